@@ -1,0 +1,79 @@
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { GraphIndex } from '../onnx/graph.js';
+import { cloneModel } from '../onnx/model.js';
+import { setTensorFloat32, tensorToFloat32 } from '../onnx/tensor.js';
+import type { PrunableWeight } from './prunable.js';
+import { kthSmallest } from './select.js';
+
+export type MagnitudeScope = 'global' | 'layer';
+
+/**
+ * Keep-mask (1 = keep) that zeroes exactly `k` of the smallest |w| over all `tensors` together. Ties at
+ * the threshold are broken by position, so the count is exact even for quantised or repeated weights.
+ */
+export function magnitudeMask(tensors: readonly Float32Array[], k: number): Uint8Array[] {
+  const masks = tensors.map((t) => new Uint8Array(t.length).fill(1));
+  if (k <= 0) return masks;
+  const total = tensors.reduce((n, t) => n + t.length, 0);
+  const abs = new Float32Array(total);
+  let o = 0;
+  for (const t of tensors) for (let i = 0; i < t.length; i++) abs[o++] = Math.abs(t[i]);
+  const threshold = kthSmallest(abs, Math.min(k, total) - 1);
+  let pruned = 0;
+  tensors.forEach((t, j) => {
+    const m = masks[j];
+    for (let i = 0; i < t.length; i++) {
+      if (Math.abs(t[i]) < threshold) {
+        m[i] = 0;
+        pruned++;
+      }
+    }
+  });
+  for (let j = 0; j < tensors.length && pruned < k; j++) {
+    const t = tensors[j];
+    const m = masks[j];
+    for (let i = 0; i < t.length && pruned < k; i++) {
+      if (m[i] && Math.abs(t[i]) === threshold) {
+        m[i] = 0;
+        pruned++;
+      }
+    }
+  }
+  return masks;
+}
+
+export function applyMask(values: Float32Array, mask: Uint8Array): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = mask[i] ? values[i] : 0;
+  return out;
+}
+
+export interface MagnitudeResult {
+  model: ModelProto;
+  /** keep-masks by initializer name */
+  masks: Map<string, Uint8Array>;
+}
+
+/**
+ * Unstructured magnitude pruning: a new model whose prunable weights have `sparsity` of their entries
+ * set to real zeros, chosen over all layers together (`global`) or within each layer (`layer`).
+ */
+export function magnitudePrune(model: ModelProto, weights: readonly PrunableWeight[], sparsity: number, scope: MagnitudeScope): MagnitudeResult {
+  const out = cloneModel(model);
+  const index = new GraphIndex(out.graph!);
+  const tensors = weights.map((w) => index.initializers.get(w.initializer)!);
+  const values = tensors.map((t) => tensorToFloat32(t));
+  let masks: Uint8Array[];
+  if (scope === 'global') {
+    const total = values.reduce((n, v) => n + v.length, 0);
+    masks = magnitudeMask(values, Math.round(sparsity * total));
+  } else {
+    masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
+  }
+  const byName = new Map<string, Uint8Array>();
+  tensors.forEach((t, j) => {
+    setTensorFloat32(t, applyMask(values[j], masks[j]));
+    byName.set(t.name, masks[j]);
+  });
+  return { model: out, masks: byName };
+}

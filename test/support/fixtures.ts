@@ -1,0 +1,15 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const FIXTURES = path.join(ROOT, 'fixtures');
+export const fixture = (name: string): string => path.join(FIXTURES, name);
+/** A model and data trained elsewhere (shared material beside the project); read-only. */
+export const REAL_WORLD = path.resolve(ROOT, '../shared/real-world/mnist-cnn-pytorch');
+export const hasRealWorld = fs.existsSync(path.join(REAL_WORLD, 'model.onnx'));
+
+export function tempDir(prefix = 'prune-guard-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
