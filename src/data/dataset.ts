@@ -1,0 +1,231 @@
+/**
+ * Binds the arrays of a data file to a model's inputs and checks them up front, so a shape or dtype
+ * mistake is reported once, in the user's terms (array names, numpy fixes), instead of as an
+ * onnxruntime error halfway through a measurement.
+ */
+import { UserError } from '../errors.js';
+import { allocTypedArray, type NdArray, type NpyDtype, type TypedArray } from './npy.js';
+import { readArrays } from './npz.js';
+
+/** A model input as the ONNX graph declares it; string/null dims are symbolic or unknown (usually batch). */
+export interface ModelInputSpec {
+  name: string;
+  dtype: NpyDtype;
+  dims: (number | string | null)[];
+}
+
+/** One model input's data; dims include the batch (sample) axis first. */
+export interface InputArray {
+  dtype: NpyDtype;
+  dims: number[];
+  data: TypedArray;
+}
+
+export interface Dataset {
+  path: string;
+  count: number;
+  /** keyed by model input name */
+  inputs: Map<string, InputArray>;
+  labels: Int32Array | null;
+}
+
+const LABELS = 'y';
+const SINGLE_INPUT = 'x';
+const INTEGER_DTYPES: ReadonlySet<NpyDtype> = new Set(['int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64']);
+
+/** `[batch,1,28,28]`; unknown dims print as `?`. */
+export function describeDims(dims: readonly (number | string | null)[]): string {
+  return `[${dims.map((d) => (d === null ? '?' : String(d))).join(',')}]`;
+}
+
+/** numpy spelling of a dtype for a suggested fix (np.bool only exists again since numpy 2). */
+function npType(dtype: NpyDtype): string {
+  return dtype === 'bool' ? 'np.bool_' : `np.${dtype}`;
+}
+
+export function loadDataset(
+  path: string,
+  model: ModelInputSpec[],
+  opts: { requireLabels: boolean; modelPath?: string },
+): Dataset {
+  const modelName = opts.modelPath ?? 'the model';
+  if (model.length === 0) {
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path} into; export the model with its inputs`);
+  }
+  const arrays = readArrays(path);
+  const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(', ')}`;
+
+  const bound: [ModelInputSpec, string, NdArray][] = [];
+  if (model.length === 1) {
+    const spec = model[0];
+    // an array named like the input is the more specific match; 'y' is never taken, it holds the labels
+    const name = spec.name !== LABELS && arrays.has(spec.name) ? spec.name : SINGLE_INPUT;
+    const arr = arrays.get(name);
+    if (!arr) {
+      throw new UserError(
+        `${path}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`,
+      );
+    }
+    bound.push([spec, name, arr]);
+  } else {
+    const missing = model.filter((s) => !arrays.has(s.name)).map((s) => s.name);
+    if (missing.length > 0) {
+      const wanted = model.map((s) => `${s.name}=...`).join(', ');
+      throw new UserError(
+        `${path}: no array for model input${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`,
+      );
+    }
+    for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)!]);
+  }
+
+  for (const [spec, name, arr] of bound) checkInput(path, spec, name, arr, modelName);
+
+  const [first, firstName, firstArr] = bound[0];
+  const count = firstArr.shape[0];
+  for (const [, name, arr] of bound) {
+    if (arr.shape[0] !== count) {
+      throw new UserError(
+        `${path}: arrays disagree on the number of samples: '${firstName}' has ${count} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`,
+      );
+    }
+  }
+  if (count < 1) {
+    throw new UserError(`${path}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+  }
+
+  const y = arrays.get(LABELS);
+  let labels: Int32Array | null = null;
+  if (y) labels = toLabels(path, y, count);
+  else if (opts.requireLabels) {
+    throw new UserError(`${path}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+  }
+
+  const inputs = new Map<string, InputArray>();
+  for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
+  return { path, count, inputs, labels };
+}
+
+function checkInput(path: string, spec: ModelInputSpec, name: string, arr: NdArray, modelName: string): void {
+  const subject = `${path}: array '${name}'`;
+  if (arr.dtype !== spec.dtype) {
+    throw new UserError(
+      `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`,
+    );
+  }
+  if (spec.dims.length === 0) {
+    throw new UserError(
+      `${modelName}: input '${spec.name}' is a scalar, so it has no batch axis to feed samples along; export the model with a batch dimension`,
+    );
+  }
+  const mismatch = `${subject} has shape ${describeDims(arr.shape)} but model input '${spec.name}' expects ${describeDims(spec.dims)}`;
+  if (arr.shape.length !== spec.dims.length) {
+    throw new UserError(`${mismatch} (rank ${arr.shape.length} vs ${spec.dims.length}); ${reshapeFix(name, arr, spec)}`);
+  }
+  // axis 0 is the sample axis of the data file: a model exported with a fixed batch (often 1) is fed in
+  // batches of that size, so the file's sample count is not held to it
+  for (let axis = 1; axis < spec.dims.length; axis++) {
+    const want = spec.dims[axis];
+    if (typeof want === 'number' && want >= 0 && arr.shape[axis] !== want) {
+      throw new UserError(`${mismatch} (axis ${axis}: ${arr.shape[axis]} vs ${want}); ${reshapeFix(name, arr, spec)}`);
+    }
+  }
+}
+
+/** The exact numpy call when the sample size already matches, otherwise the shape to aim for. */
+function reshapeFix(name: string, arr: NdArray, spec: ModelInputSpec): string {
+  const rest = spec.dims.slice(1);
+  if (arr.shape.length >= 1 && rest.every((d): d is number => typeof d === 'number' && d >= 0)) {
+    const perSampleWanted = rest.reduce((a, d) => a * d, 1);
+    const perSampleHave = arr.shape.slice(1).reduce((a, d) => a * d, 1);
+    if (perSampleWanted === perSampleHave) return `save it with ${name}.reshape(${[-1, ...rest].join(', ')})`;
+  }
+  return `save it with shape ${describeDims(['N', ...rest])} (N samples first)`;
+}
+
+function toLabels(path: string, y: NdArray, count: number): Int32Array {
+  const subject = `${path}: label array '${LABELS}'`;
+  // shape first: float one-hot labels are better fixed by argmax than by astype
+  if (y.shape.length !== 1) {
+    const fix = y.shape.length === 2 ? 'for one-hot labels save y.argmax(axis=1)' : 'save it with y.reshape(-1)';
+    throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
+  }
+  if (!INTEGER_DTYPES.has(y.dtype)) {
+    throw new UserError(`${subject} has dtype ${y.dtype} but labels must be integer class ids; save it with y.astype(np.int64)`);
+  }
+  if (y.shape[0] !== count) {
+    throw new UserError(`${subject} holds ${y.shape[0]} labels but the inputs hold ${count} samples; save one label per sample`);
+  }
+  const out = new Int32Array(count);
+  const src = y.data;
+  // one pass per element is fine here: labels are 1-D and small next to the inputs
+  for (let i = 0; i < count; i++) {
+    const v = Number(src[i]);
+    if (v < 0 || v > 0x7fffffff) {
+      throw new UserError(
+        `${subject} has ${v < 0 ? 'negative' : 'out-of-range'} value ${String(src[i])} at index ${i}; labels must be class ids 0..K-1`,
+      );
+    }
+    out[i] = v;
+  }
+  return out;
+}
+
+function sampleSize(dims: number[]): number {
+  let n = 1;
+  for (let i = 1; i < dims.length; i++) n *= dims[i];
+  return n;
+}
+
+/** Batch [start, end) as views into the data set (no copy), e.g. for feeding onnxruntime batch by batch. */
+export function sliceBatch(ds: Dataset, start: number, end: number): Map<string, InputArray> {
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > ds.count || start >= end) {
+    throw new RangeError(`sliceBatch: [${start}, ${end}) is not a non-empty range within 0..${ds.count}`);
+  }
+  const out = new Map<string, InputArray>();
+  for (const [name, arr] of ds.inputs) {
+    const per = sampleSize(arr.dims);
+    out.set(name, {
+      dtype: arr.dtype,
+      dims: [end - start, ...arr.dims.slice(1)],
+      data: arr.data.subarray(start * per, end * per),
+    });
+  }
+  return out;
+}
+
+/** A copied subset (indices may repeat or be in any order), so it outlives and never aliases `ds`. */
+export function takeSamples(ds: Dataset, indices: ArrayLike<number>): Dataset {
+  const n = indices.length;
+  if (n === 0) throw new RangeError('takeSamples: no indices; a data set holds at least one sample');
+  for (let k = 0; k < n; k++) {
+    const i = indices[k];
+    if (!Number.isInteger(i) || i < 0 || i >= ds.count) {
+      throw new RangeError(`takeSamples: index ${i} at position ${k} is outside 0..${ds.count - 1}`);
+    }
+  }
+  const inputs = new Map<string, InputArray>();
+  for (const [name, arr] of ds.inputs) {
+    const per = sampleSize(arr.dims);
+    const data = allocTypedArray(arr.dtype, n * per);
+    for (let k = 0; k < n; k++) {
+      const i = indices[k];
+      copySample(data, k * per, arr.data, i * per, per);
+    }
+    inputs.set(name, { dtype: arr.dtype, dims: [n, ...arr.dims.slice(1)], data });
+  }
+  let labels: Int32Array | null = null;
+  if (ds.labels) {
+    labels = new Int32Array(n);
+    for (let k = 0; k < n; k++) labels[k] = ds.labels[indices[k]];
+  }
+  return { path: ds.path, count: n, inputs, labels };
+}
+
+// TypedArray is a union, so TS cannot prove dst.set(src) pairs matching element types; both come from
+// the same dtype here, and copying via bytes sidesteps the bigint/number split as well
+function copySample(dst: TypedArray, dstIndex: number, src: TypedArray, srcIndex: number, length: number): void {
+  const size = src.BYTES_PER_ELEMENT;
+  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size, length * size).set(
+    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size, length * size),
+  );
+}

@@ -1,0 +1,337 @@
+import { UserError } from '../errors.js';
+import { suggestionTail } from '../config/suggest.js';
+import type { BudgetName, BudgetResult, Step, Verdict } from './types.js';
+
+export type BudgetUnit = 'fraction' | 'ratio' | 'ms' | 'bytes';
+export type BudgetSource = BudgetResult['source'];
+
+export interface BudgetSpec {
+  /** `max`: actual must stay <= limit; `min`: actual must stay >= limit */
+  direction: 'max' | 'min';
+  unit: BudgetUnit;
+  meaning: string;
+  /** checked on every run when set; budgets without a default are only checked when configured */
+  default?: number;
+  /** valid limits: `min` (exclusive when `minExclusive`) up to `max` inclusive */
+  min: number;
+  minExclusive: boolean;
+  max?: number;
+  /** what a valid limit looks like, for error messages: "must be <expect>" */
+  expect: string;
+}
+
+const FRACTION = { unit: 'fraction', min: 0, minExclusive: false, max: 1 } as const;
+const FRACTION_EXPECT = 'a fraction between 0 and 1 like 0.01 or 1%';
+
+/** Every budget prune-guard knows, in the order they are reported. */
+export const BUDGETS: Readonly<Record<BudgetName, BudgetSpec>> = {
+  'accuracy-drop': {
+    ...FRACTION,
+    direction: 'max',
+    meaning: 'top-1 accuracy lost: dense minus final',
+    default: 0.01,
+    expect: FRACTION_EXPECT,
+  },
+  'class-accuracy-drop': {
+    ...FRACTION,
+    direction: 'max',
+    meaning: 'largest accuracy lost by any single class',
+    default: 0.05,
+    expect: FRACTION_EXPECT,
+  },
+  'ece-increase': {
+    ...FRACTION,
+    direction: 'max',
+    meaning: 'expected calibration error gained: final minus dense',
+    default: 0.02,
+    expect: FRACTION_EXPECT,
+  },
+  'min-speedup': {
+    direction: 'min',
+    unit: 'ratio',
+    meaning: 'dense p50 latency divided by final p50 latency at the primary batch size',
+    min: 0,
+    minExclusive: true,
+    expect: 'a ratio above 0 like 1.5 or 1.5x',
+  },
+  'latency-regression': {
+    direction: 'max',
+    unit: 'fraction',
+    meaning: 'final p50 latency relative to the base model in compare mode, minus 1',
+    min: 0,
+    minExclusive: false,
+    expect: 'a fraction of 0 or more like 0.1 or 10%',
+  },
+  'p95-latency-ms': {
+    direction: 'max',
+    unit: 'ms',
+    meaning: 'p95 latency of the final model at the primary batch size, in milliseconds',
+    min: 0,
+    minExclusive: true,
+    expect: 'milliseconds above 0 like 12.5 or 12.5ms',
+  },
+  'max-size-bytes': {
+    direction: 'max',
+    unit: 'bytes',
+    meaning: 'size of the final model file',
+    min: 0,
+    minExclusive: true,
+    expect: 'a size in bytes above 0 like 2000000, 2MB or 1.5MiB',
+  },
+  'shift-accuracy-drop': {
+    ...FRACTION,
+    direction: 'max',
+    meaning: 'largest accuracy lost on any distribution-shift set',
+    expect: FRACTION_EXPECT,
+  },
+};
+
+export const BUDGET_NAMES = Object.keys(BUDGETS) as BudgetName[];
+
+export function isBudgetName(name: string): name is BudgetName {
+  return Object.hasOwn(BUDGETS, name);
+}
+
+const NUMBER = String.raw`[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?`;
+const SIZE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+};
+const SUFFIXES: Record<BudgetUnit, RegExp> = {
+  fraction: new RegExp(`^(${NUMBER})\\s*(%?)$`, 'i'),
+  ratio: new RegExp(`^(${NUMBER})\\s*(x?)$`, 'i'),
+  ms: new RegExp(`^(${NUMBER})\\s*(ms)?$`, 'i'),
+  bytes: new RegExp(`^(${NUMBER})\\s*(b|kb|mb|gb|kib|mib|gib)?$`, 'i'),
+};
+
+function scale(unit: BudgetUnit, suffix: string | undefined): number {
+  if (!suffix) return 1;
+  if (unit === 'fraction') return 0.01; // "%"
+  if (unit === 'bytes') return SIZE_UNITS[suffix.toLowerCase()];
+  return 1; // "x", "ms"
+}
+
+/**
+ * A budget limit from a number or from text with a unit ("0.5%", "2MB", "1.5MiB", "1.5x", "12ms").
+ * Null when the value is not a valid limit for that budget; `BUDGETS[name].expect` says what is.
+ */
+export function parseBudgetValue(name: BudgetName, raw: string | number): number | null {
+  const spec = BUDGETS[name];
+  let value: number;
+  if (typeof raw === 'number') {
+    value = raw;
+  } else {
+    const match = SUFFIXES[spec.unit].exec(raw.trim());
+    if (!match) return null;
+    value = Number(match[1]) * scale(spec.unit, match[2]);
+    if (spec.unit === 'bytes') value = Math.round(value);
+  }
+  if (!Number.isFinite(value)) return null;
+  if (spec.minExclusive ? value <= spec.min : value < spec.min) return null;
+  if (spec.max !== undefined && value > spec.max) return null;
+  return value;
+}
+
+/** `--budget NAME=VALUE` */
+export function parseBudgetFlag(text: string): { name: BudgetName; limit: number } {
+  const eq = text.indexOf('=');
+  if (eq < 0) {
+    throw new UserError(`--budget ${text}: expected NAME=VALUE, e.g. --budget accuracy-drop=0.01`);
+  }
+  const name = text.slice(0, eq).trim();
+  const raw = text.slice(eq + 1).trim();
+  if (!isBudgetName(name)) {
+    throw new UserError(`--budget ${text}: unknown budget '${name}'${suggestionTail(name, BUDGET_NAMES)}`);
+  }
+  const limit = parseBudgetValue(name, raw);
+  if (limit === null) {
+    throw new UserError(`--budget ${text}: '${name}' must be ${BUDGETS[name].expect} (got ${JSON.stringify(raw)})`);
+  }
+  return { name, limit };
+}
+
+export interface ResolvedBudget {
+  name: BudgetName;
+  limit: number;
+  direction: 'max' | 'min';
+  source: BudgetSource;
+}
+
+/**
+ * The budgets to check, in `BUDGETS` order: a flag beats the config file, which beats the default.
+ * Later flags for the same name win. Budgets without a default and not set anywhere are left out.
+ */
+export function resolveBudgets(
+  configBudgets: Partial<Record<BudgetName, number>>,
+  flagBudgets: ReadonlyArray<{ name: BudgetName; limit: number }>,
+): ResolvedBudget[] {
+  const flags = new Map(flagBudgets.map((f) => [f.name, f.limit] as const));
+  const resolved: ResolvedBudget[] = [];
+  for (const name of BUDGET_NAMES) {
+    const { direction, default: fallback } = BUDGETS[name];
+    const fromFlag = flags.get(name);
+    const fromConfig = configBudgets[name];
+    if (fromFlag !== undefined) resolved.push({ name, limit: fromFlag, direction, source: 'flag' });
+    else if (fromConfig !== undefined) resolved.push({ name, limit: fromConfig, direction, source: 'config' });
+    else if (fallback !== undefined) resolved.push({ name, limit: fallback, direction, source: 'default' });
+  }
+  return resolved;
+}
+
+export interface BudgetMeasurements {
+  dense: Step;
+  final: Step;
+  /** the model being replaced, in compare mode */
+  base?: Step;
+}
+
+/**
+ * A measured value with its explanation (and `unmeasured` when only part of it could be measured),
+ * or why it could not be measured at all.
+ */
+type Measured = { actual: number; detail: string; unmeasured?: string } | { actual: null; why: string };
+
+const TOLERANCE = 1e-12;
+
+const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
+const ms = (x: number): string => `${x.toFixed(2)} ms`;
+
+function notMeasured(why: string): Measured {
+  return { actual: null, why };
+}
+
+function accuracyDrop({ dense, final }: BudgetMeasurements): Measured {
+  if (dense.accuracy == null) return notMeasured('dense accuracy was not evaluated');
+  if (final.accuracy == null) return notMeasured('final accuracy was not evaluated');
+  return { actual: dense.accuracy - final.accuracy, detail: `${pct(dense.accuracy)} → ${pct(final.accuracy)}` };
+}
+
+function classAccuracyDrop({ dense, final }: BudgetMeasurements): Measured {
+  if (!dense.per_class?.length) return notMeasured('dense per-class accuracy was not evaluated');
+  if (!final.per_class?.length) return notMeasured('final per-class accuracy was not evaluated');
+  if (dense.per_class.length !== final.per_class.length) {
+    return notMeasured(`dense has ${dense.per_class.length} classes but final has ${final.per_class.length}`);
+  }
+  let worst = -1;
+  let worstDrop = -Infinity;
+  dense.per_class.forEach((d, i) => {
+    const f = final.per_class![i];
+    // a class with no sample has null accuracy: nothing to compare
+    if (d == null || f == null) return;
+    if (d - f > worstDrop) {
+      worst = i;
+      worstDrop = d - f;
+    }
+  });
+  if (worst < 0) return notMeasured('no class has accuracy in both dense and final');
+  return {
+    actual: worstDrop,
+    detail: `class ${worst}: ${pct(dense.per_class[worst]!)} → ${pct(final.per_class[worst]!)}`,
+  };
+}
+
+function eceIncrease({ dense, final }: BudgetMeasurements): Measured {
+  if (dense.ece == null) return notMeasured('dense ECE was not evaluated');
+  if (final.ece == null) return notMeasured('final ECE was not evaluated');
+  return { actual: final.ece - dense.ece, detail: `ECE ${pct(dense.ece)} → ${pct(final.ece)}` };
+}
+
+function latencyRatio(from: Step, fromLabel: string, final: Step): Measured {
+  if (!from.latency) return notMeasured(`${fromLabel} latency was not measured`);
+  if (!final.latency) return notMeasured('final latency was not measured');
+  if (from.latency.batch !== final.latency.batch) {
+    return notMeasured(`${fromLabel} latency is at batch ${from.latency.batch} but final at batch ${final.latency.batch}`);
+  }
+  return {
+    actual: from.latency.p50_ms / final.latency.p50_ms,
+    detail: `p50 ${ms(from.latency.p50_ms)} → ${ms(final.latency.p50_ms)} at batch ${final.latency.batch}`,
+  };
+}
+
+function minSpeedup({ dense, final }: BudgetMeasurements): Measured {
+  return latencyRatio(dense, 'dense', final);
+}
+
+function latencyRegression({ base, final }: BudgetMeasurements): Measured {
+  if (!base) return notMeasured('no base model to compare against (compare mode only)');
+  const ratio = latencyRatio(base, 'base', final);
+  if (ratio.actual === null) return ratio;
+  return { actual: 1 / ratio.actual - 1, detail: ratio.detail };
+}
+
+function p95LatencyMs({ final }: BudgetMeasurements): Measured {
+  if (!final.latency) return notMeasured('final latency was not measured');
+  return { actual: final.latency.p95_ms, detail: `batch ${final.latency.batch}, ${final.latency.runs} runs` };
+}
+
+function maxSizeBytes({ final }: BudgetMeasurements): Measured {
+  return { actual: final.size_bytes, detail: final.artifact };
+}
+
+function shiftAccuracyDrop({ dense, final }: BudgetMeasurements): Measured {
+  const shared = Object.keys(dense.shift_accuracy ?? {}).filter((k) => final.shift_accuracy?.[k] != null);
+  if (shared.length === 0) return notMeasured('no shift set was evaluated on both dense and final');
+  let worst = shared[0];
+  for (const k of shared) {
+    if (dense.shift_accuracy![k] - final.shift_accuracy![k] > dense.shift_accuracy![worst] - final.shift_accuracy![worst]) {
+      worst = k;
+    }
+  }
+  const d = dense.shift_accuracy![worst];
+  const f = final.shift_accuracy![worst];
+  const missing = Object.keys(dense.shift_accuracy!).filter((k) => !shared.includes(k));
+  return {
+    actual: d - f,
+    detail: `${worst}: ${pct(d)} → ${pct(f)}`,
+    unmeasured: missing.length ? `final was not evaluated on ${missing.join(', ')}` : undefined,
+  };
+}
+
+const MEASURE: Record<BudgetName, (m: BudgetMeasurements) => Measured> = {
+  'accuracy-drop': accuracyDrop,
+  'class-accuracy-drop': classAccuracyDrop,
+  'ece-increase': eceIncrease,
+  'min-speedup': minSpeedup,
+  'latency-regression': latencyRegression,
+  'p95-latency-ms': p95LatencyMs,
+  'max-size-bytes': maxSizeBytes,
+  'shift-accuracy-drop': shiftAccuracyDrop,
+};
+
+function within(direction: 'max' | 'min', actual: number, limit: number): boolean {
+  return direction === 'max' ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
+}
+
+/** Checks each budget against the measured steps. Anything not measured is a `warn`, never a silent pass. */
+export function evaluateBudgets(budgets: readonly ResolvedBudget[], m: BudgetMeasurements): BudgetResult[] {
+  return budgets.map(({ name, limit, direction, source }): BudgetResult => {
+    const measured = MEASURE[name](m);
+    const base = { name, limit, direction, source };
+    if (measured.actual === null) {
+      return { ...base, actual: null, verdict: 'warn', detail: `not measured: ${measured.why}` };
+    }
+    if (!Number.isFinite(measured.actual)) {
+      return { ...base, actual: null, verdict: 'warn', detail: `not measured: came out as ${measured.actual} (${measured.detail})` };
+    }
+    if (!within(direction, measured.actual, limit)) {
+      return { ...base, actual: measured.actual, verdict: 'fail', detail: measured.detail };
+    }
+    if (measured.unmeasured) {
+      // a partial measurement that passes is still not a pass
+      return { ...base, actual: measured.actual, verdict: 'warn', detail: `${measured.detail}; not measured: ${measured.unmeasured}` };
+    }
+    return { ...base, actual: measured.actual, verdict: 'pass', detail: measured.detail };
+  });
+}
+
+const SEVERITY: Record<Verdict, number> = { pass: 0, warn: 1, fail: 2 };
+
+/** The worst verdict: fail > warn > pass; nothing to judge is a pass. */
+export function overallVerdict(results: readonly Verdict[]): Verdict {
+  return results.reduce<Verdict>((worst, v) => (SEVERITY[v] > SEVERITY[worst] ? v : worst), 'pass');
+}

@@ -1,0 +1,236 @@
+import { describe, expect, it } from 'vitest';
+import { UserError } from '../../src/errors.js';
+import {
+  BUDGETS,
+  BUDGET_NAMES,
+  evaluateBudgets,
+  overallVerdict,
+  parseBudgetFlag,
+  resolveBudgets,
+  type BudgetMeasurements,
+  type ResolvedBudget,
+} from '../../src/ledger/budgets.js';
+import type { BudgetName, BudgetResult } from '../../src/ledger/types.js';
+import { step } from './fixtures.js';
+
+describe('BUDGETS table', () => {
+  it('has every budget with its direction and the documented defaults', () => {
+    expect(BUDGET_NAMES).toEqual([
+      'accuracy-drop',
+      'class-accuracy-drop',
+      'ece-increase',
+      'min-speedup',
+      'latency-regression',
+      'p95-latency-ms',
+      'max-size-bytes',
+      'shift-accuracy-drop',
+    ]);
+    const defaults = Object.fromEntries(BUDGET_NAMES.map((n) => [n, BUDGETS[n].default]).filter(([, d]) => d !== undefined));
+    expect(defaults).toEqual({ 'accuracy-drop': 0.01, 'class-accuracy-drop': 0.05, 'ece-increase': 0.02 });
+    expect(BUDGET_NAMES.filter((n) => BUDGETS[n].direction === 'min')).toEqual(['min-speedup']);
+  });
+});
+
+describe('parseBudgetFlag', () => {
+  it('reads a plain fraction', () => {
+    expect(parseBudgetFlag('accuracy-drop=0.02')).toEqual({ name: 'accuracy-drop', limit: 0.02 });
+  });
+
+  it('turns a percent into a fraction', () => {
+    expect(parseBudgetFlag('accuracy-drop=0.5%')).toEqual({ name: 'accuracy-drop', limit: 0.005 });
+    expect(parseBudgetFlag('latency-regression=10%').limit).toBeCloseTo(0.1, 12);
+  });
+
+  it('reads sizes in decimal and binary units and plain bytes', () => {
+    expect(parseBudgetFlag('max-size-bytes=2MB').limit).toBe(2_000_000);
+    expect(parseBudgetFlag('max-size-bytes=1.5MiB').limit).toBe(1_572_864);
+    expect(parseBudgetFlag('max-size-bytes=300kb').limit).toBe(300_000);
+    expect(parseBudgetFlag('max-size-bytes=123456').limit).toBe(123_456);
+  });
+
+  it('accepts an x after a speedup and ms after a latency', () => {
+    expect(parseBudgetFlag('min-speedup=1.5x').limit).toBe(1.5);
+    expect(parseBudgetFlag('p95-latency-ms=12.5ms').limit).toBe(12.5);
+  });
+
+  it('suggests the closest name for an unknown budget', () => {
+    expect(() => parseBudgetFlag('acuracy-drop=0.01')).toThrow(
+      "--budget acuracy-drop=0.01: unknown budget 'acuracy-drop'; did you mean 'accuracy-drop'?",
+    );
+    expect(() => parseBudgetFlag('acuracy-drop=0.01')).toThrow(UserError);
+  });
+
+  it('rejects a value that is not a number of the right kind', () => {
+    expect(() => parseBudgetFlag('accuracy-drop=abc')).toThrow(
+      `--budget accuracy-drop=abc: 'accuracy-drop' must be a fraction between 0 and 1 like 0.01 or 1% (got "abc")`,
+    );
+    expect(() => parseBudgetFlag('accuracy-drop=')).toThrow(UserError);
+    expect(() => parseBudgetFlag('min-speedup=2MB')).toThrow(UserError);
+    expect(() => parseBudgetFlag('max-size-bytes=0x10')).toThrow(UserError);
+  });
+
+  it('rejects values outside the valid range', () => {
+    expect(() => parseBudgetFlag('accuracy-drop=2')).toThrow(UserError);
+    expect(() => parseBudgetFlag('accuracy-drop=-1%')).toThrow(UserError);
+    expect(() => parseBudgetFlag('min-speedup=0')).toThrow(UserError);
+  });
+
+  it('asks for NAME=VALUE when there is no =', () => {
+    expect(() => parseBudgetFlag('accuracy-drop')).toThrow('--budget accuracy-drop: expected NAME=VALUE');
+  });
+});
+
+describe('resolveBudgets', () => {
+  it('takes a flag over the config over the default, and records the source', () => {
+    const resolved = resolveBudgets({ 'accuracy-drop': 0.02, 'class-accuracy-drop': 0.04 }, [
+      { name: 'accuracy-drop', limit: 0.03 },
+    ]);
+    expect(resolved.slice(0, 3)).toEqual([
+      { name: 'accuracy-drop', limit: 0.03, direction: 'max', source: 'flag' },
+      { name: 'class-accuracy-drop', limit: 0.04, direction: 'max', source: 'config' },
+      { name: 'ece-increase', limit: 0.02, direction: 'max', source: 'default' },
+    ]);
+  });
+
+  it('leaves out budgets without a default unless set, in table order', () => {
+    const names = resolveBudgets({ 'max-size-bytes': 1000 }, [{ name: 'min-speedup', limit: 1.2 }]).map((b) => b.name);
+    expect(names).toEqual(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'min-speedup', 'max-size-bytes']);
+  });
+
+  it('lets the last of repeated flags win', () => {
+    const [first] = resolveBudgets({}, [
+      { name: 'accuracy-drop', limit: 0.1 },
+      { name: 'accuracy-drop', limit: 0.2 },
+    ]);
+    expect(first.limit).toBe(0.2);
+  });
+});
+
+function check(name: BudgetName, limit: number, m: BudgetMeasurements): BudgetResult {
+  const budget: ResolvedBudget = { name, limit, direction: BUDGETS[name].direction, source: 'config' };
+  return evaluateBudgets([budget], m)[0];
+}
+
+describe('evaluateBudgets metrics', () => {
+  const dense = step();
+
+  it('accuracy-drop is dense minus final accuracy', () => {
+    const m = { dense, final: step({ accuracy: 0.872 }) };
+    expect(check('accuracy-drop', 0.03, m)).toMatchObject({ actual: expect.closeTo(0.02, 12), verdict: 'pass' });
+    expect(check('accuracy-drop', 0.01, m)).toMatchObject({ verdict: 'fail', detail: '89.20% → 87.20%', source: 'config' });
+  });
+
+  it('passes a drop equal to the limit despite float noise', () => {
+    // 0.91 - 0.9 = 0.010000000000000009 in floating point
+    const result = check('accuracy-drop', 0.01, { dense: step({ accuracy: 0.91 }), final: step({ accuracy: 0.9 }) });
+    expect(result.verdict).toBe('pass');
+  });
+
+  it('class-accuracy-drop is the largest drop of any class and names it', () => {
+    const m = { dense, final: step({ per_class: [0.88, 0.8, 0.82] }) };
+    const result = check('class-accuracy-drop', 0.05, m);
+    expect(result.actual).toBeCloseTo(0.15, 12);
+    expect(result.verdict).toBe('fail');
+    expect(result.detail).toBe('class 1: 95.00% → 80.00%');
+  });
+
+  it('class-accuracy-drop skips classes without samples', () => {
+    const m = { dense: step({ per_class: [0.9, null, 0.8] }), final: step({ per_class: [0.89, 0.1, null] }) };
+    expect(check('class-accuracy-drop', 0.05, m)).toMatchObject({ actual: expect.closeTo(0.01, 12), verdict: 'pass' });
+  });
+
+  it('ece-increase is final minus dense ECE', () => {
+    const result = check('ece-increase', 0.02, { dense, final: step({ ece: 0.06 }) });
+    expect(result.actual).toBeCloseTo(0.03, 12);
+    expect(result.verdict).toBe('fail');
+  });
+
+  it('min-speedup is dense p50 over final p50 and must stay at or above the limit', () => {
+    const final = step({ latency: { batch: 1, p50_ms: 0.21, p95_ms: 0.3, runs: 30 } });
+    const result = check('min-speedup', 1.5, { dense, final });
+    expect(result).toMatchObject({ actual: expect.closeTo(2, 12), verdict: 'pass', direction: 'min' });
+    expect(check('min-speedup', 2.5, { dense, final }).verdict).toBe('fail');
+  });
+
+  it('latency-regression is final p50 over base p50 minus one', () => {
+    const base = step({ latency: { batch: 1, p50_ms: 0.4, p95_ms: 0.5, runs: 30 } });
+    const final = step({ latency: { batch: 1, p50_ms: 0.5, p95_ms: 0.6, runs: 30 } });
+    const result = check('latency-regression', 0.1, { dense, final, base });
+    expect(result.actual).toBeCloseTo(0.25, 12);
+    expect(result.verdict).toBe('fail');
+  });
+
+  it('p95-latency-ms is the final p95', () => {
+    const result = check('p95-latency-ms', 1, { dense, final: step({ latency: { batch: 1, p50_ms: 1, p95_ms: 1.4, runs: 30 } }) });
+    expect(result).toMatchObject({ actual: 1.4, verdict: 'fail' });
+  });
+
+  it('max-size-bytes is the final file size', () => {
+    expect(check('max-size-bytes', 500_000, { dense, final: step({ size_bytes: 400_000 }) })).toMatchObject({
+      actual: 400_000,
+      verdict: 'pass',
+    });
+  });
+
+  it('shift-accuracy-drop is the largest drop over shift sets and names it', () => {
+    const m = {
+      dense: step({ shift_accuracy: { rotate: 0.7, noise: 0.8 } }),
+      final: step({ shift_accuracy: { rotate: 0.6, noise: 0.79 } }),
+    };
+    const result = check('shift-accuracy-drop', 0.05, m);
+    expect(result.actual).toBeCloseTo(0.1, 12);
+    expect(result.verdict).toBe('fail');
+    expect(result.detail).toBe('rotate: 70.00% → 60.00%');
+  });
+});
+
+describe('evaluateBudgets when something was not measured', () => {
+  const dense = step();
+
+  it.each<[BudgetName, BudgetMeasurements, string]>([
+    ['accuracy-drop', { dense, final: step({ accuracy: null }) }, 'not measured: final accuracy was not evaluated'],
+    ['class-accuracy-drop', { dense: step({ per_class: null }), final: step() }, 'not measured: dense per-class accuracy was not evaluated'],
+    ['ece-increase', { dense, final: step({ ece: null }) }, 'not measured: final ECE was not evaluated'],
+    ['min-speedup', { dense, final: step({ latency: null }) }, 'not measured: final latency was not measured'],
+    ['latency-regression', { dense, final: step() }, 'not measured: no base model to compare against (compare mode only)'],
+    ['p95-latency-ms', { dense, final: step({ latency: null }) }, 'not measured: final latency was not measured'],
+    ['shift-accuracy-drop', { dense, final: step() }, 'not measured: no shift set was evaluated on both dense and final'],
+  ])('%s gives warn with a null actual and the reason', (name, m, detail) => {
+    expect(check(name, 0.5, m)).toMatchObject({ actual: null, verdict: 'warn', detail });
+  });
+
+  it('warns when latencies were taken at different batch sizes', () => {
+    const final = step({ latency: { batch: 32, p50_ms: 1, p95_ms: 2, runs: 30 } });
+    expect(check('min-speedup', 1, { dense, final })).toMatchObject({
+      actual: null,
+      verdict: 'warn',
+      detail: 'not measured: dense latency is at batch 1 but final at batch 32',
+    });
+  });
+
+  it('warns instead of passing when only some shift sets were measured', () => {
+    const m = {
+      dense: step({ shift_accuracy: { rotate: 0.7, noise: 0.8 } }),
+      final: step({ shift_accuracy: { rotate: 0.7 } }),
+    };
+    expect(check('shift-accuracy-drop', 0.05, m)).toMatchObject({
+      actual: 0,
+      verdict: 'warn',
+      detail: 'rotate: 70.00% → 70.00%; not measured: final was not evaluated on noise',
+    });
+  });
+
+  it('warns on a non-finite result such as a zero latency', () => {
+    const final = step({ latency: { batch: 1, p50_ms: 0, p95_ms: 0, runs: 30 } });
+    expect(check('min-speedup', 1, { dense, final })).toMatchObject({ actual: null, verdict: 'warn' });
+  });
+});
+
+describe('overallVerdict', () => {
+  it('is the worst verdict: fail over warn over pass', () => {
+    expect(overallVerdict(['pass', 'warn', 'fail', 'pass'])).toBe('fail');
+    expect(overallVerdict(['pass', 'warn'])).toBe('warn');
+    expect(overallVerdict(['pass', 'pass'])).toBe('pass');
+    expect(overallVerdict([])).toBe('pass');
+  });
+});
