@@ -109,7 +109,7 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--config <path>', `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`)
     .option('--budget <name=value>', 'budget limit, repeatable; overrides the config file', collect, [])
     .option('--sparsity <fraction>', 'target fraction of prunable weights set to zero', fraction('--sparsity'))
-    .addOption(new Option('--method <method>', 'pruning method').choices(['unstructured', 'structured', 'hybrid']))
+    .option('--method <method>', 'pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4')
     .addOption(new Option('--recovery <recovery>', 'accuracy recovery after pruning').choices(['none', 'reconstruct', 'distill', 'auto', 'command']))
     .addOption(new Option('--scope <scope>', 'magnitude threshold over all layers together or per layer').choices(['global', 'layer']))
     .option('--exclude <glob>', 'node or initializer names never pruned, repeatable', collect, [])

@@ -1,0 +1,91 @@
+import type { Config } from '../config/schema.js';
+import type { Dataset } from '../data/dataset.js';
+import type { Step } from '../ledger/types.js';
+import { evaluateClassifier, type Predictions } from '../measure/evaluate.js';
+import { accuracy, agreement, confusionMatrix, expectedCalibrationError, perClassAccuracy } from '../measure/metrics.js';
+import { openSession } from '../measure/ort.js';
+import { measureFileSize } from '../measure/size.js';
+import { modelCost } from '../onnx/flops.js';
+import { GraphIndex } from '../onnx/graph.js';
+import { loadModel } from '../onnx/model.js';
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import type { PrunableWeight } from '../prune/prunable.js';
+import { countSparsity } from '../prune/sparsity.js';
+import type { Progress } from './progress.js';
+
+export interface MeasuredStep {
+  step: Step;
+  preds: Predictions;
+}
+
+export interface StepContext {
+  data: Dataset;
+  shifts: { name: string; data: Dataset }[];
+  denseWeights: readonly PrunableWeight[];
+  config: Config;
+  progress: Progress;
+  /** the dense model's predictions, for agreement; absent when measuring the dense model itself */
+  dense?: Predictions;
+}
+
+/** A model that ends in Softmax already outputs probabilities; scoring must not softmax them again. */
+export function endsInSoftmax(model: ModelProto): boolean {
+  const index = new GraphIndex(model.graph!);
+  return index.producer.get(model.graph!.output[0]?.name)?.opType === 'Softmax';
+}
+
+/**
+ * Every number of a step except latency (measured interleaved across steps), from the artifact saved
+ * at `artifact`, read back from disk: what the ledger reports is what the file holds.
+ */
+export async function measureStep(name: string, description: string, artifact: string, ctx: StepContext): Promise<MeasuredStep> {
+  const { data, config, progress } = ctx;
+  const saved = loadModel(artifact).proto;
+  const sparsity = countSparsity(saved, ctx.denseWeights);
+  const cost = modelCost(saved);
+  const size = measureFileSize(artifact);
+  const probabilities = endsInSoftmax(saved);
+  const session = await openSession(artifact, { threads: config.latency.threads });
+  let preds: Predictions;
+  const shiftAccuracy: Record<string, number> = {};
+  try {
+    progress.start(`evaluate ${name}`, data.count);
+    preds = await evaluateClassifier(session, data, {
+      batchSize: config.evalBatchSize,
+      outputsAreProbabilities: probabilities,
+      modelPath: artifact,
+      onBatch: (done) => progress.update(done),
+    });
+    progress.stop();
+    for (const s of ctx.shifts) {
+      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact });
+      shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels!);
+    }
+  } finally {
+    progress.stop();
+    await session.release();
+  }
+  const labels = data.labels!;
+  const step: Step = {
+    name,
+    description,
+    artifact,
+    sparsity: sparsity.overall,
+    params: cost.params,
+    nonzero_params: cost.nonzeroParams,
+    flops: cost.macs,
+    size_bytes: size.bytes,
+    gzip_bytes: size.gzipBytes,
+    accuracy: accuracy(preds.pred, labels),
+    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
+    confusion: confusionMatrix(preds.pred, labels, preds.classes),
+    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
+    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
+    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
+    latency: null,
+    latency_by_batch: [],
+    shift_accuracy: shiftAccuracy,
+    layers: sparsity.layers,
+  };
+  return { step, preds };
+}
