@@ -69,6 +69,14 @@ function budgetValue(name: BudgetName, x: number): string {
   }
 }
 
+/** ` [lo, hi] 95%` after the point value, so readers see how sure the gate is. */
+function intervalText(b: BudgetResult): string {
+  if (!b.ci) return '';
+  const level = b.confidence === undefined ? '' : ` ${Math.round(b.confidence * 1000) / 10}%`;
+  const p = b.p_value === undefined ? '' : `, p=${b.p_value < 0.001 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
+  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
+}
+
 function budgetTable(budgets: readonly BudgetResult[]): string {
   if (budgets.length === 0) return '_No budgets checked._';
   return table([
@@ -76,7 +84,7 @@ function budgetTable(budgets: readonly BudgetResult[]): string {
     ...budgets.map((b) => [
       `\`${b.name}\``,
       `${b.direction === 'max' ? '≤' : '≥'} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH : budgetValue(b.name, b.actual),
+      b.actual === null ? DASH : budgetValue(b.name, b.actual) + intervalText(b),
       `${ICON[b.verdict]} ${b.verdict}`,
       b.detail,
     ]),

@@ -12,6 +12,13 @@ export interface LatencyStat {
   p95_ms: number;
   /** number of timed runs behind the percentiles */
   runs: number;
+  p99_ms?: number;
+  mean_ms?: number;
+  /** bootstrap confidence intervals [lo, hi] of the statistics above, at the ledger's confidence */
+  p50_ci?: [number, number];
+  p95_ci?: [number, number];
+  p99_ci?: [number, number];
+  mean_ci?: [number, number];
 }
 
 export interface LayerSparsity {
@@ -81,6 +88,15 @@ export interface BudgetResult {
   source: 'default' | 'config' | 'flag';
   /** why, for humans: the class that dropped most, "not measured: ..." */
   detail: string;
+  /**
+   * confidence interval [lo, hi] around `actual` when the metric is a noisy estimate: the verdict is
+   * `fail` only when the whole interval is beyond the limit, `warn` when it straddles (fail in strict mode)
+   */
+  ci?: [number, number];
+  /** confidence level of `ci`, e.g. 0.95 */
+  confidence?: number;
+  /** p-value of the test behind the verdict, where one applies (McNemar's exact test for accuracy) */
+  p_value?: number;
 }
 
 export interface ClassChange {
