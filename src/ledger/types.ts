@@ -120,6 +120,21 @@ export interface ModelLedger {
   /** classes sorted by accuracy drop, largest first */
   class_changes: ClassChange[];
   eval: { data: string; samples: number; classes: number };
+  /** set by the GitHub Action on pull requests; `verdict` above then includes `vs_base.verdict` */
+  vs_base?: BaseComparison;
+}
+
+/** The same model at the pull request's merge base, pruned and measured the same way. */
+export interface BaseComparison {
+  /** commit the base model was read from */
+  ref: string;
+  /** the model's path at that commit */
+  model: string;
+  /** the base run's steps, dense first and its shipped model last */
+  steps: Step[];
+  /** the head's final model checked against the base's final model: a regression is a failed one */
+  budgets: BudgetResult[];
+  verdict: Verdict;
 }
 
 export interface Ledger {
