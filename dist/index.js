@@ -25167,10 +25167,31 @@ function shiftAccuracyDrop({ dense, final: final2 }) {
 function within(direction, actual, limit) {
   return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
 }
-function evaluateBudgets(budgets, m) {
+function intervalVerdict(direction, ci, limit, strict = false) {
+  const [lo, hi] = ci;
+  const inside = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
+  const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
+  if (beyond) return "fail";
+  if (inside) return "pass";
+  return strict ? "fail" : "warn";
+}
+function evaluateBudgets(budgets, m, opts = {}) {
   return budgets.map(({ name, limit, direction, source }) => {
     const measured = MEASURE[name](m);
     const base = { name, limit, direction, source };
+    const u = m.uncertainty?.[name];
+    if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
+      const stats = { ci: u.ci, ...opts.confidence !== void 0 ? { confidence: opts.confidence } : {}, ...u.p_value !== void 0 ? { p_value: u.p_value } : {} };
+      let verdict = intervalVerdict(direction, u.ci, limit, opts.strict);
+      const notes = [measured.detail];
+      if (u.note) notes.push(u.note);
+      if (verdict !== "pass" && intervalVerdict(direction, u.ci, limit, false) === "warn") notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
+      if (measured.unmeasured) {
+        notes.push(`not measured: ${measured.unmeasured}`);
+        if (verdict === "pass") verdict = "warn";
+      }
+      return { ...base, actual: measured.actual, verdict, detail: notes.join("; "), ...stats };
+    }
     if (measured.actual === null) {
       return { ...base, actual: null, verdict: "warn", detail: `not measured: ${measured.why}` };
     }
@@ -25189,7 +25210,7 @@ function evaluateBudgets(budgets, m) {
 function overallVerdict(results) {
   return results.reduce((worst, v) => SEVERITY[v] > SEVERITY[worst] ? v : worst, "pass");
 }
-var FRACTION, FRACTION_EXPECT, BUDGETS, BUDGET_NAMES, NUMBER, SIZE_UNITS, SUFFIXES, TOLERANCE, pct, ms, MEASURE, SEVERITY;
+var FRACTION, FRACTION_EXPECT, BUDGETS, BUDGET_NAMES, NUMBER, SIZE_UNITS, SUFFIXES, TOLERANCE, pct, ms, MEASURE, STRADDLE, SEVERITY;
 var init_budgets = __esm({
   "src/ledger/budgets.ts"() {
     "use strict";
@@ -25288,6 +25309,7 @@ var init_budgets = __esm({
       "max-size-bytes": maxSizeBytes,
       "shift-accuracy-drop": shiftAccuracyDrop
     };
+    STRADDLE = "interval straddles the limit";
     SEVERITY = { pass: 0, warn: 1, fail: 2 };
   }
 });
@@ -26618,6 +26640,12 @@ function budgetValue(name, x2) {
       return bytes(x2);
   }
 }
+function intervalText(b) {
+  if (!b.ci) return "";
+  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
+  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
+  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
+}
 function budgetTable(budgets) {
   if (budgets.length === 0) return "_No budgets checked._";
   return table([
@@ -26625,7 +26653,7 @@ function budgetTable(budgets) {
     ...budgets.map((b) => [
       `\`${b.name}\``,
       `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH : budgetValue(b.name, b.actual),
+      b.actual === null ? DASH : budgetValue(b.name, b.actual) + intervalText(b),
       `${ICON[b.verdict]} ${b.verdict}`,
       b.detail
     ])
