@@ -87,13 +87,17 @@ class Analyzer {
   readonly rewrites: DimRewrite[] = [];
   readonly tracked = new Map<string, Tracked>();
   readonly shapes: Map<string, number[]>;
+  /** small int tensors computed by shape arithmetic (Pad amounts, Reshape targets built from Concat) */
+  readonly values: Map<string, number[]>;
   readonly nodeIndex = new Map<NodeProto, number>();
   /** constant tensor -> the first layout registered per axis, so shared constants are sliced one way */
   readonly constantAxes = new Map<string, Map<number, Layout>>();
 
   constructor(readonly model: ModelProto) {
     this.index = new GraphIndex(model.graph!);
-    this.shapes = inferShapes(this.index, 2).shapes;
+    const info = inferShapes(this.index, 2);
+    this.shapes = info.shapes;
+    this.values = info.values;
     model.graph!.node.forEach((n, i) => this.nodeIndex.set(n, i));
   }
 
@@ -160,6 +164,11 @@ class Analyzer {
     if (!name) return undefined;
     const c = this.constant(name);
     return c ? tensorToInts(c.tensor) : undefined;
+  }
+
+  /** a constant, or a small int tensor the shape pass could evaluate (read-only uses: never rewritten) */
+  private knownInts(name: string | undefined): number[] | undefined {
+    return name ? (this.ints(name) ?? this.values.get(name)) : undefined;
   }
 
   /** Register a slice of a constant; a constant shared by two readers must be sliced the same way. */
@@ -284,8 +293,8 @@ class Analyzer {
     if (op === 'Squeeze' || op === 'Unsqueeze') return this.squeeze(node, ins, unknown);
     if (op === 'Pad') {
       const rank = this.shape(node.input[0])?.length;
-      const pads = attrInts(node, 'pads') ?? this.ints(node.input[1]);
-      const axes = node.input[3] ? this.ints(node.input[3]) : undefined;
+      const pads = attrInts(node, 'pads') ?? this.knownInts(node.input[1]);
+      const axes = node.input[3] ? this.knownInts(node.input[3]) : undefined;
       if (!x || !pads || rank === undefined || ins.slice(1).some((t) => t)) return unknown('has pads that are not constant');
       const padded = axes ? axes.map((a) => norm(a, rank)) : [...Array(rank).keys()];
       const k = padded.indexOf(x.axis);
@@ -308,7 +317,7 @@ class Analyzer {
       const readers = this.index.consumersOf(out);
       const safe = x && rank !== undefined && readers.every((g) => {
         if (g.opType !== 'Gather' || g.input[0] !== out) return false;
-        const idx = this.ints(g.input[1]);
+        const idx = this.knownInts(g.input[1]);
         return idx !== undefined && idx.every((i) => norm(i, rank) !== x.axis);
       });
       if (!safe) unknown('reads the channel count (shape arithmetic)');
@@ -420,7 +429,7 @@ class Analyzer {
   private reduce(node: NodeProto, x: Tracked | undefined, unknown: (w: string) => void): void {
     const rank = this.shape(node.input[0])?.length;
     if (!x || rank === undefined) return unknown('has an unknown input shape');
-    const axesIn = attrInts(node, 'axes') ?? (node.input[1] ? this.ints(node.input[1]) : undefined);
+    const axesIn = attrInts(node, 'axes') ?? (node.input[1] ? this.knownInts(node.input[1]) : undefined);
     if (node.input[1] && !axesIn) return unknown('has axes that are not constant');
     const axes = (axesIn ?? [...Array(rank).keys()]).map((a) => norm(a, rank));
     if (axes.length === 0 && attrInt(node, 'noop_with_empty_axes', 0) === 1) return this.set(node.output[0], x);
@@ -535,7 +544,7 @@ class Analyzer {
     const inS = this.shape(node.input[0]);
     const outS = this.shape(node.output[0]);
     if (!x || !inS || !outS || ins[1]) return unknown('has an unknown shape');
-    const axesIn = attrInts(node, 'axes') ?? this.ints(node.input[1]);
+    const axesIn = attrInts(node, 'axes') ?? this.knownInts(node.input[1]);
     if (node.opType === 'Squeeze') {
       const axes = (axesIn ?? inS.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0)).map((v) => norm(v, inS.length));
       if (axes.includes(x.axis)) return unknown('squeezes the channel axis');
