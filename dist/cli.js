@@ -29354,7 +29354,7 @@ function keepMask(scores, keep) {
 var Spaces = class {
   list = [];
   create(size, origin, skip) {
-    this.list.push({ parent: this.list.length, size, origin, skip });
+    this.list.push({ parent: this.list.length, size, origin, skip, block: 1 });
     return this.list.length - 1;
   }
   root(s) {
@@ -29376,6 +29376,15 @@ var Spaces = class {
   skipReason(s) {
     return this.list[this.root(s)].skip;
   }
+  block(s) {
+    return this.list[this.root(s)].block;
+  }
+  /** Channels of `s` go in whole blocks of `n` (one attention head); a conflicting block size is refused. */
+  setBlock(s, n) {
+    const r = this.list[this.root(s)];
+    if (r.block === 1 || r.block === n) r.block = n;
+    else this.poison(s, `split into heads of ${r.block} and of ${n} channels`);
+  }
   poison(s, reason) {
     const r = this.list[this.root(s)];
     if (!r.skip) r.skip = reason;
@@ -29389,6 +29398,10 @@ var Spaces = class {
     const B = this.list[rb];
     B.parent = ra;
     if (!A.skip && B.skip) A.skip = B.skip;
+    if (A.block !== B.block) {
+      if (A.block === 1) A.block = B.block;
+      else if (B.block !== 1 && !A.skip) A.skip = `split into heads of ${A.block} and of ${B.block} channels`;
+    }
   }
   get count() {
     return this.list.length;
@@ -29542,7 +29555,7 @@ var Analyzer = class {
     return this.spaces.roots().filter((r) => used.has(r)).map((r) => {
       const origins = [...new Set(this.spaces.members(r).map((m) => this.spaces.origin(m)))];
       const name = origins.length > 3 ? `${origins.slice(0, 3).join(" + ")} + ${origins.length - 3} more` : origins.join(" + ");
-      return { root: r, name, size: this.spaces.size(r), skip: this.spaces.skipReason(r) };
+      return { root: r, name, size: this.spaces.size(r), skip: this.spaces.skipReason(r), block: this.spaces.block(r) };
     });
   }
   // ---- helpers --------------------------------------------------------------------------------------
@@ -29640,6 +29653,7 @@ var Analyzer = class {
     const out = node.output[0];
     const label = nodeLabel(node);
     const unknown = (why) => this.poisonAll(ins, `${label} (${op}) ${why}`);
+    if (ins.some((t) => t?.block)) return this.headOp(node, ins, unknown);
     if (op === "Conv") return this.conv(node, x2);
     if (op === "ConvTranspose") return this.convTranspose(node, x2);
     if (op === "Gemm") return this.gemm(node, ins);
@@ -29897,30 +29911,123 @@ var Analyzer = class {
     const x2 = ins[0];
     const inS = this.shape(node.input[0]);
     const outS = this.shape(node.output[0]);
-    const target = this.ints(node.input[1]);
     if (!x2 || ins[1] || !inS || !outS) return unknown("has an unknown shape");
     const a = x2.axis;
     const tail = prod(inS.slice(a + 1));
     if (outS.length >= 1 && prod(outS.slice(0, -1)) === prod(inS.slice(0, a)) && sameDims(outS.slice(0, -1), inS.slice(0, a))) {
       const k2 = outS.length - 1;
-      if (!target) return unknown("has a computed target shape that would need the channel count");
-      if (target[k2] === 0) return unknown("copies the channel dimension by position");
-      if (target[k2] !== -1) this.addRewrite(node, { input: 1 }, k2, withRepeat(x2.layout, tail));
+      const t = this.targetElement(node, k2);
+      if (!t) return unknown("has a computed target shape that would need the channel count");
+      if (t.value === 0) return unknown("copies the channel dimension by position");
+      if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: withRepeat(x2.layout, tail) });
       return this.set(node.output[0], { axis: k2, layout: withRepeat(x2.layout, tail) });
     }
     if (outS.length > a && sameDims(outS.slice(0, a + 1), inS.slice(0, a + 1)) && prod(outS.slice(a + 1)) === tail) {
-      if (!target) return unknown("has a computed target shape that would need the channel count");
-      if (target[a] !== -1 && target[a] !== 0) this.addRewrite(node, { input: 1 }, a, x2.layout);
+      const t = this.targetElement(node, a);
+      if (!t) return unknown("has a computed target shape that would need the channel count");
+      if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
       return this.set(node.output[0], { axis: a, layout: x2.layout });
     }
     const k = outS.length - (inS.length - a);
     if (k >= 0 && outS[k] === inS[a] && sameDims(outS.slice(k + 1), inS.slice(a + 1)) && prod(outS.slice(0, k)) === prod(inS.slice(0, a))) {
-      if (!target) return unknown("has a computed target shape that would need the channel count");
-      if (target[k] !== -1 && target[k] !== 0) this.addRewrite(node, { input: 1 }, k, x2.layout);
-      else if (target[k] === 0 && k !== a) return unknown("copies a dimension by position");
+      const t = this.targetElement(node, k);
+      if (!t) return unknown("has a computed target shape that would need the channel count");
+      if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
+      else if (t.value === 0 && k !== a) return unknown("copies a dimension by position");
       return this.set(node.output[0], { axis: k, layout: x2.layout });
     }
-    unknown("splits or merges the channel axis (e.g. into attention heads or a channel shuffle)");
+    if (outS.length === inS.length + 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] * outS[a + 1] === inS[a] && sameDims(outS.slice(a + 2), inS.slice(a + 1))) {
+      const d = outS[a + 1];
+      if (x2.layout.some((sg) => sg.repeat !== 1 || sg.start % d !== 0 || sg.len % d !== 0)) return unknown("splits channels into heads across channel blocks");
+      const t = this.targetElement(node, a);
+      if (!t) return unknown("has a computed head count the analysis cannot rewrite");
+      for (const sg of x2.layout) this.spaces.setBlock(sg.space, d);
+      if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout, divisor: d });
+      return this.set(node.output[0], { axis: a, layout: x2.layout, block: d, dAxis: a + 1 });
+    }
+    unknown("splits or merges the channel axis (e.g. a channel shuffle)");
+  }
+  /**
+   * Where element `k` of a Reshape target lives: the constant itself, or one constant part of a Concat that
+   * builds the target from the batch size (dynamic-batch exports). Undefined when it is computed.
+   */
+  targetElement(node, k) {
+    const name = node.input[1];
+    const direct = this.ints(name);
+    if (direct) return { value: direct[k], rewrite: { node: this.nodeIndex.get(node), target: { input: 1 }, element: k } };
+    const cat = this.index.producer.get(name);
+    if (!cat || cat.opType !== "Concat") return void 0;
+    let pos = 0;
+    for (let i2 = 0; i2 < cat.input.length; i2++) {
+      const len = this.shape(cat.input[i2])?.[0];
+      if (len === void 0) return void 0;
+      if (k < pos + len) {
+        const part = this.ints(cat.input[i2]);
+        if (!part) return void 0;
+        return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat), target: { input: i2 }, element: k - pos } };
+      }
+      pos += len;
+    }
+    return void 0;
+  }
+  /** Ops inside multi-head attention, where a tracked axis counts heads. */
+  headOp(node, ins, unknown) {
+    const op = node.opType;
+    const x2 = ins[0];
+    const out = node.output[0];
+    if (op === "Transpose") {
+      const perm = attrInts(node, "perm");
+      if (!x2 || !perm) return unknown("has an unknown permutation");
+      return this.set(out, { ...x2, axis: perm.indexOf(x2.axis), dAxis: x2.dAxis === void 0 ? void 0 : perm.indexOf(x2.dAxis) });
+    }
+    if (op === "Cast" || op === "Identity" || op === "Dropout") return this.set(out, x2);
+    if (op === "Softmax" || op === "LogSoftmax") {
+      const rank = this.shape(node.input[0])?.length;
+      if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+      const axis = norm(attrInt(node, "axis", -1), rank);
+      if (axis === x2.axis || axis === x2.dAxis) return unknown("normalises over heads or head channels");
+      return this.set(out, x2);
+    }
+    if (op === "Mul" || op === "Div" || op === "Add" || op === "Sub") {
+      const tracked = ins.filter((t) => t);
+      const rank = this.shape(out)?.length;
+      if (tracked.length !== 1 || !x2 || rank === void 0 || this.shape(node.input[0])?.length !== rank) return unknown("combines heads with another tensor");
+      const other = this.shape(node.input[1]);
+      const c = this.constant(node.input[1]);
+      if (!other || !c) return unknown("combines heads with a non-constant tensor");
+      const at = (ax) => ax === void 0 ? 1 : other[ax - (rank - other.length)] ?? 1;
+      if (at(x2.axis) !== 1 || at(x2.dAxis) !== 1) return unknown("combines heads with a per-head constant");
+      return this.set(out, x2);
+    }
+    if (op === "MatMul") {
+      const [a, b] = ins;
+      const ra = this.shape(node.input[0])?.length;
+      const rb = this.shape(node.input[1])?.length;
+      if (!a || !b || ra === void 0 || rb === void 0 || ra !== rb || a.axis !== b.axis || a.axis >= ra - 2) return unknown("mixes heads in a way the analysis does not follow");
+      if (a.dAxis === ra - 1 && b.dAxis === rb - 2) {
+        if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (Q x K)`)) return;
+        return this.set(out, { axis: a.axis, layout: a.layout, block: a.block });
+      }
+      if (a.dAxis === void 0 && b.dAxis === rb - 1) {
+        if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (scores x V)`)) return;
+        return this.set(out, { axis: a.axis, layout: b.layout, block: b.block, dAxis: ra - 1 });
+      }
+      return unknown("mixes heads in a way the analysis does not follow");
+    }
+    if (op === "Reshape") {
+      const inS = this.shape(node.input[0]);
+      const outS = this.shape(out);
+      if (!x2 || x2.dAxis !== x2.axis + 1 || !inS || !outS || ins[1]) return unknown("reshapes heads in a way the analysis does not follow");
+      const a = x2.axis;
+      if (outS.length === inS.length - 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] === inS[a] * inS[a + 1] && sameDims(outS.slice(a + 1), inS.slice(a + 2))) {
+        const t = this.targetElement(node, a);
+        if (!t) return unknown("has a computed channel count the analysis cannot rewrite");
+        if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
+        return this.set(out, { axis: a, layout: x2.layout });
+      }
+      return unknown("reshapes heads in a way the analysis does not follow");
+    }
+    unknown("is not understood inside attention heads");
   }
   squeeze(node, ins, unknown) {
     const x2 = ins[0];
@@ -30085,7 +30192,7 @@ function removeChannels(model, analysis, keep) {
   const edits = /* @__PURE__ */ new Map();
   for (const r of analysis.rewrites) {
     const node = g2.node[r.node];
-    const value = keptSize(r.layout, spaces, keep) + (r.base ?? 0);
+    const value = keptSize(r.layout, spaces, keep) / (r.divisor ?? 1) + (r.base ?? 0);
     if ("attr" in r.target) {
       const a = attr(node, r.target.attr);
       if (!a) throw new Error(`surgery: ${node.name} has no attribute ${r.target.attr}`);
@@ -30158,17 +30265,36 @@ async function structuredPrune(model, opts) {
   const groups = analysis.groups.map((g2) => ({ ...g2, skip: g2.skip ?? protect.get(g2.root) }));
   const prunable = groups.filter((g2) => !g2.skip && g2.size > 1);
   const notes = [];
-  const importance = await groupImportance(model, analysis, opts, notes);
-  const keptCount = allocate(prunable, importance, opts);
+  const channelImportance = await groupImportance(model, analysis, opts, notes);
+  const units = prunable.map((g2) => ({ root: g2.root, size: g2.size / g2.block }));
+  const unitImportance = new Map([...channelImportance].map(([root, s]) => [root, perBlock(s, analysis.spaces.block(root))]));
+  const keptUnits = /* @__PURE__ */ new Map();
+  const plain = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
+  const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
+  for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
+  const keptCount = /* @__PURE__ */ new Map();
   const keep = /* @__PURE__ */ new Map();
   for (const g2 of prunable) {
-    const k = keptCount.get(g2.root);
-    if (k < g2.size) keep.set(g2.root, keepMask(importance.get(g2.root), k));
+    const k = keptUnits.get(g2.root);
+    keptCount.set(g2.root, k * g2.block);
+    if (k * g2.block < g2.size) keep.set(g2.root, expandBlocks(keepMask(unitImportance.get(g2.root), k), g2.block));
   }
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
   for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
   return { model: pruned, analysis, keep, groups: outcome, notes };
+}
+function perBlock(scores, block) {
+  if (block === 1) return scores;
+  const out = new Float64Array(scores.length / block);
+  for (let i2 = 0; i2 < scores.length; i2++) out[Math.floor(i2 / block)] += scores[i2];
+  return out;
+}
+function expandBlocks(mask, block) {
+  if (block === 1) return mask;
+  const out = new Uint8Array(mask.length * block);
+  for (let i2 = 0; i2 < out.length; i2++) out[i2] = mask[Math.floor(i2 / block)];
+  return out;
 }
 async function groupImportance(model, analysis, opts, notes) {
   const l1 = magnitudeImportance(model, analysis, 1);
