@@ -59,6 +59,8 @@ interface RunFlags {
   method?: Config['method'];
   recovery?: Config['recovery'];
   scope?: Config['scope'];
+  roundTo?: number;
+  criterion?: Config['criterion'];
   exclude: string[];
   keepFirstLayer?: boolean;
   keepLastLayer?: boolean;
@@ -83,6 +85,8 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.method !== undefined) overrides.method = flags.method;
   if (flags.recovery !== undefined) overrides.recovery = flags.recovery;
   if (flags.scope !== undefined) overrides.scope = flags.scope;
+  if (flags.roundTo !== undefined) overrides.roundTo = flags.roundTo;
+  if (flags.criterion !== undefined) overrides.criterion = flags.criterion;
   if (flags.exclude.length) overrides.exclude = [...base.exclude, ...flags.exclude];
   if (flags.keepFirstLayer) overrides.keepFirstLayer = true;
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
@@ -108,10 +112,12 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--shift <name=path>', 'labelled distribution-shift set, repeatable', collect, [])
     .option('--config <path>', `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`)
     .option('--budget <name=value>', 'budget limit, repeatable; overrides the config file', collect, [])
-    .option('--sparsity <fraction>', 'target fraction of prunable weights set to zero', fraction('--sparsity'))
+    .option('--sparsity <fraction>', 'target fraction of prunable weights set to zero (structured: of prunable channels removed)', fraction('--sparsity'))
     .option('--method <method>', 'pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4')
     .addOption(new Option('--recovery <recovery>', 'accuracy recovery after pruning').choices(['none', 'reconstruct', 'distill', 'auto', 'command']))
     .addOption(new Option('--scope <scope>', 'magnitude threshold over all layers together or per layer').choices(['global', 'layer']))
+    .option('--round-to <n>', 'structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)', count('--round-to', 1))
+    .addOption(new Option('--criterion <name>', 'structured: channel importance').choices(['l1', 'l2', 'bn-scale', 'activation']))
     .option('--exclude <glob>', 'node or initializer names never pruned, repeatable', collect, [])
     .option('--keep-first-layer', 'do not prune the first prunable layer')
     .option('--keep-last-layer', 'do not prune the last prunable layer')

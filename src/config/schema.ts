@@ -8,6 +8,10 @@ export type PruneMethod = (typeof PRUNE_METHODS)[number] | `${number}:${number}`
 export const RECOVERIES = ['none', 'reconstruct', 'distill', 'auto', 'command'] as const;
 export type Recovery = (typeof RECOVERIES)[number];
 
+/** structured pruning: how channel importance is scored */
+export const CRITERIA = ['l1', 'l2', 'bn-scale', 'activation'] as const;
+export type CriterionName = (typeof CRITERIA)[number];
+
 export const SCOPES = ['global', 'layer'] as const;
 /** whether the magnitude threshold is shared by all layers or set per layer */
 export type Scope = (typeof SCOPES)[number];
@@ -34,6 +38,10 @@ export interface Config {
   latency: LatencyConfig;
   evalBatchSize: number;
   confidence: number;
+  /** structured: kept channel counts are rounded to multiples of this (1 = no rounding) */
+  roundTo: number;
+  /** structured: channel importance criterion */
+  criterion: CriterionName;
   /** limits set in the file only; defaults are applied by `resolveBudgets` so their source is recorded */
   budgets: Partial<Record<BudgetName, number>>;
 }
@@ -50,6 +58,8 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   latency: { warmup: 10, runs: 30, threads: 0 },
   evalBatchSize: 256,
   confidence: 0.95,
+  roundTo: 1,
+  criterion: 'l1',
   budgets: {},
 });
 
@@ -114,6 +124,8 @@ export const CONFIG_SCHEMA: SchemaNode = {
       exclusiveMaximum: 1,
       description: 'a number between 0 and 1 like 0.95',
     },
+    'round-to': wholeNumber(1),
+    criterion: oneOf(CRITERIA),
     budgets: {
       type: 'object',
       additionalProperties: false,

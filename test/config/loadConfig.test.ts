@@ -109,6 +109,8 @@ describe('parseConfig values', () => {
       latency: { warmup: 10, runs: 30, threads: 0 },
       evalBatchSize: 256,
       confidence: 0.95,
+      roundTo: 1,
+      criterion: 'l1',
       budgets: {},
     });
   });
@@ -126,6 +128,8 @@ describe('parseConfig values', () => {
       'latency: { warmup: 2, runs: 50, threads: 4 }',
       'eval-batch-size: 64',
       'confidence: 0.9',
+      'round-to: 8',
+      'criterion: bn-scale',
       'budgets:',
       '  accuracy-drop: 0.5%',
       '  min-speedup: 1.5',
@@ -144,6 +148,8 @@ describe('parseConfig values', () => {
       latency: { warmup: 2, runs: 50, threads: 4 },
       evalBatchSize: 64,
       confidence: 0.9,
+      roundTo: 8,
+      criterion: 'bn-scale',
       budgets: { 'accuracy-drop': 0.005, 'min-speedup': 1.5, 'max-size-bytes': 2_000_000 },
     });
   });

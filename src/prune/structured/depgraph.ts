@@ -34,6 +34,8 @@ export interface DimRewrite {
   element: number;
   layout: Layout;
   base?: number;
+  /** the element counts blocks (heads) of this many channels */
+  divisor?: number;
 }
 
 export interface DependencyGroup {
@@ -44,6 +46,8 @@ export interface DependencyGroup {
   size: number;
   /** why it is left unpruned; undefined = prunable */
   skip?: string;
+  /** channels go in blocks of this size (attention heads); 1 otherwise */
+  block: number;
 }
 
 export interface DependencyAnalysis {
@@ -56,6 +60,10 @@ export interface DependencyAnalysis {
 interface Tracked {
   axis: number;
   layout: Layout;
+  /** inside attention: each element of `axis` (the head axis) stands for `block` channels of the layout */
+  block?: number;
+  /** inside attention: the axis holding the channels within a head, when the tensor still has it */
+  dAxis?: number;
 }
 
 const PASS_THROUGH = new Set([
@@ -87,13 +95,17 @@ class Analyzer {
   readonly rewrites: DimRewrite[] = [];
   readonly tracked = new Map<string, Tracked>();
   readonly shapes: Map<string, number[]>;
+  /** small int tensors computed by shape arithmetic (Pad amounts, Reshape targets built from Concat) */
+  readonly values: Map<string, number[]>;
   readonly nodeIndex = new Map<NodeProto, number>();
   /** constant tensor -> the first layout registered per axis, so shared constants are sliced one way */
   readonly constantAxes = new Map<string, Map<number, Layout>>();
 
   constructor(readonly model: ModelProto) {
     this.index = new GraphIndex(model.graph!);
-    this.shapes = inferShapes(this.index, 2).shapes;
+    const info = inferShapes(this.index, 2);
+    this.shapes = info.shapes;
+    this.values = info.values;
     model.graph!.node.forEach((n, i) => this.nodeIndex.set(n, i));
   }
 
@@ -125,7 +137,7 @@ class Analyzer {
       .map((r) => {
         const origins = [...new Set(this.spaces.members(r).map((m) => this.spaces.origin(m)))];
         const name = origins.length > 3 ? `${origins.slice(0, 3).join(' + ')} + ${origins.length - 3} more` : origins.join(' + ');
-        return { root: r, name, size: this.spaces.size(r), skip: this.spaces.skipReason(r) };
+        return { root: r, name, size: this.spaces.size(r), skip: this.spaces.skipReason(r), block: this.spaces.block(r) };
       });
   }
 
@@ -160,6 +172,11 @@ class Analyzer {
     if (!name) return undefined;
     const c = this.constant(name);
     return c ? tensorToInts(c.tensor) : undefined;
+  }
+
+  /** a constant, or a small int tensor the shape pass could evaluate (read-only uses: never rewritten) */
+  private knownInts(name: string | undefined): number[] | undefined {
+    return name ? (this.ints(name) ?? this.values.get(name)) : undefined;
   }
 
   /** Register a slice of a constant; a constant shared by two readers must be sliced the same way. */
@@ -230,6 +247,7 @@ class Analyzer {
     const label = nodeLabel(node);
     const unknown = (why: string) => this.poisonAll(ins, `${label} (${op}) ${why}`);
 
+    if (ins.some((t) => t?.block)) return this.headOp(node, ins, unknown);
     if (op === 'Conv') return this.conv(node, x);
     if (op === 'ConvTranspose') return this.convTranspose(node, x);
     if (op === 'Gemm') return this.gemm(node, ins);
@@ -284,8 +302,8 @@ class Analyzer {
     if (op === 'Squeeze' || op === 'Unsqueeze') return this.squeeze(node, ins, unknown);
     if (op === 'Pad') {
       const rank = this.shape(node.input[0])?.length;
-      const pads = attrInts(node, 'pads') ?? this.ints(node.input[1]);
-      const axes = node.input[3] ? this.ints(node.input[3]) : undefined;
+      const pads = attrInts(node, 'pads') ?? this.knownInts(node.input[1]);
+      const axes = node.input[3] ? this.knownInts(node.input[3]) : undefined;
       if (!x || !pads || rank === undefined || ins.slice(1).some((t) => t)) return unknown('has pads that are not constant');
       const padded = axes ? axes.map((a) => norm(a, rank)) : [...Array(rank).keys()];
       const k = padded.indexOf(x.axis);
@@ -308,7 +326,7 @@ class Analyzer {
       const readers = this.index.consumersOf(out);
       const safe = x && rank !== undefined && readers.every((g) => {
         if (g.opType !== 'Gather' || g.input[0] !== out) return false;
-        const idx = this.ints(g.input[1]);
+        const idx = this.knownInts(g.input[1]);
         return idx !== undefined && idx.every((i) => norm(i, rank) !== x.axis);
       });
       if (!safe) unknown('reads the channel count (shape arithmetic)');
@@ -420,7 +438,7 @@ class Analyzer {
   private reduce(node: NodeProto, x: Tracked | undefined, unknown: (w: string) => void): void {
     const rank = this.shape(node.input[0])?.length;
     if (!x || rank === undefined) return unknown('has an unknown input shape');
-    const axesIn = attrInts(node, 'axes') ?? (node.input[1] ? this.ints(node.input[1]) : undefined);
+    const axesIn = attrInts(node, 'axes') ?? (node.input[1] ? this.knownInts(node.input[1]) : undefined);
     if (node.input[1] && !axesIn) return unknown('has axes that are not constant');
     const axes = (axesIn ?? [...Array(rank).keys()]).map((a) => norm(a, rank));
     if (axes.length === 0 && attrInt(node, 'noop_with_empty_axes', 0) === 1) return this.set(node.output[0], x);
@@ -501,33 +519,133 @@ class Analyzer {
     const x = ins[0];
     const inS = this.shape(node.input[0]);
     const outS = this.shape(node.output[0]);
-    const target = this.ints(node.input[1]);
     if (!x || ins[1] || !inS || !outS) return unknown('has an unknown shape');
     const a = x.axis;
     const tail = prod(inS.slice(a + 1));
     // the channel axis and everything after it merge into the last output axis (Flatten written as Reshape)
     if (outS.length >= 1 && prod(outS.slice(0, -1)) === prod(inS.slice(0, a)) && sameDims(outS.slice(0, -1), inS.slice(0, a))) {
       const k = outS.length - 1;
-      if (!target) return unknown('has a computed target shape that would need the channel count');
-      if (target[k] === 0) return unknown('copies the channel dimension by position');
-      if (target[k] !== -1) this.addRewrite(node, { input: 1 }, k, withRepeat(x.layout, tail));
+      const t = this.targetElement(node, k);
+      if (!t) return unknown('has a computed target shape that would need the channel count');
+      if (t.value === 0) return unknown('copies the channel dimension by position');
+      if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: withRepeat(x.layout, tail) });
       return this.set(node.output[0], { axis: k, layout: withRepeat(x.layout, tail) });
     }
     // dims up to the channel axis unchanged, only later dims regrouped ([B,C,H,W] -> [B,C,H*W])
     if (outS.length > a && sameDims(outS.slice(0, a + 1), inS.slice(0, a + 1)) && prod(outS.slice(a + 1)) === tail) {
-      if (!target) return unknown('has a computed target shape that would need the channel count');
-      if (target[a] !== -1 && target[a] !== 0) this.addRewrite(node, { input: 1 }, a, x.layout);
+      const t = this.targetElement(node, a);
+      if (!t) return unknown('has a computed target shape that would need the channel count');
+      if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x.layout });
       return this.set(node.output[0], { axis: a, layout: x.layout });
     }
     // the channel axis survives unchanged with the same trailing dims ([B,T,C] <-> [B*T,C])
     const k = outS.length - (inS.length - a);
     if (k >= 0 && outS[k] === inS[a] && sameDims(outS.slice(k + 1), inS.slice(a + 1)) && prod(outS.slice(0, k)) === prod(inS.slice(0, a))) {
-      if (!target) return unknown('has a computed target shape that would need the channel count');
-      if (target[k] !== -1 && target[k] !== 0) this.addRewrite(node, { input: 1 }, k, x.layout);
-      else if (target[k] === 0 && k !== a) return unknown('copies a dimension by position');
+      const t = this.targetElement(node, k);
+      if (!t) return unknown('has a computed target shape that would need the channel count');
+      if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x.layout });
+      else if (t.value === 0 && k !== a) return unknown('copies a dimension by position');
       return this.set(node.output[0], { axis: k, layout: x.layout });
     }
-    unknown('splits or merges the channel axis (e.g. into attention heads or a channel shuffle)');
+    // the channel axis splits into [heads, head width] (multi-head attention): heads are pruned whole
+    if (outS.length === inS.length + 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] * outS[a + 1] === inS[a] && sameDims(outS.slice(a + 2), inS.slice(a + 1))) {
+      const d = outS[a + 1];
+      if (x.layout.some((sg) => sg.repeat !== 1 || sg.start % d !== 0 || sg.len % d !== 0)) return unknown('splits channels into heads across channel blocks');
+      const t = this.targetElement(node, a);
+      if (!t) return unknown('has a computed head count the analysis cannot rewrite');
+      for (const sg of x.layout) this.spaces.setBlock(sg.space, d);
+      if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x.layout, divisor: d });
+      return this.set(node.output[0], { axis: a, layout: x.layout, block: d, dAxis: a + 1 });
+    }
+    unknown('splits or merges the channel axis (e.g. a channel shuffle)');
+  }
+
+  /**
+   * Where element `k` of a Reshape target lives: the constant itself, or one constant part of a Concat that
+   * builds the target from the batch size (dynamic-batch exports). Undefined when it is computed.
+   */
+  private targetElement(node: NodeProto, k: number): { value: number; rewrite: Omit<DimRewrite, 'layout'> } | undefined {
+    const name = node.input[1];
+    const direct = this.ints(name);
+    if (direct) return { value: direct[k], rewrite: { node: this.nodeIndex.get(node)!, target: { input: 1 }, element: k } };
+    const cat = this.index.producer.get(name);
+    if (!cat || cat.opType !== 'Concat') return undefined;
+    let pos = 0;
+    for (let i = 0; i < cat.input.length; i++) {
+      const len = this.shape(cat.input[i])?.[0];
+      if (len === undefined) return undefined;
+      if (k < pos + len) {
+        const part = this.ints(cat.input[i]);
+        if (!part) return undefined;
+        return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat)!, target: { input: i }, element: k - pos } };
+      }
+      pos += len;
+    }
+    return undefined;
+  }
+
+  /** Ops inside multi-head attention, where a tracked axis counts heads. */
+  private headOp(node: NodeProto, ins: (Tracked | undefined)[], unknown: (w: string) => void): void {
+    const op = node.opType;
+    const x = ins[0];
+    const out = node.output[0];
+    if (op === 'Transpose') {
+      const perm = attrInts(node, 'perm');
+      if (!x || !perm) return unknown('has an unknown permutation');
+      return this.set(out, { ...x, axis: perm.indexOf(x.axis), dAxis: x.dAxis === undefined ? undefined : perm.indexOf(x.dAxis) });
+    }
+    if (op === 'Cast' || op === 'Identity' || op === 'Dropout') return this.set(out, x);
+    if (op === 'Softmax' || op === 'LogSoftmax') {
+      const rank = this.shape(node.input[0])?.length;
+      if (!x || rank === undefined) return unknown('has an unknown input shape');
+      const axis = norm(attrInt(node, 'axis', -1), rank);
+      if (axis === x.axis || axis === x.dAxis) return unknown('normalises over heads or head channels');
+      return this.set(out, x);
+    }
+    if (op === 'Mul' || op === 'Div' || op === 'Add' || op === 'Sub') {
+      // scaling by 1/sqrt(d) or adding a bias that does not vary over heads
+      const tracked = ins.filter((t) => t);
+      const rank = this.shape(out)?.length;
+      if (tracked.length !== 1 || !x || rank === undefined || this.shape(node.input[0])?.length !== rank) return unknown('combines heads with another tensor');
+      const other = this.shape(node.input[1]);
+      const c = this.constant(node.input[1]);
+      if (!other || !c) return unknown('combines heads with a non-constant tensor');
+      const at = (ax: number | undefined) => (ax === undefined ? 1 : (other[ax - (rank - other.length)] ?? 1));
+      if (at(x.axis) !== 1 || at(x.dAxis) !== 1) return unknown('combines heads with a per-head constant');
+      return this.set(out, x);
+    }
+    if (op === 'MatMul') {
+      const [a, b] = ins;
+      const ra = this.shape(node.input[0])?.length;
+      const rb = this.shape(node.input[1])?.length;
+      if (!a || !b || ra === undefined || rb === undefined || ra !== rb || a.axis !== b.axis || a.axis >= ra - 2) return unknown('mixes heads in a way the analysis does not follow');
+      // Q @ K^T contracts the head width: Q's d is its last axis, K^T's is its row axis
+      if (a.dAxis === ra - 1 && b.dAxis === rb - 2) {
+        if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (Q x K)`)) return;
+        return this.set(out, { axis: a.axis, layout: a.layout, block: a.block });
+      }
+      // scores @ V keeps V's head width as the last axis
+      if (a.dAxis === undefined && b.dAxis === rb - 1) {
+        if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (scores x V)`)) return;
+        return this.set(out, { axis: a.axis, layout: b.layout, block: b.block, dAxis: ra - 1 });
+      }
+      return unknown('mixes heads in a way the analysis does not follow');
+    }
+    if (op === 'Reshape') {
+      // [.., heads, d, ..] merge back into channels
+      const inS = this.shape(node.input[0]);
+      const outS = this.shape(out);
+      if (!x || x.dAxis !== x.axis + 1 || !inS || !outS || ins[1]) return unknown('reshapes heads in a way the analysis does not follow');
+      const a = x.axis;
+      if (outS.length === inS.length - 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] === inS[a] * inS[a + 1] && sameDims(outS.slice(a + 1), inS.slice(a + 2))) {
+        const t = this.targetElement(node, a);
+        if (!t) return unknown('has a computed channel count the analysis cannot rewrite');
+        if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x.layout });
+        return this.set(out, { axis: a, layout: x.layout });
+      }
+      return unknown('reshapes heads in a way the analysis does not follow');
+    }
+    unknown('is not understood inside attention heads');
   }
 
   private squeeze(node: NodeProto, ins: (Tracked | undefined)[], unknown: (w: string) => void): void {
@@ -535,7 +653,7 @@ class Analyzer {
     const inS = this.shape(node.input[0]);
     const outS = this.shape(node.output[0]);
     if (!x || !inS || !outS || ins[1]) return unknown('has an unknown shape');
-    const axesIn = attrInts(node, 'axes') ?? this.ints(node.input[1]);
+    const axesIn = attrInts(node, 'axes') ?? this.knownInts(node.input[1]);
     if (node.opType === 'Squeeze') {
       const axes = (axesIn ?? inS.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0)).map((v) => norm(v, inS.length));
       if (axes.includes(x.axis)) return unknown('squeezes the channel axis');

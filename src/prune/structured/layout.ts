@@ -24,13 +24,15 @@ interface SpaceRecord {
   origin: string;
   /** why it cannot be pruned; the first reason found is kept */
   skip?: string;
+  /** channels are pruned in blocks of this many (an attention head's width) */
+  block: number;
 }
 
 export class Spaces {
   private readonly list: SpaceRecord[] = [];
 
   create(size: number, origin: string, skip?: string): number {
-    this.list.push({ parent: this.list.length, size, origin, skip });
+    this.list.push({ parent: this.list.length, size, origin, skip, block: 1 });
     return this.list.length - 1;
   }
 
@@ -57,6 +59,17 @@ export class Spaces {
     return this.list[this.root(s)].skip;
   }
 
+  block(s: number): number {
+    return this.list[this.root(s)].block;
+  }
+
+  /** Channels of `s` go in whole blocks of `n` (one attention head); a conflicting block size is refused. */
+  setBlock(s: number, n: number): void {
+    const r = this.list[this.root(s)];
+    if (r.block === 1 || r.block === n) r.block = n;
+    else this.poison(s, `split into heads of ${r.block} and of ${n} channels`);
+  }
+
   poison(s: number, reason: string): void {
     const r = this.list[this.root(s)];
     if (!r.skip) r.skip = reason;
@@ -71,6 +84,10 @@ export class Spaces {
     const B = this.list[rb];
     B.parent = ra;
     if (!A.skip && B.skip) A.skip = B.skip;
+    if (A.block !== B.block) {
+      if (A.block === 1) A.block = B.block;
+      else if (B.block !== 1 && !A.skip) A.skip = `split into heads of ${A.block} and of ${B.block} channels`;
+    }
   }
 
   get count(): number {

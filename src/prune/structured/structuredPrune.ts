@@ -41,17 +41,39 @@ export async function structuredPrune(model: ModelProto, opts: StructuredOptions
   const groups = analysis.groups.map((g) => ({ ...g, skip: g.skip ?? protect.get(g.root) }));
   const prunable = groups.filter((g) => !g.skip && g.size > 1);
   const notes: string[] = [];
-  const importance = await groupImportance(model, analysis, opts, notes);
-  const keptCount = allocate(prunable, importance, opts);
+  const channelImportance = await groupImportance(model, analysis, opts, notes);
+  // allocation works in units: channels, or whole heads for attention groups (block > 1)
+  const units = prunable.map((g) => ({ root: g.root, size: g.size / g.block }));
+  const unitImportance = new Map([...channelImportance].map(([root, s]) => [root, perBlock(s, analysis.spaces.block(root))]));
+  const keptUnits = new Map<number, number>();
+  const plain = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
+  const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
+  for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
+  const keptCount = new Map<number, number>();
   const keep = new Map<number, Uint8Array>();
   for (const g of prunable) {
-    const k = keptCount.get(g.root)!;
-    if (k < g.size) keep.set(g.root, keepMask(importance.get(g.root)!, k));
+    const k = keptUnits.get(g.root)!;
+    keptCount.set(g.root, k * g.block);
+    if (k * g.block < g.size) keep.set(g.root, expandBlocks(keepMask(unitImportance.get(g.root)!, k), g.block));
   }
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g) => ({ ...g, kept: keep.has(g.root) ? keptCount.get(g.root)! : g.size }));
   for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${g.skip}`);
   return { model: pruned, analysis, keep, groups: outcome, notes };
+}
+
+function perBlock(scores: Float64Array, block: number): Float64Array {
+  if (block === 1) return scores;
+  const out = new Float64Array(scores.length / block);
+  for (let i = 0; i < scores.length; i++) out[Math.floor(i / block)] += scores[i];
+  return out;
+}
+
+function expandBlocks(mask: Uint8Array, block: number): Uint8Array {
+  if (block === 1) return mask;
+  const out = new Uint8Array(mask.length * block);
+  for (let i = 0; i < out.length; i++) out[i] = mask[Math.floor(i / block)];
+  return out;
 }
 
 async function groupImportance(model: ModelProto, analysis: DependencyAnalysis, opts: StructuredOptions, notes: string[]): Promise<Importance> {

@@ -83,7 +83,7 @@ export function removeChannels(model: ModelProto, analysis: DependencyAnalysis, 
   const edits = new Map<string, { node: NodeProto; input: number; values: number[] }>();
   for (const r of analysis.rewrites) {
     const node = g.node[r.node];
-    const value = keptSize(r.layout, spaces, keep) + (r.base ?? 0);
+    const value = keptSize(r.layout, spaces, keep) / (r.divisor ?? 1) + (r.base ?? 0);
     if ('attr' in r.target) {
       const a = attr(node, r.target.attr);
       if (!a) throw new Error(`surgery: ${node.name} has no attribute ${r.target.attr}`);

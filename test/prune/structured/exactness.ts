@@ -45,12 +45,14 @@ export function maxRelDiff(a: Float32Array[], b: Float32Array[]): number {
   return worst;
 }
 
-/** Keep every other channel of one group (drops the first: channel 0 removed proves indices move). */
+/** Keep every other channel (or head) of one group (drops the first: channel 0 removed proves indices move). */
 export function alternateKeep(analysis: DependencyAnalysis, root: number): Map<number, Uint8Array> {
   const n = analysis.spaces.size(root);
+  // attention groups go by whole heads
+  const block = analysis.spaces.block(root);
   const m = new Uint8Array(n);
-  for (let i = 0; i < n; i++) m[i] = i % 2;
-  if (n === 1) m[0] = 1;
+  for (let i = 0; i < n; i++) m[i] = Math.floor(i / block) % 2;
+  if (n === block) m.fill(1);
   return new Map([[root, m]]);
 }
 
