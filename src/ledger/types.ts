@@ -104,6 +104,8 @@ export interface ModelLedger {
   /** classes sorted by accuracy drop, largest first */
   class_changes: ClassChange[];
   eval: { data: string; samples: number; classes: number };
+  /** what the pruning stage wants the user to know (weights left dense and why); absent when none */
+  notes?: string[];
 }
 
 export interface Ledger {
