@@ -24478,6 +24478,7 @@ function renderModel(model) {
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const classes = classTable(model);
   if (classes) sections.push(classes);
+  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell(n)}`)].join("\n"));
   return sections.join("\n\n");
 }
 function renderMarkdown(ledger) {
@@ -28704,6 +28705,150 @@ function magnitudePrune(model, weights, sparsity, scope) {
   return { model: out, masks: byName };
 }
 
+// src/prune/nm.ts
+function parseNM(method) {
+  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method);
+  if (!match) return void 0;
+  const n = Number(match[1]);
+  const m = Number(match[2]);
+  return n < m ? { n, m } : void 0;
+}
+function layoutForNode(node, name, dims) {
+  const total = numel(dims);
+  switch (node.opType) {
+    case "Conv":
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      return { outer: dims[0], length: total / dims[0], inner: 1 };
+    case "ConvTranspose": {
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      const groups = attrInt(node, "group", 1);
+      if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
+      return { outer: groups, length: dims[0] / groups, inner: total / dims[0] };
+    }
+    case "Gemm":
+      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
+      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
+    case "MatMul": {
+      if (dims.length < 2) return "MatMul weight is 1-D";
+      if (node.input[1] === name) {
+        const [k2, n] = dims.slice(-2);
+        return { outer: total / (k2 * n), length: k2, inner: n };
+      }
+      const k = dims[dims.length - 1];
+      return { outer: total / k, length: k, inner: 1 };
+    }
+    default:
+      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
+  }
+}
+var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+function reductionLayout(index, name) {
+  const t = index.initializers.get(name);
+  if (!t) return "not in the model";
+  const dims = tensorDims(t);
+  const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
+  if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
+  let found;
+  for (const node of users) {
+    const l = layoutForNode(node, name, dims);
+    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
+    if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
+      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
+    }
+    found = l;
+  }
+  return found;
+}
+var SELECT_LIMIT = 32;
+function nmMask(values, layout, n, m) {
+  const { outer, length, inner } = layout;
+  if (outer * length * inner !== values.length) throw new Error(`layout ${outer}x${length}x${inner} does not cover ${values.length} values`);
+  const mask = new Uint8Array(values.length).fill(1);
+  const drop = m - n;
+  const score2 = new Float64Array(m);
+  const order = m > SELECT_LIMIT ? Array.from({ length: m }, (_, j) => j) : [];
+  const full = length - length % m;
+  for (let o = 0; o < outer; o++) {
+    for (let i2 = 0; i2 < inner; i2++) {
+      const base = o * length * inner + i2;
+      for (let g2 = 0; g2 < full; g2 += m) {
+        const start = base + g2 * inner;
+        for (let j = 0; j < m; j++) {
+          const a = Math.abs(values[start + j * inner]);
+          score2[j] = Number.isNaN(a) ? Infinity : a;
+        }
+        if (m <= SELECT_LIMIT) {
+          for (let d = 0; d < drop; d++) {
+            let best = -1;
+            for (let j = 0; j < m; j++) if (score2[j] >= 0 && (best < 0 || score2[j] <= score2[best])) best = j;
+            score2[best] = -1;
+            mask[start + best * inner] = 0;
+          }
+        } else {
+          for (let j = 0; j < m; j++) order[j] = j;
+          order.sort((x2, y) => score2[x2] - score2[y] || y - x2);
+          for (let d = 0; d < drop; d++) mask[start + order[d] * inner] = 0;
+        }
+      }
+    }
+  }
+  return mask;
+}
+function nmPrune(model, weights, n, m) {
+  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
+  const out = cloneModel(model);
+  const index = new GraphIndex(out.graph);
+  const layers = [];
+  const skipped = [];
+  const masks = /* @__PURE__ */ new Map();
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
+      continue;
+    }
+    const t = index.initializers.get(w.initializer);
+    const values = tensorToFloat32(t);
+    const mask = nmMask(values, layout, n, m);
+    for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
+    setTensorFloat32(t, values);
+    masks.set(w.initializer, mask);
+    const tail = layout.length % m * layout.outer * layout.inner;
+    layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
+  }
+  return { model: out, layers, skipped, masks };
+}
+function verifyNM(model, weights, n, m, limit = 100) {
+  const index = new GraphIndex(model.graph);
+  const violations = [];
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      violations.push({ initializer: w.initializer, row: -1, offset: -1, nonzero: 0, message: `${w.initializer}: cannot check the pattern: ${layout}` });
+      if (violations.length >= limit) return violations;
+      continue;
+    }
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
+    const { outer, length, inner } = layout;
+    const full = length - length % m;
+    for (let o = 0; o < outer; o++) {
+      for (let i2 = 0; i2 < inner; i2++) {
+        const base = o * length * inner + i2;
+        for (let g2 = 0; g2 < full; g2 += m) {
+          let nonzero = 0;
+          for (let j = 0; j < m; j++) if (values[base + (g2 + j) * inner] !== 0) nonzero++;
+          if (nonzero > n) {
+            const row = o * inner + i2;
+            violations.push({ initializer: w.initializer, row, offset: g2, nonzero, message: `${w.initializer}: row ${row}, group at ${g2} has ${nonzero} nonzeros, more than ${n} of ${m}` });
+            if (violations.length >= limit) return violations;
+          }
+        }
+      }
+    }
+  }
+  return violations;
+}
+
 // src/prune/prunable.ts
 var import_picomatch = __toESM(require_picomatch2(), 1);
 function weightInput(node, index) {
@@ -29130,7 +29275,7 @@ function inferNode(node, shapes, values) {
 }
 
 // src/onnx/flops.ts
-var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+var MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
 function nodeMacs(node, shapes) {
   const x2 = shapes.get(node.input[0]);
   const w = shapes.get(node.input[1]);
@@ -29166,7 +29311,7 @@ function modelCost(model) {
   const uncounted = [];
   let macs = 0;
   for (const n of index.order) {
-    if (!MAC_OPS.has(n.opType)) continue;
+    if (!MAC_OPS2.has(n.opType)) continue;
     const m = nodeMacs(n, shapes);
     if (m === null) uncounted.push(nodeLabel(n));
     else macs += m;
@@ -30350,11 +30495,46 @@ async function groupImportance(model, analysis, opts, notes) {
 }
 
 // src/prune/pruneModel.ts
+function targetSparsity(config) {
+  const nm = parseNM(config.method);
+  return nm ? 1 - nm.n / nm.m : config.sparsity;
+}
+function pruneNM(dense, weights, config, { n, m }) {
+  const r = nmPrune(dense, weights, n, m);
+  if (r.layers.length === 0) {
+    throw new UserError(`--method ${config.method}: none of the ${weights.length} prunable weights has a single input axis to group; use --method unstructured`);
+  }
+  const notes = [];
+  const tails = r.layers.filter((l) => l.tail > 0);
+  if (tails.length > 0) {
+    const list = tails.map((l) => `${l.initializer} (fan-in ${l.layout.length}: last ${l.layout.length % m} per row)`).join(", ");
+    const tailTotal = tails.reduce((s, l) => s + l.tail, 0);
+    notes.push(`${n}:${m}: fan-in not a multiple of ${m}, so the last entries of each row stay dense (${tailTotal} weights): ${list}`);
+  }
+  for (const s of r.skipped) notes.push(`${n}:${m}: ${s.initializer} left dense: ${s.reason}`);
+  if (config.sparsity !== DEFAULT_CONFIG.sparsity && config.sparsity !== 1 - n / m) {
+    notes.push(`--sparsity ${config.sparsity} is not used by --method ${config.method}: the pattern sets sparsity to ${1 - n / m}`);
+  }
+  const grouped = r.layers.reduce((s, l) => s + l.grouped, 0);
+  const all = r.layers.reduce((s, l) => s + l.grouped + l.tail, 0);
+  const pruned = r.layers.map((l) => ({ initializer: l.initializer }));
+  return {
+    model: r.model,
+    description: `${n}:${m} semi-structured magnitude pruning of ${r.layers.length} weight tensors (the ${n} largest |w| of every ${m} along the input axis kept; ${(grouped / all * 100).toFixed(1)}% of their weights in full groups)`,
+    denseWeights: weights,
+    notes,
+    targetSparsity: 1 - n / m,
+    verifySaved: (saved) => verifyNM(saved, pruned, n, m).map((v) => v.message)
+  };
+}
 async function pruneModel(dense, config, ctx) {
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
+  const nm = parseNM(config.method);
+  if (nm) return pruneNM(dense, weights, config, nm);
+  if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
   switch (config.method) {
     case "unstructured": {
       const r = magnitudePrune(dense, weights, config.sparsity, config.scope);
@@ -30548,18 +30728,21 @@ async function runPipeline(req, progress) {
   if (path4.resolve(outPath) === path4.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
-  progress.note(`pruning ${path4.basename(req.model)}: ${config.method} to ${(config.sparsity * 100).toFixed(1)}%`);
+  const target = targetSparsity(config);
+  progress.note(`pruning ${path4.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
     "prune-guard.version": VERSION,
     "prune-guard.method": config.method,
     "prune-guard.scope": config.scope,
-    "prune-guard.target_sparsity": String(config.sparsity),
+    "prune-guard.target_sparsity": String(target),
     "prune-guard.source": path4.basename(req.model)
   });
   fs5.mkdirSync(req.out, { recursive: true });
   saveModel(pruned.model, outPath);
+  const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
+  if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
   const measured = [denseStep2, await measureStep("prune", pruned.description, outPath, { ...ctx, dense: denseStep2.preds })];
@@ -30580,12 +30763,13 @@ async function runPipeline(req, progress) {
     model: req.model,
     pruned: outPath,
     method: config.method,
-    target_sparsity: config.sparsity,
+    target_sparsity: target,
     steps,
     budgets,
     verdict,
     class_changes: classChanges(steps[0], final, data.labels, denseStep2.preds.classes),
-    eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes }
+    eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
+    ...pruned.notes.length > 0 ? { notes: pruned.notes } : {}
   };
   const ledger = {
     schema: LEDGER_SCHEMA,

@@ -5926,7 +5926,7 @@ var require_client_h1 = __commonJS({
       kResume,
       kHTTPContext
     } = require_symbols();
-    var constants3 = require_constants2();
+    var constants4 = require_constants2();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var addListener = util.addListener;
@@ -6001,7 +6001,7 @@ var require_client_h1 = __commonJS({
       constructor(client, socket, { exports: exports2 }) {
         assert2(Number.isFinite(client[kMaxHeadersSize]) && client[kMaxHeadersSize] > 0);
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants3.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants4.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -6096,11 +6096,11 @@ var require_client_h1 = __commonJS({
             currentBufferRef = null;
           }
           const offset = llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr;
-          if (ret !== constants3.ERROR.OK) {
+          if (ret !== constants4.ERROR.OK) {
             const body = data.subarray(offset);
-            if (ret === constants3.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants4.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(body);
-            } else if (ret === constants3.ERROR.PAUSED) {
+            } else if (ret === constants4.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(body);
             } else {
@@ -6123,10 +6123,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants3.ERROR.OK) {
+        if (ret === constants4.ERROR.OK) {
           return null;
         }
-        if (ret === constants3.ERROR.PAUSED || ret === constants3.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants4.ERROR.PAUSED || ret === constants4.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -6143,7 +6143,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants3.ERROR[ret], data);
+        return new HTTPParserError(message, constants4.ERROR[ret], data);
       }
       destroy() {
         assert2(this.ptr != null);
@@ -6323,7 +6323,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants3.ERROR.PAUSED : 0;
+        return pause ? constants4.ERROR.PAUSED : 0;
       }
       onBody(buf) {
         const { client, socket, statusCode, maxResponseSize } = this;
@@ -6345,7 +6345,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request2.onData(buf) === false) {
-          return constants3.ERROR.PAUSED;
+          return constants4.ERROR.PAUSED;
         }
       }
       onMessageComplete() {
@@ -6381,13 +6381,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert2(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants3.ERROR.PAUSED;
+          return constants4.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants3.ERROR.PAUSED;
+          return constants4.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants3.ERROR.PAUSED;
+          return constants4.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(() => client[kResume]());
         } else {
@@ -26702,6 +26702,7 @@ function renderModel(model) {
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const classes = classTable(model);
   if (classes) sections.push(classes);
+  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell(n)}`)].join("\n"));
   return sections.join("\n\n");
 }
 function renderMarkdown(ledger) {
@@ -27053,30 +27054,30 @@ var require_tensor_conversion_impl = __commonJS({
           height = tensor.dims[2];
         }
         const inputformat = options?.format !== void 0 ? options.format : "RGB";
-        const norm = options?.norm;
+        const norm2 = options?.norm;
         let normMean;
         let normBias;
-        if (norm === void 0 || norm.mean === void 0) {
+        if (norm2 === void 0 || norm2.mean === void 0) {
           normMean = [255, 255, 255, 255];
         } else {
-          if (typeof norm.mean === "number") {
-            normMean = [norm.mean, norm.mean, norm.mean, norm.mean];
+          if (typeof norm2.mean === "number") {
+            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
           } else {
-            normMean = [norm.mean[0], norm.mean[1], norm.mean[2], 0];
-            if (norm.mean[3] !== void 0) {
-              normMean[3] = norm.mean[3];
+            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 0];
+            if (norm2.mean[3] !== void 0) {
+              normMean[3] = norm2.mean[3];
             }
           }
         }
-        if (norm === void 0 || norm.bias === void 0) {
+        if (norm2 === void 0 || norm2.bias === void 0) {
           normBias = [0, 0, 0, 0];
         } else {
-          if (typeof norm.bias === "number") {
-            normBias = [norm.bias, norm.bias, norm.bias, norm.bias];
+          if (typeof norm2.bias === "number") {
+            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
           } else {
-            normBias = [norm.bias[0], norm.bias[1], norm.bias[2], 0];
-            if (norm.bias[3] !== void 0) {
-              normBias[3] = norm.bias[3];
+            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
+            if (norm2.bias[3] !== void 0) {
+              normBias[3] = norm2.bias[3];
             }
           }
         }
@@ -27133,30 +27134,30 @@ var require_tensor_conversion_impl = __commonJS({
           channels = tensor.dims[1];
         }
         const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
-        const norm = options?.norm;
+        const norm2 = options?.norm;
         let normMean;
         let normBias;
-        if (norm === void 0 || norm.mean === void 0) {
+        if (norm2 === void 0 || norm2.mean === void 0) {
           normMean = [255, 255, 255, 255];
         } else {
-          if (typeof norm.mean === "number") {
-            normMean = [norm.mean, norm.mean, norm.mean, norm.mean];
+          if (typeof norm2.mean === "number") {
+            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
           } else {
-            normMean = [norm.mean[0], norm.mean[1], norm.mean[2], 255];
-            if (norm.mean[3] !== void 0) {
-              normMean[3] = norm.mean[3];
+            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 255];
+            if (norm2.mean[3] !== void 0) {
+              normMean[3] = norm2.mean[3];
             }
           }
         }
-        if (norm === void 0 || norm.bias === void 0) {
+        if (norm2 === void 0 || norm2.bias === void 0) {
           normBias = [0, 0, 0, 0];
         } else {
-          if (typeof norm.bias === "number") {
-            normBias = [norm.bias, norm.bias, norm.bias, norm.bias];
+          if (typeof norm2.bias === "number") {
+            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
           } else {
-            normBias = [norm.bias[0], norm.bias[1], norm.bias[2], 0];
-            if (norm.bias[3] !== void 0) {
-              normBias[3] = norm.bias[3];
+            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
+            if (norm2.bias[3] !== void 0) {
+              normBias[3] = norm2.bias[3];
             }
           }
         }
@@ -27217,18 +27218,18 @@ var require_tensor_factory_impl = __commonJS({
         throw new Error("NHWC Tensor layout is not supported yet");
       }
       const { height, width } = options;
-      const norm = options.norm ?? { mean: 255, bias: 0 };
+      const norm2 = options.norm ?? { mean: 255, bias: 0 };
       let normMean;
       let normBias;
-      if (typeof norm.mean === "number") {
-        normMean = [norm.mean, norm.mean, norm.mean, norm.mean];
+      if (typeof norm2.mean === "number") {
+        normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
       } else {
-        normMean = [norm.mean[0], norm.mean[1], norm.mean[2], norm.mean[3] ?? 255];
+        normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], norm2.mean[3] ?? 255];
       }
-      if (typeof norm.bias === "number") {
-        normBias = [norm.bias, norm.bias, norm.bias, norm.bias];
+      if (typeof norm2.bias === "number") {
+        normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
       } else {
-        normBias = [norm.bias[0], norm.bias[1], norm.bias[2], norm.bias[3] ?? 0];
+        normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], norm2.bias[3] ?? 0];
       }
       const inputformat = options.format !== void 0 ? options.format : "RGBA";
       const outputformat = options.tensorFormat !== void 0 ? options.tensorFormat !== void 0 ? options.tensorFormat : "RGB" : "RGB";
@@ -32268,14 +32269,16 @@ var init_codegenv2 = __esm({
 });
 
 // src/onnx/proto/onnx_pb.ts
-var file_onnx, ModelProtoSchema, StringStringEntryProtoSchema, TensorProto_DataType;
+var file_onnx, ValueInfoProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, TypeProto_TensorSchema;
 var init_onnx_pb = __esm({
   "src/onnx/proto/onnx_pb.ts"() {
     "use strict";
     init_codegenv2();
     file_onnx = /* @__PURE__ */ fileDesc("Cgpvbm54LnByb3RvEgRvbm54IswFCg5BdHRyaWJ1dGVQcm90bxIMCgRuYW1lGAEgASgJEhUKDXJlZl9hdHRyX25hbWUYFSABKAkSEgoKZG9jX3N0cmluZxgNIAEoCRIwCgR0eXBlGBQgASgOMiIub25ueC5BdHRyaWJ1dGVQcm90by5BdHRyaWJ1dGVUeXBlEgkKAWYYAiABKAISCQoBaRgDIAEoAxIJCgFzGAQgASgMEhwKAXQYBSABKAsyES5vbm54LlRlbnNvclByb3RvEhsKAWcYBiABKAsyEC5vbm54LkdyYXBoUHJvdG8SLgoNc3BhcnNlX3RlbnNvchgWIAEoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SGwoCdHAYDiABKAsyDy5vbm54LlR5cGVQcm90bxIOCgZmbG9hdHMYByADKAISDAoEaW50cxgIIAMoAxIPCgdzdHJpbmdzGAkgAygMEiIKB3RlbnNvcnMYCiADKAsyES5vbm54LlRlbnNvclByb3RvEiAKBmdyYXBocxgLIAMoCzIQLm9ubnguR3JhcGhQcm90bxIvCg5zcGFyc2VfdGVuc29ycxgXIAMoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SJAoLdHlwZV9wcm90b3MYDyADKAsyDy5vbm54LlR5cGVQcm90byLZAQoNQXR0cmlidXRlVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgcKA0lOVBACEgoKBlNUUklORxADEgoKBlRFTlNPUhAEEgkKBUdSQVBIEAUSEQoNU1BBUlNFX1RFTlNPUhALEg4KClRZUEVfUFJPVE8QDRIKCgZGTE9BVFMQBhIICgRJTlRTEAcSCwoHU1RSSU5HUxAIEgsKB1RFTlNPUlMQCRIKCgZHUkFQSFMQChISCg5TUEFSU0VfVEVOU09SUxAMEg8KC1RZUEVfUFJPVE9TEA4iUQoOVmFsdWVJbmZvUHJvdG8SDAoEbmFtZRgBIAEoCRIdCgR0eXBlGAIgASgLMg8ub25ueC5UeXBlUHJvdG8SEgoKZG9jX3N0cmluZxgDIAEoCSKWAQoJTm9kZVByb3RvEg0KBWlucHV0GAEgAygJEg4KBm91dHB1dBgCIAMoCRIMCgRuYW1lGAMgASgJEg8KB29wX3R5cGUYBCABKAkSDgoGZG9tYWluGAcgASgJEicKCWF0dHJpYnV0ZRgFIAMoCzIULm9ubnguQXR0cmlidXRlUHJvdG8SEgoKZG9jX3N0cmluZxgGIAEoCSLWAQoRVHJhaW5pbmdJbmZvUHJvdG8SKAoOaW5pdGlhbGl6YXRpb24YASABKAsyEC5vbm54LkdyYXBoUHJvdG8SIwoJYWxnb3JpdGhtGAIgASgLMhAub25ueC5HcmFwaFByb3RvEjwKFmluaXRpYWxpemF0aW9uX2JpbmRpbmcYAyADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8SNAoOdXBkYXRlX2JpbmRpbmcYBCADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8i6wIKCk1vZGVsUHJvdG8SEgoKaXJfdmVyc2lvbhgBIAEoAxIuCgxvcHNldF9pbXBvcnQYCCADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIVCg1wcm9kdWNlcl9uYW1lGAIgASgJEhgKEHByb2R1Y2VyX3ZlcnNpb24YAyABKAkSDgoGZG9tYWluGAQgASgJEhUKDW1vZGVsX3ZlcnNpb24YBSABKAMSEgoKZG9jX3N0cmluZxgGIAEoCRIfCgVncmFwaBgHIAEoCzIQLm9ubnguR3JhcGhQcm90bxI0Cg5tZXRhZGF0YV9wcm9wcxgOIAMoCzIcLm9ubnguU3RyaW5nU3RyaW5nRW50cnlQcm90bxIuCg10cmFpbmluZ19pbmZvGBQgAygLMhcub25ueC5UcmFpbmluZ0luZm9Qcm90bxImCglmdW5jdGlvbnMYGSADKAsyEy5vbm54LkZ1bmN0aW9uUHJvdG8iNAoWU3RyaW5nU3RyaW5nRW50cnlQcm90bxILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiawoQVGVuc29yQW5ub3RhdGlvbhITCgt0ZW5zb3JfbmFtZRgBIAEoCRJCChxxdWFudF9wYXJhbWV0ZXJfdGVuc29yX25hbWVzGAIgAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvIp4DCgpHcmFwaFByb3RvEh0KBG5vZGUYASADKAsyDy5vbm54Lk5vZGVQcm90bxIMCgRuYW1lGAIgASgJEiYKC2luaXRpYWxpemVyGAUgAygLMhEub25ueC5UZW5zb3JQcm90bxIzChJzcGFyc2VfaW5pdGlhbGl6ZXIYDyADKAsyFy5vbm54LlNwYXJzZVRlbnNvclByb3RvEhIKCmRvY19zdHJpbmcYCiABKAkSIwoFaW5wdXQYCyADKAsyFC5vbm54LlZhbHVlSW5mb1Byb3RvEiQKBm91dHB1dBgMIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SKAoKdmFsdWVfaW5mbxgNIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SNwoXcXVhbnRpemF0aW9uX2Fubm90YXRpb24YDiADKAsyFi5vbm54LlRlbnNvckFubm90YXRpb25KBAgDEARKBAgEEAVKBAgGEApSCmlyX3ZlcnNpb25SEHByb2R1Y2VyX3ZlcnNpb25SDHByb2R1Y2VyX3RhZ1IGZG9tYWluIrgFCgtUZW5zb3JQcm90bxIMCgRkaW1zGAEgAygDEhEKCWRhdGFfdHlwZRgCIAEoBRIqCgdzZWdtZW50GAMgASgLMhkub25ueC5UZW5zb3JQcm90by5TZWdtZW50EhYKCmZsb2F0X2RhdGEYBCADKAJCAhABEhYKCmludDMyX2RhdGEYBSADKAVCAhABEhMKC3N0cmluZ19kYXRhGAYgAygMEhYKCmludDY0X2RhdGEYByADKANCAhABEgwKBG5hbWUYCCABKAkSEgoKZG9jX3N0cmluZxgMIAEoCRIQCghyYXdfZGF0YRgJIAEoDBIzCg1leHRlcm5hbF9kYXRhGA0gAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvEjUKDWRhdGFfbG9jYXRpb24YDiABKA4yHi5vbm54LlRlbnNvclByb3RvLkRhdGFMb2NhdGlvbhIXCgtkb3VibGVfZGF0YRgKIAMoAUICEAESFwoLdWludDY0X2RhdGEYCyADKARCAhABGiUKB1NlZ21lbnQSDQoFYmVnaW4YASABKAMSCwoDZW5kGAIgASgDItoBCghEYXRhVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgkKBVVJTlQ4EAISCAoESU5UOBADEgoKBlVJTlQxNhAEEgkKBUlOVDE2EAUSCQoFSU5UMzIQBhIJCgVJTlQ2NBAHEgoKBlNUUklORxAIEggKBEJPT0wQCRILCgdGTE9BVDE2EAoSCgoGRE9VQkxFEAsSCgoGVUlOVDMyEAwSCgoGVUlOVDY0EA0SDQoJQ09NUExFWDY0EA4SDgoKQ09NUExFWDEyOBAPEgwKCEJGTE9BVDE2EBAiKQoMRGF0YUxvY2F0aW9uEgsKB0RFRkFVTFQQABIMCghFWFRFUk5BTBABImgKEVNwYXJzZVRlbnNvclByb3RvEiEKBnZhbHVlcxgBIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SIgoHaW5kaWNlcxgCIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SDAoEZGltcxgDIAMoAyKVAQoQVGVuc29yU2hhcGVQcm90bxItCgNkaW0YASADKAsyIC5vbm54LlRlbnNvclNoYXBlUHJvdG8uRGltZW5zaW9uGlIKCURpbWVuc2lvbhITCglkaW1fdmFsdWUYASABKANIABITCglkaW1fcGFyYW0YAiABKAlIABISCgpkZW5vdGF0aW9uGAMgASgJQgcKBXZhbHVlIs4ECglUeXBlUHJvdG8SLQoLdGVuc29yX3R5cGUYASABKAsyFi5vbm54LlR5cGVQcm90by5UZW5zb3JIABIxCg1zZXF1ZW5jZV90eXBlGAQgASgLMhgub25ueC5UeXBlUHJvdG8uU2VxdWVuY2VIABInCghtYXBfdHlwZRgFIAEoCzITLm9ubnguVHlwZVByb3RvLk1hcEgAEjEKDW9wdGlvbmFsX3R5cGUYCSABKAsyGC5vbm54LlR5cGVQcm90by5PcHRpb25hbEgAEjoKEnNwYXJzZV90ZW5zb3JfdHlwZRgIIAEoCzIcLm9ubnguVHlwZVByb3RvLlNwYXJzZVRlbnNvckgAEhIKCmRlbm90YXRpb24YBiABKAkaQgoGVGVuc29yEhEKCWVsZW1fdHlwZRgBIAEoBRIlCgVzaGFwZRgCIAEoCzIWLm9ubnguVGVuc29yU2hhcGVQcm90bxouCghTZXF1ZW5jZRIiCgllbGVtX3R5cGUYASABKAsyDy5vbm54LlR5cGVQcm90bxo8CgNNYXASEAoIa2V5X3R5cGUYASABKAUSIwoKdmFsdWVfdHlwZRgCIAEoCzIPLm9ubnguVHlwZVByb3RvGi4KCE9wdGlvbmFsEiIKCWVsZW1fdHlwZRgBIAEoCzIPLm9ubnguVHlwZVByb3RvGkgKDFNwYXJzZVRlbnNvchIRCgllbGVtX3R5cGUYASABKAUSJQoFc2hhcGUYAiABKAsyFi5vbm54LlRlbnNvclNoYXBlUHJvdG9CBwoFdmFsdWUiNQoST3BlcmF0b3JTZXRJZFByb3RvEg4KBmRvbWFpbhgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDIuUBCg1GdW5jdGlvblByb3RvEgwKBG5hbWUYASABKAkSDQoFaW5wdXQYBCADKAkSDgoGb3V0cHV0GAUgAygJEhEKCWF0dHJpYnV0ZRgGIAMoCRIdCgRub2RlGAcgAygLMg8ub25ueC5Ob2RlUHJvdG8SEgoKZG9jX3N0cmluZxgIIAEoCRIuCgxvcHNldF9pbXBvcnQYCSADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIOCgZkb21haW4YCiABKAlKBAgCEANKBAgDEARSDXNpbmNlX3ZlcnNpb25SBnN0YXR1cyrkAQoHVmVyc2lvbhISCg5fU1RBUlRfVkVSU0lPThAAEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8xMBABEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8zMBACEhgKFElSX1ZFUlNJT05fMjAxN18xMV8zEAMSGAoUSVJfVkVSU0lPTl8yMDE5XzFfMjIQBBIYChRJUl9WRVJTSU9OXzIwMTlfM18xOBAFEhgKFElSX1ZFUlNJT05fMjAxOV85XzE5EAYSFwoTSVJfVkVSU0lPTl8yMDIwXzVfOBAHEg4KCklSX1ZFUlNJT04QCCouCg5PcGVyYXRvclN0YXR1cxIQCgxFWFBFUklNRU5UQUwQABIKCgZTVEFCTEUQAUICSAM");
+    ValueInfoProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 1);
     ModelProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 4);
     StringStringEntryProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 5);
+    TensorProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 8);
     TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
       TensorProto_DataType2[TensorProto_DataType2["UNDEFINED"] = 0] = "UNDEFINED";
       TensorProto_DataType2[TensorProto_DataType2["FLOAT"] = 1] = "FLOAT";
@@ -32296,6 +32299,8 @@ var init_onnx_pb = __esm({
       TensorProto_DataType2[TensorProto_DataType2["BFLOAT16"] = 16] = "BFLOAT16";
       return TensorProto_DataType2;
     })(TensorProto_DataType || {});
+    TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
+    TypeProto_TensorSchema = /* @__PURE__ */ messageDesc(file_onnx, 11, 0);
   }
 });
 
@@ -32747,6 +32752,106 @@ var init_signature = __esm({
   }
 });
 
+// src/config/schema.ts
+function schemaAt(path12) {
+  let node = CONFIG_SCHEMA;
+  for (const segment of path12) {
+    node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
+  }
+  return node;
+}
+var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, DEFAULT_CONFIG, wholeNumber, boolean, oneOf2, CONFIG_SCHEMA;
+var init_schema = __esm({
+  "src/config/schema.ts"() {
+    "use strict";
+    init_budgets();
+    PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
+    RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
+    CRITERIA = ["l1", "l2", "bn-scale", "activation"];
+    SCOPES = ["global", "layer"];
+    DEFAULT_CONFIG = Object.freeze({
+      sparsity: 0.5,
+      method: "unstructured",
+      recovery: "none",
+      scope: "global",
+      exclude: [],
+      keepFirstLayer: false,
+      keepLastLayer: false,
+      batchSizes: [1, 32],
+      latency: { warmup: 10, runs: 30, threads: 0 },
+      evalBatchSize: 256,
+      confidence: 0.95,
+      roundTo: 1,
+      criterion: "l1",
+      budgets: {}
+    });
+    wholeNumber = (minimum) => ({
+      type: "integer",
+      minimum,
+      description: `a whole number of ${minimum} or more`
+    });
+    boolean = { type: "boolean", description: "true or false" };
+    oneOf2 = (values) => ({
+      enum: [...values],
+      description: `one of ${values.join(", ")}`
+    });
+    CONFIG_SCHEMA = {
+      $schema: "https://json-schema.org/draft/2020-12/schema",
+      type: "object",
+      additionalProperties: false,
+      description: "a mapping of settings like 'sparsity: 0.5'",
+      properties: {
+        sparsity: { type: "number", minimum: 0, exclusiveMaximum: 1, description: "a number between 0 and 1" },
+        method: {
+          type: "string",
+          anyOf: [{ enum: [...PRUNE_METHODS] }, { pattern: "^[1-9][0-9]*:[1-9][0-9]*$" }],
+          description: `one of ${PRUNE_METHODS.join(", ")} or an N:M pattern like "2:4"`
+        },
+        recovery: oneOf2(RECOVERIES),
+        scope: oneOf2(SCOPES),
+        exclude: {
+          type: "array",
+          items: { type: "string", minLength: 1, description: "a non-empty glob" },
+          description: 'a list of globs like ["*.bias"]'
+        },
+        "keep-first-layer": boolean,
+        "keep-last-layer": boolean,
+        "batch-sizes": {
+          type: "array",
+          minItems: 1,
+          uniqueItems: true,
+          items: wholeNumber(1),
+          description: "a non-empty list of distinct batch sizes like [1, 32]"
+        },
+        latency: {
+          type: "object",
+          additionalProperties: false,
+          properties: { warmup: wholeNumber(0), runs: wholeNumber(1), threads: wholeNumber(0) },
+          description: "a mapping like { warmup: 10, runs: 30, threads: 0 }"
+        },
+        "eval-batch-size": wholeNumber(1),
+        confidence: {
+          type: "number",
+          exclusiveMinimum: 0,
+          exclusiveMaximum: 1,
+          description: "a number between 0 and 1 like 0.95"
+        },
+        "round-to": wholeNumber(1),
+        criterion: oneOf2(CRITERIA),
+        budgets: {
+          type: "object",
+          additionalProperties: false,
+          // limits may carry units ("1%", "2MB"); parseBudgetValue checks them after the schema
+          properties: Object.fromEntries(
+            BUDGET_NAMES.map((name) => [name, { type: ["number", "string"], description: BUDGETS[name].expect }])
+          ),
+          description: "a mapping of budget names to limits like { accuracy-drop: 0.01 }"
+        }
+      }
+    };
+  }
+});
+
 // src/prune/select.ts
 function kthSmallest(values, k) {
   if (k < 0 || k >= values.length) throw new RangeError(`k=${k} outside 0..${values.length - 1}`);
@@ -32861,6 +32966,159 @@ var init_magnitude = __esm({
     init_model();
     init_tensor();
     init_select();
+  }
+});
+
+// src/prune/nm.ts
+function parseNM(method) {
+  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method);
+  if (!match) return void 0;
+  const n = Number(match[1]);
+  const m = Number(match[2]);
+  return n < m ? { n, m } : void 0;
+}
+function layoutForNode(node, name, dims) {
+  const total = numel(dims);
+  switch (node.opType) {
+    case "Conv":
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      return { outer: dims[0], length: total / dims[0], inner: 1 };
+    case "ConvTranspose": {
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      const groups = attrInt(node, "group", 1);
+      if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
+      return { outer: groups, length: dims[0] / groups, inner: total / dims[0] };
+    }
+    case "Gemm":
+      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
+      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
+    case "MatMul": {
+      if (dims.length < 2) return "MatMul weight is 1-D";
+      if (node.input[1] === name) {
+        const [k2, n] = dims.slice(-2);
+        return { outer: total / (k2 * n), length: k2, inner: n };
+      }
+      const k = dims[dims.length - 1];
+      return { outer: total / k, length: k, inner: 1 };
+    }
+    default:
+      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
+  }
+}
+function reductionLayout(index, name) {
+  const t = index.initializers.get(name);
+  if (!t) return "not in the model";
+  const dims = tensorDims(t);
+  const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
+  if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
+  let found;
+  for (const node of users) {
+    const l = layoutForNode(node, name, dims);
+    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
+    if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
+      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
+    }
+    found = l;
+  }
+  return found;
+}
+function nmMask(values, layout, n, m) {
+  const { outer, length, inner } = layout;
+  if (outer * length * inner !== values.length) throw new Error(`layout ${outer}x${length}x${inner} does not cover ${values.length} values`);
+  const mask = new Uint8Array(values.length).fill(1);
+  const drop = m - n;
+  const score2 = new Float64Array(m);
+  const order = m > SELECT_LIMIT ? Array.from({ length: m }, (_, j) => j) : [];
+  const full = length - length % m;
+  for (let o = 0; o < outer; o++) {
+    for (let i2 = 0; i2 < inner; i2++) {
+      const base = o * length * inner + i2;
+      for (let g2 = 0; g2 < full; g2 += m) {
+        const start = base + g2 * inner;
+        for (let j = 0; j < m; j++) {
+          const a = Math.abs(values[start + j * inner]);
+          score2[j] = Number.isNaN(a) ? Infinity : a;
+        }
+        if (m <= SELECT_LIMIT) {
+          for (let d = 0; d < drop; d++) {
+            let best = -1;
+            for (let j = 0; j < m; j++) if (score2[j] >= 0 && (best < 0 || score2[j] <= score2[best])) best = j;
+            score2[best] = -1;
+            mask[start + best * inner] = 0;
+          }
+        } else {
+          for (let j = 0; j < m; j++) order[j] = j;
+          order.sort((x2, y) => score2[x2] - score2[y] || y - x2);
+          for (let d = 0; d < drop; d++) mask[start + order[d] * inner] = 0;
+        }
+      }
+    }
+  }
+  return mask;
+}
+function nmPrune(model, weights, n, m) {
+  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
+  const out = cloneModel(model);
+  const index = new GraphIndex(out.graph);
+  const layers = [];
+  const skipped = [];
+  const masks = /* @__PURE__ */ new Map();
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
+      continue;
+    }
+    const t = index.initializers.get(w.initializer);
+    const values = tensorToFloat32(t);
+    const mask = nmMask(values, layout, n, m);
+    for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
+    setTensorFloat32(t, values);
+    masks.set(w.initializer, mask);
+    const tail = layout.length % m * layout.outer * layout.inner;
+    layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
+  }
+  return { model: out, layers, skipped, masks };
+}
+function verifyNM(model, weights, n, m, limit = 100) {
+  const index = new GraphIndex(model.graph);
+  const violations = [];
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      violations.push({ initializer: w.initializer, row: -1, offset: -1, nonzero: 0, message: `${w.initializer}: cannot check the pattern: ${layout}` });
+      if (violations.length >= limit) return violations;
+      continue;
+    }
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
+    const { outer, length, inner } = layout;
+    const full = length - length % m;
+    for (let o = 0; o < outer; o++) {
+      for (let i2 = 0; i2 < inner; i2++) {
+        const base = o * length * inner + i2;
+        for (let g2 = 0; g2 < full; g2 += m) {
+          let nonzero = 0;
+          for (let j = 0; j < m; j++) if (values[base + (g2 + j) * inner] !== 0) nonzero++;
+          if (nonzero > n) {
+            const row = o * inner + i2;
+            violations.push({ initializer: w.initializer, row, offset: g2, nonzero, message: `${w.initializer}: row ${row}, group at ${g2} has ${nonzero} nonzeros, more than ${n} of ${m}` });
+            if (violations.length >= limit) return violations;
+          }
+        }
+      }
+    }
+  }
+  return violations;
+}
+var MAC_OPS, SELECT_LIMIT;
+var init_nm = __esm({
+  "src/prune/nm.ts"() {
+    "use strict";
+    init_graph();
+    init_model();
+    init_tensor();
+    MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+    SELECT_LIMIT = 32;
   }
 });
 
@@ -33472,7 +33730,7 @@ var require_scan = __commonJS({
 var require_parse2 = __commonJS({
   "node_modules/picomatch/lib/parse.js"(exports, module) {
     "use strict";
-    var constants3 = require_constants6();
+    var constants4 = require_constants6();
     var utils = require_utils2();
     var {
       MAX_LENGTH,
@@ -33480,7 +33738,7 @@ var require_parse2 = __commonJS({
       REGEX_NON_SPECIAL_CHARS,
       REGEX_SPECIAL_CHARS_BACKREF,
       REPLACEMENTS
-    } = constants3;
+    } = constants4;
     var expandRange = (args, options) => {
       if (typeof options.expandRange === "function") {
         return options.expandRange(...args, options);
@@ -33689,7 +33947,7 @@ var require_parse2 = __commonJS({
       if (options.maxExtglobRecursion === false) {
         return { risky: false };
       }
-      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants3.DEFAULT_MAX_EXTGLOB_RECURSION;
+      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants4.DEFAULT_MAX_EXTGLOB_RECURSION;
       const branches = splitTopLevel(body).map((branch) => branch.trim());
       if (branches.length > 1) {
         if (branches.some((branch) => branch === "") || branches.some((branch) => /^[*?]+$/.test(branch)) || hasRepeatedCharPrefixOverlap(branches)) {
@@ -33735,8 +33993,8 @@ var require_parse2 = __commonJS({
       const bos = { type: "bos", value: "", output: opts.prepend || "" };
       const tokens = [bos];
       const capture = opts.capture ? "" : "?:";
-      const PLATFORM_CHARS = constants3.globChars(opts.windows);
-      const EXTGLOB_CHARS = constants3.extglobChars(PLATFORM_CHARS);
+      const PLATFORM_CHARS = constants4.globChars(opts.windows);
+      const EXTGLOB_CHARS = constants4.extglobChars(PLATFORM_CHARS);
       const {
         DOT_LITERAL,
         PLUS_LITERAL,
@@ -34432,7 +34690,7 @@ var require_parse2 = __commonJS({
         NO_DOTS_SLASH,
         STAR,
         START_ANCHOR
-      } = constants3.globChars(opts.windows);
+      } = constants4.globChars(opts.windows);
       const nodot = opts.dot ? NO_DOTS : NO_DOT;
       const slashDot = opts.dot ? NO_DOTS_SLASH : NO_DOT;
       const capture = opts.capture ? "" : "?:";
@@ -34490,7 +34748,7 @@ var require_picomatch = __commonJS({
     var scan = require_scan();
     var parse3 = require_parse2();
     var utils = require_utils2();
-    var constants3 = require_constants6();
+    var constants4 = require_constants6();
     var isObject2 = (val) => val && typeof val === "object" && !Array.isArray(val);
     var picomatch3 = (glob, options, returnState = false) => {
       if (Array.isArray(glob)) {
@@ -34618,7 +34876,7 @@ var require_picomatch = __commonJS({
         return /$^/;
       }
     };
-    picomatch3.constants = constants3;
+    picomatch3.constants = constants4;
     module.exports = picomatch3;
   }
 });
@@ -34688,112 +34946,32 @@ var init_prunable = __esm({
   }
 });
 
-// src/prune/pruneModel.ts
-async function pruneModel(dense, config, ctx) {
-  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-  if (weights.length === 0) {
-    throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  }
-  switch (config.method) {
-    case "unstructured": {
-      const r = magnitudePrune(dense, weights, config.sparsity, config.scope);
-      return {
-        model: r.model,
-        description: `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%`,
-        denseWeights: weights,
-        notes: []
-      };
+// src/prune/sparsity.ts
+function countSparsity(model, denseWeights) {
+  const index = new GraphIndex(model.graph);
+  const layers = [];
+  let zeros = 0;
+  let total = 0;
+  for (const w of denseWeights) {
+    const denseSize = numel(w.dims);
+    const t = index.initializers.get(w.initializer);
+    let nonzero = 0;
+    if (t) {
+      const v = tensorToFloat32(t);
+      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
     }
-    default:
-      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured`);
+    const z2 = denseSize - nonzero;
+    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
+    zeros += z2;
+    total += denseSize;
   }
+  return { overall: total ? zeros / total : 0, zeros, total, layers };
 }
-var init_pruneModel = __esm({
-  "src/prune/pruneModel.ts"() {
+var init_sparsity = __esm({
+  "src/prune/sparsity.ts"() {
     "use strict";
-    init_errors();
-    init_magnitude();
-    init_prunable();
-  }
-});
-
-// src/version.ts
-var VERSION7;
-var init_version3 = __esm({
-  "src/version.ts"() {
-    "use strict";
-    VERSION7 = "0.1.0";
-  }
-});
-
-// src/measure/evaluate.ts
-async function evaluateClassifier(session, data, opts) {
-  if (!data.labels) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
-  if (session.outputNames.length !== 1) {
-    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
-  }
-  const { ort } = onnxruntime();
-  const labels = data.labels;
-  const n = data.count;
-  const pred = new Int32Array(n);
-  const confidence = new Float32Array(n);
-  const correct = new Uint8Array(n);
-  const logProbLabel = new Float32Array(n);
-  let classes = 0;
-  let logits;
-  for (let start = 0; start < n; start += opts.batchSize) {
-    const end = Math.min(n, start + opts.batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) {
-      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    }
-    const result = await session.run(feeds);
-    const out = result[session.outputNames[0]];
-    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
-      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
-    }
-    const values = out.data;
-    if (classes === 0) {
-      classes = out.dims[1];
-      if (opts.keepLogits) logits = new Float32Array(n * classes);
-    }
-    for (let i2 = 0; i2 < end - start; i2++) {
-      const label2 = labels[start + i2];
-      if (label2 >= classes) {
-        throw new UserError(`${data.path}: label ${label2} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
-      }
-      const s = scoreRow(values, i2 * classes, classes, label2, opts.outputsAreProbabilities);
-      pred[start + i2] = s.pred;
-      confidence[start + i2] = s.confidence;
-      correct[start + i2] = s.pred === label2 ? 1 : 0;
-      logProbLabel[start + i2] = s.logProbLabel;
-    }
-    logits?.set(values, start * classes);
-    for (const t of Object.values(result)) t.dispose();
-    opts.onBatch?.(end, n);
-  }
-  return { classes, pred, confidence, correct, logProbLabel, logits };
-}
-var init_evaluate = __esm({
-  "src/measure/evaluate.ts"() {
-    "use strict";
-    init_dataset();
-    init_errors();
-    init_ort();
-    init_metrics();
-  }
-});
-
-// src/measure/size.ts
-import * as fs6 from "node:fs";
-import { gzipSync } from "node:zlib";
-function measureFileSize(file) {
-  const data = fs6.readFileSync(file);
-  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
-}
-var init_size = __esm({
-  "src/measure/size.ts"() {
-    "use strict";
+    init_graph();
+    init_tensor();
   }
 });
 
@@ -35012,18 +35190,18 @@ function inferNode(node, shapes, values) {
       const axes = attrInts(node, "axes") ?? v(1);
       if (!axes) return;
       const rank = x2.length + axes.length;
-      const norm = new Set(axes.map((a) => normAxis(a, rank)));
+      const norm2 = new Set(axes.map((a) => normAxis(a, rank)));
       const out = [];
       let k = 0;
-      for (let i2 = 0; i2 < rank; i2++) out.push(norm.has(i2) ? 1 : x2[k++]);
+      for (let i2 = 0; i2 < rank; i2++) out.push(norm2.has(i2) ? 1 : x2[k++]);
       set(out, v(0));
       return;
     }
     case "Squeeze": {
       if (!x2) return;
       const axes = attrInts(node, "axes") ?? v(1);
-      const norm = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
-      set(x2.filter((d, i2) => norm ? !norm.has(i2) : d !== 1), v(0));
+      const norm2 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
+      set(x2.filter((d, i2) => norm2 ? !norm2.has(i2) : d !== 1), v(0));
       return;
     }
     case "Gather": {
@@ -35092,8 +35270,8 @@ function inferNode(node, shapes, values) {
       if (!x2) return;
       const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
       const keep = attrInt(node, "keepdims", 1) === 1;
-      const norm = new Set(axes.map((a) => normAxis(a, x2.length)));
-      set(keep ? x2.map((d, i2) => norm.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm.has(i2)));
+      const norm2 = new Set(axes.map((a) => normAxis(a, x2.length)));
+      set(keep ? x2.map((d, i2) => norm2.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm2.has(i2)));
       return;
     }
     case "ArgMax":
@@ -35204,7 +35382,7 @@ function modelCost(model) {
   const uncounted = [];
   let macs = 0;
   for (const n of index.order) {
-    if (!MAC_OPS.has(n.opType)) continue;
+    if (!MAC_OPS2.has(n.opType)) continue;
     const m = nodeMacs(n, shapes);
     if (m === null) uncounted.push(nodeLabel(n));
     else macs += m;
@@ -35217,43 +35395,1429 @@ function modelCost(model) {
   }
   return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
 }
-var MAC_OPS;
+var MAC_OPS2;
 var init_flops = __esm({
   "src/onnx/flops.ts"() {
     "use strict";
     init_graph();
     init_shapes();
     init_tensor();
-    MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+    MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
   }
 });
 
-// src/prune/sparsity.ts
-function countSparsity(model, denseWeights) {
-  const index = new GraphIndex(model.graph);
-  const layers = [];
-  let zeros = 0;
-  let total = 0;
-  for (const w of denseWeights) {
-    const denseSize = numel(w.dims);
-    const t = index.initializers.get(w.initializer);
-    let nonzero = 0;
-    if (t) {
-      const v = tensorToFloat32(t);
-      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    }
-    const z2 = denseSize - nonzero;
-    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
-    zeros += z2;
-    total += denseSize;
-  }
-  return { overall: total ? zeros / total : 0, zeros, total, layers };
+// src/prune/structured/describe.ts
+function structuredSummary(dense, r) {
+  const prunable = r.groups.filter((g2) => !g2.skip && g2.size > 1);
+  const channels = prunable.reduce((n, g2) => n + g2.size, 0);
+  const removed = prunable.reduce((n, g2) => n + g2.size - g2.kept, 0);
+  const a = modelCost(dense);
+  const b = modelCost(r.model);
+  return {
+    groupsFound: r.groups.length,
+    groupsPruned: prunable.filter((g2) => g2.kept < g2.size).length,
+    groupsSkipped: r.groups.filter((g2) => g2.skip).length,
+    channels,
+    channelsRemoved: removed,
+    paramsRemoved: a.params ? 1 - b.params / a.params : 0,
+    macsRemoved: a.macs ? 1 - b.macs / a.macs : 0
+  };
 }
-var init_sparsity = __esm({
-  "src/prune/sparsity.ts"() {
+function describeStructured(dense, r, o) {
+  const s = structuredSummary(dense, r);
+  return `structured channel pruning (${o.criterion}, ${o.scope}) at ${pct2(o.sparsity)} of channels: removed ${s.channelsRemoved} of ${s.channels} prunable channels in ${s.groupsPruned} of ${s.groupsFound} dependency groups (${s.groupsSkipped} skipped, see notes); parameters -${pct2(s.paramsRemoved)}, MACs -${pct2(s.macsRemoved)}`;
+}
+var pct2;
+var init_describe = __esm({
+  "src/prune/structured/describe.ts"() {
+    "use strict";
+    init_flops();
+    pct2 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  }
+});
+
+// src/prune/criteria/activations.ts
+async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 64) {
+  const probe = cloneModel(model);
+  const g2 = probe.graph;
+  const existing = new Set(g2.output.map((o) => o.name));
+  for (const name of tensors.keys()) {
+    if (existing.has(name)) continue;
+    const type = create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } });
+    g2.output.push(create(ValueInfoProtoSchema, { name, type }));
+  }
+  const { ort } = onnxruntime();
+  const session = await ort.InferenceSession.create(serializeModel(probe), { executionProviders: ["cpu"], graphOptimizationLevel: "disabled" });
+  const sums = /* @__PURE__ */ new Map();
+  let seen = 0;
+  try {
+    const n = Math.min(calib.count, maxSamples);
+    for (let start = 0; start < n; start += batch) {
+      const end = Math.min(n, start + batch);
+      const feeds = {};
+      for (const [name, arr] of sliceBatch(calib, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const result = await session.run(feeds, [...tensors.keys()]);
+      for (const [name, axis] of tensors) {
+        const t = result[name];
+        const dims = t.dims;
+        const data = t.data;
+        const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+        const k = dims[axis];
+        let acc = sums.get(name);
+        if (!acc) sums.set(name, acc = new Float64Array(k));
+        for (let i2 = 0; i2 < data.length; i2++) acc[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
+      }
+      for (const t of Object.values(result)) t.dispose();
+      seen += end - start;
+    }
+  } finally {
+    await session.release();
+  }
+  for (const [name, acc] of sums) {
+    const perSample = acc.length;
+    void perSample;
+    for (let i2 = 0; i2 < acc.length; i2++) acc[i2] /= Math.max(1, seen);
+  }
+  return sums;
+}
+var init_activations = __esm({
+  "src/prune/criteria/activations.ts"() {
+    "use strict";
+    init_esm2();
+    init_dataset();
+    init_ort();
+    init_model();
+    init_onnx_pb();
+    init_tensor();
+  }
+});
+
+// src/prune/criteria/importance.ts
+function normAlongAxis(values, dims, axis, p) {
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const n = dims[axis];
+  const out = new Float64Array(n);
+  for (let i2 = 0; i2 < values.length; i2++) {
+    const k = Math.floor(i2 / inner) % n;
+    const v = values[i2];
+    out[k] += p === 1 ? Math.abs(v) : v * v;
+  }
+  return out;
+}
+function accumulate(scores, spaces, layout, perElement) {
+  let pos = 0;
+  for (const s of layout) {
+    const root = spaces.root(s.space);
+    let acc = scores.get(root);
+    if (!acc) scores.set(root, acc = new Float64Array(spaces.size(root)));
+    for (let c = 0; c < s.len; c++) {
+      for (let r = 0; r < s.repeat; r++) acc[s.start + c] += perElement[pos + c * s.repeat + r];
+    }
+    pos += s.len * s.repeat;
+  }
+}
+function constants3(model) {
+  const index = new GraphIndex(model.graph);
+  const cache = /* @__PURE__ */ new Map();
+  return (name) => {
+    let c = cache.get(name);
+    if (!c) {
+      const t = index.constant(name);
+      cache.set(name, c = { values: tensorToFloat32(t), dims: tensorDims(t) });
+    }
+    return c;
+  };
+}
+function magnitudeImportance(model, analysis, p) {
+  const get = constants3(model);
+  const scores = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (!isMatrixUse(u, get)) continue;
+    const { values, dims } = get(u.tensor);
+    accumulate(scores, analysis.spaces, u.layout, normAlongAxis(values, dims, u.axis, p));
+  }
+  if (p === 2) for (const v of scores.values()) for (let i2 = 0; i2 < v.length; i2++) v[i2] = Math.sqrt(v[i2]);
+  return scores;
+}
+function bnScaleImportance(model, analysis) {
+  const get = constants3(model);
+  const scores = /* @__PURE__ */ new Map();
+  const nodes = model.graph.node;
+  for (const u of analysis.uses) {
+    const n = nodes[u.node];
+    if (n.opType !== "BatchNormalization" || u.tensor !== resolveAlias(model, n.input[1])) continue;
+    accumulate(scores, analysis.spaces, u.layout, Array.from(get(u.tensor).values, Math.abs));
+  }
+  return scores;
+}
+function resolveAlias(model, name) {
+  const byOutput = new Map(model.graph.node.map((n2) => [n2.output[0], n2]));
+  let n = name;
+  for (let hop = 0; hop < 8; hop++) {
+    const p = byOutput.get(n);
+    if (!p || p.opType !== "Identity") return n;
+    n = p.input[0];
+  }
+  return n;
+}
+function activationImportance(model, analysis, meanAbs) {
+  const get = constants3(model);
+  const scores = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (u.role !== "fanin" || !u.activation) continue;
+    const act = meanAbs.get(u.activation);
+    if (!act) continue;
+    const { values, dims } = get(u.tensor);
+    const w = normAlongAxis(values, dims, u.axis, 2);
+    const per = new Float64Array(w.length);
+    for (let i2 = 0; i2 < w.length; i2++) per[i2] = Math.sqrt(w[i2]) * (act[i2] ?? 0);
+    accumulate(scores, analysis.spaces, u.layout, per);
+  }
+  return scores;
+}
+var isMatrixUse;
+var init_importance = __esm({
+  "src/prune/criteria/importance.ts"() {
     "use strict";
     init_graph();
     init_tensor();
+    isMatrixUse = (u, get) => get(u.tensor).dims.length >= 2;
+  }
+});
+
+// src/prune/structured/allocate.ts
+function roundKept(kept, size, roundTo) {
+  const floor = Math.min(size, Math.max(1, roundTo));
+  if (roundTo <= 1) return Math.max(floor, Math.min(size, kept));
+  if (size <= roundTo) return size;
+  const r = Math.round(kept / roundTo) * roundTo;
+  return Math.min(size, Math.max(floor, r));
+}
+function allocate(groups, importance, opts) {
+  const kept = /* @__PURE__ */ new Map();
+  if (opts.scope === "layer") {
+    for (const g2 of groups) kept.set(g2.root, roundKept(Math.round(g2.size * (1 - opts.sparsity)), g2.size, opts.roundTo));
+    return kept;
+  }
+  const total = groups.reduce((n, g2) => n + g2.size, 0);
+  const target = Math.round(total * opts.sparsity);
+  const all = [];
+  for (const g2 of groups) {
+    const s = importance.get(g2.root);
+    let mean = 0;
+    for (const v of s) mean += v;
+    mean = mean / s.length || 1;
+    for (const v of s) all.push({ score: v / mean, root: g2.root });
+    kept.set(g2.root, g2.size);
+  }
+  all.sort((a, b) => a.score - b.score);
+  const floor = Math.max(1, opts.roundTo);
+  let removed = 0;
+  for (const c of all) {
+    if (removed >= target) break;
+    const k = kept.get(c.root);
+    if (k <= floor) continue;
+    kept.set(c.root, k - 1);
+    removed++;
+  }
+  for (const g2 of groups) kept.set(g2.root, roundKept(kept.get(g2.root), g2.size, opts.roundTo));
+  return kept;
+}
+function keepMask(scores, keep) {
+  const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
+  const mask = new Uint8Array(scores.length);
+  for (let i2 = 0; i2 < keep; i2++) mask[order[i2]] = 1;
+  return mask;
+}
+var init_allocate = __esm({
+  "src/prune/structured/allocate.ts"() {
+    "use strict";
+  }
+});
+
+// src/prune/structured/layout.ts
+function layoutSize(layout) {
+  let n = 0;
+  for (const s of layout) n += s.len * s.repeat;
+  return n;
+}
+function fullLayout(space, size, repeat = 1) {
+  return [{ space, start: 0, len: size, repeat }];
+}
+function withRepeat(layout, factor) {
+  return layout.map((s) => ({ ...s, repeat: s.repeat * factor }));
+}
+function subLayout(layout, from, to) {
+  const out = [];
+  let pos = 0;
+  for (const s of layout) {
+    const width = s.len * s.repeat;
+    const a = Math.max(from, pos);
+    const b = Math.min(to, pos + width);
+    if (a < b) {
+      if ((a - pos) % s.repeat !== 0 || (b - pos) % s.repeat !== 0) return void 0;
+      out.push({ space: s.space, start: s.start + (a - pos) / s.repeat, len: (b - a) / s.repeat, repeat: s.repeat });
+    }
+    pos += width;
+  }
+  return out;
+}
+function keptIndices(layout, spaces, keep) {
+  const out = [];
+  let pos = 0;
+  for (const s of layout) {
+    const k = keep.get(spaces.root(s.space));
+    for (let c = 0; c < s.len; c++) {
+      if (!k || k[s.start + c]) for (let r = 0; r < s.repeat; r++) out.push(pos + c * s.repeat + r);
+    }
+    pos += s.len * s.repeat;
+  }
+  return out;
+}
+function keptSize(layout, spaces, keep) {
+  let n = 0;
+  for (const s of layout) {
+    const k = keep.get(spaces.root(s.space));
+    if (!k) n += s.len * s.repeat;
+    else for (let c = 0; c < s.len; c++) if (k[s.start + c]) n += s.repeat;
+  }
+  return n;
+}
+var Spaces;
+var init_layout = __esm({
+  "src/prune/structured/layout.ts"() {
+    "use strict";
+    Spaces = class {
+      list = [];
+      create(size, origin, skip) {
+        this.list.push({ parent: this.list.length, size, origin, skip, block: 1 });
+        return this.list.length - 1;
+      }
+      root(s) {
+        let r = s;
+        while (this.list[r].parent !== r) r = this.list[r].parent;
+        while (this.list[s].parent !== r) {
+          const next = this.list[s].parent;
+          this.list[s].parent = r;
+          s = next;
+        }
+        return r;
+      }
+      size(s) {
+        return this.list[this.root(s)].size;
+      }
+      origin(s) {
+        return this.list[s].origin;
+      }
+      skipReason(s) {
+        return this.list[this.root(s)].skip;
+      }
+      block(s) {
+        return this.list[this.root(s)].block;
+      }
+      /** Channels of `s` go in whole blocks of `n` (one attention head); a conflicting block size is refused. */
+      setBlock(s, n) {
+        const r = this.list[this.root(s)];
+        if (r.block === 1 || r.block === n) r.block = n;
+        else this.poison(s, `split into heads of ${r.block} and of ${n} channels`);
+      }
+      poison(s, reason) {
+        const r = this.list[this.root(s)];
+        if (!r.skip) r.skip = reason;
+      }
+      /** Merge two spaces of equal size; their channels are pruned as one. */
+      union(a, b) {
+        const ra = this.root(a);
+        const rb = this.root(b);
+        if (ra === rb) return;
+        const A = this.list[ra];
+        const B = this.list[rb];
+        B.parent = ra;
+        if (!A.skip && B.skip) A.skip = B.skip;
+        if (A.block !== B.block) {
+          if (A.block === 1) A.block = B.block;
+          else if (B.block !== 1 && !A.skip) A.skip = `split into heads of ${A.block} and of ${B.block} channels`;
+        }
+      }
+      get count() {
+        return this.list.length;
+      }
+      roots() {
+        const out = [];
+        for (let i2 = 0; i2 < this.list.length; i2++) if (this.root(i2) === i2) out.push(i2);
+        return out;
+      }
+      /** every space (not only roots) merged into root `r` */
+      members(r) {
+        const out = [];
+        for (let i2 = 0; i2 < this.list.length; i2++) if (this.root(i2) === r) out.push(i2);
+        return out;
+      }
+    };
+  }
+});
+
+// src/prune/structured/depgraph.ts
+function analyzeDependencies(model) {
+  return new Analyzer(model).run();
+}
+function isProducer(op) {
+  return op === "Conv" || op === "ConvTranspose" || op === "Gemm" || op === "MatMul";
+}
+function sameDims(a, b) {
+  return a.length === b.length && a.every((v, i2) => v === b[i2]);
+}
+var PASS_THROUGH, SPATIAL_POOL, BROADCAST2, REDUCE, norm, prod, Analyzer;
+var init_depgraph = __esm({
+  "src/prune/structured/depgraph.ts"() {
+    "use strict";
+    init_graph();
+    init_shapes();
+    init_tensor();
+    init_layout();
+    PASS_THROUGH = /* @__PURE__ */ new Set([
+      "Relu",
+      "LeakyRelu",
+      "Sigmoid",
+      "Tanh",
+      "Gelu",
+      "Erf",
+      "Sqrt",
+      "Exp",
+      "Log",
+      "Neg",
+      "Abs",
+      "Dropout",
+      "Identity",
+      "Cast",
+      "HardSigmoid",
+      "HardSwish",
+      "Elu",
+      "Selu",
+      "Softplus",
+      "Softsign",
+      "Mish",
+      "Reciprocal",
+      "Floor",
+      "Ceil",
+      "Round",
+      "Celu",
+      "ThresholdedRelu",
+      "Sign",
+      "Sin",
+      "Cos",
+      "Clip",
+      "Not",
+      "IsNaN",
+      "IsInf"
+    ]);
+    SPATIAL_POOL = /* @__PURE__ */ new Set(["MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"]);
+    BROADCAST2 = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "PRelu", "Where"]);
+    REDUCE = /* @__PURE__ */ new Set(["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceProd", "ReduceLogSumExp", "ReduceSumSquare"]);
+    norm = (axis, rank) => axis < 0 ? axis + rank : axis;
+    prod = (xs) => xs.reduce((a, b) => a * b, 1);
+    Analyzer = class {
+      constructor(model) {
+        this.model = model;
+        this.index = new GraphIndex(model.graph);
+        const info2 = inferShapes(this.index, 2);
+        this.shapes = info2.shapes;
+        this.values = info2.values;
+        model.graph.node.forEach((n, i2) => this.nodeIndex.set(n, i2));
+      }
+      model;
+      index;
+      spaces = new Spaces();
+      uses = [];
+      rewrites = [];
+      tracked = /* @__PURE__ */ new Map();
+      shapes;
+      /** small int tensors computed by shape arithmetic (Pad amounts, Reshape targets built from Concat) */
+      values;
+      nodeIndex = /* @__PURE__ */ new Map();
+      /** constant tensor -> the first layout registered per axis, so shared constants are sliced one way */
+      constantAxes = /* @__PURE__ */ new Map();
+      run() {
+        for (const node of this.index.order) {
+          const ins = node.input.map((i2) => i2 ? this.tracked.get(i2) : void 0);
+          if (ins.every((t) => !t) && !isProducer(node.opType)) continue;
+          try {
+            this.visit(node, ins);
+          } catch (e) {
+            this.poisonAll(ins, `${nodeLabel(node)} (${node.opType}) could not be analysed: ${e.message}`);
+          }
+        }
+        for (const out of this.index.graphOutputs) {
+          const t = this.tracked.get(out);
+          if (t) this.poison(t.layout, `reaches graph output '${out}', whose shape must not change`);
+        }
+        this.checkConstantConsumers();
+        return { spaces: this.spaces, uses: this.uses, rewrites: this.rewrites, groups: this.groups() };
+      }
+      groups() {
+        const used = /* @__PURE__ */ new Set();
+        for (const u of this.uses) for (const s of u.layout) used.add(this.spaces.root(s.space));
+        return this.spaces.roots().filter((r) => used.has(r)).map((r) => {
+          const origins = [...new Set(this.spaces.members(r).map((m) => this.spaces.origin(m)))];
+          const name = origins.length > 3 ? `${origins.slice(0, 3).join(" + ")} + ${origins.length - 3} more` : origins.join(" + ");
+          return { root: r, name, size: this.spaces.size(r), skip: this.spaces.skipReason(r), block: this.spaces.block(r) };
+        });
+      }
+      // ---- helpers --------------------------------------------------------------------------------------
+      poison(layout, reason) {
+        for (const s of layout) this.spaces.poison(s.space, reason);
+      }
+      poisonAll(ins, reason) {
+        for (const t of ins) if (t) this.poison(t.layout, reason);
+      }
+      shape(name) {
+        return name ? this.shapes.get(name) : void 0;
+      }
+      /** The constant behind a name, following Identity nodes (exporters alias shared parameters that way). */
+      constant(name) {
+        let n = name;
+        for (let hop = 0; hop < 8 && n; hop++) {
+          const t = this.index.constant(n);
+          if (t) return { name: n, tensor: t };
+          const p = this.index.producer.get(n);
+          if (!p || p.opType !== "Identity") return void 0;
+          n = p.input[0];
+        }
+        return void 0;
+      }
+      ints(name) {
+        if (!name) return void 0;
+        const c = this.constant(name);
+        return c ? tensorToInts(c.tensor) : void 0;
+      }
+      /** a constant, or a small int tensor the shape pass could evaluate (read-only uses: never rewritten) */
+      knownInts(name) {
+        return name ? this.ints(name) ?? this.values.get(name) : void 0;
+      }
+      /** Register a slice of a constant; a constant shared by two readers must be sliced the same way. */
+      use(node, name, axis, layout, role, activation) {
+        const c = this.constant(name);
+        if (!c || !FLOAT_TYPES.has(c.tensor.dataType)) {
+          this.poison(layout, `${nodeLabel(node)} reads '${name}', which is not a float constant`);
+          return false;
+        }
+        const dims = tensorDims(c.tensor);
+        if (dims[axis] !== layoutSize(layout)) {
+          this.poison(layout, `${nodeLabel(node)}: '${name}' axis ${axis} has ${dims[axis]} entries, expected ${layoutSize(layout)}`);
+          return false;
+        }
+        let axes = this.constantAxes.get(c.name);
+        if (!axes) this.constantAxes.set(c.name, axes = /* @__PURE__ */ new Map());
+        const prior = axes.get(axis);
+        if (prior) this.unify(prior, layout, `'${c.name}' is shared by several nodes`);
+        else axes.set(axis, layout);
+        this.uses.push({
+          tensor: c.name,
+          axis,
+          layout,
+          role,
+          node: this.nodeIndex.get(node),
+          activation: activation?.name,
+          activationAxis: activation?.axis
+        });
+        return true;
+      }
+      fresh(node, size, skip) {
+        return fullLayout(this.spaces.create(size, nodeLabel(node), skip), size);
+      }
+      set(name, t) {
+        if (t && name) this.tracked.set(name, t);
+      }
+      /**
+       * Two layouts whose channels meet element by element (a residual Add): their spaces become one group.
+       * Only whole spaces can merge; anything else is refused rather than approximated.
+       */
+      unify(a, b, where) {
+        const ok = a.length === b.length && a.every((sa, i2) => {
+          const sb = b[i2];
+          if (sa.len !== sb.len || sa.repeat !== sb.repeat) return false;
+          if (this.spaces.root(sa.space) === this.spaces.root(sb.space)) return sa.start === sb.start;
+          return sa.start === 0 && sb.start === 0 && this.spaces.size(sa.space) === sa.len && this.spaces.size(sb.space) === sb.len;
+        });
+        if (!ok) {
+          const reason = `${where}: channel ranges of coupled tensors do not line up`;
+          this.poison(a, reason);
+          this.poison(b, reason);
+          return false;
+        }
+        a.forEach((sa, i2) => this.spaces.union(sa.space, b[i2].space));
+        return true;
+      }
+      addRewrite(node, target, element, layout, base = 0) {
+        this.rewrites.push({ node: this.nodeIndex.get(node), target, element, layout, base });
+      }
+      // ---- ops ------------------------------------------------------------------------------------------
+      visit(node, ins) {
+        const op = node.opType;
+        const x2 = ins[0];
+        const out = node.output[0];
+        const label2 = nodeLabel(node);
+        const unknown = (why) => this.poisonAll(ins, `${label2} (${op}) ${why}`);
+        if (ins.some((t) => t?.block)) return this.headOp(node, ins, unknown);
+        if (op === "Conv") return this.conv(node, x2);
+        if (op === "ConvTranspose") return this.convTranspose(node, x2);
+        if (op === "Gemm") return this.gemm(node, ins);
+        if (op === "MatMul") return this.matmul(node, ins);
+        if (!x2 && ins.every((t) => !t)) return;
+        if (PASS_THROUGH.has(op)) {
+          if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
+          return this.set(out, x2);
+        }
+        if (op === "BatchNormalization" || op === "InstanceNormalization") {
+          if (!x2 || x2.axis !== 1 || ins.slice(1).some((t) => t)) return unknown("normalises along an axis that is not the channel axis");
+          if (node.output.length > 1 && node.output.slice(1).some((o) => o)) return unknown("has training outputs");
+          for (let i2 = 1; i2 < node.input.length; i2++) if (node.input[i2]) this.use(node, node.input[i2], 0, x2.layout, "param");
+          return this.set(out, x2);
+        }
+        if (op === "LayerNormalization") {
+          const rank = this.shape(node.input[0])?.length;
+          if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+          if (x2.axis >= norm(attrInt(node, "axis", -1), rank)) return unknown("normalises over the channel axis (removing a channel would change the statistics)");
+          if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
+          return this.set(out, x2);
+        }
+        if (op === "Softmax" || op === "LogSoftmax" || op === "Hardmax") {
+          const rank = this.shape(node.input[0])?.length;
+          if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+          const axis = norm(attrInt(node, "axis", -1), rank);
+          if (x2.axis === axis) return unknown("normalises over the channel axis");
+          return this.set(out, x2);
+        }
+        if (SPATIAL_POOL.has(op)) {
+          if (!x2 || x2.axis !== 1) return unknown("pools over the channel axis");
+          if (node.output.length > 1 && node.output[1]) return unknown("returns indices");
+          return this.set(out, x2);
+        }
+        if (op === "Resize" || op === "Upsample") {
+          const a = this.shape(node.input[0]);
+          const b = this.shape(out);
+          if (!x2 || !a || !b || a[x2.axis] !== b[x2.axis] || ins.slice(1).some((t) => t)) return unknown("may resize the channel axis");
+          return this.set(out, x2);
+        }
+        if (REDUCE.has(op)) return this.reduce(node, x2, unknown);
+        if (BROADCAST2.has(op)) return this.broadcast(node, ins, unknown);
+        if (op === "Concat") return this.concat(node, ins, unknown);
+        if (op === "Flatten") return this.flatten(node, x2, unknown);
+        if (op === "Reshape") return this.reshape(node, ins, unknown);
+        if (op === "Transpose") {
+          const perm = attrInts(node, "perm") ?? this.shape(node.input[0])?.map((_, i2, a) => a.length - 1 - i2);
+          if (!x2 || !perm) return unknown("has an unknown permutation");
+          return this.set(out, { axis: perm.indexOf(x2.axis), layout: x2.layout });
+        }
+        if (op === "Squeeze" || op === "Unsqueeze") return this.squeeze(node, ins, unknown);
+        if (op === "Pad") {
+          const rank = this.shape(node.input[0])?.length;
+          const pads = attrInts(node, "pads") ?? this.knownInts(node.input[1]);
+          const axes = node.input[3] ? this.knownInts(node.input[3]) : void 0;
+          if (!x2 || !pads || rank === void 0 || ins.slice(1).some((t) => t)) return unknown("has pads that are not constant");
+          const padded = axes ? axes.map((a) => norm(a, rank)) : [...Array(rank).keys()];
+          const k = padded.indexOf(x2.axis);
+          if (k >= 0 && (pads[k] !== 0 || pads[k + padded.length] !== 0)) return unknown("pads the channel axis");
+          return this.set(out, x2);
+        }
+        if (op === "Split") return this.split(node, x2, unknown);
+        if (op === "Slice") return this.slice(node, ins, unknown);
+        if (op === "Gather") {
+          const rank = this.shape(node.input[0])?.length;
+          const idx = this.shape(node.input[1]);
+          if (!x2 || ins[1] || rank === void 0 || !idx) return unknown("gathers along an unknown axis");
+          const axis = norm(attrInt(node, "axis", 0), rank);
+          if (axis === x2.axis) return unknown("gathers along the channel axis");
+          return this.set(out, { axis: x2.axis < axis ? x2.axis : x2.axis - 1 + idx.length, layout: x2.layout });
+        }
+        if (op === "Shape") {
+          const rank = this.shape(node.input[0])?.length;
+          const readers = this.index.consumersOf(out);
+          const safe = x2 && rank !== void 0 && readers.every((g2) => {
+            if (g2.opType !== "Gather" || g2.input[0] !== out) return false;
+            const idx = this.knownInts(g2.input[1]);
+            return idx !== void 0 && idx.every((i2) => norm(i2, rank) !== x2.axis);
+          });
+          if (!safe) unknown("reads the channel count (shape arithmetic)");
+          return;
+        }
+        unknown("is not understood by the channel analysis");
+      }
+      conv(node, x2) {
+        const w = this.constant(node.input[1]);
+        const label2 = nodeLabel(node);
+        const group = attrInt(node, "group", 1);
+        const dims = w ? tensorDims(w.tensor) : void 0;
+        if (!w || !dims) {
+          if (x2) this.poison(x2.layout, `${label2} has a weight that is not constant`);
+          return;
+        }
+        const cout = dims[0];
+        const cinPerGroup = dims[1];
+        if (x2 && x2.axis !== 1) {
+          this.poison(x2.layout, `${label2} reads channels on axis ${x2.axis}`);
+          return;
+        }
+        if (group === 1) {
+          if (x2) this.use(node, node.input[1], 1, x2.layout, "fanin", { ...x2, name: node.input[0] });
+          const layout = this.fresh(node, cout);
+          this.use(node, node.input[1], 0, layout, "param");
+          if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
+          this.set(node.output[0], { axis: 1, layout });
+          return;
+        }
+        if (cinPerGroup === 1 && cout === group && x2 && layoutSize(x2.layout) === group) {
+          this.use(node, node.input[1], 0, x2.layout, "param");
+          if (node.input[2]) this.use(node, node.input[2], 0, x2.layout, "param");
+          this.addRewrite(node, { attr: "group" }, 0, x2.layout);
+          this.set(node.output[0], { axis: 1, layout: x2.layout });
+          return;
+        }
+        const why = `${label2} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
+        if (x2) this.poison(x2.layout, why);
+        this.set(node.output[0], { axis: 1, layout: this.fresh(node, cout, why) });
+      }
+      convTranspose(node, x2) {
+        const w = this.constant(node.input[1]);
+        const label2 = nodeLabel(node);
+        if (!w || attrInt(node, "group", 1) !== 1 || x2 && x2.axis !== 1) {
+          if (x2) this.poison(x2.layout, `${label2} is a grouped or non-constant transposed convolution`);
+          return;
+        }
+        const dims = tensorDims(w.tensor);
+        if (x2) this.use(node, node.input[1], 0, x2.layout, "fanin", { ...x2, name: node.input[0] });
+        const layout = this.fresh(node, dims[1]);
+        this.use(node, node.input[1], 1, layout, "param");
+        if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
+        this.set(node.output[0], { axis: 1, layout });
+      }
+      gemm(node, ins) {
+        const label2 = nodeLabel(node);
+        const [a, b, c] = ins;
+        const w = this.constant(node.input[1]);
+        if (b || c || !w || attrInt(node, "transA", 0) !== 0) {
+          if (a) this.poison(a.layout, `${label2} (Gemm) has a non-constant or transposed operand`);
+          if (b) this.poison(b.layout, `${label2} (Gemm) multiplies two activations`);
+          return;
+        }
+        const transB = attrInt(node, "transB", 0) === 1;
+        const dims = tensorDims(w.tensor);
+        const outUnits = transB ? dims[0] : dims[1];
+        if (a) {
+          if (a.axis !== 1) return this.poison(a.layout, `${label2} (Gemm) reads channels on axis ${a.axis}`);
+          this.use(node, node.input[1], transB ? 1 : 0, a.layout, "fanin", { ...a, name: node.input[0] });
+        }
+        const layout = this.fresh(node, outUnits);
+        this.use(node, node.input[1], transB ? 0 : 1, layout, "param");
+        const bias = node.input[2] ? this.constant(node.input[2]) : void 0;
+        if (node.input[2] && !bias) this.poison(layout, `${label2} (Gemm) has a non-constant bias`);
+        if (bias) {
+          const bd = tensorDims(bias.tensor);
+          if (bd.length > 0 && bd[bd.length - 1] === outUnits && outUnits !== 1) this.use(node, node.input[2], bd.length - 1, layout, "param");
+          else if (bd.length === 2 && bd[0] !== 1) this.poison(layout, `${label2} (Gemm) has a per-row bias`);
+        }
+        this.set(node.output[0], { axis: 1, layout });
+      }
+      matmul(node, ins) {
+        const label2 = nodeLabel(node);
+        const [a, b] = ins;
+        const wb = this.constant(node.input[1]);
+        const rankA = this.shape(node.input[0])?.length;
+        if (wb && tensorDims(wb.tensor).length === 2 && !b && rankA !== void 0 && rankA >= 2) {
+          const dims = tensorDims(wb.tensor);
+          if (a) {
+            if (a.axis !== rankA - 1) return this.poison(a.layout, `${label2} (MatMul) reads channels on a batch or row axis`);
+            this.use(node, node.input[1], 0, a.layout, "fanin", { ...a, name: node.input[0] });
+          }
+          const layout = this.fresh(node, dims[1]);
+          this.use(node, node.input[1], 1, layout, "param");
+          this.set(node.output[0], { axis: rankA - 1, layout });
+          return;
+        }
+        const why = a && b ? "multiplies two activations (attention scores)" : "has an operand layout the analysis does not follow";
+        if (a) this.poison(a.layout, `${label2} (MatMul) ${why}`);
+        if (b) this.poison(b.layout, `${label2} (MatMul) ${why}`);
+      }
+      reduce(node, x2, unknown) {
+        const rank = this.shape(node.input[0])?.length;
+        if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+        const axesIn = attrInts(node, "axes") ?? (node.input[1] ? this.knownInts(node.input[1]) : void 0);
+        if (node.input[1] && !axesIn) return unknown("has axes that are not constant");
+        const axes = (axesIn ?? [...Array(rank).keys()]).map((a) => norm(a, rank));
+        if (axes.length === 0 && attrInt(node, "noop_with_empty_axes", 0) === 1) return this.set(node.output[0], x2);
+        if (axes.length === 0 || axes.includes(x2.axis)) return unknown("reduces over the channel axis");
+        const keep = attrInt(node, "keepdims", 1) === 1;
+        const axis = keep ? x2.axis : x2.axis - axes.filter((a) => a < x2.axis).length;
+        this.set(node.output[0], { axis, layout: x2.layout });
+      }
+      broadcast(node, ins, unknown) {
+        const outShape = this.shape(node.output[0]);
+        if (!outShape) return unknown("has an unknown output shape");
+        const rank = outShape.length;
+        let result;
+        for (let i2 = 0; i2 < ins.length; i2++) {
+          const t = ins[i2];
+          if (!t) continue;
+          const r = this.shape(node.input[i2])?.length;
+          if (r === void 0) return unknown("has an unknown input shape");
+          const here = { axis: t.axis + rank - r, layout: t.layout };
+          if (!result) result = here;
+          else if (result.axis !== here.axis) return unknown("combines channels on different axes");
+          else if (!this.unify(result.layout, here.layout, `${nodeLabel(node)} (${node.opType})`)) return;
+        }
+        if (!result) return;
+        const size = layoutSize(result.layout);
+        for (let i2 = 0; i2 < ins.length; i2++) {
+          if (ins[i2] || !node.input[i2]) continue;
+          const s = this.shape(node.input[i2]);
+          if (!s) return unknown("has an operand of unknown shape");
+          const k = result.axis - (rank - s.length);
+          if (k < 0 || s[k] === 1) continue;
+          if (s[k] !== size) return unknown("broadcasts an operand of another size over the channel axis");
+          const c = this.constant(node.input[i2]);
+          if (!c) return unknown("adds an activation that carries channels the analysis cannot follow");
+          if (!this.use(node, node.input[i2], k, result.layout, "param")) return;
+        }
+        this.set(node.output[0], result);
+      }
+      concat(node, ins, unknown) {
+        const rank = this.shape(node.output[0])?.length;
+        if (rank === void 0) return unknown("has an unknown output shape");
+        const axis = norm(attrInt(node, "axis", 0), rank);
+        const trackedAxes = new Set(ins.filter((t) => t).map((t) => t.axis));
+        if (trackedAxes.size > 1) return unknown("concatenates tensors with channels on different axes");
+        const [tAxis] = trackedAxes;
+        if (tAxis !== axis) {
+          if (ins.some((t) => !t)) return unknown("joins a tensor whose channels the analysis cannot follow");
+          for (let i2 = 1; i2 < ins.length; i2++) if (!this.unify(ins[0].layout, ins[i2].layout, `${nodeLabel(node)} (Concat)`)) return;
+          return this.set(node.output[0], ins[0]);
+        }
+        const layout = [];
+        for (let i2 = 0; i2 < ins.length; i2++) {
+          const t = ins[i2];
+          if (t) layout.push(...t.layout);
+          else {
+            const s = this.shape(node.input[i2]);
+            if (!s) return unknown("joins an input of unknown shape");
+            if (s[axis] > 0) layout.push(...this.fresh(node, s[axis], `${nodeLabel(node)}: channels from '${node.input[i2]}' are not produced by a prunable layer`));
+          }
+        }
+        this.set(node.output[0], { axis, layout });
+      }
+      flatten(node, x2, unknown) {
+        const s = this.shape(node.input[0]);
+        if (!x2 || !s) return unknown("has an unknown input shape");
+        const axis = norm(attrInt(node, "axis", 1), s.length);
+        if (x2.axis < axis) return this.set(node.output[0], x2);
+        if (x2.axis !== axis) return unknown("flattens the channel axis into the middle of a dimension");
+        this.set(node.output[0], { axis: 1, layout: withRepeat(x2.layout, prod(s.slice(axis + 1))) });
+      }
+      reshape(node, ins, unknown) {
+        const x2 = ins[0];
+        const inS = this.shape(node.input[0]);
+        const outS = this.shape(node.output[0]);
+        if (!x2 || ins[1] || !inS || !outS) return unknown("has an unknown shape");
+        const a = x2.axis;
+        const tail = prod(inS.slice(a + 1));
+        if (outS.length >= 1 && prod(outS.slice(0, -1)) === prod(inS.slice(0, a)) && sameDims(outS.slice(0, -1), inS.slice(0, a))) {
+          const k2 = outS.length - 1;
+          const t = this.targetElement(node, k2);
+          if (!t) return unknown("has a computed target shape that would need the channel count");
+          if (t.value === 0) return unknown("copies the channel dimension by position");
+          if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: withRepeat(x2.layout, tail) });
+          return this.set(node.output[0], { axis: k2, layout: withRepeat(x2.layout, tail) });
+        }
+        if (outS.length > a && sameDims(outS.slice(0, a + 1), inS.slice(0, a + 1)) && prod(outS.slice(a + 1)) === tail) {
+          const t = this.targetElement(node, a);
+          if (!t) return unknown("has a computed target shape that would need the channel count");
+          if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
+          return this.set(node.output[0], { axis: a, layout: x2.layout });
+        }
+        const k = outS.length - (inS.length - a);
+        if (k >= 0 && outS[k] === inS[a] && sameDims(outS.slice(k + 1), inS.slice(a + 1)) && prod(outS.slice(0, k)) === prod(inS.slice(0, a))) {
+          const t = this.targetElement(node, k);
+          if (!t) return unknown("has a computed target shape that would need the channel count");
+          if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
+          else if (t.value === 0 && k !== a) return unknown("copies a dimension by position");
+          return this.set(node.output[0], { axis: k, layout: x2.layout });
+        }
+        if (outS.length === inS.length + 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] * outS[a + 1] === inS[a] && sameDims(outS.slice(a + 2), inS.slice(a + 1))) {
+          const d = outS[a + 1];
+          if (x2.layout.some((sg) => sg.repeat !== 1 || sg.start % d !== 0 || sg.len % d !== 0)) return unknown("splits channels into heads across channel blocks");
+          const t = this.targetElement(node, a);
+          if (!t) return unknown("has a computed head count the analysis cannot rewrite");
+          for (const sg of x2.layout) this.spaces.setBlock(sg.space, d);
+          if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout, divisor: d });
+          return this.set(node.output[0], { axis: a, layout: x2.layout, block: d, dAxis: a + 1 });
+        }
+        unknown("splits or merges the channel axis (e.g. a channel shuffle)");
+      }
+      /**
+       * Where element `k` of a Reshape target lives: the constant itself, or one constant part of a Concat that
+       * builds the target from the batch size (dynamic-batch exports). Undefined when it is computed.
+       */
+      targetElement(node, k) {
+        const name = node.input[1];
+        const direct = this.ints(name);
+        if (direct) return { value: direct[k], rewrite: { node: this.nodeIndex.get(node), target: { input: 1 }, element: k } };
+        const cat = this.index.producer.get(name);
+        if (!cat || cat.opType !== "Concat") return void 0;
+        let pos = 0;
+        for (let i2 = 0; i2 < cat.input.length; i2++) {
+          const len = this.shape(cat.input[i2])?.[0];
+          if (len === void 0) return void 0;
+          if (k < pos + len) {
+            const part = this.ints(cat.input[i2]);
+            if (!part) return void 0;
+            return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat), target: { input: i2 }, element: k - pos } };
+          }
+          pos += len;
+        }
+        return void 0;
+      }
+      /** Ops inside multi-head attention, where a tracked axis counts heads. */
+      headOp(node, ins, unknown) {
+        const op = node.opType;
+        const x2 = ins[0];
+        const out = node.output[0];
+        if (op === "Transpose") {
+          const perm = attrInts(node, "perm");
+          if (!x2 || !perm) return unknown("has an unknown permutation");
+          return this.set(out, { ...x2, axis: perm.indexOf(x2.axis), dAxis: x2.dAxis === void 0 ? void 0 : perm.indexOf(x2.dAxis) });
+        }
+        if (op === "Cast" || op === "Identity" || op === "Dropout") return this.set(out, x2);
+        if (op === "Softmax" || op === "LogSoftmax") {
+          const rank = this.shape(node.input[0])?.length;
+          if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+          const axis = norm(attrInt(node, "axis", -1), rank);
+          if (axis === x2.axis || axis === x2.dAxis) return unknown("normalises over heads or head channels");
+          return this.set(out, x2);
+        }
+        if (op === "Mul" || op === "Div" || op === "Add" || op === "Sub") {
+          const tracked = ins.filter((t) => t);
+          const rank = this.shape(out)?.length;
+          if (tracked.length !== 1 || !x2 || rank === void 0 || this.shape(node.input[0])?.length !== rank) return unknown("combines heads with another tensor");
+          const other = this.shape(node.input[1]);
+          const c = this.constant(node.input[1]);
+          if (!other || !c) return unknown("combines heads with a non-constant tensor");
+          const at = (ax) => ax === void 0 ? 1 : other[ax - (rank - other.length)] ?? 1;
+          if (at(x2.axis) !== 1 || at(x2.dAxis) !== 1) return unknown("combines heads with a per-head constant");
+          return this.set(out, x2);
+        }
+        if (op === "MatMul") {
+          const [a, b] = ins;
+          const ra = this.shape(node.input[0])?.length;
+          const rb = this.shape(node.input[1])?.length;
+          if (!a || !b || ra === void 0 || rb === void 0 || ra !== rb || a.axis !== b.axis || a.axis >= ra - 2) return unknown("mixes heads in a way the analysis does not follow");
+          if (a.dAxis === ra - 1 && b.dAxis === rb - 2) {
+            if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (Q x K)`)) return;
+            return this.set(out, { axis: a.axis, layout: a.layout, block: a.block });
+          }
+          if (a.dAxis === void 0 && b.dAxis === rb - 1) {
+            if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (scores x V)`)) return;
+            return this.set(out, { axis: a.axis, layout: b.layout, block: b.block, dAxis: ra - 1 });
+          }
+          return unknown("mixes heads in a way the analysis does not follow");
+        }
+        if (op === "Reshape") {
+          const inS = this.shape(node.input[0]);
+          const outS = this.shape(out);
+          if (!x2 || x2.dAxis !== x2.axis + 1 || !inS || !outS || ins[1]) return unknown("reshapes heads in a way the analysis does not follow");
+          const a = x2.axis;
+          if (outS.length === inS.length - 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] === inS[a] * inS[a + 1] && sameDims(outS.slice(a + 1), inS.slice(a + 2))) {
+            const t = this.targetElement(node, a);
+            if (!t) return unknown("has a computed channel count the analysis cannot rewrite");
+            if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
+            return this.set(out, { axis: a, layout: x2.layout });
+          }
+          return unknown("reshapes heads in a way the analysis does not follow");
+        }
+        unknown("is not understood inside attention heads");
+      }
+      squeeze(node, ins, unknown) {
+        const x2 = ins[0];
+        const inS = this.shape(node.input[0]);
+        const outS = this.shape(node.output[0]);
+        if (!x2 || !inS || !outS || ins[1]) return unknown("has an unknown shape");
+        const axesIn = attrInts(node, "axes") ?? this.knownInts(node.input[1]);
+        if (node.opType === "Squeeze") {
+          const axes2 = (axesIn ?? inS.map((d, i2) => d === 1 ? i2 : -1).filter((i2) => i2 >= 0)).map((v) => norm(v, inS.length));
+          if (axes2.includes(x2.axis)) return unknown("squeezes the channel axis");
+          return this.set(node.output[0], { axis: x2.axis - axes2.filter((v) => v < x2.axis).length, layout: x2.layout });
+        }
+        if (!axesIn) return unknown("has axes that are not constant");
+        const axes = axesIn.map((v) => norm(v, outS.length)).sort((p, q) => p - q);
+        let axis = x2.axis;
+        for (const v of axes) if (v <= axis) axis++;
+        this.set(node.output[0], { axis, layout: x2.layout });
+      }
+      split(node, x2, unknown) {
+        const s = this.shape(node.input[0]);
+        if (!x2 || !s) return unknown("has an unknown shape");
+        const axis = norm(attrInt(node, "axis", 0), s.length);
+        if (axis !== x2.axis) {
+          for (const o of node.output) this.set(o, x2);
+          return;
+        }
+        const fromInput = node.input[1] ? this.ints(node.input[1]) : void 0;
+        if (node.input[1] && !fromInput) return unknown("has split sizes that are not constant");
+        const sizes = fromInput ?? attrInts(node, "split") ?? node.output.map((o) => this.shape(o)?.[axis] ?? -1);
+        if (sizes.some((v) => v < 0) || sizes.length !== node.output.length) return unknown("has split sizes the analysis cannot read");
+        const parts = [];
+        let pos = 0;
+        for (const n of sizes) {
+          const part = subLayout(x2.layout, pos, pos + n);
+          if (!part) return unknown("splits through a flattened channel block");
+          parts.push(part);
+          pos += n;
+        }
+        const target = fromInput ? { input: 1 } : attrInts(node, "split") ? { attr: "split" } : { attr: "" };
+        if ("attr" in target && target.attr === "") {
+          return unknown("splits into equal parts without explicit sizes");
+        }
+        parts.forEach((p, i2) => {
+          this.addRewrite(node, target, i2, p);
+          this.set(node.output[i2], { axis, layout: p });
+        });
+      }
+      slice(node, ins, unknown) {
+        const x2 = ins[0];
+        const s = this.shape(node.input[0]);
+        if (!x2 || !s || ins.slice(1).some((t) => t)) return unknown("has an unknown shape");
+        const fromAttr = node.input.length < 3;
+        const starts = fromAttr ? attrInts(node, "starts") : this.ints(node.input[1]);
+        const ends = fromAttr ? attrInts(node, "ends") : this.ints(node.input[2]);
+        const axesV = fromAttr ? attrInts(node, "axes") : node.input[3] ? this.ints(node.input[3]) : void 0;
+        const steps = !fromAttr && node.input[4] ? this.ints(node.input[4]) : void 0;
+        if (!starts || !ends || !fromAttr && node.input[3] && !axesV) return unknown("has bounds that are not constant");
+        const axes = (axesV ?? starts.map((_, i2) => i2)).map((v) => norm(v, s.length));
+        const k = axes.indexOf(x2.axis);
+        if (k < 0) return this.set(node.output[0], x2);
+        if (steps && steps[k] !== 1) return unknown("slices the channel axis with a step");
+        if (fromAttr) return unknown("slices the channel axis with attribute bounds (opset < 10)");
+        const n = s[x2.axis];
+        const clampB = (v) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+        const a = clampB(starts[k]);
+        const b = Math.max(a, clampB(ends[k]));
+        const part = subLayout(x2.layout, a, b);
+        const before = subLayout(x2.layout, 0, a);
+        if (!part || !before) return unknown("slices through a flattened channel block");
+        this.addRewrite(node, { input: 1 }, k, before);
+        this.addRewrite(node, { input: 2 }, k, [...before, ...part]);
+        this.set(node.output[0], { axis: x2.axis, layout: part });
+      }
+      /** A constant we slice must not also feed a node that did not register the slice. */
+      checkConstantConsumers() {
+        const readers = /* @__PURE__ */ new Map();
+        const axesOf = /* @__PURE__ */ new Map();
+        for (const u of this.uses) {
+          let r = readers.get(u.tensor);
+          if (!r) readers.set(u.tensor, r = /* @__PURE__ */ new Set());
+          r.add(u.node);
+          const l = axesOf.get(u.tensor) ?? [];
+          l.push(u.layout);
+          axesOf.set(u.tensor, l);
+        }
+        for (const [name, nodes] of readers) {
+          for (const reader of this.finalReaders(name)) {
+            if (!nodes.has(this.nodeIndex.get(reader))) {
+              for (const l of axesOf.get(name)) this.poison(l, `'${name}' is also read by ${nodeLabel(reader)} (${reader.opType})`);
+            }
+          }
+          if (this.index.graphOutputs.has(name)) for (const l of axesOf.get(name)) this.poison(l, `'${name}' is a graph output`);
+        }
+      }
+      finalReaders(name) {
+        const out = [];
+        for (const c of this.index.consumersOf(name)) {
+          if (c.opType === "Identity") out.push(...this.finalReaders(c.output[0]));
+          else out.push(c);
+        }
+        return out;
+      }
+    };
+  }
+});
+
+// src/prune/structured/surgery.ts
+function takeAlongAxis(values, dims, axis, indices) {
+  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const n = dims[axis];
+  const out = new Float32Array(outer * indices.length * inner);
+  let o = 0;
+  for (let i2 = 0; i2 < outer; i2++) {
+    for (const k of indices) {
+      const from = (i2 * n + k) * inner;
+      out.set(values.subarray(from, from + inner), o);
+      o += inner;
+    }
+  }
+  return out;
+}
+function findConstant(model, name) {
+  const g2 = model.graph;
+  const init = g2.initializer.find((t) => t.name === name);
+  if (init) return init;
+  const node = g2.node.find((n) => n.opType === "Constant" && n.output[0] === name);
+  return node ? attr(node, "value")?.t : void 0;
+}
+function slicesByTensor(uses) {
+  const out = /* @__PURE__ */ new Map();
+  for (const u of uses) {
+    let axes = out.get(u.tensor);
+    if (!axes) out.set(u.tensor, axes = /* @__PURE__ */ new Map());
+    if (!axes.has(u.axis)) axes.set(u.axis, u);
+  }
+  return out;
+}
+function removeChannels(model, analysis, keep) {
+  const out = cloneModel(model);
+  const g2 = out.graph;
+  const { spaces } = analysis;
+  for (const [name, axes] of slicesByTensor(analysis.uses)) {
+    const t = findConstant(out, name);
+    if (!t) throw new Error(`surgery: constant '${name}' not found`);
+    let values = tensorToFloat32(t);
+    const dims = tensorDims(t);
+    let changed = false;
+    for (const [axis, use] of axes) {
+      const idx = keptIndices(use.layout, spaces, keep);
+      if (idx.length === dims[axis]) continue;
+      values = takeAlongAxis(values, dims, axis, idx);
+      dims[axis] = idx.length;
+      changed = true;
+    }
+    if (changed) setTensorFloat32(t, values, dims);
+  }
+  const edits = /* @__PURE__ */ new Map();
+  for (const r of analysis.rewrites) {
+    const node = g2.node[r.node];
+    const value = keptSize(r.layout, spaces, keep) / (r.divisor ?? 1) + (r.base ?? 0);
+    if ("attr" in r.target) {
+      const a = attr(node, r.target.attr);
+      if (!a) throw new Error(`surgery: ${node.name} has no attribute ${r.target.attr}`);
+      if (r.target.attr === "group") a.i = BigInt(value);
+      else a.ints[r.element] = BigInt(value);
+      continue;
+    }
+    const key = `${r.node}:${r.target.input}`;
+    let e = edits.get(key);
+    if (!e) {
+      const t = findConstant(out, node.input[r.target.input]);
+      if (!t) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
+      edits.set(key, e = { node, input: r.target.input, values: tensorToInts(t) });
+    }
+    e.values[r.element] = value;
+  }
+  for (const e of edits.values()) {
+    const old = findConstant(out, e.node.input[e.input]);
+    const before = tensorToInts(old);
+    if (before.every((v, i2) => v === e.values[i2])) continue;
+    const name = uniqueName(out, `${e.node.input[e.input]}_pruned`);
+    g2.initializer.push(intTensor(name, tensorDims(old), e.values, old.dataType));
+    e.node.input[e.input] = name;
+  }
+  dropUnused(out);
+  g2.valueInfo = [];
+  const inits = new Map(g2.initializer.map((t) => [t.name, t]));
+  for (const i2 of g2.input) {
+    const t = inits.get(i2.name);
+    const shape = i2.type?.value.case === "tensorType" ? i2.type.value.value.shape : void 0;
+    if (t && shape) tensorDims(t).forEach((d, k) => {
+      if (shape.dim[k]) shape.dim[k].value = { case: "dimValue", value: BigInt(d) };
+    });
+  }
+  return out;
+}
+function intTensor(name, dims, values, dataType) {
+  const raw = dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
+  return create(TensorProtoSchema, { name, dataType: dataType === 6 /* INT32 */ ? 6 /* INT32 */ : 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
+}
+function uniqueName(model, base) {
+  const g2 = model.graph;
+  const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
+  let name = base;
+  for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
+  return name;
+}
+function dropUnused(model) {
+  const g2 = model.graph;
+  const dropped = /* @__PURE__ */ new Set();
+  for (; ; ) {
+    const read = /* @__PURE__ */ new Set([...g2.node.flatMap((n) => n.input), ...g2.output.map((o) => o.name)]);
+    const before = g2.node.length + g2.initializer.length;
+    g2.node = g2.node.filter((n) => n.opType !== "Constant" || read.has(n.output[0]));
+    for (const t of g2.initializer) if (!read.has(t.name)) dropped.add(t.name);
+    g2.initializer = g2.initializer.filter((t) => read.has(t.name));
+    if (g2.node.length + g2.initializer.length === before) break;
+  }
+  g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
+}
+var init_surgery = __esm({
+  "src/prune/structured/surgery.ts"() {
+    "use strict";
+    init_esm2();
+    init_onnx_pb();
+    init_graph();
+    init_model();
+    init_tensor();
+    init_layout();
+  }
+});
+
+// src/prune/structured/structuredPrune.ts
+async function structuredPrune(model, opts) {
+  const analysis = analyzeDependencies(model);
+  const protect = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (!opts.protectedTensors.has(u.tensor)) continue;
+    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
+  }
+  const groups = analysis.groups.map((g2) => ({ ...g2, skip: g2.skip ?? protect.get(g2.root) }));
+  const prunable = groups.filter((g2) => !g2.skip && g2.size > 1);
+  const notes = [];
+  const channelImportance = await groupImportance(model, analysis, opts, notes);
+  const units = prunable.map((g2) => ({ root: g2.root, size: g2.size / g2.block }));
+  const unitImportance = new Map([...channelImportance].map(([root, s]) => [root, perBlock(s, analysis.spaces.block(root))]));
+  const keptUnits = /* @__PURE__ */ new Map();
+  const plain = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
+  const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
+  for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
+  const keptCount = /* @__PURE__ */ new Map();
+  const keep = /* @__PURE__ */ new Map();
+  for (const g2 of prunable) {
+    const k = keptUnits.get(g2.root);
+    keptCount.set(g2.root, k * g2.block);
+    if (k * g2.block < g2.size) keep.set(g2.root, expandBlocks(keepMask(unitImportance.get(g2.root), k), g2.block));
+  }
+  const pruned = removeChannels(model, analysis, keep);
+  const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
+  for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
+  return { model: pruned, analysis, keep, groups: outcome, notes };
+}
+function perBlock(scores, block) {
+  if (block === 1) return scores;
+  const out = new Float64Array(scores.length / block);
+  for (let i2 = 0; i2 < scores.length; i2++) out[Math.floor(i2 / block)] += scores[i2];
+  return out;
+}
+function expandBlocks(mask, block) {
+  if (block === 1) return mask;
+  const out = new Uint8Array(mask.length * block);
+  for (let i2 = 0; i2 < out.length; i2++) out[i2] = mask[Math.floor(i2 / block)];
+  return out;
+}
+async function groupImportance(model, analysis, opts, notes) {
+  const l1 = magnitudeImportance(model, analysis, 1);
+  switch (opts.criterion) {
+    case "l1":
+      return l1;
+    case "l2":
+      return magnitudeImportance(model, analysis, 2);
+    case "bn-scale": {
+      const bn = bnScaleImportance(model, analysis);
+      const fallback = analysis.groups.filter((g2) => !g2.skip && !bn.has(g2.root));
+      if (fallback.length > 0) notes.push(`criterion bn-scale: ${fallback.length} group(s) have no BatchNormalization and are ranked by L1 magnitude`);
+      for (const [root, s] of l1) if (!bn.has(root)) bn.set(root, s);
+      return bn;
+    }
+    case "activation": {
+      if (!opts.calib) throw new UserError("--criterion activation: needs calibration data; pass --calib data.npz (or use --criterion l1)");
+      const tensors = /* @__PURE__ */ new Map();
+      for (const u of analysis.uses) if (u.role === "fanin" && u.activation !== void 0) tensors.set(u.activation, u.activationAxis);
+      const act = activationImportance(model, analysis, await channelMeanAbs(model, tensors, opts.calib));
+      for (const [root, s] of l1) if (!act.has(root)) act.set(root, s);
+      return act;
+    }
+  }
+}
+var init_structuredPrune = __esm({
+  "src/prune/structured/structuredPrune.ts"() {
+    "use strict";
+    init_errors();
+    init_activations();
+    init_importance();
+    init_allocate();
+    init_depgraph();
+    init_surgery();
+  }
+});
+
+// src/prune/pruneModel.ts
+function targetSparsity(config) {
+  const nm = parseNM(config.method);
+  return nm ? 1 - nm.n / nm.m : config.sparsity;
+}
+function pruneNM(dense, weights, config, { n, m }) {
+  const r = nmPrune(dense, weights, n, m);
+  if (r.layers.length === 0) {
+    throw new UserError(`--method ${config.method}: none of the ${weights.length} prunable weights has a single input axis to group; use --method unstructured`);
+  }
+  const notes = [];
+  const tails = r.layers.filter((l) => l.tail > 0);
+  if (tails.length > 0) {
+    const list = tails.map((l) => `${l.initializer} (fan-in ${l.layout.length}: last ${l.layout.length % m} per row)`).join(", ");
+    const tailTotal = tails.reduce((s, l) => s + l.tail, 0);
+    notes.push(`${n}:${m}: fan-in not a multiple of ${m}, so the last entries of each row stay dense (${tailTotal} weights): ${list}`);
+  }
+  for (const s of r.skipped) notes.push(`${n}:${m}: ${s.initializer} left dense: ${s.reason}`);
+  if (config.sparsity !== DEFAULT_CONFIG.sparsity && config.sparsity !== 1 - n / m) {
+    notes.push(`--sparsity ${config.sparsity} is not used by --method ${config.method}: the pattern sets sparsity to ${1 - n / m}`);
+  }
+  const grouped = r.layers.reduce((s, l) => s + l.grouped, 0);
+  const all = r.layers.reduce((s, l) => s + l.grouped + l.tail, 0);
+  const pruned = r.layers.map((l) => ({ initializer: l.initializer }));
+  return {
+    model: r.model,
+    description: `${n}:${m} semi-structured magnitude pruning of ${r.layers.length} weight tensors (the ${n} largest |w| of every ${m} along the input axis kept; ${(grouped / all * 100).toFixed(1)}% of their weights in full groups)`,
+    denseWeights: weights,
+    notes,
+    targetSparsity: 1 - n / m,
+    verifySaved: (saved) => verifyNM(saved, pruned, n, m).map((v) => v.message)
+  };
+}
+async function pruneModel(dense, config, ctx) {
+  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  if (weights.length === 0) {
+    throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  }
+  const nm = parseNM(config.method);
+  if (nm) return pruneNM(dense, weights, config, nm);
+  if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
+  switch (config.method) {
+    case "unstructured": {
+      const r = magnitudePrune(dense, weights, config.sparsity, config.scope);
+      return {
+        model: r.model,
+        description: `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%`,
+        denseWeights: weights,
+        notes: []
+      };
+    }
+    case "structured":
+    case "hybrid": {
+      const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+      const kept = new Set(weights.map((w) => w.initializer));
+      const protectedTensors = new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n)));
+      const channelSparsity = config.method === "hybrid" ? config.sparsity / 2 : config.sparsity;
+      const r = await structuredPrune(dense, {
+        sparsity: channelSparsity,
+        scope: config.scope,
+        roundTo: config.roundTo,
+        criterion: config.criterion,
+        protectedTensors,
+        calib: ctx.calib
+      });
+      let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
+      let model = r.model;
+      if (config.method === "hybrid") {
+        const removed = countSparsity(model, weights).overall;
+        const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+        const extra = Math.max(0, config.sparsity * denseTotal - (denseTotal - restTotal));
+        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+        model = magnitudePrune(model, rest, frac, config.scope).model;
+        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+      }
+      return { model, description, denseWeights: weights, notes: r.notes };
+    }
+    default:
+      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
+  }
+}
+var init_pruneModel = __esm({
+  "src/prune/pruneModel.ts"() {
+    "use strict";
+    init_schema();
+    init_errors();
+    init_magnitude();
+    init_nm();
+    init_prunable();
+    init_sparsity();
+    init_describe();
+    init_structuredPrune();
+  }
+});
+
+// src/version.ts
+var VERSION7;
+var init_version3 = __esm({
+  "src/version.ts"() {
+    "use strict";
+    VERSION7 = "0.1.0";
+  }
+});
+
+// src/measure/evaluate.ts
+async function evaluateClassifier(session, data, opts) {
+  if (!data.labels) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
+  if (session.outputNames.length !== 1) {
+    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
+  }
+  const { ort } = onnxruntime();
+  const labels = data.labels;
+  const n = data.count;
+  const pred = new Int32Array(n);
+  const confidence = new Float32Array(n);
+  const correct = new Uint8Array(n);
+  const logProbLabel = new Float32Array(n);
+  let classes = 0;
+  let logits;
+  for (let start = 0; start < n; start += opts.batchSize) {
+    const end = Math.min(n, start + opts.batchSize);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) {
+      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    }
+    const result = await session.run(feeds);
+    const out = result[session.outputNames[0]];
+    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
+      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
+    }
+    const values = out.data;
+    if (classes === 0) {
+      classes = out.dims[1];
+      if (opts.keepLogits) logits = new Float32Array(n * classes);
+    }
+    for (let i2 = 0; i2 < end - start; i2++) {
+      const label2 = labels[start + i2];
+      if (label2 >= classes) {
+        throw new UserError(`${data.path}: label ${label2} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+      }
+      const s = scoreRow(values, i2 * classes, classes, label2, opts.outputsAreProbabilities);
+      pred[start + i2] = s.pred;
+      confidence[start + i2] = s.confidence;
+      correct[start + i2] = s.pred === label2 ? 1 : 0;
+      logProbLabel[start + i2] = s.logProbLabel;
+    }
+    logits?.set(values, start * classes);
+    for (const t of Object.values(result)) t.dispose();
+    opts.onBatch?.(end, n);
+  }
+  return { classes, pred, confidence, correct, logProbLabel, logits };
+}
+var init_evaluate = __esm({
+  "src/measure/evaluate.ts"() {
+    "use strict";
+    init_dataset();
+    init_errors();
+    init_ort();
+    init_metrics();
+  }
+});
+
+// src/measure/size.ts
+import * as fs6 from "node:fs";
+import { gzipSync } from "node:zlib";
+function measureFileSize(file) {
+  const data = fs6.readFileSync(file);
+  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
+}
+var init_size = __esm({
+  "src/measure/size.ts"() {
+    "use strict";
   }
 });
 
@@ -35362,18 +36926,21 @@ async function runPipeline(req, progress) {
   if (path4.resolve(outPath) === path4.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
-  progress.note(`pruning ${path4.basename(req.model)}: ${config.method} to ${(config.sparsity * 100).toFixed(1)}%`);
+  const target = targetSparsity(config);
+  progress.note(`pruning ${path4.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
     "prune-guard.version": VERSION7,
     "prune-guard.method": config.method,
     "prune-guard.scope": config.scope,
-    "prune-guard.target_sparsity": String(config.sparsity),
+    "prune-guard.target_sparsity": String(target),
     "prune-guard.source": path4.basename(req.model)
   });
   fs7.mkdirSync(req.out, { recursive: true });
   saveModel(pruned.model, outPath);
+  const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
+  if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
   const measured = [denseStep2, await measureStep("prune", pruned.description, outPath, { ...ctx, dense: denseStep2.preds })];
@@ -35394,12 +36961,13 @@ async function runPipeline(req, progress) {
     model: req.model,
     pruned: outPath,
     method: config.method,
-    target_sparsity: config.sparsity,
+    target_sparsity: target,
     steps,
     budgets,
     verdict,
     class_changes: classChanges(steps[0], final2, data.labels, denseStep2.preds.classes),
-    eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes }
+    eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
+    ...pruned.notes.length > 0 ? { notes: pruned.notes } : {}
   };
   const ledger = {
     schema: LEDGER_SCHEMA,
@@ -43565,101 +45133,6 @@ var init_prFiles = __esm({
   }
 });
 
-// src/config/schema.ts
-function schemaAt(path12) {
-  let node = CONFIG_SCHEMA;
-  for (const segment of path12) {
-    node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
-  }
-  return node;
-}
-var PRUNE_METHODS, RECOVERIES, SCOPES, DEFAULT_CONFIG, wholeNumber, boolean, oneOf2, CONFIG_SCHEMA;
-var init_schema = __esm({
-  "src/config/schema.ts"() {
-    "use strict";
-    init_budgets();
-    PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
-    RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
-    SCOPES = ["global", "layer"];
-    DEFAULT_CONFIG = Object.freeze({
-      sparsity: 0.5,
-      method: "unstructured",
-      recovery: "none",
-      scope: "global",
-      exclude: [],
-      keepFirstLayer: false,
-      keepLastLayer: false,
-      batchSizes: [1, 32],
-      latency: { warmup: 10, runs: 30, threads: 0 },
-      evalBatchSize: 256,
-      confidence: 0.95,
-      budgets: {}
-    });
-    wholeNumber = (minimum) => ({
-      type: "integer",
-      minimum,
-      description: `a whole number of ${minimum} or more`
-    });
-    boolean = { type: "boolean", description: "true or false" };
-    oneOf2 = (values) => ({
-      enum: [...values],
-      description: `one of ${values.join(", ")}`
-    });
-    CONFIG_SCHEMA = {
-      $schema: "https://json-schema.org/draft/2020-12/schema",
-      type: "object",
-      additionalProperties: false,
-      description: "a mapping of settings like 'sparsity: 0.5'",
-      properties: {
-        sparsity: { type: "number", minimum: 0, exclusiveMaximum: 1, description: "a number between 0 and 1" },
-        method: {
-          type: "string",
-          anyOf: [{ enum: [...PRUNE_METHODS] }, { pattern: "^[1-9][0-9]*:[1-9][0-9]*$" }],
-          description: `one of ${PRUNE_METHODS.join(", ")} or an N:M pattern like "2:4"`
-        },
-        recovery: oneOf2(RECOVERIES),
-        scope: oneOf2(SCOPES),
-        exclude: {
-          type: "array",
-          items: { type: "string", minLength: 1, description: "a non-empty glob" },
-          description: 'a list of globs like ["*.bias"]'
-        },
-        "keep-first-layer": boolean,
-        "keep-last-layer": boolean,
-        "batch-sizes": {
-          type: "array",
-          minItems: 1,
-          uniqueItems: true,
-          items: wholeNumber(1),
-          description: "a non-empty list of distinct batch sizes like [1, 32]"
-        },
-        latency: {
-          type: "object",
-          additionalProperties: false,
-          properties: { warmup: wholeNumber(0), runs: wholeNumber(1), threads: wholeNumber(0) },
-          description: "a mapping like { warmup: 10, runs: 30, threads: 0 }"
-        },
-        "eval-batch-size": wholeNumber(1),
-        confidence: {
-          type: "number",
-          exclusiveMinimum: 0,
-          exclusiveMaximum: 1,
-          description: "a number between 0 and 1 like 0.95"
-        },
-        budgets: {
-          type: "object",
-          additionalProperties: false,
-          // limits may carry units ("1%", "2MB"); parseBudgetValue checks them after the schema
-          properties: Object.fromEntries(
-            BUDGET_NAMES.map((name) => [name, { type: ["number", "string"], description: BUDGETS[name].expect }])
-          ),
-          description: "a mapping of budget names to limits like { accuracy-drop: 0.01 }"
-        }
-      }
-    };
-  }
-});
-
 // node_modules/ajv/dist/compile/codegen/code.js
 var require_code = __commonJS({
   "node_modules/ajv/dist/compile/codegen/code.js"(exports) {
@@ -44037,11 +45510,11 @@ var require_codegen = __commonJS({
         const rhs = this.rhs === void 0 ? "" : ` = ${this.rhs}`;
         return `${varKind} ${this.name}${rhs};` + _n;
       }
-      optimizeNames(names, constants3) {
+      optimizeNames(names, constants4) {
         if (!names[this.name.str])
           return;
         if (this.rhs)
-          this.rhs = optimizeExpr(this.rhs, names, constants3);
+          this.rhs = optimizeExpr(this.rhs, names, constants4);
         return this;
       }
       get names() {
@@ -44058,10 +45531,10 @@ var require_codegen = __commonJS({
       render({ _n }) {
         return `${this.lhs} = ${this.rhs};` + _n;
       }
-      optimizeNames(names, constants3) {
+      optimizeNames(names, constants4) {
         if (this.lhs instanceof code_1.Name && !names[this.lhs.str] && !this.sideEffects)
           return;
-        this.rhs = optimizeExpr(this.rhs, names, constants3);
+        this.rhs = optimizeExpr(this.rhs, names, constants4);
         return this;
       }
       get names() {
@@ -44122,8 +45595,8 @@ var require_codegen = __commonJS({
       optimizeNodes() {
         return `${this.code}` ? this : void 0;
       }
-      optimizeNames(names, constants3) {
-        this.code = optimizeExpr(this.code, names, constants3);
+      optimizeNames(names, constants4) {
+        this.code = optimizeExpr(this.code, names, constants4);
         return this;
       }
       get names() {
@@ -44152,12 +45625,12 @@ var require_codegen = __commonJS({
         }
         return nodes.length > 0 ? this : void 0;
       }
-      optimizeNames(names, constants3) {
+      optimizeNames(names, constants4) {
         const { nodes } = this;
         let i2 = nodes.length;
         while (i2--) {
           const n = nodes[i2];
-          if (n.optimizeNames(names, constants3))
+          if (n.optimizeNames(names, constants4))
             continue;
           subtractNames(names, n.names);
           nodes.splice(i2, 1);
@@ -44210,12 +45683,12 @@ var require_codegen = __commonJS({
           return void 0;
         return this;
       }
-      optimizeNames(names, constants3) {
+      optimizeNames(names, constants4) {
         var _a2;
-        this.else = (_a2 = this.else) === null || _a2 === void 0 ? void 0 : _a2.optimizeNames(names, constants3);
-        if (!(super.optimizeNames(names, constants3) || this.else))
+        this.else = (_a2 = this.else) === null || _a2 === void 0 ? void 0 : _a2.optimizeNames(names, constants4);
+        if (!(super.optimizeNames(names, constants4) || this.else))
           return;
-        this.condition = optimizeExpr(this.condition, names, constants3);
+        this.condition = optimizeExpr(this.condition, names, constants4);
         return this;
       }
       get names() {
@@ -44238,10 +45711,10 @@ var require_codegen = __commonJS({
       render(opts) {
         return `for(${this.iteration})` + super.render(opts);
       }
-      optimizeNames(names, constants3) {
-        if (!super.optimizeNames(names, constants3))
+      optimizeNames(names, constants4) {
+        if (!super.optimizeNames(names, constants4))
           return;
-        this.iteration = optimizeExpr(this.iteration, names, constants3);
+        this.iteration = optimizeExpr(this.iteration, names, constants4);
         return this;
       }
       get names() {
@@ -44277,10 +45750,10 @@ var require_codegen = __commonJS({
       render(opts) {
         return `for(${this.varKind} ${this.name} ${this.loop} ${this.iterable})` + super.render(opts);
       }
-      optimizeNames(names, constants3) {
-        if (!super.optimizeNames(names, constants3))
+      optimizeNames(names, constants4) {
+        if (!super.optimizeNames(names, constants4))
           return;
-        this.iterable = optimizeExpr(this.iterable, names, constants3);
+        this.iterable = optimizeExpr(this.iterable, names, constants4);
         return this;
       }
       get names() {
@@ -44322,11 +45795,11 @@ var require_codegen = __commonJS({
         (_b2 = this.finally) === null || _b2 === void 0 ? void 0 : _b2.optimizeNodes();
         return this;
       }
-      optimizeNames(names, constants3) {
+      optimizeNames(names, constants4) {
         var _a2, _b2;
-        super.optimizeNames(names, constants3);
-        (_a2 = this.catch) === null || _a2 === void 0 ? void 0 : _a2.optimizeNames(names, constants3);
-        (_b2 = this.finally) === null || _b2 === void 0 ? void 0 : _b2.optimizeNames(names, constants3);
+        super.optimizeNames(names, constants4);
+        (_a2 = this.catch) === null || _a2 === void 0 ? void 0 : _a2.optimizeNames(names, constants4);
+        (_b2 = this.finally) === null || _b2 === void 0 ? void 0 : _b2.optimizeNames(names, constants4);
         return this;
       }
       get names() {
@@ -44627,7 +46100,7 @@ var require_codegen = __commonJS({
     function addExprNames(names, from) {
       return from instanceof code_1._CodeOrName ? addNames(names, from.names) : names;
     }
-    function optimizeExpr(expr, names, constants3) {
+    function optimizeExpr(expr, names, constants4) {
       if (expr instanceof code_1.Name)
         return replaceName(expr);
       if (!canOptimize(expr))
@@ -44642,14 +46115,14 @@ var require_codegen = __commonJS({
         return items;
       }, []));
       function replaceName(n) {
-        const c = constants3[n.str];
+        const c = constants4[n.str];
         if (c === void 0 || names[n.str] !== 1)
           return n;
         delete names[n.str];
         return c;
       }
       function canOptimize(e) {
-        return e instanceof code_1._Code && e._items.some((c) => c instanceof code_1.Name && names[c.str] === 1 && constants3[c.str] !== void 0);
+        return e instanceof code_1._Code && e._items.some((c) => c instanceof code_1.Name && names[c.str] === 1 && constants4[c.str] !== void 0);
       }
     }
     function subtractNames(names, from) {

@@ -143,6 +143,7 @@ function renderModel(model: ModelLedger): string {
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const classes = classTable(model);
   if (classes) sections.push(classes);
+  if (model.notes?.length) sections.push(['**Notes**', ...model.notes.map((n) => `- ${cell(n)}`)].join('\n'));
   return sections.join('\n\n');
 }
 

@@ -120,6 +120,8 @@ export interface ModelLedger {
   /** classes sorted by accuracy drop, largest first */
   class_changes: ClassChange[];
   eval: { data: string; samples: number; classes: number };
+  /** what the pruning stage wants the user to know (weights left dense and why); absent when none */
+  notes?: string[];
   /** set by the GitHub Action on pull requests; `verdict` above then includes `vs_base.verdict` */
   vs_base?: BaseComparison;
 }

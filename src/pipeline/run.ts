@@ -13,7 +13,7 @@ import { classSupport } from '../measure/metrics.js';
 import { onnxruntimeVersion } from '../measure/ort.js';
 import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
 import { modelInputs } from '../onnx/signature.js';
-import { pruneModel } from '../prune/pruneModel.js';
+import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
 import { VERSION } from '../version.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { Progress } from './progress.js';
@@ -78,18 +78,21 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
 
-  progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(config.sparsity * 100).toFixed(1)}%`);
+  const target = targetSparsity(config);
+  progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
     'prune-guard.version': VERSION,
     'prune-guard.method': config.method,
     'prune-guard.scope': config.scope,
-    'prune-guard.target_sparsity': String(config.sparsity),
+    'prune-guard.target_sparsity': String(target),
     'prune-guard.source': path.basename(req.model),
   });
   fs.mkdirSync(req.out, { recursive: true });
   saveModel(pruned.model, outPath);
+  const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
+  if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join('; ')}`);
 
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress };
   const denseStep = await measureStep('dense', 'input model, unchanged', req.model, ctx);
@@ -113,12 +116,13 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     model: req.model,
     pruned: outPath,
     method: config.method,
-    target_sparsity: config.sparsity,
+    target_sparsity: target,
     steps,
     budgets,
     verdict,
     class_changes: classChanges(steps[0], final, data.labels!, denseStep.preds.classes),
     eval: { data: req.data, samples: data.count, classes: denseStep.preds.classes },
+    ...(pruned.notes.length > 0 ? { notes: pruned.notes } : {}),
   };
   const ledger: Ledger = {
     schema: LEDGER_SCHEMA,
