@@ -57,6 +57,21 @@ export interface Step {
   /** accuracy per shift set, keyed by its name */
   shift_accuracy?: Record<string, number>;
   layers?: LayerSparsity[];
+  /** recovery steps only: what the step cost and what it gained on the calibration set */
+  recovery?: RecoveryInfo;
+}
+
+/** Cost and gain of one recovery step; calibration-set numbers are what the step was judged on. */
+export interface RecoveryInfo {
+  seconds: number;
+  calib_accuracy_before?: number;
+  calib_accuracy_after?: number;
+  calib_nll_before?: number;
+  calib_nll_after?: number;
+  /** temperature scaling: the fitted T and calibration-set ECE before and after dividing logits by it */
+  temperature?: number;
+  calib_ece_before?: number;
+  calib_ece_after?: number;
 }
 
 export type BudgetName =
