@@ -14,7 +14,7 @@ import { onnxruntimeVersion } from '../measure/ort.js';
 import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
 import { modelInputs } from '../onnx/signature.js';
 import { pruneModel } from '../prune/pruneModel.js';
-import { checkRecoveryInputs, runRecovery, stepFile } from '../recover/runRecovery.js';
+import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
 import { VERSION } from '../version.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { Progress } from './progress.js';
@@ -90,15 +90,17 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     'prune-guard.target_sparsity': String(config.sparsity),
     'prune-guard.source': path.basename(req.model),
   });
-  if (config.recovery !== 'none') setMetadata(pruned.model, { 'prune-guard.recovery': config.recovery });
+  setMetadata(pruned.model, { 'prune-guard.recovery': config.recovery });
   fs.mkdirSync(req.out, { recursive: true });
   // with recovery, every stage is kept under OUT/steps and the last one is copied to outPath
   const stepsDir = path.join(req.out, 'steps');
-  const pruneArtifact = config.recovery === 'none' ? outPath : stepFile(stepsDir, 1, 'prune');
-  if (config.recovery !== 'none') fs.mkdirSync(stepsDir, { recursive: true });
+  const staged = hasRecoverySteps(config);
+  const pruneArtifact = staged ? stepFile(stepsDir, 1, 'prune') : outPath;
+  if (staged) fs.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
-  const recovered = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress });
-  if (config.recovery !== 'none') writeFileAtomic(outPath, fs.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress });
+  const recovered = recovery.steps;
+  if (staged) writeFileAtomic(outPath, fs.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
 
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress };
   const denseStep = await measureStep('dense', 'input model, unchanged', req.model, ctx);
@@ -106,8 +108,10 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   for (const r of recovered) {
     const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep.preds });
     m.step.recovery = r.info;
+    if (r.temperature) m.step.temperature = r.temperature;
     measured.push(m);
   }
+  if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
 
   const artifacts = measured.map((m) => m.step.artifact);
   progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
-import type { RecoveryInfo } from '../ledger/types.js';
+import type { RecoveryInfo, TemperatureInfo } from '../ledger/types.js';
 import { saveModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import type { Progress } from '../pipeline/progress.js';
@@ -11,6 +11,7 @@ import type { PrunableWeight } from '../prune/prunable.js';
 import { reestimateBatchNorm } from './batchNorm.js';
 import { better, calibScore, type CalibScore } from './calibScore.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from './reconstruct.js';
+import { bakeTemperature, calibrateTemperature, type TemperatureFit } from './temperature.js';
 
 /** One recovery step, saved to disk, for the pipeline to measure like any other step. */
 export interface RecoveryStep {
@@ -18,6 +19,13 @@ export interface RecoveryStep {
   description: string;
   artifact: string;
   info: RecoveryInfo;
+  temperature?: TemperatureInfo;
+}
+
+export interface RecoveryOutcome {
+  steps: RecoveryStep[];
+  /** temperature fitted for the model that ships (the last step), when the calibration set has labels */
+  temperature?: TemperatureInfo;
 }
 
 export interface RecoveryRequest {
@@ -44,6 +52,18 @@ export function checkRecoveryInputs(config: Config, calib: Dataset | undefined):
   if (why && !calib) {
     throw new UserError(`--recovery ${config.recovery}: needs a calibration set for ${why}; pass --calib calib.npz (a few hundred training-like samples, with y to judge steps)`);
   }
+  if (config.bakeTemperature && !calib?.labels) {
+    throw new UserError(`--bake-temperature: needs a labelled calibration set to fit the temperature on; pass --calib calib.npz with x and y`);
+  }
+}
+
+/** Whether the run has stages after 'prune', which are then kept under OUT/steps. */
+export function hasRecoverySteps(config: Config): boolean {
+  return config.recovery !== 'none' || config.bakeTemperature;
+}
+
+function temperatureInfo(fit: TemperatureFit, baked: boolean): TemperatureInfo {
+  return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 
 export function stepFile(stepsDir: string, index: number, name: string): string {
@@ -59,13 +79,36 @@ function fmt(s: CalibScore | undefined): string {
  * OUT/steps/NN-name.onnx. A stage that makes the calibration score worse is not kept, and the
  * description of the previous stage says so, so the last step is always the model that ships.
  */
-export async function runRecovery(req: RecoveryRequest): Promise<RecoveryStep[]> {
+export async function runRecovery(req: RecoveryRequest): Promise<RecoveryOutcome> {
   const { config, calib, progress } = req;
+  if (!calib) return { steps: [] };
+  const steps = await recoverySteps(req, calib);
+  const last = steps.at(-1)?.model ?? req.pruned;
+  if (!calib.labels) return { steps: steps.map((s) => s.step) };
+  const t0 = performance.now();
+  const fit = await calibrateTemperature(last, calib, config.latency.threads);
+  if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
+  const baked = bakeTemperature(last, fit.temperature);
+  const artifact = stepFile(req.stepsDir, steps.length + 2, 'temperature');
+  fs.mkdirSync(req.stepsDir, { recursive: true });
+  saveModel(baked, artifact);
+  progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
+  const step: RecoveryStep = {
+    name: 'calibrate:temperature',
+    description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
+    artifact,
+    info: { seconds: (performance.now() - t0) / 1000, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
+    temperature: temperatureInfo(fit, true),
+  };
+  return { steps: [...steps.map((s) => s.step), step] };
+}
+
+async function recoverySteps(req: RecoveryRequest, calib: Dataset): Promise<{ step: RecoveryStep; model: ModelProto }[]> {
+  const { config, progress } = req;
   if (config.recovery === 'none') return [];
-  if (!calib) throw new Error('runRecovery: calibration set missing (checkRecoveryInputs was not called)');
   fs.mkdirSync(req.stepsDir, { recursive: true });
   const labelled = calib.labels !== null;
-  const steps: RecoveryStep[] = [];
+  const steps: { step: RecoveryStep; model: ModelProto }[] = [];
   let current = req.pruned;
   let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : undefined;
 
@@ -76,7 +119,7 @@ export async function runRecovery(req: RecoveryRequest): Promise<RecoveryStep[]>
     if (currentScore && score) {
       Object.assign(info, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score.nll });
     }
-    steps.push({ name, description, artifact, info });
+    steps.push({ step: { name, description, artifact, info }, model });
     current = model;
     currentScore = score;
   };
