@@ -623,13 +623,13 @@ var require_help = __commonJS({
         const commandGroups = this.groupItems(
           cmd.commands,
           helper.visibleCommands(cmd),
-          (sub) => sub.helpGroup() || "Commands:"
+          (sub2) => sub2.helpGroup() || "Commands:"
         );
         commandGroups.forEach((commands, group) => {
-          const commandList = commands.map((sub) => {
+          const commandList = commands.map((sub2) => {
             return callFormatItem(
-              helper.styleSubcommandTerm(helper.subcommandTerm(sub)),
-              helper.styleSubcommandDescription(helper.subcommandDescription(sub))
+              helper.styleSubcommandTerm(helper.subcommandTerm(sub2)),
+              helper.styleSubcommandDescription(helper.subcommandDescription(sub2))
             );
           });
           output = output.concat(this.formatItemList(group, commandList, helper));
@@ -1209,8 +1209,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path5 = __require("node:path");
-    var fs7 = __require("node:fs");
+    var path6 = __require("node:path");
+    var fs8 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2204,7 +2204,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs7.existsSync(executableFile)) return;
+        if (fs8.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2222,11 +2222,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path5.resolve(baseDir, baseName2);
-          if (fs7.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path5.extname(baseName2))) return void 0;
+          const localBin = path6.resolve(baseDir, baseName2);
+          if (fs8.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path6.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs7.existsSync(`${localBin}${ext}`)
+            (ext) => fs8.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2238,21 +2238,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs7.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs8.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path5.resolve(
-            path5.dirname(resolvedScriptPath),
+          executableDir = path6.resolve(
+            path6.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path5.basename(
+            const legacyName = path6.basename(
               this._scriptPath,
-              path5.extname(this._scriptPath)
+              path6.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2263,7 +2263,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path5.extname(executableFile));
+        launchWithNode = sourceExt.includes(path6.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3178,7 +3178,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path5.basename(filename, path5.extname(filename));
+        this._name = path6.basename(filename, path6.extname(filename));
         return this;
       }
       /**
@@ -3192,9 +3192,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path6) {
-        if (path6 === void 0) return this._executableDir;
-        this._executableDir = path6;
+      executableDir(path7) {
+        if (path7 === void 0) return this._executableDir;
+        this._executableDir = path7;
         return this;
       }
       /**
@@ -3549,17 +3549,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path5) {
-      const ctrl = callVisitor(key, node, visitor, path5);
+    function visit_(key, node, visitor, path6) {
+      const ctrl = callVisitor(key, node, visitor, path6);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path5, ctrl);
-        return visit_(key, ctrl, visitor, path5);
+        replaceNode(key, path6, ctrl);
+        return visit_(key, ctrl, visitor, path6);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path5 = Object.freeze(path5.concat(node));
+          path6 = Object.freeze(path6.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path5);
+            const ci = visit_(i2, node.items[i2], visitor, path6);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3570,13 +3570,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path5 = Object.freeze(path5.concat(node));
-          const ck = visit_("key", node.key, visitor, path5);
+          path6 = Object.freeze(path6.concat(node));
+          const ck = visit_("key", node.key, visitor, path6);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path5);
+          const cv = visit_("value", node.value, visitor, path6);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3597,17 +3597,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path5) {
-      const ctrl = await callVisitor(key, node, visitor, path5);
+    async function visitAsync_(key, node, visitor, path6) {
+      const ctrl = await callVisitor(key, node, visitor, path6);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path5, ctrl);
-        return visitAsync_(key, ctrl, visitor, path5);
+        replaceNode(key, path6, ctrl);
+        return visitAsync_(key, ctrl, visitor, path6);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path5 = Object.freeze(path5.concat(node));
+          path6 = Object.freeze(path6.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path5);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path6);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3618,13 +3618,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path5 = Object.freeze(path5.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path5);
+          path6 = Object.freeze(path6.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path6);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path5);
+          const cv = await visitAsync_("value", node.value, visitor, path6);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3651,23 +3651,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path5) {
+    function callVisitor(key, node, visitor, path6) {
       if (typeof visitor === "function")
-        return visitor(key, node, path5);
+        return visitor(key, node, path6);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path5);
+        return visitor.Map?.(key, node, path6);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path5);
+        return visitor.Seq?.(key, node, path6);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path5);
+        return visitor.Pair?.(key, node, path6);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path5);
+        return visitor.Scalar?.(key, node, path6);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path5);
+        return visitor.Alias?.(key, node, path6);
       return void 0;
     }
-    function replaceNode(key, path5, node) {
-      const parent = path5[path5.length - 1];
+    function replaceNode(key, path6, node) {
+      const parent = path6[path6.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4279,10 +4279,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path5, value) {
+    function collectionFromPath(schema, path6, value) {
       let v = value;
-      for (let i2 = path5.length - 1; i2 >= 0; --i2) {
-        const k = path5[i2];
+      for (let i2 = path6.length - 1; i2 >= 0; --i2) {
+        const k = path6[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4301,7 +4301,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path5) => path5 == null || typeof path5 === "object" && !!path5[Symbol.iterator]().next().done;
+    var isEmptyPath = (path6) => path6 == null || typeof path6 === "object" && !!path6[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4331,11 +4331,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path5, value) {
-        if (isEmptyPath(path5))
+      addIn(path6, value) {
+        if (isEmptyPath(path6))
           this.add(value);
         else {
-          const [key, ...rest] = path5;
+          const [key, ...rest] = path6;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4349,8 +4349,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path5) {
-        const [key, ...rest] = path5;
+      deleteIn(path6) {
+        const [key, ...rest] = path6;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4364,8 +4364,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path5, keepScalar) {
-        const [key, ...rest] = path5;
+      getIn(path6, keepScalar) {
+        const [key, ...rest] = path6;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4383,8 +4383,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path5) {
-        const [key, ...rest] = path5;
+      hasIn(path6) {
+        const [key, ...rest] = path6;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4394,8 +4394,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path5, value) {
-        const [key, ...rest] = path5;
+      setIn(path6, value) {
+        const [key, ...rest] = path6;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -6910,9 +6910,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path5, value) {
+      addIn(path6, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path5, value);
+          this.contents.addIn(path6, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -6987,14 +6987,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path5) {
-        if (Collection.isEmptyPath(path5)) {
+      deleteIn(path6) {
+        if (Collection.isEmptyPath(path6)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path5) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path6) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7009,10 +7009,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path5, keepScalar) {
-        if (Collection.isEmptyPath(path5))
+      getIn(path6, keepScalar) {
+        if (Collection.isEmptyPath(path6))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path5, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path6, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7023,10 +7023,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path5) {
-        if (Collection.isEmptyPath(path5))
+      hasIn(path6) {
+        if (Collection.isEmptyPath(path6))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path5) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path6) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7043,13 +7043,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path5, value) {
-        if (Collection.isEmptyPath(path5)) {
+      setIn(path6, value) {
+        if (Collection.isEmptyPath(path6)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path5), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path6), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path5, value);
+          this.contents.setIn(path6, value);
         }
       }
       /**
@@ -9010,9 +9010,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path5) => {
+    visit.itemAtPath = (cst, path6) => {
       let item = cst;
-      for (const [field, index] of path5) {
+      for (const [field, index] of path6) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9021,23 +9021,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path5) => {
-      const parent = visit.itemAtPath(cst, path5.slice(0, -1));
-      const field = path5[path5.length - 1][0];
+    visit.parentCollection = (cst, path6) => {
+      const parent = visit.itemAtPath(cst, path6.slice(0, -1));
+      const field = path6[path6.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path5, item, visitor) {
-      let ctrl = visitor(item, path5);
+    function _visit(path6, item, visitor) {
+      let ctrl = visitor(item, path6);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path5.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path6.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9048,10 +9048,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path5);
+            ctrl = ctrl(item, path6);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path5) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path6) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10353,14 +10353,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs7 = this.flowScalar(this.type);
+              const fs8 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs7, sep: [] });
+                map.items.push({ start, key: fs8, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs7);
+                this.stack.push(fs8);
               } else {
-                Object.assign(it, { key: fs7, sep: [] });
+                Object.assign(it, { key: fs8, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10488,13 +10488,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs7 = this.flowScalar(this.type);
+              const fs8 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs7, sep: [] });
+                fc.items.push({ start: [], key: fs8, sep: [] });
               else if (it.sep)
-                this.stack.push(fs7);
+                this.stack.push(fs8);
               else
-                Object.assign(it, { key: fs7, sep: [] });
+                Object.assign(it, { key: fs8, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -14179,8 +14179,8 @@ var require_utils = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path5) {
-      let input = path5;
+    function removeDotSegments(path6) {
+      let input = path6;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -14254,11 +14254,11 @@ var require_utils = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path5) {
-      if (path5 === "" || path5[0] === "/") {
-        return removeDotSegments(path5);
+    function removeDotSegmentsRelative(path6) {
+      if (path6 === "" || path6[0] === "/") {
+        return removeDotSegments(path6);
       }
-      const segments = path5.split("/");
+      const segments = path6.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -14621,8 +14621,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path5 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path5 && path5 !== "/" ? path5 : void 0;
+        const path6 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path6 && path6 !== "/" ? path6 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -17751,11 +17751,11 @@ var require_format = __commonJS({
           }
           function getFormat(fmtDef) {
             const code = fmtDef instanceof RegExp ? (0, codegen_1.regexpCode)(fmtDef) : opts.code.formats ? (0, codegen_1._)`${opts.code.formats}${(0, codegen_1.getProperty)(schema)}` : void 0;
-            const fmt = gen.scopeValue("formats", { key: schema, ref: fmtDef, code });
+            const fmt2 = gen.scopeValue("formats", { key: schema, ref: fmtDef, code });
             if (typeof fmtDef == "object" && !(fmtDef instanceof RegExp)) {
-              return [fmtDef.type || "string", fmtDef.validate, (0, codegen_1._)`${fmt}.validate`];
+              return [fmtDef.type || "string", fmtDef.validate, (0, codegen_1._)`${fmt2}.validate`];
             }
-            return ["string", fmtDef, fmt];
+            return ["string", fmtDef, fmt2];
           }
           function validCondition() {
             if (typeof formatDef == "object" && !(formatDef instanceof RegExp) && formatDef.async) {
@@ -20223,8 +20223,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path5, { windows } = {}) => {
-      const segs = path5.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path6, { windows } = {}) => {
+      const segs = path6.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -22616,7 +22616,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs6 from "node:fs";
+import * as fs7 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -22967,6 +22967,7 @@ var DEFAULT_CONFIG = Object.freeze({
   exclude: [],
   keepFirstLayer: false,
   keepLastLayer: false,
+  bakeTemperature: false,
   batchSizes: [1, 32],
   latency: { warmup: 10, runs: 30, threads: 0 },
   evalBatchSize: 256,
@@ -23006,6 +23007,7 @@ var CONFIG_SCHEMA = {
     },
     "keep-first-layer": boolean,
     "keep-last-layer": boolean,
+    "bake-temperature": boolean,
     "batch-sizes": {
       type: "array",
       minItems: 1,
@@ -23039,9 +23041,9 @@ var CONFIG_SCHEMA = {
     }
   }
 };
-function schemaAt(path5) {
+function schemaAt(path6) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path5) {
+  for (const segment of path6) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -23054,8 +23056,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path5) {
-  return path5.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path6) {
+  return path6.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -23063,33 +23065,33 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path5 = [];
+  const path6 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path5.push(Number(key));
+      path6.push(Number(key));
       value = value[Number(key)];
     } else {
-      path5.push(key);
+      path6.push(key);
       value = value?.[key];
     }
   }
-  return { path: path5, value };
+  return { path: path6, value };
 }
 var BOUNDS = /* @__PURE__ */ new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]);
 function fromAjv(error, raw) {
-  const { path: path5, value } = toKeyPath(error.instancePath, raw);
+  const { path: path6, value } = toKeyPath(error.instancePath, raw);
   if (error.keyword === "additionalProperties") {
     const key = String(error.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path5)?.properties ?? {});
-    const full = [...path5, key];
+    const valid = Object.keys(schemaAt(path6)?.properties ?? {});
+    const full = [...path6, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path5)?.description ?? "valid";
+  const expected = schemaAt(path6)?.description ?? "valid";
   const bound = BOUNDS.has(error.keyword) ? `; ${error.message}` : "";
-  if (path5.length === 0) return { path: path5, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path5, message: `'${formatKeyPath(path5)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path6.length === 0) return { path: path6, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path6, message: `'${formatKeyPath(path6)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -23105,8 +23107,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path5 = ["budgets", name];
-        problems.push({ path: path5, message: `'${formatKeyPath(path5)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path6 = ["budgets", name];
+        problems.push({ path: path6, message: `'${formatKeyPath(path6)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -23133,10 +23135,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path5) {
+function lineOf(doc, lines, path6) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path5) {
+  for (const segment of path6) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -23155,16 +23157,16 @@ function lineOf(doc, lines, path5) {
 }
 
 // src/config/loadConfig.ts
-function loadConfig(path5) {
+function loadConfig(path6) {
   let text;
   try {
-    text = readFileSync(path5, "utf8");
+    text = readFileSync(path6, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path5}: config file not found; check the path or create it`);
-    throw new UserError(`${path5}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path6}: config file not found; check the path or create it`);
+    throw new UserError(`${path6}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path5);
+  return parseConfig(text, path6);
 }
 function parseConfig(text, where) {
   const lines = new import_yaml2.LineCounter();
@@ -23221,9 +23223,9 @@ function mergeConfig(base, overrides) {
 }
 
 // src/pipeline/run.ts
-import * as fs5 from "node:fs";
+import * as fs6 from "node:fs";
 import * as os from "node:os";
-import * as path4 from "node:path";
+import * as path5 from "node:path";
 
 // src/data/npy.ts
 var DTYPES = {
@@ -24041,12 +24043,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path5, model, opts) {
+function loadDataset(path6, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path5} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path6} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path5);
+  const arrays = readArrays(path6);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -24055,7 +24057,7 @@ function loadDataset(path5, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path5}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path6}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -24064,36 +24066,36 @@ function loadDataset(path5, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path5}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path6}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path5, spec, name, arr, modelName);
+  for (const [spec, name, arr] of bound) checkInput(path6, spec, name, arr, modelName);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path5}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path6}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path5}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path6}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path5, y, count3);
+  if (y) labels = toLabels(path6, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path5}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path6}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path5, count: count3, inputs, labels };
+  return { path: path6, count: count3, inputs, labels };
 }
-function checkInput(path5, spec, name, arr, modelName) {
-  const subject = `${path5}: array '${name}'`;
+function checkInput(path6, spec, name, arr, modelName) {
+  const subject = `${path6}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -24124,8 +24126,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path5, y, count3) {
-  const subject = `${path5}: label array '${LABELS}'`;
+function toLabels(path6, y, count3) {
+  const subject = `${path6}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -24362,8 +24364,8 @@ var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
 var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH = "\u2014";
 var TOP_CLASSES = 5;
-function baseName(path5) {
-  return path5.split(/[\\/]/).pop() || path5;
+function baseName(path6) {
+  return path6.split(/[\\/]/).pop() || path6;
 }
 function cell(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
@@ -27302,8 +27304,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path5, ...paths) {
-  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path5]);
+function messageDesc(file, path6, ...paths) {
+  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path6]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -28165,6 +28167,7 @@ function writeTypeOfScalar(type) {
 // src/onnx/proto/onnx_pb.ts
 var file_onnx = /* @__PURE__ */ fileDesc("Cgpvbm54LnByb3RvEgRvbm54IswFCg5BdHRyaWJ1dGVQcm90bxIMCgRuYW1lGAEgASgJEhUKDXJlZl9hdHRyX25hbWUYFSABKAkSEgoKZG9jX3N0cmluZxgNIAEoCRIwCgR0eXBlGBQgASgOMiIub25ueC5BdHRyaWJ1dGVQcm90by5BdHRyaWJ1dGVUeXBlEgkKAWYYAiABKAISCQoBaRgDIAEoAxIJCgFzGAQgASgMEhwKAXQYBSABKAsyES5vbm54LlRlbnNvclByb3RvEhsKAWcYBiABKAsyEC5vbm54LkdyYXBoUHJvdG8SLgoNc3BhcnNlX3RlbnNvchgWIAEoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SGwoCdHAYDiABKAsyDy5vbm54LlR5cGVQcm90bxIOCgZmbG9hdHMYByADKAISDAoEaW50cxgIIAMoAxIPCgdzdHJpbmdzGAkgAygMEiIKB3RlbnNvcnMYCiADKAsyES5vbm54LlRlbnNvclByb3RvEiAKBmdyYXBocxgLIAMoCzIQLm9ubnguR3JhcGhQcm90bxIvCg5zcGFyc2VfdGVuc29ycxgXIAMoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SJAoLdHlwZV9wcm90b3MYDyADKAsyDy5vbm54LlR5cGVQcm90byLZAQoNQXR0cmlidXRlVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgcKA0lOVBACEgoKBlNUUklORxADEgoKBlRFTlNPUhAEEgkKBUdSQVBIEAUSEQoNU1BBUlNFX1RFTlNPUhALEg4KClRZUEVfUFJPVE8QDRIKCgZGTE9BVFMQBhIICgRJTlRTEAcSCwoHU1RSSU5HUxAIEgsKB1RFTlNPUlMQCRIKCgZHUkFQSFMQChISCg5TUEFSU0VfVEVOU09SUxAMEg8KC1RZUEVfUFJPVE9TEA4iUQoOVmFsdWVJbmZvUHJvdG8SDAoEbmFtZRgBIAEoCRIdCgR0eXBlGAIgASgLMg8ub25ueC5UeXBlUHJvdG8SEgoKZG9jX3N0cmluZxgDIAEoCSKWAQoJTm9kZVByb3RvEg0KBWlucHV0GAEgAygJEg4KBm91dHB1dBgCIAMoCRIMCgRuYW1lGAMgASgJEg8KB29wX3R5cGUYBCABKAkSDgoGZG9tYWluGAcgASgJEicKCWF0dHJpYnV0ZRgFIAMoCzIULm9ubnguQXR0cmlidXRlUHJvdG8SEgoKZG9jX3N0cmluZxgGIAEoCSLWAQoRVHJhaW5pbmdJbmZvUHJvdG8SKAoOaW5pdGlhbGl6YXRpb24YASABKAsyEC5vbm54LkdyYXBoUHJvdG8SIwoJYWxnb3JpdGhtGAIgASgLMhAub25ueC5HcmFwaFByb3RvEjwKFmluaXRpYWxpemF0aW9uX2JpbmRpbmcYAyADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8SNAoOdXBkYXRlX2JpbmRpbmcYBCADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8i6wIKCk1vZGVsUHJvdG8SEgoKaXJfdmVyc2lvbhgBIAEoAxIuCgxvcHNldF9pbXBvcnQYCCADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIVCg1wcm9kdWNlcl9uYW1lGAIgASgJEhgKEHByb2R1Y2VyX3ZlcnNpb24YAyABKAkSDgoGZG9tYWluGAQgASgJEhUKDW1vZGVsX3ZlcnNpb24YBSABKAMSEgoKZG9jX3N0cmluZxgGIAEoCRIfCgVncmFwaBgHIAEoCzIQLm9ubnguR3JhcGhQcm90bxI0Cg5tZXRhZGF0YV9wcm9wcxgOIAMoCzIcLm9ubnguU3RyaW5nU3RyaW5nRW50cnlQcm90bxIuCg10cmFpbmluZ19pbmZvGBQgAygLMhcub25ueC5UcmFpbmluZ0luZm9Qcm90bxImCglmdW5jdGlvbnMYGSADKAsyEy5vbm54LkZ1bmN0aW9uUHJvdG8iNAoWU3RyaW5nU3RyaW5nRW50cnlQcm90bxILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiawoQVGVuc29yQW5ub3RhdGlvbhITCgt0ZW5zb3JfbmFtZRgBIAEoCRJCChxxdWFudF9wYXJhbWV0ZXJfdGVuc29yX25hbWVzGAIgAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvIp4DCgpHcmFwaFByb3RvEh0KBG5vZGUYASADKAsyDy5vbm54Lk5vZGVQcm90bxIMCgRuYW1lGAIgASgJEiYKC2luaXRpYWxpemVyGAUgAygLMhEub25ueC5UZW5zb3JQcm90bxIzChJzcGFyc2VfaW5pdGlhbGl6ZXIYDyADKAsyFy5vbm54LlNwYXJzZVRlbnNvclByb3RvEhIKCmRvY19zdHJpbmcYCiABKAkSIwoFaW5wdXQYCyADKAsyFC5vbm54LlZhbHVlSW5mb1Byb3RvEiQKBm91dHB1dBgMIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SKAoKdmFsdWVfaW5mbxgNIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SNwoXcXVhbnRpemF0aW9uX2Fubm90YXRpb24YDiADKAsyFi5vbm54LlRlbnNvckFubm90YXRpb25KBAgDEARKBAgEEAVKBAgGEApSCmlyX3ZlcnNpb25SEHByb2R1Y2VyX3ZlcnNpb25SDHByb2R1Y2VyX3RhZ1IGZG9tYWluIrgFCgtUZW5zb3JQcm90bxIMCgRkaW1zGAEgAygDEhEKCWRhdGFfdHlwZRgCIAEoBRIqCgdzZWdtZW50GAMgASgLMhkub25ueC5UZW5zb3JQcm90by5TZWdtZW50EhYKCmZsb2F0X2RhdGEYBCADKAJCAhABEhYKCmludDMyX2RhdGEYBSADKAVCAhABEhMKC3N0cmluZ19kYXRhGAYgAygMEhYKCmludDY0X2RhdGEYByADKANCAhABEgwKBG5hbWUYCCABKAkSEgoKZG9jX3N0cmluZxgMIAEoCRIQCghyYXdfZGF0YRgJIAEoDBIzCg1leHRlcm5hbF9kYXRhGA0gAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvEjUKDWRhdGFfbG9jYXRpb24YDiABKA4yHi5vbm54LlRlbnNvclByb3RvLkRhdGFMb2NhdGlvbhIXCgtkb3VibGVfZGF0YRgKIAMoAUICEAESFwoLdWludDY0X2RhdGEYCyADKARCAhABGiUKB1NlZ21lbnQSDQoFYmVnaW4YASABKAMSCwoDZW5kGAIgASgDItoBCghEYXRhVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgkKBVVJTlQ4EAISCAoESU5UOBADEgoKBlVJTlQxNhAEEgkKBUlOVDE2EAUSCQoFSU5UMzIQBhIJCgVJTlQ2NBAHEgoKBlNUUklORxAIEggKBEJPT0wQCRILCgdGTE9BVDE2EAoSCgoGRE9VQkxFEAsSCgoGVUlOVDMyEAwSCgoGVUlOVDY0EA0SDQoJQ09NUExFWDY0EA4SDgoKQ09NUExFWDEyOBAPEgwKCEJGTE9BVDE2EBAiKQoMRGF0YUxvY2F0aW9uEgsKB0RFRkFVTFQQABIMCghFWFRFUk5BTBABImgKEVNwYXJzZVRlbnNvclByb3RvEiEKBnZhbHVlcxgBIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SIgoHaW5kaWNlcxgCIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SDAoEZGltcxgDIAMoAyKVAQoQVGVuc29yU2hhcGVQcm90bxItCgNkaW0YASADKAsyIC5vbm54LlRlbnNvclNoYXBlUHJvdG8uRGltZW5zaW9uGlIKCURpbWVuc2lvbhITCglkaW1fdmFsdWUYASABKANIABITCglkaW1fcGFyYW0YAiABKAlIABISCgpkZW5vdGF0aW9uGAMgASgJQgcKBXZhbHVlIs4ECglUeXBlUHJvdG8SLQoLdGVuc29yX3R5cGUYASABKAsyFi5vbm54LlR5cGVQcm90by5UZW5zb3JIABIxCg1zZXF1ZW5jZV90eXBlGAQgASgLMhgub25ueC5UeXBlUHJvdG8uU2VxdWVuY2VIABInCghtYXBfdHlwZRgFIAEoCzITLm9ubnguVHlwZVByb3RvLk1hcEgAEjEKDW9wdGlvbmFsX3R5cGUYCSABKAsyGC5vbm54LlR5cGVQcm90by5PcHRpb25hbEgAEjoKEnNwYXJzZV90ZW5zb3JfdHlwZRgIIAEoCzIcLm9ubnguVHlwZVByb3RvLlNwYXJzZVRlbnNvckgAEhIKCmRlbm90YXRpb24YBiABKAkaQgoGVGVuc29yEhEKCWVsZW1fdHlwZRgBIAEoBRIlCgVzaGFwZRgCIAEoCzIWLm9ubnguVGVuc29yU2hhcGVQcm90bxouCghTZXF1ZW5jZRIiCgllbGVtX3R5cGUYASABKAsyDy5vbm54LlR5cGVQcm90bxo8CgNNYXASEAoIa2V5X3R5cGUYASABKAUSIwoKdmFsdWVfdHlwZRgCIAEoCzIPLm9ubnguVHlwZVByb3RvGi4KCE9wdGlvbmFsEiIKCWVsZW1fdHlwZRgBIAEoCzIPLm9ubnguVHlwZVByb3RvGkgKDFNwYXJzZVRlbnNvchIRCgllbGVtX3R5cGUYASABKAUSJQoFc2hhcGUYAiABKAsyFi5vbm54LlRlbnNvclNoYXBlUHJvdG9CBwoFdmFsdWUiNQoST3BlcmF0b3JTZXRJZFByb3RvEg4KBmRvbWFpbhgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDIuUBCg1GdW5jdGlvblByb3RvEgwKBG5hbWUYASABKAkSDQoFaW5wdXQYBCADKAkSDgoGb3V0cHV0GAUgAygJEhEKCWF0dHJpYnV0ZRgGIAMoCRIdCgRub2RlGAcgAygLMg8ub25ueC5Ob2RlUHJvdG8SEgoKZG9jX3N0cmluZxgIIAEoCRIuCgxvcHNldF9pbXBvcnQYCSADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIOCgZkb21haW4YCiABKAlKBAgCEANKBAgDEARSDXNpbmNlX3ZlcnNpb25SBnN0YXR1cyrkAQoHVmVyc2lvbhISCg5fU1RBUlRfVkVSU0lPThAAEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8xMBABEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8zMBACEhgKFElSX1ZFUlNJT05fMjAxN18xMV8zEAMSGAoUSVJfVkVSU0lPTl8yMDE5XzFfMjIQBBIYChRJUl9WRVJTSU9OXzIwMTlfM18xOBAFEhgKFElSX1ZFUlNJT05fMjAxOV85XzE5EAYSFwoTSVJfVkVSU0lPTl8yMDIwXzVfOBAHEg4KCklSX1ZFUlNJT04QCCouCg5PcGVyYXRvclN0YXR1cxIQCgxFWFBFUklNRU5UQUwQABIKCgZTVEFCTEUQAUICSAM");
 var ValueInfoProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 1);
+var NodeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 2);
 var ModelProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 4);
 var StringStringEntryProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 5);
 var TensorProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 8);
@@ -28367,6 +28370,11 @@ function floatToHalf(x2) {
   if (rem > 4096 || rem === 4096 && half & 1) half++;
   return half;
 }
+function makeFloatTensor(name, dims, values) {
+  const t = create(TensorProtoSchema, { name, dataType: 1 /* FLOAT */, dims: dims.map(BigInt) });
+  setTensorFloat32(t, values);
+  return t;
+}
 
 // src/onnx/model.ts
 var PROTOBUF_LIMIT = 2 ** 31 - 1;
@@ -28568,6 +28576,14 @@ function attrInt(node, name, fallback) {
 function attrInts(node, name) {
   const a = attr(node, name);
   return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
+}
+function attrFloat(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
+}
+function attrString(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
 }
 function nodeLabel(node) {
   return node.name || `${node.opType}(${node.output[0] ?? ""})`;
@@ -30578,8 +30594,154 @@ async function pruneModel(dense, config, ctx) {
   }
 }
 
-// src/version.ts
-var VERSION = "0.1.0";
+// src/recover/runRecovery.ts
+import * as fs5 from "node:fs";
+import * as path4 from "node:path";
+
+// src/recover/session.ts
+async function sessionFromModel(model, threads = 0) {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(serializeModel(model), {
+      executionProviders: ["cpu"],
+      graphOptimizationLevel: "all",
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1
+    });
+  } catch (e) {
+    throw new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+  }
+}
+function withExtraOutputs(model, tensors) {
+  const copy = cloneModel(model);
+  const g2 = copy.graph;
+  const have = new Set(g2.output.map((o) => o.name));
+  for (const name of tensors) {
+    if (have.has(name)) continue;
+    have.add(name);
+    g2.output.push(
+      create(ValueInfoProtoSchema, {
+        name,
+        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
+      })
+    );
+  }
+  return copy;
+}
+async function captureActivations(session, data, fetch, batchSize = 128) {
+  const { ort } = onnxruntime();
+  const parts = /* @__PURE__ */ new Map();
+  for (let start = 0; start < data.count; start += batchSize) {
+    const end = Math.min(data.count, start + batchSize);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    const result = await session.run(feeds, fetch);
+    for (const name of fetch) {
+      const t = result[name];
+      const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
+      entry.chunks.push(Float32Array.from(t.data));
+      parts.set(name, entry);
+    }
+    for (const t of Object.values(result)) t.dispose();
+  }
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, { dims, chunks }] of parts) {
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    const data32 = new Float32Array(total);
+    let o = 0;
+    for (const c of chunks) {
+      data32.set(c, o);
+      o += c.length;
+    }
+    out.set(name, { dims: [data.count, ...dims], data: data32 });
+  }
+  return out;
+}
+var gramSession;
+function gramModel() {
+  return serializeModel(buildGramProto());
+}
+function buildGramProto() {
+  const T = (name) => create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
+  });
+  return create(ModelProtoSchema, {
+    irVersion: 8n,
+    opsetImport: [{ domain: "", version: 13n }],
+    graph: {
+      name: "gram",
+      input: [T("A"), T("B")],
+      output: [T("G")],
+      // Gemm with transA reads A transposed in place instead of materialising A^T
+      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gram", attribute: [{ name: "transA", type: 2 /* INT */, i: 1n }] }]
+    }
+  });
+}
+async function crossGram(a, b, n, p, q) {
+  const { ort } = onnxruntime();
+  gramSession ??= (async () => {
+    const s = await ort.InferenceSession.create(gramModel(), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
+    return s;
+  })();
+  const session = await gramSession;
+  const result = await session.run({ A: new ort.Tensor("float32", a, [n, p]), B: new ort.Tensor("float32", b, [n, q]) });
+  const g2 = result.G;
+  const out = Float64Array.from(g2.data);
+  g2.dispose();
+  return out;
+}
+
+// src/recover/batchNorm.ts
+async function reestimateBatchNorm(pruned, calib, threads = 0) {
+  const model = cloneModel(pruned);
+  const index = new GraphIndex(model.graph);
+  const nodes = [];
+  for (const node of index.order) {
+    if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
+    const mean = index.initializers.get(node.input[3]);
+    const variance = index.initializers.get(node.input[4]);
+    if (!mean || !variance || index.consumersOf(mean.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
+    const session = await sessionFromModel(withExtraOutputs(model, [node.input[0]]), threads);
+    let act;
+    try {
+      act = (await captureActivations(session, calib, [node.input[0]])).get(node.input[0]);
+    } finally {
+      await session.release();
+    }
+    const [n, c] = act.dims;
+    const spatial = act.data.length / (n * c);
+    const m = new Float64Array(c);
+    const sq = new Float64Array(c);
+    for (let s = 0; s < n; s++) {
+      for (let ch = 0; ch < c; ch++) {
+        const base = (s * c + ch) * spatial;
+        let a = 0;
+        let b = 0;
+        for (let k = 0; k < spatial; k++) {
+          const v = act.data[base + k];
+          a += v;
+          b += v * v;
+        }
+        m[ch] += a;
+        sq[ch] += b;
+      }
+    }
+    const count3 = n * spatial;
+    const newMean = new Float32Array(c);
+    const newVar = new Float32Array(c);
+    for (let ch = 0; ch < c; ch++) {
+      newMean[ch] = m[ch] / count3;
+      newVar[ch] = Math.max(0, sq[ch] / count3 - (m[ch] / count3) ** 2);
+    }
+    const oldVar = tensorToFloat32(variance);
+    for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
+    setTensorFloat32(mean, newMean);
+    setTensorFloat32(variance, newVar);
+    nodes.push(nodeLabel(node));
+  }
+  return { model, nodes };
+}
 
 // src/measure/evaluate.ts
 async function evaluateClassifier(session, data, opts) {
@@ -30695,8 +30857,626 @@ async function measureStep(name, description, artifact, ctx) {
   return { step, preds };
 }
 
+// src/recover/calibScore.ts
+async function calibScore(model, calib, threads = 0) {
+  const session = await sessionFromModel(model, threads);
+  try {
+    const p = await evaluateClassifier(session, calib, { batchSize: 256, outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
+    let correct = 0;
+    let nll = 0;
+    for (let i2 = 0; i2 < calib.count; i2++) {
+      correct += p.correct[i2];
+      nll -= p.logProbLabel[i2];
+    }
+    return { accuracy: correct / calib.count, nll: nll / calib.count };
+  } finally {
+    await session.release();
+  }
+}
+function better(a, b) {
+  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
+}
+
+// src/recover/linalg.ts
+function choleskyLower(a, n) {
+  for (let j = 0; j < n; j++) {
+    const rj = j * n;
+    let d = a[rj + j];
+    for (let k = 0; k < j; k++) d -= a[rj + k] * a[rj + k];
+    if (!(d > 0)) return false;
+    const ljj = Math.sqrt(d);
+    a[rj + j] = ljj;
+    for (let i2 = j + 1; i2 < n; i2++) {
+      const ri = i2 * n;
+      let s = a[ri + j];
+      for (let k = 0; k < j; k++) s -= a[ri + k] * a[rj + k];
+      a[ri + j] = s / ljj;
+    }
+  }
+  for (let i2 = 0; i2 < n; i2++) for (let j = i2 + 1; j < n; j++) a[i2 * n + j] = 0;
+  return true;
+}
+function invertLower(l, n) {
+  const inv = new Float64Array(n * n);
+  for (let i2 = 0; i2 < n; i2++) {
+    const ri = i2 * n;
+    inv[ri + i2] = 1 / l[ri + i2];
+    for (let k = 0; k < i2; k++) {
+      const lik = l[ri + k];
+      if (lik === 0) continue;
+      const rk = k * n;
+      for (let j = 0; j <= k; j++) inv[ri + j] -= lik * inv[rk + j];
+    }
+    const d = 1 / l[ri + i2];
+    for (let j = 0; j < i2; j++) inv[ri + j] *= d;
+  }
+  return inv;
+}
+function lowerTransposeTimesLower(m, n) {
+  const out = new Float64Array(n * n);
+  for (let k = 0; k < n; k++) {
+    const rk = k * n;
+    for (let i2 = 0; i2 <= k; i2++) {
+      const mki = m[rk + i2];
+      if (mki === 0) continue;
+      const ri = i2 * n;
+      for (let j = 0; j <= k; j++) out[ri + j] += mki * m[rk + j];
+    }
+  }
+  return out;
+}
+function inverseHessian(h, n, dampFraction) {
+  let mean = 0;
+  for (let i2 = 0; i2 < n; i2++) mean += h[i2 * n + i2];
+  mean = mean / n || 1;
+  for (let damp = dampFraction; ; damp *= 10) {
+    const a = Float64Array.from(h);
+    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean;
+    if (!choleskyLower(a, n)) {
+      if (damp > 1e6) throw new Error("inverseHessian: matrix is not positive definite even with heavy damping");
+      continue;
+    }
+    const inv = lowerTransposeTimesLower(invertLower(a, n), n);
+    const l2 = Float64Array.from(inv);
+    if (!choleskyLower(l2, n)) continue;
+    const upper = new Float64Array(n * n);
+    for (let i2 = 0; i2 < n; i2++) for (let j = i2; j < n; j++) upper[i2 * n + j] = l2[j * n + i2];
+    return { inv, upper };
+  }
+}
+function matmul(a, b, m, k, n) {
+  const c = new Float64Array(m * n);
+  for (let i2 = 0; i2 < m; i2++) {
+    const ri = i2 * n;
+    for (let p = 0; p < k; p++) {
+      const aip = a[i2 * k + p];
+      if (aip === 0) continue;
+      const rp = p * n;
+      for (let j = 0; j < n; j++) c[ri + j] += aip * b[rp + j];
+    }
+  }
+  return c;
+}
+
+// src/recover/layers.ts
+function convGeometry(node, dims) {
+  if (dims.length !== 4) return `${dims.length - 2}-D convolution`;
+  const autoPad = attrString(node, "auto_pad", "NOTSET");
+  if (autoPad !== "NOTSET" && autoPad !== "VALID") return `auto_pad=${autoPad}`;
+  const p = attrInts(node, "pads") ?? [0, 0, 0, 0];
+  const s = attrInts(node, "strides") ?? [1, 1];
+  const d = attrInts(node, "dilations") ?? [1, 1];
+  return { kernel: [dims[2], dims[3]], strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
+}
+function linearLayer(index, weight) {
+  const consumers = index.consumersOf(weight);
+  if (consumers.length !== 1) return `weight is used by ${consumers.length} nodes`;
+  const node = consumers[0];
+  const t = index.initializers.get(weight);
+  if (!t || !FLOAT_TYPES.has(t.dataType)) return "not a float initializer";
+  const dims = tensorDims(t);
+  const label = nodeLabel(node);
+  switch (node.opType) {
+    case "Conv": {
+      if (node.input[1] !== weight) return "weight is not the Conv kernel";
+      const geo = convGeometry(node, dims);
+      if (typeof geo === "string") return geo;
+      const groups = attrInt(node, "group", 1);
+      const bias = node.input[2] || null;
+      return { node: label, opType: "Conv", weight, input: node.input[0], groups, rows: dims[0] / groups, cols: dims[1] * dims[2] * dims[3], transposed: false, bias, biasRefit: bias === null || index.initializers.has(bias), conv: geo };
+    }
+    case "Gemm": {
+      if (node.input[1] !== weight || dims.length !== 2) return "weight is not the Gemm B matrix";
+      if (attrInt(node, "transA", 0) !== 0) return "Gemm with transA=1";
+      const transposed = attrInt(node, "transB", 0) === 0;
+      const [rows, cols] = transposed ? [dims[1], dims[0]] : [dims[0], dims[1]];
+      const bias = node.input[2] || null;
+      const biasT = bias ? index.initializers.get(bias) : void 0;
+      const unitScale = attrFloat(node, "alpha", 1) === 1 && attrFloat(node, "beta", 1) === 1;
+      const biasRefit = unitScale && (bias === null || biasT !== void 0 && tensorDims(biasT).length === 1 && tensorDims(biasT)[0] === rows);
+      return { node: label, opType: "Gemm", weight, input: node.input[0], groups: 1, rows, cols, transposed, bias, biasRefit };
+    }
+    case "MatMul": {
+      if (node.input[1] !== weight || dims.length !== 2) return "weight is the left MatMul operand";
+      return { node: label, opType: "MatMul", weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias: null, biasRefit: false };
+    }
+    default:
+      return `${node.opType} layers are not refit`;
+  }
+}
+function weightRows(layer, values, g2) {
+  const { rows, cols } = layer;
+  const out = new Float64Array(rows * cols);
+  if (layer.transposed) {
+    for (let c = 0; c < cols; c++) for (let r = 0; r < rows; r++) out[r * cols + c] = values[c * rows + r];
+  } else {
+    out.set(values.subarray(g2 * rows * cols, (g2 + 1) * rows * cols));
+  }
+  return out;
+}
+function setWeightRows(layer, values, g2, w) {
+  const { rows, cols } = layer;
+  if (layer.transposed) {
+    for (let c = 0; c < cols; c++) for (let r = 0; r < rows; r++) values[c * rows + r] = w[r * cols + c];
+  } else {
+    values.set(w, g2 * rows * cols);
+  }
+}
+
+// src/recover/obs.ts
+function fixedMaskSweep(w, keep, upper, rows, cols) {
+  for (let i2 = 0; i2 < cols; i2++) {
+    const ri = i2 * cols;
+    const d = upper[ri + i2];
+    for (let r = 0; r < rows; r++) {
+      const rr = r * cols;
+      if (keep[rr + i2]) continue;
+      const err2 = w[rr + i2] / d;
+      if (err2 === 0) continue;
+      w[rr + i2] = 0;
+      for (let j = i2 + 1; j < cols; j++) w[rr + j] -= err2 * upper[ri + j];
+    }
+  }
+}
+
+// src/recover/patches.ts
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+function samplePositions(total, count3, seed = 1) {
+  if (count3 >= total) return Int32Array.from({ length: total }, (_, i2) => i2);
+  const next = rng(seed);
+  const out = new Int32Array(count3);
+  for (let k = 0; k < count3; k++) out[k] = Math.min(total - 1, Math.floor((k + next()) * total / count3));
+  return out;
+}
+function layerPatches(layer, act, withBias, maxPatches) {
+  const extra = withBias ? 1 : 0;
+  if (!layer.conv) {
+    const k = act.dims[act.dims.length - 1];
+    const total = act.data.length / k;
+    const pos2 = samplePositions(total, maxPatches);
+    const cols2 = k + extra;
+    const m = new Float32Array(pos2.length * cols2);
+    for (let p = 0; p < pos2.length; p++) {
+      m.set(act.data.subarray(pos2[p] * k, pos2[p] * k + k), p * cols2);
+      if (withBias) m[p * cols2 + k] = 1;
+    }
+    return { patches: pos2.length, perGroup: [m], cols: cols2 };
+  }
+  const [n, c, h, w] = act.dims;
+  const { kernel: [kh, kw], strides: [sh, sw], pads: [pt, pl, pb, pr], dilations: [dh, dw] } = layer.conv;
+  const oh = Math.floor((h + pt + pb - dh * (kh - 1) - 1) / sh) + 1;
+  const ow = Math.floor((w + pl + pr - dw * (kw - 1) - 1) / sw) + 1;
+  const cg = c / layer.groups;
+  const pos = samplePositions(n * oh * ow, maxPatches);
+  const cols = cg * kh * kw + extra;
+  const perGroup = [];
+  for (let g2 = 0; g2 < layer.groups; g2++) perGroup.push(new Float32Array(pos.length * cols));
+  for (let p = 0; p < pos.length; p++) {
+    const s = Math.floor(pos[p] / (oh * ow));
+    const rem = pos[p] - s * oh * ow;
+    const oy = Math.floor(rem / ow);
+    const ox = rem - oy * ow;
+    for (let g2 = 0; g2 < layer.groups; g2++) {
+      const m = perGroup[g2];
+      let o = p * cols;
+      for (let ci = 0; ci < cg; ci++) {
+        const base = (s * c + g2 * cg + ci) * h * w;
+        for (let ky = 0; ky < kh; ky++) {
+          const y = oy * sh - pt + ky * dh;
+          for (let kx = 0; kx < kw; kx++) {
+            const x2 = ox * sw - pl + kx * dw;
+            m[o++] = y >= 0 && y < h && x2 >= 0 && x2 < w ? act.data[base + y * w + x2] : 0;
+          }
+        }
+      }
+      if (withBias) m[o] = 1;
+    }
+  }
+  return { patches: pos.length, perGroup, cols };
+}
+
+// src/recover/reconstruct.ts
+var DEFAULT_RECONSTRUCT = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, target: "dense-output", threads: 0 };
+async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONSTRUCT) {
+  const model = cloneModel(pruned);
+  const pIndex = new GraphIndex(model.graph);
+  const dIndex = new GraphIndex(dense.graph);
+  const wanted = new Set(weights);
+  const plans = [];
+  const skipped = [];
+  for (const node of pIndex.order) {
+    const w = node.input.find((i2) => wanted.has(i2));
+    if (!w) continue;
+    wanted.delete(w);
+    const p = linearLayer(pIndex, w);
+    const d = linearLayer(dIndex, w);
+    if (typeof p === "string" || typeof d === "string") {
+      skipped.push({ weight: w, reason: typeof p === "string" ? p : `dense model: ${d}` });
+      continue;
+    }
+    if (p.rows !== d.rows || p.groups !== d.groups || p.input !== d.input) {
+      skipped.push({ weight: w, reason: "output channels differ from the dense layer" });
+      continue;
+    }
+    plans.push({ p, d, node });
+  }
+  for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
+  const denseSession = await sessionFromModel(withExtraOutputs(dense, plans.map((x2) => x2.d.input)), opts.threads);
+  const layers = [];
+  try {
+    for (const { p, d, node } of plans) {
+      const xd = (await captureActivations(denseSession, calib, [d.input])).get(d.input);
+      const session = await sessionFromModel(withExtraOutputs(model, [p.input]), opts.threads);
+      let xp;
+      try {
+        xp = (await captureActivations(session, calib, [p.input])).get(p.input);
+      } finally {
+        await session.release();
+      }
+      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts));
+    }
+  } finally {
+    await denseSession.release();
+  }
+  return { model, layers, skipped };
+}
+async function refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts) {
+  const withBias = p.biasRefit && d.biasRefit;
+  const pw = pIndex.initializers.get(p.weight);
+  const dValues = tensorToFloat32(dIndex.initializers.get(d.weight));
+  const pValues = tensorToFloat32(pw);
+  const dBias = d.bias ? tensorToFloat32(dIndex.initializers.get(d.bias)) : new Float32Array(d.rows * d.groups);
+  const pBias = p.bias ? tensorToFloat32(pIndex.initializers.get(p.bias)) : new Float32Array(p.rows * p.groups);
+  const dPatches = layerPatches(d, xd, withBias, opts.maxPatches);
+  const pPatches = layerPatches(p, xp, withBias, opts.maxPatches);
+  const n = pPatches.patches;
+  let before = 0;
+  let after = 0;
+  let norm2 = 0;
+  for (let g2 = 0; g2 < p.groups; g2++) {
+    const wd = augment(weightRows(d, dValues, g2), dBias, d, g2, withBias);
+    const wp = augment(weightRows(p, pValues, g2), pBias, p, g2, withBias);
+    const cd = dPatches.cols;
+    const cp = pPatches.cols;
+    const keep = new Uint8Array(p.rows * cp);
+    for (let i2 = 0; i2 < keep.length; i2++) keep[i2] = wp[i2] !== 0 || withBias && i2 % cp === cp - 1 ? 1 : 0;
+    const hFull = await crossGram(pPatches.perGroup[g2], pPatches.perGroup[g2], n, cp, cp);
+    const cFull = await crossGram(dPatches.perGroup[g2], pPatches.perGroup[g2], n, cd, cp);
+    const refit = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
+    const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);
+    const de = strideRows(dPatches.perGroup[g2], n, cd, ERROR_PATCHES);
+    const m = pe.length / cp;
+    const [he, ce, gd] = [await crossGram(pe, pe, m, cp, cp), await crossGram(de, pe, m, cd, cp), await crossGram(de, de, m, cd, cd)];
+    const e0 = outputError(wd, wp, gd, ce, he, p.rows, cd, cp);
+    const e1 = outputError(wd, refit, gd, ce, he, p.rows, cd, cp);
+    before += e0.error;
+    after += e1.error;
+    norm2 += e0.norm;
+    setWeightRows(p, pValues, g2, strip(refit, p.rows, cp, withBias));
+    if (withBias) for (let r = 0; r < p.rows; r++) pBias[g2 * p.rows + r] = refit[r * cp + cp - 1];
+  }
+  setTensorFloat32(pw, pValues);
+  if (withBias) {
+    if (p.bias) setTensorFloat32(pIndex.initializers.get(p.bias), pBias);
+    else addBias(model, pIndex, node, p, pBias);
+  }
+  const rel = (e) => norm2 > 0 ? Math.sqrt(Math.max(0, e) / norm2) : 0;
+  return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after) };
+}
+var ERROR_PATCHES = 1024;
+function strideRows(m, n, cols, most) {
+  if (n <= most) return m;
+  const step = n / most;
+  const out = new Float32Array(most * cols);
+  for (let i2 = 0; i2 < most; i2++) {
+    const r = Math.floor(i2 * step);
+    out.set(m.subarray(r * cols, (r + 1) * cols), i2 * cols);
+  }
+  return out;
+}
+function augment(w, bias, layer, g2, withBias) {
+  if (!withBias) return w;
+  const { rows, cols } = layer;
+  const out = new Float64Array(rows * (cols + 1));
+  for (let r = 0; r < rows; r++) {
+    out.set(w.subarray(r * cols, (r + 1) * cols), r * (cols + 1));
+    out[r * (cols + 1) + cols] = bias[g2 * rows + r];
+  }
+  return out;
+}
+function strip(w, rows, cols, withBias) {
+  if (!withBias) return w;
+  const out = new Float64Array(rows * (cols - 1));
+  for (let r = 0; r < rows; r++) out.set(w.subarray(r * cols, r * cols + cols - 1), r * (cols - 1));
+  return out;
+}
+function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
+  const out = new Float64Array(rows * cp);
+  const blocks = Math.ceil(cp / opts.maxBlock);
+  const aligned = cd === cp;
+  const size = Math.ceil(cp / blocks);
+  for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
+    const b1 = aligned ? Math.min(cp, b0 + size) : cp;
+    const m = b1 - b0;
+    const hb = sub(h, cp, b0, b1, b0, b1);
+    const [d0, d1] = aligned && blocks > 1 ? [b0, b1] : [0, cd];
+    const cb = sub(c, cp, d0, d1, b0, b1);
+    const wdb = new Float64Array(rows * (d1 - d0));
+    for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
+    const { inv, upper } = inverseHessian(hb, m, opts.damp);
+    let w;
+    if (opts.target === "dense-output") w = matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
+    else w = aligned ? wdb : matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
+    const kb = new Uint8Array(rows * m);
+    for (let r = 0; r < rows; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
+    fixedMaskSweep(w, kb, upper, rows, m);
+    for (let j = 0; j < m; j++) {
+      if (hb[j * m + j] !== 0) continue;
+      for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+    }
+    for (let r = 0; r < rows; r++) out.set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+  }
+  return out;
+}
+function sub(a, stride, r0, r1, c0, c1) {
+  const out = new Float64Array((r1 - r0) * (c1 - c0));
+  for (let r = r0; r < r1; r++) out.set(a.subarray(r * stride + c0, r * stride + c1), (r - r0) * (c1 - c0));
+  return out;
+}
+function quad(a, m, b, rows, ca, cb) {
+  let total = 0;
+  const tmp = new Float64Array(ca);
+  for (let r = 0; r < rows; r++) {
+    tmp.fill(0);
+    for (let i2 = 0; i2 < ca; i2++) {
+      let s = 0;
+      for (let j = 0; j < cb; j++) s += m[i2 * cb + j] * b[r * cb + j];
+      tmp[i2] = s;
+    }
+    for (let i2 = 0; i2 < ca; i2++) total += a[r * ca + i2] * tmp[i2];
+  }
+  return total;
+}
+function outputError(wd, w, gd, c, h, rows, cd, cp) {
+  const norm2 = quad(wd, gd, wd, rows, cd, cd);
+  return { error: norm2 - 2 * quad(wd, c, w, rows, cd, cp) + quad(w, h, w, rows, cp, cp), norm: norm2 };
+}
+function addBias(model, index, node, layer, bias) {
+  let name = `${layer.weight}.prune_guard_bias`;
+  for (let k = 1; index.initializers.has(name) || index.producer.has(name); k++) name = `${layer.weight}.prune_guard_bias${k}`;
+  model.graph.initializer.push(makeFloatTensor(name, [bias.length], bias));
+  while (node.input.length < 2) node.input.push("");
+  node.input[2] = name;
+}
+
+// src/recover/temperature.ts
+function scaledScores(logits, labels, classes, t) {
+  const n = labels.length;
+  const confidence = new Float32Array(n);
+  const correct = new Uint8Array(n);
+  let nll = 0;
+  for (let i2 = 0; i2 < n; i2++) {
+    const o = i2 * classes;
+    let max2 = -Infinity;
+    let pred = 0;
+    for (let c = 0; c < classes; c++) {
+      if (logits[o + c] > max2) {
+        max2 = logits[o + c];
+        pred = c;
+      }
+    }
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += Math.exp((logits[o + c] - max2) / t);
+    nll -= (logits[o + labels[i2]] - max2) / t - Math.log(sum);
+    confidence[i2] = 1 / sum;
+    correct[i2] = pred === labels[i2] ? 1 : 0;
+  }
+  return { nll: nll / n, ece: expectedCalibrationError(confidence, correct, 15) };
+}
+function fitTemperature(logits, labels, classes) {
+  const nllAt = (logT) => scaledScores(logits, labels, classes, Math.exp(logT)).nll;
+  const phi = (Math.sqrt(5) - 1) / 2;
+  let a = Math.log(1 / 20);
+  let b = Math.log(20);
+  let c = b - phi * (b - a);
+  let d = a + phi * (b - a);
+  let fc = nllAt(c);
+  let fd2 = nllAt(d);
+  while (b - a > 1e-5) {
+    if (fc < fd2) {
+      b = d;
+      d = c;
+      fd2 = fc;
+      c = b - phi * (b - a);
+      fc = nllAt(c);
+    } else {
+      a = c;
+      c = d;
+      fc = fd2;
+      d = a + phi * (b - a);
+      fd2 = nllAt(d);
+    }
+  }
+  const temperature = Math.exp((a + b) / 2);
+  const before = scaledScores(logits, labels, classes, 1);
+  const after = scaledScores(logits, labels, classes, temperature);
+  return { temperature, nll_before: before.nll, nll_after: after.nll, ece_before: before.ece, ece_after: after.ece };
+}
+async function calibrateTemperature(model, calib, threads = 0) {
+  if (!calib.labels) throw new UserError(`${calib.path}: temperature scaling needs labels; add y=labels to the calibration .npz`);
+  const session = await sessionFromModel(model, threads);
+  let logits;
+  let classes;
+  try {
+    const probs = endsInSoftmax(model);
+    const p = await evaluateClassifier(session, calib, { batchSize: 256, outputsAreProbabilities: probs, keepLogits: true, modelPath: "calibration" });
+    logits = p.logits;
+    classes = p.classes;
+    if (probs) for (let i2 = 0; i2 < logits.length; i2++) logits[i2] = Math.log(Math.max(logits[i2], 1e-12));
+  } finally {
+    await session.release();
+  }
+  return fitTemperature(logits, calib.labels, classes);
+}
+function bakeTemperature(model, temperature) {
+  const out = cloneModel(model);
+  const g2 = out.graph;
+  const index = new GraphIndex(g2);
+  const outputName = g2.output[0].name;
+  const softmax = endsInSoftmax(out) ? index.producer.get(outputName) : void 0;
+  const target = softmax ? softmax.input[0] : outputName;
+  const producer = index.producer.get(target);
+  if (!producer) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
+  const taken = /* @__PURE__ */ new Set([...index.producer.keys(), ...index.initializers.keys(), ...g2.input.map((i2) => i2.name)]);
+  const unique = (base) => {
+    let name = base;
+    for (let k = 1; taken.has(name); k++) name = `${base}${k}`;
+    taken.add(name);
+    return name;
+  };
+  const unscaled = unique(`${target}_before_temperature`);
+  const tName = unique("prune_guard_temperature");
+  producer.output[producer.output.indexOf(target)] = unscaled;
+  g2.initializer.push(makeFloatTensor(tName, [], Float32Array.of(temperature)));
+  const div = create(NodeProtoSchema, { name: unique("prune_guard_temperature_scaling"), opType: "Div", input: [unscaled, tName], output: [target] });
+  g2.node.splice(g2.node.indexOf(producer) + 1, 0, div);
+  return out;
+}
+
+// src/recover/runRecovery.ts
+var NEEDS_CALIB = {
+  reconstruct: "the layer inputs reconstruction refits to"
+};
+function checkRecoveryInputs(config, calib) {
+  const why = NEEDS_CALIB[config.recovery];
+  if (why && !calib) {
+    throw new UserError(`--recovery ${config.recovery}: needs a calibration set for ${why}; pass --calib calib.npz (a few hundred training-like samples, with y to judge steps)`);
+  }
+  if (config.bakeTemperature && !calib?.labels) {
+    throw new UserError(`--bake-temperature: needs a labelled calibration set to fit the temperature on; pass --calib calib.npz with x and y`);
+  }
+}
+function hasRecoverySteps(config) {
+  return config.recovery !== "none" || config.bakeTemperature;
+}
+function temperatureInfo(fit, baked) {
+  return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
+}
+function stepFile(stepsDir, index, name) {
+  return path4.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+}
+function fmt(s) {
+  return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
+}
+async function runRecovery(req) {
+  const { config, calib, progress } = req;
+  if (!calib) return { steps: [] };
+  const steps = await recoverySteps(req, calib);
+  const last = steps.at(-1)?.model ?? req.pruned;
+  if (!calib.labels) return { steps: steps.map((s) => s.step) };
+  const t0 = performance.now();
+  const fit = await calibrateTemperature(last, calib, config.latency.threads);
+  if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
+  const baked = bakeTemperature(last, fit.temperature);
+  const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
+  fs5.mkdirSync(req.stepsDir, { recursive: true });
+  saveModel(baked, artifact);
+  progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
+  const step = {
+    name: "calibrate:temperature",
+    description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
+    artifact,
+    info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
+    temperature: temperatureInfo(fit, true)
+  };
+  return { steps: [...steps.map((s) => s.step), step] };
+}
+async function recoverySteps(req, calib) {
+  const { config, progress } = req;
+  if (config.recovery === "none") return [];
+  fs5.mkdirSync(req.stepsDir, { recursive: true });
+  const labelled = calib.labels !== null;
+  const steps = [];
+  let current = req.pruned;
+  let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : void 0;
+  const keep = (name, description, model, seconds, score2) => {
+    const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ""));
+    saveModel(model, artifact);
+    const info = { seconds };
+    if (currentScore && score2) {
+      Object.assign(info, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score2.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score2.nll });
+    }
+    steps.push({ step: { name, description, artifact, info }, model });
+    current = model;
+    currentScore = score2;
+  };
+  if (config.recovery === "reconstruct") {
+    progress.note("recovery: layer-wise reconstruction on the calibration set");
+    const t0 = performance.now();
+    const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads });
+    const seconds = (performance.now() - t0) / 1e3;
+    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
+    const score2 = labelled ? await calibScore(r.model, calib, config.latency.threads) : void 0;
+    const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
+    const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
+    keep(
+      "recover:reconstruct",
+      `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
+      r.model,
+      seconds,
+      score2
+    );
+    await tryBatchNorm(current, calib, config, (model, secs, s, nodes) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => progress.note(`recovery: BatchNorm re-estimation not kept (${why})`));
+    return steps;
+  }
+  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery reconstruct or none`);
+}
+async function tryBatchNorm(model, calib, config, accept, currentScore, reject) {
+  const t0 = performance.now();
+  const bn = await reestimateBatchNorm(model, calib, config.latency.threads);
+  if (bn.nodes.length === 0) return;
+  const seconds = (performance.now() - t0) / 1e3;
+  const base = currentScore();
+  if (!base) return reject("the calibration set has no labels to judge it");
+  const score2 = await calibScore(bn.model, calib, config.latency.threads);
+  if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
+  accept(bn.model, seconds, score2, bn.nodes.length);
+}
+
+// src/version.ts
+var VERSION = "0.1.0";
+
 // src/pipeline/run.ts
-var IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none"]);
+var IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct"]);
 function checkRequest(config) {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
     throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION} yet; use --recovery none`);
@@ -30704,7 +31484,7 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path4.join(out, `${path4.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path5.join(out, `${path5.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 function classChanges(dense, final, labels, classes) {
   const support = classSupport(labels, classes);
@@ -30725,11 +31505,12 @@ async function runPipeline(req, progress) {
   const shifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: true, modelPath: req.model }) }));
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const outPath = prunedPath(req.out, req.model);
-  if (path4.resolve(outPath) === path4.resolve(req.model)) {
+  if (path5.resolve(outPath) === path5.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
+  checkRecoveryInputs(config, calib);
   const target = targetSparsity(config);
-  progress.note(`pruning ${path4.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path5.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
@@ -30737,15 +31518,30 @@ async function runPipeline(req, progress) {
     "prune-guard.method": config.method,
     "prune-guard.scope": config.scope,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path4.basename(req.model)
+    "prune-guard.source": path5.basename(req.model)
   });
-  fs5.mkdirSync(req.out, { recursive: true });
-  saveModel(pruned.model, outPath);
+  setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
+  fs6.mkdirSync(req.out, { recursive: true });
+  const stepsDir = path5.join(req.out, "steps");
+  const staged = hasRecoverySteps(config);
+  const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
+  if (staged) fs6.mkdirSync(stepsDir, { recursive: true });
+  saveModel(pruned.model, pruneArtifact);
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress });
+  const recovered = recovery.steps;
+  if (staged) writeFileAtomic(outPath, fs6.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
-  const measured = [denseStep2, await measureStep("prune", pruned.description, outPath, { ...ctx, dense: denseStep2.preds })];
+  const measured = [denseStep2, await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds })];
+  for (const r of recovered) {
+    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
+    m.step.recovery = r.info;
+    if (r.temperature) m.step.temperature = r.temperature;
+    measured.push(m);
+  }
+  if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
   const artifacts = measured.map((m) => m.step.artifact);
   progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
@@ -30785,8 +31581,8 @@ async function runPipeline(req, progress) {
     models: [modelLedger]
   };
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path4.join(req.out, "ledger.json");
-  const markdownPath = path4.join(req.out, "ledger.md");
+  const ledgerPath = path5.join(req.out, "ledger.json");
+  const markdownPath = path5.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
@@ -30859,7 +31655,7 @@ function parseShift(text) {
   return { name: text.slice(0, eq), path: text.slice(eq + 1) };
 }
 function resolveConfig(flags) {
-  const file = flags.config ?? (fs6.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs7.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
   const latency = { ...base.latency };
   if (flags.warmup !== void 0) latency.warmup = flags.warmup;
@@ -30875,13 +31671,14 @@ function resolveConfig(flags) {
   if (flags.exclude.length) overrides.exclude = [...base.exclude, ...flags.exclude];
   if (flags.keepFirstLayer) overrides.keepFirstLayer = true;
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
+  if (flags.bakeTemperature) overrides.bakeTemperature = true;
   if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
   if (flags.evalBatchSize !== void 0) overrides.evalBatchSize = flags.evalBatchSize;
   return mergeConfig(base, overrides);
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the ledger").action(async (flags) => {
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the ledger").action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
     const result = await runPipeline(

@@ -1215,14 +1215,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path12 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path13 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path12 && path12[0] !== "/") {
-          path12 = `/${path12}`;
+        if (path13 && path13[0] !== "/") {
+          path13 = `/${path13}`;
         }
-        return new URL(`${origin}${path12}`);
+        return new URL(`${origin}${path13}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1673,39 +1673,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path12, origin }
+          request: { method, path: path13, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path12);
+        debuglog("sending request to %s %s/%s", method, origin, path13);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path12, origin },
+          request: { method, path: path13, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path12,
+          path13,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path12, origin }
+          request: { method, path: path13, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path12);
+        debuglog("trailers received from %s %s/%s", method, origin, path13);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path12, origin },
+          request: { method, path: path13, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path12,
+          path13,
           error2.message
         );
       });
@@ -1754,9 +1754,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path12, origin }
+            request: { method, path: path13, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path12);
+          debuglog("sending request to %s %s/%s", method, origin, path13);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1819,7 +1819,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path12,
+        path: path13,
         method,
         body,
         headers,
@@ -1834,11 +1834,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path12 !== "string") {
+        if (typeof path13 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path12[0] !== "/" && !(path12.startsWith("http://") || path12.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path13[0] !== "/" && !(path13.startsWith("http://") || path13.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path12)) {
+        } else if (invalidPathRegex.test(path13)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1904,7 +1904,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path12, query) : path12;
+        this.path = query ? buildURL(path13, query) : path13;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -6597,7 +6597,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method, path: path12, host, upgrade, blocking, reset } = request2;
+      const { method, path: path13, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6678,7 +6678,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path12} HTTP/1.1\r
+      let header = `${method} ${path13} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7207,7 +7207,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method, path: path12, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method, path: path13, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7304,7 +7304,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path12;
+      headers[HTTP2_HEADER_PATH] = path13;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7657,9 +7657,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path12 = search ? `${pathname}${search}` : pathname;
+        const path13 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path12;
+        this.opts.path = path13;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8898,10 +8898,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path12 = "/",
+          path: path13 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path12;
+        opts.path = origin + path13;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10873,20 +10873,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path12) {
-      if (typeof path12 !== "string") {
-        return path12;
+    function safeUrl(path13) {
+      if (typeof path13 !== "string") {
+        return path13;
       }
-      const pathSegments = path12.split("?");
+      const pathSegments = path13.split("?");
       if (pathSegments.length !== 2) {
-        return path12;
+        return path13;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path12, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path12);
+    function matchKey(mockDispatch2, { path: path13, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path13);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10908,7 +10908,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path12 }) => matchValue(safeUrl(path12), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path13 }) => matchValue(safeUrl(path13), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10946,9 +10946,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path12, method, body, headers, query } = opts;
+      const { path: path13, method, body, headers, query } = opts;
       return {
-        path: path12,
+        path: path13,
         method,
         body,
         headers,
@@ -11411,10 +11411,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path12, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path13, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path12,
+            Path: path13,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -16293,9 +16293,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path12) {
-      for (let i2 = 0; i2 < path12.length; ++i2) {
-        const code = path12.charCodeAt(i2);
+    function validateCookiePath(path13) {
+      for (let i2 = 0; i2 < path13.length; ++i2) {
+        const code = path13.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -19215,11 +19215,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path12 = opts.path;
+          let path13 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path12 = `/${path12}`;
+            path13 = `/${path13}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path12);
+          url = new URL(util.parseOrigin(url).origin + path13);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19773,8 +19773,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path12 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path12} does not exist${EOL5}`);
+            const path13 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path13} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -26248,12 +26248,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path12, model, opts) {
+function loadDataset(path13, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path12} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path13} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path12);
+  const arrays = readArrays(path13);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -26262,7 +26262,7 @@ function loadDataset(path12, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path12}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path13}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -26271,36 +26271,36 @@ function loadDataset(path12, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path12}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path13}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path12, spec, name, arr, modelName);
+  for (const [spec, name, arr] of bound) checkInput(path13, spec, name, arr, modelName);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path12}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path13}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path12}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path13}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path12, y, count2);
+  if (y) labels = toLabels(path13, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path12}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path13}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path12, count: count2, inputs, labels };
+  return { path: path13, count: count2, inputs, labels };
 }
-function checkInput(path12, spec, name, arr, modelName) {
-  const subject = `${path12}: array '${name}'`;
+function checkInput(path13, spec, name, arr, modelName) {
+  const subject = `${path13}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -26331,8 +26331,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path12, y, count2) {
-  const subject = `${path12}: label array '${LABELS}'`;
+function toLabels(path13, y, count2) {
+  const subject = `${path13}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -26587,8 +26587,8 @@ var init_format = __esm({
 });
 
 // src/ledger/render.ts
-function baseName(path12) {
-  return path12.split(/[\\/]/).pop() || path12;
+function baseName(path13) {
+  return path13.split(/[\\/]/).pop() || path13;
 }
 function cell(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
@@ -31218,8 +31218,8 @@ var init_boot = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path12, ...paths) {
-  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path12]);
+function messageDesc(file, path13, ...paths) {
+  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path13]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -32269,13 +32269,14 @@ var init_codegenv2 = __esm({
 });
 
 // src/onnx/proto/onnx_pb.ts
-var file_onnx, ValueInfoProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, TypeProto_TensorSchema;
+var file_onnx, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, TypeProto_TensorSchema;
 var init_onnx_pb = __esm({
   "src/onnx/proto/onnx_pb.ts"() {
     "use strict";
     init_codegenv2();
     file_onnx = /* @__PURE__ */ fileDesc("Cgpvbm54LnByb3RvEgRvbm54IswFCg5BdHRyaWJ1dGVQcm90bxIMCgRuYW1lGAEgASgJEhUKDXJlZl9hdHRyX25hbWUYFSABKAkSEgoKZG9jX3N0cmluZxgNIAEoCRIwCgR0eXBlGBQgASgOMiIub25ueC5BdHRyaWJ1dGVQcm90by5BdHRyaWJ1dGVUeXBlEgkKAWYYAiABKAISCQoBaRgDIAEoAxIJCgFzGAQgASgMEhwKAXQYBSABKAsyES5vbm54LlRlbnNvclByb3RvEhsKAWcYBiABKAsyEC5vbm54LkdyYXBoUHJvdG8SLgoNc3BhcnNlX3RlbnNvchgWIAEoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SGwoCdHAYDiABKAsyDy5vbm54LlR5cGVQcm90bxIOCgZmbG9hdHMYByADKAISDAoEaW50cxgIIAMoAxIPCgdzdHJpbmdzGAkgAygMEiIKB3RlbnNvcnMYCiADKAsyES5vbm54LlRlbnNvclByb3RvEiAKBmdyYXBocxgLIAMoCzIQLm9ubnguR3JhcGhQcm90bxIvCg5zcGFyc2VfdGVuc29ycxgXIAMoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SJAoLdHlwZV9wcm90b3MYDyADKAsyDy5vbm54LlR5cGVQcm90byLZAQoNQXR0cmlidXRlVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgcKA0lOVBACEgoKBlNUUklORxADEgoKBlRFTlNPUhAEEgkKBUdSQVBIEAUSEQoNU1BBUlNFX1RFTlNPUhALEg4KClRZUEVfUFJPVE8QDRIKCgZGTE9BVFMQBhIICgRJTlRTEAcSCwoHU1RSSU5HUxAIEgsKB1RFTlNPUlMQCRIKCgZHUkFQSFMQChISCg5TUEFSU0VfVEVOU09SUxAMEg8KC1RZUEVfUFJPVE9TEA4iUQoOVmFsdWVJbmZvUHJvdG8SDAoEbmFtZRgBIAEoCRIdCgR0eXBlGAIgASgLMg8ub25ueC5UeXBlUHJvdG8SEgoKZG9jX3N0cmluZxgDIAEoCSKWAQoJTm9kZVByb3RvEg0KBWlucHV0GAEgAygJEg4KBm91dHB1dBgCIAMoCRIMCgRuYW1lGAMgASgJEg8KB29wX3R5cGUYBCABKAkSDgoGZG9tYWluGAcgASgJEicKCWF0dHJpYnV0ZRgFIAMoCzIULm9ubnguQXR0cmlidXRlUHJvdG8SEgoKZG9jX3N0cmluZxgGIAEoCSLWAQoRVHJhaW5pbmdJbmZvUHJvdG8SKAoOaW5pdGlhbGl6YXRpb24YASABKAsyEC5vbm54LkdyYXBoUHJvdG8SIwoJYWxnb3JpdGhtGAIgASgLMhAub25ueC5HcmFwaFByb3RvEjwKFmluaXRpYWxpemF0aW9uX2JpbmRpbmcYAyADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8SNAoOdXBkYXRlX2JpbmRpbmcYBCADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8i6wIKCk1vZGVsUHJvdG8SEgoKaXJfdmVyc2lvbhgBIAEoAxIuCgxvcHNldF9pbXBvcnQYCCADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIVCg1wcm9kdWNlcl9uYW1lGAIgASgJEhgKEHByb2R1Y2VyX3ZlcnNpb24YAyABKAkSDgoGZG9tYWluGAQgASgJEhUKDW1vZGVsX3ZlcnNpb24YBSABKAMSEgoKZG9jX3N0cmluZxgGIAEoCRIfCgVncmFwaBgHIAEoCzIQLm9ubnguR3JhcGhQcm90bxI0Cg5tZXRhZGF0YV9wcm9wcxgOIAMoCzIcLm9ubnguU3RyaW5nU3RyaW5nRW50cnlQcm90bxIuCg10cmFpbmluZ19pbmZvGBQgAygLMhcub25ueC5UcmFpbmluZ0luZm9Qcm90bxImCglmdW5jdGlvbnMYGSADKAsyEy5vbm54LkZ1bmN0aW9uUHJvdG8iNAoWU3RyaW5nU3RyaW5nRW50cnlQcm90bxILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiawoQVGVuc29yQW5ub3RhdGlvbhITCgt0ZW5zb3JfbmFtZRgBIAEoCRJCChxxdWFudF9wYXJhbWV0ZXJfdGVuc29yX25hbWVzGAIgAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvIp4DCgpHcmFwaFByb3RvEh0KBG5vZGUYASADKAsyDy5vbm54Lk5vZGVQcm90bxIMCgRuYW1lGAIgASgJEiYKC2luaXRpYWxpemVyGAUgAygLMhEub25ueC5UZW5zb3JQcm90bxIzChJzcGFyc2VfaW5pdGlhbGl6ZXIYDyADKAsyFy5vbm54LlNwYXJzZVRlbnNvclByb3RvEhIKCmRvY19zdHJpbmcYCiABKAkSIwoFaW5wdXQYCyADKAsyFC5vbm54LlZhbHVlSW5mb1Byb3RvEiQKBm91dHB1dBgMIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SKAoKdmFsdWVfaW5mbxgNIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SNwoXcXVhbnRpemF0aW9uX2Fubm90YXRpb24YDiADKAsyFi5vbm54LlRlbnNvckFubm90YXRpb25KBAgDEARKBAgEEAVKBAgGEApSCmlyX3ZlcnNpb25SEHByb2R1Y2VyX3ZlcnNpb25SDHByb2R1Y2VyX3RhZ1IGZG9tYWluIrgFCgtUZW5zb3JQcm90bxIMCgRkaW1zGAEgAygDEhEKCWRhdGFfdHlwZRgCIAEoBRIqCgdzZWdtZW50GAMgASgLMhkub25ueC5UZW5zb3JQcm90by5TZWdtZW50EhYKCmZsb2F0X2RhdGEYBCADKAJCAhABEhYKCmludDMyX2RhdGEYBSADKAVCAhABEhMKC3N0cmluZ19kYXRhGAYgAygMEhYKCmludDY0X2RhdGEYByADKANCAhABEgwKBG5hbWUYCCABKAkSEgoKZG9jX3N0cmluZxgMIAEoCRIQCghyYXdfZGF0YRgJIAEoDBIzCg1leHRlcm5hbF9kYXRhGA0gAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvEjUKDWRhdGFfbG9jYXRpb24YDiABKA4yHi5vbm54LlRlbnNvclByb3RvLkRhdGFMb2NhdGlvbhIXCgtkb3VibGVfZGF0YRgKIAMoAUICEAESFwoLdWludDY0X2RhdGEYCyADKARCAhABGiUKB1NlZ21lbnQSDQoFYmVnaW4YASABKAMSCwoDZW5kGAIgASgDItoBCghEYXRhVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgkKBVVJTlQ4EAISCAoESU5UOBADEgoKBlVJTlQxNhAEEgkKBUlOVDE2EAUSCQoFSU5UMzIQBhIJCgVJTlQ2NBAHEgoKBlNUUklORxAIEggKBEJPT0wQCRILCgdGTE9BVDE2EAoSCgoGRE9VQkxFEAsSCgoGVUlOVDMyEAwSCgoGVUlOVDY0EA0SDQoJQ09NUExFWDY0EA4SDgoKQ09NUExFWDEyOBAPEgwKCEJGTE9BVDE2EBAiKQoMRGF0YUxvY2F0aW9uEgsKB0RFRkFVTFQQABIMCghFWFRFUk5BTBABImgKEVNwYXJzZVRlbnNvclByb3RvEiEKBnZhbHVlcxgBIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SIgoHaW5kaWNlcxgCIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SDAoEZGltcxgDIAMoAyKVAQoQVGVuc29yU2hhcGVQcm90bxItCgNkaW0YASADKAsyIC5vbm54LlRlbnNvclNoYXBlUHJvdG8uRGltZW5zaW9uGlIKCURpbWVuc2lvbhITCglkaW1fdmFsdWUYASABKANIABITCglkaW1fcGFyYW0YAiABKAlIABISCgpkZW5vdGF0aW9uGAMgASgJQgcKBXZhbHVlIs4ECglUeXBlUHJvdG8SLQoLdGVuc29yX3R5cGUYASABKAsyFi5vbm54LlR5cGVQcm90by5UZW5zb3JIABIxCg1zZXF1ZW5jZV90eXBlGAQgASgLMhgub25ueC5UeXBlUHJvdG8uU2VxdWVuY2VIABInCghtYXBfdHlwZRgFIAEoCzITLm9ubnguVHlwZVByb3RvLk1hcEgAEjEKDW9wdGlvbmFsX3R5cGUYCSABKAsyGC5vbm54LlR5cGVQcm90by5PcHRpb25hbEgAEjoKEnNwYXJzZV90ZW5zb3JfdHlwZRgIIAEoCzIcLm9ubnguVHlwZVByb3RvLlNwYXJzZVRlbnNvckgAEhIKCmRlbm90YXRpb24YBiABKAkaQgoGVGVuc29yEhEKCWVsZW1fdHlwZRgBIAEoBRIlCgVzaGFwZRgCIAEoCzIWLm9ubnguVGVuc29yU2hhcGVQcm90bxouCghTZXF1ZW5jZRIiCgllbGVtX3R5cGUYASABKAsyDy5vbm54LlR5cGVQcm90bxo8CgNNYXASEAoIa2V5X3R5cGUYASABKAUSIwoKdmFsdWVfdHlwZRgCIAEoCzIPLm9ubnguVHlwZVByb3RvGi4KCE9wdGlvbmFsEiIKCWVsZW1fdHlwZRgBIAEoCzIPLm9ubnguVHlwZVByb3RvGkgKDFNwYXJzZVRlbnNvchIRCgllbGVtX3R5cGUYASABKAUSJQoFc2hhcGUYAiABKAsyFi5vbm54LlRlbnNvclNoYXBlUHJvdG9CBwoFdmFsdWUiNQoST3BlcmF0b3JTZXRJZFByb3RvEg4KBmRvbWFpbhgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDIuUBCg1GdW5jdGlvblByb3RvEgwKBG5hbWUYASABKAkSDQoFaW5wdXQYBCADKAkSDgoGb3V0cHV0GAUgAygJEhEKCWF0dHJpYnV0ZRgGIAMoCRIdCgRub2RlGAcgAygLMg8ub25ueC5Ob2RlUHJvdG8SEgoKZG9jX3N0cmluZxgIIAEoCRIuCgxvcHNldF9pbXBvcnQYCSADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIOCgZkb21haW4YCiABKAlKBAgCEANKBAgDEARSDXNpbmNlX3ZlcnNpb25SBnN0YXR1cyrkAQoHVmVyc2lvbhISCg5fU1RBUlRfVkVSU0lPThAAEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8xMBABEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8zMBACEhgKFElSX1ZFUlNJT05fMjAxN18xMV8zEAMSGAoUSVJfVkVSU0lPTl8yMDE5XzFfMjIQBBIYChRJUl9WRVJTSU9OXzIwMTlfM18xOBAFEhgKFElSX1ZFUlNJT05fMjAxOV85XzE5EAYSFwoTSVJfVkVSU0lPTl8yMDIwXzVfOBAHEg4KCklSX1ZFUlNJT04QCCouCg5PcGVyYXRvclN0YXR1cxIQCgxFWFBFUklNRU5UQUwQABIKCgZTVEFCTEUQAUICSAM");
     ValueInfoProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 1);
+    NodeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 2);
     ModelProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 4);
     StringStringEntryProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 5);
     TensorProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 8);
@@ -32462,10 +32463,16 @@ function floatToHalf(x2) {
   if (rem > 4096 || rem === 4096 && half & 1) half++;
   return half;
 }
+function makeFloatTensor(name, dims, values) {
+  const t = create(TensorProtoSchema, { name, dataType: 1 /* FLOAT */, dims: dims.map(BigInt) });
+  setTensorFloat32(t, values);
+  return t;
+}
 var ITEM_SIZE, FLOAT_TYPES, f32, u32;
 var init_tensor = __esm({
   "src/onnx/tensor.ts"() {
     "use strict";
+    init_esm2();
     init_onnx_pb();
     ITEM_SIZE = {
       [1 /* FLOAT */]: 4,
@@ -32664,6 +32671,14 @@ function attrInts(node, name) {
   const a = attr(node, name);
   return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
 }
+function attrFloat(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
+}
+function attrString(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
+}
 function nodeLabel(node) {
   return node.name || `${node.opType}(${node.output[0] ?? ""})`;
 }
@@ -32753,9 +32768,9 @@ var init_signature = __esm({
 });
 
 // src/config/schema.ts
-function schemaAt(path12) {
+function schemaAt(path13) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path12) {
+  for (const segment of path13) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -32777,6 +32792,7 @@ var init_schema = __esm({
       exclude: [],
       keepFirstLayer: false,
       keepLastLayer: false,
+      bakeTemperature: false,
       batchSizes: [1, 32],
       latency: { warmup: 10, runs: 30, threads: 0 },
       evalBatchSize: 256,
@@ -32816,6 +32832,7 @@ var init_schema = __esm({
         },
         "keep-first-layer": boolean,
         "keep-last-layer": boolean,
+        "bake-temperature": boolean,
         "batch-sizes": {
           type: "array",
           minItems: 1,
@@ -33377,8 +33394,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path12, { windows } = {}) => {
-      const segs = path12.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path13, { windows } = {}) => {
+      const segs = path13.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -36741,12 +36758,169 @@ var init_pruneModel = __esm({
   }
 });
 
-// src/version.ts
-var VERSION7;
-var init_version3 = __esm({
-  "src/version.ts"() {
+// src/recover/session.ts
+async function sessionFromModel(model, threads = 0) {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(serializeModel(model), {
+      executionProviders: ["cpu"],
+      graphOptimizationLevel: "all",
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1
+    });
+  } catch (e) {
+    throw new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+  }
+}
+function withExtraOutputs(model, tensors) {
+  const copy = cloneModel(model);
+  const g2 = copy.graph;
+  const have = new Set(g2.output.map((o) => o.name));
+  for (const name of tensors) {
+    if (have.has(name)) continue;
+    have.add(name);
+    g2.output.push(
+      create(ValueInfoProtoSchema, {
+        name,
+        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
+      })
+    );
+  }
+  return copy;
+}
+async function captureActivations(session, data, fetch2, batchSize = 128) {
+  const { ort } = onnxruntime();
+  const parts = /* @__PURE__ */ new Map();
+  for (let start = 0; start < data.count; start += batchSize) {
+    const end = Math.min(data.count, start + batchSize);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    const result = await session.run(feeds, fetch2);
+    for (const name of fetch2) {
+      const t = result[name];
+      const entry3 = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
+      entry3.chunks.push(Float32Array.from(t.data));
+      parts.set(name, entry3);
+    }
+    for (const t of Object.values(result)) t.dispose();
+  }
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, { dims, chunks }] of parts) {
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    const data32 = new Float32Array(total);
+    let o = 0;
+    for (const c of chunks) {
+      data32.set(c, o);
+      o += c.length;
+    }
+    out.set(name, { dims: [data.count, ...dims], data: data32 });
+  }
+  return out;
+}
+function gramModel() {
+  return serializeModel(buildGramProto());
+}
+function buildGramProto() {
+  const T = (name) => create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
+  });
+  return create(ModelProtoSchema, {
+    irVersion: 8n,
+    opsetImport: [{ domain: "", version: 13n }],
+    graph: {
+      name: "gram",
+      input: [T("A"), T("B")],
+      output: [T("G")],
+      // Gemm with transA reads A transposed in place instead of materialising A^T
+      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gram", attribute: [{ name: "transA", type: 2 /* INT */, i: 1n }] }]
+    }
+  });
+}
+async function crossGram(a, b, n, p, q) {
+  const { ort } = onnxruntime();
+  gramSession ??= (async () => {
+    const s = await ort.InferenceSession.create(gramModel(), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
+    return s;
+  })();
+  const session = await gramSession;
+  const result = await session.run({ A: new ort.Tensor("float32", a, [n, p]), B: new ort.Tensor("float32", b, [n, q]) });
+  const g2 = result.G;
+  const out = Float64Array.from(g2.data);
+  g2.dispose();
+  return out;
+}
+var gramSession;
+var init_session = __esm({
+  "src/recover/session.ts"() {
     "use strict";
-    VERSION7 = "0.1.0";
+    init_esm2();
+    init_dataset();
+    init_errors();
+    init_ort();
+    init_model();
+    init_onnx_pb();
+    init_tensor();
+  }
+});
+
+// src/recover/batchNorm.ts
+async function reestimateBatchNorm(pruned, calib, threads = 0) {
+  const model = cloneModel(pruned);
+  const index = new GraphIndex(model.graph);
+  const nodes = [];
+  for (const node of index.order) {
+    if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
+    const mean = index.initializers.get(node.input[3]);
+    const variance = index.initializers.get(node.input[4]);
+    if (!mean || !variance || index.consumersOf(mean.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
+    const session = await sessionFromModel(withExtraOutputs(model, [node.input[0]]), threads);
+    let act;
+    try {
+      act = (await captureActivations(session, calib, [node.input[0]])).get(node.input[0]);
+    } finally {
+      await session.release();
+    }
+    const [n, c] = act.dims;
+    const spatial = act.data.length / (n * c);
+    const m = new Float64Array(c);
+    const sq = new Float64Array(c);
+    for (let s = 0; s < n; s++) {
+      for (let ch = 0; ch < c; ch++) {
+        const base = (s * c + ch) * spatial;
+        let a = 0;
+        let b = 0;
+        for (let k = 0; k < spatial; k++) {
+          const v = act.data[base + k];
+          a += v;
+          b += v * v;
+        }
+        m[ch] += a;
+        sq[ch] += b;
+      }
+    }
+    const count2 = n * spatial;
+    const newMean = new Float32Array(c);
+    const newVar = new Float32Array(c);
+    for (let ch = 0; ch < c; ch++) {
+      newMean[ch] = m[ch] / count2;
+      newVar[ch] = Math.max(0, sq[ch] / count2 - (m[ch] / count2) ** 2);
+    }
+    const oldVar = tensorToFloat32(variance);
+    for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
+    setTensorFloat32(mean, newMean);
+    setTensorFloat32(variance, newVar);
+    nodes.push(nodeLabel(node));
+  }
+  return { model, nodes };
+}
+var init_batchNorm = __esm({
+  "src/recover/batchNorm.ts"() {
+    "use strict";
+    init_graph();
+    init_model();
+    init_tensor();
+    init_session();
   }
 });
 
@@ -36891,10 +37065,707 @@ var init_measureStep = __esm({
   }
 });
 
-// src/pipeline/run.ts
+// src/recover/calibScore.ts
+async function calibScore(model, calib, threads = 0) {
+  const session = await sessionFromModel(model, threads);
+  try {
+    const p = await evaluateClassifier(session, calib, { batchSize: 256, outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
+    let correct = 0;
+    let nll = 0;
+    for (let i2 = 0; i2 < calib.count; i2++) {
+      correct += p.correct[i2];
+      nll -= p.logProbLabel[i2];
+    }
+    return { accuracy: correct / calib.count, nll: nll / calib.count };
+  } finally {
+    await session.release();
+  }
+}
+function better(a, b) {
+  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
+}
+var init_calibScore = __esm({
+  "src/recover/calibScore.ts"() {
+    "use strict";
+    init_evaluate();
+    init_measureStep();
+    init_session();
+  }
+});
+
+// src/recover/linalg.ts
+function choleskyLower(a, n) {
+  for (let j = 0; j < n; j++) {
+    const rj = j * n;
+    let d = a[rj + j];
+    for (let k = 0; k < j; k++) d -= a[rj + k] * a[rj + k];
+    if (!(d > 0)) return false;
+    const ljj = Math.sqrt(d);
+    a[rj + j] = ljj;
+    for (let i2 = j + 1; i2 < n; i2++) {
+      const ri = i2 * n;
+      let s = a[ri + j];
+      for (let k = 0; k < j; k++) s -= a[ri + k] * a[rj + k];
+      a[ri + j] = s / ljj;
+    }
+  }
+  for (let i2 = 0; i2 < n; i2++) for (let j = i2 + 1; j < n; j++) a[i2 * n + j] = 0;
+  return true;
+}
+function invertLower(l, n) {
+  const inv = new Float64Array(n * n);
+  for (let i2 = 0; i2 < n; i2++) {
+    const ri = i2 * n;
+    inv[ri + i2] = 1 / l[ri + i2];
+    for (let k = 0; k < i2; k++) {
+      const lik = l[ri + k];
+      if (lik === 0) continue;
+      const rk = k * n;
+      for (let j = 0; j <= k; j++) inv[ri + j] -= lik * inv[rk + j];
+    }
+    const d = 1 / l[ri + i2];
+    for (let j = 0; j < i2; j++) inv[ri + j] *= d;
+  }
+  return inv;
+}
+function lowerTransposeTimesLower(m, n) {
+  const out = new Float64Array(n * n);
+  for (let k = 0; k < n; k++) {
+    const rk = k * n;
+    for (let i2 = 0; i2 <= k; i2++) {
+      const mki = m[rk + i2];
+      if (mki === 0) continue;
+      const ri = i2 * n;
+      for (let j = 0; j <= k; j++) out[ri + j] += mki * m[rk + j];
+    }
+  }
+  return out;
+}
+function inverseHessian(h, n, dampFraction) {
+  let mean = 0;
+  for (let i2 = 0; i2 < n; i2++) mean += h[i2 * n + i2];
+  mean = mean / n || 1;
+  for (let damp = dampFraction; ; damp *= 10) {
+    const a = Float64Array.from(h);
+    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean;
+    if (!choleskyLower(a, n)) {
+      if (damp > 1e6) throw new Error("inverseHessian: matrix is not positive definite even with heavy damping");
+      continue;
+    }
+    const inv = lowerTransposeTimesLower(invertLower(a, n), n);
+    const l2 = Float64Array.from(inv);
+    if (!choleskyLower(l2, n)) continue;
+    const upper = new Float64Array(n * n);
+    for (let i2 = 0; i2 < n; i2++) for (let j = i2; j < n; j++) upper[i2 * n + j] = l2[j * n + i2];
+    return { inv, upper };
+  }
+}
+function matmul(a, b, m, k, n) {
+  const c = new Float64Array(m * n);
+  for (let i2 = 0; i2 < m; i2++) {
+    const ri = i2 * n;
+    for (let p = 0; p < k; p++) {
+      const aip = a[i2 * k + p];
+      if (aip === 0) continue;
+      const rp = p * n;
+      for (let j = 0; j < n; j++) c[ri + j] += aip * b[rp + j];
+    }
+  }
+  return c;
+}
+var init_linalg = __esm({
+  "src/recover/linalg.ts"() {
+    "use strict";
+  }
+});
+
+// src/recover/layers.ts
+function convGeometry(node, dims) {
+  if (dims.length !== 4) return `${dims.length - 2}-D convolution`;
+  const autoPad = attrString(node, "auto_pad", "NOTSET");
+  if (autoPad !== "NOTSET" && autoPad !== "VALID") return `auto_pad=${autoPad}`;
+  const p = attrInts(node, "pads") ?? [0, 0, 0, 0];
+  const s = attrInts(node, "strides") ?? [1, 1];
+  const d = attrInts(node, "dilations") ?? [1, 1];
+  return { kernel: [dims[2], dims[3]], strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
+}
+function linearLayer(index, weight) {
+  const consumers = index.consumersOf(weight);
+  if (consumers.length !== 1) return `weight is used by ${consumers.length} nodes`;
+  const node = consumers[0];
+  const t = index.initializers.get(weight);
+  if (!t || !FLOAT_TYPES.has(t.dataType)) return "not a float initializer";
+  const dims = tensorDims(t);
+  const label2 = nodeLabel(node);
+  switch (node.opType) {
+    case "Conv": {
+      if (node.input[1] !== weight) return "weight is not the Conv kernel";
+      const geo = convGeometry(node, dims);
+      if (typeof geo === "string") return geo;
+      const groups = attrInt(node, "group", 1);
+      const bias = node.input[2] || null;
+      return { node: label2, opType: "Conv", weight, input: node.input[0], groups, rows: dims[0] / groups, cols: dims[1] * dims[2] * dims[3], transposed: false, bias, biasRefit: bias === null || index.initializers.has(bias), conv: geo };
+    }
+    case "Gemm": {
+      if (node.input[1] !== weight || dims.length !== 2) return "weight is not the Gemm B matrix";
+      if (attrInt(node, "transA", 0) !== 0) return "Gemm with transA=1";
+      const transposed = attrInt(node, "transB", 0) === 0;
+      const [rows, cols] = transposed ? [dims[1], dims[0]] : [dims[0], dims[1]];
+      const bias = node.input[2] || null;
+      const biasT = bias ? index.initializers.get(bias) : void 0;
+      const unitScale = attrFloat(node, "alpha", 1) === 1 && attrFloat(node, "beta", 1) === 1;
+      const biasRefit = unitScale && (bias === null || biasT !== void 0 && tensorDims(biasT).length === 1 && tensorDims(biasT)[0] === rows);
+      return { node: label2, opType: "Gemm", weight, input: node.input[0], groups: 1, rows, cols, transposed, bias, biasRefit };
+    }
+    case "MatMul": {
+      if (node.input[1] !== weight || dims.length !== 2) return "weight is the left MatMul operand";
+      return { node: label2, opType: "MatMul", weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias: null, biasRefit: false };
+    }
+    default:
+      return `${node.opType} layers are not refit`;
+  }
+}
+function weightRows(layer, values, g2) {
+  const { rows, cols } = layer;
+  const out = new Float64Array(rows * cols);
+  if (layer.transposed) {
+    for (let c = 0; c < cols; c++) for (let r = 0; r < rows; r++) out[r * cols + c] = values[c * rows + r];
+  } else {
+    out.set(values.subarray(g2 * rows * cols, (g2 + 1) * rows * cols));
+  }
+  return out;
+}
+function setWeightRows(layer, values, g2, w) {
+  const { rows, cols } = layer;
+  if (layer.transposed) {
+    for (let c = 0; c < cols; c++) for (let r = 0; r < rows; r++) values[c * rows + r] = w[r * cols + c];
+  } else {
+    values.set(w, g2 * rows * cols);
+  }
+}
+var init_layers = __esm({
+  "src/recover/layers.ts"() {
+    "use strict";
+    init_graph();
+    init_tensor();
+  }
+});
+
+// src/recover/obs.ts
+function fixedMaskSweep(w, keep, upper, rows, cols) {
+  for (let i2 = 0; i2 < cols; i2++) {
+    const ri = i2 * cols;
+    const d = upper[ri + i2];
+    for (let r = 0; r < rows; r++) {
+      const rr = r * cols;
+      if (keep[rr + i2]) continue;
+      const err2 = w[rr + i2] / d;
+      if (err2 === 0) continue;
+      w[rr + i2] = 0;
+      for (let j = i2 + 1; j < cols; j++) w[rr + j] -= err2 * upper[ri + j];
+    }
+  }
+}
+var init_obs = __esm({
+  "src/recover/obs.ts"() {
+    "use strict";
+  }
+});
+
+// src/recover/patches.ts
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+function samplePositions(total, count2, seed = 1) {
+  if (count2 >= total) return Int32Array.from({ length: total }, (_, i2) => i2);
+  const next = rng(seed);
+  const out = new Int32Array(count2);
+  for (let k = 0; k < count2; k++) out[k] = Math.min(total - 1, Math.floor((k + next()) * total / count2));
+  return out;
+}
+function layerPatches(layer, act, withBias, maxPatches) {
+  const extra = withBias ? 1 : 0;
+  if (!layer.conv) {
+    const k = act.dims[act.dims.length - 1];
+    const total = act.data.length / k;
+    const pos2 = samplePositions(total, maxPatches);
+    const cols2 = k + extra;
+    const m = new Float32Array(pos2.length * cols2);
+    for (let p = 0; p < pos2.length; p++) {
+      m.set(act.data.subarray(pos2[p] * k, pos2[p] * k + k), p * cols2);
+      if (withBias) m[p * cols2 + k] = 1;
+    }
+    return { patches: pos2.length, perGroup: [m], cols: cols2 };
+  }
+  const [n, c, h, w] = act.dims;
+  const { kernel: [kh, kw], strides: [sh, sw], pads: [pt, pl, pb, pr], dilations: [dh, dw] } = layer.conv;
+  const oh = Math.floor((h + pt + pb - dh * (kh - 1) - 1) / sh) + 1;
+  const ow = Math.floor((w + pl + pr - dw * (kw - 1) - 1) / sw) + 1;
+  const cg = c / layer.groups;
+  const pos = samplePositions(n * oh * ow, maxPatches);
+  const cols = cg * kh * kw + extra;
+  const perGroup = [];
+  for (let g2 = 0; g2 < layer.groups; g2++) perGroup.push(new Float32Array(pos.length * cols));
+  for (let p = 0; p < pos.length; p++) {
+    const s = Math.floor(pos[p] / (oh * ow));
+    const rem = pos[p] - s * oh * ow;
+    const oy = Math.floor(rem / ow);
+    const ox = rem - oy * ow;
+    for (let g2 = 0; g2 < layer.groups; g2++) {
+      const m = perGroup[g2];
+      let o = p * cols;
+      for (let ci = 0; ci < cg; ci++) {
+        const base = (s * c + g2 * cg + ci) * h * w;
+        for (let ky = 0; ky < kh; ky++) {
+          const y = oy * sh - pt + ky * dh;
+          for (let kx = 0; kx < kw; kx++) {
+            const x2 = ox * sw - pl + kx * dw;
+            m[o++] = y >= 0 && y < h && x2 >= 0 && x2 < w ? act.data[base + y * w + x2] : 0;
+          }
+        }
+      }
+      if (withBias) m[o] = 1;
+    }
+  }
+  return { patches: pos.length, perGroup, cols };
+}
+var init_patches = __esm({
+  "src/recover/patches.ts"() {
+    "use strict";
+  }
+});
+
+// src/recover/reconstruct.ts
+async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONSTRUCT) {
+  const model = cloneModel(pruned);
+  const pIndex = new GraphIndex(model.graph);
+  const dIndex = new GraphIndex(dense.graph);
+  const wanted = new Set(weights);
+  const plans = [];
+  const skipped = [];
+  for (const node of pIndex.order) {
+    const w = node.input.find((i2) => wanted.has(i2));
+    if (!w) continue;
+    wanted.delete(w);
+    const p = linearLayer(pIndex, w);
+    const d = linearLayer(dIndex, w);
+    if (typeof p === "string" || typeof d === "string") {
+      skipped.push({ weight: w, reason: typeof p === "string" ? p : `dense model: ${d}` });
+      continue;
+    }
+    if (p.rows !== d.rows || p.groups !== d.groups || p.input !== d.input) {
+      skipped.push({ weight: w, reason: "output channels differ from the dense layer" });
+      continue;
+    }
+    plans.push({ p, d, node });
+  }
+  for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
+  const denseSession = await sessionFromModel(withExtraOutputs(dense, plans.map((x2) => x2.d.input)), opts.threads);
+  const layers = [];
+  try {
+    for (const { p, d, node } of plans) {
+      const xd = (await captureActivations(denseSession, calib, [d.input])).get(d.input);
+      const session = await sessionFromModel(withExtraOutputs(model, [p.input]), opts.threads);
+      let xp;
+      try {
+        xp = (await captureActivations(session, calib, [p.input])).get(p.input);
+      } finally {
+        await session.release();
+      }
+      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts));
+    }
+  } finally {
+    await denseSession.release();
+  }
+  return { model, layers, skipped };
+}
+async function refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts) {
+  const withBias = p.biasRefit && d.biasRefit;
+  const pw = pIndex.initializers.get(p.weight);
+  const dValues = tensorToFloat32(dIndex.initializers.get(d.weight));
+  const pValues = tensorToFloat32(pw);
+  const dBias = d.bias ? tensorToFloat32(dIndex.initializers.get(d.bias)) : new Float32Array(d.rows * d.groups);
+  const pBias = p.bias ? tensorToFloat32(pIndex.initializers.get(p.bias)) : new Float32Array(p.rows * p.groups);
+  const dPatches = layerPatches(d, xd, withBias, opts.maxPatches);
+  const pPatches = layerPatches(p, xp, withBias, opts.maxPatches);
+  const n = pPatches.patches;
+  let before = 0;
+  let after = 0;
+  let norm2 = 0;
+  for (let g2 = 0; g2 < p.groups; g2++) {
+    const wd = augment(weightRows(d, dValues, g2), dBias, d, g2, withBias);
+    const wp = augment(weightRows(p, pValues, g2), pBias, p, g2, withBias);
+    const cd = dPatches.cols;
+    const cp = pPatches.cols;
+    const keep = new Uint8Array(p.rows * cp);
+    for (let i2 = 0; i2 < keep.length; i2++) keep[i2] = wp[i2] !== 0 || withBias && i2 % cp === cp - 1 ? 1 : 0;
+    const hFull = await crossGram(pPatches.perGroup[g2], pPatches.perGroup[g2], n, cp, cp);
+    const cFull = await crossGram(dPatches.perGroup[g2], pPatches.perGroup[g2], n, cd, cp);
+    const refit = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
+    const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);
+    const de = strideRows(dPatches.perGroup[g2], n, cd, ERROR_PATCHES);
+    const m = pe.length / cp;
+    const [he, ce, gd] = [await crossGram(pe, pe, m, cp, cp), await crossGram(de, pe, m, cd, cp), await crossGram(de, de, m, cd, cd)];
+    const e0 = outputError(wd, wp, gd, ce, he, p.rows, cd, cp);
+    const e1 = outputError(wd, refit, gd, ce, he, p.rows, cd, cp);
+    before += e0.error;
+    after += e1.error;
+    norm2 += e0.norm;
+    setWeightRows(p, pValues, g2, strip(refit, p.rows, cp, withBias));
+    if (withBias) for (let r = 0; r < p.rows; r++) pBias[g2 * p.rows + r] = refit[r * cp + cp - 1];
+  }
+  setTensorFloat32(pw, pValues);
+  if (withBias) {
+    if (p.bias) setTensorFloat32(pIndex.initializers.get(p.bias), pBias);
+    else addBias(model, pIndex, node, p, pBias);
+  }
+  const rel = (e) => norm2 > 0 ? Math.sqrt(Math.max(0, e) / norm2) : 0;
+  return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after) };
+}
+function strideRows(m, n, cols, most) {
+  if (n <= most) return m;
+  const step = n / most;
+  const out = new Float32Array(most * cols);
+  for (let i2 = 0; i2 < most; i2++) {
+    const r = Math.floor(i2 * step);
+    out.set(m.subarray(r * cols, (r + 1) * cols), i2 * cols);
+  }
+  return out;
+}
+function augment(w, bias, layer, g2, withBias) {
+  if (!withBias) return w;
+  const { rows, cols } = layer;
+  const out = new Float64Array(rows * (cols + 1));
+  for (let r = 0; r < rows; r++) {
+    out.set(w.subarray(r * cols, (r + 1) * cols), r * (cols + 1));
+    out[r * (cols + 1) + cols] = bias[g2 * rows + r];
+  }
+  return out;
+}
+function strip(w, rows, cols, withBias) {
+  if (!withBias) return w;
+  const out = new Float64Array(rows * (cols - 1));
+  for (let r = 0; r < rows; r++) out.set(w.subarray(r * cols, r * cols + cols - 1), r * (cols - 1));
+  return out;
+}
+function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
+  const out = new Float64Array(rows * cp);
+  const blocks = Math.ceil(cp / opts.maxBlock);
+  const aligned = cd === cp;
+  const size = Math.ceil(cp / blocks);
+  for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
+    const b1 = aligned ? Math.min(cp, b0 + size) : cp;
+    const m = b1 - b0;
+    const hb = sub(h, cp, b0, b1, b0, b1);
+    const [d0, d1] = aligned && blocks > 1 ? [b0, b1] : [0, cd];
+    const cb = sub(c, cp, d0, d1, b0, b1);
+    const wdb = new Float64Array(rows * (d1 - d0));
+    for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
+    const { inv, upper } = inverseHessian(hb, m, opts.damp);
+    let w;
+    if (opts.target === "dense-output") w = matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
+    else w = aligned ? wdb : matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
+    const kb = new Uint8Array(rows * m);
+    for (let r = 0; r < rows; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
+    fixedMaskSweep(w, kb, upper, rows, m);
+    for (let j = 0; j < m; j++) {
+      if (hb[j * m + j] !== 0) continue;
+      for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+    }
+    for (let r = 0; r < rows; r++) out.set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+  }
+  return out;
+}
+function sub(a, stride, r0, r1, c0, c1) {
+  const out = new Float64Array((r1 - r0) * (c1 - c0));
+  for (let r = r0; r < r1; r++) out.set(a.subarray(r * stride + c0, r * stride + c1), (r - r0) * (c1 - c0));
+  return out;
+}
+function quad(a, m, b, rows, ca, cb) {
+  let total = 0;
+  const tmp = new Float64Array(ca);
+  for (let r = 0; r < rows; r++) {
+    tmp.fill(0);
+    for (let i2 = 0; i2 < ca; i2++) {
+      let s = 0;
+      for (let j = 0; j < cb; j++) s += m[i2 * cb + j] * b[r * cb + j];
+      tmp[i2] = s;
+    }
+    for (let i2 = 0; i2 < ca; i2++) total += a[r * ca + i2] * tmp[i2];
+  }
+  return total;
+}
+function outputError(wd, w, gd, c, h, rows, cd, cp) {
+  const norm2 = quad(wd, gd, wd, rows, cd, cd);
+  return { error: norm2 - 2 * quad(wd, c, w, rows, cd, cp) + quad(w, h, w, rows, cp, cp), norm: norm2 };
+}
+function addBias(model, index, node, layer, bias) {
+  let name = `${layer.weight}.prune_guard_bias`;
+  for (let k = 1; index.initializers.has(name) || index.producer.has(name); k++) name = `${layer.weight}.prune_guard_bias${k}`;
+  model.graph.initializer.push(makeFloatTensor(name, [bias.length], bias));
+  while (node.input.length < 2) node.input.push("");
+  node.input[2] = name;
+}
+var DEFAULT_RECONSTRUCT, ERROR_PATCHES;
+var init_reconstruct = __esm({
+  "src/recover/reconstruct.ts"() {
+    "use strict";
+    init_graph();
+    init_model();
+    init_tensor();
+    init_linalg();
+    init_layers();
+    init_obs();
+    init_patches();
+    init_session();
+    DEFAULT_RECONSTRUCT = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, target: "dense-output", threads: 0 };
+    ERROR_PATCHES = 1024;
+  }
+});
+
+// src/recover/temperature.ts
+function scaledScores(logits, labels, classes, t) {
+  const n = labels.length;
+  const confidence = new Float32Array(n);
+  const correct = new Uint8Array(n);
+  let nll = 0;
+  for (let i2 = 0; i2 < n; i2++) {
+    const o = i2 * classes;
+    let max2 = -Infinity;
+    let pred = 0;
+    for (let c = 0; c < classes; c++) {
+      if (logits[o + c] > max2) {
+        max2 = logits[o + c];
+        pred = c;
+      }
+    }
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += Math.exp((logits[o + c] - max2) / t);
+    nll -= (logits[o + labels[i2]] - max2) / t - Math.log(sum);
+    confidence[i2] = 1 / sum;
+    correct[i2] = pred === labels[i2] ? 1 : 0;
+  }
+  return { nll: nll / n, ece: expectedCalibrationError(confidence, correct, 15) };
+}
+function fitTemperature(logits, labels, classes) {
+  const nllAt = (logT) => scaledScores(logits, labels, classes, Math.exp(logT)).nll;
+  const phi = (Math.sqrt(5) - 1) / 2;
+  let a = Math.log(1 / 20);
+  let b = Math.log(20);
+  let c = b - phi * (b - a);
+  let d = a + phi * (b - a);
+  let fc = nllAt(c);
+  let fd2 = nllAt(d);
+  while (b - a > 1e-5) {
+    if (fc < fd2) {
+      b = d;
+      d = c;
+      fd2 = fc;
+      c = b - phi * (b - a);
+      fc = nllAt(c);
+    } else {
+      a = c;
+      c = d;
+      fc = fd2;
+      d = a + phi * (b - a);
+      fd2 = nllAt(d);
+    }
+  }
+  const temperature = Math.exp((a + b) / 2);
+  const before = scaledScores(logits, labels, classes, 1);
+  const after = scaledScores(logits, labels, classes, temperature);
+  return { temperature, nll_before: before.nll, nll_after: after.nll, ece_before: before.ece, ece_after: after.ece };
+}
+async function calibrateTemperature(model, calib, threads = 0) {
+  if (!calib.labels) throw new UserError(`${calib.path}: temperature scaling needs labels; add y=labels to the calibration .npz`);
+  const session = await sessionFromModel(model, threads);
+  let logits;
+  let classes;
+  try {
+    const probs = endsInSoftmax(model);
+    const p = await evaluateClassifier(session, calib, { batchSize: 256, outputsAreProbabilities: probs, keepLogits: true, modelPath: "calibration" });
+    logits = p.logits;
+    classes = p.classes;
+    if (probs) for (let i2 = 0; i2 < logits.length; i2++) logits[i2] = Math.log(Math.max(logits[i2], 1e-12));
+  } finally {
+    await session.release();
+  }
+  return fitTemperature(logits, calib.labels, classes);
+}
+function bakeTemperature(model, temperature) {
+  const out = cloneModel(model);
+  const g2 = out.graph;
+  const index = new GraphIndex(g2);
+  const outputName = g2.output[0].name;
+  const softmax = endsInSoftmax(out) ? index.producer.get(outputName) : void 0;
+  const target = softmax ? softmax.input[0] : outputName;
+  const producer = index.producer.get(target);
+  if (!producer) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
+  const taken = /* @__PURE__ */ new Set([...index.producer.keys(), ...index.initializers.keys(), ...g2.input.map((i2) => i2.name)]);
+  const unique = (base) => {
+    let name = base;
+    for (let k = 1; taken.has(name); k++) name = `${base}${k}`;
+    taken.add(name);
+    return name;
+  };
+  const unscaled = unique(`${target}_before_temperature`);
+  const tName = unique("prune_guard_temperature");
+  producer.output[producer.output.indexOf(target)] = unscaled;
+  g2.initializer.push(makeFloatTensor(tName, [], Float32Array.of(temperature)));
+  const div = create(NodeProtoSchema, { name: unique("prune_guard_temperature_scaling"), opType: "Div", input: [unscaled, tName], output: [target] });
+  g2.node.splice(g2.node.indexOf(producer) + 1, 0, div);
+  return out;
+}
+var init_temperature = __esm({
+  "src/recover/temperature.ts"() {
+    "use strict";
+    init_esm2();
+    init_errors();
+    init_evaluate();
+    init_metrics();
+    init_graph();
+    init_model();
+    init_onnx_pb();
+    init_tensor();
+    init_measureStep();
+    init_session();
+  }
+});
+
+// src/recover/runRecovery.ts
 import * as fs7 from "node:fs";
-import * as os5 from "node:os";
 import * as path4 from "node:path";
+function checkRecoveryInputs(config, calib) {
+  const why = NEEDS_CALIB[config.recovery];
+  if (why && !calib) {
+    throw new UserError(`--recovery ${config.recovery}: needs a calibration set for ${why}; pass --calib calib.npz (a few hundred training-like samples, with y to judge steps)`);
+  }
+  if (config.bakeTemperature && !calib?.labels) {
+    throw new UserError(`--bake-temperature: needs a labelled calibration set to fit the temperature on; pass --calib calib.npz with x and y`);
+  }
+}
+function hasRecoverySteps(config) {
+  return config.recovery !== "none" || config.bakeTemperature;
+}
+function temperatureInfo(fit, baked) {
+  return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
+}
+function stepFile(stepsDir, index, name) {
+  return path4.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+}
+function fmt(s) {
+  return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
+}
+async function runRecovery(req) {
+  const { config, calib, progress } = req;
+  if (!calib) return { steps: [] };
+  const steps = await recoverySteps(req, calib);
+  const last = steps.at(-1)?.model ?? req.pruned;
+  if (!calib.labels) return { steps: steps.map((s) => s.step) };
+  const t0 = performance.now();
+  const fit = await calibrateTemperature(last, calib, config.latency.threads);
+  if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
+  const baked = bakeTemperature(last, fit.temperature);
+  const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
+  fs7.mkdirSync(req.stepsDir, { recursive: true });
+  saveModel(baked, artifact);
+  progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
+  const step = {
+    name: "calibrate:temperature",
+    description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
+    artifact,
+    info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
+    temperature: temperatureInfo(fit, true)
+  };
+  return { steps: [...steps.map((s) => s.step), step] };
+}
+async function recoverySteps(req, calib) {
+  const { config, progress } = req;
+  if (config.recovery === "none") return [];
+  fs7.mkdirSync(req.stepsDir, { recursive: true });
+  const labelled = calib.labels !== null;
+  const steps = [];
+  let current = req.pruned;
+  let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : void 0;
+  const keep = (name, description, model, seconds, score2) => {
+    const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ""));
+    saveModel(model, artifact);
+    const info2 = { seconds };
+    if (currentScore && score2) {
+      Object.assign(info2, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score2.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score2.nll });
+    }
+    steps.push({ step: { name, description, artifact, info: info2 }, model });
+    current = model;
+    currentScore = score2;
+  };
+  if (config.recovery === "reconstruct") {
+    progress.note("recovery: layer-wise reconstruction on the calibration set");
+    const t0 = performance.now();
+    const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads });
+    const seconds = (performance.now() - t0) / 1e3;
+    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
+    const score2 = labelled ? await calibScore(r.model, calib, config.latency.threads) : void 0;
+    const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
+    const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
+    keep(
+      "recover:reconstruct",
+      `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
+      r.model,
+      seconds,
+      score2
+    );
+    await tryBatchNorm(current, calib, config, (model, secs, s, nodes) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => progress.note(`recovery: BatchNorm re-estimation not kept (${why})`));
+    return steps;
+  }
+  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery reconstruct or none`);
+}
+async function tryBatchNorm(model, calib, config, accept, currentScore, reject) {
+  const t0 = performance.now();
+  const bn = await reestimateBatchNorm(model, calib, config.latency.threads);
+  if (bn.nodes.length === 0) return;
+  const seconds = (performance.now() - t0) / 1e3;
+  const base = currentScore();
+  if (!base) return reject("the calibration set has no labels to judge it");
+  const score2 = await calibScore(bn.model, calib, config.latency.threads);
+  if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
+  accept(bn.model, seconds, score2, bn.nodes.length);
+}
+var NEEDS_CALIB;
+var init_runRecovery = __esm({
+  "src/recover/runRecovery.ts"() {
+    "use strict";
+    init_errors();
+    init_model();
+    init_batchNorm();
+    init_calibScore();
+    init_reconstruct();
+    init_temperature();
+    NEEDS_CALIB = {
+      reconstruct: "the layer inputs reconstruction refits to"
+    };
+  }
+});
+
+// src/version.ts
+var VERSION7;
+var init_version3 = __esm({
+  "src/version.ts"() {
+    "use strict";
+    VERSION7 = "0.1.0";
+  }
+});
+
+// src/pipeline/run.ts
+import * as fs8 from "node:fs";
+import * as os5 from "node:os";
+import * as path5 from "node:path";
 function checkRequest(config) {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
     throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION7} yet; use --recovery none`);
@@ -36902,7 +37773,7 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path4.join(out, `${path4.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path5.join(out, `${path5.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 function classChanges(dense, final2, labels, classes) {
   const support = classSupport(labels, classes);
@@ -36923,11 +37794,12 @@ async function runPipeline(req, progress) {
   const shifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: true, modelPath: req.model }) }));
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const outPath = prunedPath(req.out, req.model);
-  if (path4.resolve(outPath) === path4.resolve(req.model)) {
+  if (path5.resolve(outPath) === path5.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
+  checkRecoveryInputs(config, calib);
   const target = targetSparsity(config);
-  progress.note(`pruning ${path4.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path5.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
@@ -36935,15 +37807,30 @@ async function runPipeline(req, progress) {
     "prune-guard.method": config.method,
     "prune-guard.scope": config.scope,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path4.basename(req.model)
+    "prune-guard.source": path5.basename(req.model)
   });
-  fs7.mkdirSync(req.out, { recursive: true });
-  saveModel(pruned.model, outPath);
+  setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
+  fs8.mkdirSync(req.out, { recursive: true });
+  const stepsDir = path5.join(req.out, "steps");
+  const staged = hasRecoverySteps(config);
+  const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
+  if (staged) fs8.mkdirSync(stepsDir, { recursive: true });
+  saveModel(pruned.model, pruneArtifact);
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress });
+  const recovered = recovery.steps;
+  if (staged) writeFileAtomic(outPath, fs8.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
-  const measured = [denseStep2, await measureStep("prune", pruned.description, outPath, { ...ctx, dense: denseStep2.preds })];
+  const measured = [denseStep2, await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds })];
+  for (const r of recovered) {
+    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
+    m.step.recovery = r.info;
+    if (r.temperature) m.step.temperature = r.temperature;
+    measured.push(m);
+  }
+  if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
   const artifacts = measured.map((m) => m.step.artifact);
   progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
@@ -36983,8 +37870,8 @@ async function runPipeline(req, progress) {
     models: [modelLedger]
   };
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path4.join(req.out, "ledger.json");
-  const markdownPath = path4.join(req.out, "ledger.md");
+  const ledgerPath = path5.join(req.out, "ledger.json");
+  const markdownPath = path5.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
@@ -37005,9 +37892,10 @@ var init_run = __esm({
     init_model();
     init_signature();
     init_pruneModel();
+    init_runRecovery();
     init_version3();
     init_measureStep();
-    IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none"]);
+    IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct"]);
   }
 });
 
@@ -37045,8 +37933,8 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs8 from "node:fs";
-import * as path5 from "node:path";
+import * as fs9 from "node:fs";
+import * as path6 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -37079,8 +37967,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs8.mkdirSync(path5.dirname(dest), { recursive: true });
-  fs8.writeFileSync(dest, content);
+  fs9.mkdirSync(path6.dirname(dest), { recursive: true });
+  fs9.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -37093,8 +37981,8 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs9 from "node:fs";
-import * as path6 from "node:path";
+import * as fs10 from "node:fs";
+import * as path7 from "node:path";
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
 }
@@ -37103,24 +37991,24 @@ async function checkModels(jobs, settings, opts) {
   for (const job of jobs) {
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: settings.budgets };
     opts.progress.note(`model ${job.path}`);
-    const head = await runPipeline({ ...request2, model: path6.join(opts.workspace, job.path), out: path6.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    const head = await runPipeline({ ...request2, model: path7.join(opts.workspace, job.path), out: path7.join(opts.out, "models", slug(job.path)) }, opts.progress);
     const ledger = head.ledger;
     const model = ledger.models[0];
     model.model = job.path;
-    model.pruned = path6.relative(opts.workspace, model.pruned).split(path6.sep).join("/");
+    model.pruned = path7.relative(opts.workspace, model.pruned).split(path7.sep).join("/");
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path6.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path6.join(dir, path6.basename(basePath));
+      const dir = path7.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path7.join(dir, path7.basename(basePath));
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
         opts.progress.note(`base ${basePath} at ${opts.base.ref.slice(0, 12)}`);
-        const base = await runPipeline({ ...request2, model: baseFile, out: path6.join(dir, "out") }, opts.progress);
+        const base = await runPipeline({ ...request2, model: baseFile, out: path7.join(dir, "out") }, opts.progress);
         model.vs_base = await compareWithBase({
           ref: opts.base.ref,
           baseModel: basePath,
           baseSteps: base.ledger.models[0].steps,
           headSteps: model.steps,
-          headModel: path6.join(opts.workspace, job.path),
+          headModel: path7.join(opts.workspace, job.path),
           data: settings.data,
           config: settings.config,
           budgets: settings.budgets
@@ -37131,8 +38019,8 @@ async function checkModels(jobs, settings, opts) {
       }
     }
     ledger.verdict = model.verdict;
-    fs9.rmSync(head.ledgerPath, { force: true });
-    fs9.rmSync(head.markdownPath, { force: true });
+    fs10.rmSync(head.ledgerPath, { force: true });
+    fs10.rmSync(head.markdownPath, { force: true });
     ledgers.push(ledger);
   }
   return ledgers;
@@ -37151,14 +38039,14 @@ function mergeLedgers(ledgers) {
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs9.readdirSync(d, { withFileTypes: true })) {
-      const full = path6.join(d, e.name);
+    for (const e of fs10.readdirSync(d, { withFileTypes: true })) {
+      const full = path7.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs9.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs10.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
@@ -37332,7 +38220,7 @@ ${f.body}
 
 </details>`;
 }
-function join4(sections) {
+function join5(sections) {
   return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
 }
 function hardCut(text, max2) {
@@ -37348,7 +38236,7 @@ function hardCut(text, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text = join4(parts);
+  let text = join5(parts);
   while (text.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -37356,7 +38244,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text, limit);
     parts[largest] = omitted(parts[largest]);
-    text = join4(parts);
+    text = join5(parts);
   }
   return text;
 }
@@ -37449,17 +38337,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path12) {
-      const ctrl = callVisitor(key, node, visitor, path12);
+    function visit_(key, node, visitor, path13) {
+      const ctrl = callVisitor(key, node, visitor, path13);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path12, ctrl);
-        return visit_(key, ctrl, visitor, path12);
+        replaceNode(key, path13, ctrl);
+        return visit_(key, ctrl, visitor, path13);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path12 = Object.freeze(path12.concat(node));
+          path13 = Object.freeze(path13.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path12);
+            const ci = visit_(i2, node.items[i2], visitor, path13);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -37470,13 +38358,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path12 = Object.freeze(path12.concat(node));
-          const ck = visit_("key", node.key, visitor, path12);
+          path13 = Object.freeze(path13.concat(node));
+          const ck = visit_("key", node.key, visitor, path13);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path12);
+          const cv = visit_("value", node.value, visitor, path13);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -37497,17 +38385,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path12) {
-      const ctrl = await callVisitor(key, node, visitor, path12);
+    async function visitAsync_(key, node, visitor, path13) {
+      const ctrl = await callVisitor(key, node, visitor, path13);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path12, ctrl);
-        return visitAsync_(key, ctrl, visitor, path12);
+        replaceNode(key, path13, ctrl);
+        return visitAsync_(key, ctrl, visitor, path13);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path12 = Object.freeze(path12.concat(node));
+          path13 = Object.freeze(path13.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path12);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path13);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -37518,13 +38406,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path12 = Object.freeze(path12.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path12);
+          path13 = Object.freeze(path13.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path13);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path12);
+          const cv = await visitAsync_("value", node.value, visitor, path13);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -37551,23 +38439,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path12) {
+    function callVisitor(key, node, visitor, path13) {
       if (typeof visitor === "function")
-        return visitor(key, node, path12);
+        return visitor(key, node, path13);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path12);
+        return visitor.Map?.(key, node, path13);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path12);
+        return visitor.Seq?.(key, node, path13);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path12);
+        return visitor.Pair?.(key, node, path13);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path12);
+        return visitor.Scalar?.(key, node, path13);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path12);
+        return visitor.Alias?.(key, node, path13);
       return void 0;
     }
-    function replaceNode(key, path12, node) {
-      const parent = path12[path12.length - 1];
+    function replaceNode(key, path13, node) {
+      const parent = path13[path13.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -38179,10 +39067,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path12, value) {
+    function collectionFromPath(schema, path13, value) {
       let v = value;
-      for (let i2 = path12.length - 1; i2 >= 0; --i2) {
-        const k = path12[i2];
+      for (let i2 = path13.length - 1; i2 >= 0; --i2) {
+        const k = path13[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -38201,7 +39089,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path12) => path12 == null || typeof path12 === "object" && !!path12[Symbol.iterator]().next().done;
+    var isEmptyPath = (path13) => path13 == null || typeof path13 === "object" && !!path13[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -38231,11 +39119,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path12, value) {
-        if (isEmptyPath(path12))
+      addIn(path13, value) {
+        if (isEmptyPath(path13))
           this.add(value);
         else {
-          const [key, ...rest] = path12;
+          const [key, ...rest] = path13;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -38249,8 +39137,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path12) {
-        const [key, ...rest] = path12;
+      deleteIn(path13) {
+        const [key, ...rest] = path13;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -38264,8 +39152,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path12, keepScalar) {
-        const [key, ...rest] = path12;
+      getIn(path13, keepScalar) {
+        const [key, ...rest] = path13;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -38283,8 +39171,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path12) {
-        const [key, ...rest] = path12;
+      hasIn(path13) {
+        const [key, ...rest] = path13;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -38294,8 +39182,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path12, value) {
-        const [key, ...rest] = path12;
+      setIn(path13, value) {
+        const [key, ...rest] = path13;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -40810,9 +41698,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path12, value) {
+      addIn(path13, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path12, value);
+          this.contents.addIn(path13, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -40887,14 +41775,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path12) {
-        if (Collection2.isEmptyPath(path12)) {
+      deleteIn(path13) {
+        if (Collection2.isEmptyPath(path13)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path12) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path13) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -40909,10 +41797,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path12, keepScalar) {
-        if (Collection2.isEmptyPath(path12))
+      getIn(path13, keepScalar) {
+        if (Collection2.isEmptyPath(path13))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path12, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path13, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -40923,10 +41811,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path12) {
-        if (Collection2.isEmptyPath(path12))
+      hasIn(path13) {
+        if (Collection2.isEmptyPath(path13))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path12) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path13) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -40943,13 +41831,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path12, value) {
-        if (Collection2.isEmptyPath(path12)) {
+      setIn(path13, value) {
+        if (Collection2.isEmptyPath(path13)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path12), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path13), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path12, value);
+          this.contents.setIn(path13, value);
         }
       }
       /**
@@ -42910,9 +43798,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path12) => {
+    visit.itemAtPath = (cst, path13) => {
       let item = cst;
-      for (const [field, index] of path12) {
+      for (const [field, index] of path13) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -42921,23 +43809,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path12) => {
-      const parent = visit.itemAtPath(cst, path12.slice(0, -1));
-      const field = path12[path12.length - 1][0];
+    visit.parentCollection = (cst, path13) => {
+      const parent = visit.itemAtPath(cst, path13.slice(0, -1));
+      const field = path13[path13.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path12, item, visitor) {
-      let ctrl = visitor(item, path12);
+    function _visit(path13, item, visitor) {
+      let ctrl = visitor(item, path13);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path12.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path13.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -42948,10 +43836,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path12);
+            ctrl = ctrl(item, path13);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path12) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path13) : ctrl;
     }
     exports.visit = visit;
   }
@@ -44253,14 +45141,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs15 = this.flowScalar(this.type);
+              const fs16 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs15, sep: [] });
+                map.items.push({ start, key: fs16, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs15);
+                this.stack.push(fs16);
               } else {
-                Object.assign(it, { key: fs15, sep: [] });
+                Object.assign(it, { key: fs16, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -44388,13 +45276,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs15 = this.flowScalar(this.type);
+              const fs16 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs15, sep: [] });
+                fc.items.push({ start: [], key: fs16, sep: [] });
               else if (it.sep)
-                this.stack.push(fs15);
+                this.stack.push(fs16);
               else
-                Object.assign(it, { key: fs15, sep: [] });
+                Object.assign(it, { key: fs16, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -44703,10 +45591,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path12) {
+function lineOf(doc, lines2, path13) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path12) {
+  for (const segment of path13) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -44732,25 +45620,25 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs10 from "node:fs";
-import * as path7 from "node:path";
+import * as fs11 from "node:fs";
+import * as path8 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs10.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs11.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs10.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs11.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs10.existsSync(path7.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path7.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs11.existsSync(path8.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path8.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs10.existsSync(path7.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path7.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs11.existsSync(path8.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path8.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -44876,23 +45764,23 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs11 from "node:fs";
-import * as path8 from "node:path";
+import * as fs12 from "node:fs";
+import * as path9 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path8.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path9.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs11.readdirSync(dir, { withFileTypes: true })) {
-      const full = path8.join(dir, entry3.name);
+    for (const entry3 of fs12.readdirSync(dir, { withFileTypes: true })) {
+      const full = path9.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path8.relative(root, full).split(path8.sep).join("/");
+        const rel = path9.relative(root, full).split(path9.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -45009,13 +45897,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs12 from "node:fs";
-import * as path9 from "node:path";
+import * as fs13 from "node:fs";
+import * as path10 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs12.existsSync(file) ? parseHistory(fs12.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs13.existsSync(file) ? parseHistory(fs13.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs12.mkdirSync(path9.dirname(file), { recursive: true });
+      fs13.mkdirSync(path10.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -45076,7 +45964,7 @@ async function reportFailure(octokit, ctx, ledger, label2, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path9.resolve(opts.workspace, inputs.historyFile);
+  const local = path10.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -48362,8 +49250,8 @@ var require_utils3 = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path12) {
-      let input = path12;
+    function removeDotSegments(path13) {
+      let input = path13;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -48437,11 +49325,11 @@ var require_utils3 = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path12) {
-      if (path12 === "" || path12[0] === "/") {
-        return removeDotSegments(path12);
+    function removeDotSegmentsRelative(path13) {
+      if (path13 === "" || path13[0] === "/") {
+        return removeDotSegments(path13);
       }
-      const segments = path12.split("/");
+      const segments = path13.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -48804,8 +49692,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path12 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path12 && path12 !== "/" ? path12 : void 0;
+        const path13 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path13 && path13 !== "/" ? path13 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -51934,11 +52822,11 @@ var require_format = __commonJS({
           }
           function getFormat(fmtDef) {
             const code = fmtDef instanceof RegExp ? (0, codegen_1.regexpCode)(fmtDef) : opts.code.formats ? (0, codegen_1._)`${opts.code.formats}${(0, codegen_1.getProperty)(schema)}` : void 0;
-            const fmt = gen.scopeValue("formats", { key: schema, ref: fmtDef, code });
+            const fmt2 = gen.scopeValue("formats", { key: schema, ref: fmtDef, code });
             if (typeof fmtDef == "object" && !(fmtDef instanceof RegExp)) {
-              return [fmtDef.type || "string", fmtDef.validate, (0, codegen_1._)`${fmt}.validate`];
+              return [fmtDef.type || "string", fmtDef.validate, (0, codegen_1._)`${fmt2}.validate`];
             }
-            return ["string", fmtDef, fmt];
+            return ["string", fmtDef, fmt2];
           }
           function validCondition() {
             if (typeof formatDef == "object" && !(formatDef instanceof RegExp) && formatDef.async) {
@@ -52618,8 +53506,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path12) {
-  return path12.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path13) {
+  return path13.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -52627,32 +53515,32 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path12 = [];
+  const path13 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path12.push(Number(key));
+      path13.push(Number(key));
       value = value[Number(key)];
     } else {
-      path12.push(key);
+      path13.push(key);
       value = value?.[key];
     }
   }
-  return { path: path12, value };
+  return { path: path13, value };
 }
 function fromAjv(error2, raw) {
-  const { path: path12, value } = toKeyPath(error2.instancePath, raw);
+  const { path: path13, value } = toKeyPath(error2.instancePath, raw);
   if (error2.keyword === "additionalProperties") {
     const key = String(error2.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path12)?.properties ?? {});
-    const full = [...path12, key];
+    const valid = Object.keys(schemaAt(path13)?.properties ?? {});
+    const full = [...path13, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path12)?.description ?? "valid";
+  const expected = schemaAt(path13)?.description ?? "valid";
   const bound = BOUNDS.has(error2.keyword) ? `; ${error2.message}` : "";
-  if (path12.length === 0) return { path: path12, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path12, message: `'${formatKeyPath(path12)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path13.length === 0) return { path: path13, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path13, message: `'${formatKeyPath(path13)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -52668,8 +53556,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path12 = ["budgets", name];
-        problems.push({ path: path12, message: `'${formatKeyPath(path12)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path13 = ["budgets", name];
+        problems.push({ path: path13, message: `'${formatKeyPath(path13)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -52706,17 +53594,17 @@ var init_validate = __esm({
 });
 
 // src/config/loadConfig.ts
-import { readFileSync as readFileSync8 } from "node:fs";
-function loadConfig(path12) {
+import { readFileSync as readFileSync9 } from "node:fs";
+function loadConfig(path13) {
   let text;
   try {
-    text = readFileSync8(path12, "utf8");
+    text = readFileSync9(path13, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path12}: config file not found; check the path or create it`);
-    throw new UserError(`${path12}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path13}: config file not found; check the path or create it`);
+    throw new UserError(`${path13}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path12);
+  return parseConfig(text, path13);
 }
 function parseConfig(text, where) {
   const lines2 = new import_yaml3.LineCounter();
@@ -52786,11 +53674,11 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs13 from "node:fs";
-import * as path10 from "node:path";
+import * as fs14 from "node:fs";
+import * as path11 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs13.existsSync(path10.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path10.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
+  const configFile = inputs.config ?? (fs14.existsSync(path11.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path11.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
   const overrides = { latency: { ...base.latency } };
   if (inputs.targetSparsity !== void 0) overrides.sparsity = inputs.targetSparsity;
   if (inputs.method !== void 0) overrides.method = inputs.method;
@@ -52804,9 +53692,9 @@ function resolveSettings(inputs, workspace) {
     configFile,
     config,
     budgets: resolveBudgets(config.budgets, inputs.budgets),
-    data: path10.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path10.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path10.resolve(workspace, s.path) }))
+    data: path11.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path11.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path11.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -52822,8 +53710,8 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs14 from "node:fs";
-import * as path11 from "node:path";
+import * as fs15 from "node:fs";
+import * as path12 from "node:path";
 function progressFor(io) {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
   }, stop() {
@@ -52849,16 +53737,16 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path11.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path11.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path12.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path12.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path11.resolve(env.workspace, inputs.ledgers);
-    if (!fs14.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    const dir = path12.resolve(env.workspace, inputs.ledgers);
+    if (!fs15.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -52879,10 +53767,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path11.join(out, "ledger.json");
-  fs14.mkdirSync(out, { recursive: true });
+  const ledgerPath = path12.join(out, "ledger.json");
+  fs15.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path11.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path12.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));

@@ -64,6 +64,7 @@ interface RunFlags {
   exclude: string[];
   keepFirstLayer?: boolean;
   keepLastLayer?: boolean;
+  bakeTemperature?: boolean;
   batchSizes?: number[];
   warmup?: number;
   runs?: number;
@@ -90,6 +91,7 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.exclude.length) overrides.exclude = [...base.exclude, ...flags.exclude];
   if (flags.keepFirstLayer) overrides.keepFirstLayer = true;
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
+  if (flags.bakeTemperature) overrides.bakeTemperature = true;
   if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
   if (flags.evalBatchSize !== undefined) overrides.evalBatchSize = flags.evalBatchSize;
   return mergeConfig(base, overrides);
@@ -121,6 +123,7 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--exclude <glob>', 'node or initializer names never pruned, repeatable', collect, [])
     .option('--keep-first-layer', 'do not prune the first prunable layer')
     .option('--keep-last-layer', 'do not prune the last prunable layer')
+    .option('--bake-temperature', 'divide the shipped model\'s logits by the temperature fitted on --calib (needs labels)')
     .option('--batch-sizes <list>', 'latency batch sizes, comma separated; the first is shown in the headline', positiveInts('--batch-sizes'))
     .option('--warmup <n>', 'untimed latency runs per model and batch size', count('--warmup', 0))
     .option('--runs <n>', 'timed latency runs per model and batch size', count('--runs', 1))

@@ -33,6 +33,8 @@ export interface Config {
   exclude: string[];
   keepFirstLayer: boolean;
   keepLastLayer: boolean;
+  /** divide the shipped model's logits by the temperature fitted on the calibration set */
+  bakeTemperature: boolean;
   /** latency batch sizes; the first is the primary one shown in the ledger */
   batchSizes: number[];
   latency: LatencyConfig;
@@ -54,6 +56,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   exclude: [],
   keepFirstLayer: false,
   keepLastLayer: false,
+  bakeTemperature: false,
   batchSizes: [1, 32],
   latency: { warmup: 10, runs: 30, threads: 0 },
   evalBatchSize: 256,
@@ -104,6 +107,7 @@ export const CONFIG_SCHEMA: SchemaNode = {
     },
     'keep-first-layer': boolean,
     'keep-last-layer': boolean,
+    'bake-temperature': boolean,
     'batch-sizes': {
       type: 'array',
       minItems: 1,

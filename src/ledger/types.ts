@@ -64,6 +64,30 @@ export interface Step {
   /** accuracy per shift set, keyed by its name */
   shift_accuracy?: Record<string, number>;
   layers?: LayerSparsity[];
+  /** recovery steps only: what the step cost and what it gained on the calibration set */
+  recovery?: RecoveryInfo;
+  temperature?: TemperatureInfo;
+}
+
+/** Cost and gain of one recovery step; calibration-set numbers are what the step was judged on. */
+export interface RecoveryInfo {
+  seconds: number;
+  calib_accuracy_before?: number;
+  calib_accuracy_after?: number;
+  calib_nll_before?: number;
+  calib_nll_after?: number;
+}
+
+/** Temperature scaling fitted on the labelled calibration set for this step's model. */
+export interface TemperatureInfo {
+  /** logits are divided by this */
+  value: number;
+  /** whether the division is baked into this step's saved model (--bake-temperature) */
+  baked: boolean;
+  calib_nll_before: number;
+  calib_nll_after: number;
+  calib_ece_before: number;
+  calib_ece_after: number;
 }
 
 export type BudgetName =

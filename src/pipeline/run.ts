@@ -14,6 +14,7 @@ import { onnxruntimeVersion } from '../measure/ort.js';
 import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
 import { modelInputs } from '../onnx/signature.js';
 import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
+import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
 import { VERSION } from '../version.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { Progress } from './progress.js';
@@ -36,7 +37,7 @@ export interface RunResult {
 }
 
 /** Recoveries this build implements; others are refused up front, never faked. */
-const IMPLEMENTED_RECOVERIES = new Set(['none']);
+const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct']);
 
 function checkRequest(config: Config): void {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
@@ -77,6 +78,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   if (path.resolve(outPath) === path.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
+  checkRecoveryInputs(config, calib);
 
   const target = targetSparsity(config);
   progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
@@ -89,14 +91,31 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     'prune-guard.target_sparsity': String(target),
     'prune-guard.source': path.basename(req.model),
   });
+  setMetadata(pruned.model, { 'prune-guard.recovery': config.recovery });
   fs.mkdirSync(req.out, { recursive: true });
-  saveModel(pruned.model, outPath);
+  // with recovery, every stage is kept under OUT/steps and the last one is copied to outPath
+  const stepsDir = path.join(req.out, 'steps');
+  const staged = hasRecoverySteps(config);
+  const pruneArtifact = staged ? stepFile(stepsDir, 1, 'prune') : outPath;
+  if (staged) fs.mkdirSync(stepsDir, { recursive: true });
+  saveModel(pruned.model, pruneArtifact);
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress });
+  const recovered = recovery.steps;
+  if (staged) writeFileAtomic(outPath, fs.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  // the shipped file must still hold the method's pattern after every recovery stage
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join('; ')}`);
 
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress };
   const denseStep = await measureStep('dense', 'input model, unchanged', req.model, ctx);
-  const measured: MeasuredStep[] = [denseStep, await measureStep('prune', pruned.description, outPath, { ...ctx, dense: denseStep.preds })];
+  const measured: MeasuredStep[] = [denseStep, await measureStep('prune', pruned.description, pruneArtifact, { ...ctx, dense: denseStep.preds })];
+  for (const r of recovered) {
+    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep.preds });
+    m.step.recovery = r.info;
+    if (r.temperature) m.step.temperature = r.temperature;
+    measured.push(m);
+  }
+  if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
 
   const artifacts = measured.map((m) => m.step.artifact);
   progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
