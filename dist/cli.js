@@ -1210,7 +1210,7 @@ var require_command = __commonJS({
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
     var path5 = __require("node:path");
-    var fs7 = __require("node:fs");
+    var fs8 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2204,7 +2204,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs7.existsSync(executableFile)) return;
+        if (fs8.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2223,10 +2223,10 @@ Expecting one of '${allowedValues.join("', '")}'`);
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
           const localBin = path5.resolve(baseDir, baseName2);
-          if (fs7.existsSync(localBin)) return localBin;
+          if (fs8.existsSync(localBin)) return localBin;
           if (sourceExt.includes(path5.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs7.existsSync(`${localBin}${ext}`)
+            (ext) => fs8.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2238,7 +2238,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs7.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs8.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
@@ -10353,14 +10353,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs7 = this.flowScalar(this.type);
+              const fs8 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs7, sep: [] });
+                map.items.push({ start, key: fs8, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs7);
+                this.stack.push(fs8);
               } else {
-                Object.assign(it, { key: fs7, sep: [] });
+                Object.assign(it, { key: fs8, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10488,13 +10488,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs7 = this.flowScalar(this.type);
+              const fs8 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs7, sep: [] });
+                fc.items.push({ start: [], key: fs8, sep: [] });
               else if (it.sep)
-                this.stack.push(fs7);
+                this.stack.push(fs8);
               else
-                Object.assign(it, { key: fs7, sep: [] });
+                Object.assign(it, { key: fs8, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -21755,10 +21755,10 @@ var require_eta = __commonJS({
         this.eta = "0";
       }
       // add new values to calculation buffer
-      update(time, value, total) {
+      update(time, value, total2) {
         this.valueBuffer.push(value);
         this.timeBuffer.push(time);
-        this.calculate(total - value);
+        this.calculate(total2 - value);
       }
       // fetch estimated time
       getTime() {
@@ -22229,9 +22229,9 @@ var require_generic_bar = __commonJS({
         }
       }
       // start the progress bar
-      start(total, startValue, payload) {
+      start(total2, startValue, payload) {
         this.value = startValue || 0;
-        this.total = typeof total !== "undefined" && total >= 0 ? total : 100;
+        this.total = typeof total2 !== "undefined" && total2 >= 0 ? total2 : 100;
         this.startValue = startValue || 0;
         this.payload = payload || {};
         this.startTime = Date.now();
@@ -22239,7 +22239,7 @@ var require_generic_bar = __commonJS({
         this.lastDrawnString = "";
         this.eta = new _ETA(this.options.etaBufferLength, this.startTime, this.value);
         this.isActive = true;
-        this.emit("start", total, startValue);
+        this.emit("start", total2, startValue);
       }
       // stop the bar
       stop() {
@@ -22291,9 +22291,9 @@ var require_generic_bar = __commonJS({
         return this.total;
       }
       // set the total (limit) value
-      setTotal(total) {
-        if (typeof total !== "undefined" && total >= 0) {
-          this.total = total;
+      setTotal(total2) {
+        if (typeof total2 !== "undefined" && total2 >= 0) {
+          this.total = total2;
         }
       }
       // force eta calculation update (long running processes)
@@ -22341,7 +22341,7 @@ var require_single_bar = __commonJS({
         }
       }
       // start the progress bar
-      start(total, startValue, payload) {
+      start(total2, startValue, payload) {
         if (this.options.noTTYOutput === false && this.terminal.isTTY() === false) {
           return;
         }
@@ -22357,7 +22357,7 @@ var require_single_bar = __commonJS({
         if (this.options.linewrap === false) {
           this.terminal.lineWrapping(false);
         }
-        super.start(total, startValue, payload);
+        super.start(total2, startValue, payload);
         this.render();
       }
       // stop the bar
@@ -22413,7 +22413,7 @@ var require_multi_bar = __commonJS({
         this.sigintCallback = null;
       }
       // add a new bar to the stack
-      create(total, startValue, payload, barOptions = {}) {
+      create(total2, startValue, payload, barOptions = {}) {
         const bar = new _BarElement(Object.assign(
           {},
           // global options
@@ -22444,7 +22444,7 @@ var require_multi_bar = __commonJS({
           this.timer = setTimeout(this.update.bind(this), this.schedulingRate);
         }
         this.isActive = true;
-        bar.start(total, startValue, payload);
+        bar.start(total2, startValue, payload);
         this.emit("start");
         return bar;
       }
@@ -22616,7 +22616,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs6 from "node:fs";
+import * as fs7 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -22908,10 +22908,32 @@ var MEASURE = {
 function within(direction, actual, limit) {
   return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
 }
-function evaluateBudgets(budgets, m) {
+function intervalVerdict(direction, ci, limit, strict = false) {
+  const [lo, hi] = ci;
+  const inside = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
+  const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
+  if (beyond) return "fail";
+  if (inside) return "pass";
+  return strict ? "fail" : "warn";
+}
+var STRADDLE = "interval straddles the limit";
+function evaluateBudgets(budgets, m, opts = {}) {
   return budgets.map(({ name, limit, direction, source }) => {
     const measured = MEASURE[name](m);
     const base = { name, limit, direction, source };
+    const u = m.uncertainty?.[name];
+    if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
+      const stats = { ci: u.ci, ...opts.confidence !== void 0 ? { confidence: opts.confidence } : {}, ...u.p_value !== void 0 ? { p_value: u.p_value } : {} };
+      let verdict = intervalVerdict(direction, u.ci, limit, opts.strict);
+      const notes = [measured.detail];
+      if (u.note) notes.push(u.note);
+      if (verdict !== "pass" && intervalVerdict(direction, u.ci, limit, false) === "warn") notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
+      if (measured.unmeasured) {
+        notes.push(`not measured: ${measured.unmeasured}`);
+        if (verdict === "pass") verdict = "warn";
+      }
+      return { ...base, actual: measured.actual, verdict, detail: notes.join("; "), ...stats };
+    }
     if (measured.actual === null) {
       return { ...base, actual: null, verdict: "warn", detail: `not measured: ${measured.why}` };
     }
@@ -22936,6 +22958,7 @@ function overallVerdict(results) {
 var PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
 var RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
 var SCOPES = ["global", "layer"];
+var EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
 var DEFAULT_CONFIG = Object.freeze({
   sparsity: 0.5,
   method: "unstructured",
@@ -22945,9 +22968,11 @@ var DEFAULT_CONFIG = Object.freeze({
   keepFirstLayer: false,
   keepLastLayer: false,
   batchSizes: [1, 32],
-  latency: { warmup: 10, runs: 30, threads: 0 },
+  latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60 },
   evalBatchSize: 256,
   confidence: 0.95,
+  strict: false,
+  executionProvider: "cpu",
   budgets: {}
 });
 var wholeNumber = (minimum) => ({
@@ -22991,8 +23016,14 @@ var CONFIG_SCHEMA = {
     latency: {
       type: "object",
       additionalProperties: false,
-      properties: { warmup: wholeNumber(0), runs: wholeNumber(1), threads: wholeNumber(0) },
-      description: "a mapping like { warmup: 10, runs: 30, threads: 0 }"
+      properties: {
+        warmup: wholeNumber(0),
+        runs: wholeNumber(1),
+        threads: wholeNumber(0),
+        "target-rel-ci": { type: "number", minimum: 0, exclusiveMaximum: 1, description: "a fraction from 0 (off) to below 1 like 0.02" },
+        "max-seconds": { type: "number", minimum: 0, description: "seconds, 0 or more (0 = no cap)" }
+      },
+      description: "a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }"
     },
     "eval-batch-size": wholeNumber(1),
     confidence: {
@@ -23001,6 +23032,8 @@ var CONFIG_SCHEMA = {
       exclusiveMaximum: 1,
       description: "a number between 0 and 1 like 0.95"
     },
+    strict: boolean,
+    "execution-provider": oneOf(EXECUTION_PROVIDERS),
     budgets: {
       type: "object",
       additionalProperties: false,
@@ -23162,7 +23195,7 @@ var kebab = (key) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 function fromRaw(raw) {
   const config = structuredClone(DEFAULT_CONFIG);
   for (const [key, value] of Object.entries(raw)) {
-    if (key === "latency") config.latency = { ...config.latency, ...value };
+    if (key === "latency") config.latency = { ...config.latency, ...camelKeys(value) };
     else if (key === "budgets") config.budgets = budgetLimits(value);
     else config[camel(key)] = value;
   }
@@ -23175,8 +23208,10 @@ function budgetLimits(raw) {
   }
   return limits;
 }
+var camelKeys = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), v]));
+var kebabKeys = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [kebab(k), v]));
 function toRaw(config) {
-  return Object.fromEntries(Object.entries(config).map(([key, value]) => [kebab(key), value]));
+  return Object.fromEntries(Object.entries(config).map(([key, value]) => [kebab(key), key === "latency" ? kebabKeys(value) : value]));
 }
 function defined(o) {
   return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== void 0));
@@ -23194,7 +23229,7 @@ function mergeConfig(base, overrides) {
 }
 
 // src/pipeline/run.ts
-import * as fs5 from "node:fs";
+import * as fs6 from "node:fs";
 import * as os from "node:os";
 import * as path4 from "node:path";
 
@@ -24388,6 +24423,12 @@ function budgetValue(name, x2) {
       return bytes(x2);
   }
 }
+function intervalText(b) {
+  if (!b.ci) return "";
+  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
+  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
+  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
+}
 function budgetTable(budgets) {
   if (budgets.length === 0) return "_No budgets checked._";
   return table([
@@ -24395,7 +24436,7 @@ function budgetTable(budgets) {
     ...budgets.map((b) => [
       `\`${b.name}\``,
       `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH : budgetValue(b.name, b.actual),
+      b.actual === null ? DASH : budgetValue(b.name, b.actual) + intervalText(b),
       `${ICON[b.verdict]} ${b.verdict}`,
       b.detail
     ])
@@ -24435,7 +24476,13 @@ function classTable(model) {
     "**Classes that lost most**",
     table([
       ["Class", "Dense", "Pruned", "Drop", "Support"],
-      ...lost.map((c) => [String(c.class), percent(c.dense), percent(c.pruned), points(c.drop, 1), String(c.support)])
+      ...lost.map((c) => [
+        String(c.class),
+        percent(c.dense),
+        percent(c.pruned),
+        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
+        String(c.support)
+      ])
     ])
   ].join("\n\n");
 }
@@ -24449,7 +24496,9 @@ function renderModel(model) {
 }
 function renderMarkdown(ledger) {
   const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>`;
+  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+
+${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
   return `${title}
@@ -24610,7 +24659,7 @@ async function openSession(modelPath, opts) {
   const { ort } = onnxruntime();
   try {
     return await ort.InferenceSession.create(modelPath, {
-      executionProviders: ["cpu"],
+      executionProviders: [opts.provider ?? "cpu"],
       graphOptimizationLevel: "all",
       executionMode: "sequential",
       intraOpNumThreads: opts.threads,
@@ -24619,6 +24668,52 @@ async function openSession(modelPath, opts) {
   } catch (e) {
     throw new UserError(`${modelPath}: onnxruntime cannot load the model (${describe(e).split("\n")[0]})`);
   }
+}
+
+// src/measure/stats/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+
+// src/measure/stats/bootstrap.ts
+function bootstrapInterval(n, statistic, opts = {}) {
+  const confidence = opts.confidence ?? 0.95;
+  const resamples = opts.resamples ?? 1e3;
+  const random = seededRandom(opts.seed ?? 24301);
+  const indices = new Int32Array(n);
+  const values = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
+    const v = statistic(indices);
+    if (Number.isFinite(v)) values.push(v);
+  }
+  if (values.length === 0) return [NaN, NaN];
+  values.sort((a, b) => a - b);
+  const alpha = (1 - confidence) / 2;
+  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
+}
+function quantileAt(values, indices, p, scratch) {
+  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
+  scratch.sort();
+  return quantileSorted(scratch, p);
+}
+function quantileInterval(values, p, opts = {}) {
+  const scratch = new Float64Array(values.length);
+  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
+}
+function meanInterval(values, opts = {}) {
+  return bootstrapInterval(values.length, (idx) => {
+    let s = 0;
+    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
+    return s / idx.length;
+  }, opts);
 }
 
 // src/measure/latency.ts
@@ -24634,23 +24729,62 @@ function batchOf(source, batch) {
   }
   return out;
 }
-function latencyStat(batch, samplesMs) {
+function latencyStat(batch, samplesMs, confidence) {
   const sorted = [...samplesMs].sort((a, b) => a - b);
-  return { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  const stat = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  if (confidence === void 0) return stat;
+  stat.p99_ms = quantileSorted(sorted, 0.99);
+  stat.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const opts = { confidence, resamples: 500 };
+  stat.p50_ci = quantileInterval(sorted, 0.5, opts);
+  stat.p95_ci = quantileInterval(sorted, 0.95, opts);
+  stat.p99_ci = quantileInterval(sorted, 0.99, opts);
+  stat.mean_ci = meanInterval(sorted, opts);
+  return stat;
+}
+function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
+  const n = Math.min(a.length, b.length);
+  const sa = new Float64Array(n);
+  const sb = new Float64Array(n);
+  const median = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median(a) / median(b);
+  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
+  return { ratio: ratio2, ci };
+}
+function relativeHalfWidth(estimate, ci) {
+  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
+}
+function preciseEnough(perModel, target, confidence) {
+  if (perModel.length === 1) {
+    const s = perModel[0];
+    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
+  }
+  for (let i2 = 1; i2 < perModel.length; i2++) {
+    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
+    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
+  }
+  return true;
 }
 async function measureInterleaved(modelPaths, source, opts, onProgress) {
   const { ort } = onnxruntime();
   const sessions = [];
-  for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads }));
+  for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
   const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
-  const total = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const adaptive = (opts.targetRelCi ?? 0) > 0;
+  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
   let done = 0;
   try {
     for (let b = 0; b < opts.batchSizes.length; b++) {
+      const started = performance.now();
       const inputs = batchOf(source, opts.batchSizes[b]);
       const feeds = {};
       for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      for (let r = 0; r < opts.warmup + opts.runs; r++) {
+      for (let r = 0; ; r++) {
+        if (r >= opts.warmup + opts.runs) {
+          if (!adaptive || performance.now() - started > capMs) break;
+          if ((r - opts.warmup - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
+        }
         const order = sessions.map((_, i2) => i2);
         if (r % 2 === 1) order.reverse();
         for (const i2 of order) {
@@ -24660,7 +24794,7 @@ async function measureInterleaved(modelPaths, source, opts, onProgress) {
           for (const t of Object.values(out)) t.dispose();
           if (r >= opts.warmup) samples[i2][b].push(dt);
         }
-        onProgress?.(++done, total);
+        onProgress?.(Math.min(++done, total2), total2);
       }
     }
   } finally {
@@ -24731,8 +24865,263 @@ function scoreRow(row, offset, classes, label, areProbabilities) {
   return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
 }
 
-// src/onnx/model.ts
+// src/measure/provider.ts
 import * as fs3 from "node:fs";
+function cudaUnavailable() {
+  const { ort, source } = onnxruntime();
+  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
+  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
+  if (!fs3.existsSync("/dev/nvidia0") && !fs3.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  return void 0;
+}
+async function resolveProvider(requested, probeModel) {
+  if (requested === "cpu") return { provider: "cpu" };
+  let why = cudaUnavailable();
+  if (!why) {
+    try {
+      const { ort } = onnxruntime();
+      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
+      await session.release();
+      return { provider: "cuda" };
+    } catch (e) {
+      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
+    }
+  }
+  if (requested === "cuda") {
+    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
+  }
+  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
+}
+
+// src/measure/stats/binomial.ts
+function logGamma(x2) {
+  const g2 = 7;
+  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
+  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
+  x2 -= 1;
+  let a = c[0];
+  const t = x2 + g2 + 0.5;
+  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
+  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+}
+function binomialHalfCdf(k, n) {
+  if (k < 0) return 0;
+  if (k >= n) return 1;
+  const lnN = logGamma(n + 1);
+  const ln2n = n * Math.LN2;
+  let sum = 0;
+  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
+  return Math.min(1, sum);
+}
+
+// src/measure/stats/normal.ts
+function normalQuantile(p) {
+  if (!(p > 0 && p < 1)) {
+    if (p === 0) return -Infinity;
+    if (p === 1) return Infinity;
+    return NaN;
+  }
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const low = 0.02425;
+  if (p < low) {
+    const q2 = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
+  }
+  if (p > 1 - low) return -normalQuantile(1 - p);
+  const q = p - 0.5;
+  const r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+function twoSidedZ(confidence) {
+  return normalQuantile(1 - (1 - confidence) / 2);
+}
+
+// src/measure/stats/wilson.ts
+function wilsonInterval(successes, n, confidence = 0.95) {
+  if (n <= 0) return [0, 1];
+  const z2 = twoSidedZ(confidence);
+  const p = successes / n;
+  const z22 = z2 * z2;
+  const centre = p + z22 / (2 * n);
+  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const denom = 1 + z22 / n;
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
+  return [lo, hi];
+}
+
+// src/measure/stats/mcnemar.ts
+function pairedTable(correctA, correctB) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < correctA.length; i2++) {
+    if (correctA[i2]) {
+      if (correctB[i2]) t.both++;
+      else t.onlyA++;
+    } else if (correctB[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function mcnemarExact(onlyA, onlyB) {
+  const n = onlyA + onlyB;
+  if (n === 0) return 1;
+  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
+}
+function pairedDifferenceInterval(t, confidence = 0.95) {
+  const n = t.both + t.onlyA + t.onlyB + t.neither;
+  if (n === 0) return [-1, 1];
+  const p1 = (t.both + t.onlyA) / n;
+  const p2 = (t.both + t.onlyB) / n;
+  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
+  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
+  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
+  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
+  const diff = p1 - p2;
+  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
+  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
+  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
+}
+function minSamplesForDrop(drop, discordant, confidence = 0.95) {
+  const z2 = twoSidedZ(confidence);
+  const d = Math.max(discordant, drop);
+  return Math.ceil(z2 * z2 * d / (drop * drop));
+}
+
+// src/measure/stats/uncertainty.ts
+function subsetTable(a, b, keep) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < a.length; i2++) {
+    if (!keep(i2)) continue;
+    if (a[i2]) {
+      if (b[i2]) t.both++;
+      else t.onlyA++;
+    } else if (b[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+var total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
+function sampleNote(t, ci, limit, confidence, what) {
+  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
+  const n = total(t);
+  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
+  const need = minSamplesForDrop(limit, discordant, confidence);
+  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
+}
+function accuracyDropUncertainty(reference, candidate, confidence, limit) {
+  const t = pairedTable(reference, candidate);
+  const ci = pairedDifferenceInterval(t, confidence);
+  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
+}
+function eceAt(confidence, correct, indices, bins = 15) {
+  const count3 = new Float64Array(bins);
+  const gap = new Float64Array(bins);
+  for (let k = 0; k < indices.length; k++) {
+    const i2 = indices[k];
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count3[b]++;
+    gap[b] += correct[i2] - confidence[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(gap[b]) / indices.length;
+  return ece;
+}
+function classDropIntervals(m) {
+  const out = [];
+  for (let c = 0; c < m.reference.classes; c++) {
+    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
+    if (total(t) === 0) continue;
+    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
+  }
+  return out;
+}
+function maxInterval(cis) {
+  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
+}
+function budgetUncertainty(m) {
+  const { confidence } = m;
+  const u = {};
+  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
+  const classes = classDropIntervals(m);
+  if (classes.length) {
+    const ci = maxInterval(classes.map((c) => c.ci));
+    const limit = m.limits["class-accuracy-drop"];
+    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
+    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
+    u["class-accuracy-drop"] = { ci, note };
+  }
+  const n = m.labels.length;
+  u["ece-increase"] = {
+    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
+  };
+  if (m.referenceLatency?.length && m.candidateLatency?.length) {
+    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
+    u["min-speedup"] = { ci: speedup.ci };
+    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
+    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
+  }
+  if (m.shifts?.length) {
+    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
+    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
+  }
+  return u;
+}
+function accuracyIntervals(p, labels, confidence) {
+  const hit = new Float64Array(p.classes);
+  const support = new Float64Array(p.classes);
+  let all = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) {
+    support[labels[i2]]++;
+    if (p.correct[i2]) {
+      hit[labels[i2]]++;
+      all++;
+    }
+  }
+  return {
+    accuracy_ci: wilsonInterval(all, labels.length, confidence),
+    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
+  };
+}
+function annotateClassChanges(changes, m, limit) {
+  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
+  return changes.map((c) => {
+    const s = byClass.get(c.class);
+    if (!s) return c;
+    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
+  });
+}
+
+// src/pipeline/verdicts.ts
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, classChanges2, compareMode = false) {
+  const labels = data.labels;
+  const confidence = config.confidence;
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
+  const paired = {
+    labels,
+    reference: reference.preds,
+    candidate: candidate.preds,
+    referenceLatency: latency?.reference,
+    candidateLatency: latency?.candidate,
+    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
+    confidence,
+    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
+  };
+  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
+  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
+  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
+  return {
+    budgets: results,
+    verdict: overallVerdict(results.map((b) => b.verdict)),
+    classChanges: annotateClassChanges(classChanges2, paired, classLimit)
+  };
+}
+
+// src/onnx/model.ts
+import * as fs4 from "node:fs";
 import * as path3 from "node:path";
 
 // node_modules/@bufbuild/protobuf/dist/esm/is-message.js
@@ -28335,7 +28724,7 @@ var PROTOBUF_LIMIT = 2 ** 31 - 1;
 function loadModel(file) {
   let bytes2;
   try {
-    bytes2 = fs3.readFileSync(file);
+    bytes2 = fs4.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
@@ -28382,7 +28771,7 @@ function externalEntry(t, key) {
 }
 function resolveExternalData(proto, file) {
   const dir = path3.dirname(path3.resolve(file));
-  const realDir = fs3.realpathSync(dir);
+  const realDir = fs4.realpathSync(dir);
   const handles = /* @__PURE__ */ new Map();
   try {
     for (const t of allTensors(proto)) {
@@ -28393,7 +28782,7 @@ function resolveExternalData(proto, file) {
       const target = path3.resolve(dir, location);
       let real;
       try {
-        real = fs3.realpathSync(target);
+        real = fs4.realpathSync(target);
       } catch {
         throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
       }
@@ -28401,24 +28790,24 @@ function resolveExternalData(proto, file) {
         throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
       }
       const offset = Number(externalEntry(t, "offset") ?? 0);
-      const size = fs3.statSync(real).size;
+      const size = fs4.statSync(real).size;
       const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
       if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
         throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
       }
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs3.openSync(real, "r");
+        fd2 = fs4.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs3.readSync(fd2, data, 0, length, offset);
+      fs4.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs3.closeSync(fd2);
+    for (const fd2 of handles.values()) fs4.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -28615,11 +29004,11 @@ function insertionSort(a, lo, hi) {
 function magnitudeMask(tensors, k) {
   const masks = tensors.map((t) => new Uint8Array(t.length).fill(1));
   if (k <= 0) return masks;
-  const total = tensors.reduce((n, t) => n + t.length, 0);
-  const abs = new Float32Array(total);
+  const total2 = tensors.reduce((n, t) => n + t.length, 0);
+  const abs = new Float32Array(total2);
   let o = 0;
   for (const t of tensors) for (let i2 = 0; i2 < t.length; i2++) abs[o++] = Math.abs(t[i2]);
-  const threshold = kthSmallest(abs, Math.min(k, total) - 1);
+  const threshold = kthSmallest(abs, Math.min(k, total2) - 1);
   let pruned = 0;
   tensors.forEach((t, j) => {
     const m = masks[j];
@@ -28654,8 +29043,8 @@ function magnitudePrune(model, weights, sparsity, scope) {
   const values = tensors.map((t) => tensorToFloat32(t));
   let masks;
   if (scope === "global") {
-    const total = values.reduce((n, v) => n + v.length, 0);
-    masks = magnitudeMask(values, Math.round(sparsity * total));
+    const total2 = values.reduce((n, v) => n + v.length, 0);
+    masks = magnitudeMask(values, Math.round(sparsity * total2));
   } else {
     masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
   }
@@ -28781,10 +29170,10 @@ async function evaluateClassifier(session, data, opts) {
 }
 
 // src/measure/size.ts
-import * as fs4 from "node:fs";
+import * as fs5 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs4.readFileSync(file);
+  const data = fs5.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 
@@ -29207,7 +29596,7 @@ function countSparsity(model, denseWeights) {
   const index = new GraphIndex(model.graph);
   const layers = [];
   let zeros = 0;
-  let total = 0;
+  let total2 = 0;
   for (const w of denseWeights) {
     const denseSize = numel(w.dims);
     const t = index.initializers.get(w.initializer);
@@ -29219,9 +29608,9 @@ function countSparsity(model, denseWeights) {
     const z2 = denseSize - nonzero;
     layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
     zeros += z2;
-    total += denseSize;
+    total2 += denseSize;
   }
-  return { overall: total ? zeros / total : 0, zeros, total, layers };
+  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
 }
 
 // src/pipeline/measureStep.ts
@@ -29236,9 +29625,10 @@ async function measureStep(name, description, artifact, ctx) {
   const cost = modelCost(saved);
   const size = measureFileSize(artifact);
   const probabilities = endsInSoftmax(saved);
-  const session = await openSession(artifact, { threads: config.latency.threads });
+  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
   let preds;
   const shiftAccuracy = {};
+  const shiftPreds = /* @__PURE__ */ new Map();
   try {
     progress.start(`evaluate ${name}`, data.count);
     preds = await evaluateClassifier(session, data, {
@@ -29251,6 +29641,7 @@ async function measureStep(name, description, artifact, ctx) {
     for (const s of ctx.shifts) {
       const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact });
       shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      shiftPreds.set(s.name, p);
     }
   } finally {
     progress.stop();
@@ -29278,7 +29669,7 @@ async function measureStep(name, description, artifact, ctx) {
     shift_accuracy: shiftAccuracy,
     layers: sparsity.layers
   };
-  return { step, preds };
+  return { step, preds, shiftPreds };
 }
 
 // src/pipeline/run.ts
@@ -29314,6 +29705,8 @@ async function runPipeline(req, progress) {
   if (path4.resolve(outPath) === path4.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
+  const provider = await resolveProvider(config.executionProvider, req.model);
+  if (provider.note) progress.note(provider.note);
   progress.note(`pruning ${path4.basename(req.model)}: ${config.method} to ${(config.sparsity * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
   for (const n of pruned.notes) progress.note(n);
@@ -29324,24 +29717,24 @@ async function runPipeline(req, progress) {
     "prune-guard.target_sparsity": String(config.sparsity),
     "prune-guard.source": path4.basename(req.model)
   });
-  fs5.mkdirSync(req.out, { recursive: true });
+  fs6.mkdirSync(req.out, { recursive: true });
   saveModel(pruned.model, outPath);
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress };
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
   const measured = [denseStep2, await measureStep("prune", pruned.description, outPath, { ...ctx, dense: denseStep2.preds })];
   const artifacts = measured.map((m) => m.step.artifact);
   progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes }, (done) => progress.update(done));
+  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i2) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j]));
+    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
-  const budgets = evaluateBudgets(req.budgets, { dense: steps[0], final });
-  const verdict = overallVerdict(budgets.map((b) => b.verdict));
+  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels, denseStep2.preds.classes));
+  const { budgets, verdict } = judged;
   const modelLedger = {
     model: req.model,
     pruned: outPath,
@@ -29350,7 +29743,7 @@ async function runPipeline(req, progress) {
     steps,
     budgets,
     verdict,
-    class_changes: classChanges(steps[0], final, data.labels, denseStep2.preds.classes),
+    class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes }
   };
   const ledger = {
@@ -29360,7 +29753,8 @@ async function runPipeline(req, progress) {
     created_at: (/* @__PURE__ */ new Date()).toISOString(),
     runtime: {
       onnxruntime: onnxruntimeVersion(),
-      provider: "cpu",
+      provider: provider.provider,
+      ...provider.note ? { notes: [provider.note] } : {},
       threads: config.latency.threads || os.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
@@ -29393,12 +29787,12 @@ function stderrProgress(stream = process.stderr) {
   return {
     note: (m) => stream.write(`prune-guard: ${m}
 `),
-    start(label, total) {
+    start(label, total2) {
       bar = new import_cli_progress.default.SingleBar(
         { stream, format: `${label.padEnd(36)} [{bar}] {value}/{total} {duration_formatted}`, clearOnComplete: false, hideCursor: true },
         import_cli_progress.default.Presets.shades_classic
       );
-      bar.start(total, 0);
+      bar.start(total2, 0);
     },
     update: (done) => bar?.update(done),
     stop() {
@@ -29441,12 +29835,14 @@ function parseShift(text) {
   return { name: text.slice(0, eq), path: text.slice(eq + 1) };
 }
 function resolveConfig(flags) {
-  const file = flags.config ?? (fs6.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs7.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
   const latency = { ...base.latency };
   if (flags.warmup !== void 0) latency.warmup = flags.warmup;
   if (flags.runs !== void 0) latency.runs = flags.runs;
   if (flags.threads !== void 0) latency.threads = flags.threads;
+  if (flags.targetRelCi !== void 0) latency.targetRelCi = flags.targetRelCi;
+  if (flags.maxSeconds !== void 0) latency.maxSeconds = flags.maxSeconds;
   const overrides = { latency };
   if (flags.sparsity !== void 0) overrides.sparsity = flags.sparsity;
   if (flags.method !== void 0) overrides.method = flags.method;
@@ -29457,11 +29853,25 @@ function resolveConfig(flags) {
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
   if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
   if (flags.evalBatchSize !== void 0) overrides.evalBatchSize = flags.evalBatchSize;
+  if (flags.strict) overrides.strict = true;
+  if (flags.executionProvider !== void 0) overrides.executionProvider = flags.executionProvider;
+  if (flags.confidence !== void 0) overrides.confidence = flags.confidence;
   return mergeConfig(base, overrides);
+}
+function positiveNumber(flag) {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a number of 0 or more (got '${v}')`);
+    return n;
+  };
+}
+function addStatisticsOptions(cmd) {
+  return cmd.option("--strict", "release gate: a budget whose confidence interval straddles its limit fails instead of warning").addOption(new Option("--execution-provider <provider>", "where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)").choices(["cpu", "cuda", "auto"])).option("--confidence <level>", "confidence level of every interval, e.g. 0.95", fraction("--confidence")).option("--target-rel-ci <fraction>", "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = fixed --runs)", fraction("--target-rel-ci")).option("--max-seconds <s>", "time cap of the adaptive latency stop, seconds (0 = none)", positiveNumber("--max-seconds"));
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the ledger").action(async (flags) => {
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the ledger");
+  addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
     const result = await runPipeline(

@@ -68,6 +68,11 @@ interface RunFlags {
   threads?: number;
   evalBatchSize?: number;
   quiet?: boolean;
+  strict?: boolean;
+  executionProvider?: Config['executionProvider'];
+  confidence?: number;
+  targetRelCi?: number;
+  maxSeconds?: number;
 }
 
 /** The config file named by --config, else ./.prune-guard.yml when present, else the defaults. */
@@ -78,6 +83,8 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.warmup !== undefined) latency.warmup = flags.warmup;
   if (flags.runs !== undefined) latency.runs = flags.runs;
   if (flags.threads !== undefined) latency.threads = flags.threads;
+  if (flags.targetRelCi !== undefined) latency.targetRelCi = flags.targetRelCi;
+  if (flags.maxSeconds !== undefined) latency.maxSeconds = flags.maxSeconds;
   const overrides: Partial<Config> = { latency };
   if (flags.sparsity !== undefined) overrides.sparsity = flags.sparsity;
   if (flags.method !== undefined) overrides.method = flags.method;
@@ -88,7 +95,28 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
   if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
   if (flags.evalBatchSize !== undefined) overrides.evalBatchSize = flags.evalBatchSize;
+  if (flags.strict) overrides.strict = true;
+  if (flags.executionProvider !== undefined) overrides.executionProvider = flags.executionProvider;
+  if (flags.confidence !== undefined) overrides.confidence = flags.confidence;
   return mergeConfig(base, overrides);
+}
+
+function positiveNumber(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a number of 0 or more (got '${v}')`);
+    return n;
+  };
+}
+
+/** Flags of the statistical gate, shared by run and compare. */
+function addStatisticsOptions(cmd: Command): Command {
+  return cmd
+    .option('--strict', 'release gate: a budget whose confidence interval straddles its limit fails instead of warning')
+    .addOption(new Option('--execution-provider <provider>', 'where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)').choices(['cpu', 'cuda', 'auto']))
+    .option('--confidence <level>', 'confidence level of every interval, e.g. 0.95', fraction('--confidence'))
+    .option('--target-rel-ci <fraction>', 'adaptive latency stop: sample until the speedup interval is within ± this fraction (0 = fixed --runs)', fraction('--target-rel-ci'))
+    .option('--max-seconds <s>', 'time cap of the adaptive latency stop, seconds (0 = none)', positiveNumber('--max-seconds'));
 }
 
 function buildProgram(io: { out: (s: string) => void; exit: (code: number) => void }): Command {
@@ -120,7 +148,8 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--runs <n>', 'timed latency runs per model and batch size', count('--runs', 1))
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = all cores)', count('--threads', 0))
     .option('--eval-batch-size <n>', 'batch size for accuracy evaluation', count('--eval-batch-size', 1))
-    .option('--quiet', 'do not print the ledger')
+    .option('--quiet', 'do not print the ledger');
+  addStatisticsOptions(program.commands[program.commands.length - 1])
     .action(async (flags: RunFlags) => {
       const config = resolveConfig(flags);
       const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));

@@ -17,7 +17,14 @@ export interface LatencyConfig {
   runs: number;
   /** 0 = all cores */
   threads: number;
+  /** adaptive stop: sample until the speedup interval's relative half-width is at most this; 0 = fixed `runs` */
+  targetRelCi: number;
+  /** time cap of the adaptive stop in seconds, all batch sizes together; 0 = none */
+  maxSeconds: number;
 }
+
+export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'auto'] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
 /** `.prune-guard.yml` after validation; every field has a default. */
 export interface Config {
@@ -34,6 +41,9 @@ export interface Config {
   latency: LatencyConfig;
   evalBatchSize: number;
   confidence: number;
+  /** release gates: a budget whose interval straddles its limit fails instead of warning */
+  strict: boolean;
+  executionProvider: ExecutionProvider;
   /** limits set in the file only; defaults are applied by `resolveBudgets` so their source is recorded */
   budgets: Partial<Record<BudgetName, number>>;
 }
@@ -47,9 +57,11 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   keepFirstLayer: false,
   keepLastLayer: false,
   batchSizes: [1, 32],
-  latency: { warmup: 10, runs: 30, threads: 0 },
+  latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60 },
   evalBatchSize: 256,
   confidence: 0.95,
+  strict: false,
+  executionProvider: 'cpu',
   budgets: {},
 });
 
@@ -104,8 +116,14 @@ export const CONFIG_SCHEMA: SchemaNode = {
     latency: {
       type: 'object',
       additionalProperties: false,
-      properties: { warmup: wholeNumber(0), runs: wholeNumber(1), threads: wholeNumber(0) },
-      description: 'a mapping like { warmup: 10, runs: 30, threads: 0 }',
+      properties: {
+        warmup: wholeNumber(0),
+        runs: wholeNumber(1),
+        threads: wholeNumber(0),
+        'target-rel-ci': { type: 'number', minimum: 0, exclusiveMaximum: 1, description: 'a fraction from 0 (off) to below 1 like 0.02' },
+        'max-seconds': { type: 'number', minimum: 0, description: 'seconds, 0 or more (0 = no cap)' },
+      },
+      description: 'a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }',
     },
     'eval-batch-size': wholeNumber(1),
     confidence: {
@@ -114,6 +132,8 @@ export const CONFIG_SCHEMA: SchemaNode = {
       exclusiveMaximum: 1,
       description: 'a number between 0 and 1 like 0.95',
     },
+    strict: boolean,
+    'execution-provider': oneOf(EXECUTION_PROVIDERS),
     budgets: {
       type: 'object',
       additionalProperties: false,
