@@ -1209,8 +1209,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path5 = __require("node:path");
-    var fs8 = __require("node:fs");
+    var path7 = __require("node:path");
+    var fs10 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2204,7 +2204,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs8.existsSync(executableFile)) return;
+        if (fs10.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2222,11 +2222,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path5.resolve(baseDir, baseName2);
-          if (fs8.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path5.extname(baseName2))) return void 0;
+          const localBin = path7.resolve(baseDir, baseName2);
+          if (fs10.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path7.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs8.existsSync(`${localBin}${ext}`)
+            (ext) => fs10.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2238,21 +2238,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs8.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs10.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path5.resolve(
-            path5.dirname(resolvedScriptPath),
+          executableDir = path7.resolve(
+            path7.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path5.basename(
+            const legacyName = path7.basename(
               this._scriptPath,
-              path5.extname(this._scriptPath)
+              path7.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2263,7 +2263,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path5.extname(executableFile));
+        launchWithNode = sourceExt.includes(path7.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3178,7 +3178,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path5.basename(filename, path5.extname(filename));
+        this._name = path7.basename(filename, path7.extname(filename));
         return this;
       }
       /**
@@ -3192,9 +3192,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path6) {
-        if (path6 === void 0) return this._executableDir;
-        this._executableDir = path6;
+      executableDir(path8) {
+        if (path8 === void 0) return this._executableDir;
+        this._executableDir = path8;
         return this;
       }
       /**
@@ -3549,17 +3549,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path5) {
-      const ctrl = callVisitor(key, node, visitor, path5);
+    function visit_(key, node, visitor, path7) {
+      const ctrl = callVisitor(key, node, visitor, path7);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path5, ctrl);
-        return visit_(key, ctrl, visitor, path5);
+        replaceNode(key, path7, ctrl);
+        return visit_(key, ctrl, visitor, path7);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path5 = Object.freeze(path5.concat(node));
+          path7 = Object.freeze(path7.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path5);
+            const ci = visit_(i2, node.items[i2], visitor, path7);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3570,13 +3570,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path5 = Object.freeze(path5.concat(node));
-          const ck = visit_("key", node.key, visitor, path5);
+          path7 = Object.freeze(path7.concat(node));
+          const ck = visit_("key", node.key, visitor, path7);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path5);
+          const cv = visit_("value", node.value, visitor, path7);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3597,17 +3597,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path5) {
-      const ctrl = await callVisitor(key, node, visitor, path5);
+    async function visitAsync_(key, node, visitor, path7) {
+      const ctrl = await callVisitor(key, node, visitor, path7);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path5, ctrl);
-        return visitAsync_(key, ctrl, visitor, path5);
+        replaceNode(key, path7, ctrl);
+        return visitAsync_(key, ctrl, visitor, path7);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path5 = Object.freeze(path5.concat(node));
+          path7 = Object.freeze(path7.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path5);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path7);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3618,13 +3618,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path5 = Object.freeze(path5.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path5);
+          path7 = Object.freeze(path7.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path7);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path5);
+          const cv = await visitAsync_("value", node.value, visitor, path7);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3651,23 +3651,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path5) {
+    function callVisitor(key, node, visitor, path7) {
       if (typeof visitor === "function")
-        return visitor(key, node, path5);
+        return visitor(key, node, path7);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path5);
+        return visitor.Map?.(key, node, path7);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path5);
+        return visitor.Seq?.(key, node, path7);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path5);
+        return visitor.Pair?.(key, node, path7);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path5);
+        return visitor.Scalar?.(key, node, path7);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path5);
+        return visitor.Alias?.(key, node, path7);
       return void 0;
     }
-    function replaceNode(key, path5, node) {
-      const parent = path5[path5.length - 1];
+    function replaceNode(key, path7, node) {
+      const parent = path7[path7.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4279,10 +4279,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path5, value) {
+    function collectionFromPath(schema, path7, value) {
       let v = value;
-      for (let i2 = path5.length - 1; i2 >= 0; --i2) {
-        const k = path5[i2];
+      for (let i2 = path7.length - 1; i2 >= 0; --i2) {
+        const k = path7[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4301,7 +4301,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path5) => path5 == null || typeof path5 === "object" && !!path5[Symbol.iterator]().next().done;
+    var isEmptyPath = (path7) => path7 == null || typeof path7 === "object" && !!path7[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4331,11 +4331,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path5, value) {
-        if (isEmptyPath(path5))
+      addIn(path7, value) {
+        if (isEmptyPath(path7))
           this.add(value);
         else {
-          const [key, ...rest] = path5;
+          const [key, ...rest] = path7;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4349,8 +4349,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path5) {
-        const [key, ...rest] = path5;
+      deleteIn(path7) {
+        const [key, ...rest] = path7;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4364,8 +4364,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path5, keepScalar) {
-        const [key, ...rest] = path5;
+      getIn(path7, keepScalar) {
+        const [key, ...rest] = path7;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4383,8 +4383,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path5) {
-        const [key, ...rest] = path5;
+      hasIn(path7) {
+        const [key, ...rest] = path7;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4394,8 +4394,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path5, value) {
-        const [key, ...rest] = path5;
+      setIn(path7, value) {
+        const [key, ...rest] = path7;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -6910,9 +6910,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path5, value) {
+      addIn(path7, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path5, value);
+          this.contents.addIn(path7, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -6987,14 +6987,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path5) {
-        if (Collection.isEmptyPath(path5)) {
+      deleteIn(path7) {
+        if (Collection.isEmptyPath(path7)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path5) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path7) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7009,10 +7009,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path5, keepScalar) {
-        if (Collection.isEmptyPath(path5))
+      getIn(path7, keepScalar) {
+        if (Collection.isEmptyPath(path7))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path5, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path7, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7023,10 +7023,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path5) {
-        if (Collection.isEmptyPath(path5))
+      hasIn(path7) {
+        if (Collection.isEmptyPath(path7))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path5) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path7) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7043,13 +7043,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path5, value) {
-        if (Collection.isEmptyPath(path5)) {
+      setIn(path7, value) {
+        if (Collection.isEmptyPath(path7)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path5), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path7), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path5, value);
+          this.contents.setIn(path7, value);
         }
       }
       /**
@@ -9010,9 +9010,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path5) => {
+    visit.itemAtPath = (cst, path7) => {
       let item = cst;
-      for (const [field, index] of path5) {
+      for (const [field, index] of path7) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9021,23 +9021,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path5) => {
-      const parent = visit.itemAtPath(cst, path5.slice(0, -1));
-      const field = path5[path5.length - 1][0];
+    visit.parentCollection = (cst, path7) => {
+      const parent = visit.itemAtPath(cst, path7.slice(0, -1));
+      const field = path7[path7.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path5, item, visitor) {
-      let ctrl = visitor(item, path5);
+    function _visit(path7, item, visitor) {
+      let ctrl = visitor(item, path7);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path5.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path7.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9048,10 +9048,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path5);
+            ctrl = ctrl(item, path7);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path5) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path7) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10353,14 +10353,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs8 = this.flowScalar(this.type);
+              const fs10 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs8, sep: [] });
+                map.items.push({ start, key: fs10, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs8);
+                this.stack.push(fs10);
               } else {
-                Object.assign(it, { key: fs8, sep: [] });
+                Object.assign(it, { key: fs10, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10488,13 +10488,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs8 = this.flowScalar(this.type);
+              const fs10 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs8, sep: [] });
+                fc.items.push({ start: [], key: fs10, sep: [] });
               else if (it.sep)
-                this.stack.push(fs8);
+                this.stack.push(fs10);
               else
-                Object.assign(it, { key: fs8, sep: [] });
+                Object.assign(it, { key: fs10, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -14179,8 +14179,8 @@ var require_utils = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path5) {
-      let input = path5;
+    function removeDotSegments(path7) {
+      let input = path7;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -14254,11 +14254,11 @@ var require_utils = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path5) {
-      if (path5 === "" || path5[0] === "/") {
-        return removeDotSegments(path5);
+    function removeDotSegmentsRelative(path7) {
+      if (path7 === "" || path7[0] === "/") {
+        return removeDotSegments(path7);
       }
-      const segments = path5.split("/");
+      const segments = path7.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -14621,8 +14621,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path5 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path5 && path5 !== "/" ? path5 : void 0;
+        const path7 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path7 && path7 !== "/" ? path7 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -20223,8 +20223,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path5, { windows } = {}) => {
-      const segs = path5.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path7, { windows } = {}) => {
+      const segs = path7.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -22616,7 +22616,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs7 from "node:fs";
+import * as fs9 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -23045,9 +23045,9 @@ var CONFIG_SCHEMA = {
     }
   }
 };
-function schemaAt(path5) {
+function schemaAt(path7) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path5) {
+  for (const segment of path7) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -23060,8 +23060,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path5) {
-  return path5.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path7) {
+  return path7.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -23069,33 +23069,33 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path5 = [];
+  const path7 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path5.push(Number(key));
+      path7.push(Number(key));
       value = value[Number(key)];
     } else {
-      path5.push(key);
+      path7.push(key);
       value = value?.[key];
     }
   }
-  return { path: path5, value };
+  return { path: path7, value };
 }
 var BOUNDS = /* @__PURE__ */ new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]);
 function fromAjv(error, raw) {
-  const { path: path5, value } = toKeyPath(error.instancePath, raw);
+  const { path: path7, value } = toKeyPath(error.instancePath, raw);
   if (error.keyword === "additionalProperties") {
     const key = String(error.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path5)?.properties ?? {});
-    const full = [...path5, key];
+    const valid = Object.keys(schemaAt(path7)?.properties ?? {});
+    const full = [...path7, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path5)?.description ?? "valid";
+  const expected = schemaAt(path7)?.description ?? "valid";
   const bound = BOUNDS.has(error.keyword) ? `; ${error.message}` : "";
-  if (path5.length === 0) return { path: path5, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path5, message: `'${formatKeyPath(path5)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path7.length === 0) return { path: path7, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path7, message: `'${formatKeyPath(path7)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -23111,8 +23111,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path5 = ["budgets", name];
-        problems.push({ path: path5, message: `'${formatKeyPath(path5)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path7 = ["budgets", name];
+        problems.push({ path: path7, message: `'${formatKeyPath(path7)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -23139,10 +23139,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path5) {
+function lineOf(doc, lines, path7) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path5) {
+  for (const segment of path7) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -23161,16 +23161,16 @@ function lineOf(doc, lines, path5) {
 }
 
 // src/config/loadConfig.ts
-function loadConfig(path5) {
+function loadConfig(path7) {
   let text;
   try {
-    text = readFileSync(path5, "utf8");
+    text = readFileSync(path7, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path5}: config file not found; check the path or create it`);
-    throw new UserError(`${path5}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path7}: config file not found; check the path or create it`);
+    throw new UserError(`${path7}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path5);
+  return parseConfig(text, path7);
 }
 function parseConfig(text, where) {
   const lines = new import_yaml2.LineCounter();
@@ -24049,12 +24049,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path5, model, opts) {
+function loadDataset(path7, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path5} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path7} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path5);
+  const arrays = readArrays(path7);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -24063,7 +24063,7 @@ function loadDataset(path5, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path5}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path7}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -24072,36 +24072,36 @@ function loadDataset(path5, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path5}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path7}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path5, spec, name, arr, modelName);
+  for (const [spec, name, arr] of bound) checkInput(path7, spec, name, arr, modelName);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path5}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path7}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path5}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path7}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path5, y, count3);
+  if (y) labels = toLabels(path7, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path5}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path7}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path5, count: count3, inputs, labels };
+  return { path: path7, count: count3, inputs, labels };
 }
-function checkInput(path5, spec, name, arr, modelName) {
-  const subject = `${path5}: array '${name}'`;
+function checkInput(path7, spec, name, arr, modelName) {
+  const subject = `${path7}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -24132,8 +24132,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path5, y, count3) {
-  const subject = `${path5}: label array '${LABELS}'`;
+function toLabels(path7, y, count3) {
+  const subject = `${path7}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -24370,8 +24370,8 @@ var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
 var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH = "\u2014";
 var TOP_CLASSES = 5;
-function baseName(path5) {
-  return path5.split(/[\\/]/).pop() || path5;
+function baseName(path7) {
+  return path7.split(/[\\/]/).pop() || path7;
 }
 function cell(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
@@ -25096,7 +25096,7 @@ function annotateClassChanges(changes, m, limit) {
 }
 
 // src/pipeline/verdicts.ts
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, classChanges2, compareMode = false) {
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, classChanges3, compareMode = false) {
   const labels = data.labels;
   const confidence = config.confidence;
   for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
@@ -25116,7 +25116,7 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
   return {
     budgets: results,
     verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges2, paired, classLimit)
+    classChanges: annotateClassChanges(classChanges3, paired, classLimit)
   };
 }
 
@@ -27657,8 +27657,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path5, ...paths) {
-  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path5]);
+function messageDesc(file, path7, ...paths) {
+  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path7]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -29768,6 +29768,174 @@ async function runPipeline(req, progress) {
   return { ledger, markdown, ledgerPath, markdownPath };
 }
 
+// src/pipeline/compare.ts
+import * as fs7 from "node:fs";
+import * as os2 from "node:os";
+import * as path5 from "node:path";
+var DEFAULT_LATENCY_REGRESSION = 0.05;
+function compareBudgets(budgets) {
+  const all = [...budgets];
+  if (!all.some((b) => b.name === "latency-regression")) {
+    all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
+  }
+  return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
+}
+function classChanges2(base, head, labels, classes) {
+  const support = classSupport(labels, classes);
+  const out = [];
+  base.per_class.forEach((d, c) => {
+    const f = head.per_class[c];
+    if (d !== null && f !== null) out.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return out.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+function loadFor(models, file, requireLabels) {
+  const [first, ...rest] = models;
+  const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
+  for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
+  return data;
+}
+async function measurePair(req, progress) {
+  const { config } = req;
+  const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
+  const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
+  const data = loadFor(withInputs, req.data, true);
+  const shifts = req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, true) }));
+  const provider = await resolveProvider(config.executionProvider, req.base);
+  if (provider.note) progress.note(provider.note);
+  const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
+  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
+  const base = await measureStep("base", `base model ${path5.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path5.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
+  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
+  progress.stop();
+  [base, head].forEach((m, i2) => {
+    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
+    m.step.latency = m.step.latency_by_batch[0];
+  });
+  return { base, head, data, shifts, samples, provider };
+}
+async function comparePipeline(req, progress) {
+  const { config } = req;
+  for (const p of [req.base, req.head]) if (!fs7.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  const m = await measurePair(req, progress);
+  const budgets = compareBudgets(req.budgets);
+  const changes = classChanges2(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
+  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, changes, true);
+  const model = {
+    model: req.base,
+    pruned: req.head,
+    method: "compare",
+    target_sparsity: m.head.step.sparsity,
+    steps: [m.base.step, m.head.step],
+    budgets: judged.budgets,
+    verdict: judged.verdict,
+    class_changes: judged.classChanges,
+    eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes }
+  };
+  const ledger = {
+    schema: LEDGER_SCHEMA,
+    verdict: judged.verdict,
+    tool: { name: "prune-guard", version: VERSION },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime: {
+      onnxruntime: onnxruntimeVersion(),
+      provider: m.provider.provider,
+      threads: config.latency.threads || os2.availableParallelism(),
+      platform: `${process.platform}-${process.arch}`,
+      ...m.provider.note ? { notes: [m.provider.note] } : {}
+    },
+    models: [model]
+  };
+  const markdown = renderMarkdown(ledger);
+  fs7.mkdirSync(req.out, { recursive: true });
+  const ledgerPath = path5.join(req.out, "ledger.json");
+  const markdownPath = path5.join(req.out, "ledger.md");
+  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(markdownPath, markdown);
+  return { ledger, markdown, ledgerPath, markdownPath };
+}
+
+// src/pipeline/selftest.ts
+import * as fs8 from "node:fs";
+import * as path6 from "node:path";
+import { fileURLToPath } from "node:url";
+function defaultFixture(name) {
+  let dir = path6.dirname(fileURLToPath(import.meta.url));
+  for (let i2 = 0; i2 < 4; i2++) {
+    const candidate = path6.join(dir, "fixtures", name);
+    if (fs8.existsSync(candidate)) return candidate;
+    dir = path6.dirname(dir);
+  }
+  return void 0;
+}
+async function selftest(req, progress) {
+  const model = req.model ?? defaultFixture("mlp.onnx");
+  const data = req.data ?? defaultFixture("fmnist-test.npz");
+  if (!model || !data) throw new UserError("selftest: the bundled fixtures are not installed here; pass --model M.onnx --data D.npz");
+  const { config } = req;
+  const budgets = compareBudgets(req.budgets);
+  const limit = budgets.find((b) => b.name === "latency-regression").limit;
+  const first = await measurePair({ base: model, head: model, data, shifts: [], config }, progress);
+  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...config.batchSizes)));
+  const halfWidths = [];
+  const failures = [];
+  let falseAlarms = 0;
+  let warns = 0;
+  for (let k = 0; k < req.repetitions; k++) {
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: config.batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider });
+    progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
+    const latency = { reference: samples[0][0], candidate: samples[1][0] };
+    const r = pairedMedianRatio(latency.candidate, latency.reference, config.confidence);
+    halfWidths.push((r.ci[1] - r.ci[0]) / 2);
+    first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency.candidate].sort((a, b) => a - b), 0.5) };
+    first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency.reference].sort((a, b) => a - b), 0.5) };
+    const judged = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency, config, [], true);
+    if (judged.verdict === "fail") {
+      falseAlarms++;
+      failures.push(`repetition ${k + 1}: ${judged.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
+    } else if (judged.verdict === "warn") warns++;
+  }
+  const sorted = [...halfWidths].sort((a, b) => a - b);
+  const median = quantileSorted(sorted, 0.5);
+  const report = {
+    model,
+    data,
+    repetitions: req.repetitions,
+    confidence: config.confidence,
+    batch: config.batchSizes[0],
+    false_alarms: falseAlarms,
+    false_alarm_rate: falseAlarms / req.repetitions,
+    warns,
+    latency_ci_half_width: { median, max: sorted[sorted.length - 1] },
+    min_detectable_change: 2 * median,
+    latency_regression_limit: limit,
+    reliably_failed_slowdown: limit + 2 * median,
+    failures
+  };
+  if (req.out) {
+    fs8.mkdirSync(req.out, { recursive: true });
+    writeFileAtomic(path6.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+  }
+  return report;
+}
+function renderSelftest(r) {
+  const pct2 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  return [
+    `### prune-guard selftest (A/A): ${r.false_alarms} false alarm${r.false_alarms === 1 ? "" : "s"} in ${r.repetitions} repetitions`,
+    "",
+    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct2(r.confidence)} intervals`,
+    `- false-alarm rate: ${pct2(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
+    `- latency interval half-width: median \xB1${pct2(r.latency_ci_half_width.median)}, worst \xB1${pct2(r.latency_ci_half_width.max)}`,
+    `- smallest latency change this runner can detect: about ${pct2(r.min_detectable_change)}`,
+    `- with latency-regression \u2264 ${pct2(r.latency_regression_limit)}, slowdowns of ${pct2(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
+    ...r.failures.map((f) => `- \u274C ${f}`),
+    ""
+  ].join("\n");
+}
+
 // src/pipeline/progress.ts
 var import_cli_progress = __toESM(require_cli_progress(), 1);
 function stderrProgress(stream = process.stderr) {
@@ -29835,7 +30003,7 @@ function parseShift(text) {
   return { name: text.slice(0, eq), path: text.slice(eq + 1) };
 }
 function resolveConfig(flags) {
-  const file = flags.config ?? (fs7.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs9.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
   const latency = { ...base.latency };
   if (flags.warmup !== void 0) latency.warmup = flags.warmup;
@@ -29881,7 +30049,32 @@ function buildProgram(io) {
     if (!flags.quiet) io.out(result.markdown.endsWith("\n") ? result.markdown : result.markdown + "\n");
     io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
   });
+  addCompareCommands(program2, io);
   return program2;
+}
+function addMeasureOptions(cmd) {
+  return cmd.option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is the one judged", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs (at least) per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the report");
+}
+function addCompareCommands(program2, io) {
+  const print = (flags, text) => {
+    if (!flags.quiet) io.out(text.endsWith("\n") ? text : text + "\n");
+  };
+  const compare = program2.command("compare").description("measure two models (no pruning) on the same data and judge head against base; ledger.json and ledger.md in --out").requiredOption("--base <path>", "the model in use (reference)").requiredOption("--head <path>", "the candidate model").requiredOption("--data <path>", "labelled evaluation set (.npz)").requiredOption("--out <dir>", "output folder for ledger.json and ledger.md").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []);
+  addStatisticsOptions(addMeasureOptions(compare)).action(async (flags) => {
+    const config = resolveConfig({ ...flags, exclude: [] });
+    const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
+    const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets }, stderrProgress());
+    print(flags, result.markdown);
+    io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
+  });
+  const self = program2.command("selftest").description("A/A test of this runner: a model against itself K times; reports the false-alarm rate and the smallest latency change it can detect").option("--model <path>", "ONNX classifier (default: the bundled Fashion-MNIST MLP fixture)").option("--data <path>", "labelled evaluation set (default: the bundled Fashion-MNIST test fixture)").option("--repetitions <k>", "A/A repetitions", count2("--repetitions", 1), 10).option("--out <dir>", "also write selftest.json here");
+  addStatisticsOptions(addMeasureOptions(self)).action(async (flags) => {
+    const config = resolveConfig({ ...flags, shift: [], exclude: [] });
+    const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
+    const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config, budgets, out: flags.out }, stderrProgress());
+    print(flags, renderSelftest(report));
+    io.exit(EXIT.pass);
+  });
 }
 async function main(argv, out = (s) => process.stdout.write(s)) {
   let code = EXIT.pass;
