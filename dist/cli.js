@@ -22968,7 +22968,7 @@ var DEFAULT_CONFIG = Object.freeze({
   keepFirstLayer: false,
   keepLastLayer: false,
   batchSizes: [1, 32],
-  latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60 },
+  latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
   evalBatchSize: 256,
   confidence: 0.95,
   strict: false,
@@ -23021,7 +23021,8 @@ var CONFIG_SCHEMA = {
         runs: wholeNumber(1),
         threads: wholeNumber(0),
         "target-rel-ci": { type: "number", minimum: 0, exclusiveMaximum: 1, description: "a fraction from 0 (off) to below 1 like 0.02" },
-        "max-seconds": { type: "number", minimum: 0, description: "seconds, 0 or more (0 = no cap)" }
+        "max-seconds": { type: "number", minimum: 0, description: "seconds, 0 or more (0 = no cap)" },
+        repeat: wholeNumber(1)
       },
       description: "a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }"
     },
@@ -24788,10 +24789,13 @@ async function measureInterleaved(modelPaths, source, opts, onProgress) {
         const order = sessions.map((_, i2) => i2);
         if (r % 2 === 1) order.reverse();
         for (const i2 of order) {
-          const t0 = performance.now();
-          const out = await sessions[i2].run(feeds);
-          const dt = performance.now() - t0;
-          for (const t of Object.values(out)) t.dispose();
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i2].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
           if (r >= opts.warmup) samples[i2][b].push(dt);
         }
         onProgress?.(Math.min(++done, total2), total2);
@@ -30011,6 +30015,7 @@ function resolveConfig(flags) {
   if (flags.threads !== void 0) latency.threads = flags.threads;
   if (flags.targetRelCi !== void 0) latency.targetRelCi = flags.targetRelCi;
   if (flags.maxSeconds !== void 0) latency.maxSeconds = flags.maxSeconds;
+  if (flags.repeat !== void 0) latency.repeat = flags.repeat;
   const overrides = { latency };
   if (flags.sparsity !== void 0) overrides.sparsity = flags.sparsity;
   if (flags.method !== void 0) overrides.method = flags.method;
@@ -30034,7 +30039,7 @@ function positiveNumber(flag) {
   };
 }
 function addStatisticsOptions(cmd) {
-  return cmd.option("--strict", "release gate: a budget whose confidence interval straddles its limit fails instead of warning").addOption(new Option("--execution-provider <provider>", "where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)").choices(["cpu", "cuda", "auto"])).option("--confidence <level>", "confidence level of every interval, e.g. 0.95", fraction("--confidence")).option("--target-rel-ci <fraction>", "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = fixed --runs)", fraction("--target-rel-ci")).option("--max-seconds <s>", "time cap of the adaptive latency stop, seconds (0 = none)", positiveNumber("--max-seconds"));
+  return cmd.option("--strict", "release gate: a budget whose confidence interval straddles its limit fails instead of warning").addOption(new Option("--execution-provider <provider>", "where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)").choices(["cpu", "cuda", "auto"])).option("--confidence <level>", "confidence level of every interval, e.g. 0.95", fraction("--confidence")).option("--target-rel-ci <fraction>", "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = fixed --runs)", fraction("--target-rel-ci")).option("--max-seconds <s>", "time cap of the adaptive latency stop, seconds (0 = none)", positiveNumber("--max-seconds")).option("--repeat <k>", "each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)", count2("--repeat", 1));
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });

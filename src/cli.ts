@@ -75,6 +75,7 @@ interface RunFlags {
   confidence?: number;
   targetRelCi?: number;
   maxSeconds?: number;
+  repeat?: number;
 }
 
 /** The config file named by --config, else ./.prune-guard.yml when present, else the defaults. */
@@ -87,6 +88,7 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.threads !== undefined) latency.threads = flags.threads;
   if (flags.targetRelCi !== undefined) latency.targetRelCi = flags.targetRelCi;
   if (flags.maxSeconds !== undefined) latency.maxSeconds = flags.maxSeconds;
+  if (flags.repeat !== undefined) latency.repeat = flags.repeat;
   const overrides: Partial<Config> = { latency };
   if (flags.sparsity !== undefined) overrides.sparsity = flags.sparsity;
   if (flags.method !== undefined) overrides.method = flags.method;
@@ -118,7 +120,8 @@ function addStatisticsOptions(cmd: Command): Command {
     .addOption(new Option('--execution-provider <provider>', 'where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)').choices(['cpu', 'cuda', 'auto']))
     .option('--confidence <level>', 'confidence level of every interval, e.g. 0.95', fraction('--confidence'))
     .option('--target-rel-ci <fraction>', 'adaptive latency stop: sample until the speedup interval is within ± this fraction (0 = fixed --runs)', fraction('--target-rel-ci'))
-    .option('--max-seconds <s>', 'time cap of the adaptive latency stop, seconds (0 = none)', positiveNumber('--max-seconds'));
+    .option('--max-seconds <s>', 'time cap of the adaptive latency stop, seconds (0 = none)', positiveNumber('--max-seconds'))
+    .option('--repeat <k>', 'each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)', count('--repeat', 1));
 }
 
 function buildProgram(io: { out: (s: string) => void; exit: (code: number) => void }): Command {

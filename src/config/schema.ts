@@ -21,6 +21,8 @@ export interface LatencyConfig {
   targetRelCi: number;
   /** time cap of the adaptive stop in seconds, all batch sizes together; 0 = none */
   maxSeconds: number;
+  /** each timed sample is the fastest of this many back-to-back runs (filters preemption on shared runners) */
+  repeat: number;
 }
 
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'auto'] as const;
@@ -57,7 +59,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   keepFirstLayer: false,
   keepLastLayer: false,
   batchSizes: [1, 32],
-  latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60 },
+  latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
   evalBatchSize: 256,
   confidence: 0.95,
   strict: false,
@@ -122,6 +124,7 @@ export const CONFIG_SCHEMA: SchemaNode = {
         threads: wholeNumber(0),
         'target-rel-ci': { type: 'number', minimum: 0, exclusiveMaximum: 1, description: 'a fraction from 0 (off) to below 1 like 0.02' },
         'max-seconds': { type: 'number', minimum: 0, description: 'seconds, 0 or more (0 = no cap)' },
+        repeat: wholeNumber(1),
       },
       description: 'a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }',
     },

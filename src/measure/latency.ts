@@ -11,6 +11,11 @@ export interface LatencyOptions {
   runs: number;
   threads: number;
   /**
+   * each timed sample is the fastest of this many back-to-back runs (default 1): on a shared runner
+   * a preempted run is many times slower, and best-of-k keeps those spikes out of the median
+   */
+  repeat?: number;
+  /**
    * adaptive stop: after `runs` rounds keep sampling until the relative half-width of every model's
    * p50 ratio to the first model (one model: its p50) is at most this, or `maxSeconds` is used up; 0 = off
    */
@@ -111,10 +116,13 @@ export async function measureInterleaved(modelPaths: readonly string[], source: 
         const order = sessions.map((_, i) => i);
         if (r % 2 === 1) order.reverse();
         for (const i of order) {
-          const t0 = performance.now();
-          const out = await sessions[i].run(feeds);
-          const dt = performance.now() - t0;
-          for (const t of Object.values(out)) t.dispose();
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
           if (r >= opts.warmup) samples[i][b].push(dt);
         }
         onProgress?.(Math.min(++done, total), total);

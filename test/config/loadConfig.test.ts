@@ -106,7 +106,7 @@ describe('parseConfig values', () => {
       keepFirstLayer: false,
       keepLastLayer: false,
       batchSizes: [1, 32],
-      latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60 },
+      latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
       evalBatchSize: 256,
       confidence: 0.95,
       strict: false,
@@ -145,7 +145,7 @@ describe('parseConfig values', () => {
       keepFirstLayer: true,
       keepLastLayer: true,
       batchSizes: [8, 1],
-      latency: { warmup: 2, runs: 50, threads: 4, targetRelCi: 0.02, maxSeconds: 30 },
+      latency: { warmup: 2, runs: 50, threads: 4, targetRelCi: 0.02, maxSeconds: 30, repeat: 1 },
       evalBatchSize: 64,
       confidence: 0.9,
       strict: true,
@@ -155,7 +155,7 @@ describe('parseConfig values', () => {
   });
 
   it('fills the rest of a partial latency block from the defaults', () => {
-    expect(parseConfig('latency:\n  runs: 100\n', FILE).latency).toEqual({ warmup: 10, runs: 100, threads: 0, targetRelCi: 0, maxSeconds: 60 });
+    expect(parseConfig('latency:\n  runs: 100\n', FILE).latency).toEqual({ warmup: 10, runs: 100, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 });
   });
 
   it('does not share arrays with DEFAULT_CONFIG', () => {
@@ -197,7 +197,7 @@ describe('mergeConfig', () => {
     });
     expect(merged.sparsity).toBe(0.9);
     expect(merged.method).toBe('unstructured');
-    expect(merged.latency).toEqual({ warmup: 10, runs: 40, threads: 2, targetRelCi: 0, maxSeconds: 60 });
+    expect(merged.latency).toEqual({ warmup: 10, runs: 40, threads: 2, targetRelCi: 0, maxSeconds: 60, repeat: 1 });
     expect(merged.budgets).toEqual({ 'accuracy-drop': 0.02, 'min-speedup': 1.2 });
   });
 
