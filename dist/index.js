@@ -26692,7 +26692,13 @@ function classTable(model) {
     "**Classes that lost most**",
     table([
       ["Class", "Dense", "Pruned", "Drop", "Support"],
-      ...lost.map((c) => [String(c.class), percent(c.dense), percent(c.pruned), points(c.drop, 1), String(c.support)])
+      ...lost.map((c) => [
+        String(c.class),
+        percent(c.dense),
+        percent(c.pruned),
+        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
+        String(c.support)
+      ])
     ])
   ].join("\n\n");
 }
@@ -26707,7 +26713,9 @@ function renderModel(model) {
 }
 function renderMarkdown(ledger) {
   const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>`;
+  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+
+${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
   return `${title}
@@ -28418,7 +28426,7 @@ async function openSession(modelPath, opts) {
   const { ort } = onnxruntime();
   try {
     return await ort.InferenceSession.create(modelPath, {
-      executionProviders: ["cpu"],
+      executionProviders: [opts.provider ?? "cpu"],
       graphOptimizationLevel: "all",
       executionMode: "sequential",
       intraOpNumThreads: opts.threads,
@@ -28437,6 +28445,64 @@ var init_ort = __esm({
   }
 });
 
+// src/measure/stats/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+var init_random = __esm({
+  "src/measure/stats/random.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/bootstrap.ts
+function bootstrapInterval(n, statistic, opts = {}) {
+  const confidence = opts.confidence ?? 0.95;
+  const resamples = opts.resamples ?? 1e3;
+  const random = seededRandom(opts.seed ?? 24301);
+  const indices = new Int32Array(n);
+  const values = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
+    const v = statistic(indices);
+    if (Number.isFinite(v)) values.push(v);
+  }
+  if (values.length === 0) return [NaN, NaN];
+  values.sort((a, b) => a - b);
+  const alpha = (1 - confidence) / 2;
+  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
+}
+function quantileAt(values, indices, p, scratch) {
+  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
+  scratch.sort();
+  return quantileSorted(scratch, p);
+}
+function quantileInterval(values, p, opts = {}) {
+  const scratch = new Float64Array(values.length);
+  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
+}
+function meanInterval(values, opts = {}) {
+  return bootstrapInterval(values.length, (idx) => {
+    let s = 0;
+    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
+    return s / idx.length;
+  }, opts);
+}
+var init_bootstrap = __esm({
+  "src/measure/stats/bootstrap.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_random();
+  }
+});
+
 // src/measure/latency.ts
 function batchOf(source, batch) {
   const out = /* @__PURE__ */ new Map();
@@ -28450,33 +28516,75 @@ function batchOf(source, batch) {
   }
   return out;
 }
-function latencyStat(batch, samplesMs) {
+function latencyStat(batch, samplesMs, confidence) {
   const sorted = [...samplesMs].sort((a, b) => a - b);
-  return { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  const stat2 = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  if (confidence === void 0) return stat2;
+  stat2.p99_ms = quantileSorted(sorted, 0.99);
+  stat2.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const opts = { confidence, resamples: 500 };
+  stat2.p50_ci = quantileInterval(sorted, 0.5, opts);
+  stat2.p95_ci = quantileInterval(sorted, 0.95, opts);
+  stat2.p99_ci = quantileInterval(sorted, 0.99, opts);
+  stat2.mean_ci = meanInterval(sorted, opts);
+  return stat2;
+}
+function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
+  const n = Math.min(a.length, b.length);
+  const sa = new Float64Array(n);
+  const sb = new Float64Array(n);
+  const median = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median(a) / median(b);
+  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
+  return { ratio: ratio2, ci };
+}
+function relativeHalfWidth(estimate, ci) {
+  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
+}
+function preciseEnough(perModel, target, confidence) {
+  if (perModel.length === 1) {
+    const s = perModel[0];
+    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
+  }
+  for (let i2 = 1; i2 < perModel.length; i2++) {
+    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
+    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
+  }
+  return true;
 }
 async function measureInterleaved(modelPaths, source, opts, onProgress) {
   const { ort } = onnxruntime();
   const sessions = [];
-  for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads }));
+  for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
   const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
-  const total = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const adaptive = (opts.targetRelCi ?? 0) > 0;
+  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
   let done = 0;
   try {
     for (let b = 0; b < opts.batchSizes.length; b++) {
+      const started = performance.now();
       const inputs = batchOf(source, opts.batchSizes[b]);
       const feeds = {};
       for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      for (let r = 0; r < opts.warmup + opts.runs; r++) {
+      for (let r = 0; ; r++) {
+        if (r >= opts.warmup + opts.runs) {
+          if (!adaptive || performance.now() - started > capMs) break;
+          if ((r - opts.warmup - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
+        }
         const order = sessions.map((_, i2) => i2);
         if (r % 2 === 1) order.reverse();
         for (const i2 of order) {
-          const t0 = performance.now();
-          const out = await sessions[i2].run(feeds);
-          const dt = performance.now() - t0;
-          for (const t of Object.values(out)) t.dispose();
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i2].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
           if (r >= opts.warmup) samples[i2][b].push(dt);
         }
-        onProgress?.(++done, total);
+        onProgress?.(Math.min(++done, total2), total2);
       }
     }
   } finally {
@@ -28489,6 +28597,7 @@ var init_latency = __esm({
     "use strict";
     init_simple_statistics();
     init_ort();
+    init_bootstrap();
   }
 });
 
@@ -28556,6 +28665,309 @@ function scoreRow(row, offset, classes, label2, areProbabilities) {
 var init_metrics = __esm({
   "src/measure/metrics.ts"() {
     "use strict";
+  }
+});
+
+// src/measure/provider.ts
+import * as fs5 from "node:fs";
+function cudaUnavailable() {
+  const { ort, source } = onnxruntime();
+  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
+  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
+  if (!fs5.existsSync("/dev/nvidia0") && !fs5.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  return void 0;
+}
+async function resolveProvider(requested, probeModel) {
+  if (requested === "cpu") return { provider: "cpu" };
+  let why = cudaUnavailable();
+  if (!why) {
+    try {
+      const { ort } = onnxruntime();
+      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
+      await session.release();
+      return { provider: "cuda" };
+    } catch (e) {
+      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
+    }
+  }
+  if (requested === "cuda") {
+    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
+  }
+  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
+}
+var init_provider = __esm({
+  "src/measure/provider.ts"() {
+    "use strict";
+    init_errors();
+    init_ort();
+  }
+});
+
+// src/measure/stats/binomial.ts
+function logGamma(x2) {
+  const g2 = 7;
+  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
+  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
+  x2 -= 1;
+  let a = c[0];
+  const t = x2 + g2 + 0.5;
+  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
+  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+}
+function binomialHalfCdf(k, n) {
+  if (k < 0) return 0;
+  if (k >= n) return 1;
+  const lnN = logGamma(n + 1);
+  const ln2n = n * Math.LN2;
+  let sum = 0;
+  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
+  return Math.min(1, sum);
+}
+var init_binomial = __esm({
+  "src/measure/stats/binomial.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/normal.ts
+function normalQuantile(p) {
+  if (!(p > 0 && p < 1)) {
+    if (p === 0) return -Infinity;
+    if (p === 1) return Infinity;
+    return NaN;
+  }
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const low = 0.02425;
+  if (p < low) {
+    const q2 = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
+  }
+  if (p > 1 - low) return -normalQuantile(1 - p);
+  const q = p - 0.5;
+  const r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+function twoSidedZ(confidence) {
+  return normalQuantile(1 - (1 - confidence) / 2);
+}
+var init_normal = __esm({
+  "src/measure/stats/normal.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/wilson.ts
+function wilsonInterval(successes, n, confidence = 0.95) {
+  if (n <= 0) return [0, 1];
+  const z2 = twoSidedZ(confidence);
+  const p = successes / n;
+  const z22 = z2 * z2;
+  const centre = p + z22 / (2 * n);
+  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const denom = 1 + z22 / n;
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
+  return [lo, hi];
+}
+var init_wilson = __esm({
+  "src/measure/stats/wilson.ts"() {
+    "use strict";
+    init_normal();
+  }
+});
+
+// src/measure/stats/mcnemar.ts
+function pairedTable(correctA, correctB) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < correctA.length; i2++) {
+    if (correctA[i2]) {
+      if (correctB[i2]) t.both++;
+      else t.onlyA++;
+    } else if (correctB[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function mcnemarExact(onlyA, onlyB) {
+  const n = onlyA + onlyB;
+  if (n === 0) return 1;
+  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
+}
+function pairedDifferenceInterval(t, confidence = 0.95) {
+  const n = t.both + t.onlyA + t.onlyB + t.neither;
+  if (n === 0) return [-1, 1];
+  const p1 = (t.both + t.onlyA) / n;
+  const p2 = (t.both + t.onlyB) / n;
+  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
+  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
+  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
+  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
+  const diff = p1 - p2;
+  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
+  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
+  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
+}
+function minSamplesForDrop(drop, discordant, confidence = 0.95) {
+  const z2 = twoSidedZ(confidence);
+  const d = Math.max(discordant, drop);
+  return Math.ceil(z2 * z2 * d / (drop * drop));
+}
+var init_mcnemar = __esm({
+  "src/measure/stats/mcnemar.ts"() {
+    "use strict";
+    init_binomial();
+    init_wilson();
+    init_normal();
+  }
+});
+
+// src/measure/stats/uncertainty.ts
+function subsetTable(a, b, keep) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < a.length; i2++) {
+    if (!keep(i2)) continue;
+    if (a[i2]) {
+      if (b[i2]) t.both++;
+      else t.onlyA++;
+    } else if (b[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function sampleNote(t, ci, limit, confidence, what) {
+  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
+  const n = total(t);
+  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
+  const need = minSamplesForDrop(limit, discordant, confidence);
+  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
+}
+function accuracyDropUncertainty(reference, candidate, confidence, limit) {
+  const t = pairedTable(reference, candidate);
+  const ci = pairedDifferenceInterval(t, confidence);
+  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
+}
+function eceAt(confidence, correct, indices, bins = 15) {
+  const count2 = new Float64Array(bins);
+  const gap = new Float64Array(bins);
+  for (let k = 0; k < indices.length; k++) {
+    const i2 = indices[k];
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count2[b]++;
+    gap[b] += correct[i2] - confidence[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(gap[b]) / indices.length;
+  return ece;
+}
+function classDropIntervals(m) {
+  const out = [];
+  for (let c = 0; c < m.reference.classes; c++) {
+    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
+    if (total(t) === 0) continue;
+    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
+  }
+  return out;
+}
+function maxInterval(cis) {
+  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
+}
+function budgetUncertainty(m) {
+  const { confidence } = m;
+  const u = {};
+  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
+  const classes = classDropIntervals(m);
+  if (classes.length) {
+    const ci = maxInterval(classes.map((c) => c.ci));
+    const limit = m.limits["class-accuracy-drop"];
+    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
+    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
+    u["class-accuracy-drop"] = { ci, note };
+  }
+  const n = m.labels.length;
+  u["ece-increase"] = {
+    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
+  };
+  if (m.referenceLatency?.length && m.candidateLatency?.length) {
+    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
+    u["min-speedup"] = { ci: speedup.ci };
+    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
+    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
+  }
+  if (m.shifts?.length) {
+    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
+    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
+  }
+  return u;
+}
+function accuracyIntervals(p, labels, confidence) {
+  const hit = new Float64Array(p.classes);
+  const support = new Float64Array(p.classes);
+  let all = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) {
+    support[labels[i2]]++;
+    if (p.correct[i2]) {
+      hit[labels[i2]]++;
+      all++;
+    }
+  }
+  return {
+    accuracy_ci: wilsonInterval(all, labels.length, confidence),
+    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
+  };
+}
+function annotateClassChanges(changes, m, limit) {
+  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
+  return changes.map((c) => {
+    const s = byClass.get(c.class);
+    if (!s) return c;
+    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
+  });
+}
+var total;
+var init_uncertainty = __esm({
+  "src/measure/stats/uncertainty.ts"() {
+    "use strict";
+    init_latency();
+    init_bootstrap();
+    init_mcnemar();
+    init_wilson();
+    total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
+  }
+});
+
+// src/pipeline/verdicts.ts
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, classChanges2, compareMode = false) {
+  const labels = data.labels;
+  const confidence = config.confidence;
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
+  const paired = {
+    labels,
+    reference: reference.preds,
+    candidate: candidate.preds,
+    referenceLatency: latency?.reference,
+    candidateLatency: latency?.candidate,
+    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
+    confidence,
+    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
+  };
+  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
+  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
+  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
+  return {
+    budgets: results,
+    verdict: overallVerdict(results.map((b) => b.verdict)),
+    classChanges: annotateClassChanges(classChanges2, paired, classLimit)
+  };
+}
+var init_verdicts = __esm({
+  "src/pipeline/verdicts.ts"() {
+    "use strict";
+    init_budgets();
+    init_uncertainty();
   }
 });
 
@@ -32496,12 +32908,12 @@ var init_tensor = __esm({
 });
 
 // src/onnx/model.ts
-import * as fs5 from "node:fs";
+import * as fs6 from "node:fs";
 import * as path3 from "node:path";
 function loadModel(file) {
   let bytes2;
   try {
-    bytes2 = fs5.readFileSync(file);
+    bytes2 = fs6.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
@@ -32548,7 +32960,7 @@ function externalEntry(t, key) {
 }
 function resolveExternalData(proto, file) {
   const dir = path3.dirname(path3.resolve(file));
-  const realDir = fs5.realpathSync(dir);
+  const realDir = fs6.realpathSync(dir);
   const handles = /* @__PURE__ */ new Map();
   try {
     for (const t of allTensors(proto)) {
@@ -32559,7 +32971,7 @@ function resolveExternalData(proto, file) {
       const target = path3.resolve(dir, location);
       let real;
       try {
-        real = fs5.realpathSync(target);
+        real = fs6.realpathSync(target);
       } catch {
         throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
       }
@@ -32567,24 +32979,24 @@ function resolveExternalData(proto, file) {
         throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
       }
       const offset = Number(externalEntry(t, "offset") ?? 0);
-      const size = fs5.statSync(real).size;
+      const size = fs6.statSync(real).size;
       const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
       if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
         throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
       }
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs5.openSync(real, "r");
+        fd2 = fs6.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs5.readSync(fd2, data, 0, length, offset);
+      fs6.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs5.closeSync(fd2);
+    for (const fd2 of handles.values()) fs6.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -32775,7 +33187,7 @@ function schemaAt(path13) {
   }
   return node;
 }
-var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, DEFAULT_CONFIG, wholeNumber, boolean, oneOf2, CONFIG_SCHEMA;
+var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, EXECUTION_PROVIDERS, DEFAULT_CONFIG, wholeNumber, boolean, oneOf2, CONFIG_SCHEMA;
 var init_schema = __esm({
   "src/config/schema.ts"() {
     "use strict";
@@ -32784,6 +33196,7 @@ var init_schema = __esm({
     RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
     CRITERIA = ["l1", "l2", "bn-scale", "activation"];
     SCOPES = ["global", "layer"];
+    EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
     DEFAULT_CONFIG = Object.freeze({
       sparsity: 0.5,
       method: "unstructured",
@@ -32794,11 +33207,13 @@ var init_schema = __esm({
       keepLastLayer: false,
       bakeTemperature: false,
       batchSizes: [1, 32],
-      latency: { warmup: 10, runs: 30, threads: 0 },
+      latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
       evalBatchSize: 256,
       confidence: 0.95,
       roundTo: 1,
       criterion: "l1",
+      strict: false,
+      executionProvider: "cpu",
       budgets: {}
     });
     wholeNumber = (minimum) => ({
@@ -32843,8 +33258,15 @@ var init_schema = __esm({
         latency: {
           type: "object",
           additionalProperties: false,
-          properties: { warmup: wholeNumber(0), runs: wholeNumber(1), threads: wholeNumber(0) },
-          description: "a mapping like { warmup: 10, runs: 30, threads: 0 }"
+          properties: {
+            warmup: wholeNumber(0),
+            runs: wholeNumber(1),
+            threads: wholeNumber(0),
+            "target-rel-ci": { type: "number", minimum: 0, exclusiveMaximum: 1, description: "a fraction from 0 (off) to below 1 like 0.02" },
+            "max-seconds": { type: "number", minimum: 0, description: "seconds, 0 or more (0 = no cap)" },
+            repeat: wholeNumber(1)
+          },
+          description: "a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }"
         },
         "eval-batch-size": wholeNumber(1),
         confidence: {
@@ -32855,6 +33277,8 @@ var init_schema = __esm({
         },
         "round-to": wholeNumber(1),
         criterion: oneOf2(CRITERIA),
+        strict: boolean,
+        "execution-provider": oneOf2(EXECUTION_PROVIDERS),
         budgets: {
           type: "object",
           additionalProperties: false,
@@ -32925,11 +33349,11 @@ var init_select = __esm({
 function magnitudeMask(tensors, k) {
   const masks = tensors.map((t) => new Uint8Array(t.length).fill(1));
   if (k <= 0) return masks;
-  const total = tensors.reduce((n, t) => n + t.length, 0);
-  const abs = new Float32Array(total);
+  const total2 = tensors.reduce((n, t) => n + t.length, 0);
+  const abs = new Float32Array(total2);
   let o = 0;
   for (const t of tensors) for (let i2 = 0; i2 < t.length; i2++) abs[o++] = Math.abs(t[i2]);
-  const threshold = kthSmallest(abs, Math.min(k, total) - 1);
+  const threshold = kthSmallest(abs, Math.min(k, total2) - 1);
   let pruned = 0;
   tensors.forEach((t, j) => {
     const m = masks[j];
@@ -32964,8 +33388,8 @@ function magnitudePrune(model, weights, sparsity, scope) {
   const values = tensors.map((t) => tensorToFloat32(t));
   let masks;
   if (scope === "global") {
-    const total = values.reduce((n, v) => n + v.length, 0);
-    masks = magnitudeMask(values, Math.round(sparsity * total));
+    const total2 = values.reduce((n, v) => n + v.length, 0);
+    masks = magnitudeMask(values, Math.round(sparsity * total2));
   } else {
     masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
   }
@@ -32995,16 +33419,16 @@ function parseNM(method) {
   return n < m ? { n, m } : void 0;
 }
 function layoutForNode(node, name, dims) {
-  const total = numel(dims);
+  const total2 = numel(dims);
   switch (node.opType) {
     case "Conv":
       if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      return { outer: dims[0], length: total / dims[0], inner: 1 };
+      return { outer: dims[0], length: total2 / dims[0], inner: 1 };
     case "ConvTranspose": {
       if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
       const groups = attrInt(node, "group", 1);
       if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
-      return { outer: groups, length: dims[0] / groups, inner: total / dims[0] };
+      return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
     }
     case "Gemm":
       if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
@@ -33013,10 +33437,10 @@ function layoutForNode(node, name, dims) {
       if (dims.length < 2) return "MatMul weight is 1-D";
       if (node.input[1] === name) {
         const [k2, n] = dims.slice(-2);
-        return { outer: total / (k2 * n), length: k2, inner: n };
+        return { outer: total2 / (k2 * n), length: k2, inner: n };
       }
       const k = dims[dims.length - 1];
-      return { outer: total / k, length: k, inner: 1 };
+      return { outer: total2 / k, length: k, inner: 1 };
     }
     default:
       return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
@@ -34968,7 +35392,7 @@ function countSparsity(model, denseWeights) {
   const index = new GraphIndex(model.graph);
   const layers = [];
   let zeros = 0;
-  let total = 0;
+  let total2 = 0;
   for (const w of denseWeights) {
     const denseSize = numel(w.dims);
     const t = index.initializers.get(w.initializer);
@@ -34980,9 +35404,9 @@ function countSparsity(model, denseWeights) {
     const z2 = denseSize - nonzero;
     layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
     zeros += z2;
-    total += denseSize;
+    total2 += denseSize;
   }
-  return { overall: total ? zeros / total : 0, zeros, total, layers };
+  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
 }
 var init_sparsity = __esm({
   "src/prune/sparsity.ts"() {
@@ -35616,8 +36040,8 @@ function allocate(groups, importance, opts) {
     for (const g2 of groups) kept.set(g2.root, roundKept(Math.round(g2.size * (1 - opts.sparsity)), g2.size, opts.roundTo));
     return kept;
   }
-  const total = groups.reduce((n, g2) => n + g2.size, 0);
-  const target = Math.round(total * opts.sparsity);
+  const total2 = groups.reduce((n, g2) => n + g2.size, 0);
+  const target = Math.round(total2 * opts.sparsity);
   const all = [];
   for (const g2 of groups) {
     const s = importance.get(g2.root);
@@ -36806,8 +37230,8 @@ async function captureActivations(session, data, fetch2, batchSize = 128) {
   }
   const out = /* @__PURE__ */ new Map();
   for (const [name, { dims, chunks }] of parts) {
-    const total = chunks.reduce((n, c) => n + c.length, 0);
-    const data32 = new Float32Array(total);
+    const total2 = chunks.reduce((n, c) => n + c.length, 0);
+    const data32 = new Float32Array(total2);
     let o = 0;
     for (const c of chunks) {
       data32.set(c, o);
@@ -36983,10 +37407,10 @@ var init_evaluate = __esm({
 });
 
 // src/measure/size.ts
-import * as fs6 from "node:fs";
+import * as fs7 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs6.readFileSync(file);
+  const data = fs7.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 var init_size = __esm({
@@ -37007,9 +37431,10 @@ async function measureStep(name, description, artifact, ctx) {
   const cost = modelCost(saved);
   const size = measureFileSize(artifact);
   const probabilities = endsInSoftmax(saved);
-  const session = await openSession(artifact, { threads: config.latency.threads });
+  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
   let preds;
   const shiftAccuracy = {};
+  const shiftPreds = /* @__PURE__ */ new Map();
   try {
     progress.start(`evaluate ${name}`, data.count);
     preds = await evaluateClassifier(session, data, {
@@ -37022,6 +37447,7 @@ async function measureStep(name, description, artifact, ctx) {
     for (const s of ctx.shifts) {
       const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact });
       shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      shiftPreds.set(s.name, p);
     }
   } finally {
     progress.stop();
@@ -37049,7 +37475,7 @@ async function measureStep(name, description, artifact, ctx) {
     shift_accuracy: shiftAccuracy,
     layers: sparsity.layers
   };
-  return { step, preds };
+  return { step, preds, shiftPreds };
 }
 var init_measureStep = __esm({
   "src/pipeline/measureStep.ts"() {
@@ -37283,19 +37709,19 @@ function rng(seed) {
     return ((t ^ t >>> 14) >>> 0) / 4294967296;
   };
 }
-function samplePositions(total, count2, seed = 1) {
-  if (count2 >= total) return Int32Array.from({ length: total }, (_, i2) => i2);
+function samplePositions(total2, count2, seed = 1) {
+  if (count2 >= total2) return Int32Array.from({ length: total2 }, (_, i2) => i2);
   const next = rng(seed);
   const out = new Int32Array(count2);
-  for (let k = 0; k < count2; k++) out[k] = Math.min(total - 1, Math.floor((k + next()) * total / count2));
+  for (let k = 0; k < count2; k++) out[k] = Math.min(total2 - 1, Math.floor((k + next()) * total2 / count2));
   return out;
 }
 function layerPatches(layer, act, withBias, maxPatches) {
   const extra = withBias ? 1 : 0;
   if (!layer.conv) {
     const k = act.dims[act.dims.length - 1];
-    const total = act.data.length / k;
-    const pos2 = samplePositions(total, maxPatches);
+    const total2 = act.data.length / k;
+    const pos2 = samplePositions(total2, maxPatches);
     const cols2 = k + extra;
     const m = new Float32Array(pos2.length * cols2);
     for (let p = 0; p < pos2.length; p++) {
@@ -37489,7 +37915,7 @@ function sub(a, stride, r0, r1, c0, c1) {
   return out;
 }
 function quad(a, m, b, rows, ca, cb) {
-  let total = 0;
+  let total2 = 0;
   const tmp = new Float64Array(ca);
   for (let r = 0; r < rows; r++) {
     tmp.fill(0);
@@ -37498,9 +37924,9 @@ function quad(a, m, b, rows, ca, cb) {
       for (let j = 0; j < cb; j++) s += m[i2 * cb + j] * b[r * cb + j];
       tmp[i2] = s;
     }
-    for (let i2 = 0; i2 < ca; i2++) total += a[r * ca + i2] * tmp[i2];
+    for (let i2 = 0; i2 < ca; i2++) total2 += a[r * ca + i2] * tmp[i2];
   }
-  return total;
+  return total2;
 }
 function outputError(wd, w, gd, c, h, rows, cd, cp) {
   const norm2 = quad(wd, gd, wd, rows, cd, cd);
@@ -37640,7 +38066,7 @@ var init_temperature = __esm({
 });
 
 // src/recover/runRecovery.ts
-import * as fs7 from "node:fs";
+import * as fs8 from "node:fs";
 import * as path4 from "node:path";
 function checkRecoveryInputs(config, calib) {
   const why = NEEDS_CALIB[config.recovery];
@@ -37674,7 +38100,7 @@ async function runRecovery(req) {
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs7.mkdirSync(req.stepsDir, { recursive: true });
+  fs8.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -37689,7 +38115,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib) {
   const { config, progress } = req;
   if (config.recovery === "none") return [];
-  fs7.mkdirSync(req.stepsDir, { recursive: true });
+  fs8.mkdirSync(req.stepsDir, { recursive: true });
   const labelled = calib.labels !== null;
   const steps = [];
   let current = req.pruned;
@@ -37763,7 +38189,7 @@ var init_version3 = __esm({
 });
 
 // src/pipeline/run.ts
-import * as fs8 from "node:fs";
+import * as fs9 from "node:fs";
 import * as os5 from "node:os";
 import * as path5 from "node:path";
 function checkRequest(config) {
@@ -37798,6 +38224,8 @@ async function runPipeline(req, progress) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkRecoveryInputs(config, calib);
+  const provider = await resolveProvider(config.executionProvider, req.model);
+  if (provider.note) progress.note(provider.note);
   const target = targetSparsity(config);
   progress.note(`pruning ${path5.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
@@ -37810,18 +38238,18 @@ async function runPipeline(req, progress) {
     "prune-guard.source": path5.basename(req.model)
   });
   setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
-  fs8.mkdirSync(req.out, { recursive: true });
+  fs9.mkdirSync(req.out, { recursive: true });
   const stepsDir = path5.join(req.out, "steps");
   const staged = hasRecoverySteps(config);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
-  if (staged) fs8.mkdirSync(stepsDir, { recursive: true });
+  if (staged) fs9.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
   const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs8.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  if (staged) writeFileAtomic(outPath, fs9.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress };
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
   const measured = [denseStep2, await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds })];
   for (const r of recovered) {
@@ -37834,16 +38262,16 @@ async function runPipeline(req, progress) {
   const artifacts = measured.map((m) => m.step.artifact);
   progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes }, (done) => progress.update(done));
+  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i2) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j]));
+    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
   const steps = measured.map((m) => m.step);
   const final2 = steps[steps.length - 1];
-  const budgets = evaluateBudgets(req.budgets, { dense: steps[0], final: final2 });
-  const verdict = overallVerdict(budgets.map((b) => b.verdict));
+  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final2, data.labels, denseStep2.preds.classes));
+  const { budgets, verdict } = judged;
   const modelLedger = {
     model: req.model,
     pruned: outPath,
@@ -37852,7 +38280,7 @@ async function runPipeline(req, progress) {
     steps,
     budgets,
     verdict,
-    class_changes: classChanges(steps[0], final2, data.labels, denseStep2.preds.classes),
+    class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
     ...pruned.notes.length > 0 ? { notes: pruned.notes } : {}
   };
@@ -37863,7 +38291,8 @@ async function runPipeline(req, progress) {
     created_at: (/* @__PURE__ */ new Date()).toISOString(),
     runtime: {
       onnxruntime: onnxruntimeVersion(),
-      provider: "cpu",
+      provider: provider.provider,
+      ...provider.note ? { notes: [provider.note] } : {},
       threads: config.latency.threads || os5.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
@@ -37883,12 +38312,13 @@ var init_run = __esm({
     init_dataset();
     init_errors();
     init_atomicWrite();
-    init_budgets();
     init_render();
     init_types();
     init_latency();
     init_metrics();
     init_ort();
+    init_provider();
+    init_verdicts();
     init_model();
     init_signature();
     init_pruneModel();
@@ -37933,7 +38363,7 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs9 from "node:fs";
+import * as fs10 from "node:fs";
 import * as path6 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
@@ -37967,8 +38397,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs9.mkdirSync(path6.dirname(dest), { recursive: true });
-  fs9.writeFileSync(dest, content);
+  fs10.mkdirSync(path6.dirname(dest), { recursive: true });
+  fs10.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -37981,7 +38411,7 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs10 from "node:fs";
+import * as fs11 from "node:fs";
 import * as path7 from "node:path";
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -38019,8 +38449,8 @@ async function checkModels(jobs, settings, opts) {
       }
     }
     ledger.verdict = model.verdict;
-    fs10.rmSync(head.ledgerPath, { force: true });
-    fs10.rmSync(head.markdownPath, { force: true });
+    fs11.rmSync(head.ledgerPath, { force: true });
+    fs11.rmSync(head.markdownPath, { force: true });
     ledgers.push(ledger);
   }
   return ledgers;
@@ -38039,14 +38469,14 @@ function mergeLedgers(ledgers) {
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs10.readdirSync(d, { withFileTypes: true })) {
+    for (const e of fs11.readdirSync(d, { withFileTypes: true })) {
       const full = path7.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs10.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs11.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
@@ -45141,14 +45571,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs16 = this.flowScalar(this.type);
+              const fs17 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs16, sep: [] });
+                map.items.push({ start, key: fs17, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs16);
+                this.stack.push(fs17);
               } else {
-                Object.assign(it, { key: fs16, sep: [] });
+                Object.assign(it, { key: fs17, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -45276,13 +45706,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs16 = this.flowScalar(this.type);
+              const fs17 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs16, sep: [] });
+                fc.items.push({ start: [], key: fs17, sep: [] });
               else if (it.sep)
-                this.stack.push(fs16);
+                this.stack.push(fs17);
               else
-                Object.assign(it, { key: fs16, sep: [] });
+                Object.assign(it, { key: fs17, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -45620,24 +46050,24 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs11 from "node:fs";
+import * as fs12 from "node:fs";
 import * as path8 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs11.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs12.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs11.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs12.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs11.existsSync(path8.join(src.workspace, src.workflowFile))) {
+    if (b.source === "flag" && src.workflowFile && fs12.existsSync(path8.join(src.workspace, src.workflowFile))) {
       const line = workflowLine(path8.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs11.existsSync(path8.join(src.workspace, src.configFile))) {
+    if (src.configFile && fs12.existsSync(path8.join(src.workspace, src.configFile))) {
       return { path: src.configFile, line: configLine(path8.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
@@ -45764,7 +46194,7 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs12 from "node:fs";
+import * as fs13 from "node:fs";
 import * as path9 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
@@ -45775,7 +46205,7 @@ function findModels(root, globs, skip = []) {
   const skipped = new Set(skip.map((s) => path9.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs12.readdirSync(dir, { withFileTypes: true })) {
+    for (const entry3 of fs13.readdirSync(dir, { withFileTypes: true })) {
       const full = path9.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
@@ -45897,13 +46327,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs13 from "node:fs";
+import * as fs14 from "node:fs";
 import * as path10 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs13.existsSync(file) ? parseHistory(fs13.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs14.existsSync(file) ? parseHistory(fs14.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs13.mkdirSync(path10.dirname(file), { recursive: true });
+      fs14.mkdirSync(path10.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -53627,7 +54057,7 @@ function parseConfig(text, where) {
 function fromRaw(raw) {
   const config = structuredClone(DEFAULT_CONFIG);
   for (const [key, value] of Object.entries(raw)) {
-    if (key === "latency") config.latency = { ...config.latency, ...value };
+    if (key === "latency") config.latency = { ...config.latency, ...camelKeys(value) };
     else if (key === "budgets") config.budgets = budgetLimits(value);
     else config[camel(key)] = value;
   }
@@ -53641,7 +54071,7 @@ function budgetLimits(raw) {
   return limits;
 }
 function toRaw(config) {
-  return Object.fromEntries(Object.entries(config).map(([key, value]) => [kebab(key), value]));
+  return Object.fromEntries(Object.entries(config).map(([key, value]) => [kebab(key), key === "latency" ? kebabKeys(value) : value]));
 }
 function defined(o) {
   return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== void 0));
@@ -53657,7 +54087,7 @@ function mergeConfig(base, overrides) {
   if (problem) throw new UserError(`command-line flags: ${problem.message}`);
   return merged;
 }
-var import_yaml3, camel, kebab;
+var import_yaml3, camel, kebab, camelKeys, kebabKeys;
 var init_loadConfig = __esm({
   "src/config/loadConfig.ts"() {
     "use strict";
@@ -53670,14 +54100,16 @@ var init_loadConfig = __esm({
     init_schema();
     camel = (key) => key.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
     kebab = (key) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    camelKeys = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), v]));
+    kebabKeys = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [kebab(k), v]));
   }
 });
 
 // src/github/settings.ts
-import * as fs14 from "node:fs";
+import * as fs15 from "node:fs";
 import * as path11 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs14.existsSync(path11.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const configFile = inputs.config ?? (fs15.existsSync(path11.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
   const base = configFile ? loadConfig(path11.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
   const overrides = { latency: { ...base.latency } };
   if (inputs.targetSparsity !== void 0) overrides.sparsity = inputs.targetSparsity;
@@ -53710,7 +54142,7 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs15 from "node:fs";
+import * as fs16 from "node:fs";
 import * as path12 from "node:path";
 function progressFor(io) {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
@@ -53746,7 +54178,7 @@ async function run(inputs, octokit, ctx, env, io) {
   let settings;
   if (inputs.mode === "aggregate") {
     const dir = path12.resolve(env.workspace, inputs.ledgers);
-    if (!fs15.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    if (!fs16.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -53768,7 +54200,7 @@ async function run(inputs, octokit, ctx, env, io) {
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
   const ledgerPath = path12.join(out, "ledger.json");
-  fs15.mkdirSync(out, { recursive: true });
+  fs16.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(path12.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);

@@ -21,7 +21,16 @@ export interface LatencyConfig {
   runs: number;
   /** 0 = all cores */
   threads: number;
+  /** adaptive stop: sample until the speedup interval's relative half-width is at most this; 0 = fixed `runs` */
+  targetRelCi: number;
+  /** time cap of the adaptive stop in seconds, all batch sizes together; 0 = none */
+  maxSeconds: number;
+  /** each timed sample is the fastest of this many back-to-back runs (filters preemption on shared runners) */
+  repeat: number;
 }
+
+export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'auto'] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
 /** `.prune-guard.yml` after validation; every field has a default. */
 export interface Config {
@@ -44,6 +53,9 @@ export interface Config {
   roundTo: number;
   /** structured: channel importance criterion */
   criterion: CriterionName;
+  /** release gates: a budget whose interval straddles its limit fails instead of warning */
+  strict: boolean;
+  executionProvider: ExecutionProvider;
   /** limits set in the file only; defaults are applied by `resolveBudgets` so their source is recorded */
   budgets: Partial<Record<BudgetName, number>>;
 }
@@ -58,11 +70,13 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   keepLastLayer: false,
   bakeTemperature: false,
   batchSizes: [1, 32],
-  latency: { warmup: 10, runs: 30, threads: 0 },
+  latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
   evalBatchSize: 256,
   confidence: 0.95,
   roundTo: 1,
   criterion: 'l1',
+  strict: false,
+  executionProvider: 'cpu',
   budgets: {},
 });
 
@@ -118,8 +132,15 @@ export const CONFIG_SCHEMA: SchemaNode = {
     latency: {
       type: 'object',
       additionalProperties: false,
-      properties: { warmup: wholeNumber(0), runs: wholeNumber(1), threads: wholeNumber(0) },
-      description: 'a mapping like { warmup: 10, runs: 30, threads: 0 }',
+      properties: {
+        warmup: wholeNumber(0),
+        runs: wholeNumber(1),
+        threads: wholeNumber(0),
+        'target-rel-ci': { type: 'number', minimum: 0, exclusiveMaximum: 1, description: 'a fraction from 0 (off) to below 1 like 0.02' },
+        'max-seconds': { type: 'number', minimum: 0, description: 'seconds, 0 or more (0 = no cap)' },
+        repeat: wholeNumber(1),
+      },
+      description: 'a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }',
     },
     'eval-batch-size': wholeNumber(1),
     confidence: {
@@ -130,6 +151,8 @@ export const CONFIG_SCHEMA: SchemaNode = {
     },
     'round-to': wholeNumber(1),
     criterion: oneOf(CRITERIA),
+    strict: boolean,
+    'execution-provider': oneOf(EXECUTION_PROVIDERS),
     budgets: {
       type: 'object',
       additionalProperties: false,

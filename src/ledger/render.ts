@@ -130,7 +130,13 @@ function classTable(model: ModelLedger): string | undefined {
     '**Classes that lost most**',
     table([
       ['Class', 'Dense', 'Pruned', 'Drop', 'Support'],
-      ...lost.map((c) => [String(c.class), percent(c.dense), percent(c.pruned), points(c.drop, 1), String(c.support)]),
+      ...lost.map((c) => [
+        String(c.class),
+        percent(c.dense),
+        percent(c.pruned),
+        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : '') + (c.beyond_budget ? ' ❌' : ''),
+        String(c.support),
+      ]),
     ]),
   ].join('\n\n');
 }
@@ -152,7 +158,8 @@ export function renderMarkdown(ledger: Ledger): string {
   const { runtime, tool } = ledger;
   const footer =
     `<sub>${tool.name} ${tool.version} · onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ` +
-    `${runtime.threads} threads, ${runtime.platform}) · ${ledger.created_at}</sub>`;
+    `${runtime.threads} threads, ${runtime.platform}) · ${ledger.created_at}</sub>` +
+    (runtime.notes?.length ? `\n\n${runtime.notes.map((n) => `> ⚠️ ${n}`).join('\n>\n')}` : '');
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join('\n\n---\n\n') : '_No models._';
   return `${title}\n\n${models}\n\n${footer}\n`;

@@ -49,6 +49,10 @@ export interface Step {
   size_bytes: number;
   gzip_bytes: number;
   accuracy: number | null;
+  /** Wilson interval of `accuracy` at the ledger's confidence */
+  accuracy_ci?: [number, number];
+  /** Wilson interval of each class's accuracy; null for a class with no sample */
+  per_class_ci?: ([number, number] | null)[];
   /** accuracy per class index; null for a class with no sample in the evaluation set */
   per_class: (number | null)[] | null;
   /** rows: true class, columns: predicted class */
@@ -129,6 +133,12 @@ export interface ClassChange {
   pruned: number;
   drop: number;
   support: number;
+  /** paired (Newcombe) interval of the drop at the ledger's confidence */
+  drop_ci?: [number, number];
+  /** McNemar's exact test of dense vs final on this class's samples */
+  p_value?: number;
+  /** the whole drop interval exceeds the class-accuracy-drop budget */
+  beyond_budget?: boolean;
 }
 
 export interface ModelLedger {
@@ -168,6 +178,13 @@ export interface Ledger {
   verdict: Verdict;
   tool: { name: 'prune-guard'; version: string };
   created_at: string;
-  runtime: { onnxruntime: string; provider: string; threads: number; platform: string };
+  runtime: {
+    onnxruntime: string;
+    provider: string;
+    threads: number;
+    platform: string;
+    /** e.g. why `--execution-provider auto` measured on CPU */
+    notes?: string[];
+  };
   models: ModelLedger[];
 }

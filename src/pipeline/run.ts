@@ -5,12 +5,14 @@ import type { Config } from '../config/schema.js';
 import { loadDataset, sliceBatch } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
-import { evaluateBudgets, overallVerdict, type ResolvedBudget } from '../ledger/budgets.js';
+import type { ResolvedBudget } from '../ledger/budgets.js';
 import { renderMarkdown } from '../ledger/render.js';
 import { LEDGER_SCHEMA, type ClassChange, type Ledger, type ModelLedger, type Step } from '../ledger/types.js';
 import { latencyStat, measureInterleaved } from '../measure/latency.js';
 import { classSupport } from '../measure/metrics.js';
 import { onnxruntimeVersion } from '../measure/ort.js';
+import { resolveProvider } from '../measure/provider.js';
+import { judgeWithIntervals } from './verdicts.js';
 import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
 import { modelInputs } from '../onnx/signature.js';
 import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
@@ -80,6 +82,9 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   }
   checkRecoveryInputs(config, calib);
 
+  // before anything is written: a run that cannot measure where it was asked to must not leave files
+  const provider = await resolveProvider(config.executionProvider, req.model);
+  if (provider.note) progress.note(provider.note);
   const target = targetSparsity(config);
   progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
@@ -106,7 +111,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join('; ')}`);
 
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress };
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep = await measureStep('dense', 'input model, unchanged', req.model, ctx);
   const measured: MeasuredStep[] = [denseStep, await measureStep('prune', pruned.description, pruneArtifact, { ...ctx, dense: denseStep.preds })];
   for (const r of recovered) {
@@ -120,17 +125,17 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const artifacts = measured.map((m) => m.step.artifact);
   progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes }, (done) => progress.update(done));
+  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j]));
+    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
 
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
-  const budgets = evaluateBudgets(req.budgets, { dense: steps[0], final });
-  const verdict = overallVerdict(budgets.map((b) => b.verdict));
+  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels!, denseStep.preds.classes));
+  const { budgets, verdict } = judged;
   const modelLedger: ModelLedger = {
     model: req.model,
     pruned: outPath,
@@ -139,7 +144,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     steps,
     budgets,
     verdict,
-    class_changes: classChanges(steps[0], final, data.labels!, denseStep.preds.classes),
+    class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep.preds.classes },
     ...(pruned.notes.length > 0 ? { notes: pruned.notes } : {}),
   };
@@ -150,7 +155,8 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     created_at: new Date().toISOString(),
     runtime: {
       onnxruntime: onnxruntimeVersion(),
-      provider: 'cpu',
+      provider: provider.provider,
+      ...(provider.note ? { notes: [provider.note] } : {}),
       threads: config.latency.threads || os.availableParallelism(),
       platform: `${process.platform}-${process.arch}`,
     },
