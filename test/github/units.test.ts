@@ -1,0 +1,90 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { COMMENT_LIMIT, fitComment } from '../../src/github/fit.js';
+import { gateFails } from '../../src/github/gate.js';
+import { readInputs } from '../../src/github/inputs.js';
+import { findModels, shardModels } from '../../src/github/models.js';
+import { barChart } from '../../src/github/report.js';
+import { tempDir } from '../support/fixtures.js';
+
+const get = (values: Record<string, string>) => (name: string) => values[name] ?? '';
+
+describe('inputs', () => {
+  it('parses multi-line budgets with the CLI parser, shift sets, shard and defaults', () => {
+    const i = readInputs(get({ budgets: 'accuracy-drop=0.5%\n# a comment\nmax-size-bytes = 2MB\n', 'shift-data': 'rotated=data/r.npz\nnoisy = data/n.npz', shard: '2/4', data: 'test.npz' }));
+    expect(i.budgets).toEqual([{ name: 'accuracy-drop', limit: 0.005 }, { name: 'max-size-bytes', limit: 2_000_000 }]);
+    expect(i.shiftData).toEqual([{ name: 'rotated', path: 'data/r.npz' }, { name: 'noisy', path: 'data/n.npz' }]);
+    expect(i.shard).toEqual({ index: 2, count: 4 });
+    expect(i).toMatchObject({ models: ['**/*.onnx'], mode: 'check', comment: 'auto', failOn: 'fail', out: 'prune-guard-out' });
+  });
+
+  it.each([
+    [{ budgets: 'accuracy-drop=lots' }, /^input budgets: accuracy-drop=lots: 'accuracy-drop' must be/],
+    [{ budgets: 'acuracy-drop=0.1' }, /^input budgets: .*unknown budget 'acuracy-drop'.*accuracy-drop/],
+    [{ shard: '5/4' }, /^input shard: '5\/4' must be i\/n/],
+    [{ mode: 'weekly' }, /^input mode: 'weekly' is not one of check, nightly, aggregate/],
+    [{ 'fail-on': 'sometimes' }, /^input fail-on:/],
+    [{ 'target-sparsity': '1.2' }, /^input target-sparsity: '1.2' must be a fraction/],
+    [{ 'shift-data': 'rotated' }, /^input shift-data: 'rotated' must be NAME=path/],
+    [{ 'execution-provider': 'cuda' }, /^input execution-provider: 'cuda' is not available/],
+    [{ 'recovery-command': 'make recover' }, /^input recovery-command: only used with recovery: command/],
+    [{ mode: 'aggregate' }, /^input ledgers: mode aggregate needs/],
+  ])('refuses %j with a one-line message naming the input', (values, message) => {
+    expect(() => readInputs(get(values))).toThrow(message);
+  });
+});
+
+describe('models and shards', () => {
+  it('finds models by glob, skipping .git, node_modules and the output folder', () => {
+    const root = tempDir();
+    for (const f of ['a/x.onnx', 'a/b/y.onnx', 'c/z.onnx', 'a/notes.txt', 'node_modules/p/m.onnx', '.git/m.onnx', 'out/a/x.pruned.onnx']) {
+      fs.mkdirSync(path.dirname(path.join(root, f)), { recursive: true });
+      fs.writeFileSync(path.join(root, f), '');
+    }
+    expect(findModels(root, ['**/*.onnx'], ['out'])).toEqual(['a/b/y.onnx', 'a/x.onnx', 'c/z.onnx']);
+    expect(findModels(root, ['a/**'], ['out'])).toEqual(['a/b/y.onnx', 'a/x.onnx']);
+  });
+
+  it('shards split deterministically: every model exactly once, whatever the input order', () => {
+    const models = Array.from({ length: 11 }, (_, i) => `m/${String.fromCharCode(97 + i)}.onnx`);
+    const shuffled = [...models].reverse();
+    const shards = [1, 2, 3].map((index) => shardModels(shuffled, { index, count: 3 }));
+    expect(shards.flat().sort()).toEqual(models);
+    expect(shards.map((s) => s.length)).toEqual([4, 4, 3]);
+    expect(shardModels(models, { index: 2, count: 3 })).toEqual(shards[1]);
+  });
+});
+
+describe('comment size', () => {
+  it('empties folded sections, largest first, before cutting anything else', () => {
+    const small = { summary: 'small', body: 'y'.repeat(1000) };
+    const big = { summary: 'big', body: 'x'.repeat(70_000) };
+    const text = fitComment(['# head', big, small, 'tail'], COMMENT_LIMIT);
+    expect(text.length).toBeLessThanOrEqual(COMMENT_LIMIT);
+    expect(text).toContain('<details><summary>big</summary>\n\n_Omitted (70000 characters)');
+    expect(text).toContain('y'.repeat(1000));
+    expect(text.endsWith('tail\n')).toBe(true);
+  });
+
+  it('cuts plain text last, closing an open code fence and details, never splitting a surrogate pair', () => {
+    const long = '<details>\n\n```\n' + '😀'.repeat(40_000);
+    const text = fitComment([long], 10_000);
+    expect(text.length).toBeLessThanOrEqual(10_000);
+    expect(text).toMatch(/```\n<\/details>\n\n_…truncated/);
+    expect(text.includes('\ud83d\n')).toBe(false);
+  });
+});
+
+describe('gate and charts', () => {
+  it('fail-on decides which verdicts fail the step', () => {
+    expect([gateFails('fail', 'fail'), gateFails('warn', 'fail'), gateFails('warn', 'warn'), gateFails('fail', 'never')]).toEqual([true, false, true, false]);
+  });
+
+  it('Mermaid bar charts leave out missing values and quote labels', () => {
+    expect(barChart('a "b"', 'ms', [['dense', 2], ['x', null], ['head', 1]])).toBe(
+      '```mermaid\nxychart-beta\n  title "a \'b\'"\n  x-axis ["dense", "head"]\n  y-axis "ms" 0 --> 2.2\n  bar [2, 1]\n```',
+    );
+    expect(barChart('t', 'ms', [['x', null]])).toBeUndefined();
+  });
+});
