@@ -25364,6 +25364,7 @@ function readInputs(get) {
     historyFile: get("history-file") || "prune-guard-history.json",
     historyBranch: get("history-branch") || void 0,
     issueLabel: get("issue-label") || "prune-guard",
+    pullRequest: number("pull-request", get("pull-request"), (n) => Number.isInteger(n) && n >= 1, "a pull-request number like 42"),
     batchSizes,
     runs: number("runs", get("runs"), (n) => Number.isInteger(n) && n >= 1, "a whole number of 1 or more"),
     warmup: number("warmup", get("warmup"), (n) => Number.isInteger(n) && n >= 0, "a whole number of 0 or more")
@@ -25374,6 +25375,9 @@ function readInputs(get) {
   }
   if (inputs.mode === "aggregate" && !inputs.ledgers) {
     throw new UserError("input ledgers: mode aggregate needs the folder holding the shards' ledger.json files (download-artifact path)");
+  }
+  if (inputs.pullRequest !== void 0 && inputs.mode !== "aggregate") {
+    throw new UserError("input pull-request: only used with mode: aggregate (posting ledgers from a workflow_run follow-up); remove it or set mode: aggregate");
   }
   return inputs;
 }
@@ -51328,13 +51332,16 @@ function progressFor(io) {
   }, stop() {
   } };
 }
-function pullRequestOf(ctx) {
+function pullRequestOf(ctx, inputs) {
+  if (inputs.pullRequest !== void 0) {
+    return { number: inputs.pullRequest, base: "", head: String(ctx.payload.workflow_run?.head_sha ?? ctx.sha) };
+  }
   const pr = ctx.payload.pull_request;
   if (!pr || typeof pr.number !== "number") return void 0;
   return { number: pr.number, base: String(pr.base?.sha ?? ""), head: String(pr.head?.sha ?? ctx.sha) };
 }
 async function selectModels(inputs, octokit, ctx, env) {
-  const pr = pullRequestOf(ctx);
+  const pr = pullRequestOf(ctx, inputs);
   if (pr && inputs.mode === "check") {
     const { jobs: jobs2, unchanged } = await changedModels(octokit, ctx, pr.number, modelMatcher(inputs.models));
     const mine = shardModels(jobs2.map((j) => j.path), inputs.shard);
@@ -51386,7 +51393,7 @@ async function run(inputs, octokit, ctx, env, io) {
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
   const result = { ledger, ledgerPath, failed: false };
-  const pr = pullRequestOf(ctx);
+  const pr = pullRequestOf(ctx, inputs);
   const writes = !!inputs.githubToken;
   if (pr && inputs.comment !== "never" && writes) {
     const create2 = inputs.comment === "always" || ledger.models.length > 0;

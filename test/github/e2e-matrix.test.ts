@@ -50,6 +50,18 @@ describe('a matrix of shards, then one aggregate comment', () => {
     expect(body).toContain('2 models from 2 shards');
     expect(body.match(/<details><summary>Ledger: /g)).toHaveLength(2);
   }, 60_000);
+
+  it('a workflow_run follow-up posts the downloaded ledgers to the pull request named by the input (the fork flow)', async () => {
+    const downloaded = tempDir();
+    fs.cpSync(path.dirname(shards[0].outputs.ledger), path.join(downloaded, 'prune-guard'), { recursive: true });
+    api.calls.length = 0;
+    const payload = { workflow_run: { head_sha: repo.head, pull_requests: [], event: 'pull_request' } };
+    const r = await runAction({ actionDir: ROOT, workspace: repo.dir, apiUrl: api.url, eventName: 'workflow_run', payload, inputs: { ...common, mode: 'aggregate', ledgers: downloaded, 'pull-request': '7' }, sha: 'main0001' });
+    expect(r.code, r.stdout).toBe(0);
+    const id = api.state.comments[0].id;
+    expect(api.calls.map(route)).toEqual(['GET /repos/octo/models/issues/7/comments', `PATCH /repos/octo/models/issues/comments/${id}`, 'POST /repos/octo/models/check-runs']);
+    expect(api.calls[2].body).toMatchObject({ name: 'prune-guard / models/classifier.onnx', head_sha: repo.head });
+  }, 60_000);
 });
 
 describe('nightly', () => {

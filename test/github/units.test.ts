@@ -6,7 +6,8 @@ import { gateFails } from '../../src/github/gate.js';
 import { readInputs } from '../../src/github/inputs.js';
 import { findModels, shardModels } from '../../src/github/models.js';
 import { barChart } from '../../src/github/report.js';
-import { tempDir } from '../support/fixtures.js';
+import { parse } from 'yaml';
+import { ROOT, tempDir } from '../support/fixtures.js';
 
 const get = (values: Record<string, string>) => (name: string) => values[name] ?? '';
 
@@ -30,6 +31,7 @@ describe('inputs', () => {
     [{ 'execution-provider': 'cuda' }, /^input execution-provider: 'cuda' is not available/],
     [{ 'recovery-command': 'make recover' }, /^input recovery-command: only used with recovery: command/],
     [{ mode: 'aggregate' }, /^input ledgers: mode aggregate needs/],
+    [{ 'pull-request': '7' }, /^input pull-request: only used with mode: aggregate/],
   ])('refuses %j with a one-line message naming the input', (values, message) => {
     expect(() => readInputs(get(values))).toThrow(message);
   });
@@ -86,5 +88,30 @@ describe('gate and charts', () => {
       '```mermaid\nxychart-beta\n  title "a \'b\'"\n  x-axis ["dense", "head"]\n  y-axis "ms" 0 --> 2.2\n  bar [2, 1]\n```',
     );
     expect(barChart('t', 'ms', [['x', null]])).toBeUndefined();
+  });
+});
+
+describe('action.yml and the example workflows', () => {
+  const actionYml = parse(fs.readFileSync(path.join(ROOT, 'action.yml'), 'utf8'));
+  const declared = Object.keys(actionYml.inputs);
+
+  it('declares every input the action reads, runs on node24 from dist/index.js', () => {
+    const read = new Set<string>();
+    readInputs((name) => (read.add(name), name === 'data' ? 'x.npz' : ''));
+    read.add('onnxruntime-path');
+    expect(declared.sort()).toEqual([...read].sort());
+    expect(actionYml.runs).toEqual({ using: 'node24', main: 'dist/index.js' });
+    expect(Object.keys(actionYml.outputs).sort()).toEqual(['comment-url', 'ledger', 'pruned-models', 'verdict']);
+  });
+
+  const dir = path.join(ROOT, 'examples/workflows');
+  it.each(fs.readdirSync(dir))('%s uses only declared inputs, never pull_request_target', (file) => {
+    const text = fs.readFileSync(path.join(dir, file), 'utf8');
+    expect(text).not.toMatch(/^\s*pull_request_target/m);
+    const wf = parse(text);
+    const steps = Object.values(wf.jobs as Record<string, { steps: { uses?: string; with?: Record<string, unknown> }[] }>).flatMap((j) => j.steps);
+    const mine = steps.filter((s) => s.uses?.startsWith('prune-guard/prune-guard@'));
+    expect(mine.length).toBeGreaterThan(0);
+    for (const s of mine) for (const key of Object.keys(s.with ?? {})) expect(declared).toContain(key);
   });
 });
