@@ -109,3 +109,20 @@ describe('nightly', () => {
     expect(second.summary).toMatch(/\n {2}line \[/);
   }, 180_000);
 });
+
+describe('onnxruntime-path', () => {
+  let api: Awaited<ReturnType<typeof startFakeGitHub>>;
+  afterAll(async () => api?.close());
+
+  it('loads onnxruntime from an installed onnxruntime-node, and names the input when that folder has none', async () => {
+    const repo = prRepo();
+    api = await startFakeGitHub();
+    const base = { ...common, models: 'models/other.onnx' };
+    const ok = await runAction({ actionDir: ROOT, workspace: repo.dir, apiUrl: api.url, eventName: 'push', payload: {}, inputs: { ...base, 'onnxruntime-path': path.join(ROOT, 'node_modules/onnxruntime-node') }, sha: repo.head });
+    expect(ok.code, ok.stdout).toBe(0);
+    expect(readLedger(ok.outputs.ledger).models[0].steps[1].accuracy).toBeGreaterThan(0.5);
+    const bad = await runAction({ actionDir: ROOT, workspace: repo.dir, apiUrl: api.url, eventName: 'push', payload: {}, inputs: { ...base, 'onnxruntime-path': repo.dir }, sha: repo.head });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain(`::error::prune-guard: PRUNE_GUARD_ONNXRUNTIME_PATH=${repo.dir}: no onnxruntime-node binding for linux-x64`);
+  }, 120_000);
+});
