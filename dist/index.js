@@ -35511,6 +35511,10 @@ var init_gitBase = __esm({
 // src/github/checkModels.ts
 import * as fs9 from "node:fs";
 import * as path6 from "node:path";
+function workspacePath(workspace, file) {
+  const rel = path6.relative(workspace, file);
+  return rel.startsWith("..") || path6.isAbsolute(rel) ? file : rel.split(path6.sep).join("/");
+}
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
 }
@@ -35524,6 +35528,7 @@ async function checkModels(jobs, settings, opts) {
     const model = ledger.models[0];
     model.model = job.path;
     model.pruned = path6.relative(opts.workspace, model.pruned).split(path6.sep).join("/");
+    model.eval.data = workspacePath(opts.workspace, model.eval.data);
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
       const dir = path6.join(opts.temp, "prune-guard-base", slug(job.path));

@@ -1,6 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { budgetAnnotations } from '../../src/github/annotations.js';
+import { appendHistory, emptyHistory, HISTORY_LIMIT, parseHistory } from '../../src/github/history.js';
+import type { BudgetName, BudgetResult, ModelLedger } from '../../src/ledger/types.js';
 import { COMMENT_LIMIT, fitComment } from '../../src/github/fit.js';
 import { gateFails } from '../../src/github/gate.js';
 import { readInputs } from '../../src/github/inputs.js';
@@ -113,5 +116,36 @@ describe('action.yml and the example workflows', () => {
     const mine = steps.filter((s) => s.uses?.startsWith('prune-guard/prune-guard@'));
     expect(mine.length).toBeGreaterThan(0);
     for (const s of mine) for (const key of Object.keys(s.with ?? {})) expect(declared).toContain(key);
+  });
+});
+
+describe('budget annotations', () => {
+  const budget = (name: BudgetName, source: 'default' | 'config' | 'flag', verdict: 'pass' | 'warn' | 'fail'): BudgetResult => ({ name, limit: 0.01, actual: verdict === 'warn' ? null : 0.2, verdict, direction: 'max', source, detail: 'd' });
+
+  it('point at the workflow line for budgets: inputs, at the config line otherwise, and skip passing budgets', () => {
+    const ws = tempDir();
+    fs.mkdirSync(path.join(ws, '.github/workflows'), { recursive: true });
+    fs.writeFileSync(path.join(ws, '.github/workflows/ci.yml'), 'on: pull_request\njobs:\n  x:\n    steps:\n      - with:\n          budgets: |\n            max-size-bytes=2MB\n');
+    fs.writeFileSync(path.join(ws, 'pg.yml'), 'sparsity: 0.5\nbudgets:\n  ece-increase: 0.01\n  accuracy-drop: 0.01\n');
+    const model = { model: 'm.onnx', budgets: [budget('accuracy-drop', 'config', 'fail'), budget('max-size-bytes', 'flag', 'fail'), budget('ece-increase', 'config', 'pass'), budget('class-accuracy-drop', 'default', 'warn')] } as ModelLedger;
+    const got = budgetAnnotations(model, { workspace: ws, configFile: 'pg.yml', workflowFile: '.github/workflows/ci.yml' });
+    expect(got.map((a) => [a.path, a.start_line, a.annotation_level, a.title])).toEqual([
+      ['pg.yml', 4, 'failure', 'm.onnx: accuracy-drop fail'],
+      ['.github/workflows/ci.yml', 7, 'failure', 'm.onnx: max-size-bytes fail'],
+      // a default limit is not written anywhere: the annotation points at the config's budgets mapping
+      ['pg.yml', 2, 'warning', 'm.onnx: class-accuracy-drop warn'],
+    ]);
+  });
+});
+
+describe('history', () => {
+  it('keeps the latest entries and refuses a file that is not a prune-guard history', () => {
+    let h = emptyHistory();
+    for (let i = 0; i < HISTORY_LIMIT + 5; i++) h = appendHistory(h, { created_at: `2026-01-01T00:00:${i}`, sha: 'abc', run_id: i, verdict: 'pass', models: [] });
+    expect(h.entries).toHaveLength(HISTORY_LIMIT);
+    expect(h.entries[0].run_id).toBe(5);
+    expect(parseHistory(JSON.stringify(h), 'h.json').entries).toHaveLength(HISTORY_LIMIT);
+    expect(() => parseHistory('{"entries": []}', 'h.json')).toThrow('h.json: is not a prune-guard history file');
+    expect(() => parseHistory('nope', 'h.json')).toThrow('h.json: is not JSON');
   });
 });
