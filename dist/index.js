@@ -4,7 +4,15 @@ import { dirname as __pgDirname, join as __pgJoin } from 'node:path';
 const require = __pgCreateRequire(import.meta.url);
 const __filename = __pgFileURLToPath(import.meta.url);
 const __dirname = __pgDirname(__filename);
+import { existsSync as __pgExists } from 'node:fs';
 globalThis.__pruneGuardOrtBinding = () => {
+  // a user's onnxruntime-node (another platform, a GPU build) replaces the bundled binding everywhere
+  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
+  if (custom) {
+    const binding = __pgJoin(custom, 'bin', 'napi-v6', process.platform, process.arch, 'onnxruntime_binding.node');
+    if (!__pgExists(binding)) throw new Error('PRUNE_GUARD_ONNXRUNTIME_PATH=' + custom + ': no onnxruntime-node binding for ' + process.platform + '-' + process.arch + ' at ' + binding + '; point it at an installed onnxruntime-node package folder');
+    return binding;
+  }
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     throw new Error('prune-guard dist/ ships onnxruntime for linux-x64 only; on ' + process.platform + '-' + process.arch + ' set PRUNE_GUARD_ONNXRUNTIME_PATH to an installed onnxruntime-node');
   }
@@ -25386,6 +25394,7 @@ function readInputs(get) {
     historyFile: get("history-file") || "prune-guard-history.json",
     historyBranch: get("history-branch") || void 0,
     issueLabel: get("issue-label") || "prune-guard",
+    pullRequest: number("pull-request", get("pull-request"), (n) => Number.isInteger(n) && n >= 1, "a pull-request number like 42"),
     batchSizes,
     runs: number("runs", get("runs"), (n) => Number.isInteger(n) && n >= 1, "a whole number of 1 or more"),
     warmup: number("warmup", get("warmup"), (n) => Number.isInteger(n) && n >= 0, "a whole number of 0 or more")
@@ -25396,6 +25405,9 @@ function readInputs(get) {
   }
   if (inputs.mode === "aggregate" && !inputs.ledgers) {
     throw new UserError("input ledgers: mode aggregate needs the folder holding the shards' ledger.json files (download-artifact path)");
+  }
+  if (inputs.pullRequest !== void 0 && inputs.mode !== "aggregate") {
+    throw new UserError("input pull-request: only used with mode: aggregate (posting ledgers from a workflow_run follow-up); remove it or set mode: aggregate");
   }
   return inputs;
 }
@@ -38413,6 +38425,10 @@ var init_gitBase = __esm({
 // src/github/checkModels.ts
 import * as fs11 from "node:fs";
 import * as path7 from "node:path";
+function workspacePath(workspace, file) {
+  const rel = path7.relative(workspace, file);
+  return rel.startsWith("..") || path7.isAbsolute(rel) ? file : rel.split(path7.sep).join("/");
+}
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
 }
@@ -38426,6 +38442,7 @@ async function checkModels(jobs, settings, opts) {
     const model = ledger.models[0];
     model.model = job.path;
     model.pruned = path7.relative(opts.workspace, model.pruned).split(path7.sep).join("/");
+    model.eval.data = workspacePath(opts.workspace, model.eval.data);
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
       const dir = path7.join(opts.temp, "prune-guard-base", slug(job.path));
@@ -54149,13 +54166,16 @@ function progressFor(io) {
   }, stop() {
   } };
 }
-function pullRequestOf(ctx) {
+function pullRequestOf(ctx, inputs) {
+  if (inputs.pullRequest !== void 0) {
+    return { number: inputs.pullRequest, base: "", head: String(ctx.payload.workflow_run?.head_sha ?? ctx.sha) };
+  }
   const pr = ctx.payload.pull_request;
   if (!pr || typeof pr.number !== "number") return void 0;
   return { number: pr.number, base: String(pr.base?.sha ?? ""), head: String(pr.head?.sha ?? ctx.sha) };
 }
 async function selectModels(inputs, octokit, ctx, env) {
-  const pr = pullRequestOf(ctx);
+  const pr = pullRequestOf(ctx, inputs);
   if (pr && inputs.mode === "check") {
     const { jobs: jobs2, unchanged } = await changedModels(octokit, ctx, pr.number, modelMatcher(inputs.models));
     const mine = shardModels(jobs2.map((j) => j.path), inputs.shard);
@@ -54207,7 +54227,7 @@ async function run(inputs, octokit, ctx, env, io) {
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
   const result = { ledger, ledgerPath, failed: false };
-  const pr = pullRequestOf(ctx);
+  const pr = pullRequestOf(ctx, inputs);
   const writes = !!inputs.githubToken;
   if (pr && inputs.comment !== "never" && writes) {
     const create2 = inputs.comment === "always" || ledger.models.length > 0;
@@ -54325,5 +54345,11 @@ var init_entry = __esm({
 init_core();
 var ortPath = getInput("onnxruntime-path");
 if (ortPath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = ortPath;
-var { entry: entry2 } = await Promise.resolve().then(() => (init_entry(), entry_exports));
+var entry2;
+try {
+  ({ entry: entry2 } = await Promise.resolve().then(() => (init_entry(), entry_exports)));
+} catch (e) {
+  setFailed(`prune-guard: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit();
+}
 await entry2();

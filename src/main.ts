@@ -6,5 +6,12 @@ import * as core from '@actions/core';
 const ortPath = core.getInput('onnxruntime-path');
 if (ortPath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = ortPath;
 
-const { entry } = await import('./github/entry.js');
+let entry: () => Promise<void>;
+try {
+  ({ entry } = await import('./github/entry.js'));
+} catch (e) {
+  // loading onnxruntime failed (a platform without a bundled binding, a wrong onnxruntime-path)
+  core.setFailed(`prune-guard: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit();
+}
 await entry();

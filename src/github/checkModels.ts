@@ -23,6 +23,12 @@ export interface BaseSource {
   cwd: string;
 }
 
+/** Repository-relative for files in the checkout (what a reader of the comment recognises), else as given. */
+function workspacePath(workspace: string, file: string): string {
+  const rel = path.relative(workspace, file);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? file : rel.split(path.sep).join('/');
+}
+
 /** A folder name for a model path: unique per path, readable, safe on every filesystem. */
 export function slug(file: string): string {
   return file.replace(/[^A-Za-z0-9._-]+/g, '_');
@@ -46,6 +52,7 @@ export async function checkModels(
     const model = ledger.models[0];
     model.model = job.path;
     model.pruned = path.relative(opts.workspace, model.pruned).split(path.sep).join('/');
+    model.eval.data = workspacePath(opts.workspace, model.eval.data);
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
       const dir = path.join(opts.temp, 'prune-guard-base', slug(job.path));

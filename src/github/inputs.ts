@@ -36,6 +36,8 @@ export interface ActionInputs {
   historyFile: string;
   historyBranch?: string;
   issueLabel: string;
+  /** comment on this pull request from a non-pull-request event (a `workflow_run` follow-up) */
+  pullRequest?: number;
   batchSizes?: number[];
   runs?: number;
   warmup?: number;
@@ -126,6 +128,7 @@ export function readInputs(get: (name: string) => string): ActionInputs {
     historyFile: get('history-file') || 'prune-guard-history.json',
     historyBranch: get('history-branch') || undefined,
     issueLabel: get('issue-label') || 'prune-guard',
+    pullRequest: number('pull-request', get('pull-request'), (n) => Number.isInteger(n) && n >= 1, 'a pull-request number like 42'),
     batchSizes,
     runs: number('runs', get('runs'), (n) => Number.isInteger(n) && n >= 1, 'a whole number of 1 or more'),
     warmup: number('warmup', get('warmup'), (n) => Number.isInteger(n) && n >= 0, 'a whole number of 0 or more'),
@@ -136,6 +139,9 @@ export function readInputs(get: (name: string) => string): ActionInputs {
   }
   if (inputs.mode === 'aggregate' && !inputs.ledgers) {
     throw new UserError('input ledgers: mode aggregate needs the folder holding the shards\' ledger.json files (download-artifact path)');
+  }
+  if (inputs.pullRequest !== undefined && inputs.mode !== 'aggregate') {
+    throw new UserError('input pull-request: only used with mode: aggregate (posting ledgers from a workflow_run follow-up); remove it or set mode: aggregate');
   }
   return inputs;
 }

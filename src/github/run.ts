@@ -54,7 +54,11 @@ function progressFor(io: ActionIO): Progress {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {}, stop() {} };
 }
 
-function pullRequestOf(ctx: RunContext): { number: number; base: string; head: string } | undefined {
+function pullRequestOf(ctx: RunContext, inputs: ActionInputs): { number: number; base: string; head: string } | undefined {
+  if (inputs.pullRequest !== undefined) {
+    // a workflow_run follow-up: the pull request is named by the input, its head is the triggering run's commit
+    return { number: inputs.pullRequest, base: '', head: String(ctx.payload.workflow_run?.head_sha ?? ctx.sha) };
+  }
   const pr = ctx.payload.pull_request;
   if (!pr || typeof pr.number !== 'number') return undefined;
   return { number: pr.number, base: String(pr.base?.sha ?? ''), head: String(pr.head?.sha ?? ctx.sha) };
@@ -62,7 +66,7 @@ function pullRequestOf(ctx: RunContext): { number: number; base: string; head: s
 
 /** Models to check in this run and, for a pull request, where their base versions come from. */
 async function selectModels(inputs: ActionInputs, octokit: Octokit, ctx: RunContext, env: ActionEnv): Promise<{ jobs: ModelJob[]; base?: BaseSource; notes: string[]; title: string }> {
-  const pr = pullRequestOf(ctx);
+  const pr = pullRequestOf(ctx, inputs);
   if (pr && inputs.mode === 'check') {
     const { jobs, unchanged } = await changedModels(octokit, ctx, pr.number, modelMatcher(inputs.models));
     const mine = shardModels(jobs.map((j) => j.path), inputs.shard);
@@ -123,7 +127,7 @@ export async function run(inputs: ActionInputs, octokit: Octokit, ctx: RunContex
   io.setOutput('pruned-models', JSON.stringify(ledger.models.map((m) => m.pruned)));
 
   const result: ActionResult = { ledger, ledgerPath, failed: false };
-  const pr = pullRequestOf(ctx);
+  const pr = pullRequestOf(ctx, inputs);
   const writes = !!inputs.githubToken;
   if (pr && inputs.comment !== 'never' && writes) {
     const create = inputs.comment === 'always' || ledger.models.length > 0;

@@ -54,7 +54,7 @@ export async function startFakeGitHub(init: Partial<FakeState> = {}): Promise<{ 
     req.on('data', (c) => (raw += c));
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-      const call: ApiCall = { method: req.method ?? 'GET', path: url.pathname, query: Object.fromEntries(url.searchParams), body: raw ? JSON.parse(raw) : undefined };
+      const call: ApiCall = { method: req.method ?? 'GET', path: decodeURIComponent(url.pathname), query: Object.fromEntries(url.searchParams), body: raw ? JSON.parse(raw) : undefined };
       calls.push(call);
       const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
         res.writeHead(status, { 'content-type': 'application/json', ...headers });
@@ -62,7 +62,7 @@ export async function startFakeGitHub(init: Partial<FakeState> = {}): Promise<{ 
       };
       const forbidden = () => send(403, { message: 'Resource not accessible by integration', status: '403' });
       const repoPath = `/repos/${state.owner}/${state.repo}`;
-      const p = url.pathname;
+      const p = call.path;
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       if (call.method === 'GET' && p === `${repoPath}/pulls/${state.pull}/files`) {
         const page = Number(url.searchParams.get('page') ?? 1);
