@@ -57,6 +57,35 @@ export interface Step {
   /** accuracy per shift set, keyed by its name */
   shift_accuracy?: Record<string, number>;
   layers?: LayerSparsity[];
+  /**
+   * bytes of the float weights in a bitmask sparse encoding (1 bit per entry + nonzero values at their
+   * own width), from the saved file: the storage a sparse format would need, apart from speed
+   */
+  sparse_bytes?: number;
+  /** where the speed went, relative to the dense step */
+  funnel?: SpeedFunnel;
+}
+
+/** A step against the dense step: parameters -> MACs -> ideal speedup -> measured speedup -> efficiency. */
+export interface SpeedFunnel {
+  /** latency batch the speedups are measured at (the primary one) */
+  batch: number;
+  /** nonzero parameters / dense nonzero parameters */
+  params_ratio: number;
+  /** MACs the runtime's dense kernels execute / dense MACs */
+  flops_ratio: number;
+  /** MACs with a nonzero weight / dense MACs: what a kernel that skips zero weights would execute */
+  sparse_flops_ratio: number;
+  /** 1 / sparse_flops_ratio: the speedup if time followed the MACs that matter */
+  ideal_speedup: number;
+  /** dense p50 / this p50 (ratio of medians of the interleaved samples); null when not measured */
+  speedup: number | null;
+  /** speedup / ideal_speedup: the share of the promised speedup that was realised */
+  efficiency: number | null;
+  /** two-sided Mann-Whitney p-value of the dense and this step's latency samples */
+  p_value: number | null;
+  /** what the samples support: `faster` or `slower` only when p < 0.05, else `unchanged` (within noise) */
+  speed: 'faster' | 'slower' | 'unchanged' | null;
 }
 
 export type BudgetName =
