@@ -23263,7 +23263,7 @@ function parseNpy(bytes2, where) {
     fail("structured (record) dtype, which prune-guard cannot read", "save each field as its own plain array");
   }
   if (typeof descr !== "string") fail("unreadable header ('descr' is not a string)");
-  const { dtype, swap: swap3 } = decodeDescr(descr, fail);
+  const { dtype, swap: swap2 } = decodeDescr(descr, fail);
   if (typeof fortran !== "boolean") fail("unreadable header ('fortran_order' is not True/False)");
   if (fortran) {
     fail(
@@ -23291,7 +23291,7 @@ function parseNpy(bytes2, where) {
   }
   const copy = new Uint8Array(needed);
   copy.set(bytes2.subarray(dataStart, dataStart + needed));
-  if (swap3 && itemSize > 1) swapBytesInPlace(copy, itemSize);
+  if (swap2 && itemSize > 1) swapBytesInPlace(copy, itemSize);
   return { dtype, shape, data: DTYPES[dtype].make(copy.buffer, 0, count3) };
 }
 function describeShape(shape) {
@@ -29234,50 +29234,25 @@ function modelInputs(model, file) {
 }
 
 // src/prune/select.ts
-function kthSmallest(values, k) {
-  if (k < 0 || k >= values.length) throw new RangeError(`k=${k} outside 0..${values.length - 1}`);
-  let lo = 0;
-  let hi = values.length - 1;
-  while (hi > lo) {
-    if (hi - lo < 16) {
-      insertionSort(values, lo, hi);
-      return values[k];
+function kthSmallestAbsBits(arrays, k) {
+  const total = arrays.reduce((n, a) => n + a.length, 0);
+  if (!Number.isInteger(k) || k < 0 || k >= total) throw new RangeError(`k=${k} outside 0..${total - 1}`);
+  const views = arrays.map((a) => new Uint32Array(a.buffer, a.byteOffset, a.length));
+  const high = new Uint32Array(65536);
+  for (const v of views) for (let i2 = 0; i2 < v.length; i2++) high[(v[i2] & 2147483647) >>> 16]++;
+  let bucket = 0;
+  let rank = k;
+  while (rank >= high[bucket]) rank -= high[bucket++];
+  const low = new Uint32Array(65536);
+  for (const v of views) {
+    for (let i2 = 0; i2 < v.length; i2++) {
+      const bits2 = v[i2] & 2147483647;
+      if (bits2 >>> 16 === bucket) low[bits2 & 65535]++;
     }
-    const mid = lo + hi >>> 1;
-    if (values[mid] < values[lo]) swap2(values, mid, lo);
-    if (values[hi] < values[lo]) swap2(values, hi, lo);
-    if (values[mid] < values[hi]) swap2(values, mid, hi);
-    const pivot = values[hi];
-    let lt = lo;
-    let gt = hi;
-    let i2 = lo;
-    while (i2 <= gt) {
-      const v = values[i2];
-      if (v < pivot) swap2(values, i2++, lt++);
-      else if (v > pivot) swap2(values, i2, gt--);
-      else i2++;
-    }
-    if (k < lt) hi = lt - 1;
-    else if (k > gt) lo = gt + 1;
-    else return pivot;
   }
-  return values[k];
-}
-function swap2(a, i2, j) {
-  const t = a[i2];
-  a[i2] = a[j];
-  a[j] = t;
-}
-function insertionSort(a, lo, hi) {
-  for (let i2 = lo + 1; i2 <= hi; i2++) {
-    const v = a[i2];
-    let j = i2 - 1;
-    while (j >= lo && a[j] > v) {
-      a[j + 1] = a[j];
-      j--;
-    }
-    a[j + 1] = v;
-  }
+  let digit = 0;
+  while (rank >= low[digit]) rank -= low[digit++];
+  return (bucket << 16 | digit) >>> 0;
 }
 
 // src/prune/magnitude.ts
@@ -29285,25 +29260,23 @@ function magnitudeMask(tensors, k) {
   const masks = tensors.map((t) => new Uint8Array(t.length).fill(1));
   if (k <= 0) return masks;
   const total = tensors.reduce((n, t) => n + t.length, 0);
-  const abs = new Float32Array(total);
-  let o = 0;
-  for (const t of tensors) for (let i2 = 0; i2 < t.length; i2++) abs[o++] = Math.abs(t[i2]);
-  const threshold = kthSmallest(abs, Math.min(k, total) - 1);
+  const threshold = kthSmallestAbsBits(tensors, Math.min(k, total) - 1);
+  const views = tensors.map((t) => new Uint32Array(t.buffer, t.byteOffset, t.length));
   let pruned = 0;
-  tensors.forEach((t, j) => {
+  views.forEach((v, j) => {
     const m = masks[j];
-    for (let i2 = 0; i2 < t.length; i2++) {
-      if (Math.abs(t[i2]) < threshold) {
+    for (let i2 = 0; i2 < v.length; i2++) {
+      if ((v[i2] & 2147483647) < threshold) {
         m[i2] = 0;
         pruned++;
       }
     }
   });
-  for (let j = 0; j < tensors.length && pruned < k; j++) {
-    const t = tensors[j];
+  for (let j = 0; j < views.length && pruned < k; j++) {
+    const v = views[j];
     const m = masks[j];
-    for (let i2 = 0; i2 < t.length && pruned < k; i2++) {
-      if (m[i2] && Math.abs(t[i2]) === threshold) {
+    for (let i2 = 0; i2 < v.length && pruned < k; i2++) {
+      if (m[i2] && (v[i2] & 2147483647) === threshold) {
         m[i2] = 0;
         pruned++;
       }
