@@ -31,6 +31,9 @@ function finalStep(model: ModelLedger): Step | undefined {
   return model.steps.at(-1);
 }
 
+/** "1.9x", but "1.04x" near 1, where one decimal would round a real change away */
+const speedRatio = (x: number): string => ratio(x, x < 1.095 ? 2 : 1);
+
 /** `**PASS** · mlp.onnx: 80.0% sparse, 1.9x faster, −0.4 pt accuracy`; parts not measured are left out. */
 export function renderHeadline(model: ModelLedger): string {
   const dense = denseStep(model);
@@ -40,7 +43,9 @@ export function renderHeadline(model: ModelLedger): string {
     parts.push(`${percent(final.sparsity)} sparse`);
     if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
       const speedup = dense.latency.p50_ms / final.latency.p50_ms;
-      parts.push(speedup >= 1 ? `${ratio(speedup, 1)} faster` : `${ratio(1 / speedup, 1)} slower`);
+      // claim a speed change only when the latency samples support it (see speedFunnel)
+      if (final.funnel?.speed === 'unchanged') parts.push('speed unchanged within noise');
+      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
     }
     if (dense.accuracy != null && final.accuracy != null) {
       parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
@@ -120,6 +125,61 @@ function stepTable(steps: readonly Step[]): string {
   ]);
 }
 
+/** Methods whose zeros onnxruntime's CPU kernels still multiply: their gain is size, not speed. */
+const zerosNotSkipped = (method: string): boolean => method === 'unstructured' || /^\d+:\d+$/.test(method);
+
+/** "Where the speed went": parameters -> MACs -> ideal speedup -> measured speedup -> efficiency. */
+function funnelSection(model: ModelLedger): string | undefined {
+  const steps = model.steps.filter((s) => s.funnel);
+  if (steps.length === 0) return undefined;
+  const dense = denseStep(model);
+  const batch = steps[0].funnel!.batch;
+  const p = (s: Step, key: 'p50_ms' | 'p95_ms'): string => (s.latency ? s.latency[key].toFixed(2) : DASH);
+  const speedCell = (s: Step): string => {
+    const f = s.funnel!;
+    if (s === dense) return 'baseline';
+    if (f.speedup === null) return DASH;
+    const verdict = f.speed === 'unchanged' ? 'within noise' : f.speed ?? '';
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? '' : `, p=${f.p_value < 0.001 ? '<0.001' : f.p_value.toFixed(3)}`})`;
+  };
+  const lines = [
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
+    table([
+      ['Step', 'Nonzero params', 'MACs run', 'MACs with nonzero weight', 'Ideal speedup', 'p50 ms', 'p95 ms', 'Speedup (p50)', 'Efficiency'],
+      ...steps.map((s) => {
+        const f = s.funnel!;
+        const base = s === dense;
+        return [
+          s.name,
+          percent(f.params_ratio),
+          percent(f.flops_ratio),
+          percent(f.sparse_flops_ratio),
+          ratio(f.ideal_speedup),
+          p(s, 'p50_ms'),
+          p(s, 'p95_ms'),
+          speedCell(s),
+          base ? DASH : orDash(f.efficiency, (x) => percent(x, 0)),
+        ];
+      }),
+    ]),
+  ];
+  const final = finalStep(model);
+  if (final?.funnel && zerosNotSkipped(model.method)) {
+    const f = final.funnel;
+    const measured = f.speedup === null ? '' : ` (measured ${ratio(f.speedup)}${f.speed === 'unchanged' ? ', within noise' : ''})`;
+    lines.push(
+      `onnxruntime on CPU does not exploit ${model.method === 'unstructured' ? 'unstructured' : `${model.method} (N:M)`} sparsity: its dense kernels ` +
+        `multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. ` +
+        `The gain is in size and memory:`,
+      table([
+        ['Step', 'File', 'Gzip', 'Sparse encoding (bitmask + nonzero values)'],
+        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)]),
+      ]),
+    );
+  }
+  return lines.join('\n\n');
+}
+
 function classTable(model: ModelLedger): string | undefined {
   const lost = model.class_changes
     .filter((c) => c.drop > 0)
@@ -147,6 +207,8 @@ function renderModel(model: ModelLedger): string {
     `eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const funnel = funnelSection(model);
+  if (funnel) sections.push(funnel);
   const classes = classTable(model);
   if (classes) sections.push(classes);
   if (model.notes?.length) sections.push(['**Notes**', ...model.notes.map((n) => `- ${cell(n)}`)].join('\n'));

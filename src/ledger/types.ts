@@ -71,6 +71,13 @@ export interface Step {
   /** recovery steps only: what the step cost and what it gained on the calibration set */
   recovery?: RecoveryInfo;
   temperature?: TemperatureInfo;
+  /**
+   * bytes of the float weights in a bitmask sparse encoding (1 bit per entry + nonzero values at their
+   * own width), from the saved file: the storage a sparse format would need, apart from speed
+   */
+  sparse_bytes?: number;
+  /** where the speed went, relative to the dense step */
+  funnel?: SpeedFunnel;
 }
 
 /** Cost and gain of one recovery step; calibration-set numbers are what the step was judged on. */
@@ -92,6 +99,29 @@ export interface TemperatureInfo {
   calib_nll_after: number;
   calib_ece_before: number;
   calib_ece_after: number;
+}
+
+
+/** A step against the dense step: parameters -> MACs -> ideal speedup -> measured speedup -> efficiency. */
+export interface SpeedFunnel {
+  /** latency batch the speedups are measured at (the primary one) */
+  batch: number;
+  /** nonzero parameters / dense nonzero parameters */
+  params_ratio: number;
+  /** MACs the runtime's dense kernels execute / dense MACs */
+  flops_ratio: number;
+  /** MACs with a nonzero weight / dense MACs: what a kernel that skips zero weights would execute */
+  sparse_flops_ratio: number;
+  /** 1 / sparse_flops_ratio: the speedup if time followed the MACs that matter */
+  ideal_speedup: number;
+  /** dense p50 / this p50 (ratio of medians of the interleaved samples); null when not measured */
+  speedup: number | null;
+  /** speedup / ideal_speedup: the share of the promised speedup that was realised */
+  efficiency: number | null;
+  /** two-sided Mann-Whitney p-value of the dense and this step's latency samples */
+  p_value: number | null;
+  /** what the samples support: `faster` or `slower` only when p < 0.05, else `unchanged` (within noise) */
+  speed: 'faster' | 'slower' | 'unchanged' | null;
 }
 
 export type BudgetName =

@@ -8,6 +8,7 @@ import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { ResolvedBudget } from '../ledger/budgets.js';
 import { renderMarkdown } from '../ledger/render.js';
 import { LEDGER_SCHEMA, type ClassChange, type Ledger, type ModelLedger, type Step } from '../ledger/types.js';
+import { speedFunnel, weightFacts } from '../measure/funnel.js';
 import { latencyStat, measureInterleaved } from '../measure/latency.js';
 import { classSupport } from '../measure/metrics.js';
 import { onnxruntimeVersion } from '../measure/ort.js';
@@ -130,6 +131,12 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   measured.forEach((m, i) => {
     m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
+  });
+  // read back from the saved files, like every other number of a step
+  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
+  measured.forEach((m, i) => {
+    m.step.sparse_bytes = facts[i].sparseBytes;
+    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i], denseSamples: samples[0][0], stepSamples: samples[i][0] });
   });
 
   const steps = measured.map((m) => m.step);
