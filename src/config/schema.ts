@@ -31,6 +31,8 @@ export interface Config {
   keepLastLayer: boolean;
   /** divide the shipped model's logits by the temperature fitted on the calibration set */
   bakeTemperature: boolean;
+  /** shell command run by `recovery: command`; '' when unset */
+  recoveryCommand: string;
   /** latency batch sizes; the first is the primary one shown in the ledger */
   batchSizes: number[];
   latency: LatencyConfig;
@@ -49,6 +51,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   keepFirstLayer: false,
   keepLastLayer: false,
   bakeTemperature: false,
+  recoveryCommand: '',
   batchSizes: [1, 32],
   latency: { warmup: 10, runs: 30, threads: 0 },
   evalBatchSize: 256,
@@ -98,6 +101,7 @@ export const CONFIG_SCHEMA: SchemaNode = {
     'keep-first-layer': boolean,
     'keep-last-layer': boolean,
     'bake-temperature': boolean,
+    'recovery-command': { type: 'string', description: 'a shell command like "python finetune.py"' },
     'batch-sizes': {
       type: 'array',
       minItems: 1,
