@@ -29381,11 +29381,27 @@ async function captureActivations(session, data, fetch, batchSize = 128) {
   }
   return out;
 }
-var gramSession;
-function gramModel() {
-  return serializeModel(buildGramProto());
+var gemmSessions = /* @__PURE__ */ new Map();
+function gemmModel(trans) {
+  return serializeModel(buildGemmProto(trans));
 }
-function buildGramProto() {
+async function gemm(trans, a, aDims, b, bDims) {
+  const { ort } = onnxruntime();
+  let session = gemmSessions.get(trans);
+  if (!session) {
+    session = ort.InferenceSession.create(gemmModel(trans), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
+    gemmSessions.set(trans, session);
+  }
+  const s = await session;
+  const result = await s.run({ A: new ort.Tensor("float32", a, aDims), B: new ort.Tensor("float32", b, bDims) });
+  const out = Float64Array.from(result.G.data);
+  result.G.dispose();
+  return out;
+}
+function timesTransposed(a, m, b, n, k) {
+  return gemm("transB", a, [m, k], b, [n, k]);
+}
+function buildGemmProto(trans) {
   const T = (name) => create(ValueInfoProtoSchema, {
     name,
     type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
@@ -29397,23 +29413,13 @@ function buildGramProto() {
       name: "gram",
       input: [T("A"), T("B")],
       output: [T("G")],
-      // Gemm with transA reads A transposed in place instead of materialising A^T
-      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gram", attribute: [{ name: "transA", type: 2 /* INT */, i: 1n }] }]
+      // Gemm reads the transposed operand in place instead of materialising it
+      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
     }
   });
 }
-async function crossGram(a, b, n, p, q) {
-  const { ort } = onnxruntime();
-  gramSession ??= (async () => {
-    const s = await ort.InferenceSession.create(gramModel(), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
-    return s;
-  })();
-  const session = await gramSession;
-  const result = await session.run({ A: new ort.Tensor("float32", a, [n, p]), B: new ort.Tensor("float32", b, [n, q]) });
-  const g2 = result.G;
-  const out = Float64Array.from(g2.data);
-  g2.dispose();
-  return out;
+function crossGram(a, b, n, p, q) {
+  return gemm("transA", a, [n, p], b, [n, q]);
 }
 
 // src/recover/batchNorm.ts
@@ -30343,7 +30349,7 @@ function layerPatches(layer, act, withBias, maxPatches) {
 }
 
 // src/recover/reconstruct.ts
-var DEFAULT_RECONSTRUCT = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, target: "dense-output", threads: 0 };
+var DEFAULT_RECONSTRUCT = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, threads: 0 };
 async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONSTRUCT) {
   const model = cloneModel(pruned);
   const pIndex = new GraphIndex(model.graph);
@@ -30409,15 +30415,25 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts) {
     for (let i2 = 0; i2 < keep.length; i2++) keep[i2] = wp[i2] !== 0 || withBias && i2 % cp === cp - 1 ? 1 : 0;
     const hFull = await crossGram(pPatches.perGroup[g2], pPatches.perGroup[g2], n, cp, cp);
     const cFull = await crossGram(dPatches.perGroup[g2], pPatches.perGroup[g2], n, cd, cp);
-    const refit = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
+    const candidates = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
     const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);
     const de = strideRows(dPatches.perGroup[g2], n, cd, ERROR_PATCHES);
     const m = pe.length / cp;
-    const [he, ce, gd] = [await crossGram(pe, pe, m, cp, cp), await crossGram(de, pe, m, cd, cp), await crossGram(de, de, m, cd, cd)];
-    const e0 = outputError(wd, wp, gd, ce, he, p.rows, cd, cp);
-    const e1 = outputError(wd, refit, gd, ce, he, p.rows, cd, cp);
-    before += e0.error;
-    after += e1.error;
+    const yd = await timesTransposed(de, m, Float32Array.from(wd), p.rows, cd);
+    const e0 = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp), p.rows);
+    const refit = Float64Array.from(wp);
+    const best = Float64Array.from(e0.error);
+    for (const cand of candidates) {
+      const e = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(cand), p.rows, cp), p.rows);
+      for (let r = 0; r < p.rows; r++) {
+        if (e.error[r] < best[r]) {
+          best[r] = e.error[r];
+          refit.set(cand.subarray(r * cp, (r + 1) * cp), r * cp);
+        }
+      }
+    }
+    before += e0.error.reduce((a, b) => a + b, 0);
+    after += best.reduce((a, b) => a + b, 0);
     norm += e0.norm;
     setWeightRows(p, pValues, g2, strip(refit, p.rows, cp, withBias));
     if (withBias) for (let r = 0; r < p.rows; r++) pBias[g2 * p.rows + r] = refit[r * cp + cp - 1];
@@ -30458,9 +30474,9 @@ function strip(w, rows, cols, withBias) {
   return out;
 }
 function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
-  const out = new Float64Array(rows * cp);
-  const blocks = Math.ceil(cp / opts.maxBlock);
   const aligned = cd === cp;
+  const outs = aligned ? [new Float64Array(rows * cp), new Float64Array(rows * cp)] : [new Float64Array(rows * cp)];
+  const blocks = Math.ceil(cp / opts.maxBlock);
   const size = Math.ceil(cp / blocks);
   for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
     const b1 = aligned ? Math.min(cp, b0 + size) : cp;
@@ -30471,42 +30487,38 @@ function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
     const wdb = new Float64Array(rows * (d1 - d0));
     for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
     const { inv, upper } = inverseHessian(hb, m, opts.damp);
-    let w;
-    if (opts.target === "dense-output") w = matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
-    else w = aligned ? wdb : matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
     const kb = new Uint8Array(rows * m);
     for (let r = 0; r < rows; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
-    fixedMaskSweep(w, kb, upper, rows, m);
-    for (let j = 0; j < m; j++) {
-      if (hb[j * m + j] !== 0) continue;
-      for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+    const starts = [matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m)];
+    if (aligned) {
+      const own = new Float64Array(rows * m);
+      for (let r = 0; r < rows; r++) own.set(wd.subarray(r * cd + b0, r * cd + b1), r * m);
+      starts.push(own);
     }
-    for (let r = 0; r < rows; r++) out.set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+    starts.forEach((w, k) => {
+      fixedMaskSweep(w, kb, upper, rows, m);
+      for (let j = 0; j < m; j++) {
+        if (hb[j * m + j] !== 0) continue;
+        for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+      }
+      for (let r = 0; r < rows; r++) outs[k].set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+    });
   }
-  return out;
+  return outs;
 }
 function sub(a, stride, r0, r1, c0, c1) {
   const out = new Float64Array((r1 - r0) * (c1 - c0));
   for (let r = r0; r < r1; r++) out.set(a.subarray(r * stride + c0, r * stride + c1), (r - r0) * (c1 - c0));
   return out;
 }
-function quad(a, m, b, rows, ca, cb) {
-  let total = 0;
-  const tmp = new Float64Array(ca);
-  for (let r = 0; r < rows; r++) {
-    tmp.fill(0);
-    for (let i2 = 0; i2 < ca; i2++) {
-      let s = 0;
-      for (let j = 0; j < cb; j++) s += m[i2 * cb + j] * b[r * cb + j];
-      tmp[i2] = s;
-    }
-    for (let i2 = 0; i2 < ca; i2++) total += a[r * ca + i2] * tmp[i2];
+function rowErrors(yd, y, rows) {
+  const error = new Float64Array(rows);
+  let norm = 0;
+  for (let i2 = 0; i2 < yd.length; i2++) {
+    error[i2 % rows] += (yd[i2] - y[i2]) ** 2;
+    norm += yd[i2] ** 2;
   }
-  return total;
-}
-function outputError(wd, w, gd, c, h, rows, cd, cp) {
-  const norm = quad(wd, gd, wd, rows, cd, cd);
-  return { error: norm - 2 * quad(wd, c, w, rows, cd, cp) + quad(w, h, w, rows, cp, cp), norm };
+  return { error, norm };
 }
 function addBias(model, index, node, layer, bias) {
   let name = `${layer.weight}.prune_guard_bias`;
