@@ -25464,6 +25464,13 @@ var init_types = __esm({
 });
 
 // src/data/npy.ts
+function allocTypedArray(dtype, length) {
+  const info2 = DTYPES[dtype];
+  return info2.make(new ArrayBuffer(length * info2.size), 0, length);
+}
+function matchesDtype(dtype, data) {
+  return data.constructor === allocTypedArray(dtype, 0).constructor;
+}
 function parseNpy(bytes2, where) {
   const fail = (problem, fix = RESAVE) => {
     throw new UserError(`${where}: ${problem}; ${fix}`);
@@ -25535,6 +25542,48 @@ function parseNpy(bytes2, where) {
   copy.set(bytes2.subarray(dataStart, dataStart + needed));
   if (swap2 && itemSize > 1) swapBytesInPlace(copy, itemSize);
   return { dtype, shape, data: DTYPES[dtype].make(copy.buffer, 0, count2) };
+}
+function encodeNpy(arr) {
+  const info2 = DTYPES[arr.dtype];
+  if (!info2) throw new Error(`encodeNpy: unknown dtype ${String(arr.dtype)}`);
+  const count2 = arr.shape.reduce((a, d) => a * d, 1);
+  if (arr.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    throw new Error(`encodeNpy: invalid shape ${describeShape(arr.shape)}`);
+  }
+  if (arr.data.length !== count2 || !matchesDtype(arr.dtype, arr.data)) {
+    throw new Error(
+      `encodeNpy: ${arr.data.constructor.name}(${arr.data.length}) does not hold ${arr.dtype} ${describeShape(arr.shape)}`
+    );
+  }
+  const order = info2.size === 1 ? "|" : "<";
+  const shapeRepr = arr.shape.length === 1 ? `(${arr.shape[0]},)` : `(${arr.shape.join(", ")})`;
+  let header = `{'descr': '${order}${info2.code}', 'fortran_order': False, 'shape': ${shapeRepr}, }`;
+  if (arr.shape.length > 0) header += " ".repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - String(arr.shape[0]).length));
+  let major = 1;
+  let prefix = 10;
+  let padded = pad(header, prefix);
+  if (padded.length > 65535) {
+    major = 2;
+    prefix = 12;
+    padded = pad(header, prefix);
+  }
+  header = padded;
+  const dataBytes = count2 * info2.size;
+  const out = new Uint8Array(prefix + header.length + dataBytes);
+  out.set(MAGIC, 0);
+  out[6] = major;
+  out[7] = 0;
+  const view = new DataView(out.buffer);
+  if (major === 1) view.setUint16(8, header.length, true);
+  else view.setUint32(8, header.length, true);
+  for (let i2 = 0; i2 < header.length; i2++) out[prefix + i2] = header.charCodeAt(i2);
+  const body = out.subarray(prefix + header.length);
+  body.set(new Uint8Array(arr.data.buffer, arr.data.byteOffset, dataBytes));
+  if (!HOST_LITTLE_ENDIAN && info2.size > 1) swapBytesInPlace(body, info2.size);
+  return out;
+}
+function pad(header, prefix) {
+  return header + " ".repeat(ARRAY_ALIGN - (prefix + header.length + 1) % ARRAY_ALIGN) + "\n";
 }
 function describeShape(shape) {
   return `[${shape.join(",")}]`;
@@ -25664,7 +25713,7 @@ function parsePyLiteral(text) {
   if (pos !== text.length) err2("trailing characters");
   return v;
 }
-var DTYPES, BY_CODE, NPY_DTYPES, MAGIC, MAX_HEADER_LEN, MAX_RANK, HOST_LITTLE_ENDIAN, RESAVE, TUPLE, MAX_DEPTH;
+var DTYPES, BY_CODE, NPY_DTYPES, MAGIC, ARRAY_ALIGN, MAX_HEADER_LEN, GROWTH_AXIS_MAX_DIGITS, MAX_RANK, HOST_LITTLE_ENDIAN, RESAVE, TUPLE, MAX_DEPTH;
 var init_npy = __esm({
   "src/data/npy.ts"() {
     "use strict";
@@ -25688,7 +25737,9 @@ var init_npy = __esm({
     );
     NPY_DTYPES = Object.keys(DTYPES);
     MAGIC = [147, 78, 85, 77, 80, 89];
+    ARRAY_ALIGN = 64;
     MAX_HEADER_LEN = 1 << 20;
+    GROWTH_AXIS_MAX_DIGITS = 21;
     MAX_RANK = 64;
     HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
     RESAVE = "re-save it with np.save (or np.savez for an archive)";
@@ -25699,8 +25750,44 @@ var init_npy = __esm({
 
 // node_modules/fflate/esm/index.mjs
 import { createRequire } from "module";
+function deflateSync(data, opts) {
+  return dopt(data, opts || {}, 0, 0);
+}
 function inflateSync(data, opts) {
   return inflt(data, { i: 2 }, opts && opts.out, opts && opts.dictionary);
+}
+function strToU8(str, latin1) {
+  if (latin1) {
+    var ar_1 = new u8(str.length);
+    for (var i2 = 0; i2 < str.length; ++i2)
+      ar_1[i2] = str.charCodeAt(i2);
+    return ar_1;
+  }
+  if (te)
+    return te.encode(str);
+  var l = str.length;
+  var ar = new u8(str.length + (str.length >> 1));
+  var ai = 0;
+  var w = function(v) {
+    ar[ai++] = v;
+  };
+  for (var i2 = 0; i2 < l; ++i2) {
+    if (ai + 5 > ar.length) {
+      var n = new u8(ai + 8 + (l - i2 << 1));
+      n.set(ar);
+      ar = n;
+    }
+    var c = str.charCodeAt(i2);
+    if (c < 128 || latin1)
+      w(c);
+    else if (c < 2048)
+      w(192 | c >> 6), w(128 | c & 63);
+    else if (c > 55295 && c < 57344)
+      c = 65536 + (c & 1023 << 10) | str.charCodeAt(++i2) & 1023, w(240 | c >> 18), w(128 | c >> 12 & 63), w(128 | c >> 6 & 63), w(128 | c & 63);
+    else
+      w(224 | c >> 12), w(128 | c >> 6 & 63), w(128 | c & 63);
+  }
+  return slc(ar, 0, ai);
 }
 function strFromU8(dat, latin1) {
   if (latin1) {
@@ -25716,6 +25803,49 @@ function strFromU8(dat, latin1) {
       err(8);
     return s;
   }
+}
+function zipSync(data, opts) {
+  if (!opts)
+    opts = {};
+  var r = {};
+  var files = [];
+  fltn(data, "", r, opts);
+  var o = 0;
+  var tot = 0;
+  for (var fn in r) {
+    var _a2 = r[fn], file = _a2[0], p = _a2[1];
+    var compression = p.level == 0 ? 0 : 8;
+    var f = strToU8(fn), s = f.length;
+    var com = p.comment, m = com && strToU8(com), ms3 = m && m.length;
+    var exl = exfl(p.extra);
+    if (s > 65535)
+      err(11);
+    var d = compression ? deflateSync(file, p) : file, l = d.length;
+    var c = crc();
+    c.p(file);
+    files.push(mrg(p, {
+      size: file.length,
+      crc: c.d(),
+      c: d,
+      f,
+      m,
+      u: s != fn.length || m && com.length != ms3,
+      o,
+      compression
+    }));
+    o += 30 + s + exl + l;
+    tot += 76 + 2 * (s + exl) + (ms3 || 0) + l;
+  }
+  var out = new u8(tot + 22), oe = o, cdl = tot - o;
+  for (var i2 = 0; i2 < files.length; ++i2) {
+    var f = files[i2];
+    wzh(out, f.o, f, f.f, f.u, f.c.length);
+    var badd = 30 + f.f.length + exfl(f.extra);
+    out.set(f.c, f.o + badd);
+    wzh(out, o, f, f.f, f.u, f.c.length, f.o, f.m), o += 16 + badd + (f.m ? f.m.length : 0);
+  }
+  wzf(out, o, files.length, cdl, oe);
+  return out;
 }
 function unzipSync(data, opts) {
   var files = {};
@@ -25758,7 +25888,7 @@ function unzipSync(data, opts) {
   }
   return files;
 }
-var require2, _a, Worker, isMarkedAsUntransferable, u8, u16, i32, fleb, fdeb, clim, freb, _a, fl, revfl, _b, fd, revfd, rev, x, i, hMap, flt, i, i, i, i, fdt, i, flrm, fdrm, max, bits, bits16, shft, slc, ec, err, inflt, et, b2, b4, b8, td, tds, dutf8, slzh, zh, z64hs;
+var require2, _a, Worker, isMarkedAsUntransferable, u8, u16, i32, fleb, fdeb, clim, freb, _a, fl, revfl, _b, fd, revfd, rev, x, i, hMap, flt, i, i, i, i, fdt, i, flm, flrm, fdm, fdrm, max, bits, bits16, shft, slc, ec, err, inflt, wbits, wbits16, hTree, ln, lc, clen, wfblk, wblk, deo, et, dflt, crct, crc, dopt, mrg, b2, b4, b8, wbytes, fltn, te, td, tds, dutf8, slzh, zh, z64hs, exfl, wzh, wzf;
 var init_esm = __esm({
   "node_modules/fflate/esm/index.mjs"() {
     require2 = createRequire("/");
@@ -25916,7 +26046,9 @@ var init_esm = __esm({
     fdt = new u8(32);
     for (i = 0; i < 32; ++i)
       fdt[i] = 5;
+    flm = /* @__PURE__ */ hMap(flt, 9, 0);
     flrm = /* @__PURE__ */ hMap(flt, 9, 1);
+    fdm = /* @__PURE__ */ hMap(fdt, 5, 0);
     fdrm = /* @__PURE__ */ hMap(fdt, 5, 1);
     max = function(a) {
       var m = a[0];
@@ -26112,7 +26244,353 @@ var init_esm = __esm({
       } while (!final2);
       return bt != buf.length && noBuf ? slc(buf, 0, bt) : buf.subarray(0, bt);
     };
+    wbits = function(d, p, v) {
+      v <<= p & 7;
+      var o = p / 8 | 0;
+      d[o] |= v;
+      d[o + 1] |= v >> 8;
+    };
+    wbits16 = function(d, p, v) {
+      v <<= p & 7;
+      var o = p / 8 | 0;
+      d[o] |= v;
+      d[o + 1] |= v >> 8;
+      d[o + 2] |= v >> 16;
+    };
+    hTree = function(d, mb) {
+      var t = [];
+      for (var i2 = 0; i2 < d.length; ++i2) {
+        if (d[i2])
+          t.push({ s: i2, f: d[i2] });
+      }
+      var s = t.length;
+      var t2 = t.slice();
+      if (!s)
+        return { t: et, l: 0 };
+      if (s == 1) {
+        var v = new u8(t[0].s + 1);
+        v[t[0].s] = 1;
+        return { t: v, l: 1 };
+      }
+      t.sort(function(a, b) {
+        return a.f - b.f;
+      });
+      t.push({ s: -1, f: 25001 });
+      var l = t[0], r = t[1], i0 = 0, i1 = 1, i22 = 2;
+      t[0] = { s: -1, f: l.f + r.f, l, r };
+      while (i1 != s - 1) {
+        l = t[t[i0].f < t[i22].f ? i0++ : i22++];
+        r = t[i0 != i1 && t[i0].f < t[i22].f ? i0++ : i22++];
+        t[i1++] = { s: -1, f: l.f + r.f, l, r };
+      }
+      var maxSym = t2[0].s;
+      for (var i2 = 1; i2 < s; ++i2) {
+        if (t2[i2].s > maxSym)
+          maxSym = t2[i2].s;
+      }
+      var tr = new u16(maxSym + 1);
+      var mbt = ln(t[i1 - 1], tr, 0);
+      if (mbt > mb) {
+        var i2 = 0, dt = 0;
+        var lft = mbt - mb, cst = 1 << lft;
+        t2.sort(function(a, b) {
+          return tr[b.s] - tr[a.s] || a.f - b.f;
+        });
+        for (; i2 < s; ++i2) {
+          var i2_1 = t2[i2].s;
+          if (tr[i2_1] > mb) {
+            dt += cst - (1 << mbt - tr[i2_1]);
+            tr[i2_1] = mb;
+          } else
+            break;
+        }
+        dt >>= lft;
+        while (dt > 0) {
+          var i2_2 = t2[i2].s;
+          if (tr[i2_2] < mb)
+            dt -= 1 << mb - tr[i2_2]++ - 1;
+          else
+            ++i2;
+        }
+        for (; i2 >= 0 && dt; --i2) {
+          var i2_3 = t2[i2].s;
+          if (tr[i2_3] == mb) {
+            --tr[i2_3];
+            ++dt;
+          }
+        }
+        mbt = mb;
+      }
+      return { t: new u8(tr), l: mbt };
+    };
+    ln = function(n, l, d) {
+      return n.s == -1 ? Math.max(ln(n.l, l, d + 1), ln(n.r, l, d + 1)) : l[n.s] = d;
+    };
+    lc = function(c) {
+      var s = c.length;
+      while (s && !c[--s])
+        ;
+      var cl = new u16(++s);
+      var cli = 0, cln = c[0], cls = 1;
+      var w = function(v) {
+        cl[cli++] = v;
+      };
+      for (var i2 = 1; i2 <= s; ++i2) {
+        if (c[i2] == cln && i2 != s)
+          ++cls;
+        else {
+          if (!cln && cls > 2) {
+            for (; cls > 138; cls -= 138)
+              w(32754);
+            if (cls > 2) {
+              w(cls > 10 ? cls - 11 << 5 | 28690 : cls - 3 << 5 | 12305);
+              cls = 0;
+            }
+          } else if (cls > 3) {
+            w(cln), --cls;
+            for (; cls > 6; cls -= 6)
+              w(8304);
+            if (cls > 2)
+              w(cls - 3 << 5 | 8208), cls = 0;
+          }
+          while (cls--)
+            w(cln);
+          cls = 1;
+          cln = c[i2];
+        }
+      }
+      return { c: cl.subarray(0, cli), n: s };
+    };
+    clen = function(cf, cl) {
+      var l = 0;
+      for (var i2 = 0; i2 < cl.length; ++i2)
+        l += cf[i2] * cl[i2];
+      return l;
+    };
+    wfblk = function(out, pos, dat) {
+      var s = dat.length;
+      var o = shft(pos + 2);
+      out[o] = s & 255;
+      out[o + 1] = s >> 8;
+      out[o + 2] = out[o] ^ 255;
+      out[o + 3] = out[o + 1] ^ 255;
+      for (var i2 = 0; i2 < s; ++i2)
+        out[o + i2 + 4] = dat[i2];
+      return (o + 4 + s) * 8;
+    };
+    wblk = function(dat, out, final2, syms, lf, df, eb, li, bs, bl, p) {
+      wbits(out, p++, final2);
+      ++lf[256];
+      var _a2 = hTree(lf, 15), dlt = _a2.t, mlb = _a2.l;
+      var _b2 = hTree(df, 15), ddt = _b2.t, mdb = _b2.l;
+      var _c = lc(dlt), lclt = _c.c, nlc = _c.n;
+      var _d = lc(ddt), lcdt = _d.c, ndc = _d.n;
+      var lcfreq = new u16(19);
+      for (var i2 = 0; i2 < lclt.length; ++i2)
+        ++lcfreq[lclt[i2] & 31];
+      for (var i2 = 0; i2 < lcdt.length; ++i2)
+        ++lcfreq[lcdt[i2] & 31];
+      var _e = hTree(lcfreq, 7), lct = _e.t, mlcb = _e.l;
+      var nlcc = 19;
+      for (; nlcc > 4 && !lct[clim[nlcc - 1]]; --nlcc)
+        ;
+      var flen = bl + 5 << 3;
+      var ftlen = clen(lf, flt) + clen(df, fdt) + eb;
+      var dtlen = clen(lf, dlt) + clen(df, ddt) + eb + 14 + 3 * nlcc + clen(lcfreq, lct) + 2 * lcfreq[16] + 3 * lcfreq[17] + 7 * lcfreq[18];
+      if (bs >= 0 && flen <= ftlen && flen <= dtlen)
+        return wfblk(out, p, dat.subarray(bs, bs + bl));
+      var lm, ll, dm, dl;
+      wbits(out, p, 1 + (dtlen < ftlen)), p += 2;
+      if (dtlen < ftlen) {
+        lm = hMap(dlt, mlb, 0), ll = dlt, dm = hMap(ddt, mdb, 0), dl = ddt;
+        var llm = hMap(lct, mlcb, 0);
+        wbits(out, p, nlc - 257);
+        wbits(out, p + 5, ndc - 1);
+        wbits(out, p + 10, nlcc - 4);
+        p += 14;
+        for (var i2 = 0; i2 < nlcc; ++i2)
+          wbits(out, p + 3 * i2, lct[clim[i2]]);
+        p += 3 * nlcc;
+        var lcts = [lclt, lcdt];
+        for (var it = 0; it < 2; ++it) {
+          var clct = lcts[it];
+          for (var i2 = 0; i2 < clct.length; ++i2) {
+            var len = clct[i2] & 31;
+            wbits(out, p, llm[len]), p += lct[len];
+            if (len > 15)
+              wbits(out, p, clct[i2] >> 5 & 127), p += clct[i2] >> 12;
+          }
+        }
+      } else {
+        lm = flm, ll = flt, dm = fdm, dl = fdt;
+      }
+      for (var i2 = 0; i2 < li; ++i2) {
+        var sym = syms[i2];
+        if (sym > 255) {
+          var len = sym >> 18 & 31;
+          wbits16(out, p, lm[len + 257]), p += ll[len + 257];
+          if (len > 7)
+            wbits(out, p, sym >> 23 & 31), p += fleb[len];
+          var dst = sym & 31;
+          wbits16(out, p, dm[dst]), p += dl[dst];
+          if (dst > 3)
+            wbits16(out, p, sym >> 5 & 8191), p += fdeb[dst];
+        } else {
+          wbits16(out, p, lm[sym]), p += ll[sym];
+        }
+      }
+      wbits16(out, p, lm[256]);
+      return p + ll[256];
+    };
+    deo = /* @__PURE__ */ new i32([65540, 131080, 131088, 131104, 262176, 1048704, 1048832, 2114560, 2117632]);
     et = /* @__PURE__ */ new u8(0);
+    dflt = function(dat, lvl, plvl, pre, post, st) {
+      var s = st.z || dat.length;
+      var o = new u8(pre + s + 5 * (1 + Math.ceil(s / 7e3)) + post);
+      var w = o.subarray(pre, o.length - post);
+      var lst = st.l;
+      var pos = (st.r || 0) & 7;
+      if (lvl) {
+        if (pos)
+          w[0] = st.r >> 3;
+        var opt = deo[lvl - 1];
+        var n = opt >> 13, c = opt & 8191;
+        var msk_1 = (1 << plvl) - 1;
+        var prev = st.p || new u16(32768), head = st.h || new u16(msk_1 + 1);
+        var bs1_1 = Math.ceil(plvl / 3), bs2_1 = 2 * bs1_1;
+        var hsh = function(i3) {
+          return (dat[i3] ^ dat[i3 + 1] << bs1_1 ^ dat[i3 + 2] << bs2_1) & msk_1;
+        };
+        var syms = new i32(25e3);
+        var lf = new u16(288), df = new u16(32);
+        var lc_1 = 0, eb = 0, i2 = st.i || 0, li = 0, wi = st.w || 0, bs = 0;
+        for (; i2 + 2 < s; ++i2) {
+          var hv = hsh(i2);
+          var imod = i2 & 32767, pimod = head[hv];
+          prev[imod] = pimod;
+          head[hv] = imod;
+          if (wi <= i2) {
+            var rem = s - i2;
+            if ((lc_1 > 7e3 || li > 24576) && (rem > 423 || !lst)) {
+              pos = wblk(dat, w, 0, syms, lf, df, eb, li, bs, i2 - bs, pos);
+              li = lc_1 = eb = 0, bs = i2;
+              for (var j = 0; j < 286; ++j)
+                lf[j] = 0;
+              for (var j = 0; j < 30; ++j)
+                df[j] = 0;
+            }
+            var l = 2, d = 0, ch_1 = c, dif = imod - pimod & 32767;
+            if (rem > 2 && hv == hsh(i2 - dif)) {
+              var maxn = Math.min(n, rem) - 1;
+              var maxd = Math.min(32767, i2);
+              var ml = Math.min(258, rem);
+              while (dif <= maxd && --ch_1 && imod != pimod) {
+                if (dat[i2 + l] == dat[i2 + l - dif]) {
+                  var nl = 0;
+                  for (; nl < ml && dat[i2 + nl] == dat[i2 + nl - dif]; ++nl)
+                    ;
+                  if (nl > l) {
+                    l = nl, d = dif;
+                    if (nl > maxn)
+                      break;
+                    var mmd = Math.min(dif, nl - 2);
+                    var md = 0;
+                    for (var j = 0; j < mmd; ++j) {
+                      var ti = i2 - dif + j & 32767;
+                      var pti = prev[ti];
+                      var cd = ti - pti & 32767;
+                      if (cd > md)
+                        md = cd, pimod = ti;
+                    }
+                  }
+                }
+                imod = pimod, pimod = prev[imod];
+                dif += imod - pimod & 32767;
+              }
+            }
+            if (d) {
+              syms[li++] = 268435456 | revfl[l] << 18 | revfd[d];
+              var lin = revfl[l] & 31, din = revfd[d] & 31;
+              eb += fleb[lin] + fdeb[din];
+              ++lf[257 + lin];
+              ++df[din];
+              wi = i2 + l;
+              ++lc_1;
+            } else {
+              syms[li++] = dat[i2];
+              ++lf[dat[i2]];
+            }
+          }
+        }
+        for (i2 = Math.max(i2, wi); i2 < s; ++i2) {
+          syms[li++] = dat[i2];
+          ++lf[dat[i2]];
+        }
+        pos = wblk(dat, w, lst, syms, lf, df, eb, li, bs, i2 - bs, pos);
+        if (!lst) {
+          st.r = pos & 7 | w[pos / 8 | 0] << 3;
+          pos -= 7;
+          st.h = head, st.p = prev, st.i = i2, st.w = wi;
+        }
+      } else {
+        for (var i2 = st.w || 0; i2 < s + lst; i2 += 65535) {
+          var e = i2 + 65535;
+          if (e >= s) {
+            w[pos / 8 | 0] = lst;
+            e = s;
+          }
+          pos = wfblk(w, pos + 1, dat.subarray(i2, e));
+        }
+        st.i = s;
+      }
+      return slc(o, 0, pre + shft(pos) + post);
+    };
+    crct = /* @__PURE__ */ (function() {
+      var t = new Int32Array(256);
+      for (var i2 = 0; i2 < 256; ++i2) {
+        var c = i2, k = 9;
+        while (--k)
+          c = (c & 1 && -306674912) ^ c >>> 1;
+        t[i2] = c;
+      }
+      return t;
+    })();
+    crc = function() {
+      var c = -1;
+      return {
+        p: function(d) {
+          var cr = c;
+          for (var i2 = 0; i2 < d.length; ++i2)
+            cr = crct[cr & 255 ^ d[i2]] ^ cr >>> 8;
+          c = cr;
+        },
+        d: function() {
+          return ~c;
+        }
+      };
+    };
+    dopt = function(dat, opt, pre, post, st) {
+      if (!st) {
+        st = { l: 1 };
+        if (opt.dictionary) {
+          var dict = opt.dictionary.subarray(-32768);
+          var newDat = new u8(dict.length + dat.length);
+          newDat.set(dict);
+          newDat.set(dat, dict.length);
+          dat = newDat;
+          st.w = dict.length;
+        }
+      }
+      return dflt(dat, opt.level == null ? 6 : opt.level, opt.mem == null ? st.l ? Math.ceil(Math.max(8, Math.min(13, Math.log(dat.length))) * 1.5) : 20 : 12 + opt.mem, pre, post, st);
+    };
+    mrg = function(a, b) {
+      var o = {};
+      for (var k in a)
+        o[k] = a[k];
+      for (var k in b)
+        o[k] = b[k];
+      return o;
+    };
     b2 = function(d, b) {
       return d[b] | d[b + 1] << 8;
     };
@@ -26122,6 +26600,24 @@ var init_esm = __esm({
     b8 = function(d, b) {
       return b4(d, b) + b4(d, b + 4) * 4294967296;
     };
+    wbytes = function(d, b, v) {
+      for (; v; ++b)
+        d[b] = v, v >>>= 8;
+    };
+    fltn = function(d, p, t, o) {
+      for (var k in d) {
+        var val = d[k], n = p + k, op = o;
+        if (Array.isArray(val))
+          op = mrg(o, val[1]), val = val[0];
+        if (ArrayBuffer.isView(val))
+          t[n] = [val, op];
+        else {
+          t[n += "/"] = [new u8(0), op];
+          fltn(val, n, t, o);
+        }
+      }
+    };
+    te = typeof TextEncoder != "undefined" && /* @__PURE__ */ new TextEncoder();
     td = typeof TextDecoder != "undefined" && /* @__PURE__ */ new TextDecoder();
     tds = 0;
     try {
@@ -26171,6 +26667,64 @@ var init_esm = __esm({
           err(13);
       }
       return [sc, su, off, 0];
+    };
+    exfl = function(ex) {
+      var le = 0;
+      if (ex) {
+        for (var k in ex) {
+          var l = ex[k].length;
+          if (l > 65535)
+            err(9);
+          le += l + 4;
+        }
+      }
+      return le;
+    };
+    wzh = function(d, b, f, fn, u, c, ce, co) {
+      var fl2 = fn.length, ex = f.extra, col = co && co.length;
+      var exl = exfl(ex);
+      wbytes(d, b, ce != null ? 33639248 : 67324752), b += 4;
+      if (ce != null)
+        d[b++] = 20, d[b++] = f.os;
+      d[b] = 20, b += 2;
+      d[b++] = f.flag << 1 | (c < 0 && 8), d[b++] = u && 8;
+      d[b++] = f.compression & 255, d[b++] = f.compression >> 8;
+      var dt = new Date(f.mtime == null ? Date.now() : f.mtime), y = dt.getFullYear() - 1980;
+      if (y < 0 || y > 119)
+        err(10);
+      wbytes(d, b, y << 25 | dt.getMonth() + 1 << 21 | dt.getDate() << 16 | dt.getHours() << 11 | dt.getMinutes() << 5 | dt.getSeconds() >> 1), b += 4;
+      if (c != -1) {
+        wbytes(d, b, f.crc);
+        wbytes(d, b + 4, c < 0 ? -c - 2 : c);
+        wbytes(d, b + 8, f.size);
+      }
+      wbytes(d, b + 12, fl2);
+      wbytes(d, b + 14, exl), b += 16;
+      if (ce != null) {
+        wbytes(d, b, col);
+        wbytes(d, b + 6, f.attrs);
+        wbytes(d, b + 10, ce), b += 14;
+      }
+      d.set(fn, b);
+      b += fl2;
+      if (exl) {
+        for (var k in ex) {
+          var exf = ex[k], l = exf.length;
+          wbytes(d, b, +k);
+          wbytes(d, b + 2, l);
+          d.set(exf, b + 4), b += 4 + l;
+        }
+      }
+      if (col)
+        d.set(co, b), b += col;
+      return b;
+    };
+    wzf = function(o, b, c, d, e) {
+      wbytes(o, b, 101010256);
+      wbytes(o, b + 8, c);
+      wbytes(o, b + 10, c);
+      wbytes(o, b + 12, d);
+      wbytes(o, b + 16, e);
     };
   }
 });
@@ -26236,6 +26790,20 @@ function readArrays(file) {
   throw new UserError(
     `${file}: unsupported data file type '${ext || "(no extension)"}'; give a .npz archive (np.savez) or a .npy array (np.save)`
   );
+}
+function writeNpz(file, arrays, opts = {}) {
+  const level = opts.compress ? 6 : 0;
+  const zippable = {};
+  for (const [name, arr] of Object.entries(arrays)) {
+    if (name === "") throw new Error("writeNpz: empty array name");
+    zippable[`${name}.npy`] = [encodeNpy(arr), { level, mtime: ZIP_MTIME }];
+  }
+  const bytes2 = zipSync(zippable);
+  try {
+    writeFileAtomic(file, bytes2);
+  } catch (e) {
+    throw new UserError(`${file}: cannot write (${describe(e)}); check that the directory exists and is writable`);
+  }
 }
 var ZIP_STORED, ZIP_DEFLATE, MAX_DEFLATE_RATIO, MIN_CENTRAL_ENTRY, ZIP_MTIME;
 var init_npz = __esm({
@@ -27780,10 +28348,10 @@ var init_nested_types = __esm({
 // node_modules/@bufbuild/protobuf/dist/esm/wire/text-encoding.js
 function configureTextEncoding(textEncoding) {
   var _a2;
-  te = Object.assign(Object.assign({}, textEncoding), { encodeUtf8Into: (_a2 = textEncoding.encodeUtf8Into) !== null && _a2 !== void 0 ? _a2 : emulateEncodeInto(textEncoding.encodeUtf8.bind(textEncoding)) });
+  te2 = Object.assign(Object.assign({}, textEncoding), { encodeUtf8Into: (_a2 = textEncoding.encodeUtf8Into) !== null && _a2 !== void 0 ? _a2 : emulateEncodeInto(textEncoding.encodeUtf8.bind(textEncoding)) });
 }
 function getTextEncoding() {
-  if (!te) {
+  if (!te2) {
     const globals = globalThis;
     if (!globals.TextEncoder || !globals.TextDecoder) {
       throw new Error("encoding API missing: install TextEncoder and TextDecoder on globalThis");
@@ -27829,7 +28397,7 @@ function getTextEncoding() {
     }
     configureTextEncoding(config);
   }
-  return te;
+  return te2;
 }
 function emulateEncodeInto(encodeUtf8) {
   return (text, dest) => {
@@ -27838,7 +28406,7 @@ function emulateEncodeInto(encodeUtf8) {
     return { written: bytes2.byteLength };
   };
 }
-var te;
+var te2;
 var init_text_encoding = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/wire/text-encoding.js"() {
   }
@@ -34705,6 +35273,7 @@ var init_schema = __esm({
       keepFirstLayer: false,
       keepLastLayer: false,
       bakeTemperature: false,
+      recoveryCommand: "",
       batchSizes: [1, 32],
       latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
       evalBatchSize: 256,
@@ -34747,6 +35316,7 @@ var init_schema = __esm({
         "keep-first-layer": boolean,
         "keep-last-layer": boolean,
         "bake-temperature": boolean,
+        "recovery-command": { type: "string", description: 'a shell command like "python finetune.py"' },
         "batch-sizes": {
           type: "array",
           minItems: 1,
@@ -38342,10 +38912,26 @@ async function captureActivations(session, data, fetch2, batchSize = 128) {
   }
   return out;
 }
-function gramModel() {
-  return serializeModel(buildGramProto());
+function gemmModel(trans) {
+  return serializeModel(buildGemmProto(trans));
 }
-function buildGramProto() {
+async function gemm(trans, a, aDims, b, bDims) {
+  const { ort } = onnxruntime();
+  let session = gemmSessions.get(trans);
+  if (!session) {
+    session = ort.InferenceSession.create(gemmModel(trans), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
+    gemmSessions.set(trans, session);
+  }
+  const s = await session;
+  const result = await s.run({ A: new ort.Tensor("float32", a, aDims), B: new ort.Tensor("float32", b, bDims) });
+  const out = Float64Array.from(result.G.data);
+  result.G.dispose();
+  return out;
+}
+function timesTransposed(a, m, b, n, k) {
+  return gemm("transB", a, [m, k], b, [n, k]);
+}
+function buildGemmProto(trans) {
   const T = (name) => create(ValueInfoProtoSchema, {
     name,
     type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
@@ -38357,25 +38943,15 @@ function buildGramProto() {
       name: "gram",
       input: [T("A"), T("B")],
       output: [T("G")],
-      // Gemm with transA reads A transposed in place instead of materialising A^T
-      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gram", attribute: [{ name: "transA", type: 2 /* INT */, i: 1n }] }]
+      // Gemm reads the transposed operand in place instead of materialising it
+      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
     }
   });
 }
-async function crossGram(a, b, n, p, q) {
-  const { ort } = onnxruntime();
-  gramSession ??= (async () => {
-    const s = await ort.InferenceSession.create(gramModel(), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
-    return s;
-  })();
-  const session = await gramSession;
-  const result = await session.run({ A: new ort.Tensor("float32", a, [n, p]), B: new ort.Tensor("float32", b, [n, q]) });
-  const g2 = result.G;
-  const out = Float64Array.from(g2.data);
-  g2.dispose();
-  return out;
+function crossGram(a, b, n, p, q) {
+  return gemm("transA", a, [n, p], b, [n, q]);
 }
-var gramSession;
+var gemmSessions;
 var init_session = __esm({
   "src/recover/session.ts"() {
     "use strict";
@@ -38386,6 +38962,7 @@ var init_session = __esm({
     init_model();
     init_onnx_pb();
     init_tensor();
+    gemmSessions = /* @__PURE__ */ new Map();
   }
 });
 
@@ -38617,6 +39194,94 @@ var init_calibScore = __esm({
     init_evaluate();
     init_measureStep();
     init_session();
+  }
+});
+
+// src/recover/external.ts
+import { spawn } from "node:child_process";
+import * as fs8 from "node:fs";
+function masksFromZeros(model, weights) {
+  const index = new GraphIndex(model.graph);
+  const out = /* @__PURE__ */ new Map();
+  for (const name of weights) {
+    const t = index.initializers.get(name);
+    if (!t) continue;
+    const v = tensorToFloat32(t);
+    out.set(name, { dims: tensorDims(t), keep: Uint8Array.from(v, (x2) => x2 !== 0 ? 1 : 0) });
+  }
+  return out;
+}
+function writeMasks(file, masks) {
+  writeNpz(file, Object.fromEntries([...masks].map(([name, m]) => [name, { dtype: "uint8", shape: m.dims, data: m.keep }])), { compress: true });
+}
+function externalEnv(p) {
+  return {
+    PRUNE_GUARD_MODEL_IN: p.modelIn,
+    PRUNE_GUARD_MODEL_OUT: p.modelOut,
+    PRUNE_GUARD_MASKS: p.masks,
+    PRUNE_GUARD_CALIB: p.calib ?? "",
+    PRUNE_GUARD_DATA: p.data
+  };
+}
+function runCommand(command, env) {
+  return new Promise((resolve7, reject) => {
+    const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.on("data", (d) => process.stderr.write(d));
+    child.stderr.on("data", (d) => process.stderr.write(d));
+    child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
+    child.on("close", (code, signal) => {
+      if (code === 0) resolve7();
+      else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
+    });
+  });
+}
+function verifyRecovered(before, after, masks, file) {
+  const fail = (what) => {
+    throw new UserError(`--recovery-command: ${file} ${what}; a recovery command may only change weight values, keeping every pruned weight at zero`);
+  };
+  const a = before.graph;
+  const b = after.graph;
+  const ops = (g2) => g2.node.map((n) => `${n.opType}(${n.input.join(",")})->${n.output.join(",")}`);
+  const [opsA, opsB] = [ops(a), ops(b)];
+  if (opsA.length !== opsB.length) fail(`has ${opsB.length} nodes, the pruned model ${opsA.length}`);
+  const diff = opsA.findIndex((o, i2) => o !== opsB[i2]);
+  if (diff >= 0) fail(`changed the op graph at node ${diff}: '${opsA[diff]}' became '${opsB[diff]}'`);
+  const names = (l) => l.map((x2) => x2.name).join(",");
+  if (names(a.input) !== names(b.input) || names(a.output) !== names(b.output)) fail("changed the graph inputs or outputs");
+  const inits = new GraphIndex(b).initializers;
+  for (const t of a.initializer) {
+    const u = inits.get(t.name);
+    if (!u) fail(`lost initializer '${t.name}'`);
+    if (tensorDims(u).join("x") !== tensorDims(t).join("x")) fail(`changed the shape of '${t.name}' from [${tensorDims(t)}] to [${tensorDims(u)}]`);
+  }
+  if (b.initializer.length !== a.initializer.length) fail(`has ${b.initializer.length} initializers, the pruned model ${a.initializer.length}`);
+  for (const [name, m] of masks) {
+    const v = tensorToFloat32(inits.get(name));
+    let revived = 0;
+    for (let i2 = 0; i2 < v.length; i2++) if (!m.keep[i2] && v[i2] !== 0) revived++;
+    if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
+  }
+}
+async function externalRecovery(command, pruned, weights, paths) {
+  const masks = masksFromZeros(pruned, weights);
+  writeMasks(paths.masks, masks);
+  fs8.rmSync(paths.modelOut, { force: true });
+  await runCommand(command, externalEnv(paths));
+  if (!fs8.existsSync(paths.modelOut)) {
+    throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
+  }
+  const recovered = loadModel(paths.modelOut).proto;
+  verifyRecovered(pruned, recovered, masks, paths.modelOut);
+  return recovered;
+}
+var init_external = __esm({
+  "src/recover/external.ts"() {
+    "use strict";
+    init_npz();
+    init_errors();
+    init_graph();
+    init_model();
+    init_tensor();
   }
 });
 
@@ -38935,15 +39600,25 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts) {
     for (let i2 = 0; i2 < keep.length; i2++) keep[i2] = wp[i2] !== 0 || withBias && i2 % cp === cp - 1 ? 1 : 0;
     const hFull = await crossGram(pPatches.perGroup[g2], pPatches.perGroup[g2], n, cp, cp);
     const cFull = await crossGram(dPatches.perGroup[g2], pPatches.perGroup[g2], n, cd, cp);
-    const refit = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
+    const candidates = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
     const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);
     const de = strideRows(dPatches.perGroup[g2], n, cd, ERROR_PATCHES);
     const m = pe.length / cp;
-    const [he, ce, gd] = [await crossGram(pe, pe, m, cp, cp), await crossGram(de, pe, m, cd, cp), await crossGram(de, de, m, cd, cd)];
-    const e0 = outputError(wd, wp, gd, ce, he, p.rows, cd, cp);
-    const e1 = outputError(wd, refit, gd, ce, he, p.rows, cd, cp);
-    before += e0.error;
-    after += e1.error;
+    const yd = await timesTransposed(de, m, Float32Array.from(wd), p.rows, cd);
+    const e0 = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp), p.rows);
+    const refit = Float64Array.from(wp);
+    const best = Float64Array.from(e0.error);
+    for (const cand of candidates) {
+      const e = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(cand), p.rows, cp), p.rows);
+      for (let r = 0; r < p.rows; r++) {
+        if (e.error[r] < best[r]) {
+          best[r] = e.error[r];
+          refit.set(cand.subarray(r * cp, (r + 1) * cp), r * cp);
+        }
+      }
+    }
+    before += e0.error.reduce((a, b) => a + b, 0);
+    after += best.reduce((a, b) => a + b, 0);
     norm2 += e0.norm;
     setWeightRows(p, pValues, g2, strip(refit, p.rows, cp, withBias));
     if (withBias) for (let r = 0; r < p.rows; r++) pBias[g2 * p.rows + r] = refit[r * cp + cp - 1];
@@ -38983,9 +39658,9 @@ function strip(w, rows, cols, withBias) {
   return out;
 }
 function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
-  const out = new Float64Array(rows * cp);
-  const blocks = Math.ceil(cp / opts.maxBlock);
   const aligned = cd === cp;
+  const outs = aligned ? [new Float64Array(rows * cp), new Float64Array(rows * cp)] : [new Float64Array(rows * cp)];
+  const blocks = Math.ceil(cp / opts.maxBlock);
   const size = Math.ceil(cp / blocks);
   for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
     const b1 = aligned ? Math.min(cp, b0 + size) : cp;
@@ -38996,42 +39671,38 @@ function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
     const wdb = new Float64Array(rows * (d1 - d0));
     for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
     const { inv, upper } = inverseHessian(hb, m, opts.damp);
-    let w;
-    if (opts.target === "dense-output") w = matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
-    else w = aligned ? wdb : matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
     const kb = new Uint8Array(rows * m);
     for (let r = 0; r < rows; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
-    fixedMaskSweep(w, kb, upper, rows, m);
-    for (let j = 0; j < m; j++) {
-      if (hb[j * m + j] !== 0) continue;
-      for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+    const starts = [matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m)];
+    if (aligned) {
+      const own = new Float64Array(rows * m);
+      for (let r = 0; r < rows; r++) own.set(wd.subarray(r * cd + b0, r * cd + b1), r * m);
+      starts.push(own);
     }
-    for (let r = 0; r < rows; r++) out.set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+    starts.forEach((w, k) => {
+      fixedMaskSweep(w, kb, upper, rows, m);
+      for (let j = 0; j < m; j++) {
+        if (hb[j * m + j] !== 0) continue;
+        for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+      }
+      for (let r = 0; r < rows; r++) outs[k].set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+    });
   }
-  return out;
+  return outs;
 }
 function sub(a, stride, r0, r1, c0, c1) {
   const out = new Float64Array((r1 - r0) * (c1 - c0));
   for (let r = r0; r < r1; r++) out.set(a.subarray(r * stride + c0, r * stride + c1), (r - r0) * (c1 - c0));
   return out;
 }
-function quad(a, m, b, rows, ca, cb) {
-  let total2 = 0;
-  const tmp = new Float64Array(ca);
-  for (let r = 0; r < rows; r++) {
-    tmp.fill(0);
-    for (let i2 = 0; i2 < ca; i2++) {
-      let s = 0;
-      for (let j = 0; j < cb; j++) s += m[i2 * cb + j] * b[r * cb + j];
-      tmp[i2] = s;
-    }
-    for (let i2 = 0; i2 < ca; i2++) total2 += a[r * ca + i2] * tmp[i2];
+function rowErrors(yd, y, rows) {
+  const error2 = new Float64Array(rows);
+  let norm2 = 0;
+  for (let i2 = 0; i2 < yd.length; i2++) {
+    error2[i2 % rows] += (yd[i2] - y[i2]) ** 2;
+    norm2 += yd[i2] ** 2;
   }
-  return total2;
-}
-function outputError(wd, w, gd, c, h, rows, cd, cp) {
-  const norm2 = quad(wd, gd, wd, rows, cd, cd);
-  return { error: norm2 - 2 * quad(wd, c, w, rows, cd, cp) + quad(w, h, w, rows, cp, cp), norm: norm2 };
+  return { error: error2, norm: norm2 };
 }
 function addBias(model, index, node, layer, bias) {
   let name = `${layer.weight}.prune_guard_bias`;
@@ -39052,7 +39723,7 @@ var init_reconstruct = __esm({
     init_obs();
     init_patches();
     init_session();
-    DEFAULT_RECONSTRUCT = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, target: "dense-output", threads: 0 };
+    DEFAULT_RECONSTRUCT = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, threads: 0 };
     ERROR_PATCHES = 1024;
   }
 });
@@ -39167,12 +39838,15 @@ var init_temperature = __esm({
 });
 
 // src/recover/runRecovery.ts
-import * as fs8 from "node:fs";
+import * as fs9 from "node:fs";
 import * as path4 from "node:path";
 function checkRecoveryInputs(config, calib) {
   const why = NEEDS_CALIB[config.recovery];
   if (why && !calib) {
     throw new UserError(`--recovery ${config.recovery}: needs a calibration set for ${why}; pass --calib calib.npz (a few hundred training-like samples, with y to judge steps)`);
+  }
+  if (config.recovery === "command" && !config.recoveryCommand) {
+    throw new UserError(`--recovery command: no command given; pass --recovery-command "python finetune.py" (or recovery-command in the config file)`);
   }
   if (config.bakeTemperature && !calib?.labels) {
     throw new UserError(`--bake-temperature: needs a labelled calibration set to fit the temperature on; pass --calib calib.npz with x and y`);
@@ -39192,8 +39866,8 @@ function fmt(s) {
 }
 async function runRecovery(req) {
   const { config, calib, progress } = req;
-  if (!calib) return { steps: [] };
   const steps = await recoverySteps(req, calib);
+  if (!calib) return { steps: steps.map((s) => s.step) };
   const last = steps.at(-1)?.model ?? req.pruned;
   if (!calib.labels) return { steps: steps.map((s) => s.step) };
   const t0 = performance.now();
@@ -39201,7 +39875,7 @@ async function runRecovery(req) {
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs8.mkdirSync(req.stepsDir, { recursive: true });
+  fs9.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -39216,7 +39890,27 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib) {
   const { config, progress } = req;
   if (config.recovery === "none") return [];
-  fs8.mkdirSync(req.stepsDir, { recursive: true });
+  fs9.mkdirSync(req.stepsDir, { recursive: true });
+  if (config.recovery === "command") {
+    const artifact = stepFile(req.stepsDir, 2, "command");
+    progress.note(`recovery: running ${config.recoveryCommand}`);
+    const t0 = performance.now();
+    const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads) : void 0;
+    const model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
+      modelIn: req.prunedArtifact,
+      modelOut: artifact,
+      masks: `${req.stepsDir}/masks.npz`,
+      calib: req.files.calib,
+      data: req.files.data
+    });
+    const seconds = (performance.now() - t0) / 1e3;
+    const after = calib?.labels ? await calibScore(model, calib, config.latency.threads) : void 0;
+    const info2 = { seconds };
+    if (before && after) Object.assign(info2, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
+    const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
+    return [{ step: { name: "recover:command", description, artifact, info: info2 }, model }];
+  }
+  if (!calib) throw new Error("recoverySteps: calibration set missing (checkRecoveryInputs was not called)");
   const labelled = calib.labels !== null;
   const steps = [];
   let current = req.pruned;
@@ -39272,6 +39966,7 @@ var init_runRecovery = __esm({
     init_model();
     init_batchNorm();
     init_calibScore();
+    init_external();
     init_reconstruct();
     init_temperature();
     NEEDS_CALIB = {
@@ -39290,7 +39985,7 @@ var init_version3 = __esm({
 });
 
 // src/pipeline/run.ts
-import * as fs9 from "node:fs";
+import * as fs10 from "node:fs";
 import * as os5 from "node:os";
 import * as path5 from "node:path";
 function checkRequest(config) {
@@ -39339,15 +40034,15 @@ async function runPipeline(req, progress) {
     "prune-guard.source": path5.basename(req.model)
   });
   setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
-  fs9.mkdirSync(req.out, { recursive: true });
+  fs10.mkdirSync(req.out, { recursive: true });
   const stepsDir = path5.join(req.out, "steps");
   const staged = hasRecoverySteps(config);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
-  if (staged) fs9.mkdirSync(stepsDir, { recursive: true });
+  if (staged) fs10.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
-  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress });
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs9.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  if (staged) writeFileAtomic(outPath, fs10.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
@@ -39432,7 +40127,7 @@ var init_run = __esm({
     init_runRecovery();
     init_version3();
     init_measureStep();
-    IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct"]);
+    IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "command"]);
   }
 });
 
@@ -39470,7 +40165,7 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs10 from "node:fs";
+import * as fs11 from "node:fs";
 import * as path6 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
@@ -39504,8 +40199,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs10.mkdirSync(path6.dirname(dest), { recursive: true });
-  fs10.writeFileSync(dest, content);
+  fs11.mkdirSync(path6.dirname(dest), { recursive: true });
+  fs11.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -39518,7 +40213,7 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs11 from "node:fs";
+import * as fs12 from "node:fs";
 import * as path7 from "node:path";
 function workspacePath(workspace, file) {
   const rel = path7.relative(workspace, file);
@@ -39561,8 +40256,8 @@ async function checkModels(jobs, settings, opts) {
       }
     }
     ledger.verdict = model.verdict;
-    fs11.rmSync(head.ledgerPath, { force: true });
-    fs11.rmSync(head.markdownPath, { force: true });
+    fs12.rmSync(head.ledgerPath, { force: true });
+    fs12.rmSync(head.markdownPath, { force: true });
     ledgers.push(ledger);
   }
   return ledgers;
@@ -39581,14 +40276,14 @@ function mergeLedgers(ledgers) {
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs11.readdirSync(d, { withFileTypes: true })) {
+    for (const e of fs12.readdirSync(d, { withFileTypes: true })) {
       const full = path7.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs11.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs12.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
@@ -43494,14 +44189,14 @@ var require_errors2 = __commonJS({
         super("YAMLWarning", pos, code, message);
       }
     };
-    var prettifyError = (src, lc) => (error2) => {
+    var prettifyError = (src, lc2) => (error2) => {
       if (error2.pos[0] === -1)
         return;
-      error2.linePos = error2.pos.map((pos) => lc.linePos(pos));
+      error2.linePos = error2.pos.map((pos) => lc2.linePos(pos));
       const { line, col } = error2.linePos[0];
       error2.message += ` at line ${line}, column ${col}`;
       let ci = col - 1;
-      let lineStr = src.substring(lc.lineStarts[line - 1], lc.lineStarts[line]).replace(/[\n\r]+$/, "");
+      let lineStr = src.substring(lc2.lineStarts[line - 1], lc2.lineStarts[line]).replace(/[\n\r]+$/, "");
       if (ci >= 60 && lineStr.length > 80) {
         const trimStart = Math.min(ci - 39, lineStr.length - 79);
         lineStr = "\u2026" + lineStr.substring(trimStart);
@@ -43510,7 +44205,7 @@ var require_errors2 = __commonJS({
       if (lineStr.length > 80)
         lineStr = lineStr.substring(0, 79) + "\u2026";
       if (line > 1 && /^ *$/.test(lineStr.substring(0, ci))) {
-        let prev = src.substring(lc.lineStarts[line - 2], lc.lineStarts[line - 1]);
+        let prev = src.substring(lc2.lineStarts[line - 2], lc2.lineStarts[line - 1]);
         if (prev.length > 80)
           prev = prev.substring(0, 79) + "\u2026\n";
         lineStr = prev + lineStr;
@@ -46683,14 +47378,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs17 = this.flowScalar(this.type);
+              const fs18 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs17, sep: [] });
+                map.items.push({ start, key: fs18, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs17);
+                this.stack.push(fs18);
               } else {
-                Object.assign(it, { key: fs17, sep: [] });
+                Object.assign(it, { key: fs18, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -46818,13 +47513,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs17 = this.flowScalar(this.type);
+              const fs18 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs17, sep: [] });
+                fc.items.push({ start: [], key: fs18, sep: [] });
               else if (it.sep)
-                this.stack.push(fs17);
+                this.stack.push(fs18);
               else
-                Object.assign(it, { key: fs17, sep: [] });
+                Object.assign(it, { key: fs18, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -47162,24 +47857,24 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs12 from "node:fs";
+import * as fs13 from "node:fs";
 import * as path8 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs12.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs13.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs12.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs13.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs12.existsSync(path8.join(src.workspace, src.workflowFile))) {
+    if (b.source === "flag" && src.workflowFile && fs13.existsSync(path8.join(src.workspace, src.workflowFile))) {
       const line = workflowLine(path8.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs12.existsSync(path8.join(src.workspace, src.configFile))) {
+    if (src.configFile && fs13.existsSync(path8.join(src.workspace, src.configFile))) {
       return { path: src.configFile, line: configLine(path8.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
@@ -47306,7 +48001,7 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs13 from "node:fs";
+import * as fs14 from "node:fs";
 import * as path9 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
@@ -47317,7 +48012,7 @@ function findModels(root, globs, skip = []) {
   const skipped = new Set(skip.map((s) => path9.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs13.readdirSync(dir, { withFileTypes: true })) {
+    for (const entry3 of fs14.readdirSync(dir, { withFileTypes: true })) {
       const full = path9.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
@@ -47439,13 +48134,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs14 from "node:fs";
+import * as fs15 from "node:fs";
 import * as path10 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs14.existsSync(file) ? parseHistory(fs14.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs15.existsSync(file) ? parseHistory(fs15.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs14.mkdirSync(path10.dirname(file), { recursive: true });
+      fs15.mkdirSync(path10.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -55218,10 +55913,10 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs15 from "node:fs";
+import * as fs16 from "node:fs";
 import * as path11 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs15.existsSync(path11.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const configFile = inputs.config ?? (fs16.existsSync(path11.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
   const base = configFile ? loadConfig(path11.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
   const overrides = { latency: { ...base.latency } };
   if (inputs.targetSparsity !== void 0) overrides.sparsity = inputs.targetSparsity;
@@ -55254,7 +55949,7 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs16 from "node:fs";
+import * as fs17 from "node:fs";
 import * as path12 from "node:path";
 function progressFor(io) {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
@@ -55293,7 +55988,7 @@ async function run(inputs, octokit, ctx, env, io) {
   let settings;
   if (inputs.mode === "aggregate") {
     const dir = path12.resolve(env.workspace, inputs.ledgers);
-    if (!fs16.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    if (!fs17.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -55315,7 +56010,7 @@ async function run(inputs, octokit, ctx, env, io) {
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
   const ledgerPath = path12.join(out, "ledger.json");
-  fs16.mkdirSync(out, { recursive: true });
+  fs17.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(path12.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);

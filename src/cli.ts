@@ -67,6 +67,7 @@ interface RunFlags {
   keepFirstLayer?: boolean;
   keepLastLayer?: boolean;
   bakeTemperature?: boolean;
+  recoveryCommand?: string;
   batchSizes?: number[];
   warmup?: number;
   runs?: number;
@@ -103,6 +104,7 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.keepFirstLayer) overrides.keepFirstLayer = true;
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
   if (flags.bakeTemperature) overrides.bakeTemperature = true;
+  if (flags.recoveryCommand !== undefined) overrides.recoveryCommand = flags.recoveryCommand;
   if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
   if (flags.evalBatchSize !== undefined) overrides.evalBatchSize = flags.evalBatchSize;
   if (flags.strict) overrides.strict = true;
@@ -156,6 +158,7 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--exclude <glob>', 'node or initializer names never pruned, repeatable', collect, [])
     .option('--keep-first-layer', 'do not prune the first prunable layer')
     .option('--keep-last-layer', 'do not prune the last prunable layer')
+    .option('--recovery-command <cmd>', 'shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)')
     .option('--bake-temperature', 'divide the shipped model\'s logits by the temperature fitted on --calib (needs labels)')
     .option('--batch-sizes <list>', 'latency batch sizes, comma separated; the first is shown in the headline', positiveInts('--batch-sizes'))
     .option('--warmup <n>', 'untimed latency runs per model and batch size', count('--warmup', 0))

@@ -44,6 +44,8 @@ export interface Config {
   keepLastLayer: boolean;
   /** divide the shipped model's logits by the temperature fitted on the calibration set */
   bakeTemperature: boolean;
+  /** shell command run by `recovery: command`; '' when unset */
+  recoveryCommand: string;
   /** latency batch sizes; the first is the primary one shown in the ledger */
   batchSizes: number[];
   latency: LatencyConfig;
@@ -69,6 +71,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   keepFirstLayer: false,
   keepLastLayer: false,
   bakeTemperature: false,
+  recoveryCommand: '',
   batchSizes: [1, 32],
   latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
   evalBatchSize: 256,
@@ -122,6 +125,7 @@ export const CONFIG_SCHEMA: SchemaNode = {
     'keep-first-layer': boolean,
     'keep-last-layer': boolean,
     'bake-temperature': boolean,
+    'recovery-command': { type: 'string', description: 'a shell command like "python finetune.py"' },
     'batch-sizes': {
       type: 'array',
       minItems: 1,

@@ -40,7 +40,7 @@ export interface RunResult {
 }
 
 /** Recoveries this build implements; others are refused up front, never faked. */
-const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct']);
+const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct', 'command']);
 
 function checkRequest(config: Config): void {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
@@ -105,7 +105,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const pruneArtifact = staged ? stepFile(stepsDir, 1, 'prune') : outPath;
   if (staged) fs.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
-  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress });
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   // the shipped file must still hold the method's pattern after every recovery stage
