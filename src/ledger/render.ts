@@ -141,6 +141,26 @@ function classTable(model: ModelLedger): string | undefined {
   ].join('\n\n');
 }
 
+function shiftTable(model: ModelLedger): string | undefined {
+  if (!model.shifts?.length) return undefined;
+  const [ref, cand] = model.method === 'compare' ? ['Base', 'Head'] : ['Dense', 'Pruned'];
+  return [
+    '**Distribution shift**',
+    table([
+      ['Set', 'Source', 'Samples', ref, cand, 'Drop', 'Gap change vs clean'],
+      ...model.shifts.map((s) => [
+        s.name,
+        s.source,
+        String(s.samples),
+        percent(s.dense, 2),
+        percent(s.final, 2),
+        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ''),
+        points(s.gap_change, 2),
+      ]),
+    ]),
+  ].join('\n\n');
+}
+
 function renderModel(model: ModelLedger): string {
   const about =
     `<sub>\`${model.model}\` → \`${model.pruned}\` · ${model.method} to ${percent(model.target_sparsity)} target · ` +
@@ -149,6 +169,8 @@ function renderModel(model: ModelLedger): string {
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const classes = classTable(model);
   if (classes) sections.push(classes);
+  const shifts = shiftTable(model);
+  if (shifts) sections.push(shifts);
   return sections.join('\n\n');
 }
 

@@ -117,6 +117,23 @@ export interface ClassChange {
   beyond_budget?: boolean;
 }
 
+/** One distribution-shift set (user --shift or built-in corruption), reference vs judged model. */
+export interface ShiftResult {
+  name: string;
+  source: 'user' | 'corruption';
+  samples: number;
+  /** accuracy of the reference (dense, or base in compare) and the judged model on this set */
+  dense: number;
+  final: number;
+  /** dense − final on this set */
+  drop: number;
+  drop_ci?: [number, number];
+  /** McNemar's exact test on this set */
+  p_value?: number;
+  /** (dense − final) on this set minus (dense − final) on clean data: how much the shift widens the gap */
+  gap_change: number;
+}
+
 export interface ModelLedger {
   /** input model path as given */
   model: string;
@@ -130,6 +147,8 @@ export interface ModelLedger {
   /** classes sorted by accuracy drop, largest first */
   class_changes: ClassChange[];
   eval: { data: string; samples: number; classes: number };
+  /** accuracy on each shift set and corruption, for both models */
+  shifts?: ShiftResult[];
 }
 
 export interface Ledger {

@@ -18,7 +18,8 @@ import { prunableWeights } from '../prune/prunable.js';
 import { VERSION } from '../version.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { Progress } from './progress.js';
-import { judgeWithIntervals } from './verdicts.js';
+import { corruptionSets } from '../measure/corruptions.js';
+import { judgeWithIntervals, shiftResults } from './verdicts.js';
 
 export interface CompareRequest {
   base: string;
@@ -76,7 +77,7 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
   const data = loadFor(withInputs, req.data, true);
-  const shifts = req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, true) }));
+  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, true) })), ...corruptionSets(data, config.corruptions)];
   const provider = await resolveProvider(config.executionProvider, req.base);
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
@@ -115,6 +116,7 @@ export async function comparePipeline(req: CompareRequest, progress: Progress): 
     verdict: judged.verdict,
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes },
+    shifts: shiftResults(m.base, m.head, m.shifts, new Set(config.corruptions), config.confidence),
   };
   const ledger: Ledger = {
     schema: LEDGER_SCHEMA,

@@ -111,6 +111,7 @@ describe('parseConfig values', () => {
       confidence: 0.95,
       strict: false,
       executionProvider: 'cpu',
+      corruptions: [],
       budgets: {},
     });
   });
@@ -130,6 +131,7 @@ describe('parseConfig values', () => {
       'confidence: 0.9',
       'strict: true',
       'execution-provider: auto',
+      'corruptions: [gaussian-noise:2, blur:1]',
       'budgets:',
       '  accuracy-drop: 0.5%',
       '  min-speedup: 1.5',
@@ -150,6 +152,7 @@ describe('parseConfig values', () => {
       confidence: 0.9,
       strict: true,
       executionProvider: 'auto',
+      corruptions: ['gaussian-noise:2', 'blur:1'],
       budgets: { 'accuracy-drop': 0.005, 'min-speedup': 1.5, 'max-size-bytes': 2_000_000 },
     });
   });
