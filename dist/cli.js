@@ -1210,7 +1210,7 @@ var require_command = __commonJS({
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
     var path7 = __require("node:path");
-    var fs10 = __require("node:fs");
+    var fs11 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2204,7 +2204,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs10.existsSync(executableFile)) return;
+        if (fs11.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2223,10 +2223,10 @@ Expecting one of '${allowedValues.join("', '")}'`);
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
           const localBin = path7.resolve(baseDir, baseName2);
-          if (fs10.existsSync(localBin)) return localBin;
+          if (fs11.existsSync(localBin)) return localBin;
           if (sourceExt.includes(path7.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs10.existsSync(`${localBin}${ext}`)
+            (ext) => fs11.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2238,7 +2238,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs10.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs11.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
@@ -10353,14 +10353,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs10 = this.flowScalar(this.type);
+              const fs11 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs10, sep: [] });
+                map.items.push({ start, key: fs11, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs10);
+                this.stack.push(fs11);
               } else {
-                Object.assign(it, { key: fs10, sep: [] });
+                Object.assign(it, { key: fs11, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10488,13 +10488,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs10 = this.flowScalar(this.type);
+              const fs11 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs10, sep: [] });
+                fc.items.push({ start: [], key: fs11, sep: [] });
               else if (it.sep)
-                this.stack.push(fs10);
+                this.stack.push(fs11);
               else
-                Object.assign(it, { key: fs10, sep: [] });
+                Object.assign(it, { key: fs11, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -22616,7 +22616,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs9 from "node:fs";
+import * as fs10 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -23390,7 +23390,7 @@ function mergeConfig(base, overrides) {
 }
 
 // src/pipeline/run.ts
-import * as fs6 from "node:fs";
+import * as fs7 from "node:fs";
 import * as os from "node:os";
 import * as path4 from "node:path";
 
@@ -24647,6 +24647,39 @@ function classTable(model) {
     ])
   ].join("\n\n");
 }
+function costTable(steps) {
+  const rows = steps.filter((s) => s.runtime_cost);
+  if (rows.length === 0) return void 0;
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH;
+  return table([
+    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Energy / sample"],
+    ...rows.map((s) => {
+      const c = s.runtime_cost;
+      return [
+        s.name,
+        withCi(s),
+        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+        c.load_ms.toFixed(1),
+        c.throughput_samples_per_s === void 0 ? DASH : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+      ];
+    })
+  ]);
+}
+function predictionShiftTable(model) {
+  if (!model.prediction_shift?.length) return void 0;
+  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
+  return [
+    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
+    table([
+      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
+      ...model.prediction_shift.flatMap(
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+      )
+    ])
+  ].join("\n\n");
+}
 function shiftTable(model) {
   if (!model.shifts?.length) return void 0;
   const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
@@ -24672,8 +24705,12 @@ function renderModel(model) {
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const classes = classTable(model);
   if (classes) sections.push(classes);
+  const cost = costTable(model.steps);
+  if (cost) sections.push(cost);
   const shifts = shiftTable(model);
   if (shifts) sections.push(shifts);
+  const predicted = predictionShiftTable(model);
+  if (predicted) sections.push(predicted);
   return sections.join("\n\n");
 }
 function renderMarkdown(ledger) {
@@ -25066,6 +25103,59 @@ async function resolveProvider(requested, probeModel) {
   return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
 }
 
+// src/measure/runtimeCost.ts
+import * as fs4 from "node:fs";
+var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
+function throughput(byBatch) {
+  if (byBatch.length === 0) return void 0;
+  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
+  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
+}
+function readCounter(file) {
+  try {
+    const v = Number(fs4.readFileSync(file, "utf8").trim());
+    return Number.isFinite(v) ? v : void 0;
+  } catch {
+    return void 0;
+  }
+}
+async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
+  const before = readCounter(counter);
+  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const after = readCounter(counter);
+  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
+  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
+}
+async function measureRuntimeCost(artifact, byBatch, source, opts) {
+  const { ort } = onnxruntime();
+  const loads = [];
+  for (let i2 = 0; i2 < 3; i2++) {
+    const t0 = performance.now();
+    const s = await openSession(artifact, opts);
+    loads.push(performance.now() - t0);
+    if (i2 < 2) await s.release();
+    else {
+      const batch = byBatch[0]?.batch ?? 1;
+      const feeds = {};
+      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const energy = await energyPerSample(async () => {
+        const out = await s.run(feeds);
+        for (const t of Object.values(out)) t.dispose();
+      }, 20, batch);
+      await s.release();
+      const tp = throughput(byBatch);
+      return {
+        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
+        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
+        energy_j_per_sample: energy.joules,
+        energy_note: energy.note
+      };
+    }
+  }
+  throw new Error("unreachable");
+}
+
 // src/measure/stats/binomial.ts
 function logGamma(x2) {
   const g2 = 7;
@@ -25085,6 +25175,95 @@ function binomialHalfCdf(k, n) {
   let sum = 0;
   for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
   return Math.min(1, sum);
+}
+
+// src/measure/stats/distribution.ts
+function regularizedGammaP(a, x2) {
+  if (x2 <= 0) return 0;
+  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
+  if (x2 < a + 1) {
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 1e3; n++) {
+      term *= x2 / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.min(1, sum * Math.exp(lnPre));
+  }
+  let b = x2 + 1 - a;
+  let c = 1 / 1e-300;
+  let d = 1 / b;
+  let h = d;
+  for (let i2 = 1; i2 < 1e3; i2++) {
+    const an = -i2 * (i2 - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < 1e-300) d = 1e-300;
+    c = b + an / c;
+    if (Math.abs(c) < 1e-300) c = 1e-300;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return Math.max(0, 1 - Math.exp(lnPre) * h);
+}
+function chiSquareSurvival(x2, df) {
+  return 1 - regularizedGammaP(df / 2, x2 / 2);
+}
+function chiSquareHomogeneity(a, b) {
+  const na = a.reduce((s, v) => s + v, 0);
+  const nb = b.reduce((s, v) => s + v, 0);
+  let stat = 0;
+  let bins = 0;
+  for (let i2 = 0; i2 < a.length; i2++) {
+    const total2 = a[i2] + b[i2];
+    if (total2 === 0) continue;
+    bins++;
+    const ea = total2 * na / (na + nb);
+    const eb = total2 * nb / (na + nb);
+    stat += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
+  }
+  const df = Math.max(1, bins - 1);
+  return { statistic: stat, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat, df) };
+}
+function kolmogorovSmirnov(x2, y) {
+  const a = Float64Array.from(x2).sort();
+  const b = Float64Array.from(y).sort();
+  let i2 = 0;
+  let j = 0;
+  let d = 0;
+  while (i2 < a.length && j < b.length) {
+    const v = Math.min(a[i2], b[j]);
+    while (i2 < a.length && a[i2] <= v) i2++;
+    while (j < b.length && b[j] <= v) j++;
+    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
+  }
+  const ne = a.length * b.length / (a.length + b.length);
+  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
+  let p = 0;
+  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
+  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
+}
+function populationStabilityIndex(expected, actual, bins = 10) {
+  const sorted = Float64Array.from(expected).sort();
+  const edges = [];
+  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
+  const hist = (values) => {
+    const h = new Float64Array(bins);
+    for (let i2 = 0; i2 < values.length; i2++) {
+      let b = 0;
+      while (b < edges.length && values[i2] > edges[b]) b++;
+      h[b]++;
+    }
+    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
+  };
+  const e = hist(expected);
+  const a = hist(actual);
+  let psi = 0;
+  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
+  return psi;
 }
 
 // src/measure/stats/normal.ts
@@ -25298,7 +25477,7 @@ function shiftResults(reference, candidate, shifts, corruptionNames, confidence)
   for (const s of shifts) {
     const a = reference.shiftPreds?.get(s.name);
     const b = candidate.shiftPreds?.get(s.name);
-    if (!a || !b) continue;
+    if (!a || !b || !s.data.labels) continue;
     const dense = mean(a.correct);
     const final = mean(b.correct);
     const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
@@ -25321,9 +25500,29 @@ function mean(x2) {
   for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
   return x2.length ? s / x2.length : NaN;
 }
+function distributionShift(clean, shifted) {
+  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
+  const hist = (p) => {
+    const h = new Array(p.classes).fill(0);
+    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
+    return h;
+  };
+  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
+  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
+}
+function predictionShifts(reference, candidate, shifts) {
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b) continue;
+    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
+  }
+  return out;
+}
 
 // src/onnx/model.ts
-import * as fs4 from "node:fs";
+import * as fs5 from "node:fs";
 import * as path3 from "node:path";
 
 // node_modules/@bufbuild/protobuf/dist/esm/is-message.js
@@ -28926,7 +29125,7 @@ var PROTOBUF_LIMIT = 2 ** 31 - 1;
 function loadModel(file) {
   let bytes2;
   try {
-    bytes2 = fs4.readFileSync(file);
+    bytes2 = fs5.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
@@ -28973,7 +29172,7 @@ function externalEntry(t, key) {
 }
 function resolveExternalData(proto, file) {
   const dir = path3.dirname(path3.resolve(file));
-  const realDir = fs4.realpathSync(dir);
+  const realDir = fs5.realpathSync(dir);
   const handles = /* @__PURE__ */ new Map();
   try {
     for (const t of allTensors(proto)) {
@@ -28984,7 +29183,7 @@ function resolveExternalData(proto, file) {
       const target = path3.resolve(dir, location);
       let real;
       try {
-        real = fs4.realpathSync(target);
+        real = fs5.realpathSync(target);
       } catch {
         throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
       }
@@ -28992,24 +29191,24 @@ function resolveExternalData(proto, file) {
         throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
       }
       const offset = Number(externalEntry(t, "offset") ?? 0);
-      const size = fs4.statSync(real).size;
+      const size = fs5.statSync(real).size;
       const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
       if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
         throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
       }
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs4.openSync(real, "r");
+        fd2 = fs5.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs4.readSync(fd2, data, 0, length, offset);
+      fs5.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs4.closeSync(fd2);
+    for (const fd2 of handles.values()) fs5.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -29324,12 +29523,12 @@ var VERSION = "0.1.0";
 
 // src/measure/evaluate.ts
 async function evaluateClassifier(session, data, opts) {
-  if (!data.labels) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
+  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
   if (session.outputNames.length !== 1) {
     throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
   }
   const { ort } = onnxruntime();
-  const labels = data.labels;
+  const labels = data.labels ?? new Int32Array(data.count);
   const n = data.count;
   const pred = new Int32Array(n);
   const confidence = new Float32Array(n);
@@ -29361,8 +29560,8 @@ async function evaluateClassifier(session, data, opts) {
       const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
       pred[start + i2] = s.pred;
       confidence[start + i2] = s.confidence;
-      correct[start + i2] = s.pred === label ? 1 : 0;
-      logProbLabel[start + i2] = s.logProbLabel;
+      correct[start + i2] = !data.labels ? 0 : s.pred === label ? 1 : 0;
+      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
     }
     logits?.set(values, start * classes);
     for (const t of Object.values(result)) t.dispose();
@@ -29372,10 +29571,10 @@ async function evaluateClassifier(session, data, opts) {
 }
 
 // src/measure/size.ts
-import * as fs5 from "node:fs";
+import * as fs6 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs5.readFileSync(file);
+  const data = fs6.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 
@@ -29841,8 +30040,8 @@ async function measureStep(name, description, artifact, ctx) {
     });
     progress.stop();
     for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact });
-      shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
       shiftPreds.set(s.name, p);
     }
   } finally {
@@ -29901,7 +30100,7 @@ async function runPipeline(req, progress) {
   const dense = loadModel(req.model);
   const inputs = modelInputs(dense.proto, req.model);
   const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
-  const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: true, modelPath: req.model }) }));
+  const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const outPath = prunedPath(req.out, req.model);
@@ -29920,7 +30119,7 @@ async function runPipeline(req, progress) {
     "prune-guard.target_sparsity": String(config.sparsity),
     "prune-guard.source": path4.basename(req.model)
   });
-  fs6.mkdirSync(req.out, { recursive: true });
+  fs7.mkdirSync(req.out, { recursive: true });
   saveModel(pruned.model, outPath);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
@@ -29934,6 +30133,7 @@ async function runPipeline(req, progress) {
     m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
+  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
   const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels, denseStep2.preds.classes));
@@ -29948,7 +30148,8 @@ async function runPipeline(req, progress) {
     verdict,
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence)
+    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
+    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts)
   };
   const ledger = {
     schema: LEDGER_SCHEMA,
@@ -29973,7 +30174,7 @@ async function runPipeline(req, progress) {
 }
 
 // src/pipeline/compare.ts
-import * as fs7 from "node:fs";
+import * as fs8 from "node:fs";
 import * as os2 from "node:os";
 import * as path5 from "node:path";
 var DEFAULT_LATENCY_REGRESSION = 0.05;
@@ -30004,7 +30205,7 @@ async function measurePair(req, progress) {
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
   const data = loadFor(withInputs, req.data, true);
-  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, true) })), ...corruptionSets(data, config.corruptions)];
+  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config.corruptions)];
   const provider = await resolveProvider(config.executionProvider, req.base);
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
@@ -30019,11 +30220,12 @@ async function measurePair(req, progress) {
     m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
+  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
   return { base, head, data, shifts, samples, provider };
 }
 async function comparePipeline(req, progress) {
   const { config } = req;
-  for (const p of [req.base, req.head]) if (!fs7.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  for (const p of [req.base, req.head]) if (!fs8.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
   const m = await measurePair(req, progress);
   const budgets = compareBudgets(req.budgets);
   const changes = classChanges2(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
@@ -30038,7 +30240,8 @@ async function comparePipeline(req, progress) {
     verdict: judged.verdict,
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes },
-    shifts: shiftResults(m.base, m.head, m.shifts, new Set(config.corruptions), config.confidence)
+    shifts: shiftResults(m.base, m.head, m.shifts, new Set(config.corruptions), config.confidence),
+    prediction_shift: predictionShifts(m.base, m.head, m.shifts)
   };
   const ledger = {
     schema: LEDGER_SCHEMA,
@@ -30055,7 +30258,7 @@ async function comparePipeline(req, progress) {
     models: [model]
   };
   const markdown = renderMarkdown(ledger);
-  fs7.mkdirSync(req.out, { recursive: true });
+  fs8.mkdirSync(req.out, { recursive: true });
   const ledgerPath = path5.join(req.out, "ledger.json");
   const markdownPath = path5.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
@@ -30064,14 +30267,14 @@ async function comparePipeline(req, progress) {
 }
 
 // src/pipeline/selftest.ts
-import * as fs8 from "node:fs";
+import * as fs9 from "node:fs";
 import * as path6 from "node:path";
 import { fileURLToPath } from "node:url";
 function defaultFixture(name) {
   let dir = path6.dirname(fileURLToPath(import.meta.url));
   for (let i2 = 0; i2 < 4; i2++) {
     const candidate = path6.join(dir, "fixtures", name);
-    if (fs8.existsSync(candidate)) return candidate;
+    if (fs9.existsSync(candidate)) return candidate;
     dir = path6.dirname(dir);
   }
   return void 0;
@@ -30121,7 +30324,7 @@ async function selftest(req, progress) {
     failures
   };
   if (req.out) {
-    fs8.mkdirSync(req.out, { recursive: true });
+    fs9.mkdirSync(req.out, { recursive: true });
     writeFileAtomic(path6.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
   }
   return report;
@@ -30208,7 +30411,7 @@ function parseShift(text) {
   return { name: text.slice(0, eq), path: text.slice(eq + 1) };
 }
 function resolveConfig(flags) {
-  const file = flags.config ?? (fs9.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs10.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
   const latency = { ...base.latency };
   if (flags.warmup !== void 0) latency.warmup = flags.warmup;

@@ -1,7 +1,9 @@
 import type { Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { evaluateBudgets, overallVerdict, type ResolvedBudget } from '../ledger/budgets.js';
-import type { BudgetResult, ClassChange, ShiftResult, Verdict } from '../ledger/types.js';
+import type { BudgetResult, ClassChange, DistributionShift, PredictionShift, ShiftResult, Verdict } from '../ledger/types.js';
+import type { Predictions } from '../measure/evaluate.js';
+import { chiSquareHomogeneity, kolmogorovSmirnov, populationStabilityIndex } from '../measure/stats/distribution.js';
 import { accuracyDropUncertainty, accuracyIntervals, annotateClassChanges, budgetUncertainty, type PairedMeasurements } from '../measure/stats/uncertainty.js';
 import type { MeasuredStep } from './measureStep.js';
 
@@ -70,7 +72,7 @@ export function shiftResults(
   for (const s of shifts) {
     const a = reference.shiftPreds?.get(s.name);
     const b = candidate.shiftPreds?.get(s.name);
-    if (!a || !b) continue;
+    if (!a || !b || !s.data.labels) continue;
     const dense = mean(a.correct);
     const final = mean(b.correct);
     const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
@@ -93,4 +95,27 @@ function mean(x: Uint8Array): number {
   let s = 0;
   for (let i = 0; i < x.length; i++) s += x[i];
   return x.length ? s / x.length : NaN;
+}
+
+function distributionShift(clean: Predictions, shifted: Predictions): DistributionShift {
+  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
+  const hist = (p: Predictions) => {
+    const h = new Array<number>(p.classes).fill(0);
+    for (let i = 0; i < p.pred.length; i++) h[p.pred[i]]++;
+    return h;
+  };
+  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
+  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
+}
+
+/** Prediction-distribution tests of every shift set (labelled or not) against the clean set, per model. */
+export function predictionShifts(reference: MeasuredStep, candidate: MeasuredStep, shifts: readonly { name: string; data: Dataset }[]): PredictionShift[] {
+  const out: PredictionShift[] = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b) continue;
+    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
+  }
+  return out;
 }

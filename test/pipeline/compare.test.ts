@@ -86,6 +86,32 @@ describe('run with a user shift set and two built-in corruptions', () => {
   }, 60_000);
 });
 
+describe('a shift set without labels', () => {
+  it('gets prediction-distribution tests (KS, PSI, chi-square) but no accuracy', async () => {
+    const { writeNpz } = await import('../../src/data/npz.js');
+    const { readArrays } = await import('../../src/data/npz.js');
+    const dir = tempDir();
+    const x = readArrays(fixture('fmnist-shift-rotate.npz')).get('x')!;
+    const unlabelled = path.join(dir, 'unlabelled.npz');
+    writeNpz(unlabelled, { x });
+    const r = await comparePipeline(
+      { base: fixture('mlp.onnx'), head: fixture('mlp.onnx'), data: fixture('fmnist-calib.npz'), shifts: [{ name: 'wild', path: unlabelled }], out: dir, config: { ...config, corruptions: ['contrast:5'] }, budgets: resolveBudgets({}, []) },
+      silentProgress,
+    );
+    const m = r.ledger.models[0];
+    expect(validateLedger(r.ledger)).toEqual([]);
+    expect(m.shifts!.map((s) => s.name)).toEqual(['contrast:5']);
+    expect(m.steps[0].shift_accuracy).toEqual({ 'contrast:5': expect.any(Number) });
+    const wild = m.prediction_shift!.find((s) => s.name === 'wild')!;
+    expect(wild.labelled).toBe(false);
+    expect(wild.samples).toBe(x.shape[0]);
+    // rotated images really move the predictions of the model
+    expect(wild.dense.chi2_p).toBeLessThan(0.01);
+    expect(wild.dense).toEqual(wild.final);
+    expect(r.markdown).toContain('**Prediction shift vs clean data**');
+  }, 60_000);
+});
+
 describe('compare budgets', () => {
   it('keeps a configured latency-regression limit and adds the default otherwise', () => {
     expect(compareBudgets(resolveBudgets({}, [])).map((b) => b.name)).toEqual(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'latency-regression']);
