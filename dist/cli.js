@@ -1218,7 +1218,7 @@ var require_command = __commonJS({
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
     var path8 = __require("node:path");
-    var fs12 = __require("node:fs");
+    var fs13 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs12.existsSync(executableFile)) return;
+        if (fs13.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2231,10 +2231,10 @@ Expecting one of '${allowedValues.join("', '")}'`);
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
           const localBin = path8.resolve(baseDir, baseName2);
-          if (fs12.existsSync(localBin)) return localBin;
+          if (fs13.existsSync(localBin)) return localBin;
           if (sourceExt.includes(path8.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs12.existsSync(`${localBin}${ext}`)
+            (ext) => fs13.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,7 +2246,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs12.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs13.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
@@ -10361,14 +10361,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs12 = this.flowScalar(this.type);
+              const fs13 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs12, sep: [] });
+                map.items.push({ start, key: fs13, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs12);
+                this.stack.push(fs13);
               } else {
-                Object.assign(it, { key: fs12, sep: [] });
+                Object.assign(it, { key: fs13, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10496,13 +10496,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs12 = this.flowScalar(this.type);
+              const fs13 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs12, sep: [] });
+                fc.items.push({ start: [], key: fs13, sep: [] });
               else if (it.sep)
-                this.stack.push(fs12);
+                this.stack.push(fs13);
               else
-                Object.assign(it, { key: fs12, sep: [] });
+                Object.assign(it, { key: fs13, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -22624,7 +22624,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs11 from "node:fs";
+import * as fs12 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -22962,6 +22962,159 @@ function overallVerdict(results) {
   return results.reduce((worst, v) => SEVERITY[v] > SEVERITY[worst] ? v : worst, "pass");
 }
 
+// src/measure/stats/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+
+// src/measure/corruptions.ts
+var IMAGE_CORRUPTIONS = ["gaussian-noise", "contrast", "brightness", "blur"];
+var TABULAR_CORRUPTIONS = ["feature-noise", "feature-dropout"];
+var CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
+var SEVERITIES = {
+  /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
+  "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
+  /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
+  contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
+  /** added offset as a fraction of the input's range (max − min) */
+  brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
+  /** Gaussian blur sigma, in pixels */
+  blur: [0.5, 0.75, 1, 1.5, 2],
+  /** noise sd as a multiple of each feature's sd */
+  "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
+  /** fraction of features per sample replaced by the feature's mean */
+  "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
+};
+var corruptionName = (c) => `${c.kind}:${c.severity}`;
+function parseCorruption(text, where) {
+  const m = /^([a-z-]+):([1-5])$/.exec(text.trim());
+  if (!m || !CORRUPTIONS.includes(m[1])) {
+    throw new UserError(`${where} ${text}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
+  }
+  return { kind: m[1], severity: Number(m[2]) };
+}
+function seedOf(c) {
+  let h = 2166136261;
+  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
+  return h >>> 0;
+}
+function gaussian(random) {
+  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+function moments(x2) {
+  let s = 0;
+  let s2 = 0;
+  let min = Infinity;
+  let max2 = -Infinity;
+  for (let i2 = 0; i2 < x2.length; i2++) {
+    s += x2[i2];
+    s2 += x2[i2] * x2[i2];
+    if (x2[i2] < min) min = x2[i2];
+    if (x2[i2] > max2) max2 = x2[i2];
+  }
+  const mean2 = s / x2.length;
+  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
+}
+function blurPlane(x2, offset, h, w, sigma, tmp) {
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
+  const sum = k.reduce((a, b) => a + b, 0);
+  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
+  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
+      tmp[y * w + xx] = acc;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
+      x2[offset + y * w + xx] = acc;
+    }
+  }
+}
+function corruptArray(name, arr, c, where) {
+  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
+  }
+  const image = IMAGE_CORRUPTIONS.includes(c.kind);
+  if (image && arr.dims.length !== 4) {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
+  }
+  const src = arr.data;
+  const x2 = src.slice();
+  const level = SEVERITIES[c.kind][c.severity - 1];
+  const random = seededRandom(seedOf(c));
+  const normal = gaussian(random);
+  const n = arr.dims[0];
+  const per = x2.length / n;
+  const stats = moments(src);
+  switch (c.kind) {
+    case "gaussian-noise":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
+      break;
+    case "brightness":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
+      break;
+    case "contrast":
+    case "blur": {
+      const [, channels, h, w] = arr.dims;
+      const plane = h * w;
+      const tmp = new Float64Array(plane);
+      for (let p = 0; p < n * channels; p++) {
+        const off = p * plane;
+        if (c.kind === "blur") {
+          blurPlane(x2, off, h, w, level, tmp);
+        } else {
+          let mean2 = 0;
+          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
+          mean2 /= plane;
+          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
+        }
+      }
+      break;
+    }
+    case "feature-noise":
+    case "feature-dropout": {
+      const mean2 = new Float64Array(per);
+      const sd = new Float64Array(per);
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
+      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
+      for (let s = 0; s < n; s++) {
+        for (let f = 0; f < per; f++) {
+          const i2 = s * per + f;
+          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
+          else if (random() < level) x2[i2] = mean2[f];
+        }
+      }
+      break;
+    }
+  }
+  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
+}
+function corruptDataset(ds, c) {
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
+  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
+}
+function corruptionSets(data, specs) {
+  return specs.map((text) => {
+    const c = parseCorruption(text, "corruptions");
+    return { name: corruptionName(c), data: corruptDataset(data, c) };
+  });
+}
+
 // src/config/schema.ts
 var PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
 var RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
@@ -22986,6 +23139,7 @@ var DEFAULT_CONFIG = Object.freeze({
   criterion: "l1",
   strict: false,
   executionProvider: "cpu",
+  corruptions: [],
   budgets: {}
 });
 var wholeNumber = (minimum) => ({
@@ -23052,6 +23206,12 @@ var CONFIG_SCHEMA = {
     criterion: oneOf(CRITERIA),
     strict: boolean,
     "execution-provider": oneOf(EXECUTION_PROVIDERS),
+    corruptions: {
+      type: "array",
+      uniqueItems: true,
+      items: { type: "string", pattern: `^(${CORRUPTIONS.join("|")}):[1-5]$`, description: `KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5` },
+      description: "a list like [gaussian-noise:2, blur:1]"
+    },
     budgets: {
       type: "object",
       additionalProperties: false,
@@ -23247,7 +23407,7 @@ function mergeConfig(base, overrides) {
 }
 
 // src/pipeline/run.ts
-import * as fs8 from "node:fs";
+import * as fs9 from "node:fs";
 import * as os from "node:os";
 import * as path5 from "node:path";
 
@@ -25123,6 +25283,58 @@ function classTable(model) {
     ])
   ].join("\n\n");
 }
+function costTable(steps) {
+  const rows = steps.filter((s) => s.runtime_cost);
+  if (rows.length === 0) return void 0;
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH;
+  return table([
+    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Energy / sample"],
+    ...rows.map((s) => {
+      const c = s.runtime_cost;
+      return [
+        s.name,
+        withCi(s),
+        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+        c.load_ms.toFixed(1),
+        c.throughput_samples_per_s === void 0 ? DASH : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+      ];
+    })
+  ]);
+}
+function predictionShiftTable(model) {
+  if (!model.prediction_shift?.length) return void 0;
+  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
+  return [
+    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
+    table([
+      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
+      ...model.prediction_shift.flatMap(
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+      )
+    ])
+  ].join("\n\n");
+}
+function shiftTable(model) {
+  if (!model.shifts?.length) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
+  return [
+    "**Distribution shift**",
+    table([
+      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
+      ...model.shifts.map((s) => [
+        s.name,
+        s.source,
+        String(s.samples),
+        percent(s.dense, 2),
+        percent(s.final, 2),
+        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
+        points(s.gap_change, 2)
+      ])
+    ])
+  ].join("\n\n");
+}
 function renderModel(model) {
   const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
@@ -25132,6 +25344,12 @@ function renderModel(model) {
   const classes = classTable(model);
   if (classes) sections.push(classes);
   if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell(n)}`)].join("\n"));
+  const cost = costTable(model.steps);
+  if (cost) sections.push(cost);
+  const shifts = shiftTable(model);
+  if (shifts) sections.push(shifts);
+  const predicted = predictionShiftTable(model);
+  if (predicted) sections.push(predicted);
   return sections.join("\n\n");
 }
 function renderMarkdown(ledger) {
@@ -30320,10 +30538,10 @@ function mannWhitneyP(x2, y) {
     i2 = j + 1;
   }
   const u = rankSumX - n1 * (n1 + 1) / 2;
-  const mean = n1 * n2 / 2;
+  const mean2 = n1 * n2 / 2;
   const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
   if (!(variance > 0)) return 1;
-  const z2 = Math.max(0, Math.abs(u - mean) - 0.5) / Math.sqrt(variance);
+  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
   return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
 }
 var SPEED_ALPHA = 0.05;
@@ -30383,18 +30601,6 @@ async function openSession(modelPath, opts) {
   } catch (e) {
     throw new UserError(`${modelPath}: onnxruntime cannot load the model (${describe(e).split("\n")[0]})`);
   }
-}
-
-// src/measure/stats/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
 }
 
 // src/measure/stats/bootstrap.ts
@@ -30611,6 +30817,59 @@ async function resolveProvider(requested, probeModel) {
   return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
 }
 
+// src/measure/runtimeCost.ts
+import * as fs4 from "node:fs";
+var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
+function throughput(byBatch) {
+  if (byBatch.length === 0) return void 0;
+  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
+  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
+}
+function readCounter(file) {
+  try {
+    const v = Number(fs4.readFileSync(file, "utf8").trim());
+    return Number.isFinite(v) ? v : void 0;
+  } catch {
+    return void 0;
+  }
+}
+async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
+  const before = readCounter(counter);
+  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const after = readCounter(counter);
+  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
+  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
+}
+async function measureRuntimeCost(artifact, byBatch, source, opts) {
+  const { ort } = onnxruntime();
+  const loads = [];
+  for (let i2 = 0; i2 < 3; i2++) {
+    const t0 = performance.now();
+    const s = await openSession(artifact, opts);
+    loads.push(performance.now() - t0);
+    if (i2 < 2) await s.release();
+    else {
+      const batch = byBatch[0]?.batch ?? 1;
+      const feeds = {};
+      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const energy = await energyPerSample(async () => {
+        const out = await s.run(feeds);
+        for (const t of Object.values(out)) t.dispose();
+      }, 20, batch);
+      await s.release();
+      const tp = throughput(byBatch);
+      return {
+        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
+        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
+        energy_j_per_sample: energy.joules,
+        energy_note: energy.note
+      };
+    }
+  }
+  throw new Error("unreachable");
+}
+
 // src/measure/stats/binomial.ts
 function logGamma(x2) {
   const g2 = 7;
@@ -30630,6 +30889,95 @@ function binomialHalfCdf(k, n) {
   let sum = 0;
   for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
   return Math.min(1, sum);
+}
+
+// src/measure/stats/distribution.ts
+function regularizedGammaP(a, x2) {
+  if (x2 <= 0) return 0;
+  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
+  if (x2 < a + 1) {
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 1e3; n++) {
+      term *= x2 / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.min(1, sum * Math.exp(lnPre));
+  }
+  let b = x2 + 1 - a;
+  let c = 1 / 1e-300;
+  let d = 1 / b;
+  let h = d;
+  for (let i2 = 1; i2 < 1e3; i2++) {
+    const an = -i2 * (i2 - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < 1e-300) d = 1e-300;
+    c = b + an / c;
+    if (Math.abs(c) < 1e-300) c = 1e-300;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return Math.max(0, 1 - Math.exp(lnPre) * h);
+}
+function chiSquareSurvival(x2, df) {
+  return 1 - regularizedGammaP(df / 2, x2 / 2);
+}
+function chiSquareHomogeneity(a, b) {
+  const na = a.reduce((s, v) => s + v, 0);
+  const nb = b.reduce((s, v) => s + v, 0);
+  let stat = 0;
+  let bins = 0;
+  for (let i2 = 0; i2 < a.length; i2++) {
+    const total2 = a[i2] + b[i2];
+    if (total2 === 0) continue;
+    bins++;
+    const ea = total2 * na / (na + nb);
+    const eb = total2 * nb / (na + nb);
+    stat += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
+  }
+  const df = Math.max(1, bins - 1);
+  return { statistic: stat, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat, df) };
+}
+function kolmogorovSmirnov(x2, y) {
+  const a = Float64Array.from(x2).sort();
+  const b = Float64Array.from(y).sort();
+  let i2 = 0;
+  let j = 0;
+  let d = 0;
+  while (i2 < a.length && j < b.length) {
+    const v = Math.min(a[i2], b[j]);
+    while (i2 < a.length && a[i2] <= v) i2++;
+    while (j < b.length && b[j] <= v) j++;
+    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
+  }
+  const ne = a.length * b.length / (a.length + b.length);
+  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
+  let p = 0;
+  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
+  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
+}
+function populationStabilityIndex(expected, actual, bins = 10) {
+  const sorted = Float64Array.from(expected).sort();
+  const edges = [];
+  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
+  const hist = (values) => {
+    const h = new Float64Array(bins);
+    for (let i2 = 0; i2 < values.length; i2++) {
+      let b = 0;
+      while (b < edges.length && values[i2] > edges[b]) b++;
+      h[b]++;
+    }
+    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
+  };
+  const e = hist(expected);
+  const a = hist(actual);
+  let psi = 0;
+  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
+  return psi;
 }
 
 // src/measure/stats/normal.ts
@@ -30837,15 +31185,64 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
     classChanges: annotateClassChanges(classChanges3, paired, classLimit)
   };
 }
+function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
+  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b || !s.data.labels) continue;
+    const dense = mean(a.correct);
+    const final = mean(b.correct);
+    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
+    out.push({
+      name: s.name,
+      source: corruptionNames.has(s.name) ? "corruption" : "user",
+      samples: s.data.count,
+      dense,
+      final,
+      drop: dense - final,
+      drop_ci: u.ci,
+      p_value: u.p_value,
+      gap_change: dense - final - cleanGap
+    });
+  }
+  return out;
+}
+function mean(x2) {
+  let s = 0;
+  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
+  return x2.length ? s / x2.length : NaN;
+}
+function distributionShift(clean, shifted) {
+  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
+  const hist = (p) => {
+    const h = new Array(p.classes).fill(0);
+    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
+    return h;
+  };
+  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
+  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
+}
+function predictionShifts(reference, candidate, shifts) {
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b) continue;
+    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
+  }
+  return out;
+}
 
 // src/onnx/model.ts
-import * as fs4 from "node:fs";
+import * as fs5 from "node:fs";
 import * as path3 from "node:path";
 var PROTOBUF_LIMIT = 2 ** 31 - 1;
 function loadModel(file) {
   let bytes2;
   try {
-    bytes2 = fs4.readFileSync(file);
+    bytes2 = fs5.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
@@ -30892,7 +31289,7 @@ function externalEntry(t, key) {
 }
 function resolveExternalData(proto, file) {
   const dir = path3.dirname(path3.resolve(file));
-  const realDir = fs4.realpathSync(dir);
+  const realDir = fs5.realpathSync(dir);
   const handles = /* @__PURE__ */ new Map();
   try {
     for (const t of allTensors(proto)) {
@@ -30903,7 +31300,7 @@ function resolveExternalData(proto, file) {
       const target = path3.resolve(dir, location);
       let real;
       try {
-        real = fs4.realpathSync(target);
+        real = fs5.realpathSync(target);
       } catch {
         throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
       }
@@ -30911,24 +31308,24 @@ function resolveExternalData(proto, file) {
         throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
       }
       const offset = Number(externalEntry(t, "offset") ?? 0);
-      const size = fs4.statSync(real).size;
+      const size = fs5.statSync(real).size;
       const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
       if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
         throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
       }
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs4.openSync(real, "r");
+        fd2 = fs5.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs4.readSync(fd2, data, 0, length, offset);
+      fs5.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs4.closeSync(fd2);
+    for (const fd2 of handles.values()) fs5.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -31443,10 +31840,10 @@ function allocate(groups, importance, opts) {
   const all = [];
   for (const g2 of groups) {
     const s = importance.get(g2.root);
-    let mean = 0;
-    for (const v of s) mean += v;
-    mean = mean / s.length || 1;
-    for (const v of s) all.push({ score: v / mean, root: g2.root });
+    let mean2 = 0;
+    for (const v of s) mean2 += v;
+    mean2 = mean2 / s.length || 1;
+    for (const v of s) all.push({ score: v / mean2, root: g2.root });
     kept.set(g2.root, g2.size);
   }
   all.sort((a, b) => a.score - b.score);
@@ -32575,7 +32972,7 @@ async function pruneModel(dense, config, ctx) {
 }
 
 // src/recover/runRecovery.ts
-import * as fs7 from "node:fs";
+import * as fs8 from "node:fs";
 import * as path4 from "node:path";
 
 // src/recover/session.ts
@@ -32685,9 +33082,9 @@ async function reestimateBatchNorm(pruned, calib, threads = 0) {
   const nodes = [];
   for (const node of index.order) {
     if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
-    const mean = index.initializers.get(node.input[3]);
+    const mean2 = index.initializers.get(node.input[3]);
     const variance = index.initializers.get(node.input[4]);
-    if (!mean || !variance || index.consumersOf(mean.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
+    if (!mean2 || !variance || index.consumersOf(mean2.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
     const session = await sessionFromModel(withExtraOutputs(model, [node.input[0]]), threads);
     let act;
     try {
@@ -32722,7 +33119,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0) {
     }
     const oldVar = tensorToFloat32(variance);
     for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
-    setTensorFloat32(mean, newMean);
+    setTensorFloat32(mean2, newMean);
     setTensorFloat32(variance, newVar);
     nodes.push(nodeLabel(node));
   }
@@ -32731,12 +33128,12 @@ async function reestimateBatchNorm(pruned, calib, threads = 0) {
 
 // src/measure/evaluate.ts
 async function evaluateClassifier(session, data, opts) {
-  if (!data.labels) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
+  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
   if (session.outputNames.length !== 1) {
     throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
   }
   const { ort } = onnxruntime();
-  const labels = data.labels;
+  const labels = data.labels ?? new Int32Array(data.count);
   const n = data.count;
   const pred = new Int32Array(n);
   const confidence = new Float32Array(n);
@@ -32768,8 +33165,8 @@ async function evaluateClassifier(session, data, opts) {
       const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
       pred[start + i2] = s.pred;
       confidence[start + i2] = s.confidence;
-      correct[start + i2] = s.pred === label ? 1 : 0;
-      logProbLabel[start + i2] = s.logProbLabel;
+      correct[start + i2] = !data.labels ? 0 : s.pred === label ? 1 : 0;
+      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
     }
     logits?.set(values, start * classes);
     for (const t of Object.values(result)) t.dispose();
@@ -32779,10 +33176,10 @@ async function evaluateClassifier(session, data, opts) {
 }
 
 // src/measure/size.ts
-import * as fs5 from "node:fs";
+import * as fs6 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs5.readFileSync(file);
+  const data = fs6.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 
@@ -32812,8 +33209,8 @@ async function measureStep(name, description, artifact, ctx) {
     });
     progress.stop();
     for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact });
-      shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
       shiftPreds.set(s.name, p);
     }
   } finally {
@@ -32867,7 +33264,7 @@ function better(a, b) {
 
 // src/recover/external.ts
 import { spawn } from "node:child_process";
-import * as fs6 from "node:fs";
+import * as fs7 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -32933,9 +33330,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs6.rmSync(paths.modelOut, { force: true });
+  fs7.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths));
-  if (!fs6.existsSync(paths.modelOut)) {
+  if (!fs7.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -32992,12 +33389,12 @@ function lowerTransposeTimesLower(m, n) {
   return out;
 }
 function inverseHessian(h, n, dampFraction) {
-  let mean = 0;
-  for (let i2 = 0; i2 < n; i2++) mean += h[i2 * n + i2];
-  mean = mean / n || 1;
+  let mean2 = 0;
+  for (let i2 = 0; i2 < n; i2++) mean2 += h[i2 * n + i2];
+  mean2 = mean2 / n || 1;
   for (let damp = dampFraction; ; damp *= 10) {
     const a = Float64Array.from(h);
-    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean;
+    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean2;
     if (!choleskyLower(a, n)) {
       if (damp > 1e6) throw new Error("inverseHessian: matrix is not positive definite even with heavy damping");
       continue;
@@ -33483,7 +33880,7 @@ async function runRecovery(req) {
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs7.mkdirSync(req.stepsDir, { recursive: true });
+  fs8.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -33498,7 +33895,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib) {
   const { config, progress } = req;
   if (config.recovery === "none") return [];
-  fs7.mkdirSync(req.stepsDir, { recursive: true });
+  fs8.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.note(`recovery: running ${config.recoveryCommand}`);
@@ -33597,7 +33994,8 @@ async function runPipeline(req, progress) {
   const dense = loadModel(req.model);
   const inputs = modelInputs(dense.proto, req.model);
   const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
-  const shifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: true, modelPath: req.model }) }));
+  const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
+  const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const outPath = prunedPath(req.out, req.model);
   if (path5.resolve(outPath) === path5.resolve(req.model)) {
@@ -33618,15 +34016,15 @@ async function runPipeline(req, progress) {
     "prune-guard.source": path5.basename(req.model)
   });
   setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
-  fs8.mkdirSync(req.out, { recursive: true });
+  fs9.mkdirSync(req.out, { recursive: true });
   const stepsDir = path5.join(req.out, "steps");
   const staged = hasRecoverySteps(config);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
-  if (staged) fs8.mkdirSync(stepsDir, { recursive: true });
+  if (staged) fs9.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
   const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs8.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  if (staged) writeFileAtomic(outPath, fs9.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
@@ -33653,6 +34051,7 @@ async function runPipeline(req, progress) {
     m.step.sparse_bytes = facts[i2].sparseBytes;
     m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
   });
+  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
   const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels, denseStep2.preds.classes));
@@ -33667,7 +34066,9 @@ async function runPipeline(req, progress) {
     verdict,
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...pruned.notes.length > 0 ? { notes: pruned.notes } : {}
+    ...pruned.notes.length > 0 ? { notes: pruned.notes } : {},
+    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
+    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts)
   };
   const ledger = {
     schema: LEDGER_SCHEMA,
@@ -33692,7 +34093,7 @@ async function runPipeline(req, progress) {
 }
 
 // src/pipeline/compare.ts
-import * as fs9 from "node:fs";
+import * as fs10 from "node:fs";
 import * as os2 from "node:os";
 import * as path6 from "node:path";
 var DEFAULT_LATENCY_REGRESSION = 0.05;
@@ -33723,7 +34124,7 @@ async function measurePair(req, progress) {
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
   const data = loadFor(withInputs, req.data, true);
-  const shifts = req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, true) }));
+  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config.corruptions)];
   const provider = await resolveProvider(config.executionProvider, req.base);
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
@@ -33738,11 +34139,12 @@ async function measurePair(req, progress) {
     m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
+  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
   return { base, head, data, shifts, samples, provider };
 }
 async function comparePipeline(req, progress) {
   const { config } = req;
-  for (const p of [req.base, req.head]) if (!fs9.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  for (const p of [req.base, req.head]) if (!fs10.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
   const m = await measurePair(req, progress);
   const budgets = compareBudgets(req.budgets);
   const changes = classChanges2(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
@@ -33756,7 +34158,9 @@ async function comparePipeline(req, progress) {
     budgets: judged.budgets,
     verdict: judged.verdict,
     class_changes: judged.classChanges,
-    eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes }
+    eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes },
+    shifts: shiftResults(m.base, m.head, m.shifts, new Set(config.corruptions), config.confidence),
+    prediction_shift: predictionShifts(m.base, m.head, m.shifts)
   };
   const ledger = {
     schema: LEDGER_SCHEMA,
@@ -33773,7 +34177,7 @@ async function comparePipeline(req, progress) {
     models: [model]
   };
   const markdown = renderMarkdown(ledger);
-  fs9.mkdirSync(req.out, { recursive: true });
+  fs10.mkdirSync(req.out, { recursive: true });
   const ledgerPath = path6.join(req.out, "ledger.json");
   const markdownPath = path6.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
@@ -33782,14 +34186,14 @@ async function comparePipeline(req, progress) {
 }
 
 // src/pipeline/selftest.ts
-import * as fs10 from "node:fs";
+import * as fs11 from "node:fs";
 import * as path7 from "node:path";
 import { fileURLToPath } from "node:url";
 function defaultFixture(name) {
   let dir = path7.dirname(fileURLToPath(import.meta.url));
   for (let i2 = 0; i2 < 4; i2++) {
     const candidate = path7.join(dir, "fixtures", name);
-    if (fs10.existsSync(candidate)) return candidate;
+    if (fs11.existsSync(candidate)) return candidate;
     dir = path7.dirname(dir);
   }
   return void 0;
@@ -33839,7 +34243,7 @@ async function selftest(req, progress) {
     failures
   };
   if (req.out) {
-    fs10.mkdirSync(req.out, { recursive: true });
+    fs11.mkdirSync(req.out, { recursive: true });
     writeFileAtomic(path7.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
   }
   return report;
@@ -33926,7 +34330,7 @@ function parseShift(text) {
   return { name: text.slice(0, eq), path: text.slice(eq + 1) };
 }
 function resolveConfig(flags) {
-  const file = flags.config ?? (fs11.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs12.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
   const latency = { ...base.latency };
   if (flags.warmup !== void 0) latency.warmup = flags.warmup;
@@ -33950,6 +34354,7 @@ function resolveConfig(flags) {
   if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
   if (flags.evalBatchSize !== void 0) overrides.evalBatchSize = flags.evalBatchSize;
   if (flags.strict) overrides.strict = true;
+  if (flags.corruption?.length) overrides.corruptions = [.../* @__PURE__ */ new Set([...base.corruptions, ...flags.corruption])];
   if (flags.executionProvider !== void 0) overrides.executionProvider = flags.executionProvider;
   if (flags.confidence !== void 0) overrides.confidence = flags.confidence;
   return mergeConfig(base, overrides);
@@ -33962,7 +34367,7 @@ function positiveNumber(flag) {
   };
 }
 function addStatisticsOptions(cmd) {
-  return cmd.option("--strict", "release gate: a budget whose confidence interval straddles its limit fails instead of warning").addOption(new Option("--execution-provider <provider>", "where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)").choices(["cpu", "cuda", "auto"])).option("--confidence <level>", "confidence level of every interval, e.g. 0.95", fraction("--confidence")).option("--target-rel-ci <fraction>", "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = fixed --runs)", fraction("--target-rel-ci")).option("--max-seconds <s>", "time cap of the adaptive latency stop, seconds (0 = none)", positiveNumber("--max-seconds")).option("--repeat <k>", "each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)", count2("--repeat", 1));
+  return cmd.option("--strict", "release gate: a budget whose confidence interval straddles its limit fails instead of warning").addOption(new Option("--execution-provider <provider>", "where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)").choices(["cpu", "cuda", "auto"])).option("--confidence <level>", "confidence level of every interval, e.g. 0.95", fraction("--confidence")).option("--target-rel-ci <fraction>", "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = fixed --runs)", fraction("--target-rel-ci")).option("--max-seconds <s>", "time cap of the adaptive latency stop, seconds (0 = none)", positiveNumber("--max-seconds")).option("--corruption <kind:severity>", "built-in shift of the evaluation set, repeatable: gaussian-noise, contrast, brightness, blur (images), feature-noise, feature-dropout (tabular), severity 1-5", collect, []).option("--repeat <k>", "each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)", count2("--repeat", 1));
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });

@@ -80,6 +80,7 @@ interface RunFlags {
   targetRelCi?: number;
   maxSeconds?: number;
   repeat?: number;
+  corruption?: string[];
 }
 
 /** The config file named by --config, else ./.prune-guard.yml when present, else the defaults. */
@@ -108,6 +109,7 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
   if (flags.evalBatchSize !== undefined) overrides.evalBatchSize = flags.evalBatchSize;
   if (flags.strict) overrides.strict = true;
+  if (flags.corruption?.length) overrides.corruptions = [...new Set([...base.corruptions, ...flags.corruption])];
   if (flags.executionProvider !== undefined) overrides.executionProvider = flags.executionProvider;
   if (flags.confidence !== undefined) overrides.confidence = flags.confidence;
   return mergeConfig(base, overrides);
@@ -129,6 +131,7 @@ function addStatisticsOptions(cmd: Command): Command {
     .option('--confidence <level>', 'confidence level of every interval, e.g. 0.95', fraction('--confidence'))
     .option('--target-rel-ci <fraction>', 'adaptive latency stop: sample until the speedup interval is within ± this fraction (0 = fixed --runs)', fraction('--target-rel-ci'))
     .option('--max-seconds <s>', 'time cap of the adaptive latency stop, seconds (0 = none)', positiveNumber('--max-seconds'))
+    .option('--corruption <kind:severity>', 'built-in shift of the evaluation set, repeatable: gaussian-noise, contrast, brightness, blur (images), feature-noise, feature-dropout (tabular), severity 1-5', collect, [])
     .option('--repeat <k>', 'each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)', count('--repeat', 1));
 }
 

@@ -1,5 +1,6 @@
 import { BUDGETS, BUDGET_NAMES } from '../ledger/budgets.js';
 import type { BudgetName } from '../ledger/types.js';
+import { CORRUPTIONS } from '../measure/corruptions.js';
 
 export const PRUNE_METHODS = ['unstructured', 'structured', 'hybrid'] as const;
 /** a named method, or an N:M pattern such as "2:4" (N of every M consecutive weights kept) */
@@ -58,6 +59,8 @@ export interface Config {
   /** release gates: a budget whose interval straddles its limit fails instead of warning */
   strict: boolean;
   executionProvider: ExecutionProvider;
+  /** built-in synthetic shifts evaluated like --shift sets, e.g. ["gaussian-noise:2", "blur:1"] */
+  corruptions: string[];
   /** limits set in the file only; defaults are applied by `resolveBudgets` so their source is recorded */
   budgets: Partial<Record<BudgetName, number>>;
 }
@@ -80,6 +83,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   criterion: 'l1',
   strict: false,
   executionProvider: 'cpu',
+  corruptions: [],
   budgets: {},
 });
 
@@ -157,6 +161,12 @@ export const CONFIG_SCHEMA: SchemaNode = {
     criterion: oneOf(CRITERIA),
     strict: boolean,
     'execution-provider': oneOf(EXECUTION_PROVIDERS),
+    corruptions: {
+      type: 'array',
+      uniqueItems: true,
+      items: { type: 'string', pattern: `^(${CORRUPTIONS.join('|')}):[1-5]$`, description: `KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(', ')} and SEVERITY 1-5` },
+      description: 'a list like [gaussian-noise:2, blur:1]',
+    },
     budgets: {
       type: 'object',
       additionalProperties: false,

@@ -21,6 +21,18 @@ export interface LatencyStat {
   mean_ci?: [number, number];
 }
 
+/** What running the model costs beyond latency. */
+export interface RuntimeCost {
+  /** median of 3 onnxruntime session creations, milliseconds */
+  load_ms: number;
+  /** samples per second at the largest measured batch (from its p50) */
+  throughput_samples_per_s?: number;
+  throughput_batch?: number;
+  /** joules per sample from Linux RAPL; null when the runner does not expose it (never estimated) */
+  energy_j_per_sample: number | null;
+  energy_note: string;
+}
+
 export interface LayerSparsity {
   /** initializer name */
   name: string;
@@ -67,6 +79,7 @@ export interface Step {
   latency_by_batch: LatencyStat[];
   /** accuracy per shift set, keyed by its name */
   shift_accuracy?: Record<string, number>;
+  runtime_cost?: RuntimeCost;
   layers?: LayerSparsity[];
   /** recovery steps only: what the step cost and what it gained on the calibration set */
   recovery?: RecoveryInfo;
@@ -171,6 +184,45 @@ export interface ClassChange {
   beyond_budget?: boolean;
 }
 
+/** One distribution-shift set (user --shift or built-in corruption), reference vs judged model. */
+export interface ShiftResult {
+  name: string;
+  source: 'user' | 'corruption';
+  samples: number;
+  /** accuracy of the reference (dense, or base in compare) and the judged model on this set */
+  dense: number;
+  final: number;
+  /** dense − final on this set */
+  drop: number;
+  drop_ci?: [number, number];
+  /** McNemar's exact test on this set */
+  p_value?: number;
+  /** (dense − final) on this set minus (dense − final) on clean data: how much the shift widens the gap */
+  gap_change: number;
+}
+
+/** How a model's predictions on a shift set differ from its predictions on the clean evaluation set. */
+export interface DistributionShift {
+  /** two-sample Kolmogorov-Smirnov on the max-probability (confidence) distribution */
+  ks: number;
+  ks_p: number;
+  /** population stability index of confidence over clean-set deciles (> 0.25: major shift) */
+  psi: number;
+  /** chi-square homogeneity of the predicted-class histograms */
+  chi2: number;
+  chi2_df: number;
+  chi2_p: number;
+}
+
+/** Prediction-distribution tests on a shift set; the only shift check possible for sets without labels. */
+export interface PredictionShift {
+  name: string;
+  samples: number;
+  labelled: boolean;
+  dense: DistributionShift;
+  final: DistributionShift;
+}
+
 export interface ModelLedger {
   /** input model path as given */
   model: string;
@@ -188,6 +240,9 @@ export interface ModelLedger {
   notes?: string[];
   /** set by the GitHub Action on pull requests; `verdict` above then includes `vs_base.verdict` */
   vs_base?: BaseComparison;
+  /** accuracy on each shift set and corruption, for both models */
+  shifts?: ShiftResult[];
+  prediction_shift?: PredictionShift[];
 }
 
 /** The same model at the pull request's merge base, pruned and measured the same way. */

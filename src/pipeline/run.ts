@@ -13,7 +13,9 @@ import { latencyStat, measureInterleaved } from '../measure/latency.js';
 import { classSupport } from '../measure/metrics.js';
 import { onnxruntimeVersion } from '../measure/ort.js';
 import { resolveProvider } from '../measure/provider.js';
-import { judgeWithIntervals } from './verdicts.js';
+import { measureRuntimeCost } from '../measure/runtimeCost.js';
+import { corruptionSets } from '../measure/corruptions.js';
+import { judgeWithIntervals, predictionShifts, shiftResults } from './verdicts.js';
 import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
 import { modelInputs } from '../onnx/signature.js';
 import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
@@ -75,7 +77,9 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const dense = loadModel(req.model);
   const inputs = modelInputs(dense.proto, req.model);
   const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
-  const shifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: true, modelPath: req.model }) }));
+  // shift sets without labels are allowed: they get prediction-distribution tests instead of accuracy
+  const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
+  const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : undefined;
   const outPath = prunedPath(req.out, req.model);
   if (path.resolve(outPath) === path.resolve(req.model)) {
@@ -139,6 +143,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i], denseSamples: samples[0][0], stepSamples: samples[i][0] });
   });
 
+  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
   const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels!, denseStep.preds.classes));
@@ -154,6 +159,8 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep.preds.classes },
     ...(pruned.notes.length > 0 ? { notes: pruned.notes } : {}),
+    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
+    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
   };
   const ledger: Ledger = {
     schema: LEDGER_SCHEMA,

@@ -115,6 +115,7 @@ describe('parseConfig values', () => {
       criterion: 'l1',
       strict: false,
       executionProvider: 'cpu',
+      corruptions: [],
       budgets: {},
     });
   });
@@ -138,6 +139,7 @@ describe('parseConfig values', () => {
       'criterion: bn-scale',
       'strict: true',
       'execution-provider: auto',
+      'corruptions: [gaussian-noise:2, blur:1]',
       'budgets:',
       '  accuracy-drop: 0.5%',
       '  min-speedup: 1.5',
@@ -162,6 +164,7 @@ describe('parseConfig values', () => {
       criterion: 'bn-scale',
       strict: true,
       executionProvider: 'auto',
+      corruptions: ['gaussian-noise:2', 'blur:1'],
       budgets: { 'accuracy-drop': 0.005, 'min-speedup': 1.5, 'max-size-bytes': 2_000_000 },
     });
   });
