@@ -12,6 +12,13 @@ export interface LatencyStat {
   p95_ms: number;
   /** number of timed runs behind the percentiles */
   runs: number;
+  p99_ms?: number;
+  mean_ms?: number;
+  /** bootstrap confidence intervals [lo, hi] of the statistics above, at the ledger's confidence */
+  p50_ci?: [number, number];
+  p95_ci?: [number, number];
+  p99_ci?: [number, number];
+  mean_ci?: [number, number];
 }
 
 export interface LayerSparsity {
@@ -42,6 +49,10 @@ export interface Step {
   size_bytes: number;
   gzip_bytes: number;
   accuracy: number | null;
+  /** Wilson interval of `accuracy` at the ledger's confidence */
+  accuracy_ci?: [number, number];
+  /** Wilson interval of each class's accuracy; null for a class with no sample */
+  per_class_ci?: ([number, number] | null)[];
   /** accuracy per class index; null for a class with no sample in the evaluation set */
   per_class: (number | null)[] | null;
   /** rows: true class, columns: predicted class */
@@ -57,6 +68,30 @@ export interface Step {
   /** accuracy per shift set, keyed by its name */
   shift_accuracy?: Record<string, number>;
   layers?: LayerSparsity[];
+  /** recovery steps only: what the step cost and what it gained on the calibration set */
+  recovery?: RecoveryInfo;
+  temperature?: TemperatureInfo;
+}
+
+/** Cost and gain of one recovery step; calibration-set numbers are what the step was judged on. */
+export interface RecoveryInfo {
+  seconds: number;
+  calib_accuracy_before?: number;
+  calib_accuracy_after?: number;
+  calib_nll_before?: number;
+  calib_nll_after?: number;
+}
+
+/** Temperature scaling fitted on the labelled calibration set for this step's model. */
+export interface TemperatureInfo {
+  /** logits are divided by this */
+  value: number;
+  /** whether the division is baked into this step's saved model (--bake-temperature) */
+  baked: boolean;
+  calib_nll_before: number;
+  calib_nll_after: number;
+  calib_ece_before: number;
+  calib_ece_after: number;
 }
 
 export type BudgetName =
@@ -81,6 +116,15 @@ export interface BudgetResult {
   source: 'default' | 'config' | 'flag';
   /** why, for humans: the class that dropped most, "not measured: ..." */
   detail: string;
+  /**
+   * confidence interval [lo, hi] around `actual` when the metric is a noisy estimate: the verdict is
+   * `fail` only when the whole interval is beyond the limit, `warn` when it straddles (fail in strict mode)
+   */
+  ci?: [number, number];
+  /** confidence level of `ci`, e.g. 0.95 */
+  confidence?: number;
+  /** p-value of the test behind the verdict, where one applies (McNemar's exact test for accuracy) */
+  p_value?: number;
 }
 
 export interface ClassChange {
@@ -89,6 +133,12 @@ export interface ClassChange {
   pruned: number;
   drop: number;
   support: number;
+  /** paired (Newcombe) interval of the drop at the ledger's confidence */
+  drop_ci?: [number, number];
+  /** McNemar's exact test of dense vs final on this class's samples */
+  p_value?: number;
+  /** the whole drop interval exceeds the class-accuracy-drop budget */
+  beyond_budget?: boolean;
 }
 
 export interface ModelLedger {
@@ -104,6 +154,8 @@ export interface ModelLedger {
   /** classes sorted by accuracy drop, largest first */
   class_changes: ClassChange[];
   eval: { data: string; samples: number; classes: number };
+  /** what the pruning stage wants the user to know (weights left dense and why); absent when none */
+  notes?: string[];
   /** set by the GitHub Action on pull requests; `verdict` above then includes `vs_base.verdict` */
   vs_base?: BaseComparison;
 }
@@ -116,6 +168,8 @@ export interface BaseComparison {
   model: string;
   /** the base run's steps, dense first and its shipped model last */
   steps: Step[];
+  /** base's and head's shipped models measured again together (same data, latency interleaved): what `budgets` judged */
+  pair?: [Step, Step];
   /** the head's final model checked against the base's final model: a regression is a failed one */
   budgets: BudgetResult[];
   verdict: Verdict;
@@ -126,6 +180,13 @@ export interface Ledger {
   verdict: Verdict;
   tool: { name: 'prune-guard'; version: string };
   created_at: string;
-  runtime: { onnxruntime: string; provider: string; threads: number; platform: string };
+  runtime: {
+    onnxruntime: string;
+    provider: string;
+    threads: number;
+    platform: string;
+    /** e.g. why `--execution-provider auto` measured on CPU */
+    notes?: string[];
+  };
   models: ModelLedger[];
 }

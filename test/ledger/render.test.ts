@@ -75,3 +75,12 @@ describe('renderMarkdown', () => {
     expect(renderMarkdown(sampleLedger())).toBe(text);
   });
 });
+
+describe('pruning notes', () => {
+  it('are listed after the tables, one bullet each, and absent when there are none', () => {
+    const notes = ['2:4: fan-in not a multiple of 4, so the last entries of each row stay dense (16 weights): conv1.weight (fan-in 9: last 1 per row)'];
+    const md = renderMarkdown({ ...sampleLedger(), models: [sampleModel({ notes })] });
+    expect(md).toContain(`**Notes**\n- ${notes[0]}\n`);
+    expect(renderMarkdown(sampleLedger())).not.toContain('**Notes**');
+  });
+});
