@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path13 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path14 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path13 && path13[0] !== "/") {
-          path13 = `/${path13}`;
+        if (path14 && path14[0] !== "/") {
+          path14 = `/${path14}`;
         }
-        return new URL(`${origin}${path13}`);
+        return new URL(`${origin}${path14}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path13, origin }
+          request: { method, path: path14, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path13);
+        debuglog("sending request to %s %s/%s", method, origin, path14);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path13, origin },
+          request: { method, path: path14, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path13,
+          path14,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path13, origin }
+          request: { method, path: path14, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path13);
+        debuglog("trailers received from %s %s/%s", method, origin, path14);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path13, origin },
+          request: { method, path: path14, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path13,
+          path14,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path13, origin }
+            request: { method, path: path14, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path13);
+          debuglog("sending request to %s %s/%s", method, origin, path14);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path13,
+        path: path14,
         method,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path13 !== "string") {
+        if (typeof path14 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path13[0] !== "/" && !(path13.startsWith("http://") || path13.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path14[0] !== "/" && !(path14.startsWith("http://") || path14.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path13)) {
+        } else if (invalidPathRegex.test(path14)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path13, query) : path13;
+        this.path = query ? buildURL(path14, query) : path14;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method, path: path13, host, upgrade, blocking, reset } = request2;
+      const { method, path: path14, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path13} HTTP/1.1\r
+      let header = `${method} ${path14} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method, path: path13, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method, path: path14, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path13;
+      headers[HTTP2_HEADER_PATH] = path14;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path13 = search ? `${pathname}${search}` : pathname;
+        const path14 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path13;
+        this.opts.path = path14;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path13 = "/",
+          path: path14 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path13;
+        opts.path = origin + path14;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path13) {
-      if (typeof path13 !== "string") {
-        return path13;
+    function safeUrl(path14) {
+      if (typeof path14 !== "string") {
+        return path14;
       }
-      const pathSegments = path13.split("?");
+      const pathSegments = path14.split("?");
       if (pathSegments.length !== 2) {
-        return path13;
+        return path14;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path13, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path13);
+    function matchKey(mockDispatch2, { path: path14, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path14);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path13 }) => matchValue(safeUrl(path13), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path14 }) => matchValue(safeUrl(path14), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path13, method, body, headers, query } = opts;
+      const { path: path14, method, body, headers, query } = opts;
       return {
-        path: path13,
+        path: path14,
         method,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path13, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path14, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path13,
+            Path: path14,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path13) {
-      for (let i2 = 0; i2 < path13.length; ++i2) {
-        const code = path13.charCodeAt(i2);
+    function validateCookiePath(path14) {
+      for (let i2 = 0; i2 < path14.length; ++i2) {
+        const code = path14.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path13 = opts.path;
+          let path14 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path13 = `/${path13}`;
+            path14 = `/${path14}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path13);
+          url = new URL(util.parseOrigin(url).origin + path14);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path13 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path13} does not exist${EOL5}`);
+            const path14 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path14} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -25322,11 +25322,301 @@ var init_budgets = __esm({
   }
 });
 
+// src/measure/stats/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+var init_random = __esm({
+  "src/measure/stats/random.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/corruptions.ts
+function parseCorruption(text, where) {
+  const m = /^([a-z-]+):([1-5])$/.exec(text.trim());
+  if (!m || !CORRUPTIONS.includes(m[1])) {
+    throw new UserError(`${where} ${text}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
+  }
+  return { kind: m[1], severity: Number(m[2]) };
+}
+function seedOf(c) {
+  let h = 2166136261;
+  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
+  return h >>> 0;
+}
+function gaussian(random) {
+  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+function moments(x2) {
+  let s = 0;
+  let s2 = 0;
+  let min = Infinity;
+  let max2 = -Infinity;
+  for (let i2 = 0; i2 < x2.length; i2++) {
+    s += x2[i2];
+    s2 += x2[i2] * x2[i2];
+    if (x2[i2] < min) min = x2[i2];
+    if (x2[i2] > max2) max2 = x2[i2];
+  }
+  const mean2 = s / x2.length;
+  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
+}
+function blurPlane(x2, offset, h, w, sigma, tmp) {
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
+  const sum = k.reduce((a, b) => a + b, 0);
+  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
+  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
+      tmp[y * w + xx] = acc;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
+      x2[offset + y * w + xx] = acc;
+    }
+  }
+}
+function corruptArray(name, arr, c, where) {
+  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
+  }
+  const image = IMAGE_CORRUPTIONS.includes(c.kind);
+  if (image && arr.dims.length !== 4) {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
+  }
+  const src = arr.data;
+  const x2 = src.slice();
+  const level = SEVERITIES[c.kind][c.severity - 1];
+  const random = seededRandom(seedOf(c));
+  const normal = gaussian(random);
+  const n = arr.dims[0];
+  const per = x2.length / n;
+  const stats = moments(src);
+  switch (c.kind) {
+    case "gaussian-noise":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
+      break;
+    case "brightness":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
+      break;
+    case "contrast":
+    case "blur": {
+      const [, channels, h, w] = arr.dims;
+      const plane = h * w;
+      const tmp = new Float64Array(plane);
+      for (let p = 0; p < n * channels; p++) {
+        const off = p * plane;
+        if (c.kind === "blur") {
+          blurPlane(x2, off, h, w, level, tmp);
+        } else {
+          let mean2 = 0;
+          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
+          mean2 /= plane;
+          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
+        }
+      }
+      break;
+    }
+    case "feature-noise":
+    case "feature-dropout": {
+      const mean2 = new Float64Array(per);
+      const sd = new Float64Array(per);
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
+      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
+      for (let s = 0; s < n; s++) {
+        for (let f = 0; f < per; f++) {
+          const i2 = s * per + f;
+          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
+          else if (random() < level) x2[i2] = mean2[f];
+        }
+      }
+      break;
+    }
+  }
+  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
+}
+function corruptDataset(ds, c) {
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
+  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
+}
+function corruptionSets(data, specs) {
+  return specs.map((text) => {
+    const c = parseCorruption(text, "corruptions");
+    return { name: corruptionName(c), data: corruptDataset(data, c) };
+  });
+}
+var IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corruptionName;
+var init_corruptions = __esm({
+  "src/measure/corruptions.ts"() {
+    "use strict";
+    init_errors();
+    init_random();
+    IMAGE_CORRUPTIONS = ["gaussian-noise", "contrast", "brightness", "blur"];
+    TABULAR_CORRUPTIONS = ["feature-noise", "feature-dropout"];
+    CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
+    SEVERITIES = {
+      /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
+      "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
+      /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
+      contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
+      /** added offset as a fraction of the input's range (max − min) */
+      brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
+      /** Gaussian blur sigma, in pixels */
+      blur: [0.5, 0.75, 1, 1.5, 2],
+      /** noise sd as a multiple of each feature's sd */
+      "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
+      /** fraction of features per sample replaced by the feature's mean */
+      "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
+    };
+    corruptionName = (c) => `${c.kind}:${c.severity}`;
+  }
+});
+
+// src/config/schema.ts
+function schemaAt(path14) {
+  let node = CONFIG_SCHEMA;
+  for (const segment of path14) {
+    node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
+  }
+  return node;
+}
+var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, EXECUTION_PROVIDERS, DEFAULT_CONFIG, wholeNumber, boolean, oneOf, CONFIG_SCHEMA;
+var init_schema = __esm({
+  "src/config/schema.ts"() {
+    "use strict";
+    init_budgets();
+    init_corruptions();
+    PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
+    RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
+    CRITERIA = ["l1", "l2", "bn-scale", "activation"];
+    SCOPES = ["global", "layer"];
+    EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
+    DEFAULT_CONFIG = Object.freeze({
+      sparsity: 0.5,
+      method: "unstructured",
+      recovery: "none",
+      scope: "global",
+      exclude: [],
+      keepFirstLayer: false,
+      keepLastLayer: false,
+      bakeTemperature: false,
+      recoveryCommand: "",
+      batchSizes: [1, 32],
+      latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
+      evalBatchSize: 256,
+      confidence: 0.95,
+      roundTo: 1,
+      criterion: "l1",
+      strict: false,
+      executionProvider: "cpu",
+      corruptions: [],
+      budgets: {}
+    });
+    wholeNumber = (minimum) => ({
+      type: "integer",
+      minimum,
+      description: `a whole number of ${minimum} or more`
+    });
+    boolean = { type: "boolean", description: "true or false" };
+    oneOf = (values) => ({
+      enum: [...values],
+      description: `one of ${values.join(", ")}`
+    });
+    CONFIG_SCHEMA = {
+      $schema: "https://json-schema.org/draft/2020-12/schema",
+      type: "object",
+      additionalProperties: false,
+      description: "a mapping of settings like 'sparsity: 0.5'",
+      properties: {
+        sparsity: { type: "number", minimum: 0, exclusiveMaximum: 1, description: "a number between 0 and 1" },
+        method: {
+          type: "string",
+          anyOf: [{ enum: [...PRUNE_METHODS] }, { pattern: "^[1-9][0-9]*:[1-9][0-9]*$" }],
+          description: `one of ${PRUNE_METHODS.join(", ")} or an N:M pattern like "2:4"`
+        },
+        recovery: oneOf(RECOVERIES),
+        scope: oneOf(SCOPES),
+        exclude: {
+          type: "array",
+          items: { type: "string", minLength: 1, description: "a non-empty glob" },
+          description: 'a list of globs like ["*.bias"]'
+        },
+        "keep-first-layer": boolean,
+        "keep-last-layer": boolean,
+        "bake-temperature": boolean,
+        "recovery-command": { type: "string", description: 'a shell command like "python finetune.py"' },
+        "batch-sizes": {
+          type: "array",
+          minItems: 1,
+          uniqueItems: true,
+          items: wholeNumber(1),
+          description: "a non-empty list of distinct batch sizes like [1, 32]"
+        },
+        latency: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            warmup: wholeNumber(0),
+            runs: wholeNumber(1),
+            threads: wholeNumber(0),
+            "target-rel-ci": { type: "number", minimum: 0, exclusiveMaximum: 1, description: "a fraction from 0 (off) to below 1 like 0.02" },
+            "max-seconds": { type: "number", minimum: 0, description: "seconds, 0 or more (0 = no cap)" },
+            repeat: wholeNumber(1)
+          },
+          description: "a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }"
+        },
+        "eval-batch-size": wholeNumber(1),
+        confidence: {
+          type: "number",
+          exclusiveMinimum: 0,
+          exclusiveMaximum: 1,
+          description: "a number between 0 and 1 like 0.95"
+        },
+        "round-to": wholeNumber(1),
+        criterion: oneOf(CRITERIA),
+        strict: boolean,
+        "execution-provider": oneOf(EXECUTION_PROVIDERS),
+        corruptions: {
+          type: "array",
+          uniqueItems: true,
+          items: { type: "string", pattern: `^(${CORRUPTIONS.join("|")}):[1-5]$`, description: `KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5` },
+          description: "a list like [gaussian-noise:2, blur:1]"
+        },
+        budgets: {
+          type: "object",
+          additionalProperties: false,
+          // limits may carry units ("1%", "2MB"); parseBudgetValue checks them after the schema
+          properties: Object.fromEntries(
+            BUDGET_NAMES.map((name) => [name, { type: ["number", "string"], description: BUDGETS[name].expect }])
+          ),
+          description: "a mapping of budget names to limits like { accuracy-drop: 0.01 }"
+        }
+      }
+    };
+  }
+});
+
 // src/github/inputs.ts
 function lines(text) {
   return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
 }
-function oneOf(input, value, allowed, fallback) {
+function oneOf2(input, value, allowed, fallback) {
   if (value === "") return fallback;
   if (allowed.includes(value)) return value;
   throw new UserError(`input ${input}: '${value}' is not one of ${allowed.join(", ")}; set it to one of them or leave it out`);
@@ -25367,10 +25657,7 @@ function readInputs(get) {
   if (batchSizes?.some((b) => !Number.isInteger(b) || b < 1)) {
     throw new UserError(`input batch-sizes: '${batchText}' must be positive integers separated by commas, e.g. 1,32`);
   }
-  const executionProvider = get("execution-provider") || "cpu";
-  if (executionProvider !== "cpu") {
-    throw new UserError(`input execution-provider: '${executionProvider}' is not available in this build; use cpu (other providers need onnxruntime-path and are not measured yet)`);
-  }
+  const executionProvider = oneOf2("execution-provider", get("execution-provider"), EXECUTION_PROVIDERS, "cpu");
   const inputs = {
     models: lines(get("models")).flatMap((l) => l.split(",").map((s) => s.trim()).filter(Boolean)),
     config: get("config") || void 0,
@@ -25383,11 +25670,11 @@ function readInputs(get) {
     shiftData: parseNamedPaths("shift-data", get("shift-data")),
     executionProvider,
     onnxruntimePath: get("onnxruntime-path") || void 0,
-    mode: oneOf("mode", get("mode"), MODES, "check"),
+    mode: oneOf2("mode", get("mode"), MODES, "check"),
     shard: parseShard(get("shard")),
     budgets,
-    comment: oneOf("comment", get("comment"), COMMENT_MODES, "auto"),
-    failOn: oneOf("fail-on", get("fail-on"), FAIL_ON, "fail"),
+    comment: oneOf2("comment", get("comment"), COMMENT_MODES, "auto"),
+    failOn: oneOf2("fail-on", get("fail-on"), FAIL_ON, "fail"),
     githubToken: get("github-token"),
     out: get("out") || "prune-guard-out",
     ledgers: get("ledgers") || void 0,
@@ -25415,6 +25702,7 @@ var MODES, COMMENT_MODES, FAIL_ON;
 var init_inputs = __esm({
   "src/github/inputs.ts"() {
     "use strict";
+    init_schema();
     init_errors();
     init_budgets();
     MODES = ["check", "nightly", "aggregate"];
@@ -26828,12 +27116,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path13, model, opts) {
+function loadDataset(path14, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path13} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path14} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path13);
+  const arrays = readArrays(path14);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -26842,7 +27130,7 @@ function loadDataset(path13, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path13}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path14}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -26851,36 +27139,36 @@ function loadDataset(path13, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path13}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path14}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path13, spec, name, arr, modelName);
+  for (const [spec, name, arr] of bound) checkInput(path14, spec, name, arr, modelName);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path13}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path14}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path13}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path14}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path13, y, count2);
+  if (y) labels = toLabels(path14, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path13}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path14}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path13, count: count2, inputs, labels };
+  return { path: path14, count: count2, inputs, labels };
 }
-function checkInput(path13, spec, name, arr, modelName) {
-  const subject = `${path13}: array '${name}'`;
+function checkInput(path14, spec, name, arr, modelName) {
+  const subject = `${path14}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -26911,8 +27199,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path13, y, count2) {
-  const subject = `${path13}: label array '${LABELS}'`;
+function toLabels(path14, y, count2) {
+  const subject = `${path14}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -27167,8 +27455,8 @@ var init_format = __esm({
 });
 
 // src/ledger/render.ts
-function baseName(path13) {
-  return path13.split(/[\\/]/).pop() || path13;
+function baseName(path14) {
+  return path14.split(/[\\/]/).pop() || path14;
 }
 function cell(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
@@ -31497,8 +31785,8 @@ var init_clone = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path13, ...paths) {
-  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path13]);
+function messageDesc(file, path14, ...paths) {
+  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path14]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -34606,23 +34894,6 @@ var init_ort = __esm({
   }
 });
 
-// src/measure/stats/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-var init_random = __esm({
-  "src/measure/stats/random.ts"() {
-    "use strict";
-  }
-});
-
 // src/measure/stats/bootstrap.ts
 function bootstrapInterval(n, statistic, opts = {}) {
   const confidence = opts.confidence ?? 0.95;
@@ -34923,155 +35194,6 @@ var init_runtimeCost = __esm({
     init_latency();
     init_ort();
     RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
-  }
-});
-
-// src/measure/corruptions.ts
-function parseCorruption(text, where) {
-  const m = /^([a-z-]+):([1-5])$/.exec(text.trim());
-  if (!m || !CORRUPTIONS.includes(m[1])) {
-    throw new UserError(`${where} ${text}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
-  }
-  return { kind: m[1], severity: Number(m[2]) };
-}
-function seedOf(c) {
-  let h = 2166136261;
-  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
-  return h >>> 0;
-}
-function gaussian(random) {
-  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
-function moments(x2) {
-  let s = 0;
-  let s2 = 0;
-  let min = Infinity;
-  let max2 = -Infinity;
-  for (let i2 = 0; i2 < x2.length; i2++) {
-    s += x2[i2];
-    s2 += x2[i2] * x2[i2];
-    if (x2[i2] < min) min = x2[i2];
-    if (x2[i2] > max2) max2 = x2[i2];
-  }
-  const mean2 = s / x2.length;
-  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
-}
-function blurPlane(x2, offset, h, w, sigma, tmp) {
-  const r = Math.max(1, Math.ceil(3 * sigma));
-  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
-  const sum = k.reduce((a, b) => a + b, 0);
-  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
-  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
-  for (let y = 0; y < h; y++) {
-    for (let xx = 0; xx < w; xx++) {
-      let acc = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
-      tmp[y * w + xx] = acc;
-    }
-  }
-  for (let y = 0; y < h; y++) {
-    for (let xx = 0; xx < w; xx++) {
-      let acc = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
-      x2[offset + y * w + xx] = acc;
-    }
-  }
-}
-function corruptArray(name, arr, c, where) {
-  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
-    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
-  }
-  const image = IMAGE_CORRUPTIONS.includes(c.kind);
-  if (image && arr.dims.length !== 4) {
-    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
-  }
-  const src = arr.data;
-  const x2 = src.slice();
-  const level = SEVERITIES[c.kind][c.severity - 1];
-  const random = seededRandom(seedOf(c));
-  const normal = gaussian(random);
-  const n = arr.dims[0];
-  const per = x2.length / n;
-  const stats = moments(src);
-  switch (c.kind) {
-    case "gaussian-noise":
-      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
-      break;
-    case "brightness":
-      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
-      break;
-    case "contrast":
-    case "blur": {
-      const [, channels, h, w] = arr.dims;
-      const plane = h * w;
-      const tmp = new Float64Array(plane);
-      for (let p = 0; p < n * channels; p++) {
-        const off = p * plane;
-        if (c.kind === "blur") {
-          blurPlane(x2, off, h, w, level, tmp);
-        } else {
-          let mean2 = 0;
-          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
-          mean2 /= plane;
-          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
-        }
-      }
-      break;
-    }
-    case "feature-noise":
-    case "feature-dropout": {
-      const mean2 = new Float64Array(per);
-      const sd = new Float64Array(per);
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
-      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
-      for (let s = 0; s < n; s++) {
-        for (let f = 0; f < per; f++) {
-          const i2 = s * per + f;
-          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
-          else if (random() < level) x2[i2] = mean2[f];
-        }
-      }
-      break;
-    }
-  }
-  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
-}
-function corruptDataset(ds, c) {
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
-  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
-}
-function corruptionSets(data, specs) {
-  return specs.map((text) => {
-    const c = parseCorruption(text, "corruptions");
-    return { name: corruptionName(c), data: corruptDataset(data, c) };
-  });
-}
-var IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corruptionName;
-var init_corruptions = __esm({
-  "src/measure/corruptions.ts"() {
-    "use strict";
-    init_errors();
-    init_random();
-    IMAGE_CORRUPTIONS = ["gaussian-noise", "contrast", "brightness", "blur"];
-    TABULAR_CORRUPTIONS = ["feature-noise", "feature-dropout"];
-    CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
-    SEVERITIES = {
-      /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
-      "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
-      /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
-      contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
-      /** added offset as a fraction of the input's range (max − min) */
-      brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
-      /** Gaussian blur sigma, in pixels */
-      blur: [0.5, 0.75, 1, 1.5, 2],
-      /** noise sd as a multiple of each feature's sd */
-      "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
-      /** fraction of features per sample replaced by the feature's mean */
-      "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
-    };
-    corruptionName = (c) => `${c.kind}:${c.severity}`;
   }
 });
 
@@ -35660,130 +35782,6 @@ var init_signature = __esm({
   }
 });
 
-// src/config/schema.ts
-function schemaAt(path13) {
-  let node = CONFIG_SCHEMA;
-  for (const segment of path13) {
-    node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
-  }
-  return node;
-}
-var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, EXECUTION_PROVIDERS, DEFAULT_CONFIG, wholeNumber, boolean, oneOf2, CONFIG_SCHEMA;
-var init_schema = __esm({
-  "src/config/schema.ts"() {
-    "use strict";
-    init_budgets();
-    init_corruptions();
-    PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
-    RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
-    CRITERIA = ["l1", "l2", "bn-scale", "activation"];
-    SCOPES = ["global", "layer"];
-    EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
-    DEFAULT_CONFIG = Object.freeze({
-      sparsity: 0.5,
-      method: "unstructured",
-      recovery: "none",
-      scope: "global",
-      exclude: [],
-      keepFirstLayer: false,
-      keepLastLayer: false,
-      bakeTemperature: false,
-      recoveryCommand: "",
-      batchSizes: [1, 32],
-      latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
-      evalBatchSize: 256,
-      confidence: 0.95,
-      roundTo: 1,
-      criterion: "l1",
-      strict: false,
-      executionProvider: "cpu",
-      corruptions: [],
-      budgets: {}
-    });
-    wholeNumber = (minimum) => ({
-      type: "integer",
-      minimum,
-      description: `a whole number of ${minimum} or more`
-    });
-    boolean = { type: "boolean", description: "true or false" };
-    oneOf2 = (values) => ({
-      enum: [...values],
-      description: `one of ${values.join(", ")}`
-    });
-    CONFIG_SCHEMA = {
-      $schema: "https://json-schema.org/draft/2020-12/schema",
-      type: "object",
-      additionalProperties: false,
-      description: "a mapping of settings like 'sparsity: 0.5'",
-      properties: {
-        sparsity: { type: "number", minimum: 0, exclusiveMaximum: 1, description: "a number between 0 and 1" },
-        method: {
-          type: "string",
-          anyOf: [{ enum: [...PRUNE_METHODS] }, { pattern: "^[1-9][0-9]*:[1-9][0-9]*$" }],
-          description: `one of ${PRUNE_METHODS.join(", ")} or an N:M pattern like "2:4"`
-        },
-        recovery: oneOf2(RECOVERIES),
-        scope: oneOf2(SCOPES),
-        exclude: {
-          type: "array",
-          items: { type: "string", minLength: 1, description: "a non-empty glob" },
-          description: 'a list of globs like ["*.bias"]'
-        },
-        "keep-first-layer": boolean,
-        "keep-last-layer": boolean,
-        "bake-temperature": boolean,
-        "recovery-command": { type: "string", description: 'a shell command like "python finetune.py"' },
-        "batch-sizes": {
-          type: "array",
-          minItems: 1,
-          uniqueItems: true,
-          items: wholeNumber(1),
-          description: "a non-empty list of distinct batch sizes like [1, 32]"
-        },
-        latency: {
-          type: "object",
-          additionalProperties: false,
-          properties: {
-            warmup: wholeNumber(0),
-            runs: wholeNumber(1),
-            threads: wholeNumber(0),
-            "target-rel-ci": { type: "number", minimum: 0, exclusiveMaximum: 1, description: "a fraction from 0 (off) to below 1 like 0.02" },
-            "max-seconds": { type: "number", minimum: 0, description: "seconds, 0 or more (0 = no cap)" },
-            repeat: wholeNumber(1)
-          },
-          description: "a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }"
-        },
-        "eval-batch-size": wholeNumber(1),
-        confidence: {
-          type: "number",
-          exclusiveMinimum: 0,
-          exclusiveMaximum: 1,
-          description: "a number between 0 and 1 like 0.95"
-        },
-        "round-to": wholeNumber(1),
-        criterion: oneOf2(CRITERIA),
-        strict: boolean,
-        "execution-provider": oneOf2(EXECUTION_PROVIDERS),
-        corruptions: {
-          type: "array",
-          uniqueItems: true,
-          items: { type: "string", pattern: `^(${CORRUPTIONS.join("|")}):[1-5]$`, description: `KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5` },
-          description: "a list like [gaussian-noise:2, blur:1]"
-        },
-        budgets: {
-          type: "object",
-          additionalProperties: false,
-          // limits may carry units ("1%", "2MB"); parseBudgetValue checks them after the schema
-          properties: Object.fromEntries(
-            BUDGET_NAMES.map((name) => [name, { type: ["number", "string"], description: BUDGETS[name].expect }])
-          ),
-          description: "a mapping of budget names to limits like { accuracy-drop: 0.01 }"
-        }
-      }
-    };
-  }
-});
-
 // src/prune/select.ts
 function kthSmallestAbsBits(arrays, k) {
   const total2 = arrays.reduce((n, a) => n + a.length, 0);
@@ -36282,8 +36280,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path13, { windows } = {}) => {
-      const segs = path13.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path14, { windows } = {}) => {
+      const segs = path14.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -40559,34 +40557,86 @@ var init_run = __esm({
   }
 });
 
-// src/github/compareBase.ts
-async function timeTogether(base, head, headModel, data, config) {
-  const dataset = loadDataset(data, modelInputs(loadModel(headModel).proto, headModel), { requireLabels: false, modelPath: headModel });
-  const source = sliceBatch(dataset, 0, Math.min(dataset.count, config.batchSizes[0]));
-  const [[b], [h]] = await measureInterleaved([base.artifact, head.artifact], source, { ...config.latency, batchSizes: [config.batchSizes[0]] });
-  const batch = config.batchSizes[0];
-  return [
-    { ...base, latency: latencyStat(batch, b) },
-    { ...head, latency: latencyStat(batch, h) }
-  ];
+// src/pipeline/compare.ts
+import * as path6 from "node:path";
+function compareBudgets(budgets) {
+  const all = [...budgets];
+  if (!all.some((b) => b.name === "latency-regression")) {
+    all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
+  }
+  return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
 }
-async function compareWithBase(opts) {
-  const budgets = opts.budgets.filter((b) => VS_BASE.has(b.name));
-  let base = opts.baseSteps[opts.baseSteps.length - 1];
-  let head = opts.headSteps[opts.headSteps.length - 1];
-  if (budgets.some((b) => b.name === "latency-regression")) [base, head] = await timeTogether(base, head, opts.headModel, opts.data, opts.config);
-  const results = evaluateBudgets(budgets, { dense: base, final: head, base });
-  return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, budgets: results, verdict: overallVerdict(results.map((r) => r.verdict)) };
+function loadFor(models, file, requireLabels) {
+  const [first, ...rest] = models;
+  const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
+  for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
+  return data;
+}
+async function measurePair(req, progress) {
+  const { config } = req;
+  const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
+  const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
+  const data = loadFor(withInputs, req.data, true);
+  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config.corruptions)];
+  const provider = await resolveProvider(config.executionProvider, req.base);
+  if (provider.note) progress.note(provider.note);
+  const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
+  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
+  const base = await measureStep("base", `base model ${path6.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path6.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
+  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
+  progress.stop();
+  [base, head].forEach((m, i2) => {
+    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
+    m.step.latency = m.step.latency_by_batch[0];
+  });
+  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
+  return { base, head, data, shifts, samples, provider };
+}
+var DEFAULT_LATENCY_REGRESSION;
+var init_compare = __esm({
+  "src/pipeline/compare.ts"() {
+    "use strict";
+    init_dataset();
+    init_errors();
+    init_atomicWrite();
+    init_budgets();
+    init_render();
+    init_types();
+    init_latency();
+    init_metrics();
+    init_ort();
+    init_provider();
+    init_runtimeCost();
+    init_model();
+    init_signature();
+    init_prunable();
+    init_version3();
+    init_measureStep();
+    init_corruptions();
+    init_verdicts();
+    DEFAULT_LATENCY_REGRESSION = 0.05;
+  }
+});
+
+// src/github/compareBase.ts
+async function compareWithBase(opts, progress) {
+  const base = opts.baseSteps[opts.baseSteps.length - 1].artifact;
+  const head = opts.headSteps[opts.headSteps.length - 1].artifact;
+  progress.note(`comparing with base: ${opts.baseModel} at ${opts.ref.slice(0, 12)}`);
+  const m = await measurePair({ base, head, data: opts.data, shifts: opts.shifts, config: opts.config }, progress);
+  const budgets = compareBudgets(opts.budgets).filter((b) => VS_BASE.has(b.name));
+  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, [], true);
+  return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, pair: [m.base.step, m.head.step], budgets: judged.budgets, verdict: judged.verdict };
 }
 var VS_BASE;
 var init_compareBase = __esm({
   "src/github/compareBase.ts"() {
     "use strict";
-    init_dataset();
-    init_budgets();
-    init_latency();
-    init_model();
-    init_signature();
+    init_compare();
+    init_verdicts();
     VS_BASE = /* @__PURE__ */ new Set(["accuracy-drop", "class-accuracy-drop", "ece-increase", "latency-regression", "shift-accuracy-drop"]);
   }
 });
@@ -40594,7 +40644,7 @@ var init_compareBase = __esm({
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
 import * as fs12 from "node:fs";
-import * as path6 from "node:path";
+import * as path7 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -40627,7 +40677,7 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs12.mkdirSync(path6.dirname(dest), { recursive: true });
+  fs12.mkdirSync(path7.dirname(dest), { recursive: true });
   fs12.writeFileSync(dest, content);
   return true;
 }
@@ -40642,10 +40692,10 @@ var init_gitBase = __esm({
 
 // src/github/checkModels.ts
 import * as fs13 from "node:fs";
-import * as path7 from "node:path";
+import * as path8 from "node:path";
 function workspacePath(workspace, file) {
-  const rel = path7.relative(workspace, file);
-  return rel.startsWith("..") || path7.isAbsolute(rel) ? file : rel.split(path7.sep).join("/");
+  const rel = path8.relative(workspace, file);
+  return rel.startsWith("..") || path8.isAbsolute(rel) ? file : rel.split(path8.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -40653,31 +40703,32 @@ function slug(file) {
 async function checkModels(jobs, settings, opts) {
   const ledgers = [];
   for (const job of jobs) {
-    const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: settings.budgets };
+    const own = settings.budgets.filter((b) => b.name !== "latency-regression");
+    const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own };
     opts.progress.note(`model ${job.path}`);
-    const head = await runPipeline({ ...request2, model: path7.join(opts.workspace, job.path), out: path7.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    const head = await runPipeline({ ...request2, model: path8.join(opts.workspace, job.path), out: path8.join(opts.out, "models", slug(job.path)) }, opts.progress);
     const ledger = head.ledger;
     const model = ledger.models[0];
     model.model = job.path;
-    model.pruned = path7.relative(opts.workspace, model.pruned).split(path7.sep).join("/");
+    model.pruned = path8.relative(opts.workspace, model.pruned).split(path8.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path7.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path7.join(dir, path7.basename(basePath));
+      const dir = path8.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path8.join(dir, path8.basename(basePath));
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
         opts.progress.note(`base ${basePath} at ${opts.base.ref.slice(0, 12)}`);
-        const base = await runPipeline({ ...request2, model: baseFile, out: path7.join(dir, "out") }, opts.progress);
+        const base = await runPipeline({ ...request2, model: baseFile, out: path8.join(dir, "out") }, opts.progress);
         model.vs_base = await compareWithBase({
           ref: opts.base.ref,
           baseModel: basePath,
           baseSteps: base.ledger.models[0].steps,
           headSteps: model.steps,
-          headModel: path7.join(opts.workspace, job.path),
           data: settings.data,
+          shifts: settings.shifts,
           config: settings.config,
           budgets: settings.budgets
-        });
+        }, opts.progress);
         model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
       } else {
         opts.progress.note(`${job.path} is new in this pull request: no base to compare with`);
@@ -40705,7 +40756,7 @@ function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
     for (const e of fs13.readdirSync(d, { withFileTypes: true })) {
-      const full = path7.join(d, e.name);
+      const full = path8.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
@@ -40821,8 +40872,9 @@ function renderReport(ledger, opts) {
     for (const m of ledger.models) {
       const parts = [renderHeadline(m)];
       if (m.vs_base) {
-        parts.push(`Against \`${m.vs_base.model}\` at ${m.vs_base.ref.slice(0, 12)} (merge base), both pruned and measured the same way:`);
-        parts.push(baseTable(final(m.vs_base.steps), final(m.steps)));
+        parts.push(`Against \`${m.vs_base.model}\` at ${m.vs_base.ref.slice(0, 12)} (merge base), both pruned the same way, then measured together (same data, latency interleaved):`);
+        const [base, head] = m.vs_base.pair ?? [final(m.vs_base.steps), final(m.steps)];
+        parts.push(baseTable(base, head));
         if (m.vs_base.budgets.length) parts.push(budgetRows(m.vs_base.budgets));
       }
       sections.push(parts.join("\n\n"));
@@ -40885,7 +40937,7 @@ ${f.body}
 
 </details>`;
 }
-function join5(sections) {
+function join6(sections) {
   return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
 }
 function hardCut(text, max2) {
@@ -40901,7 +40953,7 @@ function hardCut(text, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text = join5(parts);
+  let text = join6(parts);
   while (text.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -40909,7 +40961,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text, limit);
     parts[largest] = omitted(parts[largest]);
-    text = join5(parts);
+    text = join6(parts);
   }
   return text;
 }
@@ -41002,17 +41054,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path13) {
-      const ctrl = callVisitor(key, node, visitor, path13);
+    function visit_(key, node, visitor, path14) {
+      const ctrl = callVisitor(key, node, visitor, path14);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path13, ctrl);
-        return visit_(key, ctrl, visitor, path13);
+        replaceNode(key, path14, ctrl);
+        return visit_(key, ctrl, visitor, path14);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path13 = Object.freeze(path13.concat(node));
+          path14 = Object.freeze(path14.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path13);
+            const ci = visit_(i2, node.items[i2], visitor, path14);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -41023,13 +41075,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path13 = Object.freeze(path13.concat(node));
-          const ck = visit_("key", node.key, visitor, path13);
+          path14 = Object.freeze(path14.concat(node));
+          const ck = visit_("key", node.key, visitor, path14);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path13);
+          const cv = visit_("value", node.value, visitor, path14);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -41050,17 +41102,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path13) {
-      const ctrl = await callVisitor(key, node, visitor, path13);
+    async function visitAsync_(key, node, visitor, path14) {
+      const ctrl = await callVisitor(key, node, visitor, path14);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path13, ctrl);
-        return visitAsync_(key, ctrl, visitor, path13);
+        replaceNode(key, path14, ctrl);
+        return visitAsync_(key, ctrl, visitor, path14);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path13 = Object.freeze(path13.concat(node));
+          path14 = Object.freeze(path14.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path13);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path14);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -41071,13 +41123,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path13 = Object.freeze(path13.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path13);
+          path14 = Object.freeze(path14.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path14);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path13);
+          const cv = await visitAsync_("value", node.value, visitor, path14);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -41104,23 +41156,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path13) {
+    function callVisitor(key, node, visitor, path14) {
       if (typeof visitor === "function")
-        return visitor(key, node, path13);
+        return visitor(key, node, path14);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path13);
+        return visitor.Map?.(key, node, path14);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path13);
+        return visitor.Seq?.(key, node, path14);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path13);
+        return visitor.Pair?.(key, node, path14);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path13);
+        return visitor.Scalar?.(key, node, path14);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path13);
+        return visitor.Alias?.(key, node, path14);
       return void 0;
     }
-    function replaceNode(key, path13, node) {
-      const parent = path13[path13.length - 1];
+    function replaceNode(key, path14, node) {
+      const parent = path14[path14.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -41732,10 +41784,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path13, value) {
+    function collectionFromPath(schema, path14, value) {
       let v = value;
-      for (let i2 = path13.length - 1; i2 >= 0; --i2) {
-        const k = path13[i2];
+      for (let i2 = path14.length - 1; i2 >= 0; --i2) {
+        const k = path14[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -41754,7 +41806,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path13) => path13 == null || typeof path13 === "object" && !!path13[Symbol.iterator]().next().done;
+    var isEmptyPath = (path14) => path14 == null || typeof path14 === "object" && !!path14[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -41784,11 +41836,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path13, value) {
-        if (isEmptyPath(path13))
+      addIn(path14, value) {
+        if (isEmptyPath(path14))
           this.add(value);
         else {
-          const [key, ...rest] = path13;
+          const [key, ...rest] = path14;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -41802,8 +41854,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path13) {
-        const [key, ...rest] = path13;
+      deleteIn(path14) {
+        const [key, ...rest] = path14;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -41817,8 +41869,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path13, keepScalar) {
-        const [key, ...rest] = path13;
+      getIn(path14, keepScalar) {
+        const [key, ...rest] = path14;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -41836,8 +41888,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path13) {
-        const [key, ...rest] = path13;
+      hasIn(path14) {
+        const [key, ...rest] = path14;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -41847,8 +41899,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path13, value) {
-        const [key, ...rest] = path13;
+      setIn(path14, value) {
+        const [key, ...rest] = path14;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -44363,9 +44415,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path13, value) {
+      addIn(path14, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path13, value);
+          this.contents.addIn(path14, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -44440,14 +44492,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path13) {
-        if (Collection2.isEmptyPath(path13)) {
+      deleteIn(path14) {
+        if (Collection2.isEmptyPath(path14)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path13) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path14) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -44462,10 +44514,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path13, keepScalar) {
-        if (Collection2.isEmptyPath(path13))
+      getIn(path14, keepScalar) {
+        if (Collection2.isEmptyPath(path14))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path13, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path14, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -44476,10 +44528,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path13) {
-        if (Collection2.isEmptyPath(path13))
+      hasIn(path14) {
+        if (Collection2.isEmptyPath(path14))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path13) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path14) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -44496,13 +44548,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path13, value) {
-        if (Collection2.isEmptyPath(path13)) {
+      setIn(path14, value) {
+        if (Collection2.isEmptyPath(path14)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path13), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path14), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path13, value);
+          this.contents.setIn(path14, value);
         }
       }
       /**
@@ -46463,9 +46515,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path13) => {
+    visit.itemAtPath = (cst, path14) => {
       let item = cst;
-      for (const [field, index] of path13) {
+      for (const [field, index] of path14) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -46474,23 +46526,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path13) => {
-      const parent = visit.itemAtPath(cst, path13.slice(0, -1));
-      const field = path13[path13.length - 1][0];
+    visit.parentCollection = (cst, path14) => {
+      const parent = visit.itemAtPath(cst, path14.slice(0, -1));
+      const field = path14[path14.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path13, item, visitor) {
-      let ctrl = visitor(item, path13);
+    function _visit(path14, item, visitor) {
+      let ctrl = visitor(item, path14);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path13.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path14.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -46501,10 +46553,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path13);
+            ctrl = ctrl(item, path14);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path13) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path14) : ctrl;
     }
     exports.visit = visit;
   }
@@ -48256,10 +48308,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path13) {
+function lineOf(doc, lines2, path14) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path13) {
+  for (const segment of path14) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -48286,7 +48338,7 @@ var init_yamlPosition = __esm({
 
 // src/github/annotations.ts
 import * as fs14 from "node:fs";
-import * as path8 from "node:path";
+import * as path9 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
   const doc = (0, import_yaml2.parseDocument)(fs14.readFileSync(file, "utf8"), { lineCounter: lines2 });
@@ -48298,12 +48350,12 @@ function workflowLine(file, name) {
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs14.existsSync(path8.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path8.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs14.existsSync(path9.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path9.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs14.existsSync(path8.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path8.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs14.existsSync(path9.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path9.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -48430,22 +48482,22 @@ var init_gate = __esm({
 
 // src/github/models.ts
 import * as fs15 from "node:fs";
-import * as path9 from "node:path";
+import * as path10 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path9.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path10.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
     for (const entry3 of fs15.readdirSync(dir, { withFileTypes: true })) {
-      const full = path9.join(dir, entry3.name);
+      const full = path10.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path9.relative(root, full).split(path9.sep).join("/");
+        const rel = path10.relative(root, full).split(path10.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -48563,12 +48615,12 @@ var init_history = __esm({
 
 // src/github/nightly.ts
 import * as fs16 from "node:fs";
-import * as path10 from "node:path";
+import * as path11 from "node:path";
 function fileStore(file) {
   return {
     read: async () => fs16.existsSync(file) ? parseHistory(fs16.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs16.mkdirSync(path10.dirname(file), { recursive: true });
+      fs16.mkdirSync(path11.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -48629,7 +48681,7 @@ async function reportFailure(octokit, ctx, ledger, label2, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path10.resolve(opts.workspace, inputs.historyFile);
+  const local = path11.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -51915,8 +51967,8 @@ var require_utils3 = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path13) {
-      let input = path13;
+    function removeDotSegments(path14) {
+      let input = path14;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -51990,11 +52042,11 @@ var require_utils3 = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path13) {
-      if (path13 === "" || path13[0] === "/") {
-        return removeDotSegments(path13);
+    function removeDotSegmentsRelative(path14) {
+      if (path14 === "" || path14[0] === "/") {
+        return removeDotSegments(path14);
       }
-      const segments = path13.split("/");
+      const segments = path14.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -52357,8 +52409,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path13 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path13 && path13 !== "/" ? path13 : void 0;
+        const path14 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path14 && path14 !== "/" ? path14 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -56171,8 +56223,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path13) {
-  return path13.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path14) {
+  return path14.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -56180,32 +56232,32 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path13 = [];
+  const path14 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path13.push(Number(key));
+      path14.push(Number(key));
       value = value[Number(key)];
     } else {
-      path13.push(key);
+      path14.push(key);
       value = value?.[key];
     }
   }
-  return { path: path13, value };
+  return { path: path14, value };
 }
 function fromAjv(error2, raw) {
-  const { path: path13, value } = toKeyPath(error2.instancePath, raw);
+  const { path: path14, value } = toKeyPath(error2.instancePath, raw);
   if (error2.keyword === "additionalProperties") {
     const key = String(error2.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path13)?.properties ?? {});
-    const full = [...path13, key];
+    const valid = Object.keys(schemaAt(path14)?.properties ?? {});
+    const full = [...path14, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path13)?.description ?? "valid";
+  const expected = schemaAt(path14)?.description ?? "valid";
   const bound = BOUNDS.has(error2.keyword) ? `; ${error2.message}` : "";
-  if (path13.length === 0) return { path: path13, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path13, message: `'${formatKeyPath(path13)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path14.length === 0) return { path: path14, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path14, message: `'${formatKeyPath(path14)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -56221,8 +56273,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path13 = ["budgets", name];
-        problems.push({ path: path13, message: `'${formatKeyPath(path13)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path14 = ["budgets", name];
+        problems.push({ path: path14, message: `'${formatKeyPath(path14)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -56260,16 +56312,16 @@ var init_validate = __esm({
 
 // src/config/loadConfig.ts
 import { readFileSync as readFileSync10 } from "node:fs";
-function loadConfig(path13) {
+function loadConfig(path14) {
   let text;
   try {
-    text = readFileSync10(path13, "utf8");
+    text = readFileSync10(path14, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path13}: config file not found; check the path or create it`);
-    throw new UserError(`${path13}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path14}: config file not found; check the path or create it`);
+    throw new UserError(`${path14}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path13);
+  return parseConfig(text, path14);
 }
 function parseConfig(text, where) {
   const lines2 = new import_yaml3.LineCounter();
@@ -56342,14 +56394,15 @@ var init_loadConfig = __esm({
 
 // src/github/settings.ts
 import * as fs17 from "node:fs";
-import * as path11 from "node:path";
+import * as path12 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs17.existsSync(path11.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path11.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
+  const configFile = inputs.config ?? (fs17.existsSync(path12.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path12.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
   const overrides = { latency: { ...base.latency } };
   if (inputs.targetSparsity !== void 0) overrides.sparsity = inputs.targetSparsity;
   if (inputs.method !== void 0) overrides.method = inputs.method;
   if (inputs.recovery !== void 0) overrides.recovery = inputs.recovery;
+  if (inputs.executionProvider !== "cpu") overrides.executionProvider = inputs.executionProvider;
   if (inputs.batchSizes !== void 0) overrides.batchSizes = inputs.batchSizes;
   if (inputs.runs !== void 0) overrides.latency.runs = inputs.runs;
   if (inputs.warmup !== void 0) overrides.latency.warmup = inputs.warmup;
@@ -56359,9 +56412,9 @@ function resolveSettings(inputs, workspace) {
     configFile,
     config,
     budgets: resolveBudgets(config.budgets, inputs.budgets),
-    data: path11.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path11.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path11.resolve(workspace, s.path) }))
+    data: path12.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path12.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path12.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -56378,7 +56431,7 @@ var init_settings = __esm({
 
 // src/github/run.ts
 import * as fs18 from "node:fs";
-import * as path12 from "node:path";
+import * as path13 from "node:path";
 function progressFor(io) {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
   }, stop() {
@@ -56407,15 +56460,15 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path12.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path12.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path13.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path13.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path12.resolve(env.workspace, inputs.ledgers);
+    const dir = path13.resolve(env.workspace, inputs.ledgers);
     if (!fs18.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
@@ -56437,10 +56490,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path12.join(out, "ledger.json");
+  const ledgerPath = path13.join(out, "ledger.json");
   fs18.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path12.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path13.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));

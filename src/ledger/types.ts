@@ -253,6 +253,8 @@ export interface BaseComparison {
   model: string;
   /** the base run's steps, dense first and its shipped model last */
   steps: Step[];
+  /** base's and head's shipped models measured again together (same data, latency interleaved): what `budgets` judged */
+  pair?: [Step, Step];
   /** the head's final model checked against the base's final model: a regression is a failed one */
   budgets: BudgetResult[];
   verdict: Verdict;
