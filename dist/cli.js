@@ -1209,8 +1209,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path5 = __require("node:path");
-    var fs7 = __require("node:fs");
+    var path8 = __require("node:path");
+    var fs9 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2204,7 +2204,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs7.existsSync(executableFile)) return;
+        if (fs9.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2222,11 +2222,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path5.resolve(baseDir, baseName2);
-          if (fs7.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path5.extname(baseName2))) return void 0;
+          const localBin = path8.resolve(baseDir, baseName2);
+          if (fs9.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path8.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs7.existsSync(`${localBin}${ext}`)
+            (ext) => fs9.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2238,21 +2238,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs7.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs9.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path5.resolve(
-            path5.dirname(resolvedScriptPath),
+          executableDir = path8.resolve(
+            path8.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path5.basename(
+            const legacyName = path8.basename(
               this._scriptPath,
-              path5.extname(this._scriptPath)
+              path8.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2263,7 +2263,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path5.extname(executableFile));
+        launchWithNode = sourceExt.includes(path8.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3178,7 +3178,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path5.basename(filename, path5.extname(filename));
+        this._name = path8.basename(filename, path8.extname(filename));
         return this;
       }
       /**
@@ -3192,9 +3192,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path6) {
-        if (path6 === void 0) return this._executableDir;
-        this._executableDir = path6;
+      executableDir(path9) {
+        if (path9 === void 0) return this._executableDir;
+        this._executableDir = path9;
         return this;
       }
       /**
@@ -3549,17 +3549,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path5) {
-      const ctrl = callVisitor(key, node, visitor, path5);
+    function visit_(key, node, visitor, path8) {
+      const ctrl = callVisitor(key, node, visitor, path8);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path5, ctrl);
-        return visit_(key, ctrl, visitor, path5);
+        replaceNode(key, path8, ctrl);
+        return visit_(key, ctrl, visitor, path8);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path5 = Object.freeze(path5.concat(node));
+          path8 = Object.freeze(path8.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path5);
+            const ci = visit_(i2, node.items[i2], visitor, path8);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3570,13 +3570,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path5 = Object.freeze(path5.concat(node));
-          const ck = visit_("key", node.key, visitor, path5);
+          path8 = Object.freeze(path8.concat(node));
+          const ck = visit_("key", node.key, visitor, path8);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path5);
+          const cv = visit_("value", node.value, visitor, path8);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3597,17 +3597,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path5) {
-      const ctrl = await callVisitor(key, node, visitor, path5);
+    async function visitAsync_(key, node, visitor, path8) {
+      const ctrl = await callVisitor(key, node, visitor, path8);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path5, ctrl);
-        return visitAsync_(key, ctrl, visitor, path5);
+        replaceNode(key, path8, ctrl);
+        return visitAsync_(key, ctrl, visitor, path8);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path5 = Object.freeze(path5.concat(node));
+          path8 = Object.freeze(path8.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path5);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path8);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3618,13 +3618,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path5 = Object.freeze(path5.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path5);
+          path8 = Object.freeze(path8.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path8);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path5);
+          const cv = await visitAsync_("value", node.value, visitor, path8);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3651,23 +3651,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path5) {
+    function callVisitor(key, node, visitor, path8) {
       if (typeof visitor === "function")
-        return visitor(key, node, path5);
+        return visitor(key, node, path8);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path5);
+        return visitor.Map?.(key, node, path8);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path5);
+        return visitor.Seq?.(key, node, path8);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path5);
+        return visitor.Pair?.(key, node, path8);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path5);
+        return visitor.Scalar?.(key, node, path8);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path5);
+        return visitor.Alias?.(key, node, path8);
       return void 0;
     }
-    function replaceNode(key, path5, node) {
-      const parent = path5[path5.length - 1];
+    function replaceNode(key, path8, node) {
+      const parent = path8[path8.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4279,10 +4279,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path5, value) {
+    function collectionFromPath(schema, path8, value) {
       let v = value;
-      for (let i2 = path5.length - 1; i2 >= 0; --i2) {
-        const k = path5[i2];
+      for (let i2 = path8.length - 1; i2 >= 0; --i2) {
+        const k = path8[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4301,7 +4301,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path5) => path5 == null || typeof path5 === "object" && !!path5[Symbol.iterator]().next().done;
+    var isEmptyPath = (path8) => path8 == null || typeof path8 === "object" && !!path8[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4331,11 +4331,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path5, value) {
-        if (isEmptyPath(path5))
+      addIn(path8, value) {
+        if (isEmptyPath(path8))
           this.add(value);
         else {
-          const [key, ...rest] = path5;
+          const [key, ...rest] = path8;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4349,8 +4349,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path5) {
-        const [key, ...rest] = path5;
+      deleteIn(path8) {
+        const [key, ...rest] = path8;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4364,8 +4364,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path5, keepScalar) {
-        const [key, ...rest] = path5;
+      getIn(path8, keepScalar) {
+        const [key, ...rest] = path8;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4383,8 +4383,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path5) {
-        const [key, ...rest] = path5;
+      hasIn(path8) {
+        const [key, ...rest] = path8;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4394,8 +4394,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path5, value) {
-        const [key, ...rest] = path5;
+      setIn(path8, value) {
+        const [key, ...rest] = path8;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -6910,9 +6910,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path5, value) {
+      addIn(path8, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path5, value);
+          this.contents.addIn(path8, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -6987,14 +6987,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path5) {
-        if (Collection.isEmptyPath(path5)) {
+      deleteIn(path8) {
+        if (Collection.isEmptyPath(path8)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path5) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path8) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7009,10 +7009,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path5, keepScalar) {
-        if (Collection.isEmptyPath(path5))
+      getIn(path8, keepScalar) {
+        if (Collection.isEmptyPath(path8))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path5, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path8, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7023,10 +7023,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path5) {
-        if (Collection.isEmptyPath(path5))
+      hasIn(path8) {
+        if (Collection.isEmptyPath(path8))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path5) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path8) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7043,13 +7043,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path5, value) {
-        if (Collection.isEmptyPath(path5)) {
+      setIn(path8, value) {
+        if (Collection.isEmptyPath(path8)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path5), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path8), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path5, value);
+          this.contents.setIn(path8, value);
         }
       }
       /**
@@ -9010,9 +9010,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path5) => {
+    visit.itemAtPath = (cst, path8) => {
       let item = cst;
-      for (const [field, index] of path5) {
+      for (const [field, index] of path8) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9021,23 +9021,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path5) => {
-      const parent = visit.itemAtPath(cst, path5.slice(0, -1));
-      const field = path5[path5.length - 1][0];
+    visit.parentCollection = (cst, path8) => {
+      const parent = visit.itemAtPath(cst, path8.slice(0, -1));
+      const field = path8[path8.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path5, item, visitor) {
-      let ctrl = visitor(item, path5);
+    function _visit(path8, item, visitor) {
+      let ctrl = visitor(item, path8);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path5.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path8.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9048,10 +9048,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path5);
+            ctrl = ctrl(item, path8);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path5) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path8) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10353,14 +10353,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs7 = this.flowScalar(this.type);
+              const fs9 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs7, sep: [] });
+                map.items.push({ start, key: fs9, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs7);
+                this.stack.push(fs9);
               } else {
-                Object.assign(it, { key: fs7, sep: [] });
+                Object.assign(it, { key: fs9, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10488,13 +10488,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs7 = this.flowScalar(this.type);
+              const fs9 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs7, sep: [] });
+                fc.items.push({ start: [], key: fs9, sep: [] });
               else if (it.sep)
-                this.stack.push(fs7);
+                this.stack.push(fs9);
               else
-                Object.assign(it, { key: fs7, sep: [] });
+                Object.assign(it, { key: fs9, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -13901,7 +13901,7 @@ var require_compile = __commonJS({
       const schOrFunc = root.refs[ref];
       if (schOrFunc)
         return schOrFunc;
-      let _sch = resolve3.call(this, root, ref);
+      let _sch = resolve4.call(this, root, ref);
       if (_sch === void 0) {
         const schema = (_a2 = root.localRefs) === null || _a2 === void 0 ? void 0 : _a2[ref];
         const { schemaId } = this.opts;
@@ -13928,7 +13928,7 @@ var require_compile = __commonJS({
     function sameSchemaEnv(s1, s2) {
       return s1.schema === s2.schema && s1.root === s2.root && s1.baseId === s2.baseId;
     }
-    function resolve3(root, ref) {
+    function resolve4(root, ref) {
       let sch;
       while (typeof (sch = this.refs[ref]) == "string")
         ref = sch;
@@ -14179,8 +14179,8 @@ var require_utils = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path5) {
-      let input = path5;
+    function removeDotSegments(path8) {
+      let input = path8;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -14254,11 +14254,11 @@ var require_utils = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path5) {
-      if (path5 === "" || path5[0] === "/") {
-        return removeDotSegments(path5);
+    function removeDotSegmentsRelative(path8) {
+      if (path8 === "" || path8[0] === "/") {
+        return removeDotSegments(path8);
       }
-      const segments = path5.split("/");
+      const segments = path8.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -14621,8 +14621,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path5 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path5 && path5 !== "/" ? path5 : void 0;
+        const path8 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path8 && path8 !== "/" ? path8 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -14792,7 +14792,7 @@ var require_fast_uri = __commonJS({
       }
       return uri;
     }
-    function resolve3(baseURI, relativeURI, options) {
+    function resolve4(baseURI, relativeURI, options) {
       const schemelessOptions = options ? Object.assign({ scheme: "null" }, options) : { scheme: "null" };
       const {
         parsed: baseParsed,
@@ -14828,50 +14828,50 @@ var require_fast_uri = __commonJS({
       schemelessOptions.skipEscape = true;
       return serialize2(resolved, schemelessOptions);
     }
-    function resolveComponent(base, relative, options, skipNormalization) {
+    function resolveComponent(base, relative2, options, skipNormalization) {
       const target = {};
       if (!skipNormalization) {
         base = parse(serialize2(base, options), options);
-        relative = parse(serialize2(relative, options), options);
+        relative2 = parse(serialize2(relative2, options), options);
       }
       options = options || {};
-      if (!options.tolerant && relative.scheme) {
-        target.scheme = relative.scheme;
-        target.userinfo = relative.userinfo;
-        target.host = relative.host;
-        target.port = relative.port;
-        target.path = removeDotSegments(relative.path || "");
-        target.query = relative.query;
+      if (!options.tolerant && relative2.scheme) {
+        target.scheme = relative2.scheme;
+        target.userinfo = relative2.userinfo;
+        target.host = relative2.host;
+        target.port = relative2.port;
+        target.path = removeDotSegments(relative2.path || "");
+        target.query = relative2.query;
       } else {
-        if (relative.userinfo !== void 0 || relative.host !== void 0 || relative.port !== void 0) {
-          target.userinfo = relative.userinfo;
-          target.host = relative.host;
-          target.port = relative.port;
-          target.path = removeDotSegments(relative.path || "");
-          target.query = relative.query;
+        if (relative2.userinfo !== void 0 || relative2.host !== void 0 || relative2.port !== void 0) {
+          target.userinfo = relative2.userinfo;
+          target.host = relative2.host;
+          target.port = relative2.port;
+          target.path = removeDotSegments(relative2.path || "");
+          target.query = relative2.query;
         } else {
-          if (!relative.path) {
+          if (!relative2.path) {
             target.path = base.path;
-            if (relative.query !== void 0) {
-              target.query = relative.query;
+            if (relative2.query !== void 0) {
+              target.query = relative2.query;
             } else {
               target.query = base.query;
             }
           } else {
-            if (relative.path[0] === "/") {
-              target.path = removeDotSegments(relative.path);
+            if (relative2.path[0] === "/") {
+              target.path = removeDotSegments(relative2.path);
             } else {
               const baseHasAuthority = base.userinfo !== void 0 || base.host !== void 0 || base.port !== void 0;
               if (baseHasAuthority && !base.path) {
-                target.path = "/" + relative.path;
+                target.path = "/" + relative2.path;
               } else if (!base.path) {
-                target.path = relative.path;
+                target.path = relative2.path;
               } else {
-                target.path = base.path.slice(0, base.path.lastIndexOf("/") + 1) + relative.path;
+                target.path = base.path.slice(0, base.path.lastIndexOf("/") + 1) + relative2.path;
               }
               target.path = base.scheme === void 0 && !baseHasAuthority && target.path[0] !== "/" ? removeDotSegmentsRelative(target.path) : removeDotSegments(target.path);
             }
-            target.query = relative.query;
+            target.query = relative2.query;
           }
           target.userinfo = base.userinfo;
           target.host = base.host;
@@ -14879,7 +14879,7 @@ var require_fast_uri = __commonJS({
         }
         target.scheme = base.scheme;
       }
-      target.fragment = relative.fragment;
+      target.fragment = relative2.fragment;
       return target;
     }
     function equal(uriA, uriB, options) {
@@ -15183,7 +15183,7 @@ var require_fast_uri = __commonJS({
     var fastUri = {
       SCHEMES,
       normalize,
-      resolve: resolve3,
+      resolve: resolve4,
       resolveComponent,
       equal,
       serialize: serialize2,
@@ -18947,7 +18947,7 @@ var require_tensor_factory_impl = __commonJS({
           throw new Error("Can not access image data");
         }
       } else if (isString) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           const canvas = createCanvas();
           const context = createCanvasContext(canvas);
           if (!image || !context) {
@@ -18963,7 +18963,7 @@ var require_tensor_factory_impl = __commonJS({
             const img = context.getImageData(0, 0, canvas.width, canvas.height);
             bufferToTensorOptions.height = canvas.height;
             bufferToTensorOptions.width = canvas.width;
-            resolve3((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
+            resolve4((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
           };
         });
       } else {
@@ -19887,10 +19887,10 @@ var require_backend2 = __commonJS({
         __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
       }
       async run(feeds, fetches, options) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           setImmediate(() => {
             try {
-              resolve3(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
+              resolve4(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
             } catch (e) {
               reject(e);
             }
@@ -19904,10 +19904,10 @@ var require_backend2 = __commonJS({
         return Promise.resolve();
       }
       async createInferenceSessionHandler(pathOrBuffer, options) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           setImmediate(() => {
             try {
-              resolve3(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
+              resolve4(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
             } catch (e) {
               reject(e);
             }
@@ -20223,8 +20223,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path5, { windows } = {}) => {
-      const segs = path5.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path8, { windows } = {}) => {
+      const segs = path8.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -20579,7 +20579,7 @@ var require_parse = __commonJS({
     var constants = require_constants();
     var utils = require_utils2();
     var {
-      MAX_LENGTH,
+      MAX_LENGTH: MAX_LENGTH2,
       POSIX_REGEX_SOURCE,
       REGEX_NON_SPECIAL_CHARS,
       REGEX_SPECIAL_CHARS_BACKREF,
@@ -20831,7 +20831,7 @@ var require_parse = __commonJS({
       }
       input = REPLACEMENTS[input] || input;
       const opts = { ...options };
-      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH, opts.maxLength) : MAX_LENGTH;
+      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH2, opts.maxLength) : MAX_LENGTH2;
       let len = input.length;
       if (len > max2) {
         throw new SyntaxError(`Input length: ${len}, exceeds maximum allowed length: ${max2}`);
@@ -21520,7 +21520,7 @@ var require_parse = __commonJS({
     };
     parse.fastpaths = (input, options) => {
       const opts = { ...options };
-      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH, opts.maxLength) : MAX_LENGTH;
+      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH2, opts.maxLength) : MAX_LENGTH2;
       const len = input.length;
       if (len > max2) {
         throw new SyntaxError(`Input length: ${len}, exceeds maximum allowed length: ${max2}`);
@@ -22616,7 +22616,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs6 from "node:fs";
+import * as fs8 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -23001,6 +23001,7 @@ var CONFIG_SCHEMA = {
       exclusiveMaximum: 1,
       description: "a number between 0 and 1 like 0.95"
     },
+    "time-budget": { type: "number", exclusiveMinimum: 0, description: "a number of seconds above 0 like 600" },
     budgets: {
       type: "object",
       additionalProperties: false,
@@ -23012,9 +23013,9 @@ var CONFIG_SCHEMA = {
     }
   }
 };
-function schemaAt(path5) {
+function schemaAt(path8) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path5) {
+  for (const segment of path8) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -23027,8 +23028,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path5) {
-  return path5.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path8) {
+  return path8.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -23036,33 +23037,33 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path5 = [];
+  const path8 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path5.push(Number(key));
+      path8.push(Number(key));
       value = value[Number(key)];
     } else {
-      path5.push(key);
+      path8.push(key);
       value = value?.[key];
     }
   }
-  return { path: path5, value };
+  return { path: path8, value };
 }
 var BOUNDS = /* @__PURE__ */ new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]);
 function fromAjv(error, raw) {
-  const { path: path5, value } = toKeyPath(error.instancePath, raw);
+  const { path: path8, value } = toKeyPath(error.instancePath, raw);
   if (error.keyword === "additionalProperties") {
     const key = String(error.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path5)?.properties ?? {});
-    const full = [...path5, key];
+    const valid = Object.keys(schemaAt(path8)?.properties ?? {});
+    const full = [...path8, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path5)?.description ?? "valid";
+  const expected = schemaAt(path8)?.description ?? "valid";
   const bound = BOUNDS.has(error.keyword) ? `; ${error.message}` : "";
-  if (path5.length === 0) return { path: path5, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path5, message: `'${formatKeyPath(path5)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path8.length === 0) return { path: path8, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path8, message: `'${formatKeyPath(path8)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -23078,8 +23079,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path5 = ["budgets", name];
-        problems.push({ path: path5, message: `'${formatKeyPath(path5)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path8 = ["budgets", name];
+        problems.push({ path: path8, message: `'${formatKeyPath(path8)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -23106,10 +23107,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path5) {
+function lineOf(doc, lines, path8) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path5) {
+  for (const segment of path8) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -23128,16 +23129,16 @@ function lineOf(doc, lines, path5) {
 }
 
 // src/config/loadConfig.ts
-function loadConfig(path5) {
+function loadConfig(path8) {
   let text;
   try {
-    text = readFileSync(path5, "utf8");
+    text = readFileSync(path8, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path5}: config file not found; check the path or create it`);
-    throw new UserError(`${path5}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path8}: config file not found; check the path or create it`);
+    throw new UserError(`${path8}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path5);
+  return parseConfig(text, path8);
 }
 function parseConfig(text, where) {
   const lines = new import_yaml2.LineCounter();
@@ -23148,7 +23149,12 @@ function parseConfig(text, where) {
     const reason = syntax.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
     throw new UserError(`${where}:${pos.line}:${pos.col}: YAML syntax error: ${reason}`);
   }
-  const raw = doc.toJS() ?? {};
+  let raw;
+  try {
+    raw = doc.toJS() ?? {};
+  } catch (e) {
+    throw new UserError(`${where}: YAML cannot be read (${describe(e)}); write the settings out without anchors and aliases`);
+  }
   const problems = findProblems(raw);
   if (problems.length > 0) {
     const located = problems.map((p) => ({ ...p, line: lineOf(doc, lines, p.path) }));
@@ -23193,10 +23199,664 @@ function mergeConfig(base, overrides) {
   return merged;
 }
 
-// src/pipeline/run.ts
-import * as fs5 from "node:fs";
+// src/io/cleanup.ts
+var pending = /* @__PURE__ */ new Set();
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+function runPending() {
+  for (const undo of [...pending]) {
+    pending.delete(undo);
+    try {
+      undo();
+    } catch {
+    }
+  }
+}
+var SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+var installed = false;
+function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
+  if (installed) return;
+  installed = true;
+  for (const [signal, code] of Object.entries(SIGNAL_EXIT)) {
+    process.on(signal, () => {
+      runPending();
+      stderr(`prune-guard: stopped by ${signal}; the input model and earlier outputs are unchanged
+`);
+      process.exit(code);
+    });
+  }
+}
+
+// src/pipeline/guardedRun.ts
+import * as os3 from "node:os";
+import * as path7 from "node:path";
+
+// src/io/atomicWrite.ts
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { randomBytes } from "node:crypto";
+function writeFileAtomic(file, data) {
+  const dir = path.dirname(file);
+  fs.mkdirSync(dir, { recursive: true });
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  const fd2 = fs.openSync(tmp, "wx");
+  try {
+    fs.writeFileSync(fd2, data);
+    fs.fsyncSync(fd2);
+  } catch (e) {
+    fs.closeSync(fd2);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.closeSync(fd2);
+  try {
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+// src/io/outputDir.ts
+import * as fs3 from "node:fs";
+import * as path3 from "node:path";
+import { randomBytes as randomBytes2 } from "node:crypto";
+
+// src/io/lock.ts
+import * as fs2 from "node:fs";
 import * as os from "node:os";
-import * as path4 from "node:path";
+import * as path2 from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+var LOCK_NAME = ".prune-guard.lock";
+function isStale(owner) {
+  if (!owner || !Number.isInteger(owner.pid)) return true;
+  if (owner.host !== os.hostname()) return false;
+  if (owner.pid === process.pid) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return false;
+  } catch (e) {
+    return e.code === "ESRCH";
+  }
+}
+function readOwner(file) {
+  try {
+    return JSON.parse(fs2.readFileSync(file, "utf8"));
+  } catch {
+    return void 0;
+  }
+}
+async function lockDir(dir, opts) {
+  fs2.mkdirSync(dir, { recursive: true });
+  const file = path2.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const until = Date.now() + opts.waitMs;
+  let announced = false;
+  for (; ; ) {
+    try {
+      const fd2 = fs2.openSync(file, "wx");
+      try {
+        fs2.writeFileSync(fd2, JSON.stringify(me) + "\n");
+      } finally {
+        fs2.closeSync(fd2);
+      }
+      let released = false;
+      return {
+        file,
+        release() {
+          if (released) return;
+          released = true;
+          if (readOwner(file)?.pid === me.pid) fs2.rmSync(file, { force: true });
+        }
+      };
+    } catch (e) {
+      if (e.code !== "EEXIST") {
+        throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
+      }
+    }
+    const owner = readOwner(file);
+    if (isStale(owner)) {
+      const again = readOwner(file);
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs2.rmSync(file, { force: true });
+      continue;
+    }
+    if (Date.now() >= until) {
+      throw new UserError(
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path2.join(dir, LOCK_NAME)} if that run is gone`
+      );
+    }
+    if (!announced) {
+      announced = true;
+      opts.onWait?.(owner);
+    }
+    await sleep(opts.pollMs ?? 200);
+  }
+}
+
+// src/io/outputDir.ts
+var STAGING_PREFIX = ".prune-guard-staging-";
+var OutputDir = class _OutputDir {
+  constructor(dir, staging, lock, created) {
+    this.dir = dir;
+    this.staging = staging;
+    this.lock = lock;
+    this.created = created;
+    this.unregister = onInterrupt(() => this.abort());
+  }
+  dir;
+  staging;
+  lock;
+  created;
+  done = false;
+  retired = /* @__PURE__ */ new Set();
+  unregister;
+  static async open(dir, opts) {
+    const created = !fs3.existsSync(dir);
+    const lock = await lockDir(dir, {
+      waitMs: opts.waitMs,
+      onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
+    });
+    try {
+      removeOrphanStaging(dir);
+      const staging = path3.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes2(4).toString("hex")}`);
+      fs3.mkdirSync(staging);
+      return new _OutputDir(dir, staging, lock, created);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+  /** The final path of a file written under the staging folder. */
+  publicPath(p) {
+    const rel = path3.relative(this.staging, p);
+    return rel.startsWith("..") || path3.isAbsolute(rel) ? p : path3.join(this.dir, rel);
+  }
+  /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
+  discardStaged() {
+    for (const n of fs3.readdirSync(this.staging)) fs3.rmSync(path3.join(this.staging, n), { recursive: true, force: true });
+  }
+  /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
+  retire(name) {
+    this.retired.add(name);
+  }
+  /** Move every staged file into the folder (`last` after the others), then unlock. */
+  commit(last = []) {
+    if (this.done) throw new Error("OutputDir: already committed or aborted");
+    const names = fs3.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+    const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
+    for (const n of this.retired) if (!names.includes(n)) fs3.rmSync(path3.join(this.dir, n), { force: true });
+    for (const n of ordered) fs3.renameSync(path3.join(this.staging, n), path3.join(this.dir, n));
+    this.finish();
+  }
+  /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
+  abort() {
+    if (this.done) return;
+    this.finish();
+    if (this.created) {
+      try {
+        fs3.rmdirSync(this.dir);
+      } catch {
+      }
+    }
+  }
+  finish() {
+    this.done = true;
+    this.unregister();
+    fs3.rmSync(this.staging, { recursive: true, force: true });
+    this.lock.release();
+  }
+};
+var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
+function removeOrphanStaging(dir) {
+  for (const n of fs3.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs3.rmSync(path3.join(dir, n), { recursive: true, force: true });
+  }
+}
+
+// node_modules/markdown-table/index.js
+function defaultStringLength(value) {
+  return value.length;
+}
+function markdownTable(table2, options) {
+  const settings = options || {};
+  const align = (settings.align || []).concat();
+  const stringLength = settings.stringLength || defaultStringLength;
+  const alignments = [];
+  const cellMatrix = [];
+  const sizeMatrix = [];
+  const longestCellByColumn = [];
+  let mostCellsPerRow = 0;
+  let rowIndex = -1;
+  while (++rowIndex < table2.length) {
+    const row2 = [];
+    const sizes2 = [];
+    let columnIndex2 = -1;
+    if (table2[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table2[rowIndex].length;
+    }
+    while (++columnIndex2 < table2[rowIndex].length) {
+      const cell2 = serialize(table2[rowIndex][columnIndex2]);
+      if (settings.alignDelimiters !== false) {
+        const size = stringLength(cell2);
+        sizes2[columnIndex2] = size;
+        if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
+          longestCellByColumn[columnIndex2] = size;
+        }
+      }
+      row2.push(cell2);
+    }
+    cellMatrix[rowIndex] = row2;
+    sizeMatrix[rowIndex] = sizes2;
+  }
+  let columnIndex = -1;
+  if (typeof align === "object" && "length" in align) {
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = toAlignment(align[columnIndex]);
+    }
+  } else {
+    const code = toAlignment(align);
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = code;
+    }
+  }
+  columnIndex = -1;
+  const row = [];
+  const sizes = [];
+  while (++columnIndex < mostCellsPerRow) {
+    const code = alignments[columnIndex];
+    let before = "";
+    let after = "";
+    if (code === 99) {
+      before = ":";
+      after = ":";
+    } else if (code === 108) {
+      before = ":";
+    } else if (code === 114) {
+      after = ":";
+    }
+    let size = settings.alignDelimiters === false ? 1 : Math.max(
+      1,
+      longestCellByColumn[columnIndex] - before.length - after.length
+    );
+    const cell2 = before + "-".repeat(size) + after;
+    if (settings.alignDelimiters !== false) {
+      size = before.length + size + after.length;
+      if (size > longestCellByColumn[columnIndex]) {
+        longestCellByColumn[columnIndex] = size;
+      }
+      sizes[columnIndex] = size;
+    }
+    row[columnIndex] = cell2;
+  }
+  cellMatrix.splice(1, 0, row);
+  sizeMatrix.splice(1, 0, sizes);
+  rowIndex = -1;
+  const lines = [];
+  while (++rowIndex < cellMatrix.length) {
+    const row2 = cellMatrix[rowIndex];
+    const sizes2 = sizeMatrix[rowIndex];
+    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
+    columnIndex = -1;
+    const line = [];
+    while (++columnIndex < cellsInRow) {
+      const cell2 = row2[columnIndex] || "";
+      let before = "";
+      let after = "";
+      if (settings.alignDelimiters !== false) {
+        const size = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
+        const code = alignments[columnIndex];
+        if (code === 114) {
+          before = " ".repeat(size);
+        } else if (code === 99) {
+          const half = size / 2;
+          if (size % 2) {
+            before = " ".repeat(half + 0.5);
+            after = " ".repeat(half - 0.5);
+          } else {
+            before = " ".repeat(half);
+            after = before;
+          }
+        } else {
+          after = " ".repeat(size);
+        }
+      }
+      if (settings.delimiterStart !== false && !columnIndex) {
+        line.push("|");
+      }
+      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
+      // empty: there will be a closing space.
+      !(settings.alignDelimiters === false && cell2 === "") && (settings.delimiterStart !== false || columnIndex)) {
+        line.push(" ");
+      }
+      if (settings.alignDelimiters !== false) {
+        line.push(before);
+      }
+      line.push(cell2);
+      if (settings.alignDelimiters !== false) {
+        line.push(after);
+      }
+      if (settings.padding !== false) {
+        line.push(" ");
+      }
+      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
+        line.push("|");
+      }
+    }
+    lines.push(
+      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
+    );
+  }
+  return lines.join("\n");
+}
+function serialize(value) {
+  return value === null || value === void 0 ? "" : String(value);
+}
+function toAlignment(value) {
+  const code = typeof value === "string" ? value.codePointAt(0) : 0;
+  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
+}
+
+// src/ledger/format.ts
+var MINUS = "\u2212";
+function signed(text) {
+  return text.startsWith("-") ? MINUS + text.slice(1) : text;
+}
+function fixed(x2, digits) {
+  const text = x2.toFixed(digits);
+  return Number(text) === 0 ? 0 .toFixed(digits) : signed(text);
+}
+function percent(fraction2, digits = 1) {
+  return `${fixed(fraction2 * 100, digits)}%`;
+}
+function points(fraction2, digits = 2) {
+  return `${fixed(fraction2 * 100, digits)} pt`;
+}
+function signedPoints(fraction2, digits = 1) {
+  const text = fixed(fraction2 * 100, digits);
+  if (Number(text.replace(MINUS, "-")) === 0) return `\xB1${text} pt`;
+  return text.startsWith(MINUS) ? `${text} pt` : `+${text} pt`;
+}
+function ms2(x2) {
+  return `${fixed(x2, 2)} ms`;
+}
+function ratio(x2, digits = 2) {
+  return `${fixed(x2, digits)}x`;
+}
+function bytes(n) {
+  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
+  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
+  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
+  return `${fixed(n / 1024 ** 3, 2)} GiB`;
+}
+var COUNT_UNITS = [
+  ["G", 1e9],
+  ["M", 1e6],
+  ["k", 1e3]
+];
+function count(n) {
+  for (const [suffix, size] of COUNT_UNITS) {
+    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
+  }
+  return fixed(n, 0);
+}
+
+// src/ledger/render.ts
+var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+var DASH = "\u2014";
+var TOP_CLASSES = 5;
+function baseName(path8) {
+  return path8.split(/[\\/]/).pop() || path8;
+}
+function cell(text) {
+  return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+}
+function table(rows) {
+  return markdownTable(
+    rows.map((row) => row.map(cell)),
+    { alignDelimiters: false }
+  );
+}
+function denseStep(model) {
+  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
+}
+function finalStep(model) {
+  return model.steps.at(-1);
+}
+function renderHeadline(model) {
+  const dense = denseStep(model);
+  const final = finalStep(model);
+  const parts = [];
+  if (dense && final) {
+    parts.push(`${percent(final.sparsity)} sparse`);
+    if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
+      const speedup = dense.latency.p50_ms / final.latency.p50_ms;
+      parts.push(speedup >= 1 ? `${ratio(speedup, 1)} faster` : `${ratio(1 / speedup, 1)} slower`);
+    }
+    if (dense.accuracy != null && final.accuracy != null) {
+      parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
+    }
+  } else {
+    parts.push("no steps measured");
+  }
+  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
+}
+function budgetValue(name, x2) {
+  switch (name) {
+    case "accuracy-drop":
+    case "class-accuracy-drop":
+    case "ece-increase":
+    case "shift-accuracy-drop":
+      return points(x2);
+    case "latency-regression":
+      return percent(x2);
+    case "min-speedup":
+      return ratio(x2);
+    case "p95-latency-ms":
+      return ms2(x2);
+    case "max-size-bytes":
+      return bytes(x2);
+  }
+}
+function budgetTable(budgets) {
+  if (budgets.length === 0) return "_No budgets checked._";
+  return table([
+    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
+    ...budgets.map((b) => [
+      `\`${b.name}\``,
+      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
+      b.actual === null ? DASH : budgetValue(b.name, b.actual),
+      `${ICON[b.verdict]} ${b.verdict}`,
+      b.detail
+    ])
+  ]);
+}
+var orDash = (x2, show2) => x2 == null ? DASH : show2(x2);
+function stepTable(steps) {
+  const batch = steps.find((s) => s.latency)?.latency?.batch;
+  const at = batch === void 0 ? "" : ` (b=${batch})`;
+  const latency = (s, key) => {
+    if (!s.latency) return DASH;
+    const value = s.latency[key].toFixed(2);
+    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
+  };
+  return table([
+    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
+    ...steps.map((s) => [
+      s.name,
+      percent(s.sparsity),
+      count(s.params),
+      count(s.nonzero_params),
+      count(s.flops),
+      bytes(s.size_bytes),
+      bytes(s.gzip_bytes),
+      orDash(s.accuracy, (x2) => percent(x2, 2)),
+      orDash(s.ece, (x2) => percent(x2, 2)),
+      orDash(s.agreement, (x2) => percent(x2, 2)),
+      latency(s, "p50_ms"),
+      latency(s, "p95_ms")
+    ])
+  ]);
+}
+function classTable(model) {
+  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
+  if (lost.length === 0) return void 0;
+  return [
+    "**Classes that lost most**",
+    table([
+      ["Class", "Dense", "Pruned", "Drop", "Support"],
+      ...lost.map((c) => [String(c.class), percent(c.dense), percent(c.pruned), points(c.drop, 1), String(c.support)])
+    ])
+  ].join("\n\n");
+}
+function renderModel(model) {
+  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
+  if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const classes = classTable(model);
+  if (classes) sections.push(classes);
+  return sections.join("\n\n");
+}
+function renderMarkdown(ledger) {
+  const { runtime, tool } = ledger;
+  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>`;
+  const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
+  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
+  const t = ledger.timed_out;
+  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
+
+` : "";
+  return `${title}
+
+${timedOut}${models}
+
+${footer}
+`;
+}
+
+// src/ledger/types.ts
+var LEDGER_SCHEMA = "prune-guard/ledger@1";
+
+// src/measure/ort.ts
+var bundled = __toESM(require_dist2(), 1);
+import { createRequire } from "node:module";
+
+// src/measure/ortErrors.ts
+var PATTERNS = [
+  [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
+  [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
+  [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
+  [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
+];
+var MAX_LENGTH = 300;
+function shortOrtError(message) {
+  for (const [re, say] of PATTERNS) {
+    const m = message.match(re);
+    if (m) return say(m);
+  }
+  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
+  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
+}
+
+// src/measure/ort.ts
+var chosen;
+function onnxruntime() {
+  if (chosen) return chosen;
+  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
+  if (custom) {
+    try {
+      chosen = { ort: createRequire(import.meta.url)(custom), source: custom };
+    } catch (e) {
+      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
+    }
+  } else {
+    chosen = { ort: bundled, source: "bundled" };
+  }
+  return chosen;
+}
+function onnxruntimeVersion() {
+  const { ort } = onnxruntime();
+  return ort.env.versions?.common ?? "unknown";
+}
+async function openSession(modelPath, opts) {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(modelPath, {
+      executionProviders: ["cpu"],
+      graphOptimizationLevel: "all",
+      executionMode: "sequential",
+      intraOpNumThreads: opts.threads,
+      interOpNumThreads: 1
+    });
+  } catch (e) {
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
+  }
+}
+
+// src/version.ts
+var VERSION = "0.1.0";
+
+// src/pipeline/deadline.ts
+var TimedOut = class extends Error {
+  constructor(stage, limitSeconds, elapsedSeconds) {
+    super(`time budget of ${limitSeconds} s ran out during '${stage}' after ${elapsedSeconds.toFixed(1)} s`);
+    this.stage = stage;
+    this.limitSeconds = limitSeconds;
+    this.elapsedSeconds = elapsedSeconds;
+  }
+  stage;
+  limitSeconds;
+  elapsedSeconds;
+  name = "TimedOut";
+};
+var Deadline = class {
+  constructor(limitSeconds) {
+    this.limitSeconds = limitSeconds;
+  }
+  limitSeconds;
+  started = performance.now();
+  stage = "load model and data";
+  elapsedSeconds() {
+    return (performance.now() - this.started) / 1e3;
+  }
+  check() {
+    if (this.limitSeconds === void 0) return;
+    const elapsed = this.elapsedSeconds();
+    if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
+  }
+  /** `inner` with a checkpoint in every call; `start` and `note` also name the current stage. */
+  watch(inner) {
+    return {
+      note: (m) => {
+        this.check();
+        if (STAGE_NOTE.test(m)) this.stage = stageOf(m);
+        inner.note(m);
+      },
+      start: (label, total) => {
+        this.check();
+        this.stage = stageOf(label);
+        inner.start(label, total);
+      },
+      update: (done) => {
+        inner.update(done);
+        this.check();
+      },
+      stop: () => inner.stop()
+    };
+  }
+};
+var STAGE_NOTE = /^(pruning|recover|reconstruct|distill|fine-tun)/i;
+function stageOf(label) {
+  const colon = label.indexOf(":");
+  return (colon > 0 ? label.slice(0, colon) : label).replace(/\s*\(.*\)$/, "").split(" ").slice(0, 2).join(" ").trim();
+}
+
+// src/pipeline/run.ts
+import * as fs7 from "node:fs";
+import * as os2 from "node:os";
+import * as path6 from "node:path";
 
 // src/data/npy.ts
 var DTYPES = {
@@ -23425,39 +24085,13 @@ function parsePyLiteral(text) {
   return v;
 }
 
-// src/io/atomicWrite.ts
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { randomBytes } from "node:crypto";
-function writeFileAtomic(file, data) {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  const fd2 = fs.openSync(tmp, "wx");
-  try {
-    fs.writeFileSync(fd2, data);
-    fs.fsyncSync(fd2);
-  } catch (e) {
-    fs.closeSync(fd2);
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  fs.closeSync(fd2);
-  try {
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-}
-
 // src/data/npz.ts
-import * as fs2 from "node:fs";
-import * as path2 from "node:path";
+import * as fs4 from "node:fs";
+import * as path4 from "node:path";
 
 // node_modules/fflate/esm/index.mjs
-import { createRequire } from "module";
-var require2 = createRequire("/");
+import { createRequire as createRequire2 } from "module";
+var require2 = createRequire2("/");
 var _a;
 var Worker;
 var isMarkedAsUntransferable;
@@ -23946,7 +24580,7 @@ var MIN_CENTRAL_ENTRY = 46;
 var ZIP_MTIME = new Date(1980, 0, 1);
 function readFile(file) {
   try {
-    return fs2.readFileSync(file);
+    return fs4.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found`);
@@ -23996,7 +24630,7 @@ function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
-  const ext = path2.extname(file).toLowerCase();
+  const ext = path4.extname(file).toLowerCase();
   if (ext === ".npz") return readNpz(file);
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
@@ -24014,12 +24648,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path5, model, opts) {
+function loadDataset(path8, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path5} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path8} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path5);
+  const arrays = readArrays(path8);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -24028,7 +24662,7 @@ function loadDataset(path5, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path5}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path8}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -24037,36 +24671,37 @@ function loadDataset(path5, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path5}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path8}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path5, spec, name, arr, modelName);
+  for (const [spec, name, arr] of bound) checkInput(path8, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path8, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path5}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path8}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path5}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path8}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path5, y, count3);
+  if (y) labels = toLabels(path8, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path5}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path8}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path5, count: count3, inputs, labels };
+  return { path: path8, count: count3, inputs, labels };
 }
-function checkInput(path5, spec, name, arr, modelName) {
-  const subject = `${path5}: array '${name}'`;
+function checkInput(path8, spec, name, arr, modelName) {
+  const subject = `${path8}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -24088,6 +24723,28 @@ function checkInput(path5, spec, name, arr, modelName) {
     }
   }
 }
+var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
+function checkFinite(path8, name, arr) {
+  if (!FLOAT_DTYPES.has(arr.dtype)) return;
+  const data = arr.data;
+  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
+  const half = arr.dtype === "float16";
+  for (let i2 = 0; i2 < data.length; i2++) {
+    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
+    if (bad) {
+      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
+      const more = countNonFinite(data, half);
+      throw new UserError(
+        `${path8}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+      );
+    }
+  }
+}
+function countNonFinite(data, half) {
+  let n = 0;
+  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
+  return n;
+}
 function reshapeFix(name, arr, spec) {
   const rest = spec.dims.slice(1);
   if (arr.shape.length >= 1 && rest.every((d) => typeof d === "number" && d >= 0)) {
@@ -24097,8 +24754,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path5, y, count3) {
-  const subject = `${path5}: label array '${LABELS}'`;
+function toLabels(path8, y, count3) {
+  const subject = `${path8}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -24142,326 +24799,6 @@ function sliceBatch(ds, start, end) {
   }
   return out;
 }
-
-// node_modules/markdown-table/index.js
-function defaultStringLength(value) {
-  return value.length;
-}
-function markdownTable(table2, options) {
-  const settings = options || {};
-  const align = (settings.align || []).concat();
-  const stringLength = settings.stringLength || defaultStringLength;
-  const alignments = [];
-  const cellMatrix = [];
-  const sizeMatrix = [];
-  const longestCellByColumn = [];
-  let mostCellsPerRow = 0;
-  let rowIndex = -1;
-  while (++rowIndex < table2.length) {
-    const row2 = [];
-    const sizes2 = [];
-    let columnIndex2 = -1;
-    if (table2[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table2[rowIndex].length;
-    }
-    while (++columnIndex2 < table2[rowIndex].length) {
-      const cell2 = serialize(table2[rowIndex][columnIndex2]);
-      if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell2);
-        sizes2[columnIndex2] = size;
-        if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
-          longestCellByColumn[columnIndex2] = size;
-        }
-      }
-      row2.push(cell2);
-    }
-    cellMatrix[rowIndex] = row2;
-    sizeMatrix[rowIndex] = sizes2;
-  }
-  let columnIndex = -1;
-  if (typeof align === "object" && "length" in align) {
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = toAlignment(align[columnIndex]);
-    }
-  } else {
-    const code = toAlignment(align);
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = code;
-    }
-  }
-  columnIndex = -1;
-  const row = [];
-  const sizes = [];
-  while (++columnIndex < mostCellsPerRow) {
-    const code = alignments[columnIndex];
-    let before = "";
-    let after = "";
-    if (code === 99) {
-      before = ":";
-      after = ":";
-    } else if (code === 108) {
-      before = ":";
-    } else if (code === 114) {
-      after = ":";
-    }
-    let size = settings.alignDelimiters === false ? 1 : Math.max(
-      1,
-      longestCellByColumn[columnIndex] - before.length - after.length
-    );
-    const cell2 = before + "-".repeat(size) + after;
-    if (settings.alignDelimiters !== false) {
-      size = before.length + size + after.length;
-      if (size > longestCellByColumn[columnIndex]) {
-        longestCellByColumn[columnIndex] = size;
-      }
-      sizes[columnIndex] = size;
-    }
-    row[columnIndex] = cell2;
-  }
-  cellMatrix.splice(1, 0, row);
-  sizeMatrix.splice(1, 0, sizes);
-  rowIndex = -1;
-  const lines = [];
-  while (++rowIndex < cellMatrix.length) {
-    const row2 = cellMatrix[rowIndex];
-    const sizes2 = sizeMatrix[rowIndex];
-    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
-    columnIndex = -1;
-    const line = [];
-    while (++columnIndex < cellsInRow) {
-      const cell2 = row2[columnIndex] || "";
-      let before = "";
-      let after = "";
-      if (settings.alignDelimiters !== false) {
-        const size = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
-        const code = alignments[columnIndex];
-        if (code === 114) {
-          before = " ".repeat(size);
-        } else if (code === 99) {
-          const half = size / 2;
-          if (size % 2) {
-            before = " ".repeat(half + 0.5);
-            after = " ".repeat(half - 0.5);
-          } else {
-            before = " ".repeat(half);
-            after = before;
-          }
-        } else {
-          after = " ".repeat(size);
-        }
-      }
-      if (settings.delimiterStart !== false && !columnIndex) {
-        line.push("|");
-      }
-      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
-      // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell2 === "") && (settings.delimiterStart !== false || columnIndex)) {
-        line.push(" ");
-      }
-      if (settings.alignDelimiters !== false) {
-        line.push(before);
-      }
-      line.push(cell2);
-      if (settings.alignDelimiters !== false) {
-        line.push(after);
-      }
-      if (settings.padding !== false) {
-        line.push(" ");
-      }
-      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
-        line.push("|");
-      }
-    }
-    lines.push(
-      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
-    );
-  }
-  return lines.join("\n");
-}
-function serialize(value) {
-  return value === null || value === void 0 ? "" : String(value);
-}
-function toAlignment(value) {
-  const code = typeof value === "string" ? value.codePointAt(0) : 0;
-  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
-}
-
-// src/ledger/format.ts
-var MINUS = "\u2212";
-function signed(text) {
-  return text.startsWith("-") ? MINUS + text.slice(1) : text;
-}
-function fixed(x2, digits) {
-  const text = x2.toFixed(digits);
-  return Number(text) === 0 ? 0 .toFixed(digits) : signed(text);
-}
-function percent(fraction2, digits = 1) {
-  return `${fixed(fraction2 * 100, digits)}%`;
-}
-function points(fraction2, digits = 2) {
-  return `${fixed(fraction2 * 100, digits)} pt`;
-}
-function signedPoints(fraction2, digits = 1) {
-  const text = fixed(fraction2 * 100, digits);
-  if (Number(text.replace(MINUS, "-")) === 0) return `\xB1${text} pt`;
-  return text.startsWith(MINUS) ? `${text} pt` : `+${text} pt`;
-}
-function ms2(x2) {
-  return `${fixed(x2, 2)} ms`;
-}
-function ratio(x2, digits = 2) {
-  return `${fixed(x2, digits)}x`;
-}
-function bytes(n) {
-  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
-  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
-  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
-  return `${fixed(n / 1024 ** 3, 2)} GiB`;
-}
-var COUNT_UNITS = [
-  ["G", 1e9],
-  ["M", 1e6],
-  ["k", 1e3]
-];
-function count(n) {
-  for (const [suffix, size] of COUNT_UNITS) {
-    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
-  }
-  return fixed(n, 0);
-}
-
-// src/ledger/render.ts
-var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-var DASH = "\u2014";
-var TOP_CLASSES = 5;
-function baseName(path5) {
-  return path5.split(/[\\/]/).pop() || path5;
-}
-function cell(text) {
-  return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-}
-function table(rows) {
-  return markdownTable(
-    rows.map((row) => row.map(cell)),
-    { alignDelimiters: false }
-  );
-}
-function denseStep(model) {
-  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
-}
-function finalStep(model) {
-  return model.steps.at(-1);
-}
-function renderHeadline(model) {
-  const dense = denseStep(model);
-  const final = finalStep(model);
-  const parts = [];
-  if (dense && final) {
-    parts.push(`${percent(final.sparsity)} sparse`);
-    if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
-      const speedup = dense.latency.p50_ms / final.latency.p50_ms;
-      parts.push(speedup >= 1 ? `${ratio(speedup, 1)} faster` : `${ratio(1 / speedup, 1)} slower`);
-    }
-    if (dense.accuracy != null && final.accuracy != null) {
-      parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
-    }
-  } else {
-    parts.push("no steps measured");
-  }
-  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
-}
-function budgetValue(name, x2) {
-  switch (name) {
-    case "accuracy-drop":
-    case "class-accuracy-drop":
-    case "ece-increase":
-    case "shift-accuracy-drop":
-      return points(x2);
-    case "latency-regression":
-      return percent(x2);
-    case "min-speedup":
-      return ratio(x2);
-    case "p95-latency-ms":
-      return ms2(x2);
-    case "max-size-bytes":
-      return bytes(x2);
-  }
-}
-function budgetTable(budgets) {
-  if (budgets.length === 0) return "_No budgets checked._";
-  return table([
-    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
-    ...budgets.map((b) => [
-      `\`${b.name}\``,
-      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH : budgetValue(b.name, b.actual),
-      `${ICON[b.verdict]} ${b.verdict}`,
-      b.detail
-    ])
-  ]);
-}
-var orDash = (x2, show2) => x2 == null ? DASH : show2(x2);
-function stepTable(steps) {
-  const batch = steps.find((s) => s.latency)?.latency?.batch;
-  const at = batch === void 0 ? "" : ` (b=${batch})`;
-  const latency = (s, key) => {
-    if (!s.latency) return DASH;
-    const value = s.latency[key].toFixed(2);
-    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
-  };
-  return table([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
-    ...steps.map((s) => [
-      s.name,
-      percent(s.sparsity),
-      count(s.params),
-      count(s.nonzero_params),
-      count(s.flops),
-      bytes(s.size_bytes),
-      bytes(s.gzip_bytes),
-      orDash(s.accuracy, (x2) => percent(x2, 2)),
-      orDash(s.ece, (x2) => percent(x2, 2)),
-      orDash(s.agreement, (x2) => percent(x2, 2)),
-      latency(s, "p50_ms"),
-      latency(s, "p95_ms")
-    ])
-  ]);
-}
-function classTable(model) {
-  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
-  if (lost.length === 0) return void 0;
-  return [
-    "**Classes that lost most**",
-    table([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
-      ...lost.map((c) => [String(c.class), percent(c.dense), percent(c.pruned), points(c.drop, 1), String(c.support)])
-    ])
-  ].join("\n\n");
-}
-function renderModel(model) {
-  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
-  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
-  if (model.steps.length > 0) sections.push(stepTable(model.steps));
-  const classes = classTable(model);
-  if (classes) sections.push(classes);
-  return sections.join("\n\n");
-}
-function renderMarkdown(ledger) {
-  const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>`;
-  const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
-  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
-  return `${title}
-
-${models}
-
-${footer}
-`;
-}
-
-// src/ledger/types.ts
-var LEDGER_SCHEMA = "prune-guard/ledger@1";
 
 // node_modules/simple-statistics/dist/simple-statistics.mjs
 function quantileSorted(x2, p) {
@@ -24584,43 +24921,6 @@ PerceptronModel.prototype.train = function train2(features, label) {
   return this;
 };
 
-// src/measure/ort.ts
-var bundled = __toESM(require_dist2(), 1);
-import { createRequire as createRequire2 } from "node:module";
-var chosen;
-function onnxruntime() {
-  if (chosen) return chosen;
-  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
-  if (custom) {
-    try {
-      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
-    } catch (e) {
-      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
-    }
-  } else {
-    chosen = { ort: bundled, source: "bundled" };
-  }
-  return chosen;
-}
-function onnxruntimeVersion() {
-  const { ort } = onnxruntime();
-  return ort.env.versions?.common ?? "unknown";
-}
-async function openSession(modelPath, opts) {
-  const { ort } = onnxruntime();
-  try {
-    return await ort.InferenceSession.create(modelPath, {
-      executionProviders: ["cpu"],
-      graphOptimizationLevel: "all",
-      executionMode: "sequential",
-      intraOpNumThreads: opts.threads,
-      interOpNumThreads: 1
-    });
-  } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model (${describe(e).split("\n")[0]})`);
-  }
-}
-
 // src/measure/latency.ts
 function batchOf(source, batch) {
   const out = /* @__PURE__ */ new Map();
@@ -24732,8 +25032,8 @@ function scoreRow(row, offset, classes, label, areProbabilities) {
 }
 
 // src/onnx/model.ts
-import * as fs3 from "node:fs";
-import * as path3 from "node:path";
+import * as fs5 from "node:fs";
+import * as path5 from "node:path";
 
 // node_modules/@bufbuild/protobuf/dist/esm/is-message.js
 function isMessage(arg, schema) {
@@ -26397,8 +26697,8 @@ function* nestedTypes(desc) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve3) {
-  return buildFileRegistry([fileDescriptorProto, resolve3]);
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve4) {
+  return buildFileRegistry([fileDescriptorProto, resolve4]);
 }
 function buildFileRegistry(args, check) {
   const registry = createBaseRegistry();
@@ -26422,7 +26722,7 @@ function buildFileRegistry(args, check) {
         if (seen.has(protoFileName)) {
           continue;
         }
-        const dep = resolve3(protoFileName);
+        const dep = resolve4(protoFileName);
         if (!dep) {
           throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
         }
@@ -26436,7 +26736,7 @@ function buildFileRegistry(args, check) {
       return deps.concat(...deps.map(recurseDeps));
     };
     const input = args[0];
-    const resolve3 = args[1];
+    const resolve4 = args[1];
     const seen = /* @__PURE__ */ new Set();
     for (const file of [input, ...recurseDeps(input)].reverse()) {
       check === null || check === void 0 ? void 0 : check(file);
@@ -27268,8 +27568,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path5, ...paths) {
-  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path5]);
+function messageDesc(file, path8, ...paths) {
+  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path8]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -28335,7 +28635,7 @@ var PROTOBUF_LIMIT = 2 ** 31 - 1;
 function loadModel(file) {
   let bytes2;
   try {
-    bytes2 = fs3.readFileSync(file);
+    bytes2 = fs5.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
@@ -28381,44 +28681,58 @@ function externalEntry(t, key) {
   return t.externalData.find((e) => e.key === key)?.value;
 }
 function resolveExternalData(proto, file) {
-  const dir = path3.dirname(path3.resolve(file));
-  const realDir = fs3.realpathSync(dir);
+  const dir = path5.dirname(path5.resolve(file));
+  const tensors = [...allTensors(proto)].filter(isExternal);
+  if (tensors.length === 0) return;
+  const realDir = fs5.realpathSync(dir);
+  const reads = [];
+  let total = 0;
+  for (const t of tensors) {
+    const location = externalEntry(t, "location");
+    if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
+    if (path5.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path5.resolve(dir, location);
+    let real;
+    try {
+      real = fs5.realpathSync(target);
+    } catch {
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path5.basename(file)}`);
+    }
+    if (real !== realDir && !real.startsWith(realDir + path5.sep)) {
+      throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
+    }
+    const stat = fs5.statSync(real);
+    if (!stat.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
+    const size = stat.size;
+    const offset = Number(externalEntry(t, "offset") ?? 0);
+    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
+    }
+    total += length;
+    reads.push({ t, real, offset, length });
+  }
+  if (total > PROTOBUF_LIMIT) {
+    throw new UserError(
+      `${file}: holds ${(total / 2 ** 30).toFixed(2)} GiB of weights in external data; prune-guard keeps a model in one protobuf file, which cannot exceed 2 GiB, so models this large are not supported yet; prune a smaller model or split it`
+    );
+  }
   const handles = /* @__PURE__ */ new Map();
   try {
-    for (const t of allTensors(proto)) {
-      if (!isExternal(t)) continue;
-      const location = externalEntry(t, "location");
-      if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-      if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-      const target = path3.resolve(dir, location);
-      let real;
-      try {
-        real = fs3.realpathSync(target);
-      } catch {
-        throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
-      }
-      if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
-        throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
-      }
-      const offset = Number(externalEntry(t, "offset") ?? 0);
-      const size = fs3.statSync(real).size;
-      const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
-      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-        throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
-      }
+    for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs3.openSync(real, "r");
+        fd2 = fs5.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs3.readSync(fd2, data, 0, length, offset);
+      fs5.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs3.closeSync(fd2);
+    for (const fd2 of handles.values()) fs5.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -28533,6 +28847,92 @@ function attrInts(node, name) {
 }
 function nodeLabel(node) {
   return node.name || `${node.opType}(${node.output[0] ?? ""})`;
+}
+
+// src/onnx/preflight.ts
+var MAX_ONNX_OPSET = 26;
+var RUNTIME_DOMAINS = /* @__PURE__ */ new Set(["", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc", "ai.onnx.preview.training", "ai.onnx.training"]);
+var MAX_SUBGRAPH_DEPTH = 16;
+function* allNodes(graph, file, depth = 0) {
+  if (depth > MAX_SUBGRAPH_DEPTH) {
+    throw new UserError(`${file}: subgraphs nest more than ${MAX_SUBGRAPH_DEPTH} levels deep; the file is corrupt or hostile, re-export the model`);
+  }
+  for (const n of graph.node) {
+    yield n;
+    for (const a of n.attribute) {
+      if (a.g) yield* allNodes(a.g, file, depth + 1);
+      for (const g2 of a.graphs) yield* allNodes(g2, file, depth + 1);
+    }
+  }
+}
+function listNames(names, max2 = 5) {
+  const all = [...new Set(names)];
+  const shown = all.slice(0, max2).map((n) => `'${n}'`).join(", ");
+  return all.length > max2 ? `${shown} and ${all.length - max2} more` : shown;
+}
+function checkRuntimeSupport(model, file) {
+  for (const o of model.opsetImport) {
+    const domain = o.domain || "ai.onnx";
+    if ((o.domain === "" || o.domain === "ai.onnx") && Number(o.version) > MAX_ONNX_OPSET) {
+      throw new UserError(
+        `${file}: uses opset ${o.version} of ${domain}, newer than onnxruntime-node 1.30 supports (up to ${MAX_ONNX_OPSET}); re-export with opset_version=${MAX_ONNX_OPSET} or lower`
+      );
+    }
+  }
+  const custom = /* @__PURE__ */ new Map();
+  for (const n of allNodes(model.graph, file)) {
+    if (RUNTIME_DOMAINS.has(n.domain)) continue;
+    const ops = custom.get(n.domain) ?? [];
+    ops.push(n.opType);
+    custom.set(n.domain, ops);
+  }
+  if (custom.size > 0) {
+    const [domain, ops] = [...custom][0];
+    throw new UserError(
+      `${file}: uses custom op${new Set(ops).size > 1 ? "s" : ""} ${listNames(ops)} from domain '${domain}'${custom.size > 1 ? ` (and domains ${listNames([...custom.keys()].slice(1))})` : ""}, which onnxruntime-node cannot run without its custom-op library; export the model with standard ONNX ops`
+    );
+  }
+}
+function weightNames(model) {
+  const index = new GraphIndex(model.graph);
+  const names = /* @__PURE__ */ new Set();
+  for (const n of model.graph.node) {
+    if (n.opType === "Conv" || n.opType === "ConvTranspose" || n.opType === "Gemm") names.add(n.input[1]);
+    if (n.opType === "MatMul") {
+      for (const i2 of n.input) if (index.initializers.has(i2)) names.add(i2);
+    }
+  }
+  return names;
+}
+function floatValues(t, file) {
+  try {
+    return tensorToFloat32(t);
+  } catch (e) {
+    throw new UserError(`${file}: initializer '${t.name}' is malformed (${e.message}); the file is corrupt, re-export the model`);
+  }
+}
+function checkFiniteWeights(model, file) {
+  const weights = weightNames(model);
+  for (const t of model.graph.initializer) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const v = floatValues(t, file);
+    const isWeight = weights.has(t.name);
+    for (let i2 = 0; i2 < v.length; i2++) {
+      const x2 = v[i2];
+      if (x2 - x2 !== 0) {
+        if (Number.isNaN(x2)) {
+          throw new UserError(`${file}: initializer '${t.name}' holds NaN at flat index ${i2}; the model is broken (diverged training or a bad export), fix it before pruning`);
+        }
+        if (isWeight) {
+          throw new UserError(`${file}: weight '${t.name}' holds ${x2 > 0 ? "+" : "-"}Inf at flat index ${i2}; the model is broken (diverged training or a bad export), fix it before pruning`);
+        }
+      }
+    }
+  }
+}
+function preflightModel(model, file) {
+  checkRuntimeSupport(model, file);
+  checkFiniteWeights(model, file);
 }
 
 // src/onnx/signature.ts
@@ -28728,9 +29128,6 @@ async function pruneModel(dense, config, ctx) {
   }
 }
 
-// src/version.ts
-var VERSION = "0.1.0";
-
 // src/measure/evaluate.ts
 async function evaluateClassifier(session, data, opts) {
   if (!data.labels) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
@@ -28781,10 +29178,10 @@ async function evaluateClassifier(session, data, opts) {
 }
 
 // src/measure/size.ts
-import * as fs4 from "node:fs";
+import * as fs6 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs4.readFileSync(file);
+  const data = fs6.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 
@@ -29290,7 +29687,7 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path4.join(out, `${path4.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path6.join(out, `${path6.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 function classChanges(dense, final, labels, classes) {
   const support = classSupport(labels, classes);
@@ -29306,15 +29703,16 @@ async function runPipeline(req, progress) {
   const { config } = req;
   checkRequest(config);
   const dense = loadModel(req.model);
+  preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
   const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
   const shifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: true, modelPath: req.model }) }));
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const outPath = prunedPath(req.out, req.model);
-  if (path4.resolve(outPath) === path4.resolve(req.model)) {
+  if (path6.resolve(outPath) === path6.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
-  progress.note(`pruning ${path4.basename(req.model)}: ${config.method} to ${(config.sparsity * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path6.basename(req.model)}: ${config.method} to ${(config.sparsity * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
@@ -29322,9 +29720,9 @@ async function runPipeline(req, progress) {
     "prune-guard.method": config.method,
     "prune-guard.scope": config.scope,
     "prune-guard.target_sparsity": String(config.sparsity),
-    "prune-guard.source": path4.basename(req.model)
+    "prune-guard.source": path6.basename(req.model)
   });
-  fs5.mkdirSync(req.out, { recursive: true });
+  fs7.mkdirSync(req.out, { recursive: true });
   saveModel(pruned.model, outPath);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
@@ -29361,17 +29759,92 @@ async function runPipeline(req, progress) {
     runtime: {
       onnxruntime: onnxruntimeVersion(),
       provider: "cpu",
-      threads: config.latency.threads || os.availableParallelism(),
+      threads: config.latency.threads || os2.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [modelLedger]
   };
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path4.join(req.out, "ledger.json");
-  const markdownPath = path4.join(req.out, "ledger.md");
+  const ledgerPath = path6.join(req.out, "ledger.json");
+  const markdownPath = path6.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
+}
+
+// src/pipeline/guardedRun.ts
+var DEFAULT_LOCK_WAIT_S = 30 * 60;
+function publish(value, out) {
+  if (typeof value === "string") return out.publicPath(value);
+  if (Array.isArray(value)) return value.map((v) => publish(v, out));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, publish(v, out)]));
+  }
+  return value;
+}
+function timedOutLedger(req, t) {
+  return {
+    schema: LEDGER_SCHEMA,
+    verdict: "fail",
+    tool: { name: "prune-guard", version: VERSION },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime: {
+      onnxruntime: onnxruntimeVersion(),
+      provider: "cpu",
+      threads: req.config.latency.threads || os3.availableParallelism(),
+      platform: `${process.platform}-${process.arch}`
+    },
+    models: [],
+    timed_out: { model: req.model, stage: t.stage, limit_s: t.limitSeconds, elapsed_s: Math.round(t.elapsedSeconds * 10) / 10 }
+  };
+}
+function stageLedger(out, ledger) {
+  const markdown = renderMarkdown(ledger);
+  writeFileAtomic(path7.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(path7.join(out.staging, "ledger.md"), markdown);
+  return { markdown };
+}
+function infeasibleBudgetNotes(req) {
+  const notes = [];
+  const speedup = req.budgets.find((b) => b.name === "min-speedup");
+  const keepsShapes = req.config.method === "unstructured" || /^\d+:\d+$/.test(req.config.method);
+  if (speedup && speedup.limit > 1 && keepsShapes) {
+    notes.push(
+      `note: budget min-speedup=${speedup.limit} will most likely fail: ${req.config.method} pruning keeps every tensor shape and onnxruntime on CPU does not skip zeros, so expect about 1.0x; use --method structured for speed, or drop the budget`
+    );
+  }
+  return notes;
+}
+async function runGuarded(req, progress) {
+  if (path7.resolve(prunedPath(req.out, req.model)) === path7.resolve(req.model)) {
+    throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
+  }
+  for (const n of infeasibleBudgetNotes(req)) progress.note(n);
+  const out = await OutputDir.open(req.out, {
+    waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
+    onWait: (m) => progress.note(m)
+  });
+  const deadline = new Deadline(req.config.timeBudget);
+  const ledgerPath = path7.join(req.out, "ledger.json");
+  const markdownPath = path7.join(req.out, "ledger.md");
+  try {
+    let ledger;
+    try {
+      ledger = publish((await runPipeline({ ...req, out: out.staging }, deadline.watch(progress))).ledger, out);
+    } catch (e) {
+      if (!(e instanceof TimedOut)) throw e;
+      progress.stop();
+      progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
+      out.discardStaged();
+      out.retire(path7.basename(prunedPath(req.out, req.model)));
+      ledger = timedOutLedger(req, e);
+    }
+    const { markdown } = stageLedger(out, ledger);
+    out.commit(["ledger.md", "ledger.json"]);
+    return { ledger, markdown, ledgerPath, markdownPath };
+  } finally {
+    out.abort();
+  }
 }
 
 // src/pipeline/progress.ts
@@ -29435,13 +29908,20 @@ function count2(flag, min) {
     return n;
   };
 }
+function seconds(flag) {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a number of seconds above 0 (got '${v}')`);
+    return n;
+  };
+}
 function parseShift(text) {
   const eq = text.indexOf("=");
   if (eq <= 0 || eq === text.length - 1) throw new UserError(`--shift ${text}: expected NAME=path.npz, e.g. --shift rotated=shift.npz`);
   return { name: text.slice(0, eq), path: text.slice(eq + 1) };
 }
 function resolveConfig(flags) {
-  const file = flags.config ?? (fs6.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs8.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
   const latency = { ...base.latency };
   if (flags.warmup !== void 0) latency.warmup = flags.warmup;
@@ -29457,14 +29937,15 @@ function resolveConfig(flags) {
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
   if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
   if (flags.evalBatchSize !== void 0) overrides.evalBatchSize = flags.evalBatchSize;
+  if (flags.timeBudget !== void 0) overrides.timeBudget = flags.timeBudget;
   return mergeConfig(base, overrides);
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the ledger").action(async (flags) => {
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).option("--quiet", "do not print the ledger").action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
-    const result = await runPipeline(
+    const result = await runGuarded(
       { model: flags.model, data: flags.data, calib: flags.calib, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets },
       stderrProgress()
     );
@@ -29476,6 +29957,7 @@ function buildProgram(io) {
 async function main(argv, out = (s) => process.stdout.write(s)) {
   let code = EXIT.pass;
   const program2 = buildProgram({ out, exit: (c) => code = c });
+  installSignalCleanup();
   try {
     await program2.parseAsync(argv, { from: "user" });
     return code;

@@ -36,6 +36,8 @@ export interface Config {
   confidence: number;
   /** limits set in the file only; defaults are applied by `resolveBudgets` so their source is recorded */
   budgets: Partial<Record<BudgetName, number>>;
+  /** seconds one model's run may take; past it the run stops and the ledger says where (unset: no limit) */
+  timeBudget?: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
@@ -114,6 +116,7 @@ export const CONFIG_SCHEMA: SchemaNode = {
       exclusiveMaximum: 1,
       description: 'a number between 0 and 1 like 0.95',
     },
+    'time-budget': { type: 'number', exclusiveMinimum: 0, description: 'a number of seconds above 0 like 600' },
     budgets: {
       type: 'object',
       additionalProperties: false,

@@ -106,6 +106,16 @@ export interface ModelLedger {
   eval: { data: string; samples: number; classes: number };
 }
 
+/** Set when the run hit its time budget (`time-budget`) and stopped; the verdict is then `fail`. */
+export interface TimedOut {
+  /** input model the run was working on */
+  model: string;
+  /** pipeline stage that was running when the budget ran out, e.g. "evaluate dense", "latency" */
+  stage: string;
+  limit_s: number;
+  elapsed_s: number;
+}
+
 export interface Ledger {
   schema: typeof LEDGER_SCHEMA;
   verdict: Verdict;
@@ -113,4 +123,5 @@ export interface Ledger {
   created_at: string;
   runtime: { onnxruntime: string; provider: string; threads: number; platform: string };
   models: ModelLedger[];
+  timed_out?: TimedOut;
 }

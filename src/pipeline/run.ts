@@ -12,6 +12,7 @@ import { latencyStat, measureInterleaved } from '../measure/latency.js';
 import { classSupport } from '../measure/metrics.js';
 import { onnxruntimeVersion } from '../measure/ort.js';
 import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
+import { preflightModel } from '../onnx/preflight.js';
 import { modelInputs } from '../onnx/signature.js';
 import { pruneModel } from '../prune/pruneModel.js';
 import { VERSION } from '../version.js';
@@ -69,6 +70,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const { config } = req;
   checkRequest(config);
   const dense = loadModel(req.model);
+  preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
   const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
   const shifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: true, modelPath: req.model }) }));
