@@ -24941,11 +24941,11 @@ function latencyStat(batch, samplesMs) {
 async function measureInterleaved(modelPaths, source, opts, onProgress) {
   const { ort } = onnxruntime();
   const sessions = [];
-  for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads }));
   const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
   const total = opts.batchSizes.length * (opts.warmup + opts.runs);
   let done = 0;
   try {
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads }));
     for (let b = 0; b < opts.batchSizes.length; b++) {
       const inputs = batchOf(source, opts.batchSizes[b]);
       const feeds = {};

@@ -37,11 +37,12 @@ export function latencyStat(batch: number, samplesMs: number[]): LatencyStat {
 export async function measureInterleaved(modelPaths: readonly string[], source: Map<string, InputArray>, opts: LatencyOptions, onProgress?: (done: number, total: number) => void): Promise<number[][][]> {
   const { ort } = onnxruntime();
   const sessions: OrtSession[] = [];
-  for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads }));
   const samples: number[][][] = modelPaths.map(() => opts.batchSizes.map(() => []));
   const total = opts.batchSizes.length * (opts.warmup + opts.runs);
   let done = 0;
   try {
+    // opened inside the try: when the second model fails to load, the first session is still released
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads }));
     for (let b = 0; b < opts.batchSizes.length; b++) {
       const inputs = batchOf(source, opts.batchSizes[b]);
       const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
