@@ -1217,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path8 = __require("node:path");
-    var fs13 = __require("node:fs");
+    var path11 = __require("node:path");
+    var fs15 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs13.existsSync(executableFile)) return;
+        if (fs15.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2230,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path8.resolve(baseDir, baseName2);
-          if (fs13.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path8.extname(baseName2))) return void 0;
+          const localBin = path11.resolve(baseDir, baseName2);
+          if (fs15.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path11.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs13.existsSync(`${localBin}${ext}`)
+            (ext) => fs15.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs13.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs15.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path8.resolve(
-            path8.dirname(resolvedScriptPath),
+          executableDir = path11.resolve(
+            path11.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path8.basename(
+            const legacyName = path11.basename(
               this._scriptPath,
-              path8.extname(this._scriptPath)
+              path11.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path8.extname(executableFile));
+        launchWithNode = sourceExt.includes(path11.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path8.basename(filename, path8.extname(filename));
+        this._name = path11.basename(filename, path11.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path9) {
-        if (path9 === void 0) return this._executableDir;
-        this._executableDir = path9;
+      executableDir(path12) {
+        if (path12 === void 0) return this._executableDir;
+        this._executableDir = path12;
         return this;
       }
       /**
@@ -3557,17 +3557,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path8) {
-      const ctrl = callVisitor(key, node, visitor, path8);
+    function visit_(key, node, visitor, path11) {
+      const ctrl = callVisitor(key, node, visitor, path11);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path8, ctrl);
-        return visit_(key, ctrl, visitor, path8);
+        replaceNode(key, path11, ctrl);
+        return visit_(key, ctrl, visitor, path11);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path8 = Object.freeze(path8.concat(node));
+          path11 = Object.freeze(path11.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path8);
+            const ci = visit_(i2, node.items[i2], visitor, path11);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3578,13 +3578,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path8 = Object.freeze(path8.concat(node));
-          const ck = visit_("key", node.key, visitor, path8);
+          path11 = Object.freeze(path11.concat(node));
+          const ck = visit_("key", node.key, visitor, path11);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path8);
+          const cv = visit_("value", node.value, visitor, path11);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3605,17 +3605,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path8) {
-      const ctrl = await callVisitor(key, node, visitor, path8);
+    async function visitAsync_(key, node, visitor, path11) {
+      const ctrl = await callVisitor(key, node, visitor, path11);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path8, ctrl);
-        return visitAsync_(key, ctrl, visitor, path8);
+        replaceNode(key, path11, ctrl);
+        return visitAsync_(key, ctrl, visitor, path11);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path8 = Object.freeze(path8.concat(node));
+          path11 = Object.freeze(path11.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path8);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path11);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3626,13 +3626,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path8 = Object.freeze(path8.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path8);
+          path11 = Object.freeze(path11.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path11);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path8);
+          const cv = await visitAsync_("value", node.value, visitor, path11);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3659,23 +3659,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path8) {
+    function callVisitor(key, node, visitor, path11) {
       if (typeof visitor === "function")
-        return visitor(key, node, path8);
+        return visitor(key, node, path11);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path8);
+        return visitor.Map?.(key, node, path11);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path8);
+        return visitor.Seq?.(key, node, path11);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path8);
+        return visitor.Pair?.(key, node, path11);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path8);
+        return visitor.Scalar?.(key, node, path11);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path8);
+        return visitor.Alias?.(key, node, path11);
       return void 0;
     }
-    function replaceNode(key, path8, node) {
-      const parent = path8[path8.length - 1];
+    function replaceNode(key, path11, node) {
+      const parent = path11[path11.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4287,10 +4287,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path8, value) {
+    function collectionFromPath(schema, path11, value) {
       let v = value;
-      for (let i2 = path8.length - 1; i2 >= 0; --i2) {
-        const k = path8[i2];
+      for (let i2 = path11.length - 1; i2 >= 0; --i2) {
+        const k = path11[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4309,7 +4309,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path8) => path8 == null || typeof path8 === "object" && !!path8[Symbol.iterator]().next().done;
+    var isEmptyPath = (path11) => path11 == null || typeof path11 === "object" && !!path11[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4339,11 +4339,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path8, value) {
-        if (isEmptyPath(path8))
+      addIn(path11, value) {
+        if (isEmptyPath(path11))
           this.add(value);
         else {
-          const [key, ...rest] = path8;
+          const [key, ...rest] = path11;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4357,8 +4357,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path8) {
-        const [key, ...rest] = path8;
+      deleteIn(path11) {
+        const [key, ...rest] = path11;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4372,8 +4372,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path8, keepScalar) {
-        const [key, ...rest] = path8;
+      getIn(path11, keepScalar) {
+        const [key, ...rest] = path11;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4391,8 +4391,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path8) {
-        const [key, ...rest] = path8;
+      hasIn(path11) {
+        const [key, ...rest] = path11;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4402,8 +4402,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path8, value) {
-        const [key, ...rest] = path8;
+      setIn(path11, value) {
+        const [key, ...rest] = path11;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -6918,9 +6918,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path8, value) {
+      addIn(path11, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path8, value);
+          this.contents.addIn(path11, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -6995,14 +6995,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path8) {
-        if (Collection.isEmptyPath(path8)) {
+      deleteIn(path11) {
+        if (Collection.isEmptyPath(path11)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path8) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path11) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7017,10 +7017,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path8, keepScalar) {
-        if (Collection.isEmptyPath(path8))
+      getIn(path11, keepScalar) {
+        if (Collection.isEmptyPath(path11))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path8, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path11, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7031,10 +7031,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path8) {
-        if (Collection.isEmptyPath(path8))
+      hasIn(path11) {
+        if (Collection.isEmptyPath(path11))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path8) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path11) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7051,13 +7051,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path8, value) {
-        if (Collection.isEmptyPath(path8)) {
+      setIn(path11, value) {
+        if (Collection.isEmptyPath(path11)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path8), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path11), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path8, value);
+          this.contents.setIn(path11, value);
         }
       }
       /**
@@ -9018,9 +9018,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path8) => {
+    visit.itemAtPath = (cst, path11) => {
       let item = cst;
-      for (const [field, index] of path8) {
+      for (const [field, index] of path11) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9029,23 +9029,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path8) => {
-      const parent = visit.itemAtPath(cst, path8.slice(0, -1));
-      const field = path8[path8.length - 1][0];
+    visit.parentCollection = (cst, path11) => {
+      const parent = visit.itemAtPath(cst, path11.slice(0, -1));
+      const field = path11[path11.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path8, item, visitor) {
-      let ctrl = visitor(item, path8);
+    function _visit(path11, item, visitor) {
+      let ctrl = visitor(item, path11);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path8.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path11.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9056,10 +9056,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path8);
+            ctrl = ctrl(item, path11);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path8) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path11) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10361,14 +10361,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs13 = this.flowScalar(this.type);
+              const fs15 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs13, sep: [] });
+                map.items.push({ start, key: fs15, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs13);
+                this.stack.push(fs15);
               } else {
-                Object.assign(it, { key: fs13, sep: [] });
+                Object.assign(it, { key: fs15, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10496,13 +10496,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs13 = this.flowScalar(this.type);
+              const fs15 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs13, sep: [] });
+                fc.items.push({ start: [], key: fs15, sep: [] });
               else if (it.sep)
-                this.stack.push(fs13);
+                this.stack.push(fs15);
               else
-                Object.assign(it, { key: fs13, sep: [] });
+                Object.assign(it, { key: fs15, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -13909,7 +13909,7 @@ var require_compile = __commonJS({
       const schOrFunc = root.refs[ref];
       if (schOrFunc)
         return schOrFunc;
-      let _sch = resolve3.call(this, root, ref);
+      let _sch = resolve4.call(this, root, ref);
       if (_sch === void 0) {
         const schema = (_a2 = root.localRefs) === null || _a2 === void 0 ? void 0 : _a2[ref];
         const { schemaId } = this.opts;
@@ -13936,7 +13936,7 @@ var require_compile = __commonJS({
     function sameSchemaEnv(s1, s2) {
       return s1.schema === s2.schema && s1.root === s2.root && s1.baseId === s2.baseId;
     }
-    function resolve3(root, ref) {
+    function resolve4(root, ref) {
       let sch;
       while (typeof (sch = this.refs[ref]) == "string")
         ref = sch;
@@ -14187,8 +14187,8 @@ var require_utils = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path8) {
-      let input = path8;
+    function removeDotSegments(path11) {
+      let input = path11;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -14262,11 +14262,11 @@ var require_utils = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path8) {
-      if (path8 === "" || path8[0] === "/") {
-        return removeDotSegments(path8);
+    function removeDotSegmentsRelative(path11) {
+      if (path11 === "" || path11[0] === "/") {
+        return removeDotSegments(path11);
       }
-      const segments = path8.split("/");
+      const segments = path11.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -14629,8 +14629,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path8 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path8 && path8 !== "/" ? path8 : void 0;
+        const path11 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path11 && path11 !== "/" ? path11 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -14800,7 +14800,7 @@ var require_fast_uri = __commonJS({
       }
       return uri;
     }
-    function resolve3(baseURI, relativeURI, options) {
+    function resolve4(baseURI, relativeURI, options) {
       const schemelessOptions = options ? Object.assign({ scheme: "null" }, options) : { scheme: "null" };
       const {
         parsed: baseParsed,
@@ -14836,50 +14836,50 @@ var require_fast_uri = __commonJS({
       schemelessOptions.skipEscape = true;
       return serialize2(resolved, schemelessOptions);
     }
-    function resolveComponent(base, relative, options, skipNormalization) {
+    function resolveComponent(base, relative2, options, skipNormalization) {
       const target = {};
       if (!skipNormalization) {
         base = parse(serialize2(base, options), options);
-        relative = parse(serialize2(relative, options), options);
+        relative2 = parse(serialize2(relative2, options), options);
       }
       options = options || {};
-      if (!options.tolerant && relative.scheme) {
-        target.scheme = relative.scheme;
-        target.userinfo = relative.userinfo;
-        target.host = relative.host;
-        target.port = relative.port;
-        target.path = removeDotSegments(relative.path || "");
-        target.query = relative.query;
+      if (!options.tolerant && relative2.scheme) {
+        target.scheme = relative2.scheme;
+        target.userinfo = relative2.userinfo;
+        target.host = relative2.host;
+        target.port = relative2.port;
+        target.path = removeDotSegments(relative2.path || "");
+        target.query = relative2.query;
       } else {
-        if (relative.userinfo !== void 0 || relative.host !== void 0 || relative.port !== void 0) {
-          target.userinfo = relative.userinfo;
-          target.host = relative.host;
-          target.port = relative.port;
-          target.path = removeDotSegments(relative.path || "");
-          target.query = relative.query;
+        if (relative2.userinfo !== void 0 || relative2.host !== void 0 || relative2.port !== void 0) {
+          target.userinfo = relative2.userinfo;
+          target.host = relative2.host;
+          target.port = relative2.port;
+          target.path = removeDotSegments(relative2.path || "");
+          target.query = relative2.query;
         } else {
-          if (!relative.path) {
+          if (!relative2.path) {
             target.path = base.path;
-            if (relative.query !== void 0) {
-              target.query = relative.query;
+            if (relative2.query !== void 0) {
+              target.query = relative2.query;
             } else {
               target.query = base.query;
             }
           } else {
-            if (relative.path[0] === "/") {
-              target.path = removeDotSegments(relative.path);
+            if (relative2.path[0] === "/") {
+              target.path = removeDotSegments(relative2.path);
             } else {
               const baseHasAuthority = base.userinfo !== void 0 || base.host !== void 0 || base.port !== void 0;
               if (baseHasAuthority && !base.path) {
-                target.path = "/" + relative.path;
+                target.path = "/" + relative2.path;
               } else if (!base.path) {
-                target.path = relative.path;
+                target.path = relative2.path;
               } else {
-                target.path = base.path.slice(0, base.path.lastIndexOf("/") + 1) + relative.path;
+                target.path = base.path.slice(0, base.path.lastIndexOf("/") + 1) + relative2.path;
               }
               target.path = base.scheme === void 0 && !baseHasAuthority && target.path[0] !== "/" ? removeDotSegmentsRelative(target.path) : removeDotSegments(target.path);
             }
-            target.query = relative.query;
+            target.query = relative2.query;
           }
           target.userinfo = base.userinfo;
           target.host = base.host;
@@ -14887,7 +14887,7 @@ var require_fast_uri = __commonJS({
         }
         target.scheme = base.scheme;
       }
-      target.fragment = relative.fragment;
+      target.fragment = relative2.fragment;
       return target;
     }
     function equal(uriA, uriB, options) {
@@ -15191,7 +15191,7 @@ var require_fast_uri = __commonJS({
     var fastUri = {
       SCHEMES,
       normalize,
-      resolve: resolve3,
+      resolve: resolve4,
       resolveComponent,
       equal,
       serialize: serialize2,
@@ -18955,7 +18955,7 @@ var require_tensor_factory_impl = __commonJS({
           throw new Error("Can not access image data");
         }
       } else if (isString) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           const canvas = createCanvas();
           const context = createCanvasContext(canvas);
           if (!image || !context) {
@@ -18971,7 +18971,7 @@ var require_tensor_factory_impl = __commonJS({
             const img = context.getImageData(0, 0, canvas.width, canvas.height);
             bufferToTensorOptions.height = canvas.height;
             bufferToTensorOptions.width = canvas.width;
-            resolve3((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
+            resolve4((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
           };
         });
       } else {
@@ -19895,10 +19895,10 @@ var require_backend2 = __commonJS({
         __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
       }
       async run(feeds, fetches, options) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           setImmediate(() => {
             try {
-              resolve3(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
+              resolve4(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
             } catch (e) {
               reject(e);
             }
@@ -19912,10 +19912,10 @@ var require_backend2 = __commonJS({
         return Promise.resolve();
       }
       async createInferenceSessionHandler(pathOrBuffer, options) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           setImmediate(() => {
             try {
-              resolve3(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
+              resolve4(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
             } catch (e) {
               reject(e);
             }
@@ -20231,8 +20231,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path8, { windows } = {}) => {
-      const segs = path8.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path11, { windows } = {}) => {
+      const segs = path11.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -20587,7 +20587,7 @@ var require_parse = __commonJS({
     var constants2 = require_constants();
     var utils = require_utils2();
     var {
-      MAX_LENGTH,
+      MAX_LENGTH: MAX_LENGTH2,
       POSIX_REGEX_SOURCE,
       REGEX_NON_SPECIAL_CHARS,
       REGEX_SPECIAL_CHARS_BACKREF,
@@ -20839,7 +20839,7 @@ var require_parse = __commonJS({
       }
       input = REPLACEMENTS[input] || input;
       const opts = { ...options };
-      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH, opts.maxLength) : MAX_LENGTH;
+      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH2, opts.maxLength) : MAX_LENGTH2;
       let len = input.length;
       if (len > max2) {
         throw new SyntaxError(`Input length: ${len}, exceeds maximum allowed length: ${max2}`);
@@ -21528,7 +21528,7 @@ var require_parse = __commonJS({
     };
     parse.fastpaths = (input, options) => {
       const opts = { ...options };
-      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH, opts.maxLength) : MAX_LENGTH;
+      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH2, opts.maxLength) : MAX_LENGTH2;
       const len = input.length;
       if (len > max2) {
         throw new SyntaxError(`Input length: ${len}, exceeds maximum allowed length: ${max2}`);
@@ -22624,7 +22624,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs12 from "node:fs";
+import * as fs14 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -23212,6 +23212,7 @@ var CONFIG_SCHEMA = {
       items: { type: "string", pattern: `^(${CORRUPTIONS.join("|")}):[1-5]$`, description: `KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5` },
       description: "a list like [gaussian-noise:2, blur:1]"
     },
+    "time-budget": { type: "number", exclusiveMinimum: 0, description: "a number of seconds above 0 like 600" },
     budgets: {
       type: "object",
       additionalProperties: false,
@@ -23223,9 +23224,9 @@ var CONFIG_SCHEMA = {
     }
   }
 };
-function schemaAt(path8) {
+function schemaAt(path11) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path8) {
+  for (const segment of path11) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -23238,8 +23239,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path8) {
-  return path8.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path11) {
+  return path11.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -23247,33 +23248,33 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path8 = [];
+  const path11 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path8.push(Number(key));
+      path11.push(Number(key));
       value = value[Number(key)];
     } else {
-      path8.push(key);
+      path11.push(key);
       value = value?.[key];
     }
   }
-  return { path: path8, value };
+  return { path: path11, value };
 }
 var BOUNDS = /* @__PURE__ */ new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]);
 function fromAjv(error, raw) {
-  const { path: path8, value } = toKeyPath(error.instancePath, raw);
+  const { path: path11, value } = toKeyPath(error.instancePath, raw);
   if (error.keyword === "additionalProperties") {
     const key = String(error.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path8)?.properties ?? {});
-    const full = [...path8, key];
+    const valid = Object.keys(schemaAt(path11)?.properties ?? {});
+    const full = [...path11, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path8)?.description ?? "valid";
+  const expected = schemaAt(path11)?.description ?? "valid";
   const bound = BOUNDS.has(error.keyword) ? `; ${error.message}` : "";
-  if (path8.length === 0) return { path: path8, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path8, message: `'${formatKeyPath(path8)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path11.length === 0) return { path: path11, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path11, message: `'${formatKeyPath(path11)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -23289,8 +23290,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path8 = ["budgets", name];
-        problems.push({ path: path8, message: `'${formatKeyPath(path8)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path11 = ["budgets", name];
+        problems.push({ path: path11, message: `'${formatKeyPath(path11)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -23317,10 +23318,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path8) {
+function lineOf(doc, lines, path11) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path8) {
+  for (const segment of path11) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -23339,16 +23340,16 @@ function lineOf(doc, lines, path8) {
 }
 
 // src/config/loadConfig.ts
-function loadConfig(path8) {
+function loadConfig(path11) {
   let text;
   try {
-    text = readFileSync(path8, "utf8");
+    text = readFileSync(path11, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path8}: config file not found; check the path or create it`);
-    throw new UserError(`${path8}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path11}: config file not found; check the path or create it`);
+    throw new UserError(`${path11}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path8);
+  return parseConfig(text, path11);
 }
 function parseConfig(text, where) {
   const lines = new import_yaml2.LineCounter();
@@ -23359,7 +23360,12 @@ function parseConfig(text, where) {
     const reason = syntax.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
     throw new UserError(`${where}:${pos.line}:${pos.col}: YAML syntax error: ${reason}`);
   }
-  const raw = doc.toJS() ?? {};
+  let raw;
+  try {
+    raw = doc.toJS() ?? {};
+  } catch (e) {
+    throw new UserError(`${where}: YAML cannot be read (${describe(e)}); write the settings out without anchors and aliases`);
+  }
   const problems = findProblems(raw);
   if (problems.length > 0) {
     const located = problems.map((p) => ({ ...p, line: lineOf(doc, lines, p.path) }));
@@ -23406,10 +23412,10 @@ function mergeConfig(base, overrides) {
   return merged;
 }
 
-// src/pipeline/run.ts
-import * as fs9 from "node:fs";
+// src/pipeline/compare.ts
+import * as fs7 from "node:fs";
 import * as os from "node:os";
-import * as path5 from "node:path";
+import * as path4 from "node:path";
 
 // src/data/npy.ts
 var DTYPES = {
@@ -24795,12 +24801,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path8, model, opts) {
+function loadDataset(path11, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path8} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path11} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path8);
+  const arrays = readArrays(path11);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -24809,7 +24815,7 @@ function loadDataset(path8, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path8}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path11}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -24818,36 +24824,37 @@ function loadDataset(path8, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path8}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path11}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path8, spec, name, arr, modelName);
+  for (const [spec, name, arr] of bound) checkInput(path11, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path11, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path8}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path11}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path8}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path11}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path8, y, count3);
+  if (y) labels = toLabels(path11, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path8}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path11}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path8, count: count3, inputs, labels };
+  return { path: path11, count: count3, inputs, labels };
 }
-function checkInput(path8, spec, name, arr, modelName) {
-  const subject = `${path8}: array '${name}'`;
+function checkInput(path11, spec, name, arr, modelName) {
+  const subject = `${path11}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -24869,6 +24876,28 @@ function checkInput(path8, spec, name, arr, modelName) {
     }
   }
 }
+var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
+function checkFinite(path11, name, arr) {
+  if (!FLOAT_DTYPES.has(arr.dtype)) return;
+  const data = arr.data;
+  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
+  const half = arr.dtype === "float16";
+  for (let i2 = 0; i2 < data.length; i2++) {
+    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
+    if (bad) {
+      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
+      const more = countNonFinite(data, half);
+      throw new UserError(
+        `${path11}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+      );
+    }
+  }
+}
+function countNonFinite(data, half) {
+  let n = 0;
+  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
+  return n;
+}
 function reshapeFix(name, arr, spec) {
   const rest = spec.dims.slice(1);
   if (arr.shape.length >= 1 && rest.every((d) => typeof d === "number" && d >= 0)) {
@@ -24878,8 +24907,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path8, y, count3) {
-  const subject = `${path8}: label array '${LABELS}'`;
+function toLabels(path11, y, count3) {
+  const subject = `${path11}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -25116,8 +25145,8 @@ var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
 var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH = "\u2014";
 var TOP_CLASSES = 5;
-function baseName(path8) {
-  return path8.split(/[\\/]/).pop() || path8;
+function baseName(path11) {
+  return path11.split(/[\\/]/).pop() || path11;
 }
 function cell(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
@@ -25359,9 +25388,13 @@ function renderMarkdown(ledger) {
 ${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
+  const t = ledger.timed_out;
+  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
+
+` : "";
   return `${title}
 
-${models}
+${timedOut}${models}
 
 ${footer}
 `;
@@ -25620,50 +25653,364 @@ PerceptronModel.prototype.train = function train2(features, label) {
   return this;
 };
 
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/names.js
-function protoCamelCase(snakeCase) {
-  let capNext = false;
-  const b = [];
-  for (let i2 = 0; i2 < snakeCase.length; i2++) {
-    let c = snakeCase.charAt(i2);
-    switch (c) {
-      case "_":
-        capNext = true;
-        break;
-      case "0":
-      case "1":
-      case "2":
-      case "3":
-      case "4":
-      case "5":
-      case "6":
-      case "7":
-      case "8":
-      case "9":
-        b.push(c);
-        capNext = false;
-        break;
-      default:
-        if (capNext) {
-          capNext = false;
-          c = c.toUpperCase();
+// src/measure/ort.ts
+var bundled = __toESM(require_dist2(), 1);
+import { createRequire as createRequire2 } from "node:module";
+
+// src/measure/ortErrors.ts
+var PATTERNS = [
+  [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
+  [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
+  [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
+  [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
+];
+var MAX_LENGTH = 300;
+function shortOrtError(message) {
+  for (const [re, say] of PATTERNS) {
+    const m = message.match(re);
+    if (m) return say(m);
+  }
+  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
+  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
+}
+
+// src/measure/ort.ts
+var chosen;
+function onnxruntime() {
+  if (chosen) return chosen;
+  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
+  if (custom) {
+    try {
+      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
+    } catch (e) {
+      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
+    }
+  } else {
+    chosen = { ort: bundled, source: "bundled" };
+  }
+  return chosen;
+}
+function onnxruntimeVersion() {
+  const { ort } = onnxruntime();
+  return ort.env.versions?.common ?? "unknown";
+}
+async function openSession(modelPath, opts) {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(modelPath, {
+      executionProviders: [opts.provider ?? "cpu"],
+      graphOptimizationLevel: "all",
+      executionMode: "sequential",
+      intraOpNumThreads: opts.threads,
+      interOpNumThreads: 1
+    });
+  } catch (e) {
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
+  }
+}
+
+// src/measure/stats/bootstrap.ts
+function bootstrapInterval(n, statistic, opts = {}) {
+  const confidence = opts.confidence ?? 0.95;
+  const resamples = opts.resamples ?? 1e3;
+  const random = seededRandom(opts.seed ?? 24301);
+  const indices = new Int32Array(n);
+  const values = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
+    const v = statistic(indices);
+    if (Number.isFinite(v)) values.push(v);
+  }
+  if (values.length === 0) return [NaN, NaN];
+  values.sort((a, b) => a - b);
+  const alpha = (1 - confidence) / 2;
+  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
+}
+function quantileAt(values, indices, p, scratch) {
+  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
+  scratch.sort();
+  return quantileSorted(scratch, p);
+}
+function quantileInterval(values, p, opts = {}) {
+  const scratch = new Float64Array(values.length);
+  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
+}
+function meanInterval(values, opts = {}) {
+  return bootstrapInterval(values.length, (idx) => {
+    let s = 0;
+    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
+    return s / idx.length;
+  }, opts);
+}
+
+// src/measure/latency.ts
+function batchOf(source, batch) {
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of source) {
+    const rows = arr.dims[0];
+    const rowSize = arr.data.length / rows;
+    const Ctor = arr.data.constructor;
+    const data = new Ctor(batch * rowSize);
+    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows * rowSize, (r % rows + 1) * rowSize), r * rowSize);
+    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
+  }
+  return out;
+}
+function latencyStat(batch, samplesMs, confidence) {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const stat = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  if (confidence === void 0) return stat;
+  stat.p99_ms = quantileSorted(sorted, 0.99);
+  stat.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const opts = { confidence, resamples: 500 };
+  stat.p50_ci = quantileInterval(sorted, 0.5, opts);
+  stat.p95_ci = quantileInterval(sorted, 0.95, opts);
+  stat.p99_ci = quantileInterval(sorted, 0.99, opts);
+  stat.mean_ci = meanInterval(sorted, opts);
+  return stat;
+}
+function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
+  const n = Math.min(a.length, b.length);
+  const sa = new Float64Array(n);
+  const sb = new Float64Array(n);
+  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median2(a) / median2(b);
+  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
+  return { ratio: ratio2, ci };
+}
+function relativeHalfWidth(estimate, ci) {
+  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
+}
+function preciseEnough(perModel, target, confidence) {
+  if (perModel.length === 1) {
+    const s = perModel[0];
+    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
+  }
+  for (let i2 = 1; i2 < perModel.length; i2++) {
+    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
+    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
+  }
+  return true;
+}
+async function measureInterleaved(modelPaths, source, opts, onProgress) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
+  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const adaptive = (opts.targetRelCi ?? 0) > 0;
+  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
+  let done = 0;
+  try {
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
+    for (let b = 0; b < opts.batchSizes.length; b++) {
+      const started = performance.now();
+      const inputs = batchOf(source, opts.batchSizes[b]);
+      const feeds = {};
+      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      for (let r = 0; ; r++) {
+        if (r >= opts.warmup + opts.runs) {
+          if (!adaptive || performance.now() - started > capMs) break;
+          if ((r - opts.warmup - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
         }
-        b.push(c);
-        break;
+        const order = sessions.map((_, i2) => i2);
+        if (r % 2 === 1) order.reverse();
+        for (const i2 of order) {
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i2].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
+          if (r >= opts.warmup) samples[i2][b].push(dt);
+        }
+        onProgress?.(Math.min(++done, total2), total2);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return samples;
+}
+
+// src/measure/metrics.ts
+function accuracy(pred, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
+  return labels.length ? hit / labels.length : NaN;
+}
+function perClassAccuracy(pred, labels, classes) {
+  const hit = new Float64Array(classes);
+  const support = classSupport(labels, classes);
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
+  return Array.from(support, (n, c) => n ? hit[c] / n : null);
+}
+function classSupport(labels, classes) {
+  const support = new Array(classes).fill(0);
+  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
+  return support;
+}
+function confusionMatrix(pred, labels, classes) {
+  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
+  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
+  return m;
+}
+function expectedCalibrationError(confidence, correct, bins = 15) {
+  const n = confidence.length;
+  const count3 = new Float64Array(bins);
+  const conf = new Float64Array(bins);
+  const hit = new Float64Array(bins);
+  for (let i2 = 0; i2 < n; i2++) {
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count3[b]++;
+    conf[b] += confidence[i2];
+    hit[b] += correct[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
+  return ece;
+}
+function agreement(a, b) {
+  let same = 0;
+  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same++;
+  return a.length ? same / a.length : NaN;
+}
+function scoreRow(row, offset, classes, label, areProbabilities) {
+  let pred = 0;
+  let max2 = -Infinity;
+  for (let c = 0; c < classes; c++) {
+    const v = row[offset + c];
+    if (v > max2) {
+      max2 = v;
+      pred = c;
     }
   }
-  return b.join("");
+  if (areProbabilities) {
+    const p = row[offset + label];
+    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
+  }
+  let sum = 0;
+  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
+  const logSum = Math.log(sum);
+  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
 }
-var reservedObjectProperties = /* @__PURE__ */ new Set([
-  // names reserved by JavaScript
-  "constructor",
-  "toString",
-  "toJSON",
-  "valueOf"
-]);
-function safeObjectProperty(name) {
-  return reservedObjectProperties.has(name) ? name + "$" : name;
+
+// src/measure/provider.ts
+import * as fs3 from "node:fs";
+function cudaUnavailable() {
+  const { ort, source } = onnxruntime();
+  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
+  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
+  if (!fs3.existsSync("/dev/nvidia0") && !fs3.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  return void 0;
 }
+async function resolveProvider(requested, probeModel) {
+  if (requested === "cpu") return { provider: "cpu" };
+  let why = cudaUnavailable();
+  if (!why) {
+    try {
+      const { ort } = onnxruntime();
+      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
+      await session.release();
+      return { provider: "cuda" };
+    } catch (e) {
+      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
+    }
+  }
+  if (requested === "cuda") {
+    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
+  }
+  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
+}
+
+// src/measure/runtimeCost.ts
+import * as fs4 from "node:fs";
+var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
+function throughput(byBatch) {
+  if (byBatch.length === 0) return void 0;
+  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
+  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
+}
+function readCounter(file) {
+  try {
+    const v = Number(fs4.readFileSync(file, "utf8").trim());
+    return Number.isFinite(v) ? v : void 0;
+  } catch {
+    return void 0;
+  }
+}
+async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
+  const before = readCounter(counter);
+  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const after = readCounter(counter);
+  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
+  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
+}
+async function measureRuntimeCost(artifact, byBatch, source, opts) {
+  const { ort } = onnxruntime();
+  const loads = [];
+  for (let i2 = 0; i2 < 3; i2++) {
+    const t0 = performance.now();
+    const s = await openSession(artifact, opts);
+    loads.push(performance.now() - t0);
+    if (i2 < 2) await s.release();
+    else {
+      const batch = byBatch[0]?.batch ?? 1;
+      const feeds = {};
+      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const energy = await energyPerSample(async () => {
+        const out = await s.run(feeds);
+        for (const t of Object.values(out)) t.dispose();
+      }, 20, batch);
+      await s.release();
+      const tp = throughput(byBatch);
+      return {
+        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
+        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
+        energy_j_per_sample: energy.joules,
+        energy_note: energy.note
+      };
+    }
+  }
+  throw new Error("unreachable");
+}
+
+// src/onnx/model.ts
+import * as fs5 from "node:fs";
+import * as path3 from "node:path";
+
+// node_modules/@bufbuild/protobuf/dist/esm/is-message.js
+function isMessage(arg, schema) {
+  const isMessage2 = arg !== null && typeof arg == "object" && "$typeName" in arg && typeof arg.$typeName == "string";
+  if (!isMessage2) {
+    return false;
+  }
+  if (schema === void 0) {
+    return true;
+  }
+  return schema.typeName === arg.$typeName;
+}
+
+// node_modules/@bufbuild/protobuf/dist/esm/descriptors.js
+var ScalarType;
+(function(ScalarType2) {
+  ScalarType2[ScalarType2["DOUBLE"] = 1] = "DOUBLE";
+  ScalarType2[ScalarType2["FLOAT"] = 2] = "FLOAT";
+  ScalarType2[ScalarType2["INT64"] = 3] = "INT64";
+  ScalarType2[ScalarType2["UINT64"] = 4] = "UINT64";
+  ScalarType2[ScalarType2["INT32"] = 5] = "INT32";
+  ScalarType2[ScalarType2["FIXED64"] = 6] = "FIXED64";
+  ScalarType2[ScalarType2["FIXED32"] = 7] = "FIXED32";
+  ScalarType2[ScalarType2["BOOL"] = 8] = "BOOL";
+  ScalarType2[ScalarType2["STRING"] = 9] = "STRING";
+  ScalarType2[ScalarType2["BYTES"] = 12] = "BYTES";
+  ScalarType2[ScalarType2["UINT32"] = 13] = "UINT32";
+  ScalarType2[ScalarType2["SFIXED32"] = 15] = "SFIXED32";
+  ScalarType2[ScalarType2["SFIXED64"] = 16] = "SFIXED64";
+  ScalarType2[ScalarType2["SINT32"] = 17] = "SINT32";
+  ScalarType2[ScalarType2["SINT64"] = 18] = "SINT64";
+})(ScalarType || (ScalarType = {}));
 
 // node_modules/@bufbuild/protobuf/dist/esm/wire/varint.js
 function varint64read() {
@@ -25936,26 +26283,6 @@ function assertUInt64String(value) {
   }
 }
 
-// node_modules/@bufbuild/protobuf/dist/esm/descriptors.js
-var ScalarType;
-(function(ScalarType2) {
-  ScalarType2[ScalarType2["DOUBLE"] = 1] = "DOUBLE";
-  ScalarType2[ScalarType2["FLOAT"] = 2] = "FLOAT";
-  ScalarType2[ScalarType2["INT64"] = 3] = "INT64";
-  ScalarType2[ScalarType2["UINT64"] = 4] = "UINT64";
-  ScalarType2[ScalarType2["INT32"] = 5] = "INT32";
-  ScalarType2[ScalarType2["FIXED64"] = 6] = "FIXED64";
-  ScalarType2[ScalarType2["FIXED32"] = 7] = "FIXED32";
-  ScalarType2[ScalarType2["BOOL"] = 8] = "BOOL";
-  ScalarType2[ScalarType2["STRING"] = 9] = "STRING";
-  ScalarType2[ScalarType2["BYTES"] = 12] = "BYTES";
-  ScalarType2[ScalarType2["UINT32"] = 13] = "UINT32";
-  ScalarType2[ScalarType2["SFIXED32"] = 15] = "SFIXED32";
-  ScalarType2[ScalarType2["SFIXED64"] = 16] = "SFIXED64";
-  ScalarType2[ScalarType2["SINT32"] = 17] = "SINT32";
-  ScalarType2[ScalarType2["SINT64"] = 18] = "SINT64";
-})(ScalarType || (ScalarType = {}));
-
 // node_modules/@bufbuild/protobuf/dist/esm/reflect/scalar.js
 function scalarZeroValue(type, longAsString) {
   switch (type) {
@@ -26089,207 +26416,264 @@ function unsafeClear(target, field) {
   }
 }
 
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/restore-json-names.js
-function restoreJsonNames(message) {
-  for (const f of message.field) {
-    if (!unsafeIsSetExplicit(f, "jsonName")) {
-      f.jsonName = protoCamelCase(f.name);
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/guard.js
+function isObject(arg) {
+  return arg !== null && typeof arg == "object" && !Array.isArray(arg);
+}
+function isReflectList(arg, field) {
+  var _a2, _b2, _c, _d;
+  if (isObject(arg) && unsafeLocal in arg && "add" in arg && "field" in arg && typeof arg.field == "function") {
+    if (field !== void 0) {
+      const a = field;
+      const b = arg.field();
+      return a.listKind == b.listKind && a.scalar === b.scalar && ((_a2 = a.message) === null || _a2 === void 0 ? void 0 : _a2.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
     }
+    return true;
   }
-  message.nestedType.forEach(restoreJsonNames);
+  return false;
+}
+function isReflectMap(arg, field) {
+  var _a2, _b2, _c, _d;
+  if (isObject(arg) && unsafeLocal in arg && "has" in arg && "field" in arg && typeof arg.field == "function") {
+    if (field !== void 0) {
+      const a = field, b = arg.field();
+      return a.mapKey === b.mapKey && a.mapKind == b.mapKind && a.scalar === b.scalar && ((_a2 = a.message) === null || _a2 === void 0 ? void 0 : _a2.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
+    }
+    return true;
+  }
+  return false;
+}
+function isReflectMessage(arg, messageDesc2) {
+  return isObject(arg) && unsafeLocal in arg && "desc" in arg && isObject(arg.desc) && arg.desc.kind === "message" && (messageDesc2 === void 0 || arg.desc.typeName == messageDesc2.typeName);
 }
 
-// node_modules/@bufbuild/protobuf/dist/esm/wire/text-format.js
-function parseTextFormatEnumValue(descEnum, value) {
-  const enumValue = descEnum.values.find((v) => v.name === value);
-  if (!enumValue) {
-    throw new Error(`cannot parse ${descEnum} default value: ${value}`);
-  }
-  return enumValue.number;
+// node_modules/@bufbuild/protobuf/dist/esm/wkt/wrappers.js
+function isWrapper(arg) {
+  return isWrapperTypeName(arg.$typeName);
 }
-function parseTextFormatScalarValue(type, value) {
-  switch (type) {
-    case ScalarType.STRING:
-      return value;
-    case ScalarType.BYTES: {
-      const u = unescapeBytesDefaultValue(value);
-      if (u === false) {
-        throw new Error(`cannot parse ${ScalarType[type]} default value: ${value}`);
-      }
-      return u;
-    }
-    case ScalarType.INT64:
-    case ScalarType.SFIXED64:
-    case ScalarType.SINT64:
-      return protoInt64.parse(value);
-    case ScalarType.UINT64:
-    case ScalarType.FIXED64:
-      return protoInt64.uParse(value);
-    case ScalarType.DOUBLE:
-    case ScalarType.FLOAT:
-      switch (value) {
-        case "inf":
-          return Number.POSITIVE_INFINITY;
-        case "-inf":
-          return Number.NEGATIVE_INFINITY;
-        case "nan":
-          return Number.NaN;
-        default:
-          return parseFloat(value);
-      }
-    case ScalarType.BOOL:
-      return value === "true";
-    case ScalarType.INT32:
-    case ScalarType.UINT32:
-    case ScalarType.SINT32:
-    case ScalarType.FIXED32:
-    case ScalarType.SFIXED32:
-      return parseInt(value, 10);
-  }
+function isWrapperDesc(messageDesc2) {
+  const f = messageDesc2.fields[0];
+  return isWrapperTypeName(messageDesc2.typeName) && f !== void 0 && f.fieldKind == "scalar" && f.name == "value" && f.number == 1;
 }
-function unescapeBytesDefaultValue(str) {
-  const b = [];
-  const input = {
-    tail: str,
-    c: "",
-    next() {
-      if (this.tail.length == 0) {
-        return false;
-      }
-      this.c = this.tail[0];
-      this.tail = this.tail.substring(1);
-      return true;
-    },
-    take(n) {
-      if (this.tail.length >= n) {
-        const r = this.tail.substring(0, n);
-        this.tail = this.tail.substring(n);
-        return r;
-      }
-      return false;
+var wrapperTypeNames = /* @__PURE__ */ new Set([
+  "google.protobuf.DoubleValue",
+  "google.protobuf.FloatValue",
+  "google.protobuf.Int64Value",
+  "google.protobuf.UInt64Value",
+  "google.protobuf.Int32Value",
+  "google.protobuf.UInt32Value",
+  "google.protobuf.BoolValue",
+  "google.protobuf.StringValue",
+  "google.protobuf.BytesValue"
+]);
+function isWrapperTypeName(name) {
+  return wrapperTypeNames.has(name);
+}
+
+// node_modules/@bufbuild/protobuf/dist/esm/create.js
+var EDITION_PROTO3 = 999;
+var EDITION_PROTO2 = 998;
+var IMPLICIT2 = 2;
+function create(schema, init) {
+  if (isMessage(init, schema)) {
+    return init;
+  }
+  return compiledCreate(schema)(init);
+}
+var compiledCreates = /* @__PURE__ */ new WeakMap();
+function compiledCreate(desc) {
+  let compiled2 = compiledCreates.get(desc);
+  if (compiled2 === void 0) {
+    compiled2 = compileCreate(desc);
+    compiledCreates.set(desc, compiled2);
+  }
+  return compiled2;
+}
+var INIT_SINGULAR = 0;
+var INIT_LIST = 1;
+var INIT_MAP = 2;
+var INIT_ONEOF = 3;
+function compileCreate(desc) {
+  const typeName = desc.typeName;
+  const { properties, prototype } = compileInitMessage(desc);
+  return (init) => {
+    let message;
+    if (prototype !== void 0) {
+      message = Object.create(prototype);
+      message.$typeName = typeName;
+    } else {
+      message = { $typeName: typeName };
     }
-  };
-  while (input.next()) {
-    switch (input.c) {
-      case "\\":
-        if (input.next()) {
-          switch (input.c) {
-            case "\\":
-              b.push(input.c.charCodeAt(0));
-              break;
-            case "b":
-              b.push(8);
-              break;
-            case "f":
-              b.push(12);
-              break;
-            case "n":
-              b.push(10);
-              break;
-            case "r":
-              b.push(13);
-              break;
-            case "t":
-              b.push(9);
-              break;
-            case "v":
-              b.push(11);
-              break;
-            case "0":
-            case "1":
-            case "2":
-            case "3":
-            case "4":
-            case "5":
-            case "6":
-            case "7": {
-              const s = input.c;
-              const t = input.take(2);
-              if (t === false) {
-                return false;
-              }
-              const n = parseInt(s + t, 8);
-              if (Number.isNaN(n)) {
-                return false;
-              }
-              b.push(n);
-              break;
+    for (let i2 = 0; i2 < properties.length; i2++) {
+      const property = properties[i2];
+      const name = property.name;
+      const initValue = init === null || init === void 0 ? void 0 : init[name];
+      switch (property.kind) {
+        case INIT_SINGULAR:
+          if (initValue != null) {
+            message[name] = property.convert !== void 0 ? property.convert(initValue) : initValue;
+          } else if (property.constant !== void 0) {
+            message[name] = property.constant;
+          }
+          break;
+        case INIT_LIST:
+          message[name] = property.convert !== void 0 && Array.isArray(initValue) ? initValue.map(property.convert) : initValue !== null && initValue !== void 0 ? initValue : [];
+          break;
+        case INIT_MAP:
+          if (property.convert === void 0 || !isObject(initValue)) {
+            message[name] = initValue !== null && initValue !== void 0 ? initValue : {};
+          } else {
+            const converted = {};
+            const keys = Object.keys(initValue);
+            for (let k = 0; k < keys.length; k++) {
+              setOwn(converted, keys[k], property.convert(initValue[keys[k]]));
             }
-            case "x": {
-              const s = input.c;
-              const t = input.take(2);
-              if (t === false) {
-                return false;
-              }
-              const n = parseInt(s + t, 16);
-              if (Number.isNaN(n)) {
-                return false;
-              }
-              b.push(n);
-              break;
-            }
-            case "u": {
-              const s = input.c;
-              const t = input.take(4);
-              if (t === false) {
-                return false;
-              }
-              const n = parseInt(s + t, 16);
-              if (Number.isNaN(n)) {
-                return false;
-              }
-              const chunk = new Uint8Array(4);
-              const view = new DataView(chunk.buffer);
-              view.setInt32(0, n, true);
-              b.push(chunk[0], chunk[1], chunk[2], chunk[3]);
-              break;
-            }
-            case "U": {
-              const s = input.c;
-              const t = input.take(8);
-              if (t === false) {
-                return false;
-              }
-              const tc = protoInt64.uEnc(s + t);
-              const chunk = new Uint8Array(8);
-              const view = new DataView(chunk.buffer);
-              view.setInt32(0, tc.lo, true);
-              view.setInt32(4, tc.hi, true);
-              b.push(chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]);
+            message[name] = converted;
+          }
+          break;
+        case INIT_ONEOF: {
+          const oneofValue = initValue;
+          if ((oneofValue === null || oneofValue === void 0 ? void 0 : oneofValue.case) != null) {
+            const convert = property.convert.get(oneofValue.case);
+            if (convert !== void 0) {
+              message[name] = {
+                case: oneofValue.case,
+                value: convert(oneofValue.value)
+              };
               break;
             }
           }
+          message[name] = { case: void 0 };
+          break;
+        }
+      }
+    }
+    return message;
+  };
+}
+function compileInitMessage(desc) {
+  var _a2, _b2;
+  const properties = [];
+  const prototype = {};
+  const usePrototype = needsPrototypeChain(desc);
+  for (const member of desc.members) {
+    const name = member.localName;
+    if (member.kind == "oneof") {
+      properties.push({
+        name,
+        kind: INIT_ONEOF,
+        constant: void 0,
+        convert: compileConvertOneof(member)
+      });
+      continue;
+    }
+    switch (member.fieldKind) {
+      case "message": {
+        properties.push({
+          name,
+          kind: INIT_SINGULAR,
+          constant: void 0,
+          convert: compileConvertMessage(member)
+        });
+        break;
+      }
+      case "list": {
+        properties.push({
+          name,
+          kind: INIT_LIST,
+          constant: void 0,
+          convert: member.listKind == "message" ? (_a2 = compileConvertMessage(member)) !== null && _a2 !== void 0 ? _a2 : ((value) => value) : member.scalar == ScalarType.BYTES ? toU8Arr : void 0
+        });
+        break;
+      }
+      case "map": {
+        properties.push({
+          name,
+          kind: INIT_MAP,
+          constant: void 0,
+          convert: member.mapKind == "message" ? (_b2 = compileConvertMessage(member)) !== null && _b2 !== void 0 ? _b2 : ((value) => value) : member.scalar == ScalarType.BYTES ? toU8Arr : void 0
+        });
+        break;
+      }
+      default: {
+        const zeroValue = createZeroValue(member);
+        properties.push({
+          name,
+          kind: INIT_SINGULAR,
+          constant: member.presence == IMPLICIT2 ? zeroValue : void 0,
+          convert: member.fieldKind == "scalar" && member.scalar == ScalarType.BYTES ? toU8Arr : void 0
+        });
+        if (usePrototype) {
+          prototype[name] = zeroValue;
         }
         break;
-      default:
-        b.push(input.c.charCodeAt(0));
+      }
     }
   }
-  return new Uint8Array(b);
+  return {
+    properties,
+    prototype: usePrototype ? prototype : void 0
+  };
 }
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/nested-types.js
-function* nestedTypes(desc) {
-  switch (desc.kind) {
-    case "file":
-      for (const message of desc.messages) {
-        yield message;
-        yield* nestedTypes(message);
-      }
-      yield* desc.enums;
-      yield* desc.services;
-      yield* desc.extensions;
-      break;
-    case "message":
-      for (const message of desc.nestedMessages) {
-        yield message;
-        yield* nestedTypes(message);
-      }
-      yield* desc.nestedEnums;
-      yield* desc.nestedExtensions;
-      break;
+function compileConvertOneof(oneof) {
+  const converters = /* @__PURE__ */ new Map();
+  for (const field of oneof.fields) {
+    let convert;
+    if (field.fieldKind == "message") {
+      convert = compileConvertMessage(field);
+    } else if (field.fieldKind == "scalar" && field.scalar == ScalarType.BYTES) {
+      convert = toU8Arr;
+    }
+    converters.set(field.localName, convert !== null && convert !== void 0 ? convert : ((value) => value));
+  }
+  return converters;
+}
+function compileConvertMessage(field) {
+  if (field.fieldKind == "message" && !field.oneof && isWrapperDesc(field.message)) {
+    return field.message.fields[0].scalar == ScalarType.BYTES ? toU8Arr : void 0;
+  }
+  if (field.message.typeName == "google.protobuf.Struct" && field.parent.typeName !== "google.protobuf.Value") {
+    return void 0;
+  }
+  const messageDesc2 = field.message;
+  let compiled2;
+  return (value) => {
+    if (!isObject(value) || isMessage(value, messageDesc2)) {
+      return value;
+    }
+    compiled2 !== null && compiled2 !== void 0 ? compiled2 : compiled2 = compiledCreate(messageDesc2);
+    return compiled2(value);
+  };
+}
+function toU8Arr(value) {
+  return Array.isArray(value) ? new Uint8Array(value) : value;
+}
+function needsPrototypeChain(desc) {
+  switch (desc.file.edition) {
+    case EDITION_PROTO3:
+      return false;
+    case EDITION_PROTO2:
+      return true;
+    default:
+      return desc.fields.some((f) => f.presence != IMPLICIT2 && f.fieldKind != "message" && !f.oneof);
   }
 }
+function createZeroValue(field) {
+  const defaultValue = field.getDefaultValue();
+  if (defaultValue !== void 0) {
+    return field.fieldKind == "scalar" && field.longAsString ? defaultValue.toString() : defaultValue;
+  }
+  return field.fieldKind == "scalar" ? scalarZeroValue(field.scalar, field.longAsString) : field.enum.values[0].number;
+}
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/error.js
+var FieldError = class extends Error {
+  constructor(fieldOrOneof, message, name = "FieldValueInvalidError") {
+    super(message);
+    this.name = name;
+    this.field = () => fieldOrOneof;
+  }
+};
 
 // node_modules/@bufbuild/protobuf/dist/esm/wire/text-encoding.js
 var te2;
@@ -26929,9 +27313,1097 @@ function assertFloat32(arg) {
   }
 }
 
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect-check.js
+function checkField(field, value) {
+  const check = field.fieldKind == "list" ? isReflectList(value, field) : field.fieldKind == "map" ? isReflectMap(value, field) : checkSingular(field, value);
+  if (check === true) {
+    return void 0;
+  }
+  let reason;
+  switch (field.fieldKind) {
+    case "list":
+      reason = `expected ${formatReflectList(field)}, got ${formatVal(value)}`;
+      break;
+    case "map":
+      reason = `expected ${formatReflectMap(field)}, got ${formatVal(value)}`;
+      break;
+    default: {
+      reason = reasonSingular(field, value, check);
+    }
+  }
+  return new FieldError(field, reason);
+}
+function checkListItem(field, index, value) {
+  const check = checkSingular(field, value);
+  if (check !== true) {
+    return new FieldError(field, `list item #${index + 1}: ${reasonSingular(field, value, check)}`);
+  }
+  return void 0;
+}
+function checkMapEntry(field, key, value) {
+  const checkKey = checkScalarValue(field.mapKey)(key);
+  if (checkKey !== true) {
+    return new FieldError(field, `invalid map key: ${reasonSingular({ scalar: field.mapKey }, key, checkKey)}`);
+  }
+  const checkVal = checkSingular(field, value);
+  if (checkVal !== true) {
+    return new FieldError(field, `map entry ${formatVal(key)}: ${reasonSingular(field, value, checkVal)}`);
+  }
+  return void 0;
+}
+function checkSingular(field, value) {
+  if (field.scalar !== void 0) {
+    return checkScalarValue(field.scalar)(value);
+  }
+  if (field.enum !== void 0) {
+    if (field.enum.open) {
+      return checkScalarValue(ScalarType.INT32)(value);
+    }
+    return field.enum.values.some((v) => v.number === value);
+  }
+  return isReflectMessage(value, field.message);
+}
+function checkScalarValue(scalar) {
+  switch (scalar) {
+    case ScalarType.DOUBLE:
+      return (value) => typeof value == "number";
+    case ScalarType.FLOAT:
+      return (value) => {
+        if (typeof value != "number") {
+          return false;
+        }
+        if (!Number.isFinite(Math.fround(value)) && Number.isFinite(value)) {
+          return `${value.toFixed()} out of range`;
+        }
+        return true;
+      };
+    case ScalarType.INT32:
+    case ScalarType.SFIXED32:
+    case ScalarType.SINT32:
+      return (value) => {
+        if (typeof value !== "number" || !Number.isInteger(value)) {
+          return false;
+        }
+        if (value > INT32_MAX || value < INT32_MIN) {
+          return `${value.toFixed()} out of range`;
+        }
+        return true;
+      };
+    case ScalarType.FIXED32:
+    case ScalarType.UINT32:
+      return (value) => {
+        if (typeof value !== "number" || !Number.isInteger(value)) {
+          return false;
+        }
+        if (value > UINT32_MAX || value < 0) {
+          return `${value.toFixed()} out of range`;
+        }
+        return true;
+      };
+    case ScalarType.BOOL:
+      return (value) => typeof value == "boolean";
+    case ScalarType.STRING:
+      return (value) => {
+        if (typeof value != "string") {
+          return false;
+        }
+        return getTextEncoding().checkUtf8(value) || "invalid UTF8";
+      };
+    case ScalarType.BYTES:
+      return (value) => value instanceof Uint8Array;
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      return (value) => {
+        if (typeof value == "bigint" || typeof value == "number" || typeof value == "string" && value.length > 0) {
+          try {
+            protoInt64.parse(value);
+            return true;
+          } catch (_) {
+            return `${value} out of range`;
+          }
+        }
+        return false;
+      };
+    case ScalarType.FIXED64:
+    case ScalarType.UINT64:
+      return (value) => {
+        if (typeof value == "bigint" || typeof value == "number" || typeof value == "string" && value.length > 0) {
+          try {
+            protoInt64.uParse(value);
+            return true;
+          } catch (_) {
+            return `${value} out of range`;
+          }
+        }
+        return false;
+      };
+  }
+}
+function reasonSingular(field, val, details) {
+  details = typeof details == "string" ? `: ${details}` : `, got ${formatVal(val)}`;
+  if (field.scalar !== void 0) {
+    return `expected ${scalarTypeDescription(field.scalar)}` + details;
+  }
+  if (field.enum !== void 0) {
+    return `expected ${field.enum.toString()}` + details;
+  }
+  return `expected ${formatReflectMessage(field.message)}` + details;
+}
+function formatVal(val) {
+  switch (typeof val) {
+    case "object":
+      if (val === null) {
+        return "null";
+      }
+      if (val instanceof Uint8Array) {
+        return `Uint8Array(${val.length})`;
+      }
+      if (Array.isArray(val)) {
+        return `Array(${val.length})`;
+      }
+      if (isReflectList(val)) {
+        return formatReflectList(val.field());
+      }
+      if (isReflectMap(val)) {
+        return formatReflectMap(val.field());
+      }
+      if (isReflectMessage(val)) {
+        return formatReflectMessage(val.desc);
+      }
+      if (isMessage(val)) {
+        return `message ${val.$typeName}`;
+      }
+      return "object";
+    case "string":
+      return val.length > 30 ? "string" : `"${val.split('"').join('\\"')}"`;
+    case "boolean":
+      return String(val);
+    case "number":
+      return String(val);
+    case "bigint":
+      return String(val) + "n";
+    default:
+      return typeof val;
+  }
+}
+function formatReflectMessage(desc) {
+  return `ReflectMessage (${desc.typeName})`;
+}
+function formatReflectList(field) {
+  switch (field.listKind) {
+    case "message":
+      return `ReflectList (${field.message.toString()})`;
+    case "enum":
+      return `ReflectList (${field.enum.toString()})`;
+    case "scalar":
+      return `ReflectList (${ScalarType[field.scalar]})`;
+  }
+}
+function formatReflectMap(field) {
+  switch (field.mapKind) {
+    case "message":
+      return `ReflectMap (${ScalarType[field.mapKey]}, ${field.message.toString()})`;
+    case "enum":
+      return `ReflectMap (${ScalarType[field.mapKey]}, ${field.enum.toString()})`;
+    case "scalar":
+      return `ReflectMap (${ScalarType[field.mapKey]}, ${ScalarType[field.scalar]})`;
+  }
+}
+function scalarTypeDescription(scalar) {
+  switch (scalar) {
+    case ScalarType.STRING:
+      return "string";
+    case ScalarType.BOOL:
+      return "boolean";
+    case ScalarType.INT64:
+    case ScalarType.SINT64:
+    case ScalarType.SFIXED64:
+      return "bigint (int64)";
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      return "bigint (uint64)";
+    case ScalarType.BYTES:
+      return "Uint8Array";
+    case ScalarType.DOUBLE:
+      return "number (float64)";
+    case ScalarType.FLOAT:
+      return "number (float32)";
+    case ScalarType.FIXED32:
+    case ScalarType.UINT32:
+      return "number (uint32)";
+    case ScalarType.INT32:
+    case ScalarType.SFIXED32:
+    case ScalarType.SINT32:
+      return "number (int32)";
+  }
+}
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/message.js
+var NULL_VALUE = 0;
+function localMessageMapper(field) {
+  if (usesJsonRepresentation(field)) {
+    return {
+      toMessage: (local) => wktStructToReflect(local),
+      toLocal: (message) => wktStructToLocal(message)
+    };
+  }
+  if (field.fieldKind == "message" && !field.oneof && isWrapperDesc(field.message)) {
+    const wrapperDesc = field.message;
+    const valueLocalName = wrapperDesc.fields[0].localName;
+    return {
+      toMessage: (local) => {
+        const message = create(wrapperDesc);
+        if (local !== void 0) {
+          message[valueLocalName] = local;
+        }
+        return message;
+      },
+      toLocal: (message) => message[valueLocalName]
+    };
+  }
+  const childDesc = field.message;
+  return {
+    toMessage: (local) => local === void 0 ? create(childDesc) : local,
+    toLocal: (message) => message
+  };
+}
+function usesJsonRepresentation(field) {
+  return field.message.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value";
+}
+function wktStructToReflect(json) {
+  const struct = {
+    $typeName: "google.protobuf.Struct",
+    fields: {}
+  };
+  if (isObject(json)) {
+    for (const k of Object.keys(json)) {
+      setOwn(struct.fields, k, wktValueToReflect(json[k]));
+    }
+  }
+  return struct;
+}
+function wktStructToLocal(val) {
+  const json = {};
+  for (const k of Object.keys(val.fields)) {
+    setOwn(json, k, wktValueToLocal(val.fields[k]));
+  }
+  return json;
+}
+function wktValueToLocal(val) {
+  switch (val.kind.case) {
+    case "structValue":
+      return wktStructToLocal(val.kind.value);
+    case "listValue":
+      return val.kind.value.values.map(wktValueToLocal);
+    case "nullValue":
+    case void 0:
+      return null;
+    default:
+      return val.kind.value;
+  }
+}
+function wktValueToReflect(json) {
+  const value = {
+    $typeName: "google.protobuf.Value",
+    kind: { case: void 0 }
+  };
+  switch (typeof json) {
+    case "number":
+      value.kind = { case: "numberValue", value: json };
+      break;
+    case "string":
+      value.kind = { case: "stringValue", value: json };
+      break;
+    case "boolean":
+      value.kind = { case: "boolValue", value: json };
+      break;
+    case "object":
+      if (json === null) {
+        value.kind = { case: "nullValue", value: NULL_VALUE };
+      } else if (Array.isArray(json)) {
+        const listValue = {
+          $typeName: "google.protobuf.ListValue",
+          values: []
+        };
+        if (Array.isArray(json)) {
+          for (const e of json) {
+            listValue.values.push(wktValueToReflect(e));
+          }
+        }
+        value.kind = {
+          case: "listValue",
+          value: listValue
+        };
+      } else {
+        value.kind = {
+          case: "structValue",
+          value: wktStructToReflect(json)
+        };
+      }
+      break;
+  }
+  return value;
+}
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect.js
+function reflect(messageDesc2, message, check = true) {
+  return new ReflectMessageImpl(messageDesc2, message, check);
+}
+var messageSortedFields = /* @__PURE__ */ new WeakMap();
+var ReflectMessageImpl = class {
+  get sortedFields() {
+    const cached = messageSortedFields.get(this.desc);
+    if (cached) {
+      return cached;
+    }
+    const sortedFields = this.desc.fields.concat().sort((a, b) => a.number - b.number);
+    messageSortedFields.set(this.desc, sortedFields);
+    return sortedFields;
+  }
+  constructor(messageDesc2, message, check = true) {
+    this.lists = /* @__PURE__ */ new Map();
+    this.maps = /* @__PURE__ */ new Map();
+    this.check = check;
+    this.desc = messageDesc2;
+    this.message = this[unsafeLocal] = message !== null && message !== void 0 ? message : create(messageDesc2);
+    this.fields = messageDesc2.fields;
+    this.oneofs = messageDesc2.oneofs;
+    this.members = messageDesc2.members;
+  }
+  findNumber(number) {
+    if (!this._fieldsByNumber) {
+      this._fieldsByNumber = new Map(this.desc.fields.map((f) => [f.number, f]));
+    }
+    return this._fieldsByNumber.get(number);
+  }
+  oneofCase(oneof) {
+    assertOwn(this.message, oneof);
+    return unsafeOneofCase(this.message, oneof);
+  }
+  isSet(field) {
+    assertOwn(this.message, field);
+    return unsafeIsSet(this.message, field);
+  }
+  clear(field) {
+    assertOwn(this.message, field);
+    unsafeClear(this.message, field);
+  }
+  get(field) {
+    assertOwn(this.message, field);
+    const value = unsafeGet(this.message, field);
+    switch (field.fieldKind) {
+      case "list":
+        let list = this.lists.get(field);
+        if (!list || list[unsafeLocal] !== value) {
+          this.lists.set(
+            field,
+            // biome-ignore lint/suspicious/noAssignInExpressions: no
+            list = new ReflectListImpl(field, value, this.check)
+          );
+        }
+        return list;
+      case "map":
+        let map = this.maps.get(field);
+        if (!map || map[unsafeLocal] !== value) {
+          this.maps.set(
+            field,
+            // biome-ignore lint/suspicious/noAssignInExpressions: no
+            map = new ReflectMapImpl(field, value, this.check)
+          );
+        }
+        return map;
+      case "message":
+        return messageToReflect(field, value, this.check);
+      case "scalar":
+        return value === void 0 ? scalarZeroValue(field.scalar, false) : longToReflect(field, value);
+      case "enum":
+        return value !== null && value !== void 0 ? value : field.enum.values[0].number;
+    }
+  }
+  set(field, value) {
+    assertOwn(this.message, field);
+    if (this.check) {
+      const err2 = checkField(field, value);
+      if (err2) {
+        throw err2;
+      }
+    }
+    let local;
+    if (field.fieldKind == "message") {
+      local = messageToLocal(field, value);
+    } else if (isReflectMap(value) || isReflectList(value)) {
+      local = value[unsafeLocal];
+    } else {
+      local = longToLocal(field, value);
+    }
+    unsafeSet(this.message, field, local);
+  }
+  getUnknown() {
+    return this.message.$unknown;
+  }
+  setUnknown(value) {
+    this.message.$unknown = value;
+  }
+};
+function assertOwn(owner, member) {
+  if (member.parent.typeName !== owner.$typeName) {
+    throw new FieldError(member, `cannot use ${member.toString()} with message ${owner.$typeName}`, "ForeignFieldError");
+  }
+}
+var ReflectListImpl = class {
+  field() {
+    return this._field;
+  }
+  get size() {
+    return this._arr.length;
+  }
+  constructor(field, unsafeInput, check) {
+    this._field = field;
+    this._arr = this[unsafeLocal] = unsafeInput;
+    this.check = check;
+  }
+  get(index) {
+    const item = this._arr[index];
+    return item === void 0 ? void 0 : listItemToReflect(this._field, item, this.check);
+  }
+  set(index, item) {
+    if (index < 0 || index >= this._arr.length) {
+      throw new FieldError(this._field, `list item #${index + 1}: out of range`);
+    }
+    if (this.check) {
+      const err2 = checkListItem(this._field, index, item);
+      if (err2) {
+        throw err2;
+      }
+    }
+    this._arr[index] = listItemToLocal(this._field, item);
+  }
+  add(item) {
+    if (this.check) {
+      const err2 = checkListItem(this._field, this._arr.length, item);
+      if (err2) {
+        throw err2;
+      }
+    }
+    this._arr.push(listItemToLocal(this._field, item));
+    return void 0;
+  }
+  clear() {
+    this._arr.splice(0, this._arr.length);
+  }
+  [Symbol.iterator]() {
+    return this.values();
+  }
+  keys() {
+    return this._arr.keys();
+  }
+  *values() {
+    for (const item of this._arr) {
+      yield listItemToReflect(this._field, item, this.check);
+    }
+  }
+  *entries() {
+    for (let i2 = 0; i2 < this._arr.length; i2++) {
+      yield [i2, listItemToReflect(this._field, this._arr[i2], this.check)];
+    }
+  }
+};
+var ReflectMapImpl = class {
+  constructor(field, unsafeInput, check = true) {
+    this.obj = this[unsafeLocal] = unsafeInput !== null && unsafeInput !== void 0 ? unsafeInput : {};
+    this.check = check;
+    this._field = field;
+  }
+  field() {
+    return this._field;
+  }
+  set(key, value) {
+    if (this.check) {
+      const err2 = checkMapEntry(this._field, key, value);
+      if (err2) {
+        throw err2;
+      }
+    }
+    setOwn(this.obj, mapKeyToLocal(key), mapValueToLocal(this._field, value));
+    return this;
+  }
+  delete(key) {
+    const k = mapKeyToLocal(key);
+    const has = Object.prototype.hasOwnProperty.call(this.obj, k);
+    if (has) {
+      delete this.obj[k];
+    }
+    return has;
+  }
+  clear() {
+    for (const key of Object.keys(this.obj)) {
+      delete this.obj[key];
+    }
+  }
+  get(key) {
+    let val = getOwn(this.obj, mapKeyToLocal(key));
+    if (val !== void 0) {
+      val = mapValueToReflect(this._field, val, this.check);
+    }
+    return val;
+  }
+  has(key) {
+    return Object.prototype.hasOwnProperty.call(this.obj, mapKeyToLocal(key));
+  }
+  *keys() {
+    for (const objKey of Object.keys(this.obj)) {
+      yield mapKeyToReflect(objKey, this._field.mapKey);
+    }
+  }
+  *entries() {
+    for (const objEntry of Object.entries(this.obj)) {
+      yield [
+        mapKeyToReflect(objEntry[0], this._field.mapKey),
+        mapValueToReflect(this._field, objEntry[1], this.check)
+      ];
+    }
+  }
+  [Symbol.iterator]() {
+    return this.entries();
+  }
+  get size() {
+    return Object.keys(this.obj).length;
+  }
+  *values() {
+    for (const val of Object.values(this.obj)) {
+      yield mapValueToReflect(this._field, val, this.check);
+    }
+  }
+  forEach(callbackfn, thisArg) {
+    for (const mapEntry of this.entries()) {
+      callbackfn.call(thisArg, mapEntry[1], mapEntry[0], this);
+    }
+  }
+};
+function messageToLocal(field, value) {
+  if (!isReflectMessage(value)) {
+    return value;
+  }
+  if (isWrapper(value.message) && !field.oneof && field.fieldKind == "message") {
+    return value.message.value;
+  }
+  if (value.desc.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value") {
+    return wktStructToLocal(value.message);
+  }
+  return value.message;
+}
+function messageToReflect(field, value, check) {
+  if (value !== void 0) {
+    if (isWrapperDesc(field.message) && !field.oneof && field.fieldKind == "message") {
+      value = {
+        $typeName: field.message.typeName,
+        value: longToReflect(field.message.fields[0], value)
+      };
+    } else if (field.message.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value" && isObject(value)) {
+      value = wktStructToReflect(value);
+    }
+  }
+  return new ReflectMessageImpl(field.message, value, check);
+}
+function listItemToLocal(field, value) {
+  if (field.listKind == "message") {
+    return messageToLocal(field, value);
+  }
+  return longToLocal(field, value);
+}
+function listItemToReflect(field, value, check) {
+  if (field.listKind == "message") {
+    return messageToReflect(field, value, check);
+  }
+  return longToReflect(field, value);
+}
+function mapValueToLocal(field, value) {
+  if (field.mapKind == "message") {
+    return messageToLocal(field, value);
+  }
+  return longToLocal(field, value);
+}
+function mapValueToReflect(field, value, check) {
+  if (field.mapKind == "message") {
+    return messageToReflect(field, value, check);
+  }
+  return value;
+}
+function mapKeyToLocal(key) {
+  return typeof key == "string" || typeof key == "number" ? key : String(key);
+}
+function mapKeyToReflect(key, type) {
+  switch (type) {
+    case ScalarType.STRING:
+      return key;
+    case ScalarType.INT32:
+    case ScalarType.FIXED32:
+    case ScalarType.UINT32:
+    case ScalarType.SFIXED32:
+    case ScalarType.SINT32: {
+      const n = Number.parseInt(key);
+      if (Number.isFinite(n)) {
+        return n;
+      }
+      break;
+    }
+    case ScalarType.BOOL:
+      switch (key) {
+        case "true":
+          return true;
+        case "false":
+          return false;
+      }
+      break;
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      try {
+        return protoInt64.uParse(key);
+      } catch (_a2) {
+      }
+      break;
+    default:
+      try {
+        return protoInt64.parse(key);
+      } catch (_b2) {
+      }
+      break;
+  }
+  return key;
+}
+function longToReflect(field, value) {
+  switch (field.scalar) {
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      if ("longAsString" in field && field.longAsString && typeof value == "string") {
+        value = protoInt64.parse(value);
+      }
+      break;
+    case ScalarType.FIXED64:
+    case ScalarType.UINT64:
+      if ("longAsString" in field && field.longAsString && typeof value == "string") {
+        value = protoInt64.uParse(value);
+      }
+      break;
+  }
+  return value;
+}
+function longToLocal(field, value) {
+  switch (field.scalar) {
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      if ("longAsString" in field && field.longAsString) {
+        value = String(value);
+      } else if (typeof value == "string" || typeof value == "number") {
+        value = protoInt64.parse(value);
+      }
+      break;
+    case ScalarType.FIXED64:
+    case ScalarType.UINT64:
+      if ("longAsString" in field && field.longAsString) {
+        value = String(value);
+      } else if (typeof value == "string" || typeof value == "number") {
+        value = protoInt64.uParse(value);
+      }
+      break;
+  }
+  return value;
+}
+
+// node_modules/@bufbuild/protobuf/dist/esm/clone.js
+function clone(schema, message) {
+  return cloneReflect(reflect(schema, message)).message;
+}
+function cloneReflect(i2) {
+  const o = reflect(i2.desc);
+  for (const f of i2.fields) {
+    if (!i2.isSet(f)) {
+      continue;
+    }
+    switch (f.fieldKind) {
+      case "list":
+        const list = o.get(f);
+        for (const item of i2.get(f)) {
+          list.add(cloneSingular(f, item));
+        }
+        break;
+      case "map":
+        const map = o.get(f);
+        for (const entry of i2.get(f).entries()) {
+          map.set(entry[0], cloneSingular(f, entry[1]));
+        }
+        break;
+      default: {
+        o.set(f, cloneSingular(f, i2.get(f)));
+        break;
+      }
+    }
+  }
+  const unknown = i2.getUnknown();
+  if (unknown && unknown.length > 0) {
+    o.setUnknown([...unknown]);
+  }
+  return o;
+}
+function cloneSingular(field, value) {
+  if (field.message !== void 0 && isReflectMessage(value)) {
+    return cloneReflect(value);
+  }
+  if (field.scalar == ScalarType.BYTES && value instanceof Uint8Array) {
+    return value.slice();
+  }
+  return value;
+}
+
+// node_modules/@bufbuild/protobuf/dist/esm/wire/base64-encoding.js
+var nativeSetFromBase64 = Uint8Array.prototype.setFromBase64;
+function base64Decode(base64Str) {
+  const len = base64Str.length;
+  let size = len - (len + 3 >> 2);
+  if ((len & 3) == 0 && base64Str[len - 1] == "=") {
+    size -= base64Str[len - 2] == "=" ? 2 : 1;
+  }
+  const bytes2 = new Uint8Array(size);
+  let written = -1;
+  if (nativeSetFromBase64) {
+    try {
+      const result = nativeSetFromBase64.call(bytes2, base64Str);
+      if (result.read == len) {
+        written = result.written;
+      }
+    } catch (_a2) {
+    }
+  }
+  if (written < 0) {
+    written = setFromBase64(bytes2, base64Str);
+  }
+  return written == size ? bytes2 : bytes2.subarray(0, written);
+}
+function setFromBase64(bytes2, base64Str) {
+  const table2 = getDecodeTable();
+  let bytePos = 0, groupPos = 0, b, p = 0;
+  for (let i2 = 0; i2 < base64Str.length; i2++) {
+    b = table2[base64Str.charCodeAt(i2)];
+    if (b === void 0) {
+      switch (base64Str[i2]) {
+        // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
+        case "=":
+          groupPos = 0;
+        // reset state when padding found
+        case "\n":
+        case "\r":
+        case "	":
+        case " ":
+          continue;
+        // skip white-space, and padding
+        default:
+          throw Error("invalid base64 string");
+      }
+    }
+    switch (groupPos) {
+      case 0:
+        p = b;
+        groupPos = 1;
+        break;
+      case 1:
+        bytes2[bytePos++] = p << 2 | (b & 48) >> 4;
+        p = b;
+        groupPos = 2;
+        break;
+      case 2:
+        bytes2[bytePos++] = (p & 15) << 4 | (b & 60) >> 2;
+        p = b;
+        groupPos = 3;
+        break;
+      case 3:
+        bytes2[bytePos++] = (p & 3) << 6 | b;
+        groupPos = 0;
+        break;
+    }
+  }
+  if (groupPos == 1)
+    throw Error("invalid base64 string");
+  return bytePos;
+}
+var nativeToBase64 = Uint8Array.prototype.toBase64;
+var encodeTableStd;
+var encodeTableUrl;
+var decodeTable;
+function getEncodeTable(encoding) {
+  if (!encodeTableStd) {
+    encodeTableStd = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".split("");
+    encodeTableUrl = encodeTableStd.slice(0, -2).concat("-", "_");
+  }
+  return encoding == "url" ? (
+    // biome-ignore lint/style/noNonNullAssertion: TS fails to narrow down
+    encodeTableUrl
+  ) : encodeTableStd;
+}
+function getDecodeTable() {
+  if (!decodeTable) {
+    decodeTable = [];
+    const encodeTable = getEncodeTable("std");
+    for (let i2 = 0; i2 < encodeTable.length; i2++)
+      decodeTable[encodeTable[i2].charCodeAt(0)] = i2;
+    decodeTable["-".charCodeAt(0)] = encodeTable.indexOf("+");
+    decodeTable["_".charCodeAt(0)] = encodeTable.indexOf("/");
+  }
+  return decodeTable;
+}
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/names.js
+function protoCamelCase(snakeCase) {
+  let capNext = false;
+  const b = [];
+  for (let i2 = 0; i2 < snakeCase.length; i2++) {
+    let c = snakeCase.charAt(i2);
+    switch (c) {
+      case "_":
+        capNext = true;
+        break;
+      case "0":
+      case "1":
+      case "2":
+      case "3":
+      case "4":
+      case "5":
+      case "6":
+      case "7":
+      case "8":
+      case "9":
+        b.push(c);
+        capNext = false;
+        break;
+      default:
+        if (capNext) {
+          capNext = false;
+          c = c.toUpperCase();
+        }
+        b.push(c);
+        break;
+    }
+  }
+  return b.join("");
+}
+var reservedObjectProperties = /* @__PURE__ */ new Set([
+  // names reserved by JavaScript
+  "constructor",
+  "toString",
+  "toJSON",
+  "valueOf"
+]);
+function safeObjectProperty(name) {
+  return reservedObjectProperties.has(name) ? name + "$" : name;
+}
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/restore-json-names.js
+function restoreJsonNames(message) {
+  for (const f of message.field) {
+    if (!unsafeIsSetExplicit(f, "jsonName")) {
+      f.jsonName = protoCamelCase(f.name);
+    }
+  }
+  message.nestedType.forEach(restoreJsonNames);
+}
+
+// node_modules/@bufbuild/protobuf/dist/esm/wire/text-format.js
+function parseTextFormatEnumValue(descEnum, value) {
+  const enumValue = descEnum.values.find((v) => v.name === value);
+  if (!enumValue) {
+    throw new Error(`cannot parse ${descEnum} default value: ${value}`);
+  }
+  return enumValue.number;
+}
+function parseTextFormatScalarValue(type, value) {
+  switch (type) {
+    case ScalarType.STRING:
+      return value;
+    case ScalarType.BYTES: {
+      const u = unescapeBytesDefaultValue(value);
+      if (u === false) {
+        throw new Error(`cannot parse ${ScalarType[type]} default value: ${value}`);
+      }
+      return u;
+    }
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      return protoInt64.parse(value);
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      return protoInt64.uParse(value);
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      switch (value) {
+        case "inf":
+          return Number.POSITIVE_INFINITY;
+        case "-inf":
+          return Number.NEGATIVE_INFINITY;
+        case "nan":
+          return Number.NaN;
+        default:
+          return parseFloat(value);
+      }
+    case ScalarType.BOOL:
+      return value === "true";
+    case ScalarType.INT32:
+    case ScalarType.UINT32:
+    case ScalarType.SINT32:
+    case ScalarType.FIXED32:
+    case ScalarType.SFIXED32:
+      return parseInt(value, 10);
+  }
+}
+function unescapeBytesDefaultValue(str) {
+  const b = [];
+  const input = {
+    tail: str,
+    c: "",
+    next() {
+      if (this.tail.length == 0) {
+        return false;
+      }
+      this.c = this.tail[0];
+      this.tail = this.tail.substring(1);
+      return true;
+    },
+    take(n) {
+      if (this.tail.length >= n) {
+        const r = this.tail.substring(0, n);
+        this.tail = this.tail.substring(n);
+        return r;
+      }
+      return false;
+    }
+  };
+  while (input.next()) {
+    switch (input.c) {
+      case "\\":
+        if (input.next()) {
+          switch (input.c) {
+            case "\\":
+              b.push(input.c.charCodeAt(0));
+              break;
+            case "b":
+              b.push(8);
+              break;
+            case "f":
+              b.push(12);
+              break;
+            case "n":
+              b.push(10);
+              break;
+            case "r":
+              b.push(13);
+              break;
+            case "t":
+              b.push(9);
+              break;
+            case "v":
+              b.push(11);
+              break;
+            case "0":
+            case "1":
+            case "2":
+            case "3":
+            case "4":
+            case "5":
+            case "6":
+            case "7": {
+              const s = input.c;
+              const t = input.take(2);
+              if (t === false) {
+                return false;
+              }
+              const n = parseInt(s + t, 8);
+              if (Number.isNaN(n)) {
+                return false;
+              }
+              b.push(n);
+              break;
+            }
+            case "x": {
+              const s = input.c;
+              const t = input.take(2);
+              if (t === false) {
+                return false;
+              }
+              const n = parseInt(s + t, 16);
+              if (Number.isNaN(n)) {
+                return false;
+              }
+              b.push(n);
+              break;
+            }
+            case "u": {
+              const s = input.c;
+              const t = input.take(4);
+              if (t === false) {
+                return false;
+              }
+              const n = parseInt(s + t, 16);
+              if (Number.isNaN(n)) {
+                return false;
+              }
+              const chunk = new Uint8Array(4);
+              const view = new DataView(chunk.buffer);
+              view.setInt32(0, n, true);
+              b.push(chunk[0], chunk[1], chunk[2], chunk[3]);
+              break;
+            }
+            case "U": {
+              const s = input.c;
+              const t = input.take(8);
+              if (t === false) {
+                return false;
+              }
+              const tc = protoInt64.uEnc(s + t);
+              const chunk = new Uint8Array(8);
+              const view = new DataView(chunk.buffer);
+              view.setInt32(0, tc.lo, true);
+              view.setInt32(4, tc.hi, true);
+              b.push(chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]);
+              break;
+            }
+          }
+        }
+        break;
+      default:
+        b.push(input.c.charCodeAt(0));
+    }
+  }
+  return new Uint8Array(b);
+}
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/nested-types.js
+function* nestedTypes(desc) {
+  switch (desc.kind) {
+    case "file":
+      for (const message of desc.messages) {
+        yield message;
+        yield* nestedTypes(message);
+      }
+      yield* desc.enums;
+      yield* desc.services;
+      yield* desc.extensions;
+      break;
+    case "message":
+      for (const message of desc.nestedMessages) {
+        yield message;
+        yield* nestedTypes(message);
+      }
+      yield* desc.nestedEnums;
+      yield* desc.nestedExtensions;
+      break;
+  }
+}
+
 // node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve3) {
-  return buildFileRegistry([fileDescriptorProto, resolve3]);
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve4) {
+  return buildFileRegistry([fileDescriptorProto, resolve4]);
 }
 function buildFileRegistry(args, check) {
   const registry = createBaseRegistry();
@@ -26955,7 +28427,7 @@ function buildFileRegistry(args, check) {
         if (seen.has(protoFileName)) {
           continue;
         }
-        const dep = resolve3(protoFileName);
+        const dep = resolve4(protoFileName);
         if (!dep) {
           throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
         }
@@ -26969,7 +28441,7 @@ function buildFileRegistry(args, check) {
       return deps.concat(...deps.map(recurseDeps));
     };
     const input = args[0];
-    const resolve3 = args[1];
+    const resolve4 = args[1];
     const seen = /* @__PURE__ */ new Set();
     for (const file of [input, ...recurseDeps(input)].reverse()) {
       check === null || check === void 0 ? void 0 : check(file);
@@ -27053,8 +28525,8 @@ function createBaseRegistry() {
     }
   };
 }
-var EDITION_PROTO2 = 998;
-var EDITION_PROTO3 = 999;
+var EDITION_PROTO22 = 998;
+var EDITION_PROTO32 = 999;
 var EDITION_UNSTABLE = 9999;
 var TYPE_STRING = 9;
 var TYPE_GROUP = 10;
@@ -27066,7 +28538,7 @@ var LABEL_REQUIRED = 2;
 var JS_STRING = 1;
 var IDEMPOTENCY_UNKNOWN = 0;
 var EXPLICIT = 1;
-var IMPLICIT2 = 2;
+var IMPLICIT3 = 2;
 var LEGACY_REQUIRED = 3;
 var PACKED = 1;
 var DELIMITED = 2;
@@ -27545,9 +29017,9 @@ function getFileEdition(proto) {
   switch (proto.syntax) {
     case "":
     case "proto2":
-      return EDITION_PROTO2;
+      return EDITION_PROTO22;
     case "proto3":
-      return EDITION_PROTO3;
+      return EDITION_PROTO32;
     case "editions":
       if (proto.edition === EDITION_UNSTABLE) {
         return maximumEdition;
@@ -27639,7 +29111,7 @@ function getFieldPresence(proto, oneof, isExtension, parent) {
     return LEGACY_REQUIRED;
   }
   if (proto.label == LABEL_REPEATED) {
-    return IMPLICIT2;
+    return IMPLICIT3;
   }
   if (!!oneof || proto.proto3Optional) {
     return EXPLICIT;
@@ -27648,7 +29120,7 @@ function getFieldPresence(proto, oneof, isExtension, parent) {
     return EXPLICIT;
   }
   const resolved = resolveFeature("fieldPresence", { proto, parent });
-  if (resolved == IMPLICIT2 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
+  if (resolved == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
     return EXPLICIT;
   }
   return resolved;
@@ -27800,478 +29272,511 @@ function bootEnumDescriptorProto(init) {
   });
 }
 
-// node_modules/@bufbuild/protobuf/dist/esm/wire/base64-encoding.js
-var nativeSetFromBase64 = Uint8Array.prototype.setFromBase64;
-function base64Decode(base64Str) {
-  const len = base64Str.length;
-  let size = len - (len + 3 >> 2);
-  if ((len & 3) == 0 && base64Str[len - 1] == "=") {
-    size -= base64Str[len - 2] == "=" ? 2 : 1;
-  }
-  const bytes2 = new Uint8Array(size);
-  let written = -1;
-  if (nativeSetFromBase64) {
-    try {
-      const result = nativeSetFromBase64.call(bytes2, base64Str);
-      if (result.read == len) {
-        written = result.written;
-      }
-    } catch (_a2) {
-    }
-  }
-  if (written < 0) {
-    written = setFromBase64(bytes2, base64Str);
-  }
-  return written == size ? bytes2 : bytes2.subarray(0, written);
-}
-function setFromBase64(bytes2, base64Str) {
-  const table2 = getDecodeTable();
-  let bytePos = 0, groupPos = 0, b, p = 0;
-  for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table2[base64Str.charCodeAt(i2)];
-    if (b === void 0) {
-      switch (base64Str[i2]) {
-        // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
-        case "=":
-          groupPos = 0;
-        // reset state when padding found
-        case "\n":
-        case "\r":
-        case "	":
-        case " ":
-          continue;
-        // skip white-space, and padding
-        default:
-          throw Error("invalid base64 string");
-      }
-    }
-    switch (groupPos) {
-      case 0:
-        p = b;
-        groupPos = 1;
-        break;
-      case 1:
-        bytes2[bytePos++] = p << 2 | (b & 48) >> 4;
-        p = b;
-        groupPos = 2;
-        break;
-      case 2:
-        bytes2[bytePos++] = (p & 15) << 4 | (b & 60) >> 2;
-        p = b;
-        groupPos = 3;
-        break;
-      case 3:
-        bytes2[bytePos++] = (p & 3) << 6 | b;
-        groupPos = 0;
-        break;
-    }
-  }
-  if (groupPos == 1)
-    throw Error("invalid base64 string");
-  return bytePos;
-}
-var nativeToBase64 = Uint8Array.prototype.toBase64;
-var encodeTableStd;
-var encodeTableUrl;
-var decodeTable;
-function getEncodeTable(encoding) {
-  if (!encodeTableStd) {
-    encodeTableStd = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".split("");
-    encodeTableUrl = encodeTableStd.slice(0, -2).concat("-", "_");
-  }
-  return encoding == "url" ? (
-    // biome-ignore lint/style/noNonNullAssertion: TS fails to narrow down
-    encodeTableUrl
-  ) : encodeTableStd;
-}
-function getDecodeTable() {
-  if (!decodeTable) {
-    decodeTable = [];
-    const encodeTable = getEncodeTable("std");
-    for (let i2 = 0; i2 < encodeTable.length; i2++)
-      decodeTable[encodeTable[i2].charCodeAt(0)] = i2;
-    decodeTable["-".charCodeAt(0)] = encodeTable.indexOf("+");
-    decodeTable["_".charCodeAt(0)] = encodeTable.indexOf("/");
-  }
-  return decodeTable;
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
+function messageDesc(file, path11, ...paths) {
+  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path11]);
 }
 
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/error.js
-var FieldError = class extends Error {
-  constructor(fieldOrOneof, message, name = "FieldValueInvalidError") {
-    super(message);
-    this.name = name;
-    this.field = () => fieldOrOneof;
-  }
-};
+// node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
+var file_google_protobuf_descriptor = /* @__PURE__ */ boot({ "name": "google/protobuf/descriptor.proto", "package": "google.protobuf", "messageType": [{ "name": "FileDescriptorSet", "field": [{ "name": "file", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.FileDescriptorProto" }], "extensionRange": [{ "start": 536e6, "end": 536000001 }] }, { "name": "FileDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "package", "number": 2, "type": 9, "label": 1 }, { "name": "dependency", "number": 3, "type": 9, "label": 3 }, { "name": "public_dependency", "number": 10, "type": 5, "label": 3 }, { "name": "weak_dependency", "number": 11, "type": 5, "label": 3 }, { "name": "option_dependency", "number": 15, "type": 9, "label": 3 }, { "name": "message_type", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto" }, { "name": "enum_type", "number": 5, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto" }, { "name": "service", "number": 6, "type": 11, "label": 3, "typeName": ".google.protobuf.ServiceDescriptorProto" }, { "name": "extension", "number": 7, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "options", "number": 8, "type": 11, "label": 1, "typeName": ".google.protobuf.FileOptions" }, { "name": "source_code_info", "number": 9, "type": 11, "label": 1, "typeName": ".google.protobuf.SourceCodeInfo" }, { "name": "syntax", "number": 12, "type": 9, "label": 1 }, { "name": "edition", "number": 14, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }] }, { "name": "DescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "field", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "extension", "number": 6, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "nested_type", "number": 3, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto" }, { "name": "enum_type", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto" }, { "name": "extension_range", "number": 5, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto.ExtensionRange" }, { "name": "oneof_decl", "number": 8, "type": 11, "label": 3, "typeName": ".google.protobuf.OneofDescriptorProto" }, { "name": "options", "number": 7, "type": 11, "label": 1, "typeName": ".google.protobuf.MessageOptions" }, { "name": "reserved_range", "number": 9, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto.ReservedRange" }, { "name": "reserved_name", "number": 10, "type": 9, "label": 3 }, { "name": "visibility", "number": 11, "type": 14, "label": 1, "typeName": ".google.protobuf.SymbolVisibility" }], "nestedType": [{ "name": "ExtensionRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.ExtensionRangeOptions" }] }, { "name": "ReservedRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }] }] }, { "name": "ExtensionRangeOptions", "field": [{ "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }, { "name": "declaration", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.ExtensionRangeOptions.Declaration", "options": { "retention": 2 } }, { "name": "features", "number": 50, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "verification", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.ExtensionRangeOptions.VerificationState", "defaultValue": "UNVERIFIED", "options": { "retention": 2 } }], "nestedType": [{ "name": "Declaration", "field": [{ "name": "number", "number": 1, "type": 5, "label": 1 }, { "name": "full_name", "number": 2, "type": 9, "label": 1 }, { "name": "type", "number": 3, "type": 9, "label": 1 }, { "name": "reserved", "number": 5, "type": 8, "label": 1 }, { "name": "repeated", "number": 6, "type": 8, "label": 1 }] }], "enumType": [{ "name": "VerificationState", "value": [{ "name": "DECLARATION", "number": 0 }, { "name": "UNVERIFIED", "number": 1 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "FieldDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "number", "number": 3, "type": 5, "label": 1 }, { "name": "label", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldDescriptorProto.Label" }, { "name": "type", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldDescriptorProto.Type" }, { "name": "type_name", "number": 6, "type": 9, "label": 1 }, { "name": "extendee", "number": 2, "type": 9, "label": 1 }, { "name": "default_value", "number": 7, "type": 9, "label": 1 }, { "name": "oneof_index", "number": 9, "type": 5, "label": 1 }, { "name": "json_name", "number": 10, "type": 9, "label": 1 }, { "name": "options", "number": 8, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions" }, { "name": "proto3_optional", "number": 17, "type": 8, "label": 1 }], "enumType": [{ "name": "Type", "value": [{ "name": "TYPE_DOUBLE", "number": 1 }, { "name": "TYPE_FLOAT", "number": 2 }, { "name": "TYPE_INT64", "number": 3 }, { "name": "TYPE_UINT64", "number": 4 }, { "name": "TYPE_INT32", "number": 5 }, { "name": "TYPE_FIXED64", "number": 6 }, { "name": "TYPE_FIXED32", "number": 7 }, { "name": "TYPE_BOOL", "number": 8 }, { "name": "TYPE_STRING", "number": 9 }, { "name": "TYPE_GROUP", "number": 10 }, { "name": "TYPE_MESSAGE", "number": 11 }, { "name": "TYPE_BYTES", "number": 12 }, { "name": "TYPE_UINT32", "number": 13 }, { "name": "TYPE_ENUM", "number": 14 }, { "name": "TYPE_SFIXED32", "number": 15 }, { "name": "TYPE_SFIXED64", "number": 16 }, { "name": "TYPE_SINT32", "number": 17 }, { "name": "TYPE_SINT64", "number": 18 }] }, { "name": "Label", "value": [{ "name": "LABEL_OPTIONAL", "number": 1 }, { "name": "LABEL_REPEATED", "number": 3 }, { "name": "LABEL_REQUIRED", "number": 2 }] }] }, { "name": "OneofDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "options", "number": 2, "type": 11, "label": 1, "typeName": ".google.protobuf.OneofOptions" }] }, { "name": "EnumDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "value", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumValueDescriptorProto" }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.EnumOptions" }, { "name": "reserved_range", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto.EnumReservedRange" }, { "name": "reserved_name", "number": 5, "type": 9, "label": 3 }, { "name": "visibility", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.SymbolVisibility" }], "nestedType": [{ "name": "EnumReservedRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }] }] }, { "name": "EnumValueDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "number", "number": 2, "type": 5, "label": 1 }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.EnumValueOptions" }] }, { "name": "ServiceDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "method", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.MethodDescriptorProto" }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.ServiceOptions" }] }, { "name": "MethodDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "input_type", "number": 2, "type": 9, "label": 1 }, { "name": "output_type", "number": 3, "type": 9, "label": 1 }, { "name": "options", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.MethodOptions" }, { "name": "client_streaming", "number": 5, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "server_streaming", "number": 6, "type": 8, "label": 1, "defaultValue": "false" }] }, { "name": "FileOptions", "field": [{ "name": "java_package", "number": 1, "type": 9, "label": 1 }, { "name": "java_outer_classname", "number": 8, "type": 9, "label": 1 }, { "name": "java_multiple_files", "number": 10, "type": 8, "label": 1, "defaultValue": "false", "options": {} }, { "name": "java_generate_equals_and_hash", "number": 20, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "java_string_check_utf8", "number": 27, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "optimize_for", "number": 9, "type": 14, "label": 1, "typeName": ".google.protobuf.FileOptions.OptimizeMode", "defaultValue": "SPEED" }, { "name": "go_package", "number": 11, "type": 9, "label": 1 }, { "name": "cc_generic_services", "number": 16, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "java_generic_services", "number": 17, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "py_generic_services", "number": 18, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 23, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "cc_enable_arenas", "number": 31, "type": 8, "label": 1, "defaultValue": "true", "options": {} }, { "name": "objc_class_prefix", "number": 36, "type": 9, "label": 1 }, { "name": "csharp_namespace", "number": 37, "type": 9, "label": 1 }, { "name": "swift_prefix", "number": 39, "type": 9, "label": 1 }, { "name": "php_class_prefix", "number": 40, "type": 9, "label": 1 }, { "name": "php_namespace", "number": 41, "type": 9, "label": 1 }, { "name": "php_metadata_namespace", "number": 44, "type": 9, "label": 1 }, { "name": "ruby_package", "number": 45, "type": 9, "label": 1 }, { "name": "features", "number": 50, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "enumType": [{ "name": "OptimizeMode", "value": [{ "name": "SPEED", "number": 1 }, { "name": "CODE_SIZE", "number": 2 }, { "name": "LITE_RUNTIME", "number": 3 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "MessageOptions", "field": [{ "name": "message_set_wire_format", "number": 1, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "no_standard_descriptor_accessor", "number": 2, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "map_entry", "number": 7, "type": 8, "label": 1 }, { "name": "deprecated_legacy_json_field_conflicts", "number": 11, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "features", "number": 12, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "FieldOptions", "field": [{ "name": "ctype", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.CType", "defaultValue": "STRING" }, { "name": "packed", "number": 2, "type": 8, "label": 1 }, { "name": "jstype", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.JSType", "defaultValue": "JS_NORMAL" }, { "name": "lazy", "number": 5, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "unverified_lazy", "number": 15, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "weak", "number": 10, "type": 8, "label": 1, "defaultValue": "false", "options": { "deprecated": true } }, { "name": "debug_redact", "number": 16, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "retention", "number": 17, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.OptionRetention" }, { "name": "targets", "number": 19, "type": 14, "label": 3, "typeName": ".google.protobuf.FieldOptions.OptionTargetType" }, { "name": "edition_defaults", "number": 20, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldOptions.EditionDefault" }, { "name": "features", "number": 21, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "feature_support", "number": 22, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions.FeatureSupport" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "nestedType": [{ "name": "EditionDefault", "field": [{ "name": "edition", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "value", "number": 2, "type": 9, "label": 1 }] }, { "name": "FeatureSupport", "field": [{ "name": "edition_introduced", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "edition_deprecated", "number": 2, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "deprecation_warning", "number": 3, "type": 9, "label": 1 }, { "name": "edition_removed", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "removal_error", "number": 5, "type": 9, "label": 1 }] }], "enumType": [{ "name": "CType", "value": [{ "name": "STRING", "number": 0 }, { "name": "CORD", "number": 1 }, { "name": "STRING_PIECE", "number": 2 }] }, { "name": "JSType", "value": [{ "name": "JS_NORMAL", "number": 0 }, { "name": "JS_STRING", "number": 1 }, { "name": "JS_NUMBER", "number": 2 }] }, { "name": "OptionRetention", "value": [{ "name": "RETENTION_UNKNOWN", "number": 0 }, { "name": "RETENTION_RUNTIME", "number": 1 }, { "name": "RETENTION_SOURCE", "number": 2 }] }, { "name": "OptionTargetType", "value": [{ "name": "TARGET_TYPE_UNKNOWN", "number": 0 }, { "name": "TARGET_TYPE_FILE", "number": 1 }, { "name": "TARGET_TYPE_EXTENSION_RANGE", "number": 2 }, { "name": "TARGET_TYPE_MESSAGE", "number": 3 }, { "name": "TARGET_TYPE_FIELD", "number": 4 }, { "name": "TARGET_TYPE_ONEOF", "number": 5 }, { "name": "TARGET_TYPE_ENUM", "number": 6 }, { "name": "TARGET_TYPE_ENUM_ENTRY", "number": 7 }, { "name": "TARGET_TYPE_SERVICE", "number": 8 }, { "name": "TARGET_TYPE_METHOD", "number": 9 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "OneofOptions", "field": [{ "name": "features", "number": 1, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "EnumOptions", "field": [{ "name": "allow_alias", "number": 2, "type": 8, "label": 1 }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated_legacy_json_field_conflicts", "number": 6, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "features", "number": 7, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "EnumValueOptions", "field": [{ "name": "deprecated", "number": 1, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "features", "number": 2, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "debug_redact", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "feature_support", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions.FeatureSupport" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "ServiceOptions", "field": [{ "name": "features", "number": 34, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "deprecated", "number": 33, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "MethodOptions", "field": [{ "name": "deprecated", "number": 33, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "idempotency_level", "number": 34, "type": 14, "label": 1, "typeName": ".google.protobuf.MethodOptions.IdempotencyLevel", "defaultValue": "IDEMPOTENCY_UNKNOWN" }, { "name": "features", "number": 35, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "enumType": [{ "name": "IdempotencyLevel", "value": [{ "name": "IDEMPOTENCY_UNKNOWN", "number": 0 }, { "name": "NO_SIDE_EFFECTS", "number": 1 }, { "name": "IDEMPOTENT", "number": 2 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "UninterpretedOption", "field": [{ "name": "name", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption.NamePart" }, { "name": "identifier_value", "number": 3, "type": 9, "label": 1 }, { "name": "positive_int_value", "number": 4, "type": 4, "label": 1 }, { "name": "negative_int_value", "number": 5, "type": 3, "label": 1 }, { "name": "double_value", "number": 6, "type": 1, "label": 1 }, { "name": "string_value", "number": 7, "type": 12, "label": 1 }, { "name": "aggregate_value", "number": 8, "type": 9, "label": 1 }], "nestedType": [{ "name": "NamePart", "field": [{ "name": "name_part", "number": 1, "type": 9, "label": 2 }, { "name": "is_extension", "number": 2, "type": 8, "label": 2 }] }] }, { "name": "FeatureSet", "field": [{ "name": "field_presence", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.FieldPresence", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "EXPLICIT", "edition": 900 }, { "value": "IMPLICIT", "edition": 999 }, { "value": "EXPLICIT", "edition": 1e3 }] } }, { "name": "enum_type", "number": 2, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.EnumType", "options": { "retention": 1, "targets": [6, 1], "editionDefaults": [{ "value": "CLOSED", "edition": 900 }, { "value": "OPEN", "edition": 999 }] } }, { "name": "repeated_field_encoding", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.RepeatedFieldEncoding", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "EXPANDED", "edition": 900 }, { "value": "PACKED", "edition": 999 }] } }, { "name": "utf8_validation", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.Utf8Validation", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "NONE", "edition": 900 }, { "value": "VERIFY", "edition": 999 }] } }, { "name": "message_encoding", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.MessageEncoding", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "LENGTH_PREFIXED", "edition": 900 }] } }, { "name": "json_format", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.JsonFormat", "options": { "retention": 1, "targets": [3, 6, 1], "editionDefaults": [{ "value": "LEGACY_BEST_EFFORT", "edition": 900 }, { "value": "ALLOW", "edition": 999 }] } }, { "name": "enforce_naming_style", "number": 7, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.EnforceNamingStyle", "options": { "retention": 2, "targets": [1, 2, 3, 4, 5, 6, 7, 8, 9], "editionDefaults": [{ "value": "STYLE_LEGACY", "edition": 900 }, { "value": "STYLE2024", "edition": 1001 }, { "value": "STYLE2026", "edition": 1002 }] } }, { "name": "default_symbol_visibility", "number": 8, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.VisibilityFeature.DefaultSymbolVisibility", "options": { "retention": 2, "targets": [1], "editionDefaults": [{ "value": "EXPORT_ALL", "edition": 900 }, { "value": "EXPORT_TOP_LEVEL", "edition": 1001 }, { "value": "STRICT", "edition": 1002 }] } }, { "name": "enforce_proto_limits", "number": 9, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.ProtoLimitsFeature.EnforceProtoLimits", "options": { "retention": 2, "targets": [6, 3, 4, 5], "editionDefaults": [{ "value": "LEGACY_NO_EXPLICIT_LIMITS", "edition": 900 }, { "value": "PROTO_LIMITS2026", "edition": 1002 }] } }], "nestedType": [{ "name": "VisibilityFeature", "enumType": [{ "name": "DefaultSymbolVisibility", "value": [{ "name": "DEFAULT_SYMBOL_VISIBILITY_UNKNOWN", "number": 0 }, { "name": "EXPORT_ALL", "number": 1 }, { "name": "EXPORT_TOP_LEVEL", "number": 2 }, { "name": "LOCAL_ALL", "number": 3 }, { "name": "STRICT", "number": 4 }] }] }, { "name": "ProtoLimitsFeature", "enumType": [{ "name": "EnforceProtoLimits", "value": [{ "name": "PROTO_LIMITS_UNKNOWN", "number": 0 }, { "name": "LEGACY_NO_EXPLICIT_LIMITS", "number": 1 }, { "name": "PROTO_LIMITS2026", "number": 2 }] }] }], "enumType": [{ "name": "FieldPresence", "value": [{ "name": "FIELD_PRESENCE_UNKNOWN", "number": 0 }, { "name": "EXPLICIT", "number": 1 }, { "name": "IMPLICIT", "number": 2 }, { "name": "LEGACY_REQUIRED", "number": 3 }] }, { "name": "EnumType", "value": [{ "name": "ENUM_TYPE_UNKNOWN", "number": 0 }, { "name": "OPEN", "number": 1 }, { "name": "CLOSED", "number": 2 }] }, { "name": "RepeatedFieldEncoding", "value": [{ "name": "REPEATED_FIELD_ENCODING_UNKNOWN", "number": 0 }, { "name": "PACKED", "number": 1 }, { "name": "EXPANDED", "number": 2 }] }, { "name": "Utf8Validation", "value": [{ "name": "UTF8_VALIDATION_UNKNOWN", "number": 0 }, { "name": "VERIFY", "number": 2 }, { "name": "NONE", "number": 3 }] }, { "name": "MessageEncoding", "value": [{ "name": "MESSAGE_ENCODING_UNKNOWN", "number": 0 }, { "name": "LENGTH_PREFIXED", "number": 1 }, { "name": "DELIMITED", "number": 2 }] }, { "name": "JsonFormat", "value": [{ "name": "JSON_FORMAT_UNKNOWN", "number": 0 }, { "name": "ALLOW", "number": 1 }, { "name": "LEGACY_BEST_EFFORT", "number": 2 }] }, { "name": "EnforceNamingStyle", "value": [{ "name": "ENFORCE_NAMING_STYLE_UNKNOWN", "number": 0 }, { "name": "STYLE2024", "number": 1 }, { "name": "STYLE_LEGACY", "number": 2 }, { "name": "STYLE2026", "number": 3 }] }], "extensionRange": [{ "start": 1e3, "end": 9995 }, { "start": 9995, "end": 1e4 }, { "start": 1e4, "end": 10001 }] }, { "name": "FeatureSetDefaults", "field": [{ "name": "defaults", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.FeatureSetDefaults.FeatureSetEditionDefault" }, { "name": "minimum_edition", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "maximum_edition", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }], "nestedType": [{ "name": "FeatureSetEditionDefault", "field": [{ "name": "edition", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "overridable_features", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "fixed_features", "number": 5, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }] }] }, { "name": "SourceCodeInfo", "field": [{ "name": "location", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.SourceCodeInfo.Location" }], "nestedType": [{ "name": "Location", "field": [{ "name": "path", "number": 1, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "span", "number": 2, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "leading_comments", "number": 3, "type": 9, "label": 1 }, { "name": "trailing_comments", "number": 4, "type": 9, "label": 1 }, { "name": "leading_detached_comments", "number": 6, "type": 9, "label": 3 }] }], "extensionRange": [{ "start": 536e6, "end": 536000001 }] }, { "name": "GeneratedCodeInfo", "field": [{ "name": "annotation", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.GeneratedCodeInfo.Annotation" }], "nestedType": [{ "name": "Annotation", "field": [{ "name": "path", "number": 1, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "source_file", "number": 2, "type": 9, "label": 1 }, { "name": "begin", "number": 3, "type": 5, "label": 1 }, { "name": "end", "number": 4, "type": 5, "label": 1 }, { "name": "semantic", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.GeneratedCodeInfo.Annotation.Semantic" }], "enumType": [{ "name": "Semantic", "value": [{ "name": "NONE", "number": 0 }, { "name": "SET", "number": 1 }, { "name": "ALIAS", "number": 2 }] }] }] }], "enumType": [{ "name": "Edition", "value": [{ "name": "EDITION_UNKNOWN", "number": 0 }, { "name": "EDITION_LEGACY", "number": 900 }, { "name": "EDITION_PROTO2", "number": 998 }, { "name": "EDITION_PROTO3", "number": 999 }, { "name": "EDITION_2023", "number": 1e3 }, { "name": "EDITION_2024", "number": 1001 }, { "name": "EDITION_2026", "number": 1002 }, { "name": "EDITION_UNSTABLE", "number": 9999 }, { "name": "EDITION_1_TEST_ONLY", "number": 1 }, { "name": "EDITION_2_TEST_ONLY", "number": 2 }, { "name": "EDITION_99997_TEST_ONLY", "number": 99997 }, { "name": "EDITION_99998_TEST_ONLY", "number": 99998 }, { "name": "EDITION_99999_TEST_ONLY", "number": 99999 }, { "name": "EDITION_MAX", "number": 2147483647 }] }, { "name": "SymbolVisibility", "value": [{ "name": "VISIBILITY_UNSET", "number": 0 }, { "name": "VISIBILITY_LOCAL", "number": 1 }, { "name": "VISIBILITY_EXPORT", "number": 2 }] }] });
+var FileDescriptorProtoSchema = /* @__PURE__ */ messageDesc(file_google_protobuf_descriptor, 1);
+var ExtensionRangeOptions_VerificationState;
+(function(ExtensionRangeOptions_VerificationState2) {
+  ExtensionRangeOptions_VerificationState2[ExtensionRangeOptions_VerificationState2["DECLARATION"] = 0] = "DECLARATION";
+  ExtensionRangeOptions_VerificationState2[ExtensionRangeOptions_VerificationState2["UNVERIFIED"] = 1] = "UNVERIFIED";
+})(ExtensionRangeOptions_VerificationState || (ExtensionRangeOptions_VerificationState = {}));
+var FieldDescriptorProto_Type;
+(function(FieldDescriptorProto_Type2) {
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["DOUBLE"] = 1] = "DOUBLE";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FLOAT"] = 2] = "FLOAT";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["INT64"] = 3] = "INT64";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["UINT64"] = 4] = "UINT64";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["INT32"] = 5] = "INT32";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FIXED64"] = 6] = "FIXED64";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FIXED32"] = 7] = "FIXED32";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["BOOL"] = 8] = "BOOL";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["STRING"] = 9] = "STRING";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["GROUP"] = 10] = "GROUP";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["MESSAGE"] = 11] = "MESSAGE";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["BYTES"] = 12] = "BYTES";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["UINT32"] = 13] = "UINT32";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["ENUM"] = 14] = "ENUM";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SFIXED32"] = 15] = "SFIXED32";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SFIXED64"] = 16] = "SFIXED64";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SINT32"] = 17] = "SINT32";
+  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SINT64"] = 18] = "SINT64";
+})(FieldDescriptorProto_Type || (FieldDescriptorProto_Type = {}));
+var FieldDescriptorProto_Label;
+(function(FieldDescriptorProto_Label2) {
+  FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["OPTIONAL"] = 1] = "OPTIONAL";
+  FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["REPEATED"] = 3] = "REPEATED";
+  FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["REQUIRED"] = 2] = "REQUIRED";
+})(FieldDescriptorProto_Label || (FieldDescriptorProto_Label = {}));
+var FileOptions_OptimizeMode;
+(function(FileOptions_OptimizeMode2) {
+  FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["SPEED"] = 1] = "SPEED";
+  FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["CODE_SIZE"] = 2] = "CODE_SIZE";
+  FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["LITE_RUNTIME"] = 3] = "LITE_RUNTIME";
+})(FileOptions_OptimizeMode || (FileOptions_OptimizeMode = {}));
+var FieldOptions_CType;
+(function(FieldOptions_CType2) {
+  FieldOptions_CType2[FieldOptions_CType2["STRING"] = 0] = "STRING";
+  FieldOptions_CType2[FieldOptions_CType2["CORD"] = 1] = "CORD";
+  FieldOptions_CType2[FieldOptions_CType2["STRING_PIECE"] = 2] = "STRING_PIECE";
+})(FieldOptions_CType || (FieldOptions_CType = {}));
+var FieldOptions_JSType;
+(function(FieldOptions_JSType2) {
+  FieldOptions_JSType2[FieldOptions_JSType2["JS_NORMAL"] = 0] = "JS_NORMAL";
+  FieldOptions_JSType2[FieldOptions_JSType2["JS_STRING"] = 1] = "JS_STRING";
+  FieldOptions_JSType2[FieldOptions_JSType2["JS_NUMBER"] = 2] = "JS_NUMBER";
+})(FieldOptions_JSType || (FieldOptions_JSType = {}));
+var FieldOptions_OptionRetention;
+(function(FieldOptions_OptionRetention2) {
+  FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_UNKNOWN"] = 0] = "RETENTION_UNKNOWN";
+  FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_RUNTIME"] = 1] = "RETENTION_RUNTIME";
+  FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_SOURCE"] = 2] = "RETENTION_SOURCE";
+})(FieldOptions_OptionRetention || (FieldOptions_OptionRetention = {}));
+var FieldOptions_OptionTargetType;
+(function(FieldOptions_OptionTargetType2) {
+  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_UNKNOWN"] = 0] = "TARGET_TYPE_UNKNOWN";
+  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_FILE"] = 1] = "TARGET_TYPE_FILE";
+  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_EXTENSION_RANGE"] = 2] = "TARGET_TYPE_EXTENSION_RANGE";
+  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_MESSAGE"] = 3] = "TARGET_TYPE_MESSAGE";
+  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_FIELD"] = 4] = "TARGET_TYPE_FIELD";
+  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ONEOF"] = 5] = "TARGET_TYPE_ONEOF";
+  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ENUM"] = 6] = "TARGET_TYPE_ENUM";
+  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ENUM_ENTRY"] = 7] = "TARGET_TYPE_ENUM_ENTRY";
+  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_SERVICE"] = 8] = "TARGET_TYPE_SERVICE";
+  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_METHOD"] = 9] = "TARGET_TYPE_METHOD";
+})(FieldOptions_OptionTargetType || (FieldOptions_OptionTargetType = {}));
+var MethodOptions_IdempotencyLevel;
+(function(MethodOptions_IdempotencyLevel2) {
+  MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["IDEMPOTENCY_UNKNOWN"] = 0] = "IDEMPOTENCY_UNKNOWN";
+  MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["NO_SIDE_EFFECTS"] = 1] = "NO_SIDE_EFFECTS";
+  MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["IDEMPOTENT"] = 2] = "IDEMPOTENT";
+})(MethodOptions_IdempotencyLevel || (MethodOptions_IdempotencyLevel = {}));
+var FeatureSet_VisibilityFeature_DefaultSymbolVisibility;
+(function(FeatureSet_VisibilityFeature_DefaultSymbolVisibility2) {
+  FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["DEFAULT_SYMBOL_VISIBILITY_UNKNOWN"] = 0] = "DEFAULT_SYMBOL_VISIBILITY_UNKNOWN";
+  FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["EXPORT_ALL"] = 1] = "EXPORT_ALL";
+  FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["EXPORT_TOP_LEVEL"] = 2] = "EXPORT_TOP_LEVEL";
+  FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["LOCAL_ALL"] = 3] = "LOCAL_ALL";
+  FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["STRICT"] = 4] = "STRICT";
+})(FeatureSet_VisibilityFeature_DefaultSymbolVisibility || (FeatureSet_VisibilityFeature_DefaultSymbolVisibility = {}));
+var FeatureSet_ProtoLimitsFeature_EnforceProtoLimits;
+(function(FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2) {
+  FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["PROTO_LIMITS_UNKNOWN"] = 0] = "PROTO_LIMITS_UNKNOWN";
+  FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["LEGACY_NO_EXPLICIT_LIMITS"] = 1] = "LEGACY_NO_EXPLICIT_LIMITS";
+  FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["PROTO_LIMITS2026"] = 2] = "PROTO_LIMITS2026";
+})(FeatureSet_ProtoLimitsFeature_EnforceProtoLimits || (FeatureSet_ProtoLimitsFeature_EnforceProtoLimits = {}));
+var FeatureSet_FieldPresence;
+(function(FeatureSet_FieldPresence2) {
+  FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["FIELD_PRESENCE_UNKNOWN"] = 0] = "FIELD_PRESENCE_UNKNOWN";
+  FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["EXPLICIT"] = 1] = "EXPLICIT";
+  FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["IMPLICIT"] = 2] = "IMPLICIT";
+  FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["LEGACY_REQUIRED"] = 3] = "LEGACY_REQUIRED";
+})(FeatureSet_FieldPresence || (FeatureSet_FieldPresence = {}));
+var FeatureSet_EnumType;
+(function(FeatureSet_EnumType2) {
+  FeatureSet_EnumType2[FeatureSet_EnumType2["ENUM_TYPE_UNKNOWN"] = 0] = "ENUM_TYPE_UNKNOWN";
+  FeatureSet_EnumType2[FeatureSet_EnumType2["OPEN"] = 1] = "OPEN";
+  FeatureSet_EnumType2[FeatureSet_EnumType2["CLOSED"] = 2] = "CLOSED";
+})(FeatureSet_EnumType || (FeatureSet_EnumType = {}));
+var FeatureSet_RepeatedFieldEncoding;
+(function(FeatureSet_RepeatedFieldEncoding2) {
+  FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["REPEATED_FIELD_ENCODING_UNKNOWN"] = 0] = "REPEATED_FIELD_ENCODING_UNKNOWN";
+  FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["PACKED"] = 1] = "PACKED";
+  FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["EXPANDED"] = 2] = "EXPANDED";
+})(FeatureSet_RepeatedFieldEncoding || (FeatureSet_RepeatedFieldEncoding = {}));
+var FeatureSet_Utf8Validation;
+(function(FeatureSet_Utf8Validation2) {
+  FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["UTF8_VALIDATION_UNKNOWN"] = 0] = "UTF8_VALIDATION_UNKNOWN";
+  FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["VERIFY"] = 2] = "VERIFY";
+  FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["NONE"] = 3] = "NONE";
+})(FeatureSet_Utf8Validation || (FeatureSet_Utf8Validation = {}));
+var FeatureSet_MessageEncoding;
+(function(FeatureSet_MessageEncoding2) {
+  FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["MESSAGE_ENCODING_UNKNOWN"] = 0] = "MESSAGE_ENCODING_UNKNOWN";
+  FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["LENGTH_PREFIXED"] = 1] = "LENGTH_PREFIXED";
+  FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["DELIMITED"] = 2] = "DELIMITED";
+})(FeatureSet_MessageEncoding || (FeatureSet_MessageEncoding = {}));
+var FeatureSet_JsonFormat;
+(function(FeatureSet_JsonFormat2) {
+  FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["JSON_FORMAT_UNKNOWN"] = 0] = "JSON_FORMAT_UNKNOWN";
+  FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["ALLOW"] = 1] = "ALLOW";
+  FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["LEGACY_BEST_EFFORT"] = 2] = "LEGACY_BEST_EFFORT";
+})(FeatureSet_JsonFormat || (FeatureSet_JsonFormat = {}));
+var FeatureSet_EnforceNamingStyle;
+(function(FeatureSet_EnforceNamingStyle2) {
+  FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["ENFORCE_NAMING_STYLE_UNKNOWN"] = 0] = "ENFORCE_NAMING_STYLE_UNKNOWN";
+  FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE2024"] = 1] = "STYLE2024";
+  FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE_LEGACY"] = 2] = "STYLE_LEGACY";
+  FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE2026"] = 3] = "STYLE2026";
+})(FeatureSet_EnforceNamingStyle || (FeatureSet_EnforceNamingStyle = {}));
+var GeneratedCodeInfo_Annotation_Semantic;
+(function(GeneratedCodeInfo_Annotation_Semantic2) {
+  GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["NONE"] = 0] = "NONE";
+  GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["SET"] = 1] = "SET";
+  GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["ALIAS"] = 2] = "ALIAS";
+})(GeneratedCodeInfo_Annotation_Semantic || (GeneratedCodeInfo_Annotation_Semantic = {}));
+var Edition;
+(function(Edition2) {
+  Edition2[Edition2["EDITION_UNKNOWN"] = 0] = "EDITION_UNKNOWN";
+  Edition2[Edition2["EDITION_LEGACY"] = 900] = "EDITION_LEGACY";
+  Edition2[Edition2["EDITION_PROTO2"] = 998] = "EDITION_PROTO2";
+  Edition2[Edition2["EDITION_PROTO3"] = 999] = "EDITION_PROTO3";
+  Edition2[Edition2["EDITION_2023"] = 1e3] = "EDITION_2023";
+  Edition2[Edition2["EDITION_2024"] = 1001] = "EDITION_2024";
+  Edition2[Edition2["EDITION_2026"] = 1002] = "EDITION_2026";
+  Edition2[Edition2["EDITION_UNSTABLE"] = 9999] = "EDITION_UNSTABLE";
+  Edition2[Edition2["EDITION_1_TEST_ONLY"] = 1] = "EDITION_1_TEST_ONLY";
+  Edition2[Edition2["EDITION_2_TEST_ONLY"] = 2] = "EDITION_2_TEST_ONLY";
+  Edition2[Edition2["EDITION_99997_TEST_ONLY"] = 99997] = "EDITION_99997_TEST_ONLY";
+  Edition2[Edition2["EDITION_99998_TEST_ONLY"] = 99998] = "EDITION_99998_TEST_ONLY";
+  Edition2[Edition2["EDITION_99999_TEST_ONLY"] = 99999] = "EDITION_99999_TEST_ONLY";
+  Edition2[Edition2["EDITION_MAX"] = 2147483647] = "EDITION_MAX";
+})(Edition || (Edition = {}));
+var SymbolVisibility;
+(function(SymbolVisibility2) {
+  SymbolVisibility2[SymbolVisibility2["VISIBILITY_UNSET"] = 0] = "VISIBILITY_UNSET";
+  SymbolVisibility2[SymbolVisibility2["VISIBILITY_LOCAL"] = 1] = "VISIBILITY_LOCAL";
+  SymbolVisibility2[SymbolVisibility2["VISIBILITY_EXPORT"] = 2] = "VISIBILITY_EXPORT";
+})(SymbolVisibility || (SymbolVisibility = {}));
 
-// node_modules/@bufbuild/protobuf/dist/esm/is-message.js
-function isMessage(arg, schema) {
-  const isMessage2 = arg !== null && typeof arg == "object" && "$typeName" in arg && typeof arg.$typeName == "string";
-  if (!isMessage2) {
-    return false;
-  }
-  if (schema === void 0) {
-    return true;
-  }
-  return schema.typeName === arg.$typeName;
+// node_modules/@bufbuild/protobuf/dist/esm/from-binary.js
+function makeReadContext(options) {
+  return Object.assign(Object.assign({ readUnknownFields: true, recursionLimit: 100 }, options), { depth: 0 });
 }
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/guard.js
-function isObject(arg) {
-  return arg !== null && typeof arg == "object" && !Array.isArray(arg);
+function fromBinary(schema, bytes2, options) {
+  const message = create(schema);
+  compiledReader(schema).read(message, new BinaryReader(bytes2), makeReadContext(options), bytes2.byteLength);
+  return message;
 }
-function isReflectList(arg, field) {
-  var _a2, _b2, _c, _d;
-  if (isObject(arg) && unsafeLocal in arg && "add" in arg && "field" in arg && typeof arg.field == "function") {
-    if (field !== void 0) {
-      const a = field;
-      const b = arg.field();
-      return a.listKind == b.listKind && a.scalar === b.scalar && ((_a2 = a.message) === null || _a2 === void 0 ? void 0 : _a2.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
-    }
-    return true;
-  }
-  return false;
-}
-function isReflectMap(arg, field) {
-  var _a2, _b2, _c, _d;
-  if (isObject(arg) && unsafeLocal in arg && "has" in arg && "field" in arg && typeof arg.field == "function") {
-    if (field !== void 0) {
-      const a = field, b = arg.field();
-      return a.mapKey === b.mapKey && a.mapKind == b.mapKind && a.scalar === b.scalar && ((_a2 = a.message) === null || _a2 === void 0 ? void 0 : _a2.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
-    }
-    return true;
-  }
-  return false;
-}
-function isReflectMessage(arg, messageDesc2) {
-  return isObject(arg) && unsafeLocal in arg && "desc" in arg && isObject(arg.desc) && arg.desc.kind === "message" && (messageDesc2 === void 0 || arg.desc.typeName == messageDesc2.typeName);
-}
-
-// node_modules/@bufbuild/protobuf/dist/esm/wkt/wrappers.js
-function isWrapper(arg) {
-  return isWrapperTypeName(arg.$typeName);
-}
-function isWrapperDesc(messageDesc2) {
-  const f = messageDesc2.fields[0];
-  return isWrapperTypeName(messageDesc2.typeName) && f !== void 0 && f.fieldKind == "scalar" && f.name == "value" && f.number == 1;
-}
-var wrapperTypeNames = /* @__PURE__ */ new Set([
-  "google.protobuf.DoubleValue",
-  "google.protobuf.FloatValue",
-  "google.protobuf.Int64Value",
-  "google.protobuf.UInt64Value",
-  "google.protobuf.Int32Value",
-  "google.protobuf.UInt32Value",
-  "google.protobuf.BoolValue",
-  "google.protobuf.StringValue",
-  "google.protobuf.BytesValue"
-]);
-function isWrapperTypeName(name) {
-  return wrapperTypeNames.has(name);
-}
-
-// node_modules/@bufbuild/protobuf/dist/esm/create.js
-var EDITION_PROTO32 = 999;
-var EDITION_PROTO22 = 998;
-var IMPLICIT3 = 2;
-function create(schema, init) {
-  if (isMessage(init, schema)) {
-    return init;
-  }
-  return compiledCreate(schema)(init);
-}
-var compiledCreates = /* @__PURE__ */ new WeakMap();
-function compiledCreate(desc) {
-  let compiled2 = compiledCreates.get(desc);
+var compiledReaders = /* @__PURE__ */ new WeakMap();
+function compiledReader(desc) {
+  let compiled2 = compiledReaders.get(desc);
   if (compiled2 === void 0) {
-    compiled2 = compileCreate(desc);
-    compiledCreates.set(desc, compiled2);
+    compiled2 = compileMessage(desc);
   }
   return compiled2;
 }
-var INIT_SINGULAR = 0;
-var INIT_LIST = 1;
-var INIT_MAP = 2;
-var INIT_ONEOF = 3;
-function compileCreate(desc) {
-  const typeName = desc.typeName;
-  const { properties, prototype } = compileInitMessage(desc);
-  return (init) => {
-    let message;
-    if (prototype !== void 0) {
-      message = Object.create(prototype);
-      message.$typeName = typeName;
-    } else {
-      message = { $typeName: typeName };
+function compileMessage(desc) {
+  const descString = String(desc);
+  const fieldReaders = /* @__PURE__ */ new Map();
+  const compiled2 = {
+    read: compileMessageReader(descString, fieldReaders),
+    readGroup: compileGroupReader(descString, fieldReaders)
+  };
+  compiledReaders.set(desc, compiled2);
+  for (const field of desc.fields) {
+    fieldReaders.set(field.number, compileFieldReader(field));
+  }
+  return compiled2;
+}
+function compileMessageReader(descString, fieldReaders) {
+  return (message, reader, ctx, length) => {
+    var _a2;
+    if (++ctx.depth > ctx.recursionLimit) {
+      throw new Error(`cannot decode ${descString} from binary: maximum recursion depth of ${ctx.recursionLimit} reached`);
     }
-    for (let i2 = 0; i2 < properties.length; i2++) {
-      const property = properties[i2];
-      const name = property.name;
-      const initValue = init === null || init === void 0 ? void 0 : init[name];
-      switch (property.kind) {
-        case INIT_SINGULAR:
-          if (initValue != null) {
-            message[name] = property.convert !== void 0 ? property.convert(initValue) : initValue;
-          } else if (property.constant !== void 0) {
-            message[name] = property.constant;
-          }
-          break;
-        case INIT_LIST:
-          message[name] = property.convert !== void 0 && Array.isArray(initValue) ? initValue.map(property.convert) : initValue !== null && initValue !== void 0 ? initValue : [];
-          break;
-        case INIT_MAP:
-          if (property.convert === void 0 || !isObject(initValue)) {
-            message[name] = initValue !== null && initValue !== void 0 ? initValue : {};
-          } else {
-            const converted = {};
-            const keys = Object.keys(initValue);
-            for (let k = 0; k < keys.length; k++) {
-              setOwn(converted, keys[k], property.convert(initValue[keys[k]]));
-            }
-            message[name] = converted;
-          }
-          break;
-        case INIT_ONEOF: {
-          const oneofValue = initValue;
-          if ((oneofValue === null || oneofValue === void 0 ? void 0 : oneofValue.case) != null) {
-            const convert = property.convert.get(oneofValue.case);
-            if (convert !== void 0) {
-              message[name] = {
-                case: oneofValue.case,
-                value: convert(oneofValue.value)
-              };
-              break;
-            }
-          }
-          message[name] = { case: void 0 };
-          break;
+    const end = reader.pos + length;
+    const unknownFields = (_a2 = message.$unknown) !== null && _a2 !== void 0 ? _a2 : [];
+    while (reader.pos < end) {
+      const [fieldNo, wireType] = reader.tag();
+      const fieldReader = fieldReaders.get(fieldNo);
+      if (fieldReader === void 0) {
+        const data = reader.skip(wireType, fieldNo, ctx.recursionLimit - ctx.depth);
+        if (ctx.readUnknownFields) {
+          unknownFields.push({ no: fieldNo, wireType, data });
         }
+        continue;
       }
+      fieldReader(message, reader, ctx, wireType);
     }
-    return message;
+    if (unknownFields.length > 0) {
+      message.$unknown = unknownFields;
+    }
+    ctx.depth--;
   };
 }
-function compileInitMessage(desc) {
-  var _a2, _b2;
-  const properties = [];
-  const prototype = {};
-  const usePrototype = needsPrototypeChain(desc);
-  for (const member of desc.members) {
-    const name = member.localName;
-    if (member.kind == "oneof") {
-      properties.push({
-        name,
-        kind: INIT_ONEOF,
-        constant: void 0,
-        convert: compileConvertOneof(member)
+function compileGroupReader(descString, fieldReaders) {
+  return (message, reader, ctx, fieldNo) => {
+    var _a2;
+    if (++ctx.depth > ctx.recursionLimit) {
+      throw new Error(`cannot decode ${descString} from binary: maximum recursion depth of ${ctx.recursionLimit} reached`);
+    }
+    let recordFieldNo;
+    let wireType;
+    const unknownFields = (_a2 = message.$unknown) !== null && _a2 !== void 0 ? _a2 : [];
+    while (reader.pos < reader.len) {
+      [recordFieldNo, wireType] = reader.tag();
+      if (wireType == WireType.EndGroup) {
+        break;
+      }
+      const fieldReader = fieldReaders.get(recordFieldNo);
+      if (fieldReader === void 0) {
+        const data = reader.skip(wireType, recordFieldNo, ctx.recursionLimit - ctx.depth);
+        if (ctx.readUnknownFields) {
+          unknownFields.push({ no: recordFieldNo, wireType, data });
+        }
+        continue;
+      }
+      fieldReader(message, reader, ctx, wireType);
+    }
+    if (wireType != WireType.EndGroup || recordFieldNo !== fieldNo) {
+      throw new Error("invalid end group tag");
+    }
+    if (unknownFields.length > 0) {
+      message.$unknown = unknownFields;
+    }
+    ctx.depth--;
+  };
+}
+function compileFieldReader(field) {
+  switch (field.fieldKind) {
+    case "scalar":
+      return compileScalarFieldReader(field);
+    case "enum":
+      return compileEnumFieldReader(field);
+    case "message":
+      return compileMessageFieldReader(field);
+    case "list":
+      return compileListFieldReader(field);
+    case "map":
+      return compileMapFieldReader(field);
+  }
+}
+function compileScalarFieldReader(field) {
+  const readScalar = compileScalarReader(field.scalar, field.utf8Validation, field.longAsString);
+  const localName = field.localName;
+  if (field.oneof) {
+    const oneofLocalName = field.oneof.localName;
+    return (message, reader) => {
+      message[oneofLocalName] = {
+        case: localName,
+        value: readScalar(reader)
+      };
+    };
+  }
+  return (message, reader) => {
+    message[localName] = readScalar(reader);
+  };
+}
+function compileEnumFieldReader(field) {
+  var _a2;
+  const localName = field.localName;
+  const oneofLocalName = (_a2 = field.oneof) === null || _a2 === void 0 ? void 0 : _a2.localName;
+  if (field.enum.open) {
+    if (oneofLocalName !== void 0) {
+      return (message, reader) => {
+        message[oneofLocalName] = { case: localName, value: reader.int32() };
+      };
+    }
+    return (message, reader) => {
+      message[localName] = reader.int32();
+    };
+  }
+  const values = field.enum.values;
+  const fieldNo = field.number;
+  return (message, reader, ctx, wireType) => {
+    var _a3;
+    const val = reader.int32();
+    if (values.some((v) => v.number === val)) {
+      if (oneofLocalName !== void 0) {
+        message[oneofLocalName] = { case: localName, value: val };
+      } else {
+        message[localName] = val;
+      }
+    } else if (ctx.readUnknownFields) {
+      const bytes2 = [];
+      varint32write(val, bytes2);
+      const unknownFields = (_a3 = message.$unknown) !== null && _a3 !== void 0 ? _a3 : [];
+      unknownFields.push({
+        no: fieldNo,
+        wireType,
+        data: new Uint8Array(bytes2)
       });
-      continue;
+      message.$unknown = unknownFields;
     }
-    switch (member.fieldKind) {
-      case "message": {
-        properties.push({
-          name,
-          kind: INIT_SINGULAR,
-          constant: void 0,
-          convert: compileConvertMessage(member)
-        });
-        break;
-      }
-      case "list": {
-        properties.push({
-          name,
-          kind: INIT_LIST,
-          constant: void 0,
-          convert: member.listKind == "message" ? (_a2 = compileConvertMessage(member)) !== null && _a2 !== void 0 ? _a2 : ((value) => value) : member.scalar == ScalarType.BYTES ? toU8Arr : void 0
-        });
-        break;
-      }
-      case "map": {
-        properties.push({
-          name,
-          kind: INIT_MAP,
-          constant: void 0,
-          convert: member.mapKind == "message" ? (_b2 = compileConvertMessage(member)) !== null && _b2 !== void 0 ? _b2 : ((value) => value) : member.scalar == ScalarType.BYTES ? toU8Arr : void 0
-        });
-        break;
-      }
-      default: {
-        const zeroValue = createZeroValue(member);
-        properties.push({
-          name,
-          kind: INIT_SINGULAR,
-          constant: member.presence == IMPLICIT3 ? zeroValue : void 0,
-          convert: member.fieldKind == "scalar" && member.scalar == ScalarType.BYTES ? toU8Arr : void 0
-        });
-        if (usePrototype) {
-          prototype[name] = zeroValue;
-        }
-        break;
-      }
-    }
-  }
-  return {
-    properties,
-    prototype: usePrototype ? prototype : void 0
   };
 }
-function compileConvertOneof(oneof) {
-  const converters = /* @__PURE__ */ new Map();
-  for (const field of oneof.fields) {
-    let convert;
-    if (field.fieldKind == "message") {
-      convert = compileConvertMessage(field);
-    } else if (field.fieldKind == "scalar" && field.scalar == ScalarType.BYTES) {
-      convert = toU8Arr;
-    }
-    converters.set(field.localName, convert !== null && convert !== void 0 ? convert : ((value) => value));
+function compileMessageFieldReader(field) {
+  const localName = field.localName;
+  const { toMessage, toLocal } = localMessageMapper(field);
+  const readChild = compileChildReader(field);
+  if (field.oneof) {
+    const oneofLocalName = field.oneof.localName;
+    return (message, reader, ctx) => {
+      const oneof = message[oneofLocalName];
+      const child = toMessage(oneof.case === localName ? oneof.value : void 0);
+      readChild(child, reader, ctx);
+      message[oneofLocalName] = { case: localName, value: toLocal(child) };
+    };
   }
-  return converters;
-}
-function compileConvertMessage(field) {
-  if (field.fieldKind == "message" && !field.oneof && isWrapperDesc(field.message)) {
-    return field.message.fields[0].scalar == ScalarType.BYTES ? toU8Arr : void 0;
-  }
-  if (field.message.typeName == "google.protobuf.Struct" && field.parent.typeName !== "google.protobuf.Value") {
-    return void 0;
-  }
-  const messageDesc2 = field.message;
-  let compiled2;
-  return (value) => {
-    if (!isObject(value) || isMessage(value, messageDesc2)) {
-      return value;
-    }
-    compiled2 !== null && compiled2 !== void 0 ? compiled2 : compiled2 = compiledCreate(messageDesc2);
-    return compiled2(value);
+  return (message, reader, ctx) => {
+    const child = toMessage(message[localName]);
+    readChild(child, reader, ctx);
+    message[localName] = toLocal(child);
   };
 }
-function toU8Arr(value) {
-  return Array.isArray(value) ? new Uint8Array(value) : value;
-}
-function needsPrototypeChain(desc) {
-  switch (desc.file.edition) {
-    case EDITION_PROTO32:
-      return false;
-    case EDITION_PROTO22:
-      return true;
-    default:
-      return desc.fields.some((f) => f.presence != IMPLICIT3 && f.fieldKind != "message" && !f.oneof);
+function compileChildReader(field) {
+  const compiledChild = compiledReader(field.message);
+  if (field.delimitedEncoding) {
+    const fieldNo = field.number;
+    return (child, reader, ctx) => compiledChild.readGroup(child, reader, ctx, fieldNo);
   }
+  return (child, reader, ctx) => compiledChild.read(child, reader, ctx, reader.uint32());
 }
-function createZeroValue(field) {
-  const defaultValue = field.getDefaultValue();
-  if (defaultValue !== void 0) {
-    return field.fieldKind == "scalar" && field.longAsString ? defaultValue.toString() : defaultValue;
+function compileListFieldReader(field) {
+  const localName = field.localName;
+  if (field.listKind == "message") {
+    const { toMessage, toLocal } = localMessageMapper(field);
+    const readChild = compileChildReader(field);
+    return (message, reader, ctx) => {
+      const child = toMessage(void 0);
+      readChild(child, reader, ctx);
+      message[localName].push(toLocal(child));
+    };
   }
-  return field.fieldKind == "scalar" ? scalarZeroValue(field.scalar, field.longAsString) : field.enum.values[0].number;
+  const scalarType = field.listKind == "enum" ? ScalarType.INT32 : field.scalar;
+  const longAsString = field.listKind == "scalar" ? field.longAsString : false;
+  const readScalar = compileScalarReader(scalarType, field.utf8Validation, longAsString);
+  const packedPossible = scalarType != ScalarType.STRING && scalarType != ScalarType.BYTES;
+  return (message, reader, ctx, wireType) => {
+    const items = message[localName];
+    if (wireType == WireType.LengthDelimited && packedPossible) {
+      const end = reader.uint32() + reader.pos;
+      while (reader.pos < end) {
+        items.push(readScalar(reader));
+      }
+    } else {
+      items.push(readScalar(reader));
+    }
+  };
+}
+function compileMapFieldReader(field) {
+  const localName = field.localName;
+  const readKey = compileScalarReader(field.mapKey, field.utf8Validation, false);
+  const keyZero = scalarZeroValue(field.mapKey, false);
+  let readValue;
+  let valueDefault;
+  switch (field.mapKind) {
+    case "scalar": {
+      const scalar = field.scalar;
+      const readScalar = compileScalarReader(scalar, field.utf8Validation, false);
+      readValue = (reader) => readScalar(reader);
+      if (scalar == ScalarType.BYTES) {
+        valueDefault = () => new Uint8Array(0);
+      } else {
+        const zero = scalarZeroValue(scalar, false);
+        valueDefault = () => zero;
+      }
+      break;
+    }
+    case "enum": {
+      const zero = field.enum.values[0].number;
+      readValue = (reader) => reader.int32();
+      valueDefault = () => zero;
+      break;
+    }
+    case "message": {
+      const { toMessage, toLocal } = localMessageMapper(field);
+      const readChild = compiledReader(field.message).read;
+      readValue = (reader, ctx, existing) => {
+        const child = toMessage(existing);
+        readChild(child, reader, ctx, reader.uint32());
+        return toLocal(child);
+      };
+      valueDefault = () => toLocal(toMessage(void 0));
+      break;
+    }
+  }
+  return (message, reader, ctx) => {
+    const record = message[localName];
+    let key;
+    let val;
+    const len = reader.uint32();
+    const end = reader.pos + len;
+    while (reader.pos < end) {
+      const [fieldNo, wireType] = reader.tag();
+      switch (fieldNo) {
+        case 1:
+          key = readKey(reader);
+          break;
+        case 2:
+          val = readValue(reader, ctx, val);
+          break;
+        default:
+          reader.skip(wireType, fieldNo, ctx.recursionLimit - ctx.depth);
+      }
+    }
+    if (key === void 0) {
+      key = keyZero;
+    }
+    if (val === void 0) {
+      val = valueDefault();
+    }
+    setOwn(record, key, val);
+  };
+}
+function compileScalarReader(type, utf8Validation, longAsString) {
+  switch (type) {
+    case ScalarType.STRING:
+      return (reader) => reader.string(utf8Validation);
+    case ScalarType.BOOL:
+      return (reader) => reader.bool();
+    case ScalarType.DOUBLE:
+      return (reader) => reader.double();
+    case ScalarType.FLOAT:
+      return (reader) => reader.float();
+    case ScalarType.INT32:
+      return (reader) => reader.int32();
+    case ScalarType.INT64:
+      if (longAsString) {
+        return (reader) => String(reader.int64());
+      }
+      return (reader) => reader.int64();
+    case ScalarType.UINT64:
+      if (longAsString) {
+        return (reader) => String(reader.uint64());
+      }
+      return (reader) => reader.uint64();
+    case ScalarType.FIXED64:
+      if (longAsString) {
+        return (reader) => String(reader.fixed64());
+      }
+      return (reader) => reader.fixed64();
+    case ScalarType.BYTES:
+      return (reader) => reader.bytes();
+    case ScalarType.FIXED32:
+      return (reader) => reader.fixed32();
+    case ScalarType.SFIXED32:
+      return (reader) => reader.sfixed32();
+    case ScalarType.SFIXED64:
+      if (longAsString) {
+        return (reader) => String(reader.sfixed64());
+      }
+      return (reader) => reader.sfixed64();
+    case ScalarType.SINT64:
+      if (longAsString) {
+        return (reader) => String(reader.sint64());
+      }
+      return (reader) => reader.sint64();
+    case ScalarType.UINT32:
+      return (reader) => reader.uint32();
+    case ScalarType.SINT32:
+      return (reader) => reader.sint32();
+  }
 }
 
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/message.js
-var NULL_VALUE = 0;
-function localMessageMapper(field) {
-  if (usesJsonRepresentation(field)) {
-    return {
-      toMessage: (local) => wktStructToReflect(local),
-      toLocal: (message) => wktStructToLocal(message)
-    };
-  }
-  if (field.fieldKind == "message" && !field.oneof && isWrapperDesc(field.message)) {
-    const wrapperDesc = field.message;
-    const valueLocalName = wrapperDesc.fields[0].localName;
-    return {
-      toMessage: (local) => {
-        const message = create(wrapperDesc);
-        if (local !== void 0) {
-          message[valueLocalName] = local;
-        }
-        return message;
-      },
-      toLocal: (message) => message[valueLocalName]
-    };
-  }
-  const childDesc = field.message;
-  return {
-    toMessage: (local) => local === void 0 ? create(childDesc) : local,
-    toLocal: (message) => message
-  };
-}
-function usesJsonRepresentation(field) {
-  return field.message.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value";
-}
-function wktStructToReflect(json) {
-  const struct = {
-    $typeName: "google.protobuf.Struct",
-    fields: {}
-  };
-  if (isObject(json)) {
-    for (const k of Object.keys(json)) {
-      setOwn(struct.fields, k, wktValueToReflect(json[k]));
-    }
-  }
-  return struct;
-}
-function wktStructToLocal(val) {
-  const json = {};
-  for (const k of Object.keys(val.fields)) {
-    setOwn(json, k, wktValueToLocal(val.fields[k]));
-  }
-  return json;
-}
-function wktValueToLocal(val) {
-  switch (val.kind.case) {
-    case "structValue":
-      return wktStructToLocal(val.kind.value);
-    case "listValue":
-      return val.kind.value.values.map(wktValueToLocal);
-    case "nullValue":
-    case void 0:
-      return null;
-    default:
-      return val.kind.value;
-  }
-}
-function wktValueToReflect(json) {
-  const value = {
-    $typeName: "google.protobuf.Value",
-    kind: { case: void 0 }
-  };
-  switch (typeof json) {
-    case "number":
-      value.kind = { case: "numberValue", value: json };
-      break;
-    case "string":
-      value.kind = { case: "stringValue", value: json };
-      break;
-    case "boolean":
-      value.kind = { case: "boolValue", value: json };
-      break;
-    case "object":
-      if (json === null) {
-        value.kind = { case: "nullValue", value: NULL_VALUE };
-      } else if (Array.isArray(json)) {
-        const listValue = {
-          $typeName: "google.protobuf.ListValue",
-          values: []
-        };
-        if (Array.isArray(json)) {
-          for (const e of json) {
-            listValue.values.push(wktValueToReflect(e));
-          }
-        }
-        value.kind = {
-          case: "listValue",
-          value: listValue
-        };
-      } else {
-        value.kind = {
-          case: "structValue",
-          value: wktStructToReflect(json)
-        };
-      }
-      break;
-  }
-  return value;
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js
+function fileDesc(b64, imports) {
+  var _a2;
+  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b64));
+  root.messageType.forEach(restoreJsonNames);
+  root.dependency = (_a2 = imports === null || imports === void 0 ? void 0 : imports.map((f) => f.proto.name)) !== null && _a2 !== void 0 ? _a2 : [];
+  const reg = createEmbeddedFileRegistry(root, (protoFileName) => imports === null || imports === void 0 ? void 0 : imports.find((f) => f.proto.name === protoFileName));
+  return reg.getFile(root.name);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/to-binary.js
@@ -28292,11 +29797,11 @@ var compiledWriters = /* @__PURE__ */ new WeakMap();
 function compiledWriter(desc) {
   let compiled2 = compiledWriters.get(desc);
   if (compiled2 === void 0) {
-    compiled2 = compileMessage(desc);
+    compiled2 = compileMessage2(desc);
   }
   return compiled2;
 }
-function compileMessage(desc) {
+function compileMessage2(desc) {
   const typeName = desc.typeName;
   const sortedFields = desc.fields.concat().sort((a, b) => a.number - b.number);
   const foreignField = sortedFields[0];
@@ -28628,1151 +30133,6 @@ function writeTypeOfScalar(type) {
   }
 }
 
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect-check.js
-function checkField(field, value) {
-  const check = field.fieldKind == "list" ? isReflectList(value, field) : field.fieldKind == "map" ? isReflectMap(value, field) : checkSingular(field, value);
-  if (check === true) {
-    return void 0;
-  }
-  let reason;
-  switch (field.fieldKind) {
-    case "list":
-      reason = `expected ${formatReflectList(field)}, got ${formatVal(value)}`;
-      break;
-    case "map":
-      reason = `expected ${formatReflectMap(field)}, got ${formatVal(value)}`;
-      break;
-    default: {
-      reason = reasonSingular(field, value, check);
-    }
-  }
-  return new FieldError(field, reason);
-}
-function checkListItem(field, index, value) {
-  const check = checkSingular(field, value);
-  if (check !== true) {
-    return new FieldError(field, `list item #${index + 1}: ${reasonSingular(field, value, check)}`);
-  }
-  return void 0;
-}
-function checkMapEntry(field, key, value) {
-  const checkKey = checkScalarValue(field.mapKey)(key);
-  if (checkKey !== true) {
-    return new FieldError(field, `invalid map key: ${reasonSingular({ scalar: field.mapKey }, key, checkKey)}`);
-  }
-  const checkVal = checkSingular(field, value);
-  if (checkVal !== true) {
-    return new FieldError(field, `map entry ${formatVal(key)}: ${reasonSingular(field, value, checkVal)}`);
-  }
-  return void 0;
-}
-function checkSingular(field, value) {
-  if (field.scalar !== void 0) {
-    return checkScalarValue(field.scalar)(value);
-  }
-  if (field.enum !== void 0) {
-    if (field.enum.open) {
-      return checkScalarValue(ScalarType.INT32)(value);
-    }
-    return field.enum.values.some((v) => v.number === value);
-  }
-  return isReflectMessage(value, field.message);
-}
-function checkScalarValue(scalar) {
-  switch (scalar) {
-    case ScalarType.DOUBLE:
-      return (value) => typeof value == "number";
-    case ScalarType.FLOAT:
-      return (value) => {
-        if (typeof value != "number") {
-          return false;
-        }
-        if (!Number.isFinite(Math.fround(value)) && Number.isFinite(value)) {
-          return `${value.toFixed()} out of range`;
-        }
-        return true;
-      };
-    case ScalarType.INT32:
-    case ScalarType.SFIXED32:
-    case ScalarType.SINT32:
-      return (value) => {
-        if (typeof value !== "number" || !Number.isInteger(value)) {
-          return false;
-        }
-        if (value > INT32_MAX || value < INT32_MIN) {
-          return `${value.toFixed()} out of range`;
-        }
-        return true;
-      };
-    case ScalarType.FIXED32:
-    case ScalarType.UINT32:
-      return (value) => {
-        if (typeof value !== "number" || !Number.isInteger(value)) {
-          return false;
-        }
-        if (value > UINT32_MAX || value < 0) {
-          return `${value.toFixed()} out of range`;
-        }
-        return true;
-      };
-    case ScalarType.BOOL:
-      return (value) => typeof value == "boolean";
-    case ScalarType.STRING:
-      return (value) => {
-        if (typeof value != "string") {
-          return false;
-        }
-        return getTextEncoding().checkUtf8(value) || "invalid UTF8";
-      };
-    case ScalarType.BYTES:
-      return (value) => value instanceof Uint8Array;
-    case ScalarType.INT64:
-    case ScalarType.SFIXED64:
-    case ScalarType.SINT64:
-      return (value) => {
-        if (typeof value == "bigint" || typeof value == "number" || typeof value == "string" && value.length > 0) {
-          try {
-            protoInt64.parse(value);
-            return true;
-          } catch (_) {
-            return `${value} out of range`;
-          }
-        }
-        return false;
-      };
-    case ScalarType.FIXED64:
-    case ScalarType.UINT64:
-      return (value) => {
-        if (typeof value == "bigint" || typeof value == "number" || typeof value == "string" && value.length > 0) {
-          try {
-            protoInt64.uParse(value);
-            return true;
-          } catch (_) {
-            return `${value} out of range`;
-          }
-        }
-        return false;
-      };
-  }
-}
-function reasonSingular(field, val, details) {
-  details = typeof details == "string" ? `: ${details}` : `, got ${formatVal(val)}`;
-  if (field.scalar !== void 0) {
-    return `expected ${scalarTypeDescription(field.scalar)}` + details;
-  }
-  if (field.enum !== void 0) {
-    return `expected ${field.enum.toString()}` + details;
-  }
-  return `expected ${formatReflectMessage(field.message)}` + details;
-}
-function formatVal(val) {
-  switch (typeof val) {
-    case "object":
-      if (val === null) {
-        return "null";
-      }
-      if (val instanceof Uint8Array) {
-        return `Uint8Array(${val.length})`;
-      }
-      if (Array.isArray(val)) {
-        return `Array(${val.length})`;
-      }
-      if (isReflectList(val)) {
-        return formatReflectList(val.field());
-      }
-      if (isReflectMap(val)) {
-        return formatReflectMap(val.field());
-      }
-      if (isReflectMessage(val)) {
-        return formatReflectMessage(val.desc);
-      }
-      if (isMessage(val)) {
-        return `message ${val.$typeName}`;
-      }
-      return "object";
-    case "string":
-      return val.length > 30 ? "string" : `"${val.split('"').join('\\"')}"`;
-    case "boolean":
-      return String(val);
-    case "number":
-      return String(val);
-    case "bigint":
-      return String(val) + "n";
-    default:
-      return typeof val;
-  }
-}
-function formatReflectMessage(desc) {
-  return `ReflectMessage (${desc.typeName})`;
-}
-function formatReflectList(field) {
-  switch (field.listKind) {
-    case "message":
-      return `ReflectList (${field.message.toString()})`;
-    case "enum":
-      return `ReflectList (${field.enum.toString()})`;
-    case "scalar":
-      return `ReflectList (${ScalarType[field.scalar]})`;
-  }
-}
-function formatReflectMap(field) {
-  switch (field.mapKind) {
-    case "message":
-      return `ReflectMap (${ScalarType[field.mapKey]}, ${field.message.toString()})`;
-    case "enum":
-      return `ReflectMap (${ScalarType[field.mapKey]}, ${field.enum.toString()})`;
-    case "scalar":
-      return `ReflectMap (${ScalarType[field.mapKey]}, ${ScalarType[field.scalar]})`;
-  }
-}
-function scalarTypeDescription(scalar) {
-  switch (scalar) {
-    case ScalarType.STRING:
-      return "string";
-    case ScalarType.BOOL:
-      return "boolean";
-    case ScalarType.INT64:
-    case ScalarType.SINT64:
-    case ScalarType.SFIXED64:
-      return "bigint (int64)";
-    case ScalarType.UINT64:
-    case ScalarType.FIXED64:
-      return "bigint (uint64)";
-    case ScalarType.BYTES:
-      return "Uint8Array";
-    case ScalarType.DOUBLE:
-      return "number (float64)";
-    case ScalarType.FLOAT:
-      return "number (float32)";
-    case ScalarType.FIXED32:
-    case ScalarType.UINT32:
-      return "number (uint32)";
-    case ScalarType.INT32:
-    case ScalarType.SFIXED32:
-    case ScalarType.SINT32:
-      return "number (int32)";
-  }
-}
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect.js
-function reflect(messageDesc2, message, check = true) {
-  return new ReflectMessageImpl(messageDesc2, message, check);
-}
-var messageSortedFields = /* @__PURE__ */ new WeakMap();
-var ReflectMessageImpl = class {
-  get sortedFields() {
-    const cached = messageSortedFields.get(this.desc);
-    if (cached) {
-      return cached;
-    }
-    const sortedFields = this.desc.fields.concat().sort((a, b) => a.number - b.number);
-    messageSortedFields.set(this.desc, sortedFields);
-    return sortedFields;
-  }
-  constructor(messageDesc2, message, check = true) {
-    this.lists = /* @__PURE__ */ new Map();
-    this.maps = /* @__PURE__ */ new Map();
-    this.check = check;
-    this.desc = messageDesc2;
-    this.message = this[unsafeLocal] = message !== null && message !== void 0 ? message : create(messageDesc2);
-    this.fields = messageDesc2.fields;
-    this.oneofs = messageDesc2.oneofs;
-    this.members = messageDesc2.members;
-  }
-  findNumber(number) {
-    if (!this._fieldsByNumber) {
-      this._fieldsByNumber = new Map(this.desc.fields.map((f) => [f.number, f]));
-    }
-    return this._fieldsByNumber.get(number);
-  }
-  oneofCase(oneof) {
-    assertOwn(this.message, oneof);
-    return unsafeOneofCase(this.message, oneof);
-  }
-  isSet(field) {
-    assertOwn(this.message, field);
-    return unsafeIsSet(this.message, field);
-  }
-  clear(field) {
-    assertOwn(this.message, field);
-    unsafeClear(this.message, field);
-  }
-  get(field) {
-    assertOwn(this.message, field);
-    const value = unsafeGet(this.message, field);
-    switch (field.fieldKind) {
-      case "list":
-        let list = this.lists.get(field);
-        if (!list || list[unsafeLocal] !== value) {
-          this.lists.set(
-            field,
-            // biome-ignore lint/suspicious/noAssignInExpressions: no
-            list = new ReflectListImpl(field, value, this.check)
-          );
-        }
-        return list;
-      case "map":
-        let map = this.maps.get(field);
-        if (!map || map[unsafeLocal] !== value) {
-          this.maps.set(
-            field,
-            // biome-ignore lint/suspicious/noAssignInExpressions: no
-            map = new ReflectMapImpl(field, value, this.check)
-          );
-        }
-        return map;
-      case "message":
-        return messageToReflect(field, value, this.check);
-      case "scalar":
-        return value === void 0 ? scalarZeroValue(field.scalar, false) : longToReflect(field, value);
-      case "enum":
-        return value !== null && value !== void 0 ? value : field.enum.values[0].number;
-    }
-  }
-  set(field, value) {
-    assertOwn(this.message, field);
-    if (this.check) {
-      const err2 = checkField(field, value);
-      if (err2) {
-        throw err2;
-      }
-    }
-    let local;
-    if (field.fieldKind == "message") {
-      local = messageToLocal(field, value);
-    } else if (isReflectMap(value) || isReflectList(value)) {
-      local = value[unsafeLocal];
-    } else {
-      local = longToLocal(field, value);
-    }
-    unsafeSet(this.message, field, local);
-  }
-  getUnknown() {
-    return this.message.$unknown;
-  }
-  setUnknown(value) {
-    this.message.$unknown = value;
-  }
-};
-function assertOwn(owner, member) {
-  if (member.parent.typeName !== owner.$typeName) {
-    throw new FieldError(member, `cannot use ${member.toString()} with message ${owner.$typeName}`, "ForeignFieldError");
-  }
-}
-var ReflectListImpl = class {
-  field() {
-    return this._field;
-  }
-  get size() {
-    return this._arr.length;
-  }
-  constructor(field, unsafeInput, check) {
-    this._field = field;
-    this._arr = this[unsafeLocal] = unsafeInput;
-    this.check = check;
-  }
-  get(index) {
-    const item = this._arr[index];
-    return item === void 0 ? void 0 : listItemToReflect(this._field, item, this.check);
-  }
-  set(index, item) {
-    if (index < 0 || index >= this._arr.length) {
-      throw new FieldError(this._field, `list item #${index + 1}: out of range`);
-    }
-    if (this.check) {
-      const err2 = checkListItem(this._field, index, item);
-      if (err2) {
-        throw err2;
-      }
-    }
-    this._arr[index] = listItemToLocal(this._field, item);
-  }
-  add(item) {
-    if (this.check) {
-      const err2 = checkListItem(this._field, this._arr.length, item);
-      if (err2) {
-        throw err2;
-      }
-    }
-    this._arr.push(listItemToLocal(this._field, item));
-    return void 0;
-  }
-  clear() {
-    this._arr.splice(0, this._arr.length);
-  }
-  [Symbol.iterator]() {
-    return this.values();
-  }
-  keys() {
-    return this._arr.keys();
-  }
-  *values() {
-    for (const item of this._arr) {
-      yield listItemToReflect(this._field, item, this.check);
-    }
-  }
-  *entries() {
-    for (let i2 = 0; i2 < this._arr.length; i2++) {
-      yield [i2, listItemToReflect(this._field, this._arr[i2], this.check)];
-    }
-  }
-};
-var ReflectMapImpl = class {
-  constructor(field, unsafeInput, check = true) {
-    this.obj = this[unsafeLocal] = unsafeInput !== null && unsafeInput !== void 0 ? unsafeInput : {};
-    this.check = check;
-    this._field = field;
-  }
-  field() {
-    return this._field;
-  }
-  set(key, value) {
-    if (this.check) {
-      const err2 = checkMapEntry(this._field, key, value);
-      if (err2) {
-        throw err2;
-      }
-    }
-    setOwn(this.obj, mapKeyToLocal(key), mapValueToLocal(this._field, value));
-    return this;
-  }
-  delete(key) {
-    const k = mapKeyToLocal(key);
-    const has = Object.prototype.hasOwnProperty.call(this.obj, k);
-    if (has) {
-      delete this.obj[k];
-    }
-    return has;
-  }
-  clear() {
-    for (const key of Object.keys(this.obj)) {
-      delete this.obj[key];
-    }
-  }
-  get(key) {
-    let val = getOwn(this.obj, mapKeyToLocal(key));
-    if (val !== void 0) {
-      val = mapValueToReflect(this._field, val, this.check);
-    }
-    return val;
-  }
-  has(key) {
-    return Object.prototype.hasOwnProperty.call(this.obj, mapKeyToLocal(key));
-  }
-  *keys() {
-    for (const objKey of Object.keys(this.obj)) {
-      yield mapKeyToReflect(objKey, this._field.mapKey);
-    }
-  }
-  *entries() {
-    for (const objEntry of Object.entries(this.obj)) {
-      yield [
-        mapKeyToReflect(objEntry[0], this._field.mapKey),
-        mapValueToReflect(this._field, objEntry[1], this.check)
-      ];
-    }
-  }
-  [Symbol.iterator]() {
-    return this.entries();
-  }
-  get size() {
-    return Object.keys(this.obj).length;
-  }
-  *values() {
-    for (const val of Object.values(this.obj)) {
-      yield mapValueToReflect(this._field, val, this.check);
-    }
-  }
-  forEach(callbackfn, thisArg) {
-    for (const mapEntry of this.entries()) {
-      callbackfn.call(thisArg, mapEntry[1], mapEntry[0], this);
-    }
-  }
-};
-function messageToLocal(field, value) {
-  if (!isReflectMessage(value)) {
-    return value;
-  }
-  if (isWrapper(value.message) && !field.oneof && field.fieldKind == "message") {
-    return value.message.value;
-  }
-  if (value.desc.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value") {
-    return wktStructToLocal(value.message);
-  }
-  return value.message;
-}
-function messageToReflect(field, value, check) {
-  if (value !== void 0) {
-    if (isWrapperDesc(field.message) && !field.oneof && field.fieldKind == "message") {
-      value = {
-        $typeName: field.message.typeName,
-        value: longToReflect(field.message.fields[0], value)
-      };
-    } else if (field.message.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value" && isObject(value)) {
-      value = wktStructToReflect(value);
-    }
-  }
-  return new ReflectMessageImpl(field.message, value, check);
-}
-function listItemToLocal(field, value) {
-  if (field.listKind == "message") {
-    return messageToLocal(field, value);
-  }
-  return longToLocal(field, value);
-}
-function listItemToReflect(field, value, check) {
-  if (field.listKind == "message") {
-    return messageToReflect(field, value, check);
-  }
-  return longToReflect(field, value);
-}
-function mapValueToLocal(field, value) {
-  if (field.mapKind == "message") {
-    return messageToLocal(field, value);
-  }
-  return longToLocal(field, value);
-}
-function mapValueToReflect(field, value, check) {
-  if (field.mapKind == "message") {
-    return messageToReflect(field, value, check);
-  }
-  return value;
-}
-function mapKeyToLocal(key) {
-  return typeof key == "string" || typeof key == "number" ? key : String(key);
-}
-function mapKeyToReflect(key, type) {
-  switch (type) {
-    case ScalarType.STRING:
-      return key;
-    case ScalarType.INT32:
-    case ScalarType.FIXED32:
-    case ScalarType.UINT32:
-    case ScalarType.SFIXED32:
-    case ScalarType.SINT32: {
-      const n = Number.parseInt(key);
-      if (Number.isFinite(n)) {
-        return n;
-      }
-      break;
-    }
-    case ScalarType.BOOL:
-      switch (key) {
-        case "true":
-          return true;
-        case "false":
-          return false;
-      }
-      break;
-    case ScalarType.UINT64:
-    case ScalarType.FIXED64:
-      try {
-        return protoInt64.uParse(key);
-      } catch (_a2) {
-      }
-      break;
-    default:
-      try {
-        return protoInt64.parse(key);
-      } catch (_b2) {
-      }
-      break;
-  }
-  return key;
-}
-function longToReflect(field, value) {
-  switch (field.scalar) {
-    case ScalarType.INT64:
-    case ScalarType.SFIXED64:
-    case ScalarType.SINT64:
-      if ("longAsString" in field && field.longAsString && typeof value == "string") {
-        value = protoInt64.parse(value);
-      }
-      break;
-    case ScalarType.FIXED64:
-    case ScalarType.UINT64:
-      if ("longAsString" in field && field.longAsString && typeof value == "string") {
-        value = protoInt64.uParse(value);
-      }
-      break;
-  }
-  return value;
-}
-function longToLocal(field, value) {
-  switch (field.scalar) {
-    case ScalarType.INT64:
-    case ScalarType.SFIXED64:
-    case ScalarType.SINT64:
-      if ("longAsString" in field && field.longAsString) {
-        value = String(value);
-      } else if (typeof value == "string" || typeof value == "number") {
-        value = protoInt64.parse(value);
-      }
-      break;
-    case ScalarType.FIXED64:
-    case ScalarType.UINT64:
-      if ("longAsString" in field && field.longAsString) {
-        value = String(value);
-      } else if (typeof value == "string" || typeof value == "number") {
-        value = protoInt64.uParse(value);
-      }
-      break;
-  }
-  return value;
-}
-
-// node_modules/@bufbuild/protobuf/dist/esm/clone.js
-function clone(schema, message) {
-  return cloneReflect(reflect(schema, message)).message;
-}
-function cloneReflect(i2) {
-  const o = reflect(i2.desc);
-  for (const f of i2.fields) {
-    if (!i2.isSet(f)) {
-      continue;
-    }
-    switch (f.fieldKind) {
-      case "list":
-        const list = o.get(f);
-        for (const item of i2.get(f)) {
-          list.add(cloneSingular(f, item));
-        }
-        break;
-      case "map":
-        const map = o.get(f);
-        for (const entry of i2.get(f).entries()) {
-          map.set(entry[0], cloneSingular(f, entry[1]));
-        }
-        break;
-      default: {
-        o.set(f, cloneSingular(f, i2.get(f)));
-        break;
-      }
-    }
-  }
-  const unknown = i2.getUnknown();
-  if (unknown && unknown.length > 0) {
-    o.setUnknown([...unknown]);
-  }
-  return o;
-}
-function cloneSingular(field, value) {
-  if (field.message !== void 0 && isReflectMessage(value)) {
-    return cloneReflect(value);
-  }
-  if (field.scalar == ScalarType.BYTES && value instanceof Uint8Array) {
-    return value.slice();
-  }
-  return value;
-}
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path8, ...paths) {
-  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path8]);
-}
-
-// node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
-var file_google_protobuf_descriptor = /* @__PURE__ */ boot({ "name": "google/protobuf/descriptor.proto", "package": "google.protobuf", "messageType": [{ "name": "FileDescriptorSet", "field": [{ "name": "file", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.FileDescriptorProto" }], "extensionRange": [{ "start": 536e6, "end": 536000001 }] }, { "name": "FileDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "package", "number": 2, "type": 9, "label": 1 }, { "name": "dependency", "number": 3, "type": 9, "label": 3 }, { "name": "public_dependency", "number": 10, "type": 5, "label": 3 }, { "name": "weak_dependency", "number": 11, "type": 5, "label": 3 }, { "name": "option_dependency", "number": 15, "type": 9, "label": 3 }, { "name": "message_type", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto" }, { "name": "enum_type", "number": 5, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto" }, { "name": "service", "number": 6, "type": 11, "label": 3, "typeName": ".google.protobuf.ServiceDescriptorProto" }, { "name": "extension", "number": 7, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "options", "number": 8, "type": 11, "label": 1, "typeName": ".google.protobuf.FileOptions" }, { "name": "source_code_info", "number": 9, "type": 11, "label": 1, "typeName": ".google.protobuf.SourceCodeInfo" }, { "name": "syntax", "number": 12, "type": 9, "label": 1 }, { "name": "edition", "number": 14, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }] }, { "name": "DescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "field", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "extension", "number": 6, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "nested_type", "number": 3, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto" }, { "name": "enum_type", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto" }, { "name": "extension_range", "number": 5, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto.ExtensionRange" }, { "name": "oneof_decl", "number": 8, "type": 11, "label": 3, "typeName": ".google.protobuf.OneofDescriptorProto" }, { "name": "options", "number": 7, "type": 11, "label": 1, "typeName": ".google.protobuf.MessageOptions" }, { "name": "reserved_range", "number": 9, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto.ReservedRange" }, { "name": "reserved_name", "number": 10, "type": 9, "label": 3 }, { "name": "visibility", "number": 11, "type": 14, "label": 1, "typeName": ".google.protobuf.SymbolVisibility" }], "nestedType": [{ "name": "ExtensionRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.ExtensionRangeOptions" }] }, { "name": "ReservedRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }] }] }, { "name": "ExtensionRangeOptions", "field": [{ "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }, { "name": "declaration", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.ExtensionRangeOptions.Declaration", "options": { "retention": 2 } }, { "name": "features", "number": 50, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "verification", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.ExtensionRangeOptions.VerificationState", "defaultValue": "UNVERIFIED", "options": { "retention": 2 } }], "nestedType": [{ "name": "Declaration", "field": [{ "name": "number", "number": 1, "type": 5, "label": 1 }, { "name": "full_name", "number": 2, "type": 9, "label": 1 }, { "name": "type", "number": 3, "type": 9, "label": 1 }, { "name": "reserved", "number": 5, "type": 8, "label": 1 }, { "name": "repeated", "number": 6, "type": 8, "label": 1 }] }], "enumType": [{ "name": "VerificationState", "value": [{ "name": "DECLARATION", "number": 0 }, { "name": "UNVERIFIED", "number": 1 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "FieldDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "number", "number": 3, "type": 5, "label": 1 }, { "name": "label", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldDescriptorProto.Label" }, { "name": "type", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldDescriptorProto.Type" }, { "name": "type_name", "number": 6, "type": 9, "label": 1 }, { "name": "extendee", "number": 2, "type": 9, "label": 1 }, { "name": "default_value", "number": 7, "type": 9, "label": 1 }, { "name": "oneof_index", "number": 9, "type": 5, "label": 1 }, { "name": "json_name", "number": 10, "type": 9, "label": 1 }, { "name": "options", "number": 8, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions" }, { "name": "proto3_optional", "number": 17, "type": 8, "label": 1 }], "enumType": [{ "name": "Type", "value": [{ "name": "TYPE_DOUBLE", "number": 1 }, { "name": "TYPE_FLOAT", "number": 2 }, { "name": "TYPE_INT64", "number": 3 }, { "name": "TYPE_UINT64", "number": 4 }, { "name": "TYPE_INT32", "number": 5 }, { "name": "TYPE_FIXED64", "number": 6 }, { "name": "TYPE_FIXED32", "number": 7 }, { "name": "TYPE_BOOL", "number": 8 }, { "name": "TYPE_STRING", "number": 9 }, { "name": "TYPE_GROUP", "number": 10 }, { "name": "TYPE_MESSAGE", "number": 11 }, { "name": "TYPE_BYTES", "number": 12 }, { "name": "TYPE_UINT32", "number": 13 }, { "name": "TYPE_ENUM", "number": 14 }, { "name": "TYPE_SFIXED32", "number": 15 }, { "name": "TYPE_SFIXED64", "number": 16 }, { "name": "TYPE_SINT32", "number": 17 }, { "name": "TYPE_SINT64", "number": 18 }] }, { "name": "Label", "value": [{ "name": "LABEL_OPTIONAL", "number": 1 }, { "name": "LABEL_REPEATED", "number": 3 }, { "name": "LABEL_REQUIRED", "number": 2 }] }] }, { "name": "OneofDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "options", "number": 2, "type": 11, "label": 1, "typeName": ".google.protobuf.OneofOptions" }] }, { "name": "EnumDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "value", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumValueDescriptorProto" }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.EnumOptions" }, { "name": "reserved_range", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto.EnumReservedRange" }, { "name": "reserved_name", "number": 5, "type": 9, "label": 3 }, { "name": "visibility", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.SymbolVisibility" }], "nestedType": [{ "name": "EnumReservedRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }] }] }, { "name": "EnumValueDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "number", "number": 2, "type": 5, "label": 1 }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.EnumValueOptions" }] }, { "name": "ServiceDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "method", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.MethodDescriptorProto" }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.ServiceOptions" }] }, { "name": "MethodDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "input_type", "number": 2, "type": 9, "label": 1 }, { "name": "output_type", "number": 3, "type": 9, "label": 1 }, { "name": "options", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.MethodOptions" }, { "name": "client_streaming", "number": 5, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "server_streaming", "number": 6, "type": 8, "label": 1, "defaultValue": "false" }] }, { "name": "FileOptions", "field": [{ "name": "java_package", "number": 1, "type": 9, "label": 1 }, { "name": "java_outer_classname", "number": 8, "type": 9, "label": 1 }, { "name": "java_multiple_files", "number": 10, "type": 8, "label": 1, "defaultValue": "false", "options": {} }, { "name": "java_generate_equals_and_hash", "number": 20, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "java_string_check_utf8", "number": 27, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "optimize_for", "number": 9, "type": 14, "label": 1, "typeName": ".google.protobuf.FileOptions.OptimizeMode", "defaultValue": "SPEED" }, { "name": "go_package", "number": 11, "type": 9, "label": 1 }, { "name": "cc_generic_services", "number": 16, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "java_generic_services", "number": 17, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "py_generic_services", "number": 18, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 23, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "cc_enable_arenas", "number": 31, "type": 8, "label": 1, "defaultValue": "true", "options": {} }, { "name": "objc_class_prefix", "number": 36, "type": 9, "label": 1 }, { "name": "csharp_namespace", "number": 37, "type": 9, "label": 1 }, { "name": "swift_prefix", "number": 39, "type": 9, "label": 1 }, { "name": "php_class_prefix", "number": 40, "type": 9, "label": 1 }, { "name": "php_namespace", "number": 41, "type": 9, "label": 1 }, { "name": "php_metadata_namespace", "number": 44, "type": 9, "label": 1 }, { "name": "ruby_package", "number": 45, "type": 9, "label": 1 }, { "name": "features", "number": 50, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "enumType": [{ "name": "OptimizeMode", "value": [{ "name": "SPEED", "number": 1 }, { "name": "CODE_SIZE", "number": 2 }, { "name": "LITE_RUNTIME", "number": 3 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "MessageOptions", "field": [{ "name": "message_set_wire_format", "number": 1, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "no_standard_descriptor_accessor", "number": 2, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "map_entry", "number": 7, "type": 8, "label": 1 }, { "name": "deprecated_legacy_json_field_conflicts", "number": 11, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "features", "number": 12, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "FieldOptions", "field": [{ "name": "ctype", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.CType", "defaultValue": "STRING" }, { "name": "packed", "number": 2, "type": 8, "label": 1 }, { "name": "jstype", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.JSType", "defaultValue": "JS_NORMAL" }, { "name": "lazy", "number": 5, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "unverified_lazy", "number": 15, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "weak", "number": 10, "type": 8, "label": 1, "defaultValue": "false", "options": { "deprecated": true } }, { "name": "debug_redact", "number": 16, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "retention", "number": 17, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.OptionRetention" }, { "name": "targets", "number": 19, "type": 14, "label": 3, "typeName": ".google.protobuf.FieldOptions.OptionTargetType" }, { "name": "edition_defaults", "number": 20, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldOptions.EditionDefault" }, { "name": "features", "number": 21, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "feature_support", "number": 22, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions.FeatureSupport" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "nestedType": [{ "name": "EditionDefault", "field": [{ "name": "edition", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "value", "number": 2, "type": 9, "label": 1 }] }, { "name": "FeatureSupport", "field": [{ "name": "edition_introduced", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "edition_deprecated", "number": 2, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "deprecation_warning", "number": 3, "type": 9, "label": 1 }, { "name": "edition_removed", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "removal_error", "number": 5, "type": 9, "label": 1 }] }], "enumType": [{ "name": "CType", "value": [{ "name": "STRING", "number": 0 }, { "name": "CORD", "number": 1 }, { "name": "STRING_PIECE", "number": 2 }] }, { "name": "JSType", "value": [{ "name": "JS_NORMAL", "number": 0 }, { "name": "JS_STRING", "number": 1 }, { "name": "JS_NUMBER", "number": 2 }] }, { "name": "OptionRetention", "value": [{ "name": "RETENTION_UNKNOWN", "number": 0 }, { "name": "RETENTION_RUNTIME", "number": 1 }, { "name": "RETENTION_SOURCE", "number": 2 }] }, { "name": "OptionTargetType", "value": [{ "name": "TARGET_TYPE_UNKNOWN", "number": 0 }, { "name": "TARGET_TYPE_FILE", "number": 1 }, { "name": "TARGET_TYPE_EXTENSION_RANGE", "number": 2 }, { "name": "TARGET_TYPE_MESSAGE", "number": 3 }, { "name": "TARGET_TYPE_FIELD", "number": 4 }, { "name": "TARGET_TYPE_ONEOF", "number": 5 }, { "name": "TARGET_TYPE_ENUM", "number": 6 }, { "name": "TARGET_TYPE_ENUM_ENTRY", "number": 7 }, { "name": "TARGET_TYPE_SERVICE", "number": 8 }, { "name": "TARGET_TYPE_METHOD", "number": 9 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "OneofOptions", "field": [{ "name": "features", "number": 1, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "EnumOptions", "field": [{ "name": "allow_alias", "number": 2, "type": 8, "label": 1 }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated_legacy_json_field_conflicts", "number": 6, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "features", "number": 7, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "EnumValueOptions", "field": [{ "name": "deprecated", "number": 1, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "features", "number": 2, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "debug_redact", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "feature_support", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions.FeatureSupport" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "ServiceOptions", "field": [{ "name": "features", "number": 34, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "deprecated", "number": 33, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "MethodOptions", "field": [{ "name": "deprecated", "number": 33, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "idempotency_level", "number": 34, "type": 14, "label": 1, "typeName": ".google.protobuf.MethodOptions.IdempotencyLevel", "defaultValue": "IDEMPOTENCY_UNKNOWN" }, { "name": "features", "number": 35, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "enumType": [{ "name": "IdempotencyLevel", "value": [{ "name": "IDEMPOTENCY_UNKNOWN", "number": 0 }, { "name": "NO_SIDE_EFFECTS", "number": 1 }, { "name": "IDEMPOTENT", "number": 2 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "UninterpretedOption", "field": [{ "name": "name", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption.NamePart" }, { "name": "identifier_value", "number": 3, "type": 9, "label": 1 }, { "name": "positive_int_value", "number": 4, "type": 4, "label": 1 }, { "name": "negative_int_value", "number": 5, "type": 3, "label": 1 }, { "name": "double_value", "number": 6, "type": 1, "label": 1 }, { "name": "string_value", "number": 7, "type": 12, "label": 1 }, { "name": "aggregate_value", "number": 8, "type": 9, "label": 1 }], "nestedType": [{ "name": "NamePart", "field": [{ "name": "name_part", "number": 1, "type": 9, "label": 2 }, { "name": "is_extension", "number": 2, "type": 8, "label": 2 }] }] }, { "name": "FeatureSet", "field": [{ "name": "field_presence", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.FieldPresence", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "EXPLICIT", "edition": 900 }, { "value": "IMPLICIT", "edition": 999 }, { "value": "EXPLICIT", "edition": 1e3 }] } }, { "name": "enum_type", "number": 2, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.EnumType", "options": { "retention": 1, "targets": [6, 1], "editionDefaults": [{ "value": "CLOSED", "edition": 900 }, { "value": "OPEN", "edition": 999 }] } }, { "name": "repeated_field_encoding", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.RepeatedFieldEncoding", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "EXPANDED", "edition": 900 }, { "value": "PACKED", "edition": 999 }] } }, { "name": "utf8_validation", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.Utf8Validation", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "NONE", "edition": 900 }, { "value": "VERIFY", "edition": 999 }] } }, { "name": "message_encoding", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.MessageEncoding", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "LENGTH_PREFIXED", "edition": 900 }] } }, { "name": "json_format", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.JsonFormat", "options": { "retention": 1, "targets": [3, 6, 1], "editionDefaults": [{ "value": "LEGACY_BEST_EFFORT", "edition": 900 }, { "value": "ALLOW", "edition": 999 }] } }, { "name": "enforce_naming_style", "number": 7, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.EnforceNamingStyle", "options": { "retention": 2, "targets": [1, 2, 3, 4, 5, 6, 7, 8, 9], "editionDefaults": [{ "value": "STYLE_LEGACY", "edition": 900 }, { "value": "STYLE2024", "edition": 1001 }, { "value": "STYLE2026", "edition": 1002 }] } }, { "name": "default_symbol_visibility", "number": 8, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.VisibilityFeature.DefaultSymbolVisibility", "options": { "retention": 2, "targets": [1], "editionDefaults": [{ "value": "EXPORT_ALL", "edition": 900 }, { "value": "EXPORT_TOP_LEVEL", "edition": 1001 }, { "value": "STRICT", "edition": 1002 }] } }, { "name": "enforce_proto_limits", "number": 9, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.ProtoLimitsFeature.EnforceProtoLimits", "options": { "retention": 2, "targets": [6, 3, 4, 5], "editionDefaults": [{ "value": "LEGACY_NO_EXPLICIT_LIMITS", "edition": 900 }, { "value": "PROTO_LIMITS2026", "edition": 1002 }] } }], "nestedType": [{ "name": "VisibilityFeature", "enumType": [{ "name": "DefaultSymbolVisibility", "value": [{ "name": "DEFAULT_SYMBOL_VISIBILITY_UNKNOWN", "number": 0 }, { "name": "EXPORT_ALL", "number": 1 }, { "name": "EXPORT_TOP_LEVEL", "number": 2 }, { "name": "LOCAL_ALL", "number": 3 }, { "name": "STRICT", "number": 4 }] }] }, { "name": "ProtoLimitsFeature", "enumType": [{ "name": "EnforceProtoLimits", "value": [{ "name": "PROTO_LIMITS_UNKNOWN", "number": 0 }, { "name": "LEGACY_NO_EXPLICIT_LIMITS", "number": 1 }, { "name": "PROTO_LIMITS2026", "number": 2 }] }] }], "enumType": [{ "name": "FieldPresence", "value": [{ "name": "FIELD_PRESENCE_UNKNOWN", "number": 0 }, { "name": "EXPLICIT", "number": 1 }, { "name": "IMPLICIT", "number": 2 }, { "name": "LEGACY_REQUIRED", "number": 3 }] }, { "name": "EnumType", "value": [{ "name": "ENUM_TYPE_UNKNOWN", "number": 0 }, { "name": "OPEN", "number": 1 }, { "name": "CLOSED", "number": 2 }] }, { "name": "RepeatedFieldEncoding", "value": [{ "name": "REPEATED_FIELD_ENCODING_UNKNOWN", "number": 0 }, { "name": "PACKED", "number": 1 }, { "name": "EXPANDED", "number": 2 }] }, { "name": "Utf8Validation", "value": [{ "name": "UTF8_VALIDATION_UNKNOWN", "number": 0 }, { "name": "VERIFY", "number": 2 }, { "name": "NONE", "number": 3 }] }, { "name": "MessageEncoding", "value": [{ "name": "MESSAGE_ENCODING_UNKNOWN", "number": 0 }, { "name": "LENGTH_PREFIXED", "number": 1 }, { "name": "DELIMITED", "number": 2 }] }, { "name": "JsonFormat", "value": [{ "name": "JSON_FORMAT_UNKNOWN", "number": 0 }, { "name": "ALLOW", "number": 1 }, { "name": "LEGACY_BEST_EFFORT", "number": 2 }] }, { "name": "EnforceNamingStyle", "value": [{ "name": "ENFORCE_NAMING_STYLE_UNKNOWN", "number": 0 }, { "name": "STYLE2024", "number": 1 }, { "name": "STYLE_LEGACY", "number": 2 }, { "name": "STYLE2026", "number": 3 }] }], "extensionRange": [{ "start": 1e3, "end": 9995 }, { "start": 9995, "end": 1e4 }, { "start": 1e4, "end": 10001 }] }, { "name": "FeatureSetDefaults", "field": [{ "name": "defaults", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.FeatureSetDefaults.FeatureSetEditionDefault" }, { "name": "minimum_edition", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "maximum_edition", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }], "nestedType": [{ "name": "FeatureSetEditionDefault", "field": [{ "name": "edition", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "overridable_features", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "fixed_features", "number": 5, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }] }] }, { "name": "SourceCodeInfo", "field": [{ "name": "location", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.SourceCodeInfo.Location" }], "nestedType": [{ "name": "Location", "field": [{ "name": "path", "number": 1, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "span", "number": 2, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "leading_comments", "number": 3, "type": 9, "label": 1 }, { "name": "trailing_comments", "number": 4, "type": 9, "label": 1 }, { "name": "leading_detached_comments", "number": 6, "type": 9, "label": 3 }] }], "extensionRange": [{ "start": 536e6, "end": 536000001 }] }, { "name": "GeneratedCodeInfo", "field": [{ "name": "annotation", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.GeneratedCodeInfo.Annotation" }], "nestedType": [{ "name": "Annotation", "field": [{ "name": "path", "number": 1, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "source_file", "number": 2, "type": 9, "label": 1 }, { "name": "begin", "number": 3, "type": 5, "label": 1 }, { "name": "end", "number": 4, "type": 5, "label": 1 }, { "name": "semantic", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.GeneratedCodeInfo.Annotation.Semantic" }], "enumType": [{ "name": "Semantic", "value": [{ "name": "NONE", "number": 0 }, { "name": "SET", "number": 1 }, { "name": "ALIAS", "number": 2 }] }] }] }], "enumType": [{ "name": "Edition", "value": [{ "name": "EDITION_UNKNOWN", "number": 0 }, { "name": "EDITION_LEGACY", "number": 900 }, { "name": "EDITION_PROTO2", "number": 998 }, { "name": "EDITION_PROTO3", "number": 999 }, { "name": "EDITION_2023", "number": 1e3 }, { "name": "EDITION_2024", "number": 1001 }, { "name": "EDITION_2026", "number": 1002 }, { "name": "EDITION_UNSTABLE", "number": 9999 }, { "name": "EDITION_1_TEST_ONLY", "number": 1 }, { "name": "EDITION_2_TEST_ONLY", "number": 2 }, { "name": "EDITION_99997_TEST_ONLY", "number": 99997 }, { "name": "EDITION_99998_TEST_ONLY", "number": 99998 }, { "name": "EDITION_99999_TEST_ONLY", "number": 99999 }, { "name": "EDITION_MAX", "number": 2147483647 }] }, { "name": "SymbolVisibility", "value": [{ "name": "VISIBILITY_UNSET", "number": 0 }, { "name": "VISIBILITY_LOCAL", "number": 1 }, { "name": "VISIBILITY_EXPORT", "number": 2 }] }] });
-var FileDescriptorProtoSchema = /* @__PURE__ */ messageDesc(file_google_protobuf_descriptor, 1);
-var ExtensionRangeOptions_VerificationState;
-(function(ExtensionRangeOptions_VerificationState2) {
-  ExtensionRangeOptions_VerificationState2[ExtensionRangeOptions_VerificationState2["DECLARATION"] = 0] = "DECLARATION";
-  ExtensionRangeOptions_VerificationState2[ExtensionRangeOptions_VerificationState2["UNVERIFIED"] = 1] = "UNVERIFIED";
-})(ExtensionRangeOptions_VerificationState || (ExtensionRangeOptions_VerificationState = {}));
-var FieldDescriptorProto_Type;
-(function(FieldDescriptorProto_Type2) {
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["DOUBLE"] = 1] = "DOUBLE";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FLOAT"] = 2] = "FLOAT";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["INT64"] = 3] = "INT64";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["UINT64"] = 4] = "UINT64";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["INT32"] = 5] = "INT32";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FIXED64"] = 6] = "FIXED64";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FIXED32"] = 7] = "FIXED32";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["BOOL"] = 8] = "BOOL";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["STRING"] = 9] = "STRING";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["GROUP"] = 10] = "GROUP";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["MESSAGE"] = 11] = "MESSAGE";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["BYTES"] = 12] = "BYTES";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["UINT32"] = 13] = "UINT32";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["ENUM"] = 14] = "ENUM";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SFIXED32"] = 15] = "SFIXED32";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SFIXED64"] = 16] = "SFIXED64";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SINT32"] = 17] = "SINT32";
-  FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SINT64"] = 18] = "SINT64";
-})(FieldDescriptorProto_Type || (FieldDescriptorProto_Type = {}));
-var FieldDescriptorProto_Label;
-(function(FieldDescriptorProto_Label2) {
-  FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["OPTIONAL"] = 1] = "OPTIONAL";
-  FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["REPEATED"] = 3] = "REPEATED";
-  FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["REQUIRED"] = 2] = "REQUIRED";
-})(FieldDescriptorProto_Label || (FieldDescriptorProto_Label = {}));
-var FileOptions_OptimizeMode;
-(function(FileOptions_OptimizeMode2) {
-  FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["SPEED"] = 1] = "SPEED";
-  FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["CODE_SIZE"] = 2] = "CODE_SIZE";
-  FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["LITE_RUNTIME"] = 3] = "LITE_RUNTIME";
-})(FileOptions_OptimizeMode || (FileOptions_OptimizeMode = {}));
-var FieldOptions_CType;
-(function(FieldOptions_CType2) {
-  FieldOptions_CType2[FieldOptions_CType2["STRING"] = 0] = "STRING";
-  FieldOptions_CType2[FieldOptions_CType2["CORD"] = 1] = "CORD";
-  FieldOptions_CType2[FieldOptions_CType2["STRING_PIECE"] = 2] = "STRING_PIECE";
-})(FieldOptions_CType || (FieldOptions_CType = {}));
-var FieldOptions_JSType;
-(function(FieldOptions_JSType2) {
-  FieldOptions_JSType2[FieldOptions_JSType2["JS_NORMAL"] = 0] = "JS_NORMAL";
-  FieldOptions_JSType2[FieldOptions_JSType2["JS_STRING"] = 1] = "JS_STRING";
-  FieldOptions_JSType2[FieldOptions_JSType2["JS_NUMBER"] = 2] = "JS_NUMBER";
-})(FieldOptions_JSType || (FieldOptions_JSType = {}));
-var FieldOptions_OptionRetention;
-(function(FieldOptions_OptionRetention2) {
-  FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_UNKNOWN"] = 0] = "RETENTION_UNKNOWN";
-  FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_RUNTIME"] = 1] = "RETENTION_RUNTIME";
-  FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_SOURCE"] = 2] = "RETENTION_SOURCE";
-})(FieldOptions_OptionRetention || (FieldOptions_OptionRetention = {}));
-var FieldOptions_OptionTargetType;
-(function(FieldOptions_OptionTargetType2) {
-  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_UNKNOWN"] = 0] = "TARGET_TYPE_UNKNOWN";
-  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_FILE"] = 1] = "TARGET_TYPE_FILE";
-  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_EXTENSION_RANGE"] = 2] = "TARGET_TYPE_EXTENSION_RANGE";
-  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_MESSAGE"] = 3] = "TARGET_TYPE_MESSAGE";
-  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_FIELD"] = 4] = "TARGET_TYPE_FIELD";
-  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ONEOF"] = 5] = "TARGET_TYPE_ONEOF";
-  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ENUM"] = 6] = "TARGET_TYPE_ENUM";
-  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ENUM_ENTRY"] = 7] = "TARGET_TYPE_ENUM_ENTRY";
-  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_SERVICE"] = 8] = "TARGET_TYPE_SERVICE";
-  FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_METHOD"] = 9] = "TARGET_TYPE_METHOD";
-})(FieldOptions_OptionTargetType || (FieldOptions_OptionTargetType = {}));
-var MethodOptions_IdempotencyLevel;
-(function(MethodOptions_IdempotencyLevel2) {
-  MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["IDEMPOTENCY_UNKNOWN"] = 0] = "IDEMPOTENCY_UNKNOWN";
-  MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["NO_SIDE_EFFECTS"] = 1] = "NO_SIDE_EFFECTS";
-  MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["IDEMPOTENT"] = 2] = "IDEMPOTENT";
-})(MethodOptions_IdempotencyLevel || (MethodOptions_IdempotencyLevel = {}));
-var FeatureSet_VisibilityFeature_DefaultSymbolVisibility;
-(function(FeatureSet_VisibilityFeature_DefaultSymbolVisibility2) {
-  FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["DEFAULT_SYMBOL_VISIBILITY_UNKNOWN"] = 0] = "DEFAULT_SYMBOL_VISIBILITY_UNKNOWN";
-  FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["EXPORT_ALL"] = 1] = "EXPORT_ALL";
-  FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["EXPORT_TOP_LEVEL"] = 2] = "EXPORT_TOP_LEVEL";
-  FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["LOCAL_ALL"] = 3] = "LOCAL_ALL";
-  FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["STRICT"] = 4] = "STRICT";
-})(FeatureSet_VisibilityFeature_DefaultSymbolVisibility || (FeatureSet_VisibilityFeature_DefaultSymbolVisibility = {}));
-var FeatureSet_ProtoLimitsFeature_EnforceProtoLimits;
-(function(FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2) {
-  FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["PROTO_LIMITS_UNKNOWN"] = 0] = "PROTO_LIMITS_UNKNOWN";
-  FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["LEGACY_NO_EXPLICIT_LIMITS"] = 1] = "LEGACY_NO_EXPLICIT_LIMITS";
-  FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["PROTO_LIMITS2026"] = 2] = "PROTO_LIMITS2026";
-})(FeatureSet_ProtoLimitsFeature_EnforceProtoLimits || (FeatureSet_ProtoLimitsFeature_EnforceProtoLimits = {}));
-var FeatureSet_FieldPresence;
-(function(FeatureSet_FieldPresence2) {
-  FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["FIELD_PRESENCE_UNKNOWN"] = 0] = "FIELD_PRESENCE_UNKNOWN";
-  FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["EXPLICIT"] = 1] = "EXPLICIT";
-  FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["IMPLICIT"] = 2] = "IMPLICIT";
-  FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["LEGACY_REQUIRED"] = 3] = "LEGACY_REQUIRED";
-})(FeatureSet_FieldPresence || (FeatureSet_FieldPresence = {}));
-var FeatureSet_EnumType;
-(function(FeatureSet_EnumType2) {
-  FeatureSet_EnumType2[FeatureSet_EnumType2["ENUM_TYPE_UNKNOWN"] = 0] = "ENUM_TYPE_UNKNOWN";
-  FeatureSet_EnumType2[FeatureSet_EnumType2["OPEN"] = 1] = "OPEN";
-  FeatureSet_EnumType2[FeatureSet_EnumType2["CLOSED"] = 2] = "CLOSED";
-})(FeatureSet_EnumType || (FeatureSet_EnumType = {}));
-var FeatureSet_RepeatedFieldEncoding;
-(function(FeatureSet_RepeatedFieldEncoding2) {
-  FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["REPEATED_FIELD_ENCODING_UNKNOWN"] = 0] = "REPEATED_FIELD_ENCODING_UNKNOWN";
-  FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["PACKED"] = 1] = "PACKED";
-  FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["EXPANDED"] = 2] = "EXPANDED";
-})(FeatureSet_RepeatedFieldEncoding || (FeatureSet_RepeatedFieldEncoding = {}));
-var FeatureSet_Utf8Validation;
-(function(FeatureSet_Utf8Validation2) {
-  FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["UTF8_VALIDATION_UNKNOWN"] = 0] = "UTF8_VALIDATION_UNKNOWN";
-  FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["VERIFY"] = 2] = "VERIFY";
-  FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["NONE"] = 3] = "NONE";
-})(FeatureSet_Utf8Validation || (FeatureSet_Utf8Validation = {}));
-var FeatureSet_MessageEncoding;
-(function(FeatureSet_MessageEncoding2) {
-  FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["MESSAGE_ENCODING_UNKNOWN"] = 0] = "MESSAGE_ENCODING_UNKNOWN";
-  FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["LENGTH_PREFIXED"] = 1] = "LENGTH_PREFIXED";
-  FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["DELIMITED"] = 2] = "DELIMITED";
-})(FeatureSet_MessageEncoding || (FeatureSet_MessageEncoding = {}));
-var FeatureSet_JsonFormat;
-(function(FeatureSet_JsonFormat2) {
-  FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["JSON_FORMAT_UNKNOWN"] = 0] = "JSON_FORMAT_UNKNOWN";
-  FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["ALLOW"] = 1] = "ALLOW";
-  FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["LEGACY_BEST_EFFORT"] = 2] = "LEGACY_BEST_EFFORT";
-})(FeatureSet_JsonFormat || (FeatureSet_JsonFormat = {}));
-var FeatureSet_EnforceNamingStyle;
-(function(FeatureSet_EnforceNamingStyle2) {
-  FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["ENFORCE_NAMING_STYLE_UNKNOWN"] = 0] = "ENFORCE_NAMING_STYLE_UNKNOWN";
-  FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE2024"] = 1] = "STYLE2024";
-  FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE_LEGACY"] = 2] = "STYLE_LEGACY";
-  FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE2026"] = 3] = "STYLE2026";
-})(FeatureSet_EnforceNamingStyle || (FeatureSet_EnforceNamingStyle = {}));
-var GeneratedCodeInfo_Annotation_Semantic;
-(function(GeneratedCodeInfo_Annotation_Semantic2) {
-  GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["NONE"] = 0] = "NONE";
-  GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["SET"] = 1] = "SET";
-  GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["ALIAS"] = 2] = "ALIAS";
-})(GeneratedCodeInfo_Annotation_Semantic || (GeneratedCodeInfo_Annotation_Semantic = {}));
-var Edition;
-(function(Edition2) {
-  Edition2[Edition2["EDITION_UNKNOWN"] = 0] = "EDITION_UNKNOWN";
-  Edition2[Edition2["EDITION_LEGACY"] = 900] = "EDITION_LEGACY";
-  Edition2[Edition2["EDITION_PROTO2"] = 998] = "EDITION_PROTO2";
-  Edition2[Edition2["EDITION_PROTO3"] = 999] = "EDITION_PROTO3";
-  Edition2[Edition2["EDITION_2023"] = 1e3] = "EDITION_2023";
-  Edition2[Edition2["EDITION_2024"] = 1001] = "EDITION_2024";
-  Edition2[Edition2["EDITION_2026"] = 1002] = "EDITION_2026";
-  Edition2[Edition2["EDITION_UNSTABLE"] = 9999] = "EDITION_UNSTABLE";
-  Edition2[Edition2["EDITION_1_TEST_ONLY"] = 1] = "EDITION_1_TEST_ONLY";
-  Edition2[Edition2["EDITION_2_TEST_ONLY"] = 2] = "EDITION_2_TEST_ONLY";
-  Edition2[Edition2["EDITION_99997_TEST_ONLY"] = 99997] = "EDITION_99997_TEST_ONLY";
-  Edition2[Edition2["EDITION_99998_TEST_ONLY"] = 99998] = "EDITION_99998_TEST_ONLY";
-  Edition2[Edition2["EDITION_99999_TEST_ONLY"] = 99999] = "EDITION_99999_TEST_ONLY";
-  Edition2[Edition2["EDITION_MAX"] = 2147483647] = "EDITION_MAX";
-})(Edition || (Edition = {}));
-var SymbolVisibility;
-(function(SymbolVisibility2) {
-  SymbolVisibility2[SymbolVisibility2["VISIBILITY_UNSET"] = 0] = "VISIBILITY_UNSET";
-  SymbolVisibility2[SymbolVisibility2["VISIBILITY_LOCAL"] = 1] = "VISIBILITY_LOCAL";
-  SymbolVisibility2[SymbolVisibility2["VISIBILITY_EXPORT"] = 2] = "VISIBILITY_EXPORT";
-})(SymbolVisibility || (SymbolVisibility = {}));
-
-// node_modules/@bufbuild/protobuf/dist/esm/from-binary.js
-function makeReadContext(options) {
-  return Object.assign(Object.assign({ readUnknownFields: true, recursionLimit: 100 }, options), { depth: 0 });
-}
-function fromBinary(schema, bytes2, options) {
-  const message = create(schema);
-  compiledReader(schema).read(message, new BinaryReader(bytes2), makeReadContext(options), bytes2.byteLength);
-  return message;
-}
-var compiledReaders = /* @__PURE__ */ new WeakMap();
-function compiledReader(desc) {
-  let compiled2 = compiledReaders.get(desc);
-  if (compiled2 === void 0) {
-    compiled2 = compileMessage2(desc);
-  }
-  return compiled2;
-}
-function compileMessage2(desc) {
-  const descString = String(desc);
-  const fieldReaders = /* @__PURE__ */ new Map();
-  const compiled2 = {
-    read: compileMessageReader(descString, fieldReaders),
-    readGroup: compileGroupReader(descString, fieldReaders)
-  };
-  compiledReaders.set(desc, compiled2);
-  for (const field of desc.fields) {
-    fieldReaders.set(field.number, compileFieldReader(field));
-  }
-  return compiled2;
-}
-function compileMessageReader(descString, fieldReaders) {
-  return (message, reader, ctx, length) => {
-    var _a2;
-    if (++ctx.depth > ctx.recursionLimit) {
-      throw new Error(`cannot decode ${descString} from binary: maximum recursion depth of ${ctx.recursionLimit} reached`);
-    }
-    const end = reader.pos + length;
-    const unknownFields = (_a2 = message.$unknown) !== null && _a2 !== void 0 ? _a2 : [];
-    while (reader.pos < end) {
-      const [fieldNo, wireType] = reader.tag();
-      const fieldReader = fieldReaders.get(fieldNo);
-      if (fieldReader === void 0) {
-        const data = reader.skip(wireType, fieldNo, ctx.recursionLimit - ctx.depth);
-        if (ctx.readUnknownFields) {
-          unknownFields.push({ no: fieldNo, wireType, data });
-        }
-        continue;
-      }
-      fieldReader(message, reader, ctx, wireType);
-    }
-    if (unknownFields.length > 0) {
-      message.$unknown = unknownFields;
-    }
-    ctx.depth--;
-  };
-}
-function compileGroupReader(descString, fieldReaders) {
-  return (message, reader, ctx, fieldNo) => {
-    var _a2;
-    if (++ctx.depth > ctx.recursionLimit) {
-      throw new Error(`cannot decode ${descString} from binary: maximum recursion depth of ${ctx.recursionLimit} reached`);
-    }
-    let recordFieldNo;
-    let wireType;
-    const unknownFields = (_a2 = message.$unknown) !== null && _a2 !== void 0 ? _a2 : [];
-    while (reader.pos < reader.len) {
-      [recordFieldNo, wireType] = reader.tag();
-      if (wireType == WireType.EndGroup) {
-        break;
-      }
-      const fieldReader = fieldReaders.get(recordFieldNo);
-      if (fieldReader === void 0) {
-        const data = reader.skip(wireType, recordFieldNo, ctx.recursionLimit - ctx.depth);
-        if (ctx.readUnknownFields) {
-          unknownFields.push({ no: recordFieldNo, wireType, data });
-        }
-        continue;
-      }
-      fieldReader(message, reader, ctx, wireType);
-    }
-    if (wireType != WireType.EndGroup || recordFieldNo !== fieldNo) {
-      throw new Error("invalid end group tag");
-    }
-    if (unknownFields.length > 0) {
-      message.$unknown = unknownFields;
-    }
-    ctx.depth--;
-  };
-}
-function compileFieldReader(field) {
-  switch (field.fieldKind) {
-    case "scalar":
-      return compileScalarFieldReader(field);
-    case "enum":
-      return compileEnumFieldReader(field);
-    case "message":
-      return compileMessageFieldReader(field);
-    case "list":
-      return compileListFieldReader(field);
-    case "map":
-      return compileMapFieldReader(field);
-  }
-}
-function compileScalarFieldReader(field) {
-  const readScalar = compileScalarReader(field.scalar, field.utf8Validation, field.longAsString);
-  const localName = field.localName;
-  if (field.oneof) {
-    const oneofLocalName = field.oneof.localName;
-    return (message, reader) => {
-      message[oneofLocalName] = {
-        case: localName,
-        value: readScalar(reader)
-      };
-    };
-  }
-  return (message, reader) => {
-    message[localName] = readScalar(reader);
-  };
-}
-function compileEnumFieldReader(field) {
-  var _a2;
-  const localName = field.localName;
-  const oneofLocalName = (_a2 = field.oneof) === null || _a2 === void 0 ? void 0 : _a2.localName;
-  if (field.enum.open) {
-    if (oneofLocalName !== void 0) {
-      return (message, reader) => {
-        message[oneofLocalName] = { case: localName, value: reader.int32() };
-      };
-    }
-    return (message, reader) => {
-      message[localName] = reader.int32();
-    };
-  }
-  const values = field.enum.values;
-  const fieldNo = field.number;
-  return (message, reader, ctx, wireType) => {
-    var _a3;
-    const val = reader.int32();
-    if (values.some((v) => v.number === val)) {
-      if (oneofLocalName !== void 0) {
-        message[oneofLocalName] = { case: localName, value: val };
-      } else {
-        message[localName] = val;
-      }
-    } else if (ctx.readUnknownFields) {
-      const bytes2 = [];
-      varint32write(val, bytes2);
-      const unknownFields = (_a3 = message.$unknown) !== null && _a3 !== void 0 ? _a3 : [];
-      unknownFields.push({
-        no: fieldNo,
-        wireType,
-        data: new Uint8Array(bytes2)
-      });
-      message.$unknown = unknownFields;
-    }
-  };
-}
-function compileMessageFieldReader(field) {
-  const localName = field.localName;
-  const { toMessage, toLocal } = localMessageMapper(field);
-  const readChild = compileChildReader(field);
-  if (field.oneof) {
-    const oneofLocalName = field.oneof.localName;
-    return (message, reader, ctx) => {
-      const oneof = message[oneofLocalName];
-      const child = toMessage(oneof.case === localName ? oneof.value : void 0);
-      readChild(child, reader, ctx);
-      message[oneofLocalName] = { case: localName, value: toLocal(child) };
-    };
-  }
-  return (message, reader, ctx) => {
-    const child = toMessage(message[localName]);
-    readChild(child, reader, ctx);
-    message[localName] = toLocal(child);
-  };
-}
-function compileChildReader(field) {
-  const compiledChild = compiledReader(field.message);
-  if (field.delimitedEncoding) {
-    const fieldNo = field.number;
-    return (child, reader, ctx) => compiledChild.readGroup(child, reader, ctx, fieldNo);
-  }
-  return (child, reader, ctx) => compiledChild.read(child, reader, ctx, reader.uint32());
-}
-function compileListFieldReader(field) {
-  const localName = field.localName;
-  if (field.listKind == "message") {
-    const { toMessage, toLocal } = localMessageMapper(field);
-    const readChild = compileChildReader(field);
-    return (message, reader, ctx) => {
-      const child = toMessage(void 0);
-      readChild(child, reader, ctx);
-      message[localName].push(toLocal(child));
-    };
-  }
-  const scalarType = field.listKind == "enum" ? ScalarType.INT32 : field.scalar;
-  const longAsString = field.listKind == "scalar" ? field.longAsString : false;
-  const readScalar = compileScalarReader(scalarType, field.utf8Validation, longAsString);
-  const packedPossible = scalarType != ScalarType.STRING && scalarType != ScalarType.BYTES;
-  return (message, reader, ctx, wireType) => {
-    const items = message[localName];
-    if (wireType == WireType.LengthDelimited && packedPossible) {
-      const end = reader.uint32() + reader.pos;
-      while (reader.pos < end) {
-        items.push(readScalar(reader));
-      }
-    } else {
-      items.push(readScalar(reader));
-    }
-  };
-}
-function compileMapFieldReader(field) {
-  const localName = field.localName;
-  const readKey = compileScalarReader(field.mapKey, field.utf8Validation, false);
-  const keyZero = scalarZeroValue(field.mapKey, false);
-  let readValue;
-  let valueDefault;
-  switch (field.mapKind) {
-    case "scalar": {
-      const scalar = field.scalar;
-      const readScalar = compileScalarReader(scalar, field.utf8Validation, false);
-      readValue = (reader) => readScalar(reader);
-      if (scalar == ScalarType.BYTES) {
-        valueDefault = () => new Uint8Array(0);
-      } else {
-        const zero = scalarZeroValue(scalar, false);
-        valueDefault = () => zero;
-      }
-      break;
-    }
-    case "enum": {
-      const zero = field.enum.values[0].number;
-      readValue = (reader) => reader.int32();
-      valueDefault = () => zero;
-      break;
-    }
-    case "message": {
-      const { toMessage, toLocal } = localMessageMapper(field);
-      const readChild = compiledReader(field.message).read;
-      readValue = (reader, ctx, existing) => {
-        const child = toMessage(existing);
-        readChild(child, reader, ctx, reader.uint32());
-        return toLocal(child);
-      };
-      valueDefault = () => toLocal(toMessage(void 0));
-      break;
-    }
-  }
-  return (message, reader, ctx) => {
-    const record = message[localName];
-    let key;
-    let val;
-    const len = reader.uint32();
-    const end = reader.pos + len;
-    while (reader.pos < end) {
-      const [fieldNo, wireType] = reader.tag();
-      switch (fieldNo) {
-        case 1:
-          key = readKey(reader);
-          break;
-        case 2:
-          val = readValue(reader, ctx, val);
-          break;
-        default:
-          reader.skip(wireType, fieldNo, ctx.recursionLimit - ctx.depth);
-      }
-    }
-    if (key === void 0) {
-      key = keyZero;
-    }
-    if (val === void 0) {
-      val = valueDefault();
-    }
-    setOwn(record, key, val);
-  };
-}
-function compileScalarReader(type, utf8Validation, longAsString) {
-  switch (type) {
-    case ScalarType.STRING:
-      return (reader) => reader.string(utf8Validation);
-    case ScalarType.BOOL:
-      return (reader) => reader.bool();
-    case ScalarType.DOUBLE:
-      return (reader) => reader.double();
-    case ScalarType.FLOAT:
-      return (reader) => reader.float();
-    case ScalarType.INT32:
-      return (reader) => reader.int32();
-    case ScalarType.INT64:
-      if (longAsString) {
-        return (reader) => String(reader.int64());
-      }
-      return (reader) => reader.int64();
-    case ScalarType.UINT64:
-      if (longAsString) {
-        return (reader) => String(reader.uint64());
-      }
-      return (reader) => reader.uint64();
-    case ScalarType.FIXED64:
-      if (longAsString) {
-        return (reader) => String(reader.fixed64());
-      }
-      return (reader) => reader.fixed64();
-    case ScalarType.BYTES:
-      return (reader) => reader.bytes();
-    case ScalarType.FIXED32:
-      return (reader) => reader.fixed32();
-    case ScalarType.SFIXED32:
-      return (reader) => reader.sfixed32();
-    case ScalarType.SFIXED64:
-      if (longAsString) {
-        return (reader) => String(reader.sfixed64());
-      }
-      return (reader) => reader.sfixed64();
-    case ScalarType.SINT64:
-      if (longAsString) {
-        return (reader) => String(reader.sint64());
-      }
-      return (reader) => reader.sint64();
-    case ScalarType.UINT32:
-      return (reader) => reader.uint32();
-    case ScalarType.SINT32:
-      return (reader) => reader.sint32();
-  }
-}
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js
-function fileDesc(b64, imports) {
-  var _a2;
-  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b64));
-  root.messageType.forEach(restoreJsonNames);
-  root.dependency = (_a2 = imports === null || imports === void 0 ? void 0 : imports.map((f) => f.proto.name)) !== null && _a2 !== void 0 ? _a2 : [];
-  const reg = createEmbeddedFileRegistry(root, (protoFileName) => imports === null || imports === void 0 ? void 0 : imports.find((f) => f.proto.name === protoFileName));
-  return reg.getFile(root.name);
-}
-
 // src/onnx/proto/onnx_pb.ts
 var file_onnx = /* @__PURE__ */ fileDesc("Cgpvbm54LnByb3RvEgRvbm54IswFCg5BdHRyaWJ1dGVQcm90bxIMCgRuYW1lGAEgASgJEhUKDXJlZl9hdHRyX25hbWUYFSABKAkSEgoKZG9jX3N0cmluZxgNIAEoCRIwCgR0eXBlGBQgASgOMiIub25ueC5BdHRyaWJ1dGVQcm90by5BdHRyaWJ1dGVUeXBlEgkKAWYYAiABKAISCQoBaRgDIAEoAxIJCgFzGAQgASgMEhwKAXQYBSABKAsyES5vbm54LlRlbnNvclByb3RvEhsKAWcYBiABKAsyEC5vbm54LkdyYXBoUHJvdG8SLgoNc3BhcnNlX3RlbnNvchgWIAEoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SGwoCdHAYDiABKAsyDy5vbm54LlR5cGVQcm90bxIOCgZmbG9hdHMYByADKAISDAoEaW50cxgIIAMoAxIPCgdzdHJpbmdzGAkgAygMEiIKB3RlbnNvcnMYCiADKAsyES5vbm54LlRlbnNvclByb3RvEiAKBmdyYXBocxgLIAMoCzIQLm9ubnguR3JhcGhQcm90bxIvCg5zcGFyc2VfdGVuc29ycxgXIAMoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SJAoLdHlwZV9wcm90b3MYDyADKAsyDy5vbm54LlR5cGVQcm90byLZAQoNQXR0cmlidXRlVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgcKA0lOVBACEgoKBlNUUklORxADEgoKBlRFTlNPUhAEEgkKBUdSQVBIEAUSEQoNU1BBUlNFX1RFTlNPUhALEg4KClRZUEVfUFJPVE8QDRIKCgZGTE9BVFMQBhIICgRJTlRTEAcSCwoHU1RSSU5HUxAIEgsKB1RFTlNPUlMQCRIKCgZHUkFQSFMQChISCg5TUEFSU0VfVEVOU09SUxAMEg8KC1RZUEVfUFJPVE9TEA4iUQoOVmFsdWVJbmZvUHJvdG8SDAoEbmFtZRgBIAEoCRIdCgR0eXBlGAIgASgLMg8ub25ueC5UeXBlUHJvdG8SEgoKZG9jX3N0cmluZxgDIAEoCSKWAQoJTm9kZVByb3RvEg0KBWlucHV0GAEgAygJEg4KBm91dHB1dBgCIAMoCRIMCgRuYW1lGAMgASgJEg8KB29wX3R5cGUYBCABKAkSDgoGZG9tYWluGAcgASgJEicKCWF0dHJpYnV0ZRgFIAMoCzIULm9ubnguQXR0cmlidXRlUHJvdG8SEgoKZG9jX3N0cmluZxgGIAEoCSLWAQoRVHJhaW5pbmdJbmZvUHJvdG8SKAoOaW5pdGlhbGl6YXRpb24YASABKAsyEC5vbm54LkdyYXBoUHJvdG8SIwoJYWxnb3JpdGhtGAIgASgLMhAub25ueC5HcmFwaFByb3RvEjwKFmluaXRpYWxpemF0aW9uX2JpbmRpbmcYAyADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8SNAoOdXBkYXRlX2JpbmRpbmcYBCADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8i6wIKCk1vZGVsUHJvdG8SEgoKaXJfdmVyc2lvbhgBIAEoAxIuCgxvcHNldF9pbXBvcnQYCCADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIVCg1wcm9kdWNlcl9uYW1lGAIgASgJEhgKEHByb2R1Y2VyX3ZlcnNpb24YAyABKAkSDgoGZG9tYWluGAQgASgJEhUKDW1vZGVsX3ZlcnNpb24YBSABKAMSEgoKZG9jX3N0cmluZxgGIAEoCRIfCgVncmFwaBgHIAEoCzIQLm9ubnguR3JhcGhQcm90bxI0Cg5tZXRhZGF0YV9wcm9wcxgOIAMoCzIcLm9ubnguU3RyaW5nU3RyaW5nRW50cnlQcm90bxIuCg10cmFpbmluZ19pbmZvGBQgAygLMhcub25ueC5UcmFpbmluZ0luZm9Qcm90bxImCglmdW5jdGlvbnMYGSADKAsyEy5vbm54LkZ1bmN0aW9uUHJvdG8iNAoWU3RyaW5nU3RyaW5nRW50cnlQcm90bxILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiawoQVGVuc29yQW5ub3RhdGlvbhITCgt0ZW5zb3JfbmFtZRgBIAEoCRJCChxxdWFudF9wYXJhbWV0ZXJfdGVuc29yX25hbWVzGAIgAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvIp4DCgpHcmFwaFByb3RvEh0KBG5vZGUYASADKAsyDy5vbm54Lk5vZGVQcm90bxIMCgRuYW1lGAIgASgJEiYKC2luaXRpYWxpemVyGAUgAygLMhEub25ueC5UZW5zb3JQcm90bxIzChJzcGFyc2VfaW5pdGlhbGl6ZXIYDyADKAsyFy5vbm54LlNwYXJzZVRlbnNvclByb3RvEhIKCmRvY19zdHJpbmcYCiABKAkSIwoFaW5wdXQYCyADKAsyFC5vbm54LlZhbHVlSW5mb1Byb3RvEiQKBm91dHB1dBgMIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SKAoKdmFsdWVfaW5mbxgNIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SNwoXcXVhbnRpemF0aW9uX2Fubm90YXRpb24YDiADKAsyFi5vbm54LlRlbnNvckFubm90YXRpb25KBAgDEARKBAgEEAVKBAgGEApSCmlyX3ZlcnNpb25SEHByb2R1Y2VyX3ZlcnNpb25SDHByb2R1Y2VyX3RhZ1IGZG9tYWluIrgFCgtUZW5zb3JQcm90bxIMCgRkaW1zGAEgAygDEhEKCWRhdGFfdHlwZRgCIAEoBRIqCgdzZWdtZW50GAMgASgLMhkub25ueC5UZW5zb3JQcm90by5TZWdtZW50EhYKCmZsb2F0X2RhdGEYBCADKAJCAhABEhYKCmludDMyX2RhdGEYBSADKAVCAhABEhMKC3N0cmluZ19kYXRhGAYgAygMEhYKCmludDY0X2RhdGEYByADKANCAhABEgwKBG5hbWUYCCABKAkSEgoKZG9jX3N0cmluZxgMIAEoCRIQCghyYXdfZGF0YRgJIAEoDBIzCg1leHRlcm5hbF9kYXRhGA0gAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvEjUKDWRhdGFfbG9jYXRpb24YDiABKA4yHi5vbm54LlRlbnNvclByb3RvLkRhdGFMb2NhdGlvbhIXCgtkb3VibGVfZGF0YRgKIAMoAUICEAESFwoLdWludDY0X2RhdGEYCyADKARCAhABGiUKB1NlZ21lbnQSDQoFYmVnaW4YASABKAMSCwoDZW5kGAIgASgDItoBCghEYXRhVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgkKBVVJTlQ4EAISCAoESU5UOBADEgoKBlVJTlQxNhAEEgkKBUlOVDE2EAUSCQoFSU5UMzIQBhIJCgVJTlQ2NBAHEgoKBlNUUklORxAIEggKBEJPT0wQCRILCgdGTE9BVDE2EAoSCgoGRE9VQkxFEAsSCgoGVUlOVDMyEAwSCgoGVUlOVDY0EA0SDQoJQ09NUExFWDY0EA4SDgoKQ09NUExFWDEyOBAPEgwKCEJGTE9BVDE2EBAiKQoMRGF0YUxvY2F0aW9uEgsKB0RFRkFVTFQQABIMCghFWFRFUk5BTBABImgKEVNwYXJzZVRlbnNvclByb3RvEiEKBnZhbHVlcxgBIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SIgoHaW5kaWNlcxgCIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SDAoEZGltcxgDIAMoAyKVAQoQVGVuc29yU2hhcGVQcm90bxItCgNkaW0YASADKAsyIC5vbm54LlRlbnNvclNoYXBlUHJvdG8uRGltZW5zaW9uGlIKCURpbWVuc2lvbhITCglkaW1fdmFsdWUYASABKANIABITCglkaW1fcGFyYW0YAiABKAlIABISCgpkZW5vdGF0aW9uGAMgASgJQgcKBXZhbHVlIs4ECglUeXBlUHJvdG8SLQoLdGVuc29yX3R5cGUYASABKAsyFi5vbm54LlR5cGVQcm90by5UZW5zb3JIABIxCg1zZXF1ZW5jZV90eXBlGAQgASgLMhgub25ueC5UeXBlUHJvdG8uU2VxdWVuY2VIABInCghtYXBfdHlwZRgFIAEoCzITLm9ubnguVHlwZVByb3RvLk1hcEgAEjEKDW9wdGlvbmFsX3R5cGUYCSABKAsyGC5vbm54LlR5cGVQcm90by5PcHRpb25hbEgAEjoKEnNwYXJzZV90ZW5zb3JfdHlwZRgIIAEoCzIcLm9ubnguVHlwZVByb3RvLlNwYXJzZVRlbnNvckgAEhIKCmRlbm90YXRpb24YBiABKAkaQgoGVGVuc29yEhEKCWVsZW1fdHlwZRgBIAEoBRIlCgVzaGFwZRgCIAEoCzIWLm9ubnguVGVuc29yU2hhcGVQcm90bxouCghTZXF1ZW5jZRIiCgllbGVtX3R5cGUYASABKAsyDy5vbm54LlR5cGVQcm90bxo8CgNNYXASEAoIa2V5X3R5cGUYASABKAUSIwoKdmFsdWVfdHlwZRgCIAEoCzIPLm9ubnguVHlwZVByb3RvGi4KCE9wdGlvbmFsEiIKCWVsZW1fdHlwZRgBIAEoCzIPLm9ubnguVHlwZVByb3RvGkgKDFNwYXJzZVRlbnNvchIRCgllbGVtX3R5cGUYASABKAUSJQoFc2hhcGUYAiABKAsyFi5vbm54LlRlbnNvclNoYXBlUHJvdG9CBwoFdmFsdWUiNQoST3BlcmF0b3JTZXRJZFByb3RvEg4KBmRvbWFpbhgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDIuUBCg1GdW5jdGlvblByb3RvEgwKBG5hbWUYASABKAkSDQoFaW5wdXQYBCADKAkSDgoGb3V0cHV0GAUgAygJEhEKCWF0dHJpYnV0ZRgGIAMoCRIdCgRub2RlGAcgAygLMg8ub25ueC5Ob2RlUHJvdG8SEgoKZG9jX3N0cmluZxgIIAEoCRIuCgxvcHNldF9pbXBvcnQYCSADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIOCgZkb21haW4YCiABKAlKBAgCEANKBAgDEARSDXNpbmNlX3ZlcnNpb25SBnN0YXR1cyrkAQoHVmVyc2lvbhISCg5fU1RBUlRfVkVSU0lPThAAEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8xMBABEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8zMBACEhgKFElSX1ZFUlNJT05fMjAxN18xMV8zEAMSGAoUSVJfVkVSU0lPTl8yMDE5XzFfMjIQBBIYChRJUl9WRVJTSU9OXzIwMTlfM18xOBAFEhgKFElSX1ZFUlNJT05fMjAxOV85XzE5EAYSFwoTSVJfVkVSU0lPTl8yMDIwXzVfOBAHEg4KCklSX1ZFUlNJT04QCCouCg5PcGVyYXRvclN0YXR1cxIQCgxFWFBFUklNRU5UQUwQABIKCgZTVEFCTEUQAUICSAM");
 var ValueInfoProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 1);
@@ -29802,99 +30162,6 @@ var TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
 })(TensorProto_DataType || {});
 var TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
 var TypeProto_TensorSchema = /* @__PURE__ */ messageDesc(file_onnx, 11, 0);
-
-// src/onnx/graph.ts
-var GraphIndex = class {
-  constructor(graph) {
-    this.graph = graph;
-    for (const t of graph.initializer) this.initializers.set(t.name, t);
-    for (const v of [...graph.input, ...graph.valueInfo, ...graph.output]) this.valueInfo.set(v.name, v);
-    for (const n of graph.node) {
-      for (const o of n.output) if (o) this.producer.set(o, n);
-      for (const i2 of n.input) {
-        if (!i2) continue;
-        const list = this.consumers.get(i2);
-        if (list) list.push(n);
-        else this.consumers.set(i2, [n]);
-      }
-    }
-    this.graphOutputs = new Set(graph.output.map((o) => o.name));
-    this.inputs = graph.input.filter((i2) => !this.initializers.has(i2.name));
-    this.order = topologicalOrder(graph.node, this.producer);
-  }
-  graph;
-  producer = /* @__PURE__ */ new Map();
-  consumers = /* @__PURE__ */ new Map();
-  initializers = /* @__PURE__ */ new Map();
-  valueInfo = /* @__PURE__ */ new Map();
-  graphOutputs;
-  /** graph inputs that are real inputs, not initializers listed as inputs (older exporters do that) */
-  inputs;
-  order;
-  consumersOf(tensor) {
-    return this.consumers.get(tensor) ?? [];
-  }
-  /** The constant behind a tensor name: an initializer or the value of a Constant node. */
-  constant(tensor) {
-    const init = this.initializers.get(tensor);
-    if (init) return init;
-    const p = this.producer.get(tensor);
-    if (p && p.opType === "Constant") return attr(p, "value")?.t;
-    return void 0;
-  }
-};
-function topologicalOrder(nodes, producer) {
-  const indegree = /* @__PURE__ */ new Map();
-  const dependents = /* @__PURE__ */ new Map();
-  for (const n of nodes) {
-    let deg = 0;
-    for (const i2 of new Set(n.input)) {
-      const p = i2 ? producer.get(i2) : void 0;
-      if (p && p !== n) {
-        deg++;
-        const list = dependents.get(p);
-        if (list) list.push(n);
-        else dependents.set(p, [n]);
-      }
-    }
-    indegree.set(n, deg);
-  }
-  const ready = nodes.filter((n) => indegree.get(n) === 0);
-  const order = [];
-  for (let k = 0; k < ready.length; k++) {
-    const n = ready[k];
-    order.push(n);
-    for (const d of dependents.get(n) ?? []) {
-      const left = indegree.get(d) - 1;
-      indegree.set(d, left);
-      if (left === 0) ready.push(d);
-    }
-  }
-  if (order.length !== nodes.length) throw new Error("graph has a cycle");
-  return order;
-}
-function attr(node, name) {
-  return node.attribute.find((a) => a.name === name);
-}
-function attrInt(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 2 /* INT */ ? Number(a.i) : fallback;
-}
-function attrInts(node, name) {
-  const a = attr(node, name);
-  return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
-}
-function attrFloat(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
-}
-function attrString(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
-}
-function nodeLabel(node) {
-  return node.name || `${node.opType}(${node.output[0] ?? ""})`;
-}
 
 // src/onnx/tensor.ts
 var ITEM_SIZE = {
@@ -30076,6 +30343,362 @@ function makeFloatTensor(name, dims, values) {
   const t = create(TensorProtoSchema, { name, dataType: 1 /* FLOAT */, dims: dims.map(BigInt) });
   setTensorFloat32(t, values);
   return t;
+}
+
+// src/onnx/model.ts
+var PROTOBUF_LIMIT = 2 ** 31 - 1;
+function loadModel(file) {
+  let bytes2;
+  try {
+    bytes2 = fs5.readFileSync(file);
+  } catch (e) {
+    const code = e.code;
+    if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
+    if (code === "EISDIR") throw new UserError(`${file}: is a folder; pass the path of an .onnx model`);
+    throw new UserError(`${file}: cannot read (${describe(e)})`);
+  }
+  return { proto: parseModel(bytes2, file), path: file, bytes: bytes2.byteLength };
+}
+function parseModel(bytes2, file) {
+  if (bytes2.byteLength === 0) throw new UserError(`${file}: empty file; re-export the model`);
+  let proto;
+  try {
+    proto = fromBinary(ModelProtoSchema, bytes2);
+  } catch (e) {
+    throw new UserError(`${file}: not a valid ONNX model (${describe(e)}); the file may be truncated or not ONNX, re-export it`);
+  }
+  checkStructure(proto, file);
+  resolveExternalData(proto, file);
+  return proto;
+}
+function checkStructure(proto, file) {
+  const g2 = proto.graph;
+  if (!g2 || proto.opsetImport.length === 0 || g2.node.length === 0 || g2.output.length === 0) {
+    const missing = !g2 ? "no graph" : proto.opsetImport.length === 0 ? "no opset_import" : g2.node.length === 0 ? "no nodes" : "no graph outputs";
+    throw new UserError(`${file}: not a valid ONNX model (${missing}); the file may be truncated or not ONNX, re-export it`);
+  }
+  const known = /* @__PURE__ */ new Set([""]);
+  for (const i2 of g2.input) known.add(i2.name);
+  for (const t of g2.initializer) known.add(t.name);
+  for (const n of g2.node) for (const o of n.output) known.add(o);
+  for (const n of g2.node) {
+    for (const i2 of n.input) {
+      if (!known.has(i2)) {
+        throw new UserError(`${file}: node '${n.name || n.opType}' reads '${i2}', which no node, input or initializer provides; the file may be truncated, re-export it`);
+      }
+    }
+  }
+  for (const o of g2.output) {
+    if (!known.has(o.name)) throw new UserError(`${file}: graph output '${o.name}' is never produced; the file may be truncated, re-export it`);
+  }
+}
+function externalEntry(t, key) {
+  return t.externalData.find((e) => e.key === key)?.value;
+}
+function resolveExternalData(proto, file) {
+  const dir = path3.dirname(path3.resolve(file));
+  const tensors = [...allTensors(proto)].filter(isExternal);
+  if (tensors.length === 0) return;
+  const realDir = fs5.realpathSync(dir);
+  const reads = [];
+  let total2 = 0;
+  for (const t of tensors) {
+    const location = externalEntry(t, "location");
+    if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
+    if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path3.resolve(dir, location);
+    let real;
+    try {
+      real = fs5.realpathSync(target);
+    } catch {
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
+    }
+    if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
+      throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
+    }
+    const stat = fs5.statSync(real);
+    if (!stat.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
+    const size = stat.size;
+    const offset = Number(externalEntry(t, "offset") ?? 0);
+    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
+    }
+    total2 += length;
+    reads.push({ t, real, offset, length });
+  }
+  if (total2 > PROTOBUF_LIMIT) {
+    throw new UserError(
+      `${file}: holds ${(total2 / 2 ** 30).toFixed(2)} GiB of weights in external data; prune-guard keeps a model in one protobuf file, which cannot exceed 2 GiB, so models this large are not supported yet; prune a smaller model or split it`
+    );
+  }
+  const handles = /* @__PURE__ */ new Map();
+  try {
+    for (const { t, real, offset, length } of reads) {
+      let fd2 = handles.get(real);
+      if (fd2 === void 0) {
+        fd2 = fs5.openSync(real, "r");
+        handles.set(real, fd2);
+      }
+      const data = new Uint8Array(length);
+      fs5.readSync(fd2, data, 0, length, offset);
+      t.rawData = data;
+      t.externalData = [];
+      t.dataLocation = 0 /* DEFAULT */;
+    }
+  } finally {
+    for (const fd2 of handles.values()) fs5.closeSync(fd2);
+  }
+}
+function* allTensors(proto) {
+  const g2 = proto.graph;
+  if (!g2) return;
+  yield* g2.initializer;
+  for (const n of g2.node) for (const a of n.attribute) if (a.t) yield a.t;
+}
+function saveModel(proto, file) {
+  const bytes2 = serializeModel(proto, file);
+  writeFileAtomic(file, bytes2);
+  return bytes2.byteLength;
+}
+function serializeModel(proto, file = "model") {
+  const bytes2 = toBinary(ModelProtoSchema, proto);
+  if (bytes2.byteLength > PROTOBUF_LIMIT) {
+    throw new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
+  }
+  return bytes2;
+}
+function cloneModel(proto) {
+  return fromBinary(ModelProtoSchema, toBinary(ModelProtoSchema, proto));
+}
+function setMetadata(proto, entries) {
+  for (const [key, value] of Object.entries(entries)) {
+    const existing = proto.metadataProps.find((e) => e.key === key);
+    if (existing) existing.value = value;
+    else proto.metadataProps.push(create(StringStringEntryProtoSchema, { key, value }));
+  }
+}
+
+// src/onnx/graph.ts
+var GraphIndex = class {
+  constructor(graph) {
+    this.graph = graph;
+    for (const t of graph.initializer) this.initializers.set(t.name, t);
+    for (const v of [...graph.input, ...graph.valueInfo, ...graph.output]) this.valueInfo.set(v.name, v);
+    for (const n of graph.node) {
+      for (const o of n.output) if (o) this.producer.set(o, n);
+      for (const i2 of n.input) {
+        if (!i2) continue;
+        const list = this.consumers.get(i2);
+        if (list) list.push(n);
+        else this.consumers.set(i2, [n]);
+      }
+    }
+    this.graphOutputs = new Set(graph.output.map((o) => o.name));
+    this.inputs = graph.input.filter((i2) => !this.initializers.has(i2.name));
+    this.order = topologicalOrder(graph.node, this.producer);
+  }
+  graph;
+  producer = /* @__PURE__ */ new Map();
+  consumers = /* @__PURE__ */ new Map();
+  initializers = /* @__PURE__ */ new Map();
+  valueInfo = /* @__PURE__ */ new Map();
+  graphOutputs;
+  /** graph inputs that are real inputs, not initializers listed as inputs (older exporters do that) */
+  inputs;
+  order;
+  consumersOf(tensor) {
+    return this.consumers.get(tensor) ?? [];
+  }
+  /** The constant behind a tensor name: an initializer or the value of a Constant node. */
+  constant(tensor) {
+    const init = this.initializers.get(tensor);
+    if (init) return init;
+    const p = this.producer.get(tensor);
+    if (p && p.opType === "Constant") return attr(p, "value")?.t;
+    return void 0;
+  }
+};
+function topologicalOrder(nodes, producer) {
+  const indegree = /* @__PURE__ */ new Map();
+  const dependents = /* @__PURE__ */ new Map();
+  for (const n of nodes) {
+    let deg = 0;
+    for (const i2 of new Set(n.input)) {
+      const p = i2 ? producer.get(i2) : void 0;
+      if (p && p !== n) {
+        deg++;
+        const list = dependents.get(p);
+        if (list) list.push(n);
+        else dependents.set(p, [n]);
+      }
+    }
+    indegree.set(n, deg);
+  }
+  const ready = nodes.filter((n) => indegree.get(n) === 0);
+  const order = [];
+  for (let k = 0; k < ready.length; k++) {
+    const n = ready[k];
+    order.push(n);
+    for (const d of dependents.get(n) ?? []) {
+      const left = indegree.get(d) - 1;
+      indegree.set(d, left);
+      if (left === 0) ready.push(d);
+    }
+  }
+  if (order.length !== nodes.length) throw new Error("graph has a cycle");
+  return order;
+}
+function attr(node, name) {
+  return node.attribute.find((a) => a.name === name);
+}
+function attrInt(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 2 /* INT */ ? Number(a.i) : fallback;
+}
+function attrInts(node, name) {
+  const a = attr(node, name);
+  return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
+}
+function attrFloat(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
+}
+function attrString(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
+}
+function nodeLabel(node) {
+  return node.name || `${node.opType}(${node.output[0] ?? ""})`;
+}
+
+// src/onnx/signature.ts
+var NUMPY_NAME = {
+  [1 /* FLOAT */]: "float32",
+  [11 /* DOUBLE */]: "float64",
+  [10 /* FLOAT16 */]: "float16",
+  [7 /* INT64 */]: "int64",
+  [6 /* INT32 */]: "int32",
+  [5 /* INT16 */]: "int16",
+  [3 /* INT8 */]: "int8",
+  [2 /* UINT8 */]: "uint8",
+  [4 /* UINT16 */]: "uint16",
+  [12 /* UINT32 */]: "uint32",
+  [13 /* UINT64 */]: "uint64",
+  [9 /* BOOL */]: "bool"
+};
+function signature(v, file) {
+  const t = v.type?.value;
+  if (!t || t.case !== "tensorType") throw new UserError(`${file}: '${v.name}' is not a tensor; prune-guard evaluates models whose inputs and outputs are tensors`);
+  const dtype = NUMPY_NAME[t.value.elemType];
+  if (!dtype) throw new UserError(`${file}: '${v.name}' has element type ${dataTypeName(t.value.elemType)}, which prune-guard cannot feed`);
+  const dims = (t.value.shape?.dim ?? []).map(
+    (d) => d.value.case === "dimValue" ? Number(d.value.value) : d.value.case === "dimParam" ? d.value.value : null
+  );
+  return { name: v.name, dtype, dims };
+}
+function modelInputs(model, file) {
+  return new GraphIndex(model.graph).inputs.map((v) => signature(v, file));
+}
+
+// src/prune/prunable.ts
+var import_picomatch = __toESM(require_picomatch2(), 1);
+function weightInput(node, index) {
+  switch (node.opType) {
+    case "Conv":
+    case "ConvTranspose":
+    case "Gemm":
+      return node.input[1];
+    case "MatMul": {
+      const [a, b] = node.input;
+      if (index.initializers.has(b)) return b;
+      if (index.initializers.has(a)) return a;
+      return void 0;
+    }
+    default:
+      return void 0;
+  }
+}
+function prunableWeights(model, opts) {
+  const index = new GraphIndex(model.graph);
+  const excluded = opts.exclude.length > 0 ? (0, import_picomatch.default)(opts.exclude) : () => false;
+  const found = [];
+  const seen = /* @__PURE__ */ new Set();
+  for (const node of index.order) {
+    const name = weightInput(node, index);
+    if (!name) continue;
+    const t = index.initializers.get(name);
+    if (!t || !FLOAT_TYPES.has(t.dataType) || tensorDims(t).length < 2) continue;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    found.push({ initializer: name, node: nodeLabel(node), opType: node.opType, dims: tensorDims(t) });
+  }
+  const kept = found.filter((w, i2) => {
+    if (opts.keepFirstLayer && i2 === 0) return false;
+    if (opts.keepLastLayer && i2 === found.length - 1) return false;
+    return !excluded(w.initializer) && !excluded(w.node);
+  });
+  return kept;
+}
+
+// src/version.ts
+var VERSION = "0.1.0";
+
+// src/measure/evaluate.ts
+async function evaluateClassifier(session, data, opts) {
+  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
+  if (session.outputNames.length !== 1) {
+    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
+  }
+  const { ort } = onnxruntime();
+  const labels = data.labels ?? new Int32Array(data.count);
+  const n = data.count;
+  const pred = new Int32Array(n);
+  const confidence = new Float32Array(n);
+  const correct = new Uint8Array(n);
+  const logProbLabel = new Float32Array(n);
+  let classes = 0;
+  let logits;
+  for (let start = 0; start < n; start += opts.batchSize) {
+    const end = Math.min(n, start + opts.batchSize);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) {
+      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    }
+    const result = await session.run(feeds);
+    const out = result[session.outputNames[0]];
+    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
+      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
+    }
+    const values = out.data;
+    if (classes === 0) {
+      classes = out.dims[1];
+      if (opts.keepLogits) logits = new Float32Array(n * classes);
+    }
+    for (let i2 = 0; i2 < end - start; i2++) {
+      const label = labels[start + i2];
+      if (label >= classes) {
+        throw new UserError(`${data.path}: label ${label} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+      }
+      const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
+      pred[start + i2] = s.pred;
+      confidence[start + i2] = s.confidence;
+      correct[start + i2] = !data.labels ? 0 : s.pred === label ? 1 : 0;
+      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
+    }
+    logits?.set(values, start * classes);
+    for (const t of Object.values(result)) t.dispose();
+    opts.onBatch?.(end, n);
+  }
+  return { classes, pred, confidence, correct, logProbLabel, logits };
+}
+
+// src/measure/size.ts
+import * as fs6 from "node:fs";
+import { gzipSync } from "node:zlib";
+function measureFileSize(file) {
+  const data = fs6.readFileSync(file);
+  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 
 // src/onnx/shapes.ts
@@ -30492,382 +31115,85 @@ function modelCost(model) {
   return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
 }
 
-// src/measure/funnel.ts
-var FLOAT_SIZE = { 1: 4, 10: 2, 11: 8, 16: 2 };
-var MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
-function weightFacts(model) {
+// src/prune/sparsity.ts
+function countSparsity(model, denseWeights) {
   const index = new GraphIndex(model.graph);
-  const density = /* @__PURE__ */ new Map();
-  let sparseBytes = 0;
-  for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
-    const v = tensorToFloat32(t);
+  const layers = [];
+  let zeros = 0;
+  let total2 = 0;
+  for (const w of denseWeights) {
+    const denseSize = numel(w.dims);
+    const t = index.initializers.get(w.initializer);
     let nonzero = 0;
-    for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
-    density.set(t.name, v.length ? nonzero / v.length : 1);
-  }
-  const macNodes = index.order.filter((n) => MAC_OPS2.has(n.opType));
-  const cost = modelCost(model);
-  let sparseMacs = 0;
-  cost.nodes.forEach((c, k) => {
-    if (c.macs === null) return;
-    const node = macNodes[k];
-    const weight = node.opType === "MatMul" ? node.input.find((i2) => index.initializers.has(i2) && tensorDims(index.initializers.get(i2)).length >= 2) : node.input[1];
-    const t = weight ? index.initializers.get(weight) : void 0;
-    const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
-    sparseMacs += c.macs * d;
-  });
-  return { sparseBytes, sparseMacs };
-}
-function mannWhitneyP(x2, y) {
-  const n1 = x2.length;
-  const n2 = y.length;
-  if (n1 === 0 || n2 === 0) return 1;
-  const all = [...x2.map((v) => ({ v, first: true })), ...y.map((v) => ({ v, first: false }))].sort((a, b) => a.v - b.v);
-  const n = all.length;
-  let rankSumX = 0;
-  let ties = 0;
-  for (let i2 = 0; i2 < n; ) {
-    let j = i2;
-    while (j + 1 < n && all[j + 1].v === all[i2].v) j++;
-    const rank = (i2 + j) / 2 + 1;
-    for (let k = i2; k <= j; k++) if (all[k].first) rankSumX += rank;
-    const t = j - i2 + 1;
-    ties += t * t * t - t;
-    i2 = j + 1;
-  }
-  const u = rankSumX - n1 * (n1 + 1) / 2;
-  const mean2 = n1 * n2 / 2;
-  const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
-  if (!(variance > 0)) return 1;
-  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
-  return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
-}
-var SPEED_ALPHA = 0.05;
-var ratioOr1 = (a, b) => b > 0 ? a / b : 1;
-function speedFunnel(input) {
-  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
-  const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
-  const measured = denseSamples.length > 0 && stepSamples.length > 0;
-  const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
-  const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
-  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
-  return {
-    batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
-    params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
-    flops_ratio: ratioOr1(step.flops, dense.flops),
-    sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
-    ideal_speedup: idealSpeedup,
-    speedup,
-    efficiency: speedup === null ? null : speedup / idealSpeedup,
-    p_value: p,
-    speed
-  };
-}
-
-// src/measure/ort.ts
-var bundled = __toESM(require_dist2(), 1);
-import { createRequire as createRequire2 } from "node:module";
-var chosen;
-function onnxruntime() {
-  if (chosen) return chosen;
-  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
-  if (custom) {
-    try {
-      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
-    } catch (e) {
-      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
+    if (t) {
+      const v = tensorToFloat32(t);
+      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
     }
-  } else {
-    chosen = { ort: bundled, source: "bundled" };
+    const z2 = denseSize - nonzero;
+    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
+    zeros += z2;
+    total2 += denseSize;
   }
-  return chosen;
+  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
 }
-function onnxruntimeVersion() {
-  const { ort } = onnxruntime();
-  return ort.env.versions?.common ?? "unknown";
+
+// src/pipeline/measureStep.ts
+function endsInSoftmax(model) {
+  const index = new GraphIndex(model.graph);
+  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
 }
-async function openSession(modelPath, opts) {
-  const { ort } = onnxruntime();
+async function measureStep(name, description, artifact, ctx) {
+  const { data, config, progress } = ctx;
+  const saved = loadModel(artifact).proto;
+  const sparsity = countSparsity(saved, ctx.denseWeights);
+  const cost = modelCost(saved);
+  const size = measureFileSize(artifact);
+  const probabilities = endsInSoftmax(saved);
+  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
+  let preds;
+  const shiftAccuracy = {};
+  const shiftPreds = /* @__PURE__ */ new Map();
   try {
-    return await ort.InferenceSession.create(modelPath, {
-      executionProviders: [opts.provider ?? "cpu"],
-      graphOptimizationLevel: "all",
-      executionMode: "sequential",
-      intraOpNumThreads: opts.threads,
-      interOpNumThreads: 1
+    progress.start(`evaluate ${name}`, data.count);
+    preds = await evaluateClassifier(session, data, {
+      batchSize: config.evalBatchSize,
+      outputsAreProbabilities: probabilities,
+      modelPath: artifact,
+      onBatch: (done) => progress.update(done)
     });
-  } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model (${describe(e).split("\n")[0]})`);
-  }
-}
-
-// src/measure/stats/bootstrap.ts
-function bootstrapInterval(n, statistic, opts = {}) {
-  const confidence = opts.confidence ?? 0.95;
-  const resamples = opts.resamples ?? 1e3;
-  const random = seededRandom(opts.seed ?? 24301);
-  const indices = new Int32Array(n);
-  const values = [];
-  for (let r = 0; r < resamples; r++) {
-    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
-    const v = statistic(indices);
-    if (Number.isFinite(v)) values.push(v);
-  }
-  if (values.length === 0) return [NaN, NaN];
-  values.sort((a, b) => a - b);
-  const alpha = (1 - confidence) / 2;
-  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
-}
-function quantileAt(values, indices, p, scratch) {
-  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
-  scratch.sort();
-  return quantileSorted(scratch, p);
-}
-function quantileInterval(values, p, opts = {}) {
-  const scratch = new Float64Array(values.length);
-  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
-}
-function meanInterval(values, opts = {}) {
-  return bootstrapInterval(values.length, (idx) => {
-    let s = 0;
-    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
-    return s / idx.length;
-  }, opts);
-}
-
-// src/measure/latency.ts
-function batchOf(source, batch) {
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of source) {
-    const rows = arr.dims[0];
-    const rowSize = arr.data.length / rows;
-    const Ctor = arr.data.constructor;
-    const data = new Ctor(batch * rowSize);
-    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows * rowSize, (r % rows + 1) * rowSize), r * rowSize);
-    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
-  }
-  return out;
-}
-function latencyStat(batch, samplesMs, confidence) {
-  const sorted = [...samplesMs].sort((a, b) => a - b);
-  const stat = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
-  if (confidence === void 0) return stat;
-  stat.p99_ms = quantileSorted(sorted, 0.99);
-  stat.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
-  const opts = { confidence, resamples: 500 };
-  stat.p50_ci = quantileInterval(sorted, 0.5, opts);
-  stat.p95_ci = quantileInterval(sorted, 0.95, opts);
-  stat.p99_ci = quantileInterval(sorted, 0.99, opts);
-  stat.mean_ci = meanInterval(sorted, opts);
-  return stat;
-}
-function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
-  const n = Math.min(a.length, b.length);
-  const sa = new Float64Array(n);
-  const sb = new Float64Array(n);
-  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
-  const ratio2 = median2(a) / median2(b);
-  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
-  return { ratio: ratio2, ci };
-}
-function relativeHalfWidth(estimate, ci) {
-  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
-}
-function preciseEnough(perModel, target, confidence) {
-  if (perModel.length === 1) {
-    const s = perModel[0];
-    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
-  }
-  for (let i2 = 1; i2 < perModel.length; i2++) {
-    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
-    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
-  }
-  return true;
-}
-async function measureInterleaved(modelPaths, source, opts, onProgress) {
-  const { ort } = onnxruntime();
-  const sessions = [];
-  for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
-  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
-  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
-  const adaptive = (opts.targetRelCi ?? 0) > 0;
-  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
-  let done = 0;
-  try {
-    for (let b = 0; b < opts.batchSizes.length; b++) {
-      const started = performance.now();
-      const inputs = batchOf(source, opts.batchSizes[b]);
-      const feeds = {};
-      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      for (let r = 0; ; r++) {
-        if (r >= opts.warmup + opts.runs) {
-          if (!adaptive || performance.now() - started > capMs) break;
-          if ((r - opts.warmup - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
-        }
-        const order = sessions.map((_, i2) => i2);
-        if (r % 2 === 1) order.reverse();
-        for (const i2 of order) {
-          let dt = Infinity;
-          for (let k = 0; k < (opts.repeat ?? 1); k++) {
-            const t0 = performance.now();
-            const out = await sessions[i2].run(feeds);
-            dt = Math.min(dt, performance.now() - t0);
-            for (const t of Object.values(out)) t.dispose();
-          }
-          if (r >= opts.warmup) samples[i2][b].push(dt);
-        }
-        onProgress?.(Math.min(++done, total2), total2);
-      }
+    progress.stop();
+    for (const s of ctx.shifts) {
+      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      shiftPreds.set(s.name, p);
     }
   } finally {
-    for (const s of sessions) await s.release();
+    progress.stop();
+    await session.release();
   }
-  return samples;
-}
-
-// src/measure/metrics.ts
-function accuracy(pred, labels) {
-  let hit = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
-  return labels.length ? hit / labels.length : NaN;
-}
-function perClassAccuracy(pred, labels, classes) {
-  const hit = new Float64Array(classes);
-  const support = classSupport(labels, classes);
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
-  return Array.from(support, (n, c) => n ? hit[c] / n : null);
-}
-function classSupport(labels, classes) {
-  const support = new Array(classes).fill(0);
-  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
-  return support;
-}
-function confusionMatrix(pred, labels, classes) {
-  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
-  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
-  return m;
-}
-function expectedCalibrationError(confidence, correct, bins = 15) {
-  const n = confidence.length;
-  const count3 = new Float64Array(bins);
-  const conf = new Float64Array(bins);
-  const hit = new Float64Array(bins);
-  for (let i2 = 0; i2 < n; i2++) {
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count3[b]++;
-    conf[b] += confidence[i2];
-    hit[b] += correct[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
-  return ece;
-}
-function agreement(a, b) {
-  let same = 0;
-  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same++;
-  return a.length ? same / a.length : NaN;
-}
-function scoreRow(row, offset, classes, label, areProbabilities) {
-  let pred = 0;
-  let max2 = -Infinity;
-  for (let c = 0; c < classes; c++) {
-    const v = row[offset + c];
-    if (v > max2) {
-      max2 = v;
-      pred = c;
-    }
-  }
-  if (areProbabilities) {
-    const p = row[offset + label];
-    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
-  }
-  let sum = 0;
-  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
-  const logSum = Math.log(sum);
-  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
-}
-
-// src/measure/provider.ts
-import * as fs3 from "node:fs";
-function cudaUnavailable() {
-  const { ort, source } = onnxruntime();
-  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
-  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
-  if (!fs3.existsSync("/dev/nvidia0") && !fs3.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
-  return void 0;
-}
-async function resolveProvider(requested, probeModel) {
-  if (requested === "cpu") return { provider: "cpu" };
-  let why = cudaUnavailable();
-  if (!why) {
-    try {
-      const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
-      await session.release();
-      return { provider: "cuda" };
-    } catch (e) {
-      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
-    }
-  }
-  if (requested === "cuda") {
-    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
-  }
-  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
-}
-
-// src/measure/runtimeCost.ts
-import * as fs4 from "node:fs";
-var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
-function throughput(byBatch) {
-  if (byBatch.length === 0) return void 0;
-  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
-  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
-}
-function readCounter(file) {
-  try {
-    const v = Number(fs4.readFileSync(file, "utf8").trim());
-    return Number.isFinite(v) ? v : void 0;
-  } catch {
-    return void 0;
-  }
-}
-async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
-  const before = readCounter(counter);
-  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
-  for (let i2 = 0; i2 < runs; i2++) await run();
-  const after = readCounter(counter);
-  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
-  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
-}
-async function measureRuntimeCost(artifact, byBatch, source, opts) {
-  const { ort } = onnxruntime();
-  const loads = [];
-  for (let i2 = 0; i2 < 3; i2++) {
-    const t0 = performance.now();
-    const s = await openSession(artifact, opts);
-    loads.push(performance.now() - t0);
-    if (i2 < 2) await s.release();
-    else {
-      const batch = byBatch[0]?.batch ?? 1;
-      const feeds = {};
-      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const energy = await energyPerSample(async () => {
-        const out = await s.run(feeds);
-        for (const t of Object.values(out)) t.dispose();
-      }, 20, batch);
-      await s.release();
-      const tp = throughput(byBatch);
-      return {
-        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
-        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
-        energy_j_per_sample: energy.joules,
-        energy_note: energy.note
-      };
-    }
-  }
-  throw new Error("unreachable");
+  const labels = data.labels;
+  const step = {
+    name,
+    description,
+    artifact,
+    sparsity: sparsity.overall,
+    params: cost.params,
+    nonzero_params: cost.nonzeroParams,
+    flops: cost.macs,
+    size_bytes: size.bytes,
+    gzip_bytes: size.gzipBytes,
+    accuracy: accuracy(preds.pred, labels),
+    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
+    confusion: confusionMatrix(preds.pred, labels, preds.classes),
+    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
+    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
+    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
+    latency: null,
+    latency_by_batch: [],
+    shift_accuracy: shiftAccuracy,
+    layers: sparsity.layers
+  };
+  return { step, preds, shiftPreds };
 }
 
 // src/measure/stats/binomial.ts
@@ -31235,155 +31561,582 @@ function predictionShifts(reference, candidate, shifts) {
   return out;
 }
 
-// src/onnx/model.ts
-import * as fs5 from "node:fs";
-import * as path3 from "node:path";
-var PROTOBUF_LIMIT = 2 ** 31 - 1;
-function loadModel(file) {
-  let bytes2;
-  try {
-    bytes2 = fs5.readFileSync(file);
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a folder; pass the path of an .onnx model`);
-    throw new UserError(`${file}: cannot read (${describe(e)})`);
+// src/pipeline/compare.ts
+var DEFAULT_LATENCY_REGRESSION = 0.05;
+function compareBudgets(budgets) {
+  const all = [...budgets];
+  if (!all.some((b) => b.name === "latency-regression")) {
+    all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
   }
-  return { proto: parseModel(bytes2, file), path: file, bytes: bytes2.byteLength };
+  return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
 }
-function parseModel(bytes2, file) {
-  if (bytes2.byteLength === 0) throw new UserError(`${file}: empty file; re-export the model`);
-  let proto;
-  try {
-    proto = fromBinary(ModelProtoSchema, bytes2);
-  } catch (e) {
-    throw new UserError(`${file}: not a valid ONNX model (${describe(e)}); the file may be truncated or not ONNX, re-export it`);
-  }
-  checkStructure(proto, file);
-  resolveExternalData(proto, file);
-  return proto;
+function classChanges(base, head, labels, classes) {
+  const support = classSupport(labels, classes);
+  const out = [];
+  base.per_class.forEach((d, c) => {
+    const f = head.per_class[c];
+    if (d !== null && f !== null) out.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return out.sort((a, b) => b.drop - a.drop || a.class - b.class);
 }
-function checkStructure(proto, file) {
-  const g2 = proto.graph;
-  if (!g2 || proto.opsetImport.length === 0 || g2.node.length === 0 || g2.output.length === 0) {
-    const missing = !g2 ? "no graph" : proto.opsetImport.length === 0 ? "no opset_import" : g2.node.length === 0 ? "no nodes" : "no graph outputs";
-    throw new UserError(`${file}: not a valid ONNX model (${missing}); the file may be truncated or not ONNX, re-export it`);
+function loadFor(models, file, requireLabels) {
+  const [first, ...rest] = models;
+  const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
+  for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
+  return data;
+}
+async function measurePair(req, progress) {
+  const { config } = req;
+  const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
+  const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
+  const data = loadFor(withInputs, req.data, true);
+  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config.corruptions)];
+  const provider = await resolveProvider(config.executionProvider, req.base);
+  if (provider.note) progress.note(provider.note);
+  const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
+  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
+  const base = await measureStep("base", `base model ${path4.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path4.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
+  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
+  progress.stop();
+  [base, head].forEach((m, i2) => {
+    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
+    m.step.latency = m.step.latency_by_batch[0];
+  });
+  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
+  return { base, head, data, shifts, samples, provider };
+}
+async function comparePipeline(req, progress) {
+  const { config } = req;
+  for (const p of [req.base, req.head]) if (!fs7.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  const m = await measurePair(req, progress);
+  const budgets = compareBudgets(req.budgets);
+  const changes = classChanges(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
+  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, changes, true);
+  const model = {
+    model: req.base,
+    pruned: req.head,
+    method: "compare",
+    target_sparsity: m.head.step.sparsity,
+    steps: [m.base.step, m.head.step],
+    budgets: judged.budgets,
+    verdict: judged.verdict,
+    class_changes: judged.classChanges,
+    eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes },
+    shifts: shiftResults(m.base, m.head, m.shifts, new Set(config.corruptions), config.confidence),
+    prediction_shift: predictionShifts(m.base, m.head, m.shifts)
+  };
+  const ledger = {
+    schema: LEDGER_SCHEMA,
+    verdict: judged.verdict,
+    tool: { name: "prune-guard", version: VERSION },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime: {
+      onnxruntime: onnxruntimeVersion(),
+      provider: m.provider.provider,
+      threads: config.latency.threads || os.availableParallelism(),
+      platform: `${process.platform}-${process.arch}`,
+      ...m.provider.note ? { notes: [m.provider.note] } : {}
+    },
+    models: [model]
+  };
+  const markdown = renderMarkdown(ledger);
+  fs7.mkdirSync(req.out, { recursive: true });
+  const ledgerPath = path4.join(req.out, "ledger.json");
+  const markdownPath = path4.join(req.out, "ledger.md");
+  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(markdownPath, markdown);
+  return { ledger, markdown, ledgerPath, markdownPath };
+}
+
+// src/pipeline/selftest.ts
+import * as fs8 from "node:fs";
+import * as path5 from "node:path";
+import { fileURLToPath } from "node:url";
+function defaultFixture(name) {
+  let dir = path5.dirname(fileURLToPath(import.meta.url));
+  for (let i2 = 0; i2 < 4; i2++) {
+    const candidate = path5.join(dir, "fixtures", name);
+    if (fs8.existsSync(candidate)) return candidate;
+    dir = path5.dirname(dir);
   }
-  const known = /* @__PURE__ */ new Set([""]);
-  for (const i2 of g2.input) known.add(i2.name);
-  for (const t of g2.initializer) known.add(t.name);
-  for (const n of g2.node) for (const o of n.output) known.add(o);
-  for (const n of g2.node) {
-    for (const i2 of n.input) {
-      if (!known.has(i2)) {
-        throw new UserError(`${file}: node '${n.name || n.opType}' reads '${i2}', which no node, input or initializer provides; the file may be truncated, re-export it`);
-      }
+  return void 0;
+}
+async function selftest(req, progress) {
+  const model = req.model ?? defaultFixture("mlp.onnx");
+  const data = req.data ?? defaultFixture("fmnist-test.npz");
+  if (!model || !data) throw new UserError("selftest: the bundled fixtures are not installed here; pass --model M.onnx --data D.npz");
+  const { config } = req;
+  const budgets = compareBudgets(req.budgets);
+  const limit = budgets.find((b) => b.name === "latency-regression").limit;
+  const first = await measurePair({ base: model, head: model, data, shifts: [], config }, progress);
+  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...config.batchSizes)));
+  const halfWidths = [];
+  const failures = [];
+  let falseAlarms = 0;
+  let warns = 0;
+  for (let k = 0; k < req.repetitions; k++) {
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: config.batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider });
+    progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
+    const latency = { reference: samples[0][0], candidate: samples[1][0] };
+    const r = pairedMedianRatio(latency.candidate, latency.reference, config.confidence);
+    halfWidths.push((r.ci[1] - r.ci[0]) / 2);
+    first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency.candidate].sort((a, b) => a - b), 0.5) };
+    first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency.reference].sort((a, b) => a - b), 0.5) };
+    const judged = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency, config, [], true);
+    if (judged.verdict === "fail") {
+      falseAlarms++;
+      failures.push(`repetition ${k + 1}: ${judged.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
+    } else if (judged.verdict === "warn") warns++;
+  }
+  const sorted = [...halfWidths].sort((a, b) => a - b);
+  const median2 = quantileSorted(sorted, 0.5);
+  const report = {
+    model,
+    data,
+    repetitions: req.repetitions,
+    confidence: config.confidence,
+    batch: config.batchSizes[0],
+    false_alarms: falseAlarms,
+    false_alarm_rate: falseAlarms / req.repetitions,
+    warns,
+    latency_ci_half_width: { median: median2, max: sorted[sorted.length - 1] },
+    min_detectable_change: 2 * median2,
+    latency_regression_limit: limit,
+    reliably_failed_slowdown: limit + 2 * median2,
+    failures
+  };
+  if (req.out) {
+    fs8.mkdirSync(req.out, { recursive: true });
+    writeFileAtomic(path5.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+  }
+  return report;
+}
+function renderSelftest(r) {
+  const pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  return [
+    `### prune-guard selftest (A/A): ${r.false_alarms} false alarm${r.false_alarms === 1 ? "" : "s"} in ${r.repetitions} repetitions`,
+    "",
+    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct3(r.confidence)} intervals`,
+    `- false-alarm rate: ${pct3(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
+    `- latency interval half-width: median \xB1${pct3(r.latency_ci_half_width.median)}, worst \xB1${pct3(r.latency_ci_half_width.max)}`,
+    `- smallest latency change this runner can detect: about ${pct3(r.min_detectable_change)}`,
+    `- with latency-regression \u2264 ${pct3(r.latency_regression_limit)}, slowdowns of ${pct3(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
+    ...r.failures.map((f) => `- \u274C ${f}`),
+    ""
+  ].join("\n");
+}
+
+// src/io/cleanup.ts
+var pending = /* @__PURE__ */ new Set();
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+function runPending() {
+  for (const undo of [...pending]) {
+    pending.delete(undo);
+    try {
+      undo();
+    } catch {
     }
   }
-  for (const o of g2.output) {
-    if (!known.has(o.name)) throw new UserError(`${file}: graph output '${o.name}' is never produced; the file may be truncated, re-export it`);
-  }
 }
-function externalEntry(t, key) {
-  return t.externalData.find((e) => e.key === key)?.value;
-}
-function resolveExternalData(proto, file) {
-  const dir = path3.dirname(path3.resolve(file));
-  const realDir = fs5.realpathSync(dir);
-  const handles = /* @__PURE__ */ new Map();
-  try {
-    for (const t of allTensors(proto)) {
-      if (!isExternal(t)) continue;
-      const location = externalEntry(t, "location");
-      if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-      if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-      const target = path3.resolve(dir, location);
-      let real;
-      try {
-        real = fs5.realpathSync(target);
-      } catch {
-        throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
-      }
-      if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
-        throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
-      }
-      const offset = Number(externalEntry(t, "offset") ?? 0);
-      const size = fs5.statSync(real).size;
-      const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
-      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-        throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
-      }
-      let fd2 = handles.get(real);
-      if (fd2 === void 0) {
-        fd2 = fs5.openSync(real, "r");
-        handles.set(real, fd2);
-      }
-      const data = new Uint8Array(length);
-      fs5.readSync(fd2, data, 0, length, offset);
-      t.rawData = data;
-      t.externalData = [];
-      t.dataLocation = 0 /* DEFAULT */;
-    }
-  } finally {
-    for (const fd2 of handles.values()) fs5.closeSync(fd2);
-  }
-}
-function* allTensors(proto) {
-  const g2 = proto.graph;
-  if (!g2) return;
-  yield* g2.initializer;
-  for (const n of g2.node) for (const a of n.attribute) if (a.t) yield a.t;
-}
-function saveModel(proto, file) {
-  const bytes2 = serializeModel(proto, file);
-  writeFileAtomic(file, bytes2);
-  return bytes2.byteLength;
-}
-function serializeModel(proto, file = "model") {
-  const bytes2 = toBinary(ModelProtoSchema, proto);
-  if (bytes2.byteLength > PROTOBUF_LIMIT) {
-    throw new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
-  }
-  return bytes2;
-}
-function cloneModel(proto) {
-  return fromBinary(ModelProtoSchema, toBinary(ModelProtoSchema, proto));
-}
-function setMetadata(proto, entries) {
-  for (const [key, value] of Object.entries(entries)) {
-    const existing = proto.metadataProps.find((e) => e.key === key);
-    if (existing) existing.value = value;
-    else proto.metadataProps.push(create(StringStringEntryProtoSchema, { key, value }));
+var SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+var installed = false;
+function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
+  if (installed) return;
+  installed = true;
+  for (const [signal, code] of Object.entries(SIGNAL_EXIT)) {
+    process.on(signal, () => {
+      runPending();
+      stderr(`prune-guard: stopped by ${signal}; the input model and earlier outputs are unchanged
+`);
+      process.exit(code);
+    });
   }
 }
 
-// src/onnx/signature.ts
-var NUMPY_NAME = {
-  [1 /* FLOAT */]: "float32",
-  [11 /* DOUBLE */]: "float64",
-  [10 /* FLOAT16 */]: "float16",
-  [7 /* INT64 */]: "int64",
-  [6 /* INT32 */]: "int32",
-  [5 /* INT16 */]: "int16",
-  [3 /* INT8 */]: "int8",
-  [2 /* UINT8 */]: "uint8",
-  [4 /* UINT16 */]: "uint16",
-  [12 /* UINT32 */]: "uint32",
-  [13 /* UINT64 */]: "uint64",
-  [9 /* BOOL */]: "bool"
-};
-function signature(v, file) {
-  const t = v.type?.value;
-  if (!t || t.case !== "tensorType") throw new UserError(`${file}: '${v.name}' is not a tensor; prune-guard evaluates models whose inputs and outputs are tensors`);
-  const dtype = NUMPY_NAME[t.value.elemType];
-  if (!dtype) throw new UserError(`${file}: '${v.name}' has element type ${dataTypeName(t.value.elemType)}, which prune-guard cannot feed`);
-  const dims = (t.value.shape?.dim ?? []).map(
-    (d) => d.value.case === "dimValue" ? Number(d.value.value) : d.value.case === "dimParam" ? d.value.value : null
-  );
-  return { name: v.name, dtype, dims };
+// src/pipeline/guardedRun.ts
+import * as os4 from "node:os";
+import * as path10 from "node:path";
+
+// src/io/outputDir.ts
+import * as fs10 from "node:fs";
+import * as path7 from "node:path";
+import { randomBytes as randomBytes2 } from "node:crypto";
+
+// src/io/lock.ts
+import * as fs9 from "node:fs";
+import * as os2 from "node:os";
+import * as path6 from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+var LOCK_NAME = ".prune-guard.lock";
+function isStale(owner) {
+  if (!owner || !Number.isInteger(owner.pid)) return true;
+  if (owner.host !== os2.hostname()) return false;
+  if (owner.pid === process.pid) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return false;
+  } catch (e) {
+    return e.code === "ESRCH";
+  }
 }
-function modelInputs(model, file) {
-  return new GraphIndex(model.graph).inputs.map((v) => signature(v, file));
+function readOwner(file) {
+  try {
+    return JSON.parse(fs9.readFileSync(file, "utf8"));
+  } catch {
+    return void 0;
+  }
+}
+async function lockDir(dir, opts) {
+  fs9.mkdirSync(dir, { recursive: true });
+  const file = path6.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os2.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const until = Date.now() + opts.waitMs;
+  let announced = false;
+  for (; ; ) {
+    try {
+      const fd2 = fs9.openSync(file, "wx");
+      try {
+        fs9.writeFileSync(fd2, JSON.stringify(me) + "\n");
+      } finally {
+        fs9.closeSync(fd2);
+      }
+      let released = false;
+      return {
+        file,
+        release() {
+          if (released) return;
+          released = true;
+          if (readOwner(file)?.pid === me.pid) fs9.rmSync(file, { force: true });
+        }
+      };
+    } catch (e) {
+      if (e.code !== "EEXIST") {
+        throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
+      }
+    }
+    const owner = readOwner(file);
+    if (isStale(owner)) {
+      const again = readOwner(file);
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs9.rmSync(file, { force: true });
+      continue;
+    }
+    if (Date.now() >= until) {
+      throw new UserError(
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path6.join(dir, LOCK_NAME)} if that run is gone`
+      );
+    }
+    if (!announced) {
+      announced = true;
+      opts.onWait?.(owner);
+    }
+    await sleep(opts.pollMs ?? 200);
+  }
+}
+
+// src/io/outputDir.ts
+var STAGING_PREFIX = ".prune-guard-staging-";
+var OutputDir = class _OutputDir {
+  constructor(dir, staging, lock, created) {
+    this.dir = dir;
+    this.staging = staging;
+    this.lock = lock;
+    this.created = created;
+    this.unregister = onInterrupt(() => this.abort());
+  }
+  dir;
+  staging;
+  lock;
+  created;
+  done = false;
+  retired = /* @__PURE__ */ new Set();
+  unregister;
+  static async open(dir, opts) {
+    const created = !fs10.existsSync(dir);
+    const lock = await lockDir(dir, {
+      waitMs: opts.waitMs,
+      onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
+    });
+    try {
+      removeOrphanStaging(dir);
+      const staging = path7.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes2(4).toString("hex")}`);
+      fs10.mkdirSync(staging);
+      return new _OutputDir(dir, staging, lock, created);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+  /** The final path of a file written under the staging folder. */
+  publicPath(p) {
+    const rel = path7.relative(this.staging, p);
+    return rel.startsWith("..") || path7.isAbsolute(rel) ? p : path7.join(this.dir, rel);
+  }
+  /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
+  discardStaged() {
+    for (const n of fs10.readdirSync(this.staging)) fs10.rmSync(path7.join(this.staging, n), { recursive: true, force: true });
+  }
+  /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
+  retire(name) {
+    this.retired.add(name);
+  }
+  /** Move every staged file into the folder (`last` after the others), then unlock. */
+  commit(last = []) {
+    if (this.done) throw new Error("OutputDir: already committed or aborted");
+    const names = fs10.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+    const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
+    for (const n of this.retired) if (!names.includes(n)) fs10.rmSync(path7.join(this.dir, n), { force: true });
+    for (const n of ordered) fs10.renameSync(path7.join(this.staging, n), path7.join(this.dir, n));
+    this.finish();
+  }
+  /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
+  abort() {
+    if (this.done) return;
+    this.finish();
+    if (this.created) {
+      try {
+        fs10.rmdirSync(this.dir);
+      } catch {
+      }
+    }
+  }
+  finish() {
+    this.done = true;
+    this.unregister();
+    fs10.rmSync(this.staging, { recursive: true, force: true });
+    this.lock.release();
+  }
+};
+var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
+function removeOrphanStaging(dir) {
+  for (const n of fs10.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs10.rmSync(path7.join(dir, n), { recursive: true, force: true });
+  }
+}
+
+// src/pipeline/deadline.ts
+var TimedOut = class extends Error {
+  constructor(stage, limitSeconds, elapsedSeconds) {
+    super(`time budget of ${limitSeconds} s ran out during '${stage}' after ${elapsedSeconds.toFixed(1)} s`);
+    this.stage = stage;
+    this.limitSeconds = limitSeconds;
+    this.elapsedSeconds = elapsedSeconds;
+  }
+  stage;
+  limitSeconds;
+  elapsedSeconds;
+  name = "TimedOut";
+};
+var Deadline = class {
+  constructor(limitSeconds) {
+    this.limitSeconds = limitSeconds;
+  }
+  limitSeconds;
+  started = performance.now();
+  stage = "load model and data";
+  elapsedSeconds() {
+    return (performance.now() - this.started) / 1e3;
+  }
+  check() {
+    if (this.limitSeconds === void 0) return;
+    const elapsed = this.elapsedSeconds();
+    if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
+  }
+  /** `inner` with a checkpoint in every call; `start` and `note` also name the current stage. */
+  watch(inner) {
+    return {
+      note: (m) => {
+        this.check();
+        if (STAGE_NOTE.test(m)) this.stage = stageOf(m);
+        inner.note(m);
+      },
+      start: (label, total2) => {
+        this.check();
+        this.stage = stageOf(label);
+        inner.start(label, total2);
+      },
+      update: (done) => {
+        inner.update(done);
+        this.check();
+      },
+      stop: () => inner.stop()
+    };
+  }
+};
+var STAGE_NOTE = /^(pruning|recover|reconstruct|distill|fine-tun)/i;
+function stageOf(label) {
+  const colon = label.indexOf(":");
+  return (colon > 0 ? label.slice(0, colon) : label).replace(/\s*\(.*\)$/, "").split(" ").slice(0, 2).join(" ").trim();
+}
+
+// src/pipeline/run.ts
+import * as fs13 from "node:fs";
+import * as os3 from "node:os";
+import * as path9 from "node:path";
+
+// src/measure/funnel.ts
+var FLOAT_SIZE = { 1: 4, 10: 2, 11: 8, 16: 2 };
+var MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+function weightFacts(model) {
+  const index = new GraphIndex(model.graph);
+  const density = /* @__PURE__ */ new Map();
+  let sparseBytes = 0;
+  for (const t of index.initializers.values()) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const v = tensorToFloat32(t);
+    let nonzero = 0;
+    for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
+    density.set(t.name, v.length ? nonzero / v.length : 1);
+  }
+  const macNodes = index.order.filter((n) => MAC_OPS2.has(n.opType));
+  const cost = modelCost(model);
+  let sparseMacs = 0;
+  cost.nodes.forEach((c, k) => {
+    if (c.macs === null) return;
+    const node = macNodes[k];
+    const weight = node.opType === "MatMul" ? node.input.find((i2) => index.initializers.has(i2) && tensorDims(index.initializers.get(i2)).length >= 2) : node.input[1];
+    const t = weight ? index.initializers.get(weight) : void 0;
+    const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
+    sparseMacs += c.macs * d;
+  });
+  return { sparseBytes, sparseMacs };
+}
+function mannWhitneyP(x2, y) {
+  const n1 = x2.length;
+  const n2 = y.length;
+  if (n1 === 0 || n2 === 0) return 1;
+  const all = [...x2.map((v) => ({ v, first: true })), ...y.map((v) => ({ v, first: false }))].sort((a, b) => a.v - b.v);
+  const n = all.length;
+  let rankSumX = 0;
+  let ties = 0;
+  for (let i2 = 0; i2 < n; ) {
+    let j = i2;
+    while (j + 1 < n && all[j + 1].v === all[i2].v) j++;
+    const rank = (i2 + j) / 2 + 1;
+    for (let k = i2; k <= j; k++) if (all[k].first) rankSumX += rank;
+    const t = j - i2 + 1;
+    ties += t * t * t - t;
+    i2 = j + 1;
+  }
+  const u = rankSumX - n1 * (n1 + 1) / 2;
+  const mean2 = n1 * n2 / 2;
+  const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
+  if (!(variance > 0)) return 1;
+  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
+  return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
+}
+var SPEED_ALPHA = 0.05;
+var ratioOr1 = (a, b) => b > 0 ? a / b : 1;
+function speedFunnel(input) {
+  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
+  const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
+  const measured = denseSamples.length > 0 && stepSamples.length > 0;
+  const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
+  const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
+  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
+  return {
+    batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
+    params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
+    flops_ratio: ratioOr1(step.flops, dense.flops),
+    sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
+    ideal_speedup: idealSpeedup,
+    speedup,
+    efficiency: speedup === null ? null : speedup / idealSpeedup,
+    p_value: p,
+    speed
+  };
+}
+
+// src/onnx/preflight.ts
+var MAX_ONNX_OPSET = 26;
+var RUNTIME_DOMAINS = /* @__PURE__ */ new Set(["", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc", "ai.onnx.preview.training", "ai.onnx.training"]);
+var MAX_SUBGRAPH_DEPTH = 16;
+function* allNodes(graph, file, depth = 0) {
+  if (depth > MAX_SUBGRAPH_DEPTH) {
+    throw new UserError(`${file}: subgraphs nest more than ${MAX_SUBGRAPH_DEPTH} levels deep; the file is corrupt or hostile, re-export the model`);
+  }
+  for (const n of graph.node) {
+    yield n;
+    for (const a of n.attribute) {
+      if (a.g) yield* allNodes(a.g, file, depth + 1);
+      for (const g2 of a.graphs) yield* allNodes(g2, file, depth + 1);
+    }
+  }
+}
+function listNames(names, max2 = 5) {
+  const all = [...new Set(names)];
+  const shown = all.slice(0, max2).map((n) => `'${n}'`).join(", ");
+  return all.length > max2 ? `${shown} and ${all.length - max2} more` : shown;
+}
+function checkRuntimeSupport(model, file) {
+  for (const o of model.opsetImport) {
+    const domain = o.domain || "ai.onnx";
+    if ((o.domain === "" || o.domain === "ai.onnx") && Number(o.version) > MAX_ONNX_OPSET) {
+      throw new UserError(
+        `${file}: uses opset ${o.version} of ${domain}, newer than onnxruntime-node 1.30 supports (up to ${MAX_ONNX_OPSET}); re-export with opset_version=${MAX_ONNX_OPSET} or lower`
+      );
+    }
+  }
+  const custom = /* @__PURE__ */ new Map();
+  for (const n of allNodes(model.graph, file)) {
+    if (RUNTIME_DOMAINS.has(n.domain)) continue;
+    const ops = custom.get(n.domain) ?? [];
+    ops.push(n.opType);
+    custom.set(n.domain, ops);
+  }
+  if (custom.size > 0) {
+    const [domain, ops] = [...custom][0];
+    throw new UserError(
+      `${file}: uses custom op${new Set(ops).size > 1 ? "s" : ""} ${listNames(ops)} from domain '${domain}'${custom.size > 1 ? ` (and domains ${listNames([...custom.keys()].slice(1))})` : ""}, which onnxruntime-node cannot run without its custom-op library; export the model with standard ONNX ops`
+    );
+  }
+}
+function weightNames(model) {
+  const index = new GraphIndex(model.graph);
+  const names = /* @__PURE__ */ new Set();
+  for (const n of model.graph.node) {
+    if (n.opType === "Conv" || n.opType === "ConvTranspose" || n.opType === "Gemm") names.add(n.input[1]);
+    if (n.opType === "MatMul") {
+      for (const i2 of n.input) if (index.initializers.has(i2)) names.add(i2);
+    }
+  }
+  return names;
+}
+function floatValues(t, file) {
+  try {
+    return tensorToFloat32(t);
+  } catch (e) {
+    throw new UserError(`${file}: initializer '${t.name}' is malformed (${e.message}); the file is corrupt, re-export the model`);
+  }
+}
+function checkFiniteWeights(model, file) {
+  const weights = weightNames(model);
+  for (const t of model.graph.initializer) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const v = floatValues(t, file);
+    const isWeight = weights.has(t.name);
+    for (let i2 = 0; i2 < v.length; i2++) {
+      const x2 = v[i2];
+      if (x2 - x2 !== 0) {
+        if (Number.isNaN(x2)) {
+          throw new UserError(`${file}: initializer '${t.name}' holds NaN at flat index ${i2}; the model is broken (diverged training or a bad export), fix it before pruning`);
+        }
+        if (isWeight) {
+          throw new UserError(`${file}: weight '${t.name}' holds ${x2 > 0 ? "+" : "-"}Inf at flat index ${i2}; the model is broken (diverged training or a bad export), fix it before pruning`);
+        }
+      }
+    }
+  }
+}
+function preflightModel(model, file) {
+  checkRuntimeSupport(model, file);
+  checkFiniteWeights(model, file);
 }
 
 // src/prune/select.ts
@@ -31604,68 +32357,6 @@ function verifyNM(model, weights, n, m, limit = 100) {
     }
   }
   return violations;
-}
-
-// src/prune/prunable.ts
-var import_picomatch = __toESM(require_picomatch2(), 1);
-function weightInput(node, index) {
-  switch (node.opType) {
-    case "Conv":
-    case "ConvTranspose":
-    case "Gemm":
-      return node.input[1];
-    case "MatMul": {
-      const [a, b] = node.input;
-      if (index.initializers.has(b)) return b;
-      if (index.initializers.has(a)) return a;
-      return void 0;
-    }
-    default:
-      return void 0;
-  }
-}
-function prunableWeights(model, opts) {
-  const index = new GraphIndex(model.graph);
-  const excluded = opts.exclude.length > 0 ? (0, import_picomatch.default)(opts.exclude) : () => false;
-  const found = [];
-  const seen = /* @__PURE__ */ new Set();
-  for (const node of index.order) {
-    const name = weightInput(node, index);
-    if (!name) continue;
-    const t = index.initializers.get(name);
-    if (!t || !FLOAT_TYPES.has(t.dataType) || tensorDims(t).length < 2) continue;
-    if (seen.has(name)) continue;
-    seen.add(name);
-    found.push({ initializer: name, node: nodeLabel(node), opType: node.opType, dims: tensorDims(t) });
-  }
-  const kept = found.filter((w, i2) => {
-    if (opts.keepFirstLayer && i2 === 0) return false;
-    if (opts.keepLastLayer && i2 === found.length - 1) return false;
-    return !excluded(w.initializer) && !excluded(w.node);
-  });
-  return kept;
-}
-
-// src/prune/sparsity.ts
-function countSparsity(model, denseWeights) {
-  const index = new GraphIndex(model.graph);
-  const layers = [];
-  let zeros = 0;
-  let total2 = 0;
-  for (const w of denseWeights) {
-    const denseSize = numel(w.dims);
-    const t = index.initializers.get(w.initializer);
-    let nonzero = 0;
-    if (t) {
-      const v = tensorToFloat32(t);
-      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    }
-    const z2 = denseSize - nonzero;
-    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
-    zeros += z2;
-    total2 += denseSize;
-  }
-  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
 }
 
 // src/prune/structured/describe.ts
@@ -32972,8 +33663,8 @@ async function pruneModel(dense, config, ctx) {
 }
 
 // src/recover/runRecovery.ts
-import * as fs8 from "node:fs";
-import * as path4 from "node:path";
+import * as fs12 from "node:fs";
+import * as path8 from "node:path";
 
 // src/recover/session.ts
 async function sessionFromModel(model, threads = 0) {
@@ -33126,122 +33817,6 @@ async function reestimateBatchNorm(pruned, calib, threads = 0) {
   return { model, nodes };
 }
 
-// src/measure/evaluate.ts
-async function evaluateClassifier(session, data, opts) {
-  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
-  if (session.outputNames.length !== 1) {
-    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
-  }
-  const { ort } = onnxruntime();
-  const labels = data.labels ?? new Int32Array(data.count);
-  const n = data.count;
-  const pred = new Int32Array(n);
-  const confidence = new Float32Array(n);
-  const correct = new Uint8Array(n);
-  const logProbLabel = new Float32Array(n);
-  let classes = 0;
-  let logits;
-  for (let start = 0; start < n; start += opts.batchSize) {
-    const end = Math.min(n, start + opts.batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) {
-      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    }
-    const result = await session.run(feeds);
-    const out = result[session.outputNames[0]];
-    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
-      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
-    }
-    const values = out.data;
-    if (classes === 0) {
-      classes = out.dims[1];
-      if (opts.keepLogits) logits = new Float32Array(n * classes);
-    }
-    for (let i2 = 0; i2 < end - start; i2++) {
-      const label = labels[start + i2];
-      if (label >= classes) {
-        throw new UserError(`${data.path}: label ${label} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
-      }
-      const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
-      pred[start + i2] = s.pred;
-      confidence[start + i2] = s.confidence;
-      correct[start + i2] = !data.labels ? 0 : s.pred === label ? 1 : 0;
-      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
-    }
-    logits?.set(values, start * classes);
-    for (const t of Object.values(result)) t.dispose();
-    opts.onBatch?.(end, n);
-  }
-  return { classes, pred, confidence, correct, logProbLabel, logits };
-}
-
-// src/measure/size.ts
-import * as fs6 from "node:fs";
-import { gzipSync } from "node:zlib";
-function measureFileSize(file) {
-  const data = fs6.readFileSync(file);
-  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
-}
-
-// src/pipeline/measureStep.ts
-function endsInSoftmax(model) {
-  const index = new GraphIndex(model.graph);
-  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
-}
-async function measureStep(name, description, artifact, ctx) {
-  const { data, config, progress } = ctx;
-  const saved = loadModel(artifact).proto;
-  const sparsity = countSparsity(saved, ctx.denseWeights);
-  const cost = modelCost(saved);
-  const size = measureFileSize(artifact);
-  const probabilities = endsInSoftmax(saved);
-  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
-  let preds;
-  const shiftAccuracy = {};
-  const shiftPreds = /* @__PURE__ */ new Map();
-  try {
-    progress.start(`evaluate ${name}`, data.count);
-    preds = await evaluateClassifier(session, data, {
-      batchSize: config.evalBatchSize,
-      outputsAreProbabilities: probabilities,
-      modelPath: artifact,
-      onBatch: (done) => progress.update(done)
-    });
-    progress.stop();
-    for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
-      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
-      shiftPreds.set(s.name, p);
-    }
-  } finally {
-    progress.stop();
-    await session.release();
-  }
-  const labels = data.labels;
-  const step = {
-    name,
-    description,
-    artifact,
-    sparsity: sparsity.overall,
-    params: cost.params,
-    nonzero_params: cost.nonzeroParams,
-    flops: cost.macs,
-    size_bytes: size.bytes,
-    gzip_bytes: size.gzipBytes,
-    accuracy: accuracy(preds.pred, labels),
-    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
-    confusion: confusionMatrix(preds.pred, labels, preds.classes),
-    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
-    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
-    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
-    latency: null,
-    latency_by_batch: [],
-    shift_accuracy: shiftAccuracy,
-    layers: sparsity.layers
-  };
-  return { step, preds, shiftPreds };
-}
-
 // src/recover/calibScore.ts
 async function calibScore(model, calib, threads = 0) {
   const session = await sessionFromModel(model, threads);
@@ -33264,7 +33839,7 @@ function better(a, b) {
 
 // src/recover/external.ts
 import { spawn } from "node:child_process";
-import * as fs7 from "node:fs";
+import * as fs11 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -33289,13 +33864,13 @@ function externalEnv(p) {
   };
 }
 function runCommand(command, env) {
-  return new Promise((resolve3, reject) => {
+  return new Promise((resolve4, reject) => {
     const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     child.stdout.on("data", (d) => process.stderr.write(d));
     child.stderr.on("data", (d) => process.stderr.write(d));
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
     child.on("close", (code, signal) => {
-      if (code === 0) resolve3();
+      if (code === 0) resolve4();
       else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
     });
   });
@@ -33330,9 +33905,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs7.rmSync(paths.modelOut, { force: true });
+  fs11.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths));
-  if (!fs7.existsSync(paths.modelOut)) {
+  if (!fs11.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -33864,7 +34439,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path4.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path8.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -33880,7 +34455,7 @@ async function runRecovery(req) {
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs8.mkdirSync(req.stepsDir, { recursive: true });
+  fs12.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -33895,7 +34470,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib) {
   const { config, progress } = req;
   if (config.recovery === "none") return [];
-  fs8.mkdirSync(req.stepsDir, { recursive: true });
+  fs12.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.note(`recovery: running ${config.recoveryCommand}`);
@@ -33908,11 +34483,11 @@ async function recoverySteps(req, calib) {
       calib: req.files.calib,
       data: req.files.data
     });
-    const seconds = (performance.now() - t0) / 1e3;
+    const seconds2 = (performance.now() - t0) / 1e3;
     const after = calib?.labels ? await calibScore(model, calib, config.latency.threads) : void 0;
-    const info = { seconds };
+    const info = { seconds: seconds2 };
     if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
-    const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
+    const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds2.toFixed(1)} s)`;
     return [{ step: { name: "recover:command", description, artifact, info }, model }];
   }
   if (!calib) throw new Error("recoverySteps: calibration set missing (checkRecoveryInputs was not called)");
@@ -33920,10 +34495,10 @@ async function recoverySteps(req, calib) {
   const steps = [];
   let current = req.pruned;
   let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : void 0;
-  const keep = (name, description, model, seconds, score2) => {
+  const keep = (name, description, model, seconds2, score2) => {
     const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ""));
     saveModel(model, artifact);
-    const info = { seconds };
+    const info = { seconds: seconds2 };
     if (currentScore && score2) {
       Object.assign(info, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score2.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score2.nll });
     }
@@ -33935,16 +34510,16 @@ async function recoverySteps(req, calib) {
     progress.note("recovery: layer-wise reconstruction on the calibration set");
     const t0 = performance.now();
     const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads });
-    const seconds = (performance.now() - t0) / 1e3;
+    const seconds2 = (performance.now() - t0) / 1e3;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const score2 = labelled ? await calibScore(r.model, calib, config.latency.threads) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     keep(
       "recover:reconstruct",
-      `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
+      `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds2.toFixed(1)} s)`,
       r.model,
-      seconds,
+      seconds2,
       score2
     );
     await tryBatchNorm(current, calib, config, (model, secs, s, nodes) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => progress.note(`recovery: BatchNorm re-estimation not kept (${why})`));
@@ -33956,16 +34531,13 @@ async function tryBatchNorm(model, calib, config, accept, currentScore, reject) 
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, config.latency.threads);
   if (bn.nodes.length === 0) return;
-  const seconds = (performance.now() - t0) / 1e3;
+  const seconds2 = (performance.now() - t0) / 1e3;
   const base = currentScore();
   if (!base) return reject("the calibration set has no labels to judge it");
   const score2 = await calibScore(bn.model, calib, config.latency.threads);
   if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
-  accept(bn.model, seconds, score2, bn.nodes.length);
+  accept(bn.model, seconds2, score2, bn.nodes.length);
 }
-
-// src/version.ts
-var VERSION = "0.1.0";
 
 // src/pipeline/run.ts
 var IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "command"]);
@@ -33976,9 +34548,9 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path5.join(out, `${path5.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path9.join(out, `${path9.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
-function classChanges(dense, final, labels, classes) {
+function classChanges2(dense, final, labels, classes) {
   const support = classSupport(labels, classes);
   const changes = [];
   dense.per_class.forEach((d, c) => {
@@ -33992,20 +34564,21 @@ async function runPipeline(req, progress) {
   const { config } = req;
   checkRequest(config);
   const dense = loadModel(req.model);
+  preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
   const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const outPath = prunedPath(req.out, req.model);
-  if (path5.resolve(outPath) === path5.resolve(req.model)) {
+  if (path9.resolve(outPath) === path9.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkRecoveryInputs(config, calib);
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
   const target = targetSparsity(config);
-  progress.note(`pruning ${path5.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path9.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
@@ -34013,18 +34586,18 @@ async function runPipeline(req, progress) {
     "prune-guard.method": config.method,
     "prune-guard.scope": config.scope,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path5.basename(req.model)
+    "prune-guard.source": path9.basename(req.model)
   });
   setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
-  fs9.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path5.join(req.out, "steps");
+  fs13.mkdirSync(req.out, { recursive: true });
+  const stepsDir = path9.join(req.out, "steps");
   const staged = hasRecoverySteps(config);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
-  if (staged) fs9.mkdirSync(stepsDir, { recursive: true });
+  if (staged) fs13.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
   const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs9.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  if (staged) writeFileAtomic(outPath, fs13.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
@@ -34054,7 +34627,7 @@ async function runPipeline(req, progress) {
   for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels, denseStep2.preds.classes));
+  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges2(steps[0], final, data.labels, denseStep2.preds.classes));
   const { budgets, verdict } = judged;
   const modelLedger = {
     model: req.model,
@@ -34079,188 +34652,92 @@ async function runPipeline(req, progress) {
       onnxruntime: onnxruntimeVersion(),
       provider: provider.provider,
       ...provider.note ? { notes: [provider.note] } : {},
-      threads: config.latency.threads || os.availableParallelism(),
+      threads: config.latency.threads || os3.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [modelLedger]
   };
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path5.join(req.out, "ledger.json");
-  const markdownPath = path5.join(req.out, "ledger.md");
+  const ledgerPath = path9.join(req.out, "ledger.json");
+  const markdownPath = path9.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
 }
 
-// src/pipeline/compare.ts
-import * as fs10 from "node:fs";
-import * as os2 from "node:os";
-import * as path6 from "node:path";
-var DEFAULT_LATENCY_REGRESSION = 0.05;
-function compareBudgets(budgets) {
-  const all = [...budgets];
-  if (!all.some((b) => b.name === "latency-regression")) {
-    all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
+// src/pipeline/guardedRun.ts
+var DEFAULT_LOCK_WAIT_S = 30 * 60;
+function publish(value, out) {
+  if (typeof value === "string") return out.publicPath(value);
+  if (Array.isArray(value)) return value.map((v) => publish(v, out));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, publish(v, out)]));
   }
-  return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
+  return value;
 }
-function classChanges2(base, head, labels, classes) {
-  const support = classSupport(labels, classes);
-  const out = [];
-  base.per_class.forEach((d, c) => {
-    const f = head.per_class[c];
-    if (d !== null && f !== null) out.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return out.sort((a, b) => b.drop - a.drop || a.class - b.class);
-}
-function loadFor(models, file, requireLabels) {
-  const [first, ...rest] = models;
-  const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
-  for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
-  return data;
-}
-async function measurePair(req, progress) {
-  const { config } = req;
-  const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
-  const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
-  const data = loadFor(withInputs, req.data, true);
-  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config.corruptions)];
-  const provider = await resolveProvider(config.executionProvider, req.base);
-  if (provider.note) progress.note(provider.note);
-  const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
-  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path6.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path6.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
-  progress.stop();
-  [base, head].forEach((m, i2) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
-    m.step.latency = m.step.latency_by_batch[0];
-  });
-  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
-  return { base, head, data, shifts, samples, provider };
-}
-async function comparePipeline(req, progress) {
-  const { config } = req;
-  for (const p of [req.base, req.head]) if (!fs10.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
-  const m = await measurePair(req, progress);
-  const budgets = compareBudgets(req.budgets);
-  const changes = classChanges2(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
-  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, changes, true);
-  const model = {
-    model: req.base,
-    pruned: req.head,
-    method: "compare",
-    target_sparsity: m.head.step.sparsity,
-    steps: [m.base.step, m.head.step],
-    budgets: judged.budgets,
-    verdict: judged.verdict,
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes },
-    shifts: shiftResults(m.base, m.head, m.shifts, new Set(config.corruptions), config.confidence),
-    prediction_shift: predictionShifts(m.base, m.head, m.shifts)
-  };
-  const ledger = {
+function timedOutLedger(req, t) {
+  return {
     schema: LEDGER_SCHEMA,
-    verdict: judged.verdict,
+    verdict: "fail",
     tool: { name: "prune-guard", version: VERSION },
     created_at: (/* @__PURE__ */ new Date()).toISOString(),
     runtime: {
       onnxruntime: onnxruntimeVersion(),
-      provider: m.provider.provider,
-      threads: config.latency.threads || os2.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`,
-      ...m.provider.note ? { notes: [m.provider.note] } : {}
+      provider: "cpu",
+      threads: req.config.latency.threads || os4.availableParallelism(),
+      platform: `${process.platform}-${process.arch}`
     },
-    models: [model]
+    models: [],
+    timed_out: { model: req.model, stage: t.stage, limit_s: t.limitSeconds, elapsed_s: Math.round(t.elapsedSeconds * 10) / 10 }
   };
+}
+function stageLedger(out, ledger) {
   const markdown = renderMarkdown(ledger);
-  fs10.mkdirSync(req.out, { recursive: true });
-  const ledgerPath = path6.join(req.out, "ledger.json");
-  const markdownPath = path6.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
+  writeFileAtomic(path10.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(path10.join(out.staging, "ledger.md"), markdown);
+  return { markdown };
 }
-
-// src/pipeline/selftest.ts
-import * as fs11 from "node:fs";
-import * as path7 from "node:path";
-import { fileURLToPath } from "node:url";
-function defaultFixture(name) {
-  let dir = path7.dirname(fileURLToPath(import.meta.url));
-  for (let i2 = 0; i2 < 4; i2++) {
-    const candidate = path7.join(dir, "fixtures", name);
-    if (fs11.existsSync(candidate)) return candidate;
-    dir = path7.dirname(dir);
+function infeasibleBudgetNotes(req) {
+  const notes = [];
+  const speedup = req.budgets.find((b) => b.name === "min-speedup");
+  const keepsShapes = req.config.method === "unstructured" || /^\d+:\d+$/.test(req.config.method);
+  if (speedup && speedup.limit > 1 && keepsShapes) {
+    notes.push(
+      `note: budget min-speedup=${speedup.limit} will most likely fail: ${req.config.method} pruning keeps every tensor shape and onnxruntime on CPU does not skip zeros, so expect about 1.0x; use --method structured for speed, or drop the budget`
+    );
   }
-  return void 0;
+  return notes;
 }
-async function selftest(req, progress) {
-  const model = req.model ?? defaultFixture("mlp.onnx");
-  const data = req.data ?? defaultFixture("fmnist-test.npz");
-  if (!model || !data) throw new UserError("selftest: the bundled fixtures are not installed here; pass --model M.onnx --data D.npz");
-  const { config } = req;
-  const budgets = compareBudgets(req.budgets);
-  const limit = budgets.find((b) => b.name === "latency-regression").limit;
-  const first = await measurePair({ base: model, head: model, data, shifts: [], config }, progress);
-  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...config.batchSizes)));
-  const halfWidths = [];
-  const failures = [];
-  let falseAlarms = 0;
-  let warns = 0;
-  for (let k = 0; k < req.repetitions; k++) {
-    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: config.batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider });
-    progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
-    const latency = { reference: samples[0][0], candidate: samples[1][0] };
-    const r = pairedMedianRatio(latency.candidate, latency.reference, config.confidence);
-    halfWidths.push((r.ci[1] - r.ci[0]) / 2);
-    first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency.candidate].sort((a, b) => a - b), 0.5) };
-    first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency.reference].sort((a, b) => a - b), 0.5) };
-    const judged = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency, config, [], true);
-    if (judged.verdict === "fail") {
-      falseAlarms++;
-      failures.push(`repetition ${k + 1}: ${judged.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
-    } else if (judged.verdict === "warn") warns++;
+async function runGuarded(req, progress) {
+  if (path10.resolve(prunedPath(req.out, req.model)) === path10.resolve(req.model)) {
+    throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
-  const sorted = [...halfWidths].sort((a, b) => a - b);
-  const median2 = quantileSorted(sorted, 0.5);
-  const report = {
-    model,
-    data,
-    repetitions: req.repetitions,
-    confidence: config.confidence,
-    batch: config.batchSizes[0],
-    false_alarms: falseAlarms,
-    false_alarm_rate: falseAlarms / req.repetitions,
-    warns,
-    latency_ci_half_width: { median: median2, max: sorted[sorted.length - 1] },
-    min_detectable_change: 2 * median2,
-    latency_regression_limit: limit,
-    reliably_failed_slowdown: limit + 2 * median2,
-    failures
-  };
-  if (req.out) {
-    fs11.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path7.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+  for (const n of infeasibleBudgetNotes(req)) progress.note(n);
+  const out = await OutputDir.open(req.out, {
+    waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
+    onWait: (m) => progress.note(m)
+  });
+  const deadline = new Deadline(req.config.timeBudget);
+  const ledgerPath = path10.join(req.out, "ledger.json");
+  const markdownPath = path10.join(req.out, "ledger.md");
+  try {
+    let ledger;
+    try {
+      ledger = publish((await runPipeline({ ...req, out: out.staging }, deadline.watch(progress))).ledger, out);
+    } catch (e) {
+      if (!(e instanceof TimedOut)) throw e;
+      progress.stop();
+      progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
+      out.discardStaged();
+      out.retire(path10.basename(prunedPath(req.out, req.model)));
+      ledger = timedOutLedger(req, e);
+    }
+    const { markdown } = stageLedger(out, ledger);
+    out.commit(["ledger.md", "ledger.json"]);
+    return { ledger, markdown, ledgerPath, markdownPath };
+  } finally {
+    out.abort();
   }
-  return report;
-}
-function renderSelftest(r) {
-  const pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
-  return [
-    `### prune-guard selftest (A/A): ${r.false_alarms} false alarm${r.false_alarms === 1 ? "" : "s"} in ${r.repetitions} repetitions`,
-    "",
-    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct3(r.confidence)} intervals`,
-    `- false-alarm rate: ${pct3(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
-    `- latency interval half-width: median \xB1${pct3(r.latency_ci_half_width.median)}, worst \xB1${pct3(r.latency_ci_half_width.max)}`,
-    `- smallest latency change this runner can detect: about ${pct3(r.min_detectable_change)}`,
-    `- with latency-regression \u2264 ${pct3(r.latency_regression_limit)}, slowdowns of ${pct3(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
-    ...r.failures.map((f) => `- \u274C ${f}`),
-    ""
-  ].join("\n");
 }
 
 // src/pipeline/progress.ts
@@ -34324,13 +34801,20 @@ function count2(flag, min) {
     return n;
   };
 }
+function seconds(flag) {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a number of seconds above 0 (got '${v}')`);
+    return n;
+  };
+}
 function parseShift(text) {
   const eq = text.indexOf("=");
   if (eq <= 0 || eq === text.length - 1) throw new UserError(`--shift ${text}: expected NAME=path.npz, e.g. --shift rotated=shift.npz`);
   return { name: text.slice(0, eq), path: text.slice(eq + 1) };
 }
 function resolveConfig(flags) {
-  const file = flags.config ?? (fs12.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs14.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
   const latency = { ...base.latency };
   if (flags.warmup !== void 0) latency.warmup = flags.warmup;
@@ -34357,6 +34841,7 @@ function resolveConfig(flags) {
   if (flags.corruption?.length) overrides.corruptions = [.../* @__PURE__ */ new Set([...base.corruptions, ...flags.corruption])];
   if (flags.executionProvider !== void 0) overrides.executionProvider = flags.executionProvider;
   if (flags.confidence !== void 0) overrides.confidence = flags.confidence;
+  if (flags.timeBudget !== void 0) overrides.timeBudget = flags.timeBudget;
   return mergeConfig(base, overrides);
 }
 function positiveNumber(flag) {
@@ -34371,11 +34856,11 @@ function addStatisticsOptions(cmd) {
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the ledger");
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).option("--quiet", "do not print the ledger");
   addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
-    const result = await runPipeline(
+    const result = await runGuarded(
       { model: flags.model, data: flags.data, calib: flags.calib, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets },
       stderrProgress()
     );
@@ -34412,6 +34897,7 @@ function addCompareCommands(program2, io) {
 async function main(argv, out = (s) => process.stdout.write(s)) {
   let code = EXIT.pass;
   const program2 = buildProgram({ out, exit: (c) => code = c });
+  installSignalCleanup();
   try {
     await program2.parseAsync(argv, { from: "user" });
     return code;

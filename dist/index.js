@@ -25598,6 +25598,7 @@ var init_schema = __esm({
           items: { type: "string", pattern: `^(${CORRUPTIONS.join("|")}):[1-5]$`, description: `KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5` },
           description: "a list like [gaussian-noise:2, blur:1]"
         },
+        "time-budget": { type: "number", exclusiveMinimum: 0, description: "a number of seconds above 0 like 600" },
         budgets: {
           type: "object",
           additionalProperties: false,
@@ -27145,6 +27146,7 @@ function loadDataset(path14, model, opts) {
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
   for (const [spec, name, arr] of bound) checkInput(path14, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path14, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
@@ -27189,6 +27191,27 @@ function checkInput(path14, spec, name, arr, modelName) {
       throw new UserError(`${mismatch} (axis ${axis}: ${arr.shape[axis]} vs ${want}); ${reshapeFix(name, arr, spec)}`);
     }
   }
+}
+function checkFinite(path14, name, arr) {
+  if (!FLOAT_DTYPES.has(arr.dtype)) return;
+  const data = arr.data;
+  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
+  const half = arr.dtype === "float16";
+  for (let i2 = 0; i2 < data.length; i2++) {
+    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
+    if (bad) {
+      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
+      const more = countNonFinite(data, half);
+      throw new UserError(
+        `${path14}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+      );
+    }
+  }
+}
+function countNonFinite(data, half) {
+  let n = 0;
+  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
+  return n;
 }
 function reshapeFix(name, arr, spec) {
   const rest = spec.dims.slice(1);
@@ -27244,7 +27267,7 @@ function sliceBatch(ds, start, end) {
   }
   return out;
 }
-var LABELS, SINGLE_INPUT, INTEGER_DTYPES;
+var LABELS, SINGLE_INPUT, INTEGER_DTYPES, FLOAT_DTYPES;
 var init_dataset = __esm({
   "src/data/dataset.ts"() {
     "use strict";
@@ -27254,6 +27277,7 @@ var init_dataset = __esm({
     LABELS = "y";
     SINGLE_INPUT = "x";
     INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
+    FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
   }
 });
 
@@ -27695,9 +27719,13 @@ function renderMarkdown(ledger) {
 ${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
+  const t = ledger.timed_out;
+  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
+
+` : "";
   return `${title}
 
-${models}
+${timedOut}${models}
 
 ${footer}
 `;
@@ -34851,6 +34879,29 @@ var require_dist = __commonJS({
   }
 });
 
+// src/measure/ortErrors.ts
+function shortOrtError(message) {
+  for (const [re, say] of PATTERNS) {
+    const m = message.match(re);
+    if (m) return say(m);
+  }
+  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
+  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
+}
+var PATTERNS, MAX_LENGTH;
+var init_ortErrors = __esm({
+  "src/measure/ortErrors.ts"() {
+    "use strict";
+    PATTERNS = [
+      [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
+      [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
+      [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
+      [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
+    ];
+    MAX_LENGTH = 300;
+  }
+});
+
 // src/measure/ort.ts
 import { createRequire as createRequire2 } from "node:module";
 function onnxruntime() {
@@ -34882,7 +34933,7 @@ async function openSession(modelPath, opts) {
       interOpNumThreads: 1
     });
   } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model (${describe(e).split("\n")[0]})`);
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
   }
 }
 var bundled, chosen;
@@ -34891,6 +34942,7 @@ var init_ort = __esm({
     "use strict";
     bundled = __toESM(require_dist(), 1);
     init_errors();
+    init_ortErrors();
   }
 });
 
@@ -34987,13 +35039,13 @@ function preciseEnough(perModel, target, confidence) {
 async function measureInterleaved(modelPaths, source, opts, onProgress) {
   const { ort } = onnxruntime();
   const sessions = [];
-  for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
   const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
   const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
   const adaptive = (opts.targetRelCi ?? 0) > 0;
   const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
   let done = 0;
   try {
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
     for (let b = 0; b < opts.batchSizes.length; b++) {
       const started = performance.now();
       const inputs = batchOf(source, opts.batchSizes[b]);
@@ -35663,30 +35715,44 @@ function externalEntry(t, key) {
 }
 function resolveExternalData(proto, file) {
   const dir = path3.dirname(path3.resolve(file));
+  const tensors = [...allTensors(proto)].filter(isExternal);
+  if (tensors.length === 0) return;
   const realDir = fs7.realpathSync(dir);
+  const reads = [];
+  let total2 = 0;
+  for (const t of tensors) {
+    const location = externalEntry(t, "location");
+    if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
+    if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path3.resolve(dir, location);
+    let real;
+    try {
+      real = fs7.realpathSync(target);
+    } catch {
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
+    }
+    if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
+      throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
+    }
+    const stat2 = fs7.statSync(real);
+    if (!stat2.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
+    const size = stat2.size;
+    const offset = Number(externalEntry(t, "offset") ?? 0);
+    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
+    }
+    total2 += length;
+    reads.push({ t, real, offset, length });
+  }
+  if (total2 > PROTOBUF_LIMIT) {
+    throw new UserError(
+      `${file}: holds ${(total2 / 2 ** 30).toFixed(2)} GiB of weights in external data; prune-guard keeps a model in one protobuf file, which cannot exceed 2 GiB, so models this large are not supported yet; prune a smaller model or split it`
+    );
+  }
   const handles = /* @__PURE__ */ new Map();
   try {
-    for (const t of allTensors(proto)) {
-      if (!isExternal(t)) continue;
-      const location = externalEntry(t, "location");
-      if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-      if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-      const target = path3.resolve(dir, location);
-      let real;
-      try {
-        real = fs7.realpathSync(target);
-      } catch {
-        throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
-      }
-      if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
-        throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
-      }
-      const offset = Number(externalEntry(t, "offset") ?? 0);
-      const size = fs7.statSync(real).size;
-      const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
-      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-        throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
-      }
+    for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
         fd2 = fs7.openSync(real, "r");
@@ -35741,6 +35807,101 @@ var init_model = __esm({
     init_tensor();
     init_onnx_pb();
     PROTOBUF_LIMIT = 2 ** 31 - 1;
+  }
+});
+
+// src/onnx/preflight.ts
+function* allNodes(graph, file, depth = 0) {
+  if (depth > MAX_SUBGRAPH_DEPTH) {
+    throw new UserError(`${file}: subgraphs nest more than ${MAX_SUBGRAPH_DEPTH} levels deep; the file is corrupt or hostile, re-export the model`);
+  }
+  for (const n of graph.node) {
+    yield n;
+    for (const a of n.attribute) {
+      if (a.g) yield* allNodes(a.g, file, depth + 1);
+      for (const g2 of a.graphs) yield* allNodes(g2, file, depth + 1);
+    }
+  }
+}
+function listNames(names, max2 = 5) {
+  const all = [...new Set(names)];
+  const shown = all.slice(0, max2).map((n) => `'${n}'`).join(", ");
+  return all.length > max2 ? `${shown} and ${all.length - max2} more` : shown;
+}
+function checkRuntimeSupport(model, file) {
+  for (const o of model.opsetImport) {
+    const domain = o.domain || "ai.onnx";
+    if ((o.domain === "" || o.domain === "ai.onnx") && Number(o.version) > MAX_ONNX_OPSET) {
+      throw new UserError(
+        `${file}: uses opset ${o.version} of ${domain}, newer than onnxruntime-node 1.30 supports (up to ${MAX_ONNX_OPSET}); re-export with opset_version=${MAX_ONNX_OPSET} or lower`
+      );
+    }
+  }
+  const custom = /* @__PURE__ */ new Map();
+  for (const n of allNodes(model.graph, file)) {
+    if (RUNTIME_DOMAINS.has(n.domain)) continue;
+    const ops = custom.get(n.domain) ?? [];
+    ops.push(n.opType);
+    custom.set(n.domain, ops);
+  }
+  if (custom.size > 0) {
+    const [domain, ops] = [...custom][0];
+    throw new UserError(
+      `${file}: uses custom op${new Set(ops).size > 1 ? "s" : ""} ${listNames(ops)} from domain '${domain}'${custom.size > 1 ? ` (and domains ${listNames([...custom.keys()].slice(1))})` : ""}, which onnxruntime-node cannot run without its custom-op library; export the model with standard ONNX ops`
+    );
+  }
+}
+function weightNames(model) {
+  const index = new GraphIndex(model.graph);
+  const names = /* @__PURE__ */ new Set();
+  for (const n of model.graph.node) {
+    if (n.opType === "Conv" || n.opType === "ConvTranspose" || n.opType === "Gemm") names.add(n.input[1]);
+    if (n.opType === "MatMul") {
+      for (const i2 of n.input) if (index.initializers.has(i2)) names.add(i2);
+    }
+  }
+  return names;
+}
+function floatValues(t, file) {
+  try {
+    return tensorToFloat32(t);
+  } catch (e) {
+    throw new UserError(`${file}: initializer '${t.name}' is malformed (${e.message}); the file is corrupt, re-export the model`);
+  }
+}
+function checkFiniteWeights(model, file) {
+  const weights = weightNames(model);
+  for (const t of model.graph.initializer) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const v = floatValues(t, file);
+    const isWeight = weights.has(t.name);
+    for (let i2 = 0; i2 < v.length; i2++) {
+      const x2 = v[i2];
+      if (x2 - x2 !== 0) {
+        if (Number.isNaN(x2)) {
+          throw new UserError(`${file}: initializer '${t.name}' holds NaN at flat index ${i2}; the model is broken (diverged training or a bad export), fix it before pruning`);
+        }
+        if (isWeight) {
+          throw new UserError(`${file}: weight '${t.name}' holds ${x2 > 0 ? "+" : "-"}Inf at flat index ${i2}; the model is broken (diverged training or a bad export), fix it before pruning`);
+        }
+      }
+    }
+  }
+}
+function preflightModel(model, file) {
+  checkRuntimeSupport(model, file);
+  checkFiniteWeights(model, file);
+}
+var MAX_ONNX_OPSET, RUNTIME_DOMAINS, MAX_SUBGRAPH_DEPTH;
+var init_preflight = __esm({
+  "src/onnx/preflight.ts"() {
+    "use strict";
+    init_errors();
+    init_graph();
+    init_tensor();
+    MAX_ONNX_OPSET = 26;
+    RUNTIME_DOMAINS = /* @__PURE__ */ new Set(["", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc", "ai.onnx.preview.training", "ai.onnx.training"]);
+    MAX_SUBGRAPH_DEPTH = 16;
   }
 });
 
@@ -36636,7 +36797,7 @@ var require_parse2 = __commonJS({
     var constants4 = require_constants6();
     var utils = require_utils2();
     var {
-      MAX_LENGTH,
+      MAX_LENGTH: MAX_LENGTH2,
       POSIX_REGEX_SOURCE,
       REGEX_NON_SPECIAL_CHARS,
       REGEX_SPECIAL_CHARS_BACKREF,
@@ -36888,7 +37049,7 @@ var require_parse2 = __commonJS({
       }
       input = REPLACEMENTS[input] || input;
       const opts = { ...options };
-      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH, opts.maxLength) : MAX_LENGTH;
+      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH2, opts.maxLength) : MAX_LENGTH2;
       let len = input.length;
       if (len > max2) {
         throw new SyntaxError(`Input length: ${len}, exceeds maximum allowed length: ${max2}`);
@@ -37577,7 +37738,7 @@ var require_parse2 = __commonJS({
     };
     parse3.fastpaths = (input, options) => {
       const opts = { ...options };
-      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH, opts.maxLength) : MAX_LENGTH;
+      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH2, opts.maxLength) : MAX_LENGTH2;
       const len = input.length;
       if (len > max2) {
         throw new SyntaxError(`Input length: ${len}, exceeds maximum allowed length: ${max2}`);
@@ -40431,6 +40592,7 @@ async function runPipeline(req, progress) {
   const { config } = req;
   checkRequest(config);
   const dense = loadModel(req.model);
+  preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
   const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
@@ -40548,6 +40710,7 @@ var init_run = __esm({
     init_corruptions();
     init_verdicts();
     init_model();
+    init_preflight();
     init_signature();
     init_pruneModel();
     init_runRecovery();
@@ -56332,7 +56495,12 @@ function parseConfig(text, where) {
     const reason = syntax.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
     throw new UserError(`${where}:${pos.line}:${pos.col}: YAML syntax error: ${reason}`);
   }
-  const raw = doc.toJS() ?? {};
+  let raw;
+  try {
+    raw = doc.toJS() ?? {};
+  } catch (e) {
+    throw new UserError(`${where}: YAML cannot be read (${describe(e)}); write the settings out without anchors and aliases`);
+  }
   const problems = findProblems(raw);
   if (problems.length > 0) {
     const located = problems.map((p) => ({ ...p, line: lineOf(doc, lines2, p.path) }));

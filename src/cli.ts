@@ -4,9 +4,10 @@ import { loadConfig, mergeConfig } from './config/loadConfig.js';
 import { DEFAULT_CONFIG, type Config } from './config/schema.js';
 import { describe, isUserError, UserError } from './errors.js';
 import { parseBudgetFlag, resolveBudgets } from './ledger/budgets.js';
-import { runPipeline } from './pipeline/run.js';
 import { comparePipeline } from './pipeline/compare.js';
 import { renderSelftest, selftest } from './pipeline/selftest.js';
+import { installSignalCleanup } from './io/cleanup.js';
+import { runGuarded } from './pipeline/guardedRun.js';
 import { stderrProgress } from './pipeline/progress.js';
 import { VERSION } from './version.js';
 
@@ -43,6 +44,14 @@ function count(flag: string, min: number) {
   };
 }
 
+function seconds(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a number of seconds above 0 (got '${v}')`);
+    return n;
+  };
+}
+
 function parseShift(text: string): { name: string; path: string } {
   const eq = text.indexOf('=');
   if (eq <= 0 || eq === text.length - 1) throw new UserError(`--shift ${text}: expected NAME=path.npz, e.g. --shift rotated=shift.npz`);
@@ -73,6 +82,7 @@ interface RunFlags {
   runs?: number;
   threads?: number;
   evalBatchSize?: number;
+  timeBudget?: number;
   quiet?: boolean;
   strict?: boolean;
   executionProvider?: Config['executionProvider'];
@@ -112,6 +122,7 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.corruption?.length) overrides.corruptions = [...new Set([...base.corruptions, ...flags.corruption])];
   if (flags.executionProvider !== undefined) overrides.executionProvider = flags.executionProvider;
   if (flags.confidence !== undefined) overrides.confidence = flags.confidence;
+  if (flags.timeBudget !== undefined) overrides.timeBudget = flags.timeBudget;
   return mergeConfig(base, overrides);
 }
 
@@ -168,12 +179,13 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--runs <n>', 'timed latency runs per model and batch size', count('--runs', 1))
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = all cores)', count('--threads', 0))
     .option('--eval-batch-size <n>', 'batch size for accuracy evaluation', count('--eval-batch-size', 1))
+    .option('--time-budget <seconds>', 'stop a run that takes longer and write a fail ledger saying where it stopped', seconds('--time-budget'))
     .option('--quiet', 'do not print the ledger');
   addStatisticsOptions(program.commands[program.commands.length - 1])
     .action(async (flags: RunFlags) => {
       const config = resolveConfig(flags);
       const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
-      const result = await runPipeline(
+      const result = await runGuarded(
         { model: flags.model!, data: flags.data!, calib: flags.calib, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets },
         stderrProgress(),
       );
@@ -240,6 +252,7 @@ function addCompareCommands(program: Command, io: { out: (s: string) => void; ex
 export async function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
   let code: number = EXIT.pass;
   const program = buildProgram({ out, exit: (c) => (code = c) });
+  installSignalCleanup();
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return code;

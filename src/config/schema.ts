@@ -63,6 +63,8 @@ export interface Config {
   corruptions: string[];
   /** limits set in the file only; defaults are applied by `resolveBudgets` so their source is recorded */
   budgets: Partial<Record<BudgetName, number>>;
+  /** seconds one model's run may take; past it the run stops and the ledger says where (unset: no limit) */
+  timeBudget?: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
@@ -167,6 +169,7 @@ export const CONFIG_SCHEMA: SchemaNode = {
       items: { type: 'string', pattern: `^(${CORRUPTIONS.join('|')}):[1-5]$`, description: `KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(', ')} and SEVERITY 1-5` },
       description: 'a list like [gaussian-noise:2, blur:1]',
     },
+    'time-budget': { type: 'number', exclusiveMinimum: 0, description: 'a number of seconds above 0 like 600' },
     budgets: {
       type: 'object',
       additionalProperties: false,

@@ -285,5 +285,9 @@ export function renderMarkdown(ledger: Ledger): string {
     (runtime.notes?.length ? `\n\n${runtime.notes.map((n) => `> ⚠️ ${n}`).join('\n>\n')}` : '');
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join('\n\n---\n\n') : '_No models._';
-  return `${title}\n\n${models}\n\n${footer}\n`;
+  const t = ledger.timed_out;
+  const timedOut = t
+    ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.\n\n`
+    : '';
+  return `${title}\n\n${timedOut}${models}\n\n${footer}\n`;
 }

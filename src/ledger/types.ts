@@ -260,6 +260,16 @@ export interface BaseComparison {
   verdict: Verdict;
 }
 
+/** Set when the run hit its time budget (`time-budget`) and stopped; the verdict is then `fail`. */
+export interface TimedOut {
+  /** input model the run was working on */
+  model: string;
+  /** pipeline stage that was running when the budget ran out, e.g. "evaluate dense", "latency" */
+  stage: string;
+  limit_s: number;
+  elapsed_s: number;
+}
+
 export interface Ledger {
   schema: typeof LEDGER_SCHEMA;
   verdict: Verdict;
@@ -274,4 +284,5 @@ export interface Ledger {
     notes?: string[];
   };
   models: ModelLedger[];
+  timed_out?: TimedOut;
 }

@@ -17,6 +17,7 @@ import { measureRuntimeCost } from '../measure/runtimeCost.js';
 import { corruptionSets } from '../measure/corruptions.js';
 import { judgeWithIntervals, predictionShifts, shiftResults } from './verdicts.js';
 import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
+import { preflightModel } from '../onnx/preflight.js';
 import { modelInputs } from '../onnx/signature.js';
 import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
 import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
@@ -75,6 +76,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const { config } = req;
   checkRequest(config);
   const dense = loadModel(req.model);
+  preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
   const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
   // shift sets without labels are allowed: they get prediction-distribution tests instead of accuracy
