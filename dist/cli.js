@@ -23289,7 +23289,13 @@ function readOwner(file) {
   }
 }
 async function lockDir(dir, opts) {
-  fs2.mkdirSync(dir, { recursive: true });
+  try {
+    fs2.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = e.code;
+    const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
+    throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
+  }
   const file = path2.join(dir, LOCK_NAME);
   const me = { pid: process.pid, host: os.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
