@@ -31793,7 +31793,13 @@ function readOwner(file) {
   }
 }
 async function lockDir(dir, opts) {
-  fs9.mkdirSync(dir, { recursive: true });
+  try {
+    fs9.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = e.code;
+    const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
+    throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
+  }
   const file = path6.join(dir, LOCK_NAME);
   const me = { pid: process.pid, host: os2.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
@@ -32109,6 +32115,10 @@ function weightNames(model) {
   return names;
 }
 function floatValues(t, file) {
+  const raw = t.rawData;
+  if (t.dataType === 1 /* FLOAT */ && raw.byteOffset % 4 === 0 && raw.byteLength > 0 && raw.byteLength === numel(tensorDims(t)) * 4) {
+    return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+  }
   try {
     return tensorToFloat32(t);
   } catch (e) {

@@ -35863,6 +35863,10 @@ function weightNames(model) {
   return names;
 }
 function floatValues(t, file) {
+  const raw = t.rawData;
+  if (t.dataType === 1 /* FLOAT */ && raw.byteOffset % 4 === 0 && raw.byteLength > 0 && raw.byteLength === numel(tensorDims(t)) * 4) {
+    return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+  }
   try {
     return tensorToFloat32(t);
   } catch (e) {

@@ -46,7 +46,13 @@ export interface DirLock {
  * broken. Two runs into one --out folder thus take turns instead of mixing their files.
  */
 export async function lockDir(dir: string, opts: { waitMs: number; onWait?: (owner: LockOwner) => void; pollMs?: number }): Promise<DirLock> {
-  fs.mkdirSync(dir, { recursive: true });
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' ? 'is a file, not a folder' : code === 'ENOTDIR' ? 'part of the path is a file, not a folder' : `cannot be created (${(e as Error).message})`;
+    throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
+  }
   const file = path.join(dir, LOCK_NAME);
   const me: LockOwner = { pid: process.pid, host: os.hostname(), started: new Date().toISOString() };
   const until = Date.now() + opts.waitMs;

@@ -5,7 +5,7 @@
 import { UserError } from '../errors.js';
 import { GraphIndex } from './graph.js';
 import type { GraphProto, ModelProto, NodeProto, TensorProto } from './proto/onnx_pb.js';
-import { FLOAT_TYPES, tensorToFloat32 } from './tensor.js';
+import { DataType as DT, FLOAT_TYPES, numel, tensorDims, tensorToFloat32 } from './tensor.js';
 
 /** Highest ai.onnx opset onnxruntime-node 1.30 officially supports (its own load error says "till opset 26"). */
 export const MAX_ONNX_OPSET = 26;
@@ -73,6 +73,11 @@ function weightNames(model: ModelProto): Set<string> {
 }
 
 function floatValues(t: TensorProto, file: string): Float32Array {
+  // float32 raw data aligned in the file buffer is scanned in place: no copy of the model's weights
+  const raw = t.rawData;
+  if (t.dataType === DT.FLOAT && raw.byteOffset % 4 === 0 && raw.byteLength > 0 && raw.byteLength === numel(tensorDims(t)) * 4) {
+    return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+  }
   try {
     return tensorToFloat32(t);
   } catch (e) {

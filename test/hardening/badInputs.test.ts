@@ -212,6 +212,16 @@ describe('bad configs and budgets', () => {
   });
 });
 
+describe('a bad --out', () => {
+  it('an existing file instead of a folder', async () => {
+    fs.writeFileSync(file('not-a-folder'), 'x');
+    const r = await runCli(['run', '--model', MLP, '--data', DATA, '--out', file('not-a-folder'), ...FAST]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`prune-guard: error: --out ${file('not-a-folder')}: is a file, not a folder; pass a folder path for the outputs`);
+    expect(fs.readFileSync(file('not-a-folder'), 'utf8')).toBe('x');
+  });
+});
+
 describe('the reader refuses hostile bytes in process too', () => {
   it('nested subgraph bytes are a UserError, not a stack overflow', () => {
     expect(() => parseModel(deeplyNestedBytes(100_000), 'deep.onnx')).toThrow(/deep\.onnx: not a valid ONNX model/);

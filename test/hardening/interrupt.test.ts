@@ -28,13 +28,17 @@ describe('time budget', () => {
     const out = tempDir();
     const r = await runCli(args(out, ...ENDLESS, '--time-budget', '4'));
     expect(r.code, r.stderr).toBe(1);
-    expect(r.stderr).toMatch(/time budget of 4 s ran out during 'latency'/);
     const ledger = readLedger(out);
     expect(validateLedger(ledger)).toEqual([]);
     expect(ledger.verdict).toBe('fail');
-    expect(ledger.timed_out).toMatchObject({ model: fixture('mlp.onnx'), stage: 'latency', limit_s: 4 });
+    expect(ledger.timed_out).toMatchObject({ model: fixture('mlp.onnx'), limit_s: 4 });
+    // which stage depends on how busy the machine is (latency unless loading alone takes 4 s); it is
+    // always a named stage, the same in stderr, ledger.json and ledger.md
+    const stage = ledger.timed_out!.stage;
+    expect(['load model and data', 'pruning mlp.onnx', 'evaluate dense', 'evaluate prune', 'latency']).toContain(stage);
+    expect(r.stderr).toContain(`time budget of 4 s ran out during '${stage}'`);
     expect(ledger.timed_out!.elapsed_s).toBeGreaterThanOrEqual(4);
-    expect(fs.readFileSync(path.join(out, 'ledger.md'), 'utf8')).toMatch(/\*\*Timed out:\*\* .* 4 s time budget during _latency_/);
+    expect(fs.readFileSync(path.join(out, 'ledger.md'), 'utf8')).toContain(`4 s time budget during _${stage}_`);
     // no unmeasured model is published
     expect(fs.readdirSync(out).sort()).toEqual(['ledger.json', 'ledger.md']);
   });
