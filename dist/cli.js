@@ -4,7 +4,15 @@ import { dirname as __pgDirname, join as __pgJoin } from 'node:path';
 const require = __pgCreateRequire(import.meta.url);
 const __filename = __pgFileURLToPath(import.meta.url);
 const __dirname = __pgDirname(__filename);
+import { existsSync as __pgExists } from 'node:fs';
 globalThis.__pruneGuardOrtBinding = () => {
+  // a user's onnxruntime-node (another platform, a GPU build) replaces the bundled binding everywhere
+  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
+  if (custom) {
+    const binding = __pgJoin(custom, 'bin', 'napi-v6', process.platform, process.arch, 'onnxruntime_binding.node');
+    if (!__pgExists(binding)) throw new Error('PRUNE_GUARD_ONNXRUNTIME_PATH=' + custom + ': no onnxruntime-node binding for ' + process.platform + '-' + process.arch + ' at ' + binding + '; point it at an installed onnxruntime-node package folder');
+    return binding;
+  }
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     throw new Error('prune-guard dist/ ships onnxruntime for linux-x64 only; on ' + process.platform + '-' + process.arch + ' set PRUNE_GUARD_ONNXRUNTIME_PATH to an installed onnxruntime-node');
   }
@@ -623,13 +631,13 @@ var require_help = __commonJS({
         const commandGroups = this.groupItems(
           cmd.commands,
           helper.visibleCommands(cmd),
-          (sub) => sub.helpGroup() || "Commands:"
+          (sub2) => sub2.helpGroup() || "Commands:"
         );
         commandGroups.forEach((commands, group) => {
-          const commandList = commands.map((sub) => {
+          const commandList = commands.map((sub2) => {
             return callFormatItem(
-              helper.styleSubcommandTerm(helper.subcommandTerm(sub)),
-              helper.styleSubcommandDescription(helper.subcommandDescription(sub))
+              helper.styleSubcommandTerm(helper.subcommandTerm(sub2)),
+              helper.styleSubcommandDescription(helper.subcommandDescription(sub2))
             );
           });
           output = output.concat(this.formatItemList(group, commandList, helper));
@@ -1209,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path5 = __require("node:path");
-    var fs7 = __require("node:fs");
+    var path8 = __require("node:path");
+    var fs11 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2204,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs7.existsSync(executableFile)) return;
+        if (fs11.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2222,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path5.resolve(baseDir, baseName2);
-          if (fs7.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path5.extname(baseName2))) return void 0;
+          const localBin = path8.resolve(baseDir, baseName2);
+          if (fs11.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path8.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs7.existsSync(`${localBin}${ext}`)
+            (ext) => fs11.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2238,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs7.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs11.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path5.resolve(
-            path5.dirname(resolvedScriptPath),
+          executableDir = path8.resolve(
+            path8.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path5.basename(
+            const legacyName = path8.basename(
               this._scriptPath,
-              path5.extname(this._scriptPath)
+              path8.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2263,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path5.extname(executableFile));
+        launchWithNode = sourceExt.includes(path8.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3178,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path5.basename(filename, path5.extname(filename));
+        this._name = path8.basename(filename, path8.extname(filename));
         return this;
       }
       /**
@@ -3192,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path6) {
-        if (path6 === void 0) return this._executableDir;
-        this._executableDir = path6;
+      executableDir(path9) {
+        if (path9 === void 0) return this._executableDir;
+        this._executableDir = path9;
         return this;
       }
       /**
@@ -3549,17 +3557,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path5) {
-      const ctrl = callVisitor(key, node, visitor, path5);
+    function visit_(key, node, visitor, path8) {
+      const ctrl = callVisitor(key, node, visitor, path8);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path5, ctrl);
-        return visit_(key, ctrl, visitor, path5);
+        replaceNode(key, path8, ctrl);
+        return visit_(key, ctrl, visitor, path8);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path5 = Object.freeze(path5.concat(node));
+          path8 = Object.freeze(path8.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path5);
+            const ci = visit_(i2, node.items[i2], visitor, path8);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3570,13 +3578,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path5 = Object.freeze(path5.concat(node));
-          const ck = visit_("key", node.key, visitor, path5);
+          path8 = Object.freeze(path8.concat(node));
+          const ck = visit_("key", node.key, visitor, path8);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path5);
+          const cv = visit_("value", node.value, visitor, path8);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3597,17 +3605,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path5) {
-      const ctrl = await callVisitor(key, node, visitor, path5);
+    async function visitAsync_(key, node, visitor, path8) {
+      const ctrl = await callVisitor(key, node, visitor, path8);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path5, ctrl);
-        return visitAsync_(key, ctrl, visitor, path5);
+        replaceNode(key, path8, ctrl);
+        return visitAsync_(key, ctrl, visitor, path8);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path5 = Object.freeze(path5.concat(node));
+          path8 = Object.freeze(path8.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path5);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path8);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3618,13 +3626,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path5 = Object.freeze(path5.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path5);
+          path8 = Object.freeze(path8.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path8);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path5);
+          const cv = await visitAsync_("value", node.value, visitor, path8);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3651,23 +3659,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path5) {
+    function callVisitor(key, node, visitor, path8) {
       if (typeof visitor === "function")
-        return visitor(key, node, path5);
+        return visitor(key, node, path8);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path5);
+        return visitor.Map?.(key, node, path8);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path5);
+        return visitor.Seq?.(key, node, path8);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path5);
+        return visitor.Pair?.(key, node, path8);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path5);
+        return visitor.Scalar?.(key, node, path8);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path5);
+        return visitor.Alias?.(key, node, path8);
       return void 0;
     }
-    function replaceNode(key, path5, node) {
-      const parent = path5[path5.length - 1];
+    function replaceNode(key, path8, node) {
+      const parent = path8[path8.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4279,10 +4287,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path5, value) {
+    function collectionFromPath(schema, path8, value) {
       let v = value;
-      for (let i2 = path5.length - 1; i2 >= 0; --i2) {
-        const k = path5[i2];
+      for (let i2 = path8.length - 1; i2 >= 0; --i2) {
+        const k = path8[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4301,7 +4309,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path5) => path5 == null || typeof path5 === "object" && !!path5[Symbol.iterator]().next().done;
+    var isEmptyPath = (path8) => path8 == null || typeof path8 === "object" && !!path8[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4331,11 +4339,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path5, value) {
-        if (isEmptyPath(path5))
+      addIn(path8, value) {
+        if (isEmptyPath(path8))
           this.add(value);
         else {
-          const [key, ...rest] = path5;
+          const [key, ...rest] = path8;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4349,8 +4357,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path5) {
-        const [key, ...rest] = path5;
+      deleteIn(path8) {
+        const [key, ...rest] = path8;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4364,8 +4372,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path5, keepScalar) {
-        const [key, ...rest] = path5;
+      getIn(path8, keepScalar) {
+        const [key, ...rest] = path8;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4383,8 +4391,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path5) {
-        const [key, ...rest] = path5;
+      hasIn(path8) {
+        const [key, ...rest] = path8;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4394,8 +4402,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path5, value) {
-        const [key, ...rest] = path5;
+      setIn(path8, value) {
+        const [key, ...rest] = path8;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -6910,9 +6918,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path5, value) {
+      addIn(path8, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path5, value);
+          this.contents.addIn(path8, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -6987,14 +6995,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path5) {
-        if (Collection.isEmptyPath(path5)) {
+      deleteIn(path8) {
+        if (Collection.isEmptyPath(path8)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path5) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path8) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7009,10 +7017,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path5, keepScalar) {
-        if (Collection.isEmptyPath(path5))
+      getIn(path8, keepScalar) {
+        if (Collection.isEmptyPath(path8))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path5, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path8, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7023,10 +7031,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path5) {
-        if (Collection.isEmptyPath(path5))
+      hasIn(path8) {
+        if (Collection.isEmptyPath(path8))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path5) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path8) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7043,13 +7051,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path5, value) {
-        if (Collection.isEmptyPath(path5)) {
+      setIn(path8, value) {
+        if (Collection.isEmptyPath(path8)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path5), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path8), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path5, value);
+          this.contents.setIn(path8, value);
         }
       }
       /**
@@ -9010,9 +9018,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path5) => {
+    visit.itemAtPath = (cst, path8) => {
       let item = cst;
-      for (const [field, index] of path5) {
+      for (const [field, index] of path8) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9021,23 +9029,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path5) => {
-      const parent = visit.itemAtPath(cst, path5.slice(0, -1));
-      const field = path5[path5.length - 1][0];
+    visit.parentCollection = (cst, path8) => {
+      const parent = visit.itemAtPath(cst, path8.slice(0, -1));
+      const field = path8[path8.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path5, item, visitor) {
-      let ctrl = visitor(item, path5);
+    function _visit(path8, item, visitor) {
+      let ctrl = visitor(item, path8);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path5.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path8.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9048,10 +9056,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path5);
+            ctrl = ctrl(item, path8);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path5) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path8) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10353,14 +10361,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs7 = this.flowScalar(this.type);
+              const fs11 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs7, sep: [] });
+                map.items.push({ start, key: fs11, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs7);
+                this.stack.push(fs11);
               } else {
-                Object.assign(it, { key: fs7, sep: [] });
+                Object.assign(it, { key: fs11, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10488,13 +10496,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs7 = this.flowScalar(this.type);
+              const fs11 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs7, sep: [] });
+                fc.items.push({ start: [], key: fs11, sep: [] });
               else if (it.sep)
-                this.stack.push(fs7);
+                this.stack.push(fs11);
               else
-                Object.assign(it, { key: fs7, sep: [] });
+                Object.assign(it, { key: fs11, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -11327,11 +11335,11 @@ var require_codegen = __commonJS({
         const rhs = this.rhs === void 0 ? "" : ` = ${this.rhs}`;
         return `${varKind} ${this.name}${rhs};` + _n;
       }
-      optimizeNames(names, constants) {
+      optimizeNames(names, constants2) {
         if (!names[this.name.str])
           return;
         if (this.rhs)
-          this.rhs = optimizeExpr(this.rhs, names, constants);
+          this.rhs = optimizeExpr(this.rhs, names, constants2);
         return this;
       }
       get names() {
@@ -11348,10 +11356,10 @@ var require_codegen = __commonJS({
       render({ _n }) {
         return `${this.lhs} = ${this.rhs};` + _n;
       }
-      optimizeNames(names, constants) {
+      optimizeNames(names, constants2) {
         if (this.lhs instanceof code_1.Name && !names[this.lhs.str] && !this.sideEffects)
           return;
-        this.rhs = optimizeExpr(this.rhs, names, constants);
+        this.rhs = optimizeExpr(this.rhs, names, constants2);
         return this;
       }
       get names() {
@@ -11412,8 +11420,8 @@ var require_codegen = __commonJS({
       optimizeNodes() {
         return `${this.code}` ? this : void 0;
       }
-      optimizeNames(names, constants) {
-        this.code = optimizeExpr(this.code, names, constants);
+      optimizeNames(names, constants2) {
+        this.code = optimizeExpr(this.code, names, constants2);
         return this;
       }
       get names() {
@@ -11442,12 +11450,12 @@ var require_codegen = __commonJS({
         }
         return nodes.length > 0 ? this : void 0;
       }
-      optimizeNames(names, constants) {
+      optimizeNames(names, constants2) {
         const { nodes } = this;
         let i2 = nodes.length;
         while (i2--) {
           const n = nodes[i2];
-          if (n.optimizeNames(names, constants))
+          if (n.optimizeNames(names, constants2))
             continue;
           subtractNames(names, n.names);
           nodes.splice(i2, 1);
@@ -11500,12 +11508,12 @@ var require_codegen = __commonJS({
           return void 0;
         return this;
       }
-      optimizeNames(names, constants) {
+      optimizeNames(names, constants2) {
         var _a2;
-        this.else = (_a2 = this.else) === null || _a2 === void 0 ? void 0 : _a2.optimizeNames(names, constants);
-        if (!(super.optimizeNames(names, constants) || this.else))
+        this.else = (_a2 = this.else) === null || _a2 === void 0 ? void 0 : _a2.optimizeNames(names, constants2);
+        if (!(super.optimizeNames(names, constants2) || this.else))
           return;
-        this.condition = optimizeExpr(this.condition, names, constants);
+        this.condition = optimizeExpr(this.condition, names, constants2);
         return this;
       }
       get names() {
@@ -11528,10 +11536,10 @@ var require_codegen = __commonJS({
       render(opts) {
         return `for(${this.iteration})` + super.render(opts);
       }
-      optimizeNames(names, constants) {
-        if (!super.optimizeNames(names, constants))
+      optimizeNames(names, constants2) {
+        if (!super.optimizeNames(names, constants2))
           return;
-        this.iteration = optimizeExpr(this.iteration, names, constants);
+        this.iteration = optimizeExpr(this.iteration, names, constants2);
         return this;
       }
       get names() {
@@ -11567,10 +11575,10 @@ var require_codegen = __commonJS({
       render(opts) {
         return `for(${this.varKind} ${this.name} ${this.loop} ${this.iterable})` + super.render(opts);
       }
-      optimizeNames(names, constants) {
-        if (!super.optimizeNames(names, constants))
+      optimizeNames(names, constants2) {
+        if (!super.optimizeNames(names, constants2))
           return;
-        this.iterable = optimizeExpr(this.iterable, names, constants);
+        this.iterable = optimizeExpr(this.iterable, names, constants2);
         return this;
       }
       get names() {
@@ -11612,11 +11620,11 @@ var require_codegen = __commonJS({
         (_b2 = this.finally) === null || _b2 === void 0 ? void 0 : _b2.optimizeNodes();
         return this;
       }
-      optimizeNames(names, constants) {
+      optimizeNames(names, constants2) {
         var _a2, _b2;
-        super.optimizeNames(names, constants);
-        (_a2 = this.catch) === null || _a2 === void 0 ? void 0 : _a2.optimizeNames(names, constants);
-        (_b2 = this.finally) === null || _b2 === void 0 ? void 0 : _b2.optimizeNames(names, constants);
+        super.optimizeNames(names, constants2);
+        (_a2 = this.catch) === null || _a2 === void 0 ? void 0 : _a2.optimizeNames(names, constants2);
+        (_b2 = this.finally) === null || _b2 === void 0 ? void 0 : _b2.optimizeNames(names, constants2);
         return this;
       }
       get names() {
@@ -11917,7 +11925,7 @@ var require_codegen = __commonJS({
     function addExprNames(names, from) {
       return from instanceof code_1._CodeOrName ? addNames(names, from.names) : names;
     }
-    function optimizeExpr(expr, names, constants) {
+    function optimizeExpr(expr, names, constants2) {
       if (expr instanceof code_1.Name)
         return replaceName(expr);
       if (!canOptimize(expr))
@@ -11932,14 +11940,14 @@ var require_codegen = __commonJS({
         return items;
       }, []));
       function replaceName(n) {
-        const c = constants[n.str];
+        const c = constants2[n.str];
         if (c === void 0 || names[n.str] !== 1)
           return n;
         delete names[n.str];
         return c;
       }
       function canOptimize(e) {
-        return e instanceof code_1._Code && e._items.some((c) => c instanceof code_1.Name && names[c.str] === 1 && constants[c.str] !== void 0);
+        return e instanceof code_1._Code && e._items.some((c) => c instanceof code_1.Name && names[c.str] === 1 && constants2[c.str] !== void 0);
       }
     }
     function subtractNames(names, from) {
@@ -14179,8 +14187,8 @@ var require_utils = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path5) {
-      let input = path5;
+    function removeDotSegments(path8) {
+      let input = path8;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -14254,11 +14262,11 @@ var require_utils = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path5) {
-      if (path5 === "" || path5[0] === "/") {
-        return removeDotSegments(path5);
+    function removeDotSegmentsRelative(path8) {
+      if (path8 === "" || path8[0] === "/") {
+        return removeDotSegments(path8);
       }
-      const segments = path5.split("/");
+      const segments = path8.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -14621,8 +14629,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path5 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path5 && path5 !== "/" ? path5 : void 0;
+        const path8 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path8 && path8 !== "/" ? path8 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -17751,11 +17759,11 @@ var require_format = __commonJS({
           }
           function getFormat(fmtDef) {
             const code = fmtDef instanceof RegExp ? (0, codegen_1.regexpCode)(fmtDef) : opts.code.formats ? (0, codegen_1._)`${opts.code.formats}${(0, codegen_1.getProperty)(schema)}` : void 0;
-            const fmt = gen.scopeValue("formats", { key: schema, ref: fmtDef, code });
+            const fmt2 = gen.scopeValue("formats", { key: schema, ref: fmtDef, code });
             if (typeof fmtDef == "object" && !(fmtDef instanceof RegExp)) {
-              return [fmtDef.type || "string", fmtDef.validate, (0, codegen_1._)`${fmt}.validate`];
+              return [fmtDef.type || "string", fmtDef.validate, (0, codegen_1._)`${fmt2}.validate`];
             }
-            return ["string", fmtDef, fmt];
+            return ["string", fmtDef, fmt2];
           }
           function validCondition() {
             if (typeof formatDef == "object" && !(formatDef instanceof RegExp) && formatDef.async) {
@@ -18628,30 +18636,30 @@ var require_tensor_conversion_impl = __commonJS({
           height = tensor.dims[2];
         }
         const inputformat = options?.format !== void 0 ? options.format : "RGB";
-        const norm = options?.norm;
+        const norm2 = options?.norm;
         let normMean;
         let normBias;
-        if (norm === void 0 || norm.mean === void 0) {
+        if (norm2 === void 0 || norm2.mean === void 0) {
           normMean = [255, 255, 255, 255];
         } else {
-          if (typeof norm.mean === "number") {
-            normMean = [norm.mean, norm.mean, norm.mean, norm.mean];
+          if (typeof norm2.mean === "number") {
+            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
           } else {
-            normMean = [norm.mean[0], norm.mean[1], norm.mean[2], 0];
-            if (norm.mean[3] !== void 0) {
-              normMean[3] = norm.mean[3];
+            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 0];
+            if (norm2.mean[3] !== void 0) {
+              normMean[3] = norm2.mean[3];
             }
           }
         }
-        if (norm === void 0 || norm.bias === void 0) {
+        if (norm2 === void 0 || norm2.bias === void 0) {
           normBias = [0, 0, 0, 0];
         } else {
-          if (typeof norm.bias === "number") {
-            normBias = [norm.bias, norm.bias, norm.bias, norm.bias];
+          if (typeof norm2.bias === "number") {
+            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
           } else {
-            normBias = [norm.bias[0], norm.bias[1], norm.bias[2], 0];
-            if (norm.bias[3] !== void 0) {
-              normBias[3] = norm.bias[3];
+            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
+            if (norm2.bias[3] !== void 0) {
+              normBias[3] = norm2.bias[3];
             }
           }
         }
@@ -18708,30 +18716,30 @@ var require_tensor_conversion_impl = __commonJS({
           channels = tensor.dims[1];
         }
         const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
-        const norm = options?.norm;
+        const norm2 = options?.norm;
         let normMean;
         let normBias;
-        if (norm === void 0 || norm.mean === void 0) {
+        if (norm2 === void 0 || norm2.mean === void 0) {
           normMean = [255, 255, 255, 255];
         } else {
-          if (typeof norm.mean === "number") {
-            normMean = [norm.mean, norm.mean, norm.mean, norm.mean];
+          if (typeof norm2.mean === "number") {
+            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
           } else {
-            normMean = [norm.mean[0], norm.mean[1], norm.mean[2], 255];
-            if (norm.mean[3] !== void 0) {
-              normMean[3] = norm.mean[3];
+            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 255];
+            if (norm2.mean[3] !== void 0) {
+              normMean[3] = norm2.mean[3];
             }
           }
         }
-        if (norm === void 0 || norm.bias === void 0) {
+        if (norm2 === void 0 || norm2.bias === void 0) {
           normBias = [0, 0, 0, 0];
         } else {
-          if (typeof norm.bias === "number") {
-            normBias = [norm.bias, norm.bias, norm.bias, norm.bias];
+          if (typeof norm2.bias === "number") {
+            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
           } else {
-            normBias = [norm.bias[0], norm.bias[1], norm.bias[2], 0];
-            if (norm.bias[3] !== void 0) {
-              normBias[3] = norm.bias[3];
+            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
+            if (norm2.bias[3] !== void 0) {
+              normBias[3] = norm2.bias[3];
             }
           }
         }
@@ -18792,18 +18800,18 @@ var require_tensor_factory_impl = __commonJS({
         throw new Error("NHWC Tensor layout is not supported yet");
       }
       const { height, width } = options;
-      const norm = options.norm ?? { mean: 255, bias: 0 };
+      const norm2 = options.norm ?? { mean: 255, bias: 0 };
       let normMean;
       let normBias;
-      if (typeof norm.mean === "number") {
-        normMean = [norm.mean, norm.mean, norm.mean, norm.mean];
+      if (typeof norm2.mean === "number") {
+        normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
       } else {
-        normMean = [norm.mean[0], norm.mean[1], norm.mean[2], norm.mean[3] ?? 255];
+        normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], norm2.mean[3] ?? 255];
       }
-      if (typeof norm.bias === "number") {
-        normBias = [norm.bias, norm.bias, norm.bias, norm.bias];
+      if (typeof norm2.bias === "number") {
+        normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
       } else {
-        normBias = [norm.bias[0], norm.bias[1], norm.bias[2], norm.bias[3] ?? 0];
+        normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], norm2.bias[3] ?? 0];
       }
       const inputformat = options.format !== void 0 ? options.format : "RGBA";
       const outputformat = options.tensorFormat !== void 0 ? options.tensorFormat !== void 0 ? options.tensorFormat : "RGB" : "RGB";
@@ -20223,8 +20231,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path5, { windows } = {}) => {
-      const segs = path5.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path8, { windows } = {}) => {
+      const segs = path8.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -20576,7 +20584,7 @@ var require_scan = __commonJS({
 var require_parse = __commonJS({
   "node_modules/picomatch/lib/parse.js"(exports, module) {
     "use strict";
-    var constants = require_constants();
+    var constants2 = require_constants();
     var utils = require_utils2();
     var {
       MAX_LENGTH,
@@ -20584,7 +20592,7 @@ var require_parse = __commonJS({
       REGEX_NON_SPECIAL_CHARS,
       REGEX_SPECIAL_CHARS_BACKREF,
       REPLACEMENTS
-    } = constants;
+    } = constants2;
     var expandRange = (args, options) => {
       if (typeof options.expandRange === "function") {
         return options.expandRange(...args, options);
@@ -20793,7 +20801,7 @@ var require_parse = __commonJS({
       if (options.maxExtglobRecursion === false) {
         return { risky: false };
       }
-      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants.DEFAULT_MAX_EXTGLOB_RECURSION;
+      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants2.DEFAULT_MAX_EXTGLOB_RECURSION;
       const branches = splitTopLevel(body).map((branch) => branch.trim());
       if (branches.length > 1) {
         if (branches.some((branch) => branch === "") || branches.some((branch) => /^[*?]+$/.test(branch)) || hasRepeatedCharPrefixOverlap(branches)) {
@@ -20839,8 +20847,8 @@ var require_parse = __commonJS({
       const bos = { type: "bos", value: "", output: opts.prepend || "" };
       const tokens = [bos];
       const capture = opts.capture ? "" : "?:";
-      const PLATFORM_CHARS = constants.globChars(opts.windows);
-      const EXTGLOB_CHARS = constants.extglobChars(PLATFORM_CHARS);
+      const PLATFORM_CHARS = constants2.globChars(opts.windows);
+      const EXTGLOB_CHARS = constants2.extglobChars(PLATFORM_CHARS);
       const {
         DOT_LITERAL,
         PLUS_LITERAL,
@@ -21536,7 +21544,7 @@ var require_parse = __commonJS({
         NO_DOTS_SLASH,
         STAR,
         START_ANCHOR
-      } = constants.globChars(opts.windows);
+      } = constants2.globChars(opts.windows);
       const nodot = opts.dot ? NO_DOTS : NO_DOT;
       const slashDot = opts.dot ? NO_DOTS_SLASH : NO_DOT;
       const capture = opts.capture ? "" : "?:";
@@ -21594,7 +21602,7 @@ var require_picomatch = __commonJS({
     var scan = require_scan();
     var parse = require_parse();
     var utils = require_utils2();
-    var constants = require_constants();
+    var constants2 = require_constants();
     var isObject2 = (val) => val && typeof val === "object" && !Array.isArray(val);
     var picomatch2 = (glob, options, returnState = false) => {
       if (Array.isArray(glob)) {
@@ -21722,7 +21730,7 @@ var require_picomatch = __commonJS({
         return /$^/;
       }
     };
-    picomatch2.constants = constants;
+    picomatch2.constants = constants2;
     module.exports = picomatch2;
   }
 });
@@ -21755,10 +21763,10 @@ var require_eta = __commonJS({
         this.eta = "0";
       }
       // add new values to calculation buffer
-      update(time, value, total) {
+      update(time, value, total2) {
         this.valueBuffer.push(value);
         this.timeBuffer.push(time);
-        this.calculate(total - value);
+        this.calculate(total2 - value);
       }
       // fetch estimated time
       getTime() {
@@ -22229,9 +22237,9 @@ var require_generic_bar = __commonJS({
         }
       }
       // start the progress bar
-      start(total, startValue, payload) {
+      start(total2, startValue, payload) {
         this.value = startValue || 0;
-        this.total = typeof total !== "undefined" && total >= 0 ? total : 100;
+        this.total = typeof total2 !== "undefined" && total2 >= 0 ? total2 : 100;
         this.startValue = startValue || 0;
         this.payload = payload || {};
         this.startTime = Date.now();
@@ -22239,7 +22247,7 @@ var require_generic_bar = __commonJS({
         this.lastDrawnString = "";
         this.eta = new _ETA(this.options.etaBufferLength, this.startTime, this.value);
         this.isActive = true;
-        this.emit("start", total, startValue);
+        this.emit("start", total2, startValue);
       }
       // stop the bar
       stop() {
@@ -22291,9 +22299,9 @@ var require_generic_bar = __commonJS({
         return this.total;
       }
       // set the total (limit) value
-      setTotal(total) {
-        if (typeof total !== "undefined" && total >= 0) {
-          this.total = total;
+      setTotal(total2) {
+        if (typeof total2 !== "undefined" && total2 >= 0) {
+          this.total = total2;
         }
       }
       // force eta calculation update (long running processes)
@@ -22341,7 +22349,7 @@ var require_single_bar = __commonJS({
         }
       }
       // start the progress bar
-      start(total, startValue, payload) {
+      start(total2, startValue, payload) {
         if (this.options.noTTYOutput === false && this.terminal.isTTY() === false) {
           return;
         }
@@ -22357,7 +22365,7 @@ var require_single_bar = __commonJS({
         if (this.options.linewrap === false) {
           this.terminal.lineWrapping(false);
         }
-        super.start(total, startValue, payload);
+        super.start(total2, startValue, payload);
         this.render();
       }
       // stop the bar
@@ -22413,7 +22421,7 @@ var require_multi_bar = __commonJS({
         this.sigintCallback = null;
       }
       // add a new bar to the stack
-      create(total, startValue, payload, barOptions = {}) {
+      create(total2, startValue, payload, barOptions = {}) {
         const bar = new _BarElement(Object.assign(
           {},
           // global options
@@ -22444,7 +22452,7 @@ var require_multi_bar = __commonJS({
           this.timer = setTimeout(this.update.bind(this), this.schedulingRate);
         }
         this.isActive = true;
-        bar.start(total, startValue, payload);
+        bar.start(total2, startValue, payload);
         this.emit("start");
         return bar;
       }
@@ -22616,7 +22624,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs6 from "node:fs";
+import * as fs10 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -22908,10 +22916,32 @@ var MEASURE = {
 function within(direction, actual, limit) {
   return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
 }
-function evaluateBudgets(budgets, m) {
+function intervalVerdict(direction, ci, limit, strict = false) {
+  const [lo, hi] = ci;
+  const inside = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
+  const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
+  if (beyond) return "fail";
+  if (inside) return "pass";
+  return strict ? "fail" : "warn";
+}
+var STRADDLE = "interval straddles the limit";
+function evaluateBudgets(budgets, m, opts = {}) {
   return budgets.map(({ name, limit, direction, source }) => {
     const measured = MEASURE[name](m);
     const base = { name, limit, direction, source };
+    const u = m.uncertainty?.[name];
+    if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
+      const stats = { ci: u.ci, ...opts.confidence !== void 0 ? { confidence: opts.confidence } : {}, ...u.p_value !== void 0 ? { p_value: u.p_value } : {} };
+      let verdict = intervalVerdict(direction, u.ci, limit, opts.strict);
+      const notes = [measured.detail];
+      if (u.note) notes.push(u.note);
+      if (verdict !== "pass" && intervalVerdict(direction, u.ci, limit, false) === "warn") notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
+      if (measured.unmeasured) {
+        notes.push(`not measured: ${measured.unmeasured}`);
+        if (verdict === "pass") verdict = "warn";
+      }
+      return { ...base, actual: measured.actual, verdict, detail: notes.join("; "), ...stats };
+    }
     if (measured.actual === null) {
       return { ...base, actual: null, verdict: "warn", detail: `not measured: ${measured.why}` };
     }
@@ -22935,7 +22965,9 @@ function overallVerdict(results) {
 // src/config/schema.ts
 var PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
 var RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
+var CRITERIA = ["l1", "l2", "bn-scale", "activation"];
 var SCOPES = ["global", "layer"];
+var EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
 var DEFAULT_CONFIG = Object.freeze({
   sparsity: 0.5,
   method: "unstructured",
@@ -22944,10 +22976,15 @@ var DEFAULT_CONFIG = Object.freeze({
   exclude: [],
   keepFirstLayer: false,
   keepLastLayer: false,
+  bakeTemperature: false,
   batchSizes: [1, 32],
-  latency: { warmup: 10, runs: 30, threads: 0 },
+  latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
   evalBatchSize: 256,
   confidence: 0.95,
+  roundTo: 1,
+  criterion: "l1",
+  strict: false,
+  executionProvider: "cpu",
   budgets: {}
 });
 var wholeNumber = (minimum) => ({
@@ -22981,6 +23018,7 @@ var CONFIG_SCHEMA = {
     },
     "keep-first-layer": boolean,
     "keep-last-layer": boolean,
+    "bake-temperature": boolean,
     "batch-sizes": {
       type: "array",
       minItems: 1,
@@ -22991,8 +23029,15 @@ var CONFIG_SCHEMA = {
     latency: {
       type: "object",
       additionalProperties: false,
-      properties: { warmup: wholeNumber(0), runs: wholeNumber(1), threads: wholeNumber(0) },
-      description: "a mapping like { warmup: 10, runs: 30, threads: 0 }"
+      properties: {
+        warmup: wholeNumber(0),
+        runs: wholeNumber(1),
+        threads: wholeNumber(0),
+        "target-rel-ci": { type: "number", minimum: 0, exclusiveMaximum: 1, description: "a fraction from 0 (off) to below 1 like 0.02" },
+        "max-seconds": { type: "number", minimum: 0, description: "seconds, 0 or more (0 = no cap)" },
+        repeat: wholeNumber(1)
+      },
+      description: "a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }"
     },
     "eval-batch-size": wholeNumber(1),
     confidence: {
@@ -23001,6 +23046,10 @@ var CONFIG_SCHEMA = {
       exclusiveMaximum: 1,
       description: "a number between 0 and 1 like 0.95"
     },
+    "round-to": wholeNumber(1),
+    criterion: oneOf(CRITERIA),
+    strict: boolean,
+    "execution-provider": oneOf(EXECUTION_PROVIDERS),
     budgets: {
       type: "object",
       additionalProperties: false,
@@ -23012,9 +23061,9 @@ var CONFIG_SCHEMA = {
     }
   }
 };
-function schemaAt(path5) {
+function schemaAt(path8) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path5) {
+  for (const segment of path8) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -23027,8 +23076,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path5) {
-  return path5.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path8) {
+  return path8.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -23036,33 +23085,33 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path5 = [];
+  const path8 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path5.push(Number(key));
+      path8.push(Number(key));
       value = value[Number(key)];
     } else {
-      path5.push(key);
+      path8.push(key);
       value = value?.[key];
     }
   }
-  return { path: path5, value };
+  return { path: path8, value };
 }
 var BOUNDS = /* @__PURE__ */ new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]);
 function fromAjv(error, raw) {
-  const { path: path5, value } = toKeyPath(error.instancePath, raw);
+  const { path: path8, value } = toKeyPath(error.instancePath, raw);
   if (error.keyword === "additionalProperties") {
     const key = String(error.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path5)?.properties ?? {});
-    const full = [...path5, key];
+    const valid = Object.keys(schemaAt(path8)?.properties ?? {});
+    const full = [...path8, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path5)?.description ?? "valid";
+  const expected = schemaAt(path8)?.description ?? "valid";
   const bound = BOUNDS.has(error.keyword) ? `; ${error.message}` : "";
-  if (path5.length === 0) return { path: path5, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path5, message: `'${formatKeyPath(path5)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path8.length === 0) return { path: path8, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path8, message: `'${formatKeyPath(path8)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -23078,8 +23127,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path5 = ["budgets", name];
-        problems.push({ path: path5, message: `'${formatKeyPath(path5)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path8 = ["budgets", name];
+        problems.push({ path: path8, message: `'${formatKeyPath(path8)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -23106,10 +23155,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path5) {
+function lineOf(doc, lines, path8) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path5) {
+  for (const segment of path8) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -23128,16 +23177,16 @@ function lineOf(doc, lines, path5) {
 }
 
 // src/config/loadConfig.ts
-function loadConfig(path5) {
+function loadConfig(path8) {
   let text;
   try {
-    text = readFileSync(path5, "utf8");
+    text = readFileSync(path8, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path5}: config file not found; check the path or create it`);
-    throw new UserError(`${path5}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path8}: config file not found; check the path or create it`);
+    throw new UserError(`${path8}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path5);
+  return parseConfig(text, path8);
 }
 function parseConfig(text, where) {
   const lines = new import_yaml2.LineCounter();
@@ -23162,7 +23211,7 @@ var kebab = (key) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 function fromRaw(raw) {
   const config = structuredClone(DEFAULT_CONFIG);
   for (const [key, value] of Object.entries(raw)) {
-    if (key === "latency") config.latency = { ...config.latency, ...value };
+    if (key === "latency") config.latency = { ...config.latency, ...camelKeys(value) };
     else if (key === "budgets") config.budgets = budgetLimits(value);
     else config[camel(key)] = value;
   }
@@ -23175,8 +23224,10 @@ function budgetLimits(raw) {
   }
   return limits;
 }
+var camelKeys = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), v]));
+var kebabKeys = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [kebab(k), v]));
 function toRaw(config) {
-  return Object.fromEntries(Object.entries(config).map(([key, value]) => [kebab(key), value]));
+  return Object.fromEntries(Object.entries(config).map(([key, value]) => [kebab(key), key === "latency" ? kebabKeys(value) : value]));
 }
 function defined(o) {
   return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== void 0));
@@ -23194,9 +23245,9 @@ function mergeConfig(base, overrides) {
 }
 
 // src/pipeline/run.ts
-import * as fs5 from "node:fs";
+import * as fs7 from "node:fs";
 import * as os from "node:os";
-import * as path4 from "node:path";
+import * as path5 from "node:path";
 
 // src/data/npy.ts
 var DTYPES = {
@@ -24014,12 +24065,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path5, model, opts) {
+function loadDataset(path8, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path5} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path8} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path5);
+  const arrays = readArrays(path8);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -24028,7 +24079,7 @@ function loadDataset(path5, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path5}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path8}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -24037,36 +24088,36 @@ function loadDataset(path5, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path5}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path8}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path5, spec, name, arr, modelName);
+  for (const [spec, name, arr] of bound) checkInput(path8, spec, name, arr, modelName);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path5}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path8}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path5}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path8}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path5, y, count3);
+  if (y) labels = toLabels(path8, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path5}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path8}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path5, count: count3, inputs, labels };
+  return { path: path8, count: count3, inputs, labels };
 }
-function checkInput(path5, spec, name, arr, modelName) {
-  const subject = `${path5}: array '${name}'`;
+function checkInput(path8, spec, name, arr, modelName) {
+  const subject = `${path8}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -24097,8 +24148,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path5, y, count3) {
-  const subject = `${path5}: label array '${LABELS}'`;
+function toLabels(path8, y, count3) {
+  const subject = `${path8}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -24335,8 +24386,8 @@ var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
 var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH = "\u2014";
 var TOP_CLASSES = 5;
-function baseName(path5) {
-  return path5.split(/[\\/]/).pop() || path5;
+function baseName(path8) {
+  return path8.split(/[\\/]/).pop() || path8;
 }
 function cell(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
@@ -24390,6 +24441,12 @@ function budgetValue(name, x2) {
       return bytes(x2);
   }
 }
+function intervalText(b) {
+  if (!b.ci) return "";
+  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
+  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
+  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
+}
 function budgetTable(budgets) {
   if (budgets.length === 0) return "_No budgets checked._";
   return table([
@@ -24397,7 +24454,7 @@ function budgetTable(budgets) {
     ...budgets.map((b) => [
       `\`${b.name}\``,
       `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH : budgetValue(b.name, b.actual),
+      b.actual === null ? DASH : budgetValue(b.name, b.actual) + intervalText(b),
       `${ICON[b.verdict]} ${b.verdict}`,
       b.detail
     ])
@@ -24486,7 +24543,13 @@ function classTable(model) {
     "**Classes that lost most**",
     table([
       ["Class", "Dense", "Pruned", "Drop", "Support"],
-      ...lost.map((c) => [String(c.class), percent(c.dense), percent(c.pruned), points(c.drop, 1), String(c.support)])
+      ...lost.map((c) => [
+        String(c.class),
+        percent(c.dense),
+        percent(c.pruned),
+        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
+        String(c.support)
+      ])
     ])
   ].join("\n\n");
 }
@@ -24503,7 +24566,9 @@ function renderModel(model) {
 }
 function renderMarkdown(ledger) {
   const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>`;
+  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+
+${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
   return `${title}
@@ -27654,8 +27719,8 @@ function writeTypeOfScalar(type) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path5, ...paths) {
-  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path5]);
+function messageDesc(file, path8, ...paths) {
+  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path8]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -28162,8 +28227,11 @@ function fileDesc(b64, imports) {
 
 // src/onnx/proto/onnx_pb.ts
 var file_onnx = /* @__PURE__ */ fileDesc("Cgpvbm54LnByb3RvEgRvbm54IswFCg5BdHRyaWJ1dGVQcm90bxIMCgRuYW1lGAEgASgJEhUKDXJlZl9hdHRyX25hbWUYFSABKAkSEgoKZG9jX3N0cmluZxgNIAEoCRIwCgR0eXBlGBQgASgOMiIub25ueC5BdHRyaWJ1dGVQcm90by5BdHRyaWJ1dGVUeXBlEgkKAWYYAiABKAISCQoBaRgDIAEoAxIJCgFzGAQgASgMEhwKAXQYBSABKAsyES5vbm54LlRlbnNvclByb3RvEhsKAWcYBiABKAsyEC5vbm54LkdyYXBoUHJvdG8SLgoNc3BhcnNlX3RlbnNvchgWIAEoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SGwoCdHAYDiABKAsyDy5vbm54LlR5cGVQcm90bxIOCgZmbG9hdHMYByADKAISDAoEaW50cxgIIAMoAxIPCgdzdHJpbmdzGAkgAygMEiIKB3RlbnNvcnMYCiADKAsyES5vbm54LlRlbnNvclByb3RvEiAKBmdyYXBocxgLIAMoCzIQLm9ubnguR3JhcGhQcm90bxIvCg5zcGFyc2VfdGVuc29ycxgXIAMoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SJAoLdHlwZV9wcm90b3MYDyADKAsyDy5vbm54LlR5cGVQcm90byLZAQoNQXR0cmlidXRlVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgcKA0lOVBACEgoKBlNUUklORxADEgoKBlRFTlNPUhAEEgkKBUdSQVBIEAUSEQoNU1BBUlNFX1RFTlNPUhALEg4KClRZUEVfUFJPVE8QDRIKCgZGTE9BVFMQBhIICgRJTlRTEAcSCwoHU1RSSU5HUxAIEgsKB1RFTlNPUlMQCRIKCgZHUkFQSFMQChISCg5TUEFSU0VfVEVOU09SUxAMEg8KC1RZUEVfUFJPVE9TEA4iUQoOVmFsdWVJbmZvUHJvdG8SDAoEbmFtZRgBIAEoCRIdCgR0eXBlGAIgASgLMg8ub25ueC5UeXBlUHJvdG8SEgoKZG9jX3N0cmluZxgDIAEoCSKWAQoJTm9kZVByb3RvEg0KBWlucHV0GAEgAygJEg4KBm91dHB1dBgCIAMoCRIMCgRuYW1lGAMgASgJEg8KB29wX3R5cGUYBCABKAkSDgoGZG9tYWluGAcgASgJEicKCWF0dHJpYnV0ZRgFIAMoCzIULm9ubnguQXR0cmlidXRlUHJvdG8SEgoKZG9jX3N0cmluZxgGIAEoCSLWAQoRVHJhaW5pbmdJbmZvUHJvdG8SKAoOaW5pdGlhbGl6YXRpb24YASABKAsyEC5vbm54LkdyYXBoUHJvdG8SIwoJYWxnb3JpdGhtGAIgASgLMhAub25ueC5HcmFwaFByb3RvEjwKFmluaXRpYWxpemF0aW9uX2JpbmRpbmcYAyADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8SNAoOdXBkYXRlX2JpbmRpbmcYBCADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8i6wIKCk1vZGVsUHJvdG8SEgoKaXJfdmVyc2lvbhgBIAEoAxIuCgxvcHNldF9pbXBvcnQYCCADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIVCg1wcm9kdWNlcl9uYW1lGAIgASgJEhgKEHByb2R1Y2VyX3ZlcnNpb24YAyABKAkSDgoGZG9tYWluGAQgASgJEhUKDW1vZGVsX3ZlcnNpb24YBSABKAMSEgoKZG9jX3N0cmluZxgGIAEoCRIfCgVncmFwaBgHIAEoCzIQLm9ubnguR3JhcGhQcm90bxI0Cg5tZXRhZGF0YV9wcm9wcxgOIAMoCzIcLm9ubnguU3RyaW5nU3RyaW5nRW50cnlQcm90bxIuCg10cmFpbmluZ19pbmZvGBQgAygLMhcub25ueC5UcmFpbmluZ0luZm9Qcm90bxImCglmdW5jdGlvbnMYGSADKAsyEy5vbm54LkZ1bmN0aW9uUHJvdG8iNAoWU3RyaW5nU3RyaW5nRW50cnlQcm90bxILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiawoQVGVuc29yQW5ub3RhdGlvbhITCgt0ZW5zb3JfbmFtZRgBIAEoCRJCChxxdWFudF9wYXJhbWV0ZXJfdGVuc29yX25hbWVzGAIgAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvIp4DCgpHcmFwaFByb3RvEh0KBG5vZGUYASADKAsyDy5vbm54Lk5vZGVQcm90bxIMCgRuYW1lGAIgASgJEiYKC2luaXRpYWxpemVyGAUgAygLMhEub25ueC5UZW5zb3JQcm90bxIzChJzcGFyc2VfaW5pdGlhbGl6ZXIYDyADKAsyFy5vbm54LlNwYXJzZVRlbnNvclByb3RvEhIKCmRvY19zdHJpbmcYCiABKAkSIwoFaW5wdXQYCyADKAsyFC5vbm54LlZhbHVlSW5mb1Byb3RvEiQKBm91dHB1dBgMIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SKAoKdmFsdWVfaW5mbxgNIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SNwoXcXVhbnRpemF0aW9uX2Fubm90YXRpb24YDiADKAsyFi5vbm54LlRlbnNvckFubm90YXRpb25KBAgDEARKBAgEEAVKBAgGEApSCmlyX3ZlcnNpb25SEHByb2R1Y2VyX3ZlcnNpb25SDHByb2R1Y2VyX3RhZ1IGZG9tYWluIrgFCgtUZW5zb3JQcm90bxIMCgRkaW1zGAEgAygDEhEKCWRhdGFfdHlwZRgCIAEoBRIqCgdzZWdtZW50GAMgASgLMhkub25ueC5UZW5zb3JQcm90by5TZWdtZW50EhYKCmZsb2F0X2RhdGEYBCADKAJCAhABEhYKCmludDMyX2RhdGEYBSADKAVCAhABEhMKC3N0cmluZ19kYXRhGAYgAygMEhYKCmludDY0X2RhdGEYByADKANCAhABEgwKBG5hbWUYCCABKAkSEgoKZG9jX3N0cmluZxgMIAEoCRIQCghyYXdfZGF0YRgJIAEoDBIzCg1leHRlcm5hbF9kYXRhGA0gAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvEjUKDWRhdGFfbG9jYXRpb24YDiABKA4yHi5vbm54LlRlbnNvclByb3RvLkRhdGFMb2NhdGlvbhIXCgtkb3VibGVfZGF0YRgKIAMoAUICEAESFwoLdWludDY0X2RhdGEYCyADKARCAhABGiUKB1NlZ21lbnQSDQoFYmVnaW4YASABKAMSCwoDZW5kGAIgASgDItoBCghEYXRhVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgkKBVVJTlQ4EAISCAoESU5UOBADEgoKBlVJTlQxNhAEEgkKBUlOVDE2EAUSCQoFSU5UMzIQBhIJCgVJTlQ2NBAHEgoKBlNUUklORxAIEggKBEJPT0wQCRILCgdGTE9BVDE2EAoSCgoGRE9VQkxFEAsSCgoGVUlOVDMyEAwSCgoGVUlOVDY0EA0SDQoJQ09NUExFWDY0EA4SDgoKQ09NUExFWDEyOBAPEgwKCEJGTE9BVDE2EBAiKQoMRGF0YUxvY2F0aW9uEgsKB0RFRkFVTFQQABIMCghFWFRFUk5BTBABImgKEVNwYXJzZVRlbnNvclByb3RvEiEKBnZhbHVlcxgBIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SIgoHaW5kaWNlcxgCIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SDAoEZGltcxgDIAMoAyKVAQoQVGVuc29yU2hhcGVQcm90bxItCgNkaW0YASADKAsyIC5vbm54LlRlbnNvclNoYXBlUHJvdG8uRGltZW5zaW9uGlIKCURpbWVuc2lvbhITCglkaW1fdmFsdWUYASABKANIABITCglkaW1fcGFyYW0YAiABKAlIABISCgpkZW5vdGF0aW9uGAMgASgJQgcKBXZhbHVlIs4ECglUeXBlUHJvdG8SLQoLdGVuc29yX3R5cGUYASABKAsyFi5vbm54LlR5cGVQcm90by5UZW5zb3JIABIxCg1zZXF1ZW5jZV90eXBlGAQgASgLMhgub25ueC5UeXBlUHJvdG8uU2VxdWVuY2VIABInCghtYXBfdHlwZRgFIAEoCzITLm9ubnguVHlwZVByb3RvLk1hcEgAEjEKDW9wdGlvbmFsX3R5cGUYCSABKAsyGC5vbm54LlR5cGVQcm90by5PcHRpb25hbEgAEjoKEnNwYXJzZV90ZW5zb3JfdHlwZRgIIAEoCzIcLm9ubnguVHlwZVByb3RvLlNwYXJzZVRlbnNvckgAEhIKCmRlbm90YXRpb24YBiABKAkaQgoGVGVuc29yEhEKCWVsZW1fdHlwZRgBIAEoBRIlCgVzaGFwZRgCIAEoCzIWLm9ubnguVGVuc29yU2hhcGVQcm90bxouCghTZXF1ZW5jZRIiCgllbGVtX3R5cGUYASABKAsyDy5vbm54LlR5cGVQcm90bxo8CgNNYXASEAoIa2V5X3R5cGUYASABKAUSIwoKdmFsdWVfdHlwZRgCIAEoCzIPLm9ubnguVHlwZVByb3RvGi4KCE9wdGlvbmFsEiIKCWVsZW1fdHlwZRgBIAEoCzIPLm9ubnguVHlwZVByb3RvGkgKDFNwYXJzZVRlbnNvchIRCgllbGVtX3R5cGUYASABKAUSJQoFc2hhcGUYAiABKAsyFi5vbm54LlRlbnNvclNoYXBlUHJvdG9CBwoFdmFsdWUiNQoST3BlcmF0b3JTZXRJZFByb3RvEg4KBmRvbWFpbhgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDIuUBCg1GdW5jdGlvblByb3RvEgwKBG5hbWUYASABKAkSDQoFaW5wdXQYBCADKAkSDgoGb3V0cHV0GAUgAygJEhEKCWF0dHJpYnV0ZRgGIAMoCRIdCgRub2RlGAcgAygLMg8ub25ueC5Ob2RlUHJvdG8SEgoKZG9jX3N0cmluZxgIIAEoCRIuCgxvcHNldF9pbXBvcnQYCSADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIOCgZkb21haW4YCiABKAlKBAgCEANKBAgDEARSDXNpbmNlX3ZlcnNpb25SBnN0YXR1cyrkAQoHVmVyc2lvbhISCg5fU1RBUlRfVkVSU0lPThAAEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8xMBABEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8zMBACEhgKFElSX1ZFUlNJT05fMjAxN18xMV8zEAMSGAoUSVJfVkVSU0lPTl8yMDE5XzFfMjIQBBIYChRJUl9WRVJTSU9OXzIwMTlfM18xOBAFEhgKFElSX1ZFUlNJT05fMjAxOV85XzE5EAYSFwoTSVJfVkVSU0lPTl8yMDIwXzVfOBAHEg4KCklSX1ZFUlNJT04QCCouCg5PcGVyYXRvclN0YXR1cxIQCgxFWFBFUklNRU5UQUwQABIKCgZTVEFCTEUQAUICSAM");
+var ValueInfoProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 1);
+var NodeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 2);
 var ModelProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 4);
 var StringStringEntryProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 5);
+var TensorProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 8);
 var TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
   TensorProto_DataType2[TensorProto_DataType2["UNDEFINED"] = 0] = "UNDEFINED";
   TensorProto_DataType2[TensorProto_DataType2["FLOAT"] = 1] = "FLOAT";
@@ -28184,6 +28252,8 @@ var TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
   TensorProto_DataType2[TensorProto_DataType2["BFLOAT16"] = 16] = "BFLOAT16";
   return TensorProto_DataType2;
 })(TensorProto_DataType || {});
+var TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
+var TypeProto_TensorSchema = /* @__PURE__ */ messageDesc(file_onnx, 11, 0);
 
 // src/onnx/graph.ts
 var GraphIndex = class {
@@ -28265,6 +28335,14 @@ function attrInt(node, name, fallback) {
 function attrInts(node, name) {
   const a = attr(node, name);
   return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
+}
+function attrFloat(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
+}
+function attrString(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
 }
 function nodeLabel(node) {
   return node.name || `${node.opType}(${node.output[0] ?? ""})`;
@@ -28445,6 +28523,11 @@ function floatToHalf(x2) {
   const rem = mant & 8191;
   if (rem > 4096 || rem === 4096 && half & 1) half++;
   return half;
+}
+function makeFloatTensor(name, dims, values) {
+  const t = create(TensorProtoSchema, { name, dataType: 1 /* FLOAT */, dims: dims.map(BigInt) });
+  setTensorFloat32(t, values);
+  return t;
 }
 
 // src/onnx/shapes.ts
@@ -28704,18 +28787,18 @@ function inferNode(node, shapes, values) {
       const axes = attrInts(node, "axes") ?? v(1);
       if (!axes) return;
       const rank = x2.length + axes.length;
-      const norm = new Set(axes.map((a) => normAxis(a, rank)));
+      const norm2 = new Set(axes.map((a) => normAxis(a, rank)));
       const out = [];
       let k = 0;
-      for (let i2 = 0; i2 < rank; i2++) out.push(norm.has(i2) ? 1 : x2[k++]);
+      for (let i2 = 0; i2 < rank; i2++) out.push(norm2.has(i2) ? 1 : x2[k++]);
       set(out, v(0));
       return;
     }
     case "Squeeze": {
       if (!x2) return;
       const axes = attrInts(node, "axes") ?? v(1);
-      const norm = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
-      set(x2.filter((d, i2) => norm ? !norm.has(i2) : d !== 1), v(0));
+      const norm2 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
+      set(x2.filter((d, i2) => norm2 ? !norm2.has(i2) : d !== 1), v(0));
       return;
     }
     case "Gather": {
@@ -28784,8 +28867,8 @@ function inferNode(node, shapes, values) {
       if (!x2) return;
       const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
       const keep = attrInt(node, "keepdims", 1) === 1;
-      const norm = new Set(axes.map((a) => normAxis(a, x2.length)));
-      set(keep ? x2.map((d, i2) => norm.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm.has(i2)));
+      const norm2 = new Set(axes.map((a) => normAxis(a, x2.length)));
+      set(keep ? x2.map((d, i2) => norm2.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm2.has(i2)));
       return;
     }
     case "ArgMax":
@@ -28961,7 +29044,7 @@ async function openSession(modelPath, opts) {
   const { ort } = onnxruntime();
   try {
     return await ort.InferenceSession.create(modelPath, {
-      executionProviders: ["cpu"],
+      executionProviders: [opts.provider ?? "cpu"],
       graphOptimizationLevel: "all",
       executionMode: "sequential",
       intraOpNumThreads: opts.threads,
@@ -28970,6 +29053,52 @@ async function openSession(modelPath, opts) {
   } catch (e) {
     throw new UserError(`${modelPath}: onnxruntime cannot load the model (${describe(e).split("\n")[0]})`);
   }
+}
+
+// src/measure/stats/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+
+// src/measure/stats/bootstrap.ts
+function bootstrapInterval(n, statistic, opts = {}) {
+  const confidence = opts.confidence ?? 0.95;
+  const resamples = opts.resamples ?? 1e3;
+  const random = seededRandom(opts.seed ?? 24301);
+  const indices = new Int32Array(n);
+  const values = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
+    const v = statistic(indices);
+    if (Number.isFinite(v)) values.push(v);
+  }
+  if (values.length === 0) return [NaN, NaN];
+  values.sort((a, b) => a - b);
+  const alpha = (1 - confidence) / 2;
+  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
+}
+function quantileAt(values, indices, p, scratch) {
+  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
+  scratch.sort();
+  return quantileSorted(scratch, p);
+}
+function quantileInterval(values, p, opts = {}) {
+  const scratch = new Float64Array(values.length);
+  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
+}
+function meanInterval(values, opts = {}) {
+  return bootstrapInterval(values.length, (idx) => {
+    let s = 0;
+    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
+    return s / idx.length;
+  }, opts);
 }
 
 // src/measure/latency.ts
@@ -28985,33 +29114,75 @@ function batchOf(source, batch) {
   }
   return out;
 }
-function latencyStat(batch, samplesMs) {
+function latencyStat(batch, samplesMs, confidence) {
   const sorted = [...samplesMs].sort((a, b) => a - b);
-  return { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  const stat = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  if (confidence === void 0) return stat;
+  stat.p99_ms = quantileSorted(sorted, 0.99);
+  stat.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const opts = { confidence, resamples: 500 };
+  stat.p50_ci = quantileInterval(sorted, 0.5, opts);
+  stat.p95_ci = quantileInterval(sorted, 0.95, opts);
+  stat.p99_ci = quantileInterval(sorted, 0.99, opts);
+  stat.mean_ci = meanInterval(sorted, opts);
+  return stat;
+}
+function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
+  const n = Math.min(a.length, b.length);
+  const sa = new Float64Array(n);
+  const sb = new Float64Array(n);
+  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median2(a) / median2(b);
+  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
+  return { ratio: ratio2, ci };
+}
+function relativeHalfWidth(estimate, ci) {
+  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
+}
+function preciseEnough(perModel, target, confidence) {
+  if (perModel.length === 1) {
+    const s = perModel[0];
+    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
+  }
+  for (let i2 = 1; i2 < perModel.length; i2++) {
+    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
+    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
+  }
+  return true;
 }
 async function measureInterleaved(modelPaths, source, opts, onProgress) {
   const { ort } = onnxruntime();
   const sessions = [];
-  for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads }));
+  for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
   const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
-  const total = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const adaptive = (opts.targetRelCi ?? 0) > 0;
+  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
   let done = 0;
   try {
     for (let b = 0; b < opts.batchSizes.length; b++) {
+      const started = performance.now();
       const inputs = batchOf(source, opts.batchSizes[b]);
       const feeds = {};
       for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      for (let r = 0; r < opts.warmup + opts.runs; r++) {
+      for (let r = 0; ; r++) {
+        if (r >= opts.warmup + opts.runs) {
+          if (!adaptive || performance.now() - started > capMs) break;
+          if ((r - opts.warmup - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
+        }
         const order = sessions.map((_, i2) => i2);
         if (r % 2 === 1) order.reverse();
         for (const i2 of order) {
-          const t0 = performance.now();
-          const out = await sessions[i2].run(feeds);
-          const dt = performance.now() - t0;
-          for (const t of Object.values(out)) t.dispose();
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i2].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
           if (r >= opts.warmup) samples[i2][b].push(dt);
         }
-        onProgress?.(++done, total);
+        onProgress?.(Math.min(++done, total2), total2);
       }
     }
   } finally {
@@ -29082,14 +29253,269 @@ function scoreRow(row, offset, classes, label, areProbabilities) {
   return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
 }
 
-// src/onnx/model.ts
+// src/measure/provider.ts
 import * as fs3 from "node:fs";
+function cudaUnavailable() {
+  const { ort, source } = onnxruntime();
+  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
+  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
+  if (!fs3.existsSync("/dev/nvidia0") && !fs3.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  return void 0;
+}
+async function resolveProvider(requested, probeModel) {
+  if (requested === "cpu") return { provider: "cpu" };
+  let why = cudaUnavailable();
+  if (!why) {
+    try {
+      const { ort } = onnxruntime();
+      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
+      await session.release();
+      return { provider: "cuda" };
+    } catch (e) {
+      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
+    }
+  }
+  if (requested === "cuda") {
+    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
+  }
+  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
+}
+
+// src/measure/stats/binomial.ts
+function logGamma(x2) {
+  const g2 = 7;
+  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
+  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
+  x2 -= 1;
+  let a = c[0];
+  const t = x2 + g2 + 0.5;
+  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
+  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+}
+function binomialHalfCdf(k, n) {
+  if (k < 0) return 0;
+  if (k >= n) return 1;
+  const lnN = logGamma(n + 1);
+  const ln2n = n * Math.LN2;
+  let sum = 0;
+  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
+  return Math.min(1, sum);
+}
+
+// src/measure/stats/normal.ts
+function normalQuantile(p) {
+  if (!(p > 0 && p < 1)) {
+    if (p === 0) return -Infinity;
+    if (p === 1) return Infinity;
+    return NaN;
+  }
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const low = 0.02425;
+  if (p < low) {
+    const q2 = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
+  }
+  if (p > 1 - low) return -normalQuantile(1 - p);
+  const q = p - 0.5;
+  const r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+function twoSidedZ(confidence) {
+  return normalQuantile(1 - (1 - confidence) / 2);
+}
+
+// src/measure/stats/wilson.ts
+function wilsonInterval(successes, n, confidence = 0.95) {
+  if (n <= 0) return [0, 1];
+  const z2 = twoSidedZ(confidence);
+  const p = successes / n;
+  const z22 = z2 * z2;
+  const centre = p + z22 / (2 * n);
+  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const denom = 1 + z22 / n;
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
+  return [lo, hi];
+}
+
+// src/measure/stats/mcnemar.ts
+function pairedTable(correctA, correctB) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < correctA.length; i2++) {
+    if (correctA[i2]) {
+      if (correctB[i2]) t.both++;
+      else t.onlyA++;
+    } else if (correctB[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function mcnemarExact(onlyA, onlyB) {
+  const n = onlyA + onlyB;
+  if (n === 0) return 1;
+  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
+}
+function pairedDifferenceInterval(t, confidence = 0.95) {
+  const n = t.both + t.onlyA + t.onlyB + t.neither;
+  if (n === 0) return [-1, 1];
+  const p1 = (t.both + t.onlyA) / n;
+  const p2 = (t.both + t.onlyB) / n;
+  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
+  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
+  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
+  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
+  const diff = p1 - p2;
+  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
+  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
+  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
+}
+function minSamplesForDrop(drop, discordant, confidence = 0.95) {
+  const z2 = twoSidedZ(confidence);
+  const d = Math.max(discordant, drop);
+  return Math.ceil(z2 * z2 * d / (drop * drop));
+}
+
+// src/measure/stats/uncertainty.ts
+function subsetTable(a, b, keep) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < a.length; i2++) {
+    if (!keep(i2)) continue;
+    if (a[i2]) {
+      if (b[i2]) t.both++;
+      else t.onlyA++;
+    } else if (b[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+var total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
+function sampleNote(t, ci, limit, confidence, what) {
+  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
+  const n = total(t);
+  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
+  const need = minSamplesForDrop(limit, discordant, confidence);
+  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
+}
+function accuracyDropUncertainty(reference, candidate, confidence, limit) {
+  const t = pairedTable(reference, candidate);
+  const ci = pairedDifferenceInterval(t, confidence);
+  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
+}
+function eceAt(confidence, correct, indices, bins = 15) {
+  const count3 = new Float64Array(bins);
+  const gap = new Float64Array(bins);
+  for (let k = 0; k < indices.length; k++) {
+    const i2 = indices[k];
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count3[b]++;
+    gap[b] += correct[i2] - confidence[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(gap[b]) / indices.length;
+  return ece;
+}
+function classDropIntervals(m) {
+  const out = [];
+  for (let c = 0; c < m.reference.classes; c++) {
+    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
+    if (total(t) === 0) continue;
+    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
+  }
+  return out;
+}
+function maxInterval(cis) {
+  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
+}
+function budgetUncertainty(m) {
+  const { confidence } = m;
+  const u = {};
+  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
+  const classes = classDropIntervals(m);
+  if (classes.length) {
+    const ci = maxInterval(classes.map((c) => c.ci));
+    const limit = m.limits["class-accuracy-drop"];
+    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
+    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
+    u["class-accuracy-drop"] = { ci, note };
+  }
+  const n = m.labels.length;
+  u["ece-increase"] = {
+    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
+  };
+  if (m.referenceLatency?.length && m.candidateLatency?.length) {
+    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
+    u["min-speedup"] = { ci: speedup.ci };
+    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
+    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
+  }
+  if (m.shifts?.length) {
+    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
+    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
+  }
+  return u;
+}
+function accuracyIntervals(p, labels, confidence) {
+  const hit = new Float64Array(p.classes);
+  const support = new Float64Array(p.classes);
+  let all = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) {
+    support[labels[i2]]++;
+    if (p.correct[i2]) {
+      hit[labels[i2]]++;
+      all++;
+    }
+  }
+  return {
+    accuracy_ci: wilsonInterval(all, labels.length, confidence),
+    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
+  };
+}
+function annotateClassChanges(changes, m, limit) {
+  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
+  return changes.map((c) => {
+    const s = byClass.get(c.class);
+    if (!s) return c;
+    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
+  });
+}
+
+// src/pipeline/verdicts.ts
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, classChanges3, compareMode = false) {
+  const labels = data.labels;
+  const confidence = config.confidence;
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
+  const paired = {
+    labels,
+    reference: reference.preds,
+    candidate: candidate.preds,
+    referenceLatency: latency?.reference,
+    candidateLatency: latency?.candidate,
+    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
+    confidence,
+    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
+  };
+  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
+  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
+  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
+  return {
+    budgets: results,
+    verdict: overallVerdict(results.map((b) => b.verdict)),
+    classChanges: annotateClassChanges(classChanges3, paired, classLimit)
+  };
+}
+
+// src/onnx/model.ts
+import * as fs4 from "node:fs";
 import * as path3 from "node:path";
 var PROTOBUF_LIMIT = 2 ** 31 - 1;
 function loadModel(file) {
   let bytes2;
   try {
-    bytes2 = fs3.readFileSync(file);
+    bytes2 = fs4.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
@@ -29136,7 +29562,7 @@ function externalEntry(t, key) {
 }
 function resolveExternalData(proto, file) {
   const dir = path3.dirname(path3.resolve(file));
-  const realDir = fs3.realpathSync(dir);
+  const realDir = fs4.realpathSync(dir);
   const handles = /* @__PURE__ */ new Map();
   try {
     for (const t of allTensors(proto)) {
@@ -29147,7 +29573,7 @@ function resolveExternalData(proto, file) {
       const target = path3.resolve(dir, location);
       let real;
       try {
-        real = fs3.realpathSync(target);
+        real = fs4.realpathSync(target);
       } catch {
         throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
       }
@@ -29155,24 +29581,24 @@ function resolveExternalData(proto, file) {
         throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
       }
       const offset = Number(externalEntry(t, "offset") ?? 0);
-      const size = fs3.statSync(real).size;
+      const size = fs4.statSync(real).size;
       const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
       if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
         throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
       }
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs3.openSync(real, "r");
+        fd2 = fs4.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs3.readSync(fd2, data, 0, length, offset);
+      fs4.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs3.closeSync(fd2);
+    for (const fd2 of handles.values()) fs4.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -29235,8 +29661,8 @@ function modelInputs(model, file) {
 
 // src/prune/select.ts
 function kthSmallestAbsBits(arrays, k) {
-  const total = arrays.reduce((n, a) => n + a.length, 0);
-  if (!Number.isInteger(k) || k < 0 || k >= total) throw new RangeError(`k=${k} outside 0..${total - 1}`);
+  const total2 = arrays.reduce((n, a) => n + a.length, 0);
+  if (!Number.isInteger(k) || k < 0 || k >= total2) throw new RangeError(`k=${k} outside 0..${total2 - 1}`);
   const views = arrays.map((a) => new Uint32Array(a.buffer, a.byteOffset, a.length));
   const high = new Uint32Array(65536);
   for (const v of views) for (let i2 = 0; i2 < v.length; i2++) high[(v[i2] & 2147483647) >>> 16]++;
@@ -29259,8 +29685,8 @@ function kthSmallestAbsBits(arrays, k) {
 function magnitudeMask(tensors, k) {
   const masks = tensors.map((t) => new Uint8Array(t.length).fill(1));
   if (k <= 0) return masks;
-  const total = tensors.reduce((n, t) => n + t.length, 0);
-  const threshold = kthSmallestAbsBits(tensors, Math.min(k, total) - 1);
+  const total2 = tensors.reduce((n, t) => n + t.length, 0);
+  const threshold = kthSmallestAbsBits(tensors, Math.min(k, total2) - 1);
   const views = tensors.map((t) => new Uint32Array(t.buffer, t.byteOffset, t.length));
   let pruned = 0;
   views.forEach((v, j) => {
@@ -29296,8 +29722,8 @@ function magnitudePrune(model, weights, sparsity, scope) {
   const values = tensors.map((t) => tensorToFloat32(t));
   let masks;
   if (scope === "global") {
-    const total = values.reduce((n, v) => n + v.length, 0);
-    masks = magnitudeMask(values, Math.round(sparsity * total));
+    const total2 = values.reduce((n, v) => n + v.length, 0);
+    masks = magnitudeMask(values, Math.round(sparsity * total2));
   } else {
     masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
   }
@@ -29318,16 +29744,16 @@ function parseNM(method) {
   return n < m ? { n, m } : void 0;
 }
 function layoutForNode(node, name, dims) {
-  const total = numel(dims);
+  const total2 = numel(dims);
   switch (node.opType) {
     case "Conv":
       if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      return { outer: dims[0], length: total / dims[0], inner: 1 };
+      return { outer: dims[0], length: total2 / dims[0], inner: 1 };
     case "ConvTranspose": {
       if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
       const groups = attrInt(node, "group", 1);
       if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
-      return { outer: groups, length: dims[0] / groups, inner: total / dims[0] };
+      return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
     }
     case "Gemm":
       if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
@@ -29336,10 +29762,10 @@ function layoutForNode(node, name, dims) {
       if (dims.length < 2) return "MatMul weight is 1-D";
       if (node.input[1] === name) {
         const [k2, n] = dims.slice(-2);
-        return { outer: total / (k2 * n), length: k2, inner: n };
+        return { outer: total2 / (k2 * n), length: k2, inner: n };
       }
       const k = dims[dims.length - 1];
-      return { outer: total / k, length: k, inner: 1 };
+      return { outer: total2 / k, length: k, inner: 1 };
     }
     default:
       return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
@@ -29493,6 +29919,1197 @@ function prunableWeights(model, opts) {
   return kept;
 }
 
+// src/prune/sparsity.ts
+function countSparsity(model, denseWeights) {
+  const index = new GraphIndex(model.graph);
+  const layers = [];
+  let zeros = 0;
+  let total2 = 0;
+  for (const w of denseWeights) {
+    const denseSize = numel(w.dims);
+    const t = index.initializers.get(w.initializer);
+    let nonzero = 0;
+    if (t) {
+      const v = tensorToFloat32(t);
+      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
+    }
+    const z2 = denseSize - nonzero;
+    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
+    zeros += z2;
+    total2 += denseSize;
+  }
+  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
+}
+
+// src/prune/structured/describe.ts
+var pct2 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+function structuredSummary(dense, r) {
+  const prunable = r.groups.filter((g2) => !g2.skip && g2.size > 1);
+  const channels = prunable.reduce((n, g2) => n + g2.size, 0);
+  const removed = prunable.reduce((n, g2) => n + g2.size - g2.kept, 0);
+  const a = modelCost(dense);
+  const b = modelCost(r.model);
+  return {
+    groupsFound: r.groups.length,
+    groupsPruned: prunable.filter((g2) => g2.kept < g2.size).length,
+    groupsSkipped: r.groups.filter((g2) => g2.skip).length,
+    channels,
+    channelsRemoved: removed,
+    paramsRemoved: a.params ? 1 - b.params / a.params : 0,
+    macsRemoved: a.macs ? 1 - b.macs / a.macs : 0
+  };
+}
+function describeStructured(dense, r, o) {
+  const s = structuredSummary(dense, r);
+  return `structured channel pruning (${o.criterion}, ${o.scope}) at ${pct2(o.sparsity)} of channels: removed ${s.channelsRemoved} of ${s.channels} prunable channels in ${s.groupsPruned} of ${s.groupsFound} dependency groups (${s.groupsSkipped} skipped, see notes); parameters -${pct2(s.paramsRemoved)}, MACs -${pct2(s.macsRemoved)}`;
+}
+
+// src/prune/criteria/activations.ts
+async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 64) {
+  const probe = cloneModel(model);
+  const g2 = probe.graph;
+  const existing = new Set(g2.output.map((o) => o.name));
+  for (const name of tensors.keys()) {
+    if (existing.has(name)) continue;
+    const type = create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } });
+    g2.output.push(create(ValueInfoProtoSchema, { name, type }));
+  }
+  const { ort } = onnxruntime();
+  const session = await ort.InferenceSession.create(serializeModel(probe), { executionProviders: ["cpu"], graphOptimizationLevel: "disabled" });
+  const sums = /* @__PURE__ */ new Map();
+  let seen = 0;
+  try {
+    const n = Math.min(calib.count, maxSamples);
+    for (let start = 0; start < n; start += batch) {
+      const end = Math.min(n, start + batch);
+      const feeds = {};
+      for (const [name, arr] of sliceBatch(calib, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const result = await session.run(feeds, [...tensors.keys()]);
+      for (const [name, axis] of tensors) {
+        const t = result[name];
+        const dims = t.dims;
+        const data = t.data;
+        const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+        const k = dims[axis];
+        let acc = sums.get(name);
+        if (!acc) sums.set(name, acc = new Float64Array(k));
+        for (let i2 = 0; i2 < data.length; i2++) acc[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
+      }
+      for (const t of Object.values(result)) t.dispose();
+      seen += end - start;
+    }
+  } finally {
+    await session.release();
+  }
+  for (const [name, acc] of sums) {
+    const perSample = acc.length;
+    void perSample;
+    for (let i2 = 0; i2 < acc.length; i2++) acc[i2] /= Math.max(1, seen);
+  }
+  return sums;
+}
+
+// src/prune/criteria/importance.ts
+function normAlongAxis(values, dims, axis, p) {
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const n = dims[axis];
+  const out = new Float64Array(n);
+  for (let i2 = 0; i2 < values.length; i2++) {
+    const k = Math.floor(i2 / inner) % n;
+    const v = values[i2];
+    out[k] += p === 1 ? Math.abs(v) : v * v;
+  }
+  return out;
+}
+function accumulate(scores, spaces, layout, perElement) {
+  let pos = 0;
+  for (const s of layout) {
+    const root = spaces.root(s.space);
+    let acc = scores.get(root);
+    if (!acc) scores.set(root, acc = new Float64Array(spaces.size(root)));
+    for (let c = 0; c < s.len; c++) {
+      for (let r = 0; r < s.repeat; r++) acc[s.start + c] += perElement[pos + c * s.repeat + r];
+    }
+    pos += s.len * s.repeat;
+  }
+}
+function constants(model) {
+  const index = new GraphIndex(model.graph);
+  const cache = /* @__PURE__ */ new Map();
+  return (name) => {
+    let c = cache.get(name);
+    if (!c) {
+      const t = index.constant(name);
+      cache.set(name, c = { values: tensorToFloat32(t), dims: tensorDims(t) });
+    }
+    return c;
+  };
+}
+var isMatrixUse = (u, get) => get(u.tensor).dims.length >= 2;
+function magnitudeImportance(model, analysis, p) {
+  const get = constants(model);
+  const scores = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (!isMatrixUse(u, get)) continue;
+    const { values, dims } = get(u.tensor);
+    accumulate(scores, analysis.spaces, u.layout, normAlongAxis(values, dims, u.axis, p));
+  }
+  if (p === 2) for (const v of scores.values()) for (let i2 = 0; i2 < v.length; i2++) v[i2] = Math.sqrt(v[i2]);
+  return scores;
+}
+function bnScaleImportance(model, analysis) {
+  const get = constants(model);
+  const scores = /* @__PURE__ */ new Map();
+  const nodes = model.graph.node;
+  for (const u of analysis.uses) {
+    const n = nodes[u.node];
+    if (n.opType !== "BatchNormalization" || u.tensor !== resolveAlias(model, n.input[1])) continue;
+    accumulate(scores, analysis.spaces, u.layout, Array.from(get(u.tensor).values, Math.abs));
+  }
+  return scores;
+}
+function resolveAlias(model, name) {
+  const byOutput = new Map(model.graph.node.map((n2) => [n2.output[0], n2]));
+  let n = name;
+  for (let hop = 0; hop < 8; hop++) {
+    const p = byOutput.get(n);
+    if (!p || p.opType !== "Identity") return n;
+    n = p.input[0];
+  }
+  return n;
+}
+function activationImportance(model, analysis, meanAbs) {
+  const get = constants(model);
+  const scores = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (u.role !== "fanin" || !u.activation) continue;
+    const act = meanAbs.get(u.activation);
+    if (!act) continue;
+    const { values, dims } = get(u.tensor);
+    const w = normAlongAxis(values, dims, u.axis, 2);
+    const per = new Float64Array(w.length);
+    for (let i2 = 0; i2 < w.length; i2++) per[i2] = Math.sqrt(w[i2]) * (act[i2] ?? 0);
+    accumulate(scores, analysis.spaces, u.layout, per);
+  }
+  return scores;
+}
+
+// src/prune/structured/allocate.ts
+function roundKept(kept, size, roundTo) {
+  const floor = Math.min(size, Math.max(1, roundTo));
+  if (roundTo <= 1) return Math.max(floor, Math.min(size, kept));
+  if (size <= roundTo) return size;
+  const r = Math.round(kept / roundTo) * roundTo;
+  return Math.min(size, Math.max(floor, r));
+}
+function allocate(groups, importance, opts) {
+  const kept = /* @__PURE__ */ new Map();
+  if (opts.scope === "layer") {
+    for (const g2 of groups) kept.set(g2.root, roundKept(Math.round(g2.size * (1 - opts.sparsity)), g2.size, opts.roundTo));
+    return kept;
+  }
+  const total2 = groups.reduce((n, g2) => n + g2.size, 0);
+  const target = Math.round(total2 * opts.sparsity);
+  const all = [];
+  for (const g2 of groups) {
+    const s = importance.get(g2.root);
+    let mean = 0;
+    for (const v of s) mean += v;
+    mean = mean / s.length || 1;
+    for (const v of s) all.push({ score: v / mean, root: g2.root });
+    kept.set(g2.root, g2.size);
+  }
+  all.sort((a, b) => a.score - b.score);
+  const floor = Math.max(1, opts.roundTo);
+  let removed = 0;
+  for (const c of all) {
+    if (removed >= target) break;
+    const k = kept.get(c.root);
+    if (k <= floor) continue;
+    kept.set(c.root, k - 1);
+    removed++;
+  }
+  for (const g2 of groups) kept.set(g2.root, roundKept(kept.get(g2.root), g2.size, opts.roundTo));
+  return kept;
+}
+function keepMask(scores, keep) {
+  const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
+  const mask = new Uint8Array(scores.length);
+  for (let i2 = 0; i2 < keep; i2++) mask[order[i2]] = 1;
+  return mask;
+}
+
+// src/prune/structured/layout.ts
+var Spaces = class {
+  list = [];
+  create(size, origin, skip) {
+    this.list.push({ parent: this.list.length, size, origin, skip, block: 1 });
+    return this.list.length - 1;
+  }
+  root(s) {
+    let r = s;
+    while (this.list[r].parent !== r) r = this.list[r].parent;
+    while (this.list[s].parent !== r) {
+      const next = this.list[s].parent;
+      this.list[s].parent = r;
+      s = next;
+    }
+    return r;
+  }
+  size(s) {
+    return this.list[this.root(s)].size;
+  }
+  origin(s) {
+    return this.list[s].origin;
+  }
+  skipReason(s) {
+    return this.list[this.root(s)].skip;
+  }
+  block(s) {
+    return this.list[this.root(s)].block;
+  }
+  /** Channels of `s` go in whole blocks of `n` (one attention head); a conflicting block size is refused. */
+  setBlock(s, n) {
+    const r = this.list[this.root(s)];
+    if (r.block === 1 || r.block === n) r.block = n;
+    else this.poison(s, `split into heads of ${r.block} and of ${n} channels`);
+  }
+  poison(s, reason) {
+    const r = this.list[this.root(s)];
+    if (!r.skip) r.skip = reason;
+  }
+  /** Merge two spaces of equal size; their channels are pruned as one. */
+  union(a, b) {
+    const ra = this.root(a);
+    const rb = this.root(b);
+    if (ra === rb) return;
+    const A = this.list[ra];
+    const B = this.list[rb];
+    B.parent = ra;
+    if (!A.skip && B.skip) A.skip = B.skip;
+    if (A.block !== B.block) {
+      if (A.block === 1) A.block = B.block;
+      else if (B.block !== 1 && !A.skip) A.skip = `split into heads of ${A.block} and of ${B.block} channels`;
+    }
+  }
+  get count() {
+    return this.list.length;
+  }
+  roots() {
+    const out = [];
+    for (let i2 = 0; i2 < this.list.length; i2++) if (this.root(i2) === i2) out.push(i2);
+    return out;
+  }
+  /** every space (not only roots) merged into root `r` */
+  members(r) {
+    const out = [];
+    for (let i2 = 0; i2 < this.list.length; i2++) if (this.root(i2) === r) out.push(i2);
+    return out;
+  }
+};
+function layoutSize(layout) {
+  let n = 0;
+  for (const s of layout) n += s.len * s.repeat;
+  return n;
+}
+function fullLayout(space, size, repeat = 1) {
+  return [{ space, start: 0, len: size, repeat }];
+}
+function withRepeat(layout, factor) {
+  return layout.map((s) => ({ ...s, repeat: s.repeat * factor }));
+}
+function subLayout(layout, from, to) {
+  const out = [];
+  let pos = 0;
+  for (const s of layout) {
+    const width = s.len * s.repeat;
+    const a = Math.max(from, pos);
+    const b = Math.min(to, pos + width);
+    if (a < b) {
+      if ((a - pos) % s.repeat !== 0 || (b - pos) % s.repeat !== 0) return void 0;
+      out.push({ space: s.space, start: s.start + (a - pos) / s.repeat, len: (b - a) / s.repeat, repeat: s.repeat });
+    }
+    pos += width;
+  }
+  return out;
+}
+function keptIndices(layout, spaces, keep) {
+  const out = [];
+  let pos = 0;
+  for (const s of layout) {
+    const k = keep.get(spaces.root(s.space));
+    for (let c = 0; c < s.len; c++) {
+      if (!k || k[s.start + c]) for (let r = 0; r < s.repeat; r++) out.push(pos + c * s.repeat + r);
+    }
+    pos += s.len * s.repeat;
+  }
+  return out;
+}
+function keptSize(layout, spaces, keep) {
+  let n = 0;
+  for (const s of layout) {
+    const k = keep.get(spaces.root(s.space));
+    if (!k) n += s.len * s.repeat;
+    else for (let c = 0; c < s.len; c++) if (k[s.start + c]) n += s.repeat;
+  }
+  return n;
+}
+
+// src/prune/structured/depgraph.ts
+var PASS_THROUGH = /* @__PURE__ */ new Set([
+  "Relu",
+  "LeakyRelu",
+  "Sigmoid",
+  "Tanh",
+  "Gelu",
+  "Erf",
+  "Sqrt",
+  "Exp",
+  "Log",
+  "Neg",
+  "Abs",
+  "Dropout",
+  "Identity",
+  "Cast",
+  "HardSigmoid",
+  "HardSwish",
+  "Elu",
+  "Selu",
+  "Softplus",
+  "Softsign",
+  "Mish",
+  "Reciprocal",
+  "Floor",
+  "Ceil",
+  "Round",
+  "Celu",
+  "ThresholdedRelu",
+  "Sign",
+  "Sin",
+  "Cos",
+  "Clip",
+  "Not",
+  "IsNaN",
+  "IsInf"
+]);
+var SPATIAL_POOL = /* @__PURE__ */ new Set(["MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"]);
+var BROADCAST2 = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "PRelu", "Where"]);
+var REDUCE = /* @__PURE__ */ new Set(["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceProd", "ReduceLogSumExp", "ReduceSumSquare"]);
+var norm = (axis, rank) => axis < 0 ? axis + rank : axis;
+var prod = (xs) => xs.reduce((a, b) => a * b, 1);
+function analyzeDependencies(model) {
+  return new Analyzer(model).run();
+}
+var Analyzer = class {
+  constructor(model) {
+    this.model = model;
+    this.index = new GraphIndex(model.graph);
+    const info = inferShapes(this.index, 2);
+    this.shapes = info.shapes;
+    this.values = info.values;
+    model.graph.node.forEach((n, i2) => this.nodeIndex.set(n, i2));
+  }
+  model;
+  index;
+  spaces = new Spaces();
+  uses = [];
+  rewrites = [];
+  tracked = /* @__PURE__ */ new Map();
+  shapes;
+  /** small int tensors computed by shape arithmetic (Pad amounts, Reshape targets built from Concat) */
+  values;
+  nodeIndex = /* @__PURE__ */ new Map();
+  /** constant tensor -> the first layout registered per axis, so shared constants are sliced one way */
+  constantAxes = /* @__PURE__ */ new Map();
+  run() {
+    for (const node of this.index.order) {
+      const ins = node.input.map((i2) => i2 ? this.tracked.get(i2) : void 0);
+      if (ins.every((t) => !t) && !isProducer(node.opType)) continue;
+      try {
+        this.visit(node, ins);
+      } catch (e) {
+        this.poisonAll(ins, `${nodeLabel(node)} (${node.opType}) could not be analysed: ${e.message}`);
+      }
+    }
+    for (const out of this.index.graphOutputs) {
+      const t = this.tracked.get(out);
+      if (t) this.poison(t.layout, `reaches graph output '${out}', whose shape must not change`);
+    }
+    this.checkConstantConsumers();
+    return { spaces: this.spaces, uses: this.uses, rewrites: this.rewrites, groups: this.groups() };
+  }
+  groups() {
+    const used = /* @__PURE__ */ new Set();
+    for (const u of this.uses) for (const s of u.layout) used.add(this.spaces.root(s.space));
+    return this.spaces.roots().filter((r) => used.has(r)).map((r) => {
+      const origins = [...new Set(this.spaces.members(r).map((m) => this.spaces.origin(m)))];
+      const name = origins.length > 3 ? `${origins.slice(0, 3).join(" + ")} + ${origins.length - 3} more` : origins.join(" + ");
+      return { root: r, name, size: this.spaces.size(r), skip: this.spaces.skipReason(r), block: this.spaces.block(r) };
+    });
+  }
+  // ---- helpers --------------------------------------------------------------------------------------
+  poison(layout, reason) {
+    for (const s of layout) this.spaces.poison(s.space, reason);
+  }
+  poisonAll(ins, reason) {
+    for (const t of ins) if (t) this.poison(t.layout, reason);
+  }
+  shape(name) {
+    return name ? this.shapes.get(name) : void 0;
+  }
+  /** The constant behind a name, following Identity nodes (exporters alias shared parameters that way). */
+  constant(name) {
+    let n = name;
+    for (let hop = 0; hop < 8 && n; hop++) {
+      const t = this.index.constant(n);
+      if (t) return { name: n, tensor: t };
+      const p = this.index.producer.get(n);
+      if (!p || p.opType !== "Identity") return void 0;
+      n = p.input[0];
+    }
+    return void 0;
+  }
+  ints(name) {
+    if (!name) return void 0;
+    const c = this.constant(name);
+    return c ? tensorToInts(c.tensor) : void 0;
+  }
+  /** a constant, or a small int tensor the shape pass could evaluate (read-only uses: never rewritten) */
+  knownInts(name) {
+    return name ? this.ints(name) ?? this.values.get(name) : void 0;
+  }
+  /** Register a slice of a constant; a constant shared by two readers must be sliced the same way. */
+  use(node, name, axis, layout, role, activation) {
+    const c = this.constant(name);
+    if (!c || !FLOAT_TYPES.has(c.tensor.dataType)) {
+      this.poison(layout, `${nodeLabel(node)} reads '${name}', which is not a float constant`);
+      return false;
+    }
+    const dims = tensorDims(c.tensor);
+    if (dims[axis] !== layoutSize(layout)) {
+      this.poison(layout, `${nodeLabel(node)}: '${name}' axis ${axis} has ${dims[axis]} entries, expected ${layoutSize(layout)}`);
+      return false;
+    }
+    let axes = this.constantAxes.get(c.name);
+    if (!axes) this.constantAxes.set(c.name, axes = /* @__PURE__ */ new Map());
+    const prior = axes.get(axis);
+    if (prior) this.unify(prior, layout, `'${c.name}' is shared by several nodes`);
+    else axes.set(axis, layout);
+    this.uses.push({
+      tensor: c.name,
+      axis,
+      layout,
+      role,
+      node: this.nodeIndex.get(node),
+      activation: activation?.name,
+      activationAxis: activation?.axis
+    });
+    return true;
+  }
+  fresh(node, size, skip) {
+    return fullLayout(this.spaces.create(size, nodeLabel(node), skip), size);
+  }
+  set(name, t) {
+    if (t && name) this.tracked.set(name, t);
+  }
+  /**
+   * Two layouts whose channels meet element by element (a residual Add): their spaces become one group.
+   * Only whole spaces can merge; anything else is refused rather than approximated.
+   */
+  unify(a, b, where) {
+    const ok = a.length === b.length && a.every((sa, i2) => {
+      const sb = b[i2];
+      if (sa.len !== sb.len || sa.repeat !== sb.repeat) return false;
+      if (this.spaces.root(sa.space) === this.spaces.root(sb.space)) return sa.start === sb.start;
+      return sa.start === 0 && sb.start === 0 && this.spaces.size(sa.space) === sa.len && this.spaces.size(sb.space) === sb.len;
+    });
+    if (!ok) {
+      const reason = `${where}: channel ranges of coupled tensors do not line up`;
+      this.poison(a, reason);
+      this.poison(b, reason);
+      return false;
+    }
+    a.forEach((sa, i2) => this.spaces.union(sa.space, b[i2].space));
+    return true;
+  }
+  addRewrite(node, target, element, layout, base = 0) {
+    this.rewrites.push({ node: this.nodeIndex.get(node), target, element, layout, base });
+  }
+  // ---- ops ------------------------------------------------------------------------------------------
+  visit(node, ins) {
+    const op = node.opType;
+    const x2 = ins[0];
+    const out = node.output[0];
+    const label = nodeLabel(node);
+    const unknown = (why) => this.poisonAll(ins, `${label} (${op}) ${why}`);
+    if (ins.some((t) => t?.block)) return this.headOp(node, ins, unknown);
+    if (op === "Conv") return this.conv(node, x2);
+    if (op === "ConvTranspose") return this.convTranspose(node, x2);
+    if (op === "Gemm") return this.gemm(node, ins);
+    if (op === "MatMul") return this.matmul(node, ins);
+    if (!x2 && ins.every((t) => !t)) return;
+    if (PASS_THROUGH.has(op)) {
+      if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
+      return this.set(out, x2);
+    }
+    if (op === "BatchNormalization" || op === "InstanceNormalization") {
+      if (!x2 || x2.axis !== 1 || ins.slice(1).some((t) => t)) return unknown("normalises along an axis that is not the channel axis");
+      if (node.output.length > 1 && node.output.slice(1).some((o) => o)) return unknown("has training outputs");
+      for (let i2 = 1; i2 < node.input.length; i2++) if (node.input[i2]) this.use(node, node.input[i2], 0, x2.layout, "param");
+      return this.set(out, x2);
+    }
+    if (op === "LayerNormalization") {
+      const rank = this.shape(node.input[0])?.length;
+      if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+      if (x2.axis >= norm(attrInt(node, "axis", -1), rank)) return unknown("normalises over the channel axis (removing a channel would change the statistics)");
+      if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
+      return this.set(out, x2);
+    }
+    if (op === "Softmax" || op === "LogSoftmax" || op === "Hardmax") {
+      const rank = this.shape(node.input[0])?.length;
+      if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+      const axis = norm(attrInt(node, "axis", -1), rank);
+      if (x2.axis === axis) return unknown("normalises over the channel axis");
+      return this.set(out, x2);
+    }
+    if (SPATIAL_POOL.has(op)) {
+      if (!x2 || x2.axis !== 1) return unknown("pools over the channel axis");
+      if (node.output.length > 1 && node.output[1]) return unknown("returns indices");
+      return this.set(out, x2);
+    }
+    if (op === "Resize" || op === "Upsample") {
+      const a = this.shape(node.input[0]);
+      const b = this.shape(out);
+      if (!x2 || !a || !b || a[x2.axis] !== b[x2.axis] || ins.slice(1).some((t) => t)) return unknown("may resize the channel axis");
+      return this.set(out, x2);
+    }
+    if (REDUCE.has(op)) return this.reduce(node, x2, unknown);
+    if (BROADCAST2.has(op)) return this.broadcast(node, ins, unknown);
+    if (op === "Concat") return this.concat(node, ins, unknown);
+    if (op === "Flatten") return this.flatten(node, x2, unknown);
+    if (op === "Reshape") return this.reshape(node, ins, unknown);
+    if (op === "Transpose") {
+      const perm = attrInts(node, "perm") ?? this.shape(node.input[0])?.map((_, i2, a) => a.length - 1 - i2);
+      if (!x2 || !perm) return unknown("has an unknown permutation");
+      return this.set(out, { axis: perm.indexOf(x2.axis), layout: x2.layout });
+    }
+    if (op === "Squeeze" || op === "Unsqueeze") return this.squeeze(node, ins, unknown);
+    if (op === "Pad") {
+      const rank = this.shape(node.input[0])?.length;
+      const pads = attrInts(node, "pads") ?? this.knownInts(node.input[1]);
+      const axes = node.input[3] ? this.knownInts(node.input[3]) : void 0;
+      if (!x2 || !pads || rank === void 0 || ins.slice(1).some((t) => t)) return unknown("has pads that are not constant");
+      const padded = axes ? axes.map((a) => norm(a, rank)) : [...Array(rank).keys()];
+      const k = padded.indexOf(x2.axis);
+      if (k >= 0 && (pads[k] !== 0 || pads[k + padded.length] !== 0)) return unknown("pads the channel axis");
+      return this.set(out, x2);
+    }
+    if (op === "Split") return this.split(node, x2, unknown);
+    if (op === "Slice") return this.slice(node, ins, unknown);
+    if (op === "Gather") {
+      const rank = this.shape(node.input[0])?.length;
+      const idx = this.shape(node.input[1]);
+      if (!x2 || ins[1] || rank === void 0 || !idx) return unknown("gathers along an unknown axis");
+      const axis = norm(attrInt(node, "axis", 0), rank);
+      if (axis === x2.axis) return unknown("gathers along the channel axis");
+      return this.set(out, { axis: x2.axis < axis ? x2.axis : x2.axis - 1 + idx.length, layout: x2.layout });
+    }
+    if (op === "Shape") {
+      const rank = this.shape(node.input[0])?.length;
+      const readers = this.index.consumersOf(out);
+      const safe = x2 && rank !== void 0 && readers.every((g2) => {
+        if (g2.opType !== "Gather" || g2.input[0] !== out) return false;
+        const idx = this.knownInts(g2.input[1]);
+        return idx !== void 0 && idx.every((i2) => norm(i2, rank) !== x2.axis);
+      });
+      if (!safe) unknown("reads the channel count (shape arithmetic)");
+      return;
+    }
+    unknown("is not understood by the channel analysis");
+  }
+  conv(node, x2) {
+    const w = this.constant(node.input[1]);
+    const label = nodeLabel(node);
+    const group = attrInt(node, "group", 1);
+    const dims = w ? tensorDims(w.tensor) : void 0;
+    if (!w || !dims) {
+      if (x2) this.poison(x2.layout, `${label} has a weight that is not constant`);
+      return;
+    }
+    const cout = dims[0];
+    const cinPerGroup = dims[1];
+    if (x2 && x2.axis !== 1) {
+      this.poison(x2.layout, `${label} reads channels on axis ${x2.axis}`);
+      return;
+    }
+    if (group === 1) {
+      if (x2) this.use(node, node.input[1], 1, x2.layout, "fanin", { ...x2, name: node.input[0] });
+      const layout = this.fresh(node, cout);
+      this.use(node, node.input[1], 0, layout, "param");
+      if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
+      this.set(node.output[0], { axis: 1, layout });
+      return;
+    }
+    if (cinPerGroup === 1 && cout === group && x2 && layoutSize(x2.layout) === group) {
+      this.use(node, node.input[1], 0, x2.layout, "param");
+      if (node.input[2]) this.use(node, node.input[2], 0, x2.layout, "param");
+      this.addRewrite(node, { attr: "group" }, 0, x2.layout);
+      this.set(node.output[0], { axis: 1, layout: x2.layout });
+      return;
+    }
+    const why = `${label} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
+    if (x2) this.poison(x2.layout, why);
+    this.set(node.output[0], { axis: 1, layout: this.fresh(node, cout, why) });
+  }
+  convTranspose(node, x2) {
+    const w = this.constant(node.input[1]);
+    const label = nodeLabel(node);
+    if (!w || attrInt(node, "group", 1) !== 1 || x2 && x2.axis !== 1) {
+      if (x2) this.poison(x2.layout, `${label} is a grouped or non-constant transposed convolution`);
+      return;
+    }
+    const dims = tensorDims(w.tensor);
+    if (x2) this.use(node, node.input[1], 0, x2.layout, "fanin", { ...x2, name: node.input[0] });
+    const layout = this.fresh(node, dims[1]);
+    this.use(node, node.input[1], 1, layout, "param");
+    if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
+    this.set(node.output[0], { axis: 1, layout });
+  }
+  gemm(node, ins) {
+    const label = nodeLabel(node);
+    const [a, b, c] = ins;
+    const w = this.constant(node.input[1]);
+    if (b || c || !w || attrInt(node, "transA", 0) !== 0) {
+      if (a) this.poison(a.layout, `${label} (Gemm) has a non-constant or transposed operand`);
+      if (b) this.poison(b.layout, `${label} (Gemm) multiplies two activations`);
+      return;
+    }
+    const transB = attrInt(node, "transB", 0) === 1;
+    const dims = tensorDims(w.tensor);
+    const outUnits = transB ? dims[0] : dims[1];
+    if (a) {
+      if (a.axis !== 1) return this.poison(a.layout, `${label} (Gemm) reads channels on axis ${a.axis}`);
+      this.use(node, node.input[1], transB ? 1 : 0, a.layout, "fanin", { ...a, name: node.input[0] });
+    }
+    const layout = this.fresh(node, outUnits);
+    this.use(node, node.input[1], transB ? 0 : 1, layout, "param");
+    const bias = node.input[2] ? this.constant(node.input[2]) : void 0;
+    if (node.input[2] && !bias) this.poison(layout, `${label} (Gemm) has a non-constant bias`);
+    if (bias) {
+      const bd = tensorDims(bias.tensor);
+      if (bd.length > 0 && bd[bd.length - 1] === outUnits && outUnits !== 1) this.use(node, node.input[2], bd.length - 1, layout, "param");
+      else if (bd.length === 2 && bd[0] !== 1) this.poison(layout, `${label} (Gemm) has a per-row bias`);
+    }
+    this.set(node.output[0], { axis: 1, layout });
+  }
+  matmul(node, ins) {
+    const label = nodeLabel(node);
+    const [a, b] = ins;
+    const wb = this.constant(node.input[1]);
+    const rankA = this.shape(node.input[0])?.length;
+    if (wb && tensorDims(wb.tensor).length === 2 && !b && rankA !== void 0 && rankA >= 2) {
+      const dims = tensorDims(wb.tensor);
+      if (a) {
+        if (a.axis !== rankA - 1) return this.poison(a.layout, `${label} (MatMul) reads channels on a batch or row axis`);
+        this.use(node, node.input[1], 0, a.layout, "fanin", { ...a, name: node.input[0] });
+      }
+      const layout = this.fresh(node, dims[1]);
+      this.use(node, node.input[1], 1, layout, "param");
+      this.set(node.output[0], { axis: rankA - 1, layout });
+      return;
+    }
+    const why = a && b ? "multiplies two activations (attention scores)" : "has an operand layout the analysis does not follow";
+    if (a) this.poison(a.layout, `${label} (MatMul) ${why}`);
+    if (b) this.poison(b.layout, `${label} (MatMul) ${why}`);
+  }
+  reduce(node, x2, unknown) {
+    const rank = this.shape(node.input[0])?.length;
+    if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+    const axesIn = attrInts(node, "axes") ?? (node.input[1] ? this.knownInts(node.input[1]) : void 0);
+    if (node.input[1] && !axesIn) return unknown("has axes that are not constant");
+    const axes = (axesIn ?? [...Array(rank).keys()]).map((a) => norm(a, rank));
+    if (axes.length === 0 && attrInt(node, "noop_with_empty_axes", 0) === 1) return this.set(node.output[0], x2);
+    if (axes.length === 0 || axes.includes(x2.axis)) return unknown("reduces over the channel axis");
+    const keep = attrInt(node, "keepdims", 1) === 1;
+    const axis = keep ? x2.axis : x2.axis - axes.filter((a) => a < x2.axis).length;
+    this.set(node.output[0], { axis, layout: x2.layout });
+  }
+  broadcast(node, ins, unknown) {
+    const outShape = this.shape(node.output[0]);
+    if (!outShape) return unknown("has an unknown output shape");
+    const rank = outShape.length;
+    let result;
+    for (let i2 = 0; i2 < ins.length; i2++) {
+      const t = ins[i2];
+      if (!t) continue;
+      const r = this.shape(node.input[i2])?.length;
+      if (r === void 0) return unknown("has an unknown input shape");
+      const here = { axis: t.axis + rank - r, layout: t.layout };
+      if (!result) result = here;
+      else if (result.axis !== here.axis) return unknown("combines channels on different axes");
+      else if (!this.unify(result.layout, here.layout, `${nodeLabel(node)} (${node.opType})`)) return;
+    }
+    if (!result) return;
+    const size = layoutSize(result.layout);
+    for (let i2 = 0; i2 < ins.length; i2++) {
+      if (ins[i2] || !node.input[i2]) continue;
+      const s = this.shape(node.input[i2]);
+      if (!s) return unknown("has an operand of unknown shape");
+      const k = result.axis - (rank - s.length);
+      if (k < 0 || s[k] === 1) continue;
+      if (s[k] !== size) return unknown("broadcasts an operand of another size over the channel axis");
+      const c = this.constant(node.input[i2]);
+      if (!c) return unknown("adds an activation that carries channels the analysis cannot follow");
+      if (!this.use(node, node.input[i2], k, result.layout, "param")) return;
+    }
+    this.set(node.output[0], result);
+  }
+  concat(node, ins, unknown) {
+    const rank = this.shape(node.output[0])?.length;
+    if (rank === void 0) return unknown("has an unknown output shape");
+    const axis = norm(attrInt(node, "axis", 0), rank);
+    const trackedAxes = new Set(ins.filter((t) => t).map((t) => t.axis));
+    if (trackedAxes.size > 1) return unknown("concatenates tensors with channels on different axes");
+    const [tAxis] = trackedAxes;
+    if (tAxis !== axis) {
+      if (ins.some((t) => !t)) return unknown("joins a tensor whose channels the analysis cannot follow");
+      for (let i2 = 1; i2 < ins.length; i2++) if (!this.unify(ins[0].layout, ins[i2].layout, `${nodeLabel(node)} (Concat)`)) return;
+      return this.set(node.output[0], ins[0]);
+    }
+    const layout = [];
+    for (let i2 = 0; i2 < ins.length; i2++) {
+      const t = ins[i2];
+      if (t) layout.push(...t.layout);
+      else {
+        const s = this.shape(node.input[i2]);
+        if (!s) return unknown("joins an input of unknown shape");
+        if (s[axis] > 0) layout.push(...this.fresh(node, s[axis], `${nodeLabel(node)}: channels from '${node.input[i2]}' are not produced by a prunable layer`));
+      }
+    }
+    this.set(node.output[0], { axis, layout });
+  }
+  flatten(node, x2, unknown) {
+    const s = this.shape(node.input[0]);
+    if (!x2 || !s) return unknown("has an unknown input shape");
+    const axis = norm(attrInt(node, "axis", 1), s.length);
+    if (x2.axis < axis) return this.set(node.output[0], x2);
+    if (x2.axis !== axis) return unknown("flattens the channel axis into the middle of a dimension");
+    this.set(node.output[0], { axis: 1, layout: withRepeat(x2.layout, prod(s.slice(axis + 1))) });
+  }
+  reshape(node, ins, unknown) {
+    const x2 = ins[0];
+    const inS = this.shape(node.input[0]);
+    const outS = this.shape(node.output[0]);
+    if (!x2 || ins[1] || !inS || !outS) return unknown("has an unknown shape");
+    const a = x2.axis;
+    const tail = prod(inS.slice(a + 1));
+    if (outS.length >= 1 && prod(outS.slice(0, -1)) === prod(inS.slice(0, a)) && sameDims(outS.slice(0, -1), inS.slice(0, a))) {
+      const k2 = outS.length - 1;
+      const t = this.targetElement(node, k2);
+      if (!t) return unknown("has a computed target shape that would need the channel count");
+      if (t.value === 0) return unknown("copies the channel dimension by position");
+      if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: withRepeat(x2.layout, tail) });
+      return this.set(node.output[0], { axis: k2, layout: withRepeat(x2.layout, tail) });
+    }
+    if (outS.length > a && sameDims(outS.slice(0, a + 1), inS.slice(0, a + 1)) && prod(outS.slice(a + 1)) === tail) {
+      const t = this.targetElement(node, a);
+      if (!t) return unknown("has a computed target shape that would need the channel count");
+      if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
+      return this.set(node.output[0], { axis: a, layout: x2.layout });
+    }
+    const k = outS.length - (inS.length - a);
+    if (k >= 0 && outS[k] === inS[a] && sameDims(outS.slice(k + 1), inS.slice(a + 1)) && prod(outS.slice(0, k)) === prod(inS.slice(0, a))) {
+      const t = this.targetElement(node, k);
+      if (!t) return unknown("has a computed target shape that would need the channel count");
+      if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
+      else if (t.value === 0 && k !== a) return unknown("copies a dimension by position");
+      return this.set(node.output[0], { axis: k, layout: x2.layout });
+    }
+    if (outS.length === inS.length + 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] * outS[a + 1] === inS[a] && sameDims(outS.slice(a + 2), inS.slice(a + 1))) {
+      const d = outS[a + 1];
+      if (x2.layout.some((sg) => sg.repeat !== 1 || sg.start % d !== 0 || sg.len % d !== 0)) return unknown("splits channels into heads across channel blocks");
+      const t = this.targetElement(node, a);
+      if (!t) return unknown("has a computed head count the analysis cannot rewrite");
+      for (const sg of x2.layout) this.spaces.setBlock(sg.space, d);
+      if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout, divisor: d });
+      return this.set(node.output[0], { axis: a, layout: x2.layout, block: d, dAxis: a + 1 });
+    }
+    unknown("splits or merges the channel axis (e.g. a channel shuffle)");
+  }
+  /**
+   * Where element `k` of a Reshape target lives: the constant itself, or one constant part of a Concat that
+   * builds the target from the batch size (dynamic-batch exports). Undefined when it is computed.
+   */
+  targetElement(node, k) {
+    const name = node.input[1];
+    const direct = this.ints(name);
+    if (direct) return { value: direct[k], rewrite: { node: this.nodeIndex.get(node), target: { input: 1 }, element: k } };
+    const cat = this.index.producer.get(name);
+    if (!cat || cat.opType !== "Concat") return void 0;
+    let pos = 0;
+    for (let i2 = 0; i2 < cat.input.length; i2++) {
+      const len = this.shape(cat.input[i2])?.[0];
+      if (len === void 0) return void 0;
+      if (k < pos + len) {
+        const part = this.ints(cat.input[i2]);
+        if (!part) return void 0;
+        return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat), target: { input: i2 }, element: k - pos } };
+      }
+      pos += len;
+    }
+    return void 0;
+  }
+  /** Ops inside multi-head attention, where a tracked axis counts heads. */
+  headOp(node, ins, unknown) {
+    const op = node.opType;
+    const x2 = ins[0];
+    const out = node.output[0];
+    if (op === "Transpose") {
+      const perm = attrInts(node, "perm");
+      if (!x2 || !perm) return unknown("has an unknown permutation");
+      return this.set(out, { ...x2, axis: perm.indexOf(x2.axis), dAxis: x2.dAxis === void 0 ? void 0 : perm.indexOf(x2.dAxis) });
+    }
+    if (op === "Cast" || op === "Identity" || op === "Dropout") return this.set(out, x2);
+    if (op === "Softmax" || op === "LogSoftmax") {
+      const rank = this.shape(node.input[0])?.length;
+      if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+      const axis = norm(attrInt(node, "axis", -1), rank);
+      if (axis === x2.axis || axis === x2.dAxis) return unknown("normalises over heads or head channels");
+      return this.set(out, x2);
+    }
+    if (op === "Mul" || op === "Div" || op === "Add" || op === "Sub") {
+      const tracked = ins.filter((t) => t);
+      const rank = this.shape(out)?.length;
+      if (tracked.length !== 1 || !x2 || rank === void 0 || this.shape(node.input[0])?.length !== rank) return unknown("combines heads with another tensor");
+      const other = this.shape(node.input[1]);
+      const c = this.constant(node.input[1]);
+      if (!other || !c) return unknown("combines heads with a non-constant tensor");
+      const at = (ax) => ax === void 0 ? 1 : other[ax - (rank - other.length)] ?? 1;
+      if (at(x2.axis) !== 1 || at(x2.dAxis) !== 1) return unknown("combines heads with a per-head constant");
+      return this.set(out, x2);
+    }
+    if (op === "MatMul") {
+      const [a, b] = ins;
+      const ra = this.shape(node.input[0])?.length;
+      const rb = this.shape(node.input[1])?.length;
+      if (!a || !b || ra === void 0 || rb === void 0 || ra !== rb || a.axis !== b.axis || a.axis >= ra - 2) return unknown("mixes heads in a way the analysis does not follow");
+      if (a.dAxis === ra - 1 && b.dAxis === rb - 2) {
+        if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (Q x K)`)) return;
+        return this.set(out, { axis: a.axis, layout: a.layout, block: a.block });
+      }
+      if (a.dAxis === void 0 && b.dAxis === rb - 1) {
+        if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (scores x V)`)) return;
+        return this.set(out, { axis: a.axis, layout: b.layout, block: b.block, dAxis: ra - 1 });
+      }
+      return unknown("mixes heads in a way the analysis does not follow");
+    }
+    if (op === "Reshape") {
+      const inS = this.shape(node.input[0]);
+      const outS = this.shape(out);
+      if (!x2 || x2.dAxis !== x2.axis + 1 || !inS || !outS || ins[1]) return unknown("reshapes heads in a way the analysis does not follow");
+      const a = x2.axis;
+      if (outS.length === inS.length - 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] === inS[a] * inS[a + 1] && sameDims(outS.slice(a + 1), inS.slice(a + 2))) {
+        const t = this.targetElement(node, a);
+        if (!t) return unknown("has a computed channel count the analysis cannot rewrite");
+        if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
+        return this.set(out, { axis: a, layout: x2.layout });
+      }
+      return unknown("reshapes heads in a way the analysis does not follow");
+    }
+    unknown("is not understood inside attention heads");
+  }
+  squeeze(node, ins, unknown) {
+    const x2 = ins[0];
+    const inS = this.shape(node.input[0]);
+    const outS = this.shape(node.output[0]);
+    if (!x2 || !inS || !outS || ins[1]) return unknown("has an unknown shape");
+    const axesIn = attrInts(node, "axes") ?? this.knownInts(node.input[1]);
+    if (node.opType === "Squeeze") {
+      const axes2 = (axesIn ?? inS.map((d, i2) => d === 1 ? i2 : -1).filter((i2) => i2 >= 0)).map((v) => norm(v, inS.length));
+      if (axes2.includes(x2.axis)) return unknown("squeezes the channel axis");
+      return this.set(node.output[0], { axis: x2.axis - axes2.filter((v) => v < x2.axis).length, layout: x2.layout });
+    }
+    if (!axesIn) return unknown("has axes that are not constant");
+    const axes = axesIn.map((v) => norm(v, outS.length)).sort((p, q) => p - q);
+    let axis = x2.axis;
+    for (const v of axes) if (v <= axis) axis++;
+    this.set(node.output[0], { axis, layout: x2.layout });
+  }
+  split(node, x2, unknown) {
+    const s = this.shape(node.input[0]);
+    if (!x2 || !s) return unknown("has an unknown shape");
+    const axis = norm(attrInt(node, "axis", 0), s.length);
+    if (axis !== x2.axis) {
+      for (const o of node.output) this.set(o, x2);
+      return;
+    }
+    const fromInput = node.input[1] ? this.ints(node.input[1]) : void 0;
+    if (node.input[1] && !fromInput) return unknown("has split sizes that are not constant");
+    const sizes = fromInput ?? attrInts(node, "split") ?? node.output.map((o) => this.shape(o)?.[axis] ?? -1);
+    if (sizes.some((v) => v < 0) || sizes.length !== node.output.length) return unknown("has split sizes the analysis cannot read");
+    const parts = [];
+    let pos = 0;
+    for (const n of sizes) {
+      const part = subLayout(x2.layout, pos, pos + n);
+      if (!part) return unknown("splits through a flattened channel block");
+      parts.push(part);
+      pos += n;
+    }
+    const target = fromInput ? { input: 1 } : attrInts(node, "split") ? { attr: "split" } : { attr: "" };
+    if ("attr" in target && target.attr === "") {
+      return unknown("splits into equal parts without explicit sizes");
+    }
+    parts.forEach((p, i2) => {
+      this.addRewrite(node, target, i2, p);
+      this.set(node.output[i2], { axis, layout: p });
+    });
+  }
+  slice(node, ins, unknown) {
+    const x2 = ins[0];
+    const s = this.shape(node.input[0]);
+    if (!x2 || !s || ins.slice(1).some((t) => t)) return unknown("has an unknown shape");
+    const fromAttr = node.input.length < 3;
+    const starts = fromAttr ? attrInts(node, "starts") : this.ints(node.input[1]);
+    const ends = fromAttr ? attrInts(node, "ends") : this.ints(node.input[2]);
+    const axesV = fromAttr ? attrInts(node, "axes") : node.input[3] ? this.ints(node.input[3]) : void 0;
+    const steps = !fromAttr && node.input[4] ? this.ints(node.input[4]) : void 0;
+    if (!starts || !ends || !fromAttr && node.input[3] && !axesV) return unknown("has bounds that are not constant");
+    const axes = (axesV ?? starts.map((_, i2) => i2)).map((v) => norm(v, s.length));
+    const k = axes.indexOf(x2.axis);
+    if (k < 0) return this.set(node.output[0], x2);
+    if (steps && steps[k] !== 1) return unknown("slices the channel axis with a step");
+    if (fromAttr) return unknown("slices the channel axis with attribute bounds (opset < 10)");
+    const n = s[x2.axis];
+    const clampB = (v) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+    const a = clampB(starts[k]);
+    const b = Math.max(a, clampB(ends[k]));
+    const part = subLayout(x2.layout, a, b);
+    const before = subLayout(x2.layout, 0, a);
+    if (!part || !before) return unknown("slices through a flattened channel block");
+    this.addRewrite(node, { input: 1 }, k, before);
+    this.addRewrite(node, { input: 2 }, k, [...before, ...part]);
+    this.set(node.output[0], { axis: x2.axis, layout: part });
+  }
+  /** A constant we slice must not also feed a node that did not register the slice. */
+  checkConstantConsumers() {
+    const readers = /* @__PURE__ */ new Map();
+    const axesOf = /* @__PURE__ */ new Map();
+    for (const u of this.uses) {
+      let r = readers.get(u.tensor);
+      if (!r) readers.set(u.tensor, r = /* @__PURE__ */ new Set());
+      r.add(u.node);
+      const l = axesOf.get(u.tensor) ?? [];
+      l.push(u.layout);
+      axesOf.set(u.tensor, l);
+    }
+    for (const [name, nodes] of readers) {
+      for (const reader of this.finalReaders(name)) {
+        if (!nodes.has(this.nodeIndex.get(reader))) {
+          for (const l of axesOf.get(name)) this.poison(l, `'${name}' is also read by ${nodeLabel(reader)} (${reader.opType})`);
+        }
+      }
+      if (this.index.graphOutputs.has(name)) for (const l of axesOf.get(name)) this.poison(l, `'${name}' is a graph output`);
+    }
+  }
+  finalReaders(name) {
+    const out = [];
+    for (const c of this.index.consumersOf(name)) {
+      if (c.opType === "Identity") out.push(...this.finalReaders(c.output[0]));
+      else out.push(c);
+    }
+    return out;
+  }
+};
+function isProducer(op) {
+  return op === "Conv" || op === "ConvTranspose" || op === "Gemm" || op === "MatMul";
+}
+function sameDims(a, b) {
+  return a.length === b.length && a.every((v, i2) => v === b[i2]);
+}
+
+// src/prune/structured/surgery.ts
+function takeAlongAxis(values, dims, axis, indices) {
+  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const n = dims[axis];
+  const out = new Float32Array(outer * indices.length * inner);
+  let o = 0;
+  for (let i2 = 0; i2 < outer; i2++) {
+    for (const k of indices) {
+      const from = (i2 * n + k) * inner;
+      out.set(values.subarray(from, from + inner), o);
+      o += inner;
+    }
+  }
+  return out;
+}
+function findConstant(model, name) {
+  const g2 = model.graph;
+  const init = g2.initializer.find((t) => t.name === name);
+  if (init) return init;
+  const node = g2.node.find((n) => n.opType === "Constant" && n.output[0] === name);
+  return node ? attr(node, "value")?.t : void 0;
+}
+function slicesByTensor(uses) {
+  const out = /* @__PURE__ */ new Map();
+  for (const u of uses) {
+    let axes = out.get(u.tensor);
+    if (!axes) out.set(u.tensor, axes = /* @__PURE__ */ new Map());
+    if (!axes.has(u.axis)) axes.set(u.axis, u);
+  }
+  return out;
+}
+function removeChannels(model, analysis, keep) {
+  const out = cloneModel(model);
+  const g2 = out.graph;
+  const { spaces } = analysis;
+  for (const [name, axes] of slicesByTensor(analysis.uses)) {
+    const t = findConstant(out, name);
+    if (!t) throw new Error(`surgery: constant '${name}' not found`);
+    let values = tensorToFloat32(t);
+    const dims = tensorDims(t);
+    let changed = false;
+    for (const [axis, use] of axes) {
+      const idx = keptIndices(use.layout, spaces, keep);
+      if (idx.length === dims[axis]) continue;
+      values = takeAlongAxis(values, dims, axis, idx);
+      dims[axis] = idx.length;
+      changed = true;
+    }
+    if (changed) setTensorFloat32(t, values, dims);
+  }
+  const edits = /* @__PURE__ */ new Map();
+  for (const r of analysis.rewrites) {
+    const node = g2.node[r.node];
+    const value = keptSize(r.layout, spaces, keep) / (r.divisor ?? 1) + (r.base ?? 0);
+    if ("attr" in r.target) {
+      const a = attr(node, r.target.attr);
+      if (!a) throw new Error(`surgery: ${node.name} has no attribute ${r.target.attr}`);
+      if (r.target.attr === "group") a.i = BigInt(value);
+      else a.ints[r.element] = BigInt(value);
+      continue;
+    }
+    const key = `${r.node}:${r.target.input}`;
+    let e = edits.get(key);
+    if (!e) {
+      const t = findConstant(out, node.input[r.target.input]);
+      if (!t) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
+      edits.set(key, e = { node, input: r.target.input, values: tensorToInts(t) });
+    }
+    e.values[r.element] = value;
+  }
+  for (const e of edits.values()) {
+    const old = findConstant(out, e.node.input[e.input]);
+    const before = tensorToInts(old);
+    if (before.every((v, i2) => v === e.values[i2])) continue;
+    const name = uniqueName(out, `${e.node.input[e.input]}_pruned`);
+    g2.initializer.push(intTensor(name, tensorDims(old), e.values, old.dataType));
+    e.node.input[e.input] = name;
+  }
+  dropUnused(out);
+  g2.valueInfo = [];
+  const inits = new Map(g2.initializer.map((t) => [t.name, t]));
+  for (const i2 of g2.input) {
+    const t = inits.get(i2.name);
+    const shape = i2.type?.value.case === "tensorType" ? i2.type.value.value.shape : void 0;
+    if (t && shape) tensorDims(t).forEach((d, k) => {
+      if (shape.dim[k]) shape.dim[k].value = { case: "dimValue", value: BigInt(d) };
+    });
+  }
+  return out;
+}
+function intTensor(name, dims, values, dataType) {
+  const raw = dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
+  return create(TensorProtoSchema, { name, dataType: dataType === 6 /* INT32 */ ? 6 /* INT32 */ : 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
+}
+function uniqueName(model, base) {
+  const g2 = model.graph;
+  const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
+  let name = base;
+  for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
+  return name;
+}
+function dropUnused(model) {
+  const g2 = model.graph;
+  const dropped = /* @__PURE__ */ new Set();
+  for (; ; ) {
+    const read = /* @__PURE__ */ new Set([...g2.node.flatMap((n) => n.input), ...g2.output.map((o) => o.name)]);
+    const before = g2.node.length + g2.initializer.length;
+    g2.node = g2.node.filter((n) => n.opType !== "Constant" || read.has(n.output[0]));
+    for (const t of g2.initializer) if (!read.has(t.name)) dropped.add(t.name);
+    g2.initializer = g2.initializer.filter((t) => read.has(t.name));
+    if (g2.node.length + g2.initializer.length === before) break;
+  }
+  g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
+}
+
+// src/prune/structured/structuredPrune.ts
+async function structuredPrune(model, opts) {
+  const analysis = analyzeDependencies(model);
+  const protect = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (!opts.protectedTensors.has(u.tensor)) continue;
+    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
+  }
+  const groups = analysis.groups.map((g2) => ({ ...g2, skip: g2.skip ?? protect.get(g2.root) }));
+  const prunable = groups.filter((g2) => !g2.skip && g2.size > 1);
+  const notes = [];
+  const channelImportance = await groupImportance(model, analysis, opts, notes);
+  const units = prunable.map((g2) => ({ root: g2.root, size: g2.size / g2.block }));
+  const unitImportance = new Map([...channelImportance].map(([root, s]) => [root, perBlock(s, analysis.spaces.block(root))]));
+  const keptUnits = /* @__PURE__ */ new Map();
+  const plain = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
+  const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
+  for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
+  const keptCount = /* @__PURE__ */ new Map();
+  const keep = /* @__PURE__ */ new Map();
+  for (const g2 of prunable) {
+    const k = keptUnits.get(g2.root);
+    keptCount.set(g2.root, k * g2.block);
+    if (k * g2.block < g2.size) keep.set(g2.root, expandBlocks(keepMask(unitImportance.get(g2.root), k), g2.block));
+  }
+  const pruned = removeChannels(model, analysis, keep);
+  const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
+  for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
+  return { model: pruned, analysis, keep, groups: outcome, notes };
+}
+function perBlock(scores, block) {
+  if (block === 1) return scores;
+  const out = new Float64Array(scores.length / block);
+  for (let i2 = 0; i2 < scores.length; i2++) out[Math.floor(i2 / block)] += scores[i2];
+  return out;
+}
+function expandBlocks(mask, block) {
+  if (block === 1) return mask;
+  const out = new Uint8Array(mask.length * block);
+  for (let i2 = 0; i2 < out.length; i2++) out[i2] = mask[Math.floor(i2 / block)];
+  return out;
+}
+async function groupImportance(model, analysis, opts, notes) {
+  const l1 = magnitudeImportance(model, analysis, 1);
+  switch (opts.criterion) {
+    case "l1":
+      return l1;
+    case "l2":
+      return magnitudeImportance(model, analysis, 2);
+    case "bn-scale": {
+      const bn = bnScaleImportance(model, analysis);
+      const fallback = analysis.groups.filter((g2) => !g2.skip && !bn.has(g2.root));
+      if (fallback.length > 0) notes.push(`criterion bn-scale: ${fallback.length} group(s) have no BatchNormalization and are ranked by L1 magnitude`);
+      for (const [root, s] of l1) if (!bn.has(root)) bn.set(root, s);
+      return bn;
+    }
+    case "activation": {
+      if (!opts.calib) throw new UserError("--criterion activation: needs calibration data; pass --calib data.npz (or use --criterion l1)");
+      const tensors = /* @__PURE__ */ new Map();
+      for (const u of analysis.uses) if (u.role === "fanin" && u.activation !== void 0) tensors.set(u.activation, u.activationAxis);
+      const act = activationImportance(model, analysis, await channelMeanAbs(model, tensors, opts.calib));
+      for (const [root, s] of l1) if (!act.has(root)) act.set(root, s);
+      return act;
+    }
+  }
+}
+
 // src/prune/pruneModel.ts
 function targetSparsity(config) {
   const nm = parseNM(config.method);
@@ -29544,13 +31161,187 @@ async function pruneModel(dense, config, ctx) {
         notes: []
       };
     }
+    case "structured":
+    case "hybrid": {
+      const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+      const kept = new Set(weights.map((w) => w.initializer));
+      const protectedTensors = new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n)));
+      const channelSparsity = config.method === "hybrid" ? config.sparsity / 2 : config.sparsity;
+      const r = await structuredPrune(dense, {
+        sparsity: channelSparsity,
+        scope: config.scope,
+        roundTo: config.roundTo,
+        criterion: config.criterion,
+        protectedTensors,
+        calib: ctx.calib
+      });
+      let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
+      let model = r.model;
+      if (config.method === "hybrid") {
+        const removed = countSparsity(model, weights).overall;
+        const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+        const extra = Math.max(0, config.sparsity * denseTotal - (denseTotal - restTotal));
+        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+        model = magnitudePrune(model, rest, frac, config.scope).model;
+        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+      }
+      return { model, description, denseWeights: weights, notes: r.notes };
+    }
     default:
-      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured`);
+      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
   }
 }
 
-// src/version.ts
-var VERSION = "0.1.0";
+// src/recover/runRecovery.ts
+import * as fs6 from "node:fs";
+import * as path4 from "node:path";
+
+// src/recover/session.ts
+async function sessionFromModel(model, threads = 0) {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(serializeModel(model), {
+      executionProviders: ["cpu"],
+      graphOptimizationLevel: "all",
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1
+    });
+  } catch (e) {
+    throw new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+  }
+}
+function withExtraOutputs(model, tensors) {
+  const copy = cloneModel(model);
+  const g2 = copy.graph;
+  const have = new Set(g2.output.map((o) => o.name));
+  for (const name of tensors) {
+    if (have.has(name)) continue;
+    have.add(name);
+    g2.output.push(
+      create(ValueInfoProtoSchema, {
+        name,
+        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
+      })
+    );
+  }
+  return copy;
+}
+async function captureActivations(session, data, fetch, batchSize = 128) {
+  const { ort } = onnxruntime();
+  const parts = /* @__PURE__ */ new Map();
+  for (let start = 0; start < data.count; start += batchSize) {
+    const end = Math.min(data.count, start + batchSize);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    const result = await session.run(feeds, fetch);
+    for (const name of fetch) {
+      const t = result[name];
+      const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
+      entry.chunks.push(Float32Array.from(t.data));
+      parts.set(name, entry);
+    }
+    for (const t of Object.values(result)) t.dispose();
+  }
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, { dims, chunks }] of parts) {
+    const total2 = chunks.reduce((n, c) => n + c.length, 0);
+    const data32 = new Float32Array(total2);
+    let o = 0;
+    for (const c of chunks) {
+      data32.set(c, o);
+      o += c.length;
+    }
+    out.set(name, { dims: [data.count, ...dims], data: data32 });
+  }
+  return out;
+}
+var gramSession;
+function gramModel() {
+  return serializeModel(buildGramProto());
+}
+function buildGramProto() {
+  const T = (name) => create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
+  });
+  return create(ModelProtoSchema, {
+    irVersion: 8n,
+    opsetImport: [{ domain: "", version: 13n }],
+    graph: {
+      name: "gram",
+      input: [T("A"), T("B")],
+      output: [T("G")],
+      // Gemm with transA reads A transposed in place instead of materialising A^T
+      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gram", attribute: [{ name: "transA", type: 2 /* INT */, i: 1n }] }]
+    }
+  });
+}
+async function crossGram(a, b, n, p, q) {
+  const { ort } = onnxruntime();
+  gramSession ??= (async () => {
+    const s = await ort.InferenceSession.create(gramModel(), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
+    return s;
+  })();
+  const session = await gramSession;
+  const result = await session.run({ A: new ort.Tensor("float32", a, [n, p]), B: new ort.Tensor("float32", b, [n, q]) });
+  const g2 = result.G;
+  const out = Float64Array.from(g2.data);
+  g2.dispose();
+  return out;
+}
+
+// src/recover/batchNorm.ts
+async function reestimateBatchNorm(pruned, calib, threads = 0) {
+  const model = cloneModel(pruned);
+  const index = new GraphIndex(model.graph);
+  const nodes = [];
+  for (const node of index.order) {
+    if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
+    const mean = index.initializers.get(node.input[3]);
+    const variance = index.initializers.get(node.input[4]);
+    if (!mean || !variance || index.consumersOf(mean.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
+    const session = await sessionFromModel(withExtraOutputs(model, [node.input[0]]), threads);
+    let act;
+    try {
+      act = (await captureActivations(session, calib, [node.input[0]])).get(node.input[0]);
+    } finally {
+      await session.release();
+    }
+    const [n, c] = act.dims;
+    const spatial = act.data.length / (n * c);
+    const m = new Float64Array(c);
+    const sq = new Float64Array(c);
+    for (let s = 0; s < n; s++) {
+      for (let ch = 0; ch < c; ch++) {
+        const base = (s * c + ch) * spatial;
+        let a = 0;
+        let b = 0;
+        for (let k = 0; k < spatial; k++) {
+          const v = act.data[base + k];
+          a += v;
+          b += v * v;
+        }
+        m[ch] += a;
+        sq[ch] += b;
+      }
+    }
+    const count3 = n * spatial;
+    const newMean = new Float32Array(c);
+    const newVar = new Float32Array(c);
+    for (let ch = 0; ch < c; ch++) {
+      newMean[ch] = m[ch] / count3;
+      newVar[ch] = Math.max(0, sq[ch] / count3 - (m[ch] / count3) ** 2);
+    }
+    const oldVar = tensorToFloat32(variance);
+    for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
+    setTensorFloat32(mean, newMean);
+    setTensorFloat32(variance, newVar);
+    nodes.push(nodeLabel(node));
+  }
+  return { model, nodes };
+}
 
 // src/measure/evaluate.ts
 async function evaluateClassifier(session, data, opts) {
@@ -29602,33 +31393,11 @@ async function evaluateClassifier(session, data, opts) {
 }
 
 // src/measure/size.ts
-import * as fs4 from "node:fs";
+import * as fs5 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs4.readFileSync(file);
+  const data = fs5.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
-}
-
-// src/prune/sparsity.ts
-function countSparsity(model, denseWeights) {
-  const index = new GraphIndex(model.graph);
-  const layers = [];
-  let zeros = 0;
-  let total = 0;
-  for (const w of denseWeights) {
-    const denseSize = numel(w.dims);
-    const t = index.initializers.get(w.initializer);
-    let nonzero = 0;
-    if (t) {
-      const v = tensorToFloat32(t);
-      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    }
-    const z2 = denseSize - nonzero;
-    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
-    zeros += z2;
-    total += denseSize;
-  }
-  return { overall: total ? zeros / total : 0, zeros, total, layers };
 }
 
 // src/pipeline/measureStep.ts
@@ -29643,9 +31412,10 @@ async function measureStep(name, description, artifact, ctx) {
   const cost = modelCost(saved);
   const size = measureFileSize(artifact);
   const probabilities = endsInSoftmax(saved);
-  const session = await openSession(artifact, { threads: config.latency.threads });
+  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
   let preds;
   const shiftAccuracy = {};
+  const shiftPreds = /* @__PURE__ */ new Map();
   try {
     progress.start(`evaluate ${name}`, data.count);
     preds = await evaluateClassifier(session, data, {
@@ -29658,6 +31428,7 @@ async function measureStep(name, description, artifact, ctx) {
     for (const s of ctx.shifts) {
       const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact });
       shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      shiftPreds.set(s.name, p);
     }
   } finally {
     progress.stop();
@@ -29685,11 +31456,629 @@ async function measureStep(name, description, artifact, ctx) {
     shift_accuracy: shiftAccuracy,
     layers: sparsity.layers
   };
-  return { step, preds };
+  return { step, preds, shiftPreds };
 }
 
+// src/recover/calibScore.ts
+async function calibScore(model, calib, threads = 0) {
+  const session = await sessionFromModel(model, threads);
+  try {
+    const p = await evaluateClassifier(session, calib, { batchSize: 256, outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
+    let correct = 0;
+    let nll = 0;
+    for (let i2 = 0; i2 < calib.count; i2++) {
+      correct += p.correct[i2];
+      nll -= p.logProbLabel[i2];
+    }
+    return { accuracy: correct / calib.count, nll: nll / calib.count };
+  } finally {
+    await session.release();
+  }
+}
+function better(a, b) {
+  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
+}
+
+// src/recover/linalg.ts
+function choleskyLower(a, n) {
+  for (let j = 0; j < n; j++) {
+    const rj = j * n;
+    let d = a[rj + j];
+    for (let k = 0; k < j; k++) d -= a[rj + k] * a[rj + k];
+    if (!(d > 0)) return false;
+    const ljj = Math.sqrt(d);
+    a[rj + j] = ljj;
+    for (let i2 = j + 1; i2 < n; i2++) {
+      const ri = i2 * n;
+      let s = a[ri + j];
+      for (let k = 0; k < j; k++) s -= a[ri + k] * a[rj + k];
+      a[ri + j] = s / ljj;
+    }
+  }
+  for (let i2 = 0; i2 < n; i2++) for (let j = i2 + 1; j < n; j++) a[i2 * n + j] = 0;
+  return true;
+}
+function invertLower(l, n) {
+  const inv = new Float64Array(n * n);
+  for (let i2 = 0; i2 < n; i2++) {
+    const ri = i2 * n;
+    inv[ri + i2] = 1 / l[ri + i2];
+    for (let k = 0; k < i2; k++) {
+      const lik = l[ri + k];
+      if (lik === 0) continue;
+      const rk = k * n;
+      for (let j = 0; j <= k; j++) inv[ri + j] -= lik * inv[rk + j];
+    }
+    const d = 1 / l[ri + i2];
+    for (let j = 0; j < i2; j++) inv[ri + j] *= d;
+  }
+  return inv;
+}
+function lowerTransposeTimesLower(m, n) {
+  const out = new Float64Array(n * n);
+  for (let k = 0; k < n; k++) {
+    const rk = k * n;
+    for (let i2 = 0; i2 <= k; i2++) {
+      const mki = m[rk + i2];
+      if (mki === 0) continue;
+      const ri = i2 * n;
+      for (let j = 0; j <= k; j++) out[ri + j] += mki * m[rk + j];
+    }
+  }
+  return out;
+}
+function inverseHessian(h, n, dampFraction) {
+  let mean = 0;
+  for (let i2 = 0; i2 < n; i2++) mean += h[i2 * n + i2];
+  mean = mean / n || 1;
+  for (let damp = dampFraction; ; damp *= 10) {
+    const a = Float64Array.from(h);
+    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean;
+    if (!choleskyLower(a, n)) {
+      if (damp > 1e6) throw new Error("inverseHessian: matrix is not positive definite even with heavy damping");
+      continue;
+    }
+    const inv = lowerTransposeTimesLower(invertLower(a, n), n);
+    const l2 = Float64Array.from(inv);
+    if (!choleskyLower(l2, n)) continue;
+    const upper = new Float64Array(n * n);
+    for (let i2 = 0; i2 < n; i2++) for (let j = i2; j < n; j++) upper[i2 * n + j] = l2[j * n + i2];
+    return { inv, upper };
+  }
+}
+function matmul(a, b, m, k, n) {
+  const c = new Float64Array(m * n);
+  for (let i2 = 0; i2 < m; i2++) {
+    const ri = i2 * n;
+    for (let p = 0; p < k; p++) {
+      const aip = a[i2 * k + p];
+      if (aip === 0) continue;
+      const rp = p * n;
+      for (let j = 0; j < n; j++) c[ri + j] += aip * b[rp + j];
+    }
+  }
+  return c;
+}
+
+// src/recover/layers.ts
+function convGeometry(node, dims) {
+  if (dims.length !== 4) return `${dims.length - 2}-D convolution`;
+  const autoPad = attrString(node, "auto_pad", "NOTSET");
+  if (autoPad !== "NOTSET" && autoPad !== "VALID") return `auto_pad=${autoPad}`;
+  const p = attrInts(node, "pads") ?? [0, 0, 0, 0];
+  const s = attrInts(node, "strides") ?? [1, 1];
+  const d = attrInts(node, "dilations") ?? [1, 1];
+  return { kernel: [dims[2], dims[3]], strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
+}
+function linearLayer(index, weight) {
+  const consumers = index.consumersOf(weight);
+  if (consumers.length !== 1) return `weight is used by ${consumers.length} nodes`;
+  const node = consumers[0];
+  const t = index.initializers.get(weight);
+  if (!t || !FLOAT_TYPES.has(t.dataType)) return "not a float initializer";
+  const dims = tensorDims(t);
+  const label = nodeLabel(node);
+  switch (node.opType) {
+    case "Conv": {
+      if (node.input[1] !== weight) return "weight is not the Conv kernel";
+      const geo = convGeometry(node, dims);
+      if (typeof geo === "string") return geo;
+      const groups = attrInt(node, "group", 1);
+      const bias = node.input[2] || null;
+      return { node: label, opType: "Conv", weight, input: node.input[0], groups, rows: dims[0] / groups, cols: dims[1] * dims[2] * dims[3], transposed: false, bias, biasRefit: bias === null || index.initializers.has(bias), conv: geo };
+    }
+    case "Gemm": {
+      if (node.input[1] !== weight || dims.length !== 2) return "weight is not the Gemm B matrix";
+      if (attrInt(node, "transA", 0) !== 0) return "Gemm with transA=1";
+      const transposed = attrInt(node, "transB", 0) === 0;
+      const [rows, cols] = transposed ? [dims[1], dims[0]] : [dims[0], dims[1]];
+      const bias = node.input[2] || null;
+      const biasT = bias ? index.initializers.get(bias) : void 0;
+      const unitScale = attrFloat(node, "alpha", 1) === 1 && attrFloat(node, "beta", 1) === 1;
+      const biasRefit = unitScale && (bias === null || biasT !== void 0 && tensorDims(biasT).length === 1 && tensorDims(biasT)[0] === rows);
+      return { node: label, opType: "Gemm", weight, input: node.input[0], groups: 1, rows, cols, transposed, bias, biasRefit };
+    }
+    case "MatMul": {
+      if (node.input[1] !== weight || dims.length !== 2) return "weight is the left MatMul operand";
+      return { node: label, opType: "MatMul", weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias: null, biasRefit: false };
+    }
+    default:
+      return `${node.opType} layers are not refit`;
+  }
+}
+function weightRows(layer, values, g2) {
+  const { rows, cols } = layer;
+  const out = new Float64Array(rows * cols);
+  if (layer.transposed) {
+    for (let c = 0; c < cols; c++) for (let r = 0; r < rows; r++) out[r * cols + c] = values[c * rows + r];
+  } else {
+    out.set(values.subarray(g2 * rows * cols, (g2 + 1) * rows * cols));
+  }
+  return out;
+}
+function setWeightRows(layer, values, g2, w) {
+  const { rows, cols } = layer;
+  if (layer.transposed) {
+    for (let c = 0; c < cols; c++) for (let r = 0; r < rows; r++) values[c * rows + r] = w[r * cols + c];
+  } else {
+    values.set(w, g2 * rows * cols);
+  }
+}
+
+// src/recover/obs.ts
+function fixedMaskSweep(w, keep, upper, rows, cols) {
+  for (let i2 = 0; i2 < cols; i2++) {
+    const ri = i2 * cols;
+    const d = upper[ri + i2];
+    for (let r = 0; r < rows; r++) {
+      const rr = r * cols;
+      if (keep[rr + i2]) continue;
+      const err2 = w[rr + i2] / d;
+      if (err2 === 0) continue;
+      w[rr + i2] = 0;
+      for (let j = i2 + 1; j < cols; j++) w[rr + j] -= err2 * upper[ri + j];
+    }
+  }
+}
+
+// src/recover/patches.ts
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+function samplePositions(total2, count3, seed = 1) {
+  if (count3 >= total2) return Int32Array.from({ length: total2 }, (_, i2) => i2);
+  const next = rng(seed);
+  const out = new Int32Array(count3);
+  for (let k = 0; k < count3; k++) out[k] = Math.min(total2 - 1, Math.floor((k + next()) * total2 / count3));
+  return out;
+}
+function layerPatches(layer, act, withBias, maxPatches) {
+  const extra = withBias ? 1 : 0;
+  if (!layer.conv) {
+    const k = act.dims[act.dims.length - 1];
+    const total2 = act.data.length / k;
+    const pos2 = samplePositions(total2, maxPatches);
+    const cols2 = k + extra;
+    const m = new Float32Array(pos2.length * cols2);
+    for (let p = 0; p < pos2.length; p++) {
+      m.set(act.data.subarray(pos2[p] * k, pos2[p] * k + k), p * cols2);
+      if (withBias) m[p * cols2 + k] = 1;
+    }
+    return { patches: pos2.length, perGroup: [m], cols: cols2 };
+  }
+  const [n, c, h, w] = act.dims;
+  const { kernel: [kh, kw], strides: [sh, sw], pads: [pt, pl, pb, pr], dilations: [dh, dw] } = layer.conv;
+  const oh = Math.floor((h + pt + pb - dh * (kh - 1) - 1) / sh) + 1;
+  const ow = Math.floor((w + pl + pr - dw * (kw - 1) - 1) / sw) + 1;
+  const cg = c / layer.groups;
+  const pos = samplePositions(n * oh * ow, maxPatches);
+  const cols = cg * kh * kw + extra;
+  const perGroup = [];
+  for (let g2 = 0; g2 < layer.groups; g2++) perGroup.push(new Float32Array(pos.length * cols));
+  for (let p = 0; p < pos.length; p++) {
+    const s = Math.floor(pos[p] / (oh * ow));
+    const rem = pos[p] - s * oh * ow;
+    const oy = Math.floor(rem / ow);
+    const ox = rem - oy * ow;
+    for (let g2 = 0; g2 < layer.groups; g2++) {
+      const m = perGroup[g2];
+      let o = p * cols;
+      for (let ci = 0; ci < cg; ci++) {
+        const base = (s * c + g2 * cg + ci) * h * w;
+        for (let ky = 0; ky < kh; ky++) {
+          const y = oy * sh - pt + ky * dh;
+          for (let kx = 0; kx < kw; kx++) {
+            const x2 = ox * sw - pl + kx * dw;
+            m[o++] = y >= 0 && y < h && x2 >= 0 && x2 < w ? act.data[base + y * w + x2] : 0;
+          }
+        }
+      }
+      if (withBias) m[o] = 1;
+    }
+  }
+  return { patches: pos.length, perGroup, cols };
+}
+
+// src/recover/reconstruct.ts
+var DEFAULT_RECONSTRUCT = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, target: "dense-output", threads: 0 };
+async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONSTRUCT) {
+  const model = cloneModel(pruned);
+  const pIndex = new GraphIndex(model.graph);
+  const dIndex = new GraphIndex(dense.graph);
+  const wanted = new Set(weights);
+  const plans = [];
+  const skipped = [];
+  for (const node of pIndex.order) {
+    const w = node.input.find((i2) => wanted.has(i2));
+    if (!w) continue;
+    wanted.delete(w);
+    const p = linearLayer(pIndex, w);
+    const d = linearLayer(dIndex, w);
+    if (typeof p === "string" || typeof d === "string") {
+      skipped.push({ weight: w, reason: typeof p === "string" ? p : `dense model: ${d}` });
+      continue;
+    }
+    if (p.rows !== d.rows || p.groups !== d.groups || p.input !== d.input) {
+      skipped.push({ weight: w, reason: "output channels differ from the dense layer" });
+      continue;
+    }
+    plans.push({ p, d, node });
+  }
+  for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
+  const denseSession = await sessionFromModel(withExtraOutputs(dense, plans.map((x2) => x2.d.input)), opts.threads);
+  const layers = [];
+  try {
+    for (const { p, d, node } of plans) {
+      const xd = (await captureActivations(denseSession, calib, [d.input])).get(d.input);
+      const session = await sessionFromModel(withExtraOutputs(model, [p.input]), opts.threads);
+      let xp;
+      try {
+        xp = (await captureActivations(session, calib, [p.input])).get(p.input);
+      } finally {
+        await session.release();
+      }
+      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts));
+    }
+  } finally {
+    await denseSession.release();
+  }
+  return { model, layers, skipped };
+}
+async function refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts) {
+  const withBias = p.biasRefit && d.biasRefit;
+  const pw = pIndex.initializers.get(p.weight);
+  const dValues = tensorToFloat32(dIndex.initializers.get(d.weight));
+  const pValues = tensorToFloat32(pw);
+  const dBias = d.bias ? tensorToFloat32(dIndex.initializers.get(d.bias)) : new Float32Array(d.rows * d.groups);
+  const pBias = p.bias ? tensorToFloat32(pIndex.initializers.get(p.bias)) : new Float32Array(p.rows * p.groups);
+  const dPatches = layerPatches(d, xd, withBias, opts.maxPatches);
+  const pPatches = layerPatches(p, xp, withBias, opts.maxPatches);
+  const n = pPatches.patches;
+  let before = 0;
+  let after = 0;
+  let norm2 = 0;
+  for (let g2 = 0; g2 < p.groups; g2++) {
+    const wd = augment(weightRows(d, dValues, g2), dBias, d, g2, withBias);
+    const wp = augment(weightRows(p, pValues, g2), pBias, p, g2, withBias);
+    const cd = dPatches.cols;
+    const cp = pPatches.cols;
+    const keep = new Uint8Array(p.rows * cp);
+    for (let i2 = 0; i2 < keep.length; i2++) keep[i2] = wp[i2] !== 0 || withBias && i2 % cp === cp - 1 ? 1 : 0;
+    const hFull = await crossGram(pPatches.perGroup[g2], pPatches.perGroup[g2], n, cp, cp);
+    const cFull = await crossGram(dPatches.perGroup[g2], pPatches.perGroup[g2], n, cd, cp);
+    const refit = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
+    const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);
+    const de = strideRows(dPatches.perGroup[g2], n, cd, ERROR_PATCHES);
+    const m = pe.length / cp;
+    const [he, ce, gd] = [await crossGram(pe, pe, m, cp, cp), await crossGram(de, pe, m, cd, cp), await crossGram(de, de, m, cd, cd)];
+    const e0 = outputError(wd, wp, gd, ce, he, p.rows, cd, cp);
+    const e1 = outputError(wd, refit, gd, ce, he, p.rows, cd, cp);
+    before += e0.error;
+    after += e1.error;
+    norm2 += e0.norm;
+    setWeightRows(p, pValues, g2, strip(refit, p.rows, cp, withBias));
+    if (withBias) for (let r = 0; r < p.rows; r++) pBias[g2 * p.rows + r] = refit[r * cp + cp - 1];
+  }
+  setTensorFloat32(pw, pValues);
+  if (withBias) {
+    if (p.bias) setTensorFloat32(pIndex.initializers.get(p.bias), pBias);
+    else addBias(model, pIndex, node, p, pBias);
+  }
+  const rel = (e) => norm2 > 0 ? Math.sqrt(Math.max(0, e) / norm2) : 0;
+  return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after) };
+}
+var ERROR_PATCHES = 1024;
+function strideRows(m, n, cols, most) {
+  if (n <= most) return m;
+  const step = n / most;
+  const out = new Float32Array(most * cols);
+  for (let i2 = 0; i2 < most; i2++) {
+    const r = Math.floor(i2 * step);
+    out.set(m.subarray(r * cols, (r + 1) * cols), i2 * cols);
+  }
+  return out;
+}
+function augment(w, bias, layer, g2, withBias) {
+  if (!withBias) return w;
+  const { rows, cols } = layer;
+  const out = new Float64Array(rows * (cols + 1));
+  for (let r = 0; r < rows; r++) {
+    out.set(w.subarray(r * cols, (r + 1) * cols), r * (cols + 1));
+    out[r * (cols + 1) + cols] = bias[g2 * rows + r];
+  }
+  return out;
+}
+function strip(w, rows, cols, withBias) {
+  if (!withBias) return w;
+  const out = new Float64Array(rows * (cols - 1));
+  for (let r = 0; r < rows; r++) out.set(w.subarray(r * cols, r * cols + cols - 1), r * (cols - 1));
+  return out;
+}
+function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
+  const out = new Float64Array(rows * cp);
+  const blocks = Math.ceil(cp / opts.maxBlock);
+  const aligned = cd === cp;
+  const size = Math.ceil(cp / blocks);
+  for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
+    const b1 = aligned ? Math.min(cp, b0 + size) : cp;
+    const m = b1 - b0;
+    const hb = sub(h, cp, b0, b1, b0, b1);
+    const [d0, d1] = aligned && blocks > 1 ? [b0, b1] : [0, cd];
+    const cb = sub(c, cp, d0, d1, b0, b1);
+    const wdb = new Float64Array(rows * (d1 - d0));
+    for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
+    const { inv, upper } = inverseHessian(hb, m, opts.damp);
+    let w;
+    if (opts.target === "dense-output") w = matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
+    else w = aligned ? wdb : matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
+    const kb = new Uint8Array(rows * m);
+    for (let r = 0; r < rows; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
+    fixedMaskSweep(w, kb, upper, rows, m);
+    for (let j = 0; j < m; j++) {
+      if (hb[j * m + j] !== 0) continue;
+      for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+    }
+    for (let r = 0; r < rows; r++) out.set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+  }
+  return out;
+}
+function sub(a, stride, r0, r1, c0, c1) {
+  const out = new Float64Array((r1 - r0) * (c1 - c0));
+  for (let r = r0; r < r1; r++) out.set(a.subarray(r * stride + c0, r * stride + c1), (r - r0) * (c1 - c0));
+  return out;
+}
+function quad(a, m, b, rows, ca, cb) {
+  let total2 = 0;
+  const tmp = new Float64Array(ca);
+  for (let r = 0; r < rows; r++) {
+    tmp.fill(0);
+    for (let i2 = 0; i2 < ca; i2++) {
+      let s = 0;
+      for (let j = 0; j < cb; j++) s += m[i2 * cb + j] * b[r * cb + j];
+      tmp[i2] = s;
+    }
+    for (let i2 = 0; i2 < ca; i2++) total2 += a[r * ca + i2] * tmp[i2];
+  }
+  return total2;
+}
+function outputError(wd, w, gd, c, h, rows, cd, cp) {
+  const norm2 = quad(wd, gd, wd, rows, cd, cd);
+  return { error: norm2 - 2 * quad(wd, c, w, rows, cd, cp) + quad(w, h, w, rows, cp, cp), norm: norm2 };
+}
+function addBias(model, index, node, layer, bias) {
+  let name = `${layer.weight}.prune_guard_bias`;
+  for (let k = 1; index.initializers.has(name) || index.producer.has(name); k++) name = `${layer.weight}.prune_guard_bias${k}`;
+  model.graph.initializer.push(makeFloatTensor(name, [bias.length], bias));
+  while (node.input.length < 2) node.input.push("");
+  node.input[2] = name;
+}
+
+// src/recover/temperature.ts
+function scaledScores(logits, labels, classes, t) {
+  const n = labels.length;
+  const confidence = new Float32Array(n);
+  const correct = new Uint8Array(n);
+  let nll = 0;
+  for (let i2 = 0; i2 < n; i2++) {
+    const o = i2 * classes;
+    let max2 = -Infinity;
+    let pred = 0;
+    for (let c = 0; c < classes; c++) {
+      if (logits[o + c] > max2) {
+        max2 = logits[o + c];
+        pred = c;
+      }
+    }
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += Math.exp((logits[o + c] - max2) / t);
+    nll -= (logits[o + labels[i2]] - max2) / t - Math.log(sum);
+    confidence[i2] = 1 / sum;
+    correct[i2] = pred === labels[i2] ? 1 : 0;
+  }
+  return { nll: nll / n, ece: expectedCalibrationError(confidence, correct, 15) };
+}
+function fitTemperature(logits, labels, classes) {
+  const nllAt = (logT) => scaledScores(logits, labels, classes, Math.exp(logT)).nll;
+  const phi = (Math.sqrt(5) - 1) / 2;
+  let a = Math.log(1 / 20);
+  let b = Math.log(20);
+  let c = b - phi * (b - a);
+  let d = a + phi * (b - a);
+  let fc = nllAt(c);
+  let fd2 = nllAt(d);
+  while (b - a > 1e-5) {
+    if (fc < fd2) {
+      b = d;
+      d = c;
+      fd2 = fc;
+      c = b - phi * (b - a);
+      fc = nllAt(c);
+    } else {
+      a = c;
+      c = d;
+      fc = fd2;
+      d = a + phi * (b - a);
+      fd2 = nllAt(d);
+    }
+  }
+  const temperature = Math.exp((a + b) / 2);
+  const before = scaledScores(logits, labels, classes, 1);
+  const after = scaledScores(logits, labels, classes, temperature);
+  return { temperature, nll_before: before.nll, nll_after: after.nll, ece_before: before.ece, ece_after: after.ece };
+}
+async function calibrateTemperature(model, calib, threads = 0) {
+  if (!calib.labels) throw new UserError(`${calib.path}: temperature scaling needs labels; add y=labels to the calibration .npz`);
+  const session = await sessionFromModel(model, threads);
+  let logits;
+  let classes;
+  try {
+    const probs = endsInSoftmax(model);
+    const p = await evaluateClassifier(session, calib, { batchSize: 256, outputsAreProbabilities: probs, keepLogits: true, modelPath: "calibration" });
+    logits = p.logits;
+    classes = p.classes;
+    if (probs) for (let i2 = 0; i2 < logits.length; i2++) logits[i2] = Math.log(Math.max(logits[i2], 1e-12));
+  } finally {
+    await session.release();
+  }
+  return fitTemperature(logits, calib.labels, classes);
+}
+function bakeTemperature(model, temperature) {
+  const out = cloneModel(model);
+  const g2 = out.graph;
+  const index = new GraphIndex(g2);
+  const outputName = g2.output[0].name;
+  const softmax = endsInSoftmax(out) ? index.producer.get(outputName) : void 0;
+  const target = softmax ? softmax.input[0] : outputName;
+  const producer = index.producer.get(target);
+  if (!producer) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
+  const taken = /* @__PURE__ */ new Set([...index.producer.keys(), ...index.initializers.keys(), ...g2.input.map((i2) => i2.name)]);
+  const unique = (base) => {
+    let name = base;
+    for (let k = 1; taken.has(name); k++) name = `${base}${k}`;
+    taken.add(name);
+    return name;
+  };
+  const unscaled = unique(`${target}_before_temperature`);
+  const tName = unique("prune_guard_temperature");
+  producer.output[producer.output.indexOf(target)] = unscaled;
+  g2.initializer.push(makeFloatTensor(tName, [], Float32Array.of(temperature)));
+  const div = create(NodeProtoSchema, { name: unique("prune_guard_temperature_scaling"), opType: "Div", input: [unscaled, tName], output: [target] });
+  g2.node.splice(g2.node.indexOf(producer) + 1, 0, div);
+  return out;
+}
+
+// src/recover/runRecovery.ts
+var NEEDS_CALIB = {
+  reconstruct: "the layer inputs reconstruction refits to"
+};
+function checkRecoveryInputs(config, calib) {
+  const why = NEEDS_CALIB[config.recovery];
+  if (why && !calib) {
+    throw new UserError(`--recovery ${config.recovery}: needs a calibration set for ${why}; pass --calib calib.npz (a few hundred training-like samples, with y to judge steps)`);
+  }
+  if (config.bakeTemperature && !calib?.labels) {
+    throw new UserError(`--bake-temperature: needs a labelled calibration set to fit the temperature on; pass --calib calib.npz with x and y`);
+  }
+}
+function hasRecoverySteps(config) {
+  return config.recovery !== "none" || config.bakeTemperature;
+}
+function temperatureInfo(fit, baked) {
+  return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
+}
+function stepFile(stepsDir, index, name) {
+  return path4.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+}
+function fmt(s) {
+  return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
+}
+async function runRecovery(req) {
+  const { config, calib, progress } = req;
+  if (!calib) return { steps: [] };
+  const steps = await recoverySteps(req, calib);
+  const last = steps.at(-1)?.model ?? req.pruned;
+  if (!calib.labels) return { steps: steps.map((s) => s.step) };
+  const t0 = performance.now();
+  const fit = await calibrateTemperature(last, calib, config.latency.threads);
+  if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
+  const baked = bakeTemperature(last, fit.temperature);
+  const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
+  fs6.mkdirSync(req.stepsDir, { recursive: true });
+  saveModel(baked, artifact);
+  progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
+  const step = {
+    name: "calibrate:temperature",
+    description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
+    artifact,
+    info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
+    temperature: temperatureInfo(fit, true)
+  };
+  return { steps: [...steps.map((s) => s.step), step] };
+}
+async function recoverySteps(req, calib) {
+  const { config, progress } = req;
+  if (config.recovery === "none") return [];
+  fs6.mkdirSync(req.stepsDir, { recursive: true });
+  const labelled = calib.labels !== null;
+  const steps = [];
+  let current = req.pruned;
+  let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : void 0;
+  const keep = (name, description, model, seconds, score2) => {
+    const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ""));
+    saveModel(model, artifact);
+    const info = { seconds };
+    if (currentScore && score2) {
+      Object.assign(info, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score2.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score2.nll });
+    }
+    steps.push({ step: { name, description, artifact, info }, model });
+    current = model;
+    currentScore = score2;
+  };
+  if (config.recovery === "reconstruct") {
+    progress.note("recovery: layer-wise reconstruction on the calibration set");
+    const t0 = performance.now();
+    const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads });
+    const seconds = (performance.now() - t0) / 1e3;
+    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
+    const score2 = labelled ? await calibScore(r.model, calib, config.latency.threads) : void 0;
+    const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
+    const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
+    keep(
+      "recover:reconstruct",
+      `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
+      r.model,
+      seconds,
+      score2
+    );
+    await tryBatchNorm(current, calib, config, (model, secs, s, nodes) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => progress.note(`recovery: BatchNorm re-estimation not kept (${why})`));
+    return steps;
+  }
+  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery reconstruct or none`);
+}
+async function tryBatchNorm(model, calib, config, accept, currentScore, reject) {
+  const t0 = performance.now();
+  const bn = await reestimateBatchNorm(model, calib, config.latency.threads);
+  if (bn.nodes.length === 0) return;
+  const seconds = (performance.now() - t0) / 1e3;
+  const base = currentScore();
+  if (!base) return reject("the calibration set has no labels to judge it");
+  const score2 = await calibScore(bn.model, calib, config.latency.threads);
+  if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
+  accept(bn.model, seconds, score2, bn.nodes.length);
+}
+
+// src/version.ts
+var VERSION = "0.1.0";
+
 // src/pipeline/run.ts
-var IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none"]);
+var IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct"]);
 function checkRequest(config) {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
     throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION} yet; use --recovery none`);
@@ -29697,7 +32086,7 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path4.join(out, `${path4.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path5.join(out, `${path5.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 function classChanges(dense, final, labels, classes) {
   const support = classSupport(labels, classes);
@@ -29718,11 +32107,14 @@ async function runPipeline(req, progress) {
   const shifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: true, modelPath: req.model }) }));
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const outPath = prunedPath(req.out, req.model);
-  if (path4.resolve(outPath) === path4.resolve(req.model)) {
+  if (path5.resolve(outPath) === path5.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
+  checkRecoveryInputs(config, calib);
+  const provider = await resolveProvider(config.executionProvider, req.model);
+  if (provider.note) progress.note(provider.note);
   const target = targetSparsity(config);
-  progress.note(`pruning ${path4.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path5.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
@@ -29730,22 +32122,37 @@ async function runPipeline(req, progress) {
     "prune-guard.method": config.method,
     "prune-guard.scope": config.scope,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path4.basename(req.model)
+    "prune-guard.source": path5.basename(req.model)
   });
-  fs5.mkdirSync(req.out, { recursive: true });
-  saveModel(pruned.model, outPath);
+  setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
+  fs7.mkdirSync(req.out, { recursive: true });
+  const stepsDir = path5.join(req.out, "steps");
+  const staged = hasRecoverySteps(config);
+  const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
+  if (staged) fs7.mkdirSync(stepsDir, { recursive: true });
+  saveModel(pruned.model, pruneArtifact);
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress });
+  const recovered = recovery.steps;
+  if (staged) writeFileAtomic(outPath, fs7.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress };
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
-  const measured = [denseStep2, await measureStep("prune", pruned.description, outPath, { ...ctx, dense: denseStep2.preds })];
+  const measured = [denseStep2, await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds })];
+  for (const r of recovered) {
+    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
+    m.step.recovery = r.info;
+    if (r.temperature) m.step.temperature = r.temperature;
+    measured.push(m);
+  }
+  if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
   const artifacts = measured.map((m) => m.step.artifact);
   progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes }, (done) => progress.update(done));
+  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i2) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j]));
+    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
   const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
@@ -29755,8 +32162,8 @@ async function runPipeline(req, progress) {
   });
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
-  const budgets = evaluateBudgets(req.budgets, { dense: steps[0], final });
-  const verdict = overallVerdict(budgets.map((b) => b.verdict));
+  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels, denseStep2.preds.classes));
+  const { budgets, verdict } = judged;
   const modelLedger = {
     model: req.model,
     pruned: outPath,
@@ -29765,7 +32172,7 @@ async function runPipeline(req, progress) {
     steps,
     budgets,
     verdict,
-    class_changes: classChanges(steps[0], final, data.labels, denseStep2.preds.classes),
+    class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
     ...pruned.notes.length > 0 ? { notes: pruned.notes } : {}
   };
@@ -29776,18 +32183,187 @@ async function runPipeline(req, progress) {
     created_at: (/* @__PURE__ */ new Date()).toISOString(),
     runtime: {
       onnxruntime: onnxruntimeVersion(),
-      provider: "cpu",
+      provider: provider.provider,
+      ...provider.note ? { notes: [provider.note] } : {},
       threads: config.latency.threads || os.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [modelLedger]
   };
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path4.join(req.out, "ledger.json");
-  const markdownPath = path4.join(req.out, "ledger.md");
+  const ledgerPath = path5.join(req.out, "ledger.json");
+  const markdownPath = path5.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
+}
+
+// src/pipeline/compare.ts
+import * as fs8 from "node:fs";
+import * as os2 from "node:os";
+import * as path6 from "node:path";
+var DEFAULT_LATENCY_REGRESSION = 0.05;
+function compareBudgets(budgets) {
+  const all = [...budgets];
+  if (!all.some((b) => b.name === "latency-regression")) {
+    all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
+  }
+  return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
+}
+function classChanges2(base, head, labels, classes) {
+  const support = classSupport(labels, classes);
+  const out = [];
+  base.per_class.forEach((d, c) => {
+    const f = head.per_class[c];
+    if (d !== null && f !== null) out.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return out.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+function loadFor(models, file, requireLabels) {
+  const [first, ...rest] = models;
+  const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
+  for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
+  return data;
+}
+async function measurePair(req, progress) {
+  const { config } = req;
+  const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
+  const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
+  const data = loadFor(withInputs, req.data, true);
+  const shifts = req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, true) }));
+  const provider = await resolveProvider(config.executionProvider, req.base);
+  if (provider.note) progress.note(provider.note);
+  const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
+  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
+  const base = await measureStep("base", `base model ${path6.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path6.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
+  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
+  progress.stop();
+  [base, head].forEach((m, i2) => {
+    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
+    m.step.latency = m.step.latency_by_batch[0];
+  });
+  return { base, head, data, shifts, samples, provider };
+}
+async function comparePipeline(req, progress) {
+  const { config } = req;
+  for (const p of [req.base, req.head]) if (!fs8.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  const m = await measurePair(req, progress);
+  const budgets = compareBudgets(req.budgets);
+  const changes = classChanges2(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
+  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, changes, true);
+  const model = {
+    model: req.base,
+    pruned: req.head,
+    method: "compare",
+    target_sparsity: m.head.step.sparsity,
+    steps: [m.base.step, m.head.step],
+    budgets: judged.budgets,
+    verdict: judged.verdict,
+    class_changes: judged.classChanges,
+    eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes }
+  };
+  const ledger = {
+    schema: LEDGER_SCHEMA,
+    verdict: judged.verdict,
+    tool: { name: "prune-guard", version: VERSION },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime: {
+      onnxruntime: onnxruntimeVersion(),
+      provider: m.provider.provider,
+      threads: config.latency.threads || os2.availableParallelism(),
+      platform: `${process.platform}-${process.arch}`,
+      ...m.provider.note ? { notes: [m.provider.note] } : {}
+    },
+    models: [model]
+  };
+  const markdown = renderMarkdown(ledger);
+  fs8.mkdirSync(req.out, { recursive: true });
+  const ledgerPath = path6.join(req.out, "ledger.json");
+  const markdownPath = path6.join(req.out, "ledger.md");
+  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(markdownPath, markdown);
+  return { ledger, markdown, ledgerPath, markdownPath };
+}
+
+// src/pipeline/selftest.ts
+import * as fs9 from "node:fs";
+import * as path7 from "node:path";
+import { fileURLToPath } from "node:url";
+function defaultFixture(name) {
+  let dir = path7.dirname(fileURLToPath(import.meta.url));
+  for (let i2 = 0; i2 < 4; i2++) {
+    const candidate = path7.join(dir, "fixtures", name);
+    if (fs9.existsSync(candidate)) return candidate;
+    dir = path7.dirname(dir);
+  }
+  return void 0;
+}
+async function selftest(req, progress) {
+  const model = req.model ?? defaultFixture("mlp.onnx");
+  const data = req.data ?? defaultFixture("fmnist-test.npz");
+  if (!model || !data) throw new UserError("selftest: the bundled fixtures are not installed here; pass --model M.onnx --data D.npz");
+  const { config } = req;
+  const budgets = compareBudgets(req.budgets);
+  const limit = budgets.find((b) => b.name === "latency-regression").limit;
+  const first = await measurePair({ base: model, head: model, data, shifts: [], config }, progress);
+  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...config.batchSizes)));
+  const halfWidths = [];
+  const failures = [];
+  let falseAlarms = 0;
+  let warns = 0;
+  for (let k = 0; k < req.repetitions; k++) {
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: config.batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider });
+    progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
+    const latency = { reference: samples[0][0], candidate: samples[1][0] };
+    const r = pairedMedianRatio(latency.candidate, latency.reference, config.confidence);
+    halfWidths.push((r.ci[1] - r.ci[0]) / 2);
+    first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency.candidate].sort((a, b) => a - b), 0.5) };
+    first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency.reference].sort((a, b) => a - b), 0.5) };
+    const judged = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency, config, [], true);
+    if (judged.verdict === "fail") {
+      falseAlarms++;
+      failures.push(`repetition ${k + 1}: ${judged.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
+    } else if (judged.verdict === "warn") warns++;
+  }
+  const sorted = [...halfWidths].sort((a, b) => a - b);
+  const median2 = quantileSorted(sorted, 0.5);
+  const report = {
+    model,
+    data,
+    repetitions: req.repetitions,
+    confidence: config.confidence,
+    batch: config.batchSizes[0],
+    false_alarms: falseAlarms,
+    false_alarm_rate: falseAlarms / req.repetitions,
+    warns,
+    latency_ci_half_width: { median: median2, max: sorted[sorted.length - 1] },
+    min_detectable_change: 2 * median2,
+    latency_regression_limit: limit,
+    reliably_failed_slowdown: limit + 2 * median2,
+    failures
+  };
+  if (req.out) {
+    fs9.mkdirSync(req.out, { recursive: true });
+    writeFileAtomic(path7.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+  }
+  return report;
+}
+function renderSelftest(r) {
+  const pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  return [
+    `### prune-guard selftest (A/A): ${r.false_alarms} false alarm${r.false_alarms === 1 ? "" : "s"} in ${r.repetitions} repetitions`,
+    "",
+    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct3(r.confidence)} intervals`,
+    `- false-alarm rate: ${pct3(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
+    `- latency interval half-width: median \xB1${pct3(r.latency_ci_half_width.median)}, worst \xB1${pct3(r.latency_ci_half_width.max)}`,
+    `- smallest latency change this runner can detect: about ${pct3(r.min_detectable_change)}`,
+    `- with latency-regression \u2264 ${pct3(r.latency_regression_limit)}, slowdowns of ${pct3(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
+    ...r.failures.map((f) => `- \u274C ${f}`),
+    ""
+  ].join("\n");
 }
 
 // src/pipeline/progress.ts
@@ -29809,12 +32385,12 @@ function stderrProgress(stream = process.stderr) {
   return {
     note: (m) => stream.write(`prune-guard: ${m}
 `),
-    start(label, total) {
+    start(label, total2) {
       bar = new import_cli_progress.default.SingleBar(
         { stream, format: `${label.padEnd(36)} [{bar}] {value}/{total} {duration_formatted}`, clearOnComplete: false, hideCursor: true },
         import_cli_progress.default.Presets.shades_classic
       );
-      bar.start(total, 0);
+      bar.start(total2, 0);
     },
     update: (done) => bar?.update(done),
     stop() {
@@ -29857,27 +32433,47 @@ function parseShift(text) {
   return { name: text.slice(0, eq), path: text.slice(eq + 1) };
 }
 function resolveConfig(flags) {
-  const file = flags.config ?? (fs6.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs10.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
   const latency = { ...base.latency };
   if (flags.warmup !== void 0) latency.warmup = flags.warmup;
   if (flags.runs !== void 0) latency.runs = flags.runs;
   if (flags.threads !== void 0) latency.threads = flags.threads;
+  if (flags.targetRelCi !== void 0) latency.targetRelCi = flags.targetRelCi;
+  if (flags.maxSeconds !== void 0) latency.maxSeconds = flags.maxSeconds;
+  if (flags.repeat !== void 0) latency.repeat = flags.repeat;
   const overrides = { latency };
   if (flags.sparsity !== void 0) overrides.sparsity = flags.sparsity;
   if (flags.method !== void 0) overrides.method = flags.method;
   if (flags.recovery !== void 0) overrides.recovery = flags.recovery;
   if (flags.scope !== void 0) overrides.scope = flags.scope;
+  if (flags.roundTo !== void 0) overrides.roundTo = flags.roundTo;
+  if (flags.criterion !== void 0) overrides.criterion = flags.criterion;
   if (flags.exclude.length) overrides.exclude = [...base.exclude, ...flags.exclude];
   if (flags.keepFirstLayer) overrides.keepFirstLayer = true;
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
+  if (flags.bakeTemperature) overrides.bakeTemperature = true;
   if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
   if (flags.evalBatchSize !== void 0) overrides.evalBatchSize = flags.evalBatchSize;
+  if (flags.strict) overrides.strict = true;
+  if (flags.executionProvider !== void 0) overrides.executionProvider = flags.executionProvider;
+  if (flags.confidence !== void 0) overrides.confidence = flags.confidence;
   return mergeConfig(base, overrides);
+}
+function positiveNumber(flag) {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a number of 0 or more (got '${v}')`);
+    return n;
+  };
+}
+function addStatisticsOptions(cmd) {
+  return cmd.option("--strict", "release gate: a budget whose confidence interval straddles its limit fails instead of warning").addOption(new Option("--execution-provider <provider>", "where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)").choices(["cpu", "cuda", "auto"])).option("--confidence <level>", "confidence level of every interval, e.g. 0.95", fraction("--confidence")).option("--target-rel-ci <fraction>", "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = fixed --runs)", fraction("--target-rel-ci")).option("--max-seconds <s>", "time cap of the adaptive latency stop, seconds (0 = none)", positiveNumber("--max-seconds")).option("--repeat <k>", "each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)", count2("--repeat", 1));
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the ledger").action(async (flags) => {
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the ledger");
+  addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
     const result = await runPipeline(
@@ -29887,7 +32483,32 @@ function buildProgram(io) {
     if (!flags.quiet) io.out(result.markdown.endsWith("\n") ? result.markdown : result.markdown + "\n");
     io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
   });
+  addCompareCommands(program2, io);
   return program2;
+}
+function addMeasureOptions(cmd) {
+  return cmd.option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is the one judged", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs (at least) per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the report");
+}
+function addCompareCommands(program2, io) {
+  const print = (flags, text) => {
+    if (!flags.quiet) io.out(text.endsWith("\n") ? text : text + "\n");
+  };
+  const compare2 = program2.command("compare").description("measure two models (no pruning) on the same data and judge head against base; ledger.json and ledger.md in --out").requiredOption("--base <path>", "the model in use (reference)").requiredOption("--head <path>", "the candidate model").requiredOption("--data <path>", "labelled evaluation set (.npz)").requiredOption("--out <dir>", "output folder for ledger.json and ledger.md").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []);
+  addStatisticsOptions(addMeasureOptions(compare2)).action(async (flags) => {
+    const config = resolveConfig({ ...flags, exclude: [] });
+    const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
+    const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets }, stderrProgress());
+    print(flags, result.markdown);
+    io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
+  });
+  const self = program2.command("selftest").description("A/A test of this runner: a model against itself K times; reports the false-alarm rate and the smallest latency change it can detect").option("--model <path>", "ONNX classifier (default: the bundled Fashion-MNIST MLP fixture)").option("--data <path>", "labelled evaluation set (default: the bundled Fashion-MNIST test fixture)").option("--repetitions <k>", "A/A repetitions", count2("--repetitions", 1), 10).option("--out <dir>", "also write selftest.json here");
+  addStatisticsOptions(addMeasureOptions(self)).action(async (flags) => {
+    const config = resolveConfig({ ...flags, shift: [], exclude: [] });
+    const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
+    const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config, budgets, out: flags.out }, stderrProgress());
+    print(flags, renderSelftest(report));
+    io.exit(EXIT.pass);
+  });
 }
 async function main(argv, out = (s) => process.stdout.write(s)) {
   let code = EXIT.pass;

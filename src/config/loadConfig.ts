@@ -50,7 +50,7 @@ const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowe
 function fromRaw(raw: Record<string, unknown>): Config {
   const config = structuredClone(DEFAULT_CONFIG) as Config;
   for (const [key, value] of Object.entries(raw)) {
-    if (key === 'latency') config.latency = { ...config.latency, ...(value as Partial<LatencyConfig>) };
+    if (key === 'latency') config.latency = { ...config.latency, ...(camelKeys(value as Record<string, unknown>) as Partial<LatencyConfig>) };
     else if (key === 'budgets') config.budgets = budgetLimits(value as Record<BudgetName, number | string>);
     else (config as unknown as Record<string, unknown>)[camel(key)] = value;
   }
@@ -65,8 +65,11 @@ function budgetLimits(raw: Record<BudgetName, number | string>): Config['budgets
   return limits;
 }
 
+const camelKeys = (o: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), v]));
+const kebabKeys = (o: object): Record<string, unknown> => Object.fromEntries(Object.entries(o).map(([k, v]) => [kebab(k), v]));
+
 function toRaw(config: Config): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(config).map(([key, value]) => [kebab(key), value]));
+  return Object.fromEntries(Object.entries(config).map(([key, value]) => [kebab(key), key === 'latency' ? kebabKeys(value as object) : value]));
 }
 
 /** Overrides as the CLI collects them: any field, and any part of `latency`. */

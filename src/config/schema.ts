@@ -8,6 +8,10 @@ export type PruneMethod = (typeof PRUNE_METHODS)[number] | `${number}:${number}`
 export const RECOVERIES = ['none', 'reconstruct', 'distill', 'auto', 'command'] as const;
 export type Recovery = (typeof RECOVERIES)[number];
 
+/** structured pruning: how channel importance is scored */
+export const CRITERIA = ['l1', 'l2', 'bn-scale', 'activation'] as const;
+export type CriterionName = (typeof CRITERIA)[number];
+
 export const SCOPES = ['global', 'layer'] as const;
 /** whether the magnitude threshold is shared by all layers or set per layer */
 export type Scope = (typeof SCOPES)[number];
@@ -17,7 +21,16 @@ export interface LatencyConfig {
   runs: number;
   /** 0 = all cores */
   threads: number;
+  /** adaptive stop: sample until the speedup interval's relative half-width is at most this; 0 = fixed `runs` */
+  targetRelCi: number;
+  /** time cap of the adaptive stop in seconds, all batch sizes together; 0 = none */
+  maxSeconds: number;
+  /** each timed sample is the fastest of this many back-to-back runs (filters preemption on shared runners) */
+  repeat: number;
 }
+
+export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'auto'] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
 /** `.prune-guard.yml` after validation; every field has a default. */
 export interface Config {
@@ -29,11 +42,20 @@ export interface Config {
   exclude: string[];
   keepFirstLayer: boolean;
   keepLastLayer: boolean;
+  /** divide the shipped model's logits by the temperature fitted on the calibration set */
+  bakeTemperature: boolean;
   /** latency batch sizes; the first is the primary one shown in the ledger */
   batchSizes: number[];
   latency: LatencyConfig;
   evalBatchSize: number;
   confidence: number;
+  /** structured: kept channel counts are rounded to multiples of this (1 = no rounding) */
+  roundTo: number;
+  /** structured: channel importance criterion */
+  criterion: CriterionName;
+  /** release gates: a budget whose interval straddles its limit fails instead of warning */
+  strict: boolean;
+  executionProvider: ExecutionProvider;
   /** limits set in the file only; defaults are applied by `resolveBudgets` so their source is recorded */
   budgets: Partial<Record<BudgetName, number>>;
 }
@@ -46,10 +68,15 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   exclude: [],
   keepFirstLayer: false,
   keepLastLayer: false,
+  bakeTemperature: false,
   batchSizes: [1, 32],
-  latency: { warmup: 10, runs: 30, threads: 0 },
+  latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
   evalBatchSize: 256,
   confidence: 0.95,
+  roundTo: 1,
+  criterion: 'l1',
+  strict: false,
+  executionProvider: 'cpu',
   budgets: {},
 });
 
@@ -94,6 +121,7 @@ export const CONFIG_SCHEMA: SchemaNode = {
     },
     'keep-first-layer': boolean,
     'keep-last-layer': boolean,
+    'bake-temperature': boolean,
     'batch-sizes': {
       type: 'array',
       minItems: 1,
@@ -104,8 +132,15 @@ export const CONFIG_SCHEMA: SchemaNode = {
     latency: {
       type: 'object',
       additionalProperties: false,
-      properties: { warmup: wholeNumber(0), runs: wholeNumber(1), threads: wholeNumber(0) },
-      description: 'a mapping like { warmup: 10, runs: 30, threads: 0 }',
+      properties: {
+        warmup: wholeNumber(0),
+        runs: wholeNumber(1),
+        threads: wholeNumber(0),
+        'target-rel-ci': { type: 'number', minimum: 0, exclusiveMaximum: 1, description: 'a fraction from 0 (off) to below 1 like 0.02' },
+        'max-seconds': { type: 'number', minimum: 0, description: 'seconds, 0 or more (0 = no cap)' },
+        repeat: wholeNumber(1),
+      },
+      description: 'a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }',
     },
     'eval-batch-size': wholeNumber(1),
     confidence: {
@@ -114,6 +149,10 @@ export const CONFIG_SCHEMA: SchemaNode = {
       exclusiveMaximum: 1,
       description: 'a number between 0 and 1 like 0.95',
     },
+    'round-to': wholeNumber(1),
+    criterion: oneOf(CRITERIA),
+    strict: boolean,
+    'execution-provider': oneOf(EXECUTION_PROVIDERS),
     budgets: {
       type: 'object',
       additionalProperties: false,

@@ -74,6 +74,14 @@ function budgetValue(name: BudgetName, x: number): string {
   }
 }
 
+/** ` [lo, hi] 95%` after the point value, so readers see how sure the gate is. */
+function intervalText(b: BudgetResult): string {
+  if (!b.ci) return '';
+  const level = b.confidence === undefined ? '' : ` ${Math.round(b.confidence * 1000) / 10}%`;
+  const p = b.p_value === undefined ? '' : `, p=${b.p_value < 0.001 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
+  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
+}
+
 function budgetTable(budgets: readonly BudgetResult[]): string {
   if (budgets.length === 0) return '_No budgets checked._';
   return table([
@@ -81,7 +89,7 @@ function budgetTable(budgets: readonly BudgetResult[]): string {
     ...budgets.map((b) => [
       `\`${b.name}\``,
       `${b.direction === 'max' ? '≤' : '≥'} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH : budgetValue(b.name, b.actual),
+      b.actual === null ? DASH : budgetValue(b.name, b.actual) + intervalText(b),
       `${ICON[b.verdict]} ${b.verdict}`,
       b.detail,
     ]),
@@ -182,7 +190,13 @@ function classTable(model: ModelLedger): string | undefined {
     '**Classes that lost most**',
     table([
       ['Class', 'Dense', 'Pruned', 'Drop', 'Support'],
-      ...lost.map((c) => [String(c.class), percent(c.dense), percent(c.pruned), points(c.drop, 1), String(c.support)]),
+      ...lost.map((c) => [
+        String(c.class),
+        percent(c.dense),
+        percent(c.pruned),
+        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : '') + (c.beyond_budget ? ' ❌' : ''),
+        String(c.support),
+      ]),
     ]),
   ].join('\n\n');
 }
@@ -206,7 +220,8 @@ export function renderMarkdown(ledger: Ledger): string {
   const { runtime, tool } = ledger;
   const footer =
     `<sub>${tool.name} ${tool.version} · onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ` +
-    `${runtime.threads} threads, ${runtime.platform}) · ${ledger.created_at}</sub>`;
+    `${runtime.threads} threads, ${runtime.platform}) · ${ledger.created_at}</sub>` +
+    (runtime.notes?.length ? `\n\n${runtime.notes.map((n) => `> ⚠️ ${n}`).join('\n>\n')}` : '');
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join('\n\n---\n\n') : '_No models._';
   return `${title}\n\n${models}\n\n${footer}\n`;

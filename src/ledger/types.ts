@@ -12,6 +12,13 @@ export interface LatencyStat {
   p95_ms: number;
   /** number of timed runs behind the percentiles */
   runs: number;
+  p99_ms?: number;
+  mean_ms?: number;
+  /** bootstrap confidence intervals [lo, hi] of the statistics above, at the ledger's confidence */
+  p50_ci?: [number, number];
+  p95_ci?: [number, number];
+  p99_ci?: [number, number];
+  mean_ci?: [number, number];
 }
 
 export interface LayerSparsity {
@@ -42,6 +49,10 @@ export interface Step {
   size_bytes: number;
   gzip_bytes: number;
   accuracy: number | null;
+  /** Wilson interval of `accuracy` at the ledger's confidence */
+  accuracy_ci?: [number, number];
+  /** Wilson interval of each class's accuracy; null for a class with no sample */
+  per_class_ci?: ([number, number] | null)[];
   /** accuracy per class index; null for a class with no sample in the evaluation set */
   per_class: (number | null)[] | null;
   /** rows: true class, columns: predicted class */
@@ -64,6 +75,9 @@ export interface Step {
   sparse_bytes?: number;
   /** where the speed went, relative to the dense step */
   funnel?: SpeedFunnel;
+  /** recovery steps only: what the step cost and what it gained on the calibration set */
+  recovery?: RecoveryInfo;
+  temperature?: TemperatureInfo;
 }
 
 /** A step against the dense step: parameters -> MACs -> ideal speedup -> measured speedup -> efficiency. */
@@ -88,6 +102,27 @@ export interface SpeedFunnel {
   speed: 'faster' | 'slower' | 'unchanged' | null;
 }
 
+/** Cost and gain of one recovery step; calibration-set numbers are what the step was judged on. */
+export interface RecoveryInfo {
+  seconds: number;
+  calib_accuracy_before?: number;
+  calib_accuracy_after?: number;
+  calib_nll_before?: number;
+  calib_nll_after?: number;
+}
+
+/** Temperature scaling fitted on the labelled calibration set for this step's model. */
+export interface TemperatureInfo {
+  /** logits are divided by this */
+  value: number;
+  /** whether the division is baked into this step's saved model (--bake-temperature) */
+  baked: boolean;
+  calib_nll_before: number;
+  calib_nll_after: number;
+  calib_ece_before: number;
+  calib_ece_after: number;
+}
+
 export type BudgetName =
   | 'accuracy-drop'
   | 'class-accuracy-drop'
@@ -110,6 +145,15 @@ export interface BudgetResult {
   source: 'default' | 'config' | 'flag';
   /** why, for humans: the class that dropped most, "not measured: ..." */
   detail: string;
+  /**
+   * confidence interval [lo, hi] around `actual` when the metric is a noisy estimate: the verdict is
+   * `fail` only when the whole interval is beyond the limit, `warn` when it straddles (fail in strict mode)
+   */
+  ci?: [number, number];
+  /** confidence level of `ci`, e.g. 0.95 */
+  confidence?: number;
+  /** p-value of the test behind the verdict, where one applies (McNemar's exact test for accuracy) */
+  p_value?: number;
 }
 
 export interface ClassChange {
@@ -118,6 +162,12 @@ export interface ClassChange {
   pruned: number;
   drop: number;
   support: number;
+  /** paired (Newcombe) interval of the drop at the ledger's confidence */
+  drop_ci?: [number, number];
+  /** McNemar's exact test of dense vs final on this class's samples */
+  p_value?: number;
+  /** the whole drop interval exceeds the class-accuracy-drop budget */
+  beyond_budget?: boolean;
 }
 
 export interface ModelLedger {
@@ -135,6 +185,21 @@ export interface ModelLedger {
   eval: { data: string; samples: number; classes: number };
   /** what the pruning stage wants the user to know (weights left dense and why); absent when none */
   notes?: string[];
+  /** set by the GitHub Action on pull requests; `verdict` above then includes `vs_base.verdict` */
+  vs_base?: BaseComparison;
+}
+
+/** The same model at the pull request's merge base, pruned and measured the same way. */
+export interface BaseComparison {
+  /** commit the base model was read from */
+  ref: string;
+  /** the model's path at that commit */
+  model: string;
+  /** the base run's steps, dense first and its shipped model last */
+  steps: Step[];
+  /** the head's final model checked against the base's final model: a regression is a failed one */
+  budgets: BudgetResult[];
+  verdict: Verdict;
 }
 
 export interface Ledger {
@@ -142,6 +207,13 @@ export interface Ledger {
   verdict: Verdict;
   tool: { name: 'prune-guard'; version: string };
   created_at: string;
-  runtime: { onnxruntime: string; provider: string; threads: number; platform: string };
+  runtime: {
+    onnxruntime: string;
+    provider: string;
+    threads: number;
+    platform: string;
+    /** e.g. why `--execution-provider auto` measured on CPU */
+    notes?: string[];
+  };
   models: ModelLedger[];
 }

@@ -34,14 +34,16 @@ export function onnxruntimeVersion(): string {
 export interface SessionOptions {
   /** intra-op threads; 0 lets onnxruntime use every core */
   threads: number;
+  /** resolved by resolveProvider(); default cpu */
+  provider?: 'cpu' | 'cuda';
 }
 
-/** A CPU session with full graph optimisation, the way a deployment would run the model. */
+/** A session (CPU unless a resolved provider says otherwise) with full graph optimisation, the way a deployment would run the model. */
 export async function openSession(modelPath: string, opts: SessionOptions): Promise<OrtSession> {
   const { ort } = onnxruntime();
   try {
     return await ort.InferenceSession.create(modelPath, {
-      executionProviders: ['cpu'],
+      executionProviders: [opts.provider ?? 'cpu'],
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
       intraOpNumThreads: opts.threads,

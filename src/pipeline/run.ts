@@ -5,16 +5,19 @@ import type { Config } from '../config/schema.js';
 import { loadDataset, sliceBatch } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
-import { evaluateBudgets, overallVerdict, type ResolvedBudget } from '../ledger/budgets.js';
+import type { ResolvedBudget } from '../ledger/budgets.js';
 import { renderMarkdown } from '../ledger/render.js';
 import { LEDGER_SCHEMA, type ClassChange, type Ledger, type ModelLedger, type Step } from '../ledger/types.js';
 import { speedFunnel, weightFacts } from '../measure/funnel.js';
 import { latencyStat, measureInterleaved } from '../measure/latency.js';
 import { classSupport } from '../measure/metrics.js';
 import { onnxruntimeVersion } from '../measure/ort.js';
+import { resolveProvider } from '../measure/provider.js';
+import { judgeWithIntervals } from './verdicts.js';
 import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
 import { modelInputs } from '../onnx/signature.js';
 import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
+import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
 import { VERSION } from '../version.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { Progress } from './progress.js';
@@ -37,7 +40,7 @@ export interface RunResult {
 }
 
 /** Recoveries this build implements; others are refused up front, never faked. */
-const IMPLEMENTED_RECOVERIES = new Set(['none']);
+const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct']);
 
 function checkRequest(config: Config): void {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
@@ -78,7 +81,11 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   if (path.resolve(outPath) === path.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
+  checkRecoveryInputs(config, calib);
 
+  // before anything is written: a run that cannot measure where it was asked to must not leave files
+  const provider = await resolveProvider(config.executionProvider, req.model);
+  if (provider.note) progress.note(provider.note);
   const target = targetSparsity(config);
   progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
@@ -90,22 +97,39 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     'prune-guard.target_sparsity': String(target),
     'prune-guard.source': path.basename(req.model),
   });
+  setMetadata(pruned.model, { 'prune-guard.recovery': config.recovery });
   fs.mkdirSync(req.out, { recursive: true });
-  saveModel(pruned.model, outPath);
+  // with recovery, every stage is kept under OUT/steps and the last one is copied to outPath
+  const stepsDir = path.join(req.out, 'steps');
+  const staged = hasRecoverySteps(config);
+  const pruneArtifact = staged ? stepFile(stepsDir, 1, 'prune') : outPath;
+  if (staged) fs.mkdirSync(stepsDir, { recursive: true });
+  saveModel(pruned.model, pruneArtifact);
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress });
+  const recovered = recovery.steps;
+  if (staged) writeFileAtomic(outPath, fs.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  // the shipped file must still hold the method's pattern after every recovery stage
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join('; ')}`);
 
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress };
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep = await measureStep('dense', 'input model, unchanged', req.model, ctx);
-  const measured: MeasuredStep[] = [denseStep, await measureStep('prune', pruned.description, outPath, { ...ctx, dense: denseStep.preds })];
+  const measured: MeasuredStep[] = [denseStep, await measureStep('prune', pruned.description, pruneArtifact, { ...ctx, dense: denseStep.preds })];
+  for (const r of recovered) {
+    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep.preds });
+    m.step.recovery = r.info;
+    if (r.temperature) m.step.temperature = r.temperature;
+    measured.push(m);
+  }
+  if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
 
   const artifacts = measured.map((m) => m.step.artifact);
   progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes }, (done) => progress.update(done));
+  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j]));
+    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
   // read back from the saved files, like every other number of a step
@@ -117,8 +141,8 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
 
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
-  const budgets = evaluateBudgets(req.budgets, { dense: steps[0], final });
-  const verdict = overallVerdict(budgets.map((b) => b.verdict));
+  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels!, denseStep.preds.classes));
+  const { budgets, verdict } = judged;
   const modelLedger: ModelLedger = {
     model: req.model,
     pruned: outPath,
@@ -127,7 +151,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     steps,
     budgets,
     verdict,
-    class_changes: classChanges(steps[0], final, data.labels!, denseStep.preds.classes),
+    class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep.preds.classes },
     ...(pruned.notes.length > 0 ? { notes: pruned.notes } : {}),
   };
@@ -138,7 +162,8 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     created_at: new Date().toISOString(),
     runtime: {
       onnxruntime: onnxruntimeVersion(),
-      provider: 'cpu',
+      provider: provider.provider,
+      ...(provider.note ? { notes: [provider.note] } : {}),
       threads: config.latency.threads || os.availableParallelism(),
       platform: `${process.platform}-${process.arch}`,
     },

@@ -5,6 +5,9 @@ import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { magnitudePrune } from './magnitude.js';
 import { nmPrune, parseNM, verifyNM, type NMPattern } from './nm.js';
 import { prunableWeights, type PrunableWeight } from './prunable.js';
+import { countSparsity } from './sparsity.js';
+import { describeStructured } from './structured/describe.js';
+import { structuredPrune } from './structured/structuredPrune.js';
 
 export interface PruneContext {
   /** the input model file, for messages */
@@ -87,7 +90,31 @@ export async function pruneModel(dense: ModelProto, config: Config, ctx: PruneCo
         notes: [],
       };
     }
+    case 'structured':
+    case 'hybrid': {
+      const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+      const kept = new Set(weights.map((w) => w.initializer));
+      const protectedTensors = new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n)));
+      // hybrid: channels take half the target, magnitude pruning of what remains reaches the rest
+      const channelSparsity = config.method === 'hybrid' ? config.sparsity / 2 : config.sparsity;
+      const r = await structuredPrune(dense, {
+        sparsity: channelSparsity, scope: config.scope, roundTo: config.roundTo, criterion: config.criterion, protectedTensors, calib: ctx.calib,
+      });
+      let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
+      let model = r.model;
+      if (config.method === 'hybrid') {
+        const removed = countSparsity(model, weights).overall;
+        const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+        const extra = Math.max(0, config.sparsity * denseTotal - (denseTotal - restTotal));
+        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+        model = magnitudePrune(model, rest, frac, config.scope).model;
+        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+      }
+      return { model, description, denseWeights: weights, notes: r.notes };
+    }
     default:
-      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured`);
+      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
   }
 }

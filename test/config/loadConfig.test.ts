@@ -105,10 +105,15 @@ describe('parseConfig values', () => {
       exclude: [],
       keepFirstLayer: false,
       keepLastLayer: false,
+      bakeTemperature: false,
       batchSizes: [1, 32],
-      latency: { warmup: 10, runs: 30, threads: 0 },
+      latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
       evalBatchSize: 256,
       confidence: 0.95,
+      roundTo: 1,
+      criterion: 'l1',
+      strict: false,
+      executionProvider: 'cpu',
       budgets: {},
     });
   });
@@ -122,10 +127,15 @@ describe('parseConfig values', () => {
       'exclude: ["*.bias", "head/*"]',
       'keep-first-layer: true',
       'keep-last-layer: true',
+      'bake-temperature: true',
       'batch-sizes: [8, 1]',
-      'latency: { warmup: 2, runs: 50, threads: 4 }',
+      'latency: { warmup: 2, runs: 50, threads: 4, target-rel-ci: 0.02, max-seconds: 30 }',
       'eval-batch-size: 64',
       'confidence: 0.9',
+      'round-to: 8',
+      'criterion: bn-scale',
+      'strict: true',
+      'execution-provider: auto',
       'budgets:',
       '  accuracy-drop: 0.5%',
       '  min-speedup: 1.5',
@@ -140,16 +150,21 @@ describe('parseConfig values', () => {
       exclude: ['*.bias', 'head/*'],
       keepFirstLayer: true,
       keepLastLayer: true,
+      bakeTemperature: true,
       batchSizes: [8, 1],
-      latency: { warmup: 2, runs: 50, threads: 4 },
+      latency: { warmup: 2, runs: 50, threads: 4, targetRelCi: 0.02, maxSeconds: 30, repeat: 1 },
       evalBatchSize: 64,
       confidence: 0.9,
+      roundTo: 8,
+      criterion: 'bn-scale',
+      strict: true,
+      executionProvider: 'auto',
       budgets: { 'accuracy-drop': 0.005, 'min-speedup': 1.5, 'max-size-bytes': 2_000_000 },
     });
   });
 
   it('fills the rest of a partial latency block from the defaults', () => {
-    expect(parseConfig('latency:\n  runs: 100\n', FILE).latency).toEqual({ warmup: 10, runs: 100, threads: 0 });
+    expect(parseConfig('latency:\n  runs: 100\n', FILE).latency).toEqual({ warmup: 10, runs: 100, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 });
   });
 
   it('does not share arrays with DEFAULT_CONFIG', () => {
@@ -191,7 +206,7 @@ describe('mergeConfig', () => {
     });
     expect(merged.sparsity).toBe(0.9);
     expect(merged.method).toBe('unstructured');
-    expect(merged.latency).toEqual({ warmup: 10, runs: 40, threads: 2 });
+    expect(merged.latency).toEqual({ warmup: 10, runs: 40, threads: 2, targetRelCi: 0, maxSeconds: 60, repeat: 1 });
     expect(merged.budgets).toEqual({ 'accuracy-drop': 0.02, 'min-speedup': 1.2 });
   });
 

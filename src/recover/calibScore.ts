@@ -1,0 +1,35 @@
+import type { Dataset } from '../data/dataset.js';
+import { evaluateClassifier } from '../measure/evaluate.js';
+import { endsInSoftmax } from '../pipeline/measureStep.js';
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { sessionFromModel } from './session.js';
+
+export interface CalibScore {
+  accuracy: number;
+  nll: number;
+}
+
+/**
+ * Accuracy and mean NLL on the labelled calibration set: what recovery decisions are made on, so
+ * the evaluation set never influences which model ships.
+ */
+export async function calibScore(model: ModelProto, calib: Dataset, threads = 0): Promise<CalibScore> {
+  const session = await sessionFromModel(model, threads);
+  try {
+    const p = await evaluateClassifier(session, calib, { batchSize: 256, outputsAreProbabilities: endsInSoftmax(model), modelPath: 'calibration' });
+    let correct = 0;
+    let nll = 0;
+    for (let i = 0; i < calib.count; i++) {
+      correct += p.correct[i];
+      nll -= p.logProbLabel[i];
+    }
+    return { accuracy: correct / calib.count, nll: nll / calib.count };
+  } finally {
+    await session.release();
+  }
+}
+
+/** Lower NLL is better; accuracy breaks exact ties. */
+export function better(a: CalibScore, b: CalibScore): boolean {
+  return a.nll < b.nll || (a.nll === b.nll && a.accuracy > b.accuracy);
+}

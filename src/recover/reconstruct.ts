@@ -1,0 +1,252 @@
+import type { Dataset } from '../data/dataset.js';
+import { GraphIndex } from '../onnx/graph.js';
+import { cloneModel } from '../onnx/model.js';
+import type { ModelProto, NodeProto } from '../onnx/proto/onnx_pb.js';
+import { makeFloatTensor, setTensorFloat32, tensorToFloat32 } from '../onnx/tensor.js';
+import { inverseHessian, matmul } from './linalg.js';
+import { linearLayer, setWeightRows, weightRows, type LinearLayer } from './layers.js';
+import { fixedMaskSweep } from './obs.js';
+import { layerPatches } from './patches.js';
+import { captureActivations, crossGram, sessionFromModel, withExtraOutputs, type Activation } from './session.js';
+
+export interface ReconstructOptions {
+  /** ridge added to H's diagonal, as a fraction of its mean diagonal (SparseGPT uses 0.01) */
+  damp: number;
+  /** most input patches (rows of X) per layer */
+  maxPatches: number;
+  /** wider layers are refit in independent column blocks of at most this many columns */
+  maxBlock: number;
+  /**
+   * `dense-output`: refit to the DENSE model's output of the layer (its own dense inputs), so errors
+   * from earlier layers are corrected too. `layer-input`: SparseGPT's objective, the dense weights
+   * applied to the pruned model's inputs.
+   */
+  target: 'dense-output' | 'layer-input';
+  threads: number;
+}
+
+export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, target: 'dense-output', threads: 0 };
+
+export interface LayerRefit {
+  node: string;
+  weight: string;
+  /** relative output error ||Y_dense - Y|| / ||Y_dense|| on the sampled patches, before and after */
+  error_before: number;
+  error_after: number;
+}
+
+export interface ReconstructResult {
+  model: ModelProto;
+  layers: LayerRefit[];
+  /** layers left as they were, and why */
+  skipped: { weight: string; reason: string }[];
+}
+
+/**
+ * Gradient-free layer-wise reconstruction of a pruned model: for each pruned linear layer in graph
+ * order, capture its input on the calibration set from the model as refit so far (so earlier refits
+ * feed later ones and errors do not compound), and solve for the surviving weights (and bias) that
+ * best reproduce the dense layer's output, with the sparsity mask (the saved zeros) held fixed.
+ *
+ * The pruned layer may have fewer input columns than the dense one (structured pruning of its
+ * producer): the cross term X_dense X_pruned^T handles that, as long as the output rows agree.
+ */
+export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights: readonly string[], calib: Dataset, opts: ReconstructOptions = DEFAULT_RECONSTRUCT): Promise<ReconstructResult> {
+  const model = cloneModel(pruned);
+  const pIndex = new GraphIndex(model.graph!);
+  const dIndex = new GraphIndex(dense.graph!);
+  const wanted = new Set(weights);
+  const plans: { p: LinearLayer; d: LinearLayer; node: NodeProto }[] = [];
+  const skipped: { weight: string; reason: string }[] = [];
+  for (const node of pIndex.order) {
+    const w = node.input.find((i) => wanted.has(i));
+    if (!w) continue;
+    wanted.delete(w);
+    const p = linearLayer(pIndex, w);
+    const d = linearLayer(dIndex, w);
+    if (typeof p === 'string' || typeof d === 'string') {
+      skipped.push({ weight: w, reason: typeof p === 'string' ? p : `dense model: ${d as string}` });
+      continue;
+    }
+    if (p.rows !== d.rows || p.groups !== d.groups || p.input !== d.input) {
+      skipped.push({ weight: w, reason: 'output channels differ from the dense layer' });
+      continue;
+    }
+    plans.push({ p, d, node });
+  }
+  for (const w of wanted) skipped.push({ weight: w, reason: 'not found in the pruned model' });
+
+  const denseSession = await sessionFromModel(withExtraOutputs(dense, plans.map((x) => x.d.input)), opts.threads);
+  const layers: LayerRefit[] = [];
+  try {
+    for (const { p, d, node } of plans) {
+      const xd = (await captureActivations(denseSession, calib, [d.input])).get(d.input)!;
+      const session = await sessionFromModel(withExtraOutputs(model, [p.input]), opts.threads);
+      let xp: Activation;
+      try {
+        xp = (await captureActivations(session, calib, [p.input])).get(p.input)!;
+      } finally {
+        await session.release();
+      }
+      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts));
+    }
+  } finally {
+    await denseSession.release();
+  }
+  return { model, layers, skipped };
+}
+
+
+async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIndex, node: NodeProto, p: LinearLayer, d: LinearLayer, xd: Activation, xp: Activation, opts: ReconstructOptions): Promise<LayerRefit> {
+  const withBias = p.biasRefit && d.biasRefit;
+  const pw = pIndex.initializers.get(p.weight)!;
+  const dValues = tensorToFloat32(dIndex.initializers.get(d.weight)!);
+  const pValues = tensorToFloat32(pw);
+  const dBias = d.bias ? tensorToFloat32(dIndex.initializers.get(d.bias)!) : new Float32Array(d.rows * d.groups);
+  const pBias = p.bias ? tensorToFloat32(pIndex.initializers.get(p.bias)!) : new Float32Array(p.rows * p.groups);
+  const dPatches = layerPatches(d, xd, withBias, opts.maxPatches);
+  const pPatches = layerPatches(p, xp, withBias, opts.maxPatches);
+  const n = pPatches.patches;
+  let before = 0;
+  let after = 0;
+  let norm = 0;
+  for (let g = 0; g < p.groups; g++) {
+    const wd = augment(weightRows(d, dValues, g), dBias, d, g, withBias);
+    const wp = augment(weightRows(p, pValues, g), pBias, p, g, withBias);
+    const cd = dPatches.cols;
+    const cp = pPatches.cols;
+    const keep = new Uint8Array(p.rows * cp);
+    for (let i = 0; i < keep.length; i++) keep[i] = wp[i] !== 0 || (withBias && i % cp === cp - 1) ? 1 : 0;
+    const hFull = await crossGram(pPatches.perGroup[g], pPatches.perGroup[g], n, cp, cp);
+    const cFull = await crossGram(dPatches.perGroup[g], pPatches.perGroup[g], n, cd, cp);
+    const refit = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
+    // the error report uses a strided subset of patches: a Gram over all of them would cost as much as the refit
+    const pe = strideRows(pPatches.perGroup[g], n, cp, ERROR_PATCHES);
+    const de = strideRows(dPatches.perGroup[g], n, cd, ERROR_PATCHES);
+    const m = pe.length / cp;
+    const [he, ce, gd] = [await crossGram(pe, pe, m, cp, cp), await crossGram(de, pe, m, cd, cp), await crossGram(de, de, m, cd, cd)];
+    // ||Wd Xd - W Xp||^2 = Wd Gd Wd^T - 2 Wd C W^T + W H W^T
+    const e0 = outputError(wd, wp, gd, ce, he, p.rows, cd, cp);
+    const e1 = outputError(wd, refit, gd, ce, he, p.rows, cd, cp);
+    before += e0.error;
+    after += e1.error;
+    norm += e0.norm;
+    setWeightRows(p, pValues, g, strip(refit, p.rows, cp, withBias));
+    if (withBias) for (let r = 0; r < p.rows; r++) pBias[g * p.rows + r] = refit[r * cp + cp - 1];
+  }
+  setTensorFloat32(pw, pValues);
+  if (withBias) {
+    if (p.bias) setTensorFloat32(pIndex.initializers.get(p.bias)!, pBias);
+    else addBias(model, pIndex, node, p, pBias);
+  }
+  const rel = (e: number) => (norm > 0 ? Math.sqrt(Math.max(0, e) / norm) : 0);
+  return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after) };
+}
+
+const ERROR_PATCHES = 1024;
+
+function strideRows(m: Float32Array, n: number, cols: number, most: number): Float32Array {
+  if (n <= most) return m;
+  const step = n / most;
+  const out = new Float32Array(most * cols);
+  for (let i = 0; i < most; i++) {
+    const r = Math.floor(i * step);
+    out.set(m.subarray(r * cols, (r + 1) * cols), i * cols);
+  }
+  return out;
+}
+
+/** [rows x cols] plus the bias as the last column when refitting it. */
+function augment(w: Float64Array, bias: Float32Array, layer: LinearLayer, g: number, withBias: boolean): Float64Array {
+  if (!withBias) return w;
+  const { rows, cols } = layer;
+  const out = new Float64Array(rows * (cols + 1));
+  for (let r = 0; r < rows; r++) {
+    out.set(w.subarray(r * cols, (r + 1) * cols), r * (cols + 1));
+    out[r * (cols + 1) + cols] = bias[g * rows + r];
+  }
+  return out;
+}
+
+function strip(w: Float64Array, rows: number, cols: number, withBias: boolean): Float64Array {
+  if (!withBias) return w;
+  const out = new Float64Array(rows * (cols - 1));
+  for (let r = 0; r < rows; r++) out.set(w.subarray(r * cols, r * cols + cols - 1), r * (cols - 1));
+  return out;
+}
+
+/**
+ * Least squares to the dense output, then the fixed-mask OBS sweep: W* = Wd C H^-1 is the unmasked
+ * optimum and ||Wd Xd - W Xp||^2 = ||(W* - W) Xp||^2 + const, so sweeping from W* with H minimises
+ * the true objective. Layers wider than maxBlock are split into independent column blocks, which
+ * drops the coupling between blocks but keeps the cubic cost bounded.
+ */
+function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Float64Array, c: Float64Array, rows: number, cd: number, cp: number, opts: ReconstructOptions): Float64Array {
+  const out = new Float64Array(rows * cp);
+  const blocks = Math.ceil(cp / opts.maxBlock);
+  // a structured layer's columns do not line up with the dense ones, so it is solved as one block
+  const aligned = cd === cp;
+  const size = Math.ceil(cp / blocks);
+  for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
+    const b1 = aligned ? Math.min(cp, b0 + size) : cp;
+    const m = b1 - b0;
+    const hb = sub(h, cp, b0, b1, b0, b1);
+    // dense rows taken from the same block when aligned: the block's own contribution is the target
+    const [d0, d1] = aligned && blocks > 1 ? [b0, b1] : [0, cd];
+    const cb = sub(c, cp, d0, d1, b0, b1);
+    const wdb = new Float64Array(rows * (d1 - d0));
+    for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
+    const { inv, upper } = inverseHessian(hb, m, opts.damp);
+    let w: Float64Array;
+    if (opts.target === 'dense-output') w = matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
+    else w = aligned ? wdb : matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
+    const kb = new Uint8Array(rows * m);
+    for (let r = 0; r < rows; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
+    fixedMaskSweep(w, kb, upper, rows, m);
+    // an input that is zero on every calibration patch (a border pixel) says nothing about its
+    // weight: least squares would zero it, so it keeps the value pruning left it
+    for (let j = 0; j < m; j++) {
+      if (hb[j * m + j] !== 0) continue;
+      for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+    }
+    for (let r = 0; r < rows; r++) out.set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+  }
+  return out;
+}
+
+/** Rows [r0, r1) x columns [c0, c1) of a row-major matrix with `stride` columns. */
+function sub(a: Float64Array, stride: number, r0: number, r1: number, c0: number, c1: number): Float64Array {
+  const out = new Float64Array((r1 - r0) * (c1 - c0));
+  for (let r = r0; r < r1; r++) out.set(a.subarray(r * stride + c0, r * stride + c1), (r - r0) * (c1 - c0));
+  return out;
+}
+
+function quad(a: Float64Array, m: Float64Array, b: Float64Array, rows: number, ca: number, cb: number): number {
+  // sum_r a_r^T M b_r
+  let total = 0;
+  const tmp = new Float64Array(ca);
+  for (let r = 0; r < rows; r++) {
+    tmp.fill(0);
+    for (let i = 0; i < ca; i++) {
+      let s = 0;
+      for (let j = 0; j < cb; j++) s += m[i * cb + j] * b[r * cb + j];
+      tmp[i] = s;
+    }
+    for (let i = 0; i < ca; i++) total += a[r * ca + i] * tmp[i];
+  }
+  return total;
+}
+
+function outputError(wd: Float64Array, w: Float64Array, gd: Float64Array, c: Float64Array, h: Float64Array, rows: number, cd: number, cp: number): { error: number; norm: number } {
+  const norm = quad(wd, gd, wd, rows, cd, cd);
+  return { error: norm - 2 * quad(wd, c, w, rows, cd, cp) + quad(w, h, w, rows, cp, cp), norm };
+}
+
+/** Give a bias-less Conv/Gemm the refit bias as a new initializer input. */
+function addBias(model: ModelProto, index: GraphIndex, node: NodeProto, layer: LinearLayer, bias: Float32Array): void {
+  let name = `${layer.weight}.prune_guard_bias`;
+  for (let k = 1; index.initializers.has(name) || index.producer.has(name); k++) name = `${layer.weight}.prune_guard_bias${k}`;
+  model.graph!.initializer.push(makeFloatTensor(name, [bias.length], bias));
+  while (node.input.length < 2) node.input.push('');
+  node.input[2] = name;
+}

@@ -1,0 +1,167 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Config } from '../config/schema.js';
+import type { Dataset } from '../data/dataset.js';
+import { UserError } from '../errors.js';
+import type { RecoveryInfo, TemperatureInfo } from '../ledger/types.js';
+import { saveModel } from '../onnx/model.js';
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import type { Progress } from '../pipeline/progress.js';
+import type { PrunableWeight } from '../prune/prunable.js';
+import { reestimateBatchNorm } from './batchNorm.js';
+import { better, calibScore, type CalibScore } from './calibScore.js';
+import { DEFAULT_RECONSTRUCT, reconstruct } from './reconstruct.js';
+import { bakeTemperature, calibrateTemperature, type TemperatureFit } from './temperature.js';
+
+/** One recovery step, saved to disk, for the pipeline to measure like any other step. */
+export interface RecoveryStep {
+  name: string;
+  description: string;
+  artifact: string;
+  info: RecoveryInfo;
+  temperature?: TemperatureInfo;
+}
+
+export interface RecoveryOutcome {
+  steps: RecoveryStep[];
+  /** temperature fitted for the model that ships (the last step), when the calibration set has labels */
+  temperature?: TemperatureInfo;
+}
+
+export interface RecoveryRequest {
+  dense: ModelProto;
+  pruned: ModelProto;
+  /** path the pruned model was saved to (the 'prune' step's artifact) */
+  prunedArtifact: string;
+  denseWeights: readonly PrunableWeight[];
+  calib?: Dataset;
+  config: Config;
+  /** folder for step artifacts: OUT/steps */
+  stepsDir: string;
+  progress: Progress;
+}
+
+/** Recoveries that need a calibration set, and what for. */
+const NEEDS_CALIB: Partial<Record<Config['recovery'], string>> = {
+  reconstruct: 'the layer inputs reconstruction refits to',
+};
+
+/** Fail before pruning anything when the inputs cannot support the chosen recovery. */
+export function checkRecoveryInputs(config: Config, calib: Dataset | undefined): void {
+  const why = NEEDS_CALIB[config.recovery];
+  if (why && !calib) {
+    throw new UserError(`--recovery ${config.recovery}: needs a calibration set for ${why}; pass --calib calib.npz (a few hundred training-like samples, with y to judge steps)`);
+  }
+  if (config.bakeTemperature && !calib?.labels) {
+    throw new UserError(`--bake-temperature: needs a labelled calibration set to fit the temperature on; pass --calib calib.npz with x and y`);
+  }
+}
+
+/** Whether the run has stages after 'prune', which are then kept under OUT/steps. */
+export function hasRecoverySteps(config: Config): boolean {
+  return config.recovery !== 'none' || config.bakeTemperature;
+}
+
+function temperatureInfo(fit: TemperatureFit, baked: boolean): TemperatureInfo {
+  return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
+}
+
+export function stepFile(stepsDir: string, index: number, name: string): string {
+  return path.join(stepsDir, `${String(index).padStart(2, '0')}-${name}.onnx`);
+}
+
+function fmt(s: CalibScore | undefined): string {
+  return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : 'calib set has no labels';
+}
+
+/**
+ * Run the configured recovery after the 'prune' step: each kept stage is saved to
+ * OUT/steps/NN-name.onnx. A stage that makes the calibration score worse is not kept, and the
+ * description of the previous stage says so, so the last step is always the model that ships.
+ */
+export async function runRecovery(req: RecoveryRequest): Promise<RecoveryOutcome> {
+  const { config, calib, progress } = req;
+  if (!calib) return { steps: [] };
+  const steps = await recoverySteps(req, calib);
+  const last = steps.at(-1)?.model ?? req.pruned;
+  if (!calib.labels) return { steps: steps.map((s) => s.step) };
+  const t0 = performance.now();
+  const fit = await calibrateTemperature(last, calib, config.latency.threads);
+  if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
+  const baked = bakeTemperature(last, fit.temperature);
+  const artifact = stepFile(req.stepsDir, steps.length + 2, 'temperature');
+  fs.mkdirSync(req.stepsDir, { recursive: true });
+  saveModel(baked, artifact);
+  progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
+  const step: RecoveryStep = {
+    name: 'calibrate:temperature',
+    description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
+    artifact,
+    info: { seconds: (performance.now() - t0) / 1000, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
+    temperature: temperatureInfo(fit, true),
+  };
+  return { steps: [...steps.map((s) => s.step), step] };
+}
+
+async function recoverySteps(req: RecoveryRequest, calib: Dataset): Promise<{ step: RecoveryStep; model: ModelProto }[]> {
+  const { config, progress } = req;
+  if (config.recovery === 'none') return [];
+  fs.mkdirSync(req.stepsDir, { recursive: true });
+  const labelled = calib.labels !== null;
+  const steps: { step: RecoveryStep; model: ModelProto }[] = [];
+  let current = req.pruned;
+  let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : undefined;
+
+  const keep = (name: string, description: string, model: ModelProto, seconds: number, score: CalibScore | undefined): void => {
+    const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ''));
+    saveModel(model, artifact);
+    const info: RecoveryInfo = { seconds };
+    if (currentScore && score) {
+      Object.assign(info, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score.nll });
+    }
+    steps.push({ step: { name, description, artifact, info }, model });
+    current = model;
+    currentScore = score;
+  };
+
+  if (config.recovery === 'reconstruct') {
+    progress.note('recovery: layer-wise reconstruction on the calibration set');
+    const t0 = performance.now();
+    const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads });
+    const seconds = (performance.now() - t0) / 1000;
+    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
+    const score = labelled ? await calibScore(r.model, calib, config.latency.threads) : undefined;
+    const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
+    const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
+    keep(
+      'recover:reconstruct',
+      `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score)}; ${seconds.toFixed(1)} s)`,
+      r.model,
+      seconds,
+      score,
+    );
+    await tryBatchNorm(current, calib, config, (model, secs, s, nodes) => keep('recover:bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => progress.note(`recovery: BatchNorm re-estimation not kept (${why})`));
+    return steps;
+  }
+  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery reconstruct or none`);
+}
+
+/** BN statistics re-estimation, kept only when it improves the labelled calibration score. */
+async function tryBatchNorm(
+  model: ModelProto,
+  calib: Dataset,
+  config: Config,
+  accept: (model: ModelProto, seconds: number, score: CalibScore, nodes: number) => void,
+  currentScore: () => CalibScore | undefined,
+  reject: (why: string) => void,
+): Promise<void> {
+  const t0 = performance.now();
+  const bn = await reestimateBatchNorm(model, calib, config.latency.threads);
+  if (bn.nodes.length === 0) return;
+  const seconds = (performance.now() - t0) / 1000;
+  const base = currentScore();
+  if (!base) return reject('the calibration set has no labels to judge it');
+  const score = await calibScore(bn.model, calib, config.latency.threads);
+  if (!better(score, base)) return reject(`${fmt(score)} vs ${fmt(base)} without it`);
+  accept(bn.model, seconds, score, bn.nodes.length);
+}

@@ -1,0 +1,124 @@
+import { create } from '@bufbuild/protobuf';
+import type { Dataset } from '../data/dataset.js';
+import { sliceBatch } from '../data/dataset.js';
+import { describe } from '../errors.js';
+import { onnxruntime, type OrtSession } from '../measure/ort.js';
+import { cloneModel, serializeModel } from '../onnx/model.js';
+import { AttributeProto_AttributeType, ModelProtoSchema, TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto } from '../onnx/proto/onnx_pb.js';
+import { DataType } from '../onnx/tensor.js';
+
+/** An in-memory session over a model proto (recovery works on models that are not files yet). */
+export async function sessionFromModel(model: ModelProto, threads = 0): Promise<OrtSession> {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(serializeModel(model), {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+    });
+  } catch (e) {
+    throw new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split('\n')[0]})`);
+  }
+}
+
+/**
+ * A copy of `model` that also outputs the named intermediate float tensors, so one run yields the
+ * activations a layer sees. onnxruntime keeps a fetched tensor alive, which also stops it from fusing
+ * it away.
+ */
+export function withExtraOutputs(model: ModelProto, tensors: readonly string[]): ModelProto {
+  const copy = cloneModel(model);
+  const g = copy.graph!;
+  const have = new Set(g.output.map((o) => o.name));
+  for (const name of tensors) {
+    if (have.has(name)) continue;
+    have.add(name);
+    g.output.push(
+      create(ValueInfoProtoSchema, {
+        name,
+        type: create(TypeProtoSchema, { value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType: DataType.FLOAT }) } }),
+      }),
+    );
+  }
+  return copy;
+}
+
+export interface Activation {
+  /** [samples, ...] */
+  dims: number[];
+  data: Float32Array;
+}
+
+/** Run the whole calibration set and concatenate the fetched tensors along the sample axis. */
+export async function captureActivations(session: OrtSession, data: Dataset, fetch: readonly string[], batchSize = 128): Promise<Map<string, Activation>> {
+  const { ort } = onnxruntime();
+  const parts = new Map<string, { dims: number[]; chunks: Float32Array[] }>();
+  for (let start = 0; start < data.count; start += batchSize) {
+    const end = Math.min(data.count, start + batchSize);
+    const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data as never, arr.dims);
+    const result = await session.run(feeds, fetch as string[]);
+    for (const name of fetch) {
+      const t = result[name];
+      const entry = parts.get(name) ?? { dims: t.dims.slice(1) as number[], chunks: [] };
+      // copy: onnxruntime may reuse the output buffer after dispose
+      entry.chunks.push(Float32Array.from(t.data as Float32Array));
+      parts.set(name, entry);
+    }
+    for (const t of Object.values(result)) t.dispose();
+  }
+  const out = new Map<string, Activation>();
+  for (const [name, { dims, chunks }] of parts) {
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    const data32 = new Float32Array(total);
+    let o = 0;
+    for (const c of chunks) {
+      data32.set(c, o);
+      o += c.length;
+    }
+    out.set(name, { dims: [data.count, ...dims], data: data32 });
+  }
+  return out;
+}
+
+let gramSession: Promise<OrtSession> | undefined;
+
+/** Tiny graph computing A^T B for A [n, p], B [n, q], so Gram matrices run in onnxruntime's MLAS. */
+function gramModel(): Uint8Array {
+  return serializeModel(buildGramProto());
+}
+
+function buildGramProto(): ModelProto {
+  const T = (name: string) =>
+    create(ValueInfoProtoSchema, {
+      name,
+      type: create(TypeProtoSchema, { value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType: DataType.FLOAT }) } }),
+    });
+  return create(ModelProtoSchema, {
+    irVersion: 8n,
+    opsetImport: [{ domain: '', version: 13n }],
+    graph: {
+      name: 'gram',
+      input: [T('A'), T('B')],
+      output: [T('G')],
+      // Gemm with transA reads A transposed in place instead of materialising A^T
+      node: [{ opType: 'Gemm', input: ['A', 'B'], output: ['G'], name: 'gram', attribute: [{ name: 'transA', type: AttributeProto_AttributeType.INT, i: 1n }] }],
+    },
+  } as never);
+}
+
+/** A^T B in float32 via onnxruntime, widened to float64: A is [n, p], B is [n, q] (row-major). */
+export async function crossGram(a: Float32Array, b: Float32Array, n: number, p: number, q: number): Promise<Float64Array> {
+  const { ort } = onnxruntime();
+  gramSession ??= (async () => {
+    const s = await ort.InferenceSession.create(gramModel(), { executionProviders: ['cpu'], intraOpNumThreads: 0 });
+    return s;
+  })();
+  const session = await gramSession;
+  const result = await session.run({ A: new ort.Tensor('float32', a, [n, p]), B: new ort.Tensor('float32', b, [n, q]) });
+  const g = result.G;
+  const out = Float64Array.from(g.data as Float32Array);
+  g.dispose();
+  return out;
+}

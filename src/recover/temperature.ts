@@ -1,0 +1,130 @@
+import { create } from '@bufbuild/protobuf';
+import type { Dataset } from '../data/dataset.js';
+import { UserError } from '../errors.js';
+import { evaluateClassifier } from '../measure/evaluate.js';
+import { expectedCalibrationError } from '../measure/metrics.js';
+import { GraphIndex } from '../onnx/graph.js';
+import { cloneModel } from '../onnx/model.js';
+import { NodeProtoSchema, type ModelProto } from '../onnx/proto/onnx_pb.js';
+import { makeFloatTensor } from '../onnx/tensor.js';
+import { endsInSoftmax } from '../pipeline/measureStep.js';
+import { sessionFromModel } from './session.js';
+
+export interface TemperatureFit {
+  temperature: number;
+  nll_before: number;
+  nll_after: number;
+  ece_before: number;
+  ece_after: number;
+}
+
+/** Mean NLL and ECE of softmax(logits / t) against the labels. */
+export function scaledScores(logits: Float32Array, labels: Int32Array, classes: number, t: number): { nll: number; ece: number } {
+  const n = labels.length;
+  const confidence = new Float32Array(n);
+  const correct = new Uint8Array(n);
+  let nll = 0;
+  for (let i = 0; i < n; i++) {
+    const o = i * classes;
+    let max = -Infinity;
+    let pred = 0;
+    for (let c = 0; c < classes; c++) {
+      if (logits[o + c] > max) {
+        max = logits[o + c];
+        pred = c;
+      }
+    }
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += Math.exp((logits[o + c] - max) / t);
+    nll -= (logits[o + labels[i]] - max) / t - Math.log(sum);
+    confidence[i] = 1 / sum;
+    correct[i] = pred === labels[i] ? 1 : 0;
+  }
+  return { nll: nll / n, ece: expectedCalibrationError(confidence, correct, 15) };
+}
+
+/**
+ * The temperature minimising calibration-set NLL: golden-section search on log T over [1/20, 20].
+ * NLL is convex in 1/T, hence unimodal in log T, so the search finds the minimum.
+ */
+export function fitTemperature(logits: Float32Array, labels: Int32Array, classes: number): TemperatureFit {
+  const nllAt = (logT: number) => scaledScores(logits, labels, classes, Math.exp(logT)).nll;
+  const phi = (Math.sqrt(5) - 1) / 2;
+  let a = Math.log(1 / 20);
+  let b = Math.log(20);
+  let c = b - phi * (b - a);
+  let d = a + phi * (b - a);
+  let fc = nllAt(c);
+  let fd = nllAt(d);
+  while (b - a > 1e-5) {
+    if (fc < fd) {
+      b = d;
+      d = c;
+      fd = fc;
+      c = b - phi * (b - a);
+      fc = nllAt(c);
+    } else {
+      a = c;
+      c = d;
+      fc = fd;
+      d = a + phi * (b - a);
+      fd = nllAt(d);
+    }
+  }
+  const temperature = Math.exp((a + b) / 2);
+  const before = scaledScores(logits, labels, classes, 1);
+  const after = scaledScores(logits, labels, classes, temperature);
+  return { temperature, nll_before: before.nll, nll_after: after.nll, ece_before: before.ece, ece_after: after.ece };
+}
+
+/**
+ * Fit T for a model on the labelled calibration set. A model that ends in Softmax is scored on
+ * log-probabilities, which are its logits up to a per-row shift that softmax ignores.
+ */
+export async function calibrateTemperature(model: ModelProto, calib: Dataset, threads = 0): Promise<TemperatureFit> {
+  if (!calib.labels) throw new UserError(`${calib.path}: temperature scaling needs labels; add y=labels to the calibration .npz`);
+  const session = await sessionFromModel(model, threads);
+  let logits: Float32Array;
+  let classes: number;
+  try {
+    const probs = endsInSoftmax(model);
+    const p = await evaluateClassifier(session, calib, { batchSize: 256, outputsAreProbabilities: probs, keepLogits: true, modelPath: 'calibration' });
+    logits = p.logits!;
+    classes = p.classes;
+    if (probs) for (let i = 0; i < logits.length; i++) logits[i] = Math.log(Math.max(logits[i], 1e-12));
+  } finally {
+    await session.release();
+  }
+  return fitTemperature(logits, calib.labels, classes);
+}
+
+/**
+ * A copy of the model whose output is divided by T before it leaves the graph (before the final
+ * Softmax when there is one), so onnxruntime serves calibrated probabilities. The output keeps its name.
+ */
+export function bakeTemperature(model: ModelProto, temperature: number): ModelProto {
+  const out = cloneModel(model);
+  const g = out.graph!;
+  const index = new GraphIndex(g);
+  const outputName = g.output[0].name;
+  const softmax = endsInSoftmax(out) ? index.producer.get(outputName)! : undefined;
+  // the tensor to scale: the Softmax input, or the graph output itself
+  const target = softmax ? softmax.input[0] : outputName;
+  const producer = index.producer.get(target);
+  if (!producer) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
+  const taken = new Set([...index.producer.keys(), ...index.initializers.keys(), ...g.input.map((i) => i.name)]);
+  const unique = (base: string) => {
+    let name = base;
+    for (let k = 1; taken.has(name); k++) name = `${base}${k}`;
+    taken.add(name);
+    return name;
+  };
+  const unscaled = unique(`${target}_before_temperature`);
+  const tName = unique('prune_guard_temperature');
+  producer.output[producer.output.indexOf(target)] = unscaled;
+  g.initializer.push(makeFloatTensor(tName, [], Float32Array.of(temperature)));
+  const div = create(NodeProtoSchema, { name: unique('prune_guard_temperature_scaling'), opType: 'Div', input: [unscaled, tName], output: [target] });
+  // keep topological order: right after the producer
+  g.node.splice(g.node.indexOf(producer) + 1, 0, div);
+  return out;
+}

@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { inverseHessian, matmul } from '../../src/recover/linalg.js';
+import { fixedMaskSweep, reconstructionError } from '../../src/recover/obs.js';
+
+/** X^T X of `samples` rows whose features share a common component by `shared` (activations do). */
+function randomGram(n: number, samples: number, seed: number, shared = 0): Float64Array {
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+  const x = Float64Array.from({ length: samples * n }, rand);
+  for (let k = 0; k < samples; k++) {
+    const z = rand();
+    for (let i = 0; i < n; i++) x[k * n + i] += shared * z;
+  }
+  const h = new Float64Array(n * n);
+  for (let k = 0; k < samples; k++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) h[i * n + j] += x[k * n + i] * x[k * n + j];
+  return h;
+}
+
+describe('inverseHessian', () => {
+  it('returns (H + damp) ^-1 and its upper Cholesky factor', () => {
+    const n = 12;
+    const h = randomGram(n, 40, 7);
+    const { inv, upper } = inverseHessian(h, n, 0);
+    const eye = matmul(h, inv, n, n, n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) expect(eye[i * n + j]).toBeCloseTo(i === j ? 1 : 0, 8);
+    const ut = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) ut[i * n + j] = upper[j * n + i];
+    const back = matmul(ut, upper, n, n, n);
+    for (let k = 0; k < n * n; k++) expect(back[k]).toBeCloseTo(inv[k], 8);
+  });
+
+  it('damps a singular H (a never-active input) until it can be inverted', () => {
+    const n = 6;
+    const h = randomGram(n, 20, 3);
+    for (let j = 0; j < n; j++) h[2 * n + j] = h[j * n + 2] = 0;
+    const { inv } = inverseHessian(h, n, 0.01);
+    expect(inv.every(Number.isFinite)).toBe(true);
+  });
+});
+
+describe('fixedMaskSweep', () => {
+  it('zeroes exactly the masked weights and beats plain masking on ||W X - W_pruned X||', () => {
+    const rows = 5;
+    const cols = 16;
+    const h = randomGram(cols, 64, 11, 2);
+    let s = 5;
+    const w = Float64Array.from({ length: rows * cols }, () => ((s = (s * 16807) % 2147483647) / 2147483647) - 0.5);
+    const keep = Uint8Array.from(w, (v) => (Math.abs(v) > 0.25 ? 1 : 0));
+    const masked = Float64Array.from(w, (v, i) => (keep[i] ? v : 0));
+    const swept = Float64Array.from(w);
+    const { upper } = inverseHessian(h, cols, 0.01);
+    fixedMaskSweep(swept, keep, upper, rows, cols);
+    for (let i = 0; i < w.length; i++) if (!keep[i]) expect(swept[i]).toBe(0);
+    expect(reconstructionError(w, swept, h, rows, cols)).toBeLessThan(0.9 * reconstructionError(w, masked, h, rows, cols));
+  });
+});
