@@ -45,7 +45,9 @@ export async function checkModels(
 ): Promise<Ledger[]> {
   const ledgers: Ledger[] = [];
   for (const job of jobs) {
-    const request = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: settings.budgets };
+    // latency-regression is judged against the base version only (compareWithBase), never dense vs pruned
+    const own = settings.budgets.filter((b) => b.name !== 'latency-regression');
+    const request = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own };
     opts.progress.note(`model ${job.path}`);
     const head = await runPipeline({ ...request, model: path.join(opts.workspace, job.path), out: path.join(opts.out, 'models', slug(job.path)) }, opts.progress);
     const ledger = head.ledger;
@@ -65,11 +67,11 @@ export async function checkModels(
           baseModel: basePath,
           baseSteps: base.ledger.models[0].steps,
           headSteps: model.steps,
-          headModel: path.join(opts.workspace, job.path),
           data: settings.data,
+          shifts: settings.shifts,
           config: settings.config,
           budgets: settings.budgets,
-        });
+        }, opts.progress);
         model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
       } else {
         opts.progress.note(`${job.path} is new in this pull request: no base to compare with`);

@@ -1,11 +1,9 @@
-import type { Dataset } from '../data/dataset.js';
-import { loadDataset, sliceBatch } from '../data/dataset.js';
-import { evaluateBudgets, overallVerdict, type ResolvedBudget } from '../ledger/budgets.js';
-import type { BaseComparison, BudgetName, Step } from '../ledger/types.js';
-import { latencyStat, measureInterleaved } from '../measure/latency.js';
-import { loadModel } from '../onnx/model.js';
-import { modelInputs } from '../onnx/signature.js';
 import type { Config } from '../config/schema.js';
+import type { ResolvedBudget } from '../ledger/budgets.js';
+import type { BaseComparison, BudgetName, Step } from '../ledger/types.js';
+import { compareBudgets, measurePair } from '../pipeline/compare.js';
+import type { Progress } from '../pipeline/progress.js';
+import { judgeWithIntervals } from '../pipeline/verdicts.js';
 
 /**
  * Budgets that mean something between two shipped models (base and head): "worse than base by more than
@@ -14,31 +12,18 @@ import type { Config } from '../config/schema.js';
 const VS_BASE: ReadonlySet<BudgetName> = new Set(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'latency-regression', 'shift-accuracy-drop']);
 
 /**
- * Re-times the two shipped models interleaved in one process: latency from two separate runs would
- * compare two moments of a noisy runner, not two models.
- */
-async function timeTogether(base: Step, head: Step, headModel: string, data: string, config: Config): Promise<[Step, Step]> {
-  const dataset: Dataset = loadDataset(data, modelInputs(loadModel(headModel).proto, headModel), { requireLabels: false, modelPath: headModel });
-  const source = sliceBatch(dataset, 0, Math.min(dataset.count, config.batchSizes[0]));
-  const [[b], [h]] = await measureInterleaved([base.artifact, head.artifact], source, { ...config.latency, batchSizes: [config.batchSizes[0]] });
-  const batch = config.batchSizes[0];
-  return [
-    { ...base, latency: latencyStat(batch, b) },
-    { ...head, latency: latencyStat(batch, h) },
-  ];
-}
-
-/**
- * The head's final model checked against the base's final model. The adapter is small on purpose: when
- * the pipeline grows its own compare mode this is the one place to switch over.
+ * The head's shipped model judged against the base's shipped model by the pipeline's compare mode: both
+ * evaluated on the same data and timed interleaved in one process, each budget judged on its interval.
  */
 export async function compareWithBase(
-  opts: { ref: string; baseModel: string; baseSteps: Step[]; headSteps: Step[]; headModel: string; data: string; config: Config; budgets: readonly ResolvedBudget[] },
+  opts: { ref: string; baseModel: string; baseSteps: Step[]; headSteps: Step[]; data: string; shifts: { name: string; path: string }[]; config: Config; budgets: readonly ResolvedBudget[] },
+  progress: Progress,
 ): Promise<BaseComparison> {
-  const budgets = opts.budgets.filter((b) => VS_BASE.has(b.name));
-  let base = opts.baseSteps[opts.baseSteps.length - 1];
-  let head = opts.headSteps[opts.headSteps.length - 1];
-  if (budgets.some((b) => b.name === 'latency-regression')) [base, head] = await timeTogether(base, head, opts.headModel, opts.data, opts.config);
-  const results = evaluateBudgets(budgets, { dense: base, final: head, base });
-  return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, budgets: results, verdict: overallVerdict(results.map((r) => r.verdict)) };
+  const base = opts.baseSteps[opts.baseSteps.length - 1].artifact;
+  const head = opts.headSteps[opts.headSteps.length - 1].artifact;
+  progress.note(`comparing with base: ${opts.baseModel} at ${opts.ref.slice(0, 12)}`);
+  const m = await measurePair({ base, head, data: opts.data, shifts: opts.shifts, config: opts.config }, progress);
+  const budgets = compareBudgets(opts.budgets).filter((b) => VS_BASE.has(b.name));
+  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, [], true);
+  return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, pair: [m.base.step, m.head.step], budgets: judged.budgets, verdict: judged.verdict };
 }

@@ -1,3 +1,4 @@
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { parseBudgetFlag } from '../ledger/budgets.js';
 import type { BudgetName } from '../ledger/types.js';
@@ -23,7 +24,7 @@ export interface ActionInputs {
   data?: string;
   calibData?: string;
   shiftData: { name: string; path: string }[];
-  executionProvider: string;
+  executionProvider: ExecutionProvider;
   onnxruntimePath?: string;
   mode: (typeof MODES)[number];
   shard?: Shard;
@@ -101,10 +102,7 @@ export function readInputs(get: (name: string) => string): ActionInputs {
   if (batchSizes?.some((b) => !Number.isInteger(b) || b < 1)) {
     throw new UserError(`input batch-sizes: '${batchText}' must be positive integers separated by commas, e.g. 1,32`);
   }
-  const executionProvider = get('execution-provider') || 'cpu';
-  if (executionProvider !== 'cpu') {
-    throw new UserError(`input execution-provider: '${executionProvider}' is not available in this build; use cpu (other providers need onnxruntime-path and are not measured yet)`);
-  }
+  const executionProvider = oneOf('execution-provider', get('execution-provider'), EXECUTION_PROVIDERS, 'cpu');
   const inputs: ActionInputs = {
     models: lines(get('models')).flatMap((l) => l.split(',').map((s) => s.trim()).filter(Boolean)),
     config: get('config') || undefined,

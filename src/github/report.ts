@@ -135,8 +135,9 @@ export function renderReport(ledger: Ledger, opts: { title: string; links: Links
     for (const m of ledger.models) {
       const parts = [renderHeadline(m)];
       if (m.vs_base) {
-        parts.push(`Against \`${m.vs_base.model}\` at ${m.vs_base.ref.slice(0, 12)} (merge base), both pruned and measured the same way:`);
-        parts.push(baseTable(final(m.vs_base.steps), final(m.steps)));
+        parts.push(`Against \`${m.vs_base.model}\` at ${m.vs_base.ref.slice(0, 12)} (merge base), both pruned the same way, then measured together (same data, latency interleaved):`);
+        const [base, head] = m.vs_base.pair ?? [final(m.vs_base.steps), final(m.steps)];
+        parts.push(baseTable(base, head));
         if (m.vs_base.budgets.length) parts.push(budgetRows(m.vs_base.budgets));
       }
       sections.push(parts.join('\n\n'));

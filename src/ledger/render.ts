@@ -201,6 +201,61 @@ function classTable(model: ModelLedger): string | undefined {
   ].join('\n\n');
 }
 
+function costTable(steps: readonly Step[]): string | undefined {
+  const rows = steps.filter((s) => s.runtime_cost);
+  if (rows.length === 0) return undefined;
+  const withCi = (s: Step) => (s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH);
+  return table([
+    ['Step', 'p50 ms (interval)', 'p99 ms', 'Load ms', 'Throughput', 'Energy / sample'],
+    ...rows.map((s) => {
+      const c = s.runtime_cost!;
+      return [
+        s.name,
+        withCi(s),
+        orDash(s.latency?.p99_ms, (x) => x.toFixed(3)),
+        c.load_ms.toFixed(1),
+        c.throughput_samples_per_s === undefined ? DASH : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.energy_j_per_sample === null ? 'not available' : `${(c.energy_j_per_sample * 1000).toFixed(3)} mJ`,
+      ];
+    }),
+  ]);
+}
+
+function predictionShiftTable(model: ModelLedger): string | undefined {
+  if (!model.prediction_shift?.length) return undefined;
+  const p = (x: number) => (x < 0.001 ? x.toExponential(1) : x.toFixed(3));
+  const [ref, cand] = model.method === 'compare' ? ['base', 'head'] : ['dense', 'pruned'];
+  return [
+    '**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)',
+    table([
+      ['Set', 'Labels', 'Model', 'KS (p)', 'PSI', 'χ² (df, p)'],
+      ...model.prediction_shift.flatMap((s) =>
+        ([[ref, s.dense], [cand, s.final]] as const).map(([who, d]) => [s.name, s.labelled ? 'yes' : 'no', who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`]),
+      ),
+    ]),
+  ].join('\n\n');
+}
+
+function shiftTable(model: ModelLedger): string | undefined {
+  if (!model.shifts?.length) return undefined;
+  const [ref, cand] = model.method === 'compare' ? ['Base', 'Head'] : ['Dense', 'Pruned'];
+  return [
+    '**Distribution shift**',
+    table([
+      ['Set', 'Source', 'Samples', ref, cand, 'Drop', 'Gap change vs clean'],
+      ...model.shifts.map((s) => [
+        s.name,
+        s.source,
+        String(s.samples),
+        percent(s.dense, 2),
+        percent(s.final, 2),
+        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ''),
+        points(s.gap_change, 2),
+      ]),
+    ]),
+  ].join('\n\n');
+}
+
 function renderModel(model: ModelLedger): string {
   const about =
     `<sub>\`${model.model}\` → \`${model.pruned}\` · ${model.method} to ${percent(model.target_sparsity)} target · ` +
@@ -212,6 +267,12 @@ function renderModel(model: ModelLedger): string {
   const classes = classTable(model);
   if (classes) sections.push(classes);
   if (model.notes?.length) sections.push(['**Notes**', ...model.notes.map((n) => `- ${cell(n)}`)].join('\n'));
+  const cost = costTable(model.steps);
+  if (cost) sections.push(cost);
+  const shifts = shiftTable(model);
+  if (shifts) sections.push(shifts);
+  const predicted = predictionShiftTable(model);
+  if (predicted) sections.push(predicted);
   return sections.join('\n\n');
 }
 
@@ -224,5 +285,9 @@ export function renderMarkdown(ledger: Ledger): string {
     (runtime.notes?.length ? `\n\n${runtime.notes.map((n) => `> ⚠️ ${n}`).join('\n>\n')}` : '');
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join('\n\n---\n\n') : '_No models._';
-  return `${title}\n\n${models}\n\n${footer}\n`;
+  const t = ledger.timed_out;
+  const timedOut = t
+    ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.\n\n`
+    : '';
+  return `${title}\n\n${timedOut}${models}\n\n${footer}\n`;
 }

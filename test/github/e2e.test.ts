@@ -65,7 +65,13 @@ describe('the action on a pull request (dist/index.js copied without node_module
     // base is the MLP (dense weights only in Gemm/MatMul), head the CNN: different models, measured separately
     expect(m.vs_base!.steps[0].params).not.toBe(m.steps[0].params);
     expect(m.vs_base!.steps.at(-1)!.accuracy).toBeGreaterThan(0.5);
-    expect(m.vs_base!.budgets.map((b) => b.name)).toEqual(['accuracy-drop', 'class-accuracy-drop', 'ece-increase']);
+    expect(m.vs_base!.budgets.map((b) => b.name)).toEqual(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'latency-regression']);
+    expect(m.budgets.map((b) => b.name)).not.toContain('latency-regression');
+    // judged on base and head measured again together: same accuracy as their own runs, latency interleaved
+    const [pairBase, pairHead] = m.vs_base!.pair!;
+    expect(pairBase.accuracy).toBe(m.vs_base!.steps.at(-1)!.accuracy);
+    expect(pairHead.accuracy).toBe(m.steps.at(-1)!.accuracy);
+    expect(m.vs_base!.budgets.find((b) => b.name === 'latency-regression')!.actual).toBeCloseTo(pairHead.latency!.p50_ms / pairBase.latency!.p50_ms - 1, 9);
     expect(first.outputs.verdict).toBe(ledger.verdict);
     expect(JSON.parse(first.outputs['pruned-models'])).toEqual([m.pruned]);
     expect(fs.existsSync(path.join(repo.dir, m.pruned))).toBe(true);
