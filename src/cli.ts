@@ -64,6 +64,7 @@ interface RunFlags {
   keepLastLayer?: boolean;
   bakeTemperature?: boolean;
   recoveryCommand?: string;
+  recoveryTimeBudget?: number;
   batchSizes?: number[];
   warmup?: number;
   runs?: number;
@@ -90,6 +91,7 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
   if (flags.bakeTemperature) overrides.bakeTemperature = true;
   if (flags.recoveryCommand !== undefined) overrides.recoveryCommand = flags.recoveryCommand;
+  if (flags.recoveryTimeBudget !== undefined) overrides.recoveryTimeBudget = flags.recoveryTimeBudget;
   if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
   if (flags.evalBatchSize !== undefined) overrides.evalBatchSize = flags.evalBatchSize;
   return mergeConfig(base, overrides);
@@ -114,12 +116,13 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--budget <name=value>', 'budget limit, repeatable; overrides the config file', collect, [])
     .option('--sparsity <fraction>', 'target fraction of prunable weights set to zero', fraction('--sparsity'))
     .option('--method <method>', 'pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4')
-    .addOption(new Option('--recovery <recovery>', 'accuracy recovery after pruning').choices(['none', 'reconstruct', 'distill', 'auto', 'command']))
+    .addOption(new Option('--recovery <recovery>', 'accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation with --calib, each kept only if it helps on the calibration set)').choices(['none', 'reconstruct', 'distill', 'auto', 'command']))
     .addOption(new Option('--scope <scope>', 'magnitude threshold over all layers together or per layer').choices(['global', 'layer']))
     .option('--exclude <glob>', 'node or initializer names never pruned, repeatable', collect, [])
     .option('--keep-first-layer', 'do not prune the first prunable layer')
     .option('--keep-last-layer', 'do not prune the last prunable layer')
     .option('--recovery-command <cmd>', 'shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)')
+    .option('--recovery-time-budget <seconds>', 'stop refitting further layers after this many seconds (0 = no limit)', count('--recovery-time-budget', 0))
     .option('--bake-temperature', 'divide the shipped model\'s logits by the temperature fitted on --calib (needs labels)')
     .option('--batch-sizes <list>', 'latency batch sizes, comma separated; the first is shown in the headline', positiveInts('--batch-sizes'))
     .option('--warmup <n>', 'untimed latency runs per model and batch size', count('--warmup', 0))
