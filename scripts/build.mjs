@@ -33,7 +33,15 @@ import { dirname as __pgDirname, join as __pgJoin } from 'node:path';
 const require = __pgCreateRequire(import.meta.url);
 const __filename = __pgFileURLToPath(import.meta.url);
 const __dirname = __pgDirname(__filename);
+import { existsSync as __pgExists } from 'node:fs';
 globalThis.__pruneGuardOrtBinding = () => {
+  // a user's onnxruntime-node (another platform, a GPU build) replaces the bundled binding everywhere
+  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
+  if (custom) {
+    const binding = __pgJoin(custom, 'bin', 'napi-v6', process.platform, process.arch, 'onnxruntime_binding.node');
+    if (!__pgExists(binding)) throw new Error('PRUNE_GUARD_ONNXRUNTIME_PATH=' + custom + ': no onnxruntime-node binding for ' + process.platform + '-' + process.arch + ' at ' + binding + '; point it at an installed onnxruntime-node package folder');
+    return binding;
+  }
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     throw new Error('prune-guard dist/ ships onnxruntime for linux-x64 only; on ' + process.platform + '-' + process.arch + ' set PRUNE_GUARD_ONNXRUNTIME_PATH to an installed onnxruntime-node');
   }

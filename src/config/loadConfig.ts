@@ -32,7 +32,13 @@ export function parseConfig(text: string, where: string): Config {
     const reason = syntax.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
     throw new UserError(`${where}:${pos.line}:${pos.col}: YAML syntax error: ${reason}`);
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS() ?? {};
+  } catch (e) {
+    // e.g. a "billion laughs" alias bomb, which the yaml library refuses to expand
+    throw new UserError(`${where}: YAML cannot be read (${describe(e)}); write the settings out without anchors and aliases`);
+  }
   const problems = findProblems(raw);
   if (problems.length > 0) {
     // report the problem that comes first in the file
@@ -50,7 +56,7 @@ const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowe
 function fromRaw(raw: Record<string, unknown>): Config {
   const config = structuredClone(DEFAULT_CONFIG) as Config;
   for (const [key, value] of Object.entries(raw)) {
-    if (key === 'latency') config.latency = { ...config.latency, ...(value as Partial<LatencyConfig>) };
+    if (key === 'latency') config.latency = { ...config.latency, ...(camelKeys(value as Record<string, unknown>) as Partial<LatencyConfig>) };
     else if (key === 'budgets') config.budgets = budgetLimits(value as Record<BudgetName, number | string>);
     else (config as unknown as Record<string, unknown>)[camel(key)] = value;
   }
@@ -65,8 +71,11 @@ function budgetLimits(raw: Record<BudgetName, number | string>): Config['budgets
   return limits;
 }
 
+const camelKeys = (o: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), v]));
+const kebabKeys = (o: object): Record<string, unknown> => Object.fromEntries(Object.entries(o).map(([k, v]) => [kebab(k), v]));
+
 function toRaw(config: Config): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(config).map(([key, value]) => [kebab(key), value]));
+  return Object.fromEntries(Object.entries(config).map(([key, value]) => [kebab(key), key === 'latency' ? kebabKeys(value as object) : value]));
 }
 
 /** Overrides as the CLI collects them: any field, and any part of `latency`. */

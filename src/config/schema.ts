@@ -1,5 +1,6 @@
 import { BUDGETS, BUDGET_NAMES } from '../ledger/budgets.js';
 import type { BudgetName } from '../ledger/types.js';
+import { CORRUPTIONS } from '../measure/corruptions.js';
 
 export const PRUNE_METHODS = ['unstructured', 'structured', 'hybrid'] as const;
 /** a named method, or an N:M pattern such as "2:4" (N of every M consecutive weights kept) */
@@ -7,6 +8,10 @@ export type PruneMethod = (typeof PRUNE_METHODS)[number] | `${number}:${number}`
 
 export const RECOVERIES = ['none', 'reconstruct', 'distill', 'auto', 'command'] as const;
 export type Recovery = (typeof RECOVERIES)[number];
+
+/** structured pruning: how channel importance is scored */
+export const CRITERIA = ['l1', 'l2', 'bn-scale', 'activation'] as const;
+export type CriterionName = (typeof CRITERIA)[number];
 
 export const SCOPES = ['global', 'layer'] as const;
 /** whether the magnitude threshold is shared by all layers or set per layer */
@@ -17,7 +22,16 @@ export interface LatencyConfig {
   runs: number;
   /** 0 = all cores */
   threads: number;
+  /** adaptive stop: sample until the speedup interval's relative half-width is at most this; 0 = fixed `runs` */
+  targetRelCi: number;
+  /** time cap of the adaptive stop in seconds, all batch sizes together; 0 = none */
+  maxSeconds: number;
+  /** each timed sample is the fastest of this many back-to-back runs (filters preemption on shared runners) */
+  repeat: number;
 }
+
+export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'auto'] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
 /** `.prune-guard.yml` after validation; every field has a default. */
 export interface Config {
@@ -40,8 +54,19 @@ export interface Config {
   latency: LatencyConfig;
   evalBatchSize: number;
   confidence: number;
+  /** structured: kept channel counts are rounded to multiples of this (1 = no rounding) */
+  roundTo: number;
+  /** structured: channel importance criterion */
+  criterion: CriterionName;
+  /** release gates: a budget whose interval straddles its limit fails instead of warning */
+  strict: boolean;
+  executionProvider: ExecutionProvider;
+  /** built-in synthetic shifts evaluated like --shift sets, e.g. ["gaussian-noise:2", "blur:1"] */
+  corruptions: string[];
   /** limits set in the file only; defaults are applied by `resolveBudgets` so their source is recorded */
   budgets: Partial<Record<BudgetName, number>>;
+  /** seconds one model's run may take; past it the run stops and the ledger says where (unset: no limit) */
+  timeBudget?: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
@@ -56,9 +81,14 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   recoveryCommand: '',
   recoveryTimeBudget: 0,
   batchSizes: [1, 32],
-  latency: { warmup: 10, runs: 30, threads: 0 },
+  latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
   evalBatchSize: 256,
   confidence: 0.95,
+  roundTo: 1,
+  criterion: 'l1',
+  strict: false,
+  executionProvider: 'cpu',
+  corruptions: [],
   budgets: {},
 });
 
@@ -116,8 +146,15 @@ export const CONFIG_SCHEMA: SchemaNode = {
     latency: {
       type: 'object',
       additionalProperties: false,
-      properties: { warmup: wholeNumber(0), runs: wholeNumber(1), threads: wholeNumber(0) },
-      description: 'a mapping like { warmup: 10, runs: 30, threads: 0 }',
+      properties: {
+        warmup: wholeNumber(0),
+        runs: wholeNumber(1),
+        threads: wholeNumber(0),
+        'target-rel-ci': { type: 'number', minimum: 0, exclusiveMaximum: 1, description: 'a fraction from 0 (off) to below 1 like 0.02' },
+        'max-seconds': { type: 'number', minimum: 0, description: 'seconds, 0 or more (0 = no cap)' },
+        repeat: wholeNumber(1),
+      },
+      description: 'a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }',
     },
     'eval-batch-size': wholeNumber(1),
     confidence: {
@@ -126,6 +163,17 @@ export const CONFIG_SCHEMA: SchemaNode = {
       exclusiveMaximum: 1,
       description: 'a number between 0 and 1 like 0.95',
     },
+    'round-to': wholeNumber(1),
+    criterion: oneOf(CRITERIA),
+    strict: boolean,
+    'execution-provider': oneOf(EXECUTION_PROVIDERS),
+    corruptions: {
+      type: 'array',
+      uniqueItems: true,
+      items: { type: 'string', pattern: `^(${CORRUPTIONS.join('|')}):[1-5]$`, description: `KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(', ')} and SEVERITY 1-5` },
+      description: 'a list like [gaussian-noise:2, blur:1]',
+    },
+    'time-budget': { type: 'number', exclusiveMinimum: 0, description: 'a number of seconds above 0 like 600' },
     budgets: {
       type: 'object',
       additionalProperties: false,

@@ -183,11 +183,28 @@ export function resolveBudgets(
   return resolved;
 }
 
+/** How uncertain a budget's measured value is; computed from raw samples by src/measure/stats. */
+export interface Uncertainty {
+  ci: [number, number];
+  p_value?: number;
+  /** appended to the detail, e.g. "too few samples to decide: need about 4000" */
+  note?: string;
+}
+
 export interface BudgetMeasurements {
   dense: Step;
   final: Step;
   /** the model being replaced, in compare mode */
   base?: Step;
+  /** intervals for budgets whose value is an estimate; a budget without one is judged on its point value */
+  uncertainty?: Partial<Record<BudgetName, Uncertainty>>;
+}
+
+export interface VerdictOptions {
+  /** release gates: an interval that straddles the limit fails instead of warning */
+  strict?: boolean;
+  /** confidence level of the intervals, recorded in the ledger */
+  confidence?: number;
 }
 
 /**
@@ -307,11 +324,40 @@ function within(direction: 'max' | 'min', actual: number, limit: number): boolea
   return direction === 'max' ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
 }
 
+/**
+ * The verdict of an interval against a limit: `fail` only when the whole interval is beyond the limit
+ * (the breach is real at this confidence), `warn` when it straddles the limit (cannot tell; `fail` in
+ * strict mode), `pass` when the whole interval is within.
+ */
+export function intervalVerdict(direction: 'max' | 'min', ci: readonly [number, number], limit: number, strict = false): Verdict {
+  const [lo, hi] = ci;
+  const inside = direction === 'max' ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
+  const beyond = direction === 'max' ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
+  if (beyond) return 'fail';
+  if (inside) return 'pass';
+  return strict ? 'fail' : 'warn';
+}
+
+const STRADDLE = 'interval straddles the limit';
+
 /** Checks each budget against the measured steps. Anything not measured is a `warn`, never a silent pass. */
-export function evaluateBudgets(budgets: readonly ResolvedBudget[], m: BudgetMeasurements): BudgetResult[] {
+export function evaluateBudgets(budgets: readonly ResolvedBudget[], m: BudgetMeasurements, opts: VerdictOptions = {}): BudgetResult[] {
   return budgets.map(({ name, limit, direction, source }): BudgetResult => {
     const measured = MEASURE[name](m);
     const base = { name, limit, direction, source };
+    const u = m.uncertainty?.[name];
+    if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
+      const stats = { ci: u.ci, ...(opts.confidence !== undefined ? { confidence: opts.confidence } : {}), ...(u.p_value !== undefined ? { p_value: u.p_value } : {}) };
+      let verdict = intervalVerdict(direction, u.ci, limit, opts.strict);
+      const notes = [measured.detail];
+      if (u.note) notes.push(u.note);
+      if (verdict !== 'pass' && intervalVerdict(direction, u.ci, limit, false) === 'warn') notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
+      if (measured.unmeasured) {
+        notes.push(`not measured: ${measured.unmeasured}`);
+        if (verdict === 'pass') verdict = 'warn';
+      }
+      return { ...base, actual: measured.actual, verdict, detail: notes.join('; '), ...stats };
+    }
     if (measured.actual === null) {
       return { ...base, actual: null, verdict: 'warn', detail: `not measured: ${measured.why}` };
     }

@@ -2,12 +2,28 @@ import { quantileSorted } from 'simple-statistics';
 import type { InputArray } from '../data/dataset.js';
 import type { LatencyStat } from '../ledger/types.js';
 import { onnxruntime, openSession, type OrtSession } from './ort.js';
+import { bootstrapInterval, meanInterval, quantileAt, quantileInterval } from './stats/bootstrap.js';
 
 export interface LatencyOptions {
   batchSizes: readonly number[];
   warmup: number;
+  /** timed rounds at least; more when the adaptive stop asks for them */
   runs: number;
   threads: number;
+  /**
+   * each timed sample is the fastest of this many back-to-back runs (default 1): on a shared runner
+   * a preempted run is many times slower, and best-of-k keeps those spikes out of the median
+   */
+  repeat?: number;
+  /**
+   * adaptive stop: after `runs` rounds keep sampling until the relative half-width of every model's
+   * p50 ratio to the first model (one model: its p50) is at most this, or `maxSeconds` is used up; 0 = off
+   */
+  targetRelCi?: number;
+  /** time cap for all batch sizes together, seconds; 0 = no cap */
+  maxSeconds?: number;
+  confidence?: number;
+  provider?: 'cpu' | 'cuda';
 }
 
 /** A batch of real inputs of exactly `batch` rows, repeating the source rows when it has fewer. */
@@ -24,9 +40,51 @@ export function batchOf(source: Map<string, InputArray>, batch: number): Map<str
   return out;
 }
 
-export function latencyStat(batch: number, samplesMs: number[]): LatencyStat {
+/** p50/p95/p99/mean of timed runs, each with a bootstrap interval when `confidence` is given. */
+export function latencyStat(batch: number, samplesMs: number[], confidence?: number): LatencyStat {
   const sorted = [...samplesMs].sort((a, b) => a - b);
-  return { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  const stat: LatencyStat = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  if (confidence === undefined) return stat;
+  stat.p99_ms = quantileSorted(sorted, 0.99);
+  stat.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const opts = { confidence, resamples: 500 };
+  stat.p50_ci = quantileInterval(sorted, 0.5, opts);
+  stat.p95_ci = quantileInterval(sorted, 0.95, opts);
+  stat.p99_ci = quantileInterval(sorted, 0.99, opts);
+  stat.mean_ci = meanInterval(sorted, opts);
+  return stat;
+}
+
+/**
+ * median(a) / median(b) over paired rounds, with a bootstrap interval that resamples whole rounds so
+ * both models keep the conditions (neighbours, clocks) they were measured under together.
+ */
+export function pairedMedianRatio(a: readonly number[], b: readonly number[], confidence = 0.95, resamples = 500): { ratio: number; ci: [number, number] } {
+  const n = Math.min(a.length, b.length);
+  const sa = new Float64Array(n);
+  const sb = new Float64Array(n);
+  const median = (xs: readonly number[]): number => quantileSorted([...xs.slice(0, n)].sort((x, y) => x - y), 0.5);
+  const ratio = median(a) / median(b);
+  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
+  return { ratio, ci };
+}
+
+/** Half the interval width relative to the estimate: 0.02 means "± 2%". */
+export function relativeHalfWidth(estimate: number, ci: readonly [number, number]): number {
+  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
+}
+
+/** Whether samples of every model are precise enough for the adaptive stop. */
+function preciseEnough(perModel: number[][], target: number, confidence: number): boolean {
+  if (perModel.length === 1) {
+    const s = perModel[0];
+    return relativeHalfWidth(quantileSorted([...s].sort((x, y) => x - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
+  }
+  for (let i = 1; i < perModel.length; i++) {
+    const r = pairedMedianRatio(perModel[i], perModel[0], confidence, 200);
+    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
+  }
+  return true;
 }
 
 /**
@@ -37,26 +95,38 @@ export function latencyStat(batch: number, samplesMs: number[]): LatencyStat {
 export async function measureInterleaved(modelPaths: readonly string[], source: Map<string, InputArray>, opts: LatencyOptions, onProgress?: (done: number, total: number) => void): Promise<number[][][]> {
   const { ort } = onnxruntime();
   const sessions: OrtSession[] = [];
-  for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads }));
   const samples: number[][][] = modelPaths.map(() => opts.batchSizes.map(() => []));
   const total = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const adaptive = (opts.targetRelCi ?? 0) > 0;
+  const capMs = (opts.maxSeconds ?? 0) > 0 ? (opts.maxSeconds! * 1000) / opts.batchSizes.length : Infinity;
   let done = 0;
   try {
+    // opened inside the try: when the second model fails to load, the first session is still released
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
     for (let b = 0; b < opts.batchSizes.length; b++) {
+      const started = performance.now();
       const inputs = batchOf(source, opts.batchSizes[b]);
       const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
       for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data as never, arr.dims);
-      for (let r = 0; r < opts.warmup + opts.runs; r++) {
+      for (let r = 0; ; r++) {
+        if (r >= opts.warmup + opts.runs) {
+          // fixed runs, or the adaptive stop: checked every 10 rounds, since a bootstrap costs time too
+          if (!adaptive || performance.now() - started > capMs) break;
+          if ((r - opts.warmup - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi!, opts.confidence ?? 0.95)) break;
+        }
         const order = sessions.map((_, i) => i);
         if (r % 2 === 1) order.reverse();
         for (const i of order) {
-          const t0 = performance.now();
-          const out = await sessions[i].run(feeds);
-          const dt = performance.now() - t0;
-          for (const t of Object.values(out)) t.dispose();
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
           if (r >= opts.warmup) samples[i][b].push(dt);
         }
-        onProgress?.(++done, total);
+        onProgress?.(Math.min(++done, total), total);
       }
     }
   } finally {

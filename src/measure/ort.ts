@@ -1,6 +1,7 @@
 import * as bundled from 'onnxruntime-node';
 import { createRequire } from 'node:module';
 import { UserError, describe } from '../errors.js';
+import { shortOrtError } from './ortErrors.js';
 
 export type Ort = typeof bundled;
 export type OrtSession = bundled.InferenceSession;
@@ -34,20 +35,22 @@ export function onnxruntimeVersion(): string {
 export interface SessionOptions {
   /** intra-op threads; 0 lets onnxruntime use every core */
   threads: number;
+  /** resolved by resolveProvider(); default cpu */
+  provider?: 'cpu' | 'cuda';
 }
 
-/** A CPU session with full graph optimisation, the way a deployment would run the model. */
+/** A session (CPU unless a resolved provider says otherwise) with full graph optimisation, the way a deployment would run the model. */
 export async function openSession(modelPath: string, opts: SessionOptions): Promise<OrtSession> {
   const { ort } = onnxruntime();
   try {
     return await ort.InferenceSession.create(modelPath, {
-      executionProviders: ['cpu'],
+      executionProviders: [opts.provider ?? 'cpu'],
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
       intraOpNumThreads: opts.threads,
       interOpNumThreads: 1,
     });
   } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model (${describe(e).split('\n')[0]})`);
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
   }
 }

@@ -16,6 +16,8 @@ import type { Progress } from './progress.js';
 export interface MeasuredStep {
   step: Step;
   preds: Predictions;
+  /** predictions on each labelled shift set, by name, for paired statistics */
+  shiftPreds?: Map<string, Predictions>;
 }
 
 export interface StepContext {
@@ -26,6 +28,8 @@ export interface StepContext {
   progress: Progress;
   /** the dense model's predictions, for agreement; absent when measuring the dense model itself */
   dense?: Predictions;
+  /** execution provider resolved for this run; cpu when absent */
+  provider?: 'cpu' | 'cuda';
 }
 
 /** A model that ends in Softmax already outputs probabilities; scoring must not softmax them again. */
@@ -45,9 +49,10 @@ export async function measureStep(name: string, description: string, artifact: s
   const cost = modelCost(saved);
   const size = measureFileSize(artifact);
   const probabilities = endsInSoftmax(saved);
-  const session = await openSession(artifact, { threads: config.latency.threads });
+  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
   let preds: Predictions;
   const shiftAccuracy: Record<string, number> = {};
+  const shiftPreds = new Map<string, Predictions>();
   try {
     progress.start(`evaluate ${name}`, data.count);
     preds = await evaluateClassifier(session, data, {
@@ -58,8 +63,9 @@ export async function measureStep(name: string, description: string, artifact: s
     });
     progress.stop();
     for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact });
-      shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels!);
+      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      shiftPreds.set(s.name, p);
     }
   } finally {
     progress.stop();
@@ -87,5 +93,5 @@ export async function measureStep(name: string, description: string, artifact: s
     shift_accuracy: shiftAccuracy,
     layers: sparsity.layers,
   };
-  return { step, preds };
+  return { step, preds, shiftPreds };
 }

@@ -5,15 +5,21 @@ import type { Config } from '../config/schema.js';
 import { loadDataset, sliceBatch } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
-import { evaluateBudgets, overallVerdict, type ResolvedBudget } from '../ledger/budgets.js';
+import type { ResolvedBudget } from '../ledger/budgets.js';
 import { renderMarkdown } from '../ledger/render.js';
 import { LEDGER_SCHEMA, type ClassChange, type Ledger, type ModelLedger, type Step } from '../ledger/types.js';
+import { speedFunnel, weightFacts } from '../measure/funnel.js';
 import { latencyStat, measureInterleaved } from '../measure/latency.js';
 import { classSupport } from '../measure/metrics.js';
 import { onnxruntimeVersion } from '../measure/ort.js';
+import { resolveProvider } from '../measure/provider.js';
+import { measureRuntimeCost } from '../measure/runtimeCost.js';
+import { corruptionSets } from '../measure/corruptions.js';
+import { judgeWithIntervals, predictionShifts, shiftResults } from './verdicts.js';
 import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
+import { preflightModel } from '../onnx/preflight.js';
 import { modelInputs } from '../onnx/signature.js';
-import { pruneModel } from '../prune/pruneModel.js';
+import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
 import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
 import { VERSION } from '../version.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
@@ -70,9 +76,12 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const { config } = req;
   checkRequest(config);
   const dense = loadModel(req.model);
+  preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
   const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
-  const shifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: true, modelPath: req.model }) }));
+  // shift sets without labels are allowed: they get prediction-distribution tests instead of accuracy
+  const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
+  const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : undefined;
   const outPath = prunedPath(req.out, req.model);
   if (path.resolve(outPath) === path.resolve(req.model)) {
@@ -80,14 +89,18 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   }
   checkRecoveryInputs(config, calib);
 
-  progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(config.sparsity * 100).toFixed(1)}%`);
+  // before anything is written: a run that cannot measure where it was asked to must not leave files
+  const provider = await resolveProvider(config.executionProvider, req.model);
+  if (provider.note) progress.note(provider.note);
+  const target = targetSparsity(config);
+  progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
     'prune-guard.version': VERSION,
     'prune-guard.method': config.method,
     'prune-guard.scope': config.scope,
-    'prune-guard.target_sparsity': String(config.sparsity),
+    'prune-guard.target_sparsity': String(target),
     'prune-guard.source': path.basename(req.model),
   });
   setMetadata(pruned.model, { 'prune-guard.recovery': config.recovery });
@@ -101,8 +114,11 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  // the shipped file must still hold the method's pattern after every recovery stage
+  const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
+  if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join('; ')}`);
 
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress };
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep = await measureStep('dense', 'input model, unchanged', req.model, ctx);
   const measured: MeasuredStep[] = [denseStep, await measureStep('prune', pruned.description, pruneArtifact, { ...ctx, dense: denseStep.preds })];
   for (const r of recovered) {
@@ -116,27 +132,37 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const artifacts = measured.map((m) => m.step.artifact);
   progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes }, (done) => progress.update(done));
+  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j]));
+    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
+  // read back from the saved files, like every other number of a step
+  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
+  measured.forEach((m, i) => {
+    m.step.sparse_bytes = facts[i].sparseBytes;
+    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i], denseSamples: samples[0][0], stepSamples: samples[i][0] });
+  });
 
+  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
-  const budgets = evaluateBudgets(req.budgets, { dense: steps[0], final });
-  const verdict = overallVerdict(budgets.map((b) => b.verdict));
+  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels!, denseStep.preds.classes));
+  const { budgets, verdict } = judged;
   const modelLedger: ModelLedger = {
     model: req.model,
     pruned: outPath,
     method: config.method,
-    target_sparsity: config.sparsity,
+    target_sparsity: target,
     steps,
     budgets,
     verdict,
-    class_changes: classChanges(steps[0], final, data.labels!, denseStep.preds.classes),
+    class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep.preds.classes },
+    ...(pruned.notes.length > 0 ? { notes: pruned.notes } : {}),
+    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
+    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
   };
   const ledger: Ledger = {
     schema: LEDGER_SCHEMA,
@@ -145,7 +171,8 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     created_at: new Date().toISOString(),
     runtime: {
       onnxruntime: onnxruntimeVersion(),
-      provider: 'cpu',
+      provider: provider.provider,
+      ...(provider.note ? { notes: [provider.note] } : {}),
       threads: config.latency.threads || os.availableParallelism(),
       platform: `${process.platform}-${process.arch}`,
     },

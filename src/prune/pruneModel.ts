@@ -1,9 +1,13 @@
-import type { Config } from '../config/schema.js';
+import { DEFAULT_CONFIG, type Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { magnitudePrune } from './magnitude.js';
+import { nmPrune, parseNM, verifyNM, type NMPattern } from './nm.js';
 import { prunableWeights, type PrunableWeight } from './prunable.js';
+import { countSparsity } from './sparsity.js';
+import { describeStructured } from './structured/describe.js';
+import { structuredPrune } from './structured/structuredPrune.js';
 
 export interface PruneContext {
   /** the input model file, for messages */
@@ -19,6 +23,52 @@ export interface PruneOutcome {
   denseWeights: PrunableWeight[];
   /** things the user should know (groups skipped and why, layers kept dense) */
   notes: string[];
+  /** sparsity the method aims at when it sets its own (N:M: 1 - N/M) instead of `config.sparsity` */
+  targetSparsity?: number;
+  /**
+   * Checks the method's promise on the saved file read back from disk; returns what is broken. The
+   * pipeline treats any finding as an internal error: a broken artifact is never handed on.
+   */
+  verifySaved?: (saved: ModelProto) => string[];
+}
+
+/** The sparsity a run aims at: the N:M pattern's own 1 - N/M, else `config.sparsity`. */
+export function targetSparsity(config: Pick<Config, 'method' | 'sparsity'>): number {
+  const nm = parseNM(config.method);
+  return nm ? 1 - nm.n / nm.m : config.sparsity;
+}
+
+/** N:M semi-structured pruning; weights without a single input axis are left dense and named in notes. */
+function pruneNM(dense: ModelProto, weights: PrunableWeight[], config: Config, { n, m }: NMPattern): PruneOutcome {
+  const r = nmPrune(dense, weights, n, m);
+  if (r.layers.length === 0) {
+    throw new UserError(`--method ${config.method}: none of the ${weights.length} prunable weights has a single input axis to group; use --method unstructured`);
+  }
+  const notes: string[] = [];
+  const tails = r.layers.filter((l) => l.tail > 0);
+  if (tails.length > 0) {
+    const list = tails.map((l) => `${l.initializer} (fan-in ${l.layout.length}: last ${l.layout.length % m} per row)`).join(', ');
+    const tailTotal = tails.reduce((s, l) => s + l.tail, 0);
+    notes.push(`${n}:${m}: fan-in not a multiple of ${m}, so the last entries of each row stay dense (${tailTotal} weights): ${list}`);
+  }
+  for (const s of r.skipped) notes.push(`${n}:${m}: ${s.initializer} left dense: ${s.reason}`);
+  // the default sparsity is not a user's choice; any other value is, and the pattern overrides it
+  if (config.sparsity !== DEFAULT_CONFIG.sparsity && config.sparsity !== 1 - n / m) {
+    notes.push(`--sparsity ${config.sparsity} is not used by --method ${config.method}: the pattern sets sparsity to ${1 - n / m}`);
+  }
+  const grouped = r.layers.reduce((s, l) => s + l.grouped, 0);
+  const all = r.layers.reduce((s, l) => s + l.grouped + l.tail, 0);
+  const pruned = r.layers.map((l) => ({ initializer: l.initializer }));
+  return {
+    model: r.model,
+    description:
+      `${n}:${m} semi-structured magnitude pruning of ${r.layers.length} weight tensors ` +
+      `(the ${n} largest |w| of every ${m} along the input axis kept; ${((grouped / all) * 100).toFixed(1)}% of their weights in full groups)`,
+    denseWeights: weights,
+    notes,
+    targetSparsity: 1 - n / m,
+    verifySaved: (saved) => verifyNM(saved, pruned, n, m).map((v) => v.message),
+  };
 }
 
 /** The pruning stage: one method, chosen by config, applied to a copy of the dense model. */
@@ -27,6 +77,9 @@ export async function pruneModel(dense: ModelProto, config: Config, ctx: PruneCo
   if (weights.length === 0) {
     throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
+  const nm = parseNM(config.method);
+  if (nm) return pruneNM(dense, weights, config, nm);
+  if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
   switch (config.method) {
     case 'unstructured': {
       const r = magnitudePrune(dense, weights, config.sparsity, config.scope);
@@ -37,7 +90,31 @@ export async function pruneModel(dense: ModelProto, config: Config, ctx: PruneCo
         notes: [],
       };
     }
+    case 'structured':
+    case 'hybrid': {
+      const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+      const kept = new Set(weights.map((w) => w.initializer));
+      const protectedTensors = new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n)));
+      // hybrid: channels take half the target, magnitude pruning of what remains reaches the rest
+      const channelSparsity = config.method === 'hybrid' ? config.sparsity / 2 : config.sparsity;
+      const r = await structuredPrune(dense, {
+        sparsity: channelSparsity, scope: config.scope, roundTo: config.roundTo, criterion: config.criterion, protectedTensors, calib: ctx.calib,
+      });
+      let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
+      let model = r.model;
+      if (config.method === 'hybrid') {
+        const removed = countSparsity(model, weights).overall;
+        const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+        const extra = Math.max(0, config.sparsity * denseTotal - (denseTotal - restTotal));
+        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+        model = magnitudePrune(model, rest, frac, config.scope).model;
+        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+      }
+      return { model, description, denseWeights: weights, notes: r.notes };
+    }
     default:
-      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured`);
+      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
   }
 }

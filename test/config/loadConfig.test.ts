@@ -109,9 +109,14 @@ describe('parseConfig values', () => {
       recoveryCommand: '',
       recoveryTimeBudget: 0,
       batchSizes: [1, 32],
-      latency: { warmup: 10, runs: 30, threads: 0 },
+      latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
       evalBatchSize: 256,
       confidence: 0.95,
+      roundTo: 1,
+      criterion: 'l1',
+      strict: false,
+      executionProvider: 'cpu',
+      corruptions: [],
       budgets: {},
     });
   });
@@ -129,9 +134,14 @@ describe('parseConfig values', () => {
       'recovery-command: python finetune.py',
       'recovery-time-budget: 60',
       'batch-sizes: [8, 1]',
-      'latency: { warmup: 2, runs: 50, threads: 4 }',
+      'latency: { warmup: 2, runs: 50, threads: 4, target-rel-ci: 0.02, max-seconds: 30 }',
       'eval-batch-size: 64',
       'confidence: 0.9',
+      'round-to: 8',
+      'criterion: bn-scale',
+      'strict: true',
+      'execution-provider: auto',
+      'corruptions: [gaussian-noise:2, blur:1]',
       'budgets:',
       '  accuracy-drop: 0.5%',
       '  min-speedup: 1.5',
@@ -150,15 +160,20 @@ describe('parseConfig values', () => {
       recoveryCommand: 'python finetune.py',
       recoveryTimeBudget: 60,
       batchSizes: [8, 1],
-      latency: { warmup: 2, runs: 50, threads: 4 },
+      latency: { warmup: 2, runs: 50, threads: 4, targetRelCi: 0.02, maxSeconds: 30, repeat: 1 },
       evalBatchSize: 64,
       confidence: 0.9,
+      roundTo: 8,
+      criterion: 'bn-scale',
+      strict: true,
+      executionProvider: 'auto',
+      corruptions: ['gaussian-noise:2', 'blur:1'],
       budgets: { 'accuracy-drop': 0.005, 'min-speedup': 1.5, 'max-size-bytes': 2_000_000 },
     });
   });
 
   it('fills the rest of a partial latency block from the defaults', () => {
-    expect(parseConfig('latency:\n  runs: 100\n', FILE).latency).toEqual({ warmup: 10, runs: 100, threads: 0 });
+    expect(parseConfig('latency:\n  runs: 100\n', FILE).latency).toEqual({ warmup: 10, runs: 100, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 });
   });
 
   it('does not share arrays with DEFAULT_CONFIG', () => {
@@ -200,7 +215,7 @@ describe('mergeConfig', () => {
     });
     expect(merged.sparsity).toBe(0.9);
     expect(merged.method).toBe('unstructured');
-    expect(merged.latency).toEqual({ warmup: 10, runs: 40, threads: 2 });
+    expect(merged.latency).toEqual({ warmup: 10, runs: 40, threads: 2, targetRelCi: 0, maxSeconds: 60, repeat: 1 });
     expect(merged.budgets).toEqual({ 'accuracy-drop': 0.02, 'min-speedup': 1.2 });
   });
 

@@ -4,6 +4,7 @@ import {
   BUDGETS,
   BUDGET_NAMES,
   evaluateBudgets,
+  intervalVerdict,
   overallVerdict,
   parseBudgetFlag,
   resolveBudgets,
@@ -232,5 +233,39 @@ describe('overallVerdict', () => {
     expect(overallVerdict(['pass', 'warn'])).toBe('warn');
     expect(overallVerdict(['pass', 'pass'])).toBe('pass');
     expect(overallVerdict([])).toBe('pass');
+  });
+});
+
+describe('verdicts on intervals', () => {
+  const acc = (dense: number, final: number) => ({ dense: step({ accuracy: dense }), final: step({ accuracy: final }) });
+  const budget: ResolvedBudget = { name: 'accuracy-drop', limit: 0.01, direction: 'max', source: 'default' };
+  const judge = (ci: [number, number], strict = false) =>
+    evaluateBudgets([budget], { ...acc(0.9, 0.895), uncertainty: { 'accuracy-drop': { ci, p_value: 0.2 } } }, { strict, confidence: 0.95 })[0];
+
+  it('passes when the whole interval is within the limit', () => {
+    const r = judge([-0.002, 0.009]);
+    expect(r.verdict).toBe('pass');
+    expect(r.ci).toEqual([-0.002, 0.009]);
+    expect(r.confidence).toBe(0.95);
+    expect(r.p_value).toBe(0.2);
+    expect(r.actual).toBeCloseTo(0.005, 12); // the point estimate stays in `actual`
+  });
+  it('warns when the interval straddles the limit, fails in strict mode', () => {
+    expect(judge([0.001, 0.02]).verdict).toBe('warn');
+    expect(judge([0.001, 0.02]).detail).toContain('straddles');
+    expect(judge([0.001, 0.02], true).verdict).toBe('fail');
+    expect(judge([0.001, 0.02], true).detail).toContain('strict');
+  });
+  it('fails only when the whole interval lies beyond the limit', () => {
+    expect(judge([0.011, 0.03]).verdict).toBe('fail');
+  });
+  it('mirrors for min budgets', () => {
+    expect(intervalVerdict('min', [1.6, 1.9], 1.5)).toBe('pass');
+    expect(intervalVerdict('min', [1.4, 1.9], 1.5)).toBe('warn');
+    expect(intervalVerdict('min', [1.1, 1.4], 1.5)).toBe('fail');
+    expect(intervalVerdict('min', [1.4, 1.9], 1.5, true)).toBe('fail');
+  });
+  it('judges the point value when no interval is given', () => {
+    expect(evaluateBudgets([budget], acc(0.9, 0.895))[0].ci).toBeUndefined();
   });
 });

@@ -6,8 +6,13 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const FIXTURES = path.join(ROOT, 'fixtures');
 export const fixture = (name: string): string => path.join(FIXTURES, name);
-/** A model and data trained elsewhere (shared material beside the project); read-only. */
-export const REAL_WORLD = path.resolve(ROOT, '../shared/real-world/mnist-cnn-pytorch');
+/**
+ * A model and data trained elsewhere (shared material beside the project); read-only. A git worktree
+ * sits one level deeper than the main checkout, so look beside both.
+ */
+export const REAL_WORLD =
+  ['../shared', '../../shared'].map((s) => path.resolve(ROOT, s, 'real-world/mnist-cnn-pytorch')).find((d) => fs.existsSync(path.join(d, 'model.onnx'))) ??
+  path.resolve(ROOT, '../shared/real-world/mnist-cnn-pytorch');
 export const hasRealWorld = fs.existsSync(path.join(REAL_WORLD, 'model.onnx'));
 
 export function tempDir(prefix = 'prune-guard-test-'): string {

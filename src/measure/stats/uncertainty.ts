@@ -1,0 +1,151 @@
+import type { Uncertainty } from '../../ledger/budgets.js';
+import type { BudgetName, ClassChange } from '../../ledger/types.js';
+import type { Predictions } from '../evaluate.js';
+import { pairedMedianRatio } from '../latency.js';
+import { bootstrapInterval, quantileInterval } from './bootstrap.js';
+import { mcnemarExact, minSamplesForDrop, pairedDifferenceInterval, pairedTable, type PairedTable } from './mcnemar.js';
+import { wilsonInterval, type Interval } from './wilson.js';
+
+/** Everything measured on a reference model (dense, or base in compare mode) and the model judged. */
+export interface PairedMeasurements {
+  labels: Int32Array;
+  reference: Predictions;
+  candidate: Predictions;
+  /** timed runs at the primary batch size, paired by round */
+  referenceLatency?: readonly number[];
+  candidateLatency?: readonly number[];
+  /** per shift set name, predictions of both models (labelled sets only) */
+  shifts?: { name: string; labels: Int32Array; reference: Predictions; candidate: Predictions }[];
+  confidence: number;
+  /** budget limits, to say how many samples a straddling interval would need */
+  limits: Partial<Record<BudgetName, number>>;
+}
+
+function subsetTable(a: Uint8Array, b: Uint8Array, keep: (i: number) => boolean): PairedTable {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i = 0; i < a.length; i++) {
+    if (!keep(i)) continue;
+    if (a[i]) {
+      if (b[i]) t.both++;
+      else t.onlyA++;
+    } else if (b[i]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+
+const total = (t: PairedTable): number => t.both + t.onlyA + t.onlyB + t.neither;
+
+/** When the interval straddles the limit: how many samples would settle a drop of `limit`. */
+function sampleNote(t: PairedTable, ci: Interval, limit: number | undefined, confidence: number, what: string): string | undefined {
+  if (limit === undefined || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return undefined;
+  const n = total(t);
+  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
+  const need = minSamplesForDrop(limit, discordant, confidence);
+  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : undefined;
+}
+
+/** Accuracy drop (reference − candidate) with Newcombe's paired interval and McNemar's exact p. */
+export function accuracyDropUncertainty(reference: Uint8Array, candidate: Uint8Array, confidence: number, limit?: number): Uncertainty {
+  const t = pairedTable(reference, candidate);
+  const ci = pairedDifferenceInterval(t, confidence);
+  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, 'the set') };
+}
+
+/** ECE over the samples at `indices`, 15 equal-width bins as in metrics.expectedCalibrationError. */
+export function eceAt(confidence: Float32Array, correct: Uint8Array, indices: Int32Array, bins = 15): number {
+  const count = new Float64Array(bins);
+  const gap = new Float64Array(bins);
+  for (let k = 0; k < indices.length; k++) {
+    const i = indices[k];
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i] * bins) - 1));
+    count[b]++;
+    gap[b] += correct[i] - confidence[i];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count[b]) ece += Math.abs(gap[b]) / indices.length;
+  return ece;
+}
+
+/** Per-class drops with their paired intervals and McNemar p-values, in class order. */
+export function classDropIntervals(m: PairedMeasurements): { class: number; ci: Interval; p_value: number; table: PairedTable }[] {
+  const out: { class: number; ci: Interval; p_value: number; table: PairedTable }[] = [];
+  for (let c = 0; c < m.reference.classes; c++) {
+    const t = subsetTable(m.reference.correct, m.candidate.correct, (i) => m.labels[i] === c);
+    if (total(t) === 0) continue;
+    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
+  }
+  return out;
+}
+
+/**
+ * The interval of a maximum over groups (classes, shift sets): [max of lower bounds, max of upper
+ * bounds]. It lies wholly beyond a limit exactly when some group's interval does, and wholly within
+ * exactly when every group's does, so the budget verdict is the worst group verdict.
+ */
+function maxInterval(cis: readonly Interval[]): Interval {
+  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
+}
+
+/** Intervals for every budget whose value is an estimate from samples. */
+export function budgetUncertainty(m: PairedMeasurements): Partial<Record<BudgetName, Uncertainty>> {
+  const { confidence } = m;
+  const u: Partial<Record<BudgetName, Uncertainty>> = {};
+  u['accuracy-drop'] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits['accuracy-drop']);
+
+  const classes = classDropIntervals(m);
+  if (classes.length) {
+    const ci = maxInterval(classes.map((c) => c.ci));
+    const limit = m.limits['class-accuracy-drop'];
+    const smallest = classes.reduce((a, b) => (total(a.table) < total(b.table) ? a : b));
+    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
+    u['class-accuracy-drop'] = { ci, note };
+  }
+
+  const n = m.labels.length;
+  u['ece-increase'] = {
+    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 }),
+  };
+
+  if (m.referenceLatency?.length && m.candidateLatency?.length) {
+    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
+    u['min-speedup'] = { ci: speedup.ci };
+    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
+    u['latency-regression'] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u['p95-latency-ms'] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
+  }
+
+  if (m.shifts?.length) {
+    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
+    u['shift-accuracy-drop'] = { ci: maxInterval(cis) };
+  }
+  return u;
+}
+
+/** Wilson intervals of overall and per-class accuracy for one model's predictions. */
+export function accuracyIntervals(p: Predictions, labels: Int32Array, confidence: number): { accuracy_ci: Interval; per_class_ci: (Interval | null)[] } {
+  const hit = new Float64Array(p.classes);
+  const support = new Float64Array(p.classes);
+  let all = 0;
+  for (let i = 0; i < labels.length; i++) {
+    support[labels[i]]++;
+    if (p.correct[i]) {
+      hit[labels[i]]++;
+      all++;
+    }
+  }
+  return {
+    accuracy_ci: wilsonInterval(all, labels.length, confidence),
+    per_class_ci: Array.from(support, (s, c) => (s ? wilsonInterval(hit[c], s, confidence) : null)),
+  };
+}
+
+/** Adds each class's drop interval, p-value and whether the drop is beyond `limit` with significance. */
+export function annotateClassChanges(changes: ClassChange[], m: PairedMeasurements, limit: number | undefined): ClassChange[] {
+  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
+  return changes.map((c) => {
+    const s = byClass.get(c.class);
+    if (!s) return c;
+    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...(limit !== undefined ? { beyond_budget: s.ci[0] > limit } : {}) };
+  });
+}

@@ -1,0 +1,151 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { budgetAnnotations } from '../../src/github/annotations.js';
+import { appendHistory, emptyHistory, HISTORY_LIMIT, parseHistory } from '../../src/github/history.js';
+import type { BudgetName, BudgetResult, ModelLedger } from '../../src/ledger/types.js';
+import { COMMENT_LIMIT, fitComment } from '../../src/github/fit.js';
+import { gateFails } from '../../src/github/gate.js';
+import { readInputs } from '../../src/github/inputs.js';
+import { findModels, shardModels } from '../../src/github/models.js';
+import { barChart } from '../../src/github/report.js';
+import { parse } from 'yaml';
+import { ROOT, tempDir } from '../support/fixtures.js';
+
+const get = (values: Record<string, string>) => (name: string) => values[name] ?? '';
+
+describe('inputs', () => {
+  it('parses multi-line budgets with the CLI parser, shift sets, shard and defaults', () => {
+    const i = readInputs(get({ budgets: 'accuracy-drop=0.5%\n# a comment\nmax-size-bytes = 2MB\n', 'shift-data': 'rotated=data/r.npz\nnoisy = data/n.npz', shard: '2/4', data: 'test.npz' }));
+    expect(i.budgets).toEqual([{ name: 'accuracy-drop', limit: 0.005 }, { name: 'max-size-bytes', limit: 2_000_000 }]);
+    expect(i.shiftData).toEqual([{ name: 'rotated', path: 'data/r.npz' }, { name: 'noisy', path: 'data/n.npz' }]);
+    expect(i.shard).toEqual({ index: 2, count: 4 });
+    expect(i).toMatchObject({ models: ['**/*.onnx'], mode: 'check', comment: 'auto', failOn: 'fail', out: 'prune-guard-out' });
+  });
+
+  it.each([
+    [{ budgets: 'accuracy-drop=lots' }, /^input budgets: accuracy-drop=lots: 'accuracy-drop' must be/],
+    [{ budgets: 'acuracy-drop=0.1' }, /^input budgets: .*unknown budget 'acuracy-drop'.*accuracy-drop/],
+    [{ shard: '5/4' }, /^input shard: '5\/4' must be i\/n/],
+    [{ mode: 'weekly' }, /^input mode: 'weekly' is not one of check, nightly, aggregate/],
+    [{ 'fail-on': 'sometimes' }, /^input fail-on:/],
+    [{ 'target-sparsity': '1.2' }, /^input target-sparsity: '1.2' must be a fraction/],
+    [{ 'shift-data': 'rotated' }, /^input shift-data: 'rotated' must be NAME=path/],
+    [{ 'execution-provider': 'tpu' }, /^input execution-provider: 'tpu' is not one of cpu, cuda, auto/],
+    [{ 'recovery-command': 'make recover' }, /^input recovery-command: only used with recovery: command/],
+    [{ mode: 'aggregate' }, /^input ledgers: mode aggregate needs/],
+    [{ 'pull-request': '7' }, /^input pull-request: only used with mode: aggregate/],
+  ])('refuses %j with a one-line message naming the input', (values, message) => {
+    expect(() => readInputs(get(values))).toThrow(message);
+  });
+});
+
+describe('models and shards', () => {
+  it('finds models by glob, skipping .git, node_modules and the output folder', () => {
+    const root = tempDir();
+    for (const f of ['a/x.onnx', 'a/b/y.onnx', 'c/z.onnx', 'a/notes.txt', 'node_modules/p/m.onnx', '.git/m.onnx', 'out/a/x.pruned.onnx']) {
+      fs.mkdirSync(path.dirname(path.join(root, f)), { recursive: true });
+      fs.writeFileSync(path.join(root, f), '');
+    }
+    expect(findModels(root, ['**/*.onnx'], ['out'])).toEqual(['a/b/y.onnx', 'a/x.onnx', 'c/z.onnx']);
+    expect(findModels(root, ['a/**'], ['out'])).toEqual(['a/b/y.onnx', 'a/x.onnx']);
+  });
+
+  it('shards split deterministically: every model exactly once, whatever the input order', () => {
+    const models = Array.from({ length: 11 }, (_, i) => `m/${String.fromCharCode(97 + i)}.onnx`);
+    const shuffled = [...models].reverse();
+    const shards = [1, 2, 3].map((index) => shardModels(shuffled, { index, count: 3 }));
+    expect(shards.flat().sort()).toEqual(models);
+    expect(shards.map((s) => s.length)).toEqual([4, 4, 3]);
+    expect(shardModels(models, { index: 2, count: 3 })).toEqual(shards[1]);
+  });
+});
+
+describe('comment size', () => {
+  it('empties folded sections, largest first, before cutting anything else', () => {
+    const small = { summary: 'small', body: 'y'.repeat(1000) };
+    const big = { summary: 'big', body: 'x'.repeat(70_000) };
+    const text = fitComment(['# head', big, small, 'tail'], COMMENT_LIMIT);
+    expect(text.length).toBeLessThanOrEqual(COMMENT_LIMIT);
+    expect(text).toContain('<details><summary>big</summary>\n\n_Omitted (70000 characters)');
+    expect(text).toContain('y'.repeat(1000));
+    expect(text.endsWith('tail\n')).toBe(true);
+  });
+
+  it('cuts plain text last, closing an open code fence and details, never splitting a surrogate pair', () => {
+    const long = '<details>\n\n```\n' + '😀'.repeat(40_000);
+    const text = fitComment([long], 10_000);
+    expect(text.length).toBeLessThanOrEqual(10_000);
+    expect(text).toMatch(/```\n<\/details>\n\n_…truncated/);
+    expect(text.includes('\ud83d\n')).toBe(false);
+  });
+});
+
+describe('gate and charts', () => {
+  it('fail-on decides which verdicts fail the step', () => {
+    expect([gateFails('fail', 'fail'), gateFails('warn', 'fail'), gateFails('warn', 'warn'), gateFails('fail', 'never')]).toEqual([true, false, true, false]);
+  });
+
+  it('Mermaid bar charts leave out missing values and quote labels', () => {
+    expect(barChart('a "b"', 'ms', [['dense', 2], ['x', null], ['head', 1]])).toBe(
+      '```mermaid\nxychart-beta\n  title "a \'b\'"\n  x-axis ["dense", "head"]\n  y-axis "ms" 0 --> 2.2\n  bar [2, 1]\n```',
+    );
+    expect(barChart('t', 'ms', [['x', null]])).toBeUndefined();
+  });
+});
+
+describe('action.yml and the example workflows', () => {
+  const actionYml = parse(fs.readFileSync(path.join(ROOT, 'action.yml'), 'utf8'));
+  const declared = Object.keys(actionYml.inputs);
+
+  it('declares every input the action reads, runs on node24 from dist/index.js', () => {
+    const read = new Set<string>();
+    readInputs((name) => (read.add(name), name === 'data' ? 'x.npz' : ''));
+    read.add('onnxruntime-path');
+    expect(declared.sort()).toEqual([...read].sort());
+    expect(actionYml.runs).toEqual({ using: 'node24', main: 'dist/index.js' });
+    expect(Object.keys(actionYml.outputs).sort()).toEqual(['comment-url', 'ledger', 'pruned-models', 'verdict']);
+  });
+
+  const dir = path.join(ROOT, 'examples/workflows');
+  it.each(fs.readdirSync(dir))('%s uses only declared inputs, never pull_request_target', (file) => {
+    const text = fs.readFileSync(path.join(dir, file), 'utf8');
+    expect(text).not.toMatch(/^\s*pull_request_target/m);
+    const wf = parse(text);
+    const steps = Object.values(wf.jobs as Record<string, { steps: { uses?: string; with?: Record<string, unknown> }[] }>).flatMap((j) => j.steps);
+    const mine = steps.filter((s) => s.uses?.startsWith('prune-guard/prune-guard@'));
+    expect(mine.length).toBeGreaterThan(0);
+    for (const s of mine) for (const key of Object.keys(s.with ?? {})) expect(declared).toContain(key);
+  });
+});
+
+describe('budget annotations', () => {
+  const budget = (name: BudgetName, source: 'default' | 'config' | 'flag', verdict: 'pass' | 'warn' | 'fail'): BudgetResult => ({ name, limit: 0.01, actual: verdict === 'warn' ? null : 0.2, verdict, direction: 'max', source, detail: 'd' });
+
+  it('point at the workflow line for budgets: inputs, at the config line otherwise, and skip passing budgets', () => {
+    const ws = tempDir();
+    fs.mkdirSync(path.join(ws, '.github/workflows'), { recursive: true });
+    fs.writeFileSync(path.join(ws, '.github/workflows/ci.yml'), 'on: pull_request\njobs:\n  x:\n    steps:\n      - with:\n          budgets: |\n            max-size-bytes=2MB\n');
+    fs.writeFileSync(path.join(ws, 'pg.yml'), 'sparsity: 0.5\nbudgets:\n  ece-increase: 0.01\n  accuracy-drop: 0.01\n');
+    const model = { model: 'm.onnx', budgets: [budget('accuracy-drop', 'config', 'fail'), budget('max-size-bytes', 'flag', 'fail'), budget('ece-increase', 'config', 'pass'), budget('class-accuracy-drop', 'default', 'warn')] } as ModelLedger;
+    const got = budgetAnnotations(model, { workspace: ws, configFile: 'pg.yml', workflowFile: '.github/workflows/ci.yml' });
+    expect(got.map((a) => [a.path, a.start_line, a.annotation_level, a.title])).toEqual([
+      ['pg.yml', 4, 'failure', 'm.onnx: accuracy-drop fail'],
+      ['.github/workflows/ci.yml', 7, 'failure', 'm.onnx: max-size-bytes fail'],
+      // a default limit is not written anywhere: the annotation points at the config's budgets mapping
+      ['pg.yml', 2, 'warning', 'm.onnx: class-accuracy-drop warn'],
+    ]);
+  });
+});
+
+describe('history', () => {
+  it('keeps the latest entries and refuses a file that is not a prune-guard history', () => {
+    let h = emptyHistory();
+    for (let i = 0; i < HISTORY_LIMIT + 5; i++) h = appendHistory(h, { created_at: `2026-01-01T00:00:${i}`, sha: 'abc', run_id: i, verdict: 'pass', models: [] });
+    expect(h.entries).toHaveLength(HISTORY_LIMIT);
+    expect(h.entries[0].run_id).toBe(5);
+    expect(parseHistory(JSON.stringify(h), 'h.json').entries).toHaveLength(HISTORY_LIMIT);
+    expect(() => parseHistory('{"entries": []}', 'h.json')).toThrow('h.json: is not a prune-guard history file');
+    expect(() => parseHistory('nope', 'h.json')).toThrow('h.json: is not JSON');
+  });
+});

@@ -1,0 +1,91 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadModel, saveModel } from '../../../src/onnx/model.js';
+import type { ModelProto } from '../../../src/onnx/proto/onnx_pb.js';
+import { onnxruntime } from '../../../src/measure/ort.js';
+import { modelInputs } from '../../../src/onnx/signature.js';
+import { analyzeDependencies, type DependencyAnalysis } from '../../../src/prune/structured/depgraph.js';
+import { removeChannels, zeroFanIn } from '../../../src/prune/structured/surgery.js';
+import { untieConstants } from '../../../src/prune/structured/untie.js';
+import { hasOnnxChecker, onnxCheck } from '../../support/onnxChecker.js';
+import { tempDir } from '../../support/fixtures.js';
+
+/** deterministic pseudo-random inputs for every graph input (batch 2) */
+export function randomFeeds(model: ModelProto, batch = 2): Record<string, { dims: number[]; data: Float32Array }> {
+  const feeds: Record<string, { dims: number[]; data: Float32Array }> = {};
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+  for (const i of modelInputs(model, "model")) {
+    const dims = i.dims.map((d, k) => (typeof d === 'number' && d > 0 ? d : k === 0 ? batch : 1));
+    const n = dims.reduce((a, b) => a * b, 1);
+    feeds[i.name] = { dims, data: Float32Array.from({ length: n }, rnd) };
+  }
+  return feeds;
+}
+
+export async function runModel(file: string, feeds: ReturnType<typeof randomFeeds>): Promise<Float32Array[]> {
+  const { ort } = onnxruntime();
+  const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], graphOptimizationLevel: 'disabled' });
+  const f: Record<string, InstanceType<typeof ort.Tensor>> = {};
+  for (const [k, v] of Object.entries(feeds)) f[k] = new ort.Tensor('float32', v.data, v.dims);
+  const r = await s.run(f);
+  const out = s.outputNames.map((n) => Float32Array.from(r[n].data as Float32Array));
+  await s.release();
+  return out;
+}
+
+export function maxRelDiff(a: Float32Array[], b: Float32Array[]): number {
+  let worst = 0;
+  a.forEach((x, j) => {
+    const y = b[j];
+    if (x.length !== y.length) worst = Infinity;
+    let scale = 1e-6;
+    for (let i = 0; i < x.length; i++) scale = Math.max(scale, Math.abs(x[i]));
+    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - y[i]) / scale);
+  });
+  return worst;
+}
+
+/** Keep every other channel (or head) of one group (drops the first: channel 0 removed proves indices move). */
+export function alternateKeep(analysis: DependencyAnalysis, root: number): Map<number, Uint8Array> {
+  const n = analysis.spaces.size(root);
+  // attention groups go by whole heads
+  const block = analysis.spaces.block(root);
+  const m = new Uint8Array(n);
+  for (let i = 0; i < n; i++) m[i] = Math.floor(i / block) % 2;
+  if (n === block) m.fill(1);
+  return new Map([[root, m]]);
+}
+
+export interface GroupCheck {
+  group: string;
+  diff: number;
+  smaller: boolean;
+}
+
+/**
+ * For every prunable group alone: physically remove half its channels, and compare with the original
+ * model whose consumers' fan-in for those channels is zeroed. Also checks onnx.checker on each result.
+ */
+export async function exactnessPerGroup(file: string, opts: { check?: boolean; maxGroups?: number } = {}): Promise<GroupCheck[]> {
+  const proto = untieConstants(loadModel(file).proto);
+  const analysis = analyzeDependencies(proto);
+  const dir = tempDir('pg-exact-');
+  const feeds = randomFeeds(proto);
+  const out: GroupCheck[] = [];
+  const groups = analysis.groups.filter((g) => !g.skip && g.size > 1).slice(0, opts.maxGroups ?? Infinity);
+  for (const g of groups) {
+    const keep = alternateKeep(analysis, g.root);
+    const pruned = removeChannels(proto, analysis, keep);
+    const reference = zeroFanIn(proto, analysis, keep);
+    const a = path.join(dir, `p${g.root}.onnx`);
+    const b = path.join(dir, `r${g.root}.onnx`);
+    const sizeP = saveModel(pruned, a);
+    const sizeR = saveModel(reference, b);
+    if (opts.check && hasOnnxChecker) onnxCheck(a);
+    const diff = maxRelDiff(await runModel(a, feeds), await runModel(b, feeds));
+    out.push({ group: g.name, diff, smaller: sizeP < sizeR });
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  return out;
+}
