@@ -23124,13 +23124,14 @@ var EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
 var DEFAULT_CONFIG = Object.freeze({
   sparsity: 0.5,
   method: "unstructured",
-  recovery: "none",
+  recovery: "auto",
   scope: "global",
   exclude: [],
   keepFirstLayer: false,
   keepLastLayer: false,
   bakeTemperature: false,
   recoveryCommand: "",
+  recoveryTimeBudget: 0,
   batchSizes: [1, 32],
   latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
   evalBatchSize: 256,
@@ -23174,6 +23175,7 @@ var CONFIG_SCHEMA = {
     "keep-first-layer": boolean,
     "keep-last-layer": boolean,
     "bake-temperature": boolean,
+    "recovery-time-budget": { type: "number", minimum: 0, description: "a number of seconds (0 = no limit)" },
     "recovery-command": { type: "string", description: 'a shell command like "python finetune.py"' },
     "batch-sizes": {
       type: "array",
@@ -34182,6 +34184,10 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
   const layers = [];
   try {
     for (const { p, d, node } of plans) {
+      if (opts.deadline !== void 0 && performance.now() > opts.deadline) {
+        skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
+        continue;
+      }
       const xd = (await captureActivations(denseSession, calib, [d.input])).get(d.input);
       const session = await sessionFromModel(withExtraOutputs(model, [p.input]), opts.threads);
       let xp;
@@ -34442,8 +34448,9 @@ function checkRecoveryInputs(config, calib) {
     throw new UserError(`--bake-temperature: needs a labelled calibration set to fit the temperature on; pass --calib calib.npz with x and y`);
   }
 }
-function hasRecoverySteps(config) {
-  return config.recovery !== "none" || config.bakeTemperature;
+function hasRecoverySteps(config, calib) {
+  const recovers = config.recovery !== "none" && !(config.recovery === "auto" && !calib);
+  return recovers || config.bakeTemperature;
 }
 function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
@@ -34479,7 +34486,7 @@ async function runRecovery(req) {
 }
 async function recoverySteps(req, calib) {
   const { config, progress } = req;
-  if (config.recovery === "none") return [];
+  if (config.recovery === "none" || config.recovery === "auto" && !calib) return [];
   fs12.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
@@ -34500,7 +34507,10 @@ async function recoverySteps(req, calib) {
     const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds2.toFixed(1)} s)`;
     return [{ step: { name: "recover:command", description, artifact, info }, model }];
   }
-  if (!calib) throw new Error("recoverySteps: calibration set missing (checkRecoveryInputs was not called)");
+  if (!calib) {
+    if (config.recovery === "auto") return [];
+    throw new Error("recoverySteps: calibration set missing (checkRecoveryInputs was not called)");
+  }
   const labelled = calib.labels !== null;
   const steps = [];
   let current = req.pruned;
@@ -34516,26 +34526,36 @@ async function recoverySteps(req, calib) {
     current = model;
     currentScore = score2;
   };
-  if (config.recovery === "reconstruct") {
+  if (config.recovery === "reconstruct" || config.recovery === "auto") {
+    const judged = config.recovery === "auto";
+    const started = performance.now();
+    const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1e3 : void 0;
     progress.note("recovery: layer-wise reconstruction on the calibration set");
-    const t0 = performance.now();
-    const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads });
-    const seconds2 = (performance.now() - t0) / 1e3;
+    const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline });
+    const seconds2 = (performance.now() - started) / 1e3;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const score2 = labelled ? await calibScore(r.model, calib, config.latency.threads) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
-    keep(
-      "recover:reconstruct",
-      `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds2.toFixed(1)} s)`,
-      r.model,
-      seconds2,
-      score2
-    );
+    if (judged && score2 && currentScore && !better(score2, currentScore)) {
+      progress.note(`recovery: reconstruction not kept (${fmt(score2)} vs ${fmt(currentScore)} without it)`);
+    } else if (r.layers.length > 0) {
+      keep(
+        "recover:reconstruct",
+        `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds2.toFixed(1)} s)`,
+        r.model,
+        seconds2,
+        score2
+      );
+    }
+    if (deadline !== void 0 && performance.now() > deadline) {
+      progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; BatchNorm re-estimation skipped`);
+      return steps;
+    }
     await tryBatchNorm(current, calib, config, (model, secs, s, nodes) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => progress.note(`recovery: BatchNorm re-estimation not kept (${why})`));
     return steps;
   }
-  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery reconstruct or none`);
+  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery auto, reconstruct, command or none`);
 }
 async function tryBatchNorm(model, calib, config, accept, currentScore, reject) {
   const t0 = performance.now();
@@ -34550,7 +34570,7 @@ async function tryBatchNorm(model, calib, config, accept, currentScore, reject) 
 }
 
 // src/pipeline/run.ts
-var IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "command"]);
+var IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "command", "auto"]);
 function checkRequest(config) {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
     throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION} yet; use --recovery none`);
@@ -34601,7 +34621,7 @@ async function runPipeline(req, progress) {
   setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
   fs13.mkdirSync(req.out, { recursive: true });
   const stepsDir = path9.join(req.out, "steps");
-  const staged = hasRecoverySteps(config);
+  const staged = hasRecoverySteps(config, calib);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
   if (staged) fs13.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
@@ -34845,6 +34865,7 @@ function resolveConfig(flags) {
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
   if (flags.bakeTemperature) overrides.bakeTemperature = true;
   if (flags.recoveryCommand !== void 0) overrides.recoveryCommand = flags.recoveryCommand;
+  if (flags.recoveryTimeBudget !== void 0) overrides.recoveryTimeBudget = flags.recoveryTimeBudget;
   if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
   if (flags.evalBatchSize !== void 0) overrides.evalBatchSize = flags.evalBatchSize;
   if (flags.strict) overrides.strict = true;
@@ -34866,7 +34887,7 @@ function addStatisticsOptions(cmd) {
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).option("--quiet", "do not print the ledger");
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers after this many seconds (0 = no limit)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).option("--quiet", "do not print the ledger");
   addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));

@@ -25510,13 +25510,14 @@ var init_schema = __esm({
     DEFAULT_CONFIG = Object.freeze({
       sparsity: 0.5,
       method: "unstructured",
-      recovery: "none",
+      recovery: "auto",
       scope: "global",
       exclude: [],
       keepFirstLayer: false,
       keepLastLayer: false,
       bakeTemperature: false,
       recoveryCommand: "",
+      recoveryTimeBudget: 0,
       batchSizes: [1, 32],
       latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
       evalBatchSize: 256,
@@ -25560,6 +25561,7 @@ var init_schema = __esm({
         "keep-first-layer": boolean,
         "keep-last-layer": boolean,
         "bake-temperature": boolean,
+        "recovery-time-budget": { type: "number", minimum: 0, description: "a number of seconds (0 = no limit)" },
         "recovery-command": { type: "string", description: 'a shell command like "python finetune.py"' },
         "batch-sizes": {
           type: "array",
@@ -40148,6 +40150,10 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
   const layers = [];
   try {
     for (const { p, d, node } of plans) {
+      if (opts.deadline !== void 0 && performance.now() > opts.deadline) {
+        skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
+        continue;
+      }
       const xd = (await captureActivations(denseSession, calib, [d.input])).get(d.input);
       const session = await sessionFromModel(withExtraOutputs(model, [p.input]), opts.threads);
       let xp;
@@ -40437,8 +40443,9 @@ function checkRecoveryInputs(config, calib) {
     throw new UserError(`--bake-temperature: needs a labelled calibration set to fit the temperature on; pass --calib calib.npz with x and y`);
   }
 }
-function hasRecoverySteps(config) {
-  return config.recovery !== "none" || config.bakeTemperature;
+function hasRecoverySteps(config, calib) {
+  const recovers = config.recovery !== "none" && !(config.recovery === "auto" && !calib);
+  return recovers || config.bakeTemperature;
 }
 function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
@@ -40474,7 +40481,7 @@ async function runRecovery(req) {
 }
 async function recoverySteps(req, calib) {
   const { config, progress } = req;
-  if (config.recovery === "none") return [];
+  if (config.recovery === "none" || config.recovery === "auto" && !calib) return [];
   fs10.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
@@ -40495,7 +40502,10 @@ async function recoverySteps(req, calib) {
     const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
     return [{ step: { name: "recover:command", description, artifact, info: info2 }, model }];
   }
-  if (!calib) throw new Error("recoverySteps: calibration set missing (checkRecoveryInputs was not called)");
+  if (!calib) {
+    if (config.recovery === "auto") return [];
+    throw new Error("recoverySteps: calibration set missing (checkRecoveryInputs was not called)");
+  }
   const labelled = calib.labels !== null;
   const steps = [];
   let current = req.pruned;
@@ -40511,26 +40521,36 @@ async function recoverySteps(req, calib) {
     current = model;
     currentScore = score2;
   };
-  if (config.recovery === "reconstruct") {
+  if (config.recovery === "reconstruct" || config.recovery === "auto") {
+    const judged = config.recovery === "auto";
+    const started = performance.now();
+    const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1e3 : void 0;
     progress.note("recovery: layer-wise reconstruction on the calibration set");
-    const t0 = performance.now();
-    const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads });
-    const seconds = (performance.now() - t0) / 1e3;
+    const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline });
+    const seconds = (performance.now() - started) / 1e3;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const score2 = labelled ? await calibScore(r.model, calib, config.latency.threads) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
-    keep(
-      "recover:reconstruct",
-      `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
-      r.model,
-      seconds,
-      score2
-    );
+    if (judged && score2 && currentScore && !better(score2, currentScore)) {
+      progress.note(`recovery: reconstruction not kept (${fmt(score2)} vs ${fmt(currentScore)} without it)`);
+    } else if (r.layers.length > 0) {
+      keep(
+        "recover:reconstruct",
+        `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
+        r.model,
+        seconds,
+        score2
+      );
+    }
+    if (deadline !== void 0 && performance.now() > deadline) {
+      progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; BatchNorm re-estimation skipped`);
+      return steps;
+    }
     await tryBatchNorm(current, calib, config, (model, secs, s, nodes) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => progress.note(`recovery: BatchNorm re-estimation not kept (${why})`));
     return steps;
   }
-  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery reconstruct or none`);
+  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery auto, reconstruct, command or none`);
 }
 async function tryBatchNorm(model, calib, config, accept, currentScore, reject) {
   const t0 = performance.now();
@@ -40623,7 +40643,7 @@ async function runPipeline(req, progress) {
   setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
   fs11.mkdirSync(req.out, { recursive: true });
   const stepsDir = path5.join(req.out, "steps");
-  const staged = hasRecoverySteps(config);
+  const staged = hasRecoverySteps(config, calib);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
   if (staged) fs11.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
@@ -40720,7 +40740,7 @@ var init_run = __esm({
     init_runRecovery();
     init_version3();
     init_measureStep();
-    IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "command"]);
+    IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "command", "auto"]);
   }
 });
 
@@ -56574,6 +56594,7 @@ function resolveSettings(inputs, workspace) {
   if (inputs.targetSparsity !== void 0) overrides.sparsity = inputs.targetSparsity;
   if (inputs.method !== void 0) overrides.method = inputs.method;
   if (inputs.recovery !== void 0) overrides.recovery = inputs.recovery;
+  if (inputs.recoveryCommand !== void 0) overrides.recoveryCommand = inputs.recoveryCommand;
   if (inputs.executionProvider !== "cpu") overrides.executionProvider = inputs.executionProvider;
   if (inputs.batchSizes !== void 0) overrides.batchSizes = inputs.batchSizes;
   if (inputs.runs !== void 0) overrides.latency.runs = inputs.runs;

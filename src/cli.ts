@@ -77,6 +77,7 @@ interface RunFlags {
   keepLastLayer?: boolean;
   bakeTemperature?: boolean;
   recoveryCommand?: string;
+  recoveryTimeBudget?: number;
   batchSizes?: number[];
   warmup?: number;
   runs?: number;
@@ -116,6 +117,7 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
   if (flags.bakeTemperature) overrides.bakeTemperature = true;
   if (flags.recoveryCommand !== undefined) overrides.recoveryCommand = flags.recoveryCommand;
+  if (flags.recoveryTimeBudget !== undefined) overrides.recoveryTimeBudget = flags.recoveryTimeBudget;
   if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
   if (flags.evalBatchSize !== undefined) overrides.evalBatchSize = flags.evalBatchSize;
   if (flags.strict) overrides.strict = true;
@@ -165,7 +167,7 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--budget <name=value>', 'budget limit, repeatable; overrides the config file', collect, [])
     .option('--sparsity <fraction>', 'target fraction of prunable weights set to zero (structured: of prunable channels removed)', fraction('--sparsity'))
     .option('--method <method>', 'pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4')
-    .addOption(new Option('--recovery <recovery>', 'accuracy recovery after pruning').choices(['none', 'reconstruct', 'distill', 'auto', 'command']))
+    .addOption(new Option('--recovery <recovery>', 'accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation with --calib, each kept only if it helps on the calibration set)').choices(['none', 'reconstruct', 'distill', 'auto', 'command']))
     .addOption(new Option('--scope <scope>', 'magnitude threshold over all layers together or per layer').choices(['global', 'layer']))
     .option('--round-to <n>', 'structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)', count('--round-to', 1))
     .addOption(new Option('--criterion <name>', 'structured: channel importance').choices(['l1', 'l2', 'bn-scale', 'activation']))
@@ -173,6 +175,7 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--keep-first-layer', 'do not prune the first prunable layer')
     .option('--keep-last-layer', 'do not prune the last prunable layer')
     .option('--recovery-command <cmd>', 'shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)')
+    .option('--recovery-time-budget <seconds>', 'stop refitting further layers after this many seconds (0 = no limit)', count('--recovery-time-budget', 0))
     .option('--bake-temperature', 'divide the shipped model\'s logits by the temperature fitted on --calib (needs labels)')
     .option('--batch-sizes <list>', 'latency batch sizes, comma separated; the first is shown in the headline', positiveInts('--batch-sizes'))
     .option('--warmup <n>', 'untimed latency runs per model and batch size', count('--warmup', 0))

@@ -47,6 +47,8 @@ export interface Config {
   bakeTemperature: boolean;
   /** shell command run by `recovery: command`; '' when unset */
   recoveryCommand: string;
+  /** seconds recovery may spend before it stops refitting further layers; 0 = no limit */
+  recoveryTimeBudget: number;
   /** latency batch sizes; the first is the primary one shown in the ledger */
   batchSizes: number[];
   latency: LatencyConfig;
@@ -70,13 +72,14 @@ export interface Config {
 export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   sparsity: 0.5,
   method: 'unstructured',
-  recovery: 'none',
+  recovery: 'auto',
   scope: 'global',
   exclude: [],
   keepFirstLayer: false,
   keepLastLayer: false,
   bakeTemperature: false,
   recoveryCommand: '',
+  recoveryTimeBudget: 0,
   batchSizes: [1, 32],
   latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
   evalBatchSize: 256,
@@ -131,6 +134,7 @@ export const CONFIG_SCHEMA: SchemaNode = {
     'keep-first-layer': boolean,
     'keep-last-layer': boolean,
     'bake-temperature': boolean,
+    'recovery-time-budget': { type: 'number', minimum: 0, description: 'a number of seconds (0 = no limit)' },
     'recovery-command': { type: 'string', description: 'a shell command like "python finetune.py"' },
     'batch-sizes': {
       type: 'array',

@@ -43,7 +43,7 @@ export interface RunResult {
 }
 
 /** Recoveries this build implements; others are refused up front, never faked. */
-const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct', 'command']);
+const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct', 'command', 'auto']);
 
 function checkRequest(config: Config): void {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
@@ -107,7 +107,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   fs.mkdirSync(req.out, { recursive: true });
   // with recovery, every stage is kept under OUT/steps and the last one is copied to outPath
   const stepsDir = path.join(req.out, 'steps');
-  const staged = hasRecoverySteps(config);
+  const staged = hasRecoverySteps(config, calib);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, 'prune') : outPath;
   if (staged) fs.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);

@@ -17,6 +17,8 @@ export interface ReconstructOptions {
   /** wider layers are refit in independent column blocks of at most this many columns */
   maxBlock: number;
   threads: number;
+  /** performance.now() after which no further layer is refit (the recovery time budget) */
+  deadline?: number;
 }
 
 export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, threads: 0 };
@@ -74,6 +76,10 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
   const layers: LayerRefit[] = [];
   try {
     for (const { p, d, node } of plans) {
+      if (opts.deadline !== undefined && performance.now() > opts.deadline) {
+        skipped.push({ weight: p.weight, reason: 'recovery-time-budget reached' });
+        continue;
+      }
       const xd = (await captureActivations(denseSession, calib, [d.input])).get(d.input)!;
       const session = await sessionFromModel(withExtraOutputs(model, [p.input]), opts.threads);
       let xp: Activation;

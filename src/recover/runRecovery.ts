@@ -64,8 +64,10 @@ export function checkRecoveryInputs(config: Config, calib: Dataset | undefined):
 }
 
 /** Whether the run has stages after 'prune', which are then kept under OUT/steps. */
-export function hasRecoverySteps(config: Config): boolean {
-  return config.recovery !== 'none' || config.bakeTemperature;
+export function hasRecoverySteps(config: Config, calib: Dataset | undefined): boolean {
+  // auto without a calibration set has nothing to recover with and runs as none
+  const recovers = config.recovery !== 'none' && !(config.recovery === 'auto' && !calib);
+  return recovers || config.bakeTemperature;
 }
 
 function temperatureInfo(fit: TemperatureFit, baked: boolean): TemperatureInfo {
@@ -111,7 +113,7 @@ export async function runRecovery(req: RecoveryRequest): Promise<RecoveryOutcome
 
 async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): Promise<{ step: RecoveryStep; model: ModelProto }[]> {
   const { config, progress } = req;
-  if (config.recovery === 'none') return [];
+  if (config.recovery === 'none' || (config.recovery === 'auto' && !calib)) return [];
   fs.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === 'command') {
     const artifact = stepFile(req.stepsDir, 2, 'command');
@@ -132,7 +134,10 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): 
     const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
     return [{ step: { name: 'recover:command', description, artifact, info }, model }];
   }
-  if (!calib) throw new Error('recoverySteps: calibration set missing (checkRecoveryInputs was not called)');
+  if (!calib) {
+    if (config.recovery === 'auto') return [];
+    throw new Error('recoverySteps: calibration set missing (checkRecoveryInputs was not called)');
+  }
   const labelled = calib.labels !== null;
   const steps: { step: RecoveryStep; model: ModelProto }[] = [];
   let current = req.pruned;
@@ -150,26 +155,37 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): 
     currentScore = score;
   };
 
-  if (config.recovery === 'reconstruct') {
+  if (config.recovery === 'reconstruct' || config.recovery === 'auto') {
+    // auto keeps a stage only when it improves the labelled calibration score; reconstruct always keeps the refit
+    const judged = config.recovery === 'auto';
+    const started = performance.now();
+    const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1000 : undefined;
     progress.note('recovery: layer-wise reconstruction on the calibration set');
-    const t0 = performance.now();
-    const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads });
-    const seconds = (performance.now() - t0) / 1000;
+    const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline });
+    const seconds = (performance.now() - started) / 1000;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const score = labelled ? await calibScore(r.model, calib, config.latency.threads) : undefined;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
-    keep(
-      'recover:reconstruct',
-      `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score)}; ${seconds.toFixed(1)} s)`,
-      r.model,
-      seconds,
-      score,
-    );
+    if (judged && score && currentScore && !better(score, currentScore)) {
+      progress.note(`recovery: reconstruction not kept (${fmt(score)} vs ${fmt(currentScore)} without it)`);
+    } else if (r.layers.length > 0) {
+      keep(
+        'recover:reconstruct',
+        `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score)}; ${seconds.toFixed(1)} s)`,
+        r.model,
+        seconds,
+        score,
+      );
+    }
+    if (deadline !== undefined && performance.now() > deadline) {
+      progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; BatchNorm re-estimation skipped`);
+      return steps;
+    }
     await tryBatchNorm(current, calib, config, (model, secs, s, nodes) => keep('recover:bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => progress.note(`recovery: BatchNorm re-estimation not kept (${why})`));
     return steps;
   }
-  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery reconstruct or none`);
+  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery auto, reconstruct, command or none`);
 }
 
 /** BN statistics re-estimation, kept only when it improves the labelled calibration score. */

@@ -62,3 +62,32 @@ describe('prune-guard run --recovery reconstruct', () => {
     expect(fs.existsSync(dir)).toBe(false);
   });
 });
+
+describe('prune-guard run --recovery auto (the default)', () => {
+  it('keeps each recovery stage only when it improves the calibration score, and records gain and cost', async () => {
+    const out = tempDir();
+    const r = await runCli(['run', '--model', fixture('cnn-bn.onnx'), '--data', fixture('fmnist-test.npz'), '--calib', fixture('fmnist-calib.npz'), '--sparsity', '0.7', '--out', out, '--quiet', ...FAST]);
+    expect(r.stderr).not.toMatch(/error/i);
+    const ledger = JSON.parse(fs.readFileSync(path.join(out, 'ledger.json'), 'utf8')) as Ledger;
+    expect(validateLedger(ledger)).toEqual([]);
+    const steps = ledger.models[0].steps;
+    expect(steps[2].name).toBe('recover:reconstruct');
+    for (const s of steps.slice(2).filter((x) => x.recovery)) {
+      expect(s.recovery!.calib_nll_after!).toBeLessThan(s.recovery!.calib_nll_before!);
+      expect(s.recovery!.seconds).toBeGreaterThan(0);
+    }
+    expect(steps.at(-1)!.accuracy!).toBeGreaterThan(steps[1].accuracy! + 0.05);
+    // every stage that was tried but not kept is said so on stderr, never silently dropped
+    if (!steps.some((s) => s.name === 'recover:bn-stats')) expect(r.stderr).toMatch(/BatchNorm re-estimation not kept/);
+  }, 120_000);
+
+  it('without --calib runs as none: the pruned model is the shipped file and no steps folder is made', async () => {
+    const out = tempDir();
+    const r = await runCli(['run', '--model', fixture('mlp.onnx'), '--data', fixture('fmnist-test.npz'), '--sparsity', '0.5', '--out', out, '--quiet', ...FAST]);
+    expect(r.code).toBe(0);
+    const ledger = JSON.parse(fs.readFileSync(path.join(out, 'ledger.json'), 'utf8')) as Ledger;
+    expect(ledger.models[0].steps.map((s) => s.name)).toEqual(['dense', 'prune']);
+    expect(ledger.models[0].steps[1].artifact).toBe(path.join(out, 'mlp.pruned.onnx'));
+    expect(fs.existsSync(path.join(out, 'steps'))).toBe(false);
+  }, 120_000);
+});

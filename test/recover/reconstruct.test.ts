@@ -125,3 +125,14 @@ describe('BatchNorm re-estimation', () => {
     expect((await calibScore(r.model, test)).accuracy).toBeGreaterThan((await calibScore(pruned, test)).accuracy);
   });
 });
+
+describe('reconstruct with a spent time budget', () => {
+  it('refits no layer and says why for each', async () => {
+    const { model, calib } = load('mlp.onnx');
+    const weights = prunableWeights(model, ALL);
+    const pruned = magnitudePrune(model, weights, 0.5, 'global').model;
+    const r = await reconstruct(model, pruned, weights.map((w) => w.initializer), calib, { damp: 0.01, maxPatches: 1024, maxBlock: 1024, threads: 0, deadline: 0 });
+    expect(r.layers).toEqual([]);
+    expect(r.skipped.map((s) => s.reason)).toEqual(weights.map(() => 'recovery-time-budget reached'));
+  });
+});

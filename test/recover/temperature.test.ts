@@ -83,7 +83,7 @@ describe('bakeTemperature', () => {
 describe('prune-guard run --bake-temperature', () => {
   it('ships the baked model as its own step and reports T with calibration ECE before and after', async () => {
     const out = tempDir();
-    const r = await runCli(['run', '--model', fixture('mlp.onnx'), '--data', fixture('fmnist-test.npz'), '--calib', fixture('fmnist-calib.npz'), '--sparsity', '0.5', '--bake-temperature', '--out', out, '--quiet', '--warmup', '1', '--runs', '5', '--batch-sizes', '1']);
+    const r = await runCli(['run', '--model', fixture('mlp.onnx'), '--data', fixture('fmnist-test.npz'), '--calib', fixture('fmnist-calib.npz'), '--sparsity', '0.5', '--recovery', 'none', '--bake-temperature', '--out', out, '--quiet', '--warmup', '1', '--runs', '5', '--batch-sizes', '1']);
     expect(r.stderr).not.toMatch(/error/i);
     const ledger = JSON.parse(fs.readFileSync(path.join(out, 'ledger.json'), 'utf8')) as Ledger;
     expect(validateLedger(ledger)).toEqual([]);
