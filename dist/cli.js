@@ -30528,7 +30528,7 @@ var Analyzer = class {
       this.set(node.output[0], { axis: 1, layout: x2.layout });
       return;
     }
-    const why = `${label} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
+    const why = cinPerGroup === 1 && cout === group && !x2 ? `${label} is a depthwise convolution whose input channels come from ops the analysis could not follow` : `${label} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
     if (x2) this.poison(x2.layout, why);
     this.set(node.output[0], { axis: 1, layout: this.fresh(node, cout, why) });
   }

@@ -366,7 +366,9 @@ class Analyzer {
       this.set(node.output[0], { axis: 1, layout: x.layout });
       return;
     }
-    const why = `${label} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
+    const why = cinPerGroup === 1 && cout === group && !x
+      ? `${label} is a depthwise convolution whose input channels come from ops the analysis could not follow`
+      : `${label} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
     if (x) this.poison(x.layout, why);
     this.set(node.output[0], { axis: 1, layout: this.fresh(node, cout, why) });
   }
