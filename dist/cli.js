@@ -30723,8 +30723,11 @@ var Analyzer = class {
       if (len === void 0) return void 0;
       if (k < pos + len) {
         const part = this.ints(cat.input[i2]);
-        if (!part) return void 0;
-        return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat), target: { input: i2 }, element: k - pos } };
+        if (part) return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat), target: { input: i2 }, element: k - pos } };
+        const u = this.index.producer.get(cat.input[i2]);
+        const scalar = u?.opType === "Unsqueeze" && len === 1 ? this.ints(u.input[0]) : void 0;
+        if (!u || !scalar || scalar.length !== 1) return void 0;
+        return { value: scalar[0], rewrite: { node: this.nodeIndex.get(u), target: { input: 0 }, element: 0 } };
       }
       pos += len;
     }

@@ -578,8 +578,12 @@ class Analyzer {
       if (len === undefined) return undefined;
       if (k < pos + len) {
         const part = this.ints(cat.input[i]);
-        if (!part) return undefined;
-        return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat)!, target: { input: i }, element: k - pos } };
+        if (part) return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat)!, target: { input: i }, element: k - pos } };
+        // torch writes each dim as Unsqueeze(scalar constant)
+        const u = this.index.producer.get(cat.input[i]);
+        const scalar = u?.opType === 'Unsqueeze' && len === 1 ? this.ints(u.input[0]) : undefined;
+        if (!u || !scalar || scalar.length !== 1) return undefined;
+        return { value: scalar[0], rewrite: { node: this.nodeIndex.get(u)!, target: { input: 0 }, element: 0 } };
       }
       pos += len;
     }
