@@ -29913,7 +29913,7 @@ function modelCost(model) {
 }
 
 // src/prune/structured/describe.ts
-var pct2 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+var pct2 = (x2) => Number.isNaN(x2) ? "n/a (shapes unknown)" : `${(x2 * 100).toFixed(1)}%`;
 function structuredSummary(dense, r) {
   const prunable = r.groups.filter((g2) => !g2.skip && g2.size > 1);
   const channels = prunable.reduce((n, g2) => n + g2.size, 0);
@@ -29927,7 +29927,8 @@ function structuredSummary(dense, r) {
     channels,
     channelsRemoved: removed,
     paramsRemoved: a.params ? 1 - b.params / a.params : 0,
-    macsRemoved: a.macs ? 1 - b.macs / a.macs : 0
+    // a node whose shapes are unknown in one model only would fake a reduction: then say nothing
+    macsRemoved: b.uncounted.length > a.uncounted.length ? Number.NaN : a.macs ? 1 - b.macs / a.macs : 0
   };
 }
 function describeStructured(dense, r, o) {
@@ -30589,9 +30590,13 @@ var Analyzer = class {
       this.set(node.output[0], { axis: rankA - 1, layout });
       return;
     }
-    const why = a && b ? "multiplies two activations (attention scores)" : "has an operand layout the analysis does not follow";
+    const why = a && b ? "multiplies two activations (attention scores)" : rankA === void 0 ? "has an input of unknown shape" : "has an operand layout the analysis does not follow";
     if (a) this.poison(a.layout, `${label} (MatMul) ${why}`);
     if (b) this.poison(b.layout, `${label} (MatMul) ${why}`);
+    if (wb && !b && tensorDims(wb.tensor).length === 2) {
+      const layout = this.fresh(node, tensorDims(wb.tensor)[1], `${label} (MatMul) ${why}`);
+      this.use(node, node.input[1], 1, layout, "param");
+    }
   }
   reduce(node, x2, unknown) {
     const rank = this.shape(node.input[0])?.length;
@@ -30981,7 +30986,7 @@ function removeChannels(model, analysis, keep) {
     e.node.input[e.input] = name;
   }
   dropUnused(out);
-  g2.valueInfo = [];
+  if (keep.size > 0) g2.valueInfo = [];
   const inits = new Map(g2.initializer.map((t) => [t.name, t]));
   for (const i2 of g2.input) {
     const t = inits.get(i2.name);

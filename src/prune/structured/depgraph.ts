@@ -432,9 +432,14 @@ class Analyzer {
       this.set(node.output[0], { axis: rankA - 1, layout });
       return;
     }
-    const why = a && b ? 'multiplies two activations (attention scores)' : 'has an operand layout the analysis does not follow';
+    const why = a && b ? 'multiplies two activations (attention scores)' : rankA === undefined ? 'has an input of unknown shape' : 'has an operand layout the analysis does not follow';
     if (a) this.poison(a.layout, `${label} (MatMul) ${why}`);
     if (b) this.poison(b.layout, `${label} (MatMul) ${why}`);
+    // a constant weight still produces hidden units: report them as a skipped group rather than not at all
+    if (wb && !b && tensorDims(wb.tensor).length === 2) {
+      const layout = this.fresh(node, tensorDims(wb.tensor)[1], `${label} (MatMul) ${why}`);
+      this.use(node, node.input[1], 1, layout, 'param');
+    }
   }
 
   private reduce(node: NodeProto, x: Tracked | undefined, unknown: (w: string) => void): void {
