@@ -69,7 +69,7 @@ for (const file of files) {
     const removed = ch.reduce((n, g) => n + g.size - g.kept, 0);
     const total = ch.reduce((n, g) => n + g.size, 0);
     const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-    rows.push(`| ${name} | ${secs.toFixed(2)} | ${pruned.length} / ${r.groups.length} | ${removed} / ${total} | ${pct(1 - c1.params / c0.params)} | ${pct(1 - c1.macs / c0.macs)} | ${diff.toExponential(1)}${perGroup ? ' (per group too)' : ''} | ${check(a)} |`);
+    rows.push(`| ${name} | ${secs.toFixed(2)} | ${pruned.length} / ${r.groups.length} | ${removed} / ${total} | ${pct(1 - c1.params / c0.params)} | ${c1.uncounted.length > c0.uncounted.length ? 'n/a' : pct(1 - c1.macs / c0.macs)} | ${diff.toExponential(1)}${perGroup ? ' (per group too)' : ''} | ${check(a)} |`);
     const counts = new Map<string, number>();
     for (const g of r.groups.filter((x) => x.skip)) {
       const key = g.skip!.replace(/^\S+ (\()/, '$1').replace(/'[^']*'/g, "'…'");

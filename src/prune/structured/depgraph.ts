@@ -366,7 +366,9 @@ class Analyzer {
       this.set(node.output[0], { axis: 1, layout: x.layout });
       return;
     }
-    const why = `${label} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
+    const why = cinPerGroup === 1 && cout === group && !x
+      ? `${label} is a depthwise convolution whose input channels come from ops the analysis could not follow`
+      : `${label} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
     if (x) this.poison(x.layout, why);
     this.set(node.output[0], { axis: 1, layout: this.fresh(node, cout, why) });
   }
@@ -430,9 +432,14 @@ class Analyzer {
       this.set(node.output[0], { axis: rankA - 1, layout });
       return;
     }
-    const why = a && b ? 'multiplies two activations (attention scores)' : 'has an operand layout the analysis does not follow';
+    const why = a && b ? 'multiplies two activations (attention scores)' : rankA === undefined ? 'has an input of unknown shape' : 'has an operand layout the analysis does not follow';
     if (a) this.poison(a.layout, `${label} (MatMul) ${why}`);
     if (b) this.poison(b.layout, `${label} (MatMul) ${why}`);
+    // a constant weight still produces hidden units: report them as a skipped group rather than not at all
+    if (wb && !b && tensorDims(wb.tensor).length === 2) {
+      const layout = this.fresh(node, tensorDims(wb.tensor)[1], `${label} (MatMul) ${why}`);
+      this.use(node, node.input[1], 1, layout, 'param');
+    }
   }
 
   private reduce(node: NodeProto, x: Tracked | undefined, unknown: (w: string) => void): void {
@@ -576,8 +583,12 @@ class Analyzer {
       if (len === undefined) return undefined;
       if (k < pos + len) {
         const part = this.ints(cat.input[i]);
-        if (!part) return undefined;
-        return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat)!, target: { input: i }, element: k - pos } };
+        if (part) return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat)!, target: { input: i }, element: k - pos } };
+        // torch writes each dim as Unsqueeze(scalar constant)
+        const u = this.index.producer.get(cat.input[i]);
+        const scalar = u?.opType === 'Unsqueeze' && len === 1 ? this.ints(u.input[0]) : undefined;
+        if (!u || !scalar || scalar.length !== 1) return undefined;
+        return { value: scalar[0], rewrite: { node: this.nodeIndex.get(u)!, target: { input: 0 }, element: 0 } };
       }
       pos += len;
     }

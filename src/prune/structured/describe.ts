@@ -2,7 +2,7 @@ import { modelCost } from '../../onnx/flops.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import type { StructuredResult } from './structuredPrune.js';
 
-const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const pct = (x: number) => (Number.isNaN(x) ? 'n/a (shapes unknown)' : `${(x * 100).toFixed(1)}%`);
 
 /** Channel, parameter and MAC reductions of a structured result, measured on both models' graphs. */
 export function structuredSummary(dense: ModelProto, r: StructuredResult) {
@@ -18,7 +18,8 @@ export function structuredSummary(dense: ModelProto, r: StructuredResult) {
     channels,
     channelsRemoved: removed,
     paramsRemoved: a.params ? 1 - b.params / a.params : 0,
-    macsRemoved: a.macs ? 1 - b.macs / a.macs : 0,
+    // a node whose shapes are unknown in one model only would fake a reduction: then say nothing
+    macsRemoved: b.uncounted.length > a.uncounted.length ? Number.NaN : a.macs ? 1 - b.macs / a.macs : 0,
   };
 }
 

@@ -110,7 +110,8 @@ export function removeChannels(model: ModelProto, analysis: DependencyAnalysis, 
   }
 
   dropUnused(out);
-  g.valueInfo = [];
+  // stale shapes would mislead runtimes; when nothing was removed they are still right and help shape counts
+  if (keep.size > 0) g.valueInfo = [];
   // older exporters list initializers as graph inputs: their declared shapes must follow the surgery
   const inits = new Map(g.initializer.map((t) => [t.name, t]));
   for (const i of g.input) {
