@@ -38059,7 +38059,8 @@ function structuredSummary(dense, r) {
     channels,
     channelsRemoved: removed,
     paramsRemoved: a.params ? 1 - b.params / a.params : 0,
-    macsRemoved: a.macs ? 1 - b.macs / a.macs : 0
+    // a node whose shapes are unknown in one model only would fake a reduction: then say nothing
+    macsRemoved: b.uncounted.length > a.uncounted.length ? Number.NaN : a.macs ? 1 - b.macs / a.macs : 0
   };
 }
 function describeStructured(dense, r, o) {
@@ -38071,7 +38072,7 @@ var init_describe = __esm({
   "src/prune/structured/describe.ts"() {
     "use strict";
     init_flops();
-    pct2 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+    pct2 = (x2) => Number.isNaN(x2) ? "n/a (shapes unknown)" : `${(x2 * 100).toFixed(1)}%`;
   }
 });
 
@@ -38712,7 +38713,7 @@ var init_depgraph = __esm({
           this.set(node.output[0], { axis: 1, layout: x2.layout });
           return;
         }
-        const why = `${label2} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
+        const why = cinPerGroup === 1 && cout === group && !x2 ? `${label2} is a depthwise convolution whose input channels come from ops the analysis could not follow` : `${label2} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
         if (x2) this.poison(x2.layout, why);
         this.set(node.output[0], { axis: 1, layout: this.fresh(node, cout, why) });
       }
@@ -38773,9 +38774,13 @@ var init_depgraph = __esm({
           this.set(node.output[0], { axis: rankA - 1, layout });
           return;
         }
-        const why = a && b ? "multiplies two activations (attention scores)" : "has an operand layout the analysis does not follow";
+        const why = a && b ? "multiplies two activations (attention scores)" : rankA === void 0 ? "has an input of unknown shape" : "has an operand layout the analysis does not follow";
         if (a) this.poison(a.layout, `${label2} (MatMul) ${why}`);
         if (b) this.poison(b.layout, `${label2} (MatMul) ${why}`);
+        if (wb && !b && tensorDims(wb.tensor).length === 2) {
+          const layout = this.fresh(node, tensorDims(wb.tensor)[1], `${label2} (MatMul) ${why}`);
+          this.use(node, node.input[1], 1, layout, "param");
+        }
       }
       reduce(node, x2, unknown) {
         const rank = this.shape(node.input[0])?.length;
@@ -38907,8 +38912,11 @@ var init_depgraph = __esm({
           if (len === void 0) return void 0;
           if (k < pos + len) {
             const part = this.ints(cat.input[i2]);
-            if (!part) return void 0;
-            return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat), target: { input: i2 }, element: k - pos } };
+            if (part) return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat), target: { input: i2 }, element: k - pos } };
+            const u = this.index.producer.get(cat.input[i2]);
+            const scalar = u?.opType === "Unsqueeze" && len === 1 ? this.ints(u.input[0]) : void 0;
+            if (!u || !scalar || scalar.length !== 1) return void 0;
+            return { value: scalar[0], rewrite: { node: this.nodeIndex.get(u), target: { input: 0 }, element: 0 } };
           }
           pos += len;
         }
@@ -39158,7 +39166,7 @@ function removeChannels(model, analysis, keep) {
     e.node.input[e.input] = name;
   }
   dropUnused(out);
-  g2.valueInfo = [];
+  if (keep.size > 0) g2.valueInfo = [];
   const inits = new Map(g2.initializer.map((t) => [t.name, t]));
   for (const i2 of g2.input) {
     const t = inits.get(i2.name);
