@@ -25783,6 +25783,14 @@ function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
 function relativeHalfWidth(estimate, ci) {
   return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
 }
+var STABLE_WINDOW = 5;
+function settled(times) {
+  if (times.length < 2 * STABLE_WINDOW) return false;
+  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
+  const last = med(times.slice(-STABLE_WINDOW));
+  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
+  return Math.abs(last / before - 1) <= 0.1;
+}
 function preciseEnough(perModel, target, confidence) {
   if (perModel.length === 1) {
     const s = perModel[0];
@@ -25809,10 +25817,15 @@ async function measureInterleaved(modelPaths, source, opts, onProgress) {
       const inputs = batchOf(source, opts.batchSizes[b]);
       const feeds = {};
       for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const warm = sessions.map(() => []);
+      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
+      let warming = opts.warmup > 0;
+      let warmRounds = 0;
+      let timed = 0;
       for (let r = 0; ; r++) {
-        if (r >= opts.warmup + opts.runs) {
+        if (!warming && timed >= opts.runs) {
           if (!adaptive || performance.now() - started > capMs) break;
-          if ((r - opts.warmup - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
+          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
         }
         const order = sessions.map((_, i2) => i2);
         if (r % 2 === 1) order.reverse();
@@ -25824,8 +25837,13 @@ async function measureInterleaved(modelPaths, source, opts, onProgress) {
             dt = Math.min(dt, performance.now() - t0);
             for (const t of Object.values(out)) t.dispose();
           }
-          if (r >= opts.warmup) samples[i2][b].push(dt);
+          if (warming) warm[i2].push(dt);
+          else samples[i2][b].push(dt);
         }
+        if (warming) {
+          warmRounds++;
+          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
+        } else timed++;
         onProgress?.(Math.min(++done, total2), total2);
       }
     }

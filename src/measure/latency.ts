@@ -74,6 +74,17 @@ export function relativeHalfWidth(estimate: number, ci: readonly [number, number
   return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
 }
 
+const STABLE_WINDOW = 5;
+
+/** The last window of warm-up times has the same median as the one before, within 10%. */
+function settled(times: readonly number[]): boolean {
+  if (times.length < 2 * STABLE_WINDOW) return false;
+  const med = (xs: number[]) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
+  const last = med(times.slice(-STABLE_WINDOW));
+  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
+  return Math.abs(last / before - 1) <= 0.1;
+}
+
 /** Whether samples of every model are precise enough for the adaptive stop. */
 function preciseEnough(perModel: number[][], target: number, confidence: number): boolean {
   if (perModel.length === 1) {
@@ -108,11 +119,18 @@ export async function measureInterleaved(modelPaths: readonly string[], source: 
       const inputs = batchOf(source, opts.batchSizes[b]);
       const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
       for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data as never, arr.dims);
+      // warm-up until stable: at least `warmup` rounds, then until every model's median of the last
+      // 5 warm-up runs is within 10% of the 5 before (caches, allocator and clocks settled), capped
+      const warm: number[][] = sessions.map(() => []);
+      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
+      let warming = opts.warmup > 0;
+      let warmRounds = 0;
+      let timed = 0;
       for (let r = 0; ; r++) {
-        if (r >= opts.warmup + opts.runs) {
+        if (!warming && timed >= opts.runs) {
           // fixed runs, or the adaptive stop: checked every 10 rounds, since a bootstrap costs time too
           if (!adaptive || performance.now() - started > capMs) break;
-          if ((r - opts.warmup - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi!, opts.confidence ?? 0.95)) break;
+          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi!, opts.confidence ?? 0.95)) break;
         }
         const order = sessions.map((_, i) => i);
         if (r % 2 === 1) order.reverse();
@@ -124,8 +142,13 @@ export async function measureInterleaved(modelPaths: readonly string[], source: 
             dt = Math.min(dt, performance.now() - t0);
             for (const t of Object.values(out)) t.dispose();
           }
-          if (r >= opts.warmup) samples[i][b].push(dt);
+          if (warming) warm[i].push(dt);
+          else samples[i][b].push(dt);
         }
+        if (warming) {
+          warmRounds++;
+          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
+        } else timed++;
         onProgress?.(Math.min(++done, total), total);
       }
     }
