@@ -54279,7 +54279,8 @@ async function run(inputs, octokit, ctx, env, io) {
   const result = { ledger, ledgerPath, failed: false };
   const pr = pullRequestOf(ctx, inputs);
   const writes = !!inputs.githubToken;
-  if (pr && inputs.comment !== "never" && writes) {
+  const comments = inputs.comment === "always" || inputs.comment === "auto" && !inputs.shard;
+  if (pr && comments && writes) {
     const create2 = inputs.comment === "always" || ledger.models.length > 0;
     try {
       const posted = await upsertStickyComment(octokit, ctx, pr.number, fitComment(sections, COMMENT_LIMIT), { create: create2 });
