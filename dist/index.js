@@ -38472,6 +38472,21 @@ var init_gitBase = __esm({
 // src/github/checkModels.ts
 import * as fs11 from "node:fs";
 import * as path8 from "node:path";
+function refuseLfsPointer(file, shown) {
+  let head = "";
+  try {
+    const fd2 = fs11.openSync(file, "r");
+    const buf = Buffer.alloc(40);
+    fs11.readSync(fd2, buf, 0, 40, 0);
+    fs11.closeSync(fd2);
+    head = buf.toString("latin1");
+  } catch {
+    return;
+  }
+  if (head.startsWith("version https://git-lfs")) {
+    throw new UserError(`${shown}: is a Git LFS pointer, not the model; check out with \`lfs: true\` on actions/checkout`);
+  }
+}
 function workspacePath(workspace, file) {
   const rel = path8.relative(workspace, file);
   return rel.startsWith("..") || path8.isAbsolute(rel) ? file : rel.split(path8.sep).join("/");
@@ -38485,6 +38500,7 @@ async function checkModels(jobs, settings, opts) {
     const own = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own };
     opts.progress.note(`model ${job.path}`);
+    refuseLfsPointer(path8.join(opts.workspace, job.path), job.path);
     const head = await runPipeline({ ...request2, model: path8.join(opts.workspace, job.path), out: path8.join(opts.out, "models", slug(job.path)) }, opts.progress);
     const ledger = head.ledger;
     const model = ledger.models[0];
@@ -38546,6 +38562,7 @@ function readLedgers(dir) {
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
     "use strict";
+    init_errors();
     init_budgets();
     init_types();
     init_run();
