@@ -31,7 +31,7 @@ const batch = Number(arg('batch', '32'));
 const threads = arg('threads', '1');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'prune-guard-gate-'));
 const head = path.join(work, 'head-slow.onnx');
-const compareFlags = ['--batch-sizes', String(batch), '--threads', threads, '--warmup', '10', '--runs', '40', '--target-rel-ci', '0.02', '--max-seconds', '20', '--repeat', '3', '--quiet'];
+const compareFlags = ['--batch-sizes', String(batch), '--threads', threads, '--warmup', '10', '--runs', '40', '--target-rel-ci', '0.01', '--max-seconds', '30', '--repeat', '3', '--quiet'];
 
 const base = loadModel(model).proto;
 const inputs = modelInputs(base, model);

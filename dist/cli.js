@@ -1217,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path8 = __require("node:path");
-    var fs11 = __require("node:fs");
+    var path11 = __require("node:path");
+    var fs15 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs11.existsSync(executableFile)) return;
+        if (fs15.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2230,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path8.resolve(baseDir, baseName2);
-          if (fs11.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path8.extname(baseName2))) return void 0;
+          const localBin = path11.resolve(baseDir, baseName2);
+          if (fs15.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path11.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs11.existsSync(`${localBin}${ext}`)
+            (ext) => fs15.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs11.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs15.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path8.resolve(
-            path8.dirname(resolvedScriptPath),
+          executableDir = path11.resolve(
+            path11.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path8.basename(
+            const legacyName = path11.basename(
               this._scriptPath,
-              path8.extname(this._scriptPath)
+              path11.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path8.extname(executableFile));
+        launchWithNode = sourceExt.includes(path11.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path8.basename(filename, path8.extname(filename));
+        this._name = path11.basename(filename, path11.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path9) {
-        if (path9 === void 0) return this._executableDir;
-        this._executableDir = path9;
+      executableDir(path12) {
+        if (path12 === void 0) return this._executableDir;
+        this._executableDir = path12;
         return this;
       }
       /**
@@ -3557,17 +3557,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path8) {
-      const ctrl = callVisitor(key, node, visitor, path8);
+    function visit_(key, node, visitor, path11) {
+      const ctrl = callVisitor(key, node, visitor, path11);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path8, ctrl);
-        return visit_(key, ctrl, visitor, path8);
+        replaceNode(key, path11, ctrl);
+        return visit_(key, ctrl, visitor, path11);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path8 = Object.freeze(path8.concat(node));
+          path11 = Object.freeze(path11.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path8);
+            const ci = visit_(i2, node.items[i2], visitor, path11);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3578,13 +3578,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path8 = Object.freeze(path8.concat(node));
-          const ck = visit_("key", node.key, visitor, path8);
+          path11 = Object.freeze(path11.concat(node));
+          const ck = visit_("key", node.key, visitor, path11);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path8);
+          const cv = visit_("value", node.value, visitor, path11);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3605,17 +3605,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path8) {
-      const ctrl = await callVisitor(key, node, visitor, path8);
+    async function visitAsync_(key, node, visitor, path11) {
+      const ctrl = await callVisitor(key, node, visitor, path11);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path8, ctrl);
-        return visitAsync_(key, ctrl, visitor, path8);
+        replaceNode(key, path11, ctrl);
+        return visitAsync_(key, ctrl, visitor, path11);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path8 = Object.freeze(path8.concat(node));
+          path11 = Object.freeze(path11.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path8);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path11);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3626,13 +3626,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path8 = Object.freeze(path8.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path8);
+          path11 = Object.freeze(path11.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path11);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path8);
+          const cv = await visitAsync_("value", node.value, visitor, path11);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3659,23 +3659,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path8) {
+    function callVisitor(key, node, visitor, path11) {
       if (typeof visitor === "function")
-        return visitor(key, node, path8);
+        return visitor(key, node, path11);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path8);
+        return visitor.Map?.(key, node, path11);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path8);
+        return visitor.Seq?.(key, node, path11);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path8);
+        return visitor.Pair?.(key, node, path11);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path8);
+        return visitor.Scalar?.(key, node, path11);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path8);
+        return visitor.Alias?.(key, node, path11);
       return void 0;
     }
-    function replaceNode(key, path8, node) {
-      const parent = path8[path8.length - 1];
+    function replaceNode(key, path11, node) {
+      const parent = path11[path11.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4287,10 +4287,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path8, value) {
+    function collectionFromPath(schema, path11, value) {
       let v = value;
-      for (let i2 = path8.length - 1; i2 >= 0; --i2) {
-        const k = path8[i2];
+      for (let i2 = path11.length - 1; i2 >= 0; --i2) {
+        const k = path11[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4309,7 +4309,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path8) => path8 == null || typeof path8 === "object" && !!path8[Symbol.iterator]().next().done;
+    var isEmptyPath = (path11) => path11 == null || typeof path11 === "object" && !!path11[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4339,11 +4339,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path8, value) {
-        if (isEmptyPath(path8))
+      addIn(path11, value) {
+        if (isEmptyPath(path11))
           this.add(value);
         else {
-          const [key, ...rest] = path8;
+          const [key, ...rest] = path11;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4357,8 +4357,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path8) {
-        const [key, ...rest] = path8;
+      deleteIn(path11) {
+        const [key, ...rest] = path11;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4372,8 +4372,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path8, keepScalar) {
-        const [key, ...rest] = path8;
+      getIn(path11, keepScalar) {
+        const [key, ...rest] = path11;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4391,8 +4391,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path8) {
-        const [key, ...rest] = path8;
+      hasIn(path11) {
+        const [key, ...rest] = path11;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4402,8 +4402,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path8, value) {
-        const [key, ...rest] = path8;
+      setIn(path11, value) {
+        const [key, ...rest] = path11;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -6918,9 +6918,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path8, value) {
+      addIn(path11, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path8, value);
+          this.contents.addIn(path11, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -6995,14 +6995,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path8) {
-        if (Collection.isEmptyPath(path8)) {
+      deleteIn(path11) {
+        if (Collection.isEmptyPath(path11)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path8) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path11) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7017,10 +7017,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path8, keepScalar) {
-        if (Collection.isEmptyPath(path8))
+      getIn(path11, keepScalar) {
+        if (Collection.isEmptyPath(path11))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path8, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path11, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7031,10 +7031,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path8) {
-        if (Collection.isEmptyPath(path8))
+      hasIn(path11) {
+        if (Collection.isEmptyPath(path11))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path8) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path11) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7051,13 +7051,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path8, value) {
-        if (Collection.isEmptyPath(path8)) {
+      setIn(path11, value) {
+        if (Collection.isEmptyPath(path11)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path8), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path11), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path8, value);
+          this.contents.setIn(path11, value);
         }
       }
       /**
@@ -7172,14 +7172,14 @@ var require_errors = __commonJS({
         super("YAMLWarning", pos, code, message);
       }
     };
-    var prettifyError = (src, lc) => (error) => {
+    var prettifyError = (src, lc2) => (error) => {
       if (error.pos[0] === -1)
         return;
-      error.linePos = error.pos.map((pos) => lc.linePos(pos));
+      error.linePos = error.pos.map((pos) => lc2.linePos(pos));
       const { line, col } = error.linePos[0];
       error.message += ` at line ${line}, column ${col}`;
       let ci = col - 1;
-      let lineStr = src.substring(lc.lineStarts[line - 1], lc.lineStarts[line]).replace(/[\n\r]+$/, "");
+      let lineStr = src.substring(lc2.lineStarts[line - 1], lc2.lineStarts[line]).replace(/[\n\r]+$/, "");
       if (ci >= 60 && lineStr.length > 80) {
         const trimStart = Math.min(ci - 39, lineStr.length - 79);
         lineStr = "\u2026" + lineStr.substring(trimStart);
@@ -7188,7 +7188,7 @@ var require_errors = __commonJS({
       if (lineStr.length > 80)
         lineStr = lineStr.substring(0, 79) + "\u2026";
       if (line > 1 && /^ *$/.test(lineStr.substring(0, ci))) {
-        let prev = src.substring(lc.lineStarts[line - 2], lc.lineStarts[line - 1]);
+        let prev = src.substring(lc2.lineStarts[line - 2], lc2.lineStarts[line - 1]);
         if (prev.length > 80)
           prev = prev.substring(0, 79) + "\u2026\n";
         lineStr = prev + lineStr;
@@ -9018,9 +9018,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path8) => {
+    visit.itemAtPath = (cst, path11) => {
       let item = cst;
-      for (const [field, index] of path8) {
+      for (const [field, index] of path11) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9029,23 +9029,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path8) => {
-      const parent = visit.itemAtPath(cst, path8.slice(0, -1));
-      const field = path8[path8.length - 1][0];
+    visit.parentCollection = (cst, path11) => {
+      const parent = visit.itemAtPath(cst, path11.slice(0, -1));
+      const field = path11[path11.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path8, item, visitor) {
-      let ctrl = visitor(item, path8);
+    function _visit(path11, item, visitor) {
+      let ctrl = visitor(item, path11);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path8.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path11.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9056,10 +9056,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path8);
+            ctrl = ctrl(item, path11);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path8) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path11) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10361,14 +10361,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs11 = this.flowScalar(this.type);
+              const fs15 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs11, sep: [] });
+                map.items.push({ start, key: fs15, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs11);
+                this.stack.push(fs15);
               } else {
-                Object.assign(it, { key: fs11, sep: [] });
+                Object.assign(it, { key: fs15, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10496,13 +10496,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs11 = this.flowScalar(this.type);
+              const fs15 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs11, sep: [] });
+                fc.items.push({ start: [], key: fs15, sep: [] });
               else if (it.sep)
-                this.stack.push(fs11);
+                this.stack.push(fs15);
               else
-                Object.assign(it, { key: fs11, sep: [] });
+                Object.assign(it, { key: fs15, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -13909,7 +13909,7 @@ var require_compile = __commonJS({
       const schOrFunc = root.refs[ref];
       if (schOrFunc)
         return schOrFunc;
-      let _sch = resolve3.call(this, root, ref);
+      let _sch = resolve4.call(this, root, ref);
       if (_sch === void 0) {
         const schema = (_a2 = root.localRefs) === null || _a2 === void 0 ? void 0 : _a2[ref];
         const { schemaId } = this.opts;
@@ -13936,7 +13936,7 @@ var require_compile = __commonJS({
     function sameSchemaEnv(s1, s2) {
       return s1.schema === s2.schema && s1.root === s2.root && s1.baseId === s2.baseId;
     }
-    function resolve3(root, ref) {
+    function resolve4(root, ref) {
       let sch;
       while (typeof (sch = this.refs[ref]) == "string")
         ref = sch;
@@ -14187,8 +14187,8 @@ var require_utils = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path8) {
-      let input = path8;
+    function removeDotSegments(path11) {
+      let input = path11;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -14262,11 +14262,11 @@ var require_utils = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path8) {
-      if (path8 === "" || path8[0] === "/") {
-        return removeDotSegments(path8);
+    function removeDotSegmentsRelative(path11) {
+      if (path11 === "" || path11[0] === "/") {
+        return removeDotSegments(path11);
       }
-      const segments = path8.split("/");
+      const segments = path11.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -14629,8 +14629,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path8 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path8 && path8 !== "/" ? path8 : void 0;
+        const path11 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path11 && path11 !== "/" ? path11 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -14800,7 +14800,7 @@ var require_fast_uri = __commonJS({
       }
       return uri;
     }
-    function resolve3(baseURI, relativeURI, options) {
+    function resolve4(baseURI, relativeURI, options) {
       const schemelessOptions = options ? Object.assign({ scheme: "null" }, options) : { scheme: "null" };
       const {
         parsed: baseParsed,
@@ -14836,50 +14836,50 @@ var require_fast_uri = __commonJS({
       schemelessOptions.skipEscape = true;
       return serialize2(resolved, schemelessOptions);
     }
-    function resolveComponent(base, relative, options, skipNormalization) {
+    function resolveComponent(base, relative2, options, skipNormalization) {
       const target = {};
       if (!skipNormalization) {
         base = parse(serialize2(base, options), options);
-        relative = parse(serialize2(relative, options), options);
+        relative2 = parse(serialize2(relative2, options), options);
       }
       options = options || {};
-      if (!options.tolerant && relative.scheme) {
-        target.scheme = relative.scheme;
-        target.userinfo = relative.userinfo;
-        target.host = relative.host;
-        target.port = relative.port;
-        target.path = removeDotSegments(relative.path || "");
-        target.query = relative.query;
+      if (!options.tolerant && relative2.scheme) {
+        target.scheme = relative2.scheme;
+        target.userinfo = relative2.userinfo;
+        target.host = relative2.host;
+        target.port = relative2.port;
+        target.path = removeDotSegments(relative2.path || "");
+        target.query = relative2.query;
       } else {
-        if (relative.userinfo !== void 0 || relative.host !== void 0 || relative.port !== void 0) {
-          target.userinfo = relative.userinfo;
-          target.host = relative.host;
-          target.port = relative.port;
-          target.path = removeDotSegments(relative.path || "");
-          target.query = relative.query;
+        if (relative2.userinfo !== void 0 || relative2.host !== void 0 || relative2.port !== void 0) {
+          target.userinfo = relative2.userinfo;
+          target.host = relative2.host;
+          target.port = relative2.port;
+          target.path = removeDotSegments(relative2.path || "");
+          target.query = relative2.query;
         } else {
-          if (!relative.path) {
+          if (!relative2.path) {
             target.path = base.path;
-            if (relative.query !== void 0) {
-              target.query = relative.query;
+            if (relative2.query !== void 0) {
+              target.query = relative2.query;
             } else {
               target.query = base.query;
             }
           } else {
-            if (relative.path[0] === "/") {
-              target.path = removeDotSegments(relative.path);
+            if (relative2.path[0] === "/") {
+              target.path = removeDotSegments(relative2.path);
             } else {
               const baseHasAuthority = base.userinfo !== void 0 || base.host !== void 0 || base.port !== void 0;
               if (baseHasAuthority && !base.path) {
-                target.path = "/" + relative.path;
+                target.path = "/" + relative2.path;
               } else if (!base.path) {
-                target.path = relative.path;
+                target.path = relative2.path;
               } else {
-                target.path = base.path.slice(0, base.path.lastIndexOf("/") + 1) + relative.path;
+                target.path = base.path.slice(0, base.path.lastIndexOf("/") + 1) + relative2.path;
               }
               target.path = base.scheme === void 0 && !baseHasAuthority && target.path[0] !== "/" ? removeDotSegmentsRelative(target.path) : removeDotSegments(target.path);
             }
-            target.query = relative.query;
+            target.query = relative2.query;
           }
           target.userinfo = base.userinfo;
           target.host = base.host;
@@ -14887,7 +14887,7 @@ var require_fast_uri = __commonJS({
         }
         target.scheme = base.scheme;
       }
-      target.fragment = relative.fragment;
+      target.fragment = relative2.fragment;
       return target;
     }
     function equal(uriA, uriB, options) {
@@ -15191,7 +15191,7 @@ var require_fast_uri = __commonJS({
     var fastUri = {
       SCHEMES,
       normalize,
-      resolve: resolve3,
+      resolve: resolve4,
       resolveComponent,
       equal,
       serialize: serialize2,
@@ -18955,7 +18955,7 @@ var require_tensor_factory_impl = __commonJS({
           throw new Error("Can not access image data");
         }
       } else if (isString) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           const canvas = createCanvas();
           const context = createCanvasContext(canvas);
           if (!image || !context) {
@@ -18971,7 +18971,7 @@ var require_tensor_factory_impl = __commonJS({
             const img = context.getImageData(0, 0, canvas.width, canvas.height);
             bufferToTensorOptions.height = canvas.height;
             bufferToTensorOptions.width = canvas.width;
-            resolve3((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
+            resolve4((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
           };
         });
       } else {
@@ -19895,10 +19895,10 @@ var require_backend2 = __commonJS({
         __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
       }
       async run(feeds, fetches, options) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           setImmediate(() => {
             try {
-              resolve3(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
+              resolve4(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
             } catch (e) {
               reject(e);
             }
@@ -19912,10 +19912,10 @@ var require_backend2 = __commonJS({
         return Promise.resolve();
       }
       async createInferenceSessionHandler(pathOrBuffer, options) {
-        return new Promise((resolve3, reject) => {
+        return new Promise((resolve4, reject) => {
           setImmediate(() => {
             try {
-              resolve3(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
+              resolve4(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
             } catch (e) {
               reject(e);
             }
@@ -20231,8 +20231,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path8, { windows } = {}) => {
-      const segs = path8.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path11, { windows } = {}) => {
+      const segs = path11.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -20587,7 +20587,7 @@ var require_parse = __commonJS({
     var constants2 = require_constants();
     var utils = require_utils2();
     var {
-      MAX_LENGTH,
+      MAX_LENGTH: MAX_LENGTH2,
       POSIX_REGEX_SOURCE,
       REGEX_NON_SPECIAL_CHARS,
       REGEX_SPECIAL_CHARS_BACKREF,
@@ -20839,7 +20839,7 @@ var require_parse = __commonJS({
       }
       input = REPLACEMENTS[input] || input;
       const opts = { ...options };
-      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH, opts.maxLength) : MAX_LENGTH;
+      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH2, opts.maxLength) : MAX_LENGTH2;
       let len = input.length;
       if (len > max2) {
         throw new SyntaxError(`Input length: ${len}, exceeds maximum allowed length: ${max2}`);
@@ -21528,7 +21528,7 @@ var require_parse = __commonJS({
     };
     parse.fastpaths = (input, options) => {
       const opts = { ...options };
-      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH, opts.maxLength) : MAX_LENGTH;
+      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH2, opts.maxLength) : MAX_LENGTH2;
       const len = input.length;
       if (len > max2) {
         throw new SyntaxError(`Input length: ${len}, exceeds maximum allowed length: ${max2}`);
@@ -22624,7 +22624,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs10 from "node:fs";
+import * as fs14 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -22962,6 +22962,159 @@ function overallVerdict(results) {
   return results.reduce((worst, v) => SEVERITY[v] > SEVERITY[worst] ? v : worst, "pass");
 }
 
+// src/measure/stats/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+
+// src/measure/corruptions.ts
+var IMAGE_CORRUPTIONS = ["gaussian-noise", "contrast", "brightness", "blur"];
+var TABULAR_CORRUPTIONS = ["feature-noise", "feature-dropout"];
+var CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
+var SEVERITIES = {
+  /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
+  "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
+  /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
+  contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
+  /** added offset as a fraction of the input's range (max − min) */
+  brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
+  /** Gaussian blur sigma, in pixels */
+  blur: [0.5, 0.75, 1, 1.5, 2],
+  /** noise sd as a multiple of each feature's sd */
+  "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
+  /** fraction of features per sample replaced by the feature's mean */
+  "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
+};
+var corruptionName = (c) => `${c.kind}:${c.severity}`;
+function parseCorruption(text, where) {
+  const m = /^([a-z-]+):([1-5])$/.exec(text.trim());
+  if (!m || !CORRUPTIONS.includes(m[1])) {
+    throw new UserError(`${where} ${text}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
+  }
+  return { kind: m[1], severity: Number(m[2]) };
+}
+function seedOf(c) {
+  let h = 2166136261;
+  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
+  return h >>> 0;
+}
+function gaussian(random) {
+  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+function moments(x2) {
+  let s = 0;
+  let s2 = 0;
+  let min = Infinity;
+  let max2 = -Infinity;
+  for (let i2 = 0; i2 < x2.length; i2++) {
+    s += x2[i2];
+    s2 += x2[i2] * x2[i2];
+    if (x2[i2] < min) min = x2[i2];
+    if (x2[i2] > max2) max2 = x2[i2];
+  }
+  const mean2 = s / x2.length;
+  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
+}
+function blurPlane(x2, offset, h, w, sigma, tmp) {
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
+  const sum = k.reduce((a, b) => a + b, 0);
+  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
+  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
+      tmp[y * w + xx] = acc;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
+      x2[offset + y * w + xx] = acc;
+    }
+  }
+}
+function corruptArray(name, arr, c, where) {
+  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
+  }
+  const image = IMAGE_CORRUPTIONS.includes(c.kind);
+  if (image && arr.dims.length !== 4) {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
+  }
+  const src = arr.data;
+  const x2 = src.slice();
+  const level = SEVERITIES[c.kind][c.severity - 1];
+  const random = seededRandom(seedOf(c));
+  const normal = gaussian(random);
+  const n = arr.dims[0];
+  const per = x2.length / n;
+  const stats = moments(src);
+  switch (c.kind) {
+    case "gaussian-noise":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
+      break;
+    case "brightness":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
+      break;
+    case "contrast":
+    case "blur": {
+      const [, channels, h, w] = arr.dims;
+      const plane = h * w;
+      const tmp = new Float64Array(plane);
+      for (let p = 0; p < n * channels; p++) {
+        const off = p * plane;
+        if (c.kind === "blur") {
+          blurPlane(x2, off, h, w, level, tmp);
+        } else {
+          let mean2 = 0;
+          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
+          mean2 /= plane;
+          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
+        }
+      }
+      break;
+    }
+    case "feature-noise":
+    case "feature-dropout": {
+      const mean2 = new Float64Array(per);
+      const sd = new Float64Array(per);
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
+      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
+      for (let s = 0; s < n; s++) {
+        for (let f = 0; f < per; f++) {
+          const i2 = s * per + f;
+          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
+          else if (random() < level) x2[i2] = mean2[f];
+        }
+      }
+      break;
+    }
+  }
+  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
+}
+function corruptDataset(ds, c) {
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
+  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
+}
+function corruptionSets(data, specs) {
+  return specs.map((text) => {
+    const c = parseCorruption(text, "corruptions");
+    return { name: corruptionName(c), data: corruptDataset(data, c) };
+  });
+}
+
 // src/config/schema.ts
 var PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
 var RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
@@ -22977,6 +23130,7 @@ var DEFAULT_CONFIG = Object.freeze({
   keepFirstLayer: false,
   keepLastLayer: false,
   bakeTemperature: false,
+  recoveryCommand: "",
   batchSizes: [1, 32],
   latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
   evalBatchSize: 256,
@@ -22985,6 +23139,7 @@ var DEFAULT_CONFIG = Object.freeze({
   criterion: "l1",
   strict: false,
   executionProvider: "cpu",
+  corruptions: [],
   budgets: {}
 });
 var wholeNumber = (minimum) => ({
@@ -23019,6 +23174,7 @@ var CONFIG_SCHEMA = {
     "keep-first-layer": boolean,
     "keep-last-layer": boolean,
     "bake-temperature": boolean,
+    "recovery-command": { type: "string", description: 'a shell command like "python finetune.py"' },
     "batch-sizes": {
       type: "array",
       minItems: 1,
@@ -23050,6 +23206,13 @@ var CONFIG_SCHEMA = {
     criterion: oneOf(CRITERIA),
     strict: boolean,
     "execution-provider": oneOf(EXECUTION_PROVIDERS),
+    corruptions: {
+      type: "array",
+      uniqueItems: true,
+      items: { type: "string", pattern: `^(${CORRUPTIONS.join("|")}):[1-5]$`, description: `KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5` },
+      description: "a list like [gaussian-noise:2, blur:1]"
+    },
+    "time-budget": { type: "number", exclusiveMinimum: 0, description: "a number of seconds above 0 like 600" },
     budgets: {
       type: "object",
       additionalProperties: false,
@@ -23061,9 +23224,9 @@ var CONFIG_SCHEMA = {
     }
   }
 };
-function schemaAt(path8) {
+function schemaAt(path11) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path8) {
+  for (const segment of path11) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -23076,8 +23239,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path8) {
-  return path8.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path11) {
+  return path11.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -23085,33 +23248,33 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path8 = [];
+  const path11 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path8.push(Number(key));
+      path11.push(Number(key));
       value = value[Number(key)];
     } else {
-      path8.push(key);
+      path11.push(key);
       value = value?.[key];
     }
   }
-  return { path: path8, value };
+  return { path: path11, value };
 }
 var BOUNDS = /* @__PURE__ */ new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]);
 function fromAjv(error, raw) {
-  const { path: path8, value } = toKeyPath(error.instancePath, raw);
+  const { path: path11, value } = toKeyPath(error.instancePath, raw);
   if (error.keyword === "additionalProperties") {
     const key = String(error.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path8)?.properties ?? {});
-    const full = [...path8, key];
+    const valid = Object.keys(schemaAt(path11)?.properties ?? {});
+    const full = [...path11, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path8)?.description ?? "valid";
+  const expected = schemaAt(path11)?.description ?? "valid";
   const bound = BOUNDS.has(error.keyword) ? `; ${error.message}` : "";
-  if (path8.length === 0) return { path: path8, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path8, message: `'${formatKeyPath(path8)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path11.length === 0) return { path: path11, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path11, message: `'${formatKeyPath(path11)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -23127,8 +23290,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path8 = ["budgets", name];
-        problems.push({ path: path8, message: `'${formatKeyPath(path8)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path11 = ["budgets", name];
+        problems.push({ path: path11, message: `'${formatKeyPath(path11)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -23155,10 +23318,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path8) {
+function lineOf(doc, lines, path11) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path8) {
+  for (const segment of path11) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -23177,16 +23340,16 @@ function lineOf(doc, lines, path8) {
 }
 
 // src/config/loadConfig.ts
-function loadConfig(path8) {
+function loadConfig(path11) {
   let text;
   try {
-    text = readFileSync(path8, "utf8");
+    text = readFileSync(path11, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path8}: config file not found; check the path or create it`);
-    throw new UserError(`${path8}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path11}: config file not found; check the path or create it`);
+    throw new UserError(`${path11}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path8);
+  return parseConfig(text, path11);
 }
 function parseConfig(text, where) {
   const lines = new import_yaml2.LineCounter();
@@ -23197,7 +23360,12 @@ function parseConfig(text, where) {
     const reason = syntax.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
     throw new UserError(`${where}:${pos.line}:${pos.col}: YAML syntax error: ${reason}`);
   }
-  const raw = doc.toJS() ?? {};
+  let raw;
+  try {
+    raw = doc.toJS() ?? {};
+  } catch (e) {
+    throw new UserError(`${where}: YAML cannot be read (${describe(e)}); write the settings out without anchors and aliases`);
+  }
   const problems = findProblems(raw);
   if (problems.length > 0) {
     const located = problems.map((p) => ({ ...p, line: lineOf(doc, lines, p.path) }));
@@ -23244,10 +23412,10 @@ function mergeConfig(base, overrides) {
   return merged;
 }
 
-// src/pipeline/run.ts
+// src/pipeline/compare.ts
 import * as fs7 from "node:fs";
 import * as os from "node:os";
-import * as path5 from "node:path";
+import * as path4 from "node:path";
 
 // src/data/npy.ts
 var DTYPES = {
@@ -23268,8 +23436,17 @@ var BY_CODE = new Map(
   Object.keys(DTYPES).map((d) => [DTYPES[d].code, d])
 );
 var NPY_DTYPES = Object.keys(DTYPES);
+function allocTypedArray(dtype, length) {
+  const info = DTYPES[dtype];
+  return info.make(new ArrayBuffer(length * info.size), 0, length);
+}
+function matchesDtype(dtype, data) {
+  return data.constructor === allocTypedArray(dtype, 0).constructor;
+}
 var MAGIC = [147, 78, 85, 77, 80, 89];
+var ARRAY_ALIGN = 64;
 var MAX_HEADER_LEN = 1 << 20;
+var GROWTH_AXIS_MAX_DIGITS = 21;
 var MAX_RANK = 64;
 var HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 var RESAVE = "re-save it with np.save (or np.savez for an archive)";
@@ -23344,6 +23521,48 @@ function parseNpy(bytes2, where) {
   copy.set(bytes2.subarray(dataStart, dataStart + needed));
   if (swap2 && itemSize > 1) swapBytesInPlace(copy, itemSize);
   return { dtype, shape, data: DTYPES[dtype].make(copy.buffer, 0, count3) };
+}
+function encodeNpy(arr) {
+  const info = DTYPES[arr.dtype];
+  if (!info) throw new Error(`encodeNpy: unknown dtype ${String(arr.dtype)}`);
+  const count3 = arr.shape.reduce((a, d) => a * d, 1);
+  if (arr.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    throw new Error(`encodeNpy: invalid shape ${describeShape(arr.shape)}`);
+  }
+  if (arr.data.length !== count3 || !matchesDtype(arr.dtype, arr.data)) {
+    throw new Error(
+      `encodeNpy: ${arr.data.constructor.name}(${arr.data.length}) does not hold ${arr.dtype} ${describeShape(arr.shape)}`
+    );
+  }
+  const order = info.size === 1 ? "|" : "<";
+  const shapeRepr = arr.shape.length === 1 ? `(${arr.shape[0]},)` : `(${arr.shape.join(", ")})`;
+  let header = `{'descr': '${order}${info.code}', 'fortran_order': False, 'shape': ${shapeRepr}, }`;
+  if (arr.shape.length > 0) header += " ".repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - String(arr.shape[0]).length));
+  let major = 1;
+  let prefix = 10;
+  let padded = pad(header, prefix);
+  if (padded.length > 65535) {
+    major = 2;
+    prefix = 12;
+    padded = pad(header, prefix);
+  }
+  header = padded;
+  const dataBytes = count3 * info.size;
+  const out = new Uint8Array(prefix + header.length + dataBytes);
+  out.set(MAGIC, 0);
+  out[6] = major;
+  out[7] = 0;
+  const view = new DataView(out.buffer);
+  if (major === 1) view.setUint16(8, header.length, true);
+  else view.setUint32(8, header.length, true);
+  for (let i2 = 0; i2 < header.length; i2++) out[prefix + i2] = header.charCodeAt(i2);
+  const body = out.subarray(prefix + header.length);
+  body.set(new Uint8Array(arr.data.buffer, arr.data.byteOffset, dataBytes));
+  if (!HOST_LITTLE_ENDIAN && info.size > 1) swapBytesInPlace(body, info.size);
+  return out;
+}
+function pad(header, prefix) {
+  return header + " ".repeat(ARRAY_ALIGN - (prefix + header.length + 1) % ARRAY_ALIGN) + "\n";
 }
 function describeShape(shape) {
   return `[${shape.join(",")}]`;
@@ -23673,7 +23892,9 @@ var fdt = new u8(32);
 for (i = 0; i < 32; ++i)
   fdt[i] = 5;
 var i;
+var flm = /* @__PURE__ */ hMap(flt, 9, 0);
 var flrm = /* @__PURE__ */ hMap(flt, 9, 1);
+var fdm = /* @__PURE__ */ hMap(fdt, 5, 0);
 var fdrm = /* @__PURE__ */ hMap(fdt, 5, 1);
 var max = function(a) {
   var m = a[0];
@@ -23869,7 +24090,353 @@ var inflt = function(dat, st, buf, dict) {
   } while (!final);
   return bt != buf.length && noBuf ? slc(buf, 0, bt) : buf.subarray(0, bt);
 };
+var wbits = function(d, p, v) {
+  v <<= p & 7;
+  var o = p / 8 | 0;
+  d[o] |= v;
+  d[o + 1] |= v >> 8;
+};
+var wbits16 = function(d, p, v) {
+  v <<= p & 7;
+  var o = p / 8 | 0;
+  d[o] |= v;
+  d[o + 1] |= v >> 8;
+  d[o + 2] |= v >> 16;
+};
+var hTree = function(d, mb) {
+  var t = [];
+  for (var i2 = 0; i2 < d.length; ++i2) {
+    if (d[i2])
+      t.push({ s: i2, f: d[i2] });
+  }
+  var s = t.length;
+  var t2 = t.slice();
+  if (!s)
+    return { t: et, l: 0 };
+  if (s == 1) {
+    var v = new u8(t[0].s + 1);
+    v[t[0].s] = 1;
+    return { t: v, l: 1 };
+  }
+  t.sort(function(a, b) {
+    return a.f - b.f;
+  });
+  t.push({ s: -1, f: 25001 });
+  var l = t[0], r = t[1], i0 = 0, i1 = 1, i22 = 2;
+  t[0] = { s: -1, f: l.f + r.f, l, r };
+  while (i1 != s - 1) {
+    l = t[t[i0].f < t[i22].f ? i0++ : i22++];
+    r = t[i0 != i1 && t[i0].f < t[i22].f ? i0++ : i22++];
+    t[i1++] = { s: -1, f: l.f + r.f, l, r };
+  }
+  var maxSym = t2[0].s;
+  for (var i2 = 1; i2 < s; ++i2) {
+    if (t2[i2].s > maxSym)
+      maxSym = t2[i2].s;
+  }
+  var tr = new u16(maxSym + 1);
+  var mbt = ln(t[i1 - 1], tr, 0);
+  if (mbt > mb) {
+    var i2 = 0, dt = 0;
+    var lft = mbt - mb, cst = 1 << lft;
+    t2.sort(function(a, b) {
+      return tr[b.s] - tr[a.s] || a.f - b.f;
+    });
+    for (; i2 < s; ++i2) {
+      var i2_1 = t2[i2].s;
+      if (tr[i2_1] > mb) {
+        dt += cst - (1 << mbt - tr[i2_1]);
+        tr[i2_1] = mb;
+      } else
+        break;
+    }
+    dt >>= lft;
+    while (dt > 0) {
+      var i2_2 = t2[i2].s;
+      if (tr[i2_2] < mb)
+        dt -= 1 << mb - tr[i2_2]++ - 1;
+      else
+        ++i2;
+    }
+    for (; i2 >= 0 && dt; --i2) {
+      var i2_3 = t2[i2].s;
+      if (tr[i2_3] == mb) {
+        --tr[i2_3];
+        ++dt;
+      }
+    }
+    mbt = mb;
+  }
+  return { t: new u8(tr), l: mbt };
+};
+var ln = function(n, l, d) {
+  return n.s == -1 ? Math.max(ln(n.l, l, d + 1), ln(n.r, l, d + 1)) : l[n.s] = d;
+};
+var lc = function(c) {
+  var s = c.length;
+  while (s && !c[--s])
+    ;
+  var cl = new u16(++s);
+  var cli = 0, cln = c[0], cls = 1;
+  var w = function(v) {
+    cl[cli++] = v;
+  };
+  for (var i2 = 1; i2 <= s; ++i2) {
+    if (c[i2] == cln && i2 != s)
+      ++cls;
+    else {
+      if (!cln && cls > 2) {
+        for (; cls > 138; cls -= 138)
+          w(32754);
+        if (cls > 2) {
+          w(cls > 10 ? cls - 11 << 5 | 28690 : cls - 3 << 5 | 12305);
+          cls = 0;
+        }
+      } else if (cls > 3) {
+        w(cln), --cls;
+        for (; cls > 6; cls -= 6)
+          w(8304);
+        if (cls > 2)
+          w(cls - 3 << 5 | 8208), cls = 0;
+      }
+      while (cls--)
+        w(cln);
+      cls = 1;
+      cln = c[i2];
+    }
+  }
+  return { c: cl.subarray(0, cli), n: s };
+};
+var clen = function(cf, cl) {
+  var l = 0;
+  for (var i2 = 0; i2 < cl.length; ++i2)
+    l += cf[i2] * cl[i2];
+  return l;
+};
+var wfblk = function(out, pos, dat) {
+  var s = dat.length;
+  var o = shft(pos + 2);
+  out[o] = s & 255;
+  out[o + 1] = s >> 8;
+  out[o + 2] = out[o] ^ 255;
+  out[o + 3] = out[o + 1] ^ 255;
+  for (var i2 = 0; i2 < s; ++i2)
+    out[o + i2 + 4] = dat[i2];
+  return (o + 4 + s) * 8;
+};
+var wblk = function(dat, out, final, syms, lf, df, eb, li, bs, bl, p) {
+  wbits(out, p++, final);
+  ++lf[256];
+  var _a2 = hTree(lf, 15), dlt = _a2.t, mlb = _a2.l;
+  var _b2 = hTree(df, 15), ddt = _b2.t, mdb = _b2.l;
+  var _c = lc(dlt), lclt = _c.c, nlc = _c.n;
+  var _d = lc(ddt), lcdt = _d.c, ndc = _d.n;
+  var lcfreq = new u16(19);
+  for (var i2 = 0; i2 < lclt.length; ++i2)
+    ++lcfreq[lclt[i2] & 31];
+  for (var i2 = 0; i2 < lcdt.length; ++i2)
+    ++lcfreq[lcdt[i2] & 31];
+  var _e = hTree(lcfreq, 7), lct = _e.t, mlcb = _e.l;
+  var nlcc = 19;
+  for (; nlcc > 4 && !lct[clim[nlcc - 1]]; --nlcc)
+    ;
+  var flen = bl + 5 << 3;
+  var ftlen = clen(lf, flt) + clen(df, fdt) + eb;
+  var dtlen = clen(lf, dlt) + clen(df, ddt) + eb + 14 + 3 * nlcc + clen(lcfreq, lct) + 2 * lcfreq[16] + 3 * lcfreq[17] + 7 * lcfreq[18];
+  if (bs >= 0 && flen <= ftlen && flen <= dtlen)
+    return wfblk(out, p, dat.subarray(bs, bs + bl));
+  var lm, ll, dm, dl;
+  wbits(out, p, 1 + (dtlen < ftlen)), p += 2;
+  if (dtlen < ftlen) {
+    lm = hMap(dlt, mlb, 0), ll = dlt, dm = hMap(ddt, mdb, 0), dl = ddt;
+    var llm = hMap(lct, mlcb, 0);
+    wbits(out, p, nlc - 257);
+    wbits(out, p + 5, ndc - 1);
+    wbits(out, p + 10, nlcc - 4);
+    p += 14;
+    for (var i2 = 0; i2 < nlcc; ++i2)
+      wbits(out, p + 3 * i2, lct[clim[i2]]);
+    p += 3 * nlcc;
+    var lcts = [lclt, lcdt];
+    for (var it = 0; it < 2; ++it) {
+      var clct = lcts[it];
+      for (var i2 = 0; i2 < clct.length; ++i2) {
+        var len = clct[i2] & 31;
+        wbits(out, p, llm[len]), p += lct[len];
+        if (len > 15)
+          wbits(out, p, clct[i2] >> 5 & 127), p += clct[i2] >> 12;
+      }
+    }
+  } else {
+    lm = flm, ll = flt, dm = fdm, dl = fdt;
+  }
+  for (var i2 = 0; i2 < li; ++i2) {
+    var sym = syms[i2];
+    if (sym > 255) {
+      var len = sym >> 18 & 31;
+      wbits16(out, p, lm[len + 257]), p += ll[len + 257];
+      if (len > 7)
+        wbits(out, p, sym >> 23 & 31), p += fleb[len];
+      var dst = sym & 31;
+      wbits16(out, p, dm[dst]), p += dl[dst];
+      if (dst > 3)
+        wbits16(out, p, sym >> 5 & 8191), p += fdeb[dst];
+    } else {
+      wbits16(out, p, lm[sym]), p += ll[sym];
+    }
+  }
+  wbits16(out, p, lm[256]);
+  return p + ll[256];
+};
+var deo = /* @__PURE__ */ new i32([65540, 131080, 131088, 131104, 262176, 1048704, 1048832, 2114560, 2117632]);
 var et = /* @__PURE__ */ new u8(0);
+var dflt = function(dat, lvl, plvl, pre, post, st) {
+  var s = st.z || dat.length;
+  var o = new u8(pre + s + 5 * (1 + Math.ceil(s / 7e3)) + post);
+  var w = o.subarray(pre, o.length - post);
+  var lst = st.l;
+  var pos = (st.r || 0) & 7;
+  if (lvl) {
+    if (pos)
+      w[0] = st.r >> 3;
+    var opt = deo[lvl - 1];
+    var n = opt >> 13, c = opt & 8191;
+    var msk_1 = (1 << plvl) - 1;
+    var prev = st.p || new u16(32768), head = st.h || new u16(msk_1 + 1);
+    var bs1_1 = Math.ceil(plvl / 3), bs2_1 = 2 * bs1_1;
+    var hsh = function(i3) {
+      return (dat[i3] ^ dat[i3 + 1] << bs1_1 ^ dat[i3 + 2] << bs2_1) & msk_1;
+    };
+    var syms = new i32(25e3);
+    var lf = new u16(288), df = new u16(32);
+    var lc_1 = 0, eb = 0, i2 = st.i || 0, li = 0, wi = st.w || 0, bs = 0;
+    for (; i2 + 2 < s; ++i2) {
+      var hv = hsh(i2);
+      var imod = i2 & 32767, pimod = head[hv];
+      prev[imod] = pimod;
+      head[hv] = imod;
+      if (wi <= i2) {
+        var rem = s - i2;
+        if ((lc_1 > 7e3 || li > 24576) && (rem > 423 || !lst)) {
+          pos = wblk(dat, w, 0, syms, lf, df, eb, li, bs, i2 - bs, pos);
+          li = lc_1 = eb = 0, bs = i2;
+          for (var j = 0; j < 286; ++j)
+            lf[j] = 0;
+          for (var j = 0; j < 30; ++j)
+            df[j] = 0;
+        }
+        var l = 2, d = 0, ch_1 = c, dif = imod - pimod & 32767;
+        if (rem > 2 && hv == hsh(i2 - dif)) {
+          var maxn = Math.min(n, rem) - 1;
+          var maxd = Math.min(32767, i2);
+          var ml = Math.min(258, rem);
+          while (dif <= maxd && --ch_1 && imod != pimod) {
+            if (dat[i2 + l] == dat[i2 + l - dif]) {
+              var nl = 0;
+              for (; nl < ml && dat[i2 + nl] == dat[i2 + nl - dif]; ++nl)
+                ;
+              if (nl > l) {
+                l = nl, d = dif;
+                if (nl > maxn)
+                  break;
+                var mmd = Math.min(dif, nl - 2);
+                var md = 0;
+                for (var j = 0; j < mmd; ++j) {
+                  var ti = i2 - dif + j & 32767;
+                  var pti = prev[ti];
+                  var cd = ti - pti & 32767;
+                  if (cd > md)
+                    md = cd, pimod = ti;
+                }
+              }
+            }
+            imod = pimod, pimod = prev[imod];
+            dif += imod - pimod & 32767;
+          }
+        }
+        if (d) {
+          syms[li++] = 268435456 | revfl[l] << 18 | revfd[d];
+          var lin = revfl[l] & 31, din = revfd[d] & 31;
+          eb += fleb[lin] + fdeb[din];
+          ++lf[257 + lin];
+          ++df[din];
+          wi = i2 + l;
+          ++lc_1;
+        } else {
+          syms[li++] = dat[i2];
+          ++lf[dat[i2]];
+        }
+      }
+    }
+    for (i2 = Math.max(i2, wi); i2 < s; ++i2) {
+      syms[li++] = dat[i2];
+      ++lf[dat[i2]];
+    }
+    pos = wblk(dat, w, lst, syms, lf, df, eb, li, bs, i2 - bs, pos);
+    if (!lst) {
+      st.r = pos & 7 | w[pos / 8 | 0] << 3;
+      pos -= 7;
+      st.h = head, st.p = prev, st.i = i2, st.w = wi;
+    }
+  } else {
+    for (var i2 = st.w || 0; i2 < s + lst; i2 += 65535) {
+      var e = i2 + 65535;
+      if (e >= s) {
+        w[pos / 8 | 0] = lst;
+        e = s;
+      }
+      pos = wfblk(w, pos + 1, dat.subarray(i2, e));
+    }
+    st.i = s;
+  }
+  return slc(o, 0, pre + shft(pos) + post);
+};
+var crct = /* @__PURE__ */ (function() {
+  var t = new Int32Array(256);
+  for (var i2 = 0; i2 < 256; ++i2) {
+    var c = i2, k = 9;
+    while (--k)
+      c = (c & 1 && -306674912) ^ c >>> 1;
+    t[i2] = c;
+  }
+  return t;
+})();
+var crc = function() {
+  var c = -1;
+  return {
+    p: function(d) {
+      var cr = c;
+      for (var i2 = 0; i2 < d.length; ++i2)
+        cr = crct[cr & 255 ^ d[i2]] ^ cr >>> 8;
+      c = cr;
+    },
+    d: function() {
+      return ~c;
+    }
+  };
+};
+var dopt = function(dat, opt, pre, post, st) {
+  if (!st) {
+    st = { l: 1 };
+    if (opt.dictionary) {
+      var dict = opt.dictionary.subarray(-32768);
+      var newDat = new u8(dict.length + dat.length);
+      newDat.set(dict);
+      newDat.set(dat, dict.length);
+      dat = newDat;
+      st.w = dict.length;
+    }
+  }
+  return dflt(dat, opt.level == null ? 6 : opt.level, opt.mem == null ? st.l ? Math.ceil(Math.max(8, Math.min(13, Math.log(dat.length))) * 1.5) : 20 : 12 + opt.mem, pre, post, st);
+};
+var mrg = function(a, b) {
+  var o = {};
+  for (var k in a)
+    o[k] = a[k];
+  for (var k in b)
+    o[k] = b[k];
+  return o;
+};
 var b2 = function(d, b) {
   return d[b] | d[b + 1] << 8;
 };
@@ -23879,9 +24446,30 @@ var b4 = function(d, b) {
 var b8 = function(d, b) {
   return b4(d, b) + b4(d, b + 4) * 4294967296;
 };
+var wbytes = function(d, b, v) {
+  for (; v; ++b)
+    d[b] = v, v >>>= 8;
+};
+function deflateSync(data, opts) {
+  return dopt(data, opts || {}, 0, 0);
+}
 function inflateSync(data, opts) {
   return inflt(data, { i: 2 }, opts && opts.out, opts && opts.dictionary);
 }
+var fltn = function(d, p, t, o) {
+  for (var k in d) {
+    var val = d[k], n = p + k, op = o;
+    if (Array.isArray(val))
+      op = mrg(o, val[1]), val = val[0];
+    if (ArrayBuffer.isView(val))
+      t[n] = [val, op];
+    else {
+      t[n += "/"] = [new u8(0), op];
+      fltn(val, n, t, o);
+    }
+  }
+};
+var te = typeof TextEncoder != "undefined" && /* @__PURE__ */ new TextEncoder();
 var td = typeof TextDecoder != "undefined" && /* @__PURE__ */ new TextDecoder();
 var tds = 0;
 try {
@@ -23905,6 +24493,39 @@ var dutf8 = function(d) {
       r += String.fromCharCode((c & 15) << 12 | (d[i2++] & 63) << 6 | d[i2++] & 63);
   }
 };
+function strToU8(str, latin1) {
+  if (latin1) {
+    var ar_1 = new u8(str.length);
+    for (var i2 = 0; i2 < str.length; ++i2)
+      ar_1[i2] = str.charCodeAt(i2);
+    return ar_1;
+  }
+  if (te)
+    return te.encode(str);
+  var l = str.length;
+  var ar = new u8(str.length + (str.length >> 1));
+  var ai = 0;
+  var w = function(v) {
+    ar[ai++] = v;
+  };
+  for (var i2 = 0; i2 < l; ++i2) {
+    if (ai + 5 > ar.length) {
+      var n = new u8(ai + 8 + (l - i2 << 1));
+      n.set(ar);
+      ar = n;
+    }
+    var c = str.charCodeAt(i2);
+    if (c < 128 || latin1)
+      w(c);
+    else if (c < 2048)
+      w(192 | c >> 6), w(128 | c & 63);
+    else if (c > 55295 && c < 57344)
+      c = 65536 + (c & 1023 << 10) | str.charCodeAt(++i2) & 1023, w(240 | c >> 18), w(128 | c >> 12 & 63), w(128 | c >> 6 & 63), w(128 | c & 63);
+    else
+      w(224 | c >> 12), w(128 | c >> 6 & 63), w(128 | c & 63);
+  }
+  return slc(ar, 0, ai);
+}
 function strFromU8(dat, latin1) {
   if (latin1) {
     var r = "";
@@ -23947,6 +24568,107 @@ var z64hs = function(d, b, l, z2, sc, su, off) {
   }
   return [sc, su, off, 0];
 };
+var exfl = function(ex) {
+  var le = 0;
+  if (ex) {
+    for (var k in ex) {
+      var l = ex[k].length;
+      if (l > 65535)
+        err(9);
+      le += l + 4;
+    }
+  }
+  return le;
+};
+var wzh = function(d, b, f, fn, u, c, ce, co) {
+  var fl2 = fn.length, ex = f.extra, col = co && co.length;
+  var exl = exfl(ex);
+  wbytes(d, b, ce != null ? 33639248 : 67324752), b += 4;
+  if (ce != null)
+    d[b++] = 20, d[b++] = f.os;
+  d[b] = 20, b += 2;
+  d[b++] = f.flag << 1 | (c < 0 && 8), d[b++] = u && 8;
+  d[b++] = f.compression & 255, d[b++] = f.compression >> 8;
+  var dt = new Date(f.mtime == null ? Date.now() : f.mtime), y = dt.getFullYear() - 1980;
+  if (y < 0 || y > 119)
+    err(10);
+  wbytes(d, b, y << 25 | dt.getMonth() + 1 << 21 | dt.getDate() << 16 | dt.getHours() << 11 | dt.getMinutes() << 5 | dt.getSeconds() >> 1), b += 4;
+  if (c != -1) {
+    wbytes(d, b, f.crc);
+    wbytes(d, b + 4, c < 0 ? -c - 2 : c);
+    wbytes(d, b + 8, f.size);
+  }
+  wbytes(d, b + 12, fl2);
+  wbytes(d, b + 14, exl), b += 16;
+  if (ce != null) {
+    wbytes(d, b, col);
+    wbytes(d, b + 6, f.attrs);
+    wbytes(d, b + 10, ce), b += 14;
+  }
+  d.set(fn, b);
+  b += fl2;
+  if (exl) {
+    for (var k in ex) {
+      var exf = ex[k], l = exf.length;
+      wbytes(d, b, +k);
+      wbytes(d, b + 2, l);
+      d.set(exf, b + 4), b += 4 + l;
+    }
+  }
+  if (col)
+    d.set(co, b), b += col;
+  return b;
+};
+var wzf = function(o, b, c, d, e) {
+  wbytes(o, b, 101010256);
+  wbytes(o, b + 8, c);
+  wbytes(o, b + 10, c);
+  wbytes(o, b + 12, d);
+  wbytes(o, b + 16, e);
+};
+function zipSync(data, opts) {
+  if (!opts)
+    opts = {};
+  var r = {};
+  var files = [];
+  fltn(data, "", r, opts);
+  var o = 0;
+  var tot = 0;
+  for (var fn in r) {
+    var _a2 = r[fn], file = _a2[0], p = _a2[1];
+    var compression = p.level == 0 ? 0 : 8;
+    var f = strToU8(fn), s = f.length;
+    var com = p.comment, m = com && strToU8(com), ms3 = m && m.length;
+    var exl = exfl(p.extra);
+    if (s > 65535)
+      err(11);
+    var d = compression ? deflateSync(file, p) : file, l = d.length;
+    var c = crc();
+    c.p(file);
+    files.push(mrg(p, {
+      size: file.length,
+      crc: c.d(),
+      c: d,
+      f,
+      m,
+      u: s != fn.length || m && com.length != ms3,
+      o,
+      compression
+    }));
+    o += 30 + s + exl + l;
+    tot += 76 + 2 * (s + exl) + (ms3 || 0) + l;
+  }
+  var out = new u8(tot + 22), oe = o, cdl = tot - o;
+  for (var i2 = 0; i2 < files.length; ++i2) {
+    var f = files[i2];
+    wzh(out, f.o, f, f.f, f.u, f.c.length);
+    var badd = 30 + f.f.length + exfl(f.extra);
+    out.set(f.c, f.o + badd);
+    wzh(out, o, f, f.f, f.u, f.c.length, f.o, f.m), o += 16 + badd + (f.m ? f.m.length : 0);
+  }
+  wzf(out, o, files.length, cdl, oe);
+  return out;
+}
 function unzipSync(data, opts) {
   var files = {};
   var e = data.length - 22;
@@ -24054,6 +24776,20 @@ function readArrays(file) {
     `${file}: unsupported data file type '${ext || "(no extension)"}'; give a .npz archive (np.savez) or a .npy array (np.save)`
   );
 }
+function writeNpz(file, arrays, opts = {}) {
+  const level = opts.compress ? 6 : 0;
+  const zippable = {};
+  for (const [name, arr] of Object.entries(arrays)) {
+    if (name === "") throw new Error("writeNpz: empty array name");
+    zippable[`${name}.npy`] = [encodeNpy(arr), { level, mtime: ZIP_MTIME }];
+  }
+  const bytes2 = zipSync(zippable);
+  try {
+    writeFileAtomic(file, bytes2);
+  } catch (e) {
+    throw new UserError(`${file}: cannot write (${describe(e)}); check that the directory exists and is writable`);
+  }
+}
 
 // src/data/dataset.ts
 var LABELS = "y";
@@ -24065,12 +24801,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path8, model, opts) {
+function loadDataset(path11, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path8} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path11} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path8);
+  const arrays = readArrays(path11);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -24079,7 +24815,7 @@ function loadDataset(path8, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path8}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path11}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -24088,36 +24824,37 @@ function loadDataset(path8, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path8}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path11}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path8, spec, name, arr, modelName);
+  for (const [spec, name, arr] of bound) checkInput(path11, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path11, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path8}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path11}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path8}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path11}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path8, y, count3);
+  if (y) labels = toLabels(path11, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path8}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path11}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path8, count: count3, inputs, labels };
+  return { path: path11, count: count3, inputs, labels };
 }
-function checkInput(path8, spec, name, arr, modelName) {
-  const subject = `${path8}: array '${name}'`;
+function checkInput(path11, spec, name, arr, modelName) {
+  const subject = `${path11}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -24139,6 +24876,28 @@ function checkInput(path8, spec, name, arr, modelName) {
     }
   }
 }
+var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
+function checkFinite(path11, name, arr) {
+  if (!FLOAT_DTYPES.has(arr.dtype)) return;
+  const data = arr.data;
+  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
+  const half = arr.dtype === "float16";
+  for (let i2 = 0; i2 < data.length; i2++) {
+    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
+    if (bad) {
+      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
+      const more = countNonFinite(data, half);
+      throw new UserError(
+        `${path11}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+      );
+    }
+  }
+}
+function countNonFinite(data, half) {
+  let n = 0;
+  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
+  return n;
+}
 function reshapeFix(name, arr, spec) {
   const rest = spec.dims.slice(1);
   if (arr.shape.length >= 1 && rest.every((d) => typeof d === "number" && d >= 0)) {
@@ -24148,8 +24907,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path8, y, count3) {
-  const subject = `${path8}: label array '${LABELS}'`;
+function toLabels(path11, y, count3) {
+  const subject = `${path11}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -24386,8 +25145,8 @@ var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
 var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH = "\u2014";
 var TOP_CLASSES = 5;
-function baseName(path8) {
-  return path8.split(/[\\/]/).pop() || path8;
+function baseName(path11) {
+  return path11.split(/[\\/]/).pop() || path11;
 }
 function cell(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
@@ -24404,6 +25163,7 @@ function denseStep(model) {
 function finalStep(model) {
   return model.steps.at(-1);
 }
+var speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
 function renderHeadline(model) {
   const dense = denseStep(model);
   const final = finalStep(model);
@@ -24412,7 +25172,8 @@ function renderHeadline(model) {
     parts.push(`${percent(final.sparsity)} sparse`);
     if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
       const speedup = dense.latency.p50_ms / final.latency.p50_ms;
-      parts.push(speedup >= 1 ? `${ratio(speedup, 1)} faster` : `${ratio(1 / speedup, 1)} slower`);
+      if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
+      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
     }
     if (dense.accuracy != null && final.accuracy != null) {
       parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
@@ -24485,6 +25246,55 @@ function stepTable(steps) {
     ])
   ]);
 }
+var zerosNotSkipped = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
+function funnelSection(model) {
+  const steps = model.steps.filter((s) => s.funnel);
+  if (steps.length === 0) return void 0;
+  const dense = denseStep(model);
+  const batch = steps[0].funnel.batch;
+  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH;
+  const speedCell = (s) => {
+    const f = s.funnel;
+    if (s === dense) return "baseline";
+    if (f.speedup === null) return DASH;
+    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
+  };
+  const lines = [
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
+    table([
+      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
+      ...steps.map((s) => {
+        const f = s.funnel;
+        const base = s === dense;
+        return [
+          s.name,
+          percent(f.params_ratio),
+          percent(f.flops_ratio),
+          percent(f.sparse_flops_ratio),
+          ratio(f.ideal_speedup),
+          p(s, "p50_ms"),
+          p(s, "p95_ms"),
+          speedCell(s),
+          base ? DASH : orDash(f.efficiency, (x2) => percent(x2, 0))
+        ];
+      })
+    ])
+  ];
+  const final = finalStep(model);
+  if (final?.funnel && zerosNotSkipped(model.method)) {
+    const f = final.funnel;
+    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
+    lines.push(
+      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
+      table([
+        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
+        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
+      ])
+    );
+  }
+  return lines.join("\n\n");
+}
 function classTable(model) {
   const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
   if (lost.length === 0) return void 0;
@@ -24502,13 +25312,73 @@ function classTable(model) {
     ])
   ].join("\n\n");
 }
+function costTable(steps) {
+  const rows = steps.filter((s) => s.runtime_cost);
+  if (rows.length === 0) return void 0;
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH;
+  return table([
+    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Energy / sample"],
+    ...rows.map((s) => {
+      const c = s.runtime_cost;
+      return [
+        s.name,
+        withCi(s),
+        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+        c.load_ms.toFixed(1),
+        c.throughput_samples_per_s === void 0 ? DASH : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+      ];
+    })
+  ]);
+}
+function predictionShiftTable(model) {
+  if (!model.prediction_shift?.length) return void 0;
+  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
+  return [
+    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
+    table([
+      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
+      ...model.prediction_shift.flatMap(
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+      )
+    ])
+  ].join("\n\n");
+}
+function shiftTable(model) {
+  if (!model.shifts?.length) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
+  return [
+    "**Distribution shift**",
+    table([
+      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
+      ...model.shifts.map((s) => [
+        s.name,
+        s.source,
+        String(s.samples),
+        percent(s.dense, 2),
+        percent(s.final, 2),
+        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
+        points(s.gap_change, 2)
+      ])
+    ])
+  ].join("\n\n");
+}
 function renderModel(model) {
   const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const funnel = funnelSection(model);
+  if (funnel) sections.push(funnel);
   const classes = classTable(model);
   if (classes) sections.push(classes);
   if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell(n)}`)].join("\n"));
+  const cost = costTable(model.steps);
+  if (cost) sections.push(cost);
+  const shifts = shiftTable(model);
+  if (shifts) sections.push(shifts);
+  const predicted = predictionShiftTable(model);
+  if (predicted) sections.push(predicted);
   return sections.join("\n\n");
 }
 function renderMarkdown(ledger) {
@@ -24518,9 +25388,13 @@ function renderMarkdown(ledger) {
 ${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
+  const t = ledger.timed_out;
+  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
+
+` : "";
   return `${title}
 
-${models}
+${timedOut}${models}
 
 ${footer}
 `;
@@ -24548,6 +25422,124 @@ function quantileSorted(x2, p) {
   } else {
     return x2[idx];
   }
+}
+function quickselect(arr, k, left, right) {
+  left = left || 0;
+  right = right || arr.length - 1;
+  while (right > left) {
+    if (right - left > 600) {
+      var n = right - left + 1;
+      var m = k - left + 1;
+      var z2 = Math.log(n);
+      var s = 0.5 * Math.exp(2 * z2 / 3);
+      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
+      if (m - n / 2 < 0) {
+        sd *= -1;
+      }
+      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
+      var newRight = Math.min(
+        right,
+        Math.floor(k + (n - m) * s / n + sd)
+      );
+      quickselect(arr, k, newLeft, newRight);
+    }
+    var t = arr[k];
+    var i2 = left;
+    var j = right;
+    swap(arr, left, k);
+    if (arr[right] > t) {
+      swap(arr, left, right);
+    }
+    while (i2 < j) {
+      swap(arr, i2, j);
+      i2++;
+      j--;
+      while (arr[i2] < t) {
+        i2++;
+      }
+      while (arr[j] > t) {
+        j--;
+      }
+    }
+    if (arr[left] === t) {
+      swap(arr, left, j);
+    } else {
+      j++;
+      swap(arr, j, right);
+    }
+    if (j <= k) {
+      left = j + 1;
+    }
+    if (k <= j) {
+      right = j - 1;
+    }
+  }
+}
+function swap(arr, i2, j) {
+  var tmp = arr[i2];
+  arr[i2] = arr[j];
+  arr[j] = tmp;
+}
+function quantile(x2, p) {
+  var copy = x2.slice();
+  if (Array.isArray(p)) {
+    multiQuantileSelect(copy, p);
+    var results = [];
+    for (var i2 = 0; i2 < p.length; i2++) {
+      results[i2] = quantileSorted(copy, p[i2]);
+    }
+    return results;
+  } else {
+    var idx = quantileIndex(copy.length, p);
+    quantileSelect(copy, idx, 0, copy.length - 1);
+    return quantileSorted(copy, p);
+  }
+}
+function quantileSelect(arr, k, left, right) {
+  if (k % 1 === 0) {
+    quickselect(arr, k, left, right);
+  } else {
+    k = Math.floor(k);
+    quickselect(arr, k, left, right);
+    quickselect(arr, k + 1, k + 1, right);
+  }
+}
+function multiQuantileSelect(arr, p) {
+  var positions = /* @__PURE__ */ new Set();
+  for (var i2 = 0; i2 < p.length; i2++) {
+    var idx = quantileIndex(arr.length, p[i2]);
+    positions.add(Math.floor(idx));
+    positions.add(Math.ceil(idx));
+  }
+  var indices = Array.from(positions).sort(compare);
+  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
+}
+function multiselect(arr, indices, lo, hi, left, right) {
+  if (lo > hi) {
+    return;
+  }
+  var mid = lo + hi >> 1;
+  quickselect(arr, indices[mid], left, right);
+  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
+  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
+}
+function compare(a, b) {
+  return a - b;
+}
+function quantileIndex(len, p) {
+  var idx = (len - 1) * p;
+  if (p === 1) {
+    return len - 1;
+  } else if (p === 0) {
+    return 0;
+  } else if (idx % 1 !== 0) {
+    return idx;
+  } else {
+    return idx;
+  }
+}
+function median(x2) {
+  return +quantile(x2, 0.5);
 }
 var BayesianClassifier = function BayesianClassifier2() {
   this.totalCount = 0;
@@ -24611,6 +25603,17 @@ for (z = 0; z <= 3.09; z += 0.01) {
   standardNormalTable.push(cumulativeDistribution(z));
 }
 var z;
+function errorFunction(x2) {
+  var t = 1 / (1 + 0.5 * Math.abs(x2));
+  var tau = t * Math.exp(
+    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
+  );
+  if (x2 >= 0) {
+    return 1 - tau;
+  } else {
+    return tau - 1;
+  }
+}
 var SQRT_2PI = Math.sqrt(2 * Math.PI);
 var PerceptronModel = function PerceptronModel2() {
   this.weights = [];
@@ -24653,6 +25656,25 @@ PerceptronModel.prototype.train = function train2(features, label) {
 // src/measure/ort.ts
 var bundled = __toESM(require_dist2(), 1);
 import { createRequire as createRequire2 } from "node:module";
+
+// src/measure/ortErrors.ts
+var PATTERNS = [
+  [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
+  [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
+  [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
+  [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
+];
+var MAX_LENGTH = 300;
+function shortOrtError(message) {
+  for (const [re, say] of PATTERNS) {
+    const m = message.match(re);
+    if (m) return say(m);
+  }
+  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
+  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
+}
+
+// src/measure/ort.ts
 var chosen;
 function onnxruntime() {
   if (chosen) return chosen;
@@ -24683,20 +25705,8 @@ async function openSession(modelPath, opts) {
       interOpNumThreads: 1
     });
   } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model (${describe(e).split("\n")[0]})`);
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
   }
-}
-
-// src/measure/stats/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
 }
 
 // src/measure/stats/bootstrap.ts
@@ -24763,8 +25773,8 @@ function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
   const n = Math.min(a.length, b.length);
   const sa = new Float64Array(n);
   const sb = new Float64Array(n);
-  const median = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
-  const ratio2 = median(a) / median(b);
+  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median2(a) / median2(b);
   const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
   return { ratio: ratio2, ci };
 }
@@ -24785,13 +25795,13 @@ function preciseEnough(perModel, target, confidence) {
 async function measureInterleaved(modelPaths, source, opts, onProgress) {
   const { ort } = onnxruntime();
   const sessions = [];
-  for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
   const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
   const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
   const adaptive = (opts.targetRelCi ?? 0) > 0;
   const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
   let done = 0;
   try {
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
     for (let b = 0; b < opts.batchSizes.length; b++) {
       const started = performance.now();
       const inputs = batchOf(source, opts.batchSizes[b]);
@@ -24913,235 +25923,61 @@ async function resolveProvider(requested, probeModel) {
   return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
 }
 
-// src/measure/stats/binomial.ts
-function logGamma(x2) {
-  const g2 = 7;
-  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
-  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
-  x2 -= 1;
-  let a = c[0];
-  const t = x2 + g2 + 0.5;
-  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
-  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+// src/measure/runtimeCost.ts
+import * as fs4 from "node:fs";
+var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
+function throughput(byBatch) {
+  if (byBatch.length === 0) return void 0;
+  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
+  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
 }
-function binomialHalfCdf(k, n) {
-  if (k < 0) return 0;
-  if (k >= n) return 1;
-  const lnN = logGamma(n + 1);
-  const ln2n = n * Math.LN2;
-  let sum = 0;
-  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
-  return Math.min(1, sum);
-}
-
-// src/measure/stats/normal.ts
-function normalQuantile(p) {
-  if (!(p > 0 && p < 1)) {
-    if (p === 0) return -Infinity;
-    if (p === 1) return Infinity;
-    return NaN;
+function readCounter(file) {
+  try {
+    const v = Number(fs4.readFileSync(file, "utf8").trim());
+    return Number.isFinite(v) ? v : void 0;
+  } catch {
+    return void 0;
   }
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
-  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
-  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
-  const low = 0.02425;
-  if (p < low) {
-    const q2 = Math.sqrt(-2 * Math.log(p));
-    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
-  }
-  if (p > 1 - low) return -normalQuantile(1 - p);
-  const q = p - 0.5;
-  const r = q * q;
-  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
 }
-function twoSidedZ(confidence) {
-  return normalQuantile(1 - (1 - confidence) / 2);
+async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
+  const before = readCounter(counter);
+  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const after = readCounter(counter);
+  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
+  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
 }
-
-// src/measure/stats/wilson.ts
-function wilsonInterval(successes, n, confidence = 0.95) {
-  if (n <= 0) return [0, 1];
-  const z2 = twoSidedZ(confidence);
-  const p = successes / n;
-  const z22 = z2 * z2;
-  const centre = p + z22 / (2 * n);
-  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
-  const denom = 1 + z22 / n;
-  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
-  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
-  return [lo, hi];
-}
-
-// src/measure/stats/mcnemar.ts
-function pairedTable(correctA, correctB) {
-  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-  for (let i2 = 0; i2 < correctA.length; i2++) {
-    if (correctA[i2]) {
-      if (correctB[i2]) t.both++;
-      else t.onlyA++;
-    } else if (correctB[i2]) t.onlyB++;
-    else t.neither++;
-  }
-  return t;
-}
-function mcnemarExact(onlyA, onlyB) {
-  const n = onlyA + onlyB;
-  if (n === 0) return 1;
-  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
-}
-function pairedDifferenceInterval(t, confidence = 0.95) {
-  const n = t.both + t.onlyA + t.onlyB + t.neither;
-  if (n === 0) return [-1, 1];
-  const p1 = (t.both + t.onlyA) / n;
-  const p2 = (t.both + t.onlyB) / n;
-  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
-  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
-  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
-  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
-  const diff = p1 - p2;
-  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
-  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
-  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
-}
-function minSamplesForDrop(drop, discordant, confidence = 0.95) {
-  const z2 = twoSidedZ(confidence);
-  const d = Math.max(discordant, drop);
-  return Math.ceil(z2 * z2 * d / (drop * drop));
-}
-
-// src/measure/stats/uncertainty.ts
-function subsetTable(a, b, keep) {
-  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-  for (let i2 = 0; i2 < a.length; i2++) {
-    if (!keep(i2)) continue;
-    if (a[i2]) {
-      if (b[i2]) t.both++;
-      else t.onlyA++;
-    } else if (b[i2]) t.onlyB++;
-    else t.neither++;
-  }
-  return t;
-}
-var total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
-function sampleNote(t, ci, limit, confidence, what) {
-  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
-  const n = total(t);
-  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
-  const need = minSamplesForDrop(limit, discordant, confidence);
-  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
-}
-function accuracyDropUncertainty(reference, candidate, confidence, limit) {
-  const t = pairedTable(reference, candidate);
-  const ci = pairedDifferenceInterval(t, confidence);
-  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
-}
-function eceAt(confidence, correct, indices, bins = 15) {
-  const count3 = new Float64Array(bins);
-  const gap = new Float64Array(bins);
-  for (let k = 0; k < indices.length; k++) {
-    const i2 = indices[k];
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count3[b]++;
-    gap[b] += correct[i2] - confidence[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(gap[b]) / indices.length;
-  return ece;
-}
-function classDropIntervals(m) {
-  const out = [];
-  for (let c = 0; c < m.reference.classes; c++) {
-    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
-    if (total(t) === 0) continue;
-    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
-  }
-  return out;
-}
-function maxInterval(cis) {
-  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
-}
-function budgetUncertainty(m) {
-  const { confidence } = m;
-  const u = {};
-  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
-  const classes = classDropIntervals(m);
-  if (classes.length) {
-    const ci = maxInterval(classes.map((c) => c.ci));
-    const limit = m.limits["class-accuracy-drop"];
-    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
-    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
-    u["class-accuracy-drop"] = { ci, note };
-  }
-  const n = m.labels.length;
-  u["ece-increase"] = {
-    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
-  };
-  if (m.referenceLatency?.length && m.candidateLatency?.length) {
-    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
-    u["min-speedup"] = { ci: speedup.ci };
-    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
-    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
-    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
-  }
-  if (m.shifts?.length) {
-    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
-    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
-  }
-  return u;
-}
-function accuracyIntervals(p, labels, confidence) {
-  const hit = new Float64Array(p.classes);
-  const support = new Float64Array(p.classes);
-  let all = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) {
-    support[labels[i2]]++;
-    if (p.correct[i2]) {
-      hit[labels[i2]]++;
-      all++;
+async function measureRuntimeCost(artifact, byBatch, source, opts) {
+  const { ort } = onnxruntime();
+  const loads = [];
+  for (let i2 = 0; i2 < 3; i2++) {
+    const t0 = performance.now();
+    const s = await openSession(artifact, opts);
+    loads.push(performance.now() - t0);
+    if (i2 < 2) await s.release();
+    else {
+      const batch = byBatch[0]?.batch ?? 1;
+      const feeds = {};
+      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const energy = await energyPerSample(async () => {
+        const out = await s.run(feeds);
+        for (const t of Object.values(out)) t.dispose();
+      }, 20, batch);
+      await s.release();
+      const tp = throughput(byBatch);
+      return {
+        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
+        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
+        energy_j_per_sample: energy.joules,
+        energy_note: energy.note
+      };
     }
   }
-  return {
-    accuracy_ci: wilsonInterval(all, labels.length, confidence),
-    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
-  };
-}
-function annotateClassChanges(changes, m, limit) {
-  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
-  return changes.map((c) => {
-    const s = byClass.get(c.class);
-    if (!s) return c;
-    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
-  });
-}
-
-// src/pipeline/verdicts.ts
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, classChanges3, compareMode = false) {
-  const labels = data.labels;
-  const confidence = config.confidence;
-  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
-  const paired = {
-    labels,
-    reference: reference.preds,
-    candidate: candidate.preds,
-    referenceLatency: latency?.reference,
-    candidateLatency: latency?.candidate,
-    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
-    confidence,
-    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
-  };
-  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
-  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
-  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
-  return {
-    budgets: results,
-    verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges3, paired, classLimit)
-  };
+  throw new Error("unreachable");
 }
 
 // src/onnx/model.ts
-import * as fs4 from "node:fs";
+import * as fs5 from "node:fs";
 import * as path3 from "node:path";
 
 // node_modules/@bufbuild/protobuf/dist/esm/is-message.js
@@ -25469,10 +26305,74 @@ function scalarZeroValue(type, longAsString) {
       return 0;
   }
 }
+function isScalarZeroValue(type, value) {
+  switch (type) {
+    case ScalarType.BOOL:
+      return value === false;
+    case ScalarType.STRING:
+      return value === "";
+    case ScalarType.BYTES:
+      return value instanceof Uint8Array && !value.byteLength;
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      return Object.is(value, 0);
+    default:
+      return value == 0;
+  }
+}
 
 // node_modules/@bufbuild/protobuf/dist/esm/reflect/unsafe.js
+var IMPLICIT = 2;
+var unsafeLocal = /* @__PURE__ */ Symbol.for("reflect unsafe local");
+function unsafeOneofCase(target, oneof) {
+  const c = target[oneof.localName].case;
+  if (c === void 0) {
+    return c;
+  }
+  return oneof.fields.find((f) => f.localName === c);
+}
+function unsafeIsSet(target, field) {
+  const name = field.localName;
+  if (field.oneof) {
+    return target[field.oneof.localName].case === name;
+  }
+  if (field.presence != IMPLICIT) {
+    return target[name] !== void 0 && Object.prototype.hasOwnProperty.call(target, name);
+  }
+  switch (field.fieldKind) {
+    case "list":
+      return target[name].length > 0;
+    case "map":
+      return Object.keys(target[name]).length > 0;
+    case "scalar":
+      return !isScalarZeroValue(field.scalar, target[name]);
+    case "enum":
+      return target[name] !== field.enum.values[0].number;
+  }
+  throw new Error("message field with implicit presence");
+}
 function unsafeIsSetExplicit(target, localName) {
   return Object.prototype.hasOwnProperty.call(target, localName) && target[localName] !== void 0;
+}
+function unsafeGet(target, field) {
+  if (field.oneof) {
+    const oneof = target[field.oneof.localName];
+    if (oneof.case === field.localName) {
+      return oneof.value;
+    }
+    return void 0;
+  }
+  return target[field.localName];
+}
+function unsafeSet(target, field, value) {
+  if (field.oneof) {
+    target[field.oneof.localName] = {
+      case: field.localName,
+      value
+    };
+  } else {
+    target[field.localName] = value;
+  }
 }
 function setOwn(obj, key, value) {
   if (key === "__proto__") {
@@ -25486,13 +26386,71 @@ function setOwn(obj, key, value) {
     obj[key] = value;
   }
 }
+function getOwn(obj, key) {
+  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : void 0;
+}
+function unsafeClear(target, field) {
+  const name = field.localName;
+  if (field.oneof) {
+    const oneofLocalName = field.oneof.localName;
+    if (target[oneofLocalName].case === name) {
+      target[oneofLocalName] = { case: void 0 };
+    }
+  } else if (field.presence != IMPLICIT) {
+    delete target[name];
+  } else {
+    switch (field.fieldKind) {
+      case "map":
+        target[name] = {};
+        break;
+      case "list":
+        target[name] = [];
+        break;
+      case "enum":
+        target[name] = field.enum.values[0].number;
+        break;
+      case "scalar":
+        target[name] = scalarZeroValue(field.scalar, field.longAsString);
+        break;
+    }
+  }
+}
 
 // node_modules/@bufbuild/protobuf/dist/esm/reflect/guard.js
 function isObject(arg) {
   return arg !== null && typeof arg == "object" && !Array.isArray(arg);
 }
+function isReflectList(arg, field) {
+  var _a2, _b2, _c, _d;
+  if (isObject(arg) && unsafeLocal in arg && "add" in arg && "field" in arg && typeof arg.field == "function") {
+    if (field !== void 0) {
+      const a = field;
+      const b = arg.field();
+      return a.listKind == b.listKind && a.scalar === b.scalar && ((_a2 = a.message) === null || _a2 === void 0 ? void 0 : _a2.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
+    }
+    return true;
+  }
+  return false;
+}
+function isReflectMap(arg, field) {
+  var _a2, _b2, _c, _d;
+  if (isObject(arg) && unsafeLocal in arg && "has" in arg && "field" in arg && typeof arg.field == "function") {
+    if (field !== void 0) {
+      const a = field, b = arg.field();
+      return a.mapKey === b.mapKey && a.mapKind == b.mapKind && a.scalar === b.scalar && ((_a2 = a.message) === null || _a2 === void 0 ? void 0 : _a2.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
+    }
+    return true;
+  }
+  return false;
+}
+function isReflectMessage(arg, messageDesc2) {
+  return isObject(arg) && unsafeLocal in arg && "desc" in arg && isObject(arg.desc) && arg.desc.kind === "message" && (messageDesc2 === void 0 || arg.desc.typeName == messageDesc2.typeName);
+}
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/wrappers.js
+function isWrapper(arg) {
+  return isWrapperTypeName(arg.$typeName);
+}
 function isWrapperDesc(messageDesc2) {
   const f = messageDesc2.fields[0];
   return isWrapperTypeName(messageDesc2.typeName) && f !== void 0 && f.fieldKind == "scalar" && f.name == "value" && f.number == 1;
@@ -25515,7 +26473,7 @@ function isWrapperTypeName(name) {
 // node_modules/@bufbuild/protobuf/dist/esm/create.js
 var EDITION_PROTO3 = 999;
 var EDITION_PROTO2 = 998;
-var IMPLICIT = 2;
+var IMPLICIT2 = 2;
 function create(schema, init) {
   if (isMessage(init, schema)) {
     return init;
@@ -25642,7 +26600,7 @@ function compileInitMessage(desc) {
         properties.push({
           name,
           kind: INIT_SINGULAR,
-          constant: member.presence == IMPLICIT ? zeroValue : void 0,
+          constant: member.presence == IMPLICIT2 ? zeroValue : void 0,
           convert: member.fieldKind == "scalar" && member.scalar == ScalarType.BYTES ? toU8Arr : void 0
         });
         if (usePrototype) {
@@ -25697,7 +26655,7 @@ function needsPrototypeChain(desc) {
     case EDITION_PROTO2:
       return true;
     default:
-      return desc.fields.some((f) => f.presence != IMPLICIT && f.fieldKind != "message" && !f.oneof);
+      return desc.fields.some((f) => f.presence != IMPLICIT2 && f.fieldKind != "message" && !f.oneof);
   }
 }
 function createZeroValue(field) {
@@ -25718,13 +26676,13 @@ var FieldError = class extends Error {
 };
 
 // node_modules/@bufbuild/protobuf/dist/esm/wire/text-encoding.js
-var te;
+var te2;
 function configureTextEncoding(textEncoding) {
   var _a2;
-  te = Object.assign(Object.assign({}, textEncoding), { encodeUtf8Into: (_a2 = textEncoding.encodeUtf8Into) !== null && _a2 !== void 0 ? _a2 : emulateEncodeInto(textEncoding.encodeUtf8.bind(textEncoding)) });
+  te2 = Object.assign(Object.assign({}, textEncoding), { encodeUtf8Into: (_a2 = textEncoding.encodeUtf8Into) !== null && _a2 !== void 0 ? _a2 : emulateEncodeInto(textEncoding.encodeUtf8.bind(textEncoding)) });
 }
 function getTextEncoding() {
-  if (!te) {
+  if (!te2) {
     const globals = globalThis;
     if (!globals.TextEncoder || !globals.TextDecoder) {
       throw new Error("encoding API missing: install TextEncoder and TextDecoder on globalThis");
@@ -25770,7 +26728,7 @@ function getTextEncoding() {
     }
     configureTextEncoding(config);
   }
-  return te;
+  return te2;
 }
 function emulateEncodeInto(encodeUtf8) {
   return (text, dest) => {
@@ -26355,6 +27313,232 @@ function assertFloat32(arg) {
   }
 }
 
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect-check.js
+function checkField(field, value) {
+  const check = field.fieldKind == "list" ? isReflectList(value, field) : field.fieldKind == "map" ? isReflectMap(value, field) : checkSingular(field, value);
+  if (check === true) {
+    return void 0;
+  }
+  let reason;
+  switch (field.fieldKind) {
+    case "list":
+      reason = `expected ${formatReflectList(field)}, got ${formatVal(value)}`;
+      break;
+    case "map":
+      reason = `expected ${formatReflectMap(field)}, got ${formatVal(value)}`;
+      break;
+    default: {
+      reason = reasonSingular(field, value, check);
+    }
+  }
+  return new FieldError(field, reason);
+}
+function checkListItem(field, index, value) {
+  const check = checkSingular(field, value);
+  if (check !== true) {
+    return new FieldError(field, `list item #${index + 1}: ${reasonSingular(field, value, check)}`);
+  }
+  return void 0;
+}
+function checkMapEntry(field, key, value) {
+  const checkKey = checkScalarValue(field.mapKey)(key);
+  if (checkKey !== true) {
+    return new FieldError(field, `invalid map key: ${reasonSingular({ scalar: field.mapKey }, key, checkKey)}`);
+  }
+  const checkVal = checkSingular(field, value);
+  if (checkVal !== true) {
+    return new FieldError(field, `map entry ${formatVal(key)}: ${reasonSingular(field, value, checkVal)}`);
+  }
+  return void 0;
+}
+function checkSingular(field, value) {
+  if (field.scalar !== void 0) {
+    return checkScalarValue(field.scalar)(value);
+  }
+  if (field.enum !== void 0) {
+    if (field.enum.open) {
+      return checkScalarValue(ScalarType.INT32)(value);
+    }
+    return field.enum.values.some((v) => v.number === value);
+  }
+  return isReflectMessage(value, field.message);
+}
+function checkScalarValue(scalar) {
+  switch (scalar) {
+    case ScalarType.DOUBLE:
+      return (value) => typeof value == "number";
+    case ScalarType.FLOAT:
+      return (value) => {
+        if (typeof value != "number") {
+          return false;
+        }
+        if (!Number.isFinite(Math.fround(value)) && Number.isFinite(value)) {
+          return `${value.toFixed()} out of range`;
+        }
+        return true;
+      };
+    case ScalarType.INT32:
+    case ScalarType.SFIXED32:
+    case ScalarType.SINT32:
+      return (value) => {
+        if (typeof value !== "number" || !Number.isInteger(value)) {
+          return false;
+        }
+        if (value > INT32_MAX || value < INT32_MIN) {
+          return `${value.toFixed()} out of range`;
+        }
+        return true;
+      };
+    case ScalarType.FIXED32:
+    case ScalarType.UINT32:
+      return (value) => {
+        if (typeof value !== "number" || !Number.isInteger(value)) {
+          return false;
+        }
+        if (value > UINT32_MAX || value < 0) {
+          return `${value.toFixed()} out of range`;
+        }
+        return true;
+      };
+    case ScalarType.BOOL:
+      return (value) => typeof value == "boolean";
+    case ScalarType.STRING:
+      return (value) => {
+        if (typeof value != "string") {
+          return false;
+        }
+        return getTextEncoding().checkUtf8(value) || "invalid UTF8";
+      };
+    case ScalarType.BYTES:
+      return (value) => value instanceof Uint8Array;
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      return (value) => {
+        if (typeof value == "bigint" || typeof value == "number" || typeof value == "string" && value.length > 0) {
+          try {
+            protoInt64.parse(value);
+            return true;
+          } catch (_) {
+            return `${value} out of range`;
+          }
+        }
+        return false;
+      };
+    case ScalarType.FIXED64:
+    case ScalarType.UINT64:
+      return (value) => {
+        if (typeof value == "bigint" || typeof value == "number" || typeof value == "string" && value.length > 0) {
+          try {
+            protoInt64.uParse(value);
+            return true;
+          } catch (_) {
+            return `${value} out of range`;
+          }
+        }
+        return false;
+      };
+  }
+}
+function reasonSingular(field, val, details) {
+  details = typeof details == "string" ? `: ${details}` : `, got ${formatVal(val)}`;
+  if (field.scalar !== void 0) {
+    return `expected ${scalarTypeDescription(field.scalar)}` + details;
+  }
+  if (field.enum !== void 0) {
+    return `expected ${field.enum.toString()}` + details;
+  }
+  return `expected ${formatReflectMessage(field.message)}` + details;
+}
+function formatVal(val) {
+  switch (typeof val) {
+    case "object":
+      if (val === null) {
+        return "null";
+      }
+      if (val instanceof Uint8Array) {
+        return `Uint8Array(${val.length})`;
+      }
+      if (Array.isArray(val)) {
+        return `Array(${val.length})`;
+      }
+      if (isReflectList(val)) {
+        return formatReflectList(val.field());
+      }
+      if (isReflectMap(val)) {
+        return formatReflectMap(val.field());
+      }
+      if (isReflectMessage(val)) {
+        return formatReflectMessage(val.desc);
+      }
+      if (isMessage(val)) {
+        return `message ${val.$typeName}`;
+      }
+      return "object";
+    case "string":
+      return val.length > 30 ? "string" : `"${val.split('"').join('\\"')}"`;
+    case "boolean":
+      return String(val);
+    case "number":
+      return String(val);
+    case "bigint":
+      return String(val) + "n";
+    default:
+      return typeof val;
+  }
+}
+function formatReflectMessage(desc) {
+  return `ReflectMessage (${desc.typeName})`;
+}
+function formatReflectList(field) {
+  switch (field.listKind) {
+    case "message":
+      return `ReflectList (${field.message.toString()})`;
+    case "enum":
+      return `ReflectList (${field.enum.toString()})`;
+    case "scalar":
+      return `ReflectList (${ScalarType[field.scalar]})`;
+  }
+}
+function formatReflectMap(field) {
+  switch (field.mapKind) {
+    case "message":
+      return `ReflectMap (${ScalarType[field.mapKey]}, ${field.message.toString()})`;
+    case "enum":
+      return `ReflectMap (${ScalarType[field.mapKey]}, ${field.enum.toString()})`;
+    case "scalar":
+      return `ReflectMap (${ScalarType[field.mapKey]}, ${ScalarType[field.scalar]})`;
+  }
+}
+function scalarTypeDescription(scalar) {
+  switch (scalar) {
+    case ScalarType.STRING:
+      return "string";
+    case ScalarType.BOOL:
+      return "boolean";
+    case ScalarType.INT64:
+    case ScalarType.SINT64:
+    case ScalarType.SFIXED64:
+      return "bigint (int64)";
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      return "bigint (uint64)";
+    case ScalarType.BYTES:
+      return "Uint8Array";
+    case ScalarType.DOUBLE:
+      return "number (float64)";
+    case ScalarType.FLOAT:
+      return "number (float32)";
+    case ScalarType.FIXED32:
+    case ScalarType.UINT32:
+      return "number (uint32)";
+    case ScalarType.INT32:
+    case ScalarType.SFIXED32:
+    case ScalarType.SINT32:
+      return "number (int32)";
+  }
+}
+
 // node_modules/@bufbuild/protobuf/dist/esm/reflect/message.js
 var NULL_VALUE = 0;
 function localMessageMapper(field) {
@@ -26458,6 +27642,418 @@ function wktValueToReflect(json) {
         };
       }
       break;
+  }
+  return value;
+}
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect.js
+function reflect(messageDesc2, message, check = true) {
+  return new ReflectMessageImpl(messageDesc2, message, check);
+}
+var messageSortedFields = /* @__PURE__ */ new WeakMap();
+var ReflectMessageImpl = class {
+  get sortedFields() {
+    const cached = messageSortedFields.get(this.desc);
+    if (cached) {
+      return cached;
+    }
+    const sortedFields = this.desc.fields.concat().sort((a, b) => a.number - b.number);
+    messageSortedFields.set(this.desc, sortedFields);
+    return sortedFields;
+  }
+  constructor(messageDesc2, message, check = true) {
+    this.lists = /* @__PURE__ */ new Map();
+    this.maps = /* @__PURE__ */ new Map();
+    this.check = check;
+    this.desc = messageDesc2;
+    this.message = this[unsafeLocal] = message !== null && message !== void 0 ? message : create(messageDesc2);
+    this.fields = messageDesc2.fields;
+    this.oneofs = messageDesc2.oneofs;
+    this.members = messageDesc2.members;
+  }
+  findNumber(number) {
+    if (!this._fieldsByNumber) {
+      this._fieldsByNumber = new Map(this.desc.fields.map((f) => [f.number, f]));
+    }
+    return this._fieldsByNumber.get(number);
+  }
+  oneofCase(oneof) {
+    assertOwn(this.message, oneof);
+    return unsafeOneofCase(this.message, oneof);
+  }
+  isSet(field) {
+    assertOwn(this.message, field);
+    return unsafeIsSet(this.message, field);
+  }
+  clear(field) {
+    assertOwn(this.message, field);
+    unsafeClear(this.message, field);
+  }
+  get(field) {
+    assertOwn(this.message, field);
+    const value = unsafeGet(this.message, field);
+    switch (field.fieldKind) {
+      case "list":
+        let list = this.lists.get(field);
+        if (!list || list[unsafeLocal] !== value) {
+          this.lists.set(
+            field,
+            // biome-ignore lint/suspicious/noAssignInExpressions: no
+            list = new ReflectListImpl(field, value, this.check)
+          );
+        }
+        return list;
+      case "map":
+        let map = this.maps.get(field);
+        if (!map || map[unsafeLocal] !== value) {
+          this.maps.set(
+            field,
+            // biome-ignore lint/suspicious/noAssignInExpressions: no
+            map = new ReflectMapImpl(field, value, this.check)
+          );
+        }
+        return map;
+      case "message":
+        return messageToReflect(field, value, this.check);
+      case "scalar":
+        return value === void 0 ? scalarZeroValue(field.scalar, false) : longToReflect(field, value);
+      case "enum":
+        return value !== null && value !== void 0 ? value : field.enum.values[0].number;
+    }
+  }
+  set(field, value) {
+    assertOwn(this.message, field);
+    if (this.check) {
+      const err2 = checkField(field, value);
+      if (err2) {
+        throw err2;
+      }
+    }
+    let local;
+    if (field.fieldKind == "message") {
+      local = messageToLocal(field, value);
+    } else if (isReflectMap(value) || isReflectList(value)) {
+      local = value[unsafeLocal];
+    } else {
+      local = longToLocal(field, value);
+    }
+    unsafeSet(this.message, field, local);
+  }
+  getUnknown() {
+    return this.message.$unknown;
+  }
+  setUnknown(value) {
+    this.message.$unknown = value;
+  }
+};
+function assertOwn(owner, member) {
+  if (member.parent.typeName !== owner.$typeName) {
+    throw new FieldError(member, `cannot use ${member.toString()} with message ${owner.$typeName}`, "ForeignFieldError");
+  }
+}
+var ReflectListImpl = class {
+  field() {
+    return this._field;
+  }
+  get size() {
+    return this._arr.length;
+  }
+  constructor(field, unsafeInput, check) {
+    this._field = field;
+    this._arr = this[unsafeLocal] = unsafeInput;
+    this.check = check;
+  }
+  get(index) {
+    const item = this._arr[index];
+    return item === void 0 ? void 0 : listItemToReflect(this._field, item, this.check);
+  }
+  set(index, item) {
+    if (index < 0 || index >= this._arr.length) {
+      throw new FieldError(this._field, `list item #${index + 1}: out of range`);
+    }
+    if (this.check) {
+      const err2 = checkListItem(this._field, index, item);
+      if (err2) {
+        throw err2;
+      }
+    }
+    this._arr[index] = listItemToLocal(this._field, item);
+  }
+  add(item) {
+    if (this.check) {
+      const err2 = checkListItem(this._field, this._arr.length, item);
+      if (err2) {
+        throw err2;
+      }
+    }
+    this._arr.push(listItemToLocal(this._field, item));
+    return void 0;
+  }
+  clear() {
+    this._arr.splice(0, this._arr.length);
+  }
+  [Symbol.iterator]() {
+    return this.values();
+  }
+  keys() {
+    return this._arr.keys();
+  }
+  *values() {
+    for (const item of this._arr) {
+      yield listItemToReflect(this._field, item, this.check);
+    }
+  }
+  *entries() {
+    for (let i2 = 0; i2 < this._arr.length; i2++) {
+      yield [i2, listItemToReflect(this._field, this._arr[i2], this.check)];
+    }
+  }
+};
+var ReflectMapImpl = class {
+  constructor(field, unsafeInput, check = true) {
+    this.obj = this[unsafeLocal] = unsafeInput !== null && unsafeInput !== void 0 ? unsafeInput : {};
+    this.check = check;
+    this._field = field;
+  }
+  field() {
+    return this._field;
+  }
+  set(key, value) {
+    if (this.check) {
+      const err2 = checkMapEntry(this._field, key, value);
+      if (err2) {
+        throw err2;
+      }
+    }
+    setOwn(this.obj, mapKeyToLocal(key), mapValueToLocal(this._field, value));
+    return this;
+  }
+  delete(key) {
+    const k = mapKeyToLocal(key);
+    const has = Object.prototype.hasOwnProperty.call(this.obj, k);
+    if (has) {
+      delete this.obj[k];
+    }
+    return has;
+  }
+  clear() {
+    for (const key of Object.keys(this.obj)) {
+      delete this.obj[key];
+    }
+  }
+  get(key) {
+    let val = getOwn(this.obj, mapKeyToLocal(key));
+    if (val !== void 0) {
+      val = mapValueToReflect(this._field, val, this.check);
+    }
+    return val;
+  }
+  has(key) {
+    return Object.prototype.hasOwnProperty.call(this.obj, mapKeyToLocal(key));
+  }
+  *keys() {
+    for (const objKey of Object.keys(this.obj)) {
+      yield mapKeyToReflect(objKey, this._field.mapKey);
+    }
+  }
+  *entries() {
+    for (const objEntry of Object.entries(this.obj)) {
+      yield [
+        mapKeyToReflect(objEntry[0], this._field.mapKey),
+        mapValueToReflect(this._field, objEntry[1], this.check)
+      ];
+    }
+  }
+  [Symbol.iterator]() {
+    return this.entries();
+  }
+  get size() {
+    return Object.keys(this.obj).length;
+  }
+  *values() {
+    for (const val of Object.values(this.obj)) {
+      yield mapValueToReflect(this._field, val, this.check);
+    }
+  }
+  forEach(callbackfn, thisArg) {
+    for (const mapEntry of this.entries()) {
+      callbackfn.call(thisArg, mapEntry[1], mapEntry[0], this);
+    }
+  }
+};
+function messageToLocal(field, value) {
+  if (!isReflectMessage(value)) {
+    return value;
+  }
+  if (isWrapper(value.message) && !field.oneof && field.fieldKind == "message") {
+    return value.message.value;
+  }
+  if (value.desc.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value") {
+    return wktStructToLocal(value.message);
+  }
+  return value.message;
+}
+function messageToReflect(field, value, check) {
+  if (value !== void 0) {
+    if (isWrapperDesc(field.message) && !field.oneof && field.fieldKind == "message") {
+      value = {
+        $typeName: field.message.typeName,
+        value: longToReflect(field.message.fields[0], value)
+      };
+    } else if (field.message.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value" && isObject(value)) {
+      value = wktStructToReflect(value);
+    }
+  }
+  return new ReflectMessageImpl(field.message, value, check);
+}
+function listItemToLocal(field, value) {
+  if (field.listKind == "message") {
+    return messageToLocal(field, value);
+  }
+  return longToLocal(field, value);
+}
+function listItemToReflect(field, value, check) {
+  if (field.listKind == "message") {
+    return messageToReflect(field, value, check);
+  }
+  return longToReflect(field, value);
+}
+function mapValueToLocal(field, value) {
+  if (field.mapKind == "message") {
+    return messageToLocal(field, value);
+  }
+  return longToLocal(field, value);
+}
+function mapValueToReflect(field, value, check) {
+  if (field.mapKind == "message") {
+    return messageToReflect(field, value, check);
+  }
+  return value;
+}
+function mapKeyToLocal(key) {
+  return typeof key == "string" || typeof key == "number" ? key : String(key);
+}
+function mapKeyToReflect(key, type) {
+  switch (type) {
+    case ScalarType.STRING:
+      return key;
+    case ScalarType.INT32:
+    case ScalarType.FIXED32:
+    case ScalarType.UINT32:
+    case ScalarType.SFIXED32:
+    case ScalarType.SINT32: {
+      const n = Number.parseInt(key);
+      if (Number.isFinite(n)) {
+        return n;
+      }
+      break;
+    }
+    case ScalarType.BOOL:
+      switch (key) {
+        case "true":
+          return true;
+        case "false":
+          return false;
+      }
+      break;
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      try {
+        return protoInt64.uParse(key);
+      } catch (_a2) {
+      }
+      break;
+    default:
+      try {
+        return protoInt64.parse(key);
+      } catch (_b2) {
+      }
+      break;
+  }
+  return key;
+}
+function longToReflect(field, value) {
+  switch (field.scalar) {
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      if ("longAsString" in field && field.longAsString && typeof value == "string") {
+        value = protoInt64.parse(value);
+      }
+      break;
+    case ScalarType.FIXED64:
+    case ScalarType.UINT64:
+      if ("longAsString" in field && field.longAsString && typeof value == "string") {
+        value = protoInt64.uParse(value);
+      }
+      break;
+  }
+  return value;
+}
+function longToLocal(field, value) {
+  switch (field.scalar) {
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      if ("longAsString" in field && field.longAsString) {
+        value = String(value);
+      } else if (typeof value == "string" || typeof value == "number") {
+        value = protoInt64.parse(value);
+      }
+      break;
+    case ScalarType.FIXED64:
+    case ScalarType.UINT64:
+      if ("longAsString" in field && field.longAsString) {
+        value = String(value);
+      } else if (typeof value == "string" || typeof value == "number") {
+        value = protoInt64.uParse(value);
+      }
+      break;
+  }
+  return value;
+}
+
+// node_modules/@bufbuild/protobuf/dist/esm/clone.js
+function clone(schema, message) {
+  return cloneReflect(reflect(schema, message)).message;
+}
+function cloneReflect(i2) {
+  const o = reflect(i2.desc);
+  for (const f of i2.fields) {
+    if (!i2.isSet(f)) {
+      continue;
+    }
+    switch (f.fieldKind) {
+      case "list":
+        const list = o.get(f);
+        for (const item of i2.get(f)) {
+          list.add(cloneSingular(f, item));
+        }
+        break;
+      case "map":
+        const map = o.get(f);
+        for (const entry of i2.get(f).entries()) {
+          map.set(entry[0], cloneSingular(f, entry[1]));
+        }
+        break;
+      default: {
+        o.set(f, cloneSingular(f, i2.get(f)));
+        break;
+      }
+    }
+  }
+  const unknown = i2.getUnknown();
+  if (unknown && unknown.length > 0) {
+    o.setUnknown([...unknown]);
+  }
+  return o;
+}
+function cloneSingular(field, value) {
+  if (field.message !== void 0 && isReflectMessage(value)) {
+    return cloneReflect(value);
+  }
+  if (field.scalar == ScalarType.BYTES && value instanceof Uint8Array) {
+    return value.slice();
   }
   return value;
 }
@@ -26806,8 +28402,8 @@ function* nestedTypes(desc) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve3) {
-  return buildFileRegistry([fileDescriptorProto, resolve3]);
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve4) {
+  return buildFileRegistry([fileDescriptorProto, resolve4]);
 }
 function buildFileRegistry(args, check) {
   const registry = createBaseRegistry();
@@ -26831,7 +28427,7 @@ function buildFileRegistry(args, check) {
         if (seen.has(protoFileName)) {
           continue;
         }
-        const dep = resolve3(protoFileName);
+        const dep = resolve4(protoFileName);
         if (!dep) {
           throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
         }
@@ -26845,7 +28441,7 @@ function buildFileRegistry(args, check) {
       return deps.concat(...deps.map(recurseDeps));
     };
     const input = args[0];
-    const resolve3 = args[1];
+    const resolve4 = args[1];
     const seen = /* @__PURE__ */ new Set();
     for (const file of [input, ...recurseDeps(input)].reverse()) {
       check === null || check === void 0 ? void 0 : check(file);
@@ -26942,7 +28538,7 @@ var LABEL_REQUIRED = 2;
 var JS_STRING = 1;
 var IDEMPOTENCY_UNKNOWN = 0;
 var EXPLICIT = 1;
-var IMPLICIT2 = 2;
+var IMPLICIT3 = 2;
 var LEGACY_REQUIRED = 3;
 var PACKED = 1;
 var DELIMITED = 2;
@@ -27515,7 +29111,7 @@ function getFieldPresence(proto, oneof, isExtension, parent) {
     return LEGACY_REQUIRED;
   }
   if (proto.label == LABEL_REPEATED) {
-    return IMPLICIT2;
+    return IMPLICIT3;
   }
   if (!!oneof || proto.proto3Optional) {
     return EXPLICIT;
@@ -27524,7 +29120,7 @@ function getFieldPresence(proto, oneof, isExtension, parent) {
     return EXPLICIT;
   }
   const resolved = resolveFeature("fieldPresence", { proto, parent });
-  if (resolved == IMPLICIT2 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
+  if (resolved == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
     return EXPLICIT;
   }
   return resolved;
@@ -27677,8 +29273,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path8, ...paths) {
-  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path8]);
+function messageDesc(file, path11, ...paths) {
+  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path11]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -28184,7 +29780,7 @@ function fileDesc(b64, imports) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/to-binary.js
-var IMPLICIT3 = 2;
+var IMPLICIT4 = 2;
 var LEGACY_REQUIRED2 = 3;
 var writeDefaults = {
   writeUnknownFields: true
@@ -28255,7 +29851,7 @@ function compileSingularField(field) {
       }
     };
   }
-  if (field.presence != IMPLICIT3) {
+  if (field.presence != IMPLICIT4) {
     const requiredError = field.presence == LEGACY_REQUIRED2 ? `cannot encode ${field} to binary: required field not set` : void 0;
     return (writer, opts, message) => {
       const value = message[localName];
@@ -28754,7 +30350,7 @@ var PROTOBUF_LIMIT = 2 ** 31 - 1;
 function loadModel(file) {
   let bytes2;
   try {
-    bytes2 = fs4.readFileSync(file);
+    bytes2 = fs5.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
@@ -28801,43 +30397,57 @@ function externalEntry(t, key) {
 }
 function resolveExternalData(proto, file) {
   const dir = path3.dirname(path3.resolve(file));
-  const realDir = fs4.realpathSync(dir);
+  const tensors = [...allTensors(proto)].filter(isExternal);
+  if (tensors.length === 0) return;
+  const realDir = fs5.realpathSync(dir);
+  const reads = [];
+  let total2 = 0;
+  for (const t of tensors) {
+    const location = externalEntry(t, "location");
+    if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
+    if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path3.resolve(dir, location);
+    let real;
+    try {
+      real = fs5.realpathSync(target);
+    } catch {
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
+    }
+    if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
+      throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
+    }
+    const stat = fs5.statSync(real);
+    if (!stat.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
+    const size = stat.size;
+    const offset = Number(externalEntry(t, "offset") ?? 0);
+    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
+    }
+    total2 += length;
+    reads.push({ t, real, offset, length });
+  }
+  if (total2 > PROTOBUF_LIMIT) {
+    throw new UserError(
+      `${file}: holds ${(total2 / 2 ** 30).toFixed(2)} GiB of weights in external data; prune-guard keeps a model in one protobuf file, which cannot exceed 2 GiB, so models this large are not supported yet; prune a smaller model or split it`
+    );
+  }
   const handles = /* @__PURE__ */ new Map();
   try {
-    for (const t of allTensors(proto)) {
-      if (!isExternal(t)) continue;
-      const location = externalEntry(t, "location");
-      if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-      if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-      const target = path3.resolve(dir, location);
-      let real;
-      try {
-        real = fs4.realpathSync(target);
-      } catch {
-        throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
-      }
-      if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
-        throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
-      }
-      const offset = Number(externalEntry(t, "offset") ?? 0);
-      const size = fs4.statSync(real).size;
-      const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
-      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-        throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
-      }
+    for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs4.openSync(real, "r");
+        fd2 = fs5.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs4.readSync(fd2, data, 0, length, offset);
+      fs5.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs4.closeSync(fd2);
+    for (const fd2 of handles.values()) fs5.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -28991,253 +30601,6 @@ function modelInputs(model, file) {
   return new GraphIndex(model.graph).inputs.map((v) => signature(v, file));
 }
 
-// src/prune/select.ts
-function kthSmallest(values, k) {
-  if (k < 0 || k >= values.length) throw new RangeError(`k=${k} outside 0..${values.length - 1}`);
-  let lo = 0;
-  let hi = values.length - 1;
-  while (hi > lo) {
-    if (hi - lo < 16) {
-      insertionSort(values, lo, hi);
-      return values[k];
-    }
-    const mid = lo + hi >>> 1;
-    if (values[mid] < values[lo]) swap(values, mid, lo);
-    if (values[hi] < values[lo]) swap(values, hi, lo);
-    if (values[mid] < values[hi]) swap(values, mid, hi);
-    const pivot = values[hi];
-    let lt = lo;
-    let gt = hi;
-    let i2 = lo;
-    while (i2 <= gt) {
-      const v = values[i2];
-      if (v < pivot) swap(values, i2++, lt++);
-      else if (v > pivot) swap(values, i2, gt--);
-      else i2++;
-    }
-    if (k < lt) hi = lt - 1;
-    else if (k > gt) lo = gt + 1;
-    else return pivot;
-  }
-  return values[k];
-}
-function swap(a, i2, j) {
-  const t = a[i2];
-  a[i2] = a[j];
-  a[j] = t;
-}
-function insertionSort(a, lo, hi) {
-  for (let i2 = lo + 1; i2 <= hi; i2++) {
-    const v = a[i2];
-    let j = i2 - 1;
-    while (j >= lo && a[j] > v) {
-      a[j + 1] = a[j];
-      j--;
-    }
-    a[j + 1] = v;
-  }
-}
-
-// src/prune/magnitude.ts
-function magnitudeMask(tensors, k) {
-  const masks = tensors.map((t) => new Uint8Array(t.length).fill(1));
-  if (k <= 0) return masks;
-  const total2 = tensors.reduce((n, t) => n + t.length, 0);
-  const abs = new Float32Array(total2);
-  let o = 0;
-  for (const t of tensors) for (let i2 = 0; i2 < t.length; i2++) abs[o++] = Math.abs(t[i2]);
-  const threshold = kthSmallest(abs, Math.min(k, total2) - 1);
-  let pruned = 0;
-  tensors.forEach((t, j) => {
-    const m = masks[j];
-    for (let i2 = 0; i2 < t.length; i2++) {
-      if (Math.abs(t[i2]) < threshold) {
-        m[i2] = 0;
-        pruned++;
-      }
-    }
-  });
-  for (let j = 0; j < tensors.length && pruned < k; j++) {
-    const t = tensors[j];
-    const m = masks[j];
-    for (let i2 = 0; i2 < t.length && pruned < k; i2++) {
-      if (m[i2] && Math.abs(t[i2]) === threshold) {
-        m[i2] = 0;
-        pruned++;
-      }
-    }
-  }
-  return masks;
-}
-function applyMask(values, mask) {
-  const out = new Float32Array(values.length);
-  for (let i2 = 0; i2 < values.length; i2++) out[i2] = mask[i2] ? values[i2] : 0;
-  return out;
-}
-function magnitudePrune(model, weights, sparsity, scope) {
-  const out = cloneModel(model);
-  const index = new GraphIndex(out.graph);
-  const tensors = weights.map((w) => index.initializers.get(w.initializer));
-  const values = tensors.map((t) => tensorToFloat32(t));
-  let masks;
-  if (scope === "global") {
-    const total2 = values.reduce((n, v) => n + v.length, 0);
-    masks = magnitudeMask(values, Math.round(sparsity * total2));
-  } else {
-    masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
-  }
-  const byName = /* @__PURE__ */ new Map();
-  tensors.forEach((t, j) => {
-    setTensorFloat32(t, applyMask(values[j], masks[j]));
-    byName.set(t.name, masks[j]);
-  });
-  return { model: out, masks: byName };
-}
-
-// src/prune/nm.ts
-function parseNM(method) {
-  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method);
-  if (!match) return void 0;
-  const n = Number(match[1]);
-  const m = Number(match[2]);
-  return n < m ? { n, m } : void 0;
-}
-function layoutForNode(node, name, dims) {
-  const total2 = numel(dims);
-  switch (node.opType) {
-    case "Conv":
-      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      return { outer: dims[0], length: total2 / dims[0], inner: 1 };
-    case "ConvTranspose": {
-      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      const groups = attrInt(node, "group", 1);
-      if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
-      return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
-    }
-    case "Gemm":
-      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
-      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
-    case "MatMul": {
-      if (dims.length < 2) return "MatMul weight is 1-D";
-      if (node.input[1] === name) {
-        const [k2, n] = dims.slice(-2);
-        return { outer: total2 / (k2 * n), length: k2, inner: n };
-      }
-      const k = dims[dims.length - 1];
-      return { outer: total2 / k, length: k, inner: 1 };
-    }
-    default:
-      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
-  }
-}
-var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
-function reductionLayout(index, name) {
-  const t = index.initializers.get(name);
-  if (!t) return "not in the model";
-  const dims = tensorDims(t);
-  const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
-  if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
-  let found;
-  for (const node of users) {
-    const l = layoutForNode(node, name, dims);
-    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
-    if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
-      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
-    }
-    found = l;
-  }
-  return found;
-}
-var SELECT_LIMIT = 32;
-function nmMask(values, layout, n, m) {
-  const { outer, length, inner } = layout;
-  if (outer * length * inner !== values.length) throw new Error(`layout ${outer}x${length}x${inner} does not cover ${values.length} values`);
-  const mask = new Uint8Array(values.length).fill(1);
-  const drop = m - n;
-  const score2 = new Float64Array(m);
-  const order = m > SELECT_LIMIT ? Array.from({ length: m }, (_, j) => j) : [];
-  const full = length - length % m;
-  for (let o = 0; o < outer; o++) {
-    for (let i2 = 0; i2 < inner; i2++) {
-      const base = o * length * inner + i2;
-      for (let g2 = 0; g2 < full; g2 += m) {
-        const start = base + g2 * inner;
-        for (let j = 0; j < m; j++) {
-          const a = Math.abs(values[start + j * inner]);
-          score2[j] = Number.isNaN(a) ? Infinity : a;
-        }
-        if (m <= SELECT_LIMIT) {
-          for (let d = 0; d < drop; d++) {
-            let best = -1;
-            for (let j = 0; j < m; j++) if (score2[j] >= 0 && (best < 0 || score2[j] <= score2[best])) best = j;
-            score2[best] = -1;
-            mask[start + best * inner] = 0;
-          }
-        } else {
-          for (let j = 0; j < m; j++) order[j] = j;
-          order.sort((x2, y) => score2[x2] - score2[y] || y - x2);
-          for (let d = 0; d < drop; d++) mask[start + order[d] * inner] = 0;
-        }
-      }
-    }
-  }
-  return mask;
-}
-function nmPrune(model, weights, n, m) {
-  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
-  const out = cloneModel(model);
-  const index = new GraphIndex(out.graph);
-  const layers = [];
-  const skipped = [];
-  const masks = /* @__PURE__ */ new Map();
-  for (const w of weights) {
-    const layout = reductionLayout(index, w.initializer);
-    if (typeof layout === "string") {
-      skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
-      continue;
-    }
-    const t = index.initializers.get(w.initializer);
-    const values = tensorToFloat32(t);
-    const mask = nmMask(values, layout, n, m);
-    for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
-    setTensorFloat32(t, values);
-    masks.set(w.initializer, mask);
-    const tail = layout.length % m * layout.outer * layout.inner;
-    layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
-  }
-  return { model: out, layers, skipped, masks };
-}
-function verifyNM(model, weights, n, m, limit = 100) {
-  const index = new GraphIndex(model.graph);
-  const violations = [];
-  for (const w of weights) {
-    const layout = reductionLayout(index, w.initializer);
-    if (typeof layout === "string") {
-      violations.push({ initializer: w.initializer, row: -1, offset: -1, nonzero: 0, message: `${w.initializer}: cannot check the pattern: ${layout}` });
-      if (violations.length >= limit) return violations;
-      continue;
-    }
-    const values = tensorToFloat32(index.initializers.get(w.initializer));
-    const { outer, length, inner } = layout;
-    const full = length - length % m;
-    for (let o = 0; o < outer; o++) {
-      for (let i2 = 0; i2 < inner; i2++) {
-        const base = o * length * inner + i2;
-        for (let g2 = 0; g2 < full; g2 += m) {
-          let nonzero = 0;
-          for (let j = 0; j < m; j++) if (values[base + (g2 + j) * inner] !== 0) nonzero++;
-          if (nonzero > n) {
-            const row = o * inner + i2;
-            violations.push({ initializer: w.initializer, row, offset: g2, nonzero, message: `${w.initializer}: row ${row}, group at ${g2} has ${nonzero} nonzeros, more than ${n} of ${m}` });
-            if (violations.length >= limit) return violations;
-          }
-        }
-      }
-    }
-  }
-  return violations;
-}
-
 // src/prune/prunable.ts
 var import_picomatch = __toESM(require_picomatch2(), 1);
 function weightInput(node, index) {
@@ -29278,26 +30641,64 @@ function prunableWeights(model, opts) {
   return kept;
 }
 
-// src/prune/sparsity.ts
-function countSparsity(model, denseWeights) {
-  const index = new GraphIndex(model.graph);
-  const layers = [];
-  let zeros = 0;
-  let total2 = 0;
-  for (const w of denseWeights) {
-    const denseSize = numel(w.dims);
-    const t = index.initializers.get(w.initializer);
-    let nonzero = 0;
-    if (t) {
-      const v = tensorToFloat32(t);
-      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    }
-    const z2 = denseSize - nonzero;
-    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
-    zeros += z2;
-    total2 += denseSize;
+// src/version.ts
+var VERSION = "0.1.0";
+
+// src/measure/evaluate.ts
+async function evaluateClassifier(session, data, opts) {
+  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
+  if (session.outputNames.length !== 1) {
+    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
   }
-  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
+  const { ort } = onnxruntime();
+  const labels = data.labels ?? new Int32Array(data.count);
+  const n = data.count;
+  const pred = new Int32Array(n);
+  const confidence = new Float32Array(n);
+  const correct = new Uint8Array(n);
+  const logProbLabel = new Float32Array(n);
+  let classes = 0;
+  let logits;
+  for (let start = 0; start < n; start += opts.batchSize) {
+    const end = Math.min(n, start + opts.batchSize);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) {
+      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    }
+    const result = await session.run(feeds);
+    const out = result[session.outputNames[0]];
+    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
+      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
+    }
+    const values = out.data;
+    if (classes === 0) {
+      classes = out.dims[1];
+      if (opts.keepLogits) logits = new Float32Array(n * classes);
+    }
+    for (let i2 = 0; i2 < end - start; i2++) {
+      const label = labels[start + i2];
+      if (label >= classes) {
+        throw new UserError(`${data.path}: label ${label} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+      }
+      const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
+      pred[start + i2] = s.pred;
+      confidence[start + i2] = s.confidence;
+      correct[start + i2] = !data.labels ? 0 : s.pred === label ? 1 : 0;
+      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
+    }
+    logits?.set(values, start * classes);
+    for (const t of Object.values(result)) t.dispose();
+    opts.onBatch?.(end, n);
+  }
+  return { classes, pred, confidence, correct, logProbLabel, logits };
+}
+
+// src/measure/size.ts
+import * as fs6 from "node:fs";
+import { gzipSync } from "node:zlib";
+function measureFileSize(file) {
+  const data = fs6.readFileSync(file);
+  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 
 // src/onnx/shapes.ts
@@ -29664,7 +31065,7 @@ function inferNode(node, shapes, values) {
 }
 
 // src/onnx/flops.ts
-var MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
 function nodeMacs(node, shapes) {
   const x2 = shapes.get(node.input[0]);
   const w = shapes.get(node.input[1]);
@@ -29700,7 +31101,7 @@ function modelCost(model) {
   const uncounted = [];
   let macs = 0;
   for (const n of index.order) {
-    if (!MAC_OPS2.has(n.opType)) continue;
+    if (!MAC_OPS.has(n.opType)) continue;
     const m = nodeMacs(n, shapes);
     if (m === null) uncounted.push(nodeLabel(n));
     else macs += m;
@@ -29712,6 +31113,1250 @@ function modelCost(model) {
     nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
   }
   return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
+}
+
+// src/prune/sparsity.ts
+function countSparsity(model, denseWeights) {
+  const index = new GraphIndex(model.graph);
+  const layers = [];
+  let zeros = 0;
+  let total2 = 0;
+  for (const w of denseWeights) {
+    const denseSize = numel(w.dims);
+    const t = index.initializers.get(w.initializer);
+    let nonzero = 0;
+    if (t) {
+      const v = tensorToFloat32(t);
+      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
+    }
+    const z2 = denseSize - nonzero;
+    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
+    zeros += z2;
+    total2 += denseSize;
+  }
+  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
+}
+
+// src/pipeline/measureStep.ts
+function endsInSoftmax(model) {
+  const index = new GraphIndex(model.graph);
+  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
+}
+async function measureStep(name, description, artifact, ctx) {
+  const { data, config, progress } = ctx;
+  const saved = loadModel(artifact).proto;
+  const sparsity = countSparsity(saved, ctx.denseWeights);
+  const cost = modelCost(saved);
+  const size = measureFileSize(artifact);
+  const probabilities = endsInSoftmax(saved);
+  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
+  let preds;
+  const shiftAccuracy = {};
+  const shiftPreds = /* @__PURE__ */ new Map();
+  try {
+    progress.start(`evaluate ${name}`, data.count);
+    preds = await evaluateClassifier(session, data, {
+      batchSize: config.evalBatchSize,
+      outputsAreProbabilities: probabilities,
+      modelPath: artifact,
+      onBatch: (done) => progress.update(done)
+    });
+    progress.stop();
+    for (const s of ctx.shifts) {
+      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      shiftPreds.set(s.name, p);
+    }
+  } finally {
+    progress.stop();
+    await session.release();
+  }
+  const labels = data.labels;
+  const step = {
+    name,
+    description,
+    artifact,
+    sparsity: sparsity.overall,
+    params: cost.params,
+    nonzero_params: cost.nonzeroParams,
+    flops: cost.macs,
+    size_bytes: size.bytes,
+    gzip_bytes: size.gzipBytes,
+    accuracy: accuracy(preds.pred, labels),
+    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
+    confusion: confusionMatrix(preds.pred, labels, preds.classes),
+    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
+    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
+    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
+    latency: null,
+    latency_by_batch: [],
+    shift_accuracy: shiftAccuracy,
+    layers: sparsity.layers
+  };
+  return { step, preds, shiftPreds };
+}
+
+// src/measure/stats/binomial.ts
+function logGamma(x2) {
+  const g2 = 7;
+  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
+  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
+  x2 -= 1;
+  let a = c[0];
+  const t = x2 + g2 + 0.5;
+  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
+  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+}
+function binomialHalfCdf(k, n) {
+  if (k < 0) return 0;
+  if (k >= n) return 1;
+  const lnN = logGamma(n + 1);
+  const ln2n = n * Math.LN2;
+  let sum = 0;
+  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
+  return Math.min(1, sum);
+}
+
+// src/measure/stats/distribution.ts
+function regularizedGammaP(a, x2) {
+  if (x2 <= 0) return 0;
+  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
+  if (x2 < a + 1) {
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 1e3; n++) {
+      term *= x2 / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.min(1, sum * Math.exp(lnPre));
+  }
+  let b = x2 + 1 - a;
+  let c = 1 / 1e-300;
+  let d = 1 / b;
+  let h = d;
+  for (let i2 = 1; i2 < 1e3; i2++) {
+    const an = -i2 * (i2 - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < 1e-300) d = 1e-300;
+    c = b + an / c;
+    if (Math.abs(c) < 1e-300) c = 1e-300;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return Math.max(0, 1 - Math.exp(lnPre) * h);
+}
+function chiSquareSurvival(x2, df) {
+  return 1 - regularizedGammaP(df / 2, x2 / 2);
+}
+function chiSquareHomogeneity(a, b) {
+  const na = a.reduce((s, v) => s + v, 0);
+  const nb = b.reduce((s, v) => s + v, 0);
+  let stat = 0;
+  let bins = 0;
+  for (let i2 = 0; i2 < a.length; i2++) {
+    const total2 = a[i2] + b[i2];
+    if (total2 === 0) continue;
+    bins++;
+    const ea = total2 * na / (na + nb);
+    const eb = total2 * nb / (na + nb);
+    stat += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
+  }
+  const df = Math.max(1, bins - 1);
+  return { statistic: stat, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat, df) };
+}
+function kolmogorovSmirnov(x2, y) {
+  const a = Float64Array.from(x2).sort();
+  const b = Float64Array.from(y).sort();
+  let i2 = 0;
+  let j = 0;
+  let d = 0;
+  while (i2 < a.length && j < b.length) {
+    const v = Math.min(a[i2], b[j]);
+    while (i2 < a.length && a[i2] <= v) i2++;
+    while (j < b.length && b[j] <= v) j++;
+    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
+  }
+  const ne = a.length * b.length / (a.length + b.length);
+  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
+  let p = 0;
+  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
+  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
+}
+function populationStabilityIndex(expected, actual, bins = 10) {
+  const sorted = Float64Array.from(expected).sort();
+  const edges = [];
+  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
+  const hist = (values) => {
+    const h = new Float64Array(bins);
+    for (let i2 = 0; i2 < values.length; i2++) {
+      let b = 0;
+      while (b < edges.length && values[i2] > edges[b]) b++;
+      h[b]++;
+    }
+    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
+  };
+  const e = hist(expected);
+  const a = hist(actual);
+  let psi = 0;
+  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
+  return psi;
+}
+
+// src/measure/stats/normal.ts
+function normalQuantile(p) {
+  if (!(p > 0 && p < 1)) {
+    if (p === 0) return -Infinity;
+    if (p === 1) return Infinity;
+    return NaN;
+  }
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const low = 0.02425;
+  if (p < low) {
+    const q2 = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
+  }
+  if (p > 1 - low) return -normalQuantile(1 - p);
+  const q = p - 0.5;
+  const r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+function twoSidedZ(confidence) {
+  return normalQuantile(1 - (1 - confidence) / 2);
+}
+
+// src/measure/stats/wilson.ts
+function wilsonInterval(successes, n, confidence = 0.95) {
+  if (n <= 0) return [0, 1];
+  const z2 = twoSidedZ(confidence);
+  const p = successes / n;
+  const z22 = z2 * z2;
+  const centre = p + z22 / (2 * n);
+  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const denom = 1 + z22 / n;
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
+  return [lo, hi];
+}
+
+// src/measure/stats/mcnemar.ts
+function pairedTable(correctA, correctB) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < correctA.length; i2++) {
+    if (correctA[i2]) {
+      if (correctB[i2]) t.both++;
+      else t.onlyA++;
+    } else if (correctB[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function mcnemarExact(onlyA, onlyB) {
+  const n = onlyA + onlyB;
+  if (n === 0) return 1;
+  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
+}
+function pairedDifferenceInterval(t, confidence = 0.95) {
+  const n = t.both + t.onlyA + t.onlyB + t.neither;
+  if (n === 0) return [-1, 1];
+  const p1 = (t.both + t.onlyA) / n;
+  const p2 = (t.both + t.onlyB) / n;
+  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
+  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
+  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
+  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
+  const diff = p1 - p2;
+  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
+  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
+  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
+}
+function minSamplesForDrop(drop, discordant, confidence = 0.95) {
+  const z2 = twoSidedZ(confidence);
+  const d = Math.max(discordant, drop);
+  return Math.ceil(z2 * z2 * d / (drop * drop));
+}
+
+// src/measure/stats/uncertainty.ts
+function subsetTable(a, b, keep) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < a.length; i2++) {
+    if (!keep(i2)) continue;
+    if (a[i2]) {
+      if (b[i2]) t.both++;
+      else t.onlyA++;
+    } else if (b[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+var total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
+function sampleNote(t, ci, limit, confidence, what) {
+  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
+  const n = total(t);
+  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
+  const need = minSamplesForDrop(limit, discordant, confidence);
+  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
+}
+function accuracyDropUncertainty(reference, candidate, confidence, limit) {
+  const t = pairedTable(reference, candidate);
+  const ci = pairedDifferenceInterval(t, confidence);
+  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
+}
+function eceAt(confidence, correct, indices, bins = 15) {
+  const count3 = new Float64Array(bins);
+  const gap = new Float64Array(bins);
+  for (let k = 0; k < indices.length; k++) {
+    const i2 = indices[k];
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count3[b]++;
+    gap[b] += correct[i2] - confidence[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(gap[b]) / indices.length;
+  return ece;
+}
+function classDropIntervals(m) {
+  const out = [];
+  for (let c = 0; c < m.reference.classes; c++) {
+    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
+    if (total(t) === 0) continue;
+    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
+  }
+  return out;
+}
+function maxInterval(cis) {
+  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
+}
+function budgetUncertainty(m) {
+  const { confidence } = m;
+  const u = {};
+  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
+  const classes = classDropIntervals(m);
+  if (classes.length) {
+    const ci = maxInterval(classes.map((c) => c.ci));
+    const limit = m.limits["class-accuracy-drop"];
+    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
+    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
+    u["class-accuracy-drop"] = { ci, note };
+  }
+  const n = m.labels.length;
+  u["ece-increase"] = {
+    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
+  };
+  if (m.referenceLatency?.length && m.candidateLatency?.length) {
+    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
+    u["min-speedup"] = { ci: speedup.ci };
+    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
+    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
+  }
+  if (m.shifts?.length) {
+    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
+    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
+  }
+  return u;
+}
+function accuracyIntervals(p, labels, confidence) {
+  const hit = new Float64Array(p.classes);
+  const support = new Float64Array(p.classes);
+  let all = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) {
+    support[labels[i2]]++;
+    if (p.correct[i2]) {
+      hit[labels[i2]]++;
+      all++;
+    }
+  }
+  return {
+    accuracy_ci: wilsonInterval(all, labels.length, confidence),
+    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
+  };
+}
+function annotateClassChanges(changes, m, limit) {
+  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
+  return changes.map((c) => {
+    const s = byClass.get(c.class);
+    if (!s) return c;
+    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
+  });
+}
+
+// src/pipeline/verdicts.ts
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, classChanges3, compareMode = false) {
+  const labels = data.labels;
+  const confidence = config.confidence;
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
+  const paired = {
+    labels,
+    reference: reference.preds,
+    candidate: candidate.preds,
+    referenceLatency: latency?.reference,
+    candidateLatency: latency?.candidate,
+    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
+    confidence,
+    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
+  };
+  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
+  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
+  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
+  return {
+    budgets: results,
+    verdict: overallVerdict(results.map((b) => b.verdict)),
+    classChanges: annotateClassChanges(classChanges3, paired, classLimit)
+  };
+}
+function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
+  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b || !s.data.labels) continue;
+    const dense = mean(a.correct);
+    const final = mean(b.correct);
+    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
+    out.push({
+      name: s.name,
+      source: corruptionNames.has(s.name) ? "corruption" : "user",
+      samples: s.data.count,
+      dense,
+      final,
+      drop: dense - final,
+      drop_ci: u.ci,
+      p_value: u.p_value,
+      gap_change: dense - final - cleanGap
+    });
+  }
+  return out;
+}
+function mean(x2) {
+  let s = 0;
+  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
+  return x2.length ? s / x2.length : NaN;
+}
+function distributionShift(clean, shifted) {
+  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
+  const hist = (p) => {
+    const h = new Array(p.classes).fill(0);
+    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
+    return h;
+  };
+  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
+  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
+}
+function predictionShifts(reference, candidate, shifts) {
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b) continue;
+    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
+  }
+  return out;
+}
+
+// src/pipeline/compare.ts
+var DEFAULT_LATENCY_REGRESSION = 0.05;
+function compareBudgets(budgets) {
+  const all = [...budgets];
+  if (!all.some((b) => b.name === "latency-regression")) {
+    all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
+  }
+  return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
+}
+function classChanges(base, head, labels, classes) {
+  const support = classSupport(labels, classes);
+  const out = [];
+  base.per_class.forEach((d, c) => {
+    const f = head.per_class[c];
+    if (d !== null && f !== null) out.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return out.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+function loadFor(models, file, requireLabels) {
+  const [first, ...rest] = models;
+  const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
+  for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
+  return data;
+}
+async function measurePair(req, progress) {
+  const { config } = req;
+  const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
+  const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
+  const data = loadFor(withInputs, req.data, true);
+  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config.corruptions)];
+  const provider = await resolveProvider(config.executionProvider, req.base);
+  if (provider.note) progress.note(provider.note);
+  const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
+  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
+  const base = await measureStep("base", `base model ${path4.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path4.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
+  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
+  progress.stop();
+  [base, head].forEach((m, i2) => {
+    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
+    m.step.latency = m.step.latency_by_batch[0];
+  });
+  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
+  return { base, head, data, shifts, samples, provider };
+}
+async function comparePipeline(req, progress) {
+  const { config } = req;
+  for (const p of [req.base, req.head]) if (!fs7.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  const m = await measurePair(req, progress);
+  const budgets = compareBudgets(req.budgets);
+  const changes = classChanges(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
+  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, changes, true);
+  const model = {
+    model: req.base,
+    pruned: req.head,
+    method: "compare",
+    target_sparsity: m.head.step.sparsity,
+    steps: [m.base.step, m.head.step],
+    budgets: judged.budgets,
+    verdict: judged.verdict,
+    class_changes: judged.classChanges,
+    eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes },
+    shifts: shiftResults(m.base, m.head, m.shifts, new Set(config.corruptions), config.confidence),
+    prediction_shift: predictionShifts(m.base, m.head, m.shifts)
+  };
+  const ledger = {
+    schema: LEDGER_SCHEMA,
+    verdict: judged.verdict,
+    tool: { name: "prune-guard", version: VERSION },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime: {
+      onnxruntime: onnxruntimeVersion(),
+      provider: m.provider.provider,
+      threads: config.latency.threads || os.availableParallelism(),
+      platform: `${process.platform}-${process.arch}`,
+      ...m.provider.note ? { notes: [m.provider.note] } : {}
+    },
+    models: [model]
+  };
+  const markdown = renderMarkdown(ledger);
+  fs7.mkdirSync(req.out, { recursive: true });
+  const ledgerPath = path4.join(req.out, "ledger.json");
+  const markdownPath = path4.join(req.out, "ledger.md");
+  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(markdownPath, markdown);
+  return { ledger, markdown, ledgerPath, markdownPath };
+}
+
+// src/pipeline/selftest.ts
+import * as fs8 from "node:fs";
+import * as path5 from "node:path";
+import { fileURLToPath } from "node:url";
+function defaultFixture(name) {
+  let dir = path5.dirname(fileURLToPath(import.meta.url));
+  for (let i2 = 0; i2 < 4; i2++) {
+    const candidate = path5.join(dir, "fixtures", name);
+    if (fs8.existsSync(candidate)) return candidate;
+    dir = path5.dirname(dir);
+  }
+  return void 0;
+}
+async function selftest(req, progress) {
+  const model = req.model ?? defaultFixture("mlp.onnx");
+  const data = req.data ?? defaultFixture("fmnist-test.npz");
+  if (!model || !data) throw new UserError("selftest: the bundled fixtures are not installed here; pass --model M.onnx --data D.npz");
+  const { config } = req;
+  const budgets = compareBudgets(req.budgets);
+  const limit = budgets.find((b) => b.name === "latency-regression").limit;
+  const first = await measurePair({ base: model, head: model, data, shifts: [], config }, progress);
+  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...config.batchSizes)));
+  const halfWidths = [];
+  const failures = [];
+  let falseAlarms = 0;
+  let warns = 0;
+  for (let k = 0; k < req.repetitions; k++) {
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: config.batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider });
+    progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
+    const latency = { reference: samples[0][0], candidate: samples[1][0] };
+    const r = pairedMedianRatio(latency.candidate, latency.reference, config.confidence);
+    halfWidths.push((r.ci[1] - r.ci[0]) / 2);
+    first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency.candidate].sort((a, b) => a - b), 0.5) };
+    first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency.reference].sort((a, b) => a - b), 0.5) };
+    const judged = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency, config, [], true);
+    if (judged.verdict === "fail") {
+      falseAlarms++;
+      failures.push(`repetition ${k + 1}: ${judged.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
+    } else if (judged.verdict === "warn") warns++;
+  }
+  const sorted = [...halfWidths].sort((a, b) => a - b);
+  const median2 = quantileSorted(sorted, 0.5);
+  const report = {
+    model,
+    data,
+    repetitions: req.repetitions,
+    confidence: config.confidence,
+    batch: config.batchSizes[0],
+    false_alarms: falseAlarms,
+    false_alarm_rate: falseAlarms / req.repetitions,
+    warns,
+    latency_ci_half_width: { median: median2, max: sorted[sorted.length - 1] },
+    min_detectable_change: 2 * median2,
+    latency_regression_limit: limit,
+    reliably_failed_slowdown: limit + 2 * median2,
+    failures
+  };
+  if (req.out) {
+    fs8.mkdirSync(req.out, { recursive: true });
+    writeFileAtomic(path5.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+  }
+  return report;
+}
+function renderSelftest(r) {
+  const pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  return [
+    `### prune-guard selftest (A/A): ${r.false_alarms} false alarm${r.false_alarms === 1 ? "" : "s"} in ${r.repetitions} repetitions`,
+    "",
+    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct3(r.confidence)} intervals`,
+    `- false-alarm rate: ${pct3(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
+    `- latency interval half-width: median \xB1${pct3(r.latency_ci_half_width.median)}, worst \xB1${pct3(r.latency_ci_half_width.max)}`,
+    `- smallest latency change this runner can detect: about ${pct3(r.min_detectable_change)}`,
+    `- with latency-regression \u2264 ${pct3(r.latency_regression_limit)}, slowdowns of ${pct3(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
+    ...r.failures.map((f) => `- \u274C ${f}`),
+    ""
+  ].join("\n");
+}
+
+// src/io/cleanup.ts
+var pending = /* @__PURE__ */ new Set();
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+function runPending() {
+  for (const undo of [...pending]) {
+    pending.delete(undo);
+    try {
+      undo();
+    } catch {
+    }
+  }
+}
+var SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+var installed = false;
+function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
+  if (installed) return;
+  installed = true;
+  for (const [signal, code] of Object.entries(SIGNAL_EXIT)) {
+    process.on(signal, () => {
+      runPending();
+      stderr(`prune-guard: stopped by ${signal}; the input model and earlier outputs are unchanged
+`);
+      process.exit(code);
+    });
+  }
+}
+
+// src/pipeline/guardedRun.ts
+import * as os4 from "node:os";
+import * as path10 from "node:path";
+
+// src/io/outputDir.ts
+import * as fs10 from "node:fs";
+import * as path7 from "node:path";
+import { randomBytes as randomBytes2 } from "node:crypto";
+
+// src/io/lock.ts
+import * as fs9 from "node:fs";
+import * as os2 from "node:os";
+import * as path6 from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+var LOCK_NAME = ".prune-guard.lock";
+function isStale(owner) {
+  if (!owner || !Number.isInteger(owner.pid)) return true;
+  if (owner.host !== os2.hostname()) return false;
+  if (owner.pid === process.pid) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return false;
+  } catch (e) {
+    return e.code === "ESRCH";
+  }
+}
+function readOwner(file) {
+  try {
+    return JSON.parse(fs9.readFileSync(file, "utf8"));
+  } catch {
+    return void 0;
+  }
+}
+async function lockDir(dir, opts) {
+  fs9.mkdirSync(dir, { recursive: true });
+  const file = path6.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os2.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const until = Date.now() + opts.waitMs;
+  let announced = false;
+  for (; ; ) {
+    try {
+      const fd2 = fs9.openSync(file, "wx");
+      try {
+        fs9.writeFileSync(fd2, JSON.stringify(me) + "\n");
+      } finally {
+        fs9.closeSync(fd2);
+      }
+      let released = false;
+      return {
+        file,
+        release() {
+          if (released) return;
+          released = true;
+          if (readOwner(file)?.pid === me.pid) fs9.rmSync(file, { force: true });
+        }
+      };
+    } catch (e) {
+      if (e.code !== "EEXIST") {
+        throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
+      }
+    }
+    const owner = readOwner(file);
+    if (isStale(owner)) {
+      const again = readOwner(file);
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs9.rmSync(file, { force: true });
+      continue;
+    }
+    if (Date.now() >= until) {
+      throw new UserError(
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path6.join(dir, LOCK_NAME)} if that run is gone`
+      );
+    }
+    if (!announced) {
+      announced = true;
+      opts.onWait?.(owner);
+    }
+    await sleep(opts.pollMs ?? 200);
+  }
+}
+
+// src/io/outputDir.ts
+var STAGING_PREFIX = ".prune-guard-staging-";
+var OutputDir = class _OutputDir {
+  constructor(dir, staging, lock, created) {
+    this.dir = dir;
+    this.staging = staging;
+    this.lock = lock;
+    this.created = created;
+    this.unregister = onInterrupt(() => this.abort());
+  }
+  dir;
+  staging;
+  lock;
+  created;
+  done = false;
+  retired = /* @__PURE__ */ new Set();
+  unregister;
+  static async open(dir, opts) {
+    const created = !fs10.existsSync(dir);
+    const lock = await lockDir(dir, {
+      waitMs: opts.waitMs,
+      onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
+    });
+    try {
+      removeOrphanStaging(dir);
+      const staging = path7.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes2(4).toString("hex")}`);
+      fs10.mkdirSync(staging);
+      return new _OutputDir(dir, staging, lock, created);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+  /** The final path of a file written under the staging folder. */
+  publicPath(p) {
+    const rel = path7.relative(this.staging, p);
+    return rel.startsWith("..") || path7.isAbsolute(rel) ? p : path7.join(this.dir, rel);
+  }
+  /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
+  discardStaged() {
+    for (const n of fs10.readdirSync(this.staging)) fs10.rmSync(path7.join(this.staging, n), { recursive: true, force: true });
+  }
+  /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
+  retire(name) {
+    this.retired.add(name);
+  }
+  /** Move every staged file into the folder (`last` after the others), then unlock. */
+  commit(last = []) {
+    if (this.done) throw new Error("OutputDir: already committed or aborted");
+    const names = fs10.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+    const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
+    for (const n of this.retired) if (!names.includes(n)) fs10.rmSync(path7.join(this.dir, n), { force: true });
+    for (const n of ordered) fs10.renameSync(path7.join(this.staging, n), path7.join(this.dir, n));
+    this.finish();
+  }
+  /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
+  abort() {
+    if (this.done) return;
+    this.finish();
+    if (this.created) {
+      try {
+        fs10.rmdirSync(this.dir);
+      } catch {
+      }
+    }
+  }
+  finish() {
+    this.done = true;
+    this.unregister();
+    fs10.rmSync(this.staging, { recursive: true, force: true });
+    this.lock.release();
+  }
+};
+var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
+function removeOrphanStaging(dir) {
+  for (const n of fs10.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs10.rmSync(path7.join(dir, n), { recursive: true, force: true });
+  }
+}
+
+// src/pipeline/deadline.ts
+var TimedOut = class extends Error {
+  constructor(stage, limitSeconds, elapsedSeconds) {
+    super(`time budget of ${limitSeconds} s ran out during '${stage}' after ${elapsedSeconds.toFixed(1)} s`);
+    this.stage = stage;
+    this.limitSeconds = limitSeconds;
+    this.elapsedSeconds = elapsedSeconds;
+  }
+  stage;
+  limitSeconds;
+  elapsedSeconds;
+  name = "TimedOut";
+};
+var Deadline = class {
+  constructor(limitSeconds) {
+    this.limitSeconds = limitSeconds;
+  }
+  limitSeconds;
+  started = performance.now();
+  stage = "load model and data";
+  elapsedSeconds() {
+    return (performance.now() - this.started) / 1e3;
+  }
+  check() {
+    if (this.limitSeconds === void 0) return;
+    const elapsed = this.elapsedSeconds();
+    if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
+  }
+  /** `inner` with a checkpoint in every call; `start` and `note` also name the current stage. */
+  watch(inner) {
+    return {
+      note: (m) => {
+        this.check();
+        if (STAGE_NOTE.test(m)) this.stage = stageOf(m);
+        inner.note(m);
+      },
+      start: (label, total2) => {
+        this.check();
+        this.stage = stageOf(label);
+        inner.start(label, total2);
+      },
+      update: (done) => {
+        inner.update(done);
+        this.check();
+      },
+      stop: () => inner.stop()
+    };
+  }
+};
+var STAGE_NOTE = /^(pruning|recover|reconstruct|distill|fine-tun)/i;
+function stageOf(label) {
+  const colon = label.indexOf(":");
+  return (colon > 0 ? label.slice(0, colon) : label).replace(/\s*\(.*\)$/, "").split(" ").slice(0, 2).join(" ").trim();
+}
+
+// src/pipeline/run.ts
+import * as fs13 from "node:fs";
+import * as os3 from "node:os";
+import * as path9 from "node:path";
+
+// src/measure/funnel.ts
+var FLOAT_SIZE = { 1: 4, 10: 2, 11: 8, 16: 2 };
+var MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+function weightFacts(model) {
+  const index = new GraphIndex(model.graph);
+  const density = /* @__PURE__ */ new Map();
+  let sparseBytes = 0;
+  for (const t of index.initializers.values()) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const v = tensorToFloat32(t);
+    let nonzero = 0;
+    for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
+    density.set(t.name, v.length ? nonzero / v.length : 1);
+  }
+  const macNodes = index.order.filter((n) => MAC_OPS2.has(n.opType));
+  const cost = modelCost(model);
+  let sparseMacs = 0;
+  cost.nodes.forEach((c, k) => {
+    if (c.macs === null) return;
+    const node = macNodes[k];
+    const weight = node.opType === "MatMul" ? node.input.find((i2) => index.initializers.has(i2) && tensorDims(index.initializers.get(i2)).length >= 2) : node.input[1];
+    const t = weight ? index.initializers.get(weight) : void 0;
+    const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
+    sparseMacs += c.macs * d;
+  });
+  return { sparseBytes, sparseMacs };
+}
+function mannWhitneyP(x2, y) {
+  const n1 = x2.length;
+  const n2 = y.length;
+  if (n1 === 0 || n2 === 0) return 1;
+  const all = [...x2.map((v) => ({ v, first: true })), ...y.map((v) => ({ v, first: false }))].sort((a, b) => a.v - b.v);
+  const n = all.length;
+  let rankSumX = 0;
+  let ties = 0;
+  for (let i2 = 0; i2 < n; ) {
+    let j = i2;
+    while (j + 1 < n && all[j + 1].v === all[i2].v) j++;
+    const rank = (i2 + j) / 2 + 1;
+    for (let k = i2; k <= j; k++) if (all[k].first) rankSumX += rank;
+    const t = j - i2 + 1;
+    ties += t * t * t - t;
+    i2 = j + 1;
+  }
+  const u = rankSumX - n1 * (n1 + 1) / 2;
+  const mean2 = n1 * n2 / 2;
+  const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
+  if (!(variance > 0)) return 1;
+  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
+  return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
+}
+var SPEED_ALPHA = 0.05;
+var ratioOr1 = (a, b) => b > 0 ? a / b : 1;
+function speedFunnel(input) {
+  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
+  const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
+  const measured = denseSamples.length > 0 && stepSamples.length > 0;
+  const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
+  const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
+  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
+  return {
+    batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
+    params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
+    flops_ratio: ratioOr1(step.flops, dense.flops),
+    sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
+    ideal_speedup: idealSpeedup,
+    speedup,
+    efficiency: speedup === null ? null : speedup / idealSpeedup,
+    p_value: p,
+    speed
+  };
+}
+
+// src/onnx/preflight.ts
+var MAX_ONNX_OPSET = 26;
+var RUNTIME_DOMAINS = /* @__PURE__ */ new Set(["", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc", "ai.onnx.preview.training", "ai.onnx.training"]);
+var MAX_SUBGRAPH_DEPTH = 16;
+function* allNodes(graph, file, depth = 0) {
+  if (depth > MAX_SUBGRAPH_DEPTH) {
+    throw new UserError(`${file}: subgraphs nest more than ${MAX_SUBGRAPH_DEPTH} levels deep; the file is corrupt or hostile, re-export the model`);
+  }
+  for (const n of graph.node) {
+    yield n;
+    for (const a of n.attribute) {
+      if (a.g) yield* allNodes(a.g, file, depth + 1);
+      for (const g2 of a.graphs) yield* allNodes(g2, file, depth + 1);
+    }
+  }
+}
+function listNames(names, max2 = 5) {
+  const all = [...new Set(names)];
+  const shown = all.slice(0, max2).map((n) => `'${n}'`).join(", ");
+  return all.length > max2 ? `${shown} and ${all.length - max2} more` : shown;
+}
+function checkRuntimeSupport(model, file) {
+  for (const o of model.opsetImport) {
+    const domain = o.domain || "ai.onnx";
+    if ((o.domain === "" || o.domain === "ai.onnx") && Number(o.version) > MAX_ONNX_OPSET) {
+      throw new UserError(
+        `${file}: uses opset ${o.version} of ${domain}, newer than onnxruntime-node 1.30 supports (up to ${MAX_ONNX_OPSET}); re-export with opset_version=${MAX_ONNX_OPSET} or lower`
+      );
+    }
+  }
+  const custom = /* @__PURE__ */ new Map();
+  for (const n of allNodes(model.graph, file)) {
+    if (RUNTIME_DOMAINS.has(n.domain)) continue;
+    const ops = custom.get(n.domain) ?? [];
+    ops.push(n.opType);
+    custom.set(n.domain, ops);
+  }
+  if (custom.size > 0) {
+    const [domain, ops] = [...custom][0];
+    throw new UserError(
+      `${file}: uses custom op${new Set(ops).size > 1 ? "s" : ""} ${listNames(ops)} from domain '${domain}'${custom.size > 1 ? ` (and domains ${listNames([...custom.keys()].slice(1))})` : ""}, which onnxruntime-node cannot run without its custom-op library; export the model with standard ONNX ops`
+    );
+  }
+}
+function weightNames(model) {
+  const index = new GraphIndex(model.graph);
+  const names = /* @__PURE__ */ new Set();
+  for (const n of model.graph.node) {
+    if (n.opType === "Conv" || n.opType === "ConvTranspose" || n.opType === "Gemm") names.add(n.input[1]);
+    if (n.opType === "MatMul") {
+      for (const i2 of n.input) if (index.initializers.has(i2)) names.add(i2);
+    }
+  }
+  return names;
+}
+function floatValues(t, file) {
+  try {
+    return tensorToFloat32(t);
+  } catch (e) {
+    throw new UserError(`${file}: initializer '${t.name}' is malformed (${e.message}); the file is corrupt, re-export the model`);
+  }
+}
+function checkFiniteWeights(model, file) {
+  const weights = weightNames(model);
+  for (const t of model.graph.initializer) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const v = floatValues(t, file);
+    const isWeight = weights.has(t.name);
+    for (let i2 = 0; i2 < v.length; i2++) {
+      const x2 = v[i2];
+      if (x2 - x2 !== 0) {
+        if (Number.isNaN(x2)) {
+          throw new UserError(`${file}: initializer '${t.name}' holds NaN at flat index ${i2}; the model is broken (diverged training or a bad export), fix it before pruning`);
+        }
+        if (isWeight) {
+          throw new UserError(`${file}: weight '${t.name}' holds ${x2 > 0 ? "+" : "-"}Inf at flat index ${i2}; the model is broken (diverged training or a bad export), fix it before pruning`);
+        }
+      }
+    }
+  }
+}
+function preflightModel(model, file) {
+  checkRuntimeSupport(model, file);
+  checkFiniteWeights(model, file);
+}
+
+// src/prune/select.ts
+function kthSmallestAbsBits(arrays, k) {
+  const total2 = arrays.reduce((n, a) => n + a.length, 0);
+  if (!Number.isInteger(k) || k < 0 || k >= total2) throw new RangeError(`k=${k} outside 0..${total2 - 1}`);
+  const views = arrays.map((a) => new Uint32Array(a.buffer, a.byteOffset, a.length));
+  const high = new Uint32Array(65536);
+  for (const v of views) for (let i2 = 0; i2 < v.length; i2++) high[(v[i2] & 2147483647) >>> 16]++;
+  let bucket = 0;
+  let rank = k;
+  while (rank >= high[bucket]) rank -= high[bucket++];
+  const low = new Uint32Array(65536);
+  for (const v of views) {
+    for (let i2 = 0; i2 < v.length; i2++) {
+      const bits2 = v[i2] & 2147483647;
+      if (bits2 >>> 16 === bucket) low[bits2 & 65535]++;
+    }
+  }
+  let digit = 0;
+  while (rank >= low[digit]) rank -= low[digit++];
+  return (bucket << 16 | digit) >>> 0;
+}
+
+// src/prune/magnitude.ts
+function magnitudeMask(tensors, k) {
+  const masks = tensors.map((t) => new Uint8Array(t.length).fill(1));
+  if (k <= 0) return masks;
+  const total2 = tensors.reduce((n, t) => n + t.length, 0);
+  const threshold = kthSmallestAbsBits(tensors, Math.min(k, total2) - 1);
+  const views = tensors.map((t) => new Uint32Array(t.buffer, t.byteOffset, t.length));
+  let pruned = 0;
+  views.forEach((v, j) => {
+    const m = masks[j];
+    for (let i2 = 0; i2 < v.length; i2++) {
+      if ((v[i2] & 2147483647) < threshold) {
+        m[i2] = 0;
+        pruned++;
+      }
+    }
+  });
+  for (let j = 0; j < views.length && pruned < k; j++) {
+    const v = views[j];
+    const m = masks[j];
+    for (let i2 = 0; i2 < v.length && pruned < k; i2++) {
+      if (m[i2] && (v[i2] & 2147483647) === threshold) {
+        m[i2] = 0;
+        pruned++;
+      }
+    }
+  }
+  return masks;
+}
+function applyMask(values, mask) {
+  const out = new Float32Array(values.length);
+  for (let i2 = 0; i2 < values.length; i2++) out[i2] = mask[i2] ? values[i2] : 0;
+  return out;
+}
+function magnitudePrune(model, weights, sparsity, scope) {
+  const out = cloneModel(model);
+  const index = new GraphIndex(out.graph);
+  const tensors = weights.map((w) => index.initializers.get(w.initializer));
+  const values = tensors.map((t) => tensorToFloat32(t));
+  let masks;
+  if (scope === "global") {
+    const total2 = values.reduce((n, v) => n + v.length, 0);
+    masks = magnitudeMask(values, Math.round(sparsity * total2));
+  } else {
+    masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
+  }
+  const byName = /* @__PURE__ */ new Map();
+  tensors.forEach((t, j) => {
+    setTensorFloat32(t, applyMask(values[j], masks[j]));
+    byName.set(t.name, masks[j]);
+  });
+  return { model: out, masks: byName };
+}
+
+// src/prune/nm.ts
+function parseNM(method) {
+  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method);
+  if (!match) return void 0;
+  const n = Number(match[1]);
+  const m = Number(match[2]);
+  return n < m ? { n, m } : void 0;
+}
+function layoutForNode(node, name, dims) {
+  const total2 = numel(dims);
+  switch (node.opType) {
+    case "Conv":
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      return { outer: dims[0], length: total2 / dims[0], inner: 1 };
+    case "ConvTranspose": {
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      const groups = attrInt(node, "group", 1);
+      if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
+      return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
+    }
+    case "Gemm":
+      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
+      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
+    case "MatMul": {
+      if (dims.length < 2) return "MatMul weight is 1-D";
+      if (node.input[1] === name) {
+        const [k2, n] = dims.slice(-2);
+        return { outer: total2 / (k2 * n), length: k2, inner: n };
+      }
+      const k = dims[dims.length - 1];
+      return { outer: total2 / k, length: k, inner: 1 };
+    }
+    default:
+      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
+  }
+}
+var MAC_OPS3 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+function reductionLayout(index, name) {
+  const t = index.initializers.get(name);
+  if (!t) return "not in the model";
+  const dims = tensorDims(t);
+  const users = index.consumersOf(name).filter((n) => MAC_OPS3.has(n.opType));
+  if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
+  let found;
+  for (const node of users) {
+    const l = layoutForNode(node, name, dims);
+    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
+    if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
+      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
+    }
+    found = l;
+  }
+  return found;
+}
+var SELECT_LIMIT = 32;
+function nmMask(values, layout, n, m) {
+  const { outer, length, inner } = layout;
+  if (outer * length * inner !== values.length) throw new Error(`layout ${outer}x${length}x${inner} does not cover ${values.length} values`);
+  const mask = new Uint8Array(values.length).fill(1);
+  const drop = m - n;
+  const score2 = new Float64Array(m);
+  const order = m > SELECT_LIMIT ? Array.from({ length: m }, (_, j) => j) : [];
+  const full = length - length % m;
+  for (let o = 0; o < outer; o++) {
+    for (let i2 = 0; i2 < inner; i2++) {
+      const base = o * length * inner + i2;
+      for (let g2 = 0; g2 < full; g2 += m) {
+        const start = base + g2 * inner;
+        for (let j = 0; j < m; j++) {
+          const a = Math.abs(values[start + j * inner]);
+          score2[j] = Number.isNaN(a) ? Infinity : a;
+        }
+        if (m <= SELECT_LIMIT) {
+          for (let d = 0; d < drop; d++) {
+            let best = -1;
+            for (let j = 0; j < m; j++) if (score2[j] >= 0 && (best < 0 || score2[j] <= score2[best])) best = j;
+            score2[best] = -1;
+            mask[start + best * inner] = 0;
+          }
+        } else {
+          for (let j = 0; j < m; j++) order[j] = j;
+          order.sort((x2, y) => score2[x2] - score2[y] || y - x2);
+          for (let d = 0; d < drop; d++) mask[start + order[d] * inner] = 0;
+        }
+      }
+    }
+  }
+  return mask;
+}
+function nmPrune(model, weights, n, m) {
+  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
+  const out = cloneModel(model);
+  const index = new GraphIndex(out.graph);
+  const layers = [];
+  const skipped = [];
+  const masks = /* @__PURE__ */ new Map();
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
+      continue;
+    }
+    const t = index.initializers.get(w.initializer);
+    const values = tensorToFloat32(t);
+    const mask = nmMask(values, layout, n, m);
+    for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
+    setTensorFloat32(t, values);
+    masks.set(w.initializer, mask);
+    const tail = layout.length % m * layout.outer * layout.inner;
+    layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
+  }
+  return { model: out, layers, skipped, masks };
+}
+function verifyNM(model, weights, n, m, limit = 100) {
+  const index = new GraphIndex(model.graph);
+  const violations = [];
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      violations.push({ initializer: w.initializer, row: -1, offset: -1, nonzero: 0, message: `${w.initializer}: cannot check the pattern: ${layout}` });
+      if (violations.length >= limit) return violations;
+      continue;
+    }
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
+    const { outer, length, inner } = layout;
+    const full = length - length % m;
+    for (let o = 0; o < outer; o++) {
+      for (let i2 = 0; i2 < inner; i2++) {
+        const base = o * length * inner + i2;
+        for (let g2 = 0; g2 < full; g2 += m) {
+          let nonzero = 0;
+          for (let j = 0; j < m; j++) if (values[base + (g2 + j) * inner] !== 0) nonzero++;
+          if (nonzero > n) {
+            const row = o * inner + i2;
+            violations.push({ initializer: w.initializer, row, offset: g2, nonzero, message: `${w.initializer}: row ${row}, group at ${g2} has ${nonzero} nonzeros, more than ${n} of ${m}` });
+            if (violations.length >= limit) return violations;
+          }
+        }
+      }
+    }
+  }
+  return violations;
 }
 
 // src/prune/structured/describe.ts
@@ -29886,10 +32531,10 @@ function allocate(groups, importance, opts) {
   const all = [];
   for (const g2 of groups) {
     const s = importance.get(g2.root);
-    let mean = 0;
-    for (const v of s) mean += v;
-    mean = mean / s.length || 1;
-    for (const v of s) all.push({ score: v / mean, root: g2.root });
+    let mean2 = 0;
+    for (const v of s) mean2 += v;
+    mean2 = mean2 / s.length || 1;
+    for (const v of s) all.push({ score: v / mean2, root: g2.root });
     kept.set(g2.root, g2.size);
   }
   all.sort((a, b) => a.score - b.score);
@@ -30816,8 +33461,58 @@ function dropUnused(model) {
   g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
 }
 
+// src/prune/structured/untie.ts
+function untieConstants(model) {
+  const src0 = model.graph;
+  const g2 = { ...src0, node: src0.node.map((n) => ({ ...n, input: [...n.input] })), initializer: [...src0.initializer] };
+  const out = { ...model, graph: g2 };
+  const index = new GraphIndex(g2);
+  const source = (name) => {
+    let n = name;
+    for (let hop = 0; hop < 8 && n; hop++) {
+      const t = index.constant(n);
+      if (t) return FLOAT_TYPES.has(t.dataType) ? { name: n, tensor: t } : void 0;
+      const p = index.producer.get(n);
+      if (!p || p.opType !== "Identity") return void 0;
+      n = p.input[0];
+    }
+    return void 0;
+  };
+  const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
+  const reads = /* @__PURE__ */ new Map();
+  for (const node of g2.node) {
+    if (node.opType === "Identity" && source(node.input[0])) continue;
+    node.input.forEach((name, i2) => {
+      if (!name) return;
+      const src = source(name);
+      if (!src) return;
+      const k = reads.get(src.name) ?? 0;
+      reads.set(src.name, k + 1);
+      if (k === 0) {
+        node.input[i2] = src.name;
+        return;
+      }
+      let copy = `${src.name}_untied${k}`;
+      for (let j = 1; taken.has(copy); j++) copy = `${src.name}_untied${k}_${j}`;
+      taken.add(copy);
+      const t = clone(TensorProtoSchema, src.tensor);
+      t.name = copy;
+      g2.initializer.push(t);
+      node.input[i2] = copy;
+    });
+  }
+  const outputs = new Set(g2.output.map((o) => o.name));
+  for (let before = -1; before !== g2.node.length; ) {
+    before = g2.node.length;
+    const read = new Set(g2.node.flatMap((n) => n.input));
+    g2.node = g2.node.filter((n) => n.opType !== "Identity" || read.has(n.output[0]) || outputs.has(n.output[0]));
+  }
+  return out;
+}
+
 // src/prune/structured/structuredPrune.ts
-async function structuredPrune(model, opts) {
+async function structuredPrune(input, opts) {
+  const model = untieConstants(input);
   const analysis = analyzeDependencies(model);
   const protect = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
@@ -30844,7 +33539,7 @@ async function structuredPrune(model, opts) {
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
   for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
-  return { model: pruned, analysis, keep, groups: outcome, notes };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes };
 }
 function perBlock(scores, block) {
   if (block === 1) return scores;
@@ -30968,8 +33663,8 @@ async function pruneModel(dense, config, ctx) {
 }
 
 // src/recover/runRecovery.ts
-import * as fs6 from "node:fs";
-import * as path4 from "node:path";
+import * as fs12 from "node:fs";
+import * as path8 from "node:path";
 
 // src/recover/session.ts
 async function sessionFromModel(model, threads = 0) {
@@ -31030,11 +33725,27 @@ async function captureActivations(session, data, fetch, batchSize = 128) {
   }
   return out;
 }
-var gramSession;
-function gramModel() {
-  return serializeModel(buildGramProto());
+var gemmSessions = /* @__PURE__ */ new Map();
+function gemmModel(trans) {
+  return serializeModel(buildGemmProto(trans));
 }
-function buildGramProto() {
+async function gemm(trans, a, aDims, b, bDims) {
+  const { ort } = onnxruntime();
+  let session = gemmSessions.get(trans);
+  if (!session) {
+    session = ort.InferenceSession.create(gemmModel(trans), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
+    gemmSessions.set(trans, session);
+  }
+  const s = await session;
+  const result = await s.run({ A: new ort.Tensor("float32", a, aDims), B: new ort.Tensor("float32", b, bDims) });
+  const out = Float64Array.from(result.G.data);
+  result.G.dispose();
+  return out;
+}
+function timesTransposed(a, m, b, n, k) {
+  return gemm("transB", a, [m, k], b, [n, k]);
+}
+function buildGemmProto(trans) {
   const T = (name) => create(ValueInfoProtoSchema, {
     name,
     type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
@@ -31046,23 +33757,13 @@ function buildGramProto() {
       name: "gram",
       input: [T("A"), T("B")],
       output: [T("G")],
-      // Gemm with transA reads A transposed in place instead of materialising A^T
-      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gram", attribute: [{ name: "transA", type: 2 /* INT */, i: 1n }] }]
+      // Gemm reads the transposed operand in place instead of materialising it
+      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
     }
   });
 }
-async function crossGram(a, b, n, p, q) {
-  const { ort } = onnxruntime();
-  gramSession ??= (async () => {
-    const s = await ort.InferenceSession.create(gramModel(), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
-    return s;
-  })();
-  const session = await gramSession;
-  const result = await session.run({ A: new ort.Tensor("float32", a, [n, p]), B: new ort.Tensor("float32", b, [n, q]) });
-  const g2 = result.G;
-  const out = Float64Array.from(g2.data);
-  g2.dispose();
-  return out;
+function crossGram(a, b, n, p, q) {
+  return gemm("transA", a, [n, p], b, [n, q]);
 }
 
 // src/recover/batchNorm.ts
@@ -31072,9 +33773,9 @@ async function reestimateBatchNorm(pruned, calib, threads = 0) {
   const nodes = [];
   for (const node of index.order) {
     if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
-    const mean = index.initializers.get(node.input[3]);
+    const mean2 = index.initializers.get(node.input[3]);
     const variance = index.initializers.get(node.input[4]);
-    if (!mean || !variance || index.consumersOf(mean.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
+    if (!mean2 || !variance || index.consumersOf(mean2.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
     const session = await sessionFromModel(withExtraOutputs(model, [node.input[0]]), threads);
     let act;
     try {
@@ -31109,127 +33810,11 @@ async function reestimateBatchNorm(pruned, calib, threads = 0) {
     }
     const oldVar = tensorToFloat32(variance);
     for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
-    setTensorFloat32(mean, newMean);
+    setTensorFloat32(mean2, newMean);
     setTensorFloat32(variance, newVar);
     nodes.push(nodeLabel(node));
   }
   return { model, nodes };
-}
-
-// src/measure/evaluate.ts
-async function evaluateClassifier(session, data, opts) {
-  if (!data.labels) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
-  if (session.outputNames.length !== 1) {
-    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
-  }
-  const { ort } = onnxruntime();
-  const labels = data.labels;
-  const n = data.count;
-  const pred = new Int32Array(n);
-  const confidence = new Float32Array(n);
-  const correct = new Uint8Array(n);
-  const logProbLabel = new Float32Array(n);
-  let classes = 0;
-  let logits;
-  for (let start = 0; start < n; start += opts.batchSize) {
-    const end = Math.min(n, start + opts.batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) {
-      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    }
-    const result = await session.run(feeds);
-    const out = result[session.outputNames[0]];
-    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
-      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
-    }
-    const values = out.data;
-    if (classes === 0) {
-      classes = out.dims[1];
-      if (opts.keepLogits) logits = new Float32Array(n * classes);
-    }
-    for (let i2 = 0; i2 < end - start; i2++) {
-      const label = labels[start + i2];
-      if (label >= classes) {
-        throw new UserError(`${data.path}: label ${label} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
-      }
-      const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
-      pred[start + i2] = s.pred;
-      confidence[start + i2] = s.confidence;
-      correct[start + i2] = s.pred === label ? 1 : 0;
-      logProbLabel[start + i2] = s.logProbLabel;
-    }
-    logits?.set(values, start * classes);
-    for (const t of Object.values(result)) t.dispose();
-    opts.onBatch?.(end, n);
-  }
-  return { classes, pred, confidence, correct, logProbLabel, logits };
-}
-
-// src/measure/size.ts
-import * as fs5 from "node:fs";
-import { gzipSync } from "node:zlib";
-function measureFileSize(file) {
-  const data = fs5.readFileSync(file);
-  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
-}
-
-// src/pipeline/measureStep.ts
-function endsInSoftmax(model) {
-  const index = new GraphIndex(model.graph);
-  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
-}
-async function measureStep(name, description, artifact, ctx) {
-  const { data, config, progress } = ctx;
-  const saved = loadModel(artifact).proto;
-  const sparsity = countSparsity(saved, ctx.denseWeights);
-  const cost = modelCost(saved);
-  const size = measureFileSize(artifact);
-  const probabilities = endsInSoftmax(saved);
-  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
-  let preds;
-  const shiftAccuracy = {};
-  const shiftPreds = /* @__PURE__ */ new Map();
-  try {
-    progress.start(`evaluate ${name}`, data.count);
-    preds = await evaluateClassifier(session, data, {
-      batchSize: config.evalBatchSize,
-      outputsAreProbabilities: probabilities,
-      modelPath: artifact,
-      onBatch: (done) => progress.update(done)
-    });
-    progress.stop();
-    for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact });
-      shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
-      shiftPreds.set(s.name, p);
-    }
-  } finally {
-    progress.stop();
-    await session.release();
-  }
-  const labels = data.labels;
-  const step = {
-    name,
-    description,
-    artifact,
-    sparsity: sparsity.overall,
-    params: cost.params,
-    nonzero_params: cost.nonzeroParams,
-    flops: cost.macs,
-    size_bytes: size.bytes,
-    gzip_bytes: size.gzipBytes,
-    accuracy: accuracy(preds.pred, labels),
-    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
-    confusion: confusionMatrix(preds.pred, labels, preds.classes),
-    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
-    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
-    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
-    latency: null,
-    latency_by_batch: [],
-    shift_accuracy: shiftAccuracy,
-    layers: sparsity.layers
-  };
-  return { step, preds, shiftPreds };
 }
 
 // src/recover/calibScore.ts
@@ -31250,6 +33835,84 @@ async function calibScore(model, calib, threads = 0) {
 }
 function better(a, b) {
   return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
+}
+
+// src/recover/external.ts
+import { spawn } from "node:child_process";
+import * as fs11 from "node:fs";
+function masksFromZeros(model, weights) {
+  const index = new GraphIndex(model.graph);
+  const out = /* @__PURE__ */ new Map();
+  for (const name of weights) {
+    const t = index.initializers.get(name);
+    if (!t) continue;
+    const v = tensorToFloat32(t);
+    out.set(name, { dims: tensorDims(t), keep: Uint8Array.from(v, (x2) => x2 !== 0 ? 1 : 0) });
+  }
+  return out;
+}
+function writeMasks(file, masks) {
+  writeNpz(file, Object.fromEntries([...masks].map(([name, m]) => [name, { dtype: "uint8", shape: m.dims, data: m.keep }])), { compress: true });
+}
+function externalEnv(p) {
+  return {
+    PRUNE_GUARD_MODEL_IN: p.modelIn,
+    PRUNE_GUARD_MODEL_OUT: p.modelOut,
+    PRUNE_GUARD_MASKS: p.masks,
+    PRUNE_GUARD_CALIB: p.calib ?? "",
+    PRUNE_GUARD_DATA: p.data
+  };
+}
+function runCommand(command, env) {
+  return new Promise((resolve4, reject) => {
+    const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.on("data", (d) => process.stderr.write(d));
+    child.stderr.on("data", (d) => process.stderr.write(d));
+    child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
+    child.on("close", (code, signal) => {
+      if (code === 0) resolve4();
+      else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
+    });
+  });
+}
+function verifyRecovered(before, after, masks, file) {
+  const fail = (what) => {
+    throw new UserError(`--recovery-command: ${file} ${what}; a recovery command may only change weight values, keeping every pruned weight at zero`);
+  };
+  const a = before.graph;
+  const b = after.graph;
+  const ops = (g2) => g2.node.map((n) => `${n.opType}(${n.input.join(",")})->${n.output.join(",")}`);
+  const [opsA, opsB] = [ops(a), ops(b)];
+  if (opsA.length !== opsB.length) fail(`has ${opsB.length} nodes, the pruned model ${opsA.length}`);
+  const diff = opsA.findIndex((o, i2) => o !== opsB[i2]);
+  if (diff >= 0) fail(`changed the op graph at node ${diff}: '${opsA[diff]}' became '${opsB[diff]}'`);
+  const names = (l) => l.map((x2) => x2.name).join(",");
+  if (names(a.input) !== names(b.input) || names(a.output) !== names(b.output)) fail("changed the graph inputs or outputs");
+  const inits = new GraphIndex(b).initializers;
+  for (const t of a.initializer) {
+    const u = inits.get(t.name);
+    if (!u) fail(`lost initializer '${t.name}'`);
+    if (tensorDims(u).join("x") !== tensorDims(t).join("x")) fail(`changed the shape of '${t.name}' from [${tensorDims(t)}] to [${tensorDims(u)}]`);
+  }
+  if (b.initializer.length !== a.initializer.length) fail(`has ${b.initializer.length} initializers, the pruned model ${a.initializer.length}`);
+  for (const [name, m] of masks) {
+    const v = tensorToFloat32(inits.get(name));
+    let revived = 0;
+    for (let i2 = 0; i2 < v.length; i2++) if (!m.keep[i2] && v[i2] !== 0) revived++;
+    if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
+  }
+}
+async function externalRecovery(command, pruned, weights, paths) {
+  const masks = masksFromZeros(pruned, weights);
+  writeMasks(paths.masks, masks);
+  fs11.rmSync(paths.modelOut, { force: true });
+  await runCommand(command, externalEnv(paths));
+  if (!fs11.existsSync(paths.modelOut)) {
+    throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
+  }
+  const recovered = loadModel(paths.modelOut).proto;
+  verifyRecovered(pruned, recovered, masks, paths.modelOut);
+  return recovered;
 }
 
 // src/recover/linalg.ts
@@ -31301,12 +33964,12 @@ function lowerTransposeTimesLower(m, n) {
   return out;
 }
 function inverseHessian(h, n, dampFraction) {
-  let mean = 0;
-  for (let i2 = 0; i2 < n; i2++) mean += h[i2 * n + i2];
-  mean = mean / n || 1;
+  let mean2 = 0;
+  for (let i2 = 0; i2 < n; i2++) mean2 += h[i2 * n + i2];
+  mean2 = mean2 / n || 1;
   for (let damp = dampFraction; ; damp *= 10) {
     const a = Float64Array.from(h);
-    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean;
+    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean2;
     if (!choleskyLower(a, n)) {
       if (damp > 1e6) throw new Error("inverseHessian: matrix is not positive definite even with heavy damping");
       continue;
@@ -31480,7 +34143,7 @@ function layerPatches(layer, act, withBias, maxPatches) {
 }
 
 // src/recover/reconstruct.ts
-var DEFAULT_RECONSTRUCT = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, target: "dense-output", threads: 0 };
+var DEFAULT_RECONSTRUCT = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, threads: 0 };
 async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONSTRUCT) {
   const model = cloneModel(pruned);
   const pIndex = new GraphIndex(model.graph);
@@ -31546,15 +34209,25 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts) {
     for (let i2 = 0; i2 < keep.length; i2++) keep[i2] = wp[i2] !== 0 || withBias && i2 % cp === cp - 1 ? 1 : 0;
     const hFull = await crossGram(pPatches.perGroup[g2], pPatches.perGroup[g2], n, cp, cp);
     const cFull = await crossGram(dPatches.perGroup[g2], pPatches.perGroup[g2], n, cd, cp);
-    const refit = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
+    const candidates = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
     const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);
     const de = strideRows(dPatches.perGroup[g2], n, cd, ERROR_PATCHES);
     const m = pe.length / cp;
-    const [he, ce, gd] = [await crossGram(pe, pe, m, cp, cp), await crossGram(de, pe, m, cd, cp), await crossGram(de, de, m, cd, cd)];
-    const e0 = outputError(wd, wp, gd, ce, he, p.rows, cd, cp);
-    const e1 = outputError(wd, refit, gd, ce, he, p.rows, cd, cp);
-    before += e0.error;
-    after += e1.error;
+    const yd = await timesTransposed(de, m, Float32Array.from(wd), p.rows, cd);
+    const e0 = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp), p.rows);
+    const refit = Float64Array.from(wp);
+    const best = Float64Array.from(e0.error);
+    for (const cand of candidates) {
+      const e = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(cand), p.rows, cp), p.rows);
+      for (let r = 0; r < p.rows; r++) {
+        if (e.error[r] < best[r]) {
+          best[r] = e.error[r];
+          refit.set(cand.subarray(r * cp, (r + 1) * cp), r * cp);
+        }
+      }
+    }
+    before += e0.error.reduce((a, b) => a + b, 0);
+    after += best.reduce((a, b) => a + b, 0);
     norm2 += e0.norm;
     setWeightRows(p, pValues, g2, strip(refit, p.rows, cp, withBias));
     if (withBias) for (let r = 0; r < p.rows; r++) pBias[g2 * p.rows + r] = refit[r * cp + cp - 1];
@@ -31595,9 +34268,9 @@ function strip(w, rows, cols, withBias) {
   return out;
 }
 function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
-  const out = new Float64Array(rows * cp);
-  const blocks = Math.ceil(cp / opts.maxBlock);
   const aligned = cd === cp;
+  const outs = aligned ? [new Float64Array(rows * cp), new Float64Array(rows * cp)] : [new Float64Array(rows * cp)];
+  const blocks = Math.ceil(cp / opts.maxBlock);
   const size = Math.ceil(cp / blocks);
   for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
     const b1 = aligned ? Math.min(cp, b0 + size) : cp;
@@ -31608,42 +34281,38 @@ function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
     const wdb = new Float64Array(rows * (d1 - d0));
     for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
     const { inv, upper } = inverseHessian(hb, m, opts.damp);
-    let w;
-    if (opts.target === "dense-output") w = matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
-    else w = aligned ? wdb : matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
     const kb = new Uint8Array(rows * m);
     for (let r = 0; r < rows; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
-    fixedMaskSweep(w, kb, upper, rows, m);
-    for (let j = 0; j < m; j++) {
-      if (hb[j * m + j] !== 0) continue;
-      for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+    const starts = [matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m)];
+    if (aligned) {
+      const own = new Float64Array(rows * m);
+      for (let r = 0; r < rows; r++) own.set(wd.subarray(r * cd + b0, r * cd + b1), r * m);
+      starts.push(own);
     }
-    for (let r = 0; r < rows; r++) out.set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+    starts.forEach((w, k) => {
+      fixedMaskSweep(w, kb, upper, rows, m);
+      for (let j = 0; j < m; j++) {
+        if (hb[j * m + j] !== 0) continue;
+        for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+      }
+      for (let r = 0; r < rows; r++) outs[k].set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+    });
   }
-  return out;
+  return outs;
 }
 function sub(a, stride, r0, r1, c0, c1) {
   const out = new Float64Array((r1 - r0) * (c1 - c0));
   for (let r = r0; r < r1; r++) out.set(a.subarray(r * stride + c0, r * stride + c1), (r - r0) * (c1 - c0));
   return out;
 }
-function quad(a, m, b, rows, ca, cb) {
-  let total2 = 0;
-  const tmp = new Float64Array(ca);
-  for (let r = 0; r < rows; r++) {
-    tmp.fill(0);
-    for (let i2 = 0; i2 < ca; i2++) {
-      let s = 0;
-      for (let j = 0; j < cb; j++) s += m[i2 * cb + j] * b[r * cb + j];
-      tmp[i2] = s;
-    }
-    for (let i2 = 0; i2 < ca; i2++) total2 += a[r * ca + i2] * tmp[i2];
+function rowErrors(yd, y, rows) {
+  const error = new Float64Array(rows);
+  let norm2 = 0;
+  for (let i2 = 0; i2 < yd.length; i2++) {
+    error[i2 % rows] += (yd[i2] - y[i2]) ** 2;
+    norm2 += yd[i2] ** 2;
   }
-  return total2;
-}
-function outputError(wd, w, gd, c, h, rows, cd, cp) {
-  const norm2 = quad(wd, gd, wd, rows, cd, cd);
-  return { error: norm2 - 2 * quad(wd, c, w, rows, cd, cp) + quad(w, h, w, rows, cp, cp), norm: norm2 };
+  return { error, norm: norm2 };
 }
 function addBias(model, index, node, layer, bias) {
   let name = `${layer.weight}.prune_guard_bias`;
@@ -31756,6 +34425,9 @@ function checkRecoveryInputs(config, calib) {
   if (why && !calib) {
     throw new UserError(`--recovery ${config.recovery}: needs a calibration set for ${why}; pass --calib calib.npz (a few hundred training-like samples, with y to judge steps)`);
   }
+  if (config.recovery === "command" && !config.recoveryCommand) {
+    throw new UserError(`--recovery command: no command given; pass --recovery-command "python finetune.py" (or recovery-command in the config file)`);
+  }
   if (config.bakeTemperature && !calib?.labels) {
     throw new UserError(`--bake-temperature: needs a labelled calibration set to fit the temperature on; pass --calib calib.npz with x and y`);
   }
@@ -31767,15 +34439,15 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path4.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path8.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
 }
 async function runRecovery(req) {
   const { config, calib, progress } = req;
-  if (!calib) return { steps: [] };
   const steps = await recoverySteps(req, calib);
+  if (!calib) return { steps: steps.map((s) => s.step) };
   const last = steps.at(-1)?.model ?? req.pruned;
   if (!calib.labels) return { steps: steps.map((s) => s.step) };
   const t0 = performance.now();
@@ -31783,7 +34455,7 @@ async function runRecovery(req) {
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs6.mkdirSync(req.stepsDir, { recursive: true });
+  fs12.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -31798,15 +34470,35 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib) {
   const { config, progress } = req;
   if (config.recovery === "none") return [];
-  fs6.mkdirSync(req.stepsDir, { recursive: true });
+  fs12.mkdirSync(req.stepsDir, { recursive: true });
+  if (config.recovery === "command") {
+    const artifact = stepFile(req.stepsDir, 2, "command");
+    progress.note(`recovery: running ${config.recoveryCommand}`);
+    const t0 = performance.now();
+    const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads) : void 0;
+    const model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
+      modelIn: req.prunedArtifact,
+      modelOut: artifact,
+      masks: `${req.stepsDir}/masks.npz`,
+      calib: req.files.calib,
+      data: req.files.data
+    });
+    const seconds2 = (performance.now() - t0) / 1e3;
+    const after = calib?.labels ? await calibScore(model, calib, config.latency.threads) : void 0;
+    const info = { seconds: seconds2 };
+    if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
+    const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds2.toFixed(1)} s)`;
+    return [{ step: { name: "recover:command", description, artifact, info }, model }];
+  }
+  if (!calib) throw new Error("recoverySteps: calibration set missing (checkRecoveryInputs was not called)");
   const labelled = calib.labels !== null;
   const steps = [];
   let current = req.pruned;
   let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : void 0;
-  const keep = (name, description, model, seconds, score2) => {
+  const keep = (name, description, model, seconds2, score2) => {
     const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ""));
     saveModel(model, artifact);
-    const info = { seconds };
+    const info = { seconds: seconds2 };
     if (currentScore && score2) {
       Object.assign(info, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score2.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score2.nll });
     }
@@ -31818,16 +34510,16 @@ async function recoverySteps(req, calib) {
     progress.note("recovery: layer-wise reconstruction on the calibration set");
     const t0 = performance.now();
     const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads });
-    const seconds = (performance.now() - t0) / 1e3;
+    const seconds2 = (performance.now() - t0) / 1e3;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const score2 = labelled ? await calibScore(r.model, calib, config.latency.threads) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     keep(
       "recover:reconstruct",
-      `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
+      `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds2.toFixed(1)} s)`,
       r.model,
-      seconds,
+      seconds2,
       score2
     );
     await tryBatchNorm(current, calib, config, (model, secs, s, nodes) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => progress.note(`recovery: BatchNorm re-estimation not kept (${why})`));
@@ -31839,19 +34531,16 @@ async function tryBatchNorm(model, calib, config, accept, currentScore, reject) 
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, config.latency.threads);
   if (bn.nodes.length === 0) return;
-  const seconds = (performance.now() - t0) / 1e3;
+  const seconds2 = (performance.now() - t0) / 1e3;
   const base = currentScore();
   if (!base) return reject("the calibration set has no labels to judge it");
   const score2 = await calibScore(bn.model, calib, config.latency.threads);
   if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
-  accept(bn.model, seconds, score2, bn.nodes.length);
+  accept(bn.model, seconds2, score2, bn.nodes.length);
 }
 
-// src/version.ts
-var VERSION = "0.1.0";
-
 // src/pipeline/run.ts
-var IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct"]);
+var IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "command"]);
 function checkRequest(config) {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
     throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION} yet; use --recovery none`);
@@ -31859,9 +34548,9 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path5.join(out, `${path5.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path9.join(out, `${path9.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
-function classChanges(dense, final, labels, classes) {
+function classChanges2(dense, final, labels, classes) {
   const support = classSupport(labels, classes);
   const changes = [];
   dense.per_class.forEach((d, c) => {
@@ -31875,19 +34564,21 @@ async function runPipeline(req, progress) {
   const { config } = req;
   checkRequest(config);
   const dense = loadModel(req.model);
+  preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
   const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
-  const shifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: true, modelPath: req.model }) }));
+  const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
+  const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const outPath = prunedPath(req.out, req.model);
-  if (path5.resolve(outPath) === path5.resolve(req.model)) {
+  if (path9.resolve(outPath) === path9.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkRecoveryInputs(config, calib);
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
   const target = targetSparsity(config);
-  progress.note(`pruning ${path5.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path9.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
@@ -31895,18 +34586,18 @@ async function runPipeline(req, progress) {
     "prune-guard.method": config.method,
     "prune-guard.scope": config.scope,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path5.basename(req.model)
+    "prune-guard.source": path9.basename(req.model)
   });
   setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
-  fs7.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path5.join(req.out, "steps");
+  fs13.mkdirSync(req.out, { recursive: true });
+  const stepsDir = path9.join(req.out, "steps");
   const staged = hasRecoverySteps(config);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
-  if (staged) fs7.mkdirSync(stepsDir, { recursive: true });
+  if (staged) fs13.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
-  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress });
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs7.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  if (staged) writeFileAtomic(outPath, fs13.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
@@ -31928,9 +34619,15 @@ async function runPipeline(req, progress) {
     m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
+  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
+  measured.forEach((m, i2) => {
+    m.step.sparse_bytes = facts[i2].sparseBytes;
+    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
+  });
+  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels, denseStep2.preds.classes));
+  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges2(steps[0], final, data.labels, denseStep2.preds.classes));
   const { budgets, verdict } = judged;
   const modelLedger = {
     model: req.model,
@@ -31942,7 +34639,9 @@ async function runPipeline(req, progress) {
     verdict,
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...pruned.notes.length > 0 ? { notes: pruned.notes } : {}
+    ...pruned.notes.length > 0 ? { notes: pruned.notes } : {},
+    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
+    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts)
   };
   const ledger = {
     schema: LEDGER_SCHEMA,
@@ -31953,185 +34652,92 @@ async function runPipeline(req, progress) {
       onnxruntime: onnxruntimeVersion(),
       provider: provider.provider,
       ...provider.note ? { notes: [provider.note] } : {},
-      threads: config.latency.threads || os.availableParallelism(),
+      threads: config.latency.threads || os3.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [modelLedger]
   };
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path5.join(req.out, "ledger.json");
-  const markdownPath = path5.join(req.out, "ledger.md");
+  const ledgerPath = path9.join(req.out, "ledger.json");
+  const markdownPath = path9.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
 }
 
-// src/pipeline/compare.ts
-import * as fs8 from "node:fs";
-import * as os2 from "node:os";
-import * as path6 from "node:path";
-var DEFAULT_LATENCY_REGRESSION = 0.05;
-function compareBudgets(budgets) {
-  const all = [...budgets];
-  if (!all.some((b) => b.name === "latency-regression")) {
-    all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
+// src/pipeline/guardedRun.ts
+var DEFAULT_LOCK_WAIT_S = 30 * 60;
+function publish(value, out) {
+  if (typeof value === "string") return out.publicPath(value);
+  if (Array.isArray(value)) return value.map((v) => publish(v, out));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, publish(v, out)]));
   }
-  return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
+  return value;
 }
-function classChanges2(base, head, labels, classes) {
-  const support = classSupport(labels, classes);
-  const out = [];
-  base.per_class.forEach((d, c) => {
-    const f = head.per_class[c];
-    if (d !== null && f !== null) out.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return out.sort((a, b) => b.drop - a.drop || a.class - b.class);
-}
-function loadFor(models, file, requireLabels) {
-  const [first, ...rest] = models;
-  const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
-  for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
-  return data;
-}
-async function measurePair(req, progress) {
-  const { config } = req;
-  const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
-  const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
-  const data = loadFor(withInputs, req.data, true);
-  const shifts = req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, true) }));
-  const provider = await resolveProvider(config.executionProvider, req.base);
-  if (provider.note) progress.note(provider.note);
-  const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
-  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path6.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path6.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
-  progress.stop();
-  [base, head].forEach((m, i2) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
-    m.step.latency = m.step.latency_by_batch[0];
-  });
-  return { base, head, data, shifts, samples, provider };
-}
-async function comparePipeline(req, progress) {
-  const { config } = req;
-  for (const p of [req.base, req.head]) if (!fs8.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
-  const m = await measurePair(req, progress);
-  const budgets = compareBudgets(req.budgets);
-  const changes = classChanges2(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
-  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, changes, true);
-  const model = {
-    model: req.base,
-    pruned: req.head,
-    method: "compare",
-    target_sparsity: m.head.step.sparsity,
-    steps: [m.base.step, m.head.step],
-    budgets: judged.budgets,
-    verdict: judged.verdict,
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes }
-  };
-  const ledger = {
+function timedOutLedger(req, t) {
+  return {
     schema: LEDGER_SCHEMA,
-    verdict: judged.verdict,
+    verdict: "fail",
     tool: { name: "prune-guard", version: VERSION },
     created_at: (/* @__PURE__ */ new Date()).toISOString(),
     runtime: {
       onnxruntime: onnxruntimeVersion(),
-      provider: m.provider.provider,
-      threads: config.latency.threads || os2.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`,
-      ...m.provider.note ? { notes: [m.provider.note] } : {}
+      provider: "cpu",
+      threads: req.config.latency.threads || os4.availableParallelism(),
+      platform: `${process.platform}-${process.arch}`
     },
-    models: [model]
+    models: [],
+    timed_out: { model: req.model, stage: t.stage, limit_s: t.limitSeconds, elapsed_s: Math.round(t.elapsedSeconds * 10) / 10 }
   };
+}
+function stageLedger(out, ledger) {
   const markdown = renderMarkdown(ledger);
-  fs8.mkdirSync(req.out, { recursive: true });
-  const ledgerPath = path6.join(req.out, "ledger.json");
-  const markdownPath = path6.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
+  writeFileAtomic(path10.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(path10.join(out.staging, "ledger.md"), markdown);
+  return { markdown };
 }
-
-// src/pipeline/selftest.ts
-import * as fs9 from "node:fs";
-import * as path7 from "node:path";
-import { fileURLToPath } from "node:url";
-function defaultFixture(name) {
-  let dir = path7.dirname(fileURLToPath(import.meta.url));
-  for (let i2 = 0; i2 < 4; i2++) {
-    const candidate = path7.join(dir, "fixtures", name);
-    if (fs9.existsSync(candidate)) return candidate;
-    dir = path7.dirname(dir);
+function infeasibleBudgetNotes(req) {
+  const notes = [];
+  const speedup = req.budgets.find((b) => b.name === "min-speedup");
+  const keepsShapes = req.config.method === "unstructured" || /^\d+:\d+$/.test(req.config.method);
+  if (speedup && speedup.limit > 1 && keepsShapes) {
+    notes.push(
+      `note: budget min-speedup=${speedup.limit} will most likely fail: ${req.config.method} pruning keeps every tensor shape and onnxruntime on CPU does not skip zeros, so expect about 1.0x; use --method structured for speed, or drop the budget`
+    );
   }
-  return void 0;
+  return notes;
 }
-async function selftest(req, progress) {
-  const model = req.model ?? defaultFixture("mlp.onnx");
-  const data = req.data ?? defaultFixture("fmnist-test.npz");
-  if (!model || !data) throw new UserError("selftest: the bundled fixtures are not installed here; pass --model M.onnx --data D.npz");
-  const { config } = req;
-  const budgets = compareBudgets(req.budgets);
-  const limit = budgets.find((b) => b.name === "latency-regression").limit;
-  const first = await measurePair({ base: model, head: model, data, shifts: [], config }, progress);
-  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...config.batchSizes)));
-  const halfWidths = [];
-  const failures = [];
-  let falseAlarms = 0;
-  let warns = 0;
-  for (let k = 0; k < req.repetitions; k++) {
-    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: config.batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider });
-    progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
-    const latency = { reference: samples[0][0], candidate: samples[1][0] };
-    const r = pairedMedianRatio(latency.candidate, latency.reference, config.confidence);
-    halfWidths.push((r.ci[1] - r.ci[0]) / 2);
-    first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency.candidate].sort((a, b) => a - b), 0.5) };
-    first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency.reference].sort((a, b) => a - b), 0.5) };
-    const judged = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency, config, [], true);
-    if (judged.verdict === "fail") {
-      falseAlarms++;
-      failures.push(`repetition ${k + 1}: ${judged.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
-    } else if (judged.verdict === "warn") warns++;
+async function runGuarded(req, progress) {
+  if (path10.resolve(prunedPath(req.out, req.model)) === path10.resolve(req.model)) {
+    throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
-  const sorted = [...halfWidths].sort((a, b) => a - b);
-  const median = quantileSorted(sorted, 0.5);
-  const report = {
-    model,
-    data,
-    repetitions: req.repetitions,
-    confidence: config.confidence,
-    batch: config.batchSizes[0],
-    false_alarms: falseAlarms,
-    false_alarm_rate: falseAlarms / req.repetitions,
-    warns,
-    latency_ci_half_width: { median, max: sorted[sorted.length - 1] },
-    min_detectable_change: 2 * median,
-    latency_regression_limit: limit,
-    reliably_failed_slowdown: limit + 2 * median,
-    failures
-  };
-  if (req.out) {
-    fs9.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path7.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+  for (const n of infeasibleBudgetNotes(req)) progress.note(n);
+  const out = await OutputDir.open(req.out, {
+    waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
+    onWait: (m) => progress.note(m)
+  });
+  const deadline = new Deadline(req.config.timeBudget);
+  const ledgerPath = path10.join(req.out, "ledger.json");
+  const markdownPath = path10.join(req.out, "ledger.md");
+  try {
+    let ledger;
+    try {
+      ledger = publish((await runPipeline({ ...req, out: out.staging }, deadline.watch(progress))).ledger, out);
+    } catch (e) {
+      if (!(e instanceof TimedOut)) throw e;
+      progress.stop();
+      progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
+      out.discardStaged();
+      out.retire(path10.basename(prunedPath(req.out, req.model)));
+      ledger = timedOutLedger(req, e);
+    }
+    const { markdown } = stageLedger(out, ledger);
+    out.commit(["ledger.md", "ledger.json"]);
+    return { ledger, markdown, ledgerPath, markdownPath };
+  } finally {
+    out.abort();
   }
-  return report;
-}
-function renderSelftest(r) {
-  const pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
-  return [
-    `### prune-guard selftest (A/A): ${r.false_alarms} false alarm${r.false_alarms === 1 ? "" : "s"} in ${r.repetitions} repetitions`,
-    "",
-    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct3(r.confidence)} intervals`,
-    `- false-alarm rate: ${pct3(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
-    `- latency interval half-width: median \xB1${pct3(r.latency_ci_half_width.median)}, worst \xB1${pct3(r.latency_ci_half_width.max)}`,
-    `- smallest latency change this runner can detect: about ${pct3(r.min_detectable_change)}`,
-    `- with latency-regression \u2264 ${pct3(r.latency_regression_limit)}, slowdowns of ${pct3(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
-    ...r.failures.map((f) => `- \u274C ${f}`),
-    ""
-  ].join("\n");
 }
 
 // src/pipeline/progress.ts
@@ -32195,13 +34801,20 @@ function count2(flag, min) {
     return n;
   };
 }
+function seconds(flag) {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a number of seconds above 0 (got '${v}')`);
+    return n;
+  };
+}
 function parseShift(text) {
   const eq = text.indexOf("=");
   if (eq <= 0 || eq === text.length - 1) throw new UserError(`--shift ${text}: expected NAME=path.npz, e.g. --shift rotated=shift.npz`);
   return { name: text.slice(0, eq), path: text.slice(eq + 1) };
 }
 function resolveConfig(flags) {
-  const file = flags.config ?? (fs10.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs14.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
   const latency = { ...base.latency };
   if (flags.warmup !== void 0) latency.warmup = flags.warmup;
@@ -32221,11 +34834,14 @@ function resolveConfig(flags) {
   if (flags.keepFirstLayer) overrides.keepFirstLayer = true;
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
   if (flags.bakeTemperature) overrides.bakeTemperature = true;
+  if (flags.recoveryCommand !== void 0) overrides.recoveryCommand = flags.recoveryCommand;
   if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
   if (flags.evalBatchSize !== void 0) overrides.evalBatchSize = flags.evalBatchSize;
   if (flags.strict) overrides.strict = true;
+  if (flags.corruption?.length) overrides.corruptions = [.../* @__PURE__ */ new Set([...base.corruptions, ...flags.corruption])];
   if (flags.executionProvider !== void 0) overrides.executionProvider = flags.executionProvider;
   if (flags.confidence !== void 0) overrides.confidence = flags.confidence;
+  if (flags.timeBudget !== void 0) overrides.timeBudget = flags.timeBudget;
   return mergeConfig(base, overrides);
 }
 function positiveNumber(flag) {
@@ -32236,15 +34852,15 @@ function positiveNumber(flag) {
   };
 }
 function addStatisticsOptions(cmd) {
-  return cmd.option("--strict", "release gate: a budget whose confidence interval straddles its limit fails instead of warning").addOption(new Option("--execution-provider <provider>", "where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)").choices(["cpu", "cuda", "auto"])).option("--confidence <level>", "confidence level of every interval, e.g. 0.95", fraction("--confidence")).option("--target-rel-ci <fraction>", "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = fixed --runs)", fraction("--target-rel-ci")).option("--max-seconds <s>", "time cap of the adaptive latency stop, seconds (0 = none)", positiveNumber("--max-seconds")).option("--repeat <k>", "each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)", count2("--repeat", 1));
+  return cmd.option("--strict", "release gate: a budget whose confidence interval straddles its limit fails instead of warning").addOption(new Option("--execution-provider <provider>", "where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)").choices(["cpu", "cuda", "auto"])).option("--confidence <level>", "confidence level of every interval, e.g. 0.95", fraction("--confidence")).option("--target-rel-ci <fraction>", "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = fixed --runs)", fraction("--target-rel-ci")).option("--max-seconds <s>", "time cap of the adaptive latency stop, seconds (0 = none)", positiveNumber("--max-seconds")).option("--corruption <kind:severity>", "built-in shift of the evaluation set, repeatable: gaussian-noise, contrast, brightness, blur (images), feature-noise, feature-dropout (tabular), severity 1-5", collect, []).option("--repeat <k>", "each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)", count2("--repeat", 1));
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the ledger");
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).option("--quiet", "do not print the ledger");
   addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
-    const result = await runPipeline(
+    const result = await runGuarded(
       { model: flags.model, data: flags.data, calib: flags.calib, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets },
       stderrProgress()
     );
@@ -32261,8 +34877,8 @@ function addCompareCommands(program2, io) {
   const print = (flags, text) => {
     if (!flags.quiet) io.out(text.endsWith("\n") ? text : text + "\n");
   };
-  const compare = program2.command("compare").description("measure two models (no pruning) on the same data and judge head against base; ledger.json and ledger.md in --out").requiredOption("--base <path>", "the model in use (reference)").requiredOption("--head <path>", "the candidate model").requiredOption("--data <path>", "labelled evaluation set (.npz)").requiredOption("--out <dir>", "output folder for ledger.json and ledger.md").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []);
-  addStatisticsOptions(addMeasureOptions(compare)).action(async (flags) => {
+  const compare2 = program2.command("compare").description("measure two models (no pruning) on the same data and judge head against base; ledger.json and ledger.md in --out").requiredOption("--base <path>", "the model in use (reference)").requiredOption("--head <path>", "the candidate model").requiredOption("--data <path>", "labelled evaluation set (.npz)").requiredOption("--out <dir>", "output folder for ledger.json and ledger.md").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []);
+  addStatisticsOptions(addMeasureOptions(compare2)).action(async (flags) => {
     const config = resolveConfig({ ...flags, exclude: [] });
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
     const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets }, stderrProgress());
@@ -32281,6 +34897,7 @@ function addCompareCommands(program2, io) {
 async function main(argv, out = (s) => process.stdout.write(s)) {
   let code = EXIT.pass;
   const program2 = buildProgram({ out, exit: (c) => code = c });
+  installSignalCleanup();
   try {
     await program2.parseAsync(argv, { from: "user" });
     return code;

@@ -10853,10 +10853,10 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildHeadersFromArray(headers) {
-      const clone = headers.slice();
+      const clone2 = headers.slice();
       const entries = [];
-      for (let index = 0; index < clone.length; index += 2) {
-        entries.push([clone[index], clone[index + 1]]);
+      for (let index = 0; index < clone2.length; index += 2) {
+        entries.push([clone2[index], clone2[index + 1]]);
       }
       return Object.fromEntries(entries);
     }
@@ -25322,6 +25322,172 @@ var init_budgets = __esm({
   }
 });
 
+// src/measure/stats/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+var init_random = __esm({
+  "src/measure/stats/random.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/corruptions.ts
+function parseCorruption(text, where) {
+  const m = /^([a-z-]+):([1-5])$/.exec(text.trim());
+  if (!m || !CORRUPTIONS.includes(m[1])) {
+    throw new UserError(`${where} ${text}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
+  }
+  return { kind: m[1], severity: Number(m[2]) };
+}
+function seedOf(c) {
+  let h = 2166136261;
+  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
+  return h >>> 0;
+}
+function gaussian(random) {
+  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+function moments(x2) {
+  let s = 0;
+  let s2 = 0;
+  let min = Infinity;
+  let max2 = -Infinity;
+  for (let i2 = 0; i2 < x2.length; i2++) {
+    s += x2[i2];
+    s2 += x2[i2] * x2[i2];
+    if (x2[i2] < min) min = x2[i2];
+    if (x2[i2] > max2) max2 = x2[i2];
+  }
+  const mean2 = s / x2.length;
+  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
+}
+function blurPlane(x2, offset, h, w, sigma, tmp) {
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
+  const sum = k.reduce((a, b) => a + b, 0);
+  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
+  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
+      tmp[y * w + xx] = acc;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
+      x2[offset + y * w + xx] = acc;
+    }
+  }
+}
+function corruptArray(name, arr, c, where) {
+  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
+  }
+  const image = IMAGE_CORRUPTIONS.includes(c.kind);
+  if (image && arr.dims.length !== 4) {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
+  }
+  const src = arr.data;
+  const x2 = src.slice();
+  const level = SEVERITIES[c.kind][c.severity - 1];
+  const random = seededRandom(seedOf(c));
+  const normal = gaussian(random);
+  const n = arr.dims[0];
+  const per = x2.length / n;
+  const stats = moments(src);
+  switch (c.kind) {
+    case "gaussian-noise":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
+      break;
+    case "brightness":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
+      break;
+    case "contrast":
+    case "blur": {
+      const [, channels, h, w] = arr.dims;
+      const plane = h * w;
+      const tmp = new Float64Array(plane);
+      for (let p = 0; p < n * channels; p++) {
+        const off = p * plane;
+        if (c.kind === "blur") {
+          blurPlane(x2, off, h, w, level, tmp);
+        } else {
+          let mean2 = 0;
+          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
+          mean2 /= plane;
+          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
+        }
+      }
+      break;
+    }
+    case "feature-noise":
+    case "feature-dropout": {
+      const mean2 = new Float64Array(per);
+      const sd = new Float64Array(per);
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
+      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
+      for (let s = 0; s < n; s++) {
+        for (let f = 0; f < per; f++) {
+          const i2 = s * per + f;
+          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
+          else if (random() < level) x2[i2] = mean2[f];
+        }
+      }
+      break;
+    }
+  }
+  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
+}
+function corruptDataset(ds, c) {
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
+  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
+}
+function corruptionSets(data, specs) {
+  return specs.map((text) => {
+    const c = parseCorruption(text, "corruptions");
+    return { name: corruptionName(c), data: corruptDataset(data, c) };
+  });
+}
+var IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corruptionName;
+var init_corruptions = __esm({
+  "src/measure/corruptions.ts"() {
+    "use strict";
+    init_errors();
+    init_random();
+    IMAGE_CORRUPTIONS = ["gaussian-noise", "contrast", "brightness", "blur"];
+    TABULAR_CORRUPTIONS = ["feature-noise", "feature-dropout"];
+    CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
+    SEVERITIES = {
+      /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
+      "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
+      /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
+      contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
+      /** added offset as a fraction of the input's range (max − min) */
+      brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
+      /** Gaussian blur sigma, in pixels */
+      blur: [0.5, 0.75, 1, 1.5, 2],
+      /** noise sd as a multiple of each feature's sd */
+      "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
+      /** fraction of features per sample replaced by the feature's mean */
+      "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
+    };
+    corruptionName = (c) => `${c.kind}:${c.severity}`;
+  }
+});
+
 // src/config/schema.ts
 function schemaAt(path14) {
   let node = CONFIG_SCHEMA;
@@ -25335,6 +25501,7 @@ var init_schema = __esm({
   "src/config/schema.ts"() {
     "use strict";
     init_budgets();
+    init_corruptions();
     PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
     RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
     CRITERIA = ["l1", "l2", "bn-scale", "activation"];
@@ -25349,6 +25516,7 @@ var init_schema = __esm({
       keepFirstLayer: false,
       keepLastLayer: false,
       bakeTemperature: false,
+      recoveryCommand: "",
       batchSizes: [1, 32],
       latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
       evalBatchSize: 256,
@@ -25357,6 +25525,7 @@ var init_schema = __esm({
       criterion: "l1",
       strict: false,
       executionProvider: "cpu",
+      corruptions: [],
       budgets: {}
     });
     wholeNumber = (minimum) => ({
@@ -25391,6 +25560,7 @@ var init_schema = __esm({
         "keep-first-layer": boolean,
         "keep-last-layer": boolean,
         "bake-temperature": boolean,
+        "recovery-command": { type: "string", description: 'a shell command like "python finetune.py"' },
         "batch-sizes": {
           type: "array",
           minItems: 1,
@@ -25422,6 +25592,13 @@ var init_schema = __esm({
         criterion: oneOf(CRITERIA),
         strict: boolean,
         "execution-provider": oneOf(EXECUTION_PROVIDERS),
+        corruptions: {
+          type: "array",
+          uniqueItems: true,
+          items: { type: "string", pattern: `^(${CORRUPTIONS.join("|")}):[1-5]$`, description: `KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5` },
+          description: "a list like [gaussian-noise:2, blur:1]"
+        },
+        "time-budget": { type: "number", exclusiveMinimum: 0, description: "a number of seconds above 0 like 600" },
         budgets: {
           type: "object",
           additionalProperties: false,
@@ -25511,9 +25688,6 @@ function readInputs(get) {
     warmup: number("warmup", get("warmup"), (n) => Number.isInteger(n) && n >= 0, "a whole number of 0 or more")
   };
   if (inputs.models.length === 0) inputs.models = ["**/*.onnx"];
-  if (inputs.recoveryCommand !== void 0 && inputs.recovery !== "command") {
-    throw new UserError(`input recovery-command: only used with recovery: command; set recovery: command or remove recovery-command`);
-  }
   if (inputs.mode === "aggregate" && !inputs.ledgers) {
     throw new UserError("input ledgers: mode aggregate needs the folder holding the shards' ledger.json files (download-artifact path)");
   }
@@ -25576,6 +25750,13 @@ var init_types = __esm({
 });
 
 // src/data/npy.ts
+function allocTypedArray(dtype, length) {
+  const info2 = DTYPES[dtype];
+  return info2.make(new ArrayBuffer(length * info2.size), 0, length);
+}
+function matchesDtype(dtype, data) {
+  return data.constructor === allocTypedArray(dtype, 0).constructor;
+}
 function parseNpy(bytes2, where) {
   const fail = (problem, fix = RESAVE) => {
     throw new UserError(`${where}: ${problem}; ${fix}`);
@@ -25647,6 +25828,48 @@ function parseNpy(bytes2, where) {
   copy.set(bytes2.subarray(dataStart, dataStart + needed));
   if (swap2 && itemSize > 1) swapBytesInPlace(copy, itemSize);
   return { dtype, shape, data: DTYPES[dtype].make(copy.buffer, 0, count2) };
+}
+function encodeNpy(arr) {
+  const info2 = DTYPES[arr.dtype];
+  if (!info2) throw new Error(`encodeNpy: unknown dtype ${String(arr.dtype)}`);
+  const count2 = arr.shape.reduce((a, d) => a * d, 1);
+  if (arr.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    throw new Error(`encodeNpy: invalid shape ${describeShape(arr.shape)}`);
+  }
+  if (arr.data.length !== count2 || !matchesDtype(arr.dtype, arr.data)) {
+    throw new Error(
+      `encodeNpy: ${arr.data.constructor.name}(${arr.data.length}) does not hold ${arr.dtype} ${describeShape(arr.shape)}`
+    );
+  }
+  const order = info2.size === 1 ? "|" : "<";
+  const shapeRepr = arr.shape.length === 1 ? `(${arr.shape[0]},)` : `(${arr.shape.join(", ")})`;
+  let header = `{'descr': '${order}${info2.code}', 'fortran_order': False, 'shape': ${shapeRepr}, }`;
+  if (arr.shape.length > 0) header += " ".repeat(Math.max(0, GROWTH_AXIS_MAX_DIGITS - String(arr.shape[0]).length));
+  let major = 1;
+  let prefix = 10;
+  let padded = pad(header, prefix);
+  if (padded.length > 65535) {
+    major = 2;
+    prefix = 12;
+    padded = pad(header, prefix);
+  }
+  header = padded;
+  const dataBytes = count2 * info2.size;
+  const out = new Uint8Array(prefix + header.length + dataBytes);
+  out.set(MAGIC, 0);
+  out[6] = major;
+  out[7] = 0;
+  const view = new DataView(out.buffer);
+  if (major === 1) view.setUint16(8, header.length, true);
+  else view.setUint32(8, header.length, true);
+  for (let i2 = 0; i2 < header.length; i2++) out[prefix + i2] = header.charCodeAt(i2);
+  const body = out.subarray(prefix + header.length);
+  body.set(new Uint8Array(arr.data.buffer, arr.data.byteOffset, dataBytes));
+  if (!HOST_LITTLE_ENDIAN && info2.size > 1) swapBytesInPlace(body, info2.size);
+  return out;
+}
+function pad(header, prefix) {
+  return header + " ".repeat(ARRAY_ALIGN - (prefix + header.length + 1) % ARRAY_ALIGN) + "\n";
 }
 function describeShape(shape) {
   return `[${shape.join(",")}]`;
@@ -25776,7 +25999,7 @@ function parsePyLiteral(text) {
   if (pos !== text.length) err2("trailing characters");
   return v;
 }
-var DTYPES, BY_CODE, NPY_DTYPES, MAGIC, MAX_HEADER_LEN, MAX_RANK, HOST_LITTLE_ENDIAN, RESAVE, TUPLE, MAX_DEPTH;
+var DTYPES, BY_CODE, NPY_DTYPES, MAGIC, ARRAY_ALIGN, MAX_HEADER_LEN, GROWTH_AXIS_MAX_DIGITS, MAX_RANK, HOST_LITTLE_ENDIAN, RESAVE, TUPLE, MAX_DEPTH;
 var init_npy = __esm({
   "src/data/npy.ts"() {
     "use strict";
@@ -25800,7 +26023,9 @@ var init_npy = __esm({
     );
     NPY_DTYPES = Object.keys(DTYPES);
     MAGIC = [147, 78, 85, 77, 80, 89];
+    ARRAY_ALIGN = 64;
     MAX_HEADER_LEN = 1 << 20;
+    GROWTH_AXIS_MAX_DIGITS = 21;
     MAX_RANK = 64;
     HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
     RESAVE = "re-save it with np.save (or np.savez for an archive)";
@@ -25811,8 +26036,44 @@ var init_npy = __esm({
 
 // node_modules/fflate/esm/index.mjs
 import { createRequire } from "module";
+function deflateSync(data, opts) {
+  return dopt(data, opts || {}, 0, 0);
+}
 function inflateSync(data, opts) {
   return inflt(data, { i: 2 }, opts && opts.out, opts && opts.dictionary);
+}
+function strToU8(str, latin1) {
+  if (latin1) {
+    var ar_1 = new u8(str.length);
+    for (var i2 = 0; i2 < str.length; ++i2)
+      ar_1[i2] = str.charCodeAt(i2);
+    return ar_1;
+  }
+  if (te)
+    return te.encode(str);
+  var l = str.length;
+  var ar = new u8(str.length + (str.length >> 1));
+  var ai = 0;
+  var w = function(v) {
+    ar[ai++] = v;
+  };
+  for (var i2 = 0; i2 < l; ++i2) {
+    if (ai + 5 > ar.length) {
+      var n = new u8(ai + 8 + (l - i2 << 1));
+      n.set(ar);
+      ar = n;
+    }
+    var c = str.charCodeAt(i2);
+    if (c < 128 || latin1)
+      w(c);
+    else if (c < 2048)
+      w(192 | c >> 6), w(128 | c & 63);
+    else if (c > 55295 && c < 57344)
+      c = 65536 + (c & 1023 << 10) | str.charCodeAt(++i2) & 1023, w(240 | c >> 18), w(128 | c >> 12 & 63), w(128 | c >> 6 & 63), w(128 | c & 63);
+    else
+      w(224 | c >> 12), w(128 | c >> 6 & 63), w(128 | c & 63);
+  }
+  return slc(ar, 0, ai);
 }
 function strFromU8(dat, latin1) {
   if (latin1) {
@@ -25828,6 +26089,49 @@ function strFromU8(dat, latin1) {
       err(8);
     return s;
   }
+}
+function zipSync(data, opts) {
+  if (!opts)
+    opts = {};
+  var r = {};
+  var files = [];
+  fltn(data, "", r, opts);
+  var o = 0;
+  var tot = 0;
+  for (var fn in r) {
+    var _a2 = r[fn], file = _a2[0], p = _a2[1];
+    var compression = p.level == 0 ? 0 : 8;
+    var f = strToU8(fn), s = f.length;
+    var com = p.comment, m = com && strToU8(com), ms3 = m && m.length;
+    var exl = exfl(p.extra);
+    if (s > 65535)
+      err(11);
+    var d = compression ? deflateSync(file, p) : file, l = d.length;
+    var c = crc();
+    c.p(file);
+    files.push(mrg(p, {
+      size: file.length,
+      crc: c.d(),
+      c: d,
+      f,
+      m,
+      u: s != fn.length || m && com.length != ms3,
+      o,
+      compression
+    }));
+    o += 30 + s + exl + l;
+    tot += 76 + 2 * (s + exl) + (ms3 || 0) + l;
+  }
+  var out = new u8(tot + 22), oe = o, cdl = tot - o;
+  for (var i2 = 0; i2 < files.length; ++i2) {
+    var f = files[i2];
+    wzh(out, f.o, f, f.f, f.u, f.c.length);
+    var badd = 30 + f.f.length + exfl(f.extra);
+    out.set(f.c, f.o + badd);
+    wzh(out, o, f, f.f, f.u, f.c.length, f.o, f.m), o += 16 + badd + (f.m ? f.m.length : 0);
+  }
+  wzf(out, o, files.length, cdl, oe);
+  return out;
 }
 function unzipSync(data, opts) {
   var files = {};
@@ -25870,7 +26174,7 @@ function unzipSync(data, opts) {
   }
   return files;
 }
-var require2, _a, Worker, isMarkedAsUntransferable, u8, u16, i32, fleb, fdeb, clim, freb, _a, fl, revfl, _b, fd, revfd, rev, x, i, hMap, flt, i, i, i, i, fdt, i, flrm, fdrm, max, bits, bits16, shft, slc, ec, err, inflt, et, b2, b4, b8, td, tds, dutf8, slzh, zh, z64hs;
+var require2, _a, Worker, isMarkedAsUntransferable, u8, u16, i32, fleb, fdeb, clim, freb, _a, fl, revfl, _b, fd, revfd, rev, x, i, hMap, flt, i, i, i, i, fdt, i, flm, flrm, fdm, fdrm, max, bits, bits16, shft, slc, ec, err, inflt, wbits, wbits16, hTree, ln, lc, clen, wfblk, wblk, deo, et, dflt, crct, crc, dopt, mrg, b2, b4, b8, wbytes, fltn, te, td, tds, dutf8, slzh, zh, z64hs, exfl, wzh, wzf;
 var init_esm = __esm({
   "node_modules/fflate/esm/index.mjs"() {
     require2 = createRequire("/");
@@ -26028,7 +26332,9 @@ var init_esm = __esm({
     fdt = new u8(32);
     for (i = 0; i < 32; ++i)
       fdt[i] = 5;
+    flm = /* @__PURE__ */ hMap(flt, 9, 0);
     flrm = /* @__PURE__ */ hMap(flt, 9, 1);
+    fdm = /* @__PURE__ */ hMap(fdt, 5, 0);
     fdrm = /* @__PURE__ */ hMap(fdt, 5, 1);
     max = function(a) {
       var m = a[0];
@@ -26224,7 +26530,353 @@ var init_esm = __esm({
       } while (!final2);
       return bt != buf.length && noBuf ? slc(buf, 0, bt) : buf.subarray(0, bt);
     };
+    wbits = function(d, p, v) {
+      v <<= p & 7;
+      var o = p / 8 | 0;
+      d[o] |= v;
+      d[o + 1] |= v >> 8;
+    };
+    wbits16 = function(d, p, v) {
+      v <<= p & 7;
+      var o = p / 8 | 0;
+      d[o] |= v;
+      d[o + 1] |= v >> 8;
+      d[o + 2] |= v >> 16;
+    };
+    hTree = function(d, mb) {
+      var t = [];
+      for (var i2 = 0; i2 < d.length; ++i2) {
+        if (d[i2])
+          t.push({ s: i2, f: d[i2] });
+      }
+      var s = t.length;
+      var t2 = t.slice();
+      if (!s)
+        return { t: et, l: 0 };
+      if (s == 1) {
+        var v = new u8(t[0].s + 1);
+        v[t[0].s] = 1;
+        return { t: v, l: 1 };
+      }
+      t.sort(function(a, b) {
+        return a.f - b.f;
+      });
+      t.push({ s: -1, f: 25001 });
+      var l = t[0], r = t[1], i0 = 0, i1 = 1, i22 = 2;
+      t[0] = { s: -1, f: l.f + r.f, l, r };
+      while (i1 != s - 1) {
+        l = t[t[i0].f < t[i22].f ? i0++ : i22++];
+        r = t[i0 != i1 && t[i0].f < t[i22].f ? i0++ : i22++];
+        t[i1++] = { s: -1, f: l.f + r.f, l, r };
+      }
+      var maxSym = t2[0].s;
+      for (var i2 = 1; i2 < s; ++i2) {
+        if (t2[i2].s > maxSym)
+          maxSym = t2[i2].s;
+      }
+      var tr = new u16(maxSym + 1);
+      var mbt = ln(t[i1 - 1], tr, 0);
+      if (mbt > mb) {
+        var i2 = 0, dt = 0;
+        var lft = mbt - mb, cst = 1 << lft;
+        t2.sort(function(a, b) {
+          return tr[b.s] - tr[a.s] || a.f - b.f;
+        });
+        for (; i2 < s; ++i2) {
+          var i2_1 = t2[i2].s;
+          if (tr[i2_1] > mb) {
+            dt += cst - (1 << mbt - tr[i2_1]);
+            tr[i2_1] = mb;
+          } else
+            break;
+        }
+        dt >>= lft;
+        while (dt > 0) {
+          var i2_2 = t2[i2].s;
+          if (tr[i2_2] < mb)
+            dt -= 1 << mb - tr[i2_2]++ - 1;
+          else
+            ++i2;
+        }
+        for (; i2 >= 0 && dt; --i2) {
+          var i2_3 = t2[i2].s;
+          if (tr[i2_3] == mb) {
+            --tr[i2_3];
+            ++dt;
+          }
+        }
+        mbt = mb;
+      }
+      return { t: new u8(tr), l: mbt };
+    };
+    ln = function(n, l, d) {
+      return n.s == -1 ? Math.max(ln(n.l, l, d + 1), ln(n.r, l, d + 1)) : l[n.s] = d;
+    };
+    lc = function(c) {
+      var s = c.length;
+      while (s && !c[--s])
+        ;
+      var cl = new u16(++s);
+      var cli = 0, cln = c[0], cls = 1;
+      var w = function(v) {
+        cl[cli++] = v;
+      };
+      for (var i2 = 1; i2 <= s; ++i2) {
+        if (c[i2] == cln && i2 != s)
+          ++cls;
+        else {
+          if (!cln && cls > 2) {
+            for (; cls > 138; cls -= 138)
+              w(32754);
+            if (cls > 2) {
+              w(cls > 10 ? cls - 11 << 5 | 28690 : cls - 3 << 5 | 12305);
+              cls = 0;
+            }
+          } else if (cls > 3) {
+            w(cln), --cls;
+            for (; cls > 6; cls -= 6)
+              w(8304);
+            if (cls > 2)
+              w(cls - 3 << 5 | 8208), cls = 0;
+          }
+          while (cls--)
+            w(cln);
+          cls = 1;
+          cln = c[i2];
+        }
+      }
+      return { c: cl.subarray(0, cli), n: s };
+    };
+    clen = function(cf, cl) {
+      var l = 0;
+      for (var i2 = 0; i2 < cl.length; ++i2)
+        l += cf[i2] * cl[i2];
+      return l;
+    };
+    wfblk = function(out, pos, dat) {
+      var s = dat.length;
+      var o = shft(pos + 2);
+      out[o] = s & 255;
+      out[o + 1] = s >> 8;
+      out[o + 2] = out[o] ^ 255;
+      out[o + 3] = out[o + 1] ^ 255;
+      for (var i2 = 0; i2 < s; ++i2)
+        out[o + i2 + 4] = dat[i2];
+      return (o + 4 + s) * 8;
+    };
+    wblk = function(dat, out, final2, syms, lf, df, eb, li, bs, bl, p) {
+      wbits(out, p++, final2);
+      ++lf[256];
+      var _a2 = hTree(lf, 15), dlt = _a2.t, mlb = _a2.l;
+      var _b2 = hTree(df, 15), ddt = _b2.t, mdb = _b2.l;
+      var _c = lc(dlt), lclt = _c.c, nlc = _c.n;
+      var _d = lc(ddt), lcdt = _d.c, ndc = _d.n;
+      var lcfreq = new u16(19);
+      for (var i2 = 0; i2 < lclt.length; ++i2)
+        ++lcfreq[lclt[i2] & 31];
+      for (var i2 = 0; i2 < lcdt.length; ++i2)
+        ++lcfreq[lcdt[i2] & 31];
+      var _e = hTree(lcfreq, 7), lct = _e.t, mlcb = _e.l;
+      var nlcc = 19;
+      for (; nlcc > 4 && !lct[clim[nlcc - 1]]; --nlcc)
+        ;
+      var flen = bl + 5 << 3;
+      var ftlen = clen(lf, flt) + clen(df, fdt) + eb;
+      var dtlen = clen(lf, dlt) + clen(df, ddt) + eb + 14 + 3 * nlcc + clen(lcfreq, lct) + 2 * lcfreq[16] + 3 * lcfreq[17] + 7 * lcfreq[18];
+      if (bs >= 0 && flen <= ftlen && flen <= dtlen)
+        return wfblk(out, p, dat.subarray(bs, bs + bl));
+      var lm, ll, dm, dl;
+      wbits(out, p, 1 + (dtlen < ftlen)), p += 2;
+      if (dtlen < ftlen) {
+        lm = hMap(dlt, mlb, 0), ll = dlt, dm = hMap(ddt, mdb, 0), dl = ddt;
+        var llm = hMap(lct, mlcb, 0);
+        wbits(out, p, nlc - 257);
+        wbits(out, p + 5, ndc - 1);
+        wbits(out, p + 10, nlcc - 4);
+        p += 14;
+        for (var i2 = 0; i2 < nlcc; ++i2)
+          wbits(out, p + 3 * i2, lct[clim[i2]]);
+        p += 3 * nlcc;
+        var lcts = [lclt, lcdt];
+        for (var it = 0; it < 2; ++it) {
+          var clct = lcts[it];
+          for (var i2 = 0; i2 < clct.length; ++i2) {
+            var len = clct[i2] & 31;
+            wbits(out, p, llm[len]), p += lct[len];
+            if (len > 15)
+              wbits(out, p, clct[i2] >> 5 & 127), p += clct[i2] >> 12;
+          }
+        }
+      } else {
+        lm = flm, ll = flt, dm = fdm, dl = fdt;
+      }
+      for (var i2 = 0; i2 < li; ++i2) {
+        var sym = syms[i2];
+        if (sym > 255) {
+          var len = sym >> 18 & 31;
+          wbits16(out, p, lm[len + 257]), p += ll[len + 257];
+          if (len > 7)
+            wbits(out, p, sym >> 23 & 31), p += fleb[len];
+          var dst = sym & 31;
+          wbits16(out, p, dm[dst]), p += dl[dst];
+          if (dst > 3)
+            wbits16(out, p, sym >> 5 & 8191), p += fdeb[dst];
+        } else {
+          wbits16(out, p, lm[sym]), p += ll[sym];
+        }
+      }
+      wbits16(out, p, lm[256]);
+      return p + ll[256];
+    };
+    deo = /* @__PURE__ */ new i32([65540, 131080, 131088, 131104, 262176, 1048704, 1048832, 2114560, 2117632]);
     et = /* @__PURE__ */ new u8(0);
+    dflt = function(dat, lvl, plvl, pre, post, st) {
+      var s = st.z || dat.length;
+      var o = new u8(pre + s + 5 * (1 + Math.ceil(s / 7e3)) + post);
+      var w = o.subarray(pre, o.length - post);
+      var lst = st.l;
+      var pos = (st.r || 0) & 7;
+      if (lvl) {
+        if (pos)
+          w[0] = st.r >> 3;
+        var opt = deo[lvl - 1];
+        var n = opt >> 13, c = opt & 8191;
+        var msk_1 = (1 << plvl) - 1;
+        var prev = st.p || new u16(32768), head = st.h || new u16(msk_1 + 1);
+        var bs1_1 = Math.ceil(plvl / 3), bs2_1 = 2 * bs1_1;
+        var hsh = function(i3) {
+          return (dat[i3] ^ dat[i3 + 1] << bs1_1 ^ dat[i3 + 2] << bs2_1) & msk_1;
+        };
+        var syms = new i32(25e3);
+        var lf = new u16(288), df = new u16(32);
+        var lc_1 = 0, eb = 0, i2 = st.i || 0, li = 0, wi = st.w || 0, bs = 0;
+        for (; i2 + 2 < s; ++i2) {
+          var hv = hsh(i2);
+          var imod = i2 & 32767, pimod = head[hv];
+          prev[imod] = pimod;
+          head[hv] = imod;
+          if (wi <= i2) {
+            var rem = s - i2;
+            if ((lc_1 > 7e3 || li > 24576) && (rem > 423 || !lst)) {
+              pos = wblk(dat, w, 0, syms, lf, df, eb, li, bs, i2 - bs, pos);
+              li = lc_1 = eb = 0, bs = i2;
+              for (var j = 0; j < 286; ++j)
+                lf[j] = 0;
+              for (var j = 0; j < 30; ++j)
+                df[j] = 0;
+            }
+            var l = 2, d = 0, ch_1 = c, dif = imod - pimod & 32767;
+            if (rem > 2 && hv == hsh(i2 - dif)) {
+              var maxn = Math.min(n, rem) - 1;
+              var maxd = Math.min(32767, i2);
+              var ml = Math.min(258, rem);
+              while (dif <= maxd && --ch_1 && imod != pimod) {
+                if (dat[i2 + l] == dat[i2 + l - dif]) {
+                  var nl = 0;
+                  for (; nl < ml && dat[i2 + nl] == dat[i2 + nl - dif]; ++nl)
+                    ;
+                  if (nl > l) {
+                    l = nl, d = dif;
+                    if (nl > maxn)
+                      break;
+                    var mmd = Math.min(dif, nl - 2);
+                    var md = 0;
+                    for (var j = 0; j < mmd; ++j) {
+                      var ti = i2 - dif + j & 32767;
+                      var pti = prev[ti];
+                      var cd = ti - pti & 32767;
+                      if (cd > md)
+                        md = cd, pimod = ti;
+                    }
+                  }
+                }
+                imod = pimod, pimod = prev[imod];
+                dif += imod - pimod & 32767;
+              }
+            }
+            if (d) {
+              syms[li++] = 268435456 | revfl[l] << 18 | revfd[d];
+              var lin = revfl[l] & 31, din = revfd[d] & 31;
+              eb += fleb[lin] + fdeb[din];
+              ++lf[257 + lin];
+              ++df[din];
+              wi = i2 + l;
+              ++lc_1;
+            } else {
+              syms[li++] = dat[i2];
+              ++lf[dat[i2]];
+            }
+          }
+        }
+        for (i2 = Math.max(i2, wi); i2 < s; ++i2) {
+          syms[li++] = dat[i2];
+          ++lf[dat[i2]];
+        }
+        pos = wblk(dat, w, lst, syms, lf, df, eb, li, bs, i2 - bs, pos);
+        if (!lst) {
+          st.r = pos & 7 | w[pos / 8 | 0] << 3;
+          pos -= 7;
+          st.h = head, st.p = prev, st.i = i2, st.w = wi;
+        }
+      } else {
+        for (var i2 = st.w || 0; i2 < s + lst; i2 += 65535) {
+          var e = i2 + 65535;
+          if (e >= s) {
+            w[pos / 8 | 0] = lst;
+            e = s;
+          }
+          pos = wfblk(w, pos + 1, dat.subarray(i2, e));
+        }
+        st.i = s;
+      }
+      return slc(o, 0, pre + shft(pos) + post);
+    };
+    crct = /* @__PURE__ */ (function() {
+      var t = new Int32Array(256);
+      for (var i2 = 0; i2 < 256; ++i2) {
+        var c = i2, k = 9;
+        while (--k)
+          c = (c & 1 && -306674912) ^ c >>> 1;
+        t[i2] = c;
+      }
+      return t;
+    })();
+    crc = function() {
+      var c = -1;
+      return {
+        p: function(d) {
+          var cr = c;
+          for (var i2 = 0; i2 < d.length; ++i2)
+            cr = crct[cr & 255 ^ d[i2]] ^ cr >>> 8;
+          c = cr;
+        },
+        d: function() {
+          return ~c;
+        }
+      };
+    };
+    dopt = function(dat, opt, pre, post, st) {
+      if (!st) {
+        st = { l: 1 };
+        if (opt.dictionary) {
+          var dict = opt.dictionary.subarray(-32768);
+          var newDat = new u8(dict.length + dat.length);
+          newDat.set(dict);
+          newDat.set(dat, dict.length);
+          dat = newDat;
+          st.w = dict.length;
+        }
+      }
+      return dflt(dat, opt.level == null ? 6 : opt.level, opt.mem == null ? st.l ? Math.ceil(Math.max(8, Math.min(13, Math.log(dat.length))) * 1.5) : 20 : 12 + opt.mem, pre, post, st);
+    };
+    mrg = function(a, b) {
+      var o = {};
+      for (var k in a)
+        o[k] = a[k];
+      for (var k in b)
+        o[k] = b[k];
+      return o;
+    };
     b2 = function(d, b) {
       return d[b] | d[b + 1] << 8;
     };
@@ -26234,6 +26886,24 @@ var init_esm = __esm({
     b8 = function(d, b) {
       return b4(d, b) + b4(d, b + 4) * 4294967296;
     };
+    wbytes = function(d, b, v) {
+      for (; v; ++b)
+        d[b] = v, v >>>= 8;
+    };
+    fltn = function(d, p, t, o) {
+      for (var k in d) {
+        var val = d[k], n = p + k, op = o;
+        if (Array.isArray(val))
+          op = mrg(o, val[1]), val = val[0];
+        if (ArrayBuffer.isView(val))
+          t[n] = [val, op];
+        else {
+          t[n += "/"] = [new u8(0), op];
+          fltn(val, n, t, o);
+        }
+      }
+    };
+    te = typeof TextEncoder != "undefined" && /* @__PURE__ */ new TextEncoder();
     td = typeof TextDecoder != "undefined" && /* @__PURE__ */ new TextDecoder();
     tds = 0;
     try {
@@ -26283,6 +26953,64 @@ var init_esm = __esm({
           err(13);
       }
       return [sc, su, off, 0];
+    };
+    exfl = function(ex) {
+      var le = 0;
+      if (ex) {
+        for (var k in ex) {
+          var l = ex[k].length;
+          if (l > 65535)
+            err(9);
+          le += l + 4;
+        }
+      }
+      return le;
+    };
+    wzh = function(d, b, f, fn, u, c, ce, co) {
+      var fl2 = fn.length, ex = f.extra, col = co && co.length;
+      var exl = exfl(ex);
+      wbytes(d, b, ce != null ? 33639248 : 67324752), b += 4;
+      if (ce != null)
+        d[b++] = 20, d[b++] = f.os;
+      d[b] = 20, b += 2;
+      d[b++] = f.flag << 1 | (c < 0 && 8), d[b++] = u && 8;
+      d[b++] = f.compression & 255, d[b++] = f.compression >> 8;
+      var dt = new Date(f.mtime == null ? Date.now() : f.mtime), y = dt.getFullYear() - 1980;
+      if (y < 0 || y > 119)
+        err(10);
+      wbytes(d, b, y << 25 | dt.getMonth() + 1 << 21 | dt.getDate() << 16 | dt.getHours() << 11 | dt.getMinutes() << 5 | dt.getSeconds() >> 1), b += 4;
+      if (c != -1) {
+        wbytes(d, b, f.crc);
+        wbytes(d, b + 4, c < 0 ? -c - 2 : c);
+        wbytes(d, b + 8, f.size);
+      }
+      wbytes(d, b + 12, fl2);
+      wbytes(d, b + 14, exl), b += 16;
+      if (ce != null) {
+        wbytes(d, b, col);
+        wbytes(d, b + 6, f.attrs);
+        wbytes(d, b + 10, ce), b += 14;
+      }
+      d.set(fn, b);
+      b += fl2;
+      if (exl) {
+        for (var k in ex) {
+          var exf = ex[k], l = exf.length;
+          wbytes(d, b, +k);
+          wbytes(d, b + 2, l);
+          d.set(exf, b + 4), b += 4 + l;
+        }
+      }
+      if (col)
+        d.set(co, b), b += col;
+      return b;
+    };
+    wzf = function(o, b, c, d, e) {
+      wbytes(o, b, 101010256);
+      wbytes(o, b + 8, c);
+      wbytes(o, b + 10, c);
+      wbytes(o, b + 12, d);
+      wbytes(o, b + 16, e);
     };
   }
 });
@@ -26349,6 +27077,20 @@ function readArrays(file) {
     `${file}: unsupported data file type '${ext || "(no extension)"}'; give a .npz archive (np.savez) or a .npy array (np.save)`
   );
 }
+function writeNpz(file, arrays, opts = {}) {
+  const level = opts.compress ? 6 : 0;
+  const zippable = {};
+  for (const [name, arr] of Object.entries(arrays)) {
+    if (name === "") throw new Error("writeNpz: empty array name");
+    zippable[`${name}.npy`] = [encodeNpy(arr), { level, mtime: ZIP_MTIME }];
+  }
+  const bytes2 = zipSync(zippable);
+  try {
+    writeFileAtomic(file, bytes2);
+  } catch (e) {
+    throw new UserError(`${file}: cannot write (${describe(e)}); check that the directory exists and is writable`);
+  }
+}
 var ZIP_STORED, ZIP_DEFLATE, MAX_DEFLATE_RATIO, MIN_CENTRAL_ENTRY, ZIP_MTIME;
 var init_npz = __esm({
   "src/data/npz.ts"() {
@@ -26401,6 +27143,7 @@ function loadDataset(path14, model, opts) {
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
   for (const [spec, name, arr] of bound) checkInput(path14, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path14, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
@@ -26445,6 +27188,27 @@ function checkInput(path14, spec, name, arr, modelName) {
       throw new UserError(`${mismatch} (axis ${axis}: ${arr.shape[axis]} vs ${want}); ${reshapeFix(name, arr, spec)}`);
     }
   }
+}
+function checkFinite(path14, name, arr) {
+  if (!FLOAT_DTYPES.has(arr.dtype)) return;
+  const data = arr.data;
+  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
+  const half = arr.dtype === "float16";
+  for (let i2 = 0; i2 < data.length; i2++) {
+    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
+    if (bad) {
+      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
+      const more = countNonFinite(data, half);
+      throw new UserError(
+        `${path14}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+      );
+    }
+  }
+}
+function countNonFinite(data, half) {
+  let n = 0;
+  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
+  return n;
 }
 function reshapeFix(name, arr, spec) {
   const rest = spec.dims.slice(1);
@@ -26500,7 +27264,7 @@ function sliceBatch(ds, start, end) {
   }
   return out;
 }
-var LABELS, SINGLE_INPUT, INTEGER_DTYPES;
+var LABELS, SINGLE_INPUT, INTEGER_DTYPES, FLOAT_DTYPES;
 var init_dataset = __esm({
   "src/data/dataset.ts"() {
     "use strict";
@@ -26510,6 +27274,7 @@ var init_dataset = __esm({
     LABELS = "y";
     SINGLE_INPUT = "x";
     INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
+    FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
   }
 });
 
@@ -26737,7 +27502,8 @@ function renderHeadline(model) {
     parts.push(`${percent(final2.sparsity)} sparse`);
     if (dense.latency && final2.latency && dense.latency.batch === final2.latency.batch && final2.latency.p50_ms > 0) {
       const speedup = dense.latency.p50_ms / final2.latency.p50_ms;
-      parts.push(speedup >= 1 ? `${ratio(speedup, 1)} faster` : `${ratio(1 / speedup, 1)} slower`);
+      if (final2.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
+      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
     }
     if (dense.accuracy != null && final2.accuracy != null) {
       parts.push(`${signedPoints(final2.accuracy - dense.accuracy)} accuracy`);
@@ -26809,6 +27575,54 @@ function stepTable(steps) {
     ])
   ]);
 }
+function funnelSection(model) {
+  const steps = model.steps.filter((s) => s.funnel);
+  if (steps.length === 0) return void 0;
+  const dense = denseStep(model);
+  const batch = steps[0].funnel.batch;
+  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH;
+  const speedCell = (s) => {
+    const f = s.funnel;
+    if (s === dense) return "baseline";
+    if (f.speedup === null) return DASH;
+    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
+  };
+  const lines2 = [
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
+    table([
+      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
+      ...steps.map((s) => {
+        const f = s.funnel;
+        const base = s === dense;
+        return [
+          s.name,
+          percent(f.params_ratio),
+          percent(f.flops_ratio),
+          percent(f.sparse_flops_ratio),
+          ratio(f.ideal_speedup),
+          p(s, "p50_ms"),
+          p(s, "p95_ms"),
+          speedCell(s),
+          base ? DASH : orDash(f.efficiency, (x2) => percent(x2, 0))
+        ];
+      })
+    ])
+  ];
+  const final2 = finalStep(model);
+  if (final2?.funnel && zerosNotSkipped(model.method)) {
+    const f = final2.funnel;
+    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
+    lines2.push(
+      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
+      table([
+        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
+        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
+      ])
+    );
+  }
+  return lines2.join("\n\n");
+}
 function classTable(model) {
   const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
   if (lost.length === 0) return void 0;
@@ -26826,13 +27640,73 @@ function classTable(model) {
     ])
   ].join("\n\n");
 }
+function costTable(steps) {
+  const rows = steps.filter((s) => s.runtime_cost);
+  if (rows.length === 0) return void 0;
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH;
+  return table([
+    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Energy / sample"],
+    ...rows.map((s) => {
+      const c = s.runtime_cost;
+      return [
+        s.name,
+        withCi(s),
+        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+        c.load_ms.toFixed(1),
+        c.throughput_samples_per_s === void 0 ? DASH : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+      ];
+    })
+  ]);
+}
+function predictionShiftTable(model) {
+  if (!model.prediction_shift?.length) return void 0;
+  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
+  return [
+    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
+    table([
+      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
+      ...model.prediction_shift.flatMap(
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+      )
+    ])
+  ].join("\n\n");
+}
+function shiftTable(model) {
+  if (!model.shifts?.length) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
+  return [
+    "**Distribution shift**",
+    table([
+      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
+      ...model.shifts.map((s) => [
+        s.name,
+        s.source,
+        String(s.samples),
+        percent(s.dense, 2),
+        percent(s.final, 2),
+        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
+        points(s.gap_change, 2)
+      ])
+    ])
+  ].join("\n\n");
+}
 function renderModel(model) {
   const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const funnel = funnelSection(model);
+  if (funnel) sections.push(funnel);
   const classes = classTable(model);
   if (classes) sections.push(classes);
   if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell(n)}`)].join("\n"));
+  const cost = costTable(model.steps);
+  if (cost) sections.push(cost);
+  const shifts = shiftTable(model);
+  if (shifts) sections.push(shifts);
+  const predicted = predictionShiftTable(model);
+  if (predicted) sections.push(predicted);
   return sections.join("\n\n");
 }
 function renderMarkdown(ledger) {
@@ -26842,14 +27716,18 @@ function renderMarkdown(ledger) {
 ${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
+  const t = ledger.timed_out;
+  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
+
+` : "";
   return `${title}
 
-${models}
+${timedOut}${models}
 
 ${footer}
 `;
 }
-var WORD, ICON, DASH, TOP_CLASSES, orDash;
+var WORD, ICON, DASH, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
 var init_render = __esm({
   "src/ledger/render.ts"() {
     "use strict";
@@ -26859,7 +27737,9 @@ var init_render = __esm({
     ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
     DASH = "\u2014";
     TOP_CLASSES = 5;
+    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
     orDash = (x2, show2) => x2 == null ? DASH : show2(x2);
+    zerosNotSkipped = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
   }
 });
 
@@ -26883,6 +27763,124 @@ function quantileSorted(x2, p) {
     return x2[idx];
   }
 }
+function quickselect(arr, k, left, right) {
+  left = left || 0;
+  right = right || arr.length - 1;
+  while (right > left) {
+    if (right - left > 600) {
+      var n = right - left + 1;
+      var m = k - left + 1;
+      var z2 = Math.log(n);
+      var s = 0.5 * Math.exp(2 * z2 / 3);
+      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
+      if (m - n / 2 < 0) {
+        sd *= -1;
+      }
+      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
+      var newRight = Math.min(
+        right,
+        Math.floor(k + (n - m) * s / n + sd)
+      );
+      quickselect(arr, k, newLeft, newRight);
+    }
+    var t = arr[k];
+    var i2 = left;
+    var j = right;
+    swap(arr, left, k);
+    if (arr[right] > t) {
+      swap(arr, left, right);
+    }
+    while (i2 < j) {
+      swap(arr, i2, j);
+      i2++;
+      j--;
+      while (arr[i2] < t) {
+        i2++;
+      }
+      while (arr[j] > t) {
+        j--;
+      }
+    }
+    if (arr[left] === t) {
+      swap(arr, left, j);
+    } else {
+      j++;
+      swap(arr, j, right);
+    }
+    if (j <= k) {
+      left = j + 1;
+    }
+    if (k <= j) {
+      right = j - 1;
+    }
+  }
+}
+function swap(arr, i2, j) {
+  var tmp = arr[i2];
+  arr[i2] = arr[j];
+  arr[j] = tmp;
+}
+function quantile(x2, p) {
+  var copy = x2.slice();
+  if (Array.isArray(p)) {
+    multiQuantileSelect(copy, p);
+    var results = [];
+    for (var i2 = 0; i2 < p.length; i2++) {
+      results[i2] = quantileSorted(copy, p[i2]);
+    }
+    return results;
+  } else {
+    var idx = quantileIndex(copy.length, p);
+    quantileSelect(copy, idx, 0, copy.length - 1);
+    return quantileSorted(copy, p);
+  }
+}
+function quantileSelect(arr, k, left, right) {
+  if (k % 1 === 0) {
+    quickselect(arr, k, left, right);
+  } else {
+    k = Math.floor(k);
+    quickselect(arr, k, left, right);
+    quickselect(arr, k + 1, k + 1, right);
+  }
+}
+function multiQuantileSelect(arr, p) {
+  var positions = /* @__PURE__ */ new Set();
+  for (var i2 = 0; i2 < p.length; i2++) {
+    var idx = quantileIndex(arr.length, p[i2]);
+    positions.add(Math.floor(idx));
+    positions.add(Math.ceil(idx));
+  }
+  var indices = Array.from(positions).sort(compare);
+  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
+}
+function multiselect(arr, indices, lo, hi, left, right) {
+  if (lo > hi) {
+    return;
+  }
+  var mid = lo + hi >> 1;
+  quickselect(arr, indices[mid], left, right);
+  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
+  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
+}
+function compare(a, b) {
+  return a - b;
+}
+function quantileIndex(len, p) {
+  var idx = (len - 1) * p;
+  if (p === 1) {
+    return len - 1;
+  } else if (p === 0) {
+    return 0;
+  } else if (idx % 1 !== 0) {
+    return idx;
+  } else {
+    return idx;
+  }
+}
+function median(x2) {
+  return +quantile(x2, 0.5);
+}
 function cumulativeDistribution(z2) {
   var sum = z2;
   var tmp = z2;
@@ -26891,6 +27889,17 @@ function cumulativeDistribution(z2) {
     sum += tmp;
   }
   return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
+}
+function errorFunction(x2) {
+  var t = 1 / (1 + 0.5 * Math.abs(x2));
+  var tau = t * Math.exp(
+    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
+  );
+  if (x2 >= 0) {
+    return 1 - tau;
+  } else {
+    return tau - 1;
+  }
 }
 var BayesianClassifier, g, LOGSQRT2PI, SQRT_2PI$1, standardNormalTable, z, SQRT_2PI, PerceptronModel;
 var init_simple_statistics = __esm({
@@ -26985,6 +27994,5347 @@ var init_simple_statistics = __esm({
       }
       return this;
     };
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/names.js
+function protoCamelCase(snakeCase) {
+  let capNext = false;
+  const b = [];
+  for (let i2 = 0; i2 < snakeCase.length; i2++) {
+    let c = snakeCase.charAt(i2);
+    switch (c) {
+      case "_":
+        capNext = true;
+        break;
+      case "0":
+      case "1":
+      case "2":
+      case "3":
+      case "4":
+      case "5":
+      case "6":
+      case "7":
+      case "8":
+      case "9":
+        b.push(c);
+        capNext = false;
+        break;
+      default:
+        if (capNext) {
+          capNext = false;
+          c = c.toUpperCase();
+        }
+        b.push(c);
+        break;
+    }
+  }
+  return b.join("");
+}
+function safeObjectProperty(name) {
+  return reservedObjectProperties.has(name) ? name + "$" : name;
+}
+var reservedObjectProperties;
+var init_names = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/names.js"() {
+    reservedObjectProperties = /* @__PURE__ */ new Set([
+      // names reserved by JavaScript
+      "constructor",
+      "toString",
+      "toJSON",
+      "valueOf"
+    ]);
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/wire/varint.js
+function varint64read() {
+  const buf = this.buf;
+  let pos = this.pos;
+  let lo = 0;
+  let hi = 0;
+  for (let shift = 0; shift < 28; shift += 7) {
+    const b = buf[pos++];
+    lo |= (b & 127) << shift;
+    if ((b & 128) == 0) {
+      this.pos = pos;
+      this.assertBounds();
+      this.varint64Lo = lo;
+      this.varint64Hi = hi;
+      return;
+    }
+  }
+  const middleByte = buf[pos++];
+  lo |= (middleByte & 15) << 28;
+  hi = (middleByte & 112) >> 4;
+  if ((middleByte & 128) == 0) {
+    this.pos = pos;
+    this.assertBounds();
+    this.varint64Lo = lo;
+    this.varint64Hi = hi;
+    return;
+  }
+  for (let shift = 3; shift <= 31; shift += 7) {
+    const b = buf[pos++];
+    hi |= (b & 127) << shift;
+    if ((b & 128) == 0) {
+      this.pos = pos;
+      this.assertBounds();
+      this.varint64Lo = lo;
+      this.varint64Hi = hi;
+      return;
+    }
+  }
+  throw new Error("invalid varint");
+}
+function int64FromString(dec) {
+  const minus = dec[0] === "-";
+  if (minus) {
+    dec = dec.slice(1);
+  }
+  const base = 1e6;
+  let lowBits = 0;
+  let highBits = 0;
+  function add1e6digit(begin, end) {
+    const digit1e6 = Number(dec.slice(begin, end));
+    highBits *= base;
+    lowBits = lowBits * base + digit1e6;
+    if (lowBits >= TWO_PWR_32_DBL) {
+      highBits = highBits + (lowBits / TWO_PWR_32_DBL | 0);
+      lowBits = lowBits % TWO_PWR_32_DBL;
+    }
+  }
+  add1e6digit(-24, -18);
+  add1e6digit(-18, -12);
+  add1e6digit(-12, -6);
+  add1e6digit(-6);
+  return minus ? negate(lowBits, highBits) : newBits(lowBits, highBits);
+}
+function int64ToString(lo, hi) {
+  let bits2 = newBits(lo, hi);
+  const negative = bits2.hi & 2147483648;
+  if (negative) {
+    bits2 = negate(bits2.lo, bits2.hi);
+  }
+  const result = uInt64ToString(bits2.lo, bits2.hi);
+  return negative ? "-" + result : result;
+}
+function uInt64ToString(lo, hi) {
+  ({ lo, hi } = toUnsigned(lo, hi));
+  if (hi <= 2097151) {
+    return String(TWO_PWR_32_DBL * hi + lo);
+  }
+  const low = lo & 16777215;
+  const mid = (lo >>> 24 | hi << 8) & 16777215;
+  const high = hi >> 16 & 65535;
+  let digitA = low + mid * 6777216 + high * 6710656;
+  let digitB = mid + high * 8147497;
+  let digitC = high * 2;
+  const base = 1e7;
+  if (digitA >= base) {
+    digitB += Math.floor(digitA / base);
+    digitA %= base;
+  }
+  if (digitB >= base) {
+    digitC += Math.floor(digitB / base);
+    digitB %= base;
+  }
+  return digitC.toString() + decimalFrom1e7WithLeadingZeros(digitB) + decimalFrom1e7WithLeadingZeros(digitA);
+}
+function toUnsigned(lo, hi) {
+  return { lo: lo >>> 0, hi: hi >>> 0 };
+}
+function newBits(lo, hi) {
+  return { lo: lo | 0, hi: hi | 0 };
+}
+function negate(lowBits, highBits) {
+  highBits = ~highBits;
+  if (lowBits) {
+    lowBits = ~lowBits + 1;
+  } else {
+    highBits += 1;
+  }
+  return newBits(lowBits, highBits);
+}
+function varint32write(value, bytes2) {
+  if (value >>> 0 < 128) {
+    bytes2.push(value);
+    return;
+  }
+  if (value >= 0) {
+    while (value > 127) {
+      bytes2.push(value & 127 | 128);
+      value = value >>> 7;
+    }
+    bytes2.push(value);
+  } else {
+    for (let i2 = 0; i2 < 9; i2++) {
+      bytes2.push(value & 127 | 128);
+      value = value >> 7;
+    }
+    bytes2.push(1);
+  }
+}
+function varint32read() {
+  let b = this.buf[this.pos++];
+  if ((b & 128) === 0) {
+    this.assertBounds();
+    return b;
+  }
+  let result = b & 127;
+  b = this.buf[this.pos++];
+  result |= (b & 127) << 7;
+  if ((b & 128) === 0) {
+    this.assertBounds();
+    return result;
+  }
+  b = this.buf[this.pos++];
+  result |= (b & 127) << 14;
+  if ((b & 128) === 0) {
+    this.assertBounds();
+    return result;
+  }
+  b = this.buf[this.pos++];
+  result |= (b & 127) << 21;
+  if ((b & 128) === 0) {
+    this.assertBounds();
+    return result;
+  }
+  b = this.buf[this.pos++];
+  result |= (b & 15) << 28;
+  for (let readBytes = 5; (b & 128) !== 0 && readBytes < 10; readBytes++)
+    b = this.buf[this.pos++];
+  if ((b & 128) !== 0)
+    throw new Error("invalid varint");
+  this.assertBounds();
+  return result >>> 0;
+}
+var TWO_PWR_32_DBL, decimalFrom1e7WithLeadingZeros;
+var init_varint = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/wire/varint.js"() {
+    TWO_PWR_32_DBL = 4294967296;
+    decimalFrom1e7WithLeadingZeros = (digit1e7) => {
+      const partial = String(digit1e7);
+      return "0000000".slice(partial.length) + partial;
+    };
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/proto-int64.js
+function makeInt64Support() {
+  const dv = new DataView(new ArrayBuffer(8));
+  const ok = typeof BigInt === "function" && typeof dv.getBigInt64 === "function" && typeof dv.getBigUint64 === "function" && typeof dv.setBigInt64 === "function" && typeof dv.setBigUint64 === "function" && (!!globalThis.Deno || !!globalThis.Bun || typeof process != "object" || typeof process.env != "object" || process.env.BUF_BIGINT_DISABLE !== "1");
+  if (ok) {
+    const MIN = BigInt("-9223372036854775808");
+    const MAX = BigInt("9223372036854775807");
+    const UMIN = BigInt("0");
+    const UMAX = BigInt("18446744073709551615");
+    return {
+      zero: BigInt(0),
+      supported: true,
+      parse(value) {
+        const bi = typeof value == "bigint" ? value : BigInt(value);
+        if (bi > MAX || bi < MIN) {
+          throw new Error(`invalid int64: ${value}`);
+        }
+        return bi;
+      },
+      uParse(value) {
+        const bi = typeof value == "bigint" ? value : BigInt(value);
+        if (bi > UMAX || bi < UMIN) {
+          throw new Error(`invalid uint64: ${value}`);
+        }
+        return bi;
+      },
+      enc(value) {
+        dv.setBigInt64(0, this.parse(value), true);
+        return {
+          lo: dv.getInt32(0, true),
+          hi: dv.getInt32(4, true)
+        };
+      },
+      uEnc(value) {
+        dv.setBigInt64(0, this.uParse(value), true);
+        return {
+          lo: dv.getInt32(0, true),
+          hi: dv.getInt32(4, true)
+        };
+      },
+      dec(lo, hi) {
+        dv.setInt32(0, lo, true);
+        dv.setInt32(4, hi, true);
+        return dv.getBigInt64(0, true);
+      },
+      uDec(lo, hi) {
+        dv.setInt32(0, lo, true);
+        dv.setInt32(4, hi, true);
+        return dv.getBigUint64(0, true);
+      }
+    };
+  }
+  return {
+    zero: "0",
+    supported: false,
+    parse(value) {
+      if (typeof value != "string") {
+        value = value.toString();
+      }
+      assertInt64String(value);
+      return value;
+    },
+    uParse(value) {
+      if (typeof value != "string") {
+        value = value.toString();
+      }
+      assertUInt64String(value);
+      return value;
+    },
+    enc(value) {
+      if (typeof value != "string") {
+        value = value.toString();
+      }
+      assertInt64String(value);
+      return int64FromString(value);
+    },
+    uEnc(value) {
+      if (typeof value != "string") {
+        value = value.toString();
+      }
+      assertUInt64String(value);
+      return int64FromString(value);
+    },
+    dec(lo, hi) {
+      return int64ToString(lo, hi);
+    },
+    uDec(lo, hi) {
+      return uInt64ToString(lo, hi);
+    }
+  };
+}
+function assertInt64String(value) {
+  if (!/^-?[0-9]+$/.test(value)) {
+    throw new Error("invalid int64: " + value);
+  }
+}
+function assertUInt64String(value) {
+  if (!/^[0-9]+$/.test(value)) {
+    throw new Error("invalid uint64: " + value);
+  }
+}
+var protoInt64;
+var init_proto_int64 = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/proto-int64.js"() {
+    init_varint();
+    protoInt64 = /* @__PURE__ */ makeInt64Support();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/descriptors.js
+var ScalarType;
+var init_descriptors = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/descriptors.js"() {
+    (function(ScalarType2) {
+      ScalarType2[ScalarType2["DOUBLE"] = 1] = "DOUBLE";
+      ScalarType2[ScalarType2["FLOAT"] = 2] = "FLOAT";
+      ScalarType2[ScalarType2["INT64"] = 3] = "INT64";
+      ScalarType2[ScalarType2["UINT64"] = 4] = "UINT64";
+      ScalarType2[ScalarType2["INT32"] = 5] = "INT32";
+      ScalarType2[ScalarType2["FIXED64"] = 6] = "FIXED64";
+      ScalarType2[ScalarType2["FIXED32"] = 7] = "FIXED32";
+      ScalarType2[ScalarType2["BOOL"] = 8] = "BOOL";
+      ScalarType2[ScalarType2["STRING"] = 9] = "STRING";
+      ScalarType2[ScalarType2["BYTES"] = 12] = "BYTES";
+      ScalarType2[ScalarType2["UINT32"] = 13] = "UINT32";
+      ScalarType2[ScalarType2["SFIXED32"] = 15] = "SFIXED32";
+      ScalarType2[ScalarType2["SFIXED64"] = 16] = "SFIXED64";
+      ScalarType2[ScalarType2["SINT32"] = 17] = "SINT32";
+      ScalarType2[ScalarType2["SINT64"] = 18] = "SINT64";
+    })(ScalarType || (ScalarType = {}));
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/scalar.js
+function scalarZeroValue(type, longAsString) {
+  switch (type) {
+    case ScalarType.STRING:
+      return "";
+    case ScalarType.BOOL:
+      return false;
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      return 0;
+    case ScalarType.INT64:
+    case ScalarType.UINT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.FIXED64:
+    case ScalarType.SINT64:
+      return longAsString ? "0" : protoInt64.zero;
+    case ScalarType.BYTES:
+      return new Uint8Array(0);
+    default:
+      return 0;
+  }
+}
+function isScalarZeroValue(type, value) {
+  switch (type) {
+    case ScalarType.BOOL:
+      return value === false;
+    case ScalarType.STRING:
+      return value === "";
+    case ScalarType.BYTES:
+      return value instanceof Uint8Array && !value.byteLength;
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      return Object.is(value, 0);
+    default:
+      return value == 0;
+  }
+}
+var init_scalar = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/scalar.js"() {
+    init_proto_int64();
+    init_descriptors();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/unsafe.js
+function unsafeOneofCase(target, oneof) {
+  const c = target[oneof.localName].case;
+  if (c === void 0) {
+    return c;
+  }
+  return oneof.fields.find((f) => f.localName === c);
+}
+function unsafeIsSet(target, field) {
+  const name = field.localName;
+  if (field.oneof) {
+    return target[field.oneof.localName].case === name;
+  }
+  if (field.presence != IMPLICIT) {
+    return target[name] !== void 0 && Object.prototype.hasOwnProperty.call(target, name);
+  }
+  switch (field.fieldKind) {
+    case "list":
+      return target[name].length > 0;
+    case "map":
+      return Object.keys(target[name]).length > 0;
+    case "scalar":
+      return !isScalarZeroValue(field.scalar, target[name]);
+    case "enum":
+      return target[name] !== field.enum.values[0].number;
+  }
+  throw new Error("message field with implicit presence");
+}
+function unsafeIsSetExplicit(target, localName) {
+  return Object.prototype.hasOwnProperty.call(target, localName) && target[localName] !== void 0;
+}
+function unsafeGet(target, field) {
+  if (field.oneof) {
+    const oneof = target[field.oneof.localName];
+    if (oneof.case === field.localName) {
+      return oneof.value;
+    }
+    return void 0;
+  }
+  return target[field.localName];
+}
+function unsafeSet(target, field, value) {
+  if (field.oneof) {
+    target[field.oneof.localName] = {
+      case: field.localName,
+      value
+    };
+  } else {
+    target[field.localName] = value;
+  }
+}
+function setOwn(obj, key, value) {
+  if (key === "__proto__") {
+    Object.defineProperty(obj, "__proto__", {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true
+    });
+  } else {
+    obj[key] = value;
+  }
+}
+function getOwn(obj, key) {
+  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : void 0;
+}
+function unsafeClear(target, field) {
+  const name = field.localName;
+  if (field.oneof) {
+    const oneofLocalName = field.oneof.localName;
+    if (target[oneofLocalName].case === name) {
+      target[oneofLocalName] = { case: void 0 };
+    }
+  } else if (field.presence != IMPLICIT) {
+    delete target[name];
+  } else {
+    switch (field.fieldKind) {
+      case "map":
+        target[name] = {};
+        break;
+      case "list":
+        target[name] = [];
+        break;
+      case "enum":
+        target[name] = field.enum.values[0].number;
+        break;
+      case "scalar":
+        target[name] = scalarZeroValue(field.scalar, field.longAsString);
+        break;
+    }
+  }
+}
+var IMPLICIT, unsafeLocal;
+var init_unsafe = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/unsafe.js"() {
+    init_scalar();
+    IMPLICIT = 2;
+    unsafeLocal = /* @__PURE__ */ Symbol.for("reflect unsafe local");
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/restore-json-names.js
+function restoreJsonNames(message) {
+  for (const f of message.field) {
+    if (!unsafeIsSetExplicit(f, "jsonName")) {
+      f.jsonName = protoCamelCase(f.name);
+    }
+  }
+  message.nestedType.forEach(restoreJsonNames);
+}
+var init_restore_json_names = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/restore-json-names.js"() {
+    init_names();
+    init_unsafe();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/wire/text-format.js
+function parseTextFormatEnumValue(descEnum, value) {
+  const enumValue = descEnum.values.find((v) => v.name === value);
+  if (!enumValue) {
+    throw new Error(`cannot parse ${descEnum} default value: ${value}`);
+  }
+  return enumValue.number;
+}
+function parseTextFormatScalarValue(type, value) {
+  switch (type) {
+    case ScalarType.STRING:
+      return value;
+    case ScalarType.BYTES: {
+      const u = unescapeBytesDefaultValue(value);
+      if (u === false) {
+        throw new Error(`cannot parse ${ScalarType[type]} default value: ${value}`);
+      }
+      return u;
+    }
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      return protoInt64.parse(value);
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      return protoInt64.uParse(value);
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      switch (value) {
+        case "inf":
+          return Number.POSITIVE_INFINITY;
+        case "-inf":
+          return Number.NEGATIVE_INFINITY;
+        case "nan":
+          return Number.NaN;
+        default:
+          return parseFloat(value);
+      }
+    case ScalarType.BOOL:
+      return value === "true";
+    case ScalarType.INT32:
+    case ScalarType.UINT32:
+    case ScalarType.SINT32:
+    case ScalarType.FIXED32:
+    case ScalarType.SFIXED32:
+      return parseInt(value, 10);
+  }
+}
+function unescapeBytesDefaultValue(str) {
+  const b = [];
+  const input = {
+    tail: str,
+    c: "",
+    next() {
+      if (this.tail.length == 0) {
+        return false;
+      }
+      this.c = this.tail[0];
+      this.tail = this.tail.substring(1);
+      return true;
+    },
+    take(n) {
+      if (this.tail.length >= n) {
+        const r = this.tail.substring(0, n);
+        this.tail = this.tail.substring(n);
+        return r;
+      }
+      return false;
+    }
+  };
+  while (input.next()) {
+    switch (input.c) {
+      case "\\":
+        if (input.next()) {
+          switch (input.c) {
+            case "\\":
+              b.push(input.c.charCodeAt(0));
+              break;
+            case "b":
+              b.push(8);
+              break;
+            case "f":
+              b.push(12);
+              break;
+            case "n":
+              b.push(10);
+              break;
+            case "r":
+              b.push(13);
+              break;
+            case "t":
+              b.push(9);
+              break;
+            case "v":
+              b.push(11);
+              break;
+            case "0":
+            case "1":
+            case "2":
+            case "3":
+            case "4":
+            case "5":
+            case "6":
+            case "7": {
+              const s = input.c;
+              const t = input.take(2);
+              if (t === false) {
+                return false;
+              }
+              const n = parseInt(s + t, 8);
+              if (Number.isNaN(n)) {
+                return false;
+              }
+              b.push(n);
+              break;
+            }
+            case "x": {
+              const s = input.c;
+              const t = input.take(2);
+              if (t === false) {
+                return false;
+              }
+              const n = parseInt(s + t, 16);
+              if (Number.isNaN(n)) {
+                return false;
+              }
+              b.push(n);
+              break;
+            }
+            case "u": {
+              const s = input.c;
+              const t = input.take(4);
+              if (t === false) {
+                return false;
+              }
+              const n = parseInt(s + t, 16);
+              if (Number.isNaN(n)) {
+                return false;
+              }
+              const chunk = new Uint8Array(4);
+              const view = new DataView(chunk.buffer);
+              view.setInt32(0, n, true);
+              b.push(chunk[0], chunk[1], chunk[2], chunk[3]);
+              break;
+            }
+            case "U": {
+              const s = input.c;
+              const t = input.take(8);
+              if (t === false) {
+                return false;
+              }
+              const tc = protoInt64.uEnc(s + t);
+              const chunk = new Uint8Array(8);
+              const view = new DataView(chunk.buffer);
+              view.setInt32(0, tc.lo, true);
+              view.setInt32(4, tc.hi, true);
+              b.push(chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]);
+              break;
+            }
+          }
+        }
+        break;
+      default:
+        b.push(input.c.charCodeAt(0));
+    }
+  }
+  return new Uint8Array(b);
+}
+var init_text_format = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/wire/text-format.js"() {
+    init_descriptors();
+    init_proto_int64();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/nested-types.js
+function* nestedTypes(desc) {
+  switch (desc.kind) {
+    case "file":
+      for (const message of desc.messages) {
+        yield message;
+        yield* nestedTypes(message);
+      }
+      yield* desc.enums;
+      yield* desc.services;
+      yield* desc.extensions;
+      break;
+    case "message":
+      for (const message of desc.nestedMessages) {
+        yield message;
+        yield* nestedTypes(message);
+      }
+      yield* desc.nestedEnums;
+      yield* desc.nestedExtensions;
+      break;
+  }
+}
+var init_nested_types = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/nested-types.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/wire/text-encoding.js
+function configureTextEncoding(textEncoding) {
+  var _a2;
+  te2 = Object.assign(Object.assign({}, textEncoding), { encodeUtf8Into: (_a2 = textEncoding.encodeUtf8Into) !== null && _a2 !== void 0 ? _a2 : emulateEncodeInto(textEncoding.encodeUtf8.bind(textEncoding)) });
+}
+function getTextEncoding() {
+  if (!te2) {
+    const globals = globalThis;
+    if (!globals.TextEncoder || !globals.TextDecoder) {
+      throw new Error("encoding API missing: install TextEncoder and TextDecoder on globalThis");
+    }
+    const textEncoder = new globals.TextEncoder();
+    const textDecoder = new globals.TextDecoder("utf-8", {
+      ignoreBOM: true
+    });
+    let textDecoderStrict;
+    const config = {
+      encodeUtf8(text) {
+        return textEncoder.encode(text);
+      },
+      decodeUtf8(bytes2, strict) {
+        if (strict) {
+          if (!textDecoderStrict) {
+            textDecoderStrict = new globals.TextDecoder("utf-8", {
+              fatal: true,
+              ignoreBOM: true
+            });
+          }
+          return textDecoderStrict.decode(bytes2);
+        }
+        return textDecoder.decode(bytes2);
+      },
+      checkUtf8(text) {
+        try {
+          encodeURIComponent(text);
+          return true;
+        } catch (_) {
+          return false;
+        }
+      }
+    };
+    if (textEncoder.encodeInto) {
+      config.encodeUtf8Into = textEncoder.encodeInto.bind(textEncoder);
+    }
+    const nativeStringIsWellFormed = String.prototype.isWellFormed;
+    if (nativeStringIsWellFormed) {
+      config.checkUtf8 = (text) => {
+        return nativeStringIsWellFormed.call(text);
+      };
+    }
+    configureTextEncoding(config);
+  }
+  return te2;
+}
+function emulateEncodeInto(encodeUtf8) {
+  return (text, dest) => {
+    const bytes2 = encodeUtf8(text);
+    dest.set(bytes2);
+    return { written: bytes2.byteLength };
+  };
+}
+var te2;
+var init_text_encoding = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/wire/text-encoding.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/wire/binary-encoding.js
+function varint32Size(value) {
+  if (value < 128)
+    return 1;
+  if (value < 16384)
+    return 2;
+  if (value < 2097152)
+    return 3;
+  if (value < 268435456)
+    return 4;
+  return 5;
+}
+function assertInt32(arg) {
+  if (typeof arg == "string") {
+    arg = Number(arg);
+  } else if (typeof arg != "number") {
+    throw new Error("invalid int32: " + typeof arg);
+  }
+  if (!Number.isInteger(arg) || arg > INT32_MAX || arg < INT32_MIN)
+    throw new Error("invalid int32: " + arg);
+}
+function assertUInt32(arg) {
+  if (typeof arg == "string") {
+    arg = Number(arg);
+  } else if (typeof arg != "number") {
+    throw new Error("invalid uint32: " + typeof arg);
+  }
+  if (!Number.isInteger(arg) || arg > UINT32_MAX || arg < 0)
+    throw new Error("invalid uint32: " + arg);
+}
+function assertFloat32(arg) {
+  if (typeof arg == "string") {
+    const o = arg;
+    arg = Number(arg);
+    if (Number.isNaN(arg) && o !== "NaN") {
+      throw new Error("invalid float32: " + o);
+    }
+  } else if (typeof arg != "number") {
+    throw new Error("invalid float32: " + typeof arg);
+  }
+  if (!Number.isFinite(Math.fround(arg)) && Number.isFinite(arg)) {
+    throw new Error("invalid float32: " + arg);
+  }
+}
+var WireType, UINT32_MAX, INT32_MAX, INT32_MIN, BinaryWriter, INITIAL_SIZE, DEFAULT_LEN_PREFIX_SIZE, EMPTY_BUFFER, EMPTY_VIEW, ASCII_MAX_LENGTH, BinaryReader;
+var init_binary_encoding = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/wire/binary-encoding.js"() {
+    init_varint();
+    init_proto_int64();
+    init_text_encoding();
+    (function(WireType2) {
+      WireType2[WireType2["Varint"] = 0] = "Varint";
+      WireType2[WireType2["Bit64"] = 1] = "Bit64";
+      WireType2[WireType2["LengthDelimited"] = 2] = "LengthDelimited";
+      WireType2[WireType2["StartGroup"] = 3] = "StartGroup";
+      WireType2[WireType2["EndGroup"] = 4] = "EndGroup";
+      WireType2[WireType2["Bit32"] = 5] = "Bit32";
+    })(WireType || (WireType = {}));
+    UINT32_MAX = 4294967295;
+    INT32_MAX = 2147483647;
+    INT32_MIN = -2147483648;
+    BinaryWriter = class {
+      constructor(encodeUtf8) {
+        this.stackPos = [];
+        this.encodeUtf8Into = encodeUtf8 ? emulateEncodeInto(encodeUtf8) : getTextEncoding().encodeUtf8Into;
+        this.buffer = EMPTY_BUFFER;
+        this.viewCache = EMPTY_VIEW;
+        this.pos = 0;
+      }
+      ensureCapacity(size) {
+        const required = this.pos + size;
+        if (required > this.buffer.length) {
+          let newLen = this.buffer.length || INITIAL_SIZE;
+          while (newLen < required)
+            newLen *= 2;
+          const newBuf = new Uint8Array(newLen);
+          if (this.pos > 0)
+            newBuf.set(this.buffer);
+          this.buffer = newBuf;
+        }
+      }
+      /**
+       * The DataView over `buffer`, rebuilt only if the buffer has grown since it
+       * was last used.
+       */
+      view() {
+        const bytes2 = this.buffer;
+        const view = this.viewCache;
+        if (view.byteLength === bytes2.byteLength)
+          return view;
+        const newView = new DataView(bytes2.buffer);
+        this.viewCache = newView;
+        return newView;
+      }
+      /**
+       * Return all bytes written and reset this writer.
+       */
+      finish() {
+        const result = this.buffer.slice(0, this.pos);
+        this.pos = 0;
+        this.stackPos = [];
+        return result;
+      }
+      /**
+       * Start a new fork for length-delimited data like a message
+       * or a packed repeated field.
+       *
+       * Must be joined later with `join()`.
+       */
+      fork() {
+        this.stackPos.push(this.pos);
+        this.ensureCapacity(DEFAULT_LEN_PREFIX_SIZE);
+        this.buffer[this.pos++] = 0;
+        return this;
+      }
+      /**
+       * Join the last fork. Write its length and bytes, then
+       * return to the previous state.
+       */
+      join() {
+        const forkPos = this.stackPos.pop();
+        if (forkPos === void 0)
+          throw new Error("invalid state, fork stack empty");
+        const len = this.pos - forkPos - DEFAULT_LEN_PREFIX_SIZE;
+        const lenPrefixSize = varint32Size(len);
+        if (lenPrefixSize > DEFAULT_LEN_PREFIX_SIZE) {
+          this.ensureCapacity(lenPrefixSize - DEFAULT_LEN_PREFIX_SIZE);
+          this.buffer.copyWithin(forkPos + lenPrefixSize, forkPos + DEFAULT_LEN_PREFIX_SIZE, this.pos);
+        }
+        this.pos = forkPos;
+        this.uint32(len);
+        this.pos += len;
+        return this;
+      }
+      /**
+       * Writes a tag (field number and wire type).
+       *
+       * Equivalent to `uint32( (fieldNo << 3 | type) >>> 0 )`.
+       *
+       * Generated code should compute the tag ahead of time and call `uint32()`.
+       */
+      tag(fieldNo, type) {
+        return this.uint32((fieldNo << 3 | type) >>> 0);
+      }
+      /**
+       * Write a chunk of raw bytes.
+       */
+      raw(chunk) {
+        this.ensureCapacity(chunk.length);
+        this.buffer.set(chunk, this.pos);
+        this.pos += chunk.length;
+        return this;
+      }
+      /**
+       * Write a `uint32` value, an unsigned 32 bit varint.
+       */
+      uint32(value) {
+        assertUInt32(value);
+        this.ensureCapacity(5);
+        if (value < 128) {
+          this.buffer[this.pos++] = value;
+          return this;
+        }
+        while (value > 127) {
+          this.buffer[this.pos++] = value & 127 | 128;
+          value >>>= 7;
+        }
+        this.buffer[this.pos++] = value;
+        return this;
+      }
+      /**
+       * Write a `int32` value, a signed 32 bit varint.
+       */
+      int32(value) {
+        assertInt32(value);
+        if (value >= 0) {
+          return this.uint32(value);
+        }
+        this.ensureCapacity(10);
+        for (let i2 = 0; i2 < 9; i2++) {
+          this.buffer[this.pos++] = value & 127 | 128;
+          value >>= 7;
+        }
+        this.buffer[this.pos++] = 1;
+        return this;
+      }
+      /**
+       * Write a `bool` value, a varint.
+       */
+      bool(value) {
+        this.ensureCapacity(1);
+        this.buffer[this.pos++] = value ? 1 : 0;
+        return this;
+      }
+      /**
+       * Write a `bytes` value, length-delimited arbitrary data.
+       */
+      bytes(value) {
+        this.uint32(value.byteLength);
+        return this.raw(value);
+      }
+      /**
+       * Write a `string` value, length-delimited data converted to UTF-8 text.
+       */
+      string(value) {
+        if (typeof value !== "string") {
+          value = String(value);
+        }
+        const len = value.length;
+        if (len <= ASCII_MAX_LENGTH) {
+          this.ensureCapacity(len + 1);
+          const ascii = this.buffer;
+          let pos = this.pos;
+          ascii[pos++] = len;
+          let i2 = 0;
+          for (; i2 < len; i2++) {
+            const code = value.charCodeAt(i2);
+            if (code > 127)
+              break;
+            ascii[pos++] = code;
+          }
+          if (i2 == len) {
+            this.pos = pos;
+            return this;
+          }
+        }
+        this.ensureCapacity(len * 3 + 5);
+        const lenPrefixSizeGuess = varint32Size(len);
+        const buf = this.buffer;
+        const start = this.pos;
+        const { written } = this.encodeUtf8Into(value, buf.subarray(start + lenPrefixSizeGuess));
+        const lenPrefixSize = varint32Size(written);
+        if (lenPrefixSize != lenPrefixSizeGuess) {
+          buf.copyWithin(start + lenPrefixSize, start + lenPrefixSizeGuess, start + lenPrefixSizeGuess + written);
+        }
+        this.uint32(written);
+        this.pos += written;
+        return this;
+      }
+      /**
+       * Write a `float` value, 32-bit floating point number.
+       */
+      float(value) {
+        assertFloat32(value);
+        this.ensureCapacity(4);
+        this.view().setFloat32(this.pos, value, true);
+        this.pos += 4;
+        return this;
+      }
+      /**
+       * Write a `double` value, a 64-bit floating point number.
+       */
+      double(value) {
+        this.ensureCapacity(8);
+        this.view().setFloat64(this.pos, value, true);
+        this.pos += 8;
+        return this;
+      }
+      /**
+       * Write a `fixed32` value, an unsigned, fixed-length 32-bit integer.
+       */
+      fixed32(value) {
+        assertUInt32(value);
+        this.ensureCapacity(4);
+        this.view().setUint32(this.pos, value, true);
+        this.pos += 4;
+        return this;
+      }
+      /**
+       * Write a `sfixed32` value, a signed, fixed-length 32-bit integer.
+       */
+      sfixed32(value) {
+        assertInt32(value);
+        this.ensureCapacity(4);
+        this.view().setInt32(this.pos, value, true);
+        this.pos += 4;
+        return this;
+      }
+      /**
+       * Write a `sint32` value, a signed, zigzag-encoded 32-bit varint.
+       */
+      sint32(value) {
+        assertInt32(value);
+        return this.uint32((value << 1 ^ value >> 31) >>> 0);
+      }
+      /**
+       * Write a `sfixed64` value, a signed, fixed-length 64-bit integer.
+       */
+      sfixed64(value) {
+        const tc = protoInt64.enc(value);
+        this.ensureCapacity(8);
+        const view = this.view();
+        view.setInt32(this.pos, tc.lo, true);
+        view.setInt32(this.pos + 4, tc.hi, true);
+        this.pos += 8;
+        return this;
+      }
+      /**
+       * Write a `fixed64` value, an unsigned, fixed-length 64 bit integer.
+       */
+      fixed64(value) {
+        const tc = protoInt64.uEnc(value);
+        this.ensureCapacity(8);
+        const view = this.view();
+        view.setInt32(this.pos, tc.lo, true);
+        view.setInt32(this.pos + 4, tc.hi, true);
+        this.pos += 8;
+        return this;
+      }
+      /**
+       * Write a `int64` value, a signed 64-bit varint.
+       */
+      int64(value) {
+        const tc = protoInt64.enc(value);
+        return this.writeVarint64(tc.lo, tc.hi);
+      }
+      /**
+       * Write a `sint64` value, a signed, zig-zag-encoded 64-bit varint.
+       */
+      sint64(value) {
+        const tc = protoInt64.enc(value), sign = tc.hi >> 31, lo = tc.lo << 1 ^ sign, hi = (tc.hi << 1 | tc.lo >>> 31) ^ sign;
+        return this.writeVarint64(lo, hi);
+      }
+      /**
+       * Write a `uint64` value, an unsigned 64-bit varint.
+       */
+      uint64(value) {
+        const tc = protoInt64.uEnc(value);
+        return this.writeVarint64(tc.lo, tc.hi);
+      }
+      /**
+       * Write a 64-bit varint directly into the buffer. Accepts the value as
+       * split low/high 32-bit words.
+       *
+       * Ported from varint64write() to avoid the intermediate number[] buffer.
+       * See https://github.com/protocolbuffers/protobuf/blob/8a71927d74a4ce34efe2d8769fda198f52d20d12/js/experimental/runtime/kernel/writer.js#L344
+       */
+      writeVarint64(lo, hi) {
+        this.ensureCapacity(10);
+        const buf = this.buffer;
+        let pos = this.pos;
+        for (let i2 = 0; i2 < 28; i2 = i2 + 7) {
+          const shift = lo >>> i2;
+          const hasNext = !(shift >>> 7 == 0 && hi == 0);
+          buf[pos++] = (hasNext ? shift | 128 : shift) & 255;
+          if (!hasNext) {
+            this.pos = pos;
+            return this;
+          }
+        }
+        const splitBits = lo >>> 28 & 15 | (hi & 7) << 4;
+        const hasMoreBits = !(hi >> 3 == 0);
+        buf[pos++] = (hasMoreBits ? splitBits | 128 : splitBits) & 255;
+        if (!hasMoreBits) {
+          this.pos = pos;
+          return this;
+        }
+        for (let i2 = 3; i2 < 31; i2 = i2 + 7) {
+          const shift = hi >>> i2;
+          const hasNext = !(shift >>> 7 == 0);
+          buf[pos++] = (hasNext ? shift | 128 : shift) & 255;
+          if (!hasNext) {
+            this.pos = pos;
+            return this;
+          }
+        }
+        buf[pos++] = hi >>> 31 & 1;
+        this.pos = pos;
+        return this;
+      }
+    };
+    INITIAL_SIZE = 128;
+    DEFAULT_LEN_PREFIX_SIZE = 1;
+    EMPTY_BUFFER = new Uint8Array(0);
+    EMPTY_VIEW = new DataView(EMPTY_BUFFER.buffer);
+    ASCII_MAX_LENGTH = 32;
+    BinaryReader = class {
+      constructor(buf, decodeUtf8 = getTextEncoding().decodeUtf8) {
+        this.decodeUtf8 = decodeUtf8;
+        this.varint64Lo = 0;
+        this.varint64Hi = 0;
+        this.varint64 = varint64read;
+        this.uint32 = varint32read;
+        this.buf = buf;
+        this.len = buf.length;
+        this.pos = 0;
+        this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      }
+      /**
+       * Reads a tag - field number and wire type. Tags are uint32 varints; values
+       * that do not fit in uint32 are rejected.
+       */
+      tag() {
+        const start = this.pos;
+        const tag = this.uint32();
+        const bytesRead = this.pos - start;
+        if (bytesRead > 5 || bytesRead == 5 && this.buf[this.pos - 1] > 15) {
+          throw new Error("illegal tag: varint overflows uint32");
+        }
+        const fieldNo = tag >>> 3;
+        const wireType = tag & 7;
+        if (fieldNo <= 0 || wireType > 5) {
+          throw new Error("illegal tag: field no " + fieldNo + " wire type " + wireType);
+        }
+        return [fieldNo, wireType];
+      }
+      /**
+       * Skip one element and return the skipped data.
+       *
+       * When skipping StartGroup, provide the tags field number to check for
+       * matching field number in the EndGroup tag. Recursion into nested groups
+       * is guarded by the `recursionLimit` argument: When the limit is reached,
+       * this method throws.
+       */
+      skip(wireType, fieldNo, recursionLimit = 100) {
+        let start = this.pos;
+        switch (wireType) {
+          case WireType.Varint:
+            while (this.buf[this.pos++] & 128) {
+            }
+            break;
+          // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
+          case WireType.Bit64:
+            this.pos += 4;
+          case WireType.Bit32:
+            this.pos += 4;
+            break;
+          case WireType.LengthDelimited:
+            let len = this.uint32();
+            this.pos += len;
+            break;
+          case WireType.StartGroup:
+            if (recursionLimit <= 0) {
+              throw new Error("maximum recursion depth reached");
+            }
+            for (; ; ) {
+              const [fn, wt] = this.tag();
+              if (wt === WireType.EndGroup) {
+                if (fieldNo !== void 0 && fn !== fieldNo) {
+                  throw new Error("invalid end group tag");
+                }
+                break;
+              }
+              this.skip(wt, fn, recursionLimit - 1);
+            }
+            break;
+          default:
+            throw new Error("cant skip wire type " + wireType);
+        }
+        this.assertBounds();
+        return this.buf.subarray(start, this.pos);
+      }
+      /**
+       * Throws error if position in byte array is out of range.
+       */
+      assertBounds() {
+        if (this.pos > this.len)
+          throw new RangeError("premature EOF");
+      }
+      /**
+       * Read a `int32` field, a signed 32 bit varint.
+       */
+      int32() {
+        return this.uint32() | 0;
+      }
+      /**
+       * Read a `sint32` field, a signed, zigzag-encoded 32-bit varint.
+       */
+      sint32() {
+        let zze = this.uint32();
+        return zze >>> 1 ^ -(zze & 1);
+      }
+      /**
+       * Read a `int64` field, a signed 64-bit varint.
+       */
+      int64() {
+        this.varint64();
+        return protoInt64.dec(this.varint64Lo, this.varint64Hi);
+      }
+      /**
+       * Read a `uint64` field, an unsigned 64-bit varint.
+       */
+      uint64() {
+        this.varint64();
+        return protoInt64.uDec(this.varint64Lo, this.varint64Hi);
+      }
+      /**
+       * Read a `sint64` field, a signed, zig-zag-encoded 64-bit varint.
+       */
+      sint64() {
+        this.varint64();
+        let lo = this.varint64Lo;
+        let hi = this.varint64Hi;
+        let s = -(lo & 1);
+        lo = (lo >>> 1 | (hi & 1) << 31) ^ s;
+        hi = hi >>> 1 ^ s;
+        return protoInt64.dec(lo, hi);
+      }
+      /**
+       * Read a `bool` field, a variant.
+       */
+      bool() {
+        const b = this.buf[this.pos];
+        if (b < 128) {
+          this.pos++;
+          return b !== 0;
+        }
+        this.varint64();
+        return this.varint64Lo !== 0 || this.varint64Hi !== 0;
+      }
+      /**
+       * Read a `fixed32` field, an unsigned, fixed-length 32-bit integer.
+       */
+      fixed32() {
+        return this.view.getUint32((this.pos += 4) - 4, true);
+      }
+      /**
+       * Read a `sfixed32` field, a signed, fixed-length 32-bit integer.
+       */
+      sfixed32() {
+        return this.view.getInt32((this.pos += 4) - 4, true);
+      }
+      /**
+       * Read a `fixed64` field, an unsigned, fixed-length 64 bit integer.
+       */
+      fixed64() {
+        return protoInt64.uDec(this.sfixed32(), this.sfixed32());
+      }
+      /**
+       * Read a `fixed64` field, a signed, fixed-length 64-bit integer.
+       */
+      sfixed64() {
+        return protoInt64.dec(this.sfixed32(), this.sfixed32());
+      }
+      /**
+       * Read a `float` field, 32-bit floating point number.
+       */
+      float() {
+        return this.view.getFloat32((this.pos += 4) - 4, true);
+      }
+      /**
+       * Read a `double` field, a 64-bit floating point number.
+       */
+      double() {
+        return this.view.getFloat64((this.pos += 8) - 8, true);
+      }
+      /**
+       * Read a `bytes` field, length-delimited arbitrary data.
+       */
+      bytes() {
+        let len = this.uint32(), start = this.pos;
+        this.pos += len;
+        this.assertBounds();
+        return this.buf.subarray(start, start + len);
+      }
+      /**
+       * Read a `string` field, length-delimited data converted to UTF-8 text. If
+       * `strict` is true, throw on invalid UTF-8 instead of substituting U+FFFD.
+       */
+      string(strict) {
+        const len = this.uint32();
+        const start = this.pos;
+        this.pos += len;
+        this.assertBounds();
+        const buf = this.buf;
+        if (len <= ASCII_MAX_LENGTH) {
+          const codes = new Array(len);
+          for (let i2 = 0; i2 < len; i2++) {
+            const byte = buf[start + i2];
+            if (byte > 127) {
+              return this.decodeUtf8(buf.subarray(start, this.pos), strict);
+            }
+            codes[i2] = byte;
+          }
+          return String.fromCharCode.apply(String, codes);
+        }
+        return this.decodeUtf8(buf.subarray(start, this.pos), strict);
+      }
+    };
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/registry.js
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve7) {
+  return buildFileRegistry([fileDescriptorProto, resolve7]);
+}
+function buildFileRegistry(args, check) {
+  const registry = createBaseRegistry();
+  if (!args.length) {
+    return registry;
+  }
+  if ("$typeName" in args[0] && args[0].$typeName == "google.protobuf.FileDescriptorSet") {
+    for (const file of args[0].file) {
+      check === null || check === void 0 ? void 0 : check(file);
+      addFile(file, registry);
+    }
+    return registry;
+  }
+  if ("$typeName" in args[0]) {
+    let recurseDeps = function(file) {
+      const deps = [];
+      for (const protoFileName of file.dependency) {
+        if (registry.getFile(protoFileName) != void 0) {
+          continue;
+        }
+        if (seen.has(protoFileName)) {
+          continue;
+        }
+        const dep = resolve7(protoFileName);
+        if (!dep) {
+          throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
+        }
+        if ("kind" in dep) {
+          registry.addFile(dep, false, true);
+        } else {
+          seen.add(dep.name);
+          deps.push(dep);
+        }
+      }
+      return deps.concat(...deps.map(recurseDeps));
+    };
+    const input = args[0];
+    const resolve7 = args[1];
+    const seen = /* @__PURE__ */ new Set();
+    for (const file of [input, ...recurseDeps(input)].reverse()) {
+      check === null || check === void 0 ? void 0 : check(file);
+      addFile(file, registry);
+    }
+  } else {
+    for (const fileReg of args) {
+      for (const file of fileReg.files) {
+        registry.addFile(file);
+      }
+    }
+  }
+  return registry;
+}
+function createBaseRegistry() {
+  const types = /* @__PURE__ */ new Map();
+  const extendees = /* @__PURE__ */ new Map();
+  const files = /* @__PURE__ */ new Map();
+  return {
+    kind: "registry",
+    types,
+    extendees,
+    [Symbol.iterator]() {
+      return types.values();
+    },
+    get files() {
+      return files.values();
+    },
+    addFile(file, skipTypes, withDeps) {
+      files.set(file.proto.name, file);
+      if (!skipTypes) {
+        for (const type of nestedTypes(file)) {
+          this.add(type);
+        }
+      }
+      if (withDeps) {
+        for (const f of file.dependencies) {
+          this.addFile(f, skipTypes, withDeps);
+        }
+      }
+    },
+    add(desc) {
+      if (desc.kind == "extension") {
+        let numberToExt = extendees.get(desc.extendee.typeName);
+        if (!numberToExt) {
+          extendees.set(
+            desc.extendee.typeName,
+            // biome-ignore lint/suspicious/noAssignInExpressions: no
+            numberToExt = /* @__PURE__ */ new Map()
+          );
+        }
+        numberToExt.set(desc.number, desc);
+      }
+      types.set(desc.typeName, desc);
+    },
+    get(typeName) {
+      return types.get(typeName);
+    },
+    getFile(fileName) {
+      return files.get(fileName);
+    },
+    getMessage(typeName) {
+      const t = types.get(typeName);
+      return (t === null || t === void 0 ? void 0 : t.kind) == "message" ? t : void 0;
+    },
+    getEnum(typeName) {
+      const t = types.get(typeName);
+      return (t === null || t === void 0 ? void 0 : t.kind) == "enum" ? t : void 0;
+    },
+    getExtension(typeName) {
+      const t = types.get(typeName);
+      return (t === null || t === void 0 ? void 0 : t.kind) == "extension" ? t : void 0;
+    },
+    getExtensionFor(extendee, no) {
+      var _a2;
+      return (_a2 = extendees.get(extendee.typeName)) === null || _a2 === void 0 ? void 0 : _a2.get(no);
+    },
+    getService(typeName) {
+      const t = types.get(typeName);
+      return (t === null || t === void 0 ? void 0 : t.kind) == "service" ? t : void 0;
+    }
+  };
+}
+function addFile(proto, reg) {
+  var _a2, _b2;
+  const file = {
+    kind: "file",
+    proto,
+    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    edition: getFileEdition(proto),
+    name: proto.name.replace(/\.proto$/, ""),
+    dependencies: findFileDependencies(proto, reg),
+    enums: [],
+    messages: [],
+    extensions: [],
+    services: [],
+    toString() {
+      return `file ${proto.name}`;
+    }
+  };
+  const mapEntriesStore = /* @__PURE__ */ new Map();
+  const mapEntries = {
+    get(typeName) {
+      return mapEntriesStore.get(typeName);
+    },
+    add(desc) {
+      var _a3;
+      assert(((_a3 = desc.proto.options) === null || _a3 === void 0 ? void 0 : _a3.mapEntry) === true);
+      mapEntriesStore.set(desc.typeName, desc);
+    }
+  };
+  for (const enumProto of proto.enumType) {
+    addEnum(enumProto, file, void 0, reg);
+  }
+  for (const messageProto of proto.messageType) {
+    addMessage(messageProto, file, void 0, reg, mapEntries);
+  }
+  for (const serviceProto of proto.service) {
+    addService(serviceProto, file, reg);
+  }
+  addExtensions(file, reg);
+  for (const mapEntry of mapEntriesStore.values()) {
+    addFields(mapEntry, reg, mapEntries);
+  }
+  for (const message of file.messages) {
+    addFields(message, reg, mapEntries);
+    addExtensions(message, reg);
+  }
+  reg.addFile(file, true);
+}
+function addExtensions(desc, reg) {
+  switch (desc.kind) {
+    case "file":
+      for (const proto of desc.proto.extension) {
+        const ext = newField(proto, desc, reg);
+        desc.extensions.push(ext);
+        reg.add(ext);
+      }
+      break;
+    case "message":
+      for (const proto of desc.proto.extension) {
+        const ext = newField(proto, desc, reg);
+        desc.nestedExtensions.push(ext);
+        reg.add(ext);
+      }
+      for (const message of desc.nestedMessages) {
+        addExtensions(message, reg);
+      }
+      break;
+  }
+}
+function addFields(message, reg, mapEntries) {
+  const allOneofs = message.proto.oneofDecl.map((proto) => newOneof(proto, message));
+  const oneofsSeen = /* @__PURE__ */ new Set();
+  for (const proto of message.proto.field) {
+    const oneof = findOneof(proto, allOneofs);
+    const field = newField(proto, message, reg, oneof, mapEntries);
+    message.fields.push(field);
+    message.field[field.localName] = field;
+    if (oneof === void 0) {
+      message.members.push(field);
+    } else {
+      oneof.fields.push(field);
+      if (!oneofsSeen.has(oneof)) {
+        oneofsSeen.add(oneof);
+        message.members.push(oneof);
+      }
+    }
+  }
+  for (const oneof of allOneofs.filter((o) => oneofsSeen.has(o))) {
+    message.oneofs.push(oneof);
+  }
+  for (const child of message.nestedMessages) {
+    addFields(child, reg, mapEntries);
+  }
+}
+function addEnum(proto, file, parent, reg) {
+  var _a2, _b2, _c, _d, _e, _f, _g;
+  var _h, _j;
+  const sharedPrefix = findEnumSharedPrefix(proto.name, proto.value);
+  const desc = {
+    kind: "enum",
+    proto,
+    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    file,
+    parent,
+    open: true,
+    name: proto.name,
+    typeName: makeTypeName(proto, parent, file),
+    value: {},
+    values: [],
+    sharedPrefix,
+    toString() {
+      return `enum ${this.typeName}`;
+    }
+  };
+  desc.open = isEnumOpen(desc);
+  reg.add(desc);
+  for (const p of proto.value) {
+    const name = p.name;
+    const value = {
+      kind: "enum_value",
+      proto: p,
+      deprecated: (_d = (_c = p.options) === null || _c === void 0 ? void 0 : _c.deprecated) !== null && _d !== void 0 ? _d : false,
+      parent: desc,
+      name,
+      localName: safeObjectProperty(sharedPrefix == void 0 ? name : name.substring(sharedPrefix.length)),
+      number: p.number,
+      jsonName: (_e = findEnumValueJsonName(p)) !== null && _e !== void 0 ? _e : name,
+      toString() {
+        return `enum value ${desc.typeName}.${name}`;
+      }
+    };
+    desc.values.push(value);
+    (_f = (_h = desc.value)[_j = p.number]) !== null && _f !== void 0 ? _f : _h[_j] = value;
+  }
+  ((_g = parent === null || parent === void 0 ? void 0 : parent.nestedEnums) !== null && _g !== void 0 ? _g : file.enums).push(desc);
+}
+function addMessage(proto, file, parent, reg, mapEntries) {
+  var _a2, _b2, _c, _d;
+  const desc = {
+    kind: "message",
+    proto,
+    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    file,
+    parent,
+    name: proto.name,
+    typeName: makeTypeName(proto, parent, file),
+    fields: [],
+    field: {},
+    oneofs: [],
+    members: [],
+    nestedEnums: [],
+    nestedMessages: [],
+    nestedExtensions: [],
+    toString() {
+      return `message ${this.typeName}`;
+    }
+  };
+  if (((_c = proto.options) === null || _c === void 0 ? void 0 : _c.mapEntry) === true) {
+    mapEntries.add(desc);
+  } else {
+    ((_d = parent === null || parent === void 0 ? void 0 : parent.nestedMessages) !== null && _d !== void 0 ? _d : file.messages).push(desc);
+    reg.add(desc);
+  }
+  for (const enumProto of proto.enumType) {
+    addEnum(enumProto, file, desc, reg);
+  }
+  for (const messageProto of proto.nestedType) {
+    addMessage(messageProto, file, desc, reg, mapEntries);
+  }
+}
+function addService(proto, file, reg) {
+  var _a2, _b2;
+  const desc = {
+    kind: "service",
+    proto,
+    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    file,
+    name: proto.name,
+    typeName: makeTypeName(proto, void 0, file),
+    methods: [],
+    method: {},
+    toString() {
+      return `service ${this.typeName}`;
+    }
+  };
+  file.services.push(desc);
+  reg.add(desc);
+  for (const methodProto of proto.method) {
+    const method = newMethod(methodProto, desc, reg);
+    desc.methods.push(method);
+    desc.method[method.localName] = method;
+  }
+}
+function newMethod(proto, parent, reg) {
+  var _a2, _b2, _c, _d;
+  let methodKind;
+  if (proto.clientStreaming && proto.serverStreaming) {
+    methodKind = "bidi_streaming";
+  } else if (proto.clientStreaming) {
+    methodKind = "client_streaming";
+  } else if (proto.serverStreaming) {
+    methodKind = "server_streaming";
+  } else {
+    methodKind = "unary";
+  }
+  const input = reg.getMessage(trimLeadingDot(proto.inputType));
+  const output = reg.getMessage(trimLeadingDot(proto.outputType));
+  assert(input, `invalid MethodDescriptorProto: input_type ${proto.inputType} not found`);
+  assert(output, `invalid MethodDescriptorProto: output_type ${proto.inputType} not found`);
+  const name = proto.name;
+  return {
+    kind: "rpc",
+    proto,
+    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    parent,
+    name,
+    localName: safeObjectProperty(name.length ? safeObjectProperty(name[0].toLowerCase() + name.substring(1)) : name),
+    methodKind,
+    input,
+    output,
+    idempotency: (_d = (_c = proto.options) === null || _c === void 0 ? void 0 : _c.idempotencyLevel) !== null && _d !== void 0 ? _d : IDEMPOTENCY_UNKNOWN,
+    toString() {
+      return `rpc ${parent.typeName}.${name}`;
+    }
+  };
+}
+function newOneof(proto, parent) {
+  return {
+    kind: "oneof",
+    proto,
+    deprecated: false,
+    parent,
+    fields: [],
+    name: proto.name,
+    localName: safeObjectProperty(protoCamelCase(proto.name)),
+    toString() {
+      return `oneof ${parent.typeName}.${this.name}`;
+    }
+  };
+}
+function newField(proto, parentOrFile, reg, oneof, mapEntries) {
+  var _a2, _b2, _c;
+  const isExtension = mapEntries === void 0;
+  const field = {
+    kind: "field",
+    proto,
+    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    name: proto.name,
+    number: proto.number,
+    scalar: void 0,
+    message: void 0,
+    enum: void 0,
+    presence: getFieldPresence(proto, oneof, isExtension, parentOrFile),
+    utf8Validation: isUtf8Validated(proto, parentOrFile),
+    listKind: void 0,
+    mapKind: void 0,
+    mapKey: void 0,
+    delimitedEncoding: void 0,
+    packed: void 0,
+    longAsString: false,
+    getDefaultValue: void 0
+  };
+  let toStr;
+  if (isExtension) {
+    const file = parentOrFile.kind == "file" ? parentOrFile : parentOrFile.file;
+    const parent = parentOrFile.kind == "file" ? void 0 : parentOrFile;
+    const typeName = makeTypeName(proto, parent, file);
+    field.kind = "extension";
+    field.file = file;
+    field.parent = parent;
+    field.oneof = void 0;
+    field.typeName = typeName;
+    field.jsonName = `[${typeName}]`;
+    toStr = () => `extension ${typeName}`;
+    const extendee = reg.getMessage(trimLeadingDot(proto.extendee));
+    assert(extendee, `invalid FieldDescriptorProto: extendee ${proto.extendee} not found`);
+    field.extendee = extendee;
+  } else {
+    const parent = parentOrFile;
+    assert(parent.kind == "message");
+    field.parent = parent;
+    field.oneof = oneof;
+    field.localName = oneof ? protoCamelCase(proto.name) : safeObjectProperty(protoCamelCase(proto.name));
+    field.jsonName = proto.jsonName;
+    toStr = () => `field ${parent.typeName}.${proto.name}`;
+  }
+  Object.defineProperty(field, "toString", {
+    value: toStr,
+    writable: true,
+    enumerable: true,
+    configurable: true
+  });
+  const label2 = proto.label;
+  const type = proto.type;
+  const jstype = (_c = proto.options) === null || _c === void 0 ? void 0 : _c.jstype;
+  if (label2 === LABEL_REPEATED) {
+    const mapEntry = type == TYPE_MESSAGE ? mapEntries === null || mapEntries === void 0 ? void 0 : mapEntries.get(trimLeadingDot(proto.typeName)) : void 0;
+    if (mapEntry) {
+      field.fieldKind = "map";
+      const { key, value } = findMapEntryFields(mapEntry);
+      field.mapKey = key.scalar;
+      field.mapKind = value.fieldKind;
+      field.message = value.message;
+      field.delimitedEncoding = false;
+      field.enum = value.enum;
+      field.scalar = value.scalar;
+      return field;
+    }
+    field.fieldKind = "list";
+    switch (type) {
+      case TYPE_MESSAGE:
+      case TYPE_GROUP:
+        field.listKind = "message";
+        field.message = reg.getMessage(trimLeadingDot(proto.typeName));
+        assert(field.message);
+        field.delimitedEncoding = isDelimitedEncoding(proto, parentOrFile);
+        break;
+      case TYPE_ENUM:
+        field.listKind = "enum";
+        field.enum = reg.getEnum(trimLeadingDot(proto.typeName));
+        assert(field.enum);
+        break;
+      default:
+        field.listKind = "scalar";
+        field.scalar = type;
+        field.longAsString = jstype == JS_STRING;
+        break;
+    }
+    field.packed = isPackedField(proto, parentOrFile);
+    return field;
+  }
+  switch (type) {
+    case TYPE_MESSAGE:
+    case TYPE_GROUP:
+      field.fieldKind = "message";
+      field.message = reg.getMessage(trimLeadingDot(proto.typeName));
+      assert(field.message, `invalid FieldDescriptorProto: type_name ${proto.typeName} not found`);
+      field.delimitedEncoding = isDelimitedEncoding(proto, parentOrFile);
+      field.getDefaultValue = () => void 0;
+      break;
+    case TYPE_ENUM: {
+      const enumeration = reg.getEnum(trimLeadingDot(proto.typeName));
+      assert(enumeration !== void 0, `invalid FieldDescriptorProto: type_name ${proto.typeName} not found`);
+      field.fieldKind = "enum";
+      field.enum = reg.getEnum(trimLeadingDot(proto.typeName));
+      field.getDefaultValue = () => {
+        return unsafeIsSetExplicit(proto, "defaultValue") ? parseTextFormatEnumValue(enumeration, proto.defaultValue) : void 0;
+      };
+      break;
+    }
+    default: {
+      field.fieldKind = "scalar";
+      field.scalar = type;
+      field.longAsString = jstype == JS_STRING;
+      field.getDefaultValue = () => {
+        return unsafeIsSetExplicit(proto, "defaultValue") ? parseTextFormatScalarValue(type, proto.defaultValue) : void 0;
+      };
+      break;
+    }
+  }
+  return field;
+}
+function getFileEdition(proto) {
+  switch (proto.syntax) {
+    case "":
+    case "proto2":
+      return EDITION_PROTO2;
+    case "proto3":
+      return EDITION_PROTO3;
+    case "editions":
+      if (proto.edition === EDITION_UNSTABLE) {
+        return maximumEdition;
+      }
+      if (proto.edition in featureDefaults) {
+        return proto.edition;
+      }
+      throw new Error(`${proto.name}: unsupported edition`);
+    default:
+      throw new Error(`${proto.name}: unsupported syntax "${proto.syntax}"`);
+  }
+}
+function findFileDependencies(proto, reg) {
+  return proto.dependency.map((wantName) => {
+    const dep = reg.getFile(wantName);
+    if (!dep) {
+      throw new Error(`Cannot find ${wantName}, imported by ${proto.name}`);
+    }
+    return dep;
+  });
+}
+function findEnumSharedPrefix(enumName, values) {
+  const prefix = camelToSnakeCase(enumName) + "_";
+  for (const value of values) {
+    if (!value.name.toLowerCase().startsWith(prefix)) {
+      return void 0;
+    }
+    const shortName = value.name.substring(prefix.length);
+    if (shortName.length == 0) {
+      return void 0;
+    }
+    if (/^\d/.test(shortName)) {
+      return void 0;
+    }
+  }
+  return prefix;
+}
+function findEnumValueJsonName(proto) {
+  var _a2, _b2;
+  const extensionNumber = 998;
+  const fieldNumber = 1;
+  let jsonName;
+  for (const uf of (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.$unknown) !== null && _b2 !== void 0 ? _b2 : []) {
+    if (uf.no !== extensionNumber || uf.wireType !== WireType.LengthDelimited) {
+      continue;
+    }
+    const reader = new BinaryReader(new BinaryReader(uf.data).bytes());
+    while (reader.pos < reader.len) {
+      const [no, wireType] = reader.tag();
+      if (no === fieldNumber && wireType === WireType.LengthDelimited) {
+        jsonName = reader.string();
+      } else {
+        reader.skip(wireType, no);
+      }
+    }
+  }
+  return jsonName;
+}
+function camelToSnakeCase(camel2) {
+  return (camel2.substring(0, 1) + camel2.substring(1).replace(/[A-Z]/g, (c) => "_" + c)).toLowerCase();
+}
+function makeTypeName(proto, parent, file) {
+  let typeName;
+  if (parent) {
+    typeName = `${parent.typeName}.${proto.name}`;
+  } else if (file.proto.package.length > 0) {
+    typeName = `${file.proto.package}.${proto.name}`;
+  } else {
+    typeName = `${proto.name}`;
+  }
+  return typeName;
+}
+function trimLeadingDot(typeName) {
+  return typeName.startsWith(".") ? typeName.substring(1) : typeName;
+}
+function findOneof(proto, allOneofs) {
+  if (!unsafeIsSetExplicit(proto, "oneofIndex")) {
+    return void 0;
+  }
+  if (proto.proto3Optional) {
+    return void 0;
+  }
+  const oneof = allOneofs[proto.oneofIndex];
+  assert(oneof, `invalid FieldDescriptorProto: oneof #${proto.oneofIndex} for field #${proto.number} not found`);
+  return oneof;
+}
+function getFieldPresence(proto, oneof, isExtension, parent) {
+  if (proto.label == LABEL_REQUIRED) {
+    return LEGACY_REQUIRED;
+  }
+  if (proto.label == LABEL_REPEATED) {
+    return IMPLICIT2;
+  }
+  if (!!oneof || proto.proto3Optional) {
+    return EXPLICIT;
+  }
+  if (isExtension) {
+    return EXPLICIT;
+  }
+  const resolved = resolveFeature("fieldPresence", { proto, parent });
+  if (resolved == IMPLICIT2 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
+    return EXPLICIT;
+  }
+  return resolved;
+}
+function isPackedField(proto, parent) {
+  if (proto.label != LABEL_REPEATED) {
+    return false;
+  }
+  switch (proto.type) {
+    case TYPE_STRING:
+    case TYPE_BYTES:
+    case TYPE_GROUP:
+    case TYPE_MESSAGE:
+      return false;
+  }
+  const o = proto.options;
+  if (o && unsafeIsSetExplicit(o, "packed")) {
+    return o.packed;
+  }
+  return PACKED == resolveFeature("repeatedFieldEncoding", {
+    proto,
+    parent
+  });
+}
+function findMapEntryFields(mapEntry) {
+  const key = mapEntry.fields.find((f) => f.number === 1);
+  const value = mapEntry.fields.find((f) => f.number === 2);
+  assert(key && key.fieldKind == "scalar" && key.scalar != ScalarType.BYTES && key.scalar != ScalarType.FLOAT && key.scalar != ScalarType.DOUBLE && value && value.fieldKind != "list" && value.fieldKind != "map");
+  return { key, value };
+}
+function isEnumOpen(desc) {
+  var _a2;
+  return OPEN == resolveFeature("enumType", {
+    proto: desc.proto,
+    parent: (_a2 = desc.parent) !== null && _a2 !== void 0 ? _a2 : desc.file
+  });
+}
+function isDelimitedEncoding(proto, parent) {
+  if (proto.type == TYPE_GROUP) {
+    return true;
+  }
+  return DELIMITED == resolveFeature("messageEncoding", {
+    proto,
+    parent
+  });
+}
+function isUtf8Validated(proto, parent) {
+  return VERIFY == resolveFeature("utf8Validation", {
+    proto,
+    parent
+  });
+}
+function resolveFeature(name, ref) {
+  var _a2, _b2;
+  const featureSet = (_a2 = ref.proto.options) === null || _a2 === void 0 ? void 0 : _a2.features;
+  if (featureSet) {
+    const val = featureSet[name];
+    if (val != 0) {
+      return val;
+    }
+  }
+  if ("kind" in ref) {
+    if (ref.kind == "message") {
+      return resolveFeature(name, (_b2 = ref.parent) !== null && _b2 !== void 0 ? _b2 : ref.file);
+    }
+    const editionDefaults = featureDefaults[ref.edition];
+    if (!editionDefaults) {
+      throw new Error(`feature default for edition ${ref.edition} not found`);
+    }
+    return editionDefaults[name];
+  }
+  return resolveFeature(name, ref.parent);
+}
+function assert(condition, msg) {
+  if (!condition) {
+    throw new Error(msg);
+  }
+}
+var EDITION_PROTO2, EDITION_PROTO3, EDITION_UNSTABLE, TYPE_STRING, TYPE_GROUP, TYPE_MESSAGE, TYPE_BYTES, TYPE_ENUM, LABEL_REPEATED, LABEL_REQUIRED, JS_STRING, IDEMPOTENCY_UNKNOWN, EXPLICIT, IMPLICIT2, LEGACY_REQUIRED, PACKED, DELIMITED, OPEN, VERIFY, maximumEdition, featureDefaults;
+var init_registry = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/registry.js"() {
+    init_descriptors();
+    init_text_format();
+    init_nested_types();
+    init_unsafe();
+    init_names();
+    init_binary_encoding();
+    EDITION_PROTO2 = 998;
+    EDITION_PROTO3 = 999;
+    EDITION_UNSTABLE = 9999;
+    TYPE_STRING = 9;
+    TYPE_GROUP = 10;
+    TYPE_MESSAGE = 11;
+    TYPE_BYTES = 12;
+    TYPE_ENUM = 14;
+    LABEL_REPEATED = 3;
+    LABEL_REQUIRED = 2;
+    JS_STRING = 1;
+    IDEMPOTENCY_UNKNOWN = 0;
+    EXPLICIT = 1;
+    IMPLICIT2 = 2;
+    LEGACY_REQUIRED = 3;
+    PACKED = 1;
+    DELIMITED = 2;
+    OPEN = 1;
+    VERIFY = 2;
+    maximumEdition = 1002;
+    featureDefaults = {
+      // EDITION_PROTO2
+      998: {
+        fieldPresence: 1,
+        // EXPLICIT,
+        enumType: 2,
+        // CLOSED,
+        repeatedFieldEncoding: 2,
+        // EXPANDED,
+        utf8Validation: 3,
+        // NONE,
+        messageEncoding: 1,
+        // LENGTH_PREFIXED,
+        jsonFormat: 2,
+        // LEGACY_BEST_EFFORT,
+        enforceNamingStyle: 2,
+        // STYLE_LEGACY,
+        defaultSymbolVisibility: 1,
+        // EXPORT_ALL,
+        enforceProtoLimits: 1
+        // LEGACY_NO_EXPLICIT_LIMITS,
+      },
+      // EDITION_PROTO3
+      999: {
+        fieldPresence: 2,
+        // IMPLICIT,
+        enumType: 1,
+        // OPEN,
+        repeatedFieldEncoding: 1,
+        // PACKED,
+        utf8Validation: 2,
+        // VERIFY,
+        messageEncoding: 1,
+        // LENGTH_PREFIXED,
+        jsonFormat: 1,
+        // ALLOW,
+        enforceNamingStyle: 2,
+        // STYLE_LEGACY,
+        defaultSymbolVisibility: 1,
+        // EXPORT_ALL,
+        enforceProtoLimits: 1
+        // LEGACY_NO_EXPLICIT_LIMITS,
+      },
+      // EDITION_2023
+      1e3: {
+        fieldPresence: 1,
+        // EXPLICIT,
+        enumType: 1,
+        // OPEN,
+        repeatedFieldEncoding: 1,
+        // PACKED,
+        utf8Validation: 2,
+        // VERIFY,
+        messageEncoding: 1,
+        // LENGTH_PREFIXED,
+        jsonFormat: 1,
+        // ALLOW,
+        enforceNamingStyle: 2,
+        // STYLE_LEGACY,
+        defaultSymbolVisibility: 1,
+        // EXPORT_ALL,
+        enforceProtoLimits: 1
+        // LEGACY_NO_EXPLICIT_LIMITS,
+      },
+      // EDITION_2024
+      1001: {
+        fieldPresence: 1,
+        // EXPLICIT,
+        enumType: 1,
+        // OPEN,
+        repeatedFieldEncoding: 1,
+        // PACKED,
+        utf8Validation: 2,
+        // VERIFY,
+        messageEncoding: 1,
+        // LENGTH_PREFIXED,
+        jsonFormat: 1,
+        // ALLOW,
+        enforceNamingStyle: 1,
+        // STYLE2024,
+        defaultSymbolVisibility: 2,
+        // EXPORT_TOP_LEVEL,
+        enforceProtoLimits: 1
+        // LEGACY_NO_EXPLICIT_LIMITS,
+      },
+      // EDITION_2026
+      1002: {
+        fieldPresence: 1,
+        // EXPLICIT,
+        enumType: 1,
+        // OPEN,
+        repeatedFieldEncoding: 1,
+        // PACKED,
+        utf8Validation: 2,
+        // VERIFY,
+        messageEncoding: 1,
+        // LENGTH_PREFIXED,
+        jsonFormat: 1,
+        // ALLOW,
+        enforceNamingStyle: 3,
+        // STYLE2026,
+        defaultSymbolVisibility: 4,
+        // STRICT,
+        enforceProtoLimits: 2
+        // PROTO_LIMITS2026,
+      }
+    };
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/boot.js
+function boot(boot2) {
+  const root = bootFileDescriptorProto(boot2);
+  root.messageType.forEach(restoreJsonNames);
+  const reg = createEmbeddedFileRegistry(root, () => void 0);
+  return reg.getFile(root.name);
+}
+function bootFileDescriptorProto(init) {
+  const proto = /* @__PURE__ */ Object.create({
+    syntax: "",
+    edition: 0
+  });
+  return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FileDescriptorProto", dependency: [], publicDependency: [], weakDependency: [], optionDependency: [], service: [], extension: [] }, init), { messageType: init.messageType.map(bootDescriptorProto), enumType: init.enumType.map(bootEnumDescriptorProto) }));
+}
+function bootDescriptorProto(init) {
+  var _a2, _b2, _c, _d, _e, _f, _g, _h;
+  const proto = /* @__PURE__ */ Object.create({
+    visibility: 0
+  });
+  return Object.assign(proto, {
+    $typeName: "google.protobuf.DescriptorProto",
+    name: init.name,
+    field: (_b2 = (_a2 = init.field) === null || _a2 === void 0 ? void 0 : _a2.map(bootFieldDescriptorProto)) !== null && _b2 !== void 0 ? _b2 : [],
+    extension: [],
+    nestedType: (_d = (_c = init.nestedType) === null || _c === void 0 ? void 0 : _c.map(bootDescriptorProto)) !== null && _d !== void 0 ? _d : [],
+    enumType: (_f = (_e = init.enumType) === null || _e === void 0 ? void 0 : _e.map(bootEnumDescriptorProto)) !== null && _f !== void 0 ? _f : [],
+    extensionRange: (_h = (_g = init.extensionRange) === null || _g === void 0 ? void 0 : _g.map((e) => Object.assign({ $typeName: "google.protobuf.DescriptorProto.ExtensionRange" }, e))) !== null && _h !== void 0 ? _h : [],
+    oneofDecl: [],
+    reservedRange: [],
+    reservedName: []
+  });
+}
+function bootFieldDescriptorProto(init) {
+  const proto = /* @__PURE__ */ Object.create({
+    label: 1,
+    typeName: "",
+    extendee: "",
+    defaultValue: "",
+    oneofIndex: 0,
+    jsonName: "",
+    proto3Optional: false
+  });
+  return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FieldDescriptorProto" }, init), { options: init.options ? bootFieldOptions(init.options) : void 0 }));
+}
+function bootFieldOptions(init) {
+  var _a2, _b2, _c;
+  const proto = /* @__PURE__ */ Object.create({
+    ctype: 0,
+    packed: false,
+    jstype: 0,
+    lazy: false,
+    unverifiedLazy: false,
+    deprecated: false,
+    weak: false,
+    debugRedact: false,
+    retention: 0
+  });
+  return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FieldOptions" }, init), { targets: (_a2 = init.targets) !== null && _a2 !== void 0 ? _a2 : [], editionDefaults: (_c = (_b2 = init.editionDefaults) === null || _b2 === void 0 ? void 0 : _b2.map((e) => Object.assign({ $typeName: "google.protobuf.FieldOptions.EditionDefault" }, e))) !== null && _c !== void 0 ? _c : [], uninterpretedOption: [] }));
+}
+function bootEnumDescriptorProto(init) {
+  const proto = /* @__PURE__ */ Object.create({
+    visibility: 0
+  });
+  return Object.assign(proto, {
+    $typeName: "google.protobuf.EnumDescriptorProto",
+    name: init.name,
+    reservedName: [],
+    reservedRange: [],
+    value: init.value.map((e) => Object.assign({ $typeName: "google.protobuf.EnumValueDescriptorProto" }, e))
+  });
+}
+var init_boot = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/boot.js"() {
+    init_restore_json_names();
+    init_registry();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/fields.js
+var init_fields = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/fields.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/wire/base64-encoding.js
+function base64Decode(base64Str) {
+  const len = base64Str.length;
+  let size = len - (len + 3 >> 2);
+  if ((len & 3) == 0 && base64Str[len - 1] == "=") {
+    size -= base64Str[len - 2] == "=" ? 2 : 1;
+  }
+  const bytes2 = new Uint8Array(size);
+  let written = -1;
+  if (nativeSetFromBase64) {
+    try {
+      const result = nativeSetFromBase64.call(bytes2, base64Str);
+      if (result.read == len) {
+        written = result.written;
+      }
+    } catch (_a2) {
+    }
+  }
+  if (written < 0) {
+    written = setFromBase64(bytes2, base64Str);
+  }
+  return written == size ? bytes2 : bytes2.subarray(0, written);
+}
+function setFromBase64(bytes2, base64Str) {
+  const table3 = getDecodeTable();
+  let bytePos = 0, groupPos = 0, b, p = 0;
+  for (let i2 = 0; i2 < base64Str.length; i2++) {
+    b = table3[base64Str.charCodeAt(i2)];
+    if (b === void 0) {
+      switch (base64Str[i2]) {
+        // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
+        case "=":
+          groupPos = 0;
+        // reset state when padding found
+        case "\n":
+        case "\r":
+        case "	":
+        case " ":
+          continue;
+        // skip white-space, and padding
+        default:
+          throw Error("invalid base64 string");
+      }
+    }
+    switch (groupPos) {
+      case 0:
+        p = b;
+        groupPos = 1;
+        break;
+      case 1:
+        bytes2[bytePos++] = p << 2 | (b & 48) >> 4;
+        p = b;
+        groupPos = 2;
+        break;
+      case 2:
+        bytes2[bytePos++] = (p & 15) << 4 | (b & 60) >> 2;
+        p = b;
+        groupPos = 3;
+        break;
+      case 3:
+        bytes2[bytePos++] = (p & 3) << 6 | b;
+        groupPos = 0;
+        break;
+    }
+  }
+  if (groupPos == 1)
+    throw Error("invalid base64 string");
+  return bytePos;
+}
+function getEncodeTable(encoding) {
+  if (!encodeTableStd) {
+    encodeTableStd = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".split("");
+    encodeTableUrl = encodeTableStd.slice(0, -2).concat("-", "_");
+  }
+  return encoding == "url" ? (
+    // biome-ignore lint/style/noNonNullAssertion: TS fails to narrow down
+    encodeTableUrl
+  ) : encodeTableStd;
+}
+function getDecodeTable() {
+  if (!decodeTable) {
+    decodeTable = [];
+    const encodeTable = getEncodeTable("std");
+    for (let i2 = 0; i2 < encodeTable.length; i2++)
+      decodeTable[encodeTable[i2].charCodeAt(0)] = i2;
+    decodeTable["-".charCodeAt(0)] = encodeTable.indexOf("+");
+    decodeTable["_".charCodeAt(0)] = encodeTable.indexOf("/");
+  }
+  return decodeTable;
+}
+var nativeSetFromBase64, nativeToBase64, encodeTableStd, encodeTableUrl, decodeTable;
+var init_base64_encoding = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/wire/base64-encoding.js"() {
+    nativeSetFromBase64 = Uint8Array.prototype.setFromBase64;
+    nativeToBase64 = Uint8Array.prototype.toBase64;
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/error.js
+var FieldError;
+var init_error = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/error.js"() {
+    FieldError = class extends Error {
+      constructor(fieldOrOneof, message, name = "FieldValueInvalidError") {
+        super(message);
+        this.name = name;
+        this.field = () => fieldOrOneof;
+      }
+    };
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/is-message.js
+function isMessage(arg, schema) {
+  const isMessage2 = arg !== null && typeof arg == "object" && "$typeName" in arg && typeof arg.$typeName == "string";
+  if (!isMessage2) {
+    return false;
+  }
+  if (schema === void 0) {
+    return true;
+  }
+  return schema.typeName === arg.$typeName;
+}
+var init_is_message = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/is-message.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/guard.js
+function isObject(arg) {
+  return arg !== null && typeof arg == "object" && !Array.isArray(arg);
+}
+function isReflectList(arg, field) {
+  var _a2, _b2, _c, _d;
+  if (isObject(arg) && unsafeLocal in arg && "add" in arg && "field" in arg && typeof arg.field == "function") {
+    if (field !== void 0) {
+      const a = field;
+      const b = arg.field();
+      return a.listKind == b.listKind && a.scalar === b.scalar && ((_a2 = a.message) === null || _a2 === void 0 ? void 0 : _a2.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
+    }
+    return true;
+  }
+  return false;
+}
+function isReflectMap(arg, field) {
+  var _a2, _b2, _c, _d;
+  if (isObject(arg) && unsafeLocal in arg && "has" in arg && "field" in arg && typeof arg.field == "function") {
+    if (field !== void 0) {
+      const a = field, b = arg.field();
+      return a.mapKey === b.mapKey && a.mapKind == b.mapKind && a.scalar === b.scalar && ((_a2 = a.message) === null || _a2 === void 0 ? void 0 : _a2.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
+    }
+    return true;
+  }
+  return false;
+}
+function isReflectMessage(arg, messageDesc2) {
+  return isObject(arg) && unsafeLocal in arg && "desc" in arg && isObject(arg.desc) && arg.desc.kind === "message" && (messageDesc2 === void 0 || arg.desc.typeName == messageDesc2.typeName);
+}
+var init_guard = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/guard.js"() {
+    init_unsafe();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/wkt/wrappers.js
+function isWrapper(arg) {
+  return isWrapperTypeName(arg.$typeName);
+}
+function isWrapperDesc(messageDesc2) {
+  const f = messageDesc2.fields[0];
+  return isWrapperTypeName(messageDesc2.typeName) && f !== void 0 && f.fieldKind == "scalar" && f.name == "value" && f.number == 1;
+}
+function isWrapperTypeName(name) {
+  return wrapperTypeNames.has(name);
+}
+var wrapperTypeNames;
+var init_wrappers = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/wkt/wrappers.js"() {
+    wrapperTypeNames = /* @__PURE__ */ new Set([
+      "google.protobuf.DoubleValue",
+      "google.protobuf.FloatValue",
+      "google.protobuf.Int64Value",
+      "google.protobuf.UInt64Value",
+      "google.protobuf.Int32Value",
+      "google.protobuf.UInt32Value",
+      "google.protobuf.BoolValue",
+      "google.protobuf.StringValue",
+      "google.protobuf.BytesValue"
+    ]);
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/create.js
+function create(schema, init) {
+  if (isMessage(init, schema)) {
+    return init;
+  }
+  return compiledCreate(schema)(init);
+}
+function compiledCreate(desc) {
+  let compiled2 = compiledCreates.get(desc);
+  if (compiled2 === void 0) {
+    compiled2 = compileCreate(desc);
+    compiledCreates.set(desc, compiled2);
+  }
+  return compiled2;
+}
+function compileCreate(desc) {
+  const typeName = desc.typeName;
+  const { properties, prototype } = compileInitMessage(desc);
+  return (init) => {
+    let message;
+    if (prototype !== void 0) {
+      message = Object.create(prototype);
+      message.$typeName = typeName;
+    } else {
+      message = { $typeName: typeName };
+    }
+    for (let i2 = 0; i2 < properties.length; i2++) {
+      const property = properties[i2];
+      const name = property.name;
+      const initValue = init === null || init === void 0 ? void 0 : init[name];
+      switch (property.kind) {
+        case INIT_SINGULAR:
+          if (initValue != null) {
+            message[name] = property.convert !== void 0 ? property.convert(initValue) : initValue;
+          } else if (property.constant !== void 0) {
+            message[name] = property.constant;
+          }
+          break;
+        case INIT_LIST:
+          message[name] = property.convert !== void 0 && Array.isArray(initValue) ? initValue.map(property.convert) : initValue !== null && initValue !== void 0 ? initValue : [];
+          break;
+        case INIT_MAP:
+          if (property.convert === void 0 || !isObject(initValue)) {
+            message[name] = initValue !== null && initValue !== void 0 ? initValue : {};
+          } else {
+            const converted = {};
+            const keys = Object.keys(initValue);
+            for (let k = 0; k < keys.length; k++) {
+              setOwn(converted, keys[k], property.convert(initValue[keys[k]]));
+            }
+            message[name] = converted;
+          }
+          break;
+        case INIT_ONEOF: {
+          const oneofValue = initValue;
+          if ((oneofValue === null || oneofValue === void 0 ? void 0 : oneofValue.case) != null) {
+            const convert = property.convert.get(oneofValue.case);
+            if (convert !== void 0) {
+              message[name] = {
+                case: oneofValue.case,
+                value: convert(oneofValue.value)
+              };
+              break;
+            }
+          }
+          message[name] = { case: void 0 };
+          break;
+        }
+      }
+    }
+    return message;
+  };
+}
+function compileInitMessage(desc) {
+  var _a2, _b2;
+  const properties = [];
+  const prototype = {};
+  const usePrototype = needsPrototypeChain(desc);
+  for (const member of desc.members) {
+    const name = member.localName;
+    if (member.kind == "oneof") {
+      properties.push({
+        name,
+        kind: INIT_ONEOF,
+        constant: void 0,
+        convert: compileConvertOneof(member)
+      });
+      continue;
+    }
+    switch (member.fieldKind) {
+      case "message": {
+        properties.push({
+          name,
+          kind: INIT_SINGULAR,
+          constant: void 0,
+          convert: compileConvertMessage(member)
+        });
+        break;
+      }
+      case "list": {
+        properties.push({
+          name,
+          kind: INIT_LIST,
+          constant: void 0,
+          convert: member.listKind == "message" ? (_a2 = compileConvertMessage(member)) !== null && _a2 !== void 0 ? _a2 : ((value) => value) : member.scalar == ScalarType.BYTES ? toU8Arr : void 0
+        });
+        break;
+      }
+      case "map": {
+        properties.push({
+          name,
+          kind: INIT_MAP,
+          constant: void 0,
+          convert: member.mapKind == "message" ? (_b2 = compileConvertMessage(member)) !== null && _b2 !== void 0 ? _b2 : ((value) => value) : member.scalar == ScalarType.BYTES ? toU8Arr : void 0
+        });
+        break;
+      }
+      default: {
+        const zeroValue = createZeroValue(member);
+        properties.push({
+          name,
+          kind: INIT_SINGULAR,
+          constant: member.presence == IMPLICIT3 ? zeroValue : void 0,
+          convert: member.fieldKind == "scalar" && member.scalar == ScalarType.BYTES ? toU8Arr : void 0
+        });
+        if (usePrototype) {
+          prototype[name] = zeroValue;
+        }
+        break;
+      }
+    }
+  }
+  return {
+    properties,
+    prototype: usePrototype ? prototype : void 0
+  };
+}
+function compileConvertOneof(oneof) {
+  const converters = /* @__PURE__ */ new Map();
+  for (const field of oneof.fields) {
+    let convert;
+    if (field.fieldKind == "message") {
+      convert = compileConvertMessage(field);
+    } else if (field.fieldKind == "scalar" && field.scalar == ScalarType.BYTES) {
+      convert = toU8Arr;
+    }
+    converters.set(field.localName, convert !== null && convert !== void 0 ? convert : ((value) => value));
+  }
+  return converters;
+}
+function compileConvertMessage(field) {
+  if (field.fieldKind == "message" && !field.oneof && isWrapperDesc(field.message)) {
+    return field.message.fields[0].scalar == ScalarType.BYTES ? toU8Arr : void 0;
+  }
+  if (field.message.typeName == "google.protobuf.Struct" && field.parent.typeName !== "google.protobuf.Value") {
+    return void 0;
+  }
+  const messageDesc2 = field.message;
+  let compiled2;
+  return (value) => {
+    if (!isObject(value) || isMessage(value, messageDesc2)) {
+      return value;
+    }
+    compiled2 !== null && compiled2 !== void 0 ? compiled2 : compiled2 = compiledCreate(messageDesc2);
+    return compiled2(value);
+  };
+}
+function toU8Arr(value) {
+  return Array.isArray(value) ? new Uint8Array(value) : value;
+}
+function needsPrototypeChain(desc) {
+  switch (desc.file.edition) {
+    case EDITION_PROTO32:
+      return false;
+    case EDITION_PROTO22:
+      return true;
+    default:
+      return desc.fields.some((f) => f.presence != IMPLICIT3 && f.fieldKind != "message" && !f.oneof);
+  }
+}
+function createZeroValue(field) {
+  const defaultValue = field.getDefaultValue();
+  if (defaultValue !== void 0) {
+    return field.fieldKind == "scalar" && field.longAsString ? defaultValue.toString() : defaultValue;
+  }
+  return field.fieldKind == "scalar" ? scalarZeroValue(field.scalar, field.longAsString) : field.enum.values[0].number;
+}
+var EDITION_PROTO32, EDITION_PROTO22, IMPLICIT3, compiledCreates, INIT_SINGULAR, INIT_LIST, INIT_MAP, INIT_ONEOF;
+var init_create = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/create.js"() {
+    init_is_message();
+    init_descriptors();
+    init_scalar();
+    init_guard();
+    init_unsafe();
+    init_wrappers();
+    EDITION_PROTO32 = 999;
+    EDITION_PROTO22 = 998;
+    IMPLICIT3 = 2;
+    compiledCreates = /* @__PURE__ */ new WeakMap();
+    INIT_SINGULAR = 0;
+    INIT_LIST = 1;
+    INIT_MAP = 2;
+    INIT_ONEOF = 3;
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/message.js
+function localMessageMapper(field) {
+  if (usesJsonRepresentation(field)) {
+    return {
+      toMessage: (local) => wktStructToReflect(local),
+      toLocal: (message) => wktStructToLocal(message)
+    };
+  }
+  if (field.fieldKind == "message" && !field.oneof && isWrapperDesc(field.message)) {
+    const wrapperDesc = field.message;
+    const valueLocalName = wrapperDesc.fields[0].localName;
+    return {
+      toMessage: (local) => {
+        const message = create(wrapperDesc);
+        if (local !== void 0) {
+          message[valueLocalName] = local;
+        }
+        return message;
+      },
+      toLocal: (message) => message[valueLocalName]
+    };
+  }
+  const childDesc = field.message;
+  return {
+    toMessage: (local) => local === void 0 ? create(childDesc) : local,
+    toLocal: (message) => message
+  };
+}
+function usesJsonRepresentation(field) {
+  return field.message.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value";
+}
+function wktStructToReflect(json) {
+  const struct = {
+    $typeName: "google.protobuf.Struct",
+    fields: {}
+  };
+  if (isObject(json)) {
+    for (const k of Object.keys(json)) {
+      setOwn(struct.fields, k, wktValueToReflect(json[k]));
+    }
+  }
+  return struct;
+}
+function wktStructToLocal(val) {
+  const json = {};
+  for (const k of Object.keys(val.fields)) {
+    setOwn(json, k, wktValueToLocal(val.fields[k]));
+  }
+  return json;
+}
+function wktValueToLocal(val) {
+  switch (val.kind.case) {
+    case "structValue":
+      return wktStructToLocal(val.kind.value);
+    case "listValue":
+      return val.kind.value.values.map(wktValueToLocal);
+    case "nullValue":
+    case void 0:
+      return null;
+    default:
+      return val.kind.value;
+  }
+}
+function wktValueToReflect(json) {
+  const value = {
+    $typeName: "google.protobuf.Value",
+    kind: { case: void 0 }
+  };
+  switch (typeof json) {
+    case "number":
+      value.kind = { case: "numberValue", value: json };
+      break;
+    case "string":
+      value.kind = { case: "stringValue", value: json };
+      break;
+    case "boolean":
+      value.kind = { case: "boolValue", value: json };
+      break;
+    case "object":
+      if (json === null) {
+        value.kind = { case: "nullValue", value: NULL_VALUE };
+      } else if (Array.isArray(json)) {
+        const listValue = {
+          $typeName: "google.protobuf.ListValue",
+          values: []
+        };
+        if (Array.isArray(json)) {
+          for (const e of json) {
+            listValue.values.push(wktValueToReflect(e));
+          }
+        }
+        value.kind = {
+          case: "listValue",
+          value: listValue
+        };
+      } else {
+        value.kind = {
+          case: "structValue",
+          value: wktStructToReflect(json)
+        };
+      }
+      break;
+  }
+  return value;
+}
+var NULL_VALUE;
+var init_message = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/message.js"() {
+    init_create();
+    init_guard();
+    init_unsafe();
+    init_wrappers();
+    NULL_VALUE = 0;
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/to-binary.js
+function makeWriteOptions(options) {
+  return options ? Object.assign(Object.assign({}, writeDefaults), options) : writeDefaults;
+}
+function toBinary(schema, message, options) {
+  const writer = new BinaryWriter();
+  compiledWriter(schema)(writer, makeWriteOptions(options), message);
+  return writer.finish();
+}
+function compiledWriter(desc) {
+  let compiled2 = compiledWriters.get(desc);
+  if (compiled2 === void 0) {
+    compiled2 = compileMessage(desc);
+  }
+  return compiled2;
+}
+function compileMessage(desc) {
+  const typeName = desc.typeName;
+  const sortedFields = desc.fields.concat().sort((a, b) => a.number - b.number);
+  const foreignField = sortedFields[0];
+  const fieldWriters = [];
+  const compiled2 = (writer, opts, message) => {
+    if (message.$typeName !== typeName && foreignField !== void 0) {
+      throw new FieldError(foreignField, `cannot use ${foreignField} with message ${message.$typeName}`, "ForeignFieldError");
+    }
+    for (let i2 = 0; i2 < fieldWriters.length; i2++) {
+      fieldWriters[i2](writer, opts, message);
+    }
+    const unknown = message.$unknown;
+    if (unknown !== void 0 && opts.writeUnknownFields) {
+      for (let i2 = 0; i2 < unknown.length; i2++) {
+        const { no, wireType, data } = unknown[i2];
+        writer.tag(no, wireType).raw(data);
+      }
+    }
+  };
+  compiledWriters.set(desc, compiled2);
+  for (const field of sortedFields) {
+    fieldWriters.push(compileField(field));
+  }
+  return compiled2;
+}
+function compileField(field) {
+  switch (field.fieldKind) {
+    case "message":
+    case "scalar":
+    case "enum":
+      return compileSingularField(field);
+    case "list":
+      return compileListField(field);
+    case "map":
+      return compileMapField(field);
+  }
+}
+function compileSingularField(field) {
+  const writeValue = compileSingularValue(field);
+  const localName = field.localName;
+  if (field.oneof) {
+    const oneofLocalName = field.oneof.localName;
+    return (writer, opts, message) => {
+      const oneof = message[oneofLocalName];
+      if (oneof.case === localName) {
+        writeValue(writer, opts, oneof.value);
+      }
+    };
+  }
+  if (field.presence != IMPLICIT4) {
+    const requiredError = field.presence == LEGACY_REQUIRED2 ? `cannot encode ${field} to binary: required field not set` : void 0;
+    return (writer, opts, message) => {
+      const value = message[localName];
+      if (value !== void 0 && Object.prototype.hasOwnProperty.call(message, localName)) {
+        writeValue(writer, opts, value);
+      } else if (requiredError !== void 0) {
+        throw new Error(requiredError);
+      }
+    };
+  }
+  if (field.fieldKind == "enum") {
+    const zero = field.enum.values[0].number;
+    return (writer, opts, message) => {
+      const value = message[localName];
+      if (value !== zero) {
+        writeValue(writer, opts, value);
+      }
+    };
+  }
+  switch (field.scalar) {
+    case ScalarType.BOOL:
+      return (writer, opts, message) => {
+        const value = message[localName];
+        if (value !== false) {
+          writeValue(writer, opts, value);
+        }
+      };
+    case ScalarType.STRING:
+      return (writer, opts, message) => {
+        const value = message[localName];
+        if (value !== "") {
+          writeValue(writer, opts, value);
+        }
+      };
+    case ScalarType.BYTES:
+      return (writer, opts, message) => {
+        const value = message[localName];
+        if (!(value instanceof Uint8Array) || value.byteLength > 0) {
+          writeValue(writer, opts, value);
+        }
+      };
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      return (writer, opts, message) => {
+        const value = message[localName];
+        if (!Object.is(value, 0)) {
+          writeValue(writer, opts, value);
+        }
+      };
+    default:
+      return (writer, opts, message) => {
+        const value = message[localName];
+        if (value != 0) {
+          writeValue(writer, opts, value);
+        }
+      };
+  }
+}
+function compileSingularValue(field) {
+  switch (field.fieldKind) {
+    case "message": {
+      const { toMessage } = localMessageMapper(field);
+      const writeChild = compileChildWriter(field);
+      return (writer, opts, value) => {
+        writeChild(writer, opts, toMessage(value));
+      };
+    }
+    case "scalar":
+    case "enum": {
+      const scalarType = field.fieldKind == "enum" ? ScalarType.INT32 : field.scalar;
+      const fieldNo = field.number;
+      const wireType = writeTypeOfScalar(scalarType);
+      const writeScalar = compileScalarValue(scalarType, field.parent.typeName, field.name);
+      return (writer, opts, value) => {
+        writer.tag(fieldNo, wireType);
+        writeScalar(writer, value);
+      };
+    }
+  }
+}
+function compileListField(field) {
+  const localName = field.localName;
+  const fieldNo = field.number;
+  switch (field.listKind) {
+    case "message": {
+      const { toMessage } = localMessageMapper(field);
+      const writeChild = compileChildWriter(field);
+      return (writer, opts, message) => {
+        const items = message[localName];
+        for (let i2 = 0; i2 < items.length; i2++) {
+          writeChild(writer, opts, toMessage(items[i2]));
+        }
+      };
+    }
+    case "scalar":
+    case "enum": {
+      const scalarType = field.listKind == "enum" ? ScalarType.INT32 : field.scalar;
+      const writeScalar = compileScalarValue(scalarType, field.parent.typeName, field.name);
+      if (field.packed) {
+        return (writer, opts, message) => {
+          const items = message[localName];
+          if (items.length == 0) {
+            return;
+          }
+          writer.tag(fieldNo, WireType.LengthDelimited).fork();
+          for (let i2 = 0; i2 < items.length; i2++) {
+            writeScalar(writer, items[i2]);
+          }
+          writer.join();
+        };
+      }
+      const wireType = writeTypeOfScalar(scalarType);
+      return (writer, opts, message) => {
+        const items = message[localName];
+        for (let i2 = 0; i2 < items.length; i2++) {
+          writer.tag(fieldNo, wireType);
+          writeScalar(writer, items[i2]);
+        }
+      };
+    }
+  }
+}
+function compileMapField(field) {
+  const localName = field.localName;
+  const fieldNo = field.number;
+  const writeKey = compileMapKey(field);
+  if (field.mapKind == "message") {
+    const { toMessage } = localMessageMapper(field);
+    const writeMessage = compiledWriter(field.message);
+    return (writer, opts, message) => {
+      const record = message[localName];
+      const keys = Object.keys(record);
+      for (let i2 = 0; i2 < keys.length; i2++) {
+        const key = keys[i2];
+        writer.tag(fieldNo, WireType.LengthDelimited).fork();
+        writeKey(writer, key);
+        writer.tag(2, WireType.LengthDelimited).fork();
+        writeMessage(writer, opts, toMessage(record[key]));
+        writer.join();
+        writer.join();
+      }
+    };
+  }
+  const scalarType = field.mapKind == "enum" ? ScalarType.INT32 : field.scalar;
+  const valueWireType = writeTypeOfScalar(scalarType);
+  const writeScalar = compileScalarValue(scalarType, field.parent.typeName, field.name);
+  return (writer, opts, message) => {
+    const record = message[localName];
+    const keys = Object.keys(record);
+    for (let i2 = 0; i2 < keys.length; i2++) {
+      const key = keys[i2];
+      writer.tag(fieldNo, WireType.LengthDelimited).fork();
+      writeKey(writer, key);
+      writer.tag(2, valueWireType);
+      writeScalar(writer, record[key]);
+      writer.join();
+    }
+  };
+}
+function compileMapKey(field) {
+  const wireType = writeTypeOfScalar(field.mapKey);
+  const writeScalar = compileScalarValue(field.mapKey, field.parent.typeName, field.name);
+  const convertKey = compileMapKeyConverter(field.mapKey);
+  return (writer, key) => {
+    writer.tag(1, wireType);
+    writeScalar(writer, convertKey(key));
+  };
+}
+function compileMapKeyConverter(type) {
+  switch (type) {
+    case ScalarType.STRING:
+      return (key) => key;
+    case ScalarType.BOOL:
+      return (key) => key === "true" ? true : key === "false" ? false : key;
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      return (key) => {
+        try {
+          return protoInt64.uParse(key);
+        } catch (_a2) {
+          return key;
+        }
+      };
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      return (key) => {
+        try {
+          return protoInt64.parse(key);
+        } catch (_a2) {
+          return key;
+        }
+      };
+    default:
+      return (key) => {
+        const n = Number.parseInt(key);
+        return Number.isFinite(n) ? n : key;
+      };
+  }
+}
+function compileScalarValue(type, messageName, fieldName) {
+  const writeScalar = compileScalarWrite(type);
+  return (writer, value) => {
+    try {
+      writeScalar(writer, value);
+    } catch (e) {
+      if (e instanceof Error) {
+        throw new Error(`cannot encode field ${messageName}.${fieldName} to binary: ${e.message}`);
+      }
+      throw e;
+    }
+  };
+}
+function compileScalarWrite(type) {
+  switch (type) {
+    case ScalarType.STRING:
+      return (writer, value) => writer.string(value);
+    case ScalarType.BOOL:
+      return (writer, value) => writer.bool(value);
+    case ScalarType.DOUBLE:
+      return (writer, value) => writer.double(value);
+    case ScalarType.FLOAT:
+      return (writer, value) => writer.float(value);
+    case ScalarType.INT32:
+      return (writer, value) => writer.int32(value);
+    case ScalarType.INT64:
+      return (writer, value) => writer.int64(value);
+    case ScalarType.UINT64:
+      return (writer, value) => writer.uint64(value);
+    case ScalarType.FIXED64:
+      return (writer, value) => writer.fixed64(value);
+    case ScalarType.BYTES:
+      return (writer, value) => writer.bytes(value);
+    case ScalarType.FIXED32:
+      return (writer, value) => writer.fixed32(value);
+    case ScalarType.SFIXED32:
+      return (writer, value) => writer.sfixed32(value);
+    case ScalarType.SFIXED64:
+      return (writer, value) => writer.sfixed64(value);
+    case ScalarType.SINT64:
+      return (writer, value) => writer.sint64(value);
+    case ScalarType.UINT32:
+      return (writer, value) => writer.uint32(value);
+    case ScalarType.SINT32:
+      return (writer, value) => writer.sint32(value);
+  }
+}
+function compileChildWriter(field) {
+  const fieldNo = field.number;
+  const writeMessage = compiledWriter(field.message);
+  if (field.delimitedEncoding) {
+    return (writer, opts, child) => {
+      writer.tag(fieldNo, WireType.StartGroup);
+      writeMessage(writer, opts, child);
+      writer.tag(fieldNo, WireType.EndGroup);
+    };
+  }
+  return (writer, opts, child) => {
+    writer.tag(fieldNo, WireType.LengthDelimited).fork();
+    writeMessage(writer, opts, child);
+    writer.join();
+  };
+}
+function writeTypeOfScalar(type) {
+  switch (type) {
+    case ScalarType.BYTES:
+    case ScalarType.STRING:
+      return WireType.LengthDelimited;
+    case ScalarType.DOUBLE:
+    case ScalarType.FIXED64:
+    case ScalarType.SFIXED64:
+      return WireType.Bit64;
+    case ScalarType.FIXED32:
+    case ScalarType.SFIXED32:
+    case ScalarType.FLOAT:
+      return WireType.Bit32;
+    default:
+      return WireType.Varint;
+  }
+}
+var IMPLICIT4, LEGACY_REQUIRED2, writeDefaults, compiledWriters;
+var init_to_binary = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/to-binary.js"() {
+    init_binary_encoding();
+    init_descriptors();
+    init_error();
+    init_message();
+    init_proto_int64();
+    IMPLICIT4 = 2;
+    LEGACY_REQUIRED2 = 3;
+    writeDefaults = {
+      writeUnknownFields: true
+    };
+    compiledWriters = /* @__PURE__ */ new WeakMap();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect-check.js
+function checkField(field, value) {
+  const check = field.fieldKind == "list" ? isReflectList(value, field) : field.fieldKind == "map" ? isReflectMap(value, field) : checkSingular(field, value);
+  if (check === true) {
+    return void 0;
+  }
+  let reason;
+  switch (field.fieldKind) {
+    case "list":
+      reason = `expected ${formatReflectList(field)}, got ${formatVal(value)}`;
+      break;
+    case "map":
+      reason = `expected ${formatReflectMap(field)}, got ${formatVal(value)}`;
+      break;
+    default: {
+      reason = reasonSingular(field, value, check);
+    }
+  }
+  return new FieldError(field, reason);
+}
+function checkListItem(field, index, value) {
+  const check = checkSingular(field, value);
+  if (check !== true) {
+    return new FieldError(field, `list item #${index + 1}: ${reasonSingular(field, value, check)}`);
+  }
+  return void 0;
+}
+function checkMapEntry(field, key, value) {
+  const checkKey = checkScalarValue(field.mapKey)(key);
+  if (checkKey !== true) {
+    return new FieldError(field, `invalid map key: ${reasonSingular({ scalar: field.mapKey }, key, checkKey)}`);
+  }
+  const checkVal = checkSingular(field, value);
+  if (checkVal !== true) {
+    return new FieldError(field, `map entry ${formatVal(key)}: ${reasonSingular(field, value, checkVal)}`);
+  }
+  return void 0;
+}
+function checkSingular(field, value) {
+  if (field.scalar !== void 0) {
+    return checkScalarValue(field.scalar)(value);
+  }
+  if (field.enum !== void 0) {
+    if (field.enum.open) {
+      return checkScalarValue(ScalarType.INT32)(value);
+    }
+    return field.enum.values.some((v) => v.number === value);
+  }
+  return isReflectMessage(value, field.message);
+}
+function checkScalarValue(scalar) {
+  switch (scalar) {
+    case ScalarType.DOUBLE:
+      return (value) => typeof value == "number";
+    case ScalarType.FLOAT:
+      return (value) => {
+        if (typeof value != "number") {
+          return false;
+        }
+        if (!Number.isFinite(Math.fround(value)) && Number.isFinite(value)) {
+          return `${value.toFixed()} out of range`;
+        }
+        return true;
+      };
+    case ScalarType.INT32:
+    case ScalarType.SFIXED32:
+    case ScalarType.SINT32:
+      return (value) => {
+        if (typeof value !== "number" || !Number.isInteger(value)) {
+          return false;
+        }
+        if (value > INT32_MAX || value < INT32_MIN) {
+          return `${value.toFixed()} out of range`;
+        }
+        return true;
+      };
+    case ScalarType.FIXED32:
+    case ScalarType.UINT32:
+      return (value) => {
+        if (typeof value !== "number" || !Number.isInteger(value)) {
+          return false;
+        }
+        if (value > UINT32_MAX || value < 0) {
+          return `${value.toFixed()} out of range`;
+        }
+        return true;
+      };
+    case ScalarType.BOOL:
+      return (value) => typeof value == "boolean";
+    case ScalarType.STRING:
+      return (value) => {
+        if (typeof value != "string") {
+          return false;
+        }
+        return getTextEncoding().checkUtf8(value) || "invalid UTF8";
+      };
+    case ScalarType.BYTES:
+      return (value) => value instanceof Uint8Array;
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      return (value) => {
+        if (typeof value == "bigint" || typeof value == "number" || typeof value == "string" && value.length > 0) {
+          try {
+            protoInt64.parse(value);
+            return true;
+          } catch (_) {
+            return `${value} out of range`;
+          }
+        }
+        return false;
+      };
+    case ScalarType.FIXED64:
+    case ScalarType.UINT64:
+      return (value) => {
+        if (typeof value == "bigint" || typeof value == "number" || typeof value == "string" && value.length > 0) {
+          try {
+            protoInt64.uParse(value);
+            return true;
+          } catch (_) {
+            return `${value} out of range`;
+          }
+        }
+        return false;
+      };
+  }
+}
+function reasonSingular(field, val, details) {
+  details = typeof details == "string" ? `: ${details}` : `, got ${formatVal(val)}`;
+  if (field.scalar !== void 0) {
+    return `expected ${scalarTypeDescription(field.scalar)}` + details;
+  }
+  if (field.enum !== void 0) {
+    return `expected ${field.enum.toString()}` + details;
+  }
+  return `expected ${formatReflectMessage(field.message)}` + details;
+}
+function formatVal(val) {
+  switch (typeof val) {
+    case "object":
+      if (val === null) {
+        return "null";
+      }
+      if (val instanceof Uint8Array) {
+        return `Uint8Array(${val.length})`;
+      }
+      if (Array.isArray(val)) {
+        return `Array(${val.length})`;
+      }
+      if (isReflectList(val)) {
+        return formatReflectList(val.field());
+      }
+      if (isReflectMap(val)) {
+        return formatReflectMap(val.field());
+      }
+      if (isReflectMessage(val)) {
+        return formatReflectMessage(val.desc);
+      }
+      if (isMessage(val)) {
+        return `message ${val.$typeName}`;
+      }
+      return "object";
+    case "string":
+      return val.length > 30 ? "string" : `"${val.split('"').join('\\"')}"`;
+    case "boolean":
+      return String(val);
+    case "number":
+      return String(val);
+    case "bigint":
+      return String(val) + "n";
+    default:
+      return typeof val;
+  }
+}
+function formatReflectMessage(desc) {
+  return `ReflectMessage (${desc.typeName})`;
+}
+function formatReflectList(field) {
+  switch (field.listKind) {
+    case "message":
+      return `ReflectList (${field.message.toString()})`;
+    case "enum":
+      return `ReflectList (${field.enum.toString()})`;
+    case "scalar":
+      return `ReflectList (${ScalarType[field.scalar]})`;
+  }
+}
+function formatReflectMap(field) {
+  switch (field.mapKind) {
+    case "message":
+      return `ReflectMap (${ScalarType[field.mapKey]}, ${field.message.toString()})`;
+    case "enum":
+      return `ReflectMap (${ScalarType[field.mapKey]}, ${field.enum.toString()})`;
+    case "scalar":
+      return `ReflectMap (${ScalarType[field.mapKey]}, ${ScalarType[field.scalar]})`;
+  }
+}
+function scalarTypeDescription(scalar) {
+  switch (scalar) {
+    case ScalarType.STRING:
+      return "string";
+    case ScalarType.BOOL:
+      return "boolean";
+    case ScalarType.INT64:
+    case ScalarType.SINT64:
+    case ScalarType.SFIXED64:
+      return "bigint (int64)";
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      return "bigint (uint64)";
+    case ScalarType.BYTES:
+      return "Uint8Array";
+    case ScalarType.DOUBLE:
+      return "number (float64)";
+    case ScalarType.FLOAT:
+      return "number (float32)";
+    case ScalarType.FIXED32:
+    case ScalarType.UINT32:
+      return "number (uint32)";
+    case ScalarType.INT32:
+    case ScalarType.SFIXED32:
+    case ScalarType.SINT32:
+      return "number (int32)";
+  }
+}
+var init_reflect_check = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect-check.js"() {
+    init_descriptors();
+    init_is_message();
+    init_error();
+    init_guard();
+    init_binary_encoding();
+    init_text_encoding();
+    init_proto_int64();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect.js
+function reflect(messageDesc2, message, check = true) {
+  return new ReflectMessageImpl(messageDesc2, message, check);
+}
+function assertOwn(owner, member) {
+  if (member.parent.typeName !== owner.$typeName) {
+    throw new FieldError(member, `cannot use ${member.toString()} with message ${owner.$typeName}`, "ForeignFieldError");
+  }
+}
+function messageToLocal(field, value) {
+  if (!isReflectMessage(value)) {
+    return value;
+  }
+  if (isWrapper(value.message) && !field.oneof && field.fieldKind == "message") {
+    return value.message.value;
+  }
+  if (value.desc.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value") {
+    return wktStructToLocal(value.message);
+  }
+  return value.message;
+}
+function messageToReflect(field, value, check) {
+  if (value !== void 0) {
+    if (isWrapperDesc(field.message) && !field.oneof && field.fieldKind == "message") {
+      value = {
+        $typeName: field.message.typeName,
+        value: longToReflect(field.message.fields[0], value)
+      };
+    } else if (field.message.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value" && isObject(value)) {
+      value = wktStructToReflect(value);
+    }
+  }
+  return new ReflectMessageImpl(field.message, value, check);
+}
+function listItemToLocal(field, value) {
+  if (field.listKind == "message") {
+    return messageToLocal(field, value);
+  }
+  return longToLocal(field, value);
+}
+function listItemToReflect(field, value, check) {
+  if (field.listKind == "message") {
+    return messageToReflect(field, value, check);
+  }
+  return longToReflect(field, value);
+}
+function mapValueToLocal(field, value) {
+  if (field.mapKind == "message") {
+    return messageToLocal(field, value);
+  }
+  return longToLocal(field, value);
+}
+function mapValueToReflect(field, value, check) {
+  if (field.mapKind == "message") {
+    return messageToReflect(field, value, check);
+  }
+  return value;
+}
+function mapKeyToLocal(key) {
+  return typeof key == "string" || typeof key == "number" ? key : String(key);
+}
+function mapKeyToReflect(key, type) {
+  switch (type) {
+    case ScalarType.STRING:
+      return key;
+    case ScalarType.INT32:
+    case ScalarType.FIXED32:
+    case ScalarType.UINT32:
+    case ScalarType.SFIXED32:
+    case ScalarType.SINT32: {
+      const n = Number.parseInt(key);
+      if (Number.isFinite(n)) {
+        return n;
+      }
+      break;
+    }
+    case ScalarType.BOOL:
+      switch (key) {
+        case "true":
+          return true;
+        case "false":
+          return false;
+      }
+      break;
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      try {
+        return protoInt64.uParse(key);
+      } catch (_a2) {
+      }
+      break;
+    default:
+      try {
+        return protoInt64.parse(key);
+      } catch (_b2) {
+      }
+      break;
+  }
+  return key;
+}
+function longToReflect(field, value) {
+  switch (field.scalar) {
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      if ("longAsString" in field && field.longAsString && typeof value == "string") {
+        value = protoInt64.parse(value);
+      }
+      break;
+    case ScalarType.FIXED64:
+    case ScalarType.UINT64:
+      if ("longAsString" in field && field.longAsString && typeof value == "string") {
+        value = protoInt64.uParse(value);
+      }
+      break;
+  }
+  return value;
+}
+function longToLocal(field, value) {
+  switch (field.scalar) {
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      if ("longAsString" in field && field.longAsString) {
+        value = String(value);
+      } else if (typeof value == "string" || typeof value == "number") {
+        value = protoInt64.parse(value);
+      }
+      break;
+    case ScalarType.FIXED64:
+    case ScalarType.UINT64:
+      if ("longAsString" in field && field.longAsString) {
+        value = String(value);
+      } else if (typeof value == "string" || typeof value == "number") {
+        value = protoInt64.uParse(value);
+      }
+      break;
+  }
+  return value;
+}
+var messageSortedFields, ReflectMessageImpl, ReflectListImpl, ReflectMapImpl;
+var init_reflect = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect.js"() {
+    init_descriptors();
+    init_reflect_check();
+    init_error();
+    init_unsafe();
+    init_create();
+    init_wrappers();
+    init_scalar();
+    init_proto_int64();
+    init_guard();
+    init_message();
+    messageSortedFields = /* @__PURE__ */ new WeakMap();
+    ReflectMessageImpl = class {
+      get sortedFields() {
+        const cached = messageSortedFields.get(this.desc);
+        if (cached) {
+          return cached;
+        }
+        const sortedFields = this.desc.fields.concat().sort((a, b) => a.number - b.number);
+        messageSortedFields.set(this.desc, sortedFields);
+        return sortedFields;
+      }
+      constructor(messageDesc2, message, check = true) {
+        this.lists = /* @__PURE__ */ new Map();
+        this.maps = /* @__PURE__ */ new Map();
+        this.check = check;
+        this.desc = messageDesc2;
+        this.message = this[unsafeLocal] = message !== null && message !== void 0 ? message : create(messageDesc2);
+        this.fields = messageDesc2.fields;
+        this.oneofs = messageDesc2.oneofs;
+        this.members = messageDesc2.members;
+      }
+      findNumber(number2) {
+        if (!this._fieldsByNumber) {
+          this._fieldsByNumber = new Map(this.desc.fields.map((f) => [f.number, f]));
+        }
+        return this._fieldsByNumber.get(number2);
+      }
+      oneofCase(oneof) {
+        assertOwn(this.message, oneof);
+        return unsafeOneofCase(this.message, oneof);
+      }
+      isSet(field) {
+        assertOwn(this.message, field);
+        return unsafeIsSet(this.message, field);
+      }
+      clear(field) {
+        assertOwn(this.message, field);
+        unsafeClear(this.message, field);
+      }
+      get(field) {
+        assertOwn(this.message, field);
+        const value = unsafeGet(this.message, field);
+        switch (field.fieldKind) {
+          case "list":
+            let list = this.lists.get(field);
+            if (!list || list[unsafeLocal] !== value) {
+              this.lists.set(
+                field,
+                // biome-ignore lint/suspicious/noAssignInExpressions: no
+                list = new ReflectListImpl(field, value, this.check)
+              );
+            }
+            return list;
+          case "map":
+            let map = this.maps.get(field);
+            if (!map || map[unsafeLocal] !== value) {
+              this.maps.set(
+                field,
+                // biome-ignore lint/suspicious/noAssignInExpressions: no
+                map = new ReflectMapImpl(field, value, this.check)
+              );
+            }
+            return map;
+          case "message":
+            return messageToReflect(field, value, this.check);
+          case "scalar":
+            return value === void 0 ? scalarZeroValue(field.scalar, false) : longToReflect(field, value);
+          case "enum":
+            return value !== null && value !== void 0 ? value : field.enum.values[0].number;
+        }
+      }
+      set(field, value) {
+        assertOwn(this.message, field);
+        if (this.check) {
+          const err2 = checkField(field, value);
+          if (err2) {
+            throw err2;
+          }
+        }
+        let local;
+        if (field.fieldKind == "message") {
+          local = messageToLocal(field, value);
+        } else if (isReflectMap(value) || isReflectList(value)) {
+          local = value[unsafeLocal];
+        } else {
+          local = longToLocal(field, value);
+        }
+        unsafeSet(this.message, field, local);
+      }
+      getUnknown() {
+        return this.message.$unknown;
+      }
+      setUnknown(value) {
+        this.message.$unknown = value;
+      }
+    };
+    ReflectListImpl = class {
+      field() {
+        return this._field;
+      }
+      get size() {
+        return this._arr.length;
+      }
+      constructor(field, unsafeInput, check) {
+        this._field = field;
+        this._arr = this[unsafeLocal] = unsafeInput;
+        this.check = check;
+      }
+      get(index) {
+        const item = this._arr[index];
+        return item === void 0 ? void 0 : listItemToReflect(this._field, item, this.check);
+      }
+      set(index, item) {
+        if (index < 0 || index >= this._arr.length) {
+          throw new FieldError(this._field, `list item #${index + 1}: out of range`);
+        }
+        if (this.check) {
+          const err2 = checkListItem(this._field, index, item);
+          if (err2) {
+            throw err2;
+          }
+        }
+        this._arr[index] = listItemToLocal(this._field, item);
+      }
+      add(item) {
+        if (this.check) {
+          const err2 = checkListItem(this._field, this._arr.length, item);
+          if (err2) {
+            throw err2;
+          }
+        }
+        this._arr.push(listItemToLocal(this._field, item));
+        return void 0;
+      }
+      clear() {
+        this._arr.splice(0, this._arr.length);
+      }
+      [Symbol.iterator]() {
+        return this.values();
+      }
+      keys() {
+        return this._arr.keys();
+      }
+      *values() {
+        for (const item of this._arr) {
+          yield listItemToReflect(this._field, item, this.check);
+        }
+      }
+      *entries() {
+        for (let i2 = 0; i2 < this._arr.length; i2++) {
+          yield [i2, listItemToReflect(this._field, this._arr[i2], this.check)];
+        }
+      }
+    };
+    ReflectMapImpl = class {
+      constructor(field, unsafeInput, check = true) {
+        this.obj = this[unsafeLocal] = unsafeInput !== null && unsafeInput !== void 0 ? unsafeInput : {};
+        this.check = check;
+        this._field = field;
+      }
+      field() {
+        return this._field;
+      }
+      set(key, value) {
+        if (this.check) {
+          const err2 = checkMapEntry(this._field, key, value);
+          if (err2) {
+            throw err2;
+          }
+        }
+        setOwn(this.obj, mapKeyToLocal(key), mapValueToLocal(this._field, value));
+        return this;
+      }
+      delete(key) {
+        const k = mapKeyToLocal(key);
+        const has = Object.prototype.hasOwnProperty.call(this.obj, k);
+        if (has) {
+          delete this.obj[k];
+        }
+        return has;
+      }
+      clear() {
+        for (const key of Object.keys(this.obj)) {
+          delete this.obj[key];
+        }
+      }
+      get(key) {
+        let val = getOwn(this.obj, mapKeyToLocal(key));
+        if (val !== void 0) {
+          val = mapValueToReflect(this._field, val, this.check);
+        }
+        return val;
+      }
+      has(key) {
+        return Object.prototype.hasOwnProperty.call(this.obj, mapKeyToLocal(key));
+      }
+      *keys() {
+        for (const objKey of Object.keys(this.obj)) {
+          yield mapKeyToReflect(objKey, this._field.mapKey);
+        }
+      }
+      *entries() {
+        for (const objEntry of Object.entries(this.obj)) {
+          yield [
+            mapKeyToReflect(objEntry[0], this._field.mapKey),
+            mapValueToReflect(this._field, objEntry[1], this.check)
+          ];
+        }
+      }
+      [Symbol.iterator]() {
+        return this.entries();
+      }
+      get size() {
+        return Object.keys(this.obj).length;
+      }
+      *values() {
+        for (const val of Object.values(this.obj)) {
+          yield mapValueToReflect(this._field, val, this.check);
+        }
+      }
+      forEach(callbackfn, thisArg) {
+        for (const mapEntry of this.entries()) {
+          callbackfn.call(thisArg, mapEntry[1], mapEntry[0], this);
+        }
+      }
+    };
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/clone.js
+function clone(schema, message) {
+  return cloneReflect(reflect(schema, message)).message;
+}
+function cloneReflect(i2) {
+  const o = reflect(i2.desc);
+  for (const f of i2.fields) {
+    if (!i2.isSet(f)) {
+      continue;
+    }
+    switch (f.fieldKind) {
+      case "list":
+        const list = o.get(f);
+        for (const item of i2.get(f)) {
+          list.add(cloneSingular(f, item));
+        }
+        break;
+      case "map":
+        const map = o.get(f);
+        for (const entry3 of i2.get(f).entries()) {
+          map.set(entry3[0], cloneSingular(f, entry3[1]));
+        }
+        break;
+      default: {
+        o.set(f, cloneSingular(f, i2.get(f)));
+        break;
+      }
+    }
+  }
+  const unknown = i2.getUnknown();
+  if (unknown && unknown.length > 0) {
+    o.setUnknown([...unknown]);
+  }
+  return o;
+}
+function cloneSingular(field, value) {
+  if (field.message !== void 0 && isReflectMessage(value)) {
+    return cloneReflect(value);
+  }
+  if (field.scalar == ScalarType.BYTES && value instanceof Uint8Array) {
+    return value.slice();
+  }
+  return value;
+}
+var init_clone = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/clone.js"() {
+    init_descriptors();
+    init_reflect();
+    init_guard();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
+function messageDesc(file, path14, ...paths) {
+  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path14]);
+}
+var init_message2 = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/enum.js
+var init_enum = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/enum.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
+var file_google_protobuf_descriptor, FileDescriptorProtoSchema, ExtensionRangeOptions_VerificationState, FieldDescriptorProto_Type, FieldDescriptorProto_Label, FileOptions_OptimizeMode, FieldOptions_CType, FieldOptions_JSType, FieldOptions_OptionRetention, FieldOptions_OptionTargetType, MethodOptions_IdempotencyLevel, FeatureSet_VisibilityFeature_DefaultSymbolVisibility, FeatureSet_ProtoLimitsFeature_EnforceProtoLimits, FeatureSet_FieldPresence, FeatureSet_EnumType, FeatureSet_RepeatedFieldEncoding, FeatureSet_Utf8Validation, FeatureSet_MessageEncoding, FeatureSet_JsonFormat, FeatureSet_EnforceNamingStyle, GeneratedCodeInfo_Annotation_Semantic, Edition, SymbolVisibility;
+var init_descriptor_pb = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js"() {
+    init_boot();
+    init_message2();
+    file_google_protobuf_descriptor = /* @__PURE__ */ boot({ "name": "google/protobuf/descriptor.proto", "package": "google.protobuf", "messageType": [{ "name": "FileDescriptorSet", "field": [{ "name": "file", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.FileDescriptorProto" }], "extensionRange": [{ "start": 536e6, "end": 536000001 }] }, { "name": "FileDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "package", "number": 2, "type": 9, "label": 1 }, { "name": "dependency", "number": 3, "type": 9, "label": 3 }, { "name": "public_dependency", "number": 10, "type": 5, "label": 3 }, { "name": "weak_dependency", "number": 11, "type": 5, "label": 3 }, { "name": "option_dependency", "number": 15, "type": 9, "label": 3 }, { "name": "message_type", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto" }, { "name": "enum_type", "number": 5, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto" }, { "name": "service", "number": 6, "type": 11, "label": 3, "typeName": ".google.protobuf.ServiceDescriptorProto" }, { "name": "extension", "number": 7, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "options", "number": 8, "type": 11, "label": 1, "typeName": ".google.protobuf.FileOptions" }, { "name": "source_code_info", "number": 9, "type": 11, "label": 1, "typeName": ".google.protobuf.SourceCodeInfo" }, { "name": "syntax", "number": 12, "type": 9, "label": 1 }, { "name": "edition", "number": 14, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }] }, { "name": "DescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "field", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "extension", "number": 6, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "nested_type", "number": 3, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto" }, { "name": "enum_type", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto" }, { "name": "extension_range", "number": 5, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto.ExtensionRange" }, { "name": "oneof_decl", "number": 8, "type": 11, "label": 3, "typeName": ".google.protobuf.OneofDescriptorProto" }, { "name": "options", "number": 7, "type": 11, "label": 1, "typeName": ".google.protobuf.MessageOptions" }, { "name": "reserved_range", "number": 9, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto.ReservedRange" }, { "name": "reserved_name", "number": 10, "type": 9, "label": 3 }, { "name": "visibility", "number": 11, "type": 14, "label": 1, "typeName": ".google.protobuf.SymbolVisibility" }], "nestedType": [{ "name": "ExtensionRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.ExtensionRangeOptions" }] }, { "name": "ReservedRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }] }] }, { "name": "ExtensionRangeOptions", "field": [{ "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }, { "name": "declaration", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.ExtensionRangeOptions.Declaration", "options": { "retention": 2 } }, { "name": "features", "number": 50, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "verification", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.ExtensionRangeOptions.VerificationState", "defaultValue": "UNVERIFIED", "options": { "retention": 2 } }], "nestedType": [{ "name": "Declaration", "field": [{ "name": "number", "number": 1, "type": 5, "label": 1 }, { "name": "full_name", "number": 2, "type": 9, "label": 1 }, { "name": "type", "number": 3, "type": 9, "label": 1 }, { "name": "reserved", "number": 5, "type": 8, "label": 1 }, { "name": "repeated", "number": 6, "type": 8, "label": 1 }] }], "enumType": [{ "name": "VerificationState", "value": [{ "name": "DECLARATION", "number": 0 }, { "name": "UNVERIFIED", "number": 1 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "FieldDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "number", "number": 3, "type": 5, "label": 1 }, { "name": "label", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldDescriptorProto.Label" }, { "name": "type", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldDescriptorProto.Type" }, { "name": "type_name", "number": 6, "type": 9, "label": 1 }, { "name": "extendee", "number": 2, "type": 9, "label": 1 }, { "name": "default_value", "number": 7, "type": 9, "label": 1 }, { "name": "oneof_index", "number": 9, "type": 5, "label": 1 }, { "name": "json_name", "number": 10, "type": 9, "label": 1 }, { "name": "options", "number": 8, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions" }, { "name": "proto3_optional", "number": 17, "type": 8, "label": 1 }], "enumType": [{ "name": "Type", "value": [{ "name": "TYPE_DOUBLE", "number": 1 }, { "name": "TYPE_FLOAT", "number": 2 }, { "name": "TYPE_INT64", "number": 3 }, { "name": "TYPE_UINT64", "number": 4 }, { "name": "TYPE_INT32", "number": 5 }, { "name": "TYPE_FIXED64", "number": 6 }, { "name": "TYPE_FIXED32", "number": 7 }, { "name": "TYPE_BOOL", "number": 8 }, { "name": "TYPE_STRING", "number": 9 }, { "name": "TYPE_GROUP", "number": 10 }, { "name": "TYPE_MESSAGE", "number": 11 }, { "name": "TYPE_BYTES", "number": 12 }, { "name": "TYPE_UINT32", "number": 13 }, { "name": "TYPE_ENUM", "number": 14 }, { "name": "TYPE_SFIXED32", "number": 15 }, { "name": "TYPE_SFIXED64", "number": 16 }, { "name": "TYPE_SINT32", "number": 17 }, { "name": "TYPE_SINT64", "number": 18 }] }, { "name": "Label", "value": [{ "name": "LABEL_OPTIONAL", "number": 1 }, { "name": "LABEL_REPEATED", "number": 3 }, { "name": "LABEL_REQUIRED", "number": 2 }] }] }, { "name": "OneofDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "options", "number": 2, "type": 11, "label": 1, "typeName": ".google.protobuf.OneofOptions" }] }, { "name": "EnumDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "value", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumValueDescriptorProto" }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.EnumOptions" }, { "name": "reserved_range", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto.EnumReservedRange" }, { "name": "reserved_name", "number": 5, "type": 9, "label": 3 }, { "name": "visibility", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.SymbolVisibility" }], "nestedType": [{ "name": "EnumReservedRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }] }] }, { "name": "EnumValueDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "number", "number": 2, "type": 5, "label": 1 }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.EnumValueOptions" }] }, { "name": "ServiceDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "method", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.MethodDescriptorProto" }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.ServiceOptions" }] }, { "name": "MethodDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "input_type", "number": 2, "type": 9, "label": 1 }, { "name": "output_type", "number": 3, "type": 9, "label": 1 }, { "name": "options", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.MethodOptions" }, { "name": "client_streaming", "number": 5, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "server_streaming", "number": 6, "type": 8, "label": 1, "defaultValue": "false" }] }, { "name": "FileOptions", "field": [{ "name": "java_package", "number": 1, "type": 9, "label": 1 }, { "name": "java_outer_classname", "number": 8, "type": 9, "label": 1 }, { "name": "java_multiple_files", "number": 10, "type": 8, "label": 1, "defaultValue": "false", "options": {} }, { "name": "java_generate_equals_and_hash", "number": 20, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "java_string_check_utf8", "number": 27, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "optimize_for", "number": 9, "type": 14, "label": 1, "typeName": ".google.protobuf.FileOptions.OptimizeMode", "defaultValue": "SPEED" }, { "name": "go_package", "number": 11, "type": 9, "label": 1 }, { "name": "cc_generic_services", "number": 16, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "java_generic_services", "number": 17, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "py_generic_services", "number": 18, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 23, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "cc_enable_arenas", "number": 31, "type": 8, "label": 1, "defaultValue": "true", "options": {} }, { "name": "objc_class_prefix", "number": 36, "type": 9, "label": 1 }, { "name": "csharp_namespace", "number": 37, "type": 9, "label": 1 }, { "name": "swift_prefix", "number": 39, "type": 9, "label": 1 }, { "name": "php_class_prefix", "number": 40, "type": 9, "label": 1 }, { "name": "php_namespace", "number": 41, "type": 9, "label": 1 }, { "name": "php_metadata_namespace", "number": 44, "type": 9, "label": 1 }, { "name": "ruby_package", "number": 45, "type": 9, "label": 1 }, { "name": "features", "number": 50, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "enumType": [{ "name": "OptimizeMode", "value": [{ "name": "SPEED", "number": 1 }, { "name": "CODE_SIZE", "number": 2 }, { "name": "LITE_RUNTIME", "number": 3 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "MessageOptions", "field": [{ "name": "message_set_wire_format", "number": 1, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "no_standard_descriptor_accessor", "number": 2, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "map_entry", "number": 7, "type": 8, "label": 1 }, { "name": "deprecated_legacy_json_field_conflicts", "number": 11, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "features", "number": 12, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "FieldOptions", "field": [{ "name": "ctype", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.CType", "defaultValue": "STRING" }, { "name": "packed", "number": 2, "type": 8, "label": 1 }, { "name": "jstype", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.JSType", "defaultValue": "JS_NORMAL" }, { "name": "lazy", "number": 5, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "unverified_lazy", "number": 15, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "weak", "number": 10, "type": 8, "label": 1, "defaultValue": "false", "options": { "deprecated": true } }, { "name": "debug_redact", "number": 16, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "retention", "number": 17, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.OptionRetention" }, { "name": "targets", "number": 19, "type": 14, "label": 3, "typeName": ".google.protobuf.FieldOptions.OptionTargetType" }, { "name": "edition_defaults", "number": 20, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldOptions.EditionDefault" }, { "name": "features", "number": 21, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "feature_support", "number": 22, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions.FeatureSupport" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "nestedType": [{ "name": "EditionDefault", "field": [{ "name": "edition", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "value", "number": 2, "type": 9, "label": 1 }] }, { "name": "FeatureSupport", "field": [{ "name": "edition_introduced", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "edition_deprecated", "number": 2, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "deprecation_warning", "number": 3, "type": 9, "label": 1 }, { "name": "edition_removed", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "removal_error", "number": 5, "type": 9, "label": 1 }] }], "enumType": [{ "name": "CType", "value": [{ "name": "STRING", "number": 0 }, { "name": "CORD", "number": 1 }, { "name": "STRING_PIECE", "number": 2 }] }, { "name": "JSType", "value": [{ "name": "JS_NORMAL", "number": 0 }, { "name": "JS_STRING", "number": 1 }, { "name": "JS_NUMBER", "number": 2 }] }, { "name": "OptionRetention", "value": [{ "name": "RETENTION_UNKNOWN", "number": 0 }, { "name": "RETENTION_RUNTIME", "number": 1 }, { "name": "RETENTION_SOURCE", "number": 2 }] }, { "name": "OptionTargetType", "value": [{ "name": "TARGET_TYPE_UNKNOWN", "number": 0 }, { "name": "TARGET_TYPE_FILE", "number": 1 }, { "name": "TARGET_TYPE_EXTENSION_RANGE", "number": 2 }, { "name": "TARGET_TYPE_MESSAGE", "number": 3 }, { "name": "TARGET_TYPE_FIELD", "number": 4 }, { "name": "TARGET_TYPE_ONEOF", "number": 5 }, { "name": "TARGET_TYPE_ENUM", "number": 6 }, { "name": "TARGET_TYPE_ENUM_ENTRY", "number": 7 }, { "name": "TARGET_TYPE_SERVICE", "number": 8 }, { "name": "TARGET_TYPE_METHOD", "number": 9 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "OneofOptions", "field": [{ "name": "features", "number": 1, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "EnumOptions", "field": [{ "name": "allow_alias", "number": 2, "type": 8, "label": 1 }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated_legacy_json_field_conflicts", "number": 6, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "features", "number": 7, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "EnumValueOptions", "field": [{ "name": "deprecated", "number": 1, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "features", "number": 2, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "debug_redact", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "feature_support", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions.FeatureSupport" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "ServiceOptions", "field": [{ "name": "features", "number": 34, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "deprecated", "number": 33, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "MethodOptions", "field": [{ "name": "deprecated", "number": 33, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "idempotency_level", "number": 34, "type": 14, "label": 1, "typeName": ".google.protobuf.MethodOptions.IdempotencyLevel", "defaultValue": "IDEMPOTENCY_UNKNOWN" }, { "name": "features", "number": 35, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "enumType": [{ "name": "IdempotencyLevel", "value": [{ "name": "IDEMPOTENCY_UNKNOWN", "number": 0 }, { "name": "NO_SIDE_EFFECTS", "number": 1 }, { "name": "IDEMPOTENT", "number": 2 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "UninterpretedOption", "field": [{ "name": "name", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption.NamePart" }, { "name": "identifier_value", "number": 3, "type": 9, "label": 1 }, { "name": "positive_int_value", "number": 4, "type": 4, "label": 1 }, { "name": "negative_int_value", "number": 5, "type": 3, "label": 1 }, { "name": "double_value", "number": 6, "type": 1, "label": 1 }, { "name": "string_value", "number": 7, "type": 12, "label": 1 }, { "name": "aggregate_value", "number": 8, "type": 9, "label": 1 }], "nestedType": [{ "name": "NamePart", "field": [{ "name": "name_part", "number": 1, "type": 9, "label": 2 }, { "name": "is_extension", "number": 2, "type": 8, "label": 2 }] }] }, { "name": "FeatureSet", "field": [{ "name": "field_presence", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.FieldPresence", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "EXPLICIT", "edition": 900 }, { "value": "IMPLICIT", "edition": 999 }, { "value": "EXPLICIT", "edition": 1e3 }] } }, { "name": "enum_type", "number": 2, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.EnumType", "options": { "retention": 1, "targets": [6, 1], "editionDefaults": [{ "value": "CLOSED", "edition": 900 }, { "value": "OPEN", "edition": 999 }] } }, { "name": "repeated_field_encoding", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.RepeatedFieldEncoding", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "EXPANDED", "edition": 900 }, { "value": "PACKED", "edition": 999 }] } }, { "name": "utf8_validation", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.Utf8Validation", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "NONE", "edition": 900 }, { "value": "VERIFY", "edition": 999 }] } }, { "name": "message_encoding", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.MessageEncoding", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "LENGTH_PREFIXED", "edition": 900 }] } }, { "name": "json_format", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.JsonFormat", "options": { "retention": 1, "targets": [3, 6, 1], "editionDefaults": [{ "value": "LEGACY_BEST_EFFORT", "edition": 900 }, { "value": "ALLOW", "edition": 999 }] } }, { "name": "enforce_naming_style", "number": 7, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.EnforceNamingStyle", "options": { "retention": 2, "targets": [1, 2, 3, 4, 5, 6, 7, 8, 9], "editionDefaults": [{ "value": "STYLE_LEGACY", "edition": 900 }, { "value": "STYLE2024", "edition": 1001 }, { "value": "STYLE2026", "edition": 1002 }] } }, { "name": "default_symbol_visibility", "number": 8, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.VisibilityFeature.DefaultSymbolVisibility", "options": { "retention": 2, "targets": [1], "editionDefaults": [{ "value": "EXPORT_ALL", "edition": 900 }, { "value": "EXPORT_TOP_LEVEL", "edition": 1001 }, { "value": "STRICT", "edition": 1002 }] } }, { "name": "enforce_proto_limits", "number": 9, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.ProtoLimitsFeature.EnforceProtoLimits", "options": { "retention": 2, "targets": [6, 3, 4, 5], "editionDefaults": [{ "value": "LEGACY_NO_EXPLICIT_LIMITS", "edition": 900 }, { "value": "PROTO_LIMITS2026", "edition": 1002 }] } }], "nestedType": [{ "name": "VisibilityFeature", "enumType": [{ "name": "DefaultSymbolVisibility", "value": [{ "name": "DEFAULT_SYMBOL_VISIBILITY_UNKNOWN", "number": 0 }, { "name": "EXPORT_ALL", "number": 1 }, { "name": "EXPORT_TOP_LEVEL", "number": 2 }, { "name": "LOCAL_ALL", "number": 3 }, { "name": "STRICT", "number": 4 }] }] }, { "name": "ProtoLimitsFeature", "enumType": [{ "name": "EnforceProtoLimits", "value": [{ "name": "PROTO_LIMITS_UNKNOWN", "number": 0 }, { "name": "LEGACY_NO_EXPLICIT_LIMITS", "number": 1 }, { "name": "PROTO_LIMITS2026", "number": 2 }] }] }], "enumType": [{ "name": "FieldPresence", "value": [{ "name": "FIELD_PRESENCE_UNKNOWN", "number": 0 }, { "name": "EXPLICIT", "number": 1 }, { "name": "IMPLICIT", "number": 2 }, { "name": "LEGACY_REQUIRED", "number": 3 }] }, { "name": "EnumType", "value": [{ "name": "ENUM_TYPE_UNKNOWN", "number": 0 }, { "name": "OPEN", "number": 1 }, { "name": "CLOSED", "number": 2 }] }, { "name": "RepeatedFieldEncoding", "value": [{ "name": "REPEATED_FIELD_ENCODING_UNKNOWN", "number": 0 }, { "name": "PACKED", "number": 1 }, { "name": "EXPANDED", "number": 2 }] }, { "name": "Utf8Validation", "value": [{ "name": "UTF8_VALIDATION_UNKNOWN", "number": 0 }, { "name": "VERIFY", "number": 2 }, { "name": "NONE", "number": 3 }] }, { "name": "MessageEncoding", "value": [{ "name": "MESSAGE_ENCODING_UNKNOWN", "number": 0 }, { "name": "LENGTH_PREFIXED", "number": 1 }, { "name": "DELIMITED", "number": 2 }] }, { "name": "JsonFormat", "value": [{ "name": "JSON_FORMAT_UNKNOWN", "number": 0 }, { "name": "ALLOW", "number": 1 }, { "name": "LEGACY_BEST_EFFORT", "number": 2 }] }, { "name": "EnforceNamingStyle", "value": [{ "name": "ENFORCE_NAMING_STYLE_UNKNOWN", "number": 0 }, { "name": "STYLE2024", "number": 1 }, { "name": "STYLE_LEGACY", "number": 2 }, { "name": "STYLE2026", "number": 3 }] }], "extensionRange": [{ "start": 1e3, "end": 9995 }, { "start": 9995, "end": 1e4 }, { "start": 1e4, "end": 10001 }] }, { "name": "FeatureSetDefaults", "field": [{ "name": "defaults", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.FeatureSetDefaults.FeatureSetEditionDefault" }, { "name": "minimum_edition", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "maximum_edition", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }], "nestedType": [{ "name": "FeatureSetEditionDefault", "field": [{ "name": "edition", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "overridable_features", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "fixed_features", "number": 5, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }] }] }, { "name": "SourceCodeInfo", "field": [{ "name": "location", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.SourceCodeInfo.Location" }], "nestedType": [{ "name": "Location", "field": [{ "name": "path", "number": 1, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "span", "number": 2, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "leading_comments", "number": 3, "type": 9, "label": 1 }, { "name": "trailing_comments", "number": 4, "type": 9, "label": 1 }, { "name": "leading_detached_comments", "number": 6, "type": 9, "label": 3 }] }], "extensionRange": [{ "start": 536e6, "end": 536000001 }] }, { "name": "GeneratedCodeInfo", "field": [{ "name": "annotation", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.GeneratedCodeInfo.Annotation" }], "nestedType": [{ "name": "Annotation", "field": [{ "name": "path", "number": 1, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "source_file", "number": 2, "type": 9, "label": 1 }, { "name": "begin", "number": 3, "type": 5, "label": 1 }, { "name": "end", "number": 4, "type": 5, "label": 1 }, { "name": "semantic", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.GeneratedCodeInfo.Annotation.Semantic" }], "enumType": [{ "name": "Semantic", "value": [{ "name": "NONE", "number": 0 }, { "name": "SET", "number": 1 }, { "name": "ALIAS", "number": 2 }] }] }] }], "enumType": [{ "name": "Edition", "value": [{ "name": "EDITION_UNKNOWN", "number": 0 }, { "name": "EDITION_LEGACY", "number": 900 }, { "name": "EDITION_PROTO2", "number": 998 }, { "name": "EDITION_PROTO3", "number": 999 }, { "name": "EDITION_2023", "number": 1e3 }, { "name": "EDITION_2024", "number": 1001 }, { "name": "EDITION_2026", "number": 1002 }, { "name": "EDITION_UNSTABLE", "number": 9999 }, { "name": "EDITION_1_TEST_ONLY", "number": 1 }, { "name": "EDITION_2_TEST_ONLY", "number": 2 }, { "name": "EDITION_99997_TEST_ONLY", "number": 99997 }, { "name": "EDITION_99998_TEST_ONLY", "number": 99998 }, { "name": "EDITION_99999_TEST_ONLY", "number": 99999 }, { "name": "EDITION_MAX", "number": 2147483647 }] }, { "name": "SymbolVisibility", "value": [{ "name": "VISIBILITY_UNSET", "number": 0 }, { "name": "VISIBILITY_LOCAL", "number": 1 }, { "name": "VISIBILITY_EXPORT", "number": 2 }] }] });
+    FileDescriptorProtoSchema = /* @__PURE__ */ messageDesc(file_google_protobuf_descriptor, 1);
+    (function(ExtensionRangeOptions_VerificationState2) {
+      ExtensionRangeOptions_VerificationState2[ExtensionRangeOptions_VerificationState2["DECLARATION"] = 0] = "DECLARATION";
+      ExtensionRangeOptions_VerificationState2[ExtensionRangeOptions_VerificationState2["UNVERIFIED"] = 1] = "UNVERIFIED";
+    })(ExtensionRangeOptions_VerificationState || (ExtensionRangeOptions_VerificationState = {}));
+    (function(FieldDescriptorProto_Type2) {
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["DOUBLE"] = 1] = "DOUBLE";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FLOAT"] = 2] = "FLOAT";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["INT64"] = 3] = "INT64";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["UINT64"] = 4] = "UINT64";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["INT32"] = 5] = "INT32";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FIXED64"] = 6] = "FIXED64";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FIXED32"] = 7] = "FIXED32";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["BOOL"] = 8] = "BOOL";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["STRING"] = 9] = "STRING";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["GROUP"] = 10] = "GROUP";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["MESSAGE"] = 11] = "MESSAGE";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["BYTES"] = 12] = "BYTES";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["UINT32"] = 13] = "UINT32";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["ENUM"] = 14] = "ENUM";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SFIXED32"] = 15] = "SFIXED32";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SFIXED64"] = 16] = "SFIXED64";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SINT32"] = 17] = "SINT32";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SINT64"] = 18] = "SINT64";
+    })(FieldDescriptorProto_Type || (FieldDescriptorProto_Type = {}));
+    (function(FieldDescriptorProto_Label2) {
+      FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["OPTIONAL"] = 1] = "OPTIONAL";
+      FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["REPEATED"] = 3] = "REPEATED";
+      FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["REQUIRED"] = 2] = "REQUIRED";
+    })(FieldDescriptorProto_Label || (FieldDescriptorProto_Label = {}));
+    (function(FileOptions_OptimizeMode2) {
+      FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["SPEED"] = 1] = "SPEED";
+      FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["CODE_SIZE"] = 2] = "CODE_SIZE";
+      FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["LITE_RUNTIME"] = 3] = "LITE_RUNTIME";
+    })(FileOptions_OptimizeMode || (FileOptions_OptimizeMode = {}));
+    (function(FieldOptions_CType2) {
+      FieldOptions_CType2[FieldOptions_CType2["STRING"] = 0] = "STRING";
+      FieldOptions_CType2[FieldOptions_CType2["CORD"] = 1] = "CORD";
+      FieldOptions_CType2[FieldOptions_CType2["STRING_PIECE"] = 2] = "STRING_PIECE";
+    })(FieldOptions_CType || (FieldOptions_CType = {}));
+    (function(FieldOptions_JSType2) {
+      FieldOptions_JSType2[FieldOptions_JSType2["JS_NORMAL"] = 0] = "JS_NORMAL";
+      FieldOptions_JSType2[FieldOptions_JSType2["JS_STRING"] = 1] = "JS_STRING";
+      FieldOptions_JSType2[FieldOptions_JSType2["JS_NUMBER"] = 2] = "JS_NUMBER";
+    })(FieldOptions_JSType || (FieldOptions_JSType = {}));
+    (function(FieldOptions_OptionRetention2) {
+      FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_UNKNOWN"] = 0] = "RETENTION_UNKNOWN";
+      FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_RUNTIME"] = 1] = "RETENTION_RUNTIME";
+      FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_SOURCE"] = 2] = "RETENTION_SOURCE";
+    })(FieldOptions_OptionRetention || (FieldOptions_OptionRetention = {}));
+    (function(FieldOptions_OptionTargetType2) {
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_UNKNOWN"] = 0] = "TARGET_TYPE_UNKNOWN";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_FILE"] = 1] = "TARGET_TYPE_FILE";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_EXTENSION_RANGE"] = 2] = "TARGET_TYPE_EXTENSION_RANGE";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_MESSAGE"] = 3] = "TARGET_TYPE_MESSAGE";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_FIELD"] = 4] = "TARGET_TYPE_FIELD";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ONEOF"] = 5] = "TARGET_TYPE_ONEOF";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ENUM"] = 6] = "TARGET_TYPE_ENUM";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ENUM_ENTRY"] = 7] = "TARGET_TYPE_ENUM_ENTRY";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_SERVICE"] = 8] = "TARGET_TYPE_SERVICE";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_METHOD"] = 9] = "TARGET_TYPE_METHOD";
+    })(FieldOptions_OptionTargetType || (FieldOptions_OptionTargetType = {}));
+    (function(MethodOptions_IdempotencyLevel2) {
+      MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["IDEMPOTENCY_UNKNOWN"] = 0] = "IDEMPOTENCY_UNKNOWN";
+      MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["NO_SIDE_EFFECTS"] = 1] = "NO_SIDE_EFFECTS";
+      MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["IDEMPOTENT"] = 2] = "IDEMPOTENT";
+    })(MethodOptions_IdempotencyLevel || (MethodOptions_IdempotencyLevel = {}));
+    (function(FeatureSet_VisibilityFeature_DefaultSymbolVisibility2) {
+      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["DEFAULT_SYMBOL_VISIBILITY_UNKNOWN"] = 0] = "DEFAULT_SYMBOL_VISIBILITY_UNKNOWN";
+      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["EXPORT_ALL"] = 1] = "EXPORT_ALL";
+      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["EXPORT_TOP_LEVEL"] = 2] = "EXPORT_TOP_LEVEL";
+      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["LOCAL_ALL"] = 3] = "LOCAL_ALL";
+      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["STRICT"] = 4] = "STRICT";
+    })(FeatureSet_VisibilityFeature_DefaultSymbolVisibility || (FeatureSet_VisibilityFeature_DefaultSymbolVisibility = {}));
+    (function(FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2) {
+      FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["PROTO_LIMITS_UNKNOWN"] = 0] = "PROTO_LIMITS_UNKNOWN";
+      FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["LEGACY_NO_EXPLICIT_LIMITS"] = 1] = "LEGACY_NO_EXPLICIT_LIMITS";
+      FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["PROTO_LIMITS2026"] = 2] = "PROTO_LIMITS2026";
+    })(FeatureSet_ProtoLimitsFeature_EnforceProtoLimits || (FeatureSet_ProtoLimitsFeature_EnforceProtoLimits = {}));
+    (function(FeatureSet_FieldPresence2) {
+      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["FIELD_PRESENCE_UNKNOWN"] = 0] = "FIELD_PRESENCE_UNKNOWN";
+      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["EXPLICIT"] = 1] = "EXPLICIT";
+      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["IMPLICIT"] = 2] = "IMPLICIT";
+      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["LEGACY_REQUIRED"] = 3] = "LEGACY_REQUIRED";
+    })(FeatureSet_FieldPresence || (FeatureSet_FieldPresence = {}));
+    (function(FeatureSet_EnumType2) {
+      FeatureSet_EnumType2[FeatureSet_EnumType2["ENUM_TYPE_UNKNOWN"] = 0] = "ENUM_TYPE_UNKNOWN";
+      FeatureSet_EnumType2[FeatureSet_EnumType2["OPEN"] = 1] = "OPEN";
+      FeatureSet_EnumType2[FeatureSet_EnumType2["CLOSED"] = 2] = "CLOSED";
+    })(FeatureSet_EnumType || (FeatureSet_EnumType = {}));
+    (function(FeatureSet_RepeatedFieldEncoding2) {
+      FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["REPEATED_FIELD_ENCODING_UNKNOWN"] = 0] = "REPEATED_FIELD_ENCODING_UNKNOWN";
+      FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["PACKED"] = 1] = "PACKED";
+      FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["EXPANDED"] = 2] = "EXPANDED";
+    })(FeatureSet_RepeatedFieldEncoding || (FeatureSet_RepeatedFieldEncoding = {}));
+    (function(FeatureSet_Utf8Validation2) {
+      FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["UTF8_VALIDATION_UNKNOWN"] = 0] = "UTF8_VALIDATION_UNKNOWN";
+      FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["VERIFY"] = 2] = "VERIFY";
+      FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["NONE"] = 3] = "NONE";
+    })(FeatureSet_Utf8Validation || (FeatureSet_Utf8Validation = {}));
+    (function(FeatureSet_MessageEncoding2) {
+      FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["MESSAGE_ENCODING_UNKNOWN"] = 0] = "MESSAGE_ENCODING_UNKNOWN";
+      FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["LENGTH_PREFIXED"] = 1] = "LENGTH_PREFIXED";
+      FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["DELIMITED"] = 2] = "DELIMITED";
+    })(FeatureSet_MessageEncoding || (FeatureSet_MessageEncoding = {}));
+    (function(FeatureSet_JsonFormat2) {
+      FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["JSON_FORMAT_UNKNOWN"] = 0] = "JSON_FORMAT_UNKNOWN";
+      FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["ALLOW"] = 1] = "ALLOW";
+      FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["LEGACY_BEST_EFFORT"] = 2] = "LEGACY_BEST_EFFORT";
+    })(FeatureSet_JsonFormat || (FeatureSet_JsonFormat = {}));
+    (function(FeatureSet_EnforceNamingStyle2) {
+      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["ENFORCE_NAMING_STYLE_UNKNOWN"] = 0] = "ENFORCE_NAMING_STYLE_UNKNOWN";
+      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE2024"] = 1] = "STYLE2024";
+      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE_LEGACY"] = 2] = "STYLE_LEGACY";
+      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE2026"] = 3] = "STYLE2026";
+    })(FeatureSet_EnforceNamingStyle || (FeatureSet_EnforceNamingStyle = {}));
+    (function(GeneratedCodeInfo_Annotation_Semantic2) {
+      GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["NONE"] = 0] = "NONE";
+      GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["SET"] = 1] = "SET";
+      GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["ALIAS"] = 2] = "ALIAS";
+    })(GeneratedCodeInfo_Annotation_Semantic || (GeneratedCodeInfo_Annotation_Semantic = {}));
+    (function(Edition2) {
+      Edition2[Edition2["EDITION_UNKNOWN"] = 0] = "EDITION_UNKNOWN";
+      Edition2[Edition2["EDITION_LEGACY"] = 900] = "EDITION_LEGACY";
+      Edition2[Edition2["EDITION_PROTO2"] = 998] = "EDITION_PROTO2";
+      Edition2[Edition2["EDITION_PROTO3"] = 999] = "EDITION_PROTO3";
+      Edition2[Edition2["EDITION_2023"] = 1e3] = "EDITION_2023";
+      Edition2[Edition2["EDITION_2024"] = 1001] = "EDITION_2024";
+      Edition2[Edition2["EDITION_2026"] = 1002] = "EDITION_2026";
+      Edition2[Edition2["EDITION_UNSTABLE"] = 9999] = "EDITION_UNSTABLE";
+      Edition2[Edition2["EDITION_1_TEST_ONLY"] = 1] = "EDITION_1_TEST_ONLY";
+      Edition2[Edition2["EDITION_2_TEST_ONLY"] = 2] = "EDITION_2_TEST_ONLY";
+      Edition2[Edition2["EDITION_99997_TEST_ONLY"] = 99997] = "EDITION_99997_TEST_ONLY";
+      Edition2[Edition2["EDITION_99998_TEST_ONLY"] = 99998] = "EDITION_99998_TEST_ONLY";
+      Edition2[Edition2["EDITION_99999_TEST_ONLY"] = 99999] = "EDITION_99999_TEST_ONLY";
+      Edition2[Edition2["EDITION_MAX"] = 2147483647] = "EDITION_MAX";
+    })(Edition || (Edition = {}));
+    (function(SymbolVisibility2) {
+      SymbolVisibility2[SymbolVisibility2["VISIBILITY_UNSET"] = 0] = "VISIBILITY_UNSET";
+      SymbolVisibility2[SymbolVisibility2["VISIBILITY_LOCAL"] = 1] = "VISIBILITY_LOCAL";
+      SymbolVisibility2[SymbolVisibility2["VISIBILITY_EXPORT"] = 2] = "VISIBILITY_EXPORT";
+    })(SymbolVisibility || (SymbolVisibility = {}));
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/embed.js
+var init_embed = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/embed.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/extension.js
+var init_extension = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/extension.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/from-binary.js
+function makeReadContext(options) {
+  return Object.assign(Object.assign({ readUnknownFields: true, recursionLimit: 100 }, options), { depth: 0 });
+}
+function fromBinary(schema, bytes2, options) {
+  const message = create(schema);
+  compiledReader(schema).read(message, new BinaryReader(bytes2), makeReadContext(options), bytes2.byteLength);
+  return message;
+}
+function compiledReader(desc) {
+  let compiled2 = compiledReaders.get(desc);
+  if (compiled2 === void 0) {
+    compiled2 = compileMessage2(desc);
+  }
+  return compiled2;
+}
+function compileMessage2(desc) {
+  const descString = String(desc);
+  const fieldReaders = /* @__PURE__ */ new Map();
+  const compiled2 = {
+    read: compileMessageReader(descString, fieldReaders),
+    readGroup: compileGroupReader(descString, fieldReaders)
+  };
+  compiledReaders.set(desc, compiled2);
+  for (const field of desc.fields) {
+    fieldReaders.set(field.number, compileFieldReader(field));
+  }
+  return compiled2;
+}
+function compileMessageReader(descString, fieldReaders) {
+  return (message, reader, ctx, length) => {
+    var _a2;
+    if (++ctx.depth > ctx.recursionLimit) {
+      throw new Error(`cannot decode ${descString} from binary: maximum recursion depth of ${ctx.recursionLimit} reached`);
+    }
+    const end = reader.pos + length;
+    const unknownFields = (_a2 = message.$unknown) !== null && _a2 !== void 0 ? _a2 : [];
+    while (reader.pos < end) {
+      const [fieldNo, wireType] = reader.tag();
+      const fieldReader = fieldReaders.get(fieldNo);
+      if (fieldReader === void 0) {
+        const data = reader.skip(wireType, fieldNo, ctx.recursionLimit - ctx.depth);
+        if (ctx.readUnknownFields) {
+          unknownFields.push({ no: fieldNo, wireType, data });
+        }
+        continue;
+      }
+      fieldReader(message, reader, ctx, wireType);
+    }
+    if (unknownFields.length > 0) {
+      message.$unknown = unknownFields;
+    }
+    ctx.depth--;
+  };
+}
+function compileGroupReader(descString, fieldReaders) {
+  return (message, reader, ctx, fieldNo) => {
+    var _a2;
+    if (++ctx.depth > ctx.recursionLimit) {
+      throw new Error(`cannot decode ${descString} from binary: maximum recursion depth of ${ctx.recursionLimit} reached`);
+    }
+    let recordFieldNo;
+    let wireType;
+    const unknownFields = (_a2 = message.$unknown) !== null && _a2 !== void 0 ? _a2 : [];
+    while (reader.pos < reader.len) {
+      [recordFieldNo, wireType] = reader.tag();
+      if (wireType == WireType.EndGroup) {
+        break;
+      }
+      const fieldReader = fieldReaders.get(recordFieldNo);
+      if (fieldReader === void 0) {
+        const data = reader.skip(wireType, recordFieldNo, ctx.recursionLimit - ctx.depth);
+        if (ctx.readUnknownFields) {
+          unknownFields.push({ no: recordFieldNo, wireType, data });
+        }
+        continue;
+      }
+      fieldReader(message, reader, ctx, wireType);
+    }
+    if (wireType != WireType.EndGroup || recordFieldNo !== fieldNo) {
+      throw new Error("invalid end group tag");
+    }
+    if (unknownFields.length > 0) {
+      message.$unknown = unknownFields;
+    }
+    ctx.depth--;
+  };
+}
+function compileFieldReader(field) {
+  switch (field.fieldKind) {
+    case "scalar":
+      return compileScalarFieldReader(field);
+    case "enum":
+      return compileEnumFieldReader(field);
+    case "message":
+      return compileMessageFieldReader(field);
+    case "list":
+      return compileListFieldReader(field);
+    case "map":
+      return compileMapFieldReader(field);
+  }
+}
+function compileScalarFieldReader(field) {
+  const readScalar = compileScalarReader(field.scalar, field.utf8Validation, field.longAsString);
+  const localName = field.localName;
+  if (field.oneof) {
+    const oneofLocalName = field.oneof.localName;
+    return (message, reader) => {
+      message[oneofLocalName] = {
+        case: localName,
+        value: readScalar(reader)
+      };
+    };
+  }
+  return (message, reader) => {
+    message[localName] = readScalar(reader);
+  };
+}
+function compileEnumFieldReader(field) {
+  var _a2;
+  const localName = field.localName;
+  const oneofLocalName = (_a2 = field.oneof) === null || _a2 === void 0 ? void 0 : _a2.localName;
+  if (field.enum.open) {
+    if (oneofLocalName !== void 0) {
+      return (message, reader) => {
+        message[oneofLocalName] = { case: localName, value: reader.int32() };
+      };
+    }
+    return (message, reader) => {
+      message[localName] = reader.int32();
+    };
+  }
+  const values = field.enum.values;
+  const fieldNo = field.number;
+  return (message, reader, ctx, wireType) => {
+    var _a3;
+    const val = reader.int32();
+    if (values.some((v) => v.number === val)) {
+      if (oneofLocalName !== void 0) {
+        message[oneofLocalName] = { case: localName, value: val };
+      } else {
+        message[localName] = val;
+      }
+    } else if (ctx.readUnknownFields) {
+      const bytes2 = [];
+      varint32write(val, bytes2);
+      const unknownFields = (_a3 = message.$unknown) !== null && _a3 !== void 0 ? _a3 : [];
+      unknownFields.push({
+        no: fieldNo,
+        wireType,
+        data: new Uint8Array(bytes2)
+      });
+      message.$unknown = unknownFields;
+    }
+  };
+}
+function compileMessageFieldReader(field) {
+  const localName = field.localName;
+  const { toMessage, toLocal } = localMessageMapper(field);
+  const readChild = compileChildReader(field);
+  if (field.oneof) {
+    const oneofLocalName = field.oneof.localName;
+    return (message, reader, ctx) => {
+      const oneof = message[oneofLocalName];
+      const child = toMessage(oneof.case === localName ? oneof.value : void 0);
+      readChild(child, reader, ctx);
+      message[oneofLocalName] = { case: localName, value: toLocal(child) };
+    };
+  }
+  return (message, reader, ctx) => {
+    const child = toMessage(message[localName]);
+    readChild(child, reader, ctx);
+    message[localName] = toLocal(child);
+  };
+}
+function compileChildReader(field) {
+  const compiledChild = compiledReader(field.message);
+  if (field.delimitedEncoding) {
+    const fieldNo = field.number;
+    return (child, reader, ctx) => compiledChild.readGroup(child, reader, ctx, fieldNo);
+  }
+  return (child, reader, ctx) => compiledChild.read(child, reader, ctx, reader.uint32());
+}
+function compileListFieldReader(field) {
+  const localName = field.localName;
+  if (field.listKind == "message") {
+    const { toMessage, toLocal } = localMessageMapper(field);
+    const readChild = compileChildReader(field);
+    return (message, reader, ctx) => {
+      const child = toMessage(void 0);
+      readChild(child, reader, ctx);
+      message[localName].push(toLocal(child));
+    };
+  }
+  const scalarType = field.listKind == "enum" ? ScalarType.INT32 : field.scalar;
+  const longAsString = field.listKind == "scalar" ? field.longAsString : false;
+  const readScalar = compileScalarReader(scalarType, field.utf8Validation, longAsString);
+  const packedPossible = scalarType != ScalarType.STRING && scalarType != ScalarType.BYTES;
+  return (message, reader, ctx, wireType) => {
+    const items = message[localName];
+    if (wireType == WireType.LengthDelimited && packedPossible) {
+      const end = reader.uint32() + reader.pos;
+      while (reader.pos < end) {
+        items.push(readScalar(reader));
+      }
+    } else {
+      items.push(readScalar(reader));
+    }
+  };
+}
+function compileMapFieldReader(field) {
+  const localName = field.localName;
+  const readKey = compileScalarReader(field.mapKey, field.utf8Validation, false);
+  const keyZero = scalarZeroValue(field.mapKey, false);
+  let readValue;
+  let valueDefault;
+  switch (field.mapKind) {
+    case "scalar": {
+      const scalar = field.scalar;
+      const readScalar = compileScalarReader(scalar, field.utf8Validation, false);
+      readValue = (reader) => readScalar(reader);
+      if (scalar == ScalarType.BYTES) {
+        valueDefault = () => new Uint8Array(0);
+      } else {
+        const zero = scalarZeroValue(scalar, false);
+        valueDefault = () => zero;
+      }
+      break;
+    }
+    case "enum": {
+      const zero = field.enum.values[0].number;
+      readValue = (reader) => reader.int32();
+      valueDefault = () => zero;
+      break;
+    }
+    case "message": {
+      const { toMessage, toLocal } = localMessageMapper(field);
+      const readChild = compiledReader(field.message).read;
+      readValue = (reader, ctx, existing) => {
+        const child = toMessage(existing);
+        readChild(child, reader, ctx, reader.uint32());
+        return toLocal(child);
+      };
+      valueDefault = () => toLocal(toMessage(void 0));
+      break;
+    }
+  }
+  return (message, reader, ctx) => {
+    const record = message[localName];
+    let key;
+    let val;
+    const len = reader.uint32();
+    const end = reader.pos + len;
+    while (reader.pos < end) {
+      const [fieldNo, wireType] = reader.tag();
+      switch (fieldNo) {
+        case 1:
+          key = readKey(reader);
+          break;
+        case 2:
+          val = readValue(reader, ctx, val);
+          break;
+        default:
+          reader.skip(wireType, fieldNo, ctx.recursionLimit - ctx.depth);
+      }
+    }
+    if (key === void 0) {
+      key = keyZero;
+    }
+    if (val === void 0) {
+      val = valueDefault();
+    }
+    setOwn(record, key, val);
+  };
+}
+function compileScalarReader(type, utf8Validation, longAsString) {
+  switch (type) {
+    case ScalarType.STRING:
+      return (reader) => reader.string(utf8Validation);
+    case ScalarType.BOOL:
+      return (reader) => reader.bool();
+    case ScalarType.DOUBLE:
+      return (reader) => reader.double();
+    case ScalarType.FLOAT:
+      return (reader) => reader.float();
+    case ScalarType.INT32:
+      return (reader) => reader.int32();
+    case ScalarType.INT64:
+      if (longAsString) {
+        return (reader) => String(reader.int64());
+      }
+      return (reader) => reader.int64();
+    case ScalarType.UINT64:
+      if (longAsString) {
+        return (reader) => String(reader.uint64());
+      }
+      return (reader) => reader.uint64();
+    case ScalarType.FIXED64:
+      if (longAsString) {
+        return (reader) => String(reader.fixed64());
+      }
+      return (reader) => reader.fixed64();
+    case ScalarType.BYTES:
+      return (reader) => reader.bytes();
+    case ScalarType.FIXED32:
+      return (reader) => reader.fixed32();
+    case ScalarType.SFIXED32:
+      return (reader) => reader.sfixed32();
+    case ScalarType.SFIXED64:
+      if (longAsString) {
+        return (reader) => String(reader.sfixed64());
+      }
+      return (reader) => reader.sfixed64();
+    case ScalarType.SINT64:
+      if (longAsString) {
+        return (reader) => String(reader.sint64());
+      }
+      return (reader) => reader.sint64();
+    case ScalarType.UINT32:
+      return (reader) => reader.uint32();
+    case ScalarType.SINT32:
+      return (reader) => reader.sint32();
+  }
+}
+var compiledReaders;
+var init_from_binary = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/from-binary.js"() {
+    init_descriptors();
+    init_scalar();
+    init_unsafe();
+    init_message();
+    init_create();
+    init_binary_encoding();
+    init_varint();
+    compiledReaders = /* @__PURE__ */ new WeakMap();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js
+function fileDesc(b64, imports) {
+  var _a2;
+  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b64));
+  root.messageType.forEach(restoreJsonNames);
+  root.dependency = (_a2 = imports === null || imports === void 0 ? void 0 : imports.map((f) => f.proto.name)) !== null && _a2 !== void 0 ? _a2 : [];
+  const reg = createEmbeddedFileRegistry(root, (protoFileName) => imports === null || imports === void 0 ? void 0 : imports.find((f) => f.proto.name === protoFileName));
+  return reg.getFile(root.name);
+}
+var init_file = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js"() {
+    init_base64_encoding();
+    init_descriptor_pb();
+    init_registry();
+    init_restore_json_names();
+    init_from_binary();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/service.js
+var init_service = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/service.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/symbols.js
+var packageName, legacyWktBarrel, wktPublicImportPaths, symbols;
+var init_symbols = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/symbols.js"() {
+    packageName = "@bufbuild/protobuf";
+    legacyWktBarrel = packageName + "/wkt";
+    wktPublicImportPaths = {
+      "google/protobuf/compiler/plugin.proto": legacyWktBarrel,
+      "google/protobuf/any.proto": legacyWktBarrel,
+      "google/protobuf/api.proto": packageName + "/wkt/google/protobuf/api_pb.js",
+      "google/protobuf/c_sharp_features.proto": packageName + "/wkt/google/protobuf/c_sharp_features_pb.js",
+      "google/protobuf/cpp_features.proto": packageName + "/wkt/google/protobuf/cpp_features_pb.js",
+      "google/protobuf/cpp_file_options.proto": packageName + "/wkt/google/protobuf/cpp_file_options_pb.js",
+      "google/protobuf/cpp_options.proto": packageName + "/wkt/google/protobuf/cpp_options_pb.js",
+      "google/protobuf/descriptor.proto": legacyWktBarrel,
+      "google/protobuf/duration.proto": legacyWktBarrel,
+      "google/protobuf/empty.proto": legacyWktBarrel,
+      "google/protobuf/field_mask.proto": legacyWktBarrel,
+      "google/protobuf/go_features.proto": packageName + "/wkt/google/protobuf/go_features_pb.js",
+      "google/protobuf/java_features.proto": packageName + "/wkt/google/protobuf/java_features_pb.js",
+      "google/protobuf/json_enumvalue_options.proto": packageName + "/wkt/google/protobuf/json_enumvalue_options_pb.js",
+      "google/protobuf/json_options.proto": packageName + "/wkt/google/protobuf/json_options_pb.js",
+      "google/protobuf/source_context.proto": packageName + "/wkt/google/protobuf/source_context_pb.js",
+      "google/protobuf/struct.proto": legacyWktBarrel,
+      "google/protobuf/timestamp.proto": legacyWktBarrel,
+      "google/protobuf/type.proto": packageName + "/wkt/google/protobuf/type_pb.js",
+      "google/protobuf/wrappers.proto": legacyWktBarrel
+    };
+    symbols = {
+      isMessage: { typeOnly: false, bootstrapWktFrom: "../is-message.js", from: packageName },
+      Message: { typeOnly: true, bootstrapWktFrom: "../types.js", from: packageName },
+      create: { typeOnly: false, bootstrapWktFrom: "../create.js", from: packageName },
+      fromJson: { typeOnly: false, bootstrapWktFrom: "../from-json.js", from: packageName },
+      fromJsonString: { typeOnly: false, bootstrapWktFrom: "../from-json.js", from: packageName },
+      fromBinary: { typeOnly: false, bootstrapWktFrom: "../from-binary.js", from: packageName },
+      toBinary: { typeOnly: false, bootstrapWktFrom: "../to-binary.js", from: packageName },
+      toJson: { typeOnly: false, bootstrapWktFrom: "../to-json.js", from: packageName },
+      toJsonString: { typeOnly: false, bootstrapWktFrom: "../to-json.js", from: packageName },
+      protoInt64: { typeOnly: false, bootstrapWktFrom: "../proto-int64.js", from: packageName },
+      JsonValue: { typeOnly: true, bootstrapWktFrom: "../json-value.js", from: packageName },
+      JsonObject: { typeOnly: true, bootstrapWktFrom: "../json-value.js", from: packageName },
+      UnknownEnum: { typeOnly: true, bootstrapWktFrom: "../types.js", from: packageName },
+      codegen: {
+        boot: { typeOnly: false, bootstrapWktFrom: "../codegenv2/boot.js", from: packageName + "/codegenv2" },
+        fileDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/file.js", from: packageName + "/codegenv2" },
+        enumDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/enum.js", from: packageName + "/codegenv2" },
+        extDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/extension.js", from: packageName + "/codegenv2" },
+        messageDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/message.js", from: packageName + "/codegenv2" },
+        serviceDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/service.js", from: packageName + "/codegenv2" },
+        tsEnum: { typeOnly: false, bootstrapWktFrom: "../codegenv2/enum.js", from: packageName + "/codegenv2" },
+        objEnum: { typeOnly: false, bootstrapWktFrom: "../codegenv2/enum.js", from: packageName + "/codegenv2" },
+        GenFile: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
+        GenEnum: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
+        GenExtension: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
+        GenMessage: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
+        GenService: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" }
+      }
+    };
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/scalar.js
+var init_scalar2 = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/scalar.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/types.js
+var init_types2 = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/types.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/index.js
+var init_codegenv2 = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/index.js"() {
+    init_boot();
+    init_embed();
+    init_enum();
+    init_extension();
+    init_file();
+    init_message2();
+    init_service();
+    init_symbols();
+    init_scalar2();
+    init_types2();
+  }
+});
+
+// src/onnx/proto/onnx_pb.ts
+var file_onnx, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, TypeProto_TensorSchema;
+var init_onnx_pb = __esm({
+  "src/onnx/proto/onnx_pb.ts"() {
+    "use strict";
+    init_codegenv2();
+    file_onnx = /* @__PURE__ */ fileDesc("Cgpvbm54LnByb3RvEgRvbm54IswFCg5BdHRyaWJ1dGVQcm90bxIMCgRuYW1lGAEgASgJEhUKDXJlZl9hdHRyX25hbWUYFSABKAkSEgoKZG9jX3N0cmluZxgNIAEoCRIwCgR0eXBlGBQgASgOMiIub25ueC5BdHRyaWJ1dGVQcm90by5BdHRyaWJ1dGVUeXBlEgkKAWYYAiABKAISCQoBaRgDIAEoAxIJCgFzGAQgASgMEhwKAXQYBSABKAsyES5vbm54LlRlbnNvclByb3RvEhsKAWcYBiABKAsyEC5vbm54LkdyYXBoUHJvdG8SLgoNc3BhcnNlX3RlbnNvchgWIAEoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SGwoCdHAYDiABKAsyDy5vbm54LlR5cGVQcm90bxIOCgZmbG9hdHMYByADKAISDAoEaW50cxgIIAMoAxIPCgdzdHJpbmdzGAkgAygMEiIKB3RlbnNvcnMYCiADKAsyES5vbm54LlRlbnNvclByb3RvEiAKBmdyYXBocxgLIAMoCzIQLm9ubnguR3JhcGhQcm90bxIvCg5zcGFyc2VfdGVuc29ycxgXIAMoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SJAoLdHlwZV9wcm90b3MYDyADKAsyDy5vbm54LlR5cGVQcm90byLZAQoNQXR0cmlidXRlVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgcKA0lOVBACEgoKBlNUUklORxADEgoKBlRFTlNPUhAEEgkKBUdSQVBIEAUSEQoNU1BBUlNFX1RFTlNPUhALEg4KClRZUEVfUFJPVE8QDRIKCgZGTE9BVFMQBhIICgRJTlRTEAcSCwoHU1RSSU5HUxAIEgsKB1RFTlNPUlMQCRIKCgZHUkFQSFMQChISCg5TUEFSU0VfVEVOU09SUxAMEg8KC1RZUEVfUFJPVE9TEA4iUQoOVmFsdWVJbmZvUHJvdG8SDAoEbmFtZRgBIAEoCRIdCgR0eXBlGAIgASgLMg8ub25ueC5UeXBlUHJvdG8SEgoKZG9jX3N0cmluZxgDIAEoCSKWAQoJTm9kZVByb3RvEg0KBWlucHV0GAEgAygJEg4KBm91dHB1dBgCIAMoCRIMCgRuYW1lGAMgASgJEg8KB29wX3R5cGUYBCABKAkSDgoGZG9tYWluGAcgASgJEicKCWF0dHJpYnV0ZRgFIAMoCzIULm9ubnguQXR0cmlidXRlUHJvdG8SEgoKZG9jX3N0cmluZxgGIAEoCSLWAQoRVHJhaW5pbmdJbmZvUHJvdG8SKAoOaW5pdGlhbGl6YXRpb24YASABKAsyEC5vbm54LkdyYXBoUHJvdG8SIwoJYWxnb3JpdGhtGAIgASgLMhAub25ueC5HcmFwaFByb3RvEjwKFmluaXRpYWxpemF0aW9uX2JpbmRpbmcYAyADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8SNAoOdXBkYXRlX2JpbmRpbmcYBCADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8i6wIKCk1vZGVsUHJvdG8SEgoKaXJfdmVyc2lvbhgBIAEoAxIuCgxvcHNldF9pbXBvcnQYCCADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIVCg1wcm9kdWNlcl9uYW1lGAIgASgJEhgKEHByb2R1Y2VyX3ZlcnNpb24YAyABKAkSDgoGZG9tYWluGAQgASgJEhUKDW1vZGVsX3ZlcnNpb24YBSABKAMSEgoKZG9jX3N0cmluZxgGIAEoCRIfCgVncmFwaBgHIAEoCzIQLm9ubnguR3JhcGhQcm90bxI0Cg5tZXRhZGF0YV9wcm9wcxgOIAMoCzIcLm9ubnguU3RyaW5nU3RyaW5nRW50cnlQcm90bxIuCg10cmFpbmluZ19pbmZvGBQgAygLMhcub25ueC5UcmFpbmluZ0luZm9Qcm90bxImCglmdW5jdGlvbnMYGSADKAsyEy5vbm54LkZ1bmN0aW9uUHJvdG8iNAoWU3RyaW5nU3RyaW5nRW50cnlQcm90bxILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiawoQVGVuc29yQW5ub3RhdGlvbhITCgt0ZW5zb3JfbmFtZRgBIAEoCRJCChxxdWFudF9wYXJhbWV0ZXJfdGVuc29yX25hbWVzGAIgAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvIp4DCgpHcmFwaFByb3RvEh0KBG5vZGUYASADKAsyDy5vbm54Lk5vZGVQcm90bxIMCgRuYW1lGAIgASgJEiYKC2luaXRpYWxpemVyGAUgAygLMhEub25ueC5UZW5zb3JQcm90bxIzChJzcGFyc2VfaW5pdGlhbGl6ZXIYDyADKAsyFy5vbm54LlNwYXJzZVRlbnNvclByb3RvEhIKCmRvY19zdHJpbmcYCiABKAkSIwoFaW5wdXQYCyADKAsyFC5vbm54LlZhbHVlSW5mb1Byb3RvEiQKBm91dHB1dBgMIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SKAoKdmFsdWVfaW5mbxgNIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SNwoXcXVhbnRpemF0aW9uX2Fubm90YXRpb24YDiADKAsyFi5vbm54LlRlbnNvckFubm90YXRpb25KBAgDEARKBAgEEAVKBAgGEApSCmlyX3ZlcnNpb25SEHByb2R1Y2VyX3ZlcnNpb25SDHByb2R1Y2VyX3RhZ1IGZG9tYWluIrgFCgtUZW5zb3JQcm90bxIMCgRkaW1zGAEgAygDEhEKCWRhdGFfdHlwZRgCIAEoBRIqCgdzZWdtZW50GAMgASgLMhkub25ueC5UZW5zb3JQcm90by5TZWdtZW50EhYKCmZsb2F0X2RhdGEYBCADKAJCAhABEhYKCmludDMyX2RhdGEYBSADKAVCAhABEhMKC3N0cmluZ19kYXRhGAYgAygMEhYKCmludDY0X2RhdGEYByADKANCAhABEgwKBG5hbWUYCCABKAkSEgoKZG9jX3N0cmluZxgMIAEoCRIQCghyYXdfZGF0YRgJIAEoDBIzCg1leHRlcm5hbF9kYXRhGA0gAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvEjUKDWRhdGFfbG9jYXRpb24YDiABKA4yHi5vbm54LlRlbnNvclByb3RvLkRhdGFMb2NhdGlvbhIXCgtkb3VibGVfZGF0YRgKIAMoAUICEAESFwoLdWludDY0X2RhdGEYCyADKARCAhABGiUKB1NlZ21lbnQSDQoFYmVnaW4YASABKAMSCwoDZW5kGAIgASgDItoBCghEYXRhVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgkKBVVJTlQ4EAISCAoESU5UOBADEgoKBlVJTlQxNhAEEgkKBUlOVDE2EAUSCQoFSU5UMzIQBhIJCgVJTlQ2NBAHEgoKBlNUUklORxAIEggKBEJPT0wQCRILCgdGTE9BVDE2EAoSCgoGRE9VQkxFEAsSCgoGVUlOVDMyEAwSCgoGVUlOVDY0EA0SDQoJQ09NUExFWDY0EA4SDgoKQ09NUExFWDEyOBAPEgwKCEJGTE9BVDE2EBAiKQoMRGF0YUxvY2F0aW9uEgsKB0RFRkFVTFQQABIMCghFWFRFUk5BTBABImgKEVNwYXJzZVRlbnNvclByb3RvEiEKBnZhbHVlcxgBIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SIgoHaW5kaWNlcxgCIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SDAoEZGltcxgDIAMoAyKVAQoQVGVuc29yU2hhcGVQcm90bxItCgNkaW0YASADKAsyIC5vbm54LlRlbnNvclNoYXBlUHJvdG8uRGltZW5zaW9uGlIKCURpbWVuc2lvbhITCglkaW1fdmFsdWUYASABKANIABITCglkaW1fcGFyYW0YAiABKAlIABISCgpkZW5vdGF0aW9uGAMgASgJQgcKBXZhbHVlIs4ECglUeXBlUHJvdG8SLQoLdGVuc29yX3R5cGUYASABKAsyFi5vbm54LlR5cGVQcm90by5UZW5zb3JIABIxCg1zZXF1ZW5jZV90eXBlGAQgASgLMhgub25ueC5UeXBlUHJvdG8uU2VxdWVuY2VIABInCghtYXBfdHlwZRgFIAEoCzITLm9ubnguVHlwZVByb3RvLk1hcEgAEjEKDW9wdGlvbmFsX3R5cGUYCSABKAsyGC5vbm54LlR5cGVQcm90by5PcHRpb25hbEgAEjoKEnNwYXJzZV90ZW5zb3JfdHlwZRgIIAEoCzIcLm9ubnguVHlwZVByb3RvLlNwYXJzZVRlbnNvckgAEhIKCmRlbm90YXRpb24YBiABKAkaQgoGVGVuc29yEhEKCWVsZW1fdHlwZRgBIAEoBRIlCgVzaGFwZRgCIAEoCzIWLm9ubnguVGVuc29yU2hhcGVQcm90bxouCghTZXF1ZW5jZRIiCgllbGVtX3R5cGUYASABKAsyDy5vbm54LlR5cGVQcm90bxo8CgNNYXASEAoIa2V5X3R5cGUYASABKAUSIwoKdmFsdWVfdHlwZRgCIAEoCzIPLm9ubnguVHlwZVByb3RvGi4KCE9wdGlvbmFsEiIKCWVsZW1fdHlwZRgBIAEoCzIPLm9ubnguVHlwZVByb3RvGkgKDFNwYXJzZVRlbnNvchIRCgllbGVtX3R5cGUYASABKAUSJQoFc2hhcGUYAiABKAsyFi5vbm54LlRlbnNvclNoYXBlUHJvdG9CBwoFdmFsdWUiNQoST3BlcmF0b3JTZXRJZFByb3RvEg4KBmRvbWFpbhgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDIuUBCg1GdW5jdGlvblByb3RvEgwKBG5hbWUYASABKAkSDQoFaW5wdXQYBCADKAkSDgoGb3V0cHV0GAUgAygJEhEKCWF0dHJpYnV0ZRgGIAMoCRIdCgRub2RlGAcgAygLMg8ub25ueC5Ob2RlUHJvdG8SEgoKZG9jX3N0cmluZxgIIAEoCRIuCgxvcHNldF9pbXBvcnQYCSADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIOCgZkb21haW4YCiABKAlKBAgCEANKBAgDEARSDXNpbmNlX3ZlcnNpb25SBnN0YXR1cyrkAQoHVmVyc2lvbhISCg5fU1RBUlRfVkVSU0lPThAAEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8xMBABEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8zMBACEhgKFElSX1ZFUlNJT05fMjAxN18xMV8zEAMSGAoUSVJfVkVSU0lPTl8yMDE5XzFfMjIQBBIYChRJUl9WRVJTSU9OXzIwMTlfM18xOBAFEhgKFElSX1ZFUlNJT05fMjAxOV85XzE5EAYSFwoTSVJfVkVSU0lPTl8yMDIwXzVfOBAHEg4KCklSX1ZFUlNJT04QCCouCg5PcGVyYXRvclN0YXR1cxIQCgxFWFBFUklNRU5UQUwQABIKCgZTVEFCTEUQAUICSAM");
+    ValueInfoProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 1);
+    NodeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 2);
+    ModelProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 4);
+    StringStringEntryProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 5);
+    TensorProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 8);
+    TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
+      TensorProto_DataType2[TensorProto_DataType2["UNDEFINED"] = 0] = "UNDEFINED";
+      TensorProto_DataType2[TensorProto_DataType2["FLOAT"] = 1] = "FLOAT";
+      TensorProto_DataType2[TensorProto_DataType2["UINT8"] = 2] = "UINT8";
+      TensorProto_DataType2[TensorProto_DataType2["INT8"] = 3] = "INT8";
+      TensorProto_DataType2[TensorProto_DataType2["UINT16"] = 4] = "UINT16";
+      TensorProto_DataType2[TensorProto_DataType2["INT16"] = 5] = "INT16";
+      TensorProto_DataType2[TensorProto_DataType2["INT32"] = 6] = "INT32";
+      TensorProto_DataType2[TensorProto_DataType2["INT64"] = 7] = "INT64";
+      TensorProto_DataType2[TensorProto_DataType2["STRING"] = 8] = "STRING";
+      TensorProto_DataType2[TensorProto_DataType2["BOOL"] = 9] = "BOOL";
+      TensorProto_DataType2[TensorProto_DataType2["FLOAT16"] = 10] = "FLOAT16";
+      TensorProto_DataType2[TensorProto_DataType2["DOUBLE"] = 11] = "DOUBLE";
+      TensorProto_DataType2[TensorProto_DataType2["UINT32"] = 12] = "UINT32";
+      TensorProto_DataType2[TensorProto_DataType2["UINT64"] = 13] = "UINT64";
+      TensorProto_DataType2[TensorProto_DataType2["COMPLEX64"] = 14] = "COMPLEX64";
+      TensorProto_DataType2[TensorProto_DataType2["COMPLEX128"] = 15] = "COMPLEX128";
+      TensorProto_DataType2[TensorProto_DataType2["BFLOAT16"] = 16] = "BFLOAT16";
+      return TensorProto_DataType2;
+    })(TensorProto_DataType || {});
+    TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
+    TypeProto_TensorSchema = /* @__PURE__ */ messageDesc(file_onnx, 11, 0);
+  }
+});
+
+// src/onnx/graph.ts
+function topologicalOrder(nodes, producer) {
+  const indegree = /* @__PURE__ */ new Map();
+  const dependents = /* @__PURE__ */ new Map();
+  for (const n of nodes) {
+    let deg = 0;
+    for (const i2 of new Set(n.input)) {
+      const p = i2 ? producer.get(i2) : void 0;
+      if (p && p !== n) {
+        deg++;
+        const list = dependents.get(p);
+        if (list) list.push(n);
+        else dependents.set(p, [n]);
+      }
+    }
+    indegree.set(n, deg);
+  }
+  const ready = nodes.filter((n) => indegree.get(n) === 0);
+  const order = [];
+  for (let k = 0; k < ready.length; k++) {
+    const n = ready[k];
+    order.push(n);
+    for (const d of dependents.get(n) ?? []) {
+      const left = indegree.get(d) - 1;
+      indegree.set(d, left);
+      if (left === 0) ready.push(d);
+    }
+  }
+  if (order.length !== nodes.length) throw new Error("graph has a cycle");
+  return order;
+}
+function attr(node, name) {
+  return node.attribute.find((a) => a.name === name);
+}
+function attrInt(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 2 /* INT */ ? Number(a.i) : fallback;
+}
+function attrInts(node, name) {
+  const a = attr(node, name);
+  return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
+}
+function attrFloat(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
+}
+function attrString(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
+}
+function nodeLabel(node) {
+  return node.name || `${node.opType}(${node.output[0] ?? ""})`;
+}
+var GraphIndex;
+var init_graph = __esm({
+  "src/onnx/graph.ts"() {
+    "use strict";
+    init_onnx_pb();
+    GraphIndex = class {
+      constructor(graph) {
+        this.graph = graph;
+        for (const t of graph.initializer) this.initializers.set(t.name, t);
+        for (const v of [...graph.input, ...graph.valueInfo, ...graph.output]) this.valueInfo.set(v.name, v);
+        for (const n of graph.node) {
+          for (const o of n.output) if (o) this.producer.set(o, n);
+          for (const i2 of n.input) {
+            if (!i2) continue;
+            const list = this.consumers.get(i2);
+            if (list) list.push(n);
+            else this.consumers.set(i2, [n]);
+          }
+        }
+        this.graphOutputs = new Set(graph.output.map((o) => o.name));
+        this.inputs = graph.input.filter((i2) => !this.initializers.has(i2.name));
+        this.order = topologicalOrder(graph.node, this.producer);
+      }
+      graph;
+      producer = /* @__PURE__ */ new Map();
+      consumers = /* @__PURE__ */ new Map();
+      initializers = /* @__PURE__ */ new Map();
+      valueInfo = /* @__PURE__ */ new Map();
+      graphOutputs;
+      /** graph inputs that are real inputs, not initializers listed as inputs (older exporters do that) */
+      inputs;
+      order;
+      consumersOf(tensor) {
+        return this.consumers.get(tensor) ?? [];
+      }
+      /** The constant behind a tensor name: an initializer or the value of a Constant node. */
+      constant(tensor) {
+        const init = this.initializers.get(tensor);
+        if (init) return init;
+        const p = this.producer.get(tensor);
+        if (p && p.opType === "Constant") return attr(p, "value")?.t;
+        return void 0;
+      }
+    };
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/types.js
+var init_types3 = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/types.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/equals.js
+var init_equals = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/equals.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/to-json.js
+var init_to_json = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/to-json.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/from-json.js
+var init_from_json = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/from-json.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/merge.js
+var init_merge = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/merge.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/unknown-enum.js
+var init_unknown_enum = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/unknown-enum.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/index.js
+var init_esm2 = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/index.js"() {
+    init_types3();
+    init_is_message();
+    init_create();
+    init_clone();
+    init_descriptors();
+    init_equals();
+    init_fields();
+    init_to_binary();
+    init_from_binary();
+    init_to_json();
+    init_from_json();
+    init_merge();
+    init_proto_int64();
+    init_unknown_enum();
+  }
+});
+
+// src/onnx/tensor.ts
+function dataTypeName(t) {
+  return TensorProto_DataType[t] ?? `type ${t}`;
+}
+function tensorDims(t) {
+  return t.dims.map(Number);
+}
+function numel(dims) {
+  let n = 1;
+  for (const d of dims) n *= d;
+  return n;
+}
+function isExternal(t) {
+  return t.dataLocation === 1 /* EXTERNAL */;
+}
+function alignedBytes(raw) {
+  const buf = new ArrayBuffer(raw.byteLength);
+  new Uint8Array(buf).set(raw);
+  return buf;
+}
+function halfToFloat(h) {
+  const s = h & 32768 ? -1 : 1;
+  const e = h >> 10 & 31;
+  const f = h & 1023;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+function bf16ToFloat(h) {
+  u32[0] = h << 16;
+  return f32[0];
+}
+function tensorToFloat32(t) {
+  if (isExternal(t)) throw new Error(`tensor ${t.name}: external data not loaded`);
+  const n = numel(tensorDims(t));
+  const raw = t.rawData;
+  const out = new Float32Array(n);
+  if (raw.byteLength > 0) {
+    const size = ITEM_SIZE[t.dataType];
+    if (size === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
+    if (raw.byteLength !== n * size) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size}`);
+    const buf = alignedBytes(raw);
+    switch (t.dataType) {
+      case 1 /* FLOAT */:
+        out.set(new Float32Array(buf));
+        break;
+      case 11 /* DOUBLE */:
+        out.set(new Float64Array(buf));
+        break;
+      case 10 /* FLOAT16 */: {
+        const h = new Uint16Array(buf);
+        for (let i2 = 0; i2 < n; i2++) out[i2] = halfToFloat(h[i2]);
+        break;
+      }
+      case 16 /* BFLOAT16 */: {
+        const h = new Uint16Array(buf);
+        for (let i2 = 0; i2 < n; i2++) out[i2] = bf16ToFloat(h[i2]);
+        break;
+      }
+      case 3 /* INT8 */:
+        out.set(new Int8Array(buf));
+        break;
+      case 2 /* UINT8 */:
+      case 9 /* BOOL */:
+        out.set(new Uint8Array(buf));
+        break;
+      case 5 /* INT16 */:
+        out.set(new Int16Array(buf));
+        break;
+      case 4 /* UINT16 */:
+        out.set(new Uint16Array(buf));
+        break;
+      case 6 /* INT32 */:
+        out.set(new Int32Array(buf));
+        break;
+      case 12 /* UINT32 */:
+        out.set(new Uint32Array(buf));
+        break;
+      case 7 /* INT64 */: {
+        const v = new BigInt64Array(buf);
+        for (let i2 = 0; i2 < n; i2++) out[i2] = Number(v[i2]);
+        break;
+      }
+      case 13 /* UINT64 */: {
+        const v = new BigUint64Array(buf);
+        for (let i2 = 0; i2 < n; i2++) out[i2] = Number(v[i2]);
+        break;
+      }
+    }
+    return out;
+  }
+  const src = t.dataType === 1 /* FLOAT */ ? t.floatData : t.dataType === 11 /* DOUBLE */ ? t.doubleData : t.dataType === 7 /* INT64 */ ? t.int64Data : t.dataType === 13 /* UINT64 */ || t.dataType === 12 /* UINT32 */ ? t.uint64Data : t.int32Data;
+  if (src.length !== n) throw new Error(`tensor ${t.name}: holds ${src.length} values, expected ${n}`);
+  if (t.dataType === 10 /* FLOAT16 */) for (let i2 = 0; i2 < n; i2++) out[i2] = halfToFloat(Number(src[i2]));
+  else if (t.dataType === 16 /* BFLOAT16 */) for (let i2 = 0; i2 < n; i2++) out[i2] = bf16ToFloat(Number(src[i2]));
+  else for (let i2 = 0; i2 < n; i2++) out[i2] = Number(src[i2]);
+  return out;
+}
+function tensorToInts(t) {
+  if (t.rawData.byteLength > 0 && t.dataType === 7 /* INT64 */) {
+    return Array.from(new BigInt64Array(alignedBytes(t.rawData)), Number);
+  }
+  if (t.rawData.byteLength === 0 && t.dataType === 7 /* INT64 */) return t.int64Data.map(Number);
+  return Array.from(tensorToFloat32(t));
+}
+function setTensorFloat32(t, values, dims) {
+  if (dims) t.dims = dims.map(BigInt);
+  const n = numel(tensorDims(t));
+  if (values.length !== n) throw new Error(`tensor ${t.name}: ${values.length} values for shape [${tensorDims(t)}]`);
+  t.floatData = [];
+  t.doubleData = [];
+  t.int32Data = [];
+  switch (t.dataType) {
+    case 1 /* FLOAT */:
+      t.rawData = new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+      break;
+    case 11 /* DOUBLE */:
+      t.rawData = new Uint8Array(Float64Array.from(values).buffer);
+      break;
+    case 10 /* FLOAT16 */:
+      t.rawData = new Uint8Array(Uint16Array.from(values, floatToHalf).buffer);
+      break;
+    case 16 /* BFLOAT16 */:
+      t.rawData = new Uint8Array(Uint16Array.from(values, floatToBf16).buffer);
+      break;
+    default:
+      throw new Error(`tensor ${t.name}: cannot write ${dataTypeName(t.dataType)} weights`);
+  }
+}
+function floatToBf16(x2) {
+  f32[0] = x2;
+  const bits2 = u32[0];
+  return bits2 + 32767 + (bits2 >> 16 & 1) >>> 16 & 65535;
+}
+function floatToHalf(x2) {
+  f32[0] = x2;
+  const bits2 = u32[0];
+  const sign = bits2 >>> 16 & 32768;
+  const exp = bits2 >>> 23 & 255;
+  let mant = bits2 & 8388607;
+  if (exp === 255) return sign | 31744 | (mant ? 512 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 31744;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 8388608;
+    const shift = 14 - e;
+    let half2 = mant >> shift;
+    const rem2 = mant & (1 << shift) - 1;
+    const mid = 1 << shift - 1;
+    if (rem2 > mid || rem2 === mid && half2 & 1) half2++;
+    return sign | half2;
+  }
+  let half = sign | e << 10 | mant >> 13;
+  const rem = mant & 8191;
+  if (rem > 4096 || rem === 4096 && half & 1) half++;
+  return half;
+}
+function makeFloatTensor(name, dims, values) {
+  const t = create(TensorProtoSchema, { name, dataType: 1 /* FLOAT */, dims: dims.map(BigInt) });
+  setTensorFloat32(t, values);
+  return t;
+}
+var ITEM_SIZE, FLOAT_TYPES, f32, u32;
+var init_tensor = __esm({
+  "src/onnx/tensor.ts"() {
+    "use strict";
+    init_esm2();
+    init_onnx_pb();
+    ITEM_SIZE = {
+      [1 /* FLOAT */]: 4,
+      [11 /* DOUBLE */]: 8,
+      [10 /* FLOAT16 */]: 2,
+      [16 /* BFLOAT16 */]: 2,
+      [3 /* INT8 */]: 1,
+      [2 /* UINT8 */]: 1,
+      [9 /* BOOL */]: 1,
+      [5 /* INT16 */]: 2,
+      [4 /* UINT16 */]: 2,
+      [6 /* INT32 */]: 4,
+      [12 /* UINT32 */]: 4,
+      [7 /* INT64 */]: 8,
+      [13 /* UINT64 */]: 8
+    };
+    FLOAT_TYPES = /* @__PURE__ */ new Set([1 /* FLOAT */, 11 /* DOUBLE */, 10 /* FLOAT16 */, 16 /* BFLOAT16 */]);
+    f32 = new Float32Array(1);
+    u32 = new Uint32Array(f32.buffer);
+  }
+});
+
+// src/onnx/shapes.ts
+function dimsOf(v, batch) {
+  const t = v?.type?.value;
+  if (!t || t.case !== "tensorType" || !t.value.shape) return void 0;
+  return t.value.shape.dim.map((d) => d.value.case === "dimValue" ? Number(d.value.value) : batch);
+}
+function broadcastShapes(shapes) {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out = [];
+  for (let i2 = 0; i2 < rank; i2++) {
+    let d = 1;
+    for (const s of shapes) {
+      const v = s[s.length - rank + i2] ?? 1;
+      if (v === 1) continue;
+      if (d !== 1 && d !== v) return void 0;
+      d = v;
+    }
+    out.push(d);
+  }
+  return out;
+}
+function normAxis(axis, rank) {
+  return axis < 0 ? axis + rank : axis;
+}
+function inferShapes(index, batch = 1) {
+  const shapes = /* @__PURE__ */ new Map();
+  const values = /* @__PURE__ */ new Map();
+  for (const v of index.inputs) {
+    const d = dimsOf(v, batch);
+    if (d) shapes.set(v.name, d);
+  }
+  for (const [name, t] of index.initializers) {
+    const d = tensorDims(t);
+    shapes.set(name, d);
+    if (numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6)) values.set(name, tensorToInts(t));
+  }
+  for (const node of index.order) {
+    try {
+      inferNode(node, shapes, values);
+    } catch {
+    }
+    for (const o of node.output) {
+      if (!shapes.has(o)) {
+        const d = dimsOf(index.valueInfo.get(o), batch);
+        if (d) shapes.set(o, d);
+      }
+    }
+  }
+  return { shapes, values };
+}
+function convOutput(node, x2, w, transpose) {
+  const spatial = x2.length - 2;
+  const kernel = attrInts(node, "kernel_shape") ?? w.slice(2);
+  const strides = attrInts(node, "strides") ?? new Array(spatial).fill(1);
+  const dil = attrInts(node, "dilations") ?? new Array(spatial).fill(1);
+  const pads = attrInts(node, "pads") ?? new Array(2 * spatial).fill(0);
+  const autoPad = attr(node, "auto_pad");
+  const mode = autoPad ? new TextDecoder().decode(autoPad.s) : "NOTSET";
+  const out = [];
+  for (let i2 = 0; i2 < spatial; i2++) {
+    const inDim = x2[2 + i2];
+    const k = (kernel[i2] - 1) * dil[i2] + 1;
+    if (transpose) {
+      const outPad = attrInts(node, "output_padding")?.[i2] ?? 0;
+      const explicit = attrInts(node, "output_shape");
+      out.push(explicit ? explicit[i2] : strides[i2] * (inDim - 1) + outPad + k - pads[i2] - pads[i2 + spatial]);
+    } else if (mode === "SAME_UPPER" || mode === "SAME_LOWER") {
+      out.push(Math.ceil(inDim / strides[i2]));
+    } else if (mode === "VALID") {
+      out.push(Math.floor((inDim - k) / strides[i2]) + 1);
+    } else {
+      const ceil = attrInt(node, "ceil_mode", 0) === 1;
+      const r = (inDim + pads[i2] + pads[i2 + spatial] - k) / strides[i2];
+      out.push((ceil ? Math.ceil(r) : Math.floor(r)) + 1);
+    }
+  }
+  return out;
+}
+function inferNode(node, shapes, values) {
+  const s = (i2) => node.input[i2] ? shapes.get(node.input[i2]) : void 0;
+  const v = (i2) => node.input[i2] ? values.get(node.input[i2]) : void 0;
+  const set = (shape, value) => {
+    if (!shape) return;
+    shapes.set(node.output[0], shape);
+    if (value) values.set(node.output[0], value);
+  };
+  const x2 = s(0);
+  const op = node.opType;
+  if (op === "Constant") {
+    const t = attr(node, "value")?.t;
+    if (t) {
+      const d = tensorDims(t);
+      set(d, numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6) ? tensorToInts(t) : void 0);
+    }
+    return;
+  }
+  if (op === "Shape") {
+    if (x2) {
+      const start = normAxis(attrInt(node, "start", 0), x2.length);
+      const end = attr(node, "end") ? normAxis(attrInt(node, "end", x2.length), x2.length) : x2.length;
+      const val = x2.slice(start, end);
+      set([val.length], val);
+    }
+    return;
+  }
+  if (ELEMENTWISE_UNARY.has(op)) {
+    const vx = v(0);
+    set(x2, op === "Cast" || op === "Identity" ? vx : void 0);
+    return;
+  }
+  if (BROADCAST.has(op)) {
+    const ins = node.input.map((n) => shapes.get(n));
+    if (ins.some((i2) => !i2)) return;
+    if (op === "Expand") {
+      const target = v(1);
+      set(target && x2 ? broadcastShapes([x2, target]) : void 0);
+      return;
+    }
+    const out = broadcastShapes(ins);
+    let val;
+    const a = v(0);
+    const b = v(1);
+    if (a && b && node.input.length === 2 && out && out.length <= 1) {
+      const n = Math.max(a.length, b.length);
+      const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q) }[op];
+      if (f) val = Array.from({ length: n }, (_, i2) => f(a[a.length === 1 ? 0 : i2], b[b.length === 1 ? 0 : i2]));
+    }
+    set(out, val);
+    return;
+  }
+  switch (op) {
+    case "Conv":
+    case "ConvTranspose": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const group = attrInt(node, "group", 1);
+      const cout = op === "Conv" ? w[0] : w[1] * group;
+      const sp = convOutput(node, x2, w, op === "ConvTranspose");
+      set(sp && [x2[0], cout, ...sp]);
+      return;
+    }
+    case "MaxPool":
+    case "AveragePool":
+    case "LpPool": {
+      if (!x2) return;
+      const kernel = attrInts(node, "kernel_shape");
+      if (!kernel) return;
+      const sp = convOutput(node, x2, [0, 0, ...kernel], false);
+      set(sp && [x2[0], x2[1], ...sp]);
+      return;
+    }
+    case "GlobalAveragePool":
+    case "GlobalMaxPool":
+      set(x2 && [x2[0], x2[1], ...x2.slice(2).map(() => 1)]);
+      return;
+    case "Flatten": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 1), x2.length);
+      set([numel(x2.slice(0, axis)), numel(x2.slice(axis))]);
+      return;
+    }
+    case "Reshape": {
+      const target = v(1) ?? attrInts(node, "shape");
+      if (!x2 || !target) return;
+      const allowZero = attrInt(node, "allowzero", 0) === 1;
+      const out = target.map((d, i2) => d === 0 && !allowZero ? x2[i2] : d);
+      const known = out.filter((d) => d !== -1);
+      const inferred = out.indexOf(-1);
+      if (inferred >= 0) out[inferred] = numel(x2) / numel(known);
+      set(out, v(0));
+      return;
+    }
+    case "Gemm": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const m = attrInt(node, "transA", 0) ? x2[1] : x2[0];
+      const n = attrInt(node, "transB", 0) ? w[0] : w[1];
+      set([m, n]);
+      return;
+    }
+    case "MatMul": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const a = x2.length === 1 ? [1, x2[0]] : x2;
+      const b = w.length === 1 ? [w[0], 1] : w;
+      const batchDims = broadcastShapes([a.slice(0, -2), b.slice(0, -2)]);
+      if (!batchDims) return;
+      const out = [...batchDims, a[a.length - 2], b[b.length - 1]];
+      if (x2.length === 1) out.splice(out.length - 2, 1);
+      if (w.length === 1) out.pop();
+      set(out);
+      return;
+    }
+    case "Concat": {
+      const ins = node.input.map((n) => shapes.get(n));
+      if (ins.some((i2) => !i2)) return;
+      const first = ins[0];
+      const axis = normAxis(attrInt(node, "axis", 0), first.length);
+      const out = [...first];
+      out[axis] = ins.reduce((acc, i2) => acc + i2[axis], 0);
+      const vals = node.input.map((n) => values.get(n));
+      set(out, vals.every((q) => q) ? vals.flat() : void 0);
+      return;
+    }
+    case "Transpose": {
+      if (!x2) return;
+      const perm = attrInts(node, "perm") ?? x2.map((_, i2) => x2.length - 1 - i2);
+      set(perm.map((p) => x2[p]));
+      return;
+    }
+    case "Unsqueeze": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1);
+      if (!axes) return;
+      const rank = x2.length + axes.length;
+      const norm2 = new Set(axes.map((a) => normAxis(a, rank)));
+      const out = [];
+      let k = 0;
+      for (let i2 = 0; i2 < rank; i2++) out.push(norm2.has(i2) ? 1 : x2[k++]);
+      set(out, v(0));
+      return;
+    }
+    case "Squeeze": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1);
+      const norm2 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
+      set(x2.filter((d, i2) => norm2 ? !norm2.has(i2) : d !== 1), v(0));
+      return;
+    }
+    case "Gather": {
+      const idx = s(1);
+      if (!x2 || !idx) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const out = [...x2.slice(0, axis), ...idx, ...x2.slice(axis + 1)];
+      const data = v(0);
+      const iv = v(1);
+      set(out, data && iv && x2.length === 1 ? iv.map((i2) => data[i2 < 0 ? i2 + data.length : i2]) : void 0);
+      return;
+    }
+    case "Slice": {
+      if (!x2) return;
+      const starts = v(1) ?? attrInts(node, "starts");
+      const ends = v(2) ?? attrInts(node, "ends");
+      if (!starts || !ends) return;
+      const axes = (node.input[3] ? v(3) : attrInts(node, "axes")) ?? starts.map((_, i2) => i2);
+      const steps = (node.input[4] ? v(4) : void 0) ?? starts.map(() => 1);
+      const out = [...x2];
+      const ranges = [];
+      axes.forEach((a0, i2) => {
+        const a = normAxis(a0, x2.length);
+        const dim = x2[a];
+        const step = steps[i2];
+        const clamp = (q, lo, hi) => Math.min(Math.max(q, lo), hi);
+        let st = starts[i2] < 0 ? starts[i2] + dim : starts[i2];
+        let en = ends[i2] < 0 ? ends[i2] + dim : ends[i2];
+        st = step > 0 ? clamp(st, 0, dim) : clamp(st, -1, dim - 1);
+        en = step > 0 ? clamp(en, 0, dim) : clamp(en, -1, dim - 1);
+        out[a] = Math.max(0, Math.ceil((en - st) / step));
+        ranges.push([st, en, step]);
+      });
+      const data = v(0);
+      let val;
+      if (data && x2.length === 1 && ranges.length === 1) {
+        const [st, en, step] = ranges[0];
+        val = [];
+        for (let i2 = st; step > 0 ? i2 < en : i2 > en; i2 += step) val.push(data[i2]);
+      }
+      set(out, val);
+      return;
+    }
+    case "Split": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const sizes = attrInts(node, "split") ?? v(1) ?? new Array(node.output.length).fill(x2[axis] / node.output.length);
+      node.output.forEach((o, i2) => {
+        const out = [...x2];
+        out[axis] = sizes[i2];
+        shapes.set(o, out);
+      });
+      return;
+    }
+    case "Pad": {
+      const pads = v(1) ?? attrInts(node, "pads");
+      if (!x2 || !pads) return;
+      set(x2.map((d, i2) => d + pads[i2] + pads[i2 + x2.length]));
+      return;
+    }
+    case "ReduceMean":
+    case "ReduceSum":
+    case "ReduceMax":
+    case "ReduceMin":
+    case "ReduceL2": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
+      const keep = attrInt(node, "keepdims", 1) === 1;
+      const norm2 = new Set(axes.map((a) => normAxis(a, x2.length)));
+      set(keep ? x2.map((d, i2) => norm2.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm2.has(i2)));
+      return;
+    }
+    case "ArgMax":
+    case "ArgMin": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const keep = attrInt(node, "keepdims", 1) === 1;
+      set(keep ? x2.map((d, i2) => i2 === axis ? 1 : d) : x2.filter((_, i2) => i2 !== axis));
+      return;
+    }
+    case "Resize":
+    case "Upsample": {
+      const sizes = node.input[3] ? v(3) : void 0;
+      const scales = node.input[2] ? v(2) : void 0;
+      if (!x2) return;
+      if (sizes) set(sizes);
+      else if (scales) set(x2.map((d, i2) => Math.floor(d * scales[i2])));
+      return;
+    }
+    default:
+      return;
+  }
+}
+var ELEMENTWISE_UNARY, BROADCAST;
+var init_shapes = __esm({
+  "src/onnx/shapes.ts"() {
+    "use strict";
+    init_graph();
+    init_tensor();
+    ELEMENTWISE_UNARY = /* @__PURE__ */ new Set([
+      "Identity",
+      "Relu",
+      "LeakyRelu",
+      "PRelu",
+      "Sigmoid",
+      "Tanh",
+      "Clip",
+      "Gelu",
+      "Erf",
+      "Sqrt",
+      "Exp",
+      "Log",
+      "Neg",
+      "Abs",
+      "Softmax",
+      "LogSoftmax",
+      "Dropout",
+      "BatchNormalization",
+      "LayerNormalization",
+      "InstanceNormalization",
+      "Cast",
+      "HardSigmoid",
+      "HardSwish",
+      "Elu",
+      "Selu",
+      "Softplus",
+      "Mish",
+      "Reciprocal",
+      "Floor",
+      "Ceil",
+      "Round",
+      "Not",
+      "LpNormalization",
+      "CastLike",
+      "Celu",
+      "ThresholdedRelu",
+      "Sign",
+      "Sin",
+      "Cos"
+    ]);
+    BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
+  }
+});
+
+// src/onnx/flops.ts
+function nodeMacs(node, shapes) {
+  const x2 = shapes.get(node.input[0]);
+  const w = shapes.get(node.input[1]);
+  const y = shapes.get(node.output[0]);
+  if (!x2 || !w || !y) return null;
+  switch (node.opType) {
+    case "Conv":
+      return numel(y) * numel(w.slice(1));
+    case "ConvTranspose":
+      return numel(x2) * numel(w.slice(1));
+    case "Gemm": {
+      const k = attrInt(node, "transA", 0) ? x2[0] : x2[1];
+      return numel(y) * k;
+    }
+    case "MatMul":
+      return numel(y) * x2[x2.length - 1];
+    default:
+      return null;
+  }
+}
+function modelCost(model) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  let params = 0;
+  let nonzero = 0;
+  for (const t of index.initializers.values()) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const values = tensorToFloat32(t);
+    params += values.length;
+    for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
+  }
+  const nodes = [];
+  const uncounted = [];
+  let macs = 0;
+  for (const n of index.order) {
+    if (!MAC_OPS.has(n.opType)) continue;
+    const m = nodeMacs(n, shapes);
+    if (m === null) uncounted.push(nodeLabel(n));
+    else macs += m;
+    let p = 0;
+    for (const i2 of n.input.slice(1)) {
+      const t = index.initializers.get(i2);
+      if (t && FLOAT_TYPES.has(t.dataType)) p += numel(tensorDims(t));
+    }
+    nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
+  }
+  return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
+}
+var MAC_OPS;
+var init_flops = __esm({
+  "src/onnx/flops.ts"() {
+    "use strict";
+    init_graph();
+    init_shapes();
+    init_tensor();
+    MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+  }
+});
+
+// src/measure/funnel.ts
+function weightFacts(model) {
+  const index = new GraphIndex(model.graph);
+  const density = /* @__PURE__ */ new Map();
+  let sparseBytes = 0;
+  for (const t of index.initializers.values()) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const v = tensorToFloat32(t);
+    let nonzero = 0;
+    for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
+    density.set(t.name, v.length ? nonzero / v.length : 1);
+  }
+  const macNodes = index.order.filter((n) => MAC_OPS2.has(n.opType));
+  const cost = modelCost(model);
+  let sparseMacs = 0;
+  cost.nodes.forEach((c, k) => {
+    if (c.macs === null) return;
+    const node = macNodes[k];
+    const weight = node.opType === "MatMul" ? node.input.find((i2) => index.initializers.has(i2) && tensorDims(index.initializers.get(i2)).length >= 2) : node.input[1];
+    const t = weight ? index.initializers.get(weight) : void 0;
+    const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
+    sparseMacs += c.macs * d;
+  });
+  return { sparseBytes, sparseMacs };
+}
+function mannWhitneyP(x2, y) {
+  const n1 = x2.length;
+  const n2 = y.length;
+  if (n1 === 0 || n2 === 0) return 1;
+  const all = [...x2.map((v) => ({ v, first: true })), ...y.map((v) => ({ v, first: false }))].sort((a, b) => a.v - b.v);
+  const n = all.length;
+  let rankSumX = 0;
+  let ties = 0;
+  for (let i2 = 0; i2 < n; ) {
+    let j = i2;
+    while (j + 1 < n && all[j + 1].v === all[i2].v) j++;
+    const rank = (i2 + j) / 2 + 1;
+    for (let k = i2; k <= j; k++) if (all[k].first) rankSumX += rank;
+    const t = j - i2 + 1;
+    ties += t * t * t - t;
+    i2 = j + 1;
+  }
+  const u = rankSumX - n1 * (n1 + 1) / 2;
+  const mean2 = n1 * n2 / 2;
+  const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
+  if (!(variance > 0)) return 1;
+  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
+  return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
+}
+function speedFunnel(input) {
+  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
+  const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
+  const measured = denseSamples.length > 0 && stepSamples.length > 0;
+  const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
+  const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
+  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
+  return {
+    batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
+    params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
+    flops_ratio: ratioOr1(step.flops, dense.flops),
+    sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
+    ideal_speedup: idealSpeedup,
+    speedup,
+    efficiency: speedup === null ? null : speedup / idealSpeedup,
+    p_value: p,
+    speed
+  };
+}
+var FLOAT_SIZE, MAC_OPS2, SPEED_ALPHA, ratioOr1;
+var init_funnel = __esm({
+  "src/measure/funnel.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_flops();
+    init_graph();
+    init_tensor();
+    FLOAT_SIZE = { 1: 4, 10: 2, 11: 8, 16: 2 };
+    MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+    SPEED_ALPHA = 0.05;
+    ratioOr1 = (a, b) => b > 0 ? a / b : 1;
   }
 });
 
@@ -28526,6 +34876,29 @@ var require_dist = __commonJS({
   }
 });
 
+// src/measure/ortErrors.ts
+function shortOrtError(message) {
+  for (const [re, say] of PATTERNS) {
+    const m = message.match(re);
+    if (m) return say(m);
+  }
+  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
+  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
+}
+var PATTERNS, MAX_LENGTH;
+var init_ortErrors = __esm({
+  "src/measure/ortErrors.ts"() {
+    "use strict";
+    PATTERNS = [
+      [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
+      [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
+      [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
+      [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
+    ];
+    MAX_LENGTH = 300;
+  }
+});
+
 // src/measure/ort.ts
 import { createRequire as createRequire2 } from "node:module";
 function onnxruntime() {
@@ -28557,7 +34930,7 @@ async function openSession(modelPath, opts) {
       interOpNumThreads: 1
     });
   } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model (${describe(e).split("\n")[0]})`);
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
   }
 }
 var bundled, chosen;
@@ -28566,23 +34939,7 @@ var init_ort = __esm({
     "use strict";
     bundled = __toESM(require_dist(), 1);
     init_errors();
-  }
-});
-
-// src/measure/stats/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-var init_random = __esm({
-  "src/measure/stats/random.ts"() {
-    "use strict";
+    init_ortErrors();
   }
 });
 
@@ -28657,8 +35014,8 @@ function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
   const n = Math.min(a.length, b.length);
   const sa = new Float64Array(n);
   const sb = new Float64Array(n);
-  const median = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
-  const ratio2 = median(a) / median(b);
+  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median2(a) / median2(b);
   const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
   return { ratio: ratio2, ci };
 }
@@ -28679,13 +35036,13 @@ function preciseEnough(perModel, target, confidence) {
 async function measureInterleaved(modelPaths, source, opts, onProgress) {
   const { ort } = onnxruntime();
   const sessions = [];
-  for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
   const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
   const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
   const adaptive = (opts.targetRelCi ?? 0) > 0;
   const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
   let done = 0;
   try {
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
     for (let b = 0; b < opts.batchSizes.length; b++) {
       const started = performance.now();
       const inputs = batchOf(source, opts.batchSizes[b]);
@@ -28827,6 +35184,68 @@ var init_provider = __esm({
   }
 });
 
+// src/measure/runtimeCost.ts
+import * as fs6 from "node:fs";
+function throughput(byBatch) {
+  if (byBatch.length === 0) return void 0;
+  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
+  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
+}
+function readCounter(file) {
+  try {
+    const v = Number(fs6.readFileSync(file, "utf8").trim());
+    return Number.isFinite(v) ? v : void 0;
+  } catch {
+    return void 0;
+  }
+}
+async function energyPerSample(run2, runs, batch, counter = RAPL_ENERGY) {
+  const before = readCounter(counter);
+  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
+  for (let i2 = 0; i2 < runs; i2++) await run2();
+  const after = readCounter(counter);
+  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
+  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
+}
+async function measureRuntimeCost(artifact, byBatch, source, opts) {
+  const { ort } = onnxruntime();
+  const loads = [];
+  for (let i2 = 0; i2 < 3; i2++) {
+    const t0 = performance.now();
+    const s = await openSession(artifact, opts);
+    loads.push(performance.now() - t0);
+    if (i2 < 2) await s.release();
+    else {
+      const batch = byBatch[0]?.batch ?? 1;
+      const feeds = {};
+      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const energy = await energyPerSample(async () => {
+        const out = await s.run(feeds);
+        for (const t of Object.values(out)) t.dispose();
+      }, 20, batch);
+      await s.release();
+      const tp = throughput(byBatch);
+      return {
+        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
+        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
+        energy_j_per_sample: energy.joules,
+        energy_note: energy.note
+      };
+    }
+  }
+  throw new Error("unreachable");
+}
+var RAPL_ENERGY;
+var init_runtimeCost = __esm({
+  "src/measure/runtimeCost.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_latency();
+    init_ort();
+    RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
+  }
+});
+
 // src/measure/stats/binomial.ts
 function logGamma(x2) {
   const g2 = 7;
@@ -28850,6 +35269,101 @@ function binomialHalfCdf(k, n) {
 var init_binomial = __esm({
   "src/measure/stats/binomial.ts"() {
     "use strict";
+  }
+});
+
+// src/measure/stats/distribution.ts
+function regularizedGammaP(a, x2) {
+  if (x2 <= 0) return 0;
+  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
+  if (x2 < a + 1) {
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 1e3; n++) {
+      term *= x2 / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.min(1, sum * Math.exp(lnPre));
+  }
+  let b = x2 + 1 - a;
+  let c = 1 / 1e-300;
+  let d = 1 / b;
+  let h = d;
+  for (let i2 = 1; i2 < 1e3; i2++) {
+    const an = -i2 * (i2 - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < 1e-300) d = 1e-300;
+    c = b + an / c;
+    if (Math.abs(c) < 1e-300) c = 1e-300;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return Math.max(0, 1 - Math.exp(lnPre) * h);
+}
+function chiSquareSurvival(x2, df) {
+  return 1 - regularizedGammaP(df / 2, x2 / 2);
+}
+function chiSquareHomogeneity(a, b) {
+  const na = a.reduce((s, v) => s + v, 0);
+  const nb = b.reduce((s, v) => s + v, 0);
+  let stat2 = 0;
+  let bins = 0;
+  for (let i2 = 0; i2 < a.length; i2++) {
+    const total2 = a[i2] + b[i2];
+    if (total2 === 0) continue;
+    bins++;
+    const ea = total2 * na / (na + nb);
+    const eb = total2 * nb / (na + nb);
+    stat2 += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
+  }
+  const df = Math.max(1, bins - 1);
+  return { statistic: stat2, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat2, df) };
+}
+function kolmogorovSmirnov(x2, y) {
+  const a = Float64Array.from(x2).sort();
+  const b = Float64Array.from(y).sort();
+  let i2 = 0;
+  let j = 0;
+  let d = 0;
+  while (i2 < a.length && j < b.length) {
+    const v = Math.min(a[i2], b[j]);
+    while (i2 < a.length && a[i2] <= v) i2++;
+    while (j < b.length && b[j] <= v) j++;
+    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
+  }
+  const ne = a.length * b.length / (a.length + b.length);
+  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
+  let p = 0;
+  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
+  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
+}
+function populationStabilityIndex(expected, actual, bins = 10) {
+  const sorted = Float64Array.from(expected).sort();
+  const edges = [];
+  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
+  const hist = (values) => {
+    const h = new Float64Array(bins);
+    for (let i2 = 0; i2 < values.length; i2++) {
+      let b = 0;
+      while (b < edges.length && values[i2] > edges[b]) b++;
+      h[b]++;
+    }
+    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
+  };
+  const e = hist(expected);
+  const a = hist(actual);
+  let psi = 0;
+  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
+  return psi;
+}
+var init_distribution = __esm({
+  "src/measure/stats/distribution.ts"() {
+    "use strict";
+    init_binomial();
   }
 });
 
@@ -29087,3957 +35601,71 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
     classChanges: annotateClassChanges(classChanges2, paired, classLimit)
   };
 }
+function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
+  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b || !s.data.labels) continue;
+    const dense = mean(a.correct);
+    const final2 = mean(b.correct);
+    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
+    out.push({
+      name: s.name,
+      source: corruptionNames.has(s.name) ? "corruption" : "user",
+      samples: s.data.count,
+      dense,
+      final: final2,
+      drop: dense - final2,
+      drop_ci: u.ci,
+      p_value: u.p_value,
+      gap_change: dense - final2 - cleanGap
+    });
+  }
+  return out;
+}
+function mean(x2) {
+  let s = 0;
+  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
+  return x2.length ? s / x2.length : NaN;
+}
+function distributionShift(clean, shifted) {
+  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
+  const hist = (p) => {
+    const h = new Array(p.classes).fill(0);
+    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
+    return h;
+  };
+  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
+  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
+}
+function predictionShifts(reference, candidate, shifts) {
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b) continue;
+    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
+  }
+  return out;
+}
 var init_verdicts = __esm({
   "src/pipeline/verdicts.ts"() {
     "use strict";
     init_budgets();
+    init_distribution();
     init_uncertainty();
   }
 });
 
-// node_modules/@bufbuild/protobuf/dist/esm/types.js
-var init_types2 = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/types.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/is-message.js
-function isMessage(arg, schema) {
-  const isMessage2 = arg !== null && typeof arg == "object" && "$typeName" in arg && typeof arg.$typeName == "string";
-  if (!isMessage2) {
-    return false;
-  }
-  if (schema === void 0) {
-    return true;
-  }
-  return schema.typeName === arg.$typeName;
-}
-var init_is_message = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/is-message.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/descriptors.js
-var ScalarType;
-var init_descriptors = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/descriptors.js"() {
-    (function(ScalarType2) {
-      ScalarType2[ScalarType2["DOUBLE"] = 1] = "DOUBLE";
-      ScalarType2[ScalarType2["FLOAT"] = 2] = "FLOAT";
-      ScalarType2[ScalarType2["INT64"] = 3] = "INT64";
-      ScalarType2[ScalarType2["UINT64"] = 4] = "UINT64";
-      ScalarType2[ScalarType2["INT32"] = 5] = "INT32";
-      ScalarType2[ScalarType2["FIXED64"] = 6] = "FIXED64";
-      ScalarType2[ScalarType2["FIXED32"] = 7] = "FIXED32";
-      ScalarType2[ScalarType2["BOOL"] = 8] = "BOOL";
-      ScalarType2[ScalarType2["STRING"] = 9] = "STRING";
-      ScalarType2[ScalarType2["BYTES"] = 12] = "BYTES";
-      ScalarType2[ScalarType2["UINT32"] = 13] = "UINT32";
-      ScalarType2[ScalarType2["SFIXED32"] = 15] = "SFIXED32";
-      ScalarType2[ScalarType2["SFIXED64"] = 16] = "SFIXED64";
-      ScalarType2[ScalarType2["SINT32"] = 17] = "SINT32";
-      ScalarType2[ScalarType2["SINT64"] = 18] = "SINT64";
-    })(ScalarType || (ScalarType = {}));
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/wire/varint.js
-function varint64read() {
-  const buf = this.buf;
-  let pos = this.pos;
-  let lo = 0;
-  let hi = 0;
-  for (let shift = 0; shift < 28; shift += 7) {
-    const b = buf[pos++];
-    lo |= (b & 127) << shift;
-    if ((b & 128) == 0) {
-      this.pos = pos;
-      this.assertBounds();
-      this.varint64Lo = lo;
-      this.varint64Hi = hi;
-      return;
-    }
-  }
-  const middleByte = buf[pos++];
-  lo |= (middleByte & 15) << 28;
-  hi = (middleByte & 112) >> 4;
-  if ((middleByte & 128) == 0) {
-    this.pos = pos;
-    this.assertBounds();
-    this.varint64Lo = lo;
-    this.varint64Hi = hi;
-    return;
-  }
-  for (let shift = 3; shift <= 31; shift += 7) {
-    const b = buf[pos++];
-    hi |= (b & 127) << shift;
-    if ((b & 128) == 0) {
-      this.pos = pos;
-      this.assertBounds();
-      this.varint64Lo = lo;
-      this.varint64Hi = hi;
-      return;
-    }
-  }
-  throw new Error("invalid varint");
-}
-function int64FromString(dec) {
-  const minus = dec[0] === "-";
-  if (minus) {
-    dec = dec.slice(1);
-  }
-  const base = 1e6;
-  let lowBits = 0;
-  let highBits = 0;
-  function add1e6digit(begin, end) {
-    const digit1e6 = Number(dec.slice(begin, end));
-    highBits *= base;
-    lowBits = lowBits * base + digit1e6;
-    if (lowBits >= TWO_PWR_32_DBL) {
-      highBits = highBits + (lowBits / TWO_PWR_32_DBL | 0);
-      lowBits = lowBits % TWO_PWR_32_DBL;
-    }
-  }
-  add1e6digit(-24, -18);
-  add1e6digit(-18, -12);
-  add1e6digit(-12, -6);
-  add1e6digit(-6);
-  return minus ? negate(lowBits, highBits) : newBits(lowBits, highBits);
-}
-function int64ToString(lo, hi) {
-  let bits2 = newBits(lo, hi);
-  const negative = bits2.hi & 2147483648;
-  if (negative) {
-    bits2 = negate(bits2.lo, bits2.hi);
-  }
-  const result = uInt64ToString(bits2.lo, bits2.hi);
-  return negative ? "-" + result : result;
-}
-function uInt64ToString(lo, hi) {
-  ({ lo, hi } = toUnsigned(lo, hi));
-  if (hi <= 2097151) {
-    return String(TWO_PWR_32_DBL * hi + lo);
-  }
-  const low = lo & 16777215;
-  const mid = (lo >>> 24 | hi << 8) & 16777215;
-  const high = hi >> 16 & 65535;
-  let digitA = low + mid * 6777216 + high * 6710656;
-  let digitB = mid + high * 8147497;
-  let digitC = high * 2;
-  const base = 1e7;
-  if (digitA >= base) {
-    digitB += Math.floor(digitA / base);
-    digitA %= base;
-  }
-  if (digitB >= base) {
-    digitC += Math.floor(digitB / base);
-    digitB %= base;
-  }
-  return digitC.toString() + decimalFrom1e7WithLeadingZeros(digitB) + decimalFrom1e7WithLeadingZeros(digitA);
-}
-function toUnsigned(lo, hi) {
-  return { lo: lo >>> 0, hi: hi >>> 0 };
-}
-function newBits(lo, hi) {
-  return { lo: lo | 0, hi: hi | 0 };
-}
-function negate(lowBits, highBits) {
-  highBits = ~highBits;
-  if (lowBits) {
-    lowBits = ~lowBits + 1;
-  } else {
-    highBits += 1;
-  }
-  return newBits(lowBits, highBits);
-}
-function varint32write(value, bytes2) {
-  if (value >>> 0 < 128) {
-    bytes2.push(value);
-    return;
-  }
-  if (value >= 0) {
-    while (value > 127) {
-      bytes2.push(value & 127 | 128);
-      value = value >>> 7;
-    }
-    bytes2.push(value);
-  } else {
-    for (let i2 = 0; i2 < 9; i2++) {
-      bytes2.push(value & 127 | 128);
-      value = value >> 7;
-    }
-    bytes2.push(1);
-  }
-}
-function varint32read() {
-  let b = this.buf[this.pos++];
-  if ((b & 128) === 0) {
-    this.assertBounds();
-    return b;
-  }
-  let result = b & 127;
-  b = this.buf[this.pos++];
-  result |= (b & 127) << 7;
-  if ((b & 128) === 0) {
-    this.assertBounds();
-    return result;
-  }
-  b = this.buf[this.pos++];
-  result |= (b & 127) << 14;
-  if ((b & 128) === 0) {
-    this.assertBounds();
-    return result;
-  }
-  b = this.buf[this.pos++];
-  result |= (b & 127) << 21;
-  if ((b & 128) === 0) {
-    this.assertBounds();
-    return result;
-  }
-  b = this.buf[this.pos++];
-  result |= (b & 15) << 28;
-  for (let readBytes = 5; (b & 128) !== 0 && readBytes < 10; readBytes++)
-    b = this.buf[this.pos++];
-  if ((b & 128) !== 0)
-    throw new Error("invalid varint");
-  this.assertBounds();
-  return result >>> 0;
-}
-var TWO_PWR_32_DBL, decimalFrom1e7WithLeadingZeros;
-var init_varint = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/wire/varint.js"() {
-    TWO_PWR_32_DBL = 4294967296;
-    decimalFrom1e7WithLeadingZeros = (digit1e7) => {
-      const partial = String(digit1e7);
-      return "0000000".slice(partial.length) + partial;
-    };
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/proto-int64.js
-function makeInt64Support() {
-  const dv = new DataView(new ArrayBuffer(8));
-  const ok = typeof BigInt === "function" && typeof dv.getBigInt64 === "function" && typeof dv.getBigUint64 === "function" && typeof dv.setBigInt64 === "function" && typeof dv.setBigUint64 === "function" && (!!globalThis.Deno || !!globalThis.Bun || typeof process != "object" || typeof process.env != "object" || process.env.BUF_BIGINT_DISABLE !== "1");
-  if (ok) {
-    const MIN = BigInt("-9223372036854775808");
-    const MAX = BigInt("9223372036854775807");
-    const UMIN = BigInt("0");
-    const UMAX = BigInt("18446744073709551615");
-    return {
-      zero: BigInt(0),
-      supported: true,
-      parse(value) {
-        const bi = typeof value == "bigint" ? value : BigInt(value);
-        if (bi > MAX || bi < MIN) {
-          throw new Error(`invalid int64: ${value}`);
-        }
-        return bi;
-      },
-      uParse(value) {
-        const bi = typeof value == "bigint" ? value : BigInt(value);
-        if (bi > UMAX || bi < UMIN) {
-          throw new Error(`invalid uint64: ${value}`);
-        }
-        return bi;
-      },
-      enc(value) {
-        dv.setBigInt64(0, this.parse(value), true);
-        return {
-          lo: dv.getInt32(0, true),
-          hi: dv.getInt32(4, true)
-        };
-      },
-      uEnc(value) {
-        dv.setBigInt64(0, this.uParse(value), true);
-        return {
-          lo: dv.getInt32(0, true),
-          hi: dv.getInt32(4, true)
-        };
-      },
-      dec(lo, hi) {
-        dv.setInt32(0, lo, true);
-        dv.setInt32(4, hi, true);
-        return dv.getBigInt64(0, true);
-      },
-      uDec(lo, hi) {
-        dv.setInt32(0, lo, true);
-        dv.setInt32(4, hi, true);
-        return dv.getBigUint64(0, true);
-      }
-    };
-  }
-  return {
-    zero: "0",
-    supported: false,
-    parse(value) {
-      if (typeof value != "string") {
-        value = value.toString();
-      }
-      assertInt64String(value);
-      return value;
-    },
-    uParse(value) {
-      if (typeof value != "string") {
-        value = value.toString();
-      }
-      assertUInt64String(value);
-      return value;
-    },
-    enc(value) {
-      if (typeof value != "string") {
-        value = value.toString();
-      }
-      assertInt64String(value);
-      return int64FromString(value);
-    },
-    uEnc(value) {
-      if (typeof value != "string") {
-        value = value.toString();
-      }
-      assertUInt64String(value);
-      return int64FromString(value);
-    },
-    dec(lo, hi) {
-      return int64ToString(lo, hi);
-    },
-    uDec(lo, hi) {
-      return uInt64ToString(lo, hi);
-    }
-  };
-}
-function assertInt64String(value) {
-  if (!/^-?[0-9]+$/.test(value)) {
-    throw new Error("invalid int64: " + value);
-  }
-}
-function assertUInt64String(value) {
-  if (!/^[0-9]+$/.test(value)) {
-    throw new Error("invalid uint64: " + value);
-  }
-}
-var protoInt64;
-var init_proto_int64 = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/proto-int64.js"() {
-    init_varint();
-    protoInt64 = /* @__PURE__ */ makeInt64Support();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/scalar.js
-function scalarZeroValue(type, longAsString) {
-  switch (type) {
-    case ScalarType.STRING:
-      return "";
-    case ScalarType.BOOL:
-      return false;
-    case ScalarType.DOUBLE:
-    case ScalarType.FLOAT:
-      return 0;
-    case ScalarType.INT64:
-    case ScalarType.UINT64:
-    case ScalarType.SFIXED64:
-    case ScalarType.FIXED64:
-    case ScalarType.SINT64:
-      return longAsString ? "0" : protoInt64.zero;
-    case ScalarType.BYTES:
-      return new Uint8Array(0);
-    default:
-      return 0;
-  }
-}
-var init_scalar = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/scalar.js"() {
-    init_proto_int64();
-    init_descriptors();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/unsafe.js
-function unsafeIsSetExplicit(target, localName) {
-  return Object.prototype.hasOwnProperty.call(target, localName) && target[localName] !== void 0;
-}
-function setOwn(obj, key, value) {
-  if (key === "__proto__") {
-    Object.defineProperty(obj, "__proto__", {
-      value,
-      writable: true,
-      enumerable: true,
-      configurable: true
-    });
-  } else {
-    obj[key] = value;
-  }
-}
-var init_unsafe = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/unsafe.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/guard.js
-function isObject(arg) {
-  return arg !== null && typeof arg == "object" && !Array.isArray(arg);
-}
-var init_guard = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/guard.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/wkt/wrappers.js
-function isWrapperDesc(messageDesc2) {
-  const f = messageDesc2.fields[0];
-  return isWrapperTypeName(messageDesc2.typeName) && f !== void 0 && f.fieldKind == "scalar" && f.name == "value" && f.number == 1;
-}
-function isWrapperTypeName(name) {
-  return wrapperTypeNames.has(name);
-}
-var wrapperTypeNames;
-var init_wrappers = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/wkt/wrappers.js"() {
-    wrapperTypeNames = /* @__PURE__ */ new Set([
-      "google.protobuf.DoubleValue",
-      "google.protobuf.FloatValue",
-      "google.protobuf.Int64Value",
-      "google.protobuf.UInt64Value",
-      "google.protobuf.Int32Value",
-      "google.protobuf.UInt32Value",
-      "google.protobuf.BoolValue",
-      "google.protobuf.StringValue",
-      "google.protobuf.BytesValue"
-    ]);
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/create.js
-function create(schema, init) {
-  if (isMessage(init, schema)) {
-    return init;
-  }
-  return compiledCreate(schema)(init);
-}
-function compiledCreate(desc) {
-  let compiled2 = compiledCreates.get(desc);
-  if (compiled2 === void 0) {
-    compiled2 = compileCreate(desc);
-    compiledCreates.set(desc, compiled2);
-  }
-  return compiled2;
-}
-function compileCreate(desc) {
-  const typeName = desc.typeName;
-  const { properties, prototype } = compileInitMessage(desc);
-  return (init) => {
-    let message;
-    if (prototype !== void 0) {
-      message = Object.create(prototype);
-      message.$typeName = typeName;
-    } else {
-      message = { $typeName: typeName };
-    }
-    for (let i2 = 0; i2 < properties.length; i2++) {
-      const property = properties[i2];
-      const name = property.name;
-      const initValue = init === null || init === void 0 ? void 0 : init[name];
-      switch (property.kind) {
-        case INIT_SINGULAR:
-          if (initValue != null) {
-            message[name] = property.convert !== void 0 ? property.convert(initValue) : initValue;
-          } else if (property.constant !== void 0) {
-            message[name] = property.constant;
-          }
-          break;
-        case INIT_LIST:
-          message[name] = property.convert !== void 0 && Array.isArray(initValue) ? initValue.map(property.convert) : initValue !== null && initValue !== void 0 ? initValue : [];
-          break;
-        case INIT_MAP:
-          if (property.convert === void 0 || !isObject(initValue)) {
-            message[name] = initValue !== null && initValue !== void 0 ? initValue : {};
-          } else {
-            const converted = {};
-            const keys = Object.keys(initValue);
-            for (let k = 0; k < keys.length; k++) {
-              setOwn(converted, keys[k], property.convert(initValue[keys[k]]));
-            }
-            message[name] = converted;
-          }
-          break;
-        case INIT_ONEOF: {
-          const oneofValue = initValue;
-          if ((oneofValue === null || oneofValue === void 0 ? void 0 : oneofValue.case) != null) {
-            const convert = property.convert.get(oneofValue.case);
-            if (convert !== void 0) {
-              message[name] = {
-                case: oneofValue.case,
-                value: convert(oneofValue.value)
-              };
-              break;
-            }
-          }
-          message[name] = { case: void 0 };
-          break;
-        }
-      }
-    }
-    return message;
-  };
-}
-function compileInitMessage(desc) {
-  var _a2, _b2;
-  const properties = [];
-  const prototype = {};
-  const usePrototype = needsPrototypeChain(desc);
-  for (const member of desc.members) {
-    const name = member.localName;
-    if (member.kind == "oneof") {
-      properties.push({
-        name,
-        kind: INIT_ONEOF,
-        constant: void 0,
-        convert: compileConvertOneof(member)
-      });
-      continue;
-    }
-    switch (member.fieldKind) {
-      case "message": {
-        properties.push({
-          name,
-          kind: INIT_SINGULAR,
-          constant: void 0,
-          convert: compileConvertMessage(member)
-        });
-        break;
-      }
-      case "list": {
-        properties.push({
-          name,
-          kind: INIT_LIST,
-          constant: void 0,
-          convert: member.listKind == "message" ? (_a2 = compileConvertMessage(member)) !== null && _a2 !== void 0 ? _a2 : ((value) => value) : member.scalar == ScalarType.BYTES ? toU8Arr : void 0
-        });
-        break;
-      }
-      case "map": {
-        properties.push({
-          name,
-          kind: INIT_MAP,
-          constant: void 0,
-          convert: member.mapKind == "message" ? (_b2 = compileConvertMessage(member)) !== null && _b2 !== void 0 ? _b2 : ((value) => value) : member.scalar == ScalarType.BYTES ? toU8Arr : void 0
-        });
-        break;
-      }
-      default: {
-        const zeroValue = createZeroValue(member);
-        properties.push({
-          name,
-          kind: INIT_SINGULAR,
-          constant: member.presence == IMPLICIT ? zeroValue : void 0,
-          convert: member.fieldKind == "scalar" && member.scalar == ScalarType.BYTES ? toU8Arr : void 0
-        });
-        if (usePrototype) {
-          prototype[name] = zeroValue;
-        }
-        break;
-      }
-    }
-  }
-  return {
-    properties,
-    prototype: usePrototype ? prototype : void 0
-  };
-}
-function compileConvertOneof(oneof) {
-  const converters = /* @__PURE__ */ new Map();
-  for (const field of oneof.fields) {
-    let convert;
-    if (field.fieldKind == "message") {
-      convert = compileConvertMessage(field);
-    } else if (field.fieldKind == "scalar" && field.scalar == ScalarType.BYTES) {
-      convert = toU8Arr;
-    }
-    converters.set(field.localName, convert !== null && convert !== void 0 ? convert : ((value) => value));
-  }
-  return converters;
-}
-function compileConvertMessage(field) {
-  if (field.fieldKind == "message" && !field.oneof && isWrapperDesc(field.message)) {
-    return field.message.fields[0].scalar == ScalarType.BYTES ? toU8Arr : void 0;
-  }
-  if (field.message.typeName == "google.protobuf.Struct" && field.parent.typeName !== "google.protobuf.Value") {
-    return void 0;
-  }
-  const messageDesc2 = field.message;
-  let compiled2;
-  return (value) => {
-    if (!isObject(value) || isMessage(value, messageDesc2)) {
-      return value;
-    }
-    compiled2 !== null && compiled2 !== void 0 ? compiled2 : compiled2 = compiledCreate(messageDesc2);
-    return compiled2(value);
-  };
-}
-function toU8Arr(value) {
-  return Array.isArray(value) ? new Uint8Array(value) : value;
-}
-function needsPrototypeChain(desc) {
-  switch (desc.file.edition) {
-    case EDITION_PROTO3:
-      return false;
-    case EDITION_PROTO2:
-      return true;
-    default:
-      return desc.fields.some((f) => f.presence != IMPLICIT && f.fieldKind != "message" && !f.oneof);
-  }
-}
-function createZeroValue(field) {
-  const defaultValue = field.getDefaultValue();
-  if (defaultValue !== void 0) {
-    return field.fieldKind == "scalar" && field.longAsString ? defaultValue.toString() : defaultValue;
-  }
-  return field.fieldKind == "scalar" ? scalarZeroValue(field.scalar, field.longAsString) : field.enum.values[0].number;
-}
-var EDITION_PROTO3, EDITION_PROTO2, IMPLICIT, compiledCreates, INIT_SINGULAR, INIT_LIST, INIT_MAP, INIT_ONEOF;
-var init_create = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/create.js"() {
-    init_is_message();
-    init_descriptors();
-    init_scalar();
-    init_guard();
-    init_unsafe();
-    init_wrappers();
-    EDITION_PROTO3 = 999;
-    EDITION_PROTO2 = 998;
-    IMPLICIT = 2;
-    compiledCreates = /* @__PURE__ */ new WeakMap();
-    INIT_SINGULAR = 0;
-    INIT_LIST = 1;
-    INIT_MAP = 2;
-    INIT_ONEOF = 3;
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/error.js
-var FieldError;
-var init_error = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/error.js"() {
-    FieldError = class extends Error {
-      constructor(fieldOrOneof, message, name = "FieldValueInvalidError") {
-        super(message);
-        this.name = name;
-        this.field = () => fieldOrOneof;
-      }
-    };
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/wire/text-encoding.js
-function configureTextEncoding(textEncoding) {
-  var _a2;
-  te = Object.assign(Object.assign({}, textEncoding), { encodeUtf8Into: (_a2 = textEncoding.encodeUtf8Into) !== null && _a2 !== void 0 ? _a2 : emulateEncodeInto(textEncoding.encodeUtf8.bind(textEncoding)) });
-}
-function getTextEncoding() {
-  if (!te) {
-    const globals = globalThis;
-    if (!globals.TextEncoder || !globals.TextDecoder) {
-      throw new Error("encoding API missing: install TextEncoder and TextDecoder on globalThis");
-    }
-    const textEncoder = new globals.TextEncoder();
-    const textDecoder = new globals.TextDecoder("utf-8", {
-      ignoreBOM: true
-    });
-    let textDecoderStrict;
-    const config = {
-      encodeUtf8(text) {
-        return textEncoder.encode(text);
-      },
-      decodeUtf8(bytes2, strict) {
-        if (strict) {
-          if (!textDecoderStrict) {
-            textDecoderStrict = new globals.TextDecoder("utf-8", {
-              fatal: true,
-              ignoreBOM: true
-            });
-          }
-          return textDecoderStrict.decode(bytes2);
-        }
-        return textDecoder.decode(bytes2);
-      },
-      checkUtf8(text) {
-        try {
-          encodeURIComponent(text);
-          return true;
-        } catch (_) {
-          return false;
-        }
-      }
-    };
-    if (textEncoder.encodeInto) {
-      config.encodeUtf8Into = textEncoder.encodeInto.bind(textEncoder);
-    }
-    const nativeStringIsWellFormed = String.prototype.isWellFormed;
-    if (nativeStringIsWellFormed) {
-      config.checkUtf8 = (text) => {
-        return nativeStringIsWellFormed.call(text);
-      };
-    }
-    configureTextEncoding(config);
-  }
-  return te;
-}
-function emulateEncodeInto(encodeUtf8) {
-  return (text, dest) => {
-    const bytes2 = encodeUtf8(text);
-    dest.set(bytes2);
-    return { written: bytes2.byteLength };
-  };
-}
-var te;
-var init_text_encoding = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/wire/text-encoding.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/wire/binary-encoding.js
-function varint32Size(value) {
-  if (value < 128)
-    return 1;
-  if (value < 16384)
-    return 2;
-  if (value < 2097152)
-    return 3;
-  if (value < 268435456)
-    return 4;
-  return 5;
-}
-function assertInt32(arg) {
-  if (typeof arg == "string") {
-    arg = Number(arg);
-  } else if (typeof arg != "number") {
-    throw new Error("invalid int32: " + typeof arg);
-  }
-  if (!Number.isInteger(arg) || arg > INT32_MAX || arg < INT32_MIN)
-    throw new Error("invalid int32: " + arg);
-}
-function assertUInt32(arg) {
-  if (typeof arg == "string") {
-    arg = Number(arg);
-  } else if (typeof arg != "number") {
-    throw new Error("invalid uint32: " + typeof arg);
-  }
-  if (!Number.isInteger(arg) || arg > UINT32_MAX || arg < 0)
-    throw new Error("invalid uint32: " + arg);
-}
-function assertFloat32(arg) {
-  if (typeof arg == "string") {
-    const o = arg;
-    arg = Number(arg);
-    if (Number.isNaN(arg) && o !== "NaN") {
-      throw new Error("invalid float32: " + o);
-    }
-  } else if (typeof arg != "number") {
-    throw new Error("invalid float32: " + typeof arg);
-  }
-  if (!Number.isFinite(Math.fround(arg)) && Number.isFinite(arg)) {
-    throw new Error("invalid float32: " + arg);
-  }
-}
-var WireType, UINT32_MAX, INT32_MAX, INT32_MIN, BinaryWriter, INITIAL_SIZE, DEFAULT_LEN_PREFIX_SIZE, EMPTY_BUFFER, EMPTY_VIEW, ASCII_MAX_LENGTH, BinaryReader;
-var init_binary_encoding = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/wire/binary-encoding.js"() {
-    init_varint();
-    init_proto_int64();
-    init_text_encoding();
-    (function(WireType2) {
-      WireType2[WireType2["Varint"] = 0] = "Varint";
-      WireType2[WireType2["Bit64"] = 1] = "Bit64";
-      WireType2[WireType2["LengthDelimited"] = 2] = "LengthDelimited";
-      WireType2[WireType2["StartGroup"] = 3] = "StartGroup";
-      WireType2[WireType2["EndGroup"] = 4] = "EndGroup";
-      WireType2[WireType2["Bit32"] = 5] = "Bit32";
-    })(WireType || (WireType = {}));
-    UINT32_MAX = 4294967295;
-    INT32_MAX = 2147483647;
-    INT32_MIN = -2147483648;
-    BinaryWriter = class {
-      constructor(encodeUtf8) {
-        this.stackPos = [];
-        this.encodeUtf8Into = encodeUtf8 ? emulateEncodeInto(encodeUtf8) : getTextEncoding().encodeUtf8Into;
-        this.buffer = EMPTY_BUFFER;
-        this.viewCache = EMPTY_VIEW;
-        this.pos = 0;
-      }
-      ensureCapacity(size) {
-        const required = this.pos + size;
-        if (required > this.buffer.length) {
-          let newLen = this.buffer.length || INITIAL_SIZE;
-          while (newLen < required)
-            newLen *= 2;
-          const newBuf = new Uint8Array(newLen);
-          if (this.pos > 0)
-            newBuf.set(this.buffer);
-          this.buffer = newBuf;
-        }
-      }
-      /**
-       * The DataView over `buffer`, rebuilt only if the buffer has grown since it
-       * was last used.
-       */
-      view() {
-        const bytes2 = this.buffer;
-        const view = this.viewCache;
-        if (view.byteLength === bytes2.byteLength)
-          return view;
-        const newView = new DataView(bytes2.buffer);
-        this.viewCache = newView;
-        return newView;
-      }
-      /**
-       * Return all bytes written and reset this writer.
-       */
-      finish() {
-        const result = this.buffer.slice(0, this.pos);
-        this.pos = 0;
-        this.stackPos = [];
-        return result;
-      }
-      /**
-       * Start a new fork for length-delimited data like a message
-       * or a packed repeated field.
-       *
-       * Must be joined later with `join()`.
-       */
-      fork() {
-        this.stackPos.push(this.pos);
-        this.ensureCapacity(DEFAULT_LEN_PREFIX_SIZE);
-        this.buffer[this.pos++] = 0;
-        return this;
-      }
-      /**
-       * Join the last fork. Write its length and bytes, then
-       * return to the previous state.
-       */
-      join() {
-        const forkPos = this.stackPos.pop();
-        if (forkPos === void 0)
-          throw new Error("invalid state, fork stack empty");
-        const len = this.pos - forkPos - DEFAULT_LEN_PREFIX_SIZE;
-        const lenPrefixSize = varint32Size(len);
-        if (lenPrefixSize > DEFAULT_LEN_PREFIX_SIZE) {
-          this.ensureCapacity(lenPrefixSize - DEFAULT_LEN_PREFIX_SIZE);
-          this.buffer.copyWithin(forkPos + lenPrefixSize, forkPos + DEFAULT_LEN_PREFIX_SIZE, this.pos);
-        }
-        this.pos = forkPos;
-        this.uint32(len);
-        this.pos += len;
-        return this;
-      }
-      /**
-       * Writes a tag (field number and wire type).
-       *
-       * Equivalent to `uint32( (fieldNo << 3 | type) >>> 0 )`.
-       *
-       * Generated code should compute the tag ahead of time and call `uint32()`.
-       */
-      tag(fieldNo, type) {
-        return this.uint32((fieldNo << 3 | type) >>> 0);
-      }
-      /**
-       * Write a chunk of raw bytes.
-       */
-      raw(chunk) {
-        this.ensureCapacity(chunk.length);
-        this.buffer.set(chunk, this.pos);
-        this.pos += chunk.length;
-        return this;
-      }
-      /**
-       * Write a `uint32` value, an unsigned 32 bit varint.
-       */
-      uint32(value) {
-        assertUInt32(value);
-        this.ensureCapacity(5);
-        if (value < 128) {
-          this.buffer[this.pos++] = value;
-          return this;
-        }
-        while (value > 127) {
-          this.buffer[this.pos++] = value & 127 | 128;
-          value >>>= 7;
-        }
-        this.buffer[this.pos++] = value;
-        return this;
-      }
-      /**
-       * Write a `int32` value, a signed 32 bit varint.
-       */
-      int32(value) {
-        assertInt32(value);
-        if (value >= 0) {
-          return this.uint32(value);
-        }
-        this.ensureCapacity(10);
-        for (let i2 = 0; i2 < 9; i2++) {
-          this.buffer[this.pos++] = value & 127 | 128;
-          value >>= 7;
-        }
-        this.buffer[this.pos++] = 1;
-        return this;
-      }
-      /**
-       * Write a `bool` value, a varint.
-       */
-      bool(value) {
-        this.ensureCapacity(1);
-        this.buffer[this.pos++] = value ? 1 : 0;
-        return this;
-      }
-      /**
-       * Write a `bytes` value, length-delimited arbitrary data.
-       */
-      bytes(value) {
-        this.uint32(value.byteLength);
-        return this.raw(value);
-      }
-      /**
-       * Write a `string` value, length-delimited data converted to UTF-8 text.
-       */
-      string(value) {
-        if (typeof value !== "string") {
-          value = String(value);
-        }
-        const len = value.length;
-        if (len <= ASCII_MAX_LENGTH) {
-          this.ensureCapacity(len + 1);
-          const ascii = this.buffer;
-          let pos = this.pos;
-          ascii[pos++] = len;
-          let i2 = 0;
-          for (; i2 < len; i2++) {
-            const code = value.charCodeAt(i2);
-            if (code > 127)
-              break;
-            ascii[pos++] = code;
-          }
-          if (i2 == len) {
-            this.pos = pos;
-            return this;
-          }
-        }
-        this.ensureCapacity(len * 3 + 5);
-        const lenPrefixSizeGuess = varint32Size(len);
-        const buf = this.buffer;
-        const start = this.pos;
-        const { written } = this.encodeUtf8Into(value, buf.subarray(start + lenPrefixSizeGuess));
-        const lenPrefixSize = varint32Size(written);
-        if (lenPrefixSize != lenPrefixSizeGuess) {
-          buf.copyWithin(start + lenPrefixSize, start + lenPrefixSizeGuess, start + lenPrefixSizeGuess + written);
-        }
-        this.uint32(written);
-        this.pos += written;
-        return this;
-      }
-      /**
-       * Write a `float` value, 32-bit floating point number.
-       */
-      float(value) {
-        assertFloat32(value);
-        this.ensureCapacity(4);
-        this.view().setFloat32(this.pos, value, true);
-        this.pos += 4;
-        return this;
-      }
-      /**
-       * Write a `double` value, a 64-bit floating point number.
-       */
-      double(value) {
-        this.ensureCapacity(8);
-        this.view().setFloat64(this.pos, value, true);
-        this.pos += 8;
-        return this;
-      }
-      /**
-       * Write a `fixed32` value, an unsigned, fixed-length 32-bit integer.
-       */
-      fixed32(value) {
-        assertUInt32(value);
-        this.ensureCapacity(4);
-        this.view().setUint32(this.pos, value, true);
-        this.pos += 4;
-        return this;
-      }
-      /**
-       * Write a `sfixed32` value, a signed, fixed-length 32-bit integer.
-       */
-      sfixed32(value) {
-        assertInt32(value);
-        this.ensureCapacity(4);
-        this.view().setInt32(this.pos, value, true);
-        this.pos += 4;
-        return this;
-      }
-      /**
-       * Write a `sint32` value, a signed, zigzag-encoded 32-bit varint.
-       */
-      sint32(value) {
-        assertInt32(value);
-        return this.uint32((value << 1 ^ value >> 31) >>> 0);
-      }
-      /**
-       * Write a `sfixed64` value, a signed, fixed-length 64-bit integer.
-       */
-      sfixed64(value) {
-        const tc = protoInt64.enc(value);
-        this.ensureCapacity(8);
-        const view = this.view();
-        view.setInt32(this.pos, tc.lo, true);
-        view.setInt32(this.pos + 4, tc.hi, true);
-        this.pos += 8;
-        return this;
-      }
-      /**
-       * Write a `fixed64` value, an unsigned, fixed-length 64 bit integer.
-       */
-      fixed64(value) {
-        const tc = protoInt64.uEnc(value);
-        this.ensureCapacity(8);
-        const view = this.view();
-        view.setInt32(this.pos, tc.lo, true);
-        view.setInt32(this.pos + 4, tc.hi, true);
-        this.pos += 8;
-        return this;
-      }
-      /**
-       * Write a `int64` value, a signed 64-bit varint.
-       */
-      int64(value) {
-        const tc = protoInt64.enc(value);
-        return this.writeVarint64(tc.lo, tc.hi);
-      }
-      /**
-       * Write a `sint64` value, a signed, zig-zag-encoded 64-bit varint.
-       */
-      sint64(value) {
-        const tc = protoInt64.enc(value), sign = tc.hi >> 31, lo = tc.lo << 1 ^ sign, hi = (tc.hi << 1 | tc.lo >>> 31) ^ sign;
-        return this.writeVarint64(lo, hi);
-      }
-      /**
-       * Write a `uint64` value, an unsigned 64-bit varint.
-       */
-      uint64(value) {
-        const tc = protoInt64.uEnc(value);
-        return this.writeVarint64(tc.lo, tc.hi);
-      }
-      /**
-       * Write a 64-bit varint directly into the buffer. Accepts the value as
-       * split low/high 32-bit words.
-       *
-       * Ported from varint64write() to avoid the intermediate number[] buffer.
-       * See https://github.com/protocolbuffers/protobuf/blob/8a71927d74a4ce34efe2d8769fda198f52d20d12/js/experimental/runtime/kernel/writer.js#L344
-       */
-      writeVarint64(lo, hi) {
-        this.ensureCapacity(10);
-        const buf = this.buffer;
-        let pos = this.pos;
-        for (let i2 = 0; i2 < 28; i2 = i2 + 7) {
-          const shift = lo >>> i2;
-          const hasNext = !(shift >>> 7 == 0 && hi == 0);
-          buf[pos++] = (hasNext ? shift | 128 : shift) & 255;
-          if (!hasNext) {
-            this.pos = pos;
-            return this;
-          }
-        }
-        const splitBits = lo >>> 28 & 15 | (hi & 7) << 4;
-        const hasMoreBits = !(hi >> 3 == 0);
-        buf[pos++] = (hasMoreBits ? splitBits | 128 : splitBits) & 255;
-        if (!hasMoreBits) {
-          this.pos = pos;
-          return this;
-        }
-        for (let i2 = 3; i2 < 31; i2 = i2 + 7) {
-          const shift = hi >>> i2;
-          const hasNext = !(shift >>> 7 == 0);
-          buf[pos++] = (hasNext ? shift | 128 : shift) & 255;
-          if (!hasNext) {
-            this.pos = pos;
-            return this;
-          }
-        }
-        buf[pos++] = hi >>> 31 & 1;
-        this.pos = pos;
-        return this;
-      }
-    };
-    INITIAL_SIZE = 128;
-    DEFAULT_LEN_PREFIX_SIZE = 1;
-    EMPTY_BUFFER = new Uint8Array(0);
-    EMPTY_VIEW = new DataView(EMPTY_BUFFER.buffer);
-    ASCII_MAX_LENGTH = 32;
-    BinaryReader = class {
-      constructor(buf, decodeUtf8 = getTextEncoding().decodeUtf8) {
-        this.decodeUtf8 = decodeUtf8;
-        this.varint64Lo = 0;
-        this.varint64Hi = 0;
-        this.varint64 = varint64read;
-        this.uint32 = varint32read;
-        this.buf = buf;
-        this.len = buf.length;
-        this.pos = 0;
-        this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-      }
-      /**
-       * Reads a tag - field number and wire type. Tags are uint32 varints; values
-       * that do not fit in uint32 are rejected.
-       */
-      tag() {
-        const start = this.pos;
-        const tag = this.uint32();
-        const bytesRead = this.pos - start;
-        if (bytesRead > 5 || bytesRead == 5 && this.buf[this.pos - 1] > 15) {
-          throw new Error("illegal tag: varint overflows uint32");
-        }
-        const fieldNo = tag >>> 3;
-        const wireType = tag & 7;
-        if (fieldNo <= 0 || wireType > 5) {
-          throw new Error("illegal tag: field no " + fieldNo + " wire type " + wireType);
-        }
-        return [fieldNo, wireType];
-      }
-      /**
-       * Skip one element and return the skipped data.
-       *
-       * When skipping StartGroup, provide the tags field number to check for
-       * matching field number in the EndGroup tag. Recursion into nested groups
-       * is guarded by the `recursionLimit` argument: When the limit is reached,
-       * this method throws.
-       */
-      skip(wireType, fieldNo, recursionLimit = 100) {
-        let start = this.pos;
-        switch (wireType) {
-          case WireType.Varint:
-            while (this.buf[this.pos++] & 128) {
-            }
-            break;
-          // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
-          case WireType.Bit64:
-            this.pos += 4;
-          case WireType.Bit32:
-            this.pos += 4;
-            break;
-          case WireType.LengthDelimited:
-            let len = this.uint32();
-            this.pos += len;
-            break;
-          case WireType.StartGroup:
-            if (recursionLimit <= 0) {
-              throw new Error("maximum recursion depth reached");
-            }
-            for (; ; ) {
-              const [fn, wt] = this.tag();
-              if (wt === WireType.EndGroup) {
-                if (fieldNo !== void 0 && fn !== fieldNo) {
-                  throw new Error("invalid end group tag");
-                }
-                break;
-              }
-              this.skip(wt, fn, recursionLimit - 1);
-            }
-            break;
-          default:
-            throw new Error("cant skip wire type " + wireType);
-        }
-        this.assertBounds();
-        return this.buf.subarray(start, this.pos);
-      }
-      /**
-       * Throws error if position in byte array is out of range.
-       */
-      assertBounds() {
-        if (this.pos > this.len)
-          throw new RangeError("premature EOF");
-      }
-      /**
-       * Read a `int32` field, a signed 32 bit varint.
-       */
-      int32() {
-        return this.uint32() | 0;
-      }
-      /**
-       * Read a `sint32` field, a signed, zigzag-encoded 32-bit varint.
-       */
-      sint32() {
-        let zze = this.uint32();
-        return zze >>> 1 ^ -(zze & 1);
-      }
-      /**
-       * Read a `int64` field, a signed 64-bit varint.
-       */
-      int64() {
-        this.varint64();
-        return protoInt64.dec(this.varint64Lo, this.varint64Hi);
-      }
-      /**
-       * Read a `uint64` field, an unsigned 64-bit varint.
-       */
-      uint64() {
-        this.varint64();
-        return protoInt64.uDec(this.varint64Lo, this.varint64Hi);
-      }
-      /**
-       * Read a `sint64` field, a signed, zig-zag-encoded 64-bit varint.
-       */
-      sint64() {
-        this.varint64();
-        let lo = this.varint64Lo;
-        let hi = this.varint64Hi;
-        let s = -(lo & 1);
-        lo = (lo >>> 1 | (hi & 1) << 31) ^ s;
-        hi = hi >>> 1 ^ s;
-        return protoInt64.dec(lo, hi);
-      }
-      /**
-       * Read a `bool` field, a variant.
-       */
-      bool() {
-        const b = this.buf[this.pos];
-        if (b < 128) {
-          this.pos++;
-          return b !== 0;
-        }
-        this.varint64();
-        return this.varint64Lo !== 0 || this.varint64Hi !== 0;
-      }
-      /**
-       * Read a `fixed32` field, an unsigned, fixed-length 32-bit integer.
-       */
-      fixed32() {
-        return this.view.getUint32((this.pos += 4) - 4, true);
-      }
-      /**
-       * Read a `sfixed32` field, a signed, fixed-length 32-bit integer.
-       */
-      sfixed32() {
-        return this.view.getInt32((this.pos += 4) - 4, true);
-      }
-      /**
-       * Read a `fixed64` field, an unsigned, fixed-length 64 bit integer.
-       */
-      fixed64() {
-        return protoInt64.uDec(this.sfixed32(), this.sfixed32());
-      }
-      /**
-       * Read a `fixed64` field, a signed, fixed-length 64-bit integer.
-       */
-      sfixed64() {
-        return protoInt64.dec(this.sfixed32(), this.sfixed32());
-      }
-      /**
-       * Read a `float` field, 32-bit floating point number.
-       */
-      float() {
-        return this.view.getFloat32((this.pos += 4) - 4, true);
-      }
-      /**
-       * Read a `double` field, a 64-bit floating point number.
-       */
-      double() {
-        return this.view.getFloat64((this.pos += 8) - 8, true);
-      }
-      /**
-       * Read a `bytes` field, length-delimited arbitrary data.
-       */
-      bytes() {
-        let len = this.uint32(), start = this.pos;
-        this.pos += len;
-        this.assertBounds();
-        return this.buf.subarray(start, start + len);
-      }
-      /**
-       * Read a `string` field, length-delimited data converted to UTF-8 text. If
-       * `strict` is true, throw on invalid UTF-8 instead of substituting U+FFFD.
-       */
-      string(strict) {
-        const len = this.uint32();
-        const start = this.pos;
-        this.pos += len;
-        this.assertBounds();
-        const buf = this.buf;
-        if (len <= ASCII_MAX_LENGTH) {
-          const codes = new Array(len);
-          for (let i2 = 0; i2 < len; i2++) {
-            const byte = buf[start + i2];
-            if (byte > 127) {
-              return this.decodeUtf8(buf.subarray(start, this.pos), strict);
-            }
-            codes[i2] = byte;
-          }
-          return String.fromCharCode.apply(String, codes);
-        }
-        return this.decodeUtf8(buf.subarray(start, this.pos), strict);
-      }
-    };
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/message.js
-function localMessageMapper(field) {
-  if (usesJsonRepresentation(field)) {
-    return {
-      toMessage: (local) => wktStructToReflect(local),
-      toLocal: (message) => wktStructToLocal(message)
-    };
-  }
-  if (field.fieldKind == "message" && !field.oneof && isWrapperDesc(field.message)) {
-    const wrapperDesc = field.message;
-    const valueLocalName = wrapperDesc.fields[0].localName;
-    return {
-      toMessage: (local) => {
-        const message = create(wrapperDesc);
-        if (local !== void 0) {
-          message[valueLocalName] = local;
-        }
-        return message;
-      },
-      toLocal: (message) => message[valueLocalName]
-    };
-  }
-  const childDesc = field.message;
-  return {
-    toMessage: (local) => local === void 0 ? create(childDesc) : local,
-    toLocal: (message) => message
-  };
-}
-function usesJsonRepresentation(field) {
-  return field.message.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value";
-}
-function wktStructToReflect(json) {
-  const struct = {
-    $typeName: "google.protobuf.Struct",
-    fields: {}
-  };
-  if (isObject(json)) {
-    for (const k of Object.keys(json)) {
-      setOwn(struct.fields, k, wktValueToReflect(json[k]));
-    }
-  }
-  return struct;
-}
-function wktStructToLocal(val) {
-  const json = {};
-  for (const k of Object.keys(val.fields)) {
-    setOwn(json, k, wktValueToLocal(val.fields[k]));
-  }
-  return json;
-}
-function wktValueToLocal(val) {
-  switch (val.kind.case) {
-    case "structValue":
-      return wktStructToLocal(val.kind.value);
-    case "listValue":
-      return val.kind.value.values.map(wktValueToLocal);
-    case "nullValue":
-    case void 0:
-      return null;
-    default:
-      return val.kind.value;
-  }
-}
-function wktValueToReflect(json) {
-  const value = {
-    $typeName: "google.protobuf.Value",
-    kind: { case: void 0 }
-  };
-  switch (typeof json) {
-    case "number":
-      value.kind = { case: "numberValue", value: json };
-      break;
-    case "string":
-      value.kind = { case: "stringValue", value: json };
-      break;
-    case "boolean":
-      value.kind = { case: "boolValue", value: json };
-      break;
-    case "object":
-      if (json === null) {
-        value.kind = { case: "nullValue", value: NULL_VALUE };
-      } else if (Array.isArray(json)) {
-        const listValue = {
-          $typeName: "google.protobuf.ListValue",
-          values: []
-        };
-        if (Array.isArray(json)) {
-          for (const e of json) {
-            listValue.values.push(wktValueToReflect(e));
-          }
-        }
-        value.kind = {
-          case: "listValue",
-          value: listValue
-        };
-      } else {
-        value.kind = {
-          case: "structValue",
-          value: wktStructToReflect(json)
-        };
-      }
-      break;
-  }
-  return value;
-}
-var NULL_VALUE;
-var init_message = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/message.js"() {
-    init_create();
-    init_guard();
-    init_unsafe();
-    init_wrappers();
-    NULL_VALUE = 0;
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/clone.js
-var init_clone = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/clone.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/wire/base64-encoding.js
-function base64Decode(base64Str) {
-  const len = base64Str.length;
-  let size = len - (len + 3 >> 2);
-  if ((len & 3) == 0 && base64Str[len - 1] == "=") {
-    size -= base64Str[len - 2] == "=" ? 2 : 1;
-  }
-  const bytes2 = new Uint8Array(size);
-  let written = -1;
-  if (nativeSetFromBase64) {
-    try {
-      const result = nativeSetFromBase64.call(bytes2, base64Str);
-      if (result.read == len) {
-        written = result.written;
-      }
-    } catch (_a2) {
-    }
-  }
-  if (written < 0) {
-    written = setFromBase64(bytes2, base64Str);
-  }
-  return written == size ? bytes2 : bytes2.subarray(0, written);
-}
-function setFromBase64(bytes2, base64Str) {
-  const table3 = getDecodeTable();
-  let bytePos = 0, groupPos = 0, b, p = 0;
-  for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table3[base64Str.charCodeAt(i2)];
-    if (b === void 0) {
-      switch (base64Str[i2]) {
-        // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
-        case "=":
-          groupPos = 0;
-        // reset state when padding found
-        case "\n":
-        case "\r":
-        case "	":
-        case " ":
-          continue;
-        // skip white-space, and padding
-        default:
-          throw Error("invalid base64 string");
-      }
-    }
-    switch (groupPos) {
-      case 0:
-        p = b;
-        groupPos = 1;
-        break;
-      case 1:
-        bytes2[bytePos++] = p << 2 | (b & 48) >> 4;
-        p = b;
-        groupPos = 2;
-        break;
-      case 2:
-        bytes2[bytePos++] = (p & 15) << 4 | (b & 60) >> 2;
-        p = b;
-        groupPos = 3;
-        break;
-      case 3:
-        bytes2[bytePos++] = (p & 3) << 6 | b;
-        groupPos = 0;
-        break;
-    }
-  }
-  if (groupPos == 1)
-    throw Error("invalid base64 string");
-  return bytePos;
-}
-function getEncodeTable(encoding) {
-  if (!encodeTableStd) {
-    encodeTableStd = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".split("");
-    encodeTableUrl = encodeTableStd.slice(0, -2).concat("-", "_");
-  }
-  return encoding == "url" ? (
-    // biome-ignore lint/style/noNonNullAssertion: TS fails to narrow down
-    encodeTableUrl
-  ) : encodeTableStd;
-}
-function getDecodeTable() {
-  if (!decodeTable) {
-    decodeTable = [];
-    const encodeTable = getEncodeTable("std");
-    for (let i2 = 0; i2 < encodeTable.length; i2++)
-      decodeTable[encodeTable[i2].charCodeAt(0)] = i2;
-    decodeTable["-".charCodeAt(0)] = encodeTable.indexOf("+");
-    decodeTable["_".charCodeAt(0)] = encodeTable.indexOf("/");
-  }
-  return decodeTable;
-}
-var nativeSetFromBase64, nativeToBase64, encodeTableStd, encodeTableUrl, decodeTable;
-var init_base64_encoding = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/wire/base64-encoding.js"() {
-    nativeSetFromBase64 = Uint8Array.prototype.setFromBase64;
-    nativeToBase64 = Uint8Array.prototype.toBase64;
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/names.js
-function protoCamelCase(snakeCase) {
-  let capNext = false;
-  const b = [];
-  for (let i2 = 0; i2 < snakeCase.length; i2++) {
-    let c = snakeCase.charAt(i2);
-    switch (c) {
-      case "_":
-        capNext = true;
-        break;
-      case "0":
-      case "1":
-      case "2":
-      case "3":
-      case "4":
-      case "5":
-      case "6":
-      case "7":
-      case "8":
-      case "9":
-        b.push(c);
-        capNext = false;
-        break;
-      default:
-        if (capNext) {
-          capNext = false;
-          c = c.toUpperCase();
-        }
-        b.push(c);
-        break;
-    }
-  }
-  return b.join("");
-}
-function safeObjectProperty(name) {
-  return reservedObjectProperties.has(name) ? name + "$" : name;
-}
-var reservedObjectProperties;
-var init_names = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/names.js"() {
-    reservedObjectProperties = /* @__PURE__ */ new Set([
-      // names reserved by JavaScript
-      "constructor",
-      "toString",
-      "toJSON",
-      "valueOf"
-    ]);
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/restore-json-names.js
-function restoreJsonNames(message) {
-  for (const f of message.field) {
-    if (!unsafeIsSetExplicit(f, "jsonName")) {
-      f.jsonName = protoCamelCase(f.name);
-    }
-  }
-  message.nestedType.forEach(restoreJsonNames);
-}
-var init_restore_json_names = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/restore-json-names.js"() {
-    init_names();
-    init_unsafe();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/wire/text-format.js
-function parseTextFormatEnumValue(descEnum, value) {
-  const enumValue = descEnum.values.find((v) => v.name === value);
-  if (!enumValue) {
-    throw new Error(`cannot parse ${descEnum} default value: ${value}`);
-  }
-  return enumValue.number;
-}
-function parseTextFormatScalarValue(type, value) {
-  switch (type) {
-    case ScalarType.STRING:
-      return value;
-    case ScalarType.BYTES: {
-      const u = unescapeBytesDefaultValue(value);
-      if (u === false) {
-        throw new Error(`cannot parse ${ScalarType[type]} default value: ${value}`);
-      }
-      return u;
-    }
-    case ScalarType.INT64:
-    case ScalarType.SFIXED64:
-    case ScalarType.SINT64:
-      return protoInt64.parse(value);
-    case ScalarType.UINT64:
-    case ScalarType.FIXED64:
-      return protoInt64.uParse(value);
-    case ScalarType.DOUBLE:
-    case ScalarType.FLOAT:
-      switch (value) {
-        case "inf":
-          return Number.POSITIVE_INFINITY;
-        case "-inf":
-          return Number.NEGATIVE_INFINITY;
-        case "nan":
-          return Number.NaN;
-        default:
-          return parseFloat(value);
-      }
-    case ScalarType.BOOL:
-      return value === "true";
-    case ScalarType.INT32:
-    case ScalarType.UINT32:
-    case ScalarType.SINT32:
-    case ScalarType.FIXED32:
-    case ScalarType.SFIXED32:
-      return parseInt(value, 10);
-  }
-}
-function unescapeBytesDefaultValue(str) {
-  const b = [];
-  const input = {
-    tail: str,
-    c: "",
-    next() {
-      if (this.tail.length == 0) {
-        return false;
-      }
-      this.c = this.tail[0];
-      this.tail = this.tail.substring(1);
-      return true;
-    },
-    take(n) {
-      if (this.tail.length >= n) {
-        const r = this.tail.substring(0, n);
-        this.tail = this.tail.substring(n);
-        return r;
-      }
-      return false;
-    }
-  };
-  while (input.next()) {
-    switch (input.c) {
-      case "\\":
-        if (input.next()) {
-          switch (input.c) {
-            case "\\":
-              b.push(input.c.charCodeAt(0));
-              break;
-            case "b":
-              b.push(8);
-              break;
-            case "f":
-              b.push(12);
-              break;
-            case "n":
-              b.push(10);
-              break;
-            case "r":
-              b.push(13);
-              break;
-            case "t":
-              b.push(9);
-              break;
-            case "v":
-              b.push(11);
-              break;
-            case "0":
-            case "1":
-            case "2":
-            case "3":
-            case "4":
-            case "5":
-            case "6":
-            case "7": {
-              const s = input.c;
-              const t = input.take(2);
-              if (t === false) {
-                return false;
-              }
-              const n = parseInt(s + t, 8);
-              if (Number.isNaN(n)) {
-                return false;
-              }
-              b.push(n);
-              break;
-            }
-            case "x": {
-              const s = input.c;
-              const t = input.take(2);
-              if (t === false) {
-                return false;
-              }
-              const n = parseInt(s + t, 16);
-              if (Number.isNaN(n)) {
-                return false;
-              }
-              b.push(n);
-              break;
-            }
-            case "u": {
-              const s = input.c;
-              const t = input.take(4);
-              if (t === false) {
-                return false;
-              }
-              const n = parseInt(s + t, 16);
-              if (Number.isNaN(n)) {
-                return false;
-              }
-              const chunk = new Uint8Array(4);
-              const view = new DataView(chunk.buffer);
-              view.setInt32(0, n, true);
-              b.push(chunk[0], chunk[1], chunk[2], chunk[3]);
-              break;
-            }
-            case "U": {
-              const s = input.c;
-              const t = input.take(8);
-              if (t === false) {
-                return false;
-              }
-              const tc = protoInt64.uEnc(s + t);
-              const chunk = new Uint8Array(8);
-              const view = new DataView(chunk.buffer);
-              view.setInt32(0, tc.lo, true);
-              view.setInt32(4, tc.hi, true);
-              b.push(chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]);
-              break;
-            }
-          }
-        }
-        break;
-      default:
-        b.push(input.c.charCodeAt(0));
-    }
-  }
-  return new Uint8Array(b);
-}
-var init_text_format = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/wire/text-format.js"() {
-    init_descriptors();
-    init_proto_int64();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/nested-types.js
-function* nestedTypes(desc) {
-  switch (desc.kind) {
-    case "file":
-      for (const message of desc.messages) {
-        yield message;
-        yield* nestedTypes(message);
-      }
-      yield* desc.enums;
-      yield* desc.services;
-      yield* desc.extensions;
-      break;
-    case "message":
-      for (const message of desc.nestedMessages) {
-        yield message;
-        yield* nestedTypes(message);
-      }
-      yield* desc.nestedEnums;
-      yield* desc.nestedExtensions;
-      break;
-  }
-}
-var init_nested_types = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/nested-types.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve7) {
-  return buildFileRegistry([fileDescriptorProto, resolve7]);
-}
-function buildFileRegistry(args, check) {
-  const registry = createBaseRegistry();
-  if (!args.length) {
-    return registry;
-  }
-  if ("$typeName" in args[0] && args[0].$typeName == "google.protobuf.FileDescriptorSet") {
-    for (const file of args[0].file) {
-      check === null || check === void 0 ? void 0 : check(file);
-      addFile(file, registry);
-    }
-    return registry;
-  }
-  if ("$typeName" in args[0]) {
-    let recurseDeps = function(file) {
-      const deps = [];
-      for (const protoFileName of file.dependency) {
-        if (registry.getFile(protoFileName) != void 0) {
-          continue;
-        }
-        if (seen.has(protoFileName)) {
-          continue;
-        }
-        const dep = resolve7(protoFileName);
-        if (!dep) {
-          throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
-        }
-        if ("kind" in dep) {
-          registry.addFile(dep, false, true);
-        } else {
-          seen.add(dep.name);
-          deps.push(dep);
-        }
-      }
-      return deps.concat(...deps.map(recurseDeps));
-    };
-    const input = args[0];
-    const resolve7 = args[1];
-    const seen = /* @__PURE__ */ new Set();
-    for (const file of [input, ...recurseDeps(input)].reverse()) {
-      check === null || check === void 0 ? void 0 : check(file);
-      addFile(file, registry);
-    }
-  } else {
-    for (const fileReg of args) {
-      for (const file of fileReg.files) {
-        registry.addFile(file);
-      }
-    }
-  }
-  return registry;
-}
-function createBaseRegistry() {
-  const types = /* @__PURE__ */ new Map();
-  const extendees = /* @__PURE__ */ new Map();
-  const files = /* @__PURE__ */ new Map();
-  return {
-    kind: "registry",
-    types,
-    extendees,
-    [Symbol.iterator]() {
-      return types.values();
-    },
-    get files() {
-      return files.values();
-    },
-    addFile(file, skipTypes, withDeps) {
-      files.set(file.proto.name, file);
-      if (!skipTypes) {
-        for (const type of nestedTypes(file)) {
-          this.add(type);
-        }
-      }
-      if (withDeps) {
-        for (const f of file.dependencies) {
-          this.addFile(f, skipTypes, withDeps);
-        }
-      }
-    },
-    add(desc) {
-      if (desc.kind == "extension") {
-        let numberToExt = extendees.get(desc.extendee.typeName);
-        if (!numberToExt) {
-          extendees.set(
-            desc.extendee.typeName,
-            // biome-ignore lint/suspicious/noAssignInExpressions: no
-            numberToExt = /* @__PURE__ */ new Map()
-          );
-        }
-        numberToExt.set(desc.number, desc);
-      }
-      types.set(desc.typeName, desc);
-    },
-    get(typeName) {
-      return types.get(typeName);
-    },
-    getFile(fileName) {
-      return files.get(fileName);
-    },
-    getMessage(typeName) {
-      const t = types.get(typeName);
-      return (t === null || t === void 0 ? void 0 : t.kind) == "message" ? t : void 0;
-    },
-    getEnum(typeName) {
-      const t = types.get(typeName);
-      return (t === null || t === void 0 ? void 0 : t.kind) == "enum" ? t : void 0;
-    },
-    getExtension(typeName) {
-      const t = types.get(typeName);
-      return (t === null || t === void 0 ? void 0 : t.kind) == "extension" ? t : void 0;
-    },
-    getExtensionFor(extendee, no) {
-      var _a2;
-      return (_a2 = extendees.get(extendee.typeName)) === null || _a2 === void 0 ? void 0 : _a2.get(no);
-    },
-    getService(typeName) {
-      const t = types.get(typeName);
-      return (t === null || t === void 0 ? void 0 : t.kind) == "service" ? t : void 0;
-    }
-  };
-}
-function addFile(proto, reg) {
-  var _a2, _b2;
-  const file = {
-    kind: "file",
-    proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
-    edition: getFileEdition(proto),
-    name: proto.name.replace(/\.proto$/, ""),
-    dependencies: findFileDependencies(proto, reg),
-    enums: [],
-    messages: [],
-    extensions: [],
-    services: [],
-    toString() {
-      return `file ${proto.name}`;
-    }
-  };
-  const mapEntriesStore = /* @__PURE__ */ new Map();
-  const mapEntries = {
-    get(typeName) {
-      return mapEntriesStore.get(typeName);
-    },
-    add(desc) {
-      var _a3;
-      assert(((_a3 = desc.proto.options) === null || _a3 === void 0 ? void 0 : _a3.mapEntry) === true);
-      mapEntriesStore.set(desc.typeName, desc);
-    }
-  };
-  for (const enumProto of proto.enumType) {
-    addEnum(enumProto, file, void 0, reg);
-  }
-  for (const messageProto of proto.messageType) {
-    addMessage(messageProto, file, void 0, reg, mapEntries);
-  }
-  for (const serviceProto of proto.service) {
-    addService(serviceProto, file, reg);
-  }
-  addExtensions(file, reg);
-  for (const mapEntry of mapEntriesStore.values()) {
-    addFields(mapEntry, reg, mapEntries);
-  }
-  for (const message of file.messages) {
-    addFields(message, reg, mapEntries);
-    addExtensions(message, reg);
-  }
-  reg.addFile(file, true);
-}
-function addExtensions(desc, reg) {
-  switch (desc.kind) {
-    case "file":
-      for (const proto of desc.proto.extension) {
-        const ext = newField(proto, desc, reg);
-        desc.extensions.push(ext);
-        reg.add(ext);
-      }
-      break;
-    case "message":
-      for (const proto of desc.proto.extension) {
-        const ext = newField(proto, desc, reg);
-        desc.nestedExtensions.push(ext);
-        reg.add(ext);
-      }
-      for (const message of desc.nestedMessages) {
-        addExtensions(message, reg);
-      }
-      break;
-  }
-}
-function addFields(message, reg, mapEntries) {
-  const allOneofs = message.proto.oneofDecl.map((proto) => newOneof(proto, message));
-  const oneofsSeen = /* @__PURE__ */ new Set();
-  for (const proto of message.proto.field) {
-    const oneof = findOneof(proto, allOneofs);
-    const field = newField(proto, message, reg, oneof, mapEntries);
-    message.fields.push(field);
-    message.field[field.localName] = field;
-    if (oneof === void 0) {
-      message.members.push(field);
-    } else {
-      oneof.fields.push(field);
-      if (!oneofsSeen.has(oneof)) {
-        oneofsSeen.add(oneof);
-        message.members.push(oneof);
-      }
-    }
-  }
-  for (const oneof of allOneofs.filter((o) => oneofsSeen.has(o))) {
-    message.oneofs.push(oneof);
-  }
-  for (const child of message.nestedMessages) {
-    addFields(child, reg, mapEntries);
-  }
-}
-function addEnum(proto, file, parent, reg) {
-  var _a2, _b2, _c, _d, _e, _f, _g;
-  var _h, _j;
-  const sharedPrefix = findEnumSharedPrefix(proto.name, proto.value);
-  const desc = {
-    kind: "enum",
-    proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
-    file,
-    parent,
-    open: true,
-    name: proto.name,
-    typeName: makeTypeName(proto, parent, file),
-    value: {},
-    values: [],
-    sharedPrefix,
-    toString() {
-      return `enum ${this.typeName}`;
-    }
-  };
-  desc.open = isEnumOpen(desc);
-  reg.add(desc);
-  for (const p of proto.value) {
-    const name = p.name;
-    const value = {
-      kind: "enum_value",
-      proto: p,
-      deprecated: (_d = (_c = p.options) === null || _c === void 0 ? void 0 : _c.deprecated) !== null && _d !== void 0 ? _d : false,
-      parent: desc,
-      name,
-      localName: safeObjectProperty(sharedPrefix == void 0 ? name : name.substring(sharedPrefix.length)),
-      number: p.number,
-      jsonName: (_e = findEnumValueJsonName(p)) !== null && _e !== void 0 ? _e : name,
-      toString() {
-        return `enum value ${desc.typeName}.${name}`;
-      }
-    };
-    desc.values.push(value);
-    (_f = (_h = desc.value)[_j = p.number]) !== null && _f !== void 0 ? _f : _h[_j] = value;
-  }
-  ((_g = parent === null || parent === void 0 ? void 0 : parent.nestedEnums) !== null && _g !== void 0 ? _g : file.enums).push(desc);
-}
-function addMessage(proto, file, parent, reg, mapEntries) {
-  var _a2, _b2, _c, _d;
-  const desc = {
-    kind: "message",
-    proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
-    file,
-    parent,
-    name: proto.name,
-    typeName: makeTypeName(proto, parent, file),
-    fields: [],
-    field: {},
-    oneofs: [],
-    members: [],
-    nestedEnums: [],
-    nestedMessages: [],
-    nestedExtensions: [],
-    toString() {
-      return `message ${this.typeName}`;
-    }
-  };
-  if (((_c = proto.options) === null || _c === void 0 ? void 0 : _c.mapEntry) === true) {
-    mapEntries.add(desc);
-  } else {
-    ((_d = parent === null || parent === void 0 ? void 0 : parent.nestedMessages) !== null && _d !== void 0 ? _d : file.messages).push(desc);
-    reg.add(desc);
-  }
-  for (const enumProto of proto.enumType) {
-    addEnum(enumProto, file, desc, reg);
-  }
-  for (const messageProto of proto.nestedType) {
-    addMessage(messageProto, file, desc, reg, mapEntries);
-  }
-}
-function addService(proto, file, reg) {
-  var _a2, _b2;
-  const desc = {
-    kind: "service",
-    proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
-    file,
-    name: proto.name,
-    typeName: makeTypeName(proto, void 0, file),
-    methods: [],
-    method: {},
-    toString() {
-      return `service ${this.typeName}`;
-    }
-  };
-  file.services.push(desc);
-  reg.add(desc);
-  for (const methodProto of proto.method) {
-    const method = newMethod(methodProto, desc, reg);
-    desc.methods.push(method);
-    desc.method[method.localName] = method;
-  }
-}
-function newMethod(proto, parent, reg) {
-  var _a2, _b2, _c, _d;
-  let methodKind;
-  if (proto.clientStreaming && proto.serverStreaming) {
-    methodKind = "bidi_streaming";
-  } else if (proto.clientStreaming) {
-    methodKind = "client_streaming";
-  } else if (proto.serverStreaming) {
-    methodKind = "server_streaming";
-  } else {
-    methodKind = "unary";
-  }
-  const input = reg.getMessage(trimLeadingDot(proto.inputType));
-  const output = reg.getMessage(trimLeadingDot(proto.outputType));
-  assert(input, `invalid MethodDescriptorProto: input_type ${proto.inputType} not found`);
-  assert(output, `invalid MethodDescriptorProto: output_type ${proto.inputType} not found`);
-  const name = proto.name;
-  return {
-    kind: "rpc",
-    proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
-    parent,
-    name,
-    localName: safeObjectProperty(name.length ? safeObjectProperty(name[0].toLowerCase() + name.substring(1)) : name),
-    methodKind,
-    input,
-    output,
-    idempotency: (_d = (_c = proto.options) === null || _c === void 0 ? void 0 : _c.idempotencyLevel) !== null && _d !== void 0 ? _d : IDEMPOTENCY_UNKNOWN,
-    toString() {
-      return `rpc ${parent.typeName}.${name}`;
-    }
-  };
-}
-function newOneof(proto, parent) {
-  return {
-    kind: "oneof",
-    proto,
-    deprecated: false,
-    parent,
-    fields: [],
-    name: proto.name,
-    localName: safeObjectProperty(protoCamelCase(proto.name)),
-    toString() {
-      return `oneof ${parent.typeName}.${this.name}`;
-    }
-  };
-}
-function newField(proto, parentOrFile, reg, oneof, mapEntries) {
-  var _a2, _b2, _c;
-  const isExtension = mapEntries === void 0;
-  const field = {
-    kind: "field",
-    proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
-    name: proto.name,
-    number: proto.number,
-    scalar: void 0,
-    message: void 0,
-    enum: void 0,
-    presence: getFieldPresence(proto, oneof, isExtension, parentOrFile),
-    utf8Validation: isUtf8Validated(proto, parentOrFile),
-    listKind: void 0,
-    mapKind: void 0,
-    mapKey: void 0,
-    delimitedEncoding: void 0,
-    packed: void 0,
-    longAsString: false,
-    getDefaultValue: void 0
-  };
-  let toStr;
-  if (isExtension) {
-    const file = parentOrFile.kind == "file" ? parentOrFile : parentOrFile.file;
-    const parent = parentOrFile.kind == "file" ? void 0 : parentOrFile;
-    const typeName = makeTypeName(proto, parent, file);
-    field.kind = "extension";
-    field.file = file;
-    field.parent = parent;
-    field.oneof = void 0;
-    field.typeName = typeName;
-    field.jsonName = `[${typeName}]`;
-    toStr = () => `extension ${typeName}`;
-    const extendee = reg.getMessage(trimLeadingDot(proto.extendee));
-    assert(extendee, `invalid FieldDescriptorProto: extendee ${proto.extendee} not found`);
-    field.extendee = extendee;
-  } else {
-    const parent = parentOrFile;
-    assert(parent.kind == "message");
-    field.parent = parent;
-    field.oneof = oneof;
-    field.localName = oneof ? protoCamelCase(proto.name) : safeObjectProperty(protoCamelCase(proto.name));
-    field.jsonName = proto.jsonName;
-    toStr = () => `field ${parent.typeName}.${proto.name}`;
-  }
-  Object.defineProperty(field, "toString", {
-    value: toStr,
-    writable: true,
-    enumerable: true,
-    configurable: true
-  });
-  const label2 = proto.label;
-  const type = proto.type;
-  const jstype = (_c = proto.options) === null || _c === void 0 ? void 0 : _c.jstype;
-  if (label2 === LABEL_REPEATED) {
-    const mapEntry = type == TYPE_MESSAGE ? mapEntries === null || mapEntries === void 0 ? void 0 : mapEntries.get(trimLeadingDot(proto.typeName)) : void 0;
-    if (mapEntry) {
-      field.fieldKind = "map";
-      const { key, value } = findMapEntryFields(mapEntry);
-      field.mapKey = key.scalar;
-      field.mapKind = value.fieldKind;
-      field.message = value.message;
-      field.delimitedEncoding = false;
-      field.enum = value.enum;
-      field.scalar = value.scalar;
-      return field;
-    }
-    field.fieldKind = "list";
-    switch (type) {
-      case TYPE_MESSAGE:
-      case TYPE_GROUP:
-        field.listKind = "message";
-        field.message = reg.getMessage(trimLeadingDot(proto.typeName));
-        assert(field.message);
-        field.delimitedEncoding = isDelimitedEncoding(proto, parentOrFile);
-        break;
-      case TYPE_ENUM:
-        field.listKind = "enum";
-        field.enum = reg.getEnum(trimLeadingDot(proto.typeName));
-        assert(field.enum);
-        break;
-      default:
-        field.listKind = "scalar";
-        field.scalar = type;
-        field.longAsString = jstype == JS_STRING;
-        break;
-    }
-    field.packed = isPackedField(proto, parentOrFile);
-    return field;
-  }
-  switch (type) {
-    case TYPE_MESSAGE:
-    case TYPE_GROUP:
-      field.fieldKind = "message";
-      field.message = reg.getMessage(trimLeadingDot(proto.typeName));
-      assert(field.message, `invalid FieldDescriptorProto: type_name ${proto.typeName} not found`);
-      field.delimitedEncoding = isDelimitedEncoding(proto, parentOrFile);
-      field.getDefaultValue = () => void 0;
-      break;
-    case TYPE_ENUM: {
-      const enumeration = reg.getEnum(trimLeadingDot(proto.typeName));
-      assert(enumeration !== void 0, `invalid FieldDescriptorProto: type_name ${proto.typeName} not found`);
-      field.fieldKind = "enum";
-      field.enum = reg.getEnum(trimLeadingDot(proto.typeName));
-      field.getDefaultValue = () => {
-        return unsafeIsSetExplicit(proto, "defaultValue") ? parseTextFormatEnumValue(enumeration, proto.defaultValue) : void 0;
-      };
-      break;
-    }
-    default: {
-      field.fieldKind = "scalar";
-      field.scalar = type;
-      field.longAsString = jstype == JS_STRING;
-      field.getDefaultValue = () => {
-        return unsafeIsSetExplicit(proto, "defaultValue") ? parseTextFormatScalarValue(type, proto.defaultValue) : void 0;
-      };
-      break;
-    }
-  }
-  return field;
-}
-function getFileEdition(proto) {
-  switch (proto.syntax) {
-    case "":
-    case "proto2":
-      return EDITION_PROTO22;
-    case "proto3":
-      return EDITION_PROTO32;
-    case "editions":
-      if (proto.edition === EDITION_UNSTABLE) {
-        return maximumEdition;
-      }
-      if (proto.edition in featureDefaults) {
-        return proto.edition;
-      }
-      throw new Error(`${proto.name}: unsupported edition`);
-    default:
-      throw new Error(`${proto.name}: unsupported syntax "${proto.syntax}"`);
-  }
-}
-function findFileDependencies(proto, reg) {
-  return proto.dependency.map((wantName) => {
-    const dep = reg.getFile(wantName);
-    if (!dep) {
-      throw new Error(`Cannot find ${wantName}, imported by ${proto.name}`);
-    }
-    return dep;
-  });
-}
-function findEnumSharedPrefix(enumName, values) {
-  const prefix = camelToSnakeCase(enumName) + "_";
-  for (const value of values) {
-    if (!value.name.toLowerCase().startsWith(prefix)) {
-      return void 0;
-    }
-    const shortName = value.name.substring(prefix.length);
-    if (shortName.length == 0) {
-      return void 0;
-    }
-    if (/^\d/.test(shortName)) {
-      return void 0;
-    }
-  }
-  return prefix;
-}
-function findEnumValueJsonName(proto) {
-  var _a2, _b2;
-  const extensionNumber = 998;
-  const fieldNumber = 1;
-  let jsonName;
-  for (const uf of (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.$unknown) !== null && _b2 !== void 0 ? _b2 : []) {
-    if (uf.no !== extensionNumber || uf.wireType !== WireType.LengthDelimited) {
-      continue;
-    }
-    const reader = new BinaryReader(new BinaryReader(uf.data).bytes());
-    while (reader.pos < reader.len) {
-      const [no, wireType] = reader.tag();
-      if (no === fieldNumber && wireType === WireType.LengthDelimited) {
-        jsonName = reader.string();
-      } else {
-        reader.skip(wireType, no);
-      }
-    }
-  }
-  return jsonName;
-}
-function camelToSnakeCase(camel2) {
-  return (camel2.substring(0, 1) + camel2.substring(1).replace(/[A-Z]/g, (c) => "_" + c)).toLowerCase();
-}
-function makeTypeName(proto, parent, file) {
-  let typeName;
-  if (parent) {
-    typeName = `${parent.typeName}.${proto.name}`;
-  } else if (file.proto.package.length > 0) {
-    typeName = `${file.proto.package}.${proto.name}`;
-  } else {
-    typeName = `${proto.name}`;
-  }
-  return typeName;
-}
-function trimLeadingDot(typeName) {
-  return typeName.startsWith(".") ? typeName.substring(1) : typeName;
-}
-function findOneof(proto, allOneofs) {
-  if (!unsafeIsSetExplicit(proto, "oneofIndex")) {
-    return void 0;
-  }
-  if (proto.proto3Optional) {
-    return void 0;
-  }
-  const oneof = allOneofs[proto.oneofIndex];
-  assert(oneof, `invalid FieldDescriptorProto: oneof #${proto.oneofIndex} for field #${proto.number} not found`);
-  return oneof;
-}
-function getFieldPresence(proto, oneof, isExtension, parent) {
-  if (proto.label == LABEL_REQUIRED) {
-    return LEGACY_REQUIRED;
-  }
-  if (proto.label == LABEL_REPEATED) {
-    return IMPLICIT2;
-  }
-  if (!!oneof || proto.proto3Optional) {
-    return EXPLICIT;
-  }
-  if (isExtension) {
-    return EXPLICIT;
-  }
-  const resolved = resolveFeature("fieldPresence", { proto, parent });
-  if (resolved == IMPLICIT2 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
-    return EXPLICIT;
-  }
-  return resolved;
-}
-function isPackedField(proto, parent) {
-  if (proto.label != LABEL_REPEATED) {
-    return false;
-  }
-  switch (proto.type) {
-    case TYPE_STRING:
-    case TYPE_BYTES:
-    case TYPE_GROUP:
-    case TYPE_MESSAGE:
-      return false;
-  }
-  const o = proto.options;
-  if (o && unsafeIsSetExplicit(o, "packed")) {
-    return o.packed;
-  }
-  return PACKED == resolveFeature("repeatedFieldEncoding", {
-    proto,
-    parent
-  });
-}
-function findMapEntryFields(mapEntry) {
-  const key = mapEntry.fields.find((f) => f.number === 1);
-  const value = mapEntry.fields.find((f) => f.number === 2);
-  assert(key && key.fieldKind == "scalar" && key.scalar != ScalarType.BYTES && key.scalar != ScalarType.FLOAT && key.scalar != ScalarType.DOUBLE && value && value.fieldKind != "list" && value.fieldKind != "map");
-  return { key, value };
-}
-function isEnumOpen(desc) {
-  var _a2;
-  return OPEN == resolveFeature("enumType", {
-    proto: desc.proto,
-    parent: (_a2 = desc.parent) !== null && _a2 !== void 0 ? _a2 : desc.file
-  });
-}
-function isDelimitedEncoding(proto, parent) {
-  if (proto.type == TYPE_GROUP) {
-    return true;
-  }
-  return DELIMITED == resolveFeature("messageEncoding", {
-    proto,
-    parent
-  });
-}
-function isUtf8Validated(proto, parent) {
-  return VERIFY == resolveFeature("utf8Validation", {
-    proto,
-    parent
-  });
-}
-function resolveFeature(name, ref) {
-  var _a2, _b2;
-  const featureSet = (_a2 = ref.proto.options) === null || _a2 === void 0 ? void 0 : _a2.features;
-  if (featureSet) {
-    const val = featureSet[name];
-    if (val != 0) {
-      return val;
-    }
-  }
-  if ("kind" in ref) {
-    if (ref.kind == "message") {
-      return resolveFeature(name, (_b2 = ref.parent) !== null && _b2 !== void 0 ? _b2 : ref.file);
-    }
-    const editionDefaults = featureDefaults[ref.edition];
-    if (!editionDefaults) {
-      throw new Error(`feature default for edition ${ref.edition} not found`);
-    }
-    return editionDefaults[name];
-  }
-  return resolveFeature(name, ref.parent);
-}
-function assert(condition, msg) {
-  if (!condition) {
-    throw new Error(msg);
-  }
-}
-var EDITION_PROTO22, EDITION_PROTO32, EDITION_UNSTABLE, TYPE_STRING, TYPE_GROUP, TYPE_MESSAGE, TYPE_BYTES, TYPE_ENUM, LABEL_REPEATED, LABEL_REQUIRED, JS_STRING, IDEMPOTENCY_UNKNOWN, EXPLICIT, IMPLICIT2, LEGACY_REQUIRED, PACKED, DELIMITED, OPEN, VERIFY, maximumEdition, featureDefaults;
-var init_registry = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/registry.js"() {
-    init_descriptors();
-    init_text_format();
-    init_nested_types();
-    init_unsafe();
-    init_names();
-    init_binary_encoding();
-    EDITION_PROTO22 = 998;
-    EDITION_PROTO32 = 999;
-    EDITION_UNSTABLE = 9999;
-    TYPE_STRING = 9;
-    TYPE_GROUP = 10;
-    TYPE_MESSAGE = 11;
-    TYPE_BYTES = 12;
-    TYPE_ENUM = 14;
-    LABEL_REPEATED = 3;
-    LABEL_REQUIRED = 2;
-    JS_STRING = 1;
-    IDEMPOTENCY_UNKNOWN = 0;
-    EXPLICIT = 1;
-    IMPLICIT2 = 2;
-    LEGACY_REQUIRED = 3;
-    PACKED = 1;
-    DELIMITED = 2;
-    OPEN = 1;
-    VERIFY = 2;
-    maximumEdition = 1002;
-    featureDefaults = {
-      // EDITION_PROTO2
-      998: {
-        fieldPresence: 1,
-        // EXPLICIT,
-        enumType: 2,
-        // CLOSED,
-        repeatedFieldEncoding: 2,
-        // EXPANDED,
-        utf8Validation: 3,
-        // NONE,
-        messageEncoding: 1,
-        // LENGTH_PREFIXED,
-        jsonFormat: 2,
-        // LEGACY_BEST_EFFORT,
-        enforceNamingStyle: 2,
-        // STYLE_LEGACY,
-        defaultSymbolVisibility: 1,
-        // EXPORT_ALL,
-        enforceProtoLimits: 1
-        // LEGACY_NO_EXPLICIT_LIMITS,
-      },
-      // EDITION_PROTO3
-      999: {
-        fieldPresence: 2,
-        // IMPLICIT,
-        enumType: 1,
-        // OPEN,
-        repeatedFieldEncoding: 1,
-        // PACKED,
-        utf8Validation: 2,
-        // VERIFY,
-        messageEncoding: 1,
-        // LENGTH_PREFIXED,
-        jsonFormat: 1,
-        // ALLOW,
-        enforceNamingStyle: 2,
-        // STYLE_LEGACY,
-        defaultSymbolVisibility: 1,
-        // EXPORT_ALL,
-        enforceProtoLimits: 1
-        // LEGACY_NO_EXPLICIT_LIMITS,
-      },
-      // EDITION_2023
-      1e3: {
-        fieldPresence: 1,
-        // EXPLICIT,
-        enumType: 1,
-        // OPEN,
-        repeatedFieldEncoding: 1,
-        // PACKED,
-        utf8Validation: 2,
-        // VERIFY,
-        messageEncoding: 1,
-        // LENGTH_PREFIXED,
-        jsonFormat: 1,
-        // ALLOW,
-        enforceNamingStyle: 2,
-        // STYLE_LEGACY,
-        defaultSymbolVisibility: 1,
-        // EXPORT_ALL,
-        enforceProtoLimits: 1
-        // LEGACY_NO_EXPLICIT_LIMITS,
-      },
-      // EDITION_2024
-      1001: {
-        fieldPresence: 1,
-        // EXPLICIT,
-        enumType: 1,
-        // OPEN,
-        repeatedFieldEncoding: 1,
-        // PACKED,
-        utf8Validation: 2,
-        // VERIFY,
-        messageEncoding: 1,
-        // LENGTH_PREFIXED,
-        jsonFormat: 1,
-        // ALLOW,
-        enforceNamingStyle: 1,
-        // STYLE2024,
-        defaultSymbolVisibility: 2,
-        // EXPORT_TOP_LEVEL,
-        enforceProtoLimits: 1
-        // LEGACY_NO_EXPLICIT_LIMITS,
-      },
-      // EDITION_2026
-      1002: {
-        fieldPresence: 1,
-        // EXPLICIT,
-        enumType: 1,
-        // OPEN,
-        repeatedFieldEncoding: 1,
-        // PACKED,
-        utf8Validation: 2,
-        // VERIFY,
-        messageEncoding: 1,
-        // LENGTH_PREFIXED,
-        jsonFormat: 1,
-        // ALLOW,
-        enforceNamingStyle: 3,
-        // STYLE2026,
-        defaultSymbolVisibility: 4,
-        // STRICT,
-        enforceProtoLimits: 2
-        // PROTO_LIMITS2026,
-      }
-    };
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/boot.js
-function boot(boot2) {
-  const root = bootFileDescriptorProto(boot2);
-  root.messageType.forEach(restoreJsonNames);
-  const reg = createEmbeddedFileRegistry(root, () => void 0);
-  return reg.getFile(root.name);
-}
-function bootFileDescriptorProto(init) {
-  const proto = /* @__PURE__ */ Object.create({
-    syntax: "",
-    edition: 0
-  });
-  return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FileDescriptorProto", dependency: [], publicDependency: [], weakDependency: [], optionDependency: [], service: [], extension: [] }, init), { messageType: init.messageType.map(bootDescriptorProto), enumType: init.enumType.map(bootEnumDescriptorProto) }));
-}
-function bootDescriptorProto(init) {
-  var _a2, _b2, _c, _d, _e, _f, _g, _h;
-  const proto = /* @__PURE__ */ Object.create({
-    visibility: 0
-  });
-  return Object.assign(proto, {
-    $typeName: "google.protobuf.DescriptorProto",
-    name: init.name,
-    field: (_b2 = (_a2 = init.field) === null || _a2 === void 0 ? void 0 : _a2.map(bootFieldDescriptorProto)) !== null && _b2 !== void 0 ? _b2 : [],
-    extension: [],
-    nestedType: (_d = (_c = init.nestedType) === null || _c === void 0 ? void 0 : _c.map(bootDescriptorProto)) !== null && _d !== void 0 ? _d : [],
-    enumType: (_f = (_e = init.enumType) === null || _e === void 0 ? void 0 : _e.map(bootEnumDescriptorProto)) !== null && _f !== void 0 ? _f : [],
-    extensionRange: (_h = (_g = init.extensionRange) === null || _g === void 0 ? void 0 : _g.map((e) => Object.assign({ $typeName: "google.protobuf.DescriptorProto.ExtensionRange" }, e))) !== null && _h !== void 0 ? _h : [],
-    oneofDecl: [],
-    reservedRange: [],
-    reservedName: []
-  });
-}
-function bootFieldDescriptorProto(init) {
-  const proto = /* @__PURE__ */ Object.create({
-    label: 1,
-    typeName: "",
-    extendee: "",
-    defaultValue: "",
-    oneofIndex: 0,
-    jsonName: "",
-    proto3Optional: false
-  });
-  return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FieldDescriptorProto" }, init), { options: init.options ? bootFieldOptions(init.options) : void 0 }));
-}
-function bootFieldOptions(init) {
-  var _a2, _b2, _c;
-  const proto = /* @__PURE__ */ Object.create({
-    ctype: 0,
-    packed: false,
-    jstype: 0,
-    lazy: false,
-    unverifiedLazy: false,
-    deprecated: false,
-    weak: false,
-    debugRedact: false,
-    retention: 0
-  });
-  return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FieldOptions" }, init), { targets: (_a2 = init.targets) !== null && _a2 !== void 0 ? _a2 : [], editionDefaults: (_c = (_b2 = init.editionDefaults) === null || _b2 === void 0 ? void 0 : _b2.map((e) => Object.assign({ $typeName: "google.protobuf.FieldOptions.EditionDefault" }, e))) !== null && _c !== void 0 ? _c : [], uninterpretedOption: [] }));
-}
-function bootEnumDescriptorProto(init) {
-  const proto = /* @__PURE__ */ Object.create({
-    visibility: 0
-  });
-  return Object.assign(proto, {
-    $typeName: "google.protobuf.EnumDescriptorProto",
-    name: init.name,
-    reservedName: [],
-    reservedRange: [],
-    value: init.value.map((e) => Object.assign({ $typeName: "google.protobuf.EnumValueDescriptorProto" }, e))
-  });
-}
-var init_boot = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/boot.js"() {
-    init_restore_json_names();
-    init_registry();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path14, ...paths) {
-  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path14]);
-}
-var init_message2 = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/enum.js
-var init_enum = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/enum.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
-var file_google_protobuf_descriptor, FileDescriptorProtoSchema, ExtensionRangeOptions_VerificationState, FieldDescriptorProto_Type, FieldDescriptorProto_Label, FileOptions_OptimizeMode, FieldOptions_CType, FieldOptions_JSType, FieldOptions_OptionRetention, FieldOptions_OptionTargetType, MethodOptions_IdempotencyLevel, FeatureSet_VisibilityFeature_DefaultSymbolVisibility, FeatureSet_ProtoLimitsFeature_EnforceProtoLimits, FeatureSet_FieldPresence, FeatureSet_EnumType, FeatureSet_RepeatedFieldEncoding, FeatureSet_Utf8Validation, FeatureSet_MessageEncoding, FeatureSet_JsonFormat, FeatureSet_EnforceNamingStyle, GeneratedCodeInfo_Annotation_Semantic, Edition, SymbolVisibility;
-var init_descriptor_pb = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js"() {
-    init_boot();
-    init_message2();
-    file_google_protobuf_descriptor = /* @__PURE__ */ boot({ "name": "google/protobuf/descriptor.proto", "package": "google.protobuf", "messageType": [{ "name": "FileDescriptorSet", "field": [{ "name": "file", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.FileDescriptorProto" }], "extensionRange": [{ "start": 536e6, "end": 536000001 }] }, { "name": "FileDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "package", "number": 2, "type": 9, "label": 1 }, { "name": "dependency", "number": 3, "type": 9, "label": 3 }, { "name": "public_dependency", "number": 10, "type": 5, "label": 3 }, { "name": "weak_dependency", "number": 11, "type": 5, "label": 3 }, { "name": "option_dependency", "number": 15, "type": 9, "label": 3 }, { "name": "message_type", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto" }, { "name": "enum_type", "number": 5, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto" }, { "name": "service", "number": 6, "type": 11, "label": 3, "typeName": ".google.protobuf.ServiceDescriptorProto" }, { "name": "extension", "number": 7, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "options", "number": 8, "type": 11, "label": 1, "typeName": ".google.protobuf.FileOptions" }, { "name": "source_code_info", "number": 9, "type": 11, "label": 1, "typeName": ".google.protobuf.SourceCodeInfo" }, { "name": "syntax", "number": 12, "type": 9, "label": 1 }, { "name": "edition", "number": 14, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }] }, { "name": "DescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "field", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "extension", "number": 6, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "nested_type", "number": 3, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto" }, { "name": "enum_type", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto" }, { "name": "extension_range", "number": 5, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto.ExtensionRange" }, { "name": "oneof_decl", "number": 8, "type": 11, "label": 3, "typeName": ".google.protobuf.OneofDescriptorProto" }, { "name": "options", "number": 7, "type": 11, "label": 1, "typeName": ".google.protobuf.MessageOptions" }, { "name": "reserved_range", "number": 9, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto.ReservedRange" }, { "name": "reserved_name", "number": 10, "type": 9, "label": 3 }, { "name": "visibility", "number": 11, "type": 14, "label": 1, "typeName": ".google.protobuf.SymbolVisibility" }], "nestedType": [{ "name": "ExtensionRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.ExtensionRangeOptions" }] }, { "name": "ReservedRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }] }] }, { "name": "ExtensionRangeOptions", "field": [{ "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }, { "name": "declaration", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.ExtensionRangeOptions.Declaration", "options": { "retention": 2 } }, { "name": "features", "number": 50, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "verification", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.ExtensionRangeOptions.VerificationState", "defaultValue": "UNVERIFIED", "options": { "retention": 2 } }], "nestedType": [{ "name": "Declaration", "field": [{ "name": "number", "number": 1, "type": 5, "label": 1 }, { "name": "full_name", "number": 2, "type": 9, "label": 1 }, { "name": "type", "number": 3, "type": 9, "label": 1 }, { "name": "reserved", "number": 5, "type": 8, "label": 1 }, { "name": "repeated", "number": 6, "type": 8, "label": 1 }] }], "enumType": [{ "name": "VerificationState", "value": [{ "name": "DECLARATION", "number": 0 }, { "name": "UNVERIFIED", "number": 1 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "FieldDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "number", "number": 3, "type": 5, "label": 1 }, { "name": "label", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldDescriptorProto.Label" }, { "name": "type", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldDescriptorProto.Type" }, { "name": "type_name", "number": 6, "type": 9, "label": 1 }, { "name": "extendee", "number": 2, "type": 9, "label": 1 }, { "name": "default_value", "number": 7, "type": 9, "label": 1 }, { "name": "oneof_index", "number": 9, "type": 5, "label": 1 }, { "name": "json_name", "number": 10, "type": 9, "label": 1 }, { "name": "options", "number": 8, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions" }, { "name": "proto3_optional", "number": 17, "type": 8, "label": 1 }], "enumType": [{ "name": "Type", "value": [{ "name": "TYPE_DOUBLE", "number": 1 }, { "name": "TYPE_FLOAT", "number": 2 }, { "name": "TYPE_INT64", "number": 3 }, { "name": "TYPE_UINT64", "number": 4 }, { "name": "TYPE_INT32", "number": 5 }, { "name": "TYPE_FIXED64", "number": 6 }, { "name": "TYPE_FIXED32", "number": 7 }, { "name": "TYPE_BOOL", "number": 8 }, { "name": "TYPE_STRING", "number": 9 }, { "name": "TYPE_GROUP", "number": 10 }, { "name": "TYPE_MESSAGE", "number": 11 }, { "name": "TYPE_BYTES", "number": 12 }, { "name": "TYPE_UINT32", "number": 13 }, { "name": "TYPE_ENUM", "number": 14 }, { "name": "TYPE_SFIXED32", "number": 15 }, { "name": "TYPE_SFIXED64", "number": 16 }, { "name": "TYPE_SINT32", "number": 17 }, { "name": "TYPE_SINT64", "number": 18 }] }, { "name": "Label", "value": [{ "name": "LABEL_OPTIONAL", "number": 1 }, { "name": "LABEL_REPEATED", "number": 3 }, { "name": "LABEL_REQUIRED", "number": 2 }] }] }, { "name": "OneofDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "options", "number": 2, "type": 11, "label": 1, "typeName": ".google.protobuf.OneofOptions" }] }, { "name": "EnumDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "value", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumValueDescriptorProto" }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.EnumOptions" }, { "name": "reserved_range", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto.EnumReservedRange" }, { "name": "reserved_name", "number": 5, "type": 9, "label": 3 }, { "name": "visibility", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.SymbolVisibility" }], "nestedType": [{ "name": "EnumReservedRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }] }] }, { "name": "EnumValueDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "number", "number": 2, "type": 5, "label": 1 }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.EnumValueOptions" }] }, { "name": "ServiceDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "method", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.MethodDescriptorProto" }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.ServiceOptions" }] }, { "name": "MethodDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "input_type", "number": 2, "type": 9, "label": 1 }, { "name": "output_type", "number": 3, "type": 9, "label": 1 }, { "name": "options", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.MethodOptions" }, { "name": "client_streaming", "number": 5, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "server_streaming", "number": 6, "type": 8, "label": 1, "defaultValue": "false" }] }, { "name": "FileOptions", "field": [{ "name": "java_package", "number": 1, "type": 9, "label": 1 }, { "name": "java_outer_classname", "number": 8, "type": 9, "label": 1 }, { "name": "java_multiple_files", "number": 10, "type": 8, "label": 1, "defaultValue": "false", "options": {} }, { "name": "java_generate_equals_and_hash", "number": 20, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "java_string_check_utf8", "number": 27, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "optimize_for", "number": 9, "type": 14, "label": 1, "typeName": ".google.protobuf.FileOptions.OptimizeMode", "defaultValue": "SPEED" }, { "name": "go_package", "number": 11, "type": 9, "label": 1 }, { "name": "cc_generic_services", "number": 16, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "java_generic_services", "number": 17, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "py_generic_services", "number": 18, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 23, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "cc_enable_arenas", "number": 31, "type": 8, "label": 1, "defaultValue": "true", "options": {} }, { "name": "objc_class_prefix", "number": 36, "type": 9, "label": 1 }, { "name": "csharp_namespace", "number": 37, "type": 9, "label": 1 }, { "name": "swift_prefix", "number": 39, "type": 9, "label": 1 }, { "name": "php_class_prefix", "number": 40, "type": 9, "label": 1 }, { "name": "php_namespace", "number": 41, "type": 9, "label": 1 }, { "name": "php_metadata_namespace", "number": 44, "type": 9, "label": 1 }, { "name": "ruby_package", "number": 45, "type": 9, "label": 1 }, { "name": "features", "number": 50, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "enumType": [{ "name": "OptimizeMode", "value": [{ "name": "SPEED", "number": 1 }, { "name": "CODE_SIZE", "number": 2 }, { "name": "LITE_RUNTIME", "number": 3 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "MessageOptions", "field": [{ "name": "message_set_wire_format", "number": 1, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "no_standard_descriptor_accessor", "number": 2, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "map_entry", "number": 7, "type": 8, "label": 1 }, { "name": "deprecated_legacy_json_field_conflicts", "number": 11, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "features", "number": 12, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "FieldOptions", "field": [{ "name": "ctype", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.CType", "defaultValue": "STRING" }, { "name": "packed", "number": 2, "type": 8, "label": 1 }, { "name": "jstype", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.JSType", "defaultValue": "JS_NORMAL" }, { "name": "lazy", "number": 5, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "unverified_lazy", "number": 15, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "weak", "number": 10, "type": 8, "label": 1, "defaultValue": "false", "options": { "deprecated": true } }, { "name": "debug_redact", "number": 16, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "retention", "number": 17, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.OptionRetention" }, { "name": "targets", "number": 19, "type": 14, "label": 3, "typeName": ".google.protobuf.FieldOptions.OptionTargetType" }, { "name": "edition_defaults", "number": 20, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldOptions.EditionDefault" }, { "name": "features", "number": 21, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "feature_support", "number": 22, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions.FeatureSupport" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "nestedType": [{ "name": "EditionDefault", "field": [{ "name": "edition", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "value", "number": 2, "type": 9, "label": 1 }] }, { "name": "FeatureSupport", "field": [{ "name": "edition_introduced", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "edition_deprecated", "number": 2, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "deprecation_warning", "number": 3, "type": 9, "label": 1 }, { "name": "edition_removed", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "removal_error", "number": 5, "type": 9, "label": 1 }] }], "enumType": [{ "name": "CType", "value": [{ "name": "STRING", "number": 0 }, { "name": "CORD", "number": 1 }, { "name": "STRING_PIECE", "number": 2 }] }, { "name": "JSType", "value": [{ "name": "JS_NORMAL", "number": 0 }, { "name": "JS_STRING", "number": 1 }, { "name": "JS_NUMBER", "number": 2 }] }, { "name": "OptionRetention", "value": [{ "name": "RETENTION_UNKNOWN", "number": 0 }, { "name": "RETENTION_RUNTIME", "number": 1 }, { "name": "RETENTION_SOURCE", "number": 2 }] }, { "name": "OptionTargetType", "value": [{ "name": "TARGET_TYPE_UNKNOWN", "number": 0 }, { "name": "TARGET_TYPE_FILE", "number": 1 }, { "name": "TARGET_TYPE_EXTENSION_RANGE", "number": 2 }, { "name": "TARGET_TYPE_MESSAGE", "number": 3 }, { "name": "TARGET_TYPE_FIELD", "number": 4 }, { "name": "TARGET_TYPE_ONEOF", "number": 5 }, { "name": "TARGET_TYPE_ENUM", "number": 6 }, { "name": "TARGET_TYPE_ENUM_ENTRY", "number": 7 }, { "name": "TARGET_TYPE_SERVICE", "number": 8 }, { "name": "TARGET_TYPE_METHOD", "number": 9 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "OneofOptions", "field": [{ "name": "features", "number": 1, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "EnumOptions", "field": [{ "name": "allow_alias", "number": 2, "type": 8, "label": 1 }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated_legacy_json_field_conflicts", "number": 6, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "features", "number": 7, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "EnumValueOptions", "field": [{ "name": "deprecated", "number": 1, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "features", "number": 2, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "debug_redact", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "feature_support", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions.FeatureSupport" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "ServiceOptions", "field": [{ "name": "features", "number": 34, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "deprecated", "number": 33, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "MethodOptions", "field": [{ "name": "deprecated", "number": 33, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "idempotency_level", "number": 34, "type": 14, "label": 1, "typeName": ".google.protobuf.MethodOptions.IdempotencyLevel", "defaultValue": "IDEMPOTENCY_UNKNOWN" }, { "name": "features", "number": 35, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "enumType": [{ "name": "IdempotencyLevel", "value": [{ "name": "IDEMPOTENCY_UNKNOWN", "number": 0 }, { "name": "NO_SIDE_EFFECTS", "number": 1 }, { "name": "IDEMPOTENT", "number": 2 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "UninterpretedOption", "field": [{ "name": "name", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption.NamePart" }, { "name": "identifier_value", "number": 3, "type": 9, "label": 1 }, { "name": "positive_int_value", "number": 4, "type": 4, "label": 1 }, { "name": "negative_int_value", "number": 5, "type": 3, "label": 1 }, { "name": "double_value", "number": 6, "type": 1, "label": 1 }, { "name": "string_value", "number": 7, "type": 12, "label": 1 }, { "name": "aggregate_value", "number": 8, "type": 9, "label": 1 }], "nestedType": [{ "name": "NamePart", "field": [{ "name": "name_part", "number": 1, "type": 9, "label": 2 }, { "name": "is_extension", "number": 2, "type": 8, "label": 2 }] }] }, { "name": "FeatureSet", "field": [{ "name": "field_presence", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.FieldPresence", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "EXPLICIT", "edition": 900 }, { "value": "IMPLICIT", "edition": 999 }, { "value": "EXPLICIT", "edition": 1e3 }] } }, { "name": "enum_type", "number": 2, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.EnumType", "options": { "retention": 1, "targets": [6, 1], "editionDefaults": [{ "value": "CLOSED", "edition": 900 }, { "value": "OPEN", "edition": 999 }] } }, { "name": "repeated_field_encoding", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.RepeatedFieldEncoding", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "EXPANDED", "edition": 900 }, { "value": "PACKED", "edition": 999 }] } }, { "name": "utf8_validation", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.Utf8Validation", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "NONE", "edition": 900 }, { "value": "VERIFY", "edition": 999 }] } }, { "name": "message_encoding", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.MessageEncoding", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "LENGTH_PREFIXED", "edition": 900 }] } }, { "name": "json_format", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.JsonFormat", "options": { "retention": 1, "targets": [3, 6, 1], "editionDefaults": [{ "value": "LEGACY_BEST_EFFORT", "edition": 900 }, { "value": "ALLOW", "edition": 999 }] } }, { "name": "enforce_naming_style", "number": 7, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.EnforceNamingStyle", "options": { "retention": 2, "targets": [1, 2, 3, 4, 5, 6, 7, 8, 9], "editionDefaults": [{ "value": "STYLE_LEGACY", "edition": 900 }, { "value": "STYLE2024", "edition": 1001 }, { "value": "STYLE2026", "edition": 1002 }] } }, { "name": "default_symbol_visibility", "number": 8, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.VisibilityFeature.DefaultSymbolVisibility", "options": { "retention": 2, "targets": [1], "editionDefaults": [{ "value": "EXPORT_ALL", "edition": 900 }, { "value": "EXPORT_TOP_LEVEL", "edition": 1001 }, { "value": "STRICT", "edition": 1002 }] } }, { "name": "enforce_proto_limits", "number": 9, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.ProtoLimitsFeature.EnforceProtoLimits", "options": { "retention": 2, "targets": [6, 3, 4, 5], "editionDefaults": [{ "value": "LEGACY_NO_EXPLICIT_LIMITS", "edition": 900 }, { "value": "PROTO_LIMITS2026", "edition": 1002 }] } }], "nestedType": [{ "name": "VisibilityFeature", "enumType": [{ "name": "DefaultSymbolVisibility", "value": [{ "name": "DEFAULT_SYMBOL_VISIBILITY_UNKNOWN", "number": 0 }, { "name": "EXPORT_ALL", "number": 1 }, { "name": "EXPORT_TOP_LEVEL", "number": 2 }, { "name": "LOCAL_ALL", "number": 3 }, { "name": "STRICT", "number": 4 }] }] }, { "name": "ProtoLimitsFeature", "enumType": [{ "name": "EnforceProtoLimits", "value": [{ "name": "PROTO_LIMITS_UNKNOWN", "number": 0 }, { "name": "LEGACY_NO_EXPLICIT_LIMITS", "number": 1 }, { "name": "PROTO_LIMITS2026", "number": 2 }] }] }], "enumType": [{ "name": "FieldPresence", "value": [{ "name": "FIELD_PRESENCE_UNKNOWN", "number": 0 }, { "name": "EXPLICIT", "number": 1 }, { "name": "IMPLICIT", "number": 2 }, { "name": "LEGACY_REQUIRED", "number": 3 }] }, { "name": "EnumType", "value": [{ "name": "ENUM_TYPE_UNKNOWN", "number": 0 }, { "name": "OPEN", "number": 1 }, { "name": "CLOSED", "number": 2 }] }, { "name": "RepeatedFieldEncoding", "value": [{ "name": "REPEATED_FIELD_ENCODING_UNKNOWN", "number": 0 }, { "name": "PACKED", "number": 1 }, { "name": "EXPANDED", "number": 2 }] }, { "name": "Utf8Validation", "value": [{ "name": "UTF8_VALIDATION_UNKNOWN", "number": 0 }, { "name": "VERIFY", "number": 2 }, { "name": "NONE", "number": 3 }] }, { "name": "MessageEncoding", "value": [{ "name": "MESSAGE_ENCODING_UNKNOWN", "number": 0 }, { "name": "LENGTH_PREFIXED", "number": 1 }, { "name": "DELIMITED", "number": 2 }] }, { "name": "JsonFormat", "value": [{ "name": "JSON_FORMAT_UNKNOWN", "number": 0 }, { "name": "ALLOW", "number": 1 }, { "name": "LEGACY_BEST_EFFORT", "number": 2 }] }, { "name": "EnforceNamingStyle", "value": [{ "name": "ENFORCE_NAMING_STYLE_UNKNOWN", "number": 0 }, { "name": "STYLE2024", "number": 1 }, { "name": "STYLE_LEGACY", "number": 2 }, { "name": "STYLE2026", "number": 3 }] }], "extensionRange": [{ "start": 1e3, "end": 9995 }, { "start": 9995, "end": 1e4 }, { "start": 1e4, "end": 10001 }] }, { "name": "FeatureSetDefaults", "field": [{ "name": "defaults", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.FeatureSetDefaults.FeatureSetEditionDefault" }, { "name": "minimum_edition", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "maximum_edition", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }], "nestedType": [{ "name": "FeatureSetEditionDefault", "field": [{ "name": "edition", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "overridable_features", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "fixed_features", "number": 5, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }] }] }, { "name": "SourceCodeInfo", "field": [{ "name": "location", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.SourceCodeInfo.Location" }], "nestedType": [{ "name": "Location", "field": [{ "name": "path", "number": 1, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "span", "number": 2, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "leading_comments", "number": 3, "type": 9, "label": 1 }, { "name": "trailing_comments", "number": 4, "type": 9, "label": 1 }, { "name": "leading_detached_comments", "number": 6, "type": 9, "label": 3 }] }], "extensionRange": [{ "start": 536e6, "end": 536000001 }] }, { "name": "GeneratedCodeInfo", "field": [{ "name": "annotation", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.GeneratedCodeInfo.Annotation" }], "nestedType": [{ "name": "Annotation", "field": [{ "name": "path", "number": 1, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "source_file", "number": 2, "type": 9, "label": 1 }, { "name": "begin", "number": 3, "type": 5, "label": 1 }, { "name": "end", "number": 4, "type": 5, "label": 1 }, { "name": "semantic", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.GeneratedCodeInfo.Annotation.Semantic" }], "enumType": [{ "name": "Semantic", "value": [{ "name": "NONE", "number": 0 }, { "name": "SET", "number": 1 }, { "name": "ALIAS", "number": 2 }] }] }] }], "enumType": [{ "name": "Edition", "value": [{ "name": "EDITION_UNKNOWN", "number": 0 }, { "name": "EDITION_LEGACY", "number": 900 }, { "name": "EDITION_PROTO2", "number": 998 }, { "name": "EDITION_PROTO3", "number": 999 }, { "name": "EDITION_2023", "number": 1e3 }, { "name": "EDITION_2024", "number": 1001 }, { "name": "EDITION_2026", "number": 1002 }, { "name": "EDITION_UNSTABLE", "number": 9999 }, { "name": "EDITION_1_TEST_ONLY", "number": 1 }, { "name": "EDITION_2_TEST_ONLY", "number": 2 }, { "name": "EDITION_99997_TEST_ONLY", "number": 99997 }, { "name": "EDITION_99998_TEST_ONLY", "number": 99998 }, { "name": "EDITION_99999_TEST_ONLY", "number": 99999 }, { "name": "EDITION_MAX", "number": 2147483647 }] }, { "name": "SymbolVisibility", "value": [{ "name": "VISIBILITY_UNSET", "number": 0 }, { "name": "VISIBILITY_LOCAL", "number": 1 }, { "name": "VISIBILITY_EXPORT", "number": 2 }] }] });
-    FileDescriptorProtoSchema = /* @__PURE__ */ messageDesc(file_google_protobuf_descriptor, 1);
-    (function(ExtensionRangeOptions_VerificationState2) {
-      ExtensionRangeOptions_VerificationState2[ExtensionRangeOptions_VerificationState2["DECLARATION"] = 0] = "DECLARATION";
-      ExtensionRangeOptions_VerificationState2[ExtensionRangeOptions_VerificationState2["UNVERIFIED"] = 1] = "UNVERIFIED";
-    })(ExtensionRangeOptions_VerificationState || (ExtensionRangeOptions_VerificationState = {}));
-    (function(FieldDescriptorProto_Type2) {
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["DOUBLE"] = 1] = "DOUBLE";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FLOAT"] = 2] = "FLOAT";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["INT64"] = 3] = "INT64";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["UINT64"] = 4] = "UINT64";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["INT32"] = 5] = "INT32";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FIXED64"] = 6] = "FIXED64";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FIXED32"] = 7] = "FIXED32";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["BOOL"] = 8] = "BOOL";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["STRING"] = 9] = "STRING";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["GROUP"] = 10] = "GROUP";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["MESSAGE"] = 11] = "MESSAGE";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["BYTES"] = 12] = "BYTES";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["UINT32"] = 13] = "UINT32";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["ENUM"] = 14] = "ENUM";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SFIXED32"] = 15] = "SFIXED32";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SFIXED64"] = 16] = "SFIXED64";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SINT32"] = 17] = "SINT32";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SINT64"] = 18] = "SINT64";
-    })(FieldDescriptorProto_Type || (FieldDescriptorProto_Type = {}));
-    (function(FieldDescriptorProto_Label2) {
-      FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["OPTIONAL"] = 1] = "OPTIONAL";
-      FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["REPEATED"] = 3] = "REPEATED";
-      FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["REQUIRED"] = 2] = "REQUIRED";
-    })(FieldDescriptorProto_Label || (FieldDescriptorProto_Label = {}));
-    (function(FileOptions_OptimizeMode2) {
-      FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["SPEED"] = 1] = "SPEED";
-      FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["CODE_SIZE"] = 2] = "CODE_SIZE";
-      FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["LITE_RUNTIME"] = 3] = "LITE_RUNTIME";
-    })(FileOptions_OptimizeMode || (FileOptions_OptimizeMode = {}));
-    (function(FieldOptions_CType2) {
-      FieldOptions_CType2[FieldOptions_CType2["STRING"] = 0] = "STRING";
-      FieldOptions_CType2[FieldOptions_CType2["CORD"] = 1] = "CORD";
-      FieldOptions_CType2[FieldOptions_CType2["STRING_PIECE"] = 2] = "STRING_PIECE";
-    })(FieldOptions_CType || (FieldOptions_CType = {}));
-    (function(FieldOptions_JSType2) {
-      FieldOptions_JSType2[FieldOptions_JSType2["JS_NORMAL"] = 0] = "JS_NORMAL";
-      FieldOptions_JSType2[FieldOptions_JSType2["JS_STRING"] = 1] = "JS_STRING";
-      FieldOptions_JSType2[FieldOptions_JSType2["JS_NUMBER"] = 2] = "JS_NUMBER";
-    })(FieldOptions_JSType || (FieldOptions_JSType = {}));
-    (function(FieldOptions_OptionRetention2) {
-      FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_UNKNOWN"] = 0] = "RETENTION_UNKNOWN";
-      FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_RUNTIME"] = 1] = "RETENTION_RUNTIME";
-      FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_SOURCE"] = 2] = "RETENTION_SOURCE";
-    })(FieldOptions_OptionRetention || (FieldOptions_OptionRetention = {}));
-    (function(FieldOptions_OptionTargetType2) {
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_UNKNOWN"] = 0] = "TARGET_TYPE_UNKNOWN";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_FILE"] = 1] = "TARGET_TYPE_FILE";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_EXTENSION_RANGE"] = 2] = "TARGET_TYPE_EXTENSION_RANGE";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_MESSAGE"] = 3] = "TARGET_TYPE_MESSAGE";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_FIELD"] = 4] = "TARGET_TYPE_FIELD";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ONEOF"] = 5] = "TARGET_TYPE_ONEOF";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ENUM"] = 6] = "TARGET_TYPE_ENUM";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ENUM_ENTRY"] = 7] = "TARGET_TYPE_ENUM_ENTRY";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_SERVICE"] = 8] = "TARGET_TYPE_SERVICE";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_METHOD"] = 9] = "TARGET_TYPE_METHOD";
-    })(FieldOptions_OptionTargetType || (FieldOptions_OptionTargetType = {}));
-    (function(MethodOptions_IdempotencyLevel2) {
-      MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["IDEMPOTENCY_UNKNOWN"] = 0] = "IDEMPOTENCY_UNKNOWN";
-      MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["NO_SIDE_EFFECTS"] = 1] = "NO_SIDE_EFFECTS";
-      MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["IDEMPOTENT"] = 2] = "IDEMPOTENT";
-    })(MethodOptions_IdempotencyLevel || (MethodOptions_IdempotencyLevel = {}));
-    (function(FeatureSet_VisibilityFeature_DefaultSymbolVisibility2) {
-      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["DEFAULT_SYMBOL_VISIBILITY_UNKNOWN"] = 0] = "DEFAULT_SYMBOL_VISIBILITY_UNKNOWN";
-      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["EXPORT_ALL"] = 1] = "EXPORT_ALL";
-      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["EXPORT_TOP_LEVEL"] = 2] = "EXPORT_TOP_LEVEL";
-      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["LOCAL_ALL"] = 3] = "LOCAL_ALL";
-      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["STRICT"] = 4] = "STRICT";
-    })(FeatureSet_VisibilityFeature_DefaultSymbolVisibility || (FeatureSet_VisibilityFeature_DefaultSymbolVisibility = {}));
-    (function(FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2) {
-      FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["PROTO_LIMITS_UNKNOWN"] = 0] = "PROTO_LIMITS_UNKNOWN";
-      FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["LEGACY_NO_EXPLICIT_LIMITS"] = 1] = "LEGACY_NO_EXPLICIT_LIMITS";
-      FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["PROTO_LIMITS2026"] = 2] = "PROTO_LIMITS2026";
-    })(FeatureSet_ProtoLimitsFeature_EnforceProtoLimits || (FeatureSet_ProtoLimitsFeature_EnforceProtoLimits = {}));
-    (function(FeatureSet_FieldPresence2) {
-      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["FIELD_PRESENCE_UNKNOWN"] = 0] = "FIELD_PRESENCE_UNKNOWN";
-      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["EXPLICIT"] = 1] = "EXPLICIT";
-      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["IMPLICIT"] = 2] = "IMPLICIT";
-      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["LEGACY_REQUIRED"] = 3] = "LEGACY_REQUIRED";
-    })(FeatureSet_FieldPresence || (FeatureSet_FieldPresence = {}));
-    (function(FeatureSet_EnumType2) {
-      FeatureSet_EnumType2[FeatureSet_EnumType2["ENUM_TYPE_UNKNOWN"] = 0] = "ENUM_TYPE_UNKNOWN";
-      FeatureSet_EnumType2[FeatureSet_EnumType2["OPEN"] = 1] = "OPEN";
-      FeatureSet_EnumType2[FeatureSet_EnumType2["CLOSED"] = 2] = "CLOSED";
-    })(FeatureSet_EnumType || (FeatureSet_EnumType = {}));
-    (function(FeatureSet_RepeatedFieldEncoding2) {
-      FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["REPEATED_FIELD_ENCODING_UNKNOWN"] = 0] = "REPEATED_FIELD_ENCODING_UNKNOWN";
-      FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["PACKED"] = 1] = "PACKED";
-      FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["EXPANDED"] = 2] = "EXPANDED";
-    })(FeatureSet_RepeatedFieldEncoding || (FeatureSet_RepeatedFieldEncoding = {}));
-    (function(FeatureSet_Utf8Validation2) {
-      FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["UTF8_VALIDATION_UNKNOWN"] = 0] = "UTF8_VALIDATION_UNKNOWN";
-      FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["VERIFY"] = 2] = "VERIFY";
-      FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["NONE"] = 3] = "NONE";
-    })(FeatureSet_Utf8Validation || (FeatureSet_Utf8Validation = {}));
-    (function(FeatureSet_MessageEncoding2) {
-      FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["MESSAGE_ENCODING_UNKNOWN"] = 0] = "MESSAGE_ENCODING_UNKNOWN";
-      FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["LENGTH_PREFIXED"] = 1] = "LENGTH_PREFIXED";
-      FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["DELIMITED"] = 2] = "DELIMITED";
-    })(FeatureSet_MessageEncoding || (FeatureSet_MessageEncoding = {}));
-    (function(FeatureSet_JsonFormat2) {
-      FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["JSON_FORMAT_UNKNOWN"] = 0] = "JSON_FORMAT_UNKNOWN";
-      FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["ALLOW"] = 1] = "ALLOW";
-      FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["LEGACY_BEST_EFFORT"] = 2] = "LEGACY_BEST_EFFORT";
-    })(FeatureSet_JsonFormat || (FeatureSet_JsonFormat = {}));
-    (function(FeatureSet_EnforceNamingStyle2) {
-      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["ENFORCE_NAMING_STYLE_UNKNOWN"] = 0] = "ENFORCE_NAMING_STYLE_UNKNOWN";
-      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE2024"] = 1] = "STYLE2024";
-      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE_LEGACY"] = 2] = "STYLE_LEGACY";
-      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE2026"] = 3] = "STYLE2026";
-    })(FeatureSet_EnforceNamingStyle || (FeatureSet_EnforceNamingStyle = {}));
-    (function(GeneratedCodeInfo_Annotation_Semantic2) {
-      GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["NONE"] = 0] = "NONE";
-      GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["SET"] = 1] = "SET";
-      GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["ALIAS"] = 2] = "ALIAS";
-    })(GeneratedCodeInfo_Annotation_Semantic || (GeneratedCodeInfo_Annotation_Semantic = {}));
-    (function(Edition2) {
-      Edition2[Edition2["EDITION_UNKNOWN"] = 0] = "EDITION_UNKNOWN";
-      Edition2[Edition2["EDITION_LEGACY"] = 900] = "EDITION_LEGACY";
-      Edition2[Edition2["EDITION_PROTO2"] = 998] = "EDITION_PROTO2";
-      Edition2[Edition2["EDITION_PROTO3"] = 999] = "EDITION_PROTO3";
-      Edition2[Edition2["EDITION_2023"] = 1e3] = "EDITION_2023";
-      Edition2[Edition2["EDITION_2024"] = 1001] = "EDITION_2024";
-      Edition2[Edition2["EDITION_2026"] = 1002] = "EDITION_2026";
-      Edition2[Edition2["EDITION_UNSTABLE"] = 9999] = "EDITION_UNSTABLE";
-      Edition2[Edition2["EDITION_1_TEST_ONLY"] = 1] = "EDITION_1_TEST_ONLY";
-      Edition2[Edition2["EDITION_2_TEST_ONLY"] = 2] = "EDITION_2_TEST_ONLY";
-      Edition2[Edition2["EDITION_99997_TEST_ONLY"] = 99997] = "EDITION_99997_TEST_ONLY";
-      Edition2[Edition2["EDITION_99998_TEST_ONLY"] = 99998] = "EDITION_99998_TEST_ONLY";
-      Edition2[Edition2["EDITION_99999_TEST_ONLY"] = 99999] = "EDITION_99999_TEST_ONLY";
-      Edition2[Edition2["EDITION_MAX"] = 2147483647] = "EDITION_MAX";
-    })(Edition || (Edition = {}));
-    (function(SymbolVisibility2) {
-      SymbolVisibility2[SymbolVisibility2["VISIBILITY_UNSET"] = 0] = "VISIBILITY_UNSET";
-      SymbolVisibility2[SymbolVisibility2["VISIBILITY_LOCAL"] = 1] = "VISIBILITY_LOCAL";
-      SymbolVisibility2[SymbolVisibility2["VISIBILITY_EXPORT"] = 2] = "VISIBILITY_EXPORT";
-    })(SymbolVisibility || (SymbolVisibility = {}));
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/from-binary.js
-function makeReadContext(options) {
-  return Object.assign(Object.assign({ readUnknownFields: true, recursionLimit: 100 }, options), { depth: 0 });
-}
-function fromBinary(schema, bytes2, options) {
-  const message = create(schema);
-  compiledReader(schema).read(message, new BinaryReader(bytes2), makeReadContext(options), bytes2.byteLength);
-  return message;
-}
-function compiledReader(desc) {
-  let compiled2 = compiledReaders.get(desc);
-  if (compiled2 === void 0) {
-    compiled2 = compileMessage(desc);
-  }
-  return compiled2;
-}
-function compileMessage(desc) {
-  const descString = String(desc);
-  const fieldReaders = /* @__PURE__ */ new Map();
-  const compiled2 = {
-    read: compileMessageReader(descString, fieldReaders),
-    readGroup: compileGroupReader(descString, fieldReaders)
-  };
-  compiledReaders.set(desc, compiled2);
-  for (const field of desc.fields) {
-    fieldReaders.set(field.number, compileFieldReader(field));
-  }
-  return compiled2;
-}
-function compileMessageReader(descString, fieldReaders) {
-  return (message, reader, ctx, length) => {
-    var _a2;
-    if (++ctx.depth > ctx.recursionLimit) {
-      throw new Error(`cannot decode ${descString} from binary: maximum recursion depth of ${ctx.recursionLimit} reached`);
-    }
-    const end = reader.pos + length;
-    const unknownFields = (_a2 = message.$unknown) !== null && _a2 !== void 0 ? _a2 : [];
-    while (reader.pos < end) {
-      const [fieldNo, wireType] = reader.tag();
-      const fieldReader = fieldReaders.get(fieldNo);
-      if (fieldReader === void 0) {
-        const data = reader.skip(wireType, fieldNo, ctx.recursionLimit - ctx.depth);
-        if (ctx.readUnknownFields) {
-          unknownFields.push({ no: fieldNo, wireType, data });
-        }
-        continue;
-      }
-      fieldReader(message, reader, ctx, wireType);
-    }
-    if (unknownFields.length > 0) {
-      message.$unknown = unknownFields;
-    }
-    ctx.depth--;
-  };
-}
-function compileGroupReader(descString, fieldReaders) {
-  return (message, reader, ctx, fieldNo) => {
-    var _a2;
-    if (++ctx.depth > ctx.recursionLimit) {
-      throw new Error(`cannot decode ${descString} from binary: maximum recursion depth of ${ctx.recursionLimit} reached`);
-    }
-    let recordFieldNo;
-    let wireType;
-    const unknownFields = (_a2 = message.$unknown) !== null && _a2 !== void 0 ? _a2 : [];
-    while (reader.pos < reader.len) {
-      [recordFieldNo, wireType] = reader.tag();
-      if (wireType == WireType.EndGroup) {
-        break;
-      }
-      const fieldReader = fieldReaders.get(recordFieldNo);
-      if (fieldReader === void 0) {
-        const data = reader.skip(wireType, recordFieldNo, ctx.recursionLimit - ctx.depth);
-        if (ctx.readUnknownFields) {
-          unknownFields.push({ no: recordFieldNo, wireType, data });
-        }
-        continue;
-      }
-      fieldReader(message, reader, ctx, wireType);
-    }
-    if (wireType != WireType.EndGroup || recordFieldNo !== fieldNo) {
-      throw new Error("invalid end group tag");
-    }
-    if (unknownFields.length > 0) {
-      message.$unknown = unknownFields;
-    }
-    ctx.depth--;
-  };
-}
-function compileFieldReader(field) {
-  switch (field.fieldKind) {
-    case "scalar":
-      return compileScalarFieldReader(field);
-    case "enum":
-      return compileEnumFieldReader(field);
-    case "message":
-      return compileMessageFieldReader(field);
-    case "list":
-      return compileListFieldReader(field);
-    case "map":
-      return compileMapFieldReader(field);
-  }
-}
-function compileScalarFieldReader(field) {
-  const readScalar = compileScalarReader(field.scalar, field.utf8Validation, field.longAsString);
-  const localName = field.localName;
-  if (field.oneof) {
-    const oneofLocalName = field.oneof.localName;
-    return (message, reader) => {
-      message[oneofLocalName] = {
-        case: localName,
-        value: readScalar(reader)
-      };
-    };
-  }
-  return (message, reader) => {
-    message[localName] = readScalar(reader);
-  };
-}
-function compileEnumFieldReader(field) {
-  var _a2;
-  const localName = field.localName;
-  const oneofLocalName = (_a2 = field.oneof) === null || _a2 === void 0 ? void 0 : _a2.localName;
-  if (field.enum.open) {
-    if (oneofLocalName !== void 0) {
-      return (message, reader) => {
-        message[oneofLocalName] = { case: localName, value: reader.int32() };
-      };
-    }
-    return (message, reader) => {
-      message[localName] = reader.int32();
-    };
-  }
-  const values = field.enum.values;
-  const fieldNo = field.number;
-  return (message, reader, ctx, wireType) => {
-    var _a3;
-    const val = reader.int32();
-    if (values.some((v) => v.number === val)) {
-      if (oneofLocalName !== void 0) {
-        message[oneofLocalName] = { case: localName, value: val };
-      } else {
-        message[localName] = val;
-      }
-    } else if (ctx.readUnknownFields) {
-      const bytes2 = [];
-      varint32write(val, bytes2);
-      const unknownFields = (_a3 = message.$unknown) !== null && _a3 !== void 0 ? _a3 : [];
-      unknownFields.push({
-        no: fieldNo,
-        wireType,
-        data: new Uint8Array(bytes2)
-      });
-      message.$unknown = unknownFields;
-    }
-  };
-}
-function compileMessageFieldReader(field) {
-  const localName = field.localName;
-  const { toMessage, toLocal } = localMessageMapper(field);
-  const readChild = compileChildReader(field);
-  if (field.oneof) {
-    const oneofLocalName = field.oneof.localName;
-    return (message, reader, ctx) => {
-      const oneof = message[oneofLocalName];
-      const child = toMessage(oneof.case === localName ? oneof.value : void 0);
-      readChild(child, reader, ctx);
-      message[oneofLocalName] = { case: localName, value: toLocal(child) };
-    };
-  }
-  return (message, reader, ctx) => {
-    const child = toMessage(message[localName]);
-    readChild(child, reader, ctx);
-    message[localName] = toLocal(child);
-  };
-}
-function compileChildReader(field) {
-  const compiledChild = compiledReader(field.message);
-  if (field.delimitedEncoding) {
-    const fieldNo = field.number;
-    return (child, reader, ctx) => compiledChild.readGroup(child, reader, ctx, fieldNo);
-  }
-  return (child, reader, ctx) => compiledChild.read(child, reader, ctx, reader.uint32());
-}
-function compileListFieldReader(field) {
-  const localName = field.localName;
-  if (field.listKind == "message") {
-    const { toMessage, toLocal } = localMessageMapper(field);
-    const readChild = compileChildReader(field);
-    return (message, reader, ctx) => {
-      const child = toMessage(void 0);
-      readChild(child, reader, ctx);
-      message[localName].push(toLocal(child));
-    };
-  }
-  const scalarType = field.listKind == "enum" ? ScalarType.INT32 : field.scalar;
-  const longAsString = field.listKind == "scalar" ? field.longAsString : false;
-  const readScalar = compileScalarReader(scalarType, field.utf8Validation, longAsString);
-  const packedPossible = scalarType != ScalarType.STRING && scalarType != ScalarType.BYTES;
-  return (message, reader, ctx, wireType) => {
-    const items = message[localName];
-    if (wireType == WireType.LengthDelimited && packedPossible) {
-      const end = reader.uint32() + reader.pos;
-      while (reader.pos < end) {
-        items.push(readScalar(reader));
-      }
-    } else {
-      items.push(readScalar(reader));
-    }
-  };
-}
-function compileMapFieldReader(field) {
-  const localName = field.localName;
-  const readKey = compileScalarReader(field.mapKey, field.utf8Validation, false);
-  const keyZero = scalarZeroValue(field.mapKey, false);
-  let readValue;
-  let valueDefault;
-  switch (field.mapKind) {
-    case "scalar": {
-      const scalar = field.scalar;
-      const readScalar = compileScalarReader(scalar, field.utf8Validation, false);
-      readValue = (reader) => readScalar(reader);
-      if (scalar == ScalarType.BYTES) {
-        valueDefault = () => new Uint8Array(0);
-      } else {
-        const zero = scalarZeroValue(scalar, false);
-        valueDefault = () => zero;
-      }
-      break;
-    }
-    case "enum": {
-      const zero = field.enum.values[0].number;
-      readValue = (reader) => reader.int32();
-      valueDefault = () => zero;
-      break;
-    }
-    case "message": {
-      const { toMessage, toLocal } = localMessageMapper(field);
-      const readChild = compiledReader(field.message).read;
-      readValue = (reader, ctx, existing) => {
-        const child = toMessage(existing);
-        readChild(child, reader, ctx, reader.uint32());
-        return toLocal(child);
-      };
-      valueDefault = () => toLocal(toMessage(void 0));
-      break;
-    }
-  }
-  return (message, reader, ctx) => {
-    const record = message[localName];
-    let key;
-    let val;
-    const len = reader.uint32();
-    const end = reader.pos + len;
-    while (reader.pos < end) {
-      const [fieldNo, wireType] = reader.tag();
-      switch (fieldNo) {
-        case 1:
-          key = readKey(reader);
-          break;
-        case 2:
-          val = readValue(reader, ctx, val);
-          break;
-        default:
-          reader.skip(wireType, fieldNo, ctx.recursionLimit - ctx.depth);
-      }
-    }
-    if (key === void 0) {
-      key = keyZero;
-    }
-    if (val === void 0) {
-      val = valueDefault();
-    }
-    setOwn(record, key, val);
-  };
-}
-function compileScalarReader(type, utf8Validation, longAsString) {
-  switch (type) {
-    case ScalarType.STRING:
-      return (reader) => reader.string(utf8Validation);
-    case ScalarType.BOOL:
-      return (reader) => reader.bool();
-    case ScalarType.DOUBLE:
-      return (reader) => reader.double();
-    case ScalarType.FLOAT:
-      return (reader) => reader.float();
-    case ScalarType.INT32:
-      return (reader) => reader.int32();
-    case ScalarType.INT64:
-      if (longAsString) {
-        return (reader) => String(reader.int64());
-      }
-      return (reader) => reader.int64();
-    case ScalarType.UINT64:
-      if (longAsString) {
-        return (reader) => String(reader.uint64());
-      }
-      return (reader) => reader.uint64();
-    case ScalarType.FIXED64:
-      if (longAsString) {
-        return (reader) => String(reader.fixed64());
-      }
-      return (reader) => reader.fixed64();
-    case ScalarType.BYTES:
-      return (reader) => reader.bytes();
-    case ScalarType.FIXED32:
-      return (reader) => reader.fixed32();
-    case ScalarType.SFIXED32:
-      return (reader) => reader.sfixed32();
-    case ScalarType.SFIXED64:
-      if (longAsString) {
-        return (reader) => String(reader.sfixed64());
-      }
-      return (reader) => reader.sfixed64();
-    case ScalarType.SINT64:
-      if (longAsString) {
-        return (reader) => String(reader.sint64());
-      }
-      return (reader) => reader.sint64();
-    case ScalarType.UINT32:
-      return (reader) => reader.uint32();
-    case ScalarType.SINT32:
-      return (reader) => reader.sint32();
-  }
-}
-var compiledReaders;
-var init_from_binary = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/from-binary.js"() {
-    init_descriptors();
-    init_scalar();
-    init_unsafe();
-    init_message();
-    init_create();
-    init_binary_encoding();
-    init_varint();
-    compiledReaders = /* @__PURE__ */ new WeakMap();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js
-function fileDesc(b64, imports) {
-  var _a2;
-  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b64));
-  root.messageType.forEach(restoreJsonNames);
-  root.dependency = (_a2 = imports === null || imports === void 0 ? void 0 : imports.map((f) => f.proto.name)) !== null && _a2 !== void 0 ? _a2 : [];
-  const reg = createEmbeddedFileRegistry(root, (protoFileName) => imports === null || imports === void 0 ? void 0 : imports.find((f) => f.proto.name === protoFileName));
-  return reg.getFile(root.name);
-}
-var init_file = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js"() {
-    init_base64_encoding();
-    init_descriptor_pb();
-    init_registry();
-    init_restore_json_names();
-    init_from_binary();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/to-binary.js
-function makeWriteOptions(options) {
-  return options ? Object.assign(Object.assign({}, writeDefaults), options) : writeDefaults;
-}
-function toBinary(schema, message, options) {
-  const writer = new BinaryWriter();
-  compiledWriter(schema)(writer, makeWriteOptions(options), message);
-  return writer.finish();
-}
-function compiledWriter(desc) {
-  let compiled2 = compiledWriters.get(desc);
-  if (compiled2 === void 0) {
-    compiled2 = compileMessage2(desc);
-  }
-  return compiled2;
-}
-function compileMessage2(desc) {
-  const typeName = desc.typeName;
-  const sortedFields = desc.fields.concat().sort((a, b) => a.number - b.number);
-  const foreignField = sortedFields[0];
-  const fieldWriters = [];
-  const compiled2 = (writer, opts, message) => {
-    if (message.$typeName !== typeName && foreignField !== void 0) {
-      throw new FieldError(foreignField, `cannot use ${foreignField} with message ${message.$typeName}`, "ForeignFieldError");
-    }
-    for (let i2 = 0; i2 < fieldWriters.length; i2++) {
-      fieldWriters[i2](writer, opts, message);
-    }
-    const unknown = message.$unknown;
-    if (unknown !== void 0 && opts.writeUnknownFields) {
-      for (let i2 = 0; i2 < unknown.length; i2++) {
-        const { no, wireType, data } = unknown[i2];
-        writer.tag(no, wireType).raw(data);
-      }
-    }
-  };
-  compiledWriters.set(desc, compiled2);
-  for (const field of sortedFields) {
-    fieldWriters.push(compileField(field));
-  }
-  return compiled2;
-}
-function compileField(field) {
-  switch (field.fieldKind) {
-    case "message":
-    case "scalar":
-    case "enum":
-      return compileSingularField(field);
-    case "list":
-      return compileListField(field);
-    case "map":
-      return compileMapField(field);
-  }
-}
-function compileSingularField(field) {
-  const writeValue = compileSingularValue(field);
-  const localName = field.localName;
-  if (field.oneof) {
-    const oneofLocalName = field.oneof.localName;
-    return (writer, opts, message) => {
-      const oneof = message[oneofLocalName];
-      if (oneof.case === localName) {
-        writeValue(writer, opts, oneof.value);
-      }
-    };
-  }
-  if (field.presence != IMPLICIT3) {
-    const requiredError = field.presence == LEGACY_REQUIRED2 ? `cannot encode ${field} to binary: required field not set` : void 0;
-    return (writer, opts, message) => {
-      const value = message[localName];
-      if (value !== void 0 && Object.prototype.hasOwnProperty.call(message, localName)) {
-        writeValue(writer, opts, value);
-      } else if (requiredError !== void 0) {
-        throw new Error(requiredError);
-      }
-    };
-  }
-  if (field.fieldKind == "enum") {
-    const zero = field.enum.values[0].number;
-    return (writer, opts, message) => {
-      const value = message[localName];
-      if (value !== zero) {
-        writeValue(writer, opts, value);
-      }
-    };
-  }
-  switch (field.scalar) {
-    case ScalarType.BOOL:
-      return (writer, opts, message) => {
-        const value = message[localName];
-        if (value !== false) {
-          writeValue(writer, opts, value);
-        }
-      };
-    case ScalarType.STRING:
-      return (writer, opts, message) => {
-        const value = message[localName];
-        if (value !== "") {
-          writeValue(writer, opts, value);
-        }
-      };
-    case ScalarType.BYTES:
-      return (writer, opts, message) => {
-        const value = message[localName];
-        if (!(value instanceof Uint8Array) || value.byteLength > 0) {
-          writeValue(writer, opts, value);
-        }
-      };
-    case ScalarType.DOUBLE:
-    case ScalarType.FLOAT:
-      return (writer, opts, message) => {
-        const value = message[localName];
-        if (!Object.is(value, 0)) {
-          writeValue(writer, opts, value);
-        }
-      };
-    default:
-      return (writer, opts, message) => {
-        const value = message[localName];
-        if (value != 0) {
-          writeValue(writer, opts, value);
-        }
-      };
-  }
-}
-function compileSingularValue(field) {
-  switch (field.fieldKind) {
-    case "message": {
-      const { toMessage } = localMessageMapper(field);
-      const writeChild = compileChildWriter(field);
-      return (writer, opts, value) => {
-        writeChild(writer, opts, toMessage(value));
-      };
-    }
-    case "scalar":
-    case "enum": {
-      const scalarType = field.fieldKind == "enum" ? ScalarType.INT32 : field.scalar;
-      const fieldNo = field.number;
-      const wireType = writeTypeOfScalar(scalarType);
-      const writeScalar = compileScalarValue(scalarType, field.parent.typeName, field.name);
-      return (writer, opts, value) => {
-        writer.tag(fieldNo, wireType);
-        writeScalar(writer, value);
-      };
-    }
-  }
-}
-function compileListField(field) {
-  const localName = field.localName;
-  const fieldNo = field.number;
-  switch (field.listKind) {
-    case "message": {
-      const { toMessage } = localMessageMapper(field);
-      const writeChild = compileChildWriter(field);
-      return (writer, opts, message) => {
-        const items = message[localName];
-        for (let i2 = 0; i2 < items.length; i2++) {
-          writeChild(writer, opts, toMessage(items[i2]));
-        }
-      };
-    }
-    case "scalar":
-    case "enum": {
-      const scalarType = field.listKind == "enum" ? ScalarType.INT32 : field.scalar;
-      const writeScalar = compileScalarValue(scalarType, field.parent.typeName, field.name);
-      if (field.packed) {
-        return (writer, opts, message) => {
-          const items = message[localName];
-          if (items.length == 0) {
-            return;
-          }
-          writer.tag(fieldNo, WireType.LengthDelimited).fork();
-          for (let i2 = 0; i2 < items.length; i2++) {
-            writeScalar(writer, items[i2]);
-          }
-          writer.join();
-        };
-      }
-      const wireType = writeTypeOfScalar(scalarType);
-      return (writer, opts, message) => {
-        const items = message[localName];
-        for (let i2 = 0; i2 < items.length; i2++) {
-          writer.tag(fieldNo, wireType);
-          writeScalar(writer, items[i2]);
-        }
-      };
-    }
-  }
-}
-function compileMapField(field) {
-  const localName = field.localName;
-  const fieldNo = field.number;
-  const writeKey = compileMapKey(field);
-  if (field.mapKind == "message") {
-    const { toMessage } = localMessageMapper(field);
-    const writeMessage = compiledWriter(field.message);
-    return (writer, opts, message) => {
-      const record = message[localName];
-      const keys = Object.keys(record);
-      for (let i2 = 0; i2 < keys.length; i2++) {
-        const key = keys[i2];
-        writer.tag(fieldNo, WireType.LengthDelimited).fork();
-        writeKey(writer, key);
-        writer.tag(2, WireType.LengthDelimited).fork();
-        writeMessage(writer, opts, toMessage(record[key]));
-        writer.join();
-        writer.join();
-      }
-    };
-  }
-  const scalarType = field.mapKind == "enum" ? ScalarType.INT32 : field.scalar;
-  const valueWireType = writeTypeOfScalar(scalarType);
-  const writeScalar = compileScalarValue(scalarType, field.parent.typeName, field.name);
-  return (writer, opts, message) => {
-    const record = message[localName];
-    const keys = Object.keys(record);
-    for (let i2 = 0; i2 < keys.length; i2++) {
-      const key = keys[i2];
-      writer.tag(fieldNo, WireType.LengthDelimited).fork();
-      writeKey(writer, key);
-      writer.tag(2, valueWireType);
-      writeScalar(writer, record[key]);
-      writer.join();
-    }
-  };
-}
-function compileMapKey(field) {
-  const wireType = writeTypeOfScalar(field.mapKey);
-  const writeScalar = compileScalarValue(field.mapKey, field.parent.typeName, field.name);
-  const convertKey = compileMapKeyConverter(field.mapKey);
-  return (writer, key) => {
-    writer.tag(1, wireType);
-    writeScalar(writer, convertKey(key));
-  };
-}
-function compileMapKeyConverter(type) {
-  switch (type) {
-    case ScalarType.STRING:
-      return (key) => key;
-    case ScalarType.BOOL:
-      return (key) => key === "true" ? true : key === "false" ? false : key;
-    case ScalarType.UINT64:
-    case ScalarType.FIXED64:
-      return (key) => {
-        try {
-          return protoInt64.uParse(key);
-        } catch (_a2) {
-          return key;
-        }
-      };
-    case ScalarType.INT64:
-    case ScalarType.SFIXED64:
-    case ScalarType.SINT64:
-      return (key) => {
-        try {
-          return protoInt64.parse(key);
-        } catch (_a2) {
-          return key;
-        }
-      };
-    default:
-      return (key) => {
-        const n = Number.parseInt(key);
-        return Number.isFinite(n) ? n : key;
-      };
-  }
-}
-function compileScalarValue(type, messageName, fieldName) {
-  const writeScalar = compileScalarWrite(type);
-  return (writer, value) => {
-    try {
-      writeScalar(writer, value);
-    } catch (e) {
-      if (e instanceof Error) {
-        throw new Error(`cannot encode field ${messageName}.${fieldName} to binary: ${e.message}`);
-      }
-      throw e;
-    }
-  };
-}
-function compileScalarWrite(type) {
-  switch (type) {
-    case ScalarType.STRING:
-      return (writer, value) => writer.string(value);
-    case ScalarType.BOOL:
-      return (writer, value) => writer.bool(value);
-    case ScalarType.DOUBLE:
-      return (writer, value) => writer.double(value);
-    case ScalarType.FLOAT:
-      return (writer, value) => writer.float(value);
-    case ScalarType.INT32:
-      return (writer, value) => writer.int32(value);
-    case ScalarType.INT64:
-      return (writer, value) => writer.int64(value);
-    case ScalarType.UINT64:
-      return (writer, value) => writer.uint64(value);
-    case ScalarType.FIXED64:
-      return (writer, value) => writer.fixed64(value);
-    case ScalarType.BYTES:
-      return (writer, value) => writer.bytes(value);
-    case ScalarType.FIXED32:
-      return (writer, value) => writer.fixed32(value);
-    case ScalarType.SFIXED32:
-      return (writer, value) => writer.sfixed32(value);
-    case ScalarType.SFIXED64:
-      return (writer, value) => writer.sfixed64(value);
-    case ScalarType.SINT64:
-      return (writer, value) => writer.sint64(value);
-    case ScalarType.UINT32:
-      return (writer, value) => writer.uint32(value);
-    case ScalarType.SINT32:
-      return (writer, value) => writer.sint32(value);
-  }
-}
-function compileChildWriter(field) {
-  const fieldNo = field.number;
-  const writeMessage = compiledWriter(field.message);
-  if (field.delimitedEncoding) {
-    return (writer, opts, child) => {
-      writer.tag(fieldNo, WireType.StartGroup);
-      writeMessage(writer, opts, child);
-      writer.tag(fieldNo, WireType.EndGroup);
-    };
-  }
-  return (writer, opts, child) => {
-    writer.tag(fieldNo, WireType.LengthDelimited).fork();
-    writeMessage(writer, opts, child);
-    writer.join();
-  };
-}
-function writeTypeOfScalar(type) {
-  switch (type) {
-    case ScalarType.BYTES:
-    case ScalarType.STRING:
-      return WireType.LengthDelimited;
-    case ScalarType.DOUBLE:
-    case ScalarType.FIXED64:
-    case ScalarType.SFIXED64:
-      return WireType.Bit64;
-    case ScalarType.FIXED32:
-    case ScalarType.SFIXED32:
-    case ScalarType.FLOAT:
-      return WireType.Bit32;
-    default:
-      return WireType.Varint;
-  }
-}
-var IMPLICIT3, LEGACY_REQUIRED2, writeDefaults, compiledWriters;
-var init_to_binary = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/to-binary.js"() {
-    init_binary_encoding();
-    init_descriptors();
-    init_error();
-    init_message();
-    init_proto_int64();
-    IMPLICIT3 = 2;
-    LEGACY_REQUIRED2 = 3;
-    writeDefaults = {
-      writeUnknownFields: true
-    };
-    compiledWriters = /* @__PURE__ */ new WeakMap();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/extension.js
-var init_extension = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/extension.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/equals.js
-var init_equals = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/equals.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/fields.js
-var init_fields = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/fields.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/to-json.js
-var init_to_json = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/to-json.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/from-json.js
-var init_from_json = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/from-json.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/merge.js
-var init_merge = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/merge.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/unknown-enum.js
-var init_unknown_enum = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/unknown-enum.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/index.js
-var init_esm2 = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/index.js"() {
-    init_types2();
-    init_is_message();
-    init_create();
-    init_clone();
-    init_descriptors();
-    init_equals();
-    init_fields();
-    init_to_binary();
-    init_from_binary();
-    init_to_json();
-    init_from_json();
-    init_merge();
-    init_proto_int64();
-    init_unknown_enum();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/embed.js
-var init_embed = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/embed.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/service.js
-var init_service = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/service.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/symbols.js
-var packageName, legacyWktBarrel, wktPublicImportPaths, symbols;
-var init_symbols = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/symbols.js"() {
-    packageName = "@bufbuild/protobuf";
-    legacyWktBarrel = packageName + "/wkt";
-    wktPublicImportPaths = {
-      "google/protobuf/compiler/plugin.proto": legacyWktBarrel,
-      "google/protobuf/any.proto": legacyWktBarrel,
-      "google/protobuf/api.proto": packageName + "/wkt/google/protobuf/api_pb.js",
-      "google/protobuf/c_sharp_features.proto": packageName + "/wkt/google/protobuf/c_sharp_features_pb.js",
-      "google/protobuf/cpp_features.proto": packageName + "/wkt/google/protobuf/cpp_features_pb.js",
-      "google/protobuf/cpp_file_options.proto": packageName + "/wkt/google/protobuf/cpp_file_options_pb.js",
-      "google/protobuf/cpp_options.proto": packageName + "/wkt/google/protobuf/cpp_options_pb.js",
-      "google/protobuf/descriptor.proto": legacyWktBarrel,
-      "google/protobuf/duration.proto": legacyWktBarrel,
-      "google/protobuf/empty.proto": legacyWktBarrel,
-      "google/protobuf/field_mask.proto": legacyWktBarrel,
-      "google/protobuf/go_features.proto": packageName + "/wkt/google/protobuf/go_features_pb.js",
-      "google/protobuf/java_features.proto": packageName + "/wkt/google/protobuf/java_features_pb.js",
-      "google/protobuf/json_enumvalue_options.proto": packageName + "/wkt/google/protobuf/json_enumvalue_options_pb.js",
-      "google/protobuf/json_options.proto": packageName + "/wkt/google/protobuf/json_options_pb.js",
-      "google/protobuf/source_context.proto": packageName + "/wkt/google/protobuf/source_context_pb.js",
-      "google/protobuf/struct.proto": legacyWktBarrel,
-      "google/protobuf/timestamp.proto": legacyWktBarrel,
-      "google/protobuf/type.proto": packageName + "/wkt/google/protobuf/type_pb.js",
-      "google/protobuf/wrappers.proto": legacyWktBarrel
-    };
-    symbols = {
-      isMessage: { typeOnly: false, bootstrapWktFrom: "../is-message.js", from: packageName },
-      Message: { typeOnly: true, bootstrapWktFrom: "../types.js", from: packageName },
-      create: { typeOnly: false, bootstrapWktFrom: "../create.js", from: packageName },
-      fromJson: { typeOnly: false, bootstrapWktFrom: "../from-json.js", from: packageName },
-      fromJsonString: { typeOnly: false, bootstrapWktFrom: "../from-json.js", from: packageName },
-      fromBinary: { typeOnly: false, bootstrapWktFrom: "../from-binary.js", from: packageName },
-      toBinary: { typeOnly: false, bootstrapWktFrom: "../to-binary.js", from: packageName },
-      toJson: { typeOnly: false, bootstrapWktFrom: "../to-json.js", from: packageName },
-      toJsonString: { typeOnly: false, bootstrapWktFrom: "../to-json.js", from: packageName },
-      protoInt64: { typeOnly: false, bootstrapWktFrom: "../proto-int64.js", from: packageName },
-      JsonValue: { typeOnly: true, bootstrapWktFrom: "../json-value.js", from: packageName },
-      JsonObject: { typeOnly: true, bootstrapWktFrom: "../json-value.js", from: packageName },
-      UnknownEnum: { typeOnly: true, bootstrapWktFrom: "../types.js", from: packageName },
-      codegen: {
-        boot: { typeOnly: false, bootstrapWktFrom: "../codegenv2/boot.js", from: packageName + "/codegenv2" },
-        fileDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/file.js", from: packageName + "/codegenv2" },
-        enumDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/enum.js", from: packageName + "/codegenv2" },
-        extDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/extension.js", from: packageName + "/codegenv2" },
-        messageDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/message.js", from: packageName + "/codegenv2" },
-        serviceDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/service.js", from: packageName + "/codegenv2" },
-        tsEnum: { typeOnly: false, bootstrapWktFrom: "../codegenv2/enum.js", from: packageName + "/codegenv2" },
-        objEnum: { typeOnly: false, bootstrapWktFrom: "../codegenv2/enum.js", from: packageName + "/codegenv2" },
-        GenFile: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
-        GenEnum: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
-        GenExtension: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
-        GenMessage: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
-        GenService: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" }
-      }
-    };
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/scalar.js
-var init_scalar2 = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/scalar.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/types.js
-var init_types3 = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/types.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/index.js
-var init_codegenv2 = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/index.js"() {
-    init_boot();
-    init_embed();
-    init_enum();
-    init_extension();
-    init_file();
-    init_message2();
-    init_service();
-    init_symbols();
-    init_scalar2();
-    init_types3();
-  }
-});
-
-// src/onnx/proto/onnx_pb.ts
-var file_onnx, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, TypeProto_TensorSchema;
-var init_onnx_pb = __esm({
-  "src/onnx/proto/onnx_pb.ts"() {
-    "use strict";
-    init_codegenv2();
-    file_onnx = /* @__PURE__ */ fileDesc("Cgpvbm54LnByb3RvEgRvbm54IswFCg5BdHRyaWJ1dGVQcm90bxIMCgRuYW1lGAEgASgJEhUKDXJlZl9hdHRyX25hbWUYFSABKAkSEgoKZG9jX3N0cmluZxgNIAEoCRIwCgR0eXBlGBQgASgOMiIub25ueC5BdHRyaWJ1dGVQcm90by5BdHRyaWJ1dGVUeXBlEgkKAWYYAiABKAISCQoBaRgDIAEoAxIJCgFzGAQgASgMEhwKAXQYBSABKAsyES5vbm54LlRlbnNvclByb3RvEhsKAWcYBiABKAsyEC5vbm54LkdyYXBoUHJvdG8SLgoNc3BhcnNlX3RlbnNvchgWIAEoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SGwoCdHAYDiABKAsyDy5vbm54LlR5cGVQcm90bxIOCgZmbG9hdHMYByADKAISDAoEaW50cxgIIAMoAxIPCgdzdHJpbmdzGAkgAygMEiIKB3RlbnNvcnMYCiADKAsyES5vbm54LlRlbnNvclByb3RvEiAKBmdyYXBocxgLIAMoCzIQLm9ubnguR3JhcGhQcm90bxIvCg5zcGFyc2VfdGVuc29ycxgXIAMoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SJAoLdHlwZV9wcm90b3MYDyADKAsyDy5vbm54LlR5cGVQcm90byLZAQoNQXR0cmlidXRlVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgcKA0lOVBACEgoKBlNUUklORxADEgoKBlRFTlNPUhAEEgkKBUdSQVBIEAUSEQoNU1BBUlNFX1RFTlNPUhALEg4KClRZUEVfUFJPVE8QDRIKCgZGTE9BVFMQBhIICgRJTlRTEAcSCwoHU1RSSU5HUxAIEgsKB1RFTlNPUlMQCRIKCgZHUkFQSFMQChISCg5TUEFSU0VfVEVOU09SUxAMEg8KC1RZUEVfUFJPVE9TEA4iUQoOVmFsdWVJbmZvUHJvdG8SDAoEbmFtZRgBIAEoCRIdCgR0eXBlGAIgASgLMg8ub25ueC5UeXBlUHJvdG8SEgoKZG9jX3N0cmluZxgDIAEoCSKWAQoJTm9kZVByb3RvEg0KBWlucHV0GAEgAygJEg4KBm91dHB1dBgCIAMoCRIMCgRuYW1lGAMgASgJEg8KB29wX3R5cGUYBCABKAkSDgoGZG9tYWluGAcgASgJEicKCWF0dHJpYnV0ZRgFIAMoCzIULm9ubnguQXR0cmlidXRlUHJvdG8SEgoKZG9jX3N0cmluZxgGIAEoCSLWAQoRVHJhaW5pbmdJbmZvUHJvdG8SKAoOaW5pdGlhbGl6YXRpb24YASABKAsyEC5vbm54LkdyYXBoUHJvdG8SIwoJYWxnb3JpdGhtGAIgASgLMhAub25ueC5HcmFwaFByb3RvEjwKFmluaXRpYWxpemF0aW9uX2JpbmRpbmcYAyADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8SNAoOdXBkYXRlX2JpbmRpbmcYBCADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8i6wIKCk1vZGVsUHJvdG8SEgoKaXJfdmVyc2lvbhgBIAEoAxIuCgxvcHNldF9pbXBvcnQYCCADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIVCg1wcm9kdWNlcl9uYW1lGAIgASgJEhgKEHByb2R1Y2VyX3ZlcnNpb24YAyABKAkSDgoGZG9tYWluGAQgASgJEhUKDW1vZGVsX3ZlcnNpb24YBSABKAMSEgoKZG9jX3N0cmluZxgGIAEoCRIfCgVncmFwaBgHIAEoCzIQLm9ubnguR3JhcGhQcm90bxI0Cg5tZXRhZGF0YV9wcm9wcxgOIAMoCzIcLm9ubnguU3RyaW5nU3RyaW5nRW50cnlQcm90bxIuCg10cmFpbmluZ19pbmZvGBQgAygLMhcub25ueC5UcmFpbmluZ0luZm9Qcm90bxImCglmdW5jdGlvbnMYGSADKAsyEy5vbm54LkZ1bmN0aW9uUHJvdG8iNAoWU3RyaW5nU3RyaW5nRW50cnlQcm90bxILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiawoQVGVuc29yQW5ub3RhdGlvbhITCgt0ZW5zb3JfbmFtZRgBIAEoCRJCChxxdWFudF9wYXJhbWV0ZXJfdGVuc29yX25hbWVzGAIgAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvIp4DCgpHcmFwaFByb3RvEh0KBG5vZGUYASADKAsyDy5vbm54Lk5vZGVQcm90bxIMCgRuYW1lGAIgASgJEiYKC2luaXRpYWxpemVyGAUgAygLMhEub25ueC5UZW5zb3JQcm90bxIzChJzcGFyc2VfaW5pdGlhbGl6ZXIYDyADKAsyFy5vbm54LlNwYXJzZVRlbnNvclByb3RvEhIKCmRvY19zdHJpbmcYCiABKAkSIwoFaW5wdXQYCyADKAsyFC5vbm54LlZhbHVlSW5mb1Byb3RvEiQKBm91dHB1dBgMIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SKAoKdmFsdWVfaW5mbxgNIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SNwoXcXVhbnRpemF0aW9uX2Fubm90YXRpb24YDiADKAsyFi5vbm54LlRlbnNvckFubm90YXRpb25KBAgDEARKBAgEEAVKBAgGEApSCmlyX3ZlcnNpb25SEHByb2R1Y2VyX3ZlcnNpb25SDHByb2R1Y2VyX3RhZ1IGZG9tYWluIrgFCgtUZW5zb3JQcm90bxIMCgRkaW1zGAEgAygDEhEKCWRhdGFfdHlwZRgCIAEoBRIqCgdzZWdtZW50GAMgASgLMhkub25ueC5UZW5zb3JQcm90by5TZWdtZW50EhYKCmZsb2F0X2RhdGEYBCADKAJCAhABEhYKCmludDMyX2RhdGEYBSADKAVCAhABEhMKC3N0cmluZ19kYXRhGAYgAygMEhYKCmludDY0X2RhdGEYByADKANCAhABEgwKBG5hbWUYCCABKAkSEgoKZG9jX3N0cmluZxgMIAEoCRIQCghyYXdfZGF0YRgJIAEoDBIzCg1leHRlcm5hbF9kYXRhGA0gAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvEjUKDWRhdGFfbG9jYXRpb24YDiABKA4yHi5vbm54LlRlbnNvclByb3RvLkRhdGFMb2NhdGlvbhIXCgtkb3VibGVfZGF0YRgKIAMoAUICEAESFwoLdWludDY0X2RhdGEYCyADKARCAhABGiUKB1NlZ21lbnQSDQoFYmVnaW4YASABKAMSCwoDZW5kGAIgASgDItoBCghEYXRhVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgkKBVVJTlQ4EAISCAoESU5UOBADEgoKBlVJTlQxNhAEEgkKBUlOVDE2EAUSCQoFSU5UMzIQBhIJCgVJTlQ2NBAHEgoKBlNUUklORxAIEggKBEJPT0wQCRILCgdGTE9BVDE2EAoSCgoGRE9VQkxFEAsSCgoGVUlOVDMyEAwSCgoGVUlOVDY0EA0SDQoJQ09NUExFWDY0EA4SDgoKQ09NUExFWDEyOBAPEgwKCEJGTE9BVDE2EBAiKQoMRGF0YUxvY2F0aW9uEgsKB0RFRkFVTFQQABIMCghFWFRFUk5BTBABImgKEVNwYXJzZVRlbnNvclByb3RvEiEKBnZhbHVlcxgBIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SIgoHaW5kaWNlcxgCIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SDAoEZGltcxgDIAMoAyKVAQoQVGVuc29yU2hhcGVQcm90bxItCgNkaW0YASADKAsyIC5vbm54LlRlbnNvclNoYXBlUHJvdG8uRGltZW5zaW9uGlIKCURpbWVuc2lvbhITCglkaW1fdmFsdWUYASABKANIABITCglkaW1fcGFyYW0YAiABKAlIABISCgpkZW5vdGF0aW9uGAMgASgJQgcKBXZhbHVlIs4ECglUeXBlUHJvdG8SLQoLdGVuc29yX3R5cGUYASABKAsyFi5vbm54LlR5cGVQcm90by5UZW5zb3JIABIxCg1zZXF1ZW5jZV90eXBlGAQgASgLMhgub25ueC5UeXBlUHJvdG8uU2VxdWVuY2VIABInCghtYXBfdHlwZRgFIAEoCzITLm9ubnguVHlwZVByb3RvLk1hcEgAEjEKDW9wdGlvbmFsX3R5cGUYCSABKAsyGC5vbm54LlR5cGVQcm90by5PcHRpb25hbEgAEjoKEnNwYXJzZV90ZW5zb3JfdHlwZRgIIAEoCzIcLm9ubnguVHlwZVByb3RvLlNwYXJzZVRlbnNvckgAEhIKCmRlbm90YXRpb24YBiABKAkaQgoGVGVuc29yEhEKCWVsZW1fdHlwZRgBIAEoBRIlCgVzaGFwZRgCIAEoCzIWLm9ubnguVGVuc29yU2hhcGVQcm90bxouCghTZXF1ZW5jZRIiCgllbGVtX3R5cGUYASABKAsyDy5vbm54LlR5cGVQcm90bxo8CgNNYXASEAoIa2V5X3R5cGUYASABKAUSIwoKdmFsdWVfdHlwZRgCIAEoCzIPLm9ubnguVHlwZVByb3RvGi4KCE9wdGlvbmFsEiIKCWVsZW1fdHlwZRgBIAEoCzIPLm9ubnguVHlwZVByb3RvGkgKDFNwYXJzZVRlbnNvchIRCgllbGVtX3R5cGUYASABKAUSJQoFc2hhcGUYAiABKAsyFi5vbm54LlRlbnNvclNoYXBlUHJvdG9CBwoFdmFsdWUiNQoST3BlcmF0b3JTZXRJZFByb3RvEg4KBmRvbWFpbhgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDIuUBCg1GdW5jdGlvblByb3RvEgwKBG5hbWUYASABKAkSDQoFaW5wdXQYBCADKAkSDgoGb3V0cHV0GAUgAygJEhEKCWF0dHJpYnV0ZRgGIAMoCRIdCgRub2RlGAcgAygLMg8ub25ueC5Ob2RlUHJvdG8SEgoKZG9jX3N0cmluZxgIIAEoCRIuCgxvcHNldF9pbXBvcnQYCSADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIOCgZkb21haW4YCiABKAlKBAgCEANKBAgDEARSDXNpbmNlX3ZlcnNpb25SBnN0YXR1cyrkAQoHVmVyc2lvbhISCg5fU1RBUlRfVkVSU0lPThAAEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8xMBABEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8zMBACEhgKFElSX1ZFUlNJT05fMjAxN18xMV8zEAMSGAoUSVJfVkVSU0lPTl8yMDE5XzFfMjIQBBIYChRJUl9WRVJTSU9OXzIwMTlfM18xOBAFEhgKFElSX1ZFUlNJT05fMjAxOV85XzE5EAYSFwoTSVJfVkVSU0lPTl8yMDIwXzVfOBAHEg4KCklSX1ZFUlNJT04QCCouCg5PcGVyYXRvclN0YXR1cxIQCgxFWFBFUklNRU5UQUwQABIKCgZTVEFCTEUQAUICSAM");
-    ValueInfoProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 1);
-    NodeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 2);
-    ModelProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 4);
-    StringStringEntryProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 5);
-    TensorProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 8);
-    TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
-      TensorProto_DataType2[TensorProto_DataType2["UNDEFINED"] = 0] = "UNDEFINED";
-      TensorProto_DataType2[TensorProto_DataType2["FLOAT"] = 1] = "FLOAT";
-      TensorProto_DataType2[TensorProto_DataType2["UINT8"] = 2] = "UINT8";
-      TensorProto_DataType2[TensorProto_DataType2["INT8"] = 3] = "INT8";
-      TensorProto_DataType2[TensorProto_DataType2["UINT16"] = 4] = "UINT16";
-      TensorProto_DataType2[TensorProto_DataType2["INT16"] = 5] = "INT16";
-      TensorProto_DataType2[TensorProto_DataType2["INT32"] = 6] = "INT32";
-      TensorProto_DataType2[TensorProto_DataType2["INT64"] = 7] = "INT64";
-      TensorProto_DataType2[TensorProto_DataType2["STRING"] = 8] = "STRING";
-      TensorProto_DataType2[TensorProto_DataType2["BOOL"] = 9] = "BOOL";
-      TensorProto_DataType2[TensorProto_DataType2["FLOAT16"] = 10] = "FLOAT16";
-      TensorProto_DataType2[TensorProto_DataType2["DOUBLE"] = 11] = "DOUBLE";
-      TensorProto_DataType2[TensorProto_DataType2["UINT32"] = 12] = "UINT32";
-      TensorProto_DataType2[TensorProto_DataType2["UINT64"] = 13] = "UINT64";
-      TensorProto_DataType2[TensorProto_DataType2["COMPLEX64"] = 14] = "COMPLEX64";
-      TensorProto_DataType2[TensorProto_DataType2["COMPLEX128"] = 15] = "COMPLEX128";
-      TensorProto_DataType2[TensorProto_DataType2["BFLOAT16"] = 16] = "BFLOAT16";
-      return TensorProto_DataType2;
-    })(TensorProto_DataType || {});
-    TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
-    TypeProto_TensorSchema = /* @__PURE__ */ messageDesc(file_onnx, 11, 0);
-  }
-});
-
-// src/onnx/tensor.ts
-function dataTypeName(t) {
-  return TensorProto_DataType[t] ?? `type ${t}`;
-}
-function tensorDims(t) {
-  return t.dims.map(Number);
-}
-function numel(dims) {
-  let n = 1;
-  for (const d of dims) n *= d;
-  return n;
-}
-function isExternal(t) {
-  return t.dataLocation === 1 /* EXTERNAL */;
-}
-function alignedBytes(raw) {
-  const buf = new ArrayBuffer(raw.byteLength);
-  new Uint8Array(buf).set(raw);
-  return buf;
-}
-function halfToFloat(h) {
-  const s = h & 32768 ? -1 : 1;
-  const e = h >> 10 & 31;
-  const f = h & 1023;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
-}
-function bf16ToFloat(h) {
-  u32[0] = h << 16;
-  return f32[0];
-}
-function tensorToFloat32(t) {
-  if (isExternal(t)) throw new Error(`tensor ${t.name}: external data not loaded`);
-  const n = numel(tensorDims(t));
-  const raw = t.rawData;
-  const out = new Float32Array(n);
-  if (raw.byteLength > 0) {
-    const size = ITEM_SIZE[t.dataType];
-    if (size === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
-    if (raw.byteLength !== n * size) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size}`);
-    const buf = alignedBytes(raw);
-    switch (t.dataType) {
-      case 1 /* FLOAT */:
-        out.set(new Float32Array(buf));
-        break;
-      case 11 /* DOUBLE */:
-        out.set(new Float64Array(buf));
-        break;
-      case 10 /* FLOAT16 */: {
-        const h = new Uint16Array(buf);
-        for (let i2 = 0; i2 < n; i2++) out[i2] = halfToFloat(h[i2]);
-        break;
-      }
-      case 16 /* BFLOAT16 */: {
-        const h = new Uint16Array(buf);
-        for (let i2 = 0; i2 < n; i2++) out[i2] = bf16ToFloat(h[i2]);
-        break;
-      }
-      case 3 /* INT8 */:
-        out.set(new Int8Array(buf));
-        break;
-      case 2 /* UINT8 */:
-      case 9 /* BOOL */:
-        out.set(new Uint8Array(buf));
-        break;
-      case 5 /* INT16 */:
-        out.set(new Int16Array(buf));
-        break;
-      case 4 /* UINT16 */:
-        out.set(new Uint16Array(buf));
-        break;
-      case 6 /* INT32 */:
-        out.set(new Int32Array(buf));
-        break;
-      case 12 /* UINT32 */:
-        out.set(new Uint32Array(buf));
-        break;
-      case 7 /* INT64 */: {
-        const v = new BigInt64Array(buf);
-        for (let i2 = 0; i2 < n; i2++) out[i2] = Number(v[i2]);
-        break;
-      }
-      case 13 /* UINT64 */: {
-        const v = new BigUint64Array(buf);
-        for (let i2 = 0; i2 < n; i2++) out[i2] = Number(v[i2]);
-        break;
-      }
-    }
-    return out;
-  }
-  const src = t.dataType === 1 /* FLOAT */ ? t.floatData : t.dataType === 11 /* DOUBLE */ ? t.doubleData : t.dataType === 7 /* INT64 */ ? t.int64Data : t.dataType === 13 /* UINT64 */ || t.dataType === 12 /* UINT32 */ ? t.uint64Data : t.int32Data;
-  if (src.length !== n) throw new Error(`tensor ${t.name}: holds ${src.length} values, expected ${n}`);
-  if (t.dataType === 10 /* FLOAT16 */) for (let i2 = 0; i2 < n; i2++) out[i2] = halfToFloat(Number(src[i2]));
-  else if (t.dataType === 16 /* BFLOAT16 */) for (let i2 = 0; i2 < n; i2++) out[i2] = bf16ToFloat(Number(src[i2]));
-  else for (let i2 = 0; i2 < n; i2++) out[i2] = Number(src[i2]);
-  return out;
-}
-function tensorToInts(t) {
-  if (t.rawData.byteLength > 0 && t.dataType === 7 /* INT64 */) {
-    return Array.from(new BigInt64Array(alignedBytes(t.rawData)), Number);
-  }
-  if (t.rawData.byteLength === 0 && t.dataType === 7 /* INT64 */) return t.int64Data.map(Number);
-  return Array.from(tensorToFloat32(t));
-}
-function setTensorFloat32(t, values, dims) {
-  if (dims) t.dims = dims.map(BigInt);
-  const n = numel(tensorDims(t));
-  if (values.length !== n) throw new Error(`tensor ${t.name}: ${values.length} values for shape [${tensorDims(t)}]`);
-  t.floatData = [];
-  t.doubleData = [];
-  t.int32Data = [];
-  switch (t.dataType) {
-    case 1 /* FLOAT */:
-      t.rawData = new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
-      break;
-    case 11 /* DOUBLE */:
-      t.rawData = new Uint8Array(Float64Array.from(values).buffer);
-      break;
-    case 10 /* FLOAT16 */:
-      t.rawData = new Uint8Array(Uint16Array.from(values, floatToHalf).buffer);
-      break;
-    case 16 /* BFLOAT16 */:
-      t.rawData = new Uint8Array(Uint16Array.from(values, floatToBf16).buffer);
-      break;
-    default:
-      throw new Error(`tensor ${t.name}: cannot write ${dataTypeName(t.dataType)} weights`);
-  }
-}
-function floatToBf16(x2) {
-  f32[0] = x2;
-  const bits2 = u32[0];
-  return bits2 + 32767 + (bits2 >> 16 & 1) >>> 16 & 65535;
-}
-function floatToHalf(x2) {
-  f32[0] = x2;
-  const bits2 = u32[0];
-  const sign = bits2 >>> 16 & 32768;
-  const exp = bits2 >>> 23 & 255;
-  let mant = bits2 & 8388607;
-  if (exp === 255) return sign | 31744 | (mant ? 512 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 31) return sign | 31744;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 8388608;
-    const shift = 14 - e;
-    let half2 = mant >> shift;
-    const rem2 = mant & (1 << shift) - 1;
-    const mid = 1 << shift - 1;
-    if (rem2 > mid || rem2 === mid && half2 & 1) half2++;
-    return sign | half2;
-  }
-  let half = sign | e << 10 | mant >> 13;
-  const rem = mant & 8191;
-  if (rem > 4096 || rem === 4096 && half & 1) half++;
-  return half;
-}
-function makeFloatTensor(name, dims, values) {
-  const t = create(TensorProtoSchema, { name, dataType: 1 /* FLOAT */, dims: dims.map(BigInt) });
-  setTensorFloat32(t, values);
-  return t;
-}
-var ITEM_SIZE, FLOAT_TYPES, f32, u32;
-var init_tensor = __esm({
-  "src/onnx/tensor.ts"() {
-    "use strict";
-    init_esm2();
-    init_onnx_pb();
-    ITEM_SIZE = {
-      [1 /* FLOAT */]: 4,
-      [11 /* DOUBLE */]: 8,
-      [10 /* FLOAT16 */]: 2,
-      [16 /* BFLOAT16 */]: 2,
-      [3 /* INT8 */]: 1,
-      [2 /* UINT8 */]: 1,
-      [9 /* BOOL */]: 1,
-      [5 /* INT16 */]: 2,
-      [4 /* UINT16 */]: 2,
-      [6 /* INT32 */]: 4,
-      [12 /* UINT32 */]: 4,
-      [7 /* INT64 */]: 8,
-      [13 /* UINT64 */]: 8
-    };
-    FLOAT_TYPES = /* @__PURE__ */ new Set([1 /* FLOAT */, 11 /* DOUBLE */, 10 /* FLOAT16 */, 16 /* BFLOAT16 */]);
-    f32 = new Float32Array(1);
-    u32 = new Uint32Array(f32.buffer);
-  }
-});
-
 // src/onnx/model.ts
-import * as fs6 from "node:fs";
+import * as fs7 from "node:fs";
 import * as path3 from "node:path";
 function loadModel(file) {
   let bytes2;
   try {
-    bytes2 = fs6.readFileSync(file);
+    bytes2 = fs7.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
@@ -33084,43 +35712,57 @@ function externalEntry(t, key) {
 }
 function resolveExternalData(proto, file) {
   const dir = path3.dirname(path3.resolve(file));
-  const realDir = fs6.realpathSync(dir);
+  const tensors = [...allTensors(proto)].filter(isExternal);
+  if (tensors.length === 0) return;
+  const realDir = fs7.realpathSync(dir);
+  const reads = [];
+  let total2 = 0;
+  for (const t of tensors) {
+    const location = externalEntry(t, "location");
+    if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
+    if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path3.resolve(dir, location);
+    let real;
+    try {
+      real = fs7.realpathSync(target);
+    } catch {
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
+    }
+    if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
+      throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
+    }
+    const stat2 = fs7.statSync(real);
+    if (!stat2.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
+    const size = stat2.size;
+    const offset = Number(externalEntry(t, "offset") ?? 0);
+    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
+    }
+    total2 += length;
+    reads.push({ t, real, offset, length });
+  }
+  if (total2 > PROTOBUF_LIMIT) {
+    throw new UserError(
+      `${file}: holds ${(total2 / 2 ** 30).toFixed(2)} GiB of weights in external data; prune-guard keeps a model in one protobuf file, which cannot exceed 2 GiB, so models this large are not supported yet; prune a smaller model or split it`
+    );
+  }
   const handles = /* @__PURE__ */ new Map();
   try {
-    for (const t of allTensors(proto)) {
-      if (!isExternal(t)) continue;
-      const location = externalEntry(t, "location");
-      if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-      if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-      const target = path3.resolve(dir, location);
-      let real;
-      try {
-        real = fs6.realpathSync(target);
-      } catch {
-        throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
-      }
-      if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
-        throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
-      }
-      const offset = Number(externalEntry(t, "offset") ?? 0);
-      const size = fs6.statSync(real).size;
-      const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
-      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-        throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
-      }
+    for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs6.openSync(real, "r");
+        fd2 = fs7.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs6.readSync(fd2, data, 0, length, offset);
+      fs7.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs6.closeSync(fd2);
+    for (const fd2 of handles.values()) fs7.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -33165,103 +35807,98 @@ var init_model = __esm({
   }
 });
 
-// src/onnx/graph.ts
-function topologicalOrder(nodes, producer) {
-  const indegree = /* @__PURE__ */ new Map();
-  const dependents = /* @__PURE__ */ new Map();
-  for (const n of nodes) {
-    let deg = 0;
-    for (const i2 of new Set(n.input)) {
-      const p = i2 ? producer.get(i2) : void 0;
-      if (p && p !== n) {
-        deg++;
-        const list = dependents.get(p);
-        if (list) list.push(n);
-        else dependents.set(p, [n]);
-      }
-    }
-    indegree.set(n, deg);
+// src/onnx/preflight.ts
+function* allNodes(graph, file, depth = 0) {
+  if (depth > MAX_SUBGRAPH_DEPTH) {
+    throw new UserError(`${file}: subgraphs nest more than ${MAX_SUBGRAPH_DEPTH} levels deep; the file is corrupt or hostile, re-export the model`);
   }
-  const ready = nodes.filter((n) => indegree.get(n) === 0);
-  const order = [];
-  for (let k = 0; k < ready.length; k++) {
-    const n = ready[k];
-    order.push(n);
-    for (const d of dependents.get(n) ?? []) {
-      const left = indegree.get(d) - 1;
-      indegree.set(d, left);
-      if (left === 0) ready.push(d);
+  for (const n of graph.node) {
+    yield n;
+    for (const a of n.attribute) {
+      if (a.g) yield* allNodes(a.g, file, depth + 1);
+      for (const g2 of a.graphs) yield* allNodes(g2, file, depth + 1);
     }
   }
-  if (order.length !== nodes.length) throw new Error("graph has a cycle");
-  return order;
 }
-function attr(node, name) {
-  return node.attribute.find((a) => a.name === name);
+function listNames(names, max2 = 5) {
+  const all = [...new Set(names)];
+  const shown = all.slice(0, max2).map((n) => `'${n}'`).join(", ");
+  return all.length > max2 ? `${shown} and ${all.length - max2} more` : shown;
 }
-function attrInt(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 2 /* INT */ ? Number(a.i) : fallback;
+function checkRuntimeSupport(model, file) {
+  for (const o of model.opsetImport) {
+    const domain = o.domain || "ai.onnx";
+    if ((o.domain === "" || o.domain === "ai.onnx") && Number(o.version) > MAX_ONNX_OPSET) {
+      throw new UserError(
+        `${file}: uses opset ${o.version} of ${domain}, newer than onnxruntime-node 1.30 supports (up to ${MAX_ONNX_OPSET}); re-export with opset_version=${MAX_ONNX_OPSET} or lower`
+      );
+    }
+  }
+  const custom = /* @__PURE__ */ new Map();
+  for (const n of allNodes(model.graph, file)) {
+    if (RUNTIME_DOMAINS.has(n.domain)) continue;
+    const ops = custom.get(n.domain) ?? [];
+    ops.push(n.opType);
+    custom.set(n.domain, ops);
+  }
+  if (custom.size > 0) {
+    const [domain, ops] = [...custom][0];
+    throw new UserError(
+      `${file}: uses custom op${new Set(ops).size > 1 ? "s" : ""} ${listNames(ops)} from domain '${domain}'${custom.size > 1 ? ` (and domains ${listNames([...custom.keys()].slice(1))})` : ""}, which onnxruntime-node cannot run without its custom-op library; export the model with standard ONNX ops`
+    );
+  }
 }
-function attrInts(node, name) {
-  const a = attr(node, name);
-  return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
+function weightNames(model) {
+  const index = new GraphIndex(model.graph);
+  const names = /* @__PURE__ */ new Set();
+  for (const n of model.graph.node) {
+    if (n.opType === "Conv" || n.opType === "ConvTranspose" || n.opType === "Gemm") names.add(n.input[1]);
+    if (n.opType === "MatMul") {
+      for (const i2 of n.input) if (index.initializers.has(i2)) names.add(i2);
+    }
+  }
+  return names;
 }
-function attrFloat(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
+function floatValues(t, file) {
+  try {
+    return tensorToFloat32(t);
+  } catch (e) {
+    throw new UserError(`${file}: initializer '${t.name}' is malformed (${e.message}); the file is corrupt, re-export the model`);
+  }
 }
-function attrString(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
-}
-function nodeLabel(node) {
-  return node.name || `${node.opType}(${node.output[0] ?? ""})`;
-}
-var GraphIndex;
-var init_graph = __esm({
-  "src/onnx/graph.ts"() {
-    "use strict";
-    init_onnx_pb();
-    GraphIndex = class {
-      constructor(graph) {
-        this.graph = graph;
-        for (const t of graph.initializer) this.initializers.set(t.name, t);
-        for (const v of [...graph.input, ...graph.valueInfo, ...graph.output]) this.valueInfo.set(v.name, v);
-        for (const n of graph.node) {
-          for (const o of n.output) if (o) this.producer.set(o, n);
-          for (const i2 of n.input) {
-            if (!i2) continue;
-            const list = this.consumers.get(i2);
-            if (list) list.push(n);
-            else this.consumers.set(i2, [n]);
-          }
+function checkFiniteWeights(model, file) {
+  const weights = weightNames(model);
+  for (const t of model.graph.initializer) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const v = floatValues(t, file);
+    const isWeight = weights.has(t.name);
+    for (let i2 = 0; i2 < v.length; i2++) {
+      const x2 = v[i2];
+      if (x2 - x2 !== 0) {
+        if (Number.isNaN(x2)) {
+          throw new UserError(`${file}: initializer '${t.name}' holds NaN at flat index ${i2}; the model is broken (diverged training or a bad export), fix it before pruning`);
         }
-        this.graphOutputs = new Set(graph.output.map((o) => o.name));
-        this.inputs = graph.input.filter((i2) => !this.initializers.has(i2.name));
-        this.order = topologicalOrder(graph.node, this.producer);
+        if (isWeight) {
+          throw new UserError(`${file}: weight '${t.name}' holds ${x2 > 0 ? "+" : "-"}Inf at flat index ${i2}; the model is broken (diverged training or a bad export), fix it before pruning`);
+        }
       }
-      graph;
-      producer = /* @__PURE__ */ new Map();
-      consumers = /* @__PURE__ */ new Map();
-      initializers = /* @__PURE__ */ new Map();
-      valueInfo = /* @__PURE__ */ new Map();
-      graphOutputs;
-      /** graph inputs that are real inputs, not initializers listed as inputs (older exporters do that) */
-      inputs;
-      order;
-      consumersOf(tensor) {
-        return this.consumers.get(tensor) ?? [];
-      }
-      /** The constant behind a tensor name: an initializer or the value of a Constant node. */
-      constant(tensor) {
-        const init = this.initializers.get(tensor);
-        if (init) return init;
-        const p = this.producer.get(tensor);
-        if (p && p.opType === "Constant") return attr(p, "value")?.t;
-        return void 0;
-      }
-    };
+    }
+  }
+}
+function preflightModel(model, file) {
+  checkRuntimeSupport(model, file);
+  checkFiniteWeights(model, file);
+}
+var MAX_ONNX_OPSET, RUNTIME_DOMAINS, MAX_SUBGRAPH_DEPTH;
+var init_preflight = __esm({
+  "src/onnx/preflight.ts"() {
+    "use strict";
+    init_errors();
+    init_graph();
+    init_tensor();
+    MAX_ONNX_OPSET = 26;
+    RUNTIME_DOMAINS = /* @__PURE__ */ new Set(["", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc", "ai.onnx.preview.training", "ai.onnx.training"]);
+    MAX_SUBGRAPH_DEPTH = 16;
   }
 });
 
@@ -33304,50 +35941,25 @@ var init_signature = __esm({
 });
 
 // src/prune/select.ts
-function kthSmallest(values, k) {
-  if (k < 0 || k >= values.length) throw new RangeError(`k=${k} outside 0..${values.length - 1}`);
-  let lo = 0;
-  let hi = values.length - 1;
-  while (hi > lo) {
-    if (hi - lo < 16) {
-      insertionSort(values, lo, hi);
-      return values[k];
+function kthSmallestAbsBits(arrays, k) {
+  const total2 = arrays.reduce((n, a) => n + a.length, 0);
+  if (!Number.isInteger(k) || k < 0 || k >= total2) throw new RangeError(`k=${k} outside 0..${total2 - 1}`);
+  const views = arrays.map((a) => new Uint32Array(a.buffer, a.byteOffset, a.length));
+  const high = new Uint32Array(65536);
+  for (const v of views) for (let i2 = 0; i2 < v.length; i2++) high[(v[i2] & 2147483647) >>> 16]++;
+  let bucket = 0;
+  let rank = k;
+  while (rank >= high[bucket]) rank -= high[bucket++];
+  const low = new Uint32Array(65536);
+  for (const v of views) {
+    for (let i2 = 0; i2 < v.length; i2++) {
+      const bits2 = v[i2] & 2147483647;
+      if (bits2 >>> 16 === bucket) low[bits2 & 65535]++;
     }
-    const mid = lo + hi >>> 1;
-    if (values[mid] < values[lo]) swap(values, mid, lo);
-    if (values[hi] < values[lo]) swap(values, hi, lo);
-    if (values[mid] < values[hi]) swap(values, mid, hi);
-    const pivot = values[hi];
-    let lt = lo;
-    let gt = hi;
-    let i2 = lo;
-    while (i2 <= gt) {
-      const v = values[i2];
-      if (v < pivot) swap(values, i2++, lt++);
-      else if (v > pivot) swap(values, i2, gt--);
-      else i2++;
-    }
-    if (k < lt) hi = lt - 1;
-    else if (k > gt) lo = gt + 1;
-    else return pivot;
   }
-  return values[k];
-}
-function swap(a, i2, j) {
-  const t = a[i2];
-  a[i2] = a[j];
-  a[j] = t;
-}
-function insertionSort(a, lo, hi) {
-  for (let i2 = lo + 1; i2 <= hi; i2++) {
-    const v = a[i2];
-    let j = i2 - 1;
-    while (j >= lo && a[j] > v) {
-      a[j + 1] = a[j];
-      j--;
-    }
-    a[j + 1] = v;
-  }
+  let digit = 0;
+  while (rank >= low[digit]) rank -= low[digit++];
+  return (bucket << 16 | digit) >>> 0;
 }
 var init_select = __esm({
   "src/prune/select.ts"() {
@@ -33360,25 +35972,23 @@ function magnitudeMask(tensors, k) {
   const masks = tensors.map((t) => new Uint8Array(t.length).fill(1));
   if (k <= 0) return masks;
   const total2 = tensors.reduce((n, t) => n + t.length, 0);
-  const abs = new Float32Array(total2);
-  let o = 0;
-  for (const t of tensors) for (let i2 = 0; i2 < t.length; i2++) abs[o++] = Math.abs(t[i2]);
-  const threshold = kthSmallest(abs, Math.min(k, total2) - 1);
+  const threshold = kthSmallestAbsBits(tensors, Math.min(k, total2) - 1);
+  const views = tensors.map((t) => new Uint32Array(t.buffer, t.byteOffset, t.length));
   let pruned = 0;
-  tensors.forEach((t, j) => {
+  views.forEach((v, j) => {
     const m = masks[j];
-    for (let i2 = 0; i2 < t.length; i2++) {
-      if (Math.abs(t[i2]) < threshold) {
+    for (let i2 = 0; i2 < v.length; i2++) {
+      if ((v[i2] & 2147483647) < threshold) {
         m[i2] = 0;
         pruned++;
       }
     }
   });
-  for (let j = 0; j < tensors.length && pruned < k; j++) {
-    const t = tensors[j];
+  for (let j = 0; j < views.length && pruned < k; j++) {
+    const v = views[j];
     const m = masks[j];
-    for (let i2 = 0; i2 < t.length && pruned < k; i2++) {
-      if (m[i2] && Math.abs(t[i2]) === threshold) {
+    for (let i2 = 0; i2 < v.length && pruned < k; i2++) {
+      if (m[i2] && (v[i2] & 2147483647) === threshold) {
         m[i2] = 0;
         pruned++;
       }
@@ -33460,7 +36070,7 @@ function reductionLayout(index, name) {
   const t = index.initializers.get(name);
   if (!t) return "not in the model";
   const dims = tensorDims(t);
-  const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
+  const users = index.consumersOf(name).filter((n) => MAC_OPS3.has(n.opType));
   if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
   let found;
   for (const node of users) {
@@ -33561,14 +36171,14 @@ function verifyNM(model, weights, n, m, limit = 100) {
   }
   return violations;
 }
-var MAC_OPS, SELECT_LIMIT;
+var MAC_OPS3, SELECT_LIMIT;
 var init_nm = __esm({
   "src/prune/nm.ts"() {
     "use strict";
     init_graph();
     init_model();
     init_tensor();
-    MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+    MAC_OPS3 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
     SELECT_LIMIT = 32;
   }
 });
@@ -34184,7 +36794,7 @@ var require_parse2 = __commonJS({
     var constants4 = require_constants6();
     var utils = require_utils2();
     var {
-      MAX_LENGTH,
+      MAX_LENGTH: MAX_LENGTH2,
       POSIX_REGEX_SOURCE,
       REGEX_NON_SPECIAL_CHARS,
       REGEX_SPECIAL_CHARS_BACKREF,
@@ -34436,7 +37046,7 @@ var require_parse2 = __commonJS({
       }
       input = REPLACEMENTS[input] || input;
       const opts = { ...options };
-      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH, opts.maxLength) : MAX_LENGTH;
+      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH2, opts.maxLength) : MAX_LENGTH2;
       let len = input.length;
       if (len > max2) {
         throw new SyntaxError(`Input length: ${len}, exceeds maximum allowed length: ${max2}`);
@@ -35125,7 +37735,7 @@ var require_parse2 = __commonJS({
     };
     parse3.fastpaths = (input, options) => {
       const opts = { ...options };
-      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH, opts.maxLength) : MAX_LENGTH;
+      const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH2, opts.maxLength) : MAX_LENGTH2;
       const len = input.length;
       if (len > max2) {
         throw new SyntaxError(`Input length: ${len}, exceeds maximum allowed length: ${max2}`);
@@ -35426,437 +38036,6 @@ var init_sparsity = __esm({
   }
 });
 
-// src/onnx/shapes.ts
-function dimsOf(v, batch) {
-  const t = v?.type?.value;
-  if (!t || t.case !== "tensorType" || !t.value.shape) return void 0;
-  return t.value.shape.dim.map((d) => d.value.case === "dimValue" ? Number(d.value.value) : batch);
-}
-function broadcastShapes(shapes) {
-  const rank = Math.max(...shapes.map((s) => s.length));
-  const out = [];
-  for (let i2 = 0; i2 < rank; i2++) {
-    let d = 1;
-    for (const s of shapes) {
-      const v = s[s.length - rank + i2] ?? 1;
-      if (v === 1) continue;
-      if (d !== 1 && d !== v) return void 0;
-      d = v;
-    }
-    out.push(d);
-  }
-  return out;
-}
-function normAxis(axis, rank) {
-  return axis < 0 ? axis + rank : axis;
-}
-function inferShapes(index, batch = 1) {
-  const shapes = /* @__PURE__ */ new Map();
-  const values = /* @__PURE__ */ new Map();
-  for (const v of index.inputs) {
-    const d = dimsOf(v, batch);
-    if (d) shapes.set(v.name, d);
-  }
-  for (const [name, t] of index.initializers) {
-    const d = tensorDims(t);
-    shapes.set(name, d);
-    if (numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6)) values.set(name, tensorToInts(t));
-  }
-  for (const node of index.order) {
-    try {
-      inferNode(node, shapes, values);
-    } catch {
-    }
-    for (const o of node.output) {
-      if (!shapes.has(o)) {
-        const d = dimsOf(index.valueInfo.get(o), batch);
-        if (d) shapes.set(o, d);
-      }
-    }
-  }
-  return { shapes, values };
-}
-function convOutput(node, x2, w, transpose) {
-  const spatial = x2.length - 2;
-  const kernel = attrInts(node, "kernel_shape") ?? w.slice(2);
-  const strides = attrInts(node, "strides") ?? new Array(spatial).fill(1);
-  const dil = attrInts(node, "dilations") ?? new Array(spatial).fill(1);
-  const pads = attrInts(node, "pads") ?? new Array(2 * spatial).fill(0);
-  const autoPad = attr(node, "auto_pad");
-  const mode = autoPad ? new TextDecoder().decode(autoPad.s) : "NOTSET";
-  const out = [];
-  for (let i2 = 0; i2 < spatial; i2++) {
-    const inDim = x2[2 + i2];
-    const k = (kernel[i2] - 1) * dil[i2] + 1;
-    if (transpose) {
-      const outPad = attrInts(node, "output_padding")?.[i2] ?? 0;
-      const explicit = attrInts(node, "output_shape");
-      out.push(explicit ? explicit[i2] : strides[i2] * (inDim - 1) + outPad + k - pads[i2] - pads[i2 + spatial]);
-    } else if (mode === "SAME_UPPER" || mode === "SAME_LOWER") {
-      out.push(Math.ceil(inDim / strides[i2]));
-    } else if (mode === "VALID") {
-      out.push(Math.floor((inDim - k) / strides[i2]) + 1);
-    } else {
-      const ceil = attrInt(node, "ceil_mode", 0) === 1;
-      const r = (inDim + pads[i2] + pads[i2 + spatial] - k) / strides[i2];
-      out.push((ceil ? Math.ceil(r) : Math.floor(r)) + 1);
-    }
-  }
-  return out;
-}
-function inferNode(node, shapes, values) {
-  const s = (i2) => node.input[i2] ? shapes.get(node.input[i2]) : void 0;
-  const v = (i2) => node.input[i2] ? values.get(node.input[i2]) : void 0;
-  const set = (shape, value) => {
-    if (!shape) return;
-    shapes.set(node.output[0], shape);
-    if (value) values.set(node.output[0], value);
-  };
-  const x2 = s(0);
-  const op = node.opType;
-  if (op === "Constant") {
-    const t = attr(node, "value")?.t;
-    if (t) {
-      const d = tensorDims(t);
-      set(d, numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6) ? tensorToInts(t) : void 0);
-    }
-    return;
-  }
-  if (op === "Shape") {
-    if (x2) {
-      const start = normAxis(attrInt(node, "start", 0), x2.length);
-      const end = attr(node, "end") ? normAxis(attrInt(node, "end", x2.length), x2.length) : x2.length;
-      const val = x2.slice(start, end);
-      set([val.length], val);
-    }
-    return;
-  }
-  if (ELEMENTWISE_UNARY.has(op)) {
-    const vx = v(0);
-    set(x2, op === "Cast" || op === "Identity" ? vx : void 0);
-    return;
-  }
-  if (BROADCAST.has(op)) {
-    const ins = node.input.map((n) => shapes.get(n));
-    if (ins.some((i2) => !i2)) return;
-    if (op === "Expand") {
-      const target = v(1);
-      set(target && x2 ? broadcastShapes([x2, target]) : void 0);
-      return;
-    }
-    const out = broadcastShapes(ins);
-    let val;
-    const a = v(0);
-    const b = v(1);
-    if (a && b && node.input.length === 2 && out && out.length <= 1) {
-      const n = Math.max(a.length, b.length);
-      const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q) }[op];
-      if (f) val = Array.from({ length: n }, (_, i2) => f(a[a.length === 1 ? 0 : i2], b[b.length === 1 ? 0 : i2]));
-    }
-    set(out, val);
-    return;
-  }
-  switch (op) {
-    case "Conv":
-    case "ConvTranspose": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const group = attrInt(node, "group", 1);
-      const cout = op === "Conv" ? w[0] : w[1] * group;
-      const sp = convOutput(node, x2, w, op === "ConvTranspose");
-      set(sp && [x2[0], cout, ...sp]);
-      return;
-    }
-    case "MaxPool":
-    case "AveragePool":
-    case "LpPool": {
-      if (!x2) return;
-      const kernel = attrInts(node, "kernel_shape");
-      if (!kernel) return;
-      const sp = convOutput(node, x2, [0, 0, ...kernel], false);
-      set(sp && [x2[0], x2[1], ...sp]);
-      return;
-    }
-    case "GlobalAveragePool":
-    case "GlobalMaxPool":
-      set(x2 && [x2[0], x2[1], ...x2.slice(2).map(() => 1)]);
-      return;
-    case "Flatten": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 1), x2.length);
-      set([numel(x2.slice(0, axis)), numel(x2.slice(axis))]);
-      return;
-    }
-    case "Reshape": {
-      const target = v(1) ?? attrInts(node, "shape");
-      if (!x2 || !target) return;
-      const allowZero = attrInt(node, "allowzero", 0) === 1;
-      const out = target.map((d, i2) => d === 0 && !allowZero ? x2[i2] : d);
-      const known = out.filter((d) => d !== -1);
-      const inferred = out.indexOf(-1);
-      if (inferred >= 0) out[inferred] = numel(x2) / numel(known);
-      set(out, v(0));
-      return;
-    }
-    case "Gemm": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const m = attrInt(node, "transA", 0) ? x2[1] : x2[0];
-      const n = attrInt(node, "transB", 0) ? w[0] : w[1];
-      set([m, n]);
-      return;
-    }
-    case "MatMul": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const a = x2.length === 1 ? [1, x2[0]] : x2;
-      const b = w.length === 1 ? [w[0], 1] : w;
-      const batchDims = broadcastShapes([a.slice(0, -2), b.slice(0, -2)]);
-      if (!batchDims) return;
-      const out = [...batchDims, a[a.length - 2], b[b.length - 1]];
-      if (x2.length === 1) out.splice(out.length - 2, 1);
-      if (w.length === 1) out.pop();
-      set(out);
-      return;
-    }
-    case "Concat": {
-      const ins = node.input.map((n) => shapes.get(n));
-      if (ins.some((i2) => !i2)) return;
-      const first = ins[0];
-      const axis = normAxis(attrInt(node, "axis", 0), first.length);
-      const out = [...first];
-      out[axis] = ins.reduce((acc, i2) => acc + i2[axis], 0);
-      const vals = node.input.map((n) => values.get(n));
-      set(out, vals.every((q) => q) ? vals.flat() : void 0);
-      return;
-    }
-    case "Transpose": {
-      if (!x2) return;
-      const perm = attrInts(node, "perm") ?? x2.map((_, i2) => x2.length - 1 - i2);
-      set(perm.map((p) => x2[p]));
-      return;
-    }
-    case "Unsqueeze": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1);
-      if (!axes) return;
-      const rank = x2.length + axes.length;
-      const norm2 = new Set(axes.map((a) => normAxis(a, rank)));
-      const out = [];
-      let k = 0;
-      for (let i2 = 0; i2 < rank; i2++) out.push(norm2.has(i2) ? 1 : x2[k++]);
-      set(out, v(0));
-      return;
-    }
-    case "Squeeze": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1);
-      const norm2 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
-      set(x2.filter((d, i2) => norm2 ? !norm2.has(i2) : d !== 1), v(0));
-      return;
-    }
-    case "Gather": {
-      const idx = s(1);
-      if (!x2 || !idx) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const out = [...x2.slice(0, axis), ...idx, ...x2.slice(axis + 1)];
-      const data = v(0);
-      const iv = v(1);
-      set(out, data && iv && x2.length === 1 ? iv.map((i2) => data[i2 < 0 ? i2 + data.length : i2]) : void 0);
-      return;
-    }
-    case "Slice": {
-      if (!x2) return;
-      const starts = v(1) ?? attrInts(node, "starts");
-      const ends = v(2) ?? attrInts(node, "ends");
-      if (!starts || !ends) return;
-      const axes = (node.input[3] ? v(3) : attrInts(node, "axes")) ?? starts.map((_, i2) => i2);
-      const steps = (node.input[4] ? v(4) : void 0) ?? starts.map(() => 1);
-      const out = [...x2];
-      const ranges = [];
-      axes.forEach((a0, i2) => {
-        const a = normAxis(a0, x2.length);
-        const dim = x2[a];
-        const step = steps[i2];
-        const clamp = (q, lo, hi) => Math.min(Math.max(q, lo), hi);
-        let st = starts[i2] < 0 ? starts[i2] + dim : starts[i2];
-        let en = ends[i2] < 0 ? ends[i2] + dim : ends[i2];
-        st = step > 0 ? clamp(st, 0, dim) : clamp(st, -1, dim - 1);
-        en = step > 0 ? clamp(en, 0, dim) : clamp(en, -1, dim - 1);
-        out[a] = Math.max(0, Math.ceil((en - st) / step));
-        ranges.push([st, en, step]);
-      });
-      const data = v(0);
-      let val;
-      if (data && x2.length === 1 && ranges.length === 1) {
-        const [st, en, step] = ranges[0];
-        val = [];
-        for (let i2 = st; step > 0 ? i2 < en : i2 > en; i2 += step) val.push(data[i2]);
-      }
-      set(out, val);
-      return;
-    }
-    case "Split": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const sizes = attrInts(node, "split") ?? v(1) ?? new Array(node.output.length).fill(x2[axis] / node.output.length);
-      node.output.forEach((o, i2) => {
-        const out = [...x2];
-        out[axis] = sizes[i2];
-        shapes.set(o, out);
-      });
-      return;
-    }
-    case "Pad": {
-      const pads = v(1) ?? attrInts(node, "pads");
-      if (!x2 || !pads) return;
-      set(x2.map((d, i2) => d + pads[i2] + pads[i2 + x2.length]));
-      return;
-    }
-    case "ReduceMean":
-    case "ReduceSum":
-    case "ReduceMax":
-    case "ReduceMin":
-    case "ReduceL2": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
-      const keep = attrInt(node, "keepdims", 1) === 1;
-      const norm2 = new Set(axes.map((a) => normAxis(a, x2.length)));
-      set(keep ? x2.map((d, i2) => norm2.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm2.has(i2)));
-      return;
-    }
-    case "ArgMax":
-    case "ArgMin": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const keep = attrInt(node, "keepdims", 1) === 1;
-      set(keep ? x2.map((d, i2) => i2 === axis ? 1 : d) : x2.filter((_, i2) => i2 !== axis));
-      return;
-    }
-    case "Resize":
-    case "Upsample": {
-      const sizes = node.input[3] ? v(3) : void 0;
-      const scales = node.input[2] ? v(2) : void 0;
-      if (!x2) return;
-      if (sizes) set(sizes);
-      else if (scales) set(x2.map((d, i2) => Math.floor(d * scales[i2])));
-      return;
-    }
-    default:
-      return;
-  }
-}
-var ELEMENTWISE_UNARY, BROADCAST;
-var init_shapes = __esm({
-  "src/onnx/shapes.ts"() {
-    "use strict";
-    init_graph();
-    init_tensor();
-    ELEMENTWISE_UNARY = /* @__PURE__ */ new Set([
-      "Identity",
-      "Relu",
-      "LeakyRelu",
-      "PRelu",
-      "Sigmoid",
-      "Tanh",
-      "Clip",
-      "Gelu",
-      "Erf",
-      "Sqrt",
-      "Exp",
-      "Log",
-      "Neg",
-      "Abs",
-      "Softmax",
-      "LogSoftmax",
-      "Dropout",
-      "BatchNormalization",
-      "LayerNormalization",
-      "InstanceNormalization",
-      "Cast",
-      "HardSigmoid",
-      "HardSwish",
-      "Elu",
-      "Selu",
-      "Softplus",
-      "Mish",
-      "Reciprocal",
-      "Floor",
-      "Ceil",
-      "Round",
-      "Not",
-      "LpNormalization",
-      "CastLike",
-      "Celu",
-      "ThresholdedRelu",
-      "Sign",
-      "Sin",
-      "Cos"
-    ]);
-    BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
-  }
-});
-
-// src/onnx/flops.ts
-function nodeMacs(node, shapes) {
-  const x2 = shapes.get(node.input[0]);
-  const w = shapes.get(node.input[1]);
-  const y = shapes.get(node.output[0]);
-  if (!x2 || !w || !y) return null;
-  switch (node.opType) {
-    case "Conv":
-      return numel(y) * numel(w.slice(1));
-    case "ConvTranspose":
-      return numel(x2) * numel(w.slice(1));
-    case "Gemm": {
-      const k = attrInt(node, "transA", 0) ? x2[0] : x2[1];
-      return numel(y) * k;
-    }
-    case "MatMul":
-      return numel(y) * x2[x2.length - 1];
-    default:
-      return null;
-  }
-}
-function modelCost(model) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  let params = 0;
-  let nonzero = 0;
-  for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
-    const values = tensorToFloat32(t);
-    params += values.length;
-    for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
-  }
-  const nodes = [];
-  const uncounted = [];
-  let macs = 0;
-  for (const n of index.order) {
-    if (!MAC_OPS2.has(n.opType)) continue;
-    const m = nodeMacs(n, shapes);
-    if (m === null) uncounted.push(nodeLabel(n));
-    else macs += m;
-    let p = 0;
-    for (const i2 of n.input.slice(1)) {
-      const t = index.initializers.get(i2);
-      if (t && FLOAT_TYPES.has(t.dataType)) p += numel(tensorDims(t));
-    }
-    nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
-  }
-  return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
-}
-var MAC_OPS2;
-var init_flops = __esm({
-  "src/onnx/flops.ts"() {
-    "use strict";
-    init_graph();
-    init_shapes();
-    init_tensor();
-    MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
-  }
-});
-
 // src/prune/structured/describe.ts
 function structuredSummary(dense, r) {
   const prunable = r.groups.filter((g2) => !g2.skip && g2.size > 1);
@@ -36055,10 +38234,10 @@ function allocate(groups, importance, opts) {
   const all = [];
   for (const g2 of groups) {
     const s = importance.get(g2.root);
-    let mean = 0;
-    for (const v of s) mean += v;
-    mean = mean / s.length || 1;
-    for (const v of s) all.push({ score: v / mean, root: g2.root });
+    let mean2 = 0;
+    for (const v of s) mean2 += v;
+    mean2 = mean2 / s.length || 1;
+    for (const v of s) all.push({ score: v / mean2, root: g2.root });
     kept.set(g2.root, g2.size);
   }
   all.sort((a, b) => a.score - b.score);
@@ -37017,8 +39196,67 @@ var init_surgery = __esm({
   }
 });
 
+// src/prune/structured/untie.ts
+function untieConstants(model) {
+  const src0 = model.graph;
+  const g2 = { ...src0, node: src0.node.map((n) => ({ ...n, input: [...n.input] })), initializer: [...src0.initializer] };
+  const out = { ...model, graph: g2 };
+  const index = new GraphIndex(g2);
+  const source = (name) => {
+    let n = name;
+    for (let hop = 0; hop < 8 && n; hop++) {
+      const t = index.constant(n);
+      if (t) return FLOAT_TYPES.has(t.dataType) ? { name: n, tensor: t } : void 0;
+      const p = index.producer.get(n);
+      if (!p || p.opType !== "Identity") return void 0;
+      n = p.input[0];
+    }
+    return void 0;
+  };
+  const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
+  const reads = /* @__PURE__ */ new Map();
+  for (const node of g2.node) {
+    if (node.opType === "Identity" && source(node.input[0])) continue;
+    node.input.forEach((name, i2) => {
+      if (!name) return;
+      const src = source(name);
+      if (!src) return;
+      const k = reads.get(src.name) ?? 0;
+      reads.set(src.name, k + 1);
+      if (k === 0) {
+        node.input[i2] = src.name;
+        return;
+      }
+      let copy = `${src.name}_untied${k}`;
+      for (let j = 1; taken.has(copy); j++) copy = `${src.name}_untied${k}_${j}`;
+      taken.add(copy);
+      const t = clone(TensorProtoSchema, src.tensor);
+      t.name = copy;
+      g2.initializer.push(t);
+      node.input[i2] = copy;
+    });
+  }
+  const outputs = new Set(g2.output.map((o) => o.name));
+  for (let before = -1; before !== g2.node.length; ) {
+    before = g2.node.length;
+    const read = new Set(g2.node.flatMap((n) => n.input));
+    g2.node = g2.node.filter((n) => n.opType !== "Identity" || read.has(n.output[0]) || outputs.has(n.output[0]));
+  }
+  return out;
+}
+var init_untie = __esm({
+  "src/prune/structured/untie.ts"() {
+    "use strict";
+    init_esm2();
+    init_onnx_pb();
+    init_graph();
+    init_tensor();
+  }
+});
+
 // src/prune/structured/structuredPrune.ts
-async function structuredPrune(model, opts) {
+async function structuredPrune(input, opts) {
+  const model = untieConstants(input);
   const analysis = analyzeDependencies(model);
   const protect = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
@@ -37045,7 +39283,7 @@ async function structuredPrune(model, opts) {
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
   for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
-  return { model: pruned, analysis, keep, groups: outcome, notes };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes };
 }
 function perBlock(scores, block) {
   if (block === 1) return scores;
@@ -37092,6 +39330,7 @@ var init_structuredPrune = __esm({
     init_allocate();
     init_depgraph();
     init_surgery();
+    init_untie();
   }
 });
 
@@ -37251,10 +39490,26 @@ async function captureActivations(session, data, fetch2, batchSize = 128) {
   }
   return out;
 }
-function gramModel() {
-  return serializeModel(buildGramProto());
+function gemmModel(trans) {
+  return serializeModel(buildGemmProto(trans));
 }
-function buildGramProto() {
+async function gemm(trans, a, aDims, b, bDims) {
+  const { ort } = onnxruntime();
+  let session = gemmSessions.get(trans);
+  if (!session) {
+    session = ort.InferenceSession.create(gemmModel(trans), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
+    gemmSessions.set(trans, session);
+  }
+  const s = await session;
+  const result = await s.run({ A: new ort.Tensor("float32", a, aDims), B: new ort.Tensor("float32", b, bDims) });
+  const out = Float64Array.from(result.G.data);
+  result.G.dispose();
+  return out;
+}
+function timesTransposed(a, m, b, n, k) {
+  return gemm("transB", a, [m, k], b, [n, k]);
+}
+function buildGemmProto(trans) {
   const T = (name) => create(ValueInfoProtoSchema, {
     name,
     type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
@@ -37266,25 +39521,15 @@ function buildGramProto() {
       name: "gram",
       input: [T("A"), T("B")],
       output: [T("G")],
-      // Gemm with transA reads A transposed in place instead of materialising A^T
-      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gram", attribute: [{ name: "transA", type: 2 /* INT */, i: 1n }] }]
+      // Gemm reads the transposed operand in place instead of materialising it
+      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
     }
   });
 }
-async function crossGram(a, b, n, p, q) {
-  const { ort } = onnxruntime();
-  gramSession ??= (async () => {
-    const s = await ort.InferenceSession.create(gramModel(), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
-    return s;
-  })();
-  const session = await gramSession;
-  const result = await session.run({ A: new ort.Tensor("float32", a, [n, p]), B: new ort.Tensor("float32", b, [n, q]) });
-  const g2 = result.G;
-  const out = Float64Array.from(g2.data);
-  g2.dispose();
-  return out;
+function crossGram(a, b, n, p, q) {
+  return gemm("transA", a, [n, p], b, [n, q]);
 }
-var gramSession;
+var gemmSessions;
 var init_session = __esm({
   "src/recover/session.ts"() {
     "use strict";
@@ -37295,6 +39540,7 @@ var init_session = __esm({
     init_model();
     init_onnx_pb();
     init_tensor();
+    gemmSessions = /* @__PURE__ */ new Map();
   }
 });
 
@@ -37305,9 +39551,9 @@ async function reestimateBatchNorm(pruned, calib, threads = 0) {
   const nodes = [];
   for (const node of index.order) {
     if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
-    const mean = index.initializers.get(node.input[3]);
+    const mean2 = index.initializers.get(node.input[3]);
     const variance = index.initializers.get(node.input[4]);
-    if (!mean || !variance || index.consumersOf(mean.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
+    if (!mean2 || !variance || index.consumersOf(mean2.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
     const session = await sessionFromModel(withExtraOutputs(model, [node.input[0]]), threads);
     let act;
     try {
@@ -37342,7 +39588,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0) {
     }
     const oldVar = tensorToFloat32(variance);
     for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
-    setTensorFloat32(mean, newMean);
+    setTensorFloat32(mean2, newMean);
     setTensorFloat32(variance, newVar);
     nodes.push(nodeLabel(node));
   }
@@ -37360,12 +39606,12 @@ var init_batchNorm = __esm({
 
 // src/measure/evaluate.ts
 async function evaluateClassifier(session, data, opts) {
-  if (!data.labels) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
+  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
   if (session.outputNames.length !== 1) {
     throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
   }
   const { ort } = onnxruntime();
-  const labels = data.labels;
+  const labels = data.labels ?? new Int32Array(data.count);
   const n = data.count;
   const pred = new Int32Array(n);
   const confidence = new Float32Array(n);
@@ -37397,8 +39643,8 @@ async function evaluateClassifier(session, data, opts) {
       const s = scoreRow(values, i2 * classes, classes, label2, opts.outputsAreProbabilities);
       pred[start + i2] = s.pred;
       confidence[start + i2] = s.confidence;
-      correct[start + i2] = s.pred === label2 ? 1 : 0;
-      logProbLabel[start + i2] = s.logProbLabel;
+      correct[start + i2] = !data.labels ? 0 : s.pred === label2 ? 1 : 0;
+      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
     }
     logits?.set(values, start * classes);
     for (const t of Object.values(result)) t.dispose();
@@ -37417,10 +39663,10 @@ var init_evaluate = __esm({
 });
 
 // src/measure/size.ts
-import * as fs7 from "node:fs";
+import * as fs8 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs7.readFileSync(file);
+  const data = fs8.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 var init_size = __esm({
@@ -37455,8 +39701,8 @@ async function measureStep(name, description, artifact, ctx) {
     });
     progress.stop();
     for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact });
-      shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
       shiftPreds.set(s.name, p);
     }
   } finally {
@@ -37529,6 +39775,94 @@ var init_calibScore = __esm({
   }
 });
 
+// src/recover/external.ts
+import { spawn } from "node:child_process";
+import * as fs9 from "node:fs";
+function masksFromZeros(model, weights) {
+  const index = new GraphIndex(model.graph);
+  const out = /* @__PURE__ */ new Map();
+  for (const name of weights) {
+    const t = index.initializers.get(name);
+    if (!t) continue;
+    const v = tensorToFloat32(t);
+    out.set(name, { dims: tensorDims(t), keep: Uint8Array.from(v, (x2) => x2 !== 0 ? 1 : 0) });
+  }
+  return out;
+}
+function writeMasks(file, masks) {
+  writeNpz(file, Object.fromEntries([...masks].map(([name, m]) => [name, { dtype: "uint8", shape: m.dims, data: m.keep }])), { compress: true });
+}
+function externalEnv(p) {
+  return {
+    PRUNE_GUARD_MODEL_IN: p.modelIn,
+    PRUNE_GUARD_MODEL_OUT: p.modelOut,
+    PRUNE_GUARD_MASKS: p.masks,
+    PRUNE_GUARD_CALIB: p.calib ?? "",
+    PRUNE_GUARD_DATA: p.data
+  };
+}
+function runCommand(command, env) {
+  return new Promise((resolve7, reject) => {
+    const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.on("data", (d) => process.stderr.write(d));
+    child.stderr.on("data", (d) => process.stderr.write(d));
+    child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
+    child.on("close", (code, signal) => {
+      if (code === 0) resolve7();
+      else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
+    });
+  });
+}
+function verifyRecovered(before, after, masks, file) {
+  const fail = (what) => {
+    throw new UserError(`--recovery-command: ${file} ${what}; a recovery command may only change weight values, keeping every pruned weight at zero`);
+  };
+  const a = before.graph;
+  const b = after.graph;
+  const ops = (g2) => g2.node.map((n) => `${n.opType}(${n.input.join(",")})->${n.output.join(",")}`);
+  const [opsA, opsB] = [ops(a), ops(b)];
+  if (opsA.length !== opsB.length) fail(`has ${opsB.length} nodes, the pruned model ${opsA.length}`);
+  const diff = opsA.findIndex((o, i2) => o !== opsB[i2]);
+  if (diff >= 0) fail(`changed the op graph at node ${diff}: '${opsA[diff]}' became '${opsB[diff]}'`);
+  const names = (l) => l.map((x2) => x2.name).join(",");
+  if (names(a.input) !== names(b.input) || names(a.output) !== names(b.output)) fail("changed the graph inputs or outputs");
+  const inits = new GraphIndex(b).initializers;
+  for (const t of a.initializer) {
+    const u = inits.get(t.name);
+    if (!u) fail(`lost initializer '${t.name}'`);
+    if (tensorDims(u).join("x") !== tensorDims(t).join("x")) fail(`changed the shape of '${t.name}' from [${tensorDims(t)}] to [${tensorDims(u)}]`);
+  }
+  if (b.initializer.length !== a.initializer.length) fail(`has ${b.initializer.length} initializers, the pruned model ${a.initializer.length}`);
+  for (const [name, m] of masks) {
+    const v = tensorToFloat32(inits.get(name));
+    let revived = 0;
+    for (let i2 = 0; i2 < v.length; i2++) if (!m.keep[i2] && v[i2] !== 0) revived++;
+    if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
+  }
+}
+async function externalRecovery(command, pruned, weights, paths) {
+  const masks = masksFromZeros(pruned, weights);
+  writeMasks(paths.masks, masks);
+  fs9.rmSync(paths.modelOut, { force: true });
+  await runCommand(command, externalEnv(paths));
+  if (!fs9.existsSync(paths.modelOut)) {
+    throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
+  }
+  const recovered = loadModel(paths.modelOut).proto;
+  verifyRecovered(pruned, recovered, masks, paths.modelOut);
+  return recovered;
+}
+var init_external = __esm({
+  "src/recover/external.ts"() {
+    "use strict";
+    init_npz();
+    init_errors();
+    init_graph();
+    init_model();
+    init_tensor();
+  }
+});
+
 // src/recover/linalg.ts
 function choleskyLower(a, n) {
   for (let j = 0; j < n; j++) {
@@ -37578,12 +39912,12 @@ function lowerTransposeTimesLower(m, n) {
   return out;
 }
 function inverseHessian(h, n, dampFraction) {
-  let mean = 0;
-  for (let i2 = 0; i2 < n; i2++) mean += h[i2 * n + i2];
-  mean = mean / n || 1;
+  let mean2 = 0;
+  for (let i2 = 0; i2 < n; i2++) mean2 += h[i2 * n + i2];
+  mean2 = mean2 / n || 1;
   for (let damp = dampFraction; ; damp *= 10) {
     const a = Float64Array.from(h);
-    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean;
+    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean2;
     if (!choleskyLower(a, n)) {
       if (damp > 1e6) throw new Error("inverseHessian: matrix is not positive definite even with heavy damping");
       continue;
@@ -37844,15 +40178,25 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts) {
     for (let i2 = 0; i2 < keep.length; i2++) keep[i2] = wp[i2] !== 0 || withBias && i2 % cp === cp - 1 ? 1 : 0;
     const hFull = await crossGram(pPatches.perGroup[g2], pPatches.perGroup[g2], n, cp, cp);
     const cFull = await crossGram(dPatches.perGroup[g2], pPatches.perGroup[g2], n, cd, cp);
-    const refit = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
+    const candidates = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
     const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);
     const de = strideRows(dPatches.perGroup[g2], n, cd, ERROR_PATCHES);
     const m = pe.length / cp;
-    const [he, ce, gd] = [await crossGram(pe, pe, m, cp, cp), await crossGram(de, pe, m, cd, cp), await crossGram(de, de, m, cd, cd)];
-    const e0 = outputError(wd, wp, gd, ce, he, p.rows, cd, cp);
-    const e1 = outputError(wd, refit, gd, ce, he, p.rows, cd, cp);
-    before += e0.error;
-    after += e1.error;
+    const yd = await timesTransposed(de, m, Float32Array.from(wd), p.rows, cd);
+    const e0 = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp), p.rows);
+    const refit = Float64Array.from(wp);
+    const best = Float64Array.from(e0.error);
+    for (const cand of candidates) {
+      const e = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(cand), p.rows, cp), p.rows);
+      for (let r = 0; r < p.rows; r++) {
+        if (e.error[r] < best[r]) {
+          best[r] = e.error[r];
+          refit.set(cand.subarray(r * cp, (r + 1) * cp), r * cp);
+        }
+      }
+    }
+    before += e0.error.reduce((a, b) => a + b, 0);
+    after += best.reduce((a, b) => a + b, 0);
     norm2 += e0.norm;
     setWeightRows(p, pValues, g2, strip(refit, p.rows, cp, withBias));
     if (withBias) for (let r = 0; r < p.rows; r++) pBias[g2 * p.rows + r] = refit[r * cp + cp - 1];
@@ -37892,9 +40236,9 @@ function strip(w, rows, cols, withBias) {
   return out;
 }
 function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
-  const out = new Float64Array(rows * cp);
-  const blocks = Math.ceil(cp / opts.maxBlock);
   const aligned = cd === cp;
+  const outs = aligned ? [new Float64Array(rows * cp), new Float64Array(rows * cp)] : [new Float64Array(rows * cp)];
+  const blocks = Math.ceil(cp / opts.maxBlock);
   const size = Math.ceil(cp / blocks);
   for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
     const b1 = aligned ? Math.min(cp, b0 + size) : cp;
@@ -37905,42 +40249,38 @@ function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
     const wdb = new Float64Array(rows * (d1 - d0));
     for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
     const { inv, upper } = inverseHessian(hb, m, opts.damp);
-    let w;
-    if (opts.target === "dense-output") w = matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
-    else w = aligned ? wdb : matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
     const kb = new Uint8Array(rows * m);
     for (let r = 0; r < rows; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
-    fixedMaskSweep(w, kb, upper, rows, m);
-    for (let j = 0; j < m; j++) {
-      if (hb[j * m + j] !== 0) continue;
-      for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+    const starts = [matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m)];
+    if (aligned) {
+      const own = new Float64Array(rows * m);
+      for (let r = 0; r < rows; r++) own.set(wd.subarray(r * cd + b0, r * cd + b1), r * m);
+      starts.push(own);
     }
-    for (let r = 0; r < rows; r++) out.set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+    starts.forEach((w, k) => {
+      fixedMaskSweep(w, kb, upper, rows, m);
+      for (let j = 0; j < m; j++) {
+        if (hb[j * m + j] !== 0) continue;
+        for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+      }
+      for (let r = 0; r < rows; r++) outs[k].set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+    });
   }
-  return out;
+  return outs;
 }
 function sub(a, stride, r0, r1, c0, c1) {
   const out = new Float64Array((r1 - r0) * (c1 - c0));
   for (let r = r0; r < r1; r++) out.set(a.subarray(r * stride + c0, r * stride + c1), (r - r0) * (c1 - c0));
   return out;
 }
-function quad(a, m, b, rows, ca, cb) {
-  let total2 = 0;
-  const tmp = new Float64Array(ca);
-  for (let r = 0; r < rows; r++) {
-    tmp.fill(0);
-    for (let i2 = 0; i2 < ca; i2++) {
-      let s = 0;
-      for (let j = 0; j < cb; j++) s += m[i2 * cb + j] * b[r * cb + j];
-      tmp[i2] = s;
-    }
-    for (let i2 = 0; i2 < ca; i2++) total2 += a[r * ca + i2] * tmp[i2];
+function rowErrors(yd, y, rows) {
+  const error2 = new Float64Array(rows);
+  let norm2 = 0;
+  for (let i2 = 0; i2 < yd.length; i2++) {
+    error2[i2 % rows] += (yd[i2] - y[i2]) ** 2;
+    norm2 += yd[i2] ** 2;
   }
-  return total2;
-}
-function outputError(wd, w, gd, c, h, rows, cd, cp) {
-  const norm2 = quad(wd, gd, wd, rows, cd, cd);
-  return { error: norm2 - 2 * quad(wd, c, w, rows, cd, cp) + quad(w, h, w, rows, cp, cp), norm: norm2 };
+  return { error: error2, norm: norm2 };
 }
 function addBias(model, index, node, layer, bias) {
   let name = `${layer.weight}.prune_guard_bias`;
@@ -37961,7 +40301,7 @@ var init_reconstruct = __esm({
     init_obs();
     init_patches();
     init_session();
-    DEFAULT_RECONSTRUCT = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, target: "dense-output", threads: 0 };
+    DEFAULT_RECONSTRUCT = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, threads: 0 };
     ERROR_PATCHES = 1024;
   }
 });
@@ -38076,12 +40416,15 @@ var init_temperature = __esm({
 });
 
 // src/recover/runRecovery.ts
-import * as fs8 from "node:fs";
+import * as fs10 from "node:fs";
 import * as path4 from "node:path";
 function checkRecoveryInputs(config, calib) {
   const why = NEEDS_CALIB[config.recovery];
   if (why && !calib) {
     throw new UserError(`--recovery ${config.recovery}: needs a calibration set for ${why}; pass --calib calib.npz (a few hundred training-like samples, with y to judge steps)`);
+  }
+  if (config.recovery === "command" && !config.recoveryCommand) {
+    throw new UserError(`--recovery command: no command given; pass --recovery-command "python finetune.py" (or recovery-command in the config file)`);
   }
   if (config.bakeTemperature && !calib?.labels) {
     throw new UserError(`--bake-temperature: needs a labelled calibration set to fit the temperature on; pass --calib calib.npz with x and y`);
@@ -38101,8 +40444,8 @@ function fmt(s) {
 }
 async function runRecovery(req) {
   const { config, calib, progress } = req;
-  if (!calib) return { steps: [] };
   const steps = await recoverySteps(req, calib);
+  if (!calib) return { steps: steps.map((s) => s.step) };
   const last = steps.at(-1)?.model ?? req.pruned;
   if (!calib.labels) return { steps: steps.map((s) => s.step) };
   const t0 = performance.now();
@@ -38110,7 +40453,7 @@ async function runRecovery(req) {
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs8.mkdirSync(req.stepsDir, { recursive: true });
+  fs10.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -38125,7 +40468,27 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib) {
   const { config, progress } = req;
   if (config.recovery === "none") return [];
-  fs8.mkdirSync(req.stepsDir, { recursive: true });
+  fs10.mkdirSync(req.stepsDir, { recursive: true });
+  if (config.recovery === "command") {
+    const artifact = stepFile(req.stepsDir, 2, "command");
+    progress.note(`recovery: running ${config.recoveryCommand}`);
+    const t0 = performance.now();
+    const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads) : void 0;
+    const model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
+      modelIn: req.prunedArtifact,
+      modelOut: artifact,
+      masks: `${req.stepsDir}/masks.npz`,
+      calib: req.files.calib,
+      data: req.files.data
+    });
+    const seconds = (performance.now() - t0) / 1e3;
+    const after = calib?.labels ? await calibScore(model, calib, config.latency.threads) : void 0;
+    const info2 = { seconds };
+    if (before && after) Object.assign(info2, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
+    const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
+    return [{ step: { name: "recover:command", description, artifact, info: info2 }, model }];
+  }
+  if (!calib) throw new Error("recoverySteps: calibration set missing (checkRecoveryInputs was not called)");
   const labelled = calib.labels !== null;
   const steps = [];
   let current = req.pruned;
@@ -38181,6 +40544,7 @@ var init_runRecovery = __esm({
     init_model();
     init_batchNorm();
     init_calibScore();
+    init_external();
     init_reconstruct();
     init_temperature();
     NEEDS_CALIB = {
@@ -38199,7 +40563,7 @@ var init_version3 = __esm({
 });
 
 // src/pipeline/run.ts
-import * as fs9 from "node:fs";
+import * as fs11 from "node:fs";
 import * as os5 from "node:os";
 import * as path5 from "node:path";
 function checkRequest(config) {
@@ -38225,9 +40589,11 @@ async function runPipeline(req, progress) {
   const { config } = req;
   checkRequest(config);
   const dense = loadModel(req.model);
+  preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
   const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
-  const shifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: true, modelPath: req.model }) }));
+  const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
+  const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const outPath = prunedPath(req.out, req.model);
   if (path5.resolve(outPath) === path5.resolve(req.model)) {
@@ -38248,15 +40614,15 @@ async function runPipeline(req, progress) {
     "prune-guard.source": path5.basename(req.model)
   });
   setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
-  fs9.mkdirSync(req.out, { recursive: true });
+  fs11.mkdirSync(req.out, { recursive: true });
   const stepsDir = path5.join(req.out, "steps");
   const staged = hasRecoverySteps(config);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
-  if (staged) fs9.mkdirSync(stepsDir, { recursive: true });
+  if (staged) fs11.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
-  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress });
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs9.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  if (staged) writeFileAtomic(outPath, fs11.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
@@ -38278,6 +40644,12 @@ async function runPipeline(req, progress) {
     m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
+  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
+  measured.forEach((m, i2) => {
+    m.step.sparse_bytes = facts[i2].sparseBytes;
+    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
+  });
+  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
   const steps = measured.map((m) => m.step);
   const final2 = steps[steps.length - 1];
   const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final2, data.labels, denseStep2.preds.classes));
@@ -38292,7 +40664,9 @@ async function runPipeline(req, progress) {
     verdict,
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...pruned.notes.length > 0 ? { notes: pruned.notes } : {}
+    ...pruned.notes.length > 0 ? { notes: pruned.notes } : {},
+    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
+    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts)
   };
   const ledger = {
     schema: LEDGER_SCHEMA,
@@ -38324,18 +40698,22 @@ var init_run = __esm({
     init_atomicWrite();
     init_render();
     init_types();
+    init_funnel();
     init_latency();
     init_metrics();
     init_ort();
     init_provider();
+    init_runtimeCost();
+    init_corruptions();
     init_verdicts();
     init_model();
+    init_preflight();
     init_signature();
     init_pruneModel();
     init_runRecovery();
     init_version3();
     init_measureStep();
-    IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct"]);
+    IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "command"]);
   }
 });
 
@@ -38359,7 +40737,7 @@ async function measurePair(req, progress) {
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
   const data = loadFor(withInputs, req.data, true);
-  const shifts = req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, true) }));
+  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config.corruptions)];
   const provider = await resolveProvider(config.executionProvider, req.base);
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
@@ -38374,6 +40752,7 @@ async function measurePair(req, progress) {
     m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
+  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
   return { base, head, data, shifts, samples, provider };
 }
 var DEFAULT_LATENCY_REGRESSION;
@@ -38390,11 +40769,13 @@ var init_compare = __esm({
     init_metrics();
     init_ort();
     init_provider();
+    init_runtimeCost();
     init_model();
     init_signature();
     init_prunable();
     init_version3();
     init_measureStep();
+    init_corruptions();
     init_verdicts();
     DEFAULT_LATENCY_REGRESSION = 0.05;
   }
@@ -38422,7 +40803,7 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs10 from "node:fs";
+import * as fs12 from "node:fs";
 import * as path7 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
@@ -38456,8 +40837,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs10.mkdirSync(path7.dirname(dest), { recursive: true });
-  fs10.writeFileSync(dest, content);
+  fs12.mkdirSync(path7.dirname(dest), { recursive: true });
+  fs12.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -38470,15 +40851,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs11 from "node:fs";
+import * as fs13 from "node:fs";
 import * as path8 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs11.openSync(file, "r");
+    const fd2 = fs13.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs11.readSync(fd2, buf, 0, 40, 0);
-    fs11.closeSync(fd2);
+    fs13.readSync(fd2, buf, 0, 40, 0);
+    fs13.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -38530,8 +40911,8 @@ async function checkModels(jobs, settings, opts) {
       }
     }
     ledger.verdict = model.verdict;
-    fs11.rmSync(head.ledgerPath, { force: true });
-    fs11.rmSync(head.markdownPath, { force: true });
+    fs13.rmSync(head.ledgerPath, { force: true });
+    fs13.rmSync(head.markdownPath, { force: true });
     ledgers.push(ledger);
   }
   return ledgers;
@@ -38550,14 +40931,14 @@ function mergeLedgers(ledgers) {
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs11.readdirSync(d, { withFileTypes: true })) {
+    for (const e of fs13.readdirSync(d, { withFileTypes: true })) {
       const full = path8.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs11.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs13.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
@@ -42465,14 +44846,14 @@ var require_errors2 = __commonJS({
         super("YAMLWarning", pos, code, message);
       }
     };
-    var prettifyError = (src, lc) => (error2) => {
+    var prettifyError = (src, lc2) => (error2) => {
       if (error2.pos[0] === -1)
         return;
-      error2.linePos = error2.pos.map((pos) => lc.linePos(pos));
+      error2.linePos = error2.pos.map((pos) => lc2.linePos(pos));
       const { line, col } = error2.linePos[0];
       error2.message += ` at line ${line}, column ${col}`;
       let ci = col - 1;
-      let lineStr = src.substring(lc.lineStarts[line - 1], lc.lineStarts[line]).replace(/[\n\r]+$/, "");
+      let lineStr = src.substring(lc2.lineStarts[line - 1], lc2.lineStarts[line]).replace(/[\n\r]+$/, "");
       if (ci >= 60 && lineStr.length > 80) {
         const trimStart = Math.min(ci - 39, lineStr.length - 79);
         lineStr = "\u2026" + lineStr.substring(trimStart);
@@ -42481,7 +44862,7 @@ var require_errors2 = __commonJS({
       if (lineStr.length > 80)
         lineStr = lineStr.substring(0, 79) + "\u2026";
       if (line > 1 && /^ *$/.test(lineStr.substring(0, ci))) {
-        let prev = src.substring(lc.lineStarts[line - 2], lc.lineStarts[line - 1]);
+        let prev = src.substring(lc2.lineStarts[line - 2], lc2.lineStarts[line - 1]);
         if (prev.length > 80)
           prev = prev.substring(0, 79) + "\u2026\n";
         lineStr = prev + lineStr;
@@ -45654,14 +48035,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs17 = this.flowScalar(this.type);
+              const fs19 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs17, sep: [] });
+                map.items.push({ start, key: fs19, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs17);
+                this.stack.push(fs19);
               } else {
-                Object.assign(it, { key: fs17, sep: [] });
+                Object.assign(it, { key: fs19, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -45789,13 +48170,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs17 = this.flowScalar(this.type);
+              const fs19 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs17, sep: [] });
+                fc.items.push({ start: [], key: fs19, sep: [] });
               else if (it.sep)
-                this.stack.push(fs17);
+                this.stack.push(fs19);
               else
-                Object.assign(it, { key: fs17, sep: [] });
+                Object.assign(it, { key: fs19, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -46133,24 +48514,24 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs12 from "node:fs";
+import * as fs14 from "node:fs";
 import * as path9 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs12.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs14.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs12.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs14.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs12.existsSync(path9.join(src.workspace, src.workflowFile))) {
+    if (b.source === "flag" && src.workflowFile && fs14.existsSync(path9.join(src.workspace, src.workflowFile))) {
       const line = workflowLine(path9.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs12.existsSync(path9.join(src.workspace, src.configFile))) {
+    if (src.configFile && fs14.existsSync(path9.join(src.workspace, src.configFile))) {
       return { path: src.configFile, line: configLine(path9.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
@@ -46277,7 +48658,7 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs13 from "node:fs";
+import * as fs15 from "node:fs";
 import * as path10 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
@@ -46288,7 +48669,7 @@ function findModels(root, globs, skip = []) {
   const skipped = new Set(skip.map((s) => path10.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs13.readdirSync(dir, { withFileTypes: true })) {
+    for (const entry3 of fs15.readdirSync(dir, { withFileTypes: true })) {
       const full = path10.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
@@ -46410,13 +48791,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs14 from "node:fs";
+import * as fs16 from "node:fs";
 import * as path11 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs14.existsSync(file) ? parseHistory(fs14.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs16.existsSync(file) ? parseHistory(fs16.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs14.mkdirSync(path11.dirname(file), { recursive: true });
+      fs16.mkdirSync(path11.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -54107,11 +56488,11 @@ var init_validate = __esm({
 });
 
 // src/config/loadConfig.ts
-import { readFileSync as readFileSync9 } from "node:fs";
+import { readFileSync as readFileSync10 } from "node:fs";
 function loadConfig(path14) {
   let text;
   try {
-    text = readFileSync9(path14, "utf8");
+    text = readFileSync10(path14, "utf8");
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${path14}: config file not found; check the path or create it`);
@@ -54128,7 +56509,12 @@ function parseConfig(text, where) {
     const reason = syntax.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
     throw new UserError(`${where}:${pos.line}:${pos.col}: YAML syntax error: ${reason}`);
   }
-  const raw = doc.toJS() ?? {};
+  let raw;
+  try {
+    raw = doc.toJS() ?? {};
+  } catch (e) {
+    throw new UserError(`${where}: YAML cannot be read (${describe(e)}); write the settings out without anchors and aliases`);
+  }
   const problems = findProblems(raw);
   if (problems.length > 0) {
     const located = problems.map((p) => ({ ...p, line: lineOf(doc, lines2, p.path) }));
@@ -54189,15 +56575,16 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs15 from "node:fs";
+import * as fs17 from "node:fs";
 import * as path12 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs15.existsSync(path12.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const configFile = inputs.config ?? (fs17.existsSync(path12.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
   const base = configFile ? loadConfig(path12.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
   const overrides = { latency: { ...base.latency } };
   if (inputs.targetSparsity !== void 0) overrides.sparsity = inputs.targetSparsity;
   if (inputs.method !== void 0) overrides.method = inputs.method;
   if (inputs.recovery !== void 0) overrides.recovery = inputs.recovery;
+  if (inputs.recoveryCommand !== void 0) overrides.recoveryCommand = inputs.recoveryCommand;
   if (inputs.executionProvider !== "cpu") overrides.executionProvider = inputs.executionProvider;
   if (inputs.batchSizes !== void 0) overrides.batchSizes = inputs.batchSizes;
   if (inputs.runs !== void 0) overrides.latency.runs = inputs.runs;
@@ -54226,7 +56613,7 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs16 from "node:fs";
+import * as fs18 from "node:fs";
 import * as path13 from "node:path";
 function progressFor(io) {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
@@ -54265,7 +56652,7 @@ async function run(inputs, octokit, ctx, env, io) {
   let settings;
   if (inputs.mode === "aggregate") {
     const dir = path13.resolve(env.workspace, inputs.ledgers);
-    if (!fs16.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    if (!fs18.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -54287,7 +56674,7 @@ async function run(inputs, octokit, ctx, env, io) {
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
   const ledgerPath = path13.join(out, "ledger.json");
-  fs16.mkdirSync(out, { recursive: true });
+  fs18.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(path13.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);

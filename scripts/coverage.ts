@@ -20,6 +20,7 @@ import { structuredPrune } from '../src/prune/structured/structuredPrune.js';
 import { zeroFanIn } from '../src/prune/structured/surgery.js';
 import { alternateKeep, maxRelDiff, randomFeeds, runModel } from '../test/prune/structured/exactness.js';
 import { removeChannels } from '../src/prune/structured/surgery.js';
+import { untieConstants } from '../src/prune/structured/untie.js';
 
 const args = process.argv.slice(2);
 const perGroup = args.includes('--per-group');
@@ -43,20 +44,20 @@ for (const file of files) {
   try {
     const { proto } = loadModel(file);
     const t0 = performance.now();
-    const analysis = analyzeDependencies(proto);
+    const analysis = analyzeDependencies(untieConstants(proto));
     const secs = (performance.now() - t0) / 1000;
     const r = await structuredPrune(proto, { sparsity: 0.5, scope: 'layer', roundTo: 1, criterion: 'l1', protectedTensors: new Set() });
     const a = path.join(tmp, `${name}.pruned.onnx`);
     const b = path.join(tmp, `${name}.zeroed.onnx`);
     saveModel(r.model, a);
-    saveModel(zeroFanIn(proto, r.analysis, r.keep), b);
+    saveModel(zeroFanIn(r.base, r.analysis, r.keep), b);
     const feeds = randomFeeds(proto, 1);
     let diff = maxRelDiff(await runModel(a, feeds), await runModel(b, feeds));
     if (perGroup) {
       for (const g of analysis.groups.filter((x) => !x.skip && x.size > 1)) {
         const keep = alternateKeep(analysis, g.root);
-        saveModel(removeChannels(proto, analysis, keep), a);
-        saveModel(zeroFanIn(proto, analysis, keep), b);
+        saveModel(removeChannels(r.base, analysis, keep), a);
+        saveModel(zeroFanIn(r.base, analysis, keep), b);
         diff = Math.max(diff, maxRelDiff(await runModel(a, feeds), await runModel(b, feeds)));
       }
       saveModel(r.model, a);

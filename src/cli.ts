@@ -4,9 +4,10 @@ import { loadConfig, mergeConfig } from './config/loadConfig.js';
 import { DEFAULT_CONFIG, type Config } from './config/schema.js';
 import { describe, isUserError, UserError } from './errors.js';
 import { parseBudgetFlag, resolveBudgets } from './ledger/budgets.js';
-import { runPipeline } from './pipeline/run.js';
 import { comparePipeline } from './pipeline/compare.js';
 import { renderSelftest, selftest } from './pipeline/selftest.js';
+import { installSignalCleanup } from './io/cleanup.js';
+import { runGuarded } from './pipeline/guardedRun.js';
 import { stderrProgress } from './pipeline/progress.js';
 import { VERSION } from './version.js';
 
@@ -43,6 +44,14 @@ function count(flag: string, min: number) {
   };
 }
 
+function seconds(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a number of seconds above 0 (got '${v}')`);
+    return n;
+  };
+}
+
 function parseShift(text: string): { name: string; path: string } {
   const eq = text.indexOf('=');
   if (eq <= 0 || eq === text.length - 1) throw new UserError(`--shift ${text}: expected NAME=path.npz, e.g. --shift rotated=shift.npz`);
@@ -67,11 +76,13 @@ interface RunFlags {
   keepFirstLayer?: boolean;
   keepLastLayer?: boolean;
   bakeTemperature?: boolean;
+  recoveryCommand?: string;
   batchSizes?: number[];
   warmup?: number;
   runs?: number;
   threads?: number;
   evalBatchSize?: number;
+  timeBudget?: number;
   quiet?: boolean;
   strict?: boolean;
   executionProvider?: Config['executionProvider'];
@@ -79,6 +90,7 @@ interface RunFlags {
   targetRelCi?: number;
   maxSeconds?: number;
   repeat?: number;
+  corruption?: string[];
 }
 
 /** The config file named by --config, else ./.prune-guard.yml when present, else the defaults. */
@@ -103,11 +115,14 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.keepFirstLayer) overrides.keepFirstLayer = true;
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
   if (flags.bakeTemperature) overrides.bakeTemperature = true;
+  if (flags.recoveryCommand !== undefined) overrides.recoveryCommand = flags.recoveryCommand;
   if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
   if (flags.evalBatchSize !== undefined) overrides.evalBatchSize = flags.evalBatchSize;
   if (flags.strict) overrides.strict = true;
+  if (flags.corruption?.length) overrides.corruptions = [...new Set([...base.corruptions, ...flags.corruption])];
   if (flags.executionProvider !== undefined) overrides.executionProvider = flags.executionProvider;
   if (flags.confidence !== undefined) overrides.confidence = flags.confidence;
+  if (flags.timeBudget !== undefined) overrides.timeBudget = flags.timeBudget;
   return mergeConfig(base, overrides);
 }
 
@@ -127,6 +142,7 @@ function addStatisticsOptions(cmd: Command): Command {
     .option('--confidence <level>', 'confidence level of every interval, e.g. 0.95', fraction('--confidence'))
     .option('--target-rel-ci <fraction>', 'adaptive latency stop: sample until the speedup interval is within ± this fraction (0 = fixed --runs)', fraction('--target-rel-ci'))
     .option('--max-seconds <s>', 'time cap of the adaptive latency stop, seconds (0 = none)', positiveNumber('--max-seconds'))
+    .option('--corruption <kind:severity>', 'built-in shift of the evaluation set, repeatable: gaussian-noise, contrast, brightness, blur (images), feature-noise, feature-dropout (tabular), severity 1-5', collect, [])
     .option('--repeat <k>', 'each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)', count('--repeat', 1));
 }
 
@@ -156,18 +172,20 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--exclude <glob>', 'node or initializer names never pruned, repeatable', collect, [])
     .option('--keep-first-layer', 'do not prune the first prunable layer')
     .option('--keep-last-layer', 'do not prune the last prunable layer')
+    .option('--recovery-command <cmd>', 'shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)')
     .option('--bake-temperature', 'divide the shipped model\'s logits by the temperature fitted on --calib (needs labels)')
     .option('--batch-sizes <list>', 'latency batch sizes, comma separated; the first is shown in the headline', positiveInts('--batch-sizes'))
     .option('--warmup <n>', 'untimed latency runs per model and batch size', count('--warmup', 0))
     .option('--runs <n>', 'timed latency runs per model and batch size', count('--runs', 1))
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = all cores)', count('--threads', 0))
     .option('--eval-batch-size <n>', 'batch size for accuracy evaluation', count('--eval-batch-size', 1))
+    .option('--time-budget <seconds>', 'stop a run that takes longer and write a fail ledger saying where it stopped', seconds('--time-budget'))
     .option('--quiet', 'do not print the ledger');
   addStatisticsOptions(program.commands[program.commands.length - 1])
     .action(async (flags: RunFlags) => {
       const config = resolveConfig(flags);
       const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
-      const result = await runPipeline(
+      const result = await runGuarded(
         { model: flags.model!, data: flags.data!, calib: flags.calib, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets },
         stderrProgress(),
       );
@@ -234,6 +252,7 @@ function addCompareCommands(program: Command, io: { out: (s: string) => void; ex
 export async function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
   let code: number = EXIT.pass;
   const program = buildProgram({ out, exit: (c) => (code = c) });
+  installSignalCleanup();
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return code;

@@ -32,7 +32,13 @@ export function parseConfig(text: string, where: string): Config {
     const reason = syntax.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
     throw new UserError(`${where}:${pos.line}:${pos.col}: YAML syntax error: ${reason}`);
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS() ?? {};
+  } catch (e) {
+    // e.g. a "billion laughs" alias bomb, which the yaml library refuses to expand
+    throw new UserError(`${where}: YAML cannot be read (${describe(e)}); write the settings out without anchors and aliases`);
+  }
   const problems = findProblems(raw);
   if (problems.length > 0) {
     // report the problem that comes first in the file

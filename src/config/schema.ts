@@ -1,5 +1,6 @@
 import { BUDGETS, BUDGET_NAMES } from '../ledger/budgets.js';
 import type { BudgetName } from '../ledger/types.js';
+import { CORRUPTIONS } from '../measure/corruptions.js';
 
 export const PRUNE_METHODS = ['unstructured', 'structured', 'hybrid'] as const;
 /** a named method, or an N:M pattern such as "2:4" (N of every M consecutive weights kept) */
@@ -44,6 +45,8 @@ export interface Config {
   keepLastLayer: boolean;
   /** divide the shipped model's logits by the temperature fitted on the calibration set */
   bakeTemperature: boolean;
+  /** shell command run by `recovery: command`; '' when unset */
+  recoveryCommand: string;
   /** latency batch sizes; the first is the primary one shown in the ledger */
   batchSizes: number[];
   latency: LatencyConfig;
@@ -56,8 +59,12 @@ export interface Config {
   /** release gates: a budget whose interval straddles its limit fails instead of warning */
   strict: boolean;
   executionProvider: ExecutionProvider;
+  /** built-in synthetic shifts evaluated like --shift sets, e.g. ["gaussian-noise:2", "blur:1"] */
+  corruptions: string[];
   /** limits set in the file only; defaults are applied by `resolveBudgets` so their source is recorded */
   budgets: Partial<Record<BudgetName, number>>;
+  /** seconds one model's run may take; past it the run stops and the ledger says where (unset: no limit) */
+  timeBudget?: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
@@ -69,6 +76,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   keepFirstLayer: false,
   keepLastLayer: false,
   bakeTemperature: false,
+  recoveryCommand: '',
   batchSizes: [1, 32],
   latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
   evalBatchSize: 256,
@@ -77,6 +85,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   criterion: 'l1',
   strict: false,
   executionProvider: 'cpu',
+  corruptions: [],
   budgets: {},
 });
 
@@ -122,6 +131,7 @@ export const CONFIG_SCHEMA: SchemaNode = {
     'keep-first-layer': boolean,
     'keep-last-layer': boolean,
     'bake-temperature': boolean,
+    'recovery-command': { type: 'string', description: 'a shell command like "python finetune.py"' },
     'batch-sizes': {
       type: 'array',
       minItems: 1,
@@ -153,6 +163,13 @@ export const CONFIG_SCHEMA: SchemaNode = {
     criterion: oneOf(CRITERIA),
     strict: boolean,
     'execution-provider': oneOf(EXECUTION_PROVIDERS),
+    corruptions: {
+      type: 'array',
+      uniqueItems: true,
+      items: { type: 'string', pattern: `^(${CORRUPTIONS.join('|')}):[1-5]$`, description: `KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(', ')} and SEVERITY 1-5` },
+      description: 'a list like [gaussian-noise:2, blur:1]',
+    },
+    'time-budget': { type: 'number', exclusiveMinimum: 0, description: 'a number of seconds above 0 like 600' },
     budgets: {
       type: 'object',
       additionalProperties: false,

@@ -79,6 +79,7 @@ export function loadDataset(
   }
 
   for (const [spec, name, arr] of bound) checkInput(path, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path, name, arr);
 
   const [first, firstName, firstArr] = bound[0];
   const count = firstArr.shape[0];
@@ -129,6 +130,33 @@ function checkInput(path: string, spec: ModelInputSpec, name: string, arr: NdArr
       throw new UserError(`${mismatch} (axis ${axis}: ${arr.shape[axis]} vs ${want}); ${reshapeFix(name, arr, spec)}`);
     }
   }
+}
+
+const FLOAT_DTYPES: ReadonlySet<NpyDtype> = new Set(['float16', 'float32', 'float64']);
+
+/** A NaN or Inf input makes every prediction on that sample (and accuracy) meaningless: refuse it by position. */
+function checkFinite(path: string, name: string, arr: NdArray): void {
+  if (!FLOAT_DTYPES.has(arr.dtype)) return;
+  const data = arr.data as Float32Array | Float64Array | Uint16Array;
+  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
+  const half = arr.dtype === 'float16';
+  for (let i = 0; i < data.length; i++) {
+    // float16 is stored as raw bits: exponent all ones is Inf or NaN
+    const bad = half ? (data[i] & 0x7c00) === 0x7c00 : data[i] - data[i] !== 0;
+    if (bad) {
+      const what = half ? ((data[i] & 0x3ff) !== 0 ? 'NaN' : 'Inf') : Number.isNaN(data[i]) ? 'NaN' : 'Inf';
+      const more = countNonFinite(data, half);
+      throw new UserError(
+        `${path}: array '${name}' holds ${what} at sample ${Math.floor(i / per)} (${more} non-finite value${more > 1 ? 's' : ''} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`,
+      );
+    }
+  }
+}
+
+function countNonFinite(data: Float32Array | Float64Array | Uint16Array, half: boolean): number {
+  let n = 0;
+  for (let i = 0; i < data.length; i++) if (half ? (data[i] & 0x7c00) === 0x7c00 : data[i] - data[i] !== 0) n++;
+  return n;
 }
 
 /** The exact numpy call when the sample size already matches, otherwise the shape to aim for. */

@@ -27,6 +27,7 @@ export function resolveSettings(inputs: ActionInputs, workspace: string): Pipeli
   if (inputs.targetSparsity !== undefined) overrides.sparsity = inputs.targetSparsity;
   if (inputs.method !== undefined) overrides.method = inputs.method as Config['method'];
   if (inputs.recovery !== undefined) overrides.recovery = inputs.recovery as Config['recovery'];
+  if (inputs.recoveryCommand !== undefined) overrides.recoveryCommand = inputs.recoveryCommand;
   if (inputs.executionProvider !== 'cpu') overrides.executionProvider = inputs.executionProvider;
   if (inputs.batchSizes !== undefined) overrides.batchSizes = inputs.batchSizes;
   if (inputs.runs !== undefined) overrides.latency!.runs = inputs.runs;

@@ -31,6 +31,9 @@ function finalStep(model: ModelLedger): Step | undefined {
   return model.steps.at(-1);
 }
 
+/** "1.9x", but "1.04x" near 1, where one decimal would round a real change away */
+const speedRatio = (x: number): string => ratio(x, x < 1.095 ? 2 : 1);
+
 /** `**PASS** · mlp.onnx: 80.0% sparse, 1.9x faster, −0.4 pt accuracy`; parts not measured are left out. */
 export function renderHeadline(model: ModelLedger): string {
   const dense = denseStep(model);
@@ -40,7 +43,9 @@ export function renderHeadline(model: ModelLedger): string {
     parts.push(`${percent(final.sparsity)} sparse`);
     if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
       const speedup = dense.latency.p50_ms / final.latency.p50_ms;
-      parts.push(speedup >= 1 ? `${ratio(speedup, 1)} faster` : `${ratio(1 / speedup, 1)} slower`);
+      // claim a speed change only when the latency samples support it (see speedFunnel)
+      if (final.funnel?.speed === 'unchanged') parts.push('speed unchanged within noise');
+      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
     }
     if (dense.accuracy != null && final.accuracy != null) {
       parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
@@ -120,6 +125,61 @@ function stepTable(steps: readonly Step[]): string {
   ]);
 }
 
+/** Methods whose zeros onnxruntime's CPU kernels still multiply: their gain is size, not speed. */
+const zerosNotSkipped = (method: string): boolean => method === 'unstructured' || /^\d+:\d+$/.test(method);
+
+/** "Where the speed went": parameters -> MACs -> ideal speedup -> measured speedup -> efficiency. */
+function funnelSection(model: ModelLedger): string | undefined {
+  const steps = model.steps.filter((s) => s.funnel);
+  if (steps.length === 0) return undefined;
+  const dense = denseStep(model);
+  const batch = steps[0].funnel!.batch;
+  const p = (s: Step, key: 'p50_ms' | 'p95_ms'): string => (s.latency ? s.latency[key].toFixed(2) : DASH);
+  const speedCell = (s: Step): string => {
+    const f = s.funnel!;
+    if (s === dense) return 'baseline';
+    if (f.speedup === null) return DASH;
+    const verdict = f.speed === 'unchanged' ? 'within noise' : f.speed ?? '';
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? '' : `, p=${f.p_value < 0.001 ? '<0.001' : f.p_value.toFixed(3)}`})`;
+  };
+  const lines = [
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
+    table([
+      ['Step', 'Nonzero params', 'MACs run', 'MACs with nonzero weight', 'Ideal speedup', 'p50 ms', 'p95 ms', 'Speedup (p50)', 'Efficiency'],
+      ...steps.map((s) => {
+        const f = s.funnel!;
+        const base = s === dense;
+        return [
+          s.name,
+          percent(f.params_ratio),
+          percent(f.flops_ratio),
+          percent(f.sparse_flops_ratio),
+          ratio(f.ideal_speedup),
+          p(s, 'p50_ms'),
+          p(s, 'p95_ms'),
+          speedCell(s),
+          base ? DASH : orDash(f.efficiency, (x) => percent(x, 0)),
+        ];
+      }),
+    ]),
+  ];
+  const final = finalStep(model);
+  if (final?.funnel && zerosNotSkipped(model.method)) {
+    const f = final.funnel;
+    const measured = f.speedup === null ? '' : ` (measured ${ratio(f.speedup)}${f.speed === 'unchanged' ? ', within noise' : ''})`;
+    lines.push(
+      `onnxruntime on CPU does not exploit ${model.method === 'unstructured' ? 'unstructured' : `${model.method} (N:M)`} sparsity: its dense kernels ` +
+        `multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. ` +
+        `The gain is in size and memory:`,
+      table([
+        ['Step', 'File', 'Gzip', 'Sparse encoding (bitmask + nonzero values)'],
+        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)]),
+      ]),
+    );
+  }
+  return lines.join('\n\n');
+}
+
 function classTable(model: ModelLedger): string | undefined {
   const lost = model.class_changes
     .filter((c) => c.drop > 0)
@@ -141,15 +201,78 @@ function classTable(model: ModelLedger): string | undefined {
   ].join('\n\n');
 }
 
+function costTable(steps: readonly Step[]): string | undefined {
+  const rows = steps.filter((s) => s.runtime_cost);
+  if (rows.length === 0) return undefined;
+  const withCi = (s: Step) => (s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH);
+  return table([
+    ['Step', 'p50 ms (interval)', 'p99 ms', 'Load ms', 'Throughput', 'Energy / sample'],
+    ...rows.map((s) => {
+      const c = s.runtime_cost!;
+      return [
+        s.name,
+        withCi(s),
+        orDash(s.latency?.p99_ms, (x) => x.toFixed(3)),
+        c.load_ms.toFixed(1),
+        c.throughput_samples_per_s === undefined ? DASH : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.energy_j_per_sample === null ? 'not available' : `${(c.energy_j_per_sample * 1000).toFixed(3)} mJ`,
+      ];
+    }),
+  ]);
+}
+
+function predictionShiftTable(model: ModelLedger): string | undefined {
+  if (!model.prediction_shift?.length) return undefined;
+  const p = (x: number) => (x < 0.001 ? x.toExponential(1) : x.toFixed(3));
+  const [ref, cand] = model.method === 'compare' ? ['base', 'head'] : ['dense', 'pruned'];
+  return [
+    '**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)',
+    table([
+      ['Set', 'Labels', 'Model', 'KS (p)', 'PSI', 'χ² (df, p)'],
+      ...model.prediction_shift.flatMap((s) =>
+        ([[ref, s.dense], [cand, s.final]] as const).map(([who, d]) => [s.name, s.labelled ? 'yes' : 'no', who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`]),
+      ),
+    ]),
+  ].join('\n\n');
+}
+
+function shiftTable(model: ModelLedger): string | undefined {
+  if (!model.shifts?.length) return undefined;
+  const [ref, cand] = model.method === 'compare' ? ['Base', 'Head'] : ['Dense', 'Pruned'];
+  return [
+    '**Distribution shift**',
+    table([
+      ['Set', 'Source', 'Samples', ref, cand, 'Drop', 'Gap change vs clean'],
+      ...model.shifts.map((s) => [
+        s.name,
+        s.source,
+        String(s.samples),
+        percent(s.dense, 2),
+        percent(s.final, 2),
+        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ''),
+        points(s.gap_change, 2),
+      ]),
+    ]),
+  ].join('\n\n');
+}
+
 function renderModel(model: ModelLedger): string {
   const about =
     `<sub>\`${model.model}\` → \`${model.pruned}\` · ${model.method} to ${percent(model.target_sparsity)} target · ` +
     `eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const funnel = funnelSection(model);
+  if (funnel) sections.push(funnel);
   const classes = classTable(model);
   if (classes) sections.push(classes);
   if (model.notes?.length) sections.push(['**Notes**', ...model.notes.map((n) => `- ${cell(n)}`)].join('\n'));
+  const cost = costTable(model.steps);
+  if (cost) sections.push(cost);
+  const shifts = shiftTable(model);
+  if (shifts) sections.push(shifts);
+  const predicted = predictionShiftTable(model);
+  if (predicted) sections.push(predicted);
   return sections.join('\n\n');
 }
 
@@ -162,5 +285,9 @@ export function renderMarkdown(ledger: Ledger): string {
     (runtime.notes?.length ? `\n\n${runtime.notes.map((n) => `> ⚠️ ${n}`).join('\n>\n')}` : '');
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join('\n\n---\n\n') : '_No models._';
-  return `${title}\n\n${models}\n\n${footer}\n`;
+  const t = ledger.timed_out;
+  const timedOut = t
+    ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.\n\n`
+    : '';
+  return `${title}\n\n${timedOut}${models}\n\n${footer}\n`;
 }

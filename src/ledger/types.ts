@@ -21,6 +21,18 @@ export interface LatencyStat {
   mean_ci?: [number, number];
 }
 
+/** What running the model costs beyond latency. */
+export interface RuntimeCost {
+  /** median of 3 onnxruntime session creations, milliseconds */
+  load_ms: number;
+  /** samples per second at the largest measured batch (from its p50) */
+  throughput_samples_per_s?: number;
+  throughput_batch?: number;
+  /** joules per sample from Linux RAPL; null when the runner does not expose it (never estimated) */
+  energy_j_per_sample: number | null;
+  energy_note: string;
+}
+
 export interface LayerSparsity {
   /** initializer name */
   name: string;
@@ -67,10 +79,18 @@ export interface Step {
   latency_by_batch: LatencyStat[];
   /** accuracy per shift set, keyed by its name */
   shift_accuracy?: Record<string, number>;
+  runtime_cost?: RuntimeCost;
   layers?: LayerSparsity[];
   /** recovery steps only: what the step cost and what it gained on the calibration set */
   recovery?: RecoveryInfo;
   temperature?: TemperatureInfo;
+  /**
+   * bytes of the float weights in a bitmask sparse encoding (1 bit per entry + nonzero values at their
+   * own width), from the saved file: the storage a sparse format would need, apart from speed
+   */
+  sparse_bytes?: number;
+  /** where the speed went, relative to the dense step */
+  funnel?: SpeedFunnel;
 }
 
 /** Cost and gain of one recovery step; calibration-set numbers are what the step was judged on. */
@@ -92,6 +112,29 @@ export interface TemperatureInfo {
   calib_nll_after: number;
   calib_ece_before: number;
   calib_ece_after: number;
+}
+
+
+/** A step against the dense step: parameters -> MACs -> ideal speedup -> measured speedup -> efficiency. */
+export interface SpeedFunnel {
+  /** latency batch the speedups are measured at (the primary one) */
+  batch: number;
+  /** nonzero parameters / dense nonzero parameters */
+  params_ratio: number;
+  /** MACs the runtime's dense kernels execute / dense MACs */
+  flops_ratio: number;
+  /** MACs with a nonzero weight / dense MACs: what a kernel that skips zero weights would execute */
+  sparse_flops_ratio: number;
+  /** 1 / sparse_flops_ratio: the speedup if time followed the MACs that matter */
+  ideal_speedup: number;
+  /** dense p50 / this p50 (ratio of medians of the interleaved samples); null when not measured */
+  speedup: number | null;
+  /** speedup / ideal_speedup: the share of the promised speedup that was realised */
+  efficiency: number | null;
+  /** two-sided Mann-Whitney p-value of the dense and this step's latency samples */
+  p_value: number | null;
+  /** what the samples support: `faster` or `slower` only when p < 0.05, else `unchanged` (within noise) */
+  speed: 'faster' | 'slower' | 'unchanged' | null;
 }
 
 export type BudgetName =
@@ -141,6 +184,45 @@ export interface ClassChange {
   beyond_budget?: boolean;
 }
 
+/** One distribution-shift set (user --shift or built-in corruption), reference vs judged model. */
+export interface ShiftResult {
+  name: string;
+  source: 'user' | 'corruption';
+  samples: number;
+  /** accuracy of the reference (dense, or base in compare) and the judged model on this set */
+  dense: number;
+  final: number;
+  /** dense − final on this set */
+  drop: number;
+  drop_ci?: [number, number];
+  /** McNemar's exact test on this set */
+  p_value?: number;
+  /** (dense − final) on this set minus (dense − final) on clean data: how much the shift widens the gap */
+  gap_change: number;
+}
+
+/** How a model's predictions on a shift set differ from its predictions on the clean evaluation set. */
+export interface DistributionShift {
+  /** two-sample Kolmogorov-Smirnov on the max-probability (confidence) distribution */
+  ks: number;
+  ks_p: number;
+  /** population stability index of confidence over clean-set deciles (> 0.25: major shift) */
+  psi: number;
+  /** chi-square homogeneity of the predicted-class histograms */
+  chi2: number;
+  chi2_df: number;
+  chi2_p: number;
+}
+
+/** Prediction-distribution tests on a shift set; the only shift check possible for sets without labels. */
+export interface PredictionShift {
+  name: string;
+  samples: number;
+  labelled: boolean;
+  dense: DistributionShift;
+  final: DistributionShift;
+}
+
 export interface ModelLedger {
   /** input model path as given */
   model: string;
@@ -158,6 +240,9 @@ export interface ModelLedger {
   notes?: string[];
   /** set by the GitHub Action on pull requests; `verdict` above then includes `vs_base.verdict` */
   vs_base?: BaseComparison;
+  /** accuracy on each shift set and corruption, for both models */
+  shifts?: ShiftResult[];
+  prediction_shift?: PredictionShift[];
 }
 
 /** The same model at the pull request's merge base, pruned and measured the same way. */
@@ -175,6 +260,16 @@ export interface BaseComparison {
   verdict: Verdict;
 }
 
+/** Set when the run hit its time budget (`time-budget`) and stopped; the verdict is then `fail`. */
+export interface TimedOut {
+  /** input model the run was working on */
+  model: string;
+  /** pipeline stage that was running when the budget ran out, e.g. "evaluate dense", "latency" */
+  stage: string;
+  limit_s: number;
+  elapsed_s: number;
+}
+
 export interface Ledger {
   schema: typeof LEDGER_SCHEMA;
   verdict: Verdict;
@@ -189,4 +284,5 @@ export interface Ledger {
     notes?: string[];
   };
   models: ModelLedger[];
+  timed_out?: TimedOut;
 }

@@ -23,6 +23,11 @@ export interface EvaluateOptions {
   /** the model's last op is Softmax: outputs are probabilities, not logits */
   outputsAreProbabilities: boolean;
   keepLogits?: boolean;
+  /**
+   * the set has no labels (a shift set for prediction-distribution tests): only `pred` and
+   * `confidence` are meaningful; `correct` is all 0 and `logProbLabel` NaN
+   */
+  unlabelled?: boolean;
   /** for messages: the model file */
   modelPath: string;
   onBatch?: (done: number, total: number) => void;
@@ -33,12 +38,12 @@ export interface EvaluateOptions {
  * memory stays O(samples), not O(samples x classes), unless logits are asked for.
  */
 export async function evaluateClassifier(session: OrtSession, data: Dataset, opts: EvaluateOptions): Promise<Predictions> {
-  if (!data.labels) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
+  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
   if (session.outputNames.length !== 1) {
     throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(', ')}); prune-guard evaluates classifiers with one logits output`);
   }
   const { ort } = onnxruntime();
-  const labels = data.labels;
+  const labels = data.labels ?? new Int32Array(data.count);
   const n = data.count;
   const pred = new Int32Array(n);
   const confidence = new Float32Array(n);
@@ -70,8 +75,8 @@ export async function evaluateClassifier(session: OrtSession, data: Dataset, opt
       const s = scoreRow(values, i * classes, classes, label, opts.outputsAreProbabilities);
       pred[start + i] = s.pred;
       confidence[start + i] = s.confidence;
-      correct[start + i] = s.pred === label ? 1 : 0;
-      logProbLabel[start + i] = s.logProbLabel;
+      correct[start + i] = !data.labels ? 0 : s.pred === label ? 1 : 0;
+      logProbLabel[start + i] = !data.labels ? NaN : s.logProbLabel;
     }
     logits?.set(values, start * classes);
     for (const t of Object.values(result)) t.dispose();

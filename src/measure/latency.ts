@@ -95,13 +95,14 @@ function preciseEnough(perModel: number[][], target: number, confidence: number)
 export async function measureInterleaved(modelPaths: readonly string[], source: Map<string, InputArray>, opts: LatencyOptions, onProgress?: (done: number, total: number) => void): Promise<number[][][]> {
   const { ort } = onnxruntime();
   const sessions: OrtSession[] = [];
-  for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
   const samples: number[][][] = modelPaths.map(() => opts.batchSizes.map(() => []));
   const total = opts.batchSizes.length * (opts.warmup + opts.runs);
   const adaptive = (opts.targetRelCi ?? 0) > 0;
   const capMs = (opts.maxSeconds ?? 0) > 0 ? (opts.maxSeconds! * 1000) / opts.batchSizes.length : Infinity;
   let done = 0;
   try {
+    // opened inside the try: when the second model fails to load, the first session is still released
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
     for (let b = 0; b < opts.batchSizes.length; b++) {
       const started = performance.now();
       const inputs = batchOf(source, opts.batchSizes[b]);

@@ -1,6 +1,7 @@
 import * as bundled from 'onnxruntime-node';
 import { createRequire } from 'node:module';
 import { UserError, describe } from '../errors.js';
+import { shortOrtError } from './ortErrors.js';
 
 export type Ort = typeof bundled;
 export type OrtSession = bundled.InferenceSession;
@@ -50,6 +51,6 @@ export async function openSession(modelPath: string, opts: SessionOptions): Prom
       interOpNumThreads: 1,
     });
   } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model (${describe(e).split('\n')[0]})`);
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
   }
 }

@@ -83,30 +83,46 @@ function externalEntry(t: TensorProto, key: string): string | undefined {
  */
 function resolveExternalData(proto: ModelProto, file: string): void {
   const dir = path.dirname(path.resolve(file));
+  const tensors = [...allTensors(proto)].filter(isExternal);
+  if (tensors.length === 0) return;
   const realDir = fs.realpathSync(dir);
+  // check every location and size first: a model over the protobuf limit is refused before gigabytes
+  // of weights are read into memory
+  const reads: { t: TensorProto; real: string; offset: number; length: number }[] = [];
+  let total = 0;
+  for (const t of tensors) {
+    const location = externalEntry(t, 'location');
+    if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
+    if (path.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path.resolve(dir, location);
+    let real: string;
+    try {
+      real = fs.realpathSync(target);
+    } catch {
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path.basename(file)}`);
+    }
+    if (real !== realDir && !real.startsWith(realDir + path.sep)) {
+      throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
+    }
+    const stat = fs.statSync(real);
+    if (!stat.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
+    const size = stat.size;
+    const offset = Number(externalEntry(t, 'offset') ?? 0);
+    const length = externalEntry(t, 'length') !== undefined ? Number(externalEntry(t, 'length')) : size - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
+    }
+    total += length;
+    reads.push({ t, real, offset, length });
+  }
+  if (total > PROTOBUF_LIMIT) {
+    throw new UserError(
+      `${file}: holds ${(total / 2 ** 30).toFixed(2)} GiB of weights in external data; prune-guard keeps a model in one protobuf file, which cannot exceed 2 GiB, so models this large are not supported yet; prune a smaller model or split it`,
+    );
+  }
   const handles = new Map<string, number>();
   try {
-    for (const t of allTensors(proto)) {
-      if (!isExternal(t)) continue;
-      const location = externalEntry(t, 'location');
-      if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-      if (path.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-      const target = path.resolve(dir, location);
-      let real: string;
-      try {
-        real = fs.realpathSync(target);
-      } catch {
-        throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path.basename(file)}`);
-      }
-      if (real !== realDir && !real.startsWith(realDir + path.sep)) {
-        throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
-      }
-      const offset = Number(externalEntry(t, 'offset') ?? 0);
-      const size = fs.statSync(real).size;
-      const length = externalEntry(t, 'length') !== undefined ? Number(externalEntry(t, 'length')) : size - offset;
-      if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-        throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
-      }
+    for (const { t, real, offset, length } of reads) {
       let fd = handles.get(real);
       if (fd === undefined) {
         fd = fs.openSync(real, 'r');

@@ -12,13 +12,15 @@ import { latencyStat, measureInterleaved } from '../measure/latency.js';
 import { classSupport } from '../measure/metrics.js';
 import { onnxruntimeVersion } from '../measure/ort.js';
 import { resolveProvider, type ResolvedProvider } from '../measure/provider.js';
+import { measureRuntimeCost } from '../measure/runtimeCost.js';
 import { loadModel } from '../onnx/model.js';
 import { modelInputs } from '../onnx/signature.js';
 import { prunableWeights } from '../prune/prunable.js';
 import { VERSION } from '../version.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { Progress } from './progress.js';
-import { judgeWithIntervals } from './verdicts.js';
+import { corruptionSets } from '../measure/corruptions.js';
+import { judgeWithIntervals, predictionShifts, shiftResults } from './verdicts.js';
 
 export interface CompareRequest {
   base: string;
@@ -76,7 +78,7 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
   const data = loadFor(withInputs, req.data, true);
-  const shifts = req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, true) }));
+  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config.corruptions)];
   const provider = await resolveProvider(config.executionProvider, req.base);
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
@@ -91,6 +93,7 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
     m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
+  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
   return { base, head, data, shifts, samples, provider };
 }
 
@@ -115,6 +118,8 @@ export async function comparePipeline(req: CompareRequest, progress: Progress): 
     verdict: judged.verdict,
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes },
+    shifts: shiftResults(m.base, m.head, m.shifts, new Set(config.corruptions), config.confidence),
+    prediction_shift: predictionShifts(m.base, m.head, m.shifts),
   };
   const ledger: Ledger = {
     schema: LEDGER_SCHEMA,

@@ -63,8 +63,8 @@ export async function measureStep(name: string, description: string, artifact: s
     });
     progress.stop();
     for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact });
-      shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels!);
+      const p = await evaluateClassifier(session, s.data, { batchSize: config.evalBatchSize, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
       shiftPreds.set(s.name, p);
     }
   } finally {

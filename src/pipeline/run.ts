@@ -8,12 +8,16 @@ import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { ResolvedBudget } from '../ledger/budgets.js';
 import { renderMarkdown } from '../ledger/render.js';
 import { LEDGER_SCHEMA, type ClassChange, type Ledger, type ModelLedger, type Step } from '../ledger/types.js';
+import { speedFunnel, weightFacts } from '../measure/funnel.js';
 import { latencyStat, measureInterleaved } from '../measure/latency.js';
 import { classSupport } from '../measure/metrics.js';
 import { onnxruntimeVersion } from '../measure/ort.js';
 import { resolveProvider } from '../measure/provider.js';
-import { judgeWithIntervals } from './verdicts.js';
+import { measureRuntimeCost } from '../measure/runtimeCost.js';
+import { corruptionSets } from '../measure/corruptions.js';
+import { judgeWithIntervals, predictionShifts, shiftResults } from './verdicts.js';
 import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
+import { preflightModel } from '../onnx/preflight.js';
 import { modelInputs } from '../onnx/signature.js';
 import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
 import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
@@ -39,7 +43,7 @@ export interface RunResult {
 }
 
 /** Recoveries this build implements; others are refused up front, never faked. */
-const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct']);
+const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct', 'command']);
 
 function checkRequest(config: Config): void {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
@@ -72,9 +76,12 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const { config } = req;
   checkRequest(config);
   const dense = loadModel(req.model);
+  preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
   const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
-  const shifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: true, modelPath: req.model }) }));
+  // shift sets without labels are allowed: they get prediction-distribution tests instead of accuracy
+  const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
+  const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : undefined;
   const outPath = prunedPath(req.out, req.model);
   if (path.resolve(outPath) === path.resolve(req.model)) {
@@ -104,7 +111,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const pruneArtifact = staged ? stepFile(stepsDir, 1, 'prune') : outPath;
   if (staged) fs.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
-  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress });
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   // the shipped file must still hold the method's pattern after every recovery stage
@@ -131,7 +138,14 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
+  // read back from the saved files, like every other number of a step
+  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
+  measured.forEach((m, i) => {
+    m.step.sparse_bytes = facts[i].sparseBytes;
+    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i], denseSamples: samples[0][0], stepSamples: samples[i][0] });
+  });
 
+  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
   const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels!, denseStep.preds.classes));
@@ -147,6 +161,8 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep.preds.classes },
     ...(pruned.notes.length > 0 ? { notes: pruned.notes } : {}),
+    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
+    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
   };
   const ledger: Ledger = {
     schema: LEDGER_SCHEMA,

@@ -1,8 +1,10 @@
 import type { Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { evaluateBudgets, overallVerdict, type ResolvedBudget } from '../ledger/budgets.js';
-import type { BudgetResult, ClassChange, Verdict } from '../ledger/types.js';
-import { accuracyIntervals, annotateClassChanges, budgetUncertainty, type PairedMeasurements } from '../measure/stats/uncertainty.js';
+import type { BudgetResult, ClassChange, DistributionShift, PredictionShift, ShiftResult, Verdict } from '../ledger/types.js';
+import type { Predictions } from '../measure/evaluate.js';
+import { chiSquareHomogeneity, kolmogorovSmirnov, populationStabilityIndex } from '../measure/stats/distribution.js';
+import { accuracyDropUncertainty, accuracyIntervals, annotateClassChanges, budgetUncertainty, type PairedMeasurements } from '../measure/stats/uncertainty.js';
 import type { MeasuredStep } from './measureStep.js';
 
 export interface Judged {
@@ -52,4 +54,68 @@ export function judgeWithIntervals(
     verdict: overallVerdict(results.map((b) => b.verdict)),
     classChanges: annotateClassChanges(classChanges, paired, classLimit),
   };
+}
+
+/**
+ * Accuracy of both models on every shift set, the drop with its paired interval, and how much the
+ * shift widens the reference-vs-candidate gap compared with clean data.
+ */
+export function shiftResults(
+  reference: MeasuredStep,
+  candidate: MeasuredStep,
+  shifts: readonly { name: string; data: Dataset }[],
+  corruptionNames: ReadonlySet<string>,
+  confidence: number,
+): ShiftResult[] {
+  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
+  const out: ShiftResult[] = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b || !s.data.labels) continue;
+    const dense = mean(a.correct);
+    const final = mean(b.correct);
+    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
+    out.push({
+      name: s.name,
+      source: corruptionNames.has(s.name) ? 'corruption' : 'user',
+      samples: s.data.count,
+      dense,
+      final,
+      drop: dense - final,
+      drop_ci: u.ci,
+      p_value: u.p_value,
+      gap_change: dense - final - cleanGap,
+    });
+  }
+  return out;
+}
+
+function mean(x: Uint8Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i];
+  return x.length ? s / x.length : NaN;
+}
+
+function distributionShift(clean: Predictions, shifted: Predictions): DistributionShift {
+  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
+  const hist = (p: Predictions) => {
+    const h = new Array<number>(p.classes).fill(0);
+    for (let i = 0; i < p.pred.length; i++) h[p.pred[i]]++;
+    return h;
+  };
+  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
+  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
+}
+
+/** Prediction-distribution tests of every shift set (labelled or not) against the clean set, per model. */
+export function predictionShifts(reference: MeasuredStep, candidate: MeasuredStep, shifts: readonly { name: string; data: Dataset }[]): PredictionShift[] {
+  const out: PredictionShift[] = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b) continue;
+    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
+  }
+  return out;
 }

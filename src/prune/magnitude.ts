@@ -3,37 +3,36 @@ import { GraphIndex } from '../onnx/graph.js';
 import { cloneModel } from '../onnx/model.js';
 import { setTensorFloat32, tensorToFloat32 } from '../onnx/tensor.js';
 import type { PrunableWeight } from './prunable.js';
-import { kthSmallest } from './select.js';
+import { kthSmallestAbsBits } from './select.js';
 
 export type MagnitudeScope = 'global' | 'layer';
 
 /**
  * Keep-mask (1 = keep) that zeroes exactly `k` of the smallest |w| over all `tensors` together. Ties at
  * the threshold are broken by position, so the count is exact even for quantised or repeated weights.
+ * Works on the bit patterns of |w| (see kthSmallestAbsBits): no |w| copy, three linear passes.
  */
 export function magnitudeMask(tensors: readonly Float32Array[], k: number): Uint8Array[] {
   const masks = tensors.map((t) => new Uint8Array(t.length).fill(1));
   if (k <= 0) return masks;
   const total = tensors.reduce((n, t) => n + t.length, 0);
-  const abs = new Float32Array(total);
-  let o = 0;
-  for (const t of tensors) for (let i = 0; i < t.length; i++) abs[o++] = Math.abs(t[i]);
-  const threshold = kthSmallest(abs, Math.min(k, total) - 1);
+  const threshold = kthSmallestAbsBits(tensors, Math.min(k, total) - 1);
+  const views = tensors.map((t) => new Uint32Array(t.buffer, t.byteOffset, t.length));
   let pruned = 0;
-  tensors.forEach((t, j) => {
+  views.forEach((v, j) => {
     const m = masks[j];
-    for (let i = 0; i < t.length; i++) {
-      if (Math.abs(t[i]) < threshold) {
+    for (let i = 0; i < v.length; i++) {
+      if ((v[i] & 0x7fffffff) < threshold) {
         m[i] = 0;
         pruned++;
       }
     }
   });
-  for (let j = 0; j < tensors.length && pruned < k; j++) {
-    const t = tensors[j];
+  for (let j = 0; j < views.length && pruned < k; j++) {
+    const v = views[j];
     const m = masks[j];
-    for (let i = 0; i < t.length && pruned < k; i++) {
-      if (m[i] && Math.abs(t[i]) === threshold) {
+    for (let i = 0; i < v.length && pruned < k; i++) {
+      if (m[i] && (v[i] & 0x7fffffff) === threshold) {
         m[i] = 0;
         pruned++;
       }

@@ -52,3 +52,31 @@ function insertionSort(a: Float32Array, lo: number, hi: number): void {
     a[j + 1] = v;
   }
 }
+
+/**
+ * The k-th smallest |x| (0-based) over several arrays together, as the IEEE bits of |x| (sign bit
+ * cleared). For non-negative floats the bit patterns order like the values, so two counting passes over
+ * 16-bit digits find the exact k-th value without copying or reordering anything: on 25 M weights this
+ * is several times faster than quickselect over an |w| copy, and uses 512 KiB instead of 100 MB. NaN
+ * ranks above +Infinity.
+ */
+export function kthSmallestAbsBits(arrays: readonly Float32Array[], k: number): number {
+  const total = arrays.reduce((n, a) => n + a.length, 0);
+  if (!Number.isInteger(k) || k < 0 || k >= total) throw new RangeError(`k=${k} outside 0..${total - 1}`);
+  const views = arrays.map((a) => new Uint32Array(a.buffer, a.byteOffset, a.length));
+  const high = new Uint32Array(65536);
+  for (const v of views) for (let i = 0; i < v.length; i++) high[(v[i] & 0x7fffffff) >>> 16]++;
+  let bucket = 0;
+  let rank = k;
+  while (rank >= high[bucket]) rank -= high[bucket++];
+  const low = new Uint32Array(65536);
+  for (const v of views) {
+    for (let i = 0; i < v.length; i++) {
+      const bits = v[i] & 0x7fffffff;
+      if (bits >>> 16 === bucket) low[bits & 0xffff]++;
+    }
+  }
+  let digit = 0;
+  while (rank >= low[digit]) rank -= low[digit++];
+  return ((bucket << 16) | digit) >>> 0;
+}

@@ -7,7 +7,7 @@ import { inverseHessian, matmul } from './linalg.js';
 import { linearLayer, setWeightRows, weightRows, type LinearLayer } from './layers.js';
 import { fixedMaskSweep } from './obs.js';
 import { layerPatches } from './patches.js';
-import { captureActivations, crossGram, sessionFromModel, withExtraOutputs, type Activation } from './session.js';
+import { captureActivations, crossGram, sessionFromModel, timesTransposed, withExtraOutputs, type Activation } from './session.js';
 
 export interface ReconstructOptions {
   /** ridge added to H's diagonal, as a fraction of its mean diagonal (SparseGPT uses 0.01) */
@@ -16,16 +16,10 @@ export interface ReconstructOptions {
   maxPatches: number;
   /** wider layers are refit in independent column blocks of at most this many columns */
   maxBlock: number;
-  /**
-   * `dense-output`: refit to the DENSE model's output of the layer (its own dense inputs), so errors
-   * from earlier layers are corrected too. `layer-input`: SparseGPT's objective, the dense weights
-   * applied to the pruned model's inputs.
-   */
-  target: 'dense-output' | 'layer-input';
   threads: number;
 }
 
-export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, target: 'dense-output', threads: 0 };
+export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, threads: 0 };
 
 export interface LayerRefit {
   node: string;
@@ -119,17 +113,28 @@ async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIn
     for (let i = 0; i < keep.length; i++) keep[i] = wp[i] !== 0 || (withBias && i % cp === cp - 1) ? 1 : 0;
     const hFull = await crossGram(pPatches.perGroup[g], pPatches.perGroup[g], n, cp, cp);
     const cFull = await crossGram(dPatches.perGroup[g], pPatches.perGroup[g], n, cd, cp);
-    const refit = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
-    // the error report uses a strided subset of patches: a Gram over all of them would cost as much as the refit
+    const candidates = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
+    // judged on a strided subset of patches, as layer outputs computed in onnxruntime
     const pe = strideRows(pPatches.perGroup[g], n, cp, ERROR_PATCHES);
     const de = strideRows(dPatches.perGroup[g], n, cd, ERROR_PATCHES);
     const m = pe.length / cp;
-    const [he, ce, gd] = [await crossGram(pe, pe, m, cp, cp), await crossGram(de, pe, m, cd, cp), await crossGram(de, de, m, cd, cd)];
-    // ||Wd Xd - W Xp||^2 = Wd Gd Wd^T - 2 Wd C W^T + W H W^T
-    const e0 = outputError(wd, wp, gd, ce, he, p.rows, cd, cp);
-    const e1 = outputError(wd, refit, gd, ce, he, p.rows, cd, cp);
-    before += e0.error;
-    after += e1.error;
+    const yd = await timesTransposed(de, m, Float32Array.from(wd), p.rows, cd);
+    const e0 = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp), p.rows);
+    // the objective is a sum over output rows, so each row keeps whichever candidate (or the
+    // pruned weights as they were) reproduces the dense output best: a refit never makes a row worse
+    const refit = Float64Array.from(wp);
+    const best = Float64Array.from(e0.error);
+    for (const cand of candidates) {
+      const e = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(cand), p.rows, cp), p.rows);
+      for (let r = 0; r < p.rows; r++) {
+        if (e.error[r] < best[r]) {
+          best[r] = e.error[r];
+          refit.set(cand.subarray(r * cp, (r + 1) * cp), r * cp);
+        }
+      }
+    }
+    before += e0.error.reduce((a, b) => a + b, 0);
+    after += best.reduce((a, b) => a + b, 0);
     norm += e0.norm;
     setWeightRows(p, pValues, g, strip(refit, p.rows, cp, withBias));
     if (withBias) for (let r = 0; r < p.rows; r++) pBias[g * p.rows + r] = refit[r * cp + cp - 1];
@@ -176,16 +181,20 @@ function strip(w: Float64Array, rows: number, cols: number, withBias: boolean): 
 }
 
 /**
- * Least squares to the dense output, then the fixed-mask OBS sweep: W* = Wd C H^-1 is the unmasked
- * optimum and ||Wd Xd - W Xp||^2 = ||(W* - W) Xp||^2 + const, so sweeping from W* with H minimises
- * the true objective. Layers wider than maxBlock are split into independent column blocks, which
- * drops the coupling between blocks but keeps the cubic cost bounded.
+ * Two refits, each ending with the fixed-mask OBS sweep under H = Xp Xp^T:
+ * - from W* = Wd C H^-1, the unmasked least-squares fit to the DENSE layer output (its own dense
+ *   inputs): ||Wd Xd - W Xp||^2 = ||(W* - W) Xp||^2 + const, so this also corrects error carried in
+ *   from earlier layers;
+ * - from Wd itself (SparseGPT's objective: the dense weights on the pruned model's inputs), the
+ *   better start when the inputs barely changed.
+ * Layers wider than maxBlock are split into independent column blocks, which drops the coupling
+ * between blocks but keeps the cubic cost bounded.
  */
-function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Float64Array, c: Float64Array, rows: number, cd: number, cp: number, opts: ReconstructOptions): Float64Array {
-  const out = new Float64Array(rows * cp);
-  const blocks = Math.ceil(cp / opts.maxBlock);
-  // a structured layer's columns do not line up with the dense ones, so it is solved as one block
+function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Float64Array, c: Float64Array, rows: number, cd: number, cp: number, opts: ReconstructOptions): Float64Array[] {
+  // a structured layer's columns do not line up with the dense ones: only the least-squares start applies
   const aligned = cd === cp;
+  const outs = aligned ? [new Float64Array(rows * cp), new Float64Array(rows * cp)] : [new Float64Array(rows * cp)];
+  const blocks = Math.ceil(cp / opts.maxBlock);
   const size = Math.ceil(cp / blocks);
   for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
     const b1 = aligned ? Math.min(cp, b0 + size) : cp;
@@ -197,21 +206,26 @@ function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Fl
     const wdb = new Float64Array(rows * (d1 - d0));
     for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
     const { inv, upper } = inverseHessian(hb, m, opts.damp);
-    let w: Float64Array;
-    if (opts.target === 'dense-output') w = matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
-    else w = aligned ? wdb : matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m);
     const kb = new Uint8Array(rows * m);
     for (let r = 0; r < rows; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
-    fixedMaskSweep(w, kb, upper, rows, m);
-    // an input that is zero on every calibration patch (a border pixel) says nothing about its
-    // weight: least squares would zero it, so it keeps the value pruning left it
-    for (let j = 0; j < m; j++) {
-      if (hb[j * m + j] !== 0) continue;
-      for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+    const starts = [matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m)];
+    if (aligned) {
+      const own = new Float64Array(rows * m);
+      for (let r = 0; r < rows; r++) own.set(wd.subarray(r * cd + b0, r * cd + b1), r * m);
+      starts.push(own);
     }
-    for (let r = 0; r < rows; r++) out.set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+    starts.forEach((w, k) => {
+      fixedMaskSweep(w, kb, upper, rows, m);
+      // an input that is zero on every calibration patch (a border pixel) says nothing about its
+      // weight: least squares would zero it, so it keeps the value pruning left it
+      for (let j = 0; j < m; j++) {
+        if (hb[j * m + j] !== 0) continue;
+        for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+      }
+      for (let r = 0; r < rows; r++) outs[k].set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+    });
   }
-  return out;
+  return outs;
 }
 
 /** Rows [r0, r1) x columns [c0, c1) of a row-major matrix with `stride` columns. */
@@ -221,25 +235,15 @@ function sub(a: Float64Array, stride: number, r0: number, r1: number, c0: number
   return out;
 }
 
-function quad(a: Float64Array, m: Float64Array, b: Float64Array, rows: number, ca: number, cb: number): number {
-  // sum_r a_r^T M b_r
-  let total = 0;
-  const tmp = new Float64Array(ca);
-  for (let r = 0; r < rows; r++) {
-    tmp.fill(0);
-    for (let i = 0; i < ca; i++) {
-      let s = 0;
-      for (let j = 0; j < cb; j++) s += m[i * cb + j] * b[r * cb + j];
-      tmp[i] = s;
-    }
-    for (let i = 0; i < ca; i++) total += a[r * ca + i] * tmp[i];
+/** Squared error per output row between dense outputs yd and outputs y, both [patches x rows]. */
+function rowErrors(yd: Float64Array, y: Float64Array, rows: number): { error: Float64Array; norm: number } {
+  const error = new Float64Array(rows);
+  let norm = 0;
+  for (let i = 0; i < yd.length; i++) {
+    error[i % rows] += (yd[i] - y[i]) ** 2;
+    norm += yd[i] ** 2;
   }
-  return total;
-}
-
-function outputError(wd: Float64Array, w: Float64Array, gd: Float64Array, c: Float64Array, h: Float64Array, rows: number, cd: number, cp: number): { error: number; norm: number } {
-  const norm = quad(wd, gd, wd, rows, cd, cd);
-  return { error: norm - 2 * quad(wd, c, w, rows, cd, cp) + quad(w, h, w, rows, cp, cp), norm };
+  return { error, norm };
 }
 
 /** Give a bias-less Conv/Gemm the refit bias as a new initializer input. */

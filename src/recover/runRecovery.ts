@@ -10,6 +10,7 @@ import type { Progress } from '../pipeline/progress.js';
 import type { PrunableWeight } from '../prune/prunable.js';
 import { reestimateBatchNorm } from './batchNorm.js';
 import { better, calibScore, type CalibScore } from './calibScore.js';
+import { externalRecovery } from './external.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from './reconstruct.js';
 import { bakeTemperature, calibrateTemperature, type TemperatureFit } from './temperature.js';
 
@@ -36,6 +37,8 @@ export interface RecoveryRequest {
   denseWeights: readonly PrunableWeight[];
   calib?: Dataset;
   config: Config;
+  /** data files as the user named them, handed to a recovery command */
+  files: { data: string; calib?: string };
   /** folder for step artifacts: OUT/steps */
   stepsDir: string;
   progress: Progress;
@@ -51,6 +54,9 @@ export function checkRecoveryInputs(config: Config, calib: Dataset | undefined):
   const why = NEEDS_CALIB[config.recovery];
   if (why && !calib) {
     throw new UserError(`--recovery ${config.recovery}: needs a calibration set for ${why}; pass --calib calib.npz (a few hundred training-like samples, with y to judge steps)`);
+  }
+  if (config.recovery === 'command' && !config.recoveryCommand) {
+    throw new UserError(`--recovery command: no command given; pass --recovery-command "python finetune.py" (or recovery-command in the config file)`);
   }
   if (config.bakeTemperature && !calib?.labels) {
     throw new UserError(`--bake-temperature: needs a labelled calibration set to fit the temperature on; pass --calib calib.npz with x and y`);
@@ -81,8 +87,8 @@ function fmt(s: CalibScore | undefined): string {
  */
 export async function runRecovery(req: RecoveryRequest): Promise<RecoveryOutcome> {
   const { config, calib, progress } = req;
-  if (!calib) return { steps: [] };
   const steps = await recoverySteps(req, calib);
+  if (!calib) return { steps: steps.map((s) => s.step) };
   const last = steps.at(-1)?.model ?? req.pruned;
   if (!calib.labels) return { steps: steps.map((s) => s.step) };
   const t0 = performance.now();
@@ -103,10 +109,30 @@ export async function runRecovery(req: RecoveryRequest): Promise<RecoveryOutcome
   return { steps: [...steps.map((s) => s.step), step] };
 }
 
-async function recoverySteps(req: RecoveryRequest, calib: Dataset): Promise<{ step: RecoveryStep; model: ModelProto }[]> {
+async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): Promise<{ step: RecoveryStep; model: ModelProto }[]> {
   const { config, progress } = req;
   if (config.recovery === 'none') return [];
   fs.mkdirSync(req.stepsDir, { recursive: true });
+  if (config.recovery === 'command') {
+    const artifact = stepFile(req.stepsDir, 2, 'command');
+    progress.note(`recovery: running ${config.recoveryCommand}`);
+    const t0 = performance.now();
+    const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads) : undefined;
+    const model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
+      modelIn: req.prunedArtifact,
+      modelOut: artifact,
+      masks: `${req.stepsDir}/masks.npz`,
+      calib: req.files.calib,
+      data: req.files.data,
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const after = calib?.labels ? await calibScore(model, calib, config.latency.threads) : undefined;
+    const info: RecoveryInfo = { seconds };
+    if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
+    const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
+    return [{ step: { name: 'recover:command', description, artifact, info }, model }];
+  }
+  if (!calib) throw new Error('recoverySteps: calibration set missing (checkRecoveryInputs was not called)');
   const labelled = calib.labels !== null;
   const steps: { step: RecoveryStep; model: ModelProto }[] = [];
   let current = req.pruned;

@@ -106,6 +106,7 @@ describe('parseConfig values', () => {
       keepFirstLayer: false,
       keepLastLayer: false,
       bakeTemperature: false,
+      recoveryCommand: '',
       batchSizes: [1, 32],
       latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
       evalBatchSize: 256,
@@ -114,6 +115,7 @@ describe('parseConfig values', () => {
       criterion: 'l1',
       strict: false,
       executionProvider: 'cpu',
+      corruptions: [],
       budgets: {},
     });
   });
@@ -128,6 +130,7 @@ describe('parseConfig values', () => {
       'keep-first-layer: true',
       'keep-last-layer: true',
       'bake-temperature: true',
+      'recovery-command: python finetune.py',
       'batch-sizes: [8, 1]',
       'latency: { warmup: 2, runs: 50, threads: 4, target-rel-ci: 0.02, max-seconds: 30 }',
       'eval-batch-size: 64',
@@ -136,6 +139,7 @@ describe('parseConfig values', () => {
       'criterion: bn-scale',
       'strict: true',
       'execution-provider: auto',
+      'corruptions: [gaussian-noise:2, blur:1]',
       'budgets:',
       '  accuracy-drop: 0.5%',
       '  min-speedup: 1.5',
@@ -151,6 +155,7 @@ describe('parseConfig values', () => {
       keepFirstLayer: true,
       keepLastLayer: true,
       bakeTemperature: true,
+      recoveryCommand: 'python finetune.py',
       batchSizes: [8, 1],
       latency: { warmup: 2, runs: 50, threads: 4, targetRelCi: 0.02, maxSeconds: 30, repeat: 1 },
       evalBatchSize: 64,
@@ -159,6 +164,7 @@ describe('parseConfig values', () => {
       criterion: 'bn-scale',
       strict: true,
       executionProvider: 'auto',
+      corruptions: ['gaussian-noise:2', 'blur:1'],
       budgets: { 'accuracy-drop': 0.005, 'min-speedup': 1.5, 'max-size-bytes': 2_000_000 },
     });
   });

@@ -33,7 +33,6 @@ describe('inputs', () => {
     [{ 'target-sparsity': '1.2' }, /^input target-sparsity: '1.2' must be a fraction/],
     [{ 'shift-data': 'rotated' }, /^input shift-data: 'rotated' must be NAME=path/],
     [{ 'execution-provider': 'tpu' }, /^input execution-provider: 'tpu' is not one of cpu, cuda, auto/],
-    [{ 'recovery-command': 'make recover' }, /^input recovery-command: only used with recovery: command/],
     [{ mode: 'aggregate' }, /^input ledgers: mode aggregate needs/],
     [{ 'pull-request': '7' }, /^input pull-request: only used with mode: aggregate/],
   ])('refuses %j with a one-line message naming the input', (values, message) => {

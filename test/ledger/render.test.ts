@@ -84,3 +84,61 @@ describe('pruning notes', () => {
     expect(renderMarkdown(sampleLedger())).not.toContain('**Notes**');
   });
 });
+
+describe('where the speed went', () => {
+  const funnel = (o: Partial<NonNullable<ReturnType<typeof step>['funnel']>> = {}) => ({
+    batch: 1,
+    params_ratio: 1,
+    flops_ratio: 1,
+    sparse_flops_ratio: 1,
+    ideal_speedup: 1,
+    speedup: 1,
+    efficiency: 1,
+    p_value: 1,
+    speed: 'unchanged' as const,
+    ...o,
+  });
+  const withFunnel = (method: string, pruned: Partial<NonNullable<ReturnType<typeof step>['funnel']>>) => {
+    const base = sampleModel({ method });
+    const [dense, prune] = base.steps;
+    return sampleModel({
+      method,
+      steps: [
+        { ...dense, sparse_bytes: 480_000, funnel: funnel() },
+        { ...prune, sparse_bytes: 110_000, funnel: funnel({ params_ratio: 0.2, sparse_flops_ratio: 0.21, ideal_speedup: 1 / 0.21, ...pruned }) },
+      ],
+    });
+  };
+
+  it('headline says "speed unchanged within noise" when the samples do not support a change', () => {
+    const model = withFunnel('unstructured', { speedup: 1.91, efficiency: 0.4, p_value: 0.2, speed: 'unchanged' });
+    expect(renderHeadline(model)).toBe('**FAIL** · mlp.onnx: 80.0% sparse, speed unchanged within noise, −0.4 pt accuracy');
+  });
+
+  it('headline claims the speedup when the samples support it, with two decimals near 1', () => {
+    expect(renderHeadline(withFunnel('unstructured', { speedup: 1.91, speed: 'faster', p_value: 0.001 }))).toContain('1.9x faster');
+    const near = withFunnel('unstructured', { speed: 'faster' });
+    near.steps[1].latency = { batch: 1, p50_ms: 0.42 / 1.04, p95_ms: 0.5, runs: 30 };
+    expect(renderHeadline(near)).toContain('1.04x faster');
+  });
+
+  it('renders the funnel table and, for unstructured and N:M, says plainly that CPU does not exploit the zeros and shows sizes apart', () => {
+    for (const method of ['unstructured', '2:4']) {
+      const md = renderMarkdown({ ...sampleLedger(), models: [withFunnel(method, { speedup: 1.02, efficiency: 1.02 * 0.21, p_value: 0.41, speed: 'unchanged' })] });
+      expect(md).toContain('**Where the speed went**');
+      expect(md).toContain('| Step | Nonzero params | MACs run | MACs with nonzero weight | Ideal speedup | p50 ms | p95 ms | Speedup (p50) | Efficiency |');
+      expect(md).toContain('| prune | 20.0% | 100.0% | 21.0% | 4.76x | 0.22 | 0.31 | 1.02x (within noise, p=0.410) | 21% |');
+      expect(md).toContain('| dense | 100.0% | 100.0% | 100.0% | 1.00x | 0.42 | 0.50 | baseline | — |');
+      expect(md).toMatch(/onnxruntime on CPU does not exploit .*sparsity: .* the ideal 4\.76x is not reached here \(measured 1\.02x, within noise\)/);
+      expect(md).toContain('| prune | 1.91 MiB | 146.5 KiB | 107.4 KiB |');
+    }
+  });
+
+  it('has no CPU note for methods that really remove work, and no section without funnels', () => {
+    const md = renderMarkdown({ ...sampleLedger(), models: [withFunnel('structured', { speedup: 1.6, speed: 'faster', p_value: 0.0001, flops_ratio: 0.5 })] });
+    expect(md).toContain('**Where the speed went**');
+    expect(md).toContain('1.60x (faster, p=<0.001)');
+    expect(md).not.toContain('does not exploit');
+    expect(renderMarkdown(sampleLedger())).not.toContain('Where the speed went');
+  });
+});

@@ -85,3 +85,24 @@ describe('intervals on a step', () => {
     expect(latencyStat(1, [1, 2, 3]).p50_ci).toBeUndefined();
   });
 });
+
+describe('runtime cost', () => {
+  it('throughput comes from the largest batch p50', async () => {
+    const { throughput } = await import('../../src/measure/runtimeCost.js');
+    expect(throughput([{ batch: 1, p50_ms: 1, p95_ms: 2, runs: 5 }, { batch: 32, p50_ms: 8, p95_ms: 9, runs: 5 }])).toEqual({ batch: 32, samples_per_s: 4000 });
+    expect(throughput([])).toBeUndefined();
+  });
+  it('energy is null with the reason when the counter is unreadable, and per sample when it is', async () => {
+    const { energyPerSample } = await import('../../src/measure/runtimeCost.js');
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const missing = await energyPerSample(async () => {}, 3, 4, '/nonexistent/energy_uj');
+    expect(missing).toEqual({ joules: null, note: 'not available: /nonexistent/energy_uj is not readable on this runner' });
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'rapl-')), 'energy_uj');
+    let uj = 1_000_000;
+    fs.writeFileSync(file, String(uj));
+    const r = await energyPerSample(async () => fs.writeFileSync(file, String((uj += 600_000))), 5, 2, file);
+    expect(r.joules).toBeCloseTo(0.3, 12); // 3 J over 10 samples
+  });
+});

@@ -6,6 +6,7 @@ import { type Criterion, type Importance, activationImportance, bnScaleImportanc
 import { allocate, keepMask } from './allocate.js';
 import { type DependencyAnalysis, type DependencyGroup, analyzeDependencies } from './depgraph.js';
 import { removeChannels } from './surgery.js';
+import { untieConstants } from './untie.js';
 
 export interface StructuredOptions {
   sparsity: number;
@@ -23,6 +24,8 @@ export interface GroupOutcome extends DependencyGroup {
 
 export interface StructuredResult {
   model: ModelProto;
+  /** the input with shared constants untied: `analysis` and `keep` refer to it */
+  base: ModelProto;
   analysis: DependencyAnalysis;
   keep: Map<number, Uint8Array>;
   /** every group found, with its kept count (= size when skipped) */
@@ -31,7 +34,8 @@ export interface StructuredResult {
 }
 
 /** Dependency analysis, importance, allocation and surgery, each its own step (as Torch-Pruning splits them). */
-export async function structuredPrune(model: ModelProto, opts: StructuredOptions): Promise<StructuredResult> {
+export async function structuredPrune(input: ModelProto, opts: StructuredOptions): Promise<StructuredResult> {
+  const model = untieConstants(input);
   const analysis = analyzeDependencies(model);
   const protect = new Map<number, string>();
   for (const u of analysis.uses) {
@@ -59,7 +63,7 @@ export async function structuredPrune(model: ModelProto, opts: StructuredOptions
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g) => ({ ...g, kept: keep.has(g.root) ? keptCount.get(g.root)! : g.size }));
   for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${g.skip}`);
-  return { model: pruned, analysis, keep, groups: outcome, notes };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes };
 }
 
 function perBlock(scores: Float64Array, block: number): Float64Array {

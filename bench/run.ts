@@ -1,0 +1,206 @@
+/**
+ * `npm run bench [-- --only mlp,resnet] [--quick] [--methods unstructured,2:4]`: time and peak memory of
+ * every pipeline stage for every model we have, plus the speedup and accuracy change the run achieved,
+ * printed as markdown and written to bench/results/latest.json so later changes can be compared.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { markdownTable } from 'markdown-table';
+import { onnxruntimeVersion } from '../src/measure/ort.js';
+import { magnitudeMask } from '../src/prune/magnitude.js';
+import { peakMeter, type PeakMeter } from './memory.js';
+import { benchConfig, outcome, stagesFor, type BenchModel, type BenchOptions, type Outcome, type StageContext } from './stages.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const FIXTURES = path.join(ROOT, 'fixtures');
+const REAL_WORLD = ['../shared', '../../shared'].map((s) => path.resolve(ROOT, s, 'real-world/mnist-cnn-pytorch')).find((d) => fs.existsSync(path.join(d, 'model.onnx')));
+const SCALE_DIR = path.join(FIXTURES, 'scale');
+const SCALE_NAMES = ['resnet50', 'mobilenet_v2', 'densenet121', 'efficientnet_b0', 'vit_b_16', 'vgg16'];
+
+// a full collection between stages keeps one stage's garbage out of the next one's peak
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+interface StageResult {
+  name: string;
+  /** wall-clock time */
+  ms: number;
+  /** user + system CPU time of the whole process (onnxruntime's threads included) */
+  cpu_ms: number;
+  /** peak RSS of the process during the stage */
+  peak_rss_mb: number;
+  /** that peak minus the RSS when the stage began: the memory the stage itself needed */
+  extra_rss_mb: number;
+}
+
+const cpuMs = (since: NodeJS.CpuUsage): number => {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1000;
+};
+
+interface RunResult extends Outcome {
+  model: string;
+  method: string;
+  params: number | null;
+  macs: number | null;
+  stages: StageResult[];
+  error?: string;
+}
+
+function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[] } {
+  const only: string[] = [];
+  let quick = false;
+  let methods = ['unstructured', '2:4'];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') quick = true;
+    else if (a === '--only') only.push(...(argv[++i] ?? '').split(',').filter(Boolean));
+    else if (a === '--methods') methods = (argv[++i] ?? '').split(',').filter(Boolean);
+    else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4`);
+  }
+  return { only, quick, methods };
+}
+
+function models(only: string[], notices: string[]): BenchModel[] {
+  const list: BenchModel[] = [];
+  const test = path.join(FIXTURES, 'fmnist-test.npz');
+  for (const name of ['mlp', 'cnn-bn', 'resnet', 'dsconv-concat', 'vit']) {
+    const file = path.join(FIXTURES, `${name}.onnx`);
+    if (fs.existsSync(file)) list.push({ name, file, data: test });
+    else notices.push(`skipped fixture ${name}: fixtures/${name}.onnx not present`);
+  }
+  if (REAL_WORLD) list.push({ name: 'real-world-mnist-cnn', file: path.join(REAL_WORLD, 'model.onnx'), data: path.join(REAL_WORLD, 'test.npz') });
+  else notices.push('skipped the real-world model: ../shared/real-world/mnist-cnn-pytorch not found');
+  for (const name of SCALE_NAMES) {
+    const file = path.join(SCALE_DIR, `${name}.onnx`);
+    if (fs.existsSync(file)) list.push({ name, file });
+    else notices.push(`skipped scale model ${name}: produce it with /usr/bin/python3 fixtures/export_torchvision.py fixtures/scale ${name}`);
+  }
+  return only.length ? list.filter((m) => only.some((o) => m.name.includes(o))) : list;
+}
+
+async function runOne(model: BenchModel, method: string, options: BenchOptions, meter: PeakMeter, workDir: string): Promise<RunResult> {
+  const ctx: StageContext = { model, method, config: benchConfig(method), options, workDir };
+  const stages: StageResult[] = [];
+  let error: string | undefined;
+  for (const stage of stagesFor(method)) {
+    gc();
+    meter.reset();
+    const rss0 = process.memoryUsage().rss;
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    try {
+      await stage.run(ctx);
+    } catch (e) {
+      error = `${stage.name}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`;
+      break;
+    }
+    const peak = meter.peak();
+    stages.push({ name: stage.name, ms: performance.now() - t0, cpu_ms: cpuMs(c0), peak_rss_mb: peak / 2 ** 20, extra_rss_mb: Math.max(0, peak - rss0) / 2 ** 20 });
+  }
+  if (ctx.prunedPath) fs.rmSync(ctx.prunedPath, { force: true });
+  return { model: model.name, method, params: ctx.params ?? null, macs: ctx.macs ?? null, stages, ...outcome(ctx), ...(error ? { error } : {}) };
+}
+
+/** The global magnitude threshold over 25 M weights: kthSmallest on |w| plus the keep-mask, as pruning does it. */
+function thresholdBench(meter: PeakMeter): { weights: number; ms: number; cpu_ms: number; peak_rss_mb: number; zeroed: number } {
+  const n = 25_000_000;
+  const w = new Float32Array(n);
+  let s = 12345;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    w[i] = (s / 2 ** 32 - 0.5) * 0.1;
+  }
+  gc();
+  meter.reset();
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const [mask] = magnitudeMask([w], n / 2);
+  const ms = performance.now() - t0;
+  const cpu = cpuMs(c0);
+  let zeroed = 0;
+  for (let i = 0; i < n; i++) zeroed += 1 - mask[i];
+  return { weights: n, ms, cpu_ms: cpu, peak_rss_mb: meter.peak() / 2 ** 20, zeroed };
+}
+
+const fmtMs = (x: number): string => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(0)} ms`);
+const fmtCount = (x: number | null): string => (x === null ? '—' : x >= 1e6 ? `${(x / 1e6).toFixed(1)}M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)}k` : String(x));
+
+function renderTable(results: RunResult[]): string {
+  const stageNames: string[] = [];
+  for (const r of results) for (const s of r.stages) if (!stageNames.includes(s.name)) stageNames.push(s.name);
+  const rows = results.map((r) => {
+    const cells = stageNames.map((n) => {
+      const s = r.stages.find((x) => x.name === n);
+      return s ? `${fmtMs(s.ms)} (cpu ${fmtMs(s.cpu_ms)}) · +${s.extra_rss_mb.toFixed(0)} MB` : '—';
+    });
+    const speed = r.speedup === null ? '—' : `${r.speedup.toFixed(2)}x${r.p_value !== null && r.p_value >= 0.05 ? ' (noise)' : ''}`;
+    const acc =
+      r.accuracy_dense !== null && r.accuracy_pruned !== null
+        ? `${((r.accuracy_pruned - r.accuracy_dense) * 100).toFixed(1)} pt`
+        : r.agreement !== null
+          ? `agreement ${(r.agreement * 100).toFixed(1)}%`
+          : '—';
+    return [r.model, fmtCount(r.params), r.method, ...cells, speed, r.error ? `error: ${r.error}` : acc];
+  });
+  return markdownTable([['model', 'params', 'method', ...stageNames, 'speedup (p50, b=1)', 'accuracy change'], ...rows], { alignDelimiters: false });
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const options: BenchOptions = args.quick
+    ? { quick: true, evalSamples: 500, syntheticSamples: 8, warmup: 2, runs: 10 }
+    : { quick: false, evalSamples: 2000, syntheticSamples: 32, warmup: 5, runs: 30 };
+  const notices: string[] = [];
+  const list = models(args.only, notices);
+  for (const n of notices) process.stderr.write(`bench: ${n}\n`);
+  const meter = peakMeter();
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'prune-guard-bench-'));
+  const results: RunResult[] = [];
+  try {
+    for (const model of list) {
+      for (const method of args.methods) {
+        process.stderr.write(`bench: ${model.name} ${method}\n`);
+        results.push(await runOne(model, method, options, meter, workDir));
+      }
+    }
+  } finally {
+    fs.rmSync(workDir, { recursive: true, force: true });
+  }
+  process.stderr.write('bench: global magnitude threshold over 25M weights\n');
+  const threshold = thresholdBench(meter);
+
+  const date = new Date().toISOString();
+  const env = `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'cpu'}), node ${process.version}, onnxruntime ${onnxruntimeVersion()}, ${process.platform}-${process.arch}`;
+  const memoryNote =
+    meter.method === 'linux-vmhwm'
+      ? 'extra memory: peak RSS during the stage (Linux VmHWM, reset before each stage) minus RSS when it began; bench/results/latest.json also has the absolute peak'
+      : 'RSS after the stage minus RSS before (no per-stage peak on this platform)';
+  const md = [
+    `Benchmarks, ${date}, ${env}. ${args.quick ? 'Quick mode: 500 labelled samples, 2 warm-up + 10 timed latency runs.' : 'Full mode: 2000 labelled samples, 5 warm-up + 30 timed latency runs.'} Sparsity 0.5 for unstructured (global).`,
+    `Each stage cell: wall time (CPU time of the process, onnxruntime threads included) · ${memoryNote}. Load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores at the end: on a shared machine wall time exceeds CPU time. Speedup: ratio of medians of interleaved batch-1 latency; "(noise)" when a Mann-Whitney test gives p >= 0.05. Models without labelled data (the torchvision scale models, random weights) report agreement with the dense model on seeded random inputs.`,
+    renderTable(results),
+    markdownTable(
+      [
+        ['global magnitude threshold', 'wall time (threshold + mask)', 'CPU time', 'peak RSS', 'zeroed'],
+        [`${threshold.weights / 1e6}M float32 weights`, fmtMs(threshold.ms), fmtMs(threshold.cpu_ms), `${threshold.peak_rss_mb.toFixed(0)} MB`, String(threshold.zeroed)],
+      ],
+      { alignDelimiters: false },
+    ),
+    ...(notices.length ? [notices.map((n) => `- ${n}`).join('\n')] : []),
+  ].join('\n\n');
+  process.stdout.write(md + '\n');
+  const json = { date, environment: env, memory: meter.method, options: { ...options, only: args.only, methods: args.methods }, results, threshold, notices };
+  const outDir = path.join(ROOT, 'bench', 'results');
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(json, null, 2) + '\n');
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? e.stack : String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,122 @@
+import { errorFunction, median } from 'simple-statistics';
+import type { SpeedFunnel, Step } from '../ledger/types.js';
+import { modelCost } from '../onnx/flops.js';
+import { GraphIndex } from '../onnx/graph.js';
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { FLOAT_TYPES, numel, tensorDims, tensorToFloat32 } from '../onnx/tensor.js';
+
+/** Bytes per element of the float types a weight may be stored in. */
+const FLOAT_SIZE: Record<number, number> = { 1: 4, 10: 2, 11: 8, 16: 2 };
+
+/** What a saved model's weights would cost if zeros were skipped, in storage and in compute. */
+export interface WeightFacts {
+  /**
+   * Bytes of every float initializer in a bitmask sparse encoding: one bit per entry (is it nonzero?)
+   * plus the nonzero values in the tensor's own float width. Chosen over CSR because it is never worse
+   * than ~1/32 above dense (CSR with int32 indices doubles the size below 50% sparsity) and its size
+   * depends only on the count of nonzeros, so it is comparable across methods.
+   */
+  sparseBytes: number;
+  /** MACs per sample whose weight is nonzero: what a kernel that skips zero weights would execute */
+  sparseMacs: number;
+}
+
+const MAC_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
+
+export function weightFacts(model: ModelProto): WeightFacts {
+  const index = new GraphIndex(model.graph!);
+  const density = new Map<string, number>();
+  let sparseBytes = 0;
+  for (const t of index.initializers.values()) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const v = tensorToFloat32(t);
+    let nonzero = 0;
+    for (let i = 0; i < v.length; i++) if (v[i] !== 0) nonzero++;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
+    density.set(t.name, v.length ? nonzero / v.length : 1);
+  }
+  // modelCost lists MAC nodes in the same topological order as this index
+  const macNodes = index.order.filter((n) => MAC_OPS.has(n.opType));
+  const cost = modelCost(model);
+  let sparseMacs = 0;
+  cost.nodes.forEach((c, k) => {
+    if (c.macs === null) return;
+    const node = macNodes[k];
+    // the weight operand; for a MatMul it may be either side, activation x activation has none
+    const weight = node.opType === 'MatMul' ? node.input.find((i) => index.initializers.has(i) && tensorDims(index.initializers.get(i)!).length >= 2) : node.input[1];
+    const t = weight ? index.initializers.get(weight) : undefined;
+    const d = t && numel(tensorDims(t)) > 0 ? (density.get(t.name) ?? 1) : 1;
+    sparseMacs += c.macs * d;
+  });
+  return { sparseBytes, sparseMacs };
+}
+
+/**
+ * Two-sided Mann-Whitney U test (normal approximation with tie and continuity correction): the p-value
+ * that two latency samples come from the same distribution. Deterministic, unlike a bootstrap, so the
+ * same samples always give the same verdict.
+ */
+export function mannWhitneyP(x: readonly number[], y: readonly number[]): number {
+  const n1 = x.length;
+  const n2 = y.length;
+  if (n1 === 0 || n2 === 0) return 1;
+  const all = [...x.map((v) => ({ v, first: true })), ...y.map((v) => ({ v, first: false }))].sort((a, b) => a.v - b.v);
+  const n = all.length;
+  let rankSumX = 0;
+  let ties = 0;
+  for (let i = 0; i < n; ) {
+    let j = i;
+    while (j + 1 < n && all[j + 1].v === all[i].v) j++;
+    const rank = (i + j) / 2 + 1;
+    for (let k = i; k <= j; k++) if (all[k].first) rankSumX += rank;
+    const t = j - i + 1;
+    ties += t * t * t - t;
+    i = j + 1;
+  }
+  const u = rankSumX - (n1 * (n1 + 1)) / 2;
+  const mean = (n1 * n2) / 2;
+  const variance = ((n1 * n2) / 12) * (n + 1 - ties / (n * (n - 1)));
+  if (!(variance > 0)) return 1;
+  const z = Math.max(0, Math.abs(u - mean) - 0.5) / Math.sqrt(variance);
+  return Math.min(1, 1 - errorFunction(z / Math.SQRT2));
+}
+
+/** A speed claim needs the two samples to differ at this level; otherwise speed is "unchanged". */
+export const SPEED_ALPHA = 0.05;
+
+const ratioOr1 = (a: number, b: number): number => (b > 0 ? a / b : 1);
+
+export interface FunnelInput {
+  dense: Step;
+  step: Step;
+  stepFacts: WeightFacts;
+  /** raw latency samples (ms) of the dense model and of this step at the primary batch, interleaved */
+  denseSamples: readonly number[];
+  stepSamples: readonly number[];
+}
+
+/**
+ * Where a step's speed went, relative to the dense step: parameters -> MACs -> the speedup those MACs
+ * promise -> the measured speedup -> efficiency (measured / promised). The promise counts only MACs with
+ * a nonzero weight, so zeros that the runtime still multiplies show up as lost efficiency.
+ */
+export function speedFunnel(input: FunnelInput): SpeedFunnel {
+  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
+  // the dense model runs all its MACs; this step could run only those with a nonzero weight
+  const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
+  const measured = denseSamples.length > 0 && stepSamples.length > 0;
+  const speedup = measured ? ratioOr1(median(denseSamples as number[]), median(stepSamples as number[])) : null;
+  const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
+  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? (speedup > 1 ? 'faster' : 'slower') : 'unchanged';
+  return {
+    batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
+    params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
+    flops_ratio: ratioOr1(step.flops, dense.flops),
+    sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
+    ideal_speedup: idealSpeedup,
+    speedup,
+    efficiency: speedup === null ? null : speedup / idealSpeedup,
+    p_value: p,
+    speed,
+  };
+}

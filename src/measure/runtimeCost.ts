@@ -1,0 +1,69 @@
+import * as fs from 'node:fs';
+import { quantileSorted } from 'simple-statistics';
+import type { InputArray } from '../data/dataset.js';
+import type { LatencyStat, RuntimeCost } from '../ledger/types.js';
+import { batchOf } from './latency.js';
+import { onnxruntime, openSession } from './ort.js';
+
+/** Linux RAPL package-0 energy counter (microjoules); readable on many bare-metal x86 runners. */
+export const RAPL_ENERGY = '/sys/class/powercap/intel-rapl:0/energy_uj';
+
+/** Samples per second at the largest measured batch, from its p50; undefined with no latency. */
+export function throughput(byBatch: readonly LatencyStat[]): { batch: number; samples_per_s: number } | undefined {
+  if (byBatch.length === 0) return undefined;
+  const largest = byBatch.reduce((a, b) => (b.batch > a.batch ? b : a));
+  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1000) };
+}
+
+function readCounter(file: string): number | undefined {
+  try {
+    const v = Number(fs.readFileSync(file, 'utf8').trim());
+    return Number.isFinite(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Energy per sample from the RAPL counter around `runs` inferences of `batch` samples; null with the
+ * reason when the counter cannot be read (containers, VMs, non-Intel CPUs). It is the whole package's
+ * energy, neighbours included, so it is only meaningful on a quiet, dedicated runner.
+ */
+export async function energyPerSample(run: () => Promise<void>, runs: number, batch: number, counter = RAPL_ENERGY): Promise<{ joules: number | null; note: string }> {
+  const before = readCounter(counter);
+  if (before === undefined) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
+  for (let i = 0; i < runs; i++) await run();
+  const after = readCounter(counter);
+  if (after === undefined || after < before) return { joules: null, note: 'not available: the RAPL counter wrapped or vanished during the measurement' };
+  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
+}
+
+/** Model load time (median of 3 session creations), throughput, and energy where the runner exposes it. */
+export async function measureRuntimeCost(artifact: string, byBatch: readonly LatencyStat[], source: Map<string, InputArray>, opts: { threads: number; provider?: 'cpu' | 'cuda' }): Promise<RuntimeCost> {
+  const { ort } = onnxruntime();
+  const loads: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    const s = await openSession(artifact, opts);
+    loads.push(performance.now() - t0);
+    if (i < 2) await s.release();
+    else {
+      const batch = byBatch[0]?.batch ?? 1;
+      const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data as never, arr.dims);
+      const energy = await energyPerSample(async () => {
+        const out = await s.run(feeds);
+        for (const t of Object.values(out)) t.dispose();
+      }, 20, batch);
+      await s.release();
+      const tp = throughput(byBatch);
+      return {
+        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
+        ...(tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {}),
+        energy_j_per_sample: energy.joules,
+        energy_note: energy.note,
+      };
+    }
+  }
+  throw new Error('unreachable');
+}

@@ -1,0 +1,65 @@
+import type { Progress } from './progress.js';
+
+/** Thrown at the first progress report after the time budget ran out; names the stage it stopped in. */
+export class TimedOut extends Error {
+  override readonly name = 'TimedOut';
+  constructor(
+    readonly stage: string,
+    readonly limitSeconds: number,
+    readonly elapsedSeconds: number,
+  ) {
+    super(`time budget of ${limitSeconds} s ran out during '${stage}' after ${elapsedSeconds.toFixed(1)} s`);
+  }
+}
+
+/**
+ * A per-model time budget checked cooperatively: every progress report (each evaluation batch, each
+ * latency round, each stage start) is a checkpoint. Throwing from there unwinds through the stages'
+ * try/finally blocks, so onnxruntime sessions are released and the run stops cleanly.
+ */
+export class Deadline {
+  private readonly started = performance.now();
+  stage = 'load model and data';
+
+  constructor(readonly limitSeconds: number | undefined) {}
+
+  elapsedSeconds(): number {
+    return (performance.now() - this.started) / 1000;
+  }
+
+  check(): void {
+    if (this.limitSeconds === undefined) return;
+    const elapsed = this.elapsedSeconds();
+    if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
+  }
+
+  /** `inner` with a checkpoint in every call; `start` and `note` also name the current stage. */
+  watch(inner: Progress): Progress {
+    return {
+      note: (m) => {
+        this.check();
+        if (STAGE_NOTE.test(m)) this.stage = stageOf(m);
+        inner.note(m);
+      },
+      start: (label, total) => {
+        this.check();
+        this.stage = stageOf(label);
+        inner.start(label, total);
+      },
+      update: (done) => {
+        inner.update(done);
+        this.check();
+      },
+      stop: () => inner.stop(),
+    };
+  }
+}
+
+// notes that open a stage ("pruning x.onnx: ..."); other notes are remarks within the current stage
+const STAGE_NOTE = /^(pruning|recover|reconstruct|distill|fine-tun)/i;
+
+/** "pruning mlp.onnx: unstructured to 50%" -> "pruning"; "evaluate dense" stays whole. */
+function stageOf(label: string): string {
+  const colon = label.indexOf(':');
+  return (colon > 0 ? label.slice(0, colon) : label).replace(/\s*\(.*\)$/, '').split(' ').slice(0, 2).join(' ').trim();
+}

@@ -1,0 +1,112 @@
+/**
+ * Time budget and signals: a run that runs out of time writes a `fail` ledger saying where it stopped;
+ * a run killed mid-way leaves the input model and the previous complete outputs exactly as they were.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Ledger } from '../../src/ledger/types.js';
+import { validateLedger } from '../../src/ledger/validateLedger.js';
+import { LOCK_NAME } from '../../src/io/lock.js';
+import { STAGING_PREFIX } from '../../src/io/outputDir.js';
+import { fixture, hasRealWorld, REAL_WORLD, tempDir } from '../support/fixtures.js';
+import { runCli } from '../support/cli.js';
+import { sha256, snapshot, startCli } from './cliProcess.js';
+
+const FAST = ['--runs', '3', '--warmup', '0', '--batch-sizes', '1', '--quiet'];
+// a latency stage that would take many minutes: whatever stops the run stops it there
+const ENDLESS = ['--runs', '10000000', '--warmup', '0', '--batch-sizes', '1', '--quiet'];
+
+function readLedger(out: string): Ledger {
+  return JSON.parse(fs.readFileSync(path.join(out, 'ledger.json'), 'utf8')) as Ledger;
+}
+
+describe('time budget', () => {
+  const args = (out: string, ...rest: string[]) => ['run', '--model', fixture('mlp.onnx'), '--data', fixture('fmnist-test.npz'), '--out', out, ...rest];
+
+  it('stops in the stage that ran out of time and writes a fail ledger naming it', async () => {
+    const out = tempDir();
+    const r = await runCli(args(out, ...ENDLESS, '--time-budget', '4'));
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/time budget of 4 s ran out during 'latency'/);
+    const ledger = readLedger(out);
+    expect(validateLedger(ledger)).toEqual([]);
+    expect(ledger.verdict).toBe('fail');
+    expect(ledger.timed_out).toMatchObject({ model: fixture('mlp.onnx'), stage: 'latency', limit_s: 4 });
+    expect(ledger.timed_out!.elapsed_s).toBeGreaterThanOrEqual(4);
+    expect(fs.readFileSync(path.join(out, 'ledger.md'), 'utf8')).toMatch(/\*\*Timed out:\*\* .* 4 s time budget during _latency_/);
+    // no unmeasured model is published
+    expect(fs.readdirSync(out).sort()).toEqual(['ledger.json', 'ledger.md']);
+  });
+
+  it('a budget exhausted while loading says so, and retires the previous pruned model the new ledger no longer describes', async () => {
+    const out = tempDir();
+    expect((await runCli(args(out, ...FAST, '--budget', 'accuracy-drop=1', '--budget', 'class-accuracy-drop=1', '--budget', 'ece-increase=1'))).code).toBe(0);
+    expect(fs.existsSync(path.join(out, 'mlp.pruned.onnx'))).toBe(true);
+    const r = await runCli(args(out, ...FAST, '--time-budget', '0.001'));
+    expect(r.code).toBe(1);
+    expect(readLedger(out).timed_out!.stage).toBe('load model and data');
+    expect(fs.readdirSync(out).sort()).toEqual(['ledger.json', 'ledger.md']);
+  });
+
+  it('can be set in the config file', async () => {
+    const out = tempDir();
+    const cfg = path.join(tempDir(), 'budget.yml');
+    fs.writeFileSync(cfg, 'time-budget: 0.001\n');
+    const r = await runCli(args(out, ...FAST, '--config', cfg));
+    expect(r.code).toBe(1);
+    expect(readLedger(out).timed_out!.limit_s).toBe(0.001);
+  });
+});
+
+// worktrees sit one level deeper than the main checkout: PRUNE_GUARD_REAL_WORLD points at the folder there
+const REAL = hasRealWorld ? REAL_WORLD : process.env.PRUNE_GUARD_REAL_WORLD;
+
+describe.runIf(REAL !== undefined)('signals on the model trained elsewhere', () => {
+  const model = path.join(REAL ?? '', 'model.onnx');
+  const data = path.join(REAL ?? '', 'test.npz');
+  const inputHash = () => sha256(model);
+  const out = tempDir();
+  let before: Record<string, string>;
+  let modelHash: string;
+
+  beforeAll(async () => {
+    modelHash = inputHash();
+    // a previous complete run whose outputs must survive the interrupted ones
+    const r = await runCli(['run', '--model', model, '--data', data, '--out', out, ...FAST]);
+    expect([0, 1]).toContain(r.code);
+    before = snapshot(out);
+    expect(Object.keys(before).sort()).toEqual(['ledger.json', 'ledger.md', 'model.pruned.onnx']);
+  }, 120_000);
+
+  it.each([
+    ['SIGTERM', 143, /latency/],
+    ['SIGINT', 130, /evaluate dense/],
+  ] as const)('%s mid-run exits %i, leaves the input and the previous outputs intact, and no temp files', async (signal, code, stage) => {
+    const run = startCli(['run', '--model', model, '--data', data, '--out', out, ...ENDLESS, '--eval-batch-size', '1']);
+    await run.waitFor(stage);
+    // by now the pruned model is saved (staged) and being measured
+    run.child.kill(signal);
+    const r = await run.done;
+    expect(r.code, r.stderr).toBe(code);
+    expect(r.stderr).toMatch(new RegExp(`prune-guard: stopped by ${signal}; the input model and earlier outputs are unchanged`));
+    expect(inputHash()).toBe(modelHash);
+    expect(snapshot(out)).toEqual(before);
+  });
+
+  it('after SIGKILL (no cleanup possible) the next run clears the dead lock and staging folder', async () => {
+    const run = startCli(['run', '--model', model, '--data', data, '--out', out, ...ENDLESS]);
+    await run.waitFor(/latency/);
+    run.child.kill('SIGKILL');
+    await run.done;
+    const left = fs.readdirSync(out);
+    expect(left).toContain(LOCK_NAME);
+    expect(left.some((n) => n.startsWith(STAGING_PREFIX))).toBe(true);
+    // earlier outputs are still the complete old ones
+    for (const [name, hash] of Object.entries(before)) expect(sha256(path.join(out, name))).toBe(hash);
+    const r = await runCli(['run', '--model', model, '--data', data, '--out', out, ...FAST]);
+    expect([0, 1]).toContain(r.code);
+    expect(fs.readdirSync(out).sort()).toEqual(['ledger.json', 'ledger.md', 'model.pruned.onnx']);
+    expect(inputHash()).toBe(modelHash);
+  });
+});

@@ -1,0 +1,70 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Ledger, Step } from '../../src/ledger/types.js';
+import { validateLedger } from '../../src/ledger/validateLedger.js';
+import { loadModel } from '../../src/onnx/model.js';
+import { FLOAT_TYPES, tensorToFloat32 } from '../../src/onnx/tensor.js';
+import { runCli } from '../support/cli.js';
+import { fixture, tempDir } from '../support/fixtures.js';
+
+const FAST = ['--warmup', '1', '--runs', '8', '--batch-sizes', '1'];
+
+/** Independent bitmask size: ceil(n/8) + 4 bytes per nonzero, over every float32 initializer of the file. */
+function bitmaskBytes(file: string): number {
+  let total = 0;
+  for (const t of loadModel(file).proto.graph!.initializer) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const v = tensorToFloat32(t);
+    total += Math.ceil(v.length / 8) + v.filter((x) => x !== 0).length * 4;
+  }
+  return total;
+}
+
+describe.each([
+  { method: 'unstructured', sparsity: '0.8' },
+  { method: '2:4', sparsity: '0.5' },
+])('speed funnel in a real run ($method on the fixture MLP)', ({ method, sparsity }) => {
+  const out = tempDir();
+  let ledger: Ledger;
+  let stdout: string;
+  let steps: Step[];
+
+  beforeAll(async () => {
+    const r = await runCli(['run', '--model', fixture('mlp.onnx'), '--data', fixture('fmnist-test.npz'), '--method', method, '--sparsity', sparsity, '--out', out, ...FAST]);
+    stdout = r.stdout;
+    ledger = JSON.parse(fs.readFileSync(path.join(out, 'ledger.json'), 'utf8')) as Ledger;
+    steps = ledger.models[0].steps;
+  }, 120_000);
+
+  it('every step has a funnel against the dense step, valid by the schema', () => {
+    expect(validateLedger(ledger)).toEqual([]);
+    const [d, p] = steps;
+    expect(d.funnel).toMatchObject({ batch: 1, params_ratio: 1, flops_ratio: 1, sparse_flops_ratio: 1, ideal_speedup: 1, speedup: 1, speed: 'unchanged' });
+    expect(p.funnel!.params_ratio).toBeCloseTo(p.nonzero_params / d.nonzero_params, 12);
+    // zeros stay in the tensors: the dense kernels run every MAC
+    expect(p.funnel!.flops_ratio).toBe(1);
+    // the MLP is all Gemm weights, so the MACs with a nonzero weight follow the sparsity
+    expect(p.funnel!.sparse_flops_ratio).toBeCloseTo(1 - p.sparsity, 2);
+    expect(p.funnel!.ideal_speedup).toBeCloseTo(1 / p.funnel!.sparse_flops_ratio, 12);
+    expect(p.funnel!.speedup).toBeCloseTo(d.latency!.p50_ms / p.latency!.p50_ms, 12);
+    expect(p.funnel!.efficiency).toBeCloseTo(p.funnel!.speedup! / p.funnel!.ideal_speedup, 12);
+    expect(p.funnel!.p_value).toBeGreaterThanOrEqual(0);
+  });
+
+  it('sparse_bytes is the bitmask encoding of the saved files, and shrinks with the zeros', () => {
+    const [d, p] = steps;
+    expect(d.sparse_bytes).toBe(bitmaskBytes(d.artifact));
+    expect(p.sparse_bytes).toBe(bitmaskBytes(p.artifact));
+    expect(p.sparse_bytes!).toBeLessThan(d.sparse_bytes! * (1 - Number(sparsity)) + d.sparse_bytes! * 0.05);
+  });
+
+  it('the ledger shows the funnel and the plain CPU note, and the headline agrees with the samples', () => {
+    expect(stdout).toContain('**Where the speed went**');
+    expect(stdout).toContain('onnxruntime on CPU does not exploit');
+    const headline = stdout.split('\n').find((l) => l.startsWith('**'))!;
+    const speed = steps[1].funnel!.speed;
+    if (speed === 'unchanged') expect(headline).toContain('speed unchanged within noise');
+    else expect(headline).toMatch(speed === 'faster' ? /x faster/ : /x slower/);
+  });
+});
