@@ -25690,9 +25690,6 @@ function readInputs(get) {
     warmup: number("warmup", get("warmup"), (n) => Number.isInteger(n) && n >= 0, "a whole number of 0 or more")
   };
   if (inputs.models.length === 0) inputs.models = ["**/*.onnx"];
-  if (inputs.recoveryCommand !== void 0 && inputs.recovery !== "command") {
-    throw new UserError(`input recovery-command: only used with recovery: command; set recovery: command or remove recovery-command`);
-  }
   if (inputs.mode === "aggregate" && !inputs.ledgers) {
     throw new UserError("input ledgers: mode aggregate needs the folder holding the shards' ledger.json files (download-artifact path)");
   }
@@ -40907,6 +40904,21 @@ var init_gitBase = __esm({
 // src/github/checkModels.ts
 import * as fs13 from "node:fs";
 import * as path8 from "node:path";
+function refuseLfsPointer(file, shown) {
+  let head = "";
+  try {
+    const fd2 = fs13.openSync(file, "r");
+    const buf = Buffer.alloc(40);
+    fs13.readSync(fd2, buf, 0, 40, 0);
+    fs13.closeSync(fd2);
+    head = buf.toString("latin1");
+  } catch {
+    return;
+  }
+  if (head.startsWith("version https://git-lfs")) {
+    throw new UserError(`${shown}: is a Git LFS pointer, not the model; check out with \`lfs: true\` on actions/checkout`);
+  }
+}
 function workspacePath(workspace, file) {
   const rel = path8.relative(workspace, file);
   return rel.startsWith("..") || path8.isAbsolute(rel) ? file : rel.split(path8.sep).join("/");
@@ -40920,6 +40932,7 @@ async function checkModels(jobs, settings, opts) {
     const own = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own };
     opts.progress.note(`model ${job.path}`);
+    refuseLfsPointer(path8.join(opts.workspace, job.path), job.path);
     const head = await runPipeline({ ...request2, model: path8.join(opts.workspace, job.path), out: path8.join(opts.out, "models", slug(job.path)) }, opts.progress);
     const ledger = head.ledger;
     const model = ledger.models[0];
@@ -40981,6 +40994,7 @@ function readLedgers(dir) {
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
     "use strict";
+    init_errors();
     init_budgets();
     init_types();
     init_run();
@@ -56720,7 +56734,8 @@ async function run(inputs, octokit, ctx, env, io) {
   const result = { ledger, ledgerPath, failed: false };
   const pr = pullRequestOf(ctx, inputs);
   const writes = !!inputs.githubToken;
-  if (pr && inputs.comment !== "never" && writes) {
+  const comments = inputs.comment === "always" || inputs.comment === "auto" && !inputs.shard;
+  if (pr && comments && writes) {
     const create2 = inputs.comment === "always" || ledger.models.length > 0;
     try {
       const posted = await upsertStickyComment(octokit, ctx, pr.number, fitComment(sections, COMMENT_LIMIT), { create: create2 });

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { UserError } from '../errors.js';
 import { overallVerdict } from '../ledger/budgets.js';
 import { LEDGER_SCHEMA, type Ledger, type ModelLedger } from '../ledger/types.js';
 import type { Progress } from '../pipeline/progress.js';
@@ -21,6 +22,23 @@ export interface BaseSource {
   ref: string;
   /** the git checkout holding it */
   cwd: string;
+}
+
+/** A checkout without `lfs: true` holds a small text pointer where the model should be. */
+export function refuseLfsPointer(file: string, shown: string): void {
+  let head = '';
+  try {
+    const fd = fs.openSync(file, 'r');
+    const buf = Buffer.alloc(40);
+    fs.readSync(fd, buf, 0, 40, 0);
+    fs.closeSync(fd);
+    head = buf.toString('latin1');
+  } catch {
+    return; // a missing file is reported by the pipeline
+  }
+  if (head.startsWith('version https://git-lfs')) {
+    throw new UserError(`${shown}: is a Git LFS pointer, not the model; check out with \`lfs: true\` on actions/checkout`);
+  }
 }
 
 /** Repository-relative for files in the checkout (what a reader of the comment recognises), else as given. */
@@ -49,6 +67,7 @@ export async function checkModels(
     const own = settings.budgets.filter((b) => b.name !== 'latency-regression');
     const request = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own };
     opts.progress.note(`model ${job.path}`);
+    refuseLfsPointer(path.join(opts.workspace, job.path), job.path);
     const head = await runPipeline({ ...request, model: path.join(opts.workspace, job.path), out: path.join(opts.out, 'models', slug(job.path)) }, opts.progress);
     const ledger = head.ledger;
     const model = ledger.models[0];

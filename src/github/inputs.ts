@@ -132,9 +132,6 @@ export function readInputs(get: (name: string) => string): ActionInputs {
     warmup: number('warmup', get('warmup'), (n) => Number.isInteger(n) && n >= 0, 'a whole number of 0 or more'),
   };
   if (inputs.models.length === 0) inputs.models = ['**/*.onnx'];
-  if (inputs.recoveryCommand !== undefined && inputs.recovery !== 'command') {
-    throw new UserError(`input recovery-command: only used with recovery: command; set recovery: command or remove recovery-command`);
-  }
   if (inputs.mode === 'aggregate' && !inputs.ledgers) {
     throw new UserError('input ledgers: mode aggregate needs the folder holding the shards\' ledger.json files (download-artifact path)');
   }

@@ -129,7 +129,9 @@ export async function run(inputs: ActionInputs, octokit: Octokit, ctx: RunContex
   const result: ActionResult = { ledger, ledgerPath, failed: false };
   const pr = pullRequestOf(ctx, inputs);
   const writes = !!inputs.githubToken;
-  if (pr && inputs.comment !== 'never' && writes) {
+  // shards of a matrix would overwrite each other's sticky comment: under `auto` the aggregate job comments
+  const comments = inputs.comment === 'always' || (inputs.comment === 'auto' && !inputs.shard);
+  if (pr && comments && writes) {
     const create = inputs.comment === 'always' || ledger.models.length > 0;
     try {
       const posted = await upsertStickyComment(octokit, ctx, pr.number, fitComment(sections, COMMENT_LIMIT), { create });

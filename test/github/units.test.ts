@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { budgetAnnotations } from '../../src/github/annotations.js';
 import { appendHistory, emptyHistory, HISTORY_LIMIT, parseHistory } from '../../src/github/history.js';
 import type { BudgetName, BudgetResult, ModelLedger } from '../../src/ledger/types.js';
+import { refuseLfsPointer } from '../../src/github/checkModels.js';
 import { COMMENT_LIMIT, fitComment } from '../../src/github/fit.js';
 import { gateFails } from '../../src/github/gate.js';
 import { readInputs } from '../../src/github/inputs.js';
@@ -32,7 +33,6 @@ describe('inputs', () => {
     [{ 'target-sparsity': '1.2' }, /^input target-sparsity: '1.2' must be a fraction/],
     [{ 'shift-data': 'rotated' }, /^input shift-data: 'rotated' must be NAME=path/],
     [{ 'execution-provider': 'tpu' }, /^input execution-provider: 'tpu' is not one of cpu, cuda, auto/],
-    [{ 'recovery-command': 'make recover' }, /^input recovery-command: only used with recovery: command/],
     [{ mode: 'aggregate' }, /^input ledgers: mode aggregate needs/],
     [{ 'pull-request': '7' }, /^input pull-request: only used with mode: aggregate/],
   ])('refuses %j with a one-line message naming the input', (values, message) => {
@@ -147,5 +147,15 @@ describe('history', () => {
     expect(parseHistory(JSON.stringify(h), 'h.json').entries).toHaveLength(HISTORY_LIMIT);
     expect(() => parseHistory('{"entries": []}', 'h.json')).toThrow('h.json: is not a prune-guard history file');
     expect(() => parseHistory('nope', 'h.json')).toThrow('h.json: is not JSON');
+  });
+});
+
+describe('Git LFS', () => {
+  it('a pointer file instead of a model is refused with the checkout hint', () => {
+    const file = path.join(tempDir(), 'm.onnx');
+    fs.writeFileSync(file, 'version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n');
+    expect(() => refuseLfsPointer(file, 'models/m.onnx')).toThrow('models/m.onnx: is a Git LFS pointer, not the model; check out with `lfs: true` on actions/checkout');
+    fs.writeFileSync(file, Buffer.from([8, 7, 18, 4]));
+    expect(() => refuseLfsPointer(file, 'models/m.onnx')).not.toThrow();
   });
 });
