@@ -40076,19 +40076,9 @@ var init_obs = __esm({
 });
 
 // src/recover/patches.ts
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
 function samplePositions(total2, count2, seed = 1) {
   if (count2 >= total2) return Int32Array.from({ length: total2 }, (_, i2) => i2);
-  const next = rng(seed);
+  const next = seededRandom(seed);
   const out = new Int32Array(count2);
   for (let k = 0; k < count2; k++) out[k] = Math.min(total2 - 1, Math.floor((k + next()) * total2 / count2));
   return out;
@@ -40142,6 +40132,7 @@ function layerPatches(layer, act, withBias, maxPatches) {
 var init_patches = __esm({
   "src/recover/patches.ts"() {
     "use strict";
+    init_random();
   }
 });
 

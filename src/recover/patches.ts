@@ -1,22 +1,12 @@
 import type { Activation } from './session.js';
 import type { LinearLayer } from './layers.js';
-
-/** Deterministic PRNG (mulberry32) so dense and pruned patches come from the same positions. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../measure/stats/random.js';
 
 /** `count` of `total` positions, stratified (one random pick per equal stretch), ascending. */
 export function samplePositions(total: number, count: number, seed = 1): Int32Array {
   if (count >= total) return Int32Array.from({ length: total }, (_, i) => i);
-  const next = rng(seed);
+  // seeded, so dense and pruned patches come from the same positions
+  const next = seededRandom(seed);
   const out = new Int32Array(count);
   for (let k = 0; k < count; k++) out[k] = Math.min(total - 1, Math.floor(((k + next()) * total) / count));
   return out;
