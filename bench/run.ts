@@ -12,7 +12,7 @@ import { runInNewContext } from 'node:vm';
 import { markdownTable } from 'markdown-table';
 import { onnxruntimeVersion } from '../src/measure/ort.js';
 import { magnitudeMask } from '../src/prune/magnitude.js';
-import { peakMeter, type PeakMeter } from './memory.js';
+import { peakMeter, type PeakMeter } from '../src/measure/memory.js';
 import { benchConfig, outcome, stagesFor, type BenchModel, type BenchOptions, type Outcome, type StageContext } from './stages.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

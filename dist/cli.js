@@ -1218,7 +1218,7 @@ var require_command = __commonJS({
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
     var path11 = __require("node:path");
-    var fs15 = __require("node:fs");
+    var fs16 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs15.existsSync(executableFile)) return;
+        if (fs16.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2231,10 +2231,10 @@ Expecting one of '${allowedValues.join("', '")}'`);
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
           const localBin = path11.resolve(baseDir, baseName2);
-          if (fs15.existsSync(localBin)) return localBin;
+          if (fs16.existsSync(localBin)) return localBin;
           if (sourceExt.includes(path11.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs15.existsSync(`${localBin}${ext}`)
+            (ext) => fs16.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,7 +2246,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs15.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs16.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
@@ -10361,14 +10361,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs15 = this.flowScalar(this.type);
+              const fs16 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs15, sep: [] });
+                map.items.push({ start, key: fs16, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs15);
+                this.stack.push(fs16);
               } else {
-                Object.assign(it, { key: fs15, sep: [] });
+                Object.assign(it, { key: fs16, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10496,13 +10496,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs15 = this.flowScalar(this.type);
+              const fs16 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs15, sep: [] });
+                fc.items.push({ start: [], key: fs16, sep: [] });
               else if (it.sep)
-                this.stack.push(fs15);
+                this.stack.push(fs16);
               else
-                Object.assign(it, { key: fs15, sep: [] });
+                Object.assign(it, { key: fs16, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -22624,7 +22624,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs14 from "node:fs";
+import * as fs15 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -23415,7 +23415,7 @@ function mergeConfig(base, overrides) {
 }
 
 // src/pipeline/compare.ts
-import * as fs7 from "node:fs";
+import * as fs8 from "node:fs";
 import * as os from "node:os";
 import * as path4 from "node:path";
 
@@ -25319,7 +25319,7 @@ function costTable(steps) {
   if (rows.length === 0) return void 0;
   const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH;
   return table([
-    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Energy / sample"],
+    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
     ...rows.map((s) => {
       const c = s.runtime_cost;
       return [
@@ -25328,6 +25328,7 @@ function costTable(steps) {
         orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
         c.load_ms.toFixed(1),
         c.throughput_samples_per_s === void 0 ? DASH : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
         c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
       ];
     })
@@ -25944,7 +25945,31 @@ async function resolveProvider(requested, probeModel) {
 }
 
 // src/measure/runtimeCost.ts
+import * as fs5 from "node:fs";
+
+// src/measure/memory.ts
 import * as fs4 from "node:fs";
+function readHwm() {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs4.readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) * 1024 : void 0;
+}
+function peakMeter() {
+  try {
+    fs4.writeFileSync("/proc/self/clear_refs", "5");
+    if (readHwm() !== void 0) {
+      return {
+        method: "linux-vmhwm",
+        reset: () => fs4.writeFileSync("/proc/self/clear_refs", "5"),
+        peak: () => readHwm()
+      };
+    }
+  } catch {
+  }
+  return { method: "rss-after", reset() {
+  }, peak: () => process.memoryUsage().rss };
+}
+
+// src/measure/runtimeCost.ts
 var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
 function throughput(byBatch) {
   if (byBatch.length === 0) return void 0;
@@ -25953,7 +25978,7 @@ function throughput(byBatch) {
 }
 function readCounter(file) {
   try {
-    const v = Number(fs4.readFileSync(file, "utf8").trim());
+    const v = Number(fs5.readFileSync(file, "utf8").trim());
     return Number.isFinite(v) ? v : void 0;
   } catch {
     return void 0;
@@ -25970,7 +25995,10 @@ async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
 async function measureRuntimeCost(artifact, byBatch, source, opts) {
   const { ort } = onnxruntime();
   const loads = [];
+  const meter = peakMeter();
   for (let i2 = 0; i2 < 3; i2++) {
+    const rssBefore = process.memoryUsage().rss;
+    if (i2 === 2) meter.reset();
     const t0 = performance.now();
     const s = await openSession(artifact, opts);
     loads.push(performance.now() - t0);
@@ -25980,16 +26008,25 @@ async function measureRuntimeCost(artifact, byBatch, source, opts) {
       const feeds = {};
       for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
       const energy = await energyPerSample(async () => {
-        const out = await s.run(feeds);
-        for (const t of Object.values(out)) t.dispose();
+        const out2 = await s.run(feeds);
+        for (const t of Object.values(out2)) t.dispose();
       }, 20, batch);
+      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
+      const bigFeeds = {};
+      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const out = await s.run(bigFeeds);
+      for (const t of Object.values(out)) t.dispose();
+      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
       await s.release();
       const tp = throughput(byBatch);
       return {
         load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
         ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
         energy_j_per_sample: energy.joules,
-        energy_note: energy.note
+        energy_note: energy.note,
+        peak_rss_bytes: peak,
+        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
+        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
       };
     }
   }
@@ -25997,7 +26034,7 @@ async function measureRuntimeCost(artifact, byBatch, source, opts) {
 }
 
 // src/onnx/model.ts
-import * as fs5 from "node:fs";
+import * as fs6 from "node:fs";
 import * as path3 from "node:path";
 
 // node_modules/@bufbuild/protobuf/dist/esm/is-message.js
@@ -30370,7 +30407,7 @@ var PROTOBUF_LIMIT = 2 ** 31 - 1;
 function loadModel(file) {
   let bytes2;
   try {
-    bytes2 = fs5.readFileSync(file);
+    bytes2 = fs6.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
@@ -30419,7 +30456,7 @@ function resolveExternalData(proto, file) {
   const dir = path3.dirname(path3.resolve(file));
   const tensors = [...allTensors(proto)].filter(isExternal);
   if (tensors.length === 0) return;
-  const realDir = fs5.realpathSync(dir);
+  const realDir = fs6.realpathSync(dir);
   const reads = [];
   let total2 = 0;
   for (const t of tensors) {
@@ -30429,14 +30466,14 @@ function resolveExternalData(proto, file) {
     const target = path3.resolve(dir, location);
     let real;
     try {
-      real = fs5.realpathSync(target);
+      real = fs6.realpathSync(target);
     } catch {
       throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
     }
     if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
       throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
     }
-    const stat = fs5.statSync(real);
+    const stat = fs6.statSync(real);
     if (!stat.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
     const size = stat.size;
     const offset = Number(externalEntry(t, "offset") ?? 0);
@@ -30457,17 +30494,17 @@ function resolveExternalData(proto, file) {
     for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs5.openSync(real, "r");
+        fd2 = fs6.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs5.readSync(fd2, data, 0, length, offset);
+      fs6.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs5.closeSync(fd2);
+    for (const fd2 of handles.values()) fs6.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -30714,10 +30751,10 @@ async function evaluateClassifier(session, data, opts) {
 }
 
 // src/measure/size.ts
-import * as fs6 from "node:fs";
+import * as fs7 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs6.readFileSync(file);
+  const data = fs7.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 
@@ -31630,7 +31667,7 @@ async function measurePair(req, progress) {
 }
 async function comparePipeline(req, progress) {
   const { config } = req;
-  for (const p of [req.base, req.head]) if (!fs7.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  for (const p of [req.base, req.head]) if (!fs8.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
   const m = await measurePair(req, progress);
   const budgets = compareBudgets(req.budgets);
   const changes = classChanges(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
@@ -31663,7 +31700,7 @@ async function comparePipeline(req, progress) {
     models: [model]
   };
   const markdown = renderMarkdown(ledger);
-  fs7.mkdirSync(req.out, { recursive: true });
+  fs8.mkdirSync(req.out, { recursive: true });
   const ledgerPath = path4.join(req.out, "ledger.json");
   const markdownPath = path4.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
@@ -31672,14 +31709,14 @@ async function comparePipeline(req, progress) {
 }
 
 // src/pipeline/selftest.ts
-import * as fs8 from "node:fs";
+import * as fs9 from "node:fs";
 import * as path5 from "node:path";
 import { fileURLToPath } from "node:url";
 function defaultFixture(name) {
   let dir = path5.dirname(fileURLToPath(import.meta.url));
   for (let i2 = 0; i2 < 4; i2++) {
     const candidate = path5.join(dir, "fixtures", name);
-    if (fs8.existsSync(candidate)) return candidate;
+    if (fs9.existsSync(candidate)) return candidate;
     dir = path5.dirname(dir);
   }
   return void 0;
@@ -31729,7 +31766,7 @@ async function selftest(req, progress) {
     failures
   };
   if (req.out) {
-    fs8.mkdirSync(req.out, { recursive: true });
+    fs9.mkdirSync(req.out, { recursive: true });
     writeFileAtomic(path5.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
   }
   return report;
@@ -31784,12 +31821,12 @@ import * as os4 from "node:os";
 import * as path10 from "node:path";
 
 // src/io/outputDir.ts
-import * as fs10 from "node:fs";
+import * as fs11 from "node:fs";
 import * as path7 from "node:path";
 import { randomBytes as randomBytes2 } from "node:crypto";
 
 // src/io/lock.ts
-import * as fs9 from "node:fs";
+import * as fs10 from "node:fs";
 import * as os2 from "node:os";
 import * as path6 from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -31807,14 +31844,14 @@ function isStale(owner) {
 }
 function readOwner(file) {
   try {
-    return JSON.parse(fs9.readFileSync(file, "utf8"));
+    return JSON.parse(fs10.readFileSync(file, "utf8"));
   } catch {
     return void 0;
   }
 }
 async function lockDir(dir, opts) {
   try {
-    fs9.mkdirSync(dir, { recursive: true });
+    fs10.mkdirSync(dir, { recursive: true });
   } catch (e) {
     const code = e.code;
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
@@ -31826,11 +31863,11 @@ async function lockDir(dir, opts) {
   let announced = false;
   for (; ; ) {
     try {
-      const fd2 = fs9.openSync(file, "wx");
+      const fd2 = fs10.openSync(file, "wx");
       try {
-        fs9.writeFileSync(fd2, JSON.stringify(me) + "\n");
+        fs10.writeFileSync(fd2, JSON.stringify(me) + "\n");
       } finally {
-        fs9.closeSync(fd2);
+        fs10.closeSync(fd2);
       }
       let released = false;
       return {
@@ -31838,7 +31875,7 @@ async function lockDir(dir, opts) {
         release() {
           if (released) return;
           released = true;
-          if (readOwner(file)?.pid === me.pid) fs9.rmSync(file, { force: true });
+          if (readOwner(file)?.pid === me.pid) fs10.rmSync(file, { force: true });
         }
       };
     } catch (e) {
@@ -31849,7 +31886,7 @@ async function lockDir(dir, opts) {
     const owner = readOwner(file);
     if (isStale(owner)) {
       const again = readOwner(file);
-      if (JSON.stringify(again) === JSON.stringify(owner)) fs9.rmSync(file, { force: true });
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs10.rmSync(file, { force: true });
       continue;
     }
     if (Date.now() >= until) {
@@ -31883,7 +31920,7 @@ var OutputDir = class _OutputDir {
   retired = /* @__PURE__ */ new Set();
   unregister;
   static async open(dir, opts) {
-    const created = !fs10.existsSync(dir);
+    const created = !fs11.existsSync(dir);
     const lock = await lockDir(dir, {
       waitMs: opts.waitMs,
       onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
@@ -31891,7 +31928,7 @@ var OutputDir = class _OutputDir {
     try {
       removeOrphanStaging(dir);
       const staging = path7.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes2(4).toString("hex")}`);
-      fs10.mkdirSync(staging);
+      fs11.mkdirSync(staging);
       return new _OutputDir(dir, staging, lock, created);
     } catch (e) {
       lock.release();
@@ -31905,7 +31942,7 @@ var OutputDir = class _OutputDir {
   }
   /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
   discardStaged() {
-    for (const n of fs10.readdirSync(this.staging)) fs10.rmSync(path7.join(this.staging, n), { recursive: true, force: true });
+    for (const n of fs11.readdirSync(this.staging)) fs11.rmSync(path7.join(this.staging, n), { recursive: true, force: true });
   }
   /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
   retire(name) {
@@ -31914,10 +31951,10 @@ var OutputDir = class _OutputDir {
   /** Move every staged file into the folder (`last` after the others), then unlock. */
   commit(last = []) {
     if (this.done) throw new Error("OutputDir: already committed or aborted");
-    const names = fs10.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+    const names = fs11.readdirSync(this.staging).filter((n) => !n.startsWith("."));
     const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-    for (const n of this.retired) if (!names.includes(n)) fs10.rmSync(path7.join(this.dir, n), { force: true });
-    for (const n of ordered) fs10.renameSync(path7.join(this.staging, n), path7.join(this.dir, n));
+    for (const n of this.retired) if (!names.includes(n)) fs11.rmSync(path7.join(this.dir, n), { force: true });
+    for (const n of ordered) fs11.renameSync(path7.join(this.staging, n), path7.join(this.dir, n));
     this.finish();
   }
   /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
@@ -31926,7 +31963,7 @@ var OutputDir = class _OutputDir {
     this.finish();
     if (this.created) {
       try {
-        fs10.rmdirSync(this.dir);
+        fs11.rmdirSync(this.dir);
       } catch {
       }
     }
@@ -31934,14 +31971,14 @@ var OutputDir = class _OutputDir {
   finish() {
     this.done = true;
     this.unregister();
-    fs10.rmSync(this.staging, { recursive: true, force: true });
+    fs11.rmSync(this.staging, { recursive: true, force: true });
     this.lock.release();
   }
 };
 var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
 function removeOrphanStaging(dir) {
-  for (const n of fs10.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs10.rmSync(path7.join(dir, n), { recursive: true, force: true });
+  for (const n of fs11.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs11.rmSync(path7.join(dir, n), { recursive: true, force: true });
   }
 }
 
@@ -32001,7 +32038,7 @@ function stageOf(label) {
 }
 
 // src/pipeline/run.ts
-import * as fs13 from "node:fs";
+import * as fs14 from "node:fs";
 import * as os3 from "node:os";
 import * as path9 from "node:path";
 
@@ -33701,7 +33738,7 @@ async function pruneModel(dense, config, ctx) {
 }
 
 // src/recover/runRecovery.ts
-import * as fs12 from "node:fs";
+import * as fs13 from "node:fs";
 import * as path8 from "node:path";
 
 // src/recover/session.ts
@@ -33877,7 +33914,7 @@ function better(a, b) {
 
 // src/recover/external.ts
 import { spawn } from "node:child_process";
-import * as fs11 from "node:fs";
+import * as fs12 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -33943,9 +33980,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs11.rmSync(paths.modelOut, { force: true });
+  fs12.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths));
-  if (!fs11.existsSync(paths.modelOut)) {
+  if (!fs12.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -34488,7 +34525,7 @@ async function runRecovery(req) {
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs12.mkdirSync(req.stepsDir, { recursive: true });
+  fs13.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -34503,7 +34540,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib) {
   const { config, progress } = req;
   if (config.recovery === "none" || config.recovery === "auto" && !calib) return [];
-  fs12.mkdirSync(req.stepsDir, { recursive: true });
+  fs13.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.note(`recovery: running ${config.recoveryCommand}`);
@@ -34635,15 +34672,15 @@ async function runPipeline(req, progress) {
     "prune-guard.source": path9.basename(req.model)
   });
   setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
-  fs13.mkdirSync(req.out, { recursive: true });
+  fs14.mkdirSync(req.out, { recursive: true });
   const stepsDir = path9.join(req.out, "steps");
   const staged = hasRecoverySteps(config, calib);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
-  if (staged) fs13.mkdirSync(stepsDir, { recursive: true });
+  if (staged) fs14.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
   const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs13.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  if (staged) writeFileAtomic(outPath, fs14.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
@@ -34860,7 +34897,7 @@ function parseShift(text) {
   return { name: text.slice(0, eq), path: text.slice(eq + 1) };
 }
 function resolveConfig(flags) {
-  const file = flags.config ?? (fs14.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs15.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
   const latency = { ...base.latency };
   if (flags.warmup !== void 0) latency.warmup = flags.warmup;

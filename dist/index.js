@@ -27647,7 +27647,7 @@ function costTable(steps) {
   if (rows.length === 0) return void 0;
   const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH;
   return table([
-    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Energy / sample"],
+    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
     ...rows.map((s) => {
       const c = s.runtime_cost;
       return [
@@ -27656,6 +27656,7 @@ function costTable(steps) {
         orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
         c.load_ms.toFixed(1),
         c.throughput_samples_per_s === void 0 ? DASH : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
         c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
       ];
     })
@@ -35205,8 +35206,35 @@ var init_provider = __esm({
   }
 });
 
-// src/measure/runtimeCost.ts
+// src/measure/memory.ts
 import * as fs6 from "node:fs";
+function readHwm() {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs6.readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) * 1024 : void 0;
+}
+function peakMeter() {
+  try {
+    fs6.writeFileSync("/proc/self/clear_refs", "5");
+    if (readHwm() !== void 0) {
+      return {
+        method: "linux-vmhwm",
+        reset: () => fs6.writeFileSync("/proc/self/clear_refs", "5"),
+        peak: () => readHwm()
+      };
+    }
+  } catch {
+  }
+  return { method: "rss-after", reset() {
+  }, peak: () => process.memoryUsage().rss };
+}
+var init_memory = __esm({
+  "src/measure/memory.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/runtimeCost.ts
+import * as fs7 from "node:fs";
 function throughput(byBatch) {
   if (byBatch.length === 0) return void 0;
   const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
@@ -35214,7 +35242,7 @@ function throughput(byBatch) {
 }
 function readCounter(file) {
   try {
-    const v = Number(fs6.readFileSync(file, "utf8").trim());
+    const v = Number(fs7.readFileSync(file, "utf8").trim());
     return Number.isFinite(v) ? v : void 0;
   } catch {
     return void 0;
@@ -35231,7 +35259,10 @@ async function energyPerSample(run2, runs, batch, counter = RAPL_ENERGY) {
 async function measureRuntimeCost(artifact, byBatch, source, opts) {
   const { ort } = onnxruntime();
   const loads = [];
+  const meter = peakMeter();
   for (let i2 = 0; i2 < 3; i2++) {
+    const rssBefore = process.memoryUsage().rss;
+    if (i2 === 2) meter.reset();
     const t0 = performance.now();
     const s = await openSession(artifact, opts);
     loads.push(performance.now() - t0);
@@ -35241,16 +35272,25 @@ async function measureRuntimeCost(artifact, byBatch, source, opts) {
       const feeds = {};
       for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
       const energy = await energyPerSample(async () => {
-        const out = await s.run(feeds);
-        for (const t of Object.values(out)) t.dispose();
+        const out2 = await s.run(feeds);
+        for (const t of Object.values(out2)) t.dispose();
       }, 20, batch);
+      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
+      const bigFeeds = {};
+      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const out = await s.run(bigFeeds);
+      for (const t of Object.values(out)) t.dispose();
+      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
       await s.release();
       const tp = throughput(byBatch);
       return {
         load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
         ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
         energy_j_per_sample: energy.joules,
-        energy_note: energy.note
+        energy_note: energy.note,
+        peak_rss_bytes: peak,
+        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
+        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
       };
     }
   }
@@ -35262,6 +35302,7 @@ var init_runtimeCost = __esm({
     "use strict";
     init_simple_statistics();
     init_latency();
+    init_memory();
     init_ort();
     RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
   }
@@ -35681,12 +35722,12 @@ var init_verdicts = __esm({
 });
 
 // src/onnx/model.ts
-import * as fs7 from "node:fs";
+import * as fs8 from "node:fs";
 import * as path3 from "node:path";
 function loadModel(file) {
   let bytes2;
   try {
-    bytes2 = fs7.readFileSync(file);
+    bytes2 = fs8.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
@@ -35735,7 +35776,7 @@ function resolveExternalData(proto, file) {
   const dir = path3.dirname(path3.resolve(file));
   const tensors = [...allTensors(proto)].filter(isExternal);
   if (tensors.length === 0) return;
-  const realDir = fs7.realpathSync(dir);
+  const realDir = fs8.realpathSync(dir);
   const reads = [];
   let total2 = 0;
   for (const t of tensors) {
@@ -35745,14 +35786,14 @@ function resolveExternalData(proto, file) {
     const target = path3.resolve(dir, location);
     let real;
     try {
-      real = fs7.realpathSync(target);
+      real = fs8.realpathSync(target);
     } catch {
       throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
     }
     if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
       throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
     }
-    const stat2 = fs7.statSync(real);
+    const stat2 = fs8.statSync(real);
     if (!stat2.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
     const size = stat2.size;
     const offset = Number(externalEntry(t, "offset") ?? 0);
@@ -35773,17 +35814,17 @@ function resolveExternalData(proto, file) {
     for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs7.openSync(real, "r");
+        fd2 = fs8.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs7.readSync(fd2, data, 0, length, offset);
+      fs8.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs7.closeSync(fd2);
+    for (const fd2 of handles.values()) fs8.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -39696,10 +39737,10 @@ var init_evaluate = __esm({
 });
 
 // src/measure/size.ts
-import * as fs8 from "node:fs";
+import * as fs9 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs8.readFileSync(file);
+  const data = fs9.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 var init_size = __esm({
@@ -39810,7 +39851,7 @@ var init_calibScore = __esm({
 
 // src/recover/external.ts
 import { spawn } from "node:child_process";
-import * as fs9 from "node:fs";
+import * as fs10 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -39876,9 +39917,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs9.rmSync(paths.modelOut, { force: true });
+  fs10.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths));
-  if (!fs9.existsSync(paths.modelOut)) {
+  if (!fs10.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -40444,7 +40485,7 @@ var init_temperature = __esm({
 });
 
 // src/recover/runRecovery.ts
-import * as fs10 from "node:fs";
+import * as fs11 from "node:fs";
 import * as path4 from "node:path";
 function checkRecoveryInputs(config, calib) {
   const why = NEEDS_CALIB[config.recovery];
@@ -40482,7 +40523,7 @@ async function runRecovery(req) {
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs10.mkdirSync(req.stepsDir, { recursive: true });
+  fs11.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -40497,7 +40538,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib) {
   const { config, progress } = req;
   if (config.recovery === "none" || config.recovery === "auto" && !calib) return [];
-  fs10.mkdirSync(req.stepsDir, { recursive: true });
+  fs11.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.note(`recovery: running ${config.recoveryCommand}`);
@@ -40605,7 +40646,7 @@ var init_version3 = __esm({
 });
 
 // src/pipeline/run.ts
-import * as fs11 from "node:fs";
+import * as fs12 from "node:fs";
 import * as os5 from "node:os";
 import * as path5 from "node:path";
 function checkRequest(config) {
@@ -40656,15 +40697,15 @@ async function runPipeline(req, progress) {
     "prune-guard.source": path5.basename(req.model)
   });
   setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
-  fs11.mkdirSync(req.out, { recursive: true });
+  fs12.mkdirSync(req.out, { recursive: true });
   const stepsDir = path5.join(req.out, "steps");
   const staged = hasRecoverySteps(config, calib);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
-  if (staged) fs11.mkdirSync(stepsDir, { recursive: true });
+  if (staged) fs12.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
   const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs11.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  if (staged) writeFileAtomic(outPath, fs12.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
@@ -40845,7 +40886,7 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs12 from "node:fs";
+import * as fs13 from "node:fs";
 import * as path7 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
@@ -40879,8 +40920,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs12.mkdirSync(path7.dirname(dest), { recursive: true });
-  fs12.writeFileSync(dest, content);
+  fs13.mkdirSync(path7.dirname(dest), { recursive: true });
+  fs13.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -40893,15 +40934,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs13 from "node:fs";
+import * as fs14 from "node:fs";
 import * as path8 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs13.openSync(file, "r");
+    const fd2 = fs14.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs13.readSync(fd2, buf, 0, 40, 0);
-    fs13.closeSync(fd2);
+    fs14.readSync(fd2, buf, 0, 40, 0);
+    fs14.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -40953,8 +40994,8 @@ async function checkModels(jobs, settings, opts) {
       }
     }
     ledger.verdict = model.verdict;
-    fs13.rmSync(head.ledgerPath, { force: true });
-    fs13.rmSync(head.markdownPath, { force: true });
+    fs14.rmSync(head.ledgerPath, { force: true });
+    fs14.rmSync(head.markdownPath, { force: true });
     ledgers.push(ledger);
   }
   return ledgers;
@@ -40973,14 +41014,14 @@ function mergeLedgers(ledgers) {
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs13.readdirSync(d, { withFileTypes: true })) {
+    for (const e of fs14.readdirSync(d, { withFileTypes: true })) {
       const full = path8.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs13.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs14.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
@@ -48077,14 +48118,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs19 = this.flowScalar(this.type);
+              const fs20 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs19, sep: [] });
+                map.items.push({ start, key: fs20, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs19);
+                this.stack.push(fs20);
               } else {
-                Object.assign(it, { key: fs19, sep: [] });
+                Object.assign(it, { key: fs20, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -48212,13 +48253,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs19 = this.flowScalar(this.type);
+              const fs20 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs19, sep: [] });
+                fc.items.push({ start: [], key: fs20, sep: [] });
               else if (it.sep)
-                this.stack.push(fs19);
+                this.stack.push(fs20);
               else
-                Object.assign(it, { key: fs19, sep: [] });
+                Object.assign(it, { key: fs20, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -48556,24 +48597,24 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs14 from "node:fs";
+import * as fs15 from "node:fs";
 import * as path9 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs14.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs15.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs14.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs15.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs14.existsSync(path9.join(src.workspace, src.workflowFile))) {
+    if (b.source === "flag" && src.workflowFile && fs15.existsSync(path9.join(src.workspace, src.workflowFile))) {
       const line = workflowLine(path9.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs14.existsSync(path9.join(src.workspace, src.configFile))) {
+    if (src.configFile && fs15.existsSync(path9.join(src.workspace, src.configFile))) {
       return { path: src.configFile, line: configLine(path9.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
@@ -48700,7 +48741,7 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs15 from "node:fs";
+import * as fs16 from "node:fs";
 import * as path10 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
@@ -48711,7 +48752,7 @@ function findModels(root, globs, skip = []) {
   const skipped = new Set(skip.map((s) => path10.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs15.readdirSync(dir, { withFileTypes: true })) {
+    for (const entry3 of fs16.readdirSync(dir, { withFileTypes: true })) {
       const full = path10.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
@@ -48833,13 +48874,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs16 from "node:fs";
+import * as fs17 from "node:fs";
 import * as path11 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs16.existsSync(file) ? parseHistory(fs16.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs17.existsSync(file) ? parseHistory(fs17.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs16.mkdirSync(path11.dirname(file), { recursive: true });
+      fs17.mkdirSync(path11.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -56530,11 +56571,11 @@ var init_validate = __esm({
 });
 
 // src/config/loadConfig.ts
-import { readFileSync as readFileSync10 } from "node:fs";
+import { readFileSync as readFileSync11 } from "node:fs";
 function loadConfig(path14) {
   let text;
   try {
-    text = readFileSync10(path14, "utf8");
+    text = readFileSync11(path14, "utf8");
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${path14}: config file not found; check the path or create it`);
@@ -56617,10 +56658,10 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs17 from "node:fs";
+import * as fs18 from "node:fs";
 import * as path12 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs17.existsSync(path12.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const configFile = inputs.config ?? (fs18.existsSync(path12.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
   const base = configFile ? loadConfig(path12.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
   const overrides = { latency: { ...base.latency } };
   if (inputs.targetSparsity !== void 0) overrides.sparsity = inputs.targetSparsity;
@@ -56655,7 +56696,7 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs18 from "node:fs";
+import * as fs19 from "node:fs";
 import * as path13 from "node:path";
 function progressFor(io) {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
@@ -56694,7 +56735,7 @@ async function run(inputs, octokit, ctx, env, io) {
   let settings;
   if (inputs.mode === "aggregate") {
     const dir = path13.resolve(env.workspace, inputs.ledgers);
-    if (!fs18.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    if (!fs19.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -56716,7 +56757,7 @@ async function run(inputs, octokit, ctx, env, io) {
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
   const ledgerPath = path13.join(out, "ledger.json");
-  fs18.mkdirSync(out, { recursive: true });
+  fs19.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(path13.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);

@@ -206,7 +206,7 @@ function costTable(steps: readonly Step[]): string | undefined {
   if (rows.length === 0) return undefined;
   const withCi = (s: Step) => (s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH);
   return table([
-    ['Step', 'p50 ms (interval)', 'p99 ms', 'Load ms', 'Throughput', 'Energy / sample'],
+    ['Step', 'p50 ms (interval)', 'p99 ms', 'Load ms', 'Throughput', 'Peak RSS (model adds)', 'Energy / sample'],
     ...rows.map((s) => {
       const c = s.runtime_cost!;
       return [
@@ -215,6 +215,7 @@ function costTable(steps: readonly Step[]): string | undefined {
         orDash(s.latency?.p99_ms, (x) => x.toFixed(3)),
         c.load_ms.toFixed(1),
         c.throughput_samples_per_s === undefined ? DASH : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.peak_rss_bytes == null ? 'not available' : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
         c.energy_j_per_sample === null ? 'not available' : `${(c.energy_j_per_sample * 1000).toFixed(3)} mJ`,
       ];
     }),

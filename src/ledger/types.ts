@@ -31,6 +31,14 @@ export interface RuntimeCost {
   /** joules per sample from Linux RAPL; null when the runner does not expose it (never estimated) */
   energy_j_per_sample: number | null;
   energy_note: string;
+  /**
+   * peak resident memory of the measuring process while it loaded this model and ran its largest batch,
+   * bytes (Linux VmHWM, reset before the session is created); null where the runner cannot tell
+   */
+  peak_rss_bytes?: number | null;
+  /** the peak minus the resident memory just before the session was created: what this model added */
+  session_rss_bytes?: number | null;
+  memory_note?: string;
 }
 
 export interface LayerSparsity {

@@ -3,6 +3,7 @@ import { quantileSorted } from 'simple-statistics';
 import type { InputArray } from '../data/dataset.js';
 import type { LatencyStat, RuntimeCost } from '../ledger/types.js';
 import { batchOf } from './latency.js';
+import { peakMeter } from './memory.js';
 import { onnxruntime, openSession } from './ort.js';
 
 /** Linux RAPL package-0 energy counter (microjoules); readable on many bare-metal x86 runners. */
@@ -42,7 +43,11 @@ export async function energyPerSample(run: () => Promise<void>, runs: number, ba
 export async function measureRuntimeCost(artifact: string, byBatch: readonly LatencyStat[], source: Map<string, InputArray>, opts: { threads: number; provider?: 'cpu' | 'cuda' }): Promise<RuntimeCost> {
   const { ort } = onnxruntime();
   const loads: number[] = [];
+  const meter = peakMeter();
   for (let i = 0; i < 3; i++) {
+    // the last load is the one whose memory is measured: from just before its session exists
+    const rssBefore = process.memoryUsage().rss;
+    if (i === 2) meter.reset();
     const t0 = performance.now();
     const s = await openSession(artifact, opts);
     loads.push(performance.now() - t0);
@@ -55,6 +60,12 @@ export async function measureRuntimeCost(artifact: string, byBatch: readonly Lat
         const out = await s.run(feeds);
         for (const t of Object.values(out)) t.dispose();
       }, 20, batch);
+      const largest = byBatch.reduce((a, b) => (b.batch > a.batch ? b : a), byBatch[0] ?? { batch: 1 });
+      const bigFeeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data as never, arr.dims);
+      const out = await s.run(bigFeeds);
+      for (const t of Object.values(out)) t.dispose();
+      const peak = meter.method === 'linux-vmhwm' ? meter.peak() : null;
       await s.release();
       const tp = throughput(byBatch);
       return {
@@ -62,6 +73,11 @@ export async function measureRuntimeCost(artifact: string, byBatch: readonly Lat
         ...(tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {}),
         energy_j_per_sample: energy.joules,
         energy_note: energy.note,
+        peak_rss_bytes: peak,
+        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
+        memory_note: peak === null
+          ? 'not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)'
+          : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`,
       };
     }
   }

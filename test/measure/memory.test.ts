@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { peakMeter } from '../../bench/memory.js';
+import { peakMeter } from '../../src/measure/memory.js';
 
 describe('bench peak meter', () => {
   it('sees a short-lived allocation made inside synchronous code, after a reset', () => {
