@@ -54,7 +54,7 @@ interface RunResult extends Outcome {
 function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[] } {
   const only: string[] = [];
   let quick = false;
-  let methods = ['unstructured', '2:4'];
+  let methods = ['unstructured', '2:4', 'structured'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') quick = true;

@@ -13,6 +13,8 @@ import type { ModelProto } from '../src/onnx/proto/onnx_pb.js';
 import { modelInputs } from '../src/onnx/signature.js';
 import { prunableWeights, type PrunableWeight } from '../src/prune/prunable.js';
 import { pruneModel, type PruneOutcome } from '../src/prune/pruneModel.js';
+import { analyzeDependencies } from '../src/prune/structured/depgraph.js';
+import { untieConstants } from '../src/prune/structured/untie.js';
 
 export interface BenchModel {
   name: string;
@@ -49,6 +51,8 @@ export interface StageContext {
   densePreds?: Predictions;
   prunedPreds?: Predictions;
   latency?: { dense: number[]; pruned: number[] };
+  /** structured: dependency groups found and how many of them can be pruned */
+  groups?: { found: number; prunable: number };
 }
 
 /** One timed step of the pipeline. Stages run in list order and may read what earlier ones stored. */
@@ -153,6 +157,18 @@ export const LATENCY: Stage = {
   },
 };
 
+/**
+ * Structured pruning's own analysis, timed alone: untie shared constants, then find every dependency
+ * group (the prune stage repeats it inside structuredPrune; this column is what the analysis costs).
+ */
+export const DEPENDENCY_GROUPS: Stage = {
+  name: 'groups',
+  run(ctx) {
+    const analysis = analyzeDependencies(untieConstants(ctx.dense!));
+    ctx.groups = { found: analysis.groups.length, prunable: analysis.groups.filter((g) => !g.skip).length };
+  },
+};
+
 /** The stages every method runs, in order. */
 export const DEFAULT_STAGES: readonly Stage[] = [LOAD, ANALYSIS, PRUNE, SAVE, EVALUATE, LATENCY];
 
@@ -161,7 +177,9 @@ export const DEFAULT_STAGES: readonly Stage[] = [LOAD, ANALYSIS, PRUNE, SAVE, EV
  * `structured: [LOAD, ANALYSIS, GROUPS, PRUNE, RECOVER, SAVE, EVALUATE, LATENCY]`. The report's columns are
  * the union of stage names in first-seen order.
  */
-export const STAGES_BY_METHOD: Record<string, readonly Stage[]> = {};
+export const STAGES_BY_METHOD: Record<string, readonly Stage[]> = {
+  structured: [LOAD, ANALYSIS, DEPENDENCY_GROUPS, PRUNE, SAVE, EVALUATE, LATENCY],
+};
 
 export function stagesFor(method: string): readonly Stage[] {
   return STAGES_BY_METHOD[method] ?? DEFAULT_STAGES;
