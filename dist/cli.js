@@ -25945,6 +25945,7 @@ async function resolveProvider(requested, probeModel) {
 }
 
 // src/measure/runtimeCost.ts
+import { spawn } from "node:child_process";
 import * as fs5 from "node:fs";
 
 // src/measure/memory.ts
@@ -25992,6 +25993,27 @@ async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
   if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
   return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
 }
+async function gpuEnergyPerSample(run, runs, batch, command = "nvidia-smi") {
+  const watts = [];
+  let failed = false;
+  const child = spawn(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
+  child.on("error", () => failed = true);
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (chunk) => {
+    for (const line of chunk.split("\n")) {
+      const w = Number.parseFloat(line);
+      if (Number.isFinite(w)) watts.push(w);
+    }
+  });
+  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  const t0 = performance.now();
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const seconds2 = (performance.now() - t0) / 1e3;
+  child.kill();
+  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
+  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
+  return { joules: meanWatts * seconds2 / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
+}
 async function measureRuntimeCost(artifact, byBatch, source, opts) {
   const { ort } = onnxruntime();
   const loads = [];
@@ -26007,7 +26029,8 @@ async function measureRuntimeCost(artifact, byBatch, source, opts) {
       const batch = byBatch[0]?.batch ?? 1;
       const feeds = {};
       for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const energy = await energyPerSample(async () => {
+      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
+      const energy = await measureEnergy(async () => {
         const out2 = await s.run(feeds);
         for (const t of Object.values(out2)) t.dispose();
       }, 20, batch);
@@ -33913,7 +33936,7 @@ function better(a, b) {
 }
 
 // src/recover/external.ts
-import { spawn } from "node:child_process";
+import { spawn as spawn2 } from "node:child_process";
 import * as fs12 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
@@ -33940,7 +33963,7 @@ function externalEnv(p) {
 }
 function runCommand(command, env) {
   return new Promise((resolve4, reject) => {
-    const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn2(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     child.stdout.on("data", (d) => process.stderr.write(d));
     child.stderr.on("data", (d) => process.stderr.write(d));
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { quantileSorted } from 'simple-statistics';
 import type { InputArray } from '../data/dataset.js';
@@ -39,6 +40,34 @@ export async function energyPerSample(run: () => Promise<void>, runs: number, ba
   return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
 }
 
+/**
+ * Energy per sample on a GPU from NVML's board power, read by `nvidia-smi` every 100 ms while the runs
+ * go: mean power x elapsed time / samples. null with the reason when nvidia-smi is absent or prints no
+ * readings. It is the whole board's power, other processes on that GPU included.
+ */
+export async function gpuEnergyPerSample(run: () => Promise<void>, runs: number, batch: number, command = 'nvidia-smi'): Promise<{ joules: number | null; note: string }> {
+  const watts: number[] = [];
+  let failed = false;
+  const child = spawn(command, ['--query-gpu=power.draw', '--format=csv,noheader,nounits', '-i', '0', '-lms', '100'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  child.on('error', () => (failed = true));
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    for (const line of chunk.split('\n')) {
+      const w = Number.parseFloat(line);
+      if (Number.isFinite(w)) watts.push(w);
+    }
+  });
+  // wait for the first reading, so the runs are covered from their start
+  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  const t0 = performance.now();
+  for (let i = 0; i < runs; i++) await run();
+  const seconds = (performance.now() - t0) / 1000;
+  child.kill();
+  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
+  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
+  return { joules: (meanWatts * seconds) / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
+}
+
 /** Model load time (median of 3 session creations), throughput, and energy where the runner exposes it. */
 export async function measureRuntimeCost(artifact: string, byBatch: readonly LatencyStat[], source: Map<string, InputArray>, opts: { threads: number; provider?: 'cpu' | 'cuda' }): Promise<RuntimeCost> {
   const { ort } = onnxruntime();
@@ -56,7 +85,8 @@ export async function measureRuntimeCost(artifact: string, byBatch: readonly Lat
       const batch = byBatch[0]?.batch ?? 1;
       const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
       for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data as never, arr.dims);
-      const energy = await energyPerSample(async () => {
+      const measureEnergy = opts.provider === 'cuda' ? gpuEnergyPerSample : energyPerSample;
+      const energy = await measureEnergy(async () => {
         const out = await s.run(feeds);
         for (const t of Object.values(out)) t.dispose();
       }, 20, batch);
