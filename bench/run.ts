@@ -51,18 +51,20 @@ interface RunResult extends Outcome {
   error?: string;
 }
 
-function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[] } {
+function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[]; gate: boolean } {
   const only: string[] = [];
   let quick = false;
+  let gate = true;
   let methods = ['unstructured', '2:4', 'structured'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') quick = true;
+    else if (a === '--no-gate') gate = false;
     else if (a === '--only') only.push(...(argv[++i] ?? '').split(',').filter(Boolean));
     else if (a === '--methods') methods = (argv[++i] ?? '').split(',').filter(Boolean);
-    else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4`);
+    else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4 --no-gate`);
   }
-  return { only, quick, methods };
+  return { only, quick, methods, gate };
 }
 
 function models(only: string[], notices: string[]): BenchModel[] {
@@ -198,6 +200,12 @@ async function main(): Promise<void> {
   const outDir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(json, null, 2) + '\n');
+  // the gate's own bench (A/A false alarms, a really 10% slower head) is part of the suite; it takes
+  // minutes, so --no-gate skips it
+  if (args.gate) {
+    process.argv = [process.argv[0], process.argv[1]];
+    await import('./gate.js');
+  }
 }
 
 main().catch((e) => {
