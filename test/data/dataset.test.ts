@@ -6,7 +6,7 @@ import { UserError } from '../../src/errors.js';
 import { describeDims, loadDataset, sliceBatch, takeSamples, type ModelInputSpec } from '../../src/data/dataset.js';
 import { encodeNpy, type NdArray } from '../../src/data/npy.js';
 import { writeNpz } from '../../src/data/npz.js';
-import { tempDir } from './helpers.js';
+import { tempDir, userErrorOf } from './helpers.js';
 
 const dir = tempDir();
 let seq = 0;
@@ -26,18 +26,6 @@ const i64 = (vals: number[]): NdArray => ({ dtype: 'int64', shape: [vals.length]
 
 const IMAGE: ModelInputSpec = { name: 'input', dtype: 'float32', dims: ['batch', 1, 28, 28] };
 const SMALL: ModelInputSpec = { name: 'input', dtype: 'float32', dims: ['batch', 2, 2] };
-
-function userErrorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UserError);
-    const msg = (e as UserError).message;
-    expect(msg).not.toContain('\n');
-    return msg;
-  }
-  throw new Error('expected a UserError, nothing was thrown');
-}
 
 describe('describeDims', () => {
   it('prints fixed, symbolic and unknown dims compactly', () => {

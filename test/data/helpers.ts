@@ -3,7 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll } from 'vitest';
+import { afterAll, expect } from 'vitest';
+import { UserError } from '../../src/errors.js';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -39,4 +40,17 @@ export function npyBytes(header: string, data: Uint8Array = new Uint8Array(0), v
   out.set(h, prefix);
   out.set(data, prefix + h.length);
   return out;
+}
+
+/** The one-line message of the UserError `fn` throws; fails the test on any other outcome. */
+export function userErrorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(UserError);
+    const msg = (e as UserError).message;
+    expect(msg).not.toContain('\n');
+    return msg;
+  }
+  throw new Error('expected a UserError, nothing was thrown');
 }

@@ -6,19 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.js';
 import { encodeNpy, type NdArray } from '../../src/data/npy.js';
 import { readArrays, readNpy, readNpz, writeNpz } from '../../src/data/npz.js';
-import { hasNumpy, runPython, tempDir } from './helpers.js';
-
-function userErrorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UserError);
-    const msg = (e as UserError).message;
-    expect(msg).not.toContain('\n');
-    return msg;
-  }
-  throw new Error('expected a UserError, nothing was thrown');
-}
+import { hasNumpy, runPython, tempDir, userErrorOf } from './helpers.js';
 
 const values = (a: NdArray | undefined): number[] => Array.from(a!.data as ArrayLike<number | bigint>, Number);
 
