@@ -13,6 +13,7 @@ import type { ModelProto } from '../src/onnx/proto/onnx_pb.js';
 import { modelInputs } from '../src/onnx/signature.js';
 import { prunableWeights, type PrunableWeight } from '../src/prune/prunable.js';
 import { pruneModel, type PruneOutcome } from '../src/prune/pruneModel.js';
+import { seededRandom } from '../src/measure/stats/random.js';
 import { analyzeDependencies } from '../src/prune/structured/depgraph.js';
 import { untieConstants } from '../src/prune/structured/untie.js';
 
@@ -62,14 +63,8 @@ export interface Stage {
 }
 
 function seededInputs(dims: number[], seed: number): Float32Array {
-  const n = dims.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
+  const next = seededRandom(seed);
+  return Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => next() * 2 - 1);
 }
 
 /** Seeded random inputs for a model that ships without data (the torchvision scale models). */

@@ -1,12 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { create } from '@bufbuild/protobuf';
 import * as ort from 'onnxruntime-node';
 import { loadModel, saveModel, serializeModel, setMetadata, getMetadata } from '../../src/onnx/model.js';
-import { StringStringEntryProtoSchema, TensorProto_DataLocation } from '../../src/onnx/proto/onnx_pb.js';
 import { UserError } from '../../src/errors.js';
 import { fixture, hasRealWorld, REAL_WORLD, tempDir } from '../support/fixtures.js';
+import { externalDataModel } from '../hardening/badModels.js';
 
 const MODELS = ['mlp.onnx', 'cnn-bn.onnx', 'resnet.onnx'].map(fixture).filter((f) => fs.existsSync(f));
 if (hasRealWorld) MODELS.push(path.join(REAL_WORLD, 'model.onnx'));
@@ -88,28 +87,9 @@ describe('bad model files', () => {
 });
 
 describe('external data', () => {
-  /** Move every initializer of the MLP into `weights.bin` beside the model, as onnx.save_model does. */
-  function externalize(dir: string, location = 'weights.bin'): string {
-    const { proto } = loadModel(MODELS[0]);
-    const chunks: Uint8Array[] = [];
-    let offset = 0;
-    for (const t of proto.graph!.initializer) {
-      const raw = t.rawData;
-      t.externalData = [
-        create(StringStringEntryProtoSchema, { key: 'location', value: location }),
-        create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
-        create(StringStringEntryProtoSchema, { key: 'length', value: String(raw.byteLength) }),
-      ];
-      t.dataLocation = TensorProto_DataLocation.EXTERNAL;
-      t.rawData = new Uint8Array();
-      chunks.push(raw);
-      offset += raw.byteLength;
-    }
-    if (!path.isAbsolute(location)) fs.writeFileSync(path.join(dir, location), Buffer.concat(chunks));
-    const file = path.join(dir, 'ext.onnx');
-    fs.writeFileSync(file, serializeModel(proto));
-    return file;
-  }
+  /** The MLP with its weights in a data file at `location`; an absolute location is never written. */
+  const externalize = (dir: string, location = 'weights.bin'): string =>
+    externalDataModel(dir, location, { write: !path.isAbsolute(location) });
 
   it('reads tensors stored beside the model and gives the same outputs', async () => {
     const dir = tempDir();
