@@ -168,7 +168,7 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--sparsity <fraction>', 'target fraction of prunable weights set to zero (structured: of prunable channels removed)', fraction('--sparsity'))
     .option('--method <method>', 'pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4')
     .addOption(new Option('--recovery <recovery>', 'accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation with --calib, each kept only if it helps on the calibration set)').choices(['none', 'reconstruct', 'distill', 'auto', 'command']))
-    .addOption(new Option('--scope <scope>', 'magnitude threshold over all layers together or per layer').choices(['global', 'layer']))
+    .addOption(new Option('--scope <scope>', 'magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer\'s measured calibration-loss curve (needs --calib)').choices(['global', 'layer', 'sensitivity']))
     .option('--round-to <n>', 'structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)', count('--round-to', 1))
     .addOption(new Option('--criterion <name>', 'structured: channel importance').choices(['l1', 'l2', 'bn-scale', 'activation']))
     .option('--exclude <glob>', 'node or initializer names never pruned, repeatable', collect, [])

@@ -13,8 +13,11 @@ export type Recovery = (typeof RECOVERIES)[number];
 export const CRITERIA = ['l1', 'l2', 'bn-scale', 'activation'] as const;
 export type CriterionName = (typeof CRITERIA)[number];
 
-export const SCOPES = ['global', 'layer'] as const;
-/** whether the magnitude threshold is shared by all layers or set per layer */
+export const SCOPES = ['global', 'layer', 'sensitivity'] as const;
+/**
+ * whether the magnitude threshold is shared by all layers or set per layer; `sensitivity` sets each
+ * layer's ratio from its measured calibration-loss curve (needs calibration data)
+ */
 export type Scope = (typeof SCOPES)[number];
 
 export interface LatencyConfig {

@@ -94,7 +94,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   if (provider.note) progress.note(provider.note);
   const target = targetSparsity(config);
   progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
-  const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
+  const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
     'prune-guard.version': VERSION,
@@ -163,6 +163,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     ...(pruned.notes.length > 0 ? { notes: pruned.notes } : {}),
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
+    ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
   };
   const ledger: Ledger = {
     schema: LEDGER_SCHEMA,

@@ -6,6 +6,9 @@ import { magnitudePrune } from './magnitude.js';
 import { nmPrune, parseNM, verifyNM, type NMPattern } from './nm.js';
 import { prunableWeights, type PrunableWeight } from './prunable.js';
 import { countSparsity } from './sparsity.js';
+import type { SensitivityInfo } from '../ledger/types.js';
+import type { Progress } from '../pipeline/progress.js';
+import { checkSensitivityInputs, sensitivityPrune } from './sensitivity/sensitivityPrune.js';
 import { describeStructured } from './structured/describe.js';
 import { structuredPrune } from './structured/structuredPrune.js';
 
@@ -13,6 +16,8 @@ export interface PruneContext {
   /** the input model file, for messages */
   modelPath: string;
   calib?: Dataset;
+  /** shows sensitivity analysis progress */
+  progress?: Progress;
 }
 
 export interface PruneOutcome {
@@ -30,6 +35,8 @@ export interface PruneOutcome {
    * pipeline treats any finding as an internal error: a broken artifact is never handed on.
    */
   verifySaved?: (saved: ModelProto) => string[];
+  /** `scope: sensitivity`: the measured curves and the allocation, for the ledger */
+  sensitivity?: SensitivityInfo;
 }
 
 /** The sparsity a run aims at: the N:M pattern's own 1 - N/M, else `config.sparsity`. */
@@ -77,6 +84,8 @@ export async function pruneModel(dense: ModelProto, config: Config, ctx: PruneCo
   if (weights.length === 0) {
     throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
+  checkSensitivityInputs(config, ctx.calib);
+  if (config.scope === 'sensitivity') return pruneBySensitivity(dense, weights, config, ctx);
   const nm = parseNM(config.method);
   if (nm) return pruneNM(dense, weights, config, nm);
   if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
@@ -116,5 +125,27 @@ export async function pruneModel(dense: ModelProto, config: Config, ctx: PruneCo
     }
     default:
       throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
+  }
+}
+
+/** `scope: sensitivity`: per-layer (or per-group) ratios allocated from measured sensitivity curves. */
+async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], config: Config, ctx: PruneContext): Promise<PruneOutcome> {
+  const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+  const kept = new Set(weights.map((w) => w.initializer));
+  const method = config.method as 'unstructured' | 'structured';
+  let started = false;
+  try {
+    const r = await sensitivityPrune(dense, {
+      method, sparsity: config.sparsity, calib: ctx.calib!, weights, config,
+      protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
+      onLayer: (done, total) => {
+        if (!started) ctx.progress?.start(`sensitivity curves (${method}, ${total} ${method === 'unstructured' ? 'layers' : 'groups'})`, total);
+        started = true;
+        ctx.progress?.update(done);
+      },
+    });
+    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity };
+  } finally {
+    if (started) ctx.progress?.stop();
   }
 }

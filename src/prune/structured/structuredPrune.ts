@@ -16,6 +16,11 @@ export interface StructuredOptions {
   /** constants that must stay untouched (exclude globs, keep-first/last-layer): their groups are skipped */
   protectedTensors: ReadonlySet<string>;
   calib?: Dataset;
+  /**
+   * per-group override of the allocation (sensitivity analysis): group root -> units (channels, or heads
+   * for attention groups) to keep; prunable groups not in the map keep all their units
+   */
+  keptUnits?: ReadonlyMap<number, number>;
 }
 
 export interface GroupOutcome extends DependencyGroup {
@@ -35,14 +40,7 @@ export interface StructuredResult {
 
 /** Dependency analysis, importance, allocation and surgery, each its own step (as Torch-Pruning splits them). */
 export async function structuredPrune(input: ModelProto, opts: StructuredOptions): Promise<StructuredResult> {
-  const model = untieConstants(input);
-  const analysis = analyzeDependencies(model);
-  const protect = new Map<number, string>();
-  for (const u of analysis.uses) {
-    if (!opts.protectedTensors.has(u.tensor)) continue;
-    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
-  }
-  const groups = analysis.groups.map((g) => ({ ...g, skip: g.skip ?? protect.get(g.root) }));
+  const { model, analysis, groups } = structuredGroups(input, opts.protectedTensors);
   const prunable = groups.filter((g) => !g.skip && g.size > 1);
   const notes: string[] = [];
   const channelImportance = await groupImportance(model, analysis, opts, notes);
@@ -50,9 +48,13 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
   const units = prunable.map((g) => ({ root: g.root, size: g.size / g.block }));
   const unitImportance = new Map([...channelImportance].map(([root, s]) => [root, perBlock(s, analysis.spaces.block(root))]));
   const keptUnits = new Map<number, number>();
-  const plain = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
-  const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
-  for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
+  if (opts.keptUnits) {
+    for (const u of units) keptUnits.set(u.root, Math.max(1, Math.min(u.size, opts.keptUnits.get(u.root) ?? u.size)));
+  } else {
+    const plain = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
+    const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
+    for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
+  }
   const keptCount = new Map<number, number>();
   const keep = new Map<number, Uint8Array>();
   for (const g of prunable) {
@@ -64,6 +66,22 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
   const outcome = groups.map((g) => ({ ...g, kept: keep.has(g.root) ? keptCount.get(g.root)! : g.size }));
   for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${g.skip}`);
   return { model: pruned, base: model, analysis, keep, groups: outcome, notes };
+}
+
+/**
+ * The model with shared constants untied, its dependency analysis, and every group with why it is skipped
+ * (its own reason, or a protected tensor in it). Roots are stable for the same input, so they can key
+ * `keptUnits` of a later structuredPrune call.
+ */
+export function structuredGroups(input: ModelProto, protectedTensors: ReadonlySet<string>): { model: ModelProto; analysis: DependencyAnalysis; groups: DependencyGroup[] } {
+  const model = untieConstants(input);
+  const analysis = analyzeDependencies(model);
+  const protect = new Map<number, string>();
+  for (const u of analysis.uses) {
+    if (!protectedTensors.has(u.tensor)) continue;
+    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
+  }
+  return { model, analysis, groups: analysis.groups.map((g) => ({ ...g, skip: g.skip ?? protect.get(g.root) })) };
 }
 
 function perBlock(scores: Float64Array, block: number): Float64Array {

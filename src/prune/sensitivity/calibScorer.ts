@@ -1,0 +1,129 @@
+import type { Dataset } from '../../data/dataset.js';
+import { sliceBatch, takeSamples } from '../../data/dataset.js';
+import { UserError } from '../../errors.js';
+import { onnxruntime, type OrtSession } from '../../measure/ort.js';
+import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
+import { endsInSoftmax } from '../../pipeline/measureStep.js';
+import { sessionFromModel } from '../../recover/session.js';
+
+/** One point of a sensitivity curve, measured on the (capped) calibration set. */
+export interface CalibPoint {
+  /** labels: mean NLL of the true label; no labels: mean KL(dense || model) */
+  nll: number;
+  /** labels: top-1 accuracy; no labels: top-1 agreement with the dense model */
+  accuracy: number;
+}
+
+export interface CalibScorer {
+  /** what `nll` and `accuracy` mean for this calibration set */
+  against: 'labels' | 'dense';
+  samples: number;
+  dense: CalibPoint;
+  score(model: ModelProto): Promise<CalibPoint>;
+}
+
+/** Sensitivity curves need many evaluations; this many samples rank layers well and keep each one fast. */
+export const DEFAULT_SENSITIVITY_SAMPLES = 256;
+
+/** Evenly spaced samples (not the first n), so a calibration file sorted by class still covers every class. */
+export function evenSubset(data: Dataset, max: number): Dataset {
+  if (data.count <= max) return data;
+  const idx = Array.from({ length: max }, (_, i) => Math.floor((i * data.count) / max));
+  return takeSamples(data, idx);
+}
+
+/** Log-probabilities [count, classes] of a one-output classifier over the whole set. */
+async function logProbs(session: OrtSession, data: Dataset, probabilities: boolean): Promise<{ classes: number; values: Float64Array }> {
+  const { ort } = onnxruntime();
+  const batch = 256;
+  let classes = 0;
+  let values = new Float64Array(0);
+  for (let start = 0; start < data.count; start += batch) {
+    const end = Math.min(data.count, start + batch);
+    const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data as never, arr.dims);
+    const result = await session.run(feeds);
+    const out = result[session.outputNames[0]];
+    const raw = out.data as Float32Array;
+    if (classes === 0) {
+      classes = out.dims[1];
+      values = new Float64Array(data.count * classes);
+    }
+    for (let i = 0; i < end - start; i++) {
+      const o = i * classes;
+      const dst = (start + i) * classes;
+      if (probabilities) {
+        for (let c = 0; c < classes; c++) values[dst + c] = Math.log(Math.max(raw[o + c], 1e-12));
+        continue;
+      }
+      let max = -Infinity;
+      for (let c = 0; c < classes; c++) max = Math.max(max, raw[o + c]);
+      let sum = 0;
+      for (let c = 0; c < classes; c++) sum += Math.exp(raw[o + c] - max);
+      const lse = max + Math.log(sum);
+      for (let c = 0; c < classes; c++) values[dst + c] = raw[o + c] - lse;
+    }
+    for (const t of Object.values(result)) t.dispose();
+  }
+  return { classes, values };
+}
+
+function argmax(v: Float64Array, o: number, n: number): number {
+  let best = 0;
+  for (let c = 1; c < n; c++) if (v[o + c] > v[o + best]) best = c;
+  return best;
+}
+
+/** Against labels when the set has them; else against the dense model's own predictions (KL, agreement). */
+function compare(lp: Float64Array, classes: number, count: number, labels: Int32Array | null, dense: Float64Array | null): CalibPoint {
+  let nll = 0;
+  let hits = 0;
+  for (let i = 0; i < count; i++) {
+    const o = i * classes;
+    const pred = argmax(lp, o, classes);
+    if (labels) {
+      if (labels[i] < 0 || labels[i] >= classes) {
+        throw new UserError(`calibration set: label ${labels[i]} at index ${i} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+      }
+      nll -= lp[o + labels[i]];
+      hits += pred === labels[i] ? 1 : 0;
+    } else {
+      let kl = 0;
+      for (let c = 0; c < classes; c++) {
+        const pd = Math.exp(dense![o + c]);
+        if (pd > 0) kl += pd * (dense![o + c] - lp[o + c]);
+      }
+      nll += Math.max(0, kl);
+      hits += pred === argmax(dense!, o, classes) ? 1 : 0;
+    }
+  }
+  return { nll: nll / count, accuracy: hits / count };
+}
+
+/**
+ * Scores models on at most `maxSamples` calibration samples with in-memory onnxruntime sessions.
+ * The dense model is scored first: without labels it is the reference every other model is compared to.
+ */
+export async function calibScorer(dense: ModelProto, calib: Dataset, opts: { maxSamples?: number; threads?: number } = {}): Promise<CalibScorer> {
+  const data = evenSubset(calib, opts.maxSamples ?? DEFAULT_SENSITIVITY_SAMPLES);
+  const probabilities = endsInSoftmax(dense);
+  const run = async (model: ModelProto) => {
+    const session = await sessionFromModel(model, opts.threads ?? 0);
+    try {
+      return await logProbs(session, data, probabilities);
+    } finally {
+      await session.release();
+    }
+  };
+  const ref = await run(dense);
+  const denseRef = data.labels ? null : ref.values;
+  return {
+    against: data.labels ? 'labels' : 'dense',
+    samples: data.count,
+    dense: compare(ref.values, ref.classes, data.count, data.labels, denseRef),
+    score: async (model) => {
+      const r = await run(model);
+      return compare(r.values, r.classes, data.count, data.labels, denseRef);
+    },
+  };
+}

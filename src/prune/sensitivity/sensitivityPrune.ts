@@ -1,0 +1,124 @@
+import type { Config } from '../../config/schema.js';
+import type { Dataset } from '../../data/dataset.js';
+import { UserError } from '../../errors.js';
+import type { SensitivityInfo } from '../../ledger/types.js';
+import { GraphIndex } from '../../onnx/graph.js';
+import { cloneModel } from '../../onnx/model.js';
+import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
+import { setTensorFloat32, tensorToFloat32 } from '../../onnx/tensor.js';
+import { applyMask, magnitudeMask } from '../magnitude.js';
+import type { PrunableWeight } from '../prunable.js';
+import { describeStructured } from '../structured/describe.js';
+import { structuredGroups, structuredPrune } from '../structured/structuredPrune.js';
+import { allocateSparsity, DEFAULT_CAP } from './allocateSparsity.js';
+import { calibScorer, DEFAULT_SENSITIVITY_SAMPLES } from './calibScorer.js';
+import { DEFAULT_RATIOS, groupUnits, sensitivityCurves, weightUnits } from './sensitivityCurves.js';
+
+export interface SensitivityOutcome {
+  model: ModelProto;
+  description: string;
+  notes: string[];
+  sensitivity: SensitivityInfo;
+}
+
+export interface SensitivityRequest {
+  method: 'unstructured' | 'structured';
+  sparsity: number;
+  calib: Dataset;
+  /** prunable weights after exclude / keep-first / keep-last (unstructured) */
+  weights: readonly PrunableWeight[];
+  /** tensors structured pruning must leave alone */
+  protectedTensors: ReadonlySet<string>;
+  config: Pick<Config, 'roundTo' | 'criterion' | 'latency'>;
+  onLayer?: (done: number, total: number) => void;
+}
+
+/** `--scope sensitivity` needs calibration data; refused before anything is pruned. */
+export function checkSensitivityInputs(config: Pick<Config, 'scope' | 'method'>, calib: Dataset | undefined): void {
+  if (config.scope !== 'sensitivity') return;
+  if (!calib) {
+    throw new UserError('--scope sensitivity: needs a calibration set to measure each layer on; pass --calib calib.npz (labels optional) or use --scope global');
+  }
+  if (config.method !== 'unstructured' && config.method !== 'structured') {
+    throw new UserError(`--scope sensitivity: works with --method unstructured or structured, not ${config.method}; use one of those or --scope global`);
+  }
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+/**
+ * Sensitivity-guided pruning: measure each layer (or group) pruned alone on the calibration set, choose
+ * per-layer ratios that meet the global target while minimising the predicted loss increase, then prune
+ * every layer by magnitude to exactly its count (or every group to its channel count).
+ */
+export async function sensitivityPrune(dense: ModelProto, req: SensitivityRequest): Promise<SensitivityOutcome> {
+  const t0 = performance.now();
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
+  const units = req.method === 'unstructured' ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
+  if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === 'unstructured' ? 'weights' : 'channel groups'} after exclusions; use --scope global`);
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
+  const allocation = allocateSparsity(
+    curves.map((c, i) => ({ size: c.size, maxUnits: units[i].maxUnits, points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })) })),
+    req.sparsity,
+    { cap: DEFAULT_CAP },
+  );
+  const notes: string[] = [];
+  let model: ModelProto;
+  let description: string;
+  let allocated = allocation.ratios;
+  if (req.method === 'unstructured') {
+    model = pruneCounts(dense, req.weights, allocation.pruned);
+    description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
+  } else {
+    const { groups } = structuredGroups(dense, req.protectedTensors);
+    const byName = new Map(groups.filter((g) => !g.skip && g.size > 1).map((g) => [g.name, g]));
+    const keptUnits = new Map<number, number>();
+    allocated = [];
+    curves.forEach((c, i) => {
+      const g = byName.get(c.name)!;
+      // heads go whole: the channel count is rounded to the group's block
+      const keep = Math.max(1, Math.round((g.size - allocation.pruned[i]) / g.block));
+      keptUnits.set(g.root, keep);
+      allocated.push(1 - (keep * g.block) / g.size);
+    });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: 'global', keptUnits });
+    notes.push(...r.notes);
+    model = r.model;
+    description = describeStructured(dense, r, { criterion: req.config.criterion, scope: 'sensitivity', sparsity: req.sparsity });
+  }
+  if (req.method === 'structured' && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope sensitivity: kept channel counts come from the allocation`);
+  const seconds = (performance.now() - t0) / 1000;
+  notes.push(
+    `sensitivity: ${curves.length} ${req.method === 'unstructured' ? 'layers' : 'groups'} x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples ` +
+      `(${scorer.against === 'labels' ? 'NLL and accuracy vs labels' : 'KL and agreement vs the dense model: no labels'}) in ${seconds.toFixed(1)} s`,
+  );
+  return {
+    model,
+    description,
+    notes,
+    sensitivity: {
+      unit: req.method === 'unstructured' ? 'weights' : 'channels',
+      against: scorer.against,
+      calib_samples: scorer.samples,
+      ratios: [0, ...DEFAULT_RATIOS],
+      dense: { calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy },
+      cap: DEFAULT_CAP,
+      predicted_increase: allocation.predictedIncrease,
+      seconds,
+      layers: curves.map((c, i) => ({ ...c, allocated: allocated[i] })),
+    },
+  };
+}
+
+/** Magnitude pruning with an exact zero count per tensor. */
+export function pruneCounts(dense: ModelProto, weights: readonly PrunableWeight[], counts: readonly number[]): ModelProto {
+  const out = cloneModel(dense);
+  const index = new GraphIndex(out.graph!);
+  weights.forEach((w, i) => {
+    const t = index.initializers.get(w.initializer)!;
+    const values = tensorToFloat32(t);
+    setTensorFloat32(t, applyMask(values, magnitudeMask([values], counts[i])[0]));
+  });
+  return out;
+}
