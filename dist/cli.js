@@ -11044,7 +11044,7 @@ var require_code = __commonJS({
       else if (arg instanceof Name)
         code.push(arg);
       else
-        code.push(interpolate(arg));
+        code.push(interpolate2(arg));
     }
     exports.addCodeArg = addCodeArg;
     function optimize(expr) {
@@ -11083,7 +11083,7 @@ var require_code = __commonJS({
       return c2.emptyStr() ? c1 : c1.emptyStr() ? c2 : str`${c1}${c2}`;
     }
     exports.strConcat = strConcat;
-    function interpolate(x2) {
+    function interpolate2(x2) {
       return typeof x2 == "number" || typeof x2 == "boolean" || x2 === null ? x2 : safeStringify(Array.isArray(x2) ? x2.join(",") : x2);
     }
     function stringify(x2) {
@@ -23119,7 +23119,7 @@ function corruptionSets(data, specs) {
 var PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
 var RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
 var CRITERIA = ["l1", "l2", "bn-scale", "activation"];
-var SCOPES = ["global", "layer"];
+var SCOPES = ["global", "layer", "sensitivity"];
 var EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
 var DEFAULT_CONFIG = Object.freeze({
   sparsity: 0.5,
@@ -24954,6 +24954,38 @@ function sliceBatch(ds, start, end) {
   }
   return out;
 }
+function takeSamples(ds, indices) {
+  const n = indices.length;
+  if (n === 0) throw new RangeError("takeSamples: no indices; a data set holds at least one sample");
+  for (let k = 0; k < n; k++) {
+    const i2 = indices[k];
+    if (!Number.isInteger(i2) || i2 < 0 || i2 >= ds.count) {
+      throw new RangeError(`takeSamples: index ${i2} at position ${k} is outside 0..${ds.count - 1}`);
+    }
+  }
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) {
+    const per = sampleSize(arr.dims);
+    const data = allocTypedArray(arr.dtype, n * per);
+    for (let k = 0; k < n; k++) {
+      const i2 = indices[k];
+      copySample(data, k * per, arr.data, i2 * per, per);
+    }
+    inputs.set(name, { dtype: arr.dtype, dims: [n, ...arr.dims.slice(1)], data });
+  }
+  let labels = null;
+  if (ds.labels) {
+    labels = new Int32Array(n);
+    for (let k = 0; k < n; k++) labels[k] = ds.labels[indices[k]];
+  }
+  return { path: ds.path, count: n, inputs, labels };
+}
+function copySample(dst, dstIndex, src, srcIndex, length) {
+  const size = src.BYTES_PER_ELEMENT;
+  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size, length * size).set(
+    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size, length * size)
+  );
+}
 
 // node_modules/markdown-table/index.js
 function defaultStringLength(value) {
@@ -24977,15 +25009,15 @@ function markdownTable(table2, options) {
       mostCellsPerRow = table2[rowIndex].length;
     }
     while (++columnIndex2 < table2[rowIndex].length) {
-      const cell2 = serialize(table2[rowIndex][columnIndex2]);
+      const cell3 = serialize(table2[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell2);
+        const size = stringLength(cell3);
         sizes2[columnIndex2] = size;
         if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
           longestCellByColumn[columnIndex2] = size;
         }
       }
-      row2.push(cell2);
+      row2.push(cell3);
     }
     cellMatrix[rowIndex] = row2;
     sizeMatrix[rowIndex] = sizes2;
@@ -25020,7 +25052,7 @@ function markdownTable(table2, options) {
       1,
       longestCellByColumn[columnIndex] - before.length - after.length
     );
-    const cell2 = before + "-".repeat(size) + after;
+    const cell3 = before + "-".repeat(size) + after;
     if (settings.alignDelimiters !== false) {
       size = before.length + size + after.length;
       if (size > longestCellByColumn[columnIndex]) {
@@ -25028,7 +25060,7 @@ function markdownTable(table2, options) {
       }
       sizes[columnIndex] = size;
     }
-    row[columnIndex] = cell2;
+    row[columnIndex] = cell3;
   }
   cellMatrix.splice(1, 0, row);
   sizeMatrix.splice(1, 0, sizes);
@@ -25041,7 +25073,7 @@ function markdownTable(table2, options) {
     columnIndex = -1;
     const line = [];
     while (++columnIndex < cellsInRow) {
-      const cell2 = row2[columnIndex] || "";
+      const cell3 = row2[columnIndex] || "";
       let before = "";
       let after = "";
       if (settings.alignDelimiters !== false) {
@@ -25067,13 +25099,13 @@ function markdownTable(table2, options) {
       }
       if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
       // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell2 === "") && (settings.delimiterStart !== false || columnIndex)) {
+      !(settings.alignDelimiters === false && cell3 === "") && (settings.delimiterStart !== false || columnIndex)) {
         line.push(" ");
       }
       if (settings.alignDelimiters !== false) {
         line.push(before);
       }
-      line.push(cell2);
+      line.push(cell3);
       if (settings.alignDelimiters !== false) {
         line.push(after);
       }
@@ -25142,6 +25174,69 @@ function count(n) {
   return fixed(n, 0);
 }
 
+// src/ledger/renderSensitivity.ts
+var CHART_LAYERS = 5;
+var cell = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+var quoted = (text) => `"${text.replace(/"/g, "'")}"`;
+function damage(l) {
+  const first = l.points[0];
+  const last = l.points[l.points.length - 1];
+  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
+}
+function bySensitivity(layers) {
+  return [...layers].sort((a, b) => {
+    const [da, na] = damage(a);
+    const [db, nb] = damage(b);
+    return db - da || nb - na || a.name.localeCompare(b.name);
+  });
+}
+function shortName(name, max2 = 28) {
+  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
+}
+function sensitivityChart(s) {
+  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
+  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
+  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
+  return [
+    "```mermaid",
+    "xychart-beta",
+    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
+    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
+    `    y-axis ${quoted(metric)} ${low} --> 100`,
+    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
+    "```"
+  ].join("\n");
+}
+function sensitivitySection(s) {
+  const ordered = bySensitivity(s.layers);
+  const shown = ordered.slice(0, CHART_LAYERS);
+  const acc = s.against === "labels" ? "acc" : "agree";
+  const nll = s.against === "labels" ? "NLL" : "KL";
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const rows = ordered.map((l) => {
+    const line = shown.indexOf(l);
+    return [
+      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
+      String(l.size),
+      ...s.ratios.map((r) => {
+        const p = l.points.find((q) => q.ratio === r);
+        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
+      }),
+      `**${percent(l.allocated)}**`,
+      l.seconds.toFixed(2)
+    ];
+  });
+  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
+  return [
+    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
+    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
+    sensitivityChart(s),
+    markdownTable([head, ...rows].map((r) => r.map(cell)), { alignDelimiters: false })
+  ].join("\n\n");
+}
+
 // src/ledger/render.ts
 var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
 var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
@@ -25150,12 +25245,12 @@ var TOP_CLASSES = 5;
 function baseName(path11) {
   return path11.split(/[\\/]/).pop() || path11;
 }
-function cell(text) {
+function cell2(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
 }
 function table(rows) {
   return markdownTable(
-    rows.map((row) => row.map(cell)),
+    rows.map((row) => row.map(cell2)),
     { alignDelimiters: false }
   );
 }
@@ -25375,13 +25470,14 @@ function renderModel(model) {
   if (funnel) sections.push(funnel);
   const classes = classTable(model);
   if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell(n)}`)].join("\n"));
+  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell2(n)}`)].join("\n"));
   const cost = costTable(model.steps);
   if (cost) sections.push(cost);
   const shifts = shiftTable(model);
   if (shifts) sections.push(shifts);
   const predicted = predictionShiftTable(model);
   if (predicted) sections.push(predicted);
+  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
   return sections.join("\n\n");
 }
 function renderMarkdown(ledger) {
@@ -29127,11 +29223,11 @@ function findEnumSharedPrefix(enumName, values) {
     if (!value.name.toLowerCase().startsWith(prefix)) {
       return void 0;
     }
-    const shortName = value.name.substring(prefix.length);
-    if (shortName.length == 0) {
+    const shortName2 = value.name.substring(prefix.length);
+    if (shortName2.length == 0) {
       return void 0;
     }
-    if (/^\d/.test(shortName)) {
+    if (/^\d/.test(shortName2)) {
       return void 0;
     }
   }
@@ -31795,15 +31891,15 @@ async function selftest(req, progress) {
   return report;
 }
 function renderSelftest(r) {
-  const pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  const pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
   return [
     `### prune-guard selftest (A/A): ${r.false_alarms} false alarm${r.false_alarms === 1 ? "" : "s"} in ${r.repetitions} repetitions`,
     "",
-    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct3(r.confidence)} intervals`,
-    `- false-alarm rate: ${pct3(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
-    `- latency interval half-width: median \xB1${pct3(r.latency_ci_half_width.median)}, worst \xB1${pct3(r.latency_ci_half_width.max)}`,
-    `- smallest latency change this runner can detect: about ${pct3(r.min_detectable_change)}`,
-    `- with latency-regression \u2264 ${pct3(r.latency_regression_limit)}, slowdowns of ${pct3(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
+    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct4(r.confidence)} intervals`,
+    `- false-alarm rate: ${pct4(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
+    `- latency interval half-width: median \xB1${pct4(r.latency_ci_half_width.median)}, worst \xB1${pct4(r.latency_ci_half_width.max)}`,
+    `- smallest latency change this runner can detect: about ${pct4(r.min_detectable_change)}`,
+    `- with latency-regression \u2264 ${pct4(r.latency_regression_limit)}, slowdowns of ${pct4(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
     ...r.failures.map((f) => `- \u274C ${f}`),
     ""
   ].join("\n");
@@ -33610,23 +33706,20 @@ function untieConstants(model) {
 
 // src/prune/structured/structuredPrune.ts
 async function structuredPrune(input, opts) {
-  const model = untieConstants(input);
-  const analysis = analyzeDependencies(model);
-  const protect = /* @__PURE__ */ new Map();
-  for (const u of analysis.uses) {
-    if (!opts.protectedTensors.has(u.tensor)) continue;
-    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
-  }
-  const groups = analysis.groups.map((g2) => ({ ...g2, skip: g2.skip ?? protect.get(g2.root) }));
+  const { model, analysis, groups } = structuredGroups(input, opts.protectedTensors);
   const prunable = groups.filter((g2) => !g2.skip && g2.size > 1);
   const notes = [];
   const channelImportance = await groupImportance(model, analysis, opts, notes);
   const units = prunable.map((g2) => ({ root: g2.root, size: g2.size / g2.block }));
   const unitImportance = new Map([...channelImportance].map(([root, s]) => [root, perBlock(s, analysis.spaces.block(root))]));
   const keptUnits = /* @__PURE__ */ new Map();
-  const plain = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
-  const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
-  for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
+  if (opts.keptUnits) {
+    for (const u of units) keptUnits.set(u.root, Math.max(1, Math.min(u.size, opts.keptUnits.get(u.root) ?? u.size)));
+  } else {
+    const plain = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
+    const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
+    for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
+  }
   const keptCount = /* @__PURE__ */ new Map();
   const keep = /* @__PURE__ */ new Map();
   for (const g2 of prunable) {
@@ -33638,6 +33731,16 @@ async function structuredPrune(input, opts) {
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
   for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
   return { model: pruned, base: model, analysis, keep, groups: outcome, notes };
+}
+function structuredGroups(input, protectedTensors) {
+  const model = untieConstants(input);
+  const analysis = analyzeDependencies(model);
+  const protect = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (!protectedTensors.has(u.tensor)) continue;
+    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
+  }
+  return { model, analysis, groups: analysis.groups.map((g2) => ({ ...g2, skip: g2.skip ?? protect.get(g2.root) })) };
 }
 function perBlock(scores, block) {
   if (block === 1) return scores;
@@ -33676,93 +33779,95 @@ async function groupImportance(model, analysis, opts, notes) {
   }
 }
 
-// src/prune/pruneModel.ts
-function targetSparsity(config) {
-  const nm = parseNM(config.method);
-  return nm ? 1 - nm.n / nm.m : config.sparsity;
-}
-function pruneNM(dense, weights, config, { n, m }) {
-  const r = nmPrune(dense, weights, n, m);
-  if (r.layers.length === 0) {
-    throw new UserError(`--method ${config.method}: none of the ${weights.length} prunable weights has a single input axis to group; use --method unstructured`);
+// src/prune/sensitivity/allocateSparsity.ts
+var DEFAULT_CAP = 0.95;
+function monotoneCurve(points2, cap) {
+  const pts = [{ r: 0, f: 0 }];
+  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
+    if (!(p.ratio > pts[pts.length - 1].r)) continue;
+    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
   }
-  const notes = [];
-  const tails = r.layers.filter((l) => l.tail > 0);
-  if (tails.length > 0) {
-    const list = tails.map((l) => `${l.initializer} (fan-in ${l.layout.length}: last ${l.layout.length % m} per row)`).join(", ");
-    const tailTotal = tails.reduce((s, l) => s + l.tail, 0);
-    notes.push(`${n}:${m}: fan-in not a multiple of ${m}, so the last entries of each row stay dense (${tailTotal} weights): ${list}`);
-  }
-  for (const s of r.skipped) notes.push(`${n}:${m}: ${s.initializer} left dense: ${s.reason}`);
-  if (config.sparsity !== DEFAULT_CONFIG.sparsity && config.sparsity !== 1 - n / m) {
-    notes.push(`--sparsity ${config.sparsity} is not used by --method ${config.method}: the pattern sets sparsity to ${1 - n / m}`);
-  }
-  const grouped = r.layers.reduce((s, l) => s + l.grouped, 0);
-  const all = r.layers.reduce((s, l) => s + l.grouped + l.tail, 0);
-  const pruned = r.layers.map((l) => ({ initializer: l.initializer }));
-  return {
-    model: r.model,
-    description: `${n}:${m} semi-structured magnitude pruning of ${r.layers.length} weight tensors (the ${n} largest |w| of every ${m} along the input axis kept; ${(grouped / all * 100).toFixed(1)}% of their weights in full groups)`,
-    denseWeights: weights,
-    notes,
-    targetSparsity: 1 - n / m,
-    verifySaved: (saved) => verifyNM(saved, pruned, n, m).map((v) => v.message)
+  const at = (r) => {
+    for (let i2 = 1; i2 < pts.length; i2++) {
+      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+    }
+    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
+    const b = pts[pts.length - 1];
+    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
+    return b.f + slope * (r - b.r);
   };
+  const out = pts.filter((p) => p.r < cap);
+  out.push({ r: cap, f: at(cap) });
+  return out;
 }
-async function pruneModel(dense, config, ctx) {
-  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-  if (weights.length === 0) {
-    throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  }
-  const nm = parseNM(config.method);
-  if (nm) return pruneNM(dense, weights, config, nm);
-  if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
-  switch (config.method) {
-    case "unstructured": {
-      const r = magnitudePrune(dense, weights, config.sparsity, config.scope);
-      return {
-        model: r.model,
-        description: `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%`,
-        denseWeights: weights,
-        notes: []
-      };
+function lowerHull(pts) {
+  const hull = [];
+  for (const p of pts) {
+    while (hull.length >= 2) {
+      const a = hull[hull.length - 2];
+      const b = hull[hull.length - 1];
+      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
+      else break;
     }
-    case "structured":
-    case "hybrid": {
-      const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
-      const kept = new Set(weights.map((w) => w.initializer));
-      const protectedTensors = new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n)));
-      const channelSparsity = config.method === "hybrid" ? config.sparsity / 2 : config.sparsity;
-      const r = await structuredPrune(dense, {
-        sparsity: channelSparsity,
-        scope: config.scope,
-        roundTo: config.roundTo,
-        criterion: config.criterion,
-        protectedTensors,
-        calib: ctx.calib
-      });
-      let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
-      let model = r.model;
-      if (config.method === "hybrid") {
-        const removed = countSparsity(model, weights).overall;
-        const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const extra = Math.max(0, config.sparsity * denseTotal - (denseTotal - restTotal));
-        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-        model = magnitudePrune(model, rest, frac, config.scope).model;
-        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+    hull.push(p);
+  }
+  return hull;
+}
+function allocateSparsity(layers, target, opts = {}) {
+  const capRatio = opts.cap ?? DEFAULT_CAP;
+  const total2 = layers.reduce((n, l) => n + l.size, 0);
+  const want = Math.round(target * total2);
+  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
+  const capacity = caps.reduce((a, b) => a + b, 0);
+  if (want > capacity) {
+    throw new UserError(
+      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
+    );
+  }
+  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
+  const segments = [];
+  hulls.forEach((h, i2) => {
+    for (let s = 1; s < h.length; s++) {
+      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
+      if (units <= 0) continue;
+      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
+      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size, slope });
+    }
+  });
+  segments.sort((a, b) => a.cost - b.cost || a.layer - b.layer || a.order - b.order);
+  const amount = new Float64Array(layers.length);
+  let left = want;
+  for (const s of segments) {
+    if (left <= 0) break;
+    const take = Math.min(left, s.units);
+    amount[s.layer] += take;
+    left -= take;
+  }
+  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
+  let missing = want - pruned.reduce((a, b) => a + b, 0);
+  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
+  while (missing > 0) {
+    let moved = false;
+    for (const i2 of byRemainder) {
+      if (missing === 0) break;
+      if (pruned[i2] < caps[i2]) {
+        pruned[i2]++;
+        missing--;
+        moved = true;
       }
-      return { model, description, denseWeights: weights, notes: r.notes };
     }
-    default:
-      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
+    if (!moved) break;
   }
+  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
+  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
+  return { pruned, ratios, predictedIncrease };
 }
-
-// src/recover/runRecovery.ts
-import * as fs13 from "node:fs";
-import * as path8 from "node:path";
+function interpolate(pts, r) {
+  for (let i2 = 1; i2 < pts.length; i2++) {
+    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+  }
+  return pts[pts.length - 1].f;
+}
 
 // src/recover/session.ts
 async function sessionFromModel(model, threads = 0) {
@@ -33863,6 +33968,351 @@ function buildGemmProto(trans) {
 function crossGram(a, b, n, p, q) {
   return gemm("transA", a, [n, p], b, [n, q]);
 }
+
+// src/prune/sensitivity/calibScorer.ts
+var DEFAULT_SENSITIVITY_SAMPLES = 256;
+function evenSubset(data, max2) {
+  if (data.count <= max2) return data;
+  const idx = Array.from({ length: max2 }, (_, i2) => Math.floor(i2 * data.count / max2));
+  return takeSamples(data, idx);
+}
+async function logProbs(session, data, probabilities) {
+  const { ort } = onnxruntime();
+  const batch = 256;
+  let classes = 0;
+  let values = new Float64Array(0);
+  for (let start = 0; start < data.count; start += batch) {
+    const end = Math.min(data.count, start + batch);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    const result = await session.run(feeds);
+    const out = result[session.outputNames[0]];
+    const raw = out.data;
+    if (classes === 0) {
+      classes = out.dims[1];
+      values = new Float64Array(data.count * classes);
+    }
+    for (let i2 = 0; i2 < end - start; i2++) {
+      const o = i2 * classes;
+      const dst = (start + i2) * classes;
+      if (probabilities) {
+        for (let c = 0; c < classes; c++) values[dst + c] = Math.log(Math.max(raw[o + c], 1e-12));
+        continue;
+      }
+      let max2 = -Infinity;
+      for (let c = 0; c < classes; c++) max2 = Math.max(max2, raw[o + c]);
+      let sum = 0;
+      for (let c = 0; c < classes; c++) sum += Math.exp(raw[o + c] - max2);
+      const lse = max2 + Math.log(sum);
+      for (let c = 0; c < classes; c++) values[dst + c] = raw[o + c] - lse;
+    }
+    for (const t of Object.values(result)) t.dispose();
+  }
+  return { classes, values };
+}
+function argmax(v, o, n) {
+  let best = 0;
+  for (let c = 1; c < n; c++) if (v[o + c] > v[o + best]) best = c;
+  return best;
+}
+function compare2(lp, classes, count3, labels, dense) {
+  let nll = 0;
+  let hits = 0;
+  for (let i2 = 0; i2 < count3; i2++) {
+    const o = i2 * classes;
+    const pred = argmax(lp, o, classes);
+    if (labels) {
+      if (labels[i2] < 0 || labels[i2] >= classes) {
+        throw new UserError(`calibration set: label ${labels[i2]} at index ${i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+      }
+      nll -= lp[o + labels[i2]];
+      hits += pred === labels[i2] ? 1 : 0;
+    } else {
+      let kl = 0;
+      for (let c = 0; c < classes; c++) {
+        const pd = Math.exp(dense[o + c]);
+        if (pd > 0) kl += pd * (dense[o + c] - lp[o + c]);
+      }
+      nll += Math.max(0, kl);
+      hits += pred === argmax(dense, o, classes) ? 1 : 0;
+    }
+  }
+  return { nll: nll / count3, accuracy: hits / count3 };
+}
+async function calibScorer(dense, calib, opts = {}) {
+  const data = evenSubset(calib, opts.maxSamples ?? DEFAULT_SENSITIVITY_SAMPLES);
+  const probabilities = endsInSoftmax(dense);
+  const run = async (model) => {
+    const session = await sessionFromModel(model, opts.threads ?? 0);
+    try {
+      return await logProbs(session, data, probabilities);
+    } finally {
+      await session.release();
+    }
+  };
+  const ref = await run(dense);
+  const denseRef = data.labels ? null : ref.values;
+  return {
+    against: data.labels ? "labels" : "dense",
+    samples: data.count,
+    dense: compare2(ref.values, ref.classes, data.count, data.labels, denseRef),
+    score: async (model) => {
+      const r = await run(model);
+      return compare2(r.values, r.classes, data.count, data.labels, denseRef);
+    }
+  };
+}
+
+// src/prune/sensitivity/sensitivityCurves.ts
+var DEFAULT_RATIOS = [0.25, 0.5, 0.75, 0.9];
+function weightUnits(dense, weights) {
+  const work = cloneModel(dense);
+  const index = new GraphIndex(work.graph);
+  let touched;
+  const restore = () => {
+    if (touched) setTensorFloat32(index.initializers.get(touched.name), touched.values);
+    touched = void 0;
+  };
+  return weights.map((w) => {
+    const size = w.dims.reduce((a, b) => a * b, 1);
+    return {
+      name: w.initializer,
+      node: w.node,
+      size,
+      maxUnits: size,
+      pruneAlone: async (ratio2) => {
+        restore();
+        const t = index.initializers.get(w.initializer);
+        const values = tensorToFloat32(t);
+        touched = { name: w.initializer, values };
+        setTensorFloat32(t, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size))[0]));
+        return work;
+      }
+    };
+  });
+}
+function groupUnits(dense, opts) {
+  const { groups } = structuredGroups(dense, opts.protectedTensors);
+  return groups.filter((g2) => !g2.skip && g2.size > 1).map((g2) => ({
+    name: g2.name,
+    size: g2.size,
+    maxUnits: g2.size - g2.block,
+    pruneAlone: async (ratio2) => {
+      const units = g2.size / g2.block;
+      const keep = Math.max(1, Math.round(units * (1 - ratio2)));
+      const r = await structuredPrune(dense, { ...opts, sparsity: 0, scope: "global", keptUnits: /* @__PURE__ */ new Map([[g2.root, keep]]) });
+      return r.model;
+    }
+  }));
+}
+async function sensitivityCurves(units, scorer, ratios = DEFAULT_RATIOS, onLayer) {
+  const out = [];
+  for (const u of units) {
+    const t0 = performance.now();
+    const points2 = [{ ratio: 0, calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy }];
+    for (const ratio2 of ratios) {
+      const s = await scorer.score(await u.pruneAlone(ratio2));
+      points2.push({ ratio: ratio2, calib_nll: s.nll, calib_accuracy: s.accuracy });
+    }
+    out.push({ name: u.name, ...u.node ? { node: u.node } : {}, size: u.size, points: points2, seconds: (performance.now() - t0) / 1e3 });
+    onLayer?.(out.length, units.length);
+  }
+  if (units.length > 0) await units[0].pruneAlone(0);
+  return out;
+}
+
+// src/prune/sensitivity/sensitivityPrune.ts
+function checkSensitivityInputs(config, calib) {
+  if (config.scope !== "sensitivity") return;
+  if (!calib) {
+    throw new UserError("--scope sensitivity: needs a calibration set to measure each layer on; pass --calib calib.npz (labels optional) or use --scope global");
+  }
+  if (config.method !== "unstructured" && config.method !== "structured") {
+    throw new UserError(`--scope sensitivity: works with --method unstructured or structured, not ${config.method}; use one of those or --scope global`);
+  }
+}
+var pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+async function sensitivityPrune(dense, req) {
+  const t0 = performance.now();
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
+  const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
+  if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === "unstructured" ? "weights" : "channel groups"} after exclusions; use --scope global`);
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
+  const allocation = allocateSparsity(
+    curves.map((c, i2) => ({ size: c.size, maxUnits: units[i2].maxUnits, points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })) })),
+    req.sparsity,
+    { cap: DEFAULT_CAP }
+  );
+  const notes = [];
+  let model;
+  let description;
+  let allocated = allocation.ratios;
+  if (req.method === "unstructured") {
+    model = pruneCounts(dense, req.weights, allocation.pruned);
+    description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct3(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
+  } else {
+    const { groups } = structuredGroups(dense, req.protectedTensors);
+    const byName = new Map(groups.filter((g2) => !g2.skip && g2.size > 1).map((g2) => [g2.name, g2]));
+    const keptUnits = /* @__PURE__ */ new Map();
+    allocated = [];
+    curves.forEach((c, i2) => {
+      const g2 = byName.get(c.name);
+      const keep = Math.max(1, Math.round((g2.size - allocation.pruned[i2]) / g2.block));
+      keptUnits.set(g2.root, keep);
+      allocated.push(1 - keep * g2.block / g2.size);
+    });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits });
+    notes.push(...r.notes);
+    model = r.model;
+    description = describeStructured(dense, r, { criterion: req.config.criterion, scope: "sensitivity", sparsity: req.sparsity });
+  }
+  if (req.method === "structured" && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope sensitivity: kept channel counts come from the allocation`);
+  const seconds2 = (performance.now() - t0) / 1e3;
+  notes.push(
+    `sensitivity: ${curves.length} ${req.method === "unstructured" ? "layers" : "groups"} x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${scorer.against === "labels" ? "NLL and accuracy vs labels" : "KL and agreement vs the dense model: no labels"}) in ${seconds2.toFixed(1)} s`
+  );
+  return {
+    model,
+    description,
+    notes,
+    sensitivity: {
+      unit: req.method === "unstructured" ? "weights" : "channels",
+      against: scorer.against,
+      calib_samples: scorer.samples,
+      ratios: [0, ...DEFAULT_RATIOS],
+      dense: { calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy },
+      cap: DEFAULT_CAP,
+      predicted_increase: allocation.predictedIncrease,
+      seconds: seconds2,
+      layers: curves.map((c, i2) => ({ ...c, allocated: allocated[i2] }))
+    }
+  };
+}
+function pruneCounts(dense, weights, counts) {
+  const out = cloneModel(dense);
+  const index = new GraphIndex(out.graph);
+  weights.forEach((w, i2) => {
+    const t = index.initializers.get(w.initializer);
+    const values = tensorToFloat32(t);
+    setTensorFloat32(t, applyMask(values, magnitudeMask([values], counts[i2])[0]));
+  });
+  return out;
+}
+
+// src/prune/pruneModel.ts
+function targetSparsity(config) {
+  const nm = parseNM(config.method);
+  return nm ? 1 - nm.n / nm.m : config.sparsity;
+}
+function pruneNM(dense, weights, config, { n, m }) {
+  const r = nmPrune(dense, weights, n, m);
+  if (r.layers.length === 0) {
+    throw new UserError(`--method ${config.method}: none of the ${weights.length} prunable weights has a single input axis to group; use --method unstructured`);
+  }
+  const notes = [];
+  const tails = r.layers.filter((l) => l.tail > 0);
+  if (tails.length > 0) {
+    const list = tails.map((l) => `${l.initializer} (fan-in ${l.layout.length}: last ${l.layout.length % m} per row)`).join(", ");
+    const tailTotal = tails.reduce((s, l) => s + l.tail, 0);
+    notes.push(`${n}:${m}: fan-in not a multiple of ${m}, so the last entries of each row stay dense (${tailTotal} weights): ${list}`);
+  }
+  for (const s of r.skipped) notes.push(`${n}:${m}: ${s.initializer} left dense: ${s.reason}`);
+  if (config.sparsity !== DEFAULT_CONFIG.sparsity && config.sparsity !== 1 - n / m) {
+    notes.push(`--sparsity ${config.sparsity} is not used by --method ${config.method}: the pattern sets sparsity to ${1 - n / m}`);
+  }
+  const grouped = r.layers.reduce((s, l) => s + l.grouped, 0);
+  const all = r.layers.reduce((s, l) => s + l.grouped + l.tail, 0);
+  const pruned = r.layers.map((l) => ({ initializer: l.initializer }));
+  return {
+    model: r.model,
+    description: `${n}:${m} semi-structured magnitude pruning of ${r.layers.length} weight tensors (the ${n} largest |w| of every ${m} along the input axis kept; ${(grouped / all * 100).toFixed(1)}% of their weights in full groups)`,
+    denseWeights: weights,
+    notes,
+    targetSparsity: 1 - n / m,
+    verifySaved: (saved) => verifyNM(saved, pruned, n, m).map((v) => v.message)
+  };
+}
+async function pruneModel(dense, config, ctx) {
+  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  if (weights.length === 0) {
+    throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  }
+  checkSensitivityInputs(config, ctx.calib);
+  if (config.scope === "sensitivity") return pruneBySensitivity(dense, weights, config, ctx);
+  const nm = parseNM(config.method);
+  if (nm) return pruneNM(dense, weights, config, nm);
+  if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
+  switch (config.method) {
+    case "unstructured": {
+      const r = magnitudePrune(dense, weights, config.sparsity, config.scope);
+      return {
+        model: r.model,
+        description: `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%`,
+        denseWeights: weights,
+        notes: []
+      };
+    }
+    case "structured":
+    case "hybrid": {
+      const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+      const kept = new Set(weights.map((w) => w.initializer));
+      const protectedTensors = new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n)));
+      const channelSparsity = config.method === "hybrid" ? config.sparsity / 2 : config.sparsity;
+      const r = await structuredPrune(dense, {
+        sparsity: channelSparsity,
+        scope: config.scope,
+        roundTo: config.roundTo,
+        criterion: config.criterion,
+        protectedTensors,
+        calib: ctx.calib
+      });
+      let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
+      let model = r.model;
+      if (config.method === "hybrid") {
+        const removed = countSparsity(model, weights).overall;
+        const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+        const extra = Math.max(0, config.sparsity * denseTotal - (denseTotal - restTotal));
+        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+        model = magnitudePrune(model, rest, frac, config.scope).model;
+        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+      }
+      return { model, description, denseWeights: weights, notes: r.notes };
+    }
+    default:
+      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
+  }
+}
+async function pruneBySensitivity(dense, weights, config, ctx) {
+  const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+  const kept = new Set(weights.map((w) => w.initializer));
+  const method = config.method;
+  let started = false;
+  try {
+    const r = await sensitivityPrune(dense, {
+      method,
+      sparsity: config.sparsity,
+      calib: ctx.calib,
+      weights,
+      config,
+      protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
+      onLayer: (done, total2) => {
+        if (!started) ctx.progress?.start(`sensitivity curves (${method}, ${total2} ${method === "unstructured" ? "layers" : "groups"})`, total2);
+        started = true;
+        ctx.progress?.update(done);
+      }
+    });
+    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity };
+  } finally {
+    if (started) ctx.progress?.stop();
+  }
+}
+
+// src/recover/runRecovery.ts
+import * as fs13 from "node:fs";
+import * as path8 from "node:path";
 
 // src/recover/batchNorm.ts
 async function reestimateBatchNorm(pruned, calib, threads = 0) {
@@ -34685,7 +35135,7 @@ async function runPipeline(req, progress) {
   if (provider.note) progress.note(provider.note);
   const target = targetSparsity(config);
   progress.note(`pruning ${path9.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
-  const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
+  const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
     "prune-guard.version": VERSION,
@@ -34747,7 +35197,8 @@ async function runPipeline(req, progress) {
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
     ...pruned.notes.length > 0 ? { notes: pruned.notes } : {},
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
-    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts)
+    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
   };
   const ledger = {
     schema: LEDGER_SCHEMA,
@@ -34963,7 +35414,7 @@ function addStatisticsOptions(cmd) {
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers after this many seconds (0 = no limit)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).option("--quiet", "do not print the ledger");
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib)").choices(["global", "layer", "sensitivity"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers after this many seconds (0 = no limit)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).option("--quiet", "do not print the ledger");
   addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
@@ -34984,8 +35435,8 @@ function addCompareCommands(program2, io) {
   const print = (flags, text) => {
     if (!flags.quiet) io.out(text.endsWith("\n") ? text : text + "\n");
   };
-  const compare2 = program2.command("compare").description("measure two models (no pruning) on the same data and judge head against base; ledger.json and ledger.md in --out").requiredOption("--base <path>", "the model in use (reference)").requiredOption("--head <path>", "the candidate model").requiredOption("--data <path>", "labelled evaluation set (.npz)").requiredOption("--out <dir>", "output folder for ledger.json and ledger.md").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []);
-  addStatisticsOptions(addMeasureOptions(compare2)).action(async (flags) => {
+  const compare3 = program2.command("compare").description("measure two models (no pruning) on the same data and judge head against base; ledger.json and ledger.md in --out").requiredOption("--base <path>", "the model in use (reference)").requiredOption("--head <path>", "the candidate model").requiredOption("--data <path>", "labelled evaluation set (.npz)").requiredOption("--out <dir>", "output folder for ledger.json and ledger.md").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []);
+  addStatisticsOptions(addMeasureOptions(compare3)).action(async (flags) => {
     const config = resolveConfig({ ...flags, exclude: [] });
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
     const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets }, stderrProgress());

@@ -19557,11 +19557,11 @@ var init_summary = __esm({
        */
       addTable(rows) {
         const tableBody = rows.map((row) => {
-          const cells = row.map((cell3) => {
-            if (typeof cell3 === "string") {
-              return this.wrap("td", cell3);
+          const cells = row.map((cell4) => {
+            if (typeof cell4 === "string") {
+              return this.wrap("td", cell4);
             }
-            const { header, data, colspan, rowspan } = cell3;
+            const { header, data, colspan, rowspan } = cell4;
             const tag = header ? "th" : "td";
             const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
             return this.wrap(tag, data, attrs);
@@ -25505,7 +25505,7 @@ var init_schema = __esm({
     PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
     RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
     CRITERIA = ["l1", "l2", "bn-scale", "activation"];
-    SCOPES = ["global", "layer"];
+    SCOPES = ["global", "layer", "sensitivity"];
     EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
     DEFAULT_CONFIG = Object.freeze({
       sparsity: 0.5,
@@ -27266,6 +27266,38 @@ function sliceBatch(ds, start, end) {
   }
   return out;
 }
+function takeSamples(ds, indices) {
+  const n = indices.length;
+  if (n === 0) throw new RangeError("takeSamples: no indices; a data set holds at least one sample");
+  for (let k = 0; k < n; k++) {
+    const i2 = indices[k];
+    if (!Number.isInteger(i2) || i2 < 0 || i2 >= ds.count) {
+      throw new RangeError(`takeSamples: index ${i2} at position ${k} is outside 0..${ds.count - 1}`);
+    }
+  }
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) {
+    const per = sampleSize(arr.dims);
+    const data = allocTypedArray(arr.dtype, n * per);
+    for (let k = 0; k < n; k++) {
+      const i2 = indices[k];
+      copySample(data, k * per, arr.data, i2 * per, per);
+    }
+    inputs.set(name, { dtype: arr.dtype, dims: [n, ...arr.dims.slice(1)], data });
+  }
+  let labels = null;
+  if (ds.labels) {
+    labels = new Int32Array(n);
+    for (let k = 0; k < n; k++) labels[k] = ds.labels[indices[k]];
+  }
+  return { path: ds.path, count: n, inputs, labels };
+}
+function copySample(dst, dstIndex, src, srcIndex, length) {
+  const size = src.BYTES_PER_ELEMENT;
+  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size, length * size).set(
+    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size, length * size)
+  );
+}
 var LABELS, SINGLE_INPUT, INTEGER_DTYPES, FLOAT_DTYPES;
 var init_dataset = __esm({
   "src/data/dataset.ts"() {
@@ -27302,15 +27334,15 @@ function markdownTable(table3, options) {
       mostCellsPerRow = table3[rowIndex].length;
     }
     while (++columnIndex2 < table3[rowIndex].length) {
-      const cell3 = serialize(table3[rowIndex][columnIndex2]);
+      const cell4 = serialize(table3[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell3);
+        const size = stringLength(cell4);
         sizes2[columnIndex2] = size;
         if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
           longestCellByColumn[columnIndex2] = size;
         }
       }
-      row2.push(cell3);
+      row2.push(cell4);
     }
     cellMatrix[rowIndex] = row2;
     sizeMatrix[rowIndex] = sizes2;
@@ -27345,7 +27377,7 @@ function markdownTable(table3, options) {
       1,
       longestCellByColumn[columnIndex] - before.length - after.length
     );
-    const cell3 = before + "-".repeat(size) + after;
+    const cell4 = before + "-".repeat(size) + after;
     if (settings.alignDelimiters !== false) {
       size = before.length + size + after.length;
       if (size > longestCellByColumn[columnIndex]) {
@@ -27353,7 +27385,7 @@ function markdownTable(table3, options) {
       }
       sizes[columnIndex] = size;
     }
-    row[columnIndex] = cell3;
+    row[columnIndex] = cell4;
   }
   cellMatrix.splice(1, 0, row);
   sizeMatrix.splice(1, 0, sizes);
@@ -27366,7 +27398,7 @@ function markdownTable(table3, options) {
     columnIndex = -1;
     const line = [];
     while (++columnIndex < cellsInRow) {
-      const cell3 = row2[columnIndex] || "";
+      const cell4 = row2[columnIndex] || "";
       let before = "";
       let after = "";
       if (settings.alignDelimiters !== false) {
@@ -27392,13 +27424,13 @@ function markdownTable(table3, options) {
       }
       if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
       // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell3 === "") && (settings.delimiterStart !== false || columnIndex)) {
+      !(settings.alignDelimiters === false && cell4 === "") && (settings.delimiterStart !== false || columnIndex)) {
         line.push(" ");
       }
       if (settings.alignDelimiters !== false) {
         line.push(before);
       }
-      line.push(cell3);
+      line.push(cell4);
       if (settings.alignDelimiters !== false) {
         line.push(after);
       }
@@ -27477,16 +27509,87 @@ var init_format = __esm({
   }
 });
 
+// src/ledger/renderSensitivity.ts
+function damage(l) {
+  const first = l.points[0];
+  const last = l.points[l.points.length - 1];
+  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
+}
+function bySensitivity(layers) {
+  return [...layers].sort((a, b) => {
+    const [da, na] = damage(a);
+    const [db, nb] = damage(b);
+    return db - da || nb - na || a.name.localeCompare(b.name);
+  });
+}
+function shortName(name, max2 = 28) {
+  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
+}
+function sensitivityChart(s) {
+  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
+  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
+  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
+  return [
+    "```mermaid",
+    "xychart-beta",
+    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
+    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
+    `    y-axis ${quoted(metric)} ${low} --> 100`,
+    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
+    "```"
+  ].join("\n");
+}
+function sensitivitySection(s) {
+  const ordered = bySensitivity(s.layers);
+  const shown = ordered.slice(0, CHART_LAYERS);
+  const acc = s.against === "labels" ? "acc" : "agree";
+  const nll = s.against === "labels" ? "NLL" : "KL";
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const rows = ordered.map((l) => {
+    const line = shown.indexOf(l);
+    return [
+      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
+      String(l.size),
+      ...s.ratios.map((r) => {
+        const p = l.points.find((q) => q.ratio === r);
+        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
+      }),
+      `**${percent(l.allocated)}**`,
+      l.seconds.toFixed(2)
+    ];
+  });
+  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
+  return [
+    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
+    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
+    sensitivityChart(s),
+    markdownTable([head, ...rows].map((r) => r.map(cell)), { alignDelimiters: false })
+  ].join("\n\n");
+}
+var CHART_LAYERS, cell, quoted;
+var init_renderSensitivity = __esm({
+  "src/ledger/renderSensitivity.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_format();
+    CHART_LAYERS = 5;
+    cell = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    quoted = (text) => `"${text.replace(/"/g, "'")}"`;
+  }
+});
+
 // src/ledger/render.ts
 function baseName(path14) {
   return path14.split(/[\\/]/).pop() || path14;
 }
-function cell(text) {
+function cell2(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
 }
 function table(rows) {
   return markdownTable(
-    rows.map((row) => row.map(cell)),
+    rows.map((row) => row.map(cell2)),
     { alignDelimiters: false }
   );
 }
@@ -27703,13 +27806,14 @@ function renderModel(model) {
   if (funnel) sections.push(funnel);
   const classes = classTable(model);
   if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell(n)}`)].join("\n"));
+  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell2(n)}`)].join("\n"));
   const cost = costTable(model.steps);
   if (cost) sections.push(cost);
   const shifts = shiftTable(model);
   if (shifts) sections.push(shifts);
   const predicted = predictionShiftTable(model);
   if (predicted) sections.push(predicted);
+  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
   return sections.join("\n\n");
 }
 function renderMarkdown(ledger) {
@@ -27735,6 +27839,7 @@ var init_render = __esm({
   "src/ledger/render.ts"() {
     "use strict";
     init_markdown_table();
+    init_renderSensitivity();
     init_format();
     WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
     ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
@@ -29887,11 +29992,11 @@ function findEnumSharedPrefix(enumName, values) {
     if (!value.name.toLowerCase().startsWith(prefix)) {
       return void 0;
     }
-    const shortName = value.name.substring(prefix.length);
-    if (shortName.length == 0) {
+    const shortName2 = value.name.substring(prefix.length);
+    if (shortName2.length == 0) {
       return void 0;
     }
-    if (/^\d/.test(shortName)) {
+    if (/^\d/.test(shortName2)) {
       return void 0;
     }
   }
@@ -39353,23 +39458,20 @@ var init_untie = __esm({
 
 // src/prune/structured/structuredPrune.ts
 async function structuredPrune(input, opts) {
-  const model = untieConstants(input);
-  const analysis = analyzeDependencies(model);
-  const protect = /* @__PURE__ */ new Map();
-  for (const u of analysis.uses) {
-    if (!opts.protectedTensors.has(u.tensor)) continue;
-    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
-  }
-  const groups = analysis.groups.map((g2) => ({ ...g2, skip: g2.skip ?? protect.get(g2.root) }));
+  const { model, analysis, groups } = structuredGroups(input, opts.protectedTensors);
   const prunable = groups.filter((g2) => !g2.skip && g2.size > 1);
   const notes = [];
   const channelImportance = await groupImportance(model, analysis, opts, notes);
   const units = prunable.map((g2) => ({ root: g2.root, size: g2.size / g2.block }));
   const unitImportance = new Map([...channelImportance].map(([root, s]) => [root, perBlock(s, analysis.spaces.block(root))]));
   const keptUnits = /* @__PURE__ */ new Map();
-  const plain = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
-  const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
-  for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
+  if (opts.keptUnits) {
+    for (const u of units) keptUnits.set(u.root, Math.max(1, Math.min(u.size, opts.keptUnits.get(u.root) ?? u.size)));
+  } else {
+    const plain = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
+    const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
+    for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
+  }
   const keptCount = /* @__PURE__ */ new Map();
   const keep = /* @__PURE__ */ new Map();
   for (const g2 of prunable) {
@@ -39381,6 +39483,16 @@ async function structuredPrune(input, opts) {
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
   for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
   return { model: pruned, base: model, analysis, keep, groups: outcome, notes };
+}
+function structuredGroups(input, protectedTensors) {
+  const model = untieConstants(input);
+  const analysis = analyzeDependencies(model);
+  const protect = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (!protectedTensors.has(u.tensor)) continue;
+    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
+  }
+  return { model, analysis, groups: analysis.groups.map((g2) => ({ ...g2, skip: g2.skip ?? protect.get(g2.root) })) };
 }
 function perBlock(scores, block) {
   if (block === 1) return scores;
@@ -39431,273 +39543,100 @@ var init_structuredPrune = __esm({
   }
 });
 
-// src/prune/pruneModel.ts
-function targetSparsity(config) {
-  const nm = parseNM(config.method);
-  return nm ? 1 - nm.n / nm.m : config.sparsity;
-}
-function pruneNM(dense, weights, config, { n, m }) {
-  const r = nmPrune(dense, weights, n, m);
-  if (r.layers.length === 0) {
-    throw new UserError(`--method ${config.method}: none of the ${weights.length} prunable weights has a single input axis to group; use --method unstructured`);
+// src/prune/sensitivity/allocateSparsity.ts
+function monotoneCurve(points2, cap) {
+  const pts = [{ r: 0, f: 0 }];
+  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
+    if (!(p.ratio > pts[pts.length - 1].r)) continue;
+    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
   }
-  const notes = [];
-  const tails = r.layers.filter((l) => l.tail > 0);
-  if (tails.length > 0) {
-    const list = tails.map((l) => `${l.initializer} (fan-in ${l.layout.length}: last ${l.layout.length % m} per row)`).join(", ");
-    const tailTotal = tails.reduce((s, l) => s + l.tail, 0);
-    notes.push(`${n}:${m}: fan-in not a multiple of ${m}, so the last entries of each row stay dense (${tailTotal} weights): ${list}`);
-  }
-  for (const s of r.skipped) notes.push(`${n}:${m}: ${s.initializer} left dense: ${s.reason}`);
-  if (config.sparsity !== DEFAULT_CONFIG.sparsity && config.sparsity !== 1 - n / m) {
-    notes.push(`--sparsity ${config.sparsity} is not used by --method ${config.method}: the pattern sets sparsity to ${1 - n / m}`);
-  }
-  const grouped = r.layers.reduce((s, l) => s + l.grouped, 0);
-  const all = r.layers.reduce((s, l) => s + l.grouped + l.tail, 0);
-  const pruned = r.layers.map((l) => ({ initializer: l.initializer }));
-  return {
-    model: r.model,
-    description: `${n}:${m} semi-structured magnitude pruning of ${r.layers.length} weight tensors (the ${n} largest |w| of every ${m} along the input axis kept; ${(grouped / all * 100).toFixed(1)}% of their weights in full groups)`,
-    denseWeights: weights,
-    notes,
-    targetSparsity: 1 - n / m,
-    verifySaved: (saved) => verifyNM(saved, pruned, n, m).map((v) => v.message)
+  const at = (r) => {
+    for (let i2 = 1; i2 < pts.length; i2++) {
+      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+    }
+    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
+    const b = pts[pts.length - 1];
+    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
+    return b.f + slope * (r - b.r);
   };
+  const out = pts.filter((p) => p.r < cap);
+  out.push({ r: cap, f: at(cap) });
+  return out;
 }
-async function pruneModel(dense, config, ctx) {
-  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-  if (weights.length === 0) {
-    throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  }
-  const nm = parseNM(config.method);
-  if (nm) return pruneNM(dense, weights, config, nm);
-  if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
-  switch (config.method) {
-    case "unstructured": {
-      const r = magnitudePrune(dense, weights, config.sparsity, config.scope);
-      return {
-        model: r.model,
-        description: `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%`,
-        denseWeights: weights,
-        notes: []
-      };
+function lowerHull(pts) {
+  const hull = [];
+  for (const p of pts) {
+    while (hull.length >= 2) {
+      const a = hull[hull.length - 2];
+      const b = hull[hull.length - 1];
+      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
+      else break;
     }
-    case "structured":
-    case "hybrid": {
-      const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
-      const kept = new Set(weights.map((w) => w.initializer));
-      const protectedTensors = new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n)));
-      const channelSparsity = config.method === "hybrid" ? config.sparsity / 2 : config.sparsity;
-      const r = await structuredPrune(dense, {
-        sparsity: channelSparsity,
-        scope: config.scope,
-        roundTo: config.roundTo,
-        criterion: config.criterion,
-        protectedTensors,
-        calib: ctx.calib
-      });
-      let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
-      let model = r.model;
-      if (config.method === "hybrid") {
-        const removed = countSparsity(model, weights).overall;
-        const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const extra = Math.max(0, config.sparsity * denseTotal - (denseTotal - restTotal));
-        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-        model = magnitudePrune(model, rest, frac, config.scope).model;
-        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
-      }
-      return { model, description, denseWeights: weights, notes: r.notes };
-    }
-    default:
-      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
+    hull.push(p);
   }
+  return hull;
 }
-var init_pruneModel = __esm({
-  "src/prune/pruneModel.ts"() {
-    "use strict";
-    init_schema();
-    init_errors();
-    init_magnitude();
-    init_nm();
-    init_prunable();
-    init_sparsity();
-    init_describe();
-    init_structuredPrune();
-  }
-});
-
-// src/recover/session.ts
-async function sessionFromModel(model, threads = 0) {
-  const { ort } = onnxruntime();
-  try {
-    return await ort.InferenceSession.create(serializeModel(model), {
-      executionProviders: ["cpu"],
-      graphOptimizationLevel: "all",
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1
-    });
-  } catch (e) {
-    throw new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
-  }
-}
-function withExtraOutputs(model, tensors) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const have = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors) {
-    if (have.has(name)) continue;
-    have.add(name);
-    g2.output.push(
-      create(ValueInfoProtoSchema, {
-        name,
-        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-      })
+function allocateSparsity(layers, target, opts = {}) {
+  const capRatio = opts.cap ?? DEFAULT_CAP;
+  const total2 = layers.reduce((n, l) => n + l.size, 0);
+  const want = Math.round(target * total2);
+  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
+  const capacity = caps.reduce((a, b) => a + b, 0);
+  if (want > capacity) {
+    throw new UserError(
+      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
     );
   }
-  return copy;
-}
-async function captureActivations(session, data, fetch2, batchSize = 128) {
-  const { ort } = onnxruntime();
-  const parts = /* @__PURE__ */ new Map();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    const result = await session.run(feeds, fetch2);
-    for (const name of fetch2) {
-      const t = result[name];
-      const entry3 = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
-      entry3.chunks.push(Float32Array.from(t.data));
-      parts.set(name, entry3);
-    }
-    for (const t of Object.values(result)) t.dispose();
-  }
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, { dims, chunks }] of parts) {
-    const total2 = chunks.reduce((n, c) => n + c.length, 0);
-    const data32 = new Float32Array(total2);
-    let o = 0;
-    for (const c of chunks) {
-      data32.set(c, o);
-      o += c.length;
-    }
-    out.set(name, { dims: [data.count, ...dims], data: data32 });
-  }
-  return out;
-}
-function gemmModel(trans) {
-  return serializeModel(buildGemmProto(trans));
-}
-async function gemm(trans, a, aDims, b, bDims) {
-  const { ort } = onnxruntime();
-  let session = gemmSessions.get(trans);
-  if (!session) {
-    session = ort.InferenceSession.create(gemmModel(trans), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
-    gemmSessions.set(trans, session);
-  }
-  const s = await session;
-  const result = await s.run({ A: new ort.Tensor("float32", a, aDims), B: new ort.Tensor("float32", b, bDims) });
-  const out = Float64Array.from(result.G.data);
-  result.G.dispose();
-  return out;
-}
-function timesTransposed(a, m, b, n, k) {
-  return gemm("transB", a, [m, k], b, [n, k]);
-}
-function buildGemmProto(trans) {
-  const T = (name) => create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-  });
-  return create(ModelProtoSchema, {
-    irVersion: 8n,
-    opsetImport: [{ domain: "", version: 13n }],
-    graph: {
-      name: "gram",
-      input: [T("A"), T("B")],
-      output: [T("G")],
-      // Gemm reads the transposed operand in place instead of materialising it
-      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
+  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
+  const segments = [];
+  hulls.forEach((h, i2) => {
+    for (let s = 1; s < h.length; s++) {
+      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
+      if (units <= 0) continue;
+      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
+      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size, slope });
     }
   });
-}
-function crossGram(a, b, n, p, q) {
-  return gemm("transA", a, [n, p], b, [n, q]);
-}
-var gemmSessions;
-var init_session = __esm({
-  "src/recover/session.ts"() {
-    "use strict";
-    init_esm2();
-    init_dataset();
-    init_errors();
-    init_ort();
-    init_model();
-    init_onnx_pb();
-    init_tensor();
-    gemmSessions = /* @__PURE__ */ new Map();
+  segments.sort((a, b) => a.cost - b.cost || a.layer - b.layer || a.order - b.order);
+  const amount = new Float64Array(layers.length);
+  let left = want;
+  for (const s of segments) {
+    if (left <= 0) break;
+    const take = Math.min(left, s.units);
+    amount[s.layer] += take;
+    left -= take;
   }
-});
-
-// src/recover/batchNorm.ts
-async function reestimateBatchNorm(pruned, calib, threads = 0) {
-  const model = cloneModel(pruned);
-  const index = new GraphIndex(model.graph);
-  const nodes = [];
-  for (const node of index.order) {
-    if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
-    const mean2 = index.initializers.get(node.input[3]);
-    const variance = index.initializers.get(node.input[4]);
-    if (!mean2 || !variance || index.consumersOf(mean2.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
-    const session = await sessionFromModel(withExtraOutputs(model, [node.input[0]]), threads);
-    let act;
-    try {
-      act = (await captureActivations(session, calib, [node.input[0]])).get(node.input[0]);
-    } finally {
-      await session.release();
-    }
-    const [n, c] = act.dims;
-    const spatial = act.data.length / (n * c);
-    const m = new Float64Array(c);
-    const sq = new Float64Array(c);
-    for (let s = 0; s < n; s++) {
-      for (let ch = 0; ch < c; ch++) {
-        const base = (s * c + ch) * spatial;
-        let a = 0;
-        let b = 0;
-        for (let k = 0; k < spatial; k++) {
-          const v = act.data[base + k];
-          a += v;
-          b += v * v;
-        }
-        m[ch] += a;
-        sq[ch] += b;
+  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
+  let missing = want - pruned.reduce((a, b) => a + b, 0);
+  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
+  while (missing > 0) {
+    let moved = false;
+    for (const i2 of byRemainder) {
+      if (missing === 0) break;
+      if (pruned[i2] < caps[i2]) {
+        pruned[i2]++;
+        missing--;
+        moved = true;
       }
     }
-    const count2 = n * spatial;
-    const newMean = new Float32Array(c);
-    const newVar = new Float32Array(c);
-    for (let ch = 0; ch < c; ch++) {
-      newMean[ch] = m[ch] / count2;
-      newVar[ch] = Math.max(0, sq[ch] / count2 - (m[ch] / count2) ** 2);
-    }
-    const oldVar = tensorToFloat32(variance);
-    for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
-    setTensorFloat32(mean2, newMean);
-    setTensorFloat32(variance, newVar);
-    nodes.push(nodeLabel(node));
+    if (!moved) break;
   }
-  return { model, nodes };
+  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
+  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
+  return { pruned, ratios, predictedIncrease };
 }
-var init_batchNorm = __esm({
-  "src/recover/batchNorm.ts"() {
+function interpolate(pts, r) {
+  for (let i2 = 1; i2 < pts.length; i2++) {
+    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+  }
+  return pts[pts.length - 1].f;
+}
+var DEFAULT_CAP;
+var init_allocateSparsity = __esm({
+  "src/prune/sensitivity/allocateSparsity.ts"() {
     "use strict";
-    init_graph();
-    init_model();
-    init_tensor();
-    init_session();
+    init_errors();
+    DEFAULT_CAP = 0.95;
   }
 });
 
@@ -39841,6 +39780,572 @@ var init_measureStep = __esm({
     init_graph();
     init_model();
     init_sparsity();
+  }
+});
+
+// src/recover/session.ts
+async function sessionFromModel(model, threads = 0) {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(serializeModel(model), {
+      executionProviders: ["cpu"],
+      graphOptimizationLevel: "all",
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1
+    });
+  } catch (e) {
+    throw new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+  }
+}
+function withExtraOutputs(model, tensors) {
+  const copy = cloneModel(model);
+  const g2 = copy.graph;
+  const have = new Set(g2.output.map((o) => o.name));
+  for (const name of tensors) {
+    if (have.has(name)) continue;
+    have.add(name);
+    g2.output.push(
+      create(ValueInfoProtoSchema, {
+        name,
+        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
+      })
+    );
+  }
+  return copy;
+}
+async function captureActivations(session, data, fetch2, batchSize = 128) {
+  const { ort } = onnxruntime();
+  const parts = /* @__PURE__ */ new Map();
+  for (let start = 0; start < data.count; start += batchSize) {
+    const end = Math.min(data.count, start + batchSize);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    const result = await session.run(feeds, fetch2);
+    for (const name of fetch2) {
+      const t = result[name];
+      const entry3 = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
+      entry3.chunks.push(Float32Array.from(t.data));
+      parts.set(name, entry3);
+    }
+    for (const t of Object.values(result)) t.dispose();
+  }
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, { dims, chunks }] of parts) {
+    const total2 = chunks.reduce((n, c) => n + c.length, 0);
+    const data32 = new Float32Array(total2);
+    let o = 0;
+    for (const c of chunks) {
+      data32.set(c, o);
+      o += c.length;
+    }
+    out.set(name, { dims: [data.count, ...dims], data: data32 });
+  }
+  return out;
+}
+function gemmModel(trans) {
+  return serializeModel(buildGemmProto(trans));
+}
+async function gemm(trans, a, aDims, b, bDims) {
+  const { ort } = onnxruntime();
+  let session = gemmSessions.get(trans);
+  if (!session) {
+    session = ort.InferenceSession.create(gemmModel(trans), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
+    gemmSessions.set(trans, session);
+  }
+  const s = await session;
+  const result = await s.run({ A: new ort.Tensor("float32", a, aDims), B: new ort.Tensor("float32", b, bDims) });
+  const out = Float64Array.from(result.G.data);
+  result.G.dispose();
+  return out;
+}
+function timesTransposed(a, m, b, n, k) {
+  return gemm("transB", a, [m, k], b, [n, k]);
+}
+function buildGemmProto(trans) {
+  const T = (name) => create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
+  });
+  return create(ModelProtoSchema, {
+    irVersion: 8n,
+    opsetImport: [{ domain: "", version: 13n }],
+    graph: {
+      name: "gram",
+      input: [T("A"), T("B")],
+      output: [T("G")],
+      // Gemm reads the transposed operand in place instead of materialising it
+      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
+    }
+  });
+}
+function crossGram(a, b, n, p, q) {
+  return gemm("transA", a, [n, p], b, [n, q]);
+}
+var gemmSessions;
+var init_session = __esm({
+  "src/recover/session.ts"() {
+    "use strict";
+    init_esm2();
+    init_dataset();
+    init_errors();
+    init_ort();
+    init_model();
+    init_onnx_pb();
+    init_tensor();
+    gemmSessions = /* @__PURE__ */ new Map();
+  }
+});
+
+// src/prune/sensitivity/calibScorer.ts
+function evenSubset(data, max2) {
+  if (data.count <= max2) return data;
+  const idx = Array.from({ length: max2 }, (_, i2) => Math.floor(i2 * data.count / max2));
+  return takeSamples(data, idx);
+}
+async function logProbs(session, data, probabilities) {
+  const { ort } = onnxruntime();
+  const batch = 256;
+  let classes = 0;
+  let values = new Float64Array(0);
+  for (let start = 0; start < data.count; start += batch) {
+    const end = Math.min(data.count, start + batch);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    const result = await session.run(feeds);
+    const out = result[session.outputNames[0]];
+    const raw = out.data;
+    if (classes === 0) {
+      classes = out.dims[1];
+      values = new Float64Array(data.count * classes);
+    }
+    for (let i2 = 0; i2 < end - start; i2++) {
+      const o = i2 * classes;
+      const dst = (start + i2) * classes;
+      if (probabilities) {
+        for (let c = 0; c < classes; c++) values[dst + c] = Math.log(Math.max(raw[o + c], 1e-12));
+        continue;
+      }
+      let max2 = -Infinity;
+      for (let c = 0; c < classes; c++) max2 = Math.max(max2, raw[o + c]);
+      let sum = 0;
+      for (let c = 0; c < classes; c++) sum += Math.exp(raw[o + c] - max2);
+      const lse = max2 + Math.log(sum);
+      for (let c = 0; c < classes; c++) values[dst + c] = raw[o + c] - lse;
+    }
+    for (const t of Object.values(result)) t.dispose();
+  }
+  return { classes, values };
+}
+function argmax(v, o, n) {
+  let best = 0;
+  for (let c = 1; c < n; c++) if (v[o + c] > v[o + best]) best = c;
+  return best;
+}
+function compare2(lp, classes, count2, labels, dense) {
+  let nll = 0;
+  let hits = 0;
+  for (let i2 = 0; i2 < count2; i2++) {
+    const o = i2 * classes;
+    const pred = argmax(lp, o, classes);
+    if (labels) {
+      if (labels[i2] < 0 || labels[i2] >= classes) {
+        throw new UserError(`calibration set: label ${labels[i2]} at index ${i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+      }
+      nll -= lp[o + labels[i2]];
+      hits += pred === labels[i2] ? 1 : 0;
+    } else {
+      let kl = 0;
+      for (let c = 0; c < classes; c++) {
+        const pd = Math.exp(dense[o + c]);
+        if (pd > 0) kl += pd * (dense[o + c] - lp[o + c]);
+      }
+      nll += Math.max(0, kl);
+      hits += pred === argmax(dense, o, classes) ? 1 : 0;
+    }
+  }
+  return { nll: nll / count2, accuracy: hits / count2 };
+}
+async function calibScorer(dense, calib, opts = {}) {
+  const data = evenSubset(calib, opts.maxSamples ?? DEFAULT_SENSITIVITY_SAMPLES);
+  const probabilities = endsInSoftmax(dense);
+  const run2 = async (model) => {
+    const session = await sessionFromModel(model, opts.threads ?? 0);
+    try {
+      return await logProbs(session, data, probabilities);
+    } finally {
+      await session.release();
+    }
+  };
+  const ref = await run2(dense);
+  const denseRef = data.labels ? null : ref.values;
+  return {
+    against: data.labels ? "labels" : "dense",
+    samples: data.count,
+    dense: compare2(ref.values, ref.classes, data.count, data.labels, denseRef),
+    score: async (model) => {
+      const r = await run2(model);
+      return compare2(r.values, r.classes, data.count, data.labels, denseRef);
+    }
+  };
+}
+var DEFAULT_SENSITIVITY_SAMPLES;
+var init_calibScorer = __esm({
+  "src/prune/sensitivity/calibScorer.ts"() {
+    "use strict";
+    init_dataset();
+    init_errors();
+    init_ort();
+    init_measureStep();
+    init_session();
+    DEFAULT_SENSITIVITY_SAMPLES = 256;
+  }
+});
+
+// src/prune/sensitivity/sensitivityCurves.ts
+function weightUnits(dense, weights) {
+  const work = cloneModel(dense);
+  const index = new GraphIndex(work.graph);
+  let touched;
+  const restore = () => {
+    if (touched) setTensorFloat32(index.initializers.get(touched.name), touched.values);
+    touched = void 0;
+  };
+  return weights.map((w) => {
+    const size = w.dims.reduce((a, b) => a * b, 1);
+    return {
+      name: w.initializer,
+      node: w.node,
+      size,
+      maxUnits: size,
+      pruneAlone: async (ratio2) => {
+        restore();
+        const t = index.initializers.get(w.initializer);
+        const values = tensorToFloat32(t);
+        touched = { name: w.initializer, values };
+        setTensorFloat32(t, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size))[0]));
+        return work;
+      }
+    };
+  });
+}
+function groupUnits(dense, opts) {
+  const { groups } = structuredGroups(dense, opts.protectedTensors);
+  return groups.filter((g2) => !g2.skip && g2.size > 1).map((g2) => ({
+    name: g2.name,
+    size: g2.size,
+    maxUnits: g2.size - g2.block,
+    pruneAlone: async (ratio2) => {
+      const units = g2.size / g2.block;
+      const keep = Math.max(1, Math.round(units * (1 - ratio2)));
+      const r = await structuredPrune(dense, { ...opts, sparsity: 0, scope: "global", keptUnits: /* @__PURE__ */ new Map([[g2.root, keep]]) });
+      return r.model;
+    }
+  }));
+}
+async function sensitivityCurves(units, scorer, ratios = DEFAULT_RATIOS, onLayer) {
+  const out = [];
+  for (const u of units) {
+    const t0 = performance.now();
+    const points2 = [{ ratio: 0, calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy }];
+    for (const ratio2 of ratios) {
+      const s = await scorer.score(await u.pruneAlone(ratio2));
+      points2.push({ ratio: ratio2, calib_nll: s.nll, calib_accuracy: s.accuracy });
+    }
+    out.push({ name: u.name, ...u.node ? { node: u.node } : {}, size: u.size, points: points2, seconds: (performance.now() - t0) / 1e3 });
+    onLayer?.(out.length, units.length);
+  }
+  if (units.length > 0) await units[0].pruneAlone(0);
+  return out;
+}
+var DEFAULT_RATIOS;
+var init_sensitivityCurves = __esm({
+  "src/prune/sensitivity/sensitivityCurves.ts"() {
+    "use strict";
+    init_graph();
+    init_model();
+    init_tensor();
+    init_magnitude();
+    init_structuredPrune();
+    DEFAULT_RATIOS = [0.25, 0.5, 0.75, 0.9];
+  }
+});
+
+// src/prune/sensitivity/sensitivityPrune.ts
+function checkSensitivityInputs(config, calib) {
+  if (config.scope !== "sensitivity") return;
+  if (!calib) {
+    throw new UserError("--scope sensitivity: needs a calibration set to measure each layer on; pass --calib calib.npz (labels optional) or use --scope global");
+  }
+  if (config.method !== "unstructured" && config.method !== "structured") {
+    throw new UserError(`--scope sensitivity: works with --method unstructured or structured, not ${config.method}; use one of those or --scope global`);
+  }
+}
+async function sensitivityPrune(dense, req) {
+  const t0 = performance.now();
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
+  const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
+  if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === "unstructured" ? "weights" : "channel groups"} after exclusions; use --scope global`);
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
+  const allocation = allocateSparsity(
+    curves.map((c, i2) => ({ size: c.size, maxUnits: units[i2].maxUnits, points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })) })),
+    req.sparsity,
+    { cap: DEFAULT_CAP }
+  );
+  const notes = [];
+  let model;
+  let description;
+  let allocated = allocation.ratios;
+  if (req.method === "unstructured") {
+    model = pruneCounts(dense, req.weights, allocation.pruned);
+    description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct3(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
+  } else {
+    const { groups } = structuredGroups(dense, req.protectedTensors);
+    const byName = new Map(groups.filter((g2) => !g2.skip && g2.size > 1).map((g2) => [g2.name, g2]));
+    const keptUnits = /* @__PURE__ */ new Map();
+    allocated = [];
+    curves.forEach((c, i2) => {
+      const g2 = byName.get(c.name);
+      const keep = Math.max(1, Math.round((g2.size - allocation.pruned[i2]) / g2.block));
+      keptUnits.set(g2.root, keep);
+      allocated.push(1 - keep * g2.block / g2.size);
+    });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits });
+    notes.push(...r.notes);
+    model = r.model;
+    description = describeStructured(dense, r, { criterion: req.config.criterion, scope: "sensitivity", sparsity: req.sparsity });
+  }
+  if (req.method === "structured" && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope sensitivity: kept channel counts come from the allocation`);
+  const seconds = (performance.now() - t0) / 1e3;
+  notes.push(
+    `sensitivity: ${curves.length} ${req.method === "unstructured" ? "layers" : "groups"} x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${scorer.against === "labels" ? "NLL and accuracy vs labels" : "KL and agreement vs the dense model: no labels"}) in ${seconds.toFixed(1)} s`
+  );
+  return {
+    model,
+    description,
+    notes,
+    sensitivity: {
+      unit: req.method === "unstructured" ? "weights" : "channels",
+      against: scorer.against,
+      calib_samples: scorer.samples,
+      ratios: [0, ...DEFAULT_RATIOS],
+      dense: { calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy },
+      cap: DEFAULT_CAP,
+      predicted_increase: allocation.predictedIncrease,
+      seconds,
+      layers: curves.map((c, i2) => ({ ...c, allocated: allocated[i2] }))
+    }
+  };
+}
+function pruneCounts(dense, weights, counts) {
+  const out = cloneModel(dense);
+  const index = new GraphIndex(out.graph);
+  weights.forEach((w, i2) => {
+    const t = index.initializers.get(w.initializer);
+    const values = tensorToFloat32(t);
+    setTensorFloat32(t, applyMask(values, magnitudeMask([values], counts[i2])[0]));
+  });
+  return out;
+}
+var pct3;
+var init_sensitivityPrune = __esm({
+  "src/prune/sensitivity/sensitivityPrune.ts"() {
+    "use strict";
+    init_errors();
+    init_graph();
+    init_model();
+    init_tensor();
+    init_magnitude();
+    init_describe();
+    init_structuredPrune();
+    init_allocateSparsity();
+    init_calibScorer();
+    init_sensitivityCurves();
+    pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  }
+});
+
+// src/prune/pruneModel.ts
+function targetSparsity(config) {
+  const nm = parseNM(config.method);
+  return nm ? 1 - nm.n / nm.m : config.sparsity;
+}
+function pruneNM(dense, weights, config, { n, m }) {
+  const r = nmPrune(dense, weights, n, m);
+  if (r.layers.length === 0) {
+    throw new UserError(`--method ${config.method}: none of the ${weights.length} prunable weights has a single input axis to group; use --method unstructured`);
+  }
+  const notes = [];
+  const tails = r.layers.filter((l) => l.tail > 0);
+  if (tails.length > 0) {
+    const list = tails.map((l) => `${l.initializer} (fan-in ${l.layout.length}: last ${l.layout.length % m} per row)`).join(", ");
+    const tailTotal = tails.reduce((s, l) => s + l.tail, 0);
+    notes.push(`${n}:${m}: fan-in not a multiple of ${m}, so the last entries of each row stay dense (${tailTotal} weights): ${list}`);
+  }
+  for (const s of r.skipped) notes.push(`${n}:${m}: ${s.initializer} left dense: ${s.reason}`);
+  if (config.sparsity !== DEFAULT_CONFIG.sparsity && config.sparsity !== 1 - n / m) {
+    notes.push(`--sparsity ${config.sparsity} is not used by --method ${config.method}: the pattern sets sparsity to ${1 - n / m}`);
+  }
+  const grouped = r.layers.reduce((s, l) => s + l.grouped, 0);
+  const all = r.layers.reduce((s, l) => s + l.grouped + l.tail, 0);
+  const pruned = r.layers.map((l) => ({ initializer: l.initializer }));
+  return {
+    model: r.model,
+    description: `${n}:${m} semi-structured magnitude pruning of ${r.layers.length} weight tensors (the ${n} largest |w| of every ${m} along the input axis kept; ${(grouped / all * 100).toFixed(1)}% of their weights in full groups)`,
+    denseWeights: weights,
+    notes,
+    targetSparsity: 1 - n / m,
+    verifySaved: (saved) => verifyNM(saved, pruned, n, m).map((v) => v.message)
+  };
+}
+async function pruneModel(dense, config, ctx) {
+  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  if (weights.length === 0) {
+    throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  }
+  checkSensitivityInputs(config, ctx.calib);
+  if (config.scope === "sensitivity") return pruneBySensitivity(dense, weights, config, ctx);
+  const nm = parseNM(config.method);
+  if (nm) return pruneNM(dense, weights, config, nm);
+  if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
+  switch (config.method) {
+    case "unstructured": {
+      const r = magnitudePrune(dense, weights, config.sparsity, config.scope);
+      return {
+        model: r.model,
+        description: `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%`,
+        denseWeights: weights,
+        notes: []
+      };
+    }
+    case "structured":
+    case "hybrid": {
+      const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+      const kept = new Set(weights.map((w) => w.initializer));
+      const protectedTensors = new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n)));
+      const channelSparsity = config.method === "hybrid" ? config.sparsity / 2 : config.sparsity;
+      const r = await structuredPrune(dense, {
+        sparsity: channelSparsity,
+        scope: config.scope,
+        roundTo: config.roundTo,
+        criterion: config.criterion,
+        protectedTensors,
+        calib: ctx.calib
+      });
+      let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
+      let model = r.model;
+      if (config.method === "hybrid") {
+        const removed = countSparsity(model, weights).overall;
+        const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+        const extra = Math.max(0, config.sparsity * denseTotal - (denseTotal - restTotal));
+        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+        model = magnitudePrune(model, rest, frac, config.scope).model;
+        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+      }
+      return { model, description, denseWeights: weights, notes: r.notes };
+    }
+    default:
+      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
+  }
+}
+async function pruneBySensitivity(dense, weights, config, ctx) {
+  const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+  const kept = new Set(weights.map((w) => w.initializer));
+  const method = config.method;
+  let started = false;
+  try {
+    const r = await sensitivityPrune(dense, {
+      method,
+      sparsity: config.sparsity,
+      calib: ctx.calib,
+      weights,
+      config,
+      protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
+      onLayer: (done, total2) => {
+        if (!started) ctx.progress?.start(`sensitivity curves (${method}, ${total2} ${method === "unstructured" ? "layers" : "groups"})`, total2);
+        started = true;
+        ctx.progress?.update(done);
+      }
+    });
+    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity };
+  } finally {
+    if (started) ctx.progress?.stop();
+  }
+}
+var init_pruneModel = __esm({
+  "src/prune/pruneModel.ts"() {
+    "use strict";
+    init_schema();
+    init_errors();
+    init_magnitude();
+    init_nm();
+    init_prunable();
+    init_sparsity();
+    init_sensitivityPrune();
+    init_describe();
+    init_structuredPrune();
+  }
+});
+
+// src/recover/batchNorm.ts
+async function reestimateBatchNorm(pruned, calib, threads = 0) {
+  const model = cloneModel(pruned);
+  const index = new GraphIndex(model.graph);
+  const nodes = [];
+  for (const node of index.order) {
+    if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
+    const mean2 = index.initializers.get(node.input[3]);
+    const variance = index.initializers.get(node.input[4]);
+    if (!mean2 || !variance || index.consumersOf(mean2.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
+    const session = await sessionFromModel(withExtraOutputs(model, [node.input[0]]), threads);
+    let act;
+    try {
+      act = (await captureActivations(session, calib, [node.input[0]])).get(node.input[0]);
+    } finally {
+      await session.release();
+    }
+    const [n, c] = act.dims;
+    const spatial = act.data.length / (n * c);
+    const m = new Float64Array(c);
+    const sq = new Float64Array(c);
+    for (let s = 0; s < n; s++) {
+      for (let ch = 0; ch < c; ch++) {
+        const base = (s * c + ch) * spatial;
+        let a = 0;
+        let b = 0;
+        for (let k = 0; k < spatial; k++) {
+          const v = act.data[base + k];
+          a += v;
+          b += v * v;
+        }
+        m[ch] += a;
+        sq[ch] += b;
+      }
+    }
+    const count2 = n * spatial;
+    const newMean = new Float32Array(c);
+    const newVar = new Float32Array(c);
+    for (let ch = 0; ch < c; ch++) {
+      newMean[ch] = m[ch] / count2;
+      newVar[ch] = Math.max(0, sq[ch] / count2 - (m[ch] / count2) ** 2);
+    }
+    const oldVar = tensorToFloat32(variance);
+    for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
+    setTensorFloat32(mean2, newMean);
+    setTensorFloat32(variance, newVar);
+    nodes.push(nodeLabel(node));
+  }
+  return { model, nodes };
+}
+var init_batchNorm = __esm({
+  "src/recover/batchNorm.ts"() {
+    "use strict";
+    init_graph();
+    init_model();
+    init_tensor();
+    init_session();
   }
 });
 
@@ -40710,7 +41215,7 @@ async function runPipeline(req, progress) {
   if (provider.note) progress.note(provider.note);
   const target = targetSparsity(config);
   progress.note(`pruning ${path5.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
-  const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib });
+  const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
     "prune-guard.version": VERSION7,
@@ -40772,7 +41277,8 @@ async function runPipeline(req, progress) {
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
     ...pruned.notes.length > 0 ? { notes: pruned.notes } : {},
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
-    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts)
+    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
   };
   const ledger = {
     schema: LEDGER_SCHEMA,
@@ -41173,7 +41679,7 @@ function renderReport(ledger, opts) {
   );
   return sections;
 }
-var MARKER, ICON2, WORD2, DASH2, cell2, table2, final, orDash2, label;
+var MARKER, ICON2, WORD2, DASH2, cell3, table2, final, orDash2, label;
 var init_report = __esm({
   "src/github/report.ts"() {
     "use strict";
@@ -41184,8 +41690,8 @@ var init_report = __esm({
     ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
     WORD2 = { pass: "PASS", warn: "WARN", fail: "FAIL" };
     DASH2 = "\u2014";
-    cell2 = (t) => t.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-    table2 = (rows) => markdownTable(rows.map((r) => r.map(cell2)), { alignDelimiters: false });
+    cell3 = (t) => t.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    table2 = (rows) => markdownTable(rows.map((r) => r.map(cell3)), { alignDelimiters: false });
     final = (steps) => steps[steps.length - 1];
     orDash2 = (x2, show2) => x2 == null ? DASH2 : show2(x2);
     label = (t) => `"${t.replace(/"/g, "'")}"`;
@@ -49107,7 +49613,7 @@ var require_code = __commonJS({
       else if (arg instanceof Name)
         code.push(arg);
       else
-        code.push(interpolate(arg));
+        code.push(interpolate2(arg));
     }
     exports.addCodeArg = addCodeArg;
     function optimize(expr) {
@@ -49146,7 +49652,7 @@ var require_code = __commonJS({
       return c2.emptyStr() ? c1 : c1.emptyStr() ? c2 : str`${c1}${c2}`;
     }
     exports.strConcat = strConcat;
-    function interpolate(x2) {
+    function interpolate2(x2) {
       return typeof x2 == "number" || typeof x2 == "boolean" || x2 === null ? x2 : safeStringify(Array.isArray(x2) ? x2.join(",") : x2);
     }
     function stringify(x2) {

@@ -1,4 +1,5 @@
 import { markdownTable } from 'markdown-table';
+import { sensitivitySection } from './renderSensitivity.js';
 import { bytes, count, ms, percent, points, ratio, signedPoints } from './format.js';
 import type { BudgetName, BudgetResult, Ledger, ModelLedger, Step, Verdict } from './types.js';
 
@@ -274,6 +275,7 @@ function renderModel(model: ModelLedger): string {
   if (shifts) sections.push(shifts);
   const predicted = predictionShiftTable(model);
   if (predicted) sections.push(predicted);
+  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
   return sections.join('\n\n');
 }
 
