@@ -35131,6 +35131,7 @@ async function runPipeline(req, progress) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkRecoveryInputs(config, calib);
+  checkSensitivityInputs(config, calib);
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
   const target = targetSparsity(config);

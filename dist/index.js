@@ -41211,6 +41211,7 @@ async function runPipeline(req, progress) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkRecoveryInputs(config, calib);
+  checkSensitivityInputs(config, calib);
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
   const target = targetSparsity(config);
@@ -41322,6 +41323,7 @@ var init_run = __esm({
     init_preflight();
     init_signature();
     init_pruneModel();
+    init_sensitivityPrune();
     init_runRecovery();
     init_version3();
     init_measureStep();

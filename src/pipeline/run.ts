@@ -20,6 +20,7 @@ import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
 import { preflightModel } from '../onnx/preflight.js';
 import { modelInputs } from '../onnx/signature.js';
 import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
+import { checkSensitivityInputs } from '../prune/sensitivity/sensitivityPrune.js';
 import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
 import { VERSION } from '../version.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
@@ -88,6 +89,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkRecoveryInputs(config, calib);
+  checkSensitivityInputs(config, calib);
 
   // before anything is written: a run that cannot measure where it was asked to must not leave files
   const provider = await resolveProvider(config.executionProvider, req.model);
