@@ -40079,6 +40079,9 @@ function checkSensitivityInputs(config, calib) {
   if (config.method !== "unstructured" && config.method !== "structured") {
     throw new UserError(`--scope sensitivity: works with --method unstructured or structured, not ${config.method}; use one of those or --scope global`);
   }
+  if (config.sparsity > DEFAULT_CAP) {
+    throw new UserError(`--sparsity ${config.sparsity}: --scope sensitivity prunes no layer beyond ${DEFAULT_CAP * 100}%, so the target must be at most ${DEFAULT_CAP}; lower --sparsity or use --scope global`);
+  }
 }
 async function sensitivityPrune(dense, req) {
   const t0 = performance.now();

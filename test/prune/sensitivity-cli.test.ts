@@ -32,6 +32,14 @@ describe('--scope sensitivity (CLI)', () => {
     expect(r.stderr).toMatch(/--scope sensitivity: works with --method unstructured or structured/);
   });
 
+  it('refuses a target above the per-layer cap up front', async () => {
+    const out = path.join(tempDir(), 'out');
+    const r = await runCli(['run', '--model', fixture('mlp.onnx'), '--data', fixture('fmnist-test.npz'), '--calib', fixture('fmnist-calib.npz'), '--out', out, '--scope', 'sensitivity', '--sparsity', '0.97', ...FAST]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/--sparsity 0.97: .*at most 0.95/);
+  });
+
   it('is accepted in the config file', () => {
     expect(findProblems({ scope: 'sensitivity' })).toEqual([]);
   });

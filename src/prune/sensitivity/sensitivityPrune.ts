@@ -34,13 +34,16 @@ export interface SensitivityRequest {
 }
 
 /** `--scope sensitivity` needs calibration data; refused before anything is pruned. */
-export function checkSensitivityInputs(config: Pick<Config, 'scope' | 'method'>, calib: Dataset | undefined): void {
+export function checkSensitivityInputs(config: Pick<Config, 'scope' | 'method' | 'sparsity'>, calib: Dataset | undefined): void {
   if (config.scope !== 'sensitivity') return;
   if (!calib) {
     throw new UserError('--scope sensitivity: needs a calibration set to measure each layer on; pass --calib calib.npz (labels optional) or use --scope global');
   }
   if (config.method !== 'unstructured' && config.method !== 'structured') {
     throw new UserError(`--scope sensitivity: works with --method unstructured or structured, not ${config.method}; use one of those or --scope global`);
+  }
+  if (config.sparsity > DEFAULT_CAP) {
+    throw new UserError(`--sparsity ${config.sparsity}: --scope sensitivity prunes no layer beyond ${DEFAULT_CAP * 100}%, so the target must be at most ${DEFAULT_CAP}; lower --sparsity or use --scope global`);
   }
 }
 
