@@ -60,7 +60,7 @@ describe('parseConfig errors', () => {
 
   it('reports the problem that comes first in the file', () => {
     expect(problem('scope: everywhere\nzzz: 1\nsparsity: x\n')).toBe(
-      `.prune-guard.yml:1: 'scope' must be one of global, layer (got "everywhere")`,
+      `.prune-guard.yml:1: 'scope' must be one of global, layer, sensitivity (got "everywhere")`,
     );
   });
 
