@@ -40842,9 +40842,6 @@ function checkSchedule(config) {
   if (config.method === "hybrid") {
     throw new UserError("--schedule gradual: --method hybrid is not scheduled yet; use --method unstructured or structured, or --schedule oneshot");
   }
-  if (config.bakeTemperature) {
-    throw new UserError("--schedule gradual: --bake-temperature is not supported with a schedule yet; drop it (the fitted temperature is still reported) or use --schedule oneshot");
-  }
 }
 function regrownWeights(before, after, names) {
   const a = new GraphIndex(before.graph);
@@ -40946,7 +40943,8 @@ async function runGradual(input, progress) {
     const final2 = stepMeasured[stepMeasured.length - 1];
     if (recovery.temperature) final2.step.temperature = recovery.temperature;
     measured.push(...stepMeasured);
-    const next = loadModel(final2.step.artifact).proto;
+    const chain = config.bakeTemperature ? recovery.steps.filter((r) => r.name !== "calibrate:temperature").at(-1)?.artifact ?? pruneArtifact : final2.step.artifact;
+    const next = loadModel(chain).proto;
     if (!structured) {
       const regrown = regrownWeights(current, next, weights.map((w) => w.initializer));
       if (regrown.length > 0) throw new Error(`internal error: schedule step ${t} made pruned weights nonzero again in ${regrown.slice(0, 3).join(", ")}`);

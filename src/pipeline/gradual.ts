@@ -53,9 +53,6 @@ export function checkSchedule(config: Config): void {
   if (config.method === 'hybrid') {
     throw new UserError('--schedule gradual: --method hybrid is not scheduled yet; use --method unstructured or structured, or --schedule oneshot');
   }
-  if (config.bakeTemperature) {
-    throw new UserError('--schedule gradual: --bake-temperature is not supported with a schedule yet; drop it (the fitted temperature is still reported) or use --schedule oneshot');
-  }
 }
 
 /** Names of weights where a zero of `before` is nonzero in `after`: a schedule's masks must only grow. */
@@ -184,8 +181,10 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
     if (recovery.temperature) final.step.temperature = recovery.temperature;
     measured.push(...stepMeasured);
 
-    // the next step starts from what this step saved, read back from disk
-    const next = loadModel(final.step.artifact).proto;
+    // the next step starts from what this step saved, read back from disk; a baked temperature is only
+    // for the candidate that might ship, the chain continues from the model before it
+    const chain = config.bakeTemperature ? (recovery.steps.filter((r) => r.name !== 'calibrate:temperature').at(-1)?.artifact ?? pruneArtifact) : final.step.artifact;
+    const next = loadModel(chain).proto;
     if (!structured) {
       const regrown = regrownWeights(current, next, weights.map((w) => w.initializer));
       if (regrown.length > 0) throw new Error(`internal error: schedule step ${t} made pruned weights nonzero again in ${regrown.slice(0, 3).join(', ')}`);

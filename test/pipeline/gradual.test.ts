@@ -149,6 +149,21 @@ describe('gradual schedule early stops', () => {
   }, 120_000);
 });
 
+describe('gradual schedule with --bake-temperature', () => {
+  it('bakes each step\'s candidate, while the next step prunes the model before the bake (no stacked Div)', async () => {
+    const out = tempDir();
+    const r = await runCli(['run', ...MLP, '--sparsity', '0.8', '--recovery', 'none', '--bake-temperature', '--schedule', 'gradual', '--schedule-steps', '2', '--schedule-patience', '2', '--out', out, ...FAST]);
+    expect(r.stderr).not.toMatch(/internal error/);
+    const m = ledgerOf(out).models[0];
+    expect(m.schedule!.steps.map((x) => x.step)).toEqual(['calibrate:temperature@1', 'calibrate:temperature@2']);
+    const divs = (file: string) => loadModel(file).proto.graph!.node.filter((n) => n.opType === 'Div').length;
+    expect(divs(m.steps.find((x) => x.name === 'prune@2')!.artifact)).toBe(0);
+    for (const row of m.schedule!.steps) expect(divs(row.artifact)).toBe(1);
+    expect(divs(m.pruned)).toBe(1);
+    expect(m.steps.at(-1)!.temperature?.baked).toBe(true);
+  }, 120_000);
+});
+
 describe('gradual structured schedule (fixture CNN, channels)', () => {
   it('removes channels from the already-smaller model so the cumulative ratio follows the schedule', async () => {
     const out = tempDir();
