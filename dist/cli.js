@@ -34788,9 +34788,6 @@ function checkSchedule(config) {
   if (parseNM(config.method)) {
     throw new UserError(`--schedule gradual: --method ${config.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot`);
   }
-  if (config.method === "hybrid") {
-    throw new UserError("--schedule gradual: --method hybrid is not scheduled yet; use --method unstructured or structured, or --schedule oneshot");
-  }
 }
 function regrownWeights(before, after, names) {
   const a = new GraphIndex(before.graph);
@@ -34818,7 +34815,8 @@ async function runGradual(input, progress) {
   const { config, budgets } = req;
   const provider = input.provider.provider;
   checkSchedule(config);
-  const structured = config.method === "structured";
+  const structured = config.method === "structured" || config.method === "hybrid";
+  const channelShare = config.method === "hybrid" ? 0.5 : 1;
   const weights = prunableWeights(input.dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${req.model}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
@@ -34857,12 +34855,14 @@ async function runGradual(input, progress) {
     let what = `${config.method} to ${pct3(target)}`;
     if (structured) {
       const now = countChannels(current, protectedTensors);
-      stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, target) * (now.remaining / Math.max(1, now.removable)));
-      what = `structured to ${pct3(target)} of the dense channels (${pct3(stepSparsity)} of the ${now.removable} still removable)`;
+      const channels = target * channelShare;
+      stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
+      what = `structured to ${pct3(channels)} of the dense channels (${pct3(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct3(target)} of the dense weights` : ""}`;
     }
     progress.note(`pruning ${path9.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
-    const stepConfig = { ...config, sparsity: stepSparsity };
+    const stepConfig = { ...config, method: structured ? "structured" : config.method, sparsity: stepSparsity };
     const pruned = await pruneModel(current, stepConfig, { modelPath: req.model, calib });
+    if (config.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
     for (const n of pruned.notes) {
       if (!notes.has(n)) progress.note(n);
       notes.add(n);
@@ -34895,7 +34895,7 @@ async function runGradual(input, progress) {
     measured.push(...stepMeasured);
     const chain = config.bakeTemperature ? recovery.steps.filter((r) => r.name !== "calibrate:temperature").at(-1)?.artifact ?? pruneArtifact : final.step.artifact;
     const next = loadModel(chain).proto;
-    if (!structured) {
+    {
       const regrown = regrownWeights(current, next, weights.map((w) => w.initializer));
       if (regrown.length > 0) throw new Error(`internal error: schedule step ${t} made pruned weights nonzero again in ${regrown.slice(0, 3).join(", ")}`);
     }
@@ -34995,6 +34995,18 @@ async function runGradual(input, progress) {
 function judge(budgets, dense, step, input, latency) {
   const changes = classChanges2(dense.step, step.step, input.data.labels, dense.preds.classes);
   return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes);
+}
+function topUpMagnitude(model, description, dense, target, config) {
+  const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  const size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+  const restTotal = size(rest);
+  const denseTotal = size(dense);
+  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
+  const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+  return {
+    model: magnitudePrune(model, rest, frac, config.scope).model,
+    description: `${description}; then unstructured magnitude (${config.scope}) to ${pct3(target)} of the dense prunable weights (${(frac * 100).toFixed(1)}% of the remaining ones zero)`
+  };
 }
 function protectedFor(dense, kept) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });

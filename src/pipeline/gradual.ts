@@ -14,6 +14,7 @@ import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { GraphIndex } from '../onnx/graph.js';
 import { tensorToFloat32 } from '../onnx/tensor.js';
+import { magnitudePrune } from '../prune/magnitude.js';
 import { parseNM } from '../prune/nm.js';
 import { prunableWeights, type PrunableWeight } from '../prune/prunable.js';
 import { pruneModel } from '../prune/pruneModel.js';
@@ -49,9 +50,6 @@ export interface GradualInput {
 export function checkSchedule(config: Config): void {
   if (parseNM(config.method)) {
     throw new UserError(`--schedule gradual: --method ${config.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot`);
-  }
-  if (config.method === 'hybrid') {
-    throw new UserError('--schedule gradual: --method hybrid is not scheduled yet; use --method unstructured or structured, or --schedule oneshot');
   }
 }
 
@@ -100,7 +98,9 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
   const { config, budgets } = req;
   const provider = input.provider.provider;
   checkSchedule(config);
-  const structured = config.method === 'structured';
+  // structured and hybrid cut channels: hybrid's channel share is half the target, as in one shot
+  const structured = config.method === 'structured' || config.method === 'hybrid';
+  const channelShare = config.method === 'hybrid' ? 0.5 : 1;
   const weights = prunableWeights(input.dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${req.model}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
@@ -143,12 +143,14 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
     let what = `${config.method} to ${pct(target)}`;
     if (structured) {
       const now = countChannels(current, protectedTensors);
-      stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels!.remaining, target) * (now.remaining / Math.max(1, now.removable)));
-      what = `structured to ${pct(target)} of the dense channels (${pct(stepSparsity)} of the ${now.removable} still removable)`;
+      const channels = target * channelShare;
+      stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels!.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
+      what = `structured to ${pct(channels)} of the dense channels (${pct(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct(target)} of the dense weights` : ''}`;
     }
     progress.note(`pruning ${path.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
-    const stepConfig: Config = { ...config, sparsity: stepSparsity };
+    const stepConfig: Config = { ...config, method: structured ? 'structured' : config.method, sparsity: stepSparsity };
     const pruned = await pruneModel(current, stepConfig, { modelPath: req.model, calib });
+    if (config.method === 'hybrid') Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
     for (const n of pruned.notes) {
       if (!notes.has(n)) progress.note(n);
       notes.add(n);
@@ -185,7 +187,8 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
     // for the candidate that might ship, the chain continues from the model before it
     const chain = config.bakeTemperature ? (recovery.steps.filter((r) => r.name !== 'calibrate:temperature').at(-1)?.artifact ?? pruneArtifact) : final.step.artifact;
     const next = loadModel(chain).proto;
-    if (!structured) {
+    {
+      // tensors whose shape a channel cut changed are skipped; every other zero must stay zero
       const regrown = regrownWeights(current, next, weights.map((w) => w.initializer));
       if (regrown.length > 0) throw new Error(`internal error: schedule step ${t} made pruned weights nonzero again in ${regrown.slice(0, 3).join(', ')}`);
     }
@@ -291,6 +294,23 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
 function judge(budgets: RunRequest['budgets'], dense: MeasuredStep, step: MeasuredStep, input: GradualInput, latency: { reference: number[]; candidate: number[] } | undefined): Judged {
   const changes = classChanges(dense.step, step.step, input.data.labels!, dense.preds.classes);
   return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes);
+}
+
+/**
+ * Hybrid's second half: zero the smallest surviving weights until `target` of the DENSE model's prunable
+ * weights are gone (removed channels count). Zeros of earlier steps are the smallest |w|, so they stay.
+ */
+function topUpMagnitude(model: ModelProto, description: string, dense: readonly PrunableWeight[], target: number, config: Config): { model: ModelProto; description: string } {
+  const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  const size = (ws: readonly PrunableWeight[]) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+  const restTotal = size(rest);
+  const denseTotal = size(dense);
+  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
+  const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+  return {
+    model: magnitudePrune(model, rest, frac, config.scope).model,
+    description: `${description}; then unstructured magnitude (${config.scope}) to ${pct(target)} of the dense prunable weights (${(frac * 100).toFixed(1)}% of the remaining ones zero)`,
+  };
 }
 
 /** Weights the config keeps dense (exclude globs, keep-first/last-layer): structured groups touching them are not cut. */

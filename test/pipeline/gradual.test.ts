@@ -180,6 +180,22 @@ describe('gradual structured schedule (fixture CNN, channels)', () => {
   }, 120_000);
 });
 
+describe('gradual hybrid schedule (fixture CNN)', () => {
+  it('cuts half the target in channels and tops up by magnitude to the target of the dense weights at every step', async () => {
+    const out = tempDir();
+    const r = await runCli(['run', '--model', fixture('cnn-bn.onnx'), '--data', fixture('fmnist-test.npz'), '--sparsity', '0.8', '--method', 'hybrid', '--recovery', 'none', '--schedule', 'gradual', '--schedule-steps', '2', '--schedule-patience', '2', '--out', out, ...FAST]);
+    expect(r.stderr).not.toMatch(/internal error/);
+    const ledger = ledgerOf(out);
+    expect(validateLedger(ledger)).toEqual([]);
+    const s = ledger.models[0].schedule!;
+    expect(s.steps).toHaveLength(2);
+    for (const row of s.steps) {
+      expect(Math.abs(row.sparsity - row.target)).toBeLessThan(0.005);
+      expect(Math.abs(row.channels_removed! - row.target / 2)).toBeLessThan(0.03);
+    }
+  }, 120_000);
+});
+
 describe('schedule settings', () => {
   const problem = (text: string): string => {
     try {
