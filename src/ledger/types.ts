@@ -259,7 +259,7 @@ export interface ModelLedger {
 export interface ScheduleStep {
   /** 1-based position in the schedule */
   index: number;
-  /** sparsity this step aimed at: of prunable weights (unstructured), of prunable channels (structured) */
+  /** sparsity this step aimed at: of prunable weights (unstructured, hybrid), of prunable channels (structured) */
   target: number;
   /** fraction of prunable weights zero or removed, counted in the saved file */
   sparsity: number;
