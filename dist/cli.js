@@ -1217,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path11 = __require("node:path");
-    var fs16 = __require("node:fs");
+    var path12 = __require("node:path");
+    var fs17 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs16.existsSync(executableFile)) return;
+        if (fs17.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2230,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path11.resolve(baseDir, baseName2);
-          if (fs16.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path11.extname(baseName2))) return void 0;
+          const localBin = path12.resolve(baseDir, baseName2);
+          if (fs17.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path12.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs16.existsSync(`${localBin}${ext}`)
+            (ext) => fs17.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs16.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs17.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path11.resolve(
-            path11.dirname(resolvedScriptPath),
+          executableDir = path12.resolve(
+            path12.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path11.basename(
+            const legacyName = path12.basename(
               this._scriptPath,
-              path11.extname(this._scriptPath)
+              path12.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path11.extname(executableFile));
+        launchWithNode = sourceExt.includes(path12.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path11.basename(filename, path11.extname(filename));
+        this._name = path12.basename(filename, path12.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path12) {
-        if (path12 === void 0) return this._executableDir;
-        this._executableDir = path12;
+      executableDir(path13) {
+        if (path13 === void 0) return this._executableDir;
+        this._executableDir = path13;
         return this;
       }
       /**
@@ -3557,17 +3557,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path11) {
-      const ctrl = callVisitor(key, node, visitor, path11);
+    function visit_(key, node, visitor, path12) {
+      const ctrl = callVisitor(key, node, visitor, path12);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path11, ctrl);
-        return visit_(key, ctrl, visitor, path11);
+        replaceNode(key, path12, ctrl);
+        return visit_(key, ctrl, visitor, path12);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path11 = Object.freeze(path11.concat(node));
+          path12 = Object.freeze(path12.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path11);
+            const ci = visit_(i2, node.items[i2], visitor, path12);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3578,13 +3578,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path11 = Object.freeze(path11.concat(node));
-          const ck = visit_("key", node.key, visitor, path11);
+          path12 = Object.freeze(path12.concat(node));
+          const ck = visit_("key", node.key, visitor, path12);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path11);
+          const cv = visit_("value", node.value, visitor, path12);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3605,17 +3605,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path11) {
-      const ctrl = await callVisitor(key, node, visitor, path11);
+    async function visitAsync_(key, node, visitor, path12) {
+      const ctrl = await callVisitor(key, node, visitor, path12);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path11, ctrl);
-        return visitAsync_(key, ctrl, visitor, path11);
+        replaceNode(key, path12, ctrl);
+        return visitAsync_(key, ctrl, visitor, path12);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path11 = Object.freeze(path11.concat(node));
+          path12 = Object.freeze(path12.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path11);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path12);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3626,13 +3626,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path11 = Object.freeze(path11.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path11);
+          path12 = Object.freeze(path12.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path12);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path11);
+          const cv = await visitAsync_("value", node.value, visitor, path12);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3659,23 +3659,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path11) {
+    function callVisitor(key, node, visitor, path12) {
       if (typeof visitor === "function")
-        return visitor(key, node, path11);
+        return visitor(key, node, path12);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path11);
+        return visitor.Map?.(key, node, path12);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path11);
+        return visitor.Seq?.(key, node, path12);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path11);
+        return visitor.Pair?.(key, node, path12);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path11);
+        return visitor.Scalar?.(key, node, path12);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path11);
+        return visitor.Alias?.(key, node, path12);
       return void 0;
     }
-    function replaceNode(key, path11, node) {
-      const parent = path11[path11.length - 1];
+    function replaceNode(key, path12, node) {
+      const parent = path12[path12.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4287,10 +4287,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path11, value) {
+    function collectionFromPath(schema, path12, value) {
       let v = value;
-      for (let i2 = path11.length - 1; i2 >= 0; --i2) {
-        const k = path11[i2];
+      for (let i2 = path12.length - 1; i2 >= 0; --i2) {
+        const k = path12[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4309,7 +4309,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path11) => path11 == null || typeof path11 === "object" && !!path11[Symbol.iterator]().next().done;
+    var isEmptyPath = (path12) => path12 == null || typeof path12 === "object" && !!path12[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4339,11 +4339,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path11, value) {
-        if (isEmptyPath(path11))
+      addIn(path12, value) {
+        if (isEmptyPath(path12))
           this.add(value);
         else {
-          const [key, ...rest] = path11;
+          const [key, ...rest] = path12;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4357,8 +4357,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path11) {
-        const [key, ...rest] = path11;
+      deleteIn(path12) {
+        const [key, ...rest] = path12;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4372,8 +4372,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path11, keepScalar) {
-        const [key, ...rest] = path11;
+      getIn(path12, keepScalar) {
+        const [key, ...rest] = path12;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4391,8 +4391,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path11) {
-        const [key, ...rest] = path11;
+      hasIn(path12) {
+        const [key, ...rest] = path12;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4402,8 +4402,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path11, value) {
-        const [key, ...rest] = path11;
+      setIn(path12, value) {
+        const [key, ...rest] = path12;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -6918,9 +6918,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path11, value) {
+      addIn(path12, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path11, value);
+          this.contents.addIn(path12, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -6995,14 +6995,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path11) {
-        if (Collection.isEmptyPath(path11)) {
+      deleteIn(path12) {
+        if (Collection.isEmptyPath(path12)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path11) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path12) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7017,10 +7017,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path11, keepScalar) {
-        if (Collection.isEmptyPath(path11))
+      getIn(path12, keepScalar) {
+        if (Collection.isEmptyPath(path12))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path11, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path12, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7031,10 +7031,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path11) {
-        if (Collection.isEmptyPath(path11))
+      hasIn(path12) {
+        if (Collection.isEmptyPath(path12))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path11) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path12) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7051,13 +7051,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path11, value) {
-        if (Collection.isEmptyPath(path11)) {
+      setIn(path12, value) {
+        if (Collection.isEmptyPath(path12)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path11), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path12), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path11, value);
+          this.contents.setIn(path12, value);
         }
       }
       /**
@@ -9018,9 +9018,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path11) => {
+    visit.itemAtPath = (cst, path12) => {
       let item = cst;
-      for (const [field, index] of path11) {
+      for (const [field, index] of path12) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9029,23 +9029,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path11) => {
-      const parent = visit.itemAtPath(cst, path11.slice(0, -1));
-      const field = path11[path11.length - 1][0];
+    visit.parentCollection = (cst, path12) => {
+      const parent = visit.itemAtPath(cst, path12.slice(0, -1));
+      const field = path12[path12.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path11, item, visitor) {
-      let ctrl = visitor(item, path11);
+    function _visit(path12, item, visitor) {
+      let ctrl = visitor(item, path12);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path11.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path12.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9056,10 +9056,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path11);
+            ctrl = ctrl(item, path12);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path11) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path12) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10361,14 +10361,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs16 = this.flowScalar(this.type);
+              const fs17 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs16, sep: [] });
+                map.items.push({ start, key: fs17, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs16);
+                this.stack.push(fs17);
               } else {
-                Object.assign(it, { key: fs16, sep: [] });
+                Object.assign(it, { key: fs17, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10496,13 +10496,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs16 = this.flowScalar(this.type);
+              const fs17 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs16, sep: [] });
+                fc.items.push({ start: [], key: fs17, sep: [] });
               else if (it.sep)
-                this.stack.push(fs16);
+                this.stack.push(fs17);
               else
-                Object.assign(it, { key: fs16, sep: [] });
+                Object.assign(it, { key: fs17, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -14057,7 +14057,7 @@ var require_utils = __commonJS({
       return BYTE_HEX[240 | cp >> 18] + BYTE_HEX[128 | cp >> 12 & 63] + BYTE_HEX[128 | cp >> 6 & 63] + BYTE_HEX[128 | cp & 63];
     }
     function stringArrayToHexStripped(input) {
-      let acc = "";
+      let acc2 = "";
       let code = 0;
       let i2 = 0;
       for (i2 = 0; i2 < input.length; i2++) {
@@ -14068,7 +14068,7 @@ var require_utils = __commonJS({
         if (!(code >= 48 && code <= 57 || code >= 65 && code <= 70 || code >= 97 && code <= 102)) {
           return "";
         }
-        acc += input[i2];
+        acc2 += input[i2];
         break;
       }
       for (i2 += 1; i2 < input.length; i2++) {
@@ -14076,9 +14076,9 @@ var require_utils = __commonJS({
         if (!(code >= 48 && code <= 57 || code >= 65 && code <= 70 || code >= 97 && code <= 102)) {
           return "";
         }
-        acc += input[i2];
+        acc2 += input[i2];
       }
-      return acc;
+      return acc2;
     }
     var isHextet = RegExp.prototype.test.bind(/^[\dA-Fa-f]{1,4}$/);
     var isIPvFuture = RegExp.prototype.test.bind(/^[vV][\dA-Fa-f]+\.[A-Za-z\d\-._~!$&'()*+,;=:]+$/);
@@ -14187,8 +14187,8 @@ var require_utils = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path11) {
-      let input = path11;
+    function removeDotSegments(path12) {
+      let input = path12;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -14262,11 +14262,11 @@ var require_utils = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path11) {
-      if (path11 === "" || path11[0] === "/") {
-        return removeDotSegments(path11);
+    function removeDotSegmentsRelative(path12) {
+      if (path12 === "" || path12[0] === "/") {
+        return removeDotSegments(path12);
       }
-      const segments = path11.split("/");
+      const segments = path12.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -14629,8 +14629,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path11 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path11 && path11 !== "/" ? path11 : void 0;
+        const path12 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path12 && path12 !== "/" ? path12 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -20231,8 +20231,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path11, { windows } = {}) => {
-      const segs = path11.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path12, { windows } = {}) => {
+      const segs = path12.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -22624,7 +22624,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs15 from "node:fs";
+import * as fs16 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -23030,16 +23030,16 @@ function blurPlane(x2, offset, h, w, sigma, tmp) {
   const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
   for (let y = 0; y < h; y++) {
     for (let xx = 0; xx < w; xx++) {
-      let acc = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
-      tmp[y * w + xx] = acc;
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
+      tmp[y * w + xx] = acc2;
     }
   }
   for (let y = 0; y < h; y++) {
     for (let xx = 0; xx < w; xx++) {
-      let acc = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
-      x2[offset + y * w + xx] = acc;
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
+      x2[offset + y * w + xx] = acc2;
     }
   }
 }
@@ -23115,6 +23115,46 @@ function corruptionSets(data, specs) {
   });
 }
 
+// src/prune/schedule.ts
+var SCHEDULES = ["oneshot", "gradual"];
+function cubicSchedule(initial, final, steps) {
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
+  if (!(initial >= 0 && final < 1 && final > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final})`);
+  const out = [];
+  for (let t = 1; t <= steps; t++) out.push(t === steps ? final : final + (initial - final) * (1 - t / steps) ** 3);
+  return out;
+}
+function fractionOfRemaining(remaining, denseTotal, target) {
+  if (remaining <= 0 || denseTotal <= 0) return 0;
+  const keep = denseTotal * (1 - target);
+  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
+}
+function fellOffCliff(drops, threshold, patience) {
+  if (drops.length < patience) return false;
+  return drops.slice(drops.length - patience).every((d) => d > threshold);
+}
+var fails = (s) => s.verdicts.filter((v) => v === "fail").length;
+var acc = (s) => s.accuracy ?? -Infinity;
+function chooseStep(steps) {
+  if (steps.length === 0) throw new Error("chooseStep: no steps");
+  const passing = steps.filter((s) => fails(s) === 0);
+  if (passing.length > 0) {
+    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
+    const others = passing.length - 1;
+    return {
+      index: best2.index,
+      meetsBudgets: true,
+      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
+    };
+  }
+  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
+  return {
+    index: best.index,
+    meetsBudgets: false,
+    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
+  };
+}
+
 // src/config/schema.ts
 var PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
 var RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
@@ -23141,7 +23181,10 @@ var DEFAULT_CONFIG = Object.freeze({
   strict: false,
   executionProvider: "cpu",
   corruptions: [],
-  budgets: {}
+  budgets: {},
+  schedule: "oneshot",
+  scheduleSteps: 4,
+  schedulePatience: 1
 });
 var wholeNumber = (minimum) => ({
   type: "integer",
@@ -23215,6 +23258,9 @@ var CONFIG_SCHEMA = {
       description: "a list like [gaussian-noise:2, blur:1]"
     },
     "time-budget": { type: "number", exclusiveMinimum: 0, description: "a number of seconds above 0 like 600" },
+    schedule: oneOf(SCHEDULES),
+    "schedule-steps": wholeNumber(1),
+    "schedule-patience": wholeNumber(1),
     budgets: {
       type: "object",
       additionalProperties: false,
@@ -23226,9 +23272,9 @@ var CONFIG_SCHEMA = {
     }
   }
 };
-function schemaAt(path11) {
+function schemaAt(path12) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path11) {
+  for (const segment of path12) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -23241,8 +23287,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path11) {
-  return path11.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path12) {
+  return path12.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -23250,33 +23296,33 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path11 = [];
+  const path12 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path11.push(Number(key));
+      path12.push(Number(key));
       value = value[Number(key)];
     } else {
-      path11.push(key);
+      path12.push(key);
       value = value?.[key];
     }
   }
-  return { path: path11, value };
+  return { path: path12, value };
 }
 var BOUNDS = /* @__PURE__ */ new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]);
 function fromAjv(error, raw) {
-  const { path: path11, value } = toKeyPath(error.instancePath, raw);
+  const { path: path12, value } = toKeyPath(error.instancePath, raw);
   if (error.keyword === "additionalProperties") {
     const key = String(error.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path11)?.properties ?? {});
-    const full = [...path11, key];
+    const valid = Object.keys(schemaAt(path12)?.properties ?? {});
+    const full = [...path12, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path11)?.description ?? "valid";
+  const expected = schemaAt(path12)?.description ?? "valid";
   const bound = BOUNDS.has(error.keyword) ? `; ${error.message}` : "";
-  if (path11.length === 0) return { path: path11, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path11, message: `'${formatKeyPath(path11)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path12.length === 0) return { path: path12, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path12, message: `'${formatKeyPath(path12)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -23292,8 +23338,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path11 = ["budgets", name];
-        problems.push({ path: path11, message: `'${formatKeyPath(path11)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path12 = ["budgets", name];
+        problems.push({ path: path12, message: `'${formatKeyPath(path12)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -23320,10 +23366,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path11) {
+function lineOf(doc, lines, path12) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path11) {
+  for (const segment of path12) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -23342,16 +23388,16 @@ function lineOf(doc, lines, path11) {
 }
 
 // src/config/loadConfig.ts
-function loadConfig(path11) {
+function loadConfig(path12) {
   let text;
   try {
-    text = readFileSync(path11, "utf8");
+    text = readFileSync(path12, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path11}: config file not found; check the path or create it`);
-    throw new UserError(`${path11}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path12}: config file not found; check the path or create it`);
+    throw new UserError(`${path12}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path11);
+  return parseConfig(text, path12);
 }
 function parseConfig(text, where) {
   const lines = new import_yaml2.LineCounter();
@@ -24803,12 +24849,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path11, model, opts) {
+function loadDataset(path12, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path11} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path12} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path11);
+  const arrays = readArrays(path12);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -24817,7 +24863,7 @@ function loadDataset(path11, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path11}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path12}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -24826,37 +24872,37 @@ function loadDataset(path11, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path11}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path12}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path11, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path11, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path12, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path12, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path11}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path12}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path11}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path12}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path11, y, count3);
+  if (y) labels = toLabels(path12, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path11}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path12}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path11, count: count3, inputs, labels };
+  return { path: path12, count: count3, inputs, labels };
 }
-function checkInput(path11, spec, name, arr, modelName) {
-  const subject = `${path11}: array '${name}'`;
+function checkInput(path12, spec, name, arr, modelName) {
+  const subject = `${path12}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -24879,7 +24925,7 @@ function checkInput(path11, spec, name, arr, modelName) {
   }
 }
 var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path11, name, arr) {
+function checkFinite(path12, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -24890,7 +24936,7 @@ function checkFinite(path11, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path11}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path12}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -24909,8 +24955,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path11, y, count3) {
-  const subject = `${path11}: label array '${LABELS}'`;
+function toLabels(path12, y, count3) {
+  const subject = `${path12}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -25009,15 +25055,15 @@ function markdownTable(table2, options) {
       mostCellsPerRow = table2[rowIndex].length;
     }
     while (++columnIndex2 < table2[rowIndex].length) {
-      const cell3 = serialize(table2[rowIndex][columnIndex2]);
+      const cell4 = serialize(table2[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell3);
+        const size = stringLength(cell4);
         sizes2[columnIndex2] = size;
         if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
           longestCellByColumn[columnIndex2] = size;
         }
       }
-      row2.push(cell3);
+      row2.push(cell4);
     }
     cellMatrix[rowIndex] = row2;
     sizeMatrix[rowIndex] = sizes2;
@@ -25052,7 +25098,7 @@ function markdownTable(table2, options) {
       1,
       longestCellByColumn[columnIndex] - before.length - after.length
     );
-    const cell3 = before + "-".repeat(size) + after;
+    const cell4 = before + "-".repeat(size) + after;
     if (settings.alignDelimiters !== false) {
       size = before.length + size + after.length;
       if (size > longestCellByColumn[columnIndex]) {
@@ -25060,7 +25106,7 @@ function markdownTable(table2, options) {
       }
       sizes[columnIndex] = size;
     }
-    row[columnIndex] = cell3;
+    row[columnIndex] = cell4;
   }
   cellMatrix.splice(1, 0, row);
   sizeMatrix.splice(1, 0, sizes);
@@ -25073,7 +25119,7 @@ function markdownTable(table2, options) {
     columnIndex = -1;
     const line = [];
     while (++columnIndex < cellsInRow) {
-      const cell3 = row2[columnIndex] || "";
+      const cell4 = row2[columnIndex] || "";
       let before = "";
       let after = "";
       if (settings.alignDelimiters !== false) {
@@ -25099,13 +25145,13 @@ function markdownTable(table2, options) {
       }
       if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
       // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell3 === "") && (settings.delimiterStart !== false || columnIndex)) {
+      !(settings.alignDelimiters === false && cell4 === "") && (settings.delimiterStart !== false || columnIndex)) {
         line.push(" ");
       }
       if (settings.alignDelimiters !== false) {
         line.push(before);
       }
-      line.push(cell3);
+      line.push(cell4);
       if (settings.alignDelimiters !== false) {
         line.push(after);
       }
@@ -25212,9 +25258,9 @@ function sensitivityChart(s) {
 function sensitivitySection(s) {
   const ordered = bySensitivity(s.layers);
   const shown = ordered.slice(0, CHART_LAYERS);
-  const acc = s.against === "labels" ? "acc" : "agree";
+  const acc2 = s.against === "labels" ? "acc" : "agree";
   const nll = s.against === "labels" ? "NLL" : "KL";
-  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
   const rows = ordered.map((l) => {
     const line = shown.indexOf(l);
     return [
@@ -25237,20 +25283,56 @@ function sensitivitySection(s) {
   ].join("\n\n");
 }
 
-// src/ledger/render.ts
-var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+// src/ledger/renderSchedule.ts
 var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH = "\u2014";
-var TOP_CLASSES = 5;
-function baseName(path11) {
-  return path11.split(/[\\/]/).pop() || path11;
+var cell2 = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+function scheduleSection(model) {
+  const s = model.schedule;
+  if (!s) return void 0;
+  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
+  const structured = s.steps.some((r) => r.channels_removed !== void 0);
+  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
+  const rows = s.steps.map((r) => [
+    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
+    percent(r.target),
+    percent(r.sparsity),
+    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
+    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
+    r.accuracy === null ? DASH : percent(r.accuracy, 2),
+    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
+    bytes(r.size_bytes),
+    ...names.map((n) => {
+      const b = r.budgets.find((x2) => x2.name === n);
+      return b ? ICON[b.verdict] : DASH;
+    }),
+    `${ICON[r.verdict]} ${r.verdict}`
+  ]);
+  const ran = s.steps.length;
+  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
+  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+  return [
+    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
+    markdownTable([header, ...rows].map((row) => row.map(cell2)), { alignDelimiters: false }),
+    stop,
+    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
+  ].join("\n\n");
 }
-function cell2(text) {
+
+// src/ledger/render.ts
+var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+var DASH2 = "\u2014";
+var TOP_CLASSES = 5;
+function baseName(path12) {
+  return path12.split(/[\\/]/).pop() || path12;
+}
+function cell3(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
 }
 function table(rows) {
   return markdownTable(
-    rows.map((row) => row.map(cell2)),
+    rows.map((row) => row.map(cell3)),
     { alignDelimiters: false }
   );
 }
@@ -25310,18 +25392,18 @@ function budgetTable(budgets) {
     ...budgets.map((b) => [
       `\`${b.name}\``,
       `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH : budgetValue(b.name, b.actual) + intervalText(b),
-      `${ICON[b.verdict]} ${b.verdict}`,
+      b.actual === null ? DASH2 : budgetValue(b.name, b.actual) + intervalText(b),
+      `${ICON2[b.verdict]} ${b.verdict}`,
       b.detail
     ])
   ]);
 }
-var orDash = (x2, show2) => x2 == null ? DASH : show2(x2);
+var orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
 function stepTable(steps) {
   const batch = steps.find((s) => s.latency)?.latency?.batch;
   const at = batch === void 0 ? "" : ` (b=${batch})`;
   const latency = (s, key) => {
-    if (!s.latency) return DASH;
+    if (!s.latency) return DASH2;
     const value = s.latency[key].toFixed(2);
     return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
   };
@@ -25349,11 +25431,11 @@ function funnelSection(model) {
   if (steps.length === 0) return void 0;
   const dense = denseStep(model);
   const batch = steps[0].funnel.batch;
-  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH;
+  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH2;
   const speedCell = (s) => {
     const f = s.funnel;
     if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH;
+    if (f.speedup === null) return DASH2;
     const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
     return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
   };
@@ -25373,7 +25455,7 @@ function funnelSection(model) {
           p(s, "p50_ms"),
           p(s, "p95_ms"),
           speedCell(s),
-          base ? DASH : orDash(f.efficiency, (x2) => percent(x2, 0))
+          base ? DASH2 : orDash(f.efficiency, (x2) => percent(x2, 0))
         ];
       })
     ])
@@ -25412,7 +25494,7 @@ function classTable(model) {
 function costTable(steps) {
   const rows = steps.filter((s) => s.runtime_cost);
   if (rows.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH;
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH2;
   return table([
     ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
     ...rows.map((s) => {
@@ -25422,7 +25504,7 @@ function costTable(steps) {
         withCi(s),
         orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
         c.load_ms.toFixed(1),
-        c.throughput_samples_per_s === void 0 ? DASH : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.throughput_samples_per_s === void 0 ? DASH2 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
         c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
         c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
       ];
@@ -25466,11 +25548,13 @@ function renderModel(model) {
   const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const schedule = scheduleSection(model);
+  if (schedule) sections.push(schedule);
   const funnel = funnelSection(model);
   if (funnel) sections.push(funnel);
   const classes = classTable(model);
   if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell2(n)}`)].join("\n"));
+  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell3(n)}`)].join("\n"));
   const cost = costTable(model.steps);
   if (cost) sections.push(cost);
   const shifts = shiftTable(model);
@@ -25485,7 +25569,7 @@ function renderMarkdown(ledger) {
   const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
 
 ${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
-  const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
+  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
   const t = ledger.timed_out;
   const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
@@ -29449,8 +29533,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path11, ...paths) {
-  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path11]);
+function messageDesc(file, path12, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path12]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -31118,7 +31202,7 @@ function inferNode(node, shapes, values) {
       const first = ins[0];
       const axis = normAxis(attrInt(node, "axis", 0), first.length);
       const out = [...first];
-      out[axis] = ins.reduce((acc, i2) => acc + i2[axis], 0);
+      out[axis] = ins.reduce((acc2, i2) => acc2 + i2[axis], 0);
       const vals = node.input.map((n) => values.get(n));
       set(out, vals.every((q) => q) ? vals.flat() : void 0);
       return;
@@ -31891,15 +31975,15 @@ async function selftest(req, progress) {
   return report;
 }
 function renderSelftest(r) {
-  const pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  const pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
   return [
     `### prune-guard selftest (A/A): ${r.false_alarms} false alarm${r.false_alarms === 1 ? "" : "s"} in ${r.repetitions} repetitions`,
     "",
-    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct4(r.confidence)} intervals`,
-    `- false-alarm rate: ${pct4(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
-    `- latency interval half-width: median \xB1${pct4(r.latency_ci_half_width.median)}, worst \xB1${pct4(r.latency_ci_half_width.max)}`,
-    `- smallest latency change this runner can detect: about ${pct4(r.min_detectable_change)}`,
-    `- with latency-regression \u2264 ${pct4(r.latency_regression_limit)}, slowdowns of ${pct4(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
+    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct5(r.confidence)} intervals`,
+    `- false-alarm rate: ${pct5(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
+    `- latency interval half-width: median \xB1${pct5(r.latency_ci_half_width.median)}, worst \xB1${pct5(r.latency_ci_half_width.max)}`,
+    `- smallest latency change this runner can detect: about ${pct5(r.min_detectable_change)}`,
+    `- with latency-regression \u2264 ${pct5(r.latency_regression_limit)}, slowdowns of ${pct5(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
     ...r.failures.map((f) => `- \u274C ${f}`),
     ""
   ].join("\n");
@@ -31936,8 +32020,8 @@ function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
 }
 
 // src/pipeline/guardedRun.ts
-import * as os4 from "node:os";
-import * as path10 from "node:path";
+import * as os5 from "node:os";
+import * as path11 from "node:path";
 
 // src/io/outputDir.ts
 import * as fs11 from "node:fs";
@@ -32157,9 +32241,9 @@ function stageOf(label) {
 }
 
 // src/pipeline/run.ts
-import * as fs14 from "node:fs";
-import * as os3 from "node:os";
-import * as path9 from "node:path";
+import * as fs15 from "node:fs";
+import * as os4 from "node:os";
+import * as path10 from "node:path";
 
 // src/measure/funnel.ts
 var FLOAT_SIZE = { 1: 4, 10: 2, 11: 8, 16: 2 };
@@ -32596,9 +32680,9 @@ async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 6
         const data = t.data;
         const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
         const k = dims[axis];
-        let acc = sums.get(name);
-        if (!acc) sums.set(name, acc = new Float64Array(k));
-        for (let i2 = 0; i2 < data.length; i2++) acc[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
+        let acc2 = sums.get(name);
+        if (!acc2) sums.set(name, acc2 = new Float64Array(k));
+        for (let i2 = 0; i2 < data.length; i2++) acc2[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
       }
       for (const t of Object.values(result)) t.dispose();
       seen += end - start;
@@ -32606,10 +32690,10 @@ async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 6
   } finally {
     await session.release();
   }
-  for (const [name, acc] of sums) {
-    const perSample = acc.length;
+  for (const [name, acc2] of sums) {
+    const perSample = acc2.length;
     void perSample;
-    for (let i2 = 0; i2 < acc.length; i2++) acc[i2] /= Math.max(1, seen);
+    for (let i2 = 0; i2 < acc2.length; i2++) acc2[i2] /= Math.max(1, seen);
   }
   return sums;
 }
@@ -32630,10 +32714,10 @@ function accumulate(scores, spaces, layout, perElement) {
   let pos = 0;
   for (const s of layout) {
     const root = spaces.root(s.space);
-    let acc = scores.get(root);
-    if (!acc) scores.set(root, acc = new Float64Array(spaces.size(root)));
+    let acc2 = scores.get(root);
+    if (!acc2) scores.set(root, acc2 = new Float64Array(spaces.size(root)));
     for (let c = 0; c < s.len; c++) {
-      for (let r = 0; r < s.repeat; r++) acc[s.start + c] += perElement[pos + c * s.repeat + r];
+      for (let r = 0; r < s.repeat; r++) acc2[s.start + c] += perElement[pos + c * s.repeat + r];
     }
     pos += s.len * s.repeat;
   }
@@ -35098,6 +35182,316 @@ async function tryBatchNorm(model, calib, config, accept, currentScore, reject) 
   accept(bn.model, seconds2, score2, bn.nodes.length);
 }
 
+// src/pipeline/gradual.ts
+import * as fs14 from "node:fs";
+import * as os3 from "node:os";
+import * as path9 from "node:path";
+
+// src/prune/structured/channels.ts
+function countChannels(model, protectedTensors) {
+  const analysis = analyzeDependencies(untieConstants(model));
+  const guarded = /* @__PURE__ */ new Set();
+  for (const u of analysis.uses) {
+    if (!protectedTensors.has(u.tensor)) continue;
+    for (const s of u.layout) guarded.add(analysis.spaces.root(s.space));
+  }
+  let remaining = 0;
+  let removable = 0;
+  for (const g2 of analysis.groups) {
+    if (g2.skip || guarded.has(g2.root)) continue;
+    remaining += g2.size;
+    if (g2.size > 1) removable += g2.size;
+  }
+  return { remaining, removable };
+}
+
+// src/pipeline/timeSteps.ts
+async function timeSteps(measured, data, config, provider, progress) {
+  const artifacts = measured.map((m) => m.step.artifact);
+  progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
+  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider }, (done) => progress.update(done));
+  progress.stop();
+  measured.forEach((m, i2) => {
+    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
+    m.step.latency = m.step.latency_by_batch[0];
+  });
+  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
+  measured.forEach((m, i2) => {
+    m.step.sparse_bytes = facts[i2].sparseBytes;
+    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
+  });
+  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider });
+  return samples;
+}
+async function timePair(dense, candidate, data, config, provider, progress) {
+  const batch = config.batchSizes[0];
+  progress.start("latency (dense and schedule step)", config.latency.warmup + config.latency.runs);
+  const source = sliceBatch(data, 0, Math.min(data.count, batch));
+  const samples = await measureInterleaved([dense, candidate], source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider }, (done) => progress.update(done));
+  progress.stop();
+  return { reference: samples[0][0], candidate: samples[1][0] };
+}
+
+// src/pipeline/gradual.ts
+var RESOURCE_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms", "max-size-bytes"]);
+var LATENCY_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms"]);
+var DEFAULT_CLIFF = 0.02;
+function checkSchedule(config) {
+  if (parseNM(config.method)) {
+    throw new UserError(`--schedule gradual: --method ${config.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot`);
+  }
+  if (config.scope === "sensitivity") {
+    throw new UserError(`--schedule gradual: --scope sensitivity allocates one oneshot target from dense sensitivity curves and is not scheduled yet; use --scope global or layer with gradual, or --schedule oneshot with sensitivity`);
+  }
+}
+function regrownWeights(before, after, names) {
+  const a = new GraphIndex(before.graph);
+  const b = new GraphIndex(after.graph);
+  const broken = [];
+  for (const name of names) {
+    const ta = a.initializers.get(name);
+    const tb = b.initializers.get(name);
+    if (!ta || !tb) continue;
+    const va = tensorToFloat32(ta);
+    const vb = tensorToFloat32(tb);
+    if (va.length !== vb.length) continue;
+    for (let i2 = 0; i2 < va.length; i2++) {
+      if (va[i2] === 0 && vb[i2] !== 0) {
+        broken.push(name);
+        break;
+      }
+    }
+  }
+  return broken;
+}
+var pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+async function runGradual(input, progress) {
+  const { req, data, shifts, calib, outPath } = input;
+  const { config, budgets } = req;
+  const provider = input.provider.provider;
+  checkSchedule(config);
+  const structured = config.method === "structured" || config.method === "hybrid";
+  const channelShare = config.method === "hybrid" ? 0.5 : 1;
+  const weights = prunableWeights(input.dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  if (weights.length === 0) {
+    throw new UserError(`${req.model}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  }
+  const protectedTensors = protectedFor(input.dense, weights);
+  const denseChannels = structured ? countChannels(input.dense, protectedTensors) : void 0;
+  const initial = structured ? 0 : countSparsity(input.dense, weights).overall;
+  if (!(config.sparsity > initial)) {
+    throw new UserError(`--sparsity ${config.sparsity}: the model is already ${pct4(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
+  }
+  if (structured && denseChannels.removable === 0) {
+    throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
+  }
+  const targets = cubicSchedule(initial, config.sparsity, config.scheduleSteps);
+  progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config.sparsity)} (${targets.map(pct4).join(", ")})`);
+  const stepsRoot = path9.join(req.out, "steps");
+  fs14.mkdirSync(stepsRoot, { recursive: true });
+  const ctx = { data, shifts, denseWeights: weights, config, progress, provider };
+  const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
+  const withDense = { ...ctx, dense: dense.preds };
+  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config.latency.threads)).accuracy : null;
+  const cliffMetric = denseCalib !== null ? "calib" : "eval";
+  const denseQuality = denseCalib ?? dense.step.accuracy;
+  const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
+  const resource = budgets.filter((b) => RESOURCE_BUDGETS.has(b.name));
+  const needsLatency = resource.some((b) => LATENCY_BUDGETS.has(b.name));
+  const measured = [dense];
+  const rows = [];
+  const notes = /* @__PURE__ */ new Set();
+  const drops = [];
+  let stoppedEarly = null;
+  let current = input.dense;
+  for (let t = 1; t <= targets.length; t++) {
+    const target = targets[t - 1];
+    let stepSparsity = target;
+    let what = `${config.method} to ${pct4(target)}`;
+    if (structured) {
+      const now = countChannels(current, protectedTensors);
+      const channels = target * channelShare;
+      stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
+      what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
+    }
+    progress.note(`pruning ${path9.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    const stepConfig = { ...config, method: structured ? "structured" : config.method, sparsity: stepSparsity };
+    const pruned = await pruneModel(current, stepConfig, { modelPath: req.model, calib });
+    if (config.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
+    for (const n of pruned.notes) {
+      if (!notes.has(n)) progress.note(n);
+      notes.add(n);
+    }
+    setMetadata(pruned.model, {
+      "prune-guard.version": VERSION,
+      "prune-guard.method": config.method,
+      "prune-guard.scope": config.scope,
+      "prune-guard.target_sparsity": String(target),
+      "prune-guard.schedule_step": `${t}/${targets.length}`,
+      "prune-guard.source": path9.basename(req.model),
+      "prune-guard.recovery": config.recovery
+    });
+    const dir = path9.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    fs14.mkdirSync(dir, { recursive: true });
+    const pruneArtifact = stepFile(dir, 1, "prune");
+    saveModel(pruned.model, pruneArtifact);
+    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib } });
+    const at = `@${t}`;
+    const prefix = `schedule step ${t}/${targets.length}, target ${pct4(target)}: `;
+    const stepMeasured = [await measureStep(`prune${at}`, prefix + pruned.description, pruneArtifact, withDense)];
+    for (const r of recovery.steps) {
+      const m = await measureStep(`${r.name}${at}`, r.description, r.artifact, withDense);
+      m.step.recovery = r.info;
+      if (r.temperature) m.step.temperature = r.temperature;
+      stepMeasured.push(m);
+    }
+    const final = stepMeasured[stepMeasured.length - 1];
+    if (recovery.temperature) final.step.temperature = recovery.temperature;
+    measured.push(...stepMeasured);
+    const chain = config.bakeTemperature ? recovery.steps.filter((r) => r.name !== "calibrate:temperature").at(-1)?.artifact ?? pruneArtifact : final.step.artifact;
+    const next = loadModel(chain).proto;
+    {
+      const regrown = regrownWeights(current, next, weights.map((w) => w.initializer));
+      if (regrown.length > 0) throw new Error(`internal error: schedule step ${t} made pruned weights nonzero again in ${regrown.slice(0, 3).join(", ")}`);
+    }
+    current = next;
+    const row = {
+      index: t,
+      target,
+      final,
+      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads)).accuracy : null
+    };
+    if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
+    rows.push(row);
+    let pair;
+    if (needsLatency) {
+      pair = await timePair(req.model, final.step.artifact, data, config, provider, progress);
+      dense.step.latency = latencyStat(config.batchSizes[0], pair.reference, config.confidence);
+      final.step.latency = latencyStat(config.batchSizes[0], pair.candidate, config.confidence);
+    }
+    const judged2 = judge(budgets, dense, final, input, pair);
+    const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
+    const quality = row.calibAccuracy ?? final.step.accuracy;
+    drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
+    const more = t < targets.length;
+    if (met && more) {
+      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct4(final.step.sparsity)}; pruning further would only cost quality` };
+    } else if (more && fellOffCliff(drops, cliffThreshold, config.schedulePatience)) {
+      stoppedEarly = {
+        after_step: t,
+        reason: "cliff",
+        detail: `${cliffMetric === "calib" ? "calibration" : "evaluation"} top-1 fell more than ${(cliffThreshold * 100).toFixed(2)} pt below dense for ${config.schedulePatience} step${config.schedulePatience > 1 ? "s" : ""} in a row (now ${(drops[drops.length - 1] * 100).toFixed(2)} pt below)`
+      };
+    }
+    if (stoppedEarly) {
+      progress.note(`schedule: stopped after step ${t}: ${stoppedEarly.detail}`);
+      break;
+    }
+  }
+  const samples = await timeSteps(measured, data, config, provider, progress);
+  for (const row of rows) {
+    const i2 = measured.indexOf(row.final);
+    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i2][0] });
+  }
+  const choice = chooseStep(rows.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
+  const chosen2 = rows.find((r) => r.index === choice.index);
+  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
+  writeFileAtomic(outPath, fs14.readFileSync(chosen2.final.step.artifact));
+  const steps = measured.map((m) => m.step);
+  if (chosen2 !== rows[rows.length - 1]) {
+    steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
+  }
+  const judged = chosen2.judged;
+  const schedule = {
+    kind: "gradual",
+    planned_steps: targets.length,
+    initial,
+    targets,
+    patience: config.schedulePatience,
+    cliff_threshold: cliffThreshold,
+    cliff_metric: cliffMetric,
+    dense_quality: denseQuality,
+    steps: rows.map((r) => ({
+      index: r.index,
+      target: r.target,
+      sparsity: r.final.step.sparsity,
+      ...r.channelsRemoved !== void 0 ? { channels_removed: r.channelsRemoved } : {},
+      step: r.final.step.name,
+      artifact: r.final.step.artifact,
+      calib_accuracy: r.calibAccuracy,
+      accuracy: r.final.step.accuracy,
+      size_bytes: r.final.step.size_bytes,
+      p50_ms: r.final.step.latency?.p50_ms ?? null,
+      budgets: r.judged.budgets.map((b) => ({ name: b.name, actual: b.actual, verdict: b.verdict })),
+      verdict: r.judged.verdict
+    })),
+    stopped_early: stoppedEarly,
+    chosen: chosen2.index,
+    chosen_reason: choice.reason,
+    rollback: req.model
+  };
+  const modelLedger = {
+    model: req.model,
+    pruned: outPath,
+    method: config.method,
+    target_sparsity: config.sparsity,
+    steps,
+    budgets: judged.budgets,
+    verdict: overallVerdict(judged.budgets.map((b) => b.verdict)),
+    class_changes: judged.classChanges,
+    eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
+    ...notes.size > 0 ? { notes: [...notes] } : {},
+    shifts: shiftResults(dense, chosen2.final, shifts, new Set(config.corruptions), config.confidence),
+    prediction_shift: predictionShifts(dense, chosen2.final, shifts),
+    schedule
+  };
+  return writeLedger(req, input.provider, modelLedger);
+}
+function judge(budgets, dense, step, input, latency) {
+  const changes = classChanges2(dense.step, step.step, input.data.labels, dense.preds.classes);
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes);
+}
+function topUpMagnitude(model, description, dense, target, config) {
+  const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  const size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+  const restTotal = size(rest);
+  const denseTotal = size(dense);
+  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
+  const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+  return {
+    model: magnitudePrune(model, rest, frac, config.scope === "layer" ? "layer" : "global").model,
+    description: `${description}; then unstructured magnitude (${config.scope}) to ${pct4(target)} of the dense prunable weights (${(frac * 100).toFixed(1)}% of the remaining ones zero)`
+  };
+}
+function protectedFor(dense, kept) {
+  const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+  const keep = new Set(kept.map((w) => w.initializer));
+  return new Set(all.map((w) => w.initializer).filter((n) => !keep.has(n)));
+}
+function writeLedger(req, provider, model) {
+  const ledger = {
+    schema: LEDGER_SCHEMA,
+    verdict: model.verdict,
+    tool: { name: "prune-guard", version: VERSION },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime: {
+      onnxruntime: onnxruntimeVersion(),
+      provider: provider.provider,
+      ...provider.note ? { notes: [provider.note] } : {},
+      threads: req.config.latency.threads || os3.availableParallelism(),
+      platform: `${process.platform}-${process.arch}`
+    },
+    models: [model]
+  };
+  const markdown = renderMarkdown(ledger);
+  const ledgerPath = path9.join(req.out, "ledger.json");
+  const markdownPath = path9.join(req.out, "ledger.md");
+  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(markdownPath, markdown);
+  return { ledger, markdown, ledgerPath, markdownPath };
+}
+
 // src/pipeline/run.ts
 var IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "command", "auto"]);
 function checkRequest(config) {
@@ -35107,7 +35501,7 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path9.join(out, `${path9.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path10.join(out, `${path10.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 function classChanges2(dense, final, labels, classes) {
   const support = classSupport(labels, classes);
@@ -35130,15 +35524,16 @@ async function runPipeline(req, progress) {
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const outPath = prunedPath(req.out, req.model);
-  if (path9.resolve(outPath) === path9.resolve(req.model)) {
+  if (path10.resolve(outPath) === path10.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkRecoveryInputs(config, calib);
   checkSensitivityInputs(config, calib);
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
+  if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
-  progress.note(`pruning ${path9.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path10.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
@@ -35146,18 +35541,18 @@ async function runPipeline(req, progress) {
     "prune-guard.method": config.method,
     "prune-guard.scope": config.scope,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path9.basename(req.model)
+    "prune-guard.source": path10.basename(req.model)
   });
   setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
-  fs14.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path9.join(req.out, "steps");
+  fs15.mkdirSync(req.out, { recursive: true });
+  const stepsDir = path10.join(req.out, "steps");
   const staged = hasRecoverySteps(config, calib);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
-  if (staged) fs14.mkdirSync(stepsDir, { recursive: true });
+  if (staged) fs15.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
   const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs14.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  if (staged) writeFileAtomic(outPath, fs15.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
@@ -35213,14 +35608,14 @@ async function runPipeline(req, progress) {
       onnxruntime: onnxruntimeVersion(),
       provider: provider.provider,
       ...provider.note ? { notes: [provider.note] } : {},
-      threads: config.latency.threads || os3.availableParallelism(),
+      threads: config.latency.threads || os4.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [modelLedger]
   };
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path9.join(req.out, "ledger.json");
-  const markdownPath = path9.join(req.out, "ledger.md");
+  const ledgerPath = path10.join(req.out, "ledger.json");
+  const markdownPath = path10.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
@@ -35245,7 +35640,7 @@ function timedOutLedger(req, t) {
     runtime: {
       onnxruntime: onnxruntimeVersion(),
       provider: "cpu",
-      threads: req.config.latency.threads || os4.availableParallelism(),
+      threads: req.config.latency.threads || os5.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [],
@@ -35254,8 +35649,8 @@ function timedOutLedger(req, t) {
 }
 function stageLedger(out, ledger) {
   const markdown = renderMarkdown(ledger);
-  writeFileAtomic(path10.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path10.join(out.staging, "ledger.md"), markdown);
+  writeFileAtomic(path11.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(path11.join(out.staging, "ledger.md"), markdown);
   return { markdown };
 }
 function infeasibleBudgetNotes(req) {
@@ -35270,7 +35665,7 @@ function infeasibleBudgetNotes(req) {
   return notes;
 }
 async function runGuarded(req, progress) {
-  if (path10.resolve(prunedPath(req.out, req.model)) === path10.resolve(req.model)) {
+  if (path11.resolve(prunedPath(req.out, req.model)) === path11.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
@@ -35279,8 +35674,8 @@ async function runGuarded(req, progress) {
     onWait: (m) => progress.note(m)
   });
   const deadline = new Deadline(req.config.timeBudget);
-  const ledgerPath = path10.join(req.out, "ledger.json");
-  const markdownPath = path10.join(req.out, "ledger.md");
+  const ledgerPath = path11.join(req.out, "ledger.json");
+  const markdownPath = path11.join(req.out, "ledger.md");
   try {
     let ledger;
     try {
@@ -35290,7 +35685,7 @@ async function runGuarded(req, progress) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path10.basename(prunedPath(req.out, req.model)));
+      out.retire(path11.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
     const { markdown } = stageLedger(out, ledger);
@@ -35375,7 +35770,7 @@ function parseShift(text) {
   return { name: text.slice(0, eq), path: text.slice(eq + 1) };
 }
 function resolveConfig(flags) {
-  const file = flags.config ?? (fs15.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs16.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
   const latency = { ...base.latency };
   if (flags.warmup !== void 0) latency.warmup = flags.warmup;
@@ -35404,6 +35799,9 @@ function resolveConfig(flags) {
   if (flags.executionProvider !== void 0) overrides.executionProvider = flags.executionProvider;
   if (flags.confidence !== void 0) overrides.confidence = flags.confidence;
   if (flags.timeBudget !== void 0) overrides.timeBudget = flags.timeBudget;
+  if (flags.schedule !== void 0) overrides.schedule = flags.schedule;
+  if (flags.scheduleSteps !== void 0) overrides.scheduleSteps = flags.scheduleSteps;
+  if (flags.schedulePatience !== void 0) overrides.schedulePatience = flags.schedulePatience;
   return mergeConfig(base, overrides);
 }
 function positiveNumber(flag) {
@@ -35418,7 +35816,7 @@ function addStatisticsOptions(cmd) {
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib)").choices(["global", "layer", "sensitivity"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers after this many seconds (0 = no limit)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).option("--quiet", "do not print the ledger");
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib)").choices(["global", "layer", "sensitivity"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers after this many seconds (0 = no limit)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).addOption(new Option("--schedule <kind>", "oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget").choices(["oneshot", "gradual"])).option("--schedule-steps <n>", "gradual: number of pruning steps (default 4)", count2("--schedule-steps", 1)).option("--schedule-patience <n>", "gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)", count2("--schedule-patience", 1)).option("--quiet", "do not print the ledger");
   addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));

@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path14 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path15 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path14 && path14[0] !== "/") {
-          path14 = `/${path14}`;
+        if (path15 && path15[0] !== "/") {
+          path15 = `/${path15}`;
         }
-        return new URL(`${origin}${path14}`);
+        return new URL(`${origin}${path15}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path14, origin }
+          request: { method, path: path15, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path14);
+        debuglog("sending request to %s %s/%s", method, origin, path15);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path14, origin },
+          request: { method, path: path15, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path14,
+          path15,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path14, origin }
+          request: { method, path: path15, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path14);
+        debuglog("trailers received from %s %s/%s", method, origin, path15);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path14, origin },
+          request: { method, path: path15, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path14,
+          path15,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path14, origin }
+            request: { method, path: path15, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path14);
+          debuglog("sending request to %s %s/%s", method, origin, path15);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path14,
+        path: path15,
         method,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path14 !== "string") {
+        if (typeof path15 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path14[0] !== "/" && !(path14.startsWith("http://") || path14.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path15[0] !== "/" && !(path15.startsWith("http://") || path15.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path14)) {
+        } else if (invalidPathRegex.test(path15)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path14, query) : path14;
+        this.path = query ? buildURL(path15, query) : path15;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method, path: path14, host, upgrade, blocking, reset } = request2;
+      const { method, path: path15, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path14} HTTP/1.1\r
+      let header = `${method} ${path15} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method, path: path14, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method, path: path15, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path14;
+      headers[HTTP2_HEADER_PATH] = path15;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path14 = search ? `${pathname}${search}` : pathname;
+        const path15 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path14;
+        this.opts.path = path15;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path14 = "/",
+          path: path15 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path14;
+        opts.path = origin + path15;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path14) {
-      if (typeof path14 !== "string") {
-        return path14;
+    function safeUrl(path15) {
+      if (typeof path15 !== "string") {
+        return path15;
       }
-      const pathSegments = path14.split("?");
+      const pathSegments = path15.split("?");
       if (pathSegments.length !== 2) {
-        return path14;
+        return path15;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path14, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path14);
+    function matchKey(mockDispatch2, { path: path15, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path15);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path14 }) => matchValue(safeUrl(path14), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path15 }) => matchValue(safeUrl(path15), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path14, method, body, headers, query } = opts;
+      const { path: path15, method, body, headers, query } = opts;
       return {
-        path: path14,
+        path: path15,
         method,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path14, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path15, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path14,
+            Path: path15,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path14) {
-      for (let i2 = 0; i2 < path14.length; ++i2) {
-        const code = path14.charCodeAt(i2);
+    function validateCookiePath(path15) {
+      for (let i2 = 0; i2 < path15.length; ++i2) {
+        const code = path15.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path14 = opts.path;
+          let path15 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path14 = `/${path14}`;
+            path15 = `/${path15}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path14);
+          url = new URL(util.parseOrigin(url).origin + path15);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19557,11 +19557,11 @@ var init_summary = __esm({
        */
       addTable(rows) {
         const tableBody = rows.map((row) => {
-          const cells = row.map((cell4) => {
-            if (typeof cell4 === "string") {
-              return this.wrap("td", cell4);
+          const cells = row.map((cell5) => {
+            if (typeof cell5 === "string") {
+              return this.wrap("td", cell5);
             }
-            const { header, data, colspan, rowspan } = cell4;
+            const { header, data, colspan, rowspan } = cell5;
             const tag = header ? "th" : "td";
             const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
             return this.wrap(tag, data, attrs);
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path14 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path14} does not exist${EOL5}`);
+            const path15 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path15} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -25377,16 +25377,16 @@ function blurPlane(x2, offset, h, w, sigma, tmp) {
   const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
   for (let y = 0; y < h; y++) {
     for (let xx = 0; xx < w; xx++) {
-      let acc = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
-      tmp[y * w + xx] = acc;
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
+      tmp[y * w + xx] = acc2;
     }
   }
   for (let y = 0; y < h; y++) {
     for (let xx = 0; xx < w; xx++) {
-      let acc = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
-      x2[offset + y * w + xx] = acc;
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
+      x2[offset + y * w + xx] = acc2;
     }
   }
 }
@@ -25488,10 +25488,56 @@ var init_corruptions = __esm({
   }
 });
 
+// src/prune/schedule.ts
+function cubicSchedule(initial, final2, steps) {
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
+  if (!(initial >= 0 && final2 < 1 && final2 > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final2})`);
+  const out = [];
+  for (let t = 1; t <= steps; t++) out.push(t === steps ? final2 : final2 + (initial - final2) * (1 - t / steps) ** 3);
+  return out;
+}
+function fractionOfRemaining(remaining, denseTotal, target) {
+  if (remaining <= 0 || denseTotal <= 0) return 0;
+  const keep = denseTotal * (1 - target);
+  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
+}
+function fellOffCliff(drops, threshold, patience) {
+  if (drops.length < patience) return false;
+  return drops.slice(drops.length - patience).every((d) => d > threshold);
+}
+function chooseStep(steps) {
+  if (steps.length === 0) throw new Error("chooseStep: no steps");
+  const passing = steps.filter((s) => fails(s) === 0);
+  if (passing.length > 0) {
+    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
+    const others = passing.length - 1;
+    return {
+      index: best2.index,
+      meetsBudgets: true,
+      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
+    };
+  }
+  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
+  return {
+    index: best.index,
+    meetsBudgets: false,
+    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
+  };
+}
+var SCHEDULES, fails, acc;
+var init_schedule = __esm({
+  "src/prune/schedule.ts"() {
+    "use strict";
+    SCHEDULES = ["oneshot", "gradual"];
+    fails = (s) => s.verdicts.filter((v) => v === "fail").length;
+    acc = (s) => s.accuracy ?? -Infinity;
+  }
+});
+
 // src/config/schema.ts
-function schemaAt(path14) {
+function schemaAt(path15) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path14) {
+  for (const segment of path15) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -25502,6 +25548,7 @@ var init_schema = __esm({
     "use strict";
     init_budgets();
     init_corruptions();
+    init_schedule();
     PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
     RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
     CRITERIA = ["l1", "l2", "bn-scale", "activation"];
@@ -25527,7 +25574,10 @@ var init_schema = __esm({
       strict: false,
       executionProvider: "cpu",
       corruptions: [],
-      budgets: {}
+      budgets: {},
+      schedule: "oneshot",
+      scheduleSteps: 4,
+      schedulePatience: 1
     });
     wholeNumber = (minimum) => ({
       type: "integer",
@@ -25601,6 +25651,9 @@ var init_schema = __esm({
           description: "a list like [gaussian-noise:2, blur:1]"
         },
         "time-budget": { type: "number", exclusiveMinimum: 0, description: "a number of seconds above 0 like 600" },
+        schedule: oneOf(SCHEDULES),
+        "schedule-steps": wholeNumber(1),
+        "schedule-patience": wholeNumber(1),
         budgets: {
           type: "object",
           additionalProperties: false,
@@ -27116,12 +27169,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path14, model, opts) {
+function loadDataset(path15, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path14} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path15} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path14);
+  const arrays = readArrays(path15);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -27130,7 +27183,7 @@ function loadDataset(path14, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path14}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path15}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -27139,37 +27192,37 @@ function loadDataset(path14, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path14}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path15}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path14, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path14, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path15, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path15, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path14}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path15}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path14}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path15}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path14, y, count2);
+  if (y) labels = toLabels(path15, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path14}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path15}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path14, count: count2, inputs, labels };
+  return { path: path15, count: count2, inputs, labels };
 }
-function checkInput(path14, spec, name, arr, modelName) {
-  const subject = `${path14}: array '${name}'`;
+function checkInput(path15, spec, name, arr, modelName) {
+  const subject = `${path15}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -27191,7 +27244,7 @@ function checkInput(path14, spec, name, arr, modelName) {
     }
   }
 }
-function checkFinite(path14, name, arr) {
+function checkFinite(path15, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -27202,7 +27255,7 @@ function checkFinite(path14, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path14}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path15}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -27221,8 +27274,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path14, y, count2) {
-  const subject = `${path14}: label array '${LABELS}'`;
+function toLabels(path15, y, count2) {
+  const subject = `${path15}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -27334,15 +27387,15 @@ function markdownTable(table3, options) {
       mostCellsPerRow = table3[rowIndex].length;
     }
     while (++columnIndex2 < table3[rowIndex].length) {
-      const cell4 = serialize(table3[rowIndex][columnIndex2]);
+      const cell5 = serialize(table3[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell4);
+        const size = stringLength(cell5);
         sizes2[columnIndex2] = size;
         if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
           longestCellByColumn[columnIndex2] = size;
         }
       }
-      row2.push(cell4);
+      row2.push(cell5);
     }
     cellMatrix[rowIndex] = row2;
     sizeMatrix[rowIndex] = sizes2;
@@ -27377,7 +27430,7 @@ function markdownTable(table3, options) {
       1,
       longestCellByColumn[columnIndex] - before.length - after.length
     );
-    const cell4 = before + "-".repeat(size) + after;
+    const cell5 = before + "-".repeat(size) + after;
     if (settings.alignDelimiters !== false) {
       size = before.length + size + after.length;
       if (size > longestCellByColumn[columnIndex]) {
@@ -27385,7 +27438,7 @@ function markdownTable(table3, options) {
       }
       sizes[columnIndex] = size;
     }
-    row[columnIndex] = cell4;
+    row[columnIndex] = cell5;
   }
   cellMatrix.splice(1, 0, row);
   sizeMatrix.splice(1, 0, sizes);
@@ -27398,7 +27451,7 @@ function markdownTable(table3, options) {
     columnIndex = -1;
     const line = [];
     while (++columnIndex < cellsInRow) {
-      const cell4 = row2[columnIndex] || "";
+      const cell5 = row2[columnIndex] || "";
       let before = "";
       let after = "";
       if (settings.alignDelimiters !== false) {
@@ -27424,13 +27477,13 @@ function markdownTable(table3, options) {
       }
       if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
       // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell4 === "") && (settings.delimiterStart !== false || columnIndex)) {
+      !(settings.alignDelimiters === false && cell5 === "") && (settings.delimiterStart !== false || columnIndex)) {
         line.push(" ");
       }
       if (settings.alignDelimiters !== false) {
         line.push(before);
       }
-      line.push(cell4);
+      line.push(cell5);
       if (settings.alignDelimiters !== false) {
         line.push(after);
       }
@@ -27544,9 +27597,9 @@ function sensitivityChart(s) {
 function sensitivitySection(s) {
   const ordered = bySensitivity(s.layers);
   const shown = ordered.slice(0, CHART_LAYERS);
-  const acc = s.against === "labels" ? "acc" : "agree";
+  const acc2 = s.against === "labels" ? "acc" : "agree";
   const nll = s.against === "labels" ? "NLL" : "KL";
-  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
   const rows = ordered.map((l) => {
     const line = shown.indexOf(l);
     return [
@@ -27580,16 +27633,60 @@ var init_renderSensitivity = __esm({
   }
 });
 
-// src/ledger/render.ts
-function baseName(path14) {
-  return path14.split(/[\\/]/).pop() || path14;
+// src/ledger/renderSchedule.ts
+function scheduleSection(model) {
+  const s = model.schedule;
+  if (!s) return void 0;
+  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
+  const structured = s.steps.some((r) => r.channels_removed !== void 0);
+  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
+  const rows = s.steps.map((r) => [
+    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
+    percent(r.target),
+    percent(r.sparsity),
+    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
+    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
+    r.accuracy === null ? DASH : percent(r.accuracy, 2),
+    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
+    bytes(r.size_bytes),
+    ...names.map((n) => {
+      const b = r.budgets.find((x2) => x2.name === n);
+      return b ? ICON[b.verdict] : DASH;
+    }),
+    `${ICON[r.verdict]} ${r.verdict}`
+  ]);
+  const ran = s.steps.length;
+  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
+  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+  return [
+    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
+    markdownTable([header, ...rows].map((row) => row.map(cell2)), { alignDelimiters: false }),
+    stop,
+    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
+  ].join("\n\n");
 }
-function cell2(text) {
+var ICON, DASH, cell2;
+var init_renderSchedule = __esm({
+  "src/ledger/renderSchedule.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_format();
+    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+    DASH = "\u2014";
+    cell2 = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+  }
+});
+
+// src/ledger/render.ts
+function baseName(path15) {
+  return path15.split(/[\\/]/).pop() || path15;
+}
+function cell3(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
 }
 function table(rows) {
   return markdownTable(
-    rows.map((row) => row.map(cell2)),
+    rows.map((row) => row.map(cell3)),
     { alignDelimiters: false }
   );
 }
@@ -27648,8 +27745,8 @@ function budgetTable(budgets) {
     ...budgets.map((b) => [
       `\`${b.name}\``,
       `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH : budgetValue(b.name, b.actual) + intervalText(b),
-      `${ICON[b.verdict]} ${b.verdict}`,
+      b.actual === null ? DASH2 : budgetValue(b.name, b.actual) + intervalText(b),
+      `${ICON2[b.verdict]} ${b.verdict}`,
       b.detail
     ])
   ]);
@@ -27658,7 +27755,7 @@ function stepTable(steps) {
   const batch = steps.find((s) => s.latency)?.latency?.batch;
   const at = batch === void 0 ? "" : ` (b=${batch})`;
   const latency = (s, key) => {
-    if (!s.latency) return DASH;
+    if (!s.latency) return DASH2;
     const value = s.latency[key].toFixed(2);
     return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
   };
@@ -27685,11 +27782,11 @@ function funnelSection(model) {
   if (steps.length === 0) return void 0;
   const dense = denseStep(model);
   const batch = steps[0].funnel.batch;
-  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH;
+  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH2;
   const speedCell = (s) => {
     const f = s.funnel;
     if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH;
+    if (f.speedup === null) return DASH2;
     const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
     return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
   };
@@ -27709,7 +27806,7 @@ function funnelSection(model) {
           p(s, "p50_ms"),
           p(s, "p95_ms"),
           speedCell(s),
-          base ? DASH : orDash(f.efficiency, (x2) => percent(x2, 0))
+          base ? DASH2 : orDash(f.efficiency, (x2) => percent(x2, 0))
         ];
       })
     ])
@@ -27748,7 +27845,7 @@ function classTable(model) {
 function costTable(steps) {
   const rows = steps.filter((s) => s.runtime_cost);
   if (rows.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH;
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH2;
   return table([
     ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
     ...rows.map((s) => {
@@ -27758,7 +27855,7 @@ function costTable(steps) {
         withCi(s),
         orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
         c.load_ms.toFixed(1),
-        c.throughput_samples_per_s === void 0 ? DASH : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.throughput_samples_per_s === void 0 ? DASH2 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
         c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
         c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
       ];
@@ -27802,11 +27899,13 @@ function renderModel(model) {
   const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const schedule = scheduleSection(model);
+  if (schedule) sections.push(schedule);
   const funnel = funnelSection(model);
   if (funnel) sections.push(funnel);
   const classes = classTable(model);
   if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell2(n)}`)].join("\n"));
+  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell3(n)}`)].join("\n"));
   const cost = costTable(model.steps);
   if (cost) sections.push(cost);
   const shifts = shiftTable(model);
@@ -27821,7 +27920,7 @@ function renderMarkdown(ledger) {
   const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
 
 ${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
-  const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
+  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
   const t = ledger.timed_out;
   const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
@@ -27834,19 +27933,20 @@ ${timedOut}${models}
 ${footer}
 `;
 }
-var WORD, ICON, DASH, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
+var WORD, ICON2, DASH2, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
 var init_render = __esm({
   "src/ledger/render.ts"() {
     "use strict";
     init_markdown_table();
     init_renderSensitivity();
     init_format();
+    init_renderSchedule();
     WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    DASH = "\u2014";
+    ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+    DASH2 = "\u2014";
     TOP_CLASSES = 5;
     speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
-    orDash = (x2, show2) => x2 == null ? DASH : show2(x2);
+    orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
     zerosNotSkipped = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
   }
 });
@@ -31918,8 +32018,8 @@ var init_clone = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path14, ...paths) {
-  return paths.reduce((acc, cur) => acc.nestedMessages[cur], file.messages[path14]);
+function messageDesc(file, path15, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path15]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -33130,7 +33230,7 @@ function inferNode(node, shapes, values) {
       const first = ins[0];
       const axis = normAxis(attrInt(node, "axis", 0), first.length);
       const out = [...first];
-      out[axis] = ins.reduce((acc, i2) => acc + i2[axis], 0);
+      out[axis] = ins.reduce((acc2, i2) => acc2 + i2[axis], 0);
       const vals = node.input.map((n) => values.get(n));
       set(out, vals.every((q) => q) ? vals.flat() : void 0);
       return;
@@ -36632,8 +36732,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path14, { windows } = {}) => {
-      const segs = path14.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path15, { windows } = {}) => {
+      const segs = path15.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -38288,9 +38388,9 @@ async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 6
         const data = t.data;
         const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
         const k = dims[axis];
-        let acc = sums.get(name);
-        if (!acc) sums.set(name, acc = new Float64Array(k));
-        for (let i2 = 0; i2 < data.length; i2++) acc[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
+        let acc2 = sums.get(name);
+        if (!acc2) sums.set(name, acc2 = new Float64Array(k));
+        for (let i2 = 0; i2 < data.length; i2++) acc2[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
       }
       for (const t of Object.values(result)) t.dispose();
       seen += end - start;
@@ -38298,10 +38398,10 @@ async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 6
   } finally {
     await session.release();
   }
-  for (const [name, acc] of sums) {
-    const perSample = acc.length;
+  for (const [name, acc2] of sums) {
+    const perSample = acc2.length;
     void perSample;
-    for (let i2 = 0; i2 < acc.length; i2++) acc[i2] /= Math.max(1, seen);
+    for (let i2 = 0; i2 < acc2.length; i2++) acc2[i2] /= Math.max(1, seen);
   }
   return sums;
 }
@@ -38333,10 +38433,10 @@ function accumulate(scores, spaces, layout, perElement) {
   let pos = 0;
   for (const s of layout) {
     const root = spaces.root(s.space);
-    let acc = scores.get(root);
-    if (!acc) scores.set(root, acc = new Float64Array(spaces.size(root)));
+    let acc2 = scores.get(root);
+    if (!acc2) scores.set(root, acc2 = new Float64Array(spaces.size(root)));
     for (let c = 0; c < s.len; c++) {
-      for (let r = 0; r < s.repeat; r++) acc[s.start + c] += perElement[pos + c * s.repeat + r];
+      for (let r = 0; r < s.repeat; r++) acc2[s.start + c] += perElement[pos + c * s.repeat + r];
     }
     pos += s.len * s.repeat;
   }
@@ -41176,10 +41276,365 @@ var init_version3 = __esm({
   }
 });
 
-// src/pipeline/run.ts
+// src/prune/structured/channels.ts
+function countChannels(model, protectedTensors) {
+  const analysis = analyzeDependencies(untieConstants(model));
+  const guarded = /* @__PURE__ */ new Set();
+  for (const u of analysis.uses) {
+    if (!protectedTensors.has(u.tensor)) continue;
+    for (const s of u.layout) guarded.add(analysis.spaces.root(s.space));
+  }
+  let remaining = 0;
+  let removable = 0;
+  for (const g2 of analysis.groups) {
+    if (g2.skip || guarded.has(g2.root)) continue;
+    remaining += g2.size;
+    if (g2.size > 1) removable += g2.size;
+  }
+  return { remaining, removable };
+}
+var init_channels = __esm({
+  "src/prune/structured/channels.ts"() {
+    "use strict";
+    init_depgraph();
+    init_untie();
+  }
+});
+
+// src/pipeline/timeSteps.ts
+async function timeSteps(measured, data, config, provider, progress) {
+  const artifacts = measured.map((m) => m.step.artifact);
+  progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
+  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider }, (done) => progress.update(done));
+  progress.stop();
+  measured.forEach((m, i2) => {
+    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
+    m.step.latency = m.step.latency_by_batch[0];
+  });
+  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
+  measured.forEach((m, i2) => {
+    m.step.sparse_bytes = facts[i2].sparseBytes;
+    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
+  });
+  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider });
+  return samples;
+}
+async function timePair(dense, candidate, data, config, provider, progress) {
+  const batch = config.batchSizes[0];
+  progress.start("latency (dense and schedule step)", config.latency.warmup + config.latency.runs);
+  const source = sliceBatch(data, 0, Math.min(data.count, batch));
+  const samples = await measureInterleaved([dense, candidate], source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider }, (done) => progress.update(done));
+  progress.stop();
+  return { reference: samples[0][0], candidate: samples[1][0] };
+}
+var init_timeSteps = __esm({
+  "src/pipeline/timeSteps.ts"() {
+    "use strict";
+    init_dataset();
+    init_funnel();
+    init_latency();
+    init_runtimeCost();
+    init_model();
+  }
+});
+
+// src/pipeline/gradual.ts
 import * as fs12 from "node:fs";
 import * as os5 from "node:os";
 import * as path5 from "node:path";
+function checkSchedule(config) {
+  if (parseNM(config.method)) {
+    throw new UserError(`--schedule gradual: --method ${config.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot`);
+  }
+  if (config.scope === "sensitivity") {
+    throw new UserError(`--schedule gradual: --scope sensitivity allocates one oneshot target from dense sensitivity curves and is not scheduled yet; use --scope global or layer with gradual, or --schedule oneshot with sensitivity`);
+  }
+}
+function regrownWeights(before, after, names) {
+  const a = new GraphIndex(before.graph);
+  const b = new GraphIndex(after.graph);
+  const broken = [];
+  for (const name of names) {
+    const ta = a.initializers.get(name);
+    const tb = b.initializers.get(name);
+    if (!ta || !tb) continue;
+    const va = tensorToFloat32(ta);
+    const vb = tensorToFloat32(tb);
+    if (va.length !== vb.length) continue;
+    for (let i2 = 0; i2 < va.length; i2++) {
+      if (va[i2] === 0 && vb[i2] !== 0) {
+        broken.push(name);
+        break;
+      }
+    }
+  }
+  return broken;
+}
+async function runGradual(input, progress) {
+  const { req, data, shifts, calib, outPath } = input;
+  const { config, budgets } = req;
+  const provider = input.provider.provider;
+  checkSchedule(config);
+  const structured = config.method === "structured" || config.method === "hybrid";
+  const channelShare = config.method === "hybrid" ? 0.5 : 1;
+  const weights = prunableWeights(input.dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  if (weights.length === 0) {
+    throw new UserError(`${req.model}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  }
+  const protectedTensors = protectedFor(input.dense, weights);
+  const denseChannels = structured ? countChannels(input.dense, protectedTensors) : void 0;
+  const initial = structured ? 0 : countSparsity(input.dense, weights).overall;
+  if (!(config.sparsity > initial)) {
+    throw new UserError(`--sparsity ${config.sparsity}: the model is already ${pct4(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
+  }
+  if (structured && denseChannels.removable === 0) {
+    throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
+  }
+  const targets = cubicSchedule(initial, config.sparsity, config.scheduleSteps);
+  progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config.sparsity)} (${targets.map(pct4).join(", ")})`);
+  const stepsRoot = path5.join(req.out, "steps");
+  fs12.mkdirSync(stepsRoot, { recursive: true });
+  const ctx = { data, shifts, denseWeights: weights, config, progress, provider };
+  const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
+  const withDense = { ...ctx, dense: dense.preds };
+  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config.latency.threads)).accuracy : null;
+  const cliffMetric = denseCalib !== null ? "calib" : "eval";
+  const denseQuality = denseCalib ?? dense.step.accuracy;
+  const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
+  const resource = budgets.filter((b) => RESOURCE_BUDGETS.has(b.name));
+  const needsLatency = resource.some((b) => LATENCY_BUDGETS.has(b.name));
+  const measured = [dense];
+  const rows = [];
+  const notes = /* @__PURE__ */ new Set();
+  const drops = [];
+  let stoppedEarly = null;
+  let current = input.dense;
+  for (let t = 1; t <= targets.length; t++) {
+    const target = targets[t - 1];
+    let stepSparsity = target;
+    let what = `${config.method} to ${pct4(target)}`;
+    if (structured) {
+      const now = countChannels(current, protectedTensors);
+      const channels = target * channelShare;
+      stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
+      what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
+    }
+    progress.note(`pruning ${path5.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    const stepConfig = { ...config, method: structured ? "structured" : config.method, sparsity: stepSparsity };
+    const pruned = await pruneModel(current, stepConfig, { modelPath: req.model, calib });
+    if (config.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
+    for (const n of pruned.notes) {
+      if (!notes.has(n)) progress.note(n);
+      notes.add(n);
+    }
+    setMetadata(pruned.model, {
+      "prune-guard.version": VERSION7,
+      "prune-guard.method": config.method,
+      "prune-guard.scope": config.scope,
+      "prune-guard.target_sparsity": String(target),
+      "prune-guard.schedule_step": `${t}/${targets.length}`,
+      "prune-guard.source": path5.basename(req.model),
+      "prune-guard.recovery": config.recovery
+    });
+    const dir = path5.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    fs12.mkdirSync(dir, { recursive: true });
+    const pruneArtifact = stepFile(dir, 1, "prune");
+    saveModel(pruned.model, pruneArtifact);
+    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib } });
+    const at = `@${t}`;
+    const prefix = `schedule step ${t}/${targets.length}, target ${pct4(target)}: `;
+    const stepMeasured = [await measureStep(`prune${at}`, prefix + pruned.description, pruneArtifact, withDense)];
+    for (const r of recovery.steps) {
+      const m = await measureStep(`${r.name}${at}`, r.description, r.artifact, withDense);
+      m.step.recovery = r.info;
+      if (r.temperature) m.step.temperature = r.temperature;
+      stepMeasured.push(m);
+    }
+    const final2 = stepMeasured[stepMeasured.length - 1];
+    if (recovery.temperature) final2.step.temperature = recovery.temperature;
+    measured.push(...stepMeasured);
+    const chain = config.bakeTemperature ? recovery.steps.filter((r) => r.name !== "calibrate:temperature").at(-1)?.artifact ?? pruneArtifact : final2.step.artifact;
+    const next = loadModel(chain).proto;
+    {
+      const regrown = regrownWeights(current, next, weights.map((w) => w.initializer));
+      if (regrown.length > 0) throw new Error(`internal error: schedule step ${t} made pruned weights nonzero again in ${regrown.slice(0, 3).join(", ")}`);
+    }
+    current = next;
+    const row = {
+      index: t,
+      target,
+      final: final2,
+      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads)).accuracy : null
+    };
+    if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
+    rows.push(row);
+    let pair;
+    if (needsLatency) {
+      pair = await timePair(req.model, final2.step.artifact, data, config, provider, progress);
+      dense.step.latency = latencyStat(config.batchSizes[0], pair.reference, config.confidence);
+      final2.step.latency = latencyStat(config.batchSizes[0], pair.candidate, config.confidence);
+    }
+    const judged2 = judge(budgets, dense, final2, input, pair);
+    const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
+    const quality = row.calibAccuracy ?? final2.step.accuracy;
+    drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
+    const more = t < targets.length;
+    if (met && more) {
+      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct4(final2.step.sparsity)}; pruning further would only cost quality` };
+    } else if (more && fellOffCliff(drops, cliffThreshold, config.schedulePatience)) {
+      stoppedEarly = {
+        after_step: t,
+        reason: "cliff",
+        detail: `${cliffMetric === "calib" ? "calibration" : "evaluation"} top-1 fell more than ${(cliffThreshold * 100).toFixed(2)} pt below dense for ${config.schedulePatience} step${config.schedulePatience > 1 ? "s" : ""} in a row (now ${(drops[drops.length - 1] * 100).toFixed(2)} pt below)`
+      };
+    }
+    if (stoppedEarly) {
+      progress.note(`schedule: stopped after step ${t}: ${stoppedEarly.detail}`);
+      break;
+    }
+  }
+  const samples = await timeSteps(measured, data, config, provider, progress);
+  for (const row of rows) {
+    const i2 = measured.indexOf(row.final);
+    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i2][0] });
+  }
+  const choice = chooseStep(rows.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
+  const chosen2 = rows.find((r) => r.index === choice.index);
+  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
+  writeFileAtomic(outPath, fs12.readFileSync(chosen2.final.step.artifact));
+  const steps = measured.map((m) => m.step);
+  if (chosen2 !== rows[rows.length - 1]) {
+    steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
+  }
+  const judged = chosen2.judged;
+  const schedule = {
+    kind: "gradual",
+    planned_steps: targets.length,
+    initial,
+    targets,
+    patience: config.schedulePatience,
+    cliff_threshold: cliffThreshold,
+    cliff_metric: cliffMetric,
+    dense_quality: denseQuality,
+    steps: rows.map((r) => ({
+      index: r.index,
+      target: r.target,
+      sparsity: r.final.step.sparsity,
+      ...r.channelsRemoved !== void 0 ? { channels_removed: r.channelsRemoved } : {},
+      step: r.final.step.name,
+      artifact: r.final.step.artifact,
+      calib_accuracy: r.calibAccuracy,
+      accuracy: r.final.step.accuracy,
+      size_bytes: r.final.step.size_bytes,
+      p50_ms: r.final.step.latency?.p50_ms ?? null,
+      budgets: r.judged.budgets.map((b) => ({ name: b.name, actual: b.actual, verdict: b.verdict })),
+      verdict: r.judged.verdict
+    })),
+    stopped_early: stoppedEarly,
+    chosen: chosen2.index,
+    chosen_reason: choice.reason,
+    rollback: req.model
+  };
+  const modelLedger = {
+    model: req.model,
+    pruned: outPath,
+    method: config.method,
+    target_sparsity: config.sparsity,
+    steps,
+    budgets: judged.budgets,
+    verdict: overallVerdict(judged.budgets.map((b) => b.verdict)),
+    class_changes: judged.classChanges,
+    eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
+    ...notes.size > 0 ? { notes: [...notes] } : {},
+    shifts: shiftResults(dense, chosen2.final, shifts, new Set(config.corruptions), config.confidence),
+    prediction_shift: predictionShifts(dense, chosen2.final, shifts),
+    schedule
+  };
+  return writeLedger(req, input.provider, modelLedger);
+}
+function judge(budgets, dense, step, input, latency) {
+  const changes = classChanges(dense.step, step.step, input.data.labels, dense.preds.classes);
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes);
+}
+function topUpMagnitude(model, description, dense, target, config) {
+  const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  const size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+  const restTotal = size(rest);
+  const denseTotal = size(dense);
+  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
+  const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+  return {
+    model: magnitudePrune(model, rest, frac, config.scope === "layer" ? "layer" : "global").model,
+    description: `${description}; then unstructured magnitude (${config.scope}) to ${pct4(target)} of the dense prunable weights (${(frac * 100).toFixed(1)}% of the remaining ones zero)`
+  };
+}
+function protectedFor(dense, kept) {
+  const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+  const keep = new Set(kept.map((w) => w.initializer));
+  return new Set(all.map((w) => w.initializer).filter((n) => !keep.has(n)));
+}
+function writeLedger(req, provider, model) {
+  const ledger = {
+    schema: LEDGER_SCHEMA,
+    verdict: model.verdict,
+    tool: { name: "prune-guard", version: VERSION7 },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime: {
+      onnxruntime: onnxruntimeVersion(),
+      provider: provider.provider,
+      ...provider.note ? { notes: [provider.note] } : {},
+      threads: req.config.latency.threads || os5.availableParallelism(),
+      platform: `${process.platform}-${process.arch}`
+    },
+    models: [model]
+  };
+  const markdown = renderMarkdown(ledger);
+  const ledgerPath = path5.join(req.out, "ledger.json");
+  const markdownPath = path5.join(req.out, "ledger.md");
+  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(markdownPath, markdown);
+  return { ledger, markdown, ledgerPath, markdownPath };
+}
+var RESOURCE_BUDGETS, LATENCY_BUDGETS, DEFAULT_CLIFF, pct4;
+var init_gradual = __esm({
+  "src/pipeline/gradual.ts"() {
+    "use strict";
+    init_errors();
+    init_atomicWrite();
+    init_budgets();
+    init_render();
+    init_types();
+    init_latency();
+    init_ort();
+    init_model();
+    init_graph();
+    init_tensor();
+    init_magnitude();
+    init_nm();
+    init_prunable();
+    init_pruneModel();
+    init_schedule();
+    init_sparsity();
+    init_channels();
+    init_calibScore();
+    init_runRecovery();
+    init_version3();
+    init_measureStep();
+    init_run();
+    init_timeSteps();
+    init_verdicts();
+    RESOURCE_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms", "max-size-bytes"]);
+    LATENCY_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms"]);
+    DEFAULT_CLIFF = 0.02;
+    pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  }
+});
+
+// src/pipeline/run.ts
+import * as fs13 from "node:fs";
+import * as os6 from "node:os";
+import * as path6 from "node:path";
 function checkRequest(config) {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
     throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION7} yet; use --recovery none`);
@@ -41187,7 +41642,7 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path5.join(out, `${path5.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path6.join(out, `${path6.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 function classChanges(dense, final2, labels, classes) {
   const support = classSupport(labels, classes);
@@ -41210,15 +41665,16 @@ async function runPipeline(req, progress) {
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const outPath = prunedPath(req.out, req.model);
-  if (path5.resolve(outPath) === path5.resolve(req.model)) {
+  if (path6.resolve(outPath) === path6.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkRecoveryInputs(config, calib);
   checkSensitivityInputs(config, calib);
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
+  if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
-  progress.note(`pruning ${path5.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path6.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
@@ -41226,18 +41682,18 @@ async function runPipeline(req, progress) {
     "prune-guard.method": config.method,
     "prune-guard.scope": config.scope,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path5.basename(req.model)
+    "prune-guard.source": path6.basename(req.model)
   });
   setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
-  fs12.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path5.join(req.out, "steps");
+  fs13.mkdirSync(req.out, { recursive: true });
+  const stepsDir = path6.join(req.out, "steps");
   const staged = hasRecoverySteps(config, calib);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
-  if (staged) fs12.mkdirSync(stepsDir, { recursive: true });
+  if (staged) fs13.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
   const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs12.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  if (staged) writeFileAtomic(outPath, fs13.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
@@ -41293,14 +41749,14 @@ async function runPipeline(req, progress) {
       onnxruntime: onnxruntimeVersion(),
       provider: provider.provider,
       ...provider.note ? { notes: [provider.note] } : {},
-      threads: config.latency.threads || os5.availableParallelism(),
+      threads: config.latency.threads || os6.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [modelLedger]
   };
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path5.join(req.out, "ledger.json");
-  const markdownPath = path5.join(req.out, "ledger.md");
+  const ledgerPath = path6.join(req.out, "ledger.json");
+  const markdownPath = path6.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
@@ -41329,13 +41785,14 @@ var init_run = __esm({
     init_sensitivityPrune();
     init_runRecovery();
     init_version3();
+    init_gradual();
     init_measureStep();
     IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "command", "auto"]);
   }
 });
 
 // src/pipeline/compare.ts
-import * as path6 from "node:path";
+import * as path7 from "node:path";
 function compareBudgets(budgets) {
   const all = [...budgets];
   if (!all.some((b) => b.name === "latency-regression")) {
@@ -41359,8 +41816,8 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path6.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path6.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const base = await measureStep("base", `base model ${path7.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path7.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
   progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
@@ -41420,8 +41877,8 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs13 from "node:fs";
-import * as path7 from "node:path";
+import * as fs14 from "node:fs";
+import * as path8 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -41454,8 +41911,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs13.mkdirSync(path7.dirname(dest), { recursive: true });
-  fs13.writeFileSync(dest, content);
+  fs14.mkdirSync(path8.dirname(dest), { recursive: true });
+  fs14.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -41468,15 +41925,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs14 from "node:fs";
-import * as path8 from "node:path";
+import * as fs15 from "node:fs";
+import * as path9 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs14.openSync(file, "r");
+    const fd2 = fs15.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs14.readSync(fd2, buf, 0, 40, 0);
-    fs14.closeSync(fd2);
+    fs15.readSync(fd2, buf, 0, 40, 0);
+    fs15.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -41486,8 +41943,8 @@ function refuseLfsPointer(file, shown) {
   }
 }
 function workspacePath(workspace, file) {
-  const rel = path8.relative(workspace, file);
-  return rel.startsWith("..") || path8.isAbsolute(rel) ? file : rel.split(path8.sep).join("/");
+  const rel = path9.relative(workspace, file);
+  return rel.startsWith("..") || path9.isAbsolute(rel) ? file : rel.split(path9.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -41498,20 +41955,20 @@ async function checkModels(jobs, settings, opts) {
     const own = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own };
     opts.progress.note(`model ${job.path}`);
-    refuseLfsPointer(path8.join(opts.workspace, job.path), job.path);
-    const head = await runPipeline({ ...request2, model: path8.join(opts.workspace, job.path), out: path8.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    refuseLfsPointer(path9.join(opts.workspace, job.path), job.path);
+    const head = await runPipeline({ ...request2, model: path9.join(opts.workspace, job.path), out: path9.join(opts.out, "models", slug(job.path)) }, opts.progress);
     const ledger = head.ledger;
     const model = ledger.models[0];
     model.model = job.path;
-    model.pruned = path8.relative(opts.workspace, model.pruned).split(path8.sep).join("/");
+    model.pruned = path9.relative(opts.workspace, model.pruned).split(path9.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path8.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path8.join(dir, path8.basename(basePath));
+      const dir = path9.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path9.join(dir, path9.basename(basePath));
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
         opts.progress.note(`base ${basePath} at ${opts.base.ref.slice(0, 12)}`);
-        const base = await runPipeline({ ...request2, model: baseFile, out: path8.join(dir, "out") }, opts.progress);
+        const base = await runPipeline({ ...request2, model: baseFile, out: path9.join(dir, "out") }, opts.progress);
         model.vs_base = await compareWithBase({
           ref: opts.base.ref,
           baseModel: basePath,
@@ -41528,8 +41985,8 @@ async function checkModels(jobs, settings, opts) {
       }
     }
     ledger.verdict = model.verdict;
-    fs14.rmSync(head.ledgerPath, { force: true });
-    fs14.rmSync(head.markdownPath, { force: true });
+    fs15.rmSync(head.ledgerPath, { force: true });
+    fs15.rmSync(head.markdownPath, { force: true });
     ledgers.push(ledger);
   }
   return ledgers;
@@ -41548,14 +42005,14 @@ function mergeLedgers(ledgers) {
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs14.readdirSync(d, { withFileTypes: true })) {
-      const full = path8.join(d, e.name);
+    for (const e of fs15.readdirSync(d, { withFileTypes: true })) {
+      const full = path9.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs14.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs15.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
@@ -41577,7 +42034,7 @@ function signed2(x2, show2) {
   return x2 > 0 ? `+${text}` : `\u2212${text}`;
 }
 function change(a, b, show2) {
-  return a == null || b == null ? DASH2 : signed2(b - a, show2);
+  return a == null || b == null ? DASH3 : signed2(b - a, show2);
 }
 function baseTable(base, head) {
   const p50 = (s) => s.latency?.p50_ms;
@@ -41604,8 +42061,8 @@ function budgetRows(budgets) {
     ...budgets.map((b) => [
       `\`${b.name}\``,
       `${b.direction === "max" ? "\u2264" : "\u2265"} ${limitText(b.name, b.limit)}`,
-      b.actual === null ? DASH2 : limitText(b.name, b.actual),
-      `${ICON2[b.verdict]} ${b.verdict}`,
+      b.actual === null ? DASH3 : limitText(b.name, b.actual),
+      `${ICON3[b.verdict]} ${b.verdict}`,
       b.detail
     ])
   ]);
@@ -41646,7 +42103,7 @@ function overview(models) {
       const b = m.vs_base ? final(m.vs_base.steps) : void 0;
       return [
         `\`${m.model}\``,
-        `${ICON2[m.verdict]} ${m.verdict}`,
+        `${ICON3[m.verdict]} ${m.verdict}`,
         percent(f.sparsity),
         orDash2(f.accuracy, (x2) => percent(x2, 2)),
         b ? `${change(b.accuracy, f.accuracy, (x2) => points(x2, 2))} accuracy` : "new model",
@@ -41657,7 +42114,7 @@ function overview(models) {
   ]);
 }
 function renderReport(ledger, opts) {
-  const sections = [MARKER, `### prune-guard ${ICON2[ledger.verdict]} ${WORD2[ledger.verdict]} \xB7 ${opts.title}`];
+  const sections = [MARKER, `### prune-guard ${ICON3[ledger.verdict]} ${WORD2[ledger.verdict]} \xB7 ${opts.title}`];
   if (opts.notes?.length) sections.push(opts.notes.map((n) => `> ${n}`).join("\n>\n"));
   if (ledger.models.length === 0) {
     sections.push("_No model to check._");
@@ -41684,7 +42141,7 @@ function renderReport(ledger, opts) {
   );
   return sections;
 }
-var MARKER, ICON2, WORD2, DASH2, cell3, table2, final, orDash2, label;
+var MARKER, ICON3, WORD2, DASH3, cell4, table2, final, orDash2, label;
 var init_report = __esm({
   "src/github/report.ts"() {
     "use strict";
@@ -41692,13 +42149,13 @@ var init_report = __esm({
     init_format();
     init_render();
     MARKER = "<!-- prune-guard -->";
-    ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+    ICON3 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
     WORD2 = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-    DASH2 = "\u2014";
-    cell3 = (t) => t.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-    table2 = (rows) => markdownTable(rows.map((r) => r.map(cell3)), { alignDelimiters: false });
+    DASH3 = "\u2014";
+    cell4 = (t) => t.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    table2 = (rows) => markdownTable(rows.map((r) => r.map(cell4)), { alignDelimiters: false });
     final = (steps) => steps[steps.length - 1];
-    orDash2 = (x2, show2) => x2 == null ? DASH2 : show2(x2);
+    orDash2 = (x2, show2) => x2 == null ? DASH3 : show2(x2);
     label = (t) => `"${t.replace(/"/g, "'")}"`;
   }
 });
@@ -41731,7 +42188,7 @@ ${f.body}
 
 </details>`;
 }
-function join6(sections) {
+function join7(sections) {
   return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
 }
 function hardCut(text, max2) {
@@ -41747,7 +42204,7 @@ function hardCut(text, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text = join6(parts);
+  let text = join7(parts);
   while (text.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -41755,7 +42212,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text, limit);
     parts[largest] = omitted(parts[largest]);
-    text = join6(parts);
+    text = join7(parts);
   }
   return text;
 }
@@ -41848,17 +42305,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path14) {
-      const ctrl = callVisitor(key, node, visitor, path14);
+    function visit_(key, node, visitor, path15) {
+      const ctrl = callVisitor(key, node, visitor, path15);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path14, ctrl);
-        return visit_(key, ctrl, visitor, path14);
+        replaceNode(key, path15, ctrl);
+        return visit_(key, ctrl, visitor, path15);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path14 = Object.freeze(path14.concat(node));
+          path15 = Object.freeze(path15.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path14);
+            const ci = visit_(i2, node.items[i2], visitor, path15);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -41869,13 +42326,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path14 = Object.freeze(path14.concat(node));
-          const ck = visit_("key", node.key, visitor, path14);
+          path15 = Object.freeze(path15.concat(node));
+          const ck = visit_("key", node.key, visitor, path15);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path14);
+          const cv = visit_("value", node.value, visitor, path15);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -41896,17 +42353,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path14) {
-      const ctrl = await callVisitor(key, node, visitor, path14);
+    async function visitAsync_(key, node, visitor, path15) {
+      const ctrl = await callVisitor(key, node, visitor, path15);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path14, ctrl);
-        return visitAsync_(key, ctrl, visitor, path14);
+        replaceNode(key, path15, ctrl);
+        return visitAsync_(key, ctrl, visitor, path15);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path14 = Object.freeze(path14.concat(node));
+          path15 = Object.freeze(path15.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path14);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path15);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -41917,13 +42374,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path14 = Object.freeze(path14.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path14);
+          path15 = Object.freeze(path15.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path15);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path14);
+          const cv = await visitAsync_("value", node.value, visitor, path15);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -41950,23 +42407,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path14) {
+    function callVisitor(key, node, visitor, path15) {
       if (typeof visitor === "function")
-        return visitor(key, node, path14);
+        return visitor(key, node, path15);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path14);
+        return visitor.Map?.(key, node, path15);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path14);
+        return visitor.Seq?.(key, node, path15);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path14);
+        return visitor.Pair?.(key, node, path15);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path14);
+        return visitor.Scalar?.(key, node, path15);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path14);
+        return visitor.Alias?.(key, node, path15);
       return void 0;
     }
-    function replaceNode(key, path14, node) {
-      const parent = path14[path14.length - 1];
+    function replaceNode(key, path15, node) {
+      const parent = path15[path15.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -42578,10 +43035,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path14, value) {
+    function collectionFromPath(schema, path15, value) {
       let v = value;
-      for (let i2 = path14.length - 1; i2 >= 0; --i2) {
-        const k = path14[i2];
+      for (let i2 = path15.length - 1; i2 >= 0; --i2) {
+        const k = path15[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -42600,7 +43057,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path14) => path14 == null || typeof path14 === "object" && !!path14[Symbol.iterator]().next().done;
+    var isEmptyPath = (path15) => path15 == null || typeof path15 === "object" && !!path15[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -42630,11 +43087,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path14, value) {
-        if (isEmptyPath(path14))
+      addIn(path15, value) {
+        if (isEmptyPath(path15))
           this.add(value);
         else {
-          const [key, ...rest] = path14;
+          const [key, ...rest] = path15;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -42648,8 +43105,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path14) {
-        const [key, ...rest] = path14;
+      deleteIn(path15) {
+        const [key, ...rest] = path15;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -42663,8 +43120,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path14, keepScalar) {
-        const [key, ...rest] = path14;
+      getIn(path15, keepScalar) {
+        const [key, ...rest] = path15;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -42682,8 +43139,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path14) {
-        const [key, ...rest] = path14;
+      hasIn(path15) {
+        const [key, ...rest] = path15;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -42693,8 +43150,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path14, value) {
-        const [key, ...rest] = path14;
+      setIn(path15, value) {
+        const [key, ...rest] = path15;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -45209,9 +45666,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path14, value) {
+      addIn(path15, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path14, value);
+          this.contents.addIn(path15, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -45286,14 +45743,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path14) {
-        if (Collection2.isEmptyPath(path14)) {
+      deleteIn(path15) {
+        if (Collection2.isEmptyPath(path15)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path14) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path15) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -45308,10 +45765,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path14, keepScalar) {
-        if (Collection2.isEmptyPath(path14))
+      getIn(path15, keepScalar) {
+        if (Collection2.isEmptyPath(path15))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path14, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path15, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -45322,10 +45779,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path14) {
-        if (Collection2.isEmptyPath(path14))
+      hasIn(path15) {
+        if (Collection2.isEmptyPath(path15))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path14) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path15) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -45342,13 +45799,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path14, value) {
-        if (Collection2.isEmptyPath(path14)) {
+      setIn(path15, value) {
+        if (Collection2.isEmptyPath(path15)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path14), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path15), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path14, value);
+          this.contents.setIn(path15, value);
         }
       }
       /**
@@ -47309,9 +47766,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path14) => {
+    visit.itemAtPath = (cst, path15) => {
       let item = cst;
-      for (const [field, index] of path14) {
+      for (const [field, index] of path15) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -47320,23 +47777,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path14) => {
-      const parent = visit.itemAtPath(cst, path14.slice(0, -1));
-      const field = path14[path14.length - 1][0];
+    visit.parentCollection = (cst, path15) => {
+      const parent = visit.itemAtPath(cst, path15.slice(0, -1));
+      const field = path15[path15.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path14, item, visitor) {
-      let ctrl = visitor(item, path14);
+    function _visit(path15, item, visitor) {
+      let ctrl = visitor(item, path15);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path14.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path15.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -47347,10 +47804,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path14);
+            ctrl = ctrl(item, path15);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path14) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path15) : ctrl;
     }
     exports.visit = visit;
   }
@@ -48652,14 +49109,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs20 = this.flowScalar(this.type);
+              const fs21 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs20, sep: [] });
+                map.items.push({ start, key: fs21, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs20);
+                this.stack.push(fs21);
               } else {
-                Object.assign(it, { key: fs20, sep: [] });
+                Object.assign(it, { key: fs21, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -48787,13 +49244,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs20 = this.flowScalar(this.type);
+              const fs21 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs20, sep: [] });
+                fc.items.push({ start: [], key: fs21, sep: [] });
               else if (it.sep)
-                this.stack.push(fs20);
+                this.stack.push(fs21);
               else
-                Object.assign(it, { key: fs20, sep: [] });
+                Object.assign(it, { key: fs21, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -49102,10 +49559,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path14) {
+function lineOf(doc, lines2, path15) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path14) {
+  for (const segment of path15) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -49131,25 +49588,25 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs15 from "node:fs";
-import * as path9 from "node:path";
+import * as fs16 from "node:fs";
+import * as path10 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs15.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs16.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs15.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs16.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs15.existsSync(path9.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path9.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs16.existsSync(path10.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path10.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs15.existsSync(path9.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path9.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs16.existsSync(path10.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path10.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -49275,23 +49732,23 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs16 from "node:fs";
-import * as path10 from "node:path";
+import * as fs17 from "node:fs";
+import * as path11 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path10.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path11.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs16.readdirSync(dir, { withFileTypes: true })) {
-      const full = path10.join(dir, entry3.name);
+    for (const entry3 of fs17.readdirSync(dir, { withFileTypes: true })) {
+      const full = path11.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path10.relative(root, full).split(path10.sep).join("/");
+        const rel = path11.relative(root, full).split(path11.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -49408,13 +49865,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs17 from "node:fs";
-import * as path11 from "node:path";
+import * as fs18 from "node:fs";
+import * as path12 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs17.existsSync(file) ? parseHistory(fs17.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs18.existsSync(file) ? parseHistory(fs18.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs17.mkdirSync(path11.dirname(file), { recursive: true });
+      fs18.mkdirSync(path12.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -49475,7 +49932,7 @@ async function reportFailure(octokit, ctx, ledger, label2, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path11.resolve(opts.workspace, inputs.historyFile);
+  const local = path12.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -52631,7 +53088,7 @@ var require_utils3 = __commonJS({
       return BYTE_HEX[240 | cp >> 18] + BYTE_HEX[128 | cp >> 12 & 63] + BYTE_HEX[128 | cp >> 6 & 63] + BYTE_HEX[128 | cp & 63];
     }
     function stringArrayToHexStripped(input) {
-      let acc = "";
+      let acc2 = "";
       let code = 0;
       let i2 = 0;
       for (i2 = 0; i2 < input.length; i2++) {
@@ -52642,7 +53099,7 @@ var require_utils3 = __commonJS({
         if (!(code >= 48 && code <= 57 || code >= 65 && code <= 70 || code >= 97 && code <= 102)) {
           return "";
         }
-        acc += input[i2];
+        acc2 += input[i2];
         break;
       }
       for (i2 += 1; i2 < input.length; i2++) {
@@ -52650,9 +53107,9 @@ var require_utils3 = __commonJS({
         if (!(code >= 48 && code <= 57 || code >= 65 && code <= 70 || code >= 97 && code <= 102)) {
           return "";
         }
-        acc += input[i2];
+        acc2 += input[i2];
       }
-      return acc;
+      return acc2;
     }
     var isHextet = RegExp.prototype.test.bind(/^[\dA-Fa-f]{1,4}$/);
     var isIPvFuture = RegExp.prototype.test.bind(/^[vV][\dA-Fa-f]+\.[A-Za-z\d\-._~!$&'()*+,;=:]+$/);
@@ -52761,8 +53218,8 @@ var require_utils3 = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path14) {
-      let input = path14;
+    function removeDotSegments(path15) {
+      let input = path15;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -52836,11 +53293,11 @@ var require_utils3 = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path14) {
-      if (path14 === "" || path14[0] === "/") {
-        return removeDotSegments(path14);
+    function removeDotSegmentsRelative(path15) {
+      if (path15 === "" || path15[0] === "/") {
+        return removeDotSegments(path15);
       }
-      const segments = path14.split("/");
+      const segments = path15.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -53203,8 +53660,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path14 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path14 && path14 !== "/" ? path14 : void 0;
+        const path15 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path15 && path15 !== "/" ? path15 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -57017,8 +57474,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path14) {
-  return path14.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path15) {
+  return path15.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -57026,32 +57483,32 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path14 = [];
+  const path15 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path14.push(Number(key));
+      path15.push(Number(key));
       value = value[Number(key)];
     } else {
-      path14.push(key);
+      path15.push(key);
       value = value?.[key];
     }
   }
-  return { path: path14, value };
+  return { path: path15, value };
 }
 function fromAjv(error2, raw) {
-  const { path: path14, value } = toKeyPath(error2.instancePath, raw);
+  const { path: path15, value } = toKeyPath(error2.instancePath, raw);
   if (error2.keyword === "additionalProperties") {
     const key = String(error2.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path14)?.properties ?? {});
-    const full = [...path14, key];
+    const valid = Object.keys(schemaAt(path15)?.properties ?? {});
+    const full = [...path15, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path14)?.description ?? "valid";
+  const expected = schemaAt(path15)?.description ?? "valid";
   const bound = BOUNDS.has(error2.keyword) ? `; ${error2.message}` : "";
-  if (path14.length === 0) return { path: path14, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path14, message: `'${formatKeyPath(path14)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path15.length === 0) return { path: path15, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path15, message: `'${formatKeyPath(path15)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -57067,8 +57524,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path14 = ["budgets", name];
-        problems.push({ path: path14, message: `'${formatKeyPath(path14)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path15 = ["budgets", name];
+        problems.push({ path: path15, message: `'${formatKeyPath(path15)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -57105,17 +57562,17 @@ var init_validate = __esm({
 });
 
 // src/config/loadConfig.ts
-import { readFileSync as readFileSync11 } from "node:fs";
-function loadConfig(path14) {
+import { readFileSync as readFileSync12 } from "node:fs";
+function loadConfig(path15) {
   let text;
   try {
-    text = readFileSync11(path14, "utf8");
+    text = readFileSync12(path15, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path14}: config file not found; check the path or create it`);
-    throw new UserError(`${path14}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path15}: config file not found; check the path or create it`);
+    throw new UserError(`${path15}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path14);
+  return parseConfig(text, path15);
 }
 function parseConfig(text, where) {
   const lines2 = new import_yaml3.LineCounter();
@@ -57192,11 +57649,11 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs18 from "node:fs";
-import * as path12 from "node:path";
+import * as fs19 from "node:fs";
+import * as path13 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs18.existsSync(path12.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path12.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
+  const configFile = inputs.config ?? (fs19.existsSync(path13.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path13.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
   const overrides = { latency: { ...base.latency } };
   if (inputs.targetSparsity !== void 0) overrides.sparsity = inputs.targetSparsity;
   if (inputs.method !== void 0) overrides.method = inputs.method;
@@ -57212,9 +57669,9 @@ function resolveSettings(inputs, workspace) {
     configFile,
     config,
     budgets: resolveBudgets(config.budgets, inputs.budgets),
-    data: path12.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path12.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path12.resolve(workspace, s.path) }))
+    data: path13.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path13.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path13.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -57230,8 +57687,8 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs19 from "node:fs";
-import * as path13 from "node:path";
+import * as fs20 from "node:fs";
+import * as path14 from "node:path";
 function progressFor(io) {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
   }, stop() {
@@ -57260,16 +57717,16 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path13.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path13.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path14.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path14.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path13.resolve(env.workspace, inputs.ledgers);
-    if (!fs19.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    const dir = path14.resolve(env.workspace, inputs.ledgers);
+    if (!fs20.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -57290,10 +57747,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path13.join(out, "ledger.json");
-  fs19.mkdirSync(out, { recursive: true });
+  const ledgerPath = path14.join(out, "ledger.json");
+  fs20.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path13.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path14.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
@@ -57367,7 +57824,7 @@ var entry_exports = {};
 __export(entry_exports, {
   entry: () => entry
 });
-import * as os6 from "node:os";
+import * as os7 from "node:os";
 function workflowFile(ref) {
   const m = ref ? /^[^/]+\/[^/]+\/(.+?)@/.exec(ref) : null;
   return m?.[1];
@@ -57386,7 +57843,7 @@ async function entry() {
     };
     await run(inputs, octokit, ctx, {
       workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
-      temp: process.env.RUNNER_TEMP || os6.tmpdir(),
+      temp: process.env.RUNNER_TEMP || os7.tmpdir(),
       workflowFile: workflowFile(process.env.GITHUB_WORKFLOW_REF)
     }, {
       info: (m) => info(m),

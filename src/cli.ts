@@ -92,6 +92,9 @@ interface RunFlags {
   maxSeconds?: number;
   repeat?: number;
   corruption?: string[];
+  schedule?: Config['schedule'];
+  scheduleSteps?: number;
+  schedulePatience?: number;
 }
 
 /** The config file named by --config, else ./.prune-guard.yml when present, else the defaults. */
@@ -125,6 +128,9 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.executionProvider !== undefined) overrides.executionProvider = flags.executionProvider;
   if (flags.confidence !== undefined) overrides.confidence = flags.confidence;
   if (flags.timeBudget !== undefined) overrides.timeBudget = flags.timeBudget;
+  if (flags.schedule !== undefined) overrides.schedule = flags.schedule;
+  if (flags.scheduleSteps !== undefined) overrides.scheduleSteps = flags.scheduleSteps;
+  if (flags.schedulePatience !== undefined) overrides.schedulePatience = flags.schedulePatience;
   return mergeConfig(base, overrides);
 }
 
@@ -183,6 +189,9 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = all cores)', count('--threads', 0))
     .option('--eval-batch-size <n>', 'batch size for accuracy evaluation', count('--eval-batch-size', 1))
     .option('--time-budget <seconds>', 'stop a run that takes longer and write a fail ledger saying where it stopped', seconds('--time-budget'))
+    .addOption(new Option('--schedule <kind>', 'oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget').choices(['oneshot', 'gradual']))
+    .option('--schedule-steps <n>', 'gradual: number of pruning steps (default 4)', count('--schedule-steps', 1))
+    .option('--schedule-patience <n>', 'gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)', count('--schedule-patience', 1))
     .option('--quiet', 'do not print the ledger');
   addStatisticsOptions(program.commands[program.commands.length - 1])
     .action(async (flags: RunFlags) => {

@@ -1,6 +1,7 @@
 import { BUDGETS, BUDGET_NAMES } from '../ledger/budgets.js';
 import type { BudgetName } from '../ledger/types.js';
 import { CORRUPTIONS } from '../measure/corruptions.js';
+import { SCHEDULES, type ScheduleKind } from '../prune/schedule.js';
 
 export const PRUNE_METHODS = ['unstructured', 'structured', 'hybrid'] as const;
 /** a named method, or an N:M pattern such as "2:4" (N of every M consecutive weights kept) */
@@ -70,6 +71,12 @@ export interface Config {
   budgets: Partial<Record<BudgetName, number>>;
   /** seconds one model's run may take; past it the run stops and the ledger says where (unset: no limit) */
   timeBudget?: number;
+  /** oneshot: prune to the target at once; gradual: cubic schedule of steps, recovering after each */
+  schedule: ScheduleKind;
+  /** gradual: number of pruning steps */
+  scheduleSteps: number;
+  /** gradual: stop after this many consecutive steps whose quality fell beyond the cliff threshold */
+  schedulePatience: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
@@ -93,6 +100,9 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   executionProvider: 'cpu',
   corruptions: [],
   budgets: {},
+  schedule: 'oneshot',
+  scheduleSteps: 4,
+  schedulePatience: 1,
 });
 
 /** Schema fragment; `description` is the phrase after "must be" in error messages. */
@@ -177,6 +187,9 @@ export const CONFIG_SCHEMA: SchemaNode = {
       description: 'a list like [gaussian-noise:2, blur:1]',
     },
     'time-budget': { type: 'number', exclusiveMinimum: 0, description: 'a number of seconds above 0 like 600' },
+    schedule: oneOf(SCHEDULES),
+    'schedule-steps': wholeNumber(1),
+    'schedule-patience': wholeNumber(1),
     budgets: {
       type: 'object',
       additionalProperties: false,

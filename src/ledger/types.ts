@@ -253,6 +253,8 @@ export interface ModelLedger {
   prediction_shift?: PredictionShift[];
   /** `scope: sensitivity` only: per-layer sensitivity curves and the per-layer sparsity chosen from them */
   sensitivity?: SensitivityInfo;
+  /** `--schedule gradual` only: every schedule step with its budget verdicts, why it stopped, which step ships */
+  schedule?: ScheduleLedger;
 }
 
 /** One calibration-set measurement of a layer (or group) pruned alone. */
@@ -294,6 +296,55 @@ export interface SensitivityInfo {
   predicted_increase: number;
   seconds: number;
   layers: SensitivityLayer[];
+}
+
+/** One step of a gradual schedule: a prune to the step's target plus its recovery, judged against dense. */
+export interface ScheduleStep {
+  /** 1-based position in the schedule */
+  index: number;
+  /** sparsity this step aimed at: of prunable weights (unstructured, hybrid), of prunable channels (structured) */
+  target: number;
+  /** fraction of prunable weights zero or removed, counted in the saved file */
+  sparsity: number;
+  /** structured: fraction of the dense model's prunable channels removed so far, counted in the graph */
+  channels_removed?: number;
+  /** the ledger step whose model ends this schedule step (its last recovery stage, or its prune) */
+  step: string;
+  artifact: string;
+  /** top-1 on the labelled calibration set (what the cliff is judged on); null without one */
+  calib_accuracy: number | null;
+  /** top-1 on the evaluation set */
+  accuracy: number | null;
+  size_bytes: number;
+  /** p50 latency at the primary batch, from the run's interleaved measurement */
+  p50_ms: number | null;
+  /** every budget judged for this step against dense, as the run's budgets are for the shipped model */
+  budgets: { name: BudgetName; actual: number | null; verdict: Verdict }[];
+  verdict: Verdict;
+}
+
+/** A gradual schedule: the "budget ledger" rows, one per step, and the decision they led to. */
+export interface ScheduleLedger {
+  kind: 'gradual';
+  planned_steps: number;
+  /** sparsity before the first step (the model's existing zeros; 0 for channels) */
+  initial: number;
+  /** the cubic schedule's per-step targets */
+  targets: number[];
+  patience: number;
+  /** quality drop vs dense beyond which a step counts towards the cliff */
+  cliff_threshold: number;
+  /** what the cliff is judged on: the labelled calibration set, or the evaluation set without one */
+  cliff_metric: 'calib' | 'eval';
+  dense_quality: number | null;
+  steps: ScheduleStep[];
+  /** why the schedule stopped before its last step; null when it ran every step */
+  stopped_early: { after_step: number; reason: 'budgets-met' | 'cliff'; detail: string } | null;
+  /** index of the step that ships (copied to `pruned`) */
+  chosen: number;
+  chosen_reason: string;
+  /** the unchanged dense model, kept as the rollback artifact */
+  rollback: string;
 }
 
 /** The same model at the pull request's merge base, pruned and measured the same way. */

@@ -23,6 +23,7 @@ import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
 import { checkSensitivityInputs } from '../prune/sensitivity/sensitivityPrune.js';
 import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
 import { VERSION } from '../version.js';
+import { runGradual } from './gradual.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { Progress } from './progress.js';
 
@@ -57,7 +58,7 @@ export function prunedPath(out: string, model: string): string {
   return path.join(out, `${path.basename(model).replace(/\.onnx$/i, '')}.pruned.onnx`);
 }
 
-function classChanges(dense: Step, final: Step, labels: Int32Array, classes: number): ClassChange[] {
+export function classChanges(dense: Step, final: Step, labels: Int32Array, classes: number): ClassChange[] {
   const support = classSupport(labels, classes);
   const changes: ClassChange[] = [];
   dense.per_class!.forEach((d, c) => {
@@ -94,6 +95,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   // before anything is written: a run that cannot measure where it was asked to must not leave files
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
+  if (config.schedule === 'gradual') return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
   progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress });

@@ -118,6 +118,9 @@ describe('parseConfig values', () => {
       executionProvider: 'cpu',
       corruptions: [],
       budgets: {},
+      schedule: 'oneshot',
+      scheduleSteps: 4,
+      schedulePatience: 1,
     });
   });
 
@@ -142,6 +145,9 @@ describe('parseConfig values', () => {
       'strict: true',
       'execution-provider: auto',
       'corruptions: [gaussian-noise:2, blur:1]',
+      'schedule: gradual',
+      'schedule-steps: 6',
+      'schedule-patience: 2',
       'budgets:',
       '  accuracy-drop: 0.5%',
       '  min-speedup: 1.5',
@@ -169,6 +175,9 @@ describe('parseConfig values', () => {
       executionProvider: 'auto',
       corruptions: ['gaussian-noise:2', 'blur:1'],
       budgets: { 'accuracy-drop': 0.005, 'min-speedup': 1.5, 'max-size-bytes': 2_000_000 },
+      schedule: 'gradual',
+      scheduleSteps: 6,
+      schedulePatience: 2,
     });
   });
 

@@ -1,0 +1,42 @@
+import type { Config } from '../config/schema.js';
+import { sliceBatch, type Dataset } from '../data/dataset.js';
+import { speedFunnel, weightFacts } from '../measure/funnel.js';
+import { latencyStat, measureInterleaved } from '../measure/latency.js';
+import { measureRuntimeCost } from '../measure/runtimeCost.js';
+import { loadModel } from '../onnx/model.js';
+import type { MeasuredStep } from './measureStep.js';
+import type { Progress } from './progress.js';
+
+/**
+ * Latency of every measured step, interleaved in one pass (the first step is dense), then each step's
+ * speed funnel, sparse encoding size and runtime cost, exactly as `runPipeline` measures them.
+ * Returns the raw samples per step per batch size, for the budgets' paired intervals.
+ */
+export async function timeSteps(measured: readonly MeasuredStep[], data: Dataset, config: Config, provider: 'cpu' | 'cuda', progress: Progress): Promise<number[][][]> {
+  const artifacts = measured.map((m) => m.step.artifact);
+  progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
+  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider }, (done) => progress.update(done));
+  progress.stop();
+  measured.forEach((m, i) => {
+    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
+    m.step.latency = m.step.latency_by_batch[0];
+  });
+  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
+  measured.forEach((m, i) => {
+    m.step.sparse_bytes = facts[i].sparseBytes;
+    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i], denseSamples: samples[0][0], stepSamples: samples[i][0] });
+  });
+  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider });
+  return samples;
+}
+
+/** Primary-batch latency of dense and one candidate, interleaved: enough to judge a latency budget mid-schedule. */
+export async function timePair(dense: string, candidate: string, data: Dataset, config: Config, provider: 'cpu' | 'cuda', progress: Progress): Promise<{ reference: number[]; candidate: number[] }> {
+  const batch = config.batchSizes[0];
+  progress.start('latency (dense and schedule step)', config.latency.warmup + config.latency.runs);
+  const source = sliceBatch(data, 0, Math.min(data.count, batch));
+  const samples = await measureInterleaved([dense, candidate], source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider }, (done) => progress.update(done));
+  progress.stop();
+  return { reference: samples[0][0], candidate: samples[1][0] };
+}
