@@ -226,6 +226,15 @@ describe('schedule settings', () => {
     expect(fs.existsSync(out)).toBe(false);
   }, 60_000);
 
+  it('refuses gradual with --scope sensitivity with exit 2 and one line, writing nothing', async () => {
+    const out = path.join(tempDir(), 'never');
+    const r = await runCli(['run', ...MLP, '--scope', 'sensitivity', '--schedule', 'gradual', '--out', out, ...FAST]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toMatch(/^prune-guard: error: --schedule gradual: --scope sensitivity .*use --scope global or layer with gradual/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(fs.existsSync(out)).toBe(false);
+  }, 60_000);
+
   it('leaves a oneshot ledger as it was: no schedule field, dense then prune', async () => {
     const out = tempDir();
     await runCli(['run', ...MLP, '--sparsity', '0.5', '--recovery', 'none', '--schedule', 'oneshot', '--out', out, ...FAST]);
