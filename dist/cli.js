@@ -33443,6 +33443,23 @@ function sameDims(a, b) {
   return a.length === b.length && a.every((v, i2) => v === b[i2]);
 }
 
+// src/prune/structured/keptChannels.ts
+function keptChannels(model, analysis, keep) {
+  const dims = new Map(model.graph.initializer.map((t) => [t.name, tensorDims(t)]));
+  const out = /* @__PURE__ */ new Map();
+  for (const use of analysis.uses) {
+    const d = dims.get(use.tensor);
+    if (!d) continue;
+    let axes = out.get(use.tensor);
+    if (axes?.has(use.axis)) continue;
+    const idx = keptIndices(use.layout, analysis.spaces, keep);
+    if (idx.length === d[use.axis]) continue;
+    if (!axes) out.set(use.tensor, axes = /* @__PURE__ */ new Map());
+    axes.set(use.axis, Int32Array.from(idx));
+  }
+  return out;
+}
+
 // src/prune/structured/surgery.ts
 function takeAlongAxis(values, dims, axis, indices) {
   const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
@@ -33637,7 +33654,7 @@ async function structuredPrune(input, opts) {
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
   for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep) };
 }
 function perBlock(scores, block) {
   if (block === 1) return scores;
@@ -33753,7 +33770,7 @@ async function pruneModel(dense, config, ctx) {
         model = magnitudePrune(model, rest, frac, config.scope).model;
         description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
-      return { model, description, denseWeights: weights, notes: r.notes };
+      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
     }
     default:
       throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
@@ -34134,11 +34151,22 @@ function linearLayer(index, weight) {
     }
     case "MatMul": {
       if (node.input[1] !== weight || dims.length !== 2) return "weight is the left MatMul operand";
-      return { node: label, opType: "MatMul", weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias: null, biasRefit: false };
+      const bias = matMulBias(index, node, dims[1]);
+      return { node: label, opType: "MatMul", weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias, biasRefit: bias !== null };
     }
     default:
       return `${node.opType} layers are not refit`;
   }
+}
+function matMulBias(index, node, rows) {
+  const readers = index.consumersOf(node.output[0]);
+  if (readers.length !== 1 || readers[0].opType !== "Add") return null;
+  const add = readers[0];
+  const other = add.input[0] === node.output[0] ? add.input[1] : add.input[0];
+  const t = index.initializers.get(other);
+  if (!t || !FLOAT_TYPES.has(t.dataType) || index.consumersOf(other).length !== 1) return null;
+  const d = tensorDims(t);
+  return d.length === 1 && d[0] === rows ? other : null;
 }
 function weightRows(layer, values, g2) {
   const { rows, cols } = layer;
@@ -34249,17 +34277,22 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       skipped.push({ weight: w, reason: typeof p === "string" ? p : `dense model: ${d}` });
       continue;
     }
-    if (p.rows !== d.rows || p.groups !== d.groups || p.input !== d.input) {
-      skipped.push({ weight: w, reason: "output channels differ from the dense layer" });
+    if (p.input !== d.input) {
+      skipped.push({ weight: w, reason: "reads a different tensor than the dense layer" });
       continue;
     }
-    plans.push({ p, d, node });
+    const rows = denseRowsOf(p, d, opts.kept);
+    if (typeof rows === "string") {
+      skipped.push({ weight: w, reason: rows });
+      continue;
+    }
+    plans.push({ p, d, node, rows });
   }
   for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
   const denseSession = await sessionFromModel(withExtraOutputs(dense, plans.map((x2) => x2.d.input)), opts.threads);
   const layers = [];
   try {
-    for (const { p, d, node } of plans) {
+    for (const { p, d, node, rows } of plans) {
       if (opts.deadline !== void 0 && performance.now() > opts.deadline) {
         skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
         continue;
@@ -34272,14 +34305,29 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       } finally {
         await session.release();
       }
-      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts));
+      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows, xd, xp, opts));
     }
   } finally {
     await denseSession.release();
   }
   return { model, layers, skipped };
 }
-async function refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts) {
+function denseRowsOf(p, d, kept) {
+  const total2 = p.rows * p.groups;
+  if (total2 === d.rows * d.groups && p.groups === d.groups) return Int32Array.from({ length: total2 }, (_, i2) => i2);
+  const map = kept?.get(p.weight)?.get(p.transposed ? 1 : 0);
+  if (!map) return "output channels differ from the dense layer and the pruner did not record which were kept";
+  if (map.length !== total2) return `kept-channel map has ${map.length} entries for ${total2} output channels`;
+  for (let g2 = 0; g2 < p.groups; g2++) {
+    const dg = Math.floor(map[g2 * p.rows] / d.rows);
+    for (let r = 0; r < p.rows; r++) {
+      const k = map[g2 * p.rows + r];
+      if (k < 0 || k >= d.rows * d.groups || Math.floor(k / d.rows) !== dg) return "a pruned Conv group mixes channels of several dense groups";
+    }
+  }
+  return map;
+}
+async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, xd, xp, opts) {
   const withBias = p.biasRefit && d.biasRefit;
   const pw = pIndex.initializers.get(p.weight);
   const dValues = tensorToFloat32(dIndex.initializers.get(d.weight));
@@ -34293,17 +34341,18 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts) {
   let after = 0;
   let norm2 = 0;
   for (let g2 = 0; g2 < p.groups; g2++) {
-    const wd = augment(weightRows(d, dValues, g2), dBias, d, g2, withBias);
+    const dg = Math.floor(rowMap[g2 * p.rows] / d.rows);
+    const wd = denseTarget(weightRows(d, dValues, dg), dBias, d, rowMap.subarray(g2 * p.rows, (g2 + 1) * p.rows), withBias);
     const wp = augment(weightRows(p, pValues, g2), pBias, p, g2, withBias);
     const cd = dPatches.cols;
     const cp = pPatches.cols;
     const keep = new Uint8Array(p.rows * cp);
     for (let i2 = 0; i2 < keep.length; i2++) keep[i2] = wp[i2] !== 0 || withBias && i2 % cp === cp - 1 ? 1 : 0;
     const hFull = await crossGram(pPatches.perGroup[g2], pPatches.perGroup[g2], n, cp, cp);
-    const cFull = await crossGram(dPatches.perGroup[g2], pPatches.perGroup[g2], n, cd, cp);
+    const cFull = await crossGram(dPatches.perGroup[dg], pPatches.perGroup[g2], n, cd, cp);
     const candidates = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
     const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);
-    const de = strideRows(dPatches.perGroup[g2], n, cd, ERROR_PATCHES);
+    const de = strideRows(dPatches.perGroup[dg], n, cd, ERROR_PATCHES);
     const m = pe.length / cp;
     const yd = await timesTransposed(de, m, Float32Array.from(wd), p.rows, cd);
     const e0 = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp), p.rows);
@@ -34341,6 +34390,17 @@ function strideRows(m, n, cols, most) {
     const r = Math.floor(i2 * step);
     out.set(m.subarray(r * cols, (r + 1) * cols), i2 * cols);
   }
+  return out;
+}
+function denseTarget(w, bias, layer, denseRows, withBias) {
+  const { rows, cols } = layer;
+  const width = cols + (withBias ? 1 : 0);
+  const out = new Float64Array(denseRows.length * width);
+  denseRows.forEach((k, r) => {
+    const local = k % rows;
+    out.set(w.subarray(local * cols, (local + 1) * cols), r * width);
+    if (withBias) out[r * width + cols] = bias[k];
+  });
   return out;
 }
 function augment(w, bias, layer, g2, withBias) {
@@ -34607,7 +34667,7 @@ async function recoverySteps(req, calib) {
     const started = performance.now();
     const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1e3 : void 0;
     progress.note("recovery: layer-wise reconstruction on the calibration set");
-    const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline });
+    const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline, kept: req.structured?.kept });
     const seconds2 = (performance.now() - started) / 1e3;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const score2 = labelled ? await calibScore(r.model, calib, config.latency.threads) : void 0;
@@ -34633,6 +34693,14 @@ async function recoverySteps(req, calib) {
   }
   throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery auto, reconstruct, command or none`);
 }
+function refitWeights(req) {
+  const names = new Set(req.denseWeights.map((w) => w.initializer));
+  if (req.structured) {
+    for (const w of prunableWeights(req.structured.reference, EVERY_LAYER)) if (req.structured.kept.has(w.initializer)) names.add(w.initializer);
+  }
+  return [...names];
+}
+var EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
 async function tryBatchNorm(model, calib, config, accept, currentScore, reject) {
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, config.latency.threads);
@@ -34701,7 +34769,7 @@ async function runPipeline(req, progress) {
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
   if (staged) fs14.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
-  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs14.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];

@@ -7,6 +7,7 @@ import { nmPrune, parseNM, verifyNM, type NMPattern } from './nm.js';
 import { prunableWeights, type PrunableWeight } from './prunable.js';
 import { countSparsity } from './sparsity.js';
 import { describeStructured } from './structured/describe.js';
+import type { KeptChannels } from './structured/keptChannels.js';
 import { structuredPrune } from './structured/structuredPrune.js';
 
 export interface PruneContext {
@@ -30,6 +31,12 @@ export interface PruneOutcome {
    * pipeline treats any finding as an internal error: a broken artifact is never handed on.
    */
   verifySaved?: (saved: ModelProto) => string[];
+  /**
+   * structured and hybrid: the dense model with shared constants untied (initializer names as in the
+   * pruned model) and the dense channels each sliced initializer kept, so recovery can refit layers
+   * whose output channels were removed against the dense output at the kept channels
+   */
+  structured?: { reference: ModelProto; kept: KeptChannels };
 }
 
 /** The sparsity a run aims at: the N:M pattern's own 1 - N/M, else `config.sparsity`. */
@@ -112,7 +119,7 @@ export async function pruneModel(dense: ModelProto, config: Config, ctx: PruneCo
         model = magnitudePrune(model, rest, frac, config.scope).model;
         description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
-      return { model, description, denseWeights: weights, notes: r.notes };
+      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
     }
     default:
       throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);

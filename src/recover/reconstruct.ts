@@ -6,6 +6,7 @@ import { makeFloatTensor, setTensorFloat32, tensorToFloat32 } from '../onnx/tens
 import { inverseHessian, matmul } from './linalg.js';
 import { linearLayer, setWeightRows, weightRows, type LinearLayer } from './layers.js';
 import { fixedMaskSweep } from './obs.js';
+import type { KeptChannels } from '../prune/structured/keptChannels.js';
 import { layerPatches } from './patches.js';
 import { captureActivations, crossGram, sessionFromModel, timesTransposed, withExtraOutputs, type Activation } from './session.js';
 
@@ -19,6 +20,11 @@ export interface ReconstructOptions {
   threads: number;
   /** performance.now() after which no further layer is refit (the recovery time budget) */
   deadline?: number;
+  /**
+   * structured pruning's kept-channel map (dense indices per sliced initializer and axis): a layer
+   * whose output channels were removed is refit to the dense layer's output at the channels it kept
+   */
+  kept?: KeptChannels;
 }
 
 export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, threads: 0 };
@@ -45,14 +51,17 @@ export interface ReconstructResult {
  * best reproduce the dense layer's output, with the sparsity mask (the saved zeros) held fixed.
  *
  * The pruned layer may have fewer input columns than the dense one (structured pruning of its
- * producer): the cross term X_dense X_pruned^T handles that, as long as the output rows agree.
+ * producer): the cross term X_dense X_pruned^T handles that. It may also have fewer output rows
+ * (its own channels pruned): with `opts.kept` each pruned row is fit to the dense row it was cut
+ * from, so the pruned tensor at the layer output approaches the dense tensor at the kept channels,
+ * and everything downstream that was sliced with it (BatchNorm, residual Add, Concat) stays consistent.
  */
 export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights: readonly string[], calib: Dataset, opts: ReconstructOptions = DEFAULT_RECONSTRUCT): Promise<ReconstructResult> {
   const model = cloneModel(pruned);
   const pIndex = new GraphIndex(model.graph!);
   const dIndex = new GraphIndex(dense.graph!);
   const wanted = new Set(weights);
-  const plans: { p: LinearLayer; d: LinearLayer; node: NodeProto }[] = [];
+  const plans: { p: LinearLayer; d: LinearLayer; node: NodeProto; rows: Int32Array }[] = [];
   const skipped: { weight: string; reason: string }[] = [];
   for (const node of pIndex.order) {
     const w = node.input.find((i) => wanted.has(i));
@@ -64,18 +73,23 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
       skipped.push({ weight: w, reason: typeof p === 'string' ? p : `dense model: ${d as string}` });
       continue;
     }
-    if (p.rows !== d.rows || p.groups !== d.groups || p.input !== d.input) {
-      skipped.push({ weight: w, reason: 'output channels differ from the dense layer' });
+    if (p.input !== d.input) {
+      skipped.push({ weight: w, reason: 'reads a different tensor than the dense layer' });
       continue;
     }
-    plans.push({ p, d, node });
+    const rows = denseRowsOf(p, d, opts.kept);
+    if (typeof rows === 'string') {
+      skipped.push({ weight: w, reason: rows });
+      continue;
+    }
+    plans.push({ p, d, node, rows });
   }
   for (const w of wanted) skipped.push({ weight: w, reason: 'not found in the pruned model' });
 
   const denseSession = await sessionFromModel(withExtraOutputs(dense, plans.map((x) => x.d.input)), opts.threads);
   const layers: LayerRefit[] = [];
   try {
-    for (const { p, d, node } of plans) {
+    for (const { p, d, node, rows } of plans) {
       if (opts.deadline !== undefined && performance.now() > opts.deadline) {
         skipped.push({ weight: p.weight, reason: 'recovery-time-budget reached' });
         continue;
@@ -88,7 +102,7 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
       } finally {
         await session.release();
       }
-      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts));
+      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows, xd, xp, opts));
     }
   } finally {
     await denseSession.release();
@@ -97,7 +111,28 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
 }
 
 
-async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIndex, node: NodeProto, p: LinearLayer, d: LinearLayer, xd: Activation, xp: Activation, opts: ReconstructOptions): Promise<LayerRefit> {
+/**
+ * For every output row of the pruned layer (group-major, as Conv stores them), the dense row it
+ * was cut from; or why the two layers cannot be paired row by row.
+ */
+export function denseRowsOf(p: LinearLayer, d: LinearLayer, kept: KeptChannels | undefined): Int32Array | string {
+  const total = p.rows * p.groups;
+  if (total === d.rows * d.groups && p.groups === d.groups) return Int32Array.from({ length: total }, (_, i) => i);
+  // Conv and Gemm (transB=1) store outputs on axis 0; Gemm (transB=0) and MatMul on axis 1
+  const map = kept?.get(p.weight)?.get(p.transposed ? 1 : 0);
+  if (!map) return 'output channels differ from the dense layer and the pruner did not record which were kept';
+  if (map.length !== total) return `kept-channel map has ${map.length} entries for ${total} output channels`;
+  for (let g = 0; g < p.groups; g++) {
+    const dg = Math.floor(map[g * p.rows] / d.rows);
+    for (let r = 0; r < p.rows; r++) {
+      const k = map[g * p.rows + r];
+      if (k < 0 || k >= d.rows * d.groups || Math.floor(k / d.rows) !== dg) return 'a pruned Conv group mixes channels of several dense groups';
+    }
+  }
+  return map;
+}
+
+async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIndex, node: NodeProto, p: LinearLayer, d: LinearLayer, rowMap: Int32Array, xd: Activation, xp: Activation, opts: ReconstructOptions): Promise<LayerRefit> {
   const withBias = p.biasRefit && d.biasRefit;
   const pw = pIndex.initializers.get(p.weight)!;
   const dValues = tensorToFloat32(dIndex.initializers.get(d.weight)!);
@@ -111,18 +146,20 @@ async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIn
   let after = 0;
   let norm = 0;
   for (let g = 0; g < p.groups; g++) {
-    const wd = augment(weightRows(d, dValues, g), dBias, d, g, withBias);
+    // the dense group this pruned group was cut from, and the dense rows of its kept outputs
+    const dg = Math.floor(rowMap[g * p.rows] / d.rows);
+    const wd = denseTarget(weightRows(d, dValues, dg), dBias, d, rowMap.subarray(g * p.rows, (g + 1) * p.rows), withBias);
     const wp = augment(weightRows(p, pValues, g), pBias, p, g, withBias);
     const cd = dPatches.cols;
     const cp = pPatches.cols;
     const keep = new Uint8Array(p.rows * cp);
     for (let i = 0; i < keep.length; i++) keep[i] = wp[i] !== 0 || (withBias && i % cp === cp - 1) ? 1 : 0;
     const hFull = await crossGram(pPatches.perGroup[g], pPatches.perGroup[g], n, cp, cp);
-    const cFull = await crossGram(dPatches.perGroup[g], pPatches.perGroup[g], n, cd, cp);
+    const cFull = await crossGram(dPatches.perGroup[dg], pPatches.perGroup[g], n, cd, cp);
     const candidates = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
     // judged on a strided subset of patches, as layer outputs computed in onnxruntime
     const pe = strideRows(pPatches.perGroup[g], n, cp, ERROR_PATCHES);
-    const de = strideRows(dPatches.perGroup[g], n, cd, ERROR_PATCHES);
+    const de = strideRows(dPatches.perGroup[dg], n, cd, ERROR_PATCHES);
     const m = pe.length / cp;
     const yd = await timesTransposed(de, m, Float32Array.from(wd), p.rows, cd);
     const e0 = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp), p.rows);
@@ -164,6 +201,22 @@ function strideRows(m: Float32Array, n: number, cols: number, most: number): Flo
     const r = Math.floor(i * step);
     out.set(m.subarray(r * cols, (r + 1) * cols), i * cols);
   }
+  return out;
+}
+
+/**
+ * The dense weights of the kept rows (`denseRows`: global dense row indices, all in one group),
+ * [kept x cols], plus the bias as the last column when refitting it.
+ */
+function denseTarget(w: Float64Array, bias: Float32Array, layer: LinearLayer, denseRows: Int32Array, withBias: boolean): Float64Array {
+  const { rows, cols } = layer;
+  const width = cols + (withBias ? 1 : 0);
+  const out = new Float64Array(denseRows.length * width);
+  denseRows.forEach((k, r) => {
+    const local = k % rows;
+    out.set(w.subarray(local * cols, (local + 1) * cols), r * width);
+    if (withBias) out[r * width + cols] = bias[k];
+  });
   return out;
 }
 
