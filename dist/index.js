@@ -40175,6 +40175,72 @@ var init_obs = __esm({
   }
 });
 
+// src/recover/ridge.ts
+function crossValidatedDamp(folds, rows, m, grid = DAMP_GRID) {
+  const errors = grid.map((damp) => {
+    let total2 = 0;
+    for (let k = 0; k < 2; k++) {
+      const fit = folds[k];
+      const held = folds[1 - k];
+      const w = ridgeSolve(fit.h, fit.g, rows, m, damp);
+      if (!w) return Infinity;
+      total2 += heldOutError(w, held, rows, m);
+    }
+    return total2;
+  });
+  let best = 0;
+  for (let i2 = 1; i2 < grid.length; i2++) if (errors[i2] < errors[best]) best = i2;
+  return { damp: grid[best], errors };
+}
+function ridgeSolve(h, g2, rows, m, damp) {
+  let mean2 = 0;
+  for (let i2 = 0; i2 < m; i2++) mean2 += h[i2 * m + i2];
+  mean2 = mean2 / m || 1;
+  const l = Float64Array.from(h);
+  for (let i2 = 0; i2 < m; i2++) l[i2 * m + i2] += damp * mean2;
+  if (!choleskyLower(l, m)) return null;
+  const w = new Float64Array(rows * m);
+  const y = new Float64Array(m);
+  for (let r = 0; r < rows; r++) {
+    for (let i2 = 0; i2 < m; i2++) {
+      let s = g2[r * m + i2];
+      const ri = i2 * m;
+      for (let k = 0; k < i2; k++) s -= l[ri + k] * y[k];
+      y[i2] = s / l[ri + i2];
+    }
+    for (let i2 = m - 1; i2 >= 0; i2--) {
+      let s = y[i2];
+      for (let k = i2 + 1; k < m; k++) s -= l[k * m + i2] * w[r * m + k];
+      w[r * m + i2] = s / l[i2 * m + i2];
+    }
+  }
+  return w;
+}
+function heldOutError(w, fold, rows, m) {
+  let total2 = 0;
+  const hw = new Float64Array(m);
+  for (let r = 0; r < rows; r++) {
+    const wr = w.subarray(r * m, (r + 1) * m);
+    hw.fill(0);
+    for (let i2 = 0; i2 < m; i2++) {
+      const wi = wr[i2];
+      if (wi === 0) continue;
+      const hi = i2 * m;
+      for (let j = 0; j < m; j++) hw[j] += wi * fold.h[hi + j];
+    }
+    for (let j = 0; j < m; j++) total2 += wr[j] * (hw[j] - 2 * fold.g[r * m + j]);
+  }
+  return total2;
+}
+var DAMP_GRID;
+var init_ridge = __esm({
+  "src/recover/ridge.ts"() {
+    "use strict";
+    init_linalg();
+    DAMP_GRID = [1e-4, 1e-3, 0.01, 0.1, 1];
+  }
+});
+
 // src/recover/patches.ts
 function samplePositions(total2, count2, seed = 1) {
   if (count2 >= total2) return Int32Array.from({ length: total2 }, (_, i2) => i2);
@@ -40282,12 +40348,38 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       } finally {
         await session.release();
       }
+      if (sameValues(xd.data, xp.data) && keptExactly(pIndex, dIndex, p, d, rows)) {
+        layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
+        continue;
+      }
       layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows, xd, xp, opts));
     }
   } finally {
     await denseSession.release();
   }
   return { model, layers, skipped };
+}
+function sameValues(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] !== b[i2]) return false;
+  return true;
+}
+function keptExactly(pIndex, dIndex, p, d, rowMap) {
+  if (p.cols !== d.cols) return false;
+  const pv = tensorToFloat32(pIndex.initializers.get(p.weight));
+  const dv = tensorToFloat32(dIndex.initializers.get(d.weight));
+  const pb = p.bias ? tensorToFloat32(pIndex.initializers.get(p.bias)) : null;
+  const db = d.bias ? tensorToFloat32(dIndex.initializers.get(d.bias)) : null;
+  if (pb === null !== (db === null)) return false;
+  for (let g2 = 0; g2 < p.groups; g2++) {
+    const dg = Math.floor(rowMap[g2 * p.rows] / d.rows);
+    const target = denseTarget(weightRows(d, dv, dg), db ?? new Float32Array(d.rows * d.groups), d, rowMap.subarray(g2 * p.rows, (g2 + 1) * p.rows), false);
+    if (!sameValues(Float32Array.from(target), Float32Array.from(weightRows(p, pv, g2)))) return false;
+  }
+  if (pb && db) {
+    for (let i2 = 0; i2 < rowMap.length; i2++) if (pb[i2] !== db[rowMap[i2]]) return false;
+  }
+  return true;
 }
 function denseRowsOf(p, d, kept) {
   const total2 = p.rows * p.groups;
@@ -40317,6 +40409,7 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, xd, xp, opt
   let before = 0;
   let after = 0;
   let norm2 = 0;
+  const damps = [];
   for (let g2 = 0; g2 < p.groups; g2++) {
     const dg = Math.floor(rowMap[g2 * p.rows] / d.rows);
     const wd = denseTarget(weightRows(d, dValues, dg), dBias, d, rowMap.subarray(g2 * p.rows, (g2 + 1) * p.rows), withBias);
@@ -40327,7 +40420,11 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, xd, xp, opt
     for (let i2 = 0; i2 < keep.length; i2++) keep[i2] = wp[i2] !== 0 || withBias && i2 % cp === cp - 1 ? 1 : 0;
     const hFull = await crossGram(pPatches.perGroup[g2], pPatches.perGroup[g2], n, cp, cp);
     const cFull = await crossGram(dPatches.perGroup[dg], pPatches.perGroup[g2], n, cd, cp);
-    const candidates = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
+    const half = Math.floor(n / 2);
+    const hA = await crossGram(pPatches.perGroup[g2].subarray(0, half * cp), pPatches.perGroup[g2].subarray(0, half * cp), half, cp, cp);
+    const cA = await crossGram(dPatches.perGroup[dg].subarray(0, half * cd), pPatches.perGroup[g2].subarray(0, half * cp), half, cd, cp);
+    const { candidates, damp } = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : void 0);
+    damps.push(damp);
     const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);
     const de = strideRows(dPatches.perGroup[dg], n, cd, ERROR_PATCHES);
     const m = pe.length / cp;
@@ -40356,7 +40453,7 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, xd, xp, opt
     else addBias(model, pIndex, node, p, pBias);
   }
   const rel = (e) => norm2 > 0 ? Math.sqrt(Math.max(0, e) / norm2) : 0;
-  return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after) };
+  return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after), damp: Math.max(...damps) };
 }
 function strideRows(m, n, cols, most) {
   if (n <= most) return m;
@@ -40395,7 +40492,8 @@ function strip(w, rows, cols, withBias) {
   for (let r = 0; r < rows; r++) out.set(w.subarray(r * cols, r * cols + cols - 1), r * (cols - 1));
   return out;
 }
-function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
+function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts, foldA) {
+  let used = 0;
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows * cp), new Float64Array(rows * cp)] : [new Float64Array(rows * cp)];
   const blocks = Math.ceil(cp / opts.maxBlock);
@@ -40408,7 +40506,16 @@ function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
     const cb = sub(c, cp, d0, d1, b0, b1);
     const wdb = new Float64Array(rows * (d1 - d0));
     for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
-    const { inv, upper } = inverseHessian(hb, m, opts.damp);
+    let damp = opts.damp;
+    if (foldA) {
+      const hA = sub(foldA.hA, cp, b0, b1, b0, b1);
+      const gA = matmul(wdb, sub(foldA.cA, cp, d0, d1, b0, b1), rows, d1 - d0, m);
+      const hB = hb.map((v, i2) => v - hA[i2]);
+      const gB = matmul(wdb, cb, rows, d1 - d0, m).map((v, i2) => v - gA[i2]);
+      damp = crossValidatedDamp([{ h: hA, g: gA }, { h: hB, g: gB }], rows, m).damp;
+    }
+    used = Math.max(used, damp);
+    const { inv, upper } = inverseHessian(hb, m, damp);
     const kb = new Uint8Array(rows * m);
     for (let r = 0; r < rows; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
     const starts = [matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m)];
@@ -40426,7 +40533,7 @@ function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
       for (let r = 0; r < rows; r++) outs[k].set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
     });
   }
-  return outs;
+  return { candidates: outs, damp: used };
 }
 function sub(a, stride, r0, r1, c0, c1) {
   const out = new Float64Array((r1 - r0) * (c1 - c0));
@@ -40459,9 +40566,10 @@ var init_reconstruct = __esm({
     init_linalg();
     init_layers();
     init_obs();
+    init_ridge();
     init_patches();
     init_session();
-    DEFAULT_RECONSTRUCT = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, threads: 0 };
+    DEFAULT_RECONSTRUCT = { damp: 0.01, crossValidate: true, maxPatches: 8192, maxBlock: 1024, threads: 0 };
     ERROR_PATCHES = 1024;
   }
 });

@@ -6,6 +6,7 @@ import { makeFloatTensor, setTensorFloat32, tensorToFloat32 } from '../onnx/tens
 import { inverseHessian, matmul } from './linalg.js';
 import { linearLayer, setWeightRows, weightRows, type LinearLayer } from './layers.js';
 import { fixedMaskSweep } from './obs.js';
+import { crossValidatedDamp } from './ridge.js';
 import type { KeptChannels } from '../prune/structured/keptChannels.js';
 import { layerPatches } from './patches.js';
 import { captureActivations, crossGram, sessionFromModel, timesTransposed, withExtraOutputs, type Activation } from './session.js';
@@ -13,6 +14,8 @@ import { captureActivations, crossGram, sessionFromModel, timesTransposed, withE
 export interface ReconstructOptions {
   /** ridge added to H's diagonal, as a fraction of its mean diagonal (SparseGPT uses 0.01) */
   damp: number;
+  /** choose the damp per layer (and column block) from DAMP_GRID by two-fold cross-validation instead */
+  crossValidate: boolean;
   /** most input patches (rows of X) per layer */
   maxPatches: number;
   /** wider layers are refit in independent column blocks of at most this many columns */
@@ -27,7 +30,7 @@ export interface ReconstructOptions {
   kept?: KeptChannels;
 }
 
-export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, threads: 0 };
+export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, crossValidate: true, maxPatches: 8192, maxBlock: 1024, threads: 0 };
 
 export interface LayerRefit {
   node: string;
@@ -35,6 +38,8 @@ export interface LayerRefit {
   /** relative output error ||Y_dense - Y|| / ||Y_dense|| on the sampled patches, before and after */
   error_before: number;
   error_after: number;
+  /** the ridge damp used (the largest over groups and column blocks when they differ) */
+  damp: number;
 }
 
 export interface ReconstructResult {
@@ -102,6 +107,11 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
       } finally {
         await session.release();
       }
+      if (sameValues(xd.data, xp.data) && keptExactly(pIndex, dIndex, p, d, rows)) {
+        // same input, weights sliced but not changed (a structured layer ahead of every cut): already exact
+        layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
+        continue;
+      }
       layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows, xd, xp, opts));
     }
   } finally {
@@ -110,6 +120,29 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
   return { model, layers, skipped };
 }
 
+
+function sameValues(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Whether the pruned layer's weights and bias are the dense ones at its kept rows, unchanged. */
+function keptExactly(pIndex: GraphIndex, dIndex: GraphIndex, p: LinearLayer, d: LinearLayer, rowMap: Int32Array): boolean {
+  if (p.cols !== d.cols) return false;
+  const pv = tensorToFloat32(pIndex.initializers.get(p.weight)!);
+  const dv = tensorToFloat32(dIndex.initializers.get(d.weight)!);
+  const pb = p.bias ? tensorToFloat32(pIndex.initializers.get(p.bias)!) : null;
+  const db = d.bias ? tensorToFloat32(dIndex.initializers.get(d.bias)!) : null;
+  if ((pb === null) !== (db === null)) return false;
+  for (let g = 0; g < p.groups; g++) {
+    const dg = Math.floor(rowMap[g * p.rows] / d.rows);
+    const target = denseTarget(weightRows(d, dv, dg), db ?? new Float32Array(d.rows * d.groups), d, rowMap.subarray(g * p.rows, (g + 1) * p.rows), false);
+    if (!sameValues(Float32Array.from(target), Float32Array.from(weightRows(p, pv, g)))) return false;
+  }
+  if (pb && db) for (let i = 0; i < rowMap.length; i++) if (pb[i] !== db[rowMap[i]]) return false;
+  return true;
+}
 
 /**
  * For every output row of the pruned layer (group-major, as Conv stores them), the dense row it
@@ -145,6 +178,7 @@ async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIn
   let before = 0;
   let after = 0;
   let norm = 0;
+  const damps: number[] = [];
   for (let g = 0; g < p.groups; g++) {
     // the dense group this pruned group was cut from, and the dense rows of its kept outputs
     const dg = Math.floor(rowMap[g * p.rows] / d.rows);
@@ -156,7 +190,13 @@ async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIn
     for (let i = 0; i < keep.length; i++) keep[i] = wp[i] !== 0 || (withBias && i % cp === cp - 1) ? 1 : 0;
     const hFull = await crossGram(pPatches.perGroup[g], pPatches.perGroup[g], n, cp, cp);
     const cFull = await crossGram(dPatches.perGroup[dg], pPatches.perGroup[g], n, cd, cp);
-    const candidates = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
+    // the first half of the patches (the first half of the calibration samples: positions ascend by
+    // sample) against the second, to choose the ridge strength by cross-validation
+    const half = Math.floor(n / 2);
+    const hA = await crossGram(pPatches.perGroup[g].subarray(0, half * cp), pPatches.perGroup[g].subarray(0, half * cp), half, cp, cp);
+    const cA = await crossGram(dPatches.perGroup[dg].subarray(0, half * cd), pPatches.perGroup[g].subarray(0, half * cp), half, cd, cp);
+    const { candidates, damp } = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : undefined);
+    damps.push(damp);
     // judged on a strided subset of patches, as layer outputs computed in onnxruntime
     const pe = strideRows(pPatches.perGroup[g], n, cp, ERROR_PATCHES);
     const de = strideRows(dPatches.perGroup[dg], n, cd, ERROR_PATCHES);
@@ -188,7 +228,7 @@ async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIn
     else addBias(model, pIndex, node, p, pBias);
   }
   const rel = (e: number) => (norm > 0 ? Math.sqrt(Math.max(0, e) / norm) : 0);
-  return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after) };
+  return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after), damp: Math.max(...damps) };
 }
 
 const ERROR_PATCHES = 1024;
@@ -249,7 +289,8 @@ function strip(w: Float64Array, rows: number, cols: number, withBias: boolean): 
  * Layers wider than maxBlock are split into independent column blocks, which drops the coupling
  * between blocks but keeps the cubic cost bounded.
  */
-function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Float64Array, c: Float64Array, rows: number, cd: number, cp: number, opts: ReconstructOptions): Float64Array[] {
+function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Float64Array, c: Float64Array, rows: number, cd: number, cp: number, opts: ReconstructOptions, foldA?: { hA: Float64Array; cA: Float64Array }): { candidates: Float64Array[]; damp: number } {
+  let used = 0;
   // a structured layer's columns do not line up with the dense ones: only the least-squares start applies
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows * cp), new Float64Array(rows * cp)] : [new Float64Array(rows * cp)];
@@ -264,7 +305,16 @@ function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Fl
     const cb = sub(c, cp, d0, d1, b0, b1);
     const wdb = new Float64Array(rows * (d1 - d0));
     for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
-    const { inv, upper } = inverseHessian(hb, m, opts.damp);
+    let damp = opts.damp;
+    if (foldA) {
+      const hA = sub(foldA.hA, cp, b0, b1, b0, b1);
+      const gA = matmul(wdb, sub(foldA.cA, cp, d0, d1, b0, b1), rows, d1 - d0, m);
+      const hB = hb.map((v, i) => v - hA[i]);
+      const gB = matmul(wdb, cb, rows, d1 - d0, m).map((v, i) => v - gA[i]);
+      damp = crossValidatedDamp([{ h: hA, g: gA }, { h: hB, g: gB }], rows, m).damp;
+    }
+    used = Math.max(used, damp);
+    const { inv, upper } = inverseHessian(hb, m, damp);
     const kb = new Uint8Array(rows * m);
     for (let r = 0; r < rows; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
     const starts = [matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m)];
@@ -284,7 +334,7 @@ function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Fl
       for (let r = 0; r < rows; r++) outs[k].set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
     });
   }
-  return outs;
+  return { candidates: outs, damp: used };
 }
 
 /** Rows [r0, r1) x columns [c0, c1) of a row-major matrix with `stride` columns. */

@@ -131,7 +131,7 @@ describe('reconstruct with a spent time budget', () => {
     const { model, calib } = load('mlp.onnx');
     const weights = prunableWeights(model, ALL);
     const pruned = magnitudePrune(model, weights, 0.5, 'global').model;
-    const r = await reconstruct(model, pruned, weights.map((w) => w.initializer), calib, { damp: 0.01, maxPatches: 1024, maxBlock: 1024, threads: 0, deadline: 0 });
+    const r = await reconstruct(model, pruned, weights.map((w) => w.initializer), calib, { damp: 0.01, crossValidate: true, maxPatches: 1024, maxBlock: 1024, threads: 0, deadline: 0 });
     expect(r.layers).toEqual([]);
     expect(r.skipped.map((s) => s.reason)).toEqual(weights.map(() => 'recovery-time-budget reached'));
   });
