@@ -40199,6 +40199,8 @@ function ridgeSolve(h, g2, rows, m, damp) {
   const l = Float64Array.from(h);
   for (let i2 = 0; i2 < m; i2++) l[i2 * m + i2] += damp * mean2;
   if (!choleskyLower(l, m)) return null;
+  const lt = new Float64Array(m * m);
+  for (let i2 = 0; i2 < m; i2++) for (let k = 0; k <= i2; k++) lt[k * m + i2] = l[i2 * m + k];
   const w = new Float64Array(rows * m);
   const y = new Float64Array(m);
   for (let r = 0; r < rows; r++) {
@@ -40208,10 +40210,12 @@ function ridgeSolve(h, g2, rows, m, damp) {
       for (let k = 0; k < i2; k++) s -= l[ri + k] * y[k];
       y[i2] = s / l[ri + i2];
     }
+    const wr = w.subarray(r * m, (r + 1) * m);
     for (let i2 = m - 1; i2 >= 0; i2--) {
       let s = y[i2];
-      for (let k = i2 + 1; k < m; k++) s -= l[k * m + i2] * w[r * m + k];
-      w[r * m + i2] = s / l[i2 * m + i2];
+      const ri = i2 * m;
+      for (let k = i2 + 1; k < m; k++) s -= lt[ri + k] * wr[k];
+      wr[i2] = s / lt[ri + i2];
     }
   }
   return w;
@@ -40232,12 +40236,76 @@ function heldOutError(w, fold, rows, m) {
   }
   return total2;
 }
-var DAMP_GRID;
+var DAMP_GRID, CROSS_VALIDATE_MAX_COLS;
 var init_ridge = __esm({
   "src/recover/ridge.ts"() {
     "use strict";
     init_linalg();
     DAMP_GRID = [1e-4, 1e-3, 0.01, 0.1, 1];
+    CROSS_VALIDATE_MAX_COLS = 640;
+  }
+});
+
+// src/recover/reluTarget.ts
+function reluGate(index, node, channels) {
+  const only = (tensor) => {
+    const c2 = index.consumersOf(tensor);
+    return c2.length === 1 ? c2[0] : void 0;
+  };
+  let next = only(node.output[0]);
+  const a = new Float64Array(channels).fill(1);
+  const c = new Float64Array(channels);
+  if (next?.opType === "BatchNormalization" && next.output.length === 1) {
+    const [scale2, bias, mean2, variance] = next.input.slice(1, 5).map((n) => index.initializers.get(n));
+    if (!scale2 || !bias || !mean2 || !variance) return null;
+    const [s, b, m, v] = [scale2, bias, mean2, variance].map((t) => tensorToFloat32(t));
+    if (s.length !== channels) return null;
+    const eps = attrFloat(next, "epsilon", 1e-5);
+    for (let k = 0; k < channels; k++) {
+      a[k] = s[k] / Math.sqrt(v[k] + eps);
+      c[k] = b[k] - m[k] * a[k];
+    }
+    next = only(next.output[0]);
+  }
+  return next?.opType === "Relu" ? { a, c } : null;
+}
+async function reluRefit(xp, yd, n, w0, h, rows, cols, damp, gate, rounds = 3) {
+  let w = w0;
+  const target = new Float32Array(n * rows);
+  for (let round = 0; round < rounds; round++) {
+    const yp = await timesTransposed(xp, n, Float32Array.from(w), rows, cols);
+    for (let i2 = 0; i2 < n * rows; i2++) {
+      const r = i2 % rows;
+      const { a, c } = { a: gate.a[r], c: gate.c[r] };
+      if (a === 0 || a * yd[i2] + c > 0) target[i2] = yd[i2];
+      else target[i2] = a * yp[i2] + c <= 0 ? yp[i2] : -c / a;
+    }
+    const g2 = await crossGram(target, xp, n, rows, cols);
+    const next = ridgeSolve(h, g2, rows, cols, damp);
+    if (!next) return null;
+    w = next;
+  }
+  return w;
+}
+function gatedRowErrors(yd, y, rows, gate) {
+  const error2 = new Float64Array(rows);
+  let norm2 = 0;
+  for (let i2 = 0; i2 < yd.length; i2++) {
+    const r = i2 % rows;
+    const d = Math.max(0, gate.a[r] * yd[i2] + gate.c[r]);
+    const p = Math.max(0, gate.a[r] * y[i2] + gate.c[r]);
+    error2[r] += (d - p) ** 2;
+    norm2 += d * d;
+  }
+  return { error: error2, norm: norm2 };
+}
+var init_reluTarget = __esm({
+  "src/recover/reluTarget.ts"() {
+    "use strict";
+    init_graph();
+    init_tensor();
+    init_ridge();
+    init_session();
   }
 });
 
@@ -40429,11 +40497,18 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, xd, xp, opt
     const de = strideRows(dPatches.perGroup[dg], n, cd, ERROR_PATCHES);
     const m = pe.length / cp;
     const yd = await timesTransposed(de, m, Float32Array.from(wd), p.rows, cd);
-    const e0 = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp), p.rows);
+    const gate = opts.reluAware ? groupGate(reluGate(pIndex, node, p.rows * p.groups), g2, p.rows) : null;
+    const errors = (y) => gate ? gatedRowErrors(yd, y, p.rows, gate) : rowErrors(yd, y, p.rows);
+    if (gate && cp <= CROSS_VALIDATE_MAX_COLS && keep.every((k) => k === 1)) {
+      const ydAll = await timesTransposed(dPatches.perGroup[dg], n, Float32Array.from(wd), p.rows, cd);
+      const gated = await reluRefit(pPatches.perGroup[g2], ydAll, n, candidates[0], hFull, p.rows, cp, damp, gate);
+      if (gated) candidates.push(gated);
+    }
+    const e0 = errors(await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp));
     const refit = Float64Array.from(wp);
     const best = Float64Array.from(e0.error);
     for (const cand of candidates) {
-      const e = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(cand), p.rows, cp), p.rows);
+      const e = errors(await timesTransposed(pe, m, Float32Array.from(cand), p.rows, cp));
       for (let r = 0; r < p.rows; r++) {
         if (e.error[r] < best[r]) {
           best[r] = e.error[r];
@@ -40507,7 +40582,7 @@ function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts, foldA) {
     const wdb = new Float64Array(rows * (d1 - d0));
     for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
     let damp = opts.damp;
-    if (foldA) {
+    if (foldA && m <= CROSS_VALIDATE_MAX_COLS) {
       const hA = sub(foldA.hA, cp, b0, b1, b0, b1);
       const gA = matmul(wdb, sub(foldA.cA, cp, d0, d1, b0, b1), rows, d1 - d0, m);
       const hB = hb.map((v, i2) => v - hA[i2]);
@@ -40534,6 +40609,9 @@ function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts, foldA) {
     });
   }
   return { candidates: outs, damp: used };
+}
+function groupGate(gate, g2, rows) {
+  return gate && { a: gate.a.subarray(g2 * rows, (g2 + 1) * rows), c: gate.c.subarray(g2 * rows, (g2 + 1) * rows) };
 }
 function sub(a, stride, r0, r1, c0, c1) {
   const out = new Float64Array((r1 - r0) * (c1 - c0));
@@ -40567,9 +40645,10 @@ var init_reconstruct = __esm({
     init_layers();
     init_obs();
     init_ridge();
+    init_reluTarget();
     init_patches();
     init_session();
-    DEFAULT_RECONSTRUCT = { damp: 0.01, crossValidate: true, maxPatches: 8192, maxBlock: 1024, threads: 0 };
+    DEFAULT_RECONSTRUCT = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0 };
     ERROR_PATCHES = 1024;
   }
 });

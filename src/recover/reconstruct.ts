@@ -6,7 +6,8 @@ import { makeFloatTensor, setTensorFloat32, tensorToFloat32 } from '../onnx/tens
 import { inverseHessian, matmul } from './linalg.js';
 import { linearLayer, setWeightRows, weightRows, type LinearLayer } from './layers.js';
 import { fixedMaskSweep } from './obs.js';
-import { crossValidatedDamp } from './ridge.js';
+import { CROSS_VALIDATE_MAX_COLS, crossValidatedDamp } from './ridge.js';
+import { gatedRowErrors, reluGate, reluRefit, type ReluGate } from './reluTarget.js';
 import type { KeptChannels } from '../prune/structured/keptChannels.js';
 import { layerPatches } from './patches.js';
 import { captureActivations, crossGram, sessionFromModel, timesTransposed, withExtraOutputs, type Activation } from './session.js';
@@ -16,6 +17,8 @@ export interface ReconstructOptions {
   damp: number;
   /** choose the damp per layer (and column block) from DAMP_GRID by two-fold cross-validation instead */
   crossValidate: boolean;
+  /** fit and judge layers followed by [BatchNormalization ->] Relu on what passes the ReLU */
+  reluAware: boolean;
   /** most input patches (rows of X) per layer */
   maxPatches: number;
   /** wider layers are refit in independent column blocks of at most this many columns */
@@ -30,7 +33,7 @@ export interface ReconstructOptions {
   kept?: KeptChannels;
 }
 
-export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, crossValidate: true, maxPatches: 8192, maxBlock: 1024, threads: 0 };
+export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0 };
 
 export interface LayerRefit {
   node: string;
@@ -202,13 +205,21 @@ async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIn
     const de = strideRows(dPatches.perGroup[dg], n, cd, ERROR_PATCHES);
     const m = pe.length / cp;
     const yd = await timesTransposed(de, m, Float32Array.from(wd), p.rows, cd);
-    const e0 = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp), p.rows);
+    // behind a ReLU, errors are judged (and, for structured layers, fit) after the gate
+    const gate = opts.reluAware ? groupGate(reluGate(pIndex, node, p.rows * p.groups), g, p.rows) : null;
+    const errors = (y: Float64Array) => (gate ? gatedRowErrors(yd, y, p.rows, gate) : rowErrors(yd, y, p.rows));
+    if (gate && cp <= CROSS_VALIDATE_MAX_COLS && keep.every((k) => k === 1)) {
+      const ydAll = await timesTransposed(dPatches.perGroup[dg], n, Float32Array.from(wd), p.rows, cd);
+      const gated = await reluRefit(pPatches.perGroup[g], ydAll, n, candidates[0], hFull, p.rows, cp, damp, gate);
+      if (gated) candidates.push(gated);
+    }
+    const e0 = errors(await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp));
     // the objective is a sum over output rows, so each row keeps whichever candidate (or the
     // pruned weights as they were) reproduces the dense output best: a refit never makes a row worse
     const refit = Float64Array.from(wp);
     const best = Float64Array.from(e0.error);
     for (const cand of candidates) {
-      const e = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(cand), p.rows, cp), p.rows);
+      const e = errors(await timesTransposed(pe, m, Float32Array.from(cand), p.rows, cp));
       for (let r = 0; r < p.rows; r++) {
         if (e.error[r] < best[r]) {
           best[r] = e.error[r];
@@ -306,7 +317,7 @@ function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Fl
     const wdb = new Float64Array(rows * (d1 - d0));
     for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
     let damp = opts.damp;
-    if (foldA) {
+    if (foldA && m <= CROSS_VALIDATE_MAX_COLS) {
       const hA = sub(foldA.hA, cp, b0, b1, b0, b1);
       const gA = matmul(wdb, sub(foldA.cA, cp, d0, d1, b0, b1), rows, d1 - d0, m);
       const hB = hb.map((v, i) => v - hA[i]);
@@ -335,6 +346,10 @@ function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Fl
     });
   }
   return { candidates: outs, damp: used };
+}
+
+function groupGate(gate: ReluGate | null, g: number, rows: number): ReluGate | null {
+  return gate && { a: gate.a.subarray(g * rows, (g + 1) * rows), c: gate.c.subarray(g * rows, (g + 1) * rows) };
 }
 
 /** Rows [r0, r1) x columns [c0, c1) of a row-major matrix with `stride` columns. */

@@ -14,6 +14,12 @@ import { choleskyLower } from './linalg.js';
  */
 export const DAMP_GRID: readonly number[] = [1e-4, 1e-3, 1e-2, 1e-1, 1];
 
+/**
+ * Wider blocks keep the fixed damp: ten Cholesky solves of a 1024-wide block cost minutes of CPU in
+ * JavaScript on a loaded machine, more than the rest of the refit.
+ */
+export const CROSS_VALIDATE_MAX_COLS = 640;
+
 export interface Fold {
   /** [m x m] */
   h: Float64Array;
@@ -46,6 +52,9 @@ export function ridgeSolve(h: Float64Array, g: Float64Array, rows: number, m: nu
   const l = Float64Array.from(h);
   for (let i = 0; i < m; i++) l[i * m + i] += damp * mean;
   if (!choleskyLower(l, m)) return null;
+  // L^T row-major, so the back substitution reads rows instead of striding down columns
+  const lt = new Float64Array(m * m);
+  for (let i = 0; i < m; i++) for (let k = 0; k <= i; k++) lt[k * m + i] = l[i * m + k];
   const w = new Float64Array(rows * m);
   const y = new Float64Array(m);
   for (let r = 0; r < rows; r++) {
@@ -56,10 +65,12 @@ export function ridgeSolve(h: Float64Array, g: Float64Array, rows: number, m: nu
       for (let k = 0; k < i; k++) s -= l[ri + k] * y[k];
       y[i] = s / l[ri + i];
     }
+    const wr = w.subarray(r * m, (r + 1) * m);
     for (let i = m - 1; i >= 0; i--) {
       let s = y[i];
-      for (let k = i + 1; k < m; k++) s -= l[k * m + i] * w[r * m + k];
-      w[r * m + i] = s / l[i * m + i];
+      const ri = i * m;
+      for (let k = i + 1; k < m; k++) s -= lt[ri + k] * wr[k];
+      wr[i] = s / lt[ri + i];
     }
   }
   return w;

@@ -10,7 +10,7 @@ import { modelInputs } from '../../src/onnx/signature.js';
 import { tensorDims, tensorToFloat32 } from '../../src/onnx/tensor.js';
 import { takeAlongAxis } from '../../src/prune/structured/surgery.js';
 import { structuredPrune, type StructuredResult } from '../../src/prune/structured/structuredPrune.js';
-import { reconstruct } from '../../src/recover/reconstruct.js';
+import { DEFAULT_RECONSTRUCT, reconstruct } from '../../src/recover/reconstruct.js';
 import { captureActivations, sessionFromModel, withExtraOutputs } from '../../src/recover/session.js';
 import { runCli } from '../support/cli.js';
 import { fixture, tempDir } from '../support/fixtures.js';
@@ -96,7 +96,7 @@ describe('reconstruct refits a layer whose output channels were removed', () => 
     const s = await sessionFromModel(withExtraOutputs(r.base, [conv]));
     const y = (await captureActivations(s, calib, [conv])).get(conv)!;
     await s.release();
-    const refit = await reconstruct(r.base, r.model, [WEIGHT, 'fc.weight'], calib, { damp: 0.01, crossValidate: true, maxPatches: 4096, maxBlock: 1024, threads: 0, kept: r.kept });
+    const refit = await reconstruct(r.base, r.model, [WEIGHT, 'fc.weight'], calib, { ...DEFAULT_RECONSTRUCT, reluAware: false, maxPatches: 4096, kept: r.kept });
     expect(refit.skipped).toEqual([]);
     const before = await layerError(r.model, y.data, y.dims);
     const after = await layerError(refit.model, y.data, y.dims);
@@ -107,7 +107,7 @@ describe('reconstruct refits a layer whose output channels were removed', () => 
   }, 60_000);
 
   it('without the map the layer is skipped and says why', async () => {
-    const refit = await reconstruct(r.base, r.model, [WEIGHT], calib, { damp: 0.01, crossValidate: false, maxPatches: 1024, maxBlock: 1024, threads: 0 });
+    const refit = await reconstruct(r.base, r.model, [WEIGHT], calib, { ...DEFAULT_RECONSTRUCT, crossValidate: false, maxPatches: 1024 });
     expect(refit.layers).toEqual([]);
     expect(refit.skipped[0].reason).toMatch(/did not record which were kept/);
   }, 60_000);
