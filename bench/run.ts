@@ -13,6 +13,7 @@ import { markdownTable } from 'markdown-table';
 import { onnxruntimeVersion } from '../src/measure/ort.js';
 import { magnitudeMask } from '../src/prune/magnitude.js';
 import { peakMeter, type PeakMeter } from '../src/measure/memory.js';
+import { benchRecovery, RECOVERY_METHODS, renderRecoveryTable, type RecoveryRow } from './recovery.js';
 import { benchConfig, outcome, stagesFor, type BenchModel, type BenchOptions, type Outcome, type StageContext } from './stages.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -51,10 +52,11 @@ interface RunResult extends Outcome {
   error?: string;
 }
 
-function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[]; gate: boolean } {
+function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[]; gate: boolean; recoveries: string[] } {
   const only: string[] = [];
   let quick = false;
   let gate = true;
+  let recoveries = [...RECOVERY_METHODS];
   let methods = ['unstructured', '2:4', 'structured'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -62,9 +64,11 @@ function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: s
     else if (a === '--no-gate') gate = false;
     else if (a === '--only') only.push(...(argv[++i] ?? '').split(',').filter(Boolean));
     else if (a === '--methods') methods = (argv[++i] ?? '').split(',').filter(Boolean);
-    else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4 --no-gate`);
+    else if (a === '--recovery') recoveries = (argv[++i] ?? '').split(',').filter(Boolean);
+    else if (a === '--no-recovery') recoveries = [];
+    else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4 --recovery none,reconstruct,auto --no-recovery --no-gate`);
   }
-  return { only, quick, methods, gate };
+  return { only, quick, methods, gate, recoveries };
 }
 
 function models(only: string[], notices: string[]): BenchModel[] {
@@ -72,10 +76,10 @@ function models(only: string[], notices: string[]): BenchModel[] {
   const test = path.join(FIXTURES, 'fmnist-test.npz');
   for (const name of ['mlp', 'cnn-bn', 'resnet', 'dsconv-concat', 'vit']) {
     const file = path.join(FIXTURES, `${name}.onnx`);
-    if (fs.existsSync(file)) list.push({ name, file, data: test });
+    if (fs.existsSync(file)) list.push({ name, file, data: test, calib: path.join(FIXTURES, 'fmnist-calib.npz') });
     else notices.push(`skipped fixture ${name}: fixtures/${name}.onnx not present`);
   }
-  if (REAL_WORLD) list.push({ name: 'real-world-mnist-cnn', file: path.join(REAL_WORLD, 'model.onnx'), data: path.join(REAL_WORLD, 'test.npz') });
+  if (REAL_WORLD) list.push({ name: 'real-world-mnist-cnn', file: path.join(REAL_WORLD, 'model.onnx'), data: path.join(REAL_WORLD, 'test.npz'), calib: path.join(REAL_WORLD, 'calib.npz') });
   else notices.push('skipped the real-world model: ../shared/real-world/mnist-cnn-pytorch not found');
   for (const name of SCALE_NAMES) {
     const file = path.join(SCALE_DIR, `${name}.onnx`);
@@ -163,11 +167,19 @@ async function main(): Promise<void> {
   const meter = peakMeter();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'prune-guard-bench-'));
   const results: RunResult[] = [];
+  const recovery: RecoveryRow[] = [];
   try {
     for (const model of list) {
       for (const method of args.methods) {
         process.stderr.write(`bench: ${model.name} ${method}\n`);
         results.push(await runOne(model, method, options, meter, workDir));
+      }
+    }
+    // recovery: models with labelled data and a calibration set (fixtures, real-world)
+    if (args.recoveries.length > 0) {
+      for (const model of list) {
+        if (!model.data || !model.calib || !fs.existsSync(model.calib)) continue;
+        recovery.push(...(await benchRecovery({ ...model, calib: model.calib }, args.methods, args.recoveries, options, workDir)));
       }
     }
   } finally {
@@ -193,10 +205,16 @@ async function main(): Promise<void> {
       ],
       { alignDelimiters: false },
     ),
+    ...(recovery.length
+      ? [
+          `Recovery (calibration: 512 samples; unstructured 50% global, structured 30% of channels; top-1 on the evaluation set above). "recovery s": the kept steps' recovery.seconds as the ledger reports them; wall/CPU: the whole runRecovery call, temperature fit and rejected stages included (CPU counts onnxruntime's threads).`,
+          renderRecoveryTable(recovery),
+        ]
+      : []),
     ...(notices.length ? [notices.map((n) => `- ${n}`).join('\n')] : []),
   ].join('\n\n');
   process.stdout.write(md + '\n');
-  const json = { date, environment: env, memory: meter.method, options: { ...options, only: args.only, methods: args.methods }, results, threshold, notices };
+  const json = { date, environment: env, memory: meter.method, options: { ...options, only: args.only, methods: args.methods, recoveries: args.recoveries }, results, recovery, threshold, notices };
   const outDir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(json, null, 2) + '\n');

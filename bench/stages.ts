@@ -22,6 +22,8 @@ export interface BenchModel {
   file: string;
   /** labelled .npz; without it the model is fed seeded random inputs and only agreement is meaningful */
   data?: string;
+  /** calibration .npz for the recovery bench; models without one are not in it */
+  calib?: string;
 }
 
 export interface BenchOptions {

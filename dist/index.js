@@ -39371,6 +39371,30 @@ var init_depgraph = __esm({
   }
 });
 
+// src/prune/structured/keptChannels.ts
+function keptChannels(model, analysis, keep) {
+  const dims = new Map(model.graph.initializer.map((t) => [t.name, tensorDims(t)]));
+  const out = /* @__PURE__ */ new Map();
+  for (const use of analysis.uses) {
+    const d = dims.get(use.tensor);
+    if (!d) continue;
+    let axes = out.get(use.tensor);
+    if (axes?.has(use.axis)) continue;
+    const idx = keptIndices(use.layout, analysis.spaces, keep);
+    if (idx.length === d[use.axis]) continue;
+    if (!axes) out.set(use.tensor, axes = /* @__PURE__ */ new Map());
+    axes.set(use.axis, Int32Array.from(idx));
+  }
+  return out;
+}
+var init_keptChannels = __esm({
+  "src/prune/structured/keptChannels.ts"() {
+    "use strict";
+    init_tensor();
+    init_layout();
+  }
+});
+
 // src/prune/structured/surgery.ts
 function takeAlongAxis(values, dims, axis, indices) {
   const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
@@ -39582,7 +39606,7 @@ async function structuredPrune(input, opts) {
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
   for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep) };
 }
 function structuredGroups(input, protectedTensors) {
   const model = untieConstants(input);
@@ -39638,6 +39662,7 @@ var init_structuredPrune = __esm({
     init_importance();
     init_allocate();
     init_depgraph();
+    init_keptChannels();
     init_surgery();
     init_untie();
   }
@@ -40199,6 +40224,7 @@ async function sensitivityPrune(dense, req) {
   let model;
   let description;
   let allocated = allocation.ratios;
+  let structured;
   if (req.method === "unstructured") {
     model = pruneCounts(dense, req.weights, allocation.pruned);
     description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct3(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
@@ -40216,6 +40242,7 @@ async function sensitivityPrune(dense, req) {
     const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits });
     notes.push(...r.notes);
     model = r.model;
+    structured = { reference: r.base, kept: r.kept };
     description = describeStructured(dense, r, { criterion: req.config.criterion, scope: "sensitivity", sparsity: req.sparsity });
   }
   if (req.method === "structured" && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope sensitivity: kept channel counts come from the allocation`);
@@ -40227,6 +40254,7 @@ async function sensitivityPrune(dense, req) {
     model,
     description,
     notes,
+    ...structured ? { structured } : {},
     sensitivity: {
       unit: req.method === "unstructured" ? "weights" : "channels",
       against: scorer.against,
@@ -40347,7 +40375,7 @@ async function pruneModel(dense, config, ctx) {
         model = magnitudePrune(model, rest, frac, config.scope).model;
         description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
-      return { model, description, denseWeights: weights, notes: r.notes };
+      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
     }
     default:
       throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
@@ -40372,7 +40400,7 @@ async function pruneBySensitivity(dense, weights, config, ctx) {
         ctx.progress?.update(done);
       }
     });
-    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity };
+    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...r.structured ? { structured: r.structured } : {} };
   } finally {
     if (started) ctx.progress?.stop();
   }
@@ -40694,11 +40722,22 @@ function linearLayer(index, weight) {
     }
     case "MatMul": {
       if (node.input[1] !== weight || dims.length !== 2) return "weight is the left MatMul operand";
-      return { node: label2, opType: "MatMul", weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias: null, biasRefit: false };
+      const bias = matMulBias(index, node, dims[1]);
+      return { node: label2, opType: "MatMul", weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias, biasRefit: bias !== null };
     }
     default:
       return `${node.opType} layers are not refit`;
   }
+}
+function matMulBias(index, node, rows) {
+  const readers = index.consumersOf(node.output[0]);
+  if (readers.length !== 1 || readers[0].opType !== "Add") return null;
+  const add = readers[0];
+  const other = add.input[0] === node.output[0] ? add.input[1] : add.input[0];
+  const t = index.initializers.get(other);
+  if (!t || !FLOAT_TYPES.has(t.dataType) || index.consumersOf(other).length !== 1) return null;
+  const d = tensorDims(t);
+  return d.length === 1 && d[0] === rows ? other : null;
 }
 function weightRows(layer, values, g2) {
   const { rows, cols } = layer;
@@ -40744,6 +40783,140 @@ function fixedMaskSweep(w, keep, upper, rows, cols) {
 var init_obs = __esm({
   "src/recover/obs.ts"() {
     "use strict";
+  }
+});
+
+// src/recover/ridge.ts
+function crossValidatedDamp(folds, rows, m, grid = DAMP_GRID) {
+  const errors = grid.map((damp) => {
+    let total2 = 0;
+    for (let k = 0; k < 2; k++) {
+      const fit = folds[k];
+      const held = folds[1 - k];
+      const w = ridgeSolve(fit.h, fit.g, rows, m, damp);
+      if (!w) return Infinity;
+      total2 += heldOutError(w, held, rows, m);
+    }
+    return total2;
+  });
+  let best = 0;
+  for (let i2 = 1; i2 < grid.length; i2++) if (errors[i2] < errors[best]) best = i2;
+  return { damp: grid[best], errors };
+}
+function ridgeSolve(h, g2, rows, m, damp) {
+  let mean2 = 0;
+  for (let i2 = 0; i2 < m; i2++) mean2 += h[i2 * m + i2];
+  mean2 = mean2 / m || 1;
+  const l = Float64Array.from(h);
+  for (let i2 = 0; i2 < m; i2++) l[i2 * m + i2] += damp * mean2;
+  if (!choleskyLower(l, m)) return null;
+  const lt = new Float64Array(m * m);
+  for (let i2 = 0; i2 < m; i2++) for (let k = 0; k <= i2; k++) lt[k * m + i2] = l[i2 * m + k];
+  const w = new Float64Array(rows * m);
+  const y = new Float64Array(m);
+  for (let r = 0; r < rows; r++) {
+    for (let i2 = 0; i2 < m; i2++) {
+      let s = g2[r * m + i2];
+      const ri = i2 * m;
+      for (let k = 0; k < i2; k++) s -= l[ri + k] * y[k];
+      y[i2] = s / l[ri + i2];
+    }
+    const wr = w.subarray(r * m, (r + 1) * m);
+    for (let i2 = m - 1; i2 >= 0; i2--) {
+      let s = y[i2];
+      const ri = i2 * m;
+      for (let k = i2 + 1; k < m; k++) s -= lt[ri + k] * wr[k];
+      wr[i2] = s / lt[ri + i2];
+    }
+  }
+  return w;
+}
+function heldOutError(w, fold, rows, m) {
+  let total2 = 0;
+  const hw = new Float64Array(m);
+  for (let r = 0; r < rows; r++) {
+    const wr = w.subarray(r * m, (r + 1) * m);
+    hw.fill(0);
+    for (let i2 = 0; i2 < m; i2++) {
+      const wi = wr[i2];
+      if (wi === 0) continue;
+      const hi = i2 * m;
+      for (let j = 0; j < m; j++) hw[j] += wi * fold.h[hi + j];
+    }
+    for (let j = 0; j < m; j++) total2 += wr[j] * (hw[j] - 2 * fold.g[r * m + j]);
+  }
+  return total2;
+}
+var DAMP_GRID, CROSS_VALIDATE_MAX_COLS;
+var init_ridge = __esm({
+  "src/recover/ridge.ts"() {
+    "use strict";
+    init_linalg();
+    DAMP_GRID = [1e-4, 1e-3, 0.01, 0.1, 1];
+    CROSS_VALIDATE_MAX_COLS = 640;
+  }
+});
+
+// src/recover/reluTarget.ts
+function reluGate(index, node, channels) {
+  const only = (tensor) => {
+    const c2 = index.consumersOf(tensor);
+    return c2.length === 1 ? c2[0] : void 0;
+  };
+  let next = only(node.output[0]);
+  const a = new Float64Array(channels).fill(1);
+  const c = new Float64Array(channels);
+  if (next?.opType === "BatchNormalization" && next.output.length === 1) {
+    const [scale2, bias, mean2, variance] = next.input.slice(1, 5).map((n) => index.initializers.get(n));
+    if (!scale2 || !bias || !mean2 || !variance) return null;
+    const [s, b, m, v] = [scale2, bias, mean2, variance].map((t) => tensorToFloat32(t));
+    if (s.length !== channels) return null;
+    const eps = attrFloat(next, "epsilon", 1e-5);
+    for (let k = 0; k < channels; k++) {
+      a[k] = s[k] / Math.sqrt(v[k] + eps);
+      c[k] = b[k] - m[k] * a[k];
+    }
+    next = only(next.output[0]);
+  }
+  return next?.opType === "Relu" ? { a, c } : null;
+}
+async function reluRefit(xp, yd, n, w0, h, rows, cols, damp, gate, rounds = 3) {
+  let w = w0;
+  const target = new Float32Array(n * rows);
+  for (let round = 0; round < rounds; round++) {
+    const yp = await timesTransposed(xp, n, Float32Array.from(w), rows, cols);
+    for (let i2 = 0; i2 < n * rows; i2++) {
+      const r = i2 % rows;
+      const { a, c } = { a: gate.a[r], c: gate.c[r] };
+      if (a === 0 || a * yd[i2] + c > 0) target[i2] = yd[i2];
+      else target[i2] = a * yp[i2] + c <= 0 ? yp[i2] : -c / a;
+    }
+    const g2 = await crossGram(target, xp, n, rows, cols);
+    const next = ridgeSolve(h, g2, rows, cols, damp);
+    if (!next) return null;
+    w = next;
+  }
+  return w;
+}
+function gatedRowErrors(yd, y, rows, gate) {
+  const error2 = new Float64Array(rows);
+  let norm2 = 0;
+  for (let i2 = 0; i2 < yd.length; i2++) {
+    const r = i2 % rows;
+    const d = Math.max(0, gate.a[r] * yd[i2] + gate.c[r]);
+    const p = Math.max(0, gate.a[r] * y[i2] + gate.c[r]);
+    error2[r] += (d - p) ** 2;
+    norm2 += d * d;
+  }
+  return { error: error2, norm: norm2 };
+}
+var init_reluTarget = __esm({
+  "src/recover/reluTarget.ts"() {
+    "use strict";
+    init_graph();
+    init_tensor();
+    init_ridge();
+    init_session();
   }
 });
 
@@ -40826,17 +40999,22 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       skipped.push({ weight: w, reason: typeof p === "string" ? p : `dense model: ${d}` });
       continue;
     }
-    if (p.rows !== d.rows || p.groups !== d.groups || p.input !== d.input) {
-      skipped.push({ weight: w, reason: "output channels differ from the dense layer" });
+    if (p.input !== d.input) {
+      skipped.push({ weight: w, reason: "reads a different tensor than the dense layer" });
       continue;
     }
-    plans.push({ p, d, node });
+    const rows = denseRowsOf(p, d, opts.kept);
+    if (typeof rows === "string") {
+      skipped.push({ weight: w, reason: rows });
+      continue;
+    }
+    plans.push({ p, d, node, rows });
   }
   for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
   const denseSession = await sessionFromModel(withExtraOutputs(dense, plans.map((x2) => x2.d.input)), opts.threads);
   const layers = [];
   try {
-    for (const { p, d, node } of plans) {
+    for (const { p, d, node, rows } of plans) {
       if (opts.deadline !== void 0 && performance.now() > opts.deadline) {
         skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
         continue;
@@ -40849,14 +41027,55 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       } finally {
         await session.release();
       }
-      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts));
+      if (sameValues(xd.data, xp.data) && keptExactly(pIndex, dIndex, p, d, rows)) {
+        layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
+        continue;
+      }
+      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows, xd, xp, opts));
     }
   } finally {
     await denseSession.release();
   }
   return { model, layers, skipped };
 }
-async function refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts) {
+function sameValues(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] !== b[i2]) return false;
+  return true;
+}
+function keptExactly(pIndex, dIndex, p, d, rowMap) {
+  if (p.cols !== d.cols) return false;
+  const pv = tensorToFloat32(pIndex.initializers.get(p.weight));
+  const dv = tensorToFloat32(dIndex.initializers.get(d.weight));
+  const pb = p.bias ? tensorToFloat32(pIndex.initializers.get(p.bias)) : null;
+  const db = d.bias ? tensorToFloat32(dIndex.initializers.get(d.bias)) : null;
+  if (pb === null !== (db === null)) return false;
+  for (let g2 = 0; g2 < p.groups; g2++) {
+    const dg = Math.floor(rowMap[g2 * p.rows] / d.rows);
+    const target = denseTarget(weightRows(d, dv, dg), db ?? new Float32Array(d.rows * d.groups), d, rowMap.subarray(g2 * p.rows, (g2 + 1) * p.rows), false);
+    if (!sameValues(Float32Array.from(target), Float32Array.from(weightRows(p, pv, g2)))) return false;
+  }
+  if (pb && db) {
+    for (let i2 = 0; i2 < rowMap.length; i2++) if (pb[i2] !== db[rowMap[i2]]) return false;
+  }
+  return true;
+}
+function denseRowsOf(p, d, kept) {
+  const total2 = p.rows * p.groups;
+  if (total2 === d.rows * d.groups && p.groups === d.groups) return Int32Array.from({ length: total2 }, (_, i2) => i2);
+  const map = kept?.get(p.weight)?.get(p.transposed ? 1 : 0);
+  if (!map) return "output channels differ from the dense layer and the pruner did not record which were kept";
+  if (map.length !== total2) return `kept-channel map has ${map.length} entries for ${total2} output channels`;
+  for (let g2 = 0; g2 < p.groups; g2++) {
+    const dg = Math.floor(map[g2 * p.rows] / d.rows);
+    for (let r = 0; r < p.rows; r++) {
+      const k = map[g2 * p.rows + r];
+      if (k < 0 || k >= d.rows * d.groups || Math.floor(k / d.rows) !== dg) return "a pruned Conv group mixes channels of several dense groups";
+    }
+  }
+  return map;
+}
+async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, xd, xp, opts) {
   const withBias = p.biasRefit && d.biasRefit;
   const pw = pIndex.initializers.get(p.weight);
   const dValues = tensorToFloat32(dIndex.initializers.get(d.weight));
@@ -40869,25 +41088,38 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts) {
   let before = 0;
   let after = 0;
   let norm2 = 0;
+  const damps = [];
   for (let g2 = 0; g2 < p.groups; g2++) {
-    const wd = augment(weightRows(d, dValues, g2), dBias, d, g2, withBias);
+    const dg = Math.floor(rowMap[g2 * p.rows] / d.rows);
+    const wd = denseTarget(weightRows(d, dValues, dg), dBias, d, rowMap.subarray(g2 * p.rows, (g2 + 1) * p.rows), withBias);
     const wp = augment(weightRows(p, pValues, g2), pBias, p, g2, withBias);
     const cd = dPatches.cols;
     const cp = pPatches.cols;
     const keep = new Uint8Array(p.rows * cp);
     for (let i2 = 0; i2 < keep.length; i2++) keep[i2] = wp[i2] !== 0 || withBias && i2 % cp === cp - 1 ? 1 : 0;
     const hFull = await crossGram(pPatches.perGroup[g2], pPatches.perGroup[g2], n, cp, cp);
-    const cFull = await crossGram(dPatches.perGroup[g2], pPatches.perGroup[g2], n, cd, cp);
-    const candidates = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
+    const cFull = await crossGram(dPatches.perGroup[dg], pPatches.perGroup[g2], n, cd, cp);
+    const half = Math.floor(n / 2);
+    const hA = await crossGram(pPatches.perGroup[g2].subarray(0, half * cp), pPatches.perGroup[g2].subarray(0, half * cp), half, cp, cp);
+    const cA = await crossGram(dPatches.perGroup[dg].subarray(0, half * cd), pPatches.perGroup[g2].subarray(0, half * cp), half, cd, cp);
+    const { candidates, damp } = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : void 0);
+    damps.push(damp);
     const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);
-    const de = strideRows(dPatches.perGroup[g2], n, cd, ERROR_PATCHES);
+    const de = strideRows(dPatches.perGroup[dg], n, cd, ERROR_PATCHES);
     const m = pe.length / cp;
     const yd = await timesTransposed(de, m, Float32Array.from(wd), p.rows, cd);
-    const e0 = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp), p.rows);
+    const gate = opts.reluAware ? groupGate(reluGate(pIndex, node, p.rows * p.groups), g2, p.rows) : null;
+    const errors = (y) => gate ? gatedRowErrors(yd, y, p.rows, gate) : rowErrors(yd, y, p.rows);
+    if (gate && cp <= CROSS_VALIDATE_MAX_COLS && keep.every((k) => k === 1)) {
+      const ydAll = await timesTransposed(dPatches.perGroup[dg], n, Float32Array.from(wd), p.rows, cd);
+      const gated = await reluRefit(pPatches.perGroup[g2], ydAll, n, candidates[0], hFull, p.rows, cp, damp, gate);
+      if (gated) candidates.push(gated);
+    }
+    const e0 = errors(await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp));
     const refit = Float64Array.from(wp);
     const best = Float64Array.from(e0.error);
     for (const cand of candidates) {
-      const e = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(cand), p.rows, cp), p.rows);
+      const e = errors(await timesTransposed(pe, m, Float32Array.from(cand), p.rows, cp));
       for (let r = 0; r < p.rows; r++) {
         if (e.error[r] < best[r]) {
           best[r] = e.error[r];
@@ -40907,7 +41139,7 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts) {
     else addBias(model, pIndex, node, p, pBias);
   }
   const rel = (e) => norm2 > 0 ? Math.sqrt(Math.max(0, e) / norm2) : 0;
-  return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after) };
+  return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after), damp: Math.max(...damps) };
 }
 function strideRows(m, n, cols, most) {
   if (n <= most) return m;
@@ -40917,6 +41149,17 @@ function strideRows(m, n, cols, most) {
     const r = Math.floor(i2 * step);
     out.set(m.subarray(r * cols, (r + 1) * cols), i2 * cols);
   }
+  return out;
+}
+function denseTarget(w, bias, layer, denseRows, withBias) {
+  const { rows, cols } = layer;
+  const width = cols + (withBias ? 1 : 0);
+  const out = new Float64Array(denseRows.length * width);
+  denseRows.forEach((k, r) => {
+    const local = k % rows;
+    out.set(w.subarray(local * cols, (local + 1) * cols), r * width);
+    if (withBias) out[r * width + cols] = bias[k];
+  });
   return out;
 }
 function augment(w, bias, layer, g2, withBias) {
@@ -40935,7 +41178,8 @@ function strip(w, rows, cols, withBias) {
   for (let r = 0; r < rows; r++) out.set(w.subarray(r * cols, r * cols + cols - 1), r * (cols - 1));
   return out;
 }
-function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
+function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts, foldA) {
+  let used = 0;
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows * cp), new Float64Array(rows * cp)] : [new Float64Array(rows * cp)];
   const blocks = Math.ceil(cp / opts.maxBlock);
@@ -40948,7 +41192,16 @@ function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
     const cb = sub(c, cp, d0, d1, b0, b1);
     const wdb = new Float64Array(rows * (d1 - d0));
     for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
-    const { inv, upper } = inverseHessian(hb, m, opts.damp);
+    let damp = opts.damp;
+    if (foldA && m <= CROSS_VALIDATE_MAX_COLS) {
+      const hA = sub(foldA.hA, cp, b0, b1, b0, b1);
+      const gA = matmul(wdb, sub(foldA.cA, cp, d0, d1, b0, b1), rows, d1 - d0, m);
+      const hB = hb.map((v, i2) => v - hA[i2]);
+      const gB = matmul(wdb, cb, rows, d1 - d0, m).map((v, i2) => v - gA[i2]);
+      damp = crossValidatedDamp([{ h: hA, g: gA }, { h: hB, g: gB }], rows, m).damp;
+    }
+    used = Math.max(used, damp);
+    const { inv, upper } = inverseHessian(hb, m, damp);
     const kb = new Uint8Array(rows * m);
     for (let r = 0; r < rows; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
     const starts = [matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m)];
@@ -40966,7 +41219,10 @@ function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts) {
       for (let r = 0; r < rows; r++) outs[k].set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
     });
   }
-  return outs;
+  return { candidates: outs, damp: used };
+}
+function groupGate(gate, g2, rows) {
+  return gate && { a: gate.a.subarray(g2 * rows, (g2 + 1) * rows), c: gate.c.subarray(g2 * rows, (g2 + 1) * rows) };
 }
 function sub(a, stride, r0, r1, c0, c1) {
   const out = new Float64Array((r1 - r0) * (c1 - c0));
@@ -40999,9 +41255,11 @@ var init_reconstruct = __esm({
     init_linalg();
     init_layers();
     init_obs();
+    init_ridge();
+    init_reluTarget();
     init_patches();
     init_session();
-    DEFAULT_RECONSTRUCT = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, threads: 0 };
+    DEFAULT_RECONSTRUCT = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0 };
     ERROR_PATCHES = 1024;
   }
 });
@@ -41213,7 +41471,7 @@ async function recoverySteps(req, calib) {
     const started = performance.now();
     const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1e3 : void 0;
     progress.note("recovery: layer-wise reconstruction on the calibration set");
-    const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline });
+    const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline, kept: req.structured?.kept });
     const seconds = (performance.now() - started) / 1e3;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const score2 = labelled ? await calibScore(r.model, calib, config.latency.threads) : void 0;
@@ -41239,6 +41497,13 @@ async function recoverySteps(req, calib) {
   }
   throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery auto, reconstruct, command or none`);
 }
+function refitWeights(req) {
+  const names = new Set(req.denseWeights.map((w) => w.initializer));
+  if (req.structured) {
+    for (const w of prunableWeights(req.structured.reference, EVERY_LAYER)) if (req.structured.kept.has(w.initializer)) names.add(w.initializer);
+  }
+  return [...names];
+}
 async function tryBatchNorm(model, calib, config, accept, currentScore, reject) {
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, config.latency.threads);
@@ -41250,12 +41515,13 @@ async function tryBatchNorm(model, calib, config, accept, currentScore, reject) 
   if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
   accept(bn.model, seconds, score2, bn.nodes.length);
 }
-var NEEDS_CALIB;
+var NEEDS_CALIB, EVERY_LAYER;
 var init_runRecovery = __esm({
   "src/recover/runRecovery.ts"() {
     "use strict";
     init_errors();
     init_model();
+    init_prunable();
     init_batchNorm();
     init_calibScore();
     init_external();
@@ -41264,6 +41530,7 @@ var init_runRecovery = __esm({
     NEEDS_CALIB = {
       reconstruct: "the layer inputs reconstruction refits to"
     };
+    EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
   }
 });
 
@@ -41691,7 +41958,7 @@ async function runPipeline(req, progress) {
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
   if (staged) fs13.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
-  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs13.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];

@@ -115,7 +115,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const pruneArtifact = staged ? stepFile(stepsDir, 1, 'prune') : outPath;
   if (staged) fs.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
-  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib } });
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   // the shipped file must still hold the method's pattern after every recovery stage

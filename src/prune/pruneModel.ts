@@ -10,6 +10,7 @@ import type { SensitivityInfo } from '../ledger/types.js';
 import type { Progress } from '../pipeline/progress.js';
 import { checkSensitivityInputs, sensitivityPrune } from './sensitivity/sensitivityPrune.js';
 import { describeStructured } from './structured/describe.js';
+import type { KeptChannels } from './structured/keptChannels.js';
 import { structuredPrune } from './structured/structuredPrune.js';
 
 export interface PruneContext {
@@ -37,6 +38,12 @@ export interface PruneOutcome {
   verifySaved?: (saved: ModelProto) => string[];
   /** `scope: sensitivity`: the measured curves and the allocation, for the ledger */
   sensitivity?: SensitivityInfo;
+  /**
+   * structured and hybrid: the dense model with shared constants untied (initializer names as in the
+   * pruned model) and the dense channels each sliced initializer kept, so recovery can refit layers
+   * whose output channels were removed against the dense output at the kept channels
+   */
+  structured?: { reference: ModelProto; kept: KeptChannels };
 }
 
 /** The sparsity a run aims at: the N:M pattern's own 1 - N/M, else `config.sparsity`. */
@@ -121,7 +128,7 @@ export async function pruneModel(dense: ModelProto, config: Config, ctx: PruneCo
         model = magnitudePrune(model, rest, frac, config.scope).model;
         description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
-      return { model, description, denseWeights: weights, notes: r.notes };
+      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
     }
     default:
       throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
@@ -144,7 +151,7 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
         ctx.progress?.update(done);
       },
     });
-    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity };
+    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...(r.structured ? { structured: r.structured } : {}) };
   } finally {
     if (started) ctx.progress?.stop();
   }

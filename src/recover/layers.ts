@@ -76,11 +76,28 @@ export function linearLayer(index: GraphIndex, weight: string): LinearLayer | st
     }
     case 'MatMul': {
       if (node.input[1] !== weight || dims.length !== 2) return 'weight is the left MatMul operand';
-      return { node: label, opType: 'MatMul', weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias: null, biasRefit: false };
+      const bias = matMulBias(index, node, dims[1]);
+      return { node: label, opType: 'MatMul', weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias, biasRefit: bias !== null };
     }
     default:
       return `${node.opType} layers are not refit`;
   }
+}
+
+/**
+ * The bias of a MatMul exported as MatMul + Add (torch's Linear on 3-D inputs): the Add's 1-D float
+ * initializer of `rows` entries, when the Add is the MatMul's only reader and nothing else reads the
+ * bias, so refitting it changes this layer alone.
+ */
+function matMulBias(index: GraphIndex, node: NodeProto, rows: number): string | null {
+  const readers = index.consumersOf(node.output[0]);
+  if (readers.length !== 1 || readers[0].opType !== 'Add') return null;
+  const add = readers[0];
+  const other = add.input[0] === node.output[0] ? add.input[1] : add.input[0];
+  const t = index.initializers.get(other);
+  if (!t || !FLOAT_TYPES.has(t.dataType) || index.consumersOf(other).length !== 1) return null;
+  const d = tensorDims(t);
+  return d.length === 1 && d[0] === rows ? other : null;
 }
 
 /** Group `g` of the weights as a row-major [rows x cols] float64 matrix. */

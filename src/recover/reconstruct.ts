@@ -6,12 +6,19 @@ import { makeFloatTensor, setTensorFloat32, tensorToFloat32 } from '../onnx/tens
 import { inverseHessian, matmul } from './linalg.js';
 import { linearLayer, setWeightRows, weightRows, type LinearLayer } from './layers.js';
 import { fixedMaskSweep } from './obs.js';
+import { CROSS_VALIDATE_MAX_COLS, crossValidatedDamp } from './ridge.js';
+import { gatedRowErrors, reluGate, reluRefit, type ReluGate } from './reluTarget.js';
+import type { KeptChannels } from '../prune/structured/keptChannels.js';
 import { layerPatches } from './patches.js';
 import { captureActivations, crossGram, sessionFromModel, timesTransposed, withExtraOutputs, type Activation } from './session.js';
 
 export interface ReconstructOptions {
   /** ridge added to H's diagonal, as a fraction of its mean diagonal (SparseGPT uses 0.01) */
   damp: number;
+  /** choose the damp per layer (and column block) from DAMP_GRID by two-fold cross-validation instead */
+  crossValidate: boolean;
+  /** fit and judge layers followed by [BatchNormalization ->] Relu on what passes the ReLU */
+  reluAware: boolean;
   /** most input patches (rows of X) per layer */
   maxPatches: number;
   /** wider layers are refit in independent column blocks of at most this many columns */
@@ -19,9 +26,14 @@ export interface ReconstructOptions {
   threads: number;
   /** performance.now() after which no further layer is refit (the recovery time budget) */
   deadline?: number;
+  /**
+   * structured pruning's kept-channel map (dense indices per sliced initializer and axis): a layer
+   * whose output channels were removed is refit to the dense layer's output at the channels it kept
+   */
+  kept?: KeptChannels;
 }
 
-export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, maxPatches: 8192, maxBlock: 1024, threads: 0 };
+export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0 };
 
 export interface LayerRefit {
   node: string;
@@ -29,6 +41,8 @@ export interface LayerRefit {
   /** relative output error ||Y_dense - Y|| / ||Y_dense|| on the sampled patches, before and after */
   error_before: number;
   error_after: number;
+  /** the ridge damp used (the largest over groups and column blocks when they differ) */
+  damp: number;
 }
 
 export interface ReconstructResult {
@@ -45,14 +59,17 @@ export interface ReconstructResult {
  * best reproduce the dense layer's output, with the sparsity mask (the saved zeros) held fixed.
  *
  * The pruned layer may have fewer input columns than the dense one (structured pruning of its
- * producer): the cross term X_dense X_pruned^T handles that, as long as the output rows agree.
+ * producer): the cross term X_dense X_pruned^T handles that. It may also have fewer output rows
+ * (its own channels pruned): with `opts.kept` each pruned row is fit to the dense row it was cut
+ * from, so the pruned tensor at the layer output approaches the dense tensor at the kept channels,
+ * and everything downstream that was sliced with it (BatchNorm, residual Add, Concat) stays consistent.
  */
 export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights: readonly string[], calib: Dataset, opts: ReconstructOptions = DEFAULT_RECONSTRUCT): Promise<ReconstructResult> {
   const model = cloneModel(pruned);
   const pIndex = new GraphIndex(model.graph!);
   const dIndex = new GraphIndex(dense.graph!);
   const wanted = new Set(weights);
-  const plans: { p: LinearLayer; d: LinearLayer; node: NodeProto }[] = [];
+  const plans: { p: LinearLayer; d: LinearLayer; node: NodeProto; rows: Int32Array }[] = [];
   const skipped: { weight: string; reason: string }[] = [];
   for (const node of pIndex.order) {
     const w = node.input.find((i) => wanted.has(i));
@@ -64,18 +81,23 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
       skipped.push({ weight: w, reason: typeof p === 'string' ? p : `dense model: ${d as string}` });
       continue;
     }
-    if (p.rows !== d.rows || p.groups !== d.groups || p.input !== d.input) {
-      skipped.push({ weight: w, reason: 'output channels differ from the dense layer' });
+    if (p.input !== d.input) {
+      skipped.push({ weight: w, reason: 'reads a different tensor than the dense layer' });
       continue;
     }
-    plans.push({ p, d, node });
+    const rows = denseRowsOf(p, d, opts.kept);
+    if (typeof rows === 'string') {
+      skipped.push({ weight: w, reason: rows });
+      continue;
+    }
+    plans.push({ p, d, node, rows });
   }
   for (const w of wanted) skipped.push({ weight: w, reason: 'not found in the pruned model' });
 
   const denseSession = await sessionFromModel(withExtraOutputs(dense, plans.map((x) => x.d.input)), opts.threads);
   const layers: LayerRefit[] = [];
   try {
-    for (const { p, d, node } of plans) {
+    for (const { p, d, node, rows } of plans) {
       if (opts.deadline !== undefined && performance.now() > opts.deadline) {
         skipped.push({ weight: p.weight, reason: 'recovery-time-budget reached' });
         continue;
@@ -88,7 +110,12 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
       } finally {
         await session.release();
       }
-      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, xd, xp, opts));
+      if (sameValues(xd.data, xp.data) && keptExactly(pIndex, dIndex, p, d, rows)) {
+        // same input, weights sliced but not changed (a structured layer ahead of every cut): already exact
+        layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
+        continue;
+      }
+      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows, xd, xp, opts));
     }
   } finally {
     await denseSession.release();
@@ -97,7 +124,51 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
 }
 
 
-async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIndex, node: NodeProto, p: LinearLayer, d: LinearLayer, xd: Activation, xp: Activation, opts: ReconstructOptions): Promise<LayerRefit> {
+function sameValues(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Whether the pruned layer's weights and bias are the dense ones at its kept rows, unchanged. */
+function keptExactly(pIndex: GraphIndex, dIndex: GraphIndex, p: LinearLayer, d: LinearLayer, rowMap: Int32Array): boolean {
+  if (p.cols !== d.cols) return false;
+  const pv = tensorToFloat32(pIndex.initializers.get(p.weight)!);
+  const dv = tensorToFloat32(dIndex.initializers.get(d.weight)!);
+  const pb = p.bias ? tensorToFloat32(pIndex.initializers.get(p.bias)!) : null;
+  const db = d.bias ? tensorToFloat32(dIndex.initializers.get(d.bias)!) : null;
+  if ((pb === null) !== (db === null)) return false;
+  for (let g = 0; g < p.groups; g++) {
+    const dg = Math.floor(rowMap[g * p.rows] / d.rows);
+    const target = denseTarget(weightRows(d, dv, dg), db ?? new Float32Array(d.rows * d.groups), d, rowMap.subarray(g * p.rows, (g + 1) * p.rows), false);
+    if (!sameValues(Float32Array.from(target), Float32Array.from(weightRows(p, pv, g)))) return false;
+  }
+  if (pb && db) for (let i = 0; i < rowMap.length; i++) if (pb[i] !== db[rowMap[i]]) return false;
+  return true;
+}
+
+/**
+ * For every output row of the pruned layer (group-major, as Conv stores them), the dense row it
+ * was cut from; or why the two layers cannot be paired row by row.
+ */
+export function denseRowsOf(p: LinearLayer, d: LinearLayer, kept: KeptChannels | undefined): Int32Array | string {
+  const total = p.rows * p.groups;
+  if (total === d.rows * d.groups && p.groups === d.groups) return Int32Array.from({ length: total }, (_, i) => i);
+  // Conv and Gemm (transB=1) store outputs on axis 0; Gemm (transB=0) and MatMul on axis 1
+  const map = kept?.get(p.weight)?.get(p.transposed ? 1 : 0);
+  if (!map) return 'output channels differ from the dense layer and the pruner did not record which were kept';
+  if (map.length !== total) return `kept-channel map has ${map.length} entries for ${total} output channels`;
+  for (let g = 0; g < p.groups; g++) {
+    const dg = Math.floor(map[g * p.rows] / d.rows);
+    for (let r = 0; r < p.rows; r++) {
+      const k = map[g * p.rows + r];
+      if (k < 0 || k >= d.rows * d.groups || Math.floor(k / d.rows) !== dg) return 'a pruned Conv group mixes channels of several dense groups';
+    }
+  }
+  return map;
+}
+
+async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIndex, node: NodeProto, p: LinearLayer, d: LinearLayer, rowMap: Int32Array, xd: Activation, xp: Activation, opts: ReconstructOptions): Promise<LayerRefit> {
   const withBias = p.biasRefit && d.biasRefit;
   const pw = pIndex.initializers.get(p.weight)!;
   const dValues = tensorToFloat32(dIndex.initializers.get(d.weight)!);
@@ -110,28 +181,45 @@ async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIn
   let before = 0;
   let after = 0;
   let norm = 0;
+  const damps: number[] = [];
   for (let g = 0; g < p.groups; g++) {
-    const wd = augment(weightRows(d, dValues, g), dBias, d, g, withBias);
+    // the dense group this pruned group was cut from, and the dense rows of its kept outputs
+    const dg = Math.floor(rowMap[g * p.rows] / d.rows);
+    const wd = denseTarget(weightRows(d, dValues, dg), dBias, d, rowMap.subarray(g * p.rows, (g + 1) * p.rows), withBias);
     const wp = augment(weightRows(p, pValues, g), pBias, p, g, withBias);
     const cd = dPatches.cols;
     const cp = pPatches.cols;
     const keep = new Uint8Array(p.rows * cp);
     for (let i = 0; i < keep.length; i++) keep[i] = wp[i] !== 0 || (withBias && i % cp === cp - 1) ? 1 : 0;
     const hFull = await crossGram(pPatches.perGroup[g], pPatches.perGroup[g], n, cp, cp);
-    const cFull = await crossGram(dPatches.perGroup[g], pPatches.perGroup[g], n, cd, cp);
-    const candidates = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts);
+    const cFull = await crossGram(dPatches.perGroup[dg], pPatches.perGroup[g], n, cd, cp);
+    // the first half of the patches (the first half of the calibration samples: positions ascend by
+    // sample) against the second, to choose the ridge strength by cross-validation
+    const half = Math.floor(n / 2);
+    const hA = await crossGram(pPatches.perGroup[g].subarray(0, half * cp), pPatches.perGroup[g].subarray(0, half * cp), half, cp, cp);
+    const cA = await crossGram(dPatches.perGroup[dg].subarray(0, half * cd), pPatches.perGroup[g].subarray(0, half * cp), half, cd, cp);
+    const { candidates, damp } = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : undefined);
+    damps.push(damp);
     // judged on a strided subset of patches, as layer outputs computed in onnxruntime
     const pe = strideRows(pPatches.perGroup[g], n, cp, ERROR_PATCHES);
-    const de = strideRows(dPatches.perGroup[g], n, cd, ERROR_PATCHES);
+    const de = strideRows(dPatches.perGroup[dg], n, cd, ERROR_PATCHES);
     const m = pe.length / cp;
     const yd = await timesTransposed(de, m, Float32Array.from(wd), p.rows, cd);
-    const e0 = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp), p.rows);
+    // behind a ReLU, errors are judged (and, for structured layers, fit) after the gate
+    const gate = opts.reluAware ? groupGate(reluGate(pIndex, node, p.rows * p.groups), g, p.rows) : null;
+    const errors = (y: Float64Array) => (gate ? gatedRowErrors(yd, y, p.rows, gate) : rowErrors(yd, y, p.rows));
+    if (gate && cp <= CROSS_VALIDATE_MAX_COLS && keep.every((k) => k === 1)) {
+      const ydAll = await timesTransposed(dPatches.perGroup[dg], n, Float32Array.from(wd), p.rows, cd);
+      const gated = await reluRefit(pPatches.perGroup[g], ydAll, n, candidates[0], hFull, p.rows, cp, damp, gate);
+      if (gated) candidates.push(gated);
+    }
+    const e0 = errors(await timesTransposed(pe, m, Float32Array.from(wp), p.rows, cp));
     // the objective is a sum over output rows, so each row keeps whichever candidate (or the
     // pruned weights as they were) reproduces the dense output best: a refit never makes a row worse
     const refit = Float64Array.from(wp);
     const best = Float64Array.from(e0.error);
     for (const cand of candidates) {
-      const e = rowErrors(yd, await timesTransposed(pe, m, Float32Array.from(cand), p.rows, cp), p.rows);
+      const e = errors(await timesTransposed(pe, m, Float32Array.from(cand), p.rows, cp));
       for (let r = 0; r < p.rows; r++) {
         if (e.error[r] < best[r]) {
           best[r] = e.error[r];
@@ -151,7 +239,7 @@ async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIn
     else addBias(model, pIndex, node, p, pBias);
   }
   const rel = (e: number) => (norm > 0 ? Math.sqrt(Math.max(0, e) / norm) : 0);
-  return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after) };
+  return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after), damp: Math.max(...damps) };
 }
 
 const ERROR_PATCHES = 1024;
@@ -164,6 +252,22 @@ function strideRows(m: Float32Array, n: number, cols: number, most: number): Flo
     const r = Math.floor(i * step);
     out.set(m.subarray(r * cols, (r + 1) * cols), i * cols);
   }
+  return out;
+}
+
+/**
+ * The dense weights of the kept rows (`denseRows`: global dense row indices, all in one group),
+ * [kept x cols], plus the bias as the last column when refitting it.
+ */
+function denseTarget(w: Float64Array, bias: Float32Array, layer: LinearLayer, denseRows: Int32Array, withBias: boolean): Float64Array {
+  const { rows, cols } = layer;
+  const width = cols + (withBias ? 1 : 0);
+  const out = new Float64Array(denseRows.length * width);
+  denseRows.forEach((k, r) => {
+    const local = k % rows;
+    out.set(w.subarray(local * cols, (local + 1) * cols), r * width);
+    if (withBias) out[r * width + cols] = bias[k];
+  });
   return out;
 }
 
@@ -196,7 +300,8 @@ function strip(w: Float64Array, rows: number, cols: number, withBias: boolean): 
  * Layers wider than maxBlock are split into independent column blocks, which drops the coupling
  * between blocks but keeps the cubic cost bounded.
  */
-function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Float64Array, c: Float64Array, rows: number, cd: number, cp: number, opts: ReconstructOptions): Float64Array[] {
+function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Float64Array, c: Float64Array, rows: number, cd: number, cp: number, opts: ReconstructOptions, foldA?: { hA: Float64Array; cA: Float64Array }): { candidates: Float64Array[]; damp: number } {
+  let used = 0;
   // a structured layer's columns do not line up with the dense ones: only the least-squares start applies
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows * cp), new Float64Array(rows * cp)] : [new Float64Array(rows * cp)];
@@ -211,7 +316,16 @@ function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Fl
     const cb = sub(c, cp, d0, d1, b0, b1);
     const wdb = new Float64Array(rows * (d1 - d0));
     for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
-    const { inv, upper } = inverseHessian(hb, m, opts.damp);
+    let damp = opts.damp;
+    if (foldA && m <= CROSS_VALIDATE_MAX_COLS) {
+      const hA = sub(foldA.hA, cp, b0, b1, b0, b1);
+      const gA = matmul(wdb, sub(foldA.cA, cp, d0, d1, b0, b1), rows, d1 - d0, m);
+      const hB = hb.map((v, i) => v - hA[i]);
+      const gB = matmul(wdb, cb, rows, d1 - d0, m).map((v, i) => v - gA[i]);
+      damp = crossValidatedDamp([{ h: hA, g: gA }, { h: hB, g: gB }], rows, m).damp;
+    }
+    used = Math.max(used, damp);
+    const { inv, upper } = inverseHessian(hb, m, damp);
     const kb = new Uint8Array(rows * m);
     for (let r = 0; r < rows; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
     const starts = [matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m)];
@@ -231,7 +345,11 @@ function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Fl
       for (let r = 0; r < rows; r++) outs[k].set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
     });
   }
-  return outs;
+  return { candidates: outs, damp: used };
+}
+
+function groupGate(gate: ReluGate | null, g: number, rows: number): ReluGate | null {
+  return gate && { a: gate.a.subarray(g * rows, (g + 1) * rows), c: gate.c.subarray(g * rows, (g + 1) * rows) };
 }
 
 /** Rows [r0, r1) x columns [c0, c1) of a row-major matrix with `stride` columns. */

@@ -7,7 +7,8 @@ import type { RecoveryInfo, TemperatureInfo } from '../ledger/types.js';
 import { saveModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import type { Progress } from '../pipeline/progress.js';
-import type { PrunableWeight } from '../prune/prunable.js';
+import { prunableWeights, type PrunableWeight } from '../prune/prunable.js';
+import type { PruneOutcome } from '../prune/pruneModel.js';
 import { reestimateBatchNorm } from './batchNorm.js';
 import { better, calibScore, type CalibScore } from './calibScore.js';
 import { externalRecovery } from './external.js';
@@ -42,6 +43,8 @@ export interface RecoveryRequest {
   /** folder for step artifacts: OUT/steps */
   stepsDir: string;
   progress: Progress;
+  /** structured/hybrid pruning: the untied dense reference and the kept-channel map (PruneOutcome.structured) */
+  structured?: PruneOutcome['structured'];
 }
 
 /** Recoveries that need a calibration set, and what for. */
@@ -161,7 +164,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): 
     const started = performance.now();
     const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1000 : undefined;
     progress.note('recovery: layer-wise reconstruction on the calibration set');
-    const r = await reconstruct(req.dense, current, req.denseWeights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline });
+    const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline, kept: req.structured?.kept });
     const seconds = (performance.now() - started) / 1000;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const score = labelled ? await calibScore(r.model, calib, config.latency.threads) : undefined;
@@ -187,6 +190,18 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): 
   }
   throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery auto, reconstruct, command or none`);
 }
+
+/**
+ * The weights reconstruction refits: the prunable ones, plus under structured pruning every layer
+ * weight surgery sliced (an excluded layer's fan-in shrinks when its producer loses channels).
+ */
+function refitWeights(req: RecoveryRequest): string[] {
+  const names = new Set(req.denseWeights.map((w) => w.initializer));
+  if (req.structured) for (const w of prunableWeights(req.structured.reference, EVERY_LAYER)) if (req.structured.kept.has(w.initializer)) names.add(w.initializer);
+  return [...names];
+}
+
+const EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
 
 /** BN statistics re-estimation, kept only when it improves the labelled calibration score. */
 async function tryBatchNorm(

@@ -11,7 +11,7 @@ import { reestimateBatchNorm } from '../../src/recover/batchNorm.js';
 import { calibScore } from '../../src/recover/calibScore.js';
 import { linearLayer } from '../../src/recover/layers.js';
 import { layerPatches } from '../../src/recover/patches.js';
-import { reconstruct } from '../../src/recover/reconstruct.js';
+import { DEFAULT_RECONSTRUCT, reconstruct } from '../../src/recover/reconstruct.js';
 import { captureActivations, sessionFromModel, withExtraOutputs } from '../../src/recover/session.js';
 import { fixture } from '../support/fixtures.js';
 
@@ -131,7 +131,7 @@ describe('reconstruct with a spent time budget', () => {
     const { model, calib } = load('mlp.onnx');
     const weights = prunableWeights(model, ALL);
     const pruned = magnitudePrune(model, weights, 0.5, 'global').model;
-    const r = await reconstruct(model, pruned, weights.map((w) => w.initializer), calib, { damp: 0.01, maxPatches: 1024, maxBlock: 1024, threads: 0, deadline: 0 });
+    const r = await reconstruct(model, pruned, weights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, maxPatches: 1024, maxBlock: 1024, threads: 0, deadline: 0 });
     expect(r.layers).toEqual([]);
     expect(r.skipped.map((s) => s.reason)).toEqual(weights.map(() => 'recovery-time-budget reached'));
   });

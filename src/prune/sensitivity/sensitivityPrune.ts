@@ -9,6 +9,7 @@ import { setTensorFloat32, tensorToFloat32 } from '../../onnx/tensor.js';
 import { applyMask, magnitudeMask } from '../magnitude.js';
 import type { PrunableWeight } from '../prunable.js';
 import { describeStructured } from '../structured/describe.js';
+import type { KeptChannels } from '../structured/keptChannels.js';
 import { structuredGroups, structuredPrune } from '../structured/structuredPrune.js';
 import { allocateSparsity, DEFAULT_CAP } from './allocateSparsity.js';
 import { calibScorer, DEFAULT_SENSITIVITY_SAMPLES } from './calibScorer.js';
@@ -19,6 +20,8 @@ export interface SensitivityOutcome {
   description: string;
   notes: string[];
   sensitivity: SensitivityInfo;
+  /** structured: the untied dense reference and kept-channel map, so reconstruction can refit output-pruned layers */
+  structured?: { reference: ModelProto; kept: KeptChannels };
 }
 
 export interface SensitivityRequest {
@@ -70,6 +73,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
   let model: ModelProto;
   let description: string;
   let allocated = allocation.ratios;
+  let structured: { reference: ModelProto; kept: KeptChannels } | undefined;
   if (req.method === 'unstructured') {
     model = pruneCounts(dense, req.weights, allocation.pruned);
     description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
@@ -88,6 +92,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
     const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: 'global', keptUnits });
     notes.push(...r.notes);
     model = r.model;
+    structured = { reference: r.base, kept: r.kept };
     description = describeStructured(dense, r, { criterion: req.config.criterion, scope: 'sensitivity', sparsity: req.sparsity });
   }
   if (req.method === 'structured' && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope sensitivity: kept channel counts come from the allocation`);
@@ -100,6 +105,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
     model,
     description,
     notes,
+    ...(structured ? { structured } : {}),
     sensitivity: {
       unit: req.method === 'unstructured' ? 'weights' : 'channels',
       against: scorer.against,

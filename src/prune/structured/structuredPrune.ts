@@ -5,6 +5,7 @@ import { channelMeanAbs } from '../criteria/activations.js';
 import { type Criterion, type Importance, activationImportance, bnScaleImportance, magnitudeImportance } from '../criteria/importance.js';
 import { allocate, keepMask } from './allocate.js';
 import { type DependencyAnalysis, type DependencyGroup, analyzeDependencies } from './depgraph.js';
+import { type KeptChannels, keptChannels } from './keptChannels.js';
 import { removeChannels } from './surgery.js';
 import { untieConstants } from './untie.js';
 
@@ -35,6 +36,8 @@ export interface StructuredResult {
   keep: Map<number, Uint8Array>;
   /** every group found, with its kept count (= size when skipped) */
   groups: GroupOutcome[];
+  /** per sliced initializer of `base`, per axis, the dense indices `model` kept */
+  kept: KeptChannels;
   notes: string[];
 }
 
@@ -65,7 +68,7 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g) => ({ ...g, kept: keep.has(g.root) ? keptCount.get(g.root)! : g.size }));
   for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${g.skip}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep) };
 }
 
 /**
