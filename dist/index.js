@@ -41708,7 +41708,7 @@ async function runGradual(input, progress) {
     fs12.mkdirSync(dir, { recursive: true });
     const pruneArtifact = stepFile(dir, 1, "prune");
     saveModel(pruned.model, pruneArtifact);
-    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib } });
+    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
     const at = `@${t}`;
     const prefix = `schedule step ${t}/${targets.length}, target ${pct4(target)}: `;
     const stepMeasured = [await measureStep(`prune${at}`, prefix + pruned.description, pruneArtifact, withDense)];

@@ -172,7 +172,8 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
     fs.mkdirSync(dir, { recursive: true });
     const pruneArtifact = stepFile(dir, 1, 'prune');
     saveModel(pruned.model, pruneArtifact);
-    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib } });
+    // structured steps cut an already-smaller model: its channels are refit toward the previous step's outputs (the reference the pruner hands on), since the dense model's rows no longer line up
+    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
 
     const at = `@${t}`;
     const prefix = `schedule step ${t}/${targets.length}, target ${pct(target)}: `;
