@@ -34713,7 +34713,7 @@ function withParams(model, params) {
 }
 
 // src/recover/distill/distill.ts
-var DEFAULT_DISTILL = { maxEpochs: 30, batch: 32, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1 };
+var DEFAULT_DISTILL = { maxEpochs: 30, batch: 64, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1 };
 var BACKTRACK = 1.25;
 function permutation(n, seed) {
   const p = Array.from({ length: n }, (_, i2) => i2);

@@ -40870,7 +40870,7 @@ var init_distill = __esm({
     init_gradients();
     init_loss();
     init_trainGraph();
-    DEFAULT_DISTILL = { maxEpochs: 30, batch: 32, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1 };
+    DEFAULT_DISTILL = { maxEpochs: 30, batch: 64, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1 };
     BACKTRACK = 1.25;
   }
 });

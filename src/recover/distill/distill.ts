@@ -26,7 +26,7 @@ export interface DistillOptions {
   onEpoch?: (e: EpochLog) => void;
 }
 
-export const DEFAULT_DISTILL: DistillOptions = { maxEpochs: 30, batch: 32, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1 };
+export const DEFAULT_DISTILL: DistillOptions = { maxEpochs: 30, batch: 64, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1 };
 
 export interface EpochLog {
   epoch: number;
