@@ -31,6 +31,7 @@ const r = await distill(dense, model, calib, new Set(weights.map((x) => x.initia
   batch: Number(bs ?? DEFAULT_DISTILL.batch),
   temperature: Number(temp ?? DEFAULT_DISTILL.temperature),
   labelWeight: Number(w ?? DEFAULT_DISTILL.labelWeight),
+  hintWeight: Number(process.env.PG_HINT ?? DEFAULT_DISTILL.hintWeight),
   onEpoch: (e) => console.log(JSON.stringify(e)),
 });
 console.log('distill', await acc(r.model), ((performance.now() - t0) / 1000).toFixed(1), 's', 'best epoch', r.bestEpoch, r.stopped, 'heldout', r.before, r.after, r.trainables, r.parameters);

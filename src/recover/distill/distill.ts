@@ -5,7 +5,9 @@ import { captureActivations, sessionFromModel, withExtraOutputs } from '../sessi
 import { Adam } from './adam.js';
 import { UnsupportedOp } from './gradients.js';
 import { distillLoss, softmaxRows } from './loss.js';
-import { buildEvalGraph, buildTrainGraph, LABEL_INPUT, logitsTensor, selectTrainables, TEACHER_INPUT, withParams, type Trainable } from './trainGraph.js';
+import { GraphIndex } from '../../onnx/graph.js';
+import { inferShapes } from '../../onnx/shapes.js';
+import { buildEvalGraph, buildTrainGraph, hintInput, hintScale, LABEL_INPUT, logitsTensor, selectTrainables, TEACHER_INPUT, withParams, type Trainable } from './trainGraph.js';
 
 export interface DistillOptions {
   maxEpochs: number;
@@ -23,10 +25,12 @@ export interface DistillOptions {
   /** performance.now() after which no further batch starts */
   deadline?: number;
   seed: number;
+  /** weight of feature distillation on the outputs of the pruned layers (relative MSE to dense), 0 = logits only */
+  hintWeight: number;
   onEpoch?: (e: EpochLog) => void;
 }
 
-export const DEFAULT_DISTILL: DistillOptions = { maxEpochs: 30, batch: 64, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1 };
+export const DEFAULT_DISTILL: DistillOptions = { maxEpochs: 30, batch: 64, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1, hintWeight: 1 };
 
 export interface EpochLog {
   epoch: number;
@@ -114,7 +118,8 @@ export async function distill(dense: ModelProto, student: ModelProto, calib: Dat
   const stepsPerEpoch = Math.floor(trainIdx.length / batch);
 
   // built before anything runs, so an unsupported op is refused at once
-  const tg = buildTrainGraph(student, params, { batch, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked });
+  const hintCandidates = opts.hintWeight > 0 ? hintTensors(dense, student, masked) : [];
+  const tg = buildTrainGraph(student, params, { batch, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
   const ev = buildEvalGraph(student, params);
   const classes = tg.classes;
 
@@ -128,6 +133,7 @@ export async function distill(dense: ModelProto, student: ModelProto, calib: Dat
   const labelled = tg.model.graph!.input.some((i) => i.name === LABEL_INPUT);
   const train = await sessionFromModel(tg.model, opts.threads);
   const evalSession = await sessionFromModel(ev.model, opts.threads);
+  const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints), opts.threads) : undefined;
   try {
     const score = async (): Promise<HeldOutScore> => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, classes), params, classes);
     const before = await score();
@@ -156,6 +162,18 @@ export async function distill(dense: ModelProto, student: ModelProto, calib: Dat
         const feeds: Record<string, OrtTensor> = { ...dataFeeds(x), ...paramFeeds(params) };
         feeds[TEACHER_INPUT] = new ort.Tensor('float32', pt, [batch, classes]);
         if (oh) feeds[LABEL_INPUT] = new ort.Tensor('float32', oh, [batch, classes]);
+        if (hintSession) {
+          const targets = await hintSession.run(dataFeeds(x), tg.hints);
+          for (const t of tg.hints) {
+            const d = Float32Array.from(targets[t].data as Float32Array);
+            targets[t].dispose();
+            let ms = 0;
+            for (let i = 0; i < d.length; i++) ms += d[i] * d[i];
+            feeds[hintInput(t)] = new ort.Tensor('float32', d, targets[t].dims as number[]);
+            // relative MSE: each layer counts alike whatever its scale
+            feeds[hintScale(t)] = new ort.Tensor('float32', Float32Array.of(ms > 0 ? opts.hintWeight / ms : 0), [1]);
+          }
+        }
         const out = await train.run(feeds);
         lossSum += distillLoss(out[tg.logits].data as Float32Array, pt, oh, batch, classes, opts.temperature, oh ? opts.labelWeight : 0);
         batches++;
@@ -203,7 +221,25 @@ export async function distill(dense: ModelProto, student: ModelProto, calib: Dat
   } finally {
     await train.release();
     await evalSession.release();
+    await hintSession?.release();
   }
+}
+
+/** Outputs of the layers whose weights were pruned, where dense and pruned models agree on the name and shape. */
+function hintTensors(dense: ModelProto, student: ModelProto, masked: ReadonlySet<string>): string[] {
+  const s = new GraphIndex(student.graph!);
+  const d = new GraphIndex(dense.graph!);
+  const ss = inferShapes(s, 1).shapes;
+  const ds = inferShapes(d, 1).shapes;
+  const out: string[] = [];
+  for (const n of s.order) {
+    if (!n.input.some((i) => masked.has(i))) continue;
+    const t = n.output[0];
+    const a = ss.get(t);
+    const b = ds.get(t);
+    if (a && b && d.producer.has(t) && a.length === b.length && a.every((v, i) => v === b[i])) out.push(t);
+  }
+  return out;
 }
 
 /** The dense model's logits (the input of a final Softmax, if any) on every calibration sample. */

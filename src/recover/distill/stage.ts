@@ -44,7 +44,7 @@ export async function distillStage(dense: ModelProto, current: ModelProto, calib
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
   const stop = r.stopped === 'deadline' ? '; stopped by recovery-time-budget' : r.stopped === 'patience' ? '; stopped when the held-out score stopped improving' : '';
   const summary =
-    `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ''}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; ` +
+    `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ''}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; ` +
     `on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc(r.before.accuracy)}${r.after.accuracy !== undefined ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ''}`;
   return { model: r.model, result: r, seconds, summary };
 }

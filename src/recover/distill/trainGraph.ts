@@ -24,10 +24,14 @@ export interface TrainGraph {
   logits: string;
   classes: number;
   batch: number;
+  /** the hint tensors the graph takes targets for */
+  hints: string[];
 }
 
 export const TEACHER_INPUT = 'pg_teacher_probs';
 export const LABEL_INPUT = 'pg_label_onehot';
+export const hintInput = (t: string) => `pg_hint/${t}`;
+export const hintScale = (t: string) => `pg_hint_scale/${t}`;
 
 export interface TrainGraphOptions {
   batch: number;
@@ -35,6 +39,11 @@ export interface TrainGraphOptions {
   temperature: number;
   /** weight of the cross-entropy with the labels (0 = no label input) */
   labelWeight: number;
+  /**
+   * intermediate tensors pulled toward the dense model's (feature distillation): each adds
+   * scale * ||t - target||^2 / 2 to the loss, target and scale fed as inputs hintInput(t), hintScale(t)
+   */
+  hints?: readonly string[];
   /** initializers whose zeros are pruned weights, held at zero */
   masked: ReadonlySet<string>;
 }
@@ -159,6 +168,8 @@ export function buildTrainGraph(model: ModelProto, params: readonly Trainable[],
   let dz = b.scale(b.sub(ps, TEACHER_INPUT), T / opts.batch);
   if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(b.op('Softmax', [logits], { axis: 1 }), LABEL_INPUT), opts.labelWeight / opts.batch));
   push(logits, dz);
+  const hints = (opts.hints ?? []).filter((t) => t !== logits && shapes.has(t));
+  for (const t of hints) push(t, b.mul(b.sub(t, hintInput(t)), hintScale(t)));
 
   const shape = (t: string, node: NodeProto): number[] => {
     const s = shapes.get(t);
@@ -210,11 +221,12 @@ export function buildTrainGraph(model: ModelProto, params: readonly Trainable[],
     ...dataInputs,
     floatValueInfo(TEACHER_INPUT, [opts.batch, classes]),
     ...(opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, [opts.batch, classes])] : []),
+    ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims)),
   ];
   g.output = [floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))];
   g.valueInfo = [];
-  return { model: copy, params: kept, gradOutputs, logits, classes, batch: opts.batch };
+  return { model: copy, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
 }
 
 /** The forward model with `params` as inputs (any batch), so one session scores every epoch's weights. */
