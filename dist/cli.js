@@ -34539,6 +34539,8 @@ var GraphBuilder = class {
 // src/recover/distill/trainGraph.ts
 var TEACHER_INPUT = "pg_teacher_probs";
 var LABEL_INPUT = "pg_label_onehot";
+var hintInput = (t) => `pg_hint/${t}`;
+var hintScale = (t) => `pg_hint_scale/${t}`;
 var TRAINABLE_SLOTS = {
   Conv: [1, 2],
   Gemm: [0, 1, 2],
@@ -34639,6 +34641,8 @@ function buildTrainGraph(model, params, opts) {
   let dz = b.scale(b.sub(ps, TEACHER_INPUT), T / opts.batch);
   if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(b.op("Softmax", [logits], { axis: 1 }), LABEL_INPUT), opts.labelWeight / opts.batch));
   push(logits, dz);
+  const hints = (opts.hints ?? []).filter((t) => t !== logits && shapes.has(t));
+  for (const t of hints) push(t, b.mul(b.sub(t, hintInput(t)), hintScale(t)));
   const shape = (t, node) => {
     const s = shapes.get(t);
     if (!s) throw new UnsupportedOp(node.opType, node.name || node.output[0], `shape of '${t}' unknown`);
@@ -34687,11 +34691,12 @@ function buildTrainGraph(model, params, opts) {
     ...dataInputs,
     floatValueInfo(TEACHER_INPUT, [opts.batch, classes]),
     ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, [opts.batch, classes])] : [],
+    ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims))
   ];
   g2.output = [floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))];
   g2.valueInfo = [];
-  return { model: copy, params: kept, gradOutputs, logits, classes, batch: opts.batch };
+  return { model: copy, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
 }
 function buildEvalGraph(model, params) {
   const copy = cloneModel(model);
@@ -34713,7 +34718,7 @@ function withParams(model, params) {
 }
 
 // src/recover/distill/distill.ts
-var DEFAULT_DISTILL = { maxEpochs: 30, batch: 64, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1 };
+var DEFAULT_DISTILL = { maxEpochs: 30, batch: 64, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1, hintWeight: 1 };
 var BACKTRACK = 1.25;
 function permutation(n, seed) {
   const p = Array.from({ length: n }, (_, i2) => i2);
@@ -34751,7 +34756,8 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
   const trainIdx = heldoutCount > 0 ? order.slice(heldoutCount) : order;
   const batch = Math.min(opts.batch, trainIdx.length);
   const stepsPerEpoch = Math.floor(trainIdx.length / batch);
-  const tg = buildTrainGraph(student, params, { batch, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked });
+  const hintCandidates = opts.hintWeight > 0 ? hintTensors(dense, student, masked) : [];
+  const tg = buildTrainGraph(student, params, { batch, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
   const ev = buildEvalGraph(student, params);
   const classes = tg.classes;
   const teacherLogits = await teacherOutputs(dense, calib, opts.threads);
@@ -34763,6 +34769,7 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
   const labelled = tg.model.graph.input.some((i2) => i2.name === LABEL_INPUT);
   const train3 = await sessionFromModel(tg.model, opts.threads);
   const evalSession = await sessionFromModel(ev.model, opts.threads);
+  const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints), opts.threads) : void 0;
   try {
     const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, classes), params, classes);
     const before = await score2();
@@ -34791,6 +34798,17 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
         const feeds = { ...dataFeeds(x2), ...paramFeeds(params) };
         feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, [batch, classes]);
         if (oh) feeds[LABEL_INPUT] = new ort.Tensor("float32", oh, [batch, classes]);
+        if (hintSession) {
+          const targets = await hintSession.run(dataFeeds(x2), tg.hints);
+          for (const t of tg.hints) {
+            const d = Float32Array.from(targets[t].data);
+            targets[t].dispose();
+            let ms3 = 0;
+            for (let i2 = 0; i2 < d.length; i2++) ms3 += d[i2] * d[i2];
+            feeds[hintInput(t)] = new ort.Tensor("float32", d, targets[t].dims);
+            feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms3 > 0 ? opts.hintWeight / ms3 : 0), [1]);
+          }
+        }
         const out = await train3.run(feeds);
         lossSum += distillLoss(out[tg.logits].data, pt, oh, batch, classes, opts.temperature, oh ? opts.labelWeight : 0);
         batches++;
@@ -34836,7 +34854,23 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
   } finally {
     await train3.release();
     await evalSession.release();
+    await hintSession?.release();
   }
+}
+function hintTensors(dense, student, masked) {
+  const s = new GraphIndex(student.graph);
+  const d = new GraphIndex(dense.graph);
+  const ss = inferShapes(s, 1).shapes;
+  const ds = inferShapes(d, 1).shapes;
+  const out = [];
+  for (const n of s.order) {
+    if (!n.input.some((i2) => masked.has(i2))) continue;
+    const t = n.output[0];
+    const a = ss.get(t);
+    const b = ds.get(t);
+    if (a && b && d.producer.has(t) && a.length === b.length && a.every((v, i2) => v === b[i2])) out.push(t);
+  }
+  return out;
 }
 async function teacherOutputs(dense, calib, threads) {
   const name = logitsTensor(dense);
@@ -34909,7 +34943,7 @@ async function distillStage(dense, current, calib, masked, config, progress, opt
   const acc = (a) => a === void 0 ? "" : `, accuracy ${(a * 100).toFixed(1)}%`;
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
   const stop = r.stopped === "deadline" ? "; stopped by recovery-time-budget" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
-  const summary = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
+  const summary = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
   return { model: r.model, result: r, seconds: seconds2, summary };
 }
 
