@@ -5,8 +5,8 @@ import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, type Mode
 import { GraphBuilder, type AttrValue } from '../../src/recover/distill/builder.js';
 import { UnsupportedOp } from '../../src/recover/distill/gradients.js';
 import { distillLoss, softmaxRows } from '../../src/recover/distill/loss.js';
-import { buildEvalGraph, buildTrainGraph, LABEL_INPUT, selectTrainables, TEACHER_INPUT } from '../../src/recover/distill/trainGraph.js';
-import { sessionFromModel } from '../../src/recover/session.js';
+import { buildEvalGraph, buildTrainGraph, hintInput, hintScale, LABEL_INPUT, selectTrainables, TEACHER_INPUT } from '../../src/recover/distill/trainGraph.js';
+import { sessionFromModel, withExtraOutputs } from '../../src/recover/session.js';
 import { seededWeights } from '../support/buildModel.js';
 
 /** A tiny forward graph written with the same builder the gradient pass uses. */
@@ -60,12 +60,14 @@ const W = 0.5;
  * Compares every trainable's graph gradient with central finite differences of the same loss,
  * computed from the forward model's logits.
  */
-async function checkGradients(model: ModelProto, batch: number, probes = 6): Promise<{ checked: number; worst: number }> {
+async function checkGradients(model: ModelProto, batch: number, probes = 6, hint?: { tensor: string; dims: number[] }): Promise<{ checked: number; worst: number }> {
   const { ort } = onnxruntime();
   const params = selectTrainables(model, new Set());
-  const tg = buildTrainGraph(model, params, { batch, temperature: T, labelWeight: W, masked: new Set() });
+  const tg = buildTrainGraph(model, params, { batch, temperature: T, labelWeight: W, masked: new Set(), hints: hint ? [hint.tensor] : [] });
   expect(tg.params.length).toBe(params.length);
-  const ev = buildEvalGraph(model, params);
+  expect(tg.hints).toEqual(hint ? [hint.tensor] : []);
+  const built = buildEvalGraph(model, params);
+  const ev = { logits: built.logits, model: hint ? withExtraOutputs(built.model, [hint.tensor]) : built.model };
   const train = await sessionFromModel(tg.model);
   const evalSession = await sessionFromModel(ev.model);
   const xDims = [batch, ...(model.graph!.input[0].type!.value.value as { shape: { dim: { value: { value: bigint } }[] } }).shape.dim.slice(1).map((d) => Number(d.value.value))];
@@ -79,11 +81,23 @@ async function checkGradients(model: ModelProto, batch: number, probes = 6): Pro
     [TEACHER_INPUT]: new ort.Tensor('float32', teacher, [batch, classes]),
     [LABEL_INPUT]: new ort.Tensor('float32', onehot, [batch, classes]),
   };
+  const hintTarget = hint ? seededWeights(hint.dims.reduce((a, d) => a * d, 1), 31) : undefined;
+  const HINT_SCALE = 0.3;
+  if (hint) {
+    feeds[hintInput(hint.tensor)] = new ort.Tensor('float32', hintTarget!, hint.dims);
+    feeds[hintScale(hint.tensor)] = new ort.Tensor('float32', Float32Array.of(HINT_SCALE), [1]);
+  }
   const paramFeeds = () => Object.fromEntries(params.map((p) => [p.name, new ort.Tensor('float32', p.values, p.dims)]));
   const result = await train.run({ ...feeds, ...paramFeeds() });
   const loss = async (): Promise<number> => {
     const out = await evalSession.run({ x: feeds.x, ...paramFeeds() });
-    return distillLoss(out[ev.logits].data as Float32Array, teacher, onehot, batch, classes, T, W);
+    let l = distillLoss(out[ev.logits].data as Float32Array, teacher, onehot, batch, classes, T, W);
+    if (hint) {
+      // the feature term: scale / 2 * ||t - target||^2
+      const t = out[hint.tensor].data as Float32Array;
+      for (let i = 0; i < t.length; i++) l += (HINT_SCALE / 2) * (t[i] - hintTarget![i]) ** 2;
+    }
+    return l;
   };
   // the training graph's logits are the forward model's logits
   const fwd = await evalSession.run({ x: feeds.x, ...paramFeeds() });
@@ -197,6 +211,15 @@ describe('distillation gradient rules match finite differences', () => {
     const out = n.op('Softmax', [h], { axis: 1 });
     const r = await checkGradients(n.model(out), 3);
     expect(r.checked).toBeGreaterThan(15);
+  });
+
+  it('the feature-distillation term on an intermediate tensor', async () => {
+    const n = new Net(13, [2, 5]);
+    const hidden = n.op('Gemm', ['x', n.param([5, 4]), n.param([4])]);
+    const logits = n.op('Gemm', [n.op('Tanh', [hidden]), n.param([4, 3])]);
+    const r = await checkGradients(n.model(logits), 3, 6, { tensor: hidden, dims: [3, 4] });
+    expect(r.checked).toBeGreaterThan(15);
+    expect(r.worst).toBeLessThan(0.03);
   });
 
   it('opset 20 Gelu', async () => {
