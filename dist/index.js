@@ -1511,9 +1511,9 @@ var require_util = __commonJS({
     function isValidHeaderValue(characters) {
       return !headerCharRegex.test(characters);
     }
-    function parseRangeHeader(range) {
-      if (range == null || range === "") return { start: 0, end: null, size: null };
-      const m = range ? range.match(/^bytes (\d+)-(\d+)\/(\d+)?$/) : null;
+    function parseRangeHeader(range2) {
+      if (range2 == null || range2 === "") return { start: 0, end: null, size: null };
+      const m = range2 ? range2.match(/^bytes (\d+)-(\d+)\/(\d+)?$/) : null;
       return m ? {
         start: parseInt(m[1]),
         end: m[2] ? parseInt(m[2]) : null,
@@ -9222,16 +9222,16 @@ var require_retry_handler = __commonJS({
       const current = Date.now();
       return new Date(retryAfter).getTime() - current;
     }
-    function validatePartialResponseContentLength(headers, range, statusCode, retryCount) {
+    function validatePartialResponseContentLength(headers, range2, statusCode, retryCount) {
       const contentLength = headers["content-length"];
       if (contentLength == null) {
         return null;
       }
-      if (!Number.isFinite(range.start) || !Number.isFinite(range.end)) {
+      if (!Number.isFinite(range2.start) || !Number.isFinite(range2.end)) {
         return null;
       }
       const length = Number(contentLength);
-      const expectedLength = range.end - range.start + 1;
+      const expectedLength = range2.end - range2.start + 1;
       if (!Number.isFinite(length) || length !== expectedLength) {
         return new RequestRetryError("Content-Length mismatch", statusCode, {
           headers,
@@ -9446,8 +9446,8 @@ var require_retry_handler = __commonJS({
         }
         if (this.end == null) {
           if (statusCode === 206) {
-            const range = parseRangeHeader(headers["content-range"]);
-            if (range == null) {
+            const range2 = parseRangeHeader(headers["content-range"]);
+            if (range2 == null) {
               this.headersSent = true;
               return this.handler.onHeaders(
                 statusCode,
@@ -9456,12 +9456,12 @@ var require_retry_handler = __commonJS({
                 statusMessage
               );
             }
-            const contentLengthError = validatePartialResponseContentLength(headers, range, statusCode, this.retryCount);
+            const contentLengthError = validatePartialResponseContentLength(headers, range2, statusCode, this.retryCount);
             if (contentLengthError != null) {
               this.abort(contentLengthError);
               return false;
             }
-            const { start, size, end = size - 1 } = range;
+            const { start, size, end = size - 1 } = range2;
             assert2(
               start != null && Number.isFinite(start),
               "content-range mismatch"
@@ -19555,8 +19555,8 @@ var init_summary = __esm({
        *
        * @returns {Summary} summary instance
        */
-      addTable(rows) {
-        const tableBody = rows.map((row) => {
+      addTable(rows2) {
+        const tableBody = rows2.map((row) => {
           const cells = row.map((cell5) => {
             if (typeof cell5 === "string") {
               return this.wrap("td", cell5);
@@ -25564,7 +25564,7 @@ var init_schema = __esm({
       keepLastLayer: false,
       bakeTemperature: false,
       recoveryCommand: "",
-      recoveryTimeBudget: 0,
+      recoveryTimeBudget: 240,
       batchSizes: [1, 32],
       latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
       evalBatchSize: 256,
@@ -27600,7 +27600,7 @@ function sensitivitySection(s) {
   const acc2 = s.against === "labels" ? "acc" : "agree";
   const nll = s.against === "labels" ? "NLL" : "KL";
   const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
-  const rows = ordered.map((l) => {
+  const rows2 = ordered.map((l) => {
     const line = shown.indexOf(l);
     return [
       `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
@@ -27618,7 +27618,7 @@ function sensitivitySection(s) {
     `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
     `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
     sensitivityChart(s),
-    markdownTable([head, ...rows].map((r) => r.map(cell)), { alignDelimiters: false })
+    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
   ].join("\n\n");
 }
 var CHART_LAYERS, cell, quoted;
@@ -27640,7 +27640,7 @@ function scheduleSection(model) {
   const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
   const structured = s.steps.some((r) => r.channels_removed !== void 0);
   const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
-  const rows = s.steps.map((r) => [
+  const rows2 = s.steps.map((r) => [
     `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
     percent(r.target),
     percent(r.sparsity),
@@ -27660,7 +27660,7 @@ function scheduleSection(model) {
   const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
   return [
     `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
-    markdownTable([header, ...rows].map((row) => row.map(cell2)), { alignDelimiters: false }),
+    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
     stop,
     `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
   ].join("\n\n");
@@ -27684,9 +27684,9 @@ function baseName(path15) {
 function cell3(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
 }
-function table(rows) {
+function table(rows2) {
   return markdownTable(
-    rows.map((row) => row.map(cell3)),
+    rows2.map((row) => row.map(cell3)),
     { alignDelimiters: false }
   );
 }
@@ -27843,12 +27843,12 @@ function classTable(model) {
   ].join("\n\n");
 }
 function costTable(steps) {
-  const rows = steps.filter((s) => s.runtime_cost);
-  if (rows.length === 0) return void 0;
+  const rows2 = steps.filter((s) => s.runtime_cost);
+  if (rows2.length === 0) return void 0;
   const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH2;
   return table([
     ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
-    ...rows.map((s) => {
+    ...rows2.map((s) => {
       const c = s.runtime_cost;
       return [
         s.name,
@@ -32649,12 +32649,13 @@ var init_codegenv2 = __esm({
 });
 
 // src/onnx/proto/onnx_pb.ts
-var file_onnx, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, TypeProto_TensorSchema;
+var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, TypeProto_TensorSchema;
 var init_onnx_pb = __esm({
   "src/onnx/proto/onnx_pb.ts"() {
     "use strict";
     init_codegenv2();
     file_onnx = /* @__PURE__ */ fileDesc("Cgpvbm54LnByb3RvEgRvbm54IswFCg5BdHRyaWJ1dGVQcm90bxIMCgRuYW1lGAEgASgJEhUKDXJlZl9hdHRyX25hbWUYFSABKAkSEgoKZG9jX3N0cmluZxgNIAEoCRIwCgR0eXBlGBQgASgOMiIub25ueC5BdHRyaWJ1dGVQcm90by5BdHRyaWJ1dGVUeXBlEgkKAWYYAiABKAISCQoBaRgDIAEoAxIJCgFzGAQgASgMEhwKAXQYBSABKAsyES5vbm54LlRlbnNvclByb3RvEhsKAWcYBiABKAsyEC5vbm54LkdyYXBoUHJvdG8SLgoNc3BhcnNlX3RlbnNvchgWIAEoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SGwoCdHAYDiABKAsyDy5vbm54LlR5cGVQcm90bxIOCgZmbG9hdHMYByADKAISDAoEaW50cxgIIAMoAxIPCgdzdHJpbmdzGAkgAygMEiIKB3RlbnNvcnMYCiADKAsyES5vbm54LlRlbnNvclByb3RvEiAKBmdyYXBocxgLIAMoCzIQLm9ubnguR3JhcGhQcm90bxIvCg5zcGFyc2VfdGVuc29ycxgXIAMoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SJAoLdHlwZV9wcm90b3MYDyADKAsyDy5vbm54LlR5cGVQcm90byLZAQoNQXR0cmlidXRlVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgcKA0lOVBACEgoKBlNUUklORxADEgoKBlRFTlNPUhAEEgkKBUdSQVBIEAUSEQoNU1BBUlNFX1RFTlNPUhALEg4KClRZUEVfUFJPVE8QDRIKCgZGTE9BVFMQBhIICgRJTlRTEAcSCwoHU1RSSU5HUxAIEgsKB1RFTlNPUlMQCRIKCgZHUkFQSFMQChISCg5TUEFSU0VfVEVOU09SUxAMEg8KC1RZUEVfUFJPVE9TEA4iUQoOVmFsdWVJbmZvUHJvdG8SDAoEbmFtZRgBIAEoCRIdCgR0eXBlGAIgASgLMg8ub25ueC5UeXBlUHJvdG8SEgoKZG9jX3N0cmluZxgDIAEoCSKWAQoJTm9kZVByb3RvEg0KBWlucHV0GAEgAygJEg4KBm91dHB1dBgCIAMoCRIMCgRuYW1lGAMgASgJEg8KB29wX3R5cGUYBCABKAkSDgoGZG9tYWluGAcgASgJEicKCWF0dHJpYnV0ZRgFIAMoCzIULm9ubnguQXR0cmlidXRlUHJvdG8SEgoKZG9jX3N0cmluZxgGIAEoCSLWAQoRVHJhaW5pbmdJbmZvUHJvdG8SKAoOaW5pdGlhbGl6YXRpb24YASABKAsyEC5vbm54LkdyYXBoUHJvdG8SIwoJYWxnb3JpdGhtGAIgASgLMhAub25ueC5HcmFwaFByb3RvEjwKFmluaXRpYWxpemF0aW9uX2JpbmRpbmcYAyADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8SNAoOdXBkYXRlX2JpbmRpbmcYBCADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8i6wIKCk1vZGVsUHJvdG8SEgoKaXJfdmVyc2lvbhgBIAEoAxIuCgxvcHNldF9pbXBvcnQYCCADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIVCg1wcm9kdWNlcl9uYW1lGAIgASgJEhgKEHByb2R1Y2VyX3ZlcnNpb24YAyABKAkSDgoGZG9tYWluGAQgASgJEhUKDW1vZGVsX3ZlcnNpb24YBSABKAMSEgoKZG9jX3N0cmluZxgGIAEoCRIfCgVncmFwaBgHIAEoCzIQLm9ubnguR3JhcGhQcm90bxI0Cg5tZXRhZGF0YV9wcm9wcxgOIAMoCzIcLm9ubnguU3RyaW5nU3RyaW5nRW50cnlQcm90bxIuCg10cmFpbmluZ19pbmZvGBQgAygLMhcub25ueC5UcmFpbmluZ0luZm9Qcm90bxImCglmdW5jdGlvbnMYGSADKAsyEy5vbm54LkZ1bmN0aW9uUHJvdG8iNAoWU3RyaW5nU3RyaW5nRW50cnlQcm90bxILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiawoQVGVuc29yQW5ub3RhdGlvbhITCgt0ZW5zb3JfbmFtZRgBIAEoCRJCChxxdWFudF9wYXJhbWV0ZXJfdGVuc29yX25hbWVzGAIgAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvIp4DCgpHcmFwaFByb3RvEh0KBG5vZGUYASADKAsyDy5vbm54Lk5vZGVQcm90bxIMCgRuYW1lGAIgASgJEiYKC2luaXRpYWxpemVyGAUgAygLMhEub25ueC5UZW5zb3JQcm90bxIzChJzcGFyc2VfaW5pdGlhbGl6ZXIYDyADKAsyFy5vbm54LlNwYXJzZVRlbnNvclByb3RvEhIKCmRvY19zdHJpbmcYCiABKAkSIwoFaW5wdXQYCyADKAsyFC5vbm54LlZhbHVlSW5mb1Byb3RvEiQKBm91dHB1dBgMIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SKAoKdmFsdWVfaW5mbxgNIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SNwoXcXVhbnRpemF0aW9uX2Fubm90YXRpb24YDiADKAsyFi5vbm54LlRlbnNvckFubm90YXRpb25KBAgDEARKBAgEEAVKBAgGEApSCmlyX3ZlcnNpb25SEHByb2R1Y2VyX3ZlcnNpb25SDHByb2R1Y2VyX3RhZ1IGZG9tYWluIrgFCgtUZW5zb3JQcm90bxIMCgRkaW1zGAEgAygDEhEKCWRhdGFfdHlwZRgCIAEoBRIqCgdzZWdtZW50GAMgASgLMhkub25ueC5UZW5zb3JQcm90by5TZWdtZW50EhYKCmZsb2F0X2RhdGEYBCADKAJCAhABEhYKCmludDMyX2RhdGEYBSADKAVCAhABEhMKC3N0cmluZ19kYXRhGAYgAygMEhYKCmludDY0X2RhdGEYByADKANCAhABEgwKBG5hbWUYCCABKAkSEgoKZG9jX3N0cmluZxgMIAEoCRIQCghyYXdfZGF0YRgJIAEoDBIzCg1leHRlcm5hbF9kYXRhGA0gAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvEjUKDWRhdGFfbG9jYXRpb24YDiABKA4yHi5vbm54LlRlbnNvclByb3RvLkRhdGFMb2NhdGlvbhIXCgtkb3VibGVfZGF0YRgKIAMoAUICEAESFwoLdWludDY0X2RhdGEYCyADKARCAhABGiUKB1NlZ21lbnQSDQoFYmVnaW4YASABKAMSCwoDZW5kGAIgASgDItoBCghEYXRhVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgkKBVVJTlQ4EAISCAoESU5UOBADEgoKBlVJTlQxNhAEEgkKBUlOVDE2EAUSCQoFSU5UMzIQBhIJCgVJTlQ2NBAHEgoKBlNUUklORxAIEggKBEJPT0wQCRILCgdGTE9BVDE2EAoSCgoGRE9VQkxFEAsSCgoGVUlOVDMyEAwSCgoGVUlOVDY0EA0SDQoJQ09NUExFWDY0EA4SDgoKQ09NUExFWDEyOBAPEgwKCEJGTE9BVDE2EBAiKQoMRGF0YUxvY2F0aW9uEgsKB0RFRkFVTFQQABIMCghFWFRFUk5BTBABImgKEVNwYXJzZVRlbnNvclByb3RvEiEKBnZhbHVlcxgBIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SIgoHaW5kaWNlcxgCIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SDAoEZGltcxgDIAMoAyKVAQoQVGVuc29yU2hhcGVQcm90bxItCgNkaW0YASADKAsyIC5vbm54LlRlbnNvclNoYXBlUHJvdG8uRGltZW5zaW9uGlIKCURpbWVuc2lvbhITCglkaW1fdmFsdWUYASABKANIABITCglkaW1fcGFyYW0YAiABKAlIABISCgpkZW5vdGF0aW9uGAMgASgJQgcKBXZhbHVlIs4ECglUeXBlUHJvdG8SLQoLdGVuc29yX3R5cGUYASABKAsyFi5vbm54LlR5cGVQcm90by5UZW5zb3JIABIxCg1zZXF1ZW5jZV90eXBlGAQgASgLMhgub25ueC5UeXBlUHJvdG8uU2VxdWVuY2VIABInCghtYXBfdHlwZRgFIAEoCzITLm9ubnguVHlwZVByb3RvLk1hcEgAEjEKDW9wdGlvbmFsX3R5cGUYCSABKAsyGC5vbm54LlR5cGVQcm90by5PcHRpb25hbEgAEjoKEnNwYXJzZV90ZW5zb3JfdHlwZRgIIAEoCzIcLm9ubnguVHlwZVByb3RvLlNwYXJzZVRlbnNvckgAEhIKCmRlbm90YXRpb24YBiABKAkaQgoGVGVuc29yEhEKCWVsZW1fdHlwZRgBIAEoBRIlCgVzaGFwZRgCIAEoCzIWLm9ubnguVGVuc29yU2hhcGVQcm90bxouCghTZXF1ZW5jZRIiCgllbGVtX3R5cGUYASABKAsyDy5vbm54LlR5cGVQcm90bxo8CgNNYXASEAoIa2V5X3R5cGUYASABKAUSIwoKdmFsdWVfdHlwZRgCIAEoCzIPLm9ubnguVHlwZVByb3RvGi4KCE9wdGlvbmFsEiIKCWVsZW1fdHlwZRgBIAEoCzIPLm9ubnguVHlwZVByb3RvGkgKDFNwYXJzZVRlbnNvchIRCgllbGVtX3R5cGUYASABKAUSJQoFc2hhcGUYAiABKAsyFi5vbm54LlRlbnNvclNoYXBlUHJvdG9CBwoFdmFsdWUiNQoST3BlcmF0b3JTZXRJZFByb3RvEg4KBmRvbWFpbhgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDIuUBCg1GdW5jdGlvblByb3RvEgwKBG5hbWUYASABKAkSDQoFaW5wdXQYBCADKAkSDgoGb3V0cHV0GAUgAygJEhEKCWF0dHJpYnV0ZRgGIAMoCRIdCgRub2RlGAcgAygLMg8ub25ueC5Ob2RlUHJvdG8SEgoKZG9jX3N0cmluZxgIIAEoCRIuCgxvcHNldF9pbXBvcnQYCSADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIOCgZkb21haW4YCiABKAlKBAgCEANKBAgDEARSDXNpbmNlX3ZlcnNpb25SBnN0YXR1cyrkAQoHVmVyc2lvbhISCg5fU1RBUlRfVkVSU0lPThAAEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8xMBABEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8zMBACEhgKFElSX1ZFUlNJT05fMjAxN18xMV8zEAMSGAoUSVJfVkVSU0lPTl8yMDE5XzFfMjIQBBIYChRJUl9WRVJTSU9OXzIwMTlfM18xOBAFEhgKFElSX1ZFUlNJT05fMjAxOV85XzE5EAYSFwoTSVJfVkVSU0lPTl8yMDIwXzVfOBAHEg4KCklSX1ZFUlNJT04QCCouCg5PcGVyYXRvclN0YXR1cxIQCgxFWFBFUklNRU5UQUwQABIKCgZTVEFCTEUQAUICSAM");
+    AttributeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 0);
     ValueInfoProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 1);
     NodeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 2);
     ModelProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 4);
@@ -33004,6 +33005,10 @@ function makeFloatTensor(name, dims, values) {
   setTensorFloat32(t, values);
   return t;
 }
+function makeInt64Tensor(name, dims, values) {
+  const raw = new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
+  return create(TensorProtoSchema, { name, dataType: 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
+}
 var ITEM_SIZE, FLOAT_TYPES, f32, u32;
 var init_tensor = __esm({
   "src/onnx/tensor.ts"() {
@@ -33081,7 +33086,7 @@ function inferShapes(index, batch = 1) {
   }
   return { shapes, values };
 }
-function convOutput(node, x2, w, transpose) {
+function convOutput(node, x2, w, transpose2) {
   const spatial = x2.length - 2;
   const kernel = attrInts(node, "kernel_shape") ?? w.slice(2);
   const strides = attrInts(node, "strides") ?? new Array(spatial).fill(1);
@@ -33093,7 +33098,7 @@ function convOutput(node, x2, w, transpose) {
   for (let i2 = 0; i2 < spatial; i2++) {
     const inDim = x2[2 + i2];
     const k = (kernel[i2] - 1) * dil[i2] + 1;
-    if (transpose) {
+    if (transpose2) {
       const outPad = attrInts(node, "output_padding")?.[i2] ?? 0;
       const explicit = attrInts(node, "output_shape");
       out.push(explicit ? explicit[i2] : strides[i2] * (inDim - 1) + outPad + k - pads[i2] - pads[i2 + spatial]);
@@ -35196,11 +35201,11 @@ var init_bootstrap = __esm({
 function batchOf(source, batch) {
   const out = /* @__PURE__ */ new Map();
   for (const [name, arr] of source) {
-    const rows = arr.dims[0];
-    const rowSize = arr.data.length / rows;
+    const rows2 = arr.dims[0];
+    const rowSize = arr.data.length / rows2;
     const Ctor = arr.data.constructor;
     const data = new Ctor(batch * rowSize);
-    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows * rowSize, (r % rows + 1) * rowSize), r * rowSize);
+    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
     out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
   }
   return out;
@@ -35347,9 +35352,9 @@ function expectedCalibrationError(confidence, correct, bins = 15) {
   return ece;
 }
 function agreement(a, b) {
-  let same = 0;
-  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same++;
-  return a.length ? same / a.length : NaN;
+  let same2 = 0;
+  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
+  return a.length ? same2 / a.length : NaN;
 }
 function scoreRow(row, offset, classes, label2, areProbabilities) {
   let pred = 0;
@@ -36082,6 +36087,10 @@ function setMetadata(proto, entries) {
     if (existing) existing.value = value;
     else proto.metadataProps.push(create(StringStringEntryProtoSchema, { key, value }));
   }
+}
+function opsetVersion(proto, domain = "") {
+  const entry3 = proto.opsetImport.find((o) => o.domain === domain || domain === "" && o.domain === "ai.onnx");
+  return entry3 ? Number(entry3.version) : 0;
 }
 var PROTOBUF_LIMIT;
 var init_model = __esm({
@@ -37727,17 +37736,17 @@ var require_parse2 = __commonJS({
           let output = ")";
           if (brace.dots === true) {
             const arr = tokens.slice();
-            const range = [];
+            const range2 = [];
             for (let i2 = arr.length - 1; i2 >= 0; i2--) {
               tokens.pop();
               if (arr[i2].type === "brace") {
                 break;
               }
               if (arr[i2].type !== "dots") {
-                range.unshift(arr[i2].value);
+                range2.unshift(arr[i2].value);
               }
             }
-            output = expandRange(range, opts);
+            output = expandRange(range2, opts);
             state.backtrack = true;
           }
           if (brace.comma !== true && brace.dots !== true) {
@@ -40508,6 +40517,1042 @@ var init_calibScore = __esm({
   }
 });
 
+// src/recover/distill/adam.ts
+var Adam;
+var init_adam = __esm({
+  "src/recover/distill/adam.ts"() {
+    "use strict";
+    Adam = class {
+      constructor(params, beta1 = 0.9, beta2 = 0.999, eps = 1e-8) {
+        this.params = params;
+        this.beta1 = beta1;
+        this.beta2 = beta2;
+        this.eps = eps;
+        this.m = params.map((p) => new Float32Array(p.values.length));
+        this.v = params.map((p) => new Float32Array(p.values.length));
+      }
+      params;
+      beta1;
+      beta2;
+      eps;
+      m;
+      v;
+      t = 0;
+      step(grads, lr) {
+        this.t++;
+        const { beta1: b1, beta2: b22, eps } = this;
+        const c1 = 1 - b1 ** this.t;
+        const c2 = 1 - b22 ** this.t;
+        for (let k = 0; k < this.params.length; k++) {
+          const { values, mask } = this.params[k];
+          const g2 = grads[k];
+          const m = this.m[k];
+          const v = this.v[k];
+          for (let i2 = 0; i2 < values.length; i2++) {
+            if (mask && mask[i2] === 0) {
+              values[i2] = 0;
+              continue;
+            }
+            const gi = g2[i2];
+            m[i2] = b1 * m[i2] + (1 - b1) * gi;
+            v[i2] = b22 * v[i2] + (1 - b22) * gi * gi;
+            values[i2] -= lr * (m[i2] / c1) / (Math.sqrt(v[i2] / c2) + eps);
+          }
+        }
+      }
+    };
+  }
+});
+
+// src/recover/distill/gradients.ts
+function unsupported(c, detail) {
+  throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail);
+}
+function explicitPads(node, xs, ys, kernel, strides, dil) {
+  const r = kernel.length;
+  const autoPad = attrString(node, "auto_pad", "NOTSET");
+  if (autoPad === "NOTSET") return attrInts(node, "pads") ?? new Array(2 * r).fill(0);
+  if (autoPad === "VALID") return new Array(2 * r).fill(0);
+  const pads = new Array(2 * r).fill(0);
+  for (let i2 = 0; i2 < r; i2++) {
+    const total2 = Math.max(0, (ys[2 + i2] - 1) * strides[i2] + (kernel[i2] - 1) * dil[i2] + 1 - xs[2 + i2]);
+    const small = Math.floor(total2 / 2);
+    pads[i2] = autoPad === "SAME_LOWER" ? total2 - small : small;
+    pads[r + i2] = total2 - pads[i2];
+  }
+  return pads;
+}
+function softmaxAxes(c, rank) {
+  const opset = c.b.opset;
+  let axis = attrInt(c.node, "axis", opset >= 13 ? -1 : 1);
+  if (axis < 0) axis += rank;
+  return opset >= 13 ? [axis] : range(rank - axis, axis);
+}
+function zeroTensor() {
+  return makeFloatTensor("zero", [1], new Float32Array(1));
+}
+function channelDims(channels, rank) {
+  return [1, channels, ...new Array(rank - 2).fill(1)];
+}
+var UnsupportedOp, range, same, NON_DIFFERENTIABLE, conv, gemm2, matmul, addSub, mul, div, passThrough, reshapeBack, relu, leakyRelu, clip, sigmoid, tanh, erf, gelu, softmax, logSoftmax, transpose, concat, reduce, globalAveragePool, maxPool, batchNorm, layerNorm, cast, GRAD_RULES;
+var init_gradients = __esm({
+  "src/recover/distill/gradients.ts"() {
+    "use strict";
+    init_graph();
+    init_tensor();
+    UnsupportedOp = class extends Error {
+      constructor(opType, node, detail = "") {
+        super(`${opType} node '${node}'${detail ? ` (${detail})` : ""}`);
+        this.opType = opType;
+        this.node = node;
+      }
+      opType;
+      node;
+    };
+    range = (n, from = 0) => Array.from({ length: n }, (_, i2) => i2 + from);
+    same = (a, b) => a.length === b.length && a.every((d, i2) => d === b[i2]);
+    NON_DIFFERENTIABLE = /* @__PURE__ */ new Set([
+      "Shape",
+      "Size",
+      "Constant",
+      "ConstantOfShape",
+      "Equal",
+      "Greater",
+      "Less",
+      "GreaterOrEqual",
+      "LessOrEqual",
+      "Not",
+      "And",
+      "Or",
+      "Xor",
+      "ArgMax",
+      "ArgMin",
+      "NonZero",
+      "Range",
+      "EyeLike",
+      "RandomNormal",
+      "RandomUniform",
+      "RandomNormalLike",
+      "RandomUniformLike",
+      "Floor",
+      "Ceil",
+      "Round",
+      "Sign",
+      "IsNaN",
+      "IsInf"
+    ]);
+    conv = (c) => {
+      const { b, node } = c;
+      const [x2, w, bias] = node.input;
+      const dy = c.dy[0];
+      const xs = c.shape(x2);
+      const ws = c.shape(w);
+      const ys = c.shape(node.output[0]);
+      const r = xs.length - 2;
+      const kernel = ws.slice(2);
+      const strides = attrInts(node, "strides") ?? new Array(r).fill(1);
+      const dil = attrInts(node, "dilations") ?? new Array(r).fill(1);
+      const group = attrInt(node, "group", 1);
+      const pads = explicitPads(node, xs, ys, kernel, strides, dil);
+      const spatial = range(r, 2);
+      const out = [];
+      if (c.wants[0]) {
+        const outputPadding = range(r).map((i2) => xs[2 + i2] - ((ys[2 + i2] - 1) * strides[i2] + (kernel[i2] - 1) * dil[i2] + 1 - pads[i2] - pads[r + i2]));
+        if (outputPadding.some((p, i2) => p < 0 || p >= Math.max(strides[i2], dil[i2]))) unsupported(c, "input rows the convolution never reads");
+        out[0] = b.op("ConvTranspose", [dy, w], { strides, dilations: dil, group, pads, output_padding: outputPadding, kernel_shape: kernel });
+      }
+      if (c.wants[1]) {
+        const n = xs[0];
+        const [o, cg] = ws;
+        const full = range(r).map((i2) => Math.floor((xs[2 + i2] + pads[i2] + pads[r + i2] - ((ys[2 + i2] - 1) * strides[i2] + 1)) / dil[i2]) + 1);
+        let g2;
+        if (group === 1) {
+          const xt = b.transpose(x2, [1, 0, ...spatial]);
+          const dt = b.transpose(dy, [1, 0, ...spatial]);
+          g2 = b.op("Conv", [xt, dt], { strides: dil, dilations: strides, pads });
+        } else {
+          const xg = b.reshape(x2, [n, group, cg, ...xs.slice(2)]);
+          const xt = b.reshape(b.transpose(xg, [2, 0, 1, ...range(r, 3)]), [cg, n * group, ...xs.slice(2)]);
+          const dr = b.reshape(dy, [n * o, 1, ...ys.slice(2)]);
+          const per = b.op("Conv", [xt, dr], { strides: dil, dilations: strides, pads, group: n * group });
+          g2 = b.reduceSum(b.reshape(per, [cg, n, o, ...full]), [1], false);
+        }
+        if (!same(full, kernel)) g2 = b.slice(g2, new Array(r).fill(0), kernel, spatial);
+        out[1] = b.transpose(g2, [1, 0, ...spatial]);
+      }
+      if (bias && c.wants[2]) out[2] = b.reduceSum(dy, [0, ...spatial], false);
+      return out;
+    };
+    gemm2 = (c) => {
+      const { b, node } = c;
+      const [a, bb, cc] = node.input;
+      const dy = c.dy[0];
+      const alpha = attrFloat(node, "alpha", 1);
+      const beta = attrFloat(node, "beta", 1);
+      const tA = attrInt(node, "transA", 0);
+      const tB = attrInt(node, "transB", 0);
+      const al = alpha === 1 ? {} : { alpha: { float: alpha } };
+      const out = [];
+      if (c.wants[0]) out[0] = tA ? b.op("Gemm", [bb, dy], { transA: tB, transB: 1, ...al }) : b.op("Gemm", [dy, bb], { transB: tB ? 0 : 1, ...al });
+      if (c.wants[1]) out[1] = tB ? b.op("Gemm", [dy, a], { transA: 1, transB: tA, ...al }) : b.op("Gemm", [a, dy], { transA: tA ? 0 : 1, ...al });
+      if (cc && c.wants[2]) out[2] = b.unbroadcast(b.scale(dy, beta), c.shape(node.output[0]), c.shape(cc));
+      return out;
+    };
+    matmul = (c) => {
+      const { b, node } = c;
+      const [a, bb] = node.input;
+      const dy = c.dy[0];
+      const as = c.shape(a);
+      const bs = c.shape(bb);
+      const ys = c.shape(node.output[0]);
+      if (as.length < 2 || bs.length < 2) unsupported(c, "1-D operand");
+      const swap2 = (rank) => [...range(rank - 2), rank - 1, rank - 2];
+      const out = [];
+      if (c.wants[0]) {
+        const full = b.op("MatMul", [dy, b.transpose(bb, swap2(bs.length))]);
+        out[0] = b.unbroadcast(full, [...ys.slice(0, -2), as.at(-2), as.at(-1)], as);
+      }
+      if (c.wants[1]) {
+        if (bs.length === 2) {
+          const k = as.at(-1);
+          const a2 = b.reshape(a, [numel(as) / k, k]);
+          const d2 = b.reshape(dy, [numel(ys) / ys.at(-1), ys.at(-1)]);
+          out[1] = b.op("Gemm", [a2, d2], { transA: 1 });
+        } else {
+          const full = b.op("MatMul", [b.transpose(a, swap2(as.length)), dy]);
+          out[1] = b.unbroadcast(full, [...ys.slice(0, -2), bs.at(-2), bs.at(-1)], bs);
+        }
+      }
+      return out;
+    };
+    addSub = (sign) => (c) => {
+      const { b, node } = c;
+      const ys = c.shape(node.output[0]);
+      const dy = c.dy[0];
+      return node.input.map((t, i2) => c.wants[i2] ? b.unbroadcast(i2 === 1 ? b.scale(dy, sign) : dy, ys, c.shape(t)) : void 0);
+    };
+    mul = (c) => {
+      const { b, node } = c;
+      const [x2, y] = node.input;
+      const ys = c.shape(node.output[0]);
+      const dy = c.dy[0];
+      return [c.wants[0] ? b.unbroadcast(b.mul(dy, y), ys, c.shape(x2)) : void 0, c.wants[1] ? b.unbroadcast(b.mul(dy, x2), ys, c.shape(y)) : void 0];
+    };
+    div = (c) => {
+      const { b, node } = c;
+      const [x2, y] = node.input;
+      const ys = c.shape(node.output[0]);
+      const dy = c.dy[0];
+      return [
+        c.wants[0] ? b.unbroadcast(b.op("Div", [dy, y]), ys, c.shape(x2)) : void 0,
+        c.wants[1] ? b.unbroadcast(b.op("Neg", [b.op("Div", [b.mul(dy, node.output[0]), y])]), ys, c.shape(y)) : void 0
+      ];
+    };
+    passThrough = (c) => [c.dy[0]];
+    reshapeBack = (c) => [c.b.reshape(c.dy[0], c.shape(c.node.input[0]))];
+    relu = (c) => {
+      const { b, node } = c;
+      const zero = b.scalar(0);
+      return [b.op("Where", [b.op("Greater", [node.input[0], zero]), c.dy[0], zero])];
+    };
+    leakyRelu = (c) => {
+      const { b, node } = c;
+      const dy = c.dy[0];
+      return [b.op("Where", [b.op("Greater", [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, "alpha", 0.01))])];
+    };
+    clip = (c) => {
+      const { b, node } = c;
+      const x2 = node.input[0];
+      let lo;
+      let hi;
+      if (attr(node, "min") || attr(node, "max")) {
+        lo = attr(node, "min") ? b.scalar(attrFloat(node, "min", 0)) : void 0;
+        hi = attr(node, "max") ? b.scalar(attrFloat(node, "max", 0)) : void 0;
+      } else {
+        lo = node.input[1] || void 0;
+        hi = node.input[2] || void 0;
+      }
+      const conds = [lo && b.op("Greater", [x2, lo]), hi && b.op("Less", [x2, hi])].filter((s) => !!s);
+      if (conds.length === 0) return [c.dy[0]];
+      const mask = conds.length === 2 ? b.op("And", conds) : conds[0];
+      return [b.op("Where", [mask, c.dy[0], b.scalar(0)])];
+    };
+    sigmoid = (c) => {
+      const { b, node } = c;
+      const y = node.output[0];
+      return [b.mul(c.dy[0], b.mul(y, b.sub(b.scalar(1), y)))];
+    };
+    tanh = (c) => {
+      const { b, node } = c;
+      const y = node.output[0];
+      return [b.mul(c.dy[0], b.sub(b.scalar(1), b.mul(y, y)))];
+    };
+    erf = (c) => {
+      const { b, node } = c;
+      const x2 = node.input[0];
+      return [b.mul(c.dy[0], b.scale(b.op("Exp", [b.op("Neg", [b.mul(x2, x2)])]), 2 / Math.sqrt(Math.PI)))];
+    };
+    gelu = (c) => {
+      const { b, node } = c;
+      if (attrString(node, "approximate", "none") !== "none") unsupported(c, "approximate='tanh'");
+      const x2 = node.input[0];
+      const cdf = b.scale(b.add(b.op("Erf", [b.scale(x2, Math.SQRT1_2)]), b.scalar(1)), 0.5);
+      const pdf = b.scale(b.op("Exp", [b.scale(b.mul(x2, x2), -0.5)]), 1 / Math.sqrt(2 * Math.PI));
+      return [b.mul(c.dy[0], b.add(cdf, b.mul(x2, pdf)))];
+    };
+    softmax = (c) => {
+      const { b, node } = c;
+      const y = node.output[0];
+      const dy = c.dy[0];
+      const axes = softmaxAxes(c, c.shape(y).length);
+      return [b.mul(y, b.sub(dy, b.reduceSum(b.mul(dy, y), axes, true)))];
+    };
+    logSoftmax = (c) => {
+      const { b, node } = c;
+      const y = node.output[0];
+      const dy = c.dy[0];
+      const axes = softmaxAxes(c, c.shape(y).length);
+      return [b.sub(dy, b.mul(b.op("Exp", [y]), b.reduceSum(dy, axes, true)))];
+    };
+    transpose = (c) => {
+      const rank = c.shape(c.node.input[0]).length;
+      const perm = attrInts(c.node, "perm") ?? range(rank).reverse();
+      const inverse = new Array(rank);
+      perm.forEach((p, i2) => inverse[p] = i2);
+      return [c.b.transpose(c.dy[0], inverse)];
+    };
+    concat = (c) => {
+      const { b, node } = c;
+      const rank = c.shape(node.output[0]).length;
+      let axis = attrInt(node, "axis", 0);
+      if (axis < 0) axis += rank;
+      let offset = 0;
+      return node.input.map((t, i2) => {
+        const size = c.shape(t)[axis];
+        const start = offset;
+        offset += size;
+        return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size], [axis]) : void 0;
+      });
+    };
+    reduce = (mean2) => (c) => {
+      const { b, node } = c;
+      const xs = c.shape(node.input[0]);
+      const axesFromInput = mean2 ? b.opset >= 18 : b.opset >= 13;
+      let axes = axesFromInput ? node.input[1] ? c.ints(node.input[1]) : [] : attrInts(node, "axes");
+      if (axes === void 0 && axesFromInput) unsupported(c, "axes not constant");
+      if (!axes || axes.length === 0) {
+        if (attrInt(node, "noop_with_empty_axes", 0)) return [c.dy[0]];
+        axes = range(xs.length);
+      }
+      const norm2 = axes.map((a) => a < 0 ? a + xs.length : a);
+      const kept = xs.map((d, i2) => norm2.includes(i2) ? 1 : d);
+      const n = norm2.reduce((a, i2) => a * xs[i2], 1);
+      const g2 = b.op("Expand", [b.reshape(c.dy[0], kept), b.int64s(xs)]);
+      return [mean2 ? b.scale(g2, 1 / n) : g2];
+    };
+    globalAveragePool = (c) => {
+      const { b, node } = c;
+      const xs = c.shape(node.input[0]);
+      const n = numel(xs.slice(2));
+      return [b.scale(b.op("Expand", [c.dy[0], b.int64s(xs)]), 1 / n)];
+    };
+    maxPool = (c) => {
+      const { b, node } = c;
+      const xs = c.shape(node.input[0]);
+      const kernel = attrInts(node, "kernel_shape");
+      const r = kernel.length;
+      const strides = attrInts(node, "strides") ?? new Array(r).fill(1);
+      const dil = attrInts(node, "dilations") ?? new Array(r).fill(1);
+      if (attrInt(node, "storage_order", 0) !== 0) unsupported(c, "storage_order=1");
+      const overlapping = kernel.some((k, i2) => (k - 1) * dil[i2] + 1 > strides[i2]);
+      if (overlapping && b.opset < 16) unsupported(c, "overlapping windows need ScatterElements reduction, opset 16+");
+      if (!node.output[1]) node.output[1] = b.fresh("maxpool_indices");
+      const zeros = b.op("ConstantOfShape", [b.int64s([numel(xs)])], { value: { tensor: zeroTensor() } });
+      const scatter = b.op("ScatterElements", [zeros, b.reshape(node.output[1], [-1]), b.reshape(c.dy[0], [-1])], overlapping ? { axis: 0, reduction: "add" } : { axis: 0 });
+      return [b.reshape(scatter, xs)];
+    };
+    batchNorm = (c) => {
+      const { b, node } = c;
+      if (attrInt(node, "training_mode", 0) !== 0) unsupported(c, "training_mode=1");
+      const [x2, scale2, , meanName, varName] = node.input;
+      const xs = c.shape(x2);
+      const ch = xs[1];
+      const mean2 = c.floats(meanName);
+      const variance = c.floats(varName);
+      if (!mean2 || !variance) unsupported(c, "running statistics are not constants");
+      const eps = attrFloat(node, "epsilon", 1e-5);
+      const inv = variance.map((v) => 1 / Math.sqrt(v + eps));
+      const cd = channelDims(ch, xs.length);
+      const invC = b.floats(inv, cd);
+      const dy = c.dy[0];
+      const axes = [0, ...range(xs.length - 2, 2)];
+      const out = [];
+      if (c.wants[0]) out[0] = b.mul(dy, b.mul(b.reshape(scale2, cd), invC));
+      if (c.wants[1]) {
+        const xhat = b.mul(b.sub(x2, b.floats(mean2, cd)), invC);
+        out[1] = b.reduceSum(b.mul(dy, xhat), axes, false);
+      }
+      if (c.wants[2]) out[2] = b.reduceSum(dy, axes, false);
+      return out;
+    };
+    layerNorm = (c) => {
+      const { b, node } = c;
+      if (c.dy.slice(1).some((d) => d !== void 0)) unsupported(c, "Mean/InvStdDev outputs used downstream");
+      const [x2, scale2, bias] = node.input;
+      const xs = c.shape(x2);
+      let axis = attrInt(node, "axis", -1);
+      if (axis < 0) axis += xs.length;
+      const eps = attrFloat(node, "epsilon", 1e-5);
+      const axes = range(xs.length - axis, axis);
+      const dy = c.dy[0];
+      const mu = b.reduceMeanKeep(x2, axes, xs);
+      const xc = b.sub(x2, mu);
+      const rstd = b.op("Reciprocal", [b.op("Sqrt", [b.add(b.reduceMeanKeep(b.mul(xc, xc), axes, xs), b.scalar(eps))])]);
+      const xhat = b.mul(xc, rstd);
+      const out = [];
+      if (c.wants[0]) {
+        const g2 = b.mul(dy, scale2);
+        const mg = b.reduceMeanKeep(g2, axes, xs);
+        const mgx = b.reduceMeanKeep(b.mul(g2, xhat), axes, xs);
+        out[0] = b.mul(rstd, b.sub(b.sub(g2, mg), b.mul(xhat, mgx)));
+      }
+      if (c.wants[1]) out[1] = b.unbroadcast(b.mul(dy, xhat), xs, c.shape(scale2));
+      if (bias && c.wants[2]) out[2] = b.unbroadcast(dy, xs, c.shape(bias));
+      return out;
+    };
+    cast = (c) => attrInt(c.node, "to", 0) === 1 ? [c.dy[0]] : [void 0];
+    GRAD_RULES = {
+      Conv: conv,
+      Gemm: gemm2,
+      MatMul: matmul,
+      Add: addSub(1),
+      Sub: addSub(-1),
+      Mul: mul,
+      Div: div,
+      Relu: relu,
+      LeakyRelu: leakyRelu,
+      Clip: clip,
+      Sigmoid: sigmoid,
+      Tanh: tanh,
+      Erf: erf,
+      Gelu: gelu,
+      Softmax: softmax,
+      LogSoftmax: logSoftmax,
+      Identity: passThrough,
+      Dropout: passThrough,
+      Cast: cast,
+      Reshape: reshapeBack,
+      Flatten: reshapeBack,
+      Squeeze: reshapeBack,
+      Unsqueeze: reshapeBack,
+      Transpose: transpose,
+      Concat: concat,
+      ReduceMean: reduce(true),
+      ReduceSum: reduce(false),
+      GlobalAveragePool: globalAveragePool,
+      MaxPool: maxPool,
+      BatchNormalization: batchNorm,
+      LayerNormalization: layerNorm
+    };
+  }
+});
+
+// src/recover/distill/loss.ts
+function softmaxRows(logits, rows2, classes, temperature = 1) {
+  const out = new Float64Array(rows2 * classes);
+  for (let r = 0; r < rows2; r++) {
+    let max2 = -Infinity;
+    for (let k = 0; k < classes; k++) max2 = Math.max(max2, logits[r * classes + k] / temperature);
+    let sum = 0;
+    for (let k = 0; k < classes; k++) {
+      const e = Math.exp(logits[r * classes + k] / temperature - max2);
+      out[r * classes + k] = e;
+      sum += e;
+    }
+    for (let k = 0; k < classes; k++) out[r * classes + k] /= sum;
+  }
+  return out;
+}
+function distillLoss(logits, teacherProbs, onehot, rows2, classes, temperature, labelWeight) {
+  const ps = softmaxRows(logits, rows2, classes, temperature);
+  const p1 = onehot && labelWeight > 0 ? softmaxRows(logits, rows2, classes, 1) : void 0;
+  let loss = 0;
+  for (let i2 = 0; i2 < rows2 * classes; i2++) {
+    const pt = teacherProbs[i2];
+    if (pt > 0) loss += temperature * temperature * pt * (Math.log(pt) - Math.log(Math.max(ps[i2], 1e-30)));
+    if (p1 && onehot[i2] > 0) loss -= labelWeight * onehot[i2] * Math.log(Math.max(p1[i2], 1e-30));
+  }
+  return loss / rows2;
+}
+var init_loss = __esm({
+  "src/recover/distill/loss.ts"() {
+    "use strict";
+  }
+});
+
+// src/recover/distill/builder.ts
+function attribute(name, v) {
+  if (typeof v === "number") return create(AttributeProtoSchema, { name, type: 2 /* INT */, i: BigInt(v) });
+  if (Array.isArray(v)) return create(AttributeProtoSchema, { name, type: 7 /* INTS */, ints: v.map(BigInt) });
+  if (typeof v === "string") return create(AttributeProtoSchema, { name, type: 3 /* STRING */, s: new TextEncoder().encode(v) });
+  if ("float" in v) return create(AttributeProtoSchema, { name, type: 1 /* FLOAT */, f: v.float });
+  return create(AttributeProtoSchema, { name, type: 4 /* TENSOR */, t: v.tensor });
+}
+var GraphBuilder;
+var init_builder = __esm({
+  "src/recover/distill/builder.ts"() {
+    "use strict";
+    init_esm2();
+    init_onnx_pb();
+    init_tensor();
+    GraphBuilder = class {
+      constructor(opset, taken) {
+        this.opset = opset;
+        this.taken = new Set(taken);
+      }
+      opset;
+      nodes = [];
+      initializers = [];
+      counter = 0;
+      taken;
+      fresh(hint) {
+        let name;
+        do
+          name = `pg_grad/${hint}_${this.counter++}`;
+        while (this.taken.has(name));
+        this.taken.add(name);
+        return name;
+      }
+      /** One node; returns its output names (`outputs` of them). */
+      ops(opType, inputs, attrs = {}, outputs = 1) {
+        const out = Array.from({ length: outputs }, () => this.fresh(opType));
+        this.nodes.push(
+          create(NodeProtoSchema, {
+            name: this.fresh(`${opType}_node`),
+            opType,
+            input: [...inputs],
+            output: out,
+            attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v))
+          })
+        );
+        return out;
+      }
+      op(opType, inputs, attrs = {}) {
+        return this.ops(opType, inputs, attrs, 1)[0];
+      }
+      floats(values, dims) {
+        const name = this.fresh("const");
+        this.initializers.push(makeFloatTensor(name, dims, Float32Array.from(values)));
+        return name;
+      }
+      scalar(v) {
+        return this.floats([v], []);
+      }
+      int64s(values) {
+        const name = this.fresh("ints");
+        this.initializers.push(makeInt64Tensor(name, [values.length], values));
+        return name;
+      }
+      reshape(x2, dims) {
+        return this.op("Reshape", [x2, this.int64s(dims)]);
+      }
+      mul(a, b) {
+        return this.op("Mul", [a, b]);
+      }
+      add(a, b) {
+        return this.op("Add", [a, b]);
+      }
+      sub(a, b) {
+        return this.op("Sub", [a, b]);
+      }
+      scale(x2, k) {
+        return k === 1 ? x2 : this.mul(x2, this.scalar(k));
+      }
+      transpose(x2, perm) {
+        return this.op("Transpose", [x2], { perm: [...perm] });
+      }
+      reduceSum(x2, axes, keepdims) {
+        if (this.opset >= 13) return this.op("ReduceSum", [x2, this.int64s(axes)], { keepdims: keepdims ? 1 : 0 });
+        return this.op("ReduceSum", [x2], { axes: [...axes], keepdims: keepdims ? 1 : 0 });
+      }
+      /** Mean over `axes`, kept as size-1 dims (ReduceSum and a scale, so one spelling serves every opset). */
+      reduceMeanKeep(x2, axes, shape) {
+        const n = axes.reduce((a, ax) => a * shape[ax], 1);
+        return this.scale(this.reduceSum(x2, axes, true), 1 / n);
+      }
+      /**
+       * The gradient of a broadcast operand: sum `grad` (shaped `from`) over the axes that broadcasting
+       * stretched, then reshape to the operand's own `to` shape.
+       */
+      unbroadcast(grad, from, to) {
+        const lead = from.length - to.length;
+        const axes = [];
+        for (let i2 = 0; i2 < from.length; i2++) {
+          if (i2 < lead) axes.push(i2);
+          else if (to[i2 - lead] === 1 && from[i2] !== 1) axes.push(i2);
+        }
+        let g2 = grad;
+        if (axes.length > 0) g2 = this.reduceSum(g2, axes, true);
+        const now = from.map((d, i2) => axes.includes(i2) ? 1 : d);
+        const same2 = now.length === to.length && now.every((d, i2) => d === to[i2]);
+        return same2 ? g2 : this.reshape(g2, to);
+      }
+      /** x[..., starts:ends] along the given axes (Slice with inputs, opset 10+). */
+      slice(x2, starts, ends, axes) {
+        return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
+      }
+    };
+  }
+});
+
+// src/recover/distill/trainGraph.ts
+function logitsTensor(model) {
+  const g2 = model.graph;
+  const out = g2.output[0].name;
+  const p = g2.node.find((n) => n.output.includes(out));
+  return p && p.opType === "Softmax" ? p.input[0] : out;
+}
+function isTrainableUse(index, tensor, seen = /* @__PURE__ */ new Set()) {
+  if (seen.has(tensor)) return false;
+  seen.add(tensor);
+  for (const n of index.consumersOf(tensor)) {
+    if (n.opType === "Identity" && isTrainableUse(index, n.output[0], seen)) return true;
+    const slots = TRAINABLE_SLOTS[n.opType];
+    if (!slots) continue;
+    if (slots.some((s) => n.input[s] === tensor)) {
+      if ((n.opType === "Add" || n.opType === "Sub" || n.opType === "Mul") && numel(tensorDims(index.initializers.get(tensor))) < 2) continue;
+      return true;
+    }
+  }
+  return false;
+}
+function selectTrainables(model, masked) {
+  const index = new GraphIndex(model.graph);
+  const out = [];
+  for (const [name, t] of index.initializers) {
+    if (t.dataType !== 1 /* FLOAT */ || !isTrainableUse(index, name)) continue;
+    const values = tensorToFloat32(t);
+    const trainable = { name, dims: tensorDims(t), values };
+    if (masked.has(name)) trainable.mask = Uint8Array.from(values, (v) => v !== 0 ? 1 : 0);
+    out.push(trainable);
+  }
+  return out;
+}
+function floatValueInfo(name, dims) {
+  const shape = dims ? { dim: dims.map((d) => ({ value: { case: "dimValue", value: BigInt(d) } })) } : void 0;
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: { elemType: 1 /* FLOAT */, shape } } })
+  });
+}
+function ancestors(index, target) {
+  const needed = /* @__PURE__ */ new Set();
+  const stack = [target];
+  while (stack.length > 0) {
+    const p = index.producer.get(stack.pop());
+    if (!p || needed.has(p)) continue;
+    needed.add(p);
+    for (const i2 of p.input) if (i2) stack.push(i2);
+  }
+  return index.order.filter((n) => needed.has(n));
+}
+function buildTrainGraph(model, params, opts) {
+  const copy = cloneModel(model);
+  const g2 = copy.graph;
+  const index = new GraphIndex(g2);
+  const opset = opsetVersion(copy);
+  const shapes = inferShapes(index, opts.batch).shapes;
+  const logits = logitsTensor(copy);
+  const ls = shapes.get(logits);
+  if (!ls || ls.length !== 2) throw new UnsupportedOp("output", logits, `logits of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
+  const classes = ls[1];
+  const forward = ancestors(index, logits);
+  const trainable = new Set(params.map((p) => p.name));
+  const requires = new Set(trainable);
+  for (const n of forward) {
+    if (NON_DIFFERENTIABLE.has(n.opType)) continue;
+    if (n.input.some((i2) => requires.has(i2))) {
+      for (const o of n.output) if (o) requires.add(o);
+    }
+  }
+  const taken = /* @__PURE__ */ new Set([...index.initializers.keys(), ...g2.input.map((i2) => i2.name), ...g2.node.flatMap((n) => n.output)]);
+  const b = new GraphBuilder(opset, taken);
+  const contributions = /* @__PURE__ */ new Map();
+  const push = (t, grad) => {
+    const list = contributions.get(t);
+    if (list) list.push(grad);
+    else contributions.set(t, [grad]);
+  };
+  const summed = /* @__PURE__ */ new Map();
+  const gradOf = (t) => {
+    if (summed.has(t)) return summed.get(t);
+    const list = contributions.get(t) ?? [];
+    const s = list.length === 0 ? void 0 : list.length === 1 ? list[0] : b.op("Sum", list);
+    summed.set(t, s);
+    return s;
+  };
+  const T = opts.temperature;
+  const ps = b.op("Softmax", [b.scale(logits, 1 / T)], { axis: 1 });
+  let dz = b.scale(b.sub(ps, TEACHER_INPUT), T / opts.batch);
+  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(b.op("Softmax", [logits], { axis: 1 }), LABEL_INPUT), opts.labelWeight / opts.batch));
+  push(logits, dz);
+  const hints = (opts.hints ?? []).filter((t) => t !== logits && shapes.has(t));
+  for (const t of hints) push(t, b.mul(b.sub(t, hintInput(t)), hintScale(t)));
+  const shape = (t, node) => {
+    const s = shapes.get(t);
+    if (!s) throw new UnsupportedOp(node.opType, node.name || node.output[0], `shape of '${t}' unknown`);
+    return s;
+  };
+  const constIndex = index;
+  for (const node of [...forward].reverse()) {
+    if (NON_DIFFERENTIABLE.has(node.opType)) continue;
+    const wants = node.input.map((i2) => !!i2 && requires.has(i2));
+    if (!wants.some(Boolean)) continue;
+    const dy = node.output.map((o) => o ? gradOf(o) : void 0);
+    if (!dy.some((d) => d !== void 0)) continue;
+    const rule = GRAD_RULES[node.opType];
+    if (!rule) throw new UnsupportedOp(node.opType, node.name || node.output[0], "no gradient rule");
+    const grads = rule({
+      b,
+      node,
+      dy,
+      wants,
+      shape: (t) => shape(t, node),
+      floats: (t) => {
+        const c = constIndex.constant(t);
+        return c ? tensorToFloat32(c) : void 0;
+      },
+      ints: (t) => {
+        const c = constIndex.constant(t);
+        return c ? tensorToInts(c) : void 0;
+      }
+    });
+    node.input.forEach((i2, k) => {
+      if (wants[k] && grads[k]) push(i2, grads[k]);
+    });
+  }
+  const kept = [];
+  const gradOutputs = [];
+  for (const p of params) {
+    const grad = gradOf(p.name);
+    if (!grad) continue;
+    kept.push(p);
+    gradOutputs.push(b.op("Identity", [grad]));
+  }
+  g2.node.splice(0, g2.node.length, ...forward, ...b.nodes);
+  g2.initializer = [...g2.initializer.filter((t) => !trainable.has(t.name)), ...b.initializers];
+  const dataInputs = g2.input.filter((i2) => !index.initializers.has(i2.name));
+  g2.input = [
+    ...dataInputs,
+    floatValueInfo(TEACHER_INPUT, [opts.batch, classes]),
+    ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, [opts.batch, classes])] : [],
+    ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
+    ...params.map((p) => floatValueInfo(p.name, p.dims))
+  ];
+  g2.output = [floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))];
+  g2.valueInfo = [];
+  return { model: copy, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
+}
+function buildEvalGraph(model, params) {
+  const copy = cloneModel(model);
+  const g2 = copy.graph;
+  const names = new Set(params.map((p) => p.name));
+  const index = new GraphIndex(g2);
+  const logits = logitsTensor(copy);
+  g2.node.splice(0, g2.node.length, ...ancestors(index, logits));
+  g2.initializer = g2.initializer.filter((t) => !names.has(t.name));
+  g2.input = [...g2.input.filter((i2) => !index.initializers.has(i2.name)), ...params.map((p) => floatValueInfo(p.name, p.dims))];
+  g2.output = [floatValueInfo(logits)];
+  return { model: copy, logits };
+}
+function withParams(model, params) {
+  const copy = cloneModel(model);
+  const byName = new Map(copy.graph.initializer.map((t) => [t.name, t]));
+  for (const p of params) setTensorFloat32(byName.get(p.name), p.values);
+  return copy;
+}
+var TEACHER_INPUT, LABEL_INPUT, hintInput, hintScale, TRAINABLE_SLOTS;
+var init_trainGraph = __esm({
+  "src/recover/distill/trainGraph.ts"() {
+    "use strict";
+    init_esm2();
+    init_graph();
+    init_model();
+    init_onnx_pb();
+    init_shapes();
+    init_tensor();
+    init_builder();
+    init_gradients();
+    TEACHER_INPUT = "pg_teacher_probs";
+    LABEL_INPUT = "pg_label_onehot";
+    hintInput = (t) => `pg_hint/${t}`;
+    hintScale = (t) => `pg_hint_scale/${t}`;
+    TRAINABLE_SLOTS = {
+      Conv: [1, 2],
+      Gemm: [0, 1, 2],
+      MatMul: [0, 1],
+      BatchNormalization: [1, 2],
+      LayerNormalization: [1, 2],
+      Add: [0, 1],
+      Sub: [0, 1],
+      Mul: [0, 1]
+    };
+  }
+});
+
+// src/recover/distill/distill.ts
+function permutation(n, seed) {
+  const p = Array.from({ length: n }, (_, i2) => i2);
+  let s = seed >>> 0 || 1;
+  for (let i2 = n - 1; i2 > 0; i2--) {
+    s = Math.imul(s, 1664525) + 1013904223 >>> 0;
+    const j = s % (i2 + 1);
+    [p[i2], p[j]] = [p[j], p[i2]];
+  }
+  return p;
+}
+function rows(all, idx, width) {
+  const out = new Float32Array(idx.length * width);
+  idx.forEach((r, k) => out.set(all.subarray(r * width, (r + 1) * width), k * width));
+  return out;
+}
+function dataFeeds(ds) {
+  const { ort } = onnxruntime();
+  const feeds = {};
+  for (const [name, arr] of ds.inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+  return feeds;
+}
+function paramFeeds(params) {
+  const { ort } = onnxruntime();
+  return Object.fromEntries(params.map((p) => [p.name, new ort.Tensor("float32", p.values, p.dims)]));
+}
+async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
+  const { ort } = onnxruntime();
+  const params = selectTrainables(student, masked);
+  if (params.length === 0) throw new UnsupportedOp("model", "graph", "no float32 parameters to train");
+  const n = calib.count;
+  const order = permutation(n, opts.seed);
+  const heldoutCount = n >= 50 ? Math.round(n * opts.holdout) : 0;
+  const heldIdx = heldoutCount > 0 ? order.slice(0, heldoutCount) : order;
+  const trainIdx = heldoutCount > 0 ? order.slice(heldoutCount) : order;
+  const batch = Math.min(opts.batch, trainIdx.length);
+  const stepsPerEpoch = Math.floor(trainIdx.length / batch);
+  const hintCandidates = opts.hintWeight > 0 ? hintTensors(dense, student, masked) : [];
+  const tg = buildTrainGraph(student, params, { batch, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
+  const ev = buildEvalGraph(student, params);
+  const classes = tg.classes;
+  const teacherLogits = await teacherOutputs(dense, calib, opts.threads);
+  const teacherT = Float32Array.from(softmaxRows(teacherLogits, n, classes, opts.temperature));
+  const teacher1 = Float32Array.from(softmaxRows(teacherLogits, n, classes, 1));
+  const onehot = calib.labels ? new Float32Array(n * classes) : void 0;
+  if (onehot) calib.labels.forEach((y, i2) => y < classes && (onehot[i2 * classes + y] = 1));
+  const held = takeSamples(calib, heldIdx);
+  const labelled = tg.model.graph.input.some((i2) => i2.name === LABEL_INPUT);
+  const train3 = await sessionFromModel(tg.model, opts.threads);
+  const evalSession = await sessionFromModel(ev.model, opts.threads);
+  const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints), opts.threads) : void 0;
+  try {
+    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, classes), params, classes);
+    const before = await score2();
+    let best = { score: before, epoch: 0, values: params.map((p) => Float32Array.from(p.values)) };
+    let adam = new Adam(tg.params);
+    let lrScale = 1;
+    const epochs = [];
+    const totalSteps = opts.maxEpochs * stepsPerEpoch;
+    let step = 0;
+    let stale = 0;
+    let stopped = "epochs";
+    for (let epoch = 1; epoch <= opts.maxEpochs && stopped === "epochs"; epoch++) {
+      const t0 = performance.now();
+      const shuffled = permutation(trainIdx.length, opts.seed + epoch).map((i2) => trainIdx[i2]);
+      let lossSum = 0;
+      let batches = 0;
+      for (let s = 0; s < stepsPerEpoch; s++) {
+        if (opts.deadline !== void 0 && performance.now() > opts.deadline) {
+          stopped = "deadline";
+          break;
+        }
+        const idx = shuffled.slice(s * batch, (s + 1) * batch);
+        const x2 = takeSamples(calib, idx);
+        const pt = rows(teacherT, idx, classes);
+        const oh = onehot && labelled ? rows(onehot, idx, classes) : void 0;
+        const feeds = { ...dataFeeds(x2), ...paramFeeds(params) };
+        feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, [batch, classes]);
+        if (oh) feeds[LABEL_INPUT] = new ort.Tensor("float32", oh, [batch, classes]);
+        if (hintSession) {
+          const targets = await hintSession.run(dataFeeds(x2), tg.hints);
+          for (const t of tg.hints) {
+            const d = Float32Array.from(targets[t].data);
+            targets[t].dispose();
+            let ms3 = 0;
+            for (let i2 = 0; i2 < d.length; i2++) ms3 += d[i2] * d[i2];
+            feeds[hintInput(t)] = new ort.Tensor("float32", d, targets[t].dims);
+            feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms3 > 0 ? opts.hintWeight / ms3 : 0), [1]);
+          }
+        }
+        const out = await train3.run(feeds);
+        lossSum += distillLoss(out[tg.logits].data, pt, oh, batch, classes, opts.temperature, oh ? opts.labelWeight : 0);
+        batches++;
+        const grads = tg.gradOutputs.map((o) => out[o].data);
+        const lr = lrScale * opts.lr * 0.5 * (1 + Math.cos(Math.PI * step / Math.max(1, totalSteps)));
+        adam.step(grads, lr);
+        for (const t of Object.values(out)) t.dispose();
+        step++;
+      }
+      if (batches === 0) break;
+      const now = await score2();
+      const log = { epoch, train_loss: lossSum / batches, heldout_kl: now.kl, seconds: (performance.now() - t0) / 1e3 };
+      if (now.accuracy !== void 0) log.heldout_accuracy = now.accuracy;
+      epochs.push(log);
+      opts.onEpoch?.(log);
+      if (now.kl < best.score.kl) {
+        best = { score: now, epoch, values: params.map((p) => Float32Array.from(p.values)) };
+        stale = 0;
+      } else {
+        if (++stale >= opts.patience && stopped === "epochs") stopped = "patience";
+        if (now.kl > BACKTRACK * best.score.kl) {
+          best.values.forEach((v, k) => params[k].values.set(v));
+          lrScale /= 2;
+          adam = new Adam(tg.params);
+        }
+      }
+    }
+    const improved = best.epoch > 0;
+    const model = improved ? withParams(student, params.map((p, k) => ({ name: p.name, values: best.values[k] }))) : student;
+    return {
+      model,
+      improved,
+      heldoutCount,
+      trainCount: trainIdx.length,
+      before,
+      after: best.score,
+      epochs,
+      bestEpoch: best.epoch,
+      stopped,
+      trainables: tg.params.length,
+      parameters: tg.params.reduce((a, p) => a + p.values.length, 0)
+    };
+  } finally {
+    await train3.release();
+    await evalSession.release();
+    await hintSession?.release();
+  }
+}
+function hintTensors(dense, student, masked) {
+  const s = new GraphIndex(student.graph);
+  const d = new GraphIndex(dense.graph);
+  const ss = inferShapes(s, 1).shapes;
+  const ds = inferShapes(d, 1).shapes;
+  const out = [];
+  for (const n of s.order) {
+    if (!n.input.some((i2) => masked.has(i2))) continue;
+    const t = n.output[0];
+    const a = ss.get(t);
+    const b = ds.get(t);
+    if (a && b && d.producer.has(t) && a.length === b.length && a.every((v, i2) => v === b[i2])) out.push(t);
+  }
+  return out;
+}
+async function teacherOutputs(dense, calib, threads) {
+  const name = logitsTensor(dense);
+  const session = await sessionFromModel(withExtraOutputs(dense, [name]), threads);
+  try {
+    return (await captureActivations(session, calib, [name])).get(name).data;
+  } finally {
+    await session.release();
+  }
+}
+async function scoreHeldOut(session, logits, held, teacher, params, classes) {
+  const out = await captureWithParams(session, logits, held, params);
+  const ps = softmaxRows(out, held.count, classes, 1);
+  let kl = 0;
+  let correct = 0;
+  for (let r = 0; r < held.count; r++) {
+    let arg = 0;
+    for (let k = 0; k < classes; k++) {
+      const i2 = r * classes + k;
+      if (teacher[i2] > 0) kl += teacher[i2] * (Math.log(teacher[i2]) - Math.log(Math.max(ps[i2], 1e-30)));
+      if (ps[i2] > ps[r * classes + arg]) arg = k;
+    }
+    if (held.labels && held.labels[r] === arg) correct++;
+  }
+  const s = { kl: kl / held.count };
+  if (held.labels) s.accuracy = correct / held.count;
+  return s;
+}
+async function captureWithParams(session, logits, data, params) {
+  const chunks = [];
+  const pf = paramFeeds(params);
+  for (let start = 0; start < data.count; start += 256) {
+    const idx = Array.from({ length: Math.min(256, data.count - start) }, (_, i2) => start + i2);
+    const out = await session.run({ ...dataFeeds(takeSamples(data, idx)), ...pf }, [logits]);
+    chunks.push(Float32Array.from(out[logits].data));
+    out[logits].dispose();
+  }
+  const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
+  let o = 0;
+  for (const c of chunks) {
+    all.set(c, o);
+    o += c.length;
+  }
+  return all;
+}
+var DEFAULT_DISTILL, BACKTRACK;
+var init_distill = __esm({
+  "src/recover/distill/distill.ts"() {
+    "use strict";
+    init_dataset();
+    init_ort();
+    init_session();
+    init_adam();
+    init_gradients();
+    init_loss();
+    init_graph();
+    init_shapes();
+    init_trainGraph();
+    DEFAULT_DISTILL = { maxEpochs: 30, batch: 64, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1, hintWeight: 1 };
+    BACKTRACK = 1.25;
+  }
+});
+
+// src/recover/distill/stage.ts
+async function distillStage(dense, current, calib, masked, config, progress, opts) {
+  const t0 = performance.now();
+  progress.note("recovery: distillation toward the dense model on the calibration set");
+  let result;
+  try {
+    result = await distill(dense, current, calib, new Set(masked), {
+      ...DEFAULT_DISTILL,
+      threads: config.latency.threads,
+      deadline: opts.deadline,
+      onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out KL ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`)
+    });
+  } catch (e) {
+    if (!(e instanceof UnsupportedOp)) throw e;
+    if (opts.optional) {
+      progress.note(`recovery: distillation skipped, no gradient for ${e.message}`);
+      return void 0;
+    }
+    throw new UserError(`--recovery distill: cannot differentiate ${e.message}; use --recovery reconstruct, or --recovery command with your own fine-tuning`);
+  }
+  const seconds = (performance.now() - t0) / 1e3;
+  const r = result;
+  const held = r.heldoutCount > 0 ? `${r.heldoutCount} held-out samples` : "the training samples (too few to hold any out)";
+  const acc2 = (a) => a === void 0 ? "" : `, accuracy ${(a * 100).toFixed(1)}%`;
+  const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
+  const stop = r.stopped === "deadline" ? "; stopped by recovery-time-budget" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
+  const summary2 = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
+  return { model: r.model, result: r, seconds, summary: summary2 };
+}
+var init_stage = __esm({
+  "src/recover/distill/stage.ts"() {
+    "use strict";
+    init_errors();
+    init_distill();
+    init_gradients();
+  }
+});
+
 // src/recover/external.ts
 import { spawn as spawn2 } from "node:child_process";
 import * as fs10 from "node:fs";
@@ -40663,7 +41708,7 @@ function inverseHessian(h, n, dampFraction) {
     return { inv, upper };
   }
 }
-function matmul(a, b, m, k, n) {
+function matmul2(a, b, m, k, n) {
   const c = new Float64Array(m * n);
   for (let i2 = 0; i2 < m; i2++) {
     const ri = i2 * n;
@@ -40713,12 +41758,12 @@ function linearLayer(index, weight) {
       if (node.input[1] !== weight || dims.length !== 2) return "weight is not the Gemm B matrix";
       if (attrInt(node, "transA", 0) !== 0) return "Gemm with transA=1";
       const transposed = attrInt(node, "transB", 0) === 0;
-      const [rows, cols] = transposed ? [dims[1], dims[0]] : [dims[0], dims[1]];
+      const [rows2, cols] = transposed ? [dims[1], dims[0]] : [dims[0], dims[1]];
       const bias = node.input[2] || null;
       const biasT = bias ? index.initializers.get(bias) : void 0;
       const unitScale = attrFloat(node, "alpha", 1) === 1 && attrFloat(node, "beta", 1) === 1;
-      const biasRefit = unitScale && (bias === null || biasT !== void 0 && tensorDims(biasT).length === 1 && tensorDims(biasT)[0] === rows);
-      return { node: label2, opType: "Gemm", weight, input: node.input[0], groups: 1, rows, cols, transposed, bias, biasRefit };
+      const biasRefit = unitScale && (bias === null || biasT !== void 0 && tensorDims(biasT).length === 1 && tensorDims(biasT)[0] === rows2);
+      return { node: label2, opType: "Gemm", weight, input: node.input[0], groups: 1, rows: rows2, cols, transposed, bias, biasRefit };
     }
     case "MatMul": {
       if (node.input[1] !== weight || dims.length !== 2) return "weight is the left MatMul operand";
@@ -40729,7 +41774,7 @@ function linearLayer(index, weight) {
       return `${node.opType} layers are not refit`;
   }
 }
-function matMulBias(index, node, rows) {
+function matMulBias(index, node, rows2) {
   const readers = index.consumersOf(node.output[0]);
   if (readers.length !== 1 || readers[0].opType !== "Add") return null;
   const add = readers[0];
@@ -40737,24 +41782,24 @@ function matMulBias(index, node, rows) {
   const t = index.initializers.get(other);
   if (!t || !FLOAT_TYPES.has(t.dataType) || index.consumersOf(other).length !== 1) return null;
   const d = tensorDims(t);
-  return d.length === 1 && d[0] === rows ? other : null;
+  return d.length === 1 && d[0] === rows2 ? other : null;
 }
 function weightRows(layer, values, g2) {
-  const { rows, cols } = layer;
-  const out = new Float64Array(rows * cols);
+  const { rows: rows2, cols } = layer;
+  const out = new Float64Array(rows2 * cols);
   if (layer.transposed) {
-    for (let c = 0; c < cols; c++) for (let r = 0; r < rows; r++) out[r * cols + c] = values[c * rows + r];
+    for (let c = 0; c < cols; c++) for (let r = 0; r < rows2; r++) out[r * cols + c] = values[c * rows2 + r];
   } else {
-    out.set(values.subarray(g2 * rows * cols, (g2 + 1) * rows * cols));
+    out.set(values.subarray(g2 * rows2 * cols, (g2 + 1) * rows2 * cols));
   }
   return out;
 }
 function setWeightRows(layer, values, g2, w) {
-  const { rows, cols } = layer;
+  const { rows: rows2, cols } = layer;
   if (layer.transposed) {
-    for (let c = 0; c < cols; c++) for (let r = 0; r < rows; r++) values[c * rows + r] = w[r * cols + c];
+    for (let c = 0; c < cols; c++) for (let r = 0; r < rows2; r++) values[c * rows2 + r] = w[r * cols + c];
   } else {
-    values.set(w, g2 * rows * cols);
+    values.set(w, g2 * rows2 * cols);
   }
 }
 var init_layers = __esm({
@@ -40766,11 +41811,11 @@ var init_layers = __esm({
 });
 
 // src/recover/obs.ts
-function fixedMaskSweep(w, keep, upper, rows, cols) {
+function fixedMaskSweep(w, keep, upper, rows2, cols) {
   for (let i2 = 0; i2 < cols; i2++) {
     const ri = i2 * cols;
     const d = upper[ri + i2];
-    for (let r = 0; r < rows; r++) {
+    for (let r = 0; r < rows2; r++) {
       const rr = r * cols;
       if (keep[rr + i2]) continue;
       const err2 = w[rr + i2] / d;
@@ -40787,15 +41832,15 @@ var init_obs = __esm({
 });
 
 // src/recover/ridge.ts
-function crossValidatedDamp(folds, rows, m, grid = DAMP_GRID) {
+function crossValidatedDamp(folds, rows2, m, grid = DAMP_GRID) {
   const errors = grid.map((damp) => {
     let total2 = 0;
     for (let k = 0; k < 2; k++) {
       const fit = folds[k];
       const held = folds[1 - k];
-      const w = ridgeSolve(fit.h, fit.g, rows, m, damp);
+      const w = ridgeSolve(fit.h, fit.g, rows2, m, damp);
       if (!w) return Infinity;
-      total2 += heldOutError(w, held, rows, m);
+      total2 += heldOutError(w, held, rows2, m);
     }
     return total2;
   });
@@ -40803,7 +41848,7 @@ function crossValidatedDamp(folds, rows, m, grid = DAMP_GRID) {
   for (let i2 = 1; i2 < grid.length; i2++) if (errors[i2] < errors[best]) best = i2;
   return { damp: grid[best], errors };
 }
-function ridgeSolve(h, g2, rows, m, damp) {
+function ridgeSolve(h, g2, rows2, m, damp) {
   let mean2 = 0;
   for (let i2 = 0; i2 < m; i2++) mean2 += h[i2 * m + i2];
   mean2 = mean2 / m || 1;
@@ -40812,9 +41857,9 @@ function ridgeSolve(h, g2, rows, m, damp) {
   if (!choleskyLower(l, m)) return null;
   const lt = new Float64Array(m * m);
   for (let i2 = 0; i2 < m; i2++) for (let k = 0; k <= i2; k++) lt[k * m + i2] = l[i2 * m + k];
-  const w = new Float64Array(rows * m);
+  const w = new Float64Array(rows2 * m);
   const y = new Float64Array(m);
-  for (let r = 0; r < rows; r++) {
+  for (let r = 0; r < rows2; r++) {
     for (let i2 = 0; i2 < m; i2++) {
       let s = g2[r * m + i2];
       const ri = i2 * m;
@@ -40831,10 +41876,10 @@ function ridgeSolve(h, g2, rows, m, damp) {
   }
   return w;
 }
-function heldOutError(w, fold, rows, m) {
+function heldOutError(w, fold, rows2, m) {
   let total2 = 0;
   const hw = new Float64Array(m);
-  for (let r = 0; r < rows; r++) {
+  for (let r = 0; r < rows2; r++) {
     const wr = w.subarray(r * m, (r + 1) * m);
     hw.fill(0);
     for (let i2 = 0; i2 < m; i2++) {
@@ -40880,29 +41925,29 @@ function reluGate(index, node, channels) {
   }
   return next?.opType === "Relu" ? { a, c } : null;
 }
-async function reluRefit(xp, yd, n, w0, h, rows, cols, damp, gate, rounds = 3) {
+async function reluRefit(xp, yd, n, w0, h, rows2, cols, damp, gate, rounds = 3) {
   let w = w0;
-  const target = new Float32Array(n * rows);
+  const target = new Float32Array(n * rows2);
   for (let round = 0; round < rounds; round++) {
-    const yp = await timesTransposed(xp, n, Float32Array.from(w), rows, cols);
-    for (let i2 = 0; i2 < n * rows; i2++) {
-      const r = i2 % rows;
+    const yp = await timesTransposed(xp, n, Float32Array.from(w), rows2, cols);
+    for (let i2 = 0; i2 < n * rows2; i2++) {
+      const r = i2 % rows2;
       const { a, c } = { a: gate.a[r], c: gate.c[r] };
       if (a === 0 || a * yd[i2] + c > 0) target[i2] = yd[i2];
       else target[i2] = a * yp[i2] + c <= 0 ? yp[i2] : -c / a;
     }
-    const g2 = await crossGram(target, xp, n, rows, cols);
-    const next = ridgeSolve(h, g2, rows, cols, damp);
+    const g2 = await crossGram(target, xp, n, rows2, cols);
+    const next = ridgeSolve(h, g2, rows2, cols, damp);
     if (!next) return null;
     w = next;
   }
   return w;
 }
-function gatedRowErrors(yd, y, rows, gate) {
-  const error2 = new Float64Array(rows);
+function gatedRowErrors(yd, y, rows2, gate) {
+  const error2 = new Float64Array(rows2);
   let norm2 = 0;
   for (let i2 = 0; i2 < yd.length; i2++) {
-    const r = i2 % rows;
+    const r = i2 % rows2;
     const d = Math.max(0, gate.a[r] * yd[i2] + gate.c[r]);
     const p = Math.max(0, gate.a[r] * y[i2] + gate.c[r]);
     error2[r] += (d - p) ** 2;
@@ -41003,18 +42048,18 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       skipped.push({ weight: w, reason: "reads a different tensor than the dense layer" });
       continue;
     }
-    const rows = denseRowsOf(p, d, opts.kept);
-    if (typeof rows === "string") {
-      skipped.push({ weight: w, reason: rows });
+    const rows2 = denseRowsOf(p, d, opts.kept);
+    if (typeof rows2 === "string") {
+      skipped.push({ weight: w, reason: rows2 });
       continue;
     }
-    plans.push({ p, d, node, rows });
+    plans.push({ p, d, node, rows: rows2 });
   }
   for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
   const denseSession = await sessionFromModel(withExtraOutputs(dense, plans.map((x2) => x2.d.input)), opts.threads);
   const layers = [];
   try {
-    for (const { p, d, node, rows } of plans) {
+    for (const { p, d, node, rows: rows2 } of plans) {
       if (opts.deadline !== void 0 && performance.now() > opts.deadline) {
         skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
         continue;
@@ -41027,11 +42072,11 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       } finally {
         await session.release();
       }
-      if (sameValues(xd.data, xp.data) && keptExactly(pIndex, dIndex, p, d, rows)) {
+      if (sameValues(xd.data, xp.data) && keptExactly(pIndex, dIndex, p, d, rows2)) {
         layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
         continue;
       }
-      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows, xd, xp, opts));
+      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows2, xd, xp, opts));
     }
   } finally {
     await denseSession.release();
@@ -41152,11 +42197,11 @@ function strideRows(m, n, cols, most) {
   return out;
 }
 function denseTarget(w, bias, layer, denseRows, withBias) {
-  const { rows, cols } = layer;
+  const { rows: rows2, cols } = layer;
   const width = cols + (withBias ? 1 : 0);
   const out = new Float64Array(denseRows.length * width);
   denseRows.forEach((k, r) => {
-    const local = k % rows;
+    const local = k % rows2;
     out.set(w.subarray(local * cols, (local + 1) * cols), r * width);
     if (withBias) out[r * width + cols] = bias[k];
   });
@@ -41164,24 +42209,24 @@ function denseTarget(w, bias, layer, denseRows, withBias) {
 }
 function augment(w, bias, layer, g2, withBias) {
   if (!withBias) return w;
-  const { rows, cols } = layer;
-  const out = new Float64Array(rows * (cols + 1));
-  for (let r = 0; r < rows; r++) {
+  const { rows: rows2, cols } = layer;
+  const out = new Float64Array(rows2 * (cols + 1));
+  for (let r = 0; r < rows2; r++) {
     out.set(w.subarray(r * cols, (r + 1) * cols), r * (cols + 1));
-    out[r * (cols + 1) + cols] = bias[g2 * rows + r];
+    out[r * (cols + 1) + cols] = bias[g2 * rows2 + r];
   }
   return out;
 }
-function strip(w, rows, cols, withBias) {
+function strip(w, rows2, cols, withBias) {
   if (!withBias) return w;
-  const out = new Float64Array(rows * (cols - 1));
-  for (let r = 0; r < rows; r++) out.set(w.subarray(r * cols, r * cols + cols - 1), r * (cols - 1));
+  const out = new Float64Array(rows2 * (cols - 1));
+  for (let r = 0; r < rows2; r++) out.set(w.subarray(r * cols, r * cols + cols - 1), r * (cols - 1));
   return out;
 }
-function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts, foldA) {
+function solveBlocks(wd, wp, keep, h, c, rows2, cd, cp, opts, foldA) {
   let used = 0;
   const aligned = cd === cp;
-  const outs = aligned ? [new Float64Array(rows * cp), new Float64Array(rows * cp)] : [new Float64Array(rows * cp)];
+  const outs = aligned ? [new Float64Array(rows2 * cp), new Float64Array(rows2 * cp)] : [new Float64Array(rows2 * cp)];
   const blocks = Math.ceil(cp / opts.maxBlock);
   const size = Math.ceil(cp / blocks);
   for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
@@ -41190,50 +42235,50 @@ function solveBlocks(wd, wp, keep, h, c, rows, cd, cp, opts, foldA) {
     const hb = sub(h, cp, b0, b1, b0, b1);
     const [d0, d1] = aligned && blocks > 1 ? [b0, b1] : [0, cd];
     const cb = sub(c, cp, d0, d1, b0, b1);
-    const wdb = new Float64Array(rows * (d1 - d0));
-    for (let r = 0; r < rows; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
+    const wdb = new Float64Array(rows2 * (d1 - d0));
+    for (let r = 0; r < rows2; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
     let damp = opts.damp;
     if (foldA && m <= CROSS_VALIDATE_MAX_COLS) {
       const hA = sub(foldA.hA, cp, b0, b1, b0, b1);
-      const gA = matmul(wdb, sub(foldA.cA, cp, d0, d1, b0, b1), rows, d1 - d0, m);
+      const gA = matmul2(wdb, sub(foldA.cA, cp, d0, d1, b0, b1), rows2, d1 - d0, m);
       const hB = hb.map((v, i2) => v - hA[i2]);
-      const gB = matmul(wdb, cb, rows, d1 - d0, m).map((v, i2) => v - gA[i2]);
-      damp = crossValidatedDamp([{ h: hA, g: gA }, { h: hB, g: gB }], rows, m).damp;
+      const gB = matmul2(wdb, cb, rows2, d1 - d0, m).map((v, i2) => v - gA[i2]);
+      damp = crossValidatedDamp([{ h: hA, g: gA }, { h: hB, g: gB }], rows2, m).damp;
     }
     used = Math.max(used, damp);
     const { inv, upper } = inverseHessian(hb, m, damp);
-    const kb = new Uint8Array(rows * m);
-    for (let r = 0; r < rows; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
-    const starts = [matmul(matmul(wdb, cb, rows, d1 - d0, m), inv, rows, m, m)];
+    const kb = new Uint8Array(rows2 * m);
+    for (let r = 0; r < rows2; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
+    const starts = [matmul2(matmul2(wdb, cb, rows2, d1 - d0, m), inv, rows2, m, m)];
     if (aligned) {
-      const own = new Float64Array(rows * m);
-      for (let r = 0; r < rows; r++) own.set(wd.subarray(r * cd + b0, r * cd + b1), r * m);
+      const own = new Float64Array(rows2 * m);
+      for (let r = 0; r < rows2; r++) own.set(wd.subarray(r * cd + b0, r * cd + b1), r * m);
       starts.push(own);
     }
     starts.forEach((w, k) => {
-      fixedMaskSweep(w, kb, upper, rows, m);
+      fixedMaskSweep(w, kb, upper, rows2, m);
       for (let j = 0; j < m; j++) {
         if (hb[j * m + j] !== 0) continue;
-        for (let r = 0; r < rows; r++) w[r * m + j] = wp[r * cp + b0 + j];
+        for (let r = 0; r < rows2; r++) w[r * m + j] = wp[r * cp + b0 + j];
       }
-      for (let r = 0; r < rows; r++) outs[k].set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
+      for (let r = 0; r < rows2; r++) outs[k].set(w.subarray(r * m, (r + 1) * m), r * cp + b0);
     });
   }
   return { candidates: outs, damp: used };
 }
-function groupGate(gate, g2, rows) {
-  return gate && { a: gate.a.subarray(g2 * rows, (g2 + 1) * rows), c: gate.c.subarray(g2 * rows, (g2 + 1) * rows) };
+function groupGate(gate, g2, rows2) {
+  return gate && { a: gate.a.subarray(g2 * rows2, (g2 + 1) * rows2), c: gate.c.subarray(g2 * rows2, (g2 + 1) * rows2) };
 }
 function sub(a, stride, r0, r1, c0, c1) {
   const out = new Float64Array((r1 - r0) * (c1 - c0));
   for (let r = r0; r < r1; r++) out.set(a.subarray(r * stride + c0, r * stride + c1), (r - r0) * (c1 - c0));
   return out;
 }
-function rowErrors(yd, y, rows) {
-  const error2 = new Float64Array(rows);
+function rowErrors(yd, y, rows2) {
+  const error2 = new Float64Array(rows2);
   let norm2 = 0;
   for (let i2 = 0; i2 < yd.length; i2++) {
-    error2[i2 % rows] += (yd[i2] - y[i2]) ** 2;
+    error2[i2 % rows2] += (yd[i2] - y[i2]) ** 2;
     norm2 += yd[i2] ** 2;
   }
   return { error: error2, norm: norm2 };
@@ -41338,8 +42383,8 @@ function bakeTemperature(model, temperature) {
   const g2 = out.graph;
   const index = new GraphIndex(g2);
   const outputName = g2.output[0].name;
-  const softmax = endsInSoftmax(out) ? index.producer.get(outputName) : void 0;
-  const target = softmax ? softmax.input[0] : outputName;
+  const softmax2 = endsInSoftmax(out) ? index.producer.get(outputName) : void 0;
+  const target = softmax2 ? softmax2.input[0] : outputName;
   const producer = index.producer.get(target);
   if (!producer) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
   const taken = /* @__PURE__ */ new Set([...index.producer.keys(), ...index.initializers.keys(), ...g2.input.map((i2) => i2.name)]);
@@ -41353,8 +42398,8 @@ function bakeTemperature(model, temperature) {
   const tName = unique("prune_guard_temperature");
   producer.output[producer.output.indexOf(target)] = unscaled;
   g2.initializer.push(makeFloatTensor(tName, [], Float32Array.of(temperature)));
-  const div = create(NodeProtoSchema, { name: unique("prune_guard_temperature_scaling"), opType: "Div", input: [unscaled, tName], output: [target] });
-  g2.node.splice(g2.node.indexOf(producer) + 1, 0, div);
+  const div2 = create(NodeProtoSchema, { name: unique("prune_guard_temperature_scaling"), opType: "Div", input: [unscaled, tName], output: [target] });
+  g2.node.splice(g2.node.indexOf(producer) + 1, 0, div2);
   return out;
 }
 var init_temperature = __esm({
@@ -41466,6 +42511,16 @@ async function recoverySteps(req, calib) {
     current = model;
     currentScore = score2;
   };
+  async function distillStep(judged, deadline) {
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline });
+    if (!d) return;
+    const score2 = labelled ? await calibScore(d.model, calib, config.latency.threads) : void 0;
+    if (judged && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
+      progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
+      return;
+    }
+    keep("recover:distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
+  }
   if (config.recovery === "reconstruct" || config.recovery === "auto") {
     const judged = config.recovery === "auto";
     const started = performance.now();
@@ -41493,9 +42548,17 @@ async function recoverySteps(req, calib) {
       return steps;
     }
     await tryBatchNorm(current, calib, config, (model, secs, s, nodes) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => progress.note(`recovery: BatchNorm re-estimation not kept (${why})`));
+    if (config.recovery === "auto") {
+      if (deadline !== void 0 && performance.now() > deadline) progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; distillation skipped`);
+      else await distillStep(true, deadline);
+    }
     return steps;
   }
-  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery auto, reconstruct, command or none`);
+  if (config.recovery === "distill") {
+    await distillStep(false, config.recoveryTimeBudget > 0 ? performance.now() + config.recoveryTimeBudget * 1e3 : void 0);
+    return steps;
+  }
+  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery auto, reconstruct, distill, command or none`);
 }
 function refitWeights(req) {
   const names = new Set(req.denseWeights.map((w) => w.initializer));
@@ -41524,11 +42587,13 @@ var init_runRecovery = __esm({
     init_prunable();
     init_batchNorm();
     init_calibScore();
+    init_stage();
     init_external();
     init_reconstruct();
     init_temperature();
     NEEDS_CALIB = {
-      reconstruct: "the layer inputs reconstruction refits to"
+      reconstruct: "the layer inputs reconstruction refits to",
+      distill: "the samples distillation trains on"
     };
     EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
   }
@@ -41672,7 +42737,7 @@ async function runGradual(input, progress) {
   const resource = budgets.filter((b) => RESOURCE_BUDGETS.has(b.name));
   const needsLatency = resource.some((b) => LATENCY_BUDGETS.has(b.name));
   const measured = [dense];
-  const rows = [];
+  const rows2 = [];
   const notes = /* @__PURE__ */ new Set();
   const drops = [];
   let stoppedEarly = null;
@@ -41735,7 +42800,7 @@ async function runGradual(input, progress) {
       calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads)).accuracy : null
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
-    rows.push(row);
+    rows2.push(row);
     let pair;
     if (needsLatency) {
       pair = await timePair(req.model, final2.step.artifact, data, config, provider, progress);
@@ -41762,16 +42827,16 @@ async function runGradual(input, progress) {
     }
   }
   const samples = await timeSteps(measured, data, config, provider, progress);
-  for (const row of rows) {
+  for (const row of rows2) {
     const i2 = measured.indexOf(row.final);
     row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i2][0] });
   }
-  const choice = chooseStep(rows.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
-  const chosen2 = rows.find((r) => r.index === choice.index);
+  const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
+  const chosen2 = rows2.find((r) => r.index === choice.index);
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
   writeFileAtomic(outPath, fs12.readFileSync(chosen2.final.step.artifact));
   const steps = measured.map((m) => m.step);
-  if (chosen2 !== rows[rows.length - 1]) {
+  if (chosen2 !== rows2[rows2.length - 1]) {
     steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
   }
   const judged = chosen2.judged;
@@ -41784,7 +42849,7 @@ async function runGradual(input, progress) {
     cliff_threshold: cliffThreshold,
     cliff_metric: cliffMetric,
     dense_quality: denseQuality,
-    steps: rows.map((r) => ({
+    steps: rows2.map((r) => ({
       index: r.index,
       target: r.target,
       sparsity: r.final.step.sparsity,
@@ -42054,7 +43119,7 @@ var init_run = __esm({
     init_version3();
     init_gradual();
     init_measureStep();
-    IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "command", "auto"]);
+    IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "distill", "command", "auto"]);
   }
 });
 
@@ -42420,7 +43485,7 @@ var init_report = __esm({
     WORD2 = { pass: "PASS", warn: "WARN", fail: "FAIL" };
     DASH3 = "\u2014";
     cell4 = (t) => t.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-    table2 = (rows) => markdownTable(rows.map((r) => r.map(cell4)), { alignDelimiters: false });
+    table2 = (rows2) => markdownTable(rows2.map((r) => r.map(cell4)), { alignDelimiters: false });
     final = (steps) => steps[steps.length - 1];
     orDash2 = (x2, show2) => x2 == null ? DASH3 : show2(x2);
     label = (t) => `"${t.replace(/"/g, "'")}"`;
@@ -47313,7 +48378,7 @@ var require_compose_scalar = __commonJS({
     var resolveBlockScalar = require_resolve_block_scalar();
     var resolveFlowScalar = require_resolve_flow_scalar();
     function composeScalar(ctx, token, tagToken, onError) {
-      const { value, type, comment, range } = token.type === "block-scalar" ? resolveBlockScalar.resolveBlockScalar(ctx, token, onError) : resolveFlowScalar.resolveFlowScalar(token, ctx.options.strict, onError);
+      const { value, type, comment, range: range2 } = token.type === "block-scalar" ? resolveBlockScalar.resolveBlockScalar(ctx, token, onError) : resolveFlowScalar.resolveFlowScalar(token, ctx.options.strict, onError);
       const tagName = tagToken ? ctx.directives.tagName(tagToken.source, (msg) => onError(tagToken, "TAG_RESOLVE_FAILED", msg)) : null;
       let tag;
       if (ctx.options.stringKeys && ctx.atKey) {
@@ -47333,7 +48398,7 @@ var require_compose_scalar = __commonJS({
         onError(tagToken ?? token, "TAG_RESOLVE_FAILED", msg);
         scalar = new Scalar.Scalar(value);
       }
-      scalar.range = range;
+      scalar.range = range2;
       scalar.source = value;
       if (type)
         scalar.type = type;
@@ -50085,8 +51150,8 @@ function renderTrend(history) {
   if (names.length === 0) return "";
   const parts = ["### prune-guard trend"];
   for (const name of names) {
-    const rows = history.entries.flatMap((e) => e.models.filter((m) => m.model === name).map((m) => ({ e, m })));
-    const recent = rows.slice(-TREND_ROWS).reverse();
+    const rows2 = history.entries.flatMap((e) => e.models.filter((m) => m.model === name).map((m) => ({ e, m })));
+    const recent = rows2.slice(-TREND_ROWS).reverse();
     parts.push(`**${name}**`);
     parts.push(
       markdownTable(
@@ -50106,7 +51171,7 @@ function renderTrend(history) {
         { alignDelimiters: false }
       )
     );
-    const chartRows = rows.slice(-CHART_POINTS);
+    const chartRows = rows2.slice(-CHART_POINTS);
     const labels = chartRows.map(({ e }, i2) => `${e.created_at.slice(5, 10)}#${i2 + 1}`);
     const charts = [
       lineChart(`${name}: accuracy over time`, "accuracy %", chartRows.map(({ m }, i2) => [labels[i2], m.accuracy == null ? null : m.accuracy * 100])),

@@ -54,8 +54,8 @@ describe('bad input exits 2 with one clear line', () => {
     await expectUsageError(['run', '--data', fixture('fmnist-test.npz'), '--out', out], /--model/);
   });
 
-  it('a method this version does not implement is refused, not faked', async () => {
-    await expectUsageError([...base(fixture('cnn-bn.onnx'), fixture('fmnist-test.npz')), '--recovery', 'distill'], /--recovery distill: not available/);
+  it('distillation without a calibration set to train on is refused up front', async () => {
+    await expectUsageError([...base(fixture('cnn-bn.onnx'), fixture('fmnist-test.npz')), '--recovery', 'distill'], /--recovery distill: needs a calibration set/);
   });
 
   it('an unknown budget name suggests the closest', async () => {

@@ -51,7 +51,7 @@ export interface Config {
   bakeTemperature: boolean;
   /** shell command run by `recovery: command`; '' when unset */
   recoveryCommand: string;
-  /** seconds recovery may spend before it stops refitting further layers; 0 = no limit */
+  /** seconds recovery may spend before it stops refitting further layers or distilling; 0 = no limit (default 240: auto ends in minutes) */
   recoveryTimeBudget: number;
   /** latency batch sizes; the first is the primary one shown in the ledger */
   batchSizes: number[];
@@ -89,7 +89,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   keepLastLayer: false,
   bakeTemperature: false,
   recoveryCommand: '',
-  recoveryTimeBudget: 0,
+  recoveryTimeBudget: 240,
   batchSizes: [1, 32],
   latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
   evalBatchSize: 256,

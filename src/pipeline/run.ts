@@ -45,7 +45,7 @@ export interface RunResult {
 }
 
 /** Recoveries this build implements; others are refused up front, never faked. */
-const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct', 'command', 'auto']);
+const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct', 'distill', 'command', 'auto']);
 
 function checkRequest(config: Config): void {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {

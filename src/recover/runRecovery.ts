@@ -11,6 +11,7 @@ import { prunableWeights, type PrunableWeight } from '../prune/prunable.js';
 import type { PruneOutcome } from '../prune/pruneModel.js';
 import { reestimateBatchNorm } from './batchNorm.js';
 import { better, calibScore, type CalibScore } from './calibScore.js';
+import { distillStage } from './distill/stage.js';
 import { externalRecovery } from './external.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from './reconstruct.js';
 import { bakeTemperature, calibrateTemperature, type TemperatureFit } from './temperature.js';
@@ -50,6 +51,7 @@ export interface RecoveryRequest {
 /** Recoveries that need a calibration set, and what for. */
 const NEEDS_CALIB: Partial<Record<Config['recovery'], string>> = {
   reconstruct: 'the layer inputs reconstruction refits to',
+  distill: 'the samples distillation trains on',
 };
 
 /** Fail before pruning anything when the inputs cannot support the chosen recovery. */
@@ -158,6 +160,18 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): 
     currentScore = score;
   };
 
+  // auto keeps distillation only when it beats its input on the held-out samples and on the calibration score
+  async function distillStep(judged: boolean, deadline: number | undefined): Promise<void> {
+    const d = await distillStage(req.dense, current, calib!, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline });
+    if (!d) return;
+    const score = labelled ? await calibScore(d.model, calib!, config.latency.threads) : undefined;
+    if (judged && (!d.result.improved || (score && currentScore && !better(score, currentScore)))) {
+      progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score)} vs ${fmt(currentScore)} without it` : 'no epoch improved the held-out KL'})`);
+      return;
+    }
+    keep('recover:distill', `${d.summary} (${fmt(score)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score);
+  }
+
   if (config.recovery === 'reconstruct' || config.recovery === 'auto') {
     // auto keeps a stage only when it improves the labelled calibration score; reconstruct always keeps the refit
     const judged = config.recovery === 'auto';
@@ -186,9 +200,17 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): 
       return steps;
     }
     await tryBatchNorm(current, calib, config, (model, secs, s, nodes) => keep('recover:bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => progress.note(`recovery: BatchNorm re-estimation not kept (${why})`));
+    if (config.recovery === 'auto') {
+      if (deadline !== undefined && performance.now() > deadline) progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; distillation skipped`);
+      else await distillStep(true, deadline);
+    }
     return steps;
   }
-  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery auto, reconstruct, command or none`);
+  if (config.recovery === 'distill') {
+    await distillStep(false, config.recoveryTimeBudget > 0 ? performance.now() + config.recoveryTimeBudget * 1000 : undefined);
+    return steps;
+  }
+  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery auto, reconstruct, distill, command or none`);
 }
 
 /**

@@ -107,7 +107,7 @@ describe('parseConfig values', () => {
       keepLastLayer: false,
       bakeTemperature: false,
       recoveryCommand: '',
-      recoveryTimeBudget: 0,
+      recoveryTimeBudget: 240,
       batchSizes: [1, 32],
       latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
       evalBatchSize: 256,

@@ -1,0 +1,240 @@
+import { create } from '@bufbuild/protobuf';
+import { describe, expect, it } from 'vitest';
+import { onnxruntime } from '../../src/measure/ort.js';
+import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, type ModelProto } from '../../src/onnx/proto/onnx_pb.js';
+import { GraphBuilder, type AttrValue } from '../../src/recover/distill/builder.js';
+import { UnsupportedOp } from '../../src/recover/distill/gradients.js';
+import { distillLoss, softmaxRows } from '../../src/recover/distill/loss.js';
+import { buildEvalGraph, buildTrainGraph, hintInput, hintScale, LABEL_INPUT, selectTrainables, TEACHER_INPUT } from '../../src/recover/distill/trainGraph.js';
+import { sessionFromModel, withExtraOutputs } from '../../src/recover/session.js';
+import { seededWeights } from '../support/buildModel.js';
+
+/** A tiny forward graph written with the same builder the gradient pass uses. */
+class Net {
+  readonly b: GraphBuilder;
+  private seed = 7;
+  readonly params: { name: string; dims: number[] }[] = [];
+  constructor(
+    readonly opset: number,
+    readonly inputDims: number[],
+  ) {
+    this.b = new GraphBuilder(opset, ['x']);
+  }
+  param(dims: number[], scale = 0.5, offset = 0): string {
+    const n = dims.reduce((a, d) => a * d, 1);
+    const v = seededWeights(n, this.seed++).map((x) => x * scale + offset);
+    return this.b.floats(v, dims);
+  }
+  op(type: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
+    return this.b.op(type, inputs, attrs);
+  }
+  model(logits: string): ModelProto {
+    const node = this.b.nodes;
+    return create(ModelProtoSchema, {
+      irVersion: 8n,
+      opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: BigInt(this.opset) })],
+      graph: create(GraphProtoSchema, {
+        name: 'net',
+        node,
+        initializer: this.b.initializers,
+        input: [valueInfo('x', this.inputDims)],
+        output: [valueInfo(logits)],
+      }),
+    });
+  }
+}
+
+/** A float value info; the first dim of an input is the symbolic batch. */
+function valueInfo(name: string, dims?: number[]) {
+  const dim = dims?.map((d, i) => ({ value: i === 0 ? { case: 'dimParam' as const, value: 'N' } : { case: 'dimValue' as const, value: BigInt(d) } }));
+  return {
+    name,
+    type: { value: { case: 'tensorType' as const, value: { elemType: 1, shape: dim ? { dim } : undefined } } },
+  } as never;
+}
+
+const T = 2;
+const W = 0.5;
+
+/**
+ * Compares every trainable's graph gradient with central finite differences of the same loss,
+ * computed from the forward model's logits.
+ */
+async function checkGradients(model: ModelProto, batch: number, probes = 6, hint?: { tensor: string; dims: number[] }): Promise<{ checked: number; worst: number }> {
+  const { ort } = onnxruntime();
+  const params = selectTrainables(model, new Set());
+  const tg = buildTrainGraph(model, params, { batch, temperature: T, labelWeight: W, masked: new Set(), hints: hint ? [hint.tensor] : [] });
+  expect(tg.params.length).toBe(params.length);
+  expect(tg.hints).toEqual(hint ? [hint.tensor] : []);
+  const built = buildEvalGraph(model, params);
+  const ev = { logits: built.logits, model: hint ? withExtraOutputs(built.model, [hint.tensor]) : built.model };
+  const train = await sessionFromModel(tg.model);
+  const evalSession = await sessionFromModel(ev.model);
+  const xDims = [batch, ...(model.graph!.input[0].type!.value.value as { shape: { dim: { value: { value: bigint } }[] } }).shape.dim.slice(1).map((d) => Number(d.value.value))];
+  const x = seededWeights(xDims.reduce((a, d) => a * d, 1), 99);
+  const classes = tg.classes;
+  const teacher = Float32Array.from(softmaxRows(seededWeights(batch * classes, 5).map((v) => v * 3), batch, classes, T));
+  const onehot = new Float32Array(batch * classes);
+  for (let r = 0; r < batch; r++) onehot[r * classes + ((r * 7) % classes)] = 1;
+  const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
+    x: new ort.Tensor('float32', x, xDims),
+    [TEACHER_INPUT]: new ort.Tensor('float32', teacher, [batch, classes]),
+    [LABEL_INPUT]: new ort.Tensor('float32', onehot, [batch, classes]),
+  };
+  const hintTarget = hint ? seededWeights(hint.dims.reduce((a, d) => a * d, 1), 31) : undefined;
+  const HINT_SCALE = 0.3;
+  if (hint) {
+    feeds[hintInput(hint.tensor)] = new ort.Tensor('float32', hintTarget!, hint.dims);
+    feeds[hintScale(hint.tensor)] = new ort.Tensor('float32', Float32Array.of(HINT_SCALE), [1]);
+  }
+  const paramFeeds = () => Object.fromEntries(params.map((p) => [p.name, new ort.Tensor('float32', p.values, p.dims)]));
+  const result = await train.run({ ...feeds, ...paramFeeds() });
+  const loss = async (): Promise<number> => {
+    const out = await evalSession.run({ x: feeds.x, ...paramFeeds() });
+    let l = distillLoss(out[ev.logits].data as Float32Array, teacher, onehot, batch, classes, T, W);
+    if (hint) {
+      // the feature term: scale / 2 * ||t - target||^2
+      const t = out[hint.tensor].data as Float32Array;
+      for (let i = 0; i < t.length; i++) l += (HINT_SCALE / 2) * (t[i] - hintTarget![i]) ** 2;
+    }
+    return l;
+  };
+  // the training graph's logits are the forward model's logits
+  const fwd = await evalSession.run({ x: feeds.x, ...paramFeeds() });
+  const same = Array.from(result[tg.logits].data as Float32Array);
+  Array.from(fwd[ev.logits].data as Float32Array).forEach((v, i) => expect(same[i]).toBeCloseTo(v, 5));
+  const errors: number[] = [];
+  const misses: string[] = [];
+  for (let k = 0; k < tg.params.length; k++) {
+    const p = tg.params[k];
+    const grad = result[tg.gradOutputs[k]].data as Float32Array;
+    expect(grad.length).toBe(p.values.length);
+    for (let j = 0; j < Math.min(probes, p.values.length); j++) {
+      const i = Math.floor((j * p.values.length) / Math.min(probes, p.values.length));
+      const h = 1e-3;
+      const v = p.values[i];
+      p.values[i] = v + h;
+      const up = await loss();
+      p.values[i] = v - h;
+      const down = await loss();
+      p.values[i] = v;
+      const fd = (up - down) / (2 * h);
+      errors.push(Math.abs(fd - grad[i]) / (1e-3 + Math.abs(fd)));
+      if (errors.at(-1)! > 0.05) misses.push(`${p.name}[${i}]: graph gradient ${grad[i]} vs finite difference ${fd}`);
+    }
+  }
+  // a finite difference that straddles a Relu/MaxPool/Clip kink is wrong, not the gradient: allow a
+  // few such probes, while a wrong rule misses most of the entries it touches
+  errors.sort((a, b) => a - b);
+  const checked = errors.length;
+  const worst = errors[Math.floor(checked * 0.9)];
+  if (misses.length > checked * 0.1) throw new Error(`${misses.length} of ${checked} probes off:\n${misses.join('\n')}`);
+  await train.release();
+  await evalSession.release();
+  console.log(`gradient check: ${checked} entries, 90th percentile relative error ${worst.toExponential(2)}, misses ${misses.length}`);
+  return { checked, worst };
+}
+
+describe('distillation gradient rules match finite differences', () => {
+  it('Conv (padded, grouped, depthwise, strided with uncovered rows), BatchNorm, Relu, MaxPool, Clip, Sigmoid, GAP, Flatten, Gemm', async () => {
+    const n = new Net(13, [2, 2, 7, 7]);
+    let h = n.op('Conv', ['x', n.param([4, 2, 3, 3]), n.param([4])], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] });
+    h = n.op('BatchNormalization', [h, n.param([4], 0.3, 1), n.param([4], 0.2), n.param([4], 0.1), n.param([4], 0.2, 1)], { epsilon: { float: 1e-5 } });
+    h = n.op('Relu', [h]);
+    h = n.op('MaxPool', [h], { kernel_shape: [2, 2], strides: [2, 2] });
+    // depthwise, stride 2 over 3x3 with pad 1 -> 2x2
+    h = n.op('Conv', [h, n.param([4, 1, 3, 3])], { group: 4, strides: [2, 2], pads: [1, 1, 1, 1] });
+    h = n.op('Clip', [h, n.b.scalar(-0.5), n.b.scalar(0.6)]);
+    // grouped with 2 input channels per group
+    h = n.op('Conv', [h, n.param([6, 2, 1, 1])], { group: 2 });
+    h = n.op('Sigmoid', [h]);
+    h = n.op('GlobalAveragePool', [h]);
+    h = n.op('Flatten', [h], { axis: 1 });
+    const logits = n.op('Gemm', [h, n.param([3, 6]), n.param([3])], { transB: 1 });
+    const r = await checkGradients(n.model(logits), 3);
+    expect(r.checked).toBeGreaterThan(30);
+    expect(r.worst).toBeLessThan(0.03);
+  });
+
+  it('strided Conv whose last input row is never read, dilation, Concat, Add/Mul/Sub/Div broadcasting, Tanh, LeakyRelu, Gemm with transA', async () => {
+    const n = new Net(13, [2, 1, 6, 6]);
+    // 6 + 0 - 3 = 3, /2 -> 2 outputs: row 5 is never read (output_padding 1)
+    const a = n.op('Conv', ['x', n.param([2, 1, 3, 3])], { strides: [2, 2] });
+    const d = n.op('Conv', ['x', n.param([3, 1, 2, 2])], { strides: [3, 3], dilations: [2, 2], pads: [0, 0, 1, 1] });
+    let h = n.op('Concat', [a, d], { axis: 1 });
+    h = n.op('Add', [h, n.param([5, 1, 1])]);
+    h = n.op('Mul', [h, n.param([1, 5, 1, 2], 0.5, 1)]);
+    h = n.op('Tanh', [h]);
+    h = n.op('Sub', [n.param([2, 2]), h]);
+    h = n.op('Div', [h, n.param([5, 1, 1], 0.2, 1.5)]);
+    h = n.op('LeakyRelu', [h], { alpha: { float: 0.1 } });
+    h = n.op('Reshape', [h, n.b.int64s([2, 20])]);
+    h = n.op('Transpose', [h], { perm: [1, 0] });
+    const logits = n.op('Gemm', [h, n.param([20, 4]), n.param([1, 4])], { transA: 1, alpha: { float: 0.7 }, beta: { float: 0.5 } });
+    const r = await checkGradients(n.model(logits), 2);
+    expect(r.checked).toBeGreaterThan(30);
+    expect(r.worst).toBeLessThan(0.03);
+  });
+
+  it('a transformer block: patch Conv, Reshape, Transpose, LayerNormalization, MatMul (weights and activations), Softmax, Erf GELU, ReduceMean', async () => {
+    const n = new Net(17, [2, 1, 4, 4]);
+    let h = n.op('Conv', ['x', n.param([6, 1, 2, 2]), n.param([6])], { strides: [2, 2] });
+    h = n.op('Reshape', [h, n.b.int64s([2, 6, 4])]);
+    h = n.op('Transpose', [h], { perm: [0, 2, 1] });
+    h = n.op('Add', [h, n.param([1, 4, 6])]);
+    const ln = n.op('LayerNormalization', [h, n.param([6], 0.3, 1), n.param([6])], { axis: -1, epsilon: { float: 1e-5 } });
+    const heads = (w: string) => n.op('Transpose', [n.op('Reshape', [n.op('Add', [n.param([6]), n.op('MatMul', [ln, w])]), n.b.int64s([2, 4, 2, 3])])], { perm: [0, 2, 1, 3] });
+    const q = heads(n.param([6, 6]));
+    const k = n.op('Transpose', [heads(n.param([6, 6]))], { perm: [0, 1, 3, 2] });
+    const v = heads(n.param([6, 6]));
+    let s = n.op('Div', [n.op('MatMul', [q, k]), n.b.scalar(1.7)]);
+    s = n.op('Softmax', [s], { axis: -1 });
+    let o = n.op('MatMul', [s, v]);
+    o = n.op('Reshape', [n.op('Transpose', [o], { perm: [0, 2, 1, 3] }), n.b.int64s([2, 4, 6])]);
+    h = n.op('Add', [h, n.op('MatMul', [o, n.param([6, 6])])]);
+    const m = n.op('MatMul', [h, n.param([6, 8])]);
+    const gelu = n.op('Mul', [n.op('Mul', [m, n.op('Add', [n.op('Erf', [n.op('Div', [m, n.b.scalar(Math.SQRT2)])]), n.b.scalar(1)])]), n.b.scalar(0.5)]);
+    h = n.op('ReduceMean', [gelu], { axes: [1], keepdims: 0 });
+    const logits = n.op('Gemm', [h, n.param([3, 8]), n.param([3])], { transB: 1 });
+    const r = await checkGradients(n.model(logits), 2, 4);
+    expect(r.checked).toBeGreaterThan(30);
+    expect(r.worst).toBeLessThan(0.03);
+  });
+
+  it('opset 11: flattening Softmax and ReduceSum with attribute axes, LogSoftmax, a final Softmax taken off the loss', async () => {
+    const n = new Net(11, [3, 2, 3]);
+    let h = n.op('MatMul', ['x', n.param([3, 4])]);
+    h = n.op('Softmax', [h], { axis: 1 });
+    h = n.op('ReduceSum', [h], { axes: [1], keepdims: 0 });
+    h = n.op('LogSoftmax', [n.op('Add', [h, n.param([4])])], { axis: 1 });
+    h = n.op('Gemm', [h, n.param([4, 3])]);
+    const out = n.op('Softmax', [h], { axis: 1 });
+    const r = await checkGradients(n.model(out), 3);
+    expect(r.checked).toBeGreaterThan(15);
+  });
+
+  it('the feature-distillation term on an intermediate tensor', async () => {
+    const n = new Net(13, [2, 5]);
+    const hidden = n.op('Gemm', ['x', n.param([5, 4]), n.param([4])]);
+    const logits = n.op('Gemm', [n.op('Tanh', [hidden]), n.param([4, 3])]);
+    const r = await checkGradients(n.model(logits), 3, 6, { tensor: hidden, dims: [3, 4] });
+    expect(r.checked).toBeGreaterThan(15);
+    expect(r.worst).toBeLessThan(0.03);
+  });
+
+  it('opset 20 Gelu', async () => {
+    const n = new Net(20, [2, 5]);
+    const h = n.op('Gelu', [n.op('Gemm', ['x', n.param([5, 4]), n.param([4])])]);
+    const r = await checkGradients(n.model(n.op('Gemm', [h, n.param([4, 3])])), 4);
+    expect(r.checked).toBeGreaterThan(10);
+  });
+
+  it('refuses an op it has no rule for, by name', () => {
+    const n = new Net(13, [2, 5]);
+    const h = n.op('Softplus', [n.op('Gemm', ['x', n.param([5, 4])])]);
+    const model = n.model(n.op('Gemm', [h, n.param([4, 3])]));
+    const params = selectTrainables(model, new Set());
+    expect(() => buildTrainGraph(model, params, { batch: 2, temperature: 1, labelWeight: 0, masked: new Set() })).toThrow(UnsupportedOp);
+    expect(() => buildTrainGraph(model, params, { batch: 2, temperature: 1, labelWeight: 0, masked: new Set() })).toThrow(/Softplus/);
+  });
+});
