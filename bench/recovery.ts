@@ -19,7 +19,7 @@ import { runRecovery } from '../src/recover/runRecovery.js';
 import { benchConfig, type BenchModel, type BenchOptions } from './stages.js';
 
 /** Recovery methods the bench compares; a new one (e.g. 'distill') is one more entry here. */
-export const RECOVERY_METHODS: readonly string[] = ['none', 'reconstruct', 'auto'];
+export const RECOVERY_METHODS: readonly string[] = ['none', 'reconstruct', 'distill', 'auto'];
 
 /** Pruning methods recovery is benched on, and at what sparsity (structured: the 30% of channels). */
 export const RECOVERY_PRUNING: Readonly<Record<string, number>> = { unstructured: 0.5, structured: 0.3 };
