@@ -31265,6 +31265,31 @@ function countSparsity(model, denseWeights) {
   return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
 }
 
+// src/pipeline/release.ts
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+function releaseField(holder, key, what) {
+  Object.defineProperty(holder, key, {
+    configurable: true,
+    enumerable: false,
+    get() {
+      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
+    }
+  });
+}
+var collect;
+function collectGarbage() {
+  if (!collect) {
+    const exposed = globalThis.gc;
+    if (exposed) collect = exposed;
+    else {
+      setFlagsFromString("--expose-gc");
+      collect = runInNewContext("gc");
+    }
+  }
+  collect();
+}
+
 // src/pipeline/measureStep.ts
 function endsInSoftmax(model) {
   const index = new GraphIndex(model.graph);
@@ -31278,6 +31303,7 @@ async function measureStep(name, description, artifact, ctx) {
   const { data, config, progress } = ctx;
   const { sparsity, cost, probabilities } = savedFacts(artifact, ctx.denseWeights);
   const size = measureFileSize(artifact);
+  collectGarbage();
   const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider, lean: true });
   let preds;
   const shiftAccuracy = {};
@@ -32334,6 +32360,10 @@ function applyMask(values, mask) {
   for (let i2 = 0; i2 < values.length; i2++) out[i2] = mask[i2] ? values[i2] : 0;
   return out;
 }
+function maskInPlace(values, mask) {
+  for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
+  return values;
+}
 function magnitudePrune(model, weights, sparsity, scope) {
   const denseIndex = new GraphIndex(model.graph);
   const denseTensors = weights.map((w) => denseIndex.initializers.get(w.initializer));
@@ -32350,7 +32380,8 @@ function magnitudePrune(model, weights, sparsity, scope) {
   const byName = /* @__PURE__ */ new Map();
   weights.forEach((w, j) => {
     const t = index.initializers.get(w.initializer);
-    adoptTensorFloat32(t, applyMask(values[j], masks[j]));
+    const owned = values[j].buffer !== denseTensors[j].rawData.buffer;
+    adoptTensorFloat32(t, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
     byName.set(t.name, masks[j]);
   });
   return { model: out, masks: byName };
@@ -34715,17 +34746,6 @@ async function tryBatchNorm(model, calib, config, accept, currentScore, reject) 
   accept(bn.model, seconds2, score2, bn.nodes.length);
 }
 
-// src/pipeline/release.ts
-function releaseField(holder, key, what) {
-  Object.defineProperty(holder, key, {
-    configurable: true,
-    enumerable: false,
-    get() {
-      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
-    }
-  });
-}
-
 // src/pipeline/run.ts
 var IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "command", "auto"]);
 function checkRequest(config) {
@@ -34789,6 +34809,7 @@ async function runPipeline(req, progress) {
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   releaseField(dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
+  collectGarbage();
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
   const measured = [denseStep2, await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds })];
@@ -34966,7 +34987,7 @@ function stderrProgress(stream = process.stderr) {
 // src/cli.ts
 var EXIT = { pass: 0, fail: 1, usage: 2, internal: 3 };
 var DEFAULT_CONFIG_FILE = ".prune-guard.yml";
-function collect(value, previous) {
+function collect2(value, previous) {
   return [...previous, value];
 }
 function fraction(flag) {
@@ -35042,11 +35063,11 @@ function positiveNumber(flag) {
   };
 }
 function addStatisticsOptions(cmd) {
-  return cmd.option("--strict", "release gate: a budget whose confidence interval straddles its limit fails instead of warning").addOption(new Option("--execution-provider <provider>", "where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)").choices(["cpu", "cuda", "auto"])).option("--confidence <level>", "confidence level of every interval, e.g. 0.95", fraction("--confidence")).option("--target-rel-ci <fraction>", "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = fixed --runs)", fraction("--target-rel-ci")).option("--max-seconds <s>", "time cap of the adaptive latency stop, seconds (0 = none)", positiveNumber("--max-seconds")).option("--corruption <kind:severity>", "built-in shift of the evaluation set, repeatable: gaussian-noise, contrast, brightness, blur (images), feature-noise, feature-dropout (tabular), severity 1-5", collect, []).option("--repeat <k>", "each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)", count2("--repeat", 1));
+  return cmd.option("--strict", "release gate: a budget whose confidence interval straddles its limit fails instead of warning").addOption(new Option("--execution-provider <provider>", "where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)").choices(["cpu", "cuda", "auto"])).option("--confidence <level>", "confidence level of every interval, e.g. 0.95", fraction("--confidence")).option("--target-rel-ci <fraction>", "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = fixed --runs)", fraction("--target-rel-ci")).option("--max-seconds <s>", "time cap of the adaptive latency stop, seconds (0 = none)", positiveNumber("--max-seconds")).option("--corruption <kind:severity>", "built-in shift of the evaluation set, repeatable: gaussian-noise, contrast, brightness, blur (images), feature-noise, feature-dropout (tabular), severity 1-5", collect2, []).option("--repeat <k>", "each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)", count2("--repeat", 1));
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers after this many seconds (0 = no limit)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).option("--quiet", "do not print the ledger");
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer").choices(["global", "layer"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect2, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers after this many seconds (0 = no limit)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).option("--quiet", "do not print the ledger");
   addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
@@ -35061,13 +35082,13 @@ function buildProgram(io) {
   return program2;
 }
 function addMeasureOptions(cmd) {
-  return cmd.option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is the one judged", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs (at least) per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the report");
+  return cmd.option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is the one judged", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs (at least) per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the report");
 }
 function addCompareCommands(program2, io) {
   const print = (flags, text) => {
     if (!flags.quiet) io.out(text.endsWith("\n") ? text : text + "\n");
   };
-  const compare2 = program2.command("compare").description("measure two models (no pruning) on the same data and judge head against base; ledger.json and ledger.md in --out").requiredOption("--base <path>", "the model in use (reference)").requiredOption("--head <path>", "the candidate model").requiredOption("--data <path>", "labelled evaluation set (.npz)").requiredOption("--out <dir>", "output folder for ledger.json and ledger.md").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []);
+  const compare2 = program2.command("compare").description("measure two models (no pruning) on the same data and judge head against base; ledger.json and ledger.md in --out").requiredOption("--base <path>", "the model in use (reference)").requiredOption("--head <path>", "the candidate model").requiredOption("--data <path>", "labelled evaluation set (.npz)").requiredOption("--out <dir>", "output folder for ledger.json and ledger.md").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []);
   addStatisticsOptions(addMeasureOptions(compare2)).action(async (flags) => {
     const config = resolveConfig({ ...flags, exclude: [] });
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));

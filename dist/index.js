@@ -36138,6 +36138,10 @@ function applyMask(values, mask) {
   for (let i2 = 0; i2 < values.length; i2++) out[i2] = mask[i2] ? values[i2] : 0;
   return out;
 }
+function maskInPlace(values, mask) {
+  for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
+  return values;
+}
 function magnitudePrune(model, weights, sparsity, scope) {
   const denseIndex = new GraphIndex(model.graph);
   const denseTensors = weights.map((w) => denseIndex.initializers.get(w.initializer));
@@ -36154,7 +36158,8 @@ function magnitudePrune(model, weights, sparsity, scope) {
   const byName = /* @__PURE__ */ new Map();
   weights.forEach((w, j) => {
     const t = index.initializers.get(w.initializer);
-    adoptTensorFloat32(t, applyMask(values[j], masks[j]));
+    const owned = values[j].buffer !== denseTensors[j].rawData.buffer;
+    adoptTensorFloat32(t, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
     byName.set(t.name, masks[j]);
   });
   return { model: out, masks: byName };
@@ -39841,6 +39846,36 @@ var init_size = __esm({
   }
 });
 
+// src/pipeline/release.ts
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+function releaseField(holder, key, what) {
+  Object.defineProperty(holder, key, {
+    configurable: true,
+    enumerable: false,
+    get() {
+      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
+    }
+  });
+}
+function collectGarbage() {
+  if (!collect) {
+    const exposed = globalThis.gc;
+    if (exposed) collect = exposed;
+    else {
+      setFlagsFromString("--expose-gc");
+      collect = runInNewContext("gc");
+    }
+  }
+  collect();
+}
+var collect;
+var init_release = __esm({
+  "src/pipeline/release.ts"() {
+    "use strict";
+  }
+});
+
 // src/pipeline/measureStep.ts
 function endsInSoftmax(model) {
   const index = new GraphIndex(model.graph);
@@ -39854,6 +39889,7 @@ async function measureStep(name, description, artifact, ctx) {
   const { data, config, progress } = ctx;
   const { sparsity, cost, probabilities } = savedFacts(artifact, ctx.denseWeights);
   const size = measureFileSize(artifact);
+  collectGarbage();
   const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider, lean: true });
   let preds;
   const shiftAccuracy = {};
@@ -39911,6 +39947,7 @@ var init_measureStep = __esm({
     init_graph();
     init_model();
     init_sparsity();
+    init_release();
   }
 });
 
@@ -40738,22 +40775,6 @@ var init_version3 = __esm({
   }
 });
 
-// src/pipeline/release.ts
-function releaseField(holder, key, what) {
-  Object.defineProperty(holder, key, {
-    configurable: true,
-    enumerable: false,
-    get() {
-      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
-    }
-  });
-}
-var init_release = __esm({
-  "src/pipeline/release.ts"() {
-    "use strict";
-  }
-});
-
 // src/pipeline/run.ts
 import * as fs12 from "node:fs";
 import * as os5 from "node:os";
@@ -40819,6 +40840,7 @@ async function runPipeline(req, progress) {
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   releaseField(dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
+  collectGarbage();
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
   const measured = [denseStep2, await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds })];

@@ -12,6 +12,7 @@ import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import type { PrunableWeight } from '../prune/prunable.js';
 import { countSparsity } from '../prune/sparsity.js';
 import type { Progress } from './progress.js';
+import { collectGarbage } from './release.js';
 
 export interface MeasuredStep {
   step: Step;
@@ -52,6 +53,7 @@ export async function measureStep(name: string, description: string, artifact: s
   const { data, config, progress } = ctx;
   const { sparsity, cost, probabilities } = savedFacts(artifact, ctx.denseWeights);
   const size = measureFileSize(artifact);
+  collectGarbage();
   const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider, lean: true });
   let preds: Predictions;
   const shiftAccuracy: Record<string, number> = {};

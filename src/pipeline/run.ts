@@ -24,7 +24,7 @@ import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '..
 import { VERSION } from '../version.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { Progress } from './progress.js';
-import { releaseField } from './release.js';
+import { collectGarbage, releaseField } from './release.js';
 
 export interface RunRequest {
   model: string;
@@ -122,6 +122,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   // size) would otherwise stay alive beside onnxruntime's own copies until the run ends
   releaseField(dense, 'proto', 'the dense model');
   releaseField(pruned, 'model', 'the pruned model');
+  collectGarbage();
 
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep = await measureStep('dense', 'input model, unchanged', req.model, ctx);

@@ -47,6 +47,11 @@ export function applyMask(values: Float32Array, mask: Uint8Array): Float32Array 
   return out;
 }
 
+function maskInPlace(values: Float32Array, mask: Uint8Array): Float32Array {
+  for (let i = 0; i < values.length; i++) if (!mask[i]) values[i] = 0;
+  return values;
+}
+
 export interface MagnitudeResult {
   model: ModelProto;
   /** keep-masks by initializer name */
@@ -76,7 +81,9 @@ export function magnitudePrune(model: ModelProto, weights: readonly PrunableWeig
   const byName = new Map<string, Uint8Array>();
   weights.forEach((w, j) => {
     const t = index.initializers.get(w.initializer)!;
-    adoptTensorFloat32(t, applyMask(values[j], masks[j]));
+    // a weight read in place belongs to the dense model; a copy (unaligned bytes) is ours to zero in place
+    const owned = values[j].buffer !== denseTensors[j].rawData.buffer;
+    adoptTensorFloat32(t, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
     byName.set(t.name, masks[j]);
   });
   return { model: out, masks: byName };

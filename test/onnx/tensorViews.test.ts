@@ -2,7 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import { TensorProtoSchema } from '../../src/onnx/proto/onnx_pb.js';
 import { adoptTensorFloat32, DataType, makeFloatTensor, readFloat32 } from '../../src/onnx/tensor.js';
-import { releaseField } from '../../src/pipeline/release.js';
+import { collectGarbage, releaseField } from '../../src/pipeline/release.js';
 
 describe('reading and writing big weights without copies', () => {
   it('readFloat32 views aligned float32 raw data in place and copies unaligned data', () => {
@@ -40,5 +40,16 @@ describe('reading and writing big weights without copies', () => {
     releaseField(holder, 'proto', 'the dense model');
     expect(() => holder.proto).toThrow(/the dense model \(proto\) was released/);
     expect(holder.path).toBe('m.onnx');
+  });
+
+  it('collectGarbage runs a full collection without a command-line flag, repeatedly', async () => {
+    let big: Float32Array | undefined = new Float32Array(1 << 20);
+    const ref = new WeakRef(big);
+    big = undefined;
+    // a WeakRef keeps its target alive until the current job ends
+    await new Promise((r) => setImmediate(r));
+    collectGarbage();
+    collectGarbage();
+    expect(ref.deref()).toBeUndefined();
   });
 });
