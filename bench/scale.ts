@@ -1,18 +1,38 @@
 /**
- * Scale measurements: time and peak memory of each pipeline stage on big torchvision models, each
- * model in its own child process (bench/scaleStages.ts). Prints a markdown table.
+ * Scale measurements on big torchvision models (random weights), each run in its own child process so
+ * every peak is its own:
+ *
+ * 1. the stages alone (bench/scaleStages.ts): load, preflight, the global magnitude threshold, prune,
+ *    save, a short evaluation and latency;
+ * 2. the whole `run` pipeline (bench/scalePipeline.ts, what `prune-guard run` does) with each method, on
+ *    `--samples` seeded random inputs (labels are meaningless with random weights), with the time and
+ *    peak RSS of each of its stages, against the target of 4x (model file + data file).
  *
  *   /usr/bin/python3 fixtures/export_torchvision.py fixtures/scale resnet50 densenet121 vgg16 vit_b_16
- *   npm run bench:scale [-- names...]
+ *   npm run bench:scale [-- names...] [--samples 512] [--methods unstructured,structured] [--no-stages]
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { markdownTable } from 'markdown-table';
+import { writeNpz } from '../src/data/npz.js';
+import { seededRandom } from '../src/measure/stats/random.js';
+import { loadModel } from '../src/onnx/model.js';
+import { modelInputs } from '../src/onnx/signature.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const names = process.argv.slice(2).length ? process.argv.slice(2) : ['resnet50', 'densenet121', 'vgg16', 'vit_b_16'];
+const argv = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv.splice(i, 2)[1] : undefined;
+};
+const samples = Number(flag('--samples') ?? 512);
+const methods = (flag('--methods') ?? 'unstructured,structured').split(',').filter(Boolean);
+const noStages = argv.includes('--no-stages');
+const rest = argv.filter((a) => !a.startsWith('--'));
+const names = rest.length ? rest : ['resnet50', 'densenet121', 'vgg16', 'vit_b_16'];
 
 interface StageLine {
   stage: string;
@@ -22,41 +42,90 @@ interface StageLine {
   fileMB?: number;
   weights?: number;
   dataMB?: number;
+  total?: boolean;
 }
 
-const rows: string[][] = [];
-const summary: string[][] = [];
-for (const name of names) {
-  const file = path.join(ROOT, 'fixtures/scale', `${name}.onnx`);
-  if (!fs.existsSync(file)) {
-    process.stderr.write(`skip ${name}: ${file} missing; export it with fixtures/export_torchvision.py\n`);
-    continue;
-  }
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/scaleStages.ts'), file], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24 });
+function child(script: string, args: string[]): StageLine[] | undefined {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, script), ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24 });
   if (r.status !== 0) {
-    process.stderr.write(`${name} failed:\n${r.stderr}\n`);
-    continue;
+    process.stderr.write(`${script} ${args[0]} failed:\n${r.stderr}\n`);
+    return undefined;
   }
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as StageLine);
-  const fileMB = lines[0].fileMB!;
-  const dataMB = lines.find((l) => l.dataMB !== undefined)?.dataMB ?? 0;
-  for (const l of lines) {
-    rows.push([name, l.stage, (l.ms / 1000).toFixed(2), (l.cpuMs / 1000).toFixed(2), l.peakMB.toFixed(0), l.weights !== undefined ? `${(l.weights / 1e6).toFixed(1)}M weights` : '']);
-  }
-  const peak = Math.max(...lines.map((l) => l.peakMB));
-  const threshold = lines.find((l) => l.stage === 'global threshold')!;
-  summary.push([
-    name,
-    fileMB.toFixed(0),
-    `${(threshold.weights! / 1e6).toFixed(1)}M`,
-    (threshold.cpuMs / 1000).toFixed(2),
-    peak.toFixed(0),
-    (4 * fileMB + dataMB).toFixed(0),
-    peak <= 4 * fileMB + dataMB ? 'yes' : 'no',
-  ]);
+  return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as StageLine);
 }
 
-process.stdout.write(
-  `${markdownTable([['model', 'stage', 'wall s', 'CPU s', 'peak RSS so far (MB)', ''], ...rows], { align: ['l', 'l', 'r', 'r', 'r', 'l'] })}\n\n` +
-    `${markdownTable([['model', 'file MB', 'prunable weights', 'global threshold CPU s', 'peak RSS MB', '4x model + data MB', 'within'], ...summary], { align: ['l', 'r', 'r', 'r', 'r', 'r', 'l'] })}\n`,
+/**
+ * Seeded random inputs of the model's input shape with labels i % 10, written once per shape: the data
+ * file a user would pass with --data. Made here, so its memory is not the measured process's.
+ */
+function dataFile(model: string, dir: string): string {
+  const proto = loadModel(model).proto;
+  const [input] = modelInputs(proto, model);
+  const dims = input.dims.map((d, i) => (i === 0 ? samples : typeof d === 'number' ? d : 1));
+  const file = path.join(dir, `random-${dims.join('x')}.npz`);
+  if (fs.existsSync(file)) return file;
+  const next = seededRandom(7);
+  const x = new Float32Array(dims.reduce((a, d) => a * d, 1));
+  for (let i = 0; i < x.length; i++) x[i] = next() * 2 - 1;
+  const y = BigInt64Array.from({ length: samples }, (_, i) => BigInt(i % 10));
+  writeNpz(file, { x: { dtype: 'float32', shape: dims, data: x }, y: { dtype: 'int64', shape: [samples], data: y } });
+  return file;
+}
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'prune-guard-scale-'));
+const stageRows: string[][] = [];
+const summary: string[][] = [];
+const pipelineRows: string[][] = [];
+const pipelineSummary: string[][] = [];
+try {
+  for (const name of names) {
+    const file = path.join(ROOT, 'fixtures/scale', `${name}.onnx`);
+    if (!fs.existsSync(file)) {
+      process.stderr.write(`skip ${name}: ${file} missing; export it with fixtures/export_torchvision.py\n`);
+      continue;
+    }
+    if (!noStages) {
+      process.stderr.write(`bench:scale: ${name} stages\n`);
+      const lines = child('bench/scaleStages.ts', [file]);
+      if (lines) {
+        const fileMB = lines[0].fileMB!;
+        const dataMB = lines.find((l) => l.dataMB !== undefined)?.dataMB ?? 0;
+        for (const l of lines) {
+          stageRows.push([name, l.stage, (l.ms / 1000).toFixed(2), (l.cpuMs / 1000).toFixed(2), l.peakMB.toFixed(0), l.weights !== undefined ? `${(l.weights / 1e6).toFixed(1)}M weights` : '']);
+        }
+        const peak = Math.max(...lines.map((l) => l.peakMB));
+        const threshold = lines.find((l) => l.stage === 'global threshold')!;
+        summary.push([name, fileMB.toFixed(0), `${(threshold.weights! / 1e6).toFixed(1)}M`, (threshold.cpuMs / 1000).toFixed(2), peak.toFixed(0), (4 * fileMB + dataMB).toFixed(0), peak <= 4 * fileMB + dataMB ? 'yes' : 'no']);
+      }
+    }
+    const data = dataFile(file, work);
+    for (const method of methods) {
+      process.stderr.write(`bench:scale: ${name} run --method ${method} (${samples} samples)\n`);
+      const out = path.join(work, `${name}-${method}`);
+      const lines = child('bench/scalePipeline.ts', [file, data, out, '--method', method]);
+      fs.rmSync(out, { recursive: true, force: true });
+      if (!lines) continue;
+      const total = lines.find((l) => l.total)!;
+      for (const l of lines.filter((x) => !x.total)) {
+        pipelineRows.push([name, method, l.stage, (l.ms / 1000).toFixed(1), (l.cpuMs / 1000).toFixed(1), l.peakMB.toFixed(0)]);
+      }
+      const limit = 4 * (total.fileMB! + total.dataMB!);
+      pipelineSummary.push([name, method, total.fileMB!.toFixed(0), total.dataMB!.toFixed(0), total.peakMB.toFixed(0), limit.toFixed(0), `${(total.peakMB / (total.fileMB! + total.dataMB!)).toFixed(2)}x`, total.peakMB <= limit ? 'yes' : 'no', (total.ms / 1000).toFixed(0)]);
+    }
+  }
+} finally {
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+const parts: string[] = [];
+if (stageRows.length) {
+  parts.push(
+    markdownTable([['model', 'stage', 'wall s', 'CPU s', 'peak RSS so far (MB)', ''], ...stageRows], { align: ['l', 'l', 'r', 'r', 'r', 'l'] }),
+    markdownTable([['model', 'file MB', 'prunable weights', 'global threshold CPU s', 'peak RSS MB', '4x model + data MB', 'within'], ...summary], { align: ['l', 'r', 'r', 'r', 'r', 'r', 'l'] }),
+  );
+}
+parts.push(
+  markdownTable([['model', 'method', 'pipeline stage', 'wall s', 'CPU s', 'peak RSS (MB)'], ...pipelineRows], { align: ['l', 'l', 'l', 'r', 'r', 'r'] }),
+  markdownTable([['model', 'method', 'file MB', 'data MB', 'peak RSS MB', '4x (model + data) MB', 'peak / (model + data)', 'within', 'wall s'], ...pipelineSummary], { align: ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'l', 'r'] }),
 );
+process.stdout.write(parts.join('\n\n') + '\n');

@@ -23498,6 +23498,7 @@ var GROWTH_AXIS_MAX_DIGITS = 21;
 var MAX_RANK = 64;
 var HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 var RESAVE = "re-save it with np.save (or np.savez for an archive)";
+var VIEW_MIN_BYTES = 1 << 20;
 function parseNpy(bytes2, where) {
   const fail = (problem, fix = RESAVE) => {
     throw new UserError(`${where}: ${problem}; ${fix}`);
@@ -23564,6 +23565,10 @@ function parseNpy(bytes2, where) {
   }
   if (needed < available) {
     fail(`${available - needed} unexpected bytes after the data for shape ${describeShape(shape)} of ${dtype}`);
+  }
+  const start = bytes2.byteOffset + dataStart;
+  if (!(swap2 && itemSize > 1) && needed >= VIEW_MIN_BYTES && start % itemSize === 0) {
+    return { dtype, shape, data: DTYPES[dtype].make(bytes2.buffer, start, count3) };
   }
   const copy = new Uint8Array(needed);
   copy.set(bytes2.subarray(dataStart, dataStart + needed));
@@ -25885,7 +25890,8 @@ async function openSession(modelPath, opts) {
       graphOptimizationLevel: "all",
       executionMode: "sequential",
       intraOpNumThreads: opts.threads,
-      interOpNumThreads: 1
+      interOpNumThreads: 1,
+      ...opts.lean ? { enableCpuMemArena: false } : {}
     });
   } catch (e) {
     throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
@@ -30483,6 +30489,10 @@ function tensorToFloat32(t) {
     const size = ITEM_SIZE[t.dataType];
     if (size === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
     if (raw.byteLength !== n * size) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size}`);
+    if (t.dataType === 1 /* FLOAT */) {
+      new Uint8Array(out.buffer).set(raw);
+      return out;
+    }
     const buf = alignedBytes(raw);
     switch (t.dataType) {
       case 1 /* FLOAT */:
@@ -30539,6 +30549,26 @@ function tensorToFloat32(t) {
   else if (t.dataType === 16 /* BFLOAT16 */) for (let i2 = 0; i2 < n; i2++) out[i2] = bf16ToFloat(Number(src[i2]));
   else for (let i2 = 0; i2 < n; i2++) out[i2] = Number(src[i2]);
   return out;
+}
+function readFloat32(t) {
+  const raw = t.rawData;
+  const n = numel(tensorDims(t));
+  if (t.dataType === 1 /* FLOAT */ && !isExternal(t) && raw.byteLength === n * 4 && n > 0 && raw.byteOffset % 4 === 0) {
+    return new Float32Array(raw.buffer, raw.byteOffset, n);
+  }
+  return tensorToFloat32(t);
+}
+function adoptTensorFloat32(t, values) {
+  if (t.dataType !== 1 /* FLOAT */ || values.byteOffset !== 0 || values.byteLength !== values.buffer.byteLength) {
+    setTensorFloat32(t, values);
+    return;
+  }
+  const n = numel(tensorDims(t));
+  if (values.length !== n) throw new Error(`tensor ${t.name}: ${values.length} values for shape [${tensorDims(t)}]`);
+  t.floatData = [];
+  t.doubleData = [];
+  t.int32Data = [];
+  t.rawData = new Uint8Array(values.buffer);
 }
 function tensorToInts(t) {
   if (t.rawData.byteLength > 0 && t.dataType === 7 /* INT64 */) {
@@ -31122,6 +31152,24 @@ function inferNode(node, shapes, values) {
     set(x2, op === "Cast" || op === "Identity" ? vx : void 0);
     return;
   }
+  if (op === "ConstantOfShape") {
+    const dims = v(0);
+    if (!dims) return;
+    const t = attr(node, "value")?.t;
+    const fill = t ? tensorToInts(t)[0] : 0;
+    set(dims, numel(dims) <= 64 && (!t || t.dataType === 7 || t.dataType === 6) ? new Array(numel(dims)).fill(fill) : void 0);
+    return;
+  }
+  if (op === "Where") {
+    const ins = node.input.map((n2) => shapes.get(n2));
+    if (ins.some((i2) => !i2)) return;
+    const out = broadcastShapes(ins);
+    const [c, a, b] = [v(0), v(1), v(2)];
+    const n = out && out.length <= 1 ? numel(out) : 0;
+    const at = (q, i2) => q[q.length === 1 ? 0 : i2];
+    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at(c, i2) ? at(a, i2) : at(b, i2)) : void 0);
+    return;
+  }
   if (BROADCAST.has(op)) {
     const ins = node.input.map((n) => shapes.get(n));
     if (ins.some((i2) => !i2)) return;
@@ -31136,7 +31184,7 @@ function inferNode(node, shapes, values) {
     const b = v(1);
     if (a && b && node.input.length === 2 && out && out.length <= 1) {
       const n = Math.max(a.length, b.length);
-      const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q) }[op];
+      const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q), Equal: (p, q) => p === q ? 1 : 0 }[op];
       if (f) val = Array.from({ length: n }, (_, i2) => f(a[a.length === 1 ? 0 : i2], b[b.length === 1 ? 0 : i2]));
     }
     set(out, val);
@@ -31406,19 +31454,46 @@ function countSparsity(model, denseWeights) {
   return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
 }
 
+// src/pipeline/release.ts
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+function releaseField(holder, key, what) {
+  Object.defineProperty(holder, key, {
+    configurable: true,
+    enumerable: false,
+    get() {
+      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
+    }
+  });
+}
+var collect;
+function collectGarbage() {
+  if (!collect) {
+    const exposed = globalThis.gc;
+    if (exposed) collect = exposed;
+    else {
+      setFlagsFromString("--expose-gc");
+      collect = runInNewContext("gc");
+    }
+  }
+  collect();
+}
+
 // src/pipeline/measureStep.ts
 function endsInSoftmax(model) {
   const index = new GraphIndex(model.graph);
   return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
 }
+function savedFacts(artifact, denseWeights) {
+  const saved = loadModel(artifact).proto;
+  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved) };
+}
 async function measureStep(name, description, artifact, ctx) {
   const { data, config, progress } = ctx;
-  const saved = loadModel(artifact).proto;
-  const sparsity = countSparsity(saved, ctx.denseWeights);
-  const cost = modelCost(saved);
+  const { sparsity, cost, probabilities } = savedFacts(artifact, ctx.denseWeights);
   const size = measureFileSize(artifact);
-  const probabilities = endsInSoftmax(saved);
-  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
+  collectGarbage();
+  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider, lean: true });
   let preds;
   const shiftAccuracy = {};
   const shiftPreds = /* @__PURE__ */ new Map();
@@ -32474,11 +32549,14 @@ function applyMask(values, mask) {
   for (let i2 = 0; i2 < values.length; i2++) out[i2] = mask[i2] ? values[i2] : 0;
   return out;
 }
+function maskInPlace(values, mask) {
+  for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
+  return values;
+}
 function magnitudePrune(model, weights, sparsity, scope) {
-  const out = cloneModel(model);
-  const index = new GraphIndex(out.graph);
-  const tensors = weights.map((w) => index.initializers.get(w.initializer));
-  const values = tensors.map((t) => tensorToFloat32(t));
+  const denseIndex = new GraphIndex(model.graph);
+  const denseTensors = weights.map((w) => denseIndex.initializers.get(w.initializer));
+  const values = denseTensors.map((t) => readFloat32(t));
   let masks;
   if (scope === "global") {
     const total2 = values.reduce((n, v) => n + v.length, 0);
@@ -32486,12 +32564,35 @@ function magnitudePrune(model, weights, sparsity, scope) {
   } else {
     masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
   }
+  const out = cloneWithoutData(model, denseTensors);
+  const index = new GraphIndex(out.graph);
   const byName = /* @__PURE__ */ new Map();
-  tensors.forEach((t, j) => {
-    setTensorFloat32(t, applyMask(values[j], masks[j]));
+  weights.forEach((w, j) => {
+    const t = index.initializers.get(w.initializer);
+    const owned = values[j].buffer !== denseTensors[j].rawData.buffer;
+    adoptTensorFloat32(t, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
     byName.set(t.name, masks[j]);
   });
   return { model: out, masks: byName };
+}
+function cloneWithoutData(model, tensors) {
+  const saved = tensors.map((t) => ({ raw: t.rawData, float: t.floatData, double: t.doubleData, int32: t.int32Data }));
+  try {
+    for (const t of tensors) {
+      t.rawData = new Uint8Array(0);
+      t.floatData = [];
+      t.doubleData = [];
+      t.int32Data = [];
+    }
+    return cloneModel(model);
+  } finally {
+    tensors.forEach((t, j) => {
+      t.rawData = saved[j].raw;
+      t.floatData = saved[j].float;
+      t.doubleData = saved[j].double;
+      t.int32Data = saved[j].int32;
+    });
+  }
 }
 
 // src/prune/nm.ts
@@ -36794,6 +36895,9 @@ async function runPipeline(req, progress) {
   if (staged) writeFileAtomic(outPath, fs15.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
+  releaseField(dense, "proto", "the dense model");
+  releaseField(pruned, "model", "the pruned model");
+  collectGarbage();
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
   const measured = [denseStep2, await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds })];
@@ -36972,7 +37076,7 @@ function stderrProgress(stream = process.stderr) {
 // src/cli.ts
 var EXIT = { pass: 0, fail: 1, usage: 2, internal: 3 };
 var DEFAULT_CONFIG_FILE = ".prune-guard.yml";
-function collect(value, previous) {
+function collect2(value, previous) {
   return [...previous, value];
 }
 function fraction(flag) {
@@ -37051,11 +37155,11 @@ function positiveNumber(flag) {
   };
 }
 function addStatisticsOptions(cmd) {
-  return cmd.option("--strict", "release gate: a budget whose confidence interval straddles its limit fails instead of warning").addOption(new Option("--execution-provider <provider>", "where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)").choices(["cpu", "cuda", "auto"])).option("--confidence <level>", "confidence level of every interval, e.g. 0.95", fraction("--confidence")).option("--target-rel-ci <fraction>", "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = fixed --runs)", fraction("--target-rel-ci")).option("--max-seconds <s>", "time cap of the adaptive latency stop, seconds (0 = none)", positiveNumber("--max-seconds")).option("--corruption <kind:severity>", "built-in shift of the evaluation set, repeatable: gaussian-noise, contrast, brightness, blur (images), feature-noise, feature-dropout (tabular), severity 1-5", collect, []).option("--repeat <k>", "each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)", count2("--repeat", 1));
+  return cmd.option("--strict", "release gate: a budget whose confidence interval straddles its limit fails instead of warning").addOption(new Option("--execution-provider <provider>", "where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)").choices(["cpu", "cuda", "auto"])).option("--confidence <level>", "confidence level of every interval, e.g. 0.95", fraction("--confidence")).option("--target-rel-ci <fraction>", "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = fixed --runs)", fraction("--target-rel-ci")).option("--max-seconds <s>", "time cap of the adaptive latency stop, seconds (0 = none)", positiveNumber("--max-seconds")).option("--corruption <kind:severity>", "built-in shift of the evaluation set, repeatable: gaussian-noise, contrast, brightness, blur (images), feature-noise, feature-dropout (tabular), severity 1-5", collect2, []).option("--repeat <k>", "each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)", count2("--repeat", 1));
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib)").choices(["global", "layer", "sensitivity"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers or distilling after this many seconds (0 = no limit; default 240)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).addOption(new Option("--schedule <kind>", "oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget").choices(["oneshot", "gradual"])).option("--schedule-steps <n>", "gradual: number of pruning steps (default 4)", count2("--schedule-steps", 1)).option("--schedule-patience <n>", "gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)", count2("--schedule-patience", 1)).option("--quiet", "do not print the ledger");
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib)").choices(["global", "layer", "sensitivity"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect2, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers or distilling after this many seconds (0 = no limit; default 240)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).addOption(new Option("--schedule <kind>", "oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget").choices(["oneshot", "gradual"])).option("--schedule-steps <n>", "gradual: number of pruning steps (default 4)", count2("--schedule-steps", 1)).option("--schedule-patience <n>", "gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)", count2("--schedule-patience", 1)).option("--quiet", "do not print the ledger");
   addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
@@ -37070,13 +37174,13 @@ function buildProgram(io) {
   return program2;
 }
 function addMeasureOptions(cmd) {
-  return cmd.option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect, []).option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is the one judged", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs (at least) per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the report");
+  return cmd.option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is the one judged", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs (at least) per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the report");
 }
 function addCompareCommands(program2, io) {
   const print = (flags, text) => {
     if (!flags.quiet) io.out(text.endsWith("\n") ? text : text + "\n");
   };
-  const compare3 = program2.command("compare").description("measure two models (no pruning) on the same data and judge head against base; ledger.json and ledger.md in --out").requiredOption("--base <path>", "the model in use (reference)").requiredOption("--head <path>", "the candidate model").requiredOption("--data <path>", "labelled evaluation set (.npz)").requiredOption("--out <dir>", "output folder for ledger.json and ledger.md").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect, []);
+  const compare3 = program2.command("compare").description("measure two models (no pruning) on the same data and judge head against base; ledger.json and ledger.md in --out").requiredOption("--base <path>", "the model in use (reference)").requiredOption("--head <path>", "the candidate model").requiredOption("--data <path>", "labelled evaluation set (.npz)").requiredOption("--out <dir>", "output folder for ledger.json and ledger.md").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []);
   addStatisticsOptions(addMeasureOptions(compare3)).action(async (flags) => {
     const config = resolveConfig({ ...flags, exclude: [] });
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));

@@ -25879,6 +25879,10 @@ function parseNpy(bytes2, where) {
   if (needed < available) {
     fail(`${available - needed} unexpected bytes after the data for shape ${describeShape(shape)} of ${dtype}`);
   }
+  const start = bytes2.byteOffset + dataStart;
+  if (!(swap2 && itemSize > 1) && needed >= VIEW_MIN_BYTES && start % itemSize === 0) {
+    return { dtype, shape, data: DTYPES[dtype].make(bytes2.buffer, start, count2) };
+  }
   const copy = new Uint8Array(needed);
   copy.set(bytes2.subarray(dataStart, dataStart + needed));
   if (swap2 && itemSize > 1) swapBytesInPlace(copy, itemSize);
@@ -26054,7 +26058,7 @@ function parsePyLiteral(text) {
   if (pos !== text.length) err2("trailing characters");
   return v;
 }
-var DTYPES, BY_CODE, NPY_DTYPES, MAGIC, ARRAY_ALIGN, MAX_HEADER_LEN, GROWTH_AXIS_MAX_DIGITS, MAX_RANK, HOST_LITTLE_ENDIAN, RESAVE, TUPLE, MAX_DEPTH;
+var DTYPES, BY_CODE, NPY_DTYPES, MAGIC, ARRAY_ALIGN, MAX_HEADER_LEN, GROWTH_AXIS_MAX_DIGITS, MAX_RANK, HOST_LITTLE_ENDIAN, RESAVE, VIEW_MIN_BYTES, TUPLE, MAX_DEPTH;
 var init_npy = __esm({
   "src/data/npy.ts"() {
     "use strict";
@@ -26084,6 +26088,7 @@ var init_npy = __esm({
     MAX_RANK = 64;
     HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
     RESAVE = "re-save it with np.save (or np.savez for an archive)";
+    VIEW_MIN_BYTES = 1 << 20;
     TUPLE = /* @__PURE__ */ Symbol("tuple");
     MAX_DEPTH = 16;
   }
@@ -32883,6 +32888,10 @@ function tensorToFloat32(t) {
     const size = ITEM_SIZE[t.dataType];
     if (size === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
     if (raw.byteLength !== n * size) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size}`);
+    if (t.dataType === 1 /* FLOAT */) {
+      new Uint8Array(out.buffer).set(raw);
+      return out;
+    }
     const buf = alignedBytes(raw);
     switch (t.dataType) {
       case 1 /* FLOAT */:
@@ -32939,6 +32948,26 @@ function tensorToFloat32(t) {
   else if (t.dataType === 16 /* BFLOAT16 */) for (let i2 = 0; i2 < n; i2++) out[i2] = bf16ToFloat(Number(src[i2]));
   else for (let i2 = 0; i2 < n; i2++) out[i2] = Number(src[i2]);
   return out;
+}
+function readFloat32(t) {
+  const raw = t.rawData;
+  const n = numel(tensorDims(t));
+  if (t.dataType === 1 /* FLOAT */ && !isExternal(t) && raw.byteLength === n * 4 && n > 0 && raw.byteOffset % 4 === 0) {
+    return new Float32Array(raw.buffer, raw.byteOffset, n);
+  }
+  return tensorToFloat32(t);
+}
+function adoptTensorFloat32(t, values) {
+  if (t.dataType !== 1 /* FLOAT */ || values.byteOffset !== 0 || values.byteLength !== values.buffer.byteLength) {
+    setTensorFloat32(t, values);
+    return;
+  }
+  const n = numel(tensorDims(t));
+  if (values.length !== n) throw new Error(`tensor ${t.name}: ${values.length} values for shape [${tensorDims(t)}]`);
+  t.floatData = [];
+  t.doubleData = [];
+  t.int32Data = [];
+  t.rawData = new Uint8Array(values.buffer);
 }
 function tensorToInts(t) {
   if (t.rawData.byteLength > 0 && t.dataType === 7 /* INT64 */) {
@@ -33146,6 +33175,24 @@ function inferNode(node, shapes, values) {
     set(x2, op === "Cast" || op === "Identity" ? vx : void 0);
     return;
   }
+  if (op === "ConstantOfShape") {
+    const dims = v(0);
+    if (!dims) return;
+    const t = attr(node, "value")?.t;
+    const fill = t ? tensorToInts(t)[0] : 0;
+    set(dims, numel(dims) <= 64 && (!t || t.dataType === 7 || t.dataType === 6) ? new Array(numel(dims)).fill(fill) : void 0);
+    return;
+  }
+  if (op === "Where") {
+    const ins = node.input.map((n2) => shapes.get(n2));
+    if (ins.some((i2) => !i2)) return;
+    const out = broadcastShapes(ins);
+    const [c, a, b] = [v(0), v(1), v(2)];
+    const n = out && out.length <= 1 ? numel(out) : 0;
+    const at = (q, i2) => q[q.length === 1 ? 0 : i2];
+    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at(c, i2) ? at(a, i2) : at(b, i2)) : void 0);
+    return;
+  }
   if (BROADCAST.has(op)) {
     const ins = node.input.map((n) => shapes.get(n));
     if (ins.some((i2) => !i2)) return;
@@ -33160,7 +33207,7 @@ function inferNode(node, shapes, values) {
     const b = v(1);
     if (a && b && node.input.length === 2 && out && out.length <= 1) {
       const n = Math.max(a.length, b.length);
-      const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q) }[op];
+      const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q), Equal: (p, q) => p === q ? 1 : 0 }[op];
       if (f) val = Array.from({ length: n }, (_, i2) => f(a[a.length === 1 ? 0 : i2], b[b.length === 1 ? 0 : i2]));
     }
     set(out, val);
@@ -35140,7 +35187,8 @@ async function openSession(modelPath, opts) {
       graphOptimizationLevel: "all",
       executionMode: "sequential",
       intraOpNumThreads: opts.threads,
-      interOpNumThreads: 1
+      interOpNumThreads: 1,
+      ...opts.lean ? { enableCpuMemArena: false } : {}
     });
   } catch (e) {
     throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
@@ -36304,11 +36352,14 @@ function applyMask(values, mask) {
   for (let i2 = 0; i2 < values.length; i2++) out[i2] = mask[i2] ? values[i2] : 0;
   return out;
 }
+function maskInPlace(values, mask) {
+  for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
+  return values;
+}
 function magnitudePrune(model, weights, sparsity, scope) {
-  const out = cloneModel(model);
-  const index = new GraphIndex(out.graph);
-  const tensors = weights.map((w) => index.initializers.get(w.initializer));
-  const values = tensors.map((t) => tensorToFloat32(t));
+  const denseIndex = new GraphIndex(model.graph);
+  const denseTensors = weights.map((w) => denseIndex.initializers.get(w.initializer));
+  const values = denseTensors.map((t) => readFloat32(t));
   let masks;
   if (scope === "global") {
     const total2 = values.reduce((n, v) => n + v.length, 0);
@@ -36316,12 +36367,35 @@ function magnitudePrune(model, weights, sparsity, scope) {
   } else {
     masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
   }
+  const out = cloneWithoutData(model, denseTensors);
+  const index = new GraphIndex(out.graph);
   const byName = /* @__PURE__ */ new Map();
-  tensors.forEach((t, j) => {
-    setTensorFloat32(t, applyMask(values[j], masks[j]));
+  weights.forEach((w, j) => {
+    const t = index.initializers.get(w.initializer);
+    const owned = values[j].buffer !== denseTensors[j].rawData.buffer;
+    adoptTensorFloat32(t, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
     byName.set(t.name, masks[j]);
   });
   return { model: out, masks: byName };
+}
+function cloneWithoutData(model, tensors) {
+  const saved = tensors.map((t) => ({ raw: t.rawData, float: t.floatData, double: t.doubleData, int32: t.int32Data }));
+  try {
+    for (const t of tensors) {
+      t.rawData = new Uint8Array(0);
+      t.floatData = [];
+      t.doubleData = [];
+      t.int32Data = [];
+    }
+    return cloneModel(model);
+  } finally {
+    tensors.forEach((t, j) => {
+      t.rawData = saved[j].raw;
+      t.floatData = saved[j].float;
+      t.doubleData = saved[j].double;
+      t.int32Data = saved[j].int32;
+    });
+  }
 }
 var init_magnitude = __esm({
   "src/prune/magnitude.ts"() {
@@ -39845,19 +39919,51 @@ var init_size = __esm({
   }
 });
 
+// src/pipeline/release.ts
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+function releaseField(holder, key, what) {
+  Object.defineProperty(holder, key, {
+    configurable: true,
+    enumerable: false,
+    get() {
+      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
+    }
+  });
+}
+function collectGarbage() {
+  if (!collect) {
+    const exposed = globalThis.gc;
+    if (exposed) collect = exposed;
+    else {
+      setFlagsFromString("--expose-gc");
+      collect = runInNewContext("gc");
+    }
+  }
+  collect();
+}
+var collect;
+var init_release = __esm({
+  "src/pipeline/release.ts"() {
+    "use strict";
+  }
+});
+
 // src/pipeline/measureStep.ts
 function endsInSoftmax(model) {
   const index = new GraphIndex(model.graph);
   return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
 }
+function savedFacts(artifact, denseWeights) {
+  const saved = loadModel(artifact).proto;
+  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved) };
+}
 async function measureStep(name, description, artifact, ctx) {
   const { data, config, progress } = ctx;
-  const saved = loadModel(artifact).proto;
-  const sparsity = countSparsity(saved, ctx.denseWeights);
-  const cost = modelCost(saved);
+  const { sparsity, cost, probabilities } = savedFacts(artifact, ctx.denseWeights);
   const size = measureFileSize(artifact);
-  const probabilities = endsInSoftmax(saved);
-  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
+  collectGarbage();
+  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider, lean: true });
   let preds;
   const shiftAccuracy = {};
   const shiftPreds = /* @__PURE__ */ new Map();
@@ -39914,6 +40020,7 @@ var init_measureStep = __esm({
     init_graph();
     init_model();
     init_sparsity();
+    init_release();
   }
 });
 
@@ -43028,6 +43135,9 @@ async function runPipeline(req, progress) {
   if (staged) writeFileAtomic(outPath, fs13.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
+  releaseField(dense, "proto", "the dense model");
+  releaseField(pruned, "model", "the pruned model");
+  collectGarbage();
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
   const measured = [denseStep2, await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds })];
@@ -43119,6 +43229,7 @@ var init_run = __esm({
     init_version3();
     init_gradual();
     init_measureStep();
+    init_release();
     IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "distill", "command", "auto"]);
   }
 });

@@ -95,6 +95,9 @@ const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 const RESAVE = 're-save it with np.save (or np.savez for an archive)';
 
+/** Arrays at least this big are returned as views into the parsed bytes when aligned (see parseNpy). */
+const VIEW_MIN_BYTES = 1 << 20;
+
 export function parseNpy(bytes: Uint8Array, where: string): NdArray {
   const fail = (problem: string, fix: string = RESAVE): never => {
     throw new UserError(`${where}: ${problem}; ${fix}`);
@@ -171,8 +174,15 @@ export function parseNpy(bytes: Uint8Array, where: string): NdArray {
     fail(`${available - needed} unexpected bytes after the data for shape ${describeShape(shape)} of ${dtype}`);
   }
 
-  // copy into a fresh ArrayBuffer at offset 0 so the typed array is aligned whatever `bytes` was; not
-  // bytes.slice(), which on a Node Buffer (what readFileSync returns) is a view into a shared pool
+  // a big little-endian array whose data is already aligned is viewed in place: an .npz member is its
+  // own buffer and numpy pads headers to 64 bytes, so evaluation data is not held twice. Small arrays
+  // may sit in Node's shared Buffer pool (under 4 KiB), so they are still copied
+  const start = bytes.byteOffset + dataStart;
+  if (!(swap && itemSize > 1) && needed >= VIEW_MIN_BYTES && start % itemSize === 0) {
+    return { dtype, shape, data: DTYPES[dtype].make(bytes.buffer as ArrayBuffer, start, count) };
+  }
+  // otherwise copy into a fresh ArrayBuffer at offset 0 so the typed array is aligned whatever `bytes`
+  // was; not bytes.slice(), which on a Node Buffer (what readFileSync returns) is a view into a shared pool
   const copy = new Uint8Array(needed);
   copy.set(bytes.subarray(dataStart, dataStart + needed));
   if (swap && itemSize > 1) swapBytesInPlace(copy, itemSize);

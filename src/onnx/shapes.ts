@@ -139,6 +139,26 @@ function inferNode(node: NodeProto, shapes: Map<string, number[]>, values: Map<s
     // Dropout and BatchNormalization (training) may list extra outputs we never read
     return;
   }
+  if (op === 'ConstantOfShape') {
+    // torch writes expand(n, -1, -1) as Where(Equal(shape, -1 * ConstantOfShape(...)), ones, shape):
+    // following the values is what lets Expand (a ViT's class token) get a concrete shape
+    const dims = v(0);
+    if (!dims) return;
+    const t = attr(node, 'value')?.t;
+    const fill = t ? tensorToInts(t)[0] : 0;
+    set(dims, numel(dims) <= 64 && (!t || t.dataType === 7 || t.dataType === 6) ? new Array(numel(dims)).fill(fill) : undefined);
+    return;
+  }
+  if (op === 'Where') {
+    const ins = node.input.map((n) => shapes.get(n));
+    if (ins.some((i) => !i)) return;
+    const out = broadcastShapes(ins as number[][]);
+    const [c, a, b] = [v(0), v(1), v(2)];
+    const n = out && out.length <= 1 ? numel(out) : 0;
+    const at = (q: number[], i: number) => q[q.length === 1 ? 0 : i];
+    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i) => (at(c, i) ? at(a, i) : at(b, i))) : undefined);
+    return;
+  }
   if (BROADCAST.has(op)) {
     const ins = node.input.map((n) => shapes.get(n));
     if (ins.some((i) => !i)) return;
@@ -153,7 +173,7 @@ function inferNode(node: NodeProto, shapes: Map<string, number[]>, values: Map<s
     const b = v(1);
     if (a && b && node.input.length === 2 && out && out.length <= 1) {
       const n = Math.max(a.length, b.length);
-      const f = { Add: (p: number, q: number) => p + q, Sub: (p: number, q: number) => p - q, Mul: (p: number, q: number) => p * q, Div: (p: number, q: number) => Math.trunc(p / q) }[op as 'Add'];
+      const f = { Add: (p: number, q: number) => p + q, Sub: (p: number, q: number) => p - q, Mul: (p: number, q: number) => p * q, Div: (p: number, q: number) => Math.trunc(p / q), Equal: (p: number, q: number) => (p === q ? 1 : 0) }[op as 'Add'];
       if (f) val = Array.from({ length: n }, (_, i) => f(a[a.length === 1 ? 0 : i], b[b.length === 1 ? 0 : i]));
     }
     set(out, val);

@@ -67,6 +67,11 @@ export function tensorToFloat32(t: TensorProto): Float32Array {
     const size = ITEM_SIZE[t.dataType as DT];
     if (size === undefined) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
     if (raw.byteLength !== n * size) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size}`);
+    if (t.dataType === DT.FLOAT) {
+      // straight into the result: one copy of a big weight, not an aligned temporary and then another
+      new Uint8Array(out.buffer).set(raw);
+      return out;
+    }
     const buf = alignedBytes(raw);
     switch (t.dataType) {
       case DT.FLOAT: out.set(new Float32Array(buf)); break;
@@ -95,6 +100,38 @@ export function tensorToFloat32(t: TensorProto): Float32Array {
   else if (t.dataType === DT.BFLOAT16) for (let i = 0; i < n; i++) out[i] = bf16ToFloat(Number(src[i]));
   else for (let i = 0; i < n; i++) out[i] = Number(src[i]);
   return out;
+}
+
+/**
+ * The tensor's values as float32 for reading only: a view over its raw bytes, with no copy, when they are
+ * float32 at an aligned offset (protobuf views into the file buffer often are); otherwise a copy as
+ * tensorToFloat32 makes. Never write to the result: it may be the model's own bytes.
+ */
+export function readFloat32(t: TensorProto): Float32Array {
+  const raw = t.rawData;
+  const n = numel(tensorDims(t));
+  if (t.dataType === DT.FLOAT && !isExternal(t) && raw.byteLength === n * 4 && n > 0 && raw.byteOffset % 4 === 0) {
+    return new Float32Array(raw.buffer, raw.byteOffset, n);
+  }
+  return tensorToFloat32(t);
+}
+
+/**
+ * Like setTensorFloat32, but a float32 tensor takes `values`' buffer as its raw data without a copy when
+ * the array spans its whole buffer: for a freshly computed weight that the caller hands over and never
+ * touches again (pruning a 100 MB model must not hold each rewritten weight twice).
+ */
+export function adoptTensorFloat32(t: TensorProto, values: Float32Array): void {
+  if (t.dataType !== DT.FLOAT || values.byteOffset !== 0 || values.byteLength !== values.buffer.byteLength) {
+    setTensorFloat32(t, values);
+    return;
+  }
+  const n = numel(tensorDims(t));
+  if (values.length !== n) throw new Error(`tensor ${t.name}: ${values.length} values for shape [${tensorDims(t)}]`);
+  t.floatData = [];
+  t.doubleData = [];
+  t.int32Data = [];
+  t.rawData = new Uint8Array(values.buffer as ArrayBuffer);
 }
 
 /** Integer tensor values (shape constants, axes) as plain numbers. */

@@ -12,6 +12,7 @@ import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import type { PrunableWeight } from '../prune/prunable.js';
 import { countSparsity } from '../prune/sparsity.js';
 import type { Progress } from './progress.js';
+import { collectGarbage } from './release.js';
 
 export interface MeasuredStep {
   step: Step;
@@ -38,18 +39,22 @@ export function endsInSoftmax(model: ModelProto): boolean {
   return index.producer.get(model.graph!.output[0]?.name)?.opType === 'Softmax';
 }
 
+/** What the saved file holds, read in a function of its own so the parsed model is garbage before onnxruntime loads its copy. */
+function savedFacts(artifact: string, denseWeights: readonly PrunableWeight[]) {
+  const saved = loadModel(artifact).proto;
+  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved) };
+}
+
 /**
  * Every number of a step except latency (measured interleaved across steps), from the artifact saved
  * at `artifact`, read back from disk: what the ledger reports is what the file holds.
  */
 export async function measureStep(name: string, description: string, artifact: string, ctx: StepContext): Promise<MeasuredStep> {
   const { data, config, progress } = ctx;
-  const saved = loadModel(artifact).proto;
-  const sparsity = countSparsity(saved, ctx.denseWeights);
-  const cost = modelCost(saved);
+  const { sparsity, cost, probabilities } = savedFacts(artifact, ctx.denseWeights);
   const size = measureFileSize(artifact);
-  const probabilities = endsInSoftmax(saved);
-  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
+  collectGarbage();
+  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider, lean: true });
   let preds: Predictions;
   const shiftAccuracy: Record<string, number> = {};
   const shiftPreds = new Map<string, Predictions>();

@@ -26,6 +26,7 @@ import { VERSION } from '../version.js';
 import { runGradual } from './gradual.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { Progress } from './progress.js';
+import { collectGarbage, releaseField } from './release.js';
 
 export interface RunRequest {
   model: string;
@@ -121,6 +122,11 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   // the shipped file must still hold the method's pattern after every recovery stage
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join('; ')}`);
+  // from here on every number is read from the saved files: the parsed models (each about the file's
+  // size) would otherwise stay alive beside onnxruntime's own copies until the run ends
+  releaseField(dense, 'proto', 'the dense model');
+  releaseField(pruned, 'model', 'the pruned model');
+  collectGarbage();
 
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep = await measureStep('dense', 'input model, unchanged', req.model, ctx);

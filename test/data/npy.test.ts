@@ -326,3 +326,23 @@ describe('parseNpy on hand-made bytes', () => {
     );
   });
 });
+
+describe('parseNpy without a second copy', () => {
+  it('returns a big aligned array as a view into the bytes it was given, a small one as a copy', () => {
+    const big = encodeNpy({ dtype: 'float32', shape: [512, 1024], data: Float32Array.from({ length: 512 * 1024 }, (_, i) => i % 97) });
+    const back = parseNpy(big, 'big.npy');
+    expect(back.data.buffer).toBe(big.buffer);
+    expect(back.data[1000]).toBe(1000 % 97);
+    const small = encodeNpy({ dtype: 'float32', shape: [3], data: Float32Array.from([1, 2, 3]) });
+    expect(parseNpy(small, 'small.npy').data.buffer).not.toBe(small.buffer);
+  });
+
+  it('copies a big array whose data would be unaligned in the bytes given', () => {
+    const big = encodeNpy({ dtype: 'float32', shape: [300000], data: Float32Array.from({ length: 300000 }, (_, i) => i) });
+    const shifted = new Uint8Array(big.length + 1);
+    shifted.set(big, 1);
+    const back = parseNpy(shifted.subarray(1), 'shifted.npy');
+    expect(back.data.buffer).not.toBe(shifted.buffer);
+    expect(back.data[299999]).toBe(299999);
+  });
+});
