@@ -126,6 +126,8 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   // size) would otherwise stay alive beside onnxruntime's own copies until the run ends
   releaseField(dense, 'proto', 'the dense model');
   releaseField(pruned, 'model', 'the pruned model');
+  // structured: the untied dense reference recovery refit toward is a third full copy
+  delete pruned.structured;
   collectGarbage();
 
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
