@@ -1217,7 +1217,7 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path12 = __require("node:path");
+    var path13 = __require("node:path");
     var fs17 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
@@ -2230,9 +2230,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path12.resolve(baseDir, baseName2);
+          const localBin = path13.resolve(baseDir, baseName2);
           if (fs17.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path12.extname(baseName2))) return void 0;
+          if (sourceExt.includes(path13.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs17.existsSync(`${localBin}${ext}`)
           );
@@ -2250,17 +2250,17 @@ Expecting one of '${allowedValues.join("', '")}'`);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path12.resolve(
-            path12.dirname(resolvedScriptPath),
+          executableDir = path13.resolve(
+            path13.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path12.basename(
+            const legacyName = path13.basename(
               this._scriptPath,
-              path12.extname(this._scriptPath)
+              path13.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path12.extname(executableFile));
+        launchWithNode = sourceExt.includes(path13.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path12.basename(filename, path12.extname(filename));
+        this._name = path13.basename(filename, path13.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path13) {
-        if (path13 === void 0) return this._executableDir;
-        this._executableDir = path13;
+      executableDir(path14) {
+        if (path14 === void 0) return this._executableDir;
+        this._executableDir = path14;
         return this;
       }
       /**
@@ -3557,17 +3557,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path12) {
-      const ctrl = callVisitor(key, node, visitor, path12);
+    function visit_(key, node, visitor, path13) {
+      const ctrl = callVisitor(key, node, visitor, path13);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path12, ctrl);
-        return visit_(key, ctrl, visitor, path12);
+        replaceNode(key, path13, ctrl);
+        return visit_(key, ctrl, visitor, path13);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path12 = Object.freeze(path12.concat(node));
+          path13 = Object.freeze(path13.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path12);
+            const ci = visit_(i2, node.items[i2], visitor, path13);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3578,13 +3578,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path12 = Object.freeze(path12.concat(node));
-          const ck = visit_("key", node.key, visitor, path12);
+          path13 = Object.freeze(path13.concat(node));
+          const ck = visit_("key", node.key, visitor, path13);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path12);
+          const cv = visit_("value", node.value, visitor, path13);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3605,17 +3605,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path12) {
-      const ctrl = await callVisitor(key, node, visitor, path12);
+    async function visitAsync_(key, node, visitor, path13) {
+      const ctrl = await callVisitor(key, node, visitor, path13);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path12, ctrl);
-        return visitAsync_(key, ctrl, visitor, path12);
+        replaceNode(key, path13, ctrl);
+        return visitAsync_(key, ctrl, visitor, path13);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path12 = Object.freeze(path12.concat(node));
+          path13 = Object.freeze(path13.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path12);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path13);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3626,13 +3626,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path12 = Object.freeze(path12.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path12);
+          path13 = Object.freeze(path13.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path13);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path12);
+          const cv = await visitAsync_("value", node.value, visitor, path13);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3659,23 +3659,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path12) {
+    function callVisitor(key, node, visitor, path13) {
       if (typeof visitor === "function")
-        return visitor(key, node, path12);
+        return visitor(key, node, path13);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path12);
+        return visitor.Map?.(key, node, path13);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path12);
+        return visitor.Seq?.(key, node, path13);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path12);
+        return visitor.Pair?.(key, node, path13);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path12);
+        return visitor.Scalar?.(key, node, path13);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path12);
+        return visitor.Alias?.(key, node, path13);
       return void 0;
     }
-    function replaceNode(key, path12, node) {
-      const parent = path12[path12.length - 1];
+    function replaceNode(key, path13, node) {
+      const parent = path13[path13.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4287,10 +4287,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path12, value) {
+    function collectionFromPath(schema, path13, value) {
       let v = value;
-      for (let i2 = path12.length - 1; i2 >= 0; --i2) {
-        const k = path12[i2];
+      for (let i2 = path13.length - 1; i2 >= 0; --i2) {
+        const k = path13[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4309,7 +4309,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path12) => path12 == null || typeof path12 === "object" && !!path12[Symbol.iterator]().next().done;
+    var isEmptyPath = (path13) => path13 == null || typeof path13 === "object" && !!path13[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4339,11 +4339,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path12, value) {
-        if (isEmptyPath(path12))
+      addIn(path13, value) {
+        if (isEmptyPath(path13))
           this.add(value);
         else {
-          const [key, ...rest] = path12;
+          const [key, ...rest] = path13;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4357,8 +4357,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path12) {
-        const [key, ...rest] = path12;
+      deleteIn(path13) {
+        const [key, ...rest] = path13;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4372,8 +4372,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path12, keepScalar) {
-        const [key, ...rest] = path12;
+      getIn(path13, keepScalar) {
+        const [key, ...rest] = path13;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4391,8 +4391,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path12) {
-        const [key, ...rest] = path12;
+      hasIn(path13) {
+        const [key, ...rest] = path13;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4402,8 +4402,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path12, value) {
-        const [key, ...rest] = path12;
+      setIn(path13, value) {
+        const [key, ...rest] = path13;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -6918,9 +6918,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path12, value) {
+      addIn(path13, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path12, value);
+          this.contents.addIn(path13, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -6995,14 +6995,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path12) {
-        if (Collection.isEmptyPath(path12)) {
+      deleteIn(path13) {
+        if (Collection.isEmptyPath(path13)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path12) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path13) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7017,10 +7017,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path12, keepScalar) {
-        if (Collection.isEmptyPath(path12))
+      getIn(path13, keepScalar) {
+        if (Collection.isEmptyPath(path13))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path12, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path13, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7031,10 +7031,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path12) {
-        if (Collection.isEmptyPath(path12))
+      hasIn(path13) {
+        if (Collection.isEmptyPath(path13))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path12) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path13) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7051,13 +7051,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path12, value) {
-        if (Collection.isEmptyPath(path12)) {
+      setIn(path13, value) {
+        if (Collection.isEmptyPath(path13)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path12), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path13), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path12, value);
+          this.contents.setIn(path13, value);
         }
       }
       /**
@@ -9018,9 +9018,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path12) => {
+    visit.itemAtPath = (cst, path13) => {
       let item = cst;
-      for (const [field, index] of path12) {
+      for (const [field, index] of path13) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9029,23 +9029,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path12) => {
-      const parent = visit.itemAtPath(cst, path12.slice(0, -1));
-      const field = path12[path12.length - 1][0];
+    visit.parentCollection = (cst, path13) => {
+      const parent = visit.itemAtPath(cst, path13.slice(0, -1));
+      const field = path13[path13.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path12, item, visitor) {
-      let ctrl = visitor(item, path12);
+    function _visit(path13, item, visitor) {
+      let ctrl = visitor(item, path13);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path12.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path13.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9056,10 +9056,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path12);
+            ctrl = ctrl(item, path13);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path12) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path13) : ctrl;
     }
     exports.visit = visit;
   }
@@ -14187,8 +14187,8 @@ var require_utils = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path12) {
-      let input = path12;
+    function removeDotSegments(path13) {
+      let input = path13;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -14262,11 +14262,11 @@ var require_utils = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path12) {
-      if (path12 === "" || path12[0] === "/") {
-        return removeDotSegments(path12);
+    function removeDotSegmentsRelative(path13) {
+      if (path13 === "" || path13[0] === "/") {
+        return removeDotSegments(path13);
       }
-      const segments = path12.split("/");
+      const segments = path13.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -14629,8 +14629,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path12 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path12 && path12 !== "/" ? path12 : void 0;
+        const path13 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path13 && path13 !== "/" ? path13 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -20231,8 +20231,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path12, { windows } = {}) => {
-      const segs = path12.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path13, { windows } = {}) => {
+      const segs = path13.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -23272,9 +23272,9 @@ var CONFIG_SCHEMA = {
     }
   }
 };
-function schemaAt(path12) {
+function schemaAt(path13) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path12) {
+  for (const segment of path13) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -23287,8 +23287,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path12) {
-  return path12.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path13) {
+  return path13.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -23296,33 +23296,33 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path12 = [];
+  const path13 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path12.push(Number(key));
+      path13.push(Number(key));
       value = value[Number(key)];
     } else {
-      path12.push(key);
+      path13.push(key);
       value = value?.[key];
     }
   }
-  return { path: path12, value };
+  return { path: path13, value };
 }
 var BOUNDS = /* @__PURE__ */ new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]);
 function fromAjv(error, raw) {
-  const { path: path12, value } = toKeyPath(error.instancePath, raw);
+  const { path: path13, value } = toKeyPath(error.instancePath, raw);
   if (error.keyword === "additionalProperties") {
     const key = String(error.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path12)?.properties ?? {});
-    const full = [...path12, key];
+    const valid = Object.keys(schemaAt(path13)?.properties ?? {});
+    const full = [...path13, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path12)?.description ?? "valid";
+  const expected = schemaAt(path13)?.description ?? "valid";
   const bound = BOUNDS.has(error.keyword) ? `; ${error.message}` : "";
-  if (path12.length === 0) return { path: path12, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path12, message: `'${formatKeyPath(path12)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path13.length === 0) return { path: path13, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path13, message: `'${formatKeyPath(path13)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -23338,8 +23338,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path12 = ["budgets", name];
-        problems.push({ path: path12, message: `'${formatKeyPath(path12)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path13 = ["budgets", name];
+        problems.push({ path: path13, message: `'${formatKeyPath(path13)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -23366,10 +23366,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path12) {
+function lineOf(doc, lines, path13) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path12) {
+  for (const segment of path13) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -23388,16 +23388,16 @@ function lineOf(doc, lines, path12) {
 }
 
 // src/config/loadConfig.ts
-function loadConfig(path12) {
+function loadConfig(path13) {
   let text;
   try {
-    text = readFileSync(path12, "utf8");
+    text = readFileSync(path13, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path12}: config file not found; check the path or create it`);
-    throw new UserError(`${path12}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path13}: config file not found; check the path or create it`);
+    throw new UserError(`${path13}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path12);
+  return parseConfig(text, path13);
 }
 function parseConfig(text, where) {
   const lines = new import_yaml2.LineCounter();
@@ -24854,12 +24854,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path12, model, opts) {
+function loadDataset(path13, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path12} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path13} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path12);
+  const arrays = readArrays(path13);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -24868,7 +24868,7 @@ function loadDataset(path12, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path12}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path13}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -24877,37 +24877,37 @@ function loadDataset(path12, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path12}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path13}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path12, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path12, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path13, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path13, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path12}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path13}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path12}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path13}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path12, y, count3);
+  if (y) labels = toLabels(path13, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path12}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path13}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path12, count: count3, inputs, labels };
+  return { path: path13, count: count3, inputs, labels };
 }
-function checkInput(path12, spec, name, arr, modelName) {
-  const subject = `${path12}: array '${name}'`;
+function checkInput(path13, spec, name, arr, modelName) {
+  const subject = `${path13}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -24930,7 +24930,7 @@ function checkInput(path12, spec, name, arr, modelName) {
   }
 }
 var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path12, name, arr) {
+function checkFinite(path13, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -24941,7 +24941,7 @@ function checkFinite(path12, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path12}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path13}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -24960,8 +24960,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path12, y, count3) {
-  const subject = `${path12}: label array '${LABELS}'`;
+function toLabels(path13, y, count3) {
+  const subject = `${path13}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -25329,8 +25329,8 @@ var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
 var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH2 = "\u2014";
 var TOP_CLASSES = 5;
-function baseName(path12) {
-  return path12.split(/[\\/]/).pop() || path12;
+function baseName(path13) {
+  return path13.split(/[\\/]/).pop() || path13;
 }
 function cell3(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
@@ -29539,8 +29539,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path12, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path12]);
+function messageDesc(file, path13, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path13]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -32104,8 +32104,8 @@ function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
 }
 
 // src/pipeline/guardedRun.ts
-import * as os5 from "node:os";
-import * as path11 from "node:path";
+import * as os4 from "node:os";
+import * as path12 from "node:path";
 
 // src/io/outputDir.ts
 import * as fs11 from "node:fs";
@@ -32326,82 +32326,7 @@ function stageOf(label) {
 
 // src/pipeline/run.ts
 import * as fs15 from "node:fs";
-import * as os4 from "node:os";
-import * as path10 from "node:path";
-
-// src/measure/funnel.ts
-var FLOAT_SIZE = { 1: 4, 10: 2, 11: 8, 16: 2 };
-var MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
-function weightFacts(model) {
-  const index = new GraphIndex(model.graph);
-  const density = /* @__PURE__ */ new Map();
-  let sparseBytes = 0;
-  for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
-    const v = tensorToFloat32(t);
-    let nonzero = 0;
-    for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
-    density.set(t.name, v.length ? nonzero / v.length : 1);
-  }
-  const macNodes = index.order.filter((n) => MAC_OPS2.has(n.opType));
-  const cost = modelCost(model);
-  let sparseMacs = 0;
-  cost.nodes.forEach((c, k) => {
-    if (c.macs === null) return;
-    const node = macNodes[k];
-    const weight = node.opType === "MatMul" ? node.input.find((i2) => index.initializers.has(i2) && tensorDims(index.initializers.get(i2)).length >= 2) : node.input[1];
-    const t = weight ? index.initializers.get(weight) : void 0;
-    const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
-    sparseMacs += c.macs * d;
-  });
-  return { sparseBytes, sparseMacs };
-}
-function mannWhitneyP(x2, y) {
-  const n1 = x2.length;
-  const n2 = y.length;
-  if (n1 === 0 || n2 === 0) return 1;
-  const all = [...x2.map((v) => ({ v, first: true })), ...y.map((v) => ({ v, first: false }))].sort((a, b) => a.v - b.v);
-  const n = all.length;
-  let rankSumX = 0;
-  let ties = 0;
-  for (let i2 = 0; i2 < n; ) {
-    let j = i2;
-    while (j + 1 < n && all[j + 1].v === all[i2].v) j++;
-    const rank = (i2 + j) / 2 + 1;
-    for (let k = i2; k <= j; k++) if (all[k].first) rankSumX += rank;
-    const t = j - i2 + 1;
-    ties += t * t * t - t;
-    i2 = j + 1;
-  }
-  const u = rankSumX - n1 * (n1 + 1) / 2;
-  const mean2 = n1 * n2 / 2;
-  const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
-  if (!(variance > 0)) return 1;
-  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
-  return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
-}
-var SPEED_ALPHA = 0.05;
-var ratioOr1 = (a, b) => b > 0 ? a / b : 1;
-function speedFunnel(input) {
-  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
-  const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
-  const measured = denseSamples.length > 0 && stepSamples.length > 0;
-  const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
-  const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
-  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
-  return {
-    batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
-    params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
-    flops_ratio: ratioOr1(step.flops, dense.flops),
-    sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
-    ideal_speedup: idealSpeedup,
-    speedup,
-    efficiency: speedup === null ? null : speedup / idealSpeedup,
-    p_value: p,
-    speed
-  };
-}
+import * as path11 from "node:path";
 
 // src/onnx/preflight.ts
 var MAX_ONNX_OPSET = 26;
@@ -32631,12 +32556,12 @@ function layoutForNode(node, name, dims) {
       return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
   }
 }
-var MAC_OPS3 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+var MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
 function reductionLayout(index, name) {
   const t = index.initializers.get(name);
   if (!t) return "not in the model";
   const dims = tensorDims(t);
-  const users = index.consumersOf(name).filter((n) => MAC_OPS3.has(n.opType));
+  const users = index.consumersOf(name).filter((n) => MAC_OPS2.has(n.opType));
   if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
   let found;
   for (const node of users) {
@@ -36524,8 +36449,7 @@ async function tryBatchNorm(model, calib, config, accept, currentScore, reject) 
 
 // src/pipeline/gradual.ts
 import * as fs14 from "node:fs";
-import * as os3 from "node:os";
-import * as path9 from "node:path";
+import * as path10 from "node:path";
 
 // src/prune/structured/channels.ts
 function countChannels(model, protectedTensors) {
@@ -36543,6 +36467,116 @@ function countChannels(model, protectedTensors) {
     if (g2.size > 1) removable += g2.size;
   }
   return { remaining, removable };
+}
+
+// src/pipeline/ledgerFile.ts
+import * as os3 from "node:os";
+import * as path9 from "node:path";
+function classChanges2(dense, final, labels, classes) {
+  const support = classSupport(labels, classes);
+  const changes = [];
+  dense.per_class.forEach((d, c) => {
+    const f = final.per_class[c];
+    if (d === null || f === null) return;
+    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+function writeLedger(req, provider, model) {
+  const ledger = {
+    schema: LEDGER_SCHEMA,
+    verdict: model.verdict,
+    tool: { name: "prune-guard", version: VERSION },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime: {
+      onnxruntime: onnxruntimeVersion(),
+      provider: provider.provider,
+      ...provider.note ? { notes: [provider.note] } : {},
+      threads: req.config.latency.threads || os3.availableParallelism(),
+      platform: `${process.platform}-${process.arch}`
+    },
+    models: [model]
+  };
+  const markdown = renderMarkdown(ledger);
+  const ledgerPath = path9.join(req.out, "ledger.json");
+  const markdownPath = path9.join(req.out, "ledger.md");
+  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(markdownPath, markdown);
+  return { ledger, markdown, ledgerPath, markdownPath };
+}
+
+// src/measure/funnel.ts
+var FLOAT_SIZE = { 1: 4, 10: 2, 11: 8, 16: 2 };
+var MAC_OPS3 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+function weightFacts(model) {
+  const index = new GraphIndex(model.graph);
+  const density = /* @__PURE__ */ new Map();
+  let sparseBytes = 0;
+  for (const t of index.initializers.values()) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const v = tensorToFloat32(t);
+    let nonzero = 0;
+    for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
+    density.set(t.name, v.length ? nonzero / v.length : 1);
+  }
+  const macNodes = index.order.filter((n) => MAC_OPS3.has(n.opType));
+  const cost = modelCost(model);
+  let sparseMacs = 0;
+  cost.nodes.forEach((c, k) => {
+    if (c.macs === null) return;
+    const node = macNodes[k];
+    const weight = node.opType === "MatMul" ? node.input.find((i2) => index.initializers.has(i2) && tensorDims(index.initializers.get(i2)).length >= 2) : node.input[1];
+    const t = weight ? index.initializers.get(weight) : void 0;
+    const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
+    sparseMacs += c.macs * d;
+  });
+  return { sparseBytes, sparseMacs };
+}
+function mannWhitneyP(x2, y) {
+  const n1 = x2.length;
+  const n2 = y.length;
+  if (n1 === 0 || n2 === 0) return 1;
+  const all = [...x2.map((v) => ({ v, first: true })), ...y.map((v) => ({ v, first: false }))].sort((a, b) => a.v - b.v);
+  const n = all.length;
+  let rankSumX = 0;
+  let ties = 0;
+  for (let i2 = 0; i2 < n; ) {
+    let j = i2;
+    while (j + 1 < n && all[j + 1].v === all[i2].v) j++;
+    const rank = (i2 + j) / 2 + 1;
+    for (let k = i2; k <= j; k++) if (all[k].first) rankSumX += rank;
+    const t = j - i2 + 1;
+    ties += t * t * t - t;
+    i2 = j + 1;
+  }
+  const u = rankSumX - n1 * (n1 + 1) / 2;
+  const mean2 = n1 * n2 / 2;
+  const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
+  if (!(variance > 0)) return 1;
+  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
+  return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
+}
+var SPEED_ALPHA = 0.05;
+var ratioOr1 = (a, b) => b > 0 ? a / b : 1;
+function speedFunnel(input) {
+  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
+  const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
+  const measured = denseSamples.length > 0 && stepSamples.length > 0;
+  const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
+  const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
+  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
+  return {
+    batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
+    params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
+    flops_ratio: ratioOr1(step.flops, dense.flops),
+    sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
+    ideal_speedup: idealSpeedup,
+    speedup,
+    efficiency: speedup === null ? null : speedup / idealSpeedup,
+    p_value: p,
+    speed
+  };
 }
 
 // src/pipeline/timeSteps.ts
@@ -36628,7 +36662,7 @@ async function runGradual(input, progress) {
   }
   const targets = cubicSchedule(initial, config.sparsity, config.scheduleSteps);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config.sparsity)} (${targets.map(pct4).join(", ")})`);
-  const stepsRoot = path9.join(req.out, "steps");
+  const stepsRoot = path10.join(req.out, "steps");
   fs14.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config, progress, provider };
   const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
@@ -36655,7 +36689,7 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
     }
-    progress.note(`pruning ${path9.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.note(`pruning ${path10.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
     const stepConfig = { ...config, method: structured ? "structured" : config.method, sparsity: stepSparsity };
     const pruned = await pruneModel(current, stepConfig, { modelPath: req.model, calib });
     if (config.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
@@ -36669,10 +36703,10 @@ async function runGradual(input, progress) {
       "prune-guard.scope": config.scope,
       "prune-guard.target_sparsity": String(target),
       "prune-guard.schedule_step": `${t}/${targets.length}`,
-      "prune-guard.source": path9.basename(req.model),
+      "prune-guard.source": path10.basename(req.model),
       "prune-guard.recovery": config.recovery
     });
-    const dir = path9.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const dir = path10.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     fs14.mkdirSync(dir, { recursive: true });
     const pruneArtifact = stepFile(dir, 1, "prune");
     saveModel(pruned.model, pruneArtifact);
@@ -36809,28 +36843,6 @@ function protectedFor(dense, kept) {
   const keep = new Set(kept.map((w) => w.initializer));
   return new Set(all.map((w) => w.initializer).filter((n) => !keep.has(n)));
 }
-function writeLedger(req, provider, model) {
-  const ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict: model.verdict,
-    tool: { name: "prune-guard", version: VERSION },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: provider.provider,
-      ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os3.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`
-    },
-    models: [model]
-  };
-  const markdown = renderMarkdown(ledger);
-  const ledgerPath = path9.join(req.out, "ledger.json");
-  const markdownPath = path9.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
-}
 
 // src/pipeline/run.ts
 var IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "distill", "command", "auto"]);
@@ -36841,17 +36853,7 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path10.join(out, `${path10.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
-}
-function classChanges2(dense, final, labels, classes) {
-  const support = classSupport(labels, classes);
-  const changes = [];
-  dense.per_class.forEach((d, c) => {
-    const f = final.per_class[c];
-    if (d === null || f === null) return;
-    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+  return path11.join(out, `${path11.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   const { config } = req;
@@ -36864,7 +36866,7 @@ async function runPipeline(req, progress) {
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const outPath = prunedPath(req.out, req.model);
-  if (path10.resolve(outPath) === path10.resolve(req.model)) {
+  if (path11.resolve(outPath) === path11.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkRecoveryInputs(config, calib);
@@ -36873,7 +36875,7 @@ async function runPipeline(req, progress) {
   if (provider.note) progress.note(provider.note);
   if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
-  progress.note(`pruning ${path10.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path11.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
@@ -36881,11 +36883,11 @@ async function runPipeline(req, progress) {
     "prune-guard.method": config.method,
     "prune-guard.scope": config.scope,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path10.basename(req.model)
+    "prune-guard.source": path11.basename(req.model)
   });
   setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
   fs15.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path10.join(req.out, "steps");
+  const stepsDir = path11.join(req.out, "steps");
   const staged = hasRecoverySteps(config, calib);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
   if (staged) fs15.mkdirSync(stepsDir, { recursive: true });
@@ -36909,21 +36911,7 @@ async function runPipeline(req, progress) {
     measured.push(m);
   }
   if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
-  const artifacts = measured.map((m) => m.step.artifact);
-  progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
-  progress.stop();
-  measured.forEach((m, i2) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
-    m.step.latency = m.step.latency_by_batch[0];
-  });
-  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
-  measured.forEach((m, i2) => {
-    m.step.sparse_bytes = facts[i2].sparseBytes;
-    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
-  });
-  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
+  const samples = await timeSteps(measured, data, config, provider.provider, progress);
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
   const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges2(steps[0], final, data.labels, denseStep2.preds.classes));
@@ -36943,26 +36931,7 @@ async function runPipeline(req, progress) {
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
     ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
   };
-  const ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict,
-    tool: { name: "prune-guard", version: VERSION },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: provider.provider,
-      ...provider.note ? { notes: [provider.note] } : {},
-      threads: config.latency.threads || os4.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`
-    },
-    models: [modelLedger]
-  };
-  const markdown = renderMarkdown(ledger);
-  const ledgerPath = path10.join(req.out, "ledger.json");
-  const markdownPath = path10.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
+  return writeLedger(req, provider, modelLedger);
 }
 
 // src/pipeline/guardedRun.ts
@@ -36984,7 +36953,7 @@ function timedOutLedger(req, t) {
     runtime: {
       onnxruntime: onnxruntimeVersion(),
       provider: "cpu",
-      threads: req.config.latency.threads || os5.availableParallelism(),
+      threads: req.config.latency.threads || os4.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [],
@@ -36993,8 +36962,8 @@ function timedOutLedger(req, t) {
 }
 function stageLedger(out, ledger) {
   const markdown = renderMarkdown(ledger);
-  writeFileAtomic(path11.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path11.join(out.staging, "ledger.md"), markdown);
+  writeFileAtomic(path12.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(path12.join(out.staging, "ledger.md"), markdown);
   return { markdown };
 }
 function infeasibleBudgetNotes(req) {
@@ -37009,7 +36978,7 @@ function infeasibleBudgetNotes(req) {
   return notes;
 }
 async function runGuarded(req, progress) {
-  if (path11.resolve(prunedPath(req.out, req.model)) === path11.resolve(req.model)) {
+  if (path12.resolve(prunedPath(req.out, req.model)) === path12.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
@@ -37018,8 +36987,8 @@ async function runGuarded(req, progress) {
     onWait: (m) => progress.note(m)
   });
   const deadline = new Deadline(req.config.timeBudget);
-  const ledgerPath = path11.join(req.out, "ledger.json");
-  const markdownPath = path11.join(req.out, "ledger.md");
+  const ledgerPath = path12.join(req.out, "ledger.json");
+  const markdownPath = path12.join(req.out, "ledger.md");
   try {
     let ledger;
     try {
@@ -37029,7 +36998,7 @@ async function runGuarded(req, progress) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path11.basename(prunedPath(req.out, req.model)));
+      out.retire(path12.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
     const { markdown } = stageLedger(out, ledger);

@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path15 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path16 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path15 && path15[0] !== "/") {
-          path15 = `/${path15}`;
+        if (path16 && path16[0] !== "/") {
+          path16 = `/${path16}`;
         }
-        return new URL(`${origin}${path15}`);
+        return new URL(`${origin}${path16}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path15, origin }
+          request: { method, path: path16, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path15);
+        debuglog("sending request to %s %s/%s", method, origin, path16);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path15, origin },
+          request: { method, path: path16, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path15,
+          path16,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path15, origin }
+          request: { method, path: path16, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path15);
+        debuglog("trailers received from %s %s/%s", method, origin, path16);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path15, origin },
+          request: { method, path: path16, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path15,
+          path16,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path15, origin }
+            request: { method, path: path16, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path15);
+          debuglog("sending request to %s %s/%s", method, origin, path16);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path15,
+        path: path16,
         method,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path15 !== "string") {
+        if (typeof path16 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path15[0] !== "/" && !(path15.startsWith("http://") || path15.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path16[0] !== "/" && !(path16.startsWith("http://") || path16.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path15)) {
+        } else if (invalidPathRegex.test(path16)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path15, query) : path15;
+        this.path = query ? buildURL(path16, query) : path16;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method, path: path15, host, upgrade, blocking, reset } = request2;
+      const { method, path: path16, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path15} HTTP/1.1\r
+      let header = `${method} ${path16} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method, path: path15, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method, path: path16, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path15;
+      headers[HTTP2_HEADER_PATH] = path16;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path15 = search ? `${pathname}${search}` : pathname;
+        const path16 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path15;
+        this.opts.path = path16;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path15 = "/",
+          path: path16 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path15;
+        opts.path = origin + path16;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path15) {
-      if (typeof path15 !== "string") {
-        return path15;
+    function safeUrl(path16) {
+      if (typeof path16 !== "string") {
+        return path16;
       }
-      const pathSegments = path15.split("?");
+      const pathSegments = path16.split("?");
       if (pathSegments.length !== 2) {
-        return path15;
+        return path16;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path15, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path15);
+    function matchKey(mockDispatch2, { path: path16, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path16);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path15 }) => matchValue(safeUrl(path15), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path16 }) => matchValue(safeUrl(path16), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path15, method, body, headers, query } = opts;
+      const { path: path16, method, body, headers, query } = opts;
       return {
-        path: path15,
+        path: path16,
         method,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path15, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path16, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path15,
+            Path: path16,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path15) {
-      for (let i2 = 0; i2 < path15.length; ++i2) {
-        const code = path15.charCodeAt(i2);
+    function validateCookiePath(path16) {
+      for (let i2 = 0; i2 < path16.length; ++i2) {
+        const code = path16.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path15 = opts.path;
+          let path16 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path15 = `/${path15}`;
+            path16 = `/${path16}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path15);
+          url = new URL(util.parseOrigin(url).origin + path16);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path15 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path15} does not exist${EOL5}`);
+            const path16 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path16} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -25535,9 +25535,9 @@ var init_schedule = __esm({
 });
 
 // src/config/schema.ts
-function schemaAt(path15) {
+function schemaAt(path16) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path15) {
+  for (const segment of path16) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -27174,12 +27174,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path15, model, opts) {
+function loadDataset(path16, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path15} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path16} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path15);
+  const arrays = readArrays(path16);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -27188,7 +27188,7 @@ function loadDataset(path15, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path15}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path16}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -27197,37 +27197,37 @@ function loadDataset(path15, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path15}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path16}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path15, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path15, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path16, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path16, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path15}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path16}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path15}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path16}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path15, y, count2);
+  if (y) labels = toLabels(path16, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path15}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path16}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path15, count: count2, inputs, labels };
+  return { path: path16, count: count2, inputs, labels };
 }
-function checkInput(path15, spec, name, arr, modelName) {
-  const subject = `${path15}: array '${name}'`;
+function checkInput(path16, spec, name, arr, modelName) {
+  const subject = `${path16}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -27249,7 +27249,7 @@ function checkInput(path15, spec, name, arr, modelName) {
     }
   }
 }
-function checkFinite(path15, name, arr) {
+function checkFinite(path16, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -27260,7 +27260,7 @@ function checkFinite(path15, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path15}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path16}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -27279,8 +27279,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path15, y, count2) {
-  const subject = `${path15}: label array '${LABELS}'`;
+function toLabels(path16, y, count2) {
+  const subject = `${path16}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -27367,6234 +27367,6 @@ var init_dataset = __esm({
     SINGLE_INPUT = "x";
     INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
     FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-  }
-});
-
-// node_modules/markdown-table/index.js
-function defaultStringLength(value) {
-  return value.length;
-}
-function markdownTable(table3, options) {
-  const settings = options || {};
-  const align = (settings.align || []).concat();
-  const stringLength = settings.stringLength || defaultStringLength;
-  const alignments = [];
-  const cellMatrix = [];
-  const sizeMatrix = [];
-  const longestCellByColumn = [];
-  let mostCellsPerRow = 0;
-  let rowIndex = -1;
-  while (++rowIndex < table3.length) {
-    const row2 = [];
-    const sizes2 = [];
-    let columnIndex2 = -1;
-    if (table3[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table3[rowIndex].length;
-    }
-    while (++columnIndex2 < table3[rowIndex].length) {
-      const cell5 = serialize(table3[rowIndex][columnIndex2]);
-      if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell5);
-        sizes2[columnIndex2] = size;
-        if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
-          longestCellByColumn[columnIndex2] = size;
-        }
-      }
-      row2.push(cell5);
-    }
-    cellMatrix[rowIndex] = row2;
-    sizeMatrix[rowIndex] = sizes2;
-  }
-  let columnIndex = -1;
-  if (typeof align === "object" && "length" in align) {
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = toAlignment(align[columnIndex]);
-    }
-  } else {
-    const code = toAlignment(align);
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = code;
-    }
-  }
-  columnIndex = -1;
-  const row = [];
-  const sizes = [];
-  while (++columnIndex < mostCellsPerRow) {
-    const code = alignments[columnIndex];
-    let before = "";
-    let after = "";
-    if (code === 99) {
-      before = ":";
-      after = ":";
-    } else if (code === 108) {
-      before = ":";
-    } else if (code === 114) {
-      after = ":";
-    }
-    let size = settings.alignDelimiters === false ? 1 : Math.max(
-      1,
-      longestCellByColumn[columnIndex] - before.length - after.length
-    );
-    const cell5 = before + "-".repeat(size) + after;
-    if (settings.alignDelimiters !== false) {
-      size = before.length + size + after.length;
-      if (size > longestCellByColumn[columnIndex]) {
-        longestCellByColumn[columnIndex] = size;
-      }
-      sizes[columnIndex] = size;
-    }
-    row[columnIndex] = cell5;
-  }
-  cellMatrix.splice(1, 0, row);
-  sizeMatrix.splice(1, 0, sizes);
-  rowIndex = -1;
-  const lines2 = [];
-  while (++rowIndex < cellMatrix.length) {
-    const row2 = cellMatrix[rowIndex];
-    const sizes2 = sizeMatrix[rowIndex];
-    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
-    columnIndex = -1;
-    const line = [];
-    while (++columnIndex < cellsInRow) {
-      const cell5 = row2[columnIndex] || "";
-      let before = "";
-      let after = "";
-      if (settings.alignDelimiters !== false) {
-        const size = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
-        const code = alignments[columnIndex];
-        if (code === 114) {
-          before = " ".repeat(size);
-        } else if (code === 99) {
-          const half = size / 2;
-          if (size % 2) {
-            before = " ".repeat(half + 0.5);
-            after = " ".repeat(half - 0.5);
-          } else {
-            before = " ".repeat(half);
-            after = before;
-          }
-        } else {
-          after = " ".repeat(size);
-        }
-      }
-      if (settings.delimiterStart !== false && !columnIndex) {
-        line.push("|");
-      }
-      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
-      // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell5 === "") && (settings.delimiterStart !== false || columnIndex)) {
-        line.push(" ");
-      }
-      if (settings.alignDelimiters !== false) {
-        line.push(before);
-      }
-      line.push(cell5);
-      if (settings.alignDelimiters !== false) {
-        line.push(after);
-      }
-      if (settings.padding !== false) {
-        line.push(" ");
-      }
-      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
-        line.push("|");
-      }
-    }
-    lines2.push(
-      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
-    );
-  }
-  return lines2.join("\n");
-}
-function serialize(value) {
-  return value === null || value === void 0 ? "" : String(value);
-}
-function toAlignment(value) {
-  const code = typeof value === "string" ? value.codePointAt(0) : 0;
-  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
-}
-var init_markdown_table = __esm({
-  "node_modules/markdown-table/index.js"() {
-  }
-});
-
-// src/ledger/format.ts
-function signed(text) {
-  return text.startsWith("-") ? MINUS + text.slice(1) : text;
-}
-function fixed(x2, digits) {
-  const text = x2.toFixed(digits);
-  return Number(text) === 0 ? 0 .toFixed(digits) : signed(text);
-}
-function percent(fraction, digits = 1) {
-  return `${fixed(fraction * 100, digits)}%`;
-}
-function points(fraction, digits = 2) {
-  return `${fixed(fraction * 100, digits)} pt`;
-}
-function signedPoints(fraction, digits = 1) {
-  const text = fixed(fraction * 100, digits);
-  if (Number(text.replace(MINUS, "-")) === 0) return `\xB1${text} pt`;
-  return text.startsWith(MINUS) ? `${text} pt` : `+${text} pt`;
-}
-function ms2(x2) {
-  return `${fixed(x2, 2)} ms`;
-}
-function ratio(x2, digits = 2) {
-  return `${fixed(x2, digits)}x`;
-}
-function bytes(n) {
-  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
-  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
-  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
-  return `${fixed(n / 1024 ** 3, 2)} GiB`;
-}
-function count(n) {
-  for (const [suffix, size] of COUNT_UNITS) {
-    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
-  }
-  return fixed(n, 0);
-}
-var MINUS, COUNT_UNITS;
-var init_format = __esm({
-  "src/ledger/format.ts"() {
-    "use strict";
-    MINUS = "\u2212";
-    COUNT_UNITS = [
-      ["G", 1e9],
-      ["M", 1e6],
-      ["k", 1e3]
-    ];
-  }
-});
-
-// src/ledger/renderSensitivity.ts
-function damage(l) {
-  const first = l.points[0];
-  const last = l.points[l.points.length - 1];
-  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
-}
-function bySensitivity(layers) {
-  return [...layers].sort((a, b) => {
-    const [da, na] = damage(a);
-    const [db, nb] = damage(b);
-    return db - da || nb - na || a.name.localeCompare(b.name);
-  });
-}
-function shortName(name, max2 = 28) {
-  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
-}
-function sensitivityChart(s) {
-  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
-  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
-  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
-  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
-  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
-  return [
-    "```mermaid",
-    "xychart-beta",
-    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
-    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
-    `    y-axis ${quoted(metric)} ${low} --> 100`,
-    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
-    "```"
-  ].join("\n");
-}
-function sensitivitySection(s) {
-  const ordered = bySensitivity(s.layers);
-  const shown = ordered.slice(0, CHART_LAYERS);
-  const acc2 = s.against === "labels" ? "acc" : "agree";
-  const nll = s.against === "labels" ? "NLL" : "KL";
-  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
-  const rows2 = ordered.map((l) => {
-    const line = shown.indexOf(l);
-    return [
-      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
-      String(l.size),
-      ...s.ratios.map((r) => {
-        const p = l.points.find((q) => q.ratio === r);
-        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
-      }),
-      `**${percent(l.allocated)}**`,
-      l.seconds.toFixed(2)
-    ];
-  });
-  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
-  return [
-    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
-    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
-    sensitivityChart(s),
-    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
-  ].join("\n\n");
-}
-var CHART_LAYERS, cell, quoted;
-var init_renderSensitivity = __esm({
-  "src/ledger/renderSensitivity.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_format();
-    CHART_LAYERS = 5;
-    cell = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-    quoted = (text) => `"${text.replace(/"/g, "'")}"`;
-  }
-});
-
-// src/ledger/renderSchedule.ts
-function scheduleSection(model) {
-  const s = model.schedule;
-  if (!s) return void 0;
-  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
-  const structured = s.steps.some((r) => r.channels_removed !== void 0);
-  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
-  const rows2 = s.steps.map((r) => [
-    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
-    percent(r.target),
-    percent(r.sparsity),
-    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
-    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
-    r.accuracy === null ? DASH : percent(r.accuracy, 2),
-    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
-    bytes(r.size_bytes),
-    ...names.map((n) => {
-      const b = r.budgets.find((x2) => x2.name === n);
-      return b ? ICON[b.verdict] : DASH;
-    }),
-    `${ICON[r.verdict]} ${r.verdict}`
-  ]);
-  const ran = s.steps.length;
-  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
-  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
-  return [
-    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
-    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
-    stop,
-    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
-  ].join("\n\n");
-}
-var ICON, DASH, cell2;
-var init_renderSchedule = __esm({
-  "src/ledger/renderSchedule.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_format();
-    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    DASH = "\u2014";
-    cell2 = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-  }
-});
-
-// src/ledger/render.ts
-function baseName(path15) {
-  return path15.split(/[\\/]/).pop() || path15;
-}
-function cell3(text) {
-  return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-}
-function table(rows2) {
-  return markdownTable(
-    rows2.map((row) => row.map(cell3)),
-    { alignDelimiters: false }
-  );
-}
-function denseStep(model) {
-  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
-}
-function finalStep(model) {
-  return model.steps.at(-1);
-}
-function renderHeadline(model) {
-  const dense = denseStep(model);
-  const final2 = finalStep(model);
-  const parts = [];
-  if (dense && final2) {
-    parts.push(`${percent(final2.sparsity)} sparse`);
-    if (dense.latency && final2.latency && dense.latency.batch === final2.latency.batch && final2.latency.p50_ms > 0) {
-      const speedup = dense.latency.p50_ms / final2.latency.p50_ms;
-      if (final2.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
-      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
-    }
-    if (dense.accuracy != null && final2.accuracy != null) {
-      parts.push(`${signedPoints(final2.accuracy - dense.accuracy)} accuracy`);
-    }
-  } else {
-    parts.push("no steps measured");
-  }
-  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
-}
-function budgetValue(name, x2) {
-  switch (name) {
-    case "accuracy-drop":
-    case "class-accuracy-drop":
-    case "ece-increase":
-    case "shift-accuracy-drop":
-      return points(x2);
-    case "latency-regression":
-      return percent(x2);
-    case "min-speedup":
-      return ratio(x2);
-    case "p95-latency-ms":
-      return ms2(x2);
-    case "max-size-bytes":
-      return bytes(x2);
-  }
-}
-function intervalText(b) {
-  if (!b.ci) return "";
-  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
-  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
-  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
-}
-function budgetTable(budgets) {
-  if (budgets.length === 0) return "_No budgets checked._";
-  return table([
-    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
-    ...budgets.map((b) => [
-      `\`${b.name}\``,
-      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH2 : budgetValue(b.name, b.actual) + intervalText(b),
-      `${ICON2[b.verdict]} ${b.verdict}`,
-      b.detail
-    ])
-  ]);
-}
-function stepTable(steps) {
-  const batch = steps.find((s) => s.latency)?.latency?.batch;
-  const at = batch === void 0 ? "" : ` (b=${batch})`;
-  const latency = (s, key) => {
-    if (!s.latency) return DASH2;
-    const value = s.latency[key].toFixed(2);
-    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
-  };
-  return table([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
-    ...steps.map((s) => [
-      s.name,
-      percent(s.sparsity),
-      count(s.params),
-      count(s.nonzero_params),
-      count(s.flops),
-      bytes(s.size_bytes),
-      bytes(s.gzip_bytes),
-      orDash(s.accuracy, (x2) => percent(x2, 2)),
-      orDash(s.ece, (x2) => percent(x2, 2)),
-      orDash(s.agreement, (x2) => percent(x2, 2)),
-      latency(s, "p50_ms"),
-      latency(s, "p95_ms")
-    ])
-  ]);
-}
-function funnelSection(model) {
-  const steps = model.steps.filter((s) => s.funnel);
-  if (steps.length === 0) return void 0;
-  const dense = denseStep(model);
-  const batch = steps[0].funnel.batch;
-  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH2;
-  const speedCell = (s) => {
-    const f = s.funnel;
-    if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH2;
-    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
-    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
-  };
-  const lines2 = [
-    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
-    table([
-      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
-      ...steps.map((s) => {
-        const f = s.funnel;
-        const base = s === dense;
-        return [
-          s.name,
-          percent(f.params_ratio),
-          percent(f.flops_ratio),
-          percent(f.sparse_flops_ratio),
-          ratio(f.ideal_speedup),
-          p(s, "p50_ms"),
-          p(s, "p95_ms"),
-          speedCell(s),
-          base ? DASH2 : orDash(f.efficiency, (x2) => percent(x2, 0))
-        ];
-      })
-    ])
-  ];
-  const final2 = finalStep(model);
-  if (final2?.funnel && zerosNotSkipped(model.method)) {
-    const f = final2.funnel;
-    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
-    lines2.push(
-      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
-      table([
-        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
-        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
-      ])
-    );
-  }
-  return lines2.join("\n\n");
-}
-function classTable(model) {
-  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
-  if (lost.length === 0) return void 0;
-  return [
-    "**Classes that lost most**",
-    table([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
-      ...lost.map((c) => [
-        String(c.class),
-        percent(c.dense),
-        percent(c.pruned),
-        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
-        String(c.support)
-      ])
-    ])
-  ].join("\n\n");
-}
-function costTable(steps) {
-  const rows2 = steps.filter((s) => s.runtime_cost);
-  if (rows2.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH2;
-  return table([
-    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
-    ...rows2.map((s) => {
-      const c = s.runtime_cost;
-      return [
-        s.name,
-        withCi(s),
-        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
-        c.load_ms.toFixed(1),
-        c.throughput_samples_per_s === void 0 ? DASH2 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
-        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
-        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
-      ];
-    })
-  ]);
-}
-function predictionShiftTable(model) {
-  if (!model.prediction_shift?.length) return void 0;
-  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
-  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
-  return [
-    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
-    table([
-      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
-      ...model.prediction_shift.flatMap(
-        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
-      )
-    ])
-  ].join("\n\n");
-}
-function shiftTable(model) {
-  if (!model.shifts?.length) return void 0;
-  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
-  return [
-    "**Distribution shift**",
-    table([
-      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
-      ...model.shifts.map((s) => [
-        s.name,
-        s.source,
-        String(s.samples),
-        percent(s.dense, 2),
-        percent(s.final, 2),
-        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
-        points(s.gap_change, 2)
-      ])
-    ])
-  ].join("\n\n");
-}
-function renderModel(model) {
-  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
-  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
-  if (model.steps.length > 0) sections.push(stepTable(model.steps));
-  const schedule = scheduleSection(model);
-  if (schedule) sections.push(schedule);
-  const funnel = funnelSection(model);
-  if (funnel) sections.push(funnel);
-  const classes = classTable(model);
-  if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell3(n)}`)].join("\n"));
-  const cost = costTable(model.steps);
-  if (cost) sections.push(cost);
-  const shifts = shiftTable(model);
-  if (shifts) sections.push(shifts);
-  const predicted = predictionShiftTable(model);
-  if (predicted) sections.push(predicted);
-  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
-  return sections.join("\n\n");
-}
-function renderMarkdown(ledger) {
-  const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
-
-${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
-  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
-  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
-  const t = ledger.timed_out;
-  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
-
-` : "";
-  return `${title}
-
-${timedOut}${models}
-
-${footer}
-`;
-}
-var WORD, ICON2, DASH2, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
-var init_render = __esm({
-  "src/ledger/render.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_renderSensitivity();
-    init_format();
-    init_renderSchedule();
-    WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-    ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    DASH2 = "\u2014";
-    TOP_CLASSES = 5;
-    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
-    orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
-    zerosNotSkipped = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
-  }
-});
-
-// node_modules/simple-statistics/dist/simple-statistics.mjs
-function quantileSorted(x2, p) {
-  var idx = (x2.length - 1) * p;
-  if (x2.length === 0) {
-    throw new Error("quantile requires at least one data point.");
-  } else if (p < 0 || p > 1) {
-    throw new Error("quantiles must be between 0 and 1");
-  } else if (p === 1) {
-    return x2[x2.length - 1];
-  } else if (p === 0) {
-    return x2[0];
-  } else if (idx % 1 !== 0) {
-    var lower = Math.floor(idx);
-    var upper = Math.ceil(idx);
-    var fraction = idx - lower;
-    return x2[lower] + fraction * (x2[upper] - x2[lower]);
-  } else {
-    return x2[idx];
-  }
-}
-function quickselect(arr, k, left, right) {
-  left = left || 0;
-  right = right || arr.length - 1;
-  while (right > left) {
-    if (right - left > 600) {
-      var n = right - left + 1;
-      var m = k - left + 1;
-      var z2 = Math.log(n);
-      var s = 0.5 * Math.exp(2 * z2 / 3);
-      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
-      if (m - n / 2 < 0) {
-        sd *= -1;
-      }
-      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
-      var newRight = Math.min(
-        right,
-        Math.floor(k + (n - m) * s / n + sd)
-      );
-      quickselect(arr, k, newLeft, newRight);
-    }
-    var t = arr[k];
-    var i2 = left;
-    var j = right;
-    swap(arr, left, k);
-    if (arr[right] > t) {
-      swap(arr, left, right);
-    }
-    while (i2 < j) {
-      swap(arr, i2, j);
-      i2++;
-      j--;
-      while (arr[i2] < t) {
-        i2++;
-      }
-      while (arr[j] > t) {
-        j--;
-      }
-    }
-    if (arr[left] === t) {
-      swap(arr, left, j);
-    } else {
-      j++;
-      swap(arr, j, right);
-    }
-    if (j <= k) {
-      left = j + 1;
-    }
-    if (k <= j) {
-      right = j - 1;
-    }
-  }
-}
-function swap(arr, i2, j) {
-  var tmp = arr[i2];
-  arr[i2] = arr[j];
-  arr[j] = tmp;
-}
-function quantile(x2, p) {
-  var copy = x2.slice();
-  if (Array.isArray(p)) {
-    multiQuantileSelect(copy, p);
-    var results = [];
-    for (var i2 = 0; i2 < p.length; i2++) {
-      results[i2] = quantileSorted(copy, p[i2]);
-    }
-    return results;
-  } else {
-    var idx = quantileIndex(copy.length, p);
-    quantileSelect(copy, idx, 0, copy.length - 1);
-    return quantileSorted(copy, p);
-  }
-}
-function quantileSelect(arr, k, left, right) {
-  if (k % 1 === 0) {
-    quickselect(arr, k, left, right);
-  } else {
-    k = Math.floor(k);
-    quickselect(arr, k, left, right);
-    quickselect(arr, k + 1, k + 1, right);
-  }
-}
-function multiQuantileSelect(arr, p) {
-  var positions = /* @__PURE__ */ new Set();
-  for (var i2 = 0; i2 < p.length; i2++) {
-    var idx = quantileIndex(arr.length, p[i2]);
-    positions.add(Math.floor(idx));
-    positions.add(Math.ceil(idx));
-  }
-  var indices = Array.from(positions).sort(compare);
-  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
-}
-function multiselect(arr, indices, lo, hi, left, right) {
-  if (lo > hi) {
-    return;
-  }
-  var mid = lo + hi >> 1;
-  quickselect(arr, indices[mid], left, right);
-  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
-  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
-}
-function compare(a, b) {
-  return a - b;
-}
-function quantileIndex(len, p) {
-  var idx = (len - 1) * p;
-  if (p === 1) {
-    return len - 1;
-  } else if (p === 0) {
-    return 0;
-  } else if (idx % 1 !== 0) {
-    return idx;
-  } else {
-    return idx;
-  }
-}
-function median(x2) {
-  return +quantile(x2, 0.5);
-}
-function cumulativeDistribution(z2) {
-  var sum = z2;
-  var tmp = z2;
-  for (var i2 = 1; i2 < 30; i2++) {
-    tmp *= z2 * z2 / (2 * i2 + 1);
-    sum += tmp;
-  }
-  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
-}
-function errorFunction(x2) {
-  var t = 1 / (1 + 0.5 * Math.abs(x2));
-  var tau = t * Math.exp(
-    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
-  );
-  if (x2 >= 0) {
-    return 1 - tau;
-  } else {
-    return tau - 1;
-  }
-}
-var BayesianClassifier, g, LOGSQRT2PI, SQRT_2PI$1, standardNormalTable, z, SQRT_2PI, PerceptronModel;
-var init_simple_statistics = __esm({
-  "node_modules/simple-statistics/dist/simple-statistics.mjs"() {
-    BayesianClassifier = function BayesianClassifier2() {
-      this.totalCount = 0;
-      this.data = {};
-    };
-    BayesianClassifier.prototype.train = function train(item, category) {
-      if (!this.data[category]) {
-        this.data[category] = {};
-      }
-      for (var k in item) {
-        var v = item[k];
-        if (this.data[category][k] === void 0) {
-          this.data[category][k] = {};
-        }
-        if (this.data[category][k][v] === void 0) {
-          this.data[category][k][v] = 0;
-        }
-        this.data[category][k][v]++;
-      }
-      this.totalCount++;
-    };
-    BayesianClassifier.prototype.score = function score(item) {
-      var odds = {};
-      var category;
-      for (var k in item) {
-        var v = item[k];
-        for (category in this.data) {
-          if (odds[category] === void 0) {
-            odds[category] = {};
-          }
-          if (this.data[category][k]) {
-            odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
-          } else {
-            odds[category][k + "_" + v] = 0;
-          }
-        }
-      }
-      var oddsSums = {};
-      for (category in odds) {
-        oddsSums[category] = 0;
-        for (var combination in odds[category]) {
-          oddsSums[category] += odds[category][combination];
-        }
-      }
-      return oddsSums;
-    };
-    g = 607 / 128;
-    LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
-    SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
-    standardNormalTable = [];
-    for (z = 0; z <= 3.09; z += 0.01) {
-      standardNormalTable.push(cumulativeDistribution(z));
-    }
-    SQRT_2PI = Math.sqrt(2 * Math.PI);
-    PerceptronModel = function PerceptronModel2() {
-      this.weights = [];
-      this.bias = 0;
-    };
-    PerceptronModel.prototype.predict = function predict(features) {
-      if (features.length !== this.weights.length) {
-        return null;
-      }
-      var score2 = 0;
-      for (var i2 = 0; i2 < this.weights.length; i2++) {
-        score2 += this.weights[i2] * features[i2];
-      }
-      score2 += this.bias;
-      if (score2 > 0) {
-        return 1;
-      } else {
-        return 0;
-      }
-    };
-    PerceptronModel.prototype.train = function train2(features, label2) {
-      if (label2 !== 0 && label2 !== 1) {
-        return null;
-      }
-      if (features.length !== this.weights.length) {
-        this.weights = features.slice();
-        this.bias = 1;
-      }
-      var prediction = this.predict(features);
-      if (typeof prediction === "number" && prediction !== label2) {
-        var gradient = label2 - prediction;
-        for (var i2 = 0; i2 < this.weights.length; i2++) {
-          this.weights[i2] += gradient * features[i2];
-        }
-        this.bias += gradient;
-      }
-      return this;
-    };
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/names.js
-function protoCamelCase(snakeCase) {
-  let capNext = false;
-  const b = [];
-  for (let i2 = 0; i2 < snakeCase.length; i2++) {
-    let c = snakeCase.charAt(i2);
-    switch (c) {
-      case "_":
-        capNext = true;
-        break;
-      case "0":
-      case "1":
-      case "2":
-      case "3":
-      case "4":
-      case "5":
-      case "6":
-      case "7":
-      case "8":
-      case "9":
-        b.push(c);
-        capNext = false;
-        break;
-      default:
-        if (capNext) {
-          capNext = false;
-          c = c.toUpperCase();
-        }
-        b.push(c);
-        break;
-    }
-  }
-  return b.join("");
-}
-function safeObjectProperty(name) {
-  return reservedObjectProperties.has(name) ? name + "$" : name;
-}
-var reservedObjectProperties;
-var init_names = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/names.js"() {
-    reservedObjectProperties = /* @__PURE__ */ new Set([
-      // names reserved by JavaScript
-      "constructor",
-      "toString",
-      "toJSON",
-      "valueOf"
-    ]);
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/wire/varint.js
-function varint64read() {
-  const buf = this.buf;
-  let pos = this.pos;
-  let lo = 0;
-  let hi = 0;
-  for (let shift = 0; shift < 28; shift += 7) {
-    const b = buf[pos++];
-    lo |= (b & 127) << shift;
-    if ((b & 128) == 0) {
-      this.pos = pos;
-      this.assertBounds();
-      this.varint64Lo = lo;
-      this.varint64Hi = hi;
-      return;
-    }
-  }
-  const middleByte = buf[pos++];
-  lo |= (middleByte & 15) << 28;
-  hi = (middleByte & 112) >> 4;
-  if ((middleByte & 128) == 0) {
-    this.pos = pos;
-    this.assertBounds();
-    this.varint64Lo = lo;
-    this.varint64Hi = hi;
-    return;
-  }
-  for (let shift = 3; shift <= 31; shift += 7) {
-    const b = buf[pos++];
-    hi |= (b & 127) << shift;
-    if ((b & 128) == 0) {
-      this.pos = pos;
-      this.assertBounds();
-      this.varint64Lo = lo;
-      this.varint64Hi = hi;
-      return;
-    }
-  }
-  throw new Error("invalid varint");
-}
-function int64FromString(dec) {
-  const minus = dec[0] === "-";
-  if (minus) {
-    dec = dec.slice(1);
-  }
-  const base = 1e6;
-  let lowBits = 0;
-  let highBits = 0;
-  function add1e6digit(begin, end) {
-    const digit1e6 = Number(dec.slice(begin, end));
-    highBits *= base;
-    lowBits = lowBits * base + digit1e6;
-    if (lowBits >= TWO_PWR_32_DBL) {
-      highBits = highBits + (lowBits / TWO_PWR_32_DBL | 0);
-      lowBits = lowBits % TWO_PWR_32_DBL;
-    }
-  }
-  add1e6digit(-24, -18);
-  add1e6digit(-18, -12);
-  add1e6digit(-12, -6);
-  add1e6digit(-6);
-  return minus ? negate(lowBits, highBits) : newBits(lowBits, highBits);
-}
-function int64ToString(lo, hi) {
-  let bits2 = newBits(lo, hi);
-  const negative = bits2.hi & 2147483648;
-  if (negative) {
-    bits2 = negate(bits2.lo, bits2.hi);
-  }
-  const result = uInt64ToString(bits2.lo, bits2.hi);
-  return negative ? "-" + result : result;
-}
-function uInt64ToString(lo, hi) {
-  ({ lo, hi } = toUnsigned(lo, hi));
-  if (hi <= 2097151) {
-    return String(TWO_PWR_32_DBL * hi + lo);
-  }
-  const low = lo & 16777215;
-  const mid = (lo >>> 24 | hi << 8) & 16777215;
-  const high = hi >> 16 & 65535;
-  let digitA = low + mid * 6777216 + high * 6710656;
-  let digitB = mid + high * 8147497;
-  let digitC = high * 2;
-  const base = 1e7;
-  if (digitA >= base) {
-    digitB += Math.floor(digitA / base);
-    digitA %= base;
-  }
-  if (digitB >= base) {
-    digitC += Math.floor(digitB / base);
-    digitB %= base;
-  }
-  return digitC.toString() + decimalFrom1e7WithLeadingZeros(digitB) + decimalFrom1e7WithLeadingZeros(digitA);
-}
-function toUnsigned(lo, hi) {
-  return { lo: lo >>> 0, hi: hi >>> 0 };
-}
-function newBits(lo, hi) {
-  return { lo: lo | 0, hi: hi | 0 };
-}
-function negate(lowBits, highBits) {
-  highBits = ~highBits;
-  if (lowBits) {
-    lowBits = ~lowBits + 1;
-  } else {
-    highBits += 1;
-  }
-  return newBits(lowBits, highBits);
-}
-function varint32write(value, bytes2) {
-  if (value >>> 0 < 128) {
-    bytes2.push(value);
-    return;
-  }
-  if (value >= 0) {
-    while (value > 127) {
-      bytes2.push(value & 127 | 128);
-      value = value >>> 7;
-    }
-    bytes2.push(value);
-  } else {
-    for (let i2 = 0; i2 < 9; i2++) {
-      bytes2.push(value & 127 | 128);
-      value = value >> 7;
-    }
-    bytes2.push(1);
-  }
-}
-function varint32read() {
-  let b = this.buf[this.pos++];
-  if ((b & 128) === 0) {
-    this.assertBounds();
-    return b;
-  }
-  let result = b & 127;
-  b = this.buf[this.pos++];
-  result |= (b & 127) << 7;
-  if ((b & 128) === 0) {
-    this.assertBounds();
-    return result;
-  }
-  b = this.buf[this.pos++];
-  result |= (b & 127) << 14;
-  if ((b & 128) === 0) {
-    this.assertBounds();
-    return result;
-  }
-  b = this.buf[this.pos++];
-  result |= (b & 127) << 21;
-  if ((b & 128) === 0) {
-    this.assertBounds();
-    return result;
-  }
-  b = this.buf[this.pos++];
-  result |= (b & 15) << 28;
-  for (let readBytes = 5; (b & 128) !== 0 && readBytes < 10; readBytes++)
-    b = this.buf[this.pos++];
-  if ((b & 128) !== 0)
-    throw new Error("invalid varint");
-  this.assertBounds();
-  return result >>> 0;
-}
-var TWO_PWR_32_DBL, decimalFrom1e7WithLeadingZeros;
-var init_varint = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/wire/varint.js"() {
-    TWO_PWR_32_DBL = 4294967296;
-    decimalFrom1e7WithLeadingZeros = (digit1e7) => {
-      const partial = String(digit1e7);
-      return "0000000".slice(partial.length) + partial;
-    };
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/proto-int64.js
-function makeInt64Support() {
-  const dv = new DataView(new ArrayBuffer(8));
-  const ok = typeof BigInt === "function" && typeof dv.getBigInt64 === "function" && typeof dv.getBigUint64 === "function" && typeof dv.setBigInt64 === "function" && typeof dv.setBigUint64 === "function" && (!!globalThis.Deno || !!globalThis.Bun || typeof process != "object" || typeof process.env != "object" || process.env.BUF_BIGINT_DISABLE !== "1");
-  if (ok) {
-    const MIN = BigInt("-9223372036854775808");
-    const MAX = BigInt("9223372036854775807");
-    const UMIN = BigInt("0");
-    const UMAX = BigInt("18446744073709551615");
-    return {
-      zero: BigInt(0),
-      supported: true,
-      parse(value) {
-        const bi = typeof value == "bigint" ? value : BigInt(value);
-        if (bi > MAX || bi < MIN) {
-          throw new Error(`invalid int64: ${value}`);
-        }
-        return bi;
-      },
-      uParse(value) {
-        const bi = typeof value == "bigint" ? value : BigInt(value);
-        if (bi > UMAX || bi < UMIN) {
-          throw new Error(`invalid uint64: ${value}`);
-        }
-        return bi;
-      },
-      enc(value) {
-        dv.setBigInt64(0, this.parse(value), true);
-        return {
-          lo: dv.getInt32(0, true),
-          hi: dv.getInt32(4, true)
-        };
-      },
-      uEnc(value) {
-        dv.setBigInt64(0, this.uParse(value), true);
-        return {
-          lo: dv.getInt32(0, true),
-          hi: dv.getInt32(4, true)
-        };
-      },
-      dec(lo, hi) {
-        dv.setInt32(0, lo, true);
-        dv.setInt32(4, hi, true);
-        return dv.getBigInt64(0, true);
-      },
-      uDec(lo, hi) {
-        dv.setInt32(0, lo, true);
-        dv.setInt32(4, hi, true);
-        return dv.getBigUint64(0, true);
-      }
-    };
-  }
-  return {
-    zero: "0",
-    supported: false,
-    parse(value) {
-      if (typeof value != "string") {
-        value = value.toString();
-      }
-      assertInt64String(value);
-      return value;
-    },
-    uParse(value) {
-      if (typeof value != "string") {
-        value = value.toString();
-      }
-      assertUInt64String(value);
-      return value;
-    },
-    enc(value) {
-      if (typeof value != "string") {
-        value = value.toString();
-      }
-      assertInt64String(value);
-      return int64FromString(value);
-    },
-    uEnc(value) {
-      if (typeof value != "string") {
-        value = value.toString();
-      }
-      assertUInt64String(value);
-      return int64FromString(value);
-    },
-    dec(lo, hi) {
-      return int64ToString(lo, hi);
-    },
-    uDec(lo, hi) {
-      return uInt64ToString(lo, hi);
-    }
-  };
-}
-function assertInt64String(value) {
-  if (!/^-?[0-9]+$/.test(value)) {
-    throw new Error("invalid int64: " + value);
-  }
-}
-function assertUInt64String(value) {
-  if (!/^[0-9]+$/.test(value)) {
-    throw new Error("invalid uint64: " + value);
-  }
-}
-var protoInt64;
-var init_proto_int64 = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/proto-int64.js"() {
-    init_varint();
-    protoInt64 = /* @__PURE__ */ makeInt64Support();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/descriptors.js
-var ScalarType;
-var init_descriptors = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/descriptors.js"() {
-    (function(ScalarType2) {
-      ScalarType2[ScalarType2["DOUBLE"] = 1] = "DOUBLE";
-      ScalarType2[ScalarType2["FLOAT"] = 2] = "FLOAT";
-      ScalarType2[ScalarType2["INT64"] = 3] = "INT64";
-      ScalarType2[ScalarType2["UINT64"] = 4] = "UINT64";
-      ScalarType2[ScalarType2["INT32"] = 5] = "INT32";
-      ScalarType2[ScalarType2["FIXED64"] = 6] = "FIXED64";
-      ScalarType2[ScalarType2["FIXED32"] = 7] = "FIXED32";
-      ScalarType2[ScalarType2["BOOL"] = 8] = "BOOL";
-      ScalarType2[ScalarType2["STRING"] = 9] = "STRING";
-      ScalarType2[ScalarType2["BYTES"] = 12] = "BYTES";
-      ScalarType2[ScalarType2["UINT32"] = 13] = "UINT32";
-      ScalarType2[ScalarType2["SFIXED32"] = 15] = "SFIXED32";
-      ScalarType2[ScalarType2["SFIXED64"] = 16] = "SFIXED64";
-      ScalarType2[ScalarType2["SINT32"] = 17] = "SINT32";
-      ScalarType2[ScalarType2["SINT64"] = 18] = "SINT64";
-    })(ScalarType || (ScalarType = {}));
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/scalar.js
-function scalarZeroValue(type, longAsString) {
-  switch (type) {
-    case ScalarType.STRING:
-      return "";
-    case ScalarType.BOOL:
-      return false;
-    case ScalarType.DOUBLE:
-    case ScalarType.FLOAT:
-      return 0;
-    case ScalarType.INT64:
-    case ScalarType.UINT64:
-    case ScalarType.SFIXED64:
-    case ScalarType.FIXED64:
-    case ScalarType.SINT64:
-      return longAsString ? "0" : protoInt64.zero;
-    case ScalarType.BYTES:
-      return new Uint8Array(0);
-    default:
-      return 0;
-  }
-}
-function isScalarZeroValue(type, value) {
-  switch (type) {
-    case ScalarType.BOOL:
-      return value === false;
-    case ScalarType.STRING:
-      return value === "";
-    case ScalarType.BYTES:
-      return value instanceof Uint8Array && !value.byteLength;
-    case ScalarType.DOUBLE:
-    case ScalarType.FLOAT:
-      return Object.is(value, 0);
-    default:
-      return value == 0;
-  }
-}
-var init_scalar = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/scalar.js"() {
-    init_proto_int64();
-    init_descriptors();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/unsafe.js
-function unsafeOneofCase(target, oneof) {
-  const c = target[oneof.localName].case;
-  if (c === void 0) {
-    return c;
-  }
-  return oneof.fields.find((f) => f.localName === c);
-}
-function unsafeIsSet(target, field) {
-  const name = field.localName;
-  if (field.oneof) {
-    return target[field.oneof.localName].case === name;
-  }
-  if (field.presence != IMPLICIT) {
-    return target[name] !== void 0 && Object.prototype.hasOwnProperty.call(target, name);
-  }
-  switch (field.fieldKind) {
-    case "list":
-      return target[name].length > 0;
-    case "map":
-      return Object.keys(target[name]).length > 0;
-    case "scalar":
-      return !isScalarZeroValue(field.scalar, target[name]);
-    case "enum":
-      return target[name] !== field.enum.values[0].number;
-  }
-  throw new Error("message field with implicit presence");
-}
-function unsafeIsSetExplicit(target, localName) {
-  return Object.prototype.hasOwnProperty.call(target, localName) && target[localName] !== void 0;
-}
-function unsafeGet(target, field) {
-  if (field.oneof) {
-    const oneof = target[field.oneof.localName];
-    if (oneof.case === field.localName) {
-      return oneof.value;
-    }
-    return void 0;
-  }
-  return target[field.localName];
-}
-function unsafeSet(target, field, value) {
-  if (field.oneof) {
-    target[field.oneof.localName] = {
-      case: field.localName,
-      value
-    };
-  } else {
-    target[field.localName] = value;
-  }
-}
-function setOwn(obj, key, value) {
-  if (key === "__proto__") {
-    Object.defineProperty(obj, "__proto__", {
-      value,
-      writable: true,
-      enumerable: true,
-      configurable: true
-    });
-  } else {
-    obj[key] = value;
-  }
-}
-function getOwn(obj, key) {
-  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : void 0;
-}
-function unsafeClear(target, field) {
-  const name = field.localName;
-  if (field.oneof) {
-    const oneofLocalName = field.oneof.localName;
-    if (target[oneofLocalName].case === name) {
-      target[oneofLocalName] = { case: void 0 };
-    }
-  } else if (field.presence != IMPLICIT) {
-    delete target[name];
-  } else {
-    switch (field.fieldKind) {
-      case "map":
-        target[name] = {};
-        break;
-      case "list":
-        target[name] = [];
-        break;
-      case "enum":
-        target[name] = field.enum.values[0].number;
-        break;
-      case "scalar":
-        target[name] = scalarZeroValue(field.scalar, field.longAsString);
-        break;
-    }
-  }
-}
-var IMPLICIT, unsafeLocal;
-var init_unsafe = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/unsafe.js"() {
-    init_scalar();
-    IMPLICIT = 2;
-    unsafeLocal = /* @__PURE__ */ Symbol.for("reflect unsafe local");
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/restore-json-names.js
-function restoreJsonNames(message) {
-  for (const f of message.field) {
-    if (!unsafeIsSetExplicit(f, "jsonName")) {
-      f.jsonName = protoCamelCase(f.name);
-    }
-  }
-  message.nestedType.forEach(restoreJsonNames);
-}
-var init_restore_json_names = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/restore-json-names.js"() {
-    init_names();
-    init_unsafe();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/wire/text-format.js
-function parseTextFormatEnumValue(descEnum, value) {
-  const enumValue = descEnum.values.find((v) => v.name === value);
-  if (!enumValue) {
-    throw new Error(`cannot parse ${descEnum} default value: ${value}`);
-  }
-  return enumValue.number;
-}
-function parseTextFormatScalarValue(type, value) {
-  switch (type) {
-    case ScalarType.STRING:
-      return value;
-    case ScalarType.BYTES: {
-      const u = unescapeBytesDefaultValue(value);
-      if (u === false) {
-        throw new Error(`cannot parse ${ScalarType[type]} default value: ${value}`);
-      }
-      return u;
-    }
-    case ScalarType.INT64:
-    case ScalarType.SFIXED64:
-    case ScalarType.SINT64:
-      return protoInt64.parse(value);
-    case ScalarType.UINT64:
-    case ScalarType.FIXED64:
-      return protoInt64.uParse(value);
-    case ScalarType.DOUBLE:
-    case ScalarType.FLOAT:
-      switch (value) {
-        case "inf":
-          return Number.POSITIVE_INFINITY;
-        case "-inf":
-          return Number.NEGATIVE_INFINITY;
-        case "nan":
-          return Number.NaN;
-        default:
-          return parseFloat(value);
-      }
-    case ScalarType.BOOL:
-      return value === "true";
-    case ScalarType.INT32:
-    case ScalarType.UINT32:
-    case ScalarType.SINT32:
-    case ScalarType.FIXED32:
-    case ScalarType.SFIXED32:
-      return parseInt(value, 10);
-  }
-}
-function unescapeBytesDefaultValue(str) {
-  const b = [];
-  const input = {
-    tail: str,
-    c: "",
-    next() {
-      if (this.tail.length == 0) {
-        return false;
-      }
-      this.c = this.tail[0];
-      this.tail = this.tail.substring(1);
-      return true;
-    },
-    take(n) {
-      if (this.tail.length >= n) {
-        const r = this.tail.substring(0, n);
-        this.tail = this.tail.substring(n);
-        return r;
-      }
-      return false;
-    }
-  };
-  while (input.next()) {
-    switch (input.c) {
-      case "\\":
-        if (input.next()) {
-          switch (input.c) {
-            case "\\":
-              b.push(input.c.charCodeAt(0));
-              break;
-            case "b":
-              b.push(8);
-              break;
-            case "f":
-              b.push(12);
-              break;
-            case "n":
-              b.push(10);
-              break;
-            case "r":
-              b.push(13);
-              break;
-            case "t":
-              b.push(9);
-              break;
-            case "v":
-              b.push(11);
-              break;
-            case "0":
-            case "1":
-            case "2":
-            case "3":
-            case "4":
-            case "5":
-            case "6":
-            case "7": {
-              const s = input.c;
-              const t = input.take(2);
-              if (t === false) {
-                return false;
-              }
-              const n = parseInt(s + t, 8);
-              if (Number.isNaN(n)) {
-                return false;
-              }
-              b.push(n);
-              break;
-            }
-            case "x": {
-              const s = input.c;
-              const t = input.take(2);
-              if (t === false) {
-                return false;
-              }
-              const n = parseInt(s + t, 16);
-              if (Number.isNaN(n)) {
-                return false;
-              }
-              b.push(n);
-              break;
-            }
-            case "u": {
-              const s = input.c;
-              const t = input.take(4);
-              if (t === false) {
-                return false;
-              }
-              const n = parseInt(s + t, 16);
-              if (Number.isNaN(n)) {
-                return false;
-              }
-              const chunk = new Uint8Array(4);
-              const view = new DataView(chunk.buffer);
-              view.setInt32(0, n, true);
-              b.push(chunk[0], chunk[1], chunk[2], chunk[3]);
-              break;
-            }
-            case "U": {
-              const s = input.c;
-              const t = input.take(8);
-              if (t === false) {
-                return false;
-              }
-              const tc = protoInt64.uEnc(s + t);
-              const chunk = new Uint8Array(8);
-              const view = new DataView(chunk.buffer);
-              view.setInt32(0, tc.lo, true);
-              view.setInt32(4, tc.hi, true);
-              b.push(chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]);
-              break;
-            }
-          }
-        }
-        break;
-      default:
-        b.push(input.c.charCodeAt(0));
-    }
-  }
-  return new Uint8Array(b);
-}
-var init_text_format = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/wire/text-format.js"() {
-    init_descriptors();
-    init_proto_int64();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/nested-types.js
-function* nestedTypes(desc) {
-  switch (desc.kind) {
-    case "file":
-      for (const message of desc.messages) {
-        yield message;
-        yield* nestedTypes(message);
-      }
-      yield* desc.enums;
-      yield* desc.services;
-      yield* desc.extensions;
-      break;
-    case "message":
-      for (const message of desc.nestedMessages) {
-        yield message;
-        yield* nestedTypes(message);
-      }
-      yield* desc.nestedEnums;
-      yield* desc.nestedExtensions;
-      break;
-  }
-}
-var init_nested_types = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/nested-types.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/wire/text-encoding.js
-function configureTextEncoding(textEncoding) {
-  var _a2;
-  te2 = Object.assign(Object.assign({}, textEncoding), { encodeUtf8Into: (_a2 = textEncoding.encodeUtf8Into) !== null && _a2 !== void 0 ? _a2 : emulateEncodeInto(textEncoding.encodeUtf8.bind(textEncoding)) });
-}
-function getTextEncoding() {
-  if (!te2) {
-    const globals = globalThis;
-    if (!globals.TextEncoder || !globals.TextDecoder) {
-      throw new Error("encoding API missing: install TextEncoder and TextDecoder on globalThis");
-    }
-    const textEncoder = new globals.TextEncoder();
-    const textDecoder = new globals.TextDecoder("utf-8", {
-      ignoreBOM: true
-    });
-    let textDecoderStrict;
-    const config = {
-      encodeUtf8(text) {
-        return textEncoder.encode(text);
-      },
-      decodeUtf8(bytes2, strict) {
-        if (strict) {
-          if (!textDecoderStrict) {
-            textDecoderStrict = new globals.TextDecoder("utf-8", {
-              fatal: true,
-              ignoreBOM: true
-            });
-          }
-          return textDecoderStrict.decode(bytes2);
-        }
-        return textDecoder.decode(bytes2);
-      },
-      checkUtf8(text) {
-        try {
-          encodeURIComponent(text);
-          return true;
-        } catch (_) {
-          return false;
-        }
-      }
-    };
-    if (textEncoder.encodeInto) {
-      config.encodeUtf8Into = textEncoder.encodeInto.bind(textEncoder);
-    }
-    const nativeStringIsWellFormed = String.prototype.isWellFormed;
-    if (nativeStringIsWellFormed) {
-      config.checkUtf8 = (text) => {
-        return nativeStringIsWellFormed.call(text);
-      };
-    }
-    configureTextEncoding(config);
-  }
-  return te2;
-}
-function emulateEncodeInto(encodeUtf8) {
-  return (text, dest) => {
-    const bytes2 = encodeUtf8(text);
-    dest.set(bytes2);
-    return { written: bytes2.byteLength };
-  };
-}
-var te2;
-var init_text_encoding = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/wire/text-encoding.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/wire/binary-encoding.js
-function varint32Size(value) {
-  if (value < 128)
-    return 1;
-  if (value < 16384)
-    return 2;
-  if (value < 2097152)
-    return 3;
-  if (value < 268435456)
-    return 4;
-  return 5;
-}
-function assertInt32(arg) {
-  if (typeof arg == "string") {
-    arg = Number(arg);
-  } else if (typeof arg != "number") {
-    throw new Error("invalid int32: " + typeof arg);
-  }
-  if (!Number.isInteger(arg) || arg > INT32_MAX || arg < INT32_MIN)
-    throw new Error("invalid int32: " + arg);
-}
-function assertUInt32(arg) {
-  if (typeof arg == "string") {
-    arg = Number(arg);
-  } else if (typeof arg != "number") {
-    throw new Error("invalid uint32: " + typeof arg);
-  }
-  if (!Number.isInteger(arg) || arg > UINT32_MAX || arg < 0)
-    throw new Error("invalid uint32: " + arg);
-}
-function assertFloat32(arg) {
-  if (typeof arg == "string") {
-    const o = arg;
-    arg = Number(arg);
-    if (Number.isNaN(arg) && o !== "NaN") {
-      throw new Error("invalid float32: " + o);
-    }
-  } else if (typeof arg != "number") {
-    throw new Error("invalid float32: " + typeof arg);
-  }
-  if (!Number.isFinite(Math.fround(arg)) && Number.isFinite(arg)) {
-    throw new Error("invalid float32: " + arg);
-  }
-}
-var WireType, UINT32_MAX, INT32_MAX, INT32_MIN, BinaryWriter, INITIAL_SIZE, DEFAULT_LEN_PREFIX_SIZE, EMPTY_BUFFER, EMPTY_VIEW, ASCII_MAX_LENGTH, BinaryReader;
-var init_binary_encoding = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/wire/binary-encoding.js"() {
-    init_varint();
-    init_proto_int64();
-    init_text_encoding();
-    (function(WireType2) {
-      WireType2[WireType2["Varint"] = 0] = "Varint";
-      WireType2[WireType2["Bit64"] = 1] = "Bit64";
-      WireType2[WireType2["LengthDelimited"] = 2] = "LengthDelimited";
-      WireType2[WireType2["StartGroup"] = 3] = "StartGroup";
-      WireType2[WireType2["EndGroup"] = 4] = "EndGroup";
-      WireType2[WireType2["Bit32"] = 5] = "Bit32";
-    })(WireType || (WireType = {}));
-    UINT32_MAX = 4294967295;
-    INT32_MAX = 2147483647;
-    INT32_MIN = -2147483648;
-    BinaryWriter = class {
-      constructor(encodeUtf8) {
-        this.stackPos = [];
-        this.encodeUtf8Into = encodeUtf8 ? emulateEncodeInto(encodeUtf8) : getTextEncoding().encodeUtf8Into;
-        this.buffer = EMPTY_BUFFER;
-        this.viewCache = EMPTY_VIEW;
-        this.pos = 0;
-      }
-      ensureCapacity(size) {
-        const required = this.pos + size;
-        if (required > this.buffer.length) {
-          let newLen = this.buffer.length || INITIAL_SIZE;
-          while (newLen < required)
-            newLen *= 2;
-          const newBuf = new Uint8Array(newLen);
-          if (this.pos > 0)
-            newBuf.set(this.buffer);
-          this.buffer = newBuf;
-        }
-      }
-      /**
-       * The DataView over `buffer`, rebuilt only if the buffer has grown since it
-       * was last used.
-       */
-      view() {
-        const bytes2 = this.buffer;
-        const view = this.viewCache;
-        if (view.byteLength === bytes2.byteLength)
-          return view;
-        const newView = new DataView(bytes2.buffer);
-        this.viewCache = newView;
-        return newView;
-      }
-      /**
-       * Return all bytes written and reset this writer.
-       */
-      finish() {
-        const result = this.buffer.slice(0, this.pos);
-        this.pos = 0;
-        this.stackPos = [];
-        return result;
-      }
-      /**
-       * Start a new fork for length-delimited data like a message
-       * or a packed repeated field.
-       *
-       * Must be joined later with `join()`.
-       */
-      fork() {
-        this.stackPos.push(this.pos);
-        this.ensureCapacity(DEFAULT_LEN_PREFIX_SIZE);
-        this.buffer[this.pos++] = 0;
-        return this;
-      }
-      /**
-       * Join the last fork. Write its length and bytes, then
-       * return to the previous state.
-       */
-      join() {
-        const forkPos = this.stackPos.pop();
-        if (forkPos === void 0)
-          throw new Error("invalid state, fork stack empty");
-        const len = this.pos - forkPos - DEFAULT_LEN_PREFIX_SIZE;
-        const lenPrefixSize = varint32Size(len);
-        if (lenPrefixSize > DEFAULT_LEN_PREFIX_SIZE) {
-          this.ensureCapacity(lenPrefixSize - DEFAULT_LEN_PREFIX_SIZE);
-          this.buffer.copyWithin(forkPos + lenPrefixSize, forkPos + DEFAULT_LEN_PREFIX_SIZE, this.pos);
-        }
-        this.pos = forkPos;
-        this.uint32(len);
-        this.pos += len;
-        return this;
-      }
-      /**
-       * Writes a tag (field number and wire type).
-       *
-       * Equivalent to `uint32( (fieldNo << 3 | type) >>> 0 )`.
-       *
-       * Generated code should compute the tag ahead of time and call `uint32()`.
-       */
-      tag(fieldNo, type) {
-        return this.uint32((fieldNo << 3 | type) >>> 0);
-      }
-      /**
-       * Write a chunk of raw bytes.
-       */
-      raw(chunk) {
-        this.ensureCapacity(chunk.length);
-        this.buffer.set(chunk, this.pos);
-        this.pos += chunk.length;
-        return this;
-      }
-      /**
-       * Write a `uint32` value, an unsigned 32 bit varint.
-       */
-      uint32(value) {
-        assertUInt32(value);
-        this.ensureCapacity(5);
-        if (value < 128) {
-          this.buffer[this.pos++] = value;
-          return this;
-        }
-        while (value > 127) {
-          this.buffer[this.pos++] = value & 127 | 128;
-          value >>>= 7;
-        }
-        this.buffer[this.pos++] = value;
-        return this;
-      }
-      /**
-       * Write a `int32` value, a signed 32 bit varint.
-       */
-      int32(value) {
-        assertInt32(value);
-        if (value >= 0) {
-          return this.uint32(value);
-        }
-        this.ensureCapacity(10);
-        for (let i2 = 0; i2 < 9; i2++) {
-          this.buffer[this.pos++] = value & 127 | 128;
-          value >>= 7;
-        }
-        this.buffer[this.pos++] = 1;
-        return this;
-      }
-      /**
-       * Write a `bool` value, a varint.
-       */
-      bool(value) {
-        this.ensureCapacity(1);
-        this.buffer[this.pos++] = value ? 1 : 0;
-        return this;
-      }
-      /**
-       * Write a `bytes` value, length-delimited arbitrary data.
-       */
-      bytes(value) {
-        this.uint32(value.byteLength);
-        return this.raw(value);
-      }
-      /**
-       * Write a `string` value, length-delimited data converted to UTF-8 text.
-       */
-      string(value) {
-        if (typeof value !== "string") {
-          value = String(value);
-        }
-        const len = value.length;
-        if (len <= ASCII_MAX_LENGTH) {
-          this.ensureCapacity(len + 1);
-          const ascii = this.buffer;
-          let pos = this.pos;
-          ascii[pos++] = len;
-          let i2 = 0;
-          for (; i2 < len; i2++) {
-            const code = value.charCodeAt(i2);
-            if (code > 127)
-              break;
-            ascii[pos++] = code;
-          }
-          if (i2 == len) {
-            this.pos = pos;
-            return this;
-          }
-        }
-        this.ensureCapacity(len * 3 + 5);
-        const lenPrefixSizeGuess = varint32Size(len);
-        const buf = this.buffer;
-        const start = this.pos;
-        const { written } = this.encodeUtf8Into(value, buf.subarray(start + lenPrefixSizeGuess));
-        const lenPrefixSize = varint32Size(written);
-        if (lenPrefixSize != lenPrefixSizeGuess) {
-          buf.copyWithin(start + lenPrefixSize, start + lenPrefixSizeGuess, start + lenPrefixSizeGuess + written);
-        }
-        this.uint32(written);
-        this.pos += written;
-        return this;
-      }
-      /**
-       * Write a `float` value, 32-bit floating point number.
-       */
-      float(value) {
-        assertFloat32(value);
-        this.ensureCapacity(4);
-        this.view().setFloat32(this.pos, value, true);
-        this.pos += 4;
-        return this;
-      }
-      /**
-       * Write a `double` value, a 64-bit floating point number.
-       */
-      double(value) {
-        this.ensureCapacity(8);
-        this.view().setFloat64(this.pos, value, true);
-        this.pos += 8;
-        return this;
-      }
-      /**
-       * Write a `fixed32` value, an unsigned, fixed-length 32-bit integer.
-       */
-      fixed32(value) {
-        assertUInt32(value);
-        this.ensureCapacity(4);
-        this.view().setUint32(this.pos, value, true);
-        this.pos += 4;
-        return this;
-      }
-      /**
-       * Write a `sfixed32` value, a signed, fixed-length 32-bit integer.
-       */
-      sfixed32(value) {
-        assertInt32(value);
-        this.ensureCapacity(4);
-        this.view().setInt32(this.pos, value, true);
-        this.pos += 4;
-        return this;
-      }
-      /**
-       * Write a `sint32` value, a signed, zigzag-encoded 32-bit varint.
-       */
-      sint32(value) {
-        assertInt32(value);
-        return this.uint32((value << 1 ^ value >> 31) >>> 0);
-      }
-      /**
-       * Write a `sfixed64` value, a signed, fixed-length 64-bit integer.
-       */
-      sfixed64(value) {
-        const tc = protoInt64.enc(value);
-        this.ensureCapacity(8);
-        const view = this.view();
-        view.setInt32(this.pos, tc.lo, true);
-        view.setInt32(this.pos + 4, tc.hi, true);
-        this.pos += 8;
-        return this;
-      }
-      /**
-       * Write a `fixed64` value, an unsigned, fixed-length 64 bit integer.
-       */
-      fixed64(value) {
-        const tc = protoInt64.uEnc(value);
-        this.ensureCapacity(8);
-        const view = this.view();
-        view.setInt32(this.pos, tc.lo, true);
-        view.setInt32(this.pos + 4, tc.hi, true);
-        this.pos += 8;
-        return this;
-      }
-      /**
-       * Write a `int64` value, a signed 64-bit varint.
-       */
-      int64(value) {
-        const tc = protoInt64.enc(value);
-        return this.writeVarint64(tc.lo, tc.hi);
-      }
-      /**
-       * Write a `sint64` value, a signed, zig-zag-encoded 64-bit varint.
-       */
-      sint64(value) {
-        const tc = protoInt64.enc(value), sign = tc.hi >> 31, lo = tc.lo << 1 ^ sign, hi = (tc.hi << 1 | tc.lo >>> 31) ^ sign;
-        return this.writeVarint64(lo, hi);
-      }
-      /**
-       * Write a `uint64` value, an unsigned 64-bit varint.
-       */
-      uint64(value) {
-        const tc = protoInt64.uEnc(value);
-        return this.writeVarint64(tc.lo, tc.hi);
-      }
-      /**
-       * Write a 64-bit varint directly into the buffer. Accepts the value as
-       * split low/high 32-bit words.
-       *
-       * Ported from varint64write() to avoid the intermediate number[] buffer.
-       * See https://github.com/protocolbuffers/protobuf/blob/8a71927d74a4ce34efe2d8769fda198f52d20d12/js/experimental/runtime/kernel/writer.js#L344
-       */
-      writeVarint64(lo, hi) {
-        this.ensureCapacity(10);
-        const buf = this.buffer;
-        let pos = this.pos;
-        for (let i2 = 0; i2 < 28; i2 = i2 + 7) {
-          const shift = lo >>> i2;
-          const hasNext = !(shift >>> 7 == 0 && hi == 0);
-          buf[pos++] = (hasNext ? shift | 128 : shift) & 255;
-          if (!hasNext) {
-            this.pos = pos;
-            return this;
-          }
-        }
-        const splitBits = lo >>> 28 & 15 | (hi & 7) << 4;
-        const hasMoreBits = !(hi >> 3 == 0);
-        buf[pos++] = (hasMoreBits ? splitBits | 128 : splitBits) & 255;
-        if (!hasMoreBits) {
-          this.pos = pos;
-          return this;
-        }
-        for (let i2 = 3; i2 < 31; i2 = i2 + 7) {
-          const shift = hi >>> i2;
-          const hasNext = !(shift >>> 7 == 0);
-          buf[pos++] = (hasNext ? shift | 128 : shift) & 255;
-          if (!hasNext) {
-            this.pos = pos;
-            return this;
-          }
-        }
-        buf[pos++] = hi >>> 31 & 1;
-        this.pos = pos;
-        return this;
-      }
-    };
-    INITIAL_SIZE = 128;
-    DEFAULT_LEN_PREFIX_SIZE = 1;
-    EMPTY_BUFFER = new Uint8Array(0);
-    EMPTY_VIEW = new DataView(EMPTY_BUFFER.buffer);
-    ASCII_MAX_LENGTH = 32;
-    BinaryReader = class {
-      constructor(buf, decodeUtf8 = getTextEncoding().decodeUtf8) {
-        this.decodeUtf8 = decodeUtf8;
-        this.varint64Lo = 0;
-        this.varint64Hi = 0;
-        this.varint64 = varint64read;
-        this.uint32 = varint32read;
-        this.buf = buf;
-        this.len = buf.length;
-        this.pos = 0;
-        this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-      }
-      /**
-       * Reads a tag - field number and wire type. Tags are uint32 varints; values
-       * that do not fit in uint32 are rejected.
-       */
-      tag() {
-        const start = this.pos;
-        const tag = this.uint32();
-        const bytesRead = this.pos - start;
-        if (bytesRead > 5 || bytesRead == 5 && this.buf[this.pos - 1] > 15) {
-          throw new Error("illegal tag: varint overflows uint32");
-        }
-        const fieldNo = tag >>> 3;
-        const wireType = tag & 7;
-        if (fieldNo <= 0 || wireType > 5) {
-          throw new Error("illegal tag: field no " + fieldNo + " wire type " + wireType);
-        }
-        return [fieldNo, wireType];
-      }
-      /**
-       * Skip one element and return the skipped data.
-       *
-       * When skipping StartGroup, provide the tags field number to check for
-       * matching field number in the EndGroup tag. Recursion into nested groups
-       * is guarded by the `recursionLimit` argument: When the limit is reached,
-       * this method throws.
-       */
-      skip(wireType, fieldNo, recursionLimit = 100) {
-        let start = this.pos;
-        switch (wireType) {
-          case WireType.Varint:
-            while (this.buf[this.pos++] & 128) {
-            }
-            break;
-          // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
-          case WireType.Bit64:
-            this.pos += 4;
-          case WireType.Bit32:
-            this.pos += 4;
-            break;
-          case WireType.LengthDelimited:
-            let len = this.uint32();
-            this.pos += len;
-            break;
-          case WireType.StartGroup:
-            if (recursionLimit <= 0) {
-              throw new Error("maximum recursion depth reached");
-            }
-            for (; ; ) {
-              const [fn, wt] = this.tag();
-              if (wt === WireType.EndGroup) {
-                if (fieldNo !== void 0 && fn !== fieldNo) {
-                  throw new Error("invalid end group tag");
-                }
-                break;
-              }
-              this.skip(wt, fn, recursionLimit - 1);
-            }
-            break;
-          default:
-            throw new Error("cant skip wire type " + wireType);
-        }
-        this.assertBounds();
-        return this.buf.subarray(start, this.pos);
-      }
-      /**
-       * Throws error if position in byte array is out of range.
-       */
-      assertBounds() {
-        if (this.pos > this.len)
-          throw new RangeError("premature EOF");
-      }
-      /**
-       * Read a `int32` field, a signed 32 bit varint.
-       */
-      int32() {
-        return this.uint32() | 0;
-      }
-      /**
-       * Read a `sint32` field, a signed, zigzag-encoded 32-bit varint.
-       */
-      sint32() {
-        let zze = this.uint32();
-        return zze >>> 1 ^ -(zze & 1);
-      }
-      /**
-       * Read a `int64` field, a signed 64-bit varint.
-       */
-      int64() {
-        this.varint64();
-        return protoInt64.dec(this.varint64Lo, this.varint64Hi);
-      }
-      /**
-       * Read a `uint64` field, an unsigned 64-bit varint.
-       */
-      uint64() {
-        this.varint64();
-        return protoInt64.uDec(this.varint64Lo, this.varint64Hi);
-      }
-      /**
-       * Read a `sint64` field, a signed, zig-zag-encoded 64-bit varint.
-       */
-      sint64() {
-        this.varint64();
-        let lo = this.varint64Lo;
-        let hi = this.varint64Hi;
-        let s = -(lo & 1);
-        lo = (lo >>> 1 | (hi & 1) << 31) ^ s;
-        hi = hi >>> 1 ^ s;
-        return protoInt64.dec(lo, hi);
-      }
-      /**
-       * Read a `bool` field, a variant.
-       */
-      bool() {
-        const b = this.buf[this.pos];
-        if (b < 128) {
-          this.pos++;
-          return b !== 0;
-        }
-        this.varint64();
-        return this.varint64Lo !== 0 || this.varint64Hi !== 0;
-      }
-      /**
-       * Read a `fixed32` field, an unsigned, fixed-length 32-bit integer.
-       */
-      fixed32() {
-        return this.view.getUint32((this.pos += 4) - 4, true);
-      }
-      /**
-       * Read a `sfixed32` field, a signed, fixed-length 32-bit integer.
-       */
-      sfixed32() {
-        return this.view.getInt32((this.pos += 4) - 4, true);
-      }
-      /**
-       * Read a `fixed64` field, an unsigned, fixed-length 64 bit integer.
-       */
-      fixed64() {
-        return protoInt64.uDec(this.sfixed32(), this.sfixed32());
-      }
-      /**
-       * Read a `fixed64` field, a signed, fixed-length 64-bit integer.
-       */
-      sfixed64() {
-        return protoInt64.dec(this.sfixed32(), this.sfixed32());
-      }
-      /**
-       * Read a `float` field, 32-bit floating point number.
-       */
-      float() {
-        return this.view.getFloat32((this.pos += 4) - 4, true);
-      }
-      /**
-       * Read a `double` field, a 64-bit floating point number.
-       */
-      double() {
-        return this.view.getFloat64((this.pos += 8) - 8, true);
-      }
-      /**
-       * Read a `bytes` field, length-delimited arbitrary data.
-       */
-      bytes() {
-        let len = this.uint32(), start = this.pos;
-        this.pos += len;
-        this.assertBounds();
-        return this.buf.subarray(start, start + len);
-      }
-      /**
-       * Read a `string` field, length-delimited data converted to UTF-8 text. If
-       * `strict` is true, throw on invalid UTF-8 instead of substituting U+FFFD.
-       */
-      string(strict) {
-        const len = this.uint32();
-        const start = this.pos;
-        this.pos += len;
-        this.assertBounds();
-        const buf = this.buf;
-        if (len <= ASCII_MAX_LENGTH) {
-          const codes = new Array(len);
-          for (let i2 = 0; i2 < len; i2++) {
-            const byte = buf[start + i2];
-            if (byte > 127) {
-              return this.decodeUtf8(buf.subarray(start, this.pos), strict);
-            }
-            codes[i2] = byte;
-          }
-          return String.fromCharCode.apply(String, codes);
-        }
-        return this.decodeUtf8(buf.subarray(start, this.pos), strict);
-      }
-    };
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve7) {
-  return buildFileRegistry([fileDescriptorProto, resolve7]);
-}
-function buildFileRegistry(args, check) {
-  const registry = createBaseRegistry();
-  if (!args.length) {
-    return registry;
-  }
-  if ("$typeName" in args[0] && args[0].$typeName == "google.protobuf.FileDescriptorSet") {
-    for (const file of args[0].file) {
-      check === null || check === void 0 ? void 0 : check(file);
-      addFile(file, registry);
-    }
-    return registry;
-  }
-  if ("$typeName" in args[0]) {
-    let recurseDeps = function(file) {
-      const deps = [];
-      for (const protoFileName of file.dependency) {
-        if (registry.getFile(protoFileName) != void 0) {
-          continue;
-        }
-        if (seen.has(protoFileName)) {
-          continue;
-        }
-        const dep = resolve7(protoFileName);
-        if (!dep) {
-          throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
-        }
-        if ("kind" in dep) {
-          registry.addFile(dep, false, true);
-        } else {
-          seen.add(dep.name);
-          deps.push(dep);
-        }
-      }
-      return deps.concat(...deps.map(recurseDeps));
-    };
-    const input = args[0];
-    const resolve7 = args[1];
-    const seen = /* @__PURE__ */ new Set();
-    for (const file of [input, ...recurseDeps(input)].reverse()) {
-      check === null || check === void 0 ? void 0 : check(file);
-      addFile(file, registry);
-    }
-  } else {
-    for (const fileReg of args) {
-      for (const file of fileReg.files) {
-        registry.addFile(file);
-      }
-    }
-  }
-  return registry;
-}
-function createBaseRegistry() {
-  const types = /* @__PURE__ */ new Map();
-  const extendees = /* @__PURE__ */ new Map();
-  const files = /* @__PURE__ */ new Map();
-  return {
-    kind: "registry",
-    types,
-    extendees,
-    [Symbol.iterator]() {
-      return types.values();
-    },
-    get files() {
-      return files.values();
-    },
-    addFile(file, skipTypes, withDeps) {
-      files.set(file.proto.name, file);
-      if (!skipTypes) {
-        for (const type of nestedTypes(file)) {
-          this.add(type);
-        }
-      }
-      if (withDeps) {
-        for (const f of file.dependencies) {
-          this.addFile(f, skipTypes, withDeps);
-        }
-      }
-    },
-    add(desc) {
-      if (desc.kind == "extension") {
-        let numberToExt = extendees.get(desc.extendee.typeName);
-        if (!numberToExt) {
-          extendees.set(
-            desc.extendee.typeName,
-            // biome-ignore lint/suspicious/noAssignInExpressions: no
-            numberToExt = /* @__PURE__ */ new Map()
-          );
-        }
-        numberToExt.set(desc.number, desc);
-      }
-      types.set(desc.typeName, desc);
-    },
-    get(typeName) {
-      return types.get(typeName);
-    },
-    getFile(fileName) {
-      return files.get(fileName);
-    },
-    getMessage(typeName) {
-      const t = types.get(typeName);
-      return (t === null || t === void 0 ? void 0 : t.kind) == "message" ? t : void 0;
-    },
-    getEnum(typeName) {
-      const t = types.get(typeName);
-      return (t === null || t === void 0 ? void 0 : t.kind) == "enum" ? t : void 0;
-    },
-    getExtension(typeName) {
-      const t = types.get(typeName);
-      return (t === null || t === void 0 ? void 0 : t.kind) == "extension" ? t : void 0;
-    },
-    getExtensionFor(extendee, no) {
-      var _a2;
-      return (_a2 = extendees.get(extendee.typeName)) === null || _a2 === void 0 ? void 0 : _a2.get(no);
-    },
-    getService(typeName) {
-      const t = types.get(typeName);
-      return (t === null || t === void 0 ? void 0 : t.kind) == "service" ? t : void 0;
-    }
-  };
-}
-function addFile(proto, reg) {
-  var _a2, _b2;
-  const file = {
-    kind: "file",
-    proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
-    edition: getFileEdition(proto),
-    name: proto.name.replace(/\.proto$/, ""),
-    dependencies: findFileDependencies(proto, reg),
-    enums: [],
-    messages: [],
-    extensions: [],
-    services: [],
-    toString() {
-      return `file ${proto.name}`;
-    }
-  };
-  const mapEntriesStore = /* @__PURE__ */ new Map();
-  const mapEntries = {
-    get(typeName) {
-      return mapEntriesStore.get(typeName);
-    },
-    add(desc) {
-      var _a3;
-      assert(((_a3 = desc.proto.options) === null || _a3 === void 0 ? void 0 : _a3.mapEntry) === true);
-      mapEntriesStore.set(desc.typeName, desc);
-    }
-  };
-  for (const enumProto of proto.enumType) {
-    addEnum(enumProto, file, void 0, reg);
-  }
-  for (const messageProto of proto.messageType) {
-    addMessage(messageProto, file, void 0, reg, mapEntries);
-  }
-  for (const serviceProto of proto.service) {
-    addService(serviceProto, file, reg);
-  }
-  addExtensions(file, reg);
-  for (const mapEntry of mapEntriesStore.values()) {
-    addFields(mapEntry, reg, mapEntries);
-  }
-  for (const message of file.messages) {
-    addFields(message, reg, mapEntries);
-    addExtensions(message, reg);
-  }
-  reg.addFile(file, true);
-}
-function addExtensions(desc, reg) {
-  switch (desc.kind) {
-    case "file":
-      for (const proto of desc.proto.extension) {
-        const ext = newField(proto, desc, reg);
-        desc.extensions.push(ext);
-        reg.add(ext);
-      }
-      break;
-    case "message":
-      for (const proto of desc.proto.extension) {
-        const ext = newField(proto, desc, reg);
-        desc.nestedExtensions.push(ext);
-        reg.add(ext);
-      }
-      for (const message of desc.nestedMessages) {
-        addExtensions(message, reg);
-      }
-      break;
-  }
-}
-function addFields(message, reg, mapEntries) {
-  const allOneofs = message.proto.oneofDecl.map((proto) => newOneof(proto, message));
-  const oneofsSeen = /* @__PURE__ */ new Set();
-  for (const proto of message.proto.field) {
-    const oneof = findOneof(proto, allOneofs);
-    const field = newField(proto, message, reg, oneof, mapEntries);
-    message.fields.push(field);
-    message.field[field.localName] = field;
-    if (oneof === void 0) {
-      message.members.push(field);
-    } else {
-      oneof.fields.push(field);
-      if (!oneofsSeen.has(oneof)) {
-        oneofsSeen.add(oneof);
-        message.members.push(oneof);
-      }
-    }
-  }
-  for (const oneof of allOneofs.filter((o) => oneofsSeen.has(o))) {
-    message.oneofs.push(oneof);
-  }
-  for (const child of message.nestedMessages) {
-    addFields(child, reg, mapEntries);
-  }
-}
-function addEnum(proto, file, parent, reg) {
-  var _a2, _b2, _c, _d, _e, _f, _g;
-  var _h, _j;
-  const sharedPrefix = findEnumSharedPrefix(proto.name, proto.value);
-  const desc = {
-    kind: "enum",
-    proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
-    file,
-    parent,
-    open: true,
-    name: proto.name,
-    typeName: makeTypeName(proto, parent, file),
-    value: {},
-    values: [],
-    sharedPrefix,
-    toString() {
-      return `enum ${this.typeName}`;
-    }
-  };
-  desc.open = isEnumOpen(desc);
-  reg.add(desc);
-  for (const p of proto.value) {
-    const name = p.name;
-    const value = {
-      kind: "enum_value",
-      proto: p,
-      deprecated: (_d = (_c = p.options) === null || _c === void 0 ? void 0 : _c.deprecated) !== null && _d !== void 0 ? _d : false,
-      parent: desc,
-      name,
-      localName: safeObjectProperty(sharedPrefix == void 0 ? name : name.substring(sharedPrefix.length)),
-      number: p.number,
-      jsonName: (_e = findEnumValueJsonName(p)) !== null && _e !== void 0 ? _e : name,
-      toString() {
-        return `enum value ${desc.typeName}.${name}`;
-      }
-    };
-    desc.values.push(value);
-    (_f = (_h = desc.value)[_j = p.number]) !== null && _f !== void 0 ? _f : _h[_j] = value;
-  }
-  ((_g = parent === null || parent === void 0 ? void 0 : parent.nestedEnums) !== null && _g !== void 0 ? _g : file.enums).push(desc);
-}
-function addMessage(proto, file, parent, reg, mapEntries) {
-  var _a2, _b2, _c, _d;
-  const desc = {
-    kind: "message",
-    proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
-    file,
-    parent,
-    name: proto.name,
-    typeName: makeTypeName(proto, parent, file),
-    fields: [],
-    field: {},
-    oneofs: [],
-    members: [],
-    nestedEnums: [],
-    nestedMessages: [],
-    nestedExtensions: [],
-    toString() {
-      return `message ${this.typeName}`;
-    }
-  };
-  if (((_c = proto.options) === null || _c === void 0 ? void 0 : _c.mapEntry) === true) {
-    mapEntries.add(desc);
-  } else {
-    ((_d = parent === null || parent === void 0 ? void 0 : parent.nestedMessages) !== null && _d !== void 0 ? _d : file.messages).push(desc);
-    reg.add(desc);
-  }
-  for (const enumProto of proto.enumType) {
-    addEnum(enumProto, file, desc, reg);
-  }
-  for (const messageProto of proto.nestedType) {
-    addMessage(messageProto, file, desc, reg, mapEntries);
-  }
-}
-function addService(proto, file, reg) {
-  var _a2, _b2;
-  const desc = {
-    kind: "service",
-    proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
-    file,
-    name: proto.name,
-    typeName: makeTypeName(proto, void 0, file),
-    methods: [],
-    method: {},
-    toString() {
-      return `service ${this.typeName}`;
-    }
-  };
-  file.services.push(desc);
-  reg.add(desc);
-  for (const methodProto of proto.method) {
-    const method = newMethod(methodProto, desc, reg);
-    desc.methods.push(method);
-    desc.method[method.localName] = method;
-  }
-}
-function newMethod(proto, parent, reg) {
-  var _a2, _b2, _c, _d;
-  let methodKind;
-  if (proto.clientStreaming && proto.serverStreaming) {
-    methodKind = "bidi_streaming";
-  } else if (proto.clientStreaming) {
-    methodKind = "client_streaming";
-  } else if (proto.serverStreaming) {
-    methodKind = "server_streaming";
-  } else {
-    methodKind = "unary";
-  }
-  const input = reg.getMessage(trimLeadingDot(proto.inputType));
-  const output = reg.getMessage(trimLeadingDot(proto.outputType));
-  assert(input, `invalid MethodDescriptorProto: input_type ${proto.inputType} not found`);
-  assert(output, `invalid MethodDescriptorProto: output_type ${proto.inputType} not found`);
-  const name = proto.name;
-  return {
-    kind: "rpc",
-    proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
-    parent,
-    name,
-    localName: safeObjectProperty(name.length ? safeObjectProperty(name[0].toLowerCase() + name.substring(1)) : name),
-    methodKind,
-    input,
-    output,
-    idempotency: (_d = (_c = proto.options) === null || _c === void 0 ? void 0 : _c.idempotencyLevel) !== null && _d !== void 0 ? _d : IDEMPOTENCY_UNKNOWN,
-    toString() {
-      return `rpc ${parent.typeName}.${name}`;
-    }
-  };
-}
-function newOneof(proto, parent) {
-  return {
-    kind: "oneof",
-    proto,
-    deprecated: false,
-    parent,
-    fields: [],
-    name: proto.name,
-    localName: safeObjectProperty(protoCamelCase(proto.name)),
-    toString() {
-      return `oneof ${parent.typeName}.${this.name}`;
-    }
-  };
-}
-function newField(proto, parentOrFile, reg, oneof, mapEntries) {
-  var _a2, _b2, _c;
-  const isExtension = mapEntries === void 0;
-  const field = {
-    kind: "field",
-    proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
-    name: proto.name,
-    number: proto.number,
-    scalar: void 0,
-    message: void 0,
-    enum: void 0,
-    presence: getFieldPresence(proto, oneof, isExtension, parentOrFile),
-    utf8Validation: isUtf8Validated(proto, parentOrFile),
-    listKind: void 0,
-    mapKind: void 0,
-    mapKey: void 0,
-    delimitedEncoding: void 0,
-    packed: void 0,
-    longAsString: false,
-    getDefaultValue: void 0
-  };
-  let toStr;
-  if (isExtension) {
-    const file = parentOrFile.kind == "file" ? parentOrFile : parentOrFile.file;
-    const parent = parentOrFile.kind == "file" ? void 0 : parentOrFile;
-    const typeName = makeTypeName(proto, parent, file);
-    field.kind = "extension";
-    field.file = file;
-    field.parent = parent;
-    field.oneof = void 0;
-    field.typeName = typeName;
-    field.jsonName = `[${typeName}]`;
-    toStr = () => `extension ${typeName}`;
-    const extendee = reg.getMessage(trimLeadingDot(proto.extendee));
-    assert(extendee, `invalid FieldDescriptorProto: extendee ${proto.extendee} not found`);
-    field.extendee = extendee;
-  } else {
-    const parent = parentOrFile;
-    assert(parent.kind == "message");
-    field.parent = parent;
-    field.oneof = oneof;
-    field.localName = oneof ? protoCamelCase(proto.name) : safeObjectProperty(protoCamelCase(proto.name));
-    field.jsonName = proto.jsonName;
-    toStr = () => `field ${parent.typeName}.${proto.name}`;
-  }
-  Object.defineProperty(field, "toString", {
-    value: toStr,
-    writable: true,
-    enumerable: true,
-    configurable: true
-  });
-  const label2 = proto.label;
-  const type = proto.type;
-  const jstype = (_c = proto.options) === null || _c === void 0 ? void 0 : _c.jstype;
-  if (label2 === LABEL_REPEATED) {
-    const mapEntry = type == TYPE_MESSAGE ? mapEntries === null || mapEntries === void 0 ? void 0 : mapEntries.get(trimLeadingDot(proto.typeName)) : void 0;
-    if (mapEntry) {
-      field.fieldKind = "map";
-      const { key, value } = findMapEntryFields(mapEntry);
-      field.mapKey = key.scalar;
-      field.mapKind = value.fieldKind;
-      field.message = value.message;
-      field.delimitedEncoding = false;
-      field.enum = value.enum;
-      field.scalar = value.scalar;
-      return field;
-    }
-    field.fieldKind = "list";
-    switch (type) {
-      case TYPE_MESSAGE:
-      case TYPE_GROUP:
-        field.listKind = "message";
-        field.message = reg.getMessage(trimLeadingDot(proto.typeName));
-        assert(field.message);
-        field.delimitedEncoding = isDelimitedEncoding(proto, parentOrFile);
-        break;
-      case TYPE_ENUM:
-        field.listKind = "enum";
-        field.enum = reg.getEnum(trimLeadingDot(proto.typeName));
-        assert(field.enum);
-        break;
-      default:
-        field.listKind = "scalar";
-        field.scalar = type;
-        field.longAsString = jstype == JS_STRING;
-        break;
-    }
-    field.packed = isPackedField(proto, parentOrFile);
-    return field;
-  }
-  switch (type) {
-    case TYPE_MESSAGE:
-    case TYPE_GROUP:
-      field.fieldKind = "message";
-      field.message = reg.getMessage(trimLeadingDot(proto.typeName));
-      assert(field.message, `invalid FieldDescriptorProto: type_name ${proto.typeName} not found`);
-      field.delimitedEncoding = isDelimitedEncoding(proto, parentOrFile);
-      field.getDefaultValue = () => void 0;
-      break;
-    case TYPE_ENUM: {
-      const enumeration = reg.getEnum(trimLeadingDot(proto.typeName));
-      assert(enumeration !== void 0, `invalid FieldDescriptorProto: type_name ${proto.typeName} not found`);
-      field.fieldKind = "enum";
-      field.enum = reg.getEnum(trimLeadingDot(proto.typeName));
-      field.getDefaultValue = () => {
-        return unsafeIsSetExplicit(proto, "defaultValue") ? parseTextFormatEnumValue(enumeration, proto.defaultValue) : void 0;
-      };
-      break;
-    }
-    default: {
-      field.fieldKind = "scalar";
-      field.scalar = type;
-      field.longAsString = jstype == JS_STRING;
-      field.getDefaultValue = () => {
-        return unsafeIsSetExplicit(proto, "defaultValue") ? parseTextFormatScalarValue(type, proto.defaultValue) : void 0;
-      };
-      break;
-    }
-  }
-  return field;
-}
-function getFileEdition(proto) {
-  switch (proto.syntax) {
-    case "":
-    case "proto2":
-      return EDITION_PROTO2;
-    case "proto3":
-      return EDITION_PROTO3;
-    case "editions":
-      if (proto.edition === EDITION_UNSTABLE) {
-        return maximumEdition;
-      }
-      if (proto.edition in featureDefaults) {
-        return proto.edition;
-      }
-      throw new Error(`${proto.name}: unsupported edition`);
-    default:
-      throw new Error(`${proto.name}: unsupported syntax "${proto.syntax}"`);
-  }
-}
-function findFileDependencies(proto, reg) {
-  return proto.dependency.map((wantName) => {
-    const dep = reg.getFile(wantName);
-    if (!dep) {
-      throw new Error(`Cannot find ${wantName}, imported by ${proto.name}`);
-    }
-    return dep;
-  });
-}
-function findEnumSharedPrefix(enumName, values) {
-  const prefix = camelToSnakeCase(enumName) + "_";
-  for (const value of values) {
-    if (!value.name.toLowerCase().startsWith(prefix)) {
-      return void 0;
-    }
-    const shortName2 = value.name.substring(prefix.length);
-    if (shortName2.length == 0) {
-      return void 0;
-    }
-    if (/^\d/.test(shortName2)) {
-      return void 0;
-    }
-  }
-  return prefix;
-}
-function findEnumValueJsonName(proto) {
-  var _a2, _b2;
-  const extensionNumber = 998;
-  const fieldNumber = 1;
-  let jsonName;
-  for (const uf of (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.$unknown) !== null && _b2 !== void 0 ? _b2 : []) {
-    if (uf.no !== extensionNumber || uf.wireType !== WireType.LengthDelimited) {
-      continue;
-    }
-    const reader = new BinaryReader(new BinaryReader(uf.data).bytes());
-    while (reader.pos < reader.len) {
-      const [no, wireType] = reader.tag();
-      if (no === fieldNumber && wireType === WireType.LengthDelimited) {
-        jsonName = reader.string();
-      } else {
-        reader.skip(wireType, no);
-      }
-    }
-  }
-  return jsonName;
-}
-function camelToSnakeCase(camel2) {
-  return (camel2.substring(0, 1) + camel2.substring(1).replace(/[A-Z]/g, (c) => "_" + c)).toLowerCase();
-}
-function makeTypeName(proto, parent, file) {
-  let typeName;
-  if (parent) {
-    typeName = `${parent.typeName}.${proto.name}`;
-  } else if (file.proto.package.length > 0) {
-    typeName = `${file.proto.package}.${proto.name}`;
-  } else {
-    typeName = `${proto.name}`;
-  }
-  return typeName;
-}
-function trimLeadingDot(typeName) {
-  return typeName.startsWith(".") ? typeName.substring(1) : typeName;
-}
-function findOneof(proto, allOneofs) {
-  if (!unsafeIsSetExplicit(proto, "oneofIndex")) {
-    return void 0;
-  }
-  if (proto.proto3Optional) {
-    return void 0;
-  }
-  const oneof = allOneofs[proto.oneofIndex];
-  assert(oneof, `invalid FieldDescriptorProto: oneof #${proto.oneofIndex} for field #${proto.number} not found`);
-  return oneof;
-}
-function getFieldPresence(proto, oneof, isExtension, parent) {
-  if (proto.label == LABEL_REQUIRED) {
-    return LEGACY_REQUIRED;
-  }
-  if (proto.label == LABEL_REPEATED) {
-    return IMPLICIT2;
-  }
-  if (!!oneof || proto.proto3Optional) {
-    return EXPLICIT;
-  }
-  if (isExtension) {
-    return EXPLICIT;
-  }
-  const resolved = resolveFeature("fieldPresence", { proto, parent });
-  if (resolved == IMPLICIT2 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
-    return EXPLICIT;
-  }
-  return resolved;
-}
-function isPackedField(proto, parent) {
-  if (proto.label != LABEL_REPEATED) {
-    return false;
-  }
-  switch (proto.type) {
-    case TYPE_STRING:
-    case TYPE_BYTES:
-    case TYPE_GROUP:
-    case TYPE_MESSAGE:
-      return false;
-  }
-  const o = proto.options;
-  if (o && unsafeIsSetExplicit(o, "packed")) {
-    return o.packed;
-  }
-  return PACKED == resolveFeature("repeatedFieldEncoding", {
-    proto,
-    parent
-  });
-}
-function findMapEntryFields(mapEntry) {
-  const key = mapEntry.fields.find((f) => f.number === 1);
-  const value = mapEntry.fields.find((f) => f.number === 2);
-  assert(key && key.fieldKind == "scalar" && key.scalar != ScalarType.BYTES && key.scalar != ScalarType.FLOAT && key.scalar != ScalarType.DOUBLE && value && value.fieldKind != "list" && value.fieldKind != "map");
-  return { key, value };
-}
-function isEnumOpen(desc) {
-  var _a2;
-  return OPEN == resolveFeature("enumType", {
-    proto: desc.proto,
-    parent: (_a2 = desc.parent) !== null && _a2 !== void 0 ? _a2 : desc.file
-  });
-}
-function isDelimitedEncoding(proto, parent) {
-  if (proto.type == TYPE_GROUP) {
-    return true;
-  }
-  return DELIMITED == resolveFeature("messageEncoding", {
-    proto,
-    parent
-  });
-}
-function isUtf8Validated(proto, parent) {
-  return VERIFY == resolveFeature("utf8Validation", {
-    proto,
-    parent
-  });
-}
-function resolveFeature(name, ref) {
-  var _a2, _b2;
-  const featureSet = (_a2 = ref.proto.options) === null || _a2 === void 0 ? void 0 : _a2.features;
-  if (featureSet) {
-    const val = featureSet[name];
-    if (val != 0) {
-      return val;
-    }
-  }
-  if ("kind" in ref) {
-    if (ref.kind == "message") {
-      return resolveFeature(name, (_b2 = ref.parent) !== null && _b2 !== void 0 ? _b2 : ref.file);
-    }
-    const editionDefaults = featureDefaults[ref.edition];
-    if (!editionDefaults) {
-      throw new Error(`feature default for edition ${ref.edition} not found`);
-    }
-    return editionDefaults[name];
-  }
-  return resolveFeature(name, ref.parent);
-}
-function assert(condition, msg) {
-  if (!condition) {
-    throw new Error(msg);
-  }
-}
-var EDITION_PROTO2, EDITION_PROTO3, EDITION_UNSTABLE, TYPE_STRING, TYPE_GROUP, TYPE_MESSAGE, TYPE_BYTES, TYPE_ENUM, LABEL_REPEATED, LABEL_REQUIRED, JS_STRING, IDEMPOTENCY_UNKNOWN, EXPLICIT, IMPLICIT2, LEGACY_REQUIRED, PACKED, DELIMITED, OPEN, VERIFY, maximumEdition, featureDefaults;
-var init_registry = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/registry.js"() {
-    init_descriptors();
-    init_text_format();
-    init_nested_types();
-    init_unsafe();
-    init_names();
-    init_binary_encoding();
-    EDITION_PROTO2 = 998;
-    EDITION_PROTO3 = 999;
-    EDITION_UNSTABLE = 9999;
-    TYPE_STRING = 9;
-    TYPE_GROUP = 10;
-    TYPE_MESSAGE = 11;
-    TYPE_BYTES = 12;
-    TYPE_ENUM = 14;
-    LABEL_REPEATED = 3;
-    LABEL_REQUIRED = 2;
-    JS_STRING = 1;
-    IDEMPOTENCY_UNKNOWN = 0;
-    EXPLICIT = 1;
-    IMPLICIT2 = 2;
-    LEGACY_REQUIRED = 3;
-    PACKED = 1;
-    DELIMITED = 2;
-    OPEN = 1;
-    VERIFY = 2;
-    maximumEdition = 1002;
-    featureDefaults = {
-      // EDITION_PROTO2
-      998: {
-        fieldPresence: 1,
-        // EXPLICIT,
-        enumType: 2,
-        // CLOSED,
-        repeatedFieldEncoding: 2,
-        // EXPANDED,
-        utf8Validation: 3,
-        // NONE,
-        messageEncoding: 1,
-        // LENGTH_PREFIXED,
-        jsonFormat: 2,
-        // LEGACY_BEST_EFFORT,
-        enforceNamingStyle: 2,
-        // STYLE_LEGACY,
-        defaultSymbolVisibility: 1,
-        // EXPORT_ALL,
-        enforceProtoLimits: 1
-        // LEGACY_NO_EXPLICIT_LIMITS,
-      },
-      // EDITION_PROTO3
-      999: {
-        fieldPresence: 2,
-        // IMPLICIT,
-        enumType: 1,
-        // OPEN,
-        repeatedFieldEncoding: 1,
-        // PACKED,
-        utf8Validation: 2,
-        // VERIFY,
-        messageEncoding: 1,
-        // LENGTH_PREFIXED,
-        jsonFormat: 1,
-        // ALLOW,
-        enforceNamingStyle: 2,
-        // STYLE_LEGACY,
-        defaultSymbolVisibility: 1,
-        // EXPORT_ALL,
-        enforceProtoLimits: 1
-        // LEGACY_NO_EXPLICIT_LIMITS,
-      },
-      // EDITION_2023
-      1e3: {
-        fieldPresence: 1,
-        // EXPLICIT,
-        enumType: 1,
-        // OPEN,
-        repeatedFieldEncoding: 1,
-        // PACKED,
-        utf8Validation: 2,
-        // VERIFY,
-        messageEncoding: 1,
-        // LENGTH_PREFIXED,
-        jsonFormat: 1,
-        // ALLOW,
-        enforceNamingStyle: 2,
-        // STYLE_LEGACY,
-        defaultSymbolVisibility: 1,
-        // EXPORT_ALL,
-        enforceProtoLimits: 1
-        // LEGACY_NO_EXPLICIT_LIMITS,
-      },
-      // EDITION_2024
-      1001: {
-        fieldPresence: 1,
-        // EXPLICIT,
-        enumType: 1,
-        // OPEN,
-        repeatedFieldEncoding: 1,
-        // PACKED,
-        utf8Validation: 2,
-        // VERIFY,
-        messageEncoding: 1,
-        // LENGTH_PREFIXED,
-        jsonFormat: 1,
-        // ALLOW,
-        enforceNamingStyle: 1,
-        // STYLE2024,
-        defaultSymbolVisibility: 2,
-        // EXPORT_TOP_LEVEL,
-        enforceProtoLimits: 1
-        // LEGACY_NO_EXPLICIT_LIMITS,
-      },
-      // EDITION_2026
-      1002: {
-        fieldPresence: 1,
-        // EXPLICIT,
-        enumType: 1,
-        // OPEN,
-        repeatedFieldEncoding: 1,
-        // PACKED,
-        utf8Validation: 2,
-        // VERIFY,
-        messageEncoding: 1,
-        // LENGTH_PREFIXED,
-        jsonFormat: 1,
-        // ALLOW,
-        enforceNamingStyle: 3,
-        // STYLE2026,
-        defaultSymbolVisibility: 4,
-        // STRICT,
-        enforceProtoLimits: 2
-        // PROTO_LIMITS2026,
-      }
-    };
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/boot.js
-function boot(boot2) {
-  const root = bootFileDescriptorProto(boot2);
-  root.messageType.forEach(restoreJsonNames);
-  const reg = createEmbeddedFileRegistry(root, () => void 0);
-  return reg.getFile(root.name);
-}
-function bootFileDescriptorProto(init) {
-  const proto = /* @__PURE__ */ Object.create({
-    syntax: "",
-    edition: 0
-  });
-  return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FileDescriptorProto", dependency: [], publicDependency: [], weakDependency: [], optionDependency: [], service: [], extension: [] }, init), { messageType: init.messageType.map(bootDescriptorProto), enumType: init.enumType.map(bootEnumDescriptorProto) }));
-}
-function bootDescriptorProto(init) {
-  var _a2, _b2, _c, _d, _e, _f, _g, _h;
-  const proto = /* @__PURE__ */ Object.create({
-    visibility: 0
-  });
-  return Object.assign(proto, {
-    $typeName: "google.protobuf.DescriptorProto",
-    name: init.name,
-    field: (_b2 = (_a2 = init.field) === null || _a2 === void 0 ? void 0 : _a2.map(bootFieldDescriptorProto)) !== null && _b2 !== void 0 ? _b2 : [],
-    extension: [],
-    nestedType: (_d = (_c = init.nestedType) === null || _c === void 0 ? void 0 : _c.map(bootDescriptorProto)) !== null && _d !== void 0 ? _d : [],
-    enumType: (_f = (_e = init.enumType) === null || _e === void 0 ? void 0 : _e.map(bootEnumDescriptorProto)) !== null && _f !== void 0 ? _f : [],
-    extensionRange: (_h = (_g = init.extensionRange) === null || _g === void 0 ? void 0 : _g.map((e) => Object.assign({ $typeName: "google.protobuf.DescriptorProto.ExtensionRange" }, e))) !== null && _h !== void 0 ? _h : [],
-    oneofDecl: [],
-    reservedRange: [],
-    reservedName: []
-  });
-}
-function bootFieldDescriptorProto(init) {
-  const proto = /* @__PURE__ */ Object.create({
-    label: 1,
-    typeName: "",
-    extendee: "",
-    defaultValue: "",
-    oneofIndex: 0,
-    jsonName: "",
-    proto3Optional: false
-  });
-  return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FieldDescriptorProto" }, init), { options: init.options ? bootFieldOptions(init.options) : void 0 }));
-}
-function bootFieldOptions(init) {
-  var _a2, _b2, _c;
-  const proto = /* @__PURE__ */ Object.create({
-    ctype: 0,
-    packed: false,
-    jstype: 0,
-    lazy: false,
-    unverifiedLazy: false,
-    deprecated: false,
-    weak: false,
-    debugRedact: false,
-    retention: 0
-  });
-  return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FieldOptions" }, init), { targets: (_a2 = init.targets) !== null && _a2 !== void 0 ? _a2 : [], editionDefaults: (_c = (_b2 = init.editionDefaults) === null || _b2 === void 0 ? void 0 : _b2.map((e) => Object.assign({ $typeName: "google.protobuf.FieldOptions.EditionDefault" }, e))) !== null && _c !== void 0 ? _c : [], uninterpretedOption: [] }));
-}
-function bootEnumDescriptorProto(init) {
-  const proto = /* @__PURE__ */ Object.create({
-    visibility: 0
-  });
-  return Object.assign(proto, {
-    $typeName: "google.protobuf.EnumDescriptorProto",
-    name: init.name,
-    reservedName: [],
-    reservedRange: [],
-    value: init.value.map((e) => Object.assign({ $typeName: "google.protobuf.EnumValueDescriptorProto" }, e))
-  });
-}
-var init_boot = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/boot.js"() {
-    init_restore_json_names();
-    init_registry();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/fields.js
-var init_fields = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/fields.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/wire/base64-encoding.js
-function base64Decode(base64Str) {
-  const len = base64Str.length;
-  let size = len - (len + 3 >> 2);
-  if ((len & 3) == 0 && base64Str[len - 1] == "=") {
-    size -= base64Str[len - 2] == "=" ? 2 : 1;
-  }
-  const bytes2 = new Uint8Array(size);
-  let written = -1;
-  if (nativeSetFromBase64) {
-    try {
-      const result = nativeSetFromBase64.call(bytes2, base64Str);
-      if (result.read == len) {
-        written = result.written;
-      }
-    } catch (_a2) {
-    }
-  }
-  if (written < 0) {
-    written = setFromBase64(bytes2, base64Str);
-  }
-  return written == size ? bytes2 : bytes2.subarray(0, written);
-}
-function setFromBase64(bytes2, base64Str) {
-  const table3 = getDecodeTable();
-  let bytePos = 0, groupPos = 0, b, p = 0;
-  for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table3[base64Str.charCodeAt(i2)];
-    if (b === void 0) {
-      switch (base64Str[i2]) {
-        // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
-        case "=":
-          groupPos = 0;
-        // reset state when padding found
-        case "\n":
-        case "\r":
-        case "	":
-        case " ":
-          continue;
-        // skip white-space, and padding
-        default:
-          throw Error("invalid base64 string");
-      }
-    }
-    switch (groupPos) {
-      case 0:
-        p = b;
-        groupPos = 1;
-        break;
-      case 1:
-        bytes2[bytePos++] = p << 2 | (b & 48) >> 4;
-        p = b;
-        groupPos = 2;
-        break;
-      case 2:
-        bytes2[bytePos++] = (p & 15) << 4 | (b & 60) >> 2;
-        p = b;
-        groupPos = 3;
-        break;
-      case 3:
-        bytes2[bytePos++] = (p & 3) << 6 | b;
-        groupPos = 0;
-        break;
-    }
-  }
-  if (groupPos == 1)
-    throw Error("invalid base64 string");
-  return bytePos;
-}
-function getEncodeTable(encoding) {
-  if (!encodeTableStd) {
-    encodeTableStd = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".split("");
-    encodeTableUrl = encodeTableStd.slice(0, -2).concat("-", "_");
-  }
-  return encoding == "url" ? (
-    // biome-ignore lint/style/noNonNullAssertion: TS fails to narrow down
-    encodeTableUrl
-  ) : encodeTableStd;
-}
-function getDecodeTable() {
-  if (!decodeTable) {
-    decodeTable = [];
-    const encodeTable = getEncodeTable("std");
-    for (let i2 = 0; i2 < encodeTable.length; i2++)
-      decodeTable[encodeTable[i2].charCodeAt(0)] = i2;
-    decodeTable["-".charCodeAt(0)] = encodeTable.indexOf("+");
-    decodeTable["_".charCodeAt(0)] = encodeTable.indexOf("/");
-  }
-  return decodeTable;
-}
-var nativeSetFromBase64, nativeToBase64, encodeTableStd, encodeTableUrl, decodeTable;
-var init_base64_encoding = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/wire/base64-encoding.js"() {
-    nativeSetFromBase64 = Uint8Array.prototype.setFromBase64;
-    nativeToBase64 = Uint8Array.prototype.toBase64;
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/error.js
-var FieldError;
-var init_error = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/error.js"() {
-    FieldError = class extends Error {
-      constructor(fieldOrOneof, message, name = "FieldValueInvalidError") {
-        super(message);
-        this.name = name;
-        this.field = () => fieldOrOneof;
-      }
-    };
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/is-message.js
-function isMessage(arg, schema) {
-  const isMessage2 = arg !== null && typeof arg == "object" && "$typeName" in arg && typeof arg.$typeName == "string";
-  if (!isMessage2) {
-    return false;
-  }
-  if (schema === void 0) {
-    return true;
-  }
-  return schema.typeName === arg.$typeName;
-}
-var init_is_message = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/is-message.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/guard.js
-function isObject(arg) {
-  return arg !== null && typeof arg == "object" && !Array.isArray(arg);
-}
-function isReflectList(arg, field) {
-  var _a2, _b2, _c, _d;
-  if (isObject(arg) && unsafeLocal in arg && "add" in arg && "field" in arg && typeof arg.field == "function") {
-    if (field !== void 0) {
-      const a = field;
-      const b = arg.field();
-      return a.listKind == b.listKind && a.scalar === b.scalar && ((_a2 = a.message) === null || _a2 === void 0 ? void 0 : _a2.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
-    }
-    return true;
-  }
-  return false;
-}
-function isReflectMap(arg, field) {
-  var _a2, _b2, _c, _d;
-  if (isObject(arg) && unsafeLocal in arg && "has" in arg && "field" in arg && typeof arg.field == "function") {
-    if (field !== void 0) {
-      const a = field, b = arg.field();
-      return a.mapKey === b.mapKey && a.mapKind == b.mapKind && a.scalar === b.scalar && ((_a2 = a.message) === null || _a2 === void 0 ? void 0 : _a2.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
-    }
-    return true;
-  }
-  return false;
-}
-function isReflectMessage(arg, messageDesc2) {
-  return isObject(arg) && unsafeLocal in arg && "desc" in arg && isObject(arg.desc) && arg.desc.kind === "message" && (messageDesc2 === void 0 || arg.desc.typeName == messageDesc2.typeName);
-}
-var init_guard = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/guard.js"() {
-    init_unsafe();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/wkt/wrappers.js
-function isWrapper(arg) {
-  return isWrapperTypeName(arg.$typeName);
-}
-function isWrapperDesc(messageDesc2) {
-  const f = messageDesc2.fields[0];
-  return isWrapperTypeName(messageDesc2.typeName) && f !== void 0 && f.fieldKind == "scalar" && f.name == "value" && f.number == 1;
-}
-function isWrapperTypeName(name) {
-  return wrapperTypeNames.has(name);
-}
-var wrapperTypeNames;
-var init_wrappers = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/wkt/wrappers.js"() {
-    wrapperTypeNames = /* @__PURE__ */ new Set([
-      "google.protobuf.DoubleValue",
-      "google.protobuf.FloatValue",
-      "google.protobuf.Int64Value",
-      "google.protobuf.UInt64Value",
-      "google.protobuf.Int32Value",
-      "google.protobuf.UInt32Value",
-      "google.protobuf.BoolValue",
-      "google.protobuf.StringValue",
-      "google.protobuf.BytesValue"
-    ]);
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/create.js
-function create(schema, init) {
-  if (isMessage(init, schema)) {
-    return init;
-  }
-  return compiledCreate(schema)(init);
-}
-function compiledCreate(desc) {
-  let compiled2 = compiledCreates.get(desc);
-  if (compiled2 === void 0) {
-    compiled2 = compileCreate(desc);
-    compiledCreates.set(desc, compiled2);
-  }
-  return compiled2;
-}
-function compileCreate(desc) {
-  const typeName = desc.typeName;
-  const { properties, prototype } = compileInitMessage(desc);
-  return (init) => {
-    let message;
-    if (prototype !== void 0) {
-      message = Object.create(prototype);
-      message.$typeName = typeName;
-    } else {
-      message = { $typeName: typeName };
-    }
-    for (let i2 = 0; i2 < properties.length; i2++) {
-      const property = properties[i2];
-      const name = property.name;
-      const initValue = init === null || init === void 0 ? void 0 : init[name];
-      switch (property.kind) {
-        case INIT_SINGULAR:
-          if (initValue != null) {
-            message[name] = property.convert !== void 0 ? property.convert(initValue) : initValue;
-          } else if (property.constant !== void 0) {
-            message[name] = property.constant;
-          }
-          break;
-        case INIT_LIST:
-          message[name] = property.convert !== void 0 && Array.isArray(initValue) ? initValue.map(property.convert) : initValue !== null && initValue !== void 0 ? initValue : [];
-          break;
-        case INIT_MAP:
-          if (property.convert === void 0 || !isObject(initValue)) {
-            message[name] = initValue !== null && initValue !== void 0 ? initValue : {};
-          } else {
-            const converted = {};
-            const keys = Object.keys(initValue);
-            for (let k = 0; k < keys.length; k++) {
-              setOwn(converted, keys[k], property.convert(initValue[keys[k]]));
-            }
-            message[name] = converted;
-          }
-          break;
-        case INIT_ONEOF: {
-          const oneofValue = initValue;
-          if ((oneofValue === null || oneofValue === void 0 ? void 0 : oneofValue.case) != null) {
-            const convert = property.convert.get(oneofValue.case);
-            if (convert !== void 0) {
-              message[name] = {
-                case: oneofValue.case,
-                value: convert(oneofValue.value)
-              };
-              break;
-            }
-          }
-          message[name] = { case: void 0 };
-          break;
-        }
-      }
-    }
-    return message;
-  };
-}
-function compileInitMessage(desc) {
-  var _a2, _b2;
-  const properties = [];
-  const prototype = {};
-  const usePrototype = needsPrototypeChain(desc);
-  for (const member of desc.members) {
-    const name = member.localName;
-    if (member.kind == "oneof") {
-      properties.push({
-        name,
-        kind: INIT_ONEOF,
-        constant: void 0,
-        convert: compileConvertOneof(member)
-      });
-      continue;
-    }
-    switch (member.fieldKind) {
-      case "message": {
-        properties.push({
-          name,
-          kind: INIT_SINGULAR,
-          constant: void 0,
-          convert: compileConvertMessage(member)
-        });
-        break;
-      }
-      case "list": {
-        properties.push({
-          name,
-          kind: INIT_LIST,
-          constant: void 0,
-          convert: member.listKind == "message" ? (_a2 = compileConvertMessage(member)) !== null && _a2 !== void 0 ? _a2 : ((value) => value) : member.scalar == ScalarType.BYTES ? toU8Arr : void 0
-        });
-        break;
-      }
-      case "map": {
-        properties.push({
-          name,
-          kind: INIT_MAP,
-          constant: void 0,
-          convert: member.mapKind == "message" ? (_b2 = compileConvertMessage(member)) !== null && _b2 !== void 0 ? _b2 : ((value) => value) : member.scalar == ScalarType.BYTES ? toU8Arr : void 0
-        });
-        break;
-      }
-      default: {
-        const zeroValue = createZeroValue(member);
-        properties.push({
-          name,
-          kind: INIT_SINGULAR,
-          constant: member.presence == IMPLICIT3 ? zeroValue : void 0,
-          convert: member.fieldKind == "scalar" && member.scalar == ScalarType.BYTES ? toU8Arr : void 0
-        });
-        if (usePrototype) {
-          prototype[name] = zeroValue;
-        }
-        break;
-      }
-    }
-  }
-  return {
-    properties,
-    prototype: usePrototype ? prototype : void 0
-  };
-}
-function compileConvertOneof(oneof) {
-  const converters = /* @__PURE__ */ new Map();
-  for (const field of oneof.fields) {
-    let convert;
-    if (field.fieldKind == "message") {
-      convert = compileConvertMessage(field);
-    } else if (field.fieldKind == "scalar" && field.scalar == ScalarType.BYTES) {
-      convert = toU8Arr;
-    }
-    converters.set(field.localName, convert !== null && convert !== void 0 ? convert : ((value) => value));
-  }
-  return converters;
-}
-function compileConvertMessage(field) {
-  if (field.fieldKind == "message" && !field.oneof && isWrapperDesc(field.message)) {
-    return field.message.fields[0].scalar == ScalarType.BYTES ? toU8Arr : void 0;
-  }
-  if (field.message.typeName == "google.protobuf.Struct" && field.parent.typeName !== "google.protobuf.Value") {
-    return void 0;
-  }
-  const messageDesc2 = field.message;
-  let compiled2;
-  return (value) => {
-    if (!isObject(value) || isMessage(value, messageDesc2)) {
-      return value;
-    }
-    compiled2 !== null && compiled2 !== void 0 ? compiled2 : compiled2 = compiledCreate(messageDesc2);
-    return compiled2(value);
-  };
-}
-function toU8Arr(value) {
-  return Array.isArray(value) ? new Uint8Array(value) : value;
-}
-function needsPrototypeChain(desc) {
-  switch (desc.file.edition) {
-    case EDITION_PROTO32:
-      return false;
-    case EDITION_PROTO22:
-      return true;
-    default:
-      return desc.fields.some((f) => f.presence != IMPLICIT3 && f.fieldKind != "message" && !f.oneof);
-  }
-}
-function createZeroValue(field) {
-  const defaultValue = field.getDefaultValue();
-  if (defaultValue !== void 0) {
-    return field.fieldKind == "scalar" && field.longAsString ? defaultValue.toString() : defaultValue;
-  }
-  return field.fieldKind == "scalar" ? scalarZeroValue(field.scalar, field.longAsString) : field.enum.values[0].number;
-}
-var EDITION_PROTO32, EDITION_PROTO22, IMPLICIT3, compiledCreates, INIT_SINGULAR, INIT_LIST, INIT_MAP, INIT_ONEOF;
-var init_create = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/create.js"() {
-    init_is_message();
-    init_descriptors();
-    init_scalar();
-    init_guard();
-    init_unsafe();
-    init_wrappers();
-    EDITION_PROTO32 = 999;
-    EDITION_PROTO22 = 998;
-    IMPLICIT3 = 2;
-    compiledCreates = /* @__PURE__ */ new WeakMap();
-    INIT_SINGULAR = 0;
-    INIT_LIST = 1;
-    INIT_MAP = 2;
-    INIT_ONEOF = 3;
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/message.js
-function localMessageMapper(field) {
-  if (usesJsonRepresentation(field)) {
-    return {
-      toMessage: (local) => wktStructToReflect(local),
-      toLocal: (message) => wktStructToLocal(message)
-    };
-  }
-  if (field.fieldKind == "message" && !field.oneof && isWrapperDesc(field.message)) {
-    const wrapperDesc = field.message;
-    const valueLocalName = wrapperDesc.fields[0].localName;
-    return {
-      toMessage: (local) => {
-        const message = create(wrapperDesc);
-        if (local !== void 0) {
-          message[valueLocalName] = local;
-        }
-        return message;
-      },
-      toLocal: (message) => message[valueLocalName]
-    };
-  }
-  const childDesc = field.message;
-  return {
-    toMessage: (local) => local === void 0 ? create(childDesc) : local,
-    toLocal: (message) => message
-  };
-}
-function usesJsonRepresentation(field) {
-  return field.message.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value";
-}
-function wktStructToReflect(json) {
-  const struct = {
-    $typeName: "google.protobuf.Struct",
-    fields: {}
-  };
-  if (isObject(json)) {
-    for (const k of Object.keys(json)) {
-      setOwn(struct.fields, k, wktValueToReflect(json[k]));
-    }
-  }
-  return struct;
-}
-function wktStructToLocal(val) {
-  const json = {};
-  for (const k of Object.keys(val.fields)) {
-    setOwn(json, k, wktValueToLocal(val.fields[k]));
-  }
-  return json;
-}
-function wktValueToLocal(val) {
-  switch (val.kind.case) {
-    case "structValue":
-      return wktStructToLocal(val.kind.value);
-    case "listValue":
-      return val.kind.value.values.map(wktValueToLocal);
-    case "nullValue":
-    case void 0:
-      return null;
-    default:
-      return val.kind.value;
-  }
-}
-function wktValueToReflect(json) {
-  const value = {
-    $typeName: "google.protobuf.Value",
-    kind: { case: void 0 }
-  };
-  switch (typeof json) {
-    case "number":
-      value.kind = { case: "numberValue", value: json };
-      break;
-    case "string":
-      value.kind = { case: "stringValue", value: json };
-      break;
-    case "boolean":
-      value.kind = { case: "boolValue", value: json };
-      break;
-    case "object":
-      if (json === null) {
-        value.kind = { case: "nullValue", value: NULL_VALUE };
-      } else if (Array.isArray(json)) {
-        const listValue = {
-          $typeName: "google.protobuf.ListValue",
-          values: []
-        };
-        if (Array.isArray(json)) {
-          for (const e of json) {
-            listValue.values.push(wktValueToReflect(e));
-          }
-        }
-        value.kind = {
-          case: "listValue",
-          value: listValue
-        };
-      } else {
-        value.kind = {
-          case: "structValue",
-          value: wktStructToReflect(json)
-        };
-      }
-      break;
-  }
-  return value;
-}
-var NULL_VALUE;
-var init_message = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/message.js"() {
-    init_create();
-    init_guard();
-    init_unsafe();
-    init_wrappers();
-    NULL_VALUE = 0;
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/to-binary.js
-function makeWriteOptions(options) {
-  return options ? Object.assign(Object.assign({}, writeDefaults), options) : writeDefaults;
-}
-function toBinary(schema, message, options) {
-  const writer = new BinaryWriter();
-  compiledWriter(schema)(writer, makeWriteOptions(options), message);
-  return writer.finish();
-}
-function compiledWriter(desc) {
-  let compiled2 = compiledWriters.get(desc);
-  if (compiled2 === void 0) {
-    compiled2 = compileMessage(desc);
-  }
-  return compiled2;
-}
-function compileMessage(desc) {
-  const typeName = desc.typeName;
-  const sortedFields = desc.fields.concat().sort((a, b) => a.number - b.number);
-  const foreignField = sortedFields[0];
-  const fieldWriters = [];
-  const compiled2 = (writer, opts, message) => {
-    if (message.$typeName !== typeName && foreignField !== void 0) {
-      throw new FieldError(foreignField, `cannot use ${foreignField} with message ${message.$typeName}`, "ForeignFieldError");
-    }
-    for (let i2 = 0; i2 < fieldWriters.length; i2++) {
-      fieldWriters[i2](writer, opts, message);
-    }
-    const unknown = message.$unknown;
-    if (unknown !== void 0 && opts.writeUnknownFields) {
-      for (let i2 = 0; i2 < unknown.length; i2++) {
-        const { no, wireType, data } = unknown[i2];
-        writer.tag(no, wireType).raw(data);
-      }
-    }
-  };
-  compiledWriters.set(desc, compiled2);
-  for (const field of sortedFields) {
-    fieldWriters.push(compileField(field));
-  }
-  return compiled2;
-}
-function compileField(field) {
-  switch (field.fieldKind) {
-    case "message":
-    case "scalar":
-    case "enum":
-      return compileSingularField(field);
-    case "list":
-      return compileListField(field);
-    case "map":
-      return compileMapField(field);
-  }
-}
-function compileSingularField(field) {
-  const writeValue = compileSingularValue(field);
-  const localName = field.localName;
-  if (field.oneof) {
-    const oneofLocalName = field.oneof.localName;
-    return (writer, opts, message) => {
-      const oneof = message[oneofLocalName];
-      if (oneof.case === localName) {
-        writeValue(writer, opts, oneof.value);
-      }
-    };
-  }
-  if (field.presence != IMPLICIT4) {
-    const requiredError = field.presence == LEGACY_REQUIRED2 ? `cannot encode ${field} to binary: required field not set` : void 0;
-    return (writer, opts, message) => {
-      const value = message[localName];
-      if (value !== void 0 && Object.prototype.hasOwnProperty.call(message, localName)) {
-        writeValue(writer, opts, value);
-      } else if (requiredError !== void 0) {
-        throw new Error(requiredError);
-      }
-    };
-  }
-  if (field.fieldKind == "enum") {
-    const zero = field.enum.values[0].number;
-    return (writer, opts, message) => {
-      const value = message[localName];
-      if (value !== zero) {
-        writeValue(writer, opts, value);
-      }
-    };
-  }
-  switch (field.scalar) {
-    case ScalarType.BOOL:
-      return (writer, opts, message) => {
-        const value = message[localName];
-        if (value !== false) {
-          writeValue(writer, opts, value);
-        }
-      };
-    case ScalarType.STRING:
-      return (writer, opts, message) => {
-        const value = message[localName];
-        if (value !== "") {
-          writeValue(writer, opts, value);
-        }
-      };
-    case ScalarType.BYTES:
-      return (writer, opts, message) => {
-        const value = message[localName];
-        if (!(value instanceof Uint8Array) || value.byteLength > 0) {
-          writeValue(writer, opts, value);
-        }
-      };
-    case ScalarType.DOUBLE:
-    case ScalarType.FLOAT:
-      return (writer, opts, message) => {
-        const value = message[localName];
-        if (!Object.is(value, 0)) {
-          writeValue(writer, opts, value);
-        }
-      };
-    default:
-      return (writer, opts, message) => {
-        const value = message[localName];
-        if (value != 0) {
-          writeValue(writer, opts, value);
-        }
-      };
-  }
-}
-function compileSingularValue(field) {
-  switch (field.fieldKind) {
-    case "message": {
-      const { toMessage } = localMessageMapper(field);
-      const writeChild = compileChildWriter(field);
-      return (writer, opts, value) => {
-        writeChild(writer, opts, toMessage(value));
-      };
-    }
-    case "scalar":
-    case "enum": {
-      const scalarType = field.fieldKind == "enum" ? ScalarType.INT32 : field.scalar;
-      const fieldNo = field.number;
-      const wireType = writeTypeOfScalar(scalarType);
-      const writeScalar = compileScalarValue(scalarType, field.parent.typeName, field.name);
-      return (writer, opts, value) => {
-        writer.tag(fieldNo, wireType);
-        writeScalar(writer, value);
-      };
-    }
-  }
-}
-function compileListField(field) {
-  const localName = field.localName;
-  const fieldNo = field.number;
-  switch (field.listKind) {
-    case "message": {
-      const { toMessage } = localMessageMapper(field);
-      const writeChild = compileChildWriter(field);
-      return (writer, opts, message) => {
-        const items = message[localName];
-        for (let i2 = 0; i2 < items.length; i2++) {
-          writeChild(writer, opts, toMessage(items[i2]));
-        }
-      };
-    }
-    case "scalar":
-    case "enum": {
-      const scalarType = field.listKind == "enum" ? ScalarType.INT32 : field.scalar;
-      const writeScalar = compileScalarValue(scalarType, field.parent.typeName, field.name);
-      if (field.packed) {
-        return (writer, opts, message) => {
-          const items = message[localName];
-          if (items.length == 0) {
-            return;
-          }
-          writer.tag(fieldNo, WireType.LengthDelimited).fork();
-          for (let i2 = 0; i2 < items.length; i2++) {
-            writeScalar(writer, items[i2]);
-          }
-          writer.join();
-        };
-      }
-      const wireType = writeTypeOfScalar(scalarType);
-      return (writer, opts, message) => {
-        const items = message[localName];
-        for (let i2 = 0; i2 < items.length; i2++) {
-          writer.tag(fieldNo, wireType);
-          writeScalar(writer, items[i2]);
-        }
-      };
-    }
-  }
-}
-function compileMapField(field) {
-  const localName = field.localName;
-  const fieldNo = field.number;
-  const writeKey = compileMapKey(field);
-  if (field.mapKind == "message") {
-    const { toMessage } = localMessageMapper(field);
-    const writeMessage = compiledWriter(field.message);
-    return (writer, opts, message) => {
-      const record = message[localName];
-      const keys = Object.keys(record);
-      for (let i2 = 0; i2 < keys.length; i2++) {
-        const key = keys[i2];
-        writer.tag(fieldNo, WireType.LengthDelimited).fork();
-        writeKey(writer, key);
-        writer.tag(2, WireType.LengthDelimited).fork();
-        writeMessage(writer, opts, toMessage(record[key]));
-        writer.join();
-        writer.join();
-      }
-    };
-  }
-  const scalarType = field.mapKind == "enum" ? ScalarType.INT32 : field.scalar;
-  const valueWireType = writeTypeOfScalar(scalarType);
-  const writeScalar = compileScalarValue(scalarType, field.parent.typeName, field.name);
-  return (writer, opts, message) => {
-    const record = message[localName];
-    const keys = Object.keys(record);
-    for (let i2 = 0; i2 < keys.length; i2++) {
-      const key = keys[i2];
-      writer.tag(fieldNo, WireType.LengthDelimited).fork();
-      writeKey(writer, key);
-      writer.tag(2, valueWireType);
-      writeScalar(writer, record[key]);
-      writer.join();
-    }
-  };
-}
-function compileMapKey(field) {
-  const wireType = writeTypeOfScalar(field.mapKey);
-  const writeScalar = compileScalarValue(field.mapKey, field.parent.typeName, field.name);
-  const convertKey = compileMapKeyConverter(field.mapKey);
-  return (writer, key) => {
-    writer.tag(1, wireType);
-    writeScalar(writer, convertKey(key));
-  };
-}
-function compileMapKeyConverter(type) {
-  switch (type) {
-    case ScalarType.STRING:
-      return (key) => key;
-    case ScalarType.BOOL:
-      return (key) => key === "true" ? true : key === "false" ? false : key;
-    case ScalarType.UINT64:
-    case ScalarType.FIXED64:
-      return (key) => {
-        try {
-          return protoInt64.uParse(key);
-        } catch (_a2) {
-          return key;
-        }
-      };
-    case ScalarType.INT64:
-    case ScalarType.SFIXED64:
-    case ScalarType.SINT64:
-      return (key) => {
-        try {
-          return protoInt64.parse(key);
-        } catch (_a2) {
-          return key;
-        }
-      };
-    default:
-      return (key) => {
-        const n = Number.parseInt(key);
-        return Number.isFinite(n) ? n : key;
-      };
-  }
-}
-function compileScalarValue(type, messageName, fieldName) {
-  const writeScalar = compileScalarWrite(type);
-  return (writer, value) => {
-    try {
-      writeScalar(writer, value);
-    } catch (e) {
-      if (e instanceof Error) {
-        throw new Error(`cannot encode field ${messageName}.${fieldName} to binary: ${e.message}`);
-      }
-      throw e;
-    }
-  };
-}
-function compileScalarWrite(type) {
-  switch (type) {
-    case ScalarType.STRING:
-      return (writer, value) => writer.string(value);
-    case ScalarType.BOOL:
-      return (writer, value) => writer.bool(value);
-    case ScalarType.DOUBLE:
-      return (writer, value) => writer.double(value);
-    case ScalarType.FLOAT:
-      return (writer, value) => writer.float(value);
-    case ScalarType.INT32:
-      return (writer, value) => writer.int32(value);
-    case ScalarType.INT64:
-      return (writer, value) => writer.int64(value);
-    case ScalarType.UINT64:
-      return (writer, value) => writer.uint64(value);
-    case ScalarType.FIXED64:
-      return (writer, value) => writer.fixed64(value);
-    case ScalarType.BYTES:
-      return (writer, value) => writer.bytes(value);
-    case ScalarType.FIXED32:
-      return (writer, value) => writer.fixed32(value);
-    case ScalarType.SFIXED32:
-      return (writer, value) => writer.sfixed32(value);
-    case ScalarType.SFIXED64:
-      return (writer, value) => writer.sfixed64(value);
-    case ScalarType.SINT64:
-      return (writer, value) => writer.sint64(value);
-    case ScalarType.UINT32:
-      return (writer, value) => writer.uint32(value);
-    case ScalarType.SINT32:
-      return (writer, value) => writer.sint32(value);
-  }
-}
-function compileChildWriter(field) {
-  const fieldNo = field.number;
-  const writeMessage = compiledWriter(field.message);
-  if (field.delimitedEncoding) {
-    return (writer, opts, child) => {
-      writer.tag(fieldNo, WireType.StartGroup);
-      writeMessage(writer, opts, child);
-      writer.tag(fieldNo, WireType.EndGroup);
-    };
-  }
-  return (writer, opts, child) => {
-    writer.tag(fieldNo, WireType.LengthDelimited).fork();
-    writeMessage(writer, opts, child);
-    writer.join();
-  };
-}
-function writeTypeOfScalar(type) {
-  switch (type) {
-    case ScalarType.BYTES:
-    case ScalarType.STRING:
-      return WireType.LengthDelimited;
-    case ScalarType.DOUBLE:
-    case ScalarType.FIXED64:
-    case ScalarType.SFIXED64:
-      return WireType.Bit64;
-    case ScalarType.FIXED32:
-    case ScalarType.SFIXED32:
-    case ScalarType.FLOAT:
-      return WireType.Bit32;
-    default:
-      return WireType.Varint;
-  }
-}
-var IMPLICIT4, LEGACY_REQUIRED2, writeDefaults, compiledWriters;
-var init_to_binary = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/to-binary.js"() {
-    init_binary_encoding();
-    init_descriptors();
-    init_error();
-    init_message();
-    init_proto_int64();
-    IMPLICIT4 = 2;
-    LEGACY_REQUIRED2 = 3;
-    writeDefaults = {
-      writeUnknownFields: true
-    };
-    compiledWriters = /* @__PURE__ */ new WeakMap();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect-check.js
-function checkField(field, value) {
-  const check = field.fieldKind == "list" ? isReflectList(value, field) : field.fieldKind == "map" ? isReflectMap(value, field) : checkSingular(field, value);
-  if (check === true) {
-    return void 0;
-  }
-  let reason;
-  switch (field.fieldKind) {
-    case "list":
-      reason = `expected ${formatReflectList(field)}, got ${formatVal(value)}`;
-      break;
-    case "map":
-      reason = `expected ${formatReflectMap(field)}, got ${formatVal(value)}`;
-      break;
-    default: {
-      reason = reasonSingular(field, value, check);
-    }
-  }
-  return new FieldError(field, reason);
-}
-function checkListItem(field, index, value) {
-  const check = checkSingular(field, value);
-  if (check !== true) {
-    return new FieldError(field, `list item #${index + 1}: ${reasonSingular(field, value, check)}`);
-  }
-  return void 0;
-}
-function checkMapEntry(field, key, value) {
-  const checkKey = checkScalarValue(field.mapKey)(key);
-  if (checkKey !== true) {
-    return new FieldError(field, `invalid map key: ${reasonSingular({ scalar: field.mapKey }, key, checkKey)}`);
-  }
-  const checkVal = checkSingular(field, value);
-  if (checkVal !== true) {
-    return new FieldError(field, `map entry ${formatVal(key)}: ${reasonSingular(field, value, checkVal)}`);
-  }
-  return void 0;
-}
-function checkSingular(field, value) {
-  if (field.scalar !== void 0) {
-    return checkScalarValue(field.scalar)(value);
-  }
-  if (field.enum !== void 0) {
-    if (field.enum.open) {
-      return checkScalarValue(ScalarType.INT32)(value);
-    }
-    return field.enum.values.some((v) => v.number === value);
-  }
-  return isReflectMessage(value, field.message);
-}
-function checkScalarValue(scalar) {
-  switch (scalar) {
-    case ScalarType.DOUBLE:
-      return (value) => typeof value == "number";
-    case ScalarType.FLOAT:
-      return (value) => {
-        if (typeof value != "number") {
-          return false;
-        }
-        if (!Number.isFinite(Math.fround(value)) && Number.isFinite(value)) {
-          return `${value.toFixed()} out of range`;
-        }
-        return true;
-      };
-    case ScalarType.INT32:
-    case ScalarType.SFIXED32:
-    case ScalarType.SINT32:
-      return (value) => {
-        if (typeof value !== "number" || !Number.isInteger(value)) {
-          return false;
-        }
-        if (value > INT32_MAX || value < INT32_MIN) {
-          return `${value.toFixed()} out of range`;
-        }
-        return true;
-      };
-    case ScalarType.FIXED32:
-    case ScalarType.UINT32:
-      return (value) => {
-        if (typeof value !== "number" || !Number.isInteger(value)) {
-          return false;
-        }
-        if (value > UINT32_MAX || value < 0) {
-          return `${value.toFixed()} out of range`;
-        }
-        return true;
-      };
-    case ScalarType.BOOL:
-      return (value) => typeof value == "boolean";
-    case ScalarType.STRING:
-      return (value) => {
-        if (typeof value != "string") {
-          return false;
-        }
-        return getTextEncoding().checkUtf8(value) || "invalid UTF8";
-      };
-    case ScalarType.BYTES:
-      return (value) => value instanceof Uint8Array;
-    case ScalarType.INT64:
-    case ScalarType.SFIXED64:
-    case ScalarType.SINT64:
-      return (value) => {
-        if (typeof value == "bigint" || typeof value == "number" || typeof value == "string" && value.length > 0) {
-          try {
-            protoInt64.parse(value);
-            return true;
-          } catch (_) {
-            return `${value} out of range`;
-          }
-        }
-        return false;
-      };
-    case ScalarType.FIXED64:
-    case ScalarType.UINT64:
-      return (value) => {
-        if (typeof value == "bigint" || typeof value == "number" || typeof value == "string" && value.length > 0) {
-          try {
-            protoInt64.uParse(value);
-            return true;
-          } catch (_) {
-            return `${value} out of range`;
-          }
-        }
-        return false;
-      };
-  }
-}
-function reasonSingular(field, val, details) {
-  details = typeof details == "string" ? `: ${details}` : `, got ${formatVal(val)}`;
-  if (field.scalar !== void 0) {
-    return `expected ${scalarTypeDescription(field.scalar)}` + details;
-  }
-  if (field.enum !== void 0) {
-    return `expected ${field.enum.toString()}` + details;
-  }
-  return `expected ${formatReflectMessage(field.message)}` + details;
-}
-function formatVal(val) {
-  switch (typeof val) {
-    case "object":
-      if (val === null) {
-        return "null";
-      }
-      if (val instanceof Uint8Array) {
-        return `Uint8Array(${val.length})`;
-      }
-      if (Array.isArray(val)) {
-        return `Array(${val.length})`;
-      }
-      if (isReflectList(val)) {
-        return formatReflectList(val.field());
-      }
-      if (isReflectMap(val)) {
-        return formatReflectMap(val.field());
-      }
-      if (isReflectMessage(val)) {
-        return formatReflectMessage(val.desc);
-      }
-      if (isMessage(val)) {
-        return `message ${val.$typeName}`;
-      }
-      return "object";
-    case "string":
-      return val.length > 30 ? "string" : `"${val.split('"').join('\\"')}"`;
-    case "boolean":
-      return String(val);
-    case "number":
-      return String(val);
-    case "bigint":
-      return String(val) + "n";
-    default:
-      return typeof val;
-  }
-}
-function formatReflectMessage(desc) {
-  return `ReflectMessage (${desc.typeName})`;
-}
-function formatReflectList(field) {
-  switch (field.listKind) {
-    case "message":
-      return `ReflectList (${field.message.toString()})`;
-    case "enum":
-      return `ReflectList (${field.enum.toString()})`;
-    case "scalar":
-      return `ReflectList (${ScalarType[field.scalar]})`;
-  }
-}
-function formatReflectMap(field) {
-  switch (field.mapKind) {
-    case "message":
-      return `ReflectMap (${ScalarType[field.mapKey]}, ${field.message.toString()})`;
-    case "enum":
-      return `ReflectMap (${ScalarType[field.mapKey]}, ${field.enum.toString()})`;
-    case "scalar":
-      return `ReflectMap (${ScalarType[field.mapKey]}, ${ScalarType[field.scalar]})`;
-  }
-}
-function scalarTypeDescription(scalar) {
-  switch (scalar) {
-    case ScalarType.STRING:
-      return "string";
-    case ScalarType.BOOL:
-      return "boolean";
-    case ScalarType.INT64:
-    case ScalarType.SINT64:
-    case ScalarType.SFIXED64:
-      return "bigint (int64)";
-    case ScalarType.UINT64:
-    case ScalarType.FIXED64:
-      return "bigint (uint64)";
-    case ScalarType.BYTES:
-      return "Uint8Array";
-    case ScalarType.DOUBLE:
-      return "number (float64)";
-    case ScalarType.FLOAT:
-      return "number (float32)";
-    case ScalarType.FIXED32:
-    case ScalarType.UINT32:
-      return "number (uint32)";
-    case ScalarType.INT32:
-    case ScalarType.SFIXED32:
-    case ScalarType.SINT32:
-      return "number (int32)";
-  }
-}
-var init_reflect_check = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect-check.js"() {
-    init_descriptors();
-    init_is_message();
-    init_error();
-    init_guard();
-    init_binary_encoding();
-    init_text_encoding();
-    init_proto_int64();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect.js
-function reflect(messageDesc2, message, check = true) {
-  return new ReflectMessageImpl(messageDesc2, message, check);
-}
-function assertOwn(owner, member) {
-  if (member.parent.typeName !== owner.$typeName) {
-    throw new FieldError(member, `cannot use ${member.toString()} with message ${owner.$typeName}`, "ForeignFieldError");
-  }
-}
-function messageToLocal(field, value) {
-  if (!isReflectMessage(value)) {
-    return value;
-  }
-  if (isWrapper(value.message) && !field.oneof && field.fieldKind == "message") {
-    return value.message.value;
-  }
-  if (value.desc.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value") {
-    return wktStructToLocal(value.message);
-  }
-  return value.message;
-}
-function messageToReflect(field, value, check) {
-  if (value !== void 0) {
-    if (isWrapperDesc(field.message) && !field.oneof && field.fieldKind == "message") {
-      value = {
-        $typeName: field.message.typeName,
-        value: longToReflect(field.message.fields[0], value)
-      };
-    } else if (field.message.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value" && isObject(value)) {
-      value = wktStructToReflect(value);
-    }
-  }
-  return new ReflectMessageImpl(field.message, value, check);
-}
-function listItemToLocal(field, value) {
-  if (field.listKind == "message") {
-    return messageToLocal(field, value);
-  }
-  return longToLocal(field, value);
-}
-function listItemToReflect(field, value, check) {
-  if (field.listKind == "message") {
-    return messageToReflect(field, value, check);
-  }
-  return longToReflect(field, value);
-}
-function mapValueToLocal(field, value) {
-  if (field.mapKind == "message") {
-    return messageToLocal(field, value);
-  }
-  return longToLocal(field, value);
-}
-function mapValueToReflect(field, value, check) {
-  if (field.mapKind == "message") {
-    return messageToReflect(field, value, check);
-  }
-  return value;
-}
-function mapKeyToLocal(key) {
-  return typeof key == "string" || typeof key == "number" ? key : String(key);
-}
-function mapKeyToReflect(key, type) {
-  switch (type) {
-    case ScalarType.STRING:
-      return key;
-    case ScalarType.INT32:
-    case ScalarType.FIXED32:
-    case ScalarType.UINT32:
-    case ScalarType.SFIXED32:
-    case ScalarType.SINT32: {
-      const n = Number.parseInt(key);
-      if (Number.isFinite(n)) {
-        return n;
-      }
-      break;
-    }
-    case ScalarType.BOOL:
-      switch (key) {
-        case "true":
-          return true;
-        case "false":
-          return false;
-      }
-      break;
-    case ScalarType.UINT64:
-    case ScalarType.FIXED64:
-      try {
-        return protoInt64.uParse(key);
-      } catch (_a2) {
-      }
-      break;
-    default:
-      try {
-        return protoInt64.parse(key);
-      } catch (_b2) {
-      }
-      break;
-  }
-  return key;
-}
-function longToReflect(field, value) {
-  switch (field.scalar) {
-    case ScalarType.INT64:
-    case ScalarType.SFIXED64:
-    case ScalarType.SINT64:
-      if ("longAsString" in field && field.longAsString && typeof value == "string") {
-        value = protoInt64.parse(value);
-      }
-      break;
-    case ScalarType.FIXED64:
-    case ScalarType.UINT64:
-      if ("longAsString" in field && field.longAsString && typeof value == "string") {
-        value = protoInt64.uParse(value);
-      }
-      break;
-  }
-  return value;
-}
-function longToLocal(field, value) {
-  switch (field.scalar) {
-    case ScalarType.INT64:
-    case ScalarType.SFIXED64:
-    case ScalarType.SINT64:
-      if ("longAsString" in field && field.longAsString) {
-        value = String(value);
-      } else if (typeof value == "string" || typeof value == "number") {
-        value = protoInt64.parse(value);
-      }
-      break;
-    case ScalarType.FIXED64:
-    case ScalarType.UINT64:
-      if ("longAsString" in field && field.longAsString) {
-        value = String(value);
-      } else if (typeof value == "string" || typeof value == "number") {
-        value = protoInt64.uParse(value);
-      }
-      break;
-  }
-  return value;
-}
-var messageSortedFields, ReflectMessageImpl, ReflectListImpl, ReflectMapImpl;
-var init_reflect = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect.js"() {
-    init_descriptors();
-    init_reflect_check();
-    init_error();
-    init_unsafe();
-    init_create();
-    init_wrappers();
-    init_scalar();
-    init_proto_int64();
-    init_guard();
-    init_message();
-    messageSortedFields = /* @__PURE__ */ new WeakMap();
-    ReflectMessageImpl = class {
-      get sortedFields() {
-        const cached = messageSortedFields.get(this.desc);
-        if (cached) {
-          return cached;
-        }
-        const sortedFields = this.desc.fields.concat().sort((a, b) => a.number - b.number);
-        messageSortedFields.set(this.desc, sortedFields);
-        return sortedFields;
-      }
-      constructor(messageDesc2, message, check = true) {
-        this.lists = /* @__PURE__ */ new Map();
-        this.maps = /* @__PURE__ */ new Map();
-        this.check = check;
-        this.desc = messageDesc2;
-        this.message = this[unsafeLocal] = message !== null && message !== void 0 ? message : create(messageDesc2);
-        this.fields = messageDesc2.fields;
-        this.oneofs = messageDesc2.oneofs;
-        this.members = messageDesc2.members;
-      }
-      findNumber(number2) {
-        if (!this._fieldsByNumber) {
-          this._fieldsByNumber = new Map(this.desc.fields.map((f) => [f.number, f]));
-        }
-        return this._fieldsByNumber.get(number2);
-      }
-      oneofCase(oneof) {
-        assertOwn(this.message, oneof);
-        return unsafeOneofCase(this.message, oneof);
-      }
-      isSet(field) {
-        assertOwn(this.message, field);
-        return unsafeIsSet(this.message, field);
-      }
-      clear(field) {
-        assertOwn(this.message, field);
-        unsafeClear(this.message, field);
-      }
-      get(field) {
-        assertOwn(this.message, field);
-        const value = unsafeGet(this.message, field);
-        switch (field.fieldKind) {
-          case "list":
-            let list = this.lists.get(field);
-            if (!list || list[unsafeLocal] !== value) {
-              this.lists.set(
-                field,
-                // biome-ignore lint/suspicious/noAssignInExpressions: no
-                list = new ReflectListImpl(field, value, this.check)
-              );
-            }
-            return list;
-          case "map":
-            let map = this.maps.get(field);
-            if (!map || map[unsafeLocal] !== value) {
-              this.maps.set(
-                field,
-                // biome-ignore lint/suspicious/noAssignInExpressions: no
-                map = new ReflectMapImpl(field, value, this.check)
-              );
-            }
-            return map;
-          case "message":
-            return messageToReflect(field, value, this.check);
-          case "scalar":
-            return value === void 0 ? scalarZeroValue(field.scalar, false) : longToReflect(field, value);
-          case "enum":
-            return value !== null && value !== void 0 ? value : field.enum.values[0].number;
-        }
-      }
-      set(field, value) {
-        assertOwn(this.message, field);
-        if (this.check) {
-          const err2 = checkField(field, value);
-          if (err2) {
-            throw err2;
-          }
-        }
-        let local;
-        if (field.fieldKind == "message") {
-          local = messageToLocal(field, value);
-        } else if (isReflectMap(value) || isReflectList(value)) {
-          local = value[unsafeLocal];
-        } else {
-          local = longToLocal(field, value);
-        }
-        unsafeSet(this.message, field, local);
-      }
-      getUnknown() {
-        return this.message.$unknown;
-      }
-      setUnknown(value) {
-        this.message.$unknown = value;
-      }
-    };
-    ReflectListImpl = class {
-      field() {
-        return this._field;
-      }
-      get size() {
-        return this._arr.length;
-      }
-      constructor(field, unsafeInput, check) {
-        this._field = field;
-        this._arr = this[unsafeLocal] = unsafeInput;
-        this.check = check;
-      }
-      get(index) {
-        const item = this._arr[index];
-        return item === void 0 ? void 0 : listItemToReflect(this._field, item, this.check);
-      }
-      set(index, item) {
-        if (index < 0 || index >= this._arr.length) {
-          throw new FieldError(this._field, `list item #${index + 1}: out of range`);
-        }
-        if (this.check) {
-          const err2 = checkListItem(this._field, index, item);
-          if (err2) {
-            throw err2;
-          }
-        }
-        this._arr[index] = listItemToLocal(this._field, item);
-      }
-      add(item) {
-        if (this.check) {
-          const err2 = checkListItem(this._field, this._arr.length, item);
-          if (err2) {
-            throw err2;
-          }
-        }
-        this._arr.push(listItemToLocal(this._field, item));
-        return void 0;
-      }
-      clear() {
-        this._arr.splice(0, this._arr.length);
-      }
-      [Symbol.iterator]() {
-        return this.values();
-      }
-      keys() {
-        return this._arr.keys();
-      }
-      *values() {
-        for (const item of this._arr) {
-          yield listItemToReflect(this._field, item, this.check);
-        }
-      }
-      *entries() {
-        for (let i2 = 0; i2 < this._arr.length; i2++) {
-          yield [i2, listItemToReflect(this._field, this._arr[i2], this.check)];
-        }
-      }
-    };
-    ReflectMapImpl = class {
-      constructor(field, unsafeInput, check = true) {
-        this.obj = this[unsafeLocal] = unsafeInput !== null && unsafeInput !== void 0 ? unsafeInput : {};
-        this.check = check;
-        this._field = field;
-      }
-      field() {
-        return this._field;
-      }
-      set(key, value) {
-        if (this.check) {
-          const err2 = checkMapEntry(this._field, key, value);
-          if (err2) {
-            throw err2;
-          }
-        }
-        setOwn(this.obj, mapKeyToLocal(key), mapValueToLocal(this._field, value));
-        return this;
-      }
-      delete(key) {
-        const k = mapKeyToLocal(key);
-        const has = Object.prototype.hasOwnProperty.call(this.obj, k);
-        if (has) {
-          delete this.obj[k];
-        }
-        return has;
-      }
-      clear() {
-        for (const key of Object.keys(this.obj)) {
-          delete this.obj[key];
-        }
-      }
-      get(key) {
-        let val = getOwn(this.obj, mapKeyToLocal(key));
-        if (val !== void 0) {
-          val = mapValueToReflect(this._field, val, this.check);
-        }
-        return val;
-      }
-      has(key) {
-        return Object.prototype.hasOwnProperty.call(this.obj, mapKeyToLocal(key));
-      }
-      *keys() {
-        for (const objKey of Object.keys(this.obj)) {
-          yield mapKeyToReflect(objKey, this._field.mapKey);
-        }
-      }
-      *entries() {
-        for (const objEntry of Object.entries(this.obj)) {
-          yield [
-            mapKeyToReflect(objEntry[0], this._field.mapKey),
-            mapValueToReflect(this._field, objEntry[1], this.check)
-          ];
-        }
-      }
-      [Symbol.iterator]() {
-        return this.entries();
-      }
-      get size() {
-        return Object.keys(this.obj).length;
-      }
-      *values() {
-        for (const val of Object.values(this.obj)) {
-          yield mapValueToReflect(this._field, val, this.check);
-        }
-      }
-      forEach(callbackfn, thisArg) {
-        for (const mapEntry of this.entries()) {
-          callbackfn.call(thisArg, mapEntry[1], mapEntry[0], this);
-        }
-      }
-    };
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/clone.js
-function clone(schema, message) {
-  return cloneReflect(reflect(schema, message)).message;
-}
-function cloneReflect(i2) {
-  const o = reflect(i2.desc);
-  for (const f of i2.fields) {
-    if (!i2.isSet(f)) {
-      continue;
-    }
-    switch (f.fieldKind) {
-      case "list":
-        const list = o.get(f);
-        for (const item of i2.get(f)) {
-          list.add(cloneSingular(f, item));
-        }
-        break;
-      case "map":
-        const map = o.get(f);
-        for (const entry3 of i2.get(f).entries()) {
-          map.set(entry3[0], cloneSingular(f, entry3[1]));
-        }
-        break;
-      default: {
-        o.set(f, cloneSingular(f, i2.get(f)));
-        break;
-      }
-    }
-  }
-  const unknown = i2.getUnknown();
-  if (unknown && unknown.length > 0) {
-    o.setUnknown([...unknown]);
-  }
-  return o;
-}
-function cloneSingular(field, value) {
-  if (field.message !== void 0 && isReflectMessage(value)) {
-    return cloneReflect(value);
-  }
-  if (field.scalar == ScalarType.BYTES && value instanceof Uint8Array) {
-    return value.slice();
-  }
-  return value;
-}
-var init_clone = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/clone.js"() {
-    init_descriptors();
-    init_reflect();
-    init_guard();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path15, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path15]);
-}
-var init_message2 = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/enum.js
-var init_enum = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/enum.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
-var file_google_protobuf_descriptor, FileDescriptorProtoSchema, ExtensionRangeOptions_VerificationState, FieldDescriptorProto_Type, FieldDescriptorProto_Label, FileOptions_OptimizeMode, FieldOptions_CType, FieldOptions_JSType, FieldOptions_OptionRetention, FieldOptions_OptionTargetType, MethodOptions_IdempotencyLevel, FeatureSet_VisibilityFeature_DefaultSymbolVisibility, FeatureSet_ProtoLimitsFeature_EnforceProtoLimits, FeatureSet_FieldPresence, FeatureSet_EnumType, FeatureSet_RepeatedFieldEncoding, FeatureSet_Utf8Validation, FeatureSet_MessageEncoding, FeatureSet_JsonFormat, FeatureSet_EnforceNamingStyle, GeneratedCodeInfo_Annotation_Semantic, Edition, SymbolVisibility;
-var init_descriptor_pb = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js"() {
-    init_boot();
-    init_message2();
-    file_google_protobuf_descriptor = /* @__PURE__ */ boot({ "name": "google/protobuf/descriptor.proto", "package": "google.protobuf", "messageType": [{ "name": "FileDescriptorSet", "field": [{ "name": "file", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.FileDescriptorProto" }], "extensionRange": [{ "start": 536e6, "end": 536000001 }] }, { "name": "FileDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "package", "number": 2, "type": 9, "label": 1 }, { "name": "dependency", "number": 3, "type": 9, "label": 3 }, { "name": "public_dependency", "number": 10, "type": 5, "label": 3 }, { "name": "weak_dependency", "number": 11, "type": 5, "label": 3 }, { "name": "option_dependency", "number": 15, "type": 9, "label": 3 }, { "name": "message_type", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto" }, { "name": "enum_type", "number": 5, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto" }, { "name": "service", "number": 6, "type": 11, "label": 3, "typeName": ".google.protobuf.ServiceDescriptorProto" }, { "name": "extension", "number": 7, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "options", "number": 8, "type": 11, "label": 1, "typeName": ".google.protobuf.FileOptions" }, { "name": "source_code_info", "number": 9, "type": 11, "label": 1, "typeName": ".google.protobuf.SourceCodeInfo" }, { "name": "syntax", "number": 12, "type": 9, "label": 1 }, { "name": "edition", "number": 14, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }] }, { "name": "DescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "field", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "extension", "number": 6, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "nested_type", "number": 3, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto" }, { "name": "enum_type", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto" }, { "name": "extension_range", "number": 5, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto.ExtensionRange" }, { "name": "oneof_decl", "number": 8, "type": 11, "label": 3, "typeName": ".google.protobuf.OneofDescriptorProto" }, { "name": "options", "number": 7, "type": 11, "label": 1, "typeName": ".google.protobuf.MessageOptions" }, { "name": "reserved_range", "number": 9, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto.ReservedRange" }, { "name": "reserved_name", "number": 10, "type": 9, "label": 3 }, { "name": "visibility", "number": 11, "type": 14, "label": 1, "typeName": ".google.protobuf.SymbolVisibility" }], "nestedType": [{ "name": "ExtensionRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.ExtensionRangeOptions" }] }, { "name": "ReservedRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }] }] }, { "name": "ExtensionRangeOptions", "field": [{ "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }, { "name": "declaration", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.ExtensionRangeOptions.Declaration", "options": { "retention": 2 } }, { "name": "features", "number": 50, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "verification", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.ExtensionRangeOptions.VerificationState", "defaultValue": "UNVERIFIED", "options": { "retention": 2 } }], "nestedType": [{ "name": "Declaration", "field": [{ "name": "number", "number": 1, "type": 5, "label": 1 }, { "name": "full_name", "number": 2, "type": 9, "label": 1 }, { "name": "type", "number": 3, "type": 9, "label": 1 }, { "name": "reserved", "number": 5, "type": 8, "label": 1 }, { "name": "repeated", "number": 6, "type": 8, "label": 1 }] }], "enumType": [{ "name": "VerificationState", "value": [{ "name": "DECLARATION", "number": 0 }, { "name": "UNVERIFIED", "number": 1 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "FieldDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "number", "number": 3, "type": 5, "label": 1 }, { "name": "label", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldDescriptorProto.Label" }, { "name": "type", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldDescriptorProto.Type" }, { "name": "type_name", "number": 6, "type": 9, "label": 1 }, { "name": "extendee", "number": 2, "type": 9, "label": 1 }, { "name": "default_value", "number": 7, "type": 9, "label": 1 }, { "name": "oneof_index", "number": 9, "type": 5, "label": 1 }, { "name": "json_name", "number": 10, "type": 9, "label": 1 }, { "name": "options", "number": 8, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions" }, { "name": "proto3_optional", "number": 17, "type": 8, "label": 1 }], "enumType": [{ "name": "Type", "value": [{ "name": "TYPE_DOUBLE", "number": 1 }, { "name": "TYPE_FLOAT", "number": 2 }, { "name": "TYPE_INT64", "number": 3 }, { "name": "TYPE_UINT64", "number": 4 }, { "name": "TYPE_INT32", "number": 5 }, { "name": "TYPE_FIXED64", "number": 6 }, { "name": "TYPE_FIXED32", "number": 7 }, { "name": "TYPE_BOOL", "number": 8 }, { "name": "TYPE_STRING", "number": 9 }, { "name": "TYPE_GROUP", "number": 10 }, { "name": "TYPE_MESSAGE", "number": 11 }, { "name": "TYPE_BYTES", "number": 12 }, { "name": "TYPE_UINT32", "number": 13 }, { "name": "TYPE_ENUM", "number": 14 }, { "name": "TYPE_SFIXED32", "number": 15 }, { "name": "TYPE_SFIXED64", "number": 16 }, { "name": "TYPE_SINT32", "number": 17 }, { "name": "TYPE_SINT64", "number": 18 }] }, { "name": "Label", "value": [{ "name": "LABEL_OPTIONAL", "number": 1 }, { "name": "LABEL_REPEATED", "number": 3 }, { "name": "LABEL_REQUIRED", "number": 2 }] }] }, { "name": "OneofDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "options", "number": 2, "type": 11, "label": 1, "typeName": ".google.protobuf.OneofOptions" }] }, { "name": "EnumDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "value", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumValueDescriptorProto" }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.EnumOptions" }, { "name": "reserved_range", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto.EnumReservedRange" }, { "name": "reserved_name", "number": 5, "type": 9, "label": 3 }, { "name": "visibility", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.SymbolVisibility" }], "nestedType": [{ "name": "EnumReservedRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }] }] }, { "name": "EnumValueDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "number", "number": 2, "type": 5, "label": 1 }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.EnumValueOptions" }] }, { "name": "ServiceDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "method", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.MethodDescriptorProto" }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.ServiceOptions" }] }, { "name": "MethodDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "input_type", "number": 2, "type": 9, "label": 1 }, { "name": "output_type", "number": 3, "type": 9, "label": 1 }, { "name": "options", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.MethodOptions" }, { "name": "client_streaming", "number": 5, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "server_streaming", "number": 6, "type": 8, "label": 1, "defaultValue": "false" }] }, { "name": "FileOptions", "field": [{ "name": "java_package", "number": 1, "type": 9, "label": 1 }, { "name": "java_outer_classname", "number": 8, "type": 9, "label": 1 }, { "name": "java_multiple_files", "number": 10, "type": 8, "label": 1, "defaultValue": "false", "options": {} }, { "name": "java_generate_equals_and_hash", "number": 20, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "java_string_check_utf8", "number": 27, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "optimize_for", "number": 9, "type": 14, "label": 1, "typeName": ".google.protobuf.FileOptions.OptimizeMode", "defaultValue": "SPEED" }, { "name": "go_package", "number": 11, "type": 9, "label": 1 }, { "name": "cc_generic_services", "number": 16, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "java_generic_services", "number": 17, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "py_generic_services", "number": 18, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 23, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "cc_enable_arenas", "number": 31, "type": 8, "label": 1, "defaultValue": "true", "options": {} }, { "name": "objc_class_prefix", "number": 36, "type": 9, "label": 1 }, { "name": "csharp_namespace", "number": 37, "type": 9, "label": 1 }, { "name": "swift_prefix", "number": 39, "type": 9, "label": 1 }, { "name": "php_class_prefix", "number": 40, "type": 9, "label": 1 }, { "name": "php_namespace", "number": 41, "type": 9, "label": 1 }, { "name": "php_metadata_namespace", "number": 44, "type": 9, "label": 1 }, { "name": "ruby_package", "number": 45, "type": 9, "label": 1 }, { "name": "features", "number": 50, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "enumType": [{ "name": "OptimizeMode", "value": [{ "name": "SPEED", "number": 1 }, { "name": "CODE_SIZE", "number": 2 }, { "name": "LITE_RUNTIME", "number": 3 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "MessageOptions", "field": [{ "name": "message_set_wire_format", "number": 1, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "no_standard_descriptor_accessor", "number": 2, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "map_entry", "number": 7, "type": 8, "label": 1 }, { "name": "deprecated_legacy_json_field_conflicts", "number": 11, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "features", "number": 12, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "FieldOptions", "field": [{ "name": "ctype", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.CType", "defaultValue": "STRING" }, { "name": "packed", "number": 2, "type": 8, "label": 1 }, { "name": "jstype", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.JSType", "defaultValue": "JS_NORMAL" }, { "name": "lazy", "number": 5, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "unverified_lazy", "number": 15, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "weak", "number": 10, "type": 8, "label": 1, "defaultValue": "false", "options": { "deprecated": true } }, { "name": "debug_redact", "number": 16, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "retention", "number": 17, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.OptionRetention" }, { "name": "targets", "number": 19, "type": 14, "label": 3, "typeName": ".google.protobuf.FieldOptions.OptionTargetType" }, { "name": "edition_defaults", "number": 20, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldOptions.EditionDefault" }, { "name": "features", "number": 21, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "feature_support", "number": 22, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions.FeatureSupport" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "nestedType": [{ "name": "EditionDefault", "field": [{ "name": "edition", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "value", "number": 2, "type": 9, "label": 1 }] }, { "name": "FeatureSupport", "field": [{ "name": "edition_introduced", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "edition_deprecated", "number": 2, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "deprecation_warning", "number": 3, "type": 9, "label": 1 }, { "name": "edition_removed", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "removal_error", "number": 5, "type": 9, "label": 1 }] }], "enumType": [{ "name": "CType", "value": [{ "name": "STRING", "number": 0 }, { "name": "CORD", "number": 1 }, { "name": "STRING_PIECE", "number": 2 }] }, { "name": "JSType", "value": [{ "name": "JS_NORMAL", "number": 0 }, { "name": "JS_STRING", "number": 1 }, { "name": "JS_NUMBER", "number": 2 }] }, { "name": "OptionRetention", "value": [{ "name": "RETENTION_UNKNOWN", "number": 0 }, { "name": "RETENTION_RUNTIME", "number": 1 }, { "name": "RETENTION_SOURCE", "number": 2 }] }, { "name": "OptionTargetType", "value": [{ "name": "TARGET_TYPE_UNKNOWN", "number": 0 }, { "name": "TARGET_TYPE_FILE", "number": 1 }, { "name": "TARGET_TYPE_EXTENSION_RANGE", "number": 2 }, { "name": "TARGET_TYPE_MESSAGE", "number": 3 }, { "name": "TARGET_TYPE_FIELD", "number": 4 }, { "name": "TARGET_TYPE_ONEOF", "number": 5 }, { "name": "TARGET_TYPE_ENUM", "number": 6 }, { "name": "TARGET_TYPE_ENUM_ENTRY", "number": 7 }, { "name": "TARGET_TYPE_SERVICE", "number": 8 }, { "name": "TARGET_TYPE_METHOD", "number": 9 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "OneofOptions", "field": [{ "name": "features", "number": 1, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "EnumOptions", "field": [{ "name": "allow_alias", "number": 2, "type": 8, "label": 1 }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated_legacy_json_field_conflicts", "number": 6, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "features", "number": 7, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "EnumValueOptions", "field": [{ "name": "deprecated", "number": 1, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "features", "number": 2, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "debug_redact", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "feature_support", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions.FeatureSupport" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "ServiceOptions", "field": [{ "name": "features", "number": 34, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "deprecated", "number": 33, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "MethodOptions", "field": [{ "name": "deprecated", "number": 33, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "idempotency_level", "number": 34, "type": 14, "label": 1, "typeName": ".google.protobuf.MethodOptions.IdempotencyLevel", "defaultValue": "IDEMPOTENCY_UNKNOWN" }, { "name": "features", "number": 35, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "enumType": [{ "name": "IdempotencyLevel", "value": [{ "name": "IDEMPOTENCY_UNKNOWN", "number": 0 }, { "name": "NO_SIDE_EFFECTS", "number": 1 }, { "name": "IDEMPOTENT", "number": 2 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "UninterpretedOption", "field": [{ "name": "name", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption.NamePart" }, { "name": "identifier_value", "number": 3, "type": 9, "label": 1 }, { "name": "positive_int_value", "number": 4, "type": 4, "label": 1 }, { "name": "negative_int_value", "number": 5, "type": 3, "label": 1 }, { "name": "double_value", "number": 6, "type": 1, "label": 1 }, { "name": "string_value", "number": 7, "type": 12, "label": 1 }, { "name": "aggregate_value", "number": 8, "type": 9, "label": 1 }], "nestedType": [{ "name": "NamePart", "field": [{ "name": "name_part", "number": 1, "type": 9, "label": 2 }, { "name": "is_extension", "number": 2, "type": 8, "label": 2 }] }] }, { "name": "FeatureSet", "field": [{ "name": "field_presence", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.FieldPresence", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "EXPLICIT", "edition": 900 }, { "value": "IMPLICIT", "edition": 999 }, { "value": "EXPLICIT", "edition": 1e3 }] } }, { "name": "enum_type", "number": 2, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.EnumType", "options": { "retention": 1, "targets": [6, 1], "editionDefaults": [{ "value": "CLOSED", "edition": 900 }, { "value": "OPEN", "edition": 999 }] } }, { "name": "repeated_field_encoding", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.RepeatedFieldEncoding", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "EXPANDED", "edition": 900 }, { "value": "PACKED", "edition": 999 }] } }, { "name": "utf8_validation", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.Utf8Validation", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "NONE", "edition": 900 }, { "value": "VERIFY", "edition": 999 }] } }, { "name": "message_encoding", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.MessageEncoding", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "LENGTH_PREFIXED", "edition": 900 }] } }, { "name": "json_format", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.JsonFormat", "options": { "retention": 1, "targets": [3, 6, 1], "editionDefaults": [{ "value": "LEGACY_BEST_EFFORT", "edition": 900 }, { "value": "ALLOW", "edition": 999 }] } }, { "name": "enforce_naming_style", "number": 7, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.EnforceNamingStyle", "options": { "retention": 2, "targets": [1, 2, 3, 4, 5, 6, 7, 8, 9], "editionDefaults": [{ "value": "STYLE_LEGACY", "edition": 900 }, { "value": "STYLE2024", "edition": 1001 }, { "value": "STYLE2026", "edition": 1002 }] } }, { "name": "default_symbol_visibility", "number": 8, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.VisibilityFeature.DefaultSymbolVisibility", "options": { "retention": 2, "targets": [1], "editionDefaults": [{ "value": "EXPORT_ALL", "edition": 900 }, { "value": "EXPORT_TOP_LEVEL", "edition": 1001 }, { "value": "STRICT", "edition": 1002 }] } }, { "name": "enforce_proto_limits", "number": 9, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.ProtoLimitsFeature.EnforceProtoLimits", "options": { "retention": 2, "targets": [6, 3, 4, 5], "editionDefaults": [{ "value": "LEGACY_NO_EXPLICIT_LIMITS", "edition": 900 }, { "value": "PROTO_LIMITS2026", "edition": 1002 }] } }], "nestedType": [{ "name": "VisibilityFeature", "enumType": [{ "name": "DefaultSymbolVisibility", "value": [{ "name": "DEFAULT_SYMBOL_VISIBILITY_UNKNOWN", "number": 0 }, { "name": "EXPORT_ALL", "number": 1 }, { "name": "EXPORT_TOP_LEVEL", "number": 2 }, { "name": "LOCAL_ALL", "number": 3 }, { "name": "STRICT", "number": 4 }] }] }, { "name": "ProtoLimitsFeature", "enumType": [{ "name": "EnforceProtoLimits", "value": [{ "name": "PROTO_LIMITS_UNKNOWN", "number": 0 }, { "name": "LEGACY_NO_EXPLICIT_LIMITS", "number": 1 }, { "name": "PROTO_LIMITS2026", "number": 2 }] }] }], "enumType": [{ "name": "FieldPresence", "value": [{ "name": "FIELD_PRESENCE_UNKNOWN", "number": 0 }, { "name": "EXPLICIT", "number": 1 }, { "name": "IMPLICIT", "number": 2 }, { "name": "LEGACY_REQUIRED", "number": 3 }] }, { "name": "EnumType", "value": [{ "name": "ENUM_TYPE_UNKNOWN", "number": 0 }, { "name": "OPEN", "number": 1 }, { "name": "CLOSED", "number": 2 }] }, { "name": "RepeatedFieldEncoding", "value": [{ "name": "REPEATED_FIELD_ENCODING_UNKNOWN", "number": 0 }, { "name": "PACKED", "number": 1 }, { "name": "EXPANDED", "number": 2 }] }, { "name": "Utf8Validation", "value": [{ "name": "UTF8_VALIDATION_UNKNOWN", "number": 0 }, { "name": "VERIFY", "number": 2 }, { "name": "NONE", "number": 3 }] }, { "name": "MessageEncoding", "value": [{ "name": "MESSAGE_ENCODING_UNKNOWN", "number": 0 }, { "name": "LENGTH_PREFIXED", "number": 1 }, { "name": "DELIMITED", "number": 2 }] }, { "name": "JsonFormat", "value": [{ "name": "JSON_FORMAT_UNKNOWN", "number": 0 }, { "name": "ALLOW", "number": 1 }, { "name": "LEGACY_BEST_EFFORT", "number": 2 }] }, { "name": "EnforceNamingStyle", "value": [{ "name": "ENFORCE_NAMING_STYLE_UNKNOWN", "number": 0 }, { "name": "STYLE2024", "number": 1 }, { "name": "STYLE_LEGACY", "number": 2 }, { "name": "STYLE2026", "number": 3 }] }], "extensionRange": [{ "start": 1e3, "end": 9995 }, { "start": 9995, "end": 1e4 }, { "start": 1e4, "end": 10001 }] }, { "name": "FeatureSetDefaults", "field": [{ "name": "defaults", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.FeatureSetDefaults.FeatureSetEditionDefault" }, { "name": "minimum_edition", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "maximum_edition", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }], "nestedType": [{ "name": "FeatureSetEditionDefault", "field": [{ "name": "edition", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "overridable_features", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "fixed_features", "number": 5, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }] }] }, { "name": "SourceCodeInfo", "field": [{ "name": "location", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.SourceCodeInfo.Location" }], "nestedType": [{ "name": "Location", "field": [{ "name": "path", "number": 1, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "span", "number": 2, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "leading_comments", "number": 3, "type": 9, "label": 1 }, { "name": "trailing_comments", "number": 4, "type": 9, "label": 1 }, { "name": "leading_detached_comments", "number": 6, "type": 9, "label": 3 }] }], "extensionRange": [{ "start": 536e6, "end": 536000001 }] }, { "name": "GeneratedCodeInfo", "field": [{ "name": "annotation", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.GeneratedCodeInfo.Annotation" }], "nestedType": [{ "name": "Annotation", "field": [{ "name": "path", "number": 1, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "source_file", "number": 2, "type": 9, "label": 1 }, { "name": "begin", "number": 3, "type": 5, "label": 1 }, { "name": "end", "number": 4, "type": 5, "label": 1 }, { "name": "semantic", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.GeneratedCodeInfo.Annotation.Semantic" }], "enumType": [{ "name": "Semantic", "value": [{ "name": "NONE", "number": 0 }, { "name": "SET", "number": 1 }, { "name": "ALIAS", "number": 2 }] }] }] }], "enumType": [{ "name": "Edition", "value": [{ "name": "EDITION_UNKNOWN", "number": 0 }, { "name": "EDITION_LEGACY", "number": 900 }, { "name": "EDITION_PROTO2", "number": 998 }, { "name": "EDITION_PROTO3", "number": 999 }, { "name": "EDITION_2023", "number": 1e3 }, { "name": "EDITION_2024", "number": 1001 }, { "name": "EDITION_2026", "number": 1002 }, { "name": "EDITION_UNSTABLE", "number": 9999 }, { "name": "EDITION_1_TEST_ONLY", "number": 1 }, { "name": "EDITION_2_TEST_ONLY", "number": 2 }, { "name": "EDITION_99997_TEST_ONLY", "number": 99997 }, { "name": "EDITION_99998_TEST_ONLY", "number": 99998 }, { "name": "EDITION_99999_TEST_ONLY", "number": 99999 }, { "name": "EDITION_MAX", "number": 2147483647 }] }, { "name": "SymbolVisibility", "value": [{ "name": "VISIBILITY_UNSET", "number": 0 }, { "name": "VISIBILITY_LOCAL", "number": 1 }, { "name": "VISIBILITY_EXPORT", "number": 2 }] }] });
-    FileDescriptorProtoSchema = /* @__PURE__ */ messageDesc(file_google_protobuf_descriptor, 1);
-    (function(ExtensionRangeOptions_VerificationState2) {
-      ExtensionRangeOptions_VerificationState2[ExtensionRangeOptions_VerificationState2["DECLARATION"] = 0] = "DECLARATION";
-      ExtensionRangeOptions_VerificationState2[ExtensionRangeOptions_VerificationState2["UNVERIFIED"] = 1] = "UNVERIFIED";
-    })(ExtensionRangeOptions_VerificationState || (ExtensionRangeOptions_VerificationState = {}));
-    (function(FieldDescriptorProto_Type2) {
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["DOUBLE"] = 1] = "DOUBLE";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FLOAT"] = 2] = "FLOAT";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["INT64"] = 3] = "INT64";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["UINT64"] = 4] = "UINT64";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["INT32"] = 5] = "INT32";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FIXED64"] = 6] = "FIXED64";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FIXED32"] = 7] = "FIXED32";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["BOOL"] = 8] = "BOOL";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["STRING"] = 9] = "STRING";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["GROUP"] = 10] = "GROUP";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["MESSAGE"] = 11] = "MESSAGE";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["BYTES"] = 12] = "BYTES";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["UINT32"] = 13] = "UINT32";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["ENUM"] = 14] = "ENUM";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SFIXED32"] = 15] = "SFIXED32";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SFIXED64"] = 16] = "SFIXED64";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SINT32"] = 17] = "SINT32";
-      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SINT64"] = 18] = "SINT64";
-    })(FieldDescriptorProto_Type || (FieldDescriptorProto_Type = {}));
-    (function(FieldDescriptorProto_Label2) {
-      FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["OPTIONAL"] = 1] = "OPTIONAL";
-      FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["REPEATED"] = 3] = "REPEATED";
-      FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["REQUIRED"] = 2] = "REQUIRED";
-    })(FieldDescriptorProto_Label || (FieldDescriptorProto_Label = {}));
-    (function(FileOptions_OptimizeMode2) {
-      FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["SPEED"] = 1] = "SPEED";
-      FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["CODE_SIZE"] = 2] = "CODE_SIZE";
-      FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["LITE_RUNTIME"] = 3] = "LITE_RUNTIME";
-    })(FileOptions_OptimizeMode || (FileOptions_OptimizeMode = {}));
-    (function(FieldOptions_CType2) {
-      FieldOptions_CType2[FieldOptions_CType2["STRING"] = 0] = "STRING";
-      FieldOptions_CType2[FieldOptions_CType2["CORD"] = 1] = "CORD";
-      FieldOptions_CType2[FieldOptions_CType2["STRING_PIECE"] = 2] = "STRING_PIECE";
-    })(FieldOptions_CType || (FieldOptions_CType = {}));
-    (function(FieldOptions_JSType2) {
-      FieldOptions_JSType2[FieldOptions_JSType2["JS_NORMAL"] = 0] = "JS_NORMAL";
-      FieldOptions_JSType2[FieldOptions_JSType2["JS_STRING"] = 1] = "JS_STRING";
-      FieldOptions_JSType2[FieldOptions_JSType2["JS_NUMBER"] = 2] = "JS_NUMBER";
-    })(FieldOptions_JSType || (FieldOptions_JSType = {}));
-    (function(FieldOptions_OptionRetention2) {
-      FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_UNKNOWN"] = 0] = "RETENTION_UNKNOWN";
-      FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_RUNTIME"] = 1] = "RETENTION_RUNTIME";
-      FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_SOURCE"] = 2] = "RETENTION_SOURCE";
-    })(FieldOptions_OptionRetention || (FieldOptions_OptionRetention = {}));
-    (function(FieldOptions_OptionTargetType2) {
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_UNKNOWN"] = 0] = "TARGET_TYPE_UNKNOWN";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_FILE"] = 1] = "TARGET_TYPE_FILE";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_EXTENSION_RANGE"] = 2] = "TARGET_TYPE_EXTENSION_RANGE";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_MESSAGE"] = 3] = "TARGET_TYPE_MESSAGE";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_FIELD"] = 4] = "TARGET_TYPE_FIELD";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ONEOF"] = 5] = "TARGET_TYPE_ONEOF";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ENUM"] = 6] = "TARGET_TYPE_ENUM";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ENUM_ENTRY"] = 7] = "TARGET_TYPE_ENUM_ENTRY";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_SERVICE"] = 8] = "TARGET_TYPE_SERVICE";
-      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_METHOD"] = 9] = "TARGET_TYPE_METHOD";
-    })(FieldOptions_OptionTargetType || (FieldOptions_OptionTargetType = {}));
-    (function(MethodOptions_IdempotencyLevel2) {
-      MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["IDEMPOTENCY_UNKNOWN"] = 0] = "IDEMPOTENCY_UNKNOWN";
-      MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["NO_SIDE_EFFECTS"] = 1] = "NO_SIDE_EFFECTS";
-      MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["IDEMPOTENT"] = 2] = "IDEMPOTENT";
-    })(MethodOptions_IdempotencyLevel || (MethodOptions_IdempotencyLevel = {}));
-    (function(FeatureSet_VisibilityFeature_DefaultSymbolVisibility2) {
-      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["DEFAULT_SYMBOL_VISIBILITY_UNKNOWN"] = 0] = "DEFAULT_SYMBOL_VISIBILITY_UNKNOWN";
-      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["EXPORT_ALL"] = 1] = "EXPORT_ALL";
-      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["EXPORT_TOP_LEVEL"] = 2] = "EXPORT_TOP_LEVEL";
-      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["LOCAL_ALL"] = 3] = "LOCAL_ALL";
-      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["STRICT"] = 4] = "STRICT";
-    })(FeatureSet_VisibilityFeature_DefaultSymbolVisibility || (FeatureSet_VisibilityFeature_DefaultSymbolVisibility = {}));
-    (function(FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2) {
-      FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["PROTO_LIMITS_UNKNOWN"] = 0] = "PROTO_LIMITS_UNKNOWN";
-      FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["LEGACY_NO_EXPLICIT_LIMITS"] = 1] = "LEGACY_NO_EXPLICIT_LIMITS";
-      FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["PROTO_LIMITS2026"] = 2] = "PROTO_LIMITS2026";
-    })(FeatureSet_ProtoLimitsFeature_EnforceProtoLimits || (FeatureSet_ProtoLimitsFeature_EnforceProtoLimits = {}));
-    (function(FeatureSet_FieldPresence2) {
-      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["FIELD_PRESENCE_UNKNOWN"] = 0] = "FIELD_PRESENCE_UNKNOWN";
-      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["EXPLICIT"] = 1] = "EXPLICIT";
-      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["IMPLICIT"] = 2] = "IMPLICIT";
-      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["LEGACY_REQUIRED"] = 3] = "LEGACY_REQUIRED";
-    })(FeatureSet_FieldPresence || (FeatureSet_FieldPresence = {}));
-    (function(FeatureSet_EnumType2) {
-      FeatureSet_EnumType2[FeatureSet_EnumType2["ENUM_TYPE_UNKNOWN"] = 0] = "ENUM_TYPE_UNKNOWN";
-      FeatureSet_EnumType2[FeatureSet_EnumType2["OPEN"] = 1] = "OPEN";
-      FeatureSet_EnumType2[FeatureSet_EnumType2["CLOSED"] = 2] = "CLOSED";
-    })(FeatureSet_EnumType || (FeatureSet_EnumType = {}));
-    (function(FeatureSet_RepeatedFieldEncoding2) {
-      FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["REPEATED_FIELD_ENCODING_UNKNOWN"] = 0] = "REPEATED_FIELD_ENCODING_UNKNOWN";
-      FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["PACKED"] = 1] = "PACKED";
-      FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["EXPANDED"] = 2] = "EXPANDED";
-    })(FeatureSet_RepeatedFieldEncoding || (FeatureSet_RepeatedFieldEncoding = {}));
-    (function(FeatureSet_Utf8Validation2) {
-      FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["UTF8_VALIDATION_UNKNOWN"] = 0] = "UTF8_VALIDATION_UNKNOWN";
-      FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["VERIFY"] = 2] = "VERIFY";
-      FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["NONE"] = 3] = "NONE";
-    })(FeatureSet_Utf8Validation || (FeatureSet_Utf8Validation = {}));
-    (function(FeatureSet_MessageEncoding2) {
-      FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["MESSAGE_ENCODING_UNKNOWN"] = 0] = "MESSAGE_ENCODING_UNKNOWN";
-      FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["LENGTH_PREFIXED"] = 1] = "LENGTH_PREFIXED";
-      FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["DELIMITED"] = 2] = "DELIMITED";
-    })(FeatureSet_MessageEncoding || (FeatureSet_MessageEncoding = {}));
-    (function(FeatureSet_JsonFormat2) {
-      FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["JSON_FORMAT_UNKNOWN"] = 0] = "JSON_FORMAT_UNKNOWN";
-      FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["ALLOW"] = 1] = "ALLOW";
-      FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["LEGACY_BEST_EFFORT"] = 2] = "LEGACY_BEST_EFFORT";
-    })(FeatureSet_JsonFormat || (FeatureSet_JsonFormat = {}));
-    (function(FeatureSet_EnforceNamingStyle2) {
-      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["ENFORCE_NAMING_STYLE_UNKNOWN"] = 0] = "ENFORCE_NAMING_STYLE_UNKNOWN";
-      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE2024"] = 1] = "STYLE2024";
-      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE_LEGACY"] = 2] = "STYLE_LEGACY";
-      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE2026"] = 3] = "STYLE2026";
-    })(FeatureSet_EnforceNamingStyle || (FeatureSet_EnforceNamingStyle = {}));
-    (function(GeneratedCodeInfo_Annotation_Semantic2) {
-      GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["NONE"] = 0] = "NONE";
-      GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["SET"] = 1] = "SET";
-      GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["ALIAS"] = 2] = "ALIAS";
-    })(GeneratedCodeInfo_Annotation_Semantic || (GeneratedCodeInfo_Annotation_Semantic = {}));
-    (function(Edition2) {
-      Edition2[Edition2["EDITION_UNKNOWN"] = 0] = "EDITION_UNKNOWN";
-      Edition2[Edition2["EDITION_LEGACY"] = 900] = "EDITION_LEGACY";
-      Edition2[Edition2["EDITION_PROTO2"] = 998] = "EDITION_PROTO2";
-      Edition2[Edition2["EDITION_PROTO3"] = 999] = "EDITION_PROTO3";
-      Edition2[Edition2["EDITION_2023"] = 1e3] = "EDITION_2023";
-      Edition2[Edition2["EDITION_2024"] = 1001] = "EDITION_2024";
-      Edition2[Edition2["EDITION_2026"] = 1002] = "EDITION_2026";
-      Edition2[Edition2["EDITION_UNSTABLE"] = 9999] = "EDITION_UNSTABLE";
-      Edition2[Edition2["EDITION_1_TEST_ONLY"] = 1] = "EDITION_1_TEST_ONLY";
-      Edition2[Edition2["EDITION_2_TEST_ONLY"] = 2] = "EDITION_2_TEST_ONLY";
-      Edition2[Edition2["EDITION_99997_TEST_ONLY"] = 99997] = "EDITION_99997_TEST_ONLY";
-      Edition2[Edition2["EDITION_99998_TEST_ONLY"] = 99998] = "EDITION_99998_TEST_ONLY";
-      Edition2[Edition2["EDITION_99999_TEST_ONLY"] = 99999] = "EDITION_99999_TEST_ONLY";
-      Edition2[Edition2["EDITION_MAX"] = 2147483647] = "EDITION_MAX";
-    })(Edition || (Edition = {}));
-    (function(SymbolVisibility2) {
-      SymbolVisibility2[SymbolVisibility2["VISIBILITY_UNSET"] = 0] = "VISIBILITY_UNSET";
-      SymbolVisibility2[SymbolVisibility2["VISIBILITY_LOCAL"] = 1] = "VISIBILITY_LOCAL";
-      SymbolVisibility2[SymbolVisibility2["VISIBILITY_EXPORT"] = 2] = "VISIBILITY_EXPORT";
-    })(SymbolVisibility || (SymbolVisibility = {}));
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/embed.js
-var init_embed = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/embed.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/extension.js
-var init_extension = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/extension.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/from-binary.js
-function makeReadContext(options) {
-  return Object.assign(Object.assign({ readUnknownFields: true, recursionLimit: 100 }, options), { depth: 0 });
-}
-function fromBinary(schema, bytes2, options) {
-  const message = create(schema);
-  compiledReader(schema).read(message, new BinaryReader(bytes2), makeReadContext(options), bytes2.byteLength);
-  return message;
-}
-function compiledReader(desc) {
-  let compiled2 = compiledReaders.get(desc);
-  if (compiled2 === void 0) {
-    compiled2 = compileMessage2(desc);
-  }
-  return compiled2;
-}
-function compileMessage2(desc) {
-  const descString = String(desc);
-  const fieldReaders = /* @__PURE__ */ new Map();
-  const compiled2 = {
-    read: compileMessageReader(descString, fieldReaders),
-    readGroup: compileGroupReader(descString, fieldReaders)
-  };
-  compiledReaders.set(desc, compiled2);
-  for (const field of desc.fields) {
-    fieldReaders.set(field.number, compileFieldReader(field));
-  }
-  return compiled2;
-}
-function compileMessageReader(descString, fieldReaders) {
-  return (message, reader, ctx, length) => {
-    var _a2;
-    if (++ctx.depth > ctx.recursionLimit) {
-      throw new Error(`cannot decode ${descString} from binary: maximum recursion depth of ${ctx.recursionLimit} reached`);
-    }
-    const end = reader.pos + length;
-    const unknownFields = (_a2 = message.$unknown) !== null && _a2 !== void 0 ? _a2 : [];
-    while (reader.pos < end) {
-      const [fieldNo, wireType] = reader.tag();
-      const fieldReader = fieldReaders.get(fieldNo);
-      if (fieldReader === void 0) {
-        const data = reader.skip(wireType, fieldNo, ctx.recursionLimit - ctx.depth);
-        if (ctx.readUnknownFields) {
-          unknownFields.push({ no: fieldNo, wireType, data });
-        }
-        continue;
-      }
-      fieldReader(message, reader, ctx, wireType);
-    }
-    if (unknownFields.length > 0) {
-      message.$unknown = unknownFields;
-    }
-    ctx.depth--;
-  };
-}
-function compileGroupReader(descString, fieldReaders) {
-  return (message, reader, ctx, fieldNo) => {
-    var _a2;
-    if (++ctx.depth > ctx.recursionLimit) {
-      throw new Error(`cannot decode ${descString} from binary: maximum recursion depth of ${ctx.recursionLimit} reached`);
-    }
-    let recordFieldNo;
-    let wireType;
-    const unknownFields = (_a2 = message.$unknown) !== null && _a2 !== void 0 ? _a2 : [];
-    while (reader.pos < reader.len) {
-      [recordFieldNo, wireType] = reader.tag();
-      if (wireType == WireType.EndGroup) {
-        break;
-      }
-      const fieldReader = fieldReaders.get(recordFieldNo);
-      if (fieldReader === void 0) {
-        const data = reader.skip(wireType, recordFieldNo, ctx.recursionLimit - ctx.depth);
-        if (ctx.readUnknownFields) {
-          unknownFields.push({ no: recordFieldNo, wireType, data });
-        }
-        continue;
-      }
-      fieldReader(message, reader, ctx, wireType);
-    }
-    if (wireType != WireType.EndGroup || recordFieldNo !== fieldNo) {
-      throw new Error("invalid end group tag");
-    }
-    if (unknownFields.length > 0) {
-      message.$unknown = unknownFields;
-    }
-    ctx.depth--;
-  };
-}
-function compileFieldReader(field) {
-  switch (field.fieldKind) {
-    case "scalar":
-      return compileScalarFieldReader(field);
-    case "enum":
-      return compileEnumFieldReader(field);
-    case "message":
-      return compileMessageFieldReader(field);
-    case "list":
-      return compileListFieldReader(field);
-    case "map":
-      return compileMapFieldReader(field);
-  }
-}
-function compileScalarFieldReader(field) {
-  const readScalar = compileScalarReader(field.scalar, field.utf8Validation, field.longAsString);
-  const localName = field.localName;
-  if (field.oneof) {
-    const oneofLocalName = field.oneof.localName;
-    return (message, reader) => {
-      message[oneofLocalName] = {
-        case: localName,
-        value: readScalar(reader)
-      };
-    };
-  }
-  return (message, reader) => {
-    message[localName] = readScalar(reader);
-  };
-}
-function compileEnumFieldReader(field) {
-  var _a2;
-  const localName = field.localName;
-  const oneofLocalName = (_a2 = field.oneof) === null || _a2 === void 0 ? void 0 : _a2.localName;
-  if (field.enum.open) {
-    if (oneofLocalName !== void 0) {
-      return (message, reader) => {
-        message[oneofLocalName] = { case: localName, value: reader.int32() };
-      };
-    }
-    return (message, reader) => {
-      message[localName] = reader.int32();
-    };
-  }
-  const values = field.enum.values;
-  const fieldNo = field.number;
-  return (message, reader, ctx, wireType) => {
-    var _a3;
-    const val = reader.int32();
-    if (values.some((v) => v.number === val)) {
-      if (oneofLocalName !== void 0) {
-        message[oneofLocalName] = { case: localName, value: val };
-      } else {
-        message[localName] = val;
-      }
-    } else if (ctx.readUnknownFields) {
-      const bytes2 = [];
-      varint32write(val, bytes2);
-      const unknownFields = (_a3 = message.$unknown) !== null && _a3 !== void 0 ? _a3 : [];
-      unknownFields.push({
-        no: fieldNo,
-        wireType,
-        data: new Uint8Array(bytes2)
-      });
-      message.$unknown = unknownFields;
-    }
-  };
-}
-function compileMessageFieldReader(field) {
-  const localName = field.localName;
-  const { toMessage, toLocal } = localMessageMapper(field);
-  const readChild = compileChildReader(field);
-  if (field.oneof) {
-    const oneofLocalName = field.oneof.localName;
-    return (message, reader, ctx) => {
-      const oneof = message[oneofLocalName];
-      const child = toMessage(oneof.case === localName ? oneof.value : void 0);
-      readChild(child, reader, ctx);
-      message[oneofLocalName] = { case: localName, value: toLocal(child) };
-    };
-  }
-  return (message, reader, ctx) => {
-    const child = toMessage(message[localName]);
-    readChild(child, reader, ctx);
-    message[localName] = toLocal(child);
-  };
-}
-function compileChildReader(field) {
-  const compiledChild = compiledReader(field.message);
-  if (field.delimitedEncoding) {
-    const fieldNo = field.number;
-    return (child, reader, ctx) => compiledChild.readGroup(child, reader, ctx, fieldNo);
-  }
-  return (child, reader, ctx) => compiledChild.read(child, reader, ctx, reader.uint32());
-}
-function compileListFieldReader(field) {
-  const localName = field.localName;
-  if (field.listKind == "message") {
-    const { toMessage, toLocal } = localMessageMapper(field);
-    const readChild = compileChildReader(field);
-    return (message, reader, ctx) => {
-      const child = toMessage(void 0);
-      readChild(child, reader, ctx);
-      message[localName].push(toLocal(child));
-    };
-  }
-  const scalarType = field.listKind == "enum" ? ScalarType.INT32 : field.scalar;
-  const longAsString = field.listKind == "scalar" ? field.longAsString : false;
-  const readScalar = compileScalarReader(scalarType, field.utf8Validation, longAsString);
-  const packedPossible = scalarType != ScalarType.STRING && scalarType != ScalarType.BYTES;
-  return (message, reader, ctx, wireType) => {
-    const items = message[localName];
-    if (wireType == WireType.LengthDelimited && packedPossible) {
-      const end = reader.uint32() + reader.pos;
-      while (reader.pos < end) {
-        items.push(readScalar(reader));
-      }
-    } else {
-      items.push(readScalar(reader));
-    }
-  };
-}
-function compileMapFieldReader(field) {
-  const localName = field.localName;
-  const readKey = compileScalarReader(field.mapKey, field.utf8Validation, false);
-  const keyZero = scalarZeroValue(field.mapKey, false);
-  let readValue;
-  let valueDefault;
-  switch (field.mapKind) {
-    case "scalar": {
-      const scalar = field.scalar;
-      const readScalar = compileScalarReader(scalar, field.utf8Validation, false);
-      readValue = (reader) => readScalar(reader);
-      if (scalar == ScalarType.BYTES) {
-        valueDefault = () => new Uint8Array(0);
-      } else {
-        const zero = scalarZeroValue(scalar, false);
-        valueDefault = () => zero;
-      }
-      break;
-    }
-    case "enum": {
-      const zero = field.enum.values[0].number;
-      readValue = (reader) => reader.int32();
-      valueDefault = () => zero;
-      break;
-    }
-    case "message": {
-      const { toMessage, toLocal } = localMessageMapper(field);
-      const readChild = compiledReader(field.message).read;
-      readValue = (reader, ctx, existing) => {
-        const child = toMessage(existing);
-        readChild(child, reader, ctx, reader.uint32());
-        return toLocal(child);
-      };
-      valueDefault = () => toLocal(toMessage(void 0));
-      break;
-    }
-  }
-  return (message, reader, ctx) => {
-    const record = message[localName];
-    let key;
-    let val;
-    const len = reader.uint32();
-    const end = reader.pos + len;
-    while (reader.pos < end) {
-      const [fieldNo, wireType] = reader.tag();
-      switch (fieldNo) {
-        case 1:
-          key = readKey(reader);
-          break;
-        case 2:
-          val = readValue(reader, ctx, val);
-          break;
-        default:
-          reader.skip(wireType, fieldNo, ctx.recursionLimit - ctx.depth);
-      }
-    }
-    if (key === void 0) {
-      key = keyZero;
-    }
-    if (val === void 0) {
-      val = valueDefault();
-    }
-    setOwn(record, key, val);
-  };
-}
-function compileScalarReader(type, utf8Validation, longAsString) {
-  switch (type) {
-    case ScalarType.STRING:
-      return (reader) => reader.string(utf8Validation);
-    case ScalarType.BOOL:
-      return (reader) => reader.bool();
-    case ScalarType.DOUBLE:
-      return (reader) => reader.double();
-    case ScalarType.FLOAT:
-      return (reader) => reader.float();
-    case ScalarType.INT32:
-      return (reader) => reader.int32();
-    case ScalarType.INT64:
-      if (longAsString) {
-        return (reader) => String(reader.int64());
-      }
-      return (reader) => reader.int64();
-    case ScalarType.UINT64:
-      if (longAsString) {
-        return (reader) => String(reader.uint64());
-      }
-      return (reader) => reader.uint64();
-    case ScalarType.FIXED64:
-      if (longAsString) {
-        return (reader) => String(reader.fixed64());
-      }
-      return (reader) => reader.fixed64();
-    case ScalarType.BYTES:
-      return (reader) => reader.bytes();
-    case ScalarType.FIXED32:
-      return (reader) => reader.fixed32();
-    case ScalarType.SFIXED32:
-      return (reader) => reader.sfixed32();
-    case ScalarType.SFIXED64:
-      if (longAsString) {
-        return (reader) => String(reader.sfixed64());
-      }
-      return (reader) => reader.sfixed64();
-    case ScalarType.SINT64:
-      if (longAsString) {
-        return (reader) => String(reader.sint64());
-      }
-      return (reader) => reader.sint64();
-    case ScalarType.UINT32:
-      return (reader) => reader.uint32();
-    case ScalarType.SINT32:
-      return (reader) => reader.sint32();
-  }
-}
-var compiledReaders;
-var init_from_binary = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/from-binary.js"() {
-    init_descriptors();
-    init_scalar();
-    init_unsafe();
-    init_message();
-    init_create();
-    init_binary_encoding();
-    init_varint();
-    compiledReaders = /* @__PURE__ */ new WeakMap();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js
-function fileDesc(b64, imports) {
-  var _a2;
-  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b64));
-  root.messageType.forEach(restoreJsonNames);
-  root.dependency = (_a2 = imports === null || imports === void 0 ? void 0 : imports.map((f) => f.proto.name)) !== null && _a2 !== void 0 ? _a2 : [];
-  const reg = createEmbeddedFileRegistry(root, (protoFileName) => imports === null || imports === void 0 ? void 0 : imports.find((f) => f.proto.name === protoFileName));
-  return reg.getFile(root.name);
-}
-var init_file = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js"() {
-    init_base64_encoding();
-    init_descriptor_pb();
-    init_registry();
-    init_restore_json_names();
-    init_from_binary();
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/service.js
-var init_service = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/service.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/symbols.js
-var packageName, legacyWktBarrel, wktPublicImportPaths, symbols;
-var init_symbols = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/symbols.js"() {
-    packageName = "@bufbuild/protobuf";
-    legacyWktBarrel = packageName + "/wkt";
-    wktPublicImportPaths = {
-      "google/protobuf/compiler/plugin.proto": legacyWktBarrel,
-      "google/protobuf/any.proto": legacyWktBarrel,
-      "google/protobuf/api.proto": packageName + "/wkt/google/protobuf/api_pb.js",
-      "google/protobuf/c_sharp_features.proto": packageName + "/wkt/google/protobuf/c_sharp_features_pb.js",
-      "google/protobuf/cpp_features.proto": packageName + "/wkt/google/protobuf/cpp_features_pb.js",
-      "google/protobuf/cpp_file_options.proto": packageName + "/wkt/google/protobuf/cpp_file_options_pb.js",
-      "google/protobuf/cpp_options.proto": packageName + "/wkt/google/protobuf/cpp_options_pb.js",
-      "google/protobuf/descriptor.proto": legacyWktBarrel,
-      "google/protobuf/duration.proto": legacyWktBarrel,
-      "google/protobuf/empty.proto": legacyWktBarrel,
-      "google/protobuf/field_mask.proto": legacyWktBarrel,
-      "google/protobuf/go_features.proto": packageName + "/wkt/google/protobuf/go_features_pb.js",
-      "google/protobuf/java_features.proto": packageName + "/wkt/google/protobuf/java_features_pb.js",
-      "google/protobuf/json_enumvalue_options.proto": packageName + "/wkt/google/protobuf/json_enumvalue_options_pb.js",
-      "google/protobuf/json_options.proto": packageName + "/wkt/google/protobuf/json_options_pb.js",
-      "google/protobuf/source_context.proto": packageName + "/wkt/google/protobuf/source_context_pb.js",
-      "google/protobuf/struct.proto": legacyWktBarrel,
-      "google/protobuf/timestamp.proto": legacyWktBarrel,
-      "google/protobuf/type.proto": packageName + "/wkt/google/protobuf/type_pb.js",
-      "google/protobuf/wrappers.proto": legacyWktBarrel
-    };
-    symbols = {
-      isMessage: { typeOnly: false, bootstrapWktFrom: "../is-message.js", from: packageName },
-      Message: { typeOnly: true, bootstrapWktFrom: "../types.js", from: packageName },
-      create: { typeOnly: false, bootstrapWktFrom: "../create.js", from: packageName },
-      fromJson: { typeOnly: false, bootstrapWktFrom: "../from-json.js", from: packageName },
-      fromJsonString: { typeOnly: false, bootstrapWktFrom: "../from-json.js", from: packageName },
-      fromBinary: { typeOnly: false, bootstrapWktFrom: "../from-binary.js", from: packageName },
-      toBinary: { typeOnly: false, bootstrapWktFrom: "../to-binary.js", from: packageName },
-      toJson: { typeOnly: false, bootstrapWktFrom: "../to-json.js", from: packageName },
-      toJsonString: { typeOnly: false, bootstrapWktFrom: "../to-json.js", from: packageName },
-      protoInt64: { typeOnly: false, bootstrapWktFrom: "../proto-int64.js", from: packageName },
-      JsonValue: { typeOnly: true, bootstrapWktFrom: "../json-value.js", from: packageName },
-      JsonObject: { typeOnly: true, bootstrapWktFrom: "../json-value.js", from: packageName },
-      UnknownEnum: { typeOnly: true, bootstrapWktFrom: "../types.js", from: packageName },
-      codegen: {
-        boot: { typeOnly: false, bootstrapWktFrom: "../codegenv2/boot.js", from: packageName + "/codegenv2" },
-        fileDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/file.js", from: packageName + "/codegenv2" },
-        enumDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/enum.js", from: packageName + "/codegenv2" },
-        extDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/extension.js", from: packageName + "/codegenv2" },
-        messageDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/message.js", from: packageName + "/codegenv2" },
-        serviceDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/service.js", from: packageName + "/codegenv2" },
-        tsEnum: { typeOnly: false, bootstrapWktFrom: "../codegenv2/enum.js", from: packageName + "/codegenv2" },
-        objEnum: { typeOnly: false, bootstrapWktFrom: "../codegenv2/enum.js", from: packageName + "/codegenv2" },
-        GenFile: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
-        GenEnum: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
-        GenExtension: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
-        GenMessage: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
-        GenService: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" }
-      }
-    };
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/scalar.js
-var init_scalar2 = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/scalar.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/types.js
-var init_types2 = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/types.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/index.js
-var init_codegenv2 = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/index.js"() {
-    init_boot();
-    init_embed();
-    init_enum();
-    init_extension();
-    init_file();
-    init_message2();
-    init_service();
-    init_symbols();
-    init_scalar2();
-    init_types2();
-  }
-});
-
-// src/onnx/proto/onnx_pb.ts
-var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, TypeProto_TensorSchema;
-var init_onnx_pb = __esm({
-  "src/onnx/proto/onnx_pb.ts"() {
-    "use strict";
-    init_codegenv2();
-    file_onnx = /* @__PURE__ */ fileDesc("Cgpvbm54LnByb3RvEgRvbm54IswFCg5BdHRyaWJ1dGVQcm90bxIMCgRuYW1lGAEgASgJEhUKDXJlZl9hdHRyX25hbWUYFSABKAkSEgoKZG9jX3N0cmluZxgNIAEoCRIwCgR0eXBlGBQgASgOMiIub25ueC5BdHRyaWJ1dGVQcm90by5BdHRyaWJ1dGVUeXBlEgkKAWYYAiABKAISCQoBaRgDIAEoAxIJCgFzGAQgASgMEhwKAXQYBSABKAsyES5vbm54LlRlbnNvclByb3RvEhsKAWcYBiABKAsyEC5vbm54LkdyYXBoUHJvdG8SLgoNc3BhcnNlX3RlbnNvchgWIAEoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SGwoCdHAYDiABKAsyDy5vbm54LlR5cGVQcm90bxIOCgZmbG9hdHMYByADKAISDAoEaW50cxgIIAMoAxIPCgdzdHJpbmdzGAkgAygMEiIKB3RlbnNvcnMYCiADKAsyES5vbm54LlRlbnNvclByb3RvEiAKBmdyYXBocxgLIAMoCzIQLm9ubnguR3JhcGhQcm90bxIvCg5zcGFyc2VfdGVuc29ycxgXIAMoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SJAoLdHlwZV9wcm90b3MYDyADKAsyDy5vbm54LlR5cGVQcm90byLZAQoNQXR0cmlidXRlVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgcKA0lOVBACEgoKBlNUUklORxADEgoKBlRFTlNPUhAEEgkKBUdSQVBIEAUSEQoNU1BBUlNFX1RFTlNPUhALEg4KClRZUEVfUFJPVE8QDRIKCgZGTE9BVFMQBhIICgRJTlRTEAcSCwoHU1RSSU5HUxAIEgsKB1RFTlNPUlMQCRIKCgZHUkFQSFMQChISCg5TUEFSU0VfVEVOU09SUxAMEg8KC1RZUEVfUFJPVE9TEA4iUQoOVmFsdWVJbmZvUHJvdG8SDAoEbmFtZRgBIAEoCRIdCgR0eXBlGAIgASgLMg8ub25ueC5UeXBlUHJvdG8SEgoKZG9jX3N0cmluZxgDIAEoCSKWAQoJTm9kZVByb3RvEg0KBWlucHV0GAEgAygJEg4KBm91dHB1dBgCIAMoCRIMCgRuYW1lGAMgASgJEg8KB29wX3R5cGUYBCABKAkSDgoGZG9tYWluGAcgASgJEicKCWF0dHJpYnV0ZRgFIAMoCzIULm9ubnguQXR0cmlidXRlUHJvdG8SEgoKZG9jX3N0cmluZxgGIAEoCSLWAQoRVHJhaW5pbmdJbmZvUHJvdG8SKAoOaW5pdGlhbGl6YXRpb24YASABKAsyEC5vbm54LkdyYXBoUHJvdG8SIwoJYWxnb3JpdGhtGAIgASgLMhAub25ueC5HcmFwaFByb3RvEjwKFmluaXRpYWxpemF0aW9uX2JpbmRpbmcYAyADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8SNAoOdXBkYXRlX2JpbmRpbmcYBCADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8i6wIKCk1vZGVsUHJvdG8SEgoKaXJfdmVyc2lvbhgBIAEoAxIuCgxvcHNldF9pbXBvcnQYCCADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIVCg1wcm9kdWNlcl9uYW1lGAIgASgJEhgKEHByb2R1Y2VyX3ZlcnNpb24YAyABKAkSDgoGZG9tYWluGAQgASgJEhUKDW1vZGVsX3ZlcnNpb24YBSABKAMSEgoKZG9jX3N0cmluZxgGIAEoCRIfCgVncmFwaBgHIAEoCzIQLm9ubnguR3JhcGhQcm90bxI0Cg5tZXRhZGF0YV9wcm9wcxgOIAMoCzIcLm9ubnguU3RyaW5nU3RyaW5nRW50cnlQcm90bxIuCg10cmFpbmluZ19pbmZvGBQgAygLMhcub25ueC5UcmFpbmluZ0luZm9Qcm90bxImCglmdW5jdGlvbnMYGSADKAsyEy5vbm54LkZ1bmN0aW9uUHJvdG8iNAoWU3RyaW5nU3RyaW5nRW50cnlQcm90bxILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiawoQVGVuc29yQW5ub3RhdGlvbhITCgt0ZW5zb3JfbmFtZRgBIAEoCRJCChxxdWFudF9wYXJhbWV0ZXJfdGVuc29yX25hbWVzGAIgAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvIp4DCgpHcmFwaFByb3RvEh0KBG5vZGUYASADKAsyDy5vbm54Lk5vZGVQcm90bxIMCgRuYW1lGAIgASgJEiYKC2luaXRpYWxpemVyGAUgAygLMhEub25ueC5UZW5zb3JQcm90bxIzChJzcGFyc2VfaW5pdGlhbGl6ZXIYDyADKAsyFy5vbm54LlNwYXJzZVRlbnNvclByb3RvEhIKCmRvY19zdHJpbmcYCiABKAkSIwoFaW5wdXQYCyADKAsyFC5vbm54LlZhbHVlSW5mb1Byb3RvEiQKBm91dHB1dBgMIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SKAoKdmFsdWVfaW5mbxgNIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SNwoXcXVhbnRpemF0aW9uX2Fubm90YXRpb24YDiADKAsyFi5vbm54LlRlbnNvckFubm90YXRpb25KBAgDEARKBAgEEAVKBAgGEApSCmlyX3ZlcnNpb25SEHByb2R1Y2VyX3ZlcnNpb25SDHByb2R1Y2VyX3RhZ1IGZG9tYWluIrgFCgtUZW5zb3JQcm90bxIMCgRkaW1zGAEgAygDEhEKCWRhdGFfdHlwZRgCIAEoBRIqCgdzZWdtZW50GAMgASgLMhkub25ueC5UZW5zb3JQcm90by5TZWdtZW50EhYKCmZsb2F0X2RhdGEYBCADKAJCAhABEhYKCmludDMyX2RhdGEYBSADKAVCAhABEhMKC3N0cmluZ19kYXRhGAYgAygMEhYKCmludDY0X2RhdGEYByADKANCAhABEgwKBG5hbWUYCCABKAkSEgoKZG9jX3N0cmluZxgMIAEoCRIQCghyYXdfZGF0YRgJIAEoDBIzCg1leHRlcm5hbF9kYXRhGA0gAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvEjUKDWRhdGFfbG9jYXRpb24YDiABKA4yHi5vbm54LlRlbnNvclByb3RvLkRhdGFMb2NhdGlvbhIXCgtkb3VibGVfZGF0YRgKIAMoAUICEAESFwoLdWludDY0X2RhdGEYCyADKARCAhABGiUKB1NlZ21lbnQSDQoFYmVnaW4YASABKAMSCwoDZW5kGAIgASgDItoBCghEYXRhVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgkKBVVJTlQ4EAISCAoESU5UOBADEgoKBlVJTlQxNhAEEgkKBUlOVDE2EAUSCQoFSU5UMzIQBhIJCgVJTlQ2NBAHEgoKBlNUUklORxAIEggKBEJPT0wQCRILCgdGTE9BVDE2EAoSCgoGRE9VQkxFEAsSCgoGVUlOVDMyEAwSCgoGVUlOVDY0EA0SDQoJQ09NUExFWDY0EA4SDgoKQ09NUExFWDEyOBAPEgwKCEJGTE9BVDE2EBAiKQoMRGF0YUxvY2F0aW9uEgsKB0RFRkFVTFQQABIMCghFWFRFUk5BTBABImgKEVNwYXJzZVRlbnNvclByb3RvEiEKBnZhbHVlcxgBIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SIgoHaW5kaWNlcxgCIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SDAoEZGltcxgDIAMoAyKVAQoQVGVuc29yU2hhcGVQcm90bxItCgNkaW0YASADKAsyIC5vbm54LlRlbnNvclNoYXBlUHJvdG8uRGltZW5zaW9uGlIKCURpbWVuc2lvbhITCglkaW1fdmFsdWUYASABKANIABITCglkaW1fcGFyYW0YAiABKAlIABISCgpkZW5vdGF0aW9uGAMgASgJQgcKBXZhbHVlIs4ECglUeXBlUHJvdG8SLQoLdGVuc29yX3R5cGUYASABKAsyFi5vbm54LlR5cGVQcm90by5UZW5zb3JIABIxCg1zZXF1ZW5jZV90eXBlGAQgASgLMhgub25ueC5UeXBlUHJvdG8uU2VxdWVuY2VIABInCghtYXBfdHlwZRgFIAEoCzITLm9ubnguVHlwZVByb3RvLk1hcEgAEjEKDW9wdGlvbmFsX3R5cGUYCSABKAsyGC5vbm54LlR5cGVQcm90by5PcHRpb25hbEgAEjoKEnNwYXJzZV90ZW5zb3JfdHlwZRgIIAEoCzIcLm9ubnguVHlwZVByb3RvLlNwYXJzZVRlbnNvckgAEhIKCmRlbm90YXRpb24YBiABKAkaQgoGVGVuc29yEhEKCWVsZW1fdHlwZRgBIAEoBRIlCgVzaGFwZRgCIAEoCzIWLm9ubnguVGVuc29yU2hhcGVQcm90bxouCghTZXF1ZW5jZRIiCgllbGVtX3R5cGUYASABKAsyDy5vbm54LlR5cGVQcm90bxo8CgNNYXASEAoIa2V5X3R5cGUYASABKAUSIwoKdmFsdWVfdHlwZRgCIAEoCzIPLm9ubnguVHlwZVByb3RvGi4KCE9wdGlvbmFsEiIKCWVsZW1fdHlwZRgBIAEoCzIPLm9ubnguVHlwZVByb3RvGkgKDFNwYXJzZVRlbnNvchIRCgllbGVtX3R5cGUYASABKAUSJQoFc2hhcGUYAiABKAsyFi5vbm54LlRlbnNvclNoYXBlUHJvdG9CBwoFdmFsdWUiNQoST3BlcmF0b3JTZXRJZFByb3RvEg4KBmRvbWFpbhgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDIuUBCg1GdW5jdGlvblByb3RvEgwKBG5hbWUYASABKAkSDQoFaW5wdXQYBCADKAkSDgoGb3V0cHV0GAUgAygJEhEKCWF0dHJpYnV0ZRgGIAMoCRIdCgRub2RlGAcgAygLMg8ub25ueC5Ob2RlUHJvdG8SEgoKZG9jX3N0cmluZxgIIAEoCRIuCgxvcHNldF9pbXBvcnQYCSADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIOCgZkb21haW4YCiABKAlKBAgCEANKBAgDEARSDXNpbmNlX3ZlcnNpb25SBnN0YXR1cyrkAQoHVmVyc2lvbhISCg5fU1RBUlRfVkVSU0lPThAAEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8xMBABEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8zMBACEhgKFElSX1ZFUlNJT05fMjAxN18xMV8zEAMSGAoUSVJfVkVSU0lPTl8yMDE5XzFfMjIQBBIYChRJUl9WRVJTSU9OXzIwMTlfM18xOBAFEhgKFElSX1ZFUlNJT05fMjAxOV85XzE5EAYSFwoTSVJfVkVSU0lPTl8yMDIwXzVfOBAHEg4KCklSX1ZFUlNJT04QCCouCg5PcGVyYXRvclN0YXR1cxIQCgxFWFBFUklNRU5UQUwQABIKCgZTVEFCTEUQAUICSAM");
-    AttributeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 0);
-    ValueInfoProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 1);
-    NodeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 2);
-    ModelProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 4);
-    StringStringEntryProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 5);
-    TensorProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 8);
-    TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
-      TensorProto_DataType2[TensorProto_DataType2["UNDEFINED"] = 0] = "UNDEFINED";
-      TensorProto_DataType2[TensorProto_DataType2["FLOAT"] = 1] = "FLOAT";
-      TensorProto_DataType2[TensorProto_DataType2["UINT8"] = 2] = "UINT8";
-      TensorProto_DataType2[TensorProto_DataType2["INT8"] = 3] = "INT8";
-      TensorProto_DataType2[TensorProto_DataType2["UINT16"] = 4] = "UINT16";
-      TensorProto_DataType2[TensorProto_DataType2["INT16"] = 5] = "INT16";
-      TensorProto_DataType2[TensorProto_DataType2["INT32"] = 6] = "INT32";
-      TensorProto_DataType2[TensorProto_DataType2["INT64"] = 7] = "INT64";
-      TensorProto_DataType2[TensorProto_DataType2["STRING"] = 8] = "STRING";
-      TensorProto_DataType2[TensorProto_DataType2["BOOL"] = 9] = "BOOL";
-      TensorProto_DataType2[TensorProto_DataType2["FLOAT16"] = 10] = "FLOAT16";
-      TensorProto_DataType2[TensorProto_DataType2["DOUBLE"] = 11] = "DOUBLE";
-      TensorProto_DataType2[TensorProto_DataType2["UINT32"] = 12] = "UINT32";
-      TensorProto_DataType2[TensorProto_DataType2["UINT64"] = 13] = "UINT64";
-      TensorProto_DataType2[TensorProto_DataType2["COMPLEX64"] = 14] = "COMPLEX64";
-      TensorProto_DataType2[TensorProto_DataType2["COMPLEX128"] = 15] = "COMPLEX128";
-      TensorProto_DataType2[TensorProto_DataType2["BFLOAT16"] = 16] = "BFLOAT16";
-      return TensorProto_DataType2;
-    })(TensorProto_DataType || {});
-    TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
-    TypeProto_TensorSchema = /* @__PURE__ */ messageDesc(file_onnx, 11, 0);
-  }
-});
-
-// src/onnx/graph.ts
-function topologicalOrder(nodes, producer) {
-  const indegree = /* @__PURE__ */ new Map();
-  const dependents = /* @__PURE__ */ new Map();
-  for (const n of nodes) {
-    let deg = 0;
-    for (const i2 of new Set(n.input)) {
-      const p = i2 ? producer.get(i2) : void 0;
-      if (p && p !== n) {
-        deg++;
-        const list = dependents.get(p);
-        if (list) list.push(n);
-        else dependents.set(p, [n]);
-      }
-    }
-    indegree.set(n, deg);
-  }
-  const ready = nodes.filter((n) => indegree.get(n) === 0);
-  const order = [];
-  for (let k = 0; k < ready.length; k++) {
-    const n = ready[k];
-    order.push(n);
-    for (const d of dependents.get(n) ?? []) {
-      const left = indegree.get(d) - 1;
-      indegree.set(d, left);
-      if (left === 0) ready.push(d);
-    }
-  }
-  if (order.length !== nodes.length) throw new Error("graph has a cycle");
-  return order;
-}
-function attr(node, name) {
-  return node.attribute.find((a) => a.name === name);
-}
-function attrInt(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 2 /* INT */ ? Number(a.i) : fallback;
-}
-function attrInts(node, name) {
-  const a = attr(node, name);
-  return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
-}
-function attrFloat(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
-}
-function attrString(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
-}
-function nodeLabel(node) {
-  return node.name || `${node.opType}(${node.output[0] ?? ""})`;
-}
-var GraphIndex;
-var init_graph = __esm({
-  "src/onnx/graph.ts"() {
-    "use strict";
-    init_onnx_pb();
-    GraphIndex = class {
-      constructor(graph) {
-        this.graph = graph;
-        for (const t of graph.initializer) this.initializers.set(t.name, t);
-        for (const v of [...graph.input, ...graph.valueInfo, ...graph.output]) this.valueInfo.set(v.name, v);
-        for (const n of graph.node) {
-          for (const o of n.output) if (o) this.producer.set(o, n);
-          for (const i2 of n.input) {
-            if (!i2) continue;
-            const list = this.consumers.get(i2);
-            if (list) list.push(n);
-            else this.consumers.set(i2, [n]);
-          }
-        }
-        this.graphOutputs = new Set(graph.output.map((o) => o.name));
-        this.inputs = graph.input.filter((i2) => !this.initializers.has(i2.name));
-        this.order = topologicalOrder(graph.node, this.producer);
-      }
-      graph;
-      producer = /* @__PURE__ */ new Map();
-      consumers = /* @__PURE__ */ new Map();
-      initializers = /* @__PURE__ */ new Map();
-      valueInfo = /* @__PURE__ */ new Map();
-      graphOutputs;
-      /** graph inputs that are real inputs, not initializers listed as inputs (older exporters do that) */
-      inputs;
-      order;
-      consumersOf(tensor) {
-        return this.consumers.get(tensor) ?? [];
-      }
-      /** The constant behind a tensor name: an initializer or the value of a Constant node. */
-      constant(tensor) {
-        const init = this.initializers.get(tensor);
-        if (init) return init;
-        const p = this.producer.get(tensor);
-        if (p && p.opType === "Constant") return attr(p, "value")?.t;
-        return void 0;
-      }
-    };
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/types.js
-var init_types3 = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/types.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/equals.js
-var init_equals = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/equals.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/to-json.js
-var init_to_json = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/to-json.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/from-json.js
-var init_from_json = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/from-json.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/merge.js
-var init_merge = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/merge.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/unknown-enum.js
-var init_unknown_enum = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/unknown-enum.js"() {
-  }
-});
-
-// node_modules/@bufbuild/protobuf/dist/esm/index.js
-var init_esm2 = __esm({
-  "node_modules/@bufbuild/protobuf/dist/esm/index.js"() {
-    init_types3();
-    init_is_message();
-    init_create();
-    init_clone();
-    init_descriptors();
-    init_equals();
-    init_fields();
-    init_to_binary();
-    init_from_binary();
-    init_to_json();
-    init_from_json();
-    init_merge();
-    init_proto_int64();
-    init_unknown_enum();
-  }
-});
-
-// src/onnx/tensor.ts
-function dataTypeName(t) {
-  return TensorProto_DataType[t] ?? `type ${t}`;
-}
-function tensorDims(t) {
-  return t.dims.map(Number);
-}
-function numel(dims) {
-  let n = 1;
-  for (const d of dims) n *= d;
-  return n;
-}
-function isExternal(t) {
-  return t.dataLocation === 1 /* EXTERNAL */;
-}
-function alignedBytes(raw) {
-  const buf = new ArrayBuffer(raw.byteLength);
-  new Uint8Array(buf).set(raw);
-  return buf;
-}
-function halfToFloat(h) {
-  const s = h & 32768 ? -1 : 1;
-  const e = h >> 10 & 31;
-  const f = h & 1023;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
-}
-function bf16ToFloat(h) {
-  u32[0] = h << 16;
-  return f32[0];
-}
-function tensorToFloat32(t) {
-  if (isExternal(t)) throw new Error(`tensor ${t.name}: external data not loaded`);
-  const n = numel(tensorDims(t));
-  const raw = t.rawData;
-  const out = new Float32Array(n);
-  if (raw.byteLength > 0) {
-    const size = ITEM_SIZE[t.dataType];
-    if (size === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
-    if (raw.byteLength !== n * size) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size}`);
-    if (t.dataType === 1 /* FLOAT */) {
-      new Uint8Array(out.buffer).set(raw);
-      return out;
-    }
-    const buf = alignedBytes(raw);
-    switch (t.dataType) {
-      case 1 /* FLOAT */:
-        out.set(new Float32Array(buf));
-        break;
-      case 11 /* DOUBLE */:
-        out.set(new Float64Array(buf));
-        break;
-      case 10 /* FLOAT16 */: {
-        const h = new Uint16Array(buf);
-        for (let i2 = 0; i2 < n; i2++) out[i2] = halfToFloat(h[i2]);
-        break;
-      }
-      case 16 /* BFLOAT16 */: {
-        const h = new Uint16Array(buf);
-        for (let i2 = 0; i2 < n; i2++) out[i2] = bf16ToFloat(h[i2]);
-        break;
-      }
-      case 3 /* INT8 */:
-        out.set(new Int8Array(buf));
-        break;
-      case 2 /* UINT8 */:
-      case 9 /* BOOL */:
-        out.set(new Uint8Array(buf));
-        break;
-      case 5 /* INT16 */:
-        out.set(new Int16Array(buf));
-        break;
-      case 4 /* UINT16 */:
-        out.set(new Uint16Array(buf));
-        break;
-      case 6 /* INT32 */:
-        out.set(new Int32Array(buf));
-        break;
-      case 12 /* UINT32 */:
-        out.set(new Uint32Array(buf));
-        break;
-      case 7 /* INT64 */: {
-        const v = new BigInt64Array(buf);
-        for (let i2 = 0; i2 < n; i2++) out[i2] = Number(v[i2]);
-        break;
-      }
-      case 13 /* UINT64 */: {
-        const v = new BigUint64Array(buf);
-        for (let i2 = 0; i2 < n; i2++) out[i2] = Number(v[i2]);
-        break;
-      }
-    }
-    return out;
-  }
-  const src = t.dataType === 1 /* FLOAT */ ? t.floatData : t.dataType === 11 /* DOUBLE */ ? t.doubleData : t.dataType === 7 /* INT64 */ ? t.int64Data : t.dataType === 13 /* UINT64 */ || t.dataType === 12 /* UINT32 */ ? t.uint64Data : t.int32Data;
-  if (src.length !== n) throw new Error(`tensor ${t.name}: holds ${src.length} values, expected ${n}`);
-  if (t.dataType === 10 /* FLOAT16 */) for (let i2 = 0; i2 < n; i2++) out[i2] = halfToFloat(Number(src[i2]));
-  else if (t.dataType === 16 /* BFLOAT16 */) for (let i2 = 0; i2 < n; i2++) out[i2] = bf16ToFloat(Number(src[i2]));
-  else for (let i2 = 0; i2 < n; i2++) out[i2] = Number(src[i2]);
-  return out;
-}
-function readFloat32(t) {
-  const raw = t.rawData;
-  const n = numel(tensorDims(t));
-  if (t.dataType === 1 /* FLOAT */ && !isExternal(t) && raw.byteLength === n * 4 && n > 0 && raw.byteOffset % 4 === 0) {
-    return new Float32Array(raw.buffer, raw.byteOffset, n);
-  }
-  return tensorToFloat32(t);
-}
-function adoptTensorFloat32(t, values) {
-  if (t.dataType !== 1 /* FLOAT */ || values.byteOffset !== 0 || values.byteLength !== values.buffer.byteLength) {
-    setTensorFloat32(t, values);
-    return;
-  }
-  const n = numel(tensorDims(t));
-  if (values.length !== n) throw new Error(`tensor ${t.name}: ${values.length} values for shape [${tensorDims(t)}]`);
-  t.floatData = [];
-  t.doubleData = [];
-  t.int32Data = [];
-  t.rawData = new Uint8Array(values.buffer);
-}
-function tensorToInts(t) {
-  if (t.rawData.byteLength > 0 && t.dataType === 7 /* INT64 */) {
-    return Array.from(new BigInt64Array(alignedBytes(t.rawData)), Number);
-  }
-  if (t.rawData.byteLength === 0 && t.dataType === 7 /* INT64 */) return t.int64Data.map(Number);
-  return Array.from(tensorToFloat32(t));
-}
-function setTensorFloat32(t, values, dims) {
-  if (dims) t.dims = dims.map(BigInt);
-  const n = numel(tensorDims(t));
-  if (values.length !== n) throw new Error(`tensor ${t.name}: ${values.length} values for shape [${tensorDims(t)}]`);
-  t.floatData = [];
-  t.doubleData = [];
-  t.int32Data = [];
-  switch (t.dataType) {
-    case 1 /* FLOAT */:
-      t.rawData = new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
-      break;
-    case 11 /* DOUBLE */:
-      t.rawData = new Uint8Array(Float64Array.from(values).buffer);
-      break;
-    case 10 /* FLOAT16 */:
-      t.rawData = new Uint8Array(Uint16Array.from(values, floatToHalf).buffer);
-      break;
-    case 16 /* BFLOAT16 */:
-      t.rawData = new Uint8Array(Uint16Array.from(values, floatToBf16).buffer);
-      break;
-    default:
-      throw new Error(`tensor ${t.name}: cannot write ${dataTypeName(t.dataType)} weights`);
-  }
-}
-function floatToBf16(x2) {
-  f32[0] = x2;
-  const bits2 = u32[0];
-  return bits2 + 32767 + (bits2 >> 16 & 1) >>> 16 & 65535;
-}
-function floatToHalf(x2) {
-  f32[0] = x2;
-  const bits2 = u32[0];
-  const sign = bits2 >>> 16 & 32768;
-  const exp = bits2 >>> 23 & 255;
-  let mant = bits2 & 8388607;
-  if (exp === 255) return sign | 31744 | (mant ? 512 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 31) return sign | 31744;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 8388608;
-    const shift = 14 - e;
-    let half2 = mant >> shift;
-    const rem2 = mant & (1 << shift) - 1;
-    const mid = 1 << shift - 1;
-    if (rem2 > mid || rem2 === mid && half2 & 1) half2++;
-    return sign | half2;
-  }
-  let half = sign | e << 10 | mant >> 13;
-  const rem = mant & 8191;
-  if (rem > 4096 || rem === 4096 && half & 1) half++;
-  return half;
-}
-function makeFloatTensor(name, dims, values) {
-  const t = create(TensorProtoSchema, { name, dataType: 1 /* FLOAT */, dims: dims.map(BigInt) });
-  setTensorFloat32(t, values);
-  return t;
-}
-function makeInt64Tensor(name, dims, values) {
-  const raw = new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
-  return create(TensorProtoSchema, { name, dataType: 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
-}
-var ITEM_SIZE, FLOAT_TYPES, f32, u32;
-var init_tensor = __esm({
-  "src/onnx/tensor.ts"() {
-    "use strict";
-    init_esm2();
-    init_onnx_pb();
-    ITEM_SIZE = {
-      [1 /* FLOAT */]: 4,
-      [11 /* DOUBLE */]: 8,
-      [10 /* FLOAT16 */]: 2,
-      [16 /* BFLOAT16 */]: 2,
-      [3 /* INT8 */]: 1,
-      [2 /* UINT8 */]: 1,
-      [9 /* BOOL */]: 1,
-      [5 /* INT16 */]: 2,
-      [4 /* UINT16 */]: 2,
-      [6 /* INT32 */]: 4,
-      [12 /* UINT32 */]: 4,
-      [7 /* INT64 */]: 8,
-      [13 /* UINT64 */]: 8
-    };
-    FLOAT_TYPES = /* @__PURE__ */ new Set([1 /* FLOAT */, 11 /* DOUBLE */, 10 /* FLOAT16 */, 16 /* BFLOAT16 */]);
-    f32 = new Float32Array(1);
-    u32 = new Uint32Array(f32.buffer);
-  }
-});
-
-// src/onnx/shapes.ts
-function dimsOf(v, batch) {
-  const t = v?.type?.value;
-  if (!t || t.case !== "tensorType" || !t.value.shape) return void 0;
-  return t.value.shape.dim.map((d) => d.value.case === "dimValue" ? Number(d.value.value) : batch);
-}
-function broadcastShapes(shapes) {
-  const rank = Math.max(...shapes.map((s) => s.length));
-  const out = [];
-  for (let i2 = 0; i2 < rank; i2++) {
-    let d = 1;
-    for (const s of shapes) {
-      const v = s[s.length - rank + i2] ?? 1;
-      if (v === 1) continue;
-      if (d !== 1 && d !== v) return void 0;
-      d = v;
-    }
-    out.push(d);
-  }
-  return out;
-}
-function normAxis(axis, rank) {
-  return axis < 0 ? axis + rank : axis;
-}
-function inferShapes(index, batch = 1) {
-  const shapes = /* @__PURE__ */ new Map();
-  const values = /* @__PURE__ */ new Map();
-  for (const v of index.inputs) {
-    const d = dimsOf(v, batch);
-    if (d) shapes.set(v.name, d);
-  }
-  for (const [name, t] of index.initializers) {
-    const d = tensorDims(t);
-    shapes.set(name, d);
-    if (numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6)) values.set(name, tensorToInts(t));
-  }
-  for (const node of index.order) {
-    try {
-      inferNode(node, shapes, values);
-    } catch {
-    }
-    for (const o of node.output) {
-      if (!shapes.has(o)) {
-        const d = dimsOf(index.valueInfo.get(o), batch);
-        if (d) shapes.set(o, d);
-      }
-    }
-  }
-  return { shapes, values };
-}
-function convOutput(node, x2, w, transpose2) {
-  const spatial = x2.length - 2;
-  const kernel = attrInts(node, "kernel_shape") ?? w.slice(2);
-  const strides = attrInts(node, "strides") ?? new Array(spatial).fill(1);
-  const dil = attrInts(node, "dilations") ?? new Array(spatial).fill(1);
-  const pads = attrInts(node, "pads") ?? new Array(2 * spatial).fill(0);
-  const autoPad = attr(node, "auto_pad");
-  const mode = autoPad ? new TextDecoder().decode(autoPad.s) : "NOTSET";
-  const out = [];
-  for (let i2 = 0; i2 < spatial; i2++) {
-    const inDim = x2[2 + i2];
-    const k = (kernel[i2] - 1) * dil[i2] + 1;
-    if (transpose2) {
-      const outPad = attrInts(node, "output_padding")?.[i2] ?? 0;
-      const explicit = attrInts(node, "output_shape");
-      out.push(explicit ? explicit[i2] : strides[i2] * (inDim - 1) + outPad + k - pads[i2] - pads[i2 + spatial]);
-    } else if (mode === "SAME_UPPER" || mode === "SAME_LOWER") {
-      out.push(Math.ceil(inDim / strides[i2]));
-    } else if (mode === "VALID") {
-      out.push(Math.floor((inDim - k) / strides[i2]) + 1);
-    } else {
-      const ceil = attrInt(node, "ceil_mode", 0) === 1;
-      const r = (inDim + pads[i2] + pads[i2 + spatial] - k) / strides[i2];
-      out.push((ceil ? Math.ceil(r) : Math.floor(r)) + 1);
-    }
-  }
-  return out;
-}
-function inferNode(node, shapes, values) {
-  const s = (i2) => node.input[i2] ? shapes.get(node.input[i2]) : void 0;
-  const v = (i2) => node.input[i2] ? values.get(node.input[i2]) : void 0;
-  const set = (shape, value) => {
-    if (!shape) return;
-    shapes.set(node.output[0], shape);
-    if (value) values.set(node.output[0], value);
-  };
-  const x2 = s(0);
-  const op = node.opType;
-  if (op === "Constant") {
-    const t = attr(node, "value")?.t;
-    if (t) {
-      const d = tensorDims(t);
-      set(d, numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6) ? tensorToInts(t) : void 0);
-    }
-    return;
-  }
-  if (op === "Shape") {
-    if (x2) {
-      const start = normAxis(attrInt(node, "start", 0), x2.length);
-      const end = attr(node, "end") ? normAxis(attrInt(node, "end", x2.length), x2.length) : x2.length;
-      const val = x2.slice(start, end);
-      set([val.length], val);
-    }
-    return;
-  }
-  if (ELEMENTWISE_UNARY.has(op)) {
-    const vx = v(0);
-    set(x2, op === "Cast" || op === "Identity" ? vx : void 0);
-    return;
-  }
-  if (op === "ConstantOfShape") {
-    const dims = v(0);
-    if (!dims) return;
-    const t = attr(node, "value")?.t;
-    const fill = t ? tensorToInts(t)[0] : 0;
-    set(dims, numel(dims) <= 64 && (!t || t.dataType === 7 || t.dataType === 6) ? new Array(numel(dims)).fill(fill) : void 0);
-    return;
-  }
-  if (op === "Where") {
-    const ins = node.input.map((n2) => shapes.get(n2));
-    if (ins.some((i2) => !i2)) return;
-    const out = broadcastShapes(ins);
-    const [c, a, b] = [v(0), v(1), v(2)];
-    const n = out && out.length <= 1 ? numel(out) : 0;
-    const at = (q, i2) => q[q.length === 1 ? 0 : i2];
-    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at(c, i2) ? at(a, i2) : at(b, i2)) : void 0);
-    return;
-  }
-  if (BROADCAST.has(op)) {
-    const ins = node.input.map((n) => shapes.get(n));
-    if (ins.some((i2) => !i2)) return;
-    if (op === "Expand") {
-      const target = v(1);
-      set(target && x2 ? broadcastShapes([x2, target]) : void 0);
-      return;
-    }
-    const out = broadcastShapes(ins);
-    let val;
-    const a = v(0);
-    const b = v(1);
-    if (a && b && node.input.length === 2 && out && out.length <= 1) {
-      const n = Math.max(a.length, b.length);
-      const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q), Equal: (p, q) => p === q ? 1 : 0 }[op];
-      if (f) val = Array.from({ length: n }, (_, i2) => f(a[a.length === 1 ? 0 : i2], b[b.length === 1 ? 0 : i2]));
-    }
-    set(out, val);
-    return;
-  }
-  switch (op) {
-    case "Conv":
-    case "ConvTranspose": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const group = attrInt(node, "group", 1);
-      const cout = op === "Conv" ? w[0] : w[1] * group;
-      const sp = convOutput(node, x2, w, op === "ConvTranspose");
-      set(sp && [x2[0], cout, ...sp]);
-      return;
-    }
-    case "MaxPool":
-    case "AveragePool":
-    case "LpPool": {
-      if (!x2) return;
-      const kernel = attrInts(node, "kernel_shape");
-      if (!kernel) return;
-      const sp = convOutput(node, x2, [0, 0, ...kernel], false);
-      set(sp && [x2[0], x2[1], ...sp]);
-      return;
-    }
-    case "GlobalAveragePool":
-    case "GlobalMaxPool":
-      set(x2 && [x2[0], x2[1], ...x2.slice(2).map(() => 1)]);
-      return;
-    case "Flatten": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 1), x2.length);
-      set([numel(x2.slice(0, axis)), numel(x2.slice(axis))]);
-      return;
-    }
-    case "Reshape": {
-      const target = v(1) ?? attrInts(node, "shape");
-      if (!x2 || !target) return;
-      const allowZero = attrInt(node, "allowzero", 0) === 1;
-      const out = target.map((d, i2) => d === 0 && !allowZero ? x2[i2] : d);
-      const known = out.filter((d) => d !== -1);
-      const inferred = out.indexOf(-1);
-      if (inferred >= 0) out[inferred] = numel(x2) / numel(known);
-      set(out, v(0));
-      return;
-    }
-    case "Gemm": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const m = attrInt(node, "transA", 0) ? x2[1] : x2[0];
-      const n = attrInt(node, "transB", 0) ? w[0] : w[1];
-      set([m, n]);
-      return;
-    }
-    case "MatMul": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const a = x2.length === 1 ? [1, x2[0]] : x2;
-      const b = w.length === 1 ? [w[0], 1] : w;
-      const batchDims = broadcastShapes([a.slice(0, -2), b.slice(0, -2)]);
-      if (!batchDims) return;
-      const out = [...batchDims, a[a.length - 2], b[b.length - 1]];
-      if (x2.length === 1) out.splice(out.length - 2, 1);
-      if (w.length === 1) out.pop();
-      set(out);
-      return;
-    }
-    case "Concat": {
-      const ins = node.input.map((n) => shapes.get(n));
-      if (ins.some((i2) => !i2)) return;
-      const first = ins[0];
-      const axis = normAxis(attrInt(node, "axis", 0), first.length);
-      const out = [...first];
-      out[axis] = ins.reduce((acc2, i2) => acc2 + i2[axis], 0);
-      const vals = node.input.map((n) => values.get(n));
-      set(out, vals.every((q) => q) ? vals.flat() : void 0);
-      return;
-    }
-    case "Transpose": {
-      if (!x2) return;
-      const perm = attrInts(node, "perm") ?? x2.map((_, i2) => x2.length - 1 - i2);
-      set(perm.map((p) => x2[p]));
-      return;
-    }
-    case "Unsqueeze": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1);
-      if (!axes) return;
-      const rank = x2.length + axes.length;
-      const norm2 = new Set(axes.map((a) => normAxis(a, rank)));
-      const out = [];
-      let k = 0;
-      for (let i2 = 0; i2 < rank; i2++) out.push(norm2.has(i2) ? 1 : x2[k++]);
-      set(out, v(0));
-      return;
-    }
-    case "Squeeze": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1);
-      const norm2 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
-      set(x2.filter((d, i2) => norm2 ? !norm2.has(i2) : d !== 1), v(0));
-      return;
-    }
-    case "Gather": {
-      const idx = s(1);
-      if (!x2 || !idx) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const out = [...x2.slice(0, axis), ...idx, ...x2.slice(axis + 1)];
-      const data = v(0);
-      const iv = v(1);
-      set(out, data && iv && x2.length === 1 ? iv.map((i2) => data[i2 < 0 ? i2 + data.length : i2]) : void 0);
-      return;
-    }
-    case "Slice": {
-      if (!x2) return;
-      const starts = v(1) ?? attrInts(node, "starts");
-      const ends = v(2) ?? attrInts(node, "ends");
-      if (!starts || !ends) return;
-      const axes = (node.input[3] ? v(3) : attrInts(node, "axes")) ?? starts.map((_, i2) => i2);
-      const steps = (node.input[4] ? v(4) : void 0) ?? starts.map(() => 1);
-      const out = [...x2];
-      const ranges = [];
-      axes.forEach((a0, i2) => {
-        const a = normAxis(a0, x2.length);
-        const dim = x2[a];
-        const step = steps[i2];
-        const clamp = (q, lo, hi) => Math.min(Math.max(q, lo), hi);
-        let st = starts[i2] < 0 ? starts[i2] + dim : starts[i2];
-        let en = ends[i2] < 0 ? ends[i2] + dim : ends[i2];
-        st = step > 0 ? clamp(st, 0, dim) : clamp(st, -1, dim - 1);
-        en = step > 0 ? clamp(en, 0, dim) : clamp(en, -1, dim - 1);
-        out[a] = Math.max(0, Math.ceil((en - st) / step));
-        ranges.push([st, en, step]);
-      });
-      const data = v(0);
-      let val;
-      if (data && x2.length === 1 && ranges.length === 1) {
-        const [st, en, step] = ranges[0];
-        val = [];
-        for (let i2 = st; step > 0 ? i2 < en : i2 > en; i2 += step) val.push(data[i2]);
-      }
-      set(out, val);
-      return;
-    }
-    case "Split": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const sizes = attrInts(node, "split") ?? v(1) ?? new Array(node.output.length).fill(x2[axis] / node.output.length);
-      node.output.forEach((o, i2) => {
-        const out = [...x2];
-        out[axis] = sizes[i2];
-        shapes.set(o, out);
-      });
-      return;
-    }
-    case "Pad": {
-      const pads = v(1) ?? attrInts(node, "pads");
-      if (!x2 || !pads) return;
-      set(x2.map((d, i2) => d + pads[i2] + pads[i2 + x2.length]));
-      return;
-    }
-    case "ReduceMean":
-    case "ReduceSum":
-    case "ReduceMax":
-    case "ReduceMin":
-    case "ReduceL2": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
-      const keep = attrInt(node, "keepdims", 1) === 1;
-      const norm2 = new Set(axes.map((a) => normAxis(a, x2.length)));
-      set(keep ? x2.map((d, i2) => norm2.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm2.has(i2)));
-      return;
-    }
-    case "ArgMax":
-    case "ArgMin": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const keep = attrInt(node, "keepdims", 1) === 1;
-      set(keep ? x2.map((d, i2) => i2 === axis ? 1 : d) : x2.filter((_, i2) => i2 !== axis));
-      return;
-    }
-    case "Resize":
-    case "Upsample": {
-      const sizes = node.input[3] ? v(3) : void 0;
-      const scales = node.input[2] ? v(2) : void 0;
-      if (!x2) return;
-      if (sizes) set(sizes);
-      else if (scales) set(x2.map((d, i2) => Math.floor(d * scales[i2])));
-      return;
-    }
-    default:
-      return;
-  }
-}
-var ELEMENTWISE_UNARY, BROADCAST;
-var init_shapes = __esm({
-  "src/onnx/shapes.ts"() {
-    "use strict";
-    init_graph();
-    init_tensor();
-    ELEMENTWISE_UNARY = /* @__PURE__ */ new Set([
-      "Identity",
-      "Relu",
-      "LeakyRelu",
-      "PRelu",
-      "Sigmoid",
-      "Tanh",
-      "Clip",
-      "Gelu",
-      "Erf",
-      "Sqrt",
-      "Exp",
-      "Log",
-      "Neg",
-      "Abs",
-      "Softmax",
-      "LogSoftmax",
-      "Dropout",
-      "BatchNormalization",
-      "LayerNormalization",
-      "InstanceNormalization",
-      "Cast",
-      "HardSigmoid",
-      "HardSwish",
-      "Elu",
-      "Selu",
-      "Softplus",
-      "Mish",
-      "Reciprocal",
-      "Floor",
-      "Ceil",
-      "Round",
-      "Not",
-      "LpNormalization",
-      "CastLike",
-      "Celu",
-      "ThresholdedRelu",
-      "Sign",
-      "Sin",
-      "Cos"
-    ]);
-    BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
-  }
-});
-
-// src/onnx/flops.ts
-function nodeMacs(node, shapes) {
-  const x2 = shapes.get(node.input[0]);
-  const w = shapes.get(node.input[1]);
-  const y = shapes.get(node.output[0]);
-  if (!x2 || !w || !y) return null;
-  switch (node.opType) {
-    case "Conv":
-      return numel(y) * numel(w.slice(1));
-    case "ConvTranspose":
-      return numel(x2) * numel(w.slice(1));
-    case "Gemm": {
-      const k = attrInt(node, "transA", 0) ? x2[0] : x2[1];
-      return numel(y) * k;
-    }
-    case "MatMul":
-      return numel(y) * x2[x2.length - 1];
-    default:
-      return null;
-  }
-}
-function modelCost(model) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  let params = 0;
-  let nonzero = 0;
-  for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
-    const values = tensorToFloat32(t);
-    params += values.length;
-    for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
-  }
-  const nodes = [];
-  const uncounted = [];
-  let macs = 0;
-  for (const n of index.order) {
-    if (!MAC_OPS.has(n.opType)) continue;
-    const m = nodeMacs(n, shapes);
-    if (m === null) uncounted.push(nodeLabel(n));
-    else macs += m;
-    let p = 0;
-    for (const i2 of n.input.slice(1)) {
-      const t = index.initializers.get(i2);
-      if (t && FLOAT_TYPES.has(t.dataType)) p += numel(tensorDims(t));
-    }
-    nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
-  }
-  return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
-}
-var MAC_OPS;
-var init_flops = __esm({
-  "src/onnx/flops.ts"() {
-    "use strict";
-    init_graph();
-    init_shapes();
-    init_tensor();
-    MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
-  }
-});
-
-// src/measure/funnel.ts
-function weightFacts(model) {
-  const index = new GraphIndex(model.graph);
-  const density = /* @__PURE__ */ new Map();
-  let sparseBytes = 0;
-  for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
-    const v = tensorToFloat32(t);
-    let nonzero = 0;
-    for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
-    density.set(t.name, v.length ? nonzero / v.length : 1);
-  }
-  const macNodes = index.order.filter((n) => MAC_OPS2.has(n.opType));
-  const cost = modelCost(model);
-  let sparseMacs = 0;
-  cost.nodes.forEach((c, k) => {
-    if (c.macs === null) return;
-    const node = macNodes[k];
-    const weight = node.opType === "MatMul" ? node.input.find((i2) => index.initializers.has(i2) && tensorDims(index.initializers.get(i2)).length >= 2) : node.input[1];
-    const t = weight ? index.initializers.get(weight) : void 0;
-    const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
-    sparseMacs += c.macs * d;
-  });
-  return { sparseBytes, sparseMacs };
-}
-function mannWhitneyP(x2, y) {
-  const n1 = x2.length;
-  const n2 = y.length;
-  if (n1 === 0 || n2 === 0) return 1;
-  const all = [...x2.map((v) => ({ v, first: true })), ...y.map((v) => ({ v, first: false }))].sort((a, b) => a.v - b.v);
-  const n = all.length;
-  let rankSumX = 0;
-  let ties = 0;
-  for (let i2 = 0; i2 < n; ) {
-    let j = i2;
-    while (j + 1 < n && all[j + 1].v === all[i2].v) j++;
-    const rank = (i2 + j) / 2 + 1;
-    for (let k = i2; k <= j; k++) if (all[k].first) rankSumX += rank;
-    const t = j - i2 + 1;
-    ties += t * t * t - t;
-    i2 = j + 1;
-  }
-  const u = rankSumX - n1 * (n1 + 1) / 2;
-  const mean2 = n1 * n2 / 2;
-  const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
-  if (!(variance > 0)) return 1;
-  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
-  return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
-}
-function speedFunnel(input) {
-  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
-  const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
-  const measured = denseSamples.length > 0 && stepSamples.length > 0;
-  const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
-  const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
-  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
-  return {
-    batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
-    params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
-    flops_ratio: ratioOr1(step.flops, dense.flops),
-    sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
-    ideal_speedup: idealSpeedup,
-    speedup,
-    efficiency: speedup === null ? null : speedup / idealSpeedup,
-    p_value: p,
-    speed
-  };
-}
-var FLOAT_SIZE, MAC_OPS2, SPEED_ALPHA, ratioOr1;
-var init_funnel = __esm({
-  "src/measure/funnel.ts"() {
-    "use strict";
-    init_simple_statistics();
-    init_flops();
-    init_graph();
-    init_tensor();
-    FLOAT_SIZE = { 1: 4, 10: 2, 11: 8, 16: 2 };
-    MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
-    SPEED_ALPHA = 0.05;
-    ratioOr1 = (a, b) => b > 0 ? a / b : 1;
   }
 });
 
@@ -35204,6 +28976,416 @@ var init_ort = __esm({
   }
 });
 
+// src/measure/provider.ts
+import * as fs5 from "node:fs";
+function cudaUnavailable() {
+  const { ort, source } = onnxruntime();
+  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
+  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
+  if (!fs5.existsSync("/dev/nvidia0") && !fs5.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  return void 0;
+}
+async function resolveProvider(requested, probeModel) {
+  if (requested === "cpu") return { provider: "cpu" };
+  let why = cudaUnavailable();
+  if (!why) {
+    try {
+      const { ort } = onnxruntime();
+      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
+      await session.release();
+      return { provider: "cuda" };
+    } catch (e) {
+      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
+    }
+  }
+  if (requested === "cuda") {
+    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
+  }
+  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
+}
+var init_provider = __esm({
+  "src/measure/provider.ts"() {
+    "use strict";
+    init_errors();
+    init_ort();
+  }
+});
+
+// src/measure/stats/binomial.ts
+function logGamma(x2) {
+  const g2 = 7;
+  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
+  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
+  x2 -= 1;
+  let a = c[0];
+  const t = x2 + g2 + 0.5;
+  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
+  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+}
+function binomialHalfCdf(k, n) {
+  if (k < 0) return 0;
+  if (k >= n) return 1;
+  const lnN = logGamma(n + 1);
+  const ln2n = n * Math.LN2;
+  let sum = 0;
+  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
+  return Math.min(1, sum);
+}
+var init_binomial = __esm({
+  "src/measure/stats/binomial.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/distribution.ts
+function regularizedGammaP(a, x2) {
+  if (x2 <= 0) return 0;
+  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
+  if (x2 < a + 1) {
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 1e3; n++) {
+      term *= x2 / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.min(1, sum * Math.exp(lnPre));
+  }
+  let b = x2 + 1 - a;
+  let c = 1 / 1e-300;
+  let d = 1 / b;
+  let h = d;
+  for (let i2 = 1; i2 < 1e3; i2++) {
+    const an = -i2 * (i2 - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < 1e-300) d = 1e-300;
+    c = b + an / c;
+    if (Math.abs(c) < 1e-300) c = 1e-300;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return Math.max(0, 1 - Math.exp(lnPre) * h);
+}
+function chiSquareSurvival(x2, df) {
+  return 1 - regularizedGammaP(df / 2, x2 / 2);
+}
+function chiSquareHomogeneity(a, b) {
+  const na = a.reduce((s, v) => s + v, 0);
+  const nb = b.reduce((s, v) => s + v, 0);
+  let stat2 = 0;
+  let bins = 0;
+  for (let i2 = 0; i2 < a.length; i2++) {
+    const total2 = a[i2] + b[i2];
+    if (total2 === 0) continue;
+    bins++;
+    const ea = total2 * na / (na + nb);
+    const eb = total2 * nb / (na + nb);
+    stat2 += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
+  }
+  const df = Math.max(1, bins - 1);
+  return { statistic: stat2, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat2, df) };
+}
+function kolmogorovSmirnov(x2, y) {
+  const a = Float64Array.from(x2).sort();
+  const b = Float64Array.from(y).sort();
+  let i2 = 0;
+  let j = 0;
+  let d = 0;
+  while (i2 < a.length && j < b.length) {
+    const v = Math.min(a[i2], b[j]);
+    while (i2 < a.length && a[i2] <= v) i2++;
+    while (j < b.length && b[j] <= v) j++;
+    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
+  }
+  const ne = a.length * b.length / (a.length + b.length);
+  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
+  let p = 0;
+  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
+  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
+}
+function populationStabilityIndex(expected, actual, bins = 10) {
+  const sorted = Float64Array.from(expected).sort();
+  const edges = [];
+  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
+  const hist = (values) => {
+    const h = new Float64Array(bins);
+    for (let i2 = 0; i2 < values.length; i2++) {
+      let b = 0;
+      while (b < edges.length && values[i2] > edges[b]) b++;
+      h[b]++;
+    }
+    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
+  };
+  const e = hist(expected);
+  const a = hist(actual);
+  let psi = 0;
+  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
+  return psi;
+}
+var init_distribution = __esm({
+  "src/measure/stats/distribution.ts"() {
+    "use strict";
+    init_binomial();
+  }
+});
+
+// node_modules/simple-statistics/dist/simple-statistics.mjs
+function quantileSorted(x2, p) {
+  var idx = (x2.length - 1) * p;
+  if (x2.length === 0) {
+    throw new Error("quantile requires at least one data point.");
+  } else if (p < 0 || p > 1) {
+    throw new Error("quantiles must be between 0 and 1");
+  } else if (p === 1) {
+    return x2[x2.length - 1];
+  } else if (p === 0) {
+    return x2[0];
+  } else if (idx % 1 !== 0) {
+    var lower = Math.floor(idx);
+    var upper = Math.ceil(idx);
+    var fraction = idx - lower;
+    return x2[lower] + fraction * (x2[upper] - x2[lower]);
+  } else {
+    return x2[idx];
+  }
+}
+function quickselect(arr, k, left, right) {
+  left = left || 0;
+  right = right || arr.length - 1;
+  while (right > left) {
+    if (right - left > 600) {
+      var n = right - left + 1;
+      var m = k - left + 1;
+      var z2 = Math.log(n);
+      var s = 0.5 * Math.exp(2 * z2 / 3);
+      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
+      if (m - n / 2 < 0) {
+        sd *= -1;
+      }
+      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
+      var newRight = Math.min(
+        right,
+        Math.floor(k + (n - m) * s / n + sd)
+      );
+      quickselect(arr, k, newLeft, newRight);
+    }
+    var t = arr[k];
+    var i2 = left;
+    var j = right;
+    swap(arr, left, k);
+    if (arr[right] > t) {
+      swap(arr, left, right);
+    }
+    while (i2 < j) {
+      swap(arr, i2, j);
+      i2++;
+      j--;
+      while (arr[i2] < t) {
+        i2++;
+      }
+      while (arr[j] > t) {
+        j--;
+      }
+    }
+    if (arr[left] === t) {
+      swap(arr, left, j);
+    } else {
+      j++;
+      swap(arr, j, right);
+    }
+    if (j <= k) {
+      left = j + 1;
+    }
+    if (k <= j) {
+      right = j - 1;
+    }
+  }
+}
+function swap(arr, i2, j) {
+  var tmp = arr[i2];
+  arr[i2] = arr[j];
+  arr[j] = tmp;
+}
+function quantile(x2, p) {
+  var copy = x2.slice();
+  if (Array.isArray(p)) {
+    multiQuantileSelect(copy, p);
+    var results = [];
+    for (var i2 = 0; i2 < p.length; i2++) {
+      results[i2] = quantileSorted(copy, p[i2]);
+    }
+    return results;
+  } else {
+    var idx = quantileIndex(copy.length, p);
+    quantileSelect(copy, idx, 0, copy.length - 1);
+    return quantileSorted(copy, p);
+  }
+}
+function quantileSelect(arr, k, left, right) {
+  if (k % 1 === 0) {
+    quickselect(arr, k, left, right);
+  } else {
+    k = Math.floor(k);
+    quickselect(arr, k, left, right);
+    quickselect(arr, k + 1, k + 1, right);
+  }
+}
+function multiQuantileSelect(arr, p) {
+  var positions = /* @__PURE__ */ new Set();
+  for (var i2 = 0; i2 < p.length; i2++) {
+    var idx = quantileIndex(arr.length, p[i2]);
+    positions.add(Math.floor(idx));
+    positions.add(Math.ceil(idx));
+  }
+  var indices = Array.from(positions).sort(compare);
+  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
+}
+function multiselect(arr, indices, lo, hi, left, right) {
+  if (lo > hi) {
+    return;
+  }
+  var mid = lo + hi >> 1;
+  quickselect(arr, indices[mid], left, right);
+  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
+  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
+}
+function compare(a, b) {
+  return a - b;
+}
+function quantileIndex(len, p) {
+  var idx = (len - 1) * p;
+  if (p === 1) {
+    return len - 1;
+  } else if (p === 0) {
+    return 0;
+  } else if (idx % 1 !== 0) {
+    return idx;
+  } else {
+    return idx;
+  }
+}
+function median(x2) {
+  return +quantile(x2, 0.5);
+}
+function cumulativeDistribution(z2) {
+  var sum = z2;
+  var tmp = z2;
+  for (var i2 = 1; i2 < 30; i2++) {
+    tmp *= z2 * z2 / (2 * i2 + 1);
+    sum += tmp;
+  }
+  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
+}
+function errorFunction(x2) {
+  var t = 1 / (1 + 0.5 * Math.abs(x2));
+  var tau = t * Math.exp(
+    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
+  );
+  if (x2 >= 0) {
+    return 1 - tau;
+  } else {
+    return tau - 1;
+  }
+}
+var BayesianClassifier, g, LOGSQRT2PI, SQRT_2PI$1, standardNormalTable, z, SQRT_2PI, PerceptronModel;
+var init_simple_statistics = __esm({
+  "node_modules/simple-statistics/dist/simple-statistics.mjs"() {
+    BayesianClassifier = function BayesianClassifier2() {
+      this.totalCount = 0;
+      this.data = {};
+    };
+    BayesianClassifier.prototype.train = function train(item, category) {
+      if (!this.data[category]) {
+        this.data[category] = {};
+      }
+      for (var k in item) {
+        var v = item[k];
+        if (this.data[category][k] === void 0) {
+          this.data[category][k] = {};
+        }
+        if (this.data[category][k][v] === void 0) {
+          this.data[category][k][v] = 0;
+        }
+        this.data[category][k][v]++;
+      }
+      this.totalCount++;
+    };
+    BayesianClassifier.prototype.score = function score(item) {
+      var odds = {};
+      var category;
+      for (var k in item) {
+        var v = item[k];
+        for (category in this.data) {
+          if (odds[category] === void 0) {
+            odds[category] = {};
+          }
+          if (this.data[category][k]) {
+            odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
+          } else {
+            odds[category][k + "_" + v] = 0;
+          }
+        }
+      }
+      var oddsSums = {};
+      for (category in odds) {
+        oddsSums[category] = 0;
+        for (var combination in odds[category]) {
+          oddsSums[category] += odds[category][combination];
+        }
+      }
+      return oddsSums;
+    };
+    g = 607 / 128;
+    LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
+    SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
+    standardNormalTable = [];
+    for (z = 0; z <= 3.09; z += 0.01) {
+      standardNormalTable.push(cumulativeDistribution(z));
+    }
+    SQRT_2PI = Math.sqrt(2 * Math.PI);
+    PerceptronModel = function PerceptronModel2() {
+      this.weights = [];
+      this.bias = 0;
+    };
+    PerceptronModel.prototype.predict = function predict(features) {
+      if (features.length !== this.weights.length) {
+        return null;
+      }
+      var score2 = 0;
+      for (var i2 = 0; i2 < this.weights.length; i2++) {
+        score2 += this.weights[i2] * features[i2];
+      }
+      score2 += this.bias;
+      if (score2 > 0) {
+        return 1;
+      } else {
+        return 0;
+      }
+    };
+    PerceptronModel.prototype.train = function train2(features, label2) {
+      if (label2 !== 0 && label2 !== 1) {
+        return null;
+      }
+      if (features.length !== this.weights.length) {
+        this.weights = features.slice();
+        this.bias = 1;
+      }
+      var prediction = this.predict(features);
+      if (typeof prediction === "number" && prediction !== label2) {
+        var gradient = label2 - prediction;
+        for (var i2 = 0; i2 < this.weights.length; i2++) {
+          this.weights[i2] += gradient * features[i2];
+        }
+        this.bias += gradient;
+      }
+      return this;
+    };
+  }
+});
+
 // src/measure/stats/bootstrap.ts
 function bootstrapInterval(n, statistic, opts = {}) {
   const confidence = opts.confidence ?? 0.95;
@@ -35359,354 +29541,6 @@ var init_latency = __esm({
     init_ort();
     init_bootstrap();
     STABLE_WINDOW = 5;
-  }
-});
-
-// src/measure/metrics.ts
-function accuracy(pred, labels) {
-  let hit = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
-  return labels.length ? hit / labels.length : NaN;
-}
-function perClassAccuracy(pred, labels, classes) {
-  const hit = new Float64Array(classes);
-  const support = classSupport(labels, classes);
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
-  return Array.from(support, (n, c) => n ? hit[c] / n : null);
-}
-function classSupport(labels, classes) {
-  const support = new Array(classes).fill(0);
-  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
-  return support;
-}
-function confusionMatrix(pred, labels, classes) {
-  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
-  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
-  return m;
-}
-function expectedCalibrationError(confidence, correct, bins = 15) {
-  const n = confidence.length;
-  const count2 = new Float64Array(bins);
-  const conf = new Float64Array(bins);
-  const hit = new Float64Array(bins);
-  for (let i2 = 0; i2 < n; i2++) {
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count2[b]++;
-    conf[b] += confidence[i2];
-    hit[b] += correct[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(hit[b] - conf[b]) / n;
-  return ece;
-}
-function agreement(a, b) {
-  let same2 = 0;
-  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
-  return a.length ? same2 / a.length : NaN;
-}
-function scoreRow(row, offset, classes, label2, areProbabilities) {
-  let pred = 0;
-  let max2 = -Infinity;
-  for (let c = 0; c < classes; c++) {
-    const v = row[offset + c];
-    if (v > max2) {
-      max2 = v;
-      pred = c;
-    }
-  }
-  if (areProbabilities) {
-    const p = row[offset + label2];
-    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
-  }
-  let sum = 0;
-  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
-  const logSum = Math.log(sum);
-  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label2] - max2 - logSum };
-}
-var init_metrics = __esm({
-  "src/measure/metrics.ts"() {
-    "use strict";
-  }
-});
-
-// src/measure/provider.ts
-import * as fs5 from "node:fs";
-function cudaUnavailable() {
-  const { ort, source } = onnxruntime();
-  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
-  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
-  if (!fs5.existsSync("/dev/nvidia0") && !fs5.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
-  return void 0;
-}
-async function resolveProvider(requested, probeModel) {
-  if (requested === "cpu") return { provider: "cpu" };
-  let why = cudaUnavailable();
-  if (!why) {
-    try {
-      const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
-      await session.release();
-      return { provider: "cuda" };
-    } catch (e) {
-      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
-    }
-  }
-  if (requested === "cuda") {
-    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
-  }
-  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
-}
-var init_provider = __esm({
-  "src/measure/provider.ts"() {
-    "use strict";
-    init_errors();
-    init_ort();
-  }
-});
-
-// src/measure/memory.ts
-import * as fs6 from "node:fs";
-function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs6.readFileSync("/proc/self/status", "utf8"));
-  return m ? Number(m[1]) * 1024 : void 0;
-}
-function peakMeter() {
-  try {
-    fs6.writeFileSync("/proc/self/clear_refs", "5");
-    if (readHwm() !== void 0) {
-      return {
-        method: "linux-vmhwm",
-        reset: () => fs6.writeFileSync("/proc/self/clear_refs", "5"),
-        peak: () => readHwm()
-      };
-    }
-  } catch {
-  }
-  return { method: "rss-after", reset() {
-  }, peak: () => process.memoryUsage().rss };
-}
-var init_memory = __esm({
-  "src/measure/memory.ts"() {
-    "use strict";
-  }
-});
-
-// src/measure/runtimeCost.ts
-import { spawn } from "node:child_process";
-import * as fs7 from "node:fs";
-function throughput(byBatch) {
-  if (byBatch.length === 0) return void 0;
-  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
-  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
-}
-function readCounter(file) {
-  try {
-    const v = Number(fs7.readFileSync(file, "utf8").trim());
-    return Number.isFinite(v) ? v : void 0;
-  } catch {
-    return void 0;
-  }
-}
-async function energyPerSample(run2, runs, batch, counter = RAPL_ENERGY) {
-  const before = readCounter(counter);
-  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
-  for (let i2 = 0; i2 < runs; i2++) await run2();
-  const after = readCounter(counter);
-  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
-  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
-}
-async function gpuEnergyPerSample(run2, runs, batch, command = "nvidia-smi") {
-  const watts = [];
-  let failed = false;
-  const child = spawn(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
-  child.on("error", () => failed = true);
-  child.stdout.setEncoding("utf8");
-  child.stdout.on("data", (chunk) => {
-    for (const line of chunk.split("\n")) {
-      const w = Number.parseFloat(line);
-      if (Number.isFinite(w)) watts.push(w);
-    }
-  });
-  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
-  const t0 = performance.now();
-  for (let i2 = 0; i2 < runs; i2++) await run2();
-  const seconds = (performance.now() - t0) / 1e3;
-  child.kill();
-  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
-  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
-  return { joules: meanWatts * seconds / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
-}
-async function measureRuntimeCost(artifact, byBatch, source, opts) {
-  const { ort } = onnxruntime();
-  const loads = [];
-  const meter = peakMeter();
-  for (let i2 = 0; i2 < 3; i2++) {
-    const rssBefore = process.memoryUsage().rss;
-    if (i2 === 2) meter.reset();
-    const t0 = performance.now();
-    const s = await openSession(artifact, opts);
-    loads.push(performance.now() - t0);
-    if (i2 < 2) await s.release();
-    else {
-      const batch = byBatch[0]?.batch ?? 1;
-      const feeds = {};
-      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
-      const energy = await measureEnergy(async () => {
-        const out2 = await s.run(feeds);
-        for (const t of Object.values(out2)) t.dispose();
-      }, 20, batch);
-      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
-      const bigFeeds = {};
-      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const out = await s.run(bigFeeds);
-      for (const t of Object.values(out)) t.dispose();
-      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
-      await s.release();
-      const tp = throughput(byBatch);
-      return {
-        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
-        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
-        energy_j_per_sample: energy.joules,
-        energy_note: energy.note,
-        peak_rss_bytes: peak,
-        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
-        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
-      };
-    }
-  }
-  throw new Error("unreachable");
-}
-var RAPL_ENERGY;
-var init_runtimeCost = __esm({
-  "src/measure/runtimeCost.ts"() {
-    "use strict";
-    init_simple_statistics();
-    init_latency();
-    init_memory();
-    init_ort();
-    RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
-  }
-});
-
-// src/measure/stats/binomial.ts
-function logGamma(x2) {
-  const g2 = 7;
-  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
-  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
-  x2 -= 1;
-  let a = c[0];
-  const t = x2 + g2 + 0.5;
-  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
-  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
-}
-function binomialHalfCdf(k, n) {
-  if (k < 0) return 0;
-  if (k >= n) return 1;
-  const lnN = logGamma(n + 1);
-  const ln2n = n * Math.LN2;
-  let sum = 0;
-  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
-  return Math.min(1, sum);
-}
-var init_binomial = __esm({
-  "src/measure/stats/binomial.ts"() {
-    "use strict";
-  }
-});
-
-// src/measure/stats/distribution.ts
-function regularizedGammaP(a, x2) {
-  if (x2 <= 0) return 0;
-  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
-  if (x2 < a + 1) {
-    let sum = 1 / a;
-    let term = sum;
-    for (let n = 1; n < 1e3; n++) {
-      term *= x2 / (a + n);
-      sum += term;
-      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
-    }
-    return Math.min(1, sum * Math.exp(lnPre));
-  }
-  let b = x2 + 1 - a;
-  let c = 1 / 1e-300;
-  let d = 1 / b;
-  let h = d;
-  for (let i2 = 1; i2 < 1e3; i2++) {
-    const an = -i2 * (i2 - a);
-    b += 2;
-    d = an * d + b;
-    if (Math.abs(d) < 1e-300) d = 1e-300;
-    c = b + an / c;
-    if (Math.abs(c) < 1e-300) c = 1e-300;
-    d = 1 / d;
-    const delta = d * c;
-    h *= delta;
-    if (Math.abs(delta - 1) < 1e-15) break;
-  }
-  return Math.max(0, 1 - Math.exp(lnPre) * h);
-}
-function chiSquareSurvival(x2, df) {
-  return 1 - regularizedGammaP(df / 2, x2 / 2);
-}
-function chiSquareHomogeneity(a, b) {
-  const na = a.reduce((s, v) => s + v, 0);
-  const nb = b.reduce((s, v) => s + v, 0);
-  let stat2 = 0;
-  let bins = 0;
-  for (let i2 = 0; i2 < a.length; i2++) {
-    const total2 = a[i2] + b[i2];
-    if (total2 === 0) continue;
-    bins++;
-    const ea = total2 * na / (na + nb);
-    const eb = total2 * nb / (na + nb);
-    stat2 += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
-  }
-  const df = Math.max(1, bins - 1);
-  return { statistic: stat2, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat2, df) };
-}
-function kolmogorovSmirnov(x2, y) {
-  const a = Float64Array.from(x2).sort();
-  const b = Float64Array.from(y).sort();
-  let i2 = 0;
-  let j = 0;
-  let d = 0;
-  while (i2 < a.length && j < b.length) {
-    const v = Math.min(a[i2], b[j]);
-    while (i2 < a.length && a[i2] <= v) i2++;
-    while (j < b.length && b[j] <= v) j++;
-    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
-  }
-  const ne = a.length * b.length / (a.length + b.length);
-  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
-  let p = 0;
-  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
-  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
-}
-function populationStabilityIndex(expected, actual, bins = 10) {
-  const sorted = Float64Array.from(expected).sort();
-  const edges = [];
-  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
-  const hist = (values) => {
-    const h = new Float64Array(bins);
-    for (let i2 = 0; i2 < values.length; i2++) {
-      let b = 0;
-      while (b < edges.length && values[i2] > edges[b]) b++;
-      h[b]++;
-    }
-    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
-  };
-  const e = hist(expected);
-  const a = hist(actual);
-  let psi = 0;
-  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
-  return psi;
-}
-var init_distribution = __esm({
-  "src/measure/stats/distribution.ts"() {
-    "use strict";
-    init_binomial();
   }
 });
 
@@ -36002,13 +29836,4768 @@ var init_verdicts = __esm({
   }
 });
 
+// node_modules/@bufbuild/protobuf/dist/esm/types.js
+var init_types2 = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/types.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/is-message.js
+function isMessage(arg, schema) {
+  const isMessage2 = arg !== null && typeof arg == "object" && "$typeName" in arg && typeof arg.$typeName == "string";
+  if (!isMessage2) {
+    return false;
+  }
+  if (schema === void 0) {
+    return true;
+  }
+  return schema.typeName === arg.$typeName;
+}
+var init_is_message = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/is-message.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/descriptors.js
+var ScalarType;
+var init_descriptors = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/descriptors.js"() {
+    (function(ScalarType2) {
+      ScalarType2[ScalarType2["DOUBLE"] = 1] = "DOUBLE";
+      ScalarType2[ScalarType2["FLOAT"] = 2] = "FLOAT";
+      ScalarType2[ScalarType2["INT64"] = 3] = "INT64";
+      ScalarType2[ScalarType2["UINT64"] = 4] = "UINT64";
+      ScalarType2[ScalarType2["INT32"] = 5] = "INT32";
+      ScalarType2[ScalarType2["FIXED64"] = 6] = "FIXED64";
+      ScalarType2[ScalarType2["FIXED32"] = 7] = "FIXED32";
+      ScalarType2[ScalarType2["BOOL"] = 8] = "BOOL";
+      ScalarType2[ScalarType2["STRING"] = 9] = "STRING";
+      ScalarType2[ScalarType2["BYTES"] = 12] = "BYTES";
+      ScalarType2[ScalarType2["UINT32"] = 13] = "UINT32";
+      ScalarType2[ScalarType2["SFIXED32"] = 15] = "SFIXED32";
+      ScalarType2[ScalarType2["SFIXED64"] = 16] = "SFIXED64";
+      ScalarType2[ScalarType2["SINT32"] = 17] = "SINT32";
+      ScalarType2[ScalarType2["SINT64"] = 18] = "SINT64";
+    })(ScalarType || (ScalarType = {}));
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/wire/varint.js
+function varint64read() {
+  const buf = this.buf;
+  let pos = this.pos;
+  let lo = 0;
+  let hi = 0;
+  for (let shift = 0; shift < 28; shift += 7) {
+    const b = buf[pos++];
+    lo |= (b & 127) << shift;
+    if ((b & 128) == 0) {
+      this.pos = pos;
+      this.assertBounds();
+      this.varint64Lo = lo;
+      this.varint64Hi = hi;
+      return;
+    }
+  }
+  const middleByte = buf[pos++];
+  lo |= (middleByte & 15) << 28;
+  hi = (middleByte & 112) >> 4;
+  if ((middleByte & 128) == 0) {
+    this.pos = pos;
+    this.assertBounds();
+    this.varint64Lo = lo;
+    this.varint64Hi = hi;
+    return;
+  }
+  for (let shift = 3; shift <= 31; shift += 7) {
+    const b = buf[pos++];
+    hi |= (b & 127) << shift;
+    if ((b & 128) == 0) {
+      this.pos = pos;
+      this.assertBounds();
+      this.varint64Lo = lo;
+      this.varint64Hi = hi;
+      return;
+    }
+  }
+  throw new Error("invalid varint");
+}
+function int64FromString(dec) {
+  const minus = dec[0] === "-";
+  if (minus) {
+    dec = dec.slice(1);
+  }
+  const base = 1e6;
+  let lowBits = 0;
+  let highBits = 0;
+  function add1e6digit(begin, end) {
+    const digit1e6 = Number(dec.slice(begin, end));
+    highBits *= base;
+    lowBits = lowBits * base + digit1e6;
+    if (lowBits >= TWO_PWR_32_DBL) {
+      highBits = highBits + (lowBits / TWO_PWR_32_DBL | 0);
+      lowBits = lowBits % TWO_PWR_32_DBL;
+    }
+  }
+  add1e6digit(-24, -18);
+  add1e6digit(-18, -12);
+  add1e6digit(-12, -6);
+  add1e6digit(-6);
+  return minus ? negate(lowBits, highBits) : newBits(lowBits, highBits);
+}
+function int64ToString(lo, hi) {
+  let bits2 = newBits(lo, hi);
+  const negative = bits2.hi & 2147483648;
+  if (negative) {
+    bits2 = negate(bits2.lo, bits2.hi);
+  }
+  const result = uInt64ToString(bits2.lo, bits2.hi);
+  return negative ? "-" + result : result;
+}
+function uInt64ToString(lo, hi) {
+  ({ lo, hi } = toUnsigned(lo, hi));
+  if (hi <= 2097151) {
+    return String(TWO_PWR_32_DBL * hi + lo);
+  }
+  const low = lo & 16777215;
+  const mid = (lo >>> 24 | hi << 8) & 16777215;
+  const high = hi >> 16 & 65535;
+  let digitA = low + mid * 6777216 + high * 6710656;
+  let digitB = mid + high * 8147497;
+  let digitC = high * 2;
+  const base = 1e7;
+  if (digitA >= base) {
+    digitB += Math.floor(digitA / base);
+    digitA %= base;
+  }
+  if (digitB >= base) {
+    digitC += Math.floor(digitB / base);
+    digitB %= base;
+  }
+  return digitC.toString() + decimalFrom1e7WithLeadingZeros(digitB) + decimalFrom1e7WithLeadingZeros(digitA);
+}
+function toUnsigned(lo, hi) {
+  return { lo: lo >>> 0, hi: hi >>> 0 };
+}
+function newBits(lo, hi) {
+  return { lo: lo | 0, hi: hi | 0 };
+}
+function negate(lowBits, highBits) {
+  highBits = ~highBits;
+  if (lowBits) {
+    lowBits = ~lowBits + 1;
+  } else {
+    highBits += 1;
+  }
+  return newBits(lowBits, highBits);
+}
+function varint32write(value, bytes2) {
+  if (value >>> 0 < 128) {
+    bytes2.push(value);
+    return;
+  }
+  if (value >= 0) {
+    while (value > 127) {
+      bytes2.push(value & 127 | 128);
+      value = value >>> 7;
+    }
+    bytes2.push(value);
+  } else {
+    for (let i2 = 0; i2 < 9; i2++) {
+      bytes2.push(value & 127 | 128);
+      value = value >> 7;
+    }
+    bytes2.push(1);
+  }
+}
+function varint32read() {
+  let b = this.buf[this.pos++];
+  if ((b & 128) === 0) {
+    this.assertBounds();
+    return b;
+  }
+  let result = b & 127;
+  b = this.buf[this.pos++];
+  result |= (b & 127) << 7;
+  if ((b & 128) === 0) {
+    this.assertBounds();
+    return result;
+  }
+  b = this.buf[this.pos++];
+  result |= (b & 127) << 14;
+  if ((b & 128) === 0) {
+    this.assertBounds();
+    return result;
+  }
+  b = this.buf[this.pos++];
+  result |= (b & 127) << 21;
+  if ((b & 128) === 0) {
+    this.assertBounds();
+    return result;
+  }
+  b = this.buf[this.pos++];
+  result |= (b & 15) << 28;
+  for (let readBytes = 5; (b & 128) !== 0 && readBytes < 10; readBytes++)
+    b = this.buf[this.pos++];
+  if ((b & 128) !== 0)
+    throw new Error("invalid varint");
+  this.assertBounds();
+  return result >>> 0;
+}
+var TWO_PWR_32_DBL, decimalFrom1e7WithLeadingZeros;
+var init_varint = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/wire/varint.js"() {
+    TWO_PWR_32_DBL = 4294967296;
+    decimalFrom1e7WithLeadingZeros = (digit1e7) => {
+      const partial = String(digit1e7);
+      return "0000000".slice(partial.length) + partial;
+    };
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/proto-int64.js
+function makeInt64Support() {
+  const dv = new DataView(new ArrayBuffer(8));
+  const ok = typeof BigInt === "function" && typeof dv.getBigInt64 === "function" && typeof dv.getBigUint64 === "function" && typeof dv.setBigInt64 === "function" && typeof dv.setBigUint64 === "function" && (!!globalThis.Deno || !!globalThis.Bun || typeof process != "object" || typeof process.env != "object" || process.env.BUF_BIGINT_DISABLE !== "1");
+  if (ok) {
+    const MIN = BigInt("-9223372036854775808");
+    const MAX = BigInt("9223372036854775807");
+    const UMIN = BigInt("0");
+    const UMAX = BigInt("18446744073709551615");
+    return {
+      zero: BigInt(0),
+      supported: true,
+      parse(value) {
+        const bi = typeof value == "bigint" ? value : BigInt(value);
+        if (bi > MAX || bi < MIN) {
+          throw new Error(`invalid int64: ${value}`);
+        }
+        return bi;
+      },
+      uParse(value) {
+        const bi = typeof value == "bigint" ? value : BigInt(value);
+        if (bi > UMAX || bi < UMIN) {
+          throw new Error(`invalid uint64: ${value}`);
+        }
+        return bi;
+      },
+      enc(value) {
+        dv.setBigInt64(0, this.parse(value), true);
+        return {
+          lo: dv.getInt32(0, true),
+          hi: dv.getInt32(4, true)
+        };
+      },
+      uEnc(value) {
+        dv.setBigInt64(0, this.uParse(value), true);
+        return {
+          lo: dv.getInt32(0, true),
+          hi: dv.getInt32(4, true)
+        };
+      },
+      dec(lo, hi) {
+        dv.setInt32(0, lo, true);
+        dv.setInt32(4, hi, true);
+        return dv.getBigInt64(0, true);
+      },
+      uDec(lo, hi) {
+        dv.setInt32(0, lo, true);
+        dv.setInt32(4, hi, true);
+        return dv.getBigUint64(0, true);
+      }
+    };
+  }
+  return {
+    zero: "0",
+    supported: false,
+    parse(value) {
+      if (typeof value != "string") {
+        value = value.toString();
+      }
+      assertInt64String(value);
+      return value;
+    },
+    uParse(value) {
+      if (typeof value != "string") {
+        value = value.toString();
+      }
+      assertUInt64String(value);
+      return value;
+    },
+    enc(value) {
+      if (typeof value != "string") {
+        value = value.toString();
+      }
+      assertInt64String(value);
+      return int64FromString(value);
+    },
+    uEnc(value) {
+      if (typeof value != "string") {
+        value = value.toString();
+      }
+      assertUInt64String(value);
+      return int64FromString(value);
+    },
+    dec(lo, hi) {
+      return int64ToString(lo, hi);
+    },
+    uDec(lo, hi) {
+      return uInt64ToString(lo, hi);
+    }
+  };
+}
+function assertInt64String(value) {
+  if (!/^-?[0-9]+$/.test(value)) {
+    throw new Error("invalid int64: " + value);
+  }
+}
+function assertUInt64String(value) {
+  if (!/^[0-9]+$/.test(value)) {
+    throw new Error("invalid uint64: " + value);
+  }
+}
+var protoInt64;
+var init_proto_int64 = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/proto-int64.js"() {
+    init_varint();
+    protoInt64 = /* @__PURE__ */ makeInt64Support();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/scalar.js
+function scalarZeroValue(type, longAsString) {
+  switch (type) {
+    case ScalarType.STRING:
+      return "";
+    case ScalarType.BOOL:
+      return false;
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      return 0;
+    case ScalarType.INT64:
+    case ScalarType.UINT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.FIXED64:
+    case ScalarType.SINT64:
+      return longAsString ? "0" : protoInt64.zero;
+    case ScalarType.BYTES:
+      return new Uint8Array(0);
+    default:
+      return 0;
+  }
+}
+function isScalarZeroValue(type, value) {
+  switch (type) {
+    case ScalarType.BOOL:
+      return value === false;
+    case ScalarType.STRING:
+      return value === "";
+    case ScalarType.BYTES:
+      return value instanceof Uint8Array && !value.byteLength;
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      return Object.is(value, 0);
+    default:
+      return value == 0;
+  }
+}
+var init_scalar = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/scalar.js"() {
+    init_proto_int64();
+    init_descriptors();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/unsafe.js
+function unsafeOneofCase(target, oneof) {
+  const c = target[oneof.localName].case;
+  if (c === void 0) {
+    return c;
+  }
+  return oneof.fields.find((f) => f.localName === c);
+}
+function unsafeIsSet(target, field) {
+  const name = field.localName;
+  if (field.oneof) {
+    return target[field.oneof.localName].case === name;
+  }
+  if (field.presence != IMPLICIT) {
+    return target[name] !== void 0 && Object.prototype.hasOwnProperty.call(target, name);
+  }
+  switch (field.fieldKind) {
+    case "list":
+      return target[name].length > 0;
+    case "map":
+      return Object.keys(target[name]).length > 0;
+    case "scalar":
+      return !isScalarZeroValue(field.scalar, target[name]);
+    case "enum":
+      return target[name] !== field.enum.values[0].number;
+  }
+  throw new Error("message field with implicit presence");
+}
+function unsafeIsSetExplicit(target, localName) {
+  return Object.prototype.hasOwnProperty.call(target, localName) && target[localName] !== void 0;
+}
+function unsafeGet(target, field) {
+  if (field.oneof) {
+    const oneof = target[field.oneof.localName];
+    if (oneof.case === field.localName) {
+      return oneof.value;
+    }
+    return void 0;
+  }
+  return target[field.localName];
+}
+function unsafeSet(target, field, value) {
+  if (field.oneof) {
+    target[field.oneof.localName] = {
+      case: field.localName,
+      value
+    };
+  } else {
+    target[field.localName] = value;
+  }
+}
+function setOwn(obj, key, value) {
+  if (key === "__proto__") {
+    Object.defineProperty(obj, "__proto__", {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true
+    });
+  } else {
+    obj[key] = value;
+  }
+}
+function getOwn(obj, key) {
+  return Object.prototype.hasOwnProperty.call(obj, key) ? obj[key] : void 0;
+}
+function unsafeClear(target, field) {
+  const name = field.localName;
+  if (field.oneof) {
+    const oneofLocalName = field.oneof.localName;
+    if (target[oneofLocalName].case === name) {
+      target[oneofLocalName] = { case: void 0 };
+    }
+  } else if (field.presence != IMPLICIT) {
+    delete target[name];
+  } else {
+    switch (field.fieldKind) {
+      case "map":
+        target[name] = {};
+        break;
+      case "list":
+        target[name] = [];
+        break;
+      case "enum":
+        target[name] = field.enum.values[0].number;
+        break;
+      case "scalar":
+        target[name] = scalarZeroValue(field.scalar, field.longAsString);
+        break;
+    }
+  }
+}
+var IMPLICIT, unsafeLocal;
+var init_unsafe = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/unsafe.js"() {
+    init_scalar();
+    IMPLICIT = 2;
+    unsafeLocal = /* @__PURE__ */ Symbol.for("reflect unsafe local");
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/guard.js
+function isObject(arg) {
+  return arg !== null && typeof arg == "object" && !Array.isArray(arg);
+}
+function isReflectList(arg, field) {
+  var _a2, _b2, _c, _d;
+  if (isObject(arg) && unsafeLocal in arg && "add" in arg && "field" in arg && typeof arg.field == "function") {
+    if (field !== void 0) {
+      const a = field;
+      const b = arg.field();
+      return a.listKind == b.listKind && a.scalar === b.scalar && ((_a2 = a.message) === null || _a2 === void 0 ? void 0 : _a2.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
+    }
+    return true;
+  }
+  return false;
+}
+function isReflectMap(arg, field) {
+  var _a2, _b2, _c, _d;
+  if (isObject(arg) && unsafeLocal in arg && "has" in arg && "field" in arg && typeof arg.field == "function") {
+    if (field !== void 0) {
+      const a = field, b = arg.field();
+      return a.mapKey === b.mapKey && a.mapKind == b.mapKind && a.scalar === b.scalar && ((_a2 = a.message) === null || _a2 === void 0 ? void 0 : _a2.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
+    }
+    return true;
+  }
+  return false;
+}
+function isReflectMessage(arg, messageDesc2) {
+  return isObject(arg) && unsafeLocal in arg && "desc" in arg && isObject(arg.desc) && arg.desc.kind === "message" && (messageDesc2 === void 0 || arg.desc.typeName == messageDesc2.typeName);
+}
+var init_guard = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/guard.js"() {
+    init_unsafe();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/wkt/wrappers.js
+function isWrapper(arg) {
+  return isWrapperTypeName(arg.$typeName);
+}
+function isWrapperDesc(messageDesc2) {
+  const f = messageDesc2.fields[0];
+  return isWrapperTypeName(messageDesc2.typeName) && f !== void 0 && f.fieldKind == "scalar" && f.name == "value" && f.number == 1;
+}
+function isWrapperTypeName(name) {
+  return wrapperTypeNames.has(name);
+}
+var wrapperTypeNames;
+var init_wrappers = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/wkt/wrappers.js"() {
+    wrapperTypeNames = /* @__PURE__ */ new Set([
+      "google.protobuf.DoubleValue",
+      "google.protobuf.FloatValue",
+      "google.protobuf.Int64Value",
+      "google.protobuf.UInt64Value",
+      "google.protobuf.Int32Value",
+      "google.protobuf.UInt32Value",
+      "google.protobuf.BoolValue",
+      "google.protobuf.StringValue",
+      "google.protobuf.BytesValue"
+    ]);
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/create.js
+function create(schema, init) {
+  if (isMessage(init, schema)) {
+    return init;
+  }
+  return compiledCreate(schema)(init);
+}
+function compiledCreate(desc) {
+  let compiled2 = compiledCreates.get(desc);
+  if (compiled2 === void 0) {
+    compiled2 = compileCreate(desc);
+    compiledCreates.set(desc, compiled2);
+  }
+  return compiled2;
+}
+function compileCreate(desc) {
+  const typeName = desc.typeName;
+  const { properties, prototype } = compileInitMessage(desc);
+  return (init) => {
+    let message;
+    if (prototype !== void 0) {
+      message = Object.create(prototype);
+      message.$typeName = typeName;
+    } else {
+      message = { $typeName: typeName };
+    }
+    for (let i2 = 0; i2 < properties.length; i2++) {
+      const property = properties[i2];
+      const name = property.name;
+      const initValue = init === null || init === void 0 ? void 0 : init[name];
+      switch (property.kind) {
+        case INIT_SINGULAR:
+          if (initValue != null) {
+            message[name] = property.convert !== void 0 ? property.convert(initValue) : initValue;
+          } else if (property.constant !== void 0) {
+            message[name] = property.constant;
+          }
+          break;
+        case INIT_LIST:
+          message[name] = property.convert !== void 0 && Array.isArray(initValue) ? initValue.map(property.convert) : initValue !== null && initValue !== void 0 ? initValue : [];
+          break;
+        case INIT_MAP:
+          if (property.convert === void 0 || !isObject(initValue)) {
+            message[name] = initValue !== null && initValue !== void 0 ? initValue : {};
+          } else {
+            const converted = {};
+            const keys = Object.keys(initValue);
+            for (let k = 0; k < keys.length; k++) {
+              setOwn(converted, keys[k], property.convert(initValue[keys[k]]));
+            }
+            message[name] = converted;
+          }
+          break;
+        case INIT_ONEOF: {
+          const oneofValue = initValue;
+          if ((oneofValue === null || oneofValue === void 0 ? void 0 : oneofValue.case) != null) {
+            const convert = property.convert.get(oneofValue.case);
+            if (convert !== void 0) {
+              message[name] = {
+                case: oneofValue.case,
+                value: convert(oneofValue.value)
+              };
+              break;
+            }
+          }
+          message[name] = { case: void 0 };
+          break;
+        }
+      }
+    }
+    return message;
+  };
+}
+function compileInitMessage(desc) {
+  var _a2, _b2;
+  const properties = [];
+  const prototype = {};
+  const usePrototype = needsPrototypeChain(desc);
+  for (const member of desc.members) {
+    const name = member.localName;
+    if (member.kind == "oneof") {
+      properties.push({
+        name,
+        kind: INIT_ONEOF,
+        constant: void 0,
+        convert: compileConvertOneof(member)
+      });
+      continue;
+    }
+    switch (member.fieldKind) {
+      case "message": {
+        properties.push({
+          name,
+          kind: INIT_SINGULAR,
+          constant: void 0,
+          convert: compileConvertMessage(member)
+        });
+        break;
+      }
+      case "list": {
+        properties.push({
+          name,
+          kind: INIT_LIST,
+          constant: void 0,
+          convert: member.listKind == "message" ? (_a2 = compileConvertMessage(member)) !== null && _a2 !== void 0 ? _a2 : ((value) => value) : member.scalar == ScalarType.BYTES ? toU8Arr : void 0
+        });
+        break;
+      }
+      case "map": {
+        properties.push({
+          name,
+          kind: INIT_MAP,
+          constant: void 0,
+          convert: member.mapKind == "message" ? (_b2 = compileConvertMessage(member)) !== null && _b2 !== void 0 ? _b2 : ((value) => value) : member.scalar == ScalarType.BYTES ? toU8Arr : void 0
+        });
+        break;
+      }
+      default: {
+        const zeroValue = createZeroValue(member);
+        properties.push({
+          name,
+          kind: INIT_SINGULAR,
+          constant: member.presence == IMPLICIT2 ? zeroValue : void 0,
+          convert: member.fieldKind == "scalar" && member.scalar == ScalarType.BYTES ? toU8Arr : void 0
+        });
+        if (usePrototype) {
+          prototype[name] = zeroValue;
+        }
+        break;
+      }
+    }
+  }
+  return {
+    properties,
+    prototype: usePrototype ? prototype : void 0
+  };
+}
+function compileConvertOneof(oneof) {
+  const converters = /* @__PURE__ */ new Map();
+  for (const field of oneof.fields) {
+    let convert;
+    if (field.fieldKind == "message") {
+      convert = compileConvertMessage(field);
+    } else if (field.fieldKind == "scalar" && field.scalar == ScalarType.BYTES) {
+      convert = toU8Arr;
+    }
+    converters.set(field.localName, convert !== null && convert !== void 0 ? convert : ((value) => value));
+  }
+  return converters;
+}
+function compileConvertMessage(field) {
+  if (field.fieldKind == "message" && !field.oneof && isWrapperDesc(field.message)) {
+    return field.message.fields[0].scalar == ScalarType.BYTES ? toU8Arr : void 0;
+  }
+  if (field.message.typeName == "google.protobuf.Struct" && field.parent.typeName !== "google.protobuf.Value") {
+    return void 0;
+  }
+  const messageDesc2 = field.message;
+  let compiled2;
+  return (value) => {
+    if (!isObject(value) || isMessage(value, messageDesc2)) {
+      return value;
+    }
+    compiled2 !== null && compiled2 !== void 0 ? compiled2 : compiled2 = compiledCreate(messageDesc2);
+    return compiled2(value);
+  };
+}
+function toU8Arr(value) {
+  return Array.isArray(value) ? new Uint8Array(value) : value;
+}
+function needsPrototypeChain(desc) {
+  switch (desc.file.edition) {
+    case EDITION_PROTO3:
+      return false;
+    case EDITION_PROTO2:
+      return true;
+    default:
+      return desc.fields.some((f) => f.presence != IMPLICIT2 && f.fieldKind != "message" && !f.oneof);
+  }
+}
+function createZeroValue(field) {
+  const defaultValue = field.getDefaultValue();
+  if (defaultValue !== void 0) {
+    return field.fieldKind == "scalar" && field.longAsString ? defaultValue.toString() : defaultValue;
+  }
+  return field.fieldKind == "scalar" ? scalarZeroValue(field.scalar, field.longAsString) : field.enum.values[0].number;
+}
+var EDITION_PROTO3, EDITION_PROTO2, IMPLICIT2, compiledCreates, INIT_SINGULAR, INIT_LIST, INIT_MAP, INIT_ONEOF;
+var init_create = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/create.js"() {
+    init_is_message();
+    init_descriptors();
+    init_scalar();
+    init_guard();
+    init_unsafe();
+    init_wrappers();
+    EDITION_PROTO3 = 999;
+    EDITION_PROTO2 = 998;
+    IMPLICIT2 = 2;
+    compiledCreates = /* @__PURE__ */ new WeakMap();
+    INIT_SINGULAR = 0;
+    INIT_LIST = 1;
+    INIT_MAP = 2;
+    INIT_ONEOF = 3;
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/error.js
+var FieldError;
+var init_error = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/error.js"() {
+    FieldError = class extends Error {
+      constructor(fieldOrOneof, message, name = "FieldValueInvalidError") {
+        super(message);
+        this.name = name;
+        this.field = () => fieldOrOneof;
+      }
+    };
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/wire/text-encoding.js
+function configureTextEncoding(textEncoding) {
+  var _a2;
+  te2 = Object.assign(Object.assign({}, textEncoding), { encodeUtf8Into: (_a2 = textEncoding.encodeUtf8Into) !== null && _a2 !== void 0 ? _a2 : emulateEncodeInto(textEncoding.encodeUtf8.bind(textEncoding)) });
+}
+function getTextEncoding() {
+  if (!te2) {
+    const globals = globalThis;
+    if (!globals.TextEncoder || !globals.TextDecoder) {
+      throw new Error("encoding API missing: install TextEncoder and TextDecoder on globalThis");
+    }
+    const textEncoder = new globals.TextEncoder();
+    const textDecoder = new globals.TextDecoder("utf-8", {
+      ignoreBOM: true
+    });
+    let textDecoderStrict;
+    const config = {
+      encodeUtf8(text) {
+        return textEncoder.encode(text);
+      },
+      decodeUtf8(bytes2, strict) {
+        if (strict) {
+          if (!textDecoderStrict) {
+            textDecoderStrict = new globals.TextDecoder("utf-8", {
+              fatal: true,
+              ignoreBOM: true
+            });
+          }
+          return textDecoderStrict.decode(bytes2);
+        }
+        return textDecoder.decode(bytes2);
+      },
+      checkUtf8(text) {
+        try {
+          encodeURIComponent(text);
+          return true;
+        } catch (_) {
+          return false;
+        }
+      }
+    };
+    if (textEncoder.encodeInto) {
+      config.encodeUtf8Into = textEncoder.encodeInto.bind(textEncoder);
+    }
+    const nativeStringIsWellFormed = String.prototype.isWellFormed;
+    if (nativeStringIsWellFormed) {
+      config.checkUtf8 = (text) => {
+        return nativeStringIsWellFormed.call(text);
+      };
+    }
+    configureTextEncoding(config);
+  }
+  return te2;
+}
+function emulateEncodeInto(encodeUtf8) {
+  return (text, dest) => {
+    const bytes2 = encodeUtf8(text);
+    dest.set(bytes2);
+    return { written: bytes2.byteLength };
+  };
+}
+var te2;
+var init_text_encoding = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/wire/text-encoding.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/wire/binary-encoding.js
+function varint32Size(value) {
+  if (value < 128)
+    return 1;
+  if (value < 16384)
+    return 2;
+  if (value < 2097152)
+    return 3;
+  if (value < 268435456)
+    return 4;
+  return 5;
+}
+function assertInt32(arg) {
+  if (typeof arg == "string") {
+    arg = Number(arg);
+  } else if (typeof arg != "number") {
+    throw new Error("invalid int32: " + typeof arg);
+  }
+  if (!Number.isInteger(arg) || arg > INT32_MAX || arg < INT32_MIN)
+    throw new Error("invalid int32: " + arg);
+}
+function assertUInt32(arg) {
+  if (typeof arg == "string") {
+    arg = Number(arg);
+  } else if (typeof arg != "number") {
+    throw new Error("invalid uint32: " + typeof arg);
+  }
+  if (!Number.isInteger(arg) || arg > UINT32_MAX || arg < 0)
+    throw new Error("invalid uint32: " + arg);
+}
+function assertFloat32(arg) {
+  if (typeof arg == "string") {
+    const o = arg;
+    arg = Number(arg);
+    if (Number.isNaN(arg) && o !== "NaN") {
+      throw new Error("invalid float32: " + o);
+    }
+  } else if (typeof arg != "number") {
+    throw new Error("invalid float32: " + typeof arg);
+  }
+  if (!Number.isFinite(Math.fround(arg)) && Number.isFinite(arg)) {
+    throw new Error("invalid float32: " + arg);
+  }
+}
+var WireType, UINT32_MAX, INT32_MAX, INT32_MIN, BinaryWriter, INITIAL_SIZE, DEFAULT_LEN_PREFIX_SIZE, EMPTY_BUFFER, EMPTY_VIEW, ASCII_MAX_LENGTH, BinaryReader;
+var init_binary_encoding = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/wire/binary-encoding.js"() {
+    init_varint();
+    init_proto_int64();
+    init_text_encoding();
+    (function(WireType2) {
+      WireType2[WireType2["Varint"] = 0] = "Varint";
+      WireType2[WireType2["Bit64"] = 1] = "Bit64";
+      WireType2[WireType2["LengthDelimited"] = 2] = "LengthDelimited";
+      WireType2[WireType2["StartGroup"] = 3] = "StartGroup";
+      WireType2[WireType2["EndGroup"] = 4] = "EndGroup";
+      WireType2[WireType2["Bit32"] = 5] = "Bit32";
+    })(WireType || (WireType = {}));
+    UINT32_MAX = 4294967295;
+    INT32_MAX = 2147483647;
+    INT32_MIN = -2147483648;
+    BinaryWriter = class {
+      constructor(encodeUtf8) {
+        this.stackPos = [];
+        this.encodeUtf8Into = encodeUtf8 ? emulateEncodeInto(encodeUtf8) : getTextEncoding().encodeUtf8Into;
+        this.buffer = EMPTY_BUFFER;
+        this.viewCache = EMPTY_VIEW;
+        this.pos = 0;
+      }
+      ensureCapacity(size) {
+        const required = this.pos + size;
+        if (required > this.buffer.length) {
+          let newLen = this.buffer.length || INITIAL_SIZE;
+          while (newLen < required)
+            newLen *= 2;
+          const newBuf = new Uint8Array(newLen);
+          if (this.pos > 0)
+            newBuf.set(this.buffer);
+          this.buffer = newBuf;
+        }
+      }
+      /**
+       * The DataView over `buffer`, rebuilt only if the buffer has grown since it
+       * was last used.
+       */
+      view() {
+        const bytes2 = this.buffer;
+        const view = this.viewCache;
+        if (view.byteLength === bytes2.byteLength)
+          return view;
+        const newView = new DataView(bytes2.buffer);
+        this.viewCache = newView;
+        return newView;
+      }
+      /**
+       * Return all bytes written and reset this writer.
+       */
+      finish() {
+        const result = this.buffer.slice(0, this.pos);
+        this.pos = 0;
+        this.stackPos = [];
+        return result;
+      }
+      /**
+       * Start a new fork for length-delimited data like a message
+       * or a packed repeated field.
+       *
+       * Must be joined later with `join()`.
+       */
+      fork() {
+        this.stackPos.push(this.pos);
+        this.ensureCapacity(DEFAULT_LEN_PREFIX_SIZE);
+        this.buffer[this.pos++] = 0;
+        return this;
+      }
+      /**
+       * Join the last fork. Write its length and bytes, then
+       * return to the previous state.
+       */
+      join() {
+        const forkPos = this.stackPos.pop();
+        if (forkPos === void 0)
+          throw new Error("invalid state, fork stack empty");
+        const len = this.pos - forkPos - DEFAULT_LEN_PREFIX_SIZE;
+        const lenPrefixSize = varint32Size(len);
+        if (lenPrefixSize > DEFAULT_LEN_PREFIX_SIZE) {
+          this.ensureCapacity(lenPrefixSize - DEFAULT_LEN_PREFIX_SIZE);
+          this.buffer.copyWithin(forkPos + lenPrefixSize, forkPos + DEFAULT_LEN_PREFIX_SIZE, this.pos);
+        }
+        this.pos = forkPos;
+        this.uint32(len);
+        this.pos += len;
+        return this;
+      }
+      /**
+       * Writes a tag (field number and wire type).
+       *
+       * Equivalent to `uint32( (fieldNo << 3 | type) >>> 0 )`.
+       *
+       * Generated code should compute the tag ahead of time and call `uint32()`.
+       */
+      tag(fieldNo, type) {
+        return this.uint32((fieldNo << 3 | type) >>> 0);
+      }
+      /**
+       * Write a chunk of raw bytes.
+       */
+      raw(chunk) {
+        this.ensureCapacity(chunk.length);
+        this.buffer.set(chunk, this.pos);
+        this.pos += chunk.length;
+        return this;
+      }
+      /**
+       * Write a `uint32` value, an unsigned 32 bit varint.
+       */
+      uint32(value) {
+        assertUInt32(value);
+        this.ensureCapacity(5);
+        if (value < 128) {
+          this.buffer[this.pos++] = value;
+          return this;
+        }
+        while (value > 127) {
+          this.buffer[this.pos++] = value & 127 | 128;
+          value >>>= 7;
+        }
+        this.buffer[this.pos++] = value;
+        return this;
+      }
+      /**
+       * Write a `int32` value, a signed 32 bit varint.
+       */
+      int32(value) {
+        assertInt32(value);
+        if (value >= 0) {
+          return this.uint32(value);
+        }
+        this.ensureCapacity(10);
+        for (let i2 = 0; i2 < 9; i2++) {
+          this.buffer[this.pos++] = value & 127 | 128;
+          value >>= 7;
+        }
+        this.buffer[this.pos++] = 1;
+        return this;
+      }
+      /**
+       * Write a `bool` value, a varint.
+       */
+      bool(value) {
+        this.ensureCapacity(1);
+        this.buffer[this.pos++] = value ? 1 : 0;
+        return this;
+      }
+      /**
+       * Write a `bytes` value, length-delimited arbitrary data.
+       */
+      bytes(value) {
+        this.uint32(value.byteLength);
+        return this.raw(value);
+      }
+      /**
+       * Write a `string` value, length-delimited data converted to UTF-8 text.
+       */
+      string(value) {
+        if (typeof value !== "string") {
+          value = String(value);
+        }
+        const len = value.length;
+        if (len <= ASCII_MAX_LENGTH) {
+          this.ensureCapacity(len + 1);
+          const ascii = this.buffer;
+          let pos = this.pos;
+          ascii[pos++] = len;
+          let i2 = 0;
+          for (; i2 < len; i2++) {
+            const code = value.charCodeAt(i2);
+            if (code > 127)
+              break;
+            ascii[pos++] = code;
+          }
+          if (i2 == len) {
+            this.pos = pos;
+            return this;
+          }
+        }
+        this.ensureCapacity(len * 3 + 5);
+        const lenPrefixSizeGuess = varint32Size(len);
+        const buf = this.buffer;
+        const start = this.pos;
+        const { written } = this.encodeUtf8Into(value, buf.subarray(start + lenPrefixSizeGuess));
+        const lenPrefixSize = varint32Size(written);
+        if (lenPrefixSize != lenPrefixSizeGuess) {
+          buf.copyWithin(start + lenPrefixSize, start + lenPrefixSizeGuess, start + lenPrefixSizeGuess + written);
+        }
+        this.uint32(written);
+        this.pos += written;
+        return this;
+      }
+      /**
+       * Write a `float` value, 32-bit floating point number.
+       */
+      float(value) {
+        assertFloat32(value);
+        this.ensureCapacity(4);
+        this.view().setFloat32(this.pos, value, true);
+        this.pos += 4;
+        return this;
+      }
+      /**
+       * Write a `double` value, a 64-bit floating point number.
+       */
+      double(value) {
+        this.ensureCapacity(8);
+        this.view().setFloat64(this.pos, value, true);
+        this.pos += 8;
+        return this;
+      }
+      /**
+       * Write a `fixed32` value, an unsigned, fixed-length 32-bit integer.
+       */
+      fixed32(value) {
+        assertUInt32(value);
+        this.ensureCapacity(4);
+        this.view().setUint32(this.pos, value, true);
+        this.pos += 4;
+        return this;
+      }
+      /**
+       * Write a `sfixed32` value, a signed, fixed-length 32-bit integer.
+       */
+      sfixed32(value) {
+        assertInt32(value);
+        this.ensureCapacity(4);
+        this.view().setInt32(this.pos, value, true);
+        this.pos += 4;
+        return this;
+      }
+      /**
+       * Write a `sint32` value, a signed, zigzag-encoded 32-bit varint.
+       */
+      sint32(value) {
+        assertInt32(value);
+        return this.uint32((value << 1 ^ value >> 31) >>> 0);
+      }
+      /**
+       * Write a `sfixed64` value, a signed, fixed-length 64-bit integer.
+       */
+      sfixed64(value) {
+        const tc = protoInt64.enc(value);
+        this.ensureCapacity(8);
+        const view = this.view();
+        view.setInt32(this.pos, tc.lo, true);
+        view.setInt32(this.pos + 4, tc.hi, true);
+        this.pos += 8;
+        return this;
+      }
+      /**
+       * Write a `fixed64` value, an unsigned, fixed-length 64 bit integer.
+       */
+      fixed64(value) {
+        const tc = protoInt64.uEnc(value);
+        this.ensureCapacity(8);
+        const view = this.view();
+        view.setInt32(this.pos, tc.lo, true);
+        view.setInt32(this.pos + 4, tc.hi, true);
+        this.pos += 8;
+        return this;
+      }
+      /**
+       * Write a `int64` value, a signed 64-bit varint.
+       */
+      int64(value) {
+        const tc = protoInt64.enc(value);
+        return this.writeVarint64(tc.lo, tc.hi);
+      }
+      /**
+       * Write a `sint64` value, a signed, zig-zag-encoded 64-bit varint.
+       */
+      sint64(value) {
+        const tc = protoInt64.enc(value), sign = tc.hi >> 31, lo = tc.lo << 1 ^ sign, hi = (tc.hi << 1 | tc.lo >>> 31) ^ sign;
+        return this.writeVarint64(lo, hi);
+      }
+      /**
+       * Write a `uint64` value, an unsigned 64-bit varint.
+       */
+      uint64(value) {
+        const tc = protoInt64.uEnc(value);
+        return this.writeVarint64(tc.lo, tc.hi);
+      }
+      /**
+       * Write a 64-bit varint directly into the buffer. Accepts the value as
+       * split low/high 32-bit words.
+       *
+       * Ported from varint64write() to avoid the intermediate number[] buffer.
+       * See https://github.com/protocolbuffers/protobuf/blob/8a71927d74a4ce34efe2d8769fda198f52d20d12/js/experimental/runtime/kernel/writer.js#L344
+       */
+      writeVarint64(lo, hi) {
+        this.ensureCapacity(10);
+        const buf = this.buffer;
+        let pos = this.pos;
+        for (let i2 = 0; i2 < 28; i2 = i2 + 7) {
+          const shift = lo >>> i2;
+          const hasNext = !(shift >>> 7 == 0 && hi == 0);
+          buf[pos++] = (hasNext ? shift | 128 : shift) & 255;
+          if (!hasNext) {
+            this.pos = pos;
+            return this;
+          }
+        }
+        const splitBits = lo >>> 28 & 15 | (hi & 7) << 4;
+        const hasMoreBits = !(hi >> 3 == 0);
+        buf[pos++] = (hasMoreBits ? splitBits | 128 : splitBits) & 255;
+        if (!hasMoreBits) {
+          this.pos = pos;
+          return this;
+        }
+        for (let i2 = 3; i2 < 31; i2 = i2 + 7) {
+          const shift = hi >>> i2;
+          const hasNext = !(shift >>> 7 == 0);
+          buf[pos++] = (hasNext ? shift | 128 : shift) & 255;
+          if (!hasNext) {
+            this.pos = pos;
+            return this;
+          }
+        }
+        buf[pos++] = hi >>> 31 & 1;
+        this.pos = pos;
+        return this;
+      }
+    };
+    INITIAL_SIZE = 128;
+    DEFAULT_LEN_PREFIX_SIZE = 1;
+    EMPTY_BUFFER = new Uint8Array(0);
+    EMPTY_VIEW = new DataView(EMPTY_BUFFER.buffer);
+    ASCII_MAX_LENGTH = 32;
+    BinaryReader = class {
+      constructor(buf, decodeUtf8 = getTextEncoding().decodeUtf8) {
+        this.decodeUtf8 = decodeUtf8;
+        this.varint64Lo = 0;
+        this.varint64Hi = 0;
+        this.varint64 = varint64read;
+        this.uint32 = varint32read;
+        this.buf = buf;
+        this.len = buf.length;
+        this.pos = 0;
+        this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      }
+      /**
+       * Reads a tag - field number and wire type. Tags are uint32 varints; values
+       * that do not fit in uint32 are rejected.
+       */
+      tag() {
+        const start = this.pos;
+        const tag = this.uint32();
+        const bytesRead = this.pos - start;
+        if (bytesRead > 5 || bytesRead == 5 && this.buf[this.pos - 1] > 15) {
+          throw new Error("illegal tag: varint overflows uint32");
+        }
+        const fieldNo = tag >>> 3;
+        const wireType = tag & 7;
+        if (fieldNo <= 0 || wireType > 5) {
+          throw new Error("illegal tag: field no " + fieldNo + " wire type " + wireType);
+        }
+        return [fieldNo, wireType];
+      }
+      /**
+       * Skip one element and return the skipped data.
+       *
+       * When skipping StartGroup, provide the tags field number to check for
+       * matching field number in the EndGroup tag. Recursion into nested groups
+       * is guarded by the `recursionLimit` argument: When the limit is reached,
+       * this method throws.
+       */
+      skip(wireType, fieldNo, recursionLimit = 100) {
+        let start = this.pos;
+        switch (wireType) {
+          case WireType.Varint:
+            while (this.buf[this.pos++] & 128) {
+            }
+            break;
+          // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
+          case WireType.Bit64:
+            this.pos += 4;
+          case WireType.Bit32:
+            this.pos += 4;
+            break;
+          case WireType.LengthDelimited:
+            let len = this.uint32();
+            this.pos += len;
+            break;
+          case WireType.StartGroup:
+            if (recursionLimit <= 0) {
+              throw new Error("maximum recursion depth reached");
+            }
+            for (; ; ) {
+              const [fn, wt] = this.tag();
+              if (wt === WireType.EndGroup) {
+                if (fieldNo !== void 0 && fn !== fieldNo) {
+                  throw new Error("invalid end group tag");
+                }
+                break;
+              }
+              this.skip(wt, fn, recursionLimit - 1);
+            }
+            break;
+          default:
+            throw new Error("cant skip wire type " + wireType);
+        }
+        this.assertBounds();
+        return this.buf.subarray(start, this.pos);
+      }
+      /**
+       * Throws error if position in byte array is out of range.
+       */
+      assertBounds() {
+        if (this.pos > this.len)
+          throw new RangeError("premature EOF");
+      }
+      /**
+       * Read a `int32` field, a signed 32 bit varint.
+       */
+      int32() {
+        return this.uint32() | 0;
+      }
+      /**
+       * Read a `sint32` field, a signed, zigzag-encoded 32-bit varint.
+       */
+      sint32() {
+        let zze = this.uint32();
+        return zze >>> 1 ^ -(zze & 1);
+      }
+      /**
+       * Read a `int64` field, a signed 64-bit varint.
+       */
+      int64() {
+        this.varint64();
+        return protoInt64.dec(this.varint64Lo, this.varint64Hi);
+      }
+      /**
+       * Read a `uint64` field, an unsigned 64-bit varint.
+       */
+      uint64() {
+        this.varint64();
+        return protoInt64.uDec(this.varint64Lo, this.varint64Hi);
+      }
+      /**
+       * Read a `sint64` field, a signed, zig-zag-encoded 64-bit varint.
+       */
+      sint64() {
+        this.varint64();
+        let lo = this.varint64Lo;
+        let hi = this.varint64Hi;
+        let s = -(lo & 1);
+        lo = (lo >>> 1 | (hi & 1) << 31) ^ s;
+        hi = hi >>> 1 ^ s;
+        return protoInt64.dec(lo, hi);
+      }
+      /**
+       * Read a `bool` field, a variant.
+       */
+      bool() {
+        const b = this.buf[this.pos];
+        if (b < 128) {
+          this.pos++;
+          return b !== 0;
+        }
+        this.varint64();
+        return this.varint64Lo !== 0 || this.varint64Hi !== 0;
+      }
+      /**
+       * Read a `fixed32` field, an unsigned, fixed-length 32-bit integer.
+       */
+      fixed32() {
+        return this.view.getUint32((this.pos += 4) - 4, true);
+      }
+      /**
+       * Read a `sfixed32` field, a signed, fixed-length 32-bit integer.
+       */
+      sfixed32() {
+        return this.view.getInt32((this.pos += 4) - 4, true);
+      }
+      /**
+       * Read a `fixed64` field, an unsigned, fixed-length 64 bit integer.
+       */
+      fixed64() {
+        return protoInt64.uDec(this.sfixed32(), this.sfixed32());
+      }
+      /**
+       * Read a `fixed64` field, a signed, fixed-length 64-bit integer.
+       */
+      sfixed64() {
+        return protoInt64.dec(this.sfixed32(), this.sfixed32());
+      }
+      /**
+       * Read a `float` field, 32-bit floating point number.
+       */
+      float() {
+        return this.view.getFloat32((this.pos += 4) - 4, true);
+      }
+      /**
+       * Read a `double` field, a 64-bit floating point number.
+       */
+      double() {
+        return this.view.getFloat64((this.pos += 8) - 8, true);
+      }
+      /**
+       * Read a `bytes` field, length-delimited arbitrary data.
+       */
+      bytes() {
+        let len = this.uint32(), start = this.pos;
+        this.pos += len;
+        this.assertBounds();
+        return this.buf.subarray(start, start + len);
+      }
+      /**
+       * Read a `string` field, length-delimited data converted to UTF-8 text. If
+       * `strict` is true, throw on invalid UTF-8 instead of substituting U+FFFD.
+       */
+      string(strict) {
+        const len = this.uint32();
+        const start = this.pos;
+        this.pos += len;
+        this.assertBounds();
+        const buf = this.buf;
+        if (len <= ASCII_MAX_LENGTH) {
+          const codes = new Array(len);
+          for (let i2 = 0; i2 < len; i2++) {
+            const byte = buf[start + i2];
+            if (byte > 127) {
+              return this.decodeUtf8(buf.subarray(start, this.pos), strict);
+            }
+            codes[i2] = byte;
+          }
+          return String.fromCharCode.apply(String, codes);
+        }
+        return this.decodeUtf8(buf.subarray(start, this.pos), strict);
+      }
+    };
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect-check.js
+function checkField(field, value) {
+  const check = field.fieldKind == "list" ? isReflectList(value, field) : field.fieldKind == "map" ? isReflectMap(value, field) : checkSingular(field, value);
+  if (check === true) {
+    return void 0;
+  }
+  let reason;
+  switch (field.fieldKind) {
+    case "list":
+      reason = `expected ${formatReflectList(field)}, got ${formatVal(value)}`;
+      break;
+    case "map":
+      reason = `expected ${formatReflectMap(field)}, got ${formatVal(value)}`;
+      break;
+    default: {
+      reason = reasonSingular(field, value, check);
+    }
+  }
+  return new FieldError(field, reason);
+}
+function checkListItem(field, index, value) {
+  const check = checkSingular(field, value);
+  if (check !== true) {
+    return new FieldError(field, `list item #${index + 1}: ${reasonSingular(field, value, check)}`);
+  }
+  return void 0;
+}
+function checkMapEntry(field, key, value) {
+  const checkKey = checkScalarValue(field.mapKey)(key);
+  if (checkKey !== true) {
+    return new FieldError(field, `invalid map key: ${reasonSingular({ scalar: field.mapKey }, key, checkKey)}`);
+  }
+  const checkVal = checkSingular(field, value);
+  if (checkVal !== true) {
+    return new FieldError(field, `map entry ${formatVal(key)}: ${reasonSingular(field, value, checkVal)}`);
+  }
+  return void 0;
+}
+function checkSingular(field, value) {
+  if (field.scalar !== void 0) {
+    return checkScalarValue(field.scalar)(value);
+  }
+  if (field.enum !== void 0) {
+    if (field.enum.open) {
+      return checkScalarValue(ScalarType.INT32)(value);
+    }
+    return field.enum.values.some((v) => v.number === value);
+  }
+  return isReflectMessage(value, field.message);
+}
+function checkScalarValue(scalar) {
+  switch (scalar) {
+    case ScalarType.DOUBLE:
+      return (value) => typeof value == "number";
+    case ScalarType.FLOAT:
+      return (value) => {
+        if (typeof value != "number") {
+          return false;
+        }
+        if (!Number.isFinite(Math.fround(value)) && Number.isFinite(value)) {
+          return `${value.toFixed()} out of range`;
+        }
+        return true;
+      };
+    case ScalarType.INT32:
+    case ScalarType.SFIXED32:
+    case ScalarType.SINT32:
+      return (value) => {
+        if (typeof value !== "number" || !Number.isInteger(value)) {
+          return false;
+        }
+        if (value > INT32_MAX || value < INT32_MIN) {
+          return `${value.toFixed()} out of range`;
+        }
+        return true;
+      };
+    case ScalarType.FIXED32:
+    case ScalarType.UINT32:
+      return (value) => {
+        if (typeof value !== "number" || !Number.isInteger(value)) {
+          return false;
+        }
+        if (value > UINT32_MAX || value < 0) {
+          return `${value.toFixed()} out of range`;
+        }
+        return true;
+      };
+    case ScalarType.BOOL:
+      return (value) => typeof value == "boolean";
+    case ScalarType.STRING:
+      return (value) => {
+        if (typeof value != "string") {
+          return false;
+        }
+        return getTextEncoding().checkUtf8(value) || "invalid UTF8";
+      };
+    case ScalarType.BYTES:
+      return (value) => value instanceof Uint8Array;
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      return (value) => {
+        if (typeof value == "bigint" || typeof value == "number" || typeof value == "string" && value.length > 0) {
+          try {
+            protoInt64.parse(value);
+            return true;
+          } catch (_) {
+            return `${value} out of range`;
+          }
+        }
+        return false;
+      };
+    case ScalarType.FIXED64:
+    case ScalarType.UINT64:
+      return (value) => {
+        if (typeof value == "bigint" || typeof value == "number" || typeof value == "string" && value.length > 0) {
+          try {
+            protoInt64.uParse(value);
+            return true;
+          } catch (_) {
+            return `${value} out of range`;
+          }
+        }
+        return false;
+      };
+  }
+}
+function reasonSingular(field, val, details) {
+  details = typeof details == "string" ? `: ${details}` : `, got ${formatVal(val)}`;
+  if (field.scalar !== void 0) {
+    return `expected ${scalarTypeDescription(field.scalar)}` + details;
+  }
+  if (field.enum !== void 0) {
+    return `expected ${field.enum.toString()}` + details;
+  }
+  return `expected ${formatReflectMessage(field.message)}` + details;
+}
+function formatVal(val) {
+  switch (typeof val) {
+    case "object":
+      if (val === null) {
+        return "null";
+      }
+      if (val instanceof Uint8Array) {
+        return `Uint8Array(${val.length})`;
+      }
+      if (Array.isArray(val)) {
+        return `Array(${val.length})`;
+      }
+      if (isReflectList(val)) {
+        return formatReflectList(val.field());
+      }
+      if (isReflectMap(val)) {
+        return formatReflectMap(val.field());
+      }
+      if (isReflectMessage(val)) {
+        return formatReflectMessage(val.desc);
+      }
+      if (isMessage(val)) {
+        return `message ${val.$typeName}`;
+      }
+      return "object";
+    case "string":
+      return val.length > 30 ? "string" : `"${val.split('"').join('\\"')}"`;
+    case "boolean":
+      return String(val);
+    case "number":
+      return String(val);
+    case "bigint":
+      return String(val) + "n";
+    default:
+      return typeof val;
+  }
+}
+function formatReflectMessage(desc) {
+  return `ReflectMessage (${desc.typeName})`;
+}
+function formatReflectList(field) {
+  switch (field.listKind) {
+    case "message":
+      return `ReflectList (${field.message.toString()})`;
+    case "enum":
+      return `ReflectList (${field.enum.toString()})`;
+    case "scalar":
+      return `ReflectList (${ScalarType[field.scalar]})`;
+  }
+}
+function formatReflectMap(field) {
+  switch (field.mapKind) {
+    case "message":
+      return `ReflectMap (${ScalarType[field.mapKey]}, ${field.message.toString()})`;
+    case "enum":
+      return `ReflectMap (${ScalarType[field.mapKey]}, ${field.enum.toString()})`;
+    case "scalar":
+      return `ReflectMap (${ScalarType[field.mapKey]}, ${ScalarType[field.scalar]})`;
+  }
+}
+function scalarTypeDescription(scalar) {
+  switch (scalar) {
+    case ScalarType.STRING:
+      return "string";
+    case ScalarType.BOOL:
+      return "boolean";
+    case ScalarType.INT64:
+    case ScalarType.SINT64:
+    case ScalarType.SFIXED64:
+      return "bigint (int64)";
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      return "bigint (uint64)";
+    case ScalarType.BYTES:
+      return "Uint8Array";
+    case ScalarType.DOUBLE:
+      return "number (float64)";
+    case ScalarType.FLOAT:
+      return "number (float32)";
+    case ScalarType.FIXED32:
+    case ScalarType.UINT32:
+      return "number (uint32)";
+    case ScalarType.INT32:
+    case ScalarType.SFIXED32:
+    case ScalarType.SINT32:
+      return "number (int32)";
+  }
+}
+var init_reflect_check = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect-check.js"() {
+    init_descriptors();
+    init_is_message();
+    init_error();
+    init_guard();
+    init_binary_encoding();
+    init_text_encoding();
+    init_proto_int64();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/message.js
+function localMessageMapper(field) {
+  if (usesJsonRepresentation(field)) {
+    return {
+      toMessage: (local) => wktStructToReflect(local),
+      toLocal: (message) => wktStructToLocal(message)
+    };
+  }
+  if (field.fieldKind == "message" && !field.oneof && isWrapperDesc(field.message)) {
+    const wrapperDesc = field.message;
+    const valueLocalName = wrapperDesc.fields[0].localName;
+    return {
+      toMessage: (local) => {
+        const message = create(wrapperDesc);
+        if (local !== void 0) {
+          message[valueLocalName] = local;
+        }
+        return message;
+      },
+      toLocal: (message) => message[valueLocalName]
+    };
+  }
+  const childDesc = field.message;
+  return {
+    toMessage: (local) => local === void 0 ? create(childDesc) : local,
+    toLocal: (message) => message
+  };
+}
+function usesJsonRepresentation(field) {
+  return field.message.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value";
+}
+function wktStructToReflect(json) {
+  const struct = {
+    $typeName: "google.protobuf.Struct",
+    fields: {}
+  };
+  if (isObject(json)) {
+    for (const k of Object.keys(json)) {
+      setOwn(struct.fields, k, wktValueToReflect(json[k]));
+    }
+  }
+  return struct;
+}
+function wktStructToLocal(val) {
+  const json = {};
+  for (const k of Object.keys(val.fields)) {
+    setOwn(json, k, wktValueToLocal(val.fields[k]));
+  }
+  return json;
+}
+function wktValueToLocal(val) {
+  switch (val.kind.case) {
+    case "structValue":
+      return wktStructToLocal(val.kind.value);
+    case "listValue":
+      return val.kind.value.values.map(wktValueToLocal);
+    case "nullValue":
+    case void 0:
+      return null;
+    default:
+      return val.kind.value;
+  }
+}
+function wktValueToReflect(json) {
+  const value = {
+    $typeName: "google.protobuf.Value",
+    kind: { case: void 0 }
+  };
+  switch (typeof json) {
+    case "number":
+      value.kind = { case: "numberValue", value: json };
+      break;
+    case "string":
+      value.kind = { case: "stringValue", value: json };
+      break;
+    case "boolean":
+      value.kind = { case: "boolValue", value: json };
+      break;
+    case "object":
+      if (json === null) {
+        value.kind = { case: "nullValue", value: NULL_VALUE };
+      } else if (Array.isArray(json)) {
+        const listValue = {
+          $typeName: "google.protobuf.ListValue",
+          values: []
+        };
+        if (Array.isArray(json)) {
+          for (const e of json) {
+            listValue.values.push(wktValueToReflect(e));
+          }
+        }
+        value.kind = {
+          case: "listValue",
+          value: listValue
+        };
+      } else {
+        value.kind = {
+          case: "structValue",
+          value: wktStructToReflect(json)
+        };
+      }
+      break;
+  }
+  return value;
+}
+var NULL_VALUE;
+var init_message = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/message.js"() {
+    init_create();
+    init_guard();
+    init_unsafe();
+    init_wrappers();
+    NULL_VALUE = 0;
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect.js
+function reflect(messageDesc2, message, check = true) {
+  return new ReflectMessageImpl(messageDesc2, message, check);
+}
+function assertOwn(owner, member) {
+  if (member.parent.typeName !== owner.$typeName) {
+    throw new FieldError(member, `cannot use ${member.toString()} with message ${owner.$typeName}`, "ForeignFieldError");
+  }
+}
+function messageToLocal(field, value) {
+  if (!isReflectMessage(value)) {
+    return value;
+  }
+  if (isWrapper(value.message) && !field.oneof && field.fieldKind == "message") {
+    return value.message.value;
+  }
+  if (value.desc.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value") {
+    return wktStructToLocal(value.message);
+  }
+  return value.message;
+}
+function messageToReflect(field, value, check) {
+  if (value !== void 0) {
+    if (isWrapperDesc(field.message) && !field.oneof && field.fieldKind == "message") {
+      value = {
+        $typeName: field.message.typeName,
+        value: longToReflect(field.message.fields[0], value)
+      };
+    } else if (field.message.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value" && isObject(value)) {
+      value = wktStructToReflect(value);
+    }
+  }
+  return new ReflectMessageImpl(field.message, value, check);
+}
+function listItemToLocal(field, value) {
+  if (field.listKind == "message") {
+    return messageToLocal(field, value);
+  }
+  return longToLocal(field, value);
+}
+function listItemToReflect(field, value, check) {
+  if (field.listKind == "message") {
+    return messageToReflect(field, value, check);
+  }
+  return longToReflect(field, value);
+}
+function mapValueToLocal(field, value) {
+  if (field.mapKind == "message") {
+    return messageToLocal(field, value);
+  }
+  return longToLocal(field, value);
+}
+function mapValueToReflect(field, value, check) {
+  if (field.mapKind == "message") {
+    return messageToReflect(field, value, check);
+  }
+  return value;
+}
+function mapKeyToLocal(key) {
+  return typeof key == "string" || typeof key == "number" ? key : String(key);
+}
+function mapKeyToReflect(key, type) {
+  switch (type) {
+    case ScalarType.STRING:
+      return key;
+    case ScalarType.INT32:
+    case ScalarType.FIXED32:
+    case ScalarType.UINT32:
+    case ScalarType.SFIXED32:
+    case ScalarType.SINT32: {
+      const n = Number.parseInt(key);
+      if (Number.isFinite(n)) {
+        return n;
+      }
+      break;
+    }
+    case ScalarType.BOOL:
+      switch (key) {
+        case "true":
+          return true;
+        case "false":
+          return false;
+      }
+      break;
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      try {
+        return protoInt64.uParse(key);
+      } catch (_a2) {
+      }
+      break;
+    default:
+      try {
+        return protoInt64.parse(key);
+      } catch (_b2) {
+      }
+      break;
+  }
+  return key;
+}
+function longToReflect(field, value) {
+  switch (field.scalar) {
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      if ("longAsString" in field && field.longAsString && typeof value == "string") {
+        value = protoInt64.parse(value);
+      }
+      break;
+    case ScalarType.FIXED64:
+    case ScalarType.UINT64:
+      if ("longAsString" in field && field.longAsString && typeof value == "string") {
+        value = protoInt64.uParse(value);
+      }
+      break;
+  }
+  return value;
+}
+function longToLocal(field, value) {
+  switch (field.scalar) {
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      if ("longAsString" in field && field.longAsString) {
+        value = String(value);
+      } else if (typeof value == "string" || typeof value == "number") {
+        value = protoInt64.parse(value);
+      }
+      break;
+    case ScalarType.FIXED64:
+    case ScalarType.UINT64:
+      if ("longAsString" in field && field.longAsString) {
+        value = String(value);
+      } else if (typeof value == "string" || typeof value == "number") {
+        value = protoInt64.uParse(value);
+      }
+      break;
+  }
+  return value;
+}
+var messageSortedFields, ReflectMessageImpl, ReflectListImpl, ReflectMapImpl;
+var init_reflect = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/reflect.js"() {
+    init_descriptors();
+    init_reflect_check();
+    init_error();
+    init_unsafe();
+    init_create();
+    init_wrappers();
+    init_scalar();
+    init_proto_int64();
+    init_guard();
+    init_message();
+    messageSortedFields = /* @__PURE__ */ new WeakMap();
+    ReflectMessageImpl = class {
+      get sortedFields() {
+        const cached = messageSortedFields.get(this.desc);
+        if (cached) {
+          return cached;
+        }
+        const sortedFields = this.desc.fields.concat().sort((a, b) => a.number - b.number);
+        messageSortedFields.set(this.desc, sortedFields);
+        return sortedFields;
+      }
+      constructor(messageDesc2, message, check = true) {
+        this.lists = /* @__PURE__ */ new Map();
+        this.maps = /* @__PURE__ */ new Map();
+        this.check = check;
+        this.desc = messageDesc2;
+        this.message = this[unsafeLocal] = message !== null && message !== void 0 ? message : create(messageDesc2);
+        this.fields = messageDesc2.fields;
+        this.oneofs = messageDesc2.oneofs;
+        this.members = messageDesc2.members;
+      }
+      findNumber(number2) {
+        if (!this._fieldsByNumber) {
+          this._fieldsByNumber = new Map(this.desc.fields.map((f) => [f.number, f]));
+        }
+        return this._fieldsByNumber.get(number2);
+      }
+      oneofCase(oneof) {
+        assertOwn(this.message, oneof);
+        return unsafeOneofCase(this.message, oneof);
+      }
+      isSet(field) {
+        assertOwn(this.message, field);
+        return unsafeIsSet(this.message, field);
+      }
+      clear(field) {
+        assertOwn(this.message, field);
+        unsafeClear(this.message, field);
+      }
+      get(field) {
+        assertOwn(this.message, field);
+        const value = unsafeGet(this.message, field);
+        switch (field.fieldKind) {
+          case "list":
+            let list = this.lists.get(field);
+            if (!list || list[unsafeLocal] !== value) {
+              this.lists.set(
+                field,
+                // biome-ignore lint/suspicious/noAssignInExpressions: no
+                list = new ReflectListImpl(field, value, this.check)
+              );
+            }
+            return list;
+          case "map":
+            let map = this.maps.get(field);
+            if (!map || map[unsafeLocal] !== value) {
+              this.maps.set(
+                field,
+                // biome-ignore lint/suspicious/noAssignInExpressions: no
+                map = new ReflectMapImpl(field, value, this.check)
+              );
+            }
+            return map;
+          case "message":
+            return messageToReflect(field, value, this.check);
+          case "scalar":
+            return value === void 0 ? scalarZeroValue(field.scalar, false) : longToReflect(field, value);
+          case "enum":
+            return value !== null && value !== void 0 ? value : field.enum.values[0].number;
+        }
+      }
+      set(field, value) {
+        assertOwn(this.message, field);
+        if (this.check) {
+          const err2 = checkField(field, value);
+          if (err2) {
+            throw err2;
+          }
+        }
+        let local;
+        if (field.fieldKind == "message") {
+          local = messageToLocal(field, value);
+        } else if (isReflectMap(value) || isReflectList(value)) {
+          local = value[unsafeLocal];
+        } else {
+          local = longToLocal(field, value);
+        }
+        unsafeSet(this.message, field, local);
+      }
+      getUnknown() {
+        return this.message.$unknown;
+      }
+      setUnknown(value) {
+        this.message.$unknown = value;
+      }
+    };
+    ReflectListImpl = class {
+      field() {
+        return this._field;
+      }
+      get size() {
+        return this._arr.length;
+      }
+      constructor(field, unsafeInput, check) {
+        this._field = field;
+        this._arr = this[unsafeLocal] = unsafeInput;
+        this.check = check;
+      }
+      get(index) {
+        const item = this._arr[index];
+        return item === void 0 ? void 0 : listItemToReflect(this._field, item, this.check);
+      }
+      set(index, item) {
+        if (index < 0 || index >= this._arr.length) {
+          throw new FieldError(this._field, `list item #${index + 1}: out of range`);
+        }
+        if (this.check) {
+          const err2 = checkListItem(this._field, index, item);
+          if (err2) {
+            throw err2;
+          }
+        }
+        this._arr[index] = listItemToLocal(this._field, item);
+      }
+      add(item) {
+        if (this.check) {
+          const err2 = checkListItem(this._field, this._arr.length, item);
+          if (err2) {
+            throw err2;
+          }
+        }
+        this._arr.push(listItemToLocal(this._field, item));
+        return void 0;
+      }
+      clear() {
+        this._arr.splice(0, this._arr.length);
+      }
+      [Symbol.iterator]() {
+        return this.values();
+      }
+      keys() {
+        return this._arr.keys();
+      }
+      *values() {
+        for (const item of this._arr) {
+          yield listItemToReflect(this._field, item, this.check);
+        }
+      }
+      *entries() {
+        for (let i2 = 0; i2 < this._arr.length; i2++) {
+          yield [i2, listItemToReflect(this._field, this._arr[i2], this.check)];
+        }
+      }
+    };
+    ReflectMapImpl = class {
+      constructor(field, unsafeInput, check = true) {
+        this.obj = this[unsafeLocal] = unsafeInput !== null && unsafeInput !== void 0 ? unsafeInput : {};
+        this.check = check;
+        this._field = field;
+      }
+      field() {
+        return this._field;
+      }
+      set(key, value) {
+        if (this.check) {
+          const err2 = checkMapEntry(this._field, key, value);
+          if (err2) {
+            throw err2;
+          }
+        }
+        setOwn(this.obj, mapKeyToLocal(key), mapValueToLocal(this._field, value));
+        return this;
+      }
+      delete(key) {
+        const k = mapKeyToLocal(key);
+        const has = Object.prototype.hasOwnProperty.call(this.obj, k);
+        if (has) {
+          delete this.obj[k];
+        }
+        return has;
+      }
+      clear() {
+        for (const key of Object.keys(this.obj)) {
+          delete this.obj[key];
+        }
+      }
+      get(key) {
+        let val = getOwn(this.obj, mapKeyToLocal(key));
+        if (val !== void 0) {
+          val = mapValueToReflect(this._field, val, this.check);
+        }
+        return val;
+      }
+      has(key) {
+        return Object.prototype.hasOwnProperty.call(this.obj, mapKeyToLocal(key));
+      }
+      *keys() {
+        for (const objKey of Object.keys(this.obj)) {
+          yield mapKeyToReflect(objKey, this._field.mapKey);
+        }
+      }
+      *entries() {
+        for (const objEntry of Object.entries(this.obj)) {
+          yield [
+            mapKeyToReflect(objEntry[0], this._field.mapKey),
+            mapValueToReflect(this._field, objEntry[1], this.check)
+          ];
+        }
+      }
+      [Symbol.iterator]() {
+        return this.entries();
+      }
+      get size() {
+        return Object.keys(this.obj).length;
+      }
+      *values() {
+        for (const val of Object.values(this.obj)) {
+          yield mapValueToReflect(this._field, val, this.check);
+        }
+      }
+      forEach(callbackfn, thisArg) {
+        for (const mapEntry of this.entries()) {
+          callbackfn.call(thisArg, mapEntry[1], mapEntry[0], this);
+        }
+      }
+    };
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/clone.js
+function clone(schema, message) {
+  return cloneReflect(reflect(schema, message)).message;
+}
+function cloneReflect(i2) {
+  const o = reflect(i2.desc);
+  for (const f of i2.fields) {
+    if (!i2.isSet(f)) {
+      continue;
+    }
+    switch (f.fieldKind) {
+      case "list":
+        const list = o.get(f);
+        for (const item of i2.get(f)) {
+          list.add(cloneSingular(f, item));
+        }
+        break;
+      case "map":
+        const map = o.get(f);
+        for (const entry3 of i2.get(f).entries()) {
+          map.set(entry3[0], cloneSingular(f, entry3[1]));
+        }
+        break;
+      default: {
+        o.set(f, cloneSingular(f, i2.get(f)));
+        break;
+      }
+    }
+  }
+  const unknown = i2.getUnknown();
+  if (unknown && unknown.length > 0) {
+    o.setUnknown([...unknown]);
+  }
+  return o;
+}
+function cloneSingular(field, value) {
+  if (field.message !== void 0 && isReflectMessage(value)) {
+    return cloneReflect(value);
+  }
+  if (field.scalar == ScalarType.BYTES && value instanceof Uint8Array) {
+    return value.slice();
+  }
+  return value;
+}
+var init_clone = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/clone.js"() {
+    init_descriptors();
+    init_reflect();
+    init_guard();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/wire/base64-encoding.js
+function base64Decode(base64Str) {
+  const len = base64Str.length;
+  let size = len - (len + 3 >> 2);
+  if ((len & 3) == 0 && base64Str[len - 1] == "=") {
+    size -= base64Str[len - 2] == "=" ? 2 : 1;
+  }
+  const bytes2 = new Uint8Array(size);
+  let written = -1;
+  if (nativeSetFromBase64) {
+    try {
+      const result = nativeSetFromBase64.call(bytes2, base64Str);
+      if (result.read == len) {
+        written = result.written;
+      }
+    } catch (_a2) {
+    }
+  }
+  if (written < 0) {
+    written = setFromBase64(bytes2, base64Str);
+  }
+  return written == size ? bytes2 : bytes2.subarray(0, written);
+}
+function setFromBase64(bytes2, base64Str) {
+  const table3 = getDecodeTable();
+  let bytePos = 0, groupPos = 0, b, p = 0;
+  for (let i2 = 0; i2 < base64Str.length; i2++) {
+    b = table3[base64Str.charCodeAt(i2)];
+    if (b === void 0) {
+      switch (base64Str[i2]) {
+        // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
+        case "=":
+          groupPos = 0;
+        // reset state when padding found
+        case "\n":
+        case "\r":
+        case "	":
+        case " ":
+          continue;
+        // skip white-space, and padding
+        default:
+          throw Error("invalid base64 string");
+      }
+    }
+    switch (groupPos) {
+      case 0:
+        p = b;
+        groupPos = 1;
+        break;
+      case 1:
+        bytes2[bytePos++] = p << 2 | (b & 48) >> 4;
+        p = b;
+        groupPos = 2;
+        break;
+      case 2:
+        bytes2[bytePos++] = (p & 15) << 4 | (b & 60) >> 2;
+        p = b;
+        groupPos = 3;
+        break;
+      case 3:
+        bytes2[bytePos++] = (p & 3) << 6 | b;
+        groupPos = 0;
+        break;
+    }
+  }
+  if (groupPos == 1)
+    throw Error("invalid base64 string");
+  return bytePos;
+}
+function getEncodeTable(encoding) {
+  if (!encodeTableStd) {
+    encodeTableStd = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".split("");
+    encodeTableUrl = encodeTableStd.slice(0, -2).concat("-", "_");
+  }
+  return encoding == "url" ? (
+    // biome-ignore lint/style/noNonNullAssertion: TS fails to narrow down
+    encodeTableUrl
+  ) : encodeTableStd;
+}
+function getDecodeTable() {
+  if (!decodeTable) {
+    decodeTable = [];
+    const encodeTable = getEncodeTable("std");
+    for (let i2 = 0; i2 < encodeTable.length; i2++)
+      decodeTable[encodeTable[i2].charCodeAt(0)] = i2;
+    decodeTable["-".charCodeAt(0)] = encodeTable.indexOf("+");
+    decodeTable["_".charCodeAt(0)] = encodeTable.indexOf("/");
+  }
+  return decodeTable;
+}
+var nativeSetFromBase64, nativeToBase64, encodeTableStd, encodeTableUrl, decodeTable;
+var init_base64_encoding = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/wire/base64-encoding.js"() {
+    nativeSetFromBase64 = Uint8Array.prototype.setFromBase64;
+    nativeToBase64 = Uint8Array.prototype.toBase64;
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/names.js
+function protoCamelCase(snakeCase) {
+  let capNext = false;
+  const b = [];
+  for (let i2 = 0; i2 < snakeCase.length; i2++) {
+    let c = snakeCase.charAt(i2);
+    switch (c) {
+      case "_":
+        capNext = true;
+        break;
+      case "0":
+      case "1":
+      case "2":
+      case "3":
+      case "4":
+      case "5":
+      case "6":
+      case "7":
+      case "8":
+      case "9":
+        b.push(c);
+        capNext = false;
+        break;
+      default:
+        if (capNext) {
+          capNext = false;
+          c = c.toUpperCase();
+        }
+        b.push(c);
+        break;
+    }
+  }
+  return b.join("");
+}
+function safeObjectProperty(name) {
+  return reservedObjectProperties.has(name) ? name + "$" : name;
+}
+var reservedObjectProperties;
+var init_names = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/names.js"() {
+    reservedObjectProperties = /* @__PURE__ */ new Set([
+      // names reserved by JavaScript
+      "constructor",
+      "toString",
+      "toJSON",
+      "valueOf"
+    ]);
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/restore-json-names.js
+function restoreJsonNames(message) {
+  for (const f of message.field) {
+    if (!unsafeIsSetExplicit(f, "jsonName")) {
+      f.jsonName = protoCamelCase(f.name);
+    }
+  }
+  message.nestedType.forEach(restoreJsonNames);
+}
+var init_restore_json_names = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/restore-json-names.js"() {
+    init_names();
+    init_unsafe();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/wire/text-format.js
+function parseTextFormatEnumValue(descEnum, value) {
+  const enumValue = descEnum.values.find((v) => v.name === value);
+  if (!enumValue) {
+    throw new Error(`cannot parse ${descEnum} default value: ${value}`);
+  }
+  return enumValue.number;
+}
+function parseTextFormatScalarValue(type, value) {
+  switch (type) {
+    case ScalarType.STRING:
+      return value;
+    case ScalarType.BYTES: {
+      const u = unescapeBytesDefaultValue(value);
+      if (u === false) {
+        throw new Error(`cannot parse ${ScalarType[type]} default value: ${value}`);
+      }
+      return u;
+    }
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      return protoInt64.parse(value);
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      return protoInt64.uParse(value);
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      switch (value) {
+        case "inf":
+          return Number.POSITIVE_INFINITY;
+        case "-inf":
+          return Number.NEGATIVE_INFINITY;
+        case "nan":
+          return Number.NaN;
+        default:
+          return parseFloat(value);
+      }
+    case ScalarType.BOOL:
+      return value === "true";
+    case ScalarType.INT32:
+    case ScalarType.UINT32:
+    case ScalarType.SINT32:
+    case ScalarType.FIXED32:
+    case ScalarType.SFIXED32:
+      return parseInt(value, 10);
+  }
+}
+function unescapeBytesDefaultValue(str) {
+  const b = [];
+  const input = {
+    tail: str,
+    c: "",
+    next() {
+      if (this.tail.length == 0) {
+        return false;
+      }
+      this.c = this.tail[0];
+      this.tail = this.tail.substring(1);
+      return true;
+    },
+    take(n) {
+      if (this.tail.length >= n) {
+        const r = this.tail.substring(0, n);
+        this.tail = this.tail.substring(n);
+        return r;
+      }
+      return false;
+    }
+  };
+  while (input.next()) {
+    switch (input.c) {
+      case "\\":
+        if (input.next()) {
+          switch (input.c) {
+            case "\\":
+              b.push(input.c.charCodeAt(0));
+              break;
+            case "b":
+              b.push(8);
+              break;
+            case "f":
+              b.push(12);
+              break;
+            case "n":
+              b.push(10);
+              break;
+            case "r":
+              b.push(13);
+              break;
+            case "t":
+              b.push(9);
+              break;
+            case "v":
+              b.push(11);
+              break;
+            case "0":
+            case "1":
+            case "2":
+            case "3":
+            case "4":
+            case "5":
+            case "6":
+            case "7": {
+              const s = input.c;
+              const t = input.take(2);
+              if (t === false) {
+                return false;
+              }
+              const n = parseInt(s + t, 8);
+              if (Number.isNaN(n)) {
+                return false;
+              }
+              b.push(n);
+              break;
+            }
+            case "x": {
+              const s = input.c;
+              const t = input.take(2);
+              if (t === false) {
+                return false;
+              }
+              const n = parseInt(s + t, 16);
+              if (Number.isNaN(n)) {
+                return false;
+              }
+              b.push(n);
+              break;
+            }
+            case "u": {
+              const s = input.c;
+              const t = input.take(4);
+              if (t === false) {
+                return false;
+              }
+              const n = parseInt(s + t, 16);
+              if (Number.isNaN(n)) {
+                return false;
+              }
+              const chunk = new Uint8Array(4);
+              const view = new DataView(chunk.buffer);
+              view.setInt32(0, n, true);
+              b.push(chunk[0], chunk[1], chunk[2], chunk[3]);
+              break;
+            }
+            case "U": {
+              const s = input.c;
+              const t = input.take(8);
+              if (t === false) {
+                return false;
+              }
+              const tc = protoInt64.uEnc(s + t);
+              const chunk = new Uint8Array(8);
+              const view = new DataView(chunk.buffer);
+              view.setInt32(0, tc.lo, true);
+              view.setInt32(4, tc.hi, true);
+              b.push(chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]);
+              break;
+            }
+          }
+        }
+        break;
+      default:
+        b.push(input.c.charCodeAt(0));
+    }
+  }
+  return new Uint8Array(b);
+}
+var init_text_format = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/wire/text-format.js"() {
+    init_descriptors();
+    init_proto_int64();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/reflect/nested-types.js
+function* nestedTypes(desc) {
+  switch (desc.kind) {
+    case "file":
+      for (const message of desc.messages) {
+        yield message;
+        yield* nestedTypes(message);
+      }
+      yield* desc.enums;
+      yield* desc.services;
+      yield* desc.extensions;
+      break;
+    case "message":
+      for (const message of desc.nestedMessages) {
+        yield message;
+        yield* nestedTypes(message);
+      }
+      yield* desc.nestedEnums;
+      yield* desc.nestedExtensions;
+      break;
+  }
+}
+var init_nested_types = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/reflect/nested-types.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/registry.js
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve7) {
+  return buildFileRegistry([fileDescriptorProto, resolve7]);
+}
+function buildFileRegistry(args, check) {
+  const registry = createBaseRegistry();
+  if (!args.length) {
+    return registry;
+  }
+  if ("$typeName" in args[0] && args[0].$typeName == "google.protobuf.FileDescriptorSet") {
+    for (const file of args[0].file) {
+      check === null || check === void 0 ? void 0 : check(file);
+      addFile(file, registry);
+    }
+    return registry;
+  }
+  if ("$typeName" in args[0]) {
+    let recurseDeps = function(file) {
+      const deps = [];
+      for (const protoFileName of file.dependency) {
+        if (registry.getFile(protoFileName) != void 0) {
+          continue;
+        }
+        if (seen.has(protoFileName)) {
+          continue;
+        }
+        const dep = resolve7(protoFileName);
+        if (!dep) {
+          throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
+        }
+        if ("kind" in dep) {
+          registry.addFile(dep, false, true);
+        } else {
+          seen.add(dep.name);
+          deps.push(dep);
+        }
+      }
+      return deps.concat(...deps.map(recurseDeps));
+    };
+    const input = args[0];
+    const resolve7 = args[1];
+    const seen = /* @__PURE__ */ new Set();
+    for (const file of [input, ...recurseDeps(input)].reverse()) {
+      check === null || check === void 0 ? void 0 : check(file);
+      addFile(file, registry);
+    }
+  } else {
+    for (const fileReg of args) {
+      for (const file of fileReg.files) {
+        registry.addFile(file);
+      }
+    }
+  }
+  return registry;
+}
+function createBaseRegistry() {
+  const types = /* @__PURE__ */ new Map();
+  const extendees = /* @__PURE__ */ new Map();
+  const files = /* @__PURE__ */ new Map();
+  return {
+    kind: "registry",
+    types,
+    extendees,
+    [Symbol.iterator]() {
+      return types.values();
+    },
+    get files() {
+      return files.values();
+    },
+    addFile(file, skipTypes, withDeps) {
+      files.set(file.proto.name, file);
+      if (!skipTypes) {
+        for (const type of nestedTypes(file)) {
+          this.add(type);
+        }
+      }
+      if (withDeps) {
+        for (const f of file.dependencies) {
+          this.addFile(f, skipTypes, withDeps);
+        }
+      }
+    },
+    add(desc) {
+      if (desc.kind == "extension") {
+        let numberToExt = extendees.get(desc.extendee.typeName);
+        if (!numberToExt) {
+          extendees.set(
+            desc.extendee.typeName,
+            // biome-ignore lint/suspicious/noAssignInExpressions: no
+            numberToExt = /* @__PURE__ */ new Map()
+          );
+        }
+        numberToExt.set(desc.number, desc);
+      }
+      types.set(desc.typeName, desc);
+    },
+    get(typeName) {
+      return types.get(typeName);
+    },
+    getFile(fileName) {
+      return files.get(fileName);
+    },
+    getMessage(typeName) {
+      const t = types.get(typeName);
+      return (t === null || t === void 0 ? void 0 : t.kind) == "message" ? t : void 0;
+    },
+    getEnum(typeName) {
+      const t = types.get(typeName);
+      return (t === null || t === void 0 ? void 0 : t.kind) == "enum" ? t : void 0;
+    },
+    getExtension(typeName) {
+      const t = types.get(typeName);
+      return (t === null || t === void 0 ? void 0 : t.kind) == "extension" ? t : void 0;
+    },
+    getExtensionFor(extendee, no) {
+      var _a2;
+      return (_a2 = extendees.get(extendee.typeName)) === null || _a2 === void 0 ? void 0 : _a2.get(no);
+    },
+    getService(typeName) {
+      const t = types.get(typeName);
+      return (t === null || t === void 0 ? void 0 : t.kind) == "service" ? t : void 0;
+    }
+  };
+}
+function addFile(proto, reg) {
+  var _a2, _b2;
+  const file = {
+    kind: "file",
+    proto,
+    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    edition: getFileEdition(proto),
+    name: proto.name.replace(/\.proto$/, ""),
+    dependencies: findFileDependencies(proto, reg),
+    enums: [],
+    messages: [],
+    extensions: [],
+    services: [],
+    toString() {
+      return `file ${proto.name}`;
+    }
+  };
+  const mapEntriesStore = /* @__PURE__ */ new Map();
+  const mapEntries = {
+    get(typeName) {
+      return mapEntriesStore.get(typeName);
+    },
+    add(desc) {
+      var _a3;
+      assert(((_a3 = desc.proto.options) === null || _a3 === void 0 ? void 0 : _a3.mapEntry) === true);
+      mapEntriesStore.set(desc.typeName, desc);
+    }
+  };
+  for (const enumProto of proto.enumType) {
+    addEnum(enumProto, file, void 0, reg);
+  }
+  for (const messageProto of proto.messageType) {
+    addMessage(messageProto, file, void 0, reg, mapEntries);
+  }
+  for (const serviceProto of proto.service) {
+    addService(serviceProto, file, reg);
+  }
+  addExtensions(file, reg);
+  for (const mapEntry of mapEntriesStore.values()) {
+    addFields(mapEntry, reg, mapEntries);
+  }
+  for (const message of file.messages) {
+    addFields(message, reg, mapEntries);
+    addExtensions(message, reg);
+  }
+  reg.addFile(file, true);
+}
+function addExtensions(desc, reg) {
+  switch (desc.kind) {
+    case "file":
+      for (const proto of desc.proto.extension) {
+        const ext = newField(proto, desc, reg);
+        desc.extensions.push(ext);
+        reg.add(ext);
+      }
+      break;
+    case "message":
+      for (const proto of desc.proto.extension) {
+        const ext = newField(proto, desc, reg);
+        desc.nestedExtensions.push(ext);
+        reg.add(ext);
+      }
+      for (const message of desc.nestedMessages) {
+        addExtensions(message, reg);
+      }
+      break;
+  }
+}
+function addFields(message, reg, mapEntries) {
+  const allOneofs = message.proto.oneofDecl.map((proto) => newOneof(proto, message));
+  const oneofsSeen = /* @__PURE__ */ new Set();
+  for (const proto of message.proto.field) {
+    const oneof = findOneof(proto, allOneofs);
+    const field = newField(proto, message, reg, oneof, mapEntries);
+    message.fields.push(field);
+    message.field[field.localName] = field;
+    if (oneof === void 0) {
+      message.members.push(field);
+    } else {
+      oneof.fields.push(field);
+      if (!oneofsSeen.has(oneof)) {
+        oneofsSeen.add(oneof);
+        message.members.push(oneof);
+      }
+    }
+  }
+  for (const oneof of allOneofs.filter((o) => oneofsSeen.has(o))) {
+    message.oneofs.push(oneof);
+  }
+  for (const child of message.nestedMessages) {
+    addFields(child, reg, mapEntries);
+  }
+}
+function addEnum(proto, file, parent, reg) {
+  var _a2, _b2, _c, _d, _e, _f, _g;
+  var _h, _j;
+  const sharedPrefix = findEnumSharedPrefix(proto.name, proto.value);
+  const desc = {
+    kind: "enum",
+    proto,
+    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    file,
+    parent,
+    open: true,
+    name: proto.name,
+    typeName: makeTypeName(proto, parent, file),
+    value: {},
+    values: [],
+    sharedPrefix,
+    toString() {
+      return `enum ${this.typeName}`;
+    }
+  };
+  desc.open = isEnumOpen(desc);
+  reg.add(desc);
+  for (const p of proto.value) {
+    const name = p.name;
+    const value = {
+      kind: "enum_value",
+      proto: p,
+      deprecated: (_d = (_c = p.options) === null || _c === void 0 ? void 0 : _c.deprecated) !== null && _d !== void 0 ? _d : false,
+      parent: desc,
+      name,
+      localName: safeObjectProperty(sharedPrefix == void 0 ? name : name.substring(sharedPrefix.length)),
+      number: p.number,
+      jsonName: (_e = findEnumValueJsonName(p)) !== null && _e !== void 0 ? _e : name,
+      toString() {
+        return `enum value ${desc.typeName}.${name}`;
+      }
+    };
+    desc.values.push(value);
+    (_f = (_h = desc.value)[_j = p.number]) !== null && _f !== void 0 ? _f : _h[_j] = value;
+  }
+  ((_g = parent === null || parent === void 0 ? void 0 : parent.nestedEnums) !== null && _g !== void 0 ? _g : file.enums).push(desc);
+}
+function addMessage(proto, file, parent, reg, mapEntries) {
+  var _a2, _b2, _c, _d;
+  const desc = {
+    kind: "message",
+    proto,
+    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    file,
+    parent,
+    name: proto.name,
+    typeName: makeTypeName(proto, parent, file),
+    fields: [],
+    field: {},
+    oneofs: [],
+    members: [],
+    nestedEnums: [],
+    nestedMessages: [],
+    nestedExtensions: [],
+    toString() {
+      return `message ${this.typeName}`;
+    }
+  };
+  if (((_c = proto.options) === null || _c === void 0 ? void 0 : _c.mapEntry) === true) {
+    mapEntries.add(desc);
+  } else {
+    ((_d = parent === null || parent === void 0 ? void 0 : parent.nestedMessages) !== null && _d !== void 0 ? _d : file.messages).push(desc);
+    reg.add(desc);
+  }
+  for (const enumProto of proto.enumType) {
+    addEnum(enumProto, file, desc, reg);
+  }
+  for (const messageProto of proto.nestedType) {
+    addMessage(messageProto, file, desc, reg, mapEntries);
+  }
+}
+function addService(proto, file, reg) {
+  var _a2, _b2;
+  const desc = {
+    kind: "service",
+    proto,
+    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    file,
+    name: proto.name,
+    typeName: makeTypeName(proto, void 0, file),
+    methods: [],
+    method: {},
+    toString() {
+      return `service ${this.typeName}`;
+    }
+  };
+  file.services.push(desc);
+  reg.add(desc);
+  for (const methodProto of proto.method) {
+    const method = newMethod(methodProto, desc, reg);
+    desc.methods.push(method);
+    desc.method[method.localName] = method;
+  }
+}
+function newMethod(proto, parent, reg) {
+  var _a2, _b2, _c, _d;
+  let methodKind;
+  if (proto.clientStreaming && proto.serverStreaming) {
+    methodKind = "bidi_streaming";
+  } else if (proto.clientStreaming) {
+    methodKind = "client_streaming";
+  } else if (proto.serverStreaming) {
+    methodKind = "server_streaming";
+  } else {
+    methodKind = "unary";
+  }
+  const input = reg.getMessage(trimLeadingDot(proto.inputType));
+  const output = reg.getMessage(trimLeadingDot(proto.outputType));
+  assert(input, `invalid MethodDescriptorProto: input_type ${proto.inputType} not found`);
+  assert(output, `invalid MethodDescriptorProto: output_type ${proto.inputType} not found`);
+  const name = proto.name;
+  return {
+    kind: "rpc",
+    proto,
+    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    parent,
+    name,
+    localName: safeObjectProperty(name.length ? safeObjectProperty(name[0].toLowerCase() + name.substring(1)) : name),
+    methodKind,
+    input,
+    output,
+    idempotency: (_d = (_c = proto.options) === null || _c === void 0 ? void 0 : _c.idempotencyLevel) !== null && _d !== void 0 ? _d : IDEMPOTENCY_UNKNOWN,
+    toString() {
+      return `rpc ${parent.typeName}.${name}`;
+    }
+  };
+}
+function newOneof(proto, parent) {
+  return {
+    kind: "oneof",
+    proto,
+    deprecated: false,
+    parent,
+    fields: [],
+    name: proto.name,
+    localName: safeObjectProperty(protoCamelCase(proto.name)),
+    toString() {
+      return `oneof ${parent.typeName}.${this.name}`;
+    }
+  };
+}
+function newField(proto, parentOrFile, reg, oneof, mapEntries) {
+  var _a2, _b2, _c;
+  const isExtension = mapEntries === void 0;
+  const field = {
+    kind: "field",
+    proto,
+    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    name: proto.name,
+    number: proto.number,
+    scalar: void 0,
+    message: void 0,
+    enum: void 0,
+    presence: getFieldPresence(proto, oneof, isExtension, parentOrFile),
+    utf8Validation: isUtf8Validated(proto, parentOrFile),
+    listKind: void 0,
+    mapKind: void 0,
+    mapKey: void 0,
+    delimitedEncoding: void 0,
+    packed: void 0,
+    longAsString: false,
+    getDefaultValue: void 0
+  };
+  let toStr;
+  if (isExtension) {
+    const file = parentOrFile.kind == "file" ? parentOrFile : parentOrFile.file;
+    const parent = parentOrFile.kind == "file" ? void 0 : parentOrFile;
+    const typeName = makeTypeName(proto, parent, file);
+    field.kind = "extension";
+    field.file = file;
+    field.parent = parent;
+    field.oneof = void 0;
+    field.typeName = typeName;
+    field.jsonName = `[${typeName}]`;
+    toStr = () => `extension ${typeName}`;
+    const extendee = reg.getMessage(trimLeadingDot(proto.extendee));
+    assert(extendee, `invalid FieldDescriptorProto: extendee ${proto.extendee} not found`);
+    field.extendee = extendee;
+  } else {
+    const parent = parentOrFile;
+    assert(parent.kind == "message");
+    field.parent = parent;
+    field.oneof = oneof;
+    field.localName = oneof ? protoCamelCase(proto.name) : safeObjectProperty(protoCamelCase(proto.name));
+    field.jsonName = proto.jsonName;
+    toStr = () => `field ${parent.typeName}.${proto.name}`;
+  }
+  Object.defineProperty(field, "toString", {
+    value: toStr,
+    writable: true,
+    enumerable: true,
+    configurable: true
+  });
+  const label2 = proto.label;
+  const type = proto.type;
+  const jstype = (_c = proto.options) === null || _c === void 0 ? void 0 : _c.jstype;
+  if (label2 === LABEL_REPEATED) {
+    const mapEntry = type == TYPE_MESSAGE ? mapEntries === null || mapEntries === void 0 ? void 0 : mapEntries.get(trimLeadingDot(proto.typeName)) : void 0;
+    if (mapEntry) {
+      field.fieldKind = "map";
+      const { key, value } = findMapEntryFields(mapEntry);
+      field.mapKey = key.scalar;
+      field.mapKind = value.fieldKind;
+      field.message = value.message;
+      field.delimitedEncoding = false;
+      field.enum = value.enum;
+      field.scalar = value.scalar;
+      return field;
+    }
+    field.fieldKind = "list";
+    switch (type) {
+      case TYPE_MESSAGE:
+      case TYPE_GROUP:
+        field.listKind = "message";
+        field.message = reg.getMessage(trimLeadingDot(proto.typeName));
+        assert(field.message);
+        field.delimitedEncoding = isDelimitedEncoding(proto, parentOrFile);
+        break;
+      case TYPE_ENUM:
+        field.listKind = "enum";
+        field.enum = reg.getEnum(trimLeadingDot(proto.typeName));
+        assert(field.enum);
+        break;
+      default:
+        field.listKind = "scalar";
+        field.scalar = type;
+        field.longAsString = jstype == JS_STRING;
+        break;
+    }
+    field.packed = isPackedField(proto, parentOrFile);
+    return field;
+  }
+  switch (type) {
+    case TYPE_MESSAGE:
+    case TYPE_GROUP:
+      field.fieldKind = "message";
+      field.message = reg.getMessage(trimLeadingDot(proto.typeName));
+      assert(field.message, `invalid FieldDescriptorProto: type_name ${proto.typeName} not found`);
+      field.delimitedEncoding = isDelimitedEncoding(proto, parentOrFile);
+      field.getDefaultValue = () => void 0;
+      break;
+    case TYPE_ENUM: {
+      const enumeration = reg.getEnum(trimLeadingDot(proto.typeName));
+      assert(enumeration !== void 0, `invalid FieldDescriptorProto: type_name ${proto.typeName} not found`);
+      field.fieldKind = "enum";
+      field.enum = reg.getEnum(trimLeadingDot(proto.typeName));
+      field.getDefaultValue = () => {
+        return unsafeIsSetExplicit(proto, "defaultValue") ? parseTextFormatEnumValue(enumeration, proto.defaultValue) : void 0;
+      };
+      break;
+    }
+    default: {
+      field.fieldKind = "scalar";
+      field.scalar = type;
+      field.longAsString = jstype == JS_STRING;
+      field.getDefaultValue = () => {
+        return unsafeIsSetExplicit(proto, "defaultValue") ? parseTextFormatScalarValue(type, proto.defaultValue) : void 0;
+      };
+      break;
+    }
+  }
+  return field;
+}
+function getFileEdition(proto) {
+  switch (proto.syntax) {
+    case "":
+    case "proto2":
+      return EDITION_PROTO22;
+    case "proto3":
+      return EDITION_PROTO32;
+    case "editions":
+      if (proto.edition === EDITION_UNSTABLE) {
+        return maximumEdition;
+      }
+      if (proto.edition in featureDefaults) {
+        return proto.edition;
+      }
+      throw new Error(`${proto.name}: unsupported edition`);
+    default:
+      throw new Error(`${proto.name}: unsupported syntax "${proto.syntax}"`);
+  }
+}
+function findFileDependencies(proto, reg) {
+  return proto.dependency.map((wantName) => {
+    const dep = reg.getFile(wantName);
+    if (!dep) {
+      throw new Error(`Cannot find ${wantName}, imported by ${proto.name}`);
+    }
+    return dep;
+  });
+}
+function findEnumSharedPrefix(enumName, values) {
+  const prefix = camelToSnakeCase(enumName) + "_";
+  for (const value of values) {
+    if (!value.name.toLowerCase().startsWith(prefix)) {
+      return void 0;
+    }
+    const shortName2 = value.name.substring(prefix.length);
+    if (shortName2.length == 0) {
+      return void 0;
+    }
+    if (/^\d/.test(shortName2)) {
+      return void 0;
+    }
+  }
+  return prefix;
+}
+function findEnumValueJsonName(proto) {
+  var _a2, _b2;
+  const extensionNumber = 998;
+  const fieldNumber = 1;
+  let jsonName;
+  for (const uf of (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.$unknown) !== null && _b2 !== void 0 ? _b2 : []) {
+    if (uf.no !== extensionNumber || uf.wireType !== WireType.LengthDelimited) {
+      continue;
+    }
+    const reader = new BinaryReader(new BinaryReader(uf.data).bytes());
+    while (reader.pos < reader.len) {
+      const [no, wireType] = reader.tag();
+      if (no === fieldNumber && wireType === WireType.LengthDelimited) {
+        jsonName = reader.string();
+      } else {
+        reader.skip(wireType, no);
+      }
+    }
+  }
+  return jsonName;
+}
+function camelToSnakeCase(camel2) {
+  return (camel2.substring(0, 1) + camel2.substring(1).replace(/[A-Z]/g, (c) => "_" + c)).toLowerCase();
+}
+function makeTypeName(proto, parent, file) {
+  let typeName;
+  if (parent) {
+    typeName = `${parent.typeName}.${proto.name}`;
+  } else if (file.proto.package.length > 0) {
+    typeName = `${file.proto.package}.${proto.name}`;
+  } else {
+    typeName = `${proto.name}`;
+  }
+  return typeName;
+}
+function trimLeadingDot(typeName) {
+  return typeName.startsWith(".") ? typeName.substring(1) : typeName;
+}
+function findOneof(proto, allOneofs) {
+  if (!unsafeIsSetExplicit(proto, "oneofIndex")) {
+    return void 0;
+  }
+  if (proto.proto3Optional) {
+    return void 0;
+  }
+  const oneof = allOneofs[proto.oneofIndex];
+  assert(oneof, `invalid FieldDescriptorProto: oneof #${proto.oneofIndex} for field #${proto.number} not found`);
+  return oneof;
+}
+function getFieldPresence(proto, oneof, isExtension, parent) {
+  if (proto.label == LABEL_REQUIRED) {
+    return LEGACY_REQUIRED;
+  }
+  if (proto.label == LABEL_REPEATED) {
+    return IMPLICIT3;
+  }
+  if (!!oneof || proto.proto3Optional) {
+    return EXPLICIT;
+  }
+  if (isExtension) {
+    return EXPLICIT;
+  }
+  const resolved = resolveFeature("fieldPresence", { proto, parent });
+  if (resolved == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
+    return EXPLICIT;
+  }
+  return resolved;
+}
+function isPackedField(proto, parent) {
+  if (proto.label != LABEL_REPEATED) {
+    return false;
+  }
+  switch (proto.type) {
+    case TYPE_STRING:
+    case TYPE_BYTES:
+    case TYPE_GROUP:
+    case TYPE_MESSAGE:
+      return false;
+  }
+  const o = proto.options;
+  if (o && unsafeIsSetExplicit(o, "packed")) {
+    return o.packed;
+  }
+  return PACKED == resolveFeature("repeatedFieldEncoding", {
+    proto,
+    parent
+  });
+}
+function findMapEntryFields(mapEntry) {
+  const key = mapEntry.fields.find((f) => f.number === 1);
+  const value = mapEntry.fields.find((f) => f.number === 2);
+  assert(key && key.fieldKind == "scalar" && key.scalar != ScalarType.BYTES && key.scalar != ScalarType.FLOAT && key.scalar != ScalarType.DOUBLE && value && value.fieldKind != "list" && value.fieldKind != "map");
+  return { key, value };
+}
+function isEnumOpen(desc) {
+  var _a2;
+  return OPEN == resolveFeature("enumType", {
+    proto: desc.proto,
+    parent: (_a2 = desc.parent) !== null && _a2 !== void 0 ? _a2 : desc.file
+  });
+}
+function isDelimitedEncoding(proto, parent) {
+  if (proto.type == TYPE_GROUP) {
+    return true;
+  }
+  return DELIMITED == resolveFeature("messageEncoding", {
+    proto,
+    parent
+  });
+}
+function isUtf8Validated(proto, parent) {
+  return VERIFY == resolveFeature("utf8Validation", {
+    proto,
+    parent
+  });
+}
+function resolveFeature(name, ref) {
+  var _a2, _b2;
+  const featureSet = (_a2 = ref.proto.options) === null || _a2 === void 0 ? void 0 : _a2.features;
+  if (featureSet) {
+    const val = featureSet[name];
+    if (val != 0) {
+      return val;
+    }
+  }
+  if ("kind" in ref) {
+    if (ref.kind == "message") {
+      return resolveFeature(name, (_b2 = ref.parent) !== null && _b2 !== void 0 ? _b2 : ref.file);
+    }
+    const editionDefaults = featureDefaults[ref.edition];
+    if (!editionDefaults) {
+      throw new Error(`feature default for edition ${ref.edition} not found`);
+    }
+    return editionDefaults[name];
+  }
+  return resolveFeature(name, ref.parent);
+}
+function assert(condition, msg) {
+  if (!condition) {
+    throw new Error(msg);
+  }
+}
+var EDITION_PROTO22, EDITION_PROTO32, EDITION_UNSTABLE, TYPE_STRING, TYPE_GROUP, TYPE_MESSAGE, TYPE_BYTES, TYPE_ENUM, LABEL_REPEATED, LABEL_REQUIRED, JS_STRING, IDEMPOTENCY_UNKNOWN, EXPLICIT, IMPLICIT3, LEGACY_REQUIRED, PACKED, DELIMITED, OPEN, VERIFY, maximumEdition, featureDefaults;
+var init_registry = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/registry.js"() {
+    init_descriptors();
+    init_text_format();
+    init_nested_types();
+    init_unsafe();
+    init_names();
+    init_binary_encoding();
+    EDITION_PROTO22 = 998;
+    EDITION_PROTO32 = 999;
+    EDITION_UNSTABLE = 9999;
+    TYPE_STRING = 9;
+    TYPE_GROUP = 10;
+    TYPE_MESSAGE = 11;
+    TYPE_BYTES = 12;
+    TYPE_ENUM = 14;
+    LABEL_REPEATED = 3;
+    LABEL_REQUIRED = 2;
+    JS_STRING = 1;
+    IDEMPOTENCY_UNKNOWN = 0;
+    EXPLICIT = 1;
+    IMPLICIT3 = 2;
+    LEGACY_REQUIRED = 3;
+    PACKED = 1;
+    DELIMITED = 2;
+    OPEN = 1;
+    VERIFY = 2;
+    maximumEdition = 1002;
+    featureDefaults = {
+      // EDITION_PROTO2
+      998: {
+        fieldPresence: 1,
+        // EXPLICIT,
+        enumType: 2,
+        // CLOSED,
+        repeatedFieldEncoding: 2,
+        // EXPANDED,
+        utf8Validation: 3,
+        // NONE,
+        messageEncoding: 1,
+        // LENGTH_PREFIXED,
+        jsonFormat: 2,
+        // LEGACY_BEST_EFFORT,
+        enforceNamingStyle: 2,
+        // STYLE_LEGACY,
+        defaultSymbolVisibility: 1,
+        // EXPORT_ALL,
+        enforceProtoLimits: 1
+        // LEGACY_NO_EXPLICIT_LIMITS,
+      },
+      // EDITION_PROTO3
+      999: {
+        fieldPresence: 2,
+        // IMPLICIT,
+        enumType: 1,
+        // OPEN,
+        repeatedFieldEncoding: 1,
+        // PACKED,
+        utf8Validation: 2,
+        // VERIFY,
+        messageEncoding: 1,
+        // LENGTH_PREFIXED,
+        jsonFormat: 1,
+        // ALLOW,
+        enforceNamingStyle: 2,
+        // STYLE_LEGACY,
+        defaultSymbolVisibility: 1,
+        // EXPORT_ALL,
+        enforceProtoLimits: 1
+        // LEGACY_NO_EXPLICIT_LIMITS,
+      },
+      // EDITION_2023
+      1e3: {
+        fieldPresence: 1,
+        // EXPLICIT,
+        enumType: 1,
+        // OPEN,
+        repeatedFieldEncoding: 1,
+        // PACKED,
+        utf8Validation: 2,
+        // VERIFY,
+        messageEncoding: 1,
+        // LENGTH_PREFIXED,
+        jsonFormat: 1,
+        // ALLOW,
+        enforceNamingStyle: 2,
+        // STYLE_LEGACY,
+        defaultSymbolVisibility: 1,
+        // EXPORT_ALL,
+        enforceProtoLimits: 1
+        // LEGACY_NO_EXPLICIT_LIMITS,
+      },
+      // EDITION_2024
+      1001: {
+        fieldPresence: 1,
+        // EXPLICIT,
+        enumType: 1,
+        // OPEN,
+        repeatedFieldEncoding: 1,
+        // PACKED,
+        utf8Validation: 2,
+        // VERIFY,
+        messageEncoding: 1,
+        // LENGTH_PREFIXED,
+        jsonFormat: 1,
+        // ALLOW,
+        enforceNamingStyle: 1,
+        // STYLE2024,
+        defaultSymbolVisibility: 2,
+        // EXPORT_TOP_LEVEL,
+        enforceProtoLimits: 1
+        // LEGACY_NO_EXPLICIT_LIMITS,
+      },
+      // EDITION_2026
+      1002: {
+        fieldPresence: 1,
+        // EXPLICIT,
+        enumType: 1,
+        // OPEN,
+        repeatedFieldEncoding: 1,
+        // PACKED,
+        utf8Validation: 2,
+        // VERIFY,
+        messageEncoding: 1,
+        // LENGTH_PREFIXED,
+        jsonFormat: 1,
+        // ALLOW,
+        enforceNamingStyle: 3,
+        // STYLE2026,
+        defaultSymbolVisibility: 4,
+        // STRICT,
+        enforceProtoLimits: 2
+        // PROTO_LIMITS2026,
+      }
+    };
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/boot.js
+function boot(boot2) {
+  const root = bootFileDescriptorProto(boot2);
+  root.messageType.forEach(restoreJsonNames);
+  const reg = createEmbeddedFileRegistry(root, () => void 0);
+  return reg.getFile(root.name);
+}
+function bootFileDescriptorProto(init) {
+  const proto = /* @__PURE__ */ Object.create({
+    syntax: "",
+    edition: 0
+  });
+  return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FileDescriptorProto", dependency: [], publicDependency: [], weakDependency: [], optionDependency: [], service: [], extension: [] }, init), { messageType: init.messageType.map(bootDescriptorProto), enumType: init.enumType.map(bootEnumDescriptorProto) }));
+}
+function bootDescriptorProto(init) {
+  var _a2, _b2, _c, _d, _e, _f, _g, _h;
+  const proto = /* @__PURE__ */ Object.create({
+    visibility: 0
+  });
+  return Object.assign(proto, {
+    $typeName: "google.protobuf.DescriptorProto",
+    name: init.name,
+    field: (_b2 = (_a2 = init.field) === null || _a2 === void 0 ? void 0 : _a2.map(bootFieldDescriptorProto)) !== null && _b2 !== void 0 ? _b2 : [],
+    extension: [],
+    nestedType: (_d = (_c = init.nestedType) === null || _c === void 0 ? void 0 : _c.map(bootDescriptorProto)) !== null && _d !== void 0 ? _d : [],
+    enumType: (_f = (_e = init.enumType) === null || _e === void 0 ? void 0 : _e.map(bootEnumDescriptorProto)) !== null && _f !== void 0 ? _f : [],
+    extensionRange: (_h = (_g = init.extensionRange) === null || _g === void 0 ? void 0 : _g.map((e) => Object.assign({ $typeName: "google.protobuf.DescriptorProto.ExtensionRange" }, e))) !== null && _h !== void 0 ? _h : [],
+    oneofDecl: [],
+    reservedRange: [],
+    reservedName: []
+  });
+}
+function bootFieldDescriptorProto(init) {
+  const proto = /* @__PURE__ */ Object.create({
+    label: 1,
+    typeName: "",
+    extendee: "",
+    defaultValue: "",
+    oneofIndex: 0,
+    jsonName: "",
+    proto3Optional: false
+  });
+  return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FieldDescriptorProto" }, init), { options: init.options ? bootFieldOptions(init.options) : void 0 }));
+}
+function bootFieldOptions(init) {
+  var _a2, _b2, _c;
+  const proto = /* @__PURE__ */ Object.create({
+    ctype: 0,
+    packed: false,
+    jstype: 0,
+    lazy: false,
+    unverifiedLazy: false,
+    deprecated: false,
+    weak: false,
+    debugRedact: false,
+    retention: 0
+  });
+  return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FieldOptions" }, init), { targets: (_a2 = init.targets) !== null && _a2 !== void 0 ? _a2 : [], editionDefaults: (_c = (_b2 = init.editionDefaults) === null || _b2 === void 0 ? void 0 : _b2.map((e) => Object.assign({ $typeName: "google.protobuf.FieldOptions.EditionDefault" }, e))) !== null && _c !== void 0 ? _c : [], uninterpretedOption: [] }));
+}
+function bootEnumDescriptorProto(init) {
+  const proto = /* @__PURE__ */ Object.create({
+    visibility: 0
+  });
+  return Object.assign(proto, {
+    $typeName: "google.protobuf.EnumDescriptorProto",
+    name: init.name,
+    reservedName: [],
+    reservedRange: [],
+    value: init.value.map((e) => Object.assign({ $typeName: "google.protobuf.EnumValueDescriptorProto" }, e))
+  });
+}
+var init_boot = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/boot.js"() {
+    init_restore_json_names();
+    init_registry();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
+function messageDesc(file, path16, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path16]);
+}
+var init_message2 = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/enum.js
+var init_enum = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/enum.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
+var file_google_protobuf_descriptor, FileDescriptorProtoSchema, ExtensionRangeOptions_VerificationState, FieldDescriptorProto_Type, FieldDescriptorProto_Label, FileOptions_OptimizeMode, FieldOptions_CType, FieldOptions_JSType, FieldOptions_OptionRetention, FieldOptions_OptionTargetType, MethodOptions_IdempotencyLevel, FeatureSet_VisibilityFeature_DefaultSymbolVisibility, FeatureSet_ProtoLimitsFeature_EnforceProtoLimits, FeatureSet_FieldPresence, FeatureSet_EnumType, FeatureSet_RepeatedFieldEncoding, FeatureSet_Utf8Validation, FeatureSet_MessageEncoding, FeatureSet_JsonFormat, FeatureSet_EnforceNamingStyle, GeneratedCodeInfo_Annotation_Semantic, Edition, SymbolVisibility;
+var init_descriptor_pb = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js"() {
+    init_boot();
+    init_message2();
+    file_google_protobuf_descriptor = /* @__PURE__ */ boot({ "name": "google/protobuf/descriptor.proto", "package": "google.protobuf", "messageType": [{ "name": "FileDescriptorSet", "field": [{ "name": "file", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.FileDescriptorProto" }], "extensionRange": [{ "start": 536e6, "end": 536000001 }] }, { "name": "FileDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "package", "number": 2, "type": 9, "label": 1 }, { "name": "dependency", "number": 3, "type": 9, "label": 3 }, { "name": "public_dependency", "number": 10, "type": 5, "label": 3 }, { "name": "weak_dependency", "number": 11, "type": 5, "label": 3 }, { "name": "option_dependency", "number": 15, "type": 9, "label": 3 }, { "name": "message_type", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto" }, { "name": "enum_type", "number": 5, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto" }, { "name": "service", "number": 6, "type": 11, "label": 3, "typeName": ".google.protobuf.ServiceDescriptorProto" }, { "name": "extension", "number": 7, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "options", "number": 8, "type": 11, "label": 1, "typeName": ".google.protobuf.FileOptions" }, { "name": "source_code_info", "number": 9, "type": 11, "label": 1, "typeName": ".google.protobuf.SourceCodeInfo" }, { "name": "syntax", "number": 12, "type": 9, "label": 1 }, { "name": "edition", "number": 14, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }] }, { "name": "DescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "field", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "extension", "number": 6, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldDescriptorProto" }, { "name": "nested_type", "number": 3, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto" }, { "name": "enum_type", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto" }, { "name": "extension_range", "number": 5, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto.ExtensionRange" }, { "name": "oneof_decl", "number": 8, "type": 11, "label": 3, "typeName": ".google.protobuf.OneofDescriptorProto" }, { "name": "options", "number": 7, "type": 11, "label": 1, "typeName": ".google.protobuf.MessageOptions" }, { "name": "reserved_range", "number": 9, "type": 11, "label": 3, "typeName": ".google.protobuf.DescriptorProto.ReservedRange" }, { "name": "reserved_name", "number": 10, "type": 9, "label": 3 }, { "name": "visibility", "number": 11, "type": 14, "label": 1, "typeName": ".google.protobuf.SymbolVisibility" }], "nestedType": [{ "name": "ExtensionRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.ExtensionRangeOptions" }] }, { "name": "ReservedRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }] }] }, { "name": "ExtensionRangeOptions", "field": [{ "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }, { "name": "declaration", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.ExtensionRangeOptions.Declaration", "options": { "retention": 2 } }, { "name": "features", "number": 50, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "verification", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.ExtensionRangeOptions.VerificationState", "defaultValue": "UNVERIFIED", "options": { "retention": 2 } }], "nestedType": [{ "name": "Declaration", "field": [{ "name": "number", "number": 1, "type": 5, "label": 1 }, { "name": "full_name", "number": 2, "type": 9, "label": 1 }, { "name": "type", "number": 3, "type": 9, "label": 1 }, { "name": "reserved", "number": 5, "type": 8, "label": 1 }, { "name": "repeated", "number": 6, "type": 8, "label": 1 }] }], "enumType": [{ "name": "VerificationState", "value": [{ "name": "DECLARATION", "number": 0 }, { "name": "UNVERIFIED", "number": 1 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "FieldDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "number", "number": 3, "type": 5, "label": 1 }, { "name": "label", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldDescriptorProto.Label" }, { "name": "type", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldDescriptorProto.Type" }, { "name": "type_name", "number": 6, "type": 9, "label": 1 }, { "name": "extendee", "number": 2, "type": 9, "label": 1 }, { "name": "default_value", "number": 7, "type": 9, "label": 1 }, { "name": "oneof_index", "number": 9, "type": 5, "label": 1 }, { "name": "json_name", "number": 10, "type": 9, "label": 1 }, { "name": "options", "number": 8, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions" }, { "name": "proto3_optional", "number": 17, "type": 8, "label": 1 }], "enumType": [{ "name": "Type", "value": [{ "name": "TYPE_DOUBLE", "number": 1 }, { "name": "TYPE_FLOAT", "number": 2 }, { "name": "TYPE_INT64", "number": 3 }, { "name": "TYPE_UINT64", "number": 4 }, { "name": "TYPE_INT32", "number": 5 }, { "name": "TYPE_FIXED64", "number": 6 }, { "name": "TYPE_FIXED32", "number": 7 }, { "name": "TYPE_BOOL", "number": 8 }, { "name": "TYPE_STRING", "number": 9 }, { "name": "TYPE_GROUP", "number": 10 }, { "name": "TYPE_MESSAGE", "number": 11 }, { "name": "TYPE_BYTES", "number": 12 }, { "name": "TYPE_UINT32", "number": 13 }, { "name": "TYPE_ENUM", "number": 14 }, { "name": "TYPE_SFIXED32", "number": 15 }, { "name": "TYPE_SFIXED64", "number": 16 }, { "name": "TYPE_SINT32", "number": 17 }, { "name": "TYPE_SINT64", "number": 18 }] }, { "name": "Label", "value": [{ "name": "LABEL_OPTIONAL", "number": 1 }, { "name": "LABEL_REPEATED", "number": 3 }, { "name": "LABEL_REQUIRED", "number": 2 }] }] }, { "name": "OneofDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "options", "number": 2, "type": 11, "label": 1, "typeName": ".google.protobuf.OneofOptions" }] }, { "name": "EnumDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "value", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumValueDescriptorProto" }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.EnumOptions" }, { "name": "reserved_range", "number": 4, "type": 11, "label": 3, "typeName": ".google.protobuf.EnumDescriptorProto.EnumReservedRange" }, { "name": "reserved_name", "number": 5, "type": 9, "label": 3 }, { "name": "visibility", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.SymbolVisibility" }], "nestedType": [{ "name": "EnumReservedRange", "field": [{ "name": "start", "number": 1, "type": 5, "label": 1 }, { "name": "end", "number": 2, "type": 5, "label": 1 }] }] }, { "name": "EnumValueDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "number", "number": 2, "type": 5, "label": 1 }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.EnumValueOptions" }] }, { "name": "ServiceDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "method", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.MethodDescriptorProto" }, { "name": "options", "number": 3, "type": 11, "label": 1, "typeName": ".google.protobuf.ServiceOptions" }] }, { "name": "MethodDescriptorProto", "field": [{ "name": "name", "number": 1, "type": 9, "label": 1 }, { "name": "input_type", "number": 2, "type": 9, "label": 1 }, { "name": "output_type", "number": 3, "type": 9, "label": 1 }, { "name": "options", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.MethodOptions" }, { "name": "client_streaming", "number": 5, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "server_streaming", "number": 6, "type": 8, "label": 1, "defaultValue": "false" }] }, { "name": "FileOptions", "field": [{ "name": "java_package", "number": 1, "type": 9, "label": 1 }, { "name": "java_outer_classname", "number": 8, "type": 9, "label": 1 }, { "name": "java_multiple_files", "number": 10, "type": 8, "label": 1, "defaultValue": "false", "options": {} }, { "name": "java_generate_equals_and_hash", "number": 20, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "java_string_check_utf8", "number": 27, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "optimize_for", "number": 9, "type": 14, "label": 1, "typeName": ".google.protobuf.FileOptions.OptimizeMode", "defaultValue": "SPEED" }, { "name": "go_package", "number": 11, "type": 9, "label": 1 }, { "name": "cc_generic_services", "number": 16, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "java_generic_services", "number": 17, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "py_generic_services", "number": 18, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 23, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "cc_enable_arenas", "number": 31, "type": 8, "label": 1, "defaultValue": "true", "options": {} }, { "name": "objc_class_prefix", "number": 36, "type": 9, "label": 1 }, { "name": "csharp_namespace", "number": 37, "type": 9, "label": 1 }, { "name": "swift_prefix", "number": 39, "type": 9, "label": 1 }, { "name": "php_class_prefix", "number": 40, "type": 9, "label": 1 }, { "name": "php_namespace", "number": 41, "type": 9, "label": 1 }, { "name": "php_metadata_namespace", "number": 44, "type": 9, "label": 1 }, { "name": "ruby_package", "number": 45, "type": 9, "label": 1 }, { "name": "features", "number": 50, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "enumType": [{ "name": "OptimizeMode", "value": [{ "name": "SPEED", "number": 1 }, { "name": "CODE_SIZE", "number": 2 }, { "name": "LITE_RUNTIME", "number": 3 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "MessageOptions", "field": [{ "name": "message_set_wire_format", "number": 1, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "no_standard_descriptor_accessor", "number": 2, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "map_entry", "number": 7, "type": 8, "label": 1 }, { "name": "deprecated_legacy_json_field_conflicts", "number": 11, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "features", "number": 12, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "FieldOptions", "field": [{ "name": "ctype", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.CType", "defaultValue": "STRING" }, { "name": "packed", "number": 2, "type": 8, "label": 1 }, { "name": "jstype", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.JSType", "defaultValue": "JS_NORMAL" }, { "name": "lazy", "number": 5, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "unverified_lazy", "number": 15, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "weak", "number": 10, "type": 8, "label": 1, "defaultValue": "false", "options": { "deprecated": true } }, { "name": "debug_redact", "number": 16, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "retention", "number": 17, "type": 14, "label": 1, "typeName": ".google.protobuf.FieldOptions.OptionRetention" }, { "name": "targets", "number": 19, "type": 14, "label": 3, "typeName": ".google.protobuf.FieldOptions.OptionTargetType" }, { "name": "edition_defaults", "number": 20, "type": 11, "label": 3, "typeName": ".google.protobuf.FieldOptions.EditionDefault" }, { "name": "features", "number": 21, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "feature_support", "number": 22, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions.FeatureSupport" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "nestedType": [{ "name": "EditionDefault", "field": [{ "name": "edition", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "value", "number": 2, "type": 9, "label": 1 }] }, { "name": "FeatureSupport", "field": [{ "name": "edition_introduced", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "edition_deprecated", "number": 2, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "deprecation_warning", "number": 3, "type": 9, "label": 1 }, { "name": "edition_removed", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "removal_error", "number": 5, "type": 9, "label": 1 }] }], "enumType": [{ "name": "CType", "value": [{ "name": "STRING", "number": 0 }, { "name": "CORD", "number": 1 }, { "name": "STRING_PIECE", "number": 2 }] }, { "name": "JSType", "value": [{ "name": "JS_NORMAL", "number": 0 }, { "name": "JS_STRING", "number": 1 }, { "name": "JS_NUMBER", "number": 2 }] }, { "name": "OptionRetention", "value": [{ "name": "RETENTION_UNKNOWN", "number": 0 }, { "name": "RETENTION_RUNTIME", "number": 1 }, { "name": "RETENTION_SOURCE", "number": 2 }] }, { "name": "OptionTargetType", "value": [{ "name": "TARGET_TYPE_UNKNOWN", "number": 0 }, { "name": "TARGET_TYPE_FILE", "number": 1 }, { "name": "TARGET_TYPE_EXTENSION_RANGE", "number": 2 }, { "name": "TARGET_TYPE_MESSAGE", "number": 3 }, { "name": "TARGET_TYPE_FIELD", "number": 4 }, { "name": "TARGET_TYPE_ONEOF", "number": 5 }, { "name": "TARGET_TYPE_ENUM", "number": 6 }, { "name": "TARGET_TYPE_ENUM_ENTRY", "number": 7 }, { "name": "TARGET_TYPE_SERVICE", "number": 8 }, { "name": "TARGET_TYPE_METHOD", "number": 9 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "OneofOptions", "field": [{ "name": "features", "number": 1, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "EnumOptions", "field": [{ "name": "allow_alias", "number": 2, "type": 8, "label": 1 }, { "name": "deprecated", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "deprecated_legacy_json_field_conflicts", "number": 6, "type": 8, "label": 1, "options": { "deprecated": true } }, { "name": "features", "number": 7, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "EnumValueOptions", "field": [{ "name": "deprecated", "number": 1, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "features", "number": 2, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "debug_redact", "number": 3, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "feature_support", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.FieldOptions.FeatureSupport" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "ServiceOptions", "field": [{ "name": "features", "number": 34, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "deprecated", "number": 33, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "MethodOptions", "field": [{ "name": "deprecated", "number": 33, "type": 8, "label": 1, "defaultValue": "false" }, { "name": "idempotency_level", "number": 34, "type": 14, "label": 1, "typeName": ".google.protobuf.MethodOptions.IdempotencyLevel", "defaultValue": "IDEMPOTENCY_UNKNOWN" }, { "name": "features", "number": 35, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "uninterpreted_option", "number": 999, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption" }], "enumType": [{ "name": "IdempotencyLevel", "value": [{ "name": "IDEMPOTENCY_UNKNOWN", "number": 0 }, { "name": "NO_SIDE_EFFECTS", "number": 1 }, { "name": "IDEMPOTENT", "number": 2 }] }], "extensionRange": [{ "start": 990, "end": 999 }, { "start": 1e3, "end": 536870912 }] }, { "name": "UninterpretedOption", "field": [{ "name": "name", "number": 2, "type": 11, "label": 3, "typeName": ".google.protobuf.UninterpretedOption.NamePart" }, { "name": "identifier_value", "number": 3, "type": 9, "label": 1 }, { "name": "positive_int_value", "number": 4, "type": 4, "label": 1 }, { "name": "negative_int_value", "number": 5, "type": 3, "label": 1 }, { "name": "double_value", "number": 6, "type": 1, "label": 1 }, { "name": "string_value", "number": 7, "type": 12, "label": 1 }, { "name": "aggregate_value", "number": 8, "type": 9, "label": 1 }], "nestedType": [{ "name": "NamePart", "field": [{ "name": "name_part", "number": 1, "type": 9, "label": 2 }, { "name": "is_extension", "number": 2, "type": 8, "label": 2 }] }] }, { "name": "FeatureSet", "field": [{ "name": "field_presence", "number": 1, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.FieldPresence", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "EXPLICIT", "edition": 900 }, { "value": "IMPLICIT", "edition": 999 }, { "value": "EXPLICIT", "edition": 1e3 }] } }, { "name": "enum_type", "number": 2, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.EnumType", "options": { "retention": 1, "targets": [6, 1], "editionDefaults": [{ "value": "CLOSED", "edition": 900 }, { "value": "OPEN", "edition": 999 }] } }, { "name": "repeated_field_encoding", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.RepeatedFieldEncoding", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "EXPANDED", "edition": 900 }, { "value": "PACKED", "edition": 999 }] } }, { "name": "utf8_validation", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.Utf8Validation", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "NONE", "edition": 900 }, { "value": "VERIFY", "edition": 999 }] } }, { "name": "message_encoding", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.MessageEncoding", "options": { "retention": 1, "targets": [4, 1], "editionDefaults": [{ "value": "LENGTH_PREFIXED", "edition": 900 }] } }, { "name": "json_format", "number": 6, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.JsonFormat", "options": { "retention": 1, "targets": [3, 6, 1], "editionDefaults": [{ "value": "LEGACY_BEST_EFFORT", "edition": 900 }, { "value": "ALLOW", "edition": 999 }] } }, { "name": "enforce_naming_style", "number": 7, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.EnforceNamingStyle", "options": { "retention": 2, "targets": [1, 2, 3, 4, 5, 6, 7, 8, 9], "editionDefaults": [{ "value": "STYLE_LEGACY", "edition": 900 }, { "value": "STYLE2024", "edition": 1001 }, { "value": "STYLE2026", "edition": 1002 }] } }, { "name": "default_symbol_visibility", "number": 8, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.VisibilityFeature.DefaultSymbolVisibility", "options": { "retention": 2, "targets": [1], "editionDefaults": [{ "value": "EXPORT_ALL", "edition": 900 }, { "value": "EXPORT_TOP_LEVEL", "edition": 1001 }, { "value": "STRICT", "edition": 1002 }] } }, { "name": "enforce_proto_limits", "number": 9, "type": 14, "label": 1, "typeName": ".google.protobuf.FeatureSet.ProtoLimitsFeature.EnforceProtoLimits", "options": { "retention": 2, "targets": [6, 3, 4, 5], "editionDefaults": [{ "value": "LEGACY_NO_EXPLICIT_LIMITS", "edition": 900 }, { "value": "PROTO_LIMITS2026", "edition": 1002 }] } }], "nestedType": [{ "name": "VisibilityFeature", "enumType": [{ "name": "DefaultSymbolVisibility", "value": [{ "name": "DEFAULT_SYMBOL_VISIBILITY_UNKNOWN", "number": 0 }, { "name": "EXPORT_ALL", "number": 1 }, { "name": "EXPORT_TOP_LEVEL", "number": 2 }, { "name": "LOCAL_ALL", "number": 3 }, { "name": "STRICT", "number": 4 }] }] }, { "name": "ProtoLimitsFeature", "enumType": [{ "name": "EnforceProtoLimits", "value": [{ "name": "PROTO_LIMITS_UNKNOWN", "number": 0 }, { "name": "LEGACY_NO_EXPLICIT_LIMITS", "number": 1 }, { "name": "PROTO_LIMITS2026", "number": 2 }] }] }], "enumType": [{ "name": "FieldPresence", "value": [{ "name": "FIELD_PRESENCE_UNKNOWN", "number": 0 }, { "name": "EXPLICIT", "number": 1 }, { "name": "IMPLICIT", "number": 2 }, { "name": "LEGACY_REQUIRED", "number": 3 }] }, { "name": "EnumType", "value": [{ "name": "ENUM_TYPE_UNKNOWN", "number": 0 }, { "name": "OPEN", "number": 1 }, { "name": "CLOSED", "number": 2 }] }, { "name": "RepeatedFieldEncoding", "value": [{ "name": "REPEATED_FIELD_ENCODING_UNKNOWN", "number": 0 }, { "name": "PACKED", "number": 1 }, { "name": "EXPANDED", "number": 2 }] }, { "name": "Utf8Validation", "value": [{ "name": "UTF8_VALIDATION_UNKNOWN", "number": 0 }, { "name": "VERIFY", "number": 2 }, { "name": "NONE", "number": 3 }] }, { "name": "MessageEncoding", "value": [{ "name": "MESSAGE_ENCODING_UNKNOWN", "number": 0 }, { "name": "LENGTH_PREFIXED", "number": 1 }, { "name": "DELIMITED", "number": 2 }] }, { "name": "JsonFormat", "value": [{ "name": "JSON_FORMAT_UNKNOWN", "number": 0 }, { "name": "ALLOW", "number": 1 }, { "name": "LEGACY_BEST_EFFORT", "number": 2 }] }, { "name": "EnforceNamingStyle", "value": [{ "name": "ENFORCE_NAMING_STYLE_UNKNOWN", "number": 0 }, { "name": "STYLE2024", "number": 1 }, { "name": "STYLE_LEGACY", "number": 2 }, { "name": "STYLE2026", "number": 3 }] }], "extensionRange": [{ "start": 1e3, "end": 9995 }, { "start": 9995, "end": 1e4 }, { "start": 1e4, "end": 10001 }] }, { "name": "FeatureSetDefaults", "field": [{ "name": "defaults", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.FeatureSetDefaults.FeatureSetEditionDefault" }, { "name": "minimum_edition", "number": 4, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "maximum_edition", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }], "nestedType": [{ "name": "FeatureSetEditionDefault", "field": [{ "name": "edition", "number": 3, "type": 14, "label": 1, "typeName": ".google.protobuf.Edition" }, { "name": "overridable_features", "number": 4, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }, { "name": "fixed_features", "number": 5, "type": 11, "label": 1, "typeName": ".google.protobuf.FeatureSet" }] }] }, { "name": "SourceCodeInfo", "field": [{ "name": "location", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.SourceCodeInfo.Location" }], "nestedType": [{ "name": "Location", "field": [{ "name": "path", "number": 1, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "span", "number": 2, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "leading_comments", "number": 3, "type": 9, "label": 1 }, { "name": "trailing_comments", "number": 4, "type": 9, "label": 1 }, { "name": "leading_detached_comments", "number": 6, "type": 9, "label": 3 }] }], "extensionRange": [{ "start": 536e6, "end": 536000001 }] }, { "name": "GeneratedCodeInfo", "field": [{ "name": "annotation", "number": 1, "type": 11, "label": 3, "typeName": ".google.protobuf.GeneratedCodeInfo.Annotation" }], "nestedType": [{ "name": "Annotation", "field": [{ "name": "path", "number": 1, "type": 5, "label": 3, "options": { "packed": true } }, { "name": "source_file", "number": 2, "type": 9, "label": 1 }, { "name": "begin", "number": 3, "type": 5, "label": 1 }, { "name": "end", "number": 4, "type": 5, "label": 1 }, { "name": "semantic", "number": 5, "type": 14, "label": 1, "typeName": ".google.protobuf.GeneratedCodeInfo.Annotation.Semantic" }], "enumType": [{ "name": "Semantic", "value": [{ "name": "NONE", "number": 0 }, { "name": "SET", "number": 1 }, { "name": "ALIAS", "number": 2 }] }] }] }], "enumType": [{ "name": "Edition", "value": [{ "name": "EDITION_UNKNOWN", "number": 0 }, { "name": "EDITION_LEGACY", "number": 900 }, { "name": "EDITION_PROTO2", "number": 998 }, { "name": "EDITION_PROTO3", "number": 999 }, { "name": "EDITION_2023", "number": 1e3 }, { "name": "EDITION_2024", "number": 1001 }, { "name": "EDITION_2026", "number": 1002 }, { "name": "EDITION_UNSTABLE", "number": 9999 }, { "name": "EDITION_1_TEST_ONLY", "number": 1 }, { "name": "EDITION_2_TEST_ONLY", "number": 2 }, { "name": "EDITION_99997_TEST_ONLY", "number": 99997 }, { "name": "EDITION_99998_TEST_ONLY", "number": 99998 }, { "name": "EDITION_99999_TEST_ONLY", "number": 99999 }, { "name": "EDITION_MAX", "number": 2147483647 }] }, { "name": "SymbolVisibility", "value": [{ "name": "VISIBILITY_UNSET", "number": 0 }, { "name": "VISIBILITY_LOCAL", "number": 1 }, { "name": "VISIBILITY_EXPORT", "number": 2 }] }] });
+    FileDescriptorProtoSchema = /* @__PURE__ */ messageDesc(file_google_protobuf_descriptor, 1);
+    (function(ExtensionRangeOptions_VerificationState2) {
+      ExtensionRangeOptions_VerificationState2[ExtensionRangeOptions_VerificationState2["DECLARATION"] = 0] = "DECLARATION";
+      ExtensionRangeOptions_VerificationState2[ExtensionRangeOptions_VerificationState2["UNVERIFIED"] = 1] = "UNVERIFIED";
+    })(ExtensionRangeOptions_VerificationState || (ExtensionRangeOptions_VerificationState = {}));
+    (function(FieldDescriptorProto_Type2) {
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["DOUBLE"] = 1] = "DOUBLE";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FLOAT"] = 2] = "FLOAT";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["INT64"] = 3] = "INT64";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["UINT64"] = 4] = "UINT64";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["INT32"] = 5] = "INT32";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FIXED64"] = 6] = "FIXED64";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["FIXED32"] = 7] = "FIXED32";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["BOOL"] = 8] = "BOOL";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["STRING"] = 9] = "STRING";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["GROUP"] = 10] = "GROUP";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["MESSAGE"] = 11] = "MESSAGE";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["BYTES"] = 12] = "BYTES";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["UINT32"] = 13] = "UINT32";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["ENUM"] = 14] = "ENUM";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SFIXED32"] = 15] = "SFIXED32";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SFIXED64"] = 16] = "SFIXED64";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SINT32"] = 17] = "SINT32";
+      FieldDescriptorProto_Type2[FieldDescriptorProto_Type2["SINT64"] = 18] = "SINT64";
+    })(FieldDescriptorProto_Type || (FieldDescriptorProto_Type = {}));
+    (function(FieldDescriptorProto_Label2) {
+      FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["OPTIONAL"] = 1] = "OPTIONAL";
+      FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["REPEATED"] = 3] = "REPEATED";
+      FieldDescriptorProto_Label2[FieldDescriptorProto_Label2["REQUIRED"] = 2] = "REQUIRED";
+    })(FieldDescriptorProto_Label || (FieldDescriptorProto_Label = {}));
+    (function(FileOptions_OptimizeMode2) {
+      FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["SPEED"] = 1] = "SPEED";
+      FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["CODE_SIZE"] = 2] = "CODE_SIZE";
+      FileOptions_OptimizeMode2[FileOptions_OptimizeMode2["LITE_RUNTIME"] = 3] = "LITE_RUNTIME";
+    })(FileOptions_OptimizeMode || (FileOptions_OptimizeMode = {}));
+    (function(FieldOptions_CType2) {
+      FieldOptions_CType2[FieldOptions_CType2["STRING"] = 0] = "STRING";
+      FieldOptions_CType2[FieldOptions_CType2["CORD"] = 1] = "CORD";
+      FieldOptions_CType2[FieldOptions_CType2["STRING_PIECE"] = 2] = "STRING_PIECE";
+    })(FieldOptions_CType || (FieldOptions_CType = {}));
+    (function(FieldOptions_JSType2) {
+      FieldOptions_JSType2[FieldOptions_JSType2["JS_NORMAL"] = 0] = "JS_NORMAL";
+      FieldOptions_JSType2[FieldOptions_JSType2["JS_STRING"] = 1] = "JS_STRING";
+      FieldOptions_JSType2[FieldOptions_JSType2["JS_NUMBER"] = 2] = "JS_NUMBER";
+    })(FieldOptions_JSType || (FieldOptions_JSType = {}));
+    (function(FieldOptions_OptionRetention2) {
+      FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_UNKNOWN"] = 0] = "RETENTION_UNKNOWN";
+      FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_RUNTIME"] = 1] = "RETENTION_RUNTIME";
+      FieldOptions_OptionRetention2[FieldOptions_OptionRetention2["RETENTION_SOURCE"] = 2] = "RETENTION_SOURCE";
+    })(FieldOptions_OptionRetention || (FieldOptions_OptionRetention = {}));
+    (function(FieldOptions_OptionTargetType2) {
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_UNKNOWN"] = 0] = "TARGET_TYPE_UNKNOWN";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_FILE"] = 1] = "TARGET_TYPE_FILE";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_EXTENSION_RANGE"] = 2] = "TARGET_TYPE_EXTENSION_RANGE";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_MESSAGE"] = 3] = "TARGET_TYPE_MESSAGE";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_FIELD"] = 4] = "TARGET_TYPE_FIELD";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ONEOF"] = 5] = "TARGET_TYPE_ONEOF";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ENUM"] = 6] = "TARGET_TYPE_ENUM";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_ENUM_ENTRY"] = 7] = "TARGET_TYPE_ENUM_ENTRY";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_SERVICE"] = 8] = "TARGET_TYPE_SERVICE";
+      FieldOptions_OptionTargetType2[FieldOptions_OptionTargetType2["TARGET_TYPE_METHOD"] = 9] = "TARGET_TYPE_METHOD";
+    })(FieldOptions_OptionTargetType || (FieldOptions_OptionTargetType = {}));
+    (function(MethodOptions_IdempotencyLevel2) {
+      MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["IDEMPOTENCY_UNKNOWN"] = 0] = "IDEMPOTENCY_UNKNOWN";
+      MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["NO_SIDE_EFFECTS"] = 1] = "NO_SIDE_EFFECTS";
+      MethodOptions_IdempotencyLevel2[MethodOptions_IdempotencyLevel2["IDEMPOTENT"] = 2] = "IDEMPOTENT";
+    })(MethodOptions_IdempotencyLevel || (MethodOptions_IdempotencyLevel = {}));
+    (function(FeatureSet_VisibilityFeature_DefaultSymbolVisibility2) {
+      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["DEFAULT_SYMBOL_VISIBILITY_UNKNOWN"] = 0] = "DEFAULT_SYMBOL_VISIBILITY_UNKNOWN";
+      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["EXPORT_ALL"] = 1] = "EXPORT_ALL";
+      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["EXPORT_TOP_LEVEL"] = 2] = "EXPORT_TOP_LEVEL";
+      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["LOCAL_ALL"] = 3] = "LOCAL_ALL";
+      FeatureSet_VisibilityFeature_DefaultSymbolVisibility2[FeatureSet_VisibilityFeature_DefaultSymbolVisibility2["STRICT"] = 4] = "STRICT";
+    })(FeatureSet_VisibilityFeature_DefaultSymbolVisibility || (FeatureSet_VisibilityFeature_DefaultSymbolVisibility = {}));
+    (function(FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2) {
+      FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["PROTO_LIMITS_UNKNOWN"] = 0] = "PROTO_LIMITS_UNKNOWN";
+      FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["LEGACY_NO_EXPLICIT_LIMITS"] = 1] = "LEGACY_NO_EXPLICIT_LIMITS";
+      FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2[FeatureSet_ProtoLimitsFeature_EnforceProtoLimits2["PROTO_LIMITS2026"] = 2] = "PROTO_LIMITS2026";
+    })(FeatureSet_ProtoLimitsFeature_EnforceProtoLimits || (FeatureSet_ProtoLimitsFeature_EnforceProtoLimits = {}));
+    (function(FeatureSet_FieldPresence2) {
+      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["FIELD_PRESENCE_UNKNOWN"] = 0] = "FIELD_PRESENCE_UNKNOWN";
+      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["EXPLICIT"] = 1] = "EXPLICIT";
+      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["IMPLICIT"] = 2] = "IMPLICIT";
+      FeatureSet_FieldPresence2[FeatureSet_FieldPresence2["LEGACY_REQUIRED"] = 3] = "LEGACY_REQUIRED";
+    })(FeatureSet_FieldPresence || (FeatureSet_FieldPresence = {}));
+    (function(FeatureSet_EnumType2) {
+      FeatureSet_EnumType2[FeatureSet_EnumType2["ENUM_TYPE_UNKNOWN"] = 0] = "ENUM_TYPE_UNKNOWN";
+      FeatureSet_EnumType2[FeatureSet_EnumType2["OPEN"] = 1] = "OPEN";
+      FeatureSet_EnumType2[FeatureSet_EnumType2["CLOSED"] = 2] = "CLOSED";
+    })(FeatureSet_EnumType || (FeatureSet_EnumType = {}));
+    (function(FeatureSet_RepeatedFieldEncoding2) {
+      FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["REPEATED_FIELD_ENCODING_UNKNOWN"] = 0] = "REPEATED_FIELD_ENCODING_UNKNOWN";
+      FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["PACKED"] = 1] = "PACKED";
+      FeatureSet_RepeatedFieldEncoding2[FeatureSet_RepeatedFieldEncoding2["EXPANDED"] = 2] = "EXPANDED";
+    })(FeatureSet_RepeatedFieldEncoding || (FeatureSet_RepeatedFieldEncoding = {}));
+    (function(FeatureSet_Utf8Validation2) {
+      FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["UTF8_VALIDATION_UNKNOWN"] = 0] = "UTF8_VALIDATION_UNKNOWN";
+      FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["VERIFY"] = 2] = "VERIFY";
+      FeatureSet_Utf8Validation2[FeatureSet_Utf8Validation2["NONE"] = 3] = "NONE";
+    })(FeatureSet_Utf8Validation || (FeatureSet_Utf8Validation = {}));
+    (function(FeatureSet_MessageEncoding2) {
+      FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["MESSAGE_ENCODING_UNKNOWN"] = 0] = "MESSAGE_ENCODING_UNKNOWN";
+      FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["LENGTH_PREFIXED"] = 1] = "LENGTH_PREFIXED";
+      FeatureSet_MessageEncoding2[FeatureSet_MessageEncoding2["DELIMITED"] = 2] = "DELIMITED";
+    })(FeatureSet_MessageEncoding || (FeatureSet_MessageEncoding = {}));
+    (function(FeatureSet_JsonFormat2) {
+      FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["JSON_FORMAT_UNKNOWN"] = 0] = "JSON_FORMAT_UNKNOWN";
+      FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["ALLOW"] = 1] = "ALLOW";
+      FeatureSet_JsonFormat2[FeatureSet_JsonFormat2["LEGACY_BEST_EFFORT"] = 2] = "LEGACY_BEST_EFFORT";
+    })(FeatureSet_JsonFormat || (FeatureSet_JsonFormat = {}));
+    (function(FeatureSet_EnforceNamingStyle2) {
+      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["ENFORCE_NAMING_STYLE_UNKNOWN"] = 0] = "ENFORCE_NAMING_STYLE_UNKNOWN";
+      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE2024"] = 1] = "STYLE2024";
+      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE_LEGACY"] = 2] = "STYLE_LEGACY";
+      FeatureSet_EnforceNamingStyle2[FeatureSet_EnforceNamingStyle2["STYLE2026"] = 3] = "STYLE2026";
+    })(FeatureSet_EnforceNamingStyle || (FeatureSet_EnforceNamingStyle = {}));
+    (function(GeneratedCodeInfo_Annotation_Semantic2) {
+      GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["NONE"] = 0] = "NONE";
+      GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["SET"] = 1] = "SET";
+      GeneratedCodeInfo_Annotation_Semantic2[GeneratedCodeInfo_Annotation_Semantic2["ALIAS"] = 2] = "ALIAS";
+    })(GeneratedCodeInfo_Annotation_Semantic || (GeneratedCodeInfo_Annotation_Semantic = {}));
+    (function(Edition2) {
+      Edition2[Edition2["EDITION_UNKNOWN"] = 0] = "EDITION_UNKNOWN";
+      Edition2[Edition2["EDITION_LEGACY"] = 900] = "EDITION_LEGACY";
+      Edition2[Edition2["EDITION_PROTO2"] = 998] = "EDITION_PROTO2";
+      Edition2[Edition2["EDITION_PROTO3"] = 999] = "EDITION_PROTO3";
+      Edition2[Edition2["EDITION_2023"] = 1e3] = "EDITION_2023";
+      Edition2[Edition2["EDITION_2024"] = 1001] = "EDITION_2024";
+      Edition2[Edition2["EDITION_2026"] = 1002] = "EDITION_2026";
+      Edition2[Edition2["EDITION_UNSTABLE"] = 9999] = "EDITION_UNSTABLE";
+      Edition2[Edition2["EDITION_1_TEST_ONLY"] = 1] = "EDITION_1_TEST_ONLY";
+      Edition2[Edition2["EDITION_2_TEST_ONLY"] = 2] = "EDITION_2_TEST_ONLY";
+      Edition2[Edition2["EDITION_99997_TEST_ONLY"] = 99997] = "EDITION_99997_TEST_ONLY";
+      Edition2[Edition2["EDITION_99998_TEST_ONLY"] = 99998] = "EDITION_99998_TEST_ONLY";
+      Edition2[Edition2["EDITION_99999_TEST_ONLY"] = 99999] = "EDITION_99999_TEST_ONLY";
+      Edition2[Edition2["EDITION_MAX"] = 2147483647] = "EDITION_MAX";
+    })(Edition || (Edition = {}));
+    (function(SymbolVisibility2) {
+      SymbolVisibility2[SymbolVisibility2["VISIBILITY_UNSET"] = 0] = "VISIBILITY_UNSET";
+      SymbolVisibility2[SymbolVisibility2["VISIBILITY_LOCAL"] = 1] = "VISIBILITY_LOCAL";
+      SymbolVisibility2[SymbolVisibility2["VISIBILITY_EXPORT"] = 2] = "VISIBILITY_EXPORT";
+    })(SymbolVisibility || (SymbolVisibility = {}));
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/from-binary.js
+function makeReadContext(options) {
+  return Object.assign(Object.assign({ readUnknownFields: true, recursionLimit: 100 }, options), { depth: 0 });
+}
+function fromBinary(schema, bytes2, options) {
+  const message = create(schema);
+  compiledReader(schema).read(message, new BinaryReader(bytes2), makeReadContext(options), bytes2.byteLength);
+  return message;
+}
+function compiledReader(desc) {
+  let compiled2 = compiledReaders.get(desc);
+  if (compiled2 === void 0) {
+    compiled2 = compileMessage(desc);
+  }
+  return compiled2;
+}
+function compileMessage(desc) {
+  const descString = String(desc);
+  const fieldReaders = /* @__PURE__ */ new Map();
+  const compiled2 = {
+    read: compileMessageReader(descString, fieldReaders),
+    readGroup: compileGroupReader(descString, fieldReaders)
+  };
+  compiledReaders.set(desc, compiled2);
+  for (const field of desc.fields) {
+    fieldReaders.set(field.number, compileFieldReader(field));
+  }
+  return compiled2;
+}
+function compileMessageReader(descString, fieldReaders) {
+  return (message, reader, ctx, length) => {
+    var _a2;
+    if (++ctx.depth > ctx.recursionLimit) {
+      throw new Error(`cannot decode ${descString} from binary: maximum recursion depth of ${ctx.recursionLimit} reached`);
+    }
+    const end = reader.pos + length;
+    const unknownFields = (_a2 = message.$unknown) !== null && _a2 !== void 0 ? _a2 : [];
+    while (reader.pos < end) {
+      const [fieldNo, wireType] = reader.tag();
+      const fieldReader = fieldReaders.get(fieldNo);
+      if (fieldReader === void 0) {
+        const data = reader.skip(wireType, fieldNo, ctx.recursionLimit - ctx.depth);
+        if (ctx.readUnknownFields) {
+          unknownFields.push({ no: fieldNo, wireType, data });
+        }
+        continue;
+      }
+      fieldReader(message, reader, ctx, wireType);
+    }
+    if (unknownFields.length > 0) {
+      message.$unknown = unknownFields;
+    }
+    ctx.depth--;
+  };
+}
+function compileGroupReader(descString, fieldReaders) {
+  return (message, reader, ctx, fieldNo) => {
+    var _a2;
+    if (++ctx.depth > ctx.recursionLimit) {
+      throw new Error(`cannot decode ${descString} from binary: maximum recursion depth of ${ctx.recursionLimit} reached`);
+    }
+    let recordFieldNo;
+    let wireType;
+    const unknownFields = (_a2 = message.$unknown) !== null && _a2 !== void 0 ? _a2 : [];
+    while (reader.pos < reader.len) {
+      [recordFieldNo, wireType] = reader.tag();
+      if (wireType == WireType.EndGroup) {
+        break;
+      }
+      const fieldReader = fieldReaders.get(recordFieldNo);
+      if (fieldReader === void 0) {
+        const data = reader.skip(wireType, recordFieldNo, ctx.recursionLimit - ctx.depth);
+        if (ctx.readUnknownFields) {
+          unknownFields.push({ no: recordFieldNo, wireType, data });
+        }
+        continue;
+      }
+      fieldReader(message, reader, ctx, wireType);
+    }
+    if (wireType != WireType.EndGroup || recordFieldNo !== fieldNo) {
+      throw new Error("invalid end group tag");
+    }
+    if (unknownFields.length > 0) {
+      message.$unknown = unknownFields;
+    }
+    ctx.depth--;
+  };
+}
+function compileFieldReader(field) {
+  switch (field.fieldKind) {
+    case "scalar":
+      return compileScalarFieldReader(field);
+    case "enum":
+      return compileEnumFieldReader(field);
+    case "message":
+      return compileMessageFieldReader(field);
+    case "list":
+      return compileListFieldReader(field);
+    case "map":
+      return compileMapFieldReader(field);
+  }
+}
+function compileScalarFieldReader(field) {
+  const readScalar = compileScalarReader(field.scalar, field.utf8Validation, field.longAsString);
+  const localName = field.localName;
+  if (field.oneof) {
+    const oneofLocalName = field.oneof.localName;
+    return (message, reader) => {
+      message[oneofLocalName] = {
+        case: localName,
+        value: readScalar(reader)
+      };
+    };
+  }
+  return (message, reader) => {
+    message[localName] = readScalar(reader);
+  };
+}
+function compileEnumFieldReader(field) {
+  var _a2;
+  const localName = field.localName;
+  const oneofLocalName = (_a2 = field.oneof) === null || _a2 === void 0 ? void 0 : _a2.localName;
+  if (field.enum.open) {
+    if (oneofLocalName !== void 0) {
+      return (message, reader) => {
+        message[oneofLocalName] = { case: localName, value: reader.int32() };
+      };
+    }
+    return (message, reader) => {
+      message[localName] = reader.int32();
+    };
+  }
+  const values = field.enum.values;
+  const fieldNo = field.number;
+  return (message, reader, ctx, wireType) => {
+    var _a3;
+    const val = reader.int32();
+    if (values.some((v) => v.number === val)) {
+      if (oneofLocalName !== void 0) {
+        message[oneofLocalName] = { case: localName, value: val };
+      } else {
+        message[localName] = val;
+      }
+    } else if (ctx.readUnknownFields) {
+      const bytes2 = [];
+      varint32write(val, bytes2);
+      const unknownFields = (_a3 = message.$unknown) !== null && _a3 !== void 0 ? _a3 : [];
+      unknownFields.push({
+        no: fieldNo,
+        wireType,
+        data: new Uint8Array(bytes2)
+      });
+      message.$unknown = unknownFields;
+    }
+  };
+}
+function compileMessageFieldReader(field) {
+  const localName = field.localName;
+  const { toMessage, toLocal } = localMessageMapper(field);
+  const readChild = compileChildReader(field);
+  if (field.oneof) {
+    const oneofLocalName = field.oneof.localName;
+    return (message, reader, ctx) => {
+      const oneof = message[oneofLocalName];
+      const child = toMessage(oneof.case === localName ? oneof.value : void 0);
+      readChild(child, reader, ctx);
+      message[oneofLocalName] = { case: localName, value: toLocal(child) };
+    };
+  }
+  return (message, reader, ctx) => {
+    const child = toMessage(message[localName]);
+    readChild(child, reader, ctx);
+    message[localName] = toLocal(child);
+  };
+}
+function compileChildReader(field) {
+  const compiledChild = compiledReader(field.message);
+  if (field.delimitedEncoding) {
+    const fieldNo = field.number;
+    return (child, reader, ctx) => compiledChild.readGroup(child, reader, ctx, fieldNo);
+  }
+  return (child, reader, ctx) => compiledChild.read(child, reader, ctx, reader.uint32());
+}
+function compileListFieldReader(field) {
+  const localName = field.localName;
+  if (field.listKind == "message") {
+    const { toMessage, toLocal } = localMessageMapper(field);
+    const readChild = compileChildReader(field);
+    return (message, reader, ctx) => {
+      const child = toMessage(void 0);
+      readChild(child, reader, ctx);
+      message[localName].push(toLocal(child));
+    };
+  }
+  const scalarType = field.listKind == "enum" ? ScalarType.INT32 : field.scalar;
+  const longAsString = field.listKind == "scalar" ? field.longAsString : false;
+  const readScalar = compileScalarReader(scalarType, field.utf8Validation, longAsString);
+  const packedPossible = scalarType != ScalarType.STRING && scalarType != ScalarType.BYTES;
+  return (message, reader, ctx, wireType) => {
+    const items = message[localName];
+    if (wireType == WireType.LengthDelimited && packedPossible) {
+      const end = reader.uint32() + reader.pos;
+      while (reader.pos < end) {
+        items.push(readScalar(reader));
+      }
+    } else {
+      items.push(readScalar(reader));
+    }
+  };
+}
+function compileMapFieldReader(field) {
+  const localName = field.localName;
+  const readKey = compileScalarReader(field.mapKey, field.utf8Validation, false);
+  const keyZero = scalarZeroValue(field.mapKey, false);
+  let readValue;
+  let valueDefault;
+  switch (field.mapKind) {
+    case "scalar": {
+      const scalar = field.scalar;
+      const readScalar = compileScalarReader(scalar, field.utf8Validation, false);
+      readValue = (reader) => readScalar(reader);
+      if (scalar == ScalarType.BYTES) {
+        valueDefault = () => new Uint8Array(0);
+      } else {
+        const zero = scalarZeroValue(scalar, false);
+        valueDefault = () => zero;
+      }
+      break;
+    }
+    case "enum": {
+      const zero = field.enum.values[0].number;
+      readValue = (reader) => reader.int32();
+      valueDefault = () => zero;
+      break;
+    }
+    case "message": {
+      const { toMessage, toLocal } = localMessageMapper(field);
+      const readChild = compiledReader(field.message).read;
+      readValue = (reader, ctx, existing) => {
+        const child = toMessage(existing);
+        readChild(child, reader, ctx, reader.uint32());
+        return toLocal(child);
+      };
+      valueDefault = () => toLocal(toMessage(void 0));
+      break;
+    }
+  }
+  return (message, reader, ctx) => {
+    const record = message[localName];
+    let key;
+    let val;
+    const len = reader.uint32();
+    const end = reader.pos + len;
+    while (reader.pos < end) {
+      const [fieldNo, wireType] = reader.tag();
+      switch (fieldNo) {
+        case 1:
+          key = readKey(reader);
+          break;
+        case 2:
+          val = readValue(reader, ctx, val);
+          break;
+        default:
+          reader.skip(wireType, fieldNo, ctx.recursionLimit - ctx.depth);
+      }
+    }
+    if (key === void 0) {
+      key = keyZero;
+    }
+    if (val === void 0) {
+      val = valueDefault();
+    }
+    setOwn(record, key, val);
+  };
+}
+function compileScalarReader(type, utf8Validation, longAsString) {
+  switch (type) {
+    case ScalarType.STRING:
+      return (reader) => reader.string(utf8Validation);
+    case ScalarType.BOOL:
+      return (reader) => reader.bool();
+    case ScalarType.DOUBLE:
+      return (reader) => reader.double();
+    case ScalarType.FLOAT:
+      return (reader) => reader.float();
+    case ScalarType.INT32:
+      return (reader) => reader.int32();
+    case ScalarType.INT64:
+      if (longAsString) {
+        return (reader) => String(reader.int64());
+      }
+      return (reader) => reader.int64();
+    case ScalarType.UINT64:
+      if (longAsString) {
+        return (reader) => String(reader.uint64());
+      }
+      return (reader) => reader.uint64();
+    case ScalarType.FIXED64:
+      if (longAsString) {
+        return (reader) => String(reader.fixed64());
+      }
+      return (reader) => reader.fixed64();
+    case ScalarType.BYTES:
+      return (reader) => reader.bytes();
+    case ScalarType.FIXED32:
+      return (reader) => reader.fixed32();
+    case ScalarType.SFIXED32:
+      return (reader) => reader.sfixed32();
+    case ScalarType.SFIXED64:
+      if (longAsString) {
+        return (reader) => String(reader.sfixed64());
+      }
+      return (reader) => reader.sfixed64();
+    case ScalarType.SINT64:
+      if (longAsString) {
+        return (reader) => String(reader.sint64());
+      }
+      return (reader) => reader.sint64();
+    case ScalarType.UINT32:
+      return (reader) => reader.uint32();
+    case ScalarType.SINT32:
+      return (reader) => reader.sint32();
+  }
+}
+var compiledReaders;
+var init_from_binary = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/from-binary.js"() {
+    init_descriptors();
+    init_scalar();
+    init_unsafe();
+    init_message();
+    init_create();
+    init_binary_encoding();
+    init_varint();
+    compiledReaders = /* @__PURE__ */ new WeakMap();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js
+function fileDesc(b64, imports) {
+  var _a2;
+  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b64));
+  root.messageType.forEach(restoreJsonNames);
+  root.dependency = (_a2 = imports === null || imports === void 0 ? void 0 : imports.map((f) => f.proto.name)) !== null && _a2 !== void 0 ? _a2 : [];
+  const reg = createEmbeddedFileRegistry(root, (protoFileName) => imports === null || imports === void 0 ? void 0 : imports.find((f) => f.proto.name === protoFileName));
+  return reg.getFile(root.name);
+}
+var init_file = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js"() {
+    init_base64_encoding();
+    init_descriptor_pb();
+    init_registry();
+    init_restore_json_names();
+    init_from_binary();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/to-binary.js
+function makeWriteOptions(options) {
+  return options ? Object.assign(Object.assign({}, writeDefaults), options) : writeDefaults;
+}
+function toBinary(schema, message, options) {
+  const writer = new BinaryWriter();
+  compiledWriter(schema)(writer, makeWriteOptions(options), message);
+  return writer.finish();
+}
+function compiledWriter(desc) {
+  let compiled2 = compiledWriters.get(desc);
+  if (compiled2 === void 0) {
+    compiled2 = compileMessage2(desc);
+  }
+  return compiled2;
+}
+function compileMessage2(desc) {
+  const typeName = desc.typeName;
+  const sortedFields = desc.fields.concat().sort((a, b) => a.number - b.number);
+  const foreignField = sortedFields[0];
+  const fieldWriters = [];
+  const compiled2 = (writer, opts, message) => {
+    if (message.$typeName !== typeName && foreignField !== void 0) {
+      throw new FieldError(foreignField, `cannot use ${foreignField} with message ${message.$typeName}`, "ForeignFieldError");
+    }
+    for (let i2 = 0; i2 < fieldWriters.length; i2++) {
+      fieldWriters[i2](writer, opts, message);
+    }
+    const unknown = message.$unknown;
+    if (unknown !== void 0 && opts.writeUnknownFields) {
+      for (let i2 = 0; i2 < unknown.length; i2++) {
+        const { no, wireType, data } = unknown[i2];
+        writer.tag(no, wireType).raw(data);
+      }
+    }
+  };
+  compiledWriters.set(desc, compiled2);
+  for (const field of sortedFields) {
+    fieldWriters.push(compileField(field));
+  }
+  return compiled2;
+}
+function compileField(field) {
+  switch (field.fieldKind) {
+    case "message":
+    case "scalar":
+    case "enum":
+      return compileSingularField(field);
+    case "list":
+      return compileListField(field);
+    case "map":
+      return compileMapField(field);
+  }
+}
+function compileSingularField(field) {
+  const writeValue = compileSingularValue(field);
+  const localName = field.localName;
+  if (field.oneof) {
+    const oneofLocalName = field.oneof.localName;
+    return (writer, opts, message) => {
+      const oneof = message[oneofLocalName];
+      if (oneof.case === localName) {
+        writeValue(writer, opts, oneof.value);
+      }
+    };
+  }
+  if (field.presence != IMPLICIT4) {
+    const requiredError = field.presence == LEGACY_REQUIRED2 ? `cannot encode ${field} to binary: required field not set` : void 0;
+    return (writer, opts, message) => {
+      const value = message[localName];
+      if (value !== void 0 && Object.prototype.hasOwnProperty.call(message, localName)) {
+        writeValue(writer, opts, value);
+      } else if (requiredError !== void 0) {
+        throw new Error(requiredError);
+      }
+    };
+  }
+  if (field.fieldKind == "enum") {
+    const zero = field.enum.values[0].number;
+    return (writer, opts, message) => {
+      const value = message[localName];
+      if (value !== zero) {
+        writeValue(writer, opts, value);
+      }
+    };
+  }
+  switch (field.scalar) {
+    case ScalarType.BOOL:
+      return (writer, opts, message) => {
+        const value = message[localName];
+        if (value !== false) {
+          writeValue(writer, opts, value);
+        }
+      };
+    case ScalarType.STRING:
+      return (writer, opts, message) => {
+        const value = message[localName];
+        if (value !== "") {
+          writeValue(writer, opts, value);
+        }
+      };
+    case ScalarType.BYTES:
+      return (writer, opts, message) => {
+        const value = message[localName];
+        if (!(value instanceof Uint8Array) || value.byteLength > 0) {
+          writeValue(writer, opts, value);
+        }
+      };
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      return (writer, opts, message) => {
+        const value = message[localName];
+        if (!Object.is(value, 0)) {
+          writeValue(writer, opts, value);
+        }
+      };
+    default:
+      return (writer, opts, message) => {
+        const value = message[localName];
+        if (value != 0) {
+          writeValue(writer, opts, value);
+        }
+      };
+  }
+}
+function compileSingularValue(field) {
+  switch (field.fieldKind) {
+    case "message": {
+      const { toMessage } = localMessageMapper(field);
+      const writeChild = compileChildWriter(field);
+      return (writer, opts, value) => {
+        writeChild(writer, opts, toMessage(value));
+      };
+    }
+    case "scalar":
+    case "enum": {
+      const scalarType = field.fieldKind == "enum" ? ScalarType.INT32 : field.scalar;
+      const fieldNo = field.number;
+      const wireType = writeTypeOfScalar(scalarType);
+      const writeScalar = compileScalarValue(scalarType, field.parent.typeName, field.name);
+      return (writer, opts, value) => {
+        writer.tag(fieldNo, wireType);
+        writeScalar(writer, value);
+      };
+    }
+  }
+}
+function compileListField(field) {
+  const localName = field.localName;
+  const fieldNo = field.number;
+  switch (field.listKind) {
+    case "message": {
+      const { toMessage } = localMessageMapper(field);
+      const writeChild = compileChildWriter(field);
+      return (writer, opts, message) => {
+        const items = message[localName];
+        for (let i2 = 0; i2 < items.length; i2++) {
+          writeChild(writer, opts, toMessage(items[i2]));
+        }
+      };
+    }
+    case "scalar":
+    case "enum": {
+      const scalarType = field.listKind == "enum" ? ScalarType.INT32 : field.scalar;
+      const writeScalar = compileScalarValue(scalarType, field.parent.typeName, field.name);
+      if (field.packed) {
+        return (writer, opts, message) => {
+          const items = message[localName];
+          if (items.length == 0) {
+            return;
+          }
+          writer.tag(fieldNo, WireType.LengthDelimited).fork();
+          for (let i2 = 0; i2 < items.length; i2++) {
+            writeScalar(writer, items[i2]);
+          }
+          writer.join();
+        };
+      }
+      const wireType = writeTypeOfScalar(scalarType);
+      return (writer, opts, message) => {
+        const items = message[localName];
+        for (let i2 = 0; i2 < items.length; i2++) {
+          writer.tag(fieldNo, wireType);
+          writeScalar(writer, items[i2]);
+        }
+      };
+    }
+  }
+}
+function compileMapField(field) {
+  const localName = field.localName;
+  const fieldNo = field.number;
+  const writeKey = compileMapKey(field);
+  if (field.mapKind == "message") {
+    const { toMessage } = localMessageMapper(field);
+    const writeMessage = compiledWriter(field.message);
+    return (writer, opts, message) => {
+      const record = message[localName];
+      const keys = Object.keys(record);
+      for (let i2 = 0; i2 < keys.length; i2++) {
+        const key = keys[i2];
+        writer.tag(fieldNo, WireType.LengthDelimited).fork();
+        writeKey(writer, key);
+        writer.tag(2, WireType.LengthDelimited).fork();
+        writeMessage(writer, opts, toMessage(record[key]));
+        writer.join();
+        writer.join();
+      }
+    };
+  }
+  const scalarType = field.mapKind == "enum" ? ScalarType.INT32 : field.scalar;
+  const valueWireType = writeTypeOfScalar(scalarType);
+  const writeScalar = compileScalarValue(scalarType, field.parent.typeName, field.name);
+  return (writer, opts, message) => {
+    const record = message[localName];
+    const keys = Object.keys(record);
+    for (let i2 = 0; i2 < keys.length; i2++) {
+      const key = keys[i2];
+      writer.tag(fieldNo, WireType.LengthDelimited).fork();
+      writeKey(writer, key);
+      writer.tag(2, valueWireType);
+      writeScalar(writer, record[key]);
+      writer.join();
+    }
+  };
+}
+function compileMapKey(field) {
+  const wireType = writeTypeOfScalar(field.mapKey);
+  const writeScalar = compileScalarValue(field.mapKey, field.parent.typeName, field.name);
+  const convertKey = compileMapKeyConverter(field.mapKey);
+  return (writer, key) => {
+    writer.tag(1, wireType);
+    writeScalar(writer, convertKey(key));
+  };
+}
+function compileMapKeyConverter(type) {
+  switch (type) {
+    case ScalarType.STRING:
+      return (key) => key;
+    case ScalarType.BOOL:
+      return (key) => key === "true" ? true : key === "false" ? false : key;
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      return (key) => {
+        try {
+          return protoInt64.uParse(key);
+        } catch (_a2) {
+          return key;
+        }
+      };
+    case ScalarType.INT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.SINT64:
+      return (key) => {
+        try {
+          return protoInt64.parse(key);
+        } catch (_a2) {
+          return key;
+        }
+      };
+    default:
+      return (key) => {
+        const n = Number.parseInt(key);
+        return Number.isFinite(n) ? n : key;
+      };
+  }
+}
+function compileScalarValue(type, messageName, fieldName) {
+  const writeScalar = compileScalarWrite(type);
+  return (writer, value) => {
+    try {
+      writeScalar(writer, value);
+    } catch (e) {
+      if (e instanceof Error) {
+        throw new Error(`cannot encode field ${messageName}.${fieldName} to binary: ${e.message}`);
+      }
+      throw e;
+    }
+  };
+}
+function compileScalarWrite(type) {
+  switch (type) {
+    case ScalarType.STRING:
+      return (writer, value) => writer.string(value);
+    case ScalarType.BOOL:
+      return (writer, value) => writer.bool(value);
+    case ScalarType.DOUBLE:
+      return (writer, value) => writer.double(value);
+    case ScalarType.FLOAT:
+      return (writer, value) => writer.float(value);
+    case ScalarType.INT32:
+      return (writer, value) => writer.int32(value);
+    case ScalarType.INT64:
+      return (writer, value) => writer.int64(value);
+    case ScalarType.UINT64:
+      return (writer, value) => writer.uint64(value);
+    case ScalarType.FIXED64:
+      return (writer, value) => writer.fixed64(value);
+    case ScalarType.BYTES:
+      return (writer, value) => writer.bytes(value);
+    case ScalarType.FIXED32:
+      return (writer, value) => writer.fixed32(value);
+    case ScalarType.SFIXED32:
+      return (writer, value) => writer.sfixed32(value);
+    case ScalarType.SFIXED64:
+      return (writer, value) => writer.sfixed64(value);
+    case ScalarType.SINT64:
+      return (writer, value) => writer.sint64(value);
+    case ScalarType.UINT32:
+      return (writer, value) => writer.uint32(value);
+    case ScalarType.SINT32:
+      return (writer, value) => writer.sint32(value);
+  }
+}
+function compileChildWriter(field) {
+  const fieldNo = field.number;
+  const writeMessage = compiledWriter(field.message);
+  if (field.delimitedEncoding) {
+    return (writer, opts, child) => {
+      writer.tag(fieldNo, WireType.StartGroup);
+      writeMessage(writer, opts, child);
+      writer.tag(fieldNo, WireType.EndGroup);
+    };
+  }
+  return (writer, opts, child) => {
+    writer.tag(fieldNo, WireType.LengthDelimited).fork();
+    writeMessage(writer, opts, child);
+    writer.join();
+  };
+}
+function writeTypeOfScalar(type) {
+  switch (type) {
+    case ScalarType.BYTES:
+    case ScalarType.STRING:
+      return WireType.LengthDelimited;
+    case ScalarType.DOUBLE:
+    case ScalarType.FIXED64:
+    case ScalarType.SFIXED64:
+      return WireType.Bit64;
+    case ScalarType.FIXED32:
+    case ScalarType.SFIXED32:
+    case ScalarType.FLOAT:
+      return WireType.Bit32;
+    default:
+      return WireType.Varint;
+  }
+}
+var IMPLICIT4, LEGACY_REQUIRED2, writeDefaults, compiledWriters;
+var init_to_binary = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/to-binary.js"() {
+    init_binary_encoding();
+    init_descriptors();
+    init_error();
+    init_message();
+    init_proto_int64();
+    IMPLICIT4 = 2;
+    LEGACY_REQUIRED2 = 3;
+    writeDefaults = {
+      writeUnknownFields: true
+    };
+    compiledWriters = /* @__PURE__ */ new WeakMap();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/extension.js
+var init_extension = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/extension.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/equals.js
+var init_equals = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/equals.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/fields.js
+var init_fields = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/fields.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/to-json.js
+var init_to_json = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/to-json.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/from-json.js
+var init_from_json = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/from-json.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/merge.js
+var init_merge = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/merge.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/unknown-enum.js
+var init_unknown_enum = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/unknown-enum.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/index.js
+var init_esm2 = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/index.js"() {
+    init_types2();
+    init_is_message();
+    init_create();
+    init_clone();
+    init_descriptors();
+    init_equals();
+    init_fields();
+    init_to_binary();
+    init_from_binary();
+    init_to_json();
+    init_from_json();
+    init_merge();
+    init_proto_int64();
+    init_unknown_enum();
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/embed.js
+var init_embed = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/embed.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/service.js
+var init_service = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/service.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/symbols.js
+var packageName, legacyWktBarrel, wktPublicImportPaths, symbols;
+var init_symbols = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/symbols.js"() {
+    packageName = "@bufbuild/protobuf";
+    legacyWktBarrel = packageName + "/wkt";
+    wktPublicImportPaths = {
+      "google/protobuf/compiler/plugin.proto": legacyWktBarrel,
+      "google/protobuf/any.proto": legacyWktBarrel,
+      "google/protobuf/api.proto": packageName + "/wkt/google/protobuf/api_pb.js",
+      "google/protobuf/c_sharp_features.proto": packageName + "/wkt/google/protobuf/c_sharp_features_pb.js",
+      "google/protobuf/cpp_features.proto": packageName + "/wkt/google/protobuf/cpp_features_pb.js",
+      "google/protobuf/cpp_file_options.proto": packageName + "/wkt/google/protobuf/cpp_file_options_pb.js",
+      "google/protobuf/cpp_options.proto": packageName + "/wkt/google/protobuf/cpp_options_pb.js",
+      "google/protobuf/descriptor.proto": legacyWktBarrel,
+      "google/protobuf/duration.proto": legacyWktBarrel,
+      "google/protobuf/empty.proto": legacyWktBarrel,
+      "google/protobuf/field_mask.proto": legacyWktBarrel,
+      "google/protobuf/go_features.proto": packageName + "/wkt/google/protobuf/go_features_pb.js",
+      "google/protobuf/java_features.proto": packageName + "/wkt/google/protobuf/java_features_pb.js",
+      "google/protobuf/json_enumvalue_options.proto": packageName + "/wkt/google/protobuf/json_enumvalue_options_pb.js",
+      "google/protobuf/json_options.proto": packageName + "/wkt/google/protobuf/json_options_pb.js",
+      "google/protobuf/source_context.proto": packageName + "/wkt/google/protobuf/source_context_pb.js",
+      "google/protobuf/struct.proto": legacyWktBarrel,
+      "google/protobuf/timestamp.proto": legacyWktBarrel,
+      "google/protobuf/type.proto": packageName + "/wkt/google/protobuf/type_pb.js",
+      "google/protobuf/wrappers.proto": legacyWktBarrel
+    };
+    symbols = {
+      isMessage: { typeOnly: false, bootstrapWktFrom: "../is-message.js", from: packageName },
+      Message: { typeOnly: true, bootstrapWktFrom: "../types.js", from: packageName },
+      create: { typeOnly: false, bootstrapWktFrom: "../create.js", from: packageName },
+      fromJson: { typeOnly: false, bootstrapWktFrom: "../from-json.js", from: packageName },
+      fromJsonString: { typeOnly: false, bootstrapWktFrom: "../from-json.js", from: packageName },
+      fromBinary: { typeOnly: false, bootstrapWktFrom: "../from-binary.js", from: packageName },
+      toBinary: { typeOnly: false, bootstrapWktFrom: "../to-binary.js", from: packageName },
+      toJson: { typeOnly: false, bootstrapWktFrom: "../to-json.js", from: packageName },
+      toJsonString: { typeOnly: false, bootstrapWktFrom: "../to-json.js", from: packageName },
+      protoInt64: { typeOnly: false, bootstrapWktFrom: "../proto-int64.js", from: packageName },
+      JsonValue: { typeOnly: true, bootstrapWktFrom: "../json-value.js", from: packageName },
+      JsonObject: { typeOnly: true, bootstrapWktFrom: "../json-value.js", from: packageName },
+      UnknownEnum: { typeOnly: true, bootstrapWktFrom: "../types.js", from: packageName },
+      codegen: {
+        boot: { typeOnly: false, bootstrapWktFrom: "../codegenv2/boot.js", from: packageName + "/codegenv2" },
+        fileDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/file.js", from: packageName + "/codegenv2" },
+        enumDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/enum.js", from: packageName + "/codegenv2" },
+        extDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/extension.js", from: packageName + "/codegenv2" },
+        messageDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/message.js", from: packageName + "/codegenv2" },
+        serviceDesc: { typeOnly: false, bootstrapWktFrom: "../codegenv2/service.js", from: packageName + "/codegenv2" },
+        tsEnum: { typeOnly: false, bootstrapWktFrom: "../codegenv2/enum.js", from: packageName + "/codegenv2" },
+        objEnum: { typeOnly: false, bootstrapWktFrom: "../codegenv2/enum.js", from: packageName + "/codegenv2" },
+        GenFile: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
+        GenEnum: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
+        GenExtension: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
+        GenMessage: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" },
+        GenService: { typeOnly: true, bootstrapWktFrom: "../codegenv2/types.js", from: packageName + "/codegenv2" }
+      }
+    };
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/scalar.js
+var init_scalar2 = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/scalar.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/types.js
+var init_types3 = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/types.js"() {
+  }
+});
+
+// node_modules/@bufbuild/protobuf/dist/esm/codegenv2/index.js
+var init_codegenv2 = __esm({
+  "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/index.js"() {
+    init_boot();
+    init_embed();
+    init_enum();
+    init_extension();
+    init_file();
+    init_message2();
+    init_service();
+    init_symbols();
+    init_scalar2();
+    init_types3();
+  }
+});
+
+// src/onnx/proto/onnx_pb.ts
+var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, TypeProto_TensorSchema;
+var init_onnx_pb = __esm({
+  "src/onnx/proto/onnx_pb.ts"() {
+    "use strict";
+    init_codegenv2();
+    file_onnx = /* @__PURE__ */ fileDesc("Cgpvbm54LnByb3RvEgRvbm54IswFCg5BdHRyaWJ1dGVQcm90bxIMCgRuYW1lGAEgASgJEhUKDXJlZl9hdHRyX25hbWUYFSABKAkSEgoKZG9jX3N0cmluZxgNIAEoCRIwCgR0eXBlGBQgASgOMiIub25ueC5BdHRyaWJ1dGVQcm90by5BdHRyaWJ1dGVUeXBlEgkKAWYYAiABKAISCQoBaRgDIAEoAxIJCgFzGAQgASgMEhwKAXQYBSABKAsyES5vbm54LlRlbnNvclByb3RvEhsKAWcYBiABKAsyEC5vbm54LkdyYXBoUHJvdG8SLgoNc3BhcnNlX3RlbnNvchgWIAEoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SGwoCdHAYDiABKAsyDy5vbm54LlR5cGVQcm90bxIOCgZmbG9hdHMYByADKAISDAoEaW50cxgIIAMoAxIPCgdzdHJpbmdzGAkgAygMEiIKB3RlbnNvcnMYCiADKAsyES5vbm54LlRlbnNvclByb3RvEiAKBmdyYXBocxgLIAMoCzIQLm9ubnguR3JhcGhQcm90bxIvCg5zcGFyc2VfdGVuc29ycxgXIAMoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SJAoLdHlwZV9wcm90b3MYDyADKAsyDy5vbm54LlR5cGVQcm90byLZAQoNQXR0cmlidXRlVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgcKA0lOVBACEgoKBlNUUklORxADEgoKBlRFTlNPUhAEEgkKBUdSQVBIEAUSEQoNU1BBUlNFX1RFTlNPUhALEg4KClRZUEVfUFJPVE8QDRIKCgZGTE9BVFMQBhIICgRJTlRTEAcSCwoHU1RSSU5HUxAIEgsKB1RFTlNPUlMQCRIKCgZHUkFQSFMQChISCg5TUEFSU0VfVEVOU09SUxAMEg8KC1RZUEVfUFJPVE9TEA4iUQoOVmFsdWVJbmZvUHJvdG8SDAoEbmFtZRgBIAEoCRIdCgR0eXBlGAIgASgLMg8ub25ueC5UeXBlUHJvdG8SEgoKZG9jX3N0cmluZxgDIAEoCSKWAQoJTm9kZVByb3RvEg0KBWlucHV0GAEgAygJEg4KBm91dHB1dBgCIAMoCRIMCgRuYW1lGAMgASgJEg8KB29wX3R5cGUYBCABKAkSDgoGZG9tYWluGAcgASgJEicKCWF0dHJpYnV0ZRgFIAMoCzIULm9ubnguQXR0cmlidXRlUHJvdG8SEgoKZG9jX3N0cmluZxgGIAEoCSLWAQoRVHJhaW5pbmdJbmZvUHJvdG8SKAoOaW5pdGlhbGl6YXRpb24YASABKAsyEC5vbm54LkdyYXBoUHJvdG8SIwoJYWxnb3JpdGhtGAIgASgLMhAub25ueC5HcmFwaFByb3RvEjwKFmluaXRpYWxpemF0aW9uX2JpbmRpbmcYAyADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8SNAoOdXBkYXRlX2JpbmRpbmcYBCADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8i6wIKCk1vZGVsUHJvdG8SEgoKaXJfdmVyc2lvbhgBIAEoAxIuCgxvcHNldF9pbXBvcnQYCCADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIVCg1wcm9kdWNlcl9uYW1lGAIgASgJEhgKEHByb2R1Y2VyX3ZlcnNpb24YAyABKAkSDgoGZG9tYWluGAQgASgJEhUKDW1vZGVsX3ZlcnNpb24YBSABKAMSEgoKZG9jX3N0cmluZxgGIAEoCRIfCgVncmFwaBgHIAEoCzIQLm9ubnguR3JhcGhQcm90bxI0Cg5tZXRhZGF0YV9wcm9wcxgOIAMoCzIcLm9ubnguU3RyaW5nU3RyaW5nRW50cnlQcm90bxIuCg10cmFpbmluZ19pbmZvGBQgAygLMhcub25ueC5UcmFpbmluZ0luZm9Qcm90bxImCglmdW5jdGlvbnMYGSADKAsyEy5vbm54LkZ1bmN0aW9uUHJvdG8iNAoWU3RyaW5nU3RyaW5nRW50cnlQcm90bxILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiawoQVGVuc29yQW5ub3RhdGlvbhITCgt0ZW5zb3JfbmFtZRgBIAEoCRJCChxxdWFudF9wYXJhbWV0ZXJfdGVuc29yX25hbWVzGAIgAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvIp4DCgpHcmFwaFByb3RvEh0KBG5vZGUYASADKAsyDy5vbm54Lk5vZGVQcm90bxIMCgRuYW1lGAIgASgJEiYKC2luaXRpYWxpemVyGAUgAygLMhEub25ueC5UZW5zb3JQcm90bxIzChJzcGFyc2VfaW5pdGlhbGl6ZXIYDyADKAsyFy5vbm54LlNwYXJzZVRlbnNvclByb3RvEhIKCmRvY19zdHJpbmcYCiABKAkSIwoFaW5wdXQYCyADKAsyFC5vbm54LlZhbHVlSW5mb1Byb3RvEiQKBm91dHB1dBgMIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SKAoKdmFsdWVfaW5mbxgNIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SNwoXcXVhbnRpemF0aW9uX2Fubm90YXRpb24YDiADKAsyFi5vbm54LlRlbnNvckFubm90YXRpb25KBAgDEARKBAgEEAVKBAgGEApSCmlyX3ZlcnNpb25SEHByb2R1Y2VyX3ZlcnNpb25SDHByb2R1Y2VyX3RhZ1IGZG9tYWluIrgFCgtUZW5zb3JQcm90bxIMCgRkaW1zGAEgAygDEhEKCWRhdGFfdHlwZRgCIAEoBRIqCgdzZWdtZW50GAMgASgLMhkub25ueC5UZW5zb3JQcm90by5TZWdtZW50EhYKCmZsb2F0X2RhdGEYBCADKAJCAhABEhYKCmludDMyX2RhdGEYBSADKAVCAhABEhMKC3N0cmluZ19kYXRhGAYgAygMEhYKCmludDY0X2RhdGEYByADKANCAhABEgwKBG5hbWUYCCABKAkSEgoKZG9jX3N0cmluZxgMIAEoCRIQCghyYXdfZGF0YRgJIAEoDBIzCg1leHRlcm5hbF9kYXRhGA0gAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvEjUKDWRhdGFfbG9jYXRpb24YDiABKA4yHi5vbm54LlRlbnNvclByb3RvLkRhdGFMb2NhdGlvbhIXCgtkb3VibGVfZGF0YRgKIAMoAUICEAESFwoLdWludDY0X2RhdGEYCyADKARCAhABGiUKB1NlZ21lbnQSDQoFYmVnaW4YASABKAMSCwoDZW5kGAIgASgDItoBCghEYXRhVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgkKBVVJTlQ4EAISCAoESU5UOBADEgoKBlVJTlQxNhAEEgkKBUlOVDE2EAUSCQoFSU5UMzIQBhIJCgVJTlQ2NBAHEgoKBlNUUklORxAIEggKBEJPT0wQCRILCgdGTE9BVDE2EAoSCgoGRE9VQkxFEAsSCgoGVUlOVDMyEAwSCgoGVUlOVDY0EA0SDQoJQ09NUExFWDY0EA4SDgoKQ09NUExFWDEyOBAPEgwKCEJGTE9BVDE2EBAiKQoMRGF0YUxvY2F0aW9uEgsKB0RFRkFVTFQQABIMCghFWFRFUk5BTBABImgKEVNwYXJzZVRlbnNvclByb3RvEiEKBnZhbHVlcxgBIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SIgoHaW5kaWNlcxgCIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SDAoEZGltcxgDIAMoAyKVAQoQVGVuc29yU2hhcGVQcm90bxItCgNkaW0YASADKAsyIC5vbm54LlRlbnNvclNoYXBlUHJvdG8uRGltZW5zaW9uGlIKCURpbWVuc2lvbhITCglkaW1fdmFsdWUYASABKANIABITCglkaW1fcGFyYW0YAiABKAlIABISCgpkZW5vdGF0aW9uGAMgASgJQgcKBXZhbHVlIs4ECglUeXBlUHJvdG8SLQoLdGVuc29yX3R5cGUYASABKAsyFi5vbm54LlR5cGVQcm90by5UZW5zb3JIABIxCg1zZXF1ZW5jZV90eXBlGAQgASgLMhgub25ueC5UeXBlUHJvdG8uU2VxdWVuY2VIABInCghtYXBfdHlwZRgFIAEoCzITLm9ubnguVHlwZVByb3RvLk1hcEgAEjEKDW9wdGlvbmFsX3R5cGUYCSABKAsyGC5vbm54LlR5cGVQcm90by5PcHRpb25hbEgAEjoKEnNwYXJzZV90ZW5zb3JfdHlwZRgIIAEoCzIcLm9ubnguVHlwZVByb3RvLlNwYXJzZVRlbnNvckgAEhIKCmRlbm90YXRpb24YBiABKAkaQgoGVGVuc29yEhEKCWVsZW1fdHlwZRgBIAEoBRIlCgVzaGFwZRgCIAEoCzIWLm9ubnguVGVuc29yU2hhcGVQcm90bxouCghTZXF1ZW5jZRIiCgllbGVtX3R5cGUYASABKAsyDy5vbm54LlR5cGVQcm90bxo8CgNNYXASEAoIa2V5X3R5cGUYASABKAUSIwoKdmFsdWVfdHlwZRgCIAEoCzIPLm9ubnguVHlwZVByb3RvGi4KCE9wdGlvbmFsEiIKCWVsZW1fdHlwZRgBIAEoCzIPLm9ubnguVHlwZVByb3RvGkgKDFNwYXJzZVRlbnNvchIRCgllbGVtX3R5cGUYASABKAUSJQoFc2hhcGUYAiABKAsyFi5vbm54LlRlbnNvclNoYXBlUHJvdG9CBwoFdmFsdWUiNQoST3BlcmF0b3JTZXRJZFByb3RvEg4KBmRvbWFpbhgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDIuUBCg1GdW5jdGlvblByb3RvEgwKBG5hbWUYASABKAkSDQoFaW5wdXQYBCADKAkSDgoGb3V0cHV0GAUgAygJEhEKCWF0dHJpYnV0ZRgGIAMoCRIdCgRub2RlGAcgAygLMg8ub25ueC5Ob2RlUHJvdG8SEgoKZG9jX3N0cmluZxgIIAEoCRIuCgxvcHNldF9pbXBvcnQYCSADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIOCgZkb21haW4YCiABKAlKBAgCEANKBAgDEARSDXNpbmNlX3ZlcnNpb25SBnN0YXR1cyrkAQoHVmVyc2lvbhISCg5fU1RBUlRfVkVSU0lPThAAEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8xMBABEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8zMBACEhgKFElSX1ZFUlNJT05fMjAxN18xMV8zEAMSGAoUSVJfVkVSU0lPTl8yMDE5XzFfMjIQBBIYChRJUl9WRVJTSU9OXzIwMTlfM18xOBAFEhgKFElSX1ZFUlNJT05fMjAxOV85XzE5EAYSFwoTSVJfVkVSU0lPTl8yMDIwXzVfOBAHEg4KCklSX1ZFUlNJT04QCCouCg5PcGVyYXRvclN0YXR1cxIQCgxFWFBFUklNRU5UQUwQABIKCgZTVEFCTEUQAUICSAM");
+    AttributeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 0);
+    ValueInfoProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 1);
+    NodeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 2);
+    ModelProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 4);
+    StringStringEntryProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 5);
+    TensorProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 8);
+    TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
+      TensorProto_DataType2[TensorProto_DataType2["UNDEFINED"] = 0] = "UNDEFINED";
+      TensorProto_DataType2[TensorProto_DataType2["FLOAT"] = 1] = "FLOAT";
+      TensorProto_DataType2[TensorProto_DataType2["UINT8"] = 2] = "UINT8";
+      TensorProto_DataType2[TensorProto_DataType2["INT8"] = 3] = "INT8";
+      TensorProto_DataType2[TensorProto_DataType2["UINT16"] = 4] = "UINT16";
+      TensorProto_DataType2[TensorProto_DataType2["INT16"] = 5] = "INT16";
+      TensorProto_DataType2[TensorProto_DataType2["INT32"] = 6] = "INT32";
+      TensorProto_DataType2[TensorProto_DataType2["INT64"] = 7] = "INT64";
+      TensorProto_DataType2[TensorProto_DataType2["STRING"] = 8] = "STRING";
+      TensorProto_DataType2[TensorProto_DataType2["BOOL"] = 9] = "BOOL";
+      TensorProto_DataType2[TensorProto_DataType2["FLOAT16"] = 10] = "FLOAT16";
+      TensorProto_DataType2[TensorProto_DataType2["DOUBLE"] = 11] = "DOUBLE";
+      TensorProto_DataType2[TensorProto_DataType2["UINT32"] = 12] = "UINT32";
+      TensorProto_DataType2[TensorProto_DataType2["UINT64"] = 13] = "UINT64";
+      TensorProto_DataType2[TensorProto_DataType2["COMPLEX64"] = 14] = "COMPLEX64";
+      TensorProto_DataType2[TensorProto_DataType2["COMPLEX128"] = 15] = "COMPLEX128";
+      TensorProto_DataType2[TensorProto_DataType2["BFLOAT16"] = 16] = "BFLOAT16";
+      return TensorProto_DataType2;
+    })(TensorProto_DataType || {});
+    TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
+    TypeProto_TensorSchema = /* @__PURE__ */ messageDesc(file_onnx, 11, 0);
+  }
+});
+
+// src/onnx/tensor.ts
+function dataTypeName(t) {
+  return TensorProto_DataType[t] ?? `type ${t}`;
+}
+function tensorDims(t) {
+  return t.dims.map(Number);
+}
+function numel(dims) {
+  let n = 1;
+  for (const d of dims) n *= d;
+  return n;
+}
+function isExternal(t) {
+  return t.dataLocation === 1 /* EXTERNAL */;
+}
+function alignedBytes(raw) {
+  const buf = new ArrayBuffer(raw.byteLength);
+  new Uint8Array(buf).set(raw);
+  return buf;
+}
+function halfToFloat(h) {
+  const s = h & 32768 ? -1 : 1;
+  const e = h >> 10 & 31;
+  const f = h & 1023;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+function bf16ToFloat(h) {
+  u32[0] = h << 16;
+  return f32[0];
+}
+function tensorToFloat32(t) {
+  if (isExternal(t)) throw new Error(`tensor ${t.name}: external data not loaded`);
+  const n = numel(tensorDims(t));
+  const raw = t.rawData;
+  const out = new Float32Array(n);
+  if (raw.byteLength > 0) {
+    const size = ITEM_SIZE[t.dataType];
+    if (size === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
+    if (raw.byteLength !== n * size) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size}`);
+    if (t.dataType === 1 /* FLOAT */) {
+      new Uint8Array(out.buffer).set(raw);
+      return out;
+    }
+    const buf = alignedBytes(raw);
+    switch (t.dataType) {
+      case 1 /* FLOAT */:
+        out.set(new Float32Array(buf));
+        break;
+      case 11 /* DOUBLE */:
+        out.set(new Float64Array(buf));
+        break;
+      case 10 /* FLOAT16 */: {
+        const h = new Uint16Array(buf);
+        for (let i2 = 0; i2 < n; i2++) out[i2] = halfToFloat(h[i2]);
+        break;
+      }
+      case 16 /* BFLOAT16 */: {
+        const h = new Uint16Array(buf);
+        for (let i2 = 0; i2 < n; i2++) out[i2] = bf16ToFloat(h[i2]);
+        break;
+      }
+      case 3 /* INT8 */:
+        out.set(new Int8Array(buf));
+        break;
+      case 2 /* UINT8 */:
+      case 9 /* BOOL */:
+        out.set(new Uint8Array(buf));
+        break;
+      case 5 /* INT16 */:
+        out.set(new Int16Array(buf));
+        break;
+      case 4 /* UINT16 */:
+        out.set(new Uint16Array(buf));
+        break;
+      case 6 /* INT32 */:
+        out.set(new Int32Array(buf));
+        break;
+      case 12 /* UINT32 */:
+        out.set(new Uint32Array(buf));
+        break;
+      case 7 /* INT64 */: {
+        const v = new BigInt64Array(buf);
+        for (let i2 = 0; i2 < n; i2++) out[i2] = Number(v[i2]);
+        break;
+      }
+      case 13 /* UINT64 */: {
+        const v = new BigUint64Array(buf);
+        for (let i2 = 0; i2 < n; i2++) out[i2] = Number(v[i2]);
+        break;
+      }
+    }
+    return out;
+  }
+  const src = t.dataType === 1 /* FLOAT */ ? t.floatData : t.dataType === 11 /* DOUBLE */ ? t.doubleData : t.dataType === 7 /* INT64 */ ? t.int64Data : t.dataType === 13 /* UINT64 */ || t.dataType === 12 /* UINT32 */ ? t.uint64Data : t.int32Data;
+  if (src.length !== n) throw new Error(`tensor ${t.name}: holds ${src.length} values, expected ${n}`);
+  if (t.dataType === 10 /* FLOAT16 */) for (let i2 = 0; i2 < n; i2++) out[i2] = halfToFloat(Number(src[i2]));
+  else if (t.dataType === 16 /* BFLOAT16 */) for (let i2 = 0; i2 < n; i2++) out[i2] = bf16ToFloat(Number(src[i2]));
+  else for (let i2 = 0; i2 < n; i2++) out[i2] = Number(src[i2]);
+  return out;
+}
+function readFloat32(t) {
+  const raw = t.rawData;
+  const n = numel(tensorDims(t));
+  if (t.dataType === 1 /* FLOAT */ && !isExternal(t) && raw.byteLength === n * 4 && n > 0 && raw.byteOffset % 4 === 0) {
+    return new Float32Array(raw.buffer, raw.byteOffset, n);
+  }
+  return tensorToFloat32(t);
+}
+function adoptTensorFloat32(t, values) {
+  if (t.dataType !== 1 /* FLOAT */ || values.byteOffset !== 0 || values.byteLength !== values.buffer.byteLength) {
+    setTensorFloat32(t, values);
+    return;
+  }
+  const n = numel(tensorDims(t));
+  if (values.length !== n) throw new Error(`tensor ${t.name}: ${values.length} values for shape [${tensorDims(t)}]`);
+  t.floatData = [];
+  t.doubleData = [];
+  t.int32Data = [];
+  t.rawData = new Uint8Array(values.buffer);
+}
+function tensorToInts(t) {
+  if (t.rawData.byteLength > 0 && t.dataType === 7 /* INT64 */) {
+    return Array.from(new BigInt64Array(alignedBytes(t.rawData)), Number);
+  }
+  if (t.rawData.byteLength === 0 && t.dataType === 7 /* INT64 */) return t.int64Data.map(Number);
+  return Array.from(tensorToFloat32(t));
+}
+function setTensorFloat32(t, values, dims) {
+  if (dims) t.dims = dims.map(BigInt);
+  const n = numel(tensorDims(t));
+  if (values.length !== n) throw new Error(`tensor ${t.name}: ${values.length} values for shape [${tensorDims(t)}]`);
+  t.floatData = [];
+  t.doubleData = [];
+  t.int32Data = [];
+  switch (t.dataType) {
+    case 1 /* FLOAT */:
+      t.rawData = new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+      break;
+    case 11 /* DOUBLE */:
+      t.rawData = new Uint8Array(Float64Array.from(values).buffer);
+      break;
+    case 10 /* FLOAT16 */:
+      t.rawData = new Uint8Array(Uint16Array.from(values, floatToHalf).buffer);
+      break;
+    case 16 /* BFLOAT16 */:
+      t.rawData = new Uint8Array(Uint16Array.from(values, floatToBf16).buffer);
+      break;
+    default:
+      throw new Error(`tensor ${t.name}: cannot write ${dataTypeName(t.dataType)} weights`);
+  }
+}
+function floatToBf16(x2) {
+  f32[0] = x2;
+  const bits2 = u32[0];
+  return bits2 + 32767 + (bits2 >> 16 & 1) >>> 16 & 65535;
+}
+function floatToHalf(x2) {
+  f32[0] = x2;
+  const bits2 = u32[0];
+  const sign = bits2 >>> 16 & 32768;
+  const exp = bits2 >>> 23 & 255;
+  let mant = bits2 & 8388607;
+  if (exp === 255) return sign | 31744 | (mant ? 512 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 31744;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 8388608;
+    const shift = 14 - e;
+    let half2 = mant >> shift;
+    const rem2 = mant & (1 << shift) - 1;
+    const mid = 1 << shift - 1;
+    if (rem2 > mid || rem2 === mid && half2 & 1) half2++;
+    return sign | half2;
+  }
+  let half = sign | e << 10 | mant >> 13;
+  const rem = mant & 8191;
+  if (rem > 4096 || rem === 4096 && half & 1) half++;
+  return half;
+}
+function makeFloatTensor(name, dims, values) {
+  const t = create(TensorProtoSchema, { name, dataType: 1 /* FLOAT */, dims: dims.map(BigInt) });
+  setTensorFloat32(t, values);
+  return t;
+}
+function makeInt64Tensor(name, dims, values) {
+  const raw = new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
+  return create(TensorProtoSchema, { name, dataType: 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
+}
+var ITEM_SIZE, FLOAT_TYPES, f32, u32;
+var init_tensor = __esm({
+  "src/onnx/tensor.ts"() {
+    "use strict";
+    init_esm2();
+    init_onnx_pb();
+    ITEM_SIZE = {
+      [1 /* FLOAT */]: 4,
+      [11 /* DOUBLE */]: 8,
+      [10 /* FLOAT16 */]: 2,
+      [16 /* BFLOAT16 */]: 2,
+      [3 /* INT8 */]: 1,
+      [2 /* UINT8 */]: 1,
+      [9 /* BOOL */]: 1,
+      [5 /* INT16 */]: 2,
+      [4 /* UINT16 */]: 2,
+      [6 /* INT32 */]: 4,
+      [12 /* UINT32 */]: 4,
+      [7 /* INT64 */]: 8,
+      [13 /* UINT64 */]: 8
+    };
+    FLOAT_TYPES = /* @__PURE__ */ new Set([1 /* FLOAT */, 11 /* DOUBLE */, 10 /* FLOAT16 */, 16 /* BFLOAT16 */]);
+    f32 = new Float32Array(1);
+    u32 = new Uint32Array(f32.buffer);
+  }
+});
+
 // src/onnx/model.ts
-import * as fs8 from "node:fs";
+import * as fs6 from "node:fs";
 import * as path3 from "node:path";
 function loadModel(file) {
   let bytes2;
   try {
-    bytes2 = fs8.readFileSync(file);
+    bytes2 = fs6.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
@@ -36057,7 +34646,7 @@ function resolveExternalData(proto, file) {
   const dir = path3.dirname(path3.resolve(file));
   const tensors = [...allTensors(proto)].filter(isExternal);
   if (tensors.length === 0) return;
-  const realDir = fs8.realpathSync(dir);
+  const realDir = fs6.realpathSync(dir);
   const reads = [];
   let total2 = 0;
   for (const t of tensors) {
@@ -36067,14 +34656,14 @@ function resolveExternalData(proto, file) {
     const target = path3.resolve(dir, location);
     let real;
     try {
-      real = fs8.realpathSync(target);
+      real = fs6.realpathSync(target);
     } catch {
       throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
     }
     if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
       throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
     }
-    const stat2 = fs8.statSync(real);
+    const stat2 = fs6.statSync(real);
     if (!stat2.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
     const size = stat2.size;
     const offset = Number(externalEntry(t, "offset") ?? 0);
@@ -36095,17 +34684,17 @@ function resolveExternalData(proto, file) {
     for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs8.openSync(real, "r");
+        fd2 = fs6.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs8.readSync(fd2, data, 0, length, offset);
+      fs6.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs8.closeSync(fd2);
+    for (const fd2 of handles.values()) fs6.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -36151,6 +34740,106 @@ var init_model = __esm({
     init_tensor();
     init_onnx_pb();
     PROTOBUF_LIMIT = 2 ** 31 - 1;
+  }
+});
+
+// src/onnx/graph.ts
+function topologicalOrder(nodes, producer) {
+  const indegree = /* @__PURE__ */ new Map();
+  const dependents = /* @__PURE__ */ new Map();
+  for (const n of nodes) {
+    let deg = 0;
+    for (const i2 of new Set(n.input)) {
+      const p = i2 ? producer.get(i2) : void 0;
+      if (p && p !== n) {
+        deg++;
+        const list = dependents.get(p);
+        if (list) list.push(n);
+        else dependents.set(p, [n]);
+      }
+    }
+    indegree.set(n, deg);
+  }
+  const ready = nodes.filter((n) => indegree.get(n) === 0);
+  const order = [];
+  for (let k = 0; k < ready.length; k++) {
+    const n = ready[k];
+    order.push(n);
+    for (const d of dependents.get(n) ?? []) {
+      const left = indegree.get(d) - 1;
+      indegree.set(d, left);
+      if (left === 0) ready.push(d);
+    }
+  }
+  if (order.length !== nodes.length) throw new Error("graph has a cycle");
+  return order;
+}
+function attr(node, name) {
+  return node.attribute.find((a) => a.name === name);
+}
+function attrInt(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 2 /* INT */ ? Number(a.i) : fallback;
+}
+function attrInts(node, name) {
+  const a = attr(node, name);
+  return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
+}
+function attrFloat(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
+}
+function attrString(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
+}
+function nodeLabel(node) {
+  return node.name || `${node.opType}(${node.output[0] ?? ""})`;
+}
+var GraphIndex;
+var init_graph = __esm({
+  "src/onnx/graph.ts"() {
+    "use strict";
+    init_onnx_pb();
+    GraphIndex = class {
+      constructor(graph) {
+        this.graph = graph;
+        for (const t of graph.initializer) this.initializers.set(t.name, t);
+        for (const v of [...graph.input, ...graph.valueInfo, ...graph.output]) this.valueInfo.set(v.name, v);
+        for (const n of graph.node) {
+          for (const o of n.output) if (o) this.producer.set(o, n);
+          for (const i2 of n.input) {
+            if (!i2) continue;
+            const list = this.consumers.get(i2);
+            if (list) list.push(n);
+            else this.consumers.set(i2, [n]);
+          }
+        }
+        this.graphOutputs = new Set(graph.output.map((o) => o.name));
+        this.inputs = graph.input.filter((i2) => !this.initializers.has(i2.name));
+        this.order = topologicalOrder(graph.node, this.producer);
+      }
+      graph;
+      producer = /* @__PURE__ */ new Map();
+      consumers = /* @__PURE__ */ new Map();
+      initializers = /* @__PURE__ */ new Map();
+      valueInfo = /* @__PURE__ */ new Map();
+      graphOutputs;
+      /** graph inputs that are real inputs, not initializers listed as inputs (older exporters do that) */
+      inputs;
+      order;
+      consumersOf(tensor) {
+        return this.consumers.get(tensor) ?? [];
+      }
+      /** The constant behind a tensor name: an initializer or the value of a Constant node. */
+      constant(tensor) {
+        const init = this.initializers.get(tensor);
+        if (init) return init;
+        const p = this.producer.get(tensor);
+        if (p && p.opType === "Constant") return attr(p, "value")?.t;
+        return void 0;
+      }
+    };
   }
 });
 
@@ -36447,7 +35136,7 @@ function reductionLayout(index, name) {
   const t = index.initializers.get(name);
   if (!t) return "not in the model";
   const dims = tensorDims(t);
-  const users = index.consumersOf(name).filter((n) => MAC_OPS3.has(n.opType));
+  const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
   if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
   let found;
   for (const node of users) {
@@ -36548,14 +35237,14 @@ function verifyNM(model, weights, n, m, limit = 100) {
   }
   return violations;
 }
-var MAC_OPS3, SELECT_LIMIT;
+var MAC_OPS, SELECT_LIMIT;
 var init_nm = __esm({
   "src/prune/nm.ts"() {
     "use strict";
     init_graph();
     init_model();
     init_tensor();
-    MAC_OPS3 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+    MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
     SELECT_LIMIT = 32;
   }
 });
@@ -36815,8 +35504,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path15, { windows } = {}) => {
-      const segs = path15.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path16, { windows } = {}) => {
+      const segs = path16.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -38413,6 +37102,455 @@ var init_sparsity = __esm({
   }
 });
 
+// src/onnx/shapes.ts
+function dimsOf(v, batch) {
+  const t = v?.type?.value;
+  if (!t || t.case !== "tensorType" || !t.value.shape) return void 0;
+  return t.value.shape.dim.map((d) => d.value.case === "dimValue" ? Number(d.value.value) : batch);
+}
+function broadcastShapes(shapes) {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out = [];
+  for (let i2 = 0; i2 < rank; i2++) {
+    let d = 1;
+    for (const s of shapes) {
+      const v = s[s.length - rank + i2] ?? 1;
+      if (v === 1) continue;
+      if (d !== 1 && d !== v) return void 0;
+      d = v;
+    }
+    out.push(d);
+  }
+  return out;
+}
+function normAxis(axis, rank) {
+  return axis < 0 ? axis + rank : axis;
+}
+function inferShapes(index, batch = 1) {
+  const shapes = /* @__PURE__ */ new Map();
+  const values = /* @__PURE__ */ new Map();
+  for (const v of index.inputs) {
+    const d = dimsOf(v, batch);
+    if (d) shapes.set(v.name, d);
+  }
+  for (const [name, t] of index.initializers) {
+    const d = tensorDims(t);
+    shapes.set(name, d);
+    if (numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6)) values.set(name, tensorToInts(t));
+  }
+  for (const node of index.order) {
+    try {
+      inferNode(node, shapes, values);
+    } catch {
+    }
+    for (const o of node.output) {
+      if (!shapes.has(o)) {
+        const d = dimsOf(index.valueInfo.get(o), batch);
+        if (d) shapes.set(o, d);
+      }
+    }
+  }
+  return { shapes, values };
+}
+function convOutput(node, x2, w, transpose2) {
+  const spatial = x2.length - 2;
+  const kernel = attrInts(node, "kernel_shape") ?? w.slice(2);
+  const strides = attrInts(node, "strides") ?? new Array(spatial).fill(1);
+  const dil = attrInts(node, "dilations") ?? new Array(spatial).fill(1);
+  const pads = attrInts(node, "pads") ?? new Array(2 * spatial).fill(0);
+  const autoPad = attr(node, "auto_pad");
+  const mode = autoPad ? new TextDecoder().decode(autoPad.s) : "NOTSET";
+  const out = [];
+  for (let i2 = 0; i2 < spatial; i2++) {
+    const inDim = x2[2 + i2];
+    const k = (kernel[i2] - 1) * dil[i2] + 1;
+    if (transpose2) {
+      const outPad = attrInts(node, "output_padding")?.[i2] ?? 0;
+      const explicit = attrInts(node, "output_shape");
+      out.push(explicit ? explicit[i2] : strides[i2] * (inDim - 1) + outPad + k - pads[i2] - pads[i2 + spatial]);
+    } else if (mode === "SAME_UPPER" || mode === "SAME_LOWER") {
+      out.push(Math.ceil(inDim / strides[i2]));
+    } else if (mode === "VALID") {
+      out.push(Math.floor((inDim - k) / strides[i2]) + 1);
+    } else {
+      const ceil = attrInt(node, "ceil_mode", 0) === 1;
+      const r = (inDim + pads[i2] + pads[i2 + spatial] - k) / strides[i2];
+      out.push((ceil ? Math.ceil(r) : Math.floor(r)) + 1);
+    }
+  }
+  return out;
+}
+function inferNode(node, shapes, values) {
+  const s = (i2) => node.input[i2] ? shapes.get(node.input[i2]) : void 0;
+  const v = (i2) => node.input[i2] ? values.get(node.input[i2]) : void 0;
+  const set = (shape, value) => {
+    if (!shape) return;
+    shapes.set(node.output[0], shape);
+    if (value) values.set(node.output[0], value);
+  };
+  const x2 = s(0);
+  const op = node.opType;
+  if (op === "Constant") {
+    const t = attr(node, "value")?.t;
+    if (t) {
+      const d = tensorDims(t);
+      set(d, numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6) ? tensorToInts(t) : void 0);
+    }
+    return;
+  }
+  if (op === "Shape") {
+    if (x2) {
+      const start = normAxis(attrInt(node, "start", 0), x2.length);
+      const end = attr(node, "end") ? normAxis(attrInt(node, "end", x2.length), x2.length) : x2.length;
+      const val = x2.slice(start, end);
+      set([val.length], val);
+    }
+    return;
+  }
+  if (ELEMENTWISE_UNARY.has(op)) {
+    const vx = v(0);
+    set(x2, op === "Cast" || op === "Identity" ? vx : void 0);
+    return;
+  }
+  if (op === "ConstantOfShape") {
+    const dims = v(0);
+    if (!dims) return;
+    const t = attr(node, "value")?.t;
+    const fill = t ? tensorToInts(t)[0] : 0;
+    set(dims, numel(dims) <= 64 && (!t || t.dataType === 7 || t.dataType === 6) ? new Array(numel(dims)).fill(fill) : void 0);
+    return;
+  }
+  if (op === "Where") {
+    const ins = node.input.map((n2) => shapes.get(n2));
+    if (ins.some((i2) => !i2)) return;
+    const out = broadcastShapes(ins);
+    const [c, a, b] = [v(0), v(1), v(2)];
+    const n = out && out.length <= 1 ? numel(out) : 0;
+    const at = (q, i2) => q[q.length === 1 ? 0 : i2];
+    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at(c, i2) ? at(a, i2) : at(b, i2)) : void 0);
+    return;
+  }
+  if (BROADCAST.has(op)) {
+    const ins = node.input.map((n) => shapes.get(n));
+    if (ins.some((i2) => !i2)) return;
+    if (op === "Expand") {
+      const target = v(1);
+      set(target && x2 ? broadcastShapes([x2, target]) : void 0);
+      return;
+    }
+    const out = broadcastShapes(ins);
+    let val;
+    const a = v(0);
+    const b = v(1);
+    if (a && b && node.input.length === 2 && out && out.length <= 1) {
+      const n = Math.max(a.length, b.length);
+      const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q), Equal: (p, q) => p === q ? 1 : 0 }[op];
+      if (f) val = Array.from({ length: n }, (_, i2) => f(a[a.length === 1 ? 0 : i2], b[b.length === 1 ? 0 : i2]));
+    }
+    set(out, val);
+    return;
+  }
+  switch (op) {
+    case "Conv":
+    case "ConvTranspose": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const group = attrInt(node, "group", 1);
+      const cout = op === "Conv" ? w[0] : w[1] * group;
+      const sp = convOutput(node, x2, w, op === "ConvTranspose");
+      set(sp && [x2[0], cout, ...sp]);
+      return;
+    }
+    case "MaxPool":
+    case "AveragePool":
+    case "LpPool": {
+      if (!x2) return;
+      const kernel = attrInts(node, "kernel_shape");
+      if (!kernel) return;
+      const sp = convOutput(node, x2, [0, 0, ...kernel], false);
+      set(sp && [x2[0], x2[1], ...sp]);
+      return;
+    }
+    case "GlobalAveragePool":
+    case "GlobalMaxPool":
+      set(x2 && [x2[0], x2[1], ...x2.slice(2).map(() => 1)]);
+      return;
+    case "Flatten": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 1), x2.length);
+      set([numel(x2.slice(0, axis)), numel(x2.slice(axis))]);
+      return;
+    }
+    case "Reshape": {
+      const target = v(1) ?? attrInts(node, "shape");
+      if (!x2 || !target) return;
+      const allowZero = attrInt(node, "allowzero", 0) === 1;
+      const out = target.map((d, i2) => d === 0 && !allowZero ? x2[i2] : d);
+      const known = out.filter((d) => d !== -1);
+      const inferred = out.indexOf(-1);
+      if (inferred >= 0) out[inferred] = numel(x2) / numel(known);
+      set(out, v(0));
+      return;
+    }
+    case "Gemm": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const m = attrInt(node, "transA", 0) ? x2[1] : x2[0];
+      const n = attrInt(node, "transB", 0) ? w[0] : w[1];
+      set([m, n]);
+      return;
+    }
+    case "MatMul": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const a = x2.length === 1 ? [1, x2[0]] : x2;
+      const b = w.length === 1 ? [w[0], 1] : w;
+      const batchDims = broadcastShapes([a.slice(0, -2), b.slice(0, -2)]);
+      if (!batchDims) return;
+      const out = [...batchDims, a[a.length - 2], b[b.length - 1]];
+      if (x2.length === 1) out.splice(out.length - 2, 1);
+      if (w.length === 1) out.pop();
+      set(out);
+      return;
+    }
+    case "Concat": {
+      const ins = node.input.map((n) => shapes.get(n));
+      if (ins.some((i2) => !i2)) return;
+      const first = ins[0];
+      const axis = normAxis(attrInt(node, "axis", 0), first.length);
+      const out = [...first];
+      out[axis] = ins.reduce((acc2, i2) => acc2 + i2[axis], 0);
+      const vals = node.input.map((n) => values.get(n));
+      set(out, vals.every((q) => q) ? vals.flat() : void 0);
+      return;
+    }
+    case "Transpose": {
+      if (!x2) return;
+      const perm = attrInts(node, "perm") ?? x2.map((_, i2) => x2.length - 1 - i2);
+      set(perm.map((p) => x2[p]));
+      return;
+    }
+    case "Unsqueeze": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1);
+      if (!axes) return;
+      const rank = x2.length + axes.length;
+      const norm2 = new Set(axes.map((a) => normAxis(a, rank)));
+      const out = [];
+      let k = 0;
+      for (let i2 = 0; i2 < rank; i2++) out.push(norm2.has(i2) ? 1 : x2[k++]);
+      set(out, v(0));
+      return;
+    }
+    case "Squeeze": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1);
+      const norm2 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
+      set(x2.filter((d, i2) => norm2 ? !norm2.has(i2) : d !== 1), v(0));
+      return;
+    }
+    case "Gather": {
+      const idx = s(1);
+      if (!x2 || !idx) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const out = [...x2.slice(0, axis), ...idx, ...x2.slice(axis + 1)];
+      const data = v(0);
+      const iv = v(1);
+      set(out, data && iv && x2.length === 1 ? iv.map((i2) => data[i2 < 0 ? i2 + data.length : i2]) : void 0);
+      return;
+    }
+    case "Slice": {
+      if (!x2) return;
+      const starts = v(1) ?? attrInts(node, "starts");
+      const ends = v(2) ?? attrInts(node, "ends");
+      if (!starts || !ends) return;
+      const axes = (node.input[3] ? v(3) : attrInts(node, "axes")) ?? starts.map((_, i2) => i2);
+      const steps = (node.input[4] ? v(4) : void 0) ?? starts.map(() => 1);
+      const out = [...x2];
+      const ranges = [];
+      axes.forEach((a0, i2) => {
+        const a = normAxis(a0, x2.length);
+        const dim = x2[a];
+        const step = steps[i2];
+        const clamp = (q, lo, hi) => Math.min(Math.max(q, lo), hi);
+        let st = starts[i2] < 0 ? starts[i2] + dim : starts[i2];
+        let en = ends[i2] < 0 ? ends[i2] + dim : ends[i2];
+        st = step > 0 ? clamp(st, 0, dim) : clamp(st, -1, dim - 1);
+        en = step > 0 ? clamp(en, 0, dim) : clamp(en, -1, dim - 1);
+        out[a] = Math.max(0, Math.ceil((en - st) / step));
+        ranges.push([st, en, step]);
+      });
+      const data = v(0);
+      let val;
+      if (data && x2.length === 1 && ranges.length === 1) {
+        const [st, en, step] = ranges[0];
+        val = [];
+        for (let i2 = st; step > 0 ? i2 < en : i2 > en; i2 += step) val.push(data[i2]);
+      }
+      set(out, val);
+      return;
+    }
+    case "Split": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const sizes = attrInts(node, "split") ?? v(1) ?? new Array(node.output.length).fill(x2[axis] / node.output.length);
+      node.output.forEach((o, i2) => {
+        const out = [...x2];
+        out[axis] = sizes[i2];
+        shapes.set(o, out);
+      });
+      return;
+    }
+    case "Pad": {
+      const pads = v(1) ?? attrInts(node, "pads");
+      if (!x2 || !pads) return;
+      set(x2.map((d, i2) => d + pads[i2] + pads[i2 + x2.length]));
+      return;
+    }
+    case "ReduceMean":
+    case "ReduceSum":
+    case "ReduceMax":
+    case "ReduceMin":
+    case "ReduceL2": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
+      const keep = attrInt(node, "keepdims", 1) === 1;
+      const norm2 = new Set(axes.map((a) => normAxis(a, x2.length)));
+      set(keep ? x2.map((d, i2) => norm2.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm2.has(i2)));
+      return;
+    }
+    case "ArgMax":
+    case "ArgMin": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const keep = attrInt(node, "keepdims", 1) === 1;
+      set(keep ? x2.map((d, i2) => i2 === axis ? 1 : d) : x2.filter((_, i2) => i2 !== axis));
+      return;
+    }
+    case "Resize":
+    case "Upsample": {
+      const sizes = node.input[3] ? v(3) : void 0;
+      const scales = node.input[2] ? v(2) : void 0;
+      if (!x2) return;
+      if (sizes) set(sizes);
+      else if (scales) set(x2.map((d, i2) => Math.floor(d * scales[i2])));
+      return;
+    }
+    default:
+      return;
+  }
+}
+var ELEMENTWISE_UNARY, BROADCAST;
+var init_shapes = __esm({
+  "src/onnx/shapes.ts"() {
+    "use strict";
+    init_graph();
+    init_tensor();
+    ELEMENTWISE_UNARY = /* @__PURE__ */ new Set([
+      "Identity",
+      "Relu",
+      "LeakyRelu",
+      "PRelu",
+      "Sigmoid",
+      "Tanh",
+      "Clip",
+      "Gelu",
+      "Erf",
+      "Sqrt",
+      "Exp",
+      "Log",
+      "Neg",
+      "Abs",
+      "Softmax",
+      "LogSoftmax",
+      "Dropout",
+      "BatchNormalization",
+      "LayerNormalization",
+      "InstanceNormalization",
+      "Cast",
+      "HardSigmoid",
+      "HardSwish",
+      "Elu",
+      "Selu",
+      "Softplus",
+      "Mish",
+      "Reciprocal",
+      "Floor",
+      "Ceil",
+      "Round",
+      "Not",
+      "LpNormalization",
+      "CastLike",
+      "Celu",
+      "ThresholdedRelu",
+      "Sign",
+      "Sin",
+      "Cos"
+    ]);
+    BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
+  }
+});
+
+// src/onnx/flops.ts
+function nodeMacs(node, shapes) {
+  const x2 = shapes.get(node.input[0]);
+  const w = shapes.get(node.input[1]);
+  const y = shapes.get(node.output[0]);
+  if (!x2 || !w || !y) return null;
+  switch (node.opType) {
+    case "Conv":
+      return numel(y) * numel(w.slice(1));
+    case "ConvTranspose":
+      return numel(x2) * numel(w.slice(1));
+    case "Gemm": {
+      const k = attrInt(node, "transA", 0) ? x2[0] : x2[1];
+      return numel(y) * k;
+    }
+    case "MatMul":
+      return numel(y) * x2[x2.length - 1];
+    default:
+      return null;
+  }
+}
+function modelCost(model) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  let params = 0;
+  let nonzero = 0;
+  for (const t of index.initializers.values()) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const values = tensorToFloat32(t);
+    params += values.length;
+    for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
+  }
+  const nodes = [];
+  const uncounted = [];
+  let macs = 0;
+  for (const n of index.order) {
+    if (!MAC_OPS2.has(n.opType)) continue;
+    const m = nodeMacs(n, shapes);
+    if (m === null) uncounted.push(nodeLabel(n));
+    else macs += m;
+    let p = 0;
+    for (const i2 of n.input.slice(1)) {
+      const t = index.initializers.get(i2);
+      if (t && FLOAT_TYPES.has(t.dataType)) p += numel(tensorDims(t));
+    }
+    nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
+  }
+  return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
+}
+var MAC_OPS2;
+var init_flops = __esm({
+  "src/onnx/flops.ts"() {
+    "use strict";
+    init_graph();
+    init_shapes();
+    init_tensor();
+    MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+  }
+});
+
 // src/prune/structured/describe.ts
 function structuredSummary(dense, r) {
   const prunable = r.groups.filter((g2) => !g2.skip && g2.size > 1);
@@ -39848,6 +38986,73 @@ var init_allocateSparsity = __esm({
   }
 });
 
+// src/measure/metrics.ts
+function accuracy(pred, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
+  return labels.length ? hit / labels.length : NaN;
+}
+function perClassAccuracy(pred, labels, classes) {
+  const hit = new Float64Array(classes);
+  const support = classSupport(labels, classes);
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
+  return Array.from(support, (n, c) => n ? hit[c] / n : null);
+}
+function classSupport(labels, classes) {
+  const support = new Array(classes).fill(0);
+  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
+  return support;
+}
+function confusionMatrix(pred, labels, classes) {
+  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
+  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
+  return m;
+}
+function expectedCalibrationError(confidence, correct, bins = 15) {
+  const n = confidence.length;
+  const count2 = new Float64Array(bins);
+  const conf = new Float64Array(bins);
+  const hit = new Float64Array(bins);
+  for (let i2 = 0; i2 < n; i2++) {
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count2[b]++;
+    conf[b] += confidence[i2];
+    hit[b] += correct[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(hit[b] - conf[b]) / n;
+  return ece;
+}
+function agreement(a, b) {
+  let same2 = 0;
+  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
+  return a.length ? same2 / a.length : NaN;
+}
+function scoreRow(row, offset, classes, label2, areProbabilities) {
+  let pred = 0;
+  let max2 = -Infinity;
+  for (let c = 0; c < classes; c++) {
+    const v = row[offset + c];
+    if (v > max2) {
+      max2 = v;
+      pred = c;
+    }
+  }
+  if (areProbabilities) {
+    const p = row[offset + label2];
+    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
+  }
+  let sum = 0;
+  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
+  const logSum = Math.log(sum);
+  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label2] - max2 - logSum };
+}
+var init_metrics = __esm({
+  "src/measure/metrics.ts"() {
+    "use strict";
+  }
+});
+
 // src/measure/evaluate.ts
 async function evaluateClassifier(session, data, opts) {
   if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
@@ -39907,10 +39112,10 @@ var init_evaluate = __esm({
 });
 
 // src/measure/size.ts
-import * as fs9 from "node:fs";
+import * as fs7 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs9.readFileSync(file);
+  const data = fs7.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 var init_size = __esm({
@@ -41661,8 +40866,8 @@ var init_stage = __esm({
 });
 
 // src/recover/external.ts
-import { spawn as spawn2 } from "node:child_process";
-import * as fs10 from "node:fs";
+import { spawn } from "node:child_process";
+import * as fs8 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -41688,7 +40893,7 @@ function externalEnv(p) {
 }
 function runCommand(command, env) {
   return new Promise((resolve7, reject) => {
-    const child = spawn2(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     child.stdout.on("data", (d) => process.stderr.write(d));
     child.stderr.on("data", (d) => process.stderr.write(d));
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
@@ -41728,9 +40933,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs10.rmSync(paths.modelOut, { force: true });
+  fs8.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths));
-  if (!fs10.existsSync(paths.modelOut)) {
+  if (!fs8.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -42526,7 +41731,7 @@ var init_temperature = __esm({
 });
 
 // src/recover/runRecovery.ts
-import * as fs11 from "node:fs";
+import * as fs9 from "node:fs";
 import * as path4 from "node:path";
 function checkRecoveryInputs(config, calib) {
   const why = NEEDS_CALIB[config.recovery];
@@ -42564,7 +41769,7 @@ async function runRecovery(req) {
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs11.mkdirSync(req.stepsDir, { recursive: true });
+  fs9.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -42579,7 +41784,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib) {
   const { config, progress } = req;
   if (config.recovery === "none" || config.recovery === "auto" && !calib) return [];
-  fs11.mkdirSync(req.stepsDir, { recursive: true });
+  fs9.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.note(`recovery: running ${config.recoveryCommand}`);
@@ -42740,6 +41945,848 @@ var init_channels = __esm({
   }
 });
 
+// node_modules/markdown-table/index.js
+function defaultStringLength(value) {
+  return value.length;
+}
+function markdownTable(table3, options) {
+  const settings = options || {};
+  const align = (settings.align || []).concat();
+  const stringLength = settings.stringLength || defaultStringLength;
+  const alignments = [];
+  const cellMatrix = [];
+  const sizeMatrix = [];
+  const longestCellByColumn = [];
+  let mostCellsPerRow = 0;
+  let rowIndex = -1;
+  while (++rowIndex < table3.length) {
+    const row2 = [];
+    const sizes2 = [];
+    let columnIndex2 = -1;
+    if (table3[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table3[rowIndex].length;
+    }
+    while (++columnIndex2 < table3[rowIndex].length) {
+      const cell5 = serialize(table3[rowIndex][columnIndex2]);
+      if (settings.alignDelimiters !== false) {
+        const size = stringLength(cell5);
+        sizes2[columnIndex2] = size;
+        if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
+          longestCellByColumn[columnIndex2] = size;
+        }
+      }
+      row2.push(cell5);
+    }
+    cellMatrix[rowIndex] = row2;
+    sizeMatrix[rowIndex] = sizes2;
+  }
+  let columnIndex = -1;
+  if (typeof align === "object" && "length" in align) {
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = toAlignment(align[columnIndex]);
+    }
+  } else {
+    const code = toAlignment(align);
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = code;
+    }
+  }
+  columnIndex = -1;
+  const row = [];
+  const sizes = [];
+  while (++columnIndex < mostCellsPerRow) {
+    const code = alignments[columnIndex];
+    let before = "";
+    let after = "";
+    if (code === 99) {
+      before = ":";
+      after = ":";
+    } else if (code === 108) {
+      before = ":";
+    } else if (code === 114) {
+      after = ":";
+    }
+    let size = settings.alignDelimiters === false ? 1 : Math.max(
+      1,
+      longestCellByColumn[columnIndex] - before.length - after.length
+    );
+    const cell5 = before + "-".repeat(size) + after;
+    if (settings.alignDelimiters !== false) {
+      size = before.length + size + after.length;
+      if (size > longestCellByColumn[columnIndex]) {
+        longestCellByColumn[columnIndex] = size;
+      }
+      sizes[columnIndex] = size;
+    }
+    row[columnIndex] = cell5;
+  }
+  cellMatrix.splice(1, 0, row);
+  sizeMatrix.splice(1, 0, sizes);
+  rowIndex = -1;
+  const lines2 = [];
+  while (++rowIndex < cellMatrix.length) {
+    const row2 = cellMatrix[rowIndex];
+    const sizes2 = sizeMatrix[rowIndex];
+    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
+    columnIndex = -1;
+    const line = [];
+    while (++columnIndex < cellsInRow) {
+      const cell5 = row2[columnIndex] || "";
+      let before = "";
+      let after = "";
+      if (settings.alignDelimiters !== false) {
+        const size = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
+        const code = alignments[columnIndex];
+        if (code === 114) {
+          before = " ".repeat(size);
+        } else if (code === 99) {
+          const half = size / 2;
+          if (size % 2) {
+            before = " ".repeat(half + 0.5);
+            after = " ".repeat(half - 0.5);
+          } else {
+            before = " ".repeat(half);
+            after = before;
+          }
+        } else {
+          after = " ".repeat(size);
+        }
+      }
+      if (settings.delimiterStart !== false && !columnIndex) {
+        line.push("|");
+      }
+      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
+      // empty: there will be a closing space.
+      !(settings.alignDelimiters === false && cell5 === "") && (settings.delimiterStart !== false || columnIndex)) {
+        line.push(" ");
+      }
+      if (settings.alignDelimiters !== false) {
+        line.push(before);
+      }
+      line.push(cell5);
+      if (settings.alignDelimiters !== false) {
+        line.push(after);
+      }
+      if (settings.padding !== false) {
+        line.push(" ");
+      }
+      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
+        line.push("|");
+      }
+    }
+    lines2.push(
+      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
+    );
+  }
+  return lines2.join("\n");
+}
+function serialize(value) {
+  return value === null || value === void 0 ? "" : String(value);
+}
+function toAlignment(value) {
+  const code = typeof value === "string" ? value.codePointAt(0) : 0;
+  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
+}
+var init_markdown_table = __esm({
+  "node_modules/markdown-table/index.js"() {
+  }
+});
+
+// src/ledger/format.ts
+function signed(text) {
+  return text.startsWith("-") ? MINUS + text.slice(1) : text;
+}
+function fixed(x2, digits) {
+  const text = x2.toFixed(digits);
+  return Number(text) === 0 ? 0 .toFixed(digits) : signed(text);
+}
+function percent(fraction, digits = 1) {
+  return `${fixed(fraction * 100, digits)}%`;
+}
+function points(fraction, digits = 2) {
+  return `${fixed(fraction * 100, digits)} pt`;
+}
+function signedPoints(fraction, digits = 1) {
+  const text = fixed(fraction * 100, digits);
+  if (Number(text.replace(MINUS, "-")) === 0) return `\xB1${text} pt`;
+  return text.startsWith(MINUS) ? `${text} pt` : `+${text} pt`;
+}
+function ms2(x2) {
+  return `${fixed(x2, 2)} ms`;
+}
+function ratio(x2, digits = 2) {
+  return `${fixed(x2, digits)}x`;
+}
+function bytes(n) {
+  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
+  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
+  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
+  return `${fixed(n / 1024 ** 3, 2)} GiB`;
+}
+function count(n) {
+  for (const [suffix, size] of COUNT_UNITS) {
+    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
+  }
+  return fixed(n, 0);
+}
+var MINUS, COUNT_UNITS;
+var init_format = __esm({
+  "src/ledger/format.ts"() {
+    "use strict";
+    MINUS = "\u2212";
+    COUNT_UNITS = [
+      ["G", 1e9],
+      ["M", 1e6],
+      ["k", 1e3]
+    ];
+  }
+});
+
+// src/ledger/renderSensitivity.ts
+function damage(l) {
+  const first = l.points[0];
+  const last = l.points[l.points.length - 1];
+  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
+}
+function bySensitivity(layers) {
+  return [...layers].sort((a, b) => {
+    const [da, na] = damage(a);
+    const [db, nb] = damage(b);
+    return db - da || nb - na || a.name.localeCompare(b.name);
+  });
+}
+function shortName(name, max2 = 28) {
+  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
+}
+function sensitivityChart(s) {
+  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
+  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
+  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
+  return [
+    "```mermaid",
+    "xychart-beta",
+    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
+    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
+    `    y-axis ${quoted(metric)} ${low} --> 100`,
+    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
+    "```"
+  ].join("\n");
+}
+function sensitivitySection(s) {
+  const ordered = bySensitivity(s.layers);
+  const shown = ordered.slice(0, CHART_LAYERS);
+  const acc2 = s.against === "labels" ? "acc" : "agree";
+  const nll = s.against === "labels" ? "NLL" : "KL";
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const rows2 = ordered.map((l) => {
+    const line = shown.indexOf(l);
+    return [
+      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
+      String(l.size),
+      ...s.ratios.map((r) => {
+        const p = l.points.find((q) => q.ratio === r);
+        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
+      }),
+      `**${percent(l.allocated)}**`,
+      l.seconds.toFixed(2)
+    ];
+  });
+  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
+  return [
+    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
+    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
+    sensitivityChart(s),
+    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
+  ].join("\n\n");
+}
+var CHART_LAYERS, cell, quoted;
+var init_renderSensitivity = __esm({
+  "src/ledger/renderSensitivity.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_format();
+    CHART_LAYERS = 5;
+    cell = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    quoted = (text) => `"${text.replace(/"/g, "'")}"`;
+  }
+});
+
+// src/ledger/renderSchedule.ts
+function scheduleSection(model) {
+  const s = model.schedule;
+  if (!s) return void 0;
+  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
+  const structured = s.steps.some((r) => r.channels_removed !== void 0);
+  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
+  const rows2 = s.steps.map((r) => [
+    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
+    percent(r.target),
+    percent(r.sparsity),
+    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
+    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
+    r.accuracy === null ? DASH : percent(r.accuracy, 2),
+    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
+    bytes(r.size_bytes),
+    ...names.map((n) => {
+      const b = r.budgets.find((x2) => x2.name === n);
+      return b ? ICON[b.verdict] : DASH;
+    }),
+    `${ICON[r.verdict]} ${r.verdict}`
+  ]);
+  const ran = s.steps.length;
+  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
+  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+  return [
+    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
+    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
+    stop,
+    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
+  ].join("\n\n");
+}
+var ICON, DASH, cell2;
+var init_renderSchedule = __esm({
+  "src/ledger/renderSchedule.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_format();
+    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+    DASH = "\u2014";
+    cell2 = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+  }
+});
+
+// src/ledger/render.ts
+function baseName(path16) {
+  return path16.split(/[\\/]/).pop() || path16;
+}
+function cell3(text) {
+  return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+}
+function table(rows2) {
+  return markdownTable(
+    rows2.map((row) => row.map(cell3)),
+    { alignDelimiters: false }
+  );
+}
+function denseStep(model) {
+  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
+}
+function finalStep(model) {
+  return model.steps.at(-1);
+}
+function renderHeadline(model) {
+  const dense = denseStep(model);
+  const final2 = finalStep(model);
+  const parts = [];
+  if (dense && final2) {
+    parts.push(`${percent(final2.sparsity)} sparse`);
+    if (dense.latency && final2.latency && dense.latency.batch === final2.latency.batch && final2.latency.p50_ms > 0) {
+      const speedup = dense.latency.p50_ms / final2.latency.p50_ms;
+      if (final2.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
+      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
+    }
+    if (dense.accuracy != null && final2.accuracy != null) {
+      parts.push(`${signedPoints(final2.accuracy - dense.accuracy)} accuracy`);
+    }
+  } else {
+    parts.push("no steps measured");
+  }
+  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
+}
+function budgetValue(name, x2) {
+  switch (name) {
+    case "accuracy-drop":
+    case "class-accuracy-drop":
+    case "ece-increase":
+    case "shift-accuracy-drop":
+      return points(x2);
+    case "latency-regression":
+      return percent(x2);
+    case "min-speedup":
+      return ratio(x2);
+    case "p95-latency-ms":
+      return ms2(x2);
+    case "max-size-bytes":
+      return bytes(x2);
+  }
+}
+function intervalText(b) {
+  if (!b.ci) return "";
+  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
+  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
+  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
+}
+function budgetTable(budgets) {
+  if (budgets.length === 0) return "_No budgets checked._";
+  return table([
+    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
+    ...budgets.map((b) => [
+      `\`${b.name}\``,
+      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
+      b.actual === null ? DASH2 : budgetValue(b.name, b.actual) + intervalText(b),
+      `${ICON2[b.verdict]} ${b.verdict}`,
+      b.detail
+    ])
+  ]);
+}
+function stepTable(steps) {
+  const batch = steps.find((s) => s.latency)?.latency?.batch;
+  const at = batch === void 0 ? "" : ` (b=${batch})`;
+  const latency = (s, key) => {
+    if (!s.latency) return DASH2;
+    const value = s.latency[key].toFixed(2);
+    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
+  };
+  return table([
+    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
+    ...steps.map((s) => [
+      s.name,
+      percent(s.sparsity),
+      count(s.params),
+      count(s.nonzero_params),
+      count(s.flops),
+      bytes(s.size_bytes),
+      bytes(s.gzip_bytes),
+      orDash(s.accuracy, (x2) => percent(x2, 2)),
+      orDash(s.ece, (x2) => percent(x2, 2)),
+      orDash(s.agreement, (x2) => percent(x2, 2)),
+      latency(s, "p50_ms"),
+      latency(s, "p95_ms")
+    ])
+  ]);
+}
+function funnelSection(model) {
+  const steps = model.steps.filter((s) => s.funnel);
+  if (steps.length === 0) return void 0;
+  const dense = denseStep(model);
+  const batch = steps[0].funnel.batch;
+  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH2;
+  const speedCell = (s) => {
+    const f = s.funnel;
+    if (s === dense) return "baseline";
+    if (f.speedup === null) return DASH2;
+    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
+  };
+  const lines2 = [
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
+    table([
+      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
+      ...steps.map((s) => {
+        const f = s.funnel;
+        const base = s === dense;
+        return [
+          s.name,
+          percent(f.params_ratio),
+          percent(f.flops_ratio),
+          percent(f.sparse_flops_ratio),
+          ratio(f.ideal_speedup),
+          p(s, "p50_ms"),
+          p(s, "p95_ms"),
+          speedCell(s),
+          base ? DASH2 : orDash(f.efficiency, (x2) => percent(x2, 0))
+        ];
+      })
+    ])
+  ];
+  const final2 = finalStep(model);
+  if (final2?.funnel && zerosNotSkipped(model.method)) {
+    const f = final2.funnel;
+    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
+    lines2.push(
+      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
+      table([
+        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
+        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
+      ])
+    );
+  }
+  return lines2.join("\n\n");
+}
+function classTable(model) {
+  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
+  if (lost.length === 0) return void 0;
+  return [
+    "**Classes that lost most**",
+    table([
+      ["Class", "Dense", "Pruned", "Drop", "Support"],
+      ...lost.map((c) => [
+        String(c.class),
+        percent(c.dense),
+        percent(c.pruned),
+        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
+        String(c.support)
+      ])
+    ])
+  ].join("\n\n");
+}
+function costTable(steps) {
+  const rows2 = steps.filter((s) => s.runtime_cost);
+  if (rows2.length === 0) return void 0;
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH2;
+  return table([
+    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
+    ...rows2.map((s) => {
+      const c = s.runtime_cost;
+      return [
+        s.name,
+        withCi(s),
+        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+        c.load_ms.toFixed(1),
+        c.throughput_samples_per_s === void 0 ? DASH2 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
+        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+      ];
+    })
+  ]);
+}
+function predictionShiftTable(model) {
+  if (!model.prediction_shift?.length) return void 0;
+  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
+  return [
+    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
+    table([
+      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
+      ...model.prediction_shift.flatMap(
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+      )
+    ])
+  ].join("\n\n");
+}
+function shiftTable(model) {
+  if (!model.shifts?.length) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
+  return [
+    "**Distribution shift**",
+    table([
+      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
+      ...model.shifts.map((s) => [
+        s.name,
+        s.source,
+        String(s.samples),
+        percent(s.dense, 2),
+        percent(s.final, 2),
+        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
+        points(s.gap_change, 2)
+      ])
+    ])
+  ].join("\n\n");
+}
+function renderModel(model) {
+  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
+  if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const schedule = scheduleSection(model);
+  if (schedule) sections.push(schedule);
+  const funnel = funnelSection(model);
+  if (funnel) sections.push(funnel);
+  const classes = classTable(model);
+  if (classes) sections.push(classes);
+  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell3(n)}`)].join("\n"));
+  const cost = costTable(model.steps);
+  if (cost) sections.push(cost);
+  const shifts = shiftTable(model);
+  if (shifts) sections.push(shifts);
+  const predicted = predictionShiftTable(model);
+  if (predicted) sections.push(predicted);
+  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
+  return sections.join("\n\n");
+}
+function renderMarkdown(ledger) {
+  const { runtime, tool } = ledger;
+  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+
+${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
+  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
+  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
+  const t = ledger.timed_out;
+  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
+
+` : "";
+  return `${title}
+
+${timedOut}${models}
+
+${footer}
+`;
+}
+var WORD, ICON2, DASH2, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
+var init_render = __esm({
+  "src/ledger/render.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_renderSensitivity();
+    init_format();
+    init_renderSchedule();
+    WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+    ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+    DASH2 = "\u2014";
+    TOP_CLASSES = 5;
+    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
+    orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
+    zerosNotSkipped = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
+  }
+});
+
+// src/pipeline/ledgerFile.ts
+import * as os5 from "node:os";
+import * as path5 from "node:path";
+function classChanges(dense, final2, labels, classes) {
+  const support = classSupport(labels, classes);
+  const changes = [];
+  dense.per_class.forEach((d, c) => {
+    const f = final2.per_class[c];
+    if (d === null || f === null) return;
+    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+function writeLedger(req, provider, model) {
+  const ledger = {
+    schema: LEDGER_SCHEMA,
+    verdict: model.verdict,
+    tool: { name: "prune-guard", version: VERSION7 },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime: {
+      onnxruntime: onnxruntimeVersion(),
+      provider: provider.provider,
+      ...provider.note ? { notes: [provider.note] } : {},
+      threads: req.config.latency.threads || os5.availableParallelism(),
+      platform: `${process.platform}-${process.arch}`
+    },
+    models: [model]
+  };
+  const markdown = renderMarkdown(ledger);
+  const ledgerPath = path5.join(req.out, "ledger.json");
+  const markdownPath = path5.join(req.out, "ledger.md");
+  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(markdownPath, markdown);
+  return { ledger, markdown, ledgerPath, markdownPath };
+}
+var init_ledgerFile = __esm({
+  "src/pipeline/ledgerFile.ts"() {
+    "use strict";
+    init_atomicWrite();
+    init_render();
+    init_types();
+    init_metrics();
+    init_ort();
+    init_version3();
+  }
+});
+
+// src/measure/funnel.ts
+function weightFacts(model) {
+  const index = new GraphIndex(model.graph);
+  const density = /* @__PURE__ */ new Map();
+  let sparseBytes = 0;
+  for (const t of index.initializers.values()) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const v = tensorToFloat32(t);
+    let nonzero = 0;
+    for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
+    density.set(t.name, v.length ? nonzero / v.length : 1);
+  }
+  const macNodes = index.order.filter((n) => MAC_OPS3.has(n.opType));
+  const cost = modelCost(model);
+  let sparseMacs = 0;
+  cost.nodes.forEach((c, k) => {
+    if (c.macs === null) return;
+    const node = macNodes[k];
+    const weight = node.opType === "MatMul" ? node.input.find((i2) => index.initializers.has(i2) && tensorDims(index.initializers.get(i2)).length >= 2) : node.input[1];
+    const t = weight ? index.initializers.get(weight) : void 0;
+    const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
+    sparseMacs += c.macs * d;
+  });
+  return { sparseBytes, sparseMacs };
+}
+function mannWhitneyP(x2, y) {
+  const n1 = x2.length;
+  const n2 = y.length;
+  if (n1 === 0 || n2 === 0) return 1;
+  const all = [...x2.map((v) => ({ v, first: true })), ...y.map((v) => ({ v, first: false }))].sort((a, b) => a.v - b.v);
+  const n = all.length;
+  let rankSumX = 0;
+  let ties = 0;
+  for (let i2 = 0; i2 < n; ) {
+    let j = i2;
+    while (j + 1 < n && all[j + 1].v === all[i2].v) j++;
+    const rank = (i2 + j) / 2 + 1;
+    for (let k = i2; k <= j; k++) if (all[k].first) rankSumX += rank;
+    const t = j - i2 + 1;
+    ties += t * t * t - t;
+    i2 = j + 1;
+  }
+  const u = rankSumX - n1 * (n1 + 1) / 2;
+  const mean2 = n1 * n2 / 2;
+  const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
+  if (!(variance > 0)) return 1;
+  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
+  return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
+}
+function speedFunnel(input) {
+  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
+  const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
+  const measured = denseSamples.length > 0 && stepSamples.length > 0;
+  const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
+  const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
+  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
+  return {
+    batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
+    params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
+    flops_ratio: ratioOr1(step.flops, dense.flops),
+    sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
+    ideal_speedup: idealSpeedup,
+    speedup,
+    efficiency: speedup === null ? null : speedup / idealSpeedup,
+    p_value: p,
+    speed
+  };
+}
+var FLOAT_SIZE, MAC_OPS3, SPEED_ALPHA, ratioOr1;
+var init_funnel = __esm({
+  "src/measure/funnel.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_flops();
+    init_graph();
+    init_tensor();
+    FLOAT_SIZE = { 1: 4, 10: 2, 11: 8, 16: 2 };
+    MAC_OPS3 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+    SPEED_ALPHA = 0.05;
+    ratioOr1 = (a, b) => b > 0 ? a / b : 1;
+  }
+});
+
+// src/measure/memory.ts
+import * as fs10 from "node:fs";
+function readHwm() {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs10.readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) * 1024 : void 0;
+}
+function peakMeter() {
+  try {
+    fs10.writeFileSync("/proc/self/clear_refs", "5");
+    if (readHwm() !== void 0) {
+      return {
+        method: "linux-vmhwm",
+        reset: () => fs10.writeFileSync("/proc/self/clear_refs", "5"),
+        peak: () => readHwm()
+      };
+    }
+  } catch {
+  }
+  return { method: "rss-after", reset() {
+  }, peak: () => process.memoryUsage().rss };
+}
+var init_memory = __esm({
+  "src/measure/memory.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/runtimeCost.ts
+import { spawn as spawn2 } from "node:child_process";
+import * as fs11 from "node:fs";
+function throughput(byBatch) {
+  if (byBatch.length === 0) return void 0;
+  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
+  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
+}
+function readCounter(file) {
+  try {
+    const v = Number(fs11.readFileSync(file, "utf8").trim());
+    return Number.isFinite(v) ? v : void 0;
+  } catch {
+    return void 0;
+  }
+}
+async function energyPerSample(run2, runs, batch, counter = RAPL_ENERGY) {
+  const before = readCounter(counter);
+  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
+  for (let i2 = 0; i2 < runs; i2++) await run2();
+  const after = readCounter(counter);
+  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
+  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
+}
+async function gpuEnergyPerSample(run2, runs, batch, command = "nvidia-smi") {
+  const watts = [];
+  let failed = false;
+  const child = spawn2(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
+  child.on("error", () => failed = true);
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (chunk) => {
+    for (const line of chunk.split("\n")) {
+      const w = Number.parseFloat(line);
+      if (Number.isFinite(w)) watts.push(w);
+    }
+  });
+  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  const t0 = performance.now();
+  for (let i2 = 0; i2 < runs; i2++) await run2();
+  const seconds = (performance.now() - t0) / 1e3;
+  child.kill();
+  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
+  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
+  return { joules: meanWatts * seconds / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
+}
+async function measureRuntimeCost(artifact, byBatch, source, opts) {
+  const { ort } = onnxruntime();
+  const loads = [];
+  const meter = peakMeter();
+  for (let i2 = 0; i2 < 3; i2++) {
+    const rssBefore = process.memoryUsage().rss;
+    if (i2 === 2) meter.reset();
+    const t0 = performance.now();
+    const s = await openSession(artifact, opts);
+    loads.push(performance.now() - t0);
+    if (i2 < 2) await s.release();
+    else {
+      const batch = byBatch[0]?.batch ?? 1;
+      const feeds = {};
+      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
+      const energy = await measureEnergy(async () => {
+        const out2 = await s.run(feeds);
+        for (const t of Object.values(out2)) t.dispose();
+      }, 20, batch);
+      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
+      const bigFeeds = {};
+      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const out = await s.run(bigFeeds);
+      for (const t of Object.values(out)) t.dispose();
+      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
+      await s.release();
+      const tp = throughput(byBatch);
+      return {
+        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
+        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
+        energy_j_per_sample: energy.joules,
+        energy_note: energy.note,
+        peak_rss_bytes: peak,
+        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
+        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
+      };
+    }
+  }
+  throw new Error("unreachable");
+}
+var RAPL_ENERGY;
+var init_runtimeCost = __esm({
+  "src/measure/runtimeCost.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_latency();
+    init_memory();
+    init_ort();
+    RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
+  }
+});
+
 // src/pipeline/timeSteps.ts
 async function timeSteps(measured, data, config, provider, progress) {
   const artifacts = measured.map((m) => m.step.artifact);
@@ -42780,8 +42827,7 @@ var init_timeSteps = __esm({
 
 // src/pipeline/gradual.ts
 import * as fs12 from "node:fs";
-import * as os5 from "node:os";
-import * as path5 from "node:path";
+import * as path6 from "node:path";
 function checkSchedule(config) {
   if (parseNM(config.method)) {
     throw new UserError(`--schedule gradual: --method ${config.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot`);
@@ -42832,7 +42878,7 @@ async function runGradual(input, progress) {
   }
   const targets = cubicSchedule(initial, config.sparsity, config.scheduleSteps);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config.sparsity)} (${targets.map(pct4).join(", ")})`);
-  const stepsRoot = path5.join(req.out, "steps");
+  const stepsRoot = path6.join(req.out, "steps");
   fs12.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config, progress, provider };
   const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
@@ -42859,7 +42905,7 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
     }
-    progress.note(`pruning ${path5.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.note(`pruning ${path6.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
     const stepConfig = { ...config, method: structured ? "structured" : config.method, sparsity: stepSparsity };
     const pruned = await pruneModel(current, stepConfig, { modelPath: req.model, calib });
     if (config.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
@@ -42873,10 +42919,10 @@ async function runGradual(input, progress) {
       "prune-guard.scope": config.scope,
       "prune-guard.target_sparsity": String(target),
       "prune-guard.schedule_step": `${t}/${targets.length}`,
-      "prune-guard.source": path5.basename(req.model),
+      "prune-guard.source": path6.basename(req.model),
       "prune-guard.recovery": config.recovery
     });
-    const dir = path5.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const dir = path6.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     fs12.mkdirSync(dir, { recursive: true });
     const pruneArtifact = stepFile(dir, 1, "prune");
     saveModel(pruned.model, pruneArtifact);
@@ -43013,28 +43059,6 @@ function protectedFor(dense, kept) {
   const keep = new Set(kept.map((w) => w.initializer));
   return new Set(all.map((w) => w.initializer).filter((n) => !keep.has(n)));
 }
-function writeLedger(req, provider, model) {
-  const ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict: model.verdict,
-    tool: { name: "prune-guard", version: VERSION7 },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: provider.provider,
-      ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os5.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`
-    },
-    models: [model]
-  };
-  const markdown = renderMarkdown(ledger);
-  const ledgerPath = path5.join(req.out, "ledger.json");
-  const markdownPath = path5.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
-}
 var RESOURCE_BUDGETS, LATENCY_BUDGETS, DEFAULT_CLIFF, pct4;
 var init_gradual = __esm({
   "src/pipeline/gradual.ts"() {
@@ -43042,10 +43066,7 @@ var init_gradual = __esm({
     init_errors();
     init_atomicWrite();
     init_budgets();
-    init_render();
-    init_types();
     init_latency();
-    init_ort();
     init_model();
     init_graph();
     init_tensor();
@@ -43060,7 +43081,7 @@ var init_gradual = __esm({
     init_runRecovery();
     init_version3();
     init_measureStep();
-    init_run();
+    init_ledgerFile();
     init_timeSteps();
     init_verdicts();
     RESOURCE_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms", "max-size-bytes"]);
@@ -43072,8 +43093,7 @@ var init_gradual = __esm({
 
 // src/pipeline/run.ts
 import * as fs13 from "node:fs";
-import * as os6 from "node:os";
-import * as path6 from "node:path";
+import * as path7 from "node:path";
 function checkRequest(config) {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
     throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION7} yet; use --recovery none`);
@@ -43081,17 +43101,7 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path6.join(out, `${path6.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
-}
-function classChanges(dense, final2, labels, classes) {
-  const support = classSupport(labels, classes);
-  const changes = [];
-  dense.per_class.forEach((d, c) => {
-    const f = final2.per_class[c];
-    if (d === null || f === null) return;
-    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+  return path7.join(out, `${path7.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   const { config } = req;
@@ -43104,7 +43114,7 @@ async function runPipeline(req, progress) {
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const outPath = prunedPath(req.out, req.model);
-  if (path6.resolve(outPath) === path6.resolve(req.model)) {
+  if (path7.resolve(outPath) === path7.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkRecoveryInputs(config, calib);
@@ -43113,7 +43123,7 @@ async function runPipeline(req, progress) {
   if (provider.note) progress.note(provider.note);
   if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
-  progress.note(`pruning ${path6.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path7.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress });
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
@@ -43121,11 +43131,11 @@ async function runPipeline(req, progress) {
     "prune-guard.method": config.method,
     "prune-guard.scope": config.scope,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path6.basename(req.model)
+    "prune-guard.source": path7.basename(req.model)
   });
   setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
   fs13.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path6.join(req.out, "steps");
+  const stepsDir = path7.join(req.out, "steps");
   const staged = hasRecoverySteps(config, calib);
   const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
   if (staged) fs13.mkdirSync(stepsDir, { recursive: true });
@@ -43149,21 +43159,7 @@ async function runPipeline(req, progress) {
     measured.push(m);
   }
   if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
-  const artifacts = measured.map((m) => m.step.artifact);
-  progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
-  progress.stop();
-  measured.forEach((m, i2) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
-    m.step.latency = m.step.latency_by_batch[0];
-  });
-  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
-  measured.forEach((m, i2) => {
-    m.step.sparse_bytes = facts[i2].sparseBytes;
-    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
-  });
-  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
+  const samples = await timeSteps(measured, data, config, provider.provider, progress);
   const steps = measured.map((m) => m.step);
   const final2 = steps[steps.length - 1];
   const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final2, data.labels, denseStep2.preds.classes));
@@ -43183,26 +43179,7 @@ async function runPipeline(req, progress) {
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
     ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
   };
-  const ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict,
-    tool: { name: "prune-guard", version: VERSION7 },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: provider.provider,
-      ...provider.note ? { notes: [provider.note] } : {},
-      threads: config.latency.threads || os6.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`
-    },
-    models: [modelLedger]
-  };
-  const markdown = renderMarkdown(ledger);
-  const ledgerPath = path6.join(req.out, "ledger.json");
-  const markdownPath = path6.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
+  return writeLedger(req, provider, modelLedger);
 }
 var IMPLEMENTED_RECOVERIES;
 var init_run = __esm({
@@ -43211,14 +43188,7 @@ var init_run = __esm({
     init_dataset();
     init_errors();
     init_atomicWrite();
-    init_render();
-    init_types();
-    init_funnel();
-    init_latency();
-    init_metrics();
-    init_ort();
     init_provider();
-    init_runtimeCost();
     init_corruptions();
     init_verdicts();
     init_model();
@@ -43229,6 +43199,8 @@ var init_run = __esm({
     init_runRecovery();
     init_version3();
     init_gradual();
+    init_ledgerFile();
+    init_timeSteps();
     init_measureStep();
     init_release();
     IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "distill", "command", "auto"]);
@@ -43236,7 +43208,7 @@ var init_run = __esm({
 });
 
 // src/pipeline/compare.ts
-import * as path7 from "node:path";
+import * as path8 from "node:path";
 function compareBudgets(budgets) {
   const all = [...budgets];
   if (!all.some((b) => b.name === "latency-regression")) {
@@ -43260,8 +43232,8 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path7.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path7.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const base = await measureStep("base", `base model ${path8.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path8.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
   progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
@@ -43322,7 +43294,7 @@ var init_compareBase = __esm({
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
 import * as fs14 from "node:fs";
-import * as path8 from "node:path";
+import * as path9 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -43355,7 +43327,7 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs14.mkdirSync(path8.dirname(dest), { recursive: true });
+  fs14.mkdirSync(path9.dirname(dest), { recursive: true });
   fs14.writeFileSync(dest, content);
   return true;
 }
@@ -43370,7 +43342,7 @@ var init_gitBase = __esm({
 
 // src/github/checkModels.ts
 import * as fs15 from "node:fs";
-import * as path9 from "node:path";
+import * as path10 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
@@ -43387,8 +43359,8 @@ function refuseLfsPointer(file, shown) {
   }
 }
 function workspacePath(workspace, file) {
-  const rel = path9.relative(workspace, file);
-  return rel.startsWith("..") || path9.isAbsolute(rel) ? file : rel.split(path9.sep).join("/");
+  const rel = path10.relative(workspace, file);
+  return rel.startsWith("..") || path10.isAbsolute(rel) ? file : rel.split(path10.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -43399,20 +43371,20 @@ async function checkModels(jobs, settings, opts) {
     const own = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own };
     opts.progress.note(`model ${job.path}`);
-    refuseLfsPointer(path9.join(opts.workspace, job.path), job.path);
-    const head = await runPipeline({ ...request2, model: path9.join(opts.workspace, job.path), out: path9.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    refuseLfsPointer(path10.join(opts.workspace, job.path), job.path);
+    const head = await runPipeline({ ...request2, model: path10.join(opts.workspace, job.path), out: path10.join(opts.out, "models", slug(job.path)) }, opts.progress);
     const ledger = head.ledger;
     const model = ledger.models[0];
     model.model = job.path;
-    model.pruned = path9.relative(opts.workspace, model.pruned).split(path9.sep).join("/");
+    model.pruned = path10.relative(opts.workspace, model.pruned).split(path10.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path9.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path9.join(dir, path9.basename(basePath));
+      const dir = path10.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path10.join(dir, path10.basename(basePath));
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
         opts.progress.note(`base ${basePath} at ${opts.base.ref.slice(0, 12)}`);
-        const base = await runPipeline({ ...request2, model: baseFile, out: path9.join(dir, "out") }, opts.progress);
+        const base = await runPipeline({ ...request2, model: baseFile, out: path10.join(dir, "out") }, opts.progress);
         model.vs_base = await compareWithBase({
           ref: opts.base.ref,
           baseModel: basePath,
@@ -43450,7 +43422,7 @@ function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
     for (const e of fs15.readdirSync(d, { withFileTypes: true })) {
-      const full = path9.join(d, e.name);
+      const full = path10.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
@@ -43632,7 +43604,7 @@ ${f.body}
 
 </details>`;
 }
-function join7(sections) {
+function join8(sections) {
   return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
 }
 function hardCut(text, max2) {
@@ -43648,7 +43620,7 @@ function hardCut(text, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text = join7(parts);
+  let text = join8(parts);
   while (text.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -43656,7 +43628,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text, limit);
     parts[largest] = omitted(parts[largest]);
-    text = join7(parts);
+    text = join8(parts);
   }
   return text;
 }
@@ -43749,17 +43721,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path15) {
-      const ctrl = callVisitor(key, node, visitor, path15);
+    function visit_(key, node, visitor, path16) {
+      const ctrl = callVisitor(key, node, visitor, path16);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path15, ctrl);
-        return visit_(key, ctrl, visitor, path15);
+        replaceNode(key, path16, ctrl);
+        return visit_(key, ctrl, visitor, path16);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path15 = Object.freeze(path15.concat(node));
+          path16 = Object.freeze(path16.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path15);
+            const ci = visit_(i2, node.items[i2], visitor, path16);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -43770,13 +43742,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path15 = Object.freeze(path15.concat(node));
-          const ck = visit_("key", node.key, visitor, path15);
+          path16 = Object.freeze(path16.concat(node));
+          const ck = visit_("key", node.key, visitor, path16);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path15);
+          const cv = visit_("value", node.value, visitor, path16);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -43797,17 +43769,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path15) {
-      const ctrl = await callVisitor(key, node, visitor, path15);
+    async function visitAsync_(key, node, visitor, path16) {
+      const ctrl = await callVisitor(key, node, visitor, path16);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path15, ctrl);
-        return visitAsync_(key, ctrl, visitor, path15);
+        replaceNode(key, path16, ctrl);
+        return visitAsync_(key, ctrl, visitor, path16);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path15 = Object.freeze(path15.concat(node));
+          path16 = Object.freeze(path16.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path15);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path16);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -43818,13 +43790,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path15 = Object.freeze(path15.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path15);
+          path16 = Object.freeze(path16.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path16);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path15);
+          const cv = await visitAsync_("value", node.value, visitor, path16);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -43851,23 +43823,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path15) {
+    function callVisitor(key, node, visitor, path16) {
       if (typeof visitor === "function")
-        return visitor(key, node, path15);
+        return visitor(key, node, path16);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path15);
+        return visitor.Map?.(key, node, path16);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path15);
+        return visitor.Seq?.(key, node, path16);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path15);
+        return visitor.Pair?.(key, node, path16);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path15);
+        return visitor.Scalar?.(key, node, path16);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path15);
+        return visitor.Alias?.(key, node, path16);
       return void 0;
     }
-    function replaceNode(key, path15, node) {
-      const parent = path15[path15.length - 1];
+    function replaceNode(key, path16, node) {
+      const parent = path16[path16.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -44479,10 +44451,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path15, value) {
+    function collectionFromPath(schema, path16, value) {
       let v = value;
-      for (let i2 = path15.length - 1; i2 >= 0; --i2) {
-        const k = path15[i2];
+      for (let i2 = path16.length - 1; i2 >= 0; --i2) {
+        const k = path16[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -44501,7 +44473,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path15) => path15 == null || typeof path15 === "object" && !!path15[Symbol.iterator]().next().done;
+    var isEmptyPath = (path16) => path16 == null || typeof path16 === "object" && !!path16[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -44531,11 +44503,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path15, value) {
-        if (isEmptyPath(path15))
+      addIn(path16, value) {
+        if (isEmptyPath(path16))
           this.add(value);
         else {
-          const [key, ...rest] = path15;
+          const [key, ...rest] = path16;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -44549,8 +44521,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path15) {
-        const [key, ...rest] = path15;
+      deleteIn(path16) {
+        const [key, ...rest] = path16;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -44564,8 +44536,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path15, keepScalar) {
-        const [key, ...rest] = path15;
+      getIn(path16, keepScalar) {
+        const [key, ...rest] = path16;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -44583,8 +44555,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path15) {
-        const [key, ...rest] = path15;
+      hasIn(path16) {
+        const [key, ...rest] = path16;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -44594,8 +44566,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path15, value) {
-        const [key, ...rest] = path15;
+      setIn(path16, value) {
+        const [key, ...rest] = path16;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -47110,9 +47082,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path15, value) {
+      addIn(path16, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path15, value);
+          this.contents.addIn(path16, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -47187,14 +47159,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path15) {
-        if (Collection2.isEmptyPath(path15)) {
+      deleteIn(path16) {
+        if (Collection2.isEmptyPath(path16)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path15) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path16) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -47209,10 +47181,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path15, keepScalar) {
-        if (Collection2.isEmptyPath(path15))
+      getIn(path16, keepScalar) {
+        if (Collection2.isEmptyPath(path16))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path15, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path16, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -47223,10 +47195,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path15) {
-        if (Collection2.isEmptyPath(path15))
+      hasIn(path16) {
+        if (Collection2.isEmptyPath(path16))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path15) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path16) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -47243,13 +47215,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path15, value) {
-        if (Collection2.isEmptyPath(path15)) {
+      setIn(path16, value) {
+        if (Collection2.isEmptyPath(path16)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path15), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path16), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path15, value);
+          this.contents.setIn(path16, value);
         }
       }
       /**
@@ -49210,9 +49182,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path15) => {
+    visit.itemAtPath = (cst, path16) => {
       let item = cst;
-      for (const [field, index] of path15) {
+      for (const [field, index] of path16) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -49221,23 +49193,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path15) => {
-      const parent = visit.itemAtPath(cst, path15.slice(0, -1));
-      const field = path15[path15.length - 1][0];
+    visit.parentCollection = (cst, path16) => {
+      const parent = visit.itemAtPath(cst, path16.slice(0, -1));
+      const field = path16[path16.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path15, item, visitor) {
-      let ctrl = visitor(item, path15);
+    function _visit(path16, item, visitor) {
+      let ctrl = visitor(item, path16);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path15.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path16.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -49248,10 +49220,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path15);
+            ctrl = ctrl(item, path16);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path15) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path16) : ctrl;
     }
     exports.visit = visit;
   }
@@ -51003,10 +50975,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path15) {
+function lineOf(doc, lines2, path16) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path15) {
+  for (const segment of path16) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -51033,7 +51005,7 @@ var init_yamlPosition = __esm({
 
 // src/github/annotations.ts
 import * as fs16 from "node:fs";
-import * as path10 from "node:path";
+import * as path11 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
   const doc = (0, import_yaml2.parseDocument)(fs16.readFileSync(file, "utf8"), { lineCounter: lines2 });
@@ -51045,12 +51017,12 @@ function workflowLine(file, name) {
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs16.existsSync(path10.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path10.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs16.existsSync(path11.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path11.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs16.existsSync(path10.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path10.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs16.existsSync(path11.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path11.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -51177,22 +51149,22 @@ var init_gate = __esm({
 
 // src/github/models.ts
 import * as fs17 from "node:fs";
-import * as path11 from "node:path";
+import * as path12 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path11.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path12.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
     for (const entry3 of fs17.readdirSync(dir, { withFileTypes: true })) {
-      const full = path11.join(dir, entry3.name);
+      const full = path12.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path11.relative(root, full).split(path11.sep).join("/");
+        const rel = path12.relative(root, full).split(path12.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -51310,12 +51282,12 @@ var init_history = __esm({
 
 // src/github/nightly.ts
 import * as fs18 from "node:fs";
-import * as path12 from "node:path";
+import * as path13 from "node:path";
 function fileStore(file) {
   return {
     read: async () => fs18.existsSync(file) ? parseHistory(fs18.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs18.mkdirSync(path12.dirname(file), { recursive: true });
+      fs18.mkdirSync(path13.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -51376,7 +51348,7 @@ async function reportFailure(octokit, ctx, ledger, label2, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path12.resolve(opts.workspace, inputs.historyFile);
+  const local = path13.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -54662,8 +54634,8 @@ var require_utils3 = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path15) {
-      let input = path15;
+    function removeDotSegments(path16) {
+      let input = path16;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -54737,11 +54709,11 @@ var require_utils3 = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path15) {
-      if (path15 === "" || path15[0] === "/") {
-        return removeDotSegments(path15);
+    function removeDotSegmentsRelative(path16) {
+      if (path16 === "" || path16[0] === "/") {
+        return removeDotSegments(path16);
       }
-      const segments = path15.split("/");
+      const segments = path16.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -55104,8 +55076,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path15 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path15 && path15 !== "/" ? path15 : void 0;
+        const path16 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path16 && path16 !== "/" ? path16 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -58918,8 +58890,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path15) {
-  return path15.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path16) {
+  return path16.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -58927,32 +58899,32 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path15 = [];
+  const path16 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path15.push(Number(key));
+      path16.push(Number(key));
       value = value[Number(key)];
     } else {
-      path15.push(key);
+      path16.push(key);
       value = value?.[key];
     }
   }
-  return { path: path15, value };
+  return { path: path16, value };
 }
 function fromAjv(error2, raw) {
-  const { path: path15, value } = toKeyPath(error2.instancePath, raw);
+  const { path: path16, value } = toKeyPath(error2.instancePath, raw);
   if (error2.keyword === "additionalProperties") {
     const key = String(error2.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path15)?.properties ?? {});
-    const full = [...path15, key];
+    const valid = Object.keys(schemaAt(path16)?.properties ?? {});
+    const full = [...path16, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path15)?.description ?? "valid";
+  const expected = schemaAt(path16)?.description ?? "valid";
   const bound = BOUNDS.has(error2.keyword) ? `; ${error2.message}` : "";
-  if (path15.length === 0) return { path: path15, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path15, message: `'${formatKeyPath(path15)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path16.length === 0) return { path: path16, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path16, message: `'${formatKeyPath(path16)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -58968,8 +58940,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path15 = ["budgets", name];
-        problems.push({ path: path15, message: `'${formatKeyPath(path15)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path16 = ["budgets", name];
+        problems.push({ path: path16, message: `'${formatKeyPath(path16)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -59007,16 +58979,16 @@ var init_validate = __esm({
 
 // src/config/loadConfig.ts
 import { readFileSync as readFileSync12 } from "node:fs";
-function loadConfig(path15) {
+function loadConfig(path16) {
   let text;
   try {
-    text = readFileSync12(path15, "utf8");
+    text = readFileSync12(path16, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path15}: config file not found; check the path or create it`);
-    throw new UserError(`${path15}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path16}: config file not found; check the path or create it`);
+    throw new UserError(`${path16}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path15);
+  return parseConfig(text, path16);
 }
 function parseConfig(text, where) {
   const lines2 = new import_yaml3.LineCounter();
@@ -59094,10 +59066,10 @@ var init_loadConfig = __esm({
 
 // src/github/settings.ts
 import * as fs19 from "node:fs";
-import * as path13 from "node:path";
+import * as path14 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs19.existsSync(path13.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path13.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
+  const configFile = inputs.config ?? (fs19.existsSync(path14.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path14.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
   const overrides = { latency: { ...base.latency } };
   if (inputs.targetSparsity !== void 0) overrides.sparsity = inputs.targetSparsity;
   if (inputs.method !== void 0) overrides.method = inputs.method;
@@ -59113,9 +59085,9 @@ function resolveSettings(inputs, workspace) {
     configFile,
     config,
     budgets: resolveBudgets(config.budgets, inputs.budgets),
-    data: path13.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path13.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path13.resolve(workspace, s.path) }))
+    data: path14.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path14.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path14.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -59132,7 +59104,7 @@ var init_settings = __esm({
 
 // src/github/run.ts
 import * as fs20 from "node:fs";
-import * as path14 from "node:path";
+import * as path15 from "node:path";
 function progressFor(io) {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
   }, stop() {
@@ -59161,15 +59133,15 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path14.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path14.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path15.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path15.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path14.resolve(env.workspace, inputs.ledgers);
+    const dir = path15.resolve(env.workspace, inputs.ledgers);
     if (!fs20.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
@@ -59191,10 +59163,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path14.join(out, "ledger.json");
+  const ledgerPath = path15.join(out, "ledger.json");
   fs20.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path14.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path15.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
@@ -59268,7 +59240,7 @@ var entry_exports = {};
 __export(entry_exports, {
   entry: () => entry
 });
-import * as os7 from "node:os";
+import * as os6 from "node:os";
 function workflowFile(ref) {
   const m = ref ? /^[^/]+\/[^/]+\/(.+?)@/.exec(ref) : null;
   return m?.[1];
@@ -59287,7 +59259,7 @@ async function entry() {
     };
     await run(inputs, octokit, ctx, {
       workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
-      temp: process.env.RUNNER_TEMP || os7.tmpdir(),
+      temp: process.env.RUNNER_TEMP || os6.tmpdir(),
       workflowFile: workflowFile(process.env.GITHUB_WORKFLOW_REF)
     }, {
       info: (m) => info(m),

@@ -1,15 +1,12 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { overallVerdict } from '../ledger/budgets.js';
-import { renderMarkdown } from '../ledger/render.js';
-import { LEDGER_SCHEMA, type BudgetName, type Ledger, type ModelLedger, type ScheduleLedger, type ScheduleStep, type Step } from '../ledger/types.js';
+import type { BudgetName, ModelLedger, ScheduleLedger, ScheduleStep } from '../ledger/types.js';
 import { latencyStat } from '../measure/latency.js';
-import { onnxruntimeVersion } from '../measure/ort.js';
 import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { GraphIndex } from '../onnx/graph.js';
@@ -26,7 +23,8 @@ import { runRecovery, stepFile } from '../recover/runRecovery.js';
 import { VERSION } from '../version.js';
 import { measureStep, type MeasuredStep, type StepContext } from './measureStep.js';
 import type { Progress } from './progress.js';
-import { classChanges, type RunRequest, type RunResult } from './run.js';
+import { classChanges, writeLedger } from './ledgerFile.js';
+import type { RunRequest, RunResult } from './run.js';
 import { timePair, timeSteps } from './timeSteps.js';
 import { judgeWithIntervals, predictionShifts, shiftResults, type Judged } from './verdicts.js';
 
@@ -323,27 +321,4 @@ function protectedFor(dense: ModelProto, kept: readonly PrunableWeight[]): Set<s
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
   const keep = new Set(kept.map((w) => w.initializer));
   return new Set(all.map((w) => w.initializer).filter((n) => !keep.has(n)));
-}
-
-function writeLedger(req: RunRequest, provider: GradualInput['provider'], model: ModelLedger): RunResult {
-  const ledger: Ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict: model.verdict,
-    tool: { name: 'prune-guard', version: VERSION },
-    created_at: new Date().toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: provider.provider,
-      ...(provider.note ? { notes: [provider.note] } : {}),
-      threads: req.config.latency.threads || os.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`,
-    },
-    models: [model],
-  };
-  const markdown = renderMarkdown(ledger);
-  const ledgerPath = path.join(req.out, 'ledger.json');
-  const markdownPath = path.join(req.out, 'ledger.md');
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + '\n');
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
 }

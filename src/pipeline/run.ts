@@ -1,19 +1,12 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Config } from '../config/schema.js';
-import { loadDataset, sliceBatch } from '../data/dataset.js';
+import { loadDataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { ResolvedBudget } from '../ledger/budgets.js';
-import { renderMarkdown } from '../ledger/render.js';
-import { LEDGER_SCHEMA, type ClassChange, type Ledger, type ModelLedger, type Step } from '../ledger/types.js';
-import { speedFunnel, weightFacts } from '../measure/funnel.js';
-import { latencyStat, measureInterleaved } from '../measure/latency.js';
-import { classSupport } from '../measure/metrics.js';
-import { onnxruntimeVersion } from '../measure/ort.js';
+import type { Ledger, ModelLedger } from '../ledger/types.js';
 import { resolveProvider } from '../measure/provider.js';
-import { measureRuntimeCost } from '../measure/runtimeCost.js';
 import { corruptionSets } from '../measure/corruptions.js';
 import { judgeWithIntervals, predictionShifts, shiftResults } from './verdicts.js';
 import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
@@ -24,6 +17,8 @@ import { checkSensitivityInputs } from '../prune/sensitivity/sensitivityPrune.js
 import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
 import { VERSION } from '../version.js';
 import { runGradual } from './gradual.js';
+import { classChanges, writeLedger } from './ledgerFile.js';
+import { timeSteps } from './timeSteps.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { Progress } from './progress.js';
 import { collectGarbage, releaseField } from './release.js';
@@ -57,17 +52,6 @@ function checkRequest(config: Config): void {
 
 export function prunedPath(out: string, model: string): string {
   return path.join(out, `${path.basename(model).replace(/\.onnx$/i, '')}.pruned.onnx`);
-}
-
-export function classChanges(dense: Step, final: Step, labels: Int32Array, classes: number): ClassChange[] {
-  const support = classSupport(labels, classes);
-  const changes: ClassChange[] = [];
-  dense.per_class!.forEach((d, c) => {
-    const f = final.per_class![c];
-    if (d === null || f === null) return;
-    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
 }
 
 /**
@@ -141,23 +125,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   }
   if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
 
-  const artifacts = measured.map((m) => m.step.artifact);
-  progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
-  progress.stop();
-  measured.forEach((m, i) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
-    m.step.latency = m.step.latency_by_batch[0];
-  });
-  // read back from the saved files, like every other number of a step
-  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
-  measured.forEach((m, i) => {
-    m.step.sparse_bytes = facts[i].sparseBytes;
-    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i], denseSamples: samples[0][0], stepSamples: samples[i][0] });
-  });
-
-  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
+  const samples = await timeSteps(measured, data, config, provider.provider, progress);
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
   const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels!, denseStep.preds.classes));
@@ -177,24 +145,5 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
     ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
   };
-  const ledger: Ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict,
-    tool: { name: 'prune-guard', version: VERSION },
-    created_at: new Date().toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: provider.provider,
-      ...(provider.note ? { notes: [provider.note] } : {}),
-      threads: config.latency.threads || os.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`,
-    },
-    models: [modelLedger],
-  };
-  const markdown = renderMarkdown(ledger);
-  const ledgerPath = path.join(req.out, 'ledger.json');
-  const markdownPath = path.join(req.out, 'ledger.md');
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + '\n');
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
+  return writeLedger(req, provider, modelLedger);
 }
