@@ -40373,6 +40373,9 @@ function pruneNM(dense, weights, config, { n, m }) {
   };
 }
 function checkLayerCap(config) {
+  if (config.maxLayerSparsity < 1 && config.scope !== "global") {
+    throw new UserError(`--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${config.scope} sets every layer's ratio itself; use --scope global or drop the cap`);
+  }
   if (config.maxLayerSparsity < 1 && config.maxLayerSparsity < config.sparsity) {
     throw new UserError(`--max-layer-sparsity ${config.maxLayerSparsity}: below --sparsity ${config.sparsity}, so no allocation reaches the target; raise it to at least ${config.sparsity}`);
   }

@@ -85,8 +85,11 @@ function pruneNM(dense: ModelProto, weights: PrunableWeight[], config: Config, {
   };
 }
 
-/** A cap below the target cannot be met by any allocation: refuse it rather than ship less than asked. */
+/** A cap below the target cannot be met by any allocation, and other scopes ignore it: refuse rather than silently differ. */
 function checkLayerCap(config: Config): void {
+  if (config.maxLayerSparsity < 1 && config.scope !== 'global') {
+    throw new UserError(`--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${config.scope} sets every layer's ratio itself; use --scope global or drop the cap`);
+  }
   if (config.maxLayerSparsity < 1 && config.maxLayerSparsity < config.sparsity) {
     throw new UserError(`--max-layer-sparsity ${config.maxLayerSparsity}: below --sparsity ${config.sparsity}, so no allocation reaches the target; raise it to at least ${config.sparsity}`);
   }

@@ -77,5 +77,8 @@ describe('max-layer-sparsity on fixtures', () => {
     expect(bad.stderr.split('\n').filter((l) => /error/.test(l))).toHaveLength(1);
     expect(bad.stderr).not.toMatch(/\n\s+at /);
     expect(bad.stderr).toMatch(/--max-layer-sparsity 0\.5: below --sparsity 0\.8/);
+    const layer = await runCli([...common, '--out', tempDir(), '--max-layer-sparsity', '0.9', '--scope', 'layer']);
+    expect(layer.code).toBe(2);
+    expect(layer.stderr).toMatch(/--max-layer-sparsity: .*--scope layer/);
   });
 });
