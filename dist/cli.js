@@ -23178,6 +23178,7 @@ var DEFAULT_CONFIG = Object.freeze({
   confidence: 0.95,
   roundTo: 1,
   criterion: "l1",
+  maxLayerSparsity: 1,
   strict: false,
   executionProvider: "cpu",
   corruptions: [],
@@ -23249,6 +23250,7 @@ var CONFIG_SCHEMA = {
     },
     "round-to": wholeNumber(1),
     criterion: oneOf(CRITERIA),
+    "max-layer-sparsity": { type: "number", exclusiveMinimum: 0, maximum: 1, description: "a fraction above 0 up to 1 like 0.9 (1 = no cap)" },
     strict: boolean,
     "execution-provider": oneOf(EXECUTION_PROVIDERS),
     corruptions: {
@@ -32469,6 +32471,36 @@ function magnitudeMask(tensors, k) {
   }
   return masks;
 }
+function cappedMagnitudeMask(tensors, k, maxLayerSparsity) {
+  if (maxLayerSparsity >= 1) return magnitudeMask(tensors, k);
+  const masks = new Array(tensors.length);
+  const capOf = (t) => Math.floor(maxLayerSparsity * t.length);
+  let open = tensors.map((_, j) => j);
+  let budget = k;
+  for (; ; ) {
+    const trial = magnitudeMask(open.map((j) => tensors[j]), budget);
+    const over = open.filter((j, i2) => trial[i2].length - countOnes(trial[i2]) > capOf(tensors[j]));
+    if (over.length === 0) {
+      open.forEach((j, i2) => masks[j] = trial[i2]);
+      return masks;
+    }
+    for (const j of over) {
+      masks[j] = magnitudeMask([tensors[j]], capOf(tensors[j]))[0];
+      budget -= capOf(tensors[j]);
+    }
+    const capped = new Set(over);
+    open = open.filter((j) => !capped.has(j));
+    if (open.length === 0 || budget <= 0) {
+      for (const j of open) masks[j] = new Uint8Array(tensors[j].length).fill(1);
+      return masks;
+    }
+  }
+}
+function countOnes(m) {
+  let n = 0;
+  for (let i2 = 0; i2 < m.length; i2++) n += m[i2];
+  return n;
+}
 function applyMask(values, mask) {
   const out = new Float32Array(values.length);
   for (let i2 = 0; i2 < values.length; i2++) out[i2] = mask[i2] ? values[i2] : 0;
@@ -32478,14 +32510,14 @@ function maskInPlace(values, mask) {
   for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
   return values;
 }
-function magnitudePrune(model, weights, sparsity, scope) {
+function magnitudePrune(model, weights, sparsity, scope, maxLayerSparsity = 1) {
   const denseIndex = new GraphIndex(model.graph);
   const denseTensors = weights.map((w) => denseIndex.initializers.get(w.initializer));
   const values = denseTensors.map((t) => readFloat32(t));
   let masks;
   if (scope === "global") {
     const total2 = values.reduce((n, v) => n + v.length, 0);
-    masks = magnitudeMask(values, Math.round(sparsity * total2));
+    masks = cappedMagnitudeMask(values, Math.round(sparsity * total2), maxLayerSparsity);
   } else {
     masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
   }
@@ -32845,11 +32877,13 @@ function allocate(groups, importance, opts) {
   }
   all.sort((a, b) => a.score - b.score);
   const floor = Math.max(1, opts.roundTo);
+  const cap = opts.maxLayerSparsity ?? 1;
+  const minKept = new Map(groups.map((g2) => [g2.root, Math.max(floor, Math.ceil(g2.size * (1 - cap) - 1e-9))]));
   let removed = 0;
   for (const c of all) {
     if (removed >= target) break;
     const k = kept.get(c.root);
-    if (k <= floor) continue;
+    if (k <= minKept.get(c.root)) continue;
     kept.set(c.root, k - 1);
     removed++;
   }
@@ -34375,22 +34409,32 @@ function pruneNM(dense, weights, config, { n, m }) {
     verifySaved: (saved) => verifyNM(saved, pruned, n, m).map((v) => v.message)
   };
 }
+function checkLayerCap(config) {
+  if (config.maxLayerSparsity < 1 && config.scope !== "global") {
+    throw new UserError(`--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${config.scope} sets every layer's ratio itself; use --scope global or drop the cap`);
+  }
+  if (config.maxLayerSparsity < 1 && config.maxLayerSparsity < config.sparsity) {
+    throw new UserError(`--max-layer-sparsity ${config.maxLayerSparsity}: below --sparsity ${config.sparsity}, so no allocation reaches the target; raise it to at least ${config.sparsity}`);
+  }
+}
 async function pruneModel(dense, config, ctx) {
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
   checkSensitivityInputs(config, ctx.calib);
+  checkLayerCap(config);
   if (config.scope === "sensitivity") return pruneBySensitivity(dense, weights, config, ctx);
   const nm = parseNM(config.method);
   if (nm) return pruneNM(dense, weights, config, nm);
   if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
   switch (config.method) {
     case "unstructured": {
-      const r = magnitudePrune(dense, weights, config.sparsity, config.scope);
+      const cap = config.scope === "global" ? config.maxLayerSparsity : 1;
+      const r = magnitudePrune(dense, weights, config.sparsity, config.scope, cap);
       return {
         model: r.model,
-        description: `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%`,
+        description: `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%` + (cap < 1 ? ` (no layer above ${(cap * 100).toFixed(1)}%)` : ""),
         denseWeights: weights,
         notes: []
       };
@@ -34405,6 +34449,7 @@ async function pruneModel(dense, config, ctx) {
         sparsity: channelSparsity,
         scope: config.scope,
         roundTo: config.roundTo,
+        maxLayerSparsity: config.scope === "global" ? config.maxLayerSparsity : 1,
         criterion: config.criterion,
         protectedTensors,
         calib: ctx.calib
@@ -37056,6 +37101,13 @@ function fraction(flag) {
     return n;
   };
 }
+function capFraction(flag) {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0 || n > 1) throw new InvalidArgumentError(`${flag} must be a number above 0 up to 1 (got '${v}')`);
+    return n;
+  };
+}
 function positiveInts(flag) {
   return (v) => {
     const list = v.split(",").map((s) => Number(s.trim()));
@@ -37099,6 +37151,7 @@ function resolveConfig(flags) {
   if (flags.scope !== void 0) overrides.scope = flags.scope;
   if (flags.roundTo !== void 0) overrides.roundTo = flags.roundTo;
   if (flags.criterion !== void 0) overrides.criterion = flags.criterion;
+  if (flags.maxLayerSparsity !== void 0) overrides.maxLayerSparsity = flags.maxLayerSparsity;
   if (flags.exclude.length) overrides.exclude = [...base.exclude, ...flags.exclude];
   if (flags.keepFirstLayer) overrides.keepFirstLayer = true;
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
@@ -37129,7 +37182,7 @@ function addStatisticsOptions(cmd) {
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib)").choices(["global", "layer", "sensitivity"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect2, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers or distilling after this many seconds (0 = no limit; default 240)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).addOption(new Option("--schedule <kind>", "oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget").choices(["oneshot", "gradual"])).option("--schedule-steps <n>", "gradual: number of pruning steps (default 4)", count2("--schedule-steps", 1)).option("--schedule-patience <n>", "gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)", count2("--schedule-patience", 1)).option("--quiet", "do not print the ledger");
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib)").choices(["global", "layer", "sensitivity"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--max-layer-sparsity <fraction>", "global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (default 1: no cap)", capFraction("--max-layer-sparsity")).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect2, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers or distilling after this many seconds (0 = no limit; default 240)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).addOption(new Option("--schedule <kind>", "oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget").choices(["oneshot", "gradual"])).option("--schedule-steps <n>", "gradual: number of pruning steps (default 4)", count2("--schedule-steps", 1)).option("--schedule-patience <n>", "gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)", count2("--schedule-patience", 1)).option("--quiet", "do not print the ledger");
   addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));

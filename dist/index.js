@@ -25571,6 +25571,7 @@ var init_schema = __esm({
       confidence: 0.95,
       roundTo: 1,
       criterion: "l1",
+      maxLayerSparsity: 1,
       strict: false,
       executionProvider: "cpu",
       corruptions: [],
@@ -25642,6 +25643,7 @@ var init_schema = __esm({
         },
         "round-to": wholeNumber(1),
         criterion: oneOf(CRITERIA),
+        "max-layer-sparsity": { type: "number", exclusiveMinimum: 0, maximum: 1, description: "a fraction above 0 up to 1 like 0.9 (1 = no cap)" },
         strict: boolean,
         "execution-provider": oneOf(EXECUTION_PROVIDERS),
         corruptions: {
@@ -35036,6 +35038,36 @@ function magnitudeMask(tensors, k) {
   }
   return masks;
 }
+function cappedMagnitudeMask(tensors, k, maxLayerSparsity) {
+  if (maxLayerSparsity >= 1) return magnitudeMask(tensors, k);
+  const masks = new Array(tensors.length);
+  const capOf = (t) => Math.floor(maxLayerSparsity * t.length);
+  let open2 = tensors.map((_, j) => j);
+  let budget = k;
+  for (; ; ) {
+    const trial = magnitudeMask(open2.map((j) => tensors[j]), budget);
+    const over = open2.filter((j, i2) => trial[i2].length - countOnes(trial[i2]) > capOf(tensors[j]));
+    if (over.length === 0) {
+      open2.forEach((j, i2) => masks[j] = trial[i2]);
+      return masks;
+    }
+    for (const j of over) {
+      masks[j] = magnitudeMask([tensors[j]], capOf(tensors[j]))[0];
+      budget -= capOf(tensors[j]);
+    }
+    const capped = new Set(over);
+    open2 = open2.filter((j) => !capped.has(j));
+    if (open2.length === 0 || budget <= 0) {
+      for (const j of open2) masks[j] = new Uint8Array(tensors[j].length).fill(1);
+      return masks;
+    }
+  }
+}
+function countOnes(m) {
+  let n = 0;
+  for (let i2 = 0; i2 < m.length; i2++) n += m[i2];
+  return n;
+}
 function applyMask(values, mask) {
   const out = new Float32Array(values.length);
   for (let i2 = 0; i2 < values.length; i2++) out[i2] = mask[i2] ? values[i2] : 0;
@@ -35045,14 +35077,14 @@ function maskInPlace(values, mask) {
   for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
   return values;
 }
-function magnitudePrune(model, weights, sparsity, scope) {
+function magnitudePrune(model, weights, sparsity, scope, maxLayerSparsity = 1) {
   const denseIndex = new GraphIndex(model.graph);
   const denseTensors = weights.map((w) => denseIndex.initializers.get(w.initializer));
   const values = denseTensors.map((t) => readFloat32(t));
   let masks;
   if (scope === "global") {
     const total2 = values.reduce((n, v) => n + v.length, 0);
-    masks = magnitudeMask(values, Math.round(sparsity * total2));
+    masks = cappedMagnitudeMask(values, Math.round(sparsity * total2), maxLayerSparsity);
   } else {
     masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
   }
@@ -37758,11 +37790,13 @@ function allocate(groups, importance, opts) {
   }
   all.sort((a, b) => a.score - b.score);
   const floor = Math.max(1, opts.roundTo);
+  const cap = opts.maxLayerSparsity ?? 1;
+  const minKept = new Map(groups.map((g2) => [g2.root, Math.max(floor, Math.ceil(g2.size * (1 - cap) - 1e-9))]));
   let removed = 0;
   for (const c of all) {
     if (removed >= target) break;
     const k = kept.get(c.root);
-    if (k <= floor) continue;
+    if (k <= minKept.get(c.root)) continue;
     kept.set(c.root, k - 1);
     removed++;
   }
@@ -39650,22 +39684,32 @@ function pruneNM(dense, weights, config, { n, m }) {
     verifySaved: (saved) => verifyNM(saved, pruned, n, m).map((v) => v.message)
   };
 }
+function checkLayerCap(config) {
+  if (config.maxLayerSparsity < 1 && config.scope !== "global") {
+    throw new UserError(`--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${config.scope} sets every layer's ratio itself; use --scope global or drop the cap`);
+  }
+  if (config.maxLayerSparsity < 1 && config.maxLayerSparsity < config.sparsity) {
+    throw new UserError(`--max-layer-sparsity ${config.maxLayerSparsity}: below --sparsity ${config.sparsity}, so no allocation reaches the target; raise it to at least ${config.sparsity}`);
+  }
+}
 async function pruneModel(dense, config, ctx) {
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
   checkSensitivityInputs(config, ctx.calib);
+  checkLayerCap(config);
   if (config.scope === "sensitivity") return pruneBySensitivity(dense, weights, config, ctx);
   const nm = parseNM(config.method);
   if (nm) return pruneNM(dense, weights, config, nm);
   if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
   switch (config.method) {
     case "unstructured": {
-      const r = magnitudePrune(dense, weights, config.sparsity, config.scope);
+      const cap = config.scope === "global" ? config.maxLayerSparsity : 1;
+      const r = magnitudePrune(dense, weights, config.sparsity, config.scope, cap);
       return {
         model: r.model,
-        description: `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%`,
+        description: `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%` + (cap < 1 ? ` (no layer above ${(cap * 100).toFixed(1)}%)` : ""),
         denseWeights: weights,
         notes: []
       };
@@ -39680,6 +39724,7 @@ async function pruneModel(dense, config, ctx) {
         sparsity: channelSparsity,
         scope: config.scope,
         roundTo: config.roundTo,
+        maxLayerSparsity: config.scope === "global" ? config.maxLayerSparsity : 1,
         criterion: config.criterion,
         protectedTensors,
         calib: ctx.calib

@@ -1,5 +1,6 @@
 // Experiment driver: prune a model, optionally reconstruct, distill, and print test top-1 at each stage.
 // npx tsx scripts/distill-try.ts MODEL CALIB TEST SPARSITY [reconstruct] [lr] [epochs] [batch] [T] [w]
+// env: PG_HINT (feature-distillation weight), PG_PATIENCE (epochs without a better held-out KL before stopping)
 import { loadDataset } from '../src/data/dataset.js';
 import { loadModel } from '../src/onnx/model.js';
 import { modelInputs } from '../src/onnx/signature.js';
@@ -32,6 +33,7 @@ const r = await distill(dense, model, calib, new Set(weights.map((x) => x.initia
   temperature: Number(temp ?? DEFAULT_DISTILL.temperature),
   labelWeight: Number(w ?? DEFAULT_DISTILL.labelWeight),
   hintWeight: Number(process.env.PG_HINT ?? DEFAULT_DISTILL.hintWeight),
+  patience: Number(process.env.PG_PATIENCE ?? DEFAULT_DISTILL.patience),
   onEpoch: (e) => console.log(JSON.stringify(e)),
 });
 console.log('distill', await acc(r.model), ((performance.now() - t0) / 1000).toFixed(1), 's', 'best epoch', r.bestEpoch, r.stopped, 'heldout', r.before, r.after, r.trainables, r.parameters);

@@ -28,6 +28,14 @@ function fraction(flag: string) {
   };
 }
 
+function capFraction(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0 || n > 1) throw new InvalidArgumentError(`${flag} must be a number above 0 up to 1 (got '${v}')`);
+    return n;
+  };
+}
+
 function positiveInts(flag: string) {
   return (v: string): number[] => {
     const list = v.split(',').map((s) => Number(s.trim()));
@@ -72,6 +80,7 @@ interface RunFlags {
   scope?: Config['scope'];
   roundTo?: number;
   criterion?: Config['criterion'];
+  maxLayerSparsity?: number;
   exclude: string[];
   keepFirstLayer?: boolean;
   keepLastLayer?: boolean;
@@ -115,6 +124,7 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.scope !== undefined) overrides.scope = flags.scope;
   if (flags.roundTo !== undefined) overrides.roundTo = flags.roundTo;
   if (flags.criterion !== undefined) overrides.criterion = flags.criterion;
+  if (flags.maxLayerSparsity !== undefined) overrides.maxLayerSparsity = flags.maxLayerSparsity;
   if (flags.exclude.length) overrides.exclude = [...base.exclude, ...flags.exclude];
   if (flags.keepFirstLayer) overrides.keepFirstLayer = true;
   if (flags.keepLastLayer) overrides.keepLastLayer = true;
@@ -177,6 +187,7 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .addOption(new Option('--scope <scope>', 'magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer\'s measured calibration-loss curve (needs --calib)').choices(['global', 'layer', 'sensitivity']))
     .option('--round-to <n>', 'structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)', count('--round-to', 1))
     .addOption(new Option('--criterion <name>', 'structured: channel importance').choices(['l1', 'l2', 'bn-scale', 'activation']))
+    .option('--max-layer-sparsity <fraction>', 'global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (default 1: no cap)', capFraction('--max-layer-sparsity'))
     .option('--exclude <glob>', 'node or initializer names never pruned, repeatable', collect, [])
     .option('--keep-first-layer', 'do not prune the first prunable layer')
     .option('--keep-last-layer', 'do not prune the last prunable layer')

@@ -62,6 +62,8 @@ export interface Config {
   roundTo: number;
   /** structured: channel importance criterion */
   criterion: CriterionName;
+  /** global scope: no layer (unstructured) or channel group (structured) loses more than this fraction; 1 = no cap */
+  maxLayerSparsity: number;
   /** release gates: a budget whose interval straddles its limit fails instead of warning */
   strict: boolean;
   executionProvider: ExecutionProvider;
@@ -96,6 +98,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   confidence: 0.95,
   roundTo: 1,
   criterion: 'l1',
+  maxLayerSparsity: 1,
   strict: false,
   executionProvider: 'cpu',
   corruptions: [],
@@ -178,6 +181,7 @@ export const CONFIG_SCHEMA: SchemaNode = {
     },
     'round-to': wholeNumber(1),
     criterion: oneOf(CRITERIA),
+    'max-layer-sparsity': { type: 'number', exclusiveMinimum: 0, maximum: 1, description: 'a fraction above 0 up to 1 like 0.9 (1 = no cap)' },
     strict: boolean,
     'execution-provider': oneOf(EXECUTION_PROVIDERS),
     corruptions: {

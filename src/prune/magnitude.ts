@@ -41,6 +41,45 @@ export function magnitudeMask(tensors: readonly Float32Array[], k: number): Uint
   return masks;
 }
 
+/**
+ * Global magnitude keep-masks where no tensor loses more than `maxLayerSparsity` of its entries (Torch-Pruning's
+ * `max_pruning_ratio`, NNCF's per-layer limit): one global threshold, except that a tensor the threshold
+ * would empty beyond the cap is pruned to exactly the cap (its smallest |w|) and the rest of `k` is spread
+ * over the others by a new global threshold, until no tensor exceeds the cap. When every tensor is at the cap
+ * fewer than `k` entries are pruned (the caller reports the sparsity reached).
+ */
+export function cappedMagnitudeMask(tensors: readonly Float32Array[], k: number, maxLayerSparsity: number): Uint8Array[] {
+  if (maxLayerSparsity >= 1) return magnitudeMask(tensors, k);
+  const masks: Uint8Array[] = new Array(tensors.length);
+  const capOf = (t: Float32Array): number => Math.floor(maxLayerSparsity * t.length);
+  let open = tensors.map((_, j) => j);
+  let budget = k;
+  for (;;) {
+    const trial = magnitudeMask(open.map((j) => tensors[j]), budget);
+    const over = open.filter((j, i) => trial[i].length - countOnes(trial[i]) > capOf(tensors[j]));
+    if (over.length === 0) {
+      open.forEach((j, i) => (masks[j] = trial[i]));
+      return masks;
+    }
+    for (const j of over) {
+      masks[j] = magnitudeMask([tensors[j]], capOf(tensors[j]))[0];
+      budget -= capOf(tensors[j]);
+    }
+    const capped = new Set(over);
+    open = open.filter((j) => !capped.has(j));
+    if (open.length === 0 || budget <= 0) {
+      for (const j of open) masks[j] = new Uint8Array(tensors[j].length).fill(1);
+      return masks;
+    }
+  }
+}
+
+function countOnes(m: Uint8Array): number {
+  let n = 0;
+  for (let i = 0; i < m.length; i++) n += m[i];
+  return n;
+}
+
 export function applyMask(values: Float32Array, mask: Uint8Array): Float32Array {
   const out = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = mask[i] ? values[i] : 0;
@@ -60,19 +99,20 @@ export interface MagnitudeResult {
 
 /**
  * Unstructured magnitude pruning: a new model whose prunable weights have `sparsity` of their entries
- * set to real zeros, chosen over all layers together (`global`) or within each layer (`layer`).
+ * set to real zeros, chosen over all layers together (`global`) or within each layer (`layer`). Under
+ * `global`, no layer loses more than `maxLayerSparsity` of its weights (1 = no cap).
  * Memory: the weights are read in place where aligned, the copy leaves the weights out (they are
  * rewritten anyway), and each rewritten weight is adopted without another copy, so pruning ResNet-50
  * needs about one model's worth of memory beyond the dense model instead of five.
  */
-export function magnitudePrune(model: ModelProto, weights: readonly PrunableWeight[], sparsity: number, scope: MagnitudeScope): MagnitudeResult {
+export function magnitudePrune(model: ModelProto, weights: readonly PrunableWeight[], sparsity: number, scope: MagnitudeScope, maxLayerSparsity = 1): MagnitudeResult {
   const denseIndex = new GraphIndex(model.graph!);
   const denseTensors = weights.map((w) => denseIndex.initializers.get(w.initializer)!);
   const values = denseTensors.map((t) => readFloat32(t));
   let masks: Uint8Array[];
   if (scope === 'global') {
     const total = values.reduce((n, v) => n + v.length, 0);
-    masks = magnitudeMask(values, Math.round(sparsity * total));
+    masks = cappedMagnitudeMask(values, Math.round(sparsity * total), maxLayerSparsity);
   } else {
     masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
   }

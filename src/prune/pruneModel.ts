@@ -85,6 +85,16 @@ function pruneNM(dense: ModelProto, weights: PrunableWeight[], config: Config, {
   };
 }
 
+/** A cap below the target cannot be met by any allocation, and other scopes ignore it: refuse rather than silently differ. */
+function checkLayerCap(config: Config): void {
+  if (config.maxLayerSparsity < 1 && config.scope !== 'global') {
+    throw new UserError(`--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${config.scope} sets every layer's ratio itself; use --scope global or drop the cap`);
+  }
+  if (config.maxLayerSparsity < 1 && config.maxLayerSparsity < config.sparsity) {
+    throw new UserError(`--max-layer-sparsity ${config.maxLayerSparsity}: below --sparsity ${config.sparsity}, so no allocation reaches the target; raise it to at least ${config.sparsity}`);
+  }
+}
+
 /** The pruning stage: one method, chosen by config, applied to a copy of the dense model. */
 export async function pruneModel(dense: ModelProto, config: Config, ctx: PruneContext): Promise<PruneOutcome> {
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
@@ -92,16 +102,20 @@ export async function pruneModel(dense: ModelProto, config: Config, ctx: PruneCo
     throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
   checkSensitivityInputs(config, ctx.calib);
+  checkLayerCap(config);
   if (config.scope === 'sensitivity') return pruneBySensitivity(dense, weights, config, ctx);
   const nm = parseNM(config.method);
   if (nm) return pruneNM(dense, weights, config, nm);
   if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
   switch (config.method) {
     case 'unstructured': {
-      const r = magnitudePrune(dense, weights, config.sparsity, config.scope);
+      const cap = config.scope === 'global' ? config.maxLayerSparsity : 1;
+      const r = magnitudePrune(dense, weights, config.sparsity, config.scope, cap);
       return {
         model: r.model,
-        description: `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%`,
+        description:
+          `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%` +
+          (cap < 1 ? ` (no layer above ${(cap * 100).toFixed(1)}%)` : ''),
         denseWeights: weights,
         notes: [],
       };
@@ -114,7 +128,7 @@ export async function pruneModel(dense: ModelProto, config: Config, ctx: PruneCo
       // hybrid: channels take half the target, magnitude pruning of what remains reaches the rest
       const channelSparsity = config.method === 'hybrid' ? config.sparsity / 2 : config.sparsity;
       const r = await structuredPrune(dense, {
-        sparsity: channelSparsity, scope: config.scope, roundTo: config.roundTo, criterion: config.criterion, protectedTensors, calib: ctx.calib,
+        sparsity: channelSparsity, scope: config.scope, roundTo: config.roundTo, maxLayerSparsity: config.scope === 'global' ? config.maxLayerSparsity : 1, criterion: config.criterion, protectedTensors, calib: ctx.calib,
       });
       let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
       let model = r.model;

@@ -7,6 +7,8 @@ export interface AllocationOptions {
   scope: 'global' | 'layer';
   /** kept channel counts become multiples of this (1 = no rounding) */
   roundTo: number;
+  /** global scope: no group loses more than this fraction of its units (1 or unset = no cap) */
+  maxLayerSparsity?: number;
 }
 
 export interface AllocGroup {
@@ -43,11 +45,13 @@ export function allocate(groups: readonly AllocGroup[], importance: Importance, 
   }
   all.sort((a, b) => a.score - b.score);
   const floor = Math.max(1, opts.roundTo);
+  const cap = opts.maxLayerSparsity ?? 1;
+  const minKept = new Map(groups.map((g) => [g.root, Math.max(floor, Math.ceil(g.size * (1 - cap) - 1e-9))]));
   let removed = 0;
   for (const c of all) {
     if (removed >= target) break;
     const k = kept.get(c.root)!;
-    if (k <= floor) continue;
+    if (k <= minKept.get(c.root)!) continue;
     kept.set(c.root, k - 1);
     removed++;
   }

@@ -13,6 +13,8 @@ export interface StructuredOptions {
   sparsity: number;
   scope: 'global' | 'layer';
   roundTo: number;
+  /** global scope: no group loses more than this fraction of its units (1 or unset = no cap) */
+  maxLayerSparsity?: number;
   criterion: Criterion;
   /** constants that must stay untouched (exclude globs, keep-first/last-layer): their groups are skipped */
   protectedTensors: ReadonlySet<string>;
