@@ -23760,7 +23760,8 @@ function writeFileAtomic(file, data) {
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   const fd2 = fs.openSync(tmp, "wx");
   try {
-    fs.writeFileSync(fd2, data);
+    if (typeof data === "string" || data instanceof Uint8Array) fs.writeFileSync(fd2, data);
+    else for (const chunk of data) writeAll(fd2, chunk);
     fs.fsyncSync(fd2);
   } catch (e) {
     fs.closeSync(fd2);
@@ -23774,6 +23775,10 @@ function writeFileAtomic(file, data) {
     fs.rmSync(tmp, { force: true });
     throw e;
   }
+}
+function writeAll(fd2, chunk) {
+  let done = 0;
+  while (done < chunk.byteLength) done += fs.writeSync(fd2, chunk, done, chunk.byteLength - done);
 }
 
 // src/data/npz.ts
@@ -30408,6 +30413,7 @@ var ValueInfoProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 1);
 var NodeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 2);
 var ModelProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 4);
 var StringStringEntryProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 5);
+var GraphProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 7);
 var TensorProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 8);
 var TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
   TensorProto_DataType2[TensorProto_DataType2["UNDEFINED"] = 0] = "UNDEFINED";
@@ -30642,6 +30648,113 @@ function makeInt64Tensor(name, dims, values) {
   return create(TensorProtoSchema, { name, dataType: 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
 }
 
+// src/onnx/streamSave.ts
+import { randomBytes as randomBytes2 } from "node:crypto";
+var STREAM_RAW_BYTES = 1 << 16;
+var TAG_MODEL_GRAPH = 7 << 3 | 2;
+var TAG_GRAPH_INITIALIZER = 5 << 3 | 2;
+var TAG_TENSOR_RAW_DATA = 9 << 3 | 2;
+function varint(n) {
+  const out = [];
+  while (n >= 128) {
+    out.push(n % 128 | 128);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Uint8Array.from(out);
+}
+function framing(tag, length) {
+  const len = varint(length);
+  const out = new Uint8Array(1 + len.length);
+  out[0] = tag;
+  out.set(len, 1);
+  return out;
+}
+function indexOf(hay, needle) {
+  return Buffer.from(hay.buffer, hay.byteOffset, hay.byteLength).indexOf(Buffer.from(needle.buffer, needle.byteOffset, needle.byteLength));
+}
+function splitAround(bytes2, tag, inner) {
+  const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
+  const at = indexOf(bytes2, field);
+  if (at < 0 || indexOf(bytes2.subarray(at + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
+  return [bytes2.subarray(0, at), bytes2.subarray(at + field.length)];
+}
+function tensorPieces(t, streamRawBytes) {
+  const raw = t.rawData;
+  if (raw.byteLength === 0 || raw.byteLength < streamRawBytes) return [toBinary(TensorProtoSchema, t)];
+  const sentinel = randomBytes2(16);
+  t.rawData = sentinel;
+  let encoded;
+  try {
+    encoded = toBinary(TensorProtoSchema, t);
+  } finally {
+    t.rawData = raw;
+  }
+  const [before, after] = splitAround(encoded, TAG_TENSOR_RAW_DATA, sentinel);
+  return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
+}
+function sentinelTensor() {
+  const tensor = create(TensorProtoSchema, { name: randomBytes2(16).toString("hex") });
+  return { tensor, bytes: toBinary(TensorProtoSchema, tensor) };
+}
+function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
+  const graph = proto.graph;
+  if (!graph) {
+    const whole = toBinary(ModelProtoSchema, proto);
+    return { bytes: whole.byteLength, chunks: function* () {
+      yield whole;
+    } };
+  }
+  const [graphBefore, graphAfter] = graphFraming(graph);
+  const sizes = graph.initializer.map((t) => {
+    const pieces = tensorPieces(t, streamRawBytes);
+    return pieces.reduce((s, p) => s + p.byteLength, 0);
+  });
+  let graphLength = graphBefore.byteLength + graphAfter.byteLength;
+  for (const s of sizes) graphLength += framing(TAG_GRAPH_INITIALIZER, s).byteLength + s;
+  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes2(16).toString("hex") });
+  proto.graph = sentinelGraph;
+  let modelEncoded;
+  try {
+    modelEncoded = toBinary(ModelProtoSchema, proto);
+  } finally {
+    proto.graph = graph;
+  }
+  const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
+  const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
+  const bytes2 = modelBefore.byteLength + graphHeader.byteLength + graphLength + modelAfter.byteLength;
+  const initializers = graph.initializer;
+  return {
+    bytes: bytes2,
+    chunks: function* () {
+      yield modelBefore;
+      yield graphHeader;
+      yield graphBefore;
+      for (let i2 = 0; i2 < initializers.length; i2++) {
+        yield framing(TAG_GRAPH_INITIALIZER, sizes[i2]);
+        const pieces = tensorPieces(initializers[i2], streamRawBytes);
+        const got = pieces.reduce((s, p) => s + p.byteLength, 0);
+        if (got !== sizes[i2]) throw new Error(`streamSave: initializer '${initializers[i2].name}' changed while the model was being written`);
+        yield* pieces;
+      }
+      yield graphAfter;
+      yield modelAfter;
+    }
+  };
+}
+function graphFraming(graph) {
+  const initializers = graph.initializer;
+  const sentinel = sentinelTensor();
+  graph.initializer = [sentinel.tensor];
+  let encoded;
+  try {
+    encoded = toBinary(GraphProtoSchema, graph);
+  } finally {
+    graph.initializer = initializers;
+  }
+  return splitAround(encoded, TAG_GRAPH_INITIALIZER, sentinel.bytes);
+}
+
 // src/onnx/model.ts
 var PROTOBUF_LIMIT = 2 ** 31 - 1;
 function loadModel(file) {
@@ -30754,15 +30867,17 @@ function* allTensors(proto) {
   for (const n of g2.node) for (const a of n.attribute) if (a.t) yield a.t;
 }
 function saveModel(proto, file) {
-  const bytes2 = serializeModel(proto, file);
-  writeFileAtomic(file, bytes2);
-  return bytes2.byteLength;
+  const { bytes: bytes2, chunks } = modelChunks(proto);
+  if (bytes2 > PROTOBUF_LIMIT) throw tooBig(file);
+  writeFileAtomic(file, chunks());
+  return bytes2;
+}
+function tooBig(file) {
+  return new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
 }
 function serializeModel(proto, file = "model") {
   const bytes2 = toBinary(ModelProtoSchema, proto);
-  if (bytes2.byteLength > PROTOBUF_LIMIT) {
-    throw new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
-  }
+  if (bytes2.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
   return bytes2;
 }
 function cloneModel(proto) {
@@ -32112,7 +32227,7 @@ import * as path12 from "node:path";
 // src/io/outputDir.ts
 import * as fs11 from "node:fs";
 import * as path7 from "node:path";
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/io/lock.ts
 import * as fs10 from "node:fs";
@@ -32216,7 +32331,7 @@ var OutputDir = class _OutputDir {
     });
     try {
       removeOrphanStaging(dir);
-      const staging = path7.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes2(4).toString("hex")}`);
+      const staging = path7.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
       fs11.mkdirSync(staging);
       return new _OutputDir(dir, staging, lock, created);
     } catch (e) {

@@ -25776,7 +25776,8 @@ function writeFileAtomic(file, data) {
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   const fd2 = fs3.openSync(tmp, "wx");
   try {
-    fs3.writeFileSync(fd2, data);
+    if (typeof data === "string" || data instanceof Uint8Array) fs3.writeFileSync(fd2, data);
+    else for (const chunk of data) writeAll(fd2, chunk);
     fs3.fsyncSync(fd2);
   } catch (e) {
     fs3.closeSync(fd2);
@@ -25790,6 +25791,10 @@ function writeFileAtomic(file, data) {
     fs3.rmSync(tmp, { force: true });
     throw e;
   }
+}
+function writeAll(fd2, chunk) {
+  let done = 0;
+  while (done < chunk.byteLength) done += fs3.writeSync(fd2, chunk, done, chunk.byteLength - done);
 }
 var init_atomicWrite = __esm({
   "src/io/atomicWrite.ts"() {
@@ -34338,7 +34343,7 @@ var init_codegenv2 = __esm({
 });
 
 // src/onnx/proto/onnx_pb.ts
-var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, TypeProto_TensorSchema;
+var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, GraphProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, TypeProto_TensorSchema;
 var init_onnx_pb = __esm({
   "src/onnx/proto/onnx_pb.ts"() {
     "use strict";
@@ -34349,6 +34354,7 @@ var init_onnx_pb = __esm({
     NodeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 2);
     ModelProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 4);
     StringStringEntryProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 5);
+    GraphProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 7);
     TensorProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 8);
     TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
       TensorProto_DataType2[TensorProto_DataType2["UNDEFINED"] = 0] = "UNDEFINED";
@@ -34593,6 +34599,121 @@ var init_tensor = __esm({
   }
 });
 
+// src/onnx/streamSave.ts
+import { randomBytes as randomBytes2 } from "node:crypto";
+function varint(n) {
+  const out = [];
+  while (n >= 128) {
+    out.push(n % 128 | 128);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Uint8Array.from(out);
+}
+function framing(tag, length) {
+  const len = varint(length);
+  const out = new Uint8Array(1 + len.length);
+  out[0] = tag;
+  out.set(len, 1);
+  return out;
+}
+function indexOf(hay, needle) {
+  return Buffer.from(hay.buffer, hay.byteOffset, hay.byteLength).indexOf(Buffer.from(needle.buffer, needle.byteOffset, needle.byteLength));
+}
+function splitAround(bytes2, tag, inner) {
+  const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
+  const at = indexOf(bytes2, field);
+  if (at < 0 || indexOf(bytes2.subarray(at + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
+  return [bytes2.subarray(0, at), bytes2.subarray(at + field.length)];
+}
+function tensorPieces(t, streamRawBytes) {
+  const raw = t.rawData;
+  if (raw.byteLength === 0 || raw.byteLength < streamRawBytes) return [toBinary(TensorProtoSchema, t)];
+  const sentinel = randomBytes2(16);
+  t.rawData = sentinel;
+  let encoded;
+  try {
+    encoded = toBinary(TensorProtoSchema, t);
+  } finally {
+    t.rawData = raw;
+  }
+  const [before, after] = splitAround(encoded, TAG_TENSOR_RAW_DATA, sentinel);
+  return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
+}
+function sentinelTensor() {
+  const tensor = create(TensorProtoSchema, { name: randomBytes2(16).toString("hex") });
+  return { tensor, bytes: toBinary(TensorProtoSchema, tensor) };
+}
+function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
+  const graph = proto.graph;
+  if (!graph) {
+    const whole = toBinary(ModelProtoSchema, proto);
+    return { bytes: whole.byteLength, chunks: function* () {
+      yield whole;
+    } };
+  }
+  const [graphBefore, graphAfter] = graphFraming(graph);
+  const sizes = graph.initializer.map((t) => {
+    const pieces = tensorPieces(t, streamRawBytes);
+    return pieces.reduce((s, p) => s + p.byteLength, 0);
+  });
+  let graphLength = graphBefore.byteLength + graphAfter.byteLength;
+  for (const s of sizes) graphLength += framing(TAG_GRAPH_INITIALIZER, s).byteLength + s;
+  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes2(16).toString("hex") });
+  proto.graph = sentinelGraph;
+  let modelEncoded;
+  try {
+    modelEncoded = toBinary(ModelProtoSchema, proto);
+  } finally {
+    proto.graph = graph;
+  }
+  const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
+  const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
+  const bytes2 = modelBefore.byteLength + graphHeader.byteLength + graphLength + modelAfter.byteLength;
+  const initializers = graph.initializer;
+  return {
+    bytes: bytes2,
+    chunks: function* () {
+      yield modelBefore;
+      yield graphHeader;
+      yield graphBefore;
+      for (let i2 = 0; i2 < initializers.length; i2++) {
+        yield framing(TAG_GRAPH_INITIALIZER, sizes[i2]);
+        const pieces = tensorPieces(initializers[i2], streamRawBytes);
+        const got = pieces.reduce((s, p) => s + p.byteLength, 0);
+        if (got !== sizes[i2]) throw new Error(`streamSave: initializer '${initializers[i2].name}' changed while the model was being written`);
+        yield* pieces;
+      }
+      yield graphAfter;
+      yield modelAfter;
+    }
+  };
+}
+function graphFraming(graph) {
+  const initializers = graph.initializer;
+  const sentinel = sentinelTensor();
+  graph.initializer = [sentinel.tensor];
+  let encoded;
+  try {
+    encoded = toBinary(GraphProtoSchema, graph);
+  } finally {
+    graph.initializer = initializers;
+  }
+  return splitAround(encoded, TAG_GRAPH_INITIALIZER, sentinel.bytes);
+}
+var STREAM_RAW_BYTES, TAG_MODEL_GRAPH, TAG_GRAPH_INITIALIZER, TAG_TENSOR_RAW_DATA;
+var init_streamSave = __esm({
+  "src/onnx/streamSave.ts"() {
+    "use strict";
+    init_esm2();
+    init_onnx_pb();
+    STREAM_RAW_BYTES = 1 << 16;
+    TAG_MODEL_GRAPH = 7 << 3 | 2;
+    TAG_GRAPH_INITIALIZER = 5 << 3 | 2;
+    TAG_TENSOR_RAW_DATA = 9 << 3 | 2;
+  }
+});
+
 // src/onnx/model.ts
 import * as fs6 from "node:fs";
 import * as path3 from "node:path";
@@ -34706,15 +34827,17 @@ function* allTensors(proto) {
   for (const n of g2.node) for (const a of n.attribute) if (a.t) yield a.t;
 }
 function saveModel(proto, file) {
-  const bytes2 = serializeModel(proto, file);
-  writeFileAtomic(file, bytes2);
-  return bytes2.byteLength;
+  const { bytes: bytes2, chunks } = modelChunks(proto);
+  if (bytes2 > PROTOBUF_LIMIT) throw tooBig(file);
+  writeFileAtomic(file, chunks());
+  return bytes2;
+}
+function tooBig(file) {
+  return new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
 }
 function serializeModel(proto, file = "model") {
   const bytes2 = toBinary(ModelProtoSchema, proto);
-  if (bytes2.byteLength > PROTOBUF_LIMIT) {
-    throw new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
-  }
+  if (bytes2.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
   return bytes2;
 }
 function cloneModel(proto) {
@@ -34740,6 +34863,7 @@ var init_model = __esm({
     init_atomicWrite();
     init_onnx_pb();
     init_tensor();
+    init_streamSave();
     init_onnx_pb();
     PROTOBUF_LIMIT = 2 ** 31 - 1;
   }

@@ -5,6 +5,7 @@ import { describe, UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { ModelProtoSchema, StringStringEntryProtoSchema, type ModelProto, type TensorProto } from './proto/onnx_pb.js';
 import { isExternal } from './tensor.js';
+import { modelChunks } from './streamSave.js';
 import { TensorProto_DataLocation } from './proto/onnx_pb.js';
 
 /** protobuf cannot encode a message over 2 GiB; such models must keep weights in external data files. */
@@ -146,18 +147,25 @@ function* allTensors(proto: ModelProto): Generator<TensorProto> {
   for (const n of g.node) for (const a of n.attribute) if (a.t) yield a.t;
 }
 
-/** Serialise and write atomically (temp file + rename), so a crash never leaves half a model. */
+/**
+ * Serialise and write atomically (temp file + rename), so a crash never leaves half a model. The
+ * bytes are those of toBinary, but written tensor by tensor (modelChunks): the process never holds
+ * the model and its whole serialisation at once.
+ */
 export function saveModel(proto: ModelProto, file: string): number {
-  const bytes = serializeModel(proto, file);
-  writeFileAtomic(file, bytes);
-  return bytes.byteLength;
+  const { bytes, chunks } = modelChunks(proto);
+  if (bytes > PROTOBUF_LIMIT) throw tooBig(file);
+  writeFileAtomic(file, chunks());
+  return bytes;
+}
+
+function tooBig(file: string): UserError {
+  return new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
 }
 
 export function serializeModel(proto: ModelProto, file = 'model'): Uint8Array {
   const bytes = toBinary(ModelProtoSchema, proto);
-  if (bytes.byteLength > PROTOBUF_LIMIT) {
-    throw new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
-  }
+  if (bytes.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
   return bytes;
 }
 
