@@ -55,5 +55,8 @@ describe('prune-guard run --criterion sparsegpt (unstructured)', () => {
     const s = await runCli(['run', '--model', fixture('mlp.onnx'), '--data', fixture('fmnist-test.npz'), '--calib', fixture('fmnist-calib.npz'), '--method', 'structured', '--recovery', 'reconstruct', '--criterion', 'sparsegpt', '--out', path.join(tempDir(), 'o'), ...FAST]);
     expect(s.code).toBe(2);
     expect(s.stderr).toMatch(/--criterion sparsegpt: .*not --method structured/);
+    const g = await runCli(['run', '--model', fixture('mlp.onnx'), '--data', fixture('fmnist-test.npz'), '--calib', fixture('fmnist-calib.npz'), '--recovery', 'auto', '--schedule', 'gradual', '--criterion', 'sparsegpt', '--out', path.join(tempDir(), 'o'), ...FAST]);
+    expect(g.code).toBe(2);
+    expect(g.stderr).toMatch(/--schedule gradual: --criterion sparsegpt/);
   });
 });
