@@ -23158,7 +23158,7 @@ function chooseStep(steps) {
 // src/config/schema.ts
 var PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
 var RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
-var CRITERIA = ["l1", "l2", "bn-scale", "activation"];
+var CRITERIA = ["l1", "l2", "bn-scale", "activation", "sparsegpt"];
 var SCOPES = ["global", "layer", "sensitivity"];
 var EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
 var DEFAULT_CONFIG = Object.freeze({
@@ -34532,11 +34532,22 @@ function checkLayerCap(config) {
     throw new UserError(`--max-layer-sparsity ${config.maxLayerSparsity}: below --sparsity ${config.sparsity}, so no allocation reaches the target; raise it to at least ${config.sparsity}`);
   }
 }
+function checkSparseGPT(config, calib) {
+  if (config.criterion !== "sparsegpt") return;
+  if (config.method !== "unstructured") {
+    throw new UserError(`--criterion sparsegpt: re-chooses unstructured masks during reconstruction, not --method ${config.method}; use --method unstructured, or --criterion l1`);
+  }
+  if (config.recovery !== "reconstruct" && config.recovery !== "auto") {
+    throw new UserError(`--criterion sparsegpt: the mask is chosen by the reconstruction step, but --recovery is ${config.recovery}; use --recovery reconstruct or auto`);
+  }
+  if (!calib) throw new UserError("--criterion sparsegpt: needs calibration data to choose the mask on; pass --calib calib.npz");
+}
 async function pruneModel(dense, config, ctx) {
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
+  checkSparseGPT(config, ctx.calib);
   checkSensitivityInputs(config, ctx.calib);
   checkLayerCap(config);
   if (config.scope === "sensitivity") return pruneBySensitivity(dense, weights, config, ctx);
@@ -35908,6 +35919,40 @@ function fixedMaskSweep(w, keep, upper, rows2, cols) {
     }
   }
 }
+function adaptiveMaskSweep(w, keep, fixed2, upper, rows2, cols, blockSize) {
+  const score2 = new Float64Array(cols);
+  const free = [];
+  for (let b0 = 0; b0 < cols; b0 += blockSize) {
+    const b1 = Math.min(cols, b0 + blockSize);
+    for (let r = 0; r < rows2; r++) {
+      const rr = r * cols;
+      free.length = 0;
+      let zeros = 0;
+      for (let j = b0; j < b1; j++) {
+        if (fixed2[j]) continue;
+        free.push(j);
+        if (!keep[rr + j]) zeros++;
+        const d = upper[j * cols + j];
+        score2[j] = w[rr + j] * w[rr + j] / (d * d);
+      }
+      if (zeros === 0 || zeros === free.length) continue;
+      free.sort((a, b) => score2[a] - score2[b] || a - b);
+      for (let k = 0; k < free.length; k++) keep[rr + free[k]] = k < zeros ? 0 : 1;
+    }
+    for (let i2 = b0; i2 < b1; i2++) {
+      const ri = i2 * cols;
+      const d = upper[ri + i2];
+      for (let r = 0; r < rows2; r++) {
+        const rr = r * cols;
+        if (keep[rr + i2]) continue;
+        const err2 = w[rr + i2] / d;
+        w[rr + i2] = 0;
+        if (err2 === 0) continue;
+        for (let j = i2 + 1; j < cols; j++) w[rr + j] -= err2 * upper[ri + j];
+      }
+    }
+  }
+}
 
 // src/recover/ridge.ts
 var DAMP_GRID = [1e-4, 1e-3, 0.01, 0.1, 1];
@@ -36204,7 +36249,7 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, xd, xp, opt
     const half = Math.floor(n / 2);
     const hA = await crossGram(pPatches.perGroup[g2].subarray(0, half * cp), pPatches.perGroup[g2].subarray(0, half * cp), half, cp, cp);
     const cA = await crossGram(dPatches.perGroup[dg].subarray(0, half * cd), pPatches.perGroup[g2].subarray(0, half * cp), half, cd, cp);
-    const { candidates, damp } = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : void 0);
+    const { candidates, damp } = solveBlocks(wd, wp, keep, withBias, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : void 0);
     damps.push(damp);
     const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);
     const de = strideRows(dPatches.perGroup[dg], n, cd, ERROR_PATCHES);
@@ -36281,7 +36326,7 @@ function strip(w, rows2, cols, withBias) {
   for (let r = 0; r < rows2; r++) out.set(w.subarray(r * cols, r * cols + cols - 1), r * (cols - 1));
   return out;
 }
-function solveBlocks(wd, wp, keep, h, c, rows2, cd, cp, opts, foldA) {
+function solveBlocks(wd, wp, keep, withBias, h, c, rows2, cd, cp, opts, foldA) {
   let used = 0;
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows2 * cp), new Float64Array(rows2 * cp)] : [new Float64Array(rows2 * cp)];
@@ -36313,8 +36358,12 @@ function solveBlocks(wd, wp, keep, h, c, rows2, cd, cp, opts, foldA) {
       for (let r = 0; r < rows2; r++) own.set(wd.subarray(r * cd + b0, r * cd + b1), r * m);
       starts.push(own);
     }
+    const adaptive = aligned && (opts.adaptiveMask ?? 0) > 0;
+    const fixed2 = new Uint8Array(m);
+    for (let j = 0; j < m; j++) fixed2[j] = hb[j * m + j] === 0 || withBias && b0 + j === cp - 1 ? 1 : 0;
     starts.forEach((w, k) => {
-      fixedMaskSweep(w, kb, upper, rows2, m);
+      if (adaptive) adaptiveMaskSweep(w, Uint8Array.from(kb), fixed2, upper, rows2, m, opts.adaptiveMask);
+      else fixedMaskSweep(w, kb, upper, rows2, m);
       for (let j = 0; j < m; j++) {
         if (hb[j * m + j] !== 0) continue;
         for (let r = 0; r < rows2; r++) w[r * m + j] = wp[r * cp + b0 + j];
@@ -36444,6 +36493,7 @@ function bakeTemperature(model, temperature) {
 }
 
 // src/recover/runRecovery.ts
+var SPARSEGPT_BLOCK = 128;
 var NEEDS_CALIB = {
   reconstruct: "the layer inputs reconstruction refits to",
   distill: "the samples distillation trains on"
@@ -36553,7 +36603,8 @@ async function recoverySteps(req, calib) {
     const started = performance.now();
     const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1e3 : void 0;
     progress.note("recovery: layer-wise reconstruction on the calibration set");
-    const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline, kept: req.structured?.kept });
+    const adaptive = config.criterion === "sparsegpt" && config.method === "unstructured" && !req.structured;
+    const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline, kept: req.structured?.kept, adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0 });
     const seconds2 = (performance.now() - started) / 1e3;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const score2 = labelled ? await calibScore(r.model, calib, config.latency.threads) : void 0;
@@ -36564,7 +36615,7 @@ async function recoverySteps(req, calib) {
     } else if (r.layers.length > 0) {
       keep(
         "recover:reconstruct",
-        `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds2.toFixed(1)} s)`,
+        `${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ""}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds2.toFixed(1)} s)`,
         r.model,
         seconds2,
         score2
@@ -36774,6 +36825,9 @@ var DEFAULT_CLIFF = 0.02;
 function checkSchedule(config) {
   if (parseNM(config.method)) {
     throw new UserError(`--schedule gradual: --method ${config.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot`);
+  }
+  if (config.criterion === "sparsegpt" && config.method === "unstructured") {
+    throw new UserError(`--schedule gradual: --criterion sparsegpt re-chooses the mask at every reconstruction, so a later step would revive earlier zeros; use --schedule oneshot with sparsegpt, or --criterion l1`);
   }
   if (config.scope === "sensitivity") {
     throw new UserError(`--schedule gradual: --scope sensitivity allocates one oneshot target from dense sensitivity curves and is not scheduled yet; use --scope global or layer with gradual, or --schedule oneshot with sensitivity`);
@@ -37297,7 +37351,7 @@ function addStatisticsOptions(cmd) {
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib)").choices(["global", "layer", "sensitivity"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance").choices(["l1", "l2", "bn-scale", "activation"])).option("--max-layer-sparsity <fraction>", "global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (default 1: no cap)", capFraction("--max-layer-sparsity")).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect2, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers or distilling after this many seconds (0 = no limit; default 240)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).addOption(new Option("--schedule <kind>", "oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget").choices(["oneshot", "gradual"])).option("--schedule-steps <n>", "gradual: number of pruning steps (default 4)", count2("--schedule-steps", 1)).option("--schedule-patience <n>", "gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)", count2("--schedule-patience", 1)).option("--quiet", "do not print the ledger");
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib)").choices(["global", "layer", "sensitivity"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)").choices(["l1", "l2", "bn-scale", "activation", "sparsegpt"])).option("--max-layer-sparsity <fraction>", "global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (default 1: no cap)", capFraction("--max-layer-sparsity")).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect2, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers or distilling after this many seconds (0 = no limit; default 240)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).addOption(new Option("--schedule <kind>", "oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget").choices(["oneshot", "gradual"])).option("--schedule-steps <n>", "gradual: number of pruning steps (default 4)", count2("--schedule-steps", 1)).option("--schedule-patience <n>", "gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)", count2("--schedule-patience", 1)).option("--quiet", "do not print the ledger");
   addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));

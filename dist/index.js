@@ -25551,7 +25551,7 @@ var init_schema = __esm({
     init_schedule();
     PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
     RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
-    CRITERIA = ["l1", "l2", "bn-scale", "activation"];
+    CRITERIA = ["l1", "l2", "bn-scale", "activation", "sparsegpt"];
     SCOPES = ["global", "layer", "sensitivity"];
     EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
     DEFAULT_CONFIG = Object.freeze({
@@ -39816,11 +39816,22 @@ function checkLayerCap(config) {
     throw new UserError(`--max-layer-sparsity ${config.maxLayerSparsity}: below --sparsity ${config.sparsity}, so no allocation reaches the target; raise it to at least ${config.sparsity}`);
   }
 }
+function checkSparseGPT(config, calib) {
+  if (config.criterion !== "sparsegpt") return;
+  if (config.method !== "unstructured") {
+    throw new UserError(`--criterion sparsegpt: re-chooses unstructured masks during reconstruction, not --method ${config.method}; use --method unstructured, or --criterion l1`);
+  }
+  if (config.recovery !== "reconstruct" && config.recovery !== "auto") {
+    throw new UserError(`--criterion sparsegpt: the mask is chosen by the reconstruction step, but --recovery is ${config.recovery}; use --recovery reconstruct or auto`);
+  }
+  if (!calib) throw new UserError("--criterion sparsegpt: needs calibration data to choose the mask on; pass --calib calib.npz");
+}
 async function pruneModel(dense, config, ctx) {
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
+  checkSparseGPT(config, ctx.calib);
   checkSensitivityInputs(config, ctx.calib);
   checkLayerCap(config);
   if (config.scope === "sensitivity") return pruneBySensitivity(dense, weights, config, ctx);
@@ -41306,6 +41317,40 @@ function fixedMaskSweep(w, keep, upper, rows2, cols) {
     }
   }
 }
+function adaptiveMaskSweep(w, keep, fixed2, upper, rows2, cols, blockSize) {
+  const score2 = new Float64Array(cols);
+  const free = [];
+  for (let b0 = 0; b0 < cols; b0 += blockSize) {
+    const b1 = Math.min(cols, b0 + blockSize);
+    for (let r = 0; r < rows2; r++) {
+      const rr = r * cols;
+      free.length = 0;
+      let zeros = 0;
+      for (let j = b0; j < b1; j++) {
+        if (fixed2[j]) continue;
+        free.push(j);
+        if (!keep[rr + j]) zeros++;
+        const d = upper[j * cols + j];
+        score2[j] = w[rr + j] * w[rr + j] / (d * d);
+      }
+      if (zeros === 0 || zeros === free.length) continue;
+      free.sort((a, b) => score2[a] - score2[b] || a - b);
+      for (let k = 0; k < free.length; k++) keep[rr + free[k]] = k < zeros ? 0 : 1;
+    }
+    for (let i2 = b0; i2 < b1; i2++) {
+      const ri = i2 * cols;
+      const d = upper[ri + i2];
+      for (let r = 0; r < rows2; r++) {
+        const rr = r * cols;
+        if (keep[rr + i2]) continue;
+        const err2 = w[rr + i2] / d;
+        w[rr + i2] = 0;
+        if (err2 === 0) continue;
+        for (let j = i2 + 1; j < cols; j++) w[rr + j] -= err2 * upper[ri + j];
+      }
+    }
+  }
+}
 var init_obs = __esm({
   "src/recover/obs.ts"() {
     "use strict";
@@ -41628,7 +41673,7 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, xd, xp, opt
     const half = Math.floor(n / 2);
     const hA = await crossGram(pPatches.perGroup[g2].subarray(0, half * cp), pPatches.perGroup[g2].subarray(0, half * cp), half, cp, cp);
     const cA = await crossGram(dPatches.perGroup[dg].subarray(0, half * cd), pPatches.perGroup[g2].subarray(0, half * cp), half, cd, cp);
-    const { candidates, damp } = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : void 0);
+    const { candidates, damp } = solveBlocks(wd, wp, keep, withBias, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : void 0);
     damps.push(damp);
     const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);
     const de = strideRows(dPatches.perGroup[dg], n, cd, ERROR_PATCHES);
@@ -41704,7 +41749,7 @@ function strip(w, rows2, cols, withBias) {
   for (let r = 0; r < rows2; r++) out.set(w.subarray(r * cols, r * cols + cols - 1), r * (cols - 1));
   return out;
 }
-function solveBlocks(wd, wp, keep, h, c, rows2, cd, cp, opts, foldA) {
+function solveBlocks(wd, wp, keep, withBias, h, c, rows2, cd, cp, opts, foldA) {
   let used = 0;
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows2 * cp), new Float64Array(rows2 * cp)] : [new Float64Array(rows2 * cp)];
@@ -41736,8 +41781,12 @@ function solveBlocks(wd, wp, keep, h, c, rows2, cd, cp, opts, foldA) {
       for (let r = 0; r < rows2; r++) own.set(wd.subarray(r * cd + b0, r * cd + b1), r * m);
       starts.push(own);
     }
+    const adaptive = aligned && (opts.adaptiveMask ?? 0) > 0;
+    const fixed2 = new Uint8Array(m);
+    for (let j = 0; j < m; j++) fixed2[j] = hb[j * m + j] === 0 || withBias && b0 + j === cp - 1 ? 1 : 0;
     starts.forEach((w, k) => {
-      fixedMaskSweep(w, kb, upper, rows2, m);
+      if (adaptive) adaptiveMaskSweep(w, Uint8Array.from(kb), fixed2, upper, rows2, m, opts.adaptiveMask);
+      else fixedMaskSweep(w, kb, upper, rows2, m);
       for (let j = 0; j < m; j++) {
         if (hb[j * m + j] !== 0) continue;
         for (let r = 0; r < rows2; r++) w[r * m + j] = wp[r * cp + b0 + j];
@@ -42007,7 +42056,8 @@ async function recoverySteps(req, calib) {
     const started = performance.now();
     const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1e3 : void 0;
     progress.note("recovery: layer-wise reconstruction on the calibration set");
-    const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline, kept: req.structured?.kept });
+    const adaptive = config.criterion === "sparsegpt" && config.method === "unstructured" && !req.structured;
+    const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline, kept: req.structured?.kept, adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0 });
     const seconds = (performance.now() - started) / 1e3;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const score2 = labelled ? await calibScore(r.model, calib, config.latency.threads) : void 0;
@@ -42018,7 +42068,7 @@ async function recoverySteps(req, calib) {
     } else if (r.layers.length > 0) {
       keep(
         "recover:reconstruct",
-        `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
+        `${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ""}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
         r.model,
         seconds,
         score2
@@ -42059,7 +42109,7 @@ async function tryBatchNorm(model, calib, config, accept, currentScore, reject) 
   if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
   accept(bn.model, seconds, score2, bn.nodes.length);
 }
-var NEEDS_CALIB, EVERY_LAYER;
+var SPARSEGPT_BLOCK, NEEDS_CALIB, EVERY_LAYER;
 var init_runRecovery = __esm({
   "src/recover/runRecovery.ts"() {
     "use strict";
@@ -42072,6 +42122,7 @@ var init_runRecovery = __esm({
     init_external();
     init_reconstruct();
     init_temperature();
+    SPARSEGPT_BLOCK = 128;
     NEEDS_CALIB = {
       reconstruct: "the layer inputs reconstruction refits to",
       distill: "the samples distillation trains on"
@@ -43000,6 +43051,9 @@ import * as path6 from "node:path";
 function checkSchedule(config) {
   if (parseNM(config.method)) {
     throw new UserError(`--schedule gradual: --method ${config.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot`);
+  }
+  if (config.criterion === "sparsegpt" && config.method === "unstructured") {
+    throw new UserError(`--schedule gradual: --criterion sparsegpt re-chooses the mask at every reconstruction, so a later step would revive earlier zeros; use --schedule oneshot with sparsegpt, or --criterion l1`);
   }
   if (config.scope === "sensitivity") {
     throw new UserError(`--schedule gradual: --scope sensitivity allocates one oneshot target from dense sensitivity curves and is not scheduled yet; use --scope global or layer with gradual, or --schedule oneshot with sensitivity`);

@@ -186,7 +186,7 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .addOption(new Option('--recovery <recovery>', 'accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)').choices(['none', 'reconstruct', 'distill', 'auto', 'command']))
     .addOption(new Option('--scope <scope>', 'magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer\'s measured calibration-loss curve (needs --calib)').choices(['global', 'layer', 'sensitivity']))
     .option('--round-to <n>', 'structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)', count('--round-to', 1))
-    .addOption(new Option('--criterion <name>', 'structured: channel importance').choices(['l1', 'l2', 'bn-scale', 'activation']))
+    .addOption(new Option('--criterion <name>', 'structured: channel importance; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)').choices(['l1', 'l2', 'bn-scale', 'activation', 'sparsegpt']))
     .option('--max-layer-sparsity <fraction>', 'global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (default 1: no cap)', capFraction('--max-layer-sparsity'))
     .option('--exclude <glob>', 'node or initializer names never pruned, repeatable', collect, [])
     .option('--keep-first-layer', 'do not prune the first prunable layer')

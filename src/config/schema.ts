@@ -11,7 +11,7 @@ export const RECOVERIES = ['none', 'reconstruct', 'distill', 'auto', 'command'] 
 export type Recovery = (typeof RECOVERIES)[number];
 
 /** structured pruning: how channel importance is scored */
-export const CRITERIA = ['l1', 'l2', 'bn-scale', 'activation'] as const;
+export const CRITERIA = ['l1', 'l2', 'bn-scale', 'activation', 'sparsegpt'] as const;
 export type CriterionName = (typeof CRITERIA)[number];
 
 export const SCOPES = ['global', 'layer', 'sensitivity'] as const;
@@ -60,7 +60,7 @@ export interface Config {
   confidence: number;
   /** structured: kept channel counts are rounded to multiples of this (1 = no rounding) */
   roundTo: number;
-  /** structured: channel importance criterion */
+  /** structured: channel importance criterion; unstructured `sparsegpt`: reconstruction re-chooses the mask */
   criterion: CriterionName;
   /** global scope: no layer (unstructured) or channel group (structured) loses more than this fraction; 1 = no cap */
   maxLayerSparsity: number;

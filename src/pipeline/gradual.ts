@@ -49,6 +49,10 @@ export function checkSchedule(config: Config): void {
   if (parseNM(config.method)) {
     throw new UserError(`--schedule gradual: --method ${config.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot`);
   }
+  if (config.criterion === 'sparsegpt' && config.method === 'unstructured') {
+    // each step's reconstruction moves zeros, which would revive zeros of the step before
+    throw new UserError(`--schedule gradual: --criterion sparsegpt re-chooses the mask at every reconstruction, so a later step would revive earlier zeros; use --schedule oneshot with sparsegpt, or --criterion l1`);
+  }
   if (config.scope === 'sensitivity') {
     // each step would re-measure curves on an already-pruned model and could revive zeros of earlier steps
     throw new UserError(`--schedule gradual: --scope sensitivity allocates one oneshot target from dense sensitivity curves and is not scheduled yet; use --scope global or layer with gradual, or --schedule oneshot with sensitivity`);

@@ -95,12 +95,28 @@ function checkLayerCap(config: Config): void {
   }
 }
 
+/**
+ * `--criterion sparsegpt` moves the mask during reconstruction, keeping each layer's zero count: it
+ * exists only for unstructured pruning with a recovery that reconstructs.
+ */
+function checkSparseGPT(config: Config, calib: Dataset | undefined): void {
+  if (config.criterion !== 'sparsegpt') return;
+  if (config.method !== 'unstructured') {
+    throw new UserError(`--criterion sparsegpt: re-chooses unstructured masks during reconstruction, not --method ${config.method}; use --method unstructured, or --criterion l1`);
+  }
+  if (config.recovery !== 'reconstruct' && config.recovery !== 'auto') {
+    throw new UserError(`--criterion sparsegpt: the mask is chosen by the reconstruction step, but --recovery is ${config.recovery}; use --recovery reconstruct or auto`);
+  }
+  if (!calib) throw new UserError('--criterion sparsegpt: needs calibration data to choose the mask on; pass --calib calib.npz');
+}
+
 /** The pruning stage: one method, chosen by config, applied to a copy of the dense model. */
 export async function pruneModel(dense: ModelProto, config: Config, ctx: PruneContext): Promise<PruneOutcome> {
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
+  checkSparseGPT(config, ctx.calib);
   checkSensitivityInputs(config, ctx.calib);
   checkLayerCap(config);
   if (config.scope === 'sensitivity') return pruneBySensitivity(dense, weights, config, ctx);
@@ -128,7 +144,7 @@ export async function pruneModel(dense: ModelProto, config: Config, ctx: PruneCo
       // hybrid: channels take half the target, magnitude pruning of what remains reaches the rest
       const channelSparsity = config.method === 'hybrid' ? config.sparsity / 2 : config.sparsity;
       const r = await structuredPrune(dense, {
-        sparsity: channelSparsity, scope: config.scope, roundTo: config.roundTo, maxLayerSparsity: config.scope === 'global' ? config.maxLayerSparsity : 1, criterion: config.criterion, protectedTensors, calib: ctx.calib,
+        sparsity: channelSparsity, scope: config.scope, roundTo: config.roundTo, maxLayerSparsity: config.scope === 'global' ? config.maxLayerSparsity : 1, criterion: config.criterion as Exclude<Config['criterion'], 'sparsegpt'>, protectedTensors, calib: ctx.calib,
       });
       let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
       let model = r.model;

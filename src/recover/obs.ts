@@ -35,3 +35,48 @@ export function reconstructionError(wRef: Float64Array, w: Float64Array, h: Floa
   }
   return total;
 }
+
+/**
+ * SparseGPT's sweep with the mask chosen inside it (Frantar & Alistarh 2023, Alg. 1): before each
+ * block of `blockSize` columns, every row re-chooses which of the block's free entries are zero by
+ * the OBS saliency w^2 / U[j][j]^2 of its weights as updated so far, then the block is swept as in
+ * fixedMaskSweep. Each row zeroes as many free entries per block as `keep` zeroes there, so the
+ * per-row (hence per-layer) zero count is exactly the given mask's; only which weights are zero moves.
+ * `fixed` marks entries whose keep value may not move (a bias column, an input never seen).
+ * `keep` is rewritten with the chosen mask.
+ */
+export function adaptiveMaskSweep(w: Float64Array, keep: Uint8Array, fixed: Uint8Array, upper: Float64Array, rows: number, cols: number, blockSize: number): void {
+  const score = new Float64Array(cols);
+  const free: number[] = [];
+  for (let b0 = 0; b0 < cols; b0 += blockSize) {
+    const b1 = Math.min(cols, b0 + blockSize);
+    for (let r = 0; r < rows; r++) {
+      const rr = r * cols;
+      free.length = 0;
+      let zeros = 0;
+      for (let j = b0; j < b1; j++) {
+        if (fixed[j]) continue;
+        free.push(j);
+        if (!keep[rr + j]) zeros++;
+        const d = upper[j * cols + j];
+        score[j] = (w[rr + j] * w[rr + j]) / (d * d);
+      }
+      if (zeros === 0 || zeros === free.length) continue;
+      // ties broken by column so the choice is deterministic
+      free.sort((a, b) => score[a] - score[b] || a - b);
+      for (let k = 0; k < free.length; k++) keep[rr + free[k]] = k < zeros ? 0 : 1;
+    }
+    for (let i = b0; i < b1; i++) {
+      const ri = i * cols;
+      const d = upper[ri + i];
+      for (let r = 0; r < rows; r++) {
+        const rr = r * cols;
+        if (keep[rr + i]) continue;
+        const err = w[rr + i] / d;
+        w[rr + i] = 0;
+        if (err === 0) continue;
+        for (let j = i + 1; j < cols; j++) w[rr + j] -= err * upper[ri + j];
+      }
+    }
+  }
+}

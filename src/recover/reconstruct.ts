@@ -5,7 +5,7 @@ import type { ModelProto, NodeProto } from '../onnx/proto/onnx_pb.js';
 import { makeFloatTensor, setTensorFloat32, tensorToFloat32 } from '../onnx/tensor.js';
 import { inverseHessian, matmul } from './linalg.js';
 import { linearLayer, setWeightRows, weightRows, type LinearLayer } from './layers.js';
-import { fixedMaskSweep } from './obs.js';
+import { adaptiveMaskSweep, fixedMaskSweep } from './obs.js';
 import { CROSS_VALIDATE_MAX_COLS, crossValidatedDamp } from './ridge.js';
 import { gatedRowErrors, reluGate, reluRefit, type ReluGate } from './reluTarget.js';
 import type { KeptChannels } from '../prune/structured/keptChannels.js';
@@ -31,6 +31,11 @@ export interface ReconstructOptions {
    * whose output channels were removed is refit to the dense layer's output at the channels it kept
    */
   kept?: KeptChannels;
+  /**
+   * unstructured only: re-choose the mask inside the OBS sweep (SparseGPT's adaptive selection) in
+   * blocks of this many columns, each row keeping its zero count per block; 0 holds the mask fixed
+   */
+  adaptiveMask?: number;
 }
 
 export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0 };
@@ -198,7 +203,7 @@ async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIn
     const half = Math.floor(n / 2);
     const hA = await crossGram(pPatches.perGroup[g].subarray(0, half * cp), pPatches.perGroup[g].subarray(0, half * cp), half, cp, cp);
     const cA = await crossGram(dPatches.perGroup[dg].subarray(0, half * cd), pPatches.perGroup[g].subarray(0, half * cp), half, cd, cp);
-    const { candidates, damp } = solveBlocks(wd, wp, keep, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : undefined);
+    const { candidates, damp } = solveBlocks(wd, wp, keep, withBias, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : undefined);
     damps.push(damp);
     // judged on a strided subset of patches, as layer outputs computed in onnxruntime
     const pe = strideRows(pPatches.perGroup[g], n, cp, ERROR_PATCHES);
@@ -300,7 +305,7 @@ function strip(w: Float64Array, rows: number, cols: number, withBias: boolean): 
  * Layers wider than maxBlock are split into independent column blocks, which drops the coupling
  * between blocks but keeps the cubic cost bounded.
  */
-function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Float64Array, c: Float64Array, rows: number, cd: number, cp: number, opts: ReconstructOptions, foldA?: { hA: Float64Array; cA: Float64Array }): { candidates: Float64Array[]; damp: number } {
+function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, withBias: boolean, h: Float64Array, c: Float64Array, rows: number, cd: number, cp: number, opts: ReconstructOptions, foldA?: { hA: Float64Array; cA: Float64Array }): { candidates: Float64Array[]; damp: number } {
   let used = 0;
   // a structured layer's columns do not line up with the dense ones: only the least-squares start applies
   const aligned = cd === cp;
@@ -334,8 +339,13 @@ function solveBlocks(wd: Float64Array, wp: Float64Array, keep: Uint8Array, h: Fl
       for (let r = 0; r < rows; r++) own.set(wd.subarray(r * cd + b0, r * cd + b1), r * m);
       starts.push(own);
     }
+    // structured layers' rows and columns are already cut: their mask has nothing to move
+    const adaptive = aligned && (opts.adaptiveMask ?? 0) > 0;
+    const fixed = new Uint8Array(m);
+    for (let j = 0; j < m; j++) fixed[j] = hb[j * m + j] === 0 || (withBias && b0 + j === cp - 1) ? 1 : 0;
     starts.forEach((w, k) => {
-      fixedMaskSweep(w, kb, upper, rows, m);
+      if (adaptive) adaptiveMaskSweep(w, Uint8Array.from(kb), fixed, upper, rows, m, opts.adaptiveMask!);
+      else fixedMaskSweep(w, kb, upper, rows, m);
       // an input that is zero on every calibration patch (a border pixel) says nothing about its
       // weight: least squares would zero it, so it keeps the value pruning left it
       for (let j = 0; j < m; j++) {

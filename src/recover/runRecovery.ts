@@ -48,6 +48,9 @@ export interface RecoveryRequest {
   structured?: PruneOutcome['structured'];
 }
 
+/** columns per SparseGPT mask-selection block (the paper's default) */
+const SPARSEGPT_BLOCK = 128;
+
 /** Recoveries that need a calibration set, and what for. */
 const NEEDS_CALIB: Partial<Record<Config['recovery'], string>> = {
   reconstruct: 'the layer inputs reconstruction refits to',
@@ -178,7 +181,8 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): 
     const started = performance.now();
     const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1000 : undefined;
     progress.note('recovery: layer-wise reconstruction on the calibration set');
-    const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline, kept: req.structured?.kept });
+    const adaptive = config.criterion === 'sparsegpt' && config.method === 'unstructured' && !req.structured;
+    const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline, kept: req.structured?.kept, adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0 });
     const seconds = (performance.now() - started) / 1000;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const score = labelled ? await calibScore(r.model, calib, config.latency.threads) : undefined;
@@ -189,7 +193,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): 
     } else if (r.layers.length > 0) {
       keep(
         'recover:reconstruct',
-        `refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score)}; ${seconds.toFixed(1)} s)`,
+        `${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ''}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score)}; ${seconds.toFixed(1)} s)`,
         r.model,
         seconds,
         score,

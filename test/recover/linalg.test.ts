@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { inverseHessian, matmul } from '../../src/recover/linalg.js';
-import { fixedMaskSweep, reconstructionError } from '../../src/recover/obs.js';
+import { adaptiveMaskSweep, fixedMaskSweep, reconstructionError } from '../../src/recover/obs.js';
 
 /** X^T X of `samples` rows whose features share a common component by `shared` (activations do). */
 function randomGram(n: number, samples: number, seed: number, shared = 0): Float64Array {
@@ -52,5 +52,55 @@ describe('fixedMaskSweep', () => {
     fixedMaskSweep(swept, keep, upper, rows, cols);
     for (let i = 0; i < w.length; i++) if (!keep[i]) expect(swept[i]).toBe(0);
     expect(reconstructionError(w, swept, h, rows, cols)).toBeLessThan(0.9 * reconstructionError(w, masked, h, rows, cols));
+  });
+});
+
+describe('adaptiveMaskSweep', () => {
+  it('on a diagonal H zeroes the weight with the smallest w^2 H_jj, not the smallest |w|', () => {
+    // magnitude would zero column 0 (|1| < |2|); its input is 100x stronger, so OBS saliency 100 vs 4
+    const h = Float64Array.from([100, 0, 0, 1]);
+    const { upper } = inverseHessian(h, 2, 0);
+    const w = Float64Array.from([1, 2]);
+    const keep = Uint8Array.from([0, 1]);
+    adaptiveMaskSweep(w, keep, new Uint8Array(2), upper, 1, 2, 2);
+    expect(Array.from(keep)).toEqual([1, 0]);
+    expect(Array.from(w)).toEqual([1, 0]);
+    // a fixed column keeps its mask entry
+    const w2 = Float64Array.from([1, 2]);
+    const keep2 = Uint8Array.from([0, 1]);
+    adaptiveMaskSweep(w2, keep2, Uint8Array.from([1, 0]), upper, 1, 2, 2);
+    expect(Array.from(keep2)).toEqual([0, 1]);
+    expect(w2[0]).toBe(0);
+  });
+
+  it('keeps every row zero count per block and reconstructs no worse than the fixed-mask sweep', () => {
+    const rows = 8;
+    const cols = 48;
+    const h = randomGram(cols, 200, 13, 2);
+    let s = 9;
+    const w = Float64Array.from({ length: rows * cols }, () => ((s = (s * 16807) % 2147483647) / 2147483647) - 0.5);
+    const keep = Uint8Array.from(w, (v) => (Math.abs(v) > 0.4 ? 1 : 0)); // ~80% zero, uneven per row
+    const { upper } = inverseHessian(h, cols, 0.01);
+    const fixedSwept = Float64Array.from(w);
+    fixedMaskSweep(fixedSwept, keep, upper, rows, cols);
+    const chosen = Uint8Array.from(keep);
+    const adaptive = Float64Array.from(w);
+    adaptiveMaskSweep(adaptive, chosen, new Uint8Array(cols), upper, rows, cols, 16);
+    let moved = 0;
+    for (let r = 0; r < rows; r++) {
+      for (let b = 0; b < cols; b += 16) {
+        let zerosBefore = 0;
+        let zerosAfter = 0;
+        for (let j = b; j < b + 16; j++) {
+          zerosBefore += keep[r * cols + j] ? 0 : 1;
+          zerosAfter += adaptive[r * cols + j] === 0 ? 1 : 0;
+          expect(adaptive[r * cols + j] === 0).toBe(chosen[r * cols + j] === 0);
+          if (chosen[r * cols + j] !== keep[r * cols + j]) moved++;
+        }
+        expect(zerosAfter).toBe(zerosBefore);
+      }
+    }
+    expect(moved).toBeGreaterThan(0);
+    expect(reconstructionError(w, adaptive, h, rows, cols)).toBeLessThanOrEqual(reconstructionError(w, fixedSwept, h, rows, cols));
   });
 });

@@ -60,7 +60,7 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 export async function sensitivityPrune(dense: ModelProto, req: SensitivityRequest): Promise<SensitivityOutcome> {
   const t0 = performance.now();
   const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
-  const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
+  const structuredOpts = { roundTo: 1, criterion: req.config.criterion as Exclude<typeof req.config.criterion, 'sparsegpt'>, protectedTensors: req.protectedTensors, calib: req.calib };
   const units = req.method === 'unstructured' ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
   if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === 'unstructured' ? 'weights' : 'channel groups'} after exclusions; use --scope global`);
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
