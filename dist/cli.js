@@ -35906,7 +35906,10 @@ function setWeightRows(layer, values, g2, w) {
 
 // src/recover/obs.ts
 function fixedMaskSweep(w, keep, upper, rows2, cols) {
-  for (let i2 = 0; i2 < cols; i2++) {
+  sweepColumns(w, keep, upper, rows2, cols, 0, cols);
+}
+function sweepColumns(w, keep, upper, rows2, cols, from, to) {
+  for (let i2 = from; i2 < to; i2++) {
     const ri = i2 * cols;
     const d = upper[ri + i2];
     for (let r = 0; r < rows2; r++) {
@@ -35939,18 +35942,7 @@ function adaptiveMaskSweep(w, keep, fixed2, upper, rows2, cols, blockSize) {
       free.sort((a, b) => score2[a] - score2[b] || a - b);
       for (let k = 0; k < free.length; k++) keep[rr + free[k]] = k < zeros ? 0 : 1;
     }
-    for (let i2 = b0; i2 < b1; i2++) {
-      const ri = i2 * cols;
-      const d = upper[ri + i2];
-      for (let r = 0; r < rows2; r++) {
-        const rr = r * cols;
-        if (keep[rr + i2]) continue;
-        const err2 = w[rr + i2] / d;
-        w[rr + i2] = 0;
-        if (err2 === 0) continue;
-        for (let j = i2 + 1; j < cols; j++) w[rr + j] -= err2 * upper[ri + j];
-      }
-    }
+    sweepColumns(w, keep, upper, rows2, cols, b0, b1);
   }
 }
 

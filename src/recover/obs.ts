@@ -5,7 +5,12 @@
  * Kept weights absorb the compensation; pruned weights end at exactly zero.
  */
 export function fixedMaskSweep(w: Float64Array, keep: Uint8Array, upper: Float64Array, rows: number, cols: number): void {
-  for (let i = 0; i < cols; i++) {
+  sweepColumns(w, keep, upper, rows, cols, 0, cols);
+}
+
+/** The OBS sweep over columns [from, to): each pruned entry is zeroed and its error spread along row i of U. */
+function sweepColumns(w: Float64Array, keep: Uint8Array, upper: Float64Array, rows: number, cols: number, from: number, to: number): void {
+  for (let i = from; i < to; i++) {
     const ri = i * cols;
     const d = upper[ri + i];
     for (let r = 0; r < rows; r++) {
@@ -66,17 +71,6 @@ export function adaptiveMaskSweep(w: Float64Array, keep: Uint8Array, fixed: Uint
       free.sort((a, b) => score[a] - score[b] || a - b);
       for (let k = 0; k < free.length; k++) keep[rr + free[k]] = k < zeros ? 0 : 1;
     }
-    for (let i = b0; i < b1; i++) {
-      const ri = i * cols;
-      const d = upper[ri + i];
-      for (let r = 0; r < rows; r++) {
-        const rr = r * cols;
-        if (keep[rr + i]) continue;
-        const err = w[rr + i] / d;
-        w[rr + i] = 0;
-        if (err === 0) continue;
-        for (let j = i + 1; j < cols; j++) w[rr + j] -= err * upper[ri + j];
-      }
-    }
+    sweepColumns(w, keep, upper, rows, cols, b0, b1);
   }
 }
