@@ -30679,17 +30679,20 @@ function splitAround(bytes2, tag, inner) {
   if (at < 0 || indexOf(bytes2.subarray(at + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
   return [bytes2.subarray(0, at), bytes2.subarray(at + field.length)];
 }
+function encodeWith(holder, key, value, encode) {
+  const kept = holder[key];
+  holder[key] = value;
+  try {
+    return encode();
+  } finally {
+    holder[key] = kept;
+  }
+}
 function tensorPieces(t, streamRawBytes) {
   const raw = t.rawData;
   if (raw.byteLength === 0 || raw.byteLength < streamRawBytes) return [toBinary(TensorProtoSchema, t)];
   const sentinel = randomBytes2(16);
-  t.rawData = sentinel;
-  let encoded;
-  try {
-    encoded = toBinary(TensorProtoSchema, t);
-  } finally {
-    t.rawData = raw;
-  }
+  const encoded = encodeWith(t, "rawData", sentinel, () => toBinary(TensorProtoSchema, t));
   const [before, after] = splitAround(encoded, TAG_TENSOR_RAW_DATA, sentinel);
   return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
 }
@@ -30713,13 +30716,7 @@ function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
   let graphLength = graphBefore.byteLength + graphAfter.byteLength;
   for (const s of sizes) graphLength += framing(TAG_GRAPH_INITIALIZER, s).byteLength + s;
   const sentinelGraph = create(GraphProtoSchema, { name: randomBytes2(16).toString("hex") });
-  proto.graph = sentinelGraph;
-  let modelEncoded;
-  try {
-    modelEncoded = toBinary(ModelProtoSchema, proto);
-  } finally {
-    proto.graph = graph;
-  }
+  const modelEncoded = encodeWith(proto, "graph", sentinelGraph, () => toBinary(ModelProtoSchema, proto));
   const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
   const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
   const bytes2 = modelBefore.byteLength + graphHeader.byteLength + graphLength + modelAfter.byteLength;
@@ -30743,15 +30740,8 @@ function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
   };
 }
 function graphFraming(graph) {
-  const initializers = graph.initializer;
   const sentinel = sentinelTensor();
-  graph.initializer = [sentinel.tensor];
-  let encoded;
-  try {
-    encoded = toBinary(GraphProtoSchema, graph);
-  } finally {
-    graph.initializer = initializers;
-  }
+  const encoded = encodeWith(graph, "initializer", [sentinel.tensor], () => toBinary(GraphProtoSchema, graph));
   return splitAround(encoded, TAG_GRAPH_INITIALIZER, sentinel.bytes);
 }
 
@@ -34262,36 +34252,21 @@ function evenSubset(data, max2) {
   return takeSamples(data, idx);
 }
 async function logProbs(session, data, probabilities) {
-  const { ort } = onnxruntime();
-  const batch = 256;
-  let classes = 0;
-  let values = new Float64Array(0);
-  for (let start = 0; start < data.count; start += batch) {
-    const end = Math.min(data.count, start + batch);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    const result = await session.run(feeds);
-    const out = result[session.outputNames[0]];
-    const raw = out.data;
-    if (classes === 0) {
-      classes = out.dims[1];
-      values = new Float64Array(data.count * classes);
+  const p = await evaluateClassifier(session, data, { batchSize: 256, outputsAreProbabilities: probabilities, keepLogits: true, unlabelled: true, modelPath: "calibration" });
+  const { classes } = p;
+  const raw = p.logits;
+  const values = new Float64Array(data.count * classes);
+  for (let o = 0; o < values.length; o += classes) {
+    if (probabilities) {
+      for (let c = 0; c < classes; c++) values[o + c] = Math.log(Math.max(raw[o + c], 1e-12));
+      continue;
     }
-    for (let i2 = 0; i2 < end - start; i2++) {
-      const o = i2 * classes;
-      const dst = (start + i2) * classes;
-      if (probabilities) {
-        for (let c = 0; c < classes; c++) values[dst + c] = Math.log(Math.max(raw[o + c], 1e-12));
-        continue;
-      }
-      let max2 = -Infinity;
-      for (let c = 0; c < classes; c++) max2 = Math.max(max2, raw[o + c]);
-      let sum = 0;
-      for (let c = 0; c < classes; c++) sum += Math.exp(raw[o + c] - max2);
-      const lse = max2 + Math.log(sum);
-      for (let c = 0; c < classes; c++) values[dst + c] = raw[o + c] - lse;
-    }
-    for (const t of Object.values(result)) t.dispose();
+    let max2 = -Infinity;
+    for (let c = 0; c < classes; c++) max2 = Math.max(max2, raw[o + c]);
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += Math.exp(raw[o + c] - max2);
+    const lse = max2 + Math.log(sum);
+    for (let c = 0; c < classes; c++) values[o + c] = raw[o + c] - lse;
   }
   return { classes, values };
 }

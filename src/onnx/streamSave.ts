@@ -49,19 +49,24 @@ function splitAround(bytes: Uint8Array, tag: number, inner: Uint8Array): [Uint8A
   return [bytes.subarray(0, at), bytes.subarray(at + field.length)];
 }
 
+/** `encode()` with `holder[key]` swapped for `value`, always put back: the caller's proto is never left changed. */
+function encodeWith<T extends object, K extends keyof T>(holder: T, key: K, value: T[K], encode: () => Uint8Array): Uint8Array {
+  const kept = holder[key];
+  holder[key] = value;
+  try {
+    return encode();
+  } finally {
+    holder[key] = kept;
+  }
+}
+
 /** The encoding of one TensorProto as pieces: the big raw_data is the tensor's own bytes, not a copy. */
 function tensorPieces(t: TensorProto, streamRawBytes: number): Uint8Array[] {
   const raw = t.rawData;
   // an empty raw_data may or may not be encoded (proto2 presence): leave that to toBinary
   if (raw.byteLength === 0 || raw.byteLength < streamRawBytes) return [toBinary(TensorProtoSchema, t)];
   const sentinel = randomBytes(16);
-  t.rawData = sentinel;
-  let encoded: Uint8Array;
-  try {
-    encoded = toBinary(TensorProtoSchema, t);
-  } finally {
-    t.rawData = raw;
-  }
+  const encoded = encodeWith(t, 'rawData', sentinel, () => toBinary(TensorProtoSchema, t));
   const [before, after] = splitAround(encoded, TAG_TENSOR_RAW_DATA, sentinel);
   return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
 }
@@ -101,13 +106,7 @@ export function modelChunks(proto: ModelProto, streamRawBytes = STREAM_RAW_BYTES
   for (const s of sizes) graphLength += framing(TAG_GRAPH_INITIALIZER, s).byteLength + s;
 
   const sentinelGraph = create(GraphProtoSchema, { name: randomBytes(16).toString('hex') });
-  proto.graph = sentinelGraph;
-  let modelEncoded: Uint8Array;
-  try {
-    modelEncoded = toBinary(ModelProtoSchema, proto);
-  } finally {
-    proto.graph = graph;
-  }
+  const modelEncoded = encodeWith(proto, 'graph', sentinelGraph, () => toBinary(ModelProtoSchema, proto));
   const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
   const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
   const bytes = modelBefore.byteLength + graphHeader.byteLength + graphLength + modelAfter.byteLength;
@@ -134,14 +133,7 @@ export function modelChunks(proto: ModelProto, streamRawBytes = STREAM_RAW_BYTES
 
 /** The graph's encoding before and after its (consecutive) initializer fields. */
 function graphFraming(graph: GraphProto): [Uint8Array, Uint8Array] {
-  const initializers = graph.initializer;
   const sentinel = sentinelTensor();
-  graph.initializer = [sentinel.tensor];
-  let encoded: Uint8Array;
-  try {
-    encoded = toBinary(GraphProtoSchema, graph);
-  } finally {
-    graph.initializer = initializers;
-  }
+  const encoded = encodeWith(graph, 'initializer', [sentinel.tensor], () => toBinary(GraphProtoSchema, graph));
   return splitAround(encoded, TAG_GRAPH_INITIALIZER, sentinel.bytes);
 }

@@ -1,7 +1,8 @@
 import type { Dataset } from '../../data/dataset.js';
-import { sliceBatch, takeSamples } from '../../data/dataset.js';
+import { takeSamples } from '../../data/dataset.js';
 import { UserError } from '../../errors.js';
-import { onnxruntime, type OrtSession } from '../../measure/ort.js';
+import { evaluateClassifier } from '../../measure/evaluate.js';
+import type { OrtSession } from '../../measure/ort.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { endsInSoftmax } from '../../pipeline/measureStep.js';
 import { sessionFromModel } from '../../recover/session.js';
@@ -34,36 +35,22 @@ export function evenSubset(data: Dataset, max: number): Dataset {
 
 /** Log-probabilities [count, classes] of a one-output classifier over the whole set. */
 async function logProbs(session: OrtSession, data: Dataset, probabilities: boolean): Promise<{ classes: number; values: Float64Array }> {
-  const { ort } = onnxruntime();
-  const batch = 256;
-  let classes = 0;
-  let values = new Float64Array(0);
-  for (let start = 0; start < data.count; start += batch) {
-    const end = Math.min(data.count, start + batch);
-    const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data as never, arr.dims);
-    const result = await session.run(feeds);
-    const out = result[session.outputNames[0]];
-    const raw = out.data as Float32Array;
-    if (classes === 0) {
-      classes = out.dims[1];
-      values = new Float64Array(data.count * classes);
+  // the shared evaluator batches, feeds and checks the output shape; only the full rows are needed here
+  const p = await evaluateClassifier(session, data, { batchSize: 256, outputsAreProbabilities: probabilities, keepLogits: true, unlabelled: true, modelPath: 'calibration' });
+  const { classes } = p;
+  const raw = p.logits!;
+  const values = new Float64Array(data.count * classes);
+  for (let o = 0; o < values.length; o += classes) {
+    if (probabilities) {
+      for (let c = 0; c < classes; c++) values[o + c] = Math.log(Math.max(raw[o + c], 1e-12));
+      continue;
     }
-    for (let i = 0; i < end - start; i++) {
-      const o = i * classes;
-      const dst = (start + i) * classes;
-      if (probabilities) {
-        for (let c = 0; c < classes; c++) values[dst + c] = Math.log(Math.max(raw[o + c], 1e-12));
-        continue;
-      }
-      let max = -Infinity;
-      for (let c = 0; c < classes; c++) max = Math.max(max, raw[o + c]);
-      let sum = 0;
-      for (let c = 0; c < classes; c++) sum += Math.exp(raw[o + c] - max);
-      const lse = max + Math.log(sum);
-      for (let c = 0; c < classes; c++) values[dst + c] = raw[o + c] - lse;
-    }
-    for (const t of Object.values(result)) t.dispose();
+    let max = -Infinity;
+    for (let c = 0; c < classes; c++) max = Math.max(max, raw[o + c]);
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += Math.exp(raw[o + c] - max);
+    const lse = max + Math.log(sum);
+    for (let c = 0; c < classes; c++) values[o + c] = raw[o + c] - lse;
   }
   return { classes, values };
 }
