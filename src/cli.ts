@@ -104,6 +104,7 @@ interface RunFlags {
   schedule?: Config['schedule'];
   scheduleSteps?: number;
   schedulePatience?: number;
+  recoveryRounds?: number;
 }
 
 /** The config file named by --config, else ./.prune-guard.yml when present, else the defaults. */
@@ -141,6 +142,7 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.schedule !== undefined) overrides.schedule = flags.schedule;
   if (flags.scheduleSteps !== undefined) overrides.scheduleSteps = flags.scheduleSteps;
   if (flags.schedulePatience !== undefined) overrides.schedulePatience = flags.schedulePatience;
+  if (flags.recoveryRounds !== undefined) overrides.recoveryRounds = flags.recoveryRounds;
   return mergeConfig(base, overrides);
 }
 
@@ -203,6 +205,7 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .addOption(new Option('--schedule <kind>', 'oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget').choices(['oneshot', 'gradual']))
     .option('--schedule-steps <n>', 'gradual: number of pruning steps (default 4)', count('--schedule-steps', 1))
     .option('--schedule-patience <n>', 'gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)', count('--schedule-patience', 1))
+    .option('--recovery-rounds <n>', 'oneshot unstructured: prune and recover in n rounds of rising sparsity (cubic) ending at --sparsity, shipping the last (1 = one shot, 0 = auto; default 1)', count('--recovery-rounds', 0))
     .option('--quiet', 'do not print the ledger');
   addStatisticsOptions(program.commands[program.commands.length - 1])
     .action(async (flags: RunFlags) => {

@@ -79,6 +79,8 @@ export interface Config {
   scheduleSteps: number;
   /** gradual: stop after this many consecutive steps whose quality fell beyond the cliff threshold */
   schedulePatience: number;
+  /** oneshot unstructured: prune-and-recover rounds on a cubic schedule ending at the target (1 = one shot; 0 = auto) */
+  recoveryRounds: number;
 }
 
 export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
@@ -106,6 +108,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   schedule: 'oneshot',
   scheduleSteps: 4,
   schedulePatience: 1,
+  recoveryRounds: 1,
 });
 
 /** Schema fragment; `description` is the phrase after "must be" in error messages. */
@@ -194,6 +197,7 @@ export const CONFIG_SCHEMA: SchemaNode = {
     schedule: oneOf(SCHEDULES),
     'schedule-steps': wholeNumber(1),
     'schedule-patience': wholeNumber(1),
+    'recovery-rounds': { type: 'integer', minimum: 0, description: 'a whole number of rounds (1 = one shot, 0 = auto)' },
     budgets: {
       type: 'object',
       additionalProperties: false,

@@ -17,6 +17,7 @@ import { prunableWeights, type PrunableWeight } from '../prune/prunable.js';
 import { pruneModel } from '../prune/pruneModel.js';
 import { chooseStep, cubicSchedule, fellOffCliff, fractionOfRemaining } from '../prune/schedule.js';
 import { countSparsity } from '../prune/sparsity.js';
+import { pruneCounts, unstructuredSensitivityPlan } from '../prune/sensitivity/sensitivityPrune.js';
 import { countChannels } from '../prune/structured/channels.js';
 import { calibScore } from '../recover/calibScore.js';
 import { runRecovery, stepFile } from '../recover/runRecovery.js';
@@ -53,9 +54,9 @@ export function checkSchedule(config: Config): void {
     // each step's reconstruction moves zeros, which would revive zeros of the step before
     throw new UserError(`--schedule gradual: --criterion sparsegpt re-chooses the mask at every reconstruction, so a later step would revive earlier zeros; use --schedule oneshot with sparsegpt, or --criterion l1`);
   }
-  if (config.scope === 'sensitivity') {
-    // each step would re-measure curves on an already-pruned model and could revive zeros of earlier steps
-    throw new UserError(`--schedule gradual: --scope sensitivity allocates one oneshot target from dense sensitivity curves and is not scheduled yet; use --scope global or layer with gradual, or --schedule oneshot with sensitivity`);
+  if (config.scope === 'sensitivity' && config.method !== 'unstructured') {
+    // structured steps cut channels of an already-smaller model, which the dense groups' curves no longer describe
+    throw new UserError(`--schedule gradual: --scope sensitivity is scheduled for --method unstructured only (curves measured once on the dense model); use --scope global or layer with gradual, or --schedule oneshot with sensitivity`);
   }
 }
 
@@ -122,6 +123,9 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
   }
   const targets = cubicSchedule(initial, config.sparsity, config.scheduleSteps);
+  // unstructured sensitivity: curves measured once on the dense model, each step's target allocated from them
+  const plan = config.scope === 'sensitivity' ? await unstructuredSensitivityPlan(input.dense, { calib: calib!, weights, config }) : undefined;
+  for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct(config.sparsity)} (${targets.map(pct).join(', ')})`);
 
   const stepsRoot = path.join(req.out, 'steps');
@@ -155,7 +159,9 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
     }
     progress.note(`pruning ${path.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
     const stepConfig: Config = { ...config, method: structured ? 'structured' : config.method, sparsity: stepSparsity };
-    const pruned = await pruneModel(current, stepConfig, { modelPath: req.model, calib });
+    const pruned = plan
+      ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [] as string[], structured: undefined }
+      : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
     if (config.method === 'hybrid') Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
     for (const n of pruned.notes) {
       if (!notes.has(n)) progress.note(n);
@@ -290,7 +296,8 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
     verdict: overallVerdict(judged.budgets.map((b) => b.verdict)),
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
-    ...(notes.size > 0 ? { notes: [...notes] } : {}),
+    ...(notes.size > 0 || plan ? { notes: [...(plan?.notes ?? []), ...notes] } : {}),
+    ...(plan ? { sensitivity: plan.info(config.sparsity) } : {}),
     shifts: shiftResults(dense, chosen.final, shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(dense, chosen.final, shifts),
     schedule,

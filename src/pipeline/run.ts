@@ -15,6 +15,7 @@ import { modelInputs } from '../onnx/signature.js';
 import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
 import { checkSensitivityInputs } from '../prune/sensitivity/sensitivityPrune.js';
 import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
+import { checkRounds, pruneWithRounds, resolveRounds } from '../recover/rounds.js';
 import { VERSION } from '../version.js';
 import { runGradual } from './gradual.js';
 import { classChanges, writeLedger } from './ledgerFile.js';
@@ -76,6 +77,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   }
   checkRecoveryInputs(config, calib);
   checkSensitivityInputs(config, calib);
+  checkRounds(config, calib);
 
   // before anything is written: a run that cannot measure where it was asked to must not leave files
   const provider = await resolveProvider(config.executionProvider, req.model);
@@ -83,7 +85,9 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   if (config.schedule === 'gradual') return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
   progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
-  const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress });
+  const rounds = resolveRounds(config, calib);
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib: calib!, stepsDir: path.join(req.out, 'steps'), progress, files: { data: req.data, calib: req.calib } }) : undefined;
+  const pruned = withRounds?.pruned ?? (await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress }));
   for (const n of pruned.notes) progress.note(n);
   setMetadata(pruned.model, {
     'prune-guard.version': VERSION,
@@ -100,7 +104,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const pruneArtifact = staged ? stepFile(stepsDir, 1, 'prune') : outPath;
   if (staged) fs.mkdirSync(stepsDir, { recursive: true });
   saveModel(pruned.model, pruneArtifact);
-  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
+  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config: withRounds?.recoveryConfig ?? config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   // the shipped file must still hold the method's pattern after every recovery stage
@@ -116,7 +120,14 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
 
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep = await measureStep('dense', 'input model, unchanged', req.model, ctx);
-  const measured: MeasuredStep[] = [denseStep, await measureStep('prune', pruned.description, pruneArtifact, { ...ctx, dense: denseStep.preds })];
+  const measured: MeasuredStep[] = [denseStep];
+  // intermediate recovery rounds first, then the final round's prune and recovery as in one shot
+  for (const r of withRounds?.steps ?? []) {
+    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep.preds });
+    m.step.recovery = r.info;
+    measured.push(m);
+  }
+  measured.push(await measureStep('prune', pruned.description, pruneArtifact, { ...ctx, dense: denseStep.preds }));
   for (const r of recovered) {
     const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep.preds });
     m.step.recovery = r.info;

@@ -226,11 +226,11 @@ describe('schedule settings', () => {
     expect(fs.existsSync(out)).toBe(false);
   }, 60_000);
 
-  it('refuses gradual with --scope sensitivity with exit 2 and one line, writing nothing', async () => {
+  it('refuses gradual structured pruning with --scope sensitivity with exit 2 and one line, writing nothing', async () => {
     const out = path.join(tempDir(), 'never');
-    const r = await runCli(['run', ...MLP, '--scope', 'sensitivity', '--schedule', 'gradual', '--out', out, ...FAST]);
+    const r = await runCli(['run', ...MLP, '--method', 'structured', '--scope', 'sensitivity', '--schedule', 'gradual', '--out', out, ...FAST]);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim()).toMatch(/^prune-guard: error: --schedule gradual: --scope sensitivity .*use --scope global or layer with gradual/);
+    expect(r.stderr.trim()).toMatch(/^prune-guard: error: --schedule gradual: --scope sensitivity is scheduled for --method unstructured only.*use --scope global or layer with gradual/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(fs.existsSync(out)).toBe(false);
   }, 60_000);
@@ -243,4 +243,35 @@ describe('schedule settings', () => {
     expect(m.steps.map((s) => s.name)).toEqual(['dense', 'prune']);
     expect(fs.readFileSync(path.join(out, 'ledger.md'), 'utf8')).not.toContain('**Schedule**');
   }, 60_000);
+});
+
+describe('gradual schedule with --scope sensitivity (fixture MLP, 2 steps to 80%, curves measured once)', () => {
+  const out = tempDir();
+  let result: CliResult;
+  let model: ModelLedger;
+  beforeAll(async () => {
+    result = await runCli(['run', ...MLP, '--sparsity', '0.8', '--recovery', 'reconstruct', '--scope', 'sensitivity', '--schedule', 'gradual', '--schedule-steps', '2', '--schedule-patience', '2', '--out', out, ...FAST]);
+    model = ledgerOf(out).models[0];
+  }, 180_000);
+
+  it('measures the curves once, allocates every step from them and keeps earlier zeros', () => {
+    expect(result.stderr).not.toMatch(/internal error/);
+    expect(validateLedger(ledgerOf(out))).toEqual([]);
+    expect(result.stderr.match(/sensitivity: \d+ layers x \d+ ratios measured once/g)).toHaveLength(1);
+    expect(model.sensitivity?.unit).toBe('weights');
+    const steps = model.schedule!.steps;
+    expect(steps.map((r) => r.index)).toEqual([1, 2]);
+    for (const r of steps) expect(Math.abs(r.sparsity - r.target)).toBeLessThan(0.005);
+    // per-layer ratios follow the curves, not one global threshold: they differ between layers
+    const ratios = model.sensitivity!.layers.map((l) => l.allocated);
+    expect(Math.max(...ratios) - Math.min(...ratios)).toBeGreaterThan(0.05);
+    const first = weightsOf(steps[0].artifact);
+    const last = weightsOf(steps[1].artifact);
+    let revived = 0;
+    for (const [name, a] of first) {
+      const b = last.get(name)!;
+      for (let j = 0; j < a.length; j++) if (a[j] === 0 && b[j] !== 0) revived++;
+    }
+    expect(revived).toBe(0);
+  });
 });

@@ -120,6 +120,61 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
   };
 }
 
+/** Unstructured sensitivity measured once on the dense model, reusable for any target (schedules, rounds). */
+export interface UnstructuredSensitivityPlan {
+  /** zeros per weight tensor (in `weights` order) for a target fraction of all prunable weights */
+  counts(target: number): number[];
+  /** the ledger's record, with `allocated` as chosen for `target` */
+  info(target: number): SensitivityInfo;
+  notes: string[];
+}
+
+/**
+ * Measures every prunable weight tensor's curve once on the dense model; each target is then allocated
+ * from those same curves. Counts for a higher target are raised to at least a lower target's counts, so a
+ * schedule that prunes the recovered model of the step before keeps every earlier zero (zeros are the
+ * smallest magnitudes) and only adds new ones.
+ */
+export async function unstructuredSensitivityPlan(
+  dense: ModelProto,
+  req: Pick<SensitivityRequest, 'calib' | 'weights' | 'config' | 'onLayer'>,
+): Promise<UnstructuredSensitivityPlan> {
+  const t0 = performance.now();
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const units = weightUnits(dense, req.weights);
+  if (units.length === 0) throw new UserError('--scope sensitivity: the model has no prunable weights after exclusions; use --scope global');
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
+  const seconds = (performance.now() - t0) / 1000;
+  const layers = curves.map((c, i) => ({ size: c.size, maxUnits: units[i].maxUnits, points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })) }));
+  let floor: number[] = curves.map(() => 0);
+  const allocate = (target: number) => allocateSparsity(layers, target, { cap: DEFAULT_CAP });
+  return {
+    counts(target) {
+      const a = allocate(target).pruned.map((k, i) => Math.max(k, floor[i]));
+      floor = a;
+      return a;
+    },
+    info(target) {
+      const a = allocate(target);
+      return {
+        unit: 'weights',
+        against: scorer.against,
+        calib_samples: scorer.samples,
+        ratios: [0, ...DEFAULT_RATIOS],
+        dense: { calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy },
+        cap: DEFAULT_CAP,
+        predicted_increase: a.predictedIncrease,
+        seconds,
+        layers: curves.map((c, i) => ({ ...c, allocated: a.ratios[i] })),
+      };
+    },
+    notes: [
+      `sensitivity: ${curves.length} layers x ${DEFAULT_RATIOS.length} ratios measured once on the dense model on ${scorer.samples} calibration samples ` +
+        `(${scorer.against === 'labels' ? 'NLL and accuracy vs labels' : 'KL and agreement vs the dense model: no labels'}) in ${seconds.toFixed(1)} s`,
+    ],
+  };
+}
+
 /** Magnitude pruning with an exact zero count per tensor. */
 export function pruneCounts(dense: ModelProto, weights: readonly PrunableWeight[], counts: readonly number[]): ModelProto {
   const out = cloneModel(dense);

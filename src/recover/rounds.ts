@@ -1,0 +1,151 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Config } from '../config/schema.js';
+import type { Dataset } from '../data/dataset.js';
+import { UserError } from '../errors.js';
+import { loadModel, saveModel } from '../onnx/model.js';
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import type { Progress } from '../pipeline/progress.js';
+import { magnitudePrune } from '../prune/magnitude.js';
+import { prunableWeights, type PrunableWeight } from '../prune/prunable.js';
+import type { PruneOutcome } from '../prune/pruneModel.js';
+import { cubicSchedule } from '../prune/schedule.js';
+import { pruneCounts, unstructuredSensitivityPlan, type UnstructuredSensitivityPlan } from '../prune/sensitivity/sensitivityPrune.js';
+import { countSparsity } from '../prune/sparsity.js';
+import { calibScore } from './calibScore.js';
+import { runRecovery, stepFile, type RecoveryStep } from './runRecovery.js';
+
+/**
+ * `recovery-rounds`: iterative pruning inside one oneshot run (gradual magnitude pruning as the recovery
+ * itself, Zhu & Gupta 2017; iterative magnitude pruning). Rounds 1..R-1 prune to the cubic schedule's
+ * intermediate sparsities, each from the previous round's recovered weights, and recover with the
+ * configured recovery; round R is the run's ordinary prune + recovery at the target. Only calibration
+ * numbers are computed between rounds: the evaluation set measures the rounds' saved models afterwards,
+ * like every other step.
+ */
+
+/** Targets below this gain nothing measurable from rounds (50% unstructured already loses < 0.3 pt in one shot). */
+export const ROUNDS_FROM_SPARSITY = 0.6;
+/** what `recovery-rounds: 0` (auto) uses at and above ROUNDS_FROM_SPARSITY */
+export const AUTO_ROUNDS = 4;
+
+/** Rounds this run uses: 0 = auto (unstructured, judged recovery with a labelled calib, high target), else as set. */
+export function resolveRounds(config: Pick<Config, 'recoveryRounds' | 'method' | 'recovery' | 'schedule' | 'sparsity' | 'criterion'>, calib: Dataset | undefined): number {
+  if (config.recoveryRounds !== 0) return config.recoveryRounds;
+  const fits = config.method === 'unstructured' && config.recovery === 'auto' && config.schedule === 'oneshot' && config.criterion !== 'sparsegpt' && calib?.labels && config.sparsity >= ROUNDS_FROM_SPARSITY;
+  return fits ? AUTO_ROUNDS : 1;
+}
+
+/** Refuse an explicit `recovery-rounds` above 1 where rounds cannot run, before anything is written. */
+export function checkRounds(config: Config, calib: Dataset | undefined): void {
+  if (config.recoveryRounds <= 1) return;
+  const flag = `--recovery-rounds ${config.recoveryRounds}`;
+  if (config.method !== 'unstructured') throw new UserError(`${flag}: rounds prune unstructured weights again after each recovery, not --method ${config.method}; use --method unstructured or --recovery-rounds 1`);
+  if (config.schedule !== 'oneshot') throw new UserError(`${flag}: --schedule gradual already recovers after each step; use one of them`);
+  if (config.criterion === 'sparsegpt') throw new UserError(`${flag}: --criterion sparsegpt re-chooses zeros at each reconstruction, so a later round would revive earlier zeros; use --criterion l1`);
+  if (!calib || !['auto', 'reconstruct', 'distill'].includes(config.recovery)) {
+    throw new UserError(`${flag}: each round recovers on the calibration set; pass --calib calib.npz and --recovery auto, reconstruct or distill`);
+  }
+}
+
+export interface RoundsRequest {
+  dense: ModelProto;
+  /** the dense model's prunable weights (sparsity is counted against them) */
+  weights: readonly PrunableWeight[];
+  rounds: number;
+  calib: Dataset;
+  config: Config;
+  /** OUT/steps: round r writes to OUT/steps/round-0r/ */
+  stepsDir: string;
+  progress: Progress;
+  files: { data: string; calib?: string };
+  /** scope sensitivity: the per-layer allocation from curves measured once on the dense model */
+  plan?: UnstructuredSensitivityPlan;
+}
+
+export interface RoundsOutcome {
+  /** the last intermediate round's recovered model: the final prune starts from it */
+  model: ModelProto;
+  /** one step per intermediate round (its recovered artifact), for the ledger */
+  steps: RecoveryStep[];
+  targets: number[];
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+/** Prune one round's target from `model`: every earlier zero has |w| = 0, so it stays pruned. */
+export function pruneRound(model: ModelProto, weights: readonly PrunableWeight[], target: number, config: Pick<Config, 'scope'>, plan?: UnstructuredSensitivityPlan): ModelProto {
+  if (plan) return pruneCounts(model, weights, plan.counts(target));
+  return magnitudePrune(model, weights, target, config.scope === 'layer' ? 'layer' : 'global').model;
+}
+
+/** Runs rounds 1..R-1; the caller prunes to the target from `model` and recovers as usual. */
+export async function runRounds(req: RoundsRequest): Promise<RoundsOutcome> {
+  const { config, calib, progress } = req;
+  const initial = countSparsity(req.dense, req.weights).overall;
+  const targets = cubicSchedule(initial, config.sparsity, req.rounds);
+  // each round gets an equal share of the recovery time budget, the final one included
+  const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / req.rounds : 0;
+  const roundConfig: Config = { ...config, bakeTemperature: false, recoveryTimeBudget: share };
+  const steps: RecoveryStep[] = [];
+  let current = req.dense;
+  for (let r = 1; r < req.rounds; r++) {
+    const t0 = performance.now();
+    const target = targets[r - 1];
+    progress.note(`recovery round ${r}/${req.rounds}: ${config.method} to ${pct(target)}`);
+    const pruned = pruneRound(current, req.weights, target, config, req.plan);
+    const dir = path.join(req.stepsDir, `round-${String(r).padStart(2, '0')}`);
+    const artifact = stepFile(dir, 1, 'prune');
+    fs.mkdirSync(dir, { recursive: true });
+    saveModel(pruned, artifact);
+    const before = await calibScore(pruned, calib, config.latency.threads);
+    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files });
+    const last = rec.steps.at(-1)?.artifact ?? artifact;
+    current = last === artifact ? pruned : loadModel(last).proto;
+    const after = await calibScore(current, calib, config.latency.threads);
+    const seconds = (performance.now() - t0) / 1000;
+    const kept = rec.steps.map((s) => s.name.replace(/^recover:/, '')).join(' + ') || 'nothing kept';
+    steps.push({
+      name: `recover:round-${r}`,
+      description: `recovery round ${r} of ${req.rounds}: ${config.scope === 'sensitivity' ? 'sensitivity-allocated' : config.scope} magnitude pruning to ${pct(target)} of the previous round's recovered weights, then ${config.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
+      artifact: last,
+      info: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll },
+    });
+  }
+  return { model: current, steps, targets };
+}
+
+export interface RoundsPrune {
+  /** the final round's pruning at the target, as the pipeline's prune step */
+  pruned: PruneOutcome;
+  /** the intermediate rounds, measured as steps between dense and prune */
+  steps: RecoveryStep[];
+  /** the config the final recovery runs with (its share of the recovery time budget) */
+  recoveryConfig: Config;
+}
+
+/**
+ * The pipeline's prune stage with rounds: rounds 1..R-1 pruned and recovered here, then the target pruned
+ * from the last round's recovered weights. With `--scope sensitivity` the curves are measured once on the
+ * dense model and every round's per-layer counts come from them.
+ */
+export async function pruneWithRounds(dense: ModelProto, config: Config, rounds: number, ctx: { modelPath: string; calib: Dataset; stepsDir: string; progress: Progress; files: RoundsRequest['files'] }): Promise<RoundsPrune> {
+  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  const plan = config.scope === 'sensitivity' ? await unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config }) : undefined;
+  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: ctx.stepsDir, progress: ctx.progress, files: ctx.files, plan });
+  ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config.method} to ${pct(config.sparsity)}`);
+  const model = pruneRound(r.model, weights, config.sparsity, config, plan);
+  const how = plan ? 'sensitivity-allocated (curves measured once on the dense model)' : config.scope;
+  return {
+    pruned: {
+      model,
+      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct(config.sparsity)}, round ${rounds} of ${rounds} (${r.targets.map(pct).join(', ')}): from round ${rounds - 1}'s recovered weights`,
+      denseWeights: weights,
+      notes: [...(plan?.notes ?? []), `recovery-rounds: ${rounds} rounds of prune + ${config.recovery} recovery (${r.targets.map(pct).join(', ')}), each with ${config.recoveryTimeBudget > 0 ? `${(config.recoveryTimeBudget / rounds).toFixed(0)} s` : 'no limit'} of the recovery time budget`],
+      ...(plan ? { sensitivity: plan.info(config.sparsity) } : {}),
+    },
+    steps: r.steps,
+    recoveryConfig: { ...config, recoveryTimeBudget: config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0 },
+  };
+}
