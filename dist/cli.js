@@ -23186,7 +23186,8 @@ var DEFAULT_CONFIG = Object.freeze({
   schedule: "oneshot",
   scheduleSteps: 4,
   schedulePatience: 1,
-  recoveryRounds: 1
+  recoveryRounds: 1,
+  roundsCompareSensitivity: false
 });
 var wholeNumber = (minimum) => ({
   type: "integer",
@@ -23265,6 +23266,7 @@ var CONFIG_SCHEMA = {
     "schedule-steps": wholeNumber(1),
     "schedule-patience": wholeNumber(1),
     "recovery-rounds": { type: "integer", minimum: 0, description: "a whole number of rounds (1 = one shot, 0 = auto)" },
+    "rounds-compare-sensitivity": boolean,
     budgets: {
       type: "object",
       additionalProperties: false,
@@ -36673,6 +36675,12 @@ function resolveRounds(config, calib) {
   return fits ? AUTO_ROUNDS : 1;
 }
 function checkRounds(config, calib) {
+  if (config.roundsCompareSensitivity && config.scope !== "global") {
+    throw new UserError(`--rounds-compare-sensitivity: compares global with sensitivity allocation, but --scope is ${config.scope}; drop --scope or the flag`);
+  }
+  if (config.roundsCompareSensitivity && !calib?.labels) {
+    throw new UserError("--rounds-compare-sensitivity: picks by calibration NLL, so it needs a labelled calibration set; pass --calib calib.npz with x and y");
+  }
   if (config.recoveryRounds <= 1) return;
   const flag = `--recovery-rounds ${config.recoveryRounds}`;
   if (config.method !== "unstructured") throw new UserError(`${flag}: rounds prune unstructured weights again after each recovery, not --method ${config.method}; use --method unstructured or --recovery-rounds 1`);
@@ -36720,25 +36728,50 @@ async function runRounds(req) {
   }
   return { model: current, steps, targets };
 }
-async function pruneWithRounds(dense, config, rounds, ctx) {
-  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const plan = config.scope === "sensitivity" ? await unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config }) : void 0;
-  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: ctx.stepsDir, progress: ctx.progress, files: ctx.files, plan });
+async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
+  const t0 = performance.now();
+  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
   ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config.method} to ${pct4(config.sparsity)}`);
   const model = pruneRound(r.model, weights, config.sparsity, config, plan);
+  ctx.stamp(model, plan ? "sensitivity" : config.scope);
+  const pruneArtifact = stepFile(dir, 1, "prune");
+  fs14.mkdirSync(dir, { recursive: true });
+  saveModel(model, pruneArtifact);
+  const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
+  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
+  const last = recovery.steps.filter((x2) => x2.name !== "calibrate:temperature").at(-1)?.artifact;
+  const score2 = ctx.calib.labels ? await calibScore(last ? loadModel(last).proto : model, ctx.calib, config.latency.threads) : void 0;
   const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config.scope;
   return {
     pruned: {
       model,
       description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct4(config.sparsity)}, round ${rounds} of ${rounds} (${r.targets.map(pct4).join(", ")}): from round ${rounds - 1}'s recovered weights`,
-      denseWeights: weights,
-      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config.recovery} recovery (${r.targets.map(pct4).join(", ")}), each with ${config.recoveryTimeBudget > 0 ? `${(config.recoveryTimeBudget / rounds).toFixed(0)} s` : "no limit"} of the recovery time budget`],
+      denseWeights: [...weights],
+      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config.recovery} recovery (${r.targets.map(pct4).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
       ...plan ? { sensitivity: plan.info(config.sparsity) } : {}
     },
+    pruneArtifact,
     steps: r.steps,
-    recoveryConfig: { ...config, recoveryTimeBudget: config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0 }
+    recovery,
+    score: score2,
+    seconds: (performance.now() - t0) / 1e3
   };
+}
+async function pruneWithRounds(dense, config, rounds, ctx) {
+  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config });
+  if (!(config.roundsCompareSensitivity && config.scope === "global" && ctx.calib.labels)) {
+    return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === "sensitivity" ? await sensitivity() : void 0);
+  }
+  const half = { ...config, recoveryTimeBudget: config.recoveryTimeBudget / 2 };
+  const global = await runChain(dense, weights, half, rounds, path9.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path9.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const keepSensitivity = better(bySensitivity2.score, global.score);
+  const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
+  const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
+  const note = `rounds-compare-sensitivity: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under ${path9.dirname(lost.pruneArtifact)})`;
+  return { ...won, pruned: { ...won.pruned, notes: [...won.pruned.notes, note] } };
 }
 
 // src/pipeline/gradual.ts
@@ -37177,25 +37210,28 @@ async function runPipeline(req, progress) {
   if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
   progress.note(`pruning ${path12.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  const stamp = (model, scope = config.scope) => {
+    setMetadata(model, {
+      "prune-guard.version": VERSION,
+      "prune-guard.method": config.method,
+      "prune-guard.scope": scope,
+      "prune-guard.target_sparsity": String(target),
+      "prune-guard.source": path12.basename(req.model)
+    });
+    setMetadata(model, { "prune-guard.recovery": config.recovery });
+  };
   const rounds = resolveRounds(config, calib);
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path12.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib } }) : void 0;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path12.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }) : void 0;
   const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress });
   for (const n of pruned.notes) progress.note(n);
-  setMetadata(pruned.model, {
-    "prune-guard.version": VERSION,
-    "prune-guard.method": config.method,
-    "prune-guard.scope": config.scope,
-    "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path12.basename(req.model)
-  });
-  setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
+  if (!withRounds) stamp(pruned.model);
   fs16.mkdirSync(req.out, { recursive: true });
   const stepsDir = path12.join(req.out, "steps");
   const staged = hasRecoverySteps(config, calib);
-  const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
+  const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
   if (staged) fs16.mkdirSync(stepsDir, { recursive: true });
-  saveModel(pruned.model, pruneArtifact);
-  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config: withRounds?.recoveryConfig ?? config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
+  if (!withRounds) saveModel(pruned.model, pruneArtifact);
+  const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs16.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
@@ -37433,6 +37469,7 @@ function resolveConfig(flags) {
   if (flags.scheduleSteps !== void 0) overrides.scheduleSteps = flags.scheduleSteps;
   if (flags.schedulePatience !== void 0) overrides.schedulePatience = flags.schedulePatience;
   if (flags.recoveryRounds !== void 0) overrides.recoveryRounds = flags.recoveryRounds;
+  if (flags.roundsCompareSensitivity) overrides.roundsCompareSensitivity = true;
   return mergeConfig(base, overrides);
 }
 function positiveNumber(flag) {
@@ -37447,7 +37484,7 @@ function addStatisticsOptions(cmd) {
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib)").choices(["global", "layer", "sensitivity"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)").choices(["l1", "l2", "bn-scale", "activation", "sparsegpt"])).option("--max-layer-sparsity <fraction>", "global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (default 1: no cap)", capFraction("--max-layer-sparsity")).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect2, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers or distilling after this many seconds (0 = no limit; default 240)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).addOption(new Option("--schedule <kind>", "oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget").choices(["oneshot", "gradual"])).option("--schedule-steps <n>", "gradual: number of pruning steps (default 4)", count2("--schedule-steps", 1)).option("--schedule-patience <n>", "gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)", count2("--schedule-patience", 1)).option("--recovery-rounds <n>", "oneshot unstructured: prune and recover in n rounds of rising sparsity (cubic) ending at --sparsity, shipping the last (1 = one shot, 0 = auto; default 1)", count2("--recovery-rounds", 0)).option("--quiet", "do not print the ledger");
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib)").choices(["global", "layer", "sensitivity"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)").choices(["l1", "l2", "bn-scale", "activation", "sparsegpt"])).option("--max-layer-sparsity <fraction>", "global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (default 1: no cap)", capFraction("--max-layer-sparsity")).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect2, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers or distilling after this many seconds (0 = no limit; default 240)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).addOption(new Option("--schedule <kind>", "oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget").choices(["oneshot", "gradual"])).option("--schedule-steps <n>", "gradual: number of pruning steps (default 4)", count2("--schedule-steps", 1)).option("--schedule-patience <n>", "gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)", count2("--schedule-patience", 1)).option("--recovery-rounds <n>", "oneshot unstructured: prune and recover in n rounds of rising sparsity (cubic) ending at --sparsity, shipping the last (1 = one shot, 0 = auto; default 1)", count2("--recovery-rounds", 0)).option("--rounds-compare-sensitivity", "with recovery rounds and --scope global: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)").option("--quiet", "do not print the ledger");
   addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));

@@ -25579,7 +25579,8 @@ var init_schema = __esm({
       schedule: "oneshot",
       scheduleSteps: 4,
       schedulePatience: 1,
-      recoveryRounds: 1
+      recoveryRounds: 1,
+      roundsCompareSensitivity: false
     });
     wholeNumber = (minimum) => ({
       type: "integer",
@@ -25658,6 +25659,7 @@ var init_schema = __esm({
         "schedule-steps": wholeNumber(1),
         "schedule-patience": wholeNumber(1),
         "recovery-rounds": { type: "integer", minimum: 0, description: "a whole number of rounds (1 = one shot, 0 = auto)" },
+        "rounds-compare-sensitivity": boolean,
         budgets: {
           type: "object",
           additionalProperties: false,
@@ -42144,6 +42146,12 @@ function resolveRounds(config, calib) {
   return fits ? AUTO_ROUNDS : 1;
 }
 function checkRounds(config, calib) {
+  if (config.roundsCompareSensitivity && config.scope !== "global") {
+    throw new UserError(`--rounds-compare-sensitivity: compares global with sensitivity allocation, but --scope is ${config.scope}; drop --scope or the flag`);
+  }
+  if (config.roundsCompareSensitivity && !calib?.labels) {
+    throw new UserError("--rounds-compare-sensitivity: picks by calibration NLL, so it needs a labelled calibration set; pass --calib calib.npz with x and y");
+  }
   if (config.recoveryRounds <= 1) return;
   const flag = `--recovery-rounds ${config.recoveryRounds}`;
   if (config.method !== "unstructured") throw new UserError(`${flag}: rounds prune unstructured weights again after each recovery, not --method ${config.method}; use --method unstructured or --recovery-rounds 1`);
@@ -42190,25 +42198,50 @@ async function runRounds(req) {
   }
   return { model: current, steps, targets };
 }
-async function pruneWithRounds(dense, config, rounds, ctx) {
-  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const plan = config.scope === "sensitivity" ? await unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config }) : void 0;
-  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: ctx.stepsDir, progress: ctx.progress, files: ctx.files, plan });
+async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
+  const t0 = performance.now();
+  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
   ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config.method} to ${pct4(config.sparsity)}`);
   const model = pruneRound(r.model, weights, config.sparsity, config, plan);
+  ctx.stamp(model, plan ? "sensitivity" : config.scope);
+  const pruneArtifact = stepFile(dir, 1, "prune");
+  fs10.mkdirSync(dir, { recursive: true });
+  saveModel(model, pruneArtifact);
+  const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
+  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
+  const last = recovery.steps.filter((x2) => x2.name !== "calibrate:temperature").at(-1)?.artifact;
+  const score2 = ctx.calib.labels ? await calibScore(last ? loadModel(last).proto : model, ctx.calib, config.latency.threads) : void 0;
   const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config.scope;
   return {
     pruned: {
       model,
       description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct4(config.sparsity)}, round ${rounds} of ${rounds} (${r.targets.map(pct4).join(", ")}): from round ${rounds - 1}'s recovered weights`,
-      denseWeights: weights,
-      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config.recovery} recovery (${r.targets.map(pct4).join(", ")}), each with ${config.recoveryTimeBudget > 0 ? `${(config.recoveryTimeBudget / rounds).toFixed(0)} s` : "no limit"} of the recovery time budget`],
+      denseWeights: [...weights],
+      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config.recovery} recovery (${r.targets.map(pct4).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
       ...plan ? { sensitivity: plan.info(config.sparsity) } : {}
     },
+    pruneArtifact,
     steps: r.steps,
-    recoveryConfig: { ...config, recoveryTimeBudget: config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0 }
+    recovery,
+    score: score2,
+    seconds: (performance.now() - t0) / 1e3
   };
+}
+async function pruneWithRounds(dense, config, rounds, ctx) {
+  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config });
+  if (!(config.roundsCompareSensitivity && config.scope === "global" && ctx.calib.labels)) {
+    return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === "sensitivity" ? await sensitivity() : void 0);
+  }
+  const half = { ...config, recoveryTimeBudget: config.recoveryTimeBudget / 2 };
+  const global2 = await runChain(dense, weights, half, rounds, path5.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path5.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const keepSensitivity = better(bySensitivity2.score, global2.score);
+  const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
+  const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
+  const note = `rounds-compare-sensitivity: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under ${path5.dirname(lost.pruneArtifact)})`;
+  return { ...won, pruned: { ...won.pruned, notes: [...won.pruned.notes, note] } };
 }
 var ROUNDS_FROM_SPARSITY, AUTO_ROUNDS, pct4;
 var init_rounds = __esm({
@@ -43450,25 +43483,28 @@ async function runPipeline(req, progress) {
   if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
   progress.note(`pruning ${path8.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  const stamp = (model, scope = config.scope) => {
+    setMetadata(model, {
+      "prune-guard.version": VERSION7,
+      "prune-guard.method": config.method,
+      "prune-guard.scope": scope,
+      "prune-guard.target_sparsity": String(target),
+      "prune-guard.source": path8.basename(req.model)
+    });
+    setMetadata(model, { "prune-guard.recovery": config.recovery });
+  };
   const rounds = resolveRounds(config, calib);
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path8.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib } }) : void 0;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path8.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }) : void 0;
   const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress });
   for (const n of pruned.notes) progress.note(n);
-  setMetadata(pruned.model, {
-    "prune-guard.version": VERSION7,
-    "prune-guard.method": config.method,
-    "prune-guard.scope": config.scope,
-    "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path8.basename(req.model)
-  });
-  setMetadata(pruned.model, { "prune-guard.recovery": config.recovery });
+  if (!withRounds) stamp(pruned.model);
   fs14.mkdirSync(req.out, { recursive: true });
   const stepsDir = path8.join(req.out, "steps");
   const staged = hasRecoverySteps(config, calib);
-  const pruneArtifact = staged ? stepFile(stepsDir, 1, "prune") : outPath;
+  const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
   if (staged) fs14.mkdirSync(stepsDir, { recursive: true });
-  saveModel(pruned.model, pruneArtifact);
-  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config: withRounds?.recoveryConfig ?? config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
+  if (!withRounds) saveModel(pruned.model, pruneArtifact);
+  const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs14.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];

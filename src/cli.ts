@@ -105,6 +105,7 @@ interface RunFlags {
   scheduleSteps?: number;
   schedulePatience?: number;
   recoveryRounds?: number;
+  roundsCompareSensitivity?: boolean;
 }
 
 /** The config file named by --config, else ./.prune-guard.yml when present, else the defaults. */
@@ -143,6 +144,7 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.scheduleSteps !== undefined) overrides.scheduleSteps = flags.scheduleSteps;
   if (flags.schedulePatience !== undefined) overrides.schedulePatience = flags.schedulePatience;
   if (flags.recoveryRounds !== undefined) overrides.recoveryRounds = flags.recoveryRounds;
+  if (flags.roundsCompareSensitivity) overrides.roundsCompareSensitivity = true;
   return mergeConfig(base, overrides);
 }
 
@@ -206,6 +208,7 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--schedule-steps <n>', 'gradual: number of pruning steps (default 4)', count('--schedule-steps', 1))
     .option('--schedule-patience <n>', 'gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)', count('--schedule-patience', 1))
     .option('--recovery-rounds <n>', 'oneshot unstructured: prune and recover in n rounds of rising sparsity (cubic) ending at --sparsity, shipping the last (1 = one shot, 0 = auto; default 1)', count('--recovery-rounds', 0))
+    .option('--rounds-compare-sensitivity', 'with recovery rounds and --scope global: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)')
     .option('--quiet', 'do not print the ledger');
   addStatisticsOptions(program.commands[program.commands.length - 1])
     .action(async (flags: RunFlags) => {

@@ -81,6 +81,8 @@ export interface Config {
   schedulePatience: number;
   /** oneshot unstructured: prune-and-recover rounds on a cubic schedule ending at the target (1 = one shot; 0 = auto) */
   recoveryRounds: number;
+  /** recovery rounds under global scope: also run them with sensitivity allocation, keep the lower calibration NLL */
+  roundsCompareSensitivity: boolean;
 }
 
 export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
@@ -109,6 +111,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   scheduleSteps: 4,
   schedulePatience: 1,
   recoveryRounds: 1,
+  roundsCompareSensitivity: false,
 });
 
 /** Schema fragment; `description` is the phrase after "must be" in error messages. */
@@ -198,6 +201,7 @@ export const CONFIG_SCHEMA: SchemaNode = {
     'schedule-steps': wholeNumber(1),
     'schedule-patience': wholeNumber(1),
     'recovery-rounds': { type: 'integer', minimum: 0, description: 'a whole number of rounds (1 = one shot, 0 = auto)' },
+    'rounds-compare-sensitivity': boolean,
     budgets: {
       type: 'object',
       additionalProperties: false,

@@ -10,6 +10,7 @@ import { resolveProvider } from '../measure/provider.js';
 import { corruptionSets } from '../measure/corruptions.js';
 import { judgeWithIntervals, predictionShifts, shiftResults } from './verdicts.js';
 import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { preflightModel } from '../onnx/preflight.js';
 import { modelInputs } from '../onnx/signature.js';
 import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
@@ -85,26 +86,30 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   if (config.schedule === 'gradual') return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
   progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  const stamp = (model: ModelProto, scope: string = config.scope): void => {
+    setMetadata(model, {
+      'prune-guard.version': VERSION,
+      'prune-guard.method': config.method,
+      'prune-guard.scope': scope,
+      'prune-guard.target_sparsity': String(target),
+      'prune-guard.source': path.basename(req.model),
+    });
+    setMetadata(model, { 'prune-guard.recovery': config.recovery });
+  };
+  // recovery rounds prune and recover round by round, the last round included (its steps as in one shot)
   const rounds = resolveRounds(config, calib);
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib: calib!, stepsDir: path.join(req.out, 'steps'), progress, files: { data: req.data, calib: req.calib } }) : undefined;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib: calib!, stepsDir: path.join(req.out, 'steps'), progress, files: { data: req.data, calib: req.calib }, stamp }) : undefined;
   const pruned = withRounds?.pruned ?? (await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress }));
   for (const n of pruned.notes) progress.note(n);
-  setMetadata(pruned.model, {
-    'prune-guard.version': VERSION,
-    'prune-guard.method': config.method,
-    'prune-guard.scope': config.scope,
-    'prune-guard.target_sparsity': String(target),
-    'prune-guard.source': path.basename(req.model),
-  });
-  setMetadata(pruned.model, { 'prune-guard.recovery': config.recovery });
+  if (!withRounds) stamp(pruned.model);
   fs.mkdirSync(req.out, { recursive: true });
   // with recovery, every stage is kept under OUT/steps and the last one is copied to outPath
   const stepsDir = path.join(req.out, 'steps');
   const staged = hasRecoverySteps(config, calib);
-  const pruneArtifact = staged ? stepFile(stepsDir, 1, 'prune') : outPath;
+  const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, 'prune') : outPath);
   if (staged) fs.mkdirSync(stepsDir, { recursive: true });
-  saveModel(pruned.model, pruneArtifact);
-  const recovery = await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config: withRounds?.recoveryConfig ?? config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
+  if (!withRounds) saveModel(pruned.model, pruneArtifact);
+  const recovery = withRounds?.recovery ?? (await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured }));
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   // the shipped file must still hold the method's pattern after every recovery stage

@@ -12,8 +12,8 @@ import type { PruneOutcome } from '../prune/pruneModel.js';
 import { cubicSchedule } from '../prune/schedule.js';
 import { pruneCounts, unstructuredSensitivityPlan, type UnstructuredSensitivityPlan } from '../prune/sensitivity/sensitivityPrune.js';
 import { countSparsity } from '../prune/sparsity.js';
-import { calibScore } from './calibScore.js';
-import { runRecovery, stepFile, type RecoveryStep } from './runRecovery.js';
+import { better, calibScore, type CalibScore } from './calibScore.js';
+import { runRecovery, stepFile, type RecoveryOutcome, type RecoveryStep } from './runRecovery.js';
 
 /**
  * `recovery-rounds`: iterative pruning inside one oneshot run (gradual magnitude pruning as the recovery
@@ -38,6 +38,12 @@ export function resolveRounds(config: Pick<Config, 'recoveryRounds' | 'method' |
 
 /** Refuse an explicit `recovery-rounds` above 1 where rounds cannot run, before anything is written. */
 export function checkRounds(config: Config, calib: Dataset | undefined): void {
+  if (config.roundsCompareSensitivity && config.scope !== 'global') {
+    throw new UserError(`--rounds-compare-sensitivity: compares global with sensitivity allocation, but --scope is ${config.scope}; drop --scope or the flag`);
+  }
+  if (config.roundsCompareSensitivity && !calib?.labels) {
+    throw new UserError('--rounds-compare-sensitivity: picks by calibration NLL, so it needs a labelled calibration set; pass --calib calib.npz with x and y');
+  }
   if (config.recoveryRounds <= 1) return;
   const flag = `--recovery-rounds ${config.recoveryRounds}`;
   if (config.method !== 'unstructured') throw new UserError(`${flag}: rounds prune unstructured weights again after each recovery, not --method ${config.method}; use --method unstructured or --recovery-rounds 1`);
@@ -118,34 +124,78 @@ export async function runRounds(req: RoundsRequest): Promise<RoundsOutcome> {
 export interface RoundsPrune {
   /** the final round's pruning at the target, as the pipeline's prune step */
   pruned: PruneOutcome;
+  /** where the final round's pruned model was saved */
+  pruneArtifact: string;
   /** the intermediate rounds, measured as steps between dense and prune */
   steps: RecoveryStep[];
-  /** the config the final recovery runs with (its share of the recovery time budget) */
-  recoveryConfig: Config;
+  /** the final round's recovery, as the pipeline's recovery steps */
+  recovery: RecoveryOutcome;
 }
 
-/**
- * The pipeline's prune stage with rounds: rounds 1..R-1 pruned and recovered here, then the target pruned
- * from the last round's recovered weights. With `--scope sensitivity` the curves are measured once on the
- * dense model and every round's per-layer counts come from them.
- */
-export async function pruneWithRounds(dense: ModelProto, config: Config, rounds: number, ctx: { modelPath: string; calib: Dataset; stepsDir: string; progress: Progress; files: RoundsRequest['files'] }): Promise<RoundsPrune> {
-  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const plan = config.scope === 'sensitivity' ? await unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config }) : undefined;
-  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: ctx.stepsDir, progress: ctx.progress, files: ctx.files, plan });
+interface RoundsContext {
+  modelPath: string;
+  calib: Dataset;
+  /** OUT/steps */
+  stepsDir: string;
+  progress: Progress;
+  files: RoundsRequest['files'];
+  /** the pipeline's metadata for a pruned model (scope as the chain allocated) */
+  stamp: (model: ModelProto, scope?: string) => void;
+}
+
+/** One chain of rounds with one allocation, the final prune and recovery included. */
+async function runChain(dense: ModelProto, weights: readonly PrunableWeight[], config: Config, rounds: number, dir: string, ctx: RoundsContext, plan?: UnstructuredSensitivityPlan): Promise<RoundsPrune & { score: CalibScore | undefined; seconds: number }> {
+  const t0 = performance.now();
+  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
   ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config.method} to ${pct(config.sparsity)}`);
   const model = pruneRound(r.model, weights, config.sparsity, config, plan);
+  ctx.stamp(model, plan ? 'sensitivity' : config.scope);
+  const pruneArtifact = stepFile(dir, 1, 'prune');
+  fs.mkdirSync(dir, { recursive: true });
+  saveModel(model, pruneArtifact);
+  // the final round gets the same share of the recovery time budget as every other round
+  const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
+  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
+  const last = recovery.steps.filter((x) => x.name !== 'calibrate:temperature').at(-1)?.artifact;
+  const score = ctx.calib.labels ? await calibScore(last ? loadModel(last).proto : model, ctx.calib, config.latency.threads) : undefined;
   const how = plan ? 'sensitivity-allocated (curves measured once on the dense model)' : config.scope;
   return {
     pruned: {
       model,
       description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct(config.sparsity)}, round ${rounds} of ${rounds} (${r.targets.map(pct).join(', ')}): from round ${rounds - 1}'s recovered weights`,
-      denseWeights: weights,
-      notes: [...(plan?.notes ?? []), `recovery-rounds: ${rounds} rounds of prune + ${config.recovery} recovery (${r.targets.map(pct).join(', ')}), each with ${config.recoveryTimeBudget > 0 ? `${(config.recoveryTimeBudget / rounds).toFixed(0)} s` : 'no limit'} of the recovery time budget`],
+      denseWeights: [...weights],
+      notes: [...(plan?.notes ?? []), `recovery-rounds: ${rounds} rounds of prune + ${config.recovery} recovery (${r.targets.map(pct).join(', ')}), each with ${share > 0 ? `${share.toFixed(0)} s` : 'no limit'} of the recovery time budget`],
       ...(plan ? { sensitivity: plan.info(config.sparsity) } : {}),
     },
+    pruneArtifact,
     steps: r.steps,
-    recoveryConfig: { ...config, recoveryTimeBudget: config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0 },
+    recovery,
+    score,
+    seconds: (performance.now() - t0) / 1000,
   };
+}
+
+/**
+ * The pipeline's prune and recovery with rounds: rounds 1..R-1 pruned and recovered, then the target
+ * pruned from the last round's recovered weights and recovered. With `--scope sensitivity` the curves are
+ * measured once on the dense model and every round's per-layer counts come from them. With
+ * `rounds-compare-sensitivity` (global scope), the rounds run with both allocations and the chain whose
+ * shipped model has the lower calibration NLL is kept; the other is named in a note.
+ */
+export async function pruneWithRounds(dense: ModelProto, config: Config, rounds: number, ctx: RoundsContext): Promise<RoundsPrune> {
+  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config });
+  if (!(config.roundsCompareSensitivity && config.scope === 'global' && ctx.calib.labels)) {
+    return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === 'sensitivity' ? await sensitivity() : undefined);
+  }
+  // two chains share the recovery time budget
+  const half: Config = { ...config, recoveryTimeBudget: config.recoveryTimeBudget / 2 };
+  const global = await runChain(dense, weights, half, rounds, path.join(ctx.stepsDir, 'global'), ctx);
+  const bySensitivity = await runChain(dense, weights, half, rounds, path.join(ctx.stepsDir, 'sensitivity'), ctx, await sensitivity());
+  const keepSensitivity = better(bySensitivity.score!, global.score!);
+  const [won, lost] = keepSensitivity ? [bySensitivity, global] : [global, bySensitivity];
+  const say = (c: typeof won, name: string) => `${name} allocation calib acc ${(c.score!.accuracy * 100).toFixed(2)}%, NLL ${c.score!.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
+  const note = `rounds-compare-sensitivity: kept the ${keepSensitivity ? 'sensitivity' : 'global'} allocation's rounds (${say(won, keepSensitivity ? 'sensitivity' : 'global')}; ${say(lost, keepSensitivity ? 'global' : 'sensitivity')}, its files under ${path.dirname(lost.pruneArtifact)})`;
+  return { ...won, pruned: { ...won.pruned, notes: [...won.pruned.notes, note] } };
 }

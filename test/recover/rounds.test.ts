@@ -40,6 +40,8 @@ describe('resolveRounds / checkRounds', () => {
     expect(() => checkRounds(cfg({ recoveryRounds: 3, criterion: 'sparsegpt' }), labelled)).toThrow(/revive earlier zeros/);
     expect(() => checkRounds(cfg({ recoveryRounds: 3 }), undefined)).toThrow(/--recovery-rounds 3: .*--calib/);
     expect(() => checkRounds(cfg({ recoveryRounds: 3, recovery: 'none' }), labelled)).toThrow(/--recovery auto, reconstruct or distill/);
+    expect(() => checkRounds(cfg({ roundsCompareSensitivity: true, scope: 'layer' }), labelled)).toThrow(/--rounds-compare-sensitivity: .*--scope is layer/);
+    expect(() => checkRounds(cfg({ roundsCompareSensitivity: true }), unlabelled)).toThrow(/labelled calibration set/);
     // auto and 1 never refuse: auto falls back to one shot
     expect(() => checkRounds(cfg({ recoveryRounds: 0, method: 'structured' }), undefined)).not.toThrow();
     expect(() => checkRounds(cfg({ recoveryRounds: 3 }), labelled)).not.toThrow();
@@ -130,4 +132,26 @@ describe('--recovery-rounds 3 (fixture MLP to 80%, reconstruct after each round)
     expect(r.stderr).toMatch(/--recovery-rounds 3: rounds prune unstructured weights/);
     expect(fs.existsSync(never)).toBe(false);
   }, 60_000);
+});
+
+describe('--rounds-compare-sensitivity (fixture MLP to 80%, 2 rounds, reconstruct)', () => {
+  it('runs the rounds with both allocations and ships the chain with the lower calibration NLL, naming the other', async () => {
+    const out = tempDir();
+    const r = await runCli(['run', ...MLP, '--sparsity', '0.8', '--recovery', 'reconstruct', '--recovery-rounds', '2', '--rounds-compare-sensitivity', '--out', out, ...FAST]);
+    expect(r.stderr).not.toMatch(/internal error/);
+    const ledger = ledgerOf(out);
+    expect(validateLedger(ledger)).toEqual([]);
+    const m = ledger.models[0];
+    expect(m.steps.map((s) => s.name)).toEqual(['dense', 'recover:round-1', 'prune', 'recover:reconstruct']);
+    const note = m.notes!.find((n) => n.startsWith('rounds-compare-sensitivity:'))!;
+    const kept = /kept the (global|sensitivity) allocation/.exec(note)![1];
+    const nll = (which: string) => Number(new RegExp(`${which} allocation calib acc [0-9.]+%, NLL ([0-9.]+)`).exec(note)![1]);
+    const other = kept === 'global' ? 'sensitivity' : 'global';
+    expect(nll(kept)).toBeLessThanOrEqual(nll(other));
+    // the shipped chain's files are in its own folder, and so are the other's
+    expect(m.steps[2].artifact).toBe(path.join(out, 'steps', kept, '01-prune.onnx'));
+    expect(fs.existsSync(path.join(out, 'steps', other, '01-prune.onnx'))).toBe(true);
+    expect(m.sensitivity !== undefined).toBe(kept === 'sensitivity');
+    expect(m.steps.at(-1)!.sparsity).toBeCloseTo(0.8, 3);
+  }, 180_000);
 });
