@@ -42142,12 +42142,19 @@ import * as fs10 from "node:fs";
 import * as path5 from "node:path";
 function resolveRounds(config, calib) {
   if (config.recoveryRounds !== 0) return config.recoveryRounds;
-  const fits = config.method === "unstructured" && config.recovery === "auto" && config.schedule === "oneshot" && config.criterion !== "sparsegpt" && calib?.labels && config.sparsity >= ROUNDS_FROM_SPARSITY;
+  const fits = config.method === "unstructured" && config.recovery === "auto" && config.schedule === "oneshot" && config.criterion !== "sparsegpt" && config.maxLayerSparsity >= 1 && calib?.labels && config.sparsity >= ROUNDS_FROM_SPARSITY;
   return fits ? AUTO_ROUNDS : 1;
+}
+function resolveCompare(config, rounds) {
+  if (rounds <= 1 || config.scope !== "global" || config.sparsity > DEFAULT_CAP) return false;
+  return config.roundsCompareSensitivity || config.recoveryRounds === 0 && AUTO_COMPARE;
 }
 function checkRounds(config, calib) {
   if (config.roundsCompareSensitivity && config.scope !== "global") {
     throw new UserError(`--rounds-compare-sensitivity: compares global with sensitivity allocation, but --scope is ${config.scope}; drop --scope or the flag`);
+  }
+  if (config.roundsCompareSensitivity && config.sparsity > DEFAULT_CAP) {
+    throw new UserError(`--rounds-compare-sensitivity: sensitivity allocation prunes no layer beyond ${DEFAULT_CAP * 100}%, so --sparsity ${config.sparsity} cannot be compared; lower --sparsity to ${DEFAULT_CAP} or drop the flag`);
   }
   if (config.roundsCompareSensitivity && !calib?.labels) {
     throw new UserError("--rounds-compare-sensitivity: picks by calibration NLL, so it needs a labelled calibration set; pass --calib calib.npz with x and y");
@@ -42156,6 +42163,7 @@ function checkRounds(config, calib) {
   const flag = `--recovery-rounds ${config.recoveryRounds}`;
   if (config.method !== "unstructured") throw new UserError(`${flag}: rounds prune unstructured weights again after each recovery, not --method ${config.method}; use --method unstructured or --recovery-rounds 1`);
   if (config.schedule !== "oneshot") throw new UserError(`${flag}: --schedule gradual already recovers after each step; use one of them`);
+  if (config.maxLayerSparsity < 1) throw new UserError(`${flag}: rounds prune by one global threshold without a per-layer cap; drop --max-layer-sparsity or use --recovery-rounds 1`);
   if (config.criterion === "sparsegpt") throw new UserError(`${flag}: --criterion sparsegpt re-chooses zeros at each reconstruction, so a later round would revive earlier zeros; use --criterion l1`);
   if (!calib || !["auto", "reconstruct", "distill"].includes(config.recovery)) {
     throw new UserError(`${flag}: each round recovers on the calibration set; pass --calib calib.npz and --recovery auto, reconstruct or distill`);
@@ -42227,11 +42235,11 @@ async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
     seconds: (performance.now() - t0) / 1e3
   };
 }
-async function pruneWithRounds(dense, config, rounds, ctx) {
+async function pruneWithRounds(dense, config, rounds, ctx, compare3 = false) {
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config });
-  if (!(config.roundsCompareSensitivity && config.scope === "global" && ctx.calib.labels)) {
+  if (!(compare3 && config.scope === "global" && ctx.calib.labels)) {
     return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === "sensitivity" ? await sensitivity() : void 0);
   }
   const half = { ...config, recoveryTimeBudget: config.recoveryTimeBudget / 2 };
@@ -42240,10 +42248,10 @@ async function pruneWithRounds(dense, config, rounds, ctx) {
   const keepSensitivity = better(bySensitivity2.score, global2.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
-  const note = `rounds-compare-sensitivity: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under ${path5.dirname(lost.pruneArtifact)})`;
+  const note = `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`;
   return { ...won, pruned: { ...won.pruned, notes: [...won.pruned.notes, note] } };
 }
-var ROUNDS_FROM_SPARSITY, AUTO_ROUNDS, pct4;
+var ROUNDS_FROM_SPARSITY, AUTO_ROUNDS, AUTO_COMPARE, pct4;
 var init_rounds = __esm({
   "src/recover/rounds.ts"() {
     "use strict";
@@ -42253,11 +42261,13 @@ var init_rounds = __esm({
     init_prunable();
     init_schedule();
     init_sensitivityPrune();
+    init_allocateSparsity();
     init_sparsity();
     init_calibScore();
     init_runRecovery();
     ROUNDS_FROM_SPARSITY = 0.6;
     AUTO_ROUNDS = 4;
+    AUTO_COMPARE = true;
     pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
   }
 });
@@ -43494,7 +43504,7 @@ async function runPipeline(req, progress) {
     setMetadata(model, { "prune-guard.recovery": config.recovery });
   };
   const rounds = resolveRounds(config, calib);
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path8.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }) : void 0;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path8.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : void 0;
   const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress });
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model);

@@ -16,7 +16,7 @@ import { modelInputs } from '../onnx/signature.js';
 import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
 import { checkSensitivityInputs } from '../prune/sensitivity/sensitivityPrune.js';
 import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
-import { checkRounds, pruneWithRounds, resolveRounds } from '../recover/rounds.js';
+import { checkRounds, pruneWithRounds, resolveCompare, resolveRounds } from '../recover/rounds.js';
 import { VERSION } from '../version.js';
 import { runGradual } from './gradual.js';
 import { classChanges, writeLedger } from './ledgerFile.js';
@@ -98,7 +98,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   };
   // recovery rounds prune and recover round by round, the last round included (its steps as in one shot)
   const rounds = resolveRounds(config, calib);
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib: calib!, stepsDir: path.join(req.out, 'steps'), progress, files: { data: req.data, calib: req.calib }, stamp }) : undefined;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib: calib!, stepsDir: path.join(req.out, 'steps'), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : undefined;
   const pruned = withRounds?.pruned ?? (await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress }));
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model);

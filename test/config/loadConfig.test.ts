@@ -122,6 +122,8 @@ describe('parseConfig values', () => {
       schedule: 'oneshot',
       scheduleSteps: 4,
       schedulePatience: 1,
+      recoveryRounds: DEFAULT_CONFIG.recoveryRounds,
+      roundsCompareSensitivity: false,
     });
   });
 
@@ -150,6 +152,8 @@ describe('parseConfig values', () => {
       'schedule: gradual',
       'schedule-steps: 6',
       'schedule-patience: 2',
+      'recovery-rounds: 3',
+      'rounds-compare-sensitivity: true',
       'budgets:',
       '  accuracy-drop: 0.5%',
       '  min-speedup: 1.5',
@@ -181,6 +185,8 @@ describe('parseConfig values', () => {
       schedule: 'gradual',
       scheduleSteps: 6,
       schedulePatience: 2,
+      recoveryRounds: 3,
+      roundsCompareSensitivity: true,
     });
   });
 

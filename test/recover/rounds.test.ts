@@ -11,7 +11,7 @@ import { loadModel } from '../../src/onnx/model.js';
 import { tensorToFloat32 } from '../../src/onnx/tensor.js';
 import { prunableWeights } from '../../src/prune/prunable.js';
 import { countSparsity } from '../../src/prune/sparsity.js';
-import { AUTO_ROUNDS, checkRounds, pruneRound, resolveRounds } from '../../src/recover/rounds.js';
+import { AUTO_COMPARE, AUTO_ROUNDS, checkRounds, pruneRound, resolveCompare, resolveRounds } from '../../src/recover/rounds.js';
 import { oneOpModel, seededWeights } from '../support/buildModel.js';
 import { runCli, type CliResult } from '../support/cli.js';
 import { fixture, tempDir } from '../support/fixtures.js';
@@ -31,13 +31,22 @@ describe('resolveRounds / checkRounds', () => {
     expect(resolveRounds(cfg({ recoveryRounds: 0, sparsity: 0.8, recovery: 'reconstruct' }), labelled)).toBe(1);
     expect(resolveRounds(cfg({ recoveryRounds: 0, sparsity: 0.8, schedule: 'gradual' }), labelled)).toBe(1);
     expect(resolveRounds(cfg({ recoveryRounds: 0, sparsity: 0.8, criterion: 'sparsegpt' }), labelled)).toBe(1);
+    expect(resolveRounds(cfg({ recoveryRounds: 0, sparsity: 0.8, maxLayerSparsity: 0.9 }), labelled)).toBe(1);
     expect(resolveRounds(cfg({ recoveryRounds: 3, sparsity: 0.5 }), labelled)).toBe(3);
+    // auto rounds under global scope compare both allocations; explicit rounds only when asked
+    expect(resolveCompare(cfg({ recoveryRounds: 0 }), AUTO_ROUNDS)).toBe(AUTO_COMPARE);
+    expect(resolveCompare(cfg({ recoveryRounds: 0, scope: 'sensitivity' }), AUTO_ROUNDS)).toBe(false);
+    expect(resolveCompare(cfg({ recoveryRounds: 0 }), 1)).toBe(false);
+    expect(resolveCompare(cfg({ recoveryRounds: 0, sparsity: 0.97 }), AUTO_ROUNDS)).toBe(false);
+    expect(resolveCompare(cfg({ recoveryRounds: 4 }), 4)).toBe(false);
+    expect(resolveCompare(cfg({ recoveryRounds: 4, roundsCompareSensitivity: true }), 4)).toBe(true);
   });
 
   it('refuses explicit rounds where they cannot run, with the flag and a fix', () => {
     expect(() => checkRounds(cfg({ recoveryRounds: 3, method: 'structured' }), labelled)).toThrow(UserError);
     expect(() => checkRounds(cfg({ recoveryRounds: 3, schedule: 'gradual' }), labelled)).toThrow(/--schedule gradual already recovers/);
     expect(() => checkRounds(cfg({ recoveryRounds: 3, criterion: 'sparsegpt' }), labelled)).toThrow(/revive earlier zeros/);
+    expect(() => checkRounds(cfg({ recoveryRounds: 3, maxLayerSparsity: 0.9 }), labelled)).toThrow(/--max-layer-sparsity/);
     expect(() => checkRounds(cfg({ recoveryRounds: 3 }), undefined)).toThrow(/--recovery-rounds 3: .*--calib/);
     expect(() => checkRounds(cfg({ recoveryRounds: 3, recovery: 'none' }), labelled)).toThrow(/--recovery auto, reconstruct or distill/);
     expect(() => checkRounds(cfg({ roundsCompareSensitivity: true, scope: 'layer' }), labelled)).toThrow(/--rounds-compare-sensitivity: .*--scope is layer/);
@@ -143,7 +152,7 @@ describe('--rounds-compare-sensitivity (fixture MLP to 80%, 2 rounds, reconstruc
     expect(validateLedger(ledger)).toEqual([]);
     const m = ledger.models[0];
     expect(m.steps.map((s) => s.name)).toEqual(['dense', 'recover:round-1', 'prune', 'recover:reconstruct']);
-    const note = m.notes!.find((n) => n.startsWith('rounds-compare-sensitivity:'))!;
+    const note = m.notes!.find((n) => n.startsWith('recovery rounds with both allocations:'))!;
     const kept = /kept the (global|sensitivity) allocation/.exec(note)![1];
     const nll = (which: string) => Number(new RegExp(`${which} allocation calib acc [0-9.]+%, NLL ([0-9.]+)`).exec(note)![1]);
     const other = kept === 'global' ? 'sensitivity' : 'global';
