@@ -25579,7 +25579,8 @@ var init_schema = __esm({
       schedule: "oneshot",
       scheduleSteps: 4,
       schedulePatience: 1,
-      recoveryRounds: 1,
+      // auto: 4 rounds for unstructured pruning to 60% or more with auto recovery and a labelled calib (src/recover/rounds.ts)
+      recoveryRounds: 0,
       roundsCompareSensitivity: false
     });
     wholeNumber = (minimum) => ({
@@ -42267,7 +42268,7 @@ var init_rounds = __esm({
     init_runRecovery();
     ROUNDS_FROM_SPARSITY = 0.6;
     AUTO_ROUNDS = 4;
-    AUTO_COMPARE = true;
+    AUTO_COMPARE = false;
     pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
   }
 });

@@ -207,7 +207,7 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .addOption(new Option('--schedule <kind>', 'oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget').choices(['oneshot', 'gradual']))
     .option('--schedule-steps <n>', 'gradual: number of pruning steps (default 4)', count('--schedule-steps', 1))
     .option('--schedule-patience <n>', 'gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)', count('--schedule-patience', 1))
-    .option('--recovery-rounds <n>', 'oneshot unstructured: prune and recover in n rounds of rising sparsity (cubic) ending at --sparsity, shipping the last (1 = one shot, 0 = auto; default 1)', count('--recovery-rounds', 0))
+    .option('--recovery-rounds <n>', 'oneshot unstructured: prune and recover in n rounds of rising sparsity (cubic) ending at --sparsity, shipping the last (1 = one shot; default 0 = auto: 4 rounds for unstructured at 60% or more with --recovery auto and a labelled --calib)', count('--recovery-rounds', 0))
     .option('--rounds-compare-sensitivity', 'with recovery rounds and --scope global: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)')
     .option('--quiet', 'do not print the ledger');
   addStatisticsOptions(program.commands[program.commands.length - 1])

@@ -110,7 +110,8 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   schedule: 'oneshot',
   scheduleSteps: 4,
   schedulePatience: 1,
-  recoveryRounds: 1,
+  // auto: 4 rounds for unstructured pruning to 60% or more with auto recovery and a labelled calib (src/recover/rounds.ts)
+  recoveryRounds: 0,
   roundsCompareSensitivity: false,
 });
 

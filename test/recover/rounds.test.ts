@@ -42,6 +42,12 @@ describe('resolveRounds / checkRounds', () => {
     expect(resolveCompare(cfg({ recoveryRounds: 4, roundsCompareSensitivity: true }), 4)).toBe(true);
   });
 
+  it('the default config runs rounds at 80% with a labelled calib, and leaves 50% one shot', () => {
+    expect(resolveRounds({ ...DEFAULT_CONFIG, sparsity: 0.8 }, labelled)).toBe(AUTO_ROUNDS);
+    expect(resolveRounds(DEFAULT_CONFIG, labelled)).toBe(1);
+    expect(resolveCompare({ ...DEFAULT_CONFIG, sparsity: 0.8 }, AUTO_ROUNDS)).toBe(AUTO_COMPARE);
+  });
+
   it('refuses explicit rounds where they cannot run, with the flag and a fix', () => {
     expect(() => checkRounds(cfg({ recoveryRounds: 3, method: 'structured' }), labelled)).toThrow(UserError);
     expect(() => checkRounds(cfg({ recoveryRounds: 3, schedule: 'gradual' }), labelled)).toThrow(/--schedule gradual already recovers/);
