@@ -25,6 +25,7 @@ import { measureStep, type MeasuredStep, type StepContext } from './measureStep.
 import type { Progress } from './progress.js';
 import { classChanges, writeLedger } from './ledgerFile.js';
 import type { RunRequest, RunResult } from './run.js';
+import { resolveScope } from '../prune/resolveScope.js';
 import { timePair, timeSteps } from './timeSteps.js';
 import { judgeWithIntervals, predictionShifts, shiftResults, type Judged } from './verdicts.js';
 
@@ -293,6 +294,8 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
     ...(notes.size > 0 ? { notes: [...notes] } : {}),
     shifts: shiftResults(dense, chosen.final, shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(dense, chosen.final, shifts),
+    // runPipeline resolved `auto` already; resolving again only narrows the type
+    scope: resolveScope(config, calib ? { labelled: calib.labels !== null } : undefined).scope,
     schedule,
   };
   return writeLedger(req, input.provider, modelLedger);
