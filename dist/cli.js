@@ -37099,7 +37099,6 @@ async function runPipeline(req, progress) {
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0);
-  if (scope.reason) progress.note(scope.reason);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
   const outPath = prunedPath(req.out, req.model);
@@ -37112,6 +37111,7 @@ async function runPipeline(req, progress) {
   if (provider.note) progress.note(provider.note);
   if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
+  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
   progress.note(`pruning ${path11.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress });
   for (const n of pruned.notes) progress.note(n);

@@ -73,7 +73,6 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : undefined;
   // `scope: auto` becomes the scope actually used before any check, step or ledger reads it
   const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : undefined);
-  if (scope.reason) progress.note(scope.reason);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
   const outPath = prunedPath(req.out, req.model);
@@ -88,6 +87,8 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   if (provider.note) progress.note(provider.note);
   if (config.schedule === 'gradual') return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
+  // after every check, so a refused run still prints one line; falling back to global is today's behaviour, not news
+  if (scope.scope !== 'global' && scope.reason) progress.note(scope.reason);
   progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const pruned = await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress });
   for (const n of pruned.notes) progress.note(n);
