@@ -64,6 +64,8 @@ const config: Config = {
   ...DEFAULT_CONFIG,
   method,
   sparsity: 0.5,
+  // the scale numbers in the README are global; scope auto would add sensitivity curves of every group
+  scope: 'global',
   recovery: calib ? 'auto' : 'none',
   batchSizes: [1],
   latency: { ...DEFAULT_CONFIG.latency, warmup: 1, runs, maxSeconds: 60 },

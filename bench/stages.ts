@@ -183,7 +183,8 @@ export function stagesFor(method: string): readonly Stage[] {
 }
 
 export function benchConfig(method: string): Config {
-  return { ...DEFAULT_CONFIG, method: method as Config['method'], sparsity: 0.5 };
+  // global: the bench's tables compare methods at one allocation (scope auto would measure sensitivity curves)
+  return { ...DEFAULT_CONFIG, method: method as Config['method'], sparsity: 0.5, scope: 'global' };
 }
 
 export interface Outcome {

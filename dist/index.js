@@ -25552,13 +25552,13 @@ var init_schema = __esm({
     PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
     RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
     CRITERIA = ["l1", "l2", "bn-scale", "activation", "sparsegpt"];
-    SCOPES = ["global", "layer", "sensitivity"];
+    SCOPES = ["global", "layer", "sensitivity", "sensitivity-macs", "auto"];
     EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
     DEFAULT_CONFIG = Object.freeze({
       sparsity: 0.5,
       method: "unstructured",
       recovery: "auto",
-      scope: "global",
+      scope: "auto",
       exclude: [],
       keepFirstLayer: false,
       keepLastLayer: false,
@@ -37224,6 +37224,132 @@ var init_prunable = __esm({
   }
 });
 
+// src/prune/sensitivity/allocateSparsity.ts
+function monotoneCurve(points2, cap) {
+  const pts = [{ r: 0, f: 0 }];
+  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
+    if (!(p.ratio > pts[pts.length - 1].r)) continue;
+    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
+  }
+  const at = (r) => {
+    for (let i2 = 1; i2 < pts.length; i2++) {
+      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+    }
+    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
+    const b = pts[pts.length - 1];
+    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
+    return b.f + slope * (r - b.r);
+  };
+  const out = pts.filter((p) => p.r < cap);
+  out.push({ r: cap, f: at(cap) });
+  return out;
+}
+function lowerHull(pts) {
+  const hull = [];
+  for (const p of pts) {
+    while (hull.length >= 2) {
+      const a = hull[hull.length - 2];
+      const b = hull[hull.length - 1];
+      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
+      else break;
+    }
+    hull.push(p);
+  }
+  return hull;
+}
+function allocateSparsity(layers, target, opts = {}) {
+  const capRatio = opts.cap ?? DEFAULT_CAP;
+  const total2 = layers.reduce((n, l) => n + l.size, 0);
+  const want = Math.round(target * total2);
+  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
+  const capacity = caps.reduce((a, b) => a + b, 0);
+  if (want > capacity) {
+    throw new UserError(
+      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
+    );
+  }
+  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
+  const saves = unitSavings(layers, opts.costExponent ?? 0);
+  const segments = [];
+  hulls.forEach((h, i2) => {
+    for (let s = 1; s < h.length; s++) {
+      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
+      if (units <= 0) continue;
+      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
+      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
+    }
+  });
+  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
+  const amount = new Float64Array(layers.length);
+  let left = want;
+  for (const s of segments) {
+    if (left <= 0) break;
+    const take = Math.min(left, s.units);
+    amount[s.layer] += take;
+    left -= take;
+  }
+  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
+  let missing = want - pruned.reduce((a, b) => a + b, 0);
+  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
+  while (missing > 0) {
+    let moved = false;
+    for (const i2 of byRemainder) {
+      if (missing === 0) break;
+      if (pruned[i2] < caps[i2]) {
+        pruned[i2]++;
+        missing--;
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
+  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
+  return { pruned, ratios, predictedIncrease };
+}
+function unitSavings(layers, exponent) {
+  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
+  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
+  const floor = Math.min(...known);
+  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
+  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
+}
+function interpolate(pts, r) {
+  for (let i2 = 1; i2 < pts.length; i2++) {
+    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+  }
+  return pts[pts.length - 1].f;
+}
+var DEFAULT_CAP;
+var init_allocateSparsity = __esm({
+  "src/prune/sensitivity/allocateSparsity.ts"() {
+    "use strict";
+    init_errors();
+    DEFAULT_CAP = 0.95;
+  }
+});
+
+// src/prune/resolveScope.ts
+function resolveScope(config, calib) {
+  if (config.scope !== "auto") return { scope: config.scope, reason: "" };
+  const global2 = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
+  if (config.method === "unstructured") return global2("unstructured pruning");
+  if (config.method !== "structured") return global2(`--method ${config.method} has no sensitivity allocation`);
+  if (!calib) return global2("no calibration set to measure channel groups on");
+  if (!calib.labelled) return global2("the calibration set has no labels");
+  if (config.schedule !== "oneshot") return global2(`--schedule ${config.schedule} (sensitivity curves are measured once, on the dense model)`);
+  if (config.maxLayerSparsity < 1) return global2("--max-layer-sparsity is a global-scope cap");
+  if (config.roundTo > 1) return global2("--round-to applies to the global allocation");
+  if (config.sparsity > DEFAULT_CAP) return global2(`--sparsity ${config.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
+  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
+}
+var init_resolveScope = __esm({
+  "src/prune/resolveScope.ts"() {
+    "use strict";
+    init_allocateSparsity();
+  }
+});
+
 // src/prune/sparsity.ts
 function countSparsity(model, denseWeights) {
   const index = new GraphIndex(model.graph);
@@ -39042,103 +39168,6 @@ var init_structuredPrune = __esm({
   }
 });
 
-// src/prune/sensitivity/allocateSparsity.ts
-function monotoneCurve(points2, cap) {
-  const pts = [{ r: 0, f: 0 }];
-  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
-    if (!(p.ratio > pts[pts.length - 1].r)) continue;
-    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
-  }
-  const at = (r) => {
-    for (let i2 = 1; i2 < pts.length; i2++) {
-      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-    }
-    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
-    const b = pts[pts.length - 1];
-    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
-    return b.f + slope * (r - b.r);
-  };
-  const out = pts.filter((p) => p.r < cap);
-  out.push({ r: cap, f: at(cap) });
-  return out;
-}
-function lowerHull(pts) {
-  const hull = [];
-  for (const p of pts) {
-    while (hull.length >= 2) {
-      const a = hull[hull.length - 2];
-      const b = hull[hull.length - 1];
-      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
-      else break;
-    }
-    hull.push(p);
-  }
-  return hull;
-}
-function allocateSparsity(layers, target, opts = {}) {
-  const capRatio = opts.cap ?? DEFAULT_CAP;
-  const total2 = layers.reduce((n, l) => n + l.size, 0);
-  const want = Math.round(target * total2);
-  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
-  const capacity = caps.reduce((a, b) => a + b, 0);
-  if (want > capacity) {
-    throw new UserError(
-      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
-    );
-  }
-  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
-  const segments = [];
-  hulls.forEach((h, i2) => {
-    for (let s = 1; s < h.length; s++) {
-      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
-      if (units <= 0) continue;
-      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
-      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size, slope });
-    }
-  });
-  segments.sort((a, b) => a.cost - b.cost || a.layer - b.layer || a.order - b.order);
-  const amount = new Float64Array(layers.length);
-  let left = want;
-  for (const s of segments) {
-    if (left <= 0) break;
-    const take = Math.min(left, s.units);
-    amount[s.layer] += take;
-    left -= take;
-  }
-  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
-  let missing = want - pruned.reduce((a, b) => a + b, 0);
-  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
-  while (missing > 0) {
-    let moved = false;
-    for (const i2 of byRemainder) {
-      if (missing === 0) break;
-      if (pruned[i2] < caps[i2]) {
-        pruned[i2]++;
-        missing--;
-        moved = true;
-      }
-    }
-    if (!moved) break;
-  }
-  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
-  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
-  return { pruned, ratios, predictedIncrease };
-}
-function interpolate(pts, r) {
-  for (let i2 = 1; i2 < pts.length; i2++) {
-    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-  }
-  return pts[pts.length - 1].f;
-}
-var DEFAULT_CAP;
-var init_allocateSparsity = __esm({
-  "src/prune/sensitivity/allocateSparsity.ts"() {
-    "use strict";
-    init_errors();
-    DEFAULT_CAP = 0.95;
-  }
-});
-
 // src/measure/metrics.ts
 function accuracy(pred, labels) {
   let hit = 0;
@@ -39601,6 +39630,7 @@ function weightUnits(dense, weights) {
       node: w.node,
       size,
       maxUnits: size,
+      unitsAt: (ratio2) => Math.round(ratio2 * size),
       pruneAlone: async (ratio2) => {
         restore();
         const t = index.initializers.get(w.initializer);
@@ -39618,24 +39648,32 @@ function groupUnits(dense, opts) {
     name: g2.name,
     size: g2.size,
     maxUnits: g2.size - g2.block,
+    unitsAt: (ratio2) => g2.size - keptBlocks(g2.size / g2.block, ratio2) * g2.block,
     pruneAlone: async (ratio2) => {
-      const units = g2.size / g2.block;
-      const keep = Math.max(1, Math.round(units * (1 - ratio2)));
+      const keep = keptBlocks(g2.size / g2.block, ratio2);
       const r = await structuredPrune(dense, { ...opts, sparsity: 0, scope: "global", keptUnits: /* @__PURE__ */ new Map([[g2.root, keep]]) });
       return r.model;
     }
   }));
 }
-async function sensitivityCurves(units, scorer, ratios = DEFAULT_RATIOS, onLayer) {
+function keptBlocks(blocks, ratio2) {
+  return Math.max(1, Math.round(blocks * (1 - ratio2)));
+}
+async function sensitivityCurves(units, scorer, ratios = DEFAULT_RATIOS, onLayer, macsOf) {
   const out = [];
+  const denseMacs = macsOf && units.length > 0 ? macsOf(await units[0].pruneAlone(0)) : 0;
+  const last = Math.max(...ratios);
   for (const u of units) {
     const t0 = performance.now();
     const points2 = [{ ratio: 0, calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy }];
+    let perUnit;
     for (const ratio2 of ratios) {
-      const s = await scorer.score(await u.pruneAlone(ratio2));
+      const model = await u.pruneAlone(ratio2);
+      if (macsOf && ratio2 === last && u.unitsAt(ratio2) > 0) perUnit = Math.max(0, denseMacs - macsOf(model)) / u.unitsAt(ratio2);
+      const s = await scorer.score(model);
       points2.push({ ratio: ratio2, calib_nll: s.nll, calib_accuracy: s.accuracy });
     }
-    out.push({ name: u.name, ...u.node ? { node: u.node } : {}, size: u.size, points: points2, seconds: (performance.now() - t0) / 1e3 });
+    out.push({ name: u.name, ...u.node ? { node: u.node } : {}, size: u.size, points: points2, ...perUnit !== void 0 ? { macs_per_unit: perUnit } : {}, seconds: (performance.now() - t0) / 1e3 });
     onLayer?.(out.length, units.length);
   }
   if (units.length > 0) await units[0].pruneAlone(0);
@@ -39656,15 +39694,19 @@ var init_sensitivityCurves = __esm({
 
 // src/prune/sensitivity/sensitivityPrune.ts
 function checkSensitivityInputs(config, calib) {
-  if (config.scope !== "sensitivity") return;
+  if (config.scope !== "sensitivity" && config.scope !== "sensitivity-macs") return;
+  const flag = `--scope ${config.scope}`;
   if (!calib) {
-    throw new UserError("--scope sensitivity: needs a calibration set to measure each layer on; pass --calib calib.npz (labels optional) or use --scope global");
+    throw new UserError(`${flag}: needs a calibration set to measure each layer on; pass --calib calib.npz (labels optional) or use --scope global`);
+  }
+  if (config.scope === "sensitivity-macs" && config.method !== "structured") {
+    throw new UserError(`${flag}: ranks channel groups by the MACs their removal saves, so it needs --method structured, not ${config.method}; use --scope sensitivity or global`);
   }
   if (config.method !== "unstructured" && config.method !== "structured") {
-    throw new UserError(`--scope sensitivity: works with --method unstructured or structured, not ${config.method}; use one of those or --scope global`);
+    throw new UserError(`${flag}: works with --method unstructured or structured, not ${config.method}; use one of those or --scope global`);
   }
   if (config.sparsity > DEFAULT_CAP) {
-    throw new UserError(`--sparsity ${config.sparsity}: --scope sensitivity prunes no layer beyond ${DEFAULT_CAP * 100}%, so the target must be at most ${DEFAULT_CAP}; lower --sparsity or use --scope global`);
+    throw new UserError(`--sparsity ${config.sparsity}: ${flag} prunes no layer beyond ${DEFAULT_CAP * 100}%, so the target must be at most ${DEFAULT_CAP}; lower --sparsity or use --scope global`);
   }
 }
 async function sensitivityPrune(dense, req) {
@@ -39673,11 +39715,17 @@ async function sensitivityPrune(dense, req) {
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
   const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
   if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === "unstructured" ? "weights" : "channel groups"} after exclusions; use --scope global`);
-  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
+  const perMac = req.perMac === true && req.method === "structured";
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer, perMac ? (m) => modelCost(m).macs : void 0);
   const allocation = allocateSparsity(
-    curves.map((c, i2) => ({ size: c.size, maxUnits: units[i2].maxUnits, points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })) })),
+    curves.map((c, i2) => ({
+      size: c.size,
+      maxUnits: units[i2].maxUnits,
+      points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })),
+      ...c.macs_per_unit !== void 0 ? { unitCost: c.macs_per_unit } : {}
+    })),
     req.sparsity,
-    { cap: DEFAULT_CAP }
+    { cap: DEFAULT_CAP, costExponent: perMac ? MAC_COST_EXPONENT : 0 }
   );
   const notes = [];
   let model;
@@ -39702,12 +39750,12 @@ async function sensitivityPrune(dense, req) {
     notes.push(...r.notes);
     model = r.model;
     structured = { reference: r.base, kept: r.kept };
-    description = describeStructured(dense, r, { criterion: req.config.criterion, scope: "sensitivity", sparsity: req.sparsity });
+    description = describeStructured(dense, r, { criterion: req.config.criterion, scope: perMac ? "sensitivity-macs" : "sensitivity", sparsity: req.sparsity });
   }
-  if (req.method === "structured" && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope sensitivity: kept channel counts come from the allocation`);
+  if (req.method === "structured" && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope ${perMac ? "sensitivity-macs" : "sensitivity"}: kept channel counts come from the allocation`);
   const seconds = (performance.now() - t0) / 1e3;
   notes.push(
-    `sensitivity: ${curves.length} ${req.method === "unstructured" ? "layers" : "groups"} x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${scorer.against === "labels" ? "NLL and accuracy vs labels" : "KL and agreement vs the dense model: no labels"}) in ${seconds.toFixed(1)} s`
+    `sensitivity: ${curves.length} ${req.method === "unstructured" ? "layers" : "groups"} x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${scorer.against === "labels" ? "NLL and accuracy vs labels" : "KL and agreement vs the dense model: no labels"}) in ${seconds.toFixed(1)} s` + (perMac ? "; channels removed where the predicted loss per MAC saved is smallest" : "")
   );
   return {
     model,
@@ -39722,6 +39770,7 @@ async function sensitivityPrune(dense, req) {
       dense: { calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy },
       cap: DEFAULT_CAP,
       predicted_increase: allocation.predictedIncrease,
+      allocation: perMac ? "loss-per-mac" : "loss",
       seconds,
       layers: curves.map((c, i2) => ({ ...c, allocated: allocated[i2] }))
     }
@@ -39772,13 +39821,14 @@ function pruneCounts(dense, weights, counts) {
   });
   return out;
 }
-var pct3;
+var MAC_COST_EXPONENT, pct3;
 var init_sensitivityPrune = __esm({
   "src/prune/sensitivity/sensitivityPrune.ts"() {
     "use strict";
     init_errors();
     init_graph();
     init_model();
+    init_flops();
     init_tensor();
     init_magnitude();
     init_describe();
@@ -39786,6 +39836,7 @@ var init_sensitivityPrune = __esm({
     init_allocateSparsity();
     init_calibScorer();
     init_sensitivityCurves();
+    MAC_COST_EXPONENT = 1;
     pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
   }
 });
@@ -39841,7 +39892,12 @@ function checkSparseGPT(config, calib) {
   }
   if (!calib) throw new UserError("--criterion sparsegpt: needs calibration data to choose the mask on; pass --calib calib.npz");
 }
-async function pruneModel(dense, config, ctx) {
+async function pruneModel(dense, requested, ctx) {
+  const { scope } = resolveScope(requested, ctx.calib ? { labelled: ctx.calib.labels !== null } : void 0);
+  const config = { ...requested, scope };
+  return { ...await pruneWithScope(dense, config, ctx), scope };
+}
+async function pruneWithScope(dense, config, ctx) {
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
@@ -39849,7 +39905,7 @@ async function pruneModel(dense, config, ctx) {
   checkSparseGPT(config, ctx.calib);
   checkSensitivityInputs(config, ctx.calib);
   checkLayerCap(config);
-  if (config.scope === "sensitivity") return pruneBySensitivity(dense, weights, config, ctx);
+  if (config.scope === "sensitivity" || config.scope === "sensitivity-macs") return pruneBySensitivity(dense, weights, config, ctx);
   const nm = parseNM(config.method);
   if (nm) return pruneNM(dense, weights, config, nm);
   if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
@@ -39909,6 +39965,7 @@ async function pruneBySensitivity(dense, weights, config, ctx) {
       calib: ctx.calib,
       weights,
       config,
+      perMac: config.scope === "sensitivity-macs",
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total2) => {
         if (!started) ctx.progress?.start(`sensitivity curves (${method}, ${total2} ${method === "unstructured" ? "layers" : "groups"})`, total2);
@@ -39929,6 +39986,7 @@ var init_pruneModel = __esm({
     init_magnitude();
     init_nm();
     init_prunable();
+    init_resolveScope();
     init_sparsity();
     init_sensitivityPrune();
     init_describe();
@@ -43197,8 +43255,8 @@ function checkSchedule(config) {
   if (config.criterion === "sparsegpt" && config.method === "unstructured") {
     throw new UserError(`--schedule gradual: --criterion sparsegpt re-chooses the mask at every reconstruction, so a later step would revive earlier zeros; use --schedule oneshot with sparsegpt, or --criterion l1`);
   }
-  if (config.scope === "sensitivity" && config.method !== "unstructured") {
-    throw new UserError(`--schedule gradual: --scope sensitivity is scheduled for --method unstructured only (curves measured once on the dense model); use --scope global or layer with gradual, or --schedule oneshot with sensitivity`);
+  if (config.scope === "sensitivity" && config.method !== "unstructured" || config.scope === "sensitivity-macs") {
+    throw new UserError(`--schedule gradual: --scope sensitivity is scheduled for --method unstructured only (curves measured once on the dense model), and sensitivity-macs not at all; use --scope global or layer with gradual, or --schedule oneshot with sensitivity`);
   }
 }
 function regrownWeights(before, after, names) {
@@ -43402,6 +43460,8 @@ async function runGradual(input, progress) {
     ...plan ? { sensitivity: plan.info(config.sparsity) } : {},
     shifts: shiftResults(dense, chosen2.final, shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(dense, chosen2.final, shifts),
+    // runPipeline resolved `auto` already; resolving again only narrows the type
+    scope: resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0).scope,
     schedule
   };
   return writeLedger(req, input.provider, modelLedger);
@@ -43451,6 +43511,7 @@ var init_gradual = __esm({
     init_version3();
     init_measureStep();
     init_ledgerFile();
+    init_resolveScope();
     init_timeSteps();
     init_verdicts();
     RESOURCE_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms", "max-size-bytes"]);
@@ -43473,7 +43534,7 @@ function prunedPath(out, model) {
   return path8.join(out, `${path8.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
-  const { config } = req;
+  let { config } = req;
   checkRequest(config);
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
@@ -43482,6 +43543,9 @@ async function runPipeline(req, progress) {
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
+  const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0);
+  config = { ...config, scope: scope.scope };
+  req = { ...req, config };
   const outPath = prunedPath(req.out, req.model);
   if (path8.resolve(outPath) === path8.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
@@ -43493,12 +43557,13 @@ async function runPipeline(req, progress) {
   if (provider.note) progress.note(provider.note);
   if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
+  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
   progress.note(`pruning ${path8.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
-  const stamp = (model, scope = config.scope) => {
+  const stamp = (model, scope2 = config.scope) => {
     setMetadata(model, {
       "prune-guard.version": VERSION7,
       "prune-guard.method": config.method,
-      "prune-guard.scope": scope,
+      "prune-guard.scope": scope2,
       "prune-guard.target_sparsity": String(target),
       "prune-guard.source": path8.basename(req.model)
     });
@@ -43558,6 +43623,7 @@ async function runPipeline(req, progress) {
     ...pruned.notes.length > 0 ? { notes: pruned.notes } : {},
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
+    scope: scope.scope,
     ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
   };
   return writeLedger(req, provider, modelLedger);
@@ -43576,6 +43642,7 @@ var init_run = __esm({
     init_preflight();
     init_signature();
     init_pruneModel();
+    init_resolveScope();
     init_sensitivityPrune();
     init_runRecovery();
     init_rounds();

@@ -14,12 +14,16 @@ export type Recovery = (typeof RECOVERIES)[number];
 export const CRITERIA = ['l1', 'l2', 'bn-scale', 'activation', 'sparsegpt'] as const;
 export type CriterionName = (typeof CRITERIA)[number];
 
-export const SCOPES = ['global', 'layer', 'sensitivity'] as const;
+export const SCOPES = ['global', 'layer', 'sensitivity', 'sensitivity-macs', 'auto'] as const;
 /**
  * whether the magnitude threshold is shared by all layers or set per layer; `sensitivity` sets each
- * layer's ratio from its measured calibration-loss curve (needs calibration data)
+ * layer's ratio from its measured calibration-loss curve (needs calibration data); `sensitivity-macs`
+ * (structured) removes channels where that loss per MAC saved is smallest; `auto` picks one of these by
+ * method and data (src/prune/resolveScope.ts)
  */
 export type Scope = (typeof SCOPES)[number];
+/** a scope after `auto` is resolved: what pruning actually uses */
+export type ConcreteScope = Exclude<Scope, 'auto'>;
 
 export interface LatencyConfig {
   warmup: number;
@@ -89,7 +93,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   sparsity: 0.5,
   method: 'unstructured',
   recovery: 'auto',
-  scope: 'global',
+  scope: 'auto',
   exclude: [],
   keepFirstLayer: false,
   keepLastLayer: false,

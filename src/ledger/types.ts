@@ -251,7 +251,9 @@ export interface ModelLedger {
   /** accuracy on each shift set and corruption, for both models */
   shifts?: ShiftResult[];
   prediction_shift?: PredictionShift[];
-  /** `scope: sensitivity` only: per-layer sensitivity curves and the per-layer sparsity chosen from them */
+  /** the scope pruning used (`auto` resolved); absent in ledgers written before this field */
+  scope?: 'global' | 'layer' | 'sensitivity' | 'sensitivity-macs';
+  /** `scope: sensitivity` and `sensitivity-macs` only: per-layer sensitivity curves and the per-layer sparsity chosen from them */
   sensitivity?: SensitivityInfo;
   /** `--schedule gradual` only: every schedule step with its budget verdicts, why it stopped, which step ships */
   schedule?: ScheduleLedger;
@@ -276,6 +278,8 @@ export interface SensitivityLayer {
   points: SensitivityPoint[];
   /** fraction of this layer's weights (or channels) the allocation prunes */
   allocated: number;
+  /** `scope: sensitivity-macs`: MACs per sample one pruned channel of this group saves (measured) */
+  macs_per_unit?: number;
   /** seconds spent measuring this layer's curve */
   seconds: number;
 }
@@ -294,6 +298,8 @@ export interface SensitivityInfo {
   cap: number;
   /** sum over layers of the predicted loss increase at the allocated ratios */
   predicted_increase: number;
+  /** what the allocation ranked: loss per unit (`sensitivity`) or loss per MAC saved (`sensitivity-macs`); absent before this field existed = loss */
+  allocation?: 'loss' | 'loss-per-mac';
   seconds: number;
   layers: SensitivityLayer[];
 }

@@ -26,6 +26,7 @@ import { measureStep, type MeasuredStep, type StepContext } from './measureStep.
 import type { Progress } from './progress.js';
 import { classChanges, writeLedger } from './ledgerFile.js';
 import type { RunRequest, RunResult } from './run.js';
+import { resolveScope } from '../prune/resolveScope.js';
 import { timePair, timeSteps } from './timeSteps.js';
 import { judgeWithIntervals, predictionShifts, shiftResults, type Judged } from './verdicts.js';
 
@@ -54,9 +55,9 @@ export function checkSchedule(config: Config): void {
     // each step's reconstruction moves zeros, which would revive zeros of the step before
     throw new UserError(`--schedule gradual: --criterion sparsegpt re-chooses the mask at every reconstruction, so a later step would revive earlier zeros; use --schedule oneshot with sparsegpt, or --criterion l1`);
   }
-  if (config.scope === 'sensitivity' && config.method !== 'unstructured') {
+  if ((config.scope === 'sensitivity' && config.method !== 'unstructured') || config.scope === 'sensitivity-macs') {
     // structured steps cut channels of an already-smaller model, which the dense groups' curves no longer describe
-    throw new UserError(`--schedule gradual: --scope sensitivity is scheduled for --method unstructured only (curves measured once on the dense model); use --scope global or layer with gradual, or --schedule oneshot with sensitivity`);
+    throw new UserError(`--schedule gradual: --scope sensitivity is scheduled for --method unstructured only (curves measured once on the dense model), and sensitivity-macs not at all; use --scope global or layer with gradual, or --schedule oneshot with sensitivity`);
   }
 }
 
@@ -300,6 +301,8 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
     ...(plan ? { sensitivity: plan.info(config.sparsity) } : {}),
     shifts: shiftResults(dense, chosen.final, shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(dense, chosen.final, shifts),
+    // runPipeline resolved `auto` already; resolving again only narrows the type
+    scope: resolveScope(config, calib ? { labelled: calib.labels !== null } : undefined).scope,
     schedule,
   };
   return writeLedger(req, input.provider, modelLedger);

@@ -14,6 +14,7 @@ import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { preflightModel } from '../onnx/preflight.js';
 import { modelInputs } from '../onnx/signature.js';
 import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
+import { resolveScope } from '../prune/resolveScope.js';
 import { checkSensitivityInputs } from '../prune/sensitivity/sensitivityPrune.js';
 import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
 import { checkRounds, pruneWithRounds, resolveCompare, resolveRounds } from '../recover/rounds.js';
@@ -62,7 +63,7 @@ export function prunedPath(out: string, model: string): string {
  * validated before anything is written, and every file is written atomically.
  */
 export async function runPipeline(req: RunRequest, progress: Progress): Promise<RunResult> {
-  const { config } = req;
+  let { config } = req;
   checkRequest(config);
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
@@ -72,6 +73,10 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : undefined;
+  // `scope: auto` becomes the scope actually used before any check, step or ledger reads it
+  const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : undefined);
+  config = { ...config, scope: scope.scope };
+  req = { ...req, config };
   const outPath = prunedPath(req.out, req.model);
   if (path.resolve(outPath) === path.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
@@ -85,6 +90,8 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   if (provider.note) progress.note(provider.note);
   if (config.schedule === 'gradual') return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
+  // after every check, so a refused run still prints one line; falling back to global is today's behaviour, not news
+  if (scope.scope !== 'global' && scope.reason) progress.note(scope.reason);
   progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const stamp = (model: ModelProto, scope: string = config.scope): void => {
     setMetadata(model, {
@@ -159,6 +166,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     ...(pruned.notes.length > 0 ? { notes: pruned.notes } : {}),
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
+    scope: scope.scope,
     ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
   };
   return writeLedger(req, provider, modelLedger);

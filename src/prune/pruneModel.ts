@@ -1,10 +1,11 @@
-import { DEFAULT_CONFIG, type Config } from '../config/schema.js';
+import { DEFAULT_CONFIG, type ConcreteScope, type Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { magnitudePrune } from './magnitude.js';
 import { nmPrune, parseNM, verifyNM, type NMPattern } from './nm.js';
 import { prunableWeights, type PrunableWeight } from './prunable.js';
+import { resolveScope } from './resolveScope.js';
 import { countSparsity } from './sparsity.js';
 import type { SensitivityInfo } from '../ledger/types.js';
 import type { Progress } from '../pipeline/progress.js';
@@ -36,7 +37,9 @@ export interface PruneOutcome {
    * pipeline treats any finding as an internal error: a broken artifact is never handed on.
    */
   verifySaved?: (saved: ModelProto) => string[];
-  /** `scope: sensitivity`: the measured curves and the allocation, for the ledger */
+  /** the scope pruning used (`auto` resolved by resolveScope) */
+  scope?: ConcreteScope;
+  /** `scope: sensitivity` / `sensitivity-macs`: the measured curves and the allocation, for the ledger */
   sensitivity?: SensitivityInfo;
   /**
    * structured and hybrid: the dense model with shared constants untied (initializer names as in the
@@ -111,7 +114,14 @@ function checkSparseGPT(config: Config, calib: Dataset | undefined): void {
 }
 
 /** The pruning stage: one method, chosen by config, applied to a copy of the dense model. */
-export async function pruneModel(dense: ModelProto, config: Config, ctx: PruneContext): Promise<PruneOutcome> {
+export async function pruneModel(dense: ModelProto, requested: Config, ctx: PruneContext): Promise<PruneOutcome> {
+  // callers other than the pipeline (which resolves first, for its checks and the ledger) may pass `auto`
+  const { scope } = resolveScope(requested, ctx.calib ? { labelled: ctx.calib.labels !== null } : undefined);
+  const config: Config & { scope: ConcreteScope } = { ...requested, scope };
+  return { ...(await pruneWithScope(dense, config, ctx)), scope };
+}
+
+async function pruneWithScope(dense: ModelProto, config: Config & { scope: ConcreteScope }, ctx: PruneContext): Promise<PruneOutcome> {
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
@@ -119,7 +129,7 @@ export async function pruneModel(dense: ModelProto, config: Config, ctx: PruneCo
   checkSparseGPT(config, ctx.calib);
   checkSensitivityInputs(config, ctx.calib);
   checkLayerCap(config);
-  if (config.scope === 'sensitivity') return pruneBySensitivity(dense, weights, config, ctx);
+  if (config.scope === 'sensitivity' || config.scope === 'sensitivity-macs') return pruneBySensitivity(dense, weights, config, ctx);
   const nm = parseNM(config.method);
   if (nm) return pruneNM(dense, weights, config, nm);
   if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
@@ -173,7 +183,7 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
   let started = false;
   try {
     const r = await sensitivityPrune(dense, {
-      method, sparsity: config.sparsity, calib: ctx.calib!, weights, config,
+      method, sparsity: config.sparsity, calib: ctx.calib!, weights, config, perMac: config.scope === 'sensitivity-macs',
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total) => {
         if (!started) ctx.progress?.start(`sensitivity curves (${method}, ${total} ${method === 'unstructured' ? 'layers' : 'groups'})`, total);

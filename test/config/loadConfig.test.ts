@@ -60,7 +60,7 @@ describe('parseConfig errors', () => {
 
   it('reports the problem that comes first in the file', () => {
     expect(problem('scope: everywhere\nzzz: 1\nsparsity: x\n')).toBe(
-      `.prune-guard.yml:1: 'scope' must be one of global, layer, sensitivity (got "everywhere")`,
+      `.prune-guard.yml:1: 'scope' must be one of global, layer, sensitivity, sensitivity-macs, auto (got "everywhere")`,
     );
   });
 
@@ -101,7 +101,7 @@ describe('parseConfig values', () => {
       sparsity: 0.5,
       method: 'unstructured',
       recovery: 'auto',
-      scope: 'global',
+      scope: 'auto',
       exclude: [],
       keepFirstLayer: false,
       keepLastLayer: false,

@@ -19,7 +19,8 @@ import { fixture, tempDir } from '../support/fixtures.js';
 const NONE = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
 const labelled = { count: 8, labels: new Int32Array(8) } as unknown as Dataset;
 const unlabelled = { count: 8, labels: null } as unknown as Dataset;
-const cfg = (over: Partial<Config>): Config => ({ ...DEFAULT_CONFIG, ...over });
+// the pipeline resolves scope auto before these run; unstructured resolves to global
+const cfg = (over: Partial<Config>): Config => ({ ...DEFAULT_CONFIG, scope: 'global', ...over });
 
 describe('resolveRounds / checkRounds', () => {
   it('auto (0) uses rounds only for high-sparsity unstructured auto recovery with a labelled calibration set', () => {
@@ -45,7 +46,7 @@ describe('resolveRounds / checkRounds', () => {
   it('the default config runs rounds at 80% with a labelled calib, and leaves 50% one shot', () => {
     expect(resolveRounds({ ...DEFAULT_CONFIG, sparsity: 0.8 }, labelled)).toBe(AUTO_ROUNDS);
     expect(resolveRounds(DEFAULT_CONFIG, labelled)).toBe(1);
-    expect(resolveCompare({ ...DEFAULT_CONFIG, sparsity: 0.8 }, AUTO_ROUNDS)).toBe(AUTO_COMPARE);
+    expect(resolveCompare({ ...DEFAULT_CONFIG, scope: 'global', sparsity: 0.8 }, AUTO_ROUNDS)).toBe(AUTO_COMPARE);
   });
 
   it('refuses explicit rounds where they cannot run, with the flag and a fix', () => {

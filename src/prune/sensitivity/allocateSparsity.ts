@@ -8,11 +8,23 @@ export interface LayerCurve {
   points: readonly { ratio: number; increase: number }[];
   /** units this layer may lose at most (structured groups keep at least one channel); default `size` */
   maxUnits?: number;
+  /**
+   * what pruning one unit saves (MACs per channel of a structured group); with `costExponent` > 0 the
+   * allocation ranks loss per unit saved instead of loss per unit. Missing or <= 0: treated as the
+   * smallest positive cost of the other layers (never preferred for its cost)
+   */
+  unitCost?: number;
 }
 
 export interface AllocationOptions {
   /** no layer is pruned beyond this fraction; default 0.95 */
   cap?: number;
+  /**
+   * 0 (default): fill cheapest predicted loss per unit first (plain sensitivity). 1: cheapest predicted
+   * loss per unit of `unitCost` saved (NetAdapt/AMC-style: remove where it hurts least per MAC saved);
+   * between: loss / unitCost^e. Ties (e.g. flat curves) go to the layer that saves most per unit.
+   */
+  costExponent?: number;
 }
 
 export interface Allocation {
@@ -86,16 +98,18 @@ export function allocateSparsity(layers: readonly LayerCurve[], target: number, 
     );
   }
   const hulls = layers.map((l, i) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i] / l.size : 0)));
+  const saves = unitSavings(layers, opts.costExponent ?? 0);
   const segments: { layer: number; order: number; units: number; cost: number; slope: number }[] = [];
   hulls.forEach((h, i) => {
     for (let s = 1; s < h.length; s++) {
       const units = (h[s].r - h[s - 1].r) * layers[i].size;
       if (units <= 0) continue;
       const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
-      segments.push({ layer: i, order: s, units, cost: slope / layers[i].size, slope });
+      // loss per unit, or per unit of cost saved: one factor per layer keeps each layer's hull order
+      segments.push({ layer: i, order: s, units, cost: slope / layers[i].size / saves.weight[i], slope });
     }
   });
-  segments.sort((a, b) => a.cost - b.cost || a.layer - b.layer || a.order - b.order);
+  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
   const amount = new Float64Array(layers.length);
   let left = want;
   for (const s of segments) {
@@ -123,6 +137,16 @@ export function allocateSparsity(layers: readonly LayerCurve[], target: number, 
   const ratios = pruned.map((k, i) => (layers[i].size ? k / layers[i].size : 0));
   const predictedIncrease = hulls.reduce((s, h, i) => s + interpolate(h, ratios[i]), 0);
   return { pruned, ratios, predictedIncrease };
+}
+
+/** Per layer: the divisor of its loss per unit (unitCost^e, 1 when e = 0) and the tie-break (unitCost). */
+function unitSavings(layers: readonly LayerCurve[], exponent: number): { weight: number[]; tie: number[] } {
+  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
+  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
+  const floor = Math.min(...known);
+  const tie = layers.map((l) => ((l.unitCost ?? 0) > 0 ? l.unitCost! : floor));
+  // normalised by the smallest cost so the divisor stays >= 1 whatever the cost's unit
+  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
 }
 
 function interpolate(pts: Pt[], r: number): number {

@@ -18,6 +18,8 @@ export interface SensitivityUnit {
   size: number;
   /** most units it may lose (a group keeps one channel) */
   maxUnits: number;
+  /** units `pruneAlone(ratio)` removes */
+  unitsAt(ratio: number): number;
   /** the model with only this unit pruned to `ratio`; valid until the next call */
   pruneAlone(ratio: number): Promise<ModelProto>;
 }
@@ -41,6 +43,7 @@ export function weightUnits(dense: ModelProto, weights: readonly PrunableWeight[
       node: w.node,
       size,
       maxUnits: size,
+      unitsAt: (ratio) => Math.round(ratio * size),
       pruneAlone: async (ratio) => {
         restore();
         const t = index.initializers.get(w.initializer)!;
@@ -62,31 +65,47 @@ export function groupUnits(dense: ModelProto, opts: Omit<StructuredOptions, 'spa
       name: g.name,
       size: g.size,
       maxUnits: g.size - g.block,
+      unitsAt: (ratio) => g.size - keptBlocks(g.size / g.block, ratio) * g.block,
       pruneAlone: async (ratio) => {
-        const units = g.size / g.block;
-        const keep = Math.max(1, Math.round(units * (1 - ratio)));
+        const keep = keptBlocks(g.size / g.block, ratio);
         const r = await structuredPrune(dense, { ...opts, sparsity: 0, scope: 'global', keptUnits: new Map([[g.root, keep]]) });
         return r.model;
       },
     }));
 }
 
-/** Each unit pruned alone at every ratio and scored on the calibration set: the sensitivity curves. */
+/** Blocks (channels, or heads) a group of `blocks` keeps when pruned alone to `ratio`; at least one. */
+function keptBlocks(blocks: number, ratio: number): number {
+  return Math.max(1, Math.round(blocks * (1 - ratio)));
+}
+
+/**
+ * Each unit pruned alone at every ratio and scored on the calibration set: the sensitivity curves. With
+ * `macsOf` (e.g. a model's MACs) each curve also gets what one pruned unit saves, measured at the largest
+ * ratio: a structured group's MACs fall linearly with its channel count (its producer's outputs and its
+ * consumers' inputs), so one point gives the slope.
+ */
 export async function sensitivityCurves(
   units: readonly SensitivityUnit[],
   scorer: CalibScorer,
   ratios: readonly number[] = DEFAULT_RATIOS,
   onLayer?: (done: number, total: number) => void,
+  macsOf?: (model: ModelProto) => number,
 ): Promise<Omit<SensitivityLayer, 'allocated'>[]> {
   const out: Omit<SensitivityLayer, 'allocated'>[] = [];
+  const denseMacs = macsOf && units.length > 0 ? macsOf(await units[0].pruneAlone(0)) : 0;
+  const last = Math.max(...ratios);
   for (const u of units) {
     const t0 = performance.now();
     const points: SensitivityPoint[] = [{ ratio: 0, calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy }];
+    let perUnit: number | undefined;
     for (const ratio of ratios) {
-      const s = await scorer.score(await u.pruneAlone(ratio));
+      const model = await u.pruneAlone(ratio);
+      if (macsOf && ratio === last && u.unitsAt(ratio) > 0) perUnit = Math.max(0, denseMacs - macsOf(model)) / u.unitsAt(ratio);
+      const s = await scorer.score(model);
       points.push({ ratio, calib_nll: s.nll, calib_accuracy: s.accuracy });
     }
-    out.push({ name: u.name, ...(u.node ? { node: u.node } : {}), size: u.size, points, seconds: (performance.now() - t0) / 1000 });
+    out.push({ name: u.name, ...(u.node ? { node: u.node } : {}), size: u.size, points, ...(perUnit !== undefined ? { macs_per_unit: perUnit } : {}), seconds: (performance.now() - t0) / 1000 });
     onLayer?.(out.length, units.length);
   }
   // the shared working copy must end dense again (weightUnits restores on the next call)

@@ -4,6 +4,7 @@ import { UserError } from '../../errors.js';
 import type { SensitivityInfo } from '../../ledger/types.js';
 import { GraphIndex } from '../../onnx/graph.js';
 import { cloneModel } from '../../onnx/model.js';
+import { modelCost } from '../../onnx/flops.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { setTensorFloat32, tensorToFloat32 } from '../../onnx/tensor.js';
 import { applyMask, magnitudeMask } from '../magnitude.js';
@@ -33,20 +34,32 @@ export interface SensitivityRequest {
   /** tensors structured pruning must leave alone */
   protectedTensors: ReadonlySet<string>;
   config: Pick<Config, 'roundTo' | 'criterion' | 'latency'>;
+  /** structured: rank calibration loss per MAC saved (`scope: sensitivity-macs`) instead of per channel */
+  perMac?: boolean;
   onLayer?: (done: number, total: number) => void;
 }
 
-/** `--scope sensitivity` needs calibration data; refused before anything is pruned. */
+/**
+ * Loss per MAC saved: 1 ranks purely by it (NetAdapt/AMC-style). Measured against 0.5 and plain
+ * sensitivity on the fixtures and the real-world model, README "Scope auto".
+ */
+export const MAC_COST_EXPONENT = 1;
+
+/** `--scope sensitivity` / `sensitivity-macs` need calibration data; refused before anything is pruned. */
 export function checkSensitivityInputs(config: Pick<Config, 'scope' | 'method' | 'sparsity'>, calib: Dataset | undefined): void {
-  if (config.scope !== 'sensitivity') return;
+  if (config.scope !== 'sensitivity' && config.scope !== 'sensitivity-macs') return;
+  const flag = `--scope ${config.scope}`;
   if (!calib) {
-    throw new UserError('--scope sensitivity: needs a calibration set to measure each layer on; pass --calib calib.npz (labels optional) or use --scope global');
+    throw new UserError(`${flag}: needs a calibration set to measure each layer on; pass --calib calib.npz (labels optional) or use --scope global`);
+  }
+  if (config.scope === 'sensitivity-macs' && config.method !== 'structured') {
+    throw new UserError(`${flag}: ranks channel groups by the MACs their removal saves, so it needs --method structured, not ${config.method}; use --scope sensitivity or global`);
   }
   if (config.method !== 'unstructured' && config.method !== 'structured') {
-    throw new UserError(`--scope sensitivity: works with --method unstructured or structured, not ${config.method}; use one of those or --scope global`);
+    throw new UserError(`${flag}: works with --method unstructured or structured, not ${config.method}; use one of those or --scope global`);
   }
   if (config.sparsity > DEFAULT_CAP) {
-    throw new UserError(`--sparsity ${config.sparsity}: --scope sensitivity prunes no layer beyond ${DEFAULT_CAP * 100}%, so the target must be at most ${DEFAULT_CAP}; lower --sparsity or use --scope global`);
+    throw new UserError(`--sparsity ${config.sparsity}: ${flag} prunes no layer beyond ${DEFAULT_CAP * 100}%, so the target must be at most ${DEFAULT_CAP}; lower --sparsity or use --scope global`);
   }
 }
 
@@ -63,11 +76,17 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion as Exclude<typeof req.config.criterion, 'sparsegpt'>, protectedTensors: req.protectedTensors, calib: req.calib };
   const units = req.method === 'unstructured' ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
   if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === 'unstructured' ? 'weights' : 'channel groups'} after exclusions; use --scope global`);
-  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
+  const perMac = req.perMac === true && req.method === 'structured';
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer, perMac ? (m) => modelCost(m).macs : undefined);
   const allocation = allocateSparsity(
-    curves.map((c, i) => ({ size: c.size, maxUnits: units[i].maxUnits, points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })) })),
+    curves.map((c, i) => ({
+      size: c.size,
+      maxUnits: units[i].maxUnits,
+      points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })),
+      ...(c.macs_per_unit !== undefined ? { unitCost: c.macs_per_unit } : {}),
+    })),
     req.sparsity,
-    { cap: DEFAULT_CAP },
+    { cap: DEFAULT_CAP, costExponent: perMac ? MAC_COST_EXPONENT : 0 },
   );
   const notes: string[] = [];
   let model: ModelProto;
@@ -93,13 +112,14 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
     notes.push(...r.notes);
     model = r.model;
     structured = { reference: r.base, kept: r.kept };
-    description = describeStructured(dense, r, { criterion: req.config.criterion, scope: 'sensitivity', sparsity: req.sparsity });
+    description = describeStructured(dense, r, { criterion: req.config.criterion, scope: perMac ? 'sensitivity-macs' : 'sensitivity', sparsity: req.sparsity });
   }
-  if (req.method === 'structured' && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope sensitivity: kept channel counts come from the allocation`);
+  if (req.method === 'structured' && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope ${perMac ? 'sensitivity-macs' : 'sensitivity'}: kept channel counts come from the allocation`);
   const seconds = (performance.now() - t0) / 1000;
   notes.push(
     `sensitivity: ${curves.length} ${req.method === 'unstructured' ? 'layers' : 'groups'} x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples ` +
-      `(${scorer.against === 'labels' ? 'NLL and accuracy vs labels' : 'KL and agreement vs the dense model: no labels'}) in ${seconds.toFixed(1)} s`,
+      `(${scorer.against === 'labels' ? 'NLL and accuracy vs labels' : 'KL and agreement vs the dense model: no labels'}) in ${seconds.toFixed(1)} s` +
+      (perMac ? '; channels removed where the predicted loss per MAC saved is smallest' : ''),
   );
   return {
     model,
@@ -114,6 +134,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
       dense: { calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy },
       cap: DEFAULT_CAP,
       predicted_increase: allocation.predictedIncrease,
+      allocation: perMac ? 'loss-per-mac' : 'loss',
       seconds,
       layers: curves.map((c, i) => ({ ...c, allocated: allocated[i] })),
     },

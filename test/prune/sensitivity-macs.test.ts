@@ -1,0 +1,214 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { create } from '@bufbuild/protobuf';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG } from '../../src/config/schema.js';
+import type { Dataset } from '../../src/data/dataset.js';
+import type { Ledger } from '../../src/ledger/types.js';
+import { validateLedger } from '../../src/ledger/validateLedger.js';
+import { modelCost } from '../../src/onnx/flops.js';
+import { loadModel } from '../../src/onnx/model.js';
+import {
+  AttributeProto_AttributeType,
+  AttributeProtoSchema,
+  GraphProtoSchema,
+  ModelProtoSchema,
+  NodeProtoSchema,
+  OperatorSetIdProtoSchema,
+  TypeProtoSchema,
+  ValueInfoProtoSchema,
+  type ModelProto,
+} from '../../src/onnx/proto/onnx_pb.js';
+import { makeFloatTensor } from '../../src/onnx/tensor.js';
+import { prunableWeights } from '../../src/prune/prunable.js';
+import { allocateSparsity } from '../../src/prune/sensitivity/allocateSparsity.js';
+import { sensitivityPrune } from '../../src/prune/sensitivity/sensitivityPrune.js';
+import { structuredGroups } from '../../src/prune/structured/structuredPrune.js';
+import { runCli } from '../support/cli.js';
+import { fixture, tempDir } from '../support/fixtures.js';
+
+const curve = (k: number) => [0.25, 0.5, 0.75, 0.9].map((ratio) => ({ ratio, increase: k * ratio * ratio }));
+
+describe('allocateSparsity with a per-unit cost (loss per MAC saved)', () => {
+  it('exponent 0 ignores the cost; exponent 1 moves pruning to the layer that saves more per unit', () => {
+    const layers = [
+      { size: 100, points: curve(1), unitCost: 10 },
+      { size: 100, points: curve(1.5), unitCost: 100 },
+    ];
+    const plain = allocateSparsity(layers, 0.4);
+    const perMac = allocateSparsity(layers, 0.4, { costExponent: 1 });
+    for (const a of [plain, perMac]) expect(a.pruned[0] + a.pruned[1]).toBe(80);
+    expect(plain.pruned[0]).toBeGreaterThan(plain.pruned[1]);
+    expect(perMac.pruned[1]).toBeGreaterThan(perMac.pruned[0]);
+    // 0.5 lies between
+    const half = allocateSparsity(layers, 0.4, { costExponent: 0.5 });
+    expect(half.pruned[1]).toBeGreaterThan(plain.pruned[1]);
+    expect(half.pruned[1]).toBeLessThanOrEqual(perMac.pruned[1]);
+  });
+
+  it('flat curves tie: the costlier layer goes first, and the count stays exact', () => {
+    const layers = [
+      { size: 50, points: curve(0), unitCost: 5 },
+      { size: 30, points: curve(0), unitCost: 7 },
+      { size: 20, points: curve(0) },
+    ];
+    const a = allocateSparsity(layers, 0.33, { costExponent: 1 });
+    expect(a.pruned.reduce((x, y) => x + y, 0)).toBe(33);
+    expect(a.pruned).toEqual([5, 28, 0]);
+    // without cost the tie goes by input order
+    expect(allocateSparsity(layers, 0.33).pruned).toEqual([33, 0, 0]);
+  });
+});
+
+/**
+ * x[N,1,8,8] -> Conv A 1x1 (4 ch) -> Relu -> Conv B 3x3 pad 1 (4 ch) -> Relu -> Flatten -> Gemm (10 classes).
+ * Only channel 0 of A and of B carries signal: the other channels have zero weights, so removing up to
+ * three channels of either group leaves the logits bit-identical (integer inputs and weights: every sum
+ * is exact in any order) and both loss curves are flat: a tie. A channel of B costs more MACs (its 3x3
+ * fan-in plus 64 Gemm inputs x 10) than one of A (1x1 plus B's fan-in).
+ */
+function tiedModel(): ModelProto {
+  const wa = new Float32Array(4);
+  wa[0] = 1;
+  const wb = new Float32Array(4 * 4 * 9);
+  wb[4] = 2; // B out 0 <- A ch 0, kernel centre
+  const wc = new Float32Array(10 * 256);
+  for (let k = 0; k < 10; k++) for (let p = 0; p < 64; p++) wc[k * 256 + p] = ((k * 7 + p * 3) % 5) - 2; // B ch 0's 64 features
+  const ints = (name: string, v: number[]) => create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.INTS, ints: v.map(BigInt) });
+  const int = (name: string, v: number) => create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.INT, i: BigInt(v) });
+  const node = (name: string, opType: string, input: string[], output: string[], attribute: ReturnType<typeof int>[] = []) =>
+    create(NodeProtoSchema, { name, opType, input, output, attribute });
+  const vi = (name: string, dims: (number | string)[]) =>
+    create(ValueInfoProtoSchema, {
+      name,
+      type: create(TypeProtoSchema, {
+        value: { case: 'tensorType', value: { elemType: 1, shape: { dim: dims.map((d) => ({ value: typeof d === 'number' ? { case: 'dimValue' as const, value: BigInt(d) } : { case: 'dimParam' as const, value: d } })) } } as never },
+      }),
+    });
+  return create(ModelProtoSchema, {
+    irVersion: 8n,
+    producerName: 'prune-guard-test',
+    opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 13n })],
+    graph: create(GraphProtoSchema, {
+      name: 'tied',
+      node: [
+        node('convA', 'Conv', ['input', 'WA', 'BA'], ['a'], [ints('kernel_shape', [1, 1])]),
+        node('reluA', 'Relu', ['a'], ['ar']),
+        node('convB', 'Conv', ['ar', 'WB', 'BB'], ['b'], [ints('kernel_shape', [3, 3]), ints('pads', [1, 1, 1, 1])]),
+        node('reluB', 'Relu', ['b'], ['br']),
+        node('flat', 'Flatten', ['br'], ['f'], [int('axis', 1)]),
+        node('fc', 'Gemm', ['f', 'WC', 'BC'], ['logits'], [int('transB', 1)]),
+      ],
+      initializer: [
+        makeFloatTensor('WA', [4, 1, 1, 1], wa),
+        makeFloatTensor('BA', [4], new Float32Array(4)),
+        makeFloatTensor('WB', [4, 4, 3, 3], wb),
+        makeFloatTensor('BB', [4], new Float32Array(4)),
+        makeFloatTensor('WC', [10, 256], wc),
+        makeFloatTensor('BC', [10], new Float32Array(10)),
+      ],
+      input: [vi('input', ['N', 1, 8, 8])],
+      output: [vi('logits', ['N', 10])],
+    }),
+  });
+}
+
+function calibSet(count: number): Dataset {
+  const x = new Float32Array(count * 64);
+  let s = 7;
+  for (let i = 0; i < x.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    x[i] = s >>> 30; // 0..3
+  }
+  const labels = Int32Array.from({ length: count }, (_, i) => (i * 3) % 10);
+  return { path: 'tied-calib', count, inputs: new Map([['input', { dtype: 'float32', dims: [count, 1, 8, 8], data: x }]]), labels };
+}
+
+describe('sensitivity-macs on a hand-built graph with tied losses', () => {
+  it('removes the requested channels exactly, all from the group that saves more MACs per channel', async () => {
+    const model = tiedModel();
+    const calib = calibSet(64);
+    const { groups } = structuredGroups(model, new Set());
+    const prunable = groups.filter((g) => !g.skip && g.size > 1);
+    expect(prunable.map((g) => g.size)).toEqual([4, 4]);
+    const request = (perMac: boolean) =>
+      sensitivityPrune(model, {
+        method: 'structured',
+        sparsity: 3 / 8,
+        calib,
+        weights: prunableWeights(model, { exclude: [], keepFirstLayer: false, keepLastLayer: false }),
+        protectedTensors: new Set(),
+        config: { roundTo: 1, criterion: 'l1', latency: DEFAULT_CONFIG.latency },
+        perMac,
+      });
+    const cost = await request(true);
+    const s = cost.sensitivity;
+    expect(s.allocation).toBe('loss-per-mac');
+    // both curves are flat: every point equals the dense loss
+    for (const l of s.layers) for (const p of l.points) expect(p.calib_nll).toBe(s.dense.calib_nll);
+    const macs = s.layers.map((l) => l.macs_per_unit!);
+    expect(macs.every((m) => m > 0)).toBe(true);
+    const costly = macs[0] > macs[1] ? 0 : 1;
+    expect(macs[costly]).toBeGreaterThan(macs[1 - costly]);
+    // exact count: 3 of 8 channels, all three from the costly group
+    expect(s.layers.map((l) => Math.round(l.allocated * l.size))).toEqual(costly === 0 ? [3, 0] : [0, 3]);
+    const plain = await request(false);
+    expect(plain.sensitivity.allocation).toBe('loss');
+    const removed = plain.sensitivity.layers.map((l) => Math.round(l.allocated * l.size));
+    expect(removed[0] + removed[1]).toBe(3);
+    // the tie goes by group order without cost; the test is only meaningful if that is the cheap group
+    expect(removed[1 - costly]).toBe(3);
+    // and the cost-aware model really runs fewer MACs
+    expect(modelCost(cost.model).macs).toBeLessThan(modelCost(plain.model).macs);
+  });
+});
+
+const FAST = ['--runs', '3', '--warmup', '1', '--batch-sizes', '1', '--quiet'];
+const MLP = ['run', '--model', fixture('mlp.onnx'), '--data', fixture('fmnist-test.npz'), '--method', 'structured', '--sparsity', '0.3', '--recovery', 'none', ...FAST];
+
+function scopeOf(out: string): { ledger: Ledger; metadata: string | undefined } {
+  const ledger = JSON.parse(fs.readFileSync(path.join(out, 'ledger.json'), 'utf8')) as Ledger;
+  const saved = loadModel(ledger.models[0].pruned).proto;
+  return { ledger, metadata: saved.metadataProps.find((p) => p.key === 'prune-guard.scope')?.value };
+}
+
+describe('scope auto (the default) in the pipeline', () => {
+  it('structured with a labelled --calib uses sensitivity-macs and records it in the ledger and the file', async () => {
+    const out = tempDir();
+    const r = await runCli([...MLP, '--calib', fixture('fmnist-calib.npz'), '--out', out]);
+    // 0 pass/warn or 1 fail: budgets are not what this checks
+    expect([0, 1]).toContain(r.code);
+    const { ledger, metadata } = scopeOf(out);
+    expect(validateLedger(ledger)).toEqual([]);
+    const m = ledger.models[0];
+    expect(m.scope).toBe('sensitivity-macs');
+    expect(metadata).toBe('sensitivity-macs');
+    expect(m.sensitivity!.allocation).toBe('loss-per-mac');
+    expect(m.sensitivity!.layers.every((l) => l.macs_per_unit! > 0)).toBe(true);
+    expect(m.steps[1].description).toMatch(/structured channel pruning \(l1, sensitivity-macs\) at 30.0% of channels/);
+    // exactly the requested channel fraction, counted from the allocation
+    const removed = m.sensitivity!.layers.reduce((n, l) => n + Math.round(l.allocated * l.size), 0);
+    const total = m.sensitivity!.layers.reduce((n, l) => n + l.size, 0);
+    expect(removed).toBe(Math.round(0.3 * total));
+  }, 60_000);
+
+  it('without calibration data it stays global, as before', async () => {
+    const out = tempDir();
+    const r = await runCli([...MLP, '--out', out]);
+    // 0 pass/warn or 1 fail: budgets are not what this checks
+    expect([0, 1]).toContain(r.code);
+    const { ledger, metadata } = scopeOf(out);
+    expect(ledger.models[0].scope).toBe('global');
+    expect(metadata).toBe('global');
+    expect(ledger.models[0].sensitivity).toBeUndefined();
+  }, 60_000);
+
+  it('--scope sensitivity-macs is refused for unstructured with one line', async () => {
+    const out = path.join(tempDir(), 'out');
+    const r = await runCli(['run', '--model', fixture('mlp.onnx'), '--data', fixture('fmnist-test.npz'), '--calib', fixture('fmnist-calib.npz'), '--scope', 'sensitivity-macs', '--out', out, ...FAST]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/--scope sensitivity-macs: .*needs --method structured/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+});
