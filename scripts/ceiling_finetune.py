@@ -18,7 +18,8 @@ onnxruntime's before anything else. Then, per pruning setting:
             in torch by masks on the producing layer's weight (+bias) and its BatchNorm scale and shift,
             which computes exactly what the smaller model computes (checked against its top-1).
 
-and reports test top-1 with: no fine-tuning; fine-tuning on the 512 calibration samples (cross-entropy)
+and reports test top-1 with: no fine-tuning; only the BatchNorm statistics re-estimated on the 512
+calibration samples; fine-tuning on the 512 calibration samples (cross-entropy)
 and distillation from the dense model on them (KL, T=2), each with lr and epochs chosen on a held-out
 20% of the 512 (never on the test set) and then rerun on all 512; and 1 and 5 epochs of fine-tuning on
 the full training set (AdamW lr 1e-3, cosine to 0, batch 128). Masks are held fixed by prune's hooks.
