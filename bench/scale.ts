@@ -55,9 +55,10 @@ interface StageLine {
 }
 
 function child(script: string, args: string[]): StageLine[] | undefined {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, script), ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24 });
+  // the child's notes (recovery's skips and bounds) go straight to this stderr, as they happen
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, script), ...args], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] });
   if (r.status !== 0) {
-    process.stderr.write(`${script} ${args[0]} failed:\n${r.stderr}\n`);
+    process.stderr.write(`${script} ${args[0]} failed (exit ${r.status ?? r.signal})\n`);
     return undefined;
   }
   return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as StageLine);

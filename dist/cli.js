@@ -34147,8 +34147,9 @@ function interpolate(pts, r) {
 // src/recover/session.ts
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
+  let bytes2 = serializeModel(model);
   try {
-    return await ort.InferenceSession.create(serializeModel(model), {
+    return await ort.InferenceSession.create(bytes2, {
       executionProviders: ["cpu"],
       graphOptimizationLevel: opts.lean ? "basic" : "all",
       ...opts.lean ? { enableCpuMemArena: false } : {},
@@ -34157,8 +34158,13 @@ async function sessionFromModel(model, threads = 0, opts = {}) {
     });
   } catch (e) {
     throw new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+  } finally {
+    const big = bytes2.byteLength > BIG_MODEL_BYTES;
+    bytes2 = void 0;
+    if (big) collectGarbage();
   }
 }
+var BIG_MODEL_BYTES = 64 * 2 ** 20;
 function withExtraOutputs(model, tensors) {
   const copy = cloneModel(model);
   const g2 = copy.graph;
@@ -35795,7 +35801,7 @@ async function captureWithParams(session, logits, data, params, step) {
 
 // src/recover/calibScore.ts
 async function calibScore(model, calib, threads = 0) {
-  const session = await sessionFromModel(model, threads);
+  const session = await sessionFromModel(model, threads, { lean: true });
   try {
     const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
     let correct = 0;

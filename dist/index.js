@@ -39380,8 +39380,9 @@ var init_measureStep = __esm({
 // src/recover/session.ts
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
+  let bytes2 = serializeModel(model);
   try {
-    return await ort.InferenceSession.create(serializeModel(model), {
+    return await ort.InferenceSession.create(bytes2, {
       executionProviders: ["cpu"],
       graphOptimizationLevel: opts.lean ? "basic" : "all",
       ...opts.lean ? { enableCpuMemArena: false } : {},
@@ -39390,6 +39391,10 @@ async function sessionFromModel(model, threads = 0, opts = {}) {
     });
   } catch (e) {
     throw new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+  } finally {
+    const big = bytes2.byteLength > BIG_MODEL_BYTES;
+    bytes2 = void 0;
+    if (big) collectGarbage();
   }
 }
 function withExtraOutputs(model, tensors) {
@@ -39497,17 +39502,19 @@ async function streamActivations(runs, data, batchSize, onBatch) {
     }
   }
 }
-var gemmSessions;
+var BIG_MODEL_BYTES, gemmSessions;
 var init_session = __esm({
   "src/recover/session.ts"() {
     "use strict";
     init_esm2();
     init_dataset();
     init_errors();
+    init_release();
     init_ort();
     init_model();
     init_onnx_pb();
     init_tensor();
+    BIG_MODEL_BYTES = 64 * 2 ** 20;
     gemmSessions = /* @__PURE__ */ new Map();
   }
 });
@@ -41177,7 +41184,7 @@ var init_distill = __esm({
 
 // src/recover/calibScore.ts
 async function calibScore(model, calib, threads = 0) {
-  const session = await sessionFromModel(model, threads);
+  const session = await sessionFromModel(model, threads, { lean: true });
   try {
     const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
     let correct = 0;

@@ -15,7 +15,8 @@ export interface CalibScore {
  * the evaluation set never influences which model ships.
  */
 export async function calibScore(model: ModelProto, calib: Dataset, threads = 0): Promise<CalibScore> {
-  const session = await sessionFromModel(model, threads);
+  // lean: recovery scores a full model several times while the dense and pruned protos are alive
+  const session = await sessionFromModel(model, threads, { lean: true });
   try {
     const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: 'calibration' });
     let correct = 0;

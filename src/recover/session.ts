@@ -2,6 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import type { Dataset } from '../data/dataset.js';
 import { sliceBatch } from '../data/dataset.js';
 import { describe } from '../errors.js';
+import { collectGarbage } from '../pipeline/release.js';
 import { onnxruntime, type OrtSession } from '../measure/ort.js';
 import { cloneModel, serializeModel } from '../onnx/model.js';
 import { AttributeProto_AttributeType, ModelProtoSchema, TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto } from '../onnx/proto/onnx_pb.js';
@@ -10,10 +11,11 @@ import { DataType } from '../onnx/tensor.js';
 /** An in-memory session over a model proto (recovery works on models that are not files yet). */
 export async function sessionFromModel(model: ModelProto, threads = 0, opts: { lean?: boolean } = {}): Promise<OrtSession> {
   const { ort } = onnxruntime();
+  let bytes: Uint8Array | undefined = serializeModel(model);
   try {
-    // lean (activation capture): basic graph optimisation and no CPU arena hold about half the memory
-    // of 'all' (ResNet-50: +130 instead of +268 MB), and a capture runs each batch once
-    return await ort.InferenceSession.create(serializeModel(model), {
+    // lean (activation capture, calibration scores): basic graph optimisation and no CPU arena hold
+    // about half the memory of 'all' (ResNet-50: +130 instead of +268 MB)
+    return await ort.InferenceSession.create(bytes, {
       executionProviders: ['cpu'],
       graphOptimizationLevel: opts.lean ? 'basic' : 'all',
       ...(opts.lean ? { enableCpuMemArena: false } : {}),
@@ -22,8 +24,16 @@ export async function sessionFromModel(model: ModelProto, threads = 0, opts: { l
     });
   } catch (e) {
     throw new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split('\n')[0]})`);
+  } finally {
+    // the serialised copy (a whole model on VGG-16) is garbage once onnxruntime has it, but V8 would
+    // not collect it before the session's native allocations pile on top
+    const big = bytes.byteLength > BIG_MODEL_BYTES;
+    bytes = undefined;
+    if (big) collectGarbage();
   }
 }
+
+const BIG_MODEL_BYTES = 64 * 2 ** 20;
 
 /**
  * A copy of `model` that also outputs the named intermediate float tensors, so one run yields the
