@@ -81,6 +81,11 @@ export interface ReconstructResult {
  * (its own channels pruned): with `opts.kept` each pruned row is fit to the dense row it was cut
  * from, so the pruned tensor at the layer output approaches the dense tensor at the kept channels,
  * and everything downstream that was sliced with it (BatchNorm, residual Add, Concat) stays consistent.
+ *
+ * Bounded for big models: each layer's input is captured by running only the graph before it, batch
+ * by batch (only the sampled patches are kept); a layer is skipped, with the reason in `skipped`, when
+ * its refit would hold more than `maxRefitBytes` or when its estimated capture + solve time exceeds
+ * what is left before `deadline`, so a layer is never started that cannot finish in time.
  */
 export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights: readonly string[], calib: Dataset, opts: ReconstructOptions = DEFAULT_RECONSTRUCT): Promise<ReconstructResult> {
   const model = cloneModel(pruned);
