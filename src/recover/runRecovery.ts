@@ -211,7 +211,8 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const notRefit = boundSkips(r.skipped);
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
-    const score = labelled ? await calibScore(r.model, calib, config.latency.threads) : undefined;
+    // nothing refit (every layer skipped by a bound): the model is unchanged, so judging it would only spend a pass
+    const score = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads) : undefined;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     if (judged && score && currentScore && !better(score, currentScore)) {
@@ -226,7 +227,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       );
     }
     if (deadline !== undefined && performance.now() > deadline) {
-      progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; BatchNorm re-estimation skipped`);
+      if (hasBatchNorm(current)) progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; BatchNorm re-estimation skipped`);
       if (hasBatchNorm(current)) bounded.push(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
       return steps;
     }
