@@ -41823,11 +41823,6 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
   const batch = Math.min(boundedBatch(dense, CAPTURE_BATCH), boundedBatch(pruned, CAPTURE_BATCH));
   const layers = [];
   for (const { p, d, node, rows: rows2 } of plans) {
-    const left = secondsLeft(opts.deadline);
-    if (left <= 0) {
-      skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
-      continue;
-    }
     const withBias = p.biasRefit && d.biasRefit;
     const cp = p.cols + (withBias ? 1 : 0);
     const cd = d.cols + (withBias ? 1 : 0);
@@ -41835,6 +41830,11 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
     if (bytes2 > opts.maxRefitBytes) {
       skipped.push({ weight: p.weight, reason: `its refit needs about ${mb(bytes2)} MB (Gram matrices of ${cp} x ${cp} and ${cd} x ${cp} columns), over the ${mb(opts.maxRefitBytes)} MB refit bound` });
+      continue;
+    }
+    const left = secondsLeft(opts.deadline);
+    if (left <= 0) {
+      skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
       continue;
     }
     const dUp = upstream(dense, [d.input]);

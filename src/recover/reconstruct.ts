@@ -127,11 +127,6 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
   const batch = Math.min(boundedBatch(dense, CAPTURE_BATCH), boundedBatch(pruned, CAPTURE_BATCH));
   const layers: LayerRefit[] = [];
   for (const { p, d, node, rows } of plans) {
-    const left = secondsLeft(opts.deadline);
-    if (left <= 0) {
-      skipped.push({ weight: p.weight, reason: 'recovery-time-budget reached' });
-      continue;
-    }
     const withBias = p.biasRefit && d.biasRefit;
     const cp = p.cols + (withBias ? 1 : 0);
     const cd = d.cols + (withBias ? 1 : 0);
@@ -139,6 +134,12 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
     const bytes = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
     if (bytes > opts.maxRefitBytes) {
       skipped.push({ weight: p.weight, reason: `its refit needs about ${mb(bytes)} MB (Gram matrices of ${cp} x ${cp} and ${cd} x ${cp} columns), over the ${mb(opts.maxRefitBytes)} MB refit bound` });
+      continue;
+    }
+    // checked after memory, so a layer that could never be refit says so whatever the time left
+    const left = secondsLeft(opts.deadline);
+    if (left <= 0) {
+      skipped.push({ weight: p.weight, reason: 'recovery-time-budget reached' });
       continue;
     }
     const dUp = upstream(dense, [d.input]);

@@ -147,6 +147,13 @@ describe('reconstruction bounds', () => {
     expect(Array.from(after)).toEqual(Array.from(before));
   });
 
+  it('names the memory bound for a layer that could never be refit even when the deadline has already passed', async () => {
+    const bound = (refitBytes(200, 37, 37, 37) + refitBytes(200, 65, 65, 65)) / 2;
+    const r = await reconstruct(smallCnn(), prunedCnn(), ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 200, maxRefitBytes: bound, deadline: performance.now() - 1 });
+    expect(r.layers).toEqual([]);
+    expect(r.skipped.map((s) => [s.weight, s.reason.includes('refit bound') ? 'memory' : s.reason])).toEqual([['w2', 'recovery-time-budget reached'], ['w3', 'memory']]);
+  });
+
   it('skips layers whose estimated capture and solve time exceed what is left of the deadline, without starting them', async () => {
     const t0 = performance.now();
     // a measured pass of 1000 s makes every capture estimate far beyond a 60 s deadline
