@@ -13,6 +13,7 @@ import { markdownTable } from 'markdown-table';
 import { onnxruntimeVersion } from '../src/measure/ort.js';
 import { magnitudeMask } from '../src/prune/magnitude.js';
 import { peakMeter, type PeakMeter } from '../src/measure/memory.js';
+import { ensureScaleModels } from './exportScale.js';
 import { benchRecovery, RECOVERY_METHODS, renderRecoveryTable, type RecoveryRow } from './recovery.js';
 import { benchConfig, outcome, stagesFor, type BenchModel, type BenchOptions, type Outcome, type StageContext } from './stages.js';
 
@@ -81,10 +82,13 @@ function models(only: string[], notices: string[]): BenchModel[] {
   }
   if (REAL_WORLD) list.push({ name: 'real-world-mnist-cnn', file: path.join(REAL_WORLD, 'model.onnx'), data: path.join(REAL_WORLD, 'test.npz'), calib: path.join(REAL_WORLD, 'calib.npz') });
   else notices.push('skipped the real-world model: ../shared/real-world/mnist-cnn-pytorch not found');
-  for (const name of SCALE_NAMES) {
+  // a clean clone has none of them (large, gitignored): export what this run needs, or say how
+  const scale = SCALE_NAMES.filter((n) => !only.length || only.some((o) => n.includes(o)));
+  const exported = ensureScaleModels(ROOT, scale, (l) => process.stderr.write(`${l}\n`));
+  if (exported.notice) notices.push(exported.notice);
+  for (const name of scale) {
     const file = path.join(SCALE_DIR, `${name}.onnx`);
     if (fs.existsSync(file)) list.push({ name, file });
-    else notices.push(`skipped scale model ${name}: produce it with /usr/bin/python3 fixtures/export_torchvision.py fixtures/scale ${name}`);
   }
   return only.length ? list.filter((m) => only.some((o) => m.name.includes(o))) : list;
 }

@@ -50,7 +50,7 @@ function close(next: string): void {
 const progress: Progress = {
   note(m) {
     // notes that open a stage; the others (skipped groups, provider) are details inside one
-    if (/^pruning |^recovery: (layer-wise|running)/.test(m)) close(m.replace(/^pruning (\S+): /, 'prune '));
+    if (/^pruning |^recovery: (layer-wise|running|distillation toward)/.test(m)) close(m.replace(/^pruning (\S+): /, 'prune ').replace(/ on the calibration set$/, ''));
     else process.stderr.write(`note: ${m}\n`);
   },
   start(label) {
@@ -82,6 +82,9 @@ process.stdout.write(
     peakMB: overall / MB,
     fileMB: fs.statSync(model).size / MB,
     dataMB: fs.statSync(data).size / MB,
+    ...(calib ? { calibMB: fs.statSync(calib).size / MB } : {}),
+    notes: result.ledger.models[0].notes ?? [],
+    descriptions: result.ledger.models[0].steps.map((s) => s.description),
     steps: result.ledger.models[0].steps.map((s) => s.name),
     sparsity: step.sparsity,
     params: step.params,

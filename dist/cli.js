@@ -10873,19 +10873,19 @@ var require_mod = __commonJS({
         for (var i2 = 0; i2 < n; i2++) {
           var eq = peq[a.charCodeAt(i2)];
           var pb = phc[i2 / 32 | 0] >>> i2 & 1;
-          var mb = mhc[i2 / 32 | 0] >>> i2 & 1;
+          var mb2 = mhc[i2 / 32 | 0] >>> i2 & 1;
           var xv = eq | mv_1;
-          var xh = ((eq | mb) & pv_1) + pv_1 ^ pv_1 | eq | mb;
+          var xh = ((eq | mb2) & pv_1) + pv_1 ^ pv_1 | eq | mb2;
           var ph = mv_1 | ~(xh | pv_1);
           var mh = pv_1 & xh;
           if (ph >>> 31 ^ pb) {
             phc[i2 / 32 | 0] ^= 1 << i2;
           }
-          if (mh >>> 31 ^ mb) {
+          if (mh >>> 31 ^ mb2) {
             mhc[i2 / 32 | 0] ^= 1 << i2;
           }
           ph = ph << 1 | pb;
-          mh = mh << 1 | mb;
+          mh = mh << 1 | mb2;
           pv_1 = mh | ~(xv | ph);
           mv_1 = ph & xv;
         }
@@ -10904,9 +10904,9 @@ var require_mod = __commonJS({
       for (var i2 = 0; i2 < n; i2++) {
         var eq = peq[a.charCodeAt(i2)];
         var pb = phc[i2 / 32 | 0] >>> i2 & 1;
-        var mb = mhc[i2 / 32 | 0] >>> i2 & 1;
+        var mb2 = mhc[i2 / 32 | 0] >>> i2 & 1;
         var xv = eq | mv;
-        var xh = ((eq | mb) & pv) + pv ^ pv | eq | mb;
+        var xh = ((eq | mb2) & pv) + pv ^ pv | eq | mb2;
         var ph = mv | ~(xh | pv);
         var mh = pv & xh;
         score2 += ph >>> m - 1 & 1;
@@ -10914,11 +10914,11 @@ var require_mod = __commonJS({
         if (ph >>> 31 ^ pb) {
           phc[i2 / 32 | 0] ^= 1 << i2;
         }
-        if (mh >>> 31 ^ mb) {
+        if (mh >>> 31 ^ mb2) {
           mhc[i2 / 32 | 0] ^= 1 << i2;
         }
         ph = ph << 1 | pb;
-        mh = mh << 1 | mb;
+        mh = mh << 1 | mb2;
         pv = mh | ~(xv | ph);
         mv = ph & xv;
       }
@@ -23904,26 +23904,26 @@ for (i = 0; i < 32768; ++i) {
 }
 var x;
 var i;
-var hMap = (function(cd, mb, r) {
+var hMap = (function(cd, mb2, r) {
   var s = cd.length;
   var i2 = 0;
-  var l = new u16(mb);
+  var l = new u16(mb2);
   for (; i2 < s; ++i2) {
     if (cd[i2])
       ++l[cd[i2] - 1];
   }
-  var le = new u16(mb);
-  for (i2 = 1; i2 < mb; ++i2) {
+  var le = new u16(mb2);
+  for (i2 = 1; i2 < mb2; ++i2) {
     le[i2] = le[i2 - 1] + l[i2 - 1] << 1;
   }
   var co;
   if (r) {
-    co = new u16(1 << mb);
-    var rvb = 15 - mb;
+    co = new u16(1 << mb2);
+    var rvb = 15 - mb2;
     for (i2 = 0; i2 < s; ++i2) {
       if (cd[i2]) {
         var sv = i2 << 4 | cd[i2];
-        var r_1 = mb - cd[i2];
+        var r_1 = mb2 - cd[i2];
         var v = le[cd[i2] - 1]++ << r_1;
         for (var m = v | (1 << r_1) - 1; v <= m; ++v) {
           co[rev[v] >> rvb] = sv;
@@ -24168,7 +24168,7 @@ var wbits16 = function(d, p, v) {
   d[o + 1] |= v >> 8;
   d[o + 2] |= v >> 16;
 };
-var hTree = function(d, mb) {
+var hTree = function(d, mb2) {
   var t = [];
   for (var i2 = 0; i2 < d.length; ++i2) {
     if (d[i2])
@@ -24201,36 +24201,36 @@ var hTree = function(d, mb) {
   }
   var tr = new u16(maxSym + 1);
   var mbt = ln(t[i1 - 1], tr, 0);
-  if (mbt > mb) {
+  if (mbt > mb2) {
     var i2 = 0, dt = 0;
-    var lft = mbt - mb, cst = 1 << lft;
+    var lft = mbt - mb2, cst = 1 << lft;
     t2.sort(function(a, b) {
       return tr[b.s] - tr[a.s] || a.f - b.f;
     });
     for (; i2 < s; ++i2) {
       var i2_1 = t2[i2].s;
-      if (tr[i2_1] > mb) {
+      if (tr[i2_1] > mb2) {
         dt += cst - (1 << mbt - tr[i2_1]);
-        tr[i2_1] = mb;
+        tr[i2_1] = mb2;
       } else
         break;
     }
     dt >>= lft;
     while (dt > 0) {
       var i2_2 = t2[i2].s;
-      if (tr[i2_2] < mb)
-        dt -= 1 << mb - tr[i2_2]++ - 1;
+      if (tr[i2_2] < mb2)
+        dt -= 1 << mb2 - tr[i2_2]++ - 1;
       else
         ++i2;
     }
     for (; i2 >= 0 && dt; --i2) {
       var i2_3 = t2[i2].s;
-      if (tr[i2_3] == mb) {
+      if (tr[i2_3] == mb2) {
         --tr[i2_3];
         ++dt;
       }
     }
-    mbt = mb;
+    mbt = mb2;
   }
   return { t: new u8(tr), l: mbt };
 };
@@ -34173,19 +34173,26 @@ async function groupImportance(model, analysis, opts, notes) {
 }
 
 // src/recover/session.ts
-async function sessionFromModel(model, threads = 0) {
+async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
+  let bytes2 = serializeModel(model);
   try {
-    return await ort.InferenceSession.create(serializeModel(model), {
+    return await ort.InferenceSession.create(bytes2, {
       executionProviders: ["cpu"],
-      graphOptimizationLevel: "all",
+      graphOptimizationLevel: opts.lean ? "basic" : "all",
+      ...opts.lean ? { enableCpuMemArena: false } : {},
       intraOpNumThreads: threads,
       interOpNumThreads: 1
     });
   } catch (e) {
     throw new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+  } finally {
+    const big = bytes2.byteLength > BIG_MODEL_BYTES;
+    bytes2 = void 0;
+    if (big) collectGarbage();
   }
 }
+var BIG_MODEL_BYTES = 64 * 2 ** 20;
 function withExtraOutputs(model, tensors) {
   const copy = cloneModel(model);
   const g2 = copy.graph;
@@ -34270,6 +34277,27 @@ function buildGemmProto(trans) {
 }
 function crossGram(a, b, n, p, q) {
   return gemm("transA", a, [n, p], b, [n, q]);
+}
+async function streamActivations(runs, data, batchSize, onBatch) {
+  const { ort } = onnxruntime();
+  for (let start = 0; start < data.count; start += batchSize) {
+    const end = Math.min(data.count, start + batchSize);
+    const results = [];
+    try {
+      for (const { session, fetch } of runs) {
+        const feeds = {};
+        for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+        results.push(await session.run(feeds, fetch));
+      }
+      onBatch(
+        runs.map(({ fetch }, k) => new Map(fetch.map((name) => [name, { dims: results[k][name].dims, data: results[k][name].data }]))),
+        start,
+        end - start
+      );
+    } finally {
+      for (const r of results) for (const t of Object.values(r)) t.dispose();
+    }
+  }
 }
 
 // src/prune/sensitivity/calibScorer.ts
@@ -34692,75 +34720,232 @@ async function pruneBySensitivity(dense, weights, config, ctx) {
 import * as fs13 from "node:fs";
 import * as path8 from "node:path";
 
+// src/recover/bounds.ts
+var ACTIVATION_BUDGET_BYTES = 384 * 2 ** 20;
+var largestCache = /* @__PURE__ */ new WeakMap();
+function largestActivationBytes(model) {
+  const hit = largestCache.get(model);
+  if (hit !== void 0) return hit ?? void 0;
+  let largest = 0;
+  try {
+    const index = new GraphIndex(model.graph);
+    const { shapes } = inferShapes(index, 1);
+    for (const n of index.order) for (const o of n.output) {
+      const s = shapes.get(o);
+      if (s) largest = Math.max(largest, numel(s) * 4);
+    }
+  } catch {
+    largest = 0;
+  }
+  largestCache.set(model, largest > 0 ? largest : null);
+  return largest > 0 ? largest : void 0;
+}
+function boundedBatch(model, want, budget = ACTIVATION_BUDGET_BYTES) {
+  const per = largestActivationBytes(model);
+  if (!per) return want;
+  return Math.max(1, Math.min(want, Math.floor(budget / (3 * per))));
+}
+function nodeMacsOf(model) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const out = /* @__PURE__ */ new Map();
+  for (const n of index.order) {
+    if (n.opType !== "Conv" && n.opType !== "Gemm" && n.opType !== "MatMul" && n.opType !== "ConvTranspose") continue;
+    out.set(n, nodeMacs(n, shapes) ?? 0);
+  }
+  return out;
+}
+function refitBytes(patches, cp, cd, block) {
+  const grams = 8 * (2 * cp * cp + 2 * cd * cp) + 4 * Math.max(cp * cp, cd * cp);
+  const patchBytes = 4 * patches * (cp + cd);
+  const solve = 8 * 4 * block * block;
+  return grams + patchBytes + solve;
+}
+function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
+  let f = 0;
+  for (const m of blocks) {
+    const dm = blocks.length > 1 ? m : cd;
+    f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
+    if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
+  }
+  return f * groups;
+}
+function columnBlocks(cp, aligned, maxBlock) {
+  if (!aligned) return [cp];
+  const blocks = Math.ceil(cp / maxBlock);
+  const size = Math.ceil(cp / blocks);
+  const out = [];
+  for (let b0 = 0; b0 < cp; b0 += size) out.push(Math.min(cp, b0 + size) - b0);
+  return out;
+}
+var PRIOR_FLOPS_PER_SECOND = 2e8;
+function secondsLeft(deadline) {
+  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
+}
+function activationBytesPerSample(model, names) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const list = names ?? index.order.flatMap((n) => n.output);
+  let total2 = 0;
+  for (const t of list) {
+    const s = shapes.get(t);
+    if (s) total2 += numel(s) * 4;
+  }
+  return total2;
+}
+function distillUnfit(model, opts) {
+  let params = 0;
+  for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
+  const perSample = activationBytesPerSample(model);
+  const bytes2 = 5 * 4 * params + opts.batch * perSample;
+  if (bytes2 > opts.maxBytes) {
+    return `a training step needs about ${(bytes2 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
+  }
+  if (opts.passSeconds !== void 0) {
+    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
+    if (epoch > opts.secondsLeft) return `one epoch takes about ${epoch.toFixed(0)} s (${(epoch / opts.passSeconds).toFixed(1)} passes of ${opts.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, opts.secondsLeft).toFixed(0)} s left of recovery-time-budget`;
+  }
+  return null;
+}
+var DISTILL_MAX_BYTES = 1024 * 2 ** 20;
+
+// src/recover/subgraph.ts
+function graphUpTo(model, tensors) {
+  const g2 = model.graph;
+  const up = upstream(model, tensors);
+  if (!up) return withExtraOutputs(model, tensors);
+  const { nodes: needed, names } = up;
+  const initNames = new Set(g2.initializer.map((t) => t.name));
+  const outputs = tensors.map(
+    (name) => g2.output.find((o) => o.name === name) ?? create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } }) })
+  );
+  const graph = create(GraphProtoSchema, {
+    name: g2.name,
+    node: g2.node.filter((n) => needed.has(n)),
+    initializer: g2.initializer.filter((t) => names.has(t.name)),
+    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
+    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
+    output: outputs,
+    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
+  });
+  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
+}
+function upstream(model, tensors) {
+  const producer = /* @__PURE__ */ new Map();
+  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
+  const nodes = /* @__PURE__ */ new Set();
+  const names = /* @__PURE__ */ new Set();
+  const stack = [...tensors];
+  while (stack.length > 0) {
+    const t = stack.pop();
+    if (names.has(t)) continue;
+    names.add(t);
+    const n = producer.get(t);
+    if (!n || nodes.has(n)) continue;
+    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
+    nodes.add(n);
+    for (const i2 of n.input) if (i2) stack.push(i2);
+  }
+  return { nodes, names };
+}
+
 // src/recover/batchNorm.ts
-async function reestimateBatchNorm(pruned, calib, threads = 0) {
+async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const model = cloneModel(pruned);
   const index = new GraphIndex(model.graph);
-  const nodes = [];
+  const targets = [];
   for (const node of index.order) {
     if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
     const mean2 = index.initializers.get(node.input[3]);
     const variance = index.initializers.get(node.input[4]);
     if (!mean2 || !variance || index.consumersOf(mean2.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
-    const session = await sessionFromModel(withExtraOutputs(model, [node.input[0]]), threads);
-    let act;
-    try {
-      act = (await captureActivations(session, calib, [node.input[0]])).get(node.input[0]);
-    } finally {
-      await session.release();
-    }
-    const [n, c] = act.dims;
-    const spatial = act.data.length / (n * c);
-    const m = new Float64Array(c);
-    const sq = new Float64Array(c);
-    for (let s = 0; s < n; s++) {
-      for (let ch = 0; ch < c; ch++) {
-        const base = (s * c + ch) * spatial;
-        let a = 0;
-        let b = 0;
-        for (let k = 0; k < spatial; k++) {
-          const v = act.data[base + k];
-          a += v;
-          b += v * v;
-        }
-        m[ch] += a;
-        sq[ch] += b;
-      }
-    }
-    const count3 = n * spatial;
-    const newMean = new Float32Array(c);
-    const newVar = new Float32Array(c);
-    for (let ch = 0; ch < c; ch++) {
-      newMean[ch] = m[ch] / count3;
-      newVar[ch] = Math.max(0, sq[ch] / count3 - (m[ch] / count3) ** 2);
-    }
-    const oldVar = tensorToFloat32(variance);
-    for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
-    setTensorFloat32(mean2, newMean);
-    setTensorFloat32(variance, newVar);
-    nodes.push(nodeLabel(node));
+    targets.push({ node, mean: mean2, variance });
   }
-  return { model, nodes };
-}
-
-// src/recover/calibScore.ts
-async function calibScore(model, calib, threads = 0) {
-  const session = await sessionFromModel(model, threads);
-  try {
-    const p = await evaluateClassifier(session, calib, { batchSize: 256, outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
-    let correct = 0;
-    let nll = 0;
-    for (let i2 = 0; i2 < calib.count; i2++) {
-      correct += p.correct[i2];
-      nll -= p.logProbLabel[i2];
+  if (targets.length === 0) return { model, nodes: [] };
+  const left = secondsLeft(bounds.deadline);
+  let sequential = 0;
+  if (bounds.passSeconds !== void 0 && left < Infinity) {
+    const macs = nodeMacsOf(model);
+    const full = [...macs.values()].reduce((a, b) => a + b, 0);
+    for (const t of targets) {
+      let m = 0;
+      for (const n of upstream(model, [t.node.input[0]])?.nodes ?? macs.keys()) m += macs.get(n) ?? 0;
+      sequential += full > 0 ? bounds.passSeconds * m / full : bounds.passSeconds;
     }
-    return { accuracy: correct / calib.count, nll: nll / calib.count };
+  }
+  const nodes = [];
+  if (sequential <= left) {
+    const batch2 = boundedBatch(model, 128);
+    for (const t of targets) {
+      const stats2 = await gatherStats(model, [t], calib, threads, batch2);
+      apply(t, stats2[0]);
+      nodes.push(nodeLabel(t.node));
+    }
+    return { model, nodes };
+  }
+  if (bounds.passSeconds > left) {
+    return { model, nodes: [], note: `one pass over the calibration set takes about ${bounds.passSeconds.toFixed(0)} s, more than the ${Math.max(0, left).toFixed(0)} s left of recovery-time-budget` };
+  }
+  const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
+  const per = fetched + 3 * (largestActivationBytes(model) ?? 0);
+  const batch = per > 0 ? Math.max(1, Math.min(128, Math.floor(ACTIVATION_BUDGET_BYTES / per))) : 128;
+  const stats = await gatherStats(model, targets, calib, threads, batch);
+  targets.forEach((t, k) => {
+    apply(t, stats[k]);
+    nodes.push(nodeLabel(t.node));
+  });
+  return {
+    model,
+    nodes,
+    note: `statistics of all ${targets.length} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${sequential.toFixed(0)} s, ${left.toFixed(0)} s were left of recovery-time-budget`
+  };
+}
+async function gatherStats(model, targets, calib, threads, batch) {
+  const names = [...new Set(targets.map((t) => t.node.input[0]))];
+  const session = await sessionFromModel(graphUpTo(model, names), threads, { lean: true });
+  const byName = /* @__PURE__ */ new Map();
+  try {
+    await streamActivations([{ session, fetch: names }], calib, batch, ([acts]) => {
+      for (const name of names) {
+        const act = acts.get(name);
+        const [n, c] = act.dims;
+        const spatial = act.data.length / (n * c);
+        const s = byName.get(name) ?? { sum: new Float64Array(c), sq: new Float64Array(c), count: 0 };
+        byName.set(name, s);
+        for (let i2 = 0; i2 < n; i2++) {
+          for (let ch = 0; ch < c; ch++) {
+            const base = (i2 * c + ch) * spatial;
+            let a = 0;
+            let b = 0;
+            for (let k = 0; k < spatial; k++) {
+              const v = act.data[base + k];
+              a += v;
+              b += v * v;
+            }
+            s.sum[ch] += a;
+            s.sq[ch] += b;
+          }
+        }
+        s.count += n * spatial;
+      }
+    });
   } finally {
     await session.release();
   }
+  return targets.map((t) => byName.get(t.node.input[0]));
 }
-function better(a, b) {
-  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
+function apply(t, s) {
+  const c = s.sum.length;
+  const newMean = new Float32Array(c);
+  const newVar = new Float32Array(c);
+  for (let ch = 0; ch < c; ch++) {
+    newMean[ch] = s.sum[ch] / s.count;
+    newVar[ch] = Math.max(0, s.sq[ch] / s.count - (s.sum[ch] / s.count) ** 2);
+  }
+  const oldVar = tensorToFloat32(t.variance);
+  for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
+  setTensorFloat32(t.mean, newMean);
+  setTensorFloat32(t.variance, newVar);
 }
 
 // src/recover/distill/adam.ts
@@ -35558,7 +35743,7 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
   const evalSession = await sessionFromModel(ev.model, opts.threads);
   const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints), opts.threads) : void 0;
   try {
-    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, classes), params, classes);
+    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, classes), params, classes, boundedBatch(student, 256));
     const before = await score2();
     let best = { score: before, epoch: 0, values: params.map((p) => Float32Array.from(p.values)) };
     let adam = new Adam(tg.params);
@@ -35663,13 +35848,13 @@ async function teacherOutputs(dense, calib, threads) {
   const name = logitsTensor(dense);
   const session = await sessionFromModel(withExtraOutputs(dense, [name]), threads);
   try {
-    return (await captureActivations(session, calib, [name])).get(name).data;
+    return (await captureActivations(session, calib, [name], boundedBatch(dense, 128))).get(name).data;
   } finally {
     await session.release();
   }
 }
-async function scoreHeldOut(session, logits, held, teacher, params, classes) {
-  const out = await captureWithParams(session, logits, held, params);
+async function scoreHeldOut(session, logits, held, teacher, params, classes, step) {
+  const out = await captureWithParams(session, logits, held, params, step);
   const ps = softmaxRows(out, held.count, classes, 1);
   let kl = 0;
   let correct = 0;
@@ -35686,11 +35871,11 @@ async function scoreHeldOut(session, logits, held, teacher, params, classes) {
   if (held.labels) s.accuracy = correct / held.count;
   return s;
 }
-async function captureWithParams(session, logits, data, params) {
+async function captureWithParams(session, logits, data, params, step) {
   const chunks = [];
   const pf = paramFeeds(params);
-  for (let start = 0; start < data.count; start += 256) {
-    const idx = Array.from({ length: Math.min(256, data.count - start) }, (_, i2) => start + i2);
+  for (let start = 0; start < data.count; start += step) {
+    const idx = Array.from({ length: Math.min(step, data.count - start) }, (_, i2) => start + i2);
     const out = await session.run({ ...dataFeeds(takeSamples(data, idx)), ...pf }, [logits]);
     chunks.push(Float32Array.from(out[logits].data));
     out[logits].dispose();
@@ -35702,6 +35887,26 @@ async function captureWithParams(session, logits, data, params) {
     o += c.length;
   }
   return all;
+}
+
+// src/recover/calibScore.ts
+async function calibScore(model, calib, threads = 0) {
+  const session = await sessionFromModel(model, threads, { lean: true });
+  try {
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
+    let correct = 0;
+    let nll = 0;
+    for (let i2 = 0; i2 < calib.count; i2++) {
+      correct += p.correct[i2];
+      nll -= p.logProbLabel[i2];
+    }
+    return { accuracy: correct / calib.count, nll: nll / calib.count };
+  } finally {
+    await session.release();
+  }
+}
+function better(a, b) {
+  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
 }
 
 // src/recover/distill/stage.ts
@@ -36137,55 +36342,91 @@ function samplePositions(total2, count3, seed = 1) {
   for (let k = 0; k < count3; k++) out[k] = Math.min(total2 - 1, Math.floor((k + next()) * total2 / count3));
   return out;
 }
-function layerPatches(layer, act, withBias, maxPatches) {
-  const extra = withBias ? 1 : 0;
-  if (!layer.conv) {
-    const k = act.dims[act.dims.length - 1];
-    const total2 = act.data.length / k;
-    const pos2 = samplePositions(total2, maxPatches);
-    const cols2 = k + extra;
-    const m = new Float32Array(pos2.length * cols2);
-    for (let p = 0; p < pos2.length; p++) {
-      m.set(act.data.subarray(pos2[p] * k, pos2[p] * k + k), p * cols2);
-      if (withBias) m[p * cols2 + k] = 1;
+var PatchSampler = class {
+  constructor(layer, sampleDims, count3, withBias, maxPatches) {
+    this.layer = layer;
+    this.sampleDims = sampleDims;
+    this.withBias = withBias;
+    const extra = withBias ? 1 : 0;
+    if (!layer.conv) {
+      const k = sampleDims[sampleDims.length - 1];
+      this.per = sampleDims.reduce((a, d) => a * d, 1) / k;
+      this.cols = k + extra;
+    } else {
+      const [c, h, w] = sampleDims;
+      const { kernel: [kh, kw], strides: [sh, sw], pads: [pt, , pb], dilations: [dh, dw] } = layer.conv;
+      const pl = layer.conv.pads[1];
+      const pr = layer.conv.pads[3];
+      const oh = Math.floor((h + pt + pb - dh * (kh - 1) - 1) / sh) + 1;
+      const ow = Math.floor((w + pl + pr - dw * (kw - 1) - 1) / sw) + 1;
+      this.per = oh * ow;
+      this.ow = ow;
+      this.cols = c / layer.groups * kh * kw + extra;
     }
-    return { patches: pos2.length, perGroup: [m], cols: cols2 };
+    this.pos = samplePositions(count3 * this.per, maxPatches);
+    const groups = layer.conv ? layer.groups : 1;
+    for (let g2 = 0; g2 < groups; g2++) this.perGroup.push(new Float32Array(this.pos.length * this.cols));
   }
-  const [n, c, h, w] = act.dims;
-  const { kernel: [kh, kw], strides: [sh, sw], pads: [pt, pl, pb, pr], dilations: [dh, dw] } = layer.conv;
-  const oh = Math.floor((h + pt + pb - dh * (kh - 1) - 1) / sh) + 1;
-  const ow = Math.floor((w + pl + pr - dw * (kw - 1) - 1) / sw) + 1;
-  const cg = c / layer.groups;
-  const pos = samplePositions(n * oh * ow, maxPatches);
-  const cols = cg * kh * kw + extra;
-  const perGroup = [];
-  for (let g2 = 0; g2 < layer.groups; g2++) perGroup.push(new Float32Array(pos.length * cols));
-  for (let p = 0; p < pos.length; p++) {
-    const s = Math.floor(pos[p] / (oh * ow));
-    const rem = pos[p] - s * oh * ow;
-    const oy = Math.floor(rem / ow);
-    const ox = rem - oy * ow;
-    for (let g2 = 0; g2 < layer.groups; g2++) {
-      const m = perGroup[g2];
-      let o = p * cols;
-      for (let ci = 0; ci < cg; ci++) {
-        const base = (s * c + g2 * cg + ci) * h * w;
-        for (let ky = 0; ky < kh; ky++) {
-          const y = oy * sh - pt + ky * dh;
-          for (let kx = 0; kx < kw; kx++) {
-            const x2 = ox * sw - pl + kx * dw;
-            m[o++] = y >= 0 && y < h && x2 >= 0 && x2 < w ? act.data[base + y * w + x2] : 0;
+  layer;
+  sampleDims;
+  withBias;
+  pos;
+  perGroup = [];
+  cols;
+  /** output positions per sample */
+  per;
+  next = 0;
+  ow = 0;
+  /** Samples [first, first + samples) of the activation, [samples, ...sampleDims] row-major. */
+  add(data, first, samples) {
+    const end = (first + samples) * this.per;
+    const { pos, cols, withBias } = this;
+    if (!this.layer.conv) {
+      const k = this.sampleDims[this.sampleDims.length - 1];
+      const m = this.perGroup[0];
+      for (; this.next < pos.length && pos[this.next] < end; this.next++) {
+        const r = pos[this.next] - first * this.per;
+        m.set(data.subarray(r * k, r * k + k), this.next * cols);
+        if (withBias) m[this.next * cols + k] = 1;
+      }
+      return;
+    }
+    const [c, h, w] = this.sampleDims;
+    const { kernel: [kh, kw], strides: [sh, sw], pads: [pt, pl], dilations: [dh, dw] } = this.layer.conv;
+    const cg = c / this.layer.groups;
+    const ow = this.ow;
+    for (; this.next < pos.length && pos[this.next] < end; this.next++) {
+      const p = this.next;
+      const s = Math.floor(pos[p] / this.per);
+      const rem = pos[p] - s * this.per;
+      const local = s - first;
+      const oy = Math.floor(rem / ow);
+      const ox = rem - oy * ow;
+      for (let g2 = 0; g2 < this.layer.groups; g2++) {
+        const m = this.perGroup[g2];
+        let o = p * cols;
+        for (let ci = 0; ci < cg; ci++) {
+          const base = (local * c + g2 * cg + ci) * h * w;
+          for (let ky = 0; ky < kh; ky++) {
+            const y = oy * sh - pt + ky * dh;
+            for (let kx = 0; kx < kw; kx++) {
+              const x2 = ox * sw - pl + kx * dw;
+              m[o++] = y >= 0 && y < h && x2 >= 0 && x2 < w ? data[base + y * w + x2] : 0;
+            }
           }
         }
+        if (withBias) m[o] = 1;
       }
-      if (withBias) m[o] = 1;
     }
   }
-  return { patches: pos.length, perGroup, cols };
-}
+  result() {
+    if (this.next !== this.pos.length) throw new Error(`PatchSampler: ${this.next} of ${this.pos.length} patches filled (batches missing)`);
+    return { patches: this.pos.length, perGroup: this.perGroup, cols: this.cols };
+  }
+};
 
 // src/recover/reconstruct.ts
-var DEFAULT_RECONSTRUCT = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0 };
+var DEFAULT_RECONSTRUCT = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0, maxRefitBytes: 1024 * 2 ** 20 };
 async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONSTRUCT) {
   const model = cloneModel(pruned);
   const pIndex = new GraphIndex(model.graph);
@@ -36215,33 +36456,96 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     plans.push({ p, d, node, rows: rows2 });
   }
   for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
-  const denseSession = await sessionFromModel(withExtraOutputs(dense, plans.map((x2) => x2.d.input)), opts.threads);
+  const dMacs = nodeMacsOf(dense);
+  const pMacs = nodeMacsOf(model);
+  const fullMacs = [...pMacs.values()].reduce((a, b) => a + b, 0);
+  let secondsPerMac = opts.passSeconds !== void 0 && fullMacs > 0 ? opts.passSeconds / fullMacs : 0;
+  let flopsPerSecond = PRIOR_FLOPS_PER_SECOND;
+  const batch = Math.min(boundedBatch(dense, CAPTURE_BATCH), boundedBatch(pruned, CAPTURE_BATCH));
   const layers = [];
-  try {
-    for (const { p, d, node, rows: rows2 } of plans) {
-      if (opts.deadline !== void 0 && performance.now() > opts.deadline) {
-        skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
-        continue;
-      }
-      const xd = (await captureActivations(denseSession, calib, [d.input])).get(d.input);
-      const session = await sessionFromModel(withExtraOutputs(model, [p.input]), opts.threads);
-      let xp;
-      try {
-        xp = (await captureActivations(session, calib, [p.input])).get(p.input);
-      } finally {
-        await session.release();
-      }
-      if (sameValues(xd.data, xp.data) && keptExactly(pIndex, dIndex, p, d, rows2)) {
-        layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
-        continue;
-      }
-      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows2, xd, xp, opts));
+  for (const { p, d, node, rows: rows2 } of plans) {
+    const withBias = p.biasRefit && d.biasRefit;
+    const cp = p.cols + (withBias ? 1 : 0);
+    const cd = d.cols + (withBias ? 1 : 0);
+    const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
+    const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
+    if (bytes2 > opts.maxRefitBytes) {
+      skipped.push({ weight: p.weight, reason: `its refit needs about ${mb(bytes2)} MB (Gram matrices of ${cp} x ${cp} and ${cd} x ${cp} columns), over the ${mb(opts.maxRefitBytes)} MB refit bound` });
+      continue;
     }
-  } finally {
-    await denseSession.release();
+    const left = secondsLeft(opts.deadline);
+    if (left <= 0) {
+      skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
+      continue;
+    }
+    const dUp = upstream(dense, [d.input]);
+    const pUp = upstream(model, [p.input]);
+    const captureMacs = macsOver(dUp?.nodes, dMacs) + macsOver(pUp?.nodes, pMacs);
+    const flops = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
+    const estimate = captureMacs * secondsPerMac + flops / flopsPerSecond;
+    if (estimate > left) {
+      skipped.push({ weight: p.weight, reason: `estimated ${estimate.toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget` });
+      continue;
+    }
+    const t0 = performance.now();
+    const dc = await captureLayerInput(dense, d, calib, withBias, opts, batch);
+    const pc = await captureLayerInput(model, p, calib, withBias, opts, batch);
+    const captured = (performance.now() - t0) / 1e3;
+    if (captureMacs > 0) secondsPerMac = captured / captureMacs;
+    if (dc.hash === pc.hash && dc.count === pc.count && keptExactly(pIndex, dIndex, p, d, rows2)) {
+      layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
+      continue;
+    }
+    const t1 = performance.now();
+    layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows2, dc.patches, pc.patches, opts));
+    const solved = (performance.now() - t1) / 1e3;
+    if (solved > 1) flopsPerSecond = flops / solved;
   }
   return { model, layers, skipped };
 }
+var CAPTURE_BATCH = 128;
+var mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
+function macsOver(nodes, macs) {
+  if (!nodes) return [...macs.values()].reduce((a, b) => a + b, 0);
+  let total2 = 0;
+  for (const n of nodes) total2 += macs.get(n) ?? 0;
+  return total2;
+}
+async function captureLayerInput(model, layer, calib, withBias, opts, batch) {
+  const session = await sessionFromModel(graphUpTo(model, [layer.input]), opts.threads, { lean: true });
+  let sampler;
+  const hash = new ValueHash();
+  let count3 = 0;
+  try {
+    await streamActivations([{ session, fetch: [layer.input] }], calib, batch, ([acts], first, samples) => {
+      const a = acts.get(layer.input);
+      sampler ??= new PatchSampler(layer, a.dims.slice(1), calib.count, withBias, opts.maxPatches);
+      sampler.add(a.data, first, samples);
+      hash.add(a.data);
+      count3 += a.data.length;
+    });
+  } finally {
+    await session.release();
+  }
+  return { patches: sampler.result(), hash: hash.digest(), count: count3 };
+}
+var ValueHash = class {
+  a = 2166136261;
+  b = 16777619;
+  add(data) {
+    const u = new Uint32Array(data.buffer, data.byteOffset, data.length);
+    let { a, b } = this;
+    for (let i2 = 0; i2 < u.length; i2++) {
+      a = Math.imul(a ^ u[i2], 16777619);
+      b = Math.imul(b + u[i2], 2246822519) ^ b >>> 13;
+    }
+    this.a = a;
+    this.b = b;
+  }
+  digest() {
+    return `${(this.a >>> 0).toString(16)}:${(this.b >>> 0).toString(16)}`;
+  }
+};
 function sameValues(a, b) {
   if (a.length !== b.length) return false;
   for (let i2 = 0; i2 < a.length; i2++) if (a[i2] !== b[i2]) return false;
@@ -36279,15 +36583,13 @@ function denseRowsOf(p, d, kept) {
   }
   return map;
 }
-async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, xd, xp, opts) {
+async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, dPatches, pPatches, opts) {
   const withBias = p.biasRefit && d.biasRefit;
   const pw = pIndex.initializers.get(p.weight);
   const dValues = tensorToFloat32(dIndex.initializers.get(d.weight));
   const pValues = tensorToFloat32(pw);
   const dBias = d.bias ? tensorToFloat32(dIndex.initializers.get(d.bias)) : new Float32Array(d.rows * d.groups);
   const pBias = p.bias ? tensorToFloat32(pIndex.initializers.get(p.bias)) : new Float32Array(p.rows * p.groups);
-  const dPatches = layerPatches(d, xd, withBias, opts.maxPatches);
-  const pPatches = layerPatches(p, xp, withBias, opts.maxPatches);
   const n = pPatches.patches;
   let before = 0;
   let after = 0;
@@ -36515,7 +36817,7 @@ async function calibrateTemperature(model, calib, threads = 0) {
   let classes;
   try {
     const probs = endsInSoftmax(model);
-    const p = await evaluateClassifier(session, calib, { batchSize: 256, outputsAreProbabilities: probs, keepLogits: true, modelPath: "calibration" });
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: probs, keepLogits: true, modelPath: "calibration" });
     logits = p.logits;
     classes = p.classes;
     if (probs) for (let i2 = 0; i2 < logits.length; i2++) logits[i2] = Math.log(Math.max(logits[i2], 1e-12));
@@ -36582,13 +36884,14 @@ function fmt(s) {
 }
 async function runRecovery(req) {
   const { config, calib, progress } = req;
-  const steps = await recoverySteps(req, calib);
-  if (!calib) return { steps: steps.map((s) => s.step) };
+  const notes = [];
+  const steps = await recoverySteps(req, calib, notes);
+  if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
-  if (!calib.labels) return { steps: steps.map((s) => s.step) };
+  if (!calib.labels) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
   const fit = await calibrateTemperature(last, calib, config.latency.threads);
-  if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
+  if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
   fs13.mkdirSync(req.stepsDir, { recursive: true });
@@ -36601,9 +36904,9 @@ async function runRecovery(req) {
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
     temperature: temperatureInfo(fit, true)
   };
-  return { steps: [...steps.map((s) => s.step), step] };
+  return { steps: [...steps.map((s) => s.step), step], notes };
 }
-async function recoverySteps(req, calib) {
+async function recoverySteps(req, calib, bounded) {
   const { config, progress } = req;
   if (config.recovery === "none" || config.recovery === "auto" && !calib) return [];
   fs13.mkdirSync(req.stepsDir, { recursive: true });
@@ -36633,7 +36936,11 @@ async function recoverySteps(req, calib) {
   const labelled = calib.labels !== null;
   const steps = [];
   let current = req.pruned;
+  const started = performance.now();
+  const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1e3 : void 0;
   let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : void 0;
+  const passSeconds = labelled ? (performance.now() - started) / 1e3 : void 0;
+  const judgeMs = config.recovery === "auto" && passSeconds !== void 0 ? passSeconds * 1e3 : 0;
   const keep = (name, description, model, seconds2, score2) => {
     const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ""));
     saveModel(model, artifact);
@@ -36645,8 +36952,14 @@ async function recoverySteps(req, calib) {
     current = model;
     currentScore = score2;
   };
-  async function distillStep(judged, deadline) {
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline });
+  async function distillStep(judged, deadline2) {
+    const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
+    if (unfit) {
+      progress.note(`recovery: distillation skipped: ${unfit}`);
+      bounded.push(`recovery: distillation skipped: ${unfit}`);
+      return;
+    }
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline: deadline2 });
     if (!d) return;
     const score2 = labelled ? await calibScore(d.model, calib, config.latency.threads) : void 0;
     if (judged && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
@@ -36657,14 +36970,22 @@ async function recoverySteps(req, calib) {
   }
   if (config.recovery === "reconstruct" || config.recovery === "auto") {
     const judged = config.recovery === "auto";
-    const started = performance.now();
-    const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1e3 : void 0;
+    const t0 = performance.now();
     progress.note("recovery: layer-wise reconstruction on the calibration set");
     const adaptive = config.criterion === "sparsegpt" && config.method === "unstructured" && !req.structured;
-    const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline, kept: req.structured?.kept, adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0 });
-    const seconds2 = (performance.now() - started) / 1e3;
+    const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
+      ...DEFAULT_RECONSTRUCT,
+      threads: config.latency.threads,
+      deadline: deadline === void 0 ? void 0 : deadline - judgeMs,
+      passSeconds,
+      kept: req.structured?.kept,
+      adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0
+    });
+    const seconds2 = (performance.now() - t0) / 1e3;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
-    const score2 = labelled ? await calibScore(r.model, calib, config.latency.threads) : void 0;
+    const notRefit = boundSkips(r.skipped);
+    if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
+    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     if (judged && score2 && currentScore && !better(score2, currentScore)) {
@@ -36672,20 +36993,26 @@ async function recoverySteps(req, calib) {
     } else if (r.layers.length > 0) {
       keep(
         "recover:reconstruct",
-        `${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ""}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds2.toFixed(1)} s)`,
+        `${notRefit ? `${notRefit}; ` : ""}${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ""}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds2.toFixed(1)} s)`,
         r.model,
         seconds2,
         score2
       );
     }
     if (deadline !== void 0 && performance.now() > deadline) {
-      progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; BatchNorm re-estimation skipped`);
+      if (hasBatchNorm(current)) progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; BatchNorm re-estimation skipped`);
+      if (hasBatchNorm(current)) bounded.push(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config, (model, secs, s, nodes) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => progress.note(`recovery: BatchNorm re-estimation not kept (${why})`));
+    await tryBatchNorm(current, calib, config, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
+      progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
+      if (why.includes("recovery-time-budget")) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
+    });
     if (config.recovery === "auto") {
-      if (deadline !== void 0 && performance.now() > deadline) progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; distillation skipped`);
-      else await distillStep(true, deadline);
+      if (deadline !== void 0 && performance.now() > deadline) {
+        progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; distillation skipped`);
+        bounded.push(`recovery: distillation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
+      } else await distillStep(true, deadline);
     }
     return steps;
   }
@@ -36703,16 +37030,29 @@ function refitWeights(req) {
   return [...names];
 }
 var EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
-async function tryBatchNorm(model, calib, config, accept, currentScore, reject) {
-  const t0 = performance.now();
-  const bn = await reestimateBatchNorm(model, calib, config.latency.threads);
-  if (bn.nodes.length === 0) return;
-  const seconds2 = (performance.now() - t0) / 1e3;
+async function tryBatchNorm(model, calib, config, bounds, accept, currentScore, reject) {
+  if (!hasBatchNorm(model)) return;
   const base = currentScore();
   if (!base) return reject("the calibration set has no labels to judge it");
+  const t0 = performance.now();
+  const bn = await reestimateBatchNorm(model, calib, config.latency.threads, bounds);
+  if (bn.nodes.length === 0) return bn.note ? reject(bn.note) : void 0;
+  const seconds2 = (performance.now() - t0) / 1e3;
   const score2 = await calibScore(bn.model, calib, config.latency.threads);
   if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
-  accept(bn.model, seconds2, score2, bn.nodes.length);
+  accept(bn.model, seconds2, score2, bn.nodes.length, bn.note);
+}
+function hasBatchNorm(model) {
+  return model.graph.node.some((n) => n.opType === "BatchNormalization");
+}
+function boundSkips(skipped) {
+  const memory = skipped.filter((s) => s.reason.includes("refit bound"));
+  const time = skipped.filter((s) => s.reason.includes("recovery-time-budget"));
+  const parts = [];
+  const names = (l) => l.length <= 3 ? l.map((s) => s.weight).join(", ") : `${l.slice(0, 2).map((s) => s.weight).join(", ")} and ${l.length - 2} more`;
+  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${memory[0].reason})`);
+  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? "s" : ""} not refit for time (${names(time)}: ${time[0].reason})`);
+  return parts.length ? parts.join("; ") : void 0;
 }
 
 // src/recover/rounds.ts
@@ -37337,7 +37677,7 @@ async function runPipeline(req, progress) {
     verdict,
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...pruned.notes.length > 0 ? { notes: pruned.notes } : {},
+    ...pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {},
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
     scope: scope.scope,

@@ -24,7 +24,7 @@ export interface ModelCost {
 
 const MAC_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
-function nodeMacs(node: NodeProto, shapes: Map<string, number[]>): number | null {
+export function nodeMacs(node: NodeProto, shapes: Map<string, number[]>): number | null {
   const x = shapes.get(node.input[0]);
   const w = shapes.get(node.input[1]);
   const y = shapes.get(node.output[0]);

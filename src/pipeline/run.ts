@@ -163,7 +163,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     verdict,
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep.preds.classes },
-    ...(pruned.notes.length > 0 ? { notes: pruned.notes } : {}),
+    ...(pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {}),
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
     scope: scope.scope,

@@ -1,70 +1,148 @@
 import type { Dataset } from '../data/dataset.js';
 import { GraphIndex, nodeLabel } from '../onnx/graph.js';
 import { cloneModel } from '../onnx/model.js';
-import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import type { ModelProto, NodeProto, TensorProto } from '../onnx/proto/onnx_pb.js';
 import { setTensorFloat32, tensorToFloat32 } from '../onnx/tensor.js';
-import { captureActivations, sessionFromModel, withExtraOutputs } from './session.js';
+import { ACTIVATION_BUDGET_BYTES, activationBytesPerSample, boundedBatch, largestActivationBytes, nodeMacsOf, secondsLeft } from './bounds.js';
+import { sessionFromModel, streamActivations } from './session.js';
+import { graphUpTo, upstream } from './subgraph.js';
 
 export interface BatchNormRestat {
   model: ModelProto;
   /** BatchNormalization nodes whose running statistics were replaced */
   nodes: string[];
+  /** how the statistics were gathered when a bound changed it, or why nothing was done */
+  note?: string;
+}
+
+export interface BatchNormBounds {
+  /** performance.now() by which re-estimation must be done */
+  deadline?: number;
+  /** seconds one pass of the model over the calibration set took, to estimate the cost before running */
+  passSeconds?: number;
+}
+
+interface Target {
+  node: NodeProto;
+  mean: TensorProto;
+  variance: TensorProto;
 }
 
 /**
  * Re-estimate every BatchNormalization's running mean and variance from its input on the
  * calibration set, as the pruned model produces it. Pruning shifts the statistics BN normalises
  * with; the learned scale and shift stay. Nodes are done in graph order, each measured after the
- * ones before it were updated, since an earlier BN changes what a later one sees.
+ * ones before it were updated, since an earlier BN changes what a later one sees: one capture per
+ * node, each running only the graph before it. When that sequence would not fit the deadline
+ * (DenseNet-121: 120 nodes), all nodes are measured in one pass instead (each sees the earlier ones'
+ * old statistics), and when not even one pass fits, nothing is done; `note` says which.
  */
-export async function reestimateBatchNorm(pruned: ModelProto, calib: Dataset, threads = 0): Promise<BatchNormRestat> {
+export async function reestimateBatchNorm(pruned: ModelProto, calib: Dataset, threads = 0, bounds: BatchNormBounds = {}): Promise<BatchNormRestat> {
   const model = cloneModel(pruned);
   const index = new GraphIndex(model.graph!);
-  const nodes: string[] = [];
+  const targets: Target[] = [];
   for (const node of index.order) {
     if (node.opType !== 'BatchNormalization' || node.output.length > 1) continue;
     const mean = index.initializers.get(node.input[3]);
     const variance = index.initializers.get(node.input[4]);
     // statistics shared with another node would change that node too
     if (!mean || !variance || index.consumersOf(mean.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
-    const session = await sessionFromModel(withExtraOutputs(model, [node.input[0]]), threads);
-    let act;
-    try {
-      act = (await captureActivations(session, calib, [node.input[0]])).get(node.input[0])!;
-    } finally {
-      await session.release();
-    }
-    const [n, c] = act.dims;
-    const spatial = act.data.length / (n * c);
-    const m = new Float64Array(c);
-    const sq = new Float64Array(c);
-    for (let s = 0; s < n; s++) {
-      for (let ch = 0; ch < c; ch++) {
-        const base = (s * c + ch) * spatial;
-        let a = 0;
-        let b = 0;
-        for (let k = 0; k < spatial; k++) {
-          const v = act.data[base + k];
-          a += v;
-          b += v * v;
-        }
-        m[ch] += a;
-        sq[ch] += b;
-      }
-    }
-    const count = n * spatial;
-    const newMean = new Float32Array(c);
-    const newVar = new Float32Array(c);
-    for (let ch = 0; ch < c; ch++) {
-      newMean[ch] = m[ch] / count;
-      newVar[ch] = Math.max(0, sq[ch] / count - (m[ch] / count) ** 2);
-    }
-    // the old values stay for channels the calibration set never reaches (all-zero, e.g. dead ReLU)
-    const oldVar = tensorToFloat32(variance);
-    for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
-    setTensorFloat32(mean, newMean);
-    setTensorFloat32(variance, newVar);
-    nodes.push(nodeLabel(node));
+    targets.push({ node, mean, variance });
   }
-  return { model, nodes };
+  if (targets.length === 0) return { model, nodes: [] };
+  const left = secondsLeft(bounds.deadline);
+  let sequential = 0;
+  if (bounds.passSeconds !== undefined && left < Infinity) {
+    const macs = nodeMacsOf(model);
+    const full = [...macs.values()].reduce((a, b) => a + b, 0);
+    for (const t of targets) {
+      let m = 0;
+      for (const n of upstream(model, [t.node.input[0]])?.nodes ?? macs.keys()) m += macs.get(n) ?? 0;
+      sequential += full > 0 ? (bounds.passSeconds * m) / full : bounds.passSeconds;
+    }
+  }
+  const nodes: string[] = [];
+  if (sequential <= left) {
+    const batch = boundedBatch(model, 128);
+    for (const t of targets) {
+      const stats = await gatherStats(model, [t], calib, threads, batch);
+      apply(t, stats[0]);
+      nodes.push(nodeLabel(t.node));
+    }
+    return { model, nodes };
+  }
+  if (bounds.passSeconds! > left) {
+    return { model, nodes: [], note: `one pass over the calibration set takes about ${bounds.passSeconds!.toFixed(0)} s, more than the ${Math.max(0, left).toFixed(0)} s left of recovery-time-budget` };
+  }
+  // every node's input fetched at once: the batch must hold them all besides the model's own activations
+  const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
+  const per = fetched + 3 * (largestActivationBytes(model) ?? 0);
+  const batch = per > 0 ? Math.max(1, Math.min(128, Math.floor(ACTIVATION_BUDGET_BYTES / per))) : 128;
+  const stats = await gatherStats(model, targets, calib, threads, batch);
+  targets.forEach((t, k) => {
+    apply(t, stats[k]);
+    nodes.push(nodeLabel(t.node));
+  });
+  return {
+    model,
+    nodes,
+    note: `statistics of all ${targets.length} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${sequential.toFixed(0)} s, ${left.toFixed(0)} s were left of recovery-time-budget`,
+  };
+}
+
+interface Stats {
+  sum: Float64Array;
+  sq: Float64Array;
+  count: number;
+}
+
+/** Per-channel sums and sums of squares of each target's input, streamed batch by batch. */
+async function gatherStats(model: ModelProto, targets: readonly Target[], calib: Dataset, threads: number, batch: number): Promise<Stats[]> {
+  const names = [...new Set(targets.map((t) => t.node.input[0]))];
+  const session = await sessionFromModel(graphUpTo(model, names), threads, { lean: true });
+  const byName = new Map<string, Stats>();
+  try {
+    await streamActivations([{ session, fetch: names }], calib, batch, ([acts]) => {
+      for (const name of names) {
+        const act = acts.get(name)!;
+        const [n, c] = act.dims;
+        const spatial = act.data.length / (n * c);
+        const s = byName.get(name) ?? { sum: new Float64Array(c), sq: new Float64Array(c), count: 0 };
+        byName.set(name, s);
+        for (let i = 0; i < n; i++) {
+          for (let ch = 0; ch < c; ch++) {
+            const base = (i * c + ch) * spatial;
+            let a = 0;
+            let b = 0;
+            for (let k = 0; k < spatial; k++) {
+              const v = act.data[base + k];
+              a += v;
+              b += v * v;
+            }
+            s.sum[ch] += a;
+            s.sq[ch] += b;
+          }
+        }
+        s.count += n * spatial;
+      }
+    });
+  } finally {
+    await session.release();
+  }
+  return targets.map((t) => byName.get(t.node.input[0])!);
+}
+
+function apply(t: Target, s: Stats): void {
+  const c = s.sum.length;
+  const newMean = new Float32Array(c);
+  const newVar = new Float32Array(c);
+  for (let ch = 0; ch < c; ch++) {
+    newMean[ch] = s.sum[ch] / s.count;
+    newVar[ch] = Math.max(0, s.sq[ch] / s.count - (s.sum[ch] / s.count) ** 2);
+  }
+  // the old values stay for channels the calibration set never reaches (all-zero, e.g. dead ReLU)
+  const oldVar = tensorToFloat32(t.variance);
+  for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
+  setTensorFloat32(t.mean, newMean);
+  setTensorFloat32(t.variance, newVar);
 }

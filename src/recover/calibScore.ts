@@ -3,6 +3,7 @@ import { evaluateClassifier } from '../measure/evaluate.js';
 import { endsInSoftmax } from '../pipeline/measureStep.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { sessionFromModel } from './session.js';
+import { boundedBatch } from './bounds.js';
 
 export interface CalibScore {
   accuracy: number;
@@ -14,9 +15,10 @@ export interface CalibScore {
  * the evaluation set never influences which model ships.
  */
 export async function calibScore(model: ModelProto, calib: Dataset, threads = 0): Promise<CalibScore> {
-  const session = await sessionFromModel(model, threads);
+  // lean: recovery scores a full model several times while the dense and pruned protos are alive
+  const session = await sessionFromModel(model, threads, { lean: true });
   try {
-    const p = await evaluateClassifier(session, calib, { batchSize: 256, outputsAreProbabilities: endsInSoftmax(model), modelPath: 'calibration' });
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: 'calibration' });
     let correct = 0;
     let nll = 0;
     for (let i = 0; i < calib.count; i++) {

@@ -19,48 +19,100 @@ export function samplePositions(total: number, count: number, seed = 1): Int32Ar
  * 512 images x every position would not fit the Gram budget and neighbouring positions are redundant.
  */
 export function layerPatches(layer: LinearLayer, act: Activation, withBias: boolean, maxPatches: number): { patches: number; perGroup: Float32Array[]; cols: number } {
-  const extra = withBias ? 1 : 0;
-  if (!layer.conv) {
-    const k = act.dims[act.dims.length - 1];
-    const total = act.data.length / k;
-    const pos = samplePositions(total, maxPatches);
-    const cols = k + extra;
-    const m = new Float32Array(pos.length * cols);
-    for (let p = 0; p < pos.length; p++) {
-      m.set(act.data.subarray(pos[p] * k, pos[p] * k + k), p * cols);
-      if (withBias) m[p * cols + k] = 1;
+  const sampler = new PatchSampler(layer, act.dims.slice(1), act.dims[0], withBias, maxPatches);
+  sampler.add(act.data, 0, act.dims[0]);
+  return sampler.result();
+}
+
+/**
+ * layerPatches fed batch by batch: the positions are chosen up front over all `count` samples (the
+ * same ones layerPatches picks), and each batch contributes the patches that fall inside it, so the
+ * whole activation never has to exist at once.
+ */
+export class PatchSampler {
+  private readonly pos: Int32Array;
+  private readonly perGroup: Float32Array[] = [];
+  readonly cols: number;
+  /** output positions per sample */
+  private readonly per: number;
+  private next = 0;
+
+  constructor(
+    private readonly layer: LinearLayer,
+    /** one sample's activation dims (without the batch axis) */
+    private readonly sampleDims: readonly number[],
+    count: number,
+    private readonly withBias: boolean,
+    maxPatches: number,
+  ) {
+    const extra = withBias ? 1 : 0;
+    if (!layer.conv) {
+      const k = sampleDims[sampleDims.length - 1];
+      this.per = sampleDims.reduce((a, d) => a * d, 1) / k;
+      this.cols = k + extra;
+    } else {
+      const [c, h, w] = sampleDims;
+      const { kernel: [kh, kw], strides: [sh, sw], pads: [pt, , pb], dilations: [dh, dw] } = layer.conv;
+      const pl = layer.conv.pads[1];
+      const pr = layer.conv.pads[3];
+      const oh = Math.floor((h + pt + pb - dh * (kh - 1) - 1) / sh) + 1;
+      const ow = Math.floor((w + pl + pr - dw * (kw - 1) - 1) / sw) + 1;
+      this.per = oh * ow;
+      this.ow = ow;
+      this.cols = (c / layer.groups) * kh * kw + extra;
     }
-    return { patches: pos.length, perGroup: [m], cols };
+    this.pos = samplePositions(count * this.per, maxPatches);
+    const groups = layer.conv ? layer.groups : 1;
+    for (let g = 0; g < groups; g++) this.perGroup.push(new Float32Array(this.pos.length * this.cols));
   }
-  const [n, c, h, w] = act.dims;
-  const { kernel: [kh, kw], strides: [sh, sw], pads: [pt, pl, pb, pr], dilations: [dh, dw] } = layer.conv;
-  const oh = Math.floor((h + pt + pb - dh * (kh - 1) - 1) / sh) + 1;
-  const ow = Math.floor((w + pl + pr - dw * (kw - 1) - 1) / sw) + 1;
-  const cg = c / layer.groups;
-  const pos = samplePositions(n * oh * ow, maxPatches);
-  const cols = cg * kh * kw + extra;
-  const perGroup: Float32Array[] = [];
-  for (let g = 0; g < layer.groups; g++) perGroup.push(new Float32Array(pos.length * cols));
-  for (let p = 0; p < pos.length; p++) {
-    const s = Math.floor(pos[p] / (oh * ow));
-    const rem = pos[p] - s * oh * ow;
-    const oy = Math.floor(rem / ow);
-    const ox = rem - oy * ow;
-    for (let g = 0; g < layer.groups; g++) {
-      const m = perGroup[g];
-      let o = p * cols;
-      for (let ci = 0; ci < cg; ci++) {
-        const base = (s * c + g * cg + ci) * h * w;
-        for (let ky = 0; ky < kh; ky++) {
-          const y = oy * sh - pt + ky * dh;
-          for (let kx = 0; kx < kw; kx++) {
-            const x = ox * sw - pl + kx * dw;
-            m[o++] = y >= 0 && y < h && x >= 0 && x < w ? act.data[base + y * w + x] : 0;
+
+  private ow = 0;
+
+  /** Samples [first, first + samples) of the activation, [samples, ...sampleDims] row-major. */
+  add(data: Float32Array, first: number, samples: number): void {
+    const end = (first + samples) * this.per;
+    const { pos, cols, withBias } = this;
+    if (!this.layer.conv) {
+      const k = this.sampleDims[this.sampleDims.length - 1];
+      const m = this.perGroup[0];
+      for (; this.next < pos.length && pos[this.next] < end; this.next++) {
+        const r = pos[this.next] - first * this.per;
+        m.set(data.subarray(r * k, r * k + k), this.next * cols);
+        if (withBias) m[this.next * cols + k] = 1;
+      }
+      return;
+    }
+    const [c, h, w] = this.sampleDims;
+    const { kernel: [kh, kw], strides: [sh, sw], pads: [pt, pl], dilations: [dh, dw] } = this.layer.conv;
+    const cg = c / this.layer.groups;
+    const ow = this.ow;
+    for (; this.next < pos.length && pos[this.next] < end; this.next++) {
+      const p = this.next;
+      const s = Math.floor(pos[p] / this.per);
+      const rem = pos[p] - s * this.per;
+      const local = s - first;
+      const oy = Math.floor(rem / ow);
+      const ox = rem - oy * ow;
+      for (let g = 0; g < this.layer.groups; g++) {
+        const m = this.perGroup[g];
+        let o = p * cols;
+        for (let ci = 0; ci < cg; ci++) {
+          const base = (local * c + g * cg + ci) * h * w;
+          for (let ky = 0; ky < kh; ky++) {
+            const y = oy * sh - pt + ky * dh;
+            for (let kx = 0; kx < kw; kx++) {
+              const x = ox * sw - pl + kx * dw;
+              m[o++] = y >= 0 && y < h && x >= 0 && x < w ? data[base + y * w + x] : 0;
+            }
           }
         }
+        if (withBias) m[o] = 1;
       }
-      if (withBias) m[o] = 1;
     }
   }
-  return { patches: pos.length, perGroup, cols };
+
+  result(): { patches: number; perGroup: Float32Array[]; cols: number } {
+    if (this.next !== this.pos.length) throw new Error(`PatchSampler: ${this.next} of ${this.pos.length} patches filled (batches missing)`);
+    return { patches: this.pos.length, perGroup: this.perGroup, cols: this.cols };
+  }
 }

@@ -9,8 +9,10 @@ import { adaptiveMaskSweep, fixedMaskSweep } from './obs.js';
 import { CROSS_VALIDATE_MAX_COLS, crossValidatedDamp } from './ridge.js';
 import { gatedRowErrors, reluGate, reluRefit, type ReluGate } from './reluTarget.js';
 import type { KeptChannels } from '../prune/structured/keptChannels.js';
-import { layerPatches } from './patches.js';
-import { captureActivations, crossGram, sessionFromModel, timesTransposed, withExtraOutputs, type Activation } from './session.js';
+import { PatchSampler } from './patches.js';
+import { crossGram, sessionFromModel, streamActivations, timesTransposed } from './session.js';
+import { boundedBatch, columnBlocks, nodeMacsOf, PRIOR_FLOPS_PER_SECOND, refitBytes, refitFlops, secondsLeft } from './bounds.js';
+import { graphUpTo, upstream } from './subgraph.js';
 
 export interface ReconstructOptions {
   /** ridge added to H's diagonal, as a fraction of its mean diagonal (SparseGPT uses 0.01) */
@@ -36,9 +38,20 @@ export interface ReconstructOptions {
    * blocks of this many columns, each row keeping its zero count per block; 0 holds the mask fixed
    */
   adaptiveMask?: number;
+  /**
+   * most bytes one layer's refit may hold (refitBytes: Gram matrices, patches, the widest solve); a
+   * wider layer is left as pruning left it, with the reason in `skipped`. VGG-16's fc6 (25088 inputs)
+   * would need 20 GB of Gram matrices.
+   */
+  maxRefitBytes: number;
+  /**
+   * seconds one onnxruntime pass of the pruned model over the calibration set took (measured by the
+   * caller), so the first layer's capture time can be estimated before any capture ran
+   */
+  passSeconds?: number;
 }
 
-export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0 };
+export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0, maxRefitBytes: 1024 * 2 ** 20 };
 
 export interface LayerRefit {
   node: string;
@@ -68,6 +81,11 @@ export interface ReconstructResult {
  * (its own channels pruned): with `opts.kept` each pruned row is fit to the dense row it was cut
  * from, so the pruned tensor at the layer output approaches the dense tensor at the kept channels,
  * and everything downstream that was sliced with it (BatchNorm, residual Add, Concat) stays consistent.
+ *
+ * Bounded for big models: each layer's input is captured by running only the graph before it, batch
+ * by batch (only the sampled patches are kept); a layer is skipped, with the reason in `skipped`, when
+ * its refit would hold more than `maxRefitBytes` or when its estimated capture + solve time exceeds
+ * what is left before `deadline`, so a layer is never started that cannot finish in time.
  */
 export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights: readonly string[], calib: Dataset, opts: ReconstructOptions = DEFAULT_RECONSTRUCT): Promise<ReconstructResult> {
   const model = cloneModel(pruned);
@@ -99,33 +117,112 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
   }
   for (const w of wanted) skipped.push({ weight: w, reason: 'not found in the pruned model' });
 
-  const denseSession = await sessionFromModel(withExtraOutputs(dense, plans.map((x) => x.d.input)), opts.threads);
+  // the time bound: capture cost from multiply-accumulates at the speed the last capture ran (or the
+  // caller's measured full pass), solve cost from its flop count at the speed the last solve ran
+  const dMacs = nodeMacsOf(dense);
+  const pMacs = nodeMacsOf(model);
+  const fullMacs = [...pMacs.values()].reduce((a, b) => a + b, 0);
+  let secondsPerMac = opts.passSeconds !== undefined && fullMacs > 0 ? opts.passSeconds / fullMacs : 0;
+  let flopsPerSecond = PRIOR_FLOPS_PER_SECOND;
+  const batch = Math.min(boundedBatch(dense, CAPTURE_BATCH), boundedBatch(pruned, CAPTURE_BATCH));
   const layers: LayerRefit[] = [];
-  try {
-    for (const { p, d, node, rows } of plans) {
-      if (opts.deadline !== undefined && performance.now() > opts.deadline) {
-        skipped.push({ weight: p.weight, reason: 'recovery-time-budget reached' });
-        continue;
-      }
-      const xd = (await captureActivations(denseSession, calib, [d.input])).get(d.input)!;
-      const session = await sessionFromModel(withExtraOutputs(model, [p.input]), opts.threads);
-      let xp: Activation;
-      try {
-        xp = (await captureActivations(session, calib, [p.input])).get(p.input)!;
-      } finally {
-        await session.release();
-      }
-      if (sameValues(xd.data, xp.data) && keptExactly(pIndex, dIndex, p, d, rows)) {
-        // same input, weights sliced but not changed (a structured layer ahead of every cut): already exact
-        layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
-        continue;
-      }
-      layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows, xd, xp, opts));
+  for (const { p, d, node, rows } of plans) {
+    const withBias = p.biasRefit && d.biasRefit;
+    const cp = p.cols + (withBias ? 1 : 0);
+    const cd = d.cols + (withBias ? 1 : 0);
+    const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
+    const bytes = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
+    if (bytes > opts.maxRefitBytes) {
+      skipped.push({ weight: p.weight, reason: `its refit needs about ${mb(bytes)} MB (Gram matrices of ${cp} x ${cp} and ${cd} x ${cp} columns), over the ${mb(opts.maxRefitBytes)} MB refit bound` });
+      continue;
     }
-  } finally {
-    await denseSession.release();
+    // checked after memory, so a layer that could never be refit says so whatever the time left
+    const left = secondsLeft(opts.deadline);
+    if (left <= 0) {
+      skipped.push({ weight: p.weight, reason: 'recovery-time-budget reached' });
+      continue;
+    }
+    const dUp = upstream(dense, [d.input]);
+    const pUp = upstream(model, [p.input]);
+    const captureMacs = macsOver(dUp?.nodes, dMacs) + macsOver(pUp?.nodes, pMacs);
+    const flops = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
+    const estimate = captureMacs * secondsPerMac + flops / flopsPerSecond;
+    if (estimate > left) {
+      skipped.push({ weight: p.weight, reason: `estimated ${estimate.toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget` });
+      continue;
+    }
+    const t0 = performance.now();
+    const dc = await captureLayerInput(dense, d, calib, withBias, opts, batch);
+    const pc = await captureLayerInput(model, p, calib, withBias, opts, batch);
+    const captured = (performance.now() - t0) / 1000;
+    if (captureMacs > 0) secondsPerMac = captured / captureMacs;
+    if (dc.hash === pc.hash && dc.count === pc.count && keptExactly(pIndex, dIndex, p, d, rows)) {
+      // same input, weights sliced but not changed (a structured layer ahead of every cut): already exact
+      layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
+      continue;
+    }
+    const t1 = performance.now();
+    layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows, dc.patches, pc.patches, opts));
+    const solved = (performance.now() - t1) / 1000;
+    // short solves are dominated by onnxruntime calls and timer noise, not the loops the estimate counts
+    if (solved > 1) flopsPerSecond = flops / solved;
   }
   return { model, layers, skipped };
+}
+
+/** samples per onnxruntime run while capturing, before the activation bound cuts it */
+const CAPTURE_BATCH = 128;
+
+const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);
+
+function macsOver(nodes: Set<NodeProto> | undefined, macs: Map<NodeProto, number>): number {
+  if (!nodes) return [...macs.values()].reduce((a, b) => a + b, 0);
+  let total = 0;
+  for (const n of nodes) total += macs.get(n) ?? 0;
+  return total;
+}
+
+/**
+ * A layer's input on the calibration set, reduced as it streams by: the sampled patches the refit
+ * needs, and a hash of every value (whether dense and pruned inputs are identical). Runs only the
+ * part of the model before the layer, in a lean session released at once.
+ */
+async function captureLayerInput(model: ModelProto, layer: LinearLayer, calib: Dataset, withBias: boolean, opts: ReconstructOptions, batch: number): Promise<{ patches: Patches; hash: string; count: number }> {
+  const session = await sessionFromModel(graphUpTo(model, [layer.input]), opts.threads, { lean: true });
+  let sampler: PatchSampler | undefined;
+  const hash = new ValueHash();
+  let count = 0;
+  try {
+    await streamActivations([{ session, fetch: [layer.input] }], calib, batch, ([acts], first, samples) => {
+      const a = acts.get(layer.input)!;
+      sampler ??= new PatchSampler(layer, a.dims.slice(1), calib.count, withBias, opts.maxPatches);
+      sampler.add(a.data, first, samples);
+      hash.add(a.data);
+      count += a.data.length;
+    });
+  } finally {
+    await session.release();
+  }
+  return { patches: sampler!.result(), hash: hash.digest(), count };
+}
+
+/** Two independent 32-bit FNV-1a style hashes over the float bits: equal activations hash equal. */
+class ValueHash {
+  private a = 0x811c9dc5;
+  private b = 0x01000193;
+  add(data: Float32Array): void {
+    const u = new Uint32Array(data.buffer, data.byteOffset, data.length);
+    let { a, b } = this;
+    for (let i = 0; i < u.length; i++) {
+      a = Math.imul(a ^ u[i], 16777619);
+      b = Math.imul(b + u[i], 2246822519) ^ (b >>> 13);
+    }
+    this.a = a;
+    this.b = b;
+  }
+  digest(): string {
+    return `${(this.a >>> 0).toString(16)}:${(this.b >>> 0).toString(16)}`;
+  }
 }
 
 
@@ -173,15 +270,15 @@ export function denseRowsOf(p: LinearLayer, d: LinearLayer, kept: KeptChannels |
   return map;
 }
 
-async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIndex, node: NodeProto, p: LinearLayer, d: LinearLayer, rowMap: Int32Array, xd: Activation, xp: Activation, opts: ReconstructOptions): Promise<LayerRefit> {
+type Patches = ReturnType<PatchSampler['result']>;
+
+async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIndex, node: NodeProto, p: LinearLayer, d: LinearLayer, rowMap: Int32Array, dPatches: Patches, pPatches: Patches, opts: ReconstructOptions): Promise<LayerRefit> {
   const withBias = p.biasRefit && d.biasRefit;
   const pw = pIndex.initializers.get(p.weight)!;
   const dValues = tensorToFloat32(dIndex.initializers.get(d.weight)!);
   const pValues = tensorToFloat32(pw);
   const dBias = d.bias ? tensorToFloat32(dIndex.initializers.get(d.bias)!) : new Float32Array(d.rows * d.groups);
   const pBias = p.bias ? tensorToFloat32(pIndex.initializers.get(p.bias)!) : new Float32Array(p.rows * p.groups);
-  const dPatches = layerPatches(d, xd, withBias, opts.maxPatches);
-  const pPatches = layerPatches(p, xp, withBias, opts.maxPatches);
   const n = pPatches.patches;
   let before = 0;
   let after = 0;

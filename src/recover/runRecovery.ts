@@ -9,7 +9,9 @@ import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import type { Progress } from '../pipeline/progress.js';
 import { prunableWeights, type PrunableWeight } from '../prune/prunable.js';
 import type { PruneOutcome } from '../prune/pruneModel.js';
-import { reestimateBatchNorm } from './batchNorm.js';
+import { reestimateBatchNorm, type BatchNormBounds } from './batchNorm.js';
+import { DISTILL_MAX_BYTES, distillUnfit, secondsLeft } from './bounds.js';
+import { DEFAULT_DISTILL } from './distill/distill.js';
 import { better, calibScore, type CalibScore } from './calibScore.js';
 import { distillStage } from './distill/stage.js';
 import { externalRecovery } from './external.js';
@@ -29,6 +31,8 @@ export interface RecoveryOutcome {
   steps: RecoveryStep[];
   /** temperature fitted for the model that ships (the last step), when the calibration set has labels */
   temperature?: TemperatureInfo;
+  /** recovery work a memory or time bound skipped or changed, one line each, for the ledger's notes */
+  notes: string[];
 }
 
 export interface RecoveryRequest {
@@ -97,13 +101,14 @@ function fmt(s: CalibScore | undefined): string {
  */
 export async function runRecovery(req: RecoveryRequest): Promise<RecoveryOutcome> {
   const { config, calib, progress } = req;
-  const steps = await recoverySteps(req, calib);
-  if (!calib) return { steps: steps.map((s) => s.step) };
+  const notes: string[] = [];
+  const steps = await recoverySteps(req, calib, notes);
+  if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
-  if (!calib.labels) return { steps: steps.map((s) => s.step) };
+  if (!calib.labels) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
   const fit = await calibrateTemperature(last, calib, config.latency.threads);
-  if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false) };
+  if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, 'temperature');
   fs.mkdirSync(req.stepsDir, { recursive: true });
@@ -116,10 +121,10 @@ export async function runRecovery(req: RecoveryRequest): Promise<RecoveryOutcome
     info: { seconds: (performance.now() - t0) / 1000, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
     temperature: temperatureInfo(fit, true),
   };
-  return { steps: [...steps.map((s) => s.step), step] };
+  return { steps: [...steps.map((s) => s.step), step], notes };
 }
 
-async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): Promise<{ step: RecoveryStep; model: ModelProto }[]> {
+async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, bounded: string[]): Promise<{ step: RecoveryStep; model: ModelProto }[]> {
   const { config, progress } = req;
   if (config.recovery === 'none' || (config.recovery === 'auto' && !calib)) return [];
   fs.mkdirSync(req.stepsDir, { recursive: true });
@@ -149,7 +154,14 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): 
   const labelled = calib.labels !== null;
   const steps: { step: RecoveryStep; model: ModelProto }[] = [];
   let current = req.pruned;
+  // the budget counts from here, and the first score's time is what one pass over the calibration set
+  // costs: every later stage is started only when its estimate (in such passes) fits what is left
+  const started = performance.now();
+  const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1000 : undefined;
   let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : undefined;
+  const passSeconds = labelled ? (performance.now() - started) / 1000 : undefined;
+  // time kept back for judging a stage on the calibration score (auto)
+  const judgeMs = config.recovery === 'auto' && passSeconds !== undefined ? passSeconds * 1000 : 0;
 
   const keep = (name: string, description: string, model: ModelProto, seconds: number, score: CalibScore | undefined): void => {
     const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ''));
@@ -165,6 +177,12 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): 
 
   // auto keeps distillation only when it beats its input on the held-out samples and on the calibration score
   async function distillStep(judged: boolean, deadline: number | undefined): Promise<void> {
+    const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline), maxBytes: DISTILL_MAX_BYTES });
+    if (unfit) {
+      progress.note(`recovery: distillation skipped: ${unfit}`);
+      bounded.push(`recovery: distillation skipped: ${unfit}`);
+      return;
+    }
     const d = await distillStage(req.dense, current, calib!, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline });
     if (!d) return;
     const score = labelled ? await calibScore(d.model, calib!, config.latency.threads) : undefined;
@@ -178,14 +196,23 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): 
   if (config.recovery === 'reconstruct' || config.recovery === 'auto') {
     // auto keeps a stage only when it improves the labelled calibration score; reconstruct always keeps the refit
     const judged = config.recovery === 'auto';
-    const started = performance.now();
-    const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1000 : undefined;
+    const t0 = performance.now();
     progress.note('recovery: layer-wise reconstruction on the calibration set');
     const adaptive = config.criterion === 'sparsegpt' && config.method === 'unstructured' && !req.structured;
-    const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, { ...DEFAULT_RECONSTRUCT, threads: config.latency.threads, deadline, kept: req.structured?.kept, adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0 });
-    const seconds = (performance.now() - started) / 1000;
+    const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
+      ...DEFAULT_RECONSTRUCT,
+      threads: config.latency.threads,
+      deadline: deadline === undefined ? undefined : deadline - judgeMs,
+      passSeconds,
+      kept: req.structured?.kept,
+      adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0,
+    });
+    const seconds = (performance.now() - t0) / 1000;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
-    const score = labelled ? await calibScore(r.model, calib, config.latency.threads) : undefined;
+    const notRefit = boundSkips(r.skipped);
+    if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
+    // nothing refit (every layer skipped by a bound): the model is unchanged, so judging it would only spend a pass
+    const score = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads) : undefined;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     if (judged && score && currentScore && !better(score, currentScore)) {
@@ -193,19 +220,26 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined): 
     } else if (r.layers.length > 0) {
       keep(
         'recover:reconstruct',
-        `${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ''}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score)}; ${seconds.toFixed(1)} s)`,
+        `${notRefit ? `${notRefit}; ` : ''}${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ''}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score)}; ${seconds.toFixed(1)} s)`,
         r.model,
         seconds,
         score,
       );
     }
     if (deadline !== undefined && performance.now() > deadline) {
-      progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; BatchNorm re-estimation skipped`);
+      if (hasBatchNorm(current)) progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; BatchNorm re-estimation skipped`);
+      if (hasBatchNorm(current)) bounded.push(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config, (model, secs, s, nodes) => keep('recover:bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => progress.note(`recovery: BatchNorm re-estimation not kept (${why})`));
+    await tryBatchNorm(current, calib, config, { deadline: deadline === undefined ? undefined : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep('recover:bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ''} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
+      progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
+      if (why.includes('recovery-time-budget')) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
+    });
     if (config.recovery === 'auto') {
-      if (deadline !== undefined && performance.now() > deadline) progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; distillation skipped`);
+      if (deadline !== undefined && performance.now() > deadline) {
+        progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; distillation skipped`);
+        bounded.push(`recovery: distillation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
+      }
       else await distillStep(true, deadline);
     }
     return steps;
@@ -234,17 +268,38 @@ async function tryBatchNorm(
   model: ModelProto,
   calib: Dataset,
   config: Config,
-  accept: (model: ModelProto, seconds: number, score: CalibScore, nodes: number) => void,
+  bounds: BatchNormBounds,
+  accept: (model: ModelProto, seconds: number, score: CalibScore, nodes: number, note?: string) => void,
   currentScore: () => CalibScore | undefined,
   reject: (why: string) => void,
 ): Promise<void> {
-  const t0 = performance.now();
-  const bn = await reestimateBatchNorm(model, calib, config.latency.threads);
-  if (bn.nodes.length === 0) return;
-  const seconds = (performance.now() - t0) / 1000;
+  if (!hasBatchNorm(model)) return;
   const base = currentScore();
+  // judged on the labelled score, so without labels the passes would be wasted
   if (!base) return reject('the calibration set has no labels to judge it');
+  const t0 = performance.now();
+  const bn = await reestimateBatchNorm(model, calib, config.latency.threads, bounds);
+  if (bn.nodes.length === 0) return bn.note ? reject(bn.note) : undefined;
+  const seconds = (performance.now() - t0) / 1000;
   const score = await calibScore(bn.model, calib, config.latency.threads);
   if (!better(score, base)) return reject(`${fmt(score)} vs ${fmt(base)} without it`);
-  accept(bn.model, seconds, score, bn.nodes.length);
+  accept(bn.model, seconds, score, bn.nodes.length, bn.note);
+}
+
+function hasBatchNorm(model: ModelProto): boolean {
+  return model.graph!.node.some((n) => n.opType === 'BatchNormalization');
+}
+
+/**
+ * One clause for the step description on the layers a bound kept from being refit (memory, time),
+ * or undefined when none was: the ledger says which bound bit and where, not only the progress log.
+ */
+function boundSkips(skipped: readonly { weight: string; reason: string }[]): string | undefined {
+  const memory = skipped.filter((s) => s.reason.includes('refit bound'));
+  const time = skipped.filter((s) => s.reason.includes('recovery-time-budget'));
+  const parts: string[] = [];
+  const names = (l: typeof skipped) => (l.length <= 3 ? l.map((s) => s.weight).join(', ') : `${l.slice(0, 2).map((s) => s.weight).join(', ')} and ${l.length - 2} more`);
+  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? 's' : ''} not refit for memory (${names(memory)}: ${memory[0].reason})`);
+  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? 's' : ''} not refit for time (${names(time)}: ${time[0].reason})`);
+  return parts.length ? parts.join('; ') : undefined;
 }

@@ -1,3 +1,4 @@
+import { boundedBatch } from './bounds.js';
 import { create } from '@bufbuild/protobuf';
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
@@ -88,7 +89,7 @@ export async function calibrateTemperature(model: ModelProto, calib: Dataset, th
   let classes: number;
   try {
     const probs = endsInSoftmax(model);
-    const p = await evaluateClassifier(session, calib, { batchSize: 256, outputsAreProbabilities: probs, keepLogits: true, modelPath: 'calibration' });
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: probs, keepLogits: true, modelPath: 'calibration' });
     logits = p.logits!;
     classes = p.classes;
     if (probs) for (let i = 0; i < logits.length; i++) logits[i] = Math.log(Math.max(logits[i], 1e-12));

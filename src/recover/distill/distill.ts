@@ -3,6 +3,7 @@ import { onnxruntime, type OrtSession } from '../../measure/ort.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { captureActivations, sessionFromModel, withExtraOutputs } from '../session.js';
 import { Adam } from './adam.js';
+import { boundedBatch } from '../bounds.js';
 import { UnsupportedOp } from './gradients.js';
 import { distillLoss, softmaxRows } from './loss.js';
 import { GraphIndex } from '../../onnx/graph.js';
@@ -135,7 +136,7 @@ export async function distill(dense: ModelProto, student: ModelProto, calib: Dat
   const evalSession = await sessionFromModel(ev.model, opts.threads);
   const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints), opts.threads) : undefined;
   try {
-    const score = async (): Promise<HeldOutScore> => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, classes), params, classes);
+    const score = async (): Promise<HeldOutScore> => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, classes), params, classes, boundedBatch(student, 256));
     const before = await score();
     let best = { score: before, epoch: 0, values: params.map((p) => Float32Array.from(p.values)) };
     let adam = new Adam(tg.params);
@@ -247,14 +248,14 @@ async function teacherOutputs(dense: ModelProto, calib: Dataset, threads: number
   const name = logitsTensor(dense);
   const session = await sessionFromModel(withExtraOutputs(dense, [name]), threads);
   try {
-    return (await captureActivations(session, calib, [name])).get(name)!.data;
+    return (await captureActivations(session, calib, [name], boundedBatch(dense, 128))).get(name)!.data;
   } finally {
     await session.release();
   }
 }
 
-async function scoreHeldOut(session: OrtSession, logits: string, held: Dataset, teacher: Float32Array, params: readonly Trainable[], classes: number): Promise<HeldOutScore> {
-  const out = await captureWithParams(session, logits, held, params);
+async function scoreHeldOut(session: OrtSession, logits: string, held: Dataset, teacher: Float32Array, params: readonly Trainable[], classes: number, step: number): Promise<HeldOutScore> {
+  const out = await captureWithParams(session, logits, held, params, step);
   const ps = softmaxRows(out, held.count, classes, 1);
   let kl = 0;
   let correct = 0;
@@ -272,11 +273,11 @@ async function scoreHeldOut(session: OrtSession, logits: string, held: Dataset, 
   return s;
 }
 
-async function captureWithParams(session: OrtSession, logits: string, data: Dataset, params: readonly Trainable[]): Promise<Float32Array> {
+async function captureWithParams(session: OrtSession, logits: string, data: Dataset, params: readonly Trainable[], step: number): Promise<Float32Array> {
   const chunks: Float32Array[] = [];
   const pf = paramFeeds(params);
-  for (let start = 0; start < data.count; start += 256) {
-    const idx = Array.from({ length: Math.min(256, data.count - start) }, (_, i) => start + i);
+  for (let start = 0; start < data.count; start += step) {
+    const idx = Array.from({ length: Math.min(step, data.count - start) }, (_, i) => start + i);
     const out = await session.run({ ...dataFeeds(takeSamples(data, idx)), ...pf }, [logits]);
     chunks.push(Float32Array.from(out[logits].data as Float32Array));
     out[logits].dispose();

@@ -1,0 +1,223 @@
+import { create } from '@bufbuild/protobuf';
+import { describe, expect, it } from 'vitest';
+import type { Dataset } from '../../src/data/dataset.js';
+import { GraphIndex } from '../../src/onnx/graph.js';
+import { AttributeProto_AttributeType, AttributeProtoSchema, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema, TypeProtoSchema, ValueInfoProtoSchema, type ModelProto } from '../../src/onnx/proto/onnx_pb.js';
+import { makeFloatTensor, tensorToFloat32 } from '../../src/onnx/tensor.js';
+import { reestimateBatchNorm } from '../../src/recover/batchNorm.js';
+import { boundedBatch, columnBlocks, distillUnfit, largestActivationBytes, refitBytes } from '../../src/recover/bounds.js';
+import { linearLayer } from '../../src/recover/layers.js';
+import { layerPatches, PatchSampler } from '../../src/recover/patches.js';
+import { DEFAULT_RECONSTRUCT, reconstruct } from '../../src/recover/reconstruct.js';
+import { captureActivations, sessionFromModel, streamActivations, withExtraOutputs } from '../../src/recover/session.js';
+import { graphUpTo } from '../../src/recover/subgraph.js';
+import { seededWeights } from '../support/buildModel.js';
+
+function vi(name: string, dims: (number | string)[]) {
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: 'tensorType', value: { elemType: 1, shape: { dim: dims.map((d) => ({ value: typeof d === 'number' ? { case: 'dimValue' as const, value: BigInt(d) } : { case: 'dimParam' as const, value: d } })) } } as never } }),
+  });
+}
+
+const ints = (name: string, v: number[]) => create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.INTS, ints: v.map(BigInt) });
+const int = (name: string, v: number) => create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.INT, i: BigInt(v) });
+
+/** x [N,2,6,6] -> Conv(4, 3x3, pad 1) -> BatchNormalization -> Relu -> Conv(4, 3x3) -> Flatten -> Gemm(3) -> y */
+function smallCnn(scale = 1): ModelProto {
+  const node = (opType: string, input: string[], output: string[], attribute = [] as ReturnType<typeof int>[]) => create(NodeProtoSchema, { name: output[0], opType, input, output, attribute });
+  return create(ModelProtoSchema, {
+    irVersion: 8n,
+    opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 13n })],
+    graph: create(GraphProtoSchema, {
+      name: 'small-cnn',
+      node: [
+        node('Conv', ['x', 'w1', 'b1'], ['c1'], [ints('kernel_shape', [3, 3]), ints('pads', [1, 1, 1, 1])]),
+        node('BatchNormalization', ['c1', 'g', 'beta', 'mean', 'var'], ['n1']),
+        node('Relu', ['n1'], ['r1']),
+        node('Conv', ['r1', 'w2', 'b2'], ['c2'], [ints('kernel_shape', [3, 3])]),
+        node('Flatten', ['c2'], ['f']),
+        node('Gemm', ['f', 'w3', 'b3'], ['y'], [int('transB', 1)]),
+      ],
+      initializer: [
+        makeFloatTensor('w1', [4, 2, 3, 3], seededWeights(72, 1).map((v) => v * scale)),
+        makeFloatTensor('b1', [4], seededWeights(4, 2)),
+        makeFloatTensor('g', [4], Float32Array.of(1, 1.5, 0.5, 2)),
+        makeFloatTensor('beta', [4], Float32Array.of(0, 0.1, -0.1, 0.2)),
+        makeFloatTensor('mean', [4], Float32Array.of(0, 0, 0, 0)),
+        makeFloatTensor('var', [4], Float32Array.of(1, 1, 1, 1)),
+        makeFloatTensor('w2', [4, 4, 3, 3], seededWeights(144, 3)),
+        makeFloatTensor('b2', [4], seededWeights(4, 4)),
+        makeFloatTensor('w3', [3, 64], seededWeights(192, 5)),
+        makeFloatTensor('b3', [3], seededWeights(3, 6)),
+      ],
+      input: [vi('x', ['N', 2, 6, 6])],
+      output: [vi('y', ['N', 3])],
+    }),
+  });
+}
+
+function calibSet(n: number): Dataset {
+  return { path: 'calib', count: n, inputs: new Map([['x', { dtype: 'float32', dims: [n, 2, 6, 6], data: seededWeights(n * 72, 11) }]]), labels: null };
+}
+
+/** The small CNN with every other weight of w2 and w3 zeroed (an unstructured prune). */
+function prunedCnn(): ModelProto {
+  const m = smallCnn();
+  for (const t of m.graph!.initializer) {
+    if (t.name !== 'w2' && t.name !== 'w3') continue;
+    const v = tensorToFloat32(t).map((x, i) => (i % 2 ? 0 : x));
+    Object.assign(t, makeFloatTensor(t.name, t.dims.map(Number), v));
+  }
+  return m;
+}
+
+describe('activation batch bound', () => {
+  it('cuts the batch so three of the largest activations fit, never below one', () => {
+    const m = smallCnn();
+    // largest per sample: c1 / n1 / r1 = 4 x 6 x 6 floats
+    expect(largestActivationBytes(m)).toBe(4 * 36 * 4);
+    expect(boundedBatch(m, 256)).toBe(256);
+    expect(boundedBatch(m, 256, 3 * 576 * 10)).toBe(10);
+    expect(boundedBatch(m, 256, 1)).toBe(1);
+  });
+});
+
+describe('graphUpTo', () => {
+  it('computes the same tensor as the full model and drops the nodes and initializers after it', async () => {
+    const m = smallCnn();
+    const cut = graphUpTo(m, ['r1']);
+    expect(cut.graph!.node.map((n) => n.opType)).toEqual(['Conv', 'BatchNormalization', 'Relu']);
+    expect(cut.graph!.initializer.map((t) => t.name).sort()).toEqual(['b1', 'beta', 'g', 'mean', 'var', 'w1']);
+    const data = calibSet(5);
+    const a = await sessionFromModel(cut);
+    const b = await sessionFromModel(withExtraOutputs(m, ['r1']));
+    const ra = (await captureActivations(a, data, ['r1'])).get('r1')!;
+    const rb = (await captureActivations(b, data, ['r1'])).get('r1')!;
+    expect(ra.dims).toEqual(rb.dims);
+    expect(Array.from(ra.data)).toEqual(Array.from(rb.data));
+    await a.release();
+    await b.release();
+  });
+});
+
+describe('streamed patches', () => {
+  it('PatchSampler fed in uneven batches picks exactly the patches layerPatches picks from the whole activation', async () => {
+    const m = smallCnn();
+    const layer = linearLayer(new GraphIndex(m.graph!), 'w2');
+    if (typeof layer === 'string') throw new Error(layer);
+    const data = calibSet(7);
+    const session = await sessionFromModel(graphUpTo(m, ['r1']));
+    const whole = (await captureActivations(session, data, ['r1'])).get('r1')!;
+    const expected = layerPatches(layer, whole, true, 50);
+    let sampler: PatchSampler | undefined;
+    let batches = 0;
+    await streamActivations([{ session, fetch: ['r1'] }], data, 3, ([acts], first, count) => {
+      const a = acts.get('r1')!;
+      sampler ??= new PatchSampler(layer, a.dims.slice(1), data.count, true, 50);
+      sampler.add(a.data, first, count);
+      batches++;
+    });
+    await session.release();
+    expect(batches).toBe(3);
+    const got = sampler!.result();
+    expect(got.patches).toBe(expected.patches);
+    expect(Array.from(got.perGroup[0])).toEqual(Array.from(expected.perGroup[0]));
+  });
+});
+
+describe('reconstruction bounds', () => {
+  it('refits the layers when the bounds allow it', async () => {
+    const r = await reconstruct(smallCnn(), prunedCnn(), ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 200 });
+    expect(r.layers.map((l) => l.weight)).toEqual(['w2', 'w3']);
+    expect(r.skipped).toEqual([]);
+  });
+
+  it('skips a layer whose refit needs more than the memory bound, says how much, and leaves its weights as pruned', async () => {
+    const pruned = prunedCnn();
+    // w2 has 36 + 1 columns and w3 64 + 1: a bound between their needs keeps w2 and skips w3
+    const bound = (refitBytes(200, 37, 37, 37) + refitBytes(200, 65, 65, 65)) / 2;
+    const r = await reconstruct(smallCnn(), pruned, ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 200, maxRefitBytes: bound });
+    expect(r.layers.map((l) => l.weight)).toEqual(['w2']);
+    expect(r.skipped).toHaveLength(1);
+    expect(r.skipped[0].weight).toBe('w3');
+    expect(r.skipped[0].reason).toMatch(/needs about \d+ MB \(Gram matrices of 65 x 65 and 65 x 65 columns\), over the \d+ MB refit bound/);
+    const before = tensorToFloat32(pruned.graph!.initializer.find((t) => t.name === 'w3')!);
+    const after = tensorToFloat32(r.model.graph!.initializer.find((t) => t.name === 'w3')!);
+    expect(Array.from(after)).toEqual(Array.from(before));
+  });
+
+  it('names the memory bound for a layer that could never be refit even when the deadline has already passed', async () => {
+    const bound = (refitBytes(200, 37, 37, 37) + refitBytes(200, 65, 65, 65)) / 2;
+    const r = await reconstruct(smallCnn(), prunedCnn(), ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 200, maxRefitBytes: bound, deadline: performance.now() - 1 });
+    expect(r.layers).toEqual([]);
+    expect(r.skipped.map((s) => [s.weight, s.reason.includes('refit bound') ? 'memory' : s.reason])).toEqual([['w2', 'recovery-time-budget reached'], ['w3', 'memory']]);
+  });
+
+  it('skips layers whose estimated capture and solve time exceed what is left of the deadline, without starting them', async () => {
+    const t0 = performance.now();
+    // a measured pass of 1000 s makes every capture estimate far beyond a 60 s deadline
+    const r = await reconstruct(smallCnn(), prunedCnn(), ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 200, deadline: t0 + 60_000, passSeconds: 1000 });
+    expect(r.layers).toEqual([]);
+    expect(r.skipped.map((s) => s.weight)).toEqual(['w2', 'w3']);
+    for (const s of r.skipped) expect(s.reason).toMatch(/^estimated \d+ s \(capturing its input on 40 samples from both models, then the solve\), more than the \d+ s left of recovery-time-budget$/);
+  });
+});
+
+describe('BatchNorm re-estimation bounds', () => {
+  const bnStats = (m: ModelProto) => ['mean', 'var'].map((n) => Array.from(tensorToFloat32(m.graph!.initializer.find((t) => t.name === n)!)));
+
+  it('with time for one pass per node, re-estimates node by node, and the one-pass fallback gives the same statistics for a single node', async () => {
+    const data = calibSet(20);
+    const seq = await reestimateBatchNorm(smallCnn(), data, 0, {});
+    expect(seq.nodes).toHaveLength(1);
+    expect(seq.note).toBeUndefined();
+    // 10 s per pass, 5 s left (and more than 0): one node's sequential pass does not fit, one pass does not either
+    const none = await reestimateBatchNorm(smallCnn(), data, 0, { deadline: performance.now() + 5000, passSeconds: 10 });
+    expect(none.nodes).toEqual([]);
+    expect(none.note).toMatch(/^one pass over the calibration set takes about 10 s, more than the \d s left of recovery-time-budget$/);
+    expect(bnStats(none.model)).toEqual([[0, 0, 0, 0], [1, 1, 1, 1]]);
+  });
+
+  it('falls back to one pass for all nodes when one pass per node does not fit, and says so', async () => {
+    // two BatchNormalization nodes in a row: sequential costs two passes of the part before each
+    const m = smallCnn();
+    const g = m.graph!;
+    g.node.splice(2, 0, create(NodeProtoSchema, { name: 'n2', opType: 'BatchNormalization', input: ['n1', 'g2', 'beta2', 'mean2', 'var2'], output: ['n2'] }));
+    g.node[3].input[0] = 'n2';
+    g.initializer.push(makeFloatTensor('g2', [4], Float32Array.of(1, 1, 1, 1)), makeFloatTensor('beta2', [4], new Float32Array(4)), makeFloatTensor('mean2', [4], new Float32Array(4)), makeFloatTensor('var2', [4], Float32Array.of(1, 1, 1, 1)));
+    const data = calibSet(20);
+    // each node's capture runs the first Conv, 2592 of the model's 5088 MACs: with 100 s per full pass,
+    // one capture per node is 2 x 50.9 = 102 s, more than the 101 s left, while one pass (100 s) fits
+    const one = await reestimateBatchNorm(m, data, 0, { deadline: performance.now() + 101_000, passSeconds: 100 });
+    expect(one.nodes).toHaveLength(2);
+    expect(one.note).toMatch(/^statistics of all 2 nodes measured in one pass \(each before the earlier ones were updated\): one pass per node would take about 102 s, 10\d s were left of recovery-time-budget$/);
+    // the first node's statistics match the sequential result (nothing before it changed)
+    const seq = await reestimateBatchNorm(m, data, 0, {});
+    expect(seq.note).toBeUndefined();
+    const first = (x: ModelProto) => ['mean', 'var'].map((n) => Array.from(tensorToFloat32(x.graph!.initializer.find((t) => t.name === n)!)));
+    const a = first(one.model).flat();
+    const b = first(seq.model).flat();
+    a.forEach((v, i) => expect(v).toBeCloseTo(b[i], 5));
+  });
+});
+
+describe('distillation bounds', () => {
+  it('refuses a step whose memory estimate exceeds the bound, or an epoch longer than the time left; null when both fit', () => {
+    const m = smallCnn();
+    expect(distillUnfit(m, { batch: 64, secondsLeft: 100, maxBytes: 1 << 30 })).toBeNull();
+    expect(distillUnfit(m, { batch: 64, secondsLeft: 100, maxBytes: 1000 })).toMatch(/^a training step needs about \d+ MB \(0\.0M parameters x 5, 64 samples x 0\.0 MB of activations\), over the 0 MB bound$/);
+    expect(distillUnfit(m, { batch: 64, passSeconds: 10, secondsLeft: 100, maxBytes: 1 << 30 })).toBeNull();
+    expect(distillUnfit(m, { batch: 64, passSeconds: 10, secondsLeft: 30, maxBytes: 1 << 30 })).toBe('one epoch takes about 56 s (5.6 passes of 10.0 s over the calibration set), more than the 30 s left of recovery-time-budget');
+  });
+});
+
+describe('refit sizes', () => {
+  it('solves aligned wide layers in column blocks and unaligned ones whole', () => {
+    expect(columnBlocks(2049, true, 1024)).toEqual([683, 683, 683]);
+    expect(columnBlocks(1000, true, 1024)).toEqual([1000]);
+    expect(columnBlocks(2049, false, 1024)).toEqual([2049]);
+    // VGG-16 fc6 (25088 inputs + bias): 4 Gram matrices of float64 alone are ~20 GB
+    expect(refitBytes(512, 25089, 25089, 1004)).toBeGreaterThan(20e9);
+  });
+});
