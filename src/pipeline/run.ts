@@ -106,9 +106,11 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   // recovery rounds prune and recover round by round, the last round included (its steps as in one shot)
   const rounds = resolveRounds(config, calib);
   const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib: calib!, stepsDir: path.join(req.out, 'steps'), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : undefined;
-  const pruned = withRounds?.pruned ?? (await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress }));
+  // scope auto may not spend longer measuring curves than recovery may spend refitting
+  const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : undefined;
+  const pruned = withRounds?.pruned ?? (await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, ...(autoAnalysisSeconds !== undefined ? { autoAnalysisSeconds } : {}) }));
   for (const n of pruned.notes) progress.note(n);
-  if (!withRounds) stamp(pruned.model);
+  if (!withRounds) stamp(pruned.model, pruned.scope ?? config.scope);
   fs.mkdirSync(req.out, { recursive: true });
   // with recovery, every stage is kept under OUT/steps and the last one is copied to outPath
   const stepsDir = path.join(req.out, 'steps');
@@ -166,7 +168,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     ...(pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {}),
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
-    scope: scope.scope,
+    scope: pruned.scope ?? scope.scope,
     ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
   };
   return writeLedger(req, provider, modelLedger);

@@ -9,6 +9,7 @@ import { resolveScope } from './resolveScope.js';
 import { countSparsity } from './sparsity.js';
 import type { SensitivityInfo } from '../ledger/types.js';
 import type { Progress } from '../pipeline/progress.js';
+import { AnalysisOverBudget } from './sensitivity/sensitivityCurves.js';
 import { checkSensitivityInputs, sensitivityPrune } from './sensitivity/sensitivityPrune.js';
 import { describeStructured } from './structured/describe.js';
 import type { KeptChannels } from './structured/keptChannels.js';
@@ -20,6 +21,11 @@ export interface PruneContext {
   calib?: Dataset;
   /** shows sensitivity analysis progress */
   progress?: Progress;
+  /**
+   * `scope: auto` chose a sensitivity scope: curves projected to take longer than this fall back to
+   * global with a note (a scope the user asked for is measured however long it takes)
+   */
+  autoAnalysisSeconds?: number;
 }
 
 export interface PruneOutcome {
@@ -118,7 +124,8 @@ export async function pruneModel(dense: ModelProto, requested: Config, ctx: Prun
   // callers other than the pipeline (which resolves first, for its checks and the ledger) may pass `auto`
   const { scope } = resolveScope(requested, ctx.calib ? { labelled: ctx.calib.labels !== null } : undefined);
   const config: Config & { scope: ConcreteScope } = { ...requested, scope };
-  return { ...(await pruneWithScope(dense, config, ctx)), scope };
+  const outcome = await pruneWithScope(dense, config, ctx);
+  return { ...outcome, scope: outcome.scope ?? scope };
 }
 
 async function pruneWithScope(dense: ModelProto, config: Config & { scope: ConcreteScope }, ctx: PruneContext): Promise<PruneOutcome> {
@@ -190,8 +197,15 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
         started = true;
         ctx.progress?.update(done);
       },
+      ...(ctx.autoAnalysisSeconds !== undefined ? { maxSeconds: ctx.autoAnalysisSeconds } : {}),
     });
     return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...(r.structured ? { structured: r.structured } : {}) };
+  } catch (e) {
+    if (!(e instanceof AnalysisOverBudget)) throw e;
+    // a big model under the default scope: today's global allocation rather than an analysis of hours
+    const global = await pruneWithScope(dense, { ...config, scope: 'global' }, ctx);
+    const note = `scope auto -> global: the ${config.scope} analysis would take about ${e.projectedSeconds.toFixed(0)} s for ${e.units} groups (limit ${e.limitSeconds} s, the recovery-time-budget); pass --scope ${config.scope} to measure it anyway`;
+    return { ...global, notes: [note, ...global.notes], scope: 'global' };
   } finally {
     if (started) ctx.progress?.stop();
   }

@@ -22,6 +22,7 @@ import {
 import { makeFloatTensor } from '../../src/onnx/tensor.js';
 import { prunableWeights } from '../../src/prune/prunable.js';
 import { allocateSparsity } from '../../src/prune/sensitivity/allocateSparsity.js';
+import { AnalysisOverBudget } from '../../src/prune/sensitivity/sensitivityCurves.js';
 import { sensitivityPrune } from '../../src/prune/sensitivity/sensitivityPrune.js';
 import { structuredGroups } from '../../src/prune/structured/structuredPrune.js';
 import { runCli } from '../support/cli.js';
@@ -131,7 +132,7 @@ describe('sensitivity-macs on a hand-built graph with tied losses', () => {
     const { groups } = structuredGroups(model, new Set());
     const prunable = groups.filter((g) => !g.skip && g.size > 1);
     expect(prunable.map((g) => g.size)).toEqual([4, 4]);
-    const request = (perMac: boolean) =>
+    const request = (perMac: boolean, maxSeconds?: number) =>
       sensitivityPrune(model, {
         method: 'structured',
         sparsity: 3 / 8,
@@ -140,8 +141,14 @@ describe('sensitivity-macs on a hand-built graph with tied losses', () => {
         protectedTensors: new Set(),
         config: { roundTo: 1, criterion: 'l1', latency: DEFAULT_CONFIG.latency },
         perMac,
+        ...(maxSeconds !== undefined ? { maxSeconds } : {}),
       });
-    const cost = await request(true);
+    // a limit the projection from the dense pass already exceeds stops before any group is measured
+    const stopped = await request(true, 0).catch((e: unknown) => e);
+    expect(stopped).toBeInstanceOf(AnalysisOverBudget);
+    expect((stopped as AnalysisOverBudget).measured).toBe(0);
+    expect((stopped as AnalysisOverBudget).units).toBe(2);
+    const cost = await request(true, 3600);
     const s = cost.sensitivity;
     expect(s.allocation).toBe('loss-per-mac');
     // both curves are flat: every point equals the dense loss
@@ -202,6 +209,26 @@ describe('scope auto (the default) in the pipeline', () => {
     expect(metadata).toBe('global');
     expect(ledger.models[0].sensitivity).toBeUndefined();
   }, 60_000);
+
+  it('falls back to global with a note when the curves would outlast the recovery-time-budget; an explicit scope is measured anyway', async () => {
+    // resnet: a dozen groups x 4 ratios, each a calibration pass, is projected well past 1 s
+    const out = tempDir();
+    const tiny = ['--calib', fixture('fmnist-calib.npz'), '--recovery-time-budget', '1'];
+    const r = await runCli(['run', '--model', fixture('resnet.onnx'), '--data', fixture('fmnist-test.npz'), '--method', 'structured', '--sparsity', '0.3', '--recovery', 'none', ...FAST, ...tiny, '--out', out]);
+    expect([0, 1]).toContain(r.code);
+    const { ledger, metadata } = scopeOf(out);
+    expect(validateLedger(ledger)).toEqual([]);
+    const m = ledger.models[0];
+    expect(m.scope).toBe('global');
+    expect(metadata).toBe('global');
+    expect(m.sensitivity).toBeUndefined();
+    expect(m.notes?.[0]).toMatch(/^scope auto -> global: the sensitivity-macs analysis would take about \d+ s for \d+ groups \(limit 1 s/);
+    expect(m.steps[1].description).toMatch(/structured channel pruning \(l1, global\)/);
+    const explicit = tempDir();
+    const e = await runCli([...MLP, ...tiny, '--scope', 'sensitivity-macs', '--out', explicit]);
+    expect([0, 1]).toContain(e.code);
+    expect(scopeOf(explicit).ledger.models[0].scope).toBe('sensitivity-macs');
+  }, 120_000);
 
   it('--scope sensitivity-macs is refused for unstructured with one line', async () => {
     const out = path.join(tempDir(), 'out');

@@ -79,6 +79,24 @@ function keptBlocks(blocks: number, ratio: number): number {
   return Math.max(1, Math.round(blocks * (1 - ratio)));
 }
 
+/** A time limit on the curves: `scope: auto` may spend this long measuring, a scope the user asked for is not limited. */
+export interface AnalysisLimit {
+  seconds: number;
+  /** one calibration pass of the dense model, the unit the first projection is made of */
+  scoreSeconds: number;
+}
+
+/** The curves would not finish within their AnalysisLimit; thrown before any further unit is measured. */
+export class AnalysisOverBudget extends Error {
+  constructor(readonly projectedSeconds: number, readonly limitSeconds: number, readonly measured: number, readonly units: number) {
+    super(`sensitivity curves projected at ${projectedSeconds.toFixed(0)} s (${units} units, ${measured} measured) against a ${limitSeconds} s limit`);
+  }
+}
+
+function checkProjection(limit: AnalysisLimit, projected: number, measured: number, units: number): void {
+  if (projected > limit.seconds) throw new AnalysisOverBudget(projected, limit.seconds, measured, units);
+}
+
 /**
  * Each unit pruned alone at every ratio and scored on the calibration set: the sensitivity curves. With
  * `macsOf` (e.g. a model's MACs) each curve also gets what one pruned unit saves, measured at the largest
@@ -91,8 +109,11 @@ export async function sensitivityCurves(
   ratios: readonly number[] = DEFAULT_RATIOS,
   onLayer?: (done: number, total: number) => void,
   macsOf?: (model: ModelProto) => number,
+  limit?: AnalysisLimit,
 ): Promise<Omit<SensitivityLayer, 'allocated'>[]> {
   const out: Omit<SensitivityLayer, 'allocated'>[] = [];
+  const started = performance.now();
+  if (limit) checkProjection(limit, units.length * ratios.length * limit.scoreSeconds, 0, units.length);
   const denseMacs = macsOf && units.length > 0 ? macsOf(await units[0].pruneAlone(0)) : 0;
   const last = Math.max(...ratios);
   for (const u of units) {
@@ -107,6 +128,10 @@ export async function sensitivityCurves(
     }
     out.push({ name: u.name, ...(u.node ? { node: u.node } : {}), size: u.size, points, ...(perUnit !== undefined ? { macs_per_unit: perUnit } : {}), seconds: (performance.now() - t0) / 1000 });
     onLayer?.(out.length, units.length);
+    if (limit && out.length < units.length) {
+      const elapsed = (performance.now() - started) / 1000;
+      checkProjection(limit, elapsed + (elapsed / out.length) * (units.length - out.length), out.length, units.length);
+    }
   }
   // the shared working copy must end dense again (weightUnits restores on the next call)
   if (units.length > 0) await units[0].pruneAlone(0);

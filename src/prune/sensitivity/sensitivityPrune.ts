@@ -37,6 +37,8 @@ export interface SensitivityRequest {
   /** structured: rank calibration loss per MAC saved (`scope: sensitivity-macs`) instead of per channel */
   perMac?: boolean;
   onLayer?: (done: number, total: number) => void;
+  /** stop with AnalysisOverBudget when the curves are projected to take longer (scope auto on big models) */
+  maxSeconds?: number;
 }
 
 /**
@@ -73,11 +75,13 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 export async function sensitivityPrune(dense: ModelProto, req: SensitivityRequest): Promise<SensitivityOutcome> {
   const t0 = performance.now();
   const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  // the dense pass just timed (session creation included) prices every later score
+  const limit = req.maxSeconds !== undefined ? { seconds: req.maxSeconds, scoreSeconds: (performance.now() - t0) / 1000 } : undefined;
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion as Exclude<typeof req.config.criterion, 'sparsegpt'>, protectedTensors: req.protectedTensors, calib: req.calib };
   const units = req.method === 'unstructured' ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
   if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === 'unstructured' ? 'weights' : 'channel groups'} after exclusions; use --scope global`);
   const perMac = req.perMac === true && req.method === 'structured';
-  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer, perMac ? (m) => modelCost(m).macs : undefined);
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer, perMac ? (m) => modelCost(m).macs : undefined, limit);
   const allocation = allocateSparsity(
     curves.map((c, i) => ({
       size: c.size,
