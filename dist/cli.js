@@ -32905,17 +32905,20 @@ function interpolate(pts, r) {
 }
 
 // src/prune/resolveScope.ts
-function resolveScope(config, calib) {
+function resolveScope(config, calib, rounds = 1) {
   if (config.scope !== "auto") return { scope: config.scope, reason: "" };
   const global = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
-  if (config.method === "unstructured") return global("unstructured pruning");
-  if (config.method !== "structured") return global(`--method ${config.method} has no sensitivity allocation`);
-  if (!calib) return global("no calibration set to measure channel groups on");
+  if (config.method !== "structured" && config.method !== "unstructured") return global(`--method ${config.method} has no sensitivity allocation`);
+  if (!calib) return global(`no calibration set to measure ${config.method === "structured" ? "channel groups" : "layers"} on`);
   if (!calib.labelled) return global("the calibration set has no labels");
   if (config.schedule !== "oneshot") return global(`--schedule ${config.schedule} (sensitivity curves are measured once, on the dense model)`);
   if (config.maxLayerSparsity < 1) return global("--max-layer-sparsity is a global-scope cap");
-  if (config.roundTo > 1) return global("--round-to applies to the global allocation");
   if (config.sparsity > DEFAULT_CAP) return global(`--sparsity ${config.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
+  if (config.method === "unstructured") {
+    if (rounds > 1) return global(`${rounds} recovery rounds prune by one global threshold`);
+    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
+  }
+  if (config.roundTo > 1) return global("--round-to applies to the global allocation");
   return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
 }
 
@@ -34739,7 +34742,7 @@ async function pruneBySensitivity(dense, weights, config, ctx) {
   } catch (e) {
     if (!(e instanceof AnalysisOverBudget)) throw e;
     const global = await pruneWithScope(dense, { ...config, scope: "global" }, ctx);
-    const note = `scope auto -> global: the ${config.scope} analysis would take about ${e.projectedSeconds.toFixed(0)} s for ${e.units} groups (limit ${e.limitSeconds} s, the recovery-time-budget); pass --scope ${config.scope} to measure it anyway`;
+    const note = `scope auto -> global: the ${config.scope} analysis would take about ${e.projectedSeconds.toFixed(0)} s for ${e.units} ${config.method === "unstructured" ? "layers" : "groups"} (limit ${e.limitSeconds} s, the recovery-time-budget); pass --scope ${config.scope} to measure it anyway`;
     return { ...global, notes: [note, ...global.notes], scope: "global" };
   } finally {
     if (started) ctx.progress?.stop();
@@ -37630,7 +37633,8 @@ async function runPipeline(req, progress) {
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
-  const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0);
+  const rounds = resolveRounds(config, calib);
+  const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0, rounds);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
   const outPath = prunedPath(req.out, req.model);
@@ -37656,7 +37660,6 @@ async function runPipeline(req, progress) {
     });
     setMetadata(model, { "prune-guard.recovery": config.recovery });
   };
-  const rounds = resolveRounds(config, calib);
   const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path12.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : void 0;
   const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : void 0;
   const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });

@@ -74,7 +74,9 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : undefined;
   // `scope: auto` becomes the scope actually used before any check, step or ledger reads it
-  const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : undefined);
+  // rounds do not depend on the scope, the scope does on rounds (rounds keep the global threshold)
+  const rounds = resolveRounds(config, calib);
+  const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : undefined, rounds);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
   const outPath = prunedPath(req.out, req.model);
@@ -104,7 +106,6 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     setMetadata(model, { 'prune-guard.recovery': config.recovery });
   };
   // recovery rounds prune and recover round by round, the last round included (its steps as in one shot)
-  const rounds = resolveRounds(config, calib);
   const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib: calib!, stepsDir: path.join(req.out, 'steps'), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : undefined;
   // scope auto may not spend longer measuring curves than recovery may spend refitting
   const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : undefined;

@@ -204,7 +204,7 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
     if (!(e instanceof AnalysisOverBudget)) throw e;
     // a big model under the default scope: today's global allocation rather than an analysis of hours
     const global = await pruneWithScope(dense, { ...config, scope: 'global' }, ctx);
-    const note = `scope auto -> global: the ${config.scope} analysis would take about ${e.projectedSeconds.toFixed(0)} s for ${e.units} groups (limit ${e.limitSeconds} s, the recovery-time-budget); pass --scope ${config.scope} to measure it anyway`;
+    const note = `scope auto -> global: the ${config.scope} analysis would take about ${e.projectedSeconds.toFixed(0)} s for ${e.units} ${config.method === 'unstructured' ? 'layers' : 'groups'} (limit ${e.limitSeconds} s, the recovery-time-budget); pass --scope ${config.scope} to measure it anyway`;
     return { ...global, notes: [note, ...global.notes], scope: 'global' };
   } finally {
     if (started) ctx.progress?.stop();

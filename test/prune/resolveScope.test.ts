@@ -16,10 +16,17 @@ describe('resolveScope', () => {
     expect(r.reason).toMatch(/^scope auto -> sensitivity-macs/);
   });
 
+  it('auto: unstructured oneshot with labelled calibration data allocates per layer from the curves, but recovery rounds keep global', () => {
+    const u = base({ method: 'unstructured', sparsity: 0.5 });
+    expect(resolveScope(u, labelled)).toMatchObject({ scope: 'sensitivity', reason: expect.stringMatching(/^scope auto -> sensitivity: unstructured/) });
+    expect(resolveScope(u, labelled, 4)).toMatchObject({ scope: 'global', reason: expect.stringMatching(/4 recovery rounds/) });
+    expect(resolveScope(u, undefined).scope).toBe('global');
+    expect(resolveScope(u, { labelled: false }).scope).toBe('global');
+  });
+
   it.each([
     ['no calibration set', base(), undefined, /no calibration set/],
     ['calibration without labels', base(), { labelled: false }, /no labels/],
-    ['unstructured', base({ method: 'unstructured' }), labelled, /unstructured/],
     ['hybrid', base({ method: 'hybrid' }), labelled, /hybrid/],
     ['N:M', base({ method: '2:4' }), labelled, /2:4/],
     ['gradual schedule', base({ schedule: 'gradual' }), labelled, /gradual/],
