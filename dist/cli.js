@@ -34537,7 +34537,7 @@ async function sensitivityPrune(dense, req) {
   if (req.method === "structured" && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope ${perMac ? "sensitivity-macs" : "sensitivity"}: kept channel counts come from the allocation`);
   const seconds2 = (performance.now() - t0) / 1e3;
   notes.push(
-    `sensitivity: ${curves.length} ${req.method === "unstructured" ? "layers" : "groups"} x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${scorer.against === "labels" ? "NLL and accuracy vs labels" : "KL and agreement vs the dense model: no labels"}) in ${seconds2.toFixed(1)} s` + (perMac ? "; channels removed where the predicted loss per MAC saved is smallest" : "")
+    `sensitivity: ${curves.length} ${req.method === "unstructured" ? "layers" : "groups"} x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${againstText(scorer)}) in ${seconds2.toFixed(1)} s` + (perMac ? "; channels removed where the predicted loss per MAC saved is smallest" : "")
   );
   return {
     model,
@@ -34545,17 +34545,23 @@ async function sensitivityPrune(dense, req) {
     notes,
     ...structured ? { structured } : {},
     sensitivity: {
-      unit: req.method === "unstructured" ? "weights" : "channels",
-      against: scorer.against,
-      calib_samples: scorer.samples,
-      ratios: [0, ...DEFAULT_RATIOS],
-      dense: { calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy },
-      cap: DEFAULT_CAP,
-      predicted_increase: allocation.predictedIncrease,
-      allocation: perMac ? "loss-per-mac" : "loss",
-      seconds: seconds2,
-      layers: curves.map((c, i2) => ({ ...c, allocated: allocated[i2] }))
+      ...sensitivityRecord(scorer, curves, allocated, allocation.predictedIncrease, seconds2, req.method === "unstructured" ? "weights" : "channels"),
+      allocation: perMac ? "loss-per-mac" : "loss"
     }
+  };
+}
+var againstText = (scorer) => scorer.against === "labels" ? "NLL and accuracy vs labels" : "KL and agreement vs the dense model: no labels";
+function sensitivityRecord(scorer, curves, allocated, predictedIncrease, seconds2, unit) {
+  return {
+    unit,
+    against: scorer.against,
+    calib_samples: scorer.samples,
+    ratios: [0, ...DEFAULT_RATIOS],
+    dense: { calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy },
+    cap: DEFAULT_CAP,
+    predicted_increase: predictedIncrease,
+    seconds: seconds2,
+    layers: curves.map((c, i2) => ({ ...c, allocated: allocated[i2] }))
   };
 }
 async function unstructuredSensitivityPlan(dense, req) {
@@ -34576,20 +34582,10 @@ async function unstructuredSensitivityPlan(dense, req) {
     },
     info(target) {
       const a = allocate2(target);
-      return {
-        unit: "weights",
-        against: scorer.against,
-        calib_samples: scorer.samples,
-        ratios: [0, ...DEFAULT_RATIOS],
-        dense: { calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy },
-        cap: DEFAULT_CAP,
-        predicted_increase: a.predictedIncrease,
-        seconds: seconds2,
-        layers: curves.map((c, i2) => ({ ...c, allocated: a.ratios[i2] }))
-      };
+      return sensitivityRecord(scorer, curves, a.ratios, a.predictedIncrease, seconds2, "weights");
     },
     notes: [
-      `sensitivity: ${curves.length} layers x ${DEFAULT_RATIOS.length} ratios measured once on the dense model on ${scorer.samples} calibration samples (${scorer.against === "labels" ? "NLL and accuracy vs labels" : "KL and agreement vs the dense model: no labels"}) in ${seconds2.toFixed(1)} s`
+      `sensitivity: ${curves.length} layers x ${DEFAULT_RATIOS.length} ratios measured once on the dense model on ${scorer.samples} calibration samples (${againstText(scorer)}) in ${seconds2.toFixed(1)} s`
     ]
   };
 }

@@ -22,8 +22,8 @@ type ScopeInputs = Pick<Config, 'scope' | 'method' | 'schedule' | 'sparsity' | '
  * - unstructured oneshot without recovery rounds -> `sensitivity`: per-layer ratios from each layer's
  *   calibration-loss curve (at 50% it kept every fixture and the real-world model within 0.2 pt, where
  *   the global threshold lost 0.55 pt on vit and dsconv-concat);
- * - unstructured with recovery rounds -> `global`: with rounds, sensitivity allocation cost vit 1 pt at
- *   80% and the global threshold met the target on cnn-bn and vit.
+ * - unstructured with recovery rounds -> `global`: sensitivity-allocated gradual steps gave vit 0.75 pt
+ *   less at 80% than global rounds, and the global threshold met the target on cnn-bn and vit.
  * Everything else keeps the global threshold: no calibration data or no labels (nothing measured to rank
  * by), hybrid and N:M (no sensitivity path), gradual schedules, and runs that set a global-only option
  * (`--max-layer-sparsity`, `--round-to`) or a target beyond the sensitivity cap.

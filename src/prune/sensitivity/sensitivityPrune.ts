@@ -1,7 +1,7 @@
 import type { Config } from '../../config/schema.js';
 import type { Dataset } from '../../data/dataset.js';
 import { UserError } from '../../errors.js';
-import type { SensitivityInfo } from '../../ledger/types.js';
+import type { SensitivityInfo, SensitivityLayer } from '../../ledger/types.js';
 import { GraphIndex } from '../../onnx/graph.js';
 import { cloneModel } from '../../onnx/model.js';
 import { modelCost } from '../../onnx/flops.js';
@@ -13,7 +13,7 @@ import { describeStructured } from '../structured/describe.js';
 import type { KeptChannels } from '../structured/keptChannels.js';
 import { structuredGroups, structuredPrune } from '../structured/structuredPrune.js';
 import { allocateSparsity, DEFAULT_CAP } from './allocateSparsity.js';
-import { calibScorer, DEFAULT_SENSITIVITY_SAMPLES } from './calibScorer.js';
+import { calibScorer, DEFAULT_SENSITIVITY_SAMPLES, type CalibScorer } from './calibScorer.js';
 import { DEFAULT_RATIOS, groupUnits, sensitivityCurves, weightUnits } from './sensitivityCurves.js';
 
 export interface SensitivityOutcome {
@@ -122,7 +122,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
   const seconds = (performance.now() - t0) / 1000;
   notes.push(
     `sensitivity: ${curves.length} ${req.method === 'unstructured' ? 'layers' : 'groups'} x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples ` +
-      `(${scorer.against === 'labels' ? 'NLL and accuracy vs labels' : 'KL and agreement vs the dense model: no labels'}) in ${seconds.toFixed(1)} s` +
+      `(${againstText(scorer)}) in ${seconds.toFixed(1)} s` +
       (perMac ? '; channels removed where the predicted loss per MAC saved is smallest' : ''),
   );
   return {
@@ -131,17 +131,33 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
     notes,
     ...(structured ? { structured } : {}),
     sensitivity: {
-      unit: req.method === 'unstructured' ? 'weights' : 'channels',
-      against: scorer.against,
-      calib_samples: scorer.samples,
-      ratios: [0, ...DEFAULT_RATIOS],
-      dense: { calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy },
-      cap: DEFAULT_CAP,
-      predicted_increase: allocation.predictedIncrease,
+      ...sensitivityRecord(scorer, curves, allocated, allocation.predictedIncrease, seconds, req.method === 'unstructured' ? 'weights' : 'channels'),
       allocation: perMac ? 'loss-per-mac' : 'loss',
-      seconds,
-      layers: curves.map((c, i) => ({ ...c, allocated: allocated[i] })),
     },
+  };
+}
+
+const againstText = (scorer: CalibScorer): string => (scorer.against === 'labels' ? 'NLL and accuracy vs labels' : 'KL and agreement vs the dense model: no labels');
+
+/** The ledger's `sensitivity` record: the measured curves with the ratio each unit was allocated. */
+function sensitivityRecord(
+  scorer: CalibScorer,
+  curves: readonly Omit<SensitivityLayer, 'allocated'>[],
+  allocated: readonly number[],
+  predictedIncrease: number,
+  seconds: number,
+  unit: SensitivityInfo['unit'],
+): SensitivityInfo {
+  return {
+    unit,
+    against: scorer.against,
+    calib_samples: scorer.samples,
+    ratios: [0, ...DEFAULT_RATIOS],
+    dense: { calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy },
+    cap: DEFAULT_CAP,
+    predicted_increase: predictedIncrease,
+    seconds,
+    layers: curves.map((c, i) => ({ ...c, allocated: allocated[i] })),
   };
 }
 
@@ -181,21 +197,11 @@ export async function unstructuredSensitivityPlan(
     },
     info(target) {
       const a = allocate(target);
-      return {
-        unit: 'weights',
-        against: scorer.against,
-        calib_samples: scorer.samples,
-        ratios: [0, ...DEFAULT_RATIOS],
-        dense: { calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy },
-        cap: DEFAULT_CAP,
-        predicted_increase: a.predictedIncrease,
-        seconds,
-        layers: curves.map((c, i) => ({ ...c, allocated: a.ratios[i] })),
-      };
+      return sensitivityRecord(scorer, curves, a.ratios, a.predictedIncrease, seconds, 'weights');
     },
     notes: [
       `sensitivity: ${curves.length} layers x ${DEFAULT_RATIOS.length} ratios measured once on the dense model on ${scorer.samples} calibration samples ` +
-        `(${scorer.against === 'labels' ? 'NLL and accuracy vs labels' : 'KL and agreement vs the dense model: no labels'}) in ${seconds.toFixed(1)} s`,
+        `(${againstText(scorer)}) in ${seconds.toFixed(1)} s`,
     ],
   };
 }
