@@ -233,10 +233,10 @@ var require_tunnel = __commonJS({
       self.on("free", function onFree(socket, host, port, localAddress) {
         var options2 = toOptions(host, port, localAddress);
         for (var i2 = 0, len = self.requests.length; i2 < len; ++i2) {
-          var pending = self.requests[i2];
-          if (pending.host === options2.host && pending.port === options2.port) {
+          var pending2 = self.requests[i2];
+          if (pending2.host === options2.host && pending2.port === options2.port) {
             self.requests.splice(i2, 1);
-            pending.request.onSocket(socket);
+            pending2.request.onSocket(socket);
             return;
           }
         }
@@ -350,10 +350,10 @@ var require_tunnel = __commonJS({
         return;
       }
       this.sockets.splice(pos, 1);
-      var pending = this.requests.shift();
-      if (pending) {
-        this.createSocket(pending, function(socket2) {
-          pending.request.onSocket(socket2);
+      var pending2 = this.requests.shift();
+      if (pending2) {
+        this.createSocket(pending2, function(socket2) {
+          pending2.request.onSocket(socket2);
         });
       }
     };
@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path17 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path18 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path17 && path17[0] !== "/") {
-          path17 = `/${path17}`;
+        if (path18 && path18[0] !== "/") {
+          path18 = `/${path18}`;
         }
-        return new URL(`${origin}${path17}`);
+        return new URL(`${origin}${path18}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path17, origin }
+          request: { method, path: path18, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path17);
+        debuglog("sending request to %s %s/%s", method, origin, path18);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path17, origin },
+          request: { method, path: path18, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path17,
+          path18,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path17, origin }
+          request: { method, path: path18, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path17);
+        debuglog("trailers received from %s %s/%s", method, origin, path18);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path17, origin },
+          request: { method, path: path18, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path17,
+          path18,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path17, origin }
+            request: { method, path: path18, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path17);
+          debuglog("sending request to %s %s/%s", method, origin, path18);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path17,
+        path: path18,
         method,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path17 !== "string") {
+        if (typeof path18 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path17[0] !== "/" && !(path17.startsWith("http://") || path17.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path18[0] !== "/" && !(path18.startsWith("http://") || path18.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path17)) {
+        } else if (invalidPathRegex.test(path18)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path17, query) : path17;
+        this.path = query ? buildURL(path18, query) : path18;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method, path: path17, host, upgrade, blocking, reset } = request2;
+      const { method, path: path18, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path17} HTTP/1.1\r
+      let header = `${method} ${path18} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method, path: path17, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method, path: path18, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path17;
+      headers[HTTP2_HEADER_PATH] = path18;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path17 = search ? `${pathname}${search}` : pathname;
+        const path18 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path17;
+        this.opts.path = path18;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8425,8 +8425,8 @@ var require_pool_base = __commonJS({
       }
       get [kPending]() {
         let ret = this[kQueued];
-        for (const { [kPending]: pending } of this[kClients]) {
-          ret += pending;
+        for (const { [kPending]: pending2 } of this[kClients]) {
+          ret += pending2;
         }
         return ret;
       }
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path17 = "/",
+          path: path18 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path17;
+        opts.path = origin + path18;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path17) {
-      if (typeof path17 !== "string") {
-        return path17;
+    function safeUrl(path18) {
+      if (typeof path18 !== "string") {
+        return path18;
       }
-      const pathSegments = path17.split("?");
+      const pathSegments = path18.split("?");
       if (pathSegments.length !== 2) {
-        return path17;
+        return path18;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path17, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path17);
+    function matchKey(mockDispatch2, { path: path18, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path18);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path17 }) => matchValue(safeUrl(path17), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path18 }) => matchValue(safeUrl(path18), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path17, method, body, headers, query } = opts;
+      const { path: path18, method, body, headers, query } = opts;
       return {
-        path: path17,
+        path: path18,
         method,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path17, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path18, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path17,
+            Path: path18,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -11547,18 +11547,18 @@ var require_mock_agent = __commonJS({
       }
       pendingInterceptors() {
         const mockAgentClients = this[kClients];
-        return Array.from(mockAgentClients.entries()).flatMap(([origin, scope]) => scope[kDispatches].map((dispatch) => ({ ...dispatch, origin }))).filter(({ pending }) => pending);
+        return Array.from(mockAgentClients.entries()).flatMap(([origin, scope]) => scope[kDispatches].map((dispatch) => ({ ...dispatch, origin }))).filter(({ pending: pending2 }) => pending2);
       }
       assertNoPendingInterceptors({ pendingInterceptorsFormatter = new PendingInterceptorsFormatter() } = {}) {
-        const pending = this.pendingInterceptors();
-        if (pending.length === 0) {
+        const pending2 = this.pendingInterceptors();
+        if (pending2.length === 0) {
           return;
         }
-        const pluralizer = new Pluralizer("interceptor", "interceptors").pluralize(pending.length);
+        const pluralizer = new Pluralizer("interceptor", "interceptors").pluralize(pending2.length);
         throw new UndiciError(`
 ${pluralizer.count} ${pluralizer.noun} ${pluralizer.is} pending:
 
-${pendingInterceptorsFormatter.format(pending)}
+${pendingInterceptorsFormatter.format(pending2)}
 `.trim());
       }
     };
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path17) {
-      for (let i2 = 0; i2 < path17.length; ++i2) {
-        const code = path17.charCodeAt(i2);
+    function validateCookiePath(path18) {
+      for (let i2 = 0; i2 < path18.length; ++i2) {
+        const code = path18.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path17 = opts.path;
+          let path18 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path17 = `/${path17}`;
+            path18 = `/${path18}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path17);
+          url = new URL(util.parseOrigin(url).origin + path18);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path17 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path17} does not exist${EOL5}`);
+            const path18 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path18} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -25535,9 +25535,9 @@ var init_schedule = __esm({
 });
 
 // src/config/schema.ts
-function schemaAt(path17) {
+function schemaAt(path18) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path17) {
+  for (const segment of path18) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -27186,12 +27186,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path17, model, opts) {
+function loadDataset(path18, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path17} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path18} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path17);
+  const arrays = readArrays(path18);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -27200,7 +27200,7 @@ function loadDataset(path17, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path17}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path18}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -27209,37 +27209,37 @@ function loadDataset(path17, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path17}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path18}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path17, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path17, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path18, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path18, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path17}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path18}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path17}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path18}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path17, y, count2);
+  if (y) labels = toLabels(path18, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path17}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path18}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path17, count: count2, inputs, labels };
+  return { path: path18, count: count2, inputs, labels };
 }
-function checkInput(path17, spec, name, arr, modelName) {
-  const subject = `${path17}: array '${name}'`;
+function checkInput(path18, spec, name, arr, modelName) {
+  const subject = `${path18}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -27261,7 +27261,7 @@ function checkInput(path17, spec, name, arr, modelName) {
     }
   }
 }
-function checkFinite(path17, name, arr) {
+function checkFinite(path18, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -27272,7 +27272,7 @@ function checkFinite(path17, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path17}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path18}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -27291,8 +27291,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path17, y, count2) {
-  const subject = `${path17}: label array '${LABELS}'`;
+function toLabels(path18, y, count2) {
+  const subject = `${path18}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -33297,8 +33297,8 @@ var init_boot = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path17, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path17]);
+function messageDesc(file, path18, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path18]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -35655,8 +35655,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path17, { windows } = {}) => {
-      const segs = path17.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path18, { windows } = {}) => {
+      const segs = path18.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -39514,25 +39514,61 @@ var init_measureStep = __esm({
   }
 });
 
+// src/io/cleanup.ts
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+var pending;
+var init_cleanup = __esm({
+  "src/io/cleanup.ts"() {
+    "use strict";
+    pending = /* @__PURE__ */ new Set();
+  }
+});
+
 // src/recover/session.ts
+import * as fs8 from "node:fs";
+import * as os5 from "node:os";
+import * as path4 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
-  let bytes2 = serializeModel(model);
+  const options = {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: opts.lean ? "basic" : "all",
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1
+  };
+  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
   try {
-    return await ort.InferenceSession.create(bytes2, {
-      executionProviders: ["cpu"],
-      graphOptimizationLevel: opts.lean ? "basic" : "all",
-      ...opts.lean ? { enableCpuMemArena: false } : {},
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1
-    });
+    return await ort.InferenceSession.create(serializeModel(model), options);
   } catch (e) {
-    throw new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
-  } finally {
-    const big = bytes2.byteLength > BIG_MODEL_BYTES;
-    bytes2 = void 0;
-    if (big) collectGarbage();
+    throw cannotLoad(e);
   }
+}
+function cannotLoad(e) {
+  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+}
+async function sessionThroughFile(model, options) {
+  const { ort } = onnxruntime();
+  const dir = fs8.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs8.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path4.join(dir, "model.onnx");
+    saveModel(model, file);
+    return await ort.InferenceSession.create(file, options);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw cannotLoad(e);
+  } finally {
+    fs8.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
+function weightBytes(model) {
+  let total2 = 0;
+  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
+  return total2;
 }
 function withExtraOutputs(model, tensors) {
   const copy = cloneModel(model);
@@ -39645,10 +39681,10 @@ var init_session = __esm({
     "use strict";
     init_esm2();
     init_dataset();
-    init_errors();
-    init_release();
     init_ort();
     init_model();
+    init_cleanup();
+    init_errors();
     init_onnx_pb();
     init_tensor();
     BIG_MODEL_BYTES = 64 * 2 ** 20;
@@ -40074,7 +40110,7 @@ function largestActivationBytes(model) {
 function boundedBatch(model, want, budget = ACTIVATION_BUDGET_BYTES) {
   const per = largestActivationBytes(model);
   if (!per) return want;
-  return Math.max(1, Math.min(want, Math.floor(budget / (3 * per))));
+  return Math.max(1, Math.min(want, Math.floor(budget / (ACTIVATION_HIGH_WATER * per))));
 }
 function nodeMacsOf(model) {
   const index = new GraphIndex(model.graph);
@@ -40137,7 +40173,7 @@ function distillUnfit(model, opts) {
   }
   return null;
 }
-var ACTIVATION_BUDGET_BYTES, largestCache, PRIOR_FLOPS_PER_SECOND, DISTILL_MAX_BYTES;
+var ACTIVATION_BUDGET_BYTES, ACTIVATION_HIGH_WATER, largestCache, PRIOR_FLOPS_PER_SECOND, DISTILL_MAX_BYTES;
 var init_bounds = __esm({
   "src/recover/bounds.ts"() {
     "use strict";
@@ -40146,6 +40182,7 @@ var init_bounds = __esm({
     init_shapes();
     init_tensor();
     ACTIVATION_BUDGET_BYTES = 384 * 2 ** 20;
+    ACTIVATION_HIGH_WATER = 8;
     largestCache = /* @__PURE__ */ new WeakMap();
     PRIOR_FLOPS_PER_SECOND = 2e8;
     DISTILL_MAX_BYTES = 1024 * 2 ** 20;
@@ -40239,7 +40276,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     return { model, nodes: [], note: `one pass over the calibration set takes about ${bounds.passSeconds.toFixed(0)} s, more than the ${Math.max(0, left).toFixed(0)} s left of recovery-time-budget` };
   }
   const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
-  const per = fetched + 3 * (largestActivationBytes(model) ?? 0);
+  const per = fetched + ACTIVATION_HIGH_WATER * (largestActivationBytes(model) ?? 0);
   const batch = per > 0 ? Math.max(1, Math.min(128, Math.floor(ACTIVATION_BUDGET_BYTES / per))) : 128;
   const stats = await gatherStats(model, targets, calib, threads, batch);
   targets.forEach((t, k) => {
@@ -41379,7 +41416,7 @@ var init_stage = __esm({
 
 // src/recover/external.ts
 import { spawn } from "node:child_process";
-import * as fs8 from "node:fs";
+import * as fs9 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -41445,9 +41482,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs8.rmSync(paths.modelOut, { force: true });
+  fs9.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths));
-  if (!fs8.existsSync(paths.modelOut)) {
+  if (!fs9.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -42374,8 +42411,8 @@ var init_temperature = __esm({
 });
 
 // src/recover/runRecovery.ts
-import * as fs9 from "node:fs";
-import * as path4 from "node:path";
+import * as fs10 from "node:fs";
+import * as path5 from "node:path";
 function checkRecoveryInputs(config, calib) {
   const why = NEEDS_CALIB[config.recovery];
   if (why && !calib) {
@@ -42396,7 +42433,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path4.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path5.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -42413,7 +42450,7 @@ async function runRecovery(req) {
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs9.mkdirSync(req.stepsDir, { recursive: true });
+  fs10.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -42428,7 +42465,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config, progress } = req;
   if (config.recovery === "none" || config.recovery === "auto" && !calib) return [];
-  fs9.mkdirSync(req.stepsDir, { recursive: true });
+  fs10.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.note(`recovery: running ${config.recoveryCommand}`);
@@ -42597,8 +42634,8 @@ var init_runRecovery = __esm({
 });
 
 // src/recover/rounds.ts
-import * as fs10 from "node:fs";
-import * as path5 from "node:path";
+import * as fs11 from "node:fs";
+import * as path6 from "node:path";
 function resolveRounds(config, calib) {
   if (config.recoveryRounds !== 0) return config.recoveryRounds;
   const fits = config.method === "unstructured" && config.recovery === "auto" && config.schedule === "oneshot" && config.criterion !== "sparsegpt" && config.maxLayerSparsity >= 1 && calib?.labels && config.sparsity >= ROUNDS_FROM_SPARSITY;
@@ -42645,9 +42682,9 @@ async function runRounds(req) {
     const target = targets[r - 1];
     progress.note(`recovery round ${r}/${req.rounds}: ${config.method} to ${pct4(target)}`);
     const pruned = pruneRound(current, req.weights, target, config, req.plan);
-    const dir = path5.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
+    const dir = path6.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
     const artifact = stepFile(dir, 1, "prune");
-    fs10.mkdirSync(dir, { recursive: true });
+    fs11.mkdirSync(dir, { recursive: true });
     saveModel(pruned, artifact);
     const before = await calibScore(pruned, calib, config.latency.threads);
     const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files });
@@ -42672,7 +42709,7 @@ async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
   const model = pruneRound(r.model, weights, config.sparsity, config, plan);
   ctx.stamp(model, plan ? "sensitivity" : config.scope);
   const pruneArtifact = stepFile(dir, 1, "prune");
-  fs10.mkdirSync(dir, { recursive: true });
+  fs11.mkdirSync(dir, { recursive: true });
   saveModel(model, pruneArtifact);
   const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
   const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
@@ -42702,8 +42739,8 @@ async function pruneWithRounds(dense, config, rounds, ctx, compare3 = false) {
     return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === "sensitivity" ? await sensitivity() : void 0);
   }
   const half = { ...config, recoveryTimeBudget: config.recoveryTimeBudget / 2 };
-  const global2 = await runChain(dense, weights, half, rounds, path5.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path5.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global2 = await runChain(dense, weights, half, rounds, path6.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path6.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global2.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
@@ -43078,8 +43115,8 @@ var init_renderSchedule = __esm({
 });
 
 // src/ledger/render.ts
-function baseName(path17) {
-  return path17.split(/[\\/]/).pop() || path17;
+function baseName(path18) {
+  return path18.split(/[\\/]/).pop() || path18;
 }
 function cell3(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
@@ -43352,8 +43389,8 @@ var init_render = __esm({
 });
 
 // src/pipeline/ledgerFile.ts
-import * as os5 from "node:os";
-import * as path6 from "node:path";
+import * as os6 from "node:os";
+import * as path7 from "node:path";
 function classChanges(dense, final2, labels, classes) {
   const support = classSupport(labels, classes);
   const changes = [];
@@ -43374,14 +43411,14 @@ function writeLedger(req, provider, model) {
       onnxruntime: onnxruntimeVersion(),
       provider: provider.provider,
       ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os5.availableParallelism(),
+      threads: req.config.latency.threads || os6.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [model]
   };
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path6.join(req.out, "ledger.json");
-  const markdownPath = path6.join(req.out, "ledger.md");
+  const ledgerPath = path7.join(req.out, "ledger.json");
+  const markdownPath = path7.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
@@ -43483,18 +43520,18 @@ var init_funnel = __esm({
 });
 
 // src/measure/memory.ts
-import * as fs11 from "node:fs";
+import * as fs12 from "node:fs";
 function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs11.readFileSync("/proc/self/status", "utf8"));
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs12.readFileSync("/proc/self/status", "utf8"));
   return m ? Number(m[1]) * 1024 : void 0;
 }
 function peakMeter() {
   try {
-    fs11.writeFileSync("/proc/self/clear_refs", "5");
+    fs12.writeFileSync("/proc/self/clear_refs", "5");
     if (readHwm() !== void 0) {
       return {
         method: "linux-vmhwm",
-        reset: () => fs11.writeFileSync("/proc/self/clear_refs", "5"),
+        reset: () => fs12.writeFileSync("/proc/self/clear_refs", "5"),
         peak: () => readHwm()
       };
     }
@@ -43511,7 +43548,7 @@ var init_memory = __esm({
 
 // src/measure/runtimeCost.ts
 import { spawn as spawn2 } from "node:child_process";
-import * as fs12 from "node:fs";
+import * as fs13 from "node:fs";
 function throughput(byBatch) {
   if (byBatch.length === 0) return void 0;
   const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
@@ -43519,7 +43556,7 @@ function throughput(byBatch) {
 }
 function readCounter(file) {
   try {
-    const v = Number(fs12.readFileSync(file, "utf8").trim());
+    const v = Number(fs13.readFileSync(file, "utf8").trim());
     return Number.isFinite(v) ? v : void 0;
   } catch {
     return void 0;
@@ -43646,8 +43683,8 @@ var init_timeSteps = __esm({
 });
 
 // src/pipeline/gradual.ts
-import * as fs13 from "node:fs";
-import * as path7 from "node:path";
+import * as fs14 from "node:fs";
+import * as path8 from "node:path";
 function checkSchedule(config) {
   if (parseNM(config.method)) {
     throw new UserError(`--schedule gradual: --method ${config.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot`);
@@ -43703,8 +43740,8 @@ async function runGradual(input, progress) {
   const plan = config.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config.sparsity)} (${targets.map(pct5).join(", ")})`);
-  const stepsRoot = path7.join(req.out, "steps");
-  fs13.mkdirSync(stepsRoot, { recursive: true });
+  const stepsRoot = path8.join(req.out, "steps");
+  fs14.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config, progress, provider };
   const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
@@ -43730,7 +43767,7 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
     }
-    progress.note(`pruning ${path7.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.note(`pruning ${path8.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
     const stepConfig = { ...config, method: structured ? "structured" : config.method, sparsity: stepSparsity };
     const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
     if (config.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
@@ -43744,11 +43781,11 @@ async function runGradual(input, progress) {
       "prune-guard.scope": config.scope,
       "prune-guard.target_sparsity": String(target),
       "prune-guard.schedule_step": `${t}/${targets.length}`,
-      "prune-guard.source": path7.basename(req.model),
+      "prune-guard.source": path8.basename(req.model),
       "prune-guard.recovery": config.recovery
     });
-    const dir = path7.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
-    fs13.mkdirSync(dir, { recursive: true });
+    const dir = path8.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    fs14.mkdirSync(dir, { recursive: true });
     const pruneArtifact = stepFile(dir, 1, "prune");
     saveModel(pruned.model, pruneArtifact);
     const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
@@ -43812,7 +43849,7 @@ async function runGradual(input, progress) {
   const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
   const chosen2 = rows2.find((r) => r.index === choice.index);
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs13.readFileSync(chosen2.final.step.artifact));
+  writeFileAtomic(outPath, fs14.readFileSync(chosen2.final.step.artifact));
   const steps = measured.map((m) => m.step);
   if (chosen2 !== rows2[rows2.length - 1]) {
     steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
@@ -43922,8 +43959,8 @@ var init_gradual = __esm({
 });
 
 // src/pipeline/run.ts
-import * as fs14 from "node:fs";
-import * as path8 from "node:path";
+import * as fs15 from "node:fs";
+import * as path9 from "node:path";
 function checkRequest(config) {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
     throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION7} yet; use --recovery none`);
@@ -43931,7 +43968,7 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path8.join(out, `${path8.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path9.join(out, `${path9.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config } = req;
@@ -43948,7 +43985,7 @@ async function runPipeline(req, progress) {
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
   const outPath = prunedPath(req.out, req.model);
-  if (path8.resolve(outPath) === path8.resolve(req.model)) {
+  if (path9.resolve(outPath) === path9.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkRecoveryInputs(config, calib);
@@ -43959,31 +43996,31 @@ async function runPipeline(req, progress) {
   if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path8.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path9.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const stamp = (model, scope2 = config.scope) => {
     setMetadata(model, {
       "prune-guard.version": VERSION7,
       "prune-guard.method": config.method,
       "prune-guard.scope": scope2,
       "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path8.basename(req.model)
+      "prune-guard.source": path9.basename(req.model)
     });
     setMetadata(model, { "prune-guard.recovery": config.recovery });
   };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path8.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : void 0;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path9.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : void 0;
   const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : void 0;
   const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model, pruned.scope ?? config.scope);
-  fs14.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path8.join(req.out, "steps");
+  fs15.mkdirSync(req.out, { recursive: true });
+  const stepsDir = path9.join(req.out, "steps");
   const staged = hasRecoverySteps(config, calib);
   const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
-  if (staged) fs14.mkdirSync(stepsDir, { recursive: true });
+  if (staged) fs15.mkdirSync(stepsDir, { recursive: true });
   if (!withRounds) saveModel(pruned.model, pruneArtifact);
   const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs14.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  if (staged) writeFileAtomic(outPath, fs15.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   releaseField(dense, "proto", "the dense model");
@@ -44058,7 +44095,7 @@ var init_run = __esm({
 });
 
 // src/pipeline/compare.ts
-import * as path9 from "node:path";
+import * as path10 from "node:path";
 function compareBudgets(budgets) {
   const all = [...budgets];
   if (!all.some((b) => b.name === "latency-regression")) {
@@ -44082,8 +44119,8 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path9.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path9.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const base = await measureStep("base", `base model ${path10.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path10.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
   progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
@@ -44143,8 +44180,8 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs15 from "node:fs";
-import * as path10 from "node:path";
+import * as fs16 from "node:fs";
+import * as path11 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -44177,8 +44214,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs15.mkdirSync(path10.dirname(dest), { recursive: true });
-  fs15.writeFileSync(dest, content);
+  fs16.mkdirSync(path11.dirname(dest), { recursive: true });
+  fs16.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -44191,15 +44228,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs16 from "node:fs";
-import * as path11 from "node:path";
+import * as fs17 from "node:fs";
+import * as path12 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs16.openSync(file, "r");
+    const fd2 = fs17.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs16.readSync(fd2, buf, 0, 40, 0);
-    fs16.closeSync(fd2);
+    fs17.readSync(fd2, buf, 0, 40, 0);
+    fs17.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -44209,8 +44246,8 @@ function refuseLfsPointer(file, shown) {
   }
 }
 function workspacePath(workspace, file) {
-  const rel = path11.relative(workspace, file);
-  return rel.startsWith("..") || path11.isAbsolute(rel) ? file : rel.split(path11.sep).join("/");
+  const rel = path12.relative(workspace, file);
+  return rel.startsWith("..") || path12.isAbsolute(rel) ? file : rel.split(path12.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -44221,20 +44258,20 @@ async function checkModels(jobs, settings, opts) {
     const own = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own };
     opts.progress.note(`model ${job.path}`);
-    refuseLfsPointer(path11.join(opts.workspace, job.path), job.path);
-    const head = await runPipeline({ ...request2, model: path11.join(opts.workspace, job.path), out: path11.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    refuseLfsPointer(path12.join(opts.workspace, job.path), job.path);
+    const head = await runPipeline({ ...request2, model: path12.join(opts.workspace, job.path), out: path12.join(opts.out, "models", slug(job.path)) }, opts.progress);
     const ledger = head.ledger;
     const model = ledger.models[0];
     model.model = job.path;
-    model.pruned = path11.relative(opts.workspace, model.pruned).split(path11.sep).join("/");
+    model.pruned = path12.relative(opts.workspace, model.pruned).split(path12.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path11.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path11.join(dir, path11.basename(basePath));
+      const dir = path12.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path12.join(dir, path12.basename(basePath));
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
         opts.progress.note(`base ${basePath} at ${opts.base.ref.slice(0, 12)}`);
-        const base = await runPipeline({ ...request2, model: baseFile, out: path11.join(dir, "out") }, opts.progress);
+        const base = await runPipeline({ ...request2, model: baseFile, out: path12.join(dir, "out") }, opts.progress);
         model.vs_base = await compareWithBase({
           ref: opts.base.ref,
           baseModel: basePath,
@@ -44251,8 +44288,8 @@ async function checkModels(jobs, settings, opts) {
       }
     }
     ledger.verdict = model.verdict;
-    fs16.rmSync(head.ledgerPath, { force: true });
-    fs16.rmSync(head.markdownPath, { force: true });
+    fs17.rmSync(head.ledgerPath, { force: true });
+    fs17.rmSync(head.markdownPath, { force: true });
     ledgers.push(ledger);
   }
   return ledgers;
@@ -44271,14 +44308,14 @@ function mergeLedgers(ledgers) {
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs16.readdirSync(d, { withFileTypes: true })) {
-      const full = path11.join(d, e.name);
+    for (const e of fs17.readdirSync(d, { withFileTypes: true })) {
+      const full = path12.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs16.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs17.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
@@ -44454,7 +44491,7 @@ ${f.body}
 
 </details>`;
 }
-function join9(sections) {
+function join10(sections) {
   return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
 }
 function hardCut(text, max2) {
@@ -44470,7 +44507,7 @@ function hardCut(text, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text = join9(parts);
+  let text = join10(parts);
   while (text.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -44478,7 +44515,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text, limit);
     parts[largest] = omitted(parts[largest]);
-    text = join9(parts);
+    text = join10(parts);
   }
   return text;
 }
@@ -44571,17 +44608,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path17) {
-      const ctrl = callVisitor(key, node, visitor, path17);
+    function visit_(key, node, visitor, path18) {
+      const ctrl = callVisitor(key, node, visitor, path18);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path17, ctrl);
-        return visit_(key, ctrl, visitor, path17);
+        replaceNode(key, path18, ctrl);
+        return visit_(key, ctrl, visitor, path18);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path17 = Object.freeze(path17.concat(node));
+          path18 = Object.freeze(path18.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path17);
+            const ci = visit_(i2, node.items[i2], visitor, path18);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -44592,13 +44629,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path17 = Object.freeze(path17.concat(node));
-          const ck = visit_("key", node.key, visitor, path17);
+          path18 = Object.freeze(path18.concat(node));
+          const ck = visit_("key", node.key, visitor, path18);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path17);
+          const cv = visit_("value", node.value, visitor, path18);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -44619,17 +44656,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path17) {
-      const ctrl = await callVisitor(key, node, visitor, path17);
+    async function visitAsync_(key, node, visitor, path18) {
+      const ctrl = await callVisitor(key, node, visitor, path18);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path17, ctrl);
-        return visitAsync_(key, ctrl, visitor, path17);
+        replaceNode(key, path18, ctrl);
+        return visitAsync_(key, ctrl, visitor, path18);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path17 = Object.freeze(path17.concat(node));
+          path18 = Object.freeze(path18.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path17);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path18);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -44640,13 +44677,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path17 = Object.freeze(path17.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path17);
+          path18 = Object.freeze(path18.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path18);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path17);
+          const cv = await visitAsync_("value", node.value, visitor, path18);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -44673,23 +44710,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path17) {
+    function callVisitor(key, node, visitor, path18) {
       if (typeof visitor === "function")
-        return visitor(key, node, path17);
+        return visitor(key, node, path18);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path17);
+        return visitor.Map?.(key, node, path18);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path17);
+        return visitor.Seq?.(key, node, path18);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path17);
+        return visitor.Pair?.(key, node, path18);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path17);
+        return visitor.Scalar?.(key, node, path18);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path17);
+        return visitor.Alias?.(key, node, path18);
       return void 0;
     }
-    function replaceNode(key, path17, node) {
-      const parent = path17[path17.length - 1];
+    function replaceNode(key, path18, node) {
+      const parent = path18[path18.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -45301,10 +45338,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path17, value) {
+    function collectionFromPath(schema, path18, value) {
       let v = value;
-      for (let i2 = path17.length - 1; i2 >= 0; --i2) {
-        const k = path17[i2];
+      for (let i2 = path18.length - 1; i2 >= 0; --i2) {
+        const k = path18[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -45323,7 +45360,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path17) => path17 == null || typeof path17 === "object" && !!path17[Symbol.iterator]().next().done;
+    var isEmptyPath = (path18) => path18 == null || typeof path18 === "object" && !!path18[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -45353,11 +45390,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path17, value) {
-        if (isEmptyPath(path17))
+      addIn(path18, value) {
+        if (isEmptyPath(path18))
           this.add(value);
         else {
-          const [key, ...rest] = path17;
+          const [key, ...rest] = path18;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -45371,8 +45408,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path17) {
-        const [key, ...rest] = path17;
+      deleteIn(path18) {
+        const [key, ...rest] = path18;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -45386,8 +45423,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path17, keepScalar) {
-        const [key, ...rest] = path17;
+      getIn(path18, keepScalar) {
+        const [key, ...rest] = path18;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -45405,8 +45442,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path17) {
-        const [key, ...rest] = path17;
+      hasIn(path18) {
+        const [key, ...rest] = path18;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -45416,8 +45453,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path17, value) {
-        const [key, ...rest] = path17;
+      setIn(path18, value) {
+        const [key, ...rest] = path18;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -47932,9 +47969,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path17, value) {
+      addIn(path18, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path17, value);
+          this.contents.addIn(path18, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -48009,14 +48046,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path17) {
-        if (Collection2.isEmptyPath(path17)) {
+      deleteIn(path18) {
+        if (Collection2.isEmptyPath(path18)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path17) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path18) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -48031,10 +48068,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path17, keepScalar) {
-        if (Collection2.isEmptyPath(path17))
+      getIn(path18, keepScalar) {
+        if (Collection2.isEmptyPath(path18))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path17, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path18, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -48045,10 +48082,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path17) {
-        if (Collection2.isEmptyPath(path17))
+      hasIn(path18) {
+        if (Collection2.isEmptyPath(path18))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path17) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path18) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -48065,13 +48102,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path17, value) {
-        if (Collection2.isEmptyPath(path17)) {
+      setIn(path18, value) {
+        if (Collection2.isEmptyPath(path18)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path17), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path18), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path17, value);
+          this.contents.setIn(path18, value);
         }
       }
       /**
@@ -50032,9 +50069,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path17) => {
+    visit.itemAtPath = (cst, path18) => {
       let item = cst;
-      for (const [field, index] of path17) {
+      for (const [field, index] of path18) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -50043,23 +50080,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path17) => {
-      const parent = visit.itemAtPath(cst, path17.slice(0, -1));
-      const field = path17[path17.length - 1][0];
+    visit.parentCollection = (cst, path18) => {
+      const parent = visit.itemAtPath(cst, path18.slice(0, -1));
+      const field = path18[path18.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path17, item, visitor) {
-      let ctrl = visitor(item, path17);
+    function _visit(path18, item, visitor) {
+      let ctrl = visitor(item, path18);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path17.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path18.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -50070,10 +50107,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path17);
+            ctrl = ctrl(item, path18);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path17) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path18) : ctrl;
     }
     exports.visit = visit;
   }
@@ -51375,14 +51412,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs22 = this.flowScalar(this.type);
+              const fs23 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs22, sep: [] });
+                map.items.push({ start, key: fs23, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs22);
+                this.stack.push(fs23);
               } else {
-                Object.assign(it, { key: fs22, sep: [] });
+                Object.assign(it, { key: fs23, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -51510,13 +51547,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs22 = this.flowScalar(this.type);
+              const fs23 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs22, sep: [] });
+                fc.items.push({ start: [], key: fs23, sep: [] });
               else if (it.sep)
-                this.stack.push(fs22);
+                this.stack.push(fs23);
               else
-                Object.assign(it, { key: fs22, sep: [] });
+                Object.assign(it, { key: fs23, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -51825,10 +51862,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path17) {
+function lineOf(doc, lines2, path18) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path17) {
+  for (const segment of path18) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -51854,25 +51891,25 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs17 from "node:fs";
-import * as path12 from "node:path";
+import * as fs18 from "node:fs";
+import * as path13 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs17.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs18.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs17.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs18.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs17.existsSync(path12.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path12.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs18.existsSync(path13.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path13.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs17.existsSync(path12.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path12.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs18.existsSync(path13.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path13.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -51998,23 +52035,23 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs18 from "node:fs";
-import * as path13 from "node:path";
+import * as fs19 from "node:fs";
+import * as path14 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path13.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path14.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs18.readdirSync(dir, { withFileTypes: true })) {
-      const full = path13.join(dir, entry3.name);
+    for (const entry3 of fs19.readdirSync(dir, { withFileTypes: true })) {
+      const full = path14.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path13.relative(root, full).split(path13.sep).join("/");
+        const rel = path14.relative(root, full).split(path14.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -52131,13 +52168,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs19 from "node:fs";
-import * as path14 from "node:path";
+import * as fs20 from "node:fs";
+import * as path15 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs19.existsSync(file) ? parseHistory(fs19.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs20.existsSync(file) ? parseHistory(fs20.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs19.mkdirSync(path14.dirname(file), { recursive: true });
+      fs20.mkdirSync(path15.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -52198,7 +52235,7 @@ async function reportFailure(octokit, ctx, ledger, label2, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path14.resolve(opts.workspace, inputs.historyFile);
+  const local = path15.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -55484,8 +55521,8 @@ var require_utils3 = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path17) {
-      let input = path17;
+    function removeDotSegments(path18) {
+      let input = path18;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -55559,11 +55596,11 @@ var require_utils3 = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path17) {
-      if (path17 === "" || path17[0] === "/") {
-        return removeDotSegments(path17);
+    function removeDotSegmentsRelative(path18) {
+      if (path18 === "" || path18[0] === "/") {
+        return removeDotSegments(path18);
       }
-      const segments = path17.split("/");
+      const segments = path18.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -55926,8 +55963,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path17 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path17 && path17 !== "/" ? path17 : void 0;
+        const path18 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path18 && path18 !== "/" ? path18 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -59740,8 +59777,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path17) {
-  return path17.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path18) {
+  return path18.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -59749,32 +59786,32 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path17 = [];
+  const path18 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path17.push(Number(key));
+      path18.push(Number(key));
       value = value[Number(key)];
     } else {
-      path17.push(key);
+      path18.push(key);
       value = value?.[key];
     }
   }
-  return { path: path17, value };
+  return { path: path18, value };
 }
 function fromAjv(error2, raw) {
-  const { path: path17, value } = toKeyPath(error2.instancePath, raw);
+  const { path: path18, value } = toKeyPath(error2.instancePath, raw);
   if (error2.keyword === "additionalProperties") {
     const key = String(error2.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path17)?.properties ?? {});
-    const full = [...path17, key];
+    const valid = Object.keys(schemaAt(path18)?.properties ?? {});
+    const full = [...path18, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path17)?.description ?? "valid";
+  const expected = schemaAt(path18)?.description ?? "valid";
   const bound = BOUNDS.has(error2.keyword) ? `; ${error2.message}` : "";
-  if (path17.length === 0) return { path: path17, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path17, message: `'${formatKeyPath(path17)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path18.length === 0) return { path: path18, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path18, message: `'${formatKeyPath(path18)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -59790,8 +59827,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path17 = ["budgets", name];
-        problems.push({ path: path17, message: `'${formatKeyPath(path17)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path18 = ["budgets", name];
+        problems.push({ path: path18, message: `'${formatKeyPath(path18)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -59829,16 +59866,16 @@ var init_validate = __esm({
 
 // src/config/loadConfig.ts
 import { readFileSync as readFileSync12 } from "node:fs";
-function loadConfig(path17) {
+function loadConfig(path18) {
   let text;
   try {
-    text = readFileSync12(path17, "utf8");
+    text = readFileSync12(path18, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path17}: config file not found; check the path or create it`);
-    throw new UserError(`${path17}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path18}: config file not found; check the path or create it`);
+    throw new UserError(`${path18}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path17);
+  return parseConfig(text, path18);
 }
 function parseConfig(text, where) {
   const lines2 = new import_yaml3.LineCounter();
@@ -59915,11 +59952,11 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs20 from "node:fs";
-import * as path15 from "node:path";
+import * as fs21 from "node:fs";
+import * as path16 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs20.existsSync(path15.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path15.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
+  const configFile = inputs.config ?? (fs21.existsSync(path16.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path16.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
   const overrides = { latency: { ...base.latency } };
   if (inputs.targetSparsity !== void 0) overrides.sparsity = inputs.targetSparsity;
   if (inputs.method !== void 0) overrides.method = inputs.method;
@@ -59935,9 +59972,9 @@ function resolveSettings(inputs, workspace) {
     configFile,
     config,
     budgets: resolveBudgets(config.budgets, inputs.budgets),
-    data: path15.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path15.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path15.resolve(workspace, s.path) }))
+    data: path16.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path16.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path16.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -59953,8 +59990,8 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs21 from "node:fs";
-import * as path16 from "node:path";
+import * as fs22 from "node:fs";
+import * as path17 from "node:path";
 function progressFor(io) {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
   }, stop() {
@@ -59983,16 +60020,16 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path16.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path16.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path17.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path17.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path16.resolve(env.workspace, inputs.ledgers);
-    if (!fs21.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    const dir = path17.resolve(env.workspace, inputs.ledgers);
+    if (!fs22.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -60013,10 +60050,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path16.join(out, "ledger.json");
-  fs21.mkdirSync(out, { recursive: true });
+  const ledgerPath = path17.join(out, "ledger.json");
+  fs22.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path16.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path17.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
@@ -60090,7 +60127,7 @@ var entry_exports = {};
 __export(entry_exports, {
   entry: () => entry
 });
-import * as os6 from "node:os";
+import * as os7 from "node:os";
 function workflowFile(ref) {
   const m = ref ? /^[^/]+\/[^/]+\/(.+?)@/.exec(ref) : null;
   return m?.[1];
@@ -60109,7 +60146,7 @@ async function entry() {
     };
     await run(inputs, octokit, ctx, {
       workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
-      temp: process.env.RUNNER_TEMP || os6.tmpdir(),
+      temp: process.env.RUNNER_TEMP || os7.tmpdir(),
       workflowFile: workflowFile(process.env.GITHUB_WORKFLOW_REF)
     }, {
       info: (m) => info(m),

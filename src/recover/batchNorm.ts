@@ -3,7 +3,7 @@ import { GraphIndex, nodeLabel } from '../onnx/graph.js';
 import { cloneModel } from '../onnx/model.js';
 import type { ModelProto, NodeProto, TensorProto } from '../onnx/proto/onnx_pb.js';
 import { setTensorFloat32, tensorToFloat32 } from '../onnx/tensor.js';
-import { ACTIVATION_BUDGET_BYTES, activationBytesPerSample, boundedBatch, largestActivationBytes, nodeMacsOf, secondsLeft } from './bounds.js';
+import { ACTIVATION_BUDGET_BYTES, ACTIVATION_HIGH_WATER, activationBytesPerSample, boundedBatch, largestActivationBytes, nodeMacsOf, secondsLeft } from './bounds.js';
 import { sessionFromModel, streamActivations } from './session.js';
 import { graphUpTo, upstream } from './subgraph.js';
 
@@ -76,7 +76,7 @@ export async function reestimateBatchNorm(pruned: ModelProto, calib: Dataset, th
   }
   // every node's input fetched at once: the batch must hold them all besides the model's own activations
   const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
-  const per = fetched + 3 * (largestActivationBytes(model) ?? 0);
+  const per = fetched + ACTIVATION_HIGH_WATER * (largestActivationBytes(model) ?? 0);
   const batch = per > 0 ? Math.max(1, Math.min(128, Math.floor(ACTIVATION_BUDGET_BYTES / per))) : 128;
   const stats = await gatherStats(model, targets, calib, threads, batch);
   targets.forEach((t, k) => {

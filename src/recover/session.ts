@@ -1,39 +1,72 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import type { Dataset } from '../data/dataset.js';
 import { sliceBatch } from '../data/dataset.js';
-import { describe } from '../errors.js';
-import { collectGarbage } from '../pipeline/release.js';
-import { onnxruntime, type OrtSession } from '../measure/ort.js';
-import { cloneModel, serializeModel } from '../onnx/model.js';
+import { onnxruntime, type Ort, type OrtSession } from '../measure/ort.js';
+import { cloneModel, saveModel, serializeModel } from '../onnx/model.js';
+import { onInterrupt } from '../io/cleanup.js';
+import { describe, UserError } from '../errors.js';
 import { AttributeProto_AttributeType, ModelProtoSchema, TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto } from '../onnx/proto/onnx_pb.js';
 import { DataType } from '../onnx/tensor.js';
 
-/** An in-memory session over a model proto (recovery works on models that are not files yet). */
-export async function sessionFromModel(model: ModelProto, threads = 0, opts: { lean?: boolean } = {}): Promise<OrtSession> {
+/**
+ * A session over a model proto (recovery works on models that are not files yet). A big model goes to
+ * onnxruntime through a temp file written tensor by tensor (saveModel): serialising it whole would hold
+ * protobuf-es's chunks and their join beside the proto, and onnxruntime's load on top (ViT-B/16's
+ * calibration score peaked 1430 MB above the process before the session ran a batch).
+ */
+export async function sessionFromModel(model: ModelProto, threads = 0, opts: { lean?: boolean; fileAboveBytes?: number } = {}): Promise<OrtSession> {
   const { ort } = onnxruntime();
-  let bytes: Uint8Array | undefined = serializeModel(model);
+  // lean (activation capture, calibration scores): basic graph optimisation holds less than 'all'.
+  // The CPU arena stays on, with batches cut to fit it (boundedBatch): without it every activation is
+  // malloc'd on whichever libuv thread runs the session, and glibc's per-thread heaps kept freed
+  // buffers unpredictably (ViT-B/16, 3 batches of 55: 2.0-5.4 GB above the session instead of
+  // 1.4-1.7 GB) while page faults on fresh buffers made runs 1.5-2.5x slower (ResNet-50, ViT-B/16)
+  const options = {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: opts.lean ? 'basic' : 'all',
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+  } as const;
+  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
   try {
-    // lean (activation capture, calibration scores): basic graph optimisation and no CPU arena hold
-    // about half the memory of 'all' (ResNet-50: +130 instead of +268 MB)
-    return await ort.InferenceSession.create(bytes, {
-      executionProviders: ['cpu'],
-      graphOptimizationLevel: opts.lean ? 'basic' : 'all',
-      ...(opts.lean ? { enableCpuMemArena: false } : {}),
-      intraOpNumThreads: threads,
-      interOpNumThreads: 1,
-    });
+    return await ort.InferenceSession.create(serializeModel(model), options);
   } catch (e) {
-    throw new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split('\n')[0]})`);
+    throw cannotLoad(e);
+  }
+}
+
+function cannotLoad(e: unknown): Error {
+  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split('\n')[0]})`);
+}
+
+async function sessionThroughFile(model: ModelProto, options: Parameters<Ort['InferenceSession']['create']>[1]): Promise<OrtSession> {
+  const { ort } = onnxruntime();
+  const dir = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'prune-guard-session-'));
+  const done = onInterrupt(() => fs.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path.join(dir, 'model.onnx');
+    saveModel(model, file);
+    return await ort.InferenceSession.create(file, options);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw cannotLoad(e);
   } finally {
-    // the serialised copy (a whole model on VGG-16) is garbage once onnxruntime has it, but V8 would
-    // not collect it before the session's native allocations pile on top
-    const big = bytes.byteLength > BIG_MODEL_BYTES;
-    bytes = undefined;
-    if (big) collectGarbage();
+    // onnxruntime has read the file (or mapped it, which unlinking does not disturb)
+    fs.rmSync(dir, { recursive: true, force: true });
+    done();
   }
 }
 
 const BIG_MODEL_BYTES = 64 * 2 ** 20;
+
+function weightBytes(model: ModelProto): number {
+  let total = 0;
+  for (const t of model.graph?.initializer ?? []) total += t.rawData.byteLength + 4 * t.floatData.length;
+  return total;
+}
 
 /**
  * A copy of `model` that also outputs the named intermediate float tensors, so one run yields the

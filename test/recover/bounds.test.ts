@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import type { Dataset } from '../../src/data/dataset.js';
@@ -5,7 +8,7 @@ import { GraphIndex } from '../../src/onnx/graph.js';
 import { AttributeProto_AttributeType, AttributeProtoSchema, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema, TypeProtoSchema, ValueInfoProtoSchema, type ModelProto } from '../../src/onnx/proto/onnx_pb.js';
 import { makeFloatTensor, tensorToFloat32 } from '../../src/onnx/tensor.js';
 import { reestimateBatchNorm } from '../../src/recover/batchNorm.js';
-import { boundedBatch, columnBlocks, distillUnfit, largestActivationBytes, refitBytes } from '../../src/recover/bounds.js';
+import { ACTIVATION_HIGH_WATER, boundedBatch, columnBlocks, distillUnfit, largestActivationBytes, refitBytes } from '../../src/recover/bounds.js';
 import { linearLayer } from '../../src/recover/layers.js';
 import { layerPatches, PatchSampler } from '../../src/recover/patches.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from '../../src/recover/reconstruct.js';
@@ -73,12 +76,13 @@ function prunedCnn(): ModelProto {
 }
 
 describe('activation batch bound', () => {
-  it('cuts the batch so three of the largest activations fit, never below one', () => {
+  it('cuts the batch so the arena high-water of the largest activations fits, never below one', () => {
     const m = smallCnn();
     // largest per sample: c1 / n1 / r1 = 4 x 6 x 6 floats
     expect(largestActivationBytes(m)).toBe(4 * 36 * 4);
     expect(boundedBatch(m, 256)).toBe(256);
-    expect(boundedBatch(m, 256, 3 * 576 * 10)).toBe(10);
+    expect(boundedBatch(m, 256, ACTIVATION_HIGH_WATER * 576 * 10)).toBe(10);
+    expect(boundedBatch(m, 256, ACTIVATION_HIGH_WATER * 576 * 10 - 1)).toBe(9);
     expect(boundedBatch(m, 256, 1)).toBe(1);
   });
 });
@@ -98,6 +102,30 @@ describe('graphUpTo', () => {
     expect(Array.from(ra.data)).toEqual(Array.from(rb.data));
     await a.release();
     await b.release();
+  });
+});
+
+describe('sessions of big models', () => {
+  it('go to onnxruntime through a temp file that is removed once the session is made, with the same outputs', async () => {
+    const m = smallCnn();
+    const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'pg-session-test-'));
+    const before = process.env.RUNNER_TEMP;
+    process.env.RUNNER_TEMP = temp;
+    try {
+      const data = calibSet(5);
+      const inMemory = await sessionFromModel(m, 0, { lean: true });
+      const viaFile = await sessionFromModel(m, 0, { lean: true, fileAboveBytes: 0 });
+      expect(fs.readdirSync(temp)).toEqual([]);
+      const a = (await captureActivations(inMemory, data, ['y'])).get('y')!;
+      const b = (await captureActivations(viaFile, data, ['y'])).get('y')!;
+      expect(Array.from(b.data)).toEqual(Array.from(a.data));
+      await inMemory.release();
+      await viaFile.release();
+    } finally {
+      if (before === undefined) delete process.env.RUNNER_TEMP;
+      else process.env.RUNNER_TEMP = before;
+      fs.rmSync(temp, { recursive: true, force: true });
+    }
   });
 });
 
