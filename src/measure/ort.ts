@@ -37,12 +37,6 @@ export interface SessionOptions {
   threads: number;
   /** resolved by resolveProvider(); default cpu */
   provider?: 'cpu' | 'cuda';
-  /**
-   * for evaluation, where only outputs count: no CPU memory arena, so activation buffers go back as each
-   * run ends instead of the arena keeping its high-water mark (ResNet-50 at batch 32: 620 instead of 760
-   * MB peak). Latency sessions keep the arena, as a deployment would.
-   */
-  lean?: boolean;
 }
 
 /** A session (CPU unless a resolved provider says otherwise) with full graph optimisation, the way a deployment would run the model. */
@@ -55,7 +49,6 @@ export async function openSession(modelPath: string, opts: SessionOptions): Prom
       executionMode: 'sequential',
       intraOpNumThreads: opts.threads,
       interOpNumThreads: 1,
-      ...(opts.lean ? { enableCpuMemArena: false } : {}),
     });
   } catch (e) {
     throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
