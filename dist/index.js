@@ -39464,6 +39464,14 @@ function columnBlocks(cp, aligned, maxBlock) {
   for (let b0 = 0; b0 < cp; b0 += size) out.push(Math.min(cp, b0 + size) - b0);
   return out;
 }
+function captureSamplesThatFit(opts) {
+  const { count: count2, captureSeconds, solveSeconds, secondsLeft: left } = opts;
+  if (captureSeconds + solveSeconds <= left) return count2;
+  const fewest = Math.min(count2, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
+  const room = left - solveSeconds;
+  const most = captureSeconds > 0 ? Math.floor(count2 * room / captureSeconds) : count2;
+  return most >= fewest ? Math.min(count2, most) : null;
+}
 function secondsLeft(deadline) {
   return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
 }
@@ -41987,6 +41995,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
   let flopsPerSecond = PRIOR_FLOPS_PER_SECOND;
   const batch = Math.min(boundedBatch(dense, CAPTURE_BATCH), boundedBatch(pruned, CAPTURE_BATCH));
   const layers = [];
+  const subsampled = [];
   for (const { p, d, node, rows: rows2 } of plans) {
     const withBias = p.biasRefit && d.biasRefit;
     const cp = p.cols + (withBias ? 1 : 0);
@@ -42006,16 +42015,21 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const pUp = upstream(model, [p.input]);
     const captureMacs = macsOver(dUp?.nodes, dMacs) + macsOver(pUp?.nodes, pMacs);
     const flops = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
-    const estimate = captureMacs * secondsPerMac + flops / flopsPerSecond;
-    if (estimate > left) {
-      skipped.push({ weight: p.weight, reason: `estimated ${estimate.toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget` });
+    const captureSeconds = captureMacs * secondsPerMac;
+    const solveSeconds = flops / flopsPerSecond;
+    const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
+    const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
+    if (samples === null) {
+      skipped.push({ weight: p.weight, reason: `estimated ${(captureSeconds + solveSeconds).toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget, even on fewer samples` });
       continue;
     }
+    const input = samples < calib.count ? evenlySpaced(calib, samples) : calib;
+    if (samples < calib.count) subsampled.push({ weight: p.weight, samples });
     const t0 = performance.now();
-    const dc = await captureLayerInput(dense, d, calib, withBias, opts, batch);
-    const pc = await captureLayerInput(model, p, calib, withBias, opts, batch);
+    const dc = await captureLayerInput(dense, d, input, withBias, opts, batch);
+    const pc = await captureLayerInput(model, p, input, withBias, opts, batch);
     const captured = (performance.now() - t0) / 1e3;
-    if (captureMacs > 0) secondsPerMac = captured / captureMacs;
+    if (captureMacs > 0) secondsPerMac = captured * calib.count / (captureMacs * samples);
     if (dc.hash === pc.hash && dc.count === pc.count && keptExactly(pIndex, dIndex, p, d, rows2)) {
       layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
       continue;
@@ -42025,7 +42039,10 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const solved = (performance.now() - t1) / 1e3;
     if (solved > 1) flopsPerSecond = flops / solved;
   }
-  return { model, layers, skipped };
+  return { model, layers, skipped, subsampled };
+}
+function evenlySpaced(calib, n) {
+  return takeSamples(calib, Int32Array.from({ length: n }, (_, k) => Math.floor(k * calib.count / n)));
 }
 function macsOver(nodes, macs) {
   if (!nodes) return [...macs.values()].reduce((a, b) => a + b, 0);
@@ -42260,10 +42277,11 @@ function addBias(model, index, node, layer, bias) {
   while (node.input.length < 2) node.input.push("");
   node.input[2] = name;
 }
-var DEFAULT_RECONSTRUCT, CAPTURE_BATCH, mb, ValueHash, ERROR_PATCHES;
+var DEFAULT_RECONSTRUCT, SUBSET_SPREAD, CAPTURE_BATCH, mb, ValueHash, ERROR_PATCHES;
 var init_reconstruct = __esm({
   "src/recover/reconstruct.ts"() {
     "use strict";
+    init_dataset();
     init_graph();
     init_model();
     init_tensor();
@@ -42277,6 +42295,7 @@ var init_reconstruct = __esm({
     init_bounds();
     init_subgraph();
     DEFAULT_RECONSTRUCT = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0, maxRefitBytes: 1024 * 2 ** 20 };
+    SUBSET_SPREAD = 4;
     CAPTURE_BATCH = 128;
     mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
     ValueHash = class {
@@ -42539,7 +42558,7 @@ async function recoverySteps(req, calib, bounded) {
     });
     const seconds = (performance.now() - t0) / 1e3;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
-    const notRefit = boundSkips(r.skipped);
+    const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
     const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
@@ -42600,13 +42619,19 @@ async function tryBatchNorm(model, calib, config, bounds, accept, currentScore, 
 function hasBatchNorm(model) {
   return model.graph.node.some((n) => n.opType === "BatchNormalization");
 }
+function subsampledClause(subsampled, count2) {
+  if (subsampled.length === 0) return void 0;
+  const shown = subsampled.slice(0, 3).map((s) => `${s.weight} on ${s.samples}`).join(", ");
+  const more = subsampled.length > 3 ? ` and ${subsampled.length - 3} more` : "";
+  return `${subsampled.length} layer${subsampled.length > 1 ? "s" : ""} refit from fewer of the ${count2} calibration samples to fit recovery-time-budget (${shown}${more})`;
+}
 function boundSkips(skipped) {
   const memory = skipped.filter((s) => s.reason.includes("refit bound"));
   const time = skipped.filter((s) => s.reason.includes("recovery-time-budget"));
   const parts = [];
   const names = (l) => l.length <= 3 ? l.map((s) => s.weight).join(", ") : `${l.slice(0, 2).map((s) => s.weight).join(", ")} and ${l.length - 2} more`;
   if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${memory[0].reason})`);
-  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? "s" : ""} not refit for time (${names(time)}: ${time[0].reason})`);
+  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? "s" : ""} not refit for time (${names(time)}: ${time[0].reason}; a larger recovery-time-budget refits them)`);
   return parts.length ? parts.join("; ") : void 0;
 }
 var SPARSEGPT_BLOCK, NEEDS_CALIB, EVERY_LAYER;

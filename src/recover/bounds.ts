@@ -104,6 +104,21 @@ export function columnBlocks(cp: number, aligned: boolean, maxBlock: number): nu
  */
 export const PRIOR_FLOPS_PER_SECOND = 2e8;
 
+/**
+ * How many calibration samples a layer's input may be captured on so that capture and solve fit the
+ * seconds left: all of them when they fit, else the most that fit, but never fewer than supply
+ * `spread` times the patches the refit samples (so they still come from many samples); null when not
+ * even those fit. The capture cost is linear in samples; the solve does not depend on them.
+ */
+export function captureSamplesThatFit(opts: { count: number; positionsPerSample: number; maxPatches: number; spread: number; captureSeconds: number; solveSeconds: number; secondsLeft: number }): number | null {
+  const { count, captureSeconds, solveSeconds, secondsLeft: left } = opts;
+  if (captureSeconds + solveSeconds <= left) return count;
+  const fewest = Math.min(count, Math.ceil((opts.spread * opts.maxPatches) / Math.max(1, opts.positionsPerSample)));
+  const room = left - solveSeconds;
+  const most = captureSeconds > 0 ? Math.floor((count * room) / captureSeconds) : count;
+  return most >= fewest ? Math.min(count, most) : null;
+}
+
 /** Time left before a deadline (performance.now() ms), in seconds; Infinity without one. */
 export function secondsLeft(deadline: number | undefined): number {
   return deadline === undefined ? Infinity : (deadline - performance.now()) / 1000;

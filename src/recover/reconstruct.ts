@@ -1,4 +1,4 @@
-import type { Dataset } from '../data/dataset.js';
+import { takeSamples, type Dataset } from '../data/dataset.js';
 import { GraphIndex } from '../onnx/graph.js';
 import { cloneModel } from '../onnx/model.js';
 import type { ModelProto, NodeProto } from '../onnx/proto/onnx_pb.js';
@@ -11,7 +11,7 @@ import { gatedRowErrors, reluGate, reluRefit, type ReluGate } from './reluTarget
 import type { KeptChannels } from '../prune/structured/keptChannels.js';
 import { PatchSampler } from './patches.js';
 import { crossGram, sessionFromModel, streamActivations, timesTransposed } from './session.js';
-import { boundedBatch, columnBlocks, nodeMacsOf, PRIOR_FLOPS_PER_SECOND, refitBytes, refitFlops, secondsLeft } from './bounds.js';
+import { boundedBatch, captureSamplesThatFit, columnBlocks, nodeMacsOf, PRIOR_FLOPS_PER_SECOND, refitBytes, refitFlops, secondsLeft } from './bounds.js';
 import { graphUpTo, upstream } from './subgraph.js';
 
 export interface ReconstructOptions {
@@ -68,6 +68,8 @@ export interface ReconstructResult {
   layers: LayerRefit[];
   /** layers left as they were, and why */
   skipped: { weight: string; reason: string }[];
+  /** layers whose input was captured on fewer calibration samples to fit the time left */
+  subsampled: { weight: string; samples: number }[];
 }
 
 /**
@@ -126,6 +128,7 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
   let flopsPerSecond = PRIOR_FLOPS_PER_SECOND;
   const batch = Math.min(boundedBatch(dense, CAPTURE_BATCH), boundedBatch(pruned, CAPTURE_BATCH));
   const layers: LayerRefit[] = [];
+  const subsampled: { weight: string; samples: number }[] = [];
   for (const { p, d, node, rows } of plans) {
     const withBias = p.biasRefit && d.biasRefit;
     const cp = p.cols + (withBias ? 1 : 0);
@@ -146,16 +149,23 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
     const pUp = upstream(model, [p.input]);
     const captureMacs = macsOver(dUp?.nodes, dMacs) + macsOver(pUp?.nodes, pMacs);
     const flops = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
-    const estimate = captureMacs * secondsPerMac + flops / flopsPerSecond;
-    if (estimate > left) {
-      skipped.push({ weight: p.weight, reason: `estimated ${estimate.toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget` });
+    const captureSeconds = captureMacs * secondsPerMac;
+    const solveSeconds = flops / flopsPerSecond;
+    // a big model's captures on every sample may not fit the time left while a subset does: the refit
+    // samples at most maxPatches patches anyway, and a conv or token layer has many per sample
+    const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
+    const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
+    if (samples === null) {
+      skipped.push({ weight: p.weight, reason: `estimated ${(captureSeconds + solveSeconds).toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget, even on fewer samples` });
       continue;
     }
+    const input = samples < calib.count ? evenlySpaced(calib, samples) : calib;
+    if (samples < calib.count) subsampled.push({ weight: p.weight, samples });
     const t0 = performance.now();
-    const dc = await captureLayerInput(dense, d, calib, withBias, opts, batch);
-    const pc = await captureLayerInput(model, p, calib, withBias, opts, batch);
+    const dc = await captureLayerInput(dense, d, input, withBias, opts, batch);
+    const pc = await captureLayerInput(model, p, input, withBias, opts, batch);
     const captured = (performance.now() - t0) / 1000;
-    if (captureMacs > 0) secondsPerMac = captured / captureMacs;
+    if (captureMacs > 0) secondsPerMac = (captured * calib.count) / (captureMacs * samples);
     if (dc.hash === pc.hash && dc.count === pc.count && keptExactly(pIndex, dIndex, p, d, rows)) {
       // same input, weights sliced but not changed (a structured layer ahead of every cut): already exact
       layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
@@ -167,7 +177,15 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
     // short solves are dominated by onnxruntime calls and timer noise, not the loops the estimate counts
     if (solved > 1) flopsPerSecond = flops / solved;
   }
-  return { model, layers, skipped };
+  return { model, layers, skipped, subsampled };
+}
+
+/** a subset capture keeps at least this many times maxPatches patches to sample from */
+const SUBSET_SPREAD = 4;
+
+/** `n` samples spread evenly over the set, so a calibration set ordered by class keeps every class. */
+function evenlySpaced(calib: Dataset, n: number): Dataset {
+  return takeSamples(calib, Int32Array.from({ length: n }, (_, k) => Math.floor((k * calib.count) / n)));
 }
 
 /** samples per onnxruntime run while capturing, before the activation bound cuts it */

@@ -209,7 +209,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     });
     const seconds = (performance.now() - t0) / 1000;
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
-    const notRefit = boundSkips(r.skipped);
+    const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join('; ') || undefined;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
     // nothing refit (every layer skipped by a bound): the model is unchanged, so judging it would only spend a pass
     const score = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads) : undefined;
@@ -290,6 +290,14 @@ function hasBatchNorm(model: ModelProto): boolean {
   return model.graph!.node.some((n) => n.opType === 'BatchNormalization');
 }
 
+/** One clause on the layers refit from a subset of the calibration set to fit the time left, or undefined. */
+function subsampledClause(subsampled: readonly { weight: string; samples: number }[], count: number): string | undefined {
+  if (subsampled.length === 0) return undefined;
+  const shown = subsampled.slice(0, 3).map((s) => `${s.weight} on ${s.samples}`).join(', ');
+  const more = subsampled.length > 3 ? ` and ${subsampled.length - 3} more` : '';
+  return `${subsampled.length} layer${subsampled.length > 1 ? 's' : ''} refit from fewer of the ${count} calibration samples to fit recovery-time-budget (${shown}${more})`;
+}
+
 /**
  * One clause for the step description on the layers a bound kept from being refit (memory, time),
  * or undefined when none was: the ledger says which bound bit and where, not only the progress log.
@@ -300,6 +308,6 @@ function boundSkips(skipped: readonly { weight: string; reason: string }[]): str
   const parts: string[] = [];
   const names = (l: typeof skipped) => (l.length <= 3 ? l.map((s) => s.weight).join(', ') : `${l.slice(0, 2).map((s) => s.weight).join(', ')} and ${l.length - 2} more`);
   if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? 's' : ''} not refit for memory (${names(memory)}: ${memory[0].reason})`);
-  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? 's' : ''} not refit for time (${names(time)}: ${time[0].reason})`);
+  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? 's' : ''} not refit for time (${names(time)}: ${time[0].reason}; a larger recovery-time-budget refits them)`);
   return parts.length ? parts.join('; ') : undefined;
 }

@@ -8,7 +8,7 @@ import { GraphIndex } from '../../src/onnx/graph.js';
 import { AttributeProto_AttributeType, AttributeProtoSchema, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema, TypeProtoSchema, ValueInfoProtoSchema, type ModelProto } from '../../src/onnx/proto/onnx_pb.js';
 import { makeFloatTensor, tensorToFloat32 } from '../../src/onnx/tensor.js';
 import { reestimateBatchNorm } from '../../src/recover/batchNorm.js';
-import { ACTIVATION_HIGH_WATER, boundedBatch, columnBlocks, distillUnfit, largestActivationBytes, refitBytes } from '../../src/recover/bounds.js';
+import { ACTIVATION_HIGH_WATER, boundedBatch, captureSamplesThatFit, columnBlocks, distillUnfit, largestActivationBytes, refitBytes } from '../../src/recover/bounds.js';
 import { linearLayer } from '../../src/recover/layers.js';
 import { layerPatches, PatchSampler } from '../../src/recover/patches.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from '../../src/recover/reconstruct.js';
@@ -188,7 +188,39 @@ describe('reconstruction bounds', () => {
     const r = await reconstruct(smallCnn(), prunedCnn(), ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 200, deadline: t0 + 60_000, passSeconds: 1000 });
     expect(r.layers).toEqual([]);
     expect(r.skipped.map((s) => s.weight)).toEqual(['w2', 'w3']);
-    for (const s of r.skipped) expect(s.reason).toMatch(/^estimated \d+ s \(capturing its input on 40 samples from both models, then the solve\), more than the \d+ s left of recovery-time-budget$/);
+    for (const s of r.skipped) expect(s.reason).toMatch(/^estimated \d+ s \(capturing its input on 40 samples from both models, then the solve\), more than the \d+ s left of recovery-time-budget, even on fewer samples$/);
+    expect(r.subsampled).toEqual([]);
+  });
+});
+
+describe('capture on fewer samples when all do not fit the time left', () => {
+  const base = { count: 512, positionsPerSample: 197, maxPatches: 8192, spread: 4, solveSeconds: 10 };
+  it('takes every sample when capture and solve fit', () => {
+    expect(captureSamplesThatFit({ ...base, captureSeconds: 100, secondsLeft: 110 })).toBe(512);
+  });
+  it('takes the most samples that fit, but never fewer than spread x maxPatches patches need', () => {
+    // 60 s of room at 100 s per 512 samples: 307 samples; the floor is ceil(4 x 8192 / 197) = 167
+    expect(captureSamplesThatFit({ ...base, captureSeconds: 100, secondsLeft: 70 })).toBe(307);
+    expect(captureSamplesThatFit({ ...base, captureSeconds: 100, secondsLeft: 10 + (100 * 167) / 512 })).toBe(167);
+    expect(captureSamplesThatFit({ ...base, captureSeconds: 100, secondsLeft: 40 })).toBeNull();
+  });
+  it('never subsamples a layer with one position per sample below the spread floor (a classifier Gemm needs every sample)', () => {
+    expect(captureSamplesThatFit({ ...base, positionsPerSample: 1, captureSeconds: 100, secondsLeft: 100 })).toBeNull();
+  });
+
+  it('refits a layer from evenly spaced samples when the whole set would not fit, and later layers at the measured speed from all', async () => {
+    const pruned = prunedCnn();
+    const t0 = performance.now();
+    // a claimed pass of 200 s puts w2's capture (conv1 in both models, about one pass) far beyond the
+    // 60 s left, while a few of its 40 samples x 16 positions fit and supply 4 x 20 patches
+    const r = await reconstruct(smallCnn(), pruned, ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 20, deadline: t0 + 60_000, passSeconds: 200 });
+    expect(r.skipped).toEqual([]);
+    expect(r.layers.map((l) => l.weight)).toEqual(['w2', 'w3']);
+    expect(r.subsampled.map((s) => s.weight)).toEqual(['w2']);
+    expect(r.subsampled[0].samples).toBeGreaterThanOrEqual(5);
+    expect(r.subsampled[0].samples).toBeLessThan(40);
+    const w2 = r.layers[0];
+    expect(w2.error_after).toBeLessThan(w2.error_before);
   });
 });
 
