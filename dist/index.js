@@ -42077,9 +42077,10 @@ function keptExactly(pIndex, dIndex, p, d, rowMap) {
   if (p.cols !== d.cols) return false;
   const pv = tensorToFloat32(pIndex.initializers.get(p.weight));
   const dv = tensorToFloat32(dIndex.initializers.get(d.weight));
-  const pb = p.bias ? tensorToFloat32(pIndex.initializers.get(p.bias)) : null;
-  const db = d.bias ? tensorToFloat32(dIndex.initializers.get(d.bias)) : null;
+  const pb = biasValues(pIndex, p);
+  const db = biasValues(dIndex, d);
   if (pb === null !== (db === null)) return false;
+  if (pb === null && p.bias !== d.bias) return false;
   for (let g2 = 0; g2 < p.groups; g2++) {
     const dg = Math.floor(rowMap[g2 * p.rows] / d.rows);
     const target = denseTarget(weightRows(d, dv, dg), db ?? new Float32Array(d.rows * d.groups), d, rowMap.subarray(g2 * p.rows, (g2 + 1) * p.rows), false);
@@ -42089,6 +42090,10 @@ function keptExactly(pIndex, dIndex, p, d, rowMap) {
     for (let i2 = 0; i2 < rowMap.length; i2++) if (pb[i2] !== db[rowMap[i2]]) return false;
   }
   return true;
+}
+function biasValues(index, layer) {
+  const t = layer.bias ? index.initializers.get(layer.bias) : void 0;
+  return t ? tensorToFloat32(t) : null;
 }
 function denseRowsOf(p, d, kept) {
   const total2 = p.rows * p.groups;
@@ -42110,8 +42115,8 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, dPatches, p
   const pw = pIndex.initializers.get(p.weight);
   const dValues = tensorToFloat32(dIndex.initializers.get(d.weight));
   const pValues = tensorToFloat32(pw);
-  const dBias = d.bias ? tensorToFloat32(dIndex.initializers.get(d.bias)) : new Float32Array(d.rows * d.groups);
-  const pBias = p.bias ? tensorToFloat32(pIndex.initializers.get(p.bias)) : new Float32Array(p.rows * p.groups);
+  const dBias = biasValues(dIndex, d) ?? new Float32Array(d.rows * d.groups);
+  const pBias = biasValues(pIndex, p) ?? new Float32Array(p.rows * p.groups);
   const n = pPatches.patches;
   let before = 0;
   let after = 0;

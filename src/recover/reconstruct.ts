@@ -255,9 +255,11 @@ function keptExactly(pIndex: GraphIndex, dIndex: GraphIndex, p: LinearLayer, d: 
   if (p.cols !== d.cols) return false;
   const pv = tensorToFloat32(pIndex.initializers.get(p.weight)!);
   const dv = tensorToFloat32(dIndex.initializers.get(d.weight)!);
-  const pb = p.bias ? tensorToFloat32(pIndex.initializers.get(p.bias)!) : null;
-  const db = d.bias ? tensorToFloat32(dIndex.initializers.get(d.bias)!) : null;
+  const pb = biasValues(pIndex, p);
+  const db = biasValues(dIndex, d);
   if ((pb === null) !== (db === null)) return false;
+  // no bias, or one computed in the graph: the same only when both layers read the same tensor
+  if (pb === null && p.bias !== d.bias) return false;
   for (let g = 0; g < p.groups; g++) {
     const dg = Math.floor(rowMap[g * p.rows] / d.rows);
     const target = denseTarget(weightRows(d, dv, dg), db ?? new Float32Array(d.rows * d.groups), d, rowMap.subarray(g * p.rows, (g + 1) * p.rows), false);
@@ -265,6 +267,15 @@ function keptExactly(pIndex: GraphIndex, dIndex: GraphIndex, p: LinearLayer, d: 
   }
   if (pb && db) for (let i = 0; i < rowMap.length; i++) if (pb[i] !== db[rowMap[i]]) return false;
   return true;
+}
+
+/**
+ * A layer's bias values when the bias is an initializer, else null: no bias, or one computed in the graph
+ * (an Identity of a shared initializer, as torch exports equal biases), which the refit leaves alone.
+ */
+function biasValues(index: GraphIndex, layer: LinearLayer): Float32Array | null {
+  const t = layer.bias ? index.initializers.get(layer.bias) : undefined;
+  return t ? tensorToFloat32(t) : null;
 }
 
 /**
@@ -295,8 +306,8 @@ async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIn
   const pw = pIndex.initializers.get(p.weight)!;
   const dValues = tensorToFloat32(dIndex.initializers.get(d.weight)!);
   const pValues = tensorToFloat32(pw);
-  const dBias = d.bias ? tensorToFloat32(dIndex.initializers.get(d.bias)!) : new Float32Array(d.rows * d.groups);
-  const pBias = p.bias ? tensorToFloat32(pIndex.initializers.get(p.bias)!) : new Float32Array(p.rows * p.groups);
+  const dBias = biasValues(dIndex, d) ?? new Float32Array(d.rows * d.groups);
+  const pBias = biasValues(pIndex, p) ?? new Float32Array(p.rows * p.groups);
   const n = pPatches.patches;
   let before = 0;
   let after = 0;

@@ -161,6 +161,23 @@ describe('reconstruction bounds', () => {
     expect(r.skipped).toEqual([]);
   });
 
+  it('refits a layer whose bias is computed in the graph (an Identity of a shared initializer, as torch exports equal biases) and leaves that bias alone', async () => {
+    const viaIdentity = (m: ModelProto) => {
+      const g = m.graph!;
+      const conv2 = g.node.findIndex((n) => n.name === 'c2');
+      g.node[conv2].input[2] = 'b2_shared';
+      g.node.splice(conv2, 0, create(NodeProtoSchema, { name: 'b2_identity', opType: 'Identity', input: ['b2'], output: ['b2_shared'] }));
+      return m;
+    };
+    const pruned = viaIdentity(prunedCnn());
+    const r = await reconstruct(viaIdentity(smallCnn()), pruned, ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 200 });
+    expect(r.skipped).toEqual([]);
+    expect(r.layers.map((l) => l.weight)).toEqual(['w2', 'w3']);
+    expect(r.layers[0].error_after).toBeLessThan(r.layers[0].error_before);
+    const b2 = (m: ModelProto) => Array.from(tensorToFloat32(m.graph!.initializer.find((t) => t.name === 'b2')!));
+    expect(b2(r.model)).toEqual(b2(pruned));
+  });
+
   it('skips a layer whose refit needs more than the memory bound, says how much, and leaves its weights as pruned', async () => {
     const pruned = prunedCnn();
     // w2 has 36 + 1 columns and w3 64 + 1: a bound between their needs keeps w2 and skips w3
