@@ -44,7 +44,7 @@ export function endsInSoftmax(model: ModelProto): boolean {
 function savedFacts(artifact: string, denseWeights: readonly PrunableWeight[], evalBatchSize: number) {
   const saved = loadModel(artifact).proto;
   // onnxruntime's arena keeps a run's high-water mark, so the batch is cut to fit the activation budget
-  // (ViT-B/16: 19 of 32), which also keeps glibc from hoarding per-thread buffers as it did without the arena
+  // (ViT-B/16: 20 of 32), which also keeps glibc from hoarding per-thread buffers as it did without the arena
   return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
 
