@@ -8,6 +8,7 @@
  * allocations count) after creating it and after the runs, and the seconds the runs took.
  */
 import * as fs from 'node:fs';
+import { peakMeter } from '../src/measure/memory.js';
 import { onnxruntime } from '../src/measure/ort.js';
 
 const [model, ...rest] = process.argv.slice(2);
@@ -23,19 +24,17 @@ const level = opt('--opt', 'basic') as 'basic' | 'all';
 const from = opt('--from', 'path');
 
 const MB = 2 ** 20;
-const status = (): { rss: number; hwm: number } => {
-  const s = fs.readFileSync('/proc/self/status', 'utf8');
-  return { rss: Number(/VmRSS:\s+(\d+)/.exec(s)![1]) * 1024, hwm: Number(/VmHWM:\s+(\d+)/.exec(s)![1]) * 1024 };
-};
+const meter = peakMeter();
+if (meter.method !== 'linux-vmhwm') throw new Error('bench/sessionMemory.ts needs Linux /proc/self/clear_refs for peaks');
 
 const { ort } = onnxruntime();
 let bytes: Uint8Array | undefined = from === 'bytes' ? fs.readFileSync(model) : undefined;
-fs.writeFileSync('/proc/self/clear_refs', '5');
-const before = status();
+meter.reset();
+const before = process.memoryUsage().rss;
 const options = { executionProviders: ['cpu'], graphOptimizationLevel: level, enableCpuMemArena: arena, intraOpNumThreads: 0, interOpNumThreads: 1 };
 const session = bytes ? await ort.InferenceSession.create(bytes, options) : await ort.InferenceSession.create(model, options);
 bytes = undefined;
-const created = status();
+const createdPeak = meter.peak();
 const meta = session.inputMetadata[0] as { isTensor: boolean; shape?: readonly (number | string)[] };
 const dims = (meta.shape ?? []).map((d, i) => (i === 0 ? batch : typeof d === 'number' ? d : 1));
 const x = new Float32Array(dims.reduce((a, d) => a * d, 1)).fill(0.1);
@@ -45,8 +44,9 @@ for (let k = 0; k < runs; k++) {
   for (const t of Object.values(out)) t.dispose();
 }
 const seconds = (performance.now() - t0) / 1000;
-const after = status();
+const runPeak = meter.peak();
+const rssAfter = process.memoryUsage().rss;
 await session.release();
 process.stdout.write(
-  JSON.stringify({ model, batch, runs, arena, opt: level, from, createPeakMB: Math.round((created.hwm - before.rss) / MB), runPeakMB: Math.round((after.hwm - before.rss) / MB), rssAfterMB: Math.round((after.rss - before.rss) / MB), seconds: Number(seconds.toFixed(1)) }) + '\n',
+  JSON.stringify({ model, batch, runs, arena, opt: level, from, createPeakMB: Math.round((createdPeak - before) / MB), runPeakMB: Math.round((runPeak - before) / MB), rssAfterMB: Math.round((rssAfter - before) / MB), seconds: Number(seconds.toFixed(1)) }) + '\n',
 );

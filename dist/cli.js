@@ -23468,9 +23468,9 @@ function mergeConfig(base, overrides) {
 }
 
 // src/pipeline/compare.ts
-import * as fs8 from "node:fs";
-import * as os from "node:os";
-import * as path4 from "node:path";
+import * as fs9 from "node:fs";
+import * as os2 from "node:os";
+import * as path5 from "node:path";
 
 // src/data/npy.ts
 var DTYPES = {
@@ -31565,6 +31565,229 @@ function countSparsity(model, denseWeights) {
   return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
 }
 
+// src/recover/session.ts
+import * as fs8 from "node:fs";
+import * as os from "node:os";
+import * as path4 from "node:path";
+
+// src/io/cleanup.ts
+var pending = /* @__PURE__ */ new Set();
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+function runPending() {
+  for (const undo of [...pending]) {
+    pending.delete(undo);
+    try {
+      undo();
+    } catch {
+    }
+  }
+}
+var SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+var installed = false;
+function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
+  if (installed) return;
+  installed = true;
+  for (const [signal, code] of Object.entries(SIGNAL_EXIT)) {
+    process.on(signal, () => {
+      runPending();
+      stderr(`prune-guard: stopped by ${signal}; the input model and earlier outputs are unchanged
+`);
+      process.exit(code);
+    });
+  }
+}
+
+// src/recover/session.ts
+async function sessionFromModel(model, threads = 0, opts = {}) {
+  const { ort } = onnxruntime();
+  const options = {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: opts.lean ? "basic" : "all",
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1
+  };
+  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
+  try {
+    return await ort.InferenceSession.create(serializeModel(model), options);
+  } catch (e) {
+    throw cannotLoad(e);
+  }
+}
+function cannotLoad(e) {
+  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+}
+async function sessionThroughFile(model, options) {
+  const { ort } = onnxruntime();
+  const dir = fs8.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs8.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path4.join(dir, "model.onnx");
+    saveModel(model, file);
+    return await ort.InferenceSession.create(file, options);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw cannotLoad(e);
+  } finally {
+    fs8.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
+var BIG_MODEL_BYTES = 64 * 2 ** 20;
+function weightBytes(model) {
+  let total2 = 0;
+  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
+  return total2;
+}
+function withExtraOutputs(model, tensors) {
+  const copy = cloneModel(model);
+  const g2 = copy.graph;
+  const have = new Set(g2.output.map((o) => o.name));
+  for (const name of tensors) {
+    if (have.has(name)) continue;
+    have.add(name);
+    g2.output.push(
+      create(ValueInfoProtoSchema, {
+        name,
+        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
+      })
+    );
+  }
+  return copy;
+}
+async function captureActivations(session, data, fetch, batchSize = 128) {
+  const { ort } = onnxruntime();
+  const parts = /* @__PURE__ */ new Map();
+  for (let start = 0; start < data.count; start += batchSize) {
+    const end = Math.min(data.count, start + batchSize);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    const result = await session.run(feeds, fetch);
+    for (const name of fetch) {
+      const t = result[name];
+      const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
+      entry.chunks.push(Float32Array.from(t.data));
+      parts.set(name, entry);
+    }
+    for (const t of Object.values(result)) t.dispose();
+  }
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, { dims, chunks }] of parts) {
+    const total2 = chunks.reduce((n, c) => n + c.length, 0);
+    const data32 = new Float32Array(total2);
+    let o = 0;
+    for (const c of chunks) {
+      data32.set(c, o);
+      o += c.length;
+    }
+    out.set(name, { dims: [data.count, ...dims], data: data32 });
+  }
+  return out;
+}
+var gemmSessions = /* @__PURE__ */ new Map();
+function gemmModel(trans) {
+  return serializeModel(buildGemmProto(trans));
+}
+async function gemm(trans, a, aDims, b, bDims) {
+  const { ort } = onnxruntime();
+  let session = gemmSessions.get(trans);
+  if (!session) {
+    session = ort.InferenceSession.create(gemmModel(trans), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
+    gemmSessions.set(trans, session);
+  }
+  const s = await session;
+  const result = await s.run({ A: new ort.Tensor("float32", a, aDims), B: new ort.Tensor("float32", b, bDims) });
+  const out = Float64Array.from(result.G.data);
+  result.G.dispose();
+  return out;
+}
+function timesTransposed(a, m, b, n, k) {
+  return gemm("transB", a, [m, k], b, [n, k]);
+}
+function buildGemmProto(trans) {
+  const T = (name) => create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
+  });
+  return create(ModelProtoSchema, {
+    irVersion: 8n,
+    opsetImport: [{ domain: "", version: 13n }],
+    graph: {
+      name: "gram",
+      input: [T("A"), T("B")],
+      output: [T("G")],
+      // Gemm reads the transposed operand in place instead of materialising it
+      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
+    }
+  });
+}
+function crossGram(a, b, n, p, q) {
+  return gemm("transA", a, [n, p], b, [n, q]);
+}
+async function streamActivations(runs, data, batchSize, onBatch) {
+  const { ort } = onnxruntime();
+  for (let start = 0; start < data.count; start += batchSize) {
+    const end = Math.min(data.count, start + batchSize);
+    const results = [];
+    try {
+      for (const { session, fetch } of runs) {
+        const feeds = {};
+        for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+        results.push(await session.run(feeds, fetch));
+      }
+      onBatch(
+        runs.map(({ fetch }, k) => new Map(fetch.map((name) => [name, { dims: results[k][name].dims, data: results[k][name].data }]))),
+        start,
+        end - start
+      );
+    } finally {
+      for (const r of results) for (const t of Object.values(r)) t.dispose();
+    }
+  }
+}
+
+// src/recover/subgraph.ts
+function graphUpTo(model, tensors) {
+  const g2 = model.graph;
+  const up = upstream(model, tensors);
+  if (!up) return withExtraOutputs(model, tensors);
+  const { nodes: needed, names } = up;
+  const initNames = new Set(g2.initializer.map((t) => t.name));
+  const outputs = tensors.map(
+    (name) => g2.output.find((o) => o.name === name) ?? create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } }) })
+  );
+  const graph = create(GraphProtoSchema, {
+    name: g2.name,
+    node: g2.node.filter((n) => needed.has(n)),
+    initializer: g2.initializer.filter((t) => names.has(t.name)),
+    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
+    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
+    output: outputs,
+    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
+  });
+  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
+}
+function upstream(model, tensors) {
+  const producer = /* @__PURE__ */ new Map();
+  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
+  const nodes = /* @__PURE__ */ new Set();
+  const names = /* @__PURE__ */ new Set();
+  const stack = [...tensors];
+  while (stack.length > 0) {
+    const t = stack.pop();
+    if (names.has(t)) continue;
+    names.add(t);
+    const n = producer.get(t);
+    if (!n || nodes.has(n)) continue;
+    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
+    nodes.add(n);
+    for (const i2 of n.input) if (i2) stack.push(i2);
+  }
+  return { nodes, names };
+}
+
 // src/recover/bounds.ts
 var ACTIVATION_BUDGET_BYTES = 384 * 2 ** 20;
 var ACTIVATION_HIGH_WATER = 8;
@@ -31600,6 +31823,11 @@ function nodeMacsOf(model) {
     out.set(n, nodeMacs(n, shapes) ?? 0);
   }
   return out;
+}
+function macsBefore(model, tensor, macs) {
+  let total2 = 0;
+  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
+  return total2;
 }
 function refitBytes(patches, cp, cd, block) {
   const grams = 8 * (2 * cp * cp + 2 * cd * cp) + 4 * Math.max(cp * cp, cd * cp);
@@ -32148,8 +32376,8 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path4.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path4.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const base = await measureStep("base", `base model ${path5.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path5.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
   progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
@@ -32163,7 +32391,7 @@ async function measurePair(req, progress) {
 }
 async function comparePipeline(req, progress) {
   const { config } = req;
-  for (const p of [req.base, req.head]) if (!fs8.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  for (const p of [req.base, req.head]) if (!fs9.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
   const m = await measurePair(req, progress);
   const budgets = compareBudgets(req.budgets);
   const changes = classChanges(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
@@ -32189,31 +32417,31 @@ async function comparePipeline(req, progress) {
     runtime: {
       onnxruntime: onnxruntimeVersion(),
       provider: m.provider.provider,
-      threads: config.latency.threads || os.availableParallelism(),
+      threads: config.latency.threads || os2.availableParallelism(),
       platform: `${process.platform}-${process.arch}`,
       ...m.provider.note ? { notes: [m.provider.note] } : {}
     },
     models: [model]
   };
   const markdown = renderMarkdown(ledger);
-  fs8.mkdirSync(req.out, { recursive: true });
-  const ledgerPath = path4.join(req.out, "ledger.json");
-  const markdownPath = path4.join(req.out, "ledger.md");
+  fs9.mkdirSync(req.out, { recursive: true });
+  const ledgerPath = path5.join(req.out, "ledger.json");
+  const markdownPath = path5.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
 }
 
 // src/pipeline/selftest.ts
-import * as fs9 from "node:fs";
-import * as path5 from "node:path";
+import * as fs10 from "node:fs";
+import * as path6 from "node:path";
 import { fileURLToPath } from "node:url";
 function defaultFixture(name) {
-  let dir = path5.dirname(fileURLToPath(import.meta.url));
+  let dir = path6.dirname(fileURLToPath(import.meta.url));
   for (let i2 = 0; i2 < 4; i2++) {
-    const candidate = path5.join(dir, "fixtures", name);
-    if (fs9.existsSync(candidate)) return candidate;
-    dir = path5.dirname(dir);
+    const candidate = path6.join(dir, "fixtures", name);
+    if (fs10.existsSync(candidate)) return candidate;
+    dir = path6.dirname(dir);
   }
   return void 0;
 }
@@ -32262,8 +32490,8 @@ async function selftest(req, progress) {
     failures
   };
   if (req.out) {
-    fs9.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path5.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+    fs10.mkdirSync(req.out, { recursive: true });
+    writeFileAtomic(path6.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
   }
   return report;
 }
@@ -32282,54 +32510,24 @@ function renderSelftest(r) {
   ].join("\n");
 }
 
-// src/io/cleanup.ts
-var pending = /* @__PURE__ */ new Set();
-function onInterrupt(undo) {
-  pending.add(undo);
-  return () => pending.delete(undo);
-}
-function runPending() {
-  for (const undo of [...pending]) {
-    pending.delete(undo);
-    try {
-      undo();
-    } catch {
-    }
-  }
-}
-var SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
-var installed = false;
-function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
-  if (installed) return;
-  installed = true;
-  for (const [signal, code] of Object.entries(SIGNAL_EXIT)) {
-    process.on(signal, () => {
-      runPending();
-      stderr(`prune-guard: stopped by ${signal}; the input model and earlier outputs are unchanged
-`);
-      process.exit(code);
-    });
-  }
-}
-
 // src/pipeline/guardedRun.ts
 import * as os5 from "node:os";
 import * as path14 from "node:path";
 
 // src/io/outputDir.ts
-import * as fs11 from "node:fs";
-import * as path7 from "node:path";
+import * as fs12 from "node:fs";
+import * as path8 from "node:path";
 import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/io/lock.ts
-import * as fs10 from "node:fs";
-import * as os2 from "node:os";
-import * as path6 from "node:path";
+import * as fs11 from "node:fs";
+import * as os3 from "node:os";
+import * as path7 from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 var LOCK_NAME = ".prune-guard.lock";
 function isStale(owner) {
   if (!owner || !Number.isInteger(owner.pid)) return true;
-  if (owner.host !== os2.hostname()) return false;
+  if (owner.host !== os3.hostname()) return false;
   if (owner.pid === process.pid) return false;
   try {
     process.kill(owner.pid, 0);
@@ -32340,30 +32538,30 @@ function isStale(owner) {
 }
 function readOwner(file) {
   try {
-    return JSON.parse(fs10.readFileSync(file, "utf8"));
+    return JSON.parse(fs11.readFileSync(file, "utf8"));
   } catch {
     return void 0;
   }
 }
 async function lockDir(dir, opts) {
   try {
-    fs10.mkdirSync(dir, { recursive: true });
+    fs11.mkdirSync(dir, { recursive: true });
   } catch (e) {
     const code = e.code;
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
-  const file = path6.join(dir, LOCK_NAME);
-  const me = { pid: process.pid, host: os2.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const file = path7.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os3.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
   let announced = false;
   for (; ; ) {
     try {
-      const fd2 = fs10.openSync(file, "wx");
+      const fd2 = fs11.openSync(file, "wx");
       try {
-        fs10.writeFileSync(fd2, JSON.stringify(me) + "\n");
+        fs11.writeFileSync(fd2, JSON.stringify(me) + "\n");
       } finally {
-        fs10.closeSync(fd2);
+        fs11.closeSync(fd2);
       }
       let released = false;
       return {
@@ -32371,7 +32569,7 @@ async function lockDir(dir, opts) {
         release() {
           if (released) return;
           released = true;
-          if (readOwner(file)?.pid === me.pid) fs10.rmSync(file, { force: true });
+          if (readOwner(file)?.pid === me.pid) fs11.rmSync(file, { force: true });
         }
       };
     } catch (e) {
@@ -32382,12 +32580,12 @@ async function lockDir(dir, opts) {
     const owner = readOwner(file);
     if (isStale(owner)) {
       const again = readOwner(file);
-      if (JSON.stringify(again) === JSON.stringify(owner)) fs10.rmSync(file, { force: true });
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs11.rmSync(file, { force: true });
       continue;
     }
     if (Date.now() >= until) {
       throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path6.join(dir, LOCK_NAME)} if that run is gone`
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path7.join(dir, LOCK_NAME)} if that run is gone`
       );
     }
     if (!announced) {
@@ -32416,15 +32614,15 @@ var OutputDir = class _OutputDir {
   retired = /* @__PURE__ */ new Set();
   unregister;
   static async open(dir, opts) {
-    const created = !fs11.existsSync(dir);
+    const created = !fs12.existsSync(dir);
     const lock = await lockDir(dir, {
       waitMs: opts.waitMs,
       onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
     });
     try {
       removeOrphanStaging(dir);
-      const staging = path7.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
-      fs11.mkdirSync(staging);
+      const staging = path8.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
+      fs12.mkdirSync(staging);
       return new _OutputDir(dir, staging, lock, created);
     } catch (e) {
       lock.release();
@@ -32433,12 +32631,12 @@ var OutputDir = class _OutputDir {
   }
   /** The final path of a file written under the staging folder. */
   publicPath(p) {
-    const rel = path7.relative(this.staging, p);
-    return rel.startsWith("..") || path7.isAbsolute(rel) ? p : path7.join(this.dir, rel);
+    const rel = path8.relative(this.staging, p);
+    return rel.startsWith("..") || path8.isAbsolute(rel) ? p : path8.join(this.dir, rel);
   }
   /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
   discardStaged() {
-    for (const n of fs11.readdirSync(this.staging)) fs11.rmSync(path7.join(this.staging, n), { recursive: true, force: true });
+    for (const n of fs12.readdirSync(this.staging)) fs12.rmSync(path8.join(this.staging, n), { recursive: true, force: true });
   }
   /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
   retire(name) {
@@ -32447,10 +32645,10 @@ var OutputDir = class _OutputDir {
   /** Move every staged file into the folder (`last` after the others), then unlock. */
   commit(last = []) {
     if (this.done) throw new Error("OutputDir: already committed or aborted");
-    const names = fs11.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+    const names = fs12.readdirSync(this.staging).filter((n) => !n.startsWith("."));
     const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-    for (const n of this.retired) if (!names.includes(n)) fs11.rmSync(path7.join(this.dir, n), { force: true });
-    for (const n of ordered) fs11.renameSync(path7.join(this.staging, n), path7.join(this.dir, n));
+    for (const n of this.retired) if (!names.includes(n)) fs12.rmSync(path8.join(this.dir, n), { force: true });
+    for (const n of ordered) fs12.renameSync(path8.join(this.staging, n), path8.join(this.dir, n));
     this.finish();
   }
   /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
@@ -32459,7 +32657,7 @@ var OutputDir = class _OutputDir {
     this.finish();
     if (this.created) {
       try {
-        fs11.rmdirSync(this.dir);
+        fs12.rmdirSync(this.dir);
       } catch {
       }
     }
@@ -32467,14 +32665,14 @@ var OutputDir = class _OutputDir {
   finish() {
     this.done = true;
     this.unregister();
-    fs11.rmSync(this.staging, { recursive: true, force: true });
+    fs12.rmSync(this.staging, { recursive: true, force: true });
     this.lock.release();
   }
 };
 var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
 function removeOrphanStaging(dir) {
-  for (const n of fs11.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs11.rmSync(path7.join(dir, n), { recursive: true, force: true });
+  for (const n of fs12.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs12.rmSync(path8.join(dir, n), { recursive: true, force: true });
   }
 }
 
@@ -34361,157 +34559,6 @@ function describeStructured(dense, r, o) {
   return `structured channel pruning (${o.criterion}, ${o.scope}) at ${pct2(o.sparsity)} of channels: removed ${s.channelsRemoved} of ${s.channels} prunable channels in ${s.groupsPruned} of ${s.groupsFound} dependency groups (${s.groupsSkipped} skipped, see notes); parameters -${pct2(s.paramsRemoved)}, MACs -${pct2(s.macsRemoved)}`;
 }
 
-// src/recover/session.ts
-import * as fs12 from "node:fs";
-import * as os3 from "node:os";
-import * as path8 from "node:path";
-async function sessionFromModel(model, threads = 0, opts = {}) {
-  const { ort } = onnxruntime();
-  const options = {
-    executionProviders: ["cpu"],
-    graphOptimizationLevel: opts.lean ? "basic" : "all",
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1
-  };
-  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
-  try {
-    return await ort.InferenceSession.create(serializeModel(model), options);
-  } catch (e) {
-    throw cannotLoad(e);
-  }
-}
-function cannotLoad(e) {
-  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
-}
-async function sessionThroughFile(model, options) {
-  const { ort } = onnxruntime();
-  const dir = fs12.mkdtempSync(path8.join(process.env.RUNNER_TEMP || os3.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs12.rmSync(dir, { recursive: true, force: true }));
-  try {
-    const file = path8.join(dir, "model.onnx");
-    saveModel(model, file);
-    return await ort.InferenceSession.create(file, options);
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw cannotLoad(e);
-  } finally {
-    fs12.rmSync(dir, { recursive: true, force: true });
-    done();
-  }
-}
-var BIG_MODEL_BYTES = 64 * 2 ** 20;
-function weightBytes(model) {
-  let total2 = 0;
-  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
-  return total2;
-}
-function withExtraOutputs(model, tensors) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const have = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors) {
-    if (have.has(name)) continue;
-    have.add(name);
-    g2.output.push(
-      create(ValueInfoProtoSchema, {
-        name,
-        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-      })
-    );
-  }
-  return copy;
-}
-async function captureActivations(session, data, fetch, batchSize = 128) {
-  const { ort } = onnxruntime();
-  const parts = /* @__PURE__ */ new Map();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    const result = await session.run(feeds, fetch);
-    for (const name of fetch) {
-      const t = result[name];
-      const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
-      entry.chunks.push(Float32Array.from(t.data));
-      parts.set(name, entry);
-    }
-    for (const t of Object.values(result)) t.dispose();
-  }
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, { dims, chunks }] of parts) {
-    const total2 = chunks.reduce((n, c) => n + c.length, 0);
-    const data32 = new Float32Array(total2);
-    let o = 0;
-    for (const c of chunks) {
-      data32.set(c, o);
-      o += c.length;
-    }
-    out.set(name, { dims: [data.count, ...dims], data: data32 });
-  }
-  return out;
-}
-var gemmSessions = /* @__PURE__ */ new Map();
-function gemmModel(trans) {
-  return serializeModel(buildGemmProto(trans));
-}
-async function gemm(trans, a, aDims, b, bDims) {
-  const { ort } = onnxruntime();
-  let session = gemmSessions.get(trans);
-  if (!session) {
-    session = ort.InferenceSession.create(gemmModel(trans), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
-    gemmSessions.set(trans, session);
-  }
-  const s = await session;
-  const result = await s.run({ A: new ort.Tensor("float32", a, aDims), B: new ort.Tensor("float32", b, bDims) });
-  const out = Float64Array.from(result.G.data);
-  result.G.dispose();
-  return out;
-}
-function timesTransposed(a, m, b, n, k) {
-  return gemm("transB", a, [m, k], b, [n, k]);
-}
-function buildGemmProto(trans) {
-  const T = (name) => create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-  });
-  return create(ModelProtoSchema, {
-    irVersion: 8n,
-    opsetImport: [{ domain: "", version: 13n }],
-    graph: {
-      name: "gram",
-      input: [T("A"), T("B")],
-      output: [T("G")],
-      // Gemm reads the transposed operand in place instead of materialising it
-      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
-    }
-  });
-}
-function crossGram(a, b, n, p, q) {
-  return gemm("transA", a, [n, p], b, [n, q]);
-}
-async function streamActivations(runs, data, batchSize, onBatch) {
-  const { ort } = onnxruntime();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
-    const results = [];
-    try {
-      for (const { session, fetch } of runs) {
-        const feeds = {};
-        for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-        results.push(await session.run(feeds, fetch));
-      }
-      onBatch(
-        runs.map(({ fetch }, k) => new Map(fetch.map((name) => [name, { dims: results[k][name].dims, data: results[k][name].data }]))),
-        start,
-        end - start
-      );
-    } finally {
-      for (const r of results) for (const t of Object.values(r)) t.dispose();
-    }
-  }
-}
-
 // src/prune/sensitivity/calibScorer.ts
 var DEFAULT_SENSITIVITY_SAMPLES = 256;
 function evenSubset(data, max2) {
@@ -34869,46 +34916,6 @@ async function pruneBySensitivity(dense, weights, config, ctx) {
 import * as fs14 from "node:fs";
 import * as path9 from "node:path";
 
-// src/recover/subgraph.ts
-function graphUpTo(model, tensors) {
-  const g2 = model.graph;
-  const up = upstream(model, tensors);
-  if (!up) return withExtraOutputs(model, tensors);
-  const { nodes: needed, names } = up;
-  const initNames = new Set(g2.initializer.map((t) => t.name));
-  const outputs = tensors.map(
-    (name) => g2.output.find((o) => o.name === name) ?? create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } }) })
-  );
-  const graph = create(GraphProtoSchema, {
-    name: g2.name,
-    node: g2.node.filter((n) => needed.has(n)),
-    initializer: g2.initializer.filter((t) => names.has(t.name)),
-    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
-    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
-    output: outputs,
-    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
-  });
-  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
-}
-function upstream(model, tensors) {
-  const producer = /* @__PURE__ */ new Map();
-  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
-  const nodes = /* @__PURE__ */ new Set();
-  const names = /* @__PURE__ */ new Set();
-  const stack = [...tensors];
-  while (stack.length > 0) {
-    const t = stack.pop();
-    if (names.has(t)) continue;
-    names.add(t);
-    const n = producer.get(t);
-    if (!n || nodes.has(n)) continue;
-    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
-    nodes.add(n);
-    for (const i2 of n.input) if (i2) stack.push(i2);
-  }
-  return { nodes, names };
-}
-
 // src/recover/batchNorm.ts
 async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const model = cloneModel(pruned);
@@ -34927,11 +34934,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   if (bounds.passSeconds !== void 0 && left < Infinity) {
     const macs = nodeMacsOf(model);
     const full = [...macs.values()].reduce((a, b) => a + b, 0);
-    for (const t of targets) {
-      let m = 0;
-      for (const n of upstream(model, [t.node.input[0]])?.nodes ?? macs.keys()) m += macs.get(n) ?? 0;
-      sequential += full > 0 ? bounds.passSeconds * m / full : bounds.passSeconds;
-    }
+    for (const t of targets) sequential += full > 0 ? bounds.passSeconds * macsBefore(model, t.node.input[0], macs) / full : bounds.passSeconds;
   }
   const nodes = [];
   if (sequential <= left) {
@@ -36539,9 +36542,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
       continue;
     }
-    const dUp = upstream(dense, [d.input]);
-    const pUp = upstream(model, [p.input]);
-    const captureMacs = macsOver(dUp?.nodes, dMacs) + macsOver(pUp?.nodes, pMacs);
+    const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
     const flops = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
     const captureSeconds = captureMacs * secondsPerMac;
     const solveSeconds = flops / flopsPerSecond;
@@ -36575,12 +36576,6 @@ function evenlySpaced(calib, n) {
 }
 var CAPTURE_BATCH = 128;
 var mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
-function macsOver(nodes, macs) {
-  if (!nodes) return [...macs.values()].reduce((a, b) => a + b, 0);
-  let total2 = 0;
-  for (const n of nodes) total2 += macs.get(n) ?? 0;
-  return total2;
-}
 async function captureLayerInput(model, layer, calib, withBias, opts, batch) {
   const session = await sessionFromModel(graphUpTo(model, [layer.input]), opts.threads, { lean: true });
   let sampler;
@@ -36963,7 +36958,7 @@ async function runRecovery(req) {
   const steps = await recoverySteps(req, calib, notes);
   if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
-  if (!calib.labels) return { steps: steps.map((s) => s.step), notes };
+  if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
   const fit = await calibrateTemperature(last, calib, config.latency.threads);
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
@@ -37016,6 +37011,10 @@ async function recoverySteps(req, calib, bounded) {
   let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : void 0;
   const passSeconds = labelled ? (performance.now() - started) / 1e3 : void 0;
   const judgeMs = config.recovery === "auto" && passSeconds !== void 0 ? passSeconds * 1e3 : 0;
+  const bound = (line) => {
+    progress.note(line);
+    bounded.push(line);
+  };
   const keep = (name, description, model, seconds2, score2) => {
     const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ""));
     saveModel(model, artifact);
@@ -37030,8 +37029,7 @@ async function recoverySteps(req, calib, bounded) {
   async function distillStep(judged, deadline2) {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
-      progress.note(`recovery: distillation skipped: ${unfit}`);
-      bounded.push(`recovery: distillation skipped: ${unfit}`);
+      bound(`recovery: distillation skipped: ${unfit}`);
       return;
     }
     const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline: deadline2 });
@@ -37075,8 +37073,7 @@ async function recoverySteps(req, calib, bounded) {
       );
     }
     if (deadline !== void 0 && performance.now() > deadline) {
-      if (hasBatchNorm(current)) progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; BatchNorm re-estimation skipped`);
-      if (hasBatchNorm(current)) bounded.push(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
+      if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
       return steps;
     }
     await tryBatchNorm(current, calib, config, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
@@ -37084,10 +37081,8 @@ async function recoverySteps(req, calib, bounded) {
       if (why.includes("recovery-time-budget")) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config.recovery === "auto") {
-      if (deadline !== void 0 && performance.now() > deadline) {
-        progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; distillation skipped`);
-        bounded.push(`recovery: distillation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
-      } else await distillStep(true, deadline);
+      if (deadline !== void 0 && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
+      else await distillStep(true, deadline);
     }
     return steps;
   }
@@ -37176,6 +37171,13 @@ function pruneRound(model, weights, target, config, plan) {
   if (plan) return pruneCounts(model, weights, plan.counts(target));
   return magnitudePrune(model, weights, target, config.scope === "layer" ? "layer" : "global").model;
 }
+function recordedScores(steps) {
+  const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
+  if (scored.length === 0) return void 0;
+  const first = scored[0].info;
+  const last = scored[scored.length - 1].info;
+  return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
+}
 async function runRounds(req) {
   const { config, calib, progress } = req;
   const initial = countSparsity(req.dense, req.weights).overall;
@@ -37193,11 +37195,12 @@ async function runRounds(req) {
     const artifact = stepFile(dir, 1, "prune");
     fs15.mkdirSync(dir, { recursive: true });
     saveModel(pruned, artifact);
-    const before = await calibScore(pruned, calib, config.latency.threads);
-    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files });
+    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
     const last = rec.steps.at(-1)?.artifact ?? artifact;
     current = last === artifact ? pruned : loadModel(last).proto;
-    const after = await calibScore(current, calib, config.latency.threads);
+    const recorded = recordedScores(rec.steps);
+    const before = recorded?.before ?? await calibScore(pruned, calib, config.latency.threads);
+    const after = recorded?.after ?? before;
     const seconds2 = (performance.now() - t0) / 1e3;
     const kept = rec.steps.map((s) => s.name.replace(/^recover:/, "")).join(" + ") || "nothing kept";
     steps.push({
@@ -37220,8 +37223,7 @@ async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
   saveModel(model, pruneArtifact);
   const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
   const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
-  const last = recovery.steps.filter((x2) => x2.name !== "calibrate:temperature").at(-1)?.artifact;
-  const score2 = ctx.calib.labels ? await calibScore(last ? loadModel(last).proto : model, ctx.calib, config.latency.threads) : void 0;
+  const score2 = ctx.calib.labels ? recordedScores(recovery.steps)?.after ?? await calibScore(model, ctx.calib, config.latency.threads) : void 0;
   const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config.scope;
   return {
     pruned: {

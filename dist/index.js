@@ -39408,220 +39408,6 @@ var init_size = __esm({
   }
 });
 
-// src/recover/bounds.ts
-function largestActivationBytes(model) {
-  const hit = largestCache.get(model);
-  if (hit !== void 0) return hit ?? void 0;
-  let largest = 0;
-  try {
-    const index = new GraphIndex(model.graph);
-    const { shapes } = inferShapes(index, 1);
-    for (const n of index.order) for (const o of n.output) {
-      const s = shapes.get(o);
-      if (s) largest = Math.max(largest, numel(s) * 4);
-    }
-  } catch {
-    largest = 0;
-  }
-  largestCache.set(model, largest > 0 ? largest : null);
-  return largest > 0 ? largest : void 0;
-}
-function boundedBatch(model, want, budget = ACTIVATION_BUDGET_BYTES) {
-  const per = largestActivationBytes(model);
-  if (!per) return want;
-  return Math.max(1, Math.min(want, Math.floor(budget / (ACTIVATION_HIGH_WATER * per))));
-}
-function nodeMacsOf(model) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  const out = /* @__PURE__ */ new Map();
-  for (const n of index.order) {
-    if (n.opType !== "Conv" && n.opType !== "Gemm" && n.opType !== "MatMul" && n.opType !== "ConvTranspose") continue;
-    out.set(n, nodeMacs(n, shapes) ?? 0);
-  }
-  return out;
-}
-function refitBytes(patches, cp, cd, block) {
-  const grams = 8 * (2 * cp * cp + 2 * cd * cp) + 4 * Math.max(cp * cp, cd * cp);
-  const patchBytes = 4 * patches * (cp + cd);
-  const solve = 8 * 4 * block * block;
-  return grams + patchBytes + solve;
-}
-function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
-  let f = 0;
-  for (const m of blocks) {
-    const dm = blocks.length > 1 ? m : cd;
-    f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
-    if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
-  }
-  return f * groups;
-}
-function columnBlocks(cp, aligned, maxBlock) {
-  if (!aligned) return [cp];
-  const blocks = Math.ceil(cp / maxBlock);
-  const size = Math.ceil(cp / blocks);
-  const out = [];
-  for (let b0 = 0; b0 < cp; b0 += size) out.push(Math.min(cp, b0 + size) - b0);
-  return out;
-}
-function captureSamplesThatFit(opts) {
-  const { count: count2, captureSeconds, solveSeconds, secondsLeft: left } = opts;
-  if (captureSeconds + solveSeconds <= left) return count2;
-  const fewest = Math.min(count2, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
-  const room = left - solveSeconds;
-  const most = captureSeconds > 0 ? Math.floor(count2 * room / captureSeconds) : count2;
-  return most >= fewest ? Math.min(count2, most) : null;
-}
-function secondsLeft(deadline) {
-  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
-}
-function activationBytesPerSample(model, names) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  const list = names ?? index.order.flatMap((n) => n.output);
-  let total2 = 0;
-  for (const t of list) {
-    const s = shapes.get(t);
-    if (s) total2 += numel(s) * 4;
-  }
-  return total2;
-}
-function distillUnfit(model, opts) {
-  let params = 0;
-  for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
-  const perSample = activationBytesPerSample(model);
-  const bytes2 = 5 * 4 * params + opts.batch * perSample;
-  if (bytes2 > opts.maxBytes) {
-    return `a training step needs about ${(bytes2 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
-  }
-  if (opts.passSeconds !== void 0) {
-    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
-    if (epoch > opts.secondsLeft) return `one epoch takes about ${epoch.toFixed(0)} s (${(epoch / opts.passSeconds).toFixed(1)} passes of ${opts.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, opts.secondsLeft).toFixed(0)} s left of recovery-time-budget`;
-  }
-  return null;
-}
-var ACTIVATION_BUDGET_BYTES, ACTIVATION_HIGH_WATER, largestCache, PRIOR_FLOPS_PER_SECOND, DISTILL_MAX_BYTES;
-var init_bounds = __esm({
-  "src/recover/bounds.ts"() {
-    "use strict";
-    init_graph();
-    init_flops();
-    init_shapes();
-    init_tensor();
-    ACTIVATION_BUDGET_BYTES = 384 * 2 ** 20;
-    ACTIVATION_HIGH_WATER = 8;
-    largestCache = /* @__PURE__ */ new WeakMap();
-    PRIOR_FLOPS_PER_SECOND = 2e8;
-    DISTILL_MAX_BYTES = 1024 * 2 ** 20;
-  }
-});
-
-// src/pipeline/release.ts
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
-function releaseField(holder, key, what) {
-  Object.defineProperty(holder, key, {
-    configurable: true,
-    enumerable: false,
-    get() {
-      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
-    }
-  });
-}
-function collectGarbage() {
-  if (!collect) {
-    const exposed = globalThis.gc;
-    if (exposed) collect = exposed;
-    else {
-      setFlagsFromString("--expose-gc");
-      collect = runInNewContext("gc");
-    }
-  }
-  collect();
-}
-var collect;
-var init_release = __esm({
-  "src/pipeline/release.ts"() {
-    "use strict";
-  }
-});
-
-// src/pipeline/measureStep.ts
-function endsInSoftmax(model) {
-  const index = new GraphIndex(model.graph);
-  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
-}
-function savedFacts(artifact, denseWeights, evalBatchSize) {
-  const saved = loadModel(artifact).proto;
-  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
-}
-async function measureStep(name, description, artifact, ctx) {
-  const { data, config, progress } = ctx;
-  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
-  const size = measureFileSize(artifact);
-  collectGarbage();
-  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
-  let preds;
-  const shiftAccuracy = {};
-  const shiftPreds = /* @__PURE__ */ new Map();
-  try {
-    progress.start(`evaluate ${name}`, data.count);
-    preds = await evaluateClassifier(session, data, {
-      batchSize: batch,
-      outputsAreProbabilities: probabilities,
-      modelPath: artifact,
-      onBatch: (done) => progress.update(done)
-    });
-    progress.stop();
-    for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: batch, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
-      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
-      shiftPreds.set(s.name, p);
-    }
-  } finally {
-    progress.stop();
-    await session.release();
-  }
-  const labels = data.labels;
-  const step = {
-    name,
-    description,
-    artifact,
-    sparsity: sparsity.overall,
-    params: cost.params,
-    nonzero_params: cost.nonzeroParams,
-    flops: cost.macs,
-    size_bytes: size.bytes,
-    gzip_bytes: size.gzipBytes,
-    accuracy: accuracy(preds.pred, labels),
-    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
-    confusion: confusionMatrix(preds.pred, labels, preds.classes),
-    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
-    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
-    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
-    latency: null,
-    latency_by_batch: [],
-    shift_accuracy: shiftAccuracy,
-    layers: sparsity.layers
-  };
-  return { step, preds, shiftPreds };
-}
-var init_measureStep = __esm({
-  "src/pipeline/measureStep.ts"() {
-    "use strict";
-    init_evaluate();
-    init_metrics();
-    init_ort();
-    init_size();
-    init_flops();
-    init_graph();
-    init_model();
-    init_sparsity();
-    init_bounds();
-    init_release();
-  }
-});
-
 // src/io/cleanup.ts
 function onInterrupt(undo) {
   pending.add(undo);
@@ -39797,6 +39583,275 @@ var init_session = __esm({
     init_tensor();
     BIG_MODEL_BYTES = 64 * 2 ** 20;
     gemmSessions = /* @__PURE__ */ new Map();
+  }
+});
+
+// src/recover/subgraph.ts
+function graphUpTo(model, tensors) {
+  const g2 = model.graph;
+  const up = upstream(model, tensors);
+  if (!up) return withExtraOutputs(model, tensors);
+  const { nodes: needed, names } = up;
+  const initNames = new Set(g2.initializer.map((t) => t.name));
+  const outputs = tensors.map(
+    (name) => g2.output.find((o) => o.name === name) ?? create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } }) })
+  );
+  const graph = create(GraphProtoSchema, {
+    name: g2.name,
+    node: g2.node.filter((n) => needed.has(n)),
+    initializer: g2.initializer.filter((t) => names.has(t.name)),
+    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
+    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
+    output: outputs,
+    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
+  });
+  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
+}
+function upstream(model, tensors) {
+  const producer = /* @__PURE__ */ new Map();
+  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
+  const nodes = /* @__PURE__ */ new Set();
+  const names = /* @__PURE__ */ new Set();
+  const stack = [...tensors];
+  while (stack.length > 0) {
+    const t = stack.pop();
+    if (names.has(t)) continue;
+    names.add(t);
+    const n = producer.get(t);
+    if (!n || nodes.has(n)) continue;
+    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
+    nodes.add(n);
+    for (const i2 of n.input) if (i2) stack.push(i2);
+  }
+  return { nodes, names };
+}
+var init_subgraph = __esm({
+  "src/recover/subgraph.ts"() {
+    "use strict";
+    init_esm2();
+    init_onnx_pb();
+    init_tensor();
+    init_session();
+  }
+});
+
+// src/recover/bounds.ts
+function largestActivationBytes(model) {
+  const hit = largestCache.get(model);
+  if (hit !== void 0) return hit ?? void 0;
+  let largest = 0;
+  try {
+    const index = new GraphIndex(model.graph);
+    const { shapes } = inferShapes(index, 1);
+    for (const n of index.order) for (const o of n.output) {
+      const s = shapes.get(o);
+      if (s) largest = Math.max(largest, numel(s) * 4);
+    }
+  } catch {
+    largest = 0;
+  }
+  largestCache.set(model, largest > 0 ? largest : null);
+  return largest > 0 ? largest : void 0;
+}
+function boundedBatch(model, want, budget = ACTIVATION_BUDGET_BYTES) {
+  const per = largestActivationBytes(model);
+  if (!per) return want;
+  return Math.max(1, Math.min(want, Math.floor(budget / (ACTIVATION_HIGH_WATER * per))));
+}
+function nodeMacsOf(model) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const out = /* @__PURE__ */ new Map();
+  for (const n of index.order) {
+    if (n.opType !== "Conv" && n.opType !== "Gemm" && n.opType !== "MatMul" && n.opType !== "ConvTranspose") continue;
+    out.set(n, nodeMacs(n, shapes) ?? 0);
+  }
+  return out;
+}
+function macsBefore(model, tensor, macs) {
+  let total2 = 0;
+  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
+  return total2;
+}
+function refitBytes(patches, cp, cd, block) {
+  const grams = 8 * (2 * cp * cp + 2 * cd * cp) + 4 * Math.max(cp * cp, cd * cp);
+  const patchBytes = 4 * patches * (cp + cd);
+  const solve = 8 * 4 * block * block;
+  return grams + patchBytes + solve;
+}
+function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
+  let f = 0;
+  for (const m of blocks) {
+    const dm = blocks.length > 1 ? m : cd;
+    f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
+    if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
+  }
+  return f * groups;
+}
+function columnBlocks(cp, aligned, maxBlock) {
+  if (!aligned) return [cp];
+  const blocks = Math.ceil(cp / maxBlock);
+  const size = Math.ceil(cp / blocks);
+  const out = [];
+  for (let b0 = 0; b0 < cp; b0 += size) out.push(Math.min(cp, b0 + size) - b0);
+  return out;
+}
+function captureSamplesThatFit(opts) {
+  const { count: count2, captureSeconds, solveSeconds, secondsLeft: left } = opts;
+  if (captureSeconds + solveSeconds <= left) return count2;
+  const fewest = Math.min(count2, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
+  const room = left - solveSeconds;
+  const most = captureSeconds > 0 ? Math.floor(count2 * room / captureSeconds) : count2;
+  return most >= fewest ? Math.min(count2, most) : null;
+}
+function secondsLeft(deadline) {
+  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
+}
+function activationBytesPerSample(model, names) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const list = names ?? index.order.flatMap((n) => n.output);
+  let total2 = 0;
+  for (const t of list) {
+    const s = shapes.get(t);
+    if (s) total2 += numel(s) * 4;
+  }
+  return total2;
+}
+function distillUnfit(model, opts) {
+  let params = 0;
+  for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
+  const perSample = activationBytesPerSample(model);
+  const bytes2 = 5 * 4 * params + opts.batch * perSample;
+  if (bytes2 > opts.maxBytes) {
+    return `a training step needs about ${(bytes2 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
+  }
+  if (opts.passSeconds !== void 0) {
+    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
+    if (epoch > opts.secondsLeft) return `one epoch takes about ${epoch.toFixed(0)} s (${(epoch / opts.passSeconds).toFixed(1)} passes of ${opts.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, opts.secondsLeft).toFixed(0)} s left of recovery-time-budget`;
+  }
+  return null;
+}
+var ACTIVATION_BUDGET_BYTES, ACTIVATION_HIGH_WATER, largestCache, PRIOR_FLOPS_PER_SECOND, DISTILL_MAX_BYTES;
+var init_bounds = __esm({
+  "src/recover/bounds.ts"() {
+    "use strict";
+    init_graph();
+    init_flops();
+    init_shapes();
+    init_tensor();
+    init_subgraph();
+    ACTIVATION_BUDGET_BYTES = 384 * 2 ** 20;
+    ACTIVATION_HIGH_WATER = 8;
+    largestCache = /* @__PURE__ */ new WeakMap();
+    PRIOR_FLOPS_PER_SECOND = 2e8;
+    DISTILL_MAX_BYTES = 1024 * 2 ** 20;
+  }
+});
+
+// src/pipeline/release.ts
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+function releaseField(holder, key, what) {
+  Object.defineProperty(holder, key, {
+    configurable: true,
+    enumerable: false,
+    get() {
+      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
+    }
+  });
+}
+function collectGarbage() {
+  if (!collect) {
+    const exposed = globalThis.gc;
+    if (exposed) collect = exposed;
+    else {
+      setFlagsFromString("--expose-gc");
+      collect = runInNewContext("gc");
+    }
+  }
+  collect();
+}
+var collect;
+var init_release = __esm({
+  "src/pipeline/release.ts"() {
+    "use strict";
+  }
+});
+
+// src/pipeline/measureStep.ts
+function endsInSoftmax(model) {
+  const index = new GraphIndex(model.graph);
+  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
+}
+function savedFacts(artifact, denseWeights, evalBatchSize) {
+  const saved = loadModel(artifact).proto;
+  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
+}
+async function measureStep(name, description, artifact, ctx) {
+  const { data, config, progress } = ctx;
+  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
+  const size = measureFileSize(artifact);
+  collectGarbage();
+  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
+  let preds;
+  const shiftAccuracy = {};
+  const shiftPreds = /* @__PURE__ */ new Map();
+  try {
+    progress.start(`evaluate ${name}`, data.count);
+    preds = await evaluateClassifier(session, data, {
+      batchSize: batch,
+      outputsAreProbabilities: probabilities,
+      modelPath: artifact,
+      onBatch: (done) => progress.update(done)
+    });
+    progress.stop();
+    for (const s of ctx.shifts) {
+      const p = await evaluateClassifier(session, s.data, { batchSize: batch, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      shiftPreds.set(s.name, p);
+    }
+  } finally {
+    progress.stop();
+    await session.release();
+  }
+  const labels = data.labels;
+  const step = {
+    name,
+    description,
+    artifact,
+    sparsity: sparsity.overall,
+    params: cost.params,
+    nonzero_params: cost.nonzeroParams,
+    flops: cost.macs,
+    size_bytes: size.bytes,
+    gzip_bytes: size.gzipBytes,
+    accuracy: accuracy(preds.pred, labels),
+    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
+    confusion: confusionMatrix(preds.pred, labels, preds.classes),
+    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
+    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
+    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
+    latency: null,
+    latency_by_batch: [],
+    shift_accuracy: shiftAccuracy,
+    layers: sparsity.layers
+  };
+  return { step, preds, shiftPreds };
+}
+var init_measureStep = __esm({
+  "src/pipeline/measureStep.ts"() {
+    "use strict";
+    init_evaluate();
+    init_metrics();
+    init_ort();
+    init_size();
+    init_flops();
+    init_graph();
+    init_model();
+    init_sparsity();
+    init_bounds();
+    init_release();
   }
 });
 
@@ -40197,55 +40252,6 @@ var init_pruneModel = __esm({
   }
 });
 
-// src/recover/subgraph.ts
-function graphUpTo(model, tensors) {
-  const g2 = model.graph;
-  const up = upstream(model, tensors);
-  if (!up) return withExtraOutputs(model, tensors);
-  const { nodes: needed, names } = up;
-  const initNames = new Set(g2.initializer.map((t) => t.name));
-  const outputs = tensors.map(
-    (name) => g2.output.find((o) => o.name === name) ?? create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } }) })
-  );
-  const graph = create(GraphProtoSchema, {
-    name: g2.name,
-    node: g2.node.filter((n) => needed.has(n)),
-    initializer: g2.initializer.filter((t) => names.has(t.name)),
-    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
-    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
-    output: outputs,
-    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
-  });
-  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
-}
-function upstream(model, tensors) {
-  const producer = /* @__PURE__ */ new Map();
-  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
-  const nodes = /* @__PURE__ */ new Set();
-  const names = /* @__PURE__ */ new Set();
-  const stack = [...tensors];
-  while (stack.length > 0) {
-    const t = stack.pop();
-    if (names.has(t)) continue;
-    names.add(t);
-    const n = producer.get(t);
-    if (!n || nodes.has(n)) continue;
-    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
-    nodes.add(n);
-    for (const i2 of n.input) if (i2) stack.push(i2);
-  }
-  return { nodes, names };
-}
-var init_subgraph = __esm({
-  "src/recover/subgraph.ts"() {
-    "use strict";
-    init_esm2();
-    init_onnx_pb();
-    init_tensor();
-    init_session();
-  }
-});
-
 // src/recover/batchNorm.ts
 async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const model = cloneModel(pruned);
@@ -40264,11 +40270,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   if (bounds.passSeconds !== void 0 && left < Infinity) {
     const macs = nodeMacsOf(model);
     const full = [...macs.values()].reduce((a, b) => a + b, 0);
-    for (const t of targets) {
-      let m = 0;
-      for (const n of upstream(model, [t.node.input[0]])?.nodes ?? macs.keys()) m += macs.get(n) ?? 0;
-      sequential += full > 0 ? bounds.passSeconds * m / full : bounds.passSeconds;
-    }
+    for (const t of targets) sequential += full > 0 ? bounds.passSeconds * macsBefore(model, t.node.input[0], macs) / full : bounds.passSeconds;
   }
   const nodes = [];
   if (sequential <= left) {
@@ -42011,9 +42013,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
       continue;
     }
-    const dUp = upstream(dense, [d.input]);
-    const pUp = upstream(model, [p.input]);
-    const captureMacs = macsOver(dUp?.nodes, dMacs) + macsOver(pUp?.nodes, pMacs);
+    const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
     const flops = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
     const captureSeconds = captureMacs * secondsPerMac;
     const solveSeconds = flops / flopsPerSecond;
@@ -42043,12 +42043,6 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
 }
 function evenlySpaced(calib, n) {
   return takeSamples(calib, Int32Array.from({ length: n }, (_, k) => Math.floor(k * calib.count / n)));
-}
-function macsOver(nodes, macs) {
-  if (!nodes) return [...macs.values()].reduce((a, b) => a + b, 0);
-  let total2 = 0;
-  for (const n of nodes) total2 += macs.get(n) ?? 0;
-  return total2;
 }
 async function captureLayerInput(model, layer, calib, withBias, opts, batch) {
   const session = await sessionFromModel(graphUpTo(model, [layer.input]), opts.threads, { lean: true });
@@ -42468,7 +42462,7 @@ async function runRecovery(req) {
   const steps = await recoverySteps(req, calib, notes);
   if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
-  if (!calib.labels) return { steps: steps.map((s) => s.step), notes };
+  if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
   const fit = await calibrateTemperature(last, calib, config.latency.threads);
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
@@ -42521,6 +42515,10 @@ async function recoverySteps(req, calib, bounded) {
   let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : void 0;
   const passSeconds = labelled ? (performance.now() - started) / 1e3 : void 0;
   const judgeMs = config.recovery === "auto" && passSeconds !== void 0 ? passSeconds * 1e3 : 0;
+  const bound = (line) => {
+    progress.note(line);
+    bounded.push(line);
+  };
   const keep = (name, description, model, seconds, score2) => {
     const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ""));
     saveModel(model, artifact);
@@ -42535,8 +42533,7 @@ async function recoverySteps(req, calib, bounded) {
   async function distillStep(judged, deadline2) {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
-      progress.note(`recovery: distillation skipped: ${unfit}`);
-      bounded.push(`recovery: distillation skipped: ${unfit}`);
+      bound(`recovery: distillation skipped: ${unfit}`);
       return;
     }
     const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline: deadline2 });
@@ -42580,8 +42577,7 @@ async function recoverySteps(req, calib, bounded) {
       );
     }
     if (deadline !== void 0 && performance.now() > deadline) {
-      if (hasBatchNorm(current)) progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; BatchNorm re-estimation skipped`);
-      if (hasBatchNorm(current)) bounded.push(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
+      if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
       return steps;
     }
     await tryBatchNorm(current, calib, config, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
@@ -42589,10 +42585,8 @@ async function recoverySteps(req, calib, bounded) {
       if (why.includes("recovery-time-budget")) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config.recovery === "auto") {
-      if (deadline !== void 0 && performance.now() > deadline) {
-        progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; distillation skipped`);
-        bounded.push(`recovery: distillation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
-      } else await distillStep(true, deadline);
+      if (deadline !== void 0 && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
+      else await distillStep(true, deadline);
     }
     return steps;
   }
@@ -42699,6 +42693,13 @@ function pruneRound(model, weights, target, config, plan) {
   if (plan) return pruneCounts(model, weights, plan.counts(target));
   return magnitudePrune(model, weights, target, config.scope === "layer" ? "layer" : "global").model;
 }
+function recordedScores(steps) {
+  const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
+  if (scored.length === 0) return void 0;
+  const first = scored[0].info;
+  const last = scored[scored.length - 1].info;
+  return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
+}
 async function runRounds(req) {
   const { config, calib, progress } = req;
   const initial = countSparsity(req.dense, req.weights).overall;
@@ -42716,11 +42717,12 @@ async function runRounds(req) {
     const artifact = stepFile(dir, 1, "prune");
     fs11.mkdirSync(dir, { recursive: true });
     saveModel(pruned, artifact);
-    const before = await calibScore(pruned, calib, config.latency.threads);
-    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files });
+    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
     const last = rec.steps.at(-1)?.artifact ?? artifact;
     current = last === artifact ? pruned : loadModel(last).proto;
-    const after = await calibScore(current, calib, config.latency.threads);
+    const recorded = recordedScores(rec.steps);
+    const before = recorded?.before ?? await calibScore(pruned, calib, config.latency.threads);
+    const after = recorded?.after ?? before;
     const seconds = (performance.now() - t0) / 1e3;
     const kept = rec.steps.map((s) => s.name.replace(/^recover:/, "")).join(" + ") || "nothing kept";
     steps.push({
@@ -42743,8 +42745,7 @@ async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
   saveModel(model, pruneArtifact);
   const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
   const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
-  const last = recovery.steps.filter((x2) => x2.name !== "calibrate:temperature").at(-1)?.artifact;
-  const score2 = ctx.calib.labels ? await calibScore(last ? loadModel(last).proto : model, ctx.calib, config.latency.threads) : void 0;
+  const score2 = ctx.calib.labels ? recordedScores(recovery.steps)?.after ?? await calibScore(model, ctx.calib, config.latency.threads) : void 0;
   const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config.scope;
   return {
     pruned: {

@@ -3,9 +3,9 @@ import { GraphIndex, nodeLabel } from '../onnx/graph.js';
 import { cloneModel } from '../onnx/model.js';
 import type { ModelProto, NodeProto, TensorProto } from '../onnx/proto/onnx_pb.js';
 import { setTensorFloat32, tensorToFloat32 } from '../onnx/tensor.js';
-import { ACTIVATION_BUDGET_BYTES, ACTIVATION_HIGH_WATER, activationBytesPerSample, boundedBatch, largestActivationBytes, nodeMacsOf, secondsLeft } from './bounds.js';
+import { ACTIVATION_BUDGET_BYTES, ACTIVATION_HIGH_WATER, activationBytesPerSample, boundedBatch, largestActivationBytes, macsBefore, nodeMacsOf, secondsLeft } from './bounds.js';
 import { sessionFromModel, streamActivations } from './session.js';
-import { graphUpTo, upstream } from './subgraph.js';
+import { graphUpTo } from './subgraph.js';
 
 export interface BatchNormRestat {
   model: ModelProto;
@@ -55,11 +55,7 @@ export async function reestimateBatchNorm(pruned: ModelProto, calib: Dataset, th
   if (bounds.passSeconds !== undefined && left < Infinity) {
     const macs = nodeMacsOf(model);
     const full = [...macs.values()].reduce((a, b) => a + b, 0);
-    for (const t of targets) {
-      let m = 0;
-      for (const n of upstream(model, [t.node.input[0]])?.nodes ?? macs.keys()) m += macs.get(n) ?? 0;
-      sequential += full > 0 ? (bounds.passSeconds * m) / full : bounds.passSeconds;
-    }
+    for (const t of targets) sequential += full > 0 ? (bounds.passSeconds * macsBefore(model, t.node.input[0], macs)) / full : bounds.passSeconds;
   }
   const nodes: string[] = [];
   if (sequential <= left) {

@@ -3,6 +3,7 @@ import { nodeMacs } from '../onnx/flops.js';
 import type { ModelProto, NodeProto } from '../onnx/proto/onnx_pb.js';
 import { inferShapes } from '../onnx/shapes.js';
 import { numel } from '../onnx/tensor.js';
+import { upstream } from './subgraph.js';
 
 /**
  * Bounds that keep recovery finite on big models: how many samples one onnxruntime run may take, how
@@ -57,6 +58,16 @@ export function nodeMacsOf(model: ModelProto): Map<NodeProto, number> {
     out.set(n, nodeMacs(n, shapes) ?? 0);
   }
   return out;
+}
+
+/**
+ * Multiply-accumulates per sample of the graph that computes `tensor` (what capturing it costs), from
+ * nodeMacsOf's map; the whole model's when the walk cannot bound it (a node with a subgraph).
+ */
+export function macsBefore(model: ModelProto, tensor: string, macs: Map<NodeProto, number>): number {
+  let total = 0;
+  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total += macs.get(n) ?? 0;
+  return total;
 }
 
 /**

@@ -11,8 +11,8 @@ import { gatedRowErrors, reluGate, reluRefit, type ReluGate } from './reluTarget
 import type { KeptChannels } from '../prune/structured/keptChannels.js';
 import { PatchSampler } from './patches.js';
 import { crossGram, sessionFromModel, streamActivations, timesTransposed } from './session.js';
-import { boundedBatch, captureSamplesThatFit, columnBlocks, nodeMacsOf, PRIOR_FLOPS_PER_SECOND, refitBytes, refitFlops, secondsLeft } from './bounds.js';
-import { graphUpTo, upstream } from './subgraph.js';
+import { boundedBatch, captureSamplesThatFit, columnBlocks, macsBefore, nodeMacsOf, PRIOR_FLOPS_PER_SECOND, refitBytes, refitFlops, secondsLeft } from './bounds.js';
+import { graphUpTo } from './subgraph.js';
 
 export interface ReconstructOptions {
   /** ridge added to H's diagonal, as a fraction of its mean diagonal (SparseGPT uses 0.01) */
@@ -145,9 +145,7 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
       skipped.push({ weight: p.weight, reason: 'recovery-time-budget reached' });
       continue;
     }
-    const dUp = upstream(dense, [d.input]);
-    const pUp = upstream(model, [p.input]);
-    const captureMacs = macsOver(dUp?.nodes, dMacs) + macsOver(pUp?.nodes, pMacs);
+    const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
     const flops = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
     const captureSeconds = captureMacs * secondsPerMac;
     const solveSeconds = flops / flopsPerSecond;
@@ -192,13 +190,6 @@ function evenlySpaced(calib: Dataset, n: number): Dataset {
 const CAPTURE_BATCH = 128;
 
 const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);
-
-function macsOver(nodes: Set<NodeProto> | undefined, macs: Map<NodeProto, number>): number {
-  if (!nodes) return [...macs.values()].reduce((a, b) => a + b, 0);
-  let total = 0;
-  for (const n of nodes) total += macs.get(n) ?? 0;
-  return total;
-}
 
 /**
  * A layer's input on the calibration set, reduced as it streams by: the sampled patches the refit

@@ -105,6 +105,19 @@ export function pruneRound(model: ModelProto, weights: readonly PrunableWeight[]
   return magnitudePrune(model, weights, target, config.scope === 'layer' ? 'layer' : 'global').model;
 }
 
+/**
+ * The calibration scores recovery recorded: before its first kept stage (the pruned model) and after its
+ * last (the recovered model); undefined when no scored stage was kept. A baked temperature records no
+ * accuracy and is left out: it rescales logits without changing the argmax the rounds compare.
+ */
+function recordedScores(steps: readonly RecoveryStep[]): { before: CalibScore; after: CalibScore } | undefined {
+  const scored = steps.filter((s) => s.info.calib_accuracy_after !== undefined && s.info.calib_nll_after !== undefined);
+  if (scored.length === 0) return undefined;
+  const first = scored[0].info;
+  const last = scored[scored.length - 1].info;
+  return { before: { accuracy: first.calib_accuracy_before!, nll: first.calib_nll_before! }, after: { accuracy: last.calib_accuracy_after!, nll: last.calib_nll_after! } };
+}
+
 /** Runs rounds 1..R-1; the caller prunes to the target from `model` and recovers as usual. */
 export async function runRounds(req: RoundsRequest): Promise<RoundsOutcome> {
   const { config, calib, progress } = req;
@@ -124,11 +137,13 @@ export async function runRounds(req: RoundsRequest): Promise<RoundsOutcome> {
     const artifact = stepFile(dir, 1, 'prune');
     fs.mkdirSync(dir, { recursive: true });
     saveModel(pruned, artifact);
-    const before = await calibScore(pruned, calib, config.latency.threads);
-    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files });
+    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
     const last = rec.steps.at(-1)?.artifact ?? artifact;
     current = last === artifact ? pruned : loadModel(last).proto;
-    const after = await calibScore(current, calib, config.latency.threads);
+    // recovery scored both ends already; a pass of its own only when it kept no stage
+    const recorded = recordedScores(rec.steps);
+    const before = recorded?.before ?? (await calibScore(pruned, calib, config.latency.threads));
+    const after = recorded?.after ?? before;
     const seconds = (performance.now() - t0) / 1000;
     const kept = rec.steps.map((s) => s.name.replace(/^recover:/, '')).join(' + ') || 'nothing kept';
     steps.push({
@@ -176,8 +191,7 @@ async function runChain(dense: ModelProto, weights: readonly PrunableWeight[], c
   // the final round gets the same share of the recovery time budget as every other round
   const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
   const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
-  const last = recovery.steps.filter((x) => x.name !== 'calibrate:temperature').at(-1)?.artifact;
-  const score = ctx.calib.labels ? await calibScore(last ? loadModel(last).proto : model, ctx.calib, config.latency.threads) : undefined;
+  const score = ctx.calib.labels ? (recordedScores(recovery.steps)?.after ?? (await calibScore(model, ctx.calib, config.latency.threads))) : undefined;
   const how = plan ? 'sensitivity-allocated (curves measured once on the dense model)' : config.scope;
   return {
     pruned: {

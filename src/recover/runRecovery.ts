@@ -50,6 +50,8 @@ export interface RecoveryRequest {
   progress: Progress;
   /** structured/hybrid pruning: the untied dense reference and the kept-channel map (PruneOutcome.structured) */
   structured?: PruneOutcome['structured'];
+  /** false: no temperature fit after recovery (an intermediate recovery round ships nothing); default true */
+  fitTemperature?: boolean;
 }
 
 /** columns per SparseGPT mask-selection block (the paper's default) */
@@ -105,7 +107,7 @@ export async function runRecovery(req: RecoveryRequest): Promise<RecoveryOutcome
   const steps = await recoverySteps(req, calib, notes);
   if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
-  if (!calib.labels) return { steps: steps.map((s) => s.step), notes };
+  if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
   const fit = await calibrateTemperature(last, calib, config.latency.threads);
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
@@ -163,6 +165,12 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
   // time kept back for judging a stage on the calibration score (auto)
   const judgeMs = config.recovery === 'auto' && passSeconds !== undefined ? passSeconds * 1000 : 0;
 
+  // a bound that bites is said on the progress log now and kept for the ledger's notes
+  const bound = (line: string): void => {
+    progress.note(line);
+    bounded.push(line);
+  };
+
   const keep = (name: string, description: string, model: ModelProto, seconds: number, score: CalibScore | undefined): void => {
     const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ''));
     saveModel(model, artifact);
@@ -179,8 +187,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
   async function distillStep(judged: boolean, deadline: number | undefined): Promise<void> {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
-      progress.note(`recovery: distillation skipped: ${unfit}`);
-      bounded.push(`recovery: distillation skipped: ${unfit}`);
+      bound(`recovery: distillation skipped: ${unfit}`);
       return;
     }
     const d = await distillStage(req.dense, current, calib!, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline });
@@ -227,8 +234,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       );
     }
     if (deadline !== undefined && performance.now() > deadline) {
-      if (hasBatchNorm(current)) progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; BatchNorm re-estimation skipped`);
-      if (hasBatchNorm(current)) bounded.push(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
+      if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
       return steps;
     }
     await tryBatchNorm(current, calib, config, { deadline: deadline === undefined ? undefined : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep('recover:bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ''} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
@@ -236,10 +242,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       if (why.includes('recovery-time-budget')) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config.recovery === 'auto') {
-      if (deadline !== undefined && performance.now() > deadline) {
-        progress.note(`recovery: recovery-time-budget of ${config.recoveryTimeBudget} s used up; distillation skipped`);
-        bounded.push(`recovery: distillation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
-      }
+      if (deadline !== undefined && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
       else await distillStep(true, deadline);
     }
     return steps;
