@@ -2,7 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { cloneModel } from '../src/onnx/model.js';
 import { AttributeProtoSchema, AttributeProto_AttributeType, NodeProtoSchema, type ModelProto } from '../src/onnx/proto/onnx_pb.js';
 import { makeFloatTensor } from '../src/onnx/tensor.js';
-import { seededRandom } from '../src/measure/stats/random.js';
+import { seededRandom } from '../src/util/random.js';
 
 /**
  * A copy of a one-input, one-output classifier that is really slower but gives bit-identical outputs:

@@ -12,7 +12,7 @@ import { accuracy } from '../src/measure/metrics.js';
 import { loadModel, saveModel } from '../src/onnx/model.js';
 import type { ModelProto } from '../src/onnx/proto/onnx_pb.js';
 import { modelInputs } from '../src/onnx/signature.js';
-import { silentProgress } from '../src/pipeline/progress.js';
+import { silentProgress } from '../src/io/progress.js';
 import { pruneModel } from '../src/prune/pruneModel.js';
 import { sessionFromModel } from '../src/recover/session.js';
 import { runRecovery } from '../src/recover/runRecovery.js';

@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { markdownTable } from 'markdown-table';
 import { writeNpz } from '../src/data/npz.js';
 import { ensureScaleModels } from './exportScale.js';
-import { seededRandom } from '../src/measure/stats/random.js';
+import { seededRandom } from '../src/util/random.js';
 import { loadModel } from '../src/onnx/model.js';
 import { modelInputs } from '../src/onnx/signature.js';
 

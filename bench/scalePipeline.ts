@@ -14,7 +14,7 @@
 import * as fs from 'node:fs';
 import { DEFAULT_CONFIG, type Config } from '../src/config/schema.js';
 import { peakMeter } from '../src/measure/memory.js';
-import type { Progress } from '../src/pipeline/progress.js';
+import type { Progress } from '../src/io/progress.js';
 import { runPipeline } from '../src/pipeline/run.js';
 
 const MB = 2 ** 20;

@@ -13,7 +13,7 @@ import type { ModelProto } from '../src/onnx/proto/onnx_pb.js';
 import { modelInputs } from '../src/onnx/signature.js';
 import { prunableWeights, type PrunableWeight } from '../src/prune/prunable.js';
 import { pruneModel, type PruneOutcome } from '../src/prune/pruneModel.js';
-import { seededRandom } from '../src/measure/stats/random.js';
+import { seededRandom } from '../src/util/random.js';
 import { analyzeDependencies } from '../src/prune/structured/depgraph.js';
 import { untieConstants } from '../src/prune/structured/untie.js';
 

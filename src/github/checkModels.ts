@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors.js';
 import { overallVerdict } from '../ledger/budgets.js';
 import { LEDGER_SCHEMA, type Ledger, type ModelLedger } from '../ledger/types.js';
-import type { Progress } from '../pipeline/progress.js';
+import type { Progress } from '../io/progress.js';
 import { runPipeline } from '../pipeline/run.js';
 import { VERSION } from '../version.js';
 import { compareWithBase } from './compareBase.js';

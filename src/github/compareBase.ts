@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { ResolvedBudget } from '../ledger/budgets.js';
 import type { BaseComparison, BudgetName, Step } from '../ledger/types.js';
 import { compareBudgets, measurePair } from '../pipeline/compare.js';
-import type { Progress } from '../pipeline/progress.js';
+import type { Progress } from '../io/progress.js';
 import { judgeWithIntervals } from '../pipeline/verdicts.js';
 
 /**

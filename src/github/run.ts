@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { Ledger } from '../ledger/types.js';
-import type { Progress } from '../pipeline/progress.js';
+import type { Progress } from '../io/progress.js';
 import { checkModels, mergeLedgers, readLedgers, type BaseSource, type ModelJob } from './checkModels.js';
 import { upsertStickyComment } from './comment.js';
 import { COMMENT_LIMIT, fitComment } from './fit.js';

@@ -1,6 +1,6 @@
 import type { Dataset, InputArray } from '../data/dataset.js';
 import { UserError } from '../errors.js';
-import { seededRandom } from './stats/random.js';
+import { seededRandom } from '../util/random.js';
 
 /**
  * Built-in synthetic distribution shifts, applied to a copy of the evaluation set. Severities 1..5

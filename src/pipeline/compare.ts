@@ -18,7 +18,7 @@ import { modelInputs } from '../onnx/signature.js';
 import { prunableWeights } from '../prune/prunable.js';
 import { VERSION } from '../version.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../io/progress.js';
 import { corruptionSets } from '../measure/corruptions.js';
 import { judgeWithIntervals, predictionShifts, shiftResults } from './verdicts.js';
 

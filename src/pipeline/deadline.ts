@@ -1,4 +1,4 @@
-import type { Progress } from './progress.js';
+import type { Progress } from '../io/progress.js';
 
 /** Thrown at the first progress report after the time budget ran out; names the stage it stopped in. */
 export class TimedOut extends Error {

@@ -23,7 +23,7 @@ import { calibScore } from '../recover/calibScore.js';
 import { runRecovery, stepFile } from '../recover/runRecovery.js';
 import { VERSION } from '../version.js';
 import { measureStep, type MeasuredStep, type StepContext } from './measureStep.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../io/progress.js';
 import { classChanges, writeLedger } from './ledgerFile.js';
 import type { RunRequest, RunResult } from './run.js';
 import { resolveScope } from '../prune/resolveScope.js';

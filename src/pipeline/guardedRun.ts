@@ -8,7 +8,7 @@ import { LEDGER_SCHEMA, type Ledger } from '../ledger/types.js';
 import { onnxruntimeVersion } from '../measure/ort.js';
 import { VERSION } from '../version.js';
 import { Deadline, TimedOut } from './deadline.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../io/progress.js';
 import { prunedPath, runPipeline, type RunRequest, type RunResult } from './run.js';
 
 /** How long a run waits for another run holding the same --out folder when no time budget is set. */

@@ -11,7 +11,7 @@ import { loadModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import type { PrunableWeight } from '../prune/prunable.js';
 import { countSparsity } from '../prune/sparsity.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../io/progress.js';
 import { boundedBatch } from '../recover/bounds.js';
 import { collectGarbage } from './release.js';
 

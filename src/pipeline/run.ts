@@ -23,7 +23,7 @@ import { runGradual } from './gradual.js';
 import { classChanges, writeLedger } from './ledgerFile.js';
 import { timeSteps } from './timeSteps.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../io/progress.js';
 import { collectGarbage, releaseField } from './release.js';
 
 export interface RunRequest {

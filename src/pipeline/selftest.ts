@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { ResolvedBudget } from '../ledger/budgets.js';
 import { measureInterleaved, pairedMedianRatio } from '../measure/latency.js';
 import { compareBudgets, measurePair } from './compare.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../io/progress.js';
 import { judgeWithIntervals } from './verdicts.js';
 
 export interface SelftestRequest {

@@ -5,7 +5,7 @@ import { latencyStat, measureInterleaved } from '../measure/latency.js';
 import { measureRuntimeCost } from '../measure/runtimeCost.js';
 import { loadModel } from '../onnx/model.js';
 import type { MeasuredStep } from './measureStep.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../io/progress.js';
 
 /**
  * Latency of every measured step, interleaved in one pass (the first step is dense), then each step's

@@ -8,7 +8,7 @@ import { prunableWeights, type PrunableWeight } from './prunable.js';
 import { resolveScope } from './resolveScope.js';
 import { countSparsity } from './sparsity.js';
 import type { SensitivityInfo } from '../ledger/types.js';
-import type { Progress } from '../pipeline/progress.js';
+import type { Progress } from '../io/progress.js';
 import { AnalysisOverBudget } from './sensitivity/sensitivityCurves.js';
 import { checkSensitivityInputs, sensitivityPrune } from './sensitivity/sensitivityPrune.js';
 import { describeStructured } from './structured/describe.js';

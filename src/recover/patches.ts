@@ -1,6 +1,6 @@
 import type { Activation } from './session.js';
 import type { LinearLayer } from './layers.js';
-import { seededRandom } from '../measure/stats/random.js';
+import { seededRandom } from '../util/random.js';
 
 /** `count` of `total` positions, stratified (one random pick per equal stretch), ascending. */
 export function samplePositions(total: number, count: number, seed = 1): Int32Array {

@@ -5,7 +5,7 @@ import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { loadModel, saveModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
-import type { Progress } from '../pipeline/progress.js';
+import type { Progress } from '../io/progress.js';
 import { magnitudePrune } from '../prune/magnitude.js';
 import { prunableWeights, type PrunableWeight } from '../prune/prunable.js';
 import type { PruneOutcome } from '../prune/pruneModel.js';

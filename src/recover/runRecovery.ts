@@ -6,7 +6,7 @@ import { UserError } from '../errors.js';
 import type { RecoveryInfo, TemperatureInfo } from '../ledger/types.js';
 import { saveModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
-import type { Progress } from '../pipeline/progress.js';
+import type { Progress } from '../io/progress.js';
 import { prunableWeights, type PrunableWeight } from '../prune/prunable.js';
 import type { PruneOutcome } from '../prune/pruneModel.js';
 import { reestimateBatchNorm, type BatchNormBounds } from './batchNorm.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { chiSquareHomogeneity, chiSquareSurvival, kolmogorovSmirnov, populationStabilityIndex } from '../../src/measure/stats/distribution.js';
-import { seededRandom } from '../../src/measure/stats/random.js';
+import { seededRandom } from '../../src/util/random.js';
 
 describe('chi-square', () => {
   // closed forms evaluated in Python: even df Q = e^{-x/2} Σ_{k<df/2} (x/2)^k / k!, df = 1 Q = erfc(sqrt(x/2))

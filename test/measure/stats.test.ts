@@ -3,7 +3,7 @@ import { bootstrapInterval, meanInterval, quantileInterval } from '../../src/mea
 import { binomialHalfCdf, logGamma } from '../../src/measure/stats/binomial.js';
 import { mcnemarExact, minSamplesForDrop, pairedDifferenceInterval, pairedTable } from '../../src/measure/stats/mcnemar.js';
 import { normalQuantile } from '../../src/measure/stats/normal.js';
-import { seededRandom } from '../../src/measure/stats/random.js';
+import { seededRandom } from '../../src/util/random.js';
 import { wilsonInterval } from '../../src/measure/stats/wilson.js';
 
 describe('normalQuantile', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Predictions } from '../../src/measure/evaluate.js';
 import { latencyStat, pairedMedianRatio, relativeHalfWidth } from '../../src/measure/latency.js';
-import { seededRandom } from '../../src/measure/stats/random.js';
+import { seededRandom } from '../../src/util/random.js';
 import { accuracyIntervals, annotateClassChanges, budgetUncertainty, eceAt } from '../../src/measure/stats/uncertainty.js';
 import { expectedCalibrationError } from '../../src/measure/metrics.js';
 

@@ -6,7 +6,7 @@ import { resolveBudgets } from '../../src/ledger/budgets.js';
 import type { Ledger } from '../../src/ledger/types.js';
 import { validateLedger } from '../../src/ledger/validateLedger.js';
 import { compareBudgets, comparePipeline } from '../../src/pipeline/compare.js';
-import { silentProgress } from '../../src/pipeline/progress.js';
+import { silentProgress } from '../../src/io/progress.js';
 import { runPipeline } from '../../src/pipeline/run.js';
 import { renderSelftest, selftest } from '../../src/pipeline/selftest.js';
 import { fixture, tempDir } from '../support/fixtures.js';

@@ -11,7 +11,7 @@ import { loadModel } from '../../src/onnx/model.js';
 import type { ModelProto } from '../../src/onnx/proto/onnx_pb.js';
 import { modelInputs } from '../../src/onnx/signature.js';
 import { tensorToFloat32 } from '../../src/onnx/tensor.js';
-import { silentProgress } from '../../src/pipeline/progress.js';
+import { silentProgress } from '../../src/io/progress.js';
 import { magnitudePrune } from '../../src/prune/magnitude.js';
 import { prunableWeights } from '../../src/prune/prunable.js';
 import { calibScore } from '../../src/recover/calibScore.js';

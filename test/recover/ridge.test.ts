@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { seededRandom } from '../../src/measure/stats/random.js';
+import { seededRandom } from '../../src/util/random.js';
 import { crossValidatedDamp, ridgeSolve, type Fold } from '../../src/recover/ridge.js';
 
 /** Gram matrices of a linear problem y = w x + noise with n samples of m inputs. */

@@ -1,5 +1,5 @@
 import { quantileSorted } from 'simple-statistics';
-import { seededRandom } from './random.js';
+import { seededRandom } from '../../util/random.js';
 import type { Interval } from './wilson.js';
 
 export interface BootstrapOptions {

@@ -2,7 +2,7 @@ import type { Config } from '../../config/schema.js';
 import type { Dataset } from '../../data/dataset.js';
 import { UserError } from '../../errors.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
-import type { Progress } from '../../pipeline/progress.js';
+import type { Progress } from '../../io/progress.js';
 import { DEFAULT_DISTILL, distill, type DistillResult } from './distill.js';
 import { UnsupportedOp } from './gradients.js';
 
