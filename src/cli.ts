@@ -3,7 +3,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { loadConfig, mergeConfig } from './config/loadConfig.js';
 import { DEFAULT_CONFIG, type Config } from './config/schema.js';
 import { describe, isUserError, UserError } from './errors.js';
-import { parseBudgetFlag, resolveBudgets } from './ledger/budgets.js';
+import { resolveBudgets } from './ledger/budgets.js';
+import { parseBudgetFlag } from './config/budgets.js';
 import { comparePipeline } from './pipeline/compare.js';
 import { renderSelftest, selftest } from './pipeline/selftest.js';
 import { installSignalCleanup } from './io/cleanup.js';

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
 import { UserError, describe } from '../errors.js';
-import type { BudgetName } from '../ledger/types.js';
-import { parseBudgetValue } from '../ledger/budgets.js';
+import type { BudgetName } from './budgets.js';
+import { parseBudgetValue } from './budgets.js';
 import { DEFAULT_CONFIG, type Config, type LatencyConfig } from './schema.js';
 import { findProblems, type ConfigProblem } from './validate.js';
 import { lineOf } from './yamlPosition.js';

@@ -1,7 +1,5 @@
-import { BUDGETS, BUDGET_NAMES } from '../ledger/budgets.js';
-import type { BudgetName } from '../ledger/types.js';
-import { CORRUPTIONS } from '../measure/corruptions.js';
-import { SCHEDULES, type ScheduleKind } from '../prune/schedule.js';
+import { BUDGETS, BUDGET_NAMES } from './budgets.js';
+import type { BudgetName } from './budgets.js';
 
 export const PRUNE_METHODS = ['unstructured', 'structured', 'hybrid'] as const;
 /** a named method, or an N:M pattern such as "2:4" (N of every M consecutive weights kept) */
@@ -37,6 +35,16 @@ export interface LatencyConfig {
   /** each timed sample is the fastest of this many back-to-back runs (filters preemption on shared runners) */
   repeat: number;
 }
+
+/** built-in synthetic shifts (src/measure/corruptions.ts): image kinds perturb pixels, tabular kinds perturb features */
+export const IMAGE_CORRUPTIONS = ['gaussian-noise', 'contrast', 'brightness', 'blur'] as const;
+export const TABULAR_CORRUPTIONS = ['feature-noise', 'feature-dropout'] as const;
+export const CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS] as const;
+export type CorruptionKind = (typeof CORRUPTIONS)[number];
+
+/** pruning schedules (src/prune/schedule.ts): all at once, or the cubic gradual schedule */
+export const SCHEDULES = ['oneshot', 'gradual'] as const;
+export type ScheduleKind = (typeof SCHEDULES)[number];
 
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'auto'] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];

@@ -1,5 +1,5 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import { BUDGETS, isBudgetName, parseBudgetValue } from '../ledger/budgets.js';
+import { BUDGETS, isBudgetName, parseBudgetValue } from './budgets.js';
 import { CONFIG_SCHEMA, PRUNE_METHODS, schemaAt } from './schema.js';
 import { suggestionTail } from './suggest.js';
 

@@ -1,6 +1,6 @@
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../config/schema.js';
 import { UserError } from '../errors.js';
-import { parseBudgetFlag } from '../ledger/budgets.js';
+import { parseBudgetFlag } from '../config/budgets.js';
 import type { BudgetName } from '../ledger/types.js';
 
 export const MODES = ['check', 'nightly', 'aggregate'] as const;

@@ -2,9 +2,11 @@
  * The ledger is a public contract (`prune-guard/ledger@1`): other tools read these fields, so they are
  * extended, never renamed. `schema/ledger.schema.json` is the machine-readable form of the same shape.
  */
-export const LEDGER_SCHEMA = 'prune-guard/ledger@1' as const;
+import type { BudgetName, BudgetSource, Verdict } from '../config/budgets.js';
 
-export type Verdict = 'pass' | 'warn' | 'fail';
+export type { BudgetName, Verdict };
+
+export const LEDGER_SCHEMA = 'prune-guard/ledger@1' as const;
 
 export interface LatencyStat {
   batch: number;
@@ -145,16 +147,6 @@ export interface SpeedFunnel {
   speed: 'faster' | 'slower' | 'unchanged' | null;
 }
 
-export type BudgetName =
-  | 'accuracy-drop'
-  | 'class-accuracy-drop'
-  | 'ece-increase'
-  | 'min-speedup'
-  | 'latency-regression'
-  | 'p95-latency-ms'
-  | 'max-size-bytes'
-  | 'shift-accuracy-drop';
-
 export interface BudgetResult {
   name: BudgetName;
   limit: number;
@@ -164,7 +156,7 @@ export interface BudgetResult {
   /** `max` means actual must stay <= limit, `min` means actual must stay >= limit */
   direction: 'max' | 'min';
   /** where the limit came from */
-  source: 'default' | 'config' | 'flag';
+  source: BudgetSource;
   /** why, for humans: the class that dropped most, "not measured: ..." */
   detail: string;
   /**

@@ -1,5 +1,6 @@
 import type { Dataset, InputArray } from '../data/dataset.js';
 import { UserError } from '../errors.js';
+import { CORRUPTIONS, IMAGE_CORRUPTIONS, type CorruptionKind } from '../config/schema.js';
 import { seededRandom } from '../util/random.js';
 
 /**
@@ -8,11 +9,6 @@ import { seededRandom } from '../util/random.js';
  * (inputs are often normalised, so absolute pixel units would mean nothing). Every corruption is
  * seeded by its name and severity: the same spec always gives the same set.
  */
-export const IMAGE_CORRUPTIONS = ['gaussian-noise', 'contrast', 'brightness', 'blur'] as const;
-export const TABULAR_CORRUPTIONS = ['feature-noise', 'feature-dropout'] as const;
-export const CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS] as const;
-export type CorruptionKind = (typeof CORRUPTIONS)[number];
-
 export interface Corruption {
   kind: CorruptionKind;
   severity: 1 | 2 | 3 | 4 | 5;

@@ -2,10 +2,7 @@
  * Pruning schedules, pure: which sparsity each step of a gradual run aims at, when the run stops early,
  * and which step ships. No I/O here; `src/pipeline/gradual.ts` runs the loop.
  */
-import type { Verdict } from '../ledger/types.js';
-
-export const SCHEDULES = ['oneshot', 'gradual'] as const;
-export type ScheduleKind = (typeof SCHEDULES)[number];
+import type { Verdict } from '../config/budgets.js';
 
 /**
  * The cubic schedule of gradual magnitude pruning (Zhu & Gupta 2017, "To prune, or not to prune"):

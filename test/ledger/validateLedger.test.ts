@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import schema from '../../schema/ledger.schema.json' with { type: 'json' };
-import { BUDGET_NAMES } from '../../src/ledger/budgets.js';
+import { BUDGET_NAMES } from '../../src/config/budgets.js';
 import { validateLedger } from '../../src/ledger/validateLedger.js';
 import { sampleLedger } from './fixtures.js';
 

@@ -1,5 +1,6 @@
 import type { Uncertainty } from '../../ledger/budgets.js';
-import type { BudgetName, ClassChange } from '../../ledger/types.js';
+import type { ClassChange } from '../../ledger/types.js';
+import type { BudgetName } from '../../config/budgets.js';
 import type { Predictions } from '../evaluate.js';
 import { pairedMedianRatio } from '../latency.js';
 import { bootstrapInterval, quantileInterval } from './bootstrap.js';
