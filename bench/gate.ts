@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadDataset, sliceBatch } from '../src/data/dataset.js';
-import { onnxruntime } from '../src/measure/ort.js';
+import { onnxruntime } from '../src/onnx/runtime/ort.js';
 import { measureInterleaved, pairedMedianRatio } from '../src/measure/latency.js';
 import { loadModel, saveModel } from '../src/onnx/model.js';
 import { modelInputs } from '../src/onnx/signature.js';

@@ -7,14 +7,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { markdownTable } from 'markdown-table';
 import { loadDataset, takeSamples, type Dataset } from '../src/data/dataset.js';
-import { evaluateClassifier } from '../src/measure/evaluate.js';
+import { evaluateClassifier } from '../src/onnx/runtime/classifier.js';
 import { accuracy } from '../src/measure/metrics.js';
 import { loadModel, saveModel } from '../src/onnx/model.js';
 import type { ModelProto } from '../src/onnx/proto/onnx_pb.js';
 import { modelInputs } from '../src/onnx/signature.js';
 import { silentProgress } from '../src/io/progress.js';
 import { pruneModel } from '../src/prune/pruneModel.js';
-import { sessionFromModel } from '../src/recover/session.js';
+import { sessionFromModel } from '../src/onnx/runtime/session.js';
 import { runRecovery } from '../src/recover/runRecovery.js';
 import { benchConfig, type BenchModel, type BenchOptions } from './stages.js';
 

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { markdownTable } from 'markdown-table';
-import { onnxruntimeVersion } from '../src/measure/ort.js';
+import { onnxruntimeVersion } from '../src/onnx/runtime/ort.js';
 import { magnitudeMask } from '../src/prune/magnitude.js';
 import { peakMeter, type PeakMeter } from '../src/measure/memory.js';
 import { ensureScaleModels } from './exportScale.js';

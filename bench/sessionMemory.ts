@@ -9,7 +9,7 @@
  */
 import * as fs from 'node:fs';
 import { peakMeter } from '../src/measure/memory.js';
-import { onnxruntime } from '../src/measure/ort.js';
+import { onnxruntime } from '../src/onnx/runtime/ort.js';
 
 const [model, ...rest] = process.argv.slice(2);
 if (!model) throw new Error('usage: bench/sessionMemory.ts MODEL [--batch N] [--runs N] [--no-arena] [--opt basic|all] [--from path|bytes]');

@@ -12,7 +12,7 @@ import { countSparsity } from '../src/prune/sparsity.js';
 import { calibScore } from '../src/recover/calibScore.js';
 import { DEFAULT_DISTILL, distill } from '../src/recover/distill/distill.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from '../src/recover/reconstruct.js';
-import { captureActivations, sessionFromModel, withExtraOutputs } from '../src/recover/session.js';
+import { captureActivations, sessionFromModel, withExtraOutputs } from '../src/onnx/runtime/session.js';
 
 const [file, sp, mode] = process.argv.slice(2);
 const dense = loadModel(file).proto;

@@ -1,7 +1,7 @@
 import { quantileSorted } from 'simple-statistics';
 import type { InputArray } from '../data/dataset.js';
 import type { LatencyStat } from '../ledger/types.js';
-import { onnxruntime, openSession, type OrtSession } from './ort.js';
+import { onnxruntime, openSession, type OrtSession } from '../onnx/runtime/ort.js';
 import { bootstrapInterval, meanInterval, quantileAt, quantileInterval } from './stats/bootstrap.js';
 
 export interface LatencyOptions {

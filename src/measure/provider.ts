@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import type { ExecutionProvider } from '../config/schema.js';
 import { describe, UserError } from '../errors.js';
-import { onnxruntime } from './ort.js';
+import { onnxruntime } from '../onnx/runtime/ort.js';
 
 export interface ResolvedProvider {
   provider: 'cpu' | 'cuda';

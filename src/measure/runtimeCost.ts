@@ -5,7 +5,7 @@ import type { InputArray } from '../data/dataset.js';
 import type { LatencyStat, RuntimeCost } from '../ledger/types.js';
 import { batchOf } from './latency.js';
 import { peakMeter } from './memory.js';
-import { onnxruntime, openSession } from './ort.js';
+import { onnxruntime, openSession } from '../onnx/runtime/ort.js';
 
 /** Linux RAPL package-0 energy counter (microjoules); readable on many bare-metal x86 runners. */
 export const RAPL_ENERGY = '/sys/class/powercap/intel-rapl:0/energy_uj';

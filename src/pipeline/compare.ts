@@ -11,7 +11,7 @@ import { renderMarkdown } from '../ledger/render.js';
 import { LEDGER_SCHEMA, type ClassChange, type Ledger, type ModelLedger, type Step } from '../ledger/types.js';
 import { latencyStat, measureInterleaved } from '../measure/latency.js';
 import { classSupport } from '../measure/metrics.js';
-import { onnxruntimeVersion } from '../measure/ort.js';
+import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
 import { resolveProvider, type ResolvedProvider } from '../measure/provider.js';
 import { measureRuntimeCost } from '../measure/runtimeCost.js';
 import { loadModel } from '../onnx/model.js';

@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../io/atomicWrite.js';
 import { OutputDir } from '../io/outputDir.js';
 import { renderMarkdown } from '../ledger/render.js';
 import { LEDGER_SCHEMA, type Ledger } from '../ledger/types.js';
-import { onnxruntimeVersion } from '../measure/ort.js';
+import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
 import { VERSION } from '../version.js';
 import { Deadline, TimedOut } from './deadline.js';
 import type { Progress } from '../io/progress.js';

@@ -4,7 +4,7 @@ import { writeFileAtomic } from '../io/atomicWrite.js';
 import { renderMarkdown } from '../ledger/render.js';
 import { LEDGER_SCHEMA, type ClassChange, type Ledger, type ModelLedger, type Step } from '../ledger/types.js';
 import { classSupport } from '../measure/metrics.js';
-import { onnxruntimeVersion } from '../measure/ort.js';
+import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
 import { VERSION } from '../version.js';
 import type { RunRequest, RunResult } from './run.js';
 

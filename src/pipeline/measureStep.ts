@@ -1,18 +1,17 @@
 import type { Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Step } from '../ledger/types.js';
-import { evaluateClassifier, type Predictions } from '../measure/evaluate.js';
-import { accuracy, agreement, confusionMatrix, expectedCalibrationError, perClassAccuracy } from '../measure/metrics.js';
-import { openSession } from '../measure/ort.js';
+import { endsInSoftmax, evaluateClassifier, type Predictions } from '../onnx/runtime/classifier.js';
+import { accuracy, agreement, confusionMatrix, perClassAccuracy } from '../measure/metrics.js';
+import { expectedCalibrationError } from '../onnx/runtime/scores.js';
+import { openSession } from '../onnx/runtime/ort.js';
 import { measureFileSize } from '../measure/size.js';
 import { modelCost } from '../onnx/flops.js';
-import { GraphIndex } from '../onnx/graph.js';
 import { loadModel } from '../onnx/model.js';
-import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import type { PrunableWeight } from '../prune/prunable.js';
 import { countSparsity } from '../prune/sparsity.js';
 import type { Progress } from '../io/progress.js';
-import { boundedBatch } from '../recover/bounds.js';
+import { boundedBatch } from '../onnx/runtime/activationBudget.js';
 import { collectGarbage } from './release.js';
 
 export interface MeasuredStep {
@@ -32,12 +31,6 @@ export interface StepContext {
   dense?: Predictions;
   /** execution provider resolved for this run; cpu when absent */
   provider?: 'cpu' | 'cuda';
-}
-
-/** A model that ends in Softmax already outputs probabilities; scoring must not softmax them again. */
-export function endsInSoftmax(model: ModelProto): boolean {
-  const index = new GraphIndex(model.graph!);
-  return index.producer.get(model.graph!.output[0]?.name)?.opType === 'Softmax';
 }
 
 /** What the saved file holds, read in a function of its own so the parsed model is garbage before onnxruntime loads its copy. */

@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { evaluateBudgets, overallVerdict, type ResolvedBudget } from '../ledger/budgets.js';
 import type { BudgetResult, ClassChange, DistributionShift, PredictionShift, ShiftResult, Verdict } from '../ledger/types.js';
-import type { Predictions } from '../measure/evaluate.js';
+import type { Predictions } from '../onnx/runtime/classifier.js';
 import { chiSquareHomogeneity, kolmogorovSmirnov, populationStabilityIndex } from '../measure/stats/distribution.js';
 import { accuracyDropUncertainty, accuracyIntervals, annotateClassChanges, budgetUncertainty, type PairedMeasurements } from '../measure/stats/uncertainty.js';
 import type { MeasuredStep } from './measureStep.js';

@@ -3,8 +3,9 @@ import { GraphIndex, nodeLabel } from '../onnx/graph.js';
 import { cloneModel } from '../onnx/model.js';
 import type { ModelProto, NodeProto, TensorProto } from '../onnx/proto/onnx_pb.js';
 import { setTensorFloat32, tensorToFloat32 } from '../onnx/tensor.js';
-import { ACTIVATION_BUDGET_BYTES, ACTIVATION_HIGH_WATER, activationBytesPerSample, boundedBatch, largestActivationBytes, macsBefore, nodeMacsOf, secondsLeft } from './bounds.js';
-import { sessionFromModel, streamActivations } from './session.js';
+import { activationBytesPerSample, macsBefore, nodeMacsOf, secondsLeft } from './bounds.js';
+import { ACTIVATION_BUDGET_BYTES, ACTIVATION_HIGH_WATER, boundedBatch, largestActivationBytes } from '../onnx/runtime/activationBudget.js';
+import { sessionFromModel, streamActivations } from '../onnx/runtime/session.js';
 import { graphUpTo } from './subgraph.js';
 
 export interface BatchNormRestat {

@@ -1,9 +1,9 @@
 import type { Dataset } from '../data/dataset.js';
-import { evaluateClassifier } from '../measure/evaluate.js';
-import { endsInSoftmax } from '../pipeline/measureStep.js';
+import { evaluateClassifier } from '../onnx/runtime/classifier.js';
+import { endsInSoftmax } from '../onnx/runtime/classifier.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
-import { sessionFromModel } from './session.js';
-import { boundedBatch } from './bounds.js';
+import { sessionFromModel } from '../onnx/runtime/session.js';
+import { boundedBatch } from '../onnx/runtime/activationBudget.js';
 
 export interface CalibScore {
   accuracy: number;

@@ -1,4 +1,4 @@
-import type { Activation } from './session.js';
+import type { Activation } from '../onnx/runtime/session.js';
 import type { LinearLayer } from './layers.js';
 import { seededRandom } from '../util/random.js';
 

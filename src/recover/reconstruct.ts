@@ -10,8 +10,10 @@ import { CROSS_VALIDATE_MAX_COLS, crossValidatedDamp } from './ridge.js';
 import { gatedRowErrors, reluGate, reluRefit, type ReluGate } from './reluTarget.js';
 import type { KeptChannels } from '../prune/structured/keptChannels.js';
 import { PatchSampler } from './patches.js';
-import { crossGram, sessionFromModel, streamActivations, timesTransposed } from './session.js';
-import { boundedBatch, captureSamplesThatFit, columnBlocks, macsBefore, nodeMacsOf, PRIOR_FLOPS_PER_SECOND, refitBytes, refitFlops, secondsLeft } from './bounds.js';
+import { sessionFromModel, streamActivations } from '../onnx/runtime/session.js';
+import { crossGram, timesTransposed } from '../onnx/runtime/gemm.js';
+import { captureSamplesThatFit, columnBlocks, macsBefore, nodeMacsOf, PRIOR_FLOPS_PER_SECOND, refitBytes, refitFlops, secondsLeft } from './bounds.js';
+import { boundedBatch } from '../onnx/runtime/activationBudget.js';
 import { graphUpTo } from './subgraph.js';
 
 export interface ReconstructOptions {

@@ -2,7 +2,7 @@ import type { NodeProto } from '../onnx/proto/onnx_pb.js';
 import { attrFloat, type GraphIndex } from '../onnx/graph.js';
 import { tensorToFloat32 } from '../onnx/tensor.js';
 import { ridgeSolve } from './ridge.js';
-import { crossGram, timesTransposed } from './session.js';
+import { crossGram, timesTransposed } from '../onnx/runtime/gemm.js';
 
 /**
  * A layer whose output only matters through a ReLU, possibly after a BatchNormalization:

@@ -2,7 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import type { ModelProto, NodeProto } from '../onnx/proto/onnx_pb.js';
 import { GraphProtoSchema, ModelProtoSchema, TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema } from '../onnx/proto/onnx_pb.js';
 import { DataType } from '../onnx/tensor.js';
-import { withExtraOutputs } from './session.js';
+import { withExtraOutputs } from '../onnx/runtime/session.js';
 
 /**
  * A model that computes only the named float tensors: the nodes they depend on, the initializers those

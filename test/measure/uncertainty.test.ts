@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { Predictions } from '../../src/measure/evaluate.js';
+import type { Predictions } from '../../src/onnx/runtime/classifier.js';
 import { latencyStat, pairedMedianRatio, relativeHalfWidth } from '../../src/measure/latency.js';
 import { seededRandom } from '../../src/util/random.js';
 import { accuracyIntervals, annotateClassChanges, budgetUncertainty, eceAt } from '../../src/measure/stats/uncertainty.js';
-import { expectedCalibrationError } from '../../src/measure/metrics.js';
+import { expectedCalibrationError } from '../../src/onnx/runtime/scores.js';
 
 function preds(labels: Int32Array, wrong: (i: number) => boolean, seed = 1): Predictions {
   const random = seededRandom(seed);

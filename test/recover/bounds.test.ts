@@ -8,11 +8,12 @@ import { GraphIndex } from '../../src/onnx/graph.js';
 import { AttributeProto_AttributeType, AttributeProtoSchema, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema, OperatorSetIdProtoSchema, TypeProtoSchema, ValueInfoProtoSchema, type ModelProto } from '../../src/onnx/proto/onnx_pb.js';
 import { makeFloatTensor, tensorToFloat32 } from '../../src/onnx/tensor.js';
 import { reestimateBatchNorm } from '../../src/recover/batchNorm.js';
-import { ACTIVATION_HIGH_WATER, boundedBatch, captureSamplesThatFit, columnBlocks, distillUnfit, largestActivationBytes, refitBytes } from '../../src/recover/bounds.js';
+import { captureSamplesThatFit, columnBlocks, distillUnfit, refitBytes } from '../../src/recover/bounds.js';
+import { ACTIVATION_HIGH_WATER, boundedBatch, largestActivationBytes } from '../../src/onnx/runtime/activationBudget.js';
 import { linearLayer } from '../../src/recover/layers.js';
 import { layerPatches, PatchSampler } from '../../src/recover/patches.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from '../../src/recover/reconstruct.js';
-import { captureActivations, sessionFromModel, streamActivations, withExtraOutputs } from '../../src/recover/session.js';
+import { captureActivations, sessionFromModel, streamActivations, withExtraOutputs } from '../../src/onnx/runtime/session.js';
 import { graphUpTo } from '../../src/recover/subgraph.js';
 import { seededWeights } from '../support/buildModel.js';
 

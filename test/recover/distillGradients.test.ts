@@ -1,12 +1,12 @@
 import { create } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
-import { onnxruntime } from '../../src/measure/ort.js';
+import { onnxruntime } from '../../src/onnx/runtime/ort.js';
 import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, type ModelProto } from '../../src/onnx/proto/onnx_pb.js';
 import { GraphBuilder, type AttrValue } from '../../src/recover/distill/builder.js';
 import { UnsupportedOp } from '../../src/recover/distill/gradients.js';
 import { distillLoss, softmaxRows } from '../../src/recover/distill/loss.js';
 import { buildEvalGraph, buildTrainGraph, hintInput, hintScale, LABEL_INPUT, selectTrainables, TEACHER_INPUT } from '../../src/recover/distill/trainGraph.js';
-import { sessionFromModel, withExtraOutputs } from '../../src/recover/session.js';
+import { sessionFromModel, withExtraOutputs } from '../../src/onnx/runtime/session.js';
 import { seededWeights } from '../support/buildModel.js';
 
 /** A tiny forward graph written with the same builder the gradient pass uses. */

@@ -11,7 +11,7 @@ import { tensorDims, tensorToFloat32 } from '../../src/onnx/tensor.js';
 import { takeAlongAxis } from '../../src/prune/structured/surgery.js';
 import { structuredPrune, type StructuredResult } from '../../src/prune/structured/structuredPrune.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from '../../src/recover/reconstruct.js';
-import { captureActivations, sessionFromModel, withExtraOutputs } from '../../src/recover/session.js';
+import { captureActivations, sessionFromModel, withExtraOutputs } from '../../src/onnx/runtime/session.js';
 import { runCli } from '../support/cli.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 import { hasOnnxChecker, onnxCheck } from '../support/onnxChecker.js';

@@ -1,7 +1,7 @@
 import type { Uncertainty } from '../../ledger/budgets.js';
 import type { ClassChange } from '../../ledger/types.js';
 import type { BudgetName } from '../../config/budgets.js';
-import type { Predictions } from '../evaluate.js';
+import type { Predictions } from '../../onnx/runtime/classifier.js';
 import { pairedMedianRatio } from '../latency.js';
 import { bootstrapInterval, quantileInterval } from './bootstrap.js';
 import { mcnemarExact, minSamplesForDrop, pairedDifferenceInterval, pairedTable, type PairedTable } from './mcnemar.js';

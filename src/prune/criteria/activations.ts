@@ -1,7 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import type { Dataset } from '../../data/dataset.js';
 import { sliceBatch } from '../../data/dataset.js';
-import { onnxruntime } from '../../measure/ort.js';
+import { onnxruntime } from '../../onnx/runtime/ort.js';
 import { cloneModel, serializeModel } from '../../onnx/model.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema } from '../../onnx/proto/onnx_pb.js';

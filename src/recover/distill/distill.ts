@@ -1,9 +1,9 @@
 import { takeSamples, type Dataset } from '../../data/dataset.js';
-import { onnxruntime, type OrtSession } from '../../measure/ort.js';
+import { onnxruntime, type OrtSession } from '../../onnx/runtime/ort.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
-import { captureActivations, sessionFromModel, withExtraOutputs } from '../session.js';
+import { captureActivations, sessionFromModel, withExtraOutputs } from '../../onnx/runtime/session.js';
 import { Adam } from './adam.js';
-import { boundedBatch } from '../bounds.js';
+import { boundedBatch } from '../../onnx/runtime/activationBudget.js';
 import { UnsupportedOp } from './gradients.js';
 import { distillLoss, softmaxRows } from './loss.js';
 import { GraphIndex } from '../../onnx/graph.js';

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModel, saveModel } from '../../../src/onnx/model.js';
 import type { ModelProto } from '../../../src/onnx/proto/onnx_pb.js';
-import { onnxruntime } from '../../../src/measure/ort.js';
+import { onnxruntime } from '../../../src/onnx/runtime/ort.js';
 import { modelInputs } from '../../../src/onnx/signature.js';
 import { analyzeDependencies, type DependencyAnalysis } from '../../../src/prune/structured/depgraph.js';
 import { removeChannels, zeroFanIn } from '../../../src/prune/structured/surgery.js';

@@ -2,14 +2,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { create } from '@bufbuild/protobuf';
-import type { Dataset } from '../data/dataset.js';
-import { sliceBatch } from '../data/dataset.js';
-import { onnxruntime, type Ort, type OrtSession } from '../measure/ort.js';
-import { cloneModel, saveModel, serializeModel } from '../onnx/model.js';
-import { onInterrupt } from '../io/cleanup.js';
-import { describe, UserError } from '../errors.js';
-import { AttributeProto_AttributeType, ModelProtoSchema, TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto } from '../onnx/proto/onnx_pb.js';
-import { DataType } from '../onnx/tensor.js';
+import type { Dataset } from '../../data/dataset.js';
+import { sliceBatch } from '../../data/dataset.js';
+import { onnxruntime, type Ort, type OrtSession } from './ort.js';
+import { cloneModel, saveModel, serializeModel } from '../model.js';
+import { onInterrupt } from '../../io/cleanup.js';
+import { describe, UserError } from '../../errors.js';
+import { TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto } from '../proto/onnx_pb.js';
+import { DataType } from '../tensor.js';
 
 /**
  * A session over a model proto (recovery works on models that are not files yet). A big model goes to
@@ -126,56 +126,6 @@ export async function captureActivations(session: OrtSession, data: Dataset, fet
     out.set(name, { dims: [data.count, ...dims], data: data32 });
   }
   return out;
-}
-
-const gemmSessions = new Map<string, Promise<OrtSession>>();
-
-/** Tiny one-Gemm graph (A^T B or A B^T), so matrix products run in onnxruntime's MLAS. */
-function gemmModel(trans: 'transA' | 'transB'): Uint8Array {
-  return serializeModel(buildGemmProto(trans));
-}
-
-async function gemm(trans: 'transA' | 'transB', a: Float32Array, aDims: number[], b: Float32Array, bDims: number[]): Promise<Float64Array> {
-  const { ort } = onnxruntime();
-  let session = gemmSessions.get(trans);
-  if (!session) {
-    session = ort.InferenceSession.create(gemmModel(trans), { executionProviders: ['cpu'], intraOpNumThreads: 0 });
-    gemmSessions.set(trans, session);
-  }
-  const s = await session;
-  const result = await s.run({ A: new ort.Tensor('float32', a, aDims), B: new ort.Tensor('float32', b, bDims) });
-  const out = Float64Array.from(result.G.data as Float32Array);
-  result.G.dispose();
-  return out;
-}
-
-/** A B^T for A [m, k], B [n, k] (row-major): a layer's outputs from patches A and weight rows B. */
-export function timesTransposed(a: Float32Array, m: number, b: Float32Array, n: number, k: number): Promise<Float64Array> {
-  return gemm('transB', a, [m, k], b, [n, k]);
-}
-
-function buildGemmProto(trans: 'transA' | 'transB'): ModelProto {
-  const T = (name: string) =>
-    create(ValueInfoProtoSchema, {
-      name,
-      type: create(TypeProtoSchema, { value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType: DataType.FLOAT }) } }),
-    });
-  return create(ModelProtoSchema, {
-    irVersion: 8n,
-    opsetImport: [{ domain: '', version: 13n }],
-    graph: {
-      name: 'gram',
-      input: [T('A'), T('B')],
-      output: [T('G')],
-      // Gemm reads the transposed operand in place instead of materialising it
-      node: [{ opType: 'Gemm', input: ['A', 'B'], output: ['G'], name: 'gemm', attribute: [{ name: trans, type: AttributeProto_AttributeType.INT, i: 1n }] }],
-    },
-  } as never);
-}
-
-/** A^T B in float32 via onnxruntime, widened to float64: A is [n, p], B is [n, q] (row-major). */
-export function crossGram(a: Float32Array, b: Float32Array, n: number, p: number, q: number): Promise<Float64Array> {
-  return gemm('transA', a, [n, p], b, [n, q]);
 }
 
 /** One batch of fetched tensors: samples [first, first + count) of the data set, valid only during the callback. */

@@ -1,8 +1,10 @@
-import type { Dataset } from '../data/dataset.js';
-import { sliceBatch } from '../data/dataset.js';
-import { UserError } from '../errors.js';
+import type { Dataset } from '../../data/dataset.js';
+import { sliceBatch } from '../../data/dataset.js';
+import { UserError } from '../../errors.js';
+import { GraphIndex } from '../graph.js';
+import type { ModelProto } from '../proto/onnx_pb.js';
 import { onnxruntime, type OrtSession } from './ort.js';
-import { scoreRow } from './metrics.js';
+import { scoreRow } from './scores.js';
 
 /** What one pass of a classifier over a labelled set leaves behind: enough for every metric we report. */
 export interface Predictions {
@@ -31,6 +33,12 @@ export interface EvaluateOptions {
   /** for messages: the model file */
   modelPath: string;
   onBatch?: (done: number, total: number) => void;
+}
+
+/** A model that ends in Softmax already outputs probabilities; scoring must not softmax them again. */
+export function endsInSoftmax(model: ModelProto): boolean {
+  const index = new GraphIndex(model.graph!);
+  return index.producer.get(model.graph!.output[0]?.name)?.opType === 'Softmax';
 }
 
 /**

@@ -1,6 +1,6 @@
 import * as bundled from 'onnxruntime-node';
 import { createRequire } from 'node:module';
-import { UserError, describe } from '../errors.js';
+import { UserError, describe } from '../../errors.js';
 import { shortOrtError } from './ortErrors.js';
 
 export type Ort = typeof bundled;
