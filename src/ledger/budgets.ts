@@ -1,4 +1,5 @@
 import { BUDGETS, BUDGET_NAMES, type BudgetName, type BudgetSource, type Verdict } from '../config/budgets.js';
+import type { Uncertainty } from '../measure/stats/uncertainty.js';
 import type { BudgetResult, Step } from './types.js';
 
 export interface ResolvedBudget {
@@ -27,14 +28,6 @@ export function resolveBudgets(
     else if (fallback !== undefined) resolved.push({ name, limit: fallback, direction, source: 'default' });
   }
   return resolved;
-}
-
-/** How uncertain a budget's measured value is; computed from raw samples by src/measure/stats. */
-export interface Uncertainty {
-  ci: [number, number];
-  p_value?: number;
-  /** appended to the detail, e.g. "too few samples to decide: need about 4000" */
-  note?: string;
 }
 
 export interface BudgetMeasurements {

@@ -1,5 +1,5 @@
 import { errorFunction, median } from 'simple-statistics';
-import type { SpeedFunnel, Step } from '../ledger/types.js';
+import type { SpeedFunnel, Step } from './step.js';
 import { modelCost } from '../onnx/flops.js';
 import { GraphIndex } from '../onnx/graph.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';

@@ -1,6 +1,6 @@
 import { quantileSorted } from 'simple-statistics';
 import type { InputArray } from '../data/dataset.js';
-import type { LatencyStat } from '../ledger/types.js';
+import type { LatencyStat } from './step.js';
 import { onnxruntime, openSession, type OrtSession } from '../onnx/runtime/ort.js';
 import { bootstrapInterval, meanInterval, quantileAt, quantileInterval } from './stats/bootstrap.js';
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { quantileSorted } from 'simple-statistics';
 import type { InputArray } from '../data/dataset.js';
-import type { LatencyStat, RuntimeCost } from '../ledger/types.js';
+import type { LatencyStat, RuntimeCost } from './step.js';
 import { batchOf } from './latency.js';
 import { peakMeter } from './memory.js';
 import { onnxruntime, openSession } from '../onnx/runtime/ort.js';

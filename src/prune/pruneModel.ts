@@ -7,7 +7,7 @@ import { nmPrune, parseNM, verifyNM, type NMPattern } from './nm.js';
 import { prunableWeights, type PrunableWeight } from './prunable.js';
 import { resolveScope } from './resolveScope.js';
 import { countSparsity } from './sparsity.js';
-import type { SensitivityInfo } from '../ledger/types.js';
+import type { SensitivityInfo } from './sensitivity/types.js';
 import type { Progress } from '../io/progress.js';
 import { AnalysisOverBudget } from './sensitivity/sensitivityCurves.js';
 import { checkSensitivityInputs, sensitivityPrune } from './sensitivity/sensitivityPrune.js';

@@ -1,8 +1,17 @@
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { GraphIndex } from '../onnx/graph.js';
 import { numel, tensorToFloat32 } from '../onnx/tensor.js';
-import type { LayerSparsity } from '../ledger/types.js';
 import type { PrunableWeight } from './prunable.js';
+
+export interface LayerSparsity {
+  /** initializer name */
+  name: string;
+  /** node that consumes it */
+  node: string;
+  total: number;
+  zeros: number;
+  sparsity: number;
+}
 
 export interface SparsityReport {
   /** 1 - nonzero / dense total over the prunable weights */

@@ -3,7 +3,6 @@ import * as path from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
-import type { RecoveryInfo, TemperatureInfo } from '../ledger/types.js';
 import { saveModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import type { Progress } from '../io/progress.js';
@@ -17,6 +16,27 @@ import { distillStage } from './distill/stage.js';
 import { externalRecovery } from './external.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from './reconstruct.js';
 import { bakeTemperature, calibrateTemperature, type TemperatureFit } from './temperature.js';
+
+/** Cost and gain of one recovery step; calibration-set numbers are what the step was judged on. */
+export interface RecoveryInfo {
+  seconds: number;
+  calib_accuracy_before?: number;
+  calib_accuracy_after?: number;
+  calib_nll_before?: number;
+  calib_nll_after?: number;
+}
+
+/** Temperature scaling fitted on the labelled calibration set for this step's model. */
+export interface TemperatureInfo {
+  /** logits are divided by this */
+  value: number;
+  /** whether the division is baked into this step's saved model (--bake-temperature) */
+  baked: boolean;
+  calib_nll_before: number;
+  calib_nll_after: number;
+  calib_ece_before: number;
+  calib_ece_after: number;
+}
 
 /** One recovery step, saved to disk, for the pipeline to measure like any other step. */
 export interface RecoveryStep {

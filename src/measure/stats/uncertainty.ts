@@ -1,11 +1,32 @@
-import type { Uncertainty } from '../../ledger/budgets.js';
-import type { ClassChange } from '../../ledger/types.js';
 import type { BudgetName } from '../../config/budgets.js';
 import type { Predictions } from '../../onnx/runtime/classifier.js';
 import { pairedMedianRatio } from '../latency.js';
 import { bootstrapInterval, quantileInterval } from './bootstrap.js';
 import { mcnemarExact, minSamplesForDrop, pairedDifferenceInterval, pairedTable, type PairedTable } from './mcnemar.js';
 import { wilsonInterval, type Interval } from './wilson.js';
+
+/** One class's accuracy from the reference (dense, or base in compare mode) to the judged model: a row of the ledger's class_changes. */
+export interface ClassChange {
+  class: number;
+  dense: number;
+  pruned: number;
+  drop: number;
+  support: number;
+  /** paired (Newcombe) interval of the drop at the ledger's confidence */
+  drop_ci?: [number, number];
+  /** McNemar's exact test of dense vs final on this class's samples */
+  p_value?: number;
+  /** the whole drop interval exceeds the class-accuracy-drop budget */
+  beyond_budget?: boolean;
+}
+
+/** How uncertain a budget's measured value is; computed from raw samples here. */
+export interface Uncertainty {
+  ci: [number, number];
+  p_value?: number;
+  /** appended to the detail, e.g. "too few samples to decide: need about 4000" */
+  note?: string;
+}
 
 /** Everything measured on a reference model (dense, or base in compare mode) and the model judged. */
 export interface PairedMeasurements {

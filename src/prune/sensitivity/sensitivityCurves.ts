@@ -1,4 +1,4 @@
-import type { SensitivityLayer, SensitivityPoint } from '../../ledger/types.js';
+import type { SensitivityLayer, SensitivityPoint } from './types.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { GraphIndex } from '../../onnx/graph.js';
 import { cloneModel } from '../../onnx/model.js';

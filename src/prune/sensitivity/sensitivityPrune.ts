@@ -1,7 +1,7 @@
 import type { Config } from '../../config/schema.js';
 import type { Dataset } from '../../data/dataset.js';
 import { UserError } from '../../errors.js';
-import type { SensitivityInfo, SensitivityLayer } from '../../ledger/types.js';
+import type { SensitivityInfo, SensitivityLayer } from './types.js';
 import { GraphIndex } from '../../onnx/graph.js';
 import { cloneModel } from '../../onnx/model.js';
 import { modelCost } from '../../onnx/flops.js';
