@@ -7,7 +7,7 @@ import { appendHistory, emptyHistory, historyEntry, parseHistory, renderTrend, t
 import type { ActionInputs } from './inputs.js';
 import { httpStatus, isForbidden, type Octokit, type RunContext } from './octokit.js';
 import type { Links } from './report.js';
-import type { ActionIO } from './run.js';
+import type { ActionIO } from './actionIO.js';
 
 /** Marks the one issue prune-guard keeps open for failing nightly budgets. */
 export const NIGHTLY_MARKER = '<!-- prune-guard:nightly -->';

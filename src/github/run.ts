@@ -8,6 +8,7 @@ import { checkModels, mergeLedgers, readLedgers, type BaseSource, type ModelJob 
 import { upsertStickyComment } from './comment.js';
 import { COMMENT_LIMIT, fitComment } from './fit.js';
 import { gateFails, publishGate } from './gate.js';
+import type { ActionIO } from './actionIO.js';
 import type { ActionInputs } from './inputs.js';
 import { mergeBase } from './gitBase.js';
 import { findModels, modelMatcher, shardModels } from './models.js';
@@ -16,15 +17,6 @@ import { isForbidden, type Octokit, type RunContext } from './octokit.js';
 import { changedModels } from './prFiles.js';
 import { renderReport, type Links } from './report.js';
 import { resolveSettings, type PipelineSettings } from './settings.js';
-
-/** The runner-facing side effects (@actions/core in the action), kept out so `run` can be driven by tests. */
-export interface ActionIO {
-  info(message: string): void;
-  warning(message: string): void;
-  setOutput(name: string, value: string): void;
-  setFailed(message: string): void;
-  writeSummary(markdown: string): Promise<void>;
-}
 
 export interface ActionEnv {
   /** the checked-out repository (GITHUB_WORKSPACE) */

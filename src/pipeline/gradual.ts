@@ -25,7 +25,7 @@ import { VERSION } from '../version.js';
 import { measureStep, type MeasuredStep, type StepContext } from './measureStep.js';
 import type { Progress } from '../io/progress.js';
 import { classChanges, writeLedger } from './ledgerFile.js';
-import type { RunRequest, RunResult } from './run.js';
+import type { RunRequest, RunResult } from './request.js';
 import { resolveScope } from '../prune/resolveScope.js';
 import { timePair, timeSteps } from './timeSteps.js';
 import { judgeWithIntervals, predictionShifts, shiftResults, type Judged } from './verdicts.js';

@@ -9,7 +9,8 @@ import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
 import { VERSION } from '../version.js';
 import { Deadline, TimedOut } from './deadline.js';
 import type { Progress } from '../io/progress.js';
-import { prunedPath, runPipeline, type RunRequest, type RunResult } from './run.js';
+import { prunedPath, runPipeline } from './run.js';
+import { type RunRequest, type RunResult } from './request.js';
 
 /** How long a run waits for another run holding the same --out folder when no time budget is set. */
 const DEFAULT_LOCK_WAIT_S = 30 * 60;

@@ -6,7 +6,7 @@ import { LEDGER_SCHEMA, type ClassChange, type Ledger, type ModelLedger, type St
 import { classSupport } from '../measure/metrics.js';
 import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
 import { VERSION } from '../version.js';
-import type { RunRequest, RunResult } from './run.js';
+import type { RunRequest, RunResult } from './request.js';
 
 /** Per-class accuracy changes from dense to the shipped step, largest drop first. */
 export function classChanges(dense: Step, final: Step, labels: Int32Array, classes: number): ClassChange[] {

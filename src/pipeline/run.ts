@@ -4,8 +4,7 @@ import type { Config } from '../config/schema.js';
 import { loadDataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
-import type { ResolvedBudget } from '../ledger/budgets.js';
-import type { Ledger, ModelLedger } from '../ledger/types.js';
+import type { ModelLedger } from '../ledger/types.js';
 import { resolveProvider } from '../measure/provider.js';
 import { corruptionSets } from '../measure/corruptions.js';
 import { judgeWithIntervals, predictionShifts, shiftResults } from './verdicts.js';
@@ -23,25 +22,9 @@ import { runGradual } from './gradual.js';
 import { classChanges, writeLedger } from './ledgerFile.js';
 import { timeSteps } from './timeSteps.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
+import type { RunRequest, RunResult } from './request.js';
 import type { Progress } from '../io/progress.js';
 import { collectGarbage, releaseField } from './release.js';
-
-export interface RunRequest {
-  model: string;
-  data: string;
-  calib?: string;
-  shifts: { name: string; path: string }[];
-  out: string;
-  config: Config;
-  budgets: ResolvedBudget[];
-}
-
-export interface RunResult {
-  ledger: Ledger;
-  markdown: string;
-  ledgerPath: string;
-  markdownPath: string;
-}
 
 /** Recoveries this build implements; others are refused up front, never faked. */
 const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct', 'distill', 'command', 'auto']);
