@@ -22685,7 +22685,7 @@ function suggestionTail(input, candidates) {
   return guess !== void 0 ? `; did you mean '${guess}'?` : `; valid: ${candidates.join(", ")}`;
 }
 
-// src/ledger/budgets.ts
+// src/config/budgets.ts
 var FRACTION = { unit: "fraction", min: 0, minExclusive: false, max: 1 };
 var FRACTION_EXPECT = "a fraction between 0 and 1 like 0.01 or 1%";
 var BUDGETS = {
@@ -22807,359 +22807,16 @@ function parseBudgetFlag(text) {
   }
   return { name, limit };
 }
-function resolveBudgets(configBudgets, flagBudgets) {
-  const flags = new Map(flagBudgets.map((f) => [f.name, f.limit]));
-  const resolved = [];
-  for (const name of BUDGET_NAMES) {
-    const { direction, default: fallback } = BUDGETS[name];
-    const fromFlag = flags.get(name);
-    const fromConfig = configBudgets[name];
-    if (fromFlag !== void 0) resolved.push({ name, limit: fromFlag, direction, source: "flag" });
-    else if (fromConfig !== void 0) resolved.push({ name, limit: fromConfig, direction, source: "config" });
-    else if (fallback !== void 0) resolved.push({ name, limit: fallback, direction, source: "default" });
-  }
-  return resolved;
-}
-var TOLERANCE = 1e-12;
-var pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
-var ms = (x2) => `${x2.toFixed(2)} ms`;
-function notMeasured(why) {
-  return { actual: null, why };
-}
-function accuracyDrop({ dense, final }) {
-  if (dense.accuracy == null) return notMeasured("dense accuracy was not evaluated");
-  if (final.accuracy == null) return notMeasured("final accuracy was not evaluated");
-  return { actual: dense.accuracy - final.accuracy, detail: `${pct(dense.accuracy)} \u2192 ${pct(final.accuracy)}` };
-}
-function classAccuracyDrop({ dense, final }) {
-  if (!dense.per_class?.length) return notMeasured("dense per-class accuracy was not evaluated");
-  if (!final.per_class?.length) return notMeasured("final per-class accuracy was not evaluated");
-  if (dense.per_class.length !== final.per_class.length) {
-    return notMeasured(`dense has ${dense.per_class.length} classes but final has ${final.per_class.length}`);
-  }
-  let worst = -1;
-  let worstDrop = -Infinity;
-  dense.per_class.forEach((d, i2) => {
-    const f = final.per_class[i2];
-    if (d == null || f == null) return;
-    if (d - f > worstDrop) {
-      worst = i2;
-      worstDrop = d - f;
-    }
-  });
-  if (worst < 0) return notMeasured("no class has accuracy in both dense and final");
-  return {
-    actual: worstDrop,
-    detail: `class ${worst}: ${pct(dense.per_class[worst])} \u2192 ${pct(final.per_class[worst])}`
-  };
-}
-function eceIncrease({ dense, final }) {
-  if (dense.ece == null) return notMeasured("dense ECE was not evaluated");
-  if (final.ece == null) return notMeasured("final ECE was not evaluated");
-  return { actual: final.ece - dense.ece, detail: `ECE ${pct(dense.ece)} \u2192 ${pct(final.ece)}` };
-}
-function latencyRatio(from, fromLabel, final) {
-  if (!from.latency) return notMeasured(`${fromLabel} latency was not measured`);
-  if (!final.latency) return notMeasured("final latency was not measured");
-  if (from.latency.batch !== final.latency.batch) {
-    return notMeasured(`${fromLabel} latency is at batch ${from.latency.batch} but final at batch ${final.latency.batch}`);
-  }
-  return {
-    actual: from.latency.p50_ms / final.latency.p50_ms,
-    detail: `p50 ${ms(from.latency.p50_ms)} \u2192 ${ms(final.latency.p50_ms)} at batch ${final.latency.batch}`
-  };
-}
-function minSpeedup({ dense, final }) {
-  return latencyRatio(dense, "dense", final);
-}
-function latencyRegression({ base, final }) {
-  if (!base) return notMeasured("no base model to compare against (compare mode only)");
-  const ratio2 = latencyRatio(base, "base", final);
-  if (ratio2.actual === null) return ratio2;
-  return { actual: 1 / ratio2.actual - 1, detail: ratio2.detail };
-}
-function p95LatencyMs({ final }) {
-  if (!final.latency) return notMeasured("final latency was not measured");
-  return { actual: final.latency.p95_ms, detail: `batch ${final.latency.batch}, ${final.latency.runs} runs` };
-}
-function maxSizeBytes({ final }) {
-  return { actual: final.size_bytes, detail: final.artifact };
-}
-function shiftAccuracyDrop({ dense, final }) {
-  const shared = Object.keys(dense.shift_accuracy ?? {}).filter((k) => final.shift_accuracy?.[k] != null);
-  if (shared.length === 0) return notMeasured("no shift set was evaluated on both dense and final");
-  let worst = shared[0];
-  for (const k of shared) {
-    if (dense.shift_accuracy[k] - final.shift_accuracy[k] > dense.shift_accuracy[worst] - final.shift_accuracy[worst]) {
-      worst = k;
-    }
-  }
-  const d = dense.shift_accuracy[worst];
-  const f = final.shift_accuracy[worst];
-  const missing = Object.keys(dense.shift_accuracy).filter((k) => !shared.includes(k));
-  return {
-    actual: d - f,
-    detail: `${worst}: ${pct(d)} \u2192 ${pct(f)}`,
-    unmeasured: missing.length ? `final was not evaluated on ${missing.join(", ")}` : void 0
-  };
-}
-var MEASURE = {
-  "accuracy-drop": accuracyDrop,
-  "class-accuracy-drop": classAccuracyDrop,
-  "ece-increase": eceIncrease,
-  "min-speedup": minSpeedup,
-  "latency-regression": latencyRegression,
-  "p95-latency-ms": p95LatencyMs,
-  "max-size-bytes": maxSizeBytes,
-  "shift-accuracy-drop": shiftAccuracyDrop
-};
-function within(direction, actual, limit) {
-  return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
-}
-function intervalVerdict(direction, ci, limit, strict = false) {
-  const [lo, hi] = ci;
-  const inside = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
-  const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
-  if (beyond) return "fail";
-  if (inside) return "pass";
-  return strict ? "fail" : "warn";
-}
-var STRADDLE = "interval straddles the limit";
-function evaluateBudgets(budgets, m, opts = {}) {
-  return budgets.map(({ name, limit, direction, source }) => {
-    const measured = MEASURE[name](m);
-    const base = { name, limit, direction, source };
-    const u = m.uncertainty?.[name];
-    if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
-      const stats = { ci: u.ci, ...opts.confidence !== void 0 ? { confidence: opts.confidence } : {}, ...u.p_value !== void 0 ? { p_value: u.p_value } : {} };
-      let verdict = intervalVerdict(direction, u.ci, limit, opts.strict);
-      const notes = [measured.detail];
-      if (u.note) notes.push(u.note);
-      if (verdict !== "pass" && intervalVerdict(direction, u.ci, limit, false) === "warn") notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
-      if (measured.unmeasured) {
-        notes.push(`not measured: ${measured.unmeasured}`);
-        if (verdict === "pass") verdict = "warn";
-      }
-      return { ...base, actual: measured.actual, verdict, detail: notes.join("; "), ...stats };
-    }
-    if (measured.actual === null) {
-      return { ...base, actual: null, verdict: "warn", detail: `not measured: ${measured.why}` };
-    }
-    if (!Number.isFinite(measured.actual)) {
-      return { ...base, actual: null, verdict: "warn", detail: `not measured: came out as ${measured.actual} (${measured.detail})` };
-    }
-    if (!within(direction, measured.actual, limit)) {
-      return { ...base, actual: measured.actual, verdict: "fail", detail: measured.detail };
-    }
-    if (measured.unmeasured) {
-      return { ...base, actual: measured.actual, verdict: "warn", detail: `${measured.detail}; not measured: ${measured.unmeasured}` };
-    }
-    return { ...base, actual: measured.actual, verdict: "pass", detail: measured.detail };
-  });
-}
-var SEVERITY = { pass: 0, warn: 1, fail: 2 };
-function overallVerdict(results) {
-  return results.reduce((worst, v) => SEVERITY[v] > SEVERITY[worst] ? v : worst, "pass");
-}
-
-// src/measure/stats/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-
-// src/measure/corruptions.ts
-var IMAGE_CORRUPTIONS = ["gaussian-noise", "contrast", "brightness", "blur"];
-var TABULAR_CORRUPTIONS = ["feature-noise", "feature-dropout"];
-var CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
-var SEVERITIES = {
-  /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
-  "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
-  /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
-  contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
-  /** added offset as a fraction of the input's range (max − min) */
-  brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
-  /** Gaussian blur sigma, in pixels */
-  blur: [0.5, 0.75, 1, 1.5, 2],
-  /** noise sd as a multiple of each feature's sd */
-  "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
-  /** fraction of features per sample replaced by the feature's mean */
-  "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
-};
-var corruptionName = (c) => `${c.kind}:${c.severity}`;
-function parseCorruption(text, where) {
-  const m = /^([a-z-]+):([1-5])$/.exec(text.trim());
-  if (!m || !CORRUPTIONS.includes(m[1])) {
-    throw new UserError(`${where} ${text}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
-  }
-  return { kind: m[1], severity: Number(m[2]) };
-}
-function seedOf(c) {
-  let h = 2166136261;
-  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
-  return h >>> 0;
-}
-function gaussian(random) {
-  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
-function moments(x2) {
-  let s = 0;
-  let s2 = 0;
-  let min = Infinity;
-  let max2 = -Infinity;
-  for (let i2 = 0; i2 < x2.length; i2++) {
-    s += x2[i2];
-    s2 += x2[i2] * x2[i2];
-    if (x2[i2] < min) min = x2[i2];
-    if (x2[i2] > max2) max2 = x2[i2];
-  }
-  const mean2 = s / x2.length;
-  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
-}
-function blurPlane(x2, offset, h, w, sigma, tmp) {
-  const r = Math.max(1, Math.ceil(3 * sigma));
-  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
-  const sum = k.reduce((a, b) => a + b, 0);
-  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
-  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
-  for (let y = 0; y < h; y++) {
-    for (let xx = 0; xx < w; xx++) {
-      let acc2 = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
-      tmp[y * w + xx] = acc2;
-    }
-  }
-  for (let y = 0; y < h; y++) {
-    for (let xx = 0; xx < w; xx++) {
-      let acc2 = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
-      x2[offset + y * w + xx] = acc2;
-    }
-  }
-}
-function corruptArray(name, arr, c, where) {
-  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
-    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
-  }
-  const image = IMAGE_CORRUPTIONS.includes(c.kind);
-  if (image && arr.dims.length !== 4) {
-    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
-  }
-  const src = arr.data;
-  const x2 = src.slice();
-  const level = SEVERITIES[c.kind][c.severity - 1];
-  const random = seededRandom(seedOf(c));
-  const normal = gaussian(random);
-  const n = arr.dims[0];
-  const per = x2.length / n;
-  const stats = moments(src);
-  switch (c.kind) {
-    case "gaussian-noise":
-      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
-      break;
-    case "brightness":
-      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
-      break;
-    case "contrast":
-    case "blur": {
-      const [, channels, h, w] = arr.dims;
-      const plane = h * w;
-      const tmp = new Float64Array(plane);
-      for (let p = 0; p < n * channels; p++) {
-        const off = p * plane;
-        if (c.kind === "blur") {
-          blurPlane(x2, off, h, w, level, tmp);
-        } else {
-          let mean2 = 0;
-          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
-          mean2 /= plane;
-          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
-        }
-      }
-      break;
-    }
-    case "feature-noise":
-    case "feature-dropout": {
-      const mean2 = new Float64Array(per);
-      const sd = new Float64Array(per);
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
-      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
-      for (let s = 0; s < n; s++) {
-        for (let f = 0; f < per; f++) {
-          const i2 = s * per + f;
-          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
-          else if (random() < level) x2[i2] = mean2[f];
-        }
-      }
-      break;
-    }
-  }
-  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
-}
-function corruptDataset(ds, c) {
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
-  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
-}
-function corruptionSets(data, specs) {
-  return specs.map((text) => {
-    const c = parseCorruption(text, "corruptions");
-    return { name: corruptionName(c), data: corruptDataset(data, c) };
-  });
-}
-
-// src/prune/schedule.ts
-var SCHEDULES = ["oneshot", "gradual"];
-function cubicSchedule(initial, final, steps) {
-  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
-  if (!(initial >= 0 && final < 1 && final > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final})`);
-  const out = [];
-  for (let t = 1; t <= steps; t++) out.push(t === steps ? final : final + (initial - final) * (1 - t / steps) ** 3);
-  return out;
-}
-function fractionOfRemaining(remaining, denseTotal, target) {
-  if (remaining <= 0 || denseTotal <= 0) return 0;
-  const keep = denseTotal * (1 - target);
-  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
-}
-function fellOffCliff(drops, threshold, patience) {
-  if (drops.length < patience) return false;
-  return drops.slice(drops.length - patience).every((d) => d > threshold);
-}
-var fails = (s) => s.verdicts.filter((v) => v === "fail").length;
-var acc = (s) => s.accuracy ?? -Infinity;
-function chooseStep(steps) {
-  if (steps.length === 0) throw new Error("chooseStep: no steps");
-  const passing = steps.filter((s) => fails(s) === 0);
-  if (passing.length > 0) {
-    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
-    const others = passing.length - 1;
-    return {
-      index: best2.index,
-      meetsBudgets: true,
-      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
-    };
-  }
-  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
-  return {
-    index: best.index,
-    meetsBudgets: false,
-    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
-  };
-}
 
 // src/config/schema.ts
 var PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
 var RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
 var CRITERIA = ["l1", "l2", "bn-scale", "activation", "sparsegpt"];
 var SCOPES = ["global", "layer", "sensitivity", "sensitivity-macs", "auto"];
+var IMAGE_CORRUPTIONS = ["gaussian-noise", "contrast", "brightness", "blur"];
+var TABULAR_CORRUPTIONS = ["feature-noise", "feature-dropout"];
+var CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
+var SCHEDULES = ["oneshot", "gradual"];
 var EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
 var DEFAULT_CONFIG = Object.freeze({
   sparsity: 0.5,
@@ -23467,10 +23124,166 @@ function mergeConfig(base, overrides) {
   return merged;
 }
 
+// src/ledger/budgets.ts
+function resolveBudgets(configBudgets, flagBudgets) {
+  const flags = new Map(flagBudgets.map((f) => [f.name, f.limit]));
+  const resolved = [];
+  for (const name of BUDGET_NAMES) {
+    const { direction, default: fallback } = BUDGETS[name];
+    const fromFlag = flags.get(name);
+    const fromConfig = configBudgets[name];
+    if (fromFlag !== void 0) resolved.push({ name, limit: fromFlag, direction, source: "flag" });
+    else if (fromConfig !== void 0) resolved.push({ name, limit: fromConfig, direction, source: "config" });
+    else if (fallback !== void 0) resolved.push({ name, limit: fallback, direction, source: "default" });
+  }
+  return resolved;
+}
+var TOLERANCE = 1e-12;
+var pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
+var ms = (x2) => `${x2.toFixed(2)} ms`;
+function notMeasured(why) {
+  return { actual: null, why };
+}
+function accuracyDrop({ dense, final }) {
+  if (dense.accuracy == null) return notMeasured("dense accuracy was not evaluated");
+  if (final.accuracy == null) return notMeasured("final accuracy was not evaluated");
+  return { actual: dense.accuracy - final.accuracy, detail: `${pct(dense.accuracy)} \u2192 ${pct(final.accuracy)}` };
+}
+function classAccuracyDrop({ dense, final }) {
+  if (!dense.per_class?.length) return notMeasured("dense per-class accuracy was not evaluated");
+  if (!final.per_class?.length) return notMeasured("final per-class accuracy was not evaluated");
+  if (dense.per_class.length !== final.per_class.length) {
+    return notMeasured(`dense has ${dense.per_class.length} classes but final has ${final.per_class.length}`);
+  }
+  let worst = -1;
+  let worstDrop = -Infinity;
+  dense.per_class.forEach((d, i2) => {
+    const f = final.per_class[i2];
+    if (d == null || f == null) return;
+    if (d - f > worstDrop) {
+      worst = i2;
+      worstDrop = d - f;
+    }
+  });
+  if (worst < 0) return notMeasured("no class has accuracy in both dense and final");
+  return {
+    actual: worstDrop,
+    detail: `class ${worst}: ${pct(dense.per_class[worst])} \u2192 ${pct(final.per_class[worst])}`
+  };
+}
+function eceIncrease({ dense, final }) {
+  if (dense.ece == null) return notMeasured("dense ECE was not evaluated");
+  if (final.ece == null) return notMeasured("final ECE was not evaluated");
+  return { actual: final.ece - dense.ece, detail: `ECE ${pct(dense.ece)} \u2192 ${pct(final.ece)}` };
+}
+function latencyRatio(from, fromLabel, final) {
+  if (!from.latency) return notMeasured(`${fromLabel} latency was not measured`);
+  if (!final.latency) return notMeasured("final latency was not measured");
+  if (from.latency.batch !== final.latency.batch) {
+    return notMeasured(`${fromLabel} latency is at batch ${from.latency.batch} but final at batch ${final.latency.batch}`);
+  }
+  return {
+    actual: from.latency.p50_ms / final.latency.p50_ms,
+    detail: `p50 ${ms(from.latency.p50_ms)} \u2192 ${ms(final.latency.p50_ms)} at batch ${final.latency.batch}`
+  };
+}
+function minSpeedup({ dense, final }) {
+  return latencyRatio(dense, "dense", final);
+}
+function latencyRegression({ base, final }) {
+  if (!base) return notMeasured("no base model to compare against (compare mode only)");
+  const ratio2 = latencyRatio(base, "base", final);
+  if (ratio2.actual === null) return ratio2;
+  return { actual: 1 / ratio2.actual - 1, detail: ratio2.detail };
+}
+function p95LatencyMs({ final }) {
+  if (!final.latency) return notMeasured("final latency was not measured");
+  return { actual: final.latency.p95_ms, detail: `batch ${final.latency.batch}, ${final.latency.runs} runs` };
+}
+function maxSizeBytes({ final }) {
+  return { actual: final.size_bytes, detail: final.artifact };
+}
+function shiftAccuracyDrop({ dense, final }) {
+  const shared = Object.keys(dense.shift_accuracy ?? {}).filter((k) => final.shift_accuracy?.[k] != null);
+  if (shared.length === 0) return notMeasured("no shift set was evaluated on both dense and final");
+  let worst = shared[0];
+  for (const k of shared) {
+    if (dense.shift_accuracy[k] - final.shift_accuracy[k] > dense.shift_accuracy[worst] - final.shift_accuracy[worst]) {
+      worst = k;
+    }
+  }
+  const d = dense.shift_accuracy[worst];
+  const f = final.shift_accuracy[worst];
+  const missing = Object.keys(dense.shift_accuracy).filter((k) => !shared.includes(k));
+  return {
+    actual: d - f,
+    detail: `${worst}: ${pct(d)} \u2192 ${pct(f)}`,
+    unmeasured: missing.length ? `final was not evaluated on ${missing.join(", ")}` : void 0
+  };
+}
+var MEASURE = {
+  "accuracy-drop": accuracyDrop,
+  "class-accuracy-drop": classAccuracyDrop,
+  "ece-increase": eceIncrease,
+  "min-speedup": minSpeedup,
+  "latency-regression": latencyRegression,
+  "p95-latency-ms": p95LatencyMs,
+  "max-size-bytes": maxSizeBytes,
+  "shift-accuracy-drop": shiftAccuracyDrop
+};
+function within(direction, actual, limit) {
+  return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
+}
+function intervalVerdict(direction, ci, limit, strict = false) {
+  const [lo, hi] = ci;
+  const inside = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
+  const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
+  if (beyond) return "fail";
+  if (inside) return "pass";
+  return strict ? "fail" : "warn";
+}
+var STRADDLE = "interval straddles the limit";
+function evaluateBudgets(budgets, m, opts = {}) {
+  return budgets.map(({ name, limit, direction, source }) => {
+    const measured = MEASURE[name](m);
+    const base = { name, limit, direction, source };
+    const u = m.uncertainty?.[name];
+    if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
+      const stats = { ci: u.ci, ...opts.confidence !== void 0 ? { confidence: opts.confidence } : {}, ...u.p_value !== void 0 ? { p_value: u.p_value } : {} };
+      let verdict = intervalVerdict(direction, u.ci, limit, opts.strict);
+      const notes = [measured.detail];
+      if (u.note) notes.push(u.note);
+      if (verdict !== "pass" && intervalVerdict(direction, u.ci, limit, false) === "warn") notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
+      if (measured.unmeasured) {
+        notes.push(`not measured: ${measured.unmeasured}`);
+        if (verdict === "pass") verdict = "warn";
+      }
+      return { ...base, actual: measured.actual, verdict, detail: notes.join("; "), ...stats };
+    }
+    if (measured.actual === null) {
+      return { ...base, actual: null, verdict: "warn", detail: `not measured: ${measured.why}` };
+    }
+    if (!Number.isFinite(measured.actual)) {
+      return { ...base, actual: null, verdict: "warn", detail: `not measured: came out as ${measured.actual} (${measured.detail})` };
+    }
+    if (!within(direction, measured.actual, limit)) {
+      return { ...base, actual: measured.actual, verdict: "fail", detail: measured.detail };
+    }
+    if (measured.unmeasured) {
+      return { ...base, actual: measured.actual, verdict: "warn", detail: `${measured.detail}; not measured: ${measured.unmeasured}` };
+    }
+    return { ...base, actual: measured.actual, verdict: "pass", detail: measured.detail };
+  });
+}
+var SEVERITY = { pass: 0, warn: 1, fail: 2 };
+function overallVerdict(results) {
+  return results.reduce((worst, v) => SEVERITY[v] > SEVERITY[worst] ? v : worst, "pass");
+}
+
 // src/pipeline/compare.ts
-import * as fs9 from "node:fs";
-import * as os2 from "node:os";
-import * as path5 from "node:path";
+import * as fs8 from "node:fs";
+import * as os from "node:os";
+import * as path4 from "node:path";
 
 // src/data/npy.ts
 var DTYPES = {
@@ -25853,11 +25666,11 @@ PerceptronModel.prototype.train = function train2(features, label) {
   return this;
 };
 
-// src/measure/ort.ts
+// src/onnx/runtime/ort.ts
 var bundled = __toESM(require_dist2(), 1);
 import { createRequire as createRequire2 } from "node:module";
 
-// src/measure/ortErrors.ts
+// src/onnx/runtime/ortErrors.ts
 var PATTERNS = [
   [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
   [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
@@ -25874,7 +25687,7 @@ function shortOrtError(message) {
   return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
 }
 
-// src/measure/ort.ts
+// src/onnx/runtime/ort.ts
 var chosen;
 function onnxruntime() {
   if (chosen) return chosen;
@@ -25907,6 +25720,18 @@ async function openSession(modelPath, opts) {
   } catch (e) {
     throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
   }
+}
+
+// src/util/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
 }
 
 // src/measure/stats/bootstrap.ts
@@ -26073,44 +25898,10 @@ function confusionMatrix(pred, labels, classes) {
   for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
   return m;
 }
-function expectedCalibrationError(confidence, correct, bins = 15) {
-  const n = confidence.length;
-  const count3 = new Float64Array(bins);
-  const conf = new Float64Array(bins);
-  const hit = new Float64Array(bins);
-  for (let i2 = 0; i2 < n; i2++) {
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count3[b]++;
-    conf[b] += confidence[i2];
-    hit[b] += correct[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
-  return ece;
-}
 function agreement(a, b) {
   let same2 = 0;
   for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
   return a.length ? same2 / a.length : NaN;
-}
-function scoreRow(row, offset, classes, label, areProbabilities) {
-  let pred = 0;
-  let max2 = -Infinity;
-  for (let c = 0; c < classes; c++) {
-    const v = row[offset + c];
-    if (v > max2) {
-      max2 = v;
-      pred = c;
-    }
-  }
-  if (areProbabilities) {
-    const p = row[offset + label];
-    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
-  }
-  let sum = 0;
-  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
-  const logSum = Math.log(sum);
-  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
 }
 
 // src/measure/provider.ts
@@ -31054,7 +30845,47 @@ function prunableWeights(model, opts) {
 // src/version.ts
 var VERSION = "0.1.0";
 
-// src/measure/evaluate.ts
+// src/onnx/runtime/scores.ts
+function scoreRow(row, offset, classes, label, areProbabilities) {
+  let pred = 0;
+  let max2 = -Infinity;
+  for (let c = 0; c < classes; c++) {
+    const v = row[offset + c];
+    if (v > max2) {
+      max2 = v;
+      pred = c;
+    }
+  }
+  if (areProbabilities) {
+    const p = row[offset + label];
+    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
+  }
+  let sum = 0;
+  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
+  const logSum = Math.log(sum);
+  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
+}
+function expectedCalibrationError(confidence, correct, bins = 15) {
+  const n = confidence.length;
+  const count3 = new Float64Array(bins);
+  const conf = new Float64Array(bins);
+  const hit = new Float64Array(bins);
+  for (let i2 = 0; i2 < n; i2++) {
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count3[b]++;
+    conf[b] += confidence[i2];
+    hit[b] += correct[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
+  return ece;
+}
+
+// src/onnx/runtime/classifier.ts
+function endsInSoftmax(model) {
+  const index = new GraphIndex(model.graph);
+  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
+}
 async function evaluateClassifier(session, data, opts) {
   if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
   if (session.outputNames.length !== 1) {
@@ -31565,230 +31396,7 @@ function countSparsity(model, denseWeights) {
   return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
 }
 
-// src/recover/session.ts
-import * as fs8 from "node:fs";
-import * as os from "node:os";
-import * as path4 from "node:path";
-
-// src/io/cleanup.ts
-var pending = /* @__PURE__ */ new Set();
-function onInterrupt(undo) {
-  pending.add(undo);
-  return () => pending.delete(undo);
-}
-function runPending() {
-  for (const undo of [...pending]) {
-    pending.delete(undo);
-    try {
-      undo();
-    } catch {
-    }
-  }
-}
-var SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
-var installed = false;
-function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
-  if (installed) return;
-  installed = true;
-  for (const [signal, code] of Object.entries(SIGNAL_EXIT)) {
-    process.on(signal, () => {
-      runPending();
-      stderr(`prune-guard: stopped by ${signal}; the input model and earlier outputs are unchanged
-`);
-      process.exit(code);
-    });
-  }
-}
-
-// src/recover/session.ts
-async function sessionFromModel(model, threads = 0, opts = {}) {
-  const { ort } = onnxruntime();
-  const options = {
-    executionProviders: ["cpu"],
-    graphOptimizationLevel: opts.lean ? "basic" : "all",
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1
-  };
-  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
-  try {
-    return await ort.InferenceSession.create(serializeModel(model), options);
-  } catch (e) {
-    throw cannotLoad(e);
-  }
-}
-function cannotLoad(e) {
-  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
-}
-async function sessionThroughFile(model, options) {
-  const { ort } = onnxruntime();
-  const dir = fs8.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs8.rmSync(dir, { recursive: true, force: true }));
-  try {
-    const file = path4.join(dir, "model.onnx");
-    saveModel(model, file);
-    return await ort.InferenceSession.create(file, options);
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw cannotLoad(e);
-  } finally {
-    fs8.rmSync(dir, { recursive: true, force: true });
-    done();
-  }
-}
-var BIG_MODEL_BYTES = 64 * 2 ** 20;
-function weightBytes(model) {
-  let total2 = 0;
-  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
-  return total2;
-}
-function withExtraOutputs(model, tensors) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const have = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors) {
-    if (have.has(name)) continue;
-    have.add(name);
-    g2.output.push(
-      create(ValueInfoProtoSchema, {
-        name,
-        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-      })
-    );
-  }
-  return copy;
-}
-async function captureActivations(session, data, fetch, batchSize = 128) {
-  const { ort } = onnxruntime();
-  const parts = /* @__PURE__ */ new Map();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    const result = await session.run(feeds, fetch);
-    for (const name of fetch) {
-      const t = result[name];
-      const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
-      entry.chunks.push(Float32Array.from(t.data));
-      parts.set(name, entry);
-    }
-    for (const t of Object.values(result)) t.dispose();
-  }
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, { dims, chunks }] of parts) {
-    const total2 = chunks.reduce((n, c) => n + c.length, 0);
-    const data32 = new Float32Array(total2);
-    let o = 0;
-    for (const c of chunks) {
-      data32.set(c, o);
-      o += c.length;
-    }
-    out.set(name, { dims: [data.count, ...dims], data: data32 });
-  }
-  return out;
-}
-var gemmSessions = /* @__PURE__ */ new Map();
-function gemmModel(trans) {
-  return serializeModel(buildGemmProto(trans));
-}
-async function gemm(trans, a, aDims, b, bDims) {
-  const { ort } = onnxruntime();
-  let session = gemmSessions.get(trans);
-  if (!session) {
-    session = ort.InferenceSession.create(gemmModel(trans), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
-    gemmSessions.set(trans, session);
-  }
-  const s = await session;
-  const result = await s.run({ A: new ort.Tensor("float32", a, aDims), B: new ort.Tensor("float32", b, bDims) });
-  const out = Float64Array.from(result.G.data);
-  result.G.dispose();
-  return out;
-}
-function timesTransposed(a, m, b, n, k) {
-  return gemm("transB", a, [m, k], b, [n, k]);
-}
-function buildGemmProto(trans) {
-  const T = (name) => create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-  });
-  return create(ModelProtoSchema, {
-    irVersion: 8n,
-    opsetImport: [{ domain: "", version: 13n }],
-    graph: {
-      name: "gram",
-      input: [T("A"), T("B")],
-      output: [T("G")],
-      // Gemm reads the transposed operand in place instead of materialising it
-      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
-    }
-  });
-}
-function crossGram(a, b, n, p, q) {
-  return gemm("transA", a, [n, p], b, [n, q]);
-}
-async function streamActivations(runs, data, batchSize, onBatch) {
-  const { ort } = onnxruntime();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
-    const results = [];
-    try {
-      for (const { session, fetch } of runs) {
-        const feeds = {};
-        for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-        results.push(await session.run(feeds, fetch));
-      }
-      onBatch(
-        runs.map(({ fetch }, k) => new Map(fetch.map((name) => [name, { dims: results[k][name].dims, data: results[k][name].data }]))),
-        start,
-        end - start
-      );
-    } finally {
-      for (const r of results) for (const t of Object.values(r)) t.dispose();
-    }
-  }
-}
-
-// src/recover/subgraph.ts
-function graphUpTo(model, tensors) {
-  const g2 = model.graph;
-  const up = upstream(model, tensors);
-  if (!up) return withExtraOutputs(model, tensors);
-  const { nodes: needed, names } = up;
-  const initNames = new Set(g2.initializer.map((t) => t.name));
-  const outputs = tensors.map(
-    (name) => g2.output.find((o) => o.name === name) ?? create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } }) })
-  );
-  const graph = create(GraphProtoSchema, {
-    name: g2.name,
-    node: g2.node.filter((n) => needed.has(n)),
-    initializer: g2.initializer.filter((t) => names.has(t.name)),
-    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
-    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
-    output: outputs,
-    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
-  });
-  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
-}
-function upstream(model, tensors) {
-  const producer = /* @__PURE__ */ new Map();
-  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
-  const nodes = /* @__PURE__ */ new Set();
-  const names = /* @__PURE__ */ new Set();
-  const stack = [...tensors];
-  while (stack.length > 0) {
-    const t = stack.pop();
-    if (names.has(t)) continue;
-    names.add(t);
-    const n = producer.get(t);
-    if (!n || nodes.has(n)) continue;
-    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
-    nodes.add(n);
-    for (const i2 of n.input) if (i2) stack.push(i2);
-  }
-  return { nodes, names };
-}
-
-// src/recover/bounds.ts
+// src/onnx/runtime/activationBudget.ts
 var ACTIVATION_BUDGET_BYTES = 384 * 2 ** 20;
 var ACTIVATION_HIGH_WATER = 8;
 var largestCache = /* @__PURE__ */ new WeakMap();
@@ -31814,82 +31422,6 @@ function boundedBatch(model, want, budget = ACTIVATION_BUDGET_BYTES) {
   if (!per) return want;
   return Math.max(1, Math.min(want, Math.floor(budget / (ACTIVATION_HIGH_WATER * per))));
 }
-function nodeMacsOf(model) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  const out = /* @__PURE__ */ new Map();
-  for (const n of index.order) {
-    if (n.opType !== "Conv" && n.opType !== "Gemm" && n.opType !== "MatMul" && n.opType !== "ConvTranspose") continue;
-    out.set(n, nodeMacs(n, shapes) ?? 0);
-  }
-  return out;
-}
-function macsBefore(model, tensor, macs) {
-  let total2 = 0;
-  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
-  return total2;
-}
-function refitBytes(patches, cp, cd, block) {
-  const grams = 8 * (2 * cp * cp + 2 * cd * cp) + 4 * Math.max(cp * cp, cd * cp);
-  const patchBytes = 4 * patches * (cp + cd);
-  const solve = 8 * 4 * block * block;
-  return grams + patchBytes + solve;
-}
-function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
-  let f = 0;
-  for (const m of blocks) {
-    const dm = blocks.length > 1 ? m : cd;
-    f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
-    if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
-  }
-  return f * groups;
-}
-function columnBlocks(cp, aligned, maxBlock) {
-  if (!aligned) return [cp];
-  const blocks = Math.ceil(cp / maxBlock);
-  const size = Math.ceil(cp / blocks);
-  const out = [];
-  for (let b0 = 0; b0 < cp; b0 += size) out.push(Math.min(cp, b0 + size) - b0);
-  return out;
-}
-var PRIOR_FLOPS_PER_SECOND = 2e8;
-function captureSamplesThatFit(opts) {
-  const { count: count3, captureSeconds, solveSeconds, secondsLeft: left } = opts;
-  if (captureSeconds + solveSeconds <= left) return count3;
-  const fewest = Math.min(count3, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
-  const room = left - solveSeconds;
-  const most = captureSeconds > 0 ? Math.floor(count3 * room / captureSeconds) : count3;
-  return most >= fewest ? Math.min(count3, most) : null;
-}
-function secondsLeft(deadline) {
-  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
-}
-function activationBytesPerSample(model, names) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  const list = names ?? index.order.flatMap((n) => n.output);
-  let total2 = 0;
-  for (const t of list) {
-    const s = shapes.get(t);
-    if (s) total2 += numel(s) * 4;
-  }
-  return total2;
-}
-function distillUnfit(model, opts) {
-  let params = 0;
-  for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
-  const perSample = activationBytesPerSample(model);
-  const bytes2 = 5 * 4 * params + opts.batch * perSample;
-  if (bytes2 > opts.maxBytes) {
-    return `a training step needs about ${(bytes2 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
-  }
-  if (opts.passSeconds !== void 0) {
-    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
-    if (epoch > opts.secondsLeft) return `one epoch takes about ${epoch.toFixed(0)} s (${(epoch / opts.passSeconds).toFixed(1)} passes of ${opts.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, opts.secondsLeft).toFixed(0)} s left of recovery-time-budget`;
-  }
-  return null;
-}
-var DISTILL_MAX_BYTES = 1024 * 2 ** 20;
 
 // src/pipeline/release.ts
 import { setFlagsFromString } from "node:v8";
@@ -31917,10 +31449,6 @@ function collectGarbage() {
 }
 
 // src/pipeline/measureStep.ts
-function endsInSoftmax(model) {
-  const index = new GraphIndex(model.graph);
-  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
-}
 function savedFacts(artifact, denseWeights, evalBatchSize) {
   const saved = loadModel(artifact).proto;
   return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
@@ -31975,6 +31503,144 @@ async function measureStep(name, description, artifact, ctx) {
     layers: sparsity.layers
   };
   return { step, preds, shiftPreds };
+}
+
+// src/measure/corruptions.ts
+var SEVERITIES = {
+  /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
+  "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
+  /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
+  contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
+  /** added offset as a fraction of the input's range (max − min) */
+  brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
+  /** Gaussian blur sigma, in pixels */
+  blur: [0.5, 0.75, 1, 1.5, 2],
+  /** noise sd as a multiple of each feature's sd */
+  "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
+  /** fraction of features per sample replaced by the feature's mean */
+  "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
+};
+var corruptionName = (c) => `${c.kind}:${c.severity}`;
+function parseCorruption(text, where) {
+  const m = /^([a-z-]+):([1-5])$/.exec(text.trim());
+  if (!m || !CORRUPTIONS.includes(m[1])) {
+    throw new UserError(`${where} ${text}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
+  }
+  return { kind: m[1], severity: Number(m[2]) };
+}
+function seedOf(c) {
+  let h = 2166136261;
+  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
+  return h >>> 0;
+}
+function gaussian(random) {
+  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+function moments(x2) {
+  let s = 0;
+  let s2 = 0;
+  let min = Infinity;
+  let max2 = -Infinity;
+  for (let i2 = 0; i2 < x2.length; i2++) {
+    s += x2[i2];
+    s2 += x2[i2] * x2[i2];
+    if (x2[i2] < min) min = x2[i2];
+    if (x2[i2] > max2) max2 = x2[i2];
+  }
+  const mean2 = s / x2.length;
+  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
+}
+function blurPlane(x2, offset, h, w, sigma, tmp) {
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
+  const sum = k.reduce((a, b) => a + b, 0);
+  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
+  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
+      tmp[y * w + xx] = acc2;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
+      x2[offset + y * w + xx] = acc2;
+    }
+  }
+}
+function corruptArray(name, arr, c, where) {
+  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
+  }
+  const image = IMAGE_CORRUPTIONS.includes(c.kind);
+  if (image && arr.dims.length !== 4) {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
+  }
+  const src = arr.data;
+  const x2 = src.slice();
+  const level = SEVERITIES[c.kind][c.severity - 1];
+  const random = seededRandom(seedOf(c));
+  const normal = gaussian(random);
+  const n = arr.dims[0];
+  const per = x2.length / n;
+  const stats = moments(src);
+  switch (c.kind) {
+    case "gaussian-noise":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
+      break;
+    case "brightness":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
+      break;
+    case "contrast":
+    case "blur": {
+      const [, channels, h, w] = arr.dims;
+      const plane = h * w;
+      const tmp = new Float64Array(plane);
+      for (let p = 0; p < n * channels; p++) {
+        const off = p * plane;
+        if (c.kind === "blur") {
+          blurPlane(x2, off, h, w, level, tmp);
+        } else {
+          let mean2 = 0;
+          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
+          mean2 /= plane;
+          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
+        }
+      }
+      break;
+    }
+    case "feature-noise":
+    case "feature-dropout": {
+      const mean2 = new Float64Array(per);
+      const sd = new Float64Array(per);
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
+      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
+      for (let s = 0; s < n; s++) {
+        for (let f = 0; f < per; f++) {
+          const i2 = s * per + f;
+          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
+          else if (random() < level) x2[i2] = mean2[f];
+        }
+      }
+      break;
+    }
+  }
+  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
+}
+function corruptDataset(ds, c) {
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
+  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
+}
+function corruptionSets(data, specs) {
+  return specs.map((text) => {
+    const c = parseCorruption(text, "corruptions");
+    return { name: corruptionName(c), data: corruptDataset(data, c) };
+  });
 }
 
 // src/measure/stats/binomial.ts
@@ -32376,8 +32042,8 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path5.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path5.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const base = await measureStep("base", `base model ${path4.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path4.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
   progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
@@ -32391,7 +32057,7 @@ async function measurePair(req, progress) {
 }
 async function comparePipeline(req, progress) {
   const { config } = req;
-  for (const p of [req.base, req.head]) if (!fs9.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  for (const p of [req.base, req.head]) if (!fs8.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
   const m = await measurePair(req, progress);
   const budgets = compareBudgets(req.budgets);
   const changes = classChanges(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
@@ -32417,31 +32083,31 @@ async function comparePipeline(req, progress) {
     runtime: {
       onnxruntime: onnxruntimeVersion(),
       provider: m.provider.provider,
-      threads: config.latency.threads || os2.availableParallelism(),
+      threads: config.latency.threads || os.availableParallelism(),
       platform: `${process.platform}-${process.arch}`,
       ...m.provider.note ? { notes: [m.provider.note] } : {}
     },
     models: [model]
   };
   const markdown = renderMarkdown(ledger);
-  fs9.mkdirSync(req.out, { recursive: true });
-  const ledgerPath = path5.join(req.out, "ledger.json");
-  const markdownPath = path5.join(req.out, "ledger.md");
+  fs8.mkdirSync(req.out, { recursive: true });
+  const ledgerPath = path4.join(req.out, "ledger.json");
+  const markdownPath = path4.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
 }
 
 // src/pipeline/selftest.ts
-import * as fs10 from "node:fs";
-import * as path6 from "node:path";
+import * as fs9 from "node:fs";
+import * as path5 from "node:path";
 import { fileURLToPath } from "node:url";
 function defaultFixture(name) {
-  let dir = path6.dirname(fileURLToPath(import.meta.url));
+  let dir = path5.dirname(fileURLToPath(import.meta.url));
   for (let i2 = 0; i2 < 4; i2++) {
-    const candidate = path6.join(dir, "fixtures", name);
-    if (fs10.existsSync(candidate)) return candidate;
-    dir = path6.dirname(dir);
+    const candidate = path5.join(dir, "fixtures", name);
+    if (fs9.existsSync(candidate)) return candidate;
+    dir = path5.dirname(dir);
   }
   return void 0;
 }
@@ -32490,8 +32156,8 @@ async function selftest(req, progress) {
     failures
   };
   if (req.out) {
-    fs10.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path6.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+    fs9.mkdirSync(req.out, { recursive: true });
+    writeFileAtomic(path5.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
   }
   return report;
 }
@@ -32510,24 +32176,54 @@ function renderSelftest(r) {
   ].join("\n");
 }
 
+// src/io/cleanup.ts
+var pending = /* @__PURE__ */ new Set();
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+function runPending() {
+  for (const undo of [...pending]) {
+    pending.delete(undo);
+    try {
+      undo();
+    } catch {
+    }
+  }
+}
+var SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+var installed = false;
+function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
+  if (installed) return;
+  installed = true;
+  for (const [signal, code] of Object.entries(SIGNAL_EXIT)) {
+    process.on(signal, () => {
+      runPending();
+      stderr(`prune-guard: stopped by ${signal}; the input model and earlier outputs are unchanged
+`);
+      process.exit(code);
+    });
+  }
+}
+
 // src/pipeline/guardedRun.ts
 import * as os5 from "node:os";
 import * as path14 from "node:path";
 
 // src/io/outputDir.ts
-import * as fs12 from "node:fs";
-import * as path8 from "node:path";
+import * as fs11 from "node:fs";
+import * as path7 from "node:path";
 import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/io/lock.ts
-import * as fs11 from "node:fs";
-import * as os3 from "node:os";
-import * as path7 from "node:path";
+import * as fs10 from "node:fs";
+import * as os2 from "node:os";
+import * as path6 from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 var LOCK_NAME = ".prune-guard.lock";
 function isStale(owner) {
   if (!owner || !Number.isInteger(owner.pid)) return true;
-  if (owner.host !== os3.hostname()) return false;
+  if (owner.host !== os2.hostname()) return false;
   if (owner.pid === process.pid) return false;
   try {
     process.kill(owner.pid, 0);
@@ -32538,30 +32234,30 @@ function isStale(owner) {
 }
 function readOwner(file) {
   try {
-    return JSON.parse(fs11.readFileSync(file, "utf8"));
+    return JSON.parse(fs10.readFileSync(file, "utf8"));
   } catch {
     return void 0;
   }
 }
 async function lockDir(dir, opts) {
   try {
-    fs11.mkdirSync(dir, { recursive: true });
+    fs10.mkdirSync(dir, { recursive: true });
   } catch (e) {
     const code = e.code;
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
-  const file = path7.join(dir, LOCK_NAME);
-  const me = { pid: process.pid, host: os3.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const file = path6.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os2.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
   let announced = false;
   for (; ; ) {
     try {
-      const fd2 = fs11.openSync(file, "wx");
+      const fd2 = fs10.openSync(file, "wx");
       try {
-        fs11.writeFileSync(fd2, JSON.stringify(me) + "\n");
+        fs10.writeFileSync(fd2, JSON.stringify(me) + "\n");
       } finally {
-        fs11.closeSync(fd2);
+        fs10.closeSync(fd2);
       }
       let released = false;
       return {
@@ -32569,7 +32265,7 @@ async function lockDir(dir, opts) {
         release() {
           if (released) return;
           released = true;
-          if (readOwner(file)?.pid === me.pid) fs11.rmSync(file, { force: true });
+          if (readOwner(file)?.pid === me.pid) fs10.rmSync(file, { force: true });
         }
       };
     } catch (e) {
@@ -32580,12 +32276,12 @@ async function lockDir(dir, opts) {
     const owner = readOwner(file);
     if (isStale(owner)) {
       const again = readOwner(file);
-      if (JSON.stringify(again) === JSON.stringify(owner)) fs11.rmSync(file, { force: true });
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs10.rmSync(file, { force: true });
       continue;
     }
     if (Date.now() >= until) {
       throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path7.join(dir, LOCK_NAME)} if that run is gone`
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path6.join(dir, LOCK_NAME)} if that run is gone`
       );
     }
     if (!announced) {
@@ -32614,15 +32310,15 @@ var OutputDir = class _OutputDir {
   retired = /* @__PURE__ */ new Set();
   unregister;
   static async open(dir, opts) {
-    const created = !fs12.existsSync(dir);
+    const created = !fs11.existsSync(dir);
     const lock = await lockDir(dir, {
       waitMs: opts.waitMs,
       onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
     });
     try {
       removeOrphanStaging(dir);
-      const staging = path8.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
-      fs12.mkdirSync(staging);
+      const staging = path7.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
+      fs11.mkdirSync(staging);
       return new _OutputDir(dir, staging, lock, created);
     } catch (e) {
       lock.release();
@@ -32631,12 +32327,12 @@ var OutputDir = class _OutputDir {
   }
   /** The final path of a file written under the staging folder. */
   publicPath(p) {
-    const rel = path8.relative(this.staging, p);
-    return rel.startsWith("..") || path8.isAbsolute(rel) ? p : path8.join(this.dir, rel);
+    const rel = path7.relative(this.staging, p);
+    return rel.startsWith("..") || path7.isAbsolute(rel) ? p : path7.join(this.dir, rel);
   }
   /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
   discardStaged() {
-    for (const n of fs12.readdirSync(this.staging)) fs12.rmSync(path8.join(this.staging, n), { recursive: true, force: true });
+    for (const n of fs11.readdirSync(this.staging)) fs11.rmSync(path7.join(this.staging, n), { recursive: true, force: true });
   }
   /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
   retire(name) {
@@ -32645,10 +32341,10 @@ var OutputDir = class _OutputDir {
   /** Move every staged file into the folder (`last` after the others), then unlock. */
   commit(last = []) {
     if (this.done) throw new Error("OutputDir: already committed or aborted");
-    const names = fs12.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+    const names = fs11.readdirSync(this.staging).filter((n) => !n.startsWith("."));
     const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-    for (const n of this.retired) if (!names.includes(n)) fs12.rmSync(path8.join(this.dir, n), { force: true });
-    for (const n of ordered) fs12.renameSync(path8.join(this.staging, n), path8.join(this.dir, n));
+    for (const n of this.retired) if (!names.includes(n)) fs11.rmSync(path7.join(this.dir, n), { force: true });
+    for (const n of ordered) fs11.renameSync(path7.join(this.staging, n), path7.join(this.dir, n));
     this.finish();
   }
   /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
@@ -32657,7 +32353,7 @@ var OutputDir = class _OutputDir {
     this.finish();
     if (this.created) {
       try {
-        fs12.rmdirSync(this.dir);
+        fs11.rmdirSync(this.dir);
       } catch {
       }
     }
@@ -32665,14 +32361,14 @@ var OutputDir = class _OutputDir {
   finish() {
     this.done = true;
     this.unregister();
-    fs12.rmSync(this.staging, { recursive: true, force: true });
+    fs11.rmSync(this.staging, { recursive: true, force: true });
     this.lock.release();
   }
 };
 var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
 function removeOrphanStaging(dir) {
-  for (const n of fs12.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs12.rmSync(path8.join(dir, n), { recursive: true, force: true });
+  for (const n of fs11.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs11.rmSync(path7.join(dir, n), { recursive: true, force: true });
   }
 }
 
@@ -34559,6 +34255,117 @@ function describeStructured(dense, r, o) {
   return `structured channel pruning (${o.criterion}, ${o.scope}) at ${pct2(o.sparsity)} of channels: removed ${s.channelsRemoved} of ${s.channels} prunable channels in ${s.groupsPruned} of ${s.groupsFound} dependency groups (${s.groupsSkipped} skipped, see notes); parameters -${pct2(s.paramsRemoved)}, MACs -${pct2(s.macsRemoved)}`;
 }
 
+// src/onnx/runtime/session.ts
+import * as fs12 from "node:fs";
+import * as os3 from "node:os";
+import * as path8 from "node:path";
+async function sessionFromModel(model, threads = 0, opts = {}) {
+  const { ort } = onnxruntime();
+  const options = {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: opts.lean ? "basic" : "all",
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1
+  };
+  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
+  try {
+    return await ort.InferenceSession.create(serializeModel(model), options);
+  } catch (e) {
+    throw cannotLoad(e);
+  }
+}
+function cannotLoad(e) {
+  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+}
+async function sessionThroughFile(model, options) {
+  const { ort } = onnxruntime();
+  const dir = fs12.mkdtempSync(path8.join(process.env.RUNNER_TEMP || os3.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs12.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path8.join(dir, "model.onnx");
+    saveModel(model, file);
+    return await ort.InferenceSession.create(file, options);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw cannotLoad(e);
+  } finally {
+    fs12.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
+var BIG_MODEL_BYTES = 64 * 2 ** 20;
+function weightBytes(model) {
+  let total2 = 0;
+  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
+  return total2;
+}
+function withExtraOutputs(model, tensors) {
+  const copy = cloneModel(model);
+  const g2 = copy.graph;
+  const have = new Set(g2.output.map((o) => o.name));
+  for (const name of tensors) {
+    if (have.has(name)) continue;
+    have.add(name);
+    g2.output.push(
+      create(ValueInfoProtoSchema, {
+        name,
+        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
+      })
+    );
+  }
+  return copy;
+}
+async function captureActivations(session, data, fetch, batchSize = 128) {
+  const { ort } = onnxruntime();
+  const parts = /* @__PURE__ */ new Map();
+  for (let start = 0; start < data.count; start += batchSize) {
+    const end = Math.min(data.count, start + batchSize);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    const result = await session.run(feeds, fetch);
+    for (const name of fetch) {
+      const t = result[name];
+      const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
+      entry.chunks.push(Float32Array.from(t.data));
+      parts.set(name, entry);
+    }
+    for (const t of Object.values(result)) t.dispose();
+  }
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, { dims, chunks }] of parts) {
+    const total2 = chunks.reduce((n, c) => n + c.length, 0);
+    const data32 = new Float32Array(total2);
+    let o = 0;
+    for (const c of chunks) {
+      data32.set(c, o);
+      o += c.length;
+    }
+    out.set(name, { dims: [data.count, ...dims], data: data32 });
+  }
+  return out;
+}
+async function streamActivations(runs, data, batchSize, onBatch) {
+  const { ort } = onnxruntime();
+  for (let start = 0; start < data.count; start += batchSize) {
+    const end = Math.min(data.count, start + batchSize);
+    const results = [];
+    try {
+      for (const { session, fetch } of runs) {
+        const feeds = {};
+        for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+        results.push(await session.run(feeds, fetch));
+      }
+      onBatch(
+        runs.map(({ fetch }, k) => new Map(fetch.map((name) => [name, { dims: results[k][name].dims, data: results[k][name].data }]))),
+        start,
+        end - start
+      );
+    } finally {
+      for (const r of results) for (const t of Object.values(r)) t.dispose();
+    }
+  }
+}
+
 // src/prune/sensitivity/calibScorer.ts
 var DEFAULT_SENSITIVITY_SAMPLES = 256;
 function evenSubset(data, max2) {
@@ -34916,6 +34723,124 @@ async function pruneBySensitivity(dense, weights, config, ctx) {
 import * as fs14 from "node:fs";
 import * as path9 from "node:path";
 
+// src/recover/subgraph.ts
+function graphUpTo(model, tensors) {
+  const g2 = model.graph;
+  const up = upstream(model, tensors);
+  if (!up) return withExtraOutputs(model, tensors);
+  const { nodes: needed, names } = up;
+  const initNames = new Set(g2.initializer.map((t) => t.name));
+  const outputs = tensors.map(
+    (name) => g2.output.find((o) => o.name === name) ?? create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } }) })
+  );
+  const graph = create(GraphProtoSchema, {
+    name: g2.name,
+    node: g2.node.filter((n) => needed.has(n)),
+    initializer: g2.initializer.filter((t) => names.has(t.name)),
+    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
+    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
+    output: outputs,
+    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
+  });
+  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
+}
+function upstream(model, tensors) {
+  const producer = /* @__PURE__ */ new Map();
+  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
+  const nodes = /* @__PURE__ */ new Set();
+  const names = /* @__PURE__ */ new Set();
+  const stack = [...tensors];
+  while (stack.length > 0) {
+    const t = stack.pop();
+    if (names.has(t)) continue;
+    names.add(t);
+    const n = producer.get(t);
+    if (!n || nodes.has(n)) continue;
+    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
+    nodes.add(n);
+    for (const i2 of n.input) if (i2) stack.push(i2);
+  }
+  return { nodes, names };
+}
+
+// src/recover/bounds.ts
+function nodeMacsOf(model) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const out = /* @__PURE__ */ new Map();
+  for (const n of index.order) {
+    if (n.opType !== "Conv" && n.opType !== "Gemm" && n.opType !== "MatMul" && n.opType !== "ConvTranspose") continue;
+    out.set(n, nodeMacs(n, shapes) ?? 0);
+  }
+  return out;
+}
+function macsBefore(model, tensor, macs) {
+  let total2 = 0;
+  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
+  return total2;
+}
+function refitBytes(patches, cp, cd, block) {
+  const grams = 8 * (2 * cp * cp + 2 * cd * cp) + 4 * Math.max(cp * cp, cd * cp);
+  const patchBytes = 4 * patches * (cp + cd);
+  const solve = 8 * 4 * block * block;
+  return grams + patchBytes + solve;
+}
+function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
+  let f = 0;
+  for (const m of blocks) {
+    const dm = blocks.length > 1 ? m : cd;
+    f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
+    if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
+  }
+  return f * groups;
+}
+function columnBlocks(cp, aligned, maxBlock) {
+  if (!aligned) return [cp];
+  const blocks = Math.ceil(cp / maxBlock);
+  const size = Math.ceil(cp / blocks);
+  const out = [];
+  for (let b0 = 0; b0 < cp; b0 += size) out.push(Math.min(cp, b0 + size) - b0);
+  return out;
+}
+var PRIOR_FLOPS_PER_SECOND = 2e8;
+function captureSamplesThatFit(opts) {
+  const { count: count3, captureSeconds, solveSeconds, secondsLeft: left } = opts;
+  if (captureSeconds + solveSeconds <= left) return count3;
+  const fewest = Math.min(count3, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
+  const room = left - solveSeconds;
+  const most = captureSeconds > 0 ? Math.floor(count3 * room / captureSeconds) : count3;
+  return most >= fewest ? Math.min(count3, most) : null;
+}
+function secondsLeft(deadline) {
+  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
+}
+function activationBytesPerSample(model, names) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const list = names ?? index.order.flatMap((n) => n.output);
+  let total2 = 0;
+  for (const t of list) {
+    const s = shapes.get(t);
+    if (s) total2 += numel(s) * 4;
+  }
+  return total2;
+}
+function distillUnfit(model, opts) {
+  let params = 0;
+  for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
+  const perSample = activationBytesPerSample(model);
+  const bytes2 = 5 * 4 * params + opts.batch * perSample;
+  if (bytes2 > opts.maxBytes) {
+    return `a training step needs about ${(bytes2 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
+  }
+  if (opts.passSeconds !== void 0) {
+    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
+    if (epoch > opts.secondsLeft) return `one epoch takes about ${epoch.toFixed(0)} s (${(epoch / opts.passSeconds).toFixed(1)} passes of ${opts.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, opts.secondsLeft).toFixed(0)} s left of recovery-time-budget`;
+  }
+  return null;
+}
+var DISTILL_MAX_BYTES = 1024 * 2 ** 20;
+
 // src/recover/batchNorm.ts
 async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const model = cloneModel(pruned);
@@ -35153,7 +35078,7 @@ var conv = (c) => {
   if (bias && c.wants[2]) out[2] = b.reduceSum(dy, [0, ...spatial], false);
   return out;
 };
-var gemm2 = (c) => {
+var gemm = (c) => {
   const { b, node } = c;
   const [a, bb, cc] = node.input;
   const dy = c.dy[0];
@@ -35405,7 +35330,7 @@ var layerNorm = (c) => {
 var cast = (c) => attrInt(c.node, "to", 0) === 1 ? [c.dy[0]] : [void 0];
 var GRAD_RULES = {
   Conv: conv,
-  Gemm: gemm2,
+  Gemm: gemm,
   MatMul: matmul,
   Add: addSub(1),
   Sub: addSub(-1),
@@ -36343,6 +36268,48 @@ function heldOutError(w, fold, rows2, m) {
   return total2;
 }
 
+// src/onnx/runtime/gemm.ts
+var gemmSessions = /* @__PURE__ */ new Map();
+function gemmModel(trans) {
+  return serializeModel(buildGemmProto(trans));
+}
+async function gemm2(trans, a, aDims, b, bDims) {
+  const { ort } = onnxruntime();
+  let session = gemmSessions.get(trans);
+  if (!session) {
+    session = ort.InferenceSession.create(gemmModel(trans), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
+    gemmSessions.set(trans, session);
+  }
+  const s = await session;
+  const result = await s.run({ A: new ort.Tensor("float32", a, aDims), B: new ort.Tensor("float32", b, bDims) });
+  const out = Float64Array.from(result.G.data);
+  result.G.dispose();
+  return out;
+}
+function timesTransposed(a, m, b, n, k) {
+  return gemm2("transB", a, [m, k], b, [n, k]);
+}
+function buildGemmProto(trans) {
+  const T = (name) => create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
+  });
+  return create(ModelProtoSchema, {
+    irVersion: 8n,
+    opsetImport: [{ domain: "", version: 13n }],
+    graph: {
+      name: "gram",
+      input: [T("A"), T("B")],
+      output: [T("G")],
+      // Gemm reads the transposed operand in place instead of materialising it
+      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
+    }
+  });
+}
+function crossGram(a, b, n, p, q) {
+  return gemm2("transA", a, [n, p], b, [n, q]);
+}
+
 // src/recover/reluTarget.ts
 function reluGate(index, node, channels) {
   const only = (tensor) => {
@@ -37134,6 +37101,47 @@ function boundSkips(skipped) {
 // src/recover/rounds.ts
 import * as fs15 from "node:fs";
 import * as path10 from "node:path";
+
+// src/prune/schedule.ts
+function cubicSchedule(initial, final, steps) {
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
+  if (!(initial >= 0 && final < 1 && final > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final})`);
+  const out = [];
+  for (let t = 1; t <= steps; t++) out.push(t === steps ? final : final + (initial - final) * (1 - t / steps) ** 3);
+  return out;
+}
+function fractionOfRemaining(remaining, denseTotal, target) {
+  if (remaining <= 0 || denseTotal <= 0) return 0;
+  const keep = denseTotal * (1 - target);
+  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
+}
+function fellOffCliff(drops, threshold, patience) {
+  if (drops.length < patience) return false;
+  return drops.slice(drops.length - patience).every((d) => d > threshold);
+}
+var fails = (s) => s.verdicts.filter((v) => v === "fail").length;
+var acc = (s) => s.accuracy ?? -Infinity;
+function chooseStep(steps) {
+  if (steps.length === 0) throw new Error("chooseStep: no steps");
+  const passing = steps.filter((s) => fails(s) === 0);
+  if (passing.length > 0) {
+    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
+    const others = passing.length - 1;
+    return {
+      index: best2.index,
+      meetsBudgets: true,
+      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
+    };
+  }
+  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
+  return {
+    index: best.index,
+    meetsBudgets: false,
+    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
+  };
+}
+
+// src/recover/rounds.ts
 var ROUNDS_FROM_SPARSITY = 0.6;
 var AUTO_ROUNDS = 4;
 var AUTO_COMPARE = false;
@@ -37845,7 +37853,7 @@ async function runGuarded(req, progress) {
   }
 }
 
-// src/pipeline/progress.ts
+// src/io/progress.ts
 var import_cli_progress = __toESM(require_cli_progress(), 1);
 function stderrProgress(stream = process.stderr) {
   if (!stream.isTTY) {

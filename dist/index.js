@@ -25037,7 +25037,7 @@ var init_suggest = __esm({
   }
 });
 
-// src/ledger/budgets.ts
+// src/config/budgets.ts
 function isBudgetName(name) {
   return Object.hasOwn(BUDGETS, name);
 }
@@ -25079,148 +25079,9 @@ function parseBudgetFlag(text) {
   }
   return { name, limit };
 }
-function resolveBudgets(configBudgets, flagBudgets) {
-  const flags = new Map(flagBudgets.map((f) => [f.name, f.limit]));
-  const resolved = [];
-  for (const name of BUDGET_NAMES) {
-    const { direction, default: fallback } = BUDGETS[name];
-    const fromFlag = flags.get(name);
-    const fromConfig = configBudgets[name];
-    if (fromFlag !== void 0) resolved.push({ name, limit: fromFlag, direction, source: "flag" });
-    else if (fromConfig !== void 0) resolved.push({ name, limit: fromConfig, direction, source: "config" });
-    else if (fallback !== void 0) resolved.push({ name, limit: fallback, direction, source: "default" });
-  }
-  return resolved;
-}
-function notMeasured(why) {
-  return { actual: null, why };
-}
-function accuracyDrop({ dense, final: final2 }) {
-  if (dense.accuracy == null) return notMeasured("dense accuracy was not evaluated");
-  if (final2.accuracy == null) return notMeasured("final accuracy was not evaluated");
-  return { actual: dense.accuracy - final2.accuracy, detail: `${pct(dense.accuracy)} \u2192 ${pct(final2.accuracy)}` };
-}
-function classAccuracyDrop({ dense, final: final2 }) {
-  if (!dense.per_class?.length) return notMeasured("dense per-class accuracy was not evaluated");
-  if (!final2.per_class?.length) return notMeasured("final per-class accuracy was not evaluated");
-  if (dense.per_class.length !== final2.per_class.length) {
-    return notMeasured(`dense has ${dense.per_class.length} classes but final has ${final2.per_class.length}`);
-  }
-  let worst = -1;
-  let worstDrop = -Infinity;
-  dense.per_class.forEach((d, i2) => {
-    const f = final2.per_class[i2];
-    if (d == null || f == null) return;
-    if (d - f > worstDrop) {
-      worst = i2;
-      worstDrop = d - f;
-    }
-  });
-  if (worst < 0) return notMeasured("no class has accuracy in both dense and final");
-  return {
-    actual: worstDrop,
-    detail: `class ${worst}: ${pct(dense.per_class[worst])} \u2192 ${pct(final2.per_class[worst])}`
-  };
-}
-function eceIncrease({ dense, final: final2 }) {
-  if (dense.ece == null) return notMeasured("dense ECE was not evaluated");
-  if (final2.ece == null) return notMeasured("final ECE was not evaluated");
-  return { actual: final2.ece - dense.ece, detail: `ECE ${pct(dense.ece)} \u2192 ${pct(final2.ece)}` };
-}
-function latencyRatio(from, fromLabel, final2) {
-  if (!from.latency) return notMeasured(`${fromLabel} latency was not measured`);
-  if (!final2.latency) return notMeasured("final latency was not measured");
-  if (from.latency.batch !== final2.latency.batch) {
-    return notMeasured(`${fromLabel} latency is at batch ${from.latency.batch} but final at batch ${final2.latency.batch}`);
-  }
-  return {
-    actual: from.latency.p50_ms / final2.latency.p50_ms,
-    detail: `p50 ${ms(from.latency.p50_ms)} \u2192 ${ms(final2.latency.p50_ms)} at batch ${final2.latency.batch}`
-  };
-}
-function minSpeedup({ dense, final: final2 }) {
-  return latencyRatio(dense, "dense", final2);
-}
-function latencyRegression({ base, final: final2 }) {
-  if (!base) return notMeasured("no base model to compare against (compare mode only)");
-  const ratio2 = latencyRatio(base, "base", final2);
-  if (ratio2.actual === null) return ratio2;
-  return { actual: 1 / ratio2.actual - 1, detail: ratio2.detail };
-}
-function p95LatencyMs({ final: final2 }) {
-  if (!final2.latency) return notMeasured("final latency was not measured");
-  return { actual: final2.latency.p95_ms, detail: `batch ${final2.latency.batch}, ${final2.latency.runs} runs` };
-}
-function maxSizeBytes({ final: final2 }) {
-  return { actual: final2.size_bytes, detail: final2.artifact };
-}
-function shiftAccuracyDrop({ dense, final: final2 }) {
-  const shared = Object.keys(dense.shift_accuracy ?? {}).filter((k) => final2.shift_accuracy?.[k] != null);
-  if (shared.length === 0) return notMeasured("no shift set was evaluated on both dense and final");
-  let worst = shared[0];
-  for (const k of shared) {
-    if (dense.shift_accuracy[k] - final2.shift_accuracy[k] > dense.shift_accuracy[worst] - final2.shift_accuracy[worst]) {
-      worst = k;
-    }
-  }
-  const d = dense.shift_accuracy[worst];
-  const f = final2.shift_accuracy[worst];
-  const missing = Object.keys(dense.shift_accuracy).filter((k) => !shared.includes(k));
-  return {
-    actual: d - f,
-    detail: `${worst}: ${pct(d)} \u2192 ${pct(f)}`,
-    unmeasured: missing.length ? `final was not evaluated on ${missing.join(", ")}` : void 0
-  };
-}
-function within(direction, actual, limit) {
-  return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
-}
-function intervalVerdict(direction, ci, limit, strict = false) {
-  const [lo, hi] = ci;
-  const inside = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
-  const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
-  if (beyond) return "fail";
-  if (inside) return "pass";
-  return strict ? "fail" : "warn";
-}
-function evaluateBudgets(budgets, m, opts = {}) {
-  return budgets.map(({ name, limit, direction, source }) => {
-    const measured = MEASURE[name](m);
-    const base = { name, limit, direction, source };
-    const u = m.uncertainty?.[name];
-    if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
-      const stats = { ci: u.ci, ...opts.confidence !== void 0 ? { confidence: opts.confidence } : {}, ...u.p_value !== void 0 ? { p_value: u.p_value } : {} };
-      let verdict = intervalVerdict(direction, u.ci, limit, opts.strict);
-      const notes = [measured.detail];
-      if (u.note) notes.push(u.note);
-      if (verdict !== "pass" && intervalVerdict(direction, u.ci, limit, false) === "warn") notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
-      if (measured.unmeasured) {
-        notes.push(`not measured: ${measured.unmeasured}`);
-        if (verdict === "pass") verdict = "warn";
-      }
-      return { ...base, actual: measured.actual, verdict, detail: notes.join("; "), ...stats };
-    }
-    if (measured.actual === null) {
-      return { ...base, actual: null, verdict: "warn", detail: `not measured: ${measured.why}` };
-    }
-    if (!Number.isFinite(measured.actual)) {
-      return { ...base, actual: null, verdict: "warn", detail: `not measured: came out as ${measured.actual} (${measured.detail})` };
-    }
-    if (!within(direction, measured.actual, limit)) {
-      return { ...base, actual: measured.actual, verdict: "fail", detail: measured.detail };
-    }
-    if (measured.unmeasured) {
-      return { ...base, actual: measured.actual, verdict: "warn", detail: `${measured.detail}; not measured: ${measured.unmeasured}` };
-    }
-    return { ...base, actual: measured.actual, verdict: "pass", detail: measured.detail };
-  });
-}
-function overallVerdict(results) {
-  return results.reduce((worst, v) => SEVERITY[v] > SEVERITY[worst] ? v : worst, "pass");
-}
-var FRACTION, FRACTION_EXPECT, BUDGETS, BUDGET_NAMES, NUMBER, SIZE_UNITS, SUFFIXES, TOLERANCE, pct, ms, MEASURE, STRADDLE, SEVERITY;
+var FRACTION, FRACTION_EXPECT, BUDGETS, BUDGET_NAMES, NUMBER, SIZE_UNITS, SUFFIXES;
 var init_budgets = __esm({
-  "src/ledger/budgets.ts"() {
+  "src/config/budgets.ts"() {
     "use strict";
     init_errors();
     init_suggest();
@@ -25304,233 +25165,6 @@ var init_budgets = __esm({
       ms: new RegExp(`^(${NUMBER})\\s*(ms)?$`, "i"),
       bytes: new RegExp(`^(${NUMBER})\\s*(b|kb|mb|gb|kib|mib|gib)?$`, "i")
     };
-    TOLERANCE = 1e-12;
-    pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
-    ms = (x2) => `${x2.toFixed(2)} ms`;
-    MEASURE = {
-      "accuracy-drop": accuracyDrop,
-      "class-accuracy-drop": classAccuracyDrop,
-      "ece-increase": eceIncrease,
-      "min-speedup": minSpeedup,
-      "latency-regression": latencyRegression,
-      "p95-latency-ms": p95LatencyMs,
-      "max-size-bytes": maxSizeBytes,
-      "shift-accuracy-drop": shiftAccuracyDrop
-    };
-    STRADDLE = "interval straddles the limit";
-    SEVERITY = { pass: 0, warn: 1, fail: 2 };
-  }
-});
-
-// src/measure/stats/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-var init_random = __esm({
-  "src/measure/stats/random.ts"() {
-    "use strict";
-  }
-});
-
-// src/measure/corruptions.ts
-function parseCorruption(text, where) {
-  const m = /^([a-z-]+):([1-5])$/.exec(text.trim());
-  if (!m || !CORRUPTIONS.includes(m[1])) {
-    throw new UserError(`${where} ${text}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
-  }
-  return { kind: m[1], severity: Number(m[2]) };
-}
-function seedOf(c) {
-  let h = 2166136261;
-  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
-  return h >>> 0;
-}
-function gaussian(random) {
-  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
-function moments(x2) {
-  let s = 0;
-  let s2 = 0;
-  let min = Infinity;
-  let max2 = -Infinity;
-  for (let i2 = 0; i2 < x2.length; i2++) {
-    s += x2[i2];
-    s2 += x2[i2] * x2[i2];
-    if (x2[i2] < min) min = x2[i2];
-    if (x2[i2] > max2) max2 = x2[i2];
-  }
-  const mean2 = s / x2.length;
-  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
-}
-function blurPlane(x2, offset, h, w, sigma, tmp) {
-  const r = Math.max(1, Math.ceil(3 * sigma));
-  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
-  const sum = k.reduce((a, b) => a + b, 0);
-  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
-  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
-  for (let y = 0; y < h; y++) {
-    for (let xx = 0; xx < w; xx++) {
-      let acc2 = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
-      tmp[y * w + xx] = acc2;
-    }
-  }
-  for (let y = 0; y < h; y++) {
-    for (let xx = 0; xx < w; xx++) {
-      let acc2 = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
-      x2[offset + y * w + xx] = acc2;
-    }
-  }
-}
-function corruptArray(name, arr, c, where) {
-  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
-    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
-  }
-  const image = IMAGE_CORRUPTIONS.includes(c.kind);
-  if (image && arr.dims.length !== 4) {
-    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
-  }
-  const src = arr.data;
-  const x2 = src.slice();
-  const level = SEVERITIES[c.kind][c.severity - 1];
-  const random = seededRandom(seedOf(c));
-  const normal = gaussian(random);
-  const n = arr.dims[0];
-  const per = x2.length / n;
-  const stats = moments(src);
-  switch (c.kind) {
-    case "gaussian-noise":
-      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
-      break;
-    case "brightness":
-      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
-      break;
-    case "contrast":
-    case "blur": {
-      const [, channels, h, w] = arr.dims;
-      const plane = h * w;
-      const tmp = new Float64Array(plane);
-      for (let p = 0; p < n * channels; p++) {
-        const off = p * plane;
-        if (c.kind === "blur") {
-          blurPlane(x2, off, h, w, level, tmp);
-        } else {
-          let mean2 = 0;
-          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
-          mean2 /= plane;
-          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
-        }
-      }
-      break;
-    }
-    case "feature-noise":
-    case "feature-dropout": {
-      const mean2 = new Float64Array(per);
-      const sd = new Float64Array(per);
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
-      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
-      for (let s = 0; s < n; s++) {
-        for (let f = 0; f < per; f++) {
-          const i2 = s * per + f;
-          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
-          else if (random() < level) x2[i2] = mean2[f];
-        }
-      }
-      break;
-    }
-  }
-  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
-}
-function corruptDataset(ds, c) {
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
-  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
-}
-function corruptionSets(data, specs) {
-  return specs.map((text) => {
-    const c = parseCorruption(text, "corruptions");
-    return { name: corruptionName(c), data: corruptDataset(data, c) };
-  });
-}
-var IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SEVERITIES, corruptionName;
-var init_corruptions = __esm({
-  "src/measure/corruptions.ts"() {
-    "use strict";
-    init_errors();
-    init_random();
-    IMAGE_CORRUPTIONS = ["gaussian-noise", "contrast", "brightness", "blur"];
-    TABULAR_CORRUPTIONS = ["feature-noise", "feature-dropout"];
-    CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
-    SEVERITIES = {
-      /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
-      "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
-      /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
-      contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
-      /** added offset as a fraction of the input's range (max − min) */
-      brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
-      /** Gaussian blur sigma, in pixels */
-      blur: [0.5, 0.75, 1, 1.5, 2],
-      /** noise sd as a multiple of each feature's sd */
-      "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
-      /** fraction of features per sample replaced by the feature's mean */
-      "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
-    };
-    corruptionName = (c) => `${c.kind}:${c.severity}`;
-  }
-});
-
-// src/prune/schedule.ts
-function cubicSchedule(initial, final2, steps) {
-  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
-  if (!(initial >= 0 && final2 < 1 && final2 > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final2})`);
-  const out = [];
-  for (let t = 1; t <= steps; t++) out.push(t === steps ? final2 : final2 + (initial - final2) * (1 - t / steps) ** 3);
-  return out;
-}
-function fractionOfRemaining(remaining, denseTotal, target) {
-  if (remaining <= 0 || denseTotal <= 0) return 0;
-  const keep = denseTotal * (1 - target);
-  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
-}
-function fellOffCliff(drops, threshold, patience) {
-  if (drops.length < patience) return false;
-  return drops.slice(drops.length - patience).every((d) => d > threshold);
-}
-function chooseStep(steps) {
-  if (steps.length === 0) throw new Error("chooseStep: no steps");
-  const passing = steps.filter((s) => fails(s) === 0);
-  if (passing.length > 0) {
-    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
-    const others = passing.length - 1;
-    return {
-      index: best2.index,
-      meetsBudgets: true,
-      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
-    };
-  }
-  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
-  return {
-    index: best.index,
-    meetsBudgets: false,
-    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
-  };
-}
-var SCHEDULES, fails, acc;
-var init_schedule = __esm({
-  "src/prune/schedule.ts"() {
-    "use strict";
-    SCHEDULES = ["oneshot", "gradual"];
-    fails = (s) => s.verdicts.filter((v) => v === "fail").length;
-    acc = (s) => s.accuracy ?? -Infinity;
   }
 });
 
@@ -25542,17 +25176,19 @@ function schemaAt(path18) {
   }
   return node;
 }
-var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, EXECUTION_PROVIDERS, DEFAULT_CONFIG, wholeNumber, boolean, oneOf, CONFIG_SCHEMA;
+var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, EXECUTION_PROVIDERS, DEFAULT_CONFIG, wholeNumber, boolean, oneOf, CONFIG_SCHEMA;
 var init_schema = __esm({
   "src/config/schema.ts"() {
     "use strict";
     init_budgets();
-    init_corruptions();
-    init_schedule();
     PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
     RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
     CRITERIA = ["l1", "l2", "bn-scale", "activation", "sparsegpt"];
     SCOPES = ["global", "layer", "sensitivity", "sensitivity-macs", "auto"];
+    IMAGE_CORRUPTIONS = ["gaussian-noise", "contrast", "brightness", "blur"];
+    TABULAR_CORRUPTIONS = ["feature-noise", "feature-dropout"];
+    CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
+    SCHEDULES = ["oneshot", "gradual"];
     EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
     DEFAULT_CONFIG = Object.freeze({
       sparsity: 0.5,
@@ -25804,6 +25440,169 @@ function writeAll(fd2, chunk) {
 var init_atomicWrite = __esm({
   "src/io/atomicWrite.ts"() {
     "use strict";
+  }
+});
+
+// src/ledger/budgets.ts
+function resolveBudgets(configBudgets, flagBudgets) {
+  const flags = new Map(flagBudgets.map((f) => [f.name, f.limit]));
+  const resolved = [];
+  for (const name of BUDGET_NAMES) {
+    const { direction, default: fallback } = BUDGETS[name];
+    const fromFlag = flags.get(name);
+    const fromConfig = configBudgets[name];
+    if (fromFlag !== void 0) resolved.push({ name, limit: fromFlag, direction, source: "flag" });
+    else if (fromConfig !== void 0) resolved.push({ name, limit: fromConfig, direction, source: "config" });
+    else if (fallback !== void 0) resolved.push({ name, limit: fallback, direction, source: "default" });
+  }
+  return resolved;
+}
+function notMeasured(why) {
+  return { actual: null, why };
+}
+function accuracyDrop({ dense, final: final2 }) {
+  if (dense.accuracy == null) return notMeasured("dense accuracy was not evaluated");
+  if (final2.accuracy == null) return notMeasured("final accuracy was not evaluated");
+  return { actual: dense.accuracy - final2.accuracy, detail: `${pct(dense.accuracy)} \u2192 ${pct(final2.accuracy)}` };
+}
+function classAccuracyDrop({ dense, final: final2 }) {
+  if (!dense.per_class?.length) return notMeasured("dense per-class accuracy was not evaluated");
+  if (!final2.per_class?.length) return notMeasured("final per-class accuracy was not evaluated");
+  if (dense.per_class.length !== final2.per_class.length) {
+    return notMeasured(`dense has ${dense.per_class.length} classes but final has ${final2.per_class.length}`);
+  }
+  let worst = -1;
+  let worstDrop = -Infinity;
+  dense.per_class.forEach((d, i2) => {
+    const f = final2.per_class[i2];
+    if (d == null || f == null) return;
+    if (d - f > worstDrop) {
+      worst = i2;
+      worstDrop = d - f;
+    }
+  });
+  if (worst < 0) return notMeasured("no class has accuracy in both dense and final");
+  return {
+    actual: worstDrop,
+    detail: `class ${worst}: ${pct(dense.per_class[worst])} \u2192 ${pct(final2.per_class[worst])}`
+  };
+}
+function eceIncrease({ dense, final: final2 }) {
+  if (dense.ece == null) return notMeasured("dense ECE was not evaluated");
+  if (final2.ece == null) return notMeasured("final ECE was not evaluated");
+  return { actual: final2.ece - dense.ece, detail: `ECE ${pct(dense.ece)} \u2192 ${pct(final2.ece)}` };
+}
+function latencyRatio(from, fromLabel, final2) {
+  if (!from.latency) return notMeasured(`${fromLabel} latency was not measured`);
+  if (!final2.latency) return notMeasured("final latency was not measured");
+  if (from.latency.batch !== final2.latency.batch) {
+    return notMeasured(`${fromLabel} latency is at batch ${from.latency.batch} but final at batch ${final2.latency.batch}`);
+  }
+  return {
+    actual: from.latency.p50_ms / final2.latency.p50_ms,
+    detail: `p50 ${ms(from.latency.p50_ms)} \u2192 ${ms(final2.latency.p50_ms)} at batch ${final2.latency.batch}`
+  };
+}
+function minSpeedup({ dense, final: final2 }) {
+  return latencyRatio(dense, "dense", final2);
+}
+function latencyRegression({ base, final: final2 }) {
+  if (!base) return notMeasured("no base model to compare against (compare mode only)");
+  const ratio2 = latencyRatio(base, "base", final2);
+  if (ratio2.actual === null) return ratio2;
+  return { actual: 1 / ratio2.actual - 1, detail: ratio2.detail };
+}
+function p95LatencyMs({ final: final2 }) {
+  if (!final2.latency) return notMeasured("final latency was not measured");
+  return { actual: final2.latency.p95_ms, detail: `batch ${final2.latency.batch}, ${final2.latency.runs} runs` };
+}
+function maxSizeBytes({ final: final2 }) {
+  return { actual: final2.size_bytes, detail: final2.artifact };
+}
+function shiftAccuracyDrop({ dense, final: final2 }) {
+  const shared = Object.keys(dense.shift_accuracy ?? {}).filter((k) => final2.shift_accuracy?.[k] != null);
+  if (shared.length === 0) return notMeasured("no shift set was evaluated on both dense and final");
+  let worst = shared[0];
+  for (const k of shared) {
+    if (dense.shift_accuracy[k] - final2.shift_accuracy[k] > dense.shift_accuracy[worst] - final2.shift_accuracy[worst]) {
+      worst = k;
+    }
+  }
+  const d = dense.shift_accuracy[worst];
+  const f = final2.shift_accuracy[worst];
+  const missing = Object.keys(dense.shift_accuracy).filter((k) => !shared.includes(k));
+  return {
+    actual: d - f,
+    detail: `${worst}: ${pct(d)} \u2192 ${pct(f)}`,
+    unmeasured: missing.length ? `final was not evaluated on ${missing.join(", ")}` : void 0
+  };
+}
+function within(direction, actual, limit) {
+  return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
+}
+function intervalVerdict(direction, ci, limit, strict = false) {
+  const [lo, hi] = ci;
+  const inside = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
+  const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
+  if (beyond) return "fail";
+  if (inside) return "pass";
+  return strict ? "fail" : "warn";
+}
+function evaluateBudgets(budgets, m, opts = {}) {
+  return budgets.map(({ name, limit, direction, source }) => {
+    const measured = MEASURE[name](m);
+    const base = { name, limit, direction, source };
+    const u = m.uncertainty?.[name];
+    if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
+      const stats = { ci: u.ci, ...opts.confidence !== void 0 ? { confidence: opts.confidence } : {}, ...u.p_value !== void 0 ? { p_value: u.p_value } : {} };
+      let verdict = intervalVerdict(direction, u.ci, limit, opts.strict);
+      const notes = [measured.detail];
+      if (u.note) notes.push(u.note);
+      if (verdict !== "pass" && intervalVerdict(direction, u.ci, limit, false) === "warn") notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
+      if (measured.unmeasured) {
+        notes.push(`not measured: ${measured.unmeasured}`);
+        if (verdict === "pass") verdict = "warn";
+      }
+      return { ...base, actual: measured.actual, verdict, detail: notes.join("; "), ...stats };
+    }
+    if (measured.actual === null) {
+      return { ...base, actual: null, verdict: "warn", detail: `not measured: ${measured.why}` };
+    }
+    if (!Number.isFinite(measured.actual)) {
+      return { ...base, actual: null, verdict: "warn", detail: `not measured: came out as ${measured.actual} (${measured.detail})` };
+    }
+    if (!within(direction, measured.actual, limit)) {
+      return { ...base, actual: measured.actual, verdict: "fail", detail: measured.detail };
+    }
+    if (measured.unmeasured) {
+      return { ...base, actual: measured.actual, verdict: "warn", detail: `${measured.detail}; not measured: ${measured.unmeasured}` };
+    }
+    return { ...base, actual: measured.actual, verdict: "pass", detail: measured.detail };
+  });
+}
+function overallVerdict(results) {
+  return results.reduce((worst, v) => SEVERITY[v] > SEVERITY[worst] ? v : worst, "pass");
+}
+var TOLERANCE, pct, ms, MEASURE, STRADDLE, SEVERITY;
+var init_budgets2 = __esm({
+  "src/ledger/budgets.ts"() {
+    "use strict";
+    init_budgets();
+    TOLERANCE = 1e-12;
+    pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
+    ms = (x2) => `${x2.toFixed(2)} ms`;
+    MEASURE = {
+      "accuracy-drop": accuracyDrop,
+      "class-accuracy-drop": classAccuracyDrop,
+      "ece-increase": eceIncrease,
+      "min-speedup": minSpeedup,
+      "latency-regression": latencyRegression,
+      "p95-latency-ms": p95LatencyMs,
+      "max-size-bytes": maxSizeBytes,
+      "shift-accuracy-drop": shiftAccuracyDrop
+    };
+    STRADDLE = "interval straddles the limit";
+    SEVERITY = { pass: 0, warn: 1, fail: 2 };
   }
 });
 
@@ -28920,7 +28719,7 @@ var require_dist = __commonJS({
   }
 });
 
-// src/measure/ortErrors.ts
+// src/onnx/runtime/ortErrors.ts
 function shortOrtError(message) {
   for (const [re, say] of PATTERNS) {
     const m = message.match(re);
@@ -28931,7 +28730,7 @@ function shortOrtError(message) {
 }
 var PATTERNS, MAX_LENGTH;
 var init_ortErrors = __esm({
-  "src/measure/ortErrors.ts"() {
+  "src/onnx/runtime/ortErrors.ts"() {
     "use strict";
     PATTERNS = [
       [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
@@ -28943,7 +28742,7 @@ var init_ortErrors = __esm({
   }
 });
 
-// src/measure/ort.ts
+// src/onnx/runtime/ort.ts
 import { createRequire as createRequire2 } from "node:module";
 function onnxruntime() {
   if (chosen) return chosen;
@@ -28979,7 +28778,7 @@ async function openSession(modelPath, opts) {
 }
 var bundled, chosen;
 var init_ort = __esm({
-  "src/measure/ort.ts"() {
+  "src/onnx/runtime/ort.ts"() {
     "use strict";
     bundled = __toESM(require_dist(), 1);
     init_errors();
@@ -29019,6 +28818,170 @@ var init_provider = __esm({
     "use strict";
     init_errors();
     init_ort();
+  }
+});
+
+// src/util/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+var init_random = __esm({
+  "src/util/random.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/corruptions.ts
+function parseCorruption(text, where) {
+  const m = /^([a-z-]+):([1-5])$/.exec(text.trim());
+  if (!m || !CORRUPTIONS.includes(m[1])) {
+    throw new UserError(`${where} ${text}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
+  }
+  return { kind: m[1], severity: Number(m[2]) };
+}
+function seedOf(c) {
+  let h = 2166136261;
+  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
+  return h >>> 0;
+}
+function gaussian(random) {
+  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+function moments(x2) {
+  let s = 0;
+  let s2 = 0;
+  let min = Infinity;
+  let max2 = -Infinity;
+  for (let i2 = 0; i2 < x2.length; i2++) {
+    s += x2[i2];
+    s2 += x2[i2] * x2[i2];
+    if (x2[i2] < min) min = x2[i2];
+    if (x2[i2] > max2) max2 = x2[i2];
+  }
+  const mean2 = s / x2.length;
+  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
+}
+function blurPlane(x2, offset, h, w, sigma, tmp) {
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
+  const sum = k.reduce((a, b) => a + b, 0);
+  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
+  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
+      tmp[y * w + xx] = acc2;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
+      x2[offset + y * w + xx] = acc2;
+    }
+  }
+}
+function corruptArray(name, arr, c, where) {
+  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
+  }
+  const image = IMAGE_CORRUPTIONS.includes(c.kind);
+  if (image && arr.dims.length !== 4) {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
+  }
+  const src = arr.data;
+  const x2 = src.slice();
+  const level = SEVERITIES[c.kind][c.severity - 1];
+  const random = seededRandom(seedOf(c));
+  const normal = gaussian(random);
+  const n = arr.dims[0];
+  const per = x2.length / n;
+  const stats = moments(src);
+  switch (c.kind) {
+    case "gaussian-noise":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
+      break;
+    case "brightness":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
+      break;
+    case "contrast":
+    case "blur": {
+      const [, channels, h, w] = arr.dims;
+      const plane = h * w;
+      const tmp = new Float64Array(plane);
+      for (let p = 0; p < n * channels; p++) {
+        const off = p * plane;
+        if (c.kind === "blur") {
+          blurPlane(x2, off, h, w, level, tmp);
+        } else {
+          let mean2 = 0;
+          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
+          mean2 /= plane;
+          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
+        }
+      }
+      break;
+    }
+    case "feature-noise":
+    case "feature-dropout": {
+      const mean2 = new Float64Array(per);
+      const sd = new Float64Array(per);
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
+      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
+      for (let s = 0; s < n; s++) {
+        for (let f = 0; f < per; f++) {
+          const i2 = s * per + f;
+          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
+          else if (random() < level) x2[i2] = mean2[f];
+        }
+      }
+      break;
+    }
+  }
+  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
+}
+function corruptDataset(ds, c) {
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
+  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
+}
+function corruptionSets(data, specs) {
+  return specs.map((text) => {
+    const c = parseCorruption(text, "corruptions");
+    return { name: corruptionName(c), data: corruptDataset(data, c) };
+  });
+}
+var SEVERITIES, corruptionName;
+var init_corruptions = __esm({
+  "src/measure/corruptions.ts"() {
+    "use strict";
+    init_errors();
+    init_schema();
+    init_random();
+    SEVERITIES = {
+      /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
+      "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
+      /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
+      contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
+      /** added offset as a fraction of the input's range (max − min) */
+      brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
+      /** Gaussian blur sigma, in pixels */
+      blur: [0.5, 0.75, 1, 1.5, 2],
+      /** noise sd as a multiple of each feature's sd */
+      "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
+      /** fraction of features per sample replaced by the feature's mean */
+      "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
+    };
+    corruptionName = (c) => `${c.kind}:${c.severity}`;
   }
 });
 
@@ -29841,7 +29804,7 @@ function predictionShifts(reference, candidate, shifts) {
 var init_verdicts = __esm({
   "src/pipeline/verdicts.ts"() {
     "use strict";
-    init_budgets();
+    init_budgets2();
     init_distribution();
     init_uncertainty();
   }
@@ -39270,48 +39233,7 @@ var init_describe = __esm({
   }
 });
 
-// src/measure/metrics.ts
-function accuracy(pred, labels) {
-  let hit = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
-  return labels.length ? hit / labels.length : NaN;
-}
-function perClassAccuracy(pred, labels, classes) {
-  const hit = new Float64Array(classes);
-  const support = classSupport(labels, classes);
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
-  return Array.from(support, (n, c) => n ? hit[c] / n : null);
-}
-function classSupport(labels, classes) {
-  const support = new Array(classes).fill(0);
-  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
-  return support;
-}
-function confusionMatrix(pred, labels, classes) {
-  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
-  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
-  return m;
-}
-function expectedCalibrationError(confidence, correct, bins = 15) {
-  const n = confidence.length;
-  const count2 = new Float64Array(bins);
-  const conf = new Float64Array(bins);
-  const hit = new Float64Array(bins);
-  for (let i2 = 0; i2 < n; i2++) {
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count2[b]++;
-    conf[b] += confidence[i2];
-    hit[b] += correct[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(hit[b] - conf[b]) / n;
-  return ece;
-}
-function agreement(a, b) {
-  let same2 = 0;
-  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
-  return a.length ? same2 / a.length : NaN;
-}
+// src/onnx/runtime/scores.ts
 function scoreRow(row, offset, classes, label2, areProbabilities) {
   let pred = 0;
   let max2 = -Infinity;
@@ -39331,13 +39253,32 @@ function scoreRow(row, offset, classes, label2, areProbabilities) {
   const logSum = Math.log(sum);
   return { pred, confidence: 1 / sum, logProbLabel: row[offset + label2] - max2 - logSum };
 }
-var init_metrics = __esm({
-  "src/measure/metrics.ts"() {
+function expectedCalibrationError(confidence, correct, bins = 15) {
+  const n = confidence.length;
+  const count2 = new Float64Array(bins);
+  const conf = new Float64Array(bins);
+  const hit = new Float64Array(bins);
+  for (let i2 = 0; i2 < n; i2++) {
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count2[b]++;
+    conf[b] += confidence[i2];
+    hit[b] += correct[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(hit[b] - conf[b]) / n;
+  return ece;
+}
+var init_scores = __esm({
+  "src/onnx/runtime/scores.ts"() {
     "use strict";
   }
 });
 
-// src/measure/evaluate.ts
+// src/onnx/runtime/classifier.ts
+function endsInSoftmax(model) {
+  const index = new GraphIndex(model.graph);
+  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
+}
 async function evaluateClassifier(session, data, opts) {
   if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
   if (session.outputNames.length !== 1) {
@@ -39385,26 +39326,14 @@ async function evaluateClassifier(session, data, opts) {
   }
   return { classes, pred, confidence, correct, logProbLabel, logits };
 }
-var init_evaluate = __esm({
-  "src/measure/evaluate.ts"() {
+var init_classifier = __esm({
+  "src/onnx/runtime/classifier.ts"() {
     "use strict";
     init_dataset();
     init_errors();
+    init_graph();
     init_ort();
-    init_metrics();
-  }
-});
-
-// src/measure/size.ts
-import * as fs7 from "node:fs";
-import { gzipSync } from "node:zlib";
-function measureFileSize(file) {
-  const data = fs7.readFileSync(file);
-  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
-}
-var init_size = __esm({
-  "src/measure/size.ts"() {
-    "use strict";
+    init_scores();
   }
 });
 
@@ -39421,8 +39350,8 @@ var init_cleanup = __esm({
   }
 });
 
-// src/recover/session.ts
-import * as fs8 from "node:fs";
+// src/onnx/runtime/session.ts
+import * as fs7 from "node:fs";
 import * as os5 from "node:os";
 import * as path4 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
@@ -39445,8 +39374,8 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs8.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs8.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs7.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs7.rmSync(dir, { recursive: true, force: true }));
   try {
     const file = path4.join(dir, "model.onnx");
     saveModel(model, file);
@@ -39455,7 +39384,7 @@ async function sessionThroughFile(model, options) {
     if (e instanceof UserError) throw e;
     throw cannotLoad(e);
   } finally {
-    fs8.rmSync(dir, { recursive: true, force: true });
+    fs7.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -39509,45 +39438,6 @@ async function captureActivations(session, data, fetch2, batchSize = 128) {
   }
   return out;
 }
-function gemmModel(trans) {
-  return serializeModel(buildGemmProto(trans));
-}
-async function gemm(trans, a, aDims, b, bDims) {
-  const { ort } = onnxruntime();
-  let session = gemmSessions.get(trans);
-  if (!session) {
-    session = ort.InferenceSession.create(gemmModel(trans), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
-    gemmSessions.set(trans, session);
-  }
-  const s = await session;
-  const result = await s.run({ A: new ort.Tensor("float32", a, aDims), B: new ort.Tensor("float32", b, bDims) });
-  const out = Float64Array.from(result.G.data);
-  result.G.dispose();
-  return out;
-}
-function timesTransposed(a, m, b, n, k) {
-  return gemm("transB", a, [m, k], b, [n, k]);
-}
-function buildGemmProto(trans) {
-  const T = (name) => create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-  });
-  return create(ModelProtoSchema, {
-    irVersion: 8n,
-    opsetImport: [{ domain: "", version: 13n }],
-    graph: {
-      name: "gram",
-      input: [T("A"), T("B")],
-      output: [T("G")],
-      // Gemm reads the transposed operand in place instead of materialising it
-      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
-    }
-  });
-}
-function crossGram(a, b, n, p, q) {
-  return gemm("transA", a, [n, p], b, [n, q]);
-}
 async function streamActivations(runs, data, batchSize, onBatch) {
   const { ort } = onnxruntime();
   for (let start = 0; start < data.count; start += batchSize) {
@@ -39569,9 +39459,9 @@ async function streamActivations(runs, data, batchSize, onBatch) {
     }
   }
 }
-var BIG_MODEL_BYTES, gemmSessions;
+var BIG_MODEL_BYTES;
 var init_session = __esm({
-  "src/recover/session.ts"() {
+  "src/onnx/runtime/session.ts"() {
     "use strict";
     init_esm2();
     init_dataset();
@@ -39582,276 +39472,6 @@ var init_session = __esm({
     init_onnx_pb();
     init_tensor();
     BIG_MODEL_BYTES = 64 * 2 ** 20;
-    gemmSessions = /* @__PURE__ */ new Map();
-  }
-});
-
-// src/recover/subgraph.ts
-function graphUpTo(model, tensors) {
-  const g2 = model.graph;
-  const up = upstream(model, tensors);
-  if (!up) return withExtraOutputs(model, tensors);
-  const { nodes: needed, names } = up;
-  const initNames = new Set(g2.initializer.map((t) => t.name));
-  const outputs = tensors.map(
-    (name) => g2.output.find((o) => o.name === name) ?? create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } }) })
-  );
-  const graph = create(GraphProtoSchema, {
-    name: g2.name,
-    node: g2.node.filter((n) => needed.has(n)),
-    initializer: g2.initializer.filter((t) => names.has(t.name)),
-    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
-    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
-    output: outputs,
-    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
-  });
-  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
-}
-function upstream(model, tensors) {
-  const producer = /* @__PURE__ */ new Map();
-  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
-  const nodes = /* @__PURE__ */ new Set();
-  const names = /* @__PURE__ */ new Set();
-  const stack = [...tensors];
-  while (stack.length > 0) {
-    const t = stack.pop();
-    if (names.has(t)) continue;
-    names.add(t);
-    const n = producer.get(t);
-    if (!n || nodes.has(n)) continue;
-    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
-    nodes.add(n);
-    for (const i2 of n.input) if (i2) stack.push(i2);
-  }
-  return { nodes, names };
-}
-var init_subgraph = __esm({
-  "src/recover/subgraph.ts"() {
-    "use strict";
-    init_esm2();
-    init_onnx_pb();
-    init_tensor();
-    init_session();
-  }
-});
-
-// src/recover/bounds.ts
-function largestActivationBytes(model) {
-  const hit = largestCache.get(model);
-  if (hit !== void 0) return hit ?? void 0;
-  let largest = 0;
-  try {
-    const index = new GraphIndex(model.graph);
-    const { shapes } = inferShapes(index, 1);
-    for (const n of index.order) for (const o of n.output) {
-      const s = shapes.get(o);
-      if (s) largest = Math.max(largest, numel(s) * 4);
-    }
-  } catch {
-    largest = 0;
-  }
-  largestCache.set(model, largest > 0 ? largest : null);
-  return largest > 0 ? largest : void 0;
-}
-function boundedBatch(model, want, budget = ACTIVATION_BUDGET_BYTES) {
-  const per = largestActivationBytes(model);
-  if (!per) return want;
-  return Math.max(1, Math.min(want, Math.floor(budget / (ACTIVATION_HIGH_WATER * per))));
-}
-function nodeMacsOf(model) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  const out = /* @__PURE__ */ new Map();
-  for (const n of index.order) {
-    if (n.opType !== "Conv" && n.opType !== "Gemm" && n.opType !== "MatMul" && n.opType !== "ConvTranspose") continue;
-    out.set(n, nodeMacs(n, shapes) ?? 0);
-  }
-  return out;
-}
-function macsBefore(model, tensor, macs) {
-  let total2 = 0;
-  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
-  return total2;
-}
-function refitBytes(patches, cp, cd, block) {
-  const grams = 8 * (2 * cp * cp + 2 * cd * cp) + 4 * Math.max(cp * cp, cd * cp);
-  const patchBytes = 4 * patches * (cp + cd);
-  const solve = 8 * 4 * block * block;
-  return grams + patchBytes + solve;
-}
-function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
-  let f = 0;
-  for (const m of blocks) {
-    const dm = blocks.length > 1 ? m : cd;
-    f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
-    if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
-  }
-  return f * groups;
-}
-function columnBlocks(cp, aligned, maxBlock) {
-  if (!aligned) return [cp];
-  const blocks = Math.ceil(cp / maxBlock);
-  const size = Math.ceil(cp / blocks);
-  const out = [];
-  for (let b0 = 0; b0 < cp; b0 += size) out.push(Math.min(cp, b0 + size) - b0);
-  return out;
-}
-function captureSamplesThatFit(opts) {
-  const { count: count2, captureSeconds, solveSeconds, secondsLeft: left } = opts;
-  if (captureSeconds + solveSeconds <= left) return count2;
-  const fewest = Math.min(count2, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
-  const room = left - solveSeconds;
-  const most = captureSeconds > 0 ? Math.floor(count2 * room / captureSeconds) : count2;
-  return most >= fewest ? Math.min(count2, most) : null;
-}
-function secondsLeft(deadline) {
-  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
-}
-function activationBytesPerSample(model, names) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  const list = names ?? index.order.flatMap((n) => n.output);
-  let total2 = 0;
-  for (const t of list) {
-    const s = shapes.get(t);
-    if (s) total2 += numel(s) * 4;
-  }
-  return total2;
-}
-function distillUnfit(model, opts) {
-  let params = 0;
-  for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
-  const perSample = activationBytesPerSample(model);
-  const bytes2 = 5 * 4 * params + opts.batch * perSample;
-  if (bytes2 > opts.maxBytes) {
-    return `a training step needs about ${(bytes2 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
-  }
-  if (opts.passSeconds !== void 0) {
-    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
-    if (epoch > opts.secondsLeft) return `one epoch takes about ${epoch.toFixed(0)} s (${(epoch / opts.passSeconds).toFixed(1)} passes of ${opts.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, opts.secondsLeft).toFixed(0)} s left of recovery-time-budget`;
-  }
-  return null;
-}
-var ACTIVATION_BUDGET_BYTES, ACTIVATION_HIGH_WATER, largestCache, PRIOR_FLOPS_PER_SECOND, DISTILL_MAX_BYTES;
-var init_bounds = __esm({
-  "src/recover/bounds.ts"() {
-    "use strict";
-    init_graph();
-    init_flops();
-    init_shapes();
-    init_tensor();
-    init_subgraph();
-    ACTIVATION_BUDGET_BYTES = 384 * 2 ** 20;
-    ACTIVATION_HIGH_WATER = 8;
-    largestCache = /* @__PURE__ */ new WeakMap();
-    PRIOR_FLOPS_PER_SECOND = 2e8;
-    DISTILL_MAX_BYTES = 1024 * 2 ** 20;
-  }
-});
-
-// src/pipeline/release.ts
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
-function releaseField(holder, key, what) {
-  Object.defineProperty(holder, key, {
-    configurable: true,
-    enumerable: false,
-    get() {
-      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
-    }
-  });
-}
-function collectGarbage() {
-  if (!collect) {
-    const exposed = globalThis.gc;
-    if (exposed) collect = exposed;
-    else {
-      setFlagsFromString("--expose-gc");
-      collect = runInNewContext("gc");
-    }
-  }
-  collect();
-}
-var collect;
-var init_release = __esm({
-  "src/pipeline/release.ts"() {
-    "use strict";
-  }
-});
-
-// src/pipeline/measureStep.ts
-function endsInSoftmax(model) {
-  const index = new GraphIndex(model.graph);
-  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
-}
-function savedFacts(artifact, denseWeights, evalBatchSize) {
-  const saved = loadModel(artifact).proto;
-  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
-}
-async function measureStep(name, description, artifact, ctx) {
-  const { data, config, progress } = ctx;
-  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
-  const size = measureFileSize(artifact);
-  collectGarbage();
-  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
-  let preds;
-  const shiftAccuracy = {};
-  const shiftPreds = /* @__PURE__ */ new Map();
-  try {
-    progress.start(`evaluate ${name}`, data.count);
-    preds = await evaluateClassifier(session, data, {
-      batchSize: batch,
-      outputsAreProbabilities: probabilities,
-      modelPath: artifact,
-      onBatch: (done) => progress.update(done)
-    });
-    progress.stop();
-    for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: batch, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
-      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
-      shiftPreds.set(s.name, p);
-    }
-  } finally {
-    progress.stop();
-    await session.release();
-  }
-  const labels = data.labels;
-  const step = {
-    name,
-    description,
-    artifact,
-    sparsity: sparsity.overall,
-    params: cost.params,
-    nonzero_params: cost.nonzeroParams,
-    flops: cost.macs,
-    size_bytes: size.bytes,
-    gzip_bytes: size.gzipBytes,
-    accuracy: accuracy(preds.pred, labels),
-    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
-    confusion: confusionMatrix(preds.pred, labels, preds.classes),
-    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
-    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
-    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
-    latency: null,
-    latency_by_batch: [],
-    shift_accuracy: shiftAccuracy,
-    layers: sparsity.layers
-  };
-  return { step, preds, shiftPreds };
-}
-var init_measureStep = __esm({
-  "src/pipeline/measureStep.ts"() {
-    "use strict";
-    init_evaluate();
-    init_metrics();
-    init_ort();
-    init_size();
-    init_flops();
-    init_graph();
-    init_model();
-    init_sparsity();
-    init_bounds();
-    init_release();
   }
 });
 
@@ -39938,8 +39558,8 @@ var init_calibScorer = __esm({
     "use strict";
     init_dataset();
     init_errors();
-    init_evaluate();
-    init_measureStep();
+    init_classifier();
+    init_classifier();
     init_session();
     DEFAULT_SENSITIVITY_SAMPLES = 256;
   }
@@ -40252,6 +39872,180 @@ var init_pruneModel = __esm({
   }
 });
 
+// src/recover/subgraph.ts
+function graphUpTo(model, tensors) {
+  const g2 = model.graph;
+  const up = upstream(model, tensors);
+  if (!up) return withExtraOutputs(model, tensors);
+  const { nodes: needed, names } = up;
+  const initNames = new Set(g2.initializer.map((t) => t.name));
+  const outputs = tensors.map(
+    (name) => g2.output.find((o) => o.name === name) ?? create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } }) })
+  );
+  const graph = create(GraphProtoSchema, {
+    name: g2.name,
+    node: g2.node.filter((n) => needed.has(n)),
+    initializer: g2.initializer.filter((t) => names.has(t.name)),
+    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
+    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
+    output: outputs,
+    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
+  });
+  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
+}
+function upstream(model, tensors) {
+  const producer = /* @__PURE__ */ new Map();
+  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
+  const nodes = /* @__PURE__ */ new Set();
+  const names = /* @__PURE__ */ new Set();
+  const stack = [...tensors];
+  while (stack.length > 0) {
+    const t = stack.pop();
+    if (names.has(t)) continue;
+    names.add(t);
+    const n = producer.get(t);
+    if (!n || nodes.has(n)) continue;
+    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
+    nodes.add(n);
+    for (const i2 of n.input) if (i2) stack.push(i2);
+  }
+  return { nodes, names };
+}
+var init_subgraph = __esm({
+  "src/recover/subgraph.ts"() {
+    "use strict";
+    init_esm2();
+    init_onnx_pb();
+    init_tensor();
+    init_session();
+  }
+});
+
+// src/recover/bounds.ts
+function nodeMacsOf(model) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const out = /* @__PURE__ */ new Map();
+  for (const n of index.order) {
+    if (n.opType !== "Conv" && n.opType !== "Gemm" && n.opType !== "MatMul" && n.opType !== "ConvTranspose") continue;
+    out.set(n, nodeMacs(n, shapes) ?? 0);
+  }
+  return out;
+}
+function macsBefore(model, tensor, macs) {
+  let total2 = 0;
+  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
+  return total2;
+}
+function refitBytes(patches, cp, cd, block) {
+  const grams = 8 * (2 * cp * cp + 2 * cd * cp) + 4 * Math.max(cp * cp, cd * cp);
+  const patchBytes = 4 * patches * (cp + cd);
+  const solve = 8 * 4 * block * block;
+  return grams + patchBytes + solve;
+}
+function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
+  let f = 0;
+  for (const m of blocks) {
+    const dm = blocks.length > 1 ? m : cd;
+    f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
+    if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
+  }
+  return f * groups;
+}
+function columnBlocks(cp, aligned, maxBlock) {
+  if (!aligned) return [cp];
+  const blocks = Math.ceil(cp / maxBlock);
+  const size = Math.ceil(cp / blocks);
+  const out = [];
+  for (let b0 = 0; b0 < cp; b0 += size) out.push(Math.min(cp, b0 + size) - b0);
+  return out;
+}
+function captureSamplesThatFit(opts) {
+  const { count: count2, captureSeconds, solveSeconds, secondsLeft: left } = opts;
+  if (captureSeconds + solveSeconds <= left) return count2;
+  const fewest = Math.min(count2, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
+  const room = left - solveSeconds;
+  const most = captureSeconds > 0 ? Math.floor(count2 * room / captureSeconds) : count2;
+  return most >= fewest ? Math.min(count2, most) : null;
+}
+function secondsLeft(deadline) {
+  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
+}
+function activationBytesPerSample(model, names) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const list = names ?? index.order.flatMap((n) => n.output);
+  let total2 = 0;
+  for (const t of list) {
+    const s = shapes.get(t);
+    if (s) total2 += numel(s) * 4;
+  }
+  return total2;
+}
+function distillUnfit(model, opts) {
+  let params = 0;
+  for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
+  const perSample = activationBytesPerSample(model);
+  const bytes2 = 5 * 4 * params + opts.batch * perSample;
+  if (bytes2 > opts.maxBytes) {
+    return `a training step needs about ${(bytes2 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
+  }
+  if (opts.passSeconds !== void 0) {
+    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
+    if (epoch > opts.secondsLeft) return `one epoch takes about ${epoch.toFixed(0)} s (${(epoch / opts.passSeconds).toFixed(1)} passes of ${opts.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, opts.secondsLeft).toFixed(0)} s left of recovery-time-budget`;
+  }
+  return null;
+}
+var PRIOR_FLOPS_PER_SECOND, DISTILL_MAX_BYTES;
+var init_bounds = __esm({
+  "src/recover/bounds.ts"() {
+    "use strict";
+    init_graph();
+    init_flops();
+    init_shapes();
+    init_tensor();
+    init_subgraph();
+    PRIOR_FLOPS_PER_SECOND = 2e8;
+    DISTILL_MAX_BYTES = 1024 * 2 ** 20;
+  }
+});
+
+// src/onnx/runtime/activationBudget.ts
+function largestActivationBytes(model) {
+  const hit = largestCache.get(model);
+  if (hit !== void 0) return hit ?? void 0;
+  let largest = 0;
+  try {
+    const index = new GraphIndex(model.graph);
+    const { shapes } = inferShapes(index, 1);
+    for (const n of index.order) for (const o of n.output) {
+      const s = shapes.get(o);
+      if (s) largest = Math.max(largest, numel(s) * 4);
+    }
+  } catch {
+    largest = 0;
+  }
+  largestCache.set(model, largest > 0 ? largest : null);
+  return largest > 0 ? largest : void 0;
+}
+function boundedBatch(model, want, budget = ACTIVATION_BUDGET_BYTES) {
+  const per = largestActivationBytes(model);
+  if (!per) return want;
+  return Math.max(1, Math.min(want, Math.floor(budget / (ACTIVATION_HIGH_WATER * per))));
+}
+var ACTIVATION_BUDGET_BYTES, ACTIVATION_HIGH_WATER, largestCache;
+var init_activationBudget = __esm({
+  "src/onnx/runtime/activationBudget.ts"() {
+    "use strict";
+    init_graph();
+    init_shapes();
+    init_tensor();
+    ACTIVATION_BUDGET_BYTES = 384 * 2 ** 20;
+    ACTIVATION_HIGH_WATER = 8;
+    largestCache = /* @__PURE__ */ new WeakMap();
+  }
+});
+
 // src/recover/batchNorm.ts
 async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const model = cloneModel(pruned);
@@ -40353,6 +40147,7 @@ var init_batchNorm = __esm({
     init_model();
     init_tensor();
     init_bounds();
+    init_activationBudget();
     init_session();
     init_subgraph();
   }
@@ -40435,7 +40230,7 @@ function zeroTensor() {
 function channelDims(channels, rank) {
   return [1, channels, ...new Array(rank - 2).fill(1)];
 }
-var UnsupportedOp, range, same, NON_DIFFERENTIABLE, conv, gemm2, matmul, addSub, mul, div, passThrough, reshapeBack, relu, leakyRelu, clip, sigmoid, tanh, erf, gelu, softmax, logSoftmax, transpose, concat, reduce, globalAveragePool, maxPool, batchNorm, layerNorm, cast, GRAD_RULES;
+var UnsupportedOp, range, same, NON_DIFFERENTIABLE, conv, gemm, matmul, addSub, mul, div, passThrough, reshapeBack, relu, leakyRelu, clip, sigmoid, tanh, erf, gelu, softmax, logSoftmax, transpose, concat, reduce, globalAveragePool, maxPool, batchNorm, layerNorm, cast, GRAD_RULES;
 var init_gradients = __esm({
   "src/recover/distill/gradients.ts"() {
     "use strict";
@@ -40524,7 +40319,7 @@ var init_gradients = __esm({
       if (bias && c.wants[2]) out[2] = b.reduceSum(dy, [0, ...spatial], false);
       return out;
     };
-    gemm2 = (c) => {
+    gemm = (c) => {
       const { b, node } = c;
       const [a, bb, cc] = node.input;
       const dy = c.dy[0];
@@ -40764,7 +40559,7 @@ var init_gradients = __esm({
     cast = (c) => attrInt(c.node, "to", 0) === 1 ? [c.dy[0]] : [void 0];
     GRAD_RULES = {
       Conv: conv,
-      Gemm: gemm2,
+      Gemm: gemm,
       MatMul: matmul,
       Add: addSub(1),
       Sub: addSub(-1),
@@ -41346,7 +41141,7 @@ var init_distill = __esm({
     init_ort();
     init_session();
     init_adam();
-    init_bounds();
+    init_activationBudget();
     init_gradients();
     init_loss();
     init_graph();
@@ -41379,10 +41174,10 @@ function better(a, b) {
 var init_calibScore = __esm({
   "src/recover/calibScore.ts"() {
     "use strict";
-    init_evaluate();
-    init_measureStep();
+    init_classifier();
+    init_classifier();
     init_session();
-    init_bounds();
+    init_activationBudget();
   }
 });
 
@@ -41426,7 +41221,7 @@ var init_stage = __esm({
 
 // src/recover/external.ts
 import { spawn } from "node:child_process";
-import * as fs9 from "node:fs";
+import * as fs8 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -41492,9 +41287,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs9.rmSync(paths.modelOut, { force: true });
+  fs8.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths));
-  if (!fs9.existsSync(paths.modelOut)) {
+  if (!fs8.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -41799,6 +41594,59 @@ var init_ridge = __esm({
   }
 });
 
+// src/onnx/runtime/gemm.ts
+function gemmModel(trans) {
+  return serializeModel(buildGemmProto(trans));
+}
+async function gemm2(trans, a, aDims, b, bDims) {
+  const { ort } = onnxruntime();
+  let session = gemmSessions.get(trans);
+  if (!session) {
+    session = ort.InferenceSession.create(gemmModel(trans), { executionProviders: ["cpu"], intraOpNumThreads: 0 });
+    gemmSessions.set(trans, session);
+  }
+  const s = await session;
+  const result = await s.run({ A: new ort.Tensor("float32", a, aDims), B: new ort.Tensor("float32", b, bDims) });
+  const out = Float64Array.from(result.G.data);
+  result.G.dispose();
+  return out;
+}
+function timesTransposed(a, m, b, n, k) {
+  return gemm2("transB", a, [m, k], b, [n, k]);
+}
+function buildGemmProto(trans) {
+  const T = (name) => create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
+  });
+  return create(ModelProtoSchema, {
+    irVersion: 8n,
+    opsetImport: [{ domain: "", version: 13n }],
+    graph: {
+      name: "gram",
+      input: [T("A"), T("B")],
+      output: [T("G")],
+      // Gemm reads the transposed operand in place instead of materialising it
+      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
+    }
+  });
+}
+function crossGram(a, b, n, p, q) {
+  return gemm2("transA", a, [n, p], b, [n, q]);
+}
+var gemmSessions;
+var init_gemm = __esm({
+  "src/onnx/runtime/gemm.ts"() {
+    "use strict";
+    init_esm2();
+    init_model();
+    init_onnx_pb();
+    init_tensor();
+    init_ort();
+    gemmSessions = /* @__PURE__ */ new Map();
+  }
+});
+
 // src/recover/reluTarget.ts
 function reluGate(index, node, channels) {
   const only = (tensor) => {
@@ -41858,7 +41706,7 @@ var init_reluTarget = __esm({
     init_graph();
     init_tensor();
     init_ridge();
-    init_session();
+    init_gemm();
   }
 });
 
@@ -42291,7 +42139,9 @@ var init_reconstruct = __esm({
     init_reluTarget();
     init_patches();
     init_session();
+    init_gemm();
     init_bounds();
+    init_activationBudget();
     init_subgraph();
     DEFAULT_RECONSTRUCT = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0, maxRefitBytes: 1024 * 2 ** 20 };
     SUBSET_SPREAD = 4;
@@ -42414,22 +42264,22 @@ function bakeTemperature(model, temperature) {
 var init_temperature = __esm({
   "src/recover/temperature.ts"() {
     "use strict";
-    init_bounds();
+    init_activationBudget();
     init_esm2();
     init_errors();
-    init_evaluate();
-    init_metrics();
+    init_classifier();
+    init_scores();
     init_graph();
     init_model();
     init_onnx_pb();
     init_tensor();
-    init_measureStep();
+    init_classifier();
     init_session();
   }
 });
 
 // src/recover/runRecovery.ts
-import * as fs10 from "node:fs";
+import * as fs9 from "node:fs";
 import * as path5 from "node:path";
 function checkRecoveryInputs(config, calib) {
   const why = NEEDS_CALIB[config.recovery];
@@ -42468,7 +42318,7 @@ async function runRecovery(req) {
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs10.mkdirSync(req.stepsDir, { recursive: true });
+  fs9.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -42483,7 +42333,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config, progress } = req;
   if (config.recovery === "none" || config.recovery === "auto" && !calib) return [];
-  fs10.mkdirSync(req.stepsDir, { recursive: true });
+  fs9.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.note(`recovery: running ${config.recoveryCommand}`);
@@ -42657,8 +42507,53 @@ var init_runRecovery = __esm({
   }
 });
 
+// src/prune/schedule.ts
+function cubicSchedule(initial, final2, steps) {
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
+  if (!(initial >= 0 && final2 < 1 && final2 > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final2})`);
+  const out = [];
+  for (let t = 1; t <= steps; t++) out.push(t === steps ? final2 : final2 + (initial - final2) * (1 - t / steps) ** 3);
+  return out;
+}
+function fractionOfRemaining(remaining, denseTotal, target) {
+  if (remaining <= 0 || denseTotal <= 0) return 0;
+  const keep = denseTotal * (1 - target);
+  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
+}
+function fellOffCliff(drops, threshold, patience) {
+  if (drops.length < patience) return false;
+  return drops.slice(drops.length - patience).every((d) => d > threshold);
+}
+function chooseStep(steps) {
+  if (steps.length === 0) throw new Error("chooseStep: no steps");
+  const passing = steps.filter((s) => fails(s) === 0);
+  if (passing.length > 0) {
+    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
+    const others = passing.length - 1;
+    return {
+      index: best2.index,
+      meetsBudgets: true,
+      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
+    };
+  }
+  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
+  return {
+    index: best.index,
+    meetsBudgets: false,
+    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
+  };
+}
+var fails, acc;
+var init_schedule = __esm({
+  "src/prune/schedule.ts"() {
+    "use strict";
+    fails = (s) => s.verdicts.filter((v) => v === "fail").length;
+    acc = (s) => s.accuracy ?? -Infinity;
+  }
+});
+
 // src/recover/rounds.ts
-import * as fs11 from "node:fs";
+import * as fs10 from "node:fs";
 import * as path6 from "node:path";
 function resolveRounds(config, calib) {
   if (config.recoveryRounds !== 0) return config.recoveryRounds;
@@ -42715,7 +42610,7 @@ async function runRounds(req) {
     const pruned = pruneRound(current, req.weights, target, config, req.plan);
     const dir = path6.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
     const artifact = stepFile(dir, 1, "prune");
-    fs11.mkdirSync(dir, { recursive: true });
+    fs10.mkdirSync(dir, { recursive: true });
     saveModel(pruned, artifact);
     const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
     const last = rec.steps.at(-1)?.artifact ?? artifact;
@@ -42741,7 +42636,7 @@ async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
   const model = pruneRound(r.model, weights, config.sparsity, config, plan);
   ctx.stamp(model, plan ? "sensitivity" : config.scope);
   const pruneArtifact = stepFile(dir, 1, "prune");
-  fs11.mkdirSync(dir, { recursive: true });
+  fs10.mkdirSync(dir, { recursive: true });
   saveModel(model, pruneArtifact);
   const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
   const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
@@ -42830,6 +42725,154 @@ var init_channels = __esm({
     "use strict";
     init_depgraph();
     init_untie();
+  }
+});
+
+// src/measure/metrics.ts
+function accuracy(pred, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
+  return labels.length ? hit / labels.length : NaN;
+}
+function perClassAccuracy(pred, labels, classes) {
+  const hit = new Float64Array(classes);
+  const support = classSupport(labels, classes);
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
+  return Array.from(support, (n, c) => n ? hit[c] / n : null);
+}
+function classSupport(labels, classes) {
+  const support = new Array(classes).fill(0);
+  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
+  return support;
+}
+function confusionMatrix(pred, labels, classes) {
+  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
+  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
+  return m;
+}
+function agreement(a, b) {
+  let same2 = 0;
+  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
+  return a.length ? same2 / a.length : NaN;
+}
+var init_metrics = __esm({
+  "src/measure/metrics.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/size.ts
+import * as fs11 from "node:fs";
+import { gzipSync } from "node:zlib";
+function measureFileSize(file) {
+  const data = fs11.readFileSync(file);
+  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
+}
+var init_size = __esm({
+  "src/measure/size.ts"() {
+    "use strict";
+  }
+});
+
+// src/pipeline/release.ts
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+function releaseField(holder, key, what) {
+  Object.defineProperty(holder, key, {
+    configurable: true,
+    enumerable: false,
+    get() {
+      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
+    }
+  });
+}
+function collectGarbage() {
+  if (!collect) {
+    const exposed = globalThis.gc;
+    if (exposed) collect = exposed;
+    else {
+      setFlagsFromString("--expose-gc");
+      collect = runInNewContext("gc");
+    }
+  }
+  collect();
+}
+var collect;
+var init_release = __esm({
+  "src/pipeline/release.ts"() {
+    "use strict";
+  }
+});
+
+// src/pipeline/measureStep.ts
+function savedFacts(artifact, denseWeights, evalBatchSize) {
+  const saved = loadModel(artifact).proto;
+  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
+}
+async function measureStep(name, description, artifact, ctx) {
+  const { data, config, progress } = ctx;
+  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
+  const size = measureFileSize(artifact);
+  collectGarbage();
+  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
+  let preds;
+  const shiftAccuracy = {};
+  const shiftPreds = /* @__PURE__ */ new Map();
+  try {
+    progress.start(`evaluate ${name}`, data.count);
+    preds = await evaluateClassifier(session, data, {
+      batchSize: batch,
+      outputsAreProbabilities: probabilities,
+      modelPath: artifact,
+      onBatch: (done) => progress.update(done)
+    });
+    progress.stop();
+    for (const s of ctx.shifts) {
+      const p = await evaluateClassifier(session, s.data, { batchSize: batch, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      shiftPreds.set(s.name, p);
+    }
+  } finally {
+    progress.stop();
+    await session.release();
+  }
+  const labels = data.labels;
+  const step = {
+    name,
+    description,
+    artifact,
+    sparsity: sparsity.overall,
+    params: cost.params,
+    nonzero_params: cost.nonzeroParams,
+    flops: cost.macs,
+    size_bytes: size.bytes,
+    gzip_bytes: size.gzipBytes,
+    accuracy: accuracy(preds.pred, labels),
+    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
+    confusion: confusionMatrix(preds.pred, labels, preds.classes),
+    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
+    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
+    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
+    latency: null,
+    latency_by_batch: [],
+    shift_accuracy: shiftAccuracy,
+    layers: sparsity.layers
+  };
+  return { step, preds, shiftPreds };
+}
+var init_measureStep = __esm({
+  "src/pipeline/measureStep.ts"() {
+    "use strict";
+    init_classifier();
+    init_metrics();
+    init_scores();
+    init_ort();
+    init_size();
+    init_flops();
+    init_model();
+    init_sparsity();
+    init_activationBudget();
+    init_release();
   }
 });
 
@@ -43961,7 +44004,7 @@ var init_gradual = __esm({
     "use strict";
     init_errors();
     init_atomicWrite();
-    init_budgets();
+    init_budgets2();
     init_latency();
     init_model();
     init_graph();
@@ -44352,7 +44395,7 @@ var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
     "use strict";
     init_errors();
-    init_budgets();
+    init_budgets2();
     init_types();
     init_run();
     init_version3();
@@ -60015,7 +60058,7 @@ var init_settings = __esm({
     init_loadConfig();
     init_schema();
     init_errors();
-    init_budgets();
+    init_budgets2();
     DEFAULT_CONFIG_FILE = ".prune-guard.yml";
   }
 });
