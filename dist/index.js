@@ -39559,7 +39559,6 @@ var init_calibScorer = __esm({
     init_dataset();
     init_errors();
     init_classifier();
-    init_classifier();
     init_session();
     DEFAULT_SENSITIVITY_SAMPLES = 256;
   }
@@ -41175,7 +41174,6 @@ var init_calibScore = __esm({
   "src/recover/calibScore.ts"() {
     "use strict";
     init_classifier();
-    init_classifier();
     init_session();
     init_activationBudget();
   }
@@ -42273,7 +42271,6 @@ var init_temperature = __esm({
     init_model();
     init_onnx_pb();
     init_tensor();
-    init_classifier();
     init_session();
   }
 });

@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
 import { UserError, describe } from '../errors.js';
-import type { BudgetName } from './budgets.js';
-import { parseBudgetValue } from './budgets.js';
+import { parseBudgetValue, type BudgetName } from './budgets.js';
 import { DEFAULT_CONFIG, type Config, type LatencyConfig } from './schema.js';
 import { findProblems, type ConfigProblem } from './validate.js';
 import { lineOf } from './yamlPosition.js';

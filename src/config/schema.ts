@@ -1,5 +1,4 @@
-import { BUDGETS, BUDGET_NAMES } from './budgets.js';
-import type { BudgetName } from './budgets.js';
+import { BUDGETS, BUDGET_NAMES, type BudgetName } from './budgets.js';
 
 export const PRUNE_METHODS = ['unstructured', 'structured', 'hybrid'] as const;
 /** a named method, or an N:M pattern such as "2:4" (N of every M consecutive weights kept) */

@@ -1,6 +1,5 @@
 import type { Dataset } from '../data/dataset.js';
-import { evaluateClassifier } from '../onnx/runtime/classifier.js';
-import { endsInSoftmax } from '../onnx/runtime/classifier.js';
+import { endsInSoftmax, evaluateClassifier } from '../onnx/runtime/classifier.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { sessionFromModel } from '../onnx/runtime/session.js';
 import { boundedBatch } from '../onnx/runtime/activationBudget.js';

@@ -2,13 +2,12 @@ import { boundedBatch } from '../onnx/runtime/activationBudget.js';
 import { create } from '@bufbuild/protobuf';
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
-import { evaluateClassifier } from '../onnx/runtime/classifier.js';
+import { endsInSoftmax, evaluateClassifier } from '../onnx/runtime/classifier.js';
 import { expectedCalibrationError } from '../onnx/runtime/scores.js';
 import { GraphIndex } from '../onnx/graph.js';
 import { cloneModel } from '../onnx/model.js';
 import { NodeProtoSchema, type ModelProto } from '../onnx/proto/onnx_pb.js';
 import { makeFloatTensor } from '../onnx/tensor.js';
-import { endsInSoftmax } from '../onnx/runtime/classifier.js';
 import { sessionFromModel } from '../onnx/runtime/session.js';
 
 export interface TemperatureFit {

@@ -1,10 +1,9 @@
 import type { Dataset } from '../../data/dataset.js';
 import { takeSamples } from '../../data/dataset.js';
 import { UserError } from '../../errors.js';
-import { evaluateClassifier } from '../../onnx/runtime/classifier.js';
+import { endsInSoftmax, evaluateClassifier } from '../../onnx/runtime/classifier.js';
 import type { OrtSession } from '../../onnx/runtime/ort.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
-import { endsInSoftmax } from '../../onnx/runtime/classifier.js';
 import { sessionFromModel } from '../../onnx/runtime/session.js';
 
 /** One point of a sensitivity curve, measured on the (capped) calibration set. */
