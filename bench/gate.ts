@@ -1,5 +1,5 @@
 /**
- * Does the statistical gate survive a noisy shared runner? (issue 5)
+ * Does the statistical gate survive a noisy shared runner?
  *  1. builds a head model that is really ~10% slower with bit-identical outputs (dead MatMul branch),
  *     calibrating the branch width by long interleaved measurements;
  *  2. runs `prune-guard compare` N times A/A (base vs itself) and N times A/B (base vs slow head),

@@ -21,7 +21,7 @@ import { benchConfig, type BenchModel, type BenchOptions } from './stages.js';
 /** Recovery methods the bench compares; a new one (e.g. 'distill') is one more entry here. */
 export const RECOVERY_METHODS: readonly string[] = ['none', 'reconstruct', 'distill', 'auto'];
 
-/** Pruning methods recovery is benched on, and at what sparsity (structured: the 30% of channels). */
+/** Pruning methods recovery is benched on, and at what sparsity (structured: 30% of channels, the reference target in docs/recovery.md). */
 export const RECOVERY_PRUNING: Readonly<Record<string, number>> = { unstructured: 0.5, structured: 0.3 };
 
 export interface RecoveryRow {

@@ -19,7 +19,9 @@ import { benchConfig, outcome, stagesFor, type BenchModel, type BenchOptions, ty
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FIXTURES = path.join(ROOT, 'fixtures');
-const REAL_WORLD = ['../shared', '../../shared'].map((s) => path.resolve(ROOT, s, 'real-world/mnist-cnn-pytorch')).find((d) => fs.existsSync(path.join(d, 'model.onnx')));
+// a model trained outside the repository (model.onnx, test.npz, calib.npz), benched too when named here
+const REAL_WORLD_DIR = process.env.BENCH_REAL_WORLD;
+const REAL_WORLD = REAL_WORLD_DIR && fs.existsSync(path.join(REAL_WORLD_DIR, 'model.onnx')) ? path.resolve(REAL_WORLD_DIR) : undefined;
 const SCALE_DIR = path.join(FIXTURES, 'scale');
 const SCALE_NAMES = ['resnet50', 'mobilenet_v2', 'densenet121', 'efficientnet_b0', 'vit_b_16', 'vgg16'];
 
@@ -81,7 +83,7 @@ function models(only: string[], notices: string[]): BenchModel[] {
     else notices.push(`skipped fixture ${name}: fixtures/${name}.onnx not present`);
   }
   if (REAL_WORLD) list.push({ name: 'real-world-mnist-cnn', file: path.join(REAL_WORLD, 'model.onnx'), data: path.join(REAL_WORLD, 'test.npz'), calib: path.join(REAL_WORLD, 'calib.npz') });
-  else notices.push('skipped the real-world model: ../shared/real-world/mnist-cnn-pytorch not found');
+  else if (REAL_WORLD_DIR) notices.push(`skipped the real-world model: no model.onnx in BENCH_REAL_WORLD=${REAL_WORLD_DIR}`);
   // a clean clone has none of them (large, gitignored): export what this run needs, or say how
   const scale = SCALE_NAMES.filter((n) => !only.length || only.some((o) => n.includes(o)));
   const exported = ensureScaleModels(ROOT, scale, (l) => process.stderr.write(`${l}\n`));

@@ -125,7 +125,7 @@ try {
       const inputs = total.fileMB! + total.dataMB! + (total.calibMB ?? 0);
       const limit = 4 * inputs;
       pipelineSummary.push([name, method, calib ? 'yes' : 'no', total.fileMB!.toFixed(0), (total.dataMB! + (total.calibMB ?? 0)).toFixed(0), total.peakMB.toFixed(0), limit.toFixed(0), `${(total.peakMB / inputs).toFixed(2)}x`, total.peakMB <= limit ? 'yes' : 'no', (total.ms / 1000).toFixed(0)]);
-      // each run's summary as soon as it ends, so a long session that is stopped keeps what finished
+      // each run's summary as soon as it ends, so a long run that is stopped keeps what finished
       process.stderr.write(`bench:scale: ${JSON.stringify({ name, method, calib: !!calib, loadavg: os.loadavg()[0], lines })}\n`);
       if (total.steps) process.stderr.write(`bench:scale: ${name} ${method} steps ${total.steps.join(', ')}; notes: ${(total.notes ?? []).join(' | ') || 'none'}\n`);
     }

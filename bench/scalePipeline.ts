@@ -64,7 +64,7 @@ const config: Config = {
   ...DEFAULT_CONFIG,
   method,
   sparsity: 0.5,
-  // the scale numbers in the README are global; scope auto would add sensitivity curves of every group
+  // the scale numbers in docs/benchmarks.md are global; scope auto would add sensitivity curves of every group
   scope: 'global',
   recovery: calib ? 'auto' : 'none',
   batchSizes: [1],

@@ -1,6 +1,6 @@
 /**
  * Memory and time of one onnxruntime session running a few batches, in a fresh process: what decided
- * that sessions keep onnxruntime's CPU arena (README "What bounds memory and time").
+ * that sessions keep onnxruntime's CPU arena (docs/benchmarks.md, "What bounds memory and time").
  *
  *   node --import tsx bench/sessionMemory.ts MODEL [--batch 55] [--runs 3] [--no-arena] [--opt basic|all] [--from path|bytes]
  *

@@ -2,12 +2,12 @@
  * Structured-pruning coverage over a folder of ONNX models (torchvision exports from
  * fixtures/export_torchvision.py, the fixtures, the real-world model):
  *
- *   node --import tsx scripts/coverage.ts fixtures/scale [more dirs or .onnx files] [--per-group]
+ *   node --import tsx bench/coverage.ts fixtures/scale [more dirs or .onnx files] [--per-group]
  *
  * For each model: dependency analysis time, groups found / prunable, then every prunable group pruned to
  * half at once and compared with the original whose fan-in of those channels is zeroed (exactness), plus
  * onnx.checker and an onnxruntime run of the result. --per-group repeats the check for each group alone.
- * Prints a Markdown table (the README's coverage table comes from it) and the skip reasons per model.
+ * Prints a Markdown table (docs/benchmarks.md's coverage table comes from it) and the skip reasons per model.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';

@@ -3,8 +3,8 @@
 
 prune-guard recovers from 512 calibration samples. This script asks how much of the lost top-1 the
 same pruned models get back with gradient fine-tuning, first on those 512 samples and then on the full
-60k Fashion-MNIST training set, so the issue's targets (80% unstructured within 1.5 pt, structured 30%
-of channels within 2 pt) can be judged against what is reachable at all.
+60k Fashion-MNIST training set, so prune-guard's reference targets (80% unstructured within 1.5 pt,
+structured 30% of channels within 2 pt) can be judged against what is reachable at all.
 
 For each fixture the PyTorch model is rebuilt from fixtures/make_fixtures.py and loaded with the
 weights of the ONNX file (not retrained), and its top-1 on fmnist-test.npz is checked against
@@ -24,8 +24,8 @@ and distillation from the dense model on them (KL, T=2), each with lr and epochs
 20% of the 512 (never on the test set) and then rerun on all 512; and 1 and 5 epochs of fine-tuning on
 the full training set (AdamW lr 1e-3, cosine to 0, batch 128). Masks are held fixed by prune's hooks.
 
-    /usr/bin/python3 scripts/ceiling_finetune.py                      # everything
-    /usr/bin/python3 scripts/ceiling_finetune.py --fixtures cnn-bn --settings u80 s30 --full-epochs 1
+    /usr/bin/python3 bench/ceiling_finetune.py                      # everything
+    /usr/bin/python3 bench/ceiling_finetune.py --fixtures cnn-bn --settings u80 s30 --full-epochs 1
 
 Results accumulate in --json (so runs can be split) and every finished cell rewrites --md.
 """
@@ -121,11 +121,8 @@ def load_fixture(name):
 
 
 def find_ort():
-    for base in (ROOT, "/work/main"):
-        p = os.path.join(base, "node_modules", "onnxruntime-node")
-        if os.path.isdir(p):
-            return p
-    return None
+    p = os.path.join(ROOT, "node_modules", "onnxruntime-node")
+    return p if os.path.isdir(p) else None
 
 
 ORT_JS = r"""
@@ -398,7 +395,7 @@ def main(argv):
     p.add_argument("--json", default="/tmp/ceiling-results.json")
     p.add_argument("--md", default=None, help="markdown file rewritten after every result")
     args = p.parse_args(argv)
-    command = "/usr/bin/python3 scripts/ceiling_finetune.py " + " ".join(argv)
+    command = "/usr/bin/python3 bench/ceiling_finetune.py " + " ".join(argv)
 
     results = json.load(open(args.json)) if os.path.exists(args.json) else {}
 
