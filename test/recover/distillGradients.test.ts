@@ -6,7 +6,8 @@ import { GraphBuilder, type AttrValue } from '../../src/recover/distill/builder.
 import { UnsupportedOp } from '../../src/recover/distill/gradients.js';
 import { distillLoss, softmaxRows } from '../../src/recover/distill/loss.js';
 import { buildEvalGraph, buildTrainGraph, hintInput, hintScale, LABEL_INPUT, selectTrainables, TEACHER_INPUT } from '../../src/recover/distill/trainGraph.js';
-import { sessionFromModel, withExtraOutputs } from '../../src/onnx/runtime/session.js';
+import { sessionFromModel } from '../../src/onnx/runtime/session.js';
+import { withExtraOutputs } from '../../src/onnx/subgraph.js';
 import { seededWeights } from '../support/buildModel.js';
 
 /** A tiny forward graph written with the same builder the gradient pass uses. */
