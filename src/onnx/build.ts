@@ -3,7 +3,6 @@ import {
   AttributeProto_AttributeType as AT,
   AttributeProtoSchema,
   NodeProtoSchema,
-  TensorProtoSchema,
   TypeProtoSchema,
   ValueInfoProtoSchema,
   type AttributeProto,
@@ -11,12 +10,12 @@ import {
   type TensorProto,
   type ValueInfoProto,
 } from './proto/onnx_pb.js';
-import { DataType, FLOAT_TYPES, dataTypeName, setTensorFloat32 } from './tensor.js';
+import { DataType } from './tensor.js';
 
 /**
- * Constructors for the protobuf pieces a rewrite writes: nodes, attributes, tensors and declarations.
- * onnx.proto is proto2, so a field set to its default is still written: these set only what is given,
- * and an unchanged rewrite therefore writes the same bytes.
+ * Constructors for the protobuf pieces a rewrite writes besides tensors (those are in tensor.ts): nodes,
+ * attributes and declarations. onnx.proto is proto2, so a field set to its default is still written:
+ * these set only what is given, so the same rewrite writes the same bytes as before.
  */
 
 /** An attribute value: INT, INTS, STRING, FLOAT, FLOATS or TENSOR by its shape. */
@@ -51,23 +50,6 @@ export function makeNode(name: string, spec: NodeSpec): NodeProto {
     ...(attrs.length > 0 ? { attribute: attrs } : {}),
     ...(spec.domain !== undefined ? { domain: spec.domain } : {}),
   });
-}
-
-/**
- * A float tensor (float32, float16, bfloat16 or double) holding `values` rounded to `dataType`, so a
- * constant added beside a float16 model's weights is float16 too.
- */
-export function floatTensor(name: string, dims: readonly number[], values: Float32Array, dataType: DataType = DataType.FLOAT): TensorProto {
-  if (!FLOAT_TYPES.has(dataType)) throw new Error(`tensor ${name}: ${dataTypeName(dataType)} is not a float type`);
-  const t = create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt) });
-  setTensorFloat32(t, values);
-  return t;
-}
-
-/** An int64 (or int32) tensor, as shape, axes and index constants are stored. */
-export function intTensor(name: string, dims: readonly number[], values: readonly number[], dataType: DataType.INT64 | DataType.INT32 = DataType.INT64): TensorProto {
-  const raw = dataType === DataType.INT32 ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
-  return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
 }
 
 /** A dimension: a size, a symbolic name (the batch), or null when unknown. */

@@ -1,10 +1,10 @@
 import { clone } from '@bufbuild/protobuf';
-import { floatTensor, intTensor, makeNode, type NodeSpec } from './build.js';
+import { makeNode, type NodeSpec } from './build.js';
 import { attr } from './graph.js';
 import { cloneModel, opsetVersion } from './model.js';
 import { NameGenerator } from './names.js';
 import { TensorProtoSchema, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto/onnx_pb.js';
-import { adoptTensorFloat32, DataType, setTensorFloat32, tensorDims } from './tensor.js';
+import { adoptTensorFloat32, DataType, makeFloatTensor, makeIntTensor, setTensorFloat32, tensorDims } from './tensor.js';
 
 /** A node to add: its spec, and the base of its name (made unique; the op type when not given). */
 export type NewNode = NodeSpec & { name?: string };
@@ -88,12 +88,12 @@ export class ModelEditor {
 
   /** A new float initializer stored as `dataType` (float32, float16, bfloat16, double); returns its name. */
   addFloatInitializer(base: string, dims: readonly number[], values: Float32Array, dataType: DataType = DataType.FLOAT): string {
-    return this.pushInitializer(floatTensor(this.fresh(base), dims, values, dataType));
+    return this.pushInitializer(makeFloatTensor(this.fresh(base), dims, values, dataType));
   }
 
   /** A new int64 (or int32) initializer: shapes, axes, indices; returns its name. */
   addIntInitializer(base: string, dims: readonly number[], values: readonly number[], dataType: DataType.INT64 | DataType.INT32 = DataType.INT64): string {
-    return this.pushInitializer(intTensor(this.fresh(base), dims, values, dataType));
+    return this.pushInitializer(makeIntTensor(this.fresh(base), dims, values, dataType));
   }
 
   /** A new initializer with the type, shape and values of the constant `name` (initializer or Constant); returns its name. */

@@ -3,14 +3,14 @@ import * as path from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { floatTensor, makeNode, valueInfo } from '../../src/onnx/build.js';
+import { makeNode, valueInfo } from '../../src/onnx/build.js';
 import { ModelEditor } from '../../src/onnx/edit.js';
 import { cloneModel, loadModel, serializeModel } from '../../src/onnx/model.js';
 import { graphNames, NameGenerator } from '../../src/onnx/names.js';
 import { AttributeProto_AttributeType, AttributeProtoSchema, GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, type ModelProto } from '../../src/onnx/proto/onnx_pb.js';
 import { onnxruntime } from '../../src/onnx/runtime/ort.js';
 import { sessionFromModel } from '../../src/onnx/runtime/session.js';
-import { DataType, floatToBf16, floatToHalf, halfToFloat, tensorToFloat32 } from '../../src/onnx/tensor.js';
+import { DataType, floatToBf16, floatToHalf, halfToFloat, makeFloatTensor, tensorToFloat32 } from '../../src/onnx/tensor.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 import { hasOnnxChecker, onnxCheck } from '../support/onnxChecker.js';
 
@@ -31,7 +31,7 @@ function smallModel(opset = 13): ModelProto {
         makeNode('relu', { opType: 'Relu', inputs: ['h'], outputs: ['t'] }),
         makeNode('neg', { opType: 'Neg', inputs: ['t'], outputs: ['y'] }),
       ],
-      initializer: [floatTensor('W', [4, 4], W)],
+      initializer: [makeFloatTensor('W', [4, 4], W)],
       input: [valueInfo('x', DataType.FLOAT, ['N', 4])],
       output: [valueInfo('y', DataType.FLOAT, ['N', 4]), valueInfo('t', DataType.FLOAT, ['N', 4])],
       valueInfo: [valueInfo('h', DataType.FLOAT, ['N', 4])],
@@ -91,7 +91,7 @@ describe('NameGenerator', () => {
           if (role === 'input') g.input.push(valueInfo(name));
           else if (role === 'output') g.output.push(valueInfo(name));
           else if (role === 'valueInfo') g.valueInfo.push(valueInfo(name));
-          else if (role === 'initializer') g.initializer.push(floatTensor(name, [1], new Float32Array(1)));
+          else if (role === 'initializer') g.initializer.push(makeFloatTensor(name, [1], new Float32Array(1)));
           else if (role === 'nodeName') g.node[0].name = name;
           else if (role === 'nodeOutput') g.node.push(makeNode('', { opType: 'Identity', inputs: ['x'], outputs: [name] }));
           else {
@@ -154,7 +154,7 @@ describe('ModelEditor', () => {
   it('replaceInitializer keeps the element type: float16 and bfloat16 weights stay 16-bit, rounded', () => {
     const m = smallModel();
     const g = m.graph!;
-    g.initializer.push(floatTensor('h16', [3], Float32Array.of(1, 2, 3), DataType.FLOAT16), floatTensor('b16', [3], Float32Array.of(1, 2, 3), DataType.BFLOAT16));
+    g.initializer.push(makeFloatTensor('h16', [3], Float32Array.of(1, 2, 3), DataType.FLOAT16), makeFloatTensor('b16', [3], Float32Array.of(1, 2, 3), DataType.BFLOAT16));
     const ed = new ModelEditor(m);
     const v = Float32Array.of(0.1, -65504, 1 / 3);
     const h = ed.replaceInitializer('h16', v);

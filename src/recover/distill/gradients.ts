@@ -1,7 +1,6 @@
 import { attr, attrFloat, attrInt, attrInts, attrString } from '../../onnx/graph.js';
 import type { NodeProto } from '../../onnx/proto/onnx_pb.js';
-import { floatTensor } from '../../onnx/build.js';
-import { numel } from '../../onnx/tensor.js';
+import { makeFloatTensor, numel } from '../../onnx/tensor.js';
 import type { AttrValue, GraphBuilder } from './builder.js';
 
 /** An op (or an op's configuration) the gradient builder has no rule for. */
@@ -336,7 +335,7 @@ const maxPool: GradRule = (c) => {
 
 /** A one-element float zero, the fill value of ConstantOfShape. */
 function zeroTensor() {
-  return floatTensor('zero', [1], new Float32Array(1));
+  return makeFloatTensor('zero', [1], new Float32Array(1));
 }
 
 /** Per-channel view [1, C, 1, ...] of a [C] vector for a rank-`rank` NC... tensor. */
