@@ -15,7 +15,7 @@ import { DataType } from './tensor.js';
 /**
  * Constructors for the protobuf pieces a rewrite writes besides tensors (those are in tensor.ts): nodes,
  * attributes and declarations. onnx.proto is proto2, so a field set to its default is still written:
- * these set only what is given, so the same rewrite writes the same bytes as before.
+ * these set only what is given, so equal edits always serialise to equal bytes.
  */
 
 /** An attribute value: INT, INTS, STRING, FLOAT, FLOATS or TENSOR by its shape. */
