@@ -9,8 +9,9 @@ import { tensorToFloat32 } from '../../onnx/tensor.js';
 import { applyMask, magnitudeMask } from '../magnitude.js';
 import type { PrunableWeight } from '../prunable.js';
 import { describeStructured } from '../structured/describe.js';
+import type { MeasureOptions } from '../structured/hardware.js';
 import type { KeptChannels } from '../structured/keptChannels.js';
-import { structuredGroups, structuredPrune } from '../structured/structuredPrune.js';
+import { structuredGroups, structuredPrune, type StructuredResult } from '../structured/structuredPrune.js';
 import { allocateSparsity, DEFAULT_CAP } from './allocateSparsity.js';
 import { calibScorer, DEFAULT_SENSITIVITY_SAMPLES, type CalibScorer } from './calibScorer.js';
 import { DEFAULT_RATIOS, groupUnits, sensitivityCurves, weightUnits } from './sensitivityCurves.js';
@@ -22,6 +23,8 @@ export interface SensitivityOutcome {
   sensitivity: SensitivityInfo;
   /** structured: the untied dense reference and kept-channel map, so reconstruction can refit output-pruned layers */
   structured?: { reference: ModelProto; kept: KeptChannels };
+  /** structured with measured widths: the rounding table */
+  widths?: StructuredResult['widths'];
 }
 
 export interface SensitivityRequest {
@@ -38,6 +41,8 @@ export interface SensitivityRequest {
   onLayer?: (done: number, total: number) => void;
   /** stop with AnalysisOverBudget when the curves are projected to take longer (scope auto on big models) */
   maxSeconds?: number;
+  /** structured: snap the allocated counts to the widths that run fast (measured) */
+  hardware?: MeasureOptions;
 }
 
 /**
@@ -96,6 +101,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
   let description: string;
   let allocated = allocation.ratios;
   let structured: { reference: ModelProto; kept: KeptChannels } | undefined;
+  let widths: StructuredResult['widths'];
   if (req.method === 'unstructured') {
     model = pruneCounts(dense, req.weights, allocation.pruned);
     description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
@@ -111,8 +117,9 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
       keptUnits.set(g.root, keep);
       allocated.push(1 - (keep * g.block) / g.size);
     });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: 'global', keptUnits });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: 'global', keptUnits, ...(req.hardware ? { hardware: req.hardware } : {}) });
     notes.push(...r.notes);
+    widths = r.widths;
     model = r.model;
     structured = { reference: r.base, kept: r.kept };
     description = describeStructured(dense, r, { criterion: req.config.criterion, scope: perMac ? 'sensitivity-macs' : 'sensitivity', sparsity: req.sparsity });
@@ -129,6 +136,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
     description,
     notes,
     ...(structured ? { structured } : {}),
+    ...(widths ? { widths } : {}),
     sensitivity: {
       ...sensitivityRecord(scorer, curves, allocated, allocation.predictedIncrease, seconds, req.method === 'unstructured' ? 'weights' : 'channels'),
       allocation: perMac ? 'loss-per-mac' : 'loss',

@@ -4,8 +4,11 @@ import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { channelMeanAbs } from '../criteria/activations.js';
 import { type Criterion, type Importance, activationImportance, bnScaleImportance, magnitudeImportance } from '../criteria/importance.js';
 import { allocate, keepMask } from './allocate.js';
+import { snapToWidths } from './widths.js';
 import { type DependencyAnalysis, type DependencyGroup, analyzeDependencies } from './depgraph.js';
+import { groupMultiples, measureProbes, type MeasureOptions, type WidthTable } from './hardware.js';
 import { type KeptChannels, keptChannels } from './keptChannels.js';
+import { macLayers } from './macLayers.js';
 import { removeChannels } from './surgery.js';
 import { untieConstants } from './untie.js';
 
@@ -24,6 +27,13 @@ export interface StructuredOptions {
    * for attention groups) to keep; prunable groups not in the map keep all their units
    */
   keptUnits?: ReadonlyMap<number, number>;
+  /**
+   * hardware-aware widths: measure (or read from the cache) how each layer kind's latency responds to
+   * channel counts and snap kept counts to the multiples that pay; `roundTo` > 1 takes precedence
+   */
+  hardware?: MeasureOptions;
+  /** instead of measuring: each group's multiple as a recorded table has it (by group name) */
+  widths?: ReadonlyMap<string, number>;
 }
 
 export interface GroupOutcome extends DependencyGroup {
@@ -41,6 +51,8 @@ export interface StructuredResult {
   /** per sliced initializer of `base`, per axis, the dense indices `model` kept */
   kept: KeptChannels;
   notes: string[];
+  /** hardware-aware widths: what was measured and each group's multiple */
+  widths?: WidthTable | { groups: WidthTable['groups'] };
 }
 
 /** Dependency analysis, importance, allocation and surgery, each its own step (as Torch-Pruning splits them). */
@@ -60,6 +72,13 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
     const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
     for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
   }
+  const widths = opts.roundTo > 1 ? undefined : await groupWidths(model, analysis, prunable, opts);
+  if (widths) {
+    const multiple = new Map(widths.groups.map((g) => [g.root, g.multiple]));
+    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root)!, scores: normalised(unitImportance.get(u.root)!) })));
+    for (const [r, k] of snapped) keptUnits.set(r, k);
+  }
   const keptCount = new Map<number, number>();
   const keep = new Map<number, Uint8Array>();
   for (const g of prunable) {
@@ -70,7 +89,25 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g) => ({ ...g, kept: keep.has(g.root) ? keptCount.get(g.root)! : g.size }));
   for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${g.skip}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep) };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), ...(widths ? { widths } : {}) };
+}
+
+/** Importance divided by the group's mean, so step costs compare across groups as the global ranking does. */
+function normalised(scores: Float64Array): Float64Array {
+  let mean = 0;
+  for (const v of scores) mean += v;
+  mean = mean / scores.length || 1;
+  return scores.map((v) => v / mean);
+}
+
+/** Each prunable channel group's multiple: given by a recorded table, or measured. */
+async function groupWidths(model: ModelProto, analysis: DependencyAnalysis, prunable: readonly DependencyGroup[], opts: StructuredOptions): Promise<StructuredResult['widths']> {
+  const plain = prunable.filter((g) => g.block === 1);
+  if (opts.widths) return { groups: plain.map((g) => ({ root: g.root, name: g.name, multiple: opts.widths!.get(g.name) ?? 1, from: ['recorded'] })) };
+  if (!opts.hardware) return undefined;
+  const layers = macLayers(model, analysis);
+  const table = await measureProbes(layers.filter((l) => plain.some((g) => g.root === l.inRoot || g.root === l.outRoot)), opts.hardware);
+  return { ...table, groups: groupMultiples(layers, table.probes, plain) };
 }
 
 /**
