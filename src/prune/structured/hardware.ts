@@ -5,7 +5,8 @@ import { readCached, writeCached } from '../../io/measureCache.js';
 import { onnxruntimeVersion } from '../../onnx/runtime/ort.js';
 import { bestTimes, probeInputDims, probeModel, type ProbeLayer } from '../../onnx/runtime/probe.js';
 import type { MacLayer } from './macLayers.js';
-import { chooseMultiple, type WidthCurve } from './widths.js';
+import type { LayerTable } from './latencyModel.js';
+import { allowedWidths, chooseMultiple, type WidthCurve } from './widths.js';
 
 /** Channel counts every probe times: a window holding a multiple of 32 and several of every smaller candidate. */
 export const PROBE_COUNTS: readonly number[] = Array.from({ length: 33 }, (_, i) => 40 + i);
@@ -165,4 +166,52 @@ export function groupMultiples(layers: readonly MacLayer[], probes: readonly Kin
     }
     return { root: g.root, name: g.name, multiple, from: [...from].sort() };
   });
+}
+
+/** At most this many kept counts per layer axis are timed; the model interpolates between them. */
+const TABLE_POINTS = 6;
+
+/** Up to `n` widths spread over the list, the smallest and the largest always among them. */
+export function spread(list: readonly number[], n: number): number[] {
+  if (list.length <= n) return [...list];
+  return [...new Set(Array.from({ length: n }, (_, i) => list[Math.round((i * (list.length - 1)) / (n - 1))]))];
+}
+
+const isTable = (v: unknown): v is { ms: number; inCurve: LayerTable['inCurve']; outCurve: LayerTable['outCurve'] } =>
+  !!v && typeof (v as LayerTable).ms === 'number' && Array.isArray((v as LayerTable).inCurve) && Array.isArray((v as LayerTable).outCurve);
+
+/**
+ * The per-layer latency table of every layer a prunable group touches, at the layer's real shape and
+ * `batch`: its dense time and its time at a few fast widths of each axis a group sets (the other axis
+ * dense), all of one layer timed interleaved. Cached per layer shape, like the width probes.
+ */
+export async function measureLayerTables(layers: readonly MacLayer[], widths: readonly GroupWidth[], opts: { batch: number; threads: number; cacheDir: string; onLayer?: (done: number, total: number) => void }): Promise<LayerTable[]> {
+  const machine = machineId();
+  const ort = onnxruntimeVersion();
+  const multiple = new Map(widths.map((w) => [w.root, w.multiple]));
+  const grid = (root: number | undefined, dense: number): number[] => (root === undefined || !multiple.has(root) ? [] : spread(allowedWidths(dense, multiple.get(root)!), TABLE_POINTS));
+  const tables: LayerTable[] = [];
+  const relevant = layers.filter((l) => (l.inRoot !== undefined && multiple.has(l.inRoot)) || (l.outRoot !== undefined && multiple.has(l.outRoot)));
+  for (const [i, l] of relevant.entries()) {
+    const inGrid = grid(l.inRoot, l.cin);
+    const outGrid = l.probe.depthwise ? [] : grid(l.outRoot, l.cout);
+    const key = JSON.stringify({ what: 'layer-table', machine, ort, threads: opts.threads, batch: opts.batch, probe: l.probe, cin: l.cin, cout: l.cout, inGrid, outGrid, rounds: PROBE_ROUNDS });
+    let hit = readCached(opts.cacheDir, key, isTable);
+    if (!hit) {
+      const points = [{ cin: l.cin, cout: l.cout }, ...inGrid.map((c) => ({ cin: c, cout: l.cout })), ...outGrid.map((c) => ({ cin: l.cin, cout: c }))];
+      const ms = await bestTimes(
+        points.map((p) => ({ model: probeModel(l.probe, opts.batch, p.cin, p.cout), inputDims: probeInputDims(l.probe, opts.batch, p.cin) })),
+        { threads: opts.threads, rounds: PROBE_ROUNDS },
+      );
+      hit = {
+        ms: ms[0],
+        inCurve: inGrid.map((count, j) => ({ count, ms: ms[1 + j] })),
+        outCurve: outGrid.map((count, j) => ({ count, ms: ms[1 + inGrid.length + j] })),
+      };
+      writeCached(opts.cacheDir, key, hit);
+    }
+    tables.push({ node: l.node, inRoot: l.inRoot, outRoot: l.outRoot, depthwise: l.probe.depthwise, cin: l.cin, cout: l.cout, ...hit });
+    opts.onLayer?.(i + 1, relevant.length);
+  }
+  return tables;
 }

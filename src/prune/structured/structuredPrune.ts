@@ -6,7 +6,9 @@ import { type Criterion, type Importance, activationImportance, bnScaleImportanc
 import { allocate, keepMask } from './allocate.js';
 import { snapToWidths } from './widths.js';
 import { type DependencyAnalysis, type DependencyGroup, analyzeDependencies } from './depgraph.js';
-import { groupMultiples, measureProbes, type MeasureOptions, type WidthTable } from './hardware.js';
+import { cacheDir } from '../../io/measureCache.js';
+import { groupMultiples, measureLayerTables, measureProbes, type MeasureOptions, type WidthTable } from './hardware.js';
+import { allocateForLatency, restOf, type LayerTable } from './latencyModel.js';
 import { type KeptChannels, keptChannels } from './keptChannels.js';
 import { macLayers } from './macLayers.js';
 import { removeChannels } from './surgery.js';
@@ -34,6 +36,24 @@ export interface StructuredOptions {
   hardware?: MeasureOptions;
   /** instead of measuring: each group's multiple as a recorded table has it (by group name) */
   widths?: ReadonlyMap<string, number>;
+  /**
+   * allocate by latency instead of `sparsity`: keep the most importance whose predicted latency at
+   * `batch` fits `budgetMs`, predicted from per-layer tables and the dense model's measured `denseMs`
+   */
+  latency?: { batch: number; denseMs: number; budgetMs: number };
+}
+
+/** What the latency allocation predicted, for the ledger. */
+export interface LatencyPlan {
+  batch: number;
+  dense_ms: number;
+  budget_ms: number;
+  /** the dense model's time no MAC layer explains (activations, pooling, session overhead) */
+  rest_ms: number;
+  predicted_ms: number;
+  /** false: every group reached its smallest fast width before the prediction met the budget */
+  reached: boolean;
+  layers: LayerTable[];
 }
 
 export interface GroupOutcome extends DependencyGroup {
@@ -53,6 +73,7 @@ export interface StructuredResult {
   notes: string[];
   /** hardware-aware widths: what was measured and each group's multiple */
   widths?: WidthTable | { groups: WidthTable['groups'] };
+  latency?: LatencyPlan;
 }
 
 /** Dependency analysis, importance, allocation and surgery, each its own step (as Torch-Pruning splits them). */
@@ -73,7 +94,19 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
     for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
   }
   const widths = opts.roundTo > 1 ? undefined : await groupWidths(model, analysis, prunable, opts);
-  if (widths) {
+  let latency: LatencyPlan | undefined;
+  if (opts.latency) {
+    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const multiple = new Map((widths?.groups ?? plain.map((u) => ({ root: u.root, multiple: Math.max(1, opts.roundTo) }))).map((g) => [g.root, g.multiple]));
+    const layers = macLayers(model, analysis);
+    const tableWidths = plain.map((u) => ({ root: u.root, name: '', multiple: multiple.get(u.root) ?? 1, from: [] }));
+    const tables = await measureLayerTables(layers, tableWidths, { batch: opts.latency.batch, threads: opts.hardware?.threads ?? 1, cacheDir: opts.hardware?.cacheDir ?? cacheDir(), onLayer: opts.hardware?.onProbe });
+    const rest = restOf(tables, opts.latency.denseMs);
+    const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)!) })), tables, rest, opts.latency.budgetMs);
+    for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
+    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: rest, predicted_ms: plan.predictedMs, reached: plan.reached, layers: tables };
+    if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
+  } else if (widths) {
     const multiple = new Map(widths.groups.map((g) => [g.root, g.multiple]));
     const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
     const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root)!, scores: normalised(unitImportance.get(u.root)!) })));
@@ -89,7 +122,7 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g) => ({ ...g, kept: keep.has(g.root) ? keptCount.get(g.root)! : g.size }));
   for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${g.skip}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), ...(widths ? { widths } : {}) };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), ...(widths ? { widths } : {}), ...(latency ? { latency } : {}) };
 }
 
 /** Importance divided by the group's mean, so step costs compare across groups as the global ranking does. */

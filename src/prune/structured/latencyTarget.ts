@@ -1,0 +1,37 @@
+/**
+ * The correction loop of a latency target: allocate under a predicted budget, prune, measure the real
+ * speedup against dense, and, when it falls short, tighten the budget by the shortfall and try again,
+ * a bounded number of times. The per-layer model ignores what layers do to each other (fusion, layout
+ * changes between kernels), so the measurement, not the prediction, decides.
+ */
+
+/** At most this many allocations after the first. */
+export const MAX_CORRECTIONS = 3;
+
+export interface Attempt {
+  /** predicted-latency budget the allocation was made under, ms */
+  budgetMs: number;
+  /** the allocation's prediction reached its budget */
+  reached: boolean;
+  /** kept counts, as a comparable signature (same signature: same model) */
+  kept: string;
+  /** measured dense p50 / this p50 at the target batch, interleaved */
+  speedup: number;
+}
+
+export type Correction =
+  | { kind: 'met' }
+  | { kind: 'correct'; budgetMs: number }
+  | { kind: 'stop'; reason: 'limit' | 'unreachable' | 'unchanged'; detail: string };
+
+/** What to do after the latest attempt, given every attempt so far and the speedup asked for. */
+export function nextCorrection(attempts: readonly Attempt[], targetSpeedup: number, maxCorrections = MAX_CORRECTIONS): Correction {
+  const last = attempts[attempts.length - 1];
+  if (last.speedup >= targetSpeedup) return { kind: 'met' };
+  const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
+  if (!last.reached) return { kind: 'stop', reason: 'unreachable', detail: `${short}; every channel group is already at its smallest fast width` };
+  if (attempts.length >= 2 && attempts[attempts.length - 2].kept === last.kept) return { kind: 'stop', reason: 'unchanged', detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
+  if (attempts.length > maxCorrections) return { kind: 'stop', reason: 'limit', detail: `${short} after ${maxCorrections} corrections` };
+  // the prediction was optimistic by the shortfall: ask it for that much more
+  return { kind: 'correct', budgetMs: (last.budgetMs * last.speedup) / targetSpeedup };
+}

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { nextCorrection } from '../../../src/prune/structured/latencyTarget.js';
+import { allocateForLatency, predictMs, relativeAt, restOf, type LayerTable } from '../../../src/prune/structured/latencyModel.js';
+
+/** A layer whose time is proportional to its kept input times its kept output channels. */
+function bilinear(node: string, inRoot: number | undefined, outRoot: number | undefined, cin: number, cout: number, ms: number): LayerTable {
+  const grid = (n: number) => [n / 4, n / 2, (3 * n) / 4, n];
+  return {
+    node, inRoot, outRoot, depthwise: false, cin, cout, ms,
+    inCurve: inRoot === undefined ? [] : grid(cin).map((c) => ({ count: c, ms: (ms * c) / cin })),
+    outCurve: outRoot === undefined ? [] : grid(cout).map((c) => ({ count: c, ms: (ms * c) / cout })),
+  };
+}
+
+describe('the per-layer latency model', () => {
+  it('interpolates between timed counts and is exact at them', () => {
+    const curve = [{ count: 16, ms: 1 }, { count: 32, ms: 3 }];
+    expect(relativeAt(curve, 3, 32)).toBe(1);
+    expect(relativeAt(curve, 3, 24)).toBeCloseTo(2 / 3);
+    expect(relativeAt(curve, 3, 8)).toBeCloseTo(1 / 6);
+  });
+
+  it('predicts the dense time at dense counts and scales each layer by both of its groups', () => {
+    const tables = [bilinear('a', undefined, 1, 3, 32, 2), bilinear('b', 1, 2, 32, 64, 4), bilinear('c', 2, undefined, 64, 10, 1)];
+    const rest = restOf(tables, 10);
+    expect(rest).toBe(3);
+    expect(predictMs(tables, rest, new Map())).toBeCloseTo(10);
+    // group 1 halved: a 2 -> 1, b 4 -> 2
+    expect(predictMs(tables, rest, new Map([[1, 16]]))).toBeCloseTo(7);
+    // both halved: b 4 -> 1
+    expect(predictMs(tables, rest, new Map([[1, 16], [2, 32]]))).toBeCloseTo(3 + 1 + 1 + 0.5);
+  });
+});
+
+describe('allocation under a latency budget', () => {
+  const tables = [bilinear('a', undefined, 1, 3, 32, 2), bilinear('b', 1, 2, 32, 64, 4), bilinear('c', 2, undefined, 64, 10, 1)];
+  const flat = (n: number, v = 1) => new Float64Array(n).fill(v);
+
+  it('stops as soon as the prediction fits the budget, on fast widths only', () => {
+    const r = allocateForLatency([{ root: 1, size: 32, multiple: 8, scores: flat(32) }, { root: 2, size: 64, multiple: 16, scores: flat(64) }], tables, 3, 7.5);
+    expect(r.reached).toBe(true);
+    expect(r.predictedMs).toBeLessThanOrEqual(7.5);
+    expect(r.kept.get(1)! % 8).toBe(0);
+    expect(r.kept.get(2)! % 16).toBe(0);
+    // one step less would not have fitted
+    const last = r.steps.at(-2)?.ms ?? 10;
+    expect(last).toBeGreaterThan(7.5);
+  });
+
+  it('takes channels where they cost the least importance per millisecond saved', () => {
+    // group 2's channels are worth little, group 1's a lot: the budget is met from group 2
+    const r = allocateForLatency([{ root: 1, size: 32, multiple: 8, scores: flat(32, 10) }, { root: 2, size: 64, multiple: 16, scores: flat(64, 0.1) }], tables, 3, 8);
+    expect(r.kept.get(1)).toBe(32);
+    expect(r.kept.get(2)!).toBeLessThan(64);
+  });
+
+  it('says when the budget cannot be reached', () => {
+    const r = allocateForLatency([{ root: 1, size: 32, multiple: 16, scores: flat(32) }], tables, 3, 1);
+    expect(r.reached).toBe(false);
+    expect(r.kept.get(1)).toBe(16);
+  });
+});
+
+describe('the correction loop of a latency target', () => {
+  const attempt = (budgetMs: number, speedup: number, kept: string, reached = true) => ({ budgetMs, speedup, kept, reached });
+  it('stops when the measured speedup meets the target', () => {
+    expect(nextCorrection([attempt(5, 2.1, 'a')], 2).kind).toBe('met');
+  });
+  it('tightens the budget by the measured shortfall', () => {
+    const c = nextCorrection([attempt(5, 1.6, 'a')], 2);
+    expect(c).toEqual({ kind: 'correct', budgetMs: 4 });
+  });
+  it('stops when a tighter budget changed nothing, when the allocation bottomed out, and after the last correction', () => {
+    expect(nextCorrection([attempt(5, 1.6, 'a'), attempt(4, 1.6, 'a')], 2)).toMatchObject({ kind: 'stop', reason: 'unchanged' });
+    expect(nextCorrection([attempt(5, 1.6, 'a', false)], 2)).toMatchObject({ kind: 'stop', reason: 'unreachable' });
+    const four = [attempt(5, 1.5, 'a'), attempt(4, 1.6, 'b'), attempt(3.5, 1.7, 'c'), attempt(3.2, 1.8, 'd')];
+    expect(nextCorrection(four, 2, 3)).toMatchObject({ kind: 'stop', reason: 'limit' });
+  });
+  it('always ends: repeated shortfalls run out of corrections', () => {
+    const attempts = [attempt(5, 1.5, 'k0')];
+    let c = nextCorrection(attempts, 2);
+    while (c.kind === 'correct') {
+      attempts.push(attempt(c.budgetMs, 1.5, `k${attempts.length}`));
+      c = nextCorrection(attempts, 2);
+    }
+    expect(attempts.length).toBe(4);
+  });
+});
