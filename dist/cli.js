@@ -1217,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path15 = __require("node:path");
-    var fs19 = __require("node:fs");
+    var path17 = __require("node:path");
+    var fs22 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs19.existsSync(executableFile)) return;
+        if (fs22.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2230,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path15.resolve(baseDir, baseName2);
-          if (fs19.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path15.extname(baseName2))) return void 0;
+          const localBin = path17.resolve(baseDir, baseName2);
+          if (fs22.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path17.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs19.existsSync(`${localBin}${ext}`)
+            (ext) => fs22.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs19.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs22.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path15.resolve(
-            path15.dirname(resolvedScriptPath),
+          executableDir = path17.resolve(
+            path17.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path15.basename(
+            const legacyName = path17.basename(
               this._scriptPath,
-              path15.extname(this._scriptPath)
+              path17.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path15.extname(executableFile));
+        launchWithNode = sourceExt.includes(path17.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path15.basename(filename, path15.extname(filename));
+        this._name = path17.basename(filename, path17.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path16) {
-        if (path16 === void 0) return this._executableDir;
-        this._executableDir = path16;
+      executableDir(path18) {
+        if (path18 === void 0) return this._executableDir;
+        this._executableDir = path18;
         return this;
       }
       /**
@@ -3557,17 +3557,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path15) {
-      const ctrl = callVisitor(key, node, visitor, path15);
+    function visit_(key, node, visitor, path17) {
+      const ctrl = callVisitor(key, node, visitor, path17);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path15, ctrl);
-        return visit_(key, ctrl, visitor, path15);
+        replaceNode(key, path17, ctrl);
+        return visit_(key, ctrl, visitor, path17);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path15 = Object.freeze(path15.concat(node));
+          path17 = Object.freeze(path17.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path15);
+            const ci = visit_(i2, node.items[i2], visitor, path17);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3578,13 +3578,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path15 = Object.freeze(path15.concat(node));
-          const ck = visit_("key", node.key, visitor, path15);
+          path17 = Object.freeze(path17.concat(node));
+          const ck = visit_("key", node.key, visitor, path17);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path15);
+          const cv = visit_("value", node.value, visitor, path17);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3605,17 +3605,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path15) {
-      const ctrl = await callVisitor(key, node, visitor, path15);
+    async function visitAsync_(key, node, visitor, path17) {
+      const ctrl = await callVisitor(key, node, visitor, path17);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path15, ctrl);
-        return visitAsync_(key, ctrl, visitor, path15);
+        replaceNode(key, path17, ctrl);
+        return visitAsync_(key, ctrl, visitor, path17);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path15 = Object.freeze(path15.concat(node));
+          path17 = Object.freeze(path17.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path15);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path17);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3626,13 +3626,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path15 = Object.freeze(path15.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path15);
+          path17 = Object.freeze(path17.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path17);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path15);
+          const cv = await visitAsync_("value", node.value, visitor, path17);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3659,23 +3659,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path15) {
+    function callVisitor(key, node, visitor, path17) {
       if (typeof visitor === "function")
-        return visitor(key, node, path15);
+        return visitor(key, node, path17);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path15);
+        return visitor.Map?.(key, node, path17);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path15);
+        return visitor.Seq?.(key, node, path17);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path15);
+        return visitor.Pair?.(key, node, path17);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path15);
+        return visitor.Scalar?.(key, node, path17);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path15);
+        return visitor.Alias?.(key, node, path17);
       return void 0;
     }
-    function replaceNode(key, path15, node) {
-      const parent = path15[path15.length - 1];
+    function replaceNode(key, path17, node) {
+      const parent = path17[path17.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4287,10 +4287,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path15, value) {
+    function collectionFromPath(schema, path17, value) {
       let v = value;
-      for (let i2 = path15.length - 1; i2 >= 0; --i2) {
-        const k = path15[i2];
+      for (let i2 = path17.length - 1; i2 >= 0; --i2) {
+        const k = path17[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4309,7 +4309,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path15) => path15 == null || typeof path15 === "object" && !!path15[Symbol.iterator]().next().done;
+    var isEmptyPath = (path17) => path17 == null || typeof path17 === "object" && !!path17[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4339,11 +4339,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path15, value) {
-        if (isEmptyPath(path15))
+      addIn(path17, value) {
+        if (isEmptyPath(path17))
           this.add(value);
         else {
-          const [key, ...rest] = path15;
+          const [key, ...rest] = path17;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4357,8 +4357,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path15) {
-        const [key, ...rest] = path15;
+      deleteIn(path17) {
+        const [key, ...rest] = path17;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4372,8 +4372,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path15, keepScalar) {
-        const [key, ...rest] = path15;
+      getIn(path17, keepScalar) {
+        const [key, ...rest] = path17;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4391,8 +4391,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path15) {
-        const [key, ...rest] = path15;
+      hasIn(path17) {
+        const [key, ...rest] = path17;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4402,8 +4402,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path15, value) {
-        const [key, ...rest] = path15;
+      setIn(path17, value) {
+        const [key, ...rest] = path17;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -6918,9 +6918,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path15, value) {
+      addIn(path17, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path15, value);
+          this.contents.addIn(path17, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -6995,14 +6995,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path15) {
-        if (Collection.isEmptyPath(path15)) {
+      deleteIn(path17) {
+        if (Collection.isEmptyPath(path17)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path15) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path17) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7017,10 +7017,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path15, keepScalar) {
-        if (Collection.isEmptyPath(path15))
+      getIn(path17, keepScalar) {
+        if (Collection.isEmptyPath(path17))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path15, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path17, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7031,10 +7031,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path15) {
-        if (Collection.isEmptyPath(path15))
+      hasIn(path17) {
+        if (Collection.isEmptyPath(path17))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path15) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path17) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7051,13 +7051,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path15, value) {
-        if (Collection.isEmptyPath(path15)) {
+      setIn(path17, value) {
+        if (Collection.isEmptyPath(path17)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path15), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path17), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path15, value);
+          this.contents.setIn(path17, value);
         }
       }
       /**
@@ -9018,9 +9018,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path15) => {
+    visit.itemAtPath = (cst, path17) => {
       let item = cst;
-      for (const [field, index] of path15) {
+      for (const [field, index] of path17) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9029,23 +9029,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path15) => {
-      const parent = visit.itemAtPath(cst, path15.slice(0, -1));
-      const field = path15[path15.length - 1][0];
+    visit.parentCollection = (cst, path17) => {
+      const parent = visit.itemAtPath(cst, path17.slice(0, -1));
+      const field = path17[path17.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path15, item, visitor) {
-      let ctrl = visitor(item, path15);
+    function _visit(path17, item, visitor) {
+      let ctrl = visitor(item, path17);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path15.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path17.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9056,10 +9056,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path15);
+            ctrl = ctrl(item, path17);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path15) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path17) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10361,14 +10361,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs19 = this.flowScalar(this.type);
+              const fs22 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs19, sep: [] });
+                map.items.push({ start, key: fs22, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs19);
+                this.stack.push(fs22);
               } else {
-                Object.assign(it, { key: fs19, sep: [] });
+                Object.assign(it, { key: fs22, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10496,13 +10496,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs19 = this.flowScalar(this.type);
+              const fs22 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs19, sep: [] });
+                fc.items.push({ start: [], key: fs22, sep: [] });
               else if (it.sep)
-                this.stack.push(fs19);
+                this.stack.push(fs22);
               else
-                Object.assign(it, { key: fs19, sep: [] });
+                Object.assign(it, { key: fs22, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -12703,14 +12703,14 @@ var require_code2 = __commonJS({
     }
     exports.callValidateCode = callValidateCode;
     var newRegExp = (0, codegen_1._)`new RegExp`;
-    function usePattern({ gen, it: { opts } }, pattern) {
+    function usePattern({ gen, it: { opts } }, pattern2) {
       const u = opts.unicodeRegExp ? "u" : "";
       const { regExp } = opts.code;
-      const rx = regExp(pattern, u);
+      const rx = regExp(pattern2, u);
       return gen.scopeValue("pattern", {
         key: rx.toString(),
         ref: rx,
-        code: (0, codegen_1._)`${regExp.code === "new RegExp" ? newRegExp : (0, util_2.useFunc)(gen, regExp)}(${pattern}, ${u})`
+        code: (0, codegen_1._)`${regExp.code === "new RegExp" ? newRegExp : (0, util_2.useFunc)(gen, regExp)}(${pattern2}, ${u})`
       });
     }
     exports.usePattern = usePattern;
@@ -14187,8 +14187,8 @@ var require_utils = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path15) {
-      let input = path15;
+    function removeDotSegments(path17) {
+      let input = path17;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -14262,11 +14262,11 @@ var require_utils = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path15) {
-      if (path15 === "" || path15[0] === "/") {
-        return removeDotSegments(path15);
+    function removeDotSegmentsRelative(path17) {
+      if (path17 === "" || path17[0] === "/") {
+        return removeDotSegments(path17);
       }
-      const segments = path15.split("/");
+      const segments = path17.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -14629,8 +14629,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path15 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path15 && path15 !== "/" ? path15 : void 0;
+        const path17 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path17 && path17 !== "/" ? path17 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -20231,8 +20231,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path15, { windows } = {}) => {
-      const segs = path15.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path17, { windows } = {}) => {
+      const segs = path17.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -20703,16 +20703,16 @@ var require_parse = __commonJS({
       }
       return false;
     };
-    var parseRepeatedExtglob = (pattern, requireEnd = true) => {
-      if (pattern[0] !== "+" && pattern[0] !== "*" || pattern[1] !== "(") {
+    var parseRepeatedExtglob = (pattern2, requireEnd = true) => {
+      if (pattern2[0] !== "+" && pattern2[0] !== "*" || pattern2[1] !== "(") {
         return;
       }
       let bracket = 0;
       let paren = 0;
       let quote = 0;
       let escaped = false;
-      for (let i2 = 1; i2 < pattern.length; i2++) {
-        const ch = pattern[i2];
+      for (let i2 = 1; i2 < pattern2.length; i2++) {
+        const ch = pattern2[i2];
         if (escaped === true) {
           escaped = false;
           continue;
@@ -20746,12 +20746,12 @@ var require_parse = __commonJS({
         if (ch === ")") {
           paren--;
           if (paren === 0) {
-            if (requireEnd === true && i2 !== pattern.length - 1) {
+            if (requireEnd === true && i2 !== pattern2.length - 1) {
               return;
             }
             return {
-              type: pattern[0],
-              body: pattern.slice(2, i2),
+              type: pattern2[0],
+              body: pattern2.slice(2, i2),
               end: i2
             };
           }
@@ -20762,11 +20762,11 @@ var require_parse = __commonJS({
       const source = chars.length === 1 ? utils.escapeRegex(chars[0]) : `[${chars.map((ch) => utils.escapeRegex(ch)).join("")}]`;
       return `${source}*`;
     };
-    var getStarExtglobSequenceChars = (pattern) => {
+    var getStarExtglobSequenceChars = (pattern2) => {
       let index = 0;
       const chars = [];
-      while (index < pattern.length) {
-        const match = parseRepeatedExtglob(pattern.slice(index), false);
+      while (index < pattern2.length) {
+        const match = parseRepeatedExtglob(pattern2.slice(index), false);
         if (!match || match.type !== "*") {
           return;
         }
@@ -20786,9 +20786,9 @@ var require_parse = __commonJS({
       }
       return chars;
     };
-    var repeatedExtglobRecursion = (pattern) => {
+    var repeatedExtglobRecursion = (pattern2) => {
       let depth = 0;
-      let value = pattern.trim();
+      let value = pattern2.trim();
       let match = parseRepeatedExtglob(value);
       while (match) {
         depth++;
@@ -21686,9 +21686,9 @@ var require_picomatch = __commonJS({
       return regex.test(utils.basename(input, { windows: posix }));
     };
     picomatch2.isMatch = (str, patterns, options) => picomatch2(patterns, options)(str);
-    picomatch2.parse = (pattern, options) => {
-      if (Array.isArray(pattern)) return pattern.map((p) => picomatch2.parse(p, options));
-      return parse(pattern, { ...options, fastpaths: false });
+    picomatch2.parse = (pattern2, options) => {
+      if (Array.isArray(pattern2)) return pattern2.map((p) => picomatch2.parse(p, options));
+      return parse(pattern2, { ...options, fastpaths: false });
     };
     picomatch2.scan = (input, options) => scan(input, options);
     picomatch2.compileRe = (state, options, returnOutput = false, returnState = false) => {
@@ -21923,11 +21923,11 @@ var require_ansi_regex = __commonJS({
   "node_modules/ansi-regex/index.js"(exports, module) {
     "use strict";
     module.exports = ({ onlyFirst = false } = {}) => {
-      const pattern = [
+      const pattern2 = [
         "[\\u001B\\u009B][[\\]()#;?]*(?:(?:(?:(?:;[-a-zA-Z\\d\\/#&.:=?%@~_]+)*|[a-zA-Z\\d]+(?:;[-a-zA-Z\\d\\/#&.:=?%@~_]*)*)?\\u0007)",
         "(?:(?:\\d{1,4}(?:;\\d{0,4})*)?[\\dA-PR-TZcf-ntqry=><~]))"
       ].join("|");
-      return new RegExp(pattern, onlyFirst ? void 0 : "g");
+      return new RegExp(pattern2, onlyFirst ? void 0 : "g");
     };
   }
 });
@@ -22624,7 +22624,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs18 from "node:fs";
+import * as fs21 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -22833,7 +22833,7 @@ var DEFAULT_CONFIG = Object.freeze({
   latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
   evalBatchSize: 256,
   confidence: 0.95,
-  roundTo: 1,
+  roundTo: 0,
   criterion: "l1",
   maxLayerSparsity: 1,
   strict: false,
@@ -22908,7 +22908,12 @@ var CONFIG_SCHEMA = {
       exclusiveMaximum: 1,
       description: "a number between 0 and 1 like 0.95"
     },
-    "round-to": wholeNumber(1),
+    "round-to": { type: "integer", minimum: 0, description: "a whole number of channels like 8 (1 = no rounding, 0 = the widths measured to run fast)" },
+    "target-speedup": {
+      anyOf: [{ type: "number", exclusiveMinimum: 1 }, { type: "string", pattern: "^[0-9]*\\.?[0-9]+x$" }],
+      description: 'a speedup above 1 like 2 or "2x"'
+    },
+    "target-latency-ms": { type: "number", exclusiveMinimum: 0, description: "a latency in milliseconds above 0 like 5" },
     criterion: oneOf(CRITERIA),
     "max-layer-sparsity": { type: "number", exclusiveMinimum: 0, maximum: 1, description: "a fraction above 0 up to 1 like 0.9 (1 = no cap)" },
     strict: boolean,
@@ -22936,9 +22941,9 @@ var CONFIG_SCHEMA = {
     }
   }
 };
-function schemaAt(path15) {
+function schemaAt(path17) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path15) {
+  for (const segment of path17) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -22951,8 +22956,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path15) {
-  return path15.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path17) {
+  return path17.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -22960,33 +22965,33 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path15 = [];
+  const path17 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path15.push(Number(key));
+      path17.push(Number(key));
       value = value[Number(key)];
     } else {
-      path15.push(key);
+      path17.push(key);
       value = value?.[key];
     }
   }
-  return { path: path15, value };
+  return { path: path17, value };
 }
 var BOUNDS = /* @__PURE__ */ new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]);
 function fromAjv(error, raw) {
-  const { path: path15, value } = toKeyPath(error.instancePath, raw);
+  const { path: path17, value } = toKeyPath(error.instancePath, raw);
   if (error.keyword === "additionalProperties") {
     const key = String(error.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path15)?.properties ?? {});
-    const full = [...path15, key];
+    const valid = Object.keys(schemaAt(path17)?.properties ?? {});
+    const full = [...path17, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path15)?.description ?? "valid";
+  const expected = schemaAt(path17)?.description ?? "valid";
   const bound = BOUNDS.has(error.keyword) ? `; ${error.message}` : "";
-  if (path15.length === 0) return { path: path15, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path15, message: `'${formatKeyPath(path15)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path17.length === 0) return { path: path17, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path17, message: `'${formatKeyPath(path17)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -23002,8 +23007,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path15 = ["budgets", name];
-        problems.push({ path: path15, message: `'${formatKeyPath(path15)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path17 = ["budgets", name];
+        problems.push({ path: path17, message: `'${formatKeyPath(path17)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -23030,10 +23035,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path15) {
+function lineOf(doc, lines, path17) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path15) {
+  for (const segment of path17) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -23052,16 +23057,16 @@ function lineOf(doc, lines, path15) {
 }
 
 // src/config/loadConfig.ts
-function loadConfig(path15) {
+function loadConfig(path17) {
   let text;
   try {
-    text = readFileSync(path15, "utf8");
+    text = readFileSync(path17, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path15}: config file not found; check the path or create it`);
-    throw new UserError(`${path15}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path17}: config file not found; check the path or create it`);
+    throw new UserError(`${path17}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path15);
+  return parseConfig(text, path17);
 }
 function parseConfig(text, where) {
   const lines = new import_yaml2.LineCounter();
@@ -23086,6 +23091,9 @@ function parseConfig(text, where) {
   }
   return fromRaw(raw);
 }
+function parseSpeedup(value) {
+  return typeof value === "number" ? value : Number(value.replace(/x$/, ""));
+}
 var camel = (key) => key.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
 var kebab = (key) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 function fromRaw(raw) {
@@ -23093,6 +23101,7 @@ function fromRaw(raw) {
   for (const [key, value] of Object.entries(raw)) {
     if (key === "latency") config.latency = { ...config.latency, ...camelKeys(value) };
     else if (key === "budgets") config.budgets = budgetLimits(value);
+    else if (key === "target-speedup") config.targetSpeedup = parseSpeedup(value);
     else config[camel(key)] = value;
   }
   return config;
@@ -24679,12 +24688,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path15, model, opts) {
+function loadDataset(path17, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path15} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path17} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path15);
+  const arrays = readArrays(path17);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -24693,7 +24702,7 @@ function loadDataset(path15, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path15}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path17}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -24702,37 +24711,37 @@ function loadDataset(path15, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path15}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path17}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path15, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path15, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path17, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path17, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path15}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path17}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path15}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path17}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path15, y, count3);
+  if (y) labels = toLabels(path17, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path15}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path17}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path15, count: count3, inputs, labels };
+  return { path: path17, count: count3, inputs, labels };
 }
-function checkInput(path15, spec, name, arr, modelName) {
-  const subject = `${path15}: array '${name}'`;
+function checkInput(path17, spec, name, arr, modelName) {
+  const subject = `${path17}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -24755,7 +24764,7 @@ function checkInput(path15, spec, name, arr, modelName) {
   }
 }
 var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path15, name, arr) {
+function checkFinite(path17, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -24766,7 +24775,7 @@ function checkFinite(path15, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path15}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path17}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -24785,8 +24794,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path15, y, count3) {
-  const subject = `${path15}: label array '${LABELS}'`;
+function toLabels(path17, y, count3) {
+  const subject = `${path17}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -25154,8 +25163,8 @@ var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
 var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH2 = "\u2014";
 var TOP_CLASSES = 5;
-function baseName(path15) {
-  return path15.split(/[\\/]/).pop() || path15;
+function baseName(path17) {
+  return path17.split(/[\\/]/).pop() || path17;
 }
 function cell3(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
@@ -25913,13 +25922,13 @@ function cudaUnavailable() {
   if (!fs3.existsSync("/dev/nvidia0") && !fs3.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
   return void 0;
 }
-async function resolveProvider(requested, probeModel) {
+async function resolveProvider(requested, probeModel2) {
   if (requested === "cpu") return { provider: "cpu" };
   let why = cudaUnavailable();
   if (!why) {
     try {
       const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
+      const session = await ort.InferenceSession.create(probeModel2, { executionProviders: ["cuda"] });
       await session.release();
       return { provider: "cuda" };
     } catch (e) {
@@ -29341,8 +29350,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path15, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path15]);
+function messageDesc(file, path17, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path17]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -30231,6 +30240,7 @@ var TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
   return TensorProto_DataType2;
 })(TensorProto_DataType || {});
 var TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
+var OperatorSetIdProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 12);
 
 // src/onnx/tensor.ts
 var ITEM_SIZE = {
@@ -31785,10 +31795,10 @@ function wilsonInterval(successes, n, confidence = 0.95) {
   const p = successes / n;
   const z22 = z2 * z2;
   const centre = p + z22 / (2 * n);
-  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const spread2 = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
   const denom = 1 + z22 / n;
-  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
-  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread2) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread2) / denom);
   return [lo, hi];
 }
 
@@ -32207,8 +32217,8 @@ function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
 }
 
 // src/pipeline/guardedRun.ts
-import * as os5 from "node:os";
-import * as path14 from "node:path";
+import * as os7 from "node:os";
+import * as path16 from "node:path";
 
 // src/io/outputDir.ts
 import * as fs11 from "node:fs";
@@ -32428,8 +32438,8 @@ function stageOf(label) {
 }
 
 // src/pipeline/run.ts
-import * as fs17 from "node:fs";
-import * as path13 from "node:path";
+import * as fs20 from "node:fs";
+import * as path15 from "node:path";
 
 // src/onnx/preflight.ts
 var MAX_ONNX_OPSET = 26;
@@ -32624,6 +32634,17 @@ var ModelEditor = class _ModelEditor {
   /** An editor over a deep copy, so the caller's model is never touched. */
   static copyOf(model) {
     return new _ModelEditor(cloneModel(model));
+  }
+  /** An editor over a new model with an empty graph importing the default domain at `opset`. */
+  static empty(opset, name) {
+    return new _ModelEditor(
+      create(ModelProtoSchema, {
+        irVersion: 8n,
+        producerName: "prune-guard",
+        opsetImport: [create(OperatorSetIdProtoSchema, { domain: "", version: BigInt(opset) })],
+        graph: create(GraphProtoSchema, { name })
+      })
+    );
   }
   /** The opset the model imports for `domain` (0 when it imports none), to pick an op form valid there. */
   opset(domain = "") {
@@ -33474,6 +33495,85 @@ function keepMask(scores, keep) {
   return mask;
 }
 
+// src/prune/structured/widths.ts
+var WIDTH_MULTIPLES = [1, 2, 4, 8, 16, 32];
+var WIDTH_TOLERANCE = 0.015;
+function trend(curve) {
+  const n = curve.counts.length;
+  const mx = curve.counts.reduce((a, b) => a + b, 0) / n;
+  const my = curve.ms.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  curve.counts.forEach((c, i2) => {
+    sxy += (c - mx) * (curve.ms[i2] - my);
+    sxx += (c - mx) * (c - mx);
+  });
+  const slope = sxx > 0 ? sxy / sxx : 0;
+  return (c) => my + slope * (c - mx);
+}
+function chooseMultiple(curve, tolerance = WIDTH_TOLERANCE) {
+  if (curve.counts.length < 2) return { multiple: 1, scores: [] };
+  const fit = trend(curve);
+  const scores = [];
+  for (const m of WIDTH_MULTIPLES) {
+    const at = curve.counts.flatMap((c, i2) => c % m === 0 && curve.ms[i2] > 0 ? [fit(c) / curve.ms[i2]] : []);
+    if (at.length > 0) scores.push({ multiple: m, score: at.reduce((a, b) => a + b, 0) / at.length });
+  }
+  if (scores.length === 0) return { multiple: 1, scores: [] };
+  const best = Math.max(...scores.map((s) => s.score));
+  const relative2 = scores.map((s) => ({ multiple: s.multiple, score: s.score / best }));
+  return { multiple: relative2.find((s) => s.score >= 1 - tolerance).multiple, scores: relative2 };
+}
+function allowedWidths(size, multiple) {
+  const out = [];
+  for (let w = multiple; w < size; w += multiple) out.push(w);
+  out.push(size);
+  return out;
+}
+function nearest(widths, kept) {
+  let best = widths[0];
+  for (const w of widths) if (Math.abs(w - kept) < Math.abs(best - kept) || Math.abs(w - kept) === Math.abs(best - kept) && w > best) best = w;
+  return best;
+}
+function snapToWidths(groups) {
+  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
+  const kept = new Map(groups.map((g2) => [g2.root, nearest(widths.get(g2.root), g2.kept)]));
+  const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
+  const target = groups.reduce((n, g2) => n + g2.size - g2.kept, 0);
+  const removed = () => groups.reduce((n, g2) => n + g2.size - kept.get(g2.root), 0);
+  const meanBetween = (g2, lo, hi) => {
+    const s = sorted.get(g2.root);
+    const units = s.length;
+    let sum = 0;
+    for (let r = units - hi; r < units - lo; r++) sum += s[r];
+    return sum / Math.max(1, hi - lo);
+  };
+  for (let guard = 0; guard < 1e4; guard++) {
+    const gap = target - removed();
+    let best;
+    for (const g2 of groups) {
+      const list = widths.get(g2.root);
+      const i2 = list.indexOf(kept.get(g2.root));
+      if (gap > 0 && i2 > 0) {
+        const to = list[i2 - 1];
+        const step = kept.get(g2.root) - to;
+        if (Math.abs(gap - step) >= Math.abs(gap)) continue;
+        const cost = meanBetween(g2, to, kept.get(g2.root));
+        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+      } else if (gap < 0 && i2 < list.length - 1) {
+        const to = list[i2 + 1];
+        const step = to - kept.get(g2.root);
+        if (Math.abs(gap + step) >= Math.abs(gap)) continue;
+        const cost = -meanBetween(g2, kept.get(g2.root), to);
+        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+      }
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+  }
+  return kept;
+}
+
 // src/prune/structured/layout.ts
 var Spaces = class {
   list = [];
@@ -34269,6 +34369,292 @@ function sameDims(a, b) {
   return a.length === b.length && a.every((v, i2) => v === b[i2]);
 }
 
+// src/io/measureCache.ts
+import { createHash } from "node:crypto";
+import * as fs12 from "node:fs";
+import * as os3 from "node:os";
+import * as path8 from "node:path";
+function cacheDir(env = process.env) {
+  if (env.PRUNE_GUARD_CACHE_DIR) return env.PRUNE_GUARD_CACHE_DIR;
+  const base = env.XDG_CACHE_HOME || (os3.homedir() ? path8.join(os3.homedir(), ".cache") : "") || env.RUNNER_TEMP || os3.tmpdir();
+  return path8.join(base, "prune-guard");
+}
+var FORMAT = "prune-guard/measure-cache@1";
+function fileFor(dir, key) {
+  return path8.join(dir, `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.json`);
+}
+function readCached(dir, key, valid) {
+  try {
+    const parsed = JSON.parse(fs12.readFileSync(fileFor(dir, key), "utf8"));
+    if (parsed.format !== FORMAT || parsed.key !== key || !valid(parsed.value)) return void 0;
+    return parsed.value;
+  } catch {
+    return void 0;
+  }
+}
+function writeCached(dir, key, value) {
+  try {
+    writeFileAtomic(fileFor(dir, key), JSON.stringify({ format: FORMAT, key, value }) + "\n");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// src/prune/structured/hardware.ts
+import { createHash as createHash2 } from "node:crypto";
+import * as fs13 from "node:fs";
+import * as os4 from "node:os";
+
+// src/onnx/runtime/probe.ts
+function pattern(n, seed) {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i2 = 0; i2 < n; i2++) {
+    s = Math.imul(s, 1664525) + 1013904223 >>> 0;
+    out[i2] = (s / 2 ** 32 - 0.5) * 0.1;
+  }
+  return out;
+}
+function probeInputDims(layer, batch, cin) {
+  if (layer.opType === "Conv") return [batch, cin, ...layer.spatial];
+  if (layer.opType === "MatMul" && layer.rows > 1) return [batch, layer.rows, cin];
+  return [batch, cin];
+}
+function probeModel(layer, batch, cin, cout) {
+  const ed = ModelEditor.empty(13, "probe");
+  ed.addInput(valueInfo("x", void 0, probeInputDims(layer, batch, cin)));
+  let wDims;
+  const attrs = { ...layer.attrs };
+  if (layer.opType === "Conv") {
+    const kernel = layer.attrs.kernel_shape ?? layer.spatial.map(() => 1);
+    const out = layer.depthwise ? cin : cout;
+    wDims = [out, layer.depthwise ? 1 : cin, ...kernel];
+    attrs.group = layer.depthwise ? cin : 1;
+  } else if (layer.opType === "Gemm") {
+    wDims = attrs.transB ? [cout, cin] : [cin, cout];
+  } else {
+    wDims = [cin, cout];
+  }
+  const w = ed.addFloatInitializer("w", wDims, pattern(wDims.reduce((a, b) => a * b, 1), cin * 131 + cout));
+  ed.addNode({ opType: layer.opType, inputs: ["x", w], outputs: ["y"], attrs });
+  ed.declareOutput(valueInfo("y"));
+  return ed.model;
+}
+async function bestTimes(models, opts) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const largest = Math.max(...models.map((m) => m.inputDims.reduce((a, b) => a * b, 1)));
+  const buffer = pattern(largest, 7);
+  const best = models.map(() => Infinity);
+  try {
+    for (const m of models) {
+      sessions.push(
+        await ort.InferenceSession.create(serializeModel(m.model), {
+          executionProviders: ["cpu"],
+          graphOptimizationLevel: "all",
+          executionMode: "sequential",
+          intraOpNumThreads: opts.threads,
+          interOpNumThreads: 1
+        })
+      );
+    }
+    const feeds = models.map((m) => ({ x: new ort.Tensor("float32", buffer.subarray(0, m.inputDims.reduce((a, b) => a * b, 1)), m.inputDims) }));
+    for (let r = 0; r <= opts.rounds; r++) {
+      const order = sessions.map((_, i2) => i2);
+      if (r % 2 === 1) order.reverse();
+      for (const i2 of order) {
+        const t0 = performance.now();
+        const out = await sessions[i2].run(feeds[i2]);
+        const dt = performance.now() - t0;
+        for (const t of Object.values(out)) t.dispose();
+        if (r > 0) best[i2] = Math.min(best[i2], dt);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return best;
+}
+
+// src/prune/structured/hardware.ts
+var PROBE_COUNTS = Array.from({ length: 33 }, (_, i2) => 40 + i2);
+var PROBE_MAC_CAP = 3e7;
+var PROBE_ROUNDS = 4;
+function machineId() {
+  let flags = "";
+  try {
+    flags = /^flags\s*:(.*)$/m.exec(fs13.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
+  } catch {
+  }
+  const cpu = os4.cpus()[0]?.model ?? "cpu";
+  return `${cpu} ${process.arch} ${createHash2("sha256").update(flags).digest("hex").slice(0, 12)}`;
+}
+function probeSpecs(layers, batches) {
+  const byKind = /* @__PURE__ */ new Map();
+  for (const l of layers) {
+    if (l.inRoot === void 0 && l.outRoot === void 0) continue;
+    byKind.set(l.kind, [...byKind.get(l.kind) ?? [], l]);
+  }
+  const specs = [];
+  for (const [kind, list] of byKind) {
+    const rep = list.reduce((a, b) => b.macs > a.macs ? b : a);
+    const axes = rep.probe.depthwise ? [{ axis: "channels", fixed: 0 }] : [
+      ...list.some((l) => l.outRoot !== void 0) ? [{ axis: "out", fixed: rep.cin }] : [],
+      ...list.some((l) => l.inRoot !== void 0) ? [{ axis: "in", fixed: rep.cout }] : []
+    ];
+    for (const b of batches) for (const a of axes) specs.push({ kind, axis: a.axis, batch: b, fixed: a.fixed, layer: rep.probe });
+  }
+  return specs;
+}
+function probeCost(layer, batch, fixed2) {
+  const kernel = (layer.attrs.kernel_shape ?? []).reduce((a, b) => a * b, 1);
+  const spatial = layer.spatial.reduce((a, b) => a * b, 1);
+  const top = PROBE_COUNTS[PROBE_COUNTS.length - 1];
+  return batch * layer.rows * spatial * kernel * (layer.depthwise ? top : top * Math.max(fixed2, 1));
+}
+function boundedLayer(layer, batch, fixed2) {
+  let l = layer;
+  while (l.spatial.some((d) => d > 4) && probeCost(l, batch, fixed2) > PROBE_MAC_CAP) l = { ...l, spatial: l.spatial.map((d) => Math.max(4, Math.ceil(d / 2))) };
+  return l;
+}
+var isCurve = (v) => !!v && Array.isArray(v.counts) && Array.isArray(v.ms) && v.counts.length === v.ms.length && v.ms.every((x2) => typeof x2 === "number" && x2 > 0);
+async function measureCurve(spec, layer, threads) {
+  const models = PROBE_COUNTS.map((c) => {
+    const cin = spec.axis === "out" ? spec.fixed : c;
+    const cout = spec.axis === "in" ? spec.fixed : c;
+    return { model: probeModel(layer, spec.batch, cin, cout), inputDims: probeInputDims(layer, spec.batch, cin) };
+  });
+  return { counts: [...PROBE_COUNTS], ms: await bestTimes(models, { threads, rounds: PROBE_ROUNDS }) };
+}
+async function measureProbes(layers, opts) {
+  const machine = machineId();
+  const ort = onnxruntimeVersion();
+  const specs = probeSpecs(layers, opts.batches);
+  const probes = [];
+  for (const [i2, spec] of specs.entries()) {
+    const layer = boundedLayer(spec.layer, spec.batch, spec.fixed);
+    const key = JSON.stringify({ what: "width-probe", machine, ort, threads: opts.threads, batch: spec.batch, axis: spec.axis, fixed: spec.fixed, layer, counts: PROBE_COUNTS, rounds: PROBE_ROUNDS });
+    const hit = readCached(opts.cacheDir, key, isCurve);
+    const curve = hit ?? await measureCurve(spec, layer, opts.threads);
+    if (!hit) writeCached(opts.cacheDir, key, curve);
+    const choice = chooseMultiple(curve);
+    probes.push({ kind: spec.kind, axis: spec.axis, batch: spec.batch, fixed: spec.fixed, spatial: layer.spatial, curve, multiple: choice.multiple, scores: choice.scores, cached: !!hit });
+    opts.onProbe?.(i2 + 1, specs.length);
+  }
+  return { machine, onnxruntime: ort, threads: opts.threads, batches: [...opts.batches], probes };
+}
+function groupMultiples(layers, probes, groups) {
+  const multipleOf = (kind, axis) => Math.max(1, ...probes.filter((p) => p.kind === kind && p.axis === axis).map((p) => p.multiple));
+  return groups.map((g2) => {
+    let multiple = 1;
+    const from = /* @__PURE__ */ new Set();
+    for (const l of layers) {
+      const axes = l.probe.depthwise ? l.inRoot === g2.root ? ["channels"] : [] : [...l.outRoot === g2.root ? ["out"] : [], ...l.inRoot === g2.root ? ["in"] : []];
+      for (const a of axes) {
+        const m = multipleOf(l.kind, a);
+        from.add(`${l.kind} (${a === "channels" ? "channels" : `${a}put channels`}): ${m}`);
+        multiple = Math.max(multiple, m);
+      }
+    }
+    return { root: g2.root, name: g2.name, multiple, from: [...from].sort() };
+  });
+}
+var TABLE_POINTS = 6;
+function spread(list, n) {
+  if (list.length <= n) return [...list];
+  return [...new Set(Array.from({ length: n }, (_, i2) => list[Math.round(i2 * (list.length - 1) / (n - 1))]))];
+}
+var isTable = (v) => !!v && typeof v.ms === "number" && Array.isArray(v.inCurve) && Array.isArray(v.outCurve);
+async function measureLayerTables(layers, widths, opts) {
+  const machine = machineId();
+  const ort = onnxruntimeVersion();
+  const multiple = new Map(widths.map((w) => [w.root, w.multiple]));
+  const grid = (root, dense) => root === void 0 || !multiple.has(root) ? [] : spread(allowedWidths(dense, multiple.get(root)), TABLE_POINTS);
+  const tables = [];
+  const relevant = layers.filter((l) => l.inRoot !== void 0 && multiple.has(l.inRoot) || l.outRoot !== void 0 && multiple.has(l.outRoot));
+  for (const [i2, l] of relevant.entries()) {
+    const inGrid = grid(l.inRoot, l.cin);
+    const outGrid = l.probe.depthwise ? [] : grid(l.outRoot, l.cout);
+    const key = JSON.stringify({ what: "layer-table", machine, ort, threads: opts.threads, batch: opts.batch, probe: l.probe, cin: l.cin, cout: l.cout, inGrid, outGrid, rounds: PROBE_ROUNDS });
+    let hit = readCached(opts.cacheDir, key, isTable);
+    if (!hit) {
+      const points2 = [{ cin: l.cin, cout: l.cout }, ...inGrid.map((c) => ({ cin: c, cout: l.cout })), ...outGrid.map((c) => ({ cin: l.cin, cout: c }))];
+      const ms3 = await bestTimes(
+        points2.map((p) => ({ model: probeModel(l.probe, opts.batch, p.cin, p.cout), inputDims: probeInputDims(l.probe, opts.batch, p.cin) })),
+        { threads: opts.threads, rounds: PROBE_ROUNDS }
+      );
+      hit = {
+        ms: ms3[0],
+        inCurve: inGrid.map((count3, j) => ({ count: count3, ms: ms3[1 + j] })),
+        outCurve: outGrid.map((count3, j) => ({ count: count3, ms: ms3[1 + inGrid.length + j] }))
+      };
+      writeCached(opts.cacheDir, key, hit);
+    }
+    tables.push({ node: l.node, inRoot: l.inRoot, outRoot: l.outRoot, depthwise: l.probe.depthwise, cin: l.cin, cout: l.cout, ...hit });
+    opts.onLayer?.(i2 + 1, relevant.length);
+  }
+  return tables;
+}
+
+// src/prune/structured/latencyModel.ts
+function relativeAt(curve, dense, count3) {
+  if (curve.length === 0 || dense <= 0) return 1;
+  if (count3 <= curve[0].count) return curve[0].ms / dense * (count3 / curve[0].count);
+  for (let i2 = 1; i2 < curve.length; i2++) {
+    const a = curve[i2 - 1];
+    const b = curve[i2];
+    if (count3 <= b.count) return (a.ms + (b.ms - a.ms) * (count3 - a.count) / (b.count - a.count)) / dense;
+  }
+  const last = curve[curve.length - 1];
+  return last.ms / dense * (count3 / last.count);
+}
+function predictMs(tables, restMs, kept) {
+  let total2 = restMs;
+  for (const t of tables) {
+    const kin = t.inRoot !== void 0 ? kept.get(t.inRoot) ?? t.cin : t.cin;
+    const kout = t.outRoot !== void 0 ? kept.get(t.outRoot) ?? t.cout : t.cout;
+    const a = relativeAt(t.inCurve, t.ms, kin);
+    const b = t.depthwise ? 1 : relativeAt(t.outCurve, t.ms, kout);
+    total2 += t.ms * a * b;
+  }
+  return total2;
+}
+function restOf(tables, denseMs) {
+  return Math.max(0, denseMs - tables.reduce((s, t) => s + t.ms, 0));
+}
+function allocateForLatency(groups, tables, restMs, budgetMs) {
+  const kept = new Map(groups.map((g2) => [g2.root, g2.size]));
+  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
+  const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
+  const steps = [];
+  let current = predictMs(tables, restMs, kept);
+  while (current > budgetMs) {
+    let best;
+    for (const g2 of groups) {
+      const list = widths.get(g2.root);
+      const k = kept.get(g2.root);
+      const i2 = list.indexOf(k);
+      if (i2 <= 0) continue;
+      const to = list[i2 - 1];
+      kept.set(g2.root, to);
+      const ms3 = predictMs(tables, restMs, kept);
+      kept.set(g2.root, k);
+      const s = sorted.get(g2.root);
+      let lost = 0;
+      for (let r = s.length - k; r < s.length - to; r++) lost += s[r];
+      const saved = current - ms3;
+      const price = saved > 0 ? lost / saved : Infinity;
+      if (!best || price < best.price || price === Infinity && best.price === Infinity && saved > best.saved) best = { root: g2.root, to, ms: ms3, price, saved };
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+    current = best.ms;
+    steps.push({ root: best.root, to: best.to, ms: best.ms });
+  }
+  return { kept, predictedMs: current, reached: current <= budgetMs, steps };
+}
+
 // src/prune/structured/keptChannels.ts
 function keptChannels(model, analysis, keep) {
   const dims = new Map(model.graph.initializer.map((t) => [t.name, tensorDims(t)]));
@@ -34284,6 +34670,59 @@ function keptChannels(model, analysis, keep) {
     axes.set(use.axis, Int32Array.from(idx));
   }
   return out;
+}
+
+// src/prune/structured/macLayers.ts
+function singleRoot(analysis, layout) {
+  const roots = new Set(layout.map((s) => analysis.spaces.root(s.space)));
+  return roots.size === 1 ? [...roots][0] : void 0;
+}
+function macLayers(model, analysis) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const nodes = model.graph.node;
+  const layers = [];
+  nodes.forEach((node, i2) => {
+    if (node.opType !== "Conv" && node.opType !== "Gemm" && node.opType !== "MatMul") return;
+    const uses = analysis.uses.filter((u) => u.node === i2 && node.input.indexOf(u.tensor) >= 0);
+    if (node.opType === "MatMul" && (uses.length === 0 || index.constant(node.input[0]))) return;
+    const weightUse = uses.find((u) => u.role === "param" && u.tensor === node.input[1]) ?? uses.find((u) => u.role === "param");
+    const faninUse = uses.find((u) => u.role === "fanin");
+    const x2 = shapes.get(node.input[0]);
+    const y = shapes.get(node.output[0]);
+    if (!x2 || !y) return;
+    const group = attrInt(node, "group", 1);
+    const depthwise = node.opType === "Conv" && group > 1 && group === x2[1] && group === y[1];
+    if (node.opType === "Conv" && group > 1 && !depthwise) return;
+    if (node.opType === "Gemm" && attrInt(node, "transA", 0)) return;
+    const cin = node.opType === "Conv" ? x2[1] : x2[x2.length - 1];
+    const cout = node.opType === "Conv" ? y[1] : y[y.length - 1];
+    const inRoot = faninUse ? singleRoot(analysis, faninUse.layout) : depthwise && weightUse ? singleRoot(analysis, weightUse.layout) : void 0;
+    const outRoot = weightUse ? singleRoot(analysis, weightUse.layout) : void 0;
+    let probe;
+    let kind;
+    if (node.opType === "Conv") {
+      const kernel = attrInts(node, "kernel_shape") ?? [];
+      const attrs = { kernel_shape: kernel };
+      for (const name of ["strides", "dilations", "pads"]) {
+        const v = attrInts(node, name);
+        if (v) attrs[name] = v;
+      }
+      const autoPad = attrString(node, "auto_pad", "NOTSET");
+      if (autoPad !== "NOTSET") attrs.auto_pad = autoPad;
+      const spatial = x2.slice(2);
+      probe = { opType: "Conv", depthwise, spatial, rows: 1, attrs };
+      const strides = attrInts(node, "strides") ?? kernel.map(() => 1);
+      kind = `Conv ${kernel.join("x")}${strides.some((s) => s !== 1) ? ` stride ${strides.join("x")}` : ""}${depthwise ? " depthwise" : ""}${cin < 8 && !depthwise ? ` from ${cin} channels` : ""}`;
+    } else {
+      const rows2 = node.opType === "MatMul" ? numel(x2.slice(1, -1)) : 1;
+      probe = { opType: node.opType, depthwise: false, spatial: [], rows: rows2, attrs: node.opType === "Gemm" ? { transB: attrInt(node, "transB", 0) } : {} };
+      kind = `${node.opType}${rows2 > 1 ? " over rows" : ""}`;
+    }
+    const macs = numel(y) * (node.opType === "Conv" ? (depthwise ? 1 : cin) * numel(attrInts(node, "kernel_shape") ?? []) : cin);
+    layers.push({ node: nodeLabel(node), kind, probe, cin, cout, inRoot, outRoot: depthwise ? inRoot : outRoot, macs });
+  });
+  return layers;
 }
 
 // src/prune/structured/surgery.ts
@@ -34412,6 +34851,25 @@ async function structuredPrune(input, opts) {
     const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
     for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
   }
+  const widths = opts.roundTo > 1 ? void 0 : await groupWidths(model, analysis, prunable, opts);
+  let latency;
+  if (opts.latency) {
+    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const multiple = new Map((widths?.groups ?? plain.map((u) => ({ root: u.root, multiple: Math.max(1, opts.roundTo) }))).map((g2) => [g2.root, g2.multiple]));
+    const layers = macLayers(model, analysis);
+    const tableWidths = plain.map((u) => ({ root: u.root, name: "", multiple: multiple.get(u.root) ?? 1, from: [] }));
+    const tables = await measureLayerTables(layers, tableWidths, { batch: opts.latency.batch, threads: opts.hardware?.threads ?? 1, cacheDir: opts.hardware?.cacheDir ?? cacheDir(), onLayer: opts.hardware?.onProbe });
+    const rest = restOf(tables, opts.latency.denseMs);
+    const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)) })), tables, rest, opts.latency.budgetMs);
+    for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
+    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: rest, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
+    if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
+  } else if (widths) {
+    const multiple = new Map(widths.groups.map((g2) => [g2.root, g2.multiple]));
+    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root), scores: normalised(unitImportance.get(u.root)) })));
+    for (const [r, k] of snapped) keptUnits.set(r, k);
+  }
   const keptCount = /* @__PURE__ */ new Map();
   const keep = /* @__PURE__ */ new Map();
   for (const g2 of prunable) {
@@ -34422,7 +34880,21 @@ async function structuredPrune(input, opts) {
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
   for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep) };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), ...widths ? { widths } : {}, ...latency ? { latency } : {} };
+}
+function normalised(scores) {
+  let mean2 = 0;
+  for (const v of scores) mean2 += v;
+  mean2 = mean2 / scores.length || 1;
+  return scores.map((v) => v / mean2);
+}
+async function groupWidths(model, analysis, prunable, opts) {
+  const plain = prunable.filter((g2) => g2.block === 1);
+  if (opts.widths) return { groups: plain.map((g2) => ({ root: g2.root, name: g2.name, multiple: opts.widths.get(g2.name) ?? 1, from: ["recorded"] })) };
+  if (!opts.hardware) return void 0;
+  const layers = macLayers(model, analysis);
+  const table2 = await measureProbes(layers.filter((l) => plain.some((g2) => g2.root === l.inRoot || g2.root === l.outRoot)), opts.hardware);
+  return { ...table2, groups: groupMultiples(layers, table2.probes, plain) };
 }
 function structuredGroups(input, protectedTensors) {
   const model = untieConstants(input);
@@ -34583,9 +35055,9 @@ function describeStructured(dense, r, o) {
 }
 
 // src/onnx/runtime/session.ts
-import * as fs12 from "node:fs";
-import * as os3 from "node:os";
-import * as path8 from "node:path";
+import * as fs14 from "node:fs";
+import * as os5 from "node:os";
+import * as path9 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -34606,17 +35078,17 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs12.mkdtempSync(path8.join(process.env.RUNNER_TEMP || os3.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs12.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs14.mkdtempSync(path9.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs14.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path8.join(dir, "model.onnx");
+    const file = path9.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw cannotLoad(e);
   } finally {
-    fs12.rmSync(dir, { recursive: true, force: true });
+    fs14.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -34799,6 +35271,7 @@ async function sensitivityPrune(dense, req) {
   let description;
   let allocated = allocation.ratios;
   let structured;
+  let widths;
   if (req.method === "unstructured") {
     model = pruneCounts(dense, req.weights, allocation.pruned);
     description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct3(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
@@ -34813,8 +35286,9 @@ async function sensitivityPrune(dense, req) {
       keptUnits.set(g2.root, keep);
       allocated.push(1 - keep * g2.block / g2.size);
     });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits, ...req.hardware ? { hardware: req.hardware } : {} });
     notes.push(...r.notes);
+    widths = r.widths;
     model = r.model;
     structured = { reference: r.base, kept: r.kept };
     description = describeStructured(dense, r, { criterion: req.config.criterion, scope: perMac ? "sensitivity-macs" : "sensitivity", sparsity: req.sparsity });
@@ -34829,6 +35303,7 @@ async function sensitivityPrune(dense, req) {
     description,
     notes,
     ...structured ? { structured } : {},
+    ...widths ? { widths } : {},
     sensitivity: {
       ...sensitivityRecord(scorer, curves, allocated, allocation.predictedIncrease, seconds2, req.method === "unstructured" ? "weights" : "channels"),
       allocation: perMac ? "loss-per-mac" : "loss"
@@ -34881,6 +35356,19 @@ function pruneCounts(dense, weights, counts) {
     ed.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], counts[i2])[0]));
   });
   return ed.model;
+}
+
+// src/prune/structured/record.ts
+function allocationRecord(roundTo, widths, latency) {
+  const rounding = roundTo > 1 ? "fixed" : widths && "probes" in widths ? "measured" : widths ? "recorded" : "none";
+  const table2 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
+  return {
+    rounding,
+    ...roundTo > 1 ? { round_to: roundTo } : {},
+    ...table2,
+    ...widths ? { groups: widths.groups.map(({ root: _root, ...g2 }) => g2) } : {},
+    ...latency ? { latency } : {}
+  };
 }
 
 // src/prune/pruneModel.ts
@@ -34976,8 +35464,11 @@ async function pruneWithScope(dense, config, ctx) {
         maxLayerSparsity: config.scope === "global" ? config.maxLayerSparsity : 1,
         criterion: config.criterion,
         protectedTensors,
-        calib: ctx.calib
+        calib: ctx.calib,
+        ...ctx.hardware && config.roundTo === 0 ? { hardware: ctx.hardware } : {},
+        ...ctx.latencyTarget ? { latency: ctx.latencyTarget } : {}
       });
+      const allocation = allocationRecord(config.roundTo, r.widths, r.latency);
       let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
       let model = r.model;
       if (config.method === "hybrid") {
@@ -34990,11 +35481,19 @@ async function pruneWithScope(dense, config, ctx) {
         model = magnitudePrune(model, rest, frac, config.scope).model;
         description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
-      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
+      return { model, description: description + widthsText(allocation), denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, allocation };
     }
     default:
       throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
   }
+}
+function widthsText(a) {
+  if (a.rounding === "fixed") return `; kept counts multiples of ${a.round_to}`;
+  if (!a.groups || a.groups.length === 0) return "";
+  const counts = /* @__PURE__ */ new Map();
+  for (const g2 of a.groups) counts.set(g2.multiple, (counts.get(g2.multiple) ?? 0) + 1);
+  const list = [...counts].sort((x2, y) => y[1] - x2[1] || y[0] - x2[0]).map(([m, n]) => `${m} (${n} group${n === 1 ? "" : "s"})`).join(", ");
+  return `; kept counts snapped to ${a.rounding === "measured" ? "the widths measured to run fast" : "recorded widths"}: multiples of ${list}`;
 }
 async function pruneBySensitivity(dense, weights, config, ctx) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
@@ -35015,9 +35514,19 @@ async function pruneBySensitivity(dense, weights, config, ctx) {
         started = true;
         ctx.progress?.update(done);
       },
-      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {}
+      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {},
+      ...ctx.hardware && config.roundTo === 0 && method === "structured" ? { hardware: ctx.hardware } : {}
     });
-    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...r.structured ? { structured: r.structured } : {} };
+    const allocation = method === "structured" ? allocationRecord(config.roundTo, r.widths, void 0) : void 0;
+    return {
+      model: r.model,
+      description: r.description + (allocation ? widthsText(allocation) : ""),
+      denseWeights: weights,
+      notes: r.notes,
+      sensitivity: r.sensitivity,
+      ...r.structured ? { structured: r.structured } : {},
+      ...allocation ? { allocation } : {}
+    };
   } catch (e) {
     if (!(e instanceof AnalysisOverBudget)) throw e;
     const global = await pruneWithScope(dense, { ...config, scope: "global" }, ctx);
@@ -35029,8 +35538,8 @@ async function pruneBySensitivity(dense, weights, config, ctx) {
 }
 
 // src/recover/runRecovery.ts
-import * as fs14 from "node:fs";
-import * as path9 from "node:path";
+import * as fs16 from "node:fs";
+import * as path10 from "node:path";
 
 // src/recover/bounds.ts
 function nodeMacsOf(model) {
@@ -36168,7 +36677,7 @@ async function distillStage(dense, current, calib, masked, config, progress, opt
 
 // src/recover/external.ts
 import { spawn as spawn2 } from "node:child_process";
-import * as fs13 from "node:fs";
+import * as fs15 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -36234,9 +36743,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs13.rmSync(paths.modelOut, { force: true });
+  fs15.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths));
-  if (!fs13.existsSync(paths.modelOut)) {
+  if (!fs15.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -37134,7 +37643,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path9.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path10.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -37151,7 +37660,7 @@ async function runRecovery(req) {
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs14.mkdirSync(req.stepsDir, { recursive: true });
+  fs16.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -37166,7 +37675,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config, progress } = req;
   if (config.recovery === "none" || config.recovery === "auto" && !calib) return [];
-  fs14.mkdirSync(req.stepsDir, { recursive: true });
+  fs16.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.note(`recovery: running ${config.recoveryCommand}`);
@@ -37319,8 +37828,8 @@ function boundSkips(skipped) {
 }
 
 // src/recover/rounds.ts
-import * as fs15 from "node:fs";
-import * as path10 from "node:path";
+import * as fs17 from "node:fs";
+import * as path11 from "node:path";
 
 // src/prune/schedule.ts
 function cubicSchedule(initial, final, steps) {
@@ -37419,9 +37928,9 @@ async function runRounds(req) {
     const target = targets[r - 1];
     progress.note(`recovery round ${r}/${req.rounds}: ${config.method} to ${pct4(target)}`);
     const pruned = pruneRound(current, req.weights, target, config, req.plan);
-    const dir = path10.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
+    const dir = path11.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
     const artifact = stepFile(dir, 1, "prune");
-    fs15.mkdirSync(dir, { recursive: true });
+    fs17.mkdirSync(dir, { recursive: true });
     saveModel(pruned, artifact);
     const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
     const last = rec.steps.at(-1)?.artifact ?? artifact;
@@ -37447,7 +37956,7 @@ async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
   const model = pruneRound(r.model, weights, config.sparsity, config, plan);
   ctx.stamp(model, plan ? "sensitivity" : config.scope);
   const pruneArtifact = stepFile(dir, 1, "prune");
-  fs15.mkdirSync(dir, { recursive: true });
+  fs17.mkdirSync(dir, { recursive: true });
   saveModel(model, pruneArtifact);
   const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
   const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
@@ -37476,8 +37985,8 @@ async function pruneWithRounds(dense, config, rounds, ctx, compare3 = false) {
     return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === "sensitivity" ? await sensitivity() : void 0);
   }
   const half = { ...config, recoveryTimeBudget: config.recoveryTimeBudget / 2 };
-  const global = await runChain(dense, weights, half, rounds, path10.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path10.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global = await runChain(dense, weights, half, rounds, path11.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path11.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
@@ -37486,8 +37995,8 @@ async function pruneWithRounds(dense, config, rounds, ctx, compare3 = false) {
 }
 
 // src/pipeline/gradual.ts
-import * as fs16 from "node:fs";
-import * as path12 from "node:path";
+import * as fs18 from "node:fs";
+import * as path13 from "node:path";
 
 // src/prune/structured/channels.ts
 function countChannels(model, protectedTensors) {
@@ -37508,8 +38017,8 @@ function countChannels(model, protectedTensors) {
 }
 
 // src/pipeline/ledgerFile.ts
-import * as os4 from "node:os";
-import * as path11 from "node:path";
+import * as os6 from "node:os";
+import * as path12 from "node:path";
 function classChanges2(dense, final, labels, classes) {
   const support = classSupport(labels, classes);
   const changes = [];
@@ -37530,14 +38039,14 @@ function writeLedger(req, provider, model) {
       onnxruntime: onnxruntimeVersion(),
       provider: provider.provider,
       ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os4.availableParallelism(),
+      threads: req.config.latency.threads || os6.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [model]
   };
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path11.join(req.out, "ledger.json");
-  const markdownPath = path11.join(req.out, "ledger.md");
+  const ledgerPath = path12.join(req.out, "ledger.json");
+  const markdownPath = path12.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
@@ -37615,6 +38124,15 @@ function speedFunnel(input) {
     p_value: p,
     speed
   };
+}
+function slowerThanDense(batches, denseSamples, stepSamples) {
+  return batches.flatMap((batch, j) => {
+    const d = denseSamples[j];
+    const s = stepSamples[j];
+    if (!d?.length || !s?.length) return [];
+    const speedup = median(d) / median(s);
+    return speedup < 1 ? [{ batch, speedup, p_value: mannWhitneyP(d, s) }] : [];
+  });
 }
 
 // src/pipeline/timeSteps.ts
@@ -37705,8 +38223,8 @@ async function runGradual(input, progress) {
   const plan = config.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config.sparsity)} (${targets.map(pct5).join(", ")})`);
-  const stepsRoot = path12.join(req.out, "steps");
-  fs16.mkdirSync(stepsRoot, { recursive: true });
+  const stepsRoot = path13.join(req.out, "steps");
+  fs18.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config, progress, provider };
   const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
@@ -37732,7 +38250,7 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
     }
-    progress.note(`pruning ${path12.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.note(`pruning ${path13.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
     const stepConfig = { ...config, method: structured ? "structured" : config.method, sparsity: stepSparsity };
     const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
     if (config.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
@@ -37746,11 +38264,11 @@ async function runGradual(input, progress) {
       "prune-guard.scope": config.scope,
       "prune-guard.target_sparsity": String(target),
       "prune-guard.schedule_step": `${t}/${targets.length}`,
-      "prune-guard.source": path12.basename(req.model),
+      "prune-guard.source": path13.basename(req.model),
       "prune-guard.recovery": config.recovery
     });
-    const dir = path12.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
-    fs16.mkdirSync(dir, { recursive: true });
+    const dir = path13.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    fs18.mkdirSync(dir, { recursive: true });
     const pruneArtifact = stepFile(dir, 1, "prune");
     saveModel(pruned.model, pruneArtifact);
     const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
@@ -37814,7 +38332,7 @@ async function runGradual(input, progress) {
   const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
   const chosen2 = rows2.find((r) => r.index === choice.index);
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs16.readFileSync(chosen2.final.step.artifact));
+  writeFileAtomic(outPath, fs18.readFileSync(chosen2.final.step.artifact));
   const steps = measured.map((m) => m.step);
   if (chosen2 !== rows2[rows2.length - 1]) {
     steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
@@ -37890,6 +38408,97 @@ function protectedFor(dense, kept) {
   return new Set(all.map((w) => w.initializer).filter((n) => !keep.has(n)));
 }
 
+// src/pipeline/latencyTarget.ts
+import * as fs19 from "node:fs";
+import * as path14 from "node:path";
+
+// src/prune/structured/latencyTarget.ts
+var MAX_CORRECTIONS = 3;
+function nextCorrection(attempts, targetSpeedup, maxCorrections = MAX_CORRECTIONS) {
+  const last = attempts[attempts.length - 1];
+  if (last.speedup >= targetSpeedup) return { kind: "met" };
+  const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
+  if (!last.reached) return { kind: "stop", reason: "unreachable", detail: `${short}; every channel group is already at its smallest fast width` };
+  if (attempts.length >= 2 && attempts[attempts.length - 2].kept === last.kept) return { kind: "stop", reason: "unchanged", detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
+  if (attempts.length > maxCorrections) return { kind: "stop", reason: "limit", detail: `${short} after ${maxCorrections} corrections` };
+  return { kind: "correct", budgetMs: last.budgetMs * last.speedup / targetSpeedup };
+}
+
+// src/pipeline/latencyTarget.ts
+function checkLatencyTarget(config, rounds) {
+  const flag = config.targetSpeedup !== void 0 ? "--target-speedup" : config.targetLatencyMs !== void 0 ? "--target-latency-ms" : void 0;
+  if (!flag) return;
+  if (config.targetSpeedup !== void 0 && config.targetLatencyMs !== void 0) {
+    throw new UserError("--target-speedup and --target-latency-ms: give one latency target, not both");
+  }
+  if (config.targetSpeedup !== void 0 && !(config.targetSpeedup > 1)) throw new UserError(`${flag} ${config.targetSpeedup}: must be a speedup above 1, like 2x`);
+  if (config.method !== "structured") {
+    throw new UserError(`${flag}: channels are allocated for speed only by --method structured (unstructured and N:M zeros do not run faster on CPU), not ${config.method}; add --method structured`);
+  }
+  if (config.schedule !== "oneshot" || rounds > 1) throw new UserError(`${flag}: allocates one structured prune; drop --schedule gradual and --recovery-rounds`);
+}
+async function pruneForLatency(dense, modelPath, config, ctx) {
+  const batch = config.batchSizes[0];
+  const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, batch));
+  const time = async (files, label) => {
+    ctx.progress.start(label, config.latency.warmup + config.latency.runs);
+    const samples = await measureInterleaved(files, source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
+    ctx.progress.stop();
+    return samples.map((s) => median(s[0]));
+  };
+  const [denseMs] = await time([modelPath], `latency target: dense at batch ${batch}`);
+  const needed = config.targetSpeedup ?? denseMs / config.targetLatencyMs;
+  const dir = path14.join(ctx.stepsDir, "target");
+  fs19.mkdirSync(dir, { recursive: true });
+  const attempts = [];
+  let budgetMs = denseMs / needed;
+  for (; ; ) {
+    const outcome = await pruneModel(dense, { ...config, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs } });
+    const file = path14.join(dir, `attempt-${attempts.length + 1}.onnx`);
+    saveModel(outcome.model, file);
+    const [d, p] = await time([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
+    const plan = outcome.allocation?.latency;
+    attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, file, p50: p, macs: modelCost(outcome.model).macs });
+    const next = nextCorrection(attempts, needed);
+    ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${plan?.predicted_ms.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
+    if (next.kind === "correct") {
+      budgetMs = next.budgetMs;
+      continue;
+    }
+    const met = next.kind === "met";
+    const shipped = met ? attempts.length - 1 : attempts.reduce((b, a, i2) => a.speedup > attempts[b].speedup ? i2 : b, 0);
+    const record = {
+      kind: config.targetSpeedup !== void 0 ? "speedup" : "latency-ms",
+      value: config.targetSpeedup ?? config.targetLatencyMs,
+      batch,
+      dense_ms: denseMs,
+      speedup_needed: needed,
+      attempts: attempts.map((a, i2) => ({
+        step: i2 === shipped ? "prune" : `target:attempt-${i2 + 1}`,
+        budget_ms: a.budgetMs,
+        predicted_ms: a.outcome.allocation?.latency?.predicted_ms ?? NaN,
+        reached: a.reached,
+        p50_ms: a.p50,
+        speedup: a.speedup,
+        macs: a.macs
+      })),
+      outcome: met ? "met" : next.reason,
+      detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.detail,
+      shipped
+    };
+    const shippedOutcome = attempts[shipped].outcome;
+    const allocation = shippedOutcome.allocation ? { ...shippedOutcome.allocation, target: record } : { rounding: "none", target: record };
+    return {
+      pruned: { ...shippedOutcome, allocation, description: `${shippedOutcome.description}; allocated for ${needed.toFixed(2)}x at batch ${batch} (attempt ${shipped + 1} of ${attempts.length})` },
+      earlier: attempts.flatMap((a, i2) => i2 === shipped ? [] : [{ name: `target:attempt-${i2 + 1}`, description: `latency target attempt ${i2 + 1}: budget ${a.budgetMs.toFixed(3)} ms, measured ${a.speedup.toFixed(2)}x`, artifact: a.file }]),
+      record
+    };
+  }
+}
+function keptSignature(o) {
+  return JSON.stringify(o.allocation?.latency?.kept ?? []);
+}
+
 // src/pipeline/run.ts
 var IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "distill", "command", "auto"]);
 function checkRequest(config) {
@@ -37899,7 +38508,7 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path13.join(out, `${path13.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path15.join(out, `${path15.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config } = req;
@@ -37912,46 +38521,51 @@ async function runPipeline(req, progress) {
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const rounds = resolveRounds(config, calib);
-  const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0, rounds);
+  const targeted = config.targetSpeedup !== void 0 || config.targetLatencyMs !== void 0;
+  const scope = targeted && config.scope === "auto" ? { scope: "global", reason: "" } : resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0, rounds);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
   const outPath = prunedPath(req.out, req.model);
-  if (path13.resolve(outPath) === path13.resolve(req.model)) {
+  if (path15.resolve(outPath) === path15.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkRecoveryInputs(config, calib);
   checkSensitivityInputs(config, calib);
   checkRounds(config, calib);
+  checkLatencyTarget(config, rounds);
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
   if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path13.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path15.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const stamp = (model, scope2 = config.scope) => {
     setMetadata(model, {
       "prune-guard.version": VERSION,
       "prune-guard.method": config.method,
       "prune-guard.scope": scope2,
       "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path13.basename(req.model)
+      "prune-guard.source": path15.basename(req.model)
     });
     setMetadata(model, { "prune-guard.recovery": config.recovery });
   };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path13.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : void 0;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path15.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : void 0;
   const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : void 0;
-  const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+  const hardware = hardwareOptions(config, progress);
+  const pruneCtx = { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {} };
+  const targetedPrune = targeted ? await pruneForLatency(dense.proto, req.model, config, { ...pruneCtx, data, stepsDir: path15.join(req.out, "steps"), provider: provider.provider }) : void 0;
+  const pruned = withRounds?.pruned ?? targetedPrune?.pruned ?? await pruneModel(dense.proto, config, { ...pruneCtx, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model, pruned.scope ?? config.scope);
-  fs17.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path13.join(req.out, "steps");
+  fs20.mkdirSync(req.out, { recursive: true });
+  const stepsDir = path15.join(req.out, "steps");
   const staged = hasRecoverySteps(config, calib);
   const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
-  if (staged) fs17.mkdirSync(stepsDir, { recursive: true });
+  if (staged) fs20.mkdirSync(stepsDir, { recursive: true });
   if (!withRounds) saveModel(pruned.model, pruneArtifact);
   const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs17.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  if (staged) writeFileAtomic(outPath, fs20.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   releaseField(dense, "proto", "the dense model");
@@ -37966,6 +38580,7 @@ async function runPipeline(req, progress) {
     m.step.recovery = r.info;
     measured.push(m);
   }
+  for (const a of targetedPrune?.earlier ?? []) measured.push(await measureStep(a.name, a.description, a.artifact, { ...ctx, dense: denseStep2.preds }));
   measured.push(await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds }));
   for (const r of recovered) {
     const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
@@ -37978,7 +38593,11 @@ async function runPipeline(req, progress) {
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
   const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges2(steps[0], final, data.labels, denseStep2.preds.classes));
-  const { budgets, verdict } = judged;
+  const { budgets } = judged;
+  const speedNotes = structuredSpeedNotes(config, samples[0], samples[samples.length - 1]);
+  const verdict = speedNotes.length > 0 ? overallVerdict([judged.verdict, "warn"]) : judged.verdict;
+  for (const n of speedNotes) progress.note(n);
+  const notes = [...speedNotes, ...pruned.notes, ...recovery.notes];
   const modelLedger = {
     model: req.model,
     pruned: outPath,
@@ -37989,13 +38608,38 @@ async function runPipeline(req, progress) {
     verdict,
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {},
+    ...notes.length > 0 ? { notes } : {},
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
     scope: pruned.scope ?? scope.scope,
-    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {},
+    ...pruned.allocation ? { allocation: pruned.allocation } : {}
   };
   return writeLedger(req, provider, modelLedger);
+}
+function hardwareOptions(config, progress) {
+  if (config.method !== "structured" && config.method !== "hybrid" || config.roundTo !== 0) return void 0;
+  let started = false;
+  return {
+    batches: config.batchSizes,
+    threads: config.latency.threads,
+    cacheDir: cacheDir(),
+    onProbe: (done, total2) => {
+      if (!started) progress.start(`channel widths (${total2} probes, cached per machine)`, total2);
+      started = true;
+      progress.update(done);
+      if (done === total2) {
+        progress.stop();
+        started = false;
+      }
+    }
+  };
+}
+function structuredSpeedNotes(config, dense, final) {
+  if (config.method !== "structured" && config.method !== "hybrid") return [];
+  return slowerThanDense(config.batchSizes, dense, final).map(
+    (s) => `speed: the shipped model measured ${s.speedup.toFixed(2)}x of dense at batch ${s.batch} (p=${s.p_value < 1e-3 ? "<0.001" : s.p_value.toFixed(3)}), slower than the model it replaces: the kept channels run no faster on this machine (too few MACs removed to outweigh the rest of the graph, or widths onnxruntime executes slowly; --round-to 0 measures the fast ones); verdict at least warn`
+  );
 }
 
 // src/pipeline/guardedRun.ts
@@ -38017,7 +38661,7 @@ function timedOutLedger(req, t) {
     runtime: {
       onnxruntime: onnxruntimeVersion(),
       provider: "cpu",
-      threads: req.config.latency.threads || os5.availableParallelism(),
+      threads: req.config.latency.threads || os7.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [],
@@ -38026,8 +38670,8 @@ function timedOutLedger(req, t) {
 }
 function stageLedger(out, ledger) {
   const markdown = renderMarkdown(ledger);
-  writeFileAtomic(path14.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path14.join(out.staging, "ledger.md"), markdown);
+  writeFileAtomic(path16.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(path16.join(out.staging, "ledger.md"), markdown);
   return { markdown };
 }
 function infeasibleBudgetNotes(req) {
@@ -38042,7 +38686,7 @@ function infeasibleBudgetNotes(req) {
   return notes;
 }
 async function runGuarded(req, progress) {
-  if (path14.resolve(prunedPath(req.out, req.model)) === path14.resolve(req.model)) {
+  if (path16.resolve(prunedPath(req.out, req.model)) === path16.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
@@ -38051,8 +38695,8 @@ async function runGuarded(req, progress) {
     onWait: (m) => progress.note(m)
   });
   const deadline = new Deadline(req.config.timeBudget);
-  const ledgerPath = path14.join(req.out, "ledger.json");
-  const markdownPath = path14.join(req.out, "ledger.md");
+  const ledgerPath = path16.join(req.out, "ledger.json");
+  const markdownPath = path16.join(req.out, "ledger.md");
   try {
     let ledger;
     try {
@@ -38062,7 +38706,7 @@ async function runGuarded(req, progress) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path14.basename(prunedPath(req.out, req.model)));
+      out.retire(path16.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
     const { markdown } = stageLedger(out, ledger);
@@ -38148,13 +38792,18 @@ function seconds(flag) {
     return n;
   };
 }
+function speedupFlag(v) {
+  const n = Number(v.replace(/x$/i, ""));
+  if (!Number.isFinite(n) || n <= 1) throw new InvalidArgumentError(`--target-speedup must be a speedup above 1 like 2x (got '${v}')`);
+  return n;
+}
 function parseShift(text) {
   const eq = text.indexOf("=");
   if (eq <= 0 || eq === text.length - 1) throw new UserError(`--shift ${text}: expected NAME=path.npz, e.g. --shift rotated=shift.npz`);
   return { name: text.slice(0, eq), path: text.slice(eq + 1) };
 }
 function resolveConfig(flags) {
-  const file = flags.config ?? (fs18.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs21.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
   const latency = { ...base.latency };
   if (flags.warmup !== void 0) latency.warmup = flags.warmup;
@@ -38169,6 +38818,8 @@ function resolveConfig(flags) {
   if (flags.recovery !== void 0) overrides.recovery = flags.recovery;
   if (flags.scope !== void 0) overrides.scope = flags.scope;
   if (flags.roundTo !== void 0) overrides.roundTo = flags.roundTo;
+  if (flags.targetSpeedup !== void 0) overrides.targetSpeedup = flags.targetSpeedup;
+  if (flags.targetLatencyMs !== void 0) overrides.targetLatencyMs = flags.targetLatencyMs;
   if (flags.criterion !== void 0) overrides.criterion = flags.criterion;
   if (flags.maxLayerSparsity !== void 0) overrides.maxLayerSparsity = flags.maxLayerSparsity;
   if (flags.exclude.length) overrides.exclude = [...base.exclude, ...flags.exclude];
@@ -38203,7 +38854,11 @@ function addStatisticsOptions(cmd) {
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib); sensitivity-macs (structured): channels removed where that loss per MAC saved is smallest; auto (default): sensitivity-macs for structured oneshot with a labelled --calib, else global").choices(["global", "layer", "sensitivity", "sensitivity-macs", "auto"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)").choices(["l1", "l2", "bn-scale", "activation", "sparsegpt"])).option("--max-layer-sparsity <fraction>", "global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (default 1: no cap)", capFraction("--max-layer-sparsity")).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect2, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers or distilling after this many seconds (0 = no limit; default 240)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).addOption(new Option("--schedule <kind>", "oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget").choices(["oneshot", "gradual"])).option("--schedule-steps <n>", "gradual: number of pruning steps (default 4)", count2("--schedule-steps", 1)).option("--schedule-patience <n>", "gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)", count2("--schedule-patience", 1)).option("--recovery-rounds <n>", "oneshot unstructured: prune and recover in n rounds of rising sparsity (cubic) ending at --sparsity, shipping the last (1 = one shot; default 0 = auto: 4 rounds for unstructured at 60% or more with --recovery auto and a labelled --calib)", count2("--recovery-rounds", 0)).option("--rounds-compare-sensitivity", "with recovery rounds and --scope global: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)").option("--quiet", "do not print the ledger");
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib); sensitivity-macs (structured): channels removed where that loss per MAC saved is smallest; auto (default): sensitivity-macs for structured oneshot with a labelled --calib, else global").choices(["global", "layer", "sensitivity", "sensitivity-macs", "auto"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (1 = no rounding; default 0: the multiples measured to run fast on this machine, cached)", count2("--round-to", 0)).option("--target-speedup <x>", "structured: allocate channels for this measured speedup over dense at the first --batch-sizes entry, e.g. 2x (corrected by measurement, up to 3 times)", speedupFlag).option("--target-latency-ms <ms>", "structured: allocate channels for this measured p50 latency at the first --batch-sizes entry", (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`--target-latency-ms must be milliseconds above 0 like 5 (got '${v}')`);
+    return n;
+  }).addOption(new Option("--criterion <name>", "structured: channel importance; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)").choices(["l1", "l2", "bn-scale", "activation", "sparsegpt"])).option("--max-layer-sparsity <fraction>", "global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (default 1: no cap)", capFraction("--max-layer-sparsity")).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect2, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers or distilling after this many seconds (0 = no limit; default 240)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).addOption(new Option("--schedule <kind>", "oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget").choices(["oneshot", "gradual"])).option("--schedule-steps <n>", "gradual: number of pruning steps (default 4)", count2("--schedule-steps", 1)).option("--schedule-patience <n>", "gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)", count2("--schedule-patience", 1)).option("--recovery-rounds <n>", "oneshot unstructured: prune and recover in n rounds of rising sparsity (cubic) ending at --sparsity, shipping the last (1 = one shot; default 0 = auto: 4 rounds for unstructured at 60% or more with --recovery auto and a labelled --calib)", count2("--recovery-rounds", 0)).option("--rounds-compare-sensitivity", "with recovery rounds and --scope global: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)").option("--quiet", "do not print the ledger");
   addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));

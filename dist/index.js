@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path18 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path20 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path18 && path18[0] !== "/") {
-          path18 = `/${path18}`;
+        if (path20 && path20[0] !== "/") {
+          path20 = `/${path20}`;
         }
-        return new URL(`${origin}${path18}`);
+        return new URL(`${origin}${path20}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin }
+          request: { method, path: path20, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path18);
+        debuglog("sending request to %s %s/%s", method, origin, path20);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin },
+          request: { method, path: path20, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path18,
+          path20,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin }
+          request: { method, path: path20, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path18);
+        debuglog("trailers received from %s %s/%s", method, origin, path20);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin },
+          request: { method, path: path20, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path18,
+          path20,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path18, origin }
+            request: { method, path: path20, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path18);
+          debuglog("sending request to %s %s/%s", method, origin, path20);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path18,
+        path: path20,
         method,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path18 !== "string") {
+        if (typeof path20 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path18[0] !== "/" && !(path18.startsWith("http://") || path18.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path20[0] !== "/" && !(path20.startsWith("http://") || path20.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path18)) {
+        } else if (invalidPathRegex.test(path20)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path18, query) : path18;
+        this.path = query ? buildURL(path20, query) : path20;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method, path: path18, host, upgrade, blocking, reset } = request2;
+      const { method, path: path20, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path18} HTTP/1.1\r
+      let header = `${method} ${path20} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method, path: path18, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method, path: path20, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path18;
+      headers[HTTP2_HEADER_PATH] = path20;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path18 = search ? `${pathname}${search}` : pathname;
+        const path20 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path18;
+        this.opts.path = path20;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path18 = "/",
+          path: path20 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path18;
+        opts.path = origin + path20;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path18) {
-      if (typeof path18 !== "string") {
-        return path18;
+    function safeUrl(path20) {
+      if (typeof path20 !== "string") {
+        return path20;
       }
-      const pathSegments = path18.split("?");
+      const pathSegments = path20.split("?");
       if (pathSegments.length !== 2) {
-        return path18;
+        return path20;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path18, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path18);
+    function matchKey(mockDispatch2, { path: path20, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path20);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path18 }) => matchValue(safeUrl(path18), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path20 }) => matchValue(safeUrl(path20), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path18, method, body, headers, query } = opts;
+      const { path: path20, method, body, headers, query } = opts;
       return {
-        path: path18,
+        path: path20,
         method,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path18, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path20, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path18,
+            Path: path20,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path18) {
-      for (let i2 = 0; i2 < path18.length; ++i2) {
-        const code = path18.charCodeAt(i2);
+    function validateCookiePath(path20) {
+      for (let i2 = 0; i2 < path20.length; ++i2) {
+        const code = path20.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path18 = opts.path;
+          let path20 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path18 = `/${path18}`;
+            path20 = `/${path20}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path18);
+          url = new URL(util.parseOrigin(url).origin + path20);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path18 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path18} does not exist${EOL5}`);
+            const path20 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path20} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -25169,9 +25169,9 @@ var init_budgets = __esm({
 });
 
 // src/config/schema.ts
-function schemaAt(path18) {
+function schemaAt(path20) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path18) {
+  for (const segment of path20) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -25205,7 +25205,7 @@ var init_schema = __esm({
       latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
       evalBatchSize: 256,
       confidence: 0.95,
-      roundTo: 1,
+      roundTo: 0,
       criterion: "l1",
       maxLayerSparsity: 1,
       strict: false,
@@ -25280,7 +25280,12 @@ var init_schema = __esm({
           exclusiveMaximum: 1,
           description: "a number between 0 and 1 like 0.95"
         },
-        "round-to": wholeNumber(1),
+        "round-to": { type: "integer", minimum: 0, description: "a whole number of channels like 8 (1 = no rounding, 0 = the widths measured to run fast)" },
+        "target-speedup": {
+          anyOf: [{ type: "number", exclusiveMinimum: 1 }, { type: "string", pattern: "^[0-9]*\\.?[0-9]+x$" }],
+          description: 'a speedup above 1 like 2 or "2x"'
+        },
+        "target-latency-ms": { type: "number", exclusiveMinimum: 0, description: "a latency in milliseconds above 0 like 5" },
         criterion: oneOf(CRITERIA),
         "max-layer-sparsity": { type: "number", exclusiveMinimum: 0, maximum: 1, description: "a fraction above 0 up to 1 like 0.9 (1 = no cap)" },
         strict: boolean,
@@ -26985,12 +26990,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path18, model, opts) {
+function loadDataset(path20, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path18} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path20} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path18);
+  const arrays = readArrays(path20);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -26999,7 +27004,7 @@ function loadDataset(path18, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path18}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path20}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -27008,37 +27013,37 @@ function loadDataset(path18, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path18}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path20}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path18, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path18, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path20, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path20, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path18}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path20}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path18}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path20}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path18, y, count2);
+  if (y) labels = toLabels(path20, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path18}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path20}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path18, count: count2, inputs, labels };
+  return { path: path20, count: count2, inputs, labels };
 }
-function checkInput(path18, spec, name, arr, modelName) {
-  const subject = `${path18}: array '${name}'`;
+function checkInput(path20, spec, name, arr, modelName) {
+  const subject = `${path20}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -27060,7 +27065,7 @@ function checkInput(path18, spec, name, arr, modelName) {
     }
   }
 }
-function checkFinite(path18, name, arr) {
+function checkFinite(path20, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -27071,7 +27076,7 @@ function checkFinite(path18, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path18}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path20}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -27090,8 +27095,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path18, y, count2) {
-  const subject = `${path18}: label array '${LABELS}'`;
+function toLabels(path20, y, count2) {
+  const subject = `${path20}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -28795,13 +28800,13 @@ function cudaUnavailable() {
   if (!fs5.existsSync("/dev/nvidia0") && !fs5.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
   return void 0;
 }
-async function resolveProvider(requested, probeModel) {
+async function resolveProvider(requested, probeModel2) {
   if (requested === "cpu") return { provider: "cpu" };
   let why = cudaUnavailable();
   if (!why) {
     try {
       const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
+      const session = await ort.InferenceSession.create(probeModel2, { executionProviders: ["cuda"] });
       await session.release();
       return { provider: "cuda" };
     } catch (e) {
@@ -29555,10 +29560,10 @@ function wilsonInterval(successes, n, confidence = 0.95) {
   const p = successes / n;
   const z22 = z2 * z2;
   const centre = p + z22 / (2 * n);
-  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const spread2 = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
   const denom = 1 + z22 / n;
-  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
-  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread2) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread2) / denom);
   return [lo, hi];
 }
 var init_wilson = __esm({
@@ -33259,8 +33264,8 @@ var init_boot = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path18, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path18]);
+function messageDesc(file, path20, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path20]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -34310,7 +34315,7 @@ var init_codegenv2 = __esm({
 });
 
 // src/onnx/proto/onnx_pb.ts
-var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, GraphProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema;
+var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, GraphProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, OperatorSetIdProtoSchema;
 var init_onnx_pb = __esm({
   "src/onnx/proto/onnx_pb.ts"() {
     "use strict";
@@ -34344,6 +34349,7 @@ var init_onnx_pb = __esm({
       return TensorProto_DataType2;
     })(TensorProto_DataType || {});
     TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
+    OperatorSetIdProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 12);
   }
 });
 
@@ -35198,6 +35204,17 @@ var init_edit = __esm({
       static copyOf(model) {
         return new _ModelEditor(cloneModel(model));
       }
+      /** An editor over a new model with an empty graph importing the default domain at `opset`. */
+      static empty(opset, name) {
+        return new _ModelEditor(
+          create(ModelProtoSchema, {
+            irVersion: 8n,
+            producerName: "prune-guard",
+            opsetImport: [create(OperatorSetIdProtoSchema, { domain: "", version: BigInt(opset) })],
+            graph: create(GraphProtoSchema, { name })
+          })
+        );
+      }
       /** The opset the model imports for `domain` (0 when it imports none), to pick an op form valid there. */
       opset(domain = "") {
         return opsetVersion(this.model, domain);
@@ -35994,8 +36011,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path18, { windows } = {}) => {
-      const segs = path18.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path20, { windows } = {}) => {
+      const segs = path20.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -36466,16 +36483,16 @@ var require_parse2 = __commonJS({
       }
       return false;
     };
-    var parseRepeatedExtglob = (pattern, requireEnd = true) => {
-      if (pattern[0] !== "+" && pattern[0] !== "*" || pattern[1] !== "(") {
+    var parseRepeatedExtglob = (pattern2, requireEnd = true) => {
+      if (pattern2[0] !== "+" && pattern2[0] !== "*" || pattern2[1] !== "(") {
         return;
       }
       let bracket = 0;
       let paren = 0;
       let quote = 0;
       let escaped = false;
-      for (let i2 = 1; i2 < pattern.length; i2++) {
-        const ch = pattern[i2];
+      for (let i2 = 1; i2 < pattern2.length; i2++) {
+        const ch = pattern2[i2];
         if (escaped === true) {
           escaped = false;
           continue;
@@ -36509,12 +36526,12 @@ var require_parse2 = __commonJS({
         if (ch === ")") {
           paren--;
           if (paren === 0) {
-            if (requireEnd === true && i2 !== pattern.length - 1) {
+            if (requireEnd === true && i2 !== pattern2.length - 1) {
               return;
             }
             return {
-              type: pattern[0],
-              body: pattern.slice(2, i2),
+              type: pattern2[0],
+              body: pattern2.slice(2, i2),
               end: i2
             };
           }
@@ -36525,11 +36542,11 @@ var require_parse2 = __commonJS({
       const source = chars.length === 1 ? utils.escapeRegex(chars[0]) : `[${chars.map((ch) => utils.escapeRegex(ch)).join("")}]`;
       return `${source}*`;
     };
-    var getStarExtglobSequenceChars = (pattern) => {
+    var getStarExtglobSequenceChars = (pattern2) => {
       let index = 0;
       const chars = [];
-      while (index < pattern.length) {
-        const match = parseRepeatedExtglob(pattern.slice(index), false);
+      while (index < pattern2.length) {
+        const match = parseRepeatedExtglob(pattern2.slice(index), false);
         if (!match || match.type !== "*") {
           return;
         }
@@ -36549,9 +36566,9 @@ var require_parse2 = __commonJS({
       }
       return chars;
     };
-    var repeatedExtglobRecursion = (pattern) => {
+    var repeatedExtglobRecursion = (pattern2) => {
       let depth = 0;
-      let value = pattern.trim();
+      let value = pattern2.trim();
       let match = parseRepeatedExtglob(value);
       while (match) {
         depth++;
@@ -37449,9 +37466,9 @@ var require_picomatch = __commonJS({
       return regex.test(utils.basename(input, { windows: posix }));
     };
     picomatch3.isMatch = (str, patterns, options) => picomatch3(patterns, options)(str);
-    picomatch3.parse = (pattern, options) => {
-      if (Array.isArray(pattern)) return pattern.map((p) => picomatch3.parse(p, options));
-      return parse3(pattern, { ...options, fastpaths: false });
+    picomatch3.parse = (pattern2, options) => {
+      if (Array.isArray(pattern2)) return pattern2.map((p) => picomatch3.parse(p, options));
+      return parse3(pattern2, { ...options, fastpaths: false });
     };
     picomatch3.scan = (input, options) => scan(input, options);
     picomatch3.compileRe = (state, options, returnOutput = false, returnState = false) => {
@@ -37961,6 +37978,91 @@ function keepMask(scores, keep) {
 var init_allocate = __esm({
   "src/prune/structured/allocate.ts"() {
     "use strict";
+  }
+});
+
+// src/prune/structured/widths.ts
+function trend(curve) {
+  const n = curve.counts.length;
+  const mx = curve.counts.reduce((a, b) => a + b, 0) / n;
+  const my = curve.ms.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  curve.counts.forEach((c, i2) => {
+    sxy += (c - mx) * (curve.ms[i2] - my);
+    sxx += (c - mx) * (c - mx);
+  });
+  const slope = sxx > 0 ? sxy / sxx : 0;
+  return (c) => my + slope * (c - mx);
+}
+function chooseMultiple(curve, tolerance = WIDTH_TOLERANCE) {
+  if (curve.counts.length < 2) return { multiple: 1, scores: [] };
+  const fit = trend(curve);
+  const scores = [];
+  for (const m of WIDTH_MULTIPLES) {
+    const at = curve.counts.flatMap((c, i2) => c % m === 0 && curve.ms[i2] > 0 ? [fit(c) / curve.ms[i2]] : []);
+    if (at.length > 0) scores.push({ multiple: m, score: at.reduce((a, b) => a + b, 0) / at.length });
+  }
+  if (scores.length === 0) return { multiple: 1, scores: [] };
+  const best = Math.max(...scores.map((s) => s.score));
+  const relative3 = scores.map((s) => ({ multiple: s.multiple, score: s.score / best }));
+  return { multiple: relative3.find((s) => s.score >= 1 - tolerance).multiple, scores: relative3 };
+}
+function allowedWidths(size, multiple) {
+  const out = [];
+  for (let w = multiple; w < size; w += multiple) out.push(w);
+  out.push(size);
+  return out;
+}
+function nearest(widths, kept) {
+  let best = widths[0];
+  for (const w of widths) if (Math.abs(w - kept) < Math.abs(best - kept) || Math.abs(w - kept) === Math.abs(best - kept) && w > best) best = w;
+  return best;
+}
+function snapToWidths(groups) {
+  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
+  const kept = new Map(groups.map((g2) => [g2.root, nearest(widths.get(g2.root), g2.kept)]));
+  const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
+  const target = groups.reduce((n, g2) => n + g2.size - g2.kept, 0);
+  const removed = () => groups.reduce((n, g2) => n + g2.size - kept.get(g2.root), 0);
+  const meanBetween = (g2, lo, hi) => {
+    const s = sorted.get(g2.root);
+    const units = s.length;
+    let sum = 0;
+    for (let r = units - hi; r < units - lo; r++) sum += s[r];
+    return sum / Math.max(1, hi - lo);
+  };
+  for (let guard = 0; guard < 1e4; guard++) {
+    const gap = target - removed();
+    let best;
+    for (const g2 of groups) {
+      const list = widths.get(g2.root);
+      const i2 = list.indexOf(kept.get(g2.root));
+      if (gap > 0 && i2 > 0) {
+        const to = list[i2 - 1];
+        const step = kept.get(g2.root) - to;
+        if (Math.abs(gap - step) >= Math.abs(gap)) continue;
+        const cost = meanBetween(g2, to, kept.get(g2.root));
+        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+      } else if (gap < 0 && i2 < list.length - 1) {
+        const to = list[i2 + 1];
+        const step = to - kept.get(g2.root);
+        if (Math.abs(gap + step) >= Math.abs(gap)) continue;
+        const cost = -meanBetween(g2, kept.get(g2.root), to);
+        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+      }
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+  }
+  return kept;
+}
+var WIDTH_MULTIPLES, WIDTH_TOLERANCE;
+var init_widths = __esm({
+  "src/prune/structured/widths.ts"() {
+    "use strict";
+    WIDTH_MULTIPLES = [1, 2, 4, 8, 16, 32];
+    WIDTH_TOLERANCE = 0.015;
   }
 });
 
@@ -39164,6 +39266,322 @@ var init_depgraph = __esm({
   }
 });
 
+// src/io/measureCache.ts
+import { createHash } from "node:crypto";
+import * as fs7 from "node:fs";
+import * as os5 from "node:os";
+import * as path4 from "node:path";
+function cacheDir(env = process.env) {
+  if (env.PRUNE_GUARD_CACHE_DIR) return env.PRUNE_GUARD_CACHE_DIR;
+  const base = env.XDG_CACHE_HOME || (os5.homedir() ? path4.join(os5.homedir(), ".cache") : "") || env.RUNNER_TEMP || os5.tmpdir();
+  return path4.join(base, "prune-guard");
+}
+function fileFor(dir, key) {
+  return path4.join(dir, `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.json`);
+}
+function readCached(dir, key, valid) {
+  try {
+    const parsed = JSON.parse(fs7.readFileSync(fileFor(dir, key), "utf8"));
+    if (parsed.format !== FORMAT || parsed.key !== key || !valid(parsed.value)) return void 0;
+    return parsed.value;
+  } catch {
+    return void 0;
+  }
+}
+function writeCached(dir, key, value) {
+  try {
+    writeFileAtomic(fileFor(dir, key), JSON.stringify({ format: FORMAT, key, value }) + "\n");
+    return true;
+  } catch {
+    return false;
+  }
+}
+var FORMAT;
+var init_measureCache = __esm({
+  "src/io/measureCache.ts"() {
+    "use strict";
+    init_atomicWrite();
+    FORMAT = "prune-guard/measure-cache@1";
+  }
+});
+
+// src/onnx/runtime/probe.ts
+function pattern(n, seed) {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i2 = 0; i2 < n; i2++) {
+    s = Math.imul(s, 1664525) + 1013904223 >>> 0;
+    out[i2] = (s / 2 ** 32 - 0.5) * 0.1;
+  }
+  return out;
+}
+function probeInputDims(layer, batch, cin) {
+  if (layer.opType === "Conv") return [batch, cin, ...layer.spatial];
+  if (layer.opType === "MatMul" && layer.rows > 1) return [batch, layer.rows, cin];
+  return [batch, cin];
+}
+function probeModel(layer, batch, cin, cout) {
+  const ed = ModelEditor.empty(13, "probe");
+  ed.addInput(valueInfo("x", void 0, probeInputDims(layer, batch, cin)));
+  let wDims;
+  const attrs = { ...layer.attrs };
+  if (layer.opType === "Conv") {
+    const kernel = layer.attrs.kernel_shape ?? layer.spatial.map(() => 1);
+    const out = layer.depthwise ? cin : cout;
+    wDims = [out, layer.depthwise ? 1 : cin, ...kernel];
+    attrs.group = layer.depthwise ? cin : 1;
+  } else if (layer.opType === "Gemm") {
+    wDims = attrs.transB ? [cout, cin] : [cin, cout];
+  } else {
+    wDims = [cin, cout];
+  }
+  const w = ed.addFloatInitializer("w", wDims, pattern(wDims.reduce((a, b) => a * b, 1), cin * 131 + cout));
+  ed.addNode({ opType: layer.opType, inputs: ["x", w], outputs: ["y"], attrs });
+  ed.declareOutput(valueInfo("y"));
+  return ed.model;
+}
+async function bestTimes(models, opts) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const largest = Math.max(...models.map((m) => m.inputDims.reduce((a, b) => a * b, 1)));
+  const buffer = pattern(largest, 7);
+  const best = models.map(() => Infinity);
+  try {
+    for (const m of models) {
+      sessions.push(
+        await ort.InferenceSession.create(serializeModel(m.model), {
+          executionProviders: ["cpu"],
+          graphOptimizationLevel: "all",
+          executionMode: "sequential",
+          intraOpNumThreads: opts.threads,
+          interOpNumThreads: 1
+        })
+      );
+    }
+    const feeds = models.map((m) => ({ x: new ort.Tensor("float32", buffer.subarray(0, m.inputDims.reduce((a, b) => a * b, 1)), m.inputDims) }));
+    for (let r = 0; r <= opts.rounds; r++) {
+      const order = sessions.map((_, i2) => i2);
+      if (r % 2 === 1) order.reverse();
+      for (const i2 of order) {
+        const t0 = performance.now();
+        const out = await sessions[i2].run(feeds[i2]);
+        const dt = performance.now() - t0;
+        for (const t of Object.values(out)) t.dispose();
+        if (r > 0) best[i2] = Math.min(best[i2], dt);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return best;
+}
+var init_probe = __esm({
+  "src/onnx/runtime/probe.ts"() {
+    "use strict";
+    init_build();
+    init_edit();
+    init_model();
+    init_ort();
+  }
+});
+
+// src/prune/structured/hardware.ts
+import { createHash as createHash2 } from "node:crypto";
+import * as fs8 from "node:fs";
+import * as os6 from "node:os";
+function machineId() {
+  let flags = "";
+  try {
+    flags = /^flags\s*:(.*)$/m.exec(fs8.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
+  } catch {
+  }
+  const cpu = os6.cpus()[0]?.model ?? "cpu";
+  return `${cpu} ${process.arch} ${createHash2("sha256").update(flags).digest("hex").slice(0, 12)}`;
+}
+function probeSpecs(layers, batches) {
+  const byKind = /* @__PURE__ */ new Map();
+  for (const l of layers) {
+    if (l.inRoot === void 0 && l.outRoot === void 0) continue;
+    byKind.set(l.kind, [...byKind.get(l.kind) ?? [], l]);
+  }
+  const specs = [];
+  for (const [kind, list] of byKind) {
+    const rep = list.reduce((a, b) => b.macs > a.macs ? b : a);
+    const axes = rep.probe.depthwise ? [{ axis: "channels", fixed: 0 }] : [
+      ...list.some((l) => l.outRoot !== void 0) ? [{ axis: "out", fixed: rep.cin }] : [],
+      ...list.some((l) => l.inRoot !== void 0) ? [{ axis: "in", fixed: rep.cout }] : []
+    ];
+    for (const b of batches) for (const a of axes) specs.push({ kind, axis: a.axis, batch: b, fixed: a.fixed, layer: rep.probe });
+  }
+  return specs;
+}
+function probeCost(layer, batch, fixed2) {
+  const kernel = (layer.attrs.kernel_shape ?? []).reduce((a, b) => a * b, 1);
+  const spatial = layer.spatial.reduce((a, b) => a * b, 1);
+  const top = PROBE_COUNTS[PROBE_COUNTS.length - 1];
+  return batch * layer.rows * spatial * kernel * (layer.depthwise ? top : top * Math.max(fixed2, 1));
+}
+function boundedLayer(layer, batch, fixed2) {
+  let l = layer;
+  while (l.spatial.some((d) => d > 4) && probeCost(l, batch, fixed2) > PROBE_MAC_CAP) l = { ...l, spatial: l.spatial.map((d) => Math.max(4, Math.ceil(d / 2))) };
+  return l;
+}
+async function measureCurve(spec, layer, threads) {
+  const models = PROBE_COUNTS.map((c) => {
+    const cin = spec.axis === "out" ? spec.fixed : c;
+    const cout = spec.axis === "in" ? spec.fixed : c;
+    return { model: probeModel(layer, spec.batch, cin, cout), inputDims: probeInputDims(layer, spec.batch, cin) };
+  });
+  return { counts: [...PROBE_COUNTS], ms: await bestTimes(models, { threads, rounds: PROBE_ROUNDS }) };
+}
+async function measureProbes(layers, opts) {
+  const machine = machineId();
+  const ort = onnxruntimeVersion();
+  const specs = probeSpecs(layers, opts.batches);
+  const probes = [];
+  for (const [i2, spec] of specs.entries()) {
+    const layer = boundedLayer(spec.layer, spec.batch, spec.fixed);
+    const key = JSON.stringify({ what: "width-probe", machine, ort, threads: opts.threads, batch: spec.batch, axis: spec.axis, fixed: spec.fixed, layer, counts: PROBE_COUNTS, rounds: PROBE_ROUNDS });
+    const hit = readCached(opts.cacheDir, key, isCurve);
+    const curve = hit ?? await measureCurve(spec, layer, opts.threads);
+    if (!hit) writeCached(opts.cacheDir, key, curve);
+    const choice = chooseMultiple(curve);
+    probes.push({ kind: spec.kind, axis: spec.axis, batch: spec.batch, fixed: spec.fixed, spatial: layer.spatial, curve, multiple: choice.multiple, scores: choice.scores, cached: !!hit });
+    opts.onProbe?.(i2 + 1, specs.length);
+  }
+  return { machine, onnxruntime: ort, threads: opts.threads, batches: [...opts.batches], probes };
+}
+function groupMultiples(layers, probes, groups) {
+  const multipleOf = (kind, axis) => Math.max(1, ...probes.filter((p) => p.kind === kind && p.axis === axis).map((p) => p.multiple));
+  return groups.map((g2) => {
+    let multiple = 1;
+    const from = /* @__PURE__ */ new Set();
+    for (const l of layers) {
+      const axes = l.probe.depthwise ? l.inRoot === g2.root ? ["channels"] : [] : [...l.outRoot === g2.root ? ["out"] : [], ...l.inRoot === g2.root ? ["in"] : []];
+      for (const a of axes) {
+        const m = multipleOf(l.kind, a);
+        from.add(`${l.kind} (${a === "channels" ? "channels" : `${a}put channels`}): ${m}`);
+        multiple = Math.max(multiple, m);
+      }
+    }
+    return { root: g2.root, name: g2.name, multiple, from: [...from].sort() };
+  });
+}
+function spread(list, n) {
+  if (list.length <= n) return [...list];
+  return [...new Set(Array.from({ length: n }, (_, i2) => list[Math.round(i2 * (list.length - 1) / (n - 1))]))];
+}
+async function measureLayerTables(layers, widths, opts) {
+  const machine = machineId();
+  const ort = onnxruntimeVersion();
+  const multiple = new Map(widths.map((w) => [w.root, w.multiple]));
+  const grid = (root, dense) => root === void 0 || !multiple.has(root) ? [] : spread(allowedWidths(dense, multiple.get(root)), TABLE_POINTS);
+  const tables = [];
+  const relevant = layers.filter((l) => l.inRoot !== void 0 && multiple.has(l.inRoot) || l.outRoot !== void 0 && multiple.has(l.outRoot));
+  for (const [i2, l] of relevant.entries()) {
+    const inGrid = grid(l.inRoot, l.cin);
+    const outGrid = l.probe.depthwise ? [] : grid(l.outRoot, l.cout);
+    const key = JSON.stringify({ what: "layer-table", machine, ort, threads: opts.threads, batch: opts.batch, probe: l.probe, cin: l.cin, cout: l.cout, inGrid, outGrid, rounds: PROBE_ROUNDS });
+    let hit = readCached(opts.cacheDir, key, isTable);
+    if (!hit) {
+      const points2 = [{ cin: l.cin, cout: l.cout }, ...inGrid.map((c) => ({ cin: c, cout: l.cout })), ...outGrid.map((c) => ({ cin: l.cin, cout: c }))];
+      const ms3 = await bestTimes(
+        points2.map((p) => ({ model: probeModel(l.probe, opts.batch, p.cin, p.cout), inputDims: probeInputDims(l.probe, opts.batch, p.cin) })),
+        { threads: opts.threads, rounds: PROBE_ROUNDS }
+      );
+      hit = {
+        ms: ms3[0],
+        inCurve: inGrid.map((count2, j) => ({ count: count2, ms: ms3[1 + j] })),
+        outCurve: outGrid.map((count2, j) => ({ count: count2, ms: ms3[1 + inGrid.length + j] }))
+      };
+      writeCached(opts.cacheDir, key, hit);
+    }
+    tables.push({ node: l.node, inRoot: l.inRoot, outRoot: l.outRoot, depthwise: l.probe.depthwise, cin: l.cin, cout: l.cout, ...hit });
+    opts.onLayer?.(i2 + 1, relevant.length);
+  }
+  return tables;
+}
+var PROBE_COUNTS, PROBE_MAC_CAP, PROBE_ROUNDS, isCurve, TABLE_POINTS, isTable;
+var init_hardware = __esm({
+  "src/prune/structured/hardware.ts"() {
+    "use strict";
+    init_measureCache();
+    init_ort();
+    init_probe();
+    init_widths();
+    PROBE_COUNTS = Array.from({ length: 33 }, (_, i2) => 40 + i2);
+    PROBE_MAC_CAP = 3e7;
+    PROBE_ROUNDS = 4;
+    isCurve = (v) => !!v && Array.isArray(v.counts) && Array.isArray(v.ms) && v.counts.length === v.ms.length && v.ms.every((x2) => typeof x2 === "number" && x2 > 0);
+    TABLE_POINTS = 6;
+    isTable = (v) => !!v && typeof v.ms === "number" && Array.isArray(v.inCurve) && Array.isArray(v.outCurve);
+  }
+});
+
+// src/prune/structured/latencyModel.ts
+function relativeAt(curve, dense, count2) {
+  if (curve.length === 0 || dense <= 0) return 1;
+  if (count2 <= curve[0].count) return curve[0].ms / dense * (count2 / curve[0].count);
+  for (let i2 = 1; i2 < curve.length; i2++) {
+    const a = curve[i2 - 1];
+    const b = curve[i2];
+    if (count2 <= b.count) return (a.ms + (b.ms - a.ms) * (count2 - a.count) / (b.count - a.count)) / dense;
+  }
+  const last = curve[curve.length - 1];
+  return last.ms / dense * (count2 / last.count);
+}
+function predictMs(tables, restMs, kept) {
+  let total2 = restMs;
+  for (const t of tables) {
+    const kin = t.inRoot !== void 0 ? kept.get(t.inRoot) ?? t.cin : t.cin;
+    const kout = t.outRoot !== void 0 ? kept.get(t.outRoot) ?? t.cout : t.cout;
+    const a = relativeAt(t.inCurve, t.ms, kin);
+    const b = t.depthwise ? 1 : relativeAt(t.outCurve, t.ms, kout);
+    total2 += t.ms * a * b;
+  }
+  return total2;
+}
+function restOf(tables, denseMs) {
+  return Math.max(0, denseMs - tables.reduce((s, t) => s + t.ms, 0));
+}
+function allocateForLatency(groups, tables, restMs, budgetMs) {
+  const kept = new Map(groups.map((g2) => [g2.root, g2.size]));
+  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
+  const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
+  const steps = [];
+  let current = predictMs(tables, restMs, kept);
+  while (current > budgetMs) {
+    let best;
+    for (const g2 of groups) {
+      const list = widths.get(g2.root);
+      const k = kept.get(g2.root);
+      const i2 = list.indexOf(k);
+      if (i2 <= 0) continue;
+      const to = list[i2 - 1];
+      kept.set(g2.root, to);
+      const ms3 = predictMs(tables, restMs, kept);
+      kept.set(g2.root, k);
+      const s = sorted.get(g2.root);
+      let lost = 0;
+      for (let r = s.length - k; r < s.length - to; r++) lost += s[r];
+      const saved = current - ms3;
+      const price = saved > 0 ? lost / saved : Infinity;
+      if (!best || price < best.price || price === Infinity && best.price === Infinity && saved > best.saved) best = { root: g2.root, to, ms: ms3, price, saved };
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+    current = best.ms;
+    steps.push({ root: best.root, to: best.to, ms: best.ms });
+  }
+  return { kept, predictedMs: current, reached: current <= budgetMs, steps };
+}
+var init_latencyModel = __esm({
+  "src/prune/structured/latencyModel.ts"() {
+    "use strict";
+    init_widths();
+  }
+});
+
 // src/prune/structured/keptChannels.ts
 function keptChannels(model, analysis, keep) {
   const dims = new Map(model.graph.initializer.map((t) => [t.name, tensorDims(t)]));
@@ -39185,6 +39603,67 @@ var init_keptChannels = __esm({
     "use strict";
     init_tensor();
     init_layout();
+  }
+});
+
+// src/prune/structured/macLayers.ts
+function singleRoot(analysis, layout) {
+  const roots = new Set(layout.map((s) => analysis.spaces.root(s.space)));
+  return roots.size === 1 ? [...roots][0] : void 0;
+}
+function macLayers(model, analysis) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const nodes = model.graph.node;
+  const layers = [];
+  nodes.forEach((node, i2) => {
+    if (node.opType !== "Conv" && node.opType !== "Gemm" && node.opType !== "MatMul") return;
+    const uses = analysis.uses.filter((u) => u.node === i2 && node.input.indexOf(u.tensor) >= 0);
+    if (node.opType === "MatMul" && (uses.length === 0 || index.constant(node.input[0]))) return;
+    const weightUse = uses.find((u) => u.role === "param" && u.tensor === node.input[1]) ?? uses.find((u) => u.role === "param");
+    const faninUse = uses.find((u) => u.role === "fanin");
+    const x2 = shapes.get(node.input[0]);
+    const y = shapes.get(node.output[0]);
+    if (!x2 || !y) return;
+    const group = attrInt(node, "group", 1);
+    const depthwise = node.opType === "Conv" && group > 1 && group === x2[1] && group === y[1];
+    if (node.opType === "Conv" && group > 1 && !depthwise) return;
+    if (node.opType === "Gemm" && attrInt(node, "transA", 0)) return;
+    const cin = node.opType === "Conv" ? x2[1] : x2[x2.length - 1];
+    const cout = node.opType === "Conv" ? y[1] : y[y.length - 1];
+    const inRoot = faninUse ? singleRoot(analysis, faninUse.layout) : depthwise && weightUse ? singleRoot(analysis, weightUse.layout) : void 0;
+    const outRoot = weightUse ? singleRoot(analysis, weightUse.layout) : void 0;
+    let probe;
+    let kind;
+    if (node.opType === "Conv") {
+      const kernel = attrInts(node, "kernel_shape") ?? [];
+      const attrs = { kernel_shape: kernel };
+      for (const name of ["strides", "dilations", "pads"]) {
+        const v = attrInts(node, name);
+        if (v) attrs[name] = v;
+      }
+      const autoPad = attrString(node, "auto_pad", "NOTSET");
+      if (autoPad !== "NOTSET") attrs.auto_pad = autoPad;
+      const spatial = x2.slice(2);
+      probe = { opType: "Conv", depthwise, spatial, rows: 1, attrs };
+      const strides = attrInts(node, "strides") ?? kernel.map(() => 1);
+      kind = `Conv ${kernel.join("x")}${strides.some((s) => s !== 1) ? ` stride ${strides.join("x")}` : ""}${depthwise ? " depthwise" : ""}${cin < 8 && !depthwise ? ` from ${cin} channels` : ""}`;
+    } else {
+      const rows2 = node.opType === "MatMul" ? numel(x2.slice(1, -1)) : 1;
+      probe = { opType: node.opType, depthwise: false, spatial: [], rows: rows2, attrs: node.opType === "Gemm" ? { transB: attrInt(node, "transB", 0) } : {} };
+      kind = `${node.opType}${rows2 > 1 ? " over rows" : ""}`;
+    }
+    const macs = numel(y) * (node.opType === "Conv" ? (depthwise ? 1 : cin) * numel(attrInts(node, "kernel_shape") ?? []) : cin);
+    layers.push({ node: nodeLabel(node), kind, probe, cin, cout, inRoot, outRoot: depthwise ? inRoot : outRoot, macs });
+  });
+  return layers;
+}
+var init_macLayers = __esm({
+  "src/prune/structured/macLayers.ts"() {
+    "use strict";
+    init_graph();
+    init_shapes();
+    init_tensor();
   }
 });
 
@@ -39330,6 +39809,25 @@ async function structuredPrune(input, opts) {
     const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
     for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
   }
+  const widths = opts.roundTo > 1 ? void 0 : await groupWidths(model, analysis, prunable, opts);
+  let latency;
+  if (opts.latency) {
+    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const multiple = new Map((widths?.groups ?? plain.map((u) => ({ root: u.root, multiple: Math.max(1, opts.roundTo) }))).map((g2) => [g2.root, g2.multiple]));
+    const layers = macLayers(model, analysis);
+    const tableWidths = plain.map((u) => ({ root: u.root, name: "", multiple: multiple.get(u.root) ?? 1, from: [] }));
+    const tables = await measureLayerTables(layers, tableWidths, { batch: opts.latency.batch, threads: opts.hardware?.threads ?? 1, cacheDir: opts.hardware?.cacheDir ?? cacheDir(), onLayer: opts.hardware?.onProbe });
+    const rest = restOf(tables, opts.latency.denseMs);
+    const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)) })), tables, rest, opts.latency.budgetMs);
+    for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
+    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: rest, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
+    if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
+  } else if (widths) {
+    const multiple = new Map(widths.groups.map((g2) => [g2.root, g2.multiple]));
+    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root), scores: normalised(unitImportance.get(u.root)) })));
+    for (const [r, k] of snapped) keptUnits.set(r, k);
+  }
   const keptCount = /* @__PURE__ */ new Map();
   const keep = /* @__PURE__ */ new Map();
   for (const g2 of prunable) {
@@ -39340,7 +39838,21 @@ async function structuredPrune(input, opts) {
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
   for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep) };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), ...widths ? { widths } : {}, ...latency ? { latency } : {} };
+}
+function normalised(scores) {
+  let mean2 = 0;
+  for (const v of scores) mean2 += v;
+  mean2 = mean2 / scores.length || 1;
+  return scores.map((v) => v / mean2);
+}
+async function groupWidths(model, analysis, prunable, opts) {
+  const plain = prunable.filter((g2) => g2.block === 1);
+  if (opts.widths) return { groups: plain.map((g2) => ({ root: g2.root, name: g2.name, multiple: opts.widths.get(g2.name) ?? 1, from: ["recorded"] })) };
+  if (!opts.hardware) return void 0;
+  const layers = macLayers(model, analysis);
+  const table3 = await measureProbes(layers.filter((l) => plain.some((g2) => g2.root === l.inRoot || g2.root === l.outRoot)), opts.hardware);
+  return { ...table3, groups: groupMultiples(layers, table3.probes, plain) };
 }
 function structuredGroups(input, protectedTensors) {
   const model = untieConstants(input);
@@ -39395,8 +39907,13 @@ var init_structuredPrune = __esm({
     init_activations();
     init_importance();
     init_allocate();
+    init_widths();
     init_depgraph();
+    init_measureCache();
+    init_hardware();
+    init_latencyModel();
     init_keptChannels();
+    init_macLayers();
     init_surgery();
     init_untie();
   }
@@ -39708,9 +40225,9 @@ var init_cleanup = __esm({
 });
 
 // src/onnx/runtime/session.ts
-import * as fs7 from "node:fs";
-import * as os5 from "node:os";
-import * as path4 from "node:path";
+import * as fs9 from "node:fs";
+import * as os7 from "node:os";
+import * as path5 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -39731,17 +40248,17 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs7.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs7.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs9.mkdtempSync(path5.join(process.env.RUNNER_TEMP || os7.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs9.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path4.join(dir, "model.onnx");
+    const file = path5.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw cannotLoad(e);
   } finally {
-    fs7.rmSync(dir, { recursive: true, force: true });
+    fs9.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -39943,6 +40460,7 @@ async function sensitivityPrune(dense, req) {
   let description;
   let allocated = allocation.ratios;
   let structured;
+  let widths;
   if (req.method === "unstructured") {
     model = pruneCounts(dense, req.weights, allocation.pruned);
     description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct3(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
@@ -39957,8 +40475,9 @@ async function sensitivityPrune(dense, req) {
       keptUnits.set(g2.root, keep);
       allocated.push(1 - keep * g2.block / g2.size);
     });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits, ...req.hardware ? { hardware: req.hardware } : {} });
     notes.push(...r.notes);
+    widths = r.widths;
     model = r.model;
     structured = { reference: r.base, kept: r.kept };
     description = describeStructured(dense, r, { criterion: req.config.criterion, scope: perMac ? "sensitivity-macs" : "sensitivity", sparsity: req.sparsity });
@@ -39973,6 +40492,7 @@ async function sensitivityPrune(dense, req) {
     description,
     notes,
     ...structured ? { structured } : {},
+    ...widths ? { widths } : {},
     sensitivity: {
       ...sensitivityRecord(scorer, curves, allocated, allocation.predictedIncrease, seconds, req.method === "unstructured" ? "weights" : "channels"),
       allocation: perMac ? "loss-per-mac" : "loss"
@@ -40042,6 +40562,24 @@ var init_sensitivityPrune = __esm({
     MAC_COST_EXPONENT = 1;
     pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
     againstText = (scorer) => scorer.against === "labels" ? "NLL and accuracy vs labels" : "KL and agreement vs the dense model: no labels";
+  }
+});
+
+// src/prune/structured/record.ts
+function allocationRecord(roundTo, widths, latency) {
+  const rounding = roundTo > 1 ? "fixed" : widths && "probes" in widths ? "measured" : widths ? "recorded" : "none";
+  const table3 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
+  return {
+    rounding,
+    ...roundTo > 1 ? { round_to: roundTo } : {},
+    ...table3,
+    ...widths ? { groups: widths.groups.map(({ root: _root, ...g2 }) => g2) } : {},
+    ...latency ? { latency } : {}
+  };
+}
+var init_record = __esm({
+  "src/prune/structured/record.ts"() {
+    "use strict";
   }
 });
 
@@ -40138,8 +40676,11 @@ async function pruneWithScope(dense, config, ctx) {
         maxLayerSparsity: config.scope === "global" ? config.maxLayerSparsity : 1,
         criterion: config.criterion,
         protectedTensors,
-        calib: ctx.calib
+        calib: ctx.calib,
+        ...ctx.hardware && config.roundTo === 0 ? { hardware: ctx.hardware } : {},
+        ...ctx.latencyTarget ? { latency: ctx.latencyTarget } : {}
       });
+      const allocation = allocationRecord(config.roundTo, r.widths, r.latency);
       let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
       let model = r.model;
       if (config.method === "hybrid") {
@@ -40152,11 +40693,19 @@ async function pruneWithScope(dense, config, ctx) {
         model = magnitudePrune(model, rest, frac, config.scope).model;
         description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
-      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
+      return { model, description: description + widthsText(allocation), denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, allocation };
     }
     default:
       throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
   }
+}
+function widthsText(a) {
+  if (a.rounding === "fixed") return `; kept counts multiples of ${a.round_to}`;
+  if (!a.groups || a.groups.length === 0) return "";
+  const counts = /* @__PURE__ */ new Map();
+  for (const g2 of a.groups) counts.set(g2.multiple, (counts.get(g2.multiple) ?? 0) + 1);
+  const list = [...counts].sort((x2, y) => y[1] - x2[1] || y[0] - x2[0]).map(([m, n]) => `${m} (${n} group${n === 1 ? "" : "s"})`).join(", ");
+  return `; kept counts snapped to ${a.rounding === "measured" ? "the widths measured to run fast" : "recorded widths"}: multiples of ${list}`;
 }
 async function pruneBySensitivity(dense, weights, config, ctx) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
@@ -40177,9 +40726,19 @@ async function pruneBySensitivity(dense, weights, config, ctx) {
         started = true;
         ctx.progress?.update(done);
       },
-      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {}
+      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {},
+      ...ctx.hardware && config.roundTo === 0 && method === "structured" ? { hardware: ctx.hardware } : {}
     });
-    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...r.structured ? { structured: r.structured } : {} };
+    const allocation = method === "structured" ? allocationRecord(config.roundTo, r.widths, void 0) : void 0;
+    return {
+      model: r.model,
+      description: r.description + (allocation ? widthsText(allocation) : ""),
+      denseWeights: weights,
+      notes: r.notes,
+      sensitivity: r.sensitivity,
+      ...r.structured ? { structured: r.structured } : {},
+      ...allocation ? { allocation } : {}
+    };
   } catch (e) {
     if (!(e instanceof AnalysisOverBudget)) throw e;
     const global2 = await pruneWithScope(dense, { ...config, scope: "global" }, ctx);
@@ -40202,6 +40761,7 @@ var init_pruneModel = __esm({
     init_sensitivityCurves();
     init_sensitivityPrune();
     init_describe();
+    init_record();
     init_structuredPrune();
   }
 });
@@ -41472,7 +42032,7 @@ var init_stage = __esm({
 
 // src/recover/external.ts
 import { spawn } from "node:child_process";
-import * as fs8 from "node:fs";
+import * as fs10 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -41538,9 +42098,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs8.rmSync(paths.modelOut, { force: true });
+  fs10.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths));
-  if (!fs8.existsSync(paths.modelOut)) {
+  if (!fs10.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -42507,8 +43067,8 @@ var init_temperature = __esm({
 });
 
 // src/recover/runRecovery.ts
-import * as fs9 from "node:fs";
-import * as path5 from "node:path";
+import * as fs11 from "node:fs";
+import * as path6 from "node:path";
 function checkRecoveryInputs(config, calib) {
   const why = NEEDS_CALIB[config.recovery];
   if (why && !calib) {
@@ -42529,7 +43089,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path5.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path6.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -42546,7 +43106,7 @@ async function runRecovery(req) {
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs9.mkdirSync(req.stepsDir, { recursive: true });
+  fs11.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -42561,7 +43121,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config, progress } = req;
   if (config.recovery === "none" || config.recovery === "auto" && !calib) return [];
-  fs9.mkdirSync(req.stepsDir, { recursive: true });
+  fs11.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.note(`recovery: running ${config.recoveryCommand}`);
@@ -42781,8 +43341,8 @@ var init_schedule = __esm({
 });
 
 // src/recover/rounds.ts
-import * as fs10 from "node:fs";
-import * as path6 from "node:path";
+import * as fs12 from "node:fs";
+import * as path7 from "node:path";
 function resolveRounds(config, calib) {
   if (config.recoveryRounds !== 0) return config.recoveryRounds;
   const fits = config.method === "unstructured" && config.recovery === "auto" && config.schedule === "oneshot" && config.criterion !== "sparsegpt" && config.maxLayerSparsity >= 1 && calib?.labels && config.sparsity >= ROUNDS_FROM_SPARSITY;
@@ -42836,9 +43396,9 @@ async function runRounds(req) {
     const target = targets[r - 1];
     progress.note(`recovery round ${r}/${req.rounds}: ${config.method} to ${pct4(target)}`);
     const pruned = pruneRound(current, req.weights, target, config, req.plan);
-    const dir = path6.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
+    const dir = path7.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
     const artifact = stepFile(dir, 1, "prune");
-    fs10.mkdirSync(dir, { recursive: true });
+    fs12.mkdirSync(dir, { recursive: true });
     saveModel(pruned, artifact);
     const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
     const last = rec.steps.at(-1)?.artifact ?? artifact;
@@ -42864,7 +43424,7 @@ async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
   const model = pruneRound(r.model, weights, config.sparsity, config, plan);
   ctx.stamp(model, plan ? "sensitivity" : config.scope);
   const pruneArtifact = stepFile(dir, 1, "prune");
-  fs10.mkdirSync(dir, { recursive: true });
+  fs12.mkdirSync(dir, { recursive: true });
   saveModel(model, pruneArtifact);
   const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
   const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
@@ -42893,8 +43453,8 @@ async function pruneWithRounds(dense, config, rounds, ctx, compare3 = false) {
     return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === "sensitivity" ? await sensitivity() : void 0);
   }
   const half = { ...config, recoveryTimeBudget: config.recoveryTimeBudget / 2 };
-  const global2 = await runChain(dense, weights, half, rounds, path6.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path6.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global2 = await runChain(dense, weights, half, rounds, path7.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path7.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global2.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
@@ -42990,10 +43550,10 @@ var init_metrics = __esm({
 });
 
 // src/measure/size.ts
-import * as fs11 from "node:fs";
+import * as fs13 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs11.readFileSync(file);
+  const data = fs13.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 var init_size = __esm({
@@ -43417,8 +43977,8 @@ var init_renderSchedule = __esm({
 });
 
 // src/ledger/render.ts
-function baseName(path18) {
-  return path18.split(/[\\/]/).pop() || path18;
+function baseName(path20) {
+  return path20.split(/[\\/]/).pop() || path20;
 }
 function cell3(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
@@ -43691,8 +44251,8 @@ var init_render = __esm({
 });
 
 // src/pipeline/ledgerFile.ts
-import * as os6 from "node:os";
-import * as path7 from "node:path";
+import * as os8 from "node:os";
+import * as path8 from "node:path";
 function classChanges(dense, final2, labels, classes) {
   const support = classSupport(labels, classes);
   const changes = [];
@@ -43713,14 +44273,14 @@ function writeLedger(req, provider, model) {
       onnxruntime: onnxruntimeVersion(),
       provider: provider.provider,
       ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os6.availableParallelism(),
+      threads: req.config.latency.threads || os8.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [model]
   };
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path7.join(req.out, "ledger.json");
-  const markdownPath = path7.join(req.out, "ledger.md");
+  const ledgerPath = path8.join(req.out, "ledger.json");
+  const markdownPath = path8.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
@@ -43806,6 +44366,15 @@ function speedFunnel(input) {
     speed
   };
 }
+function slowerThanDense(batches, denseSamples, stepSamples) {
+  return batches.flatMap((batch, j) => {
+    const d = denseSamples[j];
+    const s = stepSamples[j];
+    if (!d?.length || !s?.length) return [];
+    const speedup = median(d) / median(s);
+    return speedup < 1 ? [{ batch, speedup, p_value: mannWhitneyP(d, s) }] : [];
+  });
+}
 var FLOAT_SIZE, MAC_OPS3, SPEED_ALPHA, ratioOr1;
 var init_funnel = __esm({
   "src/measure/funnel.ts"() {
@@ -43822,18 +44391,18 @@ var init_funnel = __esm({
 });
 
 // src/measure/memory.ts
-import * as fs12 from "node:fs";
+import * as fs14 from "node:fs";
 function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs12.readFileSync("/proc/self/status", "utf8"));
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs14.readFileSync("/proc/self/status", "utf8"));
   return m ? Number(m[1]) * 1024 : void 0;
 }
 function peakMeter() {
   try {
-    fs12.writeFileSync("/proc/self/clear_refs", "5");
+    fs14.writeFileSync("/proc/self/clear_refs", "5");
     if (readHwm() !== void 0) {
       return {
         method: "linux-vmhwm",
-        reset: () => fs12.writeFileSync("/proc/self/clear_refs", "5"),
+        reset: () => fs14.writeFileSync("/proc/self/clear_refs", "5"),
         peak: () => readHwm()
       };
     }
@@ -43850,7 +44419,7 @@ var init_memory = __esm({
 
 // src/measure/runtimeCost.ts
 import { spawn as spawn2 } from "node:child_process";
-import * as fs13 from "node:fs";
+import * as fs15 from "node:fs";
 function throughput(byBatch) {
   if (byBatch.length === 0) return void 0;
   const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
@@ -43858,7 +44427,7 @@ function throughput(byBatch) {
 }
 function readCounter(file) {
   try {
-    const v = Number(fs13.readFileSync(file, "utf8").trim());
+    const v = Number(fs15.readFileSync(file, "utf8").trim());
     return Number.isFinite(v) ? v : void 0;
   } catch {
     return void 0;
@@ -43985,8 +44554,8 @@ var init_timeSteps = __esm({
 });
 
 // src/pipeline/gradual.ts
-import * as fs14 from "node:fs";
-import * as path8 from "node:path";
+import * as fs16 from "node:fs";
+import * as path9 from "node:path";
 function checkSchedule(config) {
   if (parseNM(config.method)) {
     throw new UserError(`--schedule gradual: --method ${config.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot`);
@@ -44042,8 +44611,8 @@ async function runGradual(input, progress) {
   const plan = config.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config.sparsity)} (${targets.map(pct5).join(", ")})`);
-  const stepsRoot = path8.join(req.out, "steps");
-  fs14.mkdirSync(stepsRoot, { recursive: true });
+  const stepsRoot = path9.join(req.out, "steps");
+  fs16.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config, progress, provider };
   const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
@@ -44069,7 +44638,7 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
     }
-    progress.note(`pruning ${path8.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.note(`pruning ${path9.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
     const stepConfig = { ...config, method: structured ? "structured" : config.method, sparsity: stepSparsity };
     const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
     if (config.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
@@ -44083,11 +44652,11 @@ async function runGradual(input, progress) {
       "prune-guard.scope": config.scope,
       "prune-guard.target_sparsity": String(target),
       "prune-guard.schedule_step": `${t}/${targets.length}`,
-      "prune-guard.source": path8.basename(req.model),
+      "prune-guard.source": path9.basename(req.model),
       "prune-guard.recovery": config.recovery
     });
-    const dir = path8.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
-    fs14.mkdirSync(dir, { recursive: true });
+    const dir = path9.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    fs16.mkdirSync(dir, { recursive: true });
     const pruneArtifact = stepFile(dir, 1, "prune");
     saveModel(pruned.model, pruneArtifact);
     const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
@@ -44151,7 +44720,7 @@ async function runGradual(input, progress) {
   const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
   const chosen2 = rows2.find((r) => r.index === choice.index);
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs14.readFileSync(chosen2.final.step.artifact));
+  writeFileAtomic(outPath, fs16.readFileSync(chosen2.final.step.artifact));
   const steps = measured.map((m) => m.step);
   if (chosen2 !== rows2[rows2.length - 1]) {
     steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
@@ -44260,9 +44829,117 @@ var init_gradual = __esm({
   }
 });
 
+// src/prune/structured/latencyTarget.ts
+function nextCorrection(attempts, targetSpeedup, maxCorrections = MAX_CORRECTIONS) {
+  const last = attempts[attempts.length - 1];
+  if (last.speedup >= targetSpeedup) return { kind: "met" };
+  const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
+  if (!last.reached) return { kind: "stop", reason: "unreachable", detail: `${short}; every channel group is already at its smallest fast width` };
+  if (attempts.length >= 2 && attempts[attempts.length - 2].kept === last.kept) return { kind: "stop", reason: "unchanged", detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
+  if (attempts.length > maxCorrections) return { kind: "stop", reason: "limit", detail: `${short} after ${maxCorrections} corrections` };
+  return { kind: "correct", budgetMs: last.budgetMs * last.speedup / targetSpeedup };
+}
+var MAX_CORRECTIONS;
+var init_latencyTarget = __esm({
+  "src/prune/structured/latencyTarget.ts"() {
+    "use strict";
+    MAX_CORRECTIONS = 3;
+  }
+});
+
+// src/pipeline/latencyTarget.ts
+import * as fs17 from "node:fs";
+import * as path10 from "node:path";
+function checkLatencyTarget(config, rounds) {
+  const flag = config.targetSpeedup !== void 0 ? "--target-speedup" : config.targetLatencyMs !== void 0 ? "--target-latency-ms" : void 0;
+  if (!flag) return;
+  if (config.targetSpeedup !== void 0 && config.targetLatencyMs !== void 0) {
+    throw new UserError("--target-speedup and --target-latency-ms: give one latency target, not both");
+  }
+  if (config.targetSpeedup !== void 0 && !(config.targetSpeedup > 1)) throw new UserError(`${flag} ${config.targetSpeedup}: must be a speedup above 1, like 2x`);
+  if (config.method !== "structured") {
+    throw new UserError(`${flag}: channels are allocated for speed only by --method structured (unstructured and N:M zeros do not run faster on CPU), not ${config.method}; add --method structured`);
+  }
+  if (config.schedule !== "oneshot" || rounds > 1) throw new UserError(`${flag}: allocates one structured prune; drop --schedule gradual and --recovery-rounds`);
+}
+async function pruneForLatency(dense, modelPath, config, ctx) {
+  const batch = config.batchSizes[0];
+  const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, batch));
+  const time = async (files, label2) => {
+    ctx.progress.start(label2, config.latency.warmup + config.latency.runs);
+    const samples = await measureInterleaved(files, source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
+    ctx.progress.stop();
+    return samples.map((s) => median(s[0]));
+  };
+  const [denseMs] = await time([modelPath], `latency target: dense at batch ${batch}`);
+  const needed = config.targetSpeedup ?? denseMs / config.targetLatencyMs;
+  const dir = path10.join(ctx.stepsDir, "target");
+  fs17.mkdirSync(dir, { recursive: true });
+  const attempts = [];
+  let budgetMs = denseMs / needed;
+  for (; ; ) {
+    const outcome = await pruneModel(dense, { ...config, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs } });
+    const file = path10.join(dir, `attempt-${attempts.length + 1}.onnx`);
+    saveModel(outcome.model, file);
+    const [d, p] = await time([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
+    const plan = outcome.allocation?.latency;
+    attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, file, p50: p, macs: modelCost(outcome.model).macs });
+    const next = nextCorrection(attempts, needed);
+    ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${plan?.predicted_ms.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
+    if (next.kind === "correct") {
+      budgetMs = next.budgetMs;
+      continue;
+    }
+    const met = next.kind === "met";
+    const shipped = met ? attempts.length - 1 : attempts.reduce((b, a, i2) => a.speedup > attempts[b].speedup ? i2 : b, 0);
+    const record = {
+      kind: config.targetSpeedup !== void 0 ? "speedup" : "latency-ms",
+      value: config.targetSpeedup ?? config.targetLatencyMs,
+      batch,
+      dense_ms: denseMs,
+      speedup_needed: needed,
+      attempts: attempts.map((a, i2) => ({
+        step: i2 === shipped ? "prune" : `target:attempt-${i2 + 1}`,
+        budget_ms: a.budgetMs,
+        predicted_ms: a.outcome.allocation?.latency?.predicted_ms ?? NaN,
+        reached: a.reached,
+        p50_ms: a.p50,
+        speedup: a.speedup,
+        macs: a.macs
+      })),
+      outcome: met ? "met" : next.reason,
+      detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.detail,
+      shipped
+    };
+    const shippedOutcome = attempts[shipped].outcome;
+    const allocation = shippedOutcome.allocation ? { ...shippedOutcome.allocation, target: record } : { rounding: "none", target: record };
+    return {
+      pruned: { ...shippedOutcome, allocation, description: `${shippedOutcome.description}; allocated for ${needed.toFixed(2)}x at batch ${batch} (attempt ${shipped + 1} of ${attempts.length})` },
+      earlier: attempts.flatMap((a, i2) => i2 === shipped ? [] : [{ name: `target:attempt-${i2 + 1}`, description: `latency target attempt ${i2 + 1}: budget ${a.budgetMs.toFixed(3)} ms, measured ${a.speedup.toFixed(2)}x`, artifact: a.file }]),
+      record
+    };
+  }
+}
+function keptSignature(o) {
+  return JSON.stringify(o.allocation?.latency?.kept ?? []);
+}
+var init_latencyTarget2 = __esm({
+  "src/pipeline/latencyTarget.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_dataset();
+    init_errors();
+    init_latency();
+    init_flops();
+    init_model();
+    init_pruneModel();
+    init_latencyTarget();
+  }
+});
+
 // src/pipeline/run.ts
-import * as fs15 from "node:fs";
-import * as path9 from "node:path";
+import * as fs18 from "node:fs";
+import * as path11 from "node:path";
 function checkRequest(config) {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
     throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION7} yet; use --recovery none`);
@@ -44270,7 +44947,7 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path9.join(out, `${path9.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path11.join(out, `${path11.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config } = req;
@@ -44283,46 +44960,51 @@ async function runPipeline(req, progress) {
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const rounds = resolveRounds(config, calib);
-  const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0, rounds);
+  const targeted = config.targetSpeedup !== void 0 || config.targetLatencyMs !== void 0;
+  const scope = targeted && config.scope === "auto" ? { scope: "global", reason: "" } : resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0, rounds);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
   const outPath = prunedPath(req.out, req.model);
-  if (path9.resolve(outPath) === path9.resolve(req.model)) {
+  if (path11.resolve(outPath) === path11.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkRecoveryInputs(config, calib);
   checkSensitivityInputs(config, calib);
   checkRounds(config, calib);
+  checkLatencyTarget(config, rounds);
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
   if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path9.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path11.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const stamp = (model, scope2 = config.scope) => {
     setMetadata(model, {
       "prune-guard.version": VERSION7,
       "prune-guard.method": config.method,
       "prune-guard.scope": scope2,
       "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path9.basename(req.model)
+      "prune-guard.source": path11.basename(req.model)
     });
     setMetadata(model, { "prune-guard.recovery": config.recovery });
   };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path9.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : void 0;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path11.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : void 0;
   const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : void 0;
-  const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+  const hardware = hardwareOptions(config, progress);
+  const pruneCtx = { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {} };
+  const targetedPrune = targeted ? await pruneForLatency(dense.proto, req.model, config, { ...pruneCtx, data, stepsDir: path11.join(req.out, "steps"), provider: provider.provider }) : void 0;
+  const pruned = withRounds?.pruned ?? targetedPrune?.pruned ?? await pruneModel(dense.proto, config, { ...pruneCtx, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model, pruned.scope ?? config.scope);
-  fs15.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path9.join(req.out, "steps");
+  fs18.mkdirSync(req.out, { recursive: true });
+  const stepsDir = path11.join(req.out, "steps");
   const staged = hasRecoverySteps(config, calib);
   const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
-  if (staged) fs15.mkdirSync(stepsDir, { recursive: true });
+  if (staged) fs18.mkdirSync(stepsDir, { recursive: true });
   if (!withRounds) saveModel(pruned.model, pruneArtifact);
   const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs15.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  if (staged) writeFileAtomic(outPath, fs18.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   releaseField(dense, "proto", "the dense model");
@@ -44337,6 +45019,7 @@ async function runPipeline(req, progress) {
     m.step.recovery = r.info;
     measured.push(m);
   }
+  for (const a of targetedPrune?.earlier ?? []) measured.push(await measureStep(a.name, a.description, a.artifact, { ...ctx, dense: denseStep2.preds }));
   measured.push(await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds }));
   for (const r of recovered) {
     const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
@@ -44349,7 +45032,11 @@ async function runPipeline(req, progress) {
   const steps = measured.map((m) => m.step);
   const final2 = steps[steps.length - 1];
   const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final2, data.labels, denseStep2.preds.classes));
-  const { budgets, verdict } = judged;
+  const { budgets } = judged;
+  const speedNotes = structuredSpeedNotes(config, samples[0], samples[samples.length - 1]);
+  const verdict = speedNotes.length > 0 ? overallVerdict([judged.verdict, "warn"]) : judged.verdict;
+  for (const n of speedNotes) progress.note(n);
+  const notes = [...speedNotes, ...pruned.notes, ...recovery.notes];
   const modelLedger = {
     model: req.model,
     pruned: outPath,
@@ -44360,13 +45047,38 @@ async function runPipeline(req, progress) {
     verdict,
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {},
+    ...notes.length > 0 ? { notes } : {},
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
     scope: pruned.scope ?? scope.scope,
-    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {},
+    ...pruned.allocation ? { allocation: pruned.allocation } : {}
   };
   return writeLedger(req, provider, modelLedger);
+}
+function hardwareOptions(config, progress) {
+  if (config.method !== "structured" && config.method !== "hybrid" || config.roundTo !== 0) return void 0;
+  let started = false;
+  return {
+    batches: config.batchSizes,
+    threads: config.latency.threads,
+    cacheDir: cacheDir(),
+    onProbe: (done, total2) => {
+      if (!started) progress.start(`channel widths (${total2} probes, cached per machine)`, total2);
+      started = true;
+      progress.update(done);
+      if (done === total2) {
+        progress.stop();
+        started = false;
+      }
+    }
+  };
+}
+function structuredSpeedNotes(config, dense, final2) {
+  if (config.method !== "structured" && config.method !== "hybrid") return [];
+  return slowerThanDense(config.batchSizes, dense, final2).map(
+    (s) => `speed: the shipped model measured ${s.speedup.toFixed(2)}x of dense at batch ${s.batch} (p=${s.p_value < 1e-3 ? "<0.001" : s.p_value.toFixed(3)}), slower than the model it replaces: the kept channels run no faster on this machine (too few MACs removed to outweigh the rest of the graph, or widths onnxruntime executes slowly; --round-to 0 measures the fast ones); verdict at least warn`
+  );
 }
 var IMPLEMENTED_RECOVERIES;
 var init_run = __esm({
@@ -44392,12 +45104,16 @@ var init_run = __esm({
     init_timeSteps();
     init_measureStep();
     init_release();
+    init_measureCache();
+    init_funnel();
+    init_budgets2();
+    init_latencyTarget2();
     IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "distill", "command", "auto"]);
   }
 });
 
 // src/pipeline/compare.ts
-import * as path10 from "node:path";
+import * as path12 from "node:path";
 function compareBudgets(budgets) {
   const all = [...budgets];
   if (!all.some((b) => b.name === "latency-regression")) {
@@ -44421,8 +45137,8 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path10.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path10.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const base = await measureStep("base", `base model ${path12.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path12.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
   progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
@@ -44482,8 +45198,8 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs16 from "node:fs";
-import * as path11 from "node:path";
+import * as fs19 from "node:fs";
+import * as path13 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -44516,8 +45232,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs16.mkdirSync(path11.dirname(dest), { recursive: true });
-  fs16.writeFileSync(dest, content);
+  fs19.mkdirSync(path13.dirname(dest), { recursive: true });
+  fs19.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -44530,15 +45246,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs17 from "node:fs";
-import * as path12 from "node:path";
+import * as fs20 from "node:fs";
+import * as path14 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs17.openSync(file, "r");
+    const fd2 = fs20.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs17.readSync(fd2, buf, 0, 40, 0);
-    fs17.closeSync(fd2);
+    fs20.readSync(fd2, buf, 0, 40, 0);
+    fs20.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -44548,8 +45264,8 @@ function refuseLfsPointer(file, shown) {
   }
 }
 function workspacePath(workspace, file) {
-  const rel = path12.relative(workspace, file);
-  return rel.startsWith("..") || path12.isAbsolute(rel) ? file : rel.split(path12.sep).join("/");
+  const rel = path14.relative(workspace, file);
+  return rel.startsWith("..") || path14.isAbsolute(rel) ? file : rel.split(path14.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -44560,20 +45276,20 @@ async function checkModels(jobs, settings, opts) {
     const own = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own };
     opts.progress.note(`model ${job.path}`);
-    refuseLfsPointer(path12.join(opts.workspace, job.path), job.path);
-    const head = await runPipeline({ ...request2, model: path12.join(opts.workspace, job.path), out: path12.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    refuseLfsPointer(path14.join(opts.workspace, job.path), job.path);
+    const head = await runPipeline({ ...request2, model: path14.join(opts.workspace, job.path), out: path14.join(opts.out, "models", slug(job.path)) }, opts.progress);
     const ledger = head.ledger;
     const model = ledger.models[0];
     model.model = job.path;
-    model.pruned = path12.relative(opts.workspace, model.pruned).split(path12.sep).join("/");
+    model.pruned = path14.relative(opts.workspace, model.pruned).split(path14.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path12.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path12.join(dir, path12.basename(basePath));
+      const dir = path14.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path14.join(dir, path14.basename(basePath));
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
         opts.progress.note(`base ${basePath} at ${opts.base.ref.slice(0, 12)}`);
-        const base = await runPipeline({ ...request2, model: baseFile, out: path12.join(dir, "out") }, opts.progress);
+        const base = await runPipeline({ ...request2, model: baseFile, out: path14.join(dir, "out") }, opts.progress);
         model.vs_base = await compareWithBase({
           ref: opts.base.ref,
           baseModel: basePath,
@@ -44590,8 +45306,8 @@ async function checkModels(jobs, settings, opts) {
       }
     }
     ledger.verdict = model.verdict;
-    fs17.rmSync(head.ledgerPath, { force: true });
-    fs17.rmSync(head.markdownPath, { force: true });
+    fs20.rmSync(head.ledgerPath, { force: true });
+    fs20.rmSync(head.markdownPath, { force: true });
     ledgers.push(ledger);
   }
   return ledgers;
@@ -44610,14 +45326,14 @@ function mergeLedgers(ledgers) {
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs17.readdirSync(d, { withFileTypes: true })) {
-      const full = path12.join(d, e.name);
+    for (const e of fs20.readdirSync(d, { withFileTypes: true })) {
+      const full = path14.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs17.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs20.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
@@ -44793,7 +45509,7 @@ ${f.body}
 
 </details>`;
 }
-function join10(sections) {
+function join12(sections) {
   return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
 }
 function hardCut(text, max2) {
@@ -44809,7 +45525,7 @@ function hardCut(text, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text = join10(parts);
+  let text = join12(parts);
   while (text.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -44817,7 +45533,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text, limit);
     parts[largest] = omitted(parts[largest]);
-    text = join10(parts);
+    text = join12(parts);
   }
   return text;
 }
@@ -44910,17 +45626,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path18) {
-      const ctrl = callVisitor(key, node, visitor, path18);
+    function visit_(key, node, visitor, path20) {
+      const ctrl = callVisitor(key, node, visitor, path20);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path18, ctrl);
-        return visit_(key, ctrl, visitor, path18);
+        replaceNode(key, path20, ctrl);
+        return visit_(key, ctrl, visitor, path20);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path18 = Object.freeze(path18.concat(node));
+          path20 = Object.freeze(path20.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path18);
+            const ci = visit_(i2, node.items[i2], visitor, path20);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -44931,13 +45647,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path18 = Object.freeze(path18.concat(node));
-          const ck = visit_("key", node.key, visitor, path18);
+          path20 = Object.freeze(path20.concat(node));
+          const ck = visit_("key", node.key, visitor, path20);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path18);
+          const cv = visit_("value", node.value, visitor, path20);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -44958,17 +45674,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path18) {
-      const ctrl = await callVisitor(key, node, visitor, path18);
+    async function visitAsync_(key, node, visitor, path20) {
+      const ctrl = await callVisitor(key, node, visitor, path20);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path18, ctrl);
-        return visitAsync_(key, ctrl, visitor, path18);
+        replaceNode(key, path20, ctrl);
+        return visitAsync_(key, ctrl, visitor, path20);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path18 = Object.freeze(path18.concat(node));
+          path20 = Object.freeze(path20.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path18);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path20);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -44979,13 +45695,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path18 = Object.freeze(path18.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path18);
+          path20 = Object.freeze(path20.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path20);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path18);
+          const cv = await visitAsync_("value", node.value, visitor, path20);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -45012,23 +45728,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path18) {
+    function callVisitor(key, node, visitor, path20) {
       if (typeof visitor === "function")
-        return visitor(key, node, path18);
+        return visitor(key, node, path20);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path18);
+        return visitor.Map?.(key, node, path20);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path18);
+        return visitor.Seq?.(key, node, path20);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path18);
+        return visitor.Pair?.(key, node, path20);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path18);
+        return visitor.Scalar?.(key, node, path20);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path18);
+        return visitor.Alias?.(key, node, path20);
       return void 0;
     }
-    function replaceNode(key, path18, node) {
-      const parent = path18[path18.length - 1];
+    function replaceNode(key, path20, node) {
+      const parent = path20[path20.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -45640,10 +46356,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path18, value) {
+    function collectionFromPath(schema, path20, value) {
       let v = value;
-      for (let i2 = path18.length - 1; i2 >= 0; --i2) {
-        const k = path18[i2];
+      for (let i2 = path20.length - 1; i2 >= 0; --i2) {
+        const k = path20[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -45662,7 +46378,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path18) => path18 == null || typeof path18 === "object" && !!path18[Symbol.iterator]().next().done;
+    var isEmptyPath = (path20) => path20 == null || typeof path20 === "object" && !!path20[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -45692,11 +46408,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path18, value) {
-        if (isEmptyPath(path18))
+      addIn(path20, value) {
+        if (isEmptyPath(path20))
           this.add(value);
         else {
-          const [key, ...rest] = path18;
+          const [key, ...rest] = path20;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -45710,8 +46426,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path18) {
-        const [key, ...rest] = path18;
+      deleteIn(path20) {
+        const [key, ...rest] = path20;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -45725,8 +46441,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path18, keepScalar) {
-        const [key, ...rest] = path18;
+      getIn(path20, keepScalar) {
+        const [key, ...rest] = path20;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -45744,8 +46460,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path18) {
-        const [key, ...rest] = path18;
+      hasIn(path20) {
+        const [key, ...rest] = path20;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -45755,8 +46471,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path18, value) {
-        const [key, ...rest] = path18;
+      setIn(path20, value) {
+        const [key, ...rest] = path20;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -48271,9 +48987,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path18, value) {
+      addIn(path20, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path18, value);
+          this.contents.addIn(path20, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -48348,14 +49064,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path18) {
-        if (Collection2.isEmptyPath(path18)) {
+      deleteIn(path20) {
+        if (Collection2.isEmptyPath(path20)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path18) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path20) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -48370,10 +49086,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path18, keepScalar) {
-        if (Collection2.isEmptyPath(path18))
+      getIn(path20, keepScalar) {
+        if (Collection2.isEmptyPath(path20))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path18, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path20, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -48384,10 +49100,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path18) {
-        if (Collection2.isEmptyPath(path18))
+      hasIn(path20) {
+        if (Collection2.isEmptyPath(path20))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path18) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path20) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -48404,13 +49120,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path18, value) {
-        if (Collection2.isEmptyPath(path18)) {
+      setIn(path20, value) {
+        if (Collection2.isEmptyPath(path20)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path18), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path20), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path18, value);
+          this.contents.setIn(path20, value);
         }
       }
       /**
@@ -50371,9 +51087,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path18) => {
+    visit.itemAtPath = (cst, path20) => {
       let item = cst;
-      for (const [field, index] of path18) {
+      for (const [field, index] of path20) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -50382,23 +51098,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path18) => {
-      const parent = visit.itemAtPath(cst, path18.slice(0, -1));
-      const field = path18[path18.length - 1][0];
+    visit.parentCollection = (cst, path20) => {
+      const parent = visit.itemAtPath(cst, path20.slice(0, -1));
+      const field = path20[path20.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path18, item, visitor) {
-      let ctrl = visitor(item, path18);
+    function _visit(path20, item, visitor) {
+      let ctrl = visitor(item, path20);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path18.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path20.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -50409,10 +51125,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path18);
+            ctrl = ctrl(item, path20);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path18) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path20) : ctrl;
     }
     exports.visit = visit;
   }
@@ -51714,14 +52430,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs26 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs23, sep: [] });
+                map.items.push({ start, key: fs26, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs23);
+                this.stack.push(fs26);
               } else {
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs26, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -51849,13 +52565,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs26 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs23, sep: [] });
+                fc.items.push({ start: [], key: fs26, sep: [] });
               else if (it.sep)
-                this.stack.push(fs23);
+                this.stack.push(fs26);
               else
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs26, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -52164,10 +52880,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path18) {
+function lineOf(doc, lines2, path20) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path18) {
+  for (const segment of path20) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -52193,25 +52909,25 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs18 from "node:fs";
-import * as path13 from "node:path";
+import * as fs21 from "node:fs";
+import * as path15 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs18.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs21.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs18.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs21.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs18.existsSync(path13.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path13.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs21.existsSync(path15.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path15.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs18.existsSync(path13.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path13.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs21.existsSync(path15.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path15.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -52337,23 +53053,23 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs19 from "node:fs";
-import * as path14 from "node:path";
+import * as fs22 from "node:fs";
+import * as path16 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path14.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path16.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs19.readdirSync(dir, { withFileTypes: true })) {
-      const full = path14.join(dir, entry3.name);
+    for (const entry3 of fs22.readdirSync(dir, { withFileTypes: true })) {
+      const full = path16.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path14.relative(root, full).split(path14.sep).join("/");
+        const rel = path16.relative(root, full).split(path16.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -52470,13 +53186,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs20 from "node:fs";
-import * as path15 from "node:path";
+import * as fs23 from "node:fs";
+import * as path17 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs20.existsSync(file) ? parseHistory(fs20.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs23.existsSync(file) ? parseHistory(fs23.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs20.mkdirSync(path15.dirname(file), { recursive: true });
+      fs23.mkdirSync(path17.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -52537,7 +53253,7 @@ async function reportFailure(octokit, ctx, ledger, label2, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path15.resolve(opts.workspace, inputs.historyFile);
+  const local = path17.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -54339,14 +55055,14 @@ var require_code2 = __commonJS({
     }
     exports.callValidateCode = callValidateCode;
     var newRegExp = (0, codegen_1._)`new RegExp`;
-    function usePattern({ gen, it: { opts } }, pattern) {
+    function usePattern({ gen, it: { opts } }, pattern2) {
       const u = opts.unicodeRegExp ? "u" : "";
       const { regExp } = opts.code;
-      const rx = regExp(pattern, u);
+      const rx = regExp(pattern2, u);
       return gen.scopeValue("pattern", {
         key: rx.toString(),
         ref: rx,
-        code: (0, codegen_1._)`${regExp.code === "new RegExp" ? newRegExp : (0, util_2.useFunc)(gen, regExp)}(${pattern}, ${u})`
+        code: (0, codegen_1._)`${regExp.code === "new RegExp" ? newRegExp : (0, util_2.useFunc)(gen, regExp)}(${pattern2}, ${u})`
       });
     }
     exports.usePattern = usePattern;
@@ -55823,8 +56539,8 @@ var require_utils3 = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path18) {
-      let input = path18;
+    function removeDotSegments(path20) {
+      let input = path20;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -55898,11 +56614,11 @@ var require_utils3 = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path18) {
-      if (path18 === "" || path18[0] === "/") {
-        return removeDotSegments(path18);
+    function removeDotSegmentsRelative(path20) {
+      if (path20 === "" || path20[0] === "/") {
+        return removeDotSegments(path20);
       }
-      const segments = path18.split("/");
+      const segments = path20.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -56265,8 +56981,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path18 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path18 && path18 !== "/" ? path18 : void 0;
+        const path20 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path20 && path20 !== "/" ? path20 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -60079,8 +60795,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path18) {
-  return path18.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path20) {
+  return path20.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -60088,32 +60804,32 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path18 = [];
+  const path20 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path18.push(Number(key));
+      path20.push(Number(key));
       value = value[Number(key)];
     } else {
-      path18.push(key);
+      path20.push(key);
       value = value?.[key];
     }
   }
-  return { path: path18, value };
+  return { path: path20, value };
 }
 function fromAjv(error2, raw) {
-  const { path: path18, value } = toKeyPath(error2.instancePath, raw);
+  const { path: path20, value } = toKeyPath(error2.instancePath, raw);
   if (error2.keyword === "additionalProperties") {
     const key = String(error2.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path18)?.properties ?? {});
-    const full = [...path18, key];
+    const valid = Object.keys(schemaAt(path20)?.properties ?? {});
+    const full = [...path20, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path18)?.description ?? "valid";
+  const expected = schemaAt(path20)?.description ?? "valid";
   const bound = BOUNDS.has(error2.keyword) ? `; ${error2.message}` : "";
-  if (path18.length === 0) return { path: path18, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path18, message: `'${formatKeyPath(path18)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path20.length === 0) return { path: path20, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path20, message: `'${formatKeyPath(path20)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -60129,8 +60845,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path18 = ["budgets", name];
-        problems.push({ path: path18, message: `'${formatKeyPath(path18)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path20 = ["budgets", name];
+        problems.push({ path: path20, message: `'${formatKeyPath(path20)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -60167,17 +60883,17 @@ var init_validate = __esm({
 });
 
 // src/config/loadConfig.ts
-import { readFileSync as readFileSync12 } from "node:fs";
-function loadConfig(path18) {
+import { readFileSync as readFileSync14 } from "node:fs";
+function loadConfig(path20) {
   let text;
   try {
-    text = readFileSync12(path18, "utf8");
+    text = readFileSync14(path20, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path18}: config file not found; check the path or create it`);
-    throw new UserError(`${path18}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path20}: config file not found; check the path or create it`);
+    throw new UserError(`${path20}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path18);
+  return parseConfig(text, path20);
 }
 function parseConfig(text, where) {
   const lines2 = new import_yaml3.LineCounter();
@@ -60202,11 +60918,15 @@ function parseConfig(text, where) {
   }
   return fromRaw(raw);
 }
+function parseSpeedup(value) {
+  return typeof value === "number" ? value : Number(value.replace(/x$/, ""));
+}
 function fromRaw(raw) {
   const config = structuredClone(DEFAULT_CONFIG);
   for (const [key, value] of Object.entries(raw)) {
     if (key === "latency") config.latency = { ...config.latency, ...camelKeys(value) };
     else if (key === "budgets") config.budgets = budgetLimits(value);
+    else if (key === "target-speedup") config.targetSpeedup = parseSpeedup(value);
     else config[camel(key)] = value;
   }
   return config;
@@ -60254,11 +60974,11 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs21 from "node:fs";
-import * as path16 from "node:path";
+import * as fs24 from "node:fs";
+import * as path18 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs21.existsSync(path16.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path16.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
+  const configFile = inputs.config ?? (fs24.existsSync(path18.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path18.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
   const overrides = { latency: { ...base.latency } };
   if (inputs.targetSparsity !== void 0) overrides.sparsity = inputs.targetSparsity;
   if (inputs.method !== void 0) overrides.method = inputs.method;
@@ -60274,9 +60994,9 @@ function resolveSettings(inputs, workspace) {
     configFile,
     config,
     budgets: resolveBudgets(config.budgets, inputs.budgets),
-    data: path16.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path16.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path16.resolve(workspace, s.path) }))
+    data: path18.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path18.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path18.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -60292,8 +61012,8 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs22 from "node:fs";
-import * as path17 from "node:path";
+import * as fs25 from "node:fs";
+import * as path19 from "node:path";
 function progressFor(io) {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
   }, stop() {
@@ -60322,16 +61042,16 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path17.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path17.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path19.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path19.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path17.resolve(env.workspace, inputs.ledgers);
-    if (!fs22.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    const dir = path19.resolve(env.workspace, inputs.ledgers);
+    if (!fs25.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -60352,10 +61072,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path17.join(out, "ledger.json");
-  fs22.mkdirSync(out, { recursive: true });
+  const ledgerPath = path19.join(out, "ledger.json");
+  fs25.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path17.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path19.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
@@ -60429,7 +61149,7 @@ var entry_exports = {};
 __export(entry_exports, {
   entry: () => entry
 });
-import * as os7 from "node:os";
+import * as os9 from "node:os";
 function workflowFile(ref) {
   const m = ref ? /^[^/]+\/[^/]+\/(.+?)@/.exec(ref) : null;
   return m?.[1];
@@ -60448,7 +61168,7 @@ async function entry() {
     };
     await run(inputs, octokit, ctx, {
       workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
-      temp: process.env.RUNNER_TEMP || os7.tmpdir(),
+      temp: process.env.RUNNER_TEMP || os9.tmpdir(),
       workflowFile: workflowFile(process.env.GITHUB_WORKFLOW_REF)
     }, {
       info: (m) => info(m),

@@ -61,6 +61,12 @@ function seconds(flag: string) {
   };
 }
 
+function speedupFlag(v: string): number {
+  const n = Number(v.replace(/x$/i, ''));
+  if (!Number.isFinite(n) || n <= 1) throw new InvalidArgumentError(`--target-speedup must be a speedup above 1 like 2x (got '${v}')`);
+  return n;
+}
+
 function parseShift(text: string): { name: string; path: string } {
   const eq = text.indexOf('=');
   if (eq <= 0 || eq === text.length - 1) throw new UserError(`--shift ${text}: expected NAME=path.npz, e.g. --shift rotated=shift.npz`);
@@ -80,6 +86,8 @@ interface RunFlags {
   recovery?: Config['recovery'];
   scope?: Config['scope'];
   roundTo?: number;
+  targetSpeedup?: number;
+  targetLatencyMs?: number;
   criterion?: Config['criterion'];
   maxLayerSparsity?: number;
   exclude: string[];
@@ -126,6 +134,8 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.recovery !== undefined) overrides.recovery = flags.recovery;
   if (flags.scope !== undefined) overrides.scope = flags.scope;
   if (flags.roundTo !== undefined) overrides.roundTo = flags.roundTo;
+  if (flags.targetSpeedup !== undefined) overrides.targetSpeedup = flags.targetSpeedup;
+  if (flags.targetLatencyMs !== undefined) overrides.targetLatencyMs = flags.targetLatencyMs;
   if (flags.criterion !== undefined) overrides.criterion = flags.criterion;
   if (flags.maxLayerSparsity !== undefined) overrides.maxLayerSparsity = flags.maxLayerSparsity;
   if (flags.exclude.length) overrides.exclude = [...base.exclude, ...flags.exclude];
@@ -190,7 +200,13 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--method <method>', 'pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4')
     .addOption(new Option('--recovery <recovery>', 'accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)').choices(['none', 'reconstruct', 'distill', 'auto', 'command']))
     .addOption(new Option('--scope <scope>', 'magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer\'s measured calibration-loss curve (needs --calib); sensitivity-macs (structured): channels removed where that loss per MAC saved is smallest; auto (default): sensitivity-macs for structured oneshot with a labelled --calib, else global').choices(['global', 'layer', 'sensitivity', 'sensitivity-macs', 'auto']))
-    .option('--round-to <n>', 'structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)', count('--round-to', 1))
+    .option('--round-to <n>', 'structured: keep channel counts at multiples of n (1 = no rounding; default 0: the multiples measured to run fast on this machine, cached)', count('--round-to', 0))
+    .option('--target-speedup <x>', 'structured: allocate channels for this measured speedup over dense at the first --batch-sizes entry, e.g. 2x (corrected by measurement, up to 3 times)', speedupFlag)
+    .option('--target-latency-ms <ms>', 'structured: allocate channels for this measured p50 latency at the first --batch-sizes entry', (v: string) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`--target-latency-ms must be milliseconds above 0 like 5 (got '${v}')`);
+      return n;
+    })
     .addOption(new Option('--criterion <name>', 'structured: channel importance; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)').choices(['l1', 'l2', 'bn-scale', 'activation', 'sparsegpt']))
     .option('--max-layer-sparsity <fraction>', 'global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (default 1: no cap)', capFraction('--max-layer-sparsity'))
     .option('--exclude <glob>', 'node or initializer names never pruned, repeatable', collect, [])

@@ -48,6 +48,11 @@ export function parseConfig(text: string, where: string): Config {
   return fromRaw(raw as Record<string, unknown>);
 }
 
+/** "2x" or 2 -> 2 (the schema has checked the form). */
+export function parseSpeedup(value: number | string): number {
+  return typeof value === 'number' ? value : Number(value.replace(/x$/, ''));
+}
+
 const camel = (key: string): string => key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -57,6 +62,7 @@ function fromRaw(raw: Record<string, unknown>): Config {
   for (const [key, value] of Object.entries(raw)) {
     if (key === 'latency') config.latency = { ...config.latency, ...(camelKeys(value as Record<string, unknown>) as Partial<LatencyConfig>) };
     else if (key === 'budgets') config.budgets = budgetLimits(value as Record<BudgetName, number | string>);
+    else if (key === 'target-speedup') config.targetSpeedup = parseSpeedup(value as number | string);
     else (config as unknown as Record<string, unknown>)[camel(key)] = value;
   }
   return config;

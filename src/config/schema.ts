@@ -69,8 +69,15 @@ export interface Config {
   latency: LatencyConfig;
   evalBatchSize: number;
   confidence: number;
-  /** structured: kept channel counts are rounded to multiples of this (1 = no rounding) */
+  /**
+   * structured: kept channel counts are rounded to multiples of this (1 = no rounding); 0 (default):
+   * to the multiples measured to run fast on this machine (src/prune/structured/widths.ts)
+   */
   roundTo: number;
+  /** structured: allocate channels for this measured speedup over dense at the first batch size (e.g. 2 for 2x) */
+  targetSpeedup?: number;
+  /** structured: allocate channels for this measured p50 latency (ms) at the first batch size */
+  targetLatencyMs?: number;
   /** structured: channel importance criterion; unstructured `sparsegpt`: reconstruction re-chooses the mask */
   criterion: CriterionName;
   /** global scope: no layer (unstructured) or channel group (structured) loses more than this fraction; 1 = no cap */
@@ -111,7 +118,7 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
   evalBatchSize: 256,
   confidence: 0.95,
-  roundTo: 1,
+  roundTo: 0,
   criterion: 'l1',
   maxLayerSparsity: 1,
   strict: false,
@@ -197,7 +204,12 @@ export const CONFIG_SCHEMA: SchemaNode = {
       exclusiveMaximum: 1,
       description: 'a number between 0 and 1 like 0.95',
     },
-    'round-to': wholeNumber(1),
+    'round-to': { type: 'integer', minimum: 0, description: 'a whole number of channels like 8 (1 = no rounding, 0 = the widths measured to run fast)' },
+    'target-speedup': {
+      anyOf: [{ type: 'number', exclusiveMinimum: 1 }, { type: 'string', pattern: '^[0-9]*\\.?[0-9]+x$' }],
+      description: 'a speedup above 1 like 2 or "2x"',
+    },
+    'target-latency-ms': { type: 'number', exclusiveMinimum: 0, description: 'a latency in milliseconds above 0 like 5' },
     criterion: oneOf(CRITERIA),
     'max-layer-sparsity': { type: 'number', exclusiveMinimum: 0, maximum: 1, description: 'a fraction above 0 up to 1 like 0.9 (1 = no cap)' },
     strict: boolean,

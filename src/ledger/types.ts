@@ -8,10 +8,12 @@ import type { ClassChange } from '../measure/stats/uncertainty.js';
 import type { LayerSparsity } from '../prune/sparsity.js';
 import type { SensitivityInfo, SensitivityLayer, SensitivityPoint } from '../prune/sensitivity/types.js';
 import type { RecoveryInfo, TemperatureInfo } from '../recover/runRecovery.js';
+import type { AllocationRecord, TargetRecord } from '../prune/structured/record.js';
 
 // records produced below the ledger are declared where they are produced (a lower layer may not import
 // this file) and re-exported here, so the whole ledger shape is read and imported from one place
 export type {
+  AllocationRecord,
   BudgetName,
   ClassChange,
   LatencyStat,
@@ -23,6 +25,7 @@ export type {
   SensitivityPoint,
   SpeedFunnel,
   Step,
+  TargetRecord,
   TemperatureInfo,
   Verdict,
 };
@@ -115,6 +118,8 @@ export interface ModelLedger {
   scope?: 'global' | 'layer' | 'sensitivity' | 'sensitivity-macs';
   /** `scope: sensitivity` and `sensitivity-macs` only: per-layer sensitivity curves and the per-layer sparsity chosen from them */
   sensitivity?: SensitivityInfo;
+  /** structured: the widths kept counts were rounded to (measured, recorded or fixed) and a latency target's plan and attempts */
+  allocation?: AllocationRecord;
   /** `--schedule gradual` only: every schedule step with its budget verdicts, why it stopped, which step ships */
   schedule?: ScheduleLedger;
 }

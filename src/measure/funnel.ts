@@ -120,3 +120,24 @@ export function speedFunnel(input: FunnelInput): SpeedFunnel {
     speed,
   };
 }
+
+/** A batch at which a step measured slower than dense. */
+export interface SlowerThanDense {
+  batch: number;
+  speedup: number;
+  p_value: number;
+}
+
+/**
+ * The batches at which a step's interleaved latency came out slower than dense: a structured prune that
+ * ships slower than the model it replaces must say so, whatever the noise (the p-value says how sure).
+ */
+export function slowerThanDense(batches: readonly number[], denseSamples: readonly (readonly number[])[], stepSamples: readonly (readonly number[])[]): SlowerThanDense[] {
+  return batches.flatMap((batch, j) => {
+    const d = denseSamples[j];
+    const s = stepSamples[j];
+    if (!d?.length || !s?.length) return [];
+    const speedup = median(d as number[]) / median(s as number[]);
+    return speedup < 1 ? [{ batch, speedup, p_value: mannWhitneyP(d, s) }] : [];
+  });
+}

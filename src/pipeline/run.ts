@@ -25,6 +25,11 @@ import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { RunRequest, RunResult } from './request.js';
 import type { Progress } from '../io/progress.js';
 import { collectGarbage, releaseField } from './release.js';
+import { cacheDir } from '../io/measureCache.js';
+import { slowerThanDense } from '../measure/funnel.js';
+import { overallVerdict } from '../ledger/budgets.js';
+import type { MeasureOptions } from '../prune/structured/hardware.js';
+import { checkLatencyTarget, pruneForLatency, type TargetedPrune } from './latencyTarget.js';
 
 /** Recoveries this build implements; others are refused up front, never faked. */
 const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct', 'distill', 'command', 'auto']);
@@ -59,7 +64,9 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   // `scope: auto` becomes the scope actually used before any check, step or ledger reads it
   // rounds do not depend on the scope, the scope does on rounds (rounds keep the global threshold)
   const rounds = resolveRounds(config, calib);
-  const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : undefined, rounds);
+  const targeted = config.targetSpeedup !== undefined || config.targetLatencyMs !== undefined;
+  // a latency target allocates by latency per importance (normalised per group, as global ranks it)
+  const scope = targeted && config.scope === 'auto' ? { scope: 'global' as const, reason: '' } : resolveScope(config, calib ? { labelled: calib.labels !== null } : undefined, rounds);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
   const outPath = prunedPath(req.out, req.model);
@@ -69,6 +76,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   checkRecoveryInputs(config, calib);
   checkSensitivityInputs(config, calib);
   checkRounds(config, calib);
+  checkLatencyTarget(config, rounds);
 
   // before anything is written: a run that cannot measure where it was asked to must not leave files
   const provider = await resolveProvider(config.executionProvider, req.model);
@@ -92,7 +100,12 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib: calib!, stepsDir: path.join(req.out, 'steps'), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : undefined;
   // scope auto may not spend longer measuring curves than recovery may spend refitting
   const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : undefined;
-  const pruned = withRounds?.pruned ?? (await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, ...(autoAnalysisSeconds !== undefined ? { autoAnalysisSeconds } : {}) }));
+  const hardware = hardwareOptions(config, progress);
+  const pruneCtx = { modelPath: req.model, calib, progress, ...(hardware ? { hardware } : {}) };
+  const targetedPrune: TargetedPrune | undefined = targeted
+    ? await pruneForLatency(dense.proto, req.model, config, { ...pruneCtx, data, stepsDir: path.join(req.out, 'steps'), provider: provider.provider })
+    : undefined;
+  const pruned = withRounds?.pruned ?? targetedPrune?.pruned ?? (await pruneModel(dense.proto, config, { ...pruneCtx, ...(autoAnalysisSeconds !== undefined ? { autoAnalysisSeconds } : {}) }));
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model, pruned.scope ?? config.scope);
   fs.mkdirSync(req.out, { recursive: true });
@@ -125,6 +138,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     m.step.recovery = r.info;
     measured.push(m);
   }
+  for (const a of targetedPrune?.earlier ?? []) measured.push(await measureStep(a.name, a.description, a.artifact, { ...ctx, dense: denseStep.preds }));
   measured.push(await measureStep('prune', pruned.description, pruneArtifact, { ...ctx, dense: denseStep.preds }));
   for (const r of recovered) {
     const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep.preds });
@@ -138,7 +152,11 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
   const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels!, denseStep.preds.classes));
-  const { budgets, verdict } = judged;
+  const { budgets } = judged;
+  const speedNotes = structuredSpeedNotes(config, samples[0], samples[samples.length - 1]);
+  const verdict = speedNotes.length > 0 ? overallVerdict([judged.verdict, 'warn']) : judged.verdict;
+  for (const n of speedNotes) progress.note(n);
+  const notes = [...speedNotes, ...pruned.notes, ...recovery.notes];
   const modelLedger: ModelLedger = {
     model: req.model,
     pruned: outPath,
@@ -149,11 +167,45 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     verdict,
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep.preds.classes },
-    ...(pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {}),
+    ...(notes.length > 0 ? { notes } : {}),
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
     scope: pruned.scope ?? scope.scope,
     ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
+    ...(pruned.allocation ? { allocation: pruned.allocation } : {}),
   };
   return writeLedger(req, provider, modelLedger);
+}
+
+/** Structured pruning with `round-to: 0` measures the widths that run fast, at the run's batch sizes and threads. */
+function hardwareOptions(config: Config, progress: Progress): MeasureOptions | undefined {
+  if ((config.method !== 'structured' && config.method !== 'hybrid') || config.roundTo !== 0) return undefined;
+  let started = false;
+  return {
+    batches: config.batchSizes,
+    threads: config.latency.threads,
+    cacheDir: cacheDir(),
+    onProbe: (done, total) => {
+      if (!started) progress.start(`channel widths (${total} probes, cached per machine)`, total);
+      started = true;
+      progress.update(done);
+      if (done === total) {
+        progress.stop();
+        started = false;
+      }
+    },
+  };
+}
+
+/**
+ * A structured prune is there to run faster: where it measured slower than dense at any batch size the
+ * ledger says so, with the cause, and the verdict is at least `warn`.
+ */
+function structuredSpeedNotes(config: Config, dense: readonly number[][], final: readonly number[][]): string[] {
+  if (config.method !== 'structured' && config.method !== 'hybrid') return [];
+  return slowerThanDense(config.batchSizes, dense, final).map(
+    (s) =>
+      `speed: the shipped model measured ${s.speedup.toFixed(2)}x of dense at batch ${s.batch} (p=${s.p_value < 0.001 ? '<0.001' : s.p_value.toFixed(3)}), slower than the model it replaces: ` +
+      `the kept channels run no faster on this machine (too few MACs removed to outweigh the rest of the graph, or widths onnxruntime executes slowly; --round-to 0 measures the fast ones); verdict at least warn`,
+  );
 }

@@ -8,7 +8,7 @@ import type { MacLayer } from './macLayers.js';
 import type { LayerTable } from './latencyModel.js';
 import { allowedWidths, chooseMultiple, type WidthCurve } from './widths.js';
 
-/** Channel counts every probe times: a window holding a multiple of 32 and several of every smaller candidate. */
+/** Channel counts every probe times: a window holding at least two widths of every candidate multiple. */
 export const PROBE_COUNTS: readonly number[] = Array.from({ length: 33 }, (_, i) => 40 + i);
 /** Probes above this many MACs per run are made cheaper by halving their spatial size (channel blocking does not depend on it). */
 const PROBE_MAC_CAP = 3e7;

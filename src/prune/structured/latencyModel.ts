@@ -107,3 +107,18 @@ export function allocateForLatency(groups: readonly LatencyGroup[], tables: read
   }
   return { kept, predictedMs: current, reached: current <= budgetMs, steps };
 }
+
+/** What the latency allocation predicted, for the ledger. */
+export interface LatencyPlan {
+  batch: number;
+  dense_ms: number;
+  budget_ms: number;
+  /** the dense model's time no MAC layer explains (activations, pooling, session overhead) */
+  rest_ms: number;
+  predicted_ms: number;
+  /** false: every group reached its smallest fast width before the prediction met the budget */
+  reached: boolean;
+  /** kept channels per channel group, in the analysis' group order */
+  kept: number[];
+  layers: LayerTable[];
+}

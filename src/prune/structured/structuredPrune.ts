@@ -8,7 +8,7 @@ import { snapToWidths } from './widths.js';
 import { type DependencyAnalysis, type DependencyGroup, analyzeDependencies } from './depgraph.js';
 import { cacheDir } from '../../io/measureCache.js';
 import { groupMultiples, measureLayerTables, measureProbes, type MeasureOptions, type WidthTable } from './hardware.js';
-import { allocateForLatency, restOf, type LayerTable } from './latencyModel.js';
+import { allocateForLatency, restOf, type LatencyPlan } from './latencyModel.js';
 import { type KeptChannels, keptChannels } from './keptChannels.js';
 import { macLayers } from './macLayers.js';
 import { removeChannels } from './surgery.js';
@@ -43,18 +43,6 @@ export interface StructuredOptions {
   latency?: { batch: number; denseMs: number; budgetMs: number };
 }
 
-/** What the latency allocation predicted, for the ledger. */
-export interface LatencyPlan {
-  batch: number;
-  dense_ms: number;
-  budget_ms: number;
-  /** the dense model's time no MAC layer explains (activations, pooling, session overhead) */
-  rest_ms: number;
-  predicted_ms: number;
-  /** false: every group reached its smallest fast width before the prediction met the budget */
-  reached: boolean;
-  layers: LayerTable[];
-}
 
 export interface GroupOutcome extends DependencyGroup {
   kept: number;
@@ -104,7 +92,7 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
     const rest = restOf(tables, opts.latency.denseMs);
     const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)!) })), tables, rest, opts.latency.budgetMs);
     for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
-    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: rest, predicted_ms: plan.predictedMs, reached: plan.reached, layers: tables };
+    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: rest, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
     if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
   } else if (widths) {
     const multiple = new Map(widths.groups.map((g) => [g.root, g.multiple]));

@@ -12,8 +12,8 @@ export interface WidthCurve {
   ms: readonly number[];
 }
 
-/** Multiples a width may be rounded to; the probe's window must span at least two of the largest. */
-export const WIDTH_MULTIPLES = [1, 2, 4, 8, 16, 32] as const;
+/** Multiples a width may be rounded to; the probe window holds at least two widths of each. */
+export const WIDTH_MULTIPLES = [1, 2, 4, 8, 16] as const;
 
 /** A multiple is good enough when its widths run within this of the best multiple's, relative to the trend. */
 export const WIDTH_TOLERANCE = 0.015;

@@ -24,7 +24,7 @@ describe('chooseMultiple reads the multiple that pays from a measured curve', ()
     const choice = chooseMultiple(curve((c) => 0.2 + 0.1 * Math.ceil(c / 8)));
     expect(choice.multiple).toBe(8);
     expect(Math.max(...choice.scores.map((s) => s.score))).toBe(1);
-    expect(choice.scores.map((s) => s.multiple)).toEqual([1, 2, 4, 8, 16, 32]);
+    expect(choice.scores.map((s) => s.multiple)).toEqual([1, 2, 4, 8, 16]);
   });
 });
 

@@ -1,0 +1,105 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { median } from 'simple-statistics';
+import type { Config } from '../config/schema.js';
+import { sliceBatch, type Dataset } from '../data/dataset.js';
+import { UserError } from '../errors.js';
+import type { Progress } from '../io/progress.js';
+import { measureInterleaved } from '../measure/latency.js';
+import { modelCost } from '../onnx/flops.js';
+import { saveModel } from '../onnx/model.js';
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { pruneModel, type PruneContext, type PruneOutcome } from '../prune/pruneModel.js';
+import { nextCorrection, type Attempt } from '../prune/structured/latencyTarget.js';
+import type { TargetRecord } from '../prune/structured/record.js';
+
+/** A latency target is a structured allocation: anything else is refused before any work. */
+export function checkLatencyTarget(config: Config, rounds: number): void {
+  const flag = config.targetSpeedup !== undefined ? '--target-speedup' : config.targetLatencyMs !== undefined ? '--target-latency-ms' : undefined;
+  if (!flag) return;
+  if (config.targetSpeedup !== undefined && config.targetLatencyMs !== undefined) {
+    throw new UserError('--target-speedup and --target-latency-ms: give one latency target, not both');
+  }
+  if (config.targetSpeedup !== undefined && !(config.targetSpeedup > 1)) throw new UserError(`${flag} ${config.targetSpeedup}: must be a speedup above 1, like 2x`);
+  if (config.method !== 'structured') {
+    throw new UserError(`${flag}: channels are allocated for speed only by --method structured (unstructured and N:M zeros do not run faster on CPU), not ${config.method}; add --method structured`);
+  }
+  if (config.schedule !== 'oneshot' || rounds > 1) throw new UserError(`${flag}: allocates one structured prune; drop --schedule gradual and --recovery-rounds`);
+}
+
+export interface TargetedPrune {
+  /** the attempt that ships, as the `prune` step */
+  pruned: PruneOutcome;
+  /** the other attempts, saved as their own steps (measured like any step) */
+  earlier: { name: string; description: string; artifact: string }[];
+  record: TargetRecord;
+}
+
+/**
+ * Prune for a latency target: time dense at the target batch, allocate under the predicted budget the
+ * target amounts to, prune, time the pruned model interleaved with dense, and correct the budget by the
+ * shortfall until the measured speedup meets the target or no further step helps (nextCorrection). The
+ * attempt that met the target ships, else the fastest one, and the record says why it stopped.
+ */
+export async function pruneForLatency(dense: ModelProto, modelPath: string, config: Config, ctx: PruneContext & { data: Dataset; stepsDir: string; progress: Progress; provider: 'cpu' | 'cuda' }): Promise<TargetedPrune> {
+  const batch = config.batchSizes[0];
+  const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, batch));
+  const time = async (files: string[], label: string): Promise<number[]> => {
+    ctx.progress.start(label, config.latency.warmup + config.latency.runs);
+    const samples = await measureInterleaved(files, source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
+    ctx.progress.stop();
+    return samples.map((s) => median(s[0]));
+  };
+  const [denseMs] = await time([modelPath], `latency target: dense at batch ${batch}`);
+  const needed = config.targetSpeedup ?? denseMs / config.targetLatencyMs!;
+  const dir = path.join(ctx.stepsDir, 'target');
+  fs.mkdirSync(dir, { recursive: true });
+  const attempts: (Attempt & { outcome: PruneOutcome; file: string; p50: number; macs: number })[] = [];
+  let budgetMs = denseMs / needed;
+  for (;;) {
+    const outcome = await pruneModel(dense, { ...config, scope: 'global' }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs } });
+    const file = path.join(dir, `attempt-${attempts.length + 1}.onnx`);
+    saveModel(outcome.model, file);
+    const [d, p] = await time([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
+    const plan = outcome.allocation?.latency;
+    attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, file, p50: p, macs: modelCost(outcome.model).macs });
+    const next = nextCorrection(attempts, needed);
+    ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${plan?.predicted_ms.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
+    if (next.kind === 'correct') {
+      budgetMs = next.budgetMs;
+      continue;
+    }
+    const met = next.kind === 'met';
+    const shipped = met ? attempts.length - 1 : attempts.reduce((b, a, i) => (a.speedup > attempts[b].speedup ? i : b), 0);
+    const record: TargetRecord = {
+      kind: config.targetSpeedup !== undefined ? 'speedup' : 'latency-ms',
+      value: config.targetSpeedup ?? config.targetLatencyMs!,
+      batch,
+      dense_ms: denseMs,
+      speedup_needed: needed,
+      attempts: attempts.map((a, i) => ({
+        step: i === shipped ? 'prune' : `target:attempt-${i + 1}`,
+        budget_ms: a.budgetMs,
+        predicted_ms: a.outcome.allocation?.latency?.predicted_ms ?? NaN,
+        reached: a.reached,
+        p50_ms: a.p50,
+        speedup: a.speedup,
+        macs: a.macs,
+      })),
+      outcome: met ? 'met' : next.reason,
+      detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.detail,
+      shipped,
+    };
+    const shippedOutcome = attempts[shipped].outcome;
+    const allocation = shippedOutcome.allocation ? { ...shippedOutcome.allocation, target: record } : { rounding: 'none' as const, target: record };
+    return {
+      pruned: { ...shippedOutcome, allocation, description: `${shippedOutcome.description}; allocated for ${needed.toFixed(2)}x at batch ${batch} (attempt ${shipped + 1} of ${attempts.length})` },
+      earlier: attempts.flatMap((a, i) => (i === shipped ? [] : [{ name: `target:attempt-${i + 1}`, description: `latency target attempt ${i + 1}: budget ${a.budgetMs.toFixed(3)} ms, measured ${a.speedup.toFixed(2)}x`, artifact: a.file }])),
+      record,
+    };
+  }
+}
+
+function keptSignature(o: PruneOutcome): string {
+  return JSON.stringify(o.allocation?.latency?.kept ?? []);
+}
