@@ -76,7 +76,7 @@ interface ProbeSpec {
 export function probeSpecs(layers: readonly MacLayer[], batches: readonly number[]): ProbeSpec[] {
   const byKind = new Map<string, MacLayer[]>();
   for (const l of layers) {
-    if (l.inRoot === undefined && l.outRoot === undefined) continue;
+    if (l.inRoots.length === 0 && l.outRoots.length === 0) continue;
     byKind.set(l.kind, [...(byKind.get(l.kind) ?? []), l]);
   }
   const specs: ProbeSpec[] = [];
@@ -86,8 +86,8 @@ export function probeSpecs(layers: readonly MacLayer[], batches: readonly number
     const axes: { axis: ProbeAxis; fixed: number }[] = rep.probe.depthwise
       ? [{ axis: 'channels', fixed: 0 }]
       : [
-          ...(list.some((l) => l.outRoot !== undefined) ? [{ axis: 'out' as const, fixed: rep.cin }] : []),
-          ...(list.some((l) => l.inRoot !== undefined) ? [{ axis: 'in' as const, fixed: rep.cout }] : []),
+          ...(list.some((l) => l.outRoots.length > 0) ? [{ axis: 'out' as const, fixed: rep.cin }] : []),
+          ...(list.some((l) => l.inRoots.length > 0) ? [{ axis: 'in' as const, fixed: rep.cout }] : []),
         ];
     for (const b of batches) for (const a of axes) specs.push({ kind, axis: a.axis, batch: b, fixed: a.fixed, layer: rep.probe });
   }
@@ -157,7 +157,9 @@ export function groupMultiples(layers: readonly MacLayer[], probes: readonly Kin
     let multiple = 1;
     const from = new Set<string>();
     for (const l of layers) {
-      const axes: ProbeAxis[] = l.probe.depthwise ? (l.inRoot === g.root ? ['channels'] : []) : [...(l.outRoot === g.root ? ['out' as const] : []), ...(l.inRoot === g.root ? ['in' as const] : [])];
+      const axes: ProbeAxis[] = l.probe.depthwise
+        ? l.inRoots.includes(g.root) ? ['channels'] : []
+        : [...(l.outRoots.includes(g.root) ? ['out' as const] : []), ...(l.inRoots.includes(g.root) ? ['in' as const] : [])];
       for (const a of axes) {
         const m = multipleOf(l.kind, a);
         from.add(`${l.kind} (${a === 'channels' ? 'channels' : `${a}put channels`}): ${m}`);

@@ -20,13 +20,20 @@ export interface MacLayer {
   cout: number;
   inRoot?: number;
   outRoot?: number;
+  /** every group among the input (fan-in) channels: several after a Concat; widths apply to each */
+  inRoots: number[];
+  outRoots: number[];
   macs: number;
+}
+
+function roots(analysis: DependencyAnalysis, layout: { space: number }[] | undefined): number[] {
+  return layout ? [...new Set(layout.map((s) => analysis.spaces.root(s.space)))] : [];
 }
 
 /** The one group a layout's channels belong to, if it is a single group. */
 function singleRoot(analysis: DependencyAnalysis, layout: { space: number }[]): number | undefined {
-  const roots = new Set(layout.map((s) => analysis.spaces.root(s.space)));
-  return roots.size === 1 ? [...roots][0] : undefined;
+  const r = roots(analysis, layout);
+  return r.length === 1 ? r[0] : undefined;
 }
 
 /** Every MAC layer of `model` (the untied model the analysis ran on) with its groups. */
@@ -74,7 +81,9 @@ export function macLayers(model: ModelProto, analysis: DependencyAnalysis): MacL
       kind = `${node.opType}${rows > 1 ? ' over rows' : ''}`;
     }
     const macs = numel(y) * (node.opType === 'Conv' ? (depthwise ? 1 : cin) * numel(attrInts(node, 'kernel_shape') ?? []) : cin);
-    layers.push({ node: nodeLabel(node), kind, probe, cin, cout, inRoot, outRoot: depthwise ? inRoot : outRoot, macs });
+    const inRoots = roots(analysis, faninUse?.layout ?? (depthwise ? weightUse?.layout : undefined));
+    const outRoots = depthwise ? inRoots : roots(analysis, weightUse?.layout);
+    layers.push({ node: nodeLabel(node), kind, probe, cin, cout, inRoot, outRoot: depthwise ? inRoot : outRoot, inRoots, outRoots, macs });
   });
   return layers;
 }

@@ -98,6 +98,9 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
     const multiple = new Map(widths.groups.map((g) => [g.root, g.multiple]));
     const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
     const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root)!, scores: normalised(unitImportance.get(u.root)!) })));
+    const asked = plain.reduce((n, u) => n + u.size - keptUnits.get(u.root)!, 0);
+    const got = plain.reduce((n, u) => n + u.size - snapped.get(u.root)!, 0);
+    if (got !== asked) notes.push(`channel widths: ${got} channels removed instead of the ${asked} the allocation asked for, the nearest total the fast widths allow`);
     for (const [r, k] of snapped) keptUnits.set(r, k);
   }
   const keptCount = new Map<number, number>();
@@ -127,7 +130,7 @@ async function groupWidths(model: ModelProto, analysis: DependencyAnalysis, prun
   if (opts.widths) return { groups: plain.map((g) => ({ root: g.root, name: g.name, multiple: opts.widths!.get(g.name) ?? 1, from: ['recorded'] })) };
   if (!opts.hardware) return undefined;
   const layers = macLayers(model, analysis);
-  const table = await measureProbes(layers.filter((l) => plain.some((g) => g.root === l.inRoot || g.root === l.outRoot)), opts.hardware);
+  const table = await measureProbes(layers.filter((l) => plain.some((g) => l.inRoots.includes(g.root) || l.outRoots.includes(g.root))), opts.hardware);
   return { ...table, groups: groupMultiples(layers, table.probes, plain) };
 }
 

@@ -74,12 +74,17 @@ export interface SnapGroup {
   scores: Float64Array;
 }
 
-/** Widths a group may keep: the multiples of its multiple up to its size, and the size itself. */
+/**
+ * Widths a group may keep: the multiples of its multiple up to its size, the size itself, and below the
+ * multiple its halvings (8, 4, 2, 1 under 16), so a group no wider than one block can still be pruned to
+ * a width that divides the block evenly.
+ */
 export function allowedWidths(size: number, multiple: number): number[] {
-  const out: number[] = [];
-  for (let w = multiple; w < size; w += multiple) out.push(w);
-  out.push(size);
-  return out;
+  const out = new Set<number>();
+  for (let w = multiple / 2; w >= 1 && Number.isInteger(w); w /= 2) if (w < size) out.add(w);
+  for (let w = multiple; w < size; w += multiple) out.add(w);
+  out.add(size);
+  return [...out].sort((a, b) => a - b);
 }
 
 function nearest(widths: readonly number[], kept: number): number {
