@@ -10,7 +10,7 @@ import { modelCost } from '../onnx/flops.js';
 import { saveModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { pruneModel, type PruneContext, type PruneOutcome } from '../prune/pruneModel.js';
-import { nextCorrection, type Attempt } from '../prune/structured/latencyTarget.js';
+import { nextCorrection, shippedAttempt, type Attempt } from '../prune/structured/latencyTarget.js';
 import type { TargetRecord } from '../prune/structured/record.js';
 
 /** A latency target is a structured allocation: anything else is refused before any work. */
@@ -69,8 +69,8 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
       budgetMs = next.budgetMs;
       continue;
     }
-    const met = next.kind === 'met';
-    const shipped = met ? attempts.length - 1 : attempts.reduce((b, a, i) => (a.speedup > attempts[b].speedup ? i : b), 0);
+    const shipped = shippedAttempt(attempts, needed);
+    const met = attempts[shipped].speedup >= needed;
     const record: TargetRecord = {
       kind: config.targetSpeedup !== undefined ? 'speedup' : 'latency-ms',
       value: config.targetSpeedup ?? config.targetLatencyMs!,
@@ -86,8 +86,8 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
         speedup: a.speedup,
         macs: a.macs,
       })),
-      outcome: met ? 'met' : next.reason,
-      detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.detail,
+      outcome: met ? 'met' : next.kind === 'stop' ? next.reason : 'limit',
+      detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.kind === 'stop' ? next.detail : 'not met',
       shipped,
     };
     const shippedOutcome = attempts[shipped].outcome;

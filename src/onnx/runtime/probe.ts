@@ -60,6 +60,19 @@ export function probeModel(layer: ProbeLayer, batch: number, cin: number, cout: 
   return ed.model;
 }
 
+/**
+ * The smallest model a session can run (one Relu on one value): its time is what every run costs beyond
+ * its kernels (feeds, outputs, the session's own bookkeeping), which a one-layer probe pays once per
+ * layer and the whole model pays once.
+ */
+export function overheadModel(): { model: ModelProto; inputDims: number[] } {
+  const ed = ModelEditor.empty(13, 'overhead');
+  ed.addInput(valueInfo('x', undefined, [1, 1]));
+  ed.addNode({ opType: 'Relu', inputs: ['x'], outputs: ['y'] });
+  ed.declareOutput(valueInfo('y'));
+  return { model: ed.model, inputDims: [1, 1] };
+}
+
 export interface ProbeTiming {
   threads: number;
   /** timed rounds; every round runs each model once, in alternating order */

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { readCached, writeCached } from '../../io/measureCache.js';
 import { onnxruntimeVersion } from '../../onnx/runtime/ort.js';
-import { bestTimes, probeInputDims, probeModel, type ProbeLayer } from '../../onnx/runtime/probe.js';
+import { bestTimes, overheadModel, probeInputDims, probeModel, type ProbeLayer } from '../../onnx/runtime/probe.js';
 import type { MacLayer } from './macLayers.js';
 import type { LayerTable } from './latencyModel.js';
 import { allowedWidths, chooseMultiple, type WidthCurve } from './widths.js';
@@ -201,10 +201,12 @@ export async function measureLayerTables(layers: readonly MacLayer[], widths: re
     let hit = readCached(opts.cacheDir, key, isTable);
     if (!hit) {
       const points = [{ cin: l.cin, cout: l.cout }, ...inGrid.map((c) => ({ cin: c, cout: l.cout })), ...outGrid.map((c) => ({ cin: l.cin, cout: c }))];
-      const ms = await bestTimes(
-        points.map((p) => ({ model: probeModel(l.probe, opts.batch, p.cin, p.cout), inputDims: probeInputDims(l.probe, opts.batch, p.cin) })),
+      const timed = await bestTimes(
+        [overheadModel(), ...points.map((p) => ({ model: probeModel(l.probe, opts.batch, p.cin, p.cout), inputDims: probeInputDims(l.probe, opts.batch, p.cin) }))],
         { threads: opts.threads, rounds: PROBE_ROUNDS },
       );
+      // what the layer costs inside a model: its run minus a run's fixed cost (never below a tenth of it)
+      const ms = timed.slice(1).map((t) => Math.max(t - timed[0], t / 10));
       hit = {
         ms: ms[0],
         inCurve: inGrid.map((count, j) => ({ count, ms: ms[1 + j] })),

@@ -34,9 +34,13 @@ export function relativeAt(curve: readonly { count: number; ms: number }[], dens
   return (last.ms / dense) * (count / last.count);
 }
 
-/** Predicted model latency (ms) for kept counts per group root (groups not in the map keep all channels). */
-export function predictMs(tables: readonly LayerTable[], restMs: number, kept: ReadonlyMap<number, number>): number {
-  let total = restMs;
+/**
+ * Predicted model latency (ms) for kept counts per group root (groups not in the map keep all channels):
+ * the rest plus the layers' times, scaled by `scale` when the layers alone add up to more than the whole
+ * model measured (onnxruntime fuses and overlaps what single-layer runs cannot).
+ */
+export function predictMs(tables: readonly LayerTable[], restMs: number, kept: ReadonlyMap<number, number>, scale = 1): number {
+  let total = 0;
   for (const t of tables) {
     const kin = t.inRoot !== undefined ? (kept.get(t.inRoot) ?? t.cin) : t.cin;
     const kout = t.outRoot !== undefined ? (kept.get(t.outRoot) ?? t.cout) : t.cout;
@@ -44,12 +48,17 @@ export function predictMs(tables: readonly LayerTable[], restMs: number, kept: R
     const b = t.depthwise ? 1 : relativeAt(t.outCurve, t.ms, kout);
     total += t.ms * a * b;
   }
-  return total;
+  return restMs + scale * total;
 }
 
-/** What a model's latency is made of before pruning: the layers' share and the rest, from one whole-model measurement. */
-export function restOf(tables: readonly LayerTable[], denseMs: number): number {
-  return Math.max(0, denseMs - tables.reduce((s, t) => s + t.ms, 0));
+/**
+ * What a model's latency is made of before pruning, from one whole-model measurement: the part no layer
+ * explains, and the factor that makes the layers' share add up to the rest of it.
+ */
+export function splitDense(tables: readonly LayerTable[], denseMs: number): { restMs: number; scale: number } {
+  const layers = tables.reduce((s, t) => s + t.ms, 0);
+  if (layers <= 0) return { restMs: denseMs, scale: 1 };
+  return layers <= denseMs ? { restMs: denseMs - layers, scale: 1 } : { restMs: 0, scale: denseMs / layers };
 }
 
 export interface LatencyGroup {
@@ -75,12 +84,13 @@ export interface LatencyAllocation {
  * millisecond saved, until the prediction is within the budget. Steps that save nothing are taken last.
  * Deterministic: ties go to the earlier group.
  */
-export function allocateForLatency(groups: readonly LatencyGroup[], tables: readonly LayerTable[], restMs: number, budgetMs: number): LatencyAllocation {
+export function allocateForLatency(groups: readonly LatencyGroup[], tables: readonly LayerTable[], dense: { restMs: number; scale: number }, budgetMs: number): LatencyAllocation {
+  const restMs = dense.restMs;
   const kept = new Map(groups.map((g) => [g.root, g.size]));
   const widths = new Map(groups.map((g) => [g.root, allowedWidths(g.size, Math.max(1, g.multiple))]));
   const sorted = new Map(groups.map((g) => [g.root, Float64Array.from(g.scores).sort()]));
   const steps: LatencyAllocation['steps'] = [];
-  let current = predictMs(tables, restMs, kept);
+  let current = predictMs(tables, restMs, kept, dense.scale);
   while (current > budgetMs) {
     let best: { root: number; to: number; ms: number; price: number; saved: number } | undefined;
     for (const g of groups) {
@@ -90,7 +100,7 @@ export function allocateForLatency(groups: readonly LatencyGroup[], tables: read
       if (i <= 0) continue;
       const to = list[i - 1];
       kept.set(g.root, to);
-      const ms = predictMs(tables, restMs, kept);
+      const ms = predictMs(tables, restMs, kept, dense.scale);
       kept.set(g.root, k);
       const s = sorted.get(g.root)!;
       // keeping `to` of the units drops the k - to least important still kept
@@ -115,6 +125,8 @@ export interface LatencyPlan {
   budget_ms: number;
   /** the dense model's time no MAC layer explains (activations, pooling, session overhead) */
   rest_ms: number;
+  /** factor on the layers' timed share (below 1 when the layers alone add up to more than the model) */
+  layer_scale: number;
   predicted_ms: number;
   /** false: every group reached its smallest fast width before the prediction met the budget */
   reached: boolean;

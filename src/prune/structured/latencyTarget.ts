@@ -7,6 +7,8 @@
 
 /** At most this many allocations after the first. */
 export const MAX_CORRECTIONS = 3;
+/** A measured speedup this far above the target removed more than it had to: the budget is loosened to keep channels. */
+export const OVERSHOOT = 0.1;
 
 export interface Attempt {
   /** predicted-latency budget the allocation was made under, ms */
@@ -27,11 +29,27 @@ export type Correction =
 /** What to do after the latest attempt, given every attempt so far and the speedup asked for. */
 export function nextCorrection(attempts: readonly Attempt[], targetSpeedup: number, maxCorrections = MAX_CORRECTIONS): Correction {
   const last = attempts[attempts.length - 1];
-  if (last.speedup >= targetSpeedup) return { kind: 'met' };
+  const left = attempts.length <= maxCorrections;
+  const unchanged = attempts.length >= 2 && attempts[attempts.length - 2].kept === last.kept;
+  if (last.speedup >= targetSpeedup) {
+    // well past the target: a looser budget keeps channels (accuracy) and may still meet it
+    if (last.speedup > targetSpeedup * (1 + OVERSHOOT) && left && !unchanged) return { kind: 'correct', budgetMs: (last.budgetMs * last.speedup) / targetSpeedup };
+    return { kind: 'met' };
+  }
   const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
   if (!last.reached) return { kind: 'stop', reason: 'unreachable', detail: `${short}; every channel group is already at its smallest fast width` };
-  if (attempts.length >= 2 && attempts[attempts.length - 2].kept === last.kept) return { kind: 'stop', reason: 'unchanged', detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
-  if (attempts.length > maxCorrections) return { kind: 'stop', reason: 'limit', detail: `${short} after ${maxCorrections} corrections` };
+  if (unchanged) return { kind: 'stop', reason: 'unchanged', detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
+  if (!left) return { kind: 'stop', reason: 'limit', detail: `${short} after ${maxCorrections} corrections` };
   // the prediction was optimistic by the shortfall: ask it for that much more
   return { kind: 'correct', budgetMs: (last.budgetMs * last.speedup) / targetSpeedup };
+}
+
+/**
+ * The attempt that ships: of those that met the target, the one that kept the most MACs (the least
+ * pruned, so the most accuracy); when none met it, the fastest.
+ */
+export function shippedAttempt(attempts: readonly { speedup: number; macs: number }[], targetSpeedup: number): number {
+  const met = attempts.map((a, i) => ({ ...a, i })).filter((a) => a.speedup >= targetSpeedup);
+  if (met.length > 0) return met.reduce((b, a) => (a.macs > b.macs ? a : b)).i;
+  return attempts.reduce((b, a, i) => (a.speedup > attempts[b].speedup ? i : b), 0);
 }

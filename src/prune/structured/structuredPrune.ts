@@ -8,7 +8,7 @@ import { snapToWidths } from './widths.js';
 import { type DependencyAnalysis, type DependencyGroup, analyzeDependencies } from './depgraph.js';
 import { cacheDir } from '../../io/measureCache.js';
 import { groupMultiples, measureLayerTables, measureProbes, type MeasureOptions, type WidthTable } from './hardware.js';
-import { allocateForLatency, restOf, type LatencyPlan } from './latencyModel.js';
+import { allocateForLatency, splitDense, type LatencyPlan } from './latencyModel.js';
 import { type KeptChannels, keptChannels } from './keptChannels.js';
 import { macLayers } from './macLayers.js';
 import { removeChannels } from './surgery.js';
@@ -89,10 +89,10 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
     const layers = macLayers(model, analysis);
     const tableWidths = plain.map((u) => ({ root: u.root, name: '', multiple: multiple.get(u.root) ?? 1, from: [] }));
     const tables = await measureLayerTables(layers, tableWidths, { batch: opts.latency.batch, threads: opts.hardware?.threads ?? 1, cacheDir: opts.hardware?.cacheDir ?? cacheDir(), onLayer: opts.hardware?.onProbe });
-    const rest = restOf(tables, opts.latency.denseMs);
-    const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)!) })), tables, rest, opts.latency.budgetMs);
+    const split = splitDense(tables, opts.latency.denseMs);
+    const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)!) })), tables, split, opts.latency.budgetMs);
     for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
-    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: rest, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
+    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
     if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
   } else if (widths) {
     const multiple = new Map(widths.groups.map((g) => [g.root, g.multiple]));

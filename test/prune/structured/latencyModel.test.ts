@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { nextCorrection } from '../../../src/prune/structured/latencyTarget.js';
-import { allocateForLatency, predictMs, relativeAt, restOf, type LayerTable } from '../../../src/prune/structured/latencyModel.js';
+import { nextCorrection, shippedAttempt } from '../../../src/prune/structured/latencyTarget.js';
+import { allocateForLatency, predictMs, relativeAt, splitDense, type LayerTable } from '../../../src/prune/structured/latencyModel.js';
 
 /** A layer whose time is proportional to its kept input times its kept output channels. */
 function bilinear(node: string, inRoot: number | undefined, outRoot: number | undefined, cin: number, cout: number, ms: number): LayerTable {
@@ -22,8 +22,11 @@ describe('the per-layer latency model', () => {
 
   it('predicts the dense time at dense counts and scales each layer by both of its groups', () => {
     const tables = [bilinear('a', undefined, 1, 3, 32, 2), bilinear('b', 1, 2, 32, 64, 4), bilinear('c', 2, undefined, 64, 10, 1)];
-    const rest = restOf(tables, 10);
+    const { restMs: rest, scale } = splitDense(tables, 10);
     expect(rest).toBe(3);
+    expect(scale).toBe(1);
+    // layers that add up to more than the model: their share is scaled to it
+    expect(splitDense(tables, 3.5)).toEqual({ restMs: 0, scale: 0.5 });
     expect(predictMs(tables, rest, new Map())).toBeCloseTo(10);
     // group 1 halved: a 2 -> 1, b 4 -> 2
     expect(predictMs(tables, rest, new Map([[1, 16]]))).toBeCloseTo(7);
@@ -37,7 +40,7 @@ describe('allocation under a latency budget', () => {
   const flat = (n: number, v = 1) => new Float64Array(n).fill(v);
 
   it('stops as soon as the prediction fits the budget, on fast widths only', () => {
-    const r = allocateForLatency([{ root: 1, size: 32, multiple: 8, scores: flat(32) }, { root: 2, size: 64, multiple: 16, scores: flat(64) }], tables, 3, 7.5);
+    const r = allocateForLatency([{ root: 1, size: 32, multiple: 8, scores: flat(32) }, { root: 2, size: 64, multiple: 16, scores: flat(64) }], tables, { restMs: 3, scale: 1 }, 7.5);
     expect(r.reached).toBe(true);
     expect(r.predictedMs).toBeLessThanOrEqual(7.5);
     expect(r.kept.get(1)! % 8).toBe(0);
@@ -49,13 +52,13 @@ describe('allocation under a latency budget', () => {
 
   it('takes channels where they cost the least importance per millisecond saved', () => {
     // group 2's channels are worth little, group 1's a lot: the budget is met from group 2
-    const r = allocateForLatency([{ root: 1, size: 32, multiple: 8, scores: flat(32, 10) }, { root: 2, size: 64, multiple: 16, scores: flat(64, 0.1) }], tables, 3, 8);
+    const r = allocateForLatency([{ root: 1, size: 32, multiple: 8, scores: flat(32, 10) }, { root: 2, size: 64, multiple: 16, scores: flat(64, 0.1) }], tables, { restMs: 3, scale: 1 }, 8);
     expect(r.kept.get(1)).toBe(32);
     expect(r.kept.get(2)!).toBeLessThan(64);
   });
 
   it('says when the budget cannot be reached', () => {
-    const r = allocateForLatency([{ root: 1, size: 32, multiple: 16, scores: flat(32) }], tables, 3, 1);
+    const r = allocateForLatency([{ root: 1, size: 32, multiple: 16, scores: flat(32) }], tables, { restMs: 3, scale: 1 }, 1);
     expect(r.reached).toBe(false);
     // down to the smallest width (the halvings of 16 included)
     expect(r.kept.get(1)).toBe(1);
@@ -67,6 +70,13 @@ describe('the correction loop of a latency target', () => {
   it('stops when the measured speedup meets the target', () => {
     expect(nextCorrection([attempt(5, 2.1, 'a')], 2).kind).toBe('met');
   });
+  it('loosens the budget when the measurement overshot the target, and ships the attempt that met it with the most MACs', () => {
+    expect(nextCorrection([attempt(5, 3, 'a')], 2)).toEqual({ kind: 'correct', budgetMs: 7.5 });
+    expect(nextCorrection([attempt(5, 3, 'a'), attempt(7.5, 2.1, 'b')], 2).kind).toBe('met');
+    expect(shippedAttempt([{ speedup: 3, macs: 10 }, { speedup: 2.1, macs: 20 }, { speedup: 1.8, macs: 30 }], 2)).toBe(1);
+    expect(shippedAttempt([{ speedup: 1.5, macs: 10 }, { speedup: 1.8, macs: 20 }], 2)).toBe(1);
+  });
+
   it('tightens the budget by the measured shortfall', () => {
     const c = nextCorrection([attempt(5, 1.6, 'a')], 2);
     expect(c).toEqual({ kind: 'correct', budgetMs: 4 });
