@@ -1,4 +1,5 @@
 import { markdownTable } from 'markdown-table';
+import { allocationSection } from './renderAllocation.js';
 import { sensitivitySection } from './renderSensitivity.js';
 import { bytes, count, ms, percent, points, ratio, signedPoints } from './format.js';
 import type { BudgetName, BudgetResult, Ledger, ModelLedger, Step, Verdict } from './types.js';
@@ -269,6 +270,8 @@ function renderModel(model: ModelLedger): string {
   if (schedule) sections.push(schedule);
   const funnel = funnelSection(model);
   if (funnel) sections.push(funnel);
+  const allocation = model.allocation && allocationSection(model.allocation);
+  if (allocation) sections.push(allocation);
   const classes = classTable(model);
   if (classes) sections.push(classes);
   if (model.notes?.length) sections.push(['**Notes**', ...model.notes.map((n) => `- ${cell(n)}`)].join('\n'));

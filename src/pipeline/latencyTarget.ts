@@ -12,6 +12,8 @@ import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { pruneModel, type PruneContext, type PruneOutcome } from '../prune/pruneModel.js';
 import { nextCorrection, shippedAttempt, type Attempt } from '../prune/structured/latencyTarget.js';
 import type { TargetRecord } from '../prune/structured/record.js';
+import { prunableWeights } from '../prune/prunable.js';
+import { groupLossCurves } from '../prune/sensitivity/sensitivityPrune.js';
 
 /** A latency target is a structured allocation: anything else is refused before any work. */
 export function checkLatencyTarget(config: Config, rounds: number): void {
@@ -52,12 +54,15 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
   };
   const [denseMs] = await time([modelPath], `latency target: dense at batch ${batch}`);
   const needed = config.targetSpeedup ?? denseMs / config.targetLatencyMs!;
+  // with calibration data, channels are weighed by each group's measured loss curve instead of magnitude
+  const curves = ctx.calib ? await lossCurves(dense, config, ctx) : undefined;
+  if (curves) ctx.progress.note(curves.note);
   const dir = path.join(ctx.stepsDir, 'target');
   fs.mkdirSync(dir, { recursive: true });
   const attempts: (Attempt & { outcome: PruneOutcome; file: string; p50: number; macs: number })[] = [];
   let budgetMs = denseMs / needed;
   for (;;) {
-    const outcome = await pruneModel(dense, { ...config, scope: 'global' }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs } });
+    const outcome = await pruneModel(dense, { ...config, scope: 'global' }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs }, ...(curves ? { lossCurves: curves.curves } : {}) });
     const file = path.join(dir, `attempt-${attempts.length + 1}.onnx`);
     saveModel(outcome.model, file);
     const [d, p] = await time([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
@@ -98,6 +103,25 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
       record,
     };
   }
+}
+
+async function lossCurves(dense: ModelProto, config: Config, ctx: PruneContext & { progress: Progress }): Promise<Awaited<ReturnType<typeof groupLossCurves>>> {
+  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+  const kept = new Set(weights.map((w) => w.initializer));
+  let started = false;
+  const r = await groupLossCurves(dense, ctx.calib!, {
+    protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
+    criterion: config.criterion,
+    threads: config.latency.threads,
+    onLayer: (done, total) => {
+      if (!started) ctx.progress.start(`latency target: loss curves (${total} groups)`, total);
+      started = true;
+      ctx.progress.update(done);
+    },
+  });
+  if (started) ctx.progress.stop();
+  return r;
 }
 
 function keptSignature(o: PruneOutcome): string {

@@ -32,6 +32,8 @@ export interface PruneContext {
   hardware?: MeasureOptions;
   /** structured: allocate for a predicted latency instead of `sparsity` (the latency target's loop sets it) */
   latencyTarget?: { batch: number; denseMs: number; budgetMs: number };
+  /** with `latencyTarget`: each group's measured calibration-loss curve, by group name */
+  lossCurves?: ReadonlyMap<string, readonly { ratio: number; increase: number }[]>;
 }
 
 export interface PruneOutcome {
@@ -172,6 +174,7 @@ async function pruneWithScope(dense: ModelProto, config: Config & { scope: Concr
         sparsity: channelSparsity, scope: config.scope, roundTo: config.roundTo, maxLayerSparsity: config.scope === 'global' ? config.maxLayerSparsity : 1, criterion: config.criterion as Exclude<Config['criterion'], 'sparsegpt'>, protectedTensors, calib: ctx.calib,
         ...(ctx.hardware && config.roundTo === 0 ? { hardware: ctx.hardware } : {}),
         ...(ctx.latencyTarget ? { latency: ctx.latencyTarget } : {}),
+        ...(ctx.lossCurves ? { lossCurves: ctx.lossCurves } : {}),
       });
       const allocation = allocationRecord(config.roundTo, r.widths, r.latency);
       let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });

@@ -112,7 +112,7 @@ describe('parseConfig values', () => {
       latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
       evalBatchSize: 256,
       confidence: 0.95,
-      roundTo: 1,
+      roundTo: 0,
       criterion: 'l1',
       maxLayerSparsity: 1,
       strict: false,

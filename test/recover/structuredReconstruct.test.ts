@@ -117,9 +117,10 @@ describe('reconstruct refits a layer whose output channels were removed', () => 
 describe('prune-guard run --method structured --recovery reconstruct', () => {
   const out = tempDir();
   let ledger: Ledger;
-  // global: its prune step loses most of top-1, so the refit has something to recover (auto would pick sensitivity-macs)
+  // global without width rounding: its prune step loses most of top-1, so the refit has something to
+  // recover (auto would pick sensitivity-macs; measured widths would keep whole 16-channel blocks)
   beforeAll(async () => {
-    const r = await runCli(['run', '--model', fixture('cnn-bn.onnx'), '--data', fixture('fmnist-test.npz'), '--calib', fixture('fmnist-calib.npz'), '--method', 'structured', '--sparsity', '0.3', '--scope', 'global', '--recovery', 'reconstruct', '--out', out, '--quiet', '--warmup', '1', '--runs', '5', '--batch-sizes', '1']);
+    const r = await runCli(['run', '--model', fixture('cnn-bn.onnx'), '--data', fixture('fmnist-test.npz'), '--calib', fixture('fmnist-calib.npz'), '--method', 'structured', '--sparsity', '0.3', '--scope', 'global', '--round-to', '1', '--recovery', 'reconstruct', '--out', out, '--quiet', '--warmup', '1', '--runs', '5', '--batch-sizes', '1']);
     expect(r.stderr).not.toMatch(/error/i);
     ledger = JSON.parse(fs.readFileSync(path.join(out, 'ledger.json'), 'utf8')) as Ledger;
   }, 120_000);

@@ -222,3 +222,23 @@ export function pruneCounts(dense: ModelProto, weights: readonly PrunableWeight[
   });
   return ed.model;
 }
+
+/**
+ * Each prunable channel group's measured calibration-loss increase when pruned alone (the curves of
+ * `scope: sensitivity`), by group name: a latency target weighs channels by them when `--calib` has labels.
+ */
+export async function groupLossCurves(
+  dense: ModelProto,
+  calib: Dataset,
+  opts: { protectedTensors: ReadonlySet<string>; criterion: Config['criterion']; threads: number; onLayer?: (done: number, total: number) => void },
+): Promise<{ curves: Map<string, { ratio: number; increase: number }[]>; note: string }> {
+  const t0 = performance.now();
+  const scorer = await calibScorer(dense, calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: opts.threads });
+  const units = groupUnits(dense, { roundTo: 1, criterion: opts.criterion as Exclude<Config['criterion'], 'sparsegpt'>, protectedTensors: opts.protectedTensors, calib });
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, opts.onLayer);
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    curves: new Map(curves.map((c) => [c.name, c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll }))])),
+    note: `latency target: ${curves.length} groups x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${againstText(scorer)}) in ${seconds.toFixed(1)} s; channels removed where the predicted loss per millisecond saved is smallest`,
+  };
+}

@@ -84,7 +84,14 @@ export interface LatencyAllocation {
  * millisecond saved, until the prediction is within the budget. Steps that save nothing are taken last.
  * Deterministic: ties go to the earlier group.
  */
-export function allocateForLatency(groups: readonly LatencyGroup[], tables: readonly LayerTable[], dense: { restMs: number; scale: number }, budgetMs: number): LatencyAllocation {
+export function allocateForLatency(
+  groups: readonly LatencyGroup[],
+  tables: readonly LayerTable[],
+  dense: { restMs: number; scale: number },
+  budgetMs: number,
+  /** what going from `from` to `to` kept units costs (a measured loss curve); default: the importance dropped */
+  cost?: (root: number, from: number, to: number) => number | undefined,
+): LatencyAllocation {
   const restMs = dense.restMs;
   const kept = new Map(groups.map((g) => [g.root, g.size]));
   const widths = new Map(groups.map((g) => [g.root, allowedWidths(g.size, Math.max(1, g.multiple))]));
@@ -104,8 +111,11 @@ export function allocateForLatency(groups: readonly LatencyGroup[], tables: read
       kept.set(g.root, k);
       const s = sorted.get(g.root)!;
       // keeping `to` of the units drops the k - to least important still kept
-      let lost = 0;
-      for (let r = s.length - k; r < s.length - to; r++) lost += s[r];
+      let dropped = 0;
+      for (let r = s.length - k; r < s.length - to; r++) dropped += s[r];
+      // a measured cost ranks first; the importance dropped only breaks its ties
+      const measured = cost?.(g.root, k, to);
+      const lost = measured === undefined ? dropped : Math.max(0, measured) + dropped * 1e-9;
       const saved = current - ms;
       const price = saved > 0 ? lost / saved : Infinity;
       if (!best || price < best.price || (price === Infinity && best.price === Infinity && saved > best.saved)) best = { root: g.root, to, ms, price, saved };

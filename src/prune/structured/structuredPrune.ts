@@ -5,6 +5,7 @@ import { channelMeanAbs } from '../criteria/activations.js';
 import { type Criterion, type Importance, activationImportance, bnScaleImportance, magnitudeImportance } from '../criteria/importance.js';
 import { allocate, keepMask } from './allocate.js';
 import { snapToWidths } from './widths.js';
+import { monotoneCurve } from '../sensitivity/allocateSparsity.js';
 import { type DependencyAnalysis, type DependencyGroup, analyzeDependencies } from './depgraph.js';
 import { cacheDir } from '../../io/measureCache.js';
 import { groupMultiples, measureLayerTables, measureProbes, type MeasureOptions, type WidthTable } from './hardware.js';
@@ -41,6 +42,11 @@ export interface StructuredOptions {
    * `batch` fits `budgetMs`, predicted from per-layer tables and the dense model's measured `denseMs`
    */
   latency?: { batch: number; denseMs: number; budgetMs: number };
+  /**
+   * with `latency`: each group's measured calibration-loss increase when pruned alone to a ratio (by
+   * group name), so the allocation removes channels where loss per millisecond saved is smallest
+   */
+  lossCurves?: ReadonlyMap<string, readonly { ratio: number; increase: number }[]>;
 }
 
 
@@ -90,7 +96,17 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
     const tableWidths = plain.map((u) => ({ root: u.root, name: '', multiple: multiple.get(u.root) ?? 1, from: [] }));
     const tables = await measureLayerTables(layers, tableWidths, { batch: opts.latency.batch, threads: opts.hardware?.threads ?? 1, cacheDir: opts.hardware?.cacheDir ?? cacheDir(), onLayer: opts.hardware?.onProbe });
     const split = splitDense(tables, opts.latency.denseMs);
-    const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)!) })), tables, split, opts.latency.budgetMs);
+    const curves = new Map<number, (ratio: number) => number>();
+    for (const g of prunable) {
+      const points = opts.lossCurves?.get(g.name);
+      if (points) curves.set(g.root, lossAt(monotoneCurve(points, 1)));
+    }
+    const cost = (root: number, from: number, to: number): number | undefined => {
+      const f = curves.get(root);
+      const size = units.find((u) => u.root === root)!.size;
+      return f ? f(1 - to / size) - f(1 - from / size) : undefined;
+    };
+    const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)!) })), tables, split, opts.latency.budgetMs, cost);
     for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
     latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
     if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
@@ -114,6 +130,16 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
   const outcome = groups.map((g) => ({ ...g, kept: keep.has(g.root) ? keptCount.get(g.root)! : g.size }));
   for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${g.skip}`);
   return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), ...(widths ? { widths } : {}), ...(latency ? { latency } : {}) };
+}
+
+/** Linear interpolation along a monotone loss curve. */
+function lossAt(pts: readonly { r: number; f: number }[]): (ratio: number) => number {
+  return (ratio) => {
+    for (let i = 1; i < pts.length; i++) {
+      if (ratio <= pts[i].r) return pts[i - 1].f + ((pts[i].f - pts[i - 1].f) * (ratio - pts[i - 1].r)) / (pts[i].r - pts[i - 1].r || 1);
+    }
+    return pts[pts.length - 1].f;
+  };
 }
 
 /** Importance divided by the group's mean, so step costs compare across groups as the global ranking does. */

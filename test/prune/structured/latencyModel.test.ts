@@ -97,3 +97,16 @@ describe('the correction loop of a latency target', () => {
     expect(attempts.length).toBe(4);
   });
 });
+
+describe('allocation under a latency budget weighed by measured loss curves', () => {
+  const tables = [bilinear('a', undefined, 1, 3, 32, 2), bilinear('b', 1, 2, 32, 64, 4), bilinear('c', 2, undefined, 64, 10, 1)];
+  it('a measured cost overrides magnitude: the group whose loss curve is flat gives up its channels', () => {
+    const groups = [{ root: 1, size: 32, multiple: 8, scores: new Float64Array(32).fill(0.1) }, { root: 2, size: 64, multiple: 16, scores: new Float64Array(64).fill(10) }];
+    // by magnitude group 1 goes first; its measured loss says otherwise
+    const byMagnitude = allocateForLatency(groups, tables, { restMs: 3, scale: 1 }, 8);
+    expect(byMagnitude.kept.get(1)!).toBeLessThan(32);
+    const byLoss = allocateForLatency(groups, tables, { restMs: 3, scale: 1 }, 8, (root, from, to) => (root === 1 ? (from - to) * 1 : (from - to) * 0.001));
+    expect(byLoss.kept.get(1)).toBe(32);
+    expect(byLoss.kept.get(2)!).toBeLessThan(64);
+  });
+});
