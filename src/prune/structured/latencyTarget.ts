@@ -30,10 +30,21 @@ export type Correction =
 export function nextCorrection(attempts: readonly Attempt[], targetSpeedup: number, maxCorrections = MAX_CORRECTIONS): Correction {
   const last = attempts[attempts.length - 1];
   const left = attempts.length <= maxCorrections;
-  const unchanged = attempts.length >= 2 && attempts[attempts.length - 2].kept === last.kept;
+  // an allocation tried before would measure the same again
+  const unchanged = attempts.slice(0, -1).some((a) => a.kept === last.kept);
+  // the proportional correction, kept strictly between the loosest budget that met the target and the
+  // tightest that fell short (bisecting once both are known), so the loop never swings back and forth
+  const bracketed = (proposal: number): number => {
+    const met = attempts.filter((a) => a.speedup >= targetSpeedup).map((a) => a.budgetMs);
+    const short = attempts.filter((a) => a.speedup < targetSpeedup).map((a) => a.budgetMs);
+    const lo = met.length ? Math.max(...met) : -Infinity;
+    const hi = short.length ? Math.min(...short) : Infinity;
+    if (proposal > lo && proposal < hi) return proposal;
+    return Number.isFinite(lo) && Number.isFinite(hi) ? (lo + hi) / 2 : proposal;
+  };
   if (last.speedup >= targetSpeedup) {
     // well past the target: a looser budget keeps channels (accuracy) and may still meet it
-    if (last.speedup > targetSpeedup * (1 + OVERSHOOT) && left && !unchanged) return { kind: 'correct', budgetMs: (last.budgetMs * last.speedup) / targetSpeedup };
+    if (last.speedup > targetSpeedup * (1 + OVERSHOOT) && left && !unchanged) return { kind: 'correct', budgetMs: bracketed((last.budgetMs * last.speedup) / targetSpeedup) };
     return { kind: 'met' };
   }
   const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
@@ -41,7 +52,7 @@ export function nextCorrection(attempts: readonly Attempt[], targetSpeedup: numb
   if (unchanged) return { kind: 'stop', reason: 'unchanged', detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
   if (!left) return { kind: 'stop', reason: 'limit', detail: `${short} after ${maxCorrections} corrections` };
   // the prediction was optimistic by the shortfall: ask it for that much more
-  return { kind: 'correct', budgetMs: (last.budgetMs * last.speedup) / targetSpeedup };
+  return { kind: 'correct', budgetMs: bracketed((last.budgetMs * last.speedup) / targetSpeedup) };
 }
 
 /**

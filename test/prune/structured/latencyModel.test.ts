@@ -77,6 +77,13 @@ describe('the correction loop of a latency target', () => {
     expect(shippedAttempt([{ speedup: 1.5, macs: 10 }, { speedup: 1.8, macs: 20 }], 2)).toBe(1);
   });
 
+  it('bisects between the loosest budget that met the target and the tightest that fell short', () => {
+    // 5 ms met at 2.4x, 6 ms fell short at 1.8x: the proportional 5.4 lies between them and is kept
+    expect(nextCorrection([attempt(5, 2.4, 'a'), attempt(6, 1.8, 'b')], 2)).toEqual({ kind: 'correct', budgetMs: 5.4 });
+    // 6 ms short at 1.5x would ask for 4.5 ms, below the 5 ms that met: the midpoint instead
+    expect(nextCorrection([attempt(5, 2.4, 'a'), attempt(6, 1.5, 'b')], 2)).toEqual({ kind: 'correct', budgetMs: 5.5 });
+  });
+
   it('tightens the budget by the measured shortfall', () => {
     const c = nextCorrection([attempt(5, 1.6, 'a')], 2);
     expect(c).toEqual({ kind: 'correct', budgetMs: 4 });
