@@ -61,11 +61,12 @@ interface RunResult extends Outcome {
   error?: string;
 }
 
-function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[]; gate: boolean; recoveries: string[]; allocation: boolean } {
+function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[]; gate: boolean; recoveries: string[]; allocation: boolean; scale: boolean } {
   const only: string[] = [];
   let quick = false;
   let gate = true;
   let allocation = true;
+  let scale = true;
   let recoveries = [...RECOVERY_METHODS];
   let methods = ['unstructured', '2:4', 'structured'];
   for (let i = 0; i < argv.length; i++) {
@@ -73,16 +74,17 @@ function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: s
     if (a === '--quick') quick = true;
     else if (a === '--no-gate') gate = false;
     else if (a === '--no-allocation') allocation = false;
+    else if (a === '--no-scale') scale = false;
     else if (a === '--only') only.push(...(argv[++i] ?? '').split(',').filter(Boolean));
     else if (a === '--methods') methods = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--recovery') recoveries = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--no-recovery') recoveries = [];
-    else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4 --recovery none,reconstruct,auto --no-recovery --no-gate --no-allocation`);
+    else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4 --recovery none,reconstruct,auto --no-recovery --no-gate --no-allocation --no-scale`);
   }
-  return { only, quick, methods, gate, recoveries, allocation };
+  return { only, quick, methods, gate, recoveries, allocation, scale };
 }
 
-function models(only: string[], notices: string[]): BenchModel[] {
+function models(only: string[], notices: string[], withScale: boolean): BenchModel[] {
   const list: BenchModel[] = [];
   const test = path.join(FIXTURES, 'fmnist-test.npz');
   for (const name of ['mlp', 'cnn-bn', 'resnet', 'dsconv-concat', 'vit']) {
@@ -93,7 +95,7 @@ function models(only: string[], notices: string[]): BenchModel[] {
   for (const dir of REAL_WORLD) list.push({ name: `real-world-${path.basename(dir)}`, file: path.join(dir, 'model.onnx'), data: path.join(dir, 'test.npz'), calib: path.join(dir, 'calib.npz') });
   if (REAL_WORLD_DIR && REAL_WORLD.length === 0) notices.push(`skipped the real-world models: no model.onnx in BENCH_REAL_WORLD=${REAL_WORLD_DIR} or its folders`);
   // a clean clone has none of them (large, gitignored): export what this run needs, or say how
-  const scale = SCALE_NAMES.filter((n) => !only.length || only.some((o) => n.includes(o)));
+  const scale = withScale ? SCALE_NAMES.filter((n) => !only.length || only.some((o) => n.includes(o))) : [];
   const exported = ensureScaleModels(ROOT, scale, (l) => process.stderr.write(`${l}\n`));
   if (exported.notice) notices.push(exported.notice);
   for (const name of scale) {
@@ -176,7 +178,7 @@ async function main(): Promise<void> {
     ? { quick: true, evalSamples: 500, syntheticSamples: 8, warmup: 2, runs: 10 }
     : { quick: false, evalSamples: 2000, syntheticSamples: 32, warmup: 5, runs: 30 };
   const notices: string[] = [];
-  const list = models(args.only, notices);
+  const list = models(args.only, notices, args.scale);
   for (const n of notices) process.stderr.write(`bench: ${n}\n`);
   const meter = peakMeter();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'prune-guard-bench-'));
