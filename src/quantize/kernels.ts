@@ -1,0 +1,89 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { onInterrupt } from '../io/cleanup.js';
+import { describe, UserError } from '../errors.js';
+import { loadModel } from '../onnx/model.js';
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { onnxruntime } from '../onnx/runtime/ort.js';
+import { shortOrtError } from '../onnx/runtime/ortErrors.js';
+
+/** Which kernel onnxruntime runs for one compute layer of the model as written. */
+export interface LayerKernel {
+  /** the layer's node name in the file */
+  node: string;
+  op: string;
+  /** the op onnxruntime runs for it after its graph optimisations, e.g. QLinearConv, QGemm, FusedConv */
+  kernel: string;
+  integer: boolean;
+}
+
+/** The kernels of a quantized model as onnxruntime runs it, read from its optimised graph. */
+export interface KernelReport {
+  /** every op in the optimised graph with its count, domain-qualified when not ONNX's own */
+  ops: Record<string, number>;
+  /** nodes running integer kernels (QLinear*, QGemm, ConvInteger, MatMulInteger, ...) */
+  integer_nodes: number;
+  /** Conv, Gemm and MatMul nodes left in float (including onnxruntime's fused float variants) */
+  float_compute_nodes: number;
+  /** QuantizeLinear and DequantizeLinear left: every one is a crossing between float and integer code */
+  boundaries: number;
+  /** each Conv/Gemm/MatMul of the model as written, with the kernel it ended up in */
+  layers: LayerKernel[];
+}
+
+const INTEGER_OPS = /^(QLinear\w+|QGemm|QAttention|ConvInteger|MatMulInteger|MatMulIntegerToFloat|DynamicQuantizeMatMul|QuantizeBFP|NhwcMaxPool)$/;
+const FLOAT_COMPUTE = /^(Conv|FusedConv|Gemm|FusedGemm|MatMul|FusedMatMul|ConvTranspose)$/;
+const COMPUTE = new Set(['Conv', 'Gemm', 'MatMul', 'ConvTranspose']);
+
+/**
+ * Classify the nodes of onnxruntime's optimised graph against the model as written. onnxruntime keeps
+ * the name of the node it fuses into (a QLinearConv carries its Conv's name, sometimes with a
+ * `_token_N` suffix from the layout transformer), which ties each layer to its kernel.
+ */
+export function kernelReport(written: ModelProto, optimised: ModelProto): KernelReport {
+  const ops: Record<string, number> = {};
+  let integer = 0;
+  let floatCompute = 0;
+  let boundaries = 0;
+  const byName = new Map<string, string>();
+  for (const n of optimised.graph!.node) {
+    const key = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
+    ops[key] = (ops[key] ?? 0) + 1;
+    if (INTEGER_OPS.test(n.opType)) integer++;
+    else if (FLOAT_COMPUTE.test(n.opType)) floatCompute++;
+    else if (n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear') boundaries++;
+    if (n.name) byName.set(n.name.replace(/_token_\d+$/, ''), n.opType);
+  }
+  const layers: LayerKernel[] = [];
+  for (const n of written.graph!.node) {
+    if (!COMPUTE.has(n.opType) || !n.name) continue;
+    const kernel = byName.get(n.name) ?? 'unknown';
+    layers.push({ node: n.name, op: n.opType, kernel, integer: INTEGER_OPS.test(kernel) });
+  }
+  return { ops: Object.fromEntries(Object.entries(ops).sort(([a], [b]) => a.localeCompare(b))), integer_nodes: integer, float_compute_nodes: floatCompute, boundaries, layers };
+}
+
+/**
+ * The graph onnxruntime will run for `modelPath` with full optimisation on CPU, as the measurement
+ * sessions open it: written by onnxruntime itself (`optimizedModelFilePath`) into a temp folder.
+ */
+export async function optimisedGraph(modelPath: string, threads = 1): Promise<ModelProto> {
+  const { ort } = onnxruntime();
+  const dir = fs.mkdtempSync(path.join(process.env.RUNNER_TEMP || os.tmpdir(), 'prune-guard-kernels-'));
+  const done = onInterrupt(() => fs.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path.join(dir, 'optimised.onnx');
+    let session;
+    try {
+      session = await ort.InferenceSession.create(modelPath, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
+    } catch (e) {
+      throw new UserError(`${modelPath}: onnxruntime cannot load the quantized model: ${shortOrtError(describe(e))}`);
+    }
+    await session.release();
+    return loadModel(file).proto;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
