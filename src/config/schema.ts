@@ -45,6 +45,13 @@ export type CorruptionKind = (typeof CORRUPTIONS)[number];
 export const SCHEDULES = ['oneshot', 'gradual'] as const;
 export type ScheduleKind = (typeof SCHEDULES)[number];
 
+/** post-training quantization after pruning and recovery (src/quantize/): none, static INT8 QDQ, or dynamic INT8 */
+export const QUANTIZE_MODES = ['none', 'int8', 'dynamic'] as const;
+export type QuantizeMode = (typeof QUANTIZE_MODES)[number];
+/** activation range calibrators of static INT8 (src/quantize/calibrate.ts) */
+export const QUANTIZE_CALIBRATIONS = ['minmax', 'percentile', 'entropy'] as const;
+export type QuantizeCalibration = (typeof QUANTIZE_CALIBRATIONS)[number];
+
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'auto'] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
@@ -94,6 +101,12 @@ export interface Config {
   recoveryRounds: number;
   /** recovery rounds under global scope: also run them with sensitivity allocation, keep the lower calibration NLL */
   roundsCompareSensitivity: boolean;
+  /** post-training quantization of the last float step: `int8` adds a `quantize:int8` step (needs calibration data) */
+  quantize: QuantizeMode;
+  /** how static INT8 calibrates activation ranges */
+  quantizeCalibration: QuantizeCalibration;
+  /** globs over node names that stay float when quantizing */
+  quantizeExclude: string[];
 }
 
 export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
@@ -124,6 +137,9 @@ export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
   // auto: 4 rounds for unstructured pruning to 60% or more with auto recovery and a labelled calib (src/recover/rounds.ts)
   recoveryRounds: 0,
   roundsCompareSensitivity: false,
+  quantize: 'none',
+  quantizeCalibration: 'minmax',
+  quantizeExclude: [],
 });
 
 /** Schema fragment; `description` is the phrase after "must be" in error messages. */
@@ -214,6 +230,13 @@ export const CONFIG_SCHEMA: SchemaNode = {
     'schedule-patience': wholeNumber(1),
     'recovery-rounds': { type: 'integer', minimum: 0, description: 'a whole number of rounds (1 = one shot, 0 = auto)' },
     'rounds-compare-sensitivity': boolean,
+    quantize: oneOf(QUANTIZE_MODES),
+    'quantize-calibration': oneOf(QUANTIZE_CALIBRATIONS),
+    'quantize-exclude': {
+      type: 'array',
+      items: { type: 'string', minLength: 1, description: 'a non-empty glob' },
+      description: 'a list of node-name globs like ["/stem/*"]',
+    },
     budgets: {
       type: 'object',
       additionalProperties: false,

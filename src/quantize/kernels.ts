@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { onInterrupt } from '../io/cleanup.js';
 import { describe, UserError } from '../errors.js';
 import { loadModel } from '../onnx/model.js';
-import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import type { ModelProto, NodeProto } from '../onnx/proto/onnx_pb.js';
 import { onnxruntime } from '../onnx/runtime/ort.js';
 import { shortOrtError } from '../onnx/runtime/ortErrors.js';
 
@@ -46,20 +46,26 @@ export function kernelReport(written: ModelProto, optimised: ModelProto): Kernel
   let integer = 0;
   let floatCompute = 0;
   let boundaries = 0;
-  const byName = new Map<string, string>();
   for (const n of optimised.graph!.node) {
     const key = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
     ops[key] = (ops[key] ?? 0) + 1;
     if (INTEGER_OPS.test(n.opType)) integer++;
     else if (FLOAT_COMPUTE.test(n.opType)) floatCompute++;
     else if (n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear') boundaries++;
-    if (n.name) byName.set(n.name.replace(/_token_\d+$/, ''), n.opType);
   }
+  const nodes = optimised.graph!.node;
+  const compute = nodes.filter((o) => o.opType !== 'QuantizeLinear' && o.opType !== 'DequantizeLinear');
+  // layout transformers name a rewritten node after its output instead (`<output>_nchwc`)
+  const find = (n: NodeProto): NodeProto | undefined =>
+    nodes.find((o) => o.name.replace(/_token_\d+$/, '') === n.name) ??
+    compute.find((o) => n.output[0] && o.name.startsWith(n.output[0])) ??
+    compute.find((o) => n.output[0] && o.output.includes(n.output[0]));
   const layers: LayerKernel[] = [];
   for (const n of written.graph!.node) {
     if (!COMPUTE.has(n.opType) || !n.name) continue;
-    const kernel = byName.get(n.name) ?? 'unknown';
-    layers.push({ node: n.name, op: n.opType, kernel, integer: INTEGER_OPS.test(kernel) });
+    const o = find(n);
+    const kernel = !o ? 'unknown' : o.domain && o.domain !== 'ai.onnx' && o.domain !== 'com.microsoft' ? `${o.opType} (${o.domain})` : o.opType;
+    layers.push({ node: n.name, op: n.opType, kernel, integer: !!o && INTEGER_OPS.test(o.opType) });
   }
   return { ops: Object.fromEntries(Object.entries(ops).sort(([a], [b]) => a.localeCompare(b))), integer_nodes: integer, float_compute_nodes: floatCompute, boundaries, layers };
 }

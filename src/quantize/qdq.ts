@@ -274,7 +274,24 @@ export function quantizeQdq(model: ModelProto, opts: QdqOptions): QdqResult {
   // values the integer kernels see
   for (const n of g.node) for (let k = 0; k < n.input.length; k++) {
     const dq = dequantized.get(n.input[k]);
-    if (dq) n.input[k] = dq;
+    if (!dq) continue;
+    const channels = k === 0 && perChannel && opts.keepFloat.has(nodeLabel(n)) ? floatInputChannels(n, index) : undefined;
+    if (channels === undefined) {
+      n.input[k] = dq;
+      continue;
+    }
+    // onnxruntime quantizes the weight of a float Conv/Gemm itself (per tensor) when a per-tensor
+    // DequantizeLinear feeds it and a QuantizeLinear follows it; a per-channel DequantizeLinear with the
+    // same scale in every channel computes the same values and keeps the layer float, as asked
+    const t = n.input[k];
+    const q = paramsOf(t);
+    const own = `${t}_DequantizeLinear_${nodeLabel(n).replace(/[^A-Za-z0-9_.]/g, '_')}`;
+    newInits.push(
+      tensor(`${own}_scale`, DataType.FLOAT, [channels], bytesOf(new Float32Array(channels).fill(q.scale))),
+      tensor(`${own}_zero_point`, DataType.UINT8, [channels], new Uint8Array(channels).fill(q.zeroPoint)),
+    );
+    added.push(node(own, 'DequantizeLinear', [`${t}_QuantizeLinear_Output`, `${own}_scale`, `${own}_zero_point`], [`${own}_Output`], 1));
+    n.input[k] = `${own}_Output`;
   }
 
   // weights and biases
@@ -333,6 +350,16 @@ export function quantizeQdq(model: ModelProto, opts: QdqOptions): QdqResult {
   g.initializer = g.initializer.filter((t) => !dropped.has(t.name));
   g.input = g.input.filter((i) => !dropped.has(i.name));
   return { model: out, quantized: order.map(nodeLabel), absorbed, tensors: [...toQuantize], perChannel };
+}
+
+/** Channels (axis 1) of the activation a float Conv/Gemm reads, from its weight; undefined for other nodes. */
+function floatInputChannels(n: NodeProto, index: GraphIndex): number | undefined {
+  const w = initializerFloat(index, n.input[1]);
+  if (!w) return undefined;
+  const dims = tensorDims(w);
+  if (n.opType === 'Conv' && dims.length >= 3) return dims[1] * attrInt(n, 'group', 1);
+  if (n.opType === 'Gemm' && dims.length === 2 && attrInt(n, 'transA', 0) === 0) return attrInt(n, 'transB', 0) ? dims[1] : dims[0];
+  return undefined;
 }
 
 function producerMap(nodes: readonly NodeProto[]): Map<string, NodeProto> {
