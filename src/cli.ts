@@ -107,6 +107,9 @@ interface RunFlags {
   schedulePatience?: number;
   recoveryRounds?: number;
   roundsCompareSensitivity?: boolean;
+  quantize?: Config['quantize'];
+  quantizeCalibration?: Config['quantizeCalibration'];
+  quantizeExclude: string[];
 }
 
 /** The config file named by --config, else ./.prune-guard.yml when present, else the defaults. */
@@ -146,6 +149,9 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.schedulePatience !== undefined) overrides.schedulePatience = flags.schedulePatience;
   if (flags.recoveryRounds !== undefined) overrides.recoveryRounds = flags.recoveryRounds;
   if (flags.roundsCompareSensitivity) overrides.roundsCompareSensitivity = true;
+  if (flags.quantize !== undefined) overrides.quantize = flags.quantize;
+  if (flags.quantizeCalibration !== undefined) overrides.quantizeCalibration = flags.quantizeCalibration;
+  if (flags.quantizeExclude.length) overrides.quantizeExclude = [...base.quantizeExclude, ...flags.quantizeExclude];
   return mergeConfig(base, overrides);
 }
 
@@ -210,6 +216,9 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .option('--schedule-patience <n>', 'gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)', count('--schedule-patience', 1))
     .option('--recovery-rounds <n>', 'oneshot unstructured: prune and recover in n rounds of rising sparsity (cubic) ending at --sparsity, shipping the last (1 = one shot; default 0 = auto: 4 rounds for unstructured at 60% or more with --recovery auto and a labelled --calib)', count('--recovery-rounds', 0))
     .option('--rounds-compare-sensitivity', 'with recovery rounds and --scope global: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)')
+    .addOption(new Option('--quantize <mode>', 'post-training quantization of the last float step: int8 = static QDQ calibrated on --calib (uint8 activations, per-channel int8 weights; layers kept float where measurement says so); with --sparsity 0 the model is only quantized').choices(['none', 'int8', 'dynamic']))
+    .addOption(new Option('--quantize-calibration <method>', 'how --quantize int8 sets activation ranges on --calib (default minmax)').choices(['minmax', 'percentile', 'entropy']))
+    .option('--quantize-exclude <glob>', 'node names --quantize keeps in float, repeatable', collect, [])
     .option('--quiet', 'do not print the ledger');
   addStatisticsOptions(program.commands[program.commands.length - 1])
     .action(async (flags: RunFlags) => {

@@ -1,4 +1,4 @@
-import type { ModelProto, NodeProto } from './proto/onnx_pb.js';
+import type { ModelProto, NodeProto, TensorProto } from './proto/onnx_pb.js';
 import { GraphIndex, attrInt, nodeLabel } from './graph.js';
 import { inferShapes } from './shapes.js';
 import { FLOAT_TYPES, numel, tensorDims, tensorToFloat32 } from './tensor.js';
@@ -51,8 +51,9 @@ export function modelCost(model: ModelProto): ModelCost {
   const { shapes } = inferShapes(index, 1);
   let params = 0;
   let nonzero = 0;
+  const { stored, auxiliary } = quantizedWeights(index);
   for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    if (auxiliary.has(t.name) || (!FLOAT_TYPES.has(t.dataType) && !stored.has(t.name))) continue;
     const values = tensorToFloat32(t);
     params += values.length;
     for (let i = 0; i < values.length; i++) if (values[i] !== 0) nonzero++;
@@ -67,10 +68,33 @@ export function modelCost(model: ModelProto): ModelCost {
     else macs += m;
     let p = 0;
     for (const i of n.input.slice(1)) {
-      const t = index.initializers.get(i);
-      if (t && FLOAT_TYPES.has(t.dataType)) p += numel(tensorDims(t));
+      const t = weightTensor(index, i);
+      if (t && (FLOAT_TYPES.has(t.dataType) || stored.has(t.name))) p += numel(tensorDims(t));
     }
     nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
   }
   return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
+}
+
+/**
+ * In a quantized (QDQ) model, weights are integer initializers read by DequantizeLinear (`stored`); their
+ * scales and zero points, and those of the activations, are bookkeeping, not parameters (`auxiliary`).
+ */
+export function quantizedWeights(index: GraphIndex): { stored: Set<string>; auxiliary: Set<string> } {
+  const stored = new Set<string>();
+  const auxiliary = new Set<string>();
+  for (const n of index.graph.node) {
+    if (n.opType !== 'DequantizeLinear' && n.opType !== 'QuantizeLinear') continue;
+    if (n.opType === 'DequantizeLinear' && index.initializers.has(n.input[0])) stored.add(n.input[0]);
+    for (const i of n.input.slice(1)) if (i && index.initializers.has(i)) auxiliary.add(i);
+  }
+  return { stored, auxiliary };
+}
+
+/** The initializer behind a weight operand: itself, or the integer tensor a DequantizeLinear reads. */
+export function weightTensor(index: GraphIndex, name: string): TensorProto | undefined {
+  const t = index.initializers.get(name);
+  if (t) return t;
+  const p = index.producer.get(name);
+  return p && p.opType === 'DequantizeLinear' ? index.initializers.get(p.input[0]) : undefined;
 }

@@ -18,7 +18,7 @@ const ELEMENTWISE_UNARY = new Set([
   'Identity', 'Relu', 'LeakyRelu', 'PRelu', 'Sigmoid', 'Tanh', 'Clip', 'Gelu', 'Erf', 'Sqrt', 'Exp', 'Log', 'Neg', 'Abs',
   'Softmax', 'LogSoftmax', 'Dropout', 'BatchNormalization', 'LayerNormalization', 'InstanceNormalization', 'Cast',
   'HardSigmoid', 'HardSwish', 'Elu', 'Selu', 'Softplus', 'Mish', 'Reciprocal', 'Floor', 'Ceil', 'Round', 'Not',
-  'LpNormalization', 'CastLike', 'Celu', 'ThresholdedRelu', 'Sign', 'Sin', 'Cos',
+  'LpNormalization', 'CastLike', 'Celu', 'ThresholdedRelu', 'Sign', 'Sin', 'Cos', 'QuantizeLinear', 'DequantizeLinear',
 ]);
 const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Where', 'Equal', 'Less', 'Greater', 'And', 'Or', 'Mod', 'LessOrEqual', 'GreaterOrEqual', 'Expand']);
 

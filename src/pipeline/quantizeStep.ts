@@ -11,6 +11,10 @@ import type { WeightBits } from '../quantize/params.js';
 import { buildQuantized, calibQuality, layerErrors, predict, prepareQuantization, relativeL2, type Prepared } from '../quantize/prepare.js';
 import type { FloatReason, QuantizeInfo, QuantizeVariant } from '../quantize/types.js';
 import { VERSION } from '../version.js';
+import { UserError } from '../errors.js';
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { qdqSupport } from '../quantize/qdq.js';
+import { measureStep, type MeasuredStep, type StepContext } from './measureStep.js';
 
 /** Calibration samples the decisions (weight precision, float layers) are measured on. */
 const DECISION_SAMPLES = 256;
@@ -186,4 +190,26 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
   };
   const description = `INT8 static QDQ (${config.quantizeCalibration} calibration, ${prep.calibSamples} samples): uint8 activations, ${weights.bits}-bit ${info.weights.granularity} int8 weights; ${integerLayers} of ${kernels.layers.length} layers run integer kernels${floatLayers.length ? `, ${floatLayers.length} kept float` : ''}`;
   return { artifact: input.artifact, description, info, notes };
+}
+
+/**
+ * Refuse, before anything is written, a quantization this run cannot do: no calibration data, a mode
+ * not built, a schedule it does not follow, a model whose opset or types static QDQ cannot express.
+ */
+export function checkQuantizeInputs(config: Config, calib: Dataset | undefined, model: ModelProto, req: { model: string }): void {
+  if (config.quantize === 'none') return;
+  if (config.quantize === 'dynamic') {
+    throw new UserError(`--quantize dynamic: not available in prune-guard ${VERSION} yet; use --quantize int8 (static, calibrated on --calib)`);
+  }
+  if (!calib) throw new UserError(`--quantize ${config.quantize}: needs calibration data to measure activation ranges; pass --calib FILE.npz (512 samples are plenty)`);
+  if (config.schedule === 'gradual') throw new UserError(`--quantize ${config.quantize}: not combined with --schedule gradual yet; quantize the shipped step in a one-shot run (--schedule oneshot)`);
+  const support = qdqSupport(model);
+  if (support.kind === 'unsupported') throw new UserError(`${req.model}: cannot quantize to INT8: ${support.reason}`);
+}
+
+/** A quantized step is measured like any other, with what the quantizer decided attached. */
+export async function measureQuantized(q: QuantizeStepResult, ctx: StepContext): Promise<MeasuredStep> {
+  const m = await measureStep('quantize:int8', q.description, q.artifact, ctx);
+  m.step.quantize = q.info;
+  return m;
 }

@@ -309,7 +309,9 @@ export function quantizeQdq(model: ModelProto, opts: QdqOptions): QdqResult {
     const qw = quantizeWeight(tensorToFloat32(w), dims, axis, opts.weightBits);
     if (!wOut) {
       const suffix = [...weightDq.keys()].some((k) => k.startsWith(`${wName}@`)) ? `_axis${axis}` : '';
-      const qName = `${wName}${suffix}_quantized`;
+      // the int8 weight keeps the float weight's name (which it replaces), so sparsity and layer reports
+      // read the same tensor before and after quantization
+      const qName = suffix ? `${wName}${suffix}_quantized` : wName;
       const sName = `${wName}${suffix}_scale`;
       const zName = `${wName}${suffix}_zero_point`;
       const perDims = axis < 0 ? [] : [qw.scales.length];
@@ -342,7 +344,8 @@ export function quantizeQdq(model: ModelProto, opts: QdqOptions): QdqResult {
   }
 
   g.node = topologicalOrder([...g.node, ...added], producerMap([...g.node, ...added]));
-  g.initializer.push(...newInits);
+  const replaced = new Set(newInits.map((t) => t.name));
+  g.initializer = [...g.initializer.filter((t) => !replaced.has(t.name)), ...newInits];
   // float weights and biases nothing reads any more
   const read = new Set(g.node.flatMap((n) => n.input));
   for (const o of g.output) read.add(o.name);
