@@ -27,6 +27,8 @@ const MAX_ERROR_FALLBACKS = 3;
  * preempted run on a shared runner does not decide; the shipped step is timed again with the others.
  */
 const DECISION_TIMING = { warmup: 3, runs: 12, repeat: 3 };
+/** How much faster a plan with more float layers must time than one with fewer to be chosen. */
+const CLEAR_GAIN = 1.03;
 /** Input channels at or below which a first conv counts as narrow (a grey or RGB image). */
 const NARROW_CHANNELS = 4;
 
@@ -142,7 +144,10 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
     fs.rmSync(scratch, { recursive: true, force: true });
   }
   const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
-  const pick = (eligible.length ? eligible : measured).reduce((a, b) => (eligible.length ? ((b.speedup ?? 0) > (a.speedup ?? 0) ? b : a) : b.calib_quality > a.calib_quality ? b : a));
+  // more float layers must buy a clear speedup over fewer: a tie within timing noise keeps INT8
+  const pick = (eligible.length ? eligible : measured).reduce((a, b) =>
+    eligible.length ? ((b.speedup ?? 0) > (a.speedup ?? 0) * (b.keep_float.length > a.keep_float.length ? CLEAR_GAIN : 1 / CLEAR_GAIN) ? b : a) : b.calib_quality > a.calib_quality ? b : a,
+  );
   pick.chosen = true;
   const keep = new Map(pick.keep);
 

@@ -56,10 +56,18 @@ export function kernelReport(written: ModelProto, optimised: ModelProto): Kernel
   const nodes = optimised.graph!.node;
   const compute = nodes.filter((o) => o.opType !== 'QuantizeLinear' && o.opType !== 'DequantizeLinear');
   // layout transformers name a rewritten node after its output instead (`<output>_nchwc`)
-  const find = (n: NodeProto): NodeProto | undefined =>
-    nodes.find((o) => o.name.replace(/_token_\d+$/, '') === n.name) ??
-    compute.find((o) => n.output[0] && o.name.startsWith(n.output[0])) ??
-    compute.find((o) => n.output[0] && o.output.includes(n.output[0]));
+  // (with a fused activation, after the activation's output)
+  const consumers = written.graph!.node;
+  const byOutput = (t: string | undefined): NodeProto | undefined =>
+    !t ? undefined : compute.find((o) => o.name === `${t}_nchwc` || o.name.startsWith(`${t}_nchwc`)) ?? compute.find((o) => o.output.includes(t));
+  const find = (n: NodeProto): NodeProto | undefined => {
+    const act = consumers.filter((c) => c.input[0] === n.output[0]);
+    return (
+      nodes.find((o) => o.name.replace(/_token_\d+$/, '') === n.name) ??
+      byOutput(n.output[0]) ??
+      (act.length === 1 && ['Relu', 'Clip', 'LeakyRelu', 'Sigmoid', 'HardSigmoid'].includes(act[0].opType) ? byOutput(act[0].output[0]) : undefined)
+    );
+  };
   const layers: LayerKernel[] = [];
   for (const n of written.graph!.node) {
     if (!COMPUTE.has(n.opType) || !n.name) continue;
