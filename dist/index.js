@@ -1015,33 +1015,33 @@ var require_tree = __commonJS({
           throw new TypeError("Unreachable");
         }
         let index = 0;
-        let node = this;
+        let node2 = this;
         while (true) {
           const code = key.charCodeAt(index);
           if (code > 127) {
             throw new TypeError("key must be ascii string");
           }
-          if (node.code === code) {
+          if (node2.code === code) {
             if (length === ++index) {
-              node.value = value;
+              node2.value = value;
               break;
-            } else if (node.middle !== null) {
-              node = node.middle;
+            } else if (node2.middle !== null) {
+              node2 = node2.middle;
             } else {
-              node.middle = new _TstNode(key, value, index);
+              node2.middle = new _TstNode(key, value, index);
               break;
             }
-          } else if (node.code < code) {
-            if (node.left !== null) {
-              node = node.left;
+          } else if (node2.code < code) {
+            if (node2.left !== null) {
+              node2 = node2.left;
             } else {
-              node.left = new _TstNode(key, value, index);
+              node2.left = new _TstNode(key, value, index);
               break;
             }
-          } else if (node.right !== null) {
-            node = node.right;
+          } else if (node2.right !== null) {
+            node2 = node2.right;
           } else {
-            node.right = new _TstNode(key, value, index);
+            node2.right = new _TstNode(key, value, index);
             break;
           }
         }
@@ -1053,21 +1053,21 @@ var require_tree = __commonJS({
       search(key) {
         const keylength = key.length;
         let index = 0;
-        let node = this;
-        while (node !== null && index < keylength) {
+        let node2 = this;
+        while (node2 !== null && index < keylength) {
           let code = key[index];
           if (code <= 90 && code >= 65) {
             code |= 32;
           }
-          while (node !== null) {
-            if (code === node.code) {
+          while (node2 !== null) {
+            if (code === node2.code) {
               if (keylength === ++index) {
-                return node;
+                return node2;
               }
-              node = node.middle;
+              node2 = node2.middle;
               break;
             }
-            node = node.code < code ? node.left : node.right;
+            node2 = node2.code < code ? node2.left : node2.right;
           }
         }
         return null;
@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path18 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path20 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path18 && path18[0] !== "/") {
-          path18 = `/${path18}`;
+        if (path20 && path20[0] !== "/") {
+          path20 = `/${path20}`;
         }
-        return new URL(`${origin}${path18}`);
+        return new URL(`${origin}${path20}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin }
+          request: { method, path: path20, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path18);
+        debuglog("sending request to %s %s/%s", method, origin, path20);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin },
+          request: { method, path: path20, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path18,
+          path20,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin }
+          request: { method, path: path20, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path18);
+        debuglog("trailers received from %s %s/%s", method, origin, path20);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin },
+          request: { method, path: path20, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path18,
+          path20,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path18, origin }
+            request: { method, path: path20, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path18);
+          debuglog("sending request to %s %s/%s", method, origin, path20);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path18,
+        path: path20,
         method,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path18 !== "string") {
+        if (typeof path20 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path18[0] !== "/" && !(path18.startsWith("http://") || path18.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path20[0] !== "/" && !(path20.startsWith("http://") || path20.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path18)) {
+        } else if (invalidPathRegex.test(path20)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path18, query) : path18;
+        this.path = query ? buildURL(path20, query) : path20;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method, path: path18, host, upgrade, blocking, reset } = request2;
+      const { method, path: path20, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path18} HTTP/1.1\r
+      let header = `${method} ${path20} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method, path: path18, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method, path: path20, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path18;
+      headers[HTTP2_HEADER_PATH] = path20;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path18 = search ? `${pathname}${search}` : pathname;
+        const path20 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path18;
+        this.opts.path = path20;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path18 = "/",
+          path: path20 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path18;
+        opts.path = origin + path20;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path18) {
-      if (typeof path18 !== "string") {
-        return path18;
+    function safeUrl(path20) {
+      if (typeof path20 !== "string") {
+        return path20;
       }
-      const pathSegments = path18.split("?");
+      const pathSegments = path20.split("?");
       if (pathSegments.length !== 2) {
-        return path18;
+        return path20;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path18, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path18);
+    function matchKey(mockDispatch2, { path: path20, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path20);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path18 }) => matchValue(safeUrl(path18), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path20 }) => matchValue(safeUrl(path20), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path18, method, body, headers, query } = opts;
+      const { path: path20, method, body, headers, query } = opts;
       return {
-        path: path18,
+        path: path20,
         method,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path18, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path20, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path18,
+            Path: path20,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path18) {
-      for (let i2 = 0; i2 < path18.length; ++i2) {
-        const code = path18.charCodeAt(i2);
+    function validateCookiePath(path20) {
+      for (let i2 = 0; i2 < path20.length; ++i2) {
+        const code = path20.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -17980,24 +17980,24 @@ var require_sender = __commonJS({
           if (!this.#running) {
             this.#socket.write(frame, cb);
           } else {
-            const node2 = {
+            const node3 = {
               promise: null,
               callback: cb,
               frame
             };
-            this.#queue.push(node2);
+            this.#queue.push(node3);
           }
           return;
         }
-        const node = {
+        const node2 = {
           promise: item.arrayBuffer().then((ab) => {
-            node.promise = null;
-            node.frame = createFrame(ab, hint);
+            node2.promise = null;
+            node2.frame = createFrame(ab, hint);
           }),
           callback: cb,
           frame: null
         };
-        this.#queue.push(node);
+        this.#queue.push(node2);
         if (!this.#running) {
           this.#run();
         }
@@ -18006,12 +18006,12 @@ var require_sender = __commonJS({
         this.#running = true;
         const queue = this.#queue;
         while (!queue.isEmpty()) {
-          const node = queue.shift();
-          if (node.promise !== null) {
-            await node.promise;
+          const node2 = queue.shift();
+          if (node2.promise !== null) {
+            await node2.promise;
           }
-          this.#socket.write(node.frame, node.callback);
-          node.callback = node.frame = null;
+          this.#socket.write(node2.frame, node2.callback);
+          node2.callback = node2.frame = null;
         }
         this.#running = false;
       }
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path18 = opts.path;
+          let path20 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path18 = `/${path18}`;
+            path20 = `/${path20}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path18);
+          url = new URL(util.parseOrigin(url).origin + path20);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19557,11 +19557,11 @@ var init_summary = __esm({
        */
       addTable(rows2) {
         const tableBody = rows2.map((row) => {
-          const cells = row.map((cell5) => {
-            if (typeof cell5 === "string") {
-              return this.wrap("td", cell5);
+          const cells = row.map((cell6) => {
+            if (typeof cell6 === "string") {
+              return this.wrap("td", cell6);
             }
-            const { header, data, colspan, rowspan } = cell5;
+            const { header, data, colspan, rowspan } = cell6;
             const tag = header ? "th" : "td";
             const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
             return this.wrap(tag, data, attrs);
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path18 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path18} does not exist${EOL5}`);
+            const path20 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path20} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -21388,22 +21388,22 @@ var init_json_with_bigint = __esm({
       ];
       const visited = new WeakSet([rootProcessed]);
       while (stack.length > 0) {
-        const node = stack[stack.length - 1];
-        if (node.index === 0) {
-          chunks.push(node.isArray ? "[" : "{");
+        const node2 = stack[stack.length - 1];
+        if (node2.index === 0) {
+          chunks.push(node2.isArray ? "[" : "{");
           level++;
         }
         let isDone = false;
-        if (node.isArray) {
-          if (node.index < node.val.length) {
-            if (!node.first) chunks.push(",");
+        if (node2.isArray) {
+          if (node2.index < node2.val.length) {
+            if (!node2.first) chunks.push(",");
             if (space) chunks.push("\n" + space.repeat(level));
-            const childRaw = node.val[node.index];
-            const childVal = prepareVal(node.val, String(node.index), childRaw);
+            const childRaw = node2.val[node2.index];
+            const childVal = prepareVal(node2.val, String(node2.index), childRaw);
             if (isUnstringifiable(childVal)) {
               chunks.push("null");
-              node.first = false;
-              node.index++;
+              node2.first = false;
+              node2.index++;
             } else {
               const isComplexObject = childVal !== null && typeof childVal === "object";
               const isNativeRaw = isRawJSON(childVal);
@@ -21413,34 +21413,34 @@ var init_json_with_bigint = __esm({
                 }
                 visited.add(childVal);
                 stack.push({
-                  parent: node.val,
-                  key: String(node.index),
+                  parent: node2.val,
+                  key: String(node2.index),
                   val: childVal,
                   isArray: Array.isArray(childVal),
                   keys: Array.isArray(childVal) ? null : Object.keys(childVal),
                   index: 0,
                   first: true
                 });
-                node.first = false;
-                node.index++;
+                node2.first = false;
+                node2.index++;
               } else {
                 chunks.push(originalStringify(childVal));
-                node.first = false;
-                node.index++;
+                node2.first = false;
+                node2.index++;
               }
             }
           } else {
             isDone = true;
           }
         } else {
-          while (node.index < node.keys.length) {
-            const k = node.keys[node.index++];
+          while (node2.index < node2.keys.length) {
+            const k = node2.keys[node2.index++];
             const isFilteredOutByArray = propertyList && !propertyList.has(k);
             if (isFilteredOutByArray) continue;
-            const childRaw = node.val[k];
-            const childVal = prepareVal(node.val, k, childRaw);
+            const childRaw = node2.val[k];
+            const childVal = prepareVal(node2.val, k, childRaw);
             if (isUnstringifiable(childVal)) continue;
-            if (!node.first) chunks.push(",");
+            if (!node2.first) chunks.push(",");
             if (space) {
               chunks.push("\n" + space.repeat(level) + originalStringify(k) + ": ");
             } else {
@@ -21454,7 +21454,7 @@ var init_json_with_bigint = __esm({
               }
               visited.add(childVal);
               stack.push({
-                parent: node.val,
+                parent: node2.val,
                 key: k,
                 val: childVal,
                 isArray: Array.isArray(childVal),
@@ -21462,23 +21462,23 @@ var init_json_with_bigint = __esm({
                 index: 0,
                 first: true
               });
-              node.first = false;
+              node2.first = false;
               break;
             } else {
               chunks.push(originalStringify(childVal));
-              node.first = false;
+              node2.first = false;
             }
           }
-          const isNodeFullyProcessed = node.index >= node.keys.length && stack[stack.length - 1] === node;
+          const isNodeFullyProcessed = node2.index >= node2.keys.length && stack[stack.length - 1] === node2;
           if (isNodeFullyProcessed) {
             isDone = true;
           }
         }
         if (isDone) {
           level--;
-          if (!node.first && space) chunks.push("\n" + space.repeat(level));
-          chunks.push(node.isArray ? "]" : "}");
-          visited.delete(node.val);
+          if (!node2.first && space) chunks.push("\n" + space.repeat(level));
+          chunks.push(node2.isArray ? "]" : "}");
+          visited.delete(node2.val);
           stack.pop();
         }
       }
@@ -21582,10 +21582,10 @@ var init_json_with_bigint = __esm({
       const rootHolder = { "": parsed };
       const stack = [{ parent: rootHolder, key: "", visited: false }];
       while (stack.length > 0) {
-        const node = stack[stack.length - 1];
-        if (!node.visited) {
-          node.visited = true;
-          const value = node.parent[node.key];
+        const node2 = stack[stack.length - 1];
+        if (!node2.visited) {
+          node2.visited = true;
+          const value = node2.parent[node2.key];
           const isComplexObject = value !== null && typeof value === "object";
           if (isComplexObject) {
             const keys = Object.keys(value);
@@ -21594,7 +21594,7 @@ var init_json_with_bigint = __esm({
             }
           }
         } else {
-          const { parent, key } = node;
+          const { parent, key } = node2;
           let value = parent[key];
           if (typeof value === "string") {
             const isCustomFormatBigInt = customFormat.test(value);
@@ -25169,14 +25169,14 @@ var init_budgets = __esm({
 });
 
 // src/config/schema.ts
-function schemaAt(path18) {
-  let node = CONFIG_SCHEMA;
-  for (const segment of path18) {
-    node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
+function schemaAt(path20) {
+  let node2 = CONFIG_SCHEMA;
+  for (const segment of path20) {
+    node2 = typeof segment === "number" ? node2?.items : node2?.properties?.[segment];
   }
-  return node;
+  return node2;
 }
-var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, EXECUTION_PROVIDERS, DEFAULT_CONFIG, wholeNumber, boolean, oneOf, CONFIG_SCHEMA;
+var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, QUANTIZE_MODES, QUANTIZE_CALIBRATIONS, EXECUTION_PROVIDERS, DEFAULT_CONFIG, wholeNumber, boolean, oneOf, CONFIG_SCHEMA;
 var init_schema = __esm({
   "src/config/schema.ts"() {
     "use strict";
@@ -25189,6 +25189,8 @@ var init_schema = __esm({
     TABULAR_CORRUPTIONS = ["feature-noise", "feature-dropout"];
     CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
     SCHEDULES = ["oneshot", "gradual"];
+    QUANTIZE_MODES = ["none", "int8", "dynamic"];
+    QUANTIZE_CALIBRATIONS = ["minmax", "percentile", "entropy"];
     EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
     DEFAULT_CONFIG = Object.freeze({
       sparsity: 0.5,
@@ -25217,7 +25219,10 @@ var init_schema = __esm({
       schedulePatience: 1,
       // auto: 4 rounds for unstructured pruning to 60% or more with auto recovery and a labelled calib (src/recover/rounds.ts)
       recoveryRounds: 0,
-      roundsCompareSensitivity: false
+      roundsCompareSensitivity: false,
+      quantize: "none",
+      quantizeCalibration: "minmax",
+      quantizeExclude: []
     });
     wholeNumber = (minimum) => ({
       type: "integer",
@@ -25297,6 +25302,13 @@ var init_schema = __esm({
         "schedule-patience": wholeNumber(1),
         "recovery-rounds": { type: "integer", minimum: 0, description: "a whole number of rounds (1 = one shot, 0 = auto)" },
         "rounds-compare-sensitivity": boolean,
+        quantize: oneOf(QUANTIZE_MODES),
+        "quantize-calibration": oneOf(QUANTIZE_CALIBRATIONS),
+        "quantize-exclude": {
+          type: "array",
+          items: { type: "string", minLength: 1, description: "a non-empty glob" },
+          description: 'a list of node-name globs like ["/stem/*"]'
+        },
         budgets: {
           type: "object",
           additionalProperties: false,
@@ -26985,12 +26997,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path18, model, opts) {
+function loadDataset(path20, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path18} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path20} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path18);
+  const arrays = readArrays(path20);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -26999,7 +27011,7 @@ function loadDataset(path18, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path18}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path20}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -27008,37 +27020,37 @@ function loadDataset(path18, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path18}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path20}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path18, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path18, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path20, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path20, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path18}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path20}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path18}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path20}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path18, y, count2);
+  if (y) labels = toLabels(path20, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path18}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path20}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path18, count: count2, inputs, labels };
+  return { path: path20, count: count2, inputs, labels };
 }
-function checkInput(path18, spec, name, arr, modelName) {
-  const subject = `${path18}: array '${name}'`;
+function checkInput(path20, spec, name, arr, modelName) {
+  const subject = `${path20}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -27060,7 +27072,7 @@ function checkInput(path18, spec, name, arr, modelName) {
     }
   }
 }
-function checkFinite(path18, name, arr) {
+function checkFinite(path20, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -27071,7 +27083,7 @@ function checkFinite(path18, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path18}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path20}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -27090,8 +27102,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path18, y, count2) {
-  const subject = `${path18}: label array '${LABELS}'`;
+function toLabels(path20, y, count2) {
+  const subject = `${path20}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -27363,20 +27375,20 @@ var require_tensor_conversion_impl = __commonJS({
     "use strict";
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.tensorToImageData = exports.tensorToDataURL = void 0;
-    var tensorToDataURL = (tensor, options) => {
+    var tensorToDataURL = (tensor2, options) => {
       const canvas = typeof document !== "undefined" ? document.createElement("canvas") : new OffscreenCanvas(1, 1);
-      canvas.width = tensor.dims[3];
-      canvas.height = tensor.dims[2];
+      canvas.width = tensor2.dims[3];
+      canvas.height = tensor2.dims[2];
       const pixels2DContext = canvas.getContext("2d");
       if (pixels2DContext != null) {
         let width;
         let height;
         if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
-          width = tensor.dims[2];
-          height = tensor.dims[3];
+          width = tensor2.dims[2];
+          height = tensor2.dims[3];
         } else {
-          width = tensor.dims[3];
-          height = tensor.dims[2];
+          width = tensor2.dims[3];
+          height = tensor2.dims[2];
         }
         const inputformat = options?.format !== void 0 ? options.format : "RGB";
         const norm2 = options?.norm;
@@ -27424,10 +27436,10 @@ var require_tensor_conversion_impl = __commonJS({
         }
         for (let i2 = 0; i2 < height; i2++) {
           for (let j = 0; j < width; j++) {
-            const R = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
-            const G = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
-            const B = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
-            const A = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
+            const R = (tensor2.data[rTensorPointer++] - normBias[0]) * normMean[0];
+            const G = (tensor2.data[gTensorPointer++] - normBias[1]) * normMean[1];
+            const B = (tensor2.data[bTensorPointer++] - normBias[2]) * normMean[2];
+            const A = aTensorPointer === -1 ? 255 : (tensor2.data[aTensorPointer++] - normBias[3]) * normMean[3];
             pixels2DContext.fillStyle = "rgba(" + R + "," + G + "," + B + "," + A + ")";
             pixels2DContext.fillRect(j, i2, 1, 1);
           }
@@ -27442,7 +27454,7 @@ var require_tensor_conversion_impl = __commonJS({
       }
     };
     exports.tensorToDataURL = tensorToDataURL;
-    var tensorToImageData = (tensor, options) => {
+    var tensorToImageData = (tensor2, options) => {
       const pixels2DContext = typeof document !== "undefined" ? document.createElement("canvas").getContext("2d") : new OffscreenCanvas(1, 1).getContext("2d");
       let image;
       if (pixels2DContext != null) {
@@ -27450,13 +27462,13 @@ var require_tensor_conversion_impl = __commonJS({
         let height;
         let channels;
         if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
-          width = tensor.dims[2];
-          height = tensor.dims[1];
-          channels = tensor.dims[3];
+          width = tensor2.dims[2];
+          height = tensor2.dims[1];
+          channels = tensor2.dims[3];
         } else {
-          width = tensor.dims[3];
-          height = tensor.dims[2];
-          channels = tensor.dims[1];
+          width = tensor2.dims[3];
+          height = tensor2.dims[2];
+          channels = tensor2.dims[1];
         }
         const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
         const norm2 = options?.norm;
@@ -27511,10 +27523,10 @@ var require_tensor_conversion_impl = __commonJS({
         }
         image = pixels2DContext.createImageData(width, height);
         for (let i2 = 0; i2 < height * width; rImagePointer += step, gImagePointer += step, bImagePointer += step, aImagePointer += step, i2++) {
-          image.data[rImagePointer] = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
-          image.data[gImagePointer] = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
-          image.data[bImagePointer] = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
-          image.data[aImagePointer] = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
+          image.data[rImagePointer] = (tensor2.data[rTensorPointer++] - normBias[0]) * normMean[0];
+          image.data[gImagePointer] = (tensor2.data[gTensorPointer++] - normBias[1]) * normMean[1];
+          image.data[bImagePointer] = (tensor2.data[bTensorPointer++] - normBias[2]) * normMean[2];
+          image.data[aImagePointer] = aTensorPointer === -1 ? 255 : (tensor2.data[aTensorPointer++] - normBias[3]) * normMean[3];
         }
       } else {
         throw new Error("Can not access image data");
@@ -27827,40 +27839,40 @@ var require_tensor_utils_impl = __commonJS({
       return size;
     };
     exports.calculateSize = calculateSize;
-    var tensorReshape = (tensor, dims) => {
-      switch (tensor.location) {
+    var tensorReshape = (tensor2, dims) => {
+      switch (tensor2.location) {
         case "cpu":
-          return new tensor_impl_js_1.Tensor(tensor.type, tensor.data, dims);
+          return new tensor_impl_js_1.Tensor(tensor2.type, tensor2.data, dims);
         case "cpu-pinned":
           return new tensor_impl_js_1.Tensor({
             location: "cpu-pinned",
-            data: tensor.data,
-            type: tensor.type,
+            data: tensor2.data,
+            type: tensor2.type,
             dims
           });
         case "texture":
           return new tensor_impl_js_1.Tensor({
             location: "texture",
-            texture: tensor.texture,
-            type: tensor.type,
+            texture: tensor2.texture,
+            type: tensor2.type,
             dims
           });
         case "gpu-buffer":
           return new tensor_impl_js_1.Tensor({
             location: "gpu-buffer",
-            gpuBuffer: tensor.gpuBuffer,
-            type: tensor.type,
+            gpuBuffer: tensor2.gpuBuffer,
+            type: tensor2.type,
             dims
           });
         case "ml-tensor":
           return new tensor_impl_js_1.Tensor({
             location: "ml-tensor",
-            mlTensor: tensor.mlTensor,
-            type: tensor.type,
+            mlTensor: tensor2.mlTensor,
+            type: tensor2.type,
             dims
           });
         default:
-          throw new Error(`tensorReshape: tensor location ${tensor.location} is not supported`);
+          throw new Error(`tensorReshape: tensor location ${tensor2.location} is not supported`);
       }
     };
     exports.tensorReshape = tensorReshape;
@@ -32028,10 +32040,10 @@ function base64Decode(base64Str) {
   return written == size ? bytes2 : bytes2.subarray(0, written);
 }
 function setFromBase64(bytes2, base64Str) {
-  const table3 = getDecodeTable();
+  const table4 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table3[base64Str.charCodeAt(i2)];
+    b = table4[base64Str.charCodeAt(i2)];
     if (b === void 0) {
       switch (base64Str[i2]) {
         // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
@@ -33259,8 +33271,8 @@ var init_boot = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path18, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path18]);
+function messageDesc(file, path20, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path20]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -34611,8 +34623,8 @@ function tensorPieces(t, streamRawBytes) {
   return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
 }
 function sentinelTensor() {
-  const tensor = create(TensorProtoSchema, { name: randomBytes2(16).toString("hex") });
-  return { tensor, bytes: toBinary(TensorProtoSchema, tensor) };
+  const tensor2 = create(TensorProtoSchema, { name: randomBytes2(16).toString("hex") });
+  return { tensor: tensor2, bytes: toBinary(TensorProtoSchema, tensor2) };
 }
 function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
   const graph = proto.graph;
@@ -34857,27 +34869,27 @@ function topologicalOrder(nodes, producer) {
   if (order.length !== nodes.length) throw new Error("graph has a cycle");
   return order;
 }
-function attr(node, name) {
-  return node.attribute.find((a) => a.name === name);
+function attr(node2, name) {
+  return node2.attribute.find((a) => a.name === name);
 }
-function attrInt(node, name, fallback) {
-  const a = attr(node, name);
+function attrInt(node2, name, fallback) {
+  const a = attr(node2, name);
   return a && a.type === 2 /* INT */ ? Number(a.i) : fallback;
 }
-function attrInts(node, name) {
-  const a = attr(node, name);
+function attrInts(node2, name) {
+  const a = attr(node2, name);
   return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
 }
-function attrFloat(node, name, fallback) {
-  const a = attr(node, name);
+function attrFloat(node2, name, fallback) {
+  const a = attr(node2, name);
   return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
 }
-function attrString(node, name, fallback) {
-  const a = attr(node, name);
+function attrString(node2, name, fallback) {
+  const a = attr(node2, name);
   return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
 }
-function nodeLabel(node) {
-  return node.name || `${node.opType}(${node.output[0] ?? ""})`;
+function nodeLabel(node2) {
+  return node2.name || `${node2.opType}(${node2.output[0] ?? ""})`;
 }
 var GraphIndex;
 var init_graph = __esm({
@@ -34911,14 +34923,14 @@ var init_graph = __esm({
       /** graph inputs that are real inputs, not initializers listed as inputs (older exporters do that) */
       inputs;
       order;
-      consumersOf(tensor) {
-        return this.consumers.get(tensor) ?? [];
+      consumersOf(tensor2) {
+        return this.consumers.get(tensor2) ?? [];
       }
       /** The constant behind a tensor name: an initializer or the value of a Constant node. */
-      constant(tensor) {
-        const init = this.initializers.get(tensor);
+      constant(tensor2) {
+        const init = this.initializers.get(tensor2);
         if (init) return init;
-        const p = this.producer.get(tensor);
+        const p = this.producer.get(tensor2);
         if (p && p.opType === "Constant") return attr(p, "value")?.t;
         return void 0;
       }
@@ -35217,24 +35229,24 @@ function parseNM(method) {
   const m = Number(match[2]);
   return n < m ? { n, m } : void 0;
 }
-function layoutForNode(node, name, dims) {
+function layoutForNode(node2, name, dims) {
   const total2 = numel(dims);
-  switch (node.opType) {
+  switch (node2.opType) {
     case "Conv":
-      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      if (node2.input[1] !== name) return `${node2.opType} uses it as data, not as its weight`;
       return { outer: dims[0], length: total2 / dims[0], inner: 1 };
     case "ConvTranspose": {
-      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      const groups = attrInt(node, "group", 1);
+      if (node2.input[1] !== name) return `${node2.opType} uses it as data, not as its weight`;
+      const groups = attrInt(node2, "group", 1);
       if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
       return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
     }
     case "Gemm":
-      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
-      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
+      if (node2.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
+      return attrInt(node2, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
     case "MatMul": {
       if (dims.length < 2) return "MatMul weight is 1-D";
-      if (node.input[1] === name) {
+      if (node2.input[1] === name) {
         const [k2, n] = dims.slice(-2);
         return { outer: total2 / (k2 * n), length: k2, inner: n };
       }
@@ -35242,7 +35254,7 @@ function layoutForNode(node, name, dims) {
       return { outer: total2 / k, length: k, inner: 1 };
     }
     default:
-      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
+      return `${node2.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
   }
 }
 function reductionLayout(index, name) {
@@ -35252,11 +35264,11 @@ function reductionLayout(index, name) {
   const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
   if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
   let found;
-  for (const node of users) {
-    const l = layoutForNode(node, name, dims);
-    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
+  for (const node2 of users) {
+    const l = layoutForNode(node2, name, dims);
+    if (typeof l === "string") return `${nodeLabel(node2)}: ${l}`;
     if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
-      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
+      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node2)})`;
     }
     found = l;
   }
@@ -35617,8 +35629,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path18, { windows } = {}) => {
-      const segs = path18.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path20, { windows } = {}) => {
+      const segs = path20.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -36990,9 +37002,9 @@ var require_picomatch = __commonJS({
     var utils = require_utils2();
     var constants4 = require_constants6();
     var isObject2 = (val) => val && typeof val === "object" && !Array.isArray(val);
-    var picomatch3 = (glob, options, returnState = false) => {
+    var picomatch4 = (glob, options, returnState = false) => {
       if (Array.isArray(glob)) {
-        const fns = glob.map((input) => picomatch3(input, options, returnState));
+        const fns = glob.map((input) => picomatch4(input, options, returnState));
         const arrayMatcher = (str) => {
           for (const isMatch of fns) {
             const state2 = isMatch(str);
@@ -37008,16 +37020,16 @@ var require_picomatch = __commonJS({
       }
       const opts = options || {};
       const posix = opts.windows;
-      const regex = isState ? picomatch3.compileRe(glob, options) : picomatch3.makeRe(glob, options, false, true);
+      const regex = isState ? picomatch4.compileRe(glob, options) : picomatch4.makeRe(glob, options, false, true);
       const state = regex.state;
       delete regex.state;
       let isIgnored = () => false;
       if (opts.ignore) {
         const ignoreOpts = { ...options, ignore: null, onMatch: null, onResult: null };
-        isIgnored = picomatch3(opts.ignore, ignoreOpts, returnState);
+        isIgnored = picomatch4(opts.ignore, ignoreOpts, returnState);
       }
       const matcher = (input, returnObject = false) => {
-        const { isMatch, match, output } = picomatch3.test(input, regex, options, { glob, posix });
+        const { isMatch, match, output } = picomatch4.test(input, regex, options, { glob, posix });
         const result = { glob, state, regex, posix, input, output, match, isMatch };
         if (typeof opts.onResult === "function") {
           opts.onResult(result);
@@ -37043,7 +37055,7 @@ var require_picomatch = __commonJS({
       }
       return matcher;
     };
-    picomatch3.test = (input, regex, options, { glob, posix } = {}) => {
+    picomatch4.test = (input, regex, options, { glob, posix } = {}) => {
       if (typeof input !== "string") {
         throw new TypeError("Expected input to be a string");
       }
@@ -37060,24 +37072,24 @@ var require_picomatch = __commonJS({
       }
       if (match === false || opts.capture === true) {
         if (opts.matchBase === true || opts.basename === true) {
-          match = picomatch3.matchBase(input, regex, options, posix);
+          match = picomatch4.matchBase(input, regex, options, posix);
         } else {
           match = regex.exec(output);
         }
       }
       return { isMatch: Boolean(match), match, output };
     };
-    picomatch3.matchBase = (input, glob, options, posix = options && options.windows) => {
-      const regex = glob instanceof RegExp ? glob : picomatch3.makeRe(glob, options);
+    picomatch4.matchBase = (input, glob, options, posix = options && options.windows) => {
+      const regex = glob instanceof RegExp ? glob : picomatch4.makeRe(glob, options);
       return regex.test(utils.basename(input, { windows: posix }));
     };
-    picomatch3.isMatch = (str, patterns, options) => picomatch3(patterns, options)(str);
-    picomatch3.parse = (pattern, options) => {
-      if (Array.isArray(pattern)) return pattern.map((p) => picomatch3.parse(p, options));
+    picomatch4.isMatch = (str, patterns, options) => picomatch4(patterns, options)(str);
+    picomatch4.parse = (pattern, options) => {
+      if (Array.isArray(pattern)) return pattern.map((p) => picomatch4.parse(p, options));
       return parse3(pattern, { ...options, fastpaths: false });
     };
-    picomatch3.scan = (input, options) => scan(input, options);
-    picomatch3.compileRe = (state, options, returnOutput = false, returnState = false) => {
+    picomatch4.scan = (input, options) => scan(input, options);
+    picomatch4.compileRe = (state, options, returnOutput = false, returnState = false) => {
       if (returnOutput === true) {
         return state.output;
       }
@@ -37088,13 +37100,13 @@ var require_picomatch = __commonJS({
       if (state && state.negated === true) {
         source = `^(?!${source}).*$`;
       }
-      const regex = picomatch3.toRegex(source, options);
+      const regex = picomatch4.toRegex(source, options);
       if (returnState === true) {
         regex.state = state;
       }
       return regex;
     };
-    picomatch3.makeRe = (input, options = {}, returnOutput = false, returnState = false) => {
+    picomatch4.makeRe = (input, options = {}, returnOutput = false, returnState = false) => {
       if (!input || typeof input !== "string") {
         throw new TypeError("Expected a non-empty string");
       }
@@ -37105,9 +37117,9 @@ var require_picomatch = __commonJS({
       if (!parsed.output) {
         parsed = parse3(input, options);
       }
-      return picomatch3.compileRe(parsed, options, returnOutput, returnState);
+      return picomatch4.compileRe(parsed, options, returnOutput, returnState);
     };
-    picomatch3.toRegex = (source, options) => {
+    picomatch4.toRegex = (source, options) => {
       try {
         const opts = options || {};
         return new RegExp(source, opts.flags || (opts.nocase ? "i" : ""));
@@ -37116,8 +37128,8 @@ var require_picomatch = __commonJS({
         return /$^/;
       }
     };
-    picomatch3.constants = constants4;
-    module.exports = picomatch3;
+    picomatch4.constants = constants4;
+    module.exports = picomatch4;
   }
 });
 
@@ -37127,26 +37139,26 @@ var require_picomatch2 = __commonJS({
     "use strict";
     var pico = require_picomatch();
     var utils = require_utils2();
-    function picomatch3(glob, options, returnState = false) {
+    function picomatch4(glob, options, returnState = false) {
       if (options && (options.windows === null || options.windows === void 0)) {
         options = { ...options, windows: utils.isWindows() };
       }
       return pico(glob, options, returnState);
     }
-    Object.assign(picomatch3, pico);
-    module.exports = picomatch3;
+    Object.assign(picomatch4, pico);
+    module.exports = picomatch4;
   }
 });
 
 // src/prune/prunable.ts
-function weightInput(node, index) {
-  switch (node.opType) {
+function weightInput(node2, index) {
+  switch (node2.opType) {
     case "Conv":
     case "ConvTranspose":
     case "Gemm":
-      return node.input[1];
+      return node2.input[1];
     case "MatMul": {
-      const [a, b] = node.input;
+      const [a, b] = node2.input;
       if (index.initializers.has(b)) return b;
       if (index.initializers.has(a)) return a;
       return void 0;
@@ -37160,14 +37172,14 @@ function prunableWeights(model, opts) {
   const excluded = opts.exclude.length > 0 ? (0, import_picomatch.default)(opts.exclude) : () => false;
   const found = [];
   const seen = /* @__PURE__ */ new Set();
-  for (const node of index.order) {
-    const name = weightInput(node, index);
+  for (const node2 of index.order) {
+    const name = weightInput(node2, index);
     if (!name) continue;
     const t = index.initializers.get(name);
     if (!t || !FLOAT_TYPES.has(t.dataType) || tensorDims(t).length < 2) continue;
     if (seen.has(name)) continue;
     seen.add(name);
-    found.push({ initializer: name, node: nodeLabel(node), opType: node.opType, dims: tensorDims(t) });
+    found.push({ initializer: name, node: nodeLabel(node2), opType: node2.opType, dims: tensorDims(t) });
   }
   const kept = found.filter((w, i2) => {
     if (opts.keepFirstLayer && i2 === 0) return false;
@@ -37581,12 +37593,12 @@ function inferShapes(index, batch = 1) {
     shapes.set(name, d);
     if (numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6)) values.set(name, tensorToInts(t));
   }
-  for (const node of index.order) {
+  for (const node2 of index.order) {
     try {
-      inferNode(node, shapes, values);
+      inferNode(node2, shapes, values);
     } catch {
     }
-    for (const o of node.output) {
+    for (const o of node2.output) {
       if (!shapes.has(o)) {
         const d = dimsOf(index.valueInfo.get(o), batch);
         if (d) shapes.set(o, d);
@@ -37595,46 +37607,46 @@ function inferShapes(index, batch = 1) {
   }
   return { shapes, values };
 }
-function convOutput(node, x2, w, transpose2) {
+function convOutput(node2, x2, w, transpose2) {
   const spatial = x2.length - 2;
-  const kernel = attrInts(node, "kernel_shape") ?? w.slice(2);
-  const strides = attrInts(node, "strides") ?? new Array(spatial).fill(1);
-  const dil = attrInts(node, "dilations") ?? new Array(spatial).fill(1);
-  const pads = attrInts(node, "pads") ?? new Array(2 * spatial).fill(0);
-  const autoPad = attr(node, "auto_pad");
+  const kernel = attrInts(node2, "kernel_shape") ?? w.slice(2);
+  const strides = attrInts(node2, "strides") ?? new Array(spatial).fill(1);
+  const dil = attrInts(node2, "dilations") ?? new Array(spatial).fill(1);
+  const pads = attrInts(node2, "pads") ?? new Array(2 * spatial).fill(0);
+  const autoPad = attr(node2, "auto_pad");
   const mode = autoPad ? new TextDecoder().decode(autoPad.s) : "NOTSET";
   const out = [];
   for (let i2 = 0; i2 < spatial; i2++) {
     const inDim = x2[2 + i2];
     const k = (kernel[i2] - 1) * dil[i2] + 1;
     if (transpose2) {
-      const outPad = attrInts(node, "output_padding")?.[i2] ?? 0;
-      const explicit = attrInts(node, "output_shape");
+      const outPad = attrInts(node2, "output_padding")?.[i2] ?? 0;
+      const explicit = attrInts(node2, "output_shape");
       out.push(explicit ? explicit[i2] : strides[i2] * (inDim - 1) + outPad + k - pads[i2] - pads[i2 + spatial]);
     } else if (mode === "SAME_UPPER" || mode === "SAME_LOWER") {
       out.push(Math.ceil(inDim / strides[i2]));
     } else if (mode === "VALID") {
       out.push(Math.floor((inDim - k) / strides[i2]) + 1);
     } else {
-      const ceil = attrInt(node, "ceil_mode", 0) === 1;
+      const ceil = attrInt(node2, "ceil_mode", 0) === 1;
       const r = (inDim + pads[i2] + pads[i2 + spatial] - k) / strides[i2];
       out.push((ceil ? Math.ceil(r) : Math.floor(r)) + 1);
     }
   }
   return out;
 }
-function inferNode(node, shapes, values) {
-  const s = (i2) => node.input[i2] ? shapes.get(node.input[i2]) : void 0;
-  const v = (i2) => node.input[i2] ? values.get(node.input[i2]) : void 0;
+function inferNode(node2, shapes, values) {
+  const s = (i2) => node2.input[i2] ? shapes.get(node2.input[i2]) : void 0;
+  const v = (i2) => node2.input[i2] ? values.get(node2.input[i2]) : void 0;
   const set = (shape, value) => {
     if (!shape) return;
-    shapes.set(node.output[0], shape);
-    if (value) values.set(node.output[0], value);
+    shapes.set(node2.output[0], shape);
+    if (value) values.set(node2.output[0], value);
   };
   const x2 = s(0);
-  const op = node.opType;
+  const op = node2.opType;
   if (op === "Constant") {
-    const t = attr(node, "value")?.t;
+    const t = attr(node2, "value")?.t;
     if (t) {
       const d = tensorDims(t);
       set(d, numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6) ? tensorToInts(t) : void 0);
@@ -37643,8 +37655,8 @@ function inferNode(node, shapes, values) {
   }
   if (op === "Shape") {
     if (x2) {
-      const start = normAxis(attrInt(node, "start", 0), x2.length);
-      const end = attr(node, "end") ? normAxis(attrInt(node, "end", x2.length), x2.length) : x2.length;
+      const start = normAxis(attrInt(node2, "start", 0), x2.length);
+      const end = attr(node2, "end") ? normAxis(attrInt(node2, "end", x2.length), x2.length) : x2.length;
       const val = x2.slice(start, end);
       set([val.length], val);
     }
@@ -37658,13 +37670,13 @@ function inferNode(node, shapes, values) {
   if (op === "ConstantOfShape") {
     const dims = v(0);
     if (!dims) return;
-    const t = attr(node, "value")?.t;
+    const t = attr(node2, "value")?.t;
     const fill = t ? tensorToInts(t)[0] : 0;
     set(dims, numel(dims) <= 64 && (!t || t.dataType === 7 || t.dataType === 6) ? new Array(numel(dims)).fill(fill) : void 0);
     return;
   }
   if (op === "Where") {
-    const ins = node.input.map((n2) => shapes.get(n2));
+    const ins = node2.input.map((n2) => shapes.get(n2));
     if (ins.some((i2) => !i2)) return;
     const out = broadcastShapes(ins);
     const [c, a, b] = [v(0), v(1), v(2)];
@@ -37674,7 +37686,7 @@ function inferNode(node, shapes, values) {
     return;
   }
   if (BROADCAST.has(op)) {
-    const ins = node.input.map((n) => shapes.get(n));
+    const ins = node2.input.map((n) => shapes.get(n));
     if (ins.some((i2) => !i2)) return;
     if (op === "Expand") {
       const target = v(1);
@@ -37685,7 +37697,7 @@ function inferNode(node, shapes, values) {
     let val;
     const a = v(0);
     const b = v(1);
-    if (a && b && node.input.length === 2 && out && out.length <= 1) {
+    if (a && b && node2.input.length === 2 && out && out.length <= 1) {
       const n = Math.max(a.length, b.length);
       const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q), Equal: (p, q) => p === q ? 1 : 0 }[op];
       if (f) val = Array.from({ length: n }, (_, i2) => f(a[a.length === 1 ? 0 : i2], b[b.length === 1 ? 0 : i2]));
@@ -37698,9 +37710,9 @@ function inferNode(node, shapes, values) {
     case "ConvTranspose": {
       const w = s(1);
       if (!x2 || !w) return;
-      const group = attrInt(node, "group", 1);
+      const group = attrInt(node2, "group", 1);
       const cout = op === "Conv" ? w[0] : w[1] * group;
-      const sp = convOutput(node, x2, w, op === "ConvTranspose");
+      const sp = convOutput(node2, x2, w, op === "ConvTranspose");
       set(sp && [x2[0], cout, ...sp]);
       return;
     }
@@ -37708,9 +37720,9 @@ function inferNode(node, shapes, values) {
     case "AveragePool":
     case "LpPool": {
       if (!x2) return;
-      const kernel = attrInts(node, "kernel_shape");
+      const kernel = attrInts(node2, "kernel_shape");
       if (!kernel) return;
-      const sp = convOutput(node, x2, [0, 0, ...kernel], false);
+      const sp = convOutput(node2, x2, [0, 0, ...kernel], false);
       set(sp && [x2[0], x2[1], ...sp]);
       return;
     }
@@ -37720,14 +37732,14 @@ function inferNode(node, shapes, values) {
       return;
     case "Flatten": {
       if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 1), x2.length);
+      const axis = normAxis(attrInt(node2, "axis", 1), x2.length);
       set([numel(x2.slice(0, axis)), numel(x2.slice(axis))]);
       return;
     }
     case "Reshape": {
-      const target = v(1) ?? attrInts(node, "shape");
+      const target = v(1) ?? attrInts(node2, "shape");
       if (!x2 || !target) return;
-      const allowZero = attrInt(node, "allowzero", 0) === 1;
+      const allowZero = attrInt(node2, "allowzero", 0) === 1;
       const out = target.map((d, i2) => d === 0 && !allowZero ? x2[i2] : d);
       const known = out.filter((d) => d !== -1);
       const inferred = out.indexOf(-1);
@@ -37738,8 +37750,8 @@ function inferNode(node, shapes, values) {
     case "Gemm": {
       const w = s(1);
       if (!x2 || !w) return;
-      const m = attrInt(node, "transA", 0) ? x2[1] : x2[0];
-      const n = attrInt(node, "transB", 0) ? w[0] : w[1];
+      const m = attrInt(node2, "transA", 0) ? x2[1] : x2[0];
+      const n = attrInt(node2, "transB", 0) ? w[0] : w[1];
       set([m, n]);
       return;
     }
@@ -37757,25 +37769,25 @@ function inferNode(node, shapes, values) {
       return;
     }
     case "Concat": {
-      const ins = node.input.map((n) => shapes.get(n));
+      const ins = node2.input.map((n) => shapes.get(n));
       if (ins.some((i2) => !i2)) return;
       const first = ins[0];
-      const axis = normAxis(attrInt(node, "axis", 0), first.length);
+      const axis = normAxis(attrInt(node2, "axis", 0), first.length);
       const out = [...first];
       out[axis] = ins.reduce((acc2, i2) => acc2 + i2[axis], 0);
-      const vals = node.input.map((n) => values.get(n));
+      const vals = node2.input.map((n) => values.get(n));
       set(out, vals.every((q) => q) ? vals.flat() : void 0);
       return;
     }
     case "Transpose": {
       if (!x2) return;
-      const perm = attrInts(node, "perm") ?? x2.map((_, i2) => x2.length - 1 - i2);
+      const perm = attrInts(node2, "perm") ?? x2.map((_, i2) => x2.length - 1 - i2);
       set(perm.map((p) => x2[p]));
       return;
     }
     case "Unsqueeze": {
       if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1);
+      const axes = attrInts(node2, "axes") ?? v(1);
       if (!axes) return;
       const rank = x2.length + axes.length;
       const norm2 = new Set(axes.map((a) => normAxis(a, rank)));
@@ -37787,7 +37799,7 @@ function inferNode(node, shapes, values) {
     }
     case "Squeeze": {
       if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1);
+      const axes = attrInts(node2, "axes") ?? v(1);
       const norm2 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
       set(x2.filter((d, i2) => norm2 ? !norm2.has(i2) : d !== 1), v(0));
       return;
@@ -37795,7 +37807,7 @@ function inferNode(node, shapes, values) {
     case "Gather": {
       const idx = s(1);
       if (!x2 || !idx) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const axis = normAxis(attrInt(node2, "axis", 0), x2.length);
       const out = [...x2.slice(0, axis), ...idx, ...x2.slice(axis + 1)];
       const data = v(0);
       const iv = v(1);
@@ -37804,11 +37816,11 @@ function inferNode(node, shapes, values) {
     }
     case "Slice": {
       if (!x2) return;
-      const starts = v(1) ?? attrInts(node, "starts");
-      const ends = v(2) ?? attrInts(node, "ends");
+      const starts = v(1) ?? attrInts(node2, "starts");
+      const ends = v(2) ?? attrInts(node2, "ends");
       if (!starts || !ends) return;
-      const axes = (node.input[3] ? v(3) : attrInts(node, "axes")) ?? starts.map((_, i2) => i2);
-      const steps = (node.input[4] ? v(4) : void 0) ?? starts.map(() => 1);
+      const axes = (node2.input[3] ? v(3) : attrInts(node2, "axes")) ?? starts.map((_, i2) => i2);
+      const steps = (node2.input[4] ? v(4) : void 0) ?? starts.map(() => 1);
       const out = [...x2];
       const ranges = [];
       axes.forEach((a0, i2) => {
@@ -37835,9 +37847,9 @@ function inferNode(node, shapes, values) {
     }
     case "Split": {
       if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const sizes = attrInts(node, "split") ?? v(1) ?? new Array(node.output.length).fill(x2[axis] / node.output.length);
-      node.output.forEach((o, i2) => {
+      const axis = normAxis(attrInt(node2, "axis", 0), x2.length);
+      const sizes = attrInts(node2, "split") ?? v(1) ?? new Array(node2.output.length).fill(x2[axis] / node2.output.length);
+      node2.output.forEach((o, i2) => {
         const out = [...x2];
         out[axis] = sizes[i2];
         shapes.set(o, out);
@@ -37845,7 +37857,7 @@ function inferNode(node, shapes, values) {
       return;
     }
     case "Pad": {
-      const pads = v(1) ?? attrInts(node, "pads");
+      const pads = v(1) ?? attrInts(node2, "pads");
       if (!x2 || !pads) return;
       set(x2.map((d, i2) => d + pads[i2] + pads[i2 + x2.length]));
       return;
@@ -37856,8 +37868,8 @@ function inferNode(node, shapes, values) {
     case "ReduceMin":
     case "ReduceL2": {
       if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
-      const keep = attrInt(node, "keepdims", 1) === 1;
+      const axes = attrInts(node2, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
+      const keep = attrInt(node2, "keepdims", 1) === 1;
       const norm2 = new Set(axes.map((a) => normAxis(a, x2.length)));
       set(keep ? x2.map((d, i2) => norm2.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm2.has(i2)));
       return;
@@ -37865,15 +37877,15 @@ function inferNode(node, shapes, values) {
     case "ArgMax":
     case "ArgMin": {
       if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const keep = attrInt(node, "keepdims", 1) === 1;
+      const axis = normAxis(attrInt(node2, "axis", 0), x2.length);
+      const keep = attrInt(node2, "keepdims", 1) === 1;
       set(keep ? x2.map((d, i2) => i2 === axis ? 1 : d) : x2.filter((_, i2) => i2 !== axis));
       return;
     }
     case "Resize":
     case "Upsample": {
-      const sizes = node.input[3] ? v(3) : void 0;
-      const scales = node.input[2] ? v(2) : void 0;
+      const sizes = node2.input[3] ? v(3) : void 0;
+      const scales = node2.input[2] ? v(2) : void 0;
       if (!x2) return;
       if (sizes) set(sizes);
       else if (scales) set(x2.map((d, i2) => Math.floor(d * scales[i2])));
@@ -37928,7 +37940,9 @@ var init_shapes = __esm({
       "ThresholdedRelu",
       "Sign",
       "Sin",
-      "Cos"
+      "Cos",
+      "QuantizeLinear",
+      "DequantizeLinear"
     ]);
     BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
   }
@@ -38137,13 +38151,13 @@ var init_depgraph = __esm({
       /** constant tensor -> the first layout registered per axis, so shared constants are sliced one way */
       constantAxes = /* @__PURE__ */ new Map();
       run() {
-        for (const node of this.index.order) {
-          const ins = node.input.map((i2) => i2 ? this.tracked.get(i2) : void 0);
-          if (ins.every((t) => !t) && !isProducer(node.opType)) continue;
+        for (const node2 of this.index.order) {
+          const ins = node2.input.map((i2) => i2 ? this.tracked.get(i2) : void 0);
+          if (ins.every((t) => !t) && !isProducer(node2.opType)) continue;
           try {
-            this.visit(node, ins);
+            this.visit(node2, ins);
           } catch (e) {
-            this.poisonAll(ins, `${nodeLabel(node)} (${node.opType}) could not be analysed: ${e.message}`);
+            this.poisonAll(ins, `${nodeLabel(node2)} (${node2.opType}) could not be analysed: ${e.message}`);
           }
         }
         for (const out of this.index.graphOutputs) {
@@ -38194,15 +38208,15 @@ var init_depgraph = __esm({
         return name ? this.ints(name) ?? this.values.get(name) : void 0;
       }
       /** Register a slice of a constant; a constant shared by two readers must be sliced the same way. */
-      use(node, name, axis, layout, role, activation) {
+      use(node2, name, axis, layout, role, activation) {
         const c = this.constant(name);
         if (!c || !FLOAT_TYPES.has(c.tensor.dataType)) {
-          this.poison(layout, `${nodeLabel(node)} reads '${name}', which is not a float constant`);
+          this.poison(layout, `${nodeLabel(node2)} reads '${name}', which is not a float constant`);
           return false;
         }
         const dims = tensorDims(c.tensor);
         if (dims[axis] !== layoutSize(layout)) {
-          this.poison(layout, `${nodeLabel(node)}: '${name}' axis ${axis} has ${dims[axis]} entries, expected ${layoutSize(layout)}`);
+          this.poison(layout, `${nodeLabel(node2)}: '${name}' axis ${axis} has ${dims[axis]} entries, expected ${layoutSize(layout)}`);
           return false;
         }
         let axes = this.constantAxes.get(c.name);
@@ -38215,14 +38229,14 @@ var init_depgraph = __esm({
           axis,
           layout,
           role,
-          node: this.nodeIndex.get(node),
+          node: this.nodeIndex.get(node2),
           activation: activation?.name,
           activationAxis: activation?.axis
         });
         return true;
       }
-      fresh(node, size, skip) {
-        return fullLayout(this.spaces.create(size, nodeLabel(node), skip), size);
+      fresh(node2, size, skip) {
+        return fullLayout(this.spaces.create(size, nodeLabel(node2), skip), size);
       }
       set(name, t) {
         if (t && name) this.tracked.set(name, t);
@@ -38247,21 +38261,21 @@ var init_depgraph = __esm({
         a.forEach((sa, i2) => this.spaces.union(sa.space, b[i2].space));
         return true;
       }
-      addRewrite(node, target, element, layout, base = 0) {
-        this.rewrites.push({ node: this.nodeIndex.get(node), target, element, layout, base });
+      addRewrite(node2, target, element, layout, base = 0) {
+        this.rewrites.push({ node: this.nodeIndex.get(node2), target, element, layout, base });
       }
       // ---- ops ------------------------------------------------------------------------------------------
-      visit(node, ins) {
-        const op = node.opType;
+      visit(node2, ins) {
+        const op = node2.opType;
         const x2 = ins[0];
-        const out = node.output[0];
-        const label2 = nodeLabel(node);
+        const out = node2.output[0];
+        const label2 = nodeLabel(node2);
         const unknown = (why) => this.poisonAll(ins, `${label2} (${op}) ${why}`);
-        if (ins.some((t) => t?.block)) return this.headOp(node, ins, unknown);
-        if (op === "Conv") return this.conv(node, x2);
-        if (op === "ConvTranspose") return this.convTranspose(node, x2);
-        if (op === "Gemm") return this.gemm(node, ins);
-        if (op === "MatMul") return this.matmul(node, ins);
+        if (ins.some((t) => t?.block)) return this.headOp(node2, ins, unknown);
+        if (op === "Conv") return this.conv(node2, x2);
+        if (op === "ConvTranspose") return this.convTranspose(node2, x2);
+        if (op === "Gemm") return this.gemm(node2, ins);
+        if (op === "MatMul") return this.matmul(node2, ins);
         if (!x2 && ins.every((t) => !t)) return;
         if (PASS_THROUGH.has(op)) {
           if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
@@ -38269,68 +38283,68 @@ var init_depgraph = __esm({
         }
         if (op === "BatchNormalization" || op === "InstanceNormalization") {
           if (!x2 || x2.axis !== 1 || ins.slice(1).some((t) => t)) return unknown("normalises along an axis that is not the channel axis");
-          if (node.output.length > 1 && node.output.slice(1).some((o) => o)) return unknown("has training outputs");
-          for (let i2 = 1; i2 < node.input.length; i2++) if (node.input[i2]) this.use(node, node.input[i2], 0, x2.layout, "param");
+          if (node2.output.length > 1 && node2.output.slice(1).some((o) => o)) return unknown("has training outputs");
+          for (let i2 = 1; i2 < node2.input.length; i2++) if (node2.input[i2]) this.use(node2, node2.input[i2], 0, x2.layout, "param");
           return this.set(out, x2);
         }
         if (op === "LayerNormalization") {
-          const rank = this.shape(node.input[0])?.length;
+          const rank = this.shape(node2.input[0])?.length;
           if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-          if (x2.axis >= norm(attrInt(node, "axis", -1), rank)) return unknown("normalises over the channel axis (removing a channel would change the statistics)");
+          if (x2.axis >= norm(attrInt(node2, "axis", -1), rank)) return unknown("normalises over the channel axis (removing a channel would change the statistics)");
           if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
           return this.set(out, x2);
         }
         if (op === "Softmax" || op === "LogSoftmax" || op === "Hardmax") {
-          const rank = this.shape(node.input[0])?.length;
+          const rank = this.shape(node2.input[0])?.length;
           if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-          const axis = norm(attrInt(node, "axis", -1), rank);
+          const axis = norm(attrInt(node2, "axis", -1), rank);
           if (x2.axis === axis) return unknown("normalises over the channel axis");
           return this.set(out, x2);
         }
         if (SPATIAL_POOL.has(op)) {
           if (!x2 || x2.axis !== 1) return unknown("pools over the channel axis");
-          if (node.output.length > 1 && node.output[1]) return unknown("returns indices");
+          if (node2.output.length > 1 && node2.output[1]) return unknown("returns indices");
           return this.set(out, x2);
         }
         if (op === "Resize" || op === "Upsample") {
-          const a = this.shape(node.input[0]);
+          const a = this.shape(node2.input[0]);
           const b = this.shape(out);
           if (!x2 || !a || !b || a[x2.axis] !== b[x2.axis] || ins.slice(1).some((t) => t)) return unknown("may resize the channel axis");
           return this.set(out, x2);
         }
-        if (REDUCE.has(op)) return this.reduce(node, x2, unknown);
-        if (BROADCAST2.has(op)) return this.broadcast(node, ins, unknown);
-        if (op === "Concat") return this.concat(node, ins, unknown);
-        if (op === "Flatten") return this.flatten(node, x2, unknown);
-        if (op === "Reshape") return this.reshape(node, ins, unknown);
+        if (REDUCE.has(op)) return this.reduce(node2, x2, unknown);
+        if (BROADCAST2.has(op)) return this.broadcast(node2, ins, unknown);
+        if (op === "Concat") return this.concat(node2, ins, unknown);
+        if (op === "Flatten") return this.flatten(node2, x2, unknown);
+        if (op === "Reshape") return this.reshape(node2, ins, unknown);
         if (op === "Transpose") {
-          const perm = attrInts(node, "perm") ?? this.shape(node.input[0])?.map((_, i2, a) => a.length - 1 - i2);
+          const perm = attrInts(node2, "perm") ?? this.shape(node2.input[0])?.map((_, i2, a) => a.length - 1 - i2);
           if (!x2 || !perm) return unknown("has an unknown permutation");
           return this.set(out, { axis: perm.indexOf(x2.axis), layout: x2.layout });
         }
-        if (op === "Squeeze" || op === "Unsqueeze") return this.squeeze(node, ins, unknown);
+        if (op === "Squeeze" || op === "Unsqueeze") return this.squeeze(node2, ins, unknown);
         if (op === "Pad") {
-          const rank = this.shape(node.input[0])?.length;
-          const pads = attrInts(node, "pads") ?? this.knownInts(node.input[1]);
-          const axes = node.input[3] ? this.knownInts(node.input[3]) : void 0;
+          const rank = this.shape(node2.input[0])?.length;
+          const pads = attrInts(node2, "pads") ?? this.knownInts(node2.input[1]);
+          const axes = node2.input[3] ? this.knownInts(node2.input[3]) : void 0;
           if (!x2 || !pads || rank === void 0 || ins.slice(1).some((t) => t)) return unknown("has pads that are not constant");
           const padded = axes ? axes.map((a) => norm(a, rank)) : [...Array(rank).keys()];
           const k = padded.indexOf(x2.axis);
           if (k >= 0 && (pads[k] !== 0 || pads[k + padded.length] !== 0)) return unknown("pads the channel axis");
           return this.set(out, x2);
         }
-        if (op === "Split") return this.split(node, x2, unknown);
-        if (op === "Slice") return this.slice(node, ins, unknown);
+        if (op === "Split") return this.split(node2, x2, unknown);
+        if (op === "Slice") return this.slice(node2, ins, unknown);
         if (op === "Gather") {
-          const rank = this.shape(node.input[0])?.length;
-          const idx = this.shape(node.input[1]);
+          const rank = this.shape(node2.input[0])?.length;
+          const idx = this.shape(node2.input[1]);
           if (!x2 || ins[1] || rank === void 0 || !idx) return unknown("gathers along an unknown axis");
-          const axis = norm(attrInt(node, "axis", 0), rank);
+          const axis = norm(attrInt(node2, "axis", 0), rank);
           if (axis === x2.axis) return unknown("gathers along the channel axis");
           return this.set(out, { axis: x2.axis < axis ? x2.axis : x2.axis - 1 + idx.length, layout: x2.layout });
         }
         if (op === "Shape") {
-          const rank = this.shape(node.input[0])?.length;
+          const rank = this.shape(node2.input[0])?.length;
           const readers = this.index.consumersOf(out);
           const safe = x2 && rank !== void 0 && readers.every((g2) => {
             if (g2.opType !== "Gather" || g2.input[0] !== out) return false;
@@ -38342,10 +38356,10 @@ var init_depgraph = __esm({
         }
         unknown("is not understood by the channel analysis");
       }
-      conv(node, x2) {
-        const w = this.constant(node.input[1]);
-        const label2 = nodeLabel(node);
-        const group = attrInt(node, "group", 1);
+      conv(node2, x2) {
+        const w = this.constant(node2.input[1]);
+        const label2 = nodeLabel(node2);
+        const group = attrInt(node2, "group", 1);
         const dims = w ? tensorDims(w.tensor) : void 0;
         if (!w || !dims) {
           if (x2) this.poison(x2.layout, `${label2} has a weight that is not constant`);
@@ -38358,200 +38372,200 @@ var init_depgraph = __esm({
           return;
         }
         if (group === 1) {
-          if (x2) this.use(node, node.input[1], 1, x2.layout, "fanin", { ...x2, name: node.input[0] });
-          const layout = this.fresh(node, cout);
-          this.use(node, node.input[1], 0, layout, "param");
-          if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
-          this.set(node.output[0], { axis: 1, layout });
+          if (x2) this.use(node2, node2.input[1], 1, x2.layout, "fanin", { ...x2, name: node2.input[0] });
+          const layout = this.fresh(node2, cout);
+          this.use(node2, node2.input[1], 0, layout, "param");
+          if (node2.input[2]) this.use(node2, node2.input[2], 0, layout, "param");
+          this.set(node2.output[0], { axis: 1, layout });
           return;
         }
         if (cinPerGroup === 1 && cout === group && x2 && layoutSize(x2.layout) === group) {
-          this.use(node, node.input[1], 0, x2.layout, "param");
-          if (node.input[2]) this.use(node, node.input[2], 0, x2.layout, "param");
-          this.addRewrite(node, { attr: "group" }, 0, x2.layout);
-          this.set(node.output[0], { axis: 1, layout: x2.layout });
+          this.use(node2, node2.input[1], 0, x2.layout, "param");
+          if (node2.input[2]) this.use(node2, node2.input[2], 0, x2.layout, "param");
+          this.addRewrite(node2, { attr: "group" }, 0, x2.layout);
+          this.set(node2.output[0], { axis: 1, layout: x2.layout });
           return;
         }
         const why = cinPerGroup === 1 && cout === group && !x2 ? `${label2} is a depthwise convolution whose input channels come from ops the analysis could not follow` : `${label2} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
         if (x2) this.poison(x2.layout, why);
-        this.set(node.output[0], { axis: 1, layout: this.fresh(node, cout, why) });
+        this.set(node2.output[0], { axis: 1, layout: this.fresh(node2, cout, why) });
       }
-      convTranspose(node, x2) {
-        const w = this.constant(node.input[1]);
-        const label2 = nodeLabel(node);
-        if (!w || attrInt(node, "group", 1) !== 1 || x2 && x2.axis !== 1) {
+      convTranspose(node2, x2) {
+        const w = this.constant(node2.input[1]);
+        const label2 = nodeLabel(node2);
+        if (!w || attrInt(node2, "group", 1) !== 1 || x2 && x2.axis !== 1) {
           if (x2) this.poison(x2.layout, `${label2} is a grouped or non-constant transposed convolution`);
           return;
         }
         const dims = tensorDims(w.tensor);
-        if (x2) this.use(node, node.input[1], 0, x2.layout, "fanin", { ...x2, name: node.input[0] });
-        const layout = this.fresh(node, dims[1]);
-        this.use(node, node.input[1], 1, layout, "param");
-        if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
-        this.set(node.output[0], { axis: 1, layout });
+        if (x2) this.use(node2, node2.input[1], 0, x2.layout, "fanin", { ...x2, name: node2.input[0] });
+        const layout = this.fresh(node2, dims[1]);
+        this.use(node2, node2.input[1], 1, layout, "param");
+        if (node2.input[2]) this.use(node2, node2.input[2], 0, layout, "param");
+        this.set(node2.output[0], { axis: 1, layout });
       }
-      gemm(node, ins) {
-        const label2 = nodeLabel(node);
+      gemm(node2, ins) {
+        const label2 = nodeLabel(node2);
         const [a, b, c] = ins;
-        const w = this.constant(node.input[1]);
-        if (b || c || !w || attrInt(node, "transA", 0) !== 0) {
+        const w = this.constant(node2.input[1]);
+        if (b || c || !w || attrInt(node2, "transA", 0) !== 0) {
           if (a) this.poison(a.layout, `${label2} (Gemm) has a non-constant or transposed operand`);
           if (b) this.poison(b.layout, `${label2} (Gemm) multiplies two activations`);
           return;
         }
-        const transB = attrInt(node, "transB", 0) === 1;
+        const transB = attrInt(node2, "transB", 0) === 1;
         const dims = tensorDims(w.tensor);
         const outUnits = transB ? dims[0] : dims[1];
         if (a) {
           if (a.axis !== 1) return this.poison(a.layout, `${label2} (Gemm) reads channels on axis ${a.axis}`);
-          this.use(node, node.input[1], transB ? 1 : 0, a.layout, "fanin", { ...a, name: node.input[0] });
+          this.use(node2, node2.input[1], transB ? 1 : 0, a.layout, "fanin", { ...a, name: node2.input[0] });
         }
-        const layout = this.fresh(node, outUnits);
-        this.use(node, node.input[1], transB ? 0 : 1, layout, "param");
-        const bias = node.input[2] ? this.constant(node.input[2]) : void 0;
-        if (node.input[2] && !bias) this.poison(layout, `${label2} (Gemm) has a non-constant bias`);
+        const layout = this.fresh(node2, outUnits);
+        this.use(node2, node2.input[1], transB ? 0 : 1, layout, "param");
+        const bias = node2.input[2] ? this.constant(node2.input[2]) : void 0;
+        if (node2.input[2] && !bias) this.poison(layout, `${label2} (Gemm) has a non-constant bias`);
         if (bias) {
           const bd = tensorDims(bias.tensor);
-          if (bd.length > 0 && bd[bd.length - 1] === outUnits && outUnits !== 1) this.use(node, node.input[2], bd.length - 1, layout, "param");
+          if (bd.length > 0 && bd[bd.length - 1] === outUnits && outUnits !== 1) this.use(node2, node2.input[2], bd.length - 1, layout, "param");
           else if (bd.length === 2 && bd[0] !== 1) this.poison(layout, `${label2} (Gemm) has a per-row bias`);
         }
-        this.set(node.output[0], { axis: 1, layout });
+        this.set(node2.output[0], { axis: 1, layout });
       }
-      matmul(node, ins) {
-        const label2 = nodeLabel(node);
+      matmul(node2, ins) {
+        const label2 = nodeLabel(node2);
         const [a, b] = ins;
-        const wb = this.constant(node.input[1]);
-        const rankA = this.shape(node.input[0])?.length;
+        const wb = this.constant(node2.input[1]);
+        const rankA = this.shape(node2.input[0])?.length;
         if (wb && tensorDims(wb.tensor).length === 2 && !b && rankA !== void 0 && rankA >= 2) {
           const dims = tensorDims(wb.tensor);
           if (a) {
             if (a.axis !== rankA - 1) return this.poison(a.layout, `${label2} (MatMul) reads channels on a batch or row axis`);
-            this.use(node, node.input[1], 0, a.layout, "fanin", { ...a, name: node.input[0] });
+            this.use(node2, node2.input[1], 0, a.layout, "fanin", { ...a, name: node2.input[0] });
           }
-          const layout = this.fresh(node, dims[1]);
-          this.use(node, node.input[1], 1, layout, "param");
-          this.set(node.output[0], { axis: rankA - 1, layout });
+          const layout = this.fresh(node2, dims[1]);
+          this.use(node2, node2.input[1], 1, layout, "param");
+          this.set(node2.output[0], { axis: rankA - 1, layout });
           return;
         }
         const why = a && b ? "multiplies two activations (attention scores)" : rankA === void 0 ? "has an input of unknown shape" : "has an operand layout the analysis does not follow";
         if (a) this.poison(a.layout, `${label2} (MatMul) ${why}`);
         if (b) this.poison(b.layout, `${label2} (MatMul) ${why}`);
         if (wb && !b && tensorDims(wb.tensor).length === 2) {
-          const layout = this.fresh(node, tensorDims(wb.tensor)[1], `${label2} (MatMul) ${why}`);
-          this.use(node, node.input[1], 1, layout, "param");
+          const layout = this.fresh(node2, tensorDims(wb.tensor)[1], `${label2} (MatMul) ${why}`);
+          this.use(node2, node2.input[1], 1, layout, "param");
         }
       }
-      reduce(node, x2, unknown) {
-        const rank = this.shape(node.input[0])?.length;
+      reduce(node2, x2, unknown) {
+        const rank = this.shape(node2.input[0])?.length;
         if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-        const axesIn = attrInts(node, "axes") ?? (node.input[1] ? this.knownInts(node.input[1]) : void 0);
-        if (node.input[1] && !axesIn) return unknown("has axes that are not constant");
+        const axesIn = attrInts(node2, "axes") ?? (node2.input[1] ? this.knownInts(node2.input[1]) : void 0);
+        if (node2.input[1] && !axesIn) return unknown("has axes that are not constant");
         const axes = (axesIn ?? [...Array(rank).keys()]).map((a) => norm(a, rank));
-        if (axes.length === 0 && attrInt(node, "noop_with_empty_axes", 0) === 1) return this.set(node.output[0], x2);
+        if (axes.length === 0 && attrInt(node2, "noop_with_empty_axes", 0) === 1) return this.set(node2.output[0], x2);
         if (axes.length === 0 || axes.includes(x2.axis)) return unknown("reduces over the channel axis");
-        const keep = attrInt(node, "keepdims", 1) === 1;
+        const keep = attrInt(node2, "keepdims", 1) === 1;
         const axis = keep ? x2.axis : x2.axis - axes.filter((a) => a < x2.axis).length;
-        this.set(node.output[0], { axis, layout: x2.layout });
+        this.set(node2.output[0], { axis, layout: x2.layout });
       }
-      broadcast(node, ins, unknown) {
-        const outShape = this.shape(node.output[0]);
+      broadcast(node2, ins, unknown) {
+        const outShape = this.shape(node2.output[0]);
         if (!outShape) return unknown("has an unknown output shape");
         const rank = outShape.length;
         let result;
         for (let i2 = 0; i2 < ins.length; i2++) {
           const t = ins[i2];
           if (!t) continue;
-          const r = this.shape(node.input[i2])?.length;
+          const r = this.shape(node2.input[i2])?.length;
           if (r === void 0) return unknown("has an unknown input shape");
           const here = { axis: t.axis + rank - r, layout: t.layout };
           if (!result) result = here;
           else if (result.axis !== here.axis) return unknown("combines channels on different axes");
-          else if (!this.unify(result.layout, here.layout, `${nodeLabel(node)} (${node.opType})`)) return;
+          else if (!this.unify(result.layout, here.layout, `${nodeLabel(node2)} (${node2.opType})`)) return;
         }
         if (!result) return;
         const size = layoutSize(result.layout);
         for (let i2 = 0; i2 < ins.length; i2++) {
-          if (ins[i2] || !node.input[i2]) continue;
-          const s = this.shape(node.input[i2]);
+          if (ins[i2] || !node2.input[i2]) continue;
+          const s = this.shape(node2.input[i2]);
           if (!s) return unknown("has an operand of unknown shape");
           const k = result.axis - (rank - s.length);
           if (k < 0 || s[k] === 1) continue;
           if (s[k] !== size) return unknown("broadcasts an operand of another size over the channel axis");
-          const c = this.constant(node.input[i2]);
+          const c = this.constant(node2.input[i2]);
           if (!c) return unknown("adds an activation that carries channels the analysis cannot follow");
-          if (!this.use(node, node.input[i2], k, result.layout, "param")) return;
+          if (!this.use(node2, node2.input[i2], k, result.layout, "param")) return;
         }
-        this.set(node.output[0], result);
+        this.set(node2.output[0], result);
       }
-      concat(node, ins, unknown) {
-        const rank = this.shape(node.output[0])?.length;
+      concat(node2, ins, unknown) {
+        const rank = this.shape(node2.output[0])?.length;
         if (rank === void 0) return unknown("has an unknown output shape");
-        const axis = norm(attrInt(node, "axis", 0), rank);
+        const axis = norm(attrInt(node2, "axis", 0), rank);
         const trackedAxes = new Set(ins.filter((t) => t).map((t) => t.axis));
         if (trackedAxes.size > 1) return unknown("concatenates tensors with channels on different axes");
         const [tAxis] = trackedAxes;
         if (tAxis !== axis) {
           if (ins.some((t) => !t)) return unknown("joins a tensor whose channels the analysis cannot follow");
-          for (let i2 = 1; i2 < ins.length; i2++) if (!this.unify(ins[0].layout, ins[i2].layout, `${nodeLabel(node)} (Concat)`)) return;
-          return this.set(node.output[0], ins[0]);
+          for (let i2 = 1; i2 < ins.length; i2++) if (!this.unify(ins[0].layout, ins[i2].layout, `${nodeLabel(node2)} (Concat)`)) return;
+          return this.set(node2.output[0], ins[0]);
         }
         const layout = [];
         for (let i2 = 0; i2 < ins.length; i2++) {
           const t = ins[i2];
           if (t) layout.push(...t.layout);
           else {
-            const s = this.shape(node.input[i2]);
+            const s = this.shape(node2.input[i2]);
             if (!s) return unknown("joins an input of unknown shape");
-            if (s[axis] > 0) layout.push(...this.fresh(node, s[axis], `${nodeLabel(node)}: channels from '${node.input[i2]}' are not produced by a prunable layer`));
+            if (s[axis] > 0) layout.push(...this.fresh(node2, s[axis], `${nodeLabel(node2)}: channels from '${node2.input[i2]}' are not produced by a prunable layer`));
           }
         }
-        this.set(node.output[0], { axis, layout });
+        this.set(node2.output[0], { axis, layout });
       }
-      flatten(node, x2, unknown) {
-        const s = this.shape(node.input[0]);
+      flatten(node2, x2, unknown) {
+        const s = this.shape(node2.input[0]);
         if (!x2 || !s) return unknown("has an unknown input shape");
-        const axis = norm(attrInt(node, "axis", 1), s.length);
-        if (x2.axis < axis) return this.set(node.output[0], x2);
+        const axis = norm(attrInt(node2, "axis", 1), s.length);
+        if (x2.axis < axis) return this.set(node2.output[0], x2);
         if (x2.axis !== axis) return unknown("flattens the channel axis into the middle of a dimension");
-        this.set(node.output[0], { axis: 1, layout: withRepeat(x2.layout, prod(s.slice(axis + 1))) });
+        this.set(node2.output[0], { axis: 1, layout: withRepeat(x2.layout, prod(s.slice(axis + 1))) });
       }
-      reshape(node, ins, unknown) {
+      reshape(node2, ins, unknown) {
         const x2 = ins[0];
-        const inS = this.shape(node.input[0]);
-        const outS = this.shape(node.output[0]);
+        const inS = this.shape(node2.input[0]);
+        const outS = this.shape(node2.output[0]);
         if (!x2 || ins[1] || !inS || !outS) return unknown("has an unknown shape");
         const a = x2.axis;
         const tail = prod(inS.slice(a + 1));
         if (outS.length >= 1 && prod(outS.slice(0, -1)) === prod(inS.slice(0, a)) && sameDims(outS.slice(0, -1), inS.slice(0, a))) {
           const k2 = outS.length - 1;
-          const t = this.targetElement(node, k2);
+          const t = this.targetElement(node2, k2);
           if (!t) return unknown("has a computed target shape that would need the channel count");
           if (t.value === 0) return unknown("copies the channel dimension by position");
           if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: withRepeat(x2.layout, tail) });
-          return this.set(node.output[0], { axis: k2, layout: withRepeat(x2.layout, tail) });
+          return this.set(node2.output[0], { axis: k2, layout: withRepeat(x2.layout, tail) });
         }
         if (outS.length > a && sameDims(outS.slice(0, a + 1), inS.slice(0, a + 1)) && prod(outS.slice(a + 1)) === tail) {
-          const t = this.targetElement(node, a);
+          const t = this.targetElement(node2, a);
           if (!t) return unknown("has a computed target shape that would need the channel count");
           if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
-          return this.set(node.output[0], { axis: a, layout: x2.layout });
+          return this.set(node2.output[0], { axis: a, layout: x2.layout });
         }
         const k = outS.length - (inS.length - a);
         if (k >= 0 && outS[k] === inS[a] && sameDims(outS.slice(k + 1), inS.slice(a + 1)) && prod(outS.slice(0, k)) === prod(inS.slice(0, a))) {
-          const t = this.targetElement(node, k);
+          const t = this.targetElement(node2, k);
           if (!t) return unknown("has a computed target shape that would need the channel count");
           if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
           else if (t.value === 0 && k !== a) return unknown("copies a dimension by position");
-          return this.set(node.output[0], { axis: k, layout: x2.layout });
+          return this.set(node2.output[0], { axis: k, layout: x2.layout });
         }
         if (outS.length === inS.length + 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] * outS[a + 1] === inS[a] && sameDims(outS.slice(a + 2), inS.slice(a + 1))) {
           const d = outS[a + 1];
           if (x2.layout.some((sg) => sg.repeat !== 1 || sg.start % d !== 0 || sg.len % d !== 0)) return unknown("splits channels into heads across channel blocks");
-          const t = this.targetElement(node, a);
+          const t = this.targetElement(node2, a);
           if (!t) return unknown("has a computed head count the analysis cannot rewrite");
           for (const sg of x2.layout) this.spaces.setBlock(sg.space, d);
           if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout, divisor: d });
-          return this.set(node.output[0], { axis: a, layout: x2.layout, block: d, dAxis: a + 1 });
+          return this.set(node2.output[0], { axis: a, layout: x2.layout, block: d, dAxis: a + 1 });
         }
         unknown("splits or merges the channel axis (e.g. a channel shuffle)");
       }
@@ -38559,10 +38573,10 @@ var init_depgraph = __esm({
        * Where element `k` of a Reshape target lives: the constant itself, or one constant part of a Concat that
        * builds the target from the batch size (dynamic-batch exports). Undefined when it is computed.
        */
-      targetElement(node, k) {
-        const name = node.input[1];
+      targetElement(node2, k) {
+        const name = node2.input[1];
         const direct = this.ints(name);
-        if (direct) return { value: direct[k], rewrite: { node: this.nodeIndex.get(node), target: { input: 1 }, element: k } };
+        if (direct) return { value: direct[k], rewrite: { node: this.nodeIndex.get(node2), target: { input: 1 }, element: k } };
         const cat = this.index.producer.get(name);
         if (!cat || cat.opType !== "Concat") return void 0;
         let pos = 0;
@@ -38582,29 +38596,29 @@ var init_depgraph = __esm({
         return void 0;
       }
       /** Ops inside multi-head attention, where a tracked axis counts heads. */
-      headOp(node, ins, unknown) {
-        const op = node.opType;
+      headOp(node2, ins, unknown) {
+        const op = node2.opType;
         const x2 = ins[0];
-        const out = node.output[0];
+        const out = node2.output[0];
         if (op === "Transpose") {
-          const perm = attrInts(node, "perm");
+          const perm = attrInts(node2, "perm");
           if (!x2 || !perm) return unknown("has an unknown permutation");
           return this.set(out, { ...x2, axis: perm.indexOf(x2.axis), dAxis: x2.dAxis === void 0 ? void 0 : perm.indexOf(x2.dAxis) });
         }
         if (op === "Cast" || op === "Identity" || op === "Dropout") return this.set(out, x2);
         if (op === "Softmax" || op === "LogSoftmax") {
-          const rank = this.shape(node.input[0])?.length;
+          const rank = this.shape(node2.input[0])?.length;
           if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-          const axis = norm(attrInt(node, "axis", -1), rank);
+          const axis = norm(attrInt(node2, "axis", -1), rank);
           if (axis === x2.axis || axis === x2.dAxis) return unknown("normalises over heads or head channels");
           return this.set(out, x2);
         }
         if (op === "Mul" || op === "Div" || op === "Add" || op === "Sub") {
           const tracked = ins.filter((t) => t);
           const rank = this.shape(out)?.length;
-          if (tracked.length !== 1 || !x2 || rank === void 0 || this.shape(node.input[0])?.length !== rank) return unknown("combines heads with another tensor");
-          const other = this.shape(node.input[1]);
-          const c = this.constant(node.input[1]);
+          if (tracked.length !== 1 || !x2 || rank === void 0 || this.shape(node2.input[0])?.length !== rank) return unknown("combines heads with another tensor");
+          const other = this.shape(node2.input[1]);
+          const c = this.constant(node2.input[1]);
           if (!other || !c) return unknown("combines heads with a non-constant tensor");
           const at = (ax) => ax === void 0 ? 1 : other[ax - (rank - other.length)] ?? 1;
           if (at(x2.axis) !== 1 || at(x2.dAxis) !== 1) return unknown("combines heads with a per-head constant");
@@ -38612,26 +38626,26 @@ var init_depgraph = __esm({
         }
         if (op === "MatMul") {
           const [a, b] = ins;
-          const ra = this.shape(node.input[0])?.length;
-          const rb = this.shape(node.input[1])?.length;
+          const ra = this.shape(node2.input[0])?.length;
+          const rb = this.shape(node2.input[1])?.length;
           if (!a || !b || ra === void 0 || rb === void 0 || ra !== rb || a.axis !== b.axis || a.axis >= ra - 2) return unknown("mixes heads in a way the analysis does not follow");
           if (a.dAxis === ra - 1 && b.dAxis === rb - 2) {
-            if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (Q x K)`)) return;
+            if (!this.unify(a.layout, b.layout, `${nodeLabel(node2)} (Q x K)`)) return;
             return this.set(out, { axis: a.axis, layout: a.layout, block: a.block });
           }
           if (a.dAxis === void 0 && b.dAxis === rb - 1) {
-            if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (scores x V)`)) return;
+            if (!this.unify(a.layout, b.layout, `${nodeLabel(node2)} (scores x V)`)) return;
             return this.set(out, { axis: a.axis, layout: b.layout, block: b.block, dAxis: ra - 1 });
           }
           return unknown("mixes heads in a way the analysis does not follow");
         }
         if (op === "Reshape") {
-          const inS = this.shape(node.input[0]);
+          const inS = this.shape(node2.input[0]);
           const outS = this.shape(out);
           if (!x2 || x2.dAxis !== x2.axis + 1 || !inS || !outS || ins[1]) return unknown("reshapes heads in a way the analysis does not follow");
           const a = x2.axis;
           if (outS.length === inS.length - 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] === inS[a] * inS[a + 1] && sameDims(outS.slice(a + 1), inS.slice(a + 2))) {
-            const t = this.targetElement(node, a);
+            const t = this.targetElement(node2, a);
             if (!t) return unknown("has a computed channel count the analysis cannot rewrite");
             if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
             return this.set(out, { axis: a, layout: x2.layout });
@@ -38640,35 +38654,35 @@ var init_depgraph = __esm({
         }
         unknown("is not understood inside attention heads");
       }
-      squeeze(node, ins, unknown) {
+      squeeze(node2, ins, unknown) {
         const x2 = ins[0];
-        const inS = this.shape(node.input[0]);
-        const outS = this.shape(node.output[0]);
+        const inS = this.shape(node2.input[0]);
+        const outS = this.shape(node2.output[0]);
         if (!x2 || !inS || !outS || ins[1]) return unknown("has an unknown shape");
-        const axesIn = attrInts(node, "axes") ?? this.knownInts(node.input[1]);
-        if (node.opType === "Squeeze") {
+        const axesIn = attrInts(node2, "axes") ?? this.knownInts(node2.input[1]);
+        if (node2.opType === "Squeeze") {
           const axes2 = (axesIn ?? inS.map((d, i2) => d === 1 ? i2 : -1).filter((i2) => i2 >= 0)).map((v) => norm(v, inS.length));
           if (axes2.includes(x2.axis)) return unknown("squeezes the channel axis");
-          return this.set(node.output[0], { axis: x2.axis - axes2.filter((v) => v < x2.axis).length, layout: x2.layout });
+          return this.set(node2.output[0], { axis: x2.axis - axes2.filter((v) => v < x2.axis).length, layout: x2.layout });
         }
         if (!axesIn) return unknown("has axes that are not constant");
         const axes = axesIn.map((v) => norm(v, outS.length)).sort((p, q) => p - q);
         let axis = x2.axis;
         for (const v of axes) if (v <= axis) axis++;
-        this.set(node.output[0], { axis, layout: x2.layout });
+        this.set(node2.output[0], { axis, layout: x2.layout });
       }
-      split(node, x2, unknown) {
-        const s = this.shape(node.input[0]);
+      split(node2, x2, unknown) {
+        const s = this.shape(node2.input[0]);
         if (!x2 || !s) return unknown("has an unknown shape");
-        const axis = norm(attrInt(node, "axis", 0), s.length);
+        const axis = norm(attrInt(node2, "axis", 0), s.length);
         if (axis !== x2.axis) {
-          for (const o of node.output) this.set(o, x2);
+          for (const o of node2.output) this.set(o, x2);
           return;
         }
-        const fromInput = node.input[1] ? this.ints(node.input[1]) : void 0;
-        if (node.input[1] && !fromInput) return unknown("has split sizes that are not constant");
-        const sizes = fromInput ?? attrInts(node, "split") ?? node.output.map((o) => this.shape(o)?.[axis] ?? -1);
-        if (sizes.some((v) => v < 0) || sizes.length !== node.output.length) return unknown("has split sizes the analysis cannot read");
+        const fromInput = node2.input[1] ? this.ints(node2.input[1]) : void 0;
+        if (node2.input[1] && !fromInput) return unknown("has split sizes that are not constant");
+        const sizes = fromInput ?? attrInts(node2, "split") ?? node2.output.map((o) => this.shape(o)?.[axis] ?? -1);
+        if (sizes.some((v) => v < 0) || sizes.length !== node2.output.length) return unknown("has split sizes the analysis cannot read");
         const parts = [];
         let pos = 0;
         for (const n of sizes) {
@@ -38677,28 +38691,28 @@ var init_depgraph = __esm({
           parts.push(part);
           pos += n;
         }
-        const target = fromInput ? { input: 1 } : attrInts(node, "split") ? { attr: "split" } : { attr: "" };
+        const target = fromInput ? { input: 1 } : attrInts(node2, "split") ? { attr: "split" } : { attr: "" };
         if ("attr" in target && target.attr === "") {
           return unknown("splits into equal parts without explicit sizes");
         }
         parts.forEach((p, i2) => {
-          this.addRewrite(node, target, i2, p);
-          this.set(node.output[i2], { axis, layout: p });
+          this.addRewrite(node2, target, i2, p);
+          this.set(node2.output[i2], { axis, layout: p });
         });
       }
-      slice(node, ins, unknown) {
+      slice(node2, ins, unknown) {
         const x2 = ins[0];
-        const s = this.shape(node.input[0]);
+        const s = this.shape(node2.input[0]);
         if (!x2 || !s || ins.slice(1).some((t) => t)) return unknown("has an unknown shape");
-        const fromAttr = node.input.length < 3;
-        const starts = fromAttr ? attrInts(node, "starts") : this.ints(node.input[1]);
-        const ends = fromAttr ? attrInts(node, "ends") : this.ints(node.input[2]);
-        const axesV = fromAttr ? attrInts(node, "axes") : node.input[3] ? this.ints(node.input[3]) : void 0;
-        const steps = !fromAttr && node.input[4] ? this.ints(node.input[4]) : void 0;
-        if (!starts || !ends || !fromAttr && node.input[3] && !axesV) return unknown("has bounds that are not constant");
+        const fromAttr = node2.input.length < 3;
+        const starts = fromAttr ? attrInts(node2, "starts") : this.ints(node2.input[1]);
+        const ends = fromAttr ? attrInts(node2, "ends") : this.ints(node2.input[2]);
+        const axesV = fromAttr ? attrInts(node2, "axes") : node2.input[3] ? this.ints(node2.input[3]) : void 0;
+        const steps = !fromAttr && node2.input[4] ? this.ints(node2.input[4]) : void 0;
+        if (!starts || !ends || !fromAttr && node2.input[3] && !axesV) return unknown("has bounds that are not constant");
         const axes = (axesV ?? starts.map((_, i2) => i2)).map((v) => norm(v, s.length));
         const k = axes.indexOf(x2.axis);
-        if (k < 0) return this.set(node.output[0], x2);
+        if (k < 0) return this.set(node2.output[0], x2);
         if (steps && steps[k] !== 1) return unknown("slices the channel axis with a step");
         if (fromAttr) return unknown("slices the channel axis with attribute bounds (opset < 10)");
         const n = s[x2.axis];
@@ -38708,9 +38722,9 @@ var init_depgraph = __esm({
         const part = subLayout(x2.layout, a, b);
         const before = subLayout(x2.layout, 0, a);
         if (!part || !before) return unknown("slices through a flattened channel block");
-        this.addRewrite(node, { input: 1 }, k, before);
-        this.addRewrite(node, { input: 2 }, k, [...before, ...part]);
-        this.set(node.output[0], { axis: x2.axis, layout: part });
+        this.addRewrite(node2, { input: 1 }, k, before);
+        this.addRewrite(node2, { input: 2 }, k, [...before, ...part]);
+        this.set(node2.output[0], { axis: x2.axis, layout: part });
       }
       /** A constant we slice must not also feed a node that did not register the slice. */
       checkConstantConsumers() {
@@ -38789,8 +38803,8 @@ function findConstant(model, name) {
   const g2 = model.graph;
   const init = g2.initializer.find((t) => t.name === name);
   if (init) return init;
-  const node = g2.node.find((n) => n.opType === "Constant" && n.output[0] === name);
-  return node ? attr(node, "value")?.t : void 0;
+  const node2 = g2.node.find((n) => n.opType === "Constant" && n.output[0] === name);
+  return node2 ? attr(node2, "value")?.t : void 0;
 }
 function slicesByTensor(uses) {
   const out = /* @__PURE__ */ new Map();
@@ -38822,11 +38836,11 @@ function removeChannels(model, analysis, keep) {
   }
   const edits = /* @__PURE__ */ new Map();
   for (const r of analysis.rewrites) {
-    const node = g2.node[r.node];
+    const node2 = g2.node[r.node];
     const value = keptSize(r.layout, spaces, keep) / (r.divisor ?? 1) + (r.base ?? 0);
     if ("attr" in r.target) {
-      const a = attr(node, r.target.attr);
-      if (!a) throw new Error(`surgery: ${node.name} has no attribute ${r.target.attr}`);
+      const a = attr(node2, r.target.attr);
+      if (!a) throw new Error(`surgery: ${node2.name} has no attribute ${r.target.attr}`);
       if (r.target.attr === "group") a.i = BigInt(value);
       else a.ints[r.element] = BigInt(value);
       continue;
@@ -38834,9 +38848,9 @@ function removeChannels(model, analysis, keep) {
     const key = `${r.node}:${r.target.input}`;
     let e = edits.get(key);
     if (!e) {
-      const t = findConstant(out, node.input[r.target.input]);
-      if (!t) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
-      edits.set(key, e = { node, input: r.target.input, values: tensorToInts(t) });
+      const t = findConstant(out, node2.input[r.target.input]);
+      if (!t) throw new Error(`surgery: ${node2.name} input ${r.target.input} is not constant`);
+      edits.set(key, e = { node: node2, input: r.target.input, values: tensorToInts(t) });
     }
     e.values[r.element] = value;
   }
@@ -38915,16 +38929,16 @@ function untieConstants(model) {
   };
   const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
   const reads = /* @__PURE__ */ new Map();
-  for (const node of g2.node) {
-    if (node.opType === "Identity" && source(node.input[0])) continue;
-    node.input.forEach((name, i2) => {
+  for (const node2 of g2.node) {
+    if (node2.opType === "Identity" && source(node2.input[0])) continue;
+    node2.input.forEach((name, i2) => {
       if (!name) return;
       const src = source(name);
       if (!src) return;
       const k = reads.get(src.name) ?? 0;
       reads.set(src.name, k + 1);
       if (k === 0) {
-        node.input[i2] = src.name;
+        node2.input[i2] = src.name;
         return;
       }
       let copy = `${src.name}_untied${k}`;
@@ -38933,7 +38947,7 @@ function untieConstants(model) {
       const t = clone(TensorProtoSchema, src.tensor);
       t.name = copy;
       g2.initializer.push(t);
-      node.input[i2] = copy;
+      node2.input[i2] = copy;
     });
   }
   const outputs = new Set(g2.output.map((o) => o.name));
@@ -39143,18 +39157,18 @@ var init_sensitivityCurves = __esm({
 });
 
 // src/onnx/flops.ts
-function nodeMacs(node, shapes) {
-  const x2 = shapes.get(node.input[0]);
-  const w = shapes.get(node.input[1]);
-  const y = shapes.get(node.output[0]);
+function nodeMacs(node2, shapes) {
+  const x2 = shapes.get(node2.input[0]);
+  const w = shapes.get(node2.input[1]);
+  const y = shapes.get(node2.output[0]);
   if (!x2 || !w || !y) return null;
-  switch (node.opType) {
+  switch (node2.opType) {
     case "Conv":
       return numel(y) * numel(w.slice(1));
     case "ConvTranspose":
       return numel(x2) * numel(w.slice(1));
     case "Gemm": {
-      const k = attrInt(node, "transA", 0) ? x2[0] : x2[1];
+      const k = attrInt(node2, "transA", 0) ? x2[0] : x2[1];
       return numel(y) * k;
     }
     case "MatMul":
@@ -39168,8 +39182,9 @@ function modelCost(model) {
   const { shapes } = inferShapes(index, 1);
   let params = 0;
   let nonzero = 0;
+  const { stored, auxiliary } = quantizedWeights(index);
   for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
     const values = tensorToFloat32(t);
     params += values.length;
     for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
@@ -39184,12 +39199,28 @@ function modelCost(model) {
     else macs += m;
     let p = 0;
     for (const i2 of n.input.slice(1)) {
-      const t = index.initializers.get(i2);
-      if (t && FLOAT_TYPES.has(t.dataType)) p += numel(tensorDims(t));
+      const t = weightTensor(index, i2);
+      if (t && (FLOAT_TYPES.has(t.dataType) || stored.has(t.name))) p += numel(tensorDims(t));
     }
     nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
   }
   return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
+}
+function quantizedWeights(index) {
+  const stored = /* @__PURE__ */ new Set();
+  const auxiliary = /* @__PURE__ */ new Set();
+  for (const n of index.graph.node) {
+    if (n.opType !== "DequantizeLinear" && n.opType !== "QuantizeLinear") continue;
+    if (n.opType === "DequantizeLinear" && index.initializers.has(n.input[0])) stored.add(n.input[0]);
+    for (const i2 of n.input.slice(1)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
+  }
+  return { stored, auxiliary };
+}
+function weightTensor(index, name) {
+  const t = index.initializers.get(name);
+  if (t) return t;
+  const p = index.producer.get(name);
+  return p && p.opType === "DequantizeLinear" ? index.initializers.get(p.input[0]) : void 0;
 }
 var MAC_OPS2;
 var init_flops = __esm({
@@ -39931,9 +39962,9 @@ function nodeMacsOf(model) {
   }
   return out;
 }
-function macsBefore(model, tensor, macs) {
+function macsBefore(model, tensor2, macs) {
   let total2 = 0;
-  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
+  for (const n of upstream(model, [tensor2])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
   return total2;
 }
 function refitBytes(patches, cp, cd, block) {
@@ -40050,12 +40081,12 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const model = cloneModel(pruned);
   const index = new GraphIndex(model.graph);
   const targets = [];
-  for (const node of index.order) {
-    if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
-    const mean2 = index.initializers.get(node.input[3]);
-    const variance = index.initializers.get(node.input[4]);
+  for (const node2 of index.order) {
+    if (node2.opType !== "BatchNormalization" || node2.output.length > 1) continue;
+    const mean2 = index.initializers.get(node2.input[3]);
+    const variance = index.initializers.get(node2.input[4]);
     if (!mean2 || !variance || index.consumersOf(mean2.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
-    targets.push({ node, mean: mean2, variance });
+    targets.push({ node: node2, mean: mean2, variance });
   }
   if (targets.length === 0) return { model, nodes: [] };
   const left = secondsLeft(bounds.deadline);
@@ -40200,13 +40231,13 @@ var init_adam = __esm({
 });
 
 // src/recover/distill/gradients.ts
-function unsupported(c, detail) {
-  throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail);
+function unsupported(c, detail2) {
+  throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail2);
 }
-function explicitPads(node, xs, ys, kernel, strides, dil) {
+function explicitPads(node2, xs, ys, kernel, strides, dil) {
   const r = kernel.length;
-  const autoPad = attrString(node, "auto_pad", "NOTSET");
-  if (autoPad === "NOTSET") return attrInts(node, "pads") ?? new Array(2 * r).fill(0);
+  const autoPad = attrString(node2, "auto_pad", "NOTSET");
+  if (autoPad === "NOTSET") return attrInts(node2, "pads") ?? new Array(2 * r).fill(0);
   if (autoPad === "VALID") return new Array(2 * r).fill(0);
   const pads = new Array(2 * r).fill(0);
   for (let i2 = 0; i2 < r; i2++) {
@@ -40236,10 +40267,10 @@ var init_gradients = __esm({
     init_graph();
     init_tensor();
     UnsupportedOp = class extends Error {
-      constructor(opType, node, detail = "") {
-        super(`${opType} node '${node}'${detail ? ` (${detail})` : ""}`);
+      constructor(opType, node2, detail2 = "") {
+        super(`${opType} node '${node2}'${detail2 ? ` (${detail2})` : ""}`);
         this.opType = opType;
-        this.node = node;
+        this.node = node2;
       }
       opType;
       node;
@@ -40277,18 +40308,18 @@ var init_gradients = __esm({
       "IsInf"
     ]);
     conv = (c) => {
-      const { b, node } = c;
-      const [x2, w, bias] = node.input;
+      const { b, node: node2 } = c;
+      const [x2, w, bias] = node2.input;
       const dy = c.dy[0];
       const xs = c.shape(x2);
       const ws = c.shape(w);
-      const ys = c.shape(node.output[0]);
+      const ys = c.shape(node2.output[0]);
       const r = xs.length - 2;
       const kernel = ws.slice(2);
-      const strides = attrInts(node, "strides") ?? new Array(r).fill(1);
-      const dil = attrInts(node, "dilations") ?? new Array(r).fill(1);
-      const group = attrInt(node, "group", 1);
-      const pads = explicitPads(node, xs, ys, kernel, strides, dil);
+      const strides = attrInts(node2, "strides") ?? new Array(r).fill(1);
+      const dil = attrInts(node2, "dilations") ?? new Array(r).fill(1);
+      const group = attrInt(node2, "group", 1);
+      const pads = explicitPads(node2, xs, ys, kernel, strides, dil);
       const spatial = range(r, 2);
       const out = [];
       if (c.wants[0]) {
@@ -40319,27 +40350,27 @@ var init_gradients = __esm({
       return out;
     };
     gemm = (c) => {
-      const { b, node } = c;
-      const [a, bb, cc] = node.input;
+      const { b, node: node2 } = c;
+      const [a, bb, cc] = node2.input;
       const dy = c.dy[0];
-      const alpha = attrFloat(node, "alpha", 1);
-      const beta = attrFloat(node, "beta", 1);
-      const tA = attrInt(node, "transA", 0);
-      const tB = attrInt(node, "transB", 0);
+      const alpha = attrFloat(node2, "alpha", 1);
+      const beta = attrFloat(node2, "beta", 1);
+      const tA = attrInt(node2, "transA", 0);
+      const tB = attrInt(node2, "transB", 0);
       const al = alpha === 1 ? {} : { alpha: { float: alpha } };
       const out = [];
       if (c.wants[0]) out[0] = tA ? b.op("Gemm", [bb, dy], { transA: tB, transB: 1, ...al }) : b.op("Gemm", [dy, bb], { transB: tB ? 0 : 1, ...al });
       if (c.wants[1]) out[1] = tB ? b.op("Gemm", [dy, a], { transA: 1, transB: tA, ...al }) : b.op("Gemm", [a, dy], { transA: tA ? 0 : 1, ...al });
-      if (cc && c.wants[2]) out[2] = b.unbroadcast(b.scale(dy, beta), c.shape(node.output[0]), c.shape(cc));
+      if (cc && c.wants[2]) out[2] = b.unbroadcast(b.scale(dy, beta), c.shape(node2.output[0]), c.shape(cc));
       return out;
     };
     matmul = (c) => {
-      const { b, node } = c;
-      const [a, bb] = node.input;
+      const { b, node: node2 } = c;
+      const [a, bb] = node2.input;
       const dy = c.dy[0];
       const as = c.shape(a);
       const bs = c.shape(bb);
-      const ys = c.shape(node.output[0]);
+      const ys = c.shape(node2.output[0]);
       if (as.length < 2 || bs.length < 2) unsupported(c, "1-D operand");
       const swap2 = (rank) => [...range(rank - 2), rank - 1, rank - 2];
       const out = [];
@@ -40361,51 +40392,51 @@ var init_gradients = __esm({
       return out;
     };
     addSub = (sign) => (c) => {
-      const { b, node } = c;
-      const ys = c.shape(node.output[0]);
+      const { b, node: node2 } = c;
+      const ys = c.shape(node2.output[0]);
       const dy = c.dy[0];
-      return node.input.map((t, i2) => c.wants[i2] ? b.unbroadcast(i2 === 1 ? b.scale(dy, sign) : dy, ys, c.shape(t)) : void 0);
+      return node2.input.map((t, i2) => c.wants[i2] ? b.unbroadcast(i2 === 1 ? b.scale(dy, sign) : dy, ys, c.shape(t)) : void 0);
     };
     mul = (c) => {
-      const { b, node } = c;
-      const [x2, y] = node.input;
-      const ys = c.shape(node.output[0]);
+      const { b, node: node2 } = c;
+      const [x2, y] = node2.input;
+      const ys = c.shape(node2.output[0]);
       const dy = c.dy[0];
       return [c.wants[0] ? b.unbroadcast(b.mul(dy, y), ys, c.shape(x2)) : void 0, c.wants[1] ? b.unbroadcast(b.mul(dy, x2), ys, c.shape(y)) : void 0];
     };
     div = (c) => {
-      const { b, node } = c;
-      const [x2, y] = node.input;
-      const ys = c.shape(node.output[0]);
+      const { b, node: node2 } = c;
+      const [x2, y] = node2.input;
+      const ys = c.shape(node2.output[0]);
       const dy = c.dy[0];
       return [
         c.wants[0] ? b.unbroadcast(b.op("Div", [dy, y]), ys, c.shape(x2)) : void 0,
-        c.wants[1] ? b.unbroadcast(b.op("Neg", [b.op("Div", [b.mul(dy, node.output[0]), y])]), ys, c.shape(y)) : void 0
+        c.wants[1] ? b.unbroadcast(b.op("Neg", [b.op("Div", [b.mul(dy, node2.output[0]), y])]), ys, c.shape(y)) : void 0
       ];
     };
     passThrough = (c) => [c.dy[0]];
     reshapeBack = (c) => [c.b.reshape(c.dy[0], c.shape(c.node.input[0]))];
     relu = (c) => {
-      const { b, node } = c;
+      const { b, node: node2 } = c;
       const zero = b.scalar(0);
-      return [b.op("Where", [b.op("Greater", [node.input[0], zero]), c.dy[0], zero])];
+      return [b.op("Where", [b.op("Greater", [node2.input[0], zero]), c.dy[0], zero])];
     };
     leakyRelu = (c) => {
-      const { b, node } = c;
+      const { b, node: node2 } = c;
       const dy = c.dy[0];
-      return [b.op("Where", [b.op("Greater", [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, "alpha", 0.01))])];
+      return [b.op("Where", [b.op("Greater", [node2.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node2, "alpha", 0.01))])];
     };
     clip = (c) => {
-      const { b, node } = c;
-      const x2 = node.input[0];
+      const { b, node: node2 } = c;
+      const x2 = node2.input[0];
       let lo;
       let hi;
-      if (attr(node, "min") || attr(node, "max")) {
-        lo = attr(node, "min") ? b.scalar(attrFloat(node, "min", 0)) : void 0;
-        hi = attr(node, "max") ? b.scalar(attrFloat(node, "max", 0)) : void 0;
+      if (attr(node2, "min") || attr(node2, "max")) {
+        lo = attr(node2, "min") ? b.scalar(attrFloat(node2, "min", 0)) : void 0;
+        hi = attr(node2, "max") ? b.scalar(attrFloat(node2, "max", 0)) : void 0;
       } else {
-        lo = node.input[1] || void 0;
-        hi = node.input[2] || void 0;
+        lo = node2.input[1] || void 0;
+        hi = node2.input[2] || void 0;
       }
       const conds = [lo && b.op("Greater", [x2, lo]), hi && b.op("Less", [x2, hi])].filter((s) => !!s);
       if (conds.length === 0) return [c.dy[0]];
@@ -40413,38 +40444,38 @@ var init_gradients = __esm({
       return [b.op("Where", [mask, c.dy[0], b.scalar(0)])];
     };
     sigmoid = (c) => {
-      const { b, node } = c;
-      const y = node.output[0];
+      const { b, node: node2 } = c;
+      const y = node2.output[0];
       return [b.mul(c.dy[0], b.mul(y, b.sub(b.scalar(1), y)))];
     };
     tanh = (c) => {
-      const { b, node } = c;
-      const y = node.output[0];
+      const { b, node: node2 } = c;
+      const y = node2.output[0];
       return [b.mul(c.dy[0], b.sub(b.scalar(1), b.mul(y, y)))];
     };
     erf = (c) => {
-      const { b, node } = c;
-      const x2 = node.input[0];
+      const { b, node: node2 } = c;
+      const x2 = node2.input[0];
       return [b.mul(c.dy[0], b.scale(b.op("Exp", [b.op("Neg", [b.mul(x2, x2)])]), 2 / Math.sqrt(Math.PI)))];
     };
     gelu = (c) => {
-      const { b, node } = c;
-      if (attrString(node, "approximate", "none") !== "none") unsupported(c, "approximate='tanh'");
-      const x2 = node.input[0];
+      const { b, node: node2 } = c;
+      if (attrString(node2, "approximate", "none") !== "none") unsupported(c, "approximate='tanh'");
+      const x2 = node2.input[0];
       const cdf = b.scale(b.add(b.op("Erf", [b.scale(x2, Math.SQRT1_2)]), b.scalar(1)), 0.5);
       const pdf = b.scale(b.op("Exp", [b.scale(b.mul(x2, x2), -0.5)]), 1 / Math.sqrt(2 * Math.PI));
       return [b.mul(c.dy[0], b.add(cdf, b.mul(x2, pdf)))];
     };
     softmax = (c) => {
-      const { b, node } = c;
-      const y = node.output[0];
+      const { b, node: node2 } = c;
+      const y = node2.output[0];
       const dy = c.dy[0];
       const axes = softmaxAxes(c, c.shape(y).length);
       return [b.mul(y, b.sub(dy, b.reduceSum(b.mul(dy, y), axes, true)))];
     };
     logSoftmax = (c) => {
-      const { b, node } = c;
-      const y = node.output[0];
+      const { b, node: node2 } = c;
+      const y = node2.output[0];
       const dy = c.dy[0];
       const axes = softmaxAxes(c, c.shape(y).length);
       return [b.sub(dy, b.mul(b.op("Exp", [y]), b.reduceSum(dy, axes, true)))];
@@ -40457,12 +40488,12 @@ var init_gradients = __esm({
       return [c.b.transpose(c.dy[0], inverse)];
     };
     concat = (c) => {
-      const { b, node } = c;
-      const rank = c.shape(node.output[0]).length;
-      let axis = attrInt(node, "axis", 0);
+      const { b, node: node2 } = c;
+      const rank = c.shape(node2.output[0]).length;
+      let axis = attrInt(node2, "axis", 0);
       if (axis < 0) axis += rank;
       let offset = 0;
-      return node.input.map((t, i2) => {
+      return node2.input.map((t, i2) => {
         const size = c.shape(t)[axis];
         const start = offset;
         offset += size;
@@ -40470,13 +40501,13 @@ var init_gradients = __esm({
       });
     };
     reduce = (mean2) => (c) => {
-      const { b, node } = c;
-      const xs = c.shape(node.input[0]);
+      const { b, node: node2 } = c;
+      const xs = c.shape(node2.input[0]);
       const axesFromInput = mean2 ? b.opset >= 18 : b.opset >= 13;
-      let axes = axesFromInput ? node.input[1] ? c.ints(node.input[1]) : [] : attrInts(node, "axes");
+      let axes = axesFromInput ? node2.input[1] ? c.ints(node2.input[1]) : [] : attrInts(node2, "axes");
       if (axes === void 0 && axesFromInput) unsupported(c, "axes not constant");
       if (!axes || axes.length === 0) {
-        if (attrInt(node, "noop_with_empty_axes", 0)) return [c.dy[0]];
+        if (attrInt(node2, "noop_with_empty_axes", 0)) return [c.dy[0]];
         axes = range(xs.length);
       }
       const norm2 = axes.map((a) => a < 0 ? a + xs.length : a);
@@ -40486,36 +40517,36 @@ var init_gradients = __esm({
       return [mean2 ? b.scale(g2, 1 / n) : g2];
     };
     globalAveragePool = (c) => {
-      const { b, node } = c;
-      const xs = c.shape(node.input[0]);
+      const { b, node: node2 } = c;
+      const xs = c.shape(node2.input[0]);
       const n = numel(xs.slice(2));
       return [b.scale(b.op("Expand", [c.dy[0], b.int64s(xs)]), 1 / n)];
     };
     maxPool = (c) => {
-      const { b, node } = c;
-      const xs = c.shape(node.input[0]);
-      const kernel = attrInts(node, "kernel_shape");
+      const { b, node: node2 } = c;
+      const xs = c.shape(node2.input[0]);
+      const kernel = attrInts(node2, "kernel_shape");
       const r = kernel.length;
-      const strides = attrInts(node, "strides") ?? new Array(r).fill(1);
-      const dil = attrInts(node, "dilations") ?? new Array(r).fill(1);
-      if (attrInt(node, "storage_order", 0) !== 0) unsupported(c, "storage_order=1");
+      const strides = attrInts(node2, "strides") ?? new Array(r).fill(1);
+      const dil = attrInts(node2, "dilations") ?? new Array(r).fill(1);
+      if (attrInt(node2, "storage_order", 0) !== 0) unsupported(c, "storage_order=1");
       const overlapping = kernel.some((k, i2) => (k - 1) * dil[i2] + 1 > strides[i2]);
       if (overlapping && b.opset < 16) unsupported(c, "overlapping windows need ScatterElements reduction, opset 16+");
-      if (!node.output[1]) node.output[1] = b.fresh("maxpool_indices");
+      if (!node2.output[1]) node2.output[1] = b.fresh("maxpool_indices");
       const zeros = b.op("ConstantOfShape", [b.int64s([numel(xs)])], { value: { tensor: zeroTensor() } });
-      const scatter = b.op("ScatterElements", [zeros, b.reshape(node.output[1], [-1]), b.reshape(c.dy[0], [-1])], overlapping ? { axis: 0, reduction: "add" } : { axis: 0 });
+      const scatter = b.op("ScatterElements", [zeros, b.reshape(node2.output[1], [-1]), b.reshape(c.dy[0], [-1])], overlapping ? { axis: 0, reduction: "add" } : { axis: 0 });
       return [b.reshape(scatter, xs)];
     };
     batchNorm = (c) => {
-      const { b, node } = c;
-      if (attrInt(node, "training_mode", 0) !== 0) unsupported(c, "training_mode=1");
-      const [x2, scale2, , meanName, varName] = node.input;
+      const { b, node: node2 } = c;
+      if (attrInt(node2, "training_mode", 0) !== 0) unsupported(c, "training_mode=1");
+      const [x2, scale2, , meanName, varName] = node2.input;
       const xs = c.shape(x2);
       const ch = xs[1];
       const mean2 = c.floats(meanName);
       const variance = c.floats(varName);
       if (!mean2 || !variance) unsupported(c, "running statistics are not constants");
-      const eps = attrFloat(node, "epsilon", 1e-5);
+      const eps = attrFloat(node2, "epsilon", 1e-5);
       const inv = variance.map((v) => 1 / Math.sqrt(v + eps));
       const cd = channelDims(ch, xs.length);
       const invC = b.floats(inv, cd);
@@ -40531,13 +40562,13 @@ var init_gradients = __esm({
       return out;
     };
     layerNorm = (c) => {
-      const { b, node } = c;
+      const { b, node: node2 } = c;
       if (c.dy.slice(1).some((d) => d !== void 0)) unsupported(c, "Mean/InvStdDev outputs used downstream");
-      const [x2, scale2, bias] = node.input;
+      const [x2, scale2, bias] = node2.input;
       const xs = c.shape(x2);
-      let axis = attrInt(node, "axis", -1);
+      let axis = attrInt(node2, "axis", -1);
       if (axis < 0) axis += xs.length;
-      const eps = attrFloat(node, "epsilon", 1e-5);
+      const eps = attrFloat(node2, "epsilon", 1e-5);
       const axes = range(xs.length - axis, axis);
       const dy = c.dy[0];
       const mu = b.reduceMeanKeep(x2, axes, xs);
@@ -40747,15 +40778,15 @@ function logitsTensor(model) {
   const p = g2.node.find((n) => n.output.includes(out));
   return p && p.opType === "Softmax" ? p.input[0] : out;
 }
-function isTrainableUse(index, tensor, seen = /* @__PURE__ */ new Set()) {
-  if (seen.has(tensor)) return false;
-  seen.add(tensor);
-  for (const n of index.consumersOf(tensor)) {
+function isTrainableUse(index, tensor2, seen = /* @__PURE__ */ new Set()) {
+  if (seen.has(tensor2)) return false;
+  seen.add(tensor2);
+  for (const n of index.consumersOf(tensor2)) {
     if (n.opType === "Identity" && isTrainableUse(index, n.output[0], seen)) return true;
     const slots = TRAINABLE_SLOTS[n.opType];
     if (!slots) continue;
-    if (slots.some((s) => n.input[s] === tensor)) {
-      if ((n.opType === "Add" || n.opType === "Sub" || n.opType === "Mul") && numel(tensorDims(index.initializers.get(tensor))) < 2) continue;
+    if (slots.some((s) => n.input[s] === tensor2)) {
+      if ((n.opType === "Add" || n.opType === "Sub" || n.opType === "Mul") && numel(tensorDims(index.initializers.get(tensor2))) < 2) continue;
       return true;
     }
   }
@@ -40833,26 +40864,26 @@ function buildTrainGraph(model, params, opts) {
   push(logits, dz);
   const hints = (opts.hints ?? []).filter((t) => t !== logits && shapes.has(t));
   for (const t of hints) push(t, b.mul(b.sub(t, hintInput(t)), hintScale(t)));
-  const shape = (t, node) => {
+  const shape = (t, node2) => {
     const s = shapes.get(t);
-    if (!s) throw new UnsupportedOp(node.opType, node.name || node.output[0], `shape of '${t}' unknown`);
+    if (!s) throw new UnsupportedOp(node2.opType, node2.name || node2.output[0], `shape of '${t}' unknown`);
     return s;
   };
   const constIndex = index;
-  for (const node of [...forward].reverse()) {
-    if (NON_DIFFERENTIABLE.has(node.opType)) continue;
-    const wants = node.input.map((i2) => !!i2 && requires.has(i2));
+  for (const node2 of [...forward].reverse()) {
+    if (NON_DIFFERENTIABLE.has(node2.opType)) continue;
+    const wants = node2.input.map((i2) => !!i2 && requires.has(i2));
     if (!wants.some(Boolean)) continue;
-    const dy = node.output.map((o) => o ? gradOf(o) : void 0);
+    const dy = node2.output.map((o) => o ? gradOf(o) : void 0);
     if (!dy.some((d) => d !== void 0)) continue;
-    const rule = GRAD_RULES[node.opType];
-    if (!rule) throw new UnsupportedOp(node.opType, node.name || node.output[0], "no gradient rule");
+    const rule = GRAD_RULES[node2.opType];
+    if (!rule) throw new UnsupportedOp(node2.opType, node2.name || node2.output[0], "no gradient rule");
     const grads = rule({
       b,
-      node,
+      node: node2,
       dy,
       wants,
-      shape: (t) => shape(t, node),
+      shape: (t) => shape(t, node2),
       floats: (t) => {
         const c = constIndex.constant(t);
         return c ? tensorToFloat32(c) : void 0;
@@ -40862,7 +40893,7 @@ function buildTrainGraph(model, params, opts) {
         return c ? tensorToInts(c) : void 0;
       }
     });
-    node.input.forEach((i2, k) => {
+    node2.input.forEach((i2, k) => {
       if (wants[k] && grads[k]) push(i2, grads[k]);
     });
   }
@@ -41392,57 +41423,57 @@ var init_linalg = __esm({
 });
 
 // src/recover/layers.ts
-function convGeometry(node, dims) {
+function convGeometry(node2, dims) {
   if (dims.length !== 4) return `${dims.length - 2}-D convolution`;
-  const autoPad = attrString(node, "auto_pad", "NOTSET");
+  const autoPad = attrString(node2, "auto_pad", "NOTSET");
   if (autoPad !== "NOTSET" && autoPad !== "VALID") return `auto_pad=${autoPad}`;
-  const p = attrInts(node, "pads") ?? [0, 0, 0, 0];
-  const s = attrInts(node, "strides") ?? [1, 1];
-  const d = attrInts(node, "dilations") ?? [1, 1];
+  const p = attrInts(node2, "pads") ?? [0, 0, 0, 0];
+  const s = attrInts(node2, "strides") ?? [1, 1];
+  const d = attrInts(node2, "dilations") ?? [1, 1];
   return { kernel: [dims[2], dims[3]], strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
 }
 function linearLayer(index, weight) {
   const consumers = index.consumersOf(weight);
   if (consumers.length !== 1) return `weight is used by ${consumers.length} nodes`;
-  const node = consumers[0];
+  const node2 = consumers[0];
   const t = index.initializers.get(weight);
   if (!t || !FLOAT_TYPES.has(t.dataType)) return "not a float initializer";
   const dims = tensorDims(t);
-  const label2 = nodeLabel(node);
-  switch (node.opType) {
+  const label2 = nodeLabel(node2);
+  switch (node2.opType) {
     case "Conv": {
-      if (node.input[1] !== weight) return "weight is not the Conv kernel";
-      const geo = convGeometry(node, dims);
+      if (node2.input[1] !== weight) return "weight is not the Conv kernel";
+      const geo = convGeometry(node2, dims);
       if (typeof geo === "string") return geo;
-      const groups = attrInt(node, "group", 1);
-      const bias = node.input[2] || null;
-      return { node: label2, opType: "Conv", weight, input: node.input[0], groups, rows: dims[0] / groups, cols: dims[1] * dims[2] * dims[3], transposed: false, bias, biasRefit: bias === null || index.initializers.has(bias), conv: geo };
+      const groups = attrInt(node2, "group", 1);
+      const bias = node2.input[2] || null;
+      return { node: label2, opType: "Conv", weight, input: node2.input[0], groups, rows: dims[0] / groups, cols: dims[1] * dims[2] * dims[3], transposed: false, bias, biasRefit: bias === null || index.initializers.has(bias), conv: geo };
     }
     case "Gemm": {
-      if (node.input[1] !== weight || dims.length !== 2) return "weight is not the Gemm B matrix";
-      if (attrInt(node, "transA", 0) !== 0) return "Gemm with transA=1";
-      const transposed = attrInt(node, "transB", 0) === 0;
+      if (node2.input[1] !== weight || dims.length !== 2) return "weight is not the Gemm B matrix";
+      if (attrInt(node2, "transA", 0) !== 0) return "Gemm with transA=1";
+      const transposed = attrInt(node2, "transB", 0) === 0;
       const [rows2, cols] = transposed ? [dims[1], dims[0]] : [dims[0], dims[1]];
-      const bias = node.input[2] || null;
+      const bias = node2.input[2] || null;
       const biasT = bias ? index.initializers.get(bias) : void 0;
-      const unitScale = attrFloat(node, "alpha", 1) === 1 && attrFloat(node, "beta", 1) === 1;
+      const unitScale = attrFloat(node2, "alpha", 1) === 1 && attrFloat(node2, "beta", 1) === 1;
       const biasRefit = unitScale && (bias === null || biasT !== void 0 && tensorDims(biasT).length === 1 && tensorDims(biasT)[0] === rows2);
-      return { node: label2, opType: "Gemm", weight, input: node.input[0], groups: 1, rows: rows2, cols, transposed, bias, biasRefit };
+      return { node: label2, opType: "Gemm", weight, input: node2.input[0], groups: 1, rows: rows2, cols, transposed, bias, biasRefit };
     }
     case "MatMul": {
-      if (node.input[1] !== weight || dims.length !== 2) return "weight is the left MatMul operand";
-      const bias = matMulBias(index, node, dims[1]);
-      return { node: label2, opType: "MatMul", weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias, biasRefit: bias !== null };
+      if (node2.input[1] !== weight || dims.length !== 2) return "weight is the left MatMul operand";
+      const bias = matMulBias(index, node2, dims[1]);
+      return { node: label2, opType: "MatMul", weight, input: node2.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias, biasRefit: bias !== null };
     }
     default:
-      return `${node.opType} layers are not refit`;
+      return `${node2.opType} layers are not refit`;
   }
 }
-function matMulBias(index, node, rows2) {
-  const readers = index.consumersOf(node.output[0]);
+function matMulBias(index, node2, rows2) {
+  const readers = index.consumersOf(node2.output[0]);
   if (readers.length !== 1 || readers[0].opType !== "Add") return null;
   const add = readers[0];
-  const other = add.input[0] === node.output[0] ? add.input[1] : add.input[0];
+  const other = add.input[0] === node2.output[0] ? add.input[1] : add.input[0];
   const t = index.initializers.get(other);
   if (!t || !FLOAT_TYPES.has(t.dataType) || index.consumersOf(other).length !== 1) return null;
   const d = tensorDims(t);
@@ -41646,12 +41677,12 @@ var init_gemm = __esm({
 });
 
 // src/recover/reluTarget.ts
-function reluGate(index, node, channels) {
-  const only = (tensor) => {
-    const c2 = index.consumersOf(tensor);
+function reluGate(index, node2, channels) {
+  const only = (tensor2) => {
+    const c2 = index.consumersOf(tensor2);
     return c2.length === 1 ? c2[0] : void 0;
   };
-  let next = only(node.output[0]);
+  let next = only(node2.output[0]);
   const a = new Float64Array(channels).fill(1);
   const c = new Float64Array(channels);
   if (next?.opType === "BatchNormalization" && next.output.length === 1) {
@@ -41814,8 +41845,8 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
   const wanted = new Set(weights);
   const plans = [];
   const skipped = [];
-  for (const node of pIndex.order) {
-    const w = node.input.find((i2) => wanted.has(i2));
+  for (const node2 of pIndex.order) {
+    const w = node2.input.find((i2) => wanted.has(i2));
     if (!w) continue;
     wanted.delete(w);
     const p = linearLayer(pIndex, w);
@@ -41833,7 +41864,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       skipped.push({ weight: w, reason: rows2 });
       continue;
     }
-    plans.push({ p, d, node, rows: rows2 });
+    plans.push({ p, d, node: node2, rows: rows2 });
   }
   for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
   const dMacs = nodeMacsOf(dense);
@@ -41844,7 +41875,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
   const batch = Math.min(boundedBatch(dense, CAPTURE_BATCH), boundedBatch(pruned, CAPTURE_BATCH));
   const layers = [];
   const subsampled = [];
-  for (const { p, d, node, rows: rows2 } of plans) {
+  for (const { p, d, node: node2, rows: rows2 } of plans) {
     const withBias = p.biasRefit && d.biasRefit;
     const cp = p.cols + (withBias ? 1 : 0);
     const cd = d.cols + (withBias ? 1 : 0);
@@ -41863,7 +41894,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const flops = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
     const captureSeconds = captureMacs * secondsPerMac;
     const solveSeconds = flops / flopsPerSecond;
-    const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
+    const positions = (pMacs.get(node2) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
     const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
     if (samples === null) {
       skipped.push({ weight: p.weight, reason: `estimated ${(captureSeconds + solveSeconds).toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget, even on fewer samples` });
@@ -41881,7 +41912,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       continue;
     }
     const t1 = performance.now();
-    layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows2, dc.patches, pc.patches, opts));
+    layers.push(await refitLayer(model, pIndex, dIndex, node2, p, d, rows2, dc.patches, pc.patches, opts));
     const solved = (performance.now() - t1) / 1e3;
     if (solved > 1) flopsPerSecond = flops / solved;
   }
@@ -41950,7 +41981,7 @@ function denseRowsOf(p, d, kept) {
   }
   return map;
 }
-async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, dPatches, pPatches, opts) {
+async function refitLayer(model, pIndex, dIndex, node2, p, d, rowMap, dPatches, pPatches, opts) {
   const withBias = p.biasRefit && d.biasRefit;
   const pw = pIndex.initializers.get(p.weight);
   const dValues = tensorToFloat32(dIndex.initializers.get(d.weight));
@@ -41981,7 +42012,7 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, dPatches, p
     const de = strideRows(dPatches.perGroup[dg], n, cd, ERROR_PATCHES);
     const m = pe.length / cp;
     const yd = await timesTransposed(de, m, Float32Array.from(wd), p.rows, cd);
-    const gate = opts.reluAware ? groupGate(reluGate(pIndex, node, p.rows * p.groups), g2, p.rows) : null;
+    const gate = opts.reluAware ? groupGate(reluGate(pIndex, node2, p.rows * p.groups), g2, p.rows) : null;
     const errors = (y) => gate ? gatedRowErrors(yd, y, p.rows, gate) : rowErrors(yd, y, p.rows);
     if (gate && cp <= CROSS_VALIDATE_MAX_COLS && keep.every((k) => k === 1)) {
       const ydAll = await timesTransposed(dPatches.perGroup[dg], n, Float32Array.from(wd), p.rows, cd);
@@ -42009,7 +42040,7 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, dPatches, p
   setTensorFloat32(pw, pValues);
   if (withBias) {
     if (p.bias) setTensorFloat32(pIndex.initializers.get(p.bias), pBias);
-    else addBias(model, pIndex, node, p, pBias);
+    else addBias(model, pIndex, node2, p, pBias);
   }
   const rel = (e) => norm2 > 0 ? Math.sqrt(Math.max(0, e) / norm2) : 0;
   return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after), damp: Math.max(...damps) };
@@ -42115,12 +42146,12 @@ function rowErrors(yd, y, rows2) {
   }
   return { error: error2, norm: norm2 };
 }
-function addBias(model, index, node, layer, bias) {
+function addBias(model, index, node2, layer, bias) {
   let name = `${layer.weight}.prune_guard_bias`;
   for (let k = 1; index.initializers.has(name) || index.producer.has(name); k++) name = `${layer.weight}.prune_guard_bias${k}`;
   model.graph.initializer.push(makeFloatTensor(name, [bias.length], bias));
-  while (node.input.length < 2) node.input.push("");
-  node.input[2] = name;
+  while (node2.input.length < 2) node2.input.push("");
+  node2.input[2] = name;
 }
 var DEFAULT_RECONSTRUCT, SUBSET_SPREAD, CAPTURE_BATCH, mb, ValueHash, ERROR_PATCHES;
 var init_reconstruct = __esm({
@@ -42877,7 +42908,7 @@ var init_measureStep = __esm({
 function defaultStringLength(value) {
   return value.length;
 }
-function markdownTable(table3, options) {
+function markdownTable(table4, options) {
   const settings = options || {};
   const align = (settings.align || []).concat();
   const stringLength = settings.stringLength || defaultStringLength;
@@ -42887,23 +42918,23 @@ function markdownTable(table3, options) {
   const longestCellByColumn = [];
   let mostCellsPerRow = 0;
   let rowIndex = -1;
-  while (++rowIndex < table3.length) {
+  while (++rowIndex < table4.length) {
     const row2 = [];
     const sizes2 = [];
     let columnIndex2 = -1;
-    if (table3[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table3[rowIndex].length;
+    if (table4[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table4[rowIndex].length;
     }
-    while (++columnIndex2 < table3[rowIndex].length) {
-      const cell5 = serialize(table3[rowIndex][columnIndex2]);
+    while (++columnIndex2 < table4[rowIndex].length) {
+      const cell6 = serialize(table4[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell5);
+        const size = stringLength(cell6);
         sizes2[columnIndex2] = size;
         if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
           longestCellByColumn[columnIndex2] = size;
         }
       }
-      row2.push(cell5);
+      row2.push(cell6);
     }
     cellMatrix[rowIndex] = row2;
     sizeMatrix[rowIndex] = sizes2;
@@ -42938,7 +42969,7 @@ function markdownTable(table3, options) {
       1,
       longestCellByColumn[columnIndex] - before.length - after.length
     );
-    const cell5 = before + "-".repeat(size) + after;
+    const cell6 = before + "-".repeat(size) + after;
     if (settings.alignDelimiters !== false) {
       size = before.length + size + after.length;
       if (size > longestCellByColumn[columnIndex]) {
@@ -42946,7 +42977,7 @@ function markdownTable(table3, options) {
       }
       sizes[columnIndex] = size;
     }
-    row[columnIndex] = cell5;
+    row[columnIndex] = cell6;
   }
   cellMatrix.splice(1, 0, row);
   sizeMatrix.splice(1, 0, sizes);
@@ -42959,7 +42990,7 @@ function markdownTable(table3, options) {
     columnIndex = -1;
     const line = [];
     while (++columnIndex < cellsInRow) {
-      const cell5 = row2[columnIndex] || "";
+      const cell6 = row2[columnIndex] || "";
       let before = "";
       let after = "";
       if (settings.alignDelimiters !== false) {
@@ -42985,13 +43016,13 @@ function markdownTable(table3, options) {
       }
       if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
       // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell5 === "") && (settings.delimiterStart !== false || columnIndex)) {
+      !(settings.alignDelimiters === false && cell6 === "") && (settings.delimiterStart !== false || columnIndex)) {
         line.push(" ");
       }
       if (settings.alignDelimiters !== false) {
         line.push(before);
       }
-      line.push(cell5);
+      line.push(cell6);
       if (settings.alignDelimiters !== false) {
         line.push(after);
       }
@@ -43185,16 +43216,62 @@ var init_renderSchedule = __esm({
   }
 });
 
-// src/ledger/render.ts
-function baseName(path18) {
-  return path18.split(/[\\/]/).pop() || path18;
+// src/ledger/renderQuantize.ts
+function quantizeSection(model) {
+  const step = model.steps.find((s) => s.quantize);
+  const q = step?.quantize;
+  if (!q) return void 0;
+  const k = q.kernels;
+  const lines2 = [
+    `**Quantization** <sub>(${step.name}: static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples})</sub>`,
+    `- ${q.weights.reason}`,
+    `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
+    `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ${k.boundaries} QuantizeLinear/DequantizeLinear left (float \u2194 int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`
+  ];
+  if (q.variants.length > 1) {
+    lines2.push(
+      table([
+        ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
+        ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
+      ])
+    );
+  }
+  const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
+  const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
+  lines2.push(
+    table([
+      ["Layer", "Op", "Kernel", "Error in \u2192 out"],
+      ...k.layers.map((l) => {
+        const e = errors.get(l.node);
+        const reason = floatReason.get(l.node);
+        return [l.node, l.op, `${l.kernel}${reason ? ` (float: ${reason})` : ""}`, e ? `${percent(e.input_error, 2)} \u2192 ${percent(e.output_error, 2)}` : DASH2];
+      })
+    ])
+  );
+  return lines2.join("\n\n");
 }
-function cell3(text) {
+var DASH2, cell3, table;
+var init_renderQuantize = __esm({
+  "src/ledger/renderQuantize.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_format();
+    DASH2 = "\u2014";
+    cell3 = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    table = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
+  }
+});
+
+// src/ledger/render.ts
+function baseName(path20) {
+  return path20.split(/[\\/]/).pop() || path20;
+}
+function cell4(text) {
   return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
 }
-function table(rows2) {
+function table2(rows2) {
   return markdownTable(
-    rows2.map((row) => row.map(cell3)),
+    rows2.map((row) => row.map(cell4)),
     { alignDelimiters: false }
   );
 }
@@ -43209,7 +43286,8 @@ function renderHeadline(model) {
   const final2 = finalStep(model);
   const parts = [];
   if (dense && final2) {
-    parts.push(`${percent(final2.sparsity)} sparse`);
+    if (final2.quantize) parts.push(`INT8 (${ratio(final2.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
+    if (!final2.quantize || final2.sparsity >= 0.05) parts.push(`${percent(final2.sparsity)} sparse`);
     if (dense.latency && final2.latency && dense.latency.batch === final2.latency.batch && final2.latency.p50_ms > 0) {
       const speedup = dense.latency.p50_ms / final2.latency.p50_ms;
       if (final2.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
@@ -43248,12 +43326,12 @@ function intervalText(b) {
 }
 function budgetTable(budgets) {
   if (budgets.length === 0) return "_No budgets checked._";
-  return table([
+  return table2([
     ["Budget", "Limit", "Actual", "Verdict", "Detail"],
     ...budgets.map((b) => [
       `\`${b.name}\``,
       `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH2 : budgetValue(b.name, b.actual) + intervalText(b),
+      b.actual === null ? DASH3 : budgetValue(b.name, b.actual) + intervalText(b),
       `${ICON2[b.verdict]} ${b.verdict}`,
       b.detail
     ])
@@ -43263,11 +43341,11 @@ function stepTable(steps) {
   const batch = steps.find((s) => s.latency)?.latency?.batch;
   const at = batch === void 0 ? "" : ` (b=${batch})`;
   const latency = (s, key) => {
-    if (!s.latency) return DASH2;
+    if (!s.latency) return DASH3;
     const value = s.latency[key].toFixed(2);
     return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
   };
-  return table([
+  return table2([
     ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
     ...steps.map((s) => [
       s.name,
@@ -43290,18 +43368,18 @@ function funnelSection(model) {
   if (steps.length === 0) return void 0;
   const dense = denseStep(model);
   const batch = steps[0].funnel.batch;
-  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH2;
+  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH3;
   const speedCell = (s) => {
     const f = s.funnel;
     if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH2;
+    if (f.speedup === null) return DASH3;
     const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
     return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
   };
   const lines2 = [
     `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
-    table([
-      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
+    table2([
+      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Weight bytes", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
       ...steps.map((s) => {
         const f = s.funnel;
         const base = s === dense;
@@ -43310,22 +43388,23 @@ function funnelSection(model) {
           percent(f.params_ratio),
           percent(f.flops_ratio),
           percent(f.sparse_flops_ratio),
+          orDash(f.bytes_ratio, (x2) => percent(x2)),
           ratio(f.ideal_speedup),
           p(s, "p50_ms"),
           p(s, "p95_ms"),
           speedCell(s),
-          base ? DASH2 : orDash(f.efficiency, (x2) => percent(x2, 0))
+          base ? DASH3 : orDash(f.efficiency, (x2) => percent(x2, 0))
         ];
       })
     ])
   ];
   const final2 = finalStep(model);
-  if (final2?.funnel && zerosNotSkipped(model.method)) {
+  if (final2?.funnel && zerosNotSkipped(model.method) && !final2.quantize) {
     const f = final2.funnel;
     const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
     lines2.push(
       `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
-      table([
+      table2([
         ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
         ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
       ])
@@ -43338,7 +43417,7 @@ function classTable(model) {
   if (lost.length === 0) return void 0;
   return [
     "**Classes that lost most**",
-    table([
+    table2([
       ["Class", "Dense", "Pruned", "Drop", "Support"],
       ...lost.map((c) => [
         String(c.class),
@@ -43353,8 +43432,8 @@ function classTable(model) {
 function costTable(steps) {
   const rows2 = steps.filter((s) => s.runtime_cost);
   if (rows2.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH2;
-  return table([
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH3;
+  return table2([
     ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
     ...rows2.map((s) => {
       const c = s.runtime_cost;
@@ -43363,7 +43442,7 @@ function costTable(steps) {
         withCi(s),
         orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
         c.load_ms.toFixed(1),
-        c.throughput_samples_per_s === void 0 ? DASH2 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.throughput_samples_per_s === void 0 ? DASH3 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
         c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
         c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
       ];
@@ -43376,7 +43455,7 @@ function predictionShiftTable(model) {
   const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
   return [
     "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
-    table([
+    table2([
       ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
       ...model.prediction_shift.flatMap(
         (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
@@ -43389,7 +43468,7 @@ function shiftTable(model) {
   const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
   return [
     "**Distribution shift**",
-    table([
+    table2([
       ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
       ...model.shifts.map((s) => [
         s.name,
@@ -43411,9 +43490,11 @@ function renderModel(model) {
   if (schedule) sections.push(schedule);
   const funnel = funnelSection(model);
   if (funnel) sections.push(funnel);
+  const quantize = quantizeSection(model);
+  if (quantize) sections.push(quantize);
   const classes = classTable(model);
   if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell3(n)}`)].join("\n"));
+  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell4(n)}`)].join("\n"));
   const cost = costTable(model.steps);
   if (cost) sections.push(cost);
   const shifts = shiftTable(model);
@@ -43441,7 +43522,7 @@ ${timedOut}${models}
 ${footer}
 `;
 }
-var WORD, ICON2, DASH2, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
+var WORD, ICON2, DASH3, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
 var init_render = __esm({
   "src/ledger/render.ts"() {
     "use strict";
@@ -43449,12 +43530,13 @@ var init_render = __esm({
     init_renderSensitivity();
     init_format();
     init_renderSchedule();
+    init_renderQuantize();
     WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
     ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    DASH2 = "\u2014";
+    DASH3 = "\u2014";
     TOP_CLASSES = 5;
     speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
-    orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
+    orDash = (x2, show2) => x2 == null ? DASH3 : show2(x2);
     zerosNotSkipped = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
   }
 });
@@ -43510,13 +43592,17 @@ var init_ledgerFile = __esm({
 function weightFacts(model) {
   const index = new GraphIndex(model.graph);
   const density = /* @__PURE__ */ new Map();
+  const { stored, auxiliary } = quantizedWeights(index);
   let sparseBytes = 0;
+  let weightBytes2 = 0;
   for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
     const v = tensorToFloat32(t);
     let nonzero = 0;
     for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
+    const size = ITEM_SIZE2[t.dataType] ?? 4;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * size;
+    weightBytes2 += v.length * size;
     density.set(t.name, v.length ? nonzero / v.length : 1);
   }
   const macNodes = index.order.filter((n) => MAC_OPS3.has(n.opType));
@@ -43524,13 +43610,13 @@ function weightFacts(model) {
   let sparseMacs = 0;
   cost.nodes.forEach((c, k) => {
     if (c.macs === null) return;
-    const node = macNodes[k];
-    const weight = node.opType === "MatMul" ? node.input.find((i2) => index.initializers.has(i2) && tensorDims(index.initializers.get(i2)).length >= 2) : node.input[1];
-    const t = weight ? index.initializers.get(weight) : void 0;
+    const node2 = macNodes[k];
+    const weight = node2.opType === "MatMul" ? node2.input.find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node2.input[1];
+    const t = weight ? weightTensor(index, weight) : void 0;
     const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
     sparseMacs += c.macs * d;
   });
-  return { sparseBytes, sparseMacs };
+  return { sparseBytes, sparseMacs, weightBytes: weightBytes2 };
 }
 function mannWhitneyP(x2, y) {
   const n1 = x2.length;
@@ -43557,7 +43643,7 @@ function mannWhitneyP(x2, y) {
   return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
 }
 function speedFunnel(input) {
-  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
+  const { dense, step, stepFacts, denseFacts, denseSamples, stepSamples } = input;
   const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
   const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
@@ -43568,6 +43654,7 @@ function speedFunnel(input) {
     params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
     flops_ratio: ratioOr1(step.flops, dense.flops),
     sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
+    bytes_ratio: ratioOr1(stepFacts.weightBytes, denseFacts.weightBytes),
     ideal_speedup: idealSpeedup,
     speedup,
     efficiency: speedup === null ? null : speedup / idealSpeedup,
@@ -43575,7 +43662,7 @@ function speedFunnel(input) {
     speed
   };
 }
-var FLOAT_SIZE, MAC_OPS3, SPEED_ALPHA, ratioOr1;
+var ITEM_SIZE2, MAC_OPS3, SPEED_ALPHA, ratioOr1;
 var init_funnel = __esm({
   "src/measure/funnel.ts"() {
     "use strict";
@@ -43583,7 +43670,7 @@ var init_funnel = __esm({
     init_flops();
     init_graph();
     init_tensor();
-    FLOAT_SIZE = { 1: 4, 10: 2, 11: 8, 16: 2 };
+    ITEM_SIZE2 = { 1: 4, 10: 2, 11: 8, 16: 2, [3 /* INT8 */]: 1, [2 /* UINT8 */]: 1, [6 /* INT32 */]: 4 };
     MAC_OPS3 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
     SPEED_ALPHA = 0.05;
     ratioOr1 = (a, b) => b > 0 ? a / b : 1;
@@ -43729,7 +43816,7 @@ async function timeSteps(measured, data, config, provider, progress) {
   const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
   measured.forEach((m, i2) => {
     m.step.sparse_bytes = facts[i2].sparseBytes;
-    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
+    m.step.funnel = speedFunnel({ dense: measured[0].step, denseFacts: facts[0], step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
   });
   for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider });
   return samples;
@@ -44029,9 +44116,966 @@ var init_gradual = __esm({
   }
 });
 
-// src/pipeline/run.ts
+// src/quantize/kernels.ts
 import * as fs15 from "node:fs";
+import * as os7 from "node:os";
 import * as path9 from "node:path";
+function kernelReport(written, optimised) {
+  const ops = {};
+  let integer = 0;
+  let floatCompute = 0;
+  let boundaries = 0;
+  for (const n of optimised.graph.node) {
+    const key = n.domain && n.domain !== "ai.onnx" ? `${n.domain}.${n.opType}` : n.opType;
+    ops[key] = (ops[key] ?? 0) + 1;
+    if (INTEGER_OPS.test(n.opType)) integer++;
+    else if (FLOAT_COMPUTE.test(n.opType)) floatCompute++;
+    else if (n.opType === "QuantizeLinear" || n.opType === "DequantizeLinear") boundaries++;
+  }
+  const nodes = optimised.graph.node;
+  const compute = nodes.filter((o) => o.opType !== "QuantizeLinear" && o.opType !== "DequantizeLinear");
+  const consumers = written.graph.node;
+  const byOutput = (t) => !t ? void 0 : compute.find((o) => o.name === `${t}_nchwc` || o.name.startsWith(`${t}_nchwc`)) ?? compute.find((o) => o.output.includes(t));
+  const find = (n) => {
+    const act = consumers.filter((c) => c.input[0] === n.output[0]);
+    return nodes.find((o) => o.name.replace(/_token_\d+$/, "") === n.name) ?? byOutput(n.output[0]) ?? (act.length === 1 && ["Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid"].includes(act[0].opType) ? byOutput(act[0].output[0]) : void 0);
+  };
+  const layers = [];
+  for (const n of written.graph.node) {
+    if (!COMPUTE.has(n.opType) || !n.name) continue;
+    const o = find(n);
+    const kernel = !o ? "unknown" : o.domain && o.domain !== "ai.onnx" && o.domain !== "com.microsoft" ? `${o.opType} (${o.domain})` : o.opType;
+    layers.push({ node: n.name, op: n.opType, kernel, integer: !!o && INTEGER_OPS.test(o.opType) });
+  }
+  return { ops: Object.fromEntries(Object.entries(ops).sort(([a], [b]) => a.localeCompare(b))), integer_nodes: integer, float_compute_nodes: floatCompute, boundaries, layers };
+}
+async function optimisedGraph(modelPath, threads = 1) {
+  const { ort } = onnxruntime();
+  const dir = fs15.mkdtempSync(path9.join(process.env.RUNNER_TEMP || os7.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs15.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path9.join(dir, "optimised.onnx");
+    let session;
+    try {
+      session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
+    } catch (e) {
+      throw new UserError(`${modelPath}: onnxruntime cannot load the quantized model: ${shortOrtError(describe(e))}`);
+    }
+    await session.release();
+    return loadModel(file).proto;
+  } finally {
+    fs15.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
+var INTEGER_OPS, FLOAT_COMPUTE, COMPUTE;
+var init_kernels = __esm({
+  "src/quantize/kernels.ts"() {
+    "use strict";
+    init_cleanup();
+    init_errors();
+    init_model();
+    init_ort();
+    init_ortErrors();
+    INTEGER_OPS = /^(QLinear\w+|QGemm|QAttention|ConvInteger|MatMulInteger|MatMulIntegerToFloat|DynamicQuantizeMatMul|QuantizeBFP|NhwcMaxPool)$/;
+    FLOAT_COMPUTE = /^(Conv|FusedConv|Gemm|FusedGemm|MatMul|FusedMatMul|ConvTranspose)$/;
+    COMPUTE = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul", "ConvTranspose"]);
+  }
+});
+
+// src/quantize/calibrate.ts
+function tailThreshold(h, tail) {
+  let cum = 0;
+  for (let i2 = h.counts.length - 1; i2 >= 0; i2--) {
+    cum += h.counts[i2];
+    if (cum > tail) return (i2 + 1) * h.width;
+  }
+  return 0;
+}
+function percentileRange(h, percentile = DEFAULT_PERCENTILE) {
+  const tail = (100 - percentile) / 200 * h.total;
+  return {
+    min: h.negative.total > 0 ? -Math.min(h.negative.extent, tailThreshold(h.negative, tail)) : h.observed.min,
+    max: h.positive.total > 0 ? Math.min(h.positive.extent, tailThreshold(h.positive, tail)) : h.observed.max
+  };
+}
+function entropyRange(h) {
+  const neg = h.negative.extent;
+  const pos = h.positive.extent;
+  const side = (m, extent, fallback) => {
+    if (m.total === 0) return fallback;
+    const levels = Math.max(8, Math.min(255, Math.round(255 * extent / (neg + pos))));
+    return Math.min(extent, entropyThreshold(m, levels));
+  };
+  return { min: -side(h.negative, neg, -h.observed.min), max: side(h.positive, pos, h.observed.max) };
+}
+function entropyThreshold(h, levels) {
+  const counts = h.counts;
+  const bins = counts.length;
+  if (bins <= levels) return h.extent;
+  let total2 = 0;
+  for (let i2 = 0; i2 < bins; i2++) total2 += counts[i2];
+  if (total2 === 0) return 0;
+  const beyond = new Float64Array(bins + 1);
+  for (let i2 = bins - 1; i2 >= 0; i2--) beyond[i2] = beyond[i2 + 1] + counts[i2];
+  let best = bins;
+  let bestKl = Infinity;
+  const p = new Float64Array(bins);
+  const q = new Float64Array(bins);
+  for (let kept = levels; kept <= bins; kept++) {
+    for (let i2 = 0; i2 < kept; i2++) p[i2] = counts[i2];
+    p[kept - 1] += beyond[kept];
+    const perLevel = kept / levels;
+    for (let j = 0; j < levels; j++) {
+      const start = Math.floor(j * perLevel);
+      const end = j === levels - 1 ? kept : Math.floor((j + 1) * perLevel);
+      let mass = 0;
+      let nonzero = 0;
+      for (let i2 = start; i2 < end; i2++) {
+        mass += counts[i2];
+        if (counts[i2] > 0) nonzero++;
+      }
+      const each = nonzero > 0 ? mass / nonzero : 0;
+      for (let i2 = start; i2 < end; i2++) q[i2] = counts[i2] > 0 ? each : 0;
+    }
+    let pMass = 0;
+    let qMass = 0;
+    for (let i2 = 0; i2 < kept; i2++) {
+      pMass += p[i2];
+      qMass += q[i2];
+    }
+    if (qMass === 0) continue;
+    let kl = 0;
+    for (let i2 = 0; i2 < kept; i2++) {
+      if (p[i2] === 0) continue;
+      const pi = p[i2] / pMass;
+      kl += pi * Math.log(pi / Math.max(q[i2] / qMass, SMOOTHING));
+    }
+    if (kl < bestKl) {
+      bestKl = kl;
+      best = kept;
+    }
+  }
+  return best * h.width;
+}
+var HISTOGRAM_BINS, SMOOTHING, DEFAULT_PERCENTILE, MinMax, MagnitudeHistogram, SignedHistogram, RangeCalibrator;
+var init_calibrate = __esm({
+  "src/quantize/calibrate.ts"() {
+    "use strict";
+    HISTOGRAM_BINS = 2048;
+    SMOOTHING = 1e-4;
+    DEFAULT_PERCENTILE = 99.999;
+    MinMax = class {
+      min = Infinity;
+      max = -Infinity;
+      add(values) {
+        let lo = this.min;
+        let hi = this.max;
+        for (let i2 = 0; i2 < values.length; i2++) {
+          const v = values[i2];
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
+        this.min = lo;
+        this.max = hi;
+      }
+      range() {
+        return Number.isFinite(this.min) ? { min: this.min, max: this.max } : { min: 0, max: 0 };
+      }
+    };
+    MagnitudeHistogram = class {
+      constructor(extent, bins = HISTOGRAM_BINS) {
+        this.extent = extent;
+        this.counts = new Float64Array(bins);
+        this.width = extent > 0 ? extent / bins : 1;
+      }
+      extent;
+      counts;
+      width;
+      total = 0;
+      addMagnitude(m) {
+        const b = Math.floor(m / this.width);
+        this.counts[b >= this.counts.length ? this.counts.length - 1 : b]++;
+        this.total++;
+      }
+    };
+    SignedHistogram = class {
+      constructor(observed, bins = HISTOGRAM_BINS) {
+        this.observed = observed;
+        this.negative = new MagnitudeHistogram(Math.max(0, -observed.min), bins);
+        this.positive = new MagnitudeHistogram(Math.max(0, observed.max), bins);
+      }
+      observed;
+      negative;
+      positive;
+      zeros = 0;
+      add(values) {
+        for (let i2 = 0; i2 < values.length; i2++) {
+          const v = values[i2];
+          if (v > 0) this.positive.addMagnitude(v);
+          else if (v < 0) this.negative.addMagnitude(-v);
+          else if (v === 0) this.zeros++;
+        }
+      }
+      get total() {
+        return this.negative.total + this.positive.total + this.zeros;
+      }
+    };
+    RangeCalibrator = class {
+      constructor(method, percentile = DEFAULT_PERCENTILE, bins = HISTOGRAM_BINS) {
+        this.method = method;
+        this.percentile = percentile;
+        this.bins = bins;
+      }
+      method;
+      percentile;
+      bins;
+      minMax = /* @__PURE__ */ new Map();
+      histograms;
+      get needsSecondPass() {
+        return this.method !== "minmax";
+      }
+      get inSecondPass() {
+        return this.histograms !== void 0;
+      }
+      observe(tensor2, values) {
+        if (this.histograms) {
+          this.histograms.get(tensor2)?.add(values);
+          return;
+        }
+        let m = this.minMax.get(tensor2);
+        if (!m) {
+          m = new MinMax();
+          this.minMax.set(tensor2, m);
+        }
+        m.add(values);
+      }
+      startSecondPass() {
+        this.histograms = /* @__PURE__ */ new Map();
+        for (const [name, m] of this.minMax) this.histograms.set(name, new SignedHistogram(m.range(), this.bins));
+      }
+      ranges() {
+        const out = /* @__PURE__ */ new Map();
+        for (const [name, m] of this.minMax) {
+          const observed = m.range();
+          const h = this.histograms?.get(name);
+          if (this.method === "minmax" || !h) {
+            out.set(name, observed);
+            continue;
+          }
+          out.set(name, this.method === "percentile" ? percentileRange(h, this.percentile) : entropyRange(h));
+        }
+        return out;
+      }
+    };
+  }
+});
+
+// src/quantize/calibration.ts
+async function calibrateRanges(model, calib, tensors, method, threads = 0) {
+  const calibrator = new RangeCalibrator(method);
+  const session = await sessionFromModel(withExtraOutputs(model, tensors), threads, { lean: true });
+  try {
+    const batch = boundedBatch(model, 128);
+    const pass = () => streamActivations([{ session, fetch: tensors }], calib, batch, ([acts]) => {
+      for (const [name, a] of acts) calibrator.observe(name, a.data);
+    });
+    await pass();
+    if (calibrator.needsSecondPass) {
+      calibrator.startSecondPass();
+      await pass();
+    }
+  } finally {
+    await session.release();
+  }
+  return calibrator.ranges();
+}
+var init_calibration = __esm({
+  "src/quantize/calibration.ts"() {
+    "use strict";
+    init_activationBudget();
+    init_session();
+    init_calibrate();
+  }
+});
+
+// src/quantize/foldBatchNorm.ts
+function foldBatchNorms(model) {
+  const out = cloneModel(model);
+  const g2 = out.graph;
+  const index = new GraphIndex(g2);
+  const folded = [];
+  const drop = /* @__PURE__ */ new Set();
+  for (const bn of index.order) {
+    if (bn.opType !== "BatchNormalization" || bn.output.filter((o) => o).length !== 1) continue;
+    const conv2 = index.producer.get(bn.input[0]);
+    if (!conv2 || conv2.opType !== "Conv" || drop.has(conv2)) continue;
+    if (index.consumersOf(conv2.output[0]).length !== 1 || index.graphOutputs.has(conv2.output[0])) continue;
+    const w = index.initializers.get(conv2.input[1]);
+    const bias = conv2.input[2] ? index.initializers.get(conv2.input[2]) : void 0;
+    const consts = bn.input.slice(1, 5).map((n) => constantThroughIdentity(index, n));
+    if (!w || w.dataType !== 1 /* FLOAT */ || conv2.input[2] && !bias || consts.some((c) => !c)) continue;
+    if (index.consumersOf(w.name).length !== 1 || bias && index.consumersOf(bias.name).length !== 1) continue;
+    const [gamma, beta, mean2, variance] = consts.map((c) => tensorToFloat32(c));
+    const eps = attrFloat(bn, "epsilon", 1e-5);
+    const dims = tensorDims(w);
+    const channels = dims[0];
+    if ([gamma, beta, mean2, variance].some((a) => a.length !== channels)) continue;
+    const weights = tensorToFloat32(w);
+    const per = numel(dims) / channels;
+    const b = bias ? tensorToFloat32(bias) : new Float32Array(channels);
+    const newBias = new Float32Array(channels);
+    for (let c = 0; c < channels; c++) {
+      const k = gamma[c] / Math.sqrt(variance[c] + eps);
+      for (let i2 = 0; i2 < per; i2++) weights[c * per + i2] *= k;
+      newBias[c] = (b[c] - mean2[c]) * k + beta[c];
+    }
+    const wNew = makeFloatTensor(w.name, dims, weights);
+    g2.initializer[g2.initializer.indexOf(w)] = wNew;
+    const biasName = bias?.name ?? `${conv2.name || conv2.output[0]}_folded_bias`;
+    const bNew = makeFloatTensor(biasName, [channels], newBias);
+    if (bias) g2.initializer[g2.initializer.indexOf(bias)] = bNew;
+    else g2.initializer.push(bNew);
+    conv2.input[2] = biasName;
+    conv2.output[0] = bn.output[0];
+    drop.add(bn);
+    folded.push(bn.name || bn.output[0]);
+  }
+  if (drop.size === 0) return { model: out, folded };
+  g2.node = g2.node.filter((n) => !drop.has(n));
+  const live = new Set(g2.node.flatMap((n) => n.output));
+  g2.valueInfo = g2.valueInfo.filter((v) => live.has(v.name));
+  const read = new Set(g2.node.flatMap((n) => n.input));
+  for (const o of g2.output) read.add(o.name);
+  g2.initializer = g2.initializer.filter((t) => read.has(t.name));
+  g2.input = g2.input.filter((i2) => read.has(i2.name) || !index.initializers.has(i2.name));
+  return { model: out, folded };
+}
+function constantThroughIdentity(index, tensor2) {
+  let name = tensor2;
+  for (let hops = 0; hops < 16; hops++) {
+    const c = index.constant(name);
+    if (c) return c;
+    const p = index.producer.get(name);
+    if (!p || p.opType !== "Identity") return void 0;
+    name = p.input[0];
+  }
+  return void 0;
+}
+var init_foldBatchNorm = __esm({
+  "src/quantize/foldBatchNorm.ts"() {
+    "use strict";
+    init_graph();
+    init_model();
+    init_tensor();
+  }
+});
+
+// src/quantize/params.ts
+function weightQMax(bits2) {
+  return bits2 === 8 ? 127 : 64;
+}
+function roundHalfEven(x2) {
+  const r = Math.round(x2);
+  return Math.abs(x2 % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+function activationParams(range2) {
+  const lo = Math.min(range2.min, 0);
+  const hi = Math.max(range2.max, 0);
+  if (!(hi > lo)) return { scale: 1, zeroPoint: 0 };
+  const scale2 = Math.fround((hi - lo) / 255);
+  const zeroPoint = Math.min(255, Math.max(0, roundHalfEven(-lo / scale2)));
+  return { scale: scale2, zeroPoint };
+}
+function quantizeWeight(values, dims, axis, bits2) {
+  const qmax = weightQMax(bits2);
+  const channels = axis < 0 ? 1 : dims[axis];
+  const inner = axis < 0 ? values.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const outer = axis < 0 ? 1 : dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const scales = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    let absMax = 0;
+    for (let o = 0; o < outer; o++) {
+      const base = (o * channels + c) * inner;
+      for (let i2 = 0; i2 < inner; i2++) {
+        const a = Math.abs(values[base + i2]);
+        if (a > absMax) absMax = a;
+      }
+    }
+    scales[c] = absMax > 0 ? Math.fround(absMax / qmax) : 1;
+  }
+  const q = new Int8Array(values.length);
+  for (let o = 0; o < outer; o++) {
+    for (let c = 0; c < channels; c++) {
+      const base = (o * channels + c) * inner;
+      const s = scales[c];
+      for (let i2 = 0; i2 < inner; i2++) {
+        const v = roundHalfEven(values[base + i2] / s);
+        q[base + i2] = v > qmax ? qmax : v < -qmax ? -qmax : v;
+      }
+    }
+  }
+  return { values: q, scales, axis };
+}
+function quantizeBias(bias, inputScale, weightScales) {
+  const scales = new Float32Array(bias.length);
+  const values = new Int32Array(bias.length);
+  for (let c = 0; c < bias.length; c++) {
+    const s = Math.fround(inputScale * weightScales[weightScales.length === 1 ? 0 : c]);
+    scales[c] = s;
+    const v = roundHalfEven(bias[c] / s);
+    values[c] = Math.max(-INT32_MAX2, Math.min(INT32_MAX2, v));
+  }
+  return { values, scales };
+}
+var INT32_MAX2;
+var init_params = __esm({
+  "src/quantize/params.ts"() {
+    "use strict";
+    INT32_MAX2 = 2 ** 31 - 1;
+  }
+});
+
+// src/quantize/qdq.ts
+function qdqSupport(model) {
+  const opset = opsetVersion(model);
+  if (opset < MIN_QDQ_OPSET) return { kind: "unsupported", reason: `opset ${opset} has no QuantizeLinear/DequantizeLinear (they start at opset ${MIN_QDQ_OPSET}); re-export the model at opset 13 or later` };
+  const g2 = model.graph;
+  const inits = new Set(g2.initializer.map((t) => t.name));
+  const floatInput = g2.input.find((i2) => !inits.has(i2.name) && i2.type?.value.case === "tensorType" && i2.type.value.value.elemType !== 1 /* FLOAT */ && [10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */].includes(i2.type.value.value.elemType));
+  if (floatInput) return { kind: "unsupported", reason: `input '${floatInput.name}' is not float32; INT8 quantization here starts from a float32 model, so quantize the float32 export` };
+  if (opset < PER_CHANNEL_OPSET) return { kind: "per-tensor", reason: `opset ${opset}: DequantizeLinear has no axis before opset 13, so weights get one scale per tensor` };
+  return { kind: "per-channel" };
+}
+function initializerFloat(index, name) {
+  const t = name ? index.initializers.get(name) : void 0;
+  return t && t.dataType === 1 /* FLOAT */ ? t : void 0;
+}
+function activationInputs(node2, index) {
+  if (PASS_THROUGH2.has(node2.opType)) return [node2.input[0]];
+  if (node2.opType === "Conv" || node2.opType === "Gemm") return [node2.input[0]];
+  if (node2.opType === "MatMul") return node2.input.filter((i2) => !index.initializers.has(i2));
+  return node2.input.filter((i2) => i2);
+}
+function quantizableNodes(model) {
+  const index = new GraphIndex(model.graph);
+  const out = [];
+  for (const n of index.order) {
+    const label2 = nodeLabel(n);
+    if (n.opType === "Conv") {
+      const w = initializerFloat(index, n.input[1]);
+      if (!w || tensorDims(w).length !== 4 || index.initializers.has(n.input[0])) continue;
+      if (n.input[2] && !initializerFloat(index, n.input[2])) continue;
+      const dims = tensorDims(w);
+      const groups = attrInt(n, "group", 1);
+      const inChannels = dims[1] * groups;
+      const depthwise = groups > 1 && groups === inChannels && dims[1] === 1;
+      out.push({ label: label2, opType: n.opType, kind: depthwise ? "depthwise-conv" : "conv", inChannels, groups });
+    } else if (n.opType === "Gemm") {
+      const w = initializerFloat(index, n.input[1]);
+      if (!w || tensorDims(w).length !== 2 || attrInt(n, "transA", 0) !== 0) continue;
+      if (attrFloat(n, "alpha", 1) !== 1 || n.input[2] && attrFloat(n, "beta", 1) !== 1) continue;
+      const c = n.input[2] ? initializerFloat(index, n.input[2]) : void 0;
+      if (n.input[2] && (!c || tensorDims(c).length !== 1)) continue;
+      out.push({ label: label2, opType: n.opType, kind: "gemm" });
+    } else if (n.opType === "MatMul") {
+      const consts = n.input.filter((i2) => index.initializers.has(i2));
+      if (consts.length > 1 || consts.length === 1 && (consts[0] !== n.input[1] || !initializerFloat(index, n.input[1]) || tensorDims(index.initializers.get(n.input[1])).length !== 2)) continue;
+      out.push({ label: label2, opType: n.opType, kind: "matmul" });
+    } else if (ACTIVATION_OPS.has(n.opType)) {
+      if (n.input.some((i2) => i2 && index.constant(i2))) continue;
+      out.push({ label: label2, opType: n.opType, kind: "activation-op" });
+    } else if (PASS_THROUGH2.has(n.opType)) {
+      if (index.constant(n.input[0])) continue;
+      out.push({ label: label2, opType: n.opType, kind: "pass-through" });
+    }
+  }
+  return out;
+}
+function tensorsToCalibrate(model, keepFloat = /* @__PURE__ */ new Set()) {
+  const index = new GraphIndex(model.graph);
+  const chosen2 = chooseNodes(index, keepFloat);
+  const names = /* @__PURE__ */ new Set();
+  for (const n of chosen2) {
+    for (const i2 of activationInputs(n, index)) names.add(i2);
+    names.add(n.output[0]);
+    for (const c of index.consumersOf(n.output[0])) if (c.opType === "Relu") names.add(c.output[0]);
+  }
+  return [...names].filter((t) => t && !index.initializers.has(t));
+}
+function chooseNodes(index, keepFloat) {
+  const allowed = new Set(quantizableNodes({ graph: index.graph }).map((q) => q.label));
+  const core = new Set(index.order.filter((n) => allowed.has(nodeLabel(n)) && !keepFloat.has(nodeLabel(n)) && !PASS_THROUGH2.has(n.opType)));
+  const pass = index.order.filter((n) => allowed.has(nodeLabel(n)) && !keepFloat.has(nodeLabel(n)) && PASS_THROUGH2.has(n.opType));
+  const chosen2 = new Set(core);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const p of pass) {
+      if (chosen2.has(p)) continue;
+      const producer = index.producer.get(p.input[0]);
+      const toQuantized = index.consumersOf(p.output[0]).some((c) => chosen2.has(c) || c.opType === "Relu" && index.consumersOf(c.output[0]).some((d) => chosen2.has(d)));
+      if (producer && chosen2.has(producer) || toQuantized) {
+        chosen2.add(p);
+        changed = true;
+      }
+    }
+  }
+  return index.order.filter((n) => chosen2.has(n));
+}
+function tensor(name, dataType, dims, raw) {
+  return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
+}
+function bytesOf(a) {
+  return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+}
+function node(name, opType, input, output, axis) {
+  const attribute2 = axis === void 0 ? [] : [create(AttributeProtoSchema, { name: "axis", type: 2 /* INT */, i: BigInt(axis) })];
+  return create(NodeProtoSchema, { name, opType, input, output, attribute: attribute2 });
+}
+function quantizeQdq(model, opts) {
+  const out = cloneModel(model);
+  const g2 = out.graph;
+  const perChannel = opts.perChannel && opsetVersion(out) >= PER_CHANNEL_OPSET;
+  let index = new GraphIndex(g2);
+  const chosen2 = new Set(chooseNodes(index, opts.keepFloat));
+  const absorbed = [];
+  const removed = /* @__PURE__ */ new Set();
+  for (const n of index.order) {
+    if (n.opType !== "Relu") continue;
+    const p = index.producer.get(n.input[0]);
+    if (!p || !chosen2.has(p) || PASS_THROUGH2.has(p.opType) || index.consumersOf(n.input[0]).length !== 1 || index.graphOutputs.has(n.input[0]) || index.graphOutputs.has(n.output[0])) continue;
+    const r = opts.ranges.get(n.output[0]);
+    if (!r || r.min < 0) continue;
+    p.output[0] = n.output[0];
+    removed.add(n);
+    absorbed.push(nodeLabel(n));
+  }
+  g2.node = g2.node.filter((n) => !removed.has(n));
+  index = new GraphIndex(g2);
+  const order = index.order.filter((n) => chosen2.has(n));
+  const toQuantize = /* @__PURE__ */ new Set();
+  for (const n of order) {
+    for (const i2 of activationInputs(n, index)) if (i2 && !index.initializers.has(i2)) toQuantize.add(i2);
+    toQuantize.add(n.output[0]);
+  }
+  const params = /* @__PURE__ */ new Map();
+  const paramsOf = (t) => {
+    const known = params.get(t);
+    if (known) return known;
+    const p = index.producer.get(t);
+    let q;
+    if (p && chosen2.has(p) && PASS_THROUGH2.has(p.opType) && toQuantize.has(p.input[0])) q = paramsOf(p.input[0]);
+    else {
+      const r = opts.ranges.get(t);
+      if (!r) throw new Error(`quantize: no calibrated range for tensor '${t}'`);
+      q = activationParams(r);
+    }
+    params.set(t, q);
+    return q;
+  };
+  const dataInput = new Map(order.map((n) => [n, activationInputs(n, index)[0]]));
+  const added = [];
+  const newInits = [];
+  const dequantized = /* @__PURE__ */ new Map();
+  for (const t of toQuantize) {
+    const q = paramsOf(t);
+    const scale2 = `${t}_scale`;
+    const zp = `${t}_zero_point`;
+    newInits.push(tensor(scale2, 1 /* FLOAT */, [], bytesOf(Float32Array.of(q.scale))), tensor(zp, 2 /* UINT8 */, [], Uint8Array.of(q.zeroPoint)));
+    const qOut = `${t}_QuantizeLinear_Output`;
+    if (index.graphOutputs.has(t)) {
+      const qIn = `${t}_QuantizeLinear_Input`;
+      const p = index.producer.get(t);
+      p.output[p.output.indexOf(t)] = qIn;
+      added.push(node(`${t}_QuantizeLinear`, "QuantizeLinear", [qIn, scale2, zp], [qOut]), node(`${t}_DequantizeLinear`, "DequantizeLinear", [qOut, scale2, zp], [t]));
+      continue;
+    }
+    const dqOut = `${t}_DequantizeLinear_Output`;
+    added.push(node(`${t}_QuantizeLinear`, "QuantizeLinear", [t, scale2, zp], [qOut]), node(`${t}_DequantizeLinear`, "DequantizeLinear", [qOut, scale2, zp], [dqOut]));
+    dequantized.set(t, dqOut);
+  }
+  for (const n of g2.node) for (let k = 0; k < n.input.length; k++) {
+    const dq = dequantized.get(n.input[k]);
+    if (!dq) continue;
+    const channels = k === 0 && perChannel && opts.keepFloat.has(nodeLabel(n)) ? floatInputChannels(n, index) : void 0;
+    if (channels === void 0) {
+      n.input[k] = dq;
+      continue;
+    }
+    const t = n.input[k];
+    const q = paramsOf(t);
+    const own = `${t}_DequantizeLinear_${nodeLabel(n).replace(/[^A-Za-z0-9_.]/g, "_")}`;
+    newInits.push(
+      tensor(`${own}_scale`, 1 /* FLOAT */, [channels], bytesOf(new Float32Array(channels).fill(q.scale))),
+      tensor(`${own}_zero_point`, 2 /* UINT8 */, [channels], new Uint8Array(channels).fill(q.zeroPoint))
+    );
+    added.push(node(own, "DequantizeLinear", [`${t}_QuantizeLinear_Output`, `${own}_scale`, `${own}_zero_point`], [`${own}_Output`], 1));
+    n.input[k] = `${own}_Output`;
+  }
+  const weightDq = /* @__PURE__ */ new Map();
+  const usedBias = /* @__PURE__ */ new Set();
+  for (const n of order) {
+    if (!WEIGHTED.has(n.opType)) continue;
+    const wName = n.opType === "MatMul" ? n.input.find((i2) => index.initializers.has(i2)) : n.input[1];
+    if (!wName) continue;
+    const w = index.initializers.get(wName);
+    const dims = tensorDims(w);
+    const axis = !perChannel ? -1 : n.opType === "Conv" ? 0 : n.opType === "Gemm" ? attrInt(n, "transB", 0) ? 0 : 1 : 1;
+    const weightKey = `${wName}@${axis}`;
+    let wOut = weightDq.get(weightKey);
+    const qw = quantizeWeight(tensorToFloat32(w), dims, axis, opts.weightBits);
+    if (!wOut) {
+      const suffix = [...weightDq.keys()].some((k) => k.startsWith(`${wName}@`)) ? `_axis${axis}` : "";
+      const qName = suffix ? `${wName}${suffix}_quantized` : wName;
+      const sName = `${wName}${suffix}_scale`;
+      const zName = `${wName}${suffix}_zero_point`;
+      const perDims = axis < 0 ? [] : [qw.scales.length];
+      newInits.push(tensor(qName, 3 /* INT8 */, dims, bytesOf(qw.values)), tensor(sName, 1 /* FLOAT */, perDims, bytesOf(qw.scales)), tensor(zName, 3 /* INT8 */, perDims, new Uint8Array(qw.scales.length)));
+      wOut = `${wName}${suffix}_DequantizeLinear_Output`;
+      added.push(node(`${wName}${suffix}_DequantizeLinear`, "DequantizeLinear", [qName, sName, zName], [wOut], axis < 0 ? void 0 : axis));
+      weightDq.set(weightKey, wOut);
+    }
+    n.input[n.input.indexOf(wName)] = wOut;
+    const bName = n.opType === "MatMul" ? void 0 : n.input[2];
+    const xName = dataInput.get(n);
+    if (bName && toQuantize.has(xName)) {
+      const b = index.initializers.get(bName);
+      const qb = quantizeBias(tensorToFloat32(b), paramsOf(xName).scale, qw.scales);
+      const base = usedBias.has(bName) ? `${bName}_${usedBias.size}` : bName;
+      usedBias.add(bName);
+      const perDims = axis < 0 ? [] : [qb.values.length];
+      const scales = axis < 0 ? qb.scales.subarray(0, 1) : qb.scales;
+      if (axis < 0) {
+        newInits.push(tensor(`${base}_quantized`, 6 /* INT32 */, tensorDims(b), bytesOf(qb.values)), tensor(`${base}_quantized_scale`, 1 /* FLOAT */, [], bytesOf(Float32Array.from(scales))), tensor(`${base}_quantized_zero_point`, 6 /* INT32 */, [], new Uint8Array(4)));
+      } else {
+        newInits.push(tensor(`${base}_quantized`, 6 /* INT32 */, tensorDims(b), bytesOf(qb.values)), tensor(`${base}_quantized_scale`, 1 /* FLOAT */, perDims, bytesOf(scales)), tensor(`${base}_quantized_zero_point`, 6 /* INT32 */, perDims, new Uint8Array(4 * qb.values.length)));
+      }
+      const bOut = `${base}_DequantizeLinear_Output`;
+      added.push(node(`${base}_DequantizeLinear`, "DequantizeLinear", [`${base}_quantized`, `${base}_quantized_scale`, `${base}_quantized_zero_point`], [bOut], axis < 0 ? void 0 : 0));
+      n.input[2] = bOut;
+    }
+  }
+  g2.node = topologicalOrder([...g2.node, ...added], producerMap([...g2.node, ...added]));
+  const replaced = new Set(newInits.map((t) => t.name));
+  g2.initializer = [...g2.initializer.filter((t) => !replaced.has(t.name)), ...newInits];
+  const read = new Set(g2.node.flatMap((n) => n.input));
+  for (const o of g2.output) read.add(o.name);
+  const dropped = new Set(g2.initializer.filter((t) => !read.has(t.name)).map((t) => t.name));
+  g2.initializer = g2.initializer.filter((t) => !dropped.has(t.name));
+  g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
+  return { model: out, quantized: order.map(nodeLabel), absorbed, tensors: [...toQuantize], perChannel };
+}
+function floatInputChannels(n, index) {
+  const w = initializerFloat(index, n.input[1]);
+  if (!w) return void 0;
+  const dims = tensorDims(w);
+  if (n.opType === "Conv" && dims.length >= 3) return dims[1] * attrInt(n, "group", 1);
+  if (n.opType === "Gemm" && dims.length === 2 && attrInt(n, "transA", 0) === 0) return attrInt(n, "transB", 0) ? dims[1] : dims[0];
+  return void 0;
+}
+function producerMap(nodes) {
+  const m = /* @__PURE__ */ new Map();
+  for (const n of nodes) for (const o of n.output) if (o) m.set(o, n);
+  return m;
+}
+var WEIGHTED, ACTIVATION_OPS, PASS_THROUGH2, MIN_QDQ_OPSET, PER_CHANNEL_OPSET;
+var init_qdq = __esm({
+  "src/quantize/qdq.ts"() {
+    "use strict";
+    init_esm2();
+    init_graph();
+    init_model();
+    init_onnx_pb();
+    init_tensor();
+    init_params();
+    WEIGHTED = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul"]);
+    ACTIVATION_OPS = /* @__PURE__ */ new Set(["Add", "Mul", "Concat", "GlobalAveragePool", "AveragePool", "Sigmoid", "LeakyRelu"]);
+    PASS_THROUGH2 = /* @__PURE__ */ new Set(["MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze"]);
+    MIN_QDQ_OPSET = 10;
+    PER_CHANNEL_OPSET = 13;
+  }
+});
+
+// src/quantize/prepare.ts
+async function prepareQuantization(model, calib, opts) {
+  const support = qdqSupport(model);
+  if (support.kind === "unsupported") throw new Error(support.reason);
+  const { model: folded, folded: bns } = foldBatchNorms(model);
+  const nodes = quantizableNodes(folded);
+  const isExcluded = opts.exclude.length > 0 ? (0, import_picomatch2.default)(opts.exclude) : () => false;
+  const excluded = nodes.filter((n) => isExcluded(n.label)).map((n) => n.label);
+  const ranges = await calibrateRanges(folded, calib, tensorsToCalibrate(folded, new Set(excluded)), opts.calibrator, opts.threads);
+  return {
+    folded,
+    foldedBatchNorms: bns.length,
+    ranges,
+    nodes,
+    perChannel: support.kind === "per-channel",
+    ...support.kind === "per-tensor" ? { granularityNote: support.reason } : {},
+    excluded,
+    calibrator: opts.calibrator,
+    calibSamples: calib.count
+  };
+}
+function buildQuantized(prep, keepFloat, weightBits) {
+  return quantizeQdq(prep.folded, { ranges: prep.ranges, keepFloat: /* @__PURE__ */ new Set([...prep.excluded, ...keepFloat]), weightBits, perChannel: prep.perChannel });
+}
+async function predict2(model, data, mode, threads) {
+  const session = await sessionFromModel(model, threads, { lean: mode === "simulated" });
+  try {
+    return await evaluateClassifier(session, data, { batchSize: boundedBatch(model, 128), outputsAreProbabilities: endsInSoftmax(model), modelPath: "quantized model", keepLogits: true, unlabelled: !data.labels });
+  } finally {
+    await session.release();
+  }
+}
+function calibQuality(p, reference, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < p.pred.length; i2++) hit += labels ? p.correct[i2] : p.pred[i2] === reference.pred[i2] ? 1 : 0;
+  return hit / p.pred.length;
+}
+function relativeL2(a, b) {
+  let num = 0;
+  let den = 0;
+  for (let i2 = 0; i2 < b.length; i2++) {
+    const d = a[i2] - b[i2];
+    num += d * d;
+    den += b[i2] * b[i2];
+  }
+  return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
+}
+async function layerErrors(float, q, data, threads) {
+  const { ort } = onnxruntime();
+  const g2 = q.model.graph;
+  const quantizedSet = new Set(q.quantized);
+  const dqOf = (t) => q.tensors.includes(t) ? g2.output.some((o) => o.name === t) ? t : `${t}_DequantizeLinear_Output` : t;
+  const producers = g2.node.filter((n) => quantizedSet.has(n.name) && ["Conv", "Gemm", "MatMul", "Add", "Mul", "Concat"].includes(n.opType));
+  const pairs = producers.map((n) => {
+    const out = n.output[0].replace(/_QuantizeLinear_Input$/, "");
+    const input = n.input[0].replace(/_DequantizeLinear_Output$/, "");
+    return { node: n.name, input, out };
+  });
+  const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
+  const qNames = [...new Set(floatNames.map(dqOf))];
+  const fs25 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
+  const sums = /* @__PURE__ */ new Map();
+  try {
+    const batch = boundedBatch(q.model, 64);
+    for (let start = 0; start < data.count; start += batch) {
+      const end = Math.min(data.count, start + batch);
+      const feeds = {};
+      for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const fr = await fs25.run(feeds, floatNames);
+      const qr = await qs.run(feeds, qNames);
+      for (const name of floatNames) {
+        const a = qr[dqOf(name)].data;
+        const b = fr[name].data;
+        const s = sums.get(name) ?? { num: 0, den: 0 };
+        for (let i2 = 0; i2 < b.length; i2++) {
+          const d = a[i2] - b[i2];
+          s.num += d * d;
+          s.den += b[i2] * b[i2];
+        }
+        sums.set(name, s);
+      }
+      for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
+    }
+  } finally {
+    await fs25.release();
+    await qs.release();
+  }
+  const err2 = (t) => {
+    const s = sums.get(t);
+    return s.den > 0 ? Math.sqrt(s.num / s.den) : 0;
+  };
+  return pairs.map((p) => ({ node: p.node, input_error: err2(p.input), output_error: err2(p.out) }));
+}
+var import_picomatch2;
+var init_prepare = __esm({
+  "src/quantize/prepare.ts"() {
+    "use strict";
+    import_picomatch2 = __toESM(require_picomatch2(), 1);
+    init_dataset();
+    init_classifier();
+    init_ort();
+    init_session();
+    init_activationBudget();
+    init_calibration();
+    init_foldBatchNorm();
+    init_qdq();
+  }
+});
+
+// src/pipeline/quantizeStep.ts
+import * as fs16 from "node:fs";
+import * as path10 from "node:path";
+function firstSlice(d, n) {
+  if (d.count <= n) return d;
+  return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
+}
+async function chooseWeightBits(prep, slice, threads) {
+  const dev = async (bits2) => {
+    const q = buildQuantized(prep, /* @__PURE__ */ new Set(), bits2).model;
+    const fused = await predict2(q, slice, "fused", threads);
+    const simulated = await predict2(q, slice, "simulated", threads);
+    return relativeL2(fused.logits, simulated.logits);
+  };
+  const bits8 = await dev(8);
+  const bits7 = await dev(7);
+  const overflow = bits8 > 2 * bits7 + 0.01;
+  const fmt2 = (x2) => x2.toFixed(4);
+  const reason = overflow ? `7-bit weights: at 8 bits onnxruntime's integer kernels strayed from the simulated QDQ graph (relative output error ${fmt2(bits8)} against ${fmt2(bits7)} at 7 bits), the sign of saturating 16-bit sums on this CPU` : `8-bit weights: this CPU's integer kernels match the simulated QDQ graph at 8 bits as closely as at 7 (relative output error ${fmt2(bits8)} against ${fmt2(bits7)})`;
+  return { bits: overflow ? 7 : 8, deviation: { bits8, bits7 }, reason };
+}
+function variants(prep) {
+  const compute = prep.nodes.filter((n) => n.kind === "conv" || n.kind === "depthwise-conv" || n.kind === "gemm" || n.kind === "matmul");
+  const first = compute[0];
+  const narrow = first && first.opType === "Conv" && (first.inChannels ?? Infinity) <= NARROW_CHANNELS && !prep.excluded.includes(first.label) ? first.label : void 0;
+  const depthwise = prep.nodes.filter((n) => n.kind === "depthwise-conv" && !prep.excluded.includes(n.label)).map((n) => n.label);
+  const out = [{ name: "all-int8", keep: /* @__PURE__ */ new Map() }];
+  if (narrow) out.push({ name: "narrow-first-layer-float", keep: /* @__PURE__ */ new Map([[narrow, "narrow-first-layer"]]) });
+  if (depthwise.length) out.push({ name: "depthwise-float", keep: new Map(depthwise.map((d) => [d, "depthwise"])) });
+  if (narrow && depthwise.length) out.push({ name: "narrow-first-and-depthwise-float", keep: new Map([[narrow, "narrow-first-layer"], ...depthwise.map((d) => [d, "depthwise"])]) });
+  return out;
+}
+function detail(reason, v) {
+  switch (reason) {
+    case "excluded":
+      return "matched the quantize exclude list";
+    case "narrow-first-layer":
+      return `few input channels; the plan keeping it float measured fastest (${v?.speedup?.toFixed(2)}x float)`;
+    case "depthwise":
+      return `depthwise; the plan keeping depthwise convs float measured fastest (${v?.speedup?.toFixed(2)}x float)`;
+    case "error":
+      return "largest share of the quantization error while the calibration quality was below tolerance";
+  }
+}
+async function quantizeStep(input) {
+  const { config, progress, calib } = input;
+  const threads = config.latency.threads;
+  const float = loadModel(input.source).proto;
+  progress.note(`quantizing ${path10.basename(input.source)} to INT8 (static QDQ, ${config.quantizeCalibration} calibration on ${calib.count} samples)`);
+  const prep = await prepareQuantization(float, calib, { calibrator: config.quantizeCalibration, exclude: config.quantizeExclude, threads });
+  const slice = firstSlice(calib, DECISION_SAMPLES);
+  const metric = slice.labels ? "accuracy" : "agreement";
+  const floatPred = await predict2(float, slice, "fused", threads);
+  const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
+  const weights = await chooseWeightBits(prep, slice, threads);
+  const scratch = fs16.mkdtempSync(path10.join(path10.dirname(input.artifact), ".quantize-"));
+  const measured = [];
+  try {
+    const plans = variants(prep);
+    const files = [];
+    for (const [k, v] of plans.entries()) {
+      const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
+      const file = path10.join(scratch, `variant-${k}.onnx`);
+      saveModel(q2.model, file);
+      files.push(file);
+      const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
+      measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality2, speedup: null, chosen: false, keep: v.keep });
+    }
+    if (plans.length > 1) {
+      progress.start(`latency (float and ${plans.length} INT8 plans interleaved)`, config.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs));
+      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config.batchSizes))), { batchSizes: config.batchSizes, ...DECISION_TIMING, threads, provider: input.provider }, (d) => progress.update(d));
+      progress.stop();
+      measured.forEach((m, k) => {
+        const logs = config.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k + 1][b])));
+        m.speedup = Math.exp(logs.reduce((a, x2) => a + x2, 0) / logs.length);
+      });
+    }
+  } finally {
+    fs16.rmSync(scratch, { recursive: true, force: true });
+  }
+  const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
+  const pick = (eligible.length ? eligible : measured).reduce(
+    (a, b) => eligible.length ? (b.speedup ?? 0) > (a.speedup ?? 0) * (b.keep_float.length > a.keep_float.length ? CLEAR_GAIN : 1 / CLEAR_GAIN) ? b : a : b.calib_quality > a.calib_quality ? b : a
+  );
+  pick.chosen = true;
+  const keep = new Map(pick.keep);
+  let q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
+  let quality = pick.calib_quality;
+  let errors = await layerErrors(prep.folded, q, slice, threads);
+  for (let k = 0; k < MAX_ERROR_FALLBACKS && quality < floatQuality - CALIB_TOLERANCE; k++) {
+    const worst = errors.filter((e) => !keep.has(e.node)).sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error))[0];
+    if (!worst) break;
+    keep.set(worst.node, "error");
+    q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
+    quality = calibQuality(await predict2(q.model, slice, "fused", threads), floatPred, slice.labels);
+    errors = await layerErrors(prep.folded, q, slice, threads);
+  }
+  setMetadata(q.model, { "prune-guard.version": VERSION7, "prune-guard.quantize": "int8-static-qdq", "prune-guard.quantize.weight_bits": String(weights.bits) });
+  saveModel(q.model, input.artifact);
+  const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
+  const floatLayers = [
+    ...prep.excluded.map((node2) => ({ node: node2, reason: "excluded", detail: detail("excluded") })),
+    ...[...keep].map(([node2, reason]) => ({ node: node2, reason, detail: detail(reason, pick) }))
+  ];
+  const notes = [];
+  if (prep.granularityNote) notes.push(`quantize: ${prep.granularityNote}`);
+  if (quality < floatQuality - CALIB_TOLERANCE) notes.push(`quantize: calibration ${metric} ${(quality * 100).toFixed(2)}% is still more than ${(CALIB_TOLERANCE * 100).toFixed(1)} pt below float (${(floatQuality * 100).toFixed(2)}%) after ${MAX_ERROR_FALLBACKS} layers went back to float`);
+  if (pick.speedup !== null && pick.speedup < 1) notes.push(`quantize: every INT8 plan measured slower than float on this runner (best ${pick.speedup.toFixed(2)}x); the budgets judge the shipped model as measured`);
+  if (kernels.layers.some((l) => !l.integer && !keep.has(l.node) && !prep.excluded.includes(l.node))) {
+    notes.push(`quantize: onnxruntime left ${kernels.layers.filter((l) => !l.integer && !keep.has(l.node)).map((l) => `${l.node} (${l.kernel})`).join(", ")} in float`);
+  }
+  const integerLayers = kernels.layers.filter((l) => l.integer).length;
+  const info2 = {
+    scheme: "static-qdq",
+    activations: "uint8",
+    weights: { type: "int8", bits: weights.bits, granularity: q.perChannel ? "per-channel" : "per-tensor", fused_deviation: weights.deviation, reason: weights.reason },
+    calibration: { method: prep.calibrator, samples: prep.calibSamples, decision_samples: slice.count },
+    folded_batch_norms: prep.foldedBatchNorms,
+    quantized_nodes: q.quantized.length,
+    absorbed_relus: q.absorbed.length,
+    float_layers: floatLayers,
+    variants: measured.map(({ keep: _keep, ...v }) => v),
+    calib_quality: { metric, float: floatQuality, quantized: quality },
+    layer_errors: [...errors].sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error)).slice(0, 20),
+    kernels
+  };
+  const description = `INT8 static QDQ (${config.quantizeCalibration} calibration, ${prep.calibSamples} samples): uint8 activations, ${weights.bits}-bit ${info2.weights.granularity} int8 weights; ${integerLayers} of ${kernels.layers.length} layers run integer kernels${floatLayers.length ? `, ${floatLayers.length} kept float` : ""}`;
+  return { artifact: input.artifact, description, info: info2, notes };
+}
+function checkQuantizeInputs(config, calib, model, req) {
+  if (config.quantize === "none") return;
+  if (config.quantize === "dynamic") {
+    throw new UserError(`--quantize dynamic: not available in prune-guard ${VERSION7} yet; use --quantize int8 (static, calibrated on --calib)`);
+  }
+  if (!calib) throw new UserError(`--quantize ${config.quantize}: needs calibration data to measure activation ranges; pass --calib FILE.npz (512 samples are plenty)`);
+  if (config.schedule === "gradual") throw new UserError(`--quantize ${config.quantize}: not combined with --schedule gradual yet; quantize the shipped step in a one-shot run (--schedule oneshot)`);
+  const support = qdqSupport(model);
+  if (support.kind === "unsupported") throw new UserError(`${req.model}: cannot quantize to INT8: ${support.reason}`);
+}
+async function measureQuantized(q, ctx) {
+  const m = await measureStep("quantize:int8", q.description, q.artifact, ctx);
+  m.step.quantize = q.info;
+  return m;
+}
+var DECISION_SAMPLES, CALIB_TOLERANCE, MAX_ERROR_FALLBACKS, DECISION_TIMING, CLEAR_GAIN, NARROW_CHANNELS;
+var init_quantizeStep = __esm({
+  "src/pipeline/quantizeStep.ts"() {
+    "use strict";
+    init_dataset();
+    init_latency();
+    init_model();
+    init_simple_statistics();
+    init_kernels();
+    init_prepare();
+    init_version3();
+    init_errors();
+    init_qdq();
+    init_measureStep();
+    DECISION_SAMPLES = 256;
+    CALIB_TOLERANCE = 5e-3;
+    MAX_ERROR_FALLBACKS = 3;
+    DECISION_TIMING = { warmup: 3, runs: 12, repeat: 3 };
+    CLEAR_GAIN = 1.03;
+    NARROW_CHANNELS = 4;
+  }
+});
+
+// src/pipeline/run.ts
+import * as fs17 from "node:fs";
+import * as path11 from "node:path";
 function checkRequest(config) {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
     throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION7} yet; use --recovery none`);
@@ -44039,7 +45083,7 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path9.join(out, `${path9.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path11.join(out, `${path11.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config } = req;
@@ -44056,48 +45100,56 @@ async function runPipeline(req, progress) {
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
   const outPath = prunedPath(req.out, req.model);
-  if (path9.resolve(outPath) === path9.resolve(req.model)) {
+  if (path11.resolve(outPath) === path11.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
-  checkRecoveryInputs(config, calib);
-  checkSensitivityInputs(config, calib);
-  checkRounds(config, calib);
+  checkQuantizeInputs(config, calib, dense.proto, req);
+  const quantizeOnly = config.quantize !== "none" && config.sparsity === 0;
+  if (!quantizeOnly) {
+    checkRecoveryInputs(config, calib);
+    checkSensitivityInputs(config, calib);
+    checkRounds(config, calib);
+  }
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
   if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
+  if (quantizeOnly) return quantizeOnlyRun({ req, dense, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path9.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path11.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
   const stamp = (model, scope2 = config.scope) => {
     setMetadata(model, {
       "prune-guard.version": VERSION7,
       "prune-guard.method": config.method,
       "prune-guard.scope": scope2,
       "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path9.basename(req.model)
+      "prune-guard.source": path11.basename(req.model)
     });
     setMetadata(model, { "prune-guard.recovery": config.recovery });
   };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path9.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : void 0;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path11.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : void 0;
   const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : void 0;
   const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model, pruned.scope ?? config.scope);
-  fs15.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path9.join(req.out, "steps");
+  fs17.mkdirSync(req.out, { recursive: true });
+  const stepsDir = path11.join(req.out, "steps");
   const staged = hasRecoverySteps(config, calib);
-  const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
-  if (staged) fs15.mkdirSync(stepsDir, { recursive: true });
+  const keepStages = staged || config.quantize !== "none";
+  const pruneArtifact = withRounds?.pruneArtifact ?? (keepStages ? stepFile(stepsDir, 1, "prune") : outPath);
+  if (keepStages) fs17.mkdirSync(stepsDir, { recursive: true });
   if (!withRounds) saveModel(pruned.model, pruneArtifact);
   const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs15.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
-  const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
-  if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
+  const lastFloat = recovered.at(-1)?.artifact ?? pruneArtifact;
+  const broken = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
+  if (broken.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   releaseField(dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
   collectGarbage();
+  const quantized = config.quantize === "int8" ? await quantizeStep({ source: lastFloat, calib, config, artifact: stepFile(stepsDir, recovered.length + 2, "quantize-int8"), progress, provider: provider.provider }) : void 0;
+  if (keepStages) writeFileAtomic(outPath, fs17.readFileSync(quantized?.artifact ?? lastFloat));
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
   const measured = [denseStep2];
@@ -44114,28 +45166,51 @@ async function runPipeline(req, progress) {
     measured.push(m);
   }
   if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
+  if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: denseStep2.preds }));
+  const notes = [...pruned.notes, ...recovery.notes, ...quantized?.notes ?? []];
+  return finishRun({ req, provider, data, shifts, measured, outPath, target, notes, scope: pruned.scope ?? scope.scope, sensitivity: pruned.sensitivity }, progress);
+}
+async function finishRun(input, progress) {
+  const { req, provider, data, shifts, measured } = input;
+  const { config } = req;
   const samples = await timeSteps(measured, data, config, provider.provider, progress);
   const steps = measured.map((m) => m.step);
   const final2 = steps[steps.length - 1];
+  const denseStep2 = measured[0];
   const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final2, data.labels, denseStep2.preds.classes));
   const { budgets, verdict } = judged;
   const modelLedger = {
     model: req.model,
-    pruned: outPath,
+    pruned: input.outPath,
     method: config.method,
-    target_sparsity: target,
+    target_sparsity: input.target,
     steps,
     budgets,
     verdict,
     class_changes: judged.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {},
+    ...input.notes.length > 0 ? { notes: input.notes } : {},
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
-    scope: pruned.scope ?? scope.scope,
-    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+    scope: input.scope,
+    ...input.sensitivity ? { sensitivity: input.sensitivity } : {}
   };
   return writeLedger(req, provider, modelLedger);
+}
+async function quantizeOnlyRun(input, progress) {
+  const { req, data, shifts, calib, outPath, provider } = input;
+  const { config } = req;
+  const denseWeights = prunableWeights(input.dense.proto, { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false });
+  releaseField(input.dense, "proto", "the dense model");
+  const stepsDir = path11.join(req.out, "steps");
+  fs17.mkdirSync(stepsDir, { recursive: true });
+  const quantized = await quantizeStep({ source: req.model, calib, config, artifact: stepFile(stepsDir, 1, "quantize-int8"), progress, provider: provider.provider });
+  writeFileAtomic(outPath, fs17.readFileSync(quantized.artifact));
+  collectGarbage();
+  const ctx = { data, shifts, denseWeights, config, progress, provider: provider.provider };
+  const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
+  const measured = [denseStep2, await measureQuantized(quantized, { ...ctx, dense: denseStep2.preds })];
+  return finishRun({ req, provider, data, shifts, measured, outPath, target: 0, notes: quantized.notes, scope: config.scope === "auto" ? "global" : config.scope }, progress);
 }
 var IMPLEMENTED_RECOVERIES;
 var init_run = __esm({
@@ -44161,12 +45236,14 @@ var init_run = __esm({
     init_timeSteps();
     init_measureStep();
     init_release();
+    init_quantizeStep();
+    init_prunable();
     IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "distill", "command", "auto"]);
   }
 });
 
 // src/pipeline/compare.ts
-import * as path10 from "node:path";
+import * as path12 from "node:path";
 function compareBudgets(budgets) {
   const all = [...budgets];
   if (!all.some((b) => b.name === "latency-regression")) {
@@ -44190,8 +45267,8 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path10.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path10.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const base = await measureStep("base", `base model ${path12.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path12.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
   progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
@@ -44251,8 +45328,8 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs16 from "node:fs";
-import * as path11 from "node:path";
+import * as fs18 from "node:fs";
+import * as path13 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -44285,8 +45362,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs16.mkdirSync(path11.dirname(dest), { recursive: true });
-  fs16.writeFileSync(dest, content);
+  fs18.mkdirSync(path13.dirname(dest), { recursive: true });
+  fs18.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -44299,15 +45376,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs17 from "node:fs";
-import * as path12 from "node:path";
+import * as fs19 from "node:fs";
+import * as path14 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs17.openSync(file, "r");
+    const fd2 = fs19.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs17.readSync(fd2, buf, 0, 40, 0);
-    fs17.closeSync(fd2);
+    fs19.readSync(fd2, buf, 0, 40, 0);
+    fs19.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -44317,8 +45394,8 @@ function refuseLfsPointer(file, shown) {
   }
 }
 function workspacePath(workspace, file) {
-  const rel = path12.relative(workspace, file);
-  return rel.startsWith("..") || path12.isAbsolute(rel) ? file : rel.split(path12.sep).join("/");
+  const rel = path14.relative(workspace, file);
+  return rel.startsWith("..") || path14.isAbsolute(rel) ? file : rel.split(path14.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -44329,20 +45406,20 @@ async function checkModels(jobs, settings, opts) {
     const own = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own };
     opts.progress.note(`model ${job.path}`);
-    refuseLfsPointer(path12.join(opts.workspace, job.path), job.path);
-    const head = await runPipeline({ ...request2, model: path12.join(opts.workspace, job.path), out: path12.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    refuseLfsPointer(path14.join(opts.workspace, job.path), job.path);
+    const head = await runPipeline({ ...request2, model: path14.join(opts.workspace, job.path), out: path14.join(opts.out, "models", slug(job.path)) }, opts.progress);
     const ledger = head.ledger;
     const model = ledger.models[0];
     model.model = job.path;
-    model.pruned = path12.relative(opts.workspace, model.pruned).split(path12.sep).join("/");
+    model.pruned = path14.relative(opts.workspace, model.pruned).split(path14.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path12.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path12.join(dir, path12.basename(basePath));
+      const dir = path14.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path14.join(dir, path14.basename(basePath));
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
         opts.progress.note(`base ${basePath} at ${opts.base.ref.slice(0, 12)}`);
-        const base = await runPipeline({ ...request2, model: baseFile, out: path12.join(dir, "out") }, opts.progress);
+        const base = await runPipeline({ ...request2, model: baseFile, out: path14.join(dir, "out") }, opts.progress);
         model.vs_base = await compareWithBase({
           ref: opts.base.ref,
           baseModel: basePath,
@@ -44359,8 +45436,8 @@ async function checkModels(jobs, settings, opts) {
       }
     }
     ledger.verdict = model.verdict;
-    fs17.rmSync(head.ledgerPath, { force: true });
-    fs17.rmSync(head.markdownPath, { force: true });
+    fs19.rmSync(head.ledgerPath, { force: true });
+    fs19.rmSync(head.markdownPath, { force: true });
     ledgers.push(ledger);
   }
   return ledgers;
@@ -44379,14 +45456,14 @@ function mergeLedgers(ledgers) {
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs17.readdirSync(d, { withFileTypes: true })) {
-      const full = path12.join(d, e.name);
+    for (const e of fs19.readdirSync(d, { withFileTypes: true })) {
+      const full = path14.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs17.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs19.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
@@ -44408,11 +45485,11 @@ function signed2(x2, show2) {
   return x2 > 0 ? `+${text}` : `\u2212${text}`;
 }
 function change(a, b, show2) {
-  return a == null || b == null ? DASH3 : signed2(b - a, show2);
+  return a == null || b == null ? DASH4 : signed2(b - a, show2);
 }
 function baseTable(base, head) {
   const p50 = (s) => s.latency?.p50_ms;
-  return table2([
+  return table3([
     ["", "Base", "Head", "Change"],
     ["Sparsity", percent(base.sparsity), percent(head.sparsity), change(base.sparsity, head.sparsity, (x2) => points(x2, 1))],
     ["Accuracy", orDash2(base.accuracy, (x2) => percent(x2, 2)), orDash2(head.accuracy, (x2) => percent(x2, 2)), change(base.accuracy, head.accuracy, (x2) => points(x2, 2))],
@@ -44430,12 +45507,12 @@ function limitText(name, x2) {
   return points(x2);
 }
 function budgetRows(budgets) {
-  return table2([
+  return table3([
     ["Budget vs base", "Limit", "Actual", "Verdict", "Detail"],
     ...budgets.map((b) => [
       `\`${b.name}\``,
       `${b.direction === "max" ? "\u2264" : "\u2265"} ${limitText(b.name, b.limit)}`,
-      b.actual === null ? DASH3 : limitText(b.name, b.actual),
+      b.actual === null ? DASH4 : limitText(b.name, b.actual),
       `${ICON3[b.verdict]} ${b.verdict}`,
       b.detail
     ])
@@ -44470,7 +45547,7 @@ function singleModelMarkdown(ledger, model) {
   return renderMarkdown({ ...ledger, models: [model], verdict: model.verdict }).split("\n").slice(2).join("\n").trim();
 }
 function overview(models) {
-  return table2([
+  return table3([
     ["Model", "Verdict", "Sparsity", "Accuracy", "vs base", "p50", "Size"],
     ...models.map((m) => {
       const f = final(m.steps);
@@ -44515,7 +45592,7 @@ function renderReport(ledger, opts) {
   );
   return sections;
 }
-var MARKER, ICON3, WORD2, DASH3, cell4, table2, final, orDash2, label;
+var MARKER, ICON3, WORD2, DASH4, cell5, table3, final, orDash2, label;
 var init_report = __esm({
   "src/github/report.ts"() {
     "use strict";
@@ -44525,11 +45602,11 @@ var init_report = __esm({
     MARKER = "<!-- prune-guard -->";
     ICON3 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
     WORD2 = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-    DASH3 = "\u2014";
-    cell4 = (t) => t.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-    table2 = (rows2) => markdownTable(rows2.map((r) => r.map(cell4)), { alignDelimiters: false });
+    DASH4 = "\u2014";
+    cell5 = (t) => t.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    table3 = (rows2) => markdownTable(rows2.map((r) => r.map(cell5)), { alignDelimiters: false });
     final = (steps) => steps[steps.length - 1];
-    orDash2 = (x2, show2) => x2 == null ? DASH3 : show2(x2);
+    orDash2 = (x2, show2) => x2 == null ? DASH4 : show2(x2);
     label = (t) => `"${t.replace(/"/g, "'")}"`;
   }
 });
@@ -44562,7 +45639,7 @@ ${f.body}
 
 </details>`;
 }
-function join10(sections) {
+function join12(sections) {
   return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
 }
 function hardCut(text, max2) {
@@ -44578,7 +45655,7 @@ function hardCut(text, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text = join10(parts);
+  let text = join12(parts);
   while (text.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -44586,7 +45663,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text, limit);
     parts[largest] = omitted(parts[largest]);
-    text = join10(parts);
+    text = join12(parts);
   }
   return text;
 }
@@ -44613,24 +45690,24 @@ var require_identity = __commonJS({
     var SCALAR = /* @__PURE__ */ Symbol.for("yaml.scalar");
     var SEQ = /* @__PURE__ */ Symbol.for("yaml.seq");
     var NODE_TYPE = /* @__PURE__ */ Symbol.for("yaml.node.type");
-    var isAlias = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === ALIAS;
-    var isDocument = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === DOC;
-    var isMap2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === MAP;
-    var isPair = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === PAIR;
-    var isScalar2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SCALAR;
-    var isSeq2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SEQ;
-    function isCollection(node) {
-      if (node && typeof node === "object")
-        switch (node[NODE_TYPE]) {
+    var isAlias = (node2) => !!node2 && typeof node2 === "object" && node2[NODE_TYPE] === ALIAS;
+    var isDocument = (node2) => !!node2 && typeof node2 === "object" && node2[NODE_TYPE] === DOC;
+    var isMap2 = (node2) => !!node2 && typeof node2 === "object" && node2[NODE_TYPE] === MAP;
+    var isPair = (node2) => !!node2 && typeof node2 === "object" && node2[NODE_TYPE] === PAIR;
+    var isScalar2 = (node2) => !!node2 && typeof node2 === "object" && node2[NODE_TYPE] === SCALAR;
+    var isSeq2 = (node2) => !!node2 && typeof node2 === "object" && node2[NODE_TYPE] === SEQ;
+    function isCollection(node2) {
+      if (node2 && typeof node2 === "object")
+        switch (node2[NODE_TYPE]) {
           case MAP:
           case SEQ:
             return true;
         }
       return false;
     }
-    function isNode(node) {
-      if (node && typeof node === "object")
-        switch (node[NODE_TYPE]) {
+    function isNode(node2) {
+      if (node2 && typeof node2 === "object")
+        switch (node2[NODE_TYPE]) {
           case ALIAS:
           case MAP:
           case SCALAR:
@@ -44639,7 +45716,7 @@ var require_identity = __commonJS({
         }
       return false;
     }
-    var hasAnchor = (node) => (isScalar2(node) || isCollection(node)) && !!node.anchor;
+    var hasAnchor = (node2) => (isScalar2(node2) || isCollection(node2)) && !!node2.anchor;
     exports.ALIAS = ALIAS;
     exports.DOC = DOC;
     exports.MAP = MAP;
@@ -44667,98 +45744,98 @@ var require_visit = __commonJS({
     var BREAK = /* @__PURE__ */ Symbol("break visit");
     var SKIP = /* @__PURE__ */ Symbol("skip children");
     var REMOVE = /* @__PURE__ */ Symbol("remove node");
-    function visit(node, visitor) {
+    function visit(node2, visitor) {
       const visitor_ = initVisitor(visitor);
-      if (identity.isDocument(node)) {
-        const cd = visit_(null, node.contents, visitor_, Object.freeze([node]));
+      if (identity.isDocument(node2)) {
+        const cd = visit_(null, node2.contents, visitor_, Object.freeze([node2]));
         if (cd === REMOVE)
-          node.contents = null;
+          node2.contents = null;
       } else
-        visit_(null, node, visitor_, Object.freeze([]));
+        visit_(null, node2, visitor_, Object.freeze([]));
     }
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path18) {
-      const ctrl = callVisitor(key, node, visitor, path18);
+    function visit_(key, node2, visitor, path20) {
+      const ctrl = callVisitor(key, node2, visitor, path20);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path18, ctrl);
-        return visit_(key, ctrl, visitor, path18);
+        replaceNode(key, path20, ctrl);
+        return visit_(key, ctrl, visitor, path20);
       }
       if (typeof ctrl !== "symbol") {
-        if (identity.isCollection(node)) {
-          path18 = Object.freeze(path18.concat(node));
-          for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path18);
+        if (identity.isCollection(node2)) {
+          path20 = Object.freeze(path20.concat(node2));
+          for (let i2 = 0; i2 < node2.items.length; ++i2) {
+            const ci = visit_(i2, node2.items[i2], visitor, path20);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
               return BREAK;
             else if (ci === REMOVE) {
-              node.items.splice(i2, 1);
+              node2.items.splice(i2, 1);
               i2 -= 1;
             }
           }
-        } else if (identity.isPair(node)) {
-          path18 = Object.freeze(path18.concat(node));
-          const ck = visit_("key", node.key, visitor, path18);
+        } else if (identity.isPair(node2)) {
+          path20 = Object.freeze(path20.concat(node2));
+          const ck = visit_("key", node2.key, visitor, path20);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
-            node.key = null;
-          const cv = visit_("value", node.value, visitor, path18);
+            node2.key = null;
+          const cv = visit_("value", node2.value, visitor, path20);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
-            node.value = null;
+            node2.value = null;
         }
       }
       return ctrl;
     }
-    async function visitAsync(node, visitor) {
+    async function visitAsync(node2, visitor) {
       const visitor_ = initVisitor(visitor);
-      if (identity.isDocument(node)) {
-        const cd = await visitAsync_(null, node.contents, visitor_, Object.freeze([node]));
+      if (identity.isDocument(node2)) {
+        const cd = await visitAsync_(null, node2.contents, visitor_, Object.freeze([node2]));
         if (cd === REMOVE)
-          node.contents = null;
+          node2.contents = null;
       } else
-        await visitAsync_(null, node, visitor_, Object.freeze([]));
+        await visitAsync_(null, node2, visitor_, Object.freeze([]));
     }
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path18) {
-      const ctrl = await callVisitor(key, node, visitor, path18);
+    async function visitAsync_(key, node2, visitor, path20) {
+      const ctrl = await callVisitor(key, node2, visitor, path20);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path18, ctrl);
-        return visitAsync_(key, ctrl, visitor, path18);
+        replaceNode(key, path20, ctrl);
+        return visitAsync_(key, ctrl, visitor, path20);
       }
       if (typeof ctrl !== "symbol") {
-        if (identity.isCollection(node)) {
-          path18 = Object.freeze(path18.concat(node));
-          for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path18);
+        if (identity.isCollection(node2)) {
+          path20 = Object.freeze(path20.concat(node2));
+          for (let i2 = 0; i2 < node2.items.length; ++i2) {
+            const ci = await visitAsync_(i2, node2.items[i2], visitor, path20);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
               return BREAK;
             else if (ci === REMOVE) {
-              node.items.splice(i2, 1);
+              node2.items.splice(i2, 1);
               i2 -= 1;
             }
           }
-        } else if (identity.isPair(node)) {
-          path18 = Object.freeze(path18.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path18);
+        } else if (identity.isPair(node2)) {
+          path20 = Object.freeze(path20.concat(node2));
+          const ck = await visitAsync_("key", node2.key, visitor, path20);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
-            node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path18);
+            node2.key = null;
+          const cv = await visitAsync_("value", node2.value, visitor, path20);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
-            node.value = null;
+            node2.value = null;
         }
       }
       return ctrl;
@@ -44781,32 +45858,32 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path18) {
+    function callVisitor(key, node2, visitor, path20) {
       if (typeof visitor === "function")
-        return visitor(key, node, path18);
-      if (identity.isMap(node))
-        return visitor.Map?.(key, node, path18);
-      if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path18);
-      if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path18);
-      if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path18);
-      if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path18);
+        return visitor(key, node2, path20);
+      if (identity.isMap(node2))
+        return visitor.Map?.(key, node2, path20);
+      if (identity.isSeq(node2))
+        return visitor.Seq?.(key, node2, path20);
+      if (identity.isPair(node2))
+        return visitor.Pair?.(key, node2, path20);
+      if (identity.isScalar(node2))
+        return visitor.Scalar?.(key, node2, path20);
+      if (identity.isAlias(node2))
+        return visitor.Alias?.(key, node2, path20);
       return void 0;
     }
-    function replaceNode(key, path18, node) {
-      const parent = path18[path18.length - 1];
+    function replaceNode(key, path20, node2) {
+      const parent = path20[path20.length - 1];
       if (identity.isCollection(parent)) {
-        parent.items[key] = node;
+        parent.items[key] = node2;
       } else if (identity.isPair(parent)) {
         if (key === "key")
-          parent.key = node;
+          parent.key = node2;
         else
-          parent.value = node;
+          parent.value = node2;
       } else if (identity.isDocument(parent)) {
-        parent.contents = node;
+        parent.contents = node2;
       } else {
         const pt = identity.isAlias(parent) ? "alias" : "scalar";
         throw new Error(`Cannot replace node with ${pt} parent`);
@@ -44966,9 +46043,9 @@ var require_directives = __commonJS({
         let tagNames;
         if (doc && tagEntries.length > 0 && identity.isNode(doc.contents)) {
           const tags = {};
-          visit.visit(doc.contents, (_key, node) => {
-            if (identity.isNode(node) && node.tag)
-              tags[node.tag] = true;
+          visit.visit(doc.contents, (_key, node2) => {
+            if (identity.isNode(node2) && node2.tag)
+              tags[node2.tag] = true;
           });
           tagNames = Object.keys(tags);
         } else
@@ -45005,9 +46082,9 @@ var require_anchors = __commonJS({
     function anchorNames(root) {
       const anchors = /* @__PURE__ */ new Set();
       visit.visit(root, {
-        Value(_key, node) {
-          if (node.anchor)
-            anchors.add(node.anchor);
+        Value(_key, node2) {
+          if (node2.anchor)
+            anchors.add(node2.anchor);
         }
       });
       return anchors;
@@ -45211,20 +46288,20 @@ var require_Alias = __commonJS({
         } else {
           nodes = [];
           visit.visit(doc, {
-            Node: (_key, node) => {
-              if (identity.isAlias(node) || identity.hasAnchor(node))
-                nodes.push(node);
+            Node: (_key, node2) => {
+              if (identity.isAlias(node2) || identity.hasAnchor(node2))
+                nodes.push(node2);
             }
           });
           if (ctx)
             ctx.aliasResolveCache = nodes;
         }
         let found = void 0;
-        for (const node of nodes) {
-          if (node === this)
+        for (const node2 of nodes) {
+          if (node2 === this)
             break;
-          if (node.anchor === this.source)
-            found = node;
+          if (node2.anchor === this.source)
+            found = node2;
         }
         if (found && ctx) {
           const { anchors: anchors2, doc: doc2, maxAliasCount } = ctx;
@@ -45273,22 +46350,22 @@ var require_Alias = __commonJS({
         return src;
       }
     };
-    function getAliasCount(doc, node, anchors2) {
-      if (identity.isAlias(node)) {
-        const source = node.resolve(doc);
+    function getAliasCount(doc, node2, anchors2) {
+      if (identity.isAlias(node2)) {
+        const source = node2.resolve(doc);
         const anchor = anchors2 && source && anchors2.get(source);
         return anchor ? anchor.count * anchor.aliasCount : 0;
-      } else if (identity.isCollection(node)) {
+      } else if (identity.isCollection(node2)) {
         let count2 = 0;
-        for (const item of node.items) {
+        for (const item of node2.items) {
           const c = getAliasCount(doc, item, anchors2);
           if (c > count2)
             count2 = c;
         }
         return count2;
-      } else if (identity.isPair(node)) {
-        const kc = getAliasCount(doc, node.key, anchors2);
-        const vc = getAliasCount(doc, node.value, anchors2);
+      } else if (identity.isPair(node2)) {
+        const kc = getAliasCount(doc, node2.key, anchors2);
+        const vc = getAliasCount(doc, node2.value, anchors2);
         return Math.max(kc, vc);
       }
       return 1;
@@ -45378,10 +46455,10 @@ var require_createNode = __commonJS({
           value = value.toJSON();
         }
         if (!value || typeof value !== "object") {
-          const node2 = new Scalar.Scalar(value);
+          const node3 = new Scalar.Scalar(value);
           if (ref)
-            ref.node = node2;
-          return node2;
+            ref.node = node3;
+          return node3;
         }
         tagObj = value instanceof Map ? schema[identity.MAP] : Symbol.iterator in Object(value) ? schema[identity.SEQ] : schema[identity.MAP];
       }
@@ -45389,14 +46466,14 @@ var require_createNode = __commonJS({
         onTagObj(tagObj);
         delete ctx.onTagObj;
       }
-      const node = tagObj?.createNode ? tagObj.createNode(ctx.schema, value, ctx) : typeof tagObj?.nodeClass?.from === "function" ? tagObj.nodeClass.from(ctx.schema, value, ctx) : new Scalar.Scalar(value);
+      const node2 = tagObj?.createNode ? tagObj.createNode(ctx.schema, value, ctx) : typeof tagObj?.nodeClass?.from === "function" ? tagObj.nodeClass.from(ctx.schema, value, ctx) : new Scalar.Scalar(value);
       if (tagName)
-        node.tag = tagName;
+        node2.tag = tagName;
       else if (!tagObj.default)
-        node.tag = tagObj.tag;
+        node2.tag = tagObj.tag;
       if (ref)
-        ref.node = node;
-      return node;
+        ref.node = node2;
+      return node2;
     }
     exports.createNode = createNode;
   }
@@ -45409,10 +46486,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path18, value) {
+    function collectionFromPath(schema, path20, value) {
       let v = value;
-      for (let i2 = path18.length - 1; i2 >= 0; --i2) {
-        const k = path18[i2];
+      for (let i2 = path20.length - 1; i2 >= 0; --i2) {
+        const k = path20[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -45431,7 +46508,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path18) => path18 == null || typeof path18 === "object" && !!path18[Symbol.iterator]().next().done;
+    var isEmptyPath = (path20) => path20 == null || typeof path20 === "object" && !!path20[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -45461,15 +46538,15 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path18, value) {
-        if (isEmptyPath(path18))
+      addIn(path20, value) {
+        if (isEmptyPath(path20))
           this.add(value);
         else {
-          const [key, ...rest] = path18;
-          const node = this.get(key, true);
-          if (identity.isCollection(node))
-            node.addIn(rest, value);
-          else if (node === void 0 && this.schema)
+          const [key, ...rest] = path20;
+          const node2 = this.get(key, true);
+          if (identity.isCollection(node2))
+            node2.addIn(rest, value);
+          else if (node2 === void 0 && this.schema)
             this.set(key, collectionFromPath(this.schema, rest, value));
           else
             throw new Error(`Expected YAML collection at ${key}. Remaining path: ${rest}`);
@@ -45479,13 +46556,13 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path18) {
-        const [key, ...rest] = path18;
+      deleteIn(path20) {
+        const [key, ...rest] = path20;
         if (rest.length === 0)
           return this.delete(key);
-        const node = this.get(key, true);
-        if (identity.isCollection(node))
-          return node.deleteIn(rest);
+        const node2 = this.get(key, true);
+        if (identity.isCollection(node2))
+          return node2.deleteIn(rest);
         else
           throw new Error(`Expected YAML collection at ${key}. Remaining path: ${rest}`);
       }
@@ -45494,45 +46571,45 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path18, keepScalar) {
-        const [key, ...rest] = path18;
-        const node = this.get(key, true);
+      getIn(path20, keepScalar) {
+        const [key, ...rest] = path20;
+        const node2 = this.get(key, true);
         if (rest.length === 0)
-          return !keepScalar && identity.isScalar(node) ? node.value : node;
+          return !keepScalar && identity.isScalar(node2) ? node2.value : node2;
         else
-          return identity.isCollection(node) ? node.getIn(rest, keepScalar) : void 0;
+          return identity.isCollection(node2) ? node2.getIn(rest, keepScalar) : void 0;
       }
       hasAllNullValues(allowScalar) {
-        return this.items.every((node) => {
-          if (!identity.isPair(node))
+        return this.items.every((node2) => {
+          if (!identity.isPair(node2))
             return false;
-          const n = node.value;
+          const n = node2.value;
           return n == null || allowScalar && identity.isScalar(n) && n.value == null && !n.commentBefore && !n.comment && !n.tag;
         });
       }
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path18) {
-        const [key, ...rest] = path18;
+      hasIn(path20) {
+        const [key, ...rest] = path20;
         if (rest.length === 0)
           return this.has(key);
-        const node = this.get(key, true);
-        return identity.isCollection(node) ? node.hasIn(rest) : false;
+        const node2 = this.get(key, true);
+        return identity.isCollection(node2) ? node2.hasIn(rest) : false;
       }
       /**
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path18, value) {
-        const [key, ...rest] = path18;
+      setIn(path20, value) {
+        const [key, ...rest] = path20;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
-          const node = this.get(key, true);
-          if (identity.isCollection(node))
-            node.setIn(rest, value);
-          else if (node === void 0 && this.schema)
+          const node2 = this.get(key, true);
+          if (identity.isCollection(node2))
+            node2.setIn(rest, value);
+          else if (node2 === void 0 && this.schema)
             this.set(key, collectionFromPath(this.schema, rest, value));
           else
             throw new Error(`Expected YAML collection at ${key}. Remaining path: ${rest}`);
@@ -46058,16 +47135,16 @@ var require_stringify = __commonJS({
       }
       return tagObj;
     }
-    function stringifyProps(node, tagObj, { anchors: anchors$1, doc }) {
+    function stringifyProps(node2, tagObj, { anchors: anchors$1, doc }) {
       if (!doc.directives)
         return "";
       const props = [];
-      const anchor = (identity.isScalar(node) || identity.isCollection(node)) && node.anchor;
+      const anchor = (identity.isScalar(node2) || identity.isCollection(node2)) && node2.anchor;
       if (anchor && anchors.anchorIsValid(anchor)) {
         anchors$1.add(anchor);
         props.push(`&${anchor}`);
       }
-      const tag = node.tag ?? (tagObj.default ? null : tagObj.tag);
+      const tag = node2.tag ?? (tagObj.default ? null : tagObj.tag);
       if (tag)
         props.push(doc.directives.tagString(tag));
       return props.join(" ");
@@ -46089,15 +47166,15 @@ var require_stringify = __commonJS({
         }
       }
       let tagObj = void 0;
-      const node = identity.isNode(item) ? item : ctx.doc.createNode(item, { onTagObj: (o) => tagObj = o });
-      tagObj ?? (tagObj = getTagObject(ctx.doc.schema.tags, node));
-      const props = stringifyProps(node, tagObj, ctx);
+      const node2 = identity.isNode(item) ? item : ctx.doc.createNode(item, { onTagObj: (o) => tagObj = o });
+      tagObj ?? (tagObj = getTagObject(ctx.doc.schema.tags, node2));
+      const props = stringifyProps(node2, tagObj, ctx);
       if (props.length > 0)
         ctx.indentAtStart = (ctx.indentAtStart ?? 0) + props.length + 1;
-      const str = typeof tagObj.stringify === "function" ? tagObj.stringify(node, ctx, onComment, onChompKeep) : identity.isScalar(node) ? stringifyString.stringifyString(node, ctx, onComment, onChompKeep) : node.toString(ctx, onComment, onChompKeep);
+      const str = typeof tagObj.stringify === "function" ? tagObj.stringify(node2, ctx, onComment, onChompKeep) : identity.isScalar(node2) ? stringifyString.stringifyString(node2, ctx, onComment, onChompKeep) : node2.toString(ctx, onComment, onChompKeep);
       if (!props)
         return str;
-      return identity.isScalar(node) || str[0] === "{" || str[0] === "[" ? `${props} ${str}` : `${props}
+      return identity.isScalar(node2) || str[0] === "{" || str[0] === "[" ? `${props} ${str}` : `${props}
 ${ctx.indent}${str}`;
     }
     exports.createStringifyContext = createStringifyContext;
@@ -46364,8 +47441,8 @@ var require_addPairToJSMap = __commonJS({
       if (identity.isNode(key) && ctx?.doc) {
         const strCtx = stringify.createStringifyContext(ctx.doc, {});
         strCtx.anchors = /* @__PURE__ */ new Set();
-        for (const node of ctx.anchors.keys())
-          strCtx.anchors.add(node.anchor);
+        for (const node2 of ctx.anchors.keys())
+          strCtx.anchors.add(node2.anchor);
         strCtx.inFlow = true;
         strCtx.inStringifyKey = true;
         const strKey = key.toString(strCtx);
@@ -46674,8 +47751,8 @@ var require_YAMLMap = __commonJS({
       }
       get(key, keepScalar) {
         const it = findPair(this.items, key);
-        const node = it?.value;
-        return (!keepScalar && identity.isScalar(node) ? node.value : node) ?? void 0;
+        const node2 = it?.value;
+        return (!keepScalar && identity.isScalar(node2) ? node2.value : node2) ?? void 0;
       }
       has(key) {
         return !!findPair(this.items, key);
@@ -46988,9 +48065,9 @@ var require_float = __commonJS({
       format: "EXP",
       test: /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/,
       resolve: (str) => parseFloat(str),
-      stringify(node) {
-        const num = Number(node.value);
-        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node);
+      stringify(node2) {
+        const num = Number(node2.value);
+        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node2);
       }
     };
     var float = {
@@ -46999,11 +48076,11 @@ var require_float = __commonJS({
       tag: "tag:yaml.org,2002:float",
       test: /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/,
       resolve(str) {
-        const node = new Scalar.Scalar(parseFloat(str));
+        const node2 = new Scalar.Scalar(parseFloat(str));
         const dot = str.indexOf(".");
         if (dot !== -1 && str[str.length - 1] === "0")
-          node.minFractionDigits = str.length - dot - 1;
-        return node;
+          node2.minFractionDigits = str.length - dot - 1;
+        return node2;
       },
       stringify: stringifyNumber.stringifyNumber
     };
@@ -47020,11 +48097,11 @@ var require_int = __commonJS({
     var stringifyNumber = require_stringifyNumber();
     var intIdentify = (value) => typeof value === "bigint" || Number.isInteger(value);
     var intResolve = (str, offset, radix, { intAsBigInt }) => intAsBigInt ? BigInt(str) : parseInt(str.substring(offset), radix);
-    function intStringify(node, radix, prefix) {
-      const { value } = node;
+    function intStringify(node2, radix, prefix) {
+      const { value } = node2;
       if (intIdentify(value) && value >= 0)
         return prefix + value.toString(radix);
-      return stringifyNumber.stringifyNumber(node);
+      return stringifyNumber.stringifyNumber(node2);
     }
     var intOct = {
       identify: (value) => intIdentify(value) && value >= 0,
@@ -47033,7 +48110,7 @@ var require_int = __commonJS({
       format: "OCT",
       test: /^0o[0-7]+$/,
       resolve: (str, _onError, opt) => intResolve(str, 2, 8, opt),
-      stringify: (node) => intStringify(node, 8, "0o")
+      stringify: (node2) => intStringify(node2, 8, "0o")
     };
     var int = {
       identify: intIdentify,
@@ -47050,7 +48127,7 @@ var require_int = __commonJS({
       format: "HEX",
       test: /^0x[0-9a-fA-F]+$/,
       resolve: (str, _onError, opt) => intResolve(str, 2, 16, opt),
-      stringify: (node) => intStringify(node, 16, "0x")
+      stringify: (node2) => intStringify(node2, 16, "0x")
     };
     exports.int = int;
     exports.intHex = intHex;
@@ -47428,9 +48505,9 @@ var require_float2 = __commonJS({
       format: "EXP",
       test: /^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$/,
       resolve: (str) => parseFloat(str.replace(/_/g, "")),
-      stringify(node) {
-        const num = Number(node.value);
-        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node);
+      stringify(node2) {
+        const num = Number(node2.value);
+        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node2);
       }
     };
     var float = {
@@ -47439,14 +48516,14 @@ var require_float2 = __commonJS({
       tag: "tag:yaml.org,2002:float",
       test: /^[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*$/,
       resolve(str) {
-        const node = new Scalar.Scalar(parseFloat(str.replace(/_/g, "")));
+        const node2 = new Scalar.Scalar(parseFloat(str.replace(/_/g, "")));
         const dot = str.indexOf(".");
         if (dot !== -1) {
           const f = str.substring(dot + 1).replace(/_/g, "");
           if (f[f.length - 1] === "0")
-            node.minFractionDigits = f.length;
+            node2.minFractionDigits = f.length;
         }
-        return node;
+        return node2;
       },
       stringify: stringifyNumber.stringifyNumber
     };
@@ -47485,13 +48562,13 @@ var require_int2 = __commonJS({
       const n = parseInt(str, radix);
       return sign === "-" ? -1 * n : n;
     }
-    function intStringify(node, radix, prefix) {
-      const { value } = node;
+    function intStringify(node2, radix, prefix) {
+      const { value } = node2;
       if (intIdentify(value)) {
         const str = value.toString(radix);
         return value < 0 ? "-" + prefix + str.substr(1) : prefix + str;
       }
-      return stringifyNumber.stringifyNumber(node);
+      return stringifyNumber.stringifyNumber(node2);
     }
     var intBin = {
       identify: intIdentify,
@@ -47500,7 +48577,7 @@ var require_int2 = __commonJS({
       format: "BIN",
       test: /^[-+]?0b[0-1_]+$/,
       resolve: (str, _onError, opt) => intResolve(str, 2, 2, opt),
-      stringify: (node) => intStringify(node, 2, "0b")
+      stringify: (node2) => intStringify(node2, 2, "0b")
     };
     var intOct = {
       identify: intIdentify,
@@ -47509,7 +48586,7 @@ var require_int2 = __commonJS({
       format: "OCT",
       test: /^[-+]?0[0-7_]+$/,
       resolve: (str, _onError, opt) => intResolve(str, 1, 8, opt),
-      stringify: (node) => intStringify(node, 8, "0")
+      stringify: (node2) => intStringify(node2, 8, "0")
     };
     var int = {
       identify: intIdentify,
@@ -47526,7 +48603,7 @@ var require_int2 = __commonJS({
       format: "HEX",
       test: /^[-+]?0x[0-9a-fA-F_]+$/,
       resolve: (str, _onError, opt) => intResolve(str, 2, 16, opt),
-      stringify: (node) => intStringify(node, 16, "0x")
+      stringify: (node2) => intStringify(node2, 16, "0x")
     };
     exports.int = int;
     exports.intBin = intBin;
@@ -47636,13 +48713,13 @@ var require_timestamp = __commonJS({
       const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num(60) + num(p), num(0));
       return sign === "-" ? num(-1) * res : res;
     }
-    function stringifySexagesimal(node) {
-      let { value } = node;
+    function stringifySexagesimal(node2) {
+      let { value } = node2;
       let num = (n) => n;
       if (typeof value === "bigint")
         num = (n) => BigInt(n);
       else if (isNaN(value) || !isFinite(value))
-        return stringifyNumber.stringifyNumber(node);
+        return stringifyNumber.stringifyNumber(node2);
       let sign = "";
       if (value < 0) {
         sign = "-";
@@ -48040,9 +49117,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path18, value) {
+      addIn(path20, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path18, value);
+          this.contents.addIn(path20, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -48053,13 +49130,13 @@ var require_Document = __commonJS({
        * `name` will be used as a prefix for a new unique anchor.
        * If `name` is undefined, the generated anchor will use 'a' as a prefix.
        */
-      createAlias(node, name) {
-        if (!node.anchor) {
+      createAlias(node2, name) {
+        if (!node2.anchor) {
           const prev = anchors.anchorNames(this);
-          node.anchor = // eslint-disable-next-line @typescript-eslint/prefer-nullish-coalescing
+          node2.anchor = // eslint-disable-next-line @typescript-eslint/prefer-nullish-coalescing
           !name || prev.has(name) ? anchors.findNewAnchor(name || "a", prev) : name;
         }
-        return new Alias.Alias(node.anchor);
+        return new Alias.Alias(node2.anchor);
       }
       createNode(value, replacer, options) {
         let _replacer = void 0;
@@ -48091,11 +49168,11 @@ var require_Document = __commonJS({
           schema: this.schema,
           sourceObjects
         };
-        const node = createNode.createNode(value, tag, ctx);
-        if (flow && identity.isCollection(node))
-          node.flow = true;
+        const node2 = createNode.createNode(value, tag, ctx);
+        if (flow && identity.isCollection(node2))
+          node2.flow = true;
         setAnchors();
-        return node;
+        return node2;
       }
       /**
        * Convert a key and a value into a `Pair` using the current schema,
@@ -48117,14 +49194,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path18) {
-        if (Collection2.isEmptyPath(path18)) {
+      deleteIn(path20) {
+        if (Collection2.isEmptyPath(path20)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path18) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path20) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -48139,10 +49216,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path18, keepScalar) {
-        if (Collection2.isEmptyPath(path18))
+      getIn(path20, keepScalar) {
+        if (Collection2.isEmptyPath(path20))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path18, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path20, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -48153,10 +49230,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path18) {
-        if (Collection2.isEmptyPath(path18))
+      hasIn(path20) {
+        if (Collection2.isEmptyPath(path20))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path18) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path20) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -48173,13 +49250,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path18, value) {
-        if (Collection2.isEmptyPath(path18)) {
+      setIn(path20, value) {
+        if (Collection2.isEmptyPath(path20)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path18), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path20), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path18, value);
+          this.contents.setIn(path20, value);
         }
       }
       /**
@@ -48692,11 +49769,11 @@ var require_resolve_block_seq = __commonJS({
             continue;
           }
         }
-        const node = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, start, null, props, onError);
+        const node2 = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, start, null, props, onError);
         if (ctx.schema.compat)
           utilFlowIndentCheck.flowIndentCheck(bs.indent, value, onError);
-        offset = node.range[2];
-        seq.items.push(node);
+        offset = node2.range[2];
+        seq.items.push(node2);
       }
       seq.range = [bs.offset, offset, commentEnd ?? offset];
       return seq;
@@ -48996,12 +50073,12 @@ var require_compose_collection = __commonJS({
       }
       const coll = resolveCollection(CN, ctx, token, onError, tagName, tag);
       const res = tag.resolve?.(coll, (msg) => onError(tagToken, "TAG_RESOLVE_FAILED", msg), ctx.options) ?? coll;
-      const node = identity.isNode(res) ? res : new Scalar.Scalar(res);
-      node.range = coll.range;
-      node.tag = tagName;
+      const node2 = identity.isNode(res) ? res : new Scalar.Scalar(res);
+      node2.range = coll.range;
+      node2.tag = tagName;
       if (tag?.format)
-        node.format = tag.format;
-      return node;
+        node2.format = tag.format;
+      return node2;
     }
     exports.composeCollection = composeCollection;
   }
@@ -49536,11 +50613,11 @@ var require_compose_node = __commonJS({
     function composeNode(ctx, token, props, onError) {
       const atKey = ctx.atKey;
       const { spaceBefore, comment, anchor, tag } = props;
-      let node;
+      let node2;
       let isSrcToken = true;
       switch (token.type) {
         case "alias":
-          node = composeAlias(ctx, token, onError);
+          node2 = composeAlias(ctx, token, onError);
           if (anchor || tag)
             onError(token, "ALIAS_PROPS", "An alias node must not specify any properties");
           break;
@@ -49548,17 +50625,17 @@ var require_compose_node = __commonJS({
         case "single-quoted-scalar":
         case "double-quoted-scalar":
         case "block-scalar":
-          node = composeScalar.composeScalar(ctx, token, tag, onError);
+          node2 = composeScalar.composeScalar(ctx, token, tag, onError);
           if (anchor)
-            node.anchor = anchor.source.substring(1);
+            node2.anchor = anchor.source.substring(1);
           break;
         case "block-map":
         case "block-seq":
         case "flow-collection":
           try {
-            node = composeCollection.composeCollection(CN, ctx, token, props, onError);
+            node2 = composeCollection.composeCollection(CN, ctx, token, props, onError);
             if (anchor)
-              node.anchor = anchor.source.substring(1);
+              node2.anchor = anchor.source.substring(1);
           } catch (error2) {
             const message = error2 instanceof Error ? error2.message : String(error2);
             onError(token, "RESOURCE_EXHAUSTION", message);
@@ -49570,24 +50647,24 @@ var require_compose_node = __commonJS({
           isSrcToken = false;
         }
       }
-      node ?? (node = composeEmptyNode(ctx, token.offset, void 0, null, props, onError));
-      if (anchor && node.anchor === "")
+      node2 ?? (node2 = composeEmptyNode(ctx, token.offset, void 0, null, props, onError));
+      if (anchor && node2.anchor === "")
         onError(anchor, "BAD_ALIAS", "Anchor cannot be an empty string");
-      if (atKey && ctx.options.stringKeys && (!identity.isScalar(node) || typeof node.value !== "string" || node.tag && node.tag !== "tag:yaml.org,2002:str")) {
+      if (atKey && ctx.options.stringKeys && (!identity.isScalar(node2) || typeof node2.value !== "string" || node2.tag && node2.tag !== "tag:yaml.org,2002:str")) {
         const msg = "With stringKeys, all keys must be strings";
         onError(tag ?? token, "NON_STRING_KEY", msg);
       }
       if (spaceBefore)
-        node.spaceBefore = true;
+        node2.spaceBefore = true;
       if (comment) {
         if (token.type === "scalar" && token.source === "")
-          node.comment = comment;
+          node2.comment = comment;
         else
-          node.commentBefore = comment;
+          node2.commentBefore = comment;
       }
       if (ctx.options.keepSourceTokens && isSrcToken)
-        node.srcToken = token;
-      return node;
+        node2.srcToken = token;
+      return node2;
     }
     function composeEmptyNode(ctx, offset, before, pos, { spaceBefore, comment, anchor, tag, end }, onError) {
       const token = {
@@ -49596,19 +50673,19 @@ var require_compose_node = __commonJS({
         indent: -1,
         source: ""
       };
-      const node = composeScalar.composeScalar(ctx, token, tag, onError);
+      const node2 = composeScalar.composeScalar(ctx, token, tag, onError);
       if (anchor) {
-        node.anchor = anchor.source.substring(1);
-        if (node.anchor === "")
+        node2.anchor = anchor.source.substring(1);
+        if (node2.anchor === "")
           onError(anchor, "BAD_ALIAS", "Anchor cannot be an empty string");
       }
       if (spaceBefore)
-        node.spaceBefore = true;
+        node2.spaceBefore = true;
       if (comment) {
-        node.comment = comment;
-        node.range[2] = end;
+        node2.comment = comment;
+        node2.range[2] = end;
       }
-      return node;
+      return node2;
     }
     function composeAlias({ options }, { offset, source, end }, onError) {
       const alias = new Alias.Alias(source.substring(1));
@@ -50140,9 +51217,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path18) => {
+    visit.itemAtPath = (cst, path20) => {
       let item = cst;
-      for (const [field, index] of path18) {
+      for (const [field, index] of path20) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -50151,23 +51228,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path18) => {
-      const parent = visit.itemAtPath(cst, path18.slice(0, -1));
-      const field = path18[path18.length - 1][0];
+    visit.parentCollection = (cst, path20) => {
+      const parent = visit.itemAtPath(cst, path20.slice(0, -1));
+      const field = path20[path20.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path18, item, visitor) {
-      let ctrl = visitor(item, path18);
+    function _visit(path20, item, visitor) {
+      let ctrl = visitor(item, path20);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path18.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path20.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -50178,10 +51255,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path18);
+            ctrl = ctrl(item, path20);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path18) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path20) : ctrl;
     }
     exports.visit = visit;
   }
@@ -51483,14 +52560,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs25 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs23, sep: [] });
+                map.items.push({ start, key: fs25, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs23);
+                this.stack.push(fs25);
               } else {
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs25, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -51618,13 +52695,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs25 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs23, sep: [] });
+                fc.items.push({ start: [], key: fs25, sep: [] });
               else if (it.sep)
-                this.stack.push(fs23);
+                this.stack.push(fs25);
               else
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs25, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -51933,20 +53010,20 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path18) {
-  let node = doc.contents;
+function lineOf(doc, lines2, path20) {
+  let node2 = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path18) {
-    if ((0, import_yaml.isMap)(node)) {
-      const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
+  for (const segment of path20) {
+    if ((0, import_yaml.isMap)(node2)) {
+      const pair = node2.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
       if ((0, import_yaml.isScalar)(pair.key) && pair.key.range) offset = pair.key.range[0];
-      node = pair.value;
-    } else if ((0, import_yaml.isSeq)(node) && typeof segment === "number") {
-      const item = node.items[segment];
+      node2 = pair.value;
+    } else if ((0, import_yaml.isSeq)(node2) && typeof segment === "number") {
+      const item = node2.items[segment];
       if (!item) break;
       if ((0, import_yaml.isScalar)(item) || (0, import_yaml.isMap)(item) || (0, import_yaml.isSeq)(item)) offset = item.range?.[0] ?? offset;
-      node = item;
+      node2 = item;
     } else {
       break;
     }
@@ -51962,25 +53039,25 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs18 from "node:fs";
-import * as path13 from "node:path";
+import * as fs20 from "node:fs";
+import * as path15 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs18.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs20.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs18.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs20.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs18.existsSync(path13.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path13.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs20.existsSync(path15.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path15.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs18.existsSync(path13.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path13.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs20.existsSync(path15.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path15.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -52106,23 +53183,23 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs19 from "node:fs";
-import * as path14 from "node:path";
+import * as fs21 from "node:fs";
+import * as path16 from "node:path";
 function modelMatcher(globs) {
-  const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
+  const isMatch = (0, import_picomatch3.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path14.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path16.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs19.readdirSync(dir, { withFileTypes: true })) {
-      const full = path14.join(dir, entry3.name);
+    for (const entry3 of fs21.readdirSync(dir, { withFileTypes: true })) {
+      const full = path16.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path14.relative(root, full).split(path14.sep).join("/");
+        const rel = path16.relative(root, full).split(path16.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -52135,11 +53212,11 @@ function shardModels(models, shard) {
   if (!shard) return sorted;
   return sorted.filter((_, i2) => i2 % shard.count === shard.index - 1);
 }
-var import_picomatch2, SKIP_DIRS;
+var import_picomatch3, SKIP_DIRS;
 var init_models = __esm({
   "src/github/models.ts"() {
     "use strict";
-    import_picomatch2 = __toESM(require_picomatch2(), 1);
+    import_picomatch3 = __toESM(require_picomatch2(), 1);
     SKIP_DIRS = /* @__PURE__ */ new Set([".git", "node_modules"]);
   }
 });
@@ -52239,13 +53316,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs20 from "node:fs";
-import * as path15 from "node:path";
+import * as fs22 from "node:fs";
+import * as path17 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs20.existsSync(file) ? parseHistory(fs20.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs22.existsSync(file) ? parseHistory(fs22.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs20.mkdirSync(path15.dirname(file), { recursive: true });
+      fs22.mkdirSync(path17.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -52306,7 +53383,7 @@ async function reportFailure(octokit, ctx, ledger, label2, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path15.resolve(opts.workspace, inputs.historyFile);
+  const local = path17.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -53170,8 +54247,8 @@ var require_codegen = __commonJS({
       endIf() {
         return this._endBlockNode(If, Else);
       }
-      _for(node, forBody) {
-        this._blockNode(node);
+      _for(node2, forBody) {
+        this._blockNode(node2);
         if (forBody)
           this.code(forBody).endFor();
         return this;
@@ -53220,10 +54297,10 @@ var require_codegen = __commonJS({
       }
       // `return` statement
       return(value) {
-        const node = new Return();
-        this._blockNode(node);
+        const node2 = new Return();
+        this._blockNode(node2);
         this.code(value);
-        if (node.nodes.length !== 1)
+        if (node2.nodes.length !== 1)
           throw new Error('CodeGen: "return" should have one node');
         return this._endBlockNode(Return);
       }
@@ -53231,16 +54308,16 @@ var require_codegen = __commonJS({
       try(tryBody, catchCode, finallyCode) {
         if (!catchCode && !finallyCode)
           throw new Error('CodeGen: "try" without "catch" and "finally"');
-        const node = new Try();
-        this._blockNode(node);
+        const node2 = new Try();
+        this._blockNode(node2);
         this.code(tryBody);
         if (catchCode) {
           const error2 = this.name("e");
-          this._currNode = node.catch = new Catch(error2);
+          this._currNode = node2.catch = new Catch(error2);
           catchCode(error2);
         }
         if (finallyCode) {
-          this._currNode = node.finally = new Finally();
+          this._currNode = node2.finally = new Finally();
           this.code(finallyCode);
         }
         return this._endBlockNode(Catch, Finally);
@@ -53285,13 +54362,13 @@ var require_codegen = __commonJS({
           this._root.optimizeNames(this._root.names, this._constants);
         }
       }
-      _leafNode(node) {
-        this._currNode.nodes.push(node);
+      _leafNode(node2) {
+        this._currNode.nodes.push(node2);
         return this;
       }
-      _blockNode(node) {
-        this._currNode.nodes.push(node);
-        this._nodes.push(node);
+      _blockNode(node2) {
+        this._currNode.nodes.push(node2);
+        this._nodes.push(node2);
       }
       _endBlockNode(N1, N2) {
         const n = this._currNode;
@@ -53301,12 +54378,12 @@ var require_codegen = __commonJS({
         }
         throw new Error(`CodeGen: not in block "${N2 ? `${N1.kind}/${N2.kind}` : N1.kind}"`);
       }
-      _elseNode(node) {
+      _elseNode(node2) {
         const n = this._currNode;
         if (!(n instanceof If)) {
           throw new Error('CodeGen: "else" without "if"');
         }
-        this._currNode = n.else = node;
+        this._currNode = n.else = node2;
         return this;
       }
       get _root() {
@@ -53316,9 +54393,9 @@ var require_codegen = __commonJS({
         const ns = this._nodes;
         return ns[ns.length - 1];
       }
-      set _currNode(node) {
+      set _currNode(node2) {
         const ns = this._nodes;
-        ns[ns.length - 1] = node;
+        ns[ns.length - 1] = node2;
       }
     };
     exports.CodeGen = CodeGen;
@@ -55592,8 +56669,8 @@ var require_utils3 = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path18) {
-      let input = path18;
+    function removeDotSegments(path20) {
+      let input = path20;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -55667,11 +56744,11 @@ var require_utils3 = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path18) {
-      if (path18 === "" || path18[0] === "/") {
-        return removeDotSegments(path18);
+    function removeDotSegmentsRelative(path20) {
+      if (path20 === "" || path20[0] === "/") {
+        return removeDotSegments(path20);
       }
-      const segments = path18.split("/");
+      const segments = path20.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -56034,8 +57111,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path18 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path18 && path18 !== "/" ? path18 : void 0;
+        const path20 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path20 && path20 !== "/" ? path20 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -59848,8 +60925,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path18) {
-  return path18.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path20) {
+  return path20.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -59857,32 +60934,32 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path18 = [];
+  const path20 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path18.push(Number(key));
+      path20.push(Number(key));
       value = value[Number(key)];
     } else {
-      path18.push(key);
+      path20.push(key);
       value = value?.[key];
     }
   }
-  return { path: path18, value };
+  return { path: path20, value };
 }
 function fromAjv(error2, raw) {
-  const { path: path18, value } = toKeyPath(error2.instancePath, raw);
+  const { path: path20, value } = toKeyPath(error2.instancePath, raw);
   if (error2.keyword === "additionalProperties") {
     const key = String(error2.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path18)?.properties ?? {});
-    const full = [...path18, key];
+    const valid = Object.keys(schemaAt(path20)?.properties ?? {});
+    const full = [...path20, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path18)?.description ?? "valid";
+  const expected = schemaAt(path20)?.description ?? "valid";
   const bound = BOUNDS.has(error2.keyword) ? `; ${error2.message}` : "";
-  if (path18.length === 0) return { path: path18, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path18, message: `'${formatKeyPath(path18)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path20.length === 0) return { path: path20, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path20, message: `'${formatKeyPath(path20)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -59898,8 +60975,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path18 = ["budgets", name];
-        problems.push({ path: path18, message: `'${formatKeyPath(path18)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path20 = ["budgets", name];
+        problems.push({ path: path20, message: `'${formatKeyPath(path20)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -59937,16 +61014,16 @@ var init_validate = __esm({
 
 // src/config/loadConfig.ts
 import { readFileSync as readFileSync12 } from "node:fs";
-function loadConfig(path18) {
+function loadConfig(path20) {
   let text;
   try {
-    text = readFileSync12(path18, "utf8");
+    text = readFileSync12(path20, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path18}: config file not found; check the path or create it`);
-    throw new UserError(`${path18}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path20}: config file not found; check the path or create it`);
+    throw new UserError(`${path20}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path18);
+  return parseConfig(text, path20);
 }
 function parseConfig(text, where) {
   const lines2 = new import_yaml3.LineCounter();
@@ -60023,11 +61100,11 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs21 from "node:fs";
-import * as path16 from "node:path";
+import * as fs23 from "node:fs";
+import * as path18 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs21.existsSync(path16.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path16.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
+  const configFile = inputs.config ?? (fs23.existsSync(path18.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path18.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
   const overrides = { latency: { ...base.latency } };
   if (inputs.targetSparsity !== void 0) overrides.sparsity = inputs.targetSparsity;
   if (inputs.method !== void 0) overrides.method = inputs.method;
@@ -60043,9 +61120,9 @@ function resolveSettings(inputs, workspace) {
     configFile,
     config,
     budgets: resolveBudgets(config.budgets, inputs.budgets),
-    data: path16.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path16.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path16.resolve(workspace, s.path) }))
+    data: path18.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path18.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path18.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -60061,8 +61138,8 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs22 from "node:fs";
-import * as path17 from "node:path";
+import * as fs24 from "node:fs";
+import * as path19 from "node:path";
 function progressFor(io) {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
   }, stop() {
@@ -60091,16 +61168,16 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path17.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path17.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path19.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path19.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path17.resolve(env.workspace, inputs.ledgers);
-    if (!fs22.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    const dir = path19.resolve(env.workspace, inputs.ledgers);
+    if (!fs24.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -60121,10 +61198,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path17.join(out, "ledger.json");
-  fs22.mkdirSync(out, { recursive: true });
+  const ledgerPath = path19.join(out, "ledger.json");
+  fs24.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path17.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path19.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
@@ -60198,7 +61275,7 @@ var entry_exports = {};
 __export(entry_exports, {
   entry: () => entry
 });
-import * as os7 from "node:os";
+import * as os8 from "node:os";
 function workflowFile(ref) {
   const m = ref ? /^[^/]+\/[^/]+\/(.+?)@/.exec(ref) : null;
   return m?.[1];
@@ -60217,7 +61294,7 @@ async function entry() {
     };
     await run(inputs, octokit, ctx, {
       workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
-      temp: process.env.RUNNER_TEMP || os7.tmpdir(),
+      temp: process.env.RUNNER_TEMP || os8.tmpdir(),
       workflowFile: workflowFile(process.env.GITHUB_WORKFLOW_REF)
     }, {
       info: (m) => info(m),
