@@ -1,6 +1,6 @@
 import { errorFunction, median } from 'simple-statistics';
 import type { SpeedFunnel, Step } from './step.js';
-import { modelCost, quantizedWeights, weightTensor } from '../onnx/flops.js';
+import { MAC_OPS, modelCost, quantizedWeights, weightTensor } from '../onnx/flops.js';
 import { GraphIndex } from '../onnx/graph.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { DataType, FLOAT_TYPES, numel, tensorDims, tensorToFloat32 } from '../onnx/tensor.js';
@@ -23,7 +23,6 @@ export interface WeightFacts {
   weightBytes: number;
 }
 
-const MAC_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
 export function weightFacts(model: ModelProto): WeightFacts {
   const index = new GraphIndex(model.graph!);
@@ -49,7 +48,7 @@ export function weightFacts(model: ModelProto): WeightFacts {
     if (c.macs === null) return;
     const node = macNodes[k];
     // the weight operand; for a MatMul it may be either side, activation x activation has none
-    const weight = node.opType === 'MatMul' ? node.input.find((i) => (weightTensor(index, i)?.dims.length ?? 0) >= 2) : node.input[1];
+    const weight = node.opType === 'MatMul' || node.opType === 'MatMulInteger' ? node.input.slice(0, 2).find((i) => (weightTensor(index, i)?.dims.length ?? 0) >= 2) : node.input[1];
     const t = weight ? weightTensor(index, weight) : undefined;
     const d = t && numel(tensorDims(t)) > 0 ? (density.get(t.name) ?? 1) : 1;
     sparseMacs += c.macs * d;

@@ -22,7 +22,8 @@ export interface ModelCost {
   nodes: NodeCost[];
 }
 
-const MAC_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
+/** ops whose multiply-accumulates are counted; the integer forms run the same MACs as their float ops */
+export const MAC_OPS: ReadonlySet<string> = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'MatMulInteger', 'ConvInteger']);
 
 export function nodeMacs(node: NodeProto, shapes: Map<string, number[]>): number | null {
   const x = shapes.get(node.input[0]);
@@ -31,6 +32,7 @@ export function nodeMacs(node: NodeProto, shapes: Map<string, number[]>): number
   if (!x || !w || !y) return null;
   switch (node.opType) {
     case 'Conv': // every output element: Cin/groups * prod(kernel) MACs
+    case 'ConvInteger':
       return numel(y) * numel(w.slice(1));
     case 'ConvTranspose': // weight [Cin, Cout/groups, k...]: every input element feeds Cout/groups * prod(kernel)
       return numel(x) * numel(w.slice(1));
@@ -39,6 +41,7 @@ export function nodeMacs(node: NodeProto, shapes: Map<string, number[]>): number
       return numel(y) * k;
     }
     case 'MatMul':
+    case 'MatMulInteger':
       return numel(y) * x[x.length - 1];
     default:
       return null;
@@ -84,6 +87,17 @@ export function quantizedWeights(index: GraphIndex): { stored: Set<string>; auxi
   const stored = new Set<string>();
   const auxiliary = new Set<string>();
   for (const n of index.graph.node) {
+    // dynamic quantization's weight scales multiply the activation scale DynamicQuantizeLinear measured
+    if (n.opType === 'Mul' && n.input.some((i) => index.producer.get(i)?.opType === 'DynamicQuantizeLinear')) {
+      for (const i of n.input) if (index.initializers.has(i)) auxiliary.add(i);
+      continue;
+    }
+    if (n.opType === 'MatMulInteger' || n.opType === 'ConvInteger') {
+      // dynamic quantization: the integer weight is read directly; zero points are bookkeeping
+      if (index.initializers.has(n.input[1])) stored.add(n.input[1]);
+      for (const i of n.input.slice(2)) if (i && index.initializers.has(i)) auxiliary.add(i);
+      continue;
+    }
     if (n.opType !== 'DequantizeLinear' && n.opType !== 'QuantizeLinear') continue;
     if (n.opType === 'DequantizeLinear' && index.initializers.has(n.input[0])) stored.add(n.input[0]);
     for (const i of n.input.slice(1)) if (i && index.initializers.has(i)) auxiliary.add(i);

@@ -4,7 +4,7 @@ import type { Config } from '../config/schema.js';
 import { sliceBatch, type Dataset } from '../data/dataset.js';
 import type { Progress } from '../io/progress.js';
 import { measureInterleaved } from '../measure/latency.js';
-import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
+import { loadModel, opsetVersion, saveModel, setMetadata } from '../onnx/model.js';
 import { median } from 'simple-statistics';
 import { kernelReport, optimisedGraph } from '../quantize/kernels.js';
 import type { WeightBits } from '../quantize/params.js';
@@ -14,6 +14,7 @@ import { VERSION } from '../version.js';
 import { UserError } from '../errors.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { qdqSupport } from '../quantize/qdq.js';
+import { dynamicCandidates, MIN_DYNAMIC_OPSET, quantizeDynamic } from '../quantize/dynamic.js';
 import { measureStep, type MeasuredStep, type StepContext } from './measureStep.js';
 
 /** Calibration samples the decisions (weight precision, float layers) are measured on. */
@@ -197,6 +198,64 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
   return { artifact: input.artifact, description, info, notes };
 }
 
+/** Whether the CPU's integer dot products add 8-bit products without 16-bit saturation (VNNI, AMX), from Linux's CPU flags. */
+function cpuHasVnni(): boolean | undefined {
+  try {
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The `quantize:dynamic` step: MatMul weights to int8, activations quantized per batch at run time.
+ * Weight precision is measured on the calibration set when there is one (error against float at 8 and
+ * 7 bits: in exact arithmetic 8 bits has about half 7 bits' error, so more means saturation), else read
+ * from the CPU's features.
+ */
+export async function quantizeDynamicStep(input: Omit<QuantizeStepInput, 'calib'> & { calib?: Dataset }): Promise<QuantizeStepResult> {
+  const { config, progress } = input;
+  const threads = config.latency.threads;
+  const float = loadModel(input.source).proto;
+  progress.note(`quantizing ${path.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  let bits: WeightBits = 8;
+  let deviation: { bits8: number; bits7: number } | null = null;
+  let reason: string;
+  if (input.calib) {
+    const slice = firstSlice(input.calib, DECISION_SAMPLES);
+    const reference = await predict(float, slice, 'fused', threads);
+    const err = async (b: WeightBits) => relativeL2((await predict(quantizeDynamic(float, { weightBits: b, exclude: config.quantizeExclude }).model, slice, 'fused', threads)).logits!, reference.logits!);
+    deviation = { bits8: await err(8), bits7: await err(7) };
+    bits = deviation.bits8 > deviation.bits7 ? 7 : 8;
+    reason = `${bits}-bit weights: relative output error against float ${deviation.bits8.toFixed(4)} at 8 bits and ${deviation.bits7.toFixed(4)} at 7 bits on ${slice.count} calibration samples${bits === 7 ? ' (8 bits worse than 7: saturating 16-bit sums on this CPU)' : ''}`;
+  } else {
+    const vnni = cpuHasVnni();
+    bits = vnni === false ? 7 : 8;
+    reason = vnni === undefined ? '8-bit weights: no calibration data to measure on and no CPU flags to read' : `${bits}-bit weights: no calibration data to measure on; this CPU ${vnni ? 'has' : 'lacks'} VNNI-class integer dot products`;
+  }
+  const q = quantizeDynamic(float, { weightBits: bits, exclude: config.quantizeExclude });
+  setMetadata(q.model, { 'prune-guard.version': VERSION, 'prune-guard.quantize': 'int8-dynamic', 'prune-guard.quantize.weight_bits': String(bits) });
+  saveModel(q.model, input.artifact);
+  const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
+  const notes: string[] = [];
+  const info: QuantizeInfo = {
+    scheme: 'dynamic',
+    activations: 'uint8',
+    weights: { type: 'int8', bits, granularity: 'per-channel', fused_deviation: deviation, reason },
+    calibration: null,
+    folded_batch_norms: 0,
+    quantized_nodes: q.quantized.length,
+    absorbed_relus: 0,
+    float_layers: [],
+    variants: [],
+    calib_quality: null,
+    layer_errors: [],
+    kernels,
+  };
+  const description = `INT8 dynamic: ${q.quantized.length} MatMul weights int8 (${bits}-bit, per output column), activations quantized per batch; ${kernels.integer_nodes} integer kernels in onnxruntime's graph`;
+  return { artifact: input.artifact, description, info, notes };
+}
+
 /**
  * Refuse, before anything is written, a quantization this run cannot do: no calibration data, a mode
  * not built, a schedule it does not follow, a model whose opset or types static QDQ cannot express.
@@ -204,7 +263,10 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
 export function checkQuantizeInputs(config: Config, calib: Dataset | undefined, model: ModelProto, req: { model: string }): void {
   if (config.quantize === 'none') return;
   if (config.quantize === 'dynamic') {
-    throw new UserError(`--quantize dynamic: not available in prune-guard ${VERSION} yet; use --quantize int8 (static, calibrated on --calib)`);
+    if (config.schedule === 'gradual') throw new UserError(`--quantize dynamic: not combined with --schedule gradual yet; quantize the shipped step in a one-shot run (--schedule oneshot)`);
+    if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new UserError(`${req.model}: cannot quantize dynamically: opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET}); re-export the model at opset 13 or later`);
+    if (dynamicCandidates(model, config.quantizeExclude).length === 0) throw new UserError(`${req.model}: --quantize dynamic rewrites MatMul layers with a constant weight and this model has none; use --quantize int8 (static, calibrated on --calib)`);
+    return;
   }
   if (!calib) throw new UserError(`--quantize ${config.quantize}: needs calibration data to measure activation ranges; pass --calib FILE.npz (512 samples are plenty)`);
   if (config.schedule === 'gradual') throw new UserError(`--quantize ${config.quantize}: not combined with --schedule gradual yet; quantize the shipped step in a one-shot run (--schedule oneshot)`);
@@ -214,7 +276,7 @@ export function checkQuantizeInputs(config: Config, calib: Dataset | undefined, 
 
 /** A quantized step is measured like any other, with what the quantizer decided attached. */
 export async function measureQuantized(q: QuantizeStepResult, ctx: StepContext): Promise<MeasuredStep> {
-  const m = await measureStep('quantize:int8', q.description, q.artifact, ctx);
+  const m = await measureStep(q.info.scheme === 'dynamic' ? 'quantize:dynamic' : 'quantize:int8', q.description, q.artifact, ctx);
   m.step.quantize = q.info;
   return m;
 }

@@ -25,7 +25,7 @@ import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { RunRequest, RunResult } from './request.js';
 import type { Progress } from '../io/progress.js';
 import { collectGarbage, releaseField } from './release.js';
-import { checkQuantizeInputs, measureQuantized, quantizeStep } from './quantizeStep.js';
+import { checkQuantizeInputs, measureQuantized, quantizeDynamicStep, quantizeStep, type QuantizeStepResult } from './quantizeStep.js';
 import { prunableWeights } from '../prune/prunable.js';
 
 /** Recoveries this build implements; others are refused up front, never faked. */
@@ -80,7 +80,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
   if (config.schedule === 'gradual') return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
-  if (quantizeOnly) return quantizeOnlyRun({ req, dense, data, shifts, calib: calib!, outPath, provider }, progress);
+  if (quantizeOnly) return quantizeOnlyRun({ req, dense, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config);
   // after every check, so a refused run still prints one line; falling back to global is today's behaviour, not news
   if (scope.scope !== 'global' && scope.reason) progress.note(scope.reason);
@@ -126,7 +126,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   collectGarbage();
 
   // quantization compresses what recovery shipped; the float file stays among the steps
-  const quantized = config.quantize === 'int8' ? await quantizeStep({ source: lastFloat, calib: calib!, config, artifact: stepFile(stepsDir, recovered.length + 2, 'quantize-int8'), progress, provider: provider.provider }) : undefined;
+  const quantized = await quantizeLast(lastFloat, calib, config, stepFile(stepsDir, recovered.length + 2, `quantize-${config.quantize}`), progress, provider.provider);
   if (keepStages) writeFileAtomic(outPath, fs.readFileSync(quantized?.artifact ?? lastFloat));
 
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
@@ -150,6 +150,13 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
 
   const notes = [...pruned.notes, ...recovery.notes, ...(quantized?.notes ?? [])];
   return finishRun({ req, provider, data, shifts, measured, outPath, target, notes, scope: pruned.scope ?? scope.scope, sensitivity: pruned.sensitivity }, progress);
+}
+
+/** The configured quantization of a float file, saved at `artifact`; undefined without `--quantize`. */
+async function quantizeLast(source: string, calib: Dataset | undefined, config: Config, artifact: string, progress: Progress, provider: 'cpu' | 'cuda'): Promise<QuantizeStepResult | undefined> {
+  if (config.quantize === 'int8') return quantizeStep({ source, calib: calib!, config, artifact, progress, provider });
+  if (config.quantize === 'dynamic') return quantizeDynamicStep({ source, calib, config, artifact, progress, provider });
+  return undefined;
 }
 
 interface FinishInput {
@@ -199,14 +206,14 @@ async function finishRun(input: FinishInput, progress: Progress): Promise<RunRes
  * `--quantize int8 --sparsity 0`: no pruning and no recovery, only the float input and its INT8 version,
  * measured and judged like any run.
  */
-async function quantizeOnlyRun(input: { req: RunRequest; dense: LoadedModel; data: Dataset; shifts: { name: string; data: Dataset }[]; calib: Dataset; outPath: string; provider: FinishInput['provider'] }, progress: Progress): Promise<RunResult> {
+async function quantizeOnlyRun(input: { req: RunRequest; dense: LoadedModel; data: Dataset; shifts: { name: string; data: Dataset }[]; calib: Dataset | undefined; outPath: string; provider: FinishInput['provider'] }, progress: Progress): Promise<RunResult> {
   const { req, data, shifts, calib, outPath, provider } = input;
   const { config } = req;
   const denseWeights = prunableWeights(input.dense.proto, { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false });
   releaseField(input.dense, 'proto', 'the dense model');
   const stepsDir = path.join(req.out, 'steps');
   fs.mkdirSync(stepsDir, { recursive: true });
-  const quantized = await quantizeStep({ source: req.model, calib, config, artifact: stepFile(stepsDir, 1, 'quantize-int8'), progress, provider: provider.provider });
+  const quantized = (await quantizeLast(req.model, calib, config, stepFile(stepsDir, 1, `quantize-${config.quantize}`), progress, provider.provider))!;
   writeFileAtomic(outPath, fs.readFileSync(quantized.artifact));
   collectGarbage();
   const ctx = { data, shifts, denseWeights, config, progress, provider: provider.provider };

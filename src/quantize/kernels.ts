@@ -34,7 +34,7 @@ export interface KernelReport {
 
 const INTEGER_OPS = /^(QLinear\w+|QGemm|QAttention|ConvInteger|MatMulInteger|MatMulIntegerToFloat|DynamicQuantizeMatMul|QuantizeBFP|NhwcMaxPool)$/;
 const FLOAT_COMPUTE = /^(Conv|FusedConv|Gemm|FusedGemm|MatMul|FusedMatMul|ConvTranspose)$/;
-const COMPUTE = new Set(['Conv', 'Gemm', 'MatMul', 'ConvTranspose']);
+const COMPUTE = new Set(['Conv', 'Gemm', 'MatMul', 'ConvTranspose', 'MatMulInteger', 'ConvInteger']);
 
 /**
  * Classify the nodes of onnxruntime's optimised graph against the model as written. onnxruntime keeps
@@ -64,6 +64,8 @@ export function kernelReport(written: ModelProto, optimised: ModelProto): Kernel
     const act = consumers.filter((c) => c.input[0] === n.output[0]);
     return (
       nodes.find((o) => o.name.replace(/_token_\d+$/, '') === n.name) ??
+      // fusions that keep the node's name as a prefix (`<name>/MatMulScaleFusion/`)
+      compute.find((o) => o.name.startsWith(`${n.name}/`)) ??
       byOutput(n.output[0]) ??
       (act.length === 1 && ['Relu', 'Clip', 'LeakyRelu', 'Sigmoid', 'HardSigmoid'].includes(act[0].opType) ? byOutput(act[0].output[0]) : undefined)
     );

@@ -19,24 +19,30 @@ export interface QuantizeVariant {
 
 /** What the `quantize:int8` step did, and why: recorded in its ledger step. */
 export interface QuantizeInfo {
-  scheme: 'static-qdq';
+  /** static: activation ranges calibrated ahead (QDQ); dynamic: measured per batch at run time (MatMulInteger) */
+  scheme: 'static-qdq' | 'dynamic';
   activations: 'uint8';
   weights: {
     type: 'int8';
     bits: WeightBits;
     granularity: 'per-channel' | 'per-tensor';
-    /** how the precision was chosen: the fused kernels' deviation from the simulated QDQ graph at 8 and 7 bits */
-    fused_deviation: { bits8: number; bits7: number };
+    /**
+     * how the precision was chosen: static, the fused kernels' relative output error against the
+     * simulated QDQ graph at 8 and 7 bits; dynamic, against the float model; null when no calibration
+     * data was there to measure on and the CPU's features decided
+     */
+    fused_deviation: { bits8: number; bits7: number } | null;
     reason: string;
   };
-  calibration: { method: CalibratorName; samples: number; decision_samples: number };
+  /** static only (null for dynamic): how activation ranges were set, and on how many samples decisions were measured */
+  calibration: { method: CalibratorName; samples: number; decision_samples: number } | null;
   folded_batch_norms: number;
   quantized_nodes: number;
   absorbed_relus: number;
   float_layers: { node: string; reason: FloatReason; detail: string }[];
   variants: QuantizeVariant[];
   /** calibration-slice quality of the float input and of the shipped quantized model */
-  calib_quality: { metric: 'accuracy' | 'agreement'; float: number; quantized: number };
+  calib_quality: { metric: 'accuracy' | 'agreement'; float: number; quantized: number } | null;
   /** each quantized layer's error contribution, largest first (at most 20) */
   layer_errors: LayerError[];
   /** what onnxruntime runs, read from its optimised graph of the saved file */

@@ -28,6 +28,6 @@ describe('the quantize:int8 step', () => {
     const back = r.info.float_layers.find((f) => f.reason === 'error');
     expect(back?.node).toBe('/net/net.3/Gemm');
     expect(r.info.kernels.layers.find((l) => l.node === '/net/net.3/Gemm')!.integer).toBe(false);
-    expect(r.info.calib_quality.quantized).toBeGreaterThanOrEqual(r.info.calib_quality.float - 0.005);
+    expect(r.info.calib_quality!.quantized).toBeGreaterThanOrEqual(r.info.calib_quality!.float - 0.005);
   }, 30_000);
 });
