@@ -124,6 +124,9 @@ describe('parseConfig values', () => {
       schedulePatience: 1,
       recoveryRounds: DEFAULT_CONFIG.recoveryRounds,
       roundsCompareSensitivity: false,
+      quantize: 'none',
+      quantizeCalibration: 'minmax',
+      quantizeExclude: [],
     });
   });
 
@@ -154,6 +157,9 @@ describe('parseConfig values', () => {
       'schedule-patience: 2',
       'recovery-rounds: 3',
       'rounds-compare-sensitivity: true',
+      'quantize: int8',
+      'quantize-calibration: entropy',
+      'quantize-exclude: ["/stem/*"]',
       'budgets:',
       '  accuracy-drop: 0.5%',
       '  min-speedup: 1.5',
@@ -187,6 +193,9 @@ describe('parseConfig values', () => {
       schedulePatience: 2,
       recoveryRounds: 3,
       roundsCompareSensitivity: true,
+      quantize: 'int8',
+      quantizeCalibration: 'entropy',
+      quantizeExclude: ['/stem/*'],
     });
   });
 
