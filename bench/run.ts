@@ -16,7 +16,7 @@ import { peakMeter, type PeakMeter } from '../src/measure/memory.js';
 import { ensureScaleModels } from './exportScale.js';
 import { benchRecovery, RECOVERY_METHODS, renderRecoveryTable, type RecoveryRow } from './recovery.js';
 import { benchConfig, outcome, stagesFor, type BenchModel, type BenchOptions, type Outcome, type StageContext } from './stages.js';
-import { benchQuantize, renderQuantizeTable, type QuantizeRow } from './quantize.js';
+import { benchQuantize, quantizeModes, renderQuantizeTable, type QuantizeRow } from './quantize.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FIXTURES = path.join(ROOT, 'fixtures');
@@ -196,8 +196,10 @@ async function main(): Promise<void> {
     if (args.quantize) {
       for (const model of list) {
         if (!model.data || !model.calib || !fs.existsSync(model.calib)) continue;
-        process.stderr.write(`bench: ${model.name} int8\n`);
-        quantized.push(await benchQuantize({ ...model, calib: model.calib }, options, workDir));
+        for (const mode of quantizeModes(model.file)) {
+          process.stderr.write(`bench: ${model.name} ${mode}\n`);
+          quantized.push(await benchQuantize({ ...model, calib: model.calib }, mode, options, workDir));
+        }
       }
     }
   } finally {
@@ -231,7 +233,7 @@ async function main(): Promise<void> {
       : []),
     ...(quantized.length
       ? [
-          `INT8 (\`--quantize int8\`: static QDQ, min-max calibration on the model's calibration set, weight precision and float layers chosen by measurement as the pipeline does; top-1 on the evaluation set above; speedup: ratio of medians of fp32 and INT8 latency interleaved in one pass).`,
+          `INT8 (\`--quantize int8\`: static QDQ, min-max calibration on the model's calibration set, weight precision and float layers chosen by measurement as the pipeline does; \`--quantize dynamic\` where the model has MatMul layers; top-1 on the evaluation set above; speedup: ratio of medians of fp32 and INT8 latency interleaved in one pass, one intra-op thread, each sample the best of 3 runs).`,
           renderQuantizeTable(quantized),
         ]
       : []),
