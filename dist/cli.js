@@ -3491,24 +3491,24 @@ var require_identity = __commonJS({
     var SCALAR = /* @__PURE__ */ Symbol.for("yaml.scalar");
     var SEQ = /* @__PURE__ */ Symbol.for("yaml.seq");
     var NODE_TYPE = /* @__PURE__ */ Symbol.for("yaml.node.type");
-    var isAlias = (node2) => !!node2 && typeof node2 === "object" && node2[NODE_TYPE] === ALIAS;
-    var isDocument = (node2) => !!node2 && typeof node2 === "object" && node2[NODE_TYPE] === DOC;
-    var isMap2 = (node2) => !!node2 && typeof node2 === "object" && node2[NODE_TYPE] === MAP;
-    var isPair = (node2) => !!node2 && typeof node2 === "object" && node2[NODE_TYPE] === PAIR;
-    var isScalar2 = (node2) => !!node2 && typeof node2 === "object" && node2[NODE_TYPE] === SCALAR;
-    var isSeq2 = (node2) => !!node2 && typeof node2 === "object" && node2[NODE_TYPE] === SEQ;
-    function isCollection(node2) {
-      if (node2 && typeof node2 === "object")
-        switch (node2[NODE_TYPE]) {
+    var isAlias = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === ALIAS;
+    var isDocument = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === DOC;
+    var isMap2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === MAP;
+    var isPair = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === PAIR;
+    var isScalar2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SCALAR;
+    var isSeq2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SEQ;
+    function isCollection(node) {
+      if (node && typeof node === "object")
+        switch (node[NODE_TYPE]) {
           case MAP:
           case SEQ:
             return true;
         }
       return false;
     }
-    function isNode(node2) {
-      if (node2 && typeof node2 === "object")
-        switch (node2[NODE_TYPE]) {
+    function isNode(node) {
+      if (node && typeof node === "object")
+        switch (node[NODE_TYPE]) {
           case ALIAS:
           case MAP:
           case SCALAR:
@@ -3517,7 +3517,7 @@ var require_identity = __commonJS({
         }
       return false;
     }
-    var hasAnchor = (node2) => (isScalar2(node2) || isCollection(node2)) && !!node2.anchor;
+    var hasAnchor = (node) => (isScalar2(node) || isCollection(node)) && !!node.anchor;
     exports.ALIAS = ALIAS;
     exports.DOC = DOC;
     exports.MAP = MAP;
@@ -3545,98 +3545,98 @@ var require_visit = __commonJS({
     var BREAK = /* @__PURE__ */ Symbol("break visit");
     var SKIP = /* @__PURE__ */ Symbol("skip children");
     var REMOVE = /* @__PURE__ */ Symbol("remove node");
-    function visit(node2, visitor) {
+    function visit(node, visitor) {
       const visitor_ = initVisitor(visitor);
-      if (identity.isDocument(node2)) {
-        const cd = visit_(null, node2.contents, visitor_, Object.freeze([node2]));
+      if (identity.isDocument(node)) {
+        const cd = visit_(null, node.contents, visitor_, Object.freeze([node]));
         if (cd === REMOVE)
-          node2.contents = null;
+          node.contents = null;
       } else
-        visit_(null, node2, visitor_, Object.freeze([]));
+        visit_(null, node, visitor_, Object.freeze([]));
     }
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node2, visitor, path17) {
-      const ctrl = callVisitor(key, node2, visitor, path17);
+    function visit_(key, node, visitor, path17) {
+      const ctrl = callVisitor(key, node, visitor, path17);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
         replaceNode(key, path17, ctrl);
         return visit_(key, ctrl, visitor, path17);
       }
       if (typeof ctrl !== "symbol") {
-        if (identity.isCollection(node2)) {
-          path17 = Object.freeze(path17.concat(node2));
-          for (let i2 = 0; i2 < node2.items.length; ++i2) {
-            const ci = visit_(i2, node2.items[i2], visitor, path17);
+        if (identity.isCollection(node)) {
+          path17 = Object.freeze(path17.concat(node));
+          for (let i2 = 0; i2 < node.items.length; ++i2) {
+            const ci = visit_(i2, node.items[i2], visitor, path17);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
               return BREAK;
             else if (ci === REMOVE) {
-              node2.items.splice(i2, 1);
+              node.items.splice(i2, 1);
               i2 -= 1;
             }
           }
-        } else if (identity.isPair(node2)) {
-          path17 = Object.freeze(path17.concat(node2));
-          const ck = visit_("key", node2.key, visitor, path17);
+        } else if (identity.isPair(node)) {
+          path17 = Object.freeze(path17.concat(node));
+          const ck = visit_("key", node.key, visitor, path17);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
-            node2.key = null;
-          const cv = visit_("value", node2.value, visitor, path17);
+            node.key = null;
+          const cv = visit_("value", node.value, visitor, path17);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
-            node2.value = null;
+            node.value = null;
         }
       }
       return ctrl;
     }
-    async function visitAsync(node2, visitor) {
+    async function visitAsync(node, visitor) {
       const visitor_ = initVisitor(visitor);
-      if (identity.isDocument(node2)) {
-        const cd = await visitAsync_(null, node2.contents, visitor_, Object.freeze([node2]));
+      if (identity.isDocument(node)) {
+        const cd = await visitAsync_(null, node.contents, visitor_, Object.freeze([node]));
         if (cd === REMOVE)
-          node2.contents = null;
+          node.contents = null;
       } else
-        await visitAsync_(null, node2, visitor_, Object.freeze([]));
+        await visitAsync_(null, node, visitor_, Object.freeze([]));
     }
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node2, visitor, path17) {
-      const ctrl = await callVisitor(key, node2, visitor, path17);
+    async function visitAsync_(key, node, visitor, path17) {
+      const ctrl = await callVisitor(key, node, visitor, path17);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
         replaceNode(key, path17, ctrl);
         return visitAsync_(key, ctrl, visitor, path17);
       }
       if (typeof ctrl !== "symbol") {
-        if (identity.isCollection(node2)) {
-          path17 = Object.freeze(path17.concat(node2));
-          for (let i2 = 0; i2 < node2.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node2.items[i2], visitor, path17);
+        if (identity.isCollection(node)) {
+          path17 = Object.freeze(path17.concat(node));
+          for (let i2 = 0; i2 < node.items.length; ++i2) {
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path17);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
               return BREAK;
             else if (ci === REMOVE) {
-              node2.items.splice(i2, 1);
+              node.items.splice(i2, 1);
               i2 -= 1;
             }
           }
-        } else if (identity.isPair(node2)) {
-          path17 = Object.freeze(path17.concat(node2));
-          const ck = await visitAsync_("key", node2.key, visitor, path17);
+        } else if (identity.isPair(node)) {
+          path17 = Object.freeze(path17.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path17);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
-            node2.key = null;
-          const cv = await visitAsync_("value", node2.value, visitor, path17);
+            node.key = null;
+          const cv = await visitAsync_("value", node.value, visitor, path17);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
-            node2.value = null;
+            node.value = null;
         }
       }
       return ctrl;
@@ -3659,32 +3659,32 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node2, visitor, path17) {
+    function callVisitor(key, node, visitor, path17) {
       if (typeof visitor === "function")
-        return visitor(key, node2, path17);
-      if (identity.isMap(node2))
-        return visitor.Map?.(key, node2, path17);
-      if (identity.isSeq(node2))
-        return visitor.Seq?.(key, node2, path17);
-      if (identity.isPair(node2))
-        return visitor.Pair?.(key, node2, path17);
-      if (identity.isScalar(node2))
-        return visitor.Scalar?.(key, node2, path17);
-      if (identity.isAlias(node2))
-        return visitor.Alias?.(key, node2, path17);
+        return visitor(key, node, path17);
+      if (identity.isMap(node))
+        return visitor.Map?.(key, node, path17);
+      if (identity.isSeq(node))
+        return visitor.Seq?.(key, node, path17);
+      if (identity.isPair(node))
+        return visitor.Pair?.(key, node, path17);
+      if (identity.isScalar(node))
+        return visitor.Scalar?.(key, node, path17);
+      if (identity.isAlias(node))
+        return visitor.Alias?.(key, node, path17);
       return void 0;
     }
-    function replaceNode(key, path17, node2) {
+    function replaceNode(key, path17, node) {
       const parent = path17[path17.length - 1];
       if (identity.isCollection(parent)) {
-        parent.items[key] = node2;
+        parent.items[key] = node;
       } else if (identity.isPair(parent)) {
         if (key === "key")
-          parent.key = node2;
+          parent.key = node;
         else
-          parent.value = node2;
+          parent.value = node;
       } else if (identity.isDocument(parent)) {
-        parent.contents = node2;
+        parent.contents = node;
       } else {
         const pt = identity.isAlias(parent) ? "alias" : "scalar";
         throw new Error(`Cannot replace node with ${pt} parent`);
@@ -3844,9 +3844,9 @@ var require_directives = __commonJS({
         let tagNames;
         if (doc && tagEntries.length > 0 && identity.isNode(doc.contents)) {
           const tags = {};
-          visit.visit(doc.contents, (_key, node2) => {
-            if (identity.isNode(node2) && node2.tag)
-              tags[node2.tag] = true;
+          visit.visit(doc.contents, (_key, node) => {
+            if (identity.isNode(node) && node.tag)
+              tags[node.tag] = true;
           });
           tagNames = Object.keys(tags);
         } else
@@ -3883,9 +3883,9 @@ var require_anchors = __commonJS({
     function anchorNames(root) {
       const anchors = /* @__PURE__ */ new Set();
       visit.visit(root, {
-        Value(_key, node2) {
-          if (node2.anchor)
-            anchors.add(node2.anchor);
+        Value(_key, node) {
+          if (node.anchor)
+            anchors.add(node.anchor);
         }
       });
       return anchors;
@@ -4089,20 +4089,20 @@ var require_Alias = __commonJS({
         } else {
           nodes = [];
           visit.visit(doc, {
-            Node: (_key, node2) => {
-              if (identity.isAlias(node2) || identity.hasAnchor(node2))
-                nodes.push(node2);
+            Node: (_key, node) => {
+              if (identity.isAlias(node) || identity.hasAnchor(node))
+                nodes.push(node);
             }
           });
           if (ctx)
             ctx.aliasResolveCache = nodes;
         }
         let found = void 0;
-        for (const node2 of nodes) {
-          if (node2 === this)
+        for (const node of nodes) {
+          if (node === this)
             break;
-          if (node2.anchor === this.source)
-            found = node2;
+          if (node.anchor === this.source)
+            found = node;
         }
         if (found && ctx) {
           const { anchors: anchors2, doc: doc2, maxAliasCount } = ctx;
@@ -4151,22 +4151,22 @@ var require_Alias = __commonJS({
         return src;
       }
     };
-    function getAliasCount(doc, node2, anchors2) {
-      if (identity.isAlias(node2)) {
-        const source = node2.resolve(doc);
+    function getAliasCount(doc, node, anchors2) {
+      if (identity.isAlias(node)) {
+        const source = node.resolve(doc);
         const anchor = anchors2 && source && anchors2.get(source);
         return anchor ? anchor.count * anchor.aliasCount : 0;
-      } else if (identity.isCollection(node2)) {
+      } else if (identity.isCollection(node)) {
         let count3 = 0;
-        for (const item of node2.items) {
+        for (const item of node.items) {
           const c = getAliasCount(doc, item, anchors2);
           if (c > count3)
             count3 = c;
         }
         return count3;
-      } else if (identity.isPair(node2)) {
-        const kc = getAliasCount(doc, node2.key, anchors2);
-        const vc = getAliasCount(doc, node2.value, anchors2);
+      } else if (identity.isPair(node)) {
+        const kc = getAliasCount(doc, node.key, anchors2);
+        const vc = getAliasCount(doc, node.value, anchors2);
         return Math.max(kc, vc);
       }
       return 1;
@@ -4256,10 +4256,10 @@ var require_createNode = __commonJS({
           value = value.toJSON();
         }
         if (!value || typeof value !== "object") {
-          const node3 = new Scalar.Scalar(value);
+          const node2 = new Scalar.Scalar(value);
           if (ref)
-            ref.node = node3;
-          return node3;
+            ref.node = node2;
+          return node2;
         }
         tagObj = value instanceof Map ? schema[identity.MAP] : Symbol.iterator in Object(value) ? schema[identity.SEQ] : schema[identity.MAP];
       }
@@ -4267,14 +4267,14 @@ var require_createNode = __commonJS({
         onTagObj(tagObj);
         delete ctx.onTagObj;
       }
-      const node2 = tagObj?.createNode ? tagObj.createNode(ctx.schema, value, ctx) : typeof tagObj?.nodeClass?.from === "function" ? tagObj.nodeClass.from(ctx.schema, value, ctx) : new Scalar.Scalar(value);
+      const node = tagObj?.createNode ? tagObj.createNode(ctx.schema, value, ctx) : typeof tagObj?.nodeClass?.from === "function" ? tagObj.nodeClass.from(ctx.schema, value, ctx) : new Scalar.Scalar(value);
       if (tagName)
-        node2.tag = tagName;
+        node.tag = tagName;
       else if (!tagObj.default)
-        node2.tag = tagObj.tag;
+        node.tag = tagObj.tag;
       if (ref)
-        ref.node = node2;
-      return node2;
+        ref.node = node;
+      return node;
     }
     exports.createNode = createNode;
   }
@@ -4344,10 +4344,10 @@ var require_Collection = __commonJS({
           this.add(value);
         else {
           const [key, ...rest] = path17;
-          const node2 = this.get(key, true);
-          if (identity.isCollection(node2))
-            node2.addIn(rest, value);
-          else if (node2 === void 0 && this.schema)
+          const node = this.get(key, true);
+          if (identity.isCollection(node))
+            node.addIn(rest, value);
+          else if (node === void 0 && this.schema)
             this.set(key, collectionFromPath(this.schema, rest, value));
           else
             throw new Error(`Expected YAML collection at ${key}. Remaining path: ${rest}`);
@@ -4361,9 +4361,9 @@ var require_Collection = __commonJS({
         const [key, ...rest] = path17;
         if (rest.length === 0)
           return this.delete(key);
-        const node2 = this.get(key, true);
-        if (identity.isCollection(node2))
-          return node2.deleteIn(rest);
+        const node = this.get(key, true);
+        if (identity.isCollection(node))
+          return node.deleteIn(rest);
         else
           throw new Error(`Expected YAML collection at ${key}. Remaining path: ${rest}`);
       }
@@ -4374,17 +4374,17 @@ var require_Collection = __commonJS({
        */
       getIn(path17, keepScalar) {
         const [key, ...rest] = path17;
-        const node2 = this.get(key, true);
+        const node = this.get(key, true);
         if (rest.length === 0)
-          return !keepScalar && identity.isScalar(node2) ? node2.value : node2;
+          return !keepScalar && identity.isScalar(node) ? node.value : node;
         else
-          return identity.isCollection(node2) ? node2.getIn(rest, keepScalar) : void 0;
+          return identity.isCollection(node) ? node.getIn(rest, keepScalar) : void 0;
       }
       hasAllNullValues(allowScalar) {
-        return this.items.every((node2) => {
-          if (!identity.isPair(node2))
+        return this.items.every((node) => {
+          if (!identity.isPair(node))
             return false;
-          const n = node2.value;
+          const n = node.value;
           return n == null || allowScalar && identity.isScalar(n) && n.value == null && !n.commentBefore && !n.comment && !n.tag;
         });
       }
@@ -4395,8 +4395,8 @@ var require_Collection = __commonJS({
         const [key, ...rest] = path17;
         if (rest.length === 0)
           return this.has(key);
-        const node2 = this.get(key, true);
-        return identity.isCollection(node2) ? node2.hasIn(rest) : false;
+        const node = this.get(key, true);
+        return identity.isCollection(node) ? node.hasIn(rest) : false;
       }
       /**
        * Sets a value in this collection. For `!!set`, `value` needs to be a
@@ -4407,10 +4407,10 @@ var require_Collection = __commonJS({
         if (rest.length === 0) {
           this.set(key, value);
         } else {
-          const node2 = this.get(key, true);
-          if (identity.isCollection(node2))
-            node2.setIn(rest, value);
-          else if (node2 === void 0 && this.schema)
+          const node = this.get(key, true);
+          if (identity.isCollection(node))
+            node.setIn(rest, value);
+          else if (node === void 0 && this.schema)
             this.set(key, collectionFromPath(this.schema, rest, value));
           else
             throw new Error(`Expected YAML collection at ${key}. Remaining path: ${rest}`);
@@ -4936,16 +4936,16 @@ var require_stringify = __commonJS({
       }
       return tagObj;
     }
-    function stringifyProps(node2, tagObj, { anchors: anchors$1, doc }) {
+    function stringifyProps(node, tagObj, { anchors: anchors$1, doc }) {
       if (!doc.directives)
         return "";
       const props = [];
-      const anchor = (identity.isScalar(node2) || identity.isCollection(node2)) && node2.anchor;
+      const anchor = (identity.isScalar(node) || identity.isCollection(node)) && node.anchor;
       if (anchor && anchors.anchorIsValid(anchor)) {
         anchors$1.add(anchor);
         props.push(`&${anchor}`);
       }
-      const tag = node2.tag ?? (tagObj.default ? null : tagObj.tag);
+      const tag = node.tag ?? (tagObj.default ? null : tagObj.tag);
       if (tag)
         props.push(doc.directives.tagString(tag));
       return props.join(" ");
@@ -4967,15 +4967,15 @@ var require_stringify = __commonJS({
         }
       }
       let tagObj = void 0;
-      const node2 = identity.isNode(item) ? item : ctx.doc.createNode(item, { onTagObj: (o) => tagObj = o });
-      tagObj ?? (tagObj = getTagObject(ctx.doc.schema.tags, node2));
-      const props = stringifyProps(node2, tagObj, ctx);
+      const node = identity.isNode(item) ? item : ctx.doc.createNode(item, { onTagObj: (o) => tagObj = o });
+      tagObj ?? (tagObj = getTagObject(ctx.doc.schema.tags, node));
+      const props = stringifyProps(node, tagObj, ctx);
       if (props.length > 0)
         ctx.indentAtStart = (ctx.indentAtStart ?? 0) + props.length + 1;
-      const str = typeof tagObj.stringify === "function" ? tagObj.stringify(node2, ctx, onComment, onChompKeep) : identity.isScalar(node2) ? stringifyString.stringifyString(node2, ctx, onComment, onChompKeep) : node2.toString(ctx, onComment, onChompKeep);
+      const str = typeof tagObj.stringify === "function" ? tagObj.stringify(node, ctx, onComment, onChompKeep) : identity.isScalar(node) ? stringifyString.stringifyString(node, ctx, onComment, onChompKeep) : node.toString(ctx, onComment, onChompKeep);
       if (!props)
         return str;
-      return identity.isScalar(node2) || str[0] === "{" || str[0] === "[" ? `${props} ${str}` : `${props}
+      return identity.isScalar(node) || str[0] === "{" || str[0] === "[" ? `${props} ${str}` : `${props}
 ${ctx.indent}${str}`;
     }
     exports.createStringifyContext = createStringifyContext;
@@ -5242,8 +5242,8 @@ var require_addPairToJSMap = __commonJS({
       if (identity.isNode(key) && ctx?.doc) {
         const strCtx = stringify.createStringifyContext(ctx.doc, {});
         strCtx.anchors = /* @__PURE__ */ new Set();
-        for (const node2 of ctx.anchors.keys())
-          strCtx.anchors.add(node2.anchor);
+        for (const node of ctx.anchors.keys())
+          strCtx.anchors.add(node.anchor);
         strCtx.inFlow = true;
         strCtx.inStringifyKey = true;
         const strKey = key.toString(strCtx);
@@ -5552,8 +5552,8 @@ var require_YAMLMap = __commonJS({
       }
       get(key, keepScalar) {
         const it = findPair(this.items, key);
-        const node2 = it?.value;
-        return (!keepScalar && identity.isScalar(node2) ? node2.value : node2) ?? void 0;
+        const node = it?.value;
+        return (!keepScalar && identity.isScalar(node) ? node.value : node) ?? void 0;
       }
       has(key) {
         return !!findPair(this.items, key);
@@ -5866,9 +5866,9 @@ var require_float = __commonJS({
       format: "EXP",
       test: /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/,
       resolve: (str) => parseFloat(str),
-      stringify(node2) {
-        const num = Number(node2.value);
-        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node2);
+      stringify(node) {
+        const num = Number(node.value);
+        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node);
       }
     };
     var float = {
@@ -5877,11 +5877,11 @@ var require_float = __commonJS({
       tag: "tag:yaml.org,2002:float",
       test: /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/,
       resolve(str) {
-        const node2 = new Scalar.Scalar(parseFloat(str));
+        const node = new Scalar.Scalar(parseFloat(str));
         const dot = str.indexOf(".");
         if (dot !== -1 && str[str.length - 1] === "0")
-          node2.minFractionDigits = str.length - dot - 1;
-        return node2;
+          node.minFractionDigits = str.length - dot - 1;
+        return node;
       },
       stringify: stringifyNumber.stringifyNumber
     };
@@ -5898,11 +5898,11 @@ var require_int = __commonJS({
     var stringifyNumber = require_stringifyNumber();
     var intIdentify = (value) => typeof value === "bigint" || Number.isInteger(value);
     var intResolve = (str, offset, radix, { intAsBigInt }) => intAsBigInt ? BigInt(str) : parseInt(str.substring(offset), radix);
-    function intStringify(node2, radix, prefix) {
-      const { value } = node2;
+    function intStringify(node, radix, prefix) {
+      const { value } = node;
       if (intIdentify(value) && value >= 0)
         return prefix + value.toString(radix);
-      return stringifyNumber.stringifyNumber(node2);
+      return stringifyNumber.stringifyNumber(node);
     }
     var intOct = {
       identify: (value) => intIdentify(value) && value >= 0,
@@ -5911,7 +5911,7 @@ var require_int = __commonJS({
       format: "OCT",
       test: /^0o[0-7]+$/,
       resolve: (str, _onError, opt) => intResolve(str, 2, 8, opt),
-      stringify: (node2) => intStringify(node2, 8, "0o")
+      stringify: (node) => intStringify(node, 8, "0o")
     };
     var int = {
       identify: intIdentify,
@@ -5928,7 +5928,7 @@ var require_int = __commonJS({
       format: "HEX",
       test: /^0x[0-9a-fA-F]+$/,
       resolve: (str, _onError, opt) => intResolve(str, 2, 16, opt),
-      stringify: (node2) => intStringify(node2, 16, "0x")
+      stringify: (node) => intStringify(node, 16, "0x")
     };
     exports.int = int;
     exports.intHex = intHex;
@@ -6306,9 +6306,9 @@ var require_float2 = __commonJS({
       format: "EXP",
       test: /^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$/,
       resolve: (str) => parseFloat(str.replace(/_/g, "")),
-      stringify(node2) {
-        const num = Number(node2.value);
-        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node2);
+      stringify(node) {
+        const num = Number(node.value);
+        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node);
       }
     };
     var float = {
@@ -6317,14 +6317,14 @@ var require_float2 = __commonJS({
       tag: "tag:yaml.org,2002:float",
       test: /^[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*$/,
       resolve(str) {
-        const node2 = new Scalar.Scalar(parseFloat(str.replace(/_/g, "")));
+        const node = new Scalar.Scalar(parseFloat(str.replace(/_/g, "")));
         const dot = str.indexOf(".");
         if (dot !== -1) {
           const f = str.substring(dot + 1).replace(/_/g, "");
           if (f[f.length - 1] === "0")
-            node2.minFractionDigits = f.length;
+            node.minFractionDigits = f.length;
         }
-        return node2;
+        return node;
       },
       stringify: stringifyNumber.stringifyNumber
     };
@@ -6363,13 +6363,13 @@ var require_int2 = __commonJS({
       const n = parseInt(str, radix);
       return sign === "-" ? -1 * n : n;
     }
-    function intStringify(node2, radix, prefix) {
-      const { value } = node2;
+    function intStringify(node, radix, prefix) {
+      const { value } = node;
       if (intIdentify(value)) {
         const str = value.toString(radix);
         return value < 0 ? "-" + prefix + str.substr(1) : prefix + str;
       }
-      return stringifyNumber.stringifyNumber(node2);
+      return stringifyNumber.stringifyNumber(node);
     }
     var intBin = {
       identify: intIdentify,
@@ -6378,7 +6378,7 @@ var require_int2 = __commonJS({
       format: "BIN",
       test: /^[-+]?0b[0-1_]+$/,
       resolve: (str, _onError, opt) => intResolve(str, 2, 2, opt),
-      stringify: (node2) => intStringify(node2, 2, "0b")
+      stringify: (node) => intStringify(node, 2, "0b")
     };
     var intOct = {
       identify: intIdentify,
@@ -6387,7 +6387,7 @@ var require_int2 = __commonJS({
       format: "OCT",
       test: /^[-+]?0[0-7_]+$/,
       resolve: (str, _onError, opt) => intResolve(str, 1, 8, opt),
-      stringify: (node2) => intStringify(node2, 8, "0")
+      stringify: (node) => intStringify(node, 8, "0")
     };
     var int = {
       identify: intIdentify,
@@ -6404,7 +6404,7 @@ var require_int2 = __commonJS({
       format: "HEX",
       test: /^[-+]?0x[0-9a-fA-F_]+$/,
       resolve: (str, _onError, opt) => intResolve(str, 2, 16, opt),
-      stringify: (node2) => intStringify(node2, 16, "0x")
+      stringify: (node) => intStringify(node, 16, "0x")
     };
     exports.int = int;
     exports.intBin = intBin;
@@ -6514,13 +6514,13 @@ var require_timestamp = __commonJS({
       const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num(60) + num(p), num(0));
       return sign === "-" ? num(-1) * res : res;
     }
-    function stringifySexagesimal(node2) {
-      let { value } = node2;
+    function stringifySexagesimal(node) {
+      let { value } = node;
       let num = (n) => n;
       if (typeof value === "bigint")
         num = (n) => BigInt(n);
       else if (isNaN(value) || !isFinite(value))
-        return stringifyNumber.stringifyNumber(node2);
+        return stringifyNumber.stringifyNumber(node);
       let sign = "";
       if (value < 0) {
         sign = "-";
@@ -6931,13 +6931,13 @@ var require_Document = __commonJS({
        * `name` will be used as a prefix for a new unique anchor.
        * If `name` is undefined, the generated anchor will use 'a' as a prefix.
        */
-      createAlias(node2, name) {
-        if (!node2.anchor) {
+      createAlias(node, name) {
+        if (!node.anchor) {
           const prev = anchors.anchorNames(this);
-          node2.anchor = // eslint-disable-next-line @typescript-eslint/prefer-nullish-coalescing
+          node.anchor = // eslint-disable-next-line @typescript-eslint/prefer-nullish-coalescing
           !name || prev.has(name) ? anchors.findNewAnchor(name || "a", prev) : name;
         }
-        return new Alias.Alias(node2.anchor);
+        return new Alias.Alias(node.anchor);
       }
       createNode(value, replacer, options) {
         let _replacer = void 0;
@@ -6969,11 +6969,11 @@ var require_Document = __commonJS({
           schema: this.schema,
           sourceObjects
         };
-        const node2 = createNode.createNode(value, tag, ctx);
-        if (flow && identity.isCollection(node2))
-          node2.flow = true;
+        const node = createNode.createNode(value, tag, ctx);
+        if (flow && identity.isCollection(node))
+          node.flow = true;
         setAnchors();
-        return node2;
+        return node;
       }
       /**
        * Convert a key and a value into a `Pair` using the current schema,
@@ -7570,11 +7570,11 @@ var require_resolve_block_seq = __commonJS({
             continue;
           }
         }
-        const node2 = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, start, null, props, onError);
+        const node = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, start, null, props, onError);
         if (ctx.schema.compat)
           utilFlowIndentCheck.flowIndentCheck(bs.indent, value, onError);
-        offset = node2.range[2];
-        seq.items.push(node2);
+        offset = node.range[2];
+        seq.items.push(node);
       }
       seq.range = [bs.offset, offset, commentEnd ?? offset];
       return seq;
@@ -7874,12 +7874,12 @@ var require_compose_collection = __commonJS({
       }
       const coll = resolveCollection(CN, ctx, token, onError, tagName, tag);
       const res = tag.resolve?.(coll, (msg) => onError(tagToken, "TAG_RESOLVE_FAILED", msg), ctx.options) ?? coll;
-      const node2 = identity.isNode(res) ? res : new Scalar.Scalar(res);
-      node2.range = coll.range;
-      node2.tag = tagName;
+      const node = identity.isNode(res) ? res : new Scalar.Scalar(res);
+      node.range = coll.range;
+      node.tag = tagName;
       if (tag?.format)
-        node2.format = tag.format;
-      return node2;
+        node.format = tag.format;
+      return node;
     }
     exports.composeCollection = composeCollection;
   }
@@ -8414,11 +8414,11 @@ var require_compose_node = __commonJS({
     function composeNode(ctx, token, props, onError) {
       const atKey = ctx.atKey;
       const { spaceBefore, comment, anchor, tag } = props;
-      let node2;
+      let node;
       let isSrcToken = true;
       switch (token.type) {
         case "alias":
-          node2 = composeAlias(ctx, token, onError);
+          node = composeAlias(ctx, token, onError);
           if (anchor || tag)
             onError(token, "ALIAS_PROPS", "An alias node must not specify any properties");
           break;
@@ -8426,17 +8426,17 @@ var require_compose_node = __commonJS({
         case "single-quoted-scalar":
         case "double-quoted-scalar":
         case "block-scalar":
-          node2 = composeScalar.composeScalar(ctx, token, tag, onError);
+          node = composeScalar.composeScalar(ctx, token, tag, onError);
           if (anchor)
-            node2.anchor = anchor.source.substring(1);
+            node.anchor = anchor.source.substring(1);
           break;
         case "block-map":
         case "block-seq":
         case "flow-collection":
           try {
-            node2 = composeCollection.composeCollection(CN, ctx, token, props, onError);
+            node = composeCollection.composeCollection(CN, ctx, token, props, onError);
             if (anchor)
-              node2.anchor = anchor.source.substring(1);
+              node.anchor = anchor.source.substring(1);
           } catch (error) {
             const message = error instanceof Error ? error.message : String(error);
             onError(token, "RESOURCE_EXHAUSTION", message);
@@ -8448,24 +8448,24 @@ var require_compose_node = __commonJS({
           isSrcToken = false;
         }
       }
-      node2 ?? (node2 = composeEmptyNode(ctx, token.offset, void 0, null, props, onError));
-      if (anchor && node2.anchor === "")
+      node ?? (node = composeEmptyNode(ctx, token.offset, void 0, null, props, onError));
+      if (anchor && node.anchor === "")
         onError(anchor, "BAD_ALIAS", "Anchor cannot be an empty string");
-      if (atKey && ctx.options.stringKeys && (!identity.isScalar(node2) || typeof node2.value !== "string" || node2.tag && node2.tag !== "tag:yaml.org,2002:str")) {
+      if (atKey && ctx.options.stringKeys && (!identity.isScalar(node) || typeof node.value !== "string" || node.tag && node.tag !== "tag:yaml.org,2002:str")) {
         const msg = "With stringKeys, all keys must be strings";
         onError(tag ?? token, "NON_STRING_KEY", msg);
       }
       if (spaceBefore)
-        node2.spaceBefore = true;
+        node.spaceBefore = true;
       if (comment) {
         if (token.type === "scalar" && token.source === "")
-          node2.comment = comment;
+          node.comment = comment;
         else
-          node2.commentBefore = comment;
+          node.commentBefore = comment;
       }
       if (ctx.options.keepSourceTokens && isSrcToken)
-        node2.srcToken = token;
-      return node2;
+        node.srcToken = token;
+      return node;
     }
     function composeEmptyNode(ctx, offset, before, pos, { spaceBefore, comment, anchor, tag, end }, onError) {
       const token = {
@@ -8474,19 +8474,19 @@ var require_compose_node = __commonJS({
         indent: -1,
         source: ""
       };
-      const node2 = composeScalar.composeScalar(ctx, token, tag, onError);
+      const node = composeScalar.composeScalar(ctx, token, tag, onError);
       if (anchor) {
-        node2.anchor = anchor.source.substring(1);
-        if (node2.anchor === "")
+        node.anchor = anchor.source.substring(1);
+        if (node.anchor === "")
           onError(anchor, "BAD_ALIAS", "Anchor cannot be an empty string");
       }
       if (spaceBefore)
-        node2.spaceBefore = true;
+        node.spaceBefore = true;
       if (comment) {
-        node2.comment = comment;
-        node2.range[2] = end;
+        node.comment = comment;
+        node.range[2] = end;
       }
-      return node2;
+      return node;
     }
     function composeAlias({ options }, { offset, source, end }, onError) {
       const alias = new Alias.Alias(source.substring(1));
@@ -11765,8 +11765,8 @@ var require_codegen = __commonJS({
       endIf() {
         return this._endBlockNode(If, Else);
       }
-      _for(node2, forBody) {
-        this._blockNode(node2);
+      _for(node, forBody) {
+        this._blockNode(node);
         if (forBody)
           this.code(forBody).endFor();
         return this;
@@ -11815,10 +11815,10 @@ var require_codegen = __commonJS({
       }
       // `return` statement
       return(value) {
-        const node2 = new Return();
-        this._blockNode(node2);
+        const node = new Return();
+        this._blockNode(node);
         this.code(value);
-        if (node2.nodes.length !== 1)
+        if (node.nodes.length !== 1)
           throw new Error('CodeGen: "return" should have one node');
         return this._endBlockNode(Return);
       }
@@ -11826,16 +11826,16 @@ var require_codegen = __commonJS({
       try(tryBody, catchCode, finallyCode) {
         if (!catchCode && !finallyCode)
           throw new Error('CodeGen: "try" without "catch" and "finally"');
-        const node2 = new Try();
-        this._blockNode(node2);
+        const node = new Try();
+        this._blockNode(node);
         this.code(tryBody);
         if (catchCode) {
           const error = this.name("e");
-          this._currNode = node2.catch = new Catch(error);
+          this._currNode = node.catch = new Catch(error);
           catchCode(error);
         }
         if (finallyCode) {
-          this._currNode = node2.finally = new Finally();
+          this._currNode = node.finally = new Finally();
           this.code(finallyCode);
         }
         return this._endBlockNode(Catch, Finally);
@@ -11880,13 +11880,13 @@ var require_codegen = __commonJS({
           this._root.optimizeNames(this._root.names, this._constants);
         }
       }
-      _leafNode(node2) {
-        this._currNode.nodes.push(node2);
+      _leafNode(node) {
+        this._currNode.nodes.push(node);
         return this;
       }
-      _blockNode(node2) {
-        this._currNode.nodes.push(node2);
-        this._nodes.push(node2);
+      _blockNode(node) {
+        this._currNode.nodes.push(node);
+        this._nodes.push(node);
       }
       _endBlockNode(N1, N2) {
         const n = this._currNode;
@@ -11896,12 +11896,12 @@ var require_codegen = __commonJS({
         }
         throw new Error(`CodeGen: not in block "${N2 ? `${N1.kind}/${N2.kind}` : N1.kind}"`);
       }
-      _elseNode(node2) {
+      _elseNode(node) {
         const n = this._currNode;
         if (!(n instanceof If)) {
           throw new Error('CodeGen: "else" without "if"');
         }
-        this._currNode = n.else = node2;
+        this._currNode = n.else = node;
         return this;
       }
       get _root() {
@@ -11911,9 +11911,9 @@ var require_codegen = __commonJS({
         const ns = this._nodes;
         return ns[ns.length - 1];
       }
-      set _currNode(node2) {
+      set _currNode(node) {
         const ns = this._nodes;
-        ns[ns.length - 1] = node2;
+        ns[ns.length - 1] = node;
       }
     };
     exports.CodeGen = CodeGen;
@@ -18620,20 +18620,20 @@ var require_tensor_conversion_impl = __commonJS({
     "use strict";
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.tensorToImageData = exports.tensorToDataURL = void 0;
-    var tensorToDataURL = (tensor2, options) => {
+    var tensorToDataURL = (tensor, options) => {
       const canvas = typeof document !== "undefined" ? document.createElement("canvas") : new OffscreenCanvas(1, 1);
-      canvas.width = tensor2.dims[3];
-      canvas.height = tensor2.dims[2];
+      canvas.width = tensor.dims[3];
+      canvas.height = tensor.dims[2];
       const pixels2DContext = canvas.getContext("2d");
       if (pixels2DContext != null) {
         let width;
         let height;
         if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
-          width = tensor2.dims[2];
-          height = tensor2.dims[3];
+          width = tensor.dims[2];
+          height = tensor.dims[3];
         } else {
-          width = tensor2.dims[3];
-          height = tensor2.dims[2];
+          width = tensor.dims[3];
+          height = tensor.dims[2];
         }
         const inputformat = options?.format !== void 0 ? options.format : "RGB";
         const norm2 = options?.norm;
@@ -18681,10 +18681,10 @@ var require_tensor_conversion_impl = __commonJS({
         }
         for (let i2 = 0; i2 < height; i2++) {
           for (let j = 0; j < width; j++) {
-            const R = (tensor2.data[rTensorPointer++] - normBias[0]) * normMean[0];
-            const G = (tensor2.data[gTensorPointer++] - normBias[1]) * normMean[1];
-            const B = (tensor2.data[bTensorPointer++] - normBias[2]) * normMean[2];
-            const A = aTensorPointer === -1 ? 255 : (tensor2.data[aTensorPointer++] - normBias[3]) * normMean[3];
+            const R = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
+            const G = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
+            const B = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
+            const A = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
             pixels2DContext.fillStyle = "rgba(" + R + "," + G + "," + B + "," + A + ")";
             pixels2DContext.fillRect(j, i2, 1, 1);
           }
@@ -18699,7 +18699,7 @@ var require_tensor_conversion_impl = __commonJS({
       }
     };
     exports.tensorToDataURL = tensorToDataURL;
-    var tensorToImageData = (tensor2, options) => {
+    var tensorToImageData = (tensor, options) => {
       const pixels2DContext = typeof document !== "undefined" ? document.createElement("canvas").getContext("2d") : new OffscreenCanvas(1, 1).getContext("2d");
       let image;
       if (pixels2DContext != null) {
@@ -18707,13 +18707,13 @@ var require_tensor_conversion_impl = __commonJS({
         let height;
         let channels;
         if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
-          width = tensor2.dims[2];
-          height = tensor2.dims[1];
-          channels = tensor2.dims[3];
+          width = tensor.dims[2];
+          height = tensor.dims[1];
+          channels = tensor.dims[3];
         } else {
-          width = tensor2.dims[3];
-          height = tensor2.dims[2];
-          channels = tensor2.dims[1];
+          width = tensor.dims[3];
+          height = tensor.dims[2];
+          channels = tensor.dims[1];
         }
         const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
         const norm2 = options?.norm;
@@ -18768,10 +18768,10 @@ var require_tensor_conversion_impl = __commonJS({
         }
         image = pixels2DContext.createImageData(width, height);
         for (let i2 = 0; i2 < height * width; rImagePointer += step, gImagePointer += step, bImagePointer += step, aImagePointer += step, i2++) {
-          image.data[rImagePointer] = (tensor2.data[rTensorPointer++] - normBias[0]) * normMean[0];
-          image.data[gImagePointer] = (tensor2.data[gTensorPointer++] - normBias[1]) * normMean[1];
-          image.data[bImagePointer] = (tensor2.data[bTensorPointer++] - normBias[2]) * normMean[2];
-          image.data[aImagePointer] = aTensorPointer === -1 ? 255 : (tensor2.data[aTensorPointer++] - normBias[3]) * normMean[3];
+          image.data[rImagePointer] = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
+          image.data[gImagePointer] = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
+          image.data[bImagePointer] = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
+          image.data[aImagePointer] = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
         }
       } else {
         throw new Error("Can not access image data");
@@ -19084,40 +19084,40 @@ var require_tensor_utils_impl = __commonJS({
       return size;
     };
     exports.calculateSize = calculateSize;
-    var tensorReshape = (tensor2, dims) => {
-      switch (tensor2.location) {
+    var tensorReshape = (tensor, dims) => {
+      switch (tensor.location) {
         case "cpu":
-          return new tensor_impl_js_1.Tensor(tensor2.type, tensor2.data, dims);
+          return new tensor_impl_js_1.Tensor(tensor.type, tensor.data, dims);
         case "cpu-pinned":
           return new tensor_impl_js_1.Tensor({
             location: "cpu-pinned",
-            data: tensor2.data,
-            type: tensor2.type,
+            data: tensor.data,
+            type: tensor.type,
             dims
           });
         case "texture":
           return new tensor_impl_js_1.Tensor({
             location: "texture",
-            texture: tensor2.texture,
-            type: tensor2.type,
+            texture: tensor.texture,
+            type: tensor.type,
             dims
           });
         case "gpu-buffer":
           return new tensor_impl_js_1.Tensor({
             location: "gpu-buffer",
-            gpuBuffer: tensor2.gpuBuffer,
-            type: tensor2.type,
+            gpuBuffer: tensor.gpuBuffer,
+            type: tensor.type,
             dims
           });
         case "ml-tensor":
           return new tensor_impl_js_1.Tensor({
             location: "ml-tensor",
-            mlTensor: tensor2.mlTensor,
-            type: tensor2.type,
+            mlTensor: tensor.mlTensor,
+            type: tensor.type,
             dims
           });
         default:
-          throw new Error(`tensorReshape: tensor location ${tensor2.location} is not supported`);
+          throw new Error(`tensorReshape: tensor location ${tensor.location} is not supported`);
       }
     };
     exports.tensorReshape = tensorReshape;
@@ -21604,9 +21604,9 @@ var require_picomatch = __commonJS({
     var utils = require_utils2();
     var constants2 = require_constants();
     var isObject2 = (val) => val && typeof val === "object" && !Array.isArray(val);
-    var picomatch3 = (glob, options, returnState = false) => {
+    var picomatch4 = (glob, options, returnState = false) => {
       if (Array.isArray(glob)) {
-        const fns = glob.map((input) => picomatch3(input, options, returnState));
+        const fns = glob.map((input) => picomatch4(input, options, returnState));
         const arrayMatcher = (str) => {
           for (const isMatch of fns) {
             const state2 = isMatch(str);
@@ -21622,16 +21622,16 @@ var require_picomatch = __commonJS({
       }
       const opts = options || {};
       const posix = opts.windows;
-      const regex = isState ? picomatch3.compileRe(glob, options) : picomatch3.makeRe(glob, options, false, true);
+      const regex = isState ? picomatch4.compileRe(glob, options) : picomatch4.makeRe(glob, options, false, true);
       const state = regex.state;
       delete regex.state;
       let isIgnored = () => false;
       if (opts.ignore) {
         const ignoreOpts = { ...options, ignore: null, onMatch: null, onResult: null };
-        isIgnored = picomatch3(opts.ignore, ignoreOpts, returnState);
+        isIgnored = picomatch4(opts.ignore, ignoreOpts, returnState);
       }
       const matcher = (input, returnObject = false) => {
-        const { isMatch, match, output } = picomatch3.test(input, regex, options, { glob, posix });
+        const { isMatch, match, output } = picomatch4.test(input, regex, options, { glob, posix });
         const result = { glob, state, regex, posix, input, output, match, isMatch };
         if (typeof opts.onResult === "function") {
           opts.onResult(result);
@@ -21657,7 +21657,7 @@ var require_picomatch = __commonJS({
       }
       return matcher;
     };
-    picomatch3.test = (input, regex, options, { glob, posix } = {}) => {
+    picomatch4.test = (input, regex, options, { glob, posix } = {}) => {
       if (typeof input !== "string") {
         throw new TypeError("Expected input to be a string");
       }
@@ -21674,24 +21674,24 @@ var require_picomatch = __commonJS({
       }
       if (match === false || opts.capture === true) {
         if (opts.matchBase === true || opts.basename === true) {
-          match = picomatch3.matchBase(input, regex, options, posix);
+          match = picomatch4.matchBase(input, regex, options, posix);
         } else {
           match = regex.exec(output);
         }
       }
       return { isMatch: Boolean(match), match, output };
     };
-    picomatch3.matchBase = (input, glob, options, posix = options && options.windows) => {
-      const regex = glob instanceof RegExp ? glob : picomatch3.makeRe(glob, options);
+    picomatch4.matchBase = (input, glob, options, posix = options && options.windows) => {
+      const regex = glob instanceof RegExp ? glob : picomatch4.makeRe(glob, options);
       return regex.test(utils.basename(input, { windows: posix }));
     };
-    picomatch3.isMatch = (str, patterns, options) => picomatch3(patterns, options)(str);
-    picomatch3.parse = (pattern, options) => {
-      if (Array.isArray(pattern)) return pattern.map((p) => picomatch3.parse(p, options));
+    picomatch4.isMatch = (str, patterns, options) => picomatch4(patterns, options)(str);
+    picomatch4.parse = (pattern, options) => {
+      if (Array.isArray(pattern)) return pattern.map((p) => picomatch4.parse(p, options));
       return parse(pattern, { ...options, fastpaths: false });
     };
-    picomatch3.scan = (input, options) => scan(input, options);
-    picomatch3.compileRe = (state, options, returnOutput = false, returnState = false) => {
+    picomatch4.scan = (input, options) => scan(input, options);
+    picomatch4.compileRe = (state, options, returnOutput = false, returnState = false) => {
       if (returnOutput === true) {
         return state.output;
       }
@@ -21702,13 +21702,13 @@ var require_picomatch = __commonJS({
       if (state && state.negated === true) {
         source = `^(?!${source}).*$`;
       }
-      const regex = picomatch3.toRegex(source, options);
+      const regex = picomatch4.toRegex(source, options);
       if (returnState === true) {
         regex.state = state;
       }
       return regex;
     };
-    picomatch3.makeRe = (input, options = {}, returnOutput = false, returnState = false) => {
+    picomatch4.makeRe = (input, options = {}, returnOutput = false, returnState = false) => {
       if (!input || typeof input !== "string") {
         throw new TypeError("Expected a non-empty string");
       }
@@ -21719,9 +21719,9 @@ var require_picomatch = __commonJS({
       if (!parsed.output) {
         parsed = parse(input, options);
       }
-      return picomatch3.compileRe(parsed, options, returnOutput, returnState);
+      return picomatch4.compileRe(parsed, options, returnOutput, returnState);
     };
-    picomatch3.toRegex = (source, options) => {
+    picomatch4.toRegex = (source, options) => {
       try {
         const opts = options || {};
         return new RegExp(source, opts.flags || (opts.nocase ? "i" : ""));
@@ -21730,8 +21730,8 @@ var require_picomatch = __commonJS({
         return /$^/;
       }
     };
-    picomatch3.constants = constants2;
-    module.exports = picomatch3;
+    picomatch4.constants = constants2;
+    module.exports = picomatch4;
   }
 });
 
@@ -21741,14 +21741,14 @@ var require_picomatch2 = __commonJS({
     "use strict";
     var pico = require_picomatch();
     var utils = require_utils2();
-    function picomatch3(glob, options, returnState = false) {
+    function picomatch4(glob, options, returnState = false) {
       if (options && (options.windows === null || options.windows === void 0)) {
         options = { ...options, windows: utils.isWindows() };
       }
       return pico(glob, options, returnState);
     }
-    Object.assign(picomatch3, pico);
-    module.exports = picomatch3;
+    Object.assign(picomatch4, pico);
+    module.exports = picomatch4;
   }
 });
 
@@ -22949,11 +22949,11 @@ var CONFIG_SCHEMA = {
   }
 };
 function schemaAt(path17) {
-  let node2 = CONFIG_SCHEMA;
+  let node = CONFIG_SCHEMA;
   for (const segment of path17) {
-    node2 = typeof segment === "number" ? node2?.items : node2?.properties?.[segment];
+    node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
-  return node2;
+  return node;
 }
 
 // src/config/validate.ts
@@ -23043,19 +23043,19 @@ function findProblems(raw) {
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
 function lineOf(doc, lines, path17) {
-  let node2 = doc.contents;
+  let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
   for (const segment of path17) {
-    if ((0, import_yaml.isMap)(node2)) {
-      const pair = node2.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
+    if ((0, import_yaml.isMap)(node)) {
+      const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
       if ((0, import_yaml.isScalar)(pair.key) && pair.key.range) offset = pair.key.range[0];
-      node2 = pair.value;
-    } else if ((0, import_yaml.isSeq)(node2) && typeof segment === "number") {
-      const item = node2.items[segment];
+      node = pair.value;
+    } else if ((0, import_yaml.isSeq)(node) && typeof segment === "number") {
+      const item = node.items[segment];
       if (!item) break;
       if ((0, import_yaml.isScalar)(item) || (0, import_yaml.isMap)(item) || (0, import_yaml.isSeq)(item)) offset = item.range?.[0] ?? offset;
-      node2 = item;
+      node = item;
     } else {
       break;
     }
@@ -25170,10 +25170,11 @@ function quantizeSection(model) {
   const q = step?.quantize;
   if (!q) return void 0;
   const k = q.kernels;
+  const how = q.calibration ? `static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}` : `dynamic: uint8 activations quantized per batch at run time, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits`;
   const lines = [
-    `**Quantization** <sub>(${step.name}: static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples})</sub>`,
+    `**Quantization** <sub>(${step.name}: ${how})</sub>`,
     `- ${q.weights.reason}`,
-    `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
+    (q.calib_quality ? `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ` : "- ") + `${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
     `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ${k.boundaries} QuantizeLinear/DequantizeLinear left (float \u2194 int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`
   ];
   if (q.variants.length > 1) {
@@ -30285,7 +30286,6 @@ var TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
   return TensorProto_DataType2;
 })(TensorProto_DataType || {});
 var TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
-var TypeProto_TensorSchema = /* @__PURE__ */ messageDesc(file_onnx, 11, 0);
 
 // src/onnx/tensor.ts
 var ITEM_SIZE = {
@@ -30487,14 +30487,16 @@ function floatToHalf(x2) {
   if (rem > 4096 || rem === 4096 && half & 1) half++;
   return half;
 }
-function makeFloatTensor(name, dims, values) {
-  const t = create(TensorProtoSchema, { name, dataType: 1 /* FLOAT */, dims: dims.map(BigInt) });
+function makeFloatTensor(name, dims, values, dataType = 1 /* FLOAT */) {
+  if (!FLOAT_TYPES.has(dataType)) throw new Error(`tensor ${name}: ${dataTypeName(dataType)} is not a float type`);
+  const t = create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt) });
   setTensorFloat32(t, values);
   return t;
 }
-function makeInt64Tensor(name, dims, values) {
-  const raw = new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
-  return create(TensorProtoSchema, { name, dataType: 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
+function makeIntTensor(name, dims, values, dataType = 7 /* INT64 */) {
+  const array = Array.from(values);
+  const raw = dataType === 7 /* INT64 */ ? new Uint8Array(BigInt64Array.from(array, (v) => BigInt(v)).buffer) : dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(array).buffer) : dataType === 3 /* INT8 */ ? new Uint8Array(Int8Array.from(array).buffer) : Uint8Array.from(array);
+  return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
 }
 
 // src/onnx/streamSave.ts
@@ -30546,8 +30548,8 @@ function tensorPieces(t, streamRawBytes) {
   return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
 }
 function sentinelTensor() {
-  const tensor2 = create(TensorProtoSchema, { name: randomBytes2(16).toString("hex") });
-  return { tensor: tensor2, bytes: toBinary(TensorProtoSchema, tensor2) };
+  const tensor = create(TensorProtoSchema, { name: randomBytes2(16).toString("hex") });
+  return { tensor, bytes: toBinary(TensorProtoSchema, tensor) };
 }
 function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
   const graph = proto.graph;
@@ -30762,14 +30764,14 @@ var GraphIndex = class {
   /** graph inputs that are real inputs, not initializers listed as inputs (older exporters do that) */
   inputs;
   order;
-  consumersOf(tensor2) {
-    return this.consumers.get(tensor2) ?? [];
+  consumersOf(tensor) {
+    return this.consumers.get(tensor) ?? [];
   }
   /** The constant behind a tensor name: an initializer or the value of a Constant node. */
-  constant(tensor2) {
-    const init = this.initializers.get(tensor2);
+  constant(tensor) {
+    const init = this.initializers.get(tensor);
     if (init) return init;
-    const p = this.producer.get(tensor2);
+    const p = this.producer.get(tensor);
     if (p && p.opType === "Constant") return attr(p, "value")?.t;
     return void 0;
   }
@@ -30804,27 +30806,32 @@ function topologicalOrder(nodes, producer) {
   if (order.length !== nodes.length) throw new Error("graph has a cycle");
   return order;
 }
-function attr(node2, name) {
-  return node2.attribute.find((a) => a.name === name);
+function sortedNodes(nodes) {
+  const producer = /* @__PURE__ */ new Map();
+  for (const n of nodes) for (const o of n.output) if (o) producer.set(o, n);
+  return topologicalOrder(nodes, producer);
 }
-function attrInt(node2, name, fallback) {
-  const a = attr(node2, name);
+function attr(node, name) {
+  return node.attribute.find((a) => a.name === name);
+}
+function attrInt(node, name, fallback) {
+  const a = attr(node, name);
   return a && a.type === 2 /* INT */ ? Number(a.i) : fallback;
 }
-function attrInts(node2, name) {
-  const a = attr(node2, name);
+function attrInts(node, name) {
+  const a = attr(node, name);
   return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
 }
-function attrFloat(node2, name, fallback) {
-  const a = attr(node2, name);
+function attrFloat(node, name, fallback) {
+  const a = attr(node, name);
   return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
 }
-function attrString(node2, name, fallback) {
-  const a = attr(node2, name);
+function attrString(node, name, fallback) {
+  const a = attr(node, name);
   return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
 }
-function nodeLabel(node2) {
-  return node2.name || `${node2.opType}(${node2.output[0] ?? ""})`;
+function nodeLabel(node) {
+  return node.name || `${node.opType}(${node.output[0] ?? ""})`;
 }
 
 // src/onnx/signature.ts
@@ -30858,14 +30865,14 @@ function modelInputs(model, file) {
 
 // src/prune/prunable.ts
 var import_picomatch = __toESM(require_picomatch2(), 1);
-function weightInput(node2, index) {
-  switch (node2.opType) {
+function weightInput(node, index) {
+  switch (node.opType) {
     case "Conv":
     case "ConvTranspose":
     case "Gemm":
-      return node2.input[1];
+      return node.input[1];
     case "MatMul": {
-      const [a, b] = node2.input;
+      const [a, b] = node.input;
       if (index.initializers.has(b)) return b;
       if (index.initializers.has(a)) return a;
       return void 0;
@@ -30879,14 +30886,14 @@ function prunableWeights(model, opts) {
   const excluded = opts.exclude.length > 0 ? (0, import_picomatch.default)(opts.exclude) : () => false;
   const found = [];
   const seen = /* @__PURE__ */ new Set();
-  for (const node2 of index.order) {
-    const name = weightInput(node2, index);
+  for (const node of index.order) {
+    const name = weightInput(node, index);
     if (!name) continue;
     const t = index.initializers.get(name);
     if (!t || !FLOAT_TYPES.has(t.dataType) || tensorDims(t).length < 2) continue;
     if (seen.has(name)) continue;
     seen.add(name);
-    found.push({ initializer: name, node: nodeLabel(node2), opType: node2.opType, dims: tensorDims(t) });
+    found.push({ initializer: name, node: nodeLabel(node), opType: node.opType, dims: tensorDims(t) });
   }
   const kept = found.filter((w, i2) => {
     if (opts.keepFirstLayer && i2 === 0) return false;
@@ -31038,7 +31045,8 @@ var ELEMENTWISE_UNARY = /* @__PURE__ */ new Set([
   "Sin",
   "Cos",
   "QuantizeLinear",
-  "DequantizeLinear"
+  "DequantizeLinear",
+  "DynamicQuantizeLinear"
 ]);
 var BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
 function dimsOf(v, batch) {
@@ -31076,12 +31084,12 @@ function inferShapes(index, batch = 1) {
     shapes.set(name, d);
     if (numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6)) values.set(name, tensorToInts(t));
   }
-  for (const node2 of index.order) {
+  for (const node of index.order) {
     try {
-      inferNode(node2, shapes, values);
+      inferNode(node, shapes, values);
     } catch {
     }
-    for (const o of node2.output) {
+    for (const o of node.output) {
       if (!shapes.has(o)) {
         const d = dimsOf(index.valueInfo.get(o), batch);
         if (d) shapes.set(o, d);
@@ -31090,46 +31098,46 @@ function inferShapes(index, batch = 1) {
   }
   return { shapes, values };
 }
-function convOutput(node2, x2, w, transpose2) {
+function convOutput(node, x2, w, transpose2) {
   const spatial = x2.length - 2;
-  const kernel = attrInts(node2, "kernel_shape") ?? w.slice(2);
-  const strides = attrInts(node2, "strides") ?? new Array(spatial).fill(1);
-  const dil = attrInts(node2, "dilations") ?? new Array(spatial).fill(1);
-  const pads = attrInts(node2, "pads") ?? new Array(2 * spatial).fill(0);
-  const autoPad = attr(node2, "auto_pad");
+  const kernel = attrInts(node, "kernel_shape") ?? w.slice(2);
+  const strides = attrInts(node, "strides") ?? new Array(spatial).fill(1);
+  const dil = attrInts(node, "dilations") ?? new Array(spatial).fill(1);
+  const pads = attrInts(node, "pads") ?? new Array(2 * spatial).fill(0);
+  const autoPad = attr(node, "auto_pad");
   const mode = autoPad ? new TextDecoder().decode(autoPad.s) : "NOTSET";
   const out = [];
   for (let i2 = 0; i2 < spatial; i2++) {
     const inDim = x2[2 + i2];
     const k = (kernel[i2] - 1) * dil[i2] + 1;
     if (transpose2) {
-      const outPad = attrInts(node2, "output_padding")?.[i2] ?? 0;
-      const explicit = attrInts(node2, "output_shape");
+      const outPad = attrInts(node, "output_padding")?.[i2] ?? 0;
+      const explicit = attrInts(node, "output_shape");
       out.push(explicit ? explicit[i2] : strides[i2] * (inDim - 1) + outPad + k - pads[i2] - pads[i2 + spatial]);
     } else if (mode === "SAME_UPPER" || mode === "SAME_LOWER") {
       out.push(Math.ceil(inDim / strides[i2]));
     } else if (mode === "VALID") {
       out.push(Math.floor((inDim - k) / strides[i2]) + 1);
     } else {
-      const ceil = attrInt(node2, "ceil_mode", 0) === 1;
+      const ceil = attrInt(node, "ceil_mode", 0) === 1;
       const r = (inDim + pads[i2] + pads[i2 + spatial] - k) / strides[i2];
       out.push((ceil ? Math.ceil(r) : Math.floor(r)) + 1);
     }
   }
   return out;
 }
-function inferNode(node2, shapes, values) {
-  const s = (i2) => node2.input[i2] ? shapes.get(node2.input[i2]) : void 0;
-  const v = (i2) => node2.input[i2] ? values.get(node2.input[i2]) : void 0;
+function inferNode(node, shapes, values) {
+  const s = (i2) => node.input[i2] ? shapes.get(node.input[i2]) : void 0;
+  const v = (i2) => node.input[i2] ? values.get(node.input[i2]) : void 0;
   const set = (shape, value) => {
     if (!shape) return;
-    shapes.set(node2.output[0], shape);
-    if (value) values.set(node2.output[0], value);
+    shapes.set(node.output[0], shape);
+    if (value) values.set(node.output[0], value);
   };
   const x2 = s(0);
-  const op = node2.opType;
+  const op = node.opType;
   if (op === "Constant") {
-    const t = attr(node2, "value")?.t;
+    const t = attr(node, "value")?.t;
     if (t) {
       const d = tensorDims(t);
       set(d, numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6) ? tensorToInts(t) : void 0);
@@ -31138,8 +31146,8 @@ function inferNode(node2, shapes, values) {
   }
   if (op === "Shape") {
     if (x2) {
-      const start = normAxis(attrInt(node2, "start", 0), x2.length);
-      const end = attr(node2, "end") ? normAxis(attrInt(node2, "end", x2.length), x2.length) : x2.length;
+      const start = normAxis(attrInt(node, "start", 0), x2.length);
+      const end = attr(node, "end") ? normAxis(attrInt(node, "end", x2.length), x2.length) : x2.length;
       const val = x2.slice(start, end);
       set([val.length], val);
     }
@@ -31153,13 +31161,13 @@ function inferNode(node2, shapes, values) {
   if (op === "ConstantOfShape") {
     const dims = v(0);
     if (!dims) return;
-    const t = attr(node2, "value")?.t;
+    const t = attr(node, "value")?.t;
     const fill = t ? tensorToInts(t)[0] : 0;
     set(dims, numel(dims) <= 64 && (!t || t.dataType === 7 || t.dataType === 6) ? new Array(numel(dims)).fill(fill) : void 0);
     return;
   }
   if (op === "Where") {
-    const ins = node2.input.map((n2) => shapes.get(n2));
+    const ins = node.input.map((n2) => shapes.get(n2));
     if (ins.some((i2) => !i2)) return;
     const out = broadcastShapes(ins);
     const [c, a, b] = [v(0), v(1), v(2)];
@@ -31169,7 +31177,7 @@ function inferNode(node2, shapes, values) {
     return;
   }
   if (BROADCAST.has(op)) {
-    const ins = node2.input.map((n) => shapes.get(n));
+    const ins = node.input.map((n) => shapes.get(n));
     if (ins.some((i2) => !i2)) return;
     if (op === "Expand") {
       const target = v(1);
@@ -31180,7 +31188,7 @@ function inferNode(node2, shapes, values) {
     let val;
     const a = v(0);
     const b = v(1);
-    if (a && b && node2.input.length === 2 && out && out.length <= 1) {
+    if (a && b && node.input.length === 2 && out && out.length <= 1) {
       const n = Math.max(a.length, b.length);
       const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q), Equal: (p, q) => p === q ? 1 : 0 }[op];
       if (f) val = Array.from({ length: n }, (_, i2) => f(a[a.length === 1 ? 0 : i2], b[b.length === 1 ? 0 : i2]));
@@ -31190,12 +31198,13 @@ function inferNode(node2, shapes, values) {
   }
   switch (op) {
     case "Conv":
+    case "ConvInteger":
     case "ConvTranspose": {
       const w = s(1);
       if (!x2 || !w) return;
-      const group = attrInt(node2, "group", 1);
-      const cout = op === "Conv" ? w[0] : w[1] * group;
-      const sp = convOutput(node2, x2, w, op === "ConvTranspose");
+      const group = attrInt(node, "group", 1);
+      const cout = op === "ConvTranspose" ? w[1] * group : w[0];
+      const sp = convOutput(node, x2, w, op === "ConvTranspose");
       set(sp && [x2[0], cout, ...sp]);
       return;
     }
@@ -31203,9 +31212,9 @@ function inferNode(node2, shapes, values) {
     case "AveragePool":
     case "LpPool": {
       if (!x2) return;
-      const kernel = attrInts(node2, "kernel_shape");
+      const kernel = attrInts(node, "kernel_shape");
       if (!kernel) return;
-      const sp = convOutput(node2, x2, [0, 0, ...kernel], false);
+      const sp = convOutput(node, x2, [0, 0, ...kernel], false);
       set(sp && [x2[0], x2[1], ...sp]);
       return;
     }
@@ -31215,14 +31224,14 @@ function inferNode(node2, shapes, values) {
       return;
     case "Flatten": {
       if (!x2) return;
-      const axis = normAxis(attrInt(node2, "axis", 1), x2.length);
+      const axis = normAxis(attrInt(node, "axis", 1), x2.length);
       set([numel(x2.slice(0, axis)), numel(x2.slice(axis))]);
       return;
     }
     case "Reshape": {
-      const target = v(1) ?? attrInts(node2, "shape");
+      const target = v(1) ?? attrInts(node, "shape");
       if (!x2 || !target) return;
-      const allowZero = attrInt(node2, "allowzero", 0) === 1;
+      const allowZero = attrInt(node, "allowzero", 0) === 1;
       const out = target.map((d, i2) => d === 0 && !allowZero ? x2[i2] : d);
       const known = out.filter((d) => d !== -1);
       const inferred = out.indexOf(-1);
@@ -31233,12 +31242,13 @@ function inferNode(node2, shapes, values) {
     case "Gemm": {
       const w = s(1);
       if (!x2 || !w) return;
-      const m = attrInt(node2, "transA", 0) ? x2[1] : x2[0];
-      const n = attrInt(node2, "transB", 0) ? w[0] : w[1];
+      const m = attrInt(node, "transA", 0) ? x2[1] : x2[0];
+      const n = attrInt(node, "transB", 0) ? w[0] : w[1];
       set([m, n]);
       return;
     }
-    case "MatMul": {
+    case "MatMul":
+    case "MatMulInteger": {
       const w = s(1);
       if (!x2 || !w) return;
       const a = x2.length === 1 ? [1, x2[0]] : x2;
@@ -31252,25 +31262,25 @@ function inferNode(node2, shapes, values) {
       return;
     }
     case "Concat": {
-      const ins = node2.input.map((n) => shapes.get(n));
+      const ins = node.input.map((n) => shapes.get(n));
       if (ins.some((i2) => !i2)) return;
       const first = ins[0];
-      const axis = normAxis(attrInt(node2, "axis", 0), first.length);
+      const axis = normAxis(attrInt(node, "axis", 0), first.length);
       const out = [...first];
       out[axis] = ins.reduce((acc2, i2) => acc2 + i2[axis], 0);
-      const vals = node2.input.map((n) => values.get(n));
+      const vals = node.input.map((n) => values.get(n));
       set(out, vals.every((q) => q) ? vals.flat() : void 0);
       return;
     }
     case "Transpose": {
       if (!x2) return;
-      const perm = attrInts(node2, "perm") ?? x2.map((_, i2) => x2.length - 1 - i2);
+      const perm = attrInts(node, "perm") ?? x2.map((_, i2) => x2.length - 1 - i2);
       set(perm.map((p) => x2[p]));
       return;
     }
     case "Unsqueeze": {
       if (!x2) return;
-      const axes = attrInts(node2, "axes") ?? v(1);
+      const axes = attrInts(node, "axes") ?? v(1);
       if (!axes) return;
       const rank = x2.length + axes.length;
       const norm2 = new Set(axes.map((a) => normAxis(a, rank)));
@@ -31282,7 +31292,7 @@ function inferNode(node2, shapes, values) {
     }
     case "Squeeze": {
       if (!x2) return;
-      const axes = attrInts(node2, "axes") ?? v(1);
+      const axes = attrInts(node, "axes") ?? v(1);
       const norm2 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
       set(x2.filter((d, i2) => norm2 ? !norm2.has(i2) : d !== 1), v(0));
       return;
@@ -31290,7 +31300,7 @@ function inferNode(node2, shapes, values) {
     case "Gather": {
       const idx = s(1);
       if (!x2 || !idx) return;
-      const axis = normAxis(attrInt(node2, "axis", 0), x2.length);
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
       const out = [...x2.slice(0, axis), ...idx, ...x2.slice(axis + 1)];
       const data = v(0);
       const iv = v(1);
@@ -31299,11 +31309,11 @@ function inferNode(node2, shapes, values) {
     }
     case "Slice": {
       if (!x2) return;
-      const starts = v(1) ?? attrInts(node2, "starts");
-      const ends = v(2) ?? attrInts(node2, "ends");
+      const starts = v(1) ?? attrInts(node, "starts");
+      const ends = v(2) ?? attrInts(node, "ends");
       if (!starts || !ends) return;
-      const axes = (node2.input[3] ? v(3) : attrInts(node2, "axes")) ?? starts.map((_, i2) => i2);
-      const steps = (node2.input[4] ? v(4) : void 0) ?? starts.map(() => 1);
+      const axes = (node.input[3] ? v(3) : attrInts(node, "axes")) ?? starts.map((_, i2) => i2);
+      const steps = (node.input[4] ? v(4) : void 0) ?? starts.map(() => 1);
       const out = [...x2];
       const ranges = [];
       axes.forEach((a0, i2) => {
@@ -31330,9 +31340,9 @@ function inferNode(node2, shapes, values) {
     }
     case "Split": {
       if (!x2) return;
-      const axis = normAxis(attrInt(node2, "axis", 0), x2.length);
-      const sizes = attrInts(node2, "split") ?? v(1) ?? new Array(node2.output.length).fill(x2[axis] / node2.output.length);
-      node2.output.forEach((o, i2) => {
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const sizes = attrInts(node, "split") ?? v(1) ?? new Array(node.output.length).fill(x2[axis] / node.output.length);
+      node.output.forEach((o, i2) => {
         const out = [...x2];
         out[axis] = sizes[i2];
         shapes.set(o, out);
@@ -31340,7 +31350,7 @@ function inferNode(node2, shapes, values) {
       return;
     }
     case "Pad": {
-      const pads = v(1) ?? attrInts(node2, "pads");
+      const pads = v(1) ?? attrInts(node, "pads");
       if (!x2 || !pads) return;
       set(x2.map((d, i2) => d + pads[i2] + pads[i2 + x2.length]));
       return;
@@ -31351,8 +31361,8 @@ function inferNode(node2, shapes, values) {
     case "ReduceMin":
     case "ReduceL2": {
       if (!x2) return;
-      const axes = attrInts(node2, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
-      const keep = attrInt(node2, "keepdims", 1) === 1;
+      const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
+      const keep = attrInt(node, "keepdims", 1) === 1;
       const norm2 = new Set(axes.map((a) => normAxis(a, x2.length)));
       set(keep ? x2.map((d, i2) => norm2.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm2.has(i2)));
       return;
@@ -31360,15 +31370,15 @@ function inferNode(node2, shapes, values) {
     case "ArgMax":
     case "ArgMin": {
       if (!x2) return;
-      const axis = normAxis(attrInt(node2, "axis", 0), x2.length);
-      const keep = attrInt(node2, "keepdims", 1) === 1;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const keep = attrInt(node, "keepdims", 1) === 1;
       set(keep ? x2.map((d, i2) => i2 === axis ? 1 : d) : x2.filter((_, i2) => i2 !== axis));
       return;
     }
     case "Resize":
     case "Upsample": {
-      const sizes = node2.input[3] ? v(3) : void 0;
-      const scales = node2.input[2] ? v(2) : void 0;
+      const sizes = node.input[3] ? v(3) : void 0;
+      const scales = node.input[2] ? v(2) : void 0;
       if (!x2) return;
       if (sizes) set(sizes);
       else if (scales) set(x2.map((d, i2) => Math.floor(d * scales[i2])));
@@ -31380,22 +31390,25 @@ function inferNode(node2, shapes, values) {
 }
 
 // src/onnx/flops.ts
-var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
-function nodeMacs(node2, shapes) {
-  const x2 = shapes.get(node2.input[0]);
-  const w = shapes.get(node2.input[1]);
-  const y = shapes.get(node2.output[0]);
+var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger", "ConvInteger"]);
+function nodeMacs(node, shapes) {
+  const x2 = shapes.get(node.input[0]);
+  const w = shapes.get(node.input[1]);
+  const y = shapes.get(node.output[0]);
   if (!x2 || !w || !y) return null;
-  switch (node2.opType) {
+  switch (node.opType) {
     case "Conv":
+    // every output element: Cin/groups * prod(kernel) MACs
+    case "ConvInteger":
       return numel(y) * numel(w.slice(1));
     case "ConvTranspose":
       return numel(x2) * numel(w.slice(1));
     case "Gemm": {
-      const k = attrInt(node2, "transA", 0) ? x2[0] : x2[1];
+      const k = attrInt(node, "transA", 0) ? x2[0] : x2[1];
       return numel(y) * k;
     }
     case "MatMul":
+    case "MatMulInteger":
       return numel(y) * x2[x2.length - 1];
     default:
       return null;
@@ -31434,6 +31447,15 @@ function quantizedWeights(index) {
   const stored = /* @__PURE__ */ new Set();
   const auxiliary = /* @__PURE__ */ new Set();
   for (const n of index.graph.node) {
+    if (n.opType === "Mul" && n.input.some((i2) => index.producer.get(i2)?.opType === "DynamicQuantizeLinear")) {
+      for (const i2 of n.input) if (index.initializers.has(i2)) auxiliary.add(i2);
+      continue;
+    }
+    if (n.opType === "MatMulInteger" || n.opType === "ConvInteger") {
+      if (index.initializers.has(n.input[1])) stored.add(n.input[1]);
+      for (const i2 of n.input.slice(2)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
+      continue;
+    }
     if (n.opType !== "DequantizeLinear" && n.opType !== "QuantizeLinear") continue;
     if (n.opType === "DequantizeLinear" && index.initializers.has(n.input[0])) stored.add(n.input[0]);
     for (const i2 of n.input.slice(1)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
@@ -32594,6 +32616,375 @@ function preflightModel(model, file) {
   checkFiniteWeights(model, file);
 }
 
+// src/onnx/build.ts
+function attribute(name, v) {
+  if (typeof v === "number") return create(AttributeProtoSchema, { name, type: 2 /* INT */, i: BigInt(v) });
+  if (Array.isArray(v)) return create(AttributeProtoSchema, { name, type: 7 /* INTS */, ints: v.map(BigInt) });
+  if (typeof v === "string") return create(AttributeProtoSchema, { name, type: 3 /* STRING */, s: new TextEncoder().encode(v) });
+  const o = v;
+  if ("float" in o) return create(AttributeProtoSchema, { name, type: 1 /* FLOAT */, f: o.float });
+  if ("floats" in o) return create(AttributeProtoSchema, { name, type: 6 /* FLOATS */, floats: [...o.floats] });
+  return create(AttributeProtoSchema, { name, type: 4 /* TENSOR */, t: o.tensor });
+}
+function makeNode(name, spec) {
+  const attrs = Object.entries(spec.attrs ?? {}).map(([k, v]) => attribute(k, v));
+  return create(NodeProtoSchema, {
+    name,
+    opType: spec.opType,
+    input: [...spec.inputs],
+    output: [...spec.outputs],
+    ...attrs.length > 0 ? { attribute: attrs } : {},
+    ...spec.domain !== void 0 ? { domain: spec.domain } : {}
+  });
+}
+function valueInfo(name, elemType = 1 /* FLOAT */, dims) {
+  const shape = dims && {
+    dim: dims.map(
+      (d) => d === null ? {} : typeof d === "number" ? { value: { case: "dimValue", value: BigInt(d) } } : { value: { case: "dimParam", value: d } }
+    )
+  };
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: shape ? { elemType, shape } : { elemType } } })
+  });
+}
+
+// src/onnx/names.ts
+function graphNames(graph, into = /* @__PURE__ */ new Set()) {
+  for (const v of [...graph.input, ...graph.output, ...graph.valueInfo]) into.add(v.name);
+  for (const t of graph.initializer) into.add(t.name);
+  for (const s of graph.sparseInitializer) {
+    if (s.values) into.add(s.values.name);
+    if (s.indices) into.add(s.indices.name);
+  }
+  for (const n of graph.node) {
+    into.add(n.name);
+    for (const i2 of n.input) into.add(i2);
+    for (const o of n.output) into.add(o);
+    for (const a of n.attribute) {
+      if (a.g) graphNames(a.g, into);
+      for (const g2 of a.graphs) graphNames(g2, into);
+    }
+  }
+  into.delete("");
+  return into;
+}
+var NameGenerator = class _NameGenerator {
+  taken;
+  /** the next suffix to try per base, so adding thousands of nodes of one kind stays linear */
+  next = /* @__PURE__ */ new Map();
+  constructor(taken = []) {
+    this.taken = new Set(taken);
+  }
+  static forGraph(graph) {
+    return new _NameGenerator(graphNames(graph));
+  }
+  has(name) {
+    return this.taken.has(name);
+  }
+  /** Mark a name as used (one the caller writes itself). */
+  reserve(name) {
+    if (name) this.taken.add(name);
+  }
+  fresh(base) {
+    if (!base) throw new Error("a fresh name needs a non-empty base");
+    let name = base;
+    if (this.taken.has(name)) {
+      let k = this.next.get(base) ?? 1;
+      while (this.taken.has(name = `${base}_${k}`)) k++;
+      this.next.set(base, k + 1);
+    }
+    this.taken.add(name);
+    return name;
+  }
+};
+
+// src/onnx/edit.ts
+var ModelEditor = class _ModelEditor {
+  constructor(model) {
+    this.model = model;
+    if (!model.graph) throw new Error("model has no graph");
+    this.graph = model.graph;
+    this.names = NameGenerator.forGraph(this.graph);
+    for (const t of this.graph.initializer) this.inits.set(t.name, t);
+    for (const n of this.graph.node) this.indexOutputs(n);
+  }
+  model;
+  graph;
+  names;
+  producers = /* @__PURE__ */ new Map();
+  inits = /* @__PURE__ */ new Map();
+  /** built on demand and dropped by any edit that moves a reader */
+  readers;
+  /** An editor over a deep copy, so the caller's model is never touched. */
+  static copyOf(model) {
+    return new _ModelEditor(cloneModel(model));
+  }
+  /** The opset the model imports for `domain` (0 when it imports none), to pick an op form valid there. */
+  opset(domain = "") {
+    return opsetVersion(this.model, domain);
+  }
+  /** A name nothing in the graph uses, reserved: `base`, else `base_1`, `base_2`, … */
+  fresh(base) {
+    return this.names.fresh(base);
+  }
+  // ---- lookups
+  producer(tensor) {
+    return this.producers.get(tensor);
+  }
+  /** The nodes that read `tensor`, each once, in graph order. */
+  consumers(tensor) {
+    if (!this.readers) {
+      this.readers = /* @__PURE__ */ new Map();
+      for (const n of this.graph.node) {
+        for (const i2 of new Set(n.input)) {
+          if (!i2) continue;
+          const list = this.readers.get(i2);
+          if (list) list.push(n);
+          else this.readers.set(i2, [n]);
+        }
+      }
+    }
+    return this.readers.get(tensor) ?? [];
+  }
+  initializer(name) {
+    return this.inits.get(name);
+  }
+  /** The constant behind a tensor name: an initializer or the value of a Constant node. */
+  constant(name) {
+    const init = this.inits.get(name);
+    if (init) return init;
+    const p = this.producers.get(name);
+    return p && p.opType === "Constant" ? attr(p, "value")?.t : void 0;
+  }
+  isGraphOutput(tensor) {
+    return this.graph.output.some((o) => o.name === tensor);
+  }
+  // ---- initializers
+  /** A new float initializer stored as `dataType` (float32, float16, bfloat16, double); returns its name. */
+  addFloatInitializer(base, dims, values, dataType = 1 /* FLOAT */) {
+    return this.pushInitializer(makeFloatTensor(this.fresh(base), dims, values, dataType));
+  }
+  /** A new integer initializer: int64 (or int32) shapes, axes, indices; int8/uint8/int32 quantized values. Returns its name. */
+  addIntInitializer(base, dims, values, dataType = 7 /* INT64 */) {
+    return this.pushInitializer(makeIntTensor(this.fresh(base), dims, values, dataType));
+  }
+  /**
+   * Store an initializer's values in an integer type under its own name and shape: a weight quantized
+   * in place, so everything that names it (reports, sparsity counts) still finds it.
+   */
+  storeAsInteger(name, values, dataType) {
+    const old = this.inits.get(name);
+    if (!old) throw new Error(`no initializer '${name}'`);
+    const t = makeIntTensor(name, tensorDims(old), values, dataType);
+    this.graph.initializer[this.graph.initializer.indexOf(old)] = t;
+    this.inits.set(name, t);
+    return t;
+  }
+  /** A new initializer with the type, shape and values of the constant `name` (initializer or Constant); returns its name. */
+  copyConstant(name, base) {
+    const src = this.constant(name);
+    if (!src) throw new Error(`'${name}' is not a constant`);
+    const t = clone(TensorProtoSchema, src);
+    t.name = this.fresh(base);
+    return this.pushInitializer(t);
+  }
+  /**
+   * New values for a float constant (an initializer or a Constant node's value), written in the
+   * tensor's own element type: a float16 weight stays float16. `dims` reshapes it (channels removed).
+   */
+  replaceInitializer(name, values, dims) {
+    const t = this.requireConstant(name);
+    setTensorFloat32(t, values, dims);
+    return t;
+  }
+  /**
+   * Like replaceInitializer with the shape unchanged, but a float32 tensor takes `values`' buffer without
+   * a copy: for a freshly computed weight the caller hands over and never touches again.
+   */
+  adoptInitializer(name, values) {
+    const t = this.requireConstant(name);
+    adoptTensorFloat32(t, values);
+    return t;
+  }
+  /** Remove initializers, and their entries among the graph inputs where an older exporter listed them. */
+  removeInitializers(names) {
+    const gone = new Set(names);
+    for (const name of gone) if (!this.inits.delete(name)) throw new Error(`no initializer '${name}'`);
+    this.graph.initializer = this.graph.initializer.filter((t) => !gone.has(t.name));
+    this.graph.input = this.graph.input.filter((i2) => !gone.has(i2.name));
+  }
+  // ---- nodes
+  /** Append a node (or place it right after `after`, keeping the graph's order topological). */
+  addNode(spec, place = {}) {
+    const node = makeNode(this.fresh(spec.name ?? spec.opType), spec);
+    for (const o of node.output) this.names.reserve(o);
+    if (place.after) this.graph.node.splice(this.position(place.after) + 1, 0, node);
+    else this.graph.node.push(node);
+    this.indexOutputs(node);
+    this.readers = void 0;
+    return node;
+  }
+  /**
+   * Put a node between `tensor` and everything that reads it: the producer now writes a fresh name
+   * (from `renamedBase`), the new node reads that where its inputs name `tensor`, and writes `tensor`
+   * itself. So every consumer and a graph output of that name get the new node's result with no name
+   * changing, and the node sits right after the producer. value_info declared for `tensor` moves with
+   * the producer's output; a graph output's declaration stays, so a node that changes the element type
+   * or shape must be declared again (declareOutput). Returns the new node.
+   */
+  insertAfter(tensor, spec, renamedBase = `${tensor}_before_${spec.opType}`) {
+    const producer = this.producers.get(tensor);
+    if (!producer) throw new Error(`'${tensor}' is not produced by a node`);
+    const renamed = this.fresh(renamedBase);
+    producer.output[producer.output.indexOf(tensor)] = renamed;
+    this.producers.set(renamed, producer);
+    this.producers.delete(tensor);
+    for (const v of this.graph.valueInfo) if (v.name === tensor) v.name = renamed;
+    return this.addNode({ ...spec, inputs: spec.inputs.map((i2) => i2 === tensor ? renamed : i2), outputs: [tensor] }, { after: producer });
+  }
+  /** Put a new node where `old` was (same place; its name unless the spec names one); returns it. */
+  replaceNode(old, spec) {
+    const at = this.position(old);
+    this.unindexOutputs(old);
+    const node = makeNode(spec.name !== void 0 ? this.fresh(spec.name) : old.name, spec);
+    for (const o of node.output) this.names.reserve(o);
+    this.graph.node[at] = node;
+    this.indexOutputs(node);
+    this.readers = void 0;
+    return node;
+  }
+  removeNode(node) {
+    this.graph.node.splice(this.position(node), 1);
+    this.unindexOutputs(node);
+    this.readers = void 0;
+  }
+  /** Keep only `nodes`, in the order given (a topological order of a subgraph). */
+  setNodes(nodes) {
+    this.graph.node = [...nodes];
+    this.producers.clear();
+    for (const n of nodes) this.indexOutputs(n);
+    this.readers = void 0;
+  }
+  /** Make input `slot` of `node` read `tensor` (`''` for an omitted optional input), padding the list if needed. */
+  setInput(node, slot, tensor) {
+    while (node.input.length <= slot) node.input.push("");
+    node.input[slot] = tensor;
+    this.names.reserve(tensor);
+    this.readers = void 0;
+  }
+  /** Make output `slot` of `node` write `tensor` (MaxPool's optional indices, say). */
+  setOutput(node, slot, tensor) {
+    while (node.output.length <= slot) node.output.push("");
+    const old = node.output[slot];
+    if (old && this.producers.get(old) === node) this.producers.delete(old);
+    node.output[slot] = tensor;
+    this.names.reserve(tensor);
+    if (tensor) this.producers.set(tensor, node);
+  }
+  /**
+   * Remove, until nothing changes, nodes of the given op types whose outputs nothing reads (graph
+   * outputs count as read), and with `initializers` also initializers nothing reads (and their graph
+   * input entries).
+   */
+  dropUnread(opTypes, opts) {
+    const g2 = this.graph;
+    const dropped = /* @__PURE__ */ new Set();
+    for (; ; ) {
+      const read = /* @__PURE__ */ new Set([...g2.node.flatMap((n) => n.input), ...g2.output.map((o) => o.name)]);
+      const before = g2.node.length + g2.initializer.length;
+      const [kept, gone] = partition(g2.node, (n) => !opTypes.has(n.opType) || n.output.some((o) => read.has(o)));
+      g2.node = kept;
+      for (const n of gone) this.unindexOutputs(n);
+      if (opts.initializers) {
+        for (const t of g2.initializer) if (!read.has(t.name)) dropped.add(t.name);
+        g2.initializer = g2.initializer.filter((t) => read.has(t.name));
+      }
+      if (g2.node.length + g2.initializer.length === before) break;
+    }
+    for (const name of dropped) this.inits.delete(name);
+    g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
+    this.readers = void 0;
+  }
+  // ---- declarations
+  /** Graph inputs that are data, not initializers listed as inputs (older exporters list them). */
+  dataInputs() {
+    return this.graph.input.filter((i2) => !this.inits.has(i2.name));
+  }
+  /** Drop the graph-input entries of initializers, leaving the data inputs. */
+  dropInitializerInputs() {
+    this.graph.input = this.dataInputs();
+  }
+  addInput(decl) {
+    if (this.graph.input.some((i2) => i2.name === decl.name)) throw new Error(`'${decl.name}' is already a graph input`);
+    this.names.reserve(decl.name);
+    this.graph.input.push(decl);
+  }
+  /** Declare a graph output; a tensor that already is one keeps its declaration. */
+  declareOutput(decl) {
+    if (this.isGraphOutput(decl.name)) return;
+    this.names.reserve(decl.name);
+    this.graph.output.push(decl);
+  }
+  /** Replace the graph outputs, in this order. */
+  setOutputs(decls) {
+    for (const d of decls) this.names.reserve(d.name);
+    this.graph.output = [...decls];
+  }
+  /** Declare an intermediate tensor's type and shape, replacing an earlier declaration. */
+  declareValueInfo(decl) {
+    this.names.reserve(decl.name);
+    this.graph.valueInfo = [...this.graph.valueInfo.filter((v) => v.name !== decl.name), decl];
+  }
+  /** Forget the declarations of these intermediate tensors (a rewrite removed them). */
+  dropValueInfo(names) {
+    const gone = new Set(names);
+    this.graph.valueInfo = this.graph.valueInfo.filter((v) => !gone.has(v.name));
+  }
+  /** Forget every intermediate declaration: after surgery their shapes are stale (runtimes infer them again). */
+  clearValueInfo() {
+    this.graph.valueInfo = [];
+  }
+  /** Older exporters list initializers as graph inputs: make those declared shapes match the tensors. */
+  redeclareInitializerInputs() {
+    for (const i2 of this.graph.input) {
+      const t = this.inits.get(i2.name);
+      const shape = i2.type?.value.case === "tensorType" ? i2.type.value.value.shape : void 0;
+      if (t && shape) tensorDims(t).forEach((d, k) => {
+        if (shape.dim[k]) shape.dim[k].value = { case: "dimValue", value: BigInt(d) };
+      });
+    }
+  }
+  // ---- internals
+  pushInitializer(t) {
+    this.graph.initializer.push(t);
+    this.inits.set(t.name, t);
+    return t.name;
+  }
+  requireConstant(name) {
+    const t = this.constant(name);
+    if (!t) throw new Error(`'${name}' is not a constant`);
+    return t;
+  }
+  position(node) {
+    const at = this.graph.node.indexOf(node);
+    if (at < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
+    return at;
+  }
+  indexOutputs(node) {
+    for (const o of node.output) if (o) this.producers.set(o, node);
+  }
+  unindexOutputs(node) {
+    for (const o of node.output) if (o && this.producers.get(o) === node) this.producers.delete(o);
+  }
+};
+function partition(items, keep) {
+  const yes = [];
+  const no = [];
+  for (const x2 of items) (keep(x2) ? yes : no).push(x2);
+  return [yes, no];
+}
+
 // src/prune/select.ts
 function kthSmallestAbsBits(arrays, k) {
   const total2 = arrays.reduce((n, a) => n + a.length, 0);
@@ -32695,16 +33086,14 @@ function magnitudePrune(model, weights, sparsity, scope, maxLayerSparsity = 1) {
   } else {
     masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
   }
-  const out = cloneWithoutData(model, denseTensors);
-  const index = new GraphIndex(out.graph);
+  const ed = new ModelEditor(cloneWithoutData(model, denseTensors));
   const byName = /* @__PURE__ */ new Map();
   weights.forEach((w, j) => {
-    const t = index.initializers.get(w.initializer);
     const owned = values[j].buffer !== denseTensors[j].rawData.buffer;
-    adoptTensorFloat32(t, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
-    byName.set(t.name, masks[j]);
+    ed.adoptInitializer(w.initializer, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
+    byName.set(w.initializer, masks[j]);
   });
-  return { model: out, masks: byName };
+  return { model: ed.model, masks: byName };
 }
 function cloneWithoutData(model, tensors) {
   const saved = tensors.map((t) => ({ raw: t.rawData, float: t.floatData, double: t.doubleData, int32: t.int32Data }));
@@ -32734,24 +33123,24 @@ function parseNM(method) {
   const m = Number(match[2]);
   return n < m ? { n, m } : void 0;
 }
-function layoutForNode(node2, name, dims) {
+function layoutForNode(node, name, dims) {
   const total2 = numel(dims);
-  switch (node2.opType) {
+  switch (node.opType) {
     case "Conv":
-      if (node2.input[1] !== name) return `${node2.opType} uses it as data, not as its weight`;
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
       return { outer: dims[0], length: total2 / dims[0], inner: 1 };
     case "ConvTranspose": {
-      if (node2.input[1] !== name) return `${node2.opType} uses it as data, not as its weight`;
-      const groups = attrInt(node2, "group", 1);
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      const groups = attrInt(node, "group", 1);
       if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
       return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
     }
     case "Gemm":
-      if (node2.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
-      return attrInt(node2, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
+      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
+      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
     case "MatMul": {
       if (dims.length < 2) return "MatMul weight is 1-D";
-      if (node2.input[1] === name) {
+      if (node.input[1] === name) {
         const [k2, n] = dims.slice(-2);
         return { outer: total2 / (k2 * n), length: k2, inner: n };
       }
@@ -32759,7 +33148,7 @@ function layoutForNode(node2, name, dims) {
       return { outer: total2 / k, length: k, inner: 1 };
     }
     default:
-      return `${node2.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
+      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
   }
 }
 var MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
@@ -32770,11 +33159,11 @@ function reductionLayout(index, name) {
   const users = index.consumersOf(name).filter((n) => MAC_OPS2.has(n.opType));
   if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
   let found;
-  for (const node2 of users) {
-    const l = layoutForNode(node2, name, dims);
-    if (typeof l === "string") return `${nodeLabel(node2)}: ${l}`;
+  for (const node of users) {
+    const l = layoutForNode(node, name, dims);
+    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
     if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
-      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node2)})`;
+      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
     }
     found = l;
   }
@@ -32817,8 +33206,8 @@ function nmMask(values, layout, n, m) {
 }
 function nmPrune(model, weights, n, m) {
   if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
-  const out = cloneModel(model);
-  const index = new GraphIndex(out.graph);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
   const layers = [];
   const skipped = [];
   const masks = /* @__PURE__ */ new Map();
@@ -32828,16 +33217,15 @@ function nmPrune(model, weights, n, m) {
       skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
       continue;
     }
-    const t = index.initializers.get(w.initializer);
-    const values = tensorToFloat32(t);
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
     const mask = nmMask(values, layout, n, m);
     for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
-    setTensorFloat32(t, values);
+    ed.replaceInitializer(w.initializer, values);
     masks.set(w.initializer, mask);
     const tail = layout.length % m * layout.outer * layout.inner;
     layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
   }
-  return { model: out, layers, skipped, masks };
+  return { model: ed.model, layers, skipped, masks };
 }
 function verifyNM(model, weights, n, m, limit = 100) {
   const index = new GraphIndex(model.graph);
@@ -32986,16 +33374,51 @@ function resolveScope(config, calib, rounds = 1) {
   return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
 }
 
+// src/onnx/subgraph.ts
+function withExtraOutputs(model, tensors) {
+  const ed = ModelEditor.copyOf(model);
+  for (const name of tensors) ed.declareOutput(valueInfo(name));
+  return ed.model;
+}
+function graphUpTo(model, tensors) {
+  const g2 = model.graph;
+  const up = upstream(model, tensors);
+  if (!up) return withExtraOutputs(model, tensors);
+  const { nodes: needed, names } = up;
+  const initNames = new Set(g2.initializer.map((t) => t.name));
+  const graph = create(GraphProtoSchema, {
+    name: g2.name,
+    node: g2.node.filter((n) => needed.has(n)),
+    initializer: g2.initializer.filter((t) => names.has(t.name)),
+    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
+    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
+    output: tensors.map((name) => g2.output.find((o) => o.name === name) ?? valueInfo(name)),
+    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
+  });
+  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
+}
+function upstream(model, tensors) {
+  const producer = /* @__PURE__ */ new Map();
+  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
+  const nodes = /* @__PURE__ */ new Set();
+  const names = /* @__PURE__ */ new Set();
+  const stack = [...tensors];
+  while (stack.length > 0) {
+    const t = stack.pop();
+    if (names.has(t)) continue;
+    names.add(t);
+    const n = producer.get(t);
+    if (!n || nodes.has(n)) continue;
+    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
+    nodes.add(n);
+    for (const i2 of n.input) if (i2) stack.push(i2);
+  }
+  return { nodes, names };
+}
+
 // src/prune/criteria/activations.ts
 async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 64) {
-  const probe = cloneModel(model);
-  const g2 = probe.graph;
-  const existing = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors.keys()) {
-    if (existing.has(name)) continue;
-    const type = create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } });
-    g2.output.push(create(ValueInfoProtoSchema, { name, type }));
-  }
+  const probe = withExtraOutputs(model, [...tensors.keys()]);
   const { ort } = onnxruntime();
   const session = await ort.InferenceSession.create(serializeModel(probe), { executionProviders: ["cpu"], graphOptimizationLevel: "disabled" });
   const sums = /* @__PURE__ */ new Map();
@@ -33346,13 +33769,13 @@ var Analyzer = class {
   /** constant tensor -> the first layout registered per axis, so shared constants are sliced one way */
   constantAxes = /* @__PURE__ */ new Map();
   run() {
-    for (const node2 of this.index.order) {
-      const ins = node2.input.map((i2) => i2 ? this.tracked.get(i2) : void 0);
-      if (ins.every((t) => !t) && !isProducer(node2.opType)) continue;
+    for (const node of this.index.order) {
+      const ins = node.input.map((i2) => i2 ? this.tracked.get(i2) : void 0);
+      if (ins.every((t) => !t) && !isProducer(node.opType)) continue;
       try {
-        this.visit(node2, ins);
+        this.visit(node, ins);
       } catch (e) {
-        this.poisonAll(ins, `${nodeLabel(node2)} (${node2.opType}) could not be analysed: ${e.message}`);
+        this.poisonAll(ins, `${nodeLabel(node)} (${node.opType}) could not be analysed: ${e.message}`);
       }
     }
     for (const out of this.index.graphOutputs) {
@@ -33403,15 +33826,15 @@ var Analyzer = class {
     return name ? this.ints(name) ?? this.values.get(name) : void 0;
   }
   /** Register a slice of a constant; a constant shared by two readers must be sliced the same way. */
-  use(node2, name, axis, layout, role, activation) {
+  use(node, name, axis, layout, role, activation) {
     const c = this.constant(name);
     if (!c || !FLOAT_TYPES.has(c.tensor.dataType)) {
-      this.poison(layout, `${nodeLabel(node2)} reads '${name}', which is not a float constant`);
+      this.poison(layout, `${nodeLabel(node)} reads '${name}', which is not a float constant`);
       return false;
     }
     const dims = tensorDims(c.tensor);
     if (dims[axis] !== layoutSize(layout)) {
-      this.poison(layout, `${nodeLabel(node2)}: '${name}' axis ${axis} has ${dims[axis]} entries, expected ${layoutSize(layout)}`);
+      this.poison(layout, `${nodeLabel(node)}: '${name}' axis ${axis} has ${dims[axis]} entries, expected ${layoutSize(layout)}`);
       return false;
     }
     let axes = this.constantAxes.get(c.name);
@@ -33424,14 +33847,14 @@ var Analyzer = class {
       axis,
       layout,
       role,
-      node: this.nodeIndex.get(node2),
+      node: this.nodeIndex.get(node),
       activation: activation?.name,
       activationAxis: activation?.axis
     });
     return true;
   }
-  fresh(node2, size, skip) {
-    return fullLayout(this.spaces.create(size, nodeLabel(node2), skip), size);
+  fresh(node, size, skip) {
+    return fullLayout(this.spaces.create(size, nodeLabel(node), skip), size);
   }
   set(name, t) {
     if (t && name) this.tracked.set(name, t);
@@ -33456,21 +33879,21 @@ var Analyzer = class {
     a.forEach((sa, i2) => this.spaces.union(sa.space, b[i2].space));
     return true;
   }
-  addRewrite(node2, target, element, layout, base = 0) {
-    this.rewrites.push({ node: this.nodeIndex.get(node2), target, element, layout, base });
+  addRewrite(node, target, element, layout, base = 0) {
+    this.rewrites.push({ node: this.nodeIndex.get(node), target, element, layout, base });
   }
   // ---- ops ------------------------------------------------------------------------------------------
-  visit(node2, ins) {
-    const op = node2.opType;
+  visit(node, ins) {
+    const op = node.opType;
     const x2 = ins[0];
-    const out = node2.output[0];
-    const label = nodeLabel(node2);
+    const out = node.output[0];
+    const label = nodeLabel(node);
     const unknown = (why) => this.poisonAll(ins, `${label} (${op}) ${why}`);
-    if (ins.some((t) => t?.block)) return this.headOp(node2, ins, unknown);
-    if (op === "Conv") return this.conv(node2, x2);
-    if (op === "ConvTranspose") return this.convTranspose(node2, x2);
-    if (op === "Gemm") return this.gemm(node2, ins);
-    if (op === "MatMul") return this.matmul(node2, ins);
+    if (ins.some((t) => t?.block)) return this.headOp(node, ins, unknown);
+    if (op === "Conv") return this.conv(node, x2);
+    if (op === "ConvTranspose") return this.convTranspose(node, x2);
+    if (op === "Gemm") return this.gemm(node, ins);
+    if (op === "MatMul") return this.matmul(node, ins);
     if (!x2 && ins.every((t) => !t)) return;
     if (PASS_THROUGH.has(op)) {
       if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
@@ -33478,68 +33901,68 @@ var Analyzer = class {
     }
     if (op === "BatchNormalization" || op === "InstanceNormalization") {
       if (!x2 || x2.axis !== 1 || ins.slice(1).some((t) => t)) return unknown("normalises along an axis that is not the channel axis");
-      if (node2.output.length > 1 && node2.output.slice(1).some((o) => o)) return unknown("has training outputs");
-      for (let i2 = 1; i2 < node2.input.length; i2++) if (node2.input[i2]) this.use(node2, node2.input[i2], 0, x2.layout, "param");
+      if (node.output.length > 1 && node.output.slice(1).some((o) => o)) return unknown("has training outputs");
+      for (let i2 = 1; i2 < node.input.length; i2++) if (node.input[i2]) this.use(node, node.input[i2], 0, x2.layout, "param");
       return this.set(out, x2);
     }
     if (op === "LayerNormalization") {
-      const rank = this.shape(node2.input[0])?.length;
+      const rank = this.shape(node.input[0])?.length;
       if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-      if (x2.axis >= norm(attrInt(node2, "axis", -1), rank)) return unknown("normalises over the channel axis (removing a channel would change the statistics)");
+      if (x2.axis >= norm(attrInt(node, "axis", -1), rank)) return unknown("normalises over the channel axis (removing a channel would change the statistics)");
       if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
       return this.set(out, x2);
     }
     if (op === "Softmax" || op === "LogSoftmax" || op === "Hardmax") {
-      const rank = this.shape(node2.input[0])?.length;
+      const rank = this.shape(node.input[0])?.length;
       if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-      const axis = norm(attrInt(node2, "axis", -1), rank);
+      const axis = norm(attrInt(node, "axis", -1), rank);
       if (x2.axis === axis) return unknown("normalises over the channel axis");
       return this.set(out, x2);
     }
     if (SPATIAL_POOL.has(op)) {
       if (!x2 || x2.axis !== 1) return unknown("pools over the channel axis");
-      if (node2.output.length > 1 && node2.output[1]) return unknown("returns indices");
+      if (node.output.length > 1 && node.output[1]) return unknown("returns indices");
       return this.set(out, x2);
     }
     if (op === "Resize" || op === "Upsample") {
-      const a = this.shape(node2.input[0]);
+      const a = this.shape(node.input[0]);
       const b = this.shape(out);
       if (!x2 || !a || !b || a[x2.axis] !== b[x2.axis] || ins.slice(1).some((t) => t)) return unknown("may resize the channel axis");
       return this.set(out, x2);
     }
-    if (REDUCE.has(op)) return this.reduce(node2, x2, unknown);
-    if (BROADCAST2.has(op)) return this.broadcast(node2, ins, unknown);
-    if (op === "Concat") return this.concat(node2, ins, unknown);
-    if (op === "Flatten") return this.flatten(node2, x2, unknown);
-    if (op === "Reshape") return this.reshape(node2, ins, unknown);
+    if (REDUCE.has(op)) return this.reduce(node, x2, unknown);
+    if (BROADCAST2.has(op)) return this.broadcast(node, ins, unknown);
+    if (op === "Concat") return this.concat(node, ins, unknown);
+    if (op === "Flatten") return this.flatten(node, x2, unknown);
+    if (op === "Reshape") return this.reshape(node, ins, unknown);
     if (op === "Transpose") {
-      const perm = attrInts(node2, "perm") ?? this.shape(node2.input[0])?.map((_, i2, a) => a.length - 1 - i2);
+      const perm = attrInts(node, "perm") ?? this.shape(node.input[0])?.map((_, i2, a) => a.length - 1 - i2);
       if (!x2 || !perm) return unknown("has an unknown permutation");
       return this.set(out, { axis: perm.indexOf(x2.axis), layout: x2.layout });
     }
-    if (op === "Squeeze" || op === "Unsqueeze") return this.squeeze(node2, ins, unknown);
+    if (op === "Squeeze" || op === "Unsqueeze") return this.squeeze(node, ins, unknown);
     if (op === "Pad") {
-      const rank = this.shape(node2.input[0])?.length;
-      const pads = attrInts(node2, "pads") ?? this.knownInts(node2.input[1]);
-      const axes = node2.input[3] ? this.knownInts(node2.input[3]) : void 0;
+      const rank = this.shape(node.input[0])?.length;
+      const pads = attrInts(node, "pads") ?? this.knownInts(node.input[1]);
+      const axes = node.input[3] ? this.knownInts(node.input[3]) : void 0;
       if (!x2 || !pads || rank === void 0 || ins.slice(1).some((t) => t)) return unknown("has pads that are not constant");
       const padded = axes ? axes.map((a) => norm(a, rank)) : [...Array(rank).keys()];
       const k = padded.indexOf(x2.axis);
       if (k >= 0 && (pads[k] !== 0 || pads[k + padded.length] !== 0)) return unknown("pads the channel axis");
       return this.set(out, x2);
     }
-    if (op === "Split") return this.split(node2, x2, unknown);
-    if (op === "Slice") return this.slice(node2, ins, unknown);
+    if (op === "Split") return this.split(node, x2, unknown);
+    if (op === "Slice") return this.slice(node, ins, unknown);
     if (op === "Gather") {
-      const rank = this.shape(node2.input[0])?.length;
-      const idx = this.shape(node2.input[1]);
+      const rank = this.shape(node.input[0])?.length;
+      const idx = this.shape(node.input[1]);
       if (!x2 || ins[1] || rank === void 0 || !idx) return unknown("gathers along an unknown axis");
-      const axis = norm(attrInt(node2, "axis", 0), rank);
+      const axis = norm(attrInt(node, "axis", 0), rank);
       if (axis === x2.axis) return unknown("gathers along the channel axis");
       return this.set(out, { axis: x2.axis < axis ? x2.axis : x2.axis - 1 + idx.length, layout: x2.layout });
     }
     if (op === "Shape") {
-      const rank = this.shape(node2.input[0])?.length;
+      const rank = this.shape(node.input[0])?.length;
       const readers = this.index.consumersOf(out);
       const safe = x2 && rank !== void 0 && readers.every((g2) => {
         if (g2.opType !== "Gather" || g2.input[0] !== out) return false;
@@ -33551,10 +33974,10 @@ var Analyzer = class {
     }
     unknown("is not understood by the channel analysis");
   }
-  conv(node2, x2) {
-    const w = this.constant(node2.input[1]);
-    const label = nodeLabel(node2);
-    const group = attrInt(node2, "group", 1);
+  conv(node, x2) {
+    const w = this.constant(node.input[1]);
+    const label = nodeLabel(node);
+    const group = attrInt(node, "group", 1);
     const dims = w ? tensorDims(w.tensor) : void 0;
     if (!w || !dims) {
       if (x2) this.poison(x2.layout, `${label} has a weight that is not constant`);
@@ -33567,200 +33990,200 @@ var Analyzer = class {
       return;
     }
     if (group === 1) {
-      if (x2) this.use(node2, node2.input[1], 1, x2.layout, "fanin", { ...x2, name: node2.input[0] });
-      const layout = this.fresh(node2, cout);
-      this.use(node2, node2.input[1], 0, layout, "param");
-      if (node2.input[2]) this.use(node2, node2.input[2], 0, layout, "param");
-      this.set(node2.output[0], { axis: 1, layout });
+      if (x2) this.use(node, node.input[1], 1, x2.layout, "fanin", { ...x2, name: node.input[0] });
+      const layout = this.fresh(node, cout);
+      this.use(node, node.input[1], 0, layout, "param");
+      if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
+      this.set(node.output[0], { axis: 1, layout });
       return;
     }
     if (cinPerGroup === 1 && cout === group && x2 && layoutSize(x2.layout) === group) {
-      this.use(node2, node2.input[1], 0, x2.layout, "param");
-      if (node2.input[2]) this.use(node2, node2.input[2], 0, x2.layout, "param");
-      this.addRewrite(node2, { attr: "group" }, 0, x2.layout);
-      this.set(node2.output[0], { axis: 1, layout: x2.layout });
+      this.use(node, node.input[1], 0, x2.layout, "param");
+      if (node.input[2]) this.use(node, node.input[2], 0, x2.layout, "param");
+      this.addRewrite(node, { attr: "group" }, 0, x2.layout);
+      this.set(node.output[0], { axis: 1, layout: x2.layout });
       return;
     }
     const why = cinPerGroup === 1 && cout === group && !x2 ? `${label} is a depthwise convolution whose input channels come from ops the analysis could not follow` : `${label} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
     if (x2) this.poison(x2.layout, why);
-    this.set(node2.output[0], { axis: 1, layout: this.fresh(node2, cout, why) });
+    this.set(node.output[0], { axis: 1, layout: this.fresh(node, cout, why) });
   }
-  convTranspose(node2, x2) {
-    const w = this.constant(node2.input[1]);
-    const label = nodeLabel(node2);
-    if (!w || attrInt(node2, "group", 1) !== 1 || x2 && x2.axis !== 1) {
+  convTranspose(node, x2) {
+    const w = this.constant(node.input[1]);
+    const label = nodeLabel(node);
+    if (!w || attrInt(node, "group", 1) !== 1 || x2 && x2.axis !== 1) {
       if (x2) this.poison(x2.layout, `${label} is a grouped or non-constant transposed convolution`);
       return;
     }
     const dims = tensorDims(w.tensor);
-    if (x2) this.use(node2, node2.input[1], 0, x2.layout, "fanin", { ...x2, name: node2.input[0] });
-    const layout = this.fresh(node2, dims[1]);
-    this.use(node2, node2.input[1], 1, layout, "param");
-    if (node2.input[2]) this.use(node2, node2.input[2], 0, layout, "param");
-    this.set(node2.output[0], { axis: 1, layout });
+    if (x2) this.use(node, node.input[1], 0, x2.layout, "fanin", { ...x2, name: node.input[0] });
+    const layout = this.fresh(node, dims[1]);
+    this.use(node, node.input[1], 1, layout, "param");
+    if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
+    this.set(node.output[0], { axis: 1, layout });
   }
-  gemm(node2, ins) {
-    const label = nodeLabel(node2);
+  gemm(node, ins) {
+    const label = nodeLabel(node);
     const [a, b, c] = ins;
-    const w = this.constant(node2.input[1]);
-    if (b || c || !w || attrInt(node2, "transA", 0) !== 0) {
+    const w = this.constant(node.input[1]);
+    if (b || c || !w || attrInt(node, "transA", 0) !== 0) {
       if (a) this.poison(a.layout, `${label} (Gemm) has a non-constant or transposed operand`);
       if (b) this.poison(b.layout, `${label} (Gemm) multiplies two activations`);
       return;
     }
-    const transB = attrInt(node2, "transB", 0) === 1;
+    const transB = attrInt(node, "transB", 0) === 1;
     const dims = tensorDims(w.tensor);
     const outUnits = transB ? dims[0] : dims[1];
     if (a) {
       if (a.axis !== 1) return this.poison(a.layout, `${label} (Gemm) reads channels on axis ${a.axis}`);
-      this.use(node2, node2.input[1], transB ? 1 : 0, a.layout, "fanin", { ...a, name: node2.input[0] });
+      this.use(node, node.input[1], transB ? 1 : 0, a.layout, "fanin", { ...a, name: node.input[0] });
     }
-    const layout = this.fresh(node2, outUnits);
-    this.use(node2, node2.input[1], transB ? 0 : 1, layout, "param");
-    const bias = node2.input[2] ? this.constant(node2.input[2]) : void 0;
-    if (node2.input[2] && !bias) this.poison(layout, `${label} (Gemm) has a non-constant bias`);
+    const layout = this.fresh(node, outUnits);
+    this.use(node, node.input[1], transB ? 0 : 1, layout, "param");
+    const bias = node.input[2] ? this.constant(node.input[2]) : void 0;
+    if (node.input[2] && !bias) this.poison(layout, `${label} (Gemm) has a non-constant bias`);
     if (bias) {
       const bd = tensorDims(bias.tensor);
-      if (bd.length > 0 && bd[bd.length - 1] === outUnits && outUnits !== 1) this.use(node2, node2.input[2], bd.length - 1, layout, "param");
+      if (bd.length > 0 && bd[bd.length - 1] === outUnits && outUnits !== 1) this.use(node, node.input[2], bd.length - 1, layout, "param");
       else if (bd.length === 2 && bd[0] !== 1) this.poison(layout, `${label} (Gemm) has a per-row bias`);
     }
-    this.set(node2.output[0], { axis: 1, layout });
+    this.set(node.output[0], { axis: 1, layout });
   }
-  matmul(node2, ins) {
-    const label = nodeLabel(node2);
+  matmul(node, ins) {
+    const label = nodeLabel(node);
     const [a, b] = ins;
-    const wb = this.constant(node2.input[1]);
-    const rankA = this.shape(node2.input[0])?.length;
+    const wb = this.constant(node.input[1]);
+    const rankA = this.shape(node.input[0])?.length;
     if (wb && tensorDims(wb.tensor).length === 2 && !b && rankA !== void 0 && rankA >= 2) {
       const dims = tensorDims(wb.tensor);
       if (a) {
         if (a.axis !== rankA - 1) return this.poison(a.layout, `${label} (MatMul) reads channels on a batch or row axis`);
-        this.use(node2, node2.input[1], 0, a.layout, "fanin", { ...a, name: node2.input[0] });
+        this.use(node, node.input[1], 0, a.layout, "fanin", { ...a, name: node.input[0] });
       }
-      const layout = this.fresh(node2, dims[1]);
-      this.use(node2, node2.input[1], 1, layout, "param");
-      this.set(node2.output[0], { axis: rankA - 1, layout });
+      const layout = this.fresh(node, dims[1]);
+      this.use(node, node.input[1], 1, layout, "param");
+      this.set(node.output[0], { axis: rankA - 1, layout });
       return;
     }
     const why = a && b ? "multiplies two activations (attention scores)" : rankA === void 0 ? "has an input of unknown shape" : "has an operand layout the analysis does not follow";
     if (a) this.poison(a.layout, `${label} (MatMul) ${why}`);
     if (b) this.poison(b.layout, `${label} (MatMul) ${why}`);
     if (wb && !b && tensorDims(wb.tensor).length === 2) {
-      const layout = this.fresh(node2, tensorDims(wb.tensor)[1], `${label} (MatMul) ${why}`);
-      this.use(node2, node2.input[1], 1, layout, "param");
+      const layout = this.fresh(node, tensorDims(wb.tensor)[1], `${label} (MatMul) ${why}`);
+      this.use(node, node.input[1], 1, layout, "param");
     }
   }
-  reduce(node2, x2, unknown) {
-    const rank = this.shape(node2.input[0])?.length;
+  reduce(node, x2, unknown) {
+    const rank = this.shape(node.input[0])?.length;
     if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-    const axesIn = attrInts(node2, "axes") ?? (node2.input[1] ? this.knownInts(node2.input[1]) : void 0);
-    if (node2.input[1] && !axesIn) return unknown("has axes that are not constant");
+    const axesIn = attrInts(node, "axes") ?? (node.input[1] ? this.knownInts(node.input[1]) : void 0);
+    if (node.input[1] && !axesIn) return unknown("has axes that are not constant");
     const axes = (axesIn ?? [...Array(rank).keys()]).map((a) => norm(a, rank));
-    if (axes.length === 0 && attrInt(node2, "noop_with_empty_axes", 0) === 1) return this.set(node2.output[0], x2);
+    if (axes.length === 0 && attrInt(node, "noop_with_empty_axes", 0) === 1) return this.set(node.output[0], x2);
     if (axes.length === 0 || axes.includes(x2.axis)) return unknown("reduces over the channel axis");
-    const keep = attrInt(node2, "keepdims", 1) === 1;
+    const keep = attrInt(node, "keepdims", 1) === 1;
     const axis = keep ? x2.axis : x2.axis - axes.filter((a) => a < x2.axis).length;
-    this.set(node2.output[0], { axis, layout: x2.layout });
+    this.set(node.output[0], { axis, layout: x2.layout });
   }
-  broadcast(node2, ins, unknown) {
-    const outShape = this.shape(node2.output[0]);
+  broadcast(node, ins, unknown) {
+    const outShape = this.shape(node.output[0]);
     if (!outShape) return unknown("has an unknown output shape");
     const rank = outShape.length;
     let result;
     for (let i2 = 0; i2 < ins.length; i2++) {
       const t = ins[i2];
       if (!t) continue;
-      const r = this.shape(node2.input[i2])?.length;
+      const r = this.shape(node.input[i2])?.length;
       if (r === void 0) return unknown("has an unknown input shape");
       const here = { axis: t.axis + rank - r, layout: t.layout };
       if (!result) result = here;
       else if (result.axis !== here.axis) return unknown("combines channels on different axes");
-      else if (!this.unify(result.layout, here.layout, `${nodeLabel(node2)} (${node2.opType})`)) return;
+      else if (!this.unify(result.layout, here.layout, `${nodeLabel(node)} (${node.opType})`)) return;
     }
     if (!result) return;
     const size = layoutSize(result.layout);
     for (let i2 = 0; i2 < ins.length; i2++) {
-      if (ins[i2] || !node2.input[i2]) continue;
-      const s = this.shape(node2.input[i2]);
+      if (ins[i2] || !node.input[i2]) continue;
+      const s = this.shape(node.input[i2]);
       if (!s) return unknown("has an operand of unknown shape");
       const k = result.axis - (rank - s.length);
       if (k < 0 || s[k] === 1) continue;
       if (s[k] !== size) return unknown("broadcasts an operand of another size over the channel axis");
-      const c = this.constant(node2.input[i2]);
+      const c = this.constant(node.input[i2]);
       if (!c) return unknown("adds an activation that carries channels the analysis cannot follow");
-      if (!this.use(node2, node2.input[i2], k, result.layout, "param")) return;
+      if (!this.use(node, node.input[i2], k, result.layout, "param")) return;
     }
-    this.set(node2.output[0], result);
+    this.set(node.output[0], result);
   }
-  concat(node2, ins, unknown) {
-    const rank = this.shape(node2.output[0])?.length;
+  concat(node, ins, unknown) {
+    const rank = this.shape(node.output[0])?.length;
     if (rank === void 0) return unknown("has an unknown output shape");
-    const axis = norm(attrInt(node2, "axis", 0), rank);
+    const axis = norm(attrInt(node, "axis", 0), rank);
     const trackedAxes = new Set(ins.filter((t) => t).map((t) => t.axis));
     if (trackedAxes.size > 1) return unknown("concatenates tensors with channels on different axes");
     const [tAxis] = trackedAxes;
     if (tAxis !== axis) {
       if (ins.some((t) => !t)) return unknown("joins a tensor whose channels the analysis cannot follow");
-      for (let i2 = 1; i2 < ins.length; i2++) if (!this.unify(ins[0].layout, ins[i2].layout, `${nodeLabel(node2)} (Concat)`)) return;
-      return this.set(node2.output[0], ins[0]);
+      for (let i2 = 1; i2 < ins.length; i2++) if (!this.unify(ins[0].layout, ins[i2].layout, `${nodeLabel(node)} (Concat)`)) return;
+      return this.set(node.output[0], ins[0]);
     }
     const layout = [];
     for (let i2 = 0; i2 < ins.length; i2++) {
       const t = ins[i2];
       if (t) layout.push(...t.layout);
       else {
-        const s = this.shape(node2.input[i2]);
+        const s = this.shape(node.input[i2]);
         if (!s) return unknown("joins an input of unknown shape");
-        if (s[axis] > 0) layout.push(...this.fresh(node2, s[axis], `${nodeLabel(node2)}: channels from '${node2.input[i2]}' are not produced by a prunable layer`));
+        if (s[axis] > 0) layout.push(...this.fresh(node, s[axis], `${nodeLabel(node)}: channels from '${node.input[i2]}' are not produced by a prunable layer`));
       }
     }
-    this.set(node2.output[0], { axis, layout });
+    this.set(node.output[0], { axis, layout });
   }
-  flatten(node2, x2, unknown) {
-    const s = this.shape(node2.input[0]);
+  flatten(node, x2, unknown) {
+    const s = this.shape(node.input[0]);
     if (!x2 || !s) return unknown("has an unknown input shape");
-    const axis = norm(attrInt(node2, "axis", 1), s.length);
-    if (x2.axis < axis) return this.set(node2.output[0], x2);
+    const axis = norm(attrInt(node, "axis", 1), s.length);
+    if (x2.axis < axis) return this.set(node.output[0], x2);
     if (x2.axis !== axis) return unknown("flattens the channel axis into the middle of a dimension");
-    this.set(node2.output[0], { axis: 1, layout: withRepeat(x2.layout, prod(s.slice(axis + 1))) });
+    this.set(node.output[0], { axis: 1, layout: withRepeat(x2.layout, prod(s.slice(axis + 1))) });
   }
-  reshape(node2, ins, unknown) {
+  reshape(node, ins, unknown) {
     const x2 = ins[0];
-    const inS = this.shape(node2.input[0]);
-    const outS = this.shape(node2.output[0]);
+    const inS = this.shape(node.input[0]);
+    const outS = this.shape(node.output[0]);
     if (!x2 || ins[1] || !inS || !outS) return unknown("has an unknown shape");
     const a = x2.axis;
     const tail = prod(inS.slice(a + 1));
     if (outS.length >= 1 && prod(outS.slice(0, -1)) === prod(inS.slice(0, a)) && sameDims(outS.slice(0, -1), inS.slice(0, a))) {
       const k2 = outS.length - 1;
-      const t = this.targetElement(node2, k2);
+      const t = this.targetElement(node, k2);
       if (!t) return unknown("has a computed target shape that would need the channel count");
       if (t.value === 0) return unknown("copies the channel dimension by position");
       if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: withRepeat(x2.layout, tail) });
-      return this.set(node2.output[0], { axis: k2, layout: withRepeat(x2.layout, tail) });
+      return this.set(node.output[0], { axis: k2, layout: withRepeat(x2.layout, tail) });
     }
     if (outS.length > a && sameDims(outS.slice(0, a + 1), inS.slice(0, a + 1)) && prod(outS.slice(a + 1)) === tail) {
-      const t = this.targetElement(node2, a);
+      const t = this.targetElement(node, a);
       if (!t) return unknown("has a computed target shape that would need the channel count");
       if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
-      return this.set(node2.output[0], { axis: a, layout: x2.layout });
+      return this.set(node.output[0], { axis: a, layout: x2.layout });
     }
     const k = outS.length - (inS.length - a);
     if (k >= 0 && outS[k] === inS[a] && sameDims(outS.slice(k + 1), inS.slice(a + 1)) && prod(outS.slice(0, k)) === prod(inS.slice(0, a))) {
-      const t = this.targetElement(node2, k);
+      const t = this.targetElement(node, k);
       if (!t) return unknown("has a computed target shape that would need the channel count");
       if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
       else if (t.value === 0 && k !== a) return unknown("copies a dimension by position");
-      return this.set(node2.output[0], { axis: k, layout: x2.layout });
+      return this.set(node.output[0], { axis: k, layout: x2.layout });
     }
     if (outS.length === inS.length + 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] * outS[a + 1] === inS[a] && sameDims(outS.slice(a + 2), inS.slice(a + 1))) {
       const d = outS[a + 1];
       if (x2.layout.some((sg) => sg.repeat !== 1 || sg.start % d !== 0 || sg.len % d !== 0)) return unknown("splits channels into heads across channel blocks");
-      const t = this.targetElement(node2, a);
+      const t = this.targetElement(node, a);
       if (!t) return unknown("has a computed head count the analysis cannot rewrite");
       for (const sg of x2.layout) this.spaces.setBlock(sg.space, d);
       if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout, divisor: d });
-      return this.set(node2.output[0], { axis: a, layout: x2.layout, block: d, dAxis: a + 1 });
+      return this.set(node.output[0], { axis: a, layout: x2.layout, block: d, dAxis: a + 1 });
     }
     unknown("splits or merges the channel axis (e.g. a channel shuffle)");
   }
@@ -33768,10 +34191,10 @@ var Analyzer = class {
    * Where element `k` of a Reshape target lives: the constant itself, or one constant part of a Concat that
    * builds the target from the batch size (dynamic-batch exports). Undefined when it is computed.
    */
-  targetElement(node2, k) {
-    const name = node2.input[1];
+  targetElement(node, k) {
+    const name = node.input[1];
     const direct = this.ints(name);
-    if (direct) return { value: direct[k], rewrite: { node: this.nodeIndex.get(node2), target: { input: 1 }, element: k } };
+    if (direct) return { value: direct[k], rewrite: { node: this.nodeIndex.get(node), target: { input: 1 }, element: k } };
     const cat = this.index.producer.get(name);
     if (!cat || cat.opType !== "Concat") return void 0;
     let pos = 0;
@@ -33791,29 +34214,29 @@ var Analyzer = class {
     return void 0;
   }
   /** Ops inside multi-head attention, where a tracked axis counts heads. */
-  headOp(node2, ins, unknown) {
-    const op = node2.opType;
+  headOp(node, ins, unknown) {
+    const op = node.opType;
     const x2 = ins[0];
-    const out = node2.output[0];
+    const out = node.output[0];
     if (op === "Transpose") {
-      const perm = attrInts(node2, "perm");
+      const perm = attrInts(node, "perm");
       if (!x2 || !perm) return unknown("has an unknown permutation");
       return this.set(out, { ...x2, axis: perm.indexOf(x2.axis), dAxis: x2.dAxis === void 0 ? void 0 : perm.indexOf(x2.dAxis) });
     }
     if (op === "Cast" || op === "Identity" || op === "Dropout") return this.set(out, x2);
     if (op === "Softmax" || op === "LogSoftmax") {
-      const rank = this.shape(node2.input[0])?.length;
+      const rank = this.shape(node.input[0])?.length;
       if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-      const axis = norm(attrInt(node2, "axis", -1), rank);
+      const axis = norm(attrInt(node, "axis", -1), rank);
       if (axis === x2.axis || axis === x2.dAxis) return unknown("normalises over heads or head channels");
       return this.set(out, x2);
     }
     if (op === "Mul" || op === "Div" || op === "Add" || op === "Sub") {
       const tracked = ins.filter((t) => t);
       const rank = this.shape(out)?.length;
-      if (tracked.length !== 1 || !x2 || rank === void 0 || this.shape(node2.input[0])?.length !== rank) return unknown("combines heads with another tensor");
-      const other = this.shape(node2.input[1]);
-      const c = this.constant(node2.input[1]);
+      if (tracked.length !== 1 || !x2 || rank === void 0 || this.shape(node.input[0])?.length !== rank) return unknown("combines heads with another tensor");
+      const other = this.shape(node.input[1]);
+      const c = this.constant(node.input[1]);
       if (!other || !c) return unknown("combines heads with a non-constant tensor");
       const at = (ax) => ax === void 0 ? 1 : other[ax - (rank - other.length)] ?? 1;
       if (at(x2.axis) !== 1 || at(x2.dAxis) !== 1) return unknown("combines heads with a per-head constant");
@@ -33821,26 +34244,26 @@ var Analyzer = class {
     }
     if (op === "MatMul") {
       const [a, b] = ins;
-      const ra = this.shape(node2.input[0])?.length;
-      const rb = this.shape(node2.input[1])?.length;
+      const ra = this.shape(node.input[0])?.length;
+      const rb = this.shape(node.input[1])?.length;
       if (!a || !b || ra === void 0 || rb === void 0 || ra !== rb || a.axis !== b.axis || a.axis >= ra - 2) return unknown("mixes heads in a way the analysis does not follow");
       if (a.dAxis === ra - 1 && b.dAxis === rb - 2) {
-        if (!this.unify(a.layout, b.layout, `${nodeLabel(node2)} (Q x K)`)) return;
+        if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (Q x K)`)) return;
         return this.set(out, { axis: a.axis, layout: a.layout, block: a.block });
       }
       if (a.dAxis === void 0 && b.dAxis === rb - 1) {
-        if (!this.unify(a.layout, b.layout, `${nodeLabel(node2)} (scores x V)`)) return;
+        if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (scores x V)`)) return;
         return this.set(out, { axis: a.axis, layout: b.layout, block: b.block, dAxis: ra - 1 });
       }
       return unknown("mixes heads in a way the analysis does not follow");
     }
     if (op === "Reshape") {
-      const inS = this.shape(node2.input[0]);
+      const inS = this.shape(node.input[0]);
       const outS = this.shape(out);
       if (!x2 || x2.dAxis !== x2.axis + 1 || !inS || !outS || ins[1]) return unknown("reshapes heads in a way the analysis does not follow");
       const a = x2.axis;
       if (outS.length === inS.length - 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] === inS[a] * inS[a + 1] && sameDims(outS.slice(a + 1), inS.slice(a + 2))) {
-        const t = this.targetElement(node2, a);
+        const t = this.targetElement(node, a);
         if (!t) return unknown("has a computed channel count the analysis cannot rewrite");
         if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
         return this.set(out, { axis: a, layout: x2.layout });
@@ -33849,35 +34272,35 @@ var Analyzer = class {
     }
     unknown("is not understood inside attention heads");
   }
-  squeeze(node2, ins, unknown) {
+  squeeze(node, ins, unknown) {
     const x2 = ins[0];
-    const inS = this.shape(node2.input[0]);
-    const outS = this.shape(node2.output[0]);
+    const inS = this.shape(node.input[0]);
+    const outS = this.shape(node.output[0]);
     if (!x2 || !inS || !outS || ins[1]) return unknown("has an unknown shape");
-    const axesIn = attrInts(node2, "axes") ?? this.knownInts(node2.input[1]);
-    if (node2.opType === "Squeeze") {
+    const axesIn = attrInts(node, "axes") ?? this.knownInts(node.input[1]);
+    if (node.opType === "Squeeze") {
       const axes2 = (axesIn ?? inS.map((d, i2) => d === 1 ? i2 : -1).filter((i2) => i2 >= 0)).map((v) => norm(v, inS.length));
       if (axes2.includes(x2.axis)) return unknown("squeezes the channel axis");
-      return this.set(node2.output[0], { axis: x2.axis - axes2.filter((v) => v < x2.axis).length, layout: x2.layout });
+      return this.set(node.output[0], { axis: x2.axis - axes2.filter((v) => v < x2.axis).length, layout: x2.layout });
     }
     if (!axesIn) return unknown("has axes that are not constant");
     const axes = axesIn.map((v) => norm(v, outS.length)).sort((p, q) => p - q);
     let axis = x2.axis;
     for (const v of axes) if (v <= axis) axis++;
-    this.set(node2.output[0], { axis, layout: x2.layout });
+    this.set(node.output[0], { axis, layout: x2.layout });
   }
-  split(node2, x2, unknown) {
-    const s = this.shape(node2.input[0]);
+  split(node, x2, unknown) {
+    const s = this.shape(node.input[0]);
     if (!x2 || !s) return unknown("has an unknown shape");
-    const axis = norm(attrInt(node2, "axis", 0), s.length);
+    const axis = norm(attrInt(node, "axis", 0), s.length);
     if (axis !== x2.axis) {
-      for (const o of node2.output) this.set(o, x2);
+      for (const o of node.output) this.set(o, x2);
       return;
     }
-    const fromInput = node2.input[1] ? this.ints(node2.input[1]) : void 0;
-    if (node2.input[1] && !fromInput) return unknown("has split sizes that are not constant");
-    const sizes = fromInput ?? attrInts(node2, "split") ?? node2.output.map((o) => this.shape(o)?.[axis] ?? -1);
-    if (sizes.some((v) => v < 0) || sizes.length !== node2.output.length) return unknown("has split sizes the analysis cannot read");
+    const fromInput = node.input[1] ? this.ints(node.input[1]) : void 0;
+    if (node.input[1] && !fromInput) return unknown("has split sizes that are not constant");
+    const sizes = fromInput ?? attrInts(node, "split") ?? node.output.map((o) => this.shape(o)?.[axis] ?? -1);
+    if (sizes.some((v) => v < 0) || sizes.length !== node.output.length) return unknown("has split sizes the analysis cannot read");
     const parts = [];
     let pos = 0;
     for (const n of sizes) {
@@ -33886,28 +34309,28 @@ var Analyzer = class {
       parts.push(part);
       pos += n;
     }
-    const target = fromInput ? { input: 1 } : attrInts(node2, "split") ? { attr: "split" } : { attr: "" };
+    const target = fromInput ? { input: 1 } : attrInts(node, "split") ? { attr: "split" } : { attr: "" };
     if ("attr" in target && target.attr === "") {
       return unknown("splits into equal parts without explicit sizes");
     }
     parts.forEach((p, i2) => {
-      this.addRewrite(node2, target, i2, p);
-      this.set(node2.output[i2], { axis, layout: p });
+      this.addRewrite(node, target, i2, p);
+      this.set(node.output[i2], { axis, layout: p });
     });
   }
-  slice(node2, ins, unknown) {
+  slice(node, ins, unknown) {
     const x2 = ins[0];
-    const s = this.shape(node2.input[0]);
+    const s = this.shape(node.input[0]);
     if (!x2 || !s || ins.slice(1).some((t) => t)) return unknown("has an unknown shape");
-    const fromAttr = node2.input.length < 3;
-    const starts = fromAttr ? attrInts(node2, "starts") : this.ints(node2.input[1]);
-    const ends = fromAttr ? attrInts(node2, "ends") : this.ints(node2.input[2]);
-    const axesV = fromAttr ? attrInts(node2, "axes") : node2.input[3] ? this.ints(node2.input[3]) : void 0;
-    const steps = !fromAttr && node2.input[4] ? this.ints(node2.input[4]) : void 0;
-    if (!starts || !ends || !fromAttr && node2.input[3] && !axesV) return unknown("has bounds that are not constant");
+    const fromAttr = node.input.length < 3;
+    const starts = fromAttr ? attrInts(node, "starts") : this.ints(node.input[1]);
+    const ends = fromAttr ? attrInts(node, "ends") : this.ints(node.input[2]);
+    const axesV = fromAttr ? attrInts(node, "axes") : node.input[3] ? this.ints(node.input[3]) : void 0;
+    const steps = !fromAttr && node.input[4] ? this.ints(node.input[4]) : void 0;
+    if (!starts || !ends || !fromAttr && node.input[3] && !axesV) return unknown("has bounds that are not constant");
     const axes = (axesV ?? starts.map((_, i2) => i2)).map((v) => norm(v, s.length));
     const k = axes.indexOf(x2.axis);
-    if (k < 0) return this.set(node2.output[0], x2);
+    if (k < 0) return this.set(node.output[0], x2);
     if (steps && steps[k] !== 1) return unknown("slices the channel axis with a step");
     if (fromAttr) return unknown("slices the channel axis with attribute bounds (opset < 10)");
     const n = s[x2.axis];
@@ -33917,9 +34340,9 @@ var Analyzer = class {
     const part = subLayout(x2.layout, a, b);
     const before = subLayout(x2.layout, 0, a);
     if (!part || !before) return unknown("slices through a flattened channel block");
-    this.addRewrite(node2, { input: 1 }, k, before);
-    this.addRewrite(node2, { input: 2 }, k, [...before, ...part]);
-    this.set(node2.output[0], { axis: x2.axis, layout: part });
+    this.addRewrite(node, { input: 1 }, k, before);
+    this.addRewrite(node, { input: 2 }, k, [...before, ...part]);
+    this.set(node.output[0], { axis: x2.axis, layout: part });
   }
   /** A constant we slice must not also feed a node that did not register the slice. */
   checkConstantConsumers() {
@@ -33991,13 +34414,6 @@ function takeAlongAxis(values, dims, axis, indices) {
   }
   return out;
 }
-function findConstant(model, name) {
-  const g2 = model.graph;
-  const init = g2.initializer.find((t) => t.name === name);
-  if (init) return init;
-  const node2 = g2.node.find((n) => n.opType === "Constant" && n.output[0] === name);
-  return node2 ? attr(node2, "value")?.t : void 0;
-}
 function slicesByTensor(uses) {
   const out = /* @__PURE__ */ new Map();
   for (const u of uses) {
@@ -34008,11 +34424,11 @@ function slicesByTensor(uses) {
   return out;
 }
 function removeChannels(model, analysis, keep) {
-  const out = cloneModel(model);
-  const g2 = out.graph;
+  const ed = ModelEditor.copyOf(model);
+  const g2 = ed.graph;
   const { spaces } = analysis;
   for (const [name, axes] of slicesByTensor(analysis.uses)) {
-    const t = findConstant(out, name);
+    const t = ed.constant(name);
     if (!t) throw new Error(`surgery: constant '${name}' not found`);
     let values = tensorToFloat32(t);
     const dims = tensorDims(t);
@@ -34024,15 +34440,15 @@ function removeChannels(model, analysis, keep) {
       dims[axis] = idx.length;
       changed = true;
     }
-    if (changed) setTensorFloat32(t, values, dims);
+    if (changed) ed.replaceInitializer(name, values, dims);
   }
   const edits = /* @__PURE__ */ new Map();
   for (const r of analysis.rewrites) {
-    const node2 = g2.node[r.node];
+    const node = g2.node[r.node];
     const value = keptSize(r.layout, spaces, keep) / (r.divisor ?? 1) + (r.base ?? 0);
     if ("attr" in r.target) {
-      const a = attr(node2, r.target.attr);
-      if (!a) throw new Error(`surgery: ${node2.name} has no attribute ${r.target.attr}`);
+      const a = attr(node, r.target.attr);
+      if (!a) throw new Error(`surgery: ${node.name} has no attribute ${r.target.attr}`);
       if (r.target.attr === "group") a.i = BigInt(value);
       else a.ints[r.element] = BigInt(value);
       continue;
@@ -34040,104 +34456,56 @@ function removeChannels(model, analysis, keep) {
     const key = `${r.node}:${r.target.input}`;
     let e = edits.get(key);
     if (!e) {
-      const t = findConstant(out, node2.input[r.target.input]);
-      if (!t) throw new Error(`surgery: ${node2.name} input ${r.target.input} is not constant`);
-      edits.set(key, e = { node: node2, input: r.target.input, values: tensorToInts(t) });
+      const t = ed.constant(node.input[r.target.input]);
+      if (!t) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
+      edits.set(key, e = { node, input: r.target.input, values: tensorToInts(t) });
     }
     e.values[r.element] = value;
   }
   for (const e of edits.values()) {
-    const old = findConstant(out, e.node.input[e.input]);
+    const oldName = e.node.input[e.input];
+    const old = ed.constant(oldName);
     const before = tensorToInts(old);
     if (before.every((v, i2) => v === e.values[i2])) continue;
-    const name = uniqueName(out, `${e.node.input[e.input]}_pruned`);
-    g2.initializer.push(intTensor(name, tensorDims(old), e.values, old.dataType));
-    e.node.input[e.input] = name;
+    const type = old.dataType === 6 /* INT32 */ ? 6 /* INT32 */ : 7 /* INT64 */;
+    ed.setInput(e.node, e.input, ed.addIntInitializer(`${oldName}_pruned`, tensorDims(old), e.values, type));
   }
-  dropUnused(out);
-  if (keep.size > 0) g2.valueInfo = [];
-  const inits = new Map(g2.initializer.map((t) => [t.name, t]));
-  for (const i2 of g2.input) {
-    const t = inits.get(i2.name);
-    const shape = i2.type?.value.case === "tensorType" ? i2.type.value.value.shape : void 0;
-    if (t && shape) tensorDims(t).forEach((d, k) => {
-      if (shape.dim[k]) shape.dim[k].value = { case: "dimValue", value: BigInt(d) };
-    });
-  }
-  return out;
-}
-function intTensor(name, dims, values, dataType) {
-  const raw = dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
-  return create(TensorProtoSchema, { name, dataType: dataType === 6 /* INT32 */ ? 6 /* INT32 */ : 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
-}
-function uniqueName(model, base) {
-  const g2 = model.graph;
-  const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
-  let name = base;
-  for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
-  return name;
-}
-function dropUnused(model) {
-  const g2 = model.graph;
-  const dropped = /* @__PURE__ */ new Set();
-  for (; ; ) {
-    const read = /* @__PURE__ */ new Set([...g2.node.flatMap((n) => n.input), ...g2.output.map((o) => o.name)]);
-    const before = g2.node.length + g2.initializer.length;
-    g2.node = g2.node.filter((n) => n.opType !== "Constant" || read.has(n.output[0]));
-    for (const t of g2.initializer) if (!read.has(t.name)) dropped.add(t.name);
-    g2.initializer = g2.initializer.filter((t) => read.has(t.name));
-    if (g2.node.length + g2.initializer.length === before) break;
-  }
-  g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
+  ed.dropUnread(/* @__PURE__ */ new Set(["Constant"]), { initializers: true });
+  if (keep.size > 0) ed.clearValueInfo();
+  ed.redeclareInitializerInputs();
+  return ed.model;
 }
 
 // src/prune/structured/untie.ts
 function untieConstants(model) {
   const src0 = model.graph;
   const g2 = { ...src0, node: src0.node.map((n) => ({ ...n, input: [...n.input] })), initializer: [...src0.initializer] };
-  const out = { ...model, graph: g2 };
-  const index = new GraphIndex(g2);
+  const ed = new ModelEditor({ ...model, graph: g2 });
   const source = (name) => {
     let n = name;
     for (let hop = 0; hop < 8 && n; hop++) {
-      const t = index.constant(n);
-      if (t) return FLOAT_TYPES.has(t.dataType) ? { name: n, tensor: t } : void 0;
-      const p = index.producer.get(n);
+      const t = ed.constant(n);
+      if (t) return FLOAT_TYPES.has(t.dataType) ? n : void 0;
+      const p = ed.producer(n);
       if (!p || p.opType !== "Identity") return void 0;
       n = p.input[0];
     }
     return void 0;
   };
-  const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
   const reads = /* @__PURE__ */ new Map();
-  for (const node2 of g2.node) {
-    if (node2.opType === "Identity" && source(node2.input[0])) continue;
-    node2.input.forEach((name, i2) => {
+  for (const node of g2.node) {
+    if (node.opType === "Identity" && source(node.input[0])) continue;
+    node.input.forEach((name, i2) => {
       if (!name) return;
       const src = source(name);
       if (!src) return;
-      const k = reads.get(src.name) ?? 0;
-      reads.set(src.name, k + 1);
-      if (k === 0) {
-        node2.input[i2] = src.name;
-        return;
-      }
-      let copy = `${src.name}_untied${k}`;
-      for (let j = 1; taken.has(copy); j++) copy = `${src.name}_untied${k}_${j}`;
-      taken.add(copy);
-      const t = clone(TensorProtoSchema, src.tensor);
-      t.name = copy;
-      g2.initializer.push(t);
-      node2.input[i2] = copy;
+      const k = reads.get(src) ?? 0;
+      reads.set(src, k + 1);
+      ed.setInput(node, i2, k === 0 ? src : ed.copyConstant(src, `${src}_untied${k}`));
     });
   }
-  const outputs = new Set(g2.output.map((o) => o.name));
-  for (let before = -1; before !== g2.node.length; ) {
-    before = g2.node.length;
-    const read = new Set(g2.node.flatMap((n) => n.input));
-    g2.node = g2.node.filter((n) => n.opType !== "Identity" || read.has(n.output[0]) || outputs.has(n.output[0]));
-  }
-  return out;
+  ed.dropUnread(/* @__PURE__ */ new Set(["Identity"]), { initializers: false });
+  return ed.model;
 }
 
 // src/prune/structured/structuredPrune.ts
@@ -34218,11 +34586,10 @@ async function groupImportance(model, analysis, opts, notes) {
 // src/prune/sensitivity/sensitivityCurves.ts
 var DEFAULT_RATIOS = [0.25, 0.5, 0.75, 0.9];
 function weightUnits(dense, weights) {
-  const work = cloneModel(dense);
-  const index = new GraphIndex(work.graph);
+  const work = ModelEditor.copyOf(dense);
   let touched;
   const restore = () => {
-    if (touched) setTensorFloat32(index.initializers.get(touched.name), touched.values);
+    if (touched) work.replaceInitializer(touched.name, touched.values);
     touched = void 0;
   };
   return weights.map((w) => {
@@ -34235,11 +34602,10 @@ function weightUnits(dense, weights) {
       unitsAt: (ratio2) => Math.round(ratio2 * size),
       pruneAlone: async (ratio2) => {
         restore();
-        const t = index.initializers.get(w.initializer);
-        const values = tensorToFloat32(t);
+        const values = tensorToFloat32(work.initializer(w.initializer));
         touched = { name: w.initializer, values };
-        setTensorFloat32(t, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size))[0]));
-        return work;
+        work.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size))[0]));
+        return work.model;
       }
     };
   });
@@ -34371,22 +34737,6 @@ function weightBytes(model) {
   let total2 = 0;
   for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
   return total2;
-}
-function withExtraOutputs(model, tensors) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const have = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors) {
-    if (have.has(name)) continue;
-    have.add(name);
-    g2.output.push(
-      create(ValueInfoProtoSchema, {
-        name,
-        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-      })
-    );
-  }
-  return copy;
 }
 async function captureActivations(session, data, fetch, batchSize = 128) {
   const { ort } = onnxruntime();
@@ -34637,14 +34987,12 @@ async function unstructuredSensitivityPlan(dense, req) {
   };
 }
 function pruneCounts(dense, weights, counts) {
-  const out = cloneModel(dense);
-  const index = new GraphIndex(out.graph);
+  const ed = ModelEditor.copyOf(dense);
   weights.forEach((w, i2) => {
-    const t = index.initializers.get(w.initializer);
-    const values = tensorToFloat32(t);
-    setTensorFloat32(t, applyMask(values, magnitudeMask([values], counts[i2])[0]));
+    const values = tensorToFloat32(ed.initializer(w.initializer));
+    ed.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], counts[i2])[0]));
   });
-  return out;
+  return ed.model;
 }
 
 // src/prune/pruneModel.ts
@@ -34796,46 +35144,6 @@ async function pruneBySensitivity(dense, weights, config, ctx) {
 import * as fs14 from "node:fs";
 import * as path9 from "node:path";
 
-// src/recover/subgraph.ts
-function graphUpTo(model, tensors) {
-  const g2 = model.graph;
-  const up = upstream(model, tensors);
-  if (!up) return withExtraOutputs(model, tensors);
-  const { nodes: needed, names } = up;
-  const initNames = new Set(g2.initializer.map((t) => t.name));
-  const outputs = tensors.map(
-    (name) => g2.output.find((o) => o.name === name) ?? create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } }) })
-  );
-  const graph = create(GraphProtoSchema, {
-    name: g2.name,
-    node: g2.node.filter((n) => needed.has(n)),
-    initializer: g2.initializer.filter((t) => names.has(t.name)),
-    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
-    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
-    output: outputs,
-    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
-  });
-  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
-}
-function upstream(model, tensors) {
-  const producer = /* @__PURE__ */ new Map();
-  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
-  const nodes = /* @__PURE__ */ new Set();
-  const names = /* @__PURE__ */ new Set();
-  const stack = [...tensors];
-  while (stack.length > 0) {
-    const t = stack.pop();
-    if (names.has(t)) continue;
-    names.add(t);
-    const n = producer.get(t);
-    if (!n || nodes.has(n)) continue;
-    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
-    nodes.add(n);
-    for (const i2 of n.input) if (i2) stack.push(i2);
-  }
-  return { nodes, names };
-}
-
 // src/recover/bounds.ts
 function nodeMacsOf(model) {
   const index = new GraphIndex(model.graph);
@@ -34847,9 +35155,9 @@ function nodeMacsOf(model) {
   }
   return out;
 }
-function macsBefore(model, tensor2, macs) {
+function macsBefore(model, tensor, macs) {
   let total2 = 0;
-  for (const n of upstream(model, [tensor2])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
+  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
   return total2;
 }
 function refitBytes(patches, cp, cd, block) {
@@ -34916,15 +35224,16 @@ var DISTILL_MAX_BYTES = 1024 * 2 ** 20;
 
 // src/recover/batchNorm.ts
 async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
-  const model = cloneModel(pruned);
+  const ed = ModelEditor.copyOf(pruned);
+  const model = ed.model;
   const index = new GraphIndex(model.graph);
   const targets = [];
-  for (const node2 of index.order) {
-    if (node2.opType !== "BatchNormalization" || node2.output.length > 1) continue;
-    const mean2 = index.initializers.get(node2.input[3]);
-    const variance = index.initializers.get(node2.input[4]);
+  for (const node of index.order) {
+    if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
+    const mean2 = index.initializers.get(node.input[3]);
+    const variance = index.initializers.get(node.input[4]);
     if (!mean2 || !variance || index.consumersOf(mean2.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
-    targets.push({ node: node2, mean: mean2, variance });
+    targets.push({ node, mean: mean2, variance });
   }
   if (targets.length === 0) return { model, nodes: [] };
   const left = secondsLeft(bounds.deadline);
@@ -34939,7 +35248,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     const batch2 = boundedBatch(model, 128);
     for (const t of targets) {
       const stats2 = await gatherStats(model, [t], calib, threads, batch2);
-      apply(t, stats2[0]);
+      apply(ed, t, stats2[0]);
       nodes.push(nodeLabel(t.node));
     }
     return { model, nodes };
@@ -34952,7 +35261,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const batch = per > 0 ? Math.max(1, Math.min(128, Math.floor(ACTIVATION_BUDGET_BYTES / per))) : 128;
   const stats = await gatherStats(model, targets, calib, threads, batch);
   targets.forEach((t, k) => {
-    apply(t, stats[k]);
+    apply(ed, t, stats[k]);
     nodes.push(nodeLabel(t.node));
   });
   return {
@@ -34995,7 +35304,7 @@ async function gatherStats(model, targets, calib, threads, batch) {
   }
   return targets.map((t) => byName.get(t.node.input[0]));
 }
-function apply(t, s) {
+function apply(ed, t, s) {
   const c = s.sum.length;
   const newMean = new Float32Array(c);
   const newVar = new Float32Array(c);
@@ -35005,8 +35314,8 @@ function apply(t, s) {
   }
   const oldVar = tensorToFloat32(t.variance);
   for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
-  setTensorFloat32(t.mean, newMean);
-  setTensorFloat32(t.variance, newVar);
+  ed.replaceInitializer(t.mean.name, newMean);
+  ed.replaceInitializer(t.variance.name, newVar);
 }
 
 // src/recover/distill/adam.ts
@@ -35052,10 +35361,10 @@ var Adam = class {
 
 // src/recover/distill/gradients.ts
 var UnsupportedOp = class extends Error {
-  constructor(opType, node2, detail2 = "") {
-    super(`${opType} node '${node2}'${detail2 ? ` (${detail2})` : ""}`);
+  constructor(opType, node, detail2 = "") {
+    super(`${opType} node '${node}'${detail2 ? ` (${detail2})` : ""}`);
     this.opType = opType;
-    this.node = node2;
+    this.node = node;
   }
   opType;
   node;
@@ -35095,10 +35404,10 @@ var NON_DIFFERENTIABLE = /* @__PURE__ */ new Set([
   "IsNaN",
   "IsInf"
 ]);
-function explicitPads(node2, xs, ys, kernel, strides, dil) {
+function explicitPads(node, xs, ys, kernel, strides, dil) {
   const r = kernel.length;
-  const autoPad = attrString(node2, "auto_pad", "NOTSET");
-  if (autoPad === "NOTSET") return attrInts(node2, "pads") ?? new Array(2 * r).fill(0);
+  const autoPad = attrString(node, "auto_pad", "NOTSET");
+  if (autoPad === "NOTSET") return attrInts(node, "pads") ?? new Array(2 * r).fill(0);
   if (autoPad === "VALID") return new Array(2 * r).fill(0);
   const pads = new Array(2 * r).fill(0);
   for (let i2 = 0; i2 < r; i2++) {
@@ -35110,18 +35419,18 @@ function explicitPads(node2, xs, ys, kernel, strides, dil) {
   return pads;
 }
 var conv = (c) => {
-  const { b, node: node2 } = c;
-  const [x2, w, bias] = node2.input;
+  const { b, node } = c;
+  const [x2, w, bias] = node.input;
   const dy = c.dy[0];
   const xs = c.shape(x2);
   const ws = c.shape(w);
-  const ys = c.shape(node2.output[0]);
+  const ys = c.shape(node.output[0]);
   const r = xs.length - 2;
   const kernel = ws.slice(2);
-  const strides = attrInts(node2, "strides") ?? new Array(r).fill(1);
-  const dil = attrInts(node2, "dilations") ?? new Array(r).fill(1);
-  const group = attrInt(node2, "group", 1);
-  const pads = explicitPads(node2, xs, ys, kernel, strides, dil);
+  const strides = attrInts(node, "strides") ?? new Array(r).fill(1);
+  const dil = attrInts(node, "dilations") ?? new Array(r).fill(1);
+  const group = attrInt(node, "group", 1);
+  const pads = explicitPads(node, xs, ys, kernel, strides, dil);
   const spatial = range(r, 2);
   const out = [];
   if (c.wants[0]) {
@@ -35152,27 +35461,27 @@ var conv = (c) => {
   return out;
 };
 var gemm = (c) => {
-  const { b, node: node2 } = c;
-  const [a, bb, cc] = node2.input;
+  const { b, node } = c;
+  const [a, bb, cc] = node.input;
   const dy = c.dy[0];
-  const alpha = attrFloat(node2, "alpha", 1);
-  const beta = attrFloat(node2, "beta", 1);
-  const tA = attrInt(node2, "transA", 0);
-  const tB = attrInt(node2, "transB", 0);
+  const alpha = attrFloat(node, "alpha", 1);
+  const beta = attrFloat(node, "beta", 1);
+  const tA = attrInt(node, "transA", 0);
+  const tB = attrInt(node, "transB", 0);
   const al = alpha === 1 ? {} : { alpha: { float: alpha } };
   const out = [];
-  if (c.wants[0]) out[0] = tA ? b.op("Gemm", [bb, dy], { transA: tB, transB: 1, ...al }) : b.op("Gemm", [dy, bb], { transB: tB ? 0 : 1, ...al });
-  if (c.wants[1]) out[1] = tB ? b.op("Gemm", [dy, a], { transA: 1, transB: tA, ...al }) : b.op("Gemm", [a, dy], { transA: tA ? 0 : 1, ...al });
-  if (cc && c.wants[2]) out[2] = b.unbroadcast(b.scale(dy, beta), c.shape(node2.output[0]), c.shape(cc));
+  if (c.wants[0]) out[0] = tA ? b.gemm(bb, dy, { transA: tB, transB: 1, ...al }) : b.gemm(dy, bb, { transB: tB ? 0 : 1, ...al });
+  if (c.wants[1]) out[1] = tB ? b.gemm(dy, a, { transA: 1, transB: tA, ...al }) : b.gemm(a, dy, { transA: tA ? 0 : 1, ...al });
+  if (cc && c.wants[2]) out[2] = b.unbroadcast(b.scale(dy, beta), c.shape(node.output[0]), c.shape(cc));
   return out;
 };
 var matmul = (c) => {
-  const { b, node: node2 } = c;
-  const [a, bb] = node2.input;
+  const { b, node } = c;
+  const [a, bb] = node.input;
   const dy = c.dy[0];
   const as = c.shape(a);
   const bs = c.shape(bb);
-  const ys = c.shape(node2.output[0]);
+  const ys = c.shape(node.output[0]);
   if (as.length < 2 || bs.length < 2) unsupported(c, "1-D operand");
   const swap2 = (rank) => [...range(rank - 2), rank - 1, rank - 2];
   const out = [];
@@ -35185,7 +35494,7 @@ var matmul = (c) => {
       const k = as.at(-1);
       const a2 = b.reshape(a, [numel(as) / k, k]);
       const d2 = b.reshape(dy, [numel(ys) / ys.at(-1), ys.at(-1)]);
-      out[1] = b.op("Gemm", [a2, d2], { transA: 1 });
+      out[1] = b.gemm(a2, d2, { transA: 1 });
     } else {
       const full = b.op("MatMul", [b.transpose(a, swap2(as.length)), dy]);
       out[1] = b.unbroadcast(full, [...ys.slice(0, -2), bs.at(-2), bs.at(-1)], bs);
@@ -35194,51 +35503,51 @@ var matmul = (c) => {
   return out;
 };
 var addSub = (sign) => (c) => {
-  const { b, node: node2 } = c;
-  const ys = c.shape(node2.output[0]);
+  const { b, node } = c;
+  const ys = c.shape(node.output[0]);
   const dy = c.dy[0];
-  return node2.input.map((t, i2) => c.wants[i2] ? b.unbroadcast(i2 === 1 ? b.scale(dy, sign) : dy, ys, c.shape(t)) : void 0);
+  return node.input.map((t, i2) => c.wants[i2] ? b.unbroadcast(i2 === 1 ? b.scale(dy, sign) : dy, ys, c.shape(t)) : void 0);
 };
 var mul = (c) => {
-  const { b, node: node2 } = c;
-  const [x2, y] = node2.input;
-  const ys = c.shape(node2.output[0]);
+  const { b, node } = c;
+  const [x2, y] = node.input;
+  const ys = c.shape(node.output[0]);
   const dy = c.dy[0];
   return [c.wants[0] ? b.unbroadcast(b.mul(dy, y), ys, c.shape(x2)) : void 0, c.wants[1] ? b.unbroadcast(b.mul(dy, x2), ys, c.shape(y)) : void 0];
 };
 var div = (c) => {
-  const { b, node: node2 } = c;
-  const [x2, y] = node2.input;
-  const ys = c.shape(node2.output[0]);
+  const { b, node } = c;
+  const [x2, y] = node.input;
+  const ys = c.shape(node.output[0]);
   const dy = c.dy[0];
   return [
     c.wants[0] ? b.unbroadcast(b.op("Div", [dy, y]), ys, c.shape(x2)) : void 0,
-    c.wants[1] ? b.unbroadcast(b.op("Neg", [b.op("Div", [b.mul(dy, node2.output[0]), y])]), ys, c.shape(y)) : void 0
+    c.wants[1] ? b.unbroadcast(b.op("Neg", [b.op("Div", [b.mul(dy, node.output[0]), y])]), ys, c.shape(y)) : void 0
   ];
 };
 var passThrough = (c) => [c.dy[0]];
 var reshapeBack = (c) => [c.b.reshape(c.dy[0], c.shape(c.node.input[0]))];
 var relu = (c) => {
-  const { b, node: node2 } = c;
+  const { b, node } = c;
   const zero = b.scalar(0);
-  return [b.op("Where", [b.op("Greater", [node2.input[0], zero]), c.dy[0], zero])];
+  return [b.op("Where", [b.op("Greater", [node.input[0], zero]), c.dy[0], zero])];
 };
 var leakyRelu = (c) => {
-  const { b, node: node2 } = c;
+  const { b, node } = c;
   const dy = c.dy[0];
-  return [b.op("Where", [b.op("Greater", [node2.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node2, "alpha", 0.01))])];
+  return [b.op("Where", [b.op("Greater", [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, "alpha", 0.01))])];
 };
 var clip = (c) => {
-  const { b, node: node2 } = c;
-  const x2 = node2.input[0];
+  const { b, node } = c;
+  const x2 = node.input[0];
   let lo;
   let hi;
-  if (attr(node2, "min") || attr(node2, "max")) {
-    lo = attr(node2, "min") ? b.scalar(attrFloat(node2, "min", 0)) : void 0;
-    hi = attr(node2, "max") ? b.scalar(attrFloat(node2, "max", 0)) : void 0;
+  if (attr(node, "min") || attr(node, "max")) {
+    lo = attr(node, "min") ? b.scalar(attrFloat(node, "min", 0)) : void 0;
+    hi = attr(node, "max") ? b.scalar(attrFloat(node, "max", 0)) : void 0;
   } else {
-    lo = node2.input[1] || void 0;
-    hi = node2.input[2] || void 0;
+    lo = node.input[1] || void 0;
+    hi = node.input[2] || void 0;
   }
   const conds = [lo && b.op("Greater", [x2, lo]), hi && b.op("Less", [x2, hi])].filter((s) => !!s);
   if (conds.length === 0) return [c.dy[0]];
@@ -35246,24 +35555,24 @@ var clip = (c) => {
   return [b.op("Where", [mask, c.dy[0], b.scalar(0)])];
 };
 var sigmoid = (c) => {
-  const { b, node: node2 } = c;
-  const y = node2.output[0];
+  const { b, node } = c;
+  const y = node.output[0];
   return [b.mul(c.dy[0], b.mul(y, b.sub(b.scalar(1), y)))];
 };
 var tanh = (c) => {
-  const { b, node: node2 } = c;
-  const y = node2.output[0];
+  const { b, node } = c;
+  const y = node.output[0];
   return [b.mul(c.dy[0], b.sub(b.scalar(1), b.mul(y, y)))];
 };
 var erf = (c) => {
-  const { b, node: node2 } = c;
-  const x2 = node2.input[0];
+  const { b, node } = c;
+  const x2 = node.input[0];
   return [b.mul(c.dy[0], b.scale(b.op("Exp", [b.op("Neg", [b.mul(x2, x2)])]), 2 / Math.sqrt(Math.PI)))];
 };
 var gelu = (c) => {
-  const { b, node: node2 } = c;
-  if (attrString(node2, "approximate", "none") !== "none") unsupported(c, "approximate='tanh'");
-  const x2 = node2.input[0];
+  const { b, node } = c;
+  if (attrString(node, "approximate", "none") !== "none") unsupported(c, "approximate='tanh'");
+  const x2 = node.input[0];
   const cdf = b.scale(b.add(b.op("Erf", [b.scale(x2, Math.SQRT1_2)]), b.scalar(1)), 0.5);
   const pdf = b.scale(b.op("Exp", [b.scale(b.mul(x2, x2), -0.5)]), 1 / Math.sqrt(2 * Math.PI));
   return [b.mul(c.dy[0], b.add(cdf, b.mul(x2, pdf)))];
@@ -35275,15 +35584,15 @@ function softmaxAxes(c, rank) {
   return opset >= 13 ? [axis] : range(rank - axis, axis);
 }
 var softmax = (c) => {
-  const { b, node: node2 } = c;
-  const y = node2.output[0];
+  const { b, node } = c;
+  const y = node.output[0];
   const dy = c.dy[0];
   const axes = softmaxAxes(c, c.shape(y).length);
   return [b.mul(y, b.sub(dy, b.reduceSum(b.mul(dy, y), axes, true)))];
 };
 var logSoftmax = (c) => {
-  const { b, node: node2 } = c;
-  const y = node2.output[0];
+  const { b, node } = c;
+  const y = node.output[0];
   const dy = c.dy[0];
   const axes = softmaxAxes(c, c.shape(y).length);
   return [b.sub(dy, b.mul(b.op("Exp", [y]), b.reduceSum(dy, axes, true)))];
@@ -35296,12 +35605,12 @@ var transpose = (c) => {
   return [c.b.transpose(c.dy[0], inverse)];
 };
 var concat = (c) => {
-  const { b, node: node2 } = c;
-  const rank = c.shape(node2.output[0]).length;
-  let axis = attrInt(node2, "axis", 0);
+  const { b, node } = c;
+  const rank = c.shape(node.output[0]).length;
+  let axis = attrInt(node, "axis", 0);
   if (axis < 0) axis += rank;
   let offset = 0;
-  return node2.input.map((t, i2) => {
+  return node.input.map((t, i2) => {
     const size = c.shape(t)[axis];
     const start = offset;
     offset += size;
@@ -35309,13 +35618,13 @@ var concat = (c) => {
   });
 };
 var reduce = (mean2) => (c) => {
-  const { b, node: node2 } = c;
-  const xs = c.shape(node2.input[0]);
+  const { b, node } = c;
+  const xs = c.shape(node.input[0]);
   const axesFromInput = mean2 ? b.opset >= 18 : b.opset >= 13;
-  let axes = axesFromInput ? node2.input[1] ? c.ints(node2.input[1]) : [] : attrInts(node2, "axes");
+  let axes = axesFromInput ? node.input[1] ? c.ints(node.input[1]) : [] : attrInts(node, "axes");
   if (axes === void 0 && axesFromInput) unsupported(c, "axes not constant");
   if (!axes || axes.length === 0) {
-    if (attrInt(node2, "noop_with_empty_axes", 0)) return [c.dy[0]];
+    if (attrInt(node, "noop_with_empty_axes", 0)) return [c.dy[0]];
     axes = range(xs.length);
   }
   const norm2 = axes.map((a) => a < 0 ? a + xs.length : a);
@@ -35325,24 +35634,24 @@ var reduce = (mean2) => (c) => {
   return [mean2 ? b.scale(g2, 1 / n) : g2];
 };
 var globalAveragePool = (c) => {
-  const { b, node: node2 } = c;
-  const xs = c.shape(node2.input[0]);
+  const { b, node } = c;
+  const xs = c.shape(node.input[0]);
   const n = numel(xs.slice(2));
   return [b.scale(b.op("Expand", [c.dy[0], b.int64s(xs)]), 1 / n)];
 };
 var maxPool = (c) => {
-  const { b, node: node2 } = c;
-  const xs = c.shape(node2.input[0]);
-  const kernel = attrInts(node2, "kernel_shape");
+  const { b, node } = c;
+  const xs = c.shape(node.input[0]);
+  const kernel = attrInts(node, "kernel_shape");
   const r = kernel.length;
-  const strides = attrInts(node2, "strides") ?? new Array(r).fill(1);
-  const dil = attrInts(node2, "dilations") ?? new Array(r).fill(1);
-  if (attrInt(node2, "storage_order", 0) !== 0) unsupported(c, "storage_order=1");
+  const strides = attrInts(node, "strides") ?? new Array(r).fill(1);
+  const dil = attrInts(node, "dilations") ?? new Array(r).fill(1);
+  if (attrInt(node, "storage_order", 0) !== 0) unsupported(c, "storage_order=1");
   const overlapping = kernel.some((k, i2) => (k - 1) * dil[i2] + 1 > strides[i2]);
   if (overlapping && b.opset < 16) unsupported(c, "overlapping windows need ScatterElements reduction, opset 16+");
-  if (!node2.output[1]) node2.output[1] = b.fresh("maxpool_indices");
+  if (!node.output[1]) b.editor.setOutput(node, 1, b.fresh("maxpool_indices"));
   const zeros = b.op("ConstantOfShape", [b.int64s([numel(xs)])], { value: { tensor: zeroTensor() } });
-  const scatter = b.op("ScatterElements", [zeros, b.reshape(node2.output[1], [-1]), b.reshape(c.dy[0], [-1])], overlapping ? { axis: 0, reduction: "add" } : { axis: 0 });
+  const scatter = b.op("ScatterElements", [zeros, b.reshape(node.output[1], [-1]), b.reshape(c.dy[0], [-1])], overlapping ? { axis: 0, reduction: "add" } : { axis: 0 });
   return [b.reshape(scatter, xs)];
 };
 function zeroTensor() {
@@ -35352,15 +35661,15 @@ function channelDims(channels, rank) {
   return [1, channels, ...new Array(rank - 2).fill(1)];
 }
 var batchNorm = (c) => {
-  const { b, node: node2 } = c;
-  if (attrInt(node2, "training_mode", 0) !== 0) unsupported(c, "training_mode=1");
-  const [x2, scale2, , meanName, varName] = node2.input;
+  const { b, node } = c;
+  if (attrInt(node, "training_mode", 0) !== 0) unsupported(c, "training_mode=1");
+  const [x2, scale2, , meanName, varName] = node.input;
   const xs = c.shape(x2);
   const ch = xs[1];
   const mean2 = c.floats(meanName);
   const variance = c.floats(varName);
   if (!mean2 || !variance) unsupported(c, "running statistics are not constants");
-  const eps = attrFloat(node2, "epsilon", 1e-5);
+  const eps = attrFloat(node, "epsilon", 1e-5);
   const inv = variance.map((v) => 1 / Math.sqrt(v + eps));
   const cd = channelDims(ch, xs.length);
   const invC = b.floats(inv, cd);
@@ -35376,13 +35685,13 @@ var batchNorm = (c) => {
   return out;
 };
 var layerNorm = (c) => {
-  const { b, node: node2 } = c;
+  const { b, node } = c;
   if (c.dy.slice(1).some((d) => d !== void 0)) unsupported(c, "Mean/InvStdDev outputs used downstream");
-  const [x2, scale2, bias] = node2.input;
+  const [x2, scale2, bias] = node.input;
   const xs = c.shape(x2);
-  let axis = attrInt(node2, "axis", -1);
+  let axis = attrInt(node, "axis", -1);
   if (axis < 0) axis += xs.length;
-  const eps = attrFloat(node2, "epsilon", 1e-5);
+  const eps = attrFloat(node, "epsilon", 1e-5);
   const axes = range(xs.length - axis, axis);
   const dy = c.dy[0];
   const mu = b.reduceMeanKeep(x2, axes, xs);
@@ -35464,60 +35773,35 @@ function distillLoss(logits, teacherProbs, onehot, rows2, classes, temperature, 
 }
 
 // src/recover/distill/builder.ts
-function attribute(name, v) {
-  if (typeof v === "number") return create(AttributeProtoSchema, { name, type: 2 /* INT */, i: BigInt(v) });
-  if (Array.isArray(v)) return create(AttributeProtoSchema, { name, type: 7 /* INTS */, ints: v.map(BigInt) });
-  if (typeof v === "string") return create(AttributeProtoSchema, { name, type: 3 /* STRING */, s: new TextEncoder().encode(v) });
-  if ("float" in v) return create(AttributeProtoSchema, { name, type: 1 /* FLOAT */, f: v.float });
-  return create(AttributeProtoSchema, { name, type: 4 /* TENSOR */, t: v.tensor });
-}
 var GraphBuilder = class {
-  constructor(opset, taken) {
-    this.opset = opset;
-    this.taken = new Set(taken);
+  constructor(editor) {
+    this.editor = editor;
+    this.opset = editor.opset();
   }
+  editor;
   opset;
+  /** the nodes this builder added, in order */
   nodes = [];
-  initializers = [];
-  counter = 0;
-  taken;
   fresh(hint) {
-    let name;
-    do
-      name = `pg_grad/${hint}_${this.counter++}`;
-    while (this.taken.has(name));
-    this.taken.add(name);
-    return name;
+    return this.editor.fresh(`pg_grad/${hint}`);
   }
   /** One node; returns its output names (`outputs` of them). */
   ops(opType, inputs, attrs = {}, outputs = 1) {
     const out = Array.from({ length: outputs }, () => this.fresh(opType));
-    this.nodes.push(
-      create(NodeProtoSchema, {
-        name: this.fresh(`${opType}_node`),
-        opType,
-        input: [...inputs],
-        output: out,
-        attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v))
-      })
-    );
+    this.nodes.push(this.editor.addNode({ name: `pg_grad/${opType}_node`, opType, inputs, outputs: out, attrs }));
     return out;
   }
   op(opType, inputs, attrs = {}) {
     return this.ops(opType, inputs, attrs, 1)[0];
   }
   floats(values, dims) {
-    const name = this.fresh("const");
-    this.initializers.push(makeFloatTensor(name, dims, Float32Array.from(values)));
-    return name;
+    return this.editor.addFloatInitializer("pg_grad/const", dims, Float32Array.from(values));
   }
   scalar(v) {
     return this.floats([v], []);
   }
   int64s(values) {
-    const name = this.fresh("ints");
-    this.initializers.push(makeInt64Tensor(name, [values.length], values));
-    return name;
+    return this.editor.addIntInitializer("pg_grad/ints", [values.length], values);
   }
   reshape(x2, dims) {
     return this.op("Reshape", [x2, this.int64s(dims)]);
@@ -35563,9 +35847,14 @@ var GraphBuilder = class {
     const same2 = now.length === to.length && now.every((d, i2) => d === to[i2]);
     return same2 ? g2 : this.reshape(g2, to);
   }
-  /** x[..., starts:ends] along the given axes (Slice with inputs, opset 10+). */
+  /** Gemm without a bias: C is optional from opset 11, before that a zero scalar (broadcast) stands in. */
+  gemm(a, b, attrs = {}) {
+    return this.op("Gemm", this.opset >= 11 ? [a, b] : [a, b, this.scalar(0)], attrs);
+  }
+  /** x[..., starts:ends] along the given axes (Slice takes them as inputs from opset 10, as attributes before). */
   slice(x2, starts, ends, axes) {
-    return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
+    if (this.opset >= 10) return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
+    return this.op("Slice", [x2], { starts: [...starts], ends: [...ends], axes: [...axes] });
   }
 };
 
@@ -35590,15 +35879,15 @@ function logitsTensor(model) {
   const p = g2.node.find((n) => n.output.includes(out));
   return p && p.opType === "Softmax" ? p.input[0] : out;
 }
-function isTrainableUse(index, tensor2, seen = /* @__PURE__ */ new Set()) {
-  if (seen.has(tensor2)) return false;
-  seen.add(tensor2);
-  for (const n of index.consumersOf(tensor2)) {
+function isTrainableUse(index, tensor, seen = /* @__PURE__ */ new Set()) {
+  if (seen.has(tensor)) return false;
+  seen.add(tensor);
+  for (const n of index.consumersOf(tensor)) {
     if (n.opType === "Identity" && isTrainableUse(index, n.output[0], seen)) return true;
     const slots = TRAINABLE_SLOTS[n.opType];
     if (!slots) continue;
-    if (slots.some((s) => n.input[s] === tensor2)) {
-      if ((n.opType === "Add" || n.opType === "Sub" || n.opType === "Mul") && numel(tensorDims(index.initializers.get(tensor2))) < 2) continue;
+    if (slots.some((s) => n.input[s] === tensor)) {
+      if ((n.opType === "Add" || n.opType === "Sub" || n.opType === "Mul") && numel(tensorDims(index.initializers.get(tensor))) < 2) continue;
       return true;
     }
   }
@@ -35616,13 +35905,7 @@ function selectTrainables(model, masked) {
   }
   return out;
 }
-function floatValueInfo(name, dims) {
-  const shape = dims ? { dim: dims.map((d) => ({ value: { case: "dimValue", value: BigInt(d) } })) } : void 0;
-  return create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: "tensorType", value: { elemType: 1 /* FLOAT */, shape } } })
-  });
-}
+var floatValueInfo = (name, dims) => valueInfo(name, 1 /* FLOAT */, dims);
 function ancestors(index, target) {
   const needed = /* @__PURE__ */ new Set();
   const stack = [target];
@@ -35635,12 +35918,10 @@ function ancestors(index, target) {
   return index.order.filter((n) => needed.has(n));
 }
 function buildTrainGraph(model, params, opts) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const index = new GraphIndex(g2);
-  const opset = opsetVersion(copy);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
   const shapes = inferShapes(index, opts.batch).shapes;
-  const logits = logitsTensor(copy);
+  const logits = logitsTensor(ed.model);
   const ls = shapes.get(logits);
   if (!ls || ls.length !== 2) throw new UnsupportedOp("output", logits, `logits of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
   const classes = ls[1];
@@ -35653,8 +35934,9 @@ function buildTrainGraph(model, params, opts) {
       for (const o of n.output) if (o) requires.add(o);
     }
   }
-  const taken = /* @__PURE__ */ new Set([...index.initializers.keys(), ...g2.input.map((i2) => i2.name), ...g2.node.flatMap((n) => n.output)]);
-  const b = new GraphBuilder(opset, taken);
+  ed.setNodes(forward);
+  ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
+  const b = new GraphBuilder(ed);
   const contributions = /* @__PURE__ */ new Map();
   const push = (t, grad) => {
     const list = contributions.get(t);
@@ -35676,26 +35958,26 @@ function buildTrainGraph(model, params, opts) {
   push(logits, dz);
   const hints = (opts.hints ?? []).filter((t) => t !== logits && shapes.has(t));
   for (const t of hints) push(t, b.mul(b.sub(t, hintInput(t)), hintScale(t)));
-  const shape = (t, node2) => {
+  const shape = (t, node) => {
     const s = shapes.get(t);
-    if (!s) throw new UnsupportedOp(node2.opType, node2.name || node2.output[0], `shape of '${t}' unknown`);
+    if (!s) throw new UnsupportedOp(node.opType, node.name || node.output[0], `shape of '${t}' unknown`);
     return s;
   };
   const constIndex = index;
-  for (const node2 of [...forward].reverse()) {
-    if (NON_DIFFERENTIABLE.has(node2.opType)) continue;
-    const wants = node2.input.map((i2) => !!i2 && requires.has(i2));
+  for (const node of [...forward].reverse()) {
+    if (NON_DIFFERENTIABLE.has(node.opType)) continue;
+    const wants = node.input.map((i2) => !!i2 && requires.has(i2));
     if (!wants.some(Boolean)) continue;
-    const dy = node2.output.map((o) => o ? gradOf(o) : void 0);
+    const dy = node.output.map((o) => o ? gradOf(o) : void 0);
     if (!dy.some((d) => d !== void 0)) continue;
-    const rule = GRAD_RULES[node2.opType];
-    if (!rule) throw new UnsupportedOp(node2.opType, node2.name || node2.output[0], "no gradient rule");
+    const rule = GRAD_RULES[node.opType];
+    if (!rule) throw new UnsupportedOp(node.opType, node.name || node.output[0], "no gradient rule");
     const grads = rule({
       b,
-      node: node2,
+      node,
       dy,
       wants,
-      shape: (t) => shape(t, node2),
+      shape: (t) => shape(t, node),
       floats: (t) => {
         const c = constIndex.constant(t);
         return c ? tensorToFloat32(c) : void 0;
@@ -35705,7 +35987,7 @@ function buildTrainGraph(model, params, opts) {
         return c ? tensorToInts(c) : void 0;
       }
     });
-    node2.input.forEach((i2, k) => {
+    node.input.forEach((i2, k) => {
       if (wants[k] && grads[k]) push(i2, grads[k]);
     });
   }
@@ -35717,37 +35999,33 @@ function buildTrainGraph(model, params, opts) {
     kept.push(p);
     gradOutputs.push(b.op("Identity", [grad]));
   }
-  g2.node.splice(0, g2.node.length, ...forward, ...b.nodes);
-  g2.initializer = [...g2.initializer.filter((t) => !trainable.has(t.name)), ...b.initializers];
-  const dataInputs = g2.input.filter((i2) => !index.initializers.has(i2.name));
-  g2.input = [
-    ...dataInputs,
+  ed.dropInitializerInputs();
+  for (const decl of [
     floatValueInfo(TEACHER_INPUT, [opts.batch, classes]),
     ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, [opts.batch, classes])] : [],
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims))
-  ];
-  g2.output = [floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))];
-  g2.valueInfo = [];
-  return { model: copy, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
+  ])
+    ed.addInput(decl);
+  ed.setOutputs([floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))]);
+  ed.clearValueInfo();
+  return { model: ed.model, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
 }
 function buildEvalGraph(model, params) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const names = new Set(params.map((p) => p.name));
-  const index = new GraphIndex(g2);
-  const logits = logitsTensor(copy);
-  g2.node.splice(0, g2.node.length, ...ancestors(index, logits));
-  g2.initializer = g2.initializer.filter((t) => !names.has(t.name));
-  g2.input = [...g2.input.filter((i2) => !index.initializers.has(i2.name)), ...params.map((p) => floatValueInfo(p.name, p.dims))];
-  g2.output = [floatValueInfo(logits)];
-  return { model: copy, logits };
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const logits = logitsTensor(ed.model);
+  ed.setNodes(ancestors(index, logits));
+  ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
+  ed.dropInitializerInputs();
+  for (const p of params) ed.addInput(floatValueInfo(p.name, p.dims));
+  ed.setOutputs([floatValueInfo(logits)]);
+  return { model: ed.model, logits };
 }
 function withParams(model, params) {
-  const copy = cloneModel(model);
-  const byName = new Map(copy.graph.initializer.map((t) => [t.name, t]));
-  for (const p of params) setTensorFloat32(byName.get(p.name), p.values);
-  return copy;
+  const ed = ModelEditor.copyOf(model);
+  for (const p of params) ed.replaceInitializer(p.name, p.values);
+  return ed.model;
 }
 
 // src/recover/distill/distill.ts
@@ -36160,57 +36438,57 @@ function matmul2(a, b, m, k, n) {
 }
 
 // src/recover/layers.ts
-function convGeometry(node2, dims) {
+function convGeometry(node, dims) {
   if (dims.length !== 4) return `${dims.length - 2}-D convolution`;
-  const autoPad = attrString(node2, "auto_pad", "NOTSET");
+  const autoPad = attrString(node, "auto_pad", "NOTSET");
   if (autoPad !== "NOTSET" && autoPad !== "VALID") return `auto_pad=${autoPad}`;
-  const p = attrInts(node2, "pads") ?? [0, 0, 0, 0];
-  const s = attrInts(node2, "strides") ?? [1, 1];
-  const d = attrInts(node2, "dilations") ?? [1, 1];
+  const p = attrInts(node, "pads") ?? [0, 0, 0, 0];
+  const s = attrInts(node, "strides") ?? [1, 1];
+  const d = attrInts(node, "dilations") ?? [1, 1];
   return { kernel: [dims[2], dims[3]], strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
 }
 function linearLayer(index, weight) {
   const consumers = index.consumersOf(weight);
   if (consumers.length !== 1) return `weight is used by ${consumers.length} nodes`;
-  const node2 = consumers[0];
+  const node = consumers[0];
   const t = index.initializers.get(weight);
   if (!t || !FLOAT_TYPES.has(t.dataType)) return "not a float initializer";
   const dims = tensorDims(t);
-  const label = nodeLabel(node2);
-  switch (node2.opType) {
+  const label = nodeLabel(node);
+  switch (node.opType) {
     case "Conv": {
-      if (node2.input[1] !== weight) return "weight is not the Conv kernel";
-      const geo = convGeometry(node2, dims);
+      if (node.input[1] !== weight) return "weight is not the Conv kernel";
+      const geo = convGeometry(node, dims);
       if (typeof geo === "string") return geo;
-      const groups = attrInt(node2, "group", 1);
-      const bias = node2.input[2] || null;
-      return { node: label, opType: "Conv", weight, input: node2.input[0], groups, rows: dims[0] / groups, cols: dims[1] * dims[2] * dims[3], transposed: false, bias, biasRefit: bias === null || index.initializers.has(bias), conv: geo };
+      const groups = attrInt(node, "group", 1);
+      const bias = node.input[2] || null;
+      return { node: label, opType: "Conv", weight, input: node.input[0], groups, rows: dims[0] / groups, cols: dims[1] * dims[2] * dims[3], transposed: false, bias, biasRefit: bias === null || index.initializers.has(bias), conv: geo };
     }
     case "Gemm": {
-      if (node2.input[1] !== weight || dims.length !== 2) return "weight is not the Gemm B matrix";
-      if (attrInt(node2, "transA", 0) !== 0) return "Gemm with transA=1";
-      const transposed = attrInt(node2, "transB", 0) === 0;
+      if (node.input[1] !== weight || dims.length !== 2) return "weight is not the Gemm B matrix";
+      if (attrInt(node, "transA", 0) !== 0) return "Gemm with transA=1";
+      const transposed = attrInt(node, "transB", 0) === 0;
       const [rows2, cols] = transposed ? [dims[1], dims[0]] : [dims[0], dims[1]];
-      const bias = node2.input[2] || null;
+      const bias = node.input[2] || null;
       const biasT = bias ? index.initializers.get(bias) : void 0;
-      const unitScale = attrFloat(node2, "alpha", 1) === 1 && attrFloat(node2, "beta", 1) === 1;
+      const unitScale = attrFloat(node, "alpha", 1) === 1 && attrFloat(node, "beta", 1) === 1;
       const biasRefit = unitScale && (bias === null || biasT !== void 0 && tensorDims(biasT).length === 1 && tensorDims(biasT)[0] === rows2);
-      return { node: label, opType: "Gemm", weight, input: node2.input[0], groups: 1, rows: rows2, cols, transposed, bias, biasRefit };
+      return { node: label, opType: "Gemm", weight, input: node.input[0], groups: 1, rows: rows2, cols, transposed, bias, biasRefit };
     }
     case "MatMul": {
-      if (node2.input[1] !== weight || dims.length !== 2) return "weight is the left MatMul operand";
-      const bias = matMulBias(index, node2, dims[1]);
-      return { node: label, opType: "MatMul", weight, input: node2.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias, biasRefit: bias !== null };
+      if (node.input[1] !== weight || dims.length !== 2) return "weight is the left MatMul operand";
+      const bias = matMulBias(index, node, dims[1]);
+      return { node: label, opType: "MatMul", weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias, biasRefit: bias !== null };
     }
     default:
-      return `${node2.opType} layers are not refit`;
+      return `${node.opType} layers are not refit`;
   }
 }
-function matMulBias(index, node2, rows2) {
-  const readers = index.consumersOf(node2.output[0]);
+function matMulBias(index, node, rows2) {
+  const readers = index.consumersOf(node.output[0]);
   if (readers.length !== 1 || readers[0].opType !== "Add") return null;
   const add = readers[0];
-  const other = add.input[0] === node2.output[0] ? add.input[1] : add.input[0];
+  const other = add.input[0] === node.output[0] ? add.input[1] : add.input[0];
   const t = index.initializers.get(other);
   if (!t || !FLOAT_TYPES.has(t.dataType) || index.consumersOf(other).length !== 1) return null;
   const d = tensorDims(t);
@@ -36363,19 +36641,15 @@ function timesTransposed(a, m, b, n, k) {
   return gemm2("transB", a, [m, k], b, [n, k]);
 }
 function buildGemmProto(trans) {
-  const T = (name) => create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-  });
   return create(ModelProtoSchema, {
     irVersion: 8n,
     opsetImport: [{ domain: "", version: 13n }],
     graph: {
       name: "gram",
-      input: [T("A"), T("B")],
-      output: [T("G")],
+      input: [valueInfo("A"), valueInfo("B")],
+      output: [valueInfo("G")],
       // Gemm reads the transposed operand in place instead of materialising it
-      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
+      node: [makeNode("gemm", { opType: "Gemm", inputs: ["A", "B"], outputs: ["G"], attrs: { [trans]: 1 } })]
     }
   });
 }
@@ -36384,12 +36658,12 @@ function crossGram(a, b, n, p, q) {
 }
 
 // src/recover/reluTarget.ts
-function reluGate(index, node2, channels) {
-  const only = (tensor2) => {
-    const c2 = index.consumersOf(tensor2);
+function reluGate(index, node, channels) {
+  const only = (tensor) => {
+    const c2 = index.consumersOf(tensor);
     return c2.length === 1 ? c2[0] : void 0;
   };
-  let next = only(node2.output[0]);
+  let next = only(node.output[0]);
   const a = new Float64Array(channels).fill(1);
   const c = new Float64Array(channels);
   if (next?.opType === "BatchNormalization" && next.output.length === 1) {
@@ -36531,14 +36805,15 @@ var PatchSampler = class {
 // src/recover/reconstruct.ts
 var DEFAULT_RECONSTRUCT = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0, maxRefitBytes: 1024 * 2 ** 20 };
 async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONSTRUCT) {
-  const model = cloneModel(pruned);
+  const ed = ModelEditor.copyOf(pruned);
+  const model = ed.model;
   const pIndex = new GraphIndex(model.graph);
   const dIndex = new GraphIndex(dense.graph);
   const wanted = new Set(weights);
   const plans = [];
   const skipped = [];
-  for (const node2 of pIndex.order) {
-    const w = node2.input.find((i2) => wanted.has(i2));
+  for (const node of pIndex.order) {
+    const w = node.input.find((i2) => wanted.has(i2));
     if (!w) continue;
     wanted.delete(w);
     const p = linearLayer(pIndex, w);
@@ -36556,7 +36831,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       skipped.push({ weight: w, reason: rows2 });
       continue;
     }
-    plans.push({ p, d, node: node2, rows: rows2 });
+    plans.push({ p, d, node, rows: rows2 });
   }
   for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
   const dMacs = nodeMacsOf(dense);
@@ -36567,7 +36842,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
   const batch = Math.min(boundedBatch(dense, CAPTURE_BATCH), boundedBatch(pruned, CAPTURE_BATCH));
   const layers = [];
   const subsampled = [];
-  for (const { p, d, node: node2, rows: rows2 } of plans) {
+  for (const { p, d, node, rows: rows2 } of plans) {
     const withBias = p.biasRefit && d.biasRefit;
     const cp = p.cols + (withBias ? 1 : 0);
     const cd = d.cols + (withBias ? 1 : 0);
@@ -36586,7 +36861,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const flops = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
     const captureSeconds = captureMacs * secondsPerMac;
     const solveSeconds = flops / flopsPerSecond;
-    const positions = (pMacs.get(node2) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
+    const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
     const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
     if (samples === null) {
       skipped.push({ weight: p.weight, reason: `estimated ${(captureSeconds + solveSeconds).toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget, even on fewer samples` });
@@ -36604,7 +36879,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       continue;
     }
     const t1 = performance.now();
-    layers.push(await refitLayer(model, pIndex, dIndex, node2, p, d, rows2, dc.patches, pc.patches, opts));
+    layers.push(await refitLayer(ed, pIndex, dIndex, node, p, d, rows2, dc.patches, pc.patches, opts));
     const solved = (performance.now() - t1) / 1e3;
     if (solved > 1) flopsPerSecond = flops / solved;
   }
@@ -36693,7 +36968,7 @@ function denseRowsOf(p, d, kept) {
   }
   return map;
 }
-async function refitLayer(model, pIndex, dIndex, node2, p, d, rowMap, dPatches, pPatches, opts) {
+async function refitLayer(ed, pIndex, dIndex, node, p, d, rowMap, dPatches, pPatches, opts) {
   const withBias = p.biasRefit && d.biasRefit;
   const pw = pIndex.initializers.get(p.weight);
   const dValues = tensorToFloat32(dIndex.initializers.get(d.weight));
@@ -36724,7 +36999,7 @@ async function refitLayer(model, pIndex, dIndex, node2, p, d, rowMap, dPatches, 
     const de = strideRows(dPatches.perGroup[dg], n, cd, ERROR_PATCHES);
     const m = pe.length / cp;
     const yd = await timesTransposed(de, m, Float32Array.from(wd), p.rows, cd);
-    const gate = opts.reluAware ? groupGate(reluGate(pIndex, node2, p.rows * p.groups), g2, p.rows) : null;
+    const gate = opts.reluAware ? groupGate(reluGate(pIndex, node, p.rows * p.groups), g2, p.rows) : null;
     const errors = (y) => gate ? gatedRowErrors(yd, y, p.rows, gate) : rowErrors(yd, y, p.rows);
     if (gate && cp <= CROSS_VALIDATE_MAX_COLS && keep.every((k) => k === 1)) {
       const ydAll = await timesTransposed(dPatches.perGroup[dg], n, Float32Array.from(wd), p.rows, cd);
@@ -36749,10 +37024,10 @@ async function refitLayer(model, pIndex, dIndex, node2, p, d, rowMap, dPatches, 
     setWeightRows(p, pValues, g2, strip(refit, p.rows, cp, withBias));
     if (withBias) for (let r = 0; r < p.rows; r++) pBias[g2 * p.rows + r] = refit[r * cp + cp - 1];
   }
-  setTensorFloat32(pw, pValues);
+  ed.replaceInitializer(pw.name, pValues);
   if (withBias) {
-    if (p.bias) setTensorFloat32(pIndex.initializers.get(p.bias), pBias);
-    else addBias(model, pIndex, node2, p, pBias);
+    if (p.bias) ed.replaceInitializer(p.bias, pBias);
+    else addBias(ed, node, p, pBias);
   }
   const rel = (e) => norm2 > 0 ? Math.sqrt(Math.max(0, e) / norm2) : 0;
   return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after), damp: Math.max(...damps) };
@@ -36859,12 +37134,9 @@ function rowErrors(yd, y, rows2) {
   }
   return { error, norm: norm2 };
 }
-function addBias(model, index, node2, layer, bias) {
-  let name = `${layer.weight}.prune_guard_bias`;
-  for (let k = 1; index.initializers.has(name) || index.producer.has(name); k++) name = `${layer.weight}.prune_guard_bias${k}`;
-  model.graph.initializer.push(makeFloatTensor(name, [bias.length], bias));
-  while (node2.input.length < 2) node2.input.push("");
-  node2.input[2] = name;
+function addBias(ed, node, layer, bias) {
+  const type = ed.initializer(layer.weight).dataType;
+  ed.setInput(node, 2, ed.addFloatInitializer(`${layer.weight}.prune_guard_bias`, [bias.length], bias, type));
 }
 
 // src/recover/temperature.ts
@@ -36937,28 +37209,15 @@ async function calibrateTemperature(model, calib, threads = 0) {
   return fitTemperature(logits, calib.labels, classes);
 }
 function bakeTemperature(model, temperature) {
-  const out = cloneModel(model);
-  const g2 = out.graph;
-  const index = new GraphIndex(g2);
-  const outputName = g2.output[0].name;
-  const softmax2 = endsInSoftmax(out) ? index.producer.get(outputName) : void 0;
-  const target = softmax2 ? softmax2.input[0] : outputName;
-  const producer = index.producer.get(target);
-  if (!producer) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
-  const taken = /* @__PURE__ */ new Set([...index.producer.keys(), ...index.initializers.keys(), ...g2.input.map((i2) => i2.name)]);
-  const unique = (base) => {
-    let name = base;
-    for (let k = 1; taken.has(name); k++) name = `${base}${k}`;
-    taken.add(name);
-    return name;
-  };
-  const unscaled = unique(`${target}_before_temperature`);
-  const tName = unique("prune_guard_temperature");
-  producer.output[producer.output.indexOf(target)] = unscaled;
-  g2.initializer.push(makeFloatTensor(tName, [], Float32Array.of(temperature)));
-  const div2 = create(NodeProtoSchema, { name: unique("prune_guard_temperature_scaling"), opType: "Div", input: [unscaled, tName], output: [target] });
-  g2.node.splice(g2.node.indexOf(producer) + 1, 0, div2);
-  return out;
+  const ed = ModelEditor.copyOf(model);
+  const outputName = ed.graph.output[0].name;
+  const target = endsInSoftmax(ed.model) ? ed.producer(outputName).input[0] : outputName;
+  if (!ed.producer(target)) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
+  const declared = ed.graph.output[0].type?.value;
+  const elemType = declared?.case === "tensorType" && FLOAT_TYPES.has(declared.value.elemType) ? declared.value.elemType : 1 /* FLOAT */;
+  const t = ed.addFloatInitializer("prune_guard_temperature", [], Float32Array.of(temperature), elemType);
+  ed.insertAfter(target, { opType: "Div", inputs: [target, t], name: "prune_guard_temperature_scaling" }, `${target}_before_temperature`);
+  return ed.model;
 }
 
 // src/recover/runRecovery.ts
@@ -37398,7 +37657,6 @@ function writeLedger(req, provider, model) {
 
 // src/measure/funnel.ts
 var ITEM_SIZE2 = { 1: 4, 10: 2, 11: 8, 16: 2, [3 /* INT8 */]: 1, [2 /* UINT8 */]: 1, [6 /* INT32 */]: 4 };
-var MAC_OPS3 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
 function weightFacts(model) {
   const index = new GraphIndex(model.graph);
   const density = /* @__PURE__ */ new Map();
@@ -37415,13 +37673,13 @@ function weightFacts(model) {
     weightBytes2 += v.length * size;
     density.set(t.name, v.length ? nonzero / v.length : 1);
   }
-  const macNodes = index.order.filter((n) => MAC_OPS3.has(n.opType));
+  const macNodes = index.order.filter((n) => MAC_OPS.has(n.opType));
   const cost = modelCost(model);
   let sparseMacs = 0;
   cost.nodes.forEach((c, k) => {
     if (c.macs === null) return;
-    const node2 = macNodes[k];
-    const weight = node2.opType === "MatMul" ? node2.input.find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node2.input[1];
+    const node = macNodes[k];
+    const weight = node.opType === "MatMul" || node.opType === "MatMulInteger" ? node.input.slice(0, 2).find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node.input[1];
     const t = weight ? weightTensor(index, weight) : void 0;
     const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
     sparseMacs += c.macs * d;
@@ -37758,7 +38016,7 @@ import * as os5 from "node:os";
 import * as path13 from "node:path";
 var INTEGER_OPS = /^(QLinear\w+|QGemm|QAttention|ConvInteger|MatMulInteger|MatMulIntegerToFloat|DynamicQuantizeMatMul|QuantizeBFP|NhwcMaxPool)$/;
 var FLOAT_COMPUTE = /^(Conv|FusedConv|Gemm|FusedGemm|MatMul|FusedMatMul|ConvTranspose)$/;
-var COMPUTE = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul", "ConvTranspose"]);
+var COMPUTE = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul", "ConvTranspose", "MatMulInteger", "ConvInteger"]);
 function kernelReport(written, optimised) {
   const ops = {};
   let integer = 0;
@@ -37777,7 +38035,8 @@ function kernelReport(written, optimised) {
   const byOutput = (t) => !t ? void 0 : compute.find((o) => o.name === `${t}_nchwc` || o.name.startsWith(`${t}_nchwc`)) ?? compute.find((o) => o.output.includes(t));
   const find = (n) => {
     const act = consumers.filter((c) => c.input[0] === n.output[0]);
-    return nodes.find((o) => o.name.replace(/_token_\d+$/, "") === n.name) ?? byOutput(n.output[0]) ?? (act.length === 1 && ["Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid"].includes(act[0].opType) ? byOutput(act[0].output[0]) : void 0);
+    return nodes.find((o) => o.name.replace(/_token_\d+$/, "") === n.name) ?? // fusions that keep the node's name as a prefix (`<name>/MatMulScaleFusion/`)
+    compute.find((o) => o.name.startsWith(`${n.name}/`)) ?? byOutput(n.output[0]) ?? (act.length === 1 && ["Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid"].includes(act[0].opType) ? byOutput(act[0].output[0]) : void 0);
   };
   const layers = [];
   for (const n of written.graph.node) {
@@ -37962,15 +38221,15 @@ var RangeCalibrator = class {
   get inSecondPass() {
     return this.histograms !== void 0;
   }
-  observe(tensor2, values) {
+  observe(tensor, values) {
     if (this.histograms) {
-      this.histograms.get(tensor2)?.add(values);
+      this.histograms.get(tensor)?.add(values);
       return;
     }
-    let m = this.minMax.get(tensor2);
+    let m = this.minMax.get(tensor);
     if (!m) {
       m = new MinMax();
-      this.minMax.set(tensor2, m);
+      this.minMax.set(tensor, m);
     }
     m.add(values);
   }
@@ -38015,15 +38274,14 @@ async function calibrateRanges(model, calib, tensors, method, threads = 0) {
 
 // src/quantize/foldBatchNorm.ts
 function foldBatchNorms(model) {
-  const out = cloneModel(model);
-  const g2 = out.graph;
-  const index = new GraphIndex(g2);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
   const folded = [];
-  const drop = /* @__PURE__ */ new Set();
+  const stale = [];
   for (const bn of index.order) {
     if (bn.opType !== "BatchNormalization" || bn.output.filter((o) => o).length !== 1) continue;
     const conv2 = index.producer.get(bn.input[0]);
-    if (!conv2 || conv2.opType !== "Conv" || drop.has(conv2)) continue;
+    if (!conv2 || conv2.opType !== "Conv" || stale.includes(conv2.output[0])) continue;
     if (index.consumersOf(conv2.output[0]).length !== 1 || index.graphOutputs.has(conv2.output[0])) continue;
     const w = index.initializers.get(conv2.input[1]);
     const bias = conv2.input[2] ? index.initializers.get(conv2.input[2]) : void 0;
@@ -38044,29 +38302,21 @@ function foldBatchNorms(model) {
       for (let i2 = 0; i2 < per; i2++) weights[c * per + i2] *= k;
       newBias[c] = (b[c] - mean2[c]) * k + beta[c];
     }
-    const wNew = makeFloatTensor(w.name, dims, weights);
-    g2.initializer[g2.initializer.indexOf(w)] = wNew;
-    const biasName = bias?.name ?? `${conv2.name || conv2.output[0]}_folded_bias`;
-    const bNew = makeFloatTensor(biasName, [channels], newBias);
-    if (bias) g2.initializer[g2.initializer.indexOf(bias)] = bNew;
-    else g2.initializer.push(bNew);
-    conv2.input[2] = biasName;
-    conv2.output[0] = bn.output[0];
-    drop.add(bn);
+    ed.adoptInitializer(w.name, weights);
+    if (bias) ed.replaceInitializer(bias.name, newBias);
+    else ed.setInput(conv2, 2, ed.addFloatInitializer(`${conv2.name || conv2.output[0]}_folded_bias`, [channels], newBias));
+    stale.push(conv2.output[0]);
+    ed.removeNode(bn);
+    ed.setOutput(conv2, 0, bn.output[0]);
     folded.push(bn.name || bn.output[0]);
   }
-  if (drop.size === 0) return { model: out, folded };
-  g2.node = g2.node.filter((n) => !drop.has(n));
-  const live = new Set(g2.node.flatMap((n) => n.output));
-  g2.valueInfo = g2.valueInfo.filter((v) => live.has(v.name));
-  const read = new Set(g2.node.flatMap((n) => n.input));
-  for (const o of g2.output) read.add(o.name);
-  g2.initializer = g2.initializer.filter((t) => read.has(t.name));
-  g2.input = g2.input.filter((i2) => read.has(i2.name) || !index.initializers.has(i2.name));
-  return { model: out, folded };
+  if (folded.length === 0) return { model: ed.model, folded };
+  ed.dropValueInfo(stale);
+  ed.dropUnread(/* @__PURE__ */ new Set(["Identity", "Constant"]), { initializers: true });
+  return { model: ed.model, folded };
 }
-function constantThroughIdentity(index, tensor2) {
-  let name = tensor2;
+function constantThroughIdentity(index, tensor) {
+  let name = tensor;
   for (let hops = 0; hops < 16; hops++) {
     const c = index.constant(name);
     if (c) return c;
@@ -38156,11 +38406,11 @@ function initializerFloat(index, name) {
   const t = name ? index.initializers.get(name) : void 0;
   return t && t.dataType === 1 /* FLOAT */ ? t : void 0;
 }
-function activationInputs(node2, index) {
-  if (PASS_THROUGH2.has(node2.opType)) return [node2.input[0]];
-  if (node2.opType === "Conv" || node2.opType === "Gemm") return [node2.input[0]];
-  if (node2.opType === "MatMul") return node2.input.filter((i2) => !index.initializers.has(i2));
-  return node2.input.filter((i2) => i2);
+function activationInputs(node, index) {
+  if (PASS_THROUGH2.has(node.opType)) return [node.input[0]];
+  if (node.opType === "Conv" || node.opType === "Gemm") return [node.input[0]];
+  if (node.opType === "MatMul") return node.input.filter((i2) => !index.initializers.has(i2));
+  return node.input.filter((i2) => i2);
 }
 function quantizableNodes(model) {
   const index = new GraphIndex(model.graph);
@@ -38227,36 +38477,23 @@ function chooseNodes(index, keepFloat) {
   }
   return index.order.filter((n) => chosen2.has(n));
 }
-function tensor(name, dataType, dims, raw) {
-  return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
-}
-function bytesOf(a) {
-  return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
-}
-function node(name, opType, input, output, axis) {
-  const attribute2 = axis === void 0 ? [] : [create(AttributeProtoSchema, { name: "axis", type: 2 /* INT */, i: BigInt(axis) })];
-  return create(NodeProtoSchema, { name, opType, input, output, attribute: attribute2 });
-}
 function quantizeQdq(model, opts) {
-  const out = cloneModel(model);
-  const g2 = out.graph;
-  const perChannel = opts.perChannel && opsetVersion(out) >= PER_CHANNEL_OPSET;
-  let index = new GraphIndex(g2);
+  const ed = ModelEditor.copyOf(model);
+  const perChannel = opts.perChannel && ed.opset() >= PER_CHANNEL_OPSET;
+  let index = new GraphIndex(ed.graph);
   const chosen2 = new Set(chooseNodes(index, opts.keepFloat));
   const absorbed = [];
-  const removed = /* @__PURE__ */ new Set();
   for (const n of index.order) {
     if (n.opType !== "Relu") continue;
     const p = index.producer.get(n.input[0]);
     if (!p || !chosen2.has(p) || PASS_THROUGH2.has(p.opType) || index.consumersOf(n.input[0]).length !== 1 || index.graphOutputs.has(n.input[0]) || index.graphOutputs.has(n.output[0])) continue;
     const r = opts.ranges.get(n.output[0]);
     if (!r || r.min < 0) continue;
-    p.output[0] = n.output[0];
-    removed.add(n);
+    ed.removeNode(n);
+    ed.setOutput(p, 0, n.output[0]);
     absorbed.push(nodeLabel(n));
   }
-  g2.node = g2.node.filter((n) => !removed.has(n));
-  index = new GraphIndex(g2);
+  index = new GraphIndex(ed.graph);
   const order = index.order.filter((n) => chosen2.has(n));
   const toQuantize = /* @__PURE__ */ new Set();
   for (const n of order) {
@@ -38279,46 +38516,49 @@ function quantizeQdq(model, opts) {
     return q;
   };
   const dataInput = new Map(order.map((n) => [n, activationInputs(n, index)[0]]));
-  const added = [];
-  const newInits = [];
+  const readers = new Map([...toQuantize].map((t) => [t, index.consumersOf(t)]));
+  const quantizedOutput = /* @__PURE__ */ new Map();
   const dequantized = /* @__PURE__ */ new Map();
   for (const t of toQuantize) {
     const q = paramsOf(t);
-    const scale2 = `${t}_scale`;
-    const zp = `${t}_zero_point`;
-    newInits.push(tensor(scale2, 1 /* FLOAT */, [], bytesOf(Float32Array.of(q.scale))), tensor(zp, 2 /* UINT8 */, [], Uint8Array.of(q.zeroPoint)));
-    const qOut = `${t}_QuantizeLinear_Output`;
-    if (index.graphOutputs.has(t)) {
-      const qIn = `${t}_QuantizeLinear_Input`;
-      const p = index.producer.get(t);
-      p.output[p.output.indexOf(t)] = qIn;
-      added.push(node(`${t}_QuantizeLinear`, "QuantizeLinear", [qIn, scale2, zp], [qOut]), node(`${t}_DequantizeLinear`, "DequantizeLinear", [qOut, scale2, zp], [t]));
+    const scale2 = ed.addFloatInitializer(`${t}_scale`, [], Float32Array.of(q.scale));
+    const zp = ed.addIntInitializer(`${t}_zero_point`, [], [q.zeroPoint], 2 /* UINT8 */);
+    if (ed.isGraphOutput(t)) {
+      ed.insertAfter(t, { name: `${t}_QuantizeLinear`, opType: "QuantizeLinear", inputs: [t, scale2, zp] }, `${t}_QuantizeLinear_Input`);
+      const dq = ed.insertAfter(t, { name: `${t}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [t, scale2, zp] }, `${t}_QuantizeLinear_Output`);
+      quantizedOutput.set(t, dq.input[0]);
       continue;
     }
-    const dqOut = `${t}_DequantizeLinear_Output`;
-    added.push(node(`${t}_QuantizeLinear`, "QuantizeLinear", [t, scale2, zp], [qOut]), node(`${t}_DequantizeLinear`, "DequantizeLinear", [qOut, scale2, zp], [dqOut]));
+    const qOut = ed.fresh(`${t}_QuantizeLinear_Output`);
+    const dqOut = ed.fresh(`${t}_DequantizeLinear_Output`);
+    ed.addNode({ name: `${t}_QuantizeLinear`, opType: "QuantizeLinear", inputs: [t, scale2, zp], outputs: [qOut] });
+    ed.addNode({ name: `${t}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qOut, scale2, zp], outputs: [dqOut] });
+    quantizedOutput.set(t, qOut);
     dequantized.set(t, dqOut);
   }
-  for (const n of g2.node) for (let k = 0; k < n.input.length; k++) {
-    const dq = dequantized.get(n.input[k]);
+  for (const [t, nodes] of readers) {
+    const dq = dequantized.get(t);
     if (!dq) continue;
-    const channels = k === 0 && perChannel && opts.keepFloat.has(nodeLabel(n)) ? floatInputChannels(n, index) : void 0;
-    if (channels === void 0) {
-      n.input[k] = dq;
-      continue;
+    for (const n of nodes) {
+      for (let k = 0; k < n.input.length; k++) {
+        if (n.input[k] !== t) continue;
+        const channels = k === 0 && perChannel && opts.keepFloat.has(nodeLabel(n)) ? floatInputChannels(n, index) : void 0;
+        if (channels === void 0) {
+          ed.setInput(n, k, dq);
+          continue;
+        }
+        const q = paramsOf(t);
+        const own = `${t}_DequantizeLinear_${nodeLabel(n).replace(/[^A-Za-z0-9_.]/g, "_")}`;
+        const scale2 = ed.addFloatInitializer(`${own}_scale`, [channels], new Float32Array(channels).fill(q.scale));
+        const zp = ed.addIntInitializer(`${own}_zero_point`, [channels], new Uint8Array(channels).fill(q.zeroPoint), 2 /* UINT8 */);
+        const out = ed.fresh(`${own}_Output`);
+        ed.addNode({ name: own, opType: "DequantizeLinear", inputs: [quantizedOutput.get(t), scale2, zp], outputs: [out], attrs: { axis: 1 } });
+        ed.setInput(n, k, out);
+      }
     }
-    const t = n.input[k];
-    const q = paramsOf(t);
-    const own = `${t}_DequantizeLinear_${nodeLabel(n).replace(/[^A-Za-z0-9_.]/g, "_")}`;
-    newInits.push(
-      tensor(`${own}_scale`, 1 /* FLOAT */, [channels], bytesOf(new Float32Array(channels).fill(q.scale))),
-      tensor(`${own}_zero_point`, 2 /* UINT8 */, [channels], new Uint8Array(channels).fill(q.zeroPoint))
-    );
-    added.push(node(own, "DequantizeLinear", [`${t}_QuantizeLinear_Output`, `${own}_scale`, `${own}_zero_point`], [`${own}_Output`], 1));
-    n.input[k] = `${own}_Output`;
   }
   const weightDq = /* @__PURE__ */ new Map();
-  const usedBias = /* @__PURE__ */ new Set();
+  const chosenSet = new Set(order);
   for (const n of order) {
     if (!WEIGHTED.has(n.opType)) continue;
     const wName = n.opType === "MatMul" ? n.input.find((i2) => index.initializers.has(i2)) : n.input[1];
@@ -38326,49 +38566,39 @@ function quantizeQdq(model, opts) {
     const w = index.initializers.get(wName);
     const dims = tensorDims(w);
     const axis = !perChannel ? -1 : n.opType === "Conv" ? 0 : n.opType === "Gemm" ? attrInt(n, "transB", 0) ? 0 : 1 : 1;
-    const weightKey = `${wName}@${axis}`;
-    let wOut = weightDq.get(weightKey);
     const qw = quantizeWeight(tensorToFloat32(w), dims, axis, opts.weightBits);
+    const key = `${wName}@${axis}`;
+    let wOut = weightDq.get(key);
     if (!wOut) {
-      const suffix = [...weightDq.keys()].some((k) => k.startsWith(`${wName}@`)) ? `_axis${axis}` : "";
-      const qName = suffix ? `${wName}${suffix}_quantized` : wName;
-      const sName = `${wName}${suffix}_scale`;
-      const zName = `${wName}${suffix}_zero_point`;
+      const inPlace = index.consumersOf(wName).every((c) => chosenSet.has(c)) && ![...weightDq.keys()].some((k) => k.startsWith(`${wName}@`));
+      const qName = inPlace ? wName : ed.addIntInitializer(`${wName}_quantized`, dims, qw.values, 3 /* INT8 */);
+      if (inPlace) ed.storeAsInteger(wName, qw.values, 3 /* INT8 */);
       const perDims = axis < 0 ? [] : [qw.scales.length];
-      newInits.push(tensor(qName, 3 /* INT8 */, dims, bytesOf(qw.values)), tensor(sName, 1 /* FLOAT */, perDims, bytesOf(qw.scales)), tensor(zName, 3 /* INT8 */, perDims, new Uint8Array(qw.scales.length)));
-      wOut = `${wName}${suffix}_DequantizeLinear_Output`;
-      added.push(node(`${wName}${suffix}_DequantizeLinear`, "DequantizeLinear", [qName, sName, zName], [wOut], axis < 0 ? void 0 : axis));
-      weightDq.set(weightKey, wOut);
+      const sName = ed.addFloatInitializer(`${wName}_scale`, perDims, qw.scales);
+      const zName = ed.addIntInitializer(`${wName}_zero_point`, perDims, new Int8Array(qw.scales.length), 3 /* INT8 */);
+      wOut = ed.fresh(`${wName}_DequantizeLinear_Output`);
+      ed.addNode({ name: `${wName}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qName, sName, zName], outputs: [wOut], ...axis < 0 ? {} : { attrs: { axis } } });
+      weightDq.set(key, wOut);
     }
-    n.input[n.input.indexOf(wName)] = wOut;
+    ed.setInput(n, n.input.indexOf(wName), wOut);
     const bName = n.opType === "MatMul" ? void 0 : n.input[2];
     const xName = dataInput.get(n);
     if (bName && toQuantize.has(xName)) {
       const b = index.initializers.get(bName);
       const qb = quantizeBias(tensorToFloat32(b), paramsOf(xName).scale, qw.scales);
-      const base = usedBias.has(bName) ? `${bName}_${usedBias.size}` : bName;
-      usedBias.add(bName);
       const perDims = axis < 0 ? [] : [qb.values.length];
       const scales = axis < 0 ? qb.scales.subarray(0, 1) : qb.scales;
-      if (axis < 0) {
-        newInits.push(tensor(`${base}_quantized`, 6 /* INT32 */, tensorDims(b), bytesOf(qb.values)), tensor(`${base}_quantized_scale`, 1 /* FLOAT */, [], bytesOf(Float32Array.from(scales))), tensor(`${base}_quantized_zero_point`, 6 /* INT32 */, [], new Uint8Array(4)));
-      } else {
-        newInits.push(tensor(`${base}_quantized`, 6 /* INT32 */, tensorDims(b), bytesOf(qb.values)), tensor(`${base}_quantized_scale`, 1 /* FLOAT */, perDims, bytesOf(scales)), tensor(`${base}_quantized_zero_point`, 6 /* INT32 */, perDims, new Uint8Array(4 * qb.values.length)));
-      }
-      const bOut = `${base}_DequantizeLinear_Output`;
-      added.push(node(`${base}_DequantizeLinear`, "DequantizeLinear", [`${base}_quantized`, `${base}_quantized_scale`, `${base}_quantized_zero_point`], [bOut], axis < 0 ? void 0 : 0));
-      n.input[2] = bOut;
+      const qName = ed.addIntInitializer(`${bName}_quantized`, tensorDims(b), qb.values, 6 /* INT32 */);
+      const sName = ed.addFloatInitializer(`${bName}_quantized_scale`, perDims, Float32Array.from(scales));
+      const zName = ed.addIntInitializer(`${bName}_quantized_zero_point`, perDims, new Int32Array(scales.length), 6 /* INT32 */);
+      const bOut = ed.fresh(`${bName}_DequantizeLinear_Output`);
+      ed.addNode({ name: `${bName}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qName, sName, zName], outputs: [bOut], ...axis < 0 ? {} : { attrs: { axis: 0 } } });
+      ed.setInput(n, 2, bOut);
     }
   }
-  g2.node = topologicalOrder([...g2.node, ...added], producerMap([...g2.node, ...added]));
-  const replaced = new Set(newInits.map((t) => t.name));
-  g2.initializer = [...g2.initializer.filter((t) => !replaced.has(t.name)), ...newInits];
-  const read = new Set(g2.node.flatMap((n) => n.input));
-  for (const o of g2.output) read.add(o.name);
-  const dropped = new Set(g2.initializer.filter((t) => !read.has(t.name)).map((t) => t.name));
-  g2.initializer = g2.initializer.filter((t) => !dropped.has(t.name));
-  g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
-  return { model: out, quantized: order.map(nodeLabel), absorbed, tensors: [...toQuantize], perChannel };
+  ed.setNodes(sortedNodes(ed.graph.node));
+  ed.dropUnread(/* @__PURE__ */ new Set(), { initializers: true });
+  return { model: ed.model, quantized: order.map(nodeLabel), absorbed, tensors: [...toQuantize], perChannel };
 }
 function floatInputChannels(n, index) {
   const w = initializerFloat(index, n.input[1]);
@@ -38377,11 +38607,6 @@ function floatInputChannels(n, index) {
   if (n.opType === "Conv" && dims.length >= 3) return dims[1] * attrInt(n, "group", 1);
   if (n.opType === "Gemm" && dims.length === 2 && attrInt(n, "transA", 0) === 0) return attrInt(n, "transB", 0) ? dims[1] : dims[0];
   return void 0;
-}
-function producerMap(nodes) {
-  const m = /* @__PURE__ */ new Map();
-  for (const n of nodes) for (const o of n.output) if (o) m.set(o, n);
-  return m;
 }
 
 // src/quantize/prepare.ts
@@ -38477,6 +38702,60 @@ async function layerErrors(float, q, data, threads) {
     return s.den > 0 ? Math.sqrt(s.num / s.den) : 0;
   };
   return pairs.map((p) => ({ node: p.node, input_error: err2(p.input), output_error: err2(p.out) }));
+}
+
+// src/quantize/dynamic.ts
+var import_picomatch3 = __toESM(require_picomatch2(), 1);
+var MIN_DYNAMIC_OPSET = 10;
+function dynamicCandidates(model, exclude = []) {
+  const index = new GraphIndex(model.graph);
+  const isExcluded = exclude.length ? (0, import_picomatch3.default)(exclude) : () => false;
+  return index.order.filter((n) => {
+    if (n.opType !== "MatMul" || isExcluded(nodeLabel(n)) || index.initializers.has(n.input[0])) return false;
+    const w = index.initializers.get(n.input[1]);
+    return !!w && w.dataType === 1 /* FLOAT */ && tensorDims(w).length === 2;
+  });
+}
+function quantizeDynamic(model, opts) {
+  if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new Error(`opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET})`);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const candidates = dynamicCandidates(ed.model, opts.exclude);
+  const chosen2 = new Set(candidates);
+  const weights = /* @__PURE__ */ new Map();
+  const dynamicOf = /* @__PURE__ */ new Map();
+  const quantized = [];
+  for (const n of candidates) {
+    const label = nodeLabel(n);
+    const [x2, wName] = n.input;
+    let w = weights.get(wName);
+    if (!w) {
+      const t = index.initializers.get(wName);
+      const qw = quantizeWeight(tensorToFloat32(t), tensorDims(t), 1, opts.weightBits);
+      const inPlace = index.consumersOf(wName).every((c) => chosen2.has(c));
+      const q = inPlace ? wName : ed.addIntInitializer(`${wName}_quantized`, tensorDims(t), qw.values, 3 /* INT8 */);
+      if (inPlace) ed.storeAsInteger(wName, qw.values, 3 /* INT8 */);
+      w = { q, zp: ed.addIntInitializer(`${wName}_zero_point`, [qw.scales.length], new Int8Array(qw.scales.length), 3 /* INT8 */), scale: ed.addFloatInitializer(`${wName}_scale`, [qw.scales.length], qw.scales) };
+      weights.set(wName, w);
+    }
+    let dq = dynamicOf.get(x2);
+    if (!dq) {
+      dq = { q: ed.fresh(`${x2}_quantized`), scale: ed.fresh(`${x2}_scale`), zp: ed.fresh(`${x2}_zero_point`) };
+      ed.addNode({ name: `${x2}_DynamicQuantizeLinear`, opType: "DynamicQuantizeLinear", inputs: [x2], outputs: [dq.q, dq.scale, dq.zp] });
+      dynamicOf.set(x2, dq);
+    }
+    const out = n.output[0];
+    const integer = ed.fresh(`${out}_quantized`);
+    const asFloat = ed.fresh(`${out}_cast`);
+    const scale2 = ed.fresh(`${label}_scale`);
+    const mm = ed.replaceNode(n, { opType: "MatMulInteger", inputs: [dq.q, w.q, dq.zp, w.zp], outputs: [integer] });
+    const cast2 = ed.addNode({ name: `${label}_cast`, opType: "Cast", inputs: [integer], outputs: [asFloat], attrs: { to: 1 /* FLOAT */ } }, { after: mm });
+    const mul2 = ed.addNode({ name: `${label}_scales_mul`, opType: "Mul", inputs: [dq.scale, w.scale], outputs: [scale2] }, { after: cast2 });
+    ed.addNode({ name: `${label}_output_scale_mul`, opType: "Mul", inputs: [asFloat, scale2], outputs: [out] }, { after: mul2 });
+    quantized.push(label);
+  }
+  ed.setNodes(sortedNodes(ed.graph.node));
+  return { model: ed.model, quantized };
 }
 
 // src/pipeline/quantizeStep.ts
@@ -38584,8 +38863,8 @@ async function quantizeStep(input) {
   saveModel(q.model, input.artifact);
   const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
   const floatLayers = [
-    ...prep.excluded.map((node2) => ({ node: node2, reason: "excluded", detail: detail("excluded") })),
-    ...[...keep].map(([node2, reason]) => ({ node: node2, reason, detail: detail(reason, pick) }))
+    ...prep.excluded.map((node) => ({ node, reason: "excluded", detail: detail("excluded") })),
+    ...[...keep].map(([node, reason]) => ({ node, reason, detail: detail(reason, pick) }))
   ];
   const notes = [];
   if (prep.granularityNote) notes.push(`quantize: ${prep.granularityNote}`);
@@ -38612,10 +38891,62 @@ async function quantizeStep(input) {
   const description = `INT8 static QDQ (${config.quantizeCalibration} calibration, ${prep.calibSamples} samples): uint8 activations, ${weights.bits}-bit ${info.weights.granularity} int8 weights; ${integerLayers} of ${kernels.layers.length} layers run integer kernels${floatLayers.length ? `, ${floatLayers.length} kept float` : ""}`;
   return { artifact: input.artifact, description, info, notes };
 }
+function cpuHasVnni() {
+  try {
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs18.readFileSync("/proc/cpuinfo", "utf8"));
+  } catch {
+    return void 0;
+  }
+}
+async function quantizeDynamicStep(input) {
+  const { config, progress } = input;
+  const threads = config.latency.threads;
+  const float = loadModel(input.source).proto;
+  progress.note(`quantizing ${path14.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  let bits2 = 8;
+  let deviation = null;
+  let reason;
+  if (input.calib) {
+    const slice = firstSlice(input.calib, DECISION_SAMPLES);
+    const reference = await predict2(float, slice, "fused", threads);
+    const err2 = async (b) => relativeL2((await predict2(quantizeDynamic(float, { weightBits: b, exclude: config.quantizeExclude }).model, slice, "fused", threads)).logits, reference.logits);
+    deviation = { bits8: await err2(8), bits7: await err2(7) };
+    bits2 = deviation.bits8 > deviation.bits7 ? 7 : 8;
+    reason = `${bits2}-bit weights: relative output error against float ${deviation.bits8.toFixed(4)} at 8 bits and ${deviation.bits7.toFixed(4)} at 7 bits on ${slice.count} calibration samples${bits2 === 7 ? " (8 bits worse than 7: saturating 16-bit sums on this CPU)" : ""}`;
+  } else {
+    const vnni = cpuHasVnni();
+    bits2 = vnni === false ? 7 : 8;
+    reason = vnni === void 0 ? "8-bit weights: no calibration data to measure on and no CPU flags to read" : `${bits2}-bit weights: no calibration data to measure on; this CPU ${vnni ? "has" : "lacks"} VNNI-class integer dot products`;
+  }
+  const q = quantizeDynamic(float, { weightBits: bits2, exclude: config.quantizeExclude });
+  setMetadata(q.model, { "prune-guard.version": VERSION, "prune-guard.quantize": "int8-dynamic", "prune-guard.quantize.weight_bits": String(bits2) });
+  saveModel(q.model, input.artifact);
+  const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
+  const notes = [];
+  const info = {
+    scheme: "dynamic",
+    activations: "uint8",
+    weights: { type: "int8", bits: bits2, granularity: "per-channel", fused_deviation: deviation, reason },
+    calibration: null,
+    folded_batch_norms: 0,
+    quantized_nodes: q.quantized.length,
+    absorbed_relus: 0,
+    float_layers: [],
+    variants: [],
+    calib_quality: null,
+    layer_errors: [],
+    kernels
+  };
+  const description = `INT8 dynamic: ${q.quantized.length} MatMul weights int8 (${bits2}-bit, per output column), activations quantized per batch; ${kernels.integer_nodes} integer kernels in onnxruntime's graph`;
+  return { artifact: input.artifact, description, info, notes };
+}
 function checkQuantizeInputs(config, calib, model, req) {
   if (config.quantize === "none") return;
   if (config.quantize === "dynamic") {
-    throw new UserError(`--quantize dynamic: not available in prune-guard ${VERSION} yet; use --quantize int8 (static, calibrated on --calib)`);
+    if (config.schedule === "gradual") throw new UserError(`--quantize dynamic: not combined with --schedule gradual yet; quantize the shipped step in a one-shot run (--schedule oneshot)`);
+    if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new UserError(`${req.model}: cannot quantize dynamically: opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET}); re-export the model at opset 13 or later`);
+    if (dynamicCandidates(model, config.quantizeExclude).length === 0) throw new UserError(`${req.model}: --quantize dynamic rewrites MatMul layers with a constant weight and this model has none; use --quantize int8 (static, calibrated on --calib)`);
+    return;
   }
   if (!calib) throw new UserError(`--quantize ${config.quantize}: needs calibration data to measure activation ranges; pass --calib FILE.npz (512 samples are plenty)`);
   if (config.schedule === "gradual") throw new UserError(`--quantize ${config.quantize}: not combined with --schedule gradual yet; quantize the shipped step in a one-shot run (--schedule oneshot)`);
@@ -38623,7 +38954,7 @@ function checkQuantizeInputs(config, calib, model, req) {
   if (support.kind === "unsupported") throw new UserError(`${req.model}: cannot quantize to INT8: ${support.reason}`);
 }
 async function measureQuantized(q, ctx) {
-  const m = await measureStep("quantize:int8", q.description, q.artifact, ctx);
+  const m = await measureStep(q.info.scheme === "dynamic" ? "quantize:dynamic" : "quantize:int8", q.description, q.artifact, ctx);
   m.step.quantize = q.info;
   return m;
 }
@@ -38702,7 +39033,7 @@ async function runPipeline(req, progress) {
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
   collectGarbage();
-  const quantized = config.quantize === "int8" ? await quantizeStep({ source: lastFloat, calib, config, artifact: stepFile(stepsDir, recovered.length + 2, "quantize-int8"), progress, provider: provider.provider }) : void 0;
+  const quantized = await quantizeLast(lastFloat, calib, config, stepFile(stepsDir, recovered.length + 2, `quantize-${config.quantize}`), progress, provider.provider);
   if (keepStages) writeFileAtomic(outPath, fs19.readFileSync(quantized?.artifact ?? lastFloat));
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
@@ -38723,6 +39054,11 @@ async function runPipeline(req, progress) {
   if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: denseStep2.preds }));
   const notes = [...pruned.notes, ...recovery.notes, ...quantized?.notes ?? []];
   return finishRun({ req, provider, data, shifts, measured, outPath, target, notes, scope: pruned.scope ?? scope.scope, sensitivity: pruned.sensitivity }, progress);
+}
+async function quantizeLast(source, calib, config, artifact, progress, provider) {
+  if (config.quantize === "int8") return quantizeStep({ source, calib, config, artifact, progress, provider });
+  if (config.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config, artifact, progress, provider });
+  return void 0;
 }
 async function finishRun(input, progress) {
   const { req, provider, data, shifts, measured } = input;
@@ -38758,7 +39094,7 @@ async function quantizeOnlyRun(input, progress) {
   releaseField(input.dense, "proto", "the dense model");
   const stepsDir = path15.join(req.out, "steps");
   fs19.mkdirSync(stepsDir, { recursive: true });
-  const quantized = await quantizeStep({ source: req.model, calib, config, artifact: stepFile(stepsDir, 1, "quantize-int8"), progress, provider: provider.provider });
+  const quantized = await quantizeLast(req.model, calib, config, stepFile(stepsDir, 1, `quantize-${config.quantize}`), progress, provider.provider);
   writeFileAtomic(outPath, fs19.readFileSync(quantized.artifact));
   collectGarbage();
   const ctx = { data, shifts, denseWeights, config, progress, provider: provider.provider };

@@ -1,7 +1,8 @@
 import type { Dataset } from '../data/dataset.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { boundedBatch } from '../onnx/runtime/activationBudget.js';
-import { sessionFromModel, streamActivations, withExtraOutputs } from '../onnx/runtime/session.js';
+import { sessionFromModel, streamActivations } from '../onnx/runtime/session.js';
+import { withExtraOutputs } from '../onnx/subgraph.js';
 import { RangeCalibrator, type CalibratorName, type Range } from './calibrate.js';
 
 /**

@@ -1,8 +1,8 @@
-import { create } from '@bufbuild/protobuf';
 import picomatch from 'picomatch';
-import { GraphIndex, nodeLabel, topologicalOrder } from '../onnx/graph.js';
-import { cloneModel, opsetVersion } from '../onnx/model.js';
-import { AttributeProto_AttributeType as AT, AttributeProtoSchema, NodeProtoSchema, TensorProtoSchema, type ModelProto, type NodeProto, type TensorProto } from '../onnx/proto/onnx_pb.js';
+import { ModelEditor } from '../onnx/edit.js';
+import { GraphIndex, nodeLabel, sortedNodes } from '../onnx/graph.js';
+import { opsetVersion } from '../onnx/model.js';
+import type { ModelProto, NodeProto } from '../onnx/proto/onnx_pb.js';
 import { DataType, tensorDims, tensorToFloat32 } from '../onnx/tensor.js';
 import { quantizeWeight, type WeightBits } from './params.js';
 
@@ -26,12 +26,6 @@ export function dynamicCandidates(model: ModelProto, exclude: readonly string[] 
   });
 }
 
-function raw(name: string, dataType: number, dims: readonly number[], bytes: Uint8Array): TensorProto {
-  return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: bytes });
-}
-
-const bytesOf = (a: Float32Array | Int8Array): Uint8Array => new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength) as ArrayBuffer);
-
 /**
  * Dynamic INT8 in the layout onnxruntime's dynamic quantizer writes: each chosen MatMul becomes
  * DynamicQuantizeLinear(x) -> MatMulInteger(x_q, W_q, x_zp, W_zp) -> Cast -> Mul(x_scale * W_scale),
@@ -40,54 +34,45 @@ const bytesOf = (a: Float32Array | Int8Array): Uint8Array => new Uint8Array(a.bu
  */
 export function quantizeDynamic(model: ModelProto, opts: { weightBits: WeightBits; exclude?: readonly string[] }): DynamicResult {
   if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new Error(`opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET})`);
-  const out = cloneModel(model);
-  const g = out.graph!;
-  const index = new GraphIndex(g);
-  const chosen = new Set(dynamicCandidates(out, opts.exclude).map(nodeLabel));
-  const added: NodeProto[] = [];
-  const inits: TensorProto[] = [];
-  const done = new Map<string, { q: string; zp: string; scale: string }>();
-  const quantized: string[] = [];
-  const replace = new Map<NodeProto, NodeProto[]>();
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const candidates = dynamicCandidates(ed.model, opts.exclude);
+  const chosen = new Set(candidates);
+  const weights = new Map<string, { q: string; zp: string; scale: string }>();
   const dynamicOf = new Map<string, { q: string; scale: string; zp: string }>();
-  for (const n of index.order) {
+  const quantized: string[] = [];
+  for (const n of candidates) {
     const label = nodeLabel(n);
-    if (!chosen.has(label)) continue;
     const [x, wName] = n.input;
-    let w = done.get(wName);
+    let w = weights.get(wName);
     if (!w) {
       const t = index.initializers.get(wName)!;
       const qw = quantizeWeight(tensorToFloat32(t), tensorDims(t), 1, opts.weightBits);
-      // the int8 weight keeps the float weight's name, which it replaces
-      w = { q: wName, zp: `${wName}_zero_point`, scale: `${wName}_scale` };
-      inits.push(raw(wName, DataType.INT8, tensorDims(t), bytesOf(qw.values)), raw(w.zp, DataType.INT8, [qw.scales.length], new Uint8Array(qw.scales.length)), raw(w.scale, DataType.FLOAT, [qw.scales.length], bytesOf(qw.scales)));
-      done.set(wName, w);
+      // the int8 weight keeps the float weight's name when only rewritten MatMuls read it
+      const inPlace = index.consumersOf(wName).every((c) => chosen.has(c));
+      const q = inPlace ? wName : ed.addIntInitializer(`${wName}_quantized`, tensorDims(t), qw.values, DataType.INT8);
+      if (inPlace) ed.storeAsInteger(wName, qw.values, DataType.INT8);
+      w = { q, zp: ed.addIntInitializer(`${wName}_zero_point`, [qw.scales.length], new Int8Array(qw.scales.length), DataType.INT8), scale: ed.addFloatInitializer(`${wName}_scale`, [qw.scales.length], qw.scales) };
+      weights.set(wName, w);
     }
     // one DynamicQuantizeLinear per activation, shared by every MatMul that reads it
     let dq = dynamicOf.get(x);
     if (!dq) {
-      dq = { q: `${x}_quantized`, scale: `${x}_scale`, zp: `${x}_zero_point` };
-      added.push(create(NodeProtoSchema, { name: `${x}_DynamicQuantizeLinear`, opType: 'DynamicQuantizeLinear', input: [x], output: [dq.q, dq.scale, dq.zp] }));
+      dq = { q: ed.fresh(`${x}_quantized`), scale: ed.fresh(`${x}_scale`), zp: ed.fresh(`${x}_zero_point`) };
+      ed.addNode({ name: `${x}_DynamicQuantizeLinear`, opType: 'DynamicQuantizeLinear', inputs: [x], outputs: [dq.q, dq.scale, dq.zp] });
       dynamicOf.set(x, dq);
     }
-    const base = label.replace(/[^A-Za-z0-9_.\/]/g, '_');
-    const integer = `${base}_output_quantized`;
-    const asFloat = `${integer}_cast`;
-    const scale = `${base}_scale`;
-    replace.set(n, [
-      // the integer node keeps the MatMul's name, so reports tie it to the layer
-      create(NodeProtoSchema, { name: n.name || `${label}_quant`, opType: 'MatMulInteger', input: [dq.q, w.q, dq.zp, w.zp], output: [integer] }),
-      create(NodeProtoSchema, { name: `${label}_cast`, opType: 'Cast', input: [integer], output: [asFloat], attribute: [create(AttributeProtoSchema, { name: 'to', type: AT.INT, i: BigInt(DataType.FLOAT) })] }),
-      create(NodeProtoSchema, { name: `${label}_scales_mul`, opType: 'Mul', input: [dq.scale, w.scale], output: [scale] }),
-      create(NodeProtoSchema, { name: `${label}_output_scale_mul`, opType: 'Mul', input: [asFloat, scale], output: [n.output[0]] }),
-    ]);
+    const out = n.output[0];
+    const integer = ed.fresh(`${out}_quantized`);
+    const asFloat = ed.fresh(`${out}_cast`);
+    const scale = ed.fresh(`${label}_scale`);
+    // the integer node keeps the MatMul's name, so reports tie it to the layer
+    const mm = ed.replaceNode(n, { opType: 'MatMulInteger', inputs: [dq.q, w.q, dq.zp, w.zp], outputs: [integer] });
+    const cast = ed.addNode({ name: `${label}_cast`, opType: 'Cast', inputs: [integer], outputs: [asFloat], attrs: { to: DataType.FLOAT } }, { after: mm });
+    const mul = ed.addNode({ name: `${label}_scales_mul`, opType: 'Mul', inputs: [dq.scale, w.scale], outputs: [scale] }, { after: cast });
+    ed.addNode({ name: `${label}_output_scale_mul`, opType: 'Mul', inputs: [asFloat, scale], outputs: [out] }, { after: mul });
     quantized.push(label);
   }
-  const nodes = [...g.node.flatMap((n) => replace.get(n) ?? [n]), ...added];
-  const producer = new Map<string, NodeProto>();
-  for (const n of nodes) for (const o of n.output) if (o) producer.set(o, n);
-  g.node = topologicalOrder(nodes, producer);
-  const replaced = new Set(inits.map((t) => t.name));
-  g.initializer = [...g.initializer.filter((t) => !replaced.has(t.name)), ...inits];
-  return { model: out, quantized };
+  ed.setNodes(sortedNodes(ed.graph.node));
+  return { model: ed.model, quantized };
 }

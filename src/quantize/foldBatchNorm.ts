@@ -1,7 +1,7 @@
-import { GraphIndex, attrFloat } from '../onnx/graph.js';
-import { cloneModel } from '../onnx/model.js';
+import { ModelEditor } from '../onnx/edit.js';
+import { attrFloat, GraphIndex } from '../onnx/graph.js';
 import type { ModelProto, NodeProto, TensorProto } from '../onnx/proto/onnx_pb.js';
-import { DataType, makeFloatTensor, numel, tensorDims, tensorToFloat32 } from '../onnx/tensor.js';
+import { DataType, numel, tensorDims, tensorToFloat32 } from '../onnx/tensor.js';
 
 /**
  * Fold every inference-mode BatchNormalization that directly follows a Conv into the Conv's weight and
@@ -11,15 +11,14 @@ import { DataType, makeFloatTensor, numel, tensorDims, tensorToFloat32 } from '.
  * Returns a new model; the input is not changed. Exact up to float rounding.
  */
 export function foldBatchNorms(model: ModelProto): { model: ModelProto; folded: string[] } {
-  const out = cloneModel(model);
-  const g = out.graph!;
-  const index = new GraphIndex(g);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
   const folded: string[] = [];
-  const drop = new Set<NodeProto>();
+  const stale: string[] = [];
   for (const bn of index.order) {
     if (bn.opType !== 'BatchNormalization' || bn.output.filter((o) => o).length !== 1) continue;
     const conv = index.producer.get(bn.input[0]);
-    if (!conv || conv.opType !== 'Conv' || drop.has(conv)) continue;
+    if (!conv || conv.opType !== 'Conv' || stale.includes(conv.output[0])) continue;
     if (index.consumersOf(conv.output[0]).length !== 1 || index.graphOutputs.has(conv.output[0])) continue;
     const w = index.initializers.get(conv.input[1]);
     const bias = conv.input[2] ? index.initializers.get(conv.input[2]) : undefined;
@@ -41,29 +40,21 @@ export function foldBatchNorms(model: ModelProto): { model: ModelProto; folded: 
       for (let i = 0; i < per; i++) weights[c * per + i] *= k;
       newBias[c] = (b[c] - mean[c]) * k + beta[c];
     }
-    const wNew = makeFloatTensor(w.name, dims, weights);
-    g.initializer[g.initializer.indexOf(w)] = wNew;
-    const biasName = bias?.name ?? `${conv.name || conv.output[0]}_folded_bias`;
-    const bNew = makeFloatTensor(biasName, [channels], newBias);
-    if (bias) g.initializer[g.initializer.indexOf(bias)] = bNew;
-    else g.initializer.push(bNew);
-    conv.input[2] = biasName;
+    ed.adoptInitializer(w.name, weights);
+    if (bias) ed.replaceInitializer(bias.name, newBias);
+    else ed.setInput(conv, 2, ed.addFloatInitializer(`${conv.name || conv.output[0]}_folded_bias`, [channels], newBias));
     // the conv now writes what the BatchNormalization wrote, so every reader is unchanged
-    conv.output[0] = bn.output[0];
-    drop.add(bn);
+    stale.push(conv.output[0]);
+    ed.removeNode(bn);
+    ed.setOutput(conv, 0, bn.output[0]);
     folded.push(bn.name || bn.output[0]);
   }
-  if (drop.size === 0) return { model: out, folded };
-  g.node = g.node.filter((n) => !drop.has(n));
-  // the conv's old output no longer exists; its value_info would describe a dangling tensor
-  const live = new Set(g.node.flatMap((n) => n.output));
-  g.valueInfo = g.valueInfo.filter((v) => live.has(v.name));
-  // BatchNormalization's parameters that nothing reads any more
-  const read = new Set(g.node.flatMap((n) => n.input));
-  for (const o of g.output) read.add(o.name);
-  g.initializer = g.initializer.filter((t) => read.has(t.name));
-  g.input = g.input.filter((i) => read.has(i.name) || !index.initializers.has(i.name));
-  return { model: out, folded };
+  if (folded.length === 0) return { model: ed.model, folded };
+  // the convs' old outputs no longer exist; BatchNormalization's parameters (and the Identity or
+  // Constant nodes exporters feed them through) are read by nothing any more
+  ed.dropValueInfo(stale);
+  ed.dropUnread(new Set(['Identity', 'Constant']), { initializers: true });
+  return { model: ed.model, folded };
 }
 
 /** The constant behind a tensor, looking through Identity nodes (exporters alias equal parameters that way). */
@@ -72,7 +63,7 @@ function constantThroughIdentity(index: GraphIndex, tensor: string): TensorProto
   for (let hops = 0; hops < 16; hops++) {
     const c = index.constant(name);
     if (c) return c;
-    const p = index.producer.get(name);
+    const p: NodeProto | undefined = index.producer.get(name);
     if (!p || p.opType !== 'Identity') return undefined;
     name = p.input[0];
   }

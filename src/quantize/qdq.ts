@@ -1,15 +1,7 @@
-import { create } from '@bufbuild/protobuf';
-import { GraphIndex, attrFloat, attrInt, nodeLabel, topologicalOrder } from '../onnx/graph.js';
-import { cloneModel, opsetVersion } from '../onnx/model.js';
-import {
-  AttributeProto_AttributeType as AT,
-  AttributeProtoSchema,
-  NodeProtoSchema,
-  TensorProtoSchema,
-  type ModelProto,
-  type NodeProto,
-  type TensorProto,
-} from '../onnx/proto/onnx_pb.js';
+import { ModelEditor } from '../onnx/edit.js';
+import { GraphIndex, attrFloat, attrInt, nodeLabel, sortedNodes } from '../onnx/graph.js';
+import { opsetVersion } from '../onnx/model.js';
+import type { ModelProto, NodeProto, TensorProto } from '../onnx/proto/onnx_pb.js';
 import { DataType, tensorDims, tensorToFloat32 } from '../onnx/tensor.js';
 import type { Range } from './calibrate.js';
 import { activationParams, quantizeBias, quantizeWeight, type QParams, type WeightBits } from './params.js';
@@ -179,47 +171,34 @@ function chooseNodes(index: GraphIndex, keepFloat: ReadonlySet<string>): NodePro
   return index.order.filter((n) => chosen.has(n));
 }
 
-function tensor(name: string, dataType: number, dims: readonly number[], raw: Uint8Array): TensorProto {
-  return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
-}
 
-function bytesOf(a: Float32Array | Int8Array | Uint8Array | Int32Array): Uint8Array {
-  return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength) as ArrayBuffer);
-}
 
-function node(name: string, opType: string, input: string[], output: string[], axis?: number): NodeProto {
-  const attribute = axis === undefined ? [] : [create(AttributeProtoSchema, { name: 'axis', type: AT.INT, i: BigInt(axis) })];
-  return create(NodeProtoSchema, { name, opType, input, output, attribute });
-}
 
 /**
  * Rewrite a float model (BatchNormalization already folded) into static QDQ form. Returns a new model;
  * the input is not changed. Every activation the chosen nodes touch must have a calibrated range.
  */
 export function quantizeQdq(model: ModelProto, opts: QdqOptions): QdqResult {
-  const out = cloneModel(model);
-  const g = out.graph!;
-  const perChannel = opts.perChannel && opsetVersion(out) >= PER_CHANNEL_OPSET;
-  let index = new GraphIndex(g);
+  const ed = ModelEditor.copyOf(model);
+  const perChannel = opts.perChannel && ed.opset() >= PER_CHANNEL_OPSET;
+  let index = new GraphIndex(ed.graph);
   const chosen = new Set(chooseNodes(index, opts.keepFloat));
 
   // Relu after a quantized producer: zero point 0 on the producer's output makes the grid clip at 0,
   // which is exactly ReLU, so the Relu goes and the producer writes its output (onnxruntime's quantizer
   // does the same; the fused kernel then never leaves uint8)
   const absorbed: string[] = [];
-  const removed = new Set<NodeProto>();
   for (const n of index.order) {
     if (n.opType !== 'Relu') continue;
     const p = index.producer.get(n.input[0]);
     if (!p || !chosen.has(p) || PASS_THROUGH.has(p.opType) || index.consumersOf(n.input[0]).length !== 1 || index.graphOutputs.has(n.input[0]) || index.graphOutputs.has(n.output[0])) continue;
     const r = opts.ranges.get(n.output[0]);
     if (!r || r.min < 0) continue;
-    p.output[0] = n.output[0];
-    removed.add(n);
+    ed.removeNode(n);
+    ed.setOutput(p, 0, n.output[0]);
     absorbed.push(nodeLabel(n));
   }
-  g.node = g.node.filter((n) => !removed.has(n));
-  index = new GraphIndex(g);
+  index = new GraphIndex(ed.graph);
 
   // every float activation a chosen node reads or writes, graph outputs included as onnxruntime's
   // quantizer does: without the QuantizeLinear after it, onnxruntime leaves a final Gemm in float
@@ -249,54 +228,57 @@ export function quantizeQdq(model: ModelProto, opts: QdqOptions): QdqResult {
 
   // the activation each weighted node reads, by its name before the rewiring below (bias scales need it)
   const dataInput = new Map(order.map((n) => [n, activationInputs(n, index)[0]]));
-  const added: NodeProto[] = [];
-  const newInits: TensorProto[] = [];
+  const readers = new Map([...toQuantize].map((t) => [t, index.consumersOf(t)]));
+  const quantizedOutput = new Map<string, string>();
   const dequantized = new Map<string, string>();
   for (const t of toQuantize) {
     const q = paramsOf(t);
-    const scale = `${t}_scale`;
-    const zp = `${t}_zero_point`;
-    newInits.push(tensor(scale, DataType.FLOAT, [], bytesOf(Float32Array.of(q.scale))), tensor(zp, DataType.UINT8, [], Uint8Array.of(q.zeroPoint)));
-    const qOut = `${t}_QuantizeLinear_Output`;
-    if (index.graphOutputs.has(t)) {
+    const scale = ed.addFloatInitializer(`${t}_scale`, [], Float32Array.of(q.scale));
+    const zp = ed.addIntInitializer(`${t}_zero_point`, [], [q.zeroPoint], DataType.UINT8);
+    if (ed.isGraphOutput(t)) {
       // the graph output keeps its name: the producer writes a new tensor, the DequantizeLinear writes the output
-      const qIn = `${t}_QuantizeLinear_Input`;
-      const p = index.producer.get(t)!;
-      p.output[p.output.indexOf(t)] = qIn;
-      added.push(node(`${t}_QuantizeLinear`, 'QuantizeLinear', [qIn, scale, zp], [qOut]), node(`${t}_DequantizeLinear`, 'DequantizeLinear', [qOut, scale, zp], [t]));
+      ed.insertAfter(t, { name: `${t}_QuantizeLinear`, opType: 'QuantizeLinear', inputs: [t, scale, zp] }, `${t}_QuantizeLinear_Input`);
+      const dq = ed.insertAfter(t, { name: `${t}_DequantizeLinear`, opType: 'DequantizeLinear', inputs: [t, scale, zp] }, `${t}_QuantizeLinear_Output`);
+      quantizedOutput.set(t, dq.input[0]);
       continue;
     }
-    const dqOut = `${t}_DequantizeLinear_Output`;
-    added.push(node(`${t}_QuantizeLinear`, 'QuantizeLinear', [t, scale, zp], [qOut]), node(`${t}_DequantizeLinear`, 'DequantizeLinear', [qOut, scale, zp], [dqOut]));
+    const qOut = ed.fresh(`${t}_QuantizeLinear_Output`);
+    const dqOut = ed.fresh(`${t}_DequantizeLinear_Output`);
+    ed.addNode({ name: `${t}_QuantizeLinear`, opType: 'QuantizeLinear', inputs: [t, scale, zp], outputs: [qOut] });
+    ed.addNode({ name: `${t}_DequantizeLinear`, opType: 'DequantizeLinear', inputs: [qOut, scale, zp], outputs: [dqOut] });
+    quantizedOutput.set(t, qOut);
     dequantized.set(t, dqOut);
   }
   // every reader of a quantized tensor reads its dequantized copy, float nodes included: they see the
   // values the integer kernels see
-  for (const n of g.node) for (let k = 0; k < n.input.length; k++) {
-    const dq = dequantized.get(n.input[k]);
+  for (const [t, nodes] of readers) {
+    const dq = dequantized.get(t);
     if (!dq) continue;
-    const channels = k === 0 && perChannel && opts.keepFloat.has(nodeLabel(n)) ? floatInputChannels(n, index) : undefined;
-    if (channels === undefined) {
-      n.input[k] = dq;
-      continue;
+    for (const n of nodes) {
+      for (let k = 0; k < n.input.length; k++) {
+        if (n.input[k] !== t) continue;
+        const channels = k === 0 && perChannel && opts.keepFloat.has(nodeLabel(n)) ? floatInputChannels(n, index) : undefined;
+        if (channels === undefined) {
+          ed.setInput(n, k, dq);
+          continue;
+        }
+        // onnxruntime quantizes the weight of a float Conv/Gemm itself (per tensor) when a per-tensor
+        // DequantizeLinear feeds it and a QuantizeLinear follows it; a per-channel DequantizeLinear with
+        // the same scale in every channel computes the same values and keeps the layer float, as asked
+        const q = paramsOf(t);
+        const own = `${t}_DequantizeLinear_${nodeLabel(n).replace(/[^A-Za-z0-9_.]/g, '_')}`;
+        const scale = ed.addFloatInitializer(`${own}_scale`, [channels], new Float32Array(channels).fill(q.scale));
+        const zp = ed.addIntInitializer(`${own}_zero_point`, [channels], new Uint8Array(channels).fill(q.zeroPoint), DataType.UINT8);
+        const out = ed.fresh(`${own}_Output`);
+        ed.addNode({ name: own, opType: 'DequantizeLinear', inputs: [quantizedOutput.get(t)!, scale, zp], outputs: [out], attrs: { axis: 1 } });
+        ed.setInput(n, k, out);
+      }
     }
-    // onnxruntime quantizes the weight of a float Conv/Gemm itself (per tensor) when a per-tensor
-    // DequantizeLinear feeds it and a QuantizeLinear follows it; a per-channel DequantizeLinear with the
-    // same scale in every channel computes the same values and keeps the layer float, as asked
-    const t = n.input[k];
-    const q = paramsOf(t);
-    const own = `${t}_DequantizeLinear_${nodeLabel(n).replace(/[^A-Za-z0-9_.]/g, '_')}`;
-    newInits.push(
-      tensor(`${own}_scale`, DataType.FLOAT, [channels], bytesOf(new Float32Array(channels).fill(q.scale))),
-      tensor(`${own}_zero_point`, DataType.UINT8, [channels], new Uint8Array(channels).fill(q.zeroPoint)),
-    );
-    added.push(node(own, 'DequantizeLinear', [`${t}_QuantizeLinear_Output`, `${own}_scale`, `${own}_zero_point`], [`${own}_Output`], 1));
-    n.input[k] = `${own}_Output`;
   }
 
   // weights and biases
   const weightDq = new Map<string, string>();
-  const usedBias = new Set<string>();
+  const chosenSet = new Set(order);
   for (const n of order) {
     if (!WEIGHTED.has(n.opType)) continue;
     const wName = n.opType === 'MatMul' ? n.input.find((i) => index.initializers.has(i)) : n.input[1];
@@ -304,55 +286,44 @@ export function quantizeQdq(model: ModelProto, opts: QdqOptions): QdqResult {
     const w = index.initializers.get(wName)!;
     const dims = tensorDims(w);
     const axis = !perChannel ? -1 : n.opType === 'Conv' ? 0 : n.opType === 'Gemm' ? (attrInt(n, 'transB', 0) ? 0 : 1) : 1;
-    const weightKey = `${wName}@${axis}`;
-    let wOut = weightDq.get(weightKey);
     const qw = quantizeWeight(tensorToFloat32(w), dims, axis, opts.weightBits);
+    const key = `${wName}@${axis}`;
+    let wOut = weightDq.get(key);
     if (!wOut) {
-      const suffix = [...weightDq.keys()].some((k) => k.startsWith(`${wName}@`)) ? `_axis${axis}` : '';
-      // the int8 weight keeps the float weight's name (which it replaces), so sparsity and layer reports
-      // read the same tensor before and after quantization
-      const qName = suffix ? `${wName}${suffix}_quantized` : wName;
-      const sName = `${wName}${suffix}_scale`;
-      const zName = `${wName}${suffix}_zero_point`;
+      // the int8 weight keeps the float weight's name (which it replaces) when only quantized nodes read
+      // it in this layout, so sparsity and layer reports read the same tensor before and after
+      const inPlace = index.consumersOf(wName).every((c) => chosenSet.has(c)) && ![...weightDq.keys()].some((k) => k.startsWith(`${wName}@`));
+      const qName = inPlace ? wName : ed.addIntInitializer(`${wName}_quantized`, dims, qw.values, DataType.INT8);
+      if (inPlace) ed.storeAsInteger(wName, qw.values, DataType.INT8);
       const perDims = axis < 0 ? [] : [qw.scales.length];
-      newInits.push(tensor(qName, DataType.INT8, dims, bytesOf(qw.values)), tensor(sName, DataType.FLOAT, perDims, bytesOf(qw.scales)), tensor(zName, DataType.INT8, perDims, new Uint8Array(qw.scales.length)));
-      wOut = `${wName}${suffix}_DequantizeLinear_Output`;
-      added.push(node(`${wName}${suffix}_DequantizeLinear`, 'DequantizeLinear', [qName, sName, zName], [wOut], axis < 0 ? undefined : axis));
-      weightDq.set(weightKey, wOut);
+      const sName = ed.addFloatInitializer(`${wName}_scale`, perDims, qw.scales);
+      const zName = ed.addIntInitializer(`${wName}_zero_point`, perDims, new Int8Array(qw.scales.length), DataType.INT8);
+      wOut = ed.fresh(`${wName}_DequantizeLinear_Output`);
+      ed.addNode({ name: `${wName}_DequantizeLinear`, opType: 'DequantizeLinear', inputs: [qName, sName, zName], outputs: [wOut], ...(axis < 0 ? {} : { attrs: { axis } }) });
+      weightDq.set(key, wOut);
     }
-    n.input[n.input.indexOf(wName)] = wOut;
+    ed.setInput(n, n.input.indexOf(wName), wOut);
     const bName = n.opType === 'MatMul' ? undefined : n.input[2];
     const xName = dataInput.get(n)!;
     if (bName && toQuantize.has(xName)) {
       const b = index.initializers.get(bName)!;
       const qb = quantizeBias(tensorToFloat32(b), paramsOf(xName).scale, qw.scales);
-      // a bias two nodes share is quantized once per reader: its scale depends on each reader's input
-      const base = usedBias.has(bName) ? `${bName}_${usedBias.size}` : bName;
-      usedBias.add(bName);
-      const perDims = axis < 0 ? [] : [qb.values.length];
       // per-tensor weights give one bias scale for every element
+      const perDims = axis < 0 ? [] : [qb.values.length];
       const scales = axis < 0 ? qb.scales.subarray(0, 1) : qb.scales;
-      if (axis < 0) {
-        newInits.push(tensor(`${base}_quantized`, DataType.INT32, tensorDims(b), bytesOf(qb.values)), tensor(`${base}_quantized_scale`, DataType.FLOAT, [], bytesOf(Float32Array.from(scales))), tensor(`${base}_quantized_zero_point`, DataType.INT32, [], new Uint8Array(4)));
-      } else {
-        newInits.push(tensor(`${base}_quantized`, DataType.INT32, tensorDims(b), bytesOf(qb.values)), tensor(`${base}_quantized_scale`, DataType.FLOAT, perDims, bytesOf(scales)), tensor(`${base}_quantized_zero_point`, DataType.INT32, perDims, new Uint8Array(4 * qb.values.length)));
-      }
-      const bOut = `${base}_DequantizeLinear_Output`;
-      added.push(node(`${base}_DequantizeLinear`, 'DequantizeLinear', [`${base}_quantized`, `${base}_quantized_scale`, `${base}_quantized_zero_point`], [bOut], axis < 0 ? undefined : 0));
-      n.input[2] = bOut;
+      const qName = ed.addIntInitializer(`${bName}_quantized`, tensorDims(b), qb.values, DataType.INT32);
+      const sName = ed.addFloatInitializer(`${bName}_quantized_scale`, perDims, Float32Array.from(scales));
+      const zName = ed.addIntInitializer(`${bName}_quantized_zero_point`, perDims, new Int32Array(scales.length), DataType.INT32);
+      const bOut = ed.fresh(`${bName}_DequantizeLinear_Output`);
+      ed.addNode({ name: `${bName}_DequantizeLinear`, opType: 'DequantizeLinear', inputs: [qName, sName, zName], outputs: [bOut], ...(axis < 0 ? {} : { attrs: { axis: 0 } }) });
+      ed.setInput(n, 2, bOut);
     }
   }
 
-  g.node = topologicalOrder([...g.node, ...added], producerMap([...g.node, ...added]));
-  const replaced = new Set(newInits.map((t) => t.name));
-  g.initializer = [...g.initializer.filter((t) => !replaced.has(t.name)), ...newInits];
+  ed.setNodes(sortedNodes(ed.graph.node));
   // float weights and biases nothing reads any more
-  const read = new Set(g.node.flatMap((n) => n.input));
-  for (const o of g.output) read.add(o.name);
-  const dropped = new Set(g.initializer.filter((t) => !read.has(t.name)).map((t) => t.name));
-  g.initializer = g.initializer.filter((t) => !dropped.has(t.name));
-  g.input = g.input.filter((i) => !dropped.has(i.name));
-  return { model: out, quantized: order.map(nodeLabel), absorbed, tensors: [...toQuantize], perChannel };
+  ed.dropUnread(new Set(), { initializers: true });
+  return { model: ed.model, quantized: order.map(nodeLabel), absorbed, tensors: [...toQuantize], perChannel };
 }
 
 /** Channels (axis 1) of the activation a float Conv/Gemm reads, from its weight; undefined for other nodes. */
@@ -363,10 +334,4 @@ function floatInputChannels(n: NodeProto, index: GraphIndex): number | undefined
   if (n.opType === 'Conv' && dims.length >= 3) return dims[1] * attrInt(n, 'group', 1);
   if (n.opType === 'Gemm' && dims.length === 2 && attrInt(n, 'transA', 0) === 0) return attrInt(n, 'transB', 0) ? dims[1] : dims[0];
   return undefined;
-}
-
-function producerMap(nodes: readonly NodeProto[]): Map<string, NodeProto> {
-  const m = new Map<string, NodeProto>();
-  for (const n of nodes) for (const o of n.output) if (o) m.set(o, n);
-  return m;
 }
