@@ -257,21 +257,18 @@ export async function quantizeDynamicStep(input: Omit<QuantizeStepInput, 'calib'
 }
 
 /**
- * Refuse, before anything is written, a quantization this run cannot do: no calibration data, a mode
- * not built, a schedule it does not follow, a model whose opset or types static QDQ cannot express.
+ * Refuse, before anything is written, a quantization this model cannot take: an opset or element types
+ * the rewrite cannot express, or (dynamic) no MatMul to rewrite. What the settings and inputs need
+ * (calibration data, no gradual schedule) is checked with the other rules in src/config/rules.ts.
  */
-export function checkQuantizeInputs(config: Config, calib: Dataset | undefined, model: ModelProto, req: { model: string }): void {
-  if (config.quantize === 'none') return;
+export function checkQuantizeInputs(config: Config, model: ModelProto, req: { model: string }): void {
   if (config.quantize === 'dynamic') {
-    if (config.schedule === 'gradual') throw new UserError(`--quantize dynamic: not combined with --schedule gradual yet; quantize the shipped step in a one-shot run (--schedule oneshot)`);
     if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new UserError(`${req.model}: cannot quantize dynamically: opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET}); re-export the model at opset 13 or later`);
     if (dynamicCandidates(model, config.quantizeExclude).length === 0) throw new UserError(`${req.model}: --quantize dynamic rewrites MatMul layers with a constant weight and this model has none; use --quantize int8 (static, calibrated on --calib)`);
-    return;
+  } else if (config.quantize === 'int8') {
+    const support = qdqSupport(model);
+    if (support.kind === 'unsupported') throw new UserError(`${req.model}: cannot quantize to INT8: ${support.reason}`);
   }
-  if (!calib) throw new UserError(`--quantize ${config.quantize}: needs calibration data to measure activation ranges; pass --calib FILE.npz (512 samples are plenty)`);
-  if (config.schedule === 'gradual') throw new UserError(`--quantize ${config.quantize}: not combined with --schedule gradual yet; quantize the shipped step in a one-shot run (--schedule oneshot)`);
-  const support = qdqSupport(model);
-  if (support.kind === 'unsupported') throw new UserError(`${req.model}: cannot quantize to INT8: ${support.reason}`);
 }
 
 /** A quantized step is measured like any other, with what the quantizer decided attached. */
