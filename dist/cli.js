@@ -33401,11 +33401,11 @@ async function quantizeStep(input) {
   ];
   const notes = [];
   if (prep.granularityNote) notes.push(`quantize: ${prep.granularityNote}`);
-  if (quality < floatQuality - CALIB_TOLERANCE) notes.push(`quantize: calibration ${metric} ${(quality * 100).toFixed(2)}% is still more than ${(CALIB_TOLERANCE * 100).toFixed(1)} pt below float (${(floatQuality * 100).toFixed(2)}%) after ${MAX_ERROR_FALLBACKS} layers went back to float`);
+  const backToFloat = [...keep.values()].filter((r) => r === "error").length;
+  if (quality < floatQuality - CALIB_TOLERANCE) notes.push(`quantize: calibration ${metric} ${(quality * 100).toFixed(2)}% is still more than ${(CALIB_TOLERANCE * 100).toFixed(1)} pt below float (${(floatQuality * 100).toFixed(2)}%) after ${backToFloat} layer${backToFloat === 1 ? "" : "s"} went back to float`);
   if (pick2.speedup !== null && pick2.speedup < 1) notes.push(`quantize: every INT8 plan measured slower than float on this runner (best ${pick2.speedup.toFixed(2)}x); the budgets judge the shipped model as measured`);
-  if (kernels.layers.some((l) => !l.integer && !keep.has(l.node) && !prep.excluded.includes(l.node))) {
-    notes.push(`quantize: onnxruntime left ${kernels.layers.filter((l) => !l.integer && !keep.has(l.node)).map((l) => `${l.node} (${l.kernel})`).join(", ")} in float`);
-  }
+  const unfused = kernels.layers.filter((l) => !l.integer && !keep.has(l.node) && !prep.excluded.includes(l.node));
+  if (unfused.length > 0) notes.push(`quantize: onnxruntime left ${unfused.map((l) => `${l.node} (${l.kernel})`).join(", ")} in float`);
   const integerLayers = kernels.layers.filter((l) => l.integer).length;
   const info = {
     scheme: "static-qdq",
