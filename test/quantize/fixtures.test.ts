@@ -21,8 +21,8 @@ describe.each([
   it('stays within 1 pt of float on held-out data, runs every layer in integer kernels and passes onnx.checker', async () => {
     const model = loadModel(fixture(file)).proto;
     const inputs = modelInputs(model, file);
-    const calib = first(loadDataset(fixture('fmnist-calib.npz'), inputs, { requireLabels: false }), 256);
-    const test = first(loadDataset(fixture('fmnist-test.npz'), inputs, { requireLabels: true }), 1000);
+    const calib = first(loadDataset(fixture('fmnist-calib.npz'), inputs, { requireLabels: false }), 128);
+    const test = first(loadDataset(fixture('fmnist-test.npz'), inputs, { requireLabels: true }), 600);
     const prep = await prepareQuantization(model, calib, { calibrator: 'minmax', exclude: [], threads: 1 });
     const q = buildQuantized(prep, new Set(), 8);
     const [f, i] = [await predict(model, test, 'fused', 1), await predict(q.model, test, 'fused', 1)];
