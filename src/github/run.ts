@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { Ledger } from '../ledger/types.js';
-import type { Progress } from '../io/progress.js';
+import { stageLine, type Progress } from '../io/progress.js';
 import { checkModels, mergeLedgers, readLedgers, type BaseSource, type ModelJob } from './checkModels.js';
 import { upsertStickyComment } from './comment.js';
 import { COMMENT_LIMIT, fitComment } from './fit.js';
@@ -43,7 +43,7 @@ const FORK_HINT =
   'from a follow-up workflow triggered by `workflow_run`, which runs with a write token but never checks out the fork\'s code (see README).';
 
 function progressFor(io: ActionIO): Progress {
-  return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {}, stop() {} };
+  return { stage: (e) => io.info(`prune-guard: ${stageLine(e)}`), note: (m) => io.info(`prune-guard: ${m}`), update() {}, stop() {} };
 }
 
 function pullRequestOf(ctx: RunContext, inputs: ActionInputs): { number: number; base: string; head: string } | undefined {

@@ -86,7 +86,7 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
   const ctx = (i: number) => ({ data, shifts, denseWeights: prunableWeights(models[i].proto, opts), config, progress, provider: provider.provider });
   const base = await measureStep('base', `base model ${path.basename(req.base)}`, req.base, ctx(0));
   const head = await measureStep('head', `head model ${path.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.start('latency (base and head interleaved)', config.batchSizes.length * (config.latency.warmup + config.latency.runs));
+  progress.stage({ kind: 'latency', detail: 'base and head interleaved', total: config.batchSizes.length * (config.latency.warmup + config.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();

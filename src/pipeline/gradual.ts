@@ -158,7 +158,7 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels!.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct(channels)} of the dense channels (${pct(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct(target)} of the dense weights` : ''}`;
     }
-    progress.note(`pruning ${path.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.stage({ kind: 'prune', model: path.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig: Config = { ...config, method: structured ? 'structured' : config.method, sparsity: stepSparsity };
     const pruned = plan
       ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [] as string[], structured: undefined }

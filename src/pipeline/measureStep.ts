@@ -55,7 +55,7 @@ export async function measureStep(name: string, description: string, artifact: s
   const shiftAccuracy: Record<string, number> = {};
   const shiftPreds = new Map<string, Predictions>();
   try {
-    progress.start(`evaluate ${name}`, data.count);
+    progress.stage({ kind: 'evaluate', step: name, total: data.count });
     preds = await evaluateClassifier(session, data, {
       batchSize: batch,
       outputsAreProbabilities: probabilities,

@@ -77,7 +77,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const target = targetSparsity(config);
   // after every check, so a refused run still prints one line; falling back to global is today's behaviour, not news
   if (scope.scope !== 'global' && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
+  progress.stage({ kind: 'prune', model: path.basename(req.model), detail: `${config.method} to ${(target * 100).toFixed(1)}%` });
   const stamp = (model: ModelProto, scope: string = config.scope): void => {
     setMetadata(model, {
       'prune-guard.version': VERSION,

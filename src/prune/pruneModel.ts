@@ -193,7 +193,7 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
       method, sparsity: config.sparsity, calib: ctx.calib!, weights, config, perMac: config.scope === 'sensitivity-macs',
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total) => {
-        if (!started) ctx.progress?.start(`sensitivity curves (${method}, ${total} ${method === 'unstructured' ? 'layers' : 'groups'})`, total);
+        if (!started) ctx.progress?.stage({ kind: 'sensitivity', detail: `${method}, ${total} ${method === 'unstructured' ? 'layers' : 'groups'}`, total });
         started = true;
         ctx.progress?.update(done);
       },

@@ -131,7 +131,7 @@ export async function runRounds(req: RoundsRequest): Promise<RoundsOutcome> {
   for (let r = 1; r < req.rounds; r++) {
     const t0 = performance.now();
     const target = targets[r - 1];
-    progress.note(`recovery round ${r}/${req.rounds}: ${config.method} to ${pct(target)}`);
+    progress.stage({ kind: 'recover', work: 'round', round: r, rounds: req.rounds, detail: `${config.method} to ${pct(target)}` });
     const pruned = pruneRound(current, req.weights, target, config, req.plan);
     const dir = path.join(req.stepsDir, `round-${String(r).padStart(2, '0')}`);
     const artifact = stepFile(dir, 1, 'prune');
@@ -182,7 +182,7 @@ interface RoundsContext {
 async function runChain(dense: ModelProto, weights: readonly PrunableWeight[], config: Config, rounds: number, dir: string, ctx: RoundsContext, plan?: UnstructuredSensitivityPlan): Promise<RoundsPrune & { score: CalibScore | undefined; seconds: number }> {
   const t0 = performance.now();
   const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
-  ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config.method} to ${pct(config.sparsity)}`);
+  ctx.progress.stage({ kind: 'recover', work: 'round', round: rounds, rounds, detail: `${config.method} to ${pct(config.sparsity)}` });
   const model = pruneRound(r.model, weights, config.sparsity, config, plan);
   ctx.stamp(model, plan ? 'sensitivity' : config.scope);
   const pruneArtifact = stepFile(dir, 1, 'prune');

@@ -152,7 +152,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
   fs.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === 'command') {
     const artifact = stepFile(req.stepsDir, 2, 'command');
-    progress.note(`recovery: running ${config.recoveryCommand}`);
+    progress.stage({ kind: 'recover', work: 'command', detail: `running ${config.recoveryCommand}` });
     const t0 = performance.now();
     const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads) : undefined;
     const model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
@@ -224,7 +224,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     // auto keeps a stage only when it improves the labelled calibration score; reconstruct always keeps the refit
     const judged = config.recovery === 'auto';
     const t0 = performance.now();
-    progress.note('recovery: layer-wise reconstruction on the calibration set');
+    progress.stage({ kind: 'recover', work: 'reconstruct', detail: 'layer-wise reconstruction on the calibration set' });
     const adaptive = config.criterion === 'sparsegpt' && config.method === 'unstructured' && !req.structured;
     const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
       ...DEFAULT_RECONSTRUCT,
