@@ -15,6 +15,7 @@ import { better, calibScore, type CalibScore } from './calibScore.js';
 import { distillStage } from './distill/stage.js';
 import { externalRecovery } from './external.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from './reconstruct.js';
+import { batchNormBoundText, distillUnfitText, layerSkipText, type BatchNormBound, type LayerSkip } from './refusals.js';
 import { bakeTemperature, calibrateTemperature, type TemperatureFit } from './temperature.js';
 
 /** Cost and gain of one recovery step; calibration-set numbers are what the step was judged on. */
@@ -207,7 +208,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
   async function distillStep(judged: boolean, deadline: number | undefined): Promise<void> {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
-      bound(`recovery: distillation skipped: ${unfit}`);
+      bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
     const d = await distillStage(req.dense, current, calib!, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline });
@@ -235,7 +236,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0,
     });
     const seconds = (performance.now() - t0) / 1000;
-    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
+    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join('; ') || undefined;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
     // nothing refit (every layer skipped by a bound): the model is unchanged, so judging it would only spend a pass
@@ -257,9 +258,10 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config, { deadline: deadline === undefined ? undefined : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep('recover:bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ''} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
+    await tryBatchNorm(current, calib, config, { deadline: deadline === undefined ? undefined : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound) => keep('recover:bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound ? ` (${batchNormBoundText(bound)})` : ''} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+      const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
-      if (why.includes('recovery-time-budget')) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
+      if (refusal.kind === 'bound') bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config.recovery === 'auto') {
       if (deadline !== undefined && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
@@ -286,27 +288,46 @@ function refitWeights(req: RecoveryRequest): string[] {
 
 const EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
 
+/** Why BatchNorm re-estimation was not kept. */
+type BatchNormRefusal =
+  | { kind: 'no-labels' }
+  /** the time left allowed no pass at all */
+  | { kind: 'bound'; bound: BatchNormBound }
+  /** it made the calibration score worse */
+  | { kind: 'worse'; score: CalibScore; without: CalibScore };
+
+function batchNormRefusalText(r: BatchNormRefusal): string {
+  switch (r.kind) {
+    case 'no-labels':
+      return 'the calibration set has no labels to judge it';
+    case 'bound':
+      return batchNormBoundText(r.bound);
+    case 'worse':
+      return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
+  }
+}
+
 /** BN statistics re-estimation, kept only when it improves the labelled calibration score. */
 async function tryBatchNorm(
   model: ModelProto,
   calib: Dataset,
   config: Config,
   bounds: BatchNormBounds,
-  accept: (model: ModelProto, seconds: number, score: CalibScore, nodes: number, note?: string) => void,
+  accept: (model: ModelProto, seconds: number, score: CalibScore, nodes: number, bound?: BatchNormBound) => void,
   currentScore: () => CalibScore | undefined,
-  reject: (why: string) => void,
+  reject: (refusal: BatchNormRefusal) => void,
 ): Promise<void> {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
   // judged on the labelled score, so without labels the passes would be wasted
-  if (!base) return reject('the calibration set has no labels to judge it');
+  if (!base) return reject({ kind: 'no-labels' });
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, config.latency.threads, bounds);
-  if (bn.nodes.length === 0) return bn.note ? reject(bn.note) : undefined;
+  if (bn.nodes.length === 0) return bn.bound ? reject({ kind: 'bound', bound: bn.bound }) : undefined;
   const seconds = (performance.now() - t0) / 1000;
   const score = await calibScore(bn.model, calib, config.latency.threads);
-  if (!better(score, base)) return reject(`${fmt(score)} vs ${fmt(base)} without it`);
-  accept(bn.model, seconds, score, bn.nodes.length, bn.note);
+  if (!better(score, base)) return reject({ kind: 'worse', score, without: base });
+  accept(bn.model, seconds, score, bn.nodes.length, bn.bound);
 }
 
 function hasBatchNorm(model: ModelProto): boolean {
@@ -325,12 +346,12 @@ function subsampledClause(subsampled: readonly { weight: string; samples: number
  * One clause for the step description on the layers a bound kept from being refit (memory, time),
  * or undefined when none was: the ledger says which bound bit and where, not only the progress log.
  */
-function boundSkips(skipped: readonly { weight: string; reason: string }[]): string | undefined {
-  const memory = skipped.filter((s) => s.reason.includes('refit bound'));
-  const time = skipped.filter((s) => s.reason.includes('recovery-time-budget'));
+function boundSkips(skipped: readonly { weight: string; reason: LayerSkip }[]): string | undefined {
+  const memory = skipped.filter((s) => s.reason.kind === 'memory');
+  const time = skipped.filter((s) => s.reason.kind === 'time');
   const parts: string[] = [];
   const names = (l: typeof skipped) => (l.length <= 3 ? l.map((s) => s.weight).join(', ') : `${l.slice(0, 2).map((s) => s.weight).join(', ')} and ${l.length - 2} more`);
-  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? 's' : ''} not refit for memory (${names(memory)}: ${memory[0].reason})`);
-  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? 's' : ''} not refit for time (${names(time)}: ${time[0].reason}; a larger recovery-time-budget refits them)`);
+  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? 's' : ''} not refit for memory (${names(memory)}: ${layerSkipText(memory[0].reason)})`);
+  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? 's' : ''} not refit for time (${names(time)}: ${layerSkipText(time[0].reason)}; a larger recovery-time-budget refits them)`);
   return parts.length ? parts.join('; ') : undefined;
 }
