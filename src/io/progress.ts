@@ -1,5 +1,3 @@
-import cliProgress from 'cli-progress';
-
 /**
  * A stage of a run beginning. The deadline names the stage a run stopped in from these, and benches time
  * each stage by them; the text a person reads is rendered from the event (`stageLine`), never parsed back.
@@ -56,28 +54,3 @@ export function stageLine(e: StageEvent): string {
 }
 
 export const silentProgress: Progress = { stage() {}, note() {}, update() {}, stop() {} };
-
-/** Bars on a terminal; plain stage lines elsewhere (CI logs do not render carriage returns). */
-export function stderrProgress(stream: NodeJS.WriteStream = process.stderr): Progress {
-  const line = (m: string) => stream.write(`prune-guard: ${m}\n`);
-  if (!stream.isTTY) {
-    return { stage: (e) => line(stageLine(e)), note: line, update() {}, stop() {} };
-  }
-  let bar: cliProgress.SingleBar | undefined;
-  return {
-    stage(e) {
-      if (!('total' in e)) return void line(stageLine(e));
-      bar = new cliProgress.SingleBar(
-        { stream, format: `${stageLine(e).padEnd(36)} [{bar}] {value}/{total} {duration_formatted}`, clearOnComplete: false, hideCursor: true },
-        cliProgress.Presets.shades_classic,
-      );
-      bar.start(e.total, 0);
-    },
-    note: line,
-    update: (done) => bar?.update(done),
-    stop() {
-      bar?.stop();
-      bar = undefined;
-    },
-  };
-}
