@@ -75,7 +75,7 @@ const config: Config = {
 const t = performance.now();
 const result = await runPipeline({ model, data, ...(calib ? { calib } : {}), shifts: [], out, config, budgets: [] }, progress);
 close('end');
-const step = result.ledger.models[0].steps.at(-1)!;
+const step = result.model.steps.at(-1)!;
 process.stdout.write(
   JSON.stringify({
     total: true,
@@ -84,9 +84,9 @@ process.stdout.write(
     fileMB: fs.statSync(model).size / MB,
     dataMB: fs.statSync(data).size / MB,
     ...(calib ? { calibMB: fs.statSync(calib).size / MB } : {}),
-    notes: result.ledger.models[0].notes ?? [],
-    descriptions: result.ledger.models[0].steps.map((s) => s.description),
-    steps: result.ledger.models[0].steps.map((s) => s.name),
+    notes: result.model.notes ?? [],
+    descriptions: result.model.steps.map((s) => s.description),
+    steps: result.model.steps.map((s) => s.name),
     sparsity: step.sparsity,
     params: step.params,
   }) + '\n',

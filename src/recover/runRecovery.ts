@@ -39,9 +39,12 @@ export interface TemperatureInfo {
   calib_ece_after: number;
 }
 
+/** The recovery stages a run can keep; each is saved as NN-<stage>.onnx. */
+export type RecoveryStage = 'reconstruct' | 'bn-stats' | 'distill' | 'command' | 'temperature';
+
 /** One recovery step, saved to disk, for the pipeline to measure like any other step. */
 export interface RecoveryStep {
-  name: string;
+  stage: RecoveryStage;
   description: string;
   artifact: string;
   info: RecoveryInfo;
@@ -138,7 +141,7 @@ export async function runRecovery(req: RecoveryRequest): Promise<RecoveryOutcome
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step: RecoveryStep = {
-    name: 'calibrate:temperature',
+    stage: 'temperature',
     description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
     artifact,
     info: { seconds: (performance.now() - t0) / 1000, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
@@ -168,7 +171,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     const info: RecoveryInfo = { seconds };
     if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
-    return [{ step: { name: 'recover:command', description, artifact, info }, model }];
+    return [{ step: { stage: 'command', description, artifact, info }, model }];
   }
   if (!calib) {
     if (config.recovery === 'auto') return [];
@@ -192,14 +195,14 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     bounded.push(line);
   };
 
-  const keep = (name: string, description: string, model: ModelProto, seconds: number, score: CalibScore | undefined): void => {
-    const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ''));
+  const keep = (stage: RecoveryStage, description: string, model: ModelProto, seconds: number, score: CalibScore | undefined): void => {
+    const artifact = stepFile(req.stepsDir, steps.length + 2, stage);
     saveModel(model, artifact);
     const info: RecoveryInfo = { seconds };
     if (currentScore && score) {
       Object.assign(info, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score.nll });
     }
-    steps.push({ step: { name, description, artifact, info }, model });
+    steps.push({ step: { stage, description, artifact, info }, model });
     current = model;
     currentScore = score;
   };
@@ -218,7 +221,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score)} vs ${fmt(currentScore)} without it` : 'no epoch improved the held-out KL'})`);
       return;
     }
-    keep('recover:distill', `${d.summary} (${fmt(score)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score);
+    keep('distill', `${d.summary} (${fmt(score)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score);
   }
 
   if (config.recovery === 'reconstruct' || config.recovery === 'auto') {
@@ -247,7 +250,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       progress.note(`recovery: reconstruction not kept (${fmt(score)} vs ${fmt(currentScore)} without it)`);
     } else if (r.layers.length > 0) {
       keep(
-        'recover:reconstruct',
+        'reconstruct',
         `${notRefit ? `${notRefit}; ` : ''}${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ''}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score)}; ${seconds.toFixed(1)} s)`,
         r.model,
         seconds,
@@ -258,7 +261,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config, { deadline: deadline === undefined ? undefined : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound) => keep('recover:bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound ? ` (${batchNormBoundText(bound)})` : ''} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+    await tryBatchNorm(current, calib, config, { deadline: deadline === undefined ? undefined : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound) => keep('bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound ? ` (${batchNormBoundText(bound)})` : ''} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
       const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (refusal.kind === 'bound') bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
