@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path18 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path22 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path18 && path18[0] !== "/") {
-          path18 = `/${path18}`;
+        if (path22 && path22[0] !== "/") {
+          path22 = `/${path22}`;
         }
-        return new URL(`${origin}${path18}`);
+        return new URL(`${origin}${path22}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin }
+          request: { method, path: path22, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path18);
+        debuglog("sending request to %s %s/%s", method, origin, path22);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin },
+          request: { method, path: path22, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path18,
+          path22,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin }
+          request: { method, path: path22, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path18);
+        debuglog("trailers received from %s %s/%s", method, origin, path22);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin },
+          request: { method, path: path22, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path18,
+          path22,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path18, origin }
+            request: { method, path: path22, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path18);
+          debuglog("sending request to %s %s/%s", method, origin, path22);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path18,
+        path: path22,
         method,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path18 !== "string") {
+        if (typeof path22 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path18[0] !== "/" && !(path18.startsWith("http://") || path18.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path22[0] !== "/" && !(path22.startsWith("http://") || path22.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path18)) {
+        } else if (invalidPathRegex.test(path22)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path18, query) : path18;
+        this.path = query ? buildURL(path22, query) : path22;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -2309,9 +2309,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve7, reject) => {
+          return new Promise((resolve8, reject) => {
             this.close((err2, data) => {
-              return err2 ? reject(err2) : resolve7(data);
+              return err2 ? reject(err2) : resolve8(data);
             });
           });
         }
@@ -2349,12 +2349,12 @@ var require_dispatcher_base = __commonJS({
           err2 = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve7, reject) => {
+          return new Promise((resolve8, reject) => {
             this.destroy(err2, (err3, data) => {
               return err3 ? (
                 /* istanbul ignore next: should never error */
                 reject(err3)
-              ) : resolve7(data);
+              ) : resolve8(data);
             });
           });
         }
@@ -2726,14 +2726,14 @@ var require_connect = __commonJS({
       const sessionCache = new SessionCache(maxCachedSessions == null ? 100 : maxCachedSessions);
       timeout = timeout == null ? 1e4 : timeout;
       allowH2 = allowH2 != null ? allowH2 : false;
-      return function connect({ hostname, host, protocol, port, servername, localAddress, httpSocket }, callback) {
+      return function connect({ hostname: hostname2, host, protocol, port, servername, localAddress, httpSocket }, callback) {
         let socket;
         if (protocol === "https:") {
           if (!tls) {
             tls = __require("node:tls");
           }
           servername = servername || options.servername || util.getServerName(host) || null;
-          const sessionKey = servername || hostname;
+          const sessionKey = servername || hostname2;
           assert2(sessionKey);
           const session = customSession || sessionCache.get(sessionKey) || null;
           port = port || 443;
@@ -2749,7 +2749,7 @@ var require_connect = __commonJS({
             socket: httpSocket,
             // upgrade socket connection
             port,
-            host: hostname
+            host: hostname2
           });
           socket.on("session", function(session2) {
             sessionCache.set(sessionKey, session2);
@@ -2763,14 +2763,14 @@ var require_connect = __commonJS({
             ...options,
             localAddress,
             port,
-            host: hostname
+            host: hostname2
           });
         }
         if (options.keepAlive == null || options.keepAlive) {
           const keepAliveInitialDelay = options.keepAliveInitialDelay === void 0 ? 6e4 : options.keepAliveInitialDelay;
           socket.setKeepAlive(true, keepAliveInitialDelay);
         }
-        const clearConnectTimeout = setupConnectTimeout(new WeakRef(socket), { timeout, hostname, port });
+        const clearConnectTimeout = setupConnectTimeout(new WeakRef(socket), { timeout, hostname: hostname2, port });
         socket.setNoDelay(true).once(protocol === "https:" ? "secureConnect" : "connect", function() {
           queueMicrotask(clearConnectTimeout);
           if (callback) {
@@ -4621,8 +4621,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve7, reject) => {
-        res = resolve7;
+      const promise = new Promise((resolve8, reject) => {
+        res = resolve8;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -5954,35 +5954,35 @@ var require_client_h1 = __commonJS({
       return await WebAssembly.instantiate(mod, {
         env: {
           /* eslint-disable camelcase */
-          wasm_on_url: (p, at, len) => {
+          wasm_on_url: (p, at2, len) => {
             return 0;
           },
-          wasm_on_status: (p, at, len) => {
+          wasm_on_status: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onStatus(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_message_begin: (p) => {
             assert2(currentParser.ptr === p);
             return currentParser.onMessageBegin() || 0;
           },
-          wasm_on_header_field: (p, at, len) => {
+          wasm_on_header_field: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onHeaderField(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
-          wasm_on_header_value: (p, at, len) => {
+          wasm_on_header_value: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onHeaderValue(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_headers_complete: (p, statusCode, upgrade, shouldKeepAlive) => {
             assert2(currentParser.ptr === p);
             return currentParser.onHeadersComplete(statusCode, Boolean(upgrade), Boolean(shouldKeepAlive)) || 0;
           },
-          wasm_on_body: (p, at, len) => {
+          wasm_on_body: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onBody(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_message_complete: (p) => {
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method, path: path18, host, upgrade, blocking, reset } = request2;
+      const { method, path: path22, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path18} HTTP/1.1\r
+      let header = `${method} ${path22} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -6873,12 +6873,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve7, reject) => {
+      const waitForDrain = () => new Promise((resolve8, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve7;
+          callback = resolve8;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method, path: path18, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method, path: path22, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7238,8 +7238,8 @@ var require_client_h2 = __commonJS({
         }
       }
       let stream;
-      const { hostname, port } = client[kUrl];
-      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname}${port ? `:${port}` : ""}`;
+      const { hostname: hostname2, port } = client[kUrl];
+      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname2}${port ? `:${port}` : ""}`;
       headers[HTTP2_HEADER_METHOD] = method;
       const abort = (error2) => {
         if (request2.aborted) {
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path18;
+      headers[HTTP2_HEADER_PATH] = path22;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7548,12 +7548,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve7, reject) => {
+      const waitForDrain = () => new Promise((resolve8, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve7;
+          callback = resolve8;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path18 = search ? `${pathname}${search}` : pathname;
+        const path22 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path18;
+        this.opts.path = path22;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8032,16 +8032,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve7) => {
+        return new Promise((resolve8) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve7;
+            this[kClosedResolve] = resolve8;
           } else {
-            resolve7(null);
+            resolve8(null);
           }
         });
       }
       async [kDestroy](err2) {
-        return new Promise((resolve7) => {
+        return new Promise((resolve8) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i2 = 0; i2 < requests.length; i2++) {
             const request2 = requests[i2];
@@ -8052,7 +8052,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve7(null);
+            resolve8(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err2, callback);
@@ -8079,20 +8079,20 @@ var require_client = __commonJS({
     async function connect(client) {
       assert2(!client[kConnecting]);
       assert2(!client[kHTTPContext]);
-      let { host, hostname, protocol, port } = client[kUrl];
-      if (hostname[0] === "[") {
-        const idx = hostname.indexOf("]");
+      let { host, hostname: hostname2, protocol, port } = client[kUrl];
+      if (hostname2[0] === "[") {
+        const idx = hostname2.indexOf("]");
         assert2(idx !== -1);
-        const ip = hostname.substring(1, idx);
+        const ip = hostname2.substring(1, idx);
         assert2(net.isIP(ip));
-        hostname = ip;
+        hostname2 = ip;
       }
       client[kConnecting] = true;
       if (channels.beforeConnect.hasSubscribers) {
         channels.beforeConnect.publish({
           connectParams: {
             host,
-            hostname,
+            hostname: hostname2,
             protocol,
             port,
             version: client[kHTTPContext]?.version,
@@ -8103,10 +8103,10 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve7, reject) => {
+        const socket = await new Promise((resolve8, reject) => {
           client[kConnector]({
             host,
-            hostname,
+            hostname: hostname2,
             protocol,
             port,
             servername: client[kServerName],
@@ -8115,7 +8115,7 @@ var require_client = __commonJS({
             if (err2) {
               reject(err2);
             } else {
-              resolve7(socket2);
+              resolve8(socket2);
             }
           });
         });
@@ -8139,7 +8139,7 @@ var require_client = __commonJS({
           channels.connected.publish({
             connectParams: {
               host,
-              hostname,
+              hostname: hostname2,
               protocol,
               port,
               version: client[kHTTPContext]?.version,
@@ -8160,7 +8160,7 @@ var require_client = __commonJS({
           channels.connectError.publish({
             connectParams: {
               host,
-              hostname,
+              hostname: hostname2,
               protocol,
               port,
               version: client[kHTTPContext]?.version,
@@ -8439,8 +8439,8 @@ var require_pool_base = __commonJS({
       }
       get [kSize]() {
         let ret = this[kQueued];
-        for (const { [kSize]: size } of this[kClients]) {
-          ret += size;
+        for (const { [kSize]: size2 } of this[kClients]) {
+          ret += size2;
         }
         return ret;
       }
@@ -8451,8 +8451,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve7) => {
-            this[kClosedResolve] = resolve7;
+          await new Promise((resolve8) => {
+            this[kClosedResolve] = resolve8;
           });
         }
       }
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path18 = "/",
+          path: path22 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path18;
+        opts.path = origin + path22;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -9135,10 +9135,10 @@ var require_env_http_proxy_agent = __commonJS({
         }
       }
       #getProxyAgentForUrl(url) {
-        let { protocol, host: hostname, port } = url;
-        hostname = hostname.replace(/:\d*$/, "").toLowerCase();
+        let { protocol, host: hostname2, port } = url;
+        hostname2 = hostname2.replace(/:\d*$/, "").toLowerCase();
         port = Number.parseInt(port, 10) || DEFAULT_PORTS[protocol] || 0;
-        if (!this.#shouldProxy(hostname, port)) {
+        if (!this.#shouldProxy(hostname2, port)) {
           return this[kNoProxyAgent];
         }
         if (protocol === "https:") {
@@ -9146,7 +9146,7 @@ var require_env_http_proxy_agent = __commonJS({
         }
         return this[kHttpProxyAgent];
       }
-      #shouldProxy(hostname, port) {
+      #shouldProxy(hostname2, port) {
         if (this.#noProxyChanged) {
           this.#parseNoProxy();
         }
@@ -9162,11 +9162,11 @@ var require_env_http_proxy_agent = __commonJS({
             continue;
           }
           if (!/^[.*]/.test(entry3.hostname)) {
-            if (hostname === entry3.hostname) {
+            if (hostname2 === entry3.hostname) {
               return false;
             }
           } else {
-            if (hostname.endsWith(entry3.hostname.replace(/^\*/, ""))) {
+            if (hostname2.endsWith(entry3.hostname.replace(/^\*/, ""))) {
               return false;
             }
           }
@@ -9431,7 +9431,7 @@ var require_retry_handler = __commonJS({
             this.abort(contentLengthError);
             return false;
           }
-          const { start, size, end = size - 1 } = contentRange;
+          const { start, size: size2, end = size2 - 1 } = contentRange;
           if (this.start !== start || this.end != null && this.end !== end) {
             this.abort(
               new RequestRetryError("Content-Range mismatch", statusCode, {
@@ -9461,7 +9461,7 @@ var require_retry_handler = __commonJS({
               this.abort(contentLengthError);
               return false;
             }
-            const { start, size, end = size - 1 } = range2;
+            const { start, size: size2, end = size2 - 1 } = range2;
             assert2(
               start != null && Number.isFinite(start),
               "content-range mismatch"
@@ -9721,7 +9721,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve7, reject) => {
+        return await new Promise((resolve8, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9734,7 +9734,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve7(null);
+              resolve8(null);
             }
           }).on("error", noop3).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9753,7 +9753,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve7, reject) => {
+      return new Promise((resolve8, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9770,7 +9770,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve7,
+              resolve: resolve8,
               reject,
               length: 0,
               body: []
@@ -9840,18 +9840,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve: resolve7, stream, length } = consume2;
+      const { type, body, resolve: resolve8, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve7(chunksDecode(body, length));
+          resolve8(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve7(JSON.parse(chunksDecode(body, length)));
+          resolve8(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve7(chunksConcat(body, length).buffer);
+          resolve8(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve7(new Blob(body, { type: stream[kContentType] }));
+          resolve8(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve7(chunksConcat(body, length));
+          resolve8(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err2) {
@@ -10108,9 +10108,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve8, reject) => {
           request2.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve8(data);
           });
         });
       }
@@ -10333,9 +10333,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve8, reject) => {
           stream.call(this, opts, factory, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve8(data);
           });
         });
       }
@@ -10620,9 +10620,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve8, reject) => {
           upgrade.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve8(data);
           });
         });
       }
@@ -10714,9 +10714,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve8, reject) => {
           connect.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve8(data);
           });
         });
       }
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path18) {
-      if (typeof path18 !== "string") {
-        return path18;
+    function safeUrl(path22) {
+      if (typeof path22 !== "string") {
+        return path22;
       }
-      const pathSegments = path18.split("?");
+      const pathSegments = path22.split("?");
       if (pathSegments.length !== 2) {
-        return path18;
+        return path22;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path18, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path18);
+    function matchKey(mockDispatch2, { path: path22, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path22);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path18 }) => matchValue(safeUrl(path18), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path22 }) => matchValue(safeUrl(path22), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path18, method, body, headers, query } = opts;
+      const { path: path22, method, body, headers, query } = opts;
       return {
-        path: path18,
+        path: path22,
         method,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path18, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path22, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path18,
+            Path: path22,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -12267,17 +12267,17 @@ var require_headers = __commonJS({
       }
       // https://fetch.spec.whatwg.org/#convert-header-names-to-a-sorted-lowercase-set
       toSortedArray() {
-        const size = this[kHeadersMap].size;
-        const array = new Array(size);
-        if (size <= 32) {
-          if (size === 0) {
+        const size2 = this[kHeadersMap].size;
+        const array = new Array(size2);
+        if (size2 <= 32) {
+          if (size2 === 0) {
             return array;
           }
           const iterator2 = this[kHeadersMap][Symbol.iterator]();
           const firstValue = iterator2.next().value;
           array[0] = [firstValue[0], firstValue[1].value];
           assert2(firstValue[1].value !== null);
-          for (let i2 = 1, j = 0, right = 0, left = 0, pivot = 0, x2, value; i2 < size; ++i2) {
+          for (let i2 = 1, j = 0, right = 0, left = 0, pivot = 0, x2, value; i2 < size2; ++i2) {
             value = iterator2.next().value;
             x2 = array[i2] = [value[0], value[1].value];
             assert2(x2[1] !== null);
@@ -14579,7 +14579,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url = requestCurrentURL(request2);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve7, reject) => agent.dispatch(
+        return new Promise((resolve8, reject) => agent.dispatch(
           {
             path: url.pathname + url.search,
             origin: url.origin,
@@ -14655,7 +14655,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve7({
+              resolve8({
                 status,
                 statusText,
                 headersList,
@@ -14698,7 +14698,7 @@ var require_fetch = __commonJS({
               for (let i2 = 0; i2 < rawHeaders.length; i2 += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i2]), rawHeaders[i2 + 1].toString("latin1"), true);
               }
-              resolve7({
+              resolve8({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -15255,7 +15255,7 @@ var require_util4 = __commonJS({
       return null;
     }
     function combineByteSequences(sequences) {
-      const size = sequences.reduce((a, b) => {
+      const size2 = sequences.reduce((a, b) => {
         return a + b.byteLength;
       }, 0);
       let offset = 0;
@@ -15263,7 +15263,7 @@ var require_util4 = __commonJS({
         a.set(b, offset);
         offset += b.byteLength;
         return a;
-      }, new Uint8Array(size));
+      }, new Uint8Array(size2));
     }
     module.exports = {
       staticPropertyDescriptors,
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path18) {
-      for (let i2 = 0; i2 < path18.length; ++i2) {
-        const code = path18.charCodeAt(i2);
+    function validateCookiePath(path22) {
+      for (let i2 = 0; i2 < path22.length; ++i2) {
+        const code = path22.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -18439,8 +18439,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay(ms3) {
-      return new Promise((resolve7) => {
-        setTimeout(resolve7, ms3).unref();
+      return new Promise((resolve8) => {
+        setTimeout(resolve8, ms3).unref();
       });
     }
     module.exports = {
@@ -18696,13 +18696,13 @@ ${value}`;
           }
         }
       }
-      setEventFieldSize(field, size) {
-        const eventSize = this.eventSize - this.eventFieldSizes[field] + size;
+      setEventFieldSize(field, size2) {
+        const eventSize = this.eventSize - this.eventFieldSizes[field] + size2;
         if (this.maxEventSize > 0 && eventSize > this.maxEventSize) {
           throw createMaxEventSizeExceededError();
         }
         this.eventSize = eventSize;
-        this.eventFieldSizes[field] = size;
+        this.eventFieldSizes[field] = size2;
       }
       /**
        * @param {EventSourceStreamEvent} event
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path18 = opts.path;
+          let path22 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path18 = `/${path18}`;
+            path22 = `/${path22}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path18);
+          url = new URL(util.parseOrigin(url).origin + path22);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19379,11 +19379,11 @@ var init_summary = __esm({
   "node_modules/@actions/core/lib/summary.js"() {
     __awaiter = function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve7) {
-          resolve7(value);
+        return value instanceof P ? value : new P(function(resolve8) {
+          resolve8(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve7, reject) {
+      return new (P || (P = Promise))(function(resolve8, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -19399,7 +19399,7 @@ var init_summary = __esm({
           }
         }
         function step(result) {
-          result.done ? resolve7(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path18 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path18} does not exist${EOL5}`);
+            const path22 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path22} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -19944,11 +19944,11 @@ var require_lib = __commonJS({
     })();
     var __awaiter3 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve7) {
-          resolve7(value);
+        return value instanceof P ? value : new P(function(resolve8) {
+          resolve8(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve7, reject) {
+      return new (P || (P = Promise))(function(resolve8, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -19964,7 +19964,7 @@ var require_lib = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve7(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -20051,26 +20051,26 @@ var require_lib = __commonJS({
       }
       readBody() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve8) => __awaiter3(this, void 0, void 0, function* () {
             let output = Buffer.alloc(0);
             this.message.on("data", (chunk) => {
               output = Buffer.concat([output, chunk]);
             });
             this.message.on("end", () => {
-              resolve7(output.toString());
+              resolve8(output.toString());
             });
           }));
         });
       }
       readBodyBuffer() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve8) => __awaiter3(this, void 0, void 0, function* () {
             const chunks = [];
             this.message.on("data", (chunk) => {
               chunks.push(chunk);
             });
             this.message.on("end", () => {
-              resolve7(Buffer.concat(chunks));
+              resolve8(Buffer.concat(chunks));
             });
           }));
         });
@@ -20278,14 +20278,14 @@ var require_lib = __commonJS({
        */
       requestRaw(info2, data) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7, reject) => {
+          return new Promise((resolve8, reject) => {
             function callbackForResult(err2, res) {
               if (err2) {
                 reject(err2);
               } else if (!res) {
                 reject(new Error("Unknown error"));
               } else {
-                resolve7(res);
+                resolve8(res);
               }
             }
             this.requestRawWithCallback(info2, data, callbackForResult);
@@ -20529,12 +20529,12 @@ var require_lib = __commonJS({
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
           const ms3 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve7) => setTimeout(() => resolve7(), ms3));
+          return new Promise((resolve8) => setTimeout(() => resolve8(), ms3));
         });
       }
       _processResponse(res, options) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7, reject) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve8, reject) => __awaiter3(this, void 0, void 0, function* () {
             const statusCode = res.message.statusCode || 0;
             const response = {
               statusCode,
@@ -20542,7 +20542,7 @@ var require_lib = __commonJS({
               headers: {}
             };
             if (statusCode === HttpCodes2.NotFound) {
-              resolve7(response);
+              resolve8(response);
             }
             function dateTimeDeserializer(key, value) {
               if (typeof value === "string") {
@@ -20581,7 +20581,7 @@ var require_lib = __commonJS({
               err2.result = response.result;
               reject(err2);
             } else {
-              resolve7(response);
+              resolve8(response);
             }
           }));
         });
@@ -20639,11 +20639,11 @@ var init_utils2 = __esm({
     import_undici2 = __toESM(require_undici(), 1);
     __awaiter2 = function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve7) {
-          resolve7(value);
+        return value instanceof P ? value : new P(function(resolve8) {
+          resolve8(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve7, reject) {
+      return new (P || (P = Promise))(function(resolve8, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -20659,7 +20659,7 @@ var init_utils2 = __esm({
           }
         }
         function step(result) {
-          result.done ? resolve7(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -25169,9 +25169,9 @@ var init_budgets = __esm({
 });
 
 // src/config/schema.ts
-function schemaAt(path18) {
+function schemaAt(path22) {
   let node = CONFIG_SCHEMA;
-  for (const segment of path18) {
+  for (const segment of path22) {
     node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
   }
   return node;
@@ -25615,6 +25615,3448 @@ var init_types = __esm({
   }
 });
 
+// src/version.ts
+var VERSION7;
+var init_version3 = __esm({
+  "src/version.ts"() {
+    "use strict";
+    VERSION7 = "0.1.0";
+  }
+});
+
+// src/ledger/envelope.ts
+function ledgerEnvelope(models, runtime, timedOut = []) {
+  const verdicts = [...models.map((m) => m.verdict), ...timedOut.map(() => "fail")];
+  return {
+    schema: LEDGER_SCHEMA,
+    verdict: overallVerdict(verdicts),
+    tool: { name: "prune-guard", version: VERSION7 },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime,
+    models,
+    ...timedOut.length > 0 ? { timed_out: timedOut[0] } : {},
+    ...timedOut.length > 1 ? { more_timed_out: timedOut.slice(1) } : {}
+  };
+}
+function timedOutRuns(ledger) {
+  return ledger.timed_out ? [ledger.timed_out, ...ledger.more_timed_out ?? []] : [];
+}
+var init_envelope = __esm({
+  "src/ledger/envelope.ts"() {
+    "use strict";
+    init_budgets2();
+    init_types();
+    init_version3();
+  }
+});
+
+// src/io/progress.ts
+function stageName(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}`;
+    case "sensitivity":
+      return "sensitivity curves";
+    case "recover":
+      return e.work === "round" ? "recovery round" : "recovery";
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return "latency";
+  }
+}
+function stageLine(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}${e.schedule ? ` (schedule step ${e.schedule.step}/${e.schedule.steps})` : ""}: ${e.detail}`;
+    case "sensitivity":
+      return `sensitivity curves (${e.detail})`;
+    case "recover":
+      return e.work === "round" ? `recovery round ${e.round}/${e.rounds}: ${e.detail}` : `recovery: ${e.detail}`;
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return `latency (${e.detail})`;
+  }
+}
+var init_progress = __esm({
+  "src/io/progress.ts"() {
+    "use strict";
+  }
+});
+
+// src/io/cleanup.ts
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+var pending;
+var init_cleanup = __esm({
+  "src/io/cleanup.ts"() {
+    "use strict";
+    pending = /* @__PURE__ */ new Set();
+  }
+});
+
+// src/io/lock.ts
+import * as fs4 from "node:fs";
+import * as os5 from "node:os";
+import * as path2 from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+function isStale(owner) {
+  if (!owner || !Number.isInteger(owner.pid)) return true;
+  if (owner.host !== os5.hostname()) return false;
+  if (owner.pid === process.pid) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return false;
+  } catch (e) {
+    return e.code === "ESRCH";
+  }
+}
+function readOwner(file) {
+  try {
+    return JSON.parse(fs4.readFileSync(file, "utf8"));
+  } catch {
+    return void 0;
+  }
+}
+async function lockDir(dir, opts) {
+  try {
+    fs4.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = e.code;
+    const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
+    throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
+  }
+  const file = path2.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os5.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const until = Date.now() + opts.waitMs;
+  let announced = false;
+  for (; ; ) {
+    try {
+      const fd2 = fs4.openSync(file, "wx");
+      try {
+        fs4.writeFileSync(fd2, JSON.stringify(me) + "\n");
+      } finally {
+        fs4.closeSync(fd2);
+      }
+      let released = false;
+      return {
+        file,
+        release() {
+          if (released) return;
+          released = true;
+          if (readOwner(file)?.pid === me.pid) fs4.rmSync(file, { force: true });
+        }
+      };
+    } catch (e) {
+      if (e.code !== "EEXIST") {
+        throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
+      }
+    }
+    const owner = readOwner(file);
+    if (isStale(owner)) {
+      const again = readOwner(file);
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs4.rmSync(file, { force: true });
+      continue;
+    }
+    if (Date.now() >= until) {
+      throw new UserError(
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path2.join(dir, LOCK_NAME)} if that run is gone`
+      );
+    }
+    if (!announced) {
+      announced = true;
+      opts.onWait?.(owner);
+    }
+    await sleep(opts.pollMs ?? 200);
+  }
+}
+var LOCK_NAME;
+var init_lock = __esm({
+  "src/io/lock.ts"() {
+    "use strict";
+    init_errors();
+    LOCK_NAME = ".prune-guard.lock";
+  }
+});
+
+// src/io/outputDir.ts
+import * as fs5 from "node:fs";
+import * as path3 from "node:path";
+import { randomBytes as randomBytes2 } from "node:crypto";
+function removeOrphanStaging(dir) {
+  for (const n of fs5.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs5.rmSync(path3.join(dir, n), { recursive: true, force: true });
+  }
+}
+var STAGING_PREFIX, OutputDir, ATOMIC_TEMP;
+var init_outputDir = __esm({
+  "src/io/outputDir.ts"() {
+    "use strict";
+    init_cleanup();
+    init_lock();
+    STAGING_PREFIX = ".prune-guard-staging-";
+    OutputDir = class _OutputDir {
+      constructor(dir, staging, lock, created) {
+        this.dir = dir;
+        this.staging = staging;
+        this.lock = lock;
+        this.created = created;
+        this.unregister = onInterrupt(() => this.abort());
+      }
+      dir;
+      staging;
+      lock;
+      created;
+      done = false;
+      retired = /* @__PURE__ */ new Set();
+      unregister;
+      static async open(dir, opts) {
+        const created = !fs5.existsSync(dir);
+        const lock = await lockDir(dir, {
+          waitMs: opts.waitMs,
+          onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
+        });
+        try {
+          removeOrphanStaging(dir);
+          const staging = path3.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes2(4).toString("hex")}`);
+          fs5.mkdirSync(staging);
+          return new _OutputDir(dir, staging, lock, created);
+        } catch (e) {
+          lock.release();
+          throw e;
+        }
+      }
+      /** The final path of a file written under the staging folder. */
+      publicPath(p) {
+        const rel = path3.relative(this.staging, p);
+        return rel.startsWith("..") || path3.isAbsolute(rel) ? p : path3.join(this.dir, rel);
+      }
+      /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
+      discardStaged() {
+        for (const n of fs5.readdirSync(this.staging)) fs5.rmSync(path3.join(this.staging, n), { recursive: true, force: true });
+      }
+      /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
+      retire(name) {
+        this.retired.add(name);
+      }
+      /** Move every staged file into the folder (`last` after the others), then unlock. */
+      commit(last = []) {
+        if (this.done) throw new Error("OutputDir: already committed or aborted");
+        const names = fs5.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+        const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
+        for (const n of this.retired) if (!names.includes(n)) fs5.rmSync(path3.join(this.dir, n), { force: true });
+        for (const n of ordered) {
+          const target = path3.join(this.dir, n);
+          const staged = path3.join(this.staging, n);
+          const old = fs5.lstatSync(target, { throwIfNoEntry: false });
+          if (old && (old.isDirectory() || fs5.lstatSync(staged).isDirectory())) fs5.renameSync(target, path3.join(this.staging, `.replaced-${n}`));
+          fs5.renameSync(staged, target);
+        }
+        this.finish();
+      }
+      /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
+      abort() {
+        if (this.done) return;
+        this.finish();
+        if (this.created) {
+          try {
+            fs5.rmdirSync(this.dir);
+          } catch {
+          }
+        }
+      }
+      finish() {
+        this.done = true;
+        this.unregister();
+        fs5.rmSync(this.staging, { recursive: true, force: true });
+        this.lock.release();
+      }
+    };
+    ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
+  }
+});
+
+// src/pipeline/deadline.ts
+var TimedOut, Deadline;
+var init_deadline = __esm({
+  "src/pipeline/deadline.ts"() {
+    "use strict";
+    init_progress();
+    TimedOut = class extends Error {
+      constructor(stage, limitSeconds, elapsedSeconds) {
+        super(`time budget of ${limitSeconds} s ran out during '${stage}' after ${elapsedSeconds.toFixed(1)} s`);
+        this.stage = stage;
+        this.limitSeconds = limitSeconds;
+        this.elapsedSeconds = elapsedSeconds;
+      }
+      stage;
+      limitSeconds;
+      elapsedSeconds;
+      name = "TimedOut";
+    };
+    Deadline = class {
+      constructor(limitSeconds) {
+        this.limitSeconds = limitSeconds;
+      }
+      limitSeconds;
+      started = performance.now();
+      stage = "load model and data";
+      elapsedSeconds() {
+        return (performance.now() - this.started) / 1e3;
+      }
+      check() {
+        if (this.limitSeconds === void 0) return;
+        const elapsed = this.elapsedSeconds();
+        if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
+      }
+      /** `inner` with a checkpoint in every call; a stage event also names the current stage. */
+      watch(inner) {
+        return {
+          stage: (e) => {
+            this.check();
+            this.stage = stageName(e);
+            inner.stage(e);
+          },
+          note: (m) => {
+            this.check();
+            inner.note(m);
+          },
+          update: (done) => {
+            inner.update(done);
+            this.check();
+          },
+          stop: () => inner.stop()
+        };
+      }
+    };
+  }
+});
+
+// node_modules/markdown-table/index.js
+function defaultStringLength(value) {
+  return value.length;
+}
+function markdownTable(table3, options) {
+  const settings = options || {};
+  const align = (settings.align || []).concat();
+  const stringLength = settings.stringLength || defaultStringLength;
+  const alignments = [];
+  const cellMatrix = [];
+  const sizeMatrix = [];
+  const longestCellByColumn = [];
+  let mostCellsPerRow = 0;
+  let rowIndex = -1;
+  while (++rowIndex < table3.length) {
+    const row2 = [];
+    const sizes2 = [];
+    let columnIndex2 = -1;
+    if (table3[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table3[rowIndex].length;
+    }
+    while (++columnIndex2 < table3[rowIndex].length) {
+      const cell5 = serialize(table3[rowIndex][columnIndex2]);
+      if (settings.alignDelimiters !== false) {
+        const size2 = stringLength(cell5);
+        sizes2[columnIndex2] = size2;
+        if (longestCellByColumn[columnIndex2] === void 0 || size2 > longestCellByColumn[columnIndex2]) {
+          longestCellByColumn[columnIndex2] = size2;
+        }
+      }
+      row2.push(cell5);
+    }
+    cellMatrix[rowIndex] = row2;
+    sizeMatrix[rowIndex] = sizes2;
+  }
+  let columnIndex = -1;
+  if (typeof align === "object" && "length" in align) {
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = toAlignment(align[columnIndex]);
+    }
+  } else {
+    const code = toAlignment(align);
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = code;
+    }
+  }
+  columnIndex = -1;
+  const row = [];
+  const sizes = [];
+  while (++columnIndex < mostCellsPerRow) {
+    const code = alignments[columnIndex];
+    let before = "";
+    let after = "";
+    if (code === 99) {
+      before = ":";
+      after = ":";
+    } else if (code === 108) {
+      before = ":";
+    } else if (code === 114) {
+      after = ":";
+    }
+    let size2 = settings.alignDelimiters === false ? 1 : Math.max(
+      1,
+      longestCellByColumn[columnIndex] - before.length - after.length
+    );
+    const cell5 = before + "-".repeat(size2) + after;
+    if (settings.alignDelimiters !== false) {
+      size2 = before.length + size2 + after.length;
+      if (size2 > longestCellByColumn[columnIndex]) {
+        longestCellByColumn[columnIndex] = size2;
+      }
+      sizes[columnIndex] = size2;
+    }
+    row[columnIndex] = cell5;
+  }
+  cellMatrix.splice(1, 0, row);
+  sizeMatrix.splice(1, 0, sizes);
+  rowIndex = -1;
+  const lines2 = [];
+  while (++rowIndex < cellMatrix.length) {
+    const row2 = cellMatrix[rowIndex];
+    const sizes2 = sizeMatrix[rowIndex];
+    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
+    columnIndex = -1;
+    const line = [];
+    while (++columnIndex < cellsInRow) {
+      const cell5 = row2[columnIndex] || "";
+      let before = "";
+      let after = "";
+      if (settings.alignDelimiters !== false) {
+        const size2 = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
+        const code = alignments[columnIndex];
+        if (code === 114) {
+          before = " ".repeat(size2);
+        } else if (code === 99) {
+          const half = size2 / 2;
+          if (size2 % 2) {
+            before = " ".repeat(half + 0.5);
+            after = " ".repeat(half - 0.5);
+          } else {
+            before = " ".repeat(half);
+            after = before;
+          }
+        } else {
+          after = " ".repeat(size2);
+        }
+      }
+      if (settings.delimiterStart !== false && !columnIndex) {
+        line.push("|");
+      }
+      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
+      // empty: there will be a closing space.
+      !(settings.alignDelimiters === false && cell5 === "") && (settings.delimiterStart !== false || columnIndex)) {
+        line.push(" ");
+      }
+      if (settings.alignDelimiters !== false) {
+        line.push(before);
+      }
+      line.push(cell5);
+      if (settings.alignDelimiters !== false) {
+        line.push(after);
+      }
+      if (settings.padding !== false) {
+        line.push(" ");
+      }
+      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
+        line.push("|");
+      }
+    }
+    lines2.push(
+      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
+    );
+  }
+  return lines2.join("\n");
+}
+function serialize(value) {
+  return value === null || value === void 0 ? "" : String(value);
+}
+function toAlignment(value) {
+  const code = typeof value === "string" ? value.codePointAt(0) : 0;
+  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
+}
+var init_markdown_table = __esm({
+  "node_modules/markdown-table/index.js"() {
+  }
+});
+
+// src/ledger/format.ts
+function signed(text) {
+  return text.startsWith("-") ? MINUS + text.slice(1) : text;
+}
+function fixed(x2, digits) {
+  const text = x2.toFixed(digits);
+  return Number(text) === 0 ? 0 .toFixed(digits) : signed(text);
+}
+function percent(fraction, digits = 1) {
+  return `${fixed(fraction * 100, digits)}%`;
+}
+function points(fraction, digits = 2) {
+  return `${fixed(fraction * 100, digits)} pt`;
+}
+function signedPoints(fraction, digits = 1) {
+  const text = fixed(fraction * 100, digits);
+  if (Number(text.replace(MINUS, "-")) === 0) return `\xB1${text} pt`;
+  return text.startsWith(MINUS) ? `${text} pt` : `+${text} pt`;
+}
+function ms2(x2) {
+  return `${fixed(x2, 2)} ms`;
+}
+function ratio(x2, digits = 2) {
+  return `${fixed(x2, digits)}x`;
+}
+function bytes(n) {
+  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
+  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
+  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
+  return `${fixed(n / 1024 ** 3, 2)} GiB`;
+}
+function count(n) {
+  for (const [suffix, size2] of COUNT_UNITS) {
+    if (Math.abs(n) >= size2 * 0.9995) return `${signed((n / size2).toPrecision(3))}${suffix}`;
+  }
+  return fixed(n, 0);
+}
+var MINUS, COUNT_UNITS;
+var init_format = __esm({
+  "src/ledger/format.ts"() {
+    "use strict";
+    MINUS = "\u2212";
+    COUNT_UNITS = [
+      ["G", 1e9],
+      ["M", 1e6],
+      ["k", 1e3]
+    ];
+  }
+});
+
+// src/ledger/renderSensitivity.ts
+function damage(l) {
+  const first = l.points[0];
+  const last = l.points[l.points.length - 1];
+  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
+}
+function bySensitivity(layers) {
+  return [...layers].sort((a, b) => {
+    const [da, na] = damage(a);
+    const [db, nb] = damage(b);
+    return db - da || nb - na || a.name.localeCompare(b.name);
+  });
+}
+function shortName(name, max2 = 28) {
+  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
+}
+function sensitivityChart(s) {
+  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
+  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
+  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
+  return [
+    "```mermaid",
+    "xychart-beta",
+    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
+    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
+    `    y-axis ${quoted(metric)} ${low} --> 100`,
+    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
+    "```"
+  ].join("\n");
+}
+function sensitivitySection(s) {
+  const ordered = bySensitivity(s.layers);
+  const shown = ordered.slice(0, CHART_LAYERS);
+  const acc2 = s.against === "labels" ? "acc" : "agree";
+  const nll = s.against === "labels" ? "NLL" : "KL";
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const rows2 = ordered.map((l) => {
+    const line = shown.indexOf(l);
+    return [
+      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
+      String(l.size),
+      ...s.ratios.map((r) => {
+        const p = l.points.find((q) => q.ratio === r);
+        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
+      }),
+      `**${percent(l.allocated)}**`,
+      l.seconds.toFixed(2)
+    ];
+  });
+  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
+  return [
+    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
+    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
+    sensitivityChart(s),
+    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
+  ].join("\n\n");
+}
+var CHART_LAYERS, cell, quoted;
+var init_renderSensitivity = __esm({
+  "src/ledger/renderSensitivity.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_format();
+    CHART_LAYERS = 5;
+    cell = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    quoted = (text) => `"${text.replace(/"/g, "'")}"`;
+  }
+});
+
+// src/ledger/renderSchedule.ts
+function scheduleSection(model) {
+  const s = model.schedule;
+  if (!s) return void 0;
+  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
+  const structured = s.steps.some((r) => r.channels_removed !== void 0);
+  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
+  const rows2 = s.steps.map((r) => [
+    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
+    percent(r.target),
+    percent(r.sparsity),
+    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
+    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
+    r.accuracy === null ? DASH : percent(r.accuracy, 2),
+    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
+    bytes(r.size_bytes),
+    ...names.map((n) => {
+      const b = r.budgets.find((x2) => x2.name === n);
+      return b ? ICON[b.verdict] : DASH;
+    }),
+    `${ICON[r.verdict]} ${r.verdict}`
+  ]);
+  const ran = s.steps.length;
+  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
+  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+  return [
+    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
+    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
+    stop,
+    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
+  ].join("\n\n");
+}
+var ICON, DASH, cell2;
+var init_renderSchedule = __esm({
+  "src/ledger/renderSchedule.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_format();
+    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+    DASH = "\u2014";
+    cell2 = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+  }
+});
+
+// src/ledger/render.ts
+function baseName(path22) {
+  return path22.split(/[\\/]/).pop() || path22;
+}
+function cell3(text) {
+  return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+}
+function table(rows2) {
+  return markdownTable(
+    rows2.map((row) => row.map(cell3)),
+    { alignDelimiters: false }
+  );
+}
+function denseStep(model) {
+  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
+}
+function finalStep(model) {
+  return model.steps.at(-1);
+}
+function renderHeadline(model) {
+  const dense = denseStep(model);
+  const final2 = finalStep(model);
+  const parts = [];
+  if (dense && final2) {
+    parts.push(`${percent(final2.sparsity)} sparse`);
+    if (dense.latency && final2.latency && dense.latency.batch === final2.latency.batch && final2.latency.p50_ms > 0) {
+      const speedup = dense.latency.p50_ms / final2.latency.p50_ms;
+      if (final2.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
+      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
+    }
+    if (dense.accuracy != null && final2.accuracy != null) {
+      parts.push(`${signedPoints(final2.accuracy - dense.accuracy)} accuracy`);
+    }
+  } else {
+    parts.push("no steps measured");
+  }
+  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
+}
+function budgetValue(name, x2) {
+  switch (name) {
+    case "accuracy-drop":
+    case "class-accuracy-drop":
+    case "ece-increase":
+    case "shift-accuracy-drop":
+      return points(x2);
+    case "latency-regression":
+      return percent(x2);
+    case "min-speedup":
+      return ratio(x2);
+    case "p95-latency-ms":
+      return ms2(x2);
+    case "max-size-bytes":
+      return bytes(x2);
+  }
+}
+function intervalText(b) {
+  if (!b.ci) return "";
+  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
+  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
+  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
+}
+function budgetTable(budgets) {
+  if (budgets.length === 0) return "_No budgets checked._";
+  return table([
+    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
+    ...budgets.map((b) => [
+      `\`${b.name}\``,
+      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
+      b.actual === null ? DASH2 : budgetValue(b.name, b.actual) + intervalText(b),
+      `${ICON2[b.verdict]} ${b.verdict}`,
+      b.detail
+    ])
+  ]);
+}
+function stepTable(steps) {
+  const batch = steps.find((s) => s.latency)?.latency?.batch;
+  const at2 = batch === void 0 ? "" : ` (b=${batch})`;
+  const latency = (s, key) => {
+    if (!s.latency) return DASH2;
+    const value = s.latency[key].toFixed(2);
+    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
+  };
+  return table([
+    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
+    ...steps.map((s) => [
+      s.name,
+      percent(s.sparsity),
+      count(s.params),
+      count(s.nonzero_params),
+      count(s.flops),
+      bytes(s.size_bytes),
+      bytes(s.gzip_bytes),
+      orDash(s.accuracy, (x2) => percent(x2, 2)),
+      orDash(s.ece, (x2) => percent(x2, 2)),
+      orDash(s.agreement, (x2) => percent(x2, 2)),
+      latency(s, "p50_ms"),
+      latency(s, "p95_ms")
+    ])
+  ]);
+}
+function funnelSection(model) {
+  const steps = model.steps.filter((s) => s.funnel);
+  if (steps.length === 0) return void 0;
+  const dense = denseStep(model);
+  const batch = steps[0].funnel.batch;
+  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH2;
+  const speedCell = (s) => {
+    const f = s.funnel;
+    if (s === dense) return "baseline";
+    if (f.speedup === null) return DASH2;
+    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
+  };
+  const lines2 = [
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
+    table([
+      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
+      ...steps.map((s) => {
+        const f = s.funnel;
+        const base = s === dense;
+        return [
+          s.name,
+          percent(f.params_ratio),
+          percent(f.flops_ratio),
+          percent(f.sparse_flops_ratio),
+          ratio(f.ideal_speedup),
+          p(s, "p50_ms"),
+          p(s, "p95_ms"),
+          speedCell(s),
+          base ? DASH2 : orDash(f.efficiency, (x2) => percent(x2, 0))
+        ];
+      })
+    ])
+  ];
+  const final2 = finalStep(model);
+  if (final2?.funnel && zerosNotSkipped(model.method)) {
+    const f = final2.funnel;
+    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
+    lines2.push(
+      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
+      table([
+        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
+        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
+      ])
+    );
+  }
+  return lines2.join("\n\n");
+}
+function classTable(model) {
+  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
+  if (lost.length === 0) return void 0;
+  return [
+    "**Classes that lost most**",
+    table([
+      ["Class", "Dense", "Pruned", "Drop", "Support"],
+      ...lost.map((c) => [
+        String(c.class),
+        percent(c.dense),
+        percent(c.pruned),
+        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
+        String(c.support)
+      ])
+    ])
+  ].join("\n\n");
+}
+function costTable(steps) {
+  const rows2 = steps.filter((s) => s.runtime_cost);
+  if (rows2.length === 0) return void 0;
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH2;
+  return table([
+    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
+    ...rows2.map((s) => {
+      const c = s.runtime_cost;
+      return [
+        s.name,
+        withCi(s),
+        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+        c.load_ms.toFixed(1),
+        c.throughput_samples_per_s === void 0 ? DASH2 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
+        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+      ];
+    })
+  ]);
+}
+function predictionShiftTable(model) {
+  if (!model.prediction_shift?.length) return void 0;
+  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
+  return [
+    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
+    table([
+      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
+      ...model.prediction_shift.flatMap(
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+      )
+    ])
+  ].join("\n\n");
+}
+function shiftTable(model) {
+  if (!model.shifts?.length) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
+  return [
+    "**Distribution shift**",
+    table([
+      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
+      ...model.shifts.map((s) => [
+        s.name,
+        s.source,
+        String(s.samples),
+        percent(s.dense, 2),
+        percent(s.final, 2),
+        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
+        points(s.gap_change, 2)
+      ])
+    ])
+  ].join("\n\n");
+}
+function renderModel(model) {
+  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
+  if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const schedule = scheduleSection(model);
+  if (schedule) sections.push(schedule);
+  const funnel = funnelSection(model);
+  if (funnel) sections.push(funnel);
+  const classes = classTable(model);
+  if (classes) sections.push(classes);
+  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell3(n)}`)].join("\n"));
+  const cost = costTable(model.steps);
+  if (cost) sections.push(cost);
+  const shifts = shiftTable(model);
+  if (shifts) sections.push(shifts);
+  const predicted = predictionShiftTable(model);
+  if (predicted) sections.push(predicted);
+  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
+  return sections.join("\n\n");
+}
+function renderMarkdown(ledger) {
+  const { runtime, tool } = ledger;
+  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+
+${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
+  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
+  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
+  const timedOut = timedOutLines(ledger).map((l) => `${l}
+
+`).join("");
+  return `${title}
+
+${timedOut}${models}
+
+${footer}
+`;
+}
+function timedOutLines(ledger) {
+  return timedOutRuns(ledger).map(
+    (t) => `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
+  );
+}
+var WORD, ICON2, DASH2, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
+var init_render = __esm({
+  "src/ledger/render.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_envelope();
+    init_renderSensitivity();
+    init_format();
+    init_renderSchedule();
+    WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+    ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+    DASH2 = "\u2014";
+    TOP_CLASSES = 5;
+    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
+    orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
+    zerosNotSkipped = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/backend-impl.js
+var require_backend_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/backend-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.resolveBackendAndExecutionProviders = exports.registerBackend = void 0;
+    var backends = /* @__PURE__ */ new Map();
+    var backendsSortedByPriority = [];
+    var registerBackend = (name, backend, priority) => {
+      if (backend && typeof backend.init === "function" && typeof backend.createInferenceSessionHandler === "function") {
+        const currentBackend = backends.get(name);
+        if (currentBackend === void 0) {
+          backends.set(name, { backend, priority });
+        } else if (currentBackend.priority > priority) {
+          return;
+        } else if (currentBackend.priority === priority) {
+          if (currentBackend.backend !== backend) {
+            throw new Error(`cannot register backend "${name}" using priority ${priority}`);
+          }
+        }
+        if (priority >= 0) {
+          const i2 = backendsSortedByPriority.indexOf(name);
+          if (i2 !== -1) {
+            backendsSortedByPriority.splice(i2, 1);
+          }
+          for (let i3 = 0; i3 < backendsSortedByPriority.length; i3++) {
+            if (backends.get(backendsSortedByPriority[i3]).priority <= priority) {
+              backendsSortedByPriority.splice(i3, 0, name);
+              return;
+            }
+          }
+          backendsSortedByPriority.push(name);
+        }
+        return;
+      }
+      throw new TypeError("not a valid backend");
+    };
+    exports.registerBackend = registerBackend;
+    var tryResolveAndInitializeBackend = async (backendName) => {
+      const backendInfo = backends.get(backendName);
+      if (!backendInfo) {
+        return "backend not found.";
+      }
+      if (backendInfo.initialized) {
+        return backendInfo.backend;
+      } else if (backendInfo.aborted) {
+        return backendInfo.error;
+      } else {
+        const isInitializing = !!backendInfo.initPromise;
+        try {
+          if (!isInitializing) {
+            backendInfo.initPromise = backendInfo.backend.init(backendName);
+          }
+          await backendInfo.initPromise;
+          backendInfo.initialized = true;
+          return backendInfo.backend;
+        } catch (e) {
+          if (!isInitializing) {
+            backendInfo.error = `${e}`;
+            backendInfo.aborted = true;
+          }
+          return backendInfo.error;
+        } finally {
+          delete backendInfo.initPromise;
+        }
+      }
+    };
+    var resolveBackendAndExecutionProviders = async (options) => {
+      const eps = options.executionProviders || [];
+      const backendHints = eps.map((i2) => typeof i2 === "string" ? i2 : i2.name);
+      const backendNames = backendHints.length === 0 ? backendsSortedByPriority : backendHints;
+      let backend;
+      const errors = [];
+      const availableBackendNames = /* @__PURE__ */ new Set();
+      for (const backendName of backendNames) {
+        const resolveResult = await tryResolveAndInitializeBackend(backendName);
+        if (typeof resolveResult === "string") {
+          errors.push({ name: backendName, err: resolveResult });
+        } else {
+          if (!backend) {
+            backend = resolveResult;
+          }
+          if (backend === resolveResult) {
+            availableBackendNames.add(backendName);
+          }
+        }
+      }
+      if (!backend) {
+        throw new Error(`no available backend found. ERR: ${errors.map((e) => `[${e.name}] ${e.err}`).join(", ")}`);
+      }
+      for (const { name, err: err2 } of errors) {
+        if (backendHints.includes(name)) {
+          console.warn(`removing requested execution provider "${name}" from session options because it is not available: ${err2}`);
+        }
+      }
+      const filteredEps = eps.filter((i2) => availableBackendNames.has(typeof i2 === "string" ? i2 : i2.name));
+      return [
+        backend,
+        new Proxy(options, {
+          get: (target, prop) => {
+            if (prop === "executionProviders") {
+              return filteredEps;
+            }
+            return Reflect.get(target, prop);
+          }
+        })
+      ];
+    };
+    exports.resolveBackendAndExecutionProviders = resolveBackendAndExecutionProviders;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/backend.js
+var require_backend = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/backend.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.registerBackend = void 0;
+    var backend_impl_js_1 = require_backend_impl();
+    Object.defineProperty(exports, "registerBackend", { enumerable: true, get: function() {
+      return backend_impl_js_1.registerBackend;
+    } });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/version.js
+var require_version = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/version.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.version = void 0;
+    exports.version = "1.30.0";
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/env-impl.js
+var require_env_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/env-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.env = void 0;
+    var version_js_1 = require_version();
+    var logLevelValue = "warning";
+    exports.env = {
+      wasm: {},
+      webgl: {},
+      webgpu: {},
+      versions: { common: version_js_1.version },
+      set logLevel(value) {
+        if (value === void 0) {
+          return;
+        }
+        if (typeof value !== "string" || ["verbose", "info", "warning", "error", "fatal"].indexOf(value) === -1) {
+          throw new Error(`Unsupported logging level: ${value}`);
+        }
+        logLevelValue = value;
+      },
+      get logLevel() {
+        return logLevelValue;
+      }
+    };
+    Object.defineProperty(exports.env, "logLevel", { enumerable: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/env.js
+var require_env = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/env.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.env = void 0;
+    var env_impl_js_1 = require_env_impl();
+    exports.env = env_impl_js_1.env;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js
+var require_tensor_conversion_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorToImageData = exports.tensorToDataURL = void 0;
+    var tensorToDataURL = (tensor, options) => {
+      const canvas = typeof document !== "undefined" ? document.createElement("canvas") : new OffscreenCanvas(1, 1);
+      canvas.width = tensor.dims[3];
+      canvas.height = tensor.dims[2];
+      const pixels2DContext = canvas.getContext("2d");
+      if (pixels2DContext != null) {
+        let width;
+        let height;
+        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
+          width = tensor.dims[2];
+          height = tensor.dims[3];
+        } else {
+          width = tensor.dims[3];
+          height = tensor.dims[2];
+        }
+        const inputformat = options?.format !== void 0 ? options.format : "RGB";
+        const norm2 = options?.norm;
+        let normMean;
+        let normBias;
+        if (norm2 === void 0 || norm2.mean === void 0) {
+          normMean = [255, 255, 255, 255];
+        } else {
+          if (typeof norm2.mean === "number") {
+            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
+          } else {
+            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 0];
+            if (norm2.mean[3] !== void 0) {
+              normMean[3] = norm2.mean[3];
+            }
+          }
+        }
+        if (norm2 === void 0 || norm2.bias === void 0) {
+          normBias = [0, 0, 0, 0];
+        } else {
+          if (typeof norm2.bias === "number") {
+            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
+          } else {
+            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
+            if (norm2.bias[3] !== void 0) {
+              normBias[3] = norm2.bias[3];
+            }
+          }
+        }
+        const stride = height * width;
+        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+        if (inputformat === "RGBA") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+          aTensorPointer = stride * 3;
+        } else if (inputformat === "RGB") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+        } else if (inputformat === "RBG") {
+          rTensorPointer = 0;
+          bTensorPointer = stride;
+          gTensorPointer = stride * 2;
+        }
+        for (let i2 = 0; i2 < height; i2++) {
+          for (let j = 0; j < width; j++) {
+            const R = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
+            const G = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
+            const B = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
+            const A = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
+            pixels2DContext.fillStyle = "rgba(" + R + "," + G + "," + B + "," + A + ")";
+            pixels2DContext.fillRect(j, i2, 1, 1);
+          }
+        }
+        if ("toDataURL" in canvas) {
+          return canvas.toDataURL();
+        } else {
+          throw new Error("toDataURL is not supported");
+        }
+      } else {
+        throw new Error("Can not access image data");
+      }
+    };
+    exports.tensorToDataURL = tensorToDataURL;
+    var tensorToImageData = (tensor, options) => {
+      const pixels2DContext = typeof document !== "undefined" ? document.createElement("canvas").getContext("2d") : new OffscreenCanvas(1, 1).getContext("2d");
+      let image;
+      if (pixels2DContext != null) {
+        let width;
+        let height;
+        let channels;
+        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
+          width = tensor.dims[2];
+          height = tensor.dims[1];
+          channels = tensor.dims[3];
+        } else {
+          width = tensor.dims[3];
+          height = tensor.dims[2];
+          channels = tensor.dims[1];
+        }
+        const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
+        const norm2 = options?.norm;
+        let normMean;
+        let normBias;
+        if (norm2 === void 0 || norm2.mean === void 0) {
+          normMean = [255, 255, 255, 255];
+        } else {
+          if (typeof norm2.mean === "number") {
+            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
+          } else {
+            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 255];
+            if (norm2.mean[3] !== void 0) {
+              normMean[3] = norm2.mean[3];
+            }
+          }
+        }
+        if (norm2 === void 0 || norm2.bias === void 0) {
+          normBias = [0, 0, 0, 0];
+        } else {
+          if (typeof norm2.bias === "number") {
+            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
+          } else {
+            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
+            if (norm2.bias[3] !== void 0) {
+              normBias[3] = norm2.bias[3];
+            }
+          }
+        }
+        const stride = height * width;
+        if (options !== void 0) {
+          if (options.format !== void 0 && channels === 4 && options.format !== "RGBA" || channels === 3 && options.format !== "RGB" && options.format !== "BGR") {
+            throw new Error("Tensor format doesn't match input tensor dims");
+          }
+        }
+        const step = 4;
+        let rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
+        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+        if (inputformat === "RGBA") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+          aTensorPointer = stride * 3;
+        } else if (inputformat === "RGB") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+        } else if (inputformat === "RBG") {
+          rTensorPointer = 0;
+          bTensorPointer = stride;
+          gTensorPointer = stride * 2;
+        }
+        image = pixels2DContext.createImageData(width, height);
+        for (let i2 = 0; i2 < height * width; rImagePointer += step, gImagePointer += step, bImagePointer += step, aImagePointer += step, i2++) {
+          image.data[rImagePointer] = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
+          image.data[gImagePointer] = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
+          image.data[bImagePointer] = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
+          image.data[aImagePointer] = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
+        }
+      } else {
+        throw new Error("Can not access image data");
+      }
+      return image;
+    };
+    exports.tensorToImageData = tensorToImageData;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js
+var require_tensor_factory_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorFromPinnedBuffer = exports.tensorFromMLTensor = exports.tensorFromGpuBuffer = exports.tensorFromTexture = exports.tensorFromImage = exports.bufferToTensor = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    var bufferToTensor = (buffer, options) => {
+      if (buffer === void 0) {
+        throw new Error("Image buffer must be defined");
+      }
+      if (options.height === void 0 || options.width === void 0) {
+        throw new Error("Image height and width must be defined");
+      }
+      if (options.tensorLayout === "NHWC") {
+        throw new Error("NHWC Tensor layout is not supported yet");
+      }
+      const { height, width } = options;
+      const norm2 = options.norm ?? { mean: 255, bias: 0 };
+      let normMean;
+      let normBias;
+      if (typeof norm2.mean === "number") {
+        normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
+      } else {
+        normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], norm2.mean[3] ?? 255];
+      }
+      if (typeof norm2.bias === "number") {
+        normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
+      } else {
+        normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], norm2.bias[3] ?? 0];
+      }
+      const inputformat = options.format !== void 0 ? options.format : "RGBA";
+      const outputformat = options.tensorFormat !== void 0 ? options.tensorFormat !== void 0 ? options.tensorFormat : "RGB" : "RGB";
+      const stride = height * width;
+      const float32Data = outputformat === "RGBA" ? new Float32Array(stride * 4) : new Float32Array(stride * 3);
+      let step = 4, rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
+      let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+      if (inputformat === "RGB") {
+        step = 3;
+        rImagePointer = 0;
+        gImagePointer = 1;
+        bImagePointer = 2;
+        aImagePointer = -1;
+      }
+      if (outputformat === "RGBA") {
+        aTensorPointer = stride * 3;
+      } else if (outputformat === "RBG") {
+        rTensorPointer = 0;
+        bTensorPointer = stride;
+        gTensorPointer = stride * 2;
+      } else if (outputformat === "BGR") {
+        bTensorPointer = 0;
+        gTensorPointer = stride;
+        rTensorPointer = stride * 2;
+      }
+      for (let i2 = 0; i2 < stride; i2++, rImagePointer += step, bImagePointer += step, gImagePointer += step, aImagePointer += step) {
+        float32Data[rTensorPointer++] = (buffer[rImagePointer] + normBias[0]) / normMean[0];
+        float32Data[gTensorPointer++] = (buffer[gImagePointer] + normBias[1]) / normMean[1];
+        float32Data[bTensorPointer++] = (buffer[bImagePointer] + normBias[2]) / normMean[2];
+        if (aTensorPointer !== -1 && aImagePointer !== -1) {
+          float32Data[aTensorPointer++] = (buffer[aImagePointer] + normBias[3]) / normMean[3];
+        }
+      }
+      const outputTensor = outputformat === "RGBA" ? new tensor_impl_js_1.Tensor("float32", float32Data, [1, 4, height, width]) : new tensor_impl_js_1.Tensor("float32", float32Data, [1, 3, height, width]);
+      return outputTensor;
+    };
+    exports.bufferToTensor = bufferToTensor;
+    var tensorFromImage = async (image, options) => {
+      const isHTMLImageEle = typeof HTMLImageElement !== "undefined" && image instanceof HTMLImageElement;
+      const isImageDataEle = typeof ImageData !== "undefined" && image instanceof ImageData;
+      const isImageBitmap = typeof ImageBitmap !== "undefined" && image instanceof ImageBitmap;
+      const isString = typeof image === "string";
+      let data;
+      let bufferToTensorOptions = options ?? {};
+      const createCanvas = () => {
+        if (typeof document !== "undefined") {
+          return document.createElement("canvas");
+        } else if (typeof OffscreenCanvas !== "undefined") {
+          return new OffscreenCanvas(1, 1);
+        } else {
+          throw new Error("Canvas is not supported");
+        }
+      };
+      const createCanvasContext = (canvas) => {
+        if (typeof HTMLCanvasElement !== "undefined" && canvas instanceof HTMLCanvasElement) {
+          return canvas.getContext("2d");
+        } else if (canvas instanceof OffscreenCanvas) {
+          return canvas.getContext("2d");
+        } else {
+          return null;
+        }
+      };
+      if (isHTMLImageEle) {
+        const canvas = createCanvas();
+        canvas.width = image.width;
+        canvas.height = image.height;
+        const pixels2DContext = createCanvasContext(canvas);
+        if (pixels2DContext != null) {
+          let height = image.height;
+          let width = image.width;
+          if (options !== void 0 && options.resizedHeight !== void 0 && options.resizedWidth !== void 0) {
+            height = options.resizedHeight;
+            width = options.resizedWidth;
+          }
+          if (options !== void 0) {
+            bufferToTensorOptions = options;
+            if (options.tensorFormat !== void 0) {
+              throw new Error("Image input config format must be RGBA for HTMLImageElement");
+            } else {
+              bufferToTensorOptions.tensorFormat = "RGBA";
+            }
+            bufferToTensorOptions.height = height;
+            bufferToTensorOptions.width = width;
+          } else {
+            bufferToTensorOptions.tensorFormat = "RGBA";
+            bufferToTensorOptions.height = height;
+            bufferToTensorOptions.width = width;
+          }
+          pixels2DContext.drawImage(image, 0, 0);
+          data = pixels2DContext.getImageData(0, 0, width, height).data;
+        } else {
+          throw new Error("Can not access image data");
+        }
+      } else if (isImageDataEle) {
+        let height;
+        let width;
+        if (options !== void 0 && options.resizedWidth !== void 0 && options.resizedHeight !== void 0) {
+          height = options.resizedHeight;
+          width = options.resizedWidth;
+        } else {
+          height = image.height;
+          width = image.width;
+        }
+        if (options !== void 0) {
+          bufferToTensorOptions = options;
+        }
+        bufferToTensorOptions.format = "RGBA";
+        bufferToTensorOptions.height = height;
+        bufferToTensorOptions.width = width;
+        if (options !== void 0) {
+          const tempCanvas = createCanvas();
+          tempCanvas.width = width;
+          tempCanvas.height = height;
+          const pixels2DContext = createCanvasContext(tempCanvas);
+          if (pixels2DContext != null) {
+            pixels2DContext.putImageData(image, 0, 0);
+            data = pixels2DContext.getImageData(0, 0, width, height).data;
+          } else {
+            throw new Error("Can not access image data");
+          }
+        } else {
+          data = image.data;
+        }
+      } else if (isImageBitmap) {
+        if (options === void 0) {
+          throw new Error("Please provide image config with format for Imagebitmap");
+        }
+        const canvas = createCanvas();
+        canvas.width = image.width;
+        canvas.height = image.height;
+        const pixels2DContext = createCanvasContext(canvas);
+        if (pixels2DContext != null) {
+          const height = image.height;
+          const width = image.width;
+          pixels2DContext.drawImage(image, 0, 0, width, height);
+          data = pixels2DContext.getImageData(0, 0, width, height).data;
+          bufferToTensorOptions.height = height;
+          bufferToTensorOptions.width = width;
+          return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
+        } else {
+          throw new Error("Can not access image data");
+        }
+      } else if (isString) {
+        return new Promise((resolve8, reject) => {
+          const canvas = createCanvas();
+          const context3 = createCanvasContext(canvas);
+          if (!image || !context3) {
+            return reject();
+          }
+          const newImage = new Image();
+          newImage.crossOrigin = "Anonymous";
+          newImage.src = image;
+          newImage.onload = () => {
+            canvas.width = newImage.width;
+            canvas.height = newImage.height;
+            context3.drawImage(newImage, 0, 0, canvas.width, canvas.height);
+            const img = context3.getImageData(0, 0, canvas.width, canvas.height);
+            bufferToTensorOptions.height = canvas.height;
+            bufferToTensorOptions.width = canvas.width;
+            resolve8((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
+          };
+        });
+      } else {
+        throw new Error("Input data provided is not supported - aborted tensor creation");
+      }
+      if (data !== void 0) {
+        return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
+      } else {
+        throw new Error("Input data provided is not supported - aborted tensor creation");
+      }
+    };
+    exports.tensorFromImage = tensorFromImage;
+    var tensorFromTexture = (texture, options) => {
+      const { width, height, download, dispose } = options;
+      const dims = [1, height, width, 4];
+      return new tensor_impl_js_1.Tensor({ location: "texture", type: "float32", texture, dims, download, dispose });
+    };
+    exports.tensorFromTexture = tensorFromTexture;
+    var tensorFromGpuBuffer = (gpuBuffer, options) => {
+      const { dataType, dims, download, dispose } = options;
+      return new tensor_impl_js_1.Tensor({ location: "gpu-buffer", type: dataType ?? "float32", gpuBuffer, dims, download, dispose });
+    };
+    exports.tensorFromGpuBuffer = tensorFromGpuBuffer;
+    var tensorFromMLTensor = (mlTensor, options) => {
+      const { dataType, dims, download, dispose } = options;
+      return new tensor_impl_js_1.Tensor({ location: "ml-tensor", type: dataType ?? "float32", mlTensor, dims, download, dispose });
+    };
+    exports.tensorFromMLTensor = tensorFromMLTensor;
+    var tensorFromPinnedBuffer = (type, buffer, dims) => new tensor_impl_js_1.Tensor({ location: "cpu-pinned", type, data: buffer, dims: dims ?? [buffer.length] });
+    exports.tensorFromPinnedBuffer = tensorFromPinnedBuffer;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js
+var require_tensor_impl_type_mapping = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.checkTypedArray = exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = void 0;
+    exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = /* @__PURE__ */ new Map([
+      ["float32", Float32Array],
+      ["uint8", Uint8Array],
+      ["int8", Int8Array],
+      ["uint16", Uint16Array],
+      ["int16", Int16Array],
+      ["int32", Int32Array],
+      ["bool", Uint8Array],
+      ["float64", Float64Array],
+      ["uint32", Uint32Array],
+      ["int4", Uint8Array],
+      ["uint4", Uint8Array]
+    ]);
+    exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = /* @__PURE__ */ new Map([
+      [Float32Array, "float32"],
+      [Uint8Array, "uint8"],
+      [Int8Array, "int8"],
+      [Uint16Array, "uint16"],
+      [Int16Array, "int16"],
+      [Int32Array, "int32"],
+      [Float64Array, "float64"],
+      [Uint32Array, "uint32"]
+    ]);
+    var isTypedArrayChecked = false;
+    var checkTypedArray = () => {
+      if (!isTypedArrayChecked) {
+        isTypedArrayChecked = true;
+        const isBigInt64ArrayAvailable = typeof BigInt64Array !== "undefined" && BigInt64Array.from;
+        const isBigUint64ArrayAvailable = typeof BigUint64Array !== "undefined" && BigUint64Array.from;
+        const Float16Array = globalThis.Float16Array;
+        const isFloat16ArrayAvailable = typeof Float16Array !== "undefined" && Float16Array.from;
+        if (isBigInt64ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("int64", BigInt64Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigInt64Array, "int64");
+        }
+        if (isBigUint64ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("uint64", BigUint64Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigUint64Array, "uint64");
+        }
+        if (isFloat16ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Float16Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(Float16Array, "float16");
+        } else {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Uint16Array);
+        }
+      }
+    };
+    exports.checkTypedArray = checkTypedArray;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js
+var require_tensor_utils_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorReshape = exports.calculateSize = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    var calculateSize = (dims) => {
+      let size2 = 1;
+      for (let i2 = 0; i2 < dims.length; i2++) {
+        const dim = dims[i2];
+        if (typeof dim !== "number" || !Number.isSafeInteger(dim)) {
+          throw new TypeError(`dims[${i2}] must be an integer, got: ${dim}`);
+        }
+        if (dim < 0) {
+          throw new RangeError(`dims[${i2}] must be a non-negative integer, got: ${dim}`);
+        }
+        size2 *= dim;
+      }
+      return size2;
+    };
+    exports.calculateSize = calculateSize;
+    var tensorReshape = (tensor, dims) => {
+      switch (tensor.location) {
+        case "cpu":
+          return new tensor_impl_js_1.Tensor(tensor.type, tensor.data, dims);
+        case "cpu-pinned":
+          return new tensor_impl_js_1.Tensor({
+            location: "cpu-pinned",
+            data: tensor.data,
+            type: tensor.type,
+            dims
+          });
+        case "texture":
+          return new tensor_impl_js_1.Tensor({
+            location: "texture",
+            texture: tensor.texture,
+            type: tensor.type,
+            dims
+          });
+        case "gpu-buffer":
+          return new tensor_impl_js_1.Tensor({
+            location: "gpu-buffer",
+            gpuBuffer: tensor.gpuBuffer,
+            type: tensor.type,
+            dims
+          });
+        case "ml-tensor":
+          return new tensor_impl_js_1.Tensor({
+            location: "ml-tensor",
+            mlTensor: tensor.mlTensor,
+            type: tensor.type,
+            dims
+          });
+        default:
+          throw new Error(`tensorReshape: tensor location ${tensor.location} is not supported`);
+      }
+    };
+    exports.tensorReshape = tensorReshape;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-impl.js
+var require_tensor_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Tensor = void 0;
+    var tensor_conversion_impl_js_1 = require_tensor_conversion_impl();
+    var tensor_factory_impl_js_1 = require_tensor_factory_impl();
+    var tensor_impl_type_mapping_js_1 = require_tensor_impl_type_mapping();
+    var tensor_utils_impl_js_1 = require_tensor_utils_impl();
+    var Tensor = class {
+      /**
+       * implementation.
+       */
+      constructor(arg0, arg1, arg2) {
+        (0, tensor_impl_type_mapping_js_1.checkTypedArray)();
+        let type;
+        let dims;
+        if (typeof arg0 === "object" && "location" in arg0) {
+          this.dataLocation = arg0.location;
+          type = arg0.type;
+          dims = arg0.dims;
+          switch (arg0.location) {
+            case "cpu-pinned": {
+              const expectedTypedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(type);
+              if (!expectedTypedArrayConstructor) {
+                throw new TypeError(`unsupported type "${type}" to create tensor from pinned buffer`);
+              }
+              if (!(arg0.data instanceof expectedTypedArrayConstructor)) {
+                throw new TypeError(`buffer should be of type ${expectedTypedArrayConstructor.name}`);
+              }
+              this.cpuData = arg0.data;
+              break;
+            }
+            case "texture": {
+              if (type !== "float32") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from texture`);
+              }
+              this.gpuTextureData = arg0.texture;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            case "gpu-buffer": {
+              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from gpu buffer`);
+              }
+              this.gpuBufferData = arg0.gpuBuffer;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            case "ml-tensor": {
+              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint64" && type !== "int8" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from MLTensor`);
+              }
+              this.mlTensorData = arg0.mlTensor;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            default:
+              throw new Error(`Tensor constructor: unsupported location '${this.dataLocation}'`);
+          }
+        } else {
+          let data;
+          let maybeDims;
+          if (typeof arg0 === "string") {
+            type = arg0;
+            maybeDims = arg2;
+            if (arg0 === "string") {
+              if (!Array.isArray(arg1)) {
+                throw new TypeError("A string tensor's data must be a string array.");
+              }
+              data = arg1;
+            } else {
+              const typedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(arg0);
+              if (typedArrayConstructor === void 0) {
+                throw new TypeError(`Unsupported tensor type: ${arg0}.`);
+              }
+              if (Array.isArray(arg1)) {
+                if (arg0 === "float16" && typedArrayConstructor === Uint16Array || arg0 === "uint4" || arg0 === "int4") {
+                  throw new TypeError(`Creating a ${arg0} tensor from number array is not supported. Please use ${typedArrayConstructor.name} as data.`);
+                } else if (arg0 === "uint64" || arg0 === "int64") {
+                  data = typedArrayConstructor.from(arg1, BigInt);
+                } else {
+                  data = typedArrayConstructor.from(arg1);
+                }
+              } else if (arg1 instanceof typedArrayConstructor) {
+                data = arg1;
+              } else if (arg1 instanceof Uint8ClampedArray) {
+                if (arg0 === "uint8") {
+                  data = Uint8Array.from(arg1);
+                } else {
+                  throw new TypeError(`A Uint8ClampedArray tensor's data must be type of uint8`);
+                }
+              } else if (arg0 === "float16" && arg1 instanceof Uint16Array && typedArrayConstructor !== Uint16Array) {
+                data = new globalThis.Float16Array(arg1.buffer, arg1.byteOffset, arg1.length);
+              } else {
+                throw new TypeError(`A ${type} tensor's data must be type of ${typedArrayConstructor}`);
+              }
+            }
+          } else {
+            maybeDims = arg1;
+            if (Array.isArray(arg0)) {
+              if (arg0.length === 0) {
+                throw new TypeError("Tensor type cannot be inferred from an empty array.");
+              }
+              const firstElementType = typeof arg0[0];
+              if (firstElementType === "string") {
+                type = "string";
+                data = arg0;
+              } else if (firstElementType === "boolean") {
+                type = "bool";
+                data = Uint8Array.from(arg0);
+              } else {
+                throw new TypeError(`Invalid element type of data array: ${firstElementType}.`);
+              }
+            } else if (arg0 instanceof Uint8ClampedArray) {
+              type = "uint8";
+              data = Uint8Array.from(arg0);
+            } else {
+              const mappedType = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.get(arg0.constructor);
+              if (mappedType === void 0) {
+                throw new TypeError(`Unsupported type for tensor data: ${arg0.constructor}.`);
+              }
+              type = mappedType;
+              data = arg0;
+            }
+          }
+          if (maybeDims === void 0) {
+            maybeDims = [data.length];
+          } else if (!Array.isArray(maybeDims)) {
+            throw new TypeError("A tensor's dims must be a number array");
+          }
+          dims = maybeDims;
+          this.cpuData = data;
+          this.dataLocation = "cpu";
+        }
+        const size2 = (0, tensor_utils_impl_js_1.calculateSize)(dims);
+        if (this.cpuData && size2 !== this.cpuData.length) {
+          if ((type === "uint4" || type === "int4") && Math.ceil(size2 / 2) === this.cpuData.length) {
+          } else {
+            throw new Error(`Tensor's size(${size2}) does not match data length(${this.cpuData.length}).`);
+          }
+        }
+        this.type = type;
+        this.dims = dims;
+        this.size = size2;
+      }
+      // #endregion
+      // #region factory
+      static async fromImage(image, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromImage)(image, options);
+      }
+      static fromTexture(texture, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromTexture)(texture, options);
+      }
+      static fromGpuBuffer(gpuBuffer, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromGpuBuffer)(gpuBuffer, options);
+      }
+      static fromMLTensor(mlTensor, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromMLTensor)(mlTensor, options);
+      }
+      static fromPinnedBuffer(type, buffer, dims) {
+        return (0, tensor_factory_impl_js_1.tensorFromPinnedBuffer)(type, buffer, dims);
+      }
+      // #endregion
+      // #region conversions
+      toDataURL(options) {
+        return (0, tensor_conversion_impl_js_1.tensorToDataURL)(this, options);
+      }
+      toImageData(options) {
+        return (0, tensor_conversion_impl_js_1.tensorToImageData)(this, options);
+      }
+      // #endregion
+      // #region properties
+      get data() {
+        this.ensureValid();
+        if (!this.cpuData) {
+          throw new Error("The data is not on CPU. Use `getData()` to download GPU data to CPU, or use `texture` or `gpuBuffer` property to access the GPU data directly.");
+        }
+        return this.cpuData;
+      }
+      get location() {
+        return this.dataLocation;
+      }
+      get texture() {
+        this.ensureValid();
+        if (!this.gpuTextureData) {
+          throw new Error("The data is not stored as a WebGL texture.");
+        }
+        return this.gpuTextureData;
+      }
+      get gpuBuffer() {
+        this.ensureValid();
+        if (!this.gpuBufferData) {
+          throw new Error("The data is not stored as a WebGPU buffer.");
+        }
+        return this.gpuBufferData;
+      }
+      get mlTensor() {
+        this.ensureValid();
+        if (!this.mlTensorData) {
+          throw new Error("The data is not stored as a WebNN MLTensor.");
+        }
+        return this.mlTensorData;
+      }
+      // #endregion
+      // #region methods
+      async getData(releaseData) {
+        this.ensureValid();
+        switch (this.dataLocation) {
+          case "cpu":
+          case "cpu-pinned":
+            return this.data;
+          case "texture":
+          case "gpu-buffer":
+          case "ml-tensor": {
+            if (!this.downloader) {
+              throw new Error("The current tensor is not created with a specified data downloader.");
+            }
+            if (this.isDownloading) {
+              throw new Error("The current tensor is being downloaded.");
+            }
+            try {
+              this.isDownloading = true;
+              const data = await this.downloader();
+              this.downloader = void 0;
+              this.dataLocation = "cpu";
+              this.cpuData = data;
+              if (releaseData && this.disposer) {
+                this.disposer();
+                this.disposer = void 0;
+              }
+              return data;
+            } finally {
+              this.isDownloading = false;
+            }
+          }
+          default:
+            throw new Error(`cannot get data from location: ${this.dataLocation}`);
+        }
+      }
+      dispose() {
+        if (this.isDownloading) {
+          throw new Error("The current tensor is being downloaded.");
+        }
+        if (this.disposer) {
+          this.disposer();
+          this.disposer = void 0;
+        }
+        this.cpuData = void 0;
+        this.gpuTextureData = void 0;
+        this.gpuBufferData = void 0;
+        this.mlTensorData = void 0;
+        this.downloader = void 0;
+        this.isDownloading = void 0;
+        this.dataLocation = "none";
+      }
+      // #endregion
+      // #region tensor utilities
+      ensureValid() {
+        if (this.dataLocation === "none") {
+          throw new Error("The tensor is disposed.");
+        }
+      }
+      reshape(dims) {
+        this.ensureValid();
+        if (this.downloader || this.disposer) {
+          throw new Error("Cannot reshape a tensor that owns GPU resource.");
+        }
+        return (0, tensor_utils_impl_js_1.tensorReshape)(this, dims);
+      }
+    };
+    exports.Tensor = Tensor;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor.js
+var require_tensor = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Tensor = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    exports.Tensor = tensor_impl_js_1.Tensor;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/trace.js
+var require_trace = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/trace.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.TRACE_EVENT_END = exports.TRACE_EVENT_BEGIN = exports.TRACE_FUNC_END = exports.TRACE_FUNC_BEGIN = exports.TRACE = void 0;
+    var env_impl_js_1 = require_env_impl();
+    var TRACE = (deviceType, label2) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.timeStamp(`${deviceType}::ORT::${label2}`);
+    };
+    exports.TRACE = TRACE;
+    var TRACE_FUNC = (msg, extraMsg) => {
+      const stack = new Error().stack?.split(/\r\n|\r|\n/g) || [];
+      let hasTraceFunc = false;
+      for (let i2 = 0; i2 < stack.length; i2++) {
+        if (hasTraceFunc && !stack[i2].includes("TRACE_FUNC")) {
+          let label2 = `FUNC_${msg}::${stack[i2].trim().split(" ")[1]}`;
+          if (extraMsg) {
+            label2 += `::${extraMsg}`;
+          }
+          (0, exports.TRACE)("CPU", label2);
+          return;
+        }
+        if (stack[i2].includes("TRACE_FUNC")) {
+          hasTraceFunc = true;
+        }
+      }
+    };
+    var TRACE_FUNC_BEGIN = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      TRACE_FUNC("BEGIN", extraMsg);
+    };
+    exports.TRACE_FUNC_BEGIN = TRACE_FUNC_BEGIN;
+    var TRACE_FUNC_END = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      TRACE_FUNC("END", extraMsg);
+    };
+    exports.TRACE_FUNC_END = TRACE_FUNC_END;
+    var TRACE_EVENT_BEGIN = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.time(`ORT::${extraMsg}`);
+    };
+    exports.TRACE_EVENT_BEGIN = TRACE_EVENT_BEGIN;
+    var TRACE_EVENT_END = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.timeEnd(`ORT::${extraMsg}`);
+    };
+    exports.TRACE_EVENT_END = TRACE_EVENT_END;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js
+var require_inference_session_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.InferenceSession = void 0;
+    var backend_impl_js_1 = require_backend_impl();
+    var tensor_js_1 = require_tensor();
+    var trace_js_1 = require_trace();
+    var InferenceSession = class _InferenceSession {
+      constructor(handler2) {
+        this.handler = handler2;
+      }
+      async run(feeds, arg1, arg2) {
+        (0, trace_js_1.TRACE_FUNC_BEGIN)();
+        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.run");
+        const fetches = {};
+        let options = {};
+        if (typeof feeds !== "object" || feeds === null || feeds instanceof tensor_js_1.Tensor || Array.isArray(feeds)) {
+          throw new TypeError("'feeds' must be an object that use input names as keys and OnnxValue as corresponding values.");
+        }
+        let isFetchesEmpty = true;
+        if (typeof arg1 === "object") {
+          if (arg1 === null) {
+            throw new TypeError("Unexpected argument[1]: cannot be null.");
+          }
+          if (arg1 instanceof tensor_js_1.Tensor) {
+            throw new TypeError("'fetches' cannot be a Tensor");
+          }
+          if (Array.isArray(arg1)) {
+            if (arg1.length === 0) {
+              throw new TypeError("'fetches' cannot be an empty array.");
+            }
+            isFetchesEmpty = false;
+            for (const name of arg1) {
+              if (typeof name !== "string") {
+                throw new TypeError("'fetches' must be a string array or an object.");
+              }
+              if (this.outputNames.indexOf(name) === -1) {
+                throw new RangeError(`'fetches' contains invalid output name: ${name}.`);
+              }
+              fetches[name] = null;
+            }
+            if (typeof arg2 === "object" && arg2 !== null) {
+              options = arg2;
+            } else if (typeof arg2 !== "undefined") {
+              throw new TypeError("'options' must be an object.");
+            }
+          } else {
+            let isFetches = false;
+            const arg1Keys = Object.getOwnPropertyNames(arg1);
+            for (const name of this.outputNames) {
+              if (arg1Keys.indexOf(name) !== -1) {
+                const v = arg1[name];
+                if (v === null || v instanceof tensor_js_1.Tensor) {
+                  isFetches = true;
+                  isFetchesEmpty = false;
+                  fetches[name] = v;
+                }
+              }
+            }
+            if (isFetches) {
+              if (typeof arg2 === "object" && arg2 !== null) {
+                options = arg2;
+              } else if (typeof arg2 !== "undefined") {
+                throw new TypeError("'options' must be an object.");
+              }
+            } else {
+              options = arg1;
+            }
+          }
+        } else if (typeof arg1 !== "undefined") {
+          throw new TypeError("Unexpected argument[1]: must be 'fetches' or 'options'.");
+        }
+        for (const name of this.inputNames) {
+          if (typeof feeds[name] === "undefined") {
+            throw new Error(`input '${name}' is missing in 'feeds'.`);
+          }
+        }
+        if (isFetchesEmpty) {
+          for (const name of this.outputNames) {
+            fetches[name] = null;
+          }
+        }
+        const results = await this.handler.run(feeds, fetches, options);
+        const returnValue = {};
+        for (const key in results) {
+          if (Object.hasOwnProperty.call(results, key)) {
+            const result = results[key];
+            if (result instanceof tensor_js_1.Tensor) {
+              returnValue[key] = result;
+            } else {
+              returnValue[key] = new tensor_js_1.Tensor(result.type, result.data, result.dims);
+            }
+          }
+        }
+        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.run");
+        (0, trace_js_1.TRACE_FUNC_END)();
+        return returnValue;
+      }
+      async release() {
+        return this.handler.dispose();
+      }
+      static async create(arg0, arg1, arg2, arg3) {
+        (0, trace_js_1.TRACE_FUNC_BEGIN)();
+        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.create");
+        let filePathOrUint8Array;
+        let options = {};
+        if (typeof arg0 === "string") {
+          filePathOrUint8Array = arg0;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+        } else if (arg0 instanceof Uint8Array) {
+          filePathOrUint8Array = arg0;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+        } else if (arg0 instanceof ArrayBuffer || typeof SharedArrayBuffer !== "undefined" && arg0 instanceof SharedArrayBuffer) {
+          const buffer = arg0;
+          let byteOffset = 0;
+          let byteLength = arg0.byteLength;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 === "number") {
+            byteOffset = arg1;
+            if (!Number.isSafeInteger(byteOffset)) {
+              throw new RangeError("'byteOffset' must be an integer.");
+            }
+            if (byteOffset < 0 || byteOffset >= buffer.byteLength) {
+              throw new RangeError(`'byteOffset' is out of range [0, ${buffer.byteLength}).`);
+            }
+            byteLength = arg0.byteLength - byteOffset;
+            if (typeof arg2 === "number") {
+              byteLength = arg2;
+              if (!Number.isSafeInteger(byteLength)) {
+                throw new RangeError("'byteLength' must be an integer.");
+              }
+              if (byteLength <= 0 || byteOffset + byteLength > buffer.byteLength) {
+                throw new RangeError(`'byteLength' is out of range (0, ${buffer.byteLength - byteOffset}].`);
+              }
+              if (typeof arg3 === "object" && arg3 !== null) {
+                options = arg3;
+              } else if (typeof arg3 !== "undefined") {
+                throw new TypeError("'options' must be an object.");
+              }
+            } else if (typeof arg2 !== "undefined") {
+              throw new TypeError("'byteLength' must be a number.");
+            }
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+          filePathOrUint8Array = new Uint8Array(buffer, byteOffset, byteLength);
+        } else {
+          throw new TypeError("Unexpected argument[0]: must be 'path' or 'buffer'.");
+        }
+        const [backend, optionsWithValidatedEPs] = await (0, backend_impl_js_1.resolveBackendAndExecutionProviders)(options);
+        const handler2 = await backend.createInferenceSessionHandler(filePathOrUint8Array, optionsWithValidatedEPs);
+        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.create");
+        (0, trace_js_1.TRACE_FUNC_END)();
+        return new _InferenceSession(handler2);
+      }
+      startProfiling() {
+        this.handler.startProfiling();
+      }
+      endProfiling() {
+        this.handler.endProfiling();
+      }
+      get inputNames() {
+        return this.handler.inputNames;
+      }
+      get outputNames() {
+        return this.handler.outputNames;
+      }
+      get inputMetadata() {
+        return this.handler.inputMetadata;
+      }
+      get outputMetadata() {
+        return this.handler.outputMetadata;
+      }
+    };
+    exports.InferenceSession = InferenceSession;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/inference-session.js
+var require_inference_session = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/inference-session.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.InferenceSession = void 0;
+    var inference_session_impl_js_1 = require_inference_session_impl();
+    exports.InferenceSession = inference_session_impl_js_1.InferenceSession;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js
+var require_tensor_conversion = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-factory.js
+var require_tensor_factory = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-factory.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/onnx-model.js
+var require_onnx_model = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/onnx-model.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/onnx-value.js
+var require_onnx_value = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/onnx-value.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/index.js
+var require_cjs = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/index.js"(exports) {
+    "use strict";
+    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      var desc = Object.getOwnPropertyDescriptor(m, k);
+      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+        desc = { enumerable: true, get: function() {
+          return m[k];
+        } };
+      }
+      Object.defineProperty(o, k2, desc);
+    }) : (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      o[k2] = m[k];
+    }));
+    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
+      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
+    };
+    Object.defineProperty(exports, "__esModule", { value: true });
+    __exportStar(require_backend(), exports);
+    __exportStar(require_env(), exports);
+    __exportStar(require_inference_session(), exports);
+    __exportStar(require_tensor(), exports);
+    __exportStar(require_tensor_conversion(), exports);
+    __exportStar(require_tensor_factory(), exports);
+    __exportStar(require_trace(), exports);
+    __exportStar(require_onnx_model(), exports);
+    __exportStar(require_onnx_value(), exports);
+  }
+});
+
+// node_modules/onnxruntime-node/dist/binding.js
+var require_binding = __commonJS({
+  "node_modules/onnxruntime-node/dist/binding.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.initOrt = exports.binding = void 0;
+    var worker_threads_1 = __require("worker_threads");
+    var onnxruntime_common_1 = require_cjs();
+    exports.binding = // eslint-disable-next-line @typescript-eslint/no-require-imports, @typescript-eslint/no-var-requires
+    __require(globalThis.__pruneGuardOrtBinding());
+    var ortInitialized = false;
+    var initOrt = () => {
+      if (!ortInitialized) {
+        ortInitialized = true;
+        let logLevel = 2;
+        if (onnxruntime_common_1.env.logLevel) {
+          switch (onnxruntime_common_1.env.logLevel) {
+            case "verbose":
+              logLevel = 0;
+              break;
+            case "info":
+              logLevel = 1;
+              break;
+            case "warning":
+              logLevel = 2;
+              break;
+            case "error":
+              logLevel = 3;
+              break;
+            case "fatal":
+              logLevel = 4;
+              break;
+            default:
+              throw new Error(`Unsupported log level: ${onnxruntime_common_1.env.logLevel}`);
+          }
+        }
+        exports.binding.initOrtOnce(logLevel, onnxruntime_common_1.Tensor, worker_threads_1.isMainThread);
+      }
+    };
+    exports.initOrt = initOrt;
+  }
+});
+
+// node_modules/onnxruntime-node/dist/backend.js
+var require_backend2 = __commonJS({
+  "node_modules/onnxruntime-node/dist/backend.js"(exports) {
+    "use strict";
+    var __classPrivateFieldSet = exports && exports.__classPrivateFieldSet || function(receiver, state, value, kind, f) {
+      if (kind === "m") throw new TypeError("Private method is not writable");
+      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a setter");
+      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot write private member to an object whose class did not declare it");
+      return kind === "a" ? f.call(receiver, value) : f ? f.value = value : state.set(receiver, value), value;
+    };
+    var __classPrivateFieldGet = exports && exports.__classPrivateFieldGet || function(receiver, state, kind, f) {
+      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a getter");
+      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot read private member from an object whose class did not declare it");
+      return kind === "m" ? f : kind === "a" ? f.call(receiver) : f ? f.value : state.get(receiver);
+    };
+    var _OnnxruntimeSessionHandler_inferenceSession;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.listSupportedBackends = exports.onnxruntimeBackend = void 0;
+    var binding_1 = require_binding();
+    var dataTypeStrings = [
+      void 0,
+      // 0
+      "float32",
+      "uint8",
+      "int8",
+      "uint16",
+      "int16",
+      "int32",
+      "int64",
+      "string",
+      "bool",
+      "float16",
+      "float64",
+      "uint32",
+      "uint64",
+      void 0,
+      // 14
+      void 0,
+      // 15
+      void 0,
+      // 16
+      void 0,
+      // 17
+      void 0,
+      // 18
+      void 0,
+      // 19
+      void 0,
+      // 20
+      "uint4",
+      "int4"
+    ];
+    var OnnxruntimeSessionHandler = class {
+      constructor(pathOrBuffer, options) {
+        _OnnxruntimeSessionHandler_inferenceSession.set(this, void 0);
+        (0, binding_1.initOrt)();
+        __classPrivateFieldSet(this, _OnnxruntimeSessionHandler_inferenceSession, new binding_1.binding.InferenceSession(), "f");
+        if (typeof pathOrBuffer === "string") {
+          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer, options);
+        } else {
+          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer.buffer, pathOrBuffer.byteOffset, pathOrBuffer.byteLength, options);
+        }
+        this.inputNames = [];
+        this.outputNames = [];
+        this.inputMetadata = [];
+        this.outputMetadata = [];
+        const fillNamesAndMetadata = (rawMetadata) => {
+          const names = [];
+          const metadata = [];
+          for (const m of rawMetadata) {
+            names.push(m.name);
+            if (!m.isTensor) {
+              metadata.push({ name: m.name, isTensor: false });
+            } else {
+              const type = dataTypeStrings[m.type];
+              if (type === void 0) {
+                throw new Error(`Unsupported data type: ${m.type}`);
+              }
+              const shape = [];
+              for (let i2 = 0; i2 < m.shape.length; ++i2) {
+                const dim = m.shape[i2];
+                if (dim === -1) {
+                  shape.push(m.symbolicDimensions[i2]);
+                } else if (dim >= 0) {
+                  shape.push(dim);
+                } else {
+                  throw new Error(`Invalid dimension: ${dim}`);
+                }
+              }
+              metadata.push({
+                name: m.name,
+                isTensor: m.isTensor,
+                type,
+                shape
+              });
+            }
+          }
+          return [names, metadata];
+        };
+        [this.inputNames, this.inputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").inputMetadata);
+        [this.outputNames, this.outputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").outputMetadata);
+      }
+      async dispose() {
+        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").dispose();
+      }
+      startProfiling() {
+      }
+      endProfiling() {
+        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
+      }
+      async run(feeds, fetches, options) {
+        return new Promise((resolve8, reject) => {
+          setImmediate(() => {
+            try {
+              resolve8(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
+            } catch (e) {
+              reject(e);
+            }
+          });
+        });
+      }
+    };
+    _OnnxruntimeSessionHandler_inferenceSession = /* @__PURE__ */ new WeakMap();
+    var OnnxruntimeBackend = class {
+      async init() {
+        return Promise.resolve();
+      }
+      async createInferenceSessionHandler(pathOrBuffer, options) {
+        return new Promise((resolve8, reject) => {
+          setImmediate(() => {
+            try {
+              resolve8(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
+            } catch (e) {
+              reject(e);
+            }
+          });
+        });
+      }
+    };
+    exports.onnxruntimeBackend = new OnnxruntimeBackend();
+    exports.listSupportedBackends = binding_1.binding.listSupportedBackends;
+  }
+});
+
+// node_modules/onnxruntime-node/dist/version.js
+var require_version2 = __commonJS({
+  "node_modules/onnxruntime-node/dist/version.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.version = void 0;
+    exports.version = "1.30.0";
+  }
+});
+
+// node_modules/onnxruntime-node/dist/index.js
+var require_dist = __commonJS({
+  "node_modules/onnxruntime-node/dist/index.js"(exports) {
+    "use strict";
+    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      var desc = Object.getOwnPropertyDescriptor(m, k);
+      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+        desc = { enumerable: true, get: function() {
+          return m[k];
+        } };
+      }
+      Object.defineProperty(o, k2, desc);
+    }) : (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      o[k2] = m[k];
+    }));
+    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
+      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
+    };
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.listSupportedBackends = void 0;
+    __exportStar(require_cjs(), exports);
+    var backend_1 = require_backend2();
+    Object.defineProperty(exports, "listSupportedBackends", { enumerable: true, get: function() {
+      return backend_1.listSupportedBackends;
+    } });
+    var onnxruntime_common_1 = require_cjs();
+    var version_1 = require_version2();
+    var backend_2 = require_backend2();
+    var backends = (0, backend_2.listSupportedBackends)();
+    for (const backend of backends) {
+      (0, onnxruntime_common_1.registerBackend)(backend.name, backend_2.onnxruntimeBackend, 100);
+    }
+    Object.defineProperty(onnxruntime_common_1.env.versions, "node", { value: version_1.version, enumerable: true });
+  }
+});
+
+// src/onnx/runtime/ortErrors.ts
+function shortOrtError(message) {
+  for (const [re, say] of PATTERNS) {
+    const m = message.match(re);
+    if (m) return say(m);
+  }
+  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
+  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
+}
+var PATTERNS, MAX_LENGTH;
+var init_ortErrors = __esm({
+  "src/onnx/runtime/ortErrors.ts"() {
+    "use strict";
+    PATTERNS = [
+      [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
+      [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
+      [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
+      [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
+    ];
+    MAX_LENGTH = 300;
+  }
+});
+
+// src/onnx/runtime/ort.ts
+import { createRequire } from "node:module";
+function onnxruntime() {
+  if (chosen) return chosen;
+  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
+  if (custom) {
+    try {
+      chosen = { ort: createRequire(import.meta.url)(custom), source: custom };
+    } catch (e) {
+      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
+    }
+  } else {
+    chosen = { ort: bundled, source: "bundled" };
+  }
+  return chosen;
+}
+function onnxruntimeVersion() {
+  const { ort } = onnxruntime();
+  return ort.env.versions?.common ?? "unknown";
+}
+async function openSession(modelPath, opts) {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(modelPath, {
+      executionProviders: [opts.provider ?? "cpu"],
+      graphOptimizationLevel: "all",
+      executionMode: "sequential",
+      intraOpNumThreads: opts.threads,
+      interOpNumThreads: 1
+    });
+  } catch (e) {
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
+  }
+}
+var bundled, chosen;
+var init_ort = __esm({
+  "src/onnx/runtime/ort.ts"() {
+    "use strict";
+    bundled = __toESM(require_dist(), 1);
+    init_errors();
+    init_ortErrors();
+  }
+});
+
+// src/measure/metrics.ts
+function accuracy(pred, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
+  return labels.length ? hit / labels.length : NaN;
+}
+function perClassAccuracy(pred, labels, classes) {
+  const hit = new Float64Array(classes);
+  const support = classSupport(labels, classes);
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
+  return Array.from(support, (n, c) => n ? hit[c] / n : null);
+}
+function classSupport(labels, classes) {
+  const support = new Array(classes).fill(0);
+  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
+  return support;
+}
+function confusionMatrix(pred, labels, classes) {
+  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
+  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
+  return m;
+}
+function agreement(a, b) {
+  let same2 = 0;
+  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
+  return a.length ? same2 / a.length : NaN;
+}
+var init_metrics = __esm({
+  "src/measure/metrics.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/binomial.ts
+function logGamma(x2) {
+  const g2 = 7;
+  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
+  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
+  x2 -= 1;
+  let a = c[0];
+  const t = x2 + g2 + 0.5;
+  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
+  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+}
+function binomialHalfCdf(k, n) {
+  if (k < 0) return 0;
+  if (k >= n) return 1;
+  const lnN = logGamma(n + 1);
+  const ln2n = n * Math.LN2;
+  let sum = 0;
+  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
+  return Math.min(1, sum);
+}
+var init_binomial = __esm({
+  "src/measure/stats/binomial.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/distribution.ts
+function regularizedGammaP(a, x2) {
+  if (x2 <= 0) return 0;
+  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
+  if (x2 < a + 1) {
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 1e3; n++) {
+      term *= x2 / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.min(1, sum * Math.exp(lnPre));
+  }
+  let b = x2 + 1 - a;
+  let c = 1 / 1e-300;
+  let d = 1 / b;
+  let h = d;
+  for (let i2 = 1; i2 < 1e3; i2++) {
+    const an = -i2 * (i2 - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < 1e-300) d = 1e-300;
+    c = b + an / c;
+    if (Math.abs(c) < 1e-300) c = 1e-300;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return Math.max(0, 1 - Math.exp(lnPre) * h);
+}
+function chiSquareSurvival(x2, df) {
+  return 1 - regularizedGammaP(df / 2, x2 / 2);
+}
+function chiSquareHomogeneity(a, b) {
+  const na = a.reduce((s, v) => s + v, 0);
+  const nb = b.reduce((s, v) => s + v, 0);
+  let stat2 = 0;
+  let bins = 0;
+  for (let i2 = 0; i2 < a.length; i2++) {
+    const total2 = a[i2] + b[i2];
+    if (total2 === 0) continue;
+    bins++;
+    const ea = total2 * na / (na + nb);
+    const eb = total2 * nb / (na + nb);
+    stat2 += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
+  }
+  const df = Math.max(1, bins - 1);
+  return { statistic: stat2, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat2, df) };
+}
+function kolmogorovSmirnov(x2, y) {
+  const a = Float64Array.from(x2).sort();
+  const b = Float64Array.from(y).sort();
+  let i2 = 0;
+  let j = 0;
+  let d = 0;
+  while (i2 < a.length && j < b.length) {
+    const v = Math.min(a[i2], b[j]);
+    while (i2 < a.length && a[i2] <= v) i2++;
+    while (j < b.length && b[j] <= v) j++;
+    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
+  }
+  const ne = a.length * b.length / (a.length + b.length);
+  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
+  let p = 0;
+  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
+  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
+}
+function populationStabilityIndex(expected, actual, bins = 10) {
+  const sorted = Float64Array.from(expected).sort();
+  const edges = [];
+  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
+  const hist = (values) => {
+    const h = new Float64Array(bins);
+    for (let i2 = 0; i2 < values.length; i2++) {
+      let b = 0;
+      while (b < edges.length && values[i2] > edges[b]) b++;
+      h[b]++;
+    }
+    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
+  };
+  const e = hist(expected);
+  const a = hist(actual);
+  let psi = 0;
+  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
+  return psi;
+}
+var init_distribution = __esm({
+  "src/measure/stats/distribution.ts"() {
+    "use strict";
+    init_binomial();
+  }
+});
+
+// node_modules/simple-statistics/dist/simple-statistics.mjs
+function quantileSorted(x2, p) {
+  var idx = (x2.length - 1) * p;
+  if (x2.length === 0) {
+    throw new Error("quantile requires at least one data point.");
+  } else if (p < 0 || p > 1) {
+    throw new Error("quantiles must be between 0 and 1");
+  } else if (p === 1) {
+    return x2[x2.length - 1];
+  } else if (p === 0) {
+    return x2[0];
+  } else if (idx % 1 !== 0) {
+    var lower = Math.floor(idx);
+    var upper = Math.ceil(idx);
+    var fraction = idx - lower;
+    return x2[lower] + fraction * (x2[upper] - x2[lower]);
+  } else {
+    return x2[idx];
+  }
+}
+function quickselect(arr, k, left, right) {
+  left = left || 0;
+  right = right || arr.length - 1;
+  while (right > left) {
+    if (right - left > 600) {
+      var n = right - left + 1;
+      var m = k - left + 1;
+      var z2 = Math.log(n);
+      var s = 0.5 * Math.exp(2 * z2 / 3);
+      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
+      if (m - n / 2 < 0) {
+        sd *= -1;
+      }
+      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
+      var newRight = Math.min(
+        right,
+        Math.floor(k + (n - m) * s / n + sd)
+      );
+      quickselect(arr, k, newLeft, newRight);
+    }
+    var t = arr[k];
+    var i2 = left;
+    var j = right;
+    swap(arr, left, k);
+    if (arr[right] > t) {
+      swap(arr, left, right);
+    }
+    while (i2 < j) {
+      swap(arr, i2, j);
+      i2++;
+      j--;
+      while (arr[i2] < t) {
+        i2++;
+      }
+      while (arr[j] > t) {
+        j--;
+      }
+    }
+    if (arr[left] === t) {
+      swap(arr, left, j);
+    } else {
+      j++;
+      swap(arr, j, right);
+    }
+    if (j <= k) {
+      left = j + 1;
+    }
+    if (k <= j) {
+      right = j - 1;
+    }
+  }
+}
+function swap(arr, i2, j) {
+  var tmp = arr[i2];
+  arr[i2] = arr[j];
+  arr[j] = tmp;
+}
+function quantile(x2, p) {
+  var copy = x2.slice();
+  if (Array.isArray(p)) {
+    multiQuantileSelect(copy, p);
+    var results = [];
+    for (var i2 = 0; i2 < p.length; i2++) {
+      results[i2] = quantileSorted(copy, p[i2]);
+    }
+    return results;
+  } else {
+    var idx = quantileIndex(copy.length, p);
+    quantileSelect(copy, idx, 0, copy.length - 1);
+    return quantileSorted(copy, p);
+  }
+}
+function quantileSelect(arr, k, left, right) {
+  if (k % 1 === 0) {
+    quickselect(arr, k, left, right);
+  } else {
+    k = Math.floor(k);
+    quickselect(arr, k, left, right);
+    quickselect(arr, k + 1, k + 1, right);
+  }
+}
+function multiQuantileSelect(arr, p) {
+  var positions = /* @__PURE__ */ new Set();
+  for (var i2 = 0; i2 < p.length; i2++) {
+    var idx = quantileIndex(arr.length, p[i2]);
+    positions.add(Math.floor(idx));
+    positions.add(Math.ceil(idx));
+  }
+  var indices = Array.from(positions).sort(compare);
+  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
+}
+function multiselect(arr, indices, lo, hi, left, right) {
+  if (lo > hi) {
+    return;
+  }
+  var mid = lo + hi >> 1;
+  quickselect(arr, indices[mid], left, right);
+  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
+  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
+}
+function compare(a, b) {
+  return a - b;
+}
+function quantileIndex(len, p) {
+  var idx = (len - 1) * p;
+  if (p === 1) {
+    return len - 1;
+  } else if (p === 0) {
+    return 0;
+  } else if (idx % 1 !== 0) {
+    return idx;
+  } else {
+    return idx;
+  }
+}
+function median(x2) {
+  return +quantile(x2, 0.5);
+}
+function cumulativeDistribution(z2) {
+  var sum = z2;
+  var tmp = z2;
+  for (var i2 = 1; i2 < 30; i2++) {
+    tmp *= z2 * z2 / (2 * i2 + 1);
+    sum += tmp;
+  }
+  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
+}
+function errorFunction(x2) {
+  var t = 1 / (1 + 0.5 * Math.abs(x2));
+  var tau = t * Math.exp(
+    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
+  );
+  if (x2 >= 0) {
+    return 1 - tau;
+  } else {
+    return tau - 1;
+  }
+}
+var BayesianClassifier, g, LOGSQRT2PI, SQRT_2PI$1, standardNormalTable, z, SQRT_2PI, PerceptronModel;
+var init_simple_statistics = __esm({
+  "node_modules/simple-statistics/dist/simple-statistics.mjs"() {
+    BayesianClassifier = function BayesianClassifier2() {
+      this.totalCount = 0;
+      this.data = {};
+    };
+    BayesianClassifier.prototype.train = function train(item, category) {
+      if (!this.data[category]) {
+        this.data[category] = {};
+      }
+      for (var k in item) {
+        var v = item[k];
+        if (this.data[category][k] === void 0) {
+          this.data[category][k] = {};
+        }
+        if (this.data[category][k][v] === void 0) {
+          this.data[category][k][v] = 0;
+        }
+        this.data[category][k][v]++;
+      }
+      this.totalCount++;
+    };
+    BayesianClassifier.prototype.score = function score(item) {
+      var odds = {};
+      var category;
+      for (var k in item) {
+        var v = item[k];
+        for (category in this.data) {
+          if (odds[category] === void 0) {
+            odds[category] = {};
+          }
+          if (this.data[category][k]) {
+            odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
+          } else {
+            odds[category][k + "_" + v] = 0;
+          }
+        }
+      }
+      var oddsSums = {};
+      for (category in odds) {
+        oddsSums[category] = 0;
+        for (var combination in odds[category]) {
+          oddsSums[category] += odds[category][combination];
+        }
+      }
+      return oddsSums;
+    };
+    g = 607 / 128;
+    LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
+    SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
+    standardNormalTable = [];
+    for (z = 0; z <= 3.09; z += 0.01) {
+      standardNormalTable.push(cumulativeDistribution(z));
+    }
+    SQRT_2PI = Math.sqrt(2 * Math.PI);
+    PerceptronModel = function PerceptronModel2() {
+      this.weights = [];
+      this.bias = 0;
+    };
+    PerceptronModel.prototype.predict = function predict(features) {
+      if (features.length !== this.weights.length) {
+        return null;
+      }
+      var score2 = 0;
+      for (var i2 = 0; i2 < this.weights.length; i2++) {
+        score2 += this.weights[i2] * features[i2];
+      }
+      score2 += this.bias;
+      if (score2 > 0) {
+        return 1;
+      } else {
+        return 0;
+      }
+    };
+    PerceptronModel.prototype.train = function train2(features, label2) {
+      if (label2 !== 0 && label2 !== 1) {
+        return null;
+      }
+      if (features.length !== this.weights.length) {
+        this.weights = features.slice();
+        this.bias = 1;
+      }
+      var prediction = this.predict(features);
+      if (typeof prediction === "number" && prediction !== label2) {
+        var gradient = label2 - prediction;
+        for (var i2 = 0; i2 < this.weights.length; i2++) {
+          this.weights[i2] += gradient * features[i2];
+        }
+        this.bias += gradient;
+      }
+      return this;
+    };
+  }
+});
+
+// src/util/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+var init_random = __esm({
+  "src/util/random.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/bootstrap.ts
+function bootstrapInterval(n, statistic, opts = {}) {
+  const confidence = opts.confidence ?? 0.95;
+  const resamples = opts.resamples ?? 1e3;
+  const random = seededRandom(opts.seed ?? 24301);
+  const indices = new Int32Array(n);
+  const values = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
+    const v = statistic(indices);
+    if (Number.isFinite(v)) values.push(v);
+  }
+  if (values.length === 0) return [NaN, NaN];
+  values.sort((a, b) => a - b);
+  const alpha = (1 - confidence) / 2;
+  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
+}
+function quantileAt(values, indices, p, scratch) {
+  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
+  scratch.sort();
+  return quantileSorted(scratch, p);
+}
+function quantileInterval(values, p, opts = {}) {
+  const scratch = new Float64Array(values.length);
+  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
+}
+function meanInterval(values, opts = {}) {
+  return bootstrapInterval(values.length, (idx) => {
+    let s = 0;
+    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
+    return s / idx.length;
+  }, opts);
+}
+var init_bootstrap = __esm({
+  "src/measure/stats/bootstrap.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_random();
+  }
+});
+
+// src/measure/latency.ts
+function batchOf(source, batch) {
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of source) {
+    const rows2 = arr.dims[0];
+    const rowSize = arr.data.length / rows2;
+    const Ctor = arr.data.constructor;
+    const data = new Ctor(batch * rowSize);
+    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
+    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
+  }
+  return out;
+}
+function latencyStat(batch, samplesMs, confidence) {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const stat2 = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  if (confidence === void 0) return stat2;
+  stat2.p99_ms = quantileSorted(sorted, 0.99);
+  stat2.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const opts = { confidence, resamples: 500 };
+  stat2.p50_ci = quantileInterval(sorted, 0.5, opts);
+  stat2.p95_ci = quantileInterval(sorted, 0.95, opts);
+  stat2.p99_ci = quantileInterval(sorted, 0.99, opts);
+  stat2.mean_ci = meanInterval(sorted, opts);
+  return stat2;
+}
+function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
+  const n = Math.min(a.length, b.length);
+  const sa = new Float64Array(n);
+  const sb = new Float64Array(n);
+  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median2(a) / median2(b);
+  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
+  return { ratio: ratio2, ci };
+}
+function relativeHalfWidth(estimate, ci) {
+  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
+}
+function settled(times) {
+  if (times.length < 2 * STABLE_WINDOW) return false;
+  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
+  const last = med(times.slice(-STABLE_WINDOW));
+  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
+  return Math.abs(last / before - 1) <= 0.1;
+}
+function preciseEnough(perModel, target, confidence) {
+  if (perModel.length === 1) {
+    const s = perModel[0];
+    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
+  }
+  for (let i2 = 1; i2 < perModel.length; i2++) {
+    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
+    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
+  }
+  return true;
+}
+async function measureInterleaved(modelPaths, source, opts, onProgress) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
+  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const adaptive = (opts.targetRelCi ?? 0) > 0;
+  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
+  let done = 0;
+  try {
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
+    for (let b = 0; b < opts.batchSizes.length; b++) {
+      const started = performance.now();
+      const inputs = batchOf(source, opts.batchSizes[b]);
+      const feeds = {};
+      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const warm = sessions.map(() => []);
+      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
+      let warming = opts.warmup > 0;
+      let warmRounds = 0;
+      let timed = 0;
+      for (let r = 0; ; r++) {
+        if (!warming && timed >= opts.runs) {
+          if (!adaptive || performance.now() - started > capMs) break;
+          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
+        }
+        const order = sessions.map((_, i2) => i2);
+        if (r % 2 === 1) order.reverse();
+        for (const i2 of order) {
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i2].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
+          if (warming) warm[i2].push(dt);
+          else samples[i2][b].push(dt);
+        }
+        if (warming) {
+          warmRounds++;
+          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
+        } else timed++;
+        onProgress?.(Math.min(++done, total2), total2);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return samples;
+}
+var STABLE_WINDOW;
+var init_latency = __esm({
+  "src/measure/latency.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_ort();
+    init_bootstrap();
+    STABLE_WINDOW = 5;
+  }
+});
+
+// src/measure/stats/normal.ts
+function normalQuantile(p) {
+  if (!(p > 0 && p < 1)) {
+    if (p === 0) return -Infinity;
+    if (p === 1) return Infinity;
+    return NaN;
+  }
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const low = 0.02425;
+  if (p < low) {
+    const q2 = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
+  }
+  if (p > 1 - low) return -normalQuantile(1 - p);
+  const q = p - 0.5;
+  const r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+function twoSidedZ(confidence) {
+  return normalQuantile(1 - (1 - confidence) / 2);
+}
+var init_normal = __esm({
+  "src/measure/stats/normal.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/wilson.ts
+function wilsonInterval(successes, n, confidence = 0.95) {
+  if (n <= 0) return [0, 1];
+  const z2 = twoSidedZ(confidence);
+  const p = successes / n;
+  const z22 = z2 * z2;
+  const centre = p + z22 / (2 * n);
+  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const denom = 1 + z22 / n;
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
+  return [lo, hi];
+}
+var init_wilson = __esm({
+  "src/measure/stats/wilson.ts"() {
+    "use strict";
+    init_normal();
+  }
+});
+
+// src/measure/stats/mcnemar.ts
+function pairedTable(correctA, correctB) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < correctA.length; i2++) {
+    if (correctA[i2]) {
+      if (correctB[i2]) t.both++;
+      else t.onlyA++;
+    } else if (correctB[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function mcnemarExact(onlyA, onlyB) {
+  const n = onlyA + onlyB;
+  if (n === 0) return 1;
+  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
+}
+function pairedDifferenceInterval(t, confidence = 0.95) {
+  const n = t.both + t.onlyA + t.onlyB + t.neither;
+  if (n === 0) return [-1, 1];
+  const p1 = (t.both + t.onlyA) / n;
+  const p2 = (t.both + t.onlyB) / n;
+  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
+  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
+  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
+  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
+  const diff = p1 - p2;
+  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
+  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
+  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
+}
+function minSamplesForDrop(drop, discordant, confidence = 0.95) {
+  const z2 = twoSidedZ(confidence);
+  const d = Math.max(discordant, drop);
+  return Math.ceil(z2 * z2 * d / (drop * drop));
+}
+var init_mcnemar = __esm({
+  "src/measure/stats/mcnemar.ts"() {
+    "use strict";
+    init_binomial();
+    init_wilson();
+    init_normal();
+  }
+});
+
+// src/measure/stats/uncertainty.ts
+function subsetTable(a, b, keep) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < a.length; i2++) {
+    if (!keep(i2)) continue;
+    if (a[i2]) {
+      if (b[i2]) t.both++;
+      else t.onlyA++;
+    } else if (b[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function sampleNote(t, ci, limit, confidence, what) {
+  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
+  const n = total(t);
+  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
+  const need = minSamplesForDrop(limit, discordant, confidence);
+  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
+}
+function accuracyDropUncertainty(reference, candidate, confidence, limit) {
+  const t = pairedTable(reference, candidate);
+  const ci = pairedDifferenceInterval(t, confidence);
+  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
+}
+function eceAt(confidence, correct, indices, bins = 15) {
+  const count2 = new Float64Array(bins);
+  const gap = new Float64Array(bins);
+  for (let k = 0; k < indices.length; k++) {
+    const i2 = indices[k];
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count2[b]++;
+    gap[b] += correct[i2] - confidence[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(gap[b]) / indices.length;
+  return ece;
+}
+function classDropIntervals(m) {
+  const out = [];
+  for (let c = 0; c < m.reference.classes; c++) {
+    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
+    if (total(t) === 0) continue;
+    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
+  }
+  return out;
+}
+function maxInterval(cis) {
+  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
+}
+function budgetUncertainty(m) {
+  const { confidence } = m;
+  const u = {};
+  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
+  const classes = classDropIntervals(m);
+  if (classes.length) {
+    const ci = maxInterval(classes.map((c) => c.ci));
+    const limit = m.limits["class-accuracy-drop"];
+    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
+    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
+    u["class-accuracy-drop"] = { ci, note };
+  }
+  const n = m.labels.length;
+  u["ece-increase"] = {
+    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
+  };
+  if (m.referenceLatency?.length && m.candidateLatency?.length) {
+    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
+    u["min-speedup"] = { ci: speedup.ci };
+    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
+    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
+  }
+  if (m.shifts?.length) {
+    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
+    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
+  }
+  return u;
+}
+function accuracyIntervals(p, labels, confidence) {
+  const hit = new Float64Array(p.classes);
+  const support = new Float64Array(p.classes);
+  let all = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) {
+    support[labels[i2]]++;
+    if (p.correct[i2]) {
+      hit[labels[i2]]++;
+      all++;
+    }
+  }
+  return {
+    accuracy_ci: wilsonInterval(all, labels.length, confidence),
+    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
+  };
+}
+function annotateClassChanges(changes, m, limit) {
+  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
+  return changes.map((c) => {
+    const s = byClass.get(c.class);
+    if (!s) return c;
+    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
+  });
+}
+var total;
+var init_uncertainty = __esm({
+  "src/measure/stats/uncertainty.ts"() {
+    "use strict";
+    init_latency();
+    init_bootstrap();
+    init_mcnemar();
+    init_wilson();
+    total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
+  }
+});
+
+// src/pipeline/verdicts.ts
+function classChanges(reference, candidate, labels, classes) {
+  const support = classSupport(labels, classes);
+  const changes = [];
+  reference.per_class.forEach((d, c) => {
+    const f = candidate.per_class[c];
+    if (d === null || f === null) return;
+    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, compareMode = false) {
+  const labels = data.labels;
+  const confidence = config.confidence;
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
+  const paired = {
+    labels,
+    reference: reference.preds,
+    candidate: candidate.preds,
+    referenceLatency: latency?.reference,
+    candidateLatency: latency?.candidate,
+    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
+    confidence,
+    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
+  };
+  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
+  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
+  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
+  return {
+    budgets: results,
+    verdict: overallVerdict(results.map((b) => b.verdict)),
+    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, labels, reference.preds.classes), paired, classLimit)
+  };
+}
+function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
+  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b || !s.data.labels) continue;
+    const dense = mean(a.correct);
+    const final2 = mean(b.correct);
+    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
+    out.push({
+      name: s.name,
+      source: corruptionNames.has(s.name) ? "corruption" : "user",
+      samples: s.data.count,
+      dense,
+      final: final2,
+      drop: dense - final2,
+      drop_ci: u.ci,
+      p_value: u.p_value,
+      gap_change: dense - final2 - cleanGap
+    });
+  }
+  return out;
+}
+function mean(x2) {
+  let s = 0;
+  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
+  return x2.length ? s / x2.length : NaN;
+}
+function distributionShift(clean, shifted) {
+  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
+  const hist = (p) => {
+    const h = new Array(p.classes).fill(0);
+    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
+    return h;
+  };
+  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
+  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
+}
+function predictionShifts(reference, candidate, shifts) {
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b) continue;
+    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
+  }
+  return out;
+}
+var init_verdicts = __esm({
+  "src/pipeline/verdicts.ts"() {
+    "use strict";
+    init_budgets2();
+    init_metrics();
+    init_distribution();
+    init_uncertainty();
+  }
+});
+
+// src/pipeline/ledger.ts
+import * as os6 from "node:os";
+function measuredRuntime(provider, config) {
+  return {
+    onnxruntime: onnxruntimeVersion(),
+    provider: provider.provider,
+    threads: config.latency.threads || os6.availableParallelism(),
+    platform: `${process.platform}-${process.arch}`,
+    ...provider.note ? { notes: [provider.note] } : {}
+  };
+}
+function buildModelLedger(i2) {
+  return {
+    model: i2.model,
+    pruned: i2.pruned,
+    method: i2.method,
+    target_sparsity: i2.targetSparsity,
+    steps: i2.steps.map((m) => m.step),
+    budgets: i2.judged.budgets,
+    verdict: i2.judged.verdict,
+    class_changes: i2.judged.classChanges,
+    eval: { data: i2.data.path, samples: i2.data.set.count, classes: i2.reference.preds.classes },
+    ...i2.notes?.length ? { notes: [...i2.notes] } : {},
+    shifts: shiftResults(i2.reference, i2.shipped, i2.shifts, new Set(i2.config.corruptions), i2.config.confidence),
+    prediction_shift: predictionShifts(i2.reference, i2.shipped, i2.shifts),
+    ...i2.scope ? { scope: i2.scope } : {},
+    ...i2.sensitivity ? { sensitivity: i2.sensitivity } : {},
+    ...i2.schedule ? { schedule: i2.schedule } : {}
+  };
+}
+var init_ledger = __esm({
+  "src/pipeline/ledger.ts"() {
+    "use strict";
+    init_atomicWrite();
+    init_render();
+    init_ort();
+    init_verdicts();
+  }
+});
+
 // src/data/npy.ts
 function allocTypedArray(dtype, length) {
   const info2 = DTYPES[dtype];
@@ -25773,15 +29215,15 @@ function decodeShape(value, fail) {
     return Number(d);
   });
 }
-function swapBytesInPlace(bytes2, size) {
-  if (size === 2) {
+function swapBytesInPlace(bytes2, size2) {
+  if (size2 === 2) {
     const w2 = new Uint16Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 1);
     for (let i2 = 0; i2 < w2.length; i2++) w2[i2] = (w2[i2] & 255) << 8 | w2[i2] >>> 8;
     return;
   }
   const w = new Uint32Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 2);
   const bswap = (x2) => (x2 << 24 | (x2 & 65280) << 8 | x2 >>> 8 & 65280 | x2 >>> 24) >>> 0;
-  if (size === 4) {
+  if (size2 === 4) {
     for (let i2 = 0; i2 < w.length; i2++) w[i2] = bswap(w[i2]);
     return;
   }
@@ -25906,7 +29348,7 @@ var init_npy = __esm({
 });
 
 // node_modules/fflate/esm/index.mjs
-import { createRequire } from "module";
+import { createRequire as createRequire2 } from "module";
 function deflateSync(data, opts) {
   return dopt(data, opts || {}, 0, 0);
 }
@@ -26048,7 +29490,7 @@ function unzipSync(data, opts) {
 var require2, _a, Worker, isMarkedAsUntransferable, u8, u16, i32, fleb, fdeb, clim, freb, _a, fl, revfl, _b, fd, revfd, rev, x, i, hMap, flt, i, i, i, i, fdt, i, flm, flrm, fdm, fdrm, max, bits, bits16, shft, slc, ec, err, inflt, wbits, wbits16, hTree, ln, lc, clen, wfblk, wblk, deo, et, dflt, crct, crc, dopt, mrg, b2, b4, b8, wbytes, fltn, te, td, tds, dutf8, slzh, zh, z64hs, exfl, wzh, wzf;
 var init_esm = __esm({
   "node_modules/fflate/esm/index.mjs"() {
-    require2 = createRequire("/");
+    require2 = createRequire2("/");
     try {
       _a = require2("worker_threads"), Worker = _a.Worker, isMarkedAsUntransferable = _a.isMarkedAsUntransferable;
     } catch (e) {
@@ -26887,11 +30329,11 @@ var init_esm = __esm({
 });
 
 // src/data/npz.ts
-import * as fs4 from "node:fs";
-import * as path2 from "node:path";
+import * as fs6 from "node:fs";
+import * as path4 from "node:path";
 function readFile(file) {
   try {
-    return fs4.readFileSync(file);
+    return fs6.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found`);
@@ -26941,7 +30383,7 @@ function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
-  const ext = path2.extname(file).toLowerCase();
+  const ext = path4.extname(file).toLowerCase();
   if (ext === ".npz") return readNpz(file);
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
@@ -26985,12 +30427,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path18, model, opts) {
+function loadDataset(path22, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path18} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path22} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path18);
+  const arrays = readArrays(path22);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -26999,7 +30441,7 @@ function loadDataset(path18, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path18}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path22}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -27008,37 +30450,37 @@ function loadDataset(path18, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path18}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path22}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path18, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path18, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path22, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path22, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path18}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path22}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path18}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path22}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path18, y, count2);
+  if (y) labels = toLabels(path22, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path18}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path22}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path18, count: count2, inputs, labels };
+  return { path: path22, count: count2, inputs, labels };
 }
-function checkInput(path18, spec, name, arr, modelName) {
-  const subject = `${path18}: array '${name}'`;
+function checkInput(path22, spec, name, arr, modelName) {
+  const subject = `${path22}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -27060,7 +30502,7 @@ function checkInput(path18, spec, name, arr, modelName) {
     }
   }
 }
-function checkFinite(path18, name, arr) {
+function checkFinite(path22, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -27071,7 +30513,7 @@ function checkFinite(path18, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path18}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path22}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -27090,8 +30532,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path18, y, count2) {
-  const subject = `${path18}: label array '${LABELS}'`;
+function toLabels(path22, y, count2) {
+  const subject = `${path22}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -27162,9 +30604,9 @@ function takeSamples(ds, indices) {
   return { path: ds.path, count: n, inputs, labels };
 }
 function copySample(dst, dstIndex, src, srcIndex, length) {
-  const size = src.BYTES_PER_ELEMENT;
-  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size, length * size).set(
-    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size, length * size)
+  const size2 = src.BYTES_PER_ELEMENT;
+  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size2, length * size2).set(
+    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size2, length * size2)
   );
 }
 var LABELS, SINGLE_INPUT, INTEGER_DTYPES, FLOAT_DTYPES;
@@ -27178,1663 +30620,6 @@ var init_dataset = __esm({
     SINGLE_INPUT = "x";
     INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
     FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/backend-impl.js
-var require_backend_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/backend-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.resolveBackendAndExecutionProviders = exports.registerBackend = void 0;
-    var backends = /* @__PURE__ */ new Map();
-    var backendsSortedByPriority = [];
-    var registerBackend = (name, backend, priority) => {
-      if (backend && typeof backend.init === "function" && typeof backend.createInferenceSessionHandler === "function") {
-        const currentBackend = backends.get(name);
-        if (currentBackend === void 0) {
-          backends.set(name, { backend, priority });
-        } else if (currentBackend.priority > priority) {
-          return;
-        } else if (currentBackend.priority === priority) {
-          if (currentBackend.backend !== backend) {
-            throw new Error(`cannot register backend "${name}" using priority ${priority}`);
-          }
-        }
-        if (priority >= 0) {
-          const i2 = backendsSortedByPriority.indexOf(name);
-          if (i2 !== -1) {
-            backendsSortedByPriority.splice(i2, 1);
-          }
-          for (let i3 = 0; i3 < backendsSortedByPriority.length; i3++) {
-            if (backends.get(backendsSortedByPriority[i3]).priority <= priority) {
-              backendsSortedByPriority.splice(i3, 0, name);
-              return;
-            }
-          }
-          backendsSortedByPriority.push(name);
-        }
-        return;
-      }
-      throw new TypeError("not a valid backend");
-    };
-    exports.registerBackend = registerBackend;
-    var tryResolveAndInitializeBackend = async (backendName) => {
-      const backendInfo = backends.get(backendName);
-      if (!backendInfo) {
-        return "backend not found.";
-      }
-      if (backendInfo.initialized) {
-        return backendInfo.backend;
-      } else if (backendInfo.aborted) {
-        return backendInfo.error;
-      } else {
-        const isInitializing = !!backendInfo.initPromise;
-        try {
-          if (!isInitializing) {
-            backendInfo.initPromise = backendInfo.backend.init(backendName);
-          }
-          await backendInfo.initPromise;
-          backendInfo.initialized = true;
-          return backendInfo.backend;
-        } catch (e) {
-          if (!isInitializing) {
-            backendInfo.error = `${e}`;
-            backendInfo.aborted = true;
-          }
-          return backendInfo.error;
-        } finally {
-          delete backendInfo.initPromise;
-        }
-      }
-    };
-    var resolveBackendAndExecutionProviders = async (options) => {
-      const eps = options.executionProviders || [];
-      const backendHints = eps.map((i2) => typeof i2 === "string" ? i2 : i2.name);
-      const backendNames = backendHints.length === 0 ? backendsSortedByPriority : backendHints;
-      let backend;
-      const errors = [];
-      const availableBackendNames = /* @__PURE__ */ new Set();
-      for (const backendName of backendNames) {
-        const resolveResult = await tryResolveAndInitializeBackend(backendName);
-        if (typeof resolveResult === "string") {
-          errors.push({ name: backendName, err: resolveResult });
-        } else {
-          if (!backend) {
-            backend = resolveResult;
-          }
-          if (backend === resolveResult) {
-            availableBackendNames.add(backendName);
-          }
-        }
-      }
-      if (!backend) {
-        throw new Error(`no available backend found. ERR: ${errors.map((e) => `[${e.name}] ${e.err}`).join(", ")}`);
-      }
-      for (const { name, err: err2 } of errors) {
-        if (backendHints.includes(name)) {
-          console.warn(`removing requested execution provider "${name}" from session options because it is not available: ${err2}`);
-        }
-      }
-      const filteredEps = eps.filter((i2) => availableBackendNames.has(typeof i2 === "string" ? i2 : i2.name));
-      return [
-        backend,
-        new Proxy(options, {
-          get: (target, prop) => {
-            if (prop === "executionProviders") {
-              return filteredEps;
-            }
-            return Reflect.get(target, prop);
-          }
-        })
-      ];
-    };
-    exports.resolveBackendAndExecutionProviders = resolveBackendAndExecutionProviders;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/backend.js
-var require_backend = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/backend.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.registerBackend = void 0;
-    var backend_impl_js_1 = require_backend_impl();
-    Object.defineProperty(exports, "registerBackend", { enumerable: true, get: function() {
-      return backend_impl_js_1.registerBackend;
-    } });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/version.js
-var require_version = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/version.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.version = void 0;
-    exports.version = "1.30.0";
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/env-impl.js
-var require_env_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/env-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.env = void 0;
-    var version_js_1 = require_version();
-    var logLevelValue = "warning";
-    exports.env = {
-      wasm: {},
-      webgl: {},
-      webgpu: {},
-      versions: { common: version_js_1.version },
-      set logLevel(value) {
-        if (value === void 0) {
-          return;
-        }
-        if (typeof value !== "string" || ["verbose", "info", "warning", "error", "fatal"].indexOf(value) === -1) {
-          throw new Error(`Unsupported logging level: ${value}`);
-        }
-        logLevelValue = value;
-      },
-      get logLevel() {
-        return logLevelValue;
-      }
-    };
-    Object.defineProperty(exports.env, "logLevel", { enumerable: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/env.js
-var require_env = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/env.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.env = void 0;
-    var env_impl_js_1 = require_env_impl();
-    exports.env = env_impl_js_1.env;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js
-var require_tensor_conversion_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorToImageData = exports.tensorToDataURL = void 0;
-    var tensorToDataURL = (tensor, options) => {
-      const canvas = typeof document !== "undefined" ? document.createElement("canvas") : new OffscreenCanvas(1, 1);
-      canvas.width = tensor.dims[3];
-      canvas.height = tensor.dims[2];
-      const pixels2DContext = canvas.getContext("2d");
-      if (pixels2DContext != null) {
-        let width;
-        let height;
-        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
-          width = tensor.dims[2];
-          height = tensor.dims[3];
-        } else {
-          width = tensor.dims[3];
-          height = tensor.dims[2];
-        }
-        const inputformat = options?.format !== void 0 ? options.format : "RGB";
-        const norm2 = options?.norm;
-        let normMean;
-        let normBias;
-        if (norm2 === void 0 || norm2.mean === void 0) {
-          normMean = [255, 255, 255, 255];
-        } else {
-          if (typeof norm2.mean === "number") {
-            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
-          } else {
-            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 0];
-            if (norm2.mean[3] !== void 0) {
-              normMean[3] = norm2.mean[3];
-            }
-          }
-        }
-        if (norm2 === void 0 || norm2.bias === void 0) {
-          normBias = [0, 0, 0, 0];
-        } else {
-          if (typeof norm2.bias === "number") {
-            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
-          } else {
-            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
-            if (norm2.bias[3] !== void 0) {
-              normBias[3] = norm2.bias[3];
-            }
-          }
-        }
-        const stride = height * width;
-        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-        if (inputformat === "RGBA") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-          aTensorPointer = stride * 3;
-        } else if (inputformat === "RGB") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-        } else if (inputformat === "RBG") {
-          rTensorPointer = 0;
-          bTensorPointer = stride;
-          gTensorPointer = stride * 2;
-        }
-        for (let i2 = 0; i2 < height; i2++) {
-          for (let j = 0; j < width; j++) {
-            const R = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
-            const G = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
-            const B = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
-            const A = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
-            pixels2DContext.fillStyle = "rgba(" + R + "," + G + "," + B + "," + A + ")";
-            pixels2DContext.fillRect(j, i2, 1, 1);
-          }
-        }
-        if ("toDataURL" in canvas) {
-          return canvas.toDataURL();
-        } else {
-          throw new Error("toDataURL is not supported");
-        }
-      } else {
-        throw new Error("Can not access image data");
-      }
-    };
-    exports.tensorToDataURL = tensorToDataURL;
-    var tensorToImageData = (tensor, options) => {
-      const pixels2DContext = typeof document !== "undefined" ? document.createElement("canvas").getContext("2d") : new OffscreenCanvas(1, 1).getContext("2d");
-      let image;
-      if (pixels2DContext != null) {
-        let width;
-        let height;
-        let channels;
-        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
-          width = tensor.dims[2];
-          height = tensor.dims[1];
-          channels = tensor.dims[3];
-        } else {
-          width = tensor.dims[3];
-          height = tensor.dims[2];
-          channels = tensor.dims[1];
-        }
-        const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
-        const norm2 = options?.norm;
-        let normMean;
-        let normBias;
-        if (norm2 === void 0 || norm2.mean === void 0) {
-          normMean = [255, 255, 255, 255];
-        } else {
-          if (typeof norm2.mean === "number") {
-            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
-          } else {
-            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 255];
-            if (norm2.mean[3] !== void 0) {
-              normMean[3] = norm2.mean[3];
-            }
-          }
-        }
-        if (norm2 === void 0 || norm2.bias === void 0) {
-          normBias = [0, 0, 0, 0];
-        } else {
-          if (typeof norm2.bias === "number") {
-            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
-          } else {
-            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
-            if (norm2.bias[3] !== void 0) {
-              normBias[3] = norm2.bias[3];
-            }
-          }
-        }
-        const stride = height * width;
-        if (options !== void 0) {
-          if (options.format !== void 0 && channels === 4 && options.format !== "RGBA" || channels === 3 && options.format !== "RGB" && options.format !== "BGR") {
-            throw new Error("Tensor format doesn't match input tensor dims");
-          }
-        }
-        const step = 4;
-        let rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
-        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-        if (inputformat === "RGBA") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-          aTensorPointer = stride * 3;
-        } else if (inputformat === "RGB") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-        } else if (inputformat === "RBG") {
-          rTensorPointer = 0;
-          bTensorPointer = stride;
-          gTensorPointer = stride * 2;
-        }
-        image = pixels2DContext.createImageData(width, height);
-        for (let i2 = 0; i2 < height * width; rImagePointer += step, gImagePointer += step, bImagePointer += step, aImagePointer += step, i2++) {
-          image.data[rImagePointer] = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
-          image.data[gImagePointer] = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
-          image.data[bImagePointer] = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
-          image.data[aImagePointer] = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
-        }
-      } else {
-        throw new Error("Can not access image data");
-      }
-      return image;
-    };
-    exports.tensorToImageData = tensorToImageData;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js
-var require_tensor_factory_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorFromPinnedBuffer = exports.tensorFromMLTensor = exports.tensorFromGpuBuffer = exports.tensorFromTexture = exports.tensorFromImage = exports.bufferToTensor = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    var bufferToTensor = (buffer, options) => {
-      if (buffer === void 0) {
-        throw new Error("Image buffer must be defined");
-      }
-      if (options.height === void 0 || options.width === void 0) {
-        throw new Error("Image height and width must be defined");
-      }
-      if (options.tensorLayout === "NHWC") {
-        throw new Error("NHWC Tensor layout is not supported yet");
-      }
-      const { height, width } = options;
-      const norm2 = options.norm ?? { mean: 255, bias: 0 };
-      let normMean;
-      let normBias;
-      if (typeof norm2.mean === "number") {
-        normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
-      } else {
-        normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], norm2.mean[3] ?? 255];
-      }
-      if (typeof norm2.bias === "number") {
-        normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
-      } else {
-        normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], norm2.bias[3] ?? 0];
-      }
-      const inputformat = options.format !== void 0 ? options.format : "RGBA";
-      const outputformat = options.tensorFormat !== void 0 ? options.tensorFormat !== void 0 ? options.tensorFormat : "RGB" : "RGB";
-      const stride = height * width;
-      const float32Data = outputformat === "RGBA" ? new Float32Array(stride * 4) : new Float32Array(stride * 3);
-      let step = 4, rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
-      let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-      if (inputformat === "RGB") {
-        step = 3;
-        rImagePointer = 0;
-        gImagePointer = 1;
-        bImagePointer = 2;
-        aImagePointer = -1;
-      }
-      if (outputformat === "RGBA") {
-        aTensorPointer = stride * 3;
-      } else if (outputformat === "RBG") {
-        rTensorPointer = 0;
-        bTensorPointer = stride;
-        gTensorPointer = stride * 2;
-      } else if (outputformat === "BGR") {
-        bTensorPointer = 0;
-        gTensorPointer = stride;
-        rTensorPointer = stride * 2;
-      }
-      for (let i2 = 0; i2 < stride; i2++, rImagePointer += step, bImagePointer += step, gImagePointer += step, aImagePointer += step) {
-        float32Data[rTensorPointer++] = (buffer[rImagePointer] + normBias[0]) / normMean[0];
-        float32Data[gTensorPointer++] = (buffer[gImagePointer] + normBias[1]) / normMean[1];
-        float32Data[bTensorPointer++] = (buffer[bImagePointer] + normBias[2]) / normMean[2];
-        if (aTensorPointer !== -1 && aImagePointer !== -1) {
-          float32Data[aTensorPointer++] = (buffer[aImagePointer] + normBias[3]) / normMean[3];
-        }
-      }
-      const outputTensor = outputformat === "RGBA" ? new tensor_impl_js_1.Tensor("float32", float32Data, [1, 4, height, width]) : new tensor_impl_js_1.Tensor("float32", float32Data, [1, 3, height, width]);
-      return outputTensor;
-    };
-    exports.bufferToTensor = bufferToTensor;
-    var tensorFromImage = async (image, options) => {
-      const isHTMLImageEle = typeof HTMLImageElement !== "undefined" && image instanceof HTMLImageElement;
-      const isImageDataEle = typeof ImageData !== "undefined" && image instanceof ImageData;
-      const isImageBitmap = typeof ImageBitmap !== "undefined" && image instanceof ImageBitmap;
-      const isString = typeof image === "string";
-      let data;
-      let bufferToTensorOptions = options ?? {};
-      const createCanvas = () => {
-        if (typeof document !== "undefined") {
-          return document.createElement("canvas");
-        } else if (typeof OffscreenCanvas !== "undefined") {
-          return new OffscreenCanvas(1, 1);
-        } else {
-          throw new Error("Canvas is not supported");
-        }
-      };
-      const createCanvasContext = (canvas) => {
-        if (typeof HTMLCanvasElement !== "undefined" && canvas instanceof HTMLCanvasElement) {
-          return canvas.getContext("2d");
-        } else if (canvas instanceof OffscreenCanvas) {
-          return canvas.getContext("2d");
-        } else {
-          return null;
-        }
-      };
-      if (isHTMLImageEle) {
-        const canvas = createCanvas();
-        canvas.width = image.width;
-        canvas.height = image.height;
-        const pixels2DContext = createCanvasContext(canvas);
-        if (pixels2DContext != null) {
-          let height = image.height;
-          let width = image.width;
-          if (options !== void 0 && options.resizedHeight !== void 0 && options.resizedWidth !== void 0) {
-            height = options.resizedHeight;
-            width = options.resizedWidth;
-          }
-          if (options !== void 0) {
-            bufferToTensorOptions = options;
-            if (options.tensorFormat !== void 0) {
-              throw new Error("Image input config format must be RGBA for HTMLImageElement");
-            } else {
-              bufferToTensorOptions.tensorFormat = "RGBA";
-            }
-            bufferToTensorOptions.height = height;
-            bufferToTensorOptions.width = width;
-          } else {
-            bufferToTensorOptions.tensorFormat = "RGBA";
-            bufferToTensorOptions.height = height;
-            bufferToTensorOptions.width = width;
-          }
-          pixels2DContext.drawImage(image, 0, 0);
-          data = pixels2DContext.getImageData(0, 0, width, height).data;
-        } else {
-          throw new Error("Can not access image data");
-        }
-      } else if (isImageDataEle) {
-        let height;
-        let width;
-        if (options !== void 0 && options.resizedWidth !== void 0 && options.resizedHeight !== void 0) {
-          height = options.resizedHeight;
-          width = options.resizedWidth;
-        } else {
-          height = image.height;
-          width = image.width;
-        }
-        if (options !== void 0) {
-          bufferToTensorOptions = options;
-        }
-        bufferToTensorOptions.format = "RGBA";
-        bufferToTensorOptions.height = height;
-        bufferToTensorOptions.width = width;
-        if (options !== void 0) {
-          const tempCanvas = createCanvas();
-          tempCanvas.width = width;
-          tempCanvas.height = height;
-          const pixels2DContext = createCanvasContext(tempCanvas);
-          if (pixels2DContext != null) {
-            pixels2DContext.putImageData(image, 0, 0);
-            data = pixels2DContext.getImageData(0, 0, width, height).data;
-          } else {
-            throw new Error("Can not access image data");
-          }
-        } else {
-          data = image.data;
-        }
-      } else if (isImageBitmap) {
-        if (options === void 0) {
-          throw new Error("Please provide image config with format for Imagebitmap");
-        }
-        const canvas = createCanvas();
-        canvas.width = image.width;
-        canvas.height = image.height;
-        const pixels2DContext = createCanvasContext(canvas);
-        if (pixels2DContext != null) {
-          const height = image.height;
-          const width = image.width;
-          pixels2DContext.drawImage(image, 0, 0, width, height);
-          data = pixels2DContext.getImageData(0, 0, width, height).data;
-          bufferToTensorOptions.height = height;
-          bufferToTensorOptions.width = width;
-          return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
-        } else {
-          throw new Error("Can not access image data");
-        }
-      } else if (isString) {
-        return new Promise((resolve7, reject) => {
-          const canvas = createCanvas();
-          const context3 = createCanvasContext(canvas);
-          if (!image || !context3) {
-            return reject();
-          }
-          const newImage = new Image();
-          newImage.crossOrigin = "Anonymous";
-          newImage.src = image;
-          newImage.onload = () => {
-            canvas.width = newImage.width;
-            canvas.height = newImage.height;
-            context3.drawImage(newImage, 0, 0, canvas.width, canvas.height);
-            const img = context3.getImageData(0, 0, canvas.width, canvas.height);
-            bufferToTensorOptions.height = canvas.height;
-            bufferToTensorOptions.width = canvas.width;
-            resolve7((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
-          };
-        });
-      } else {
-        throw new Error("Input data provided is not supported - aborted tensor creation");
-      }
-      if (data !== void 0) {
-        return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
-      } else {
-        throw new Error("Input data provided is not supported - aborted tensor creation");
-      }
-    };
-    exports.tensorFromImage = tensorFromImage;
-    var tensorFromTexture = (texture, options) => {
-      const { width, height, download, dispose } = options;
-      const dims = [1, height, width, 4];
-      return new tensor_impl_js_1.Tensor({ location: "texture", type: "float32", texture, dims, download, dispose });
-    };
-    exports.tensorFromTexture = tensorFromTexture;
-    var tensorFromGpuBuffer = (gpuBuffer, options) => {
-      const { dataType, dims, download, dispose } = options;
-      return new tensor_impl_js_1.Tensor({ location: "gpu-buffer", type: dataType ?? "float32", gpuBuffer, dims, download, dispose });
-    };
-    exports.tensorFromGpuBuffer = tensorFromGpuBuffer;
-    var tensorFromMLTensor = (mlTensor, options) => {
-      const { dataType, dims, download, dispose } = options;
-      return new tensor_impl_js_1.Tensor({ location: "ml-tensor", type: dataType ?? "float32", mlTensor, dims, download, dispose });
-    };
-    exports.tensorFromMLTensor = tensorFromMLTensor;
-    var tensorFromPinnedBuffer = (type, buffer, dims) => new tensor_impl_js_1.Tensor({ location: "cpu-pinned", type, data: buffer, dims: dims ?? [buffer.length] });
-    exports.tensorFromPinnedBuffer = tensorFromPinnedBuffer;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js
-var require_tensor_impl_type_mapping = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.checkTypedArray = exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = void 0;
-    exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = /* @__PURE__ */ new Map([
-      ["float32", Float32Array],
-      ["uint8", Uint8Array],
-      ["int8", Int8Array],
-      ["uint16", Uint16Array],
-      ["int16", Int16Array],
-      ["int32", Int32Array],
-      ["bool", Uint8Array],
-      ["float64", Float64Array],
-      ["uint32", Uint32Array],
-      ["int4", Uint8Array],
-      ["uint4", Uint8Array]
-    ]);
-    exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = /* @__PURE__ */ new Map([
-      [Float32Array, "float32"],
-      [Uint8Array, "uint8"],
-      [Int8Array, "int8"],
-      [Uint16Array, "uint16"],
-      [Int16Array, "int16"],
-      [Int32Array, "int32"],
-      [Float64Array, "float64"],
-      [Uint32Array, "uint32"]
-    ]);
-    var isTypedArrayChecked = false;
-    var checkTypedArray = () => {
-      if (!isTypedArrayChecked) {
-        isTypedArrayChecked = true;
-        const isBigInt64ArrayAvailable = typeof BigInt64Array !== "undefined" && BigInt64Array.from;
-        const isBigUint64ArrayAvailable = typeof BigUint64Array !== "undefined" && BigUint64Array.from;
-        const Float16Array = globalThis.Float16Array;
-        const isFloat16ArrayAvailable = typeof Float16Array !== "undefined" && Float16Array.from;
-        if (isBigInt64ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("int64", BigInt64Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigInt64Array, "int64");
-        }
-        if (isBigUint64ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("uint64", BigUint64Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigUint64Array, "uint64");
-        }
-        if (isFloat16ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Float16Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(Float16Array, "float16");
-        } else {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Uint16Array);
-        }
-      }
-    };
-    exports.checkTypedArray = checkTypedArray;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js
-var require_tensor_utils_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorReshape = exports.calculateSize = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    var calculateSize = (dims) => {
-      let size = 1;
-      for (let i2 = 0; i2 < dims.length; i2++) {
-        const dim = dims[i2];
-        if (typeof dim !== "number" || !Number.isSafeInteger(dim)) {
-          throw new TypeError(`dims[${i2}] must be an integer, got: ${dim}`);
-        }
-        if (dim < 0) {
-          throw new RangeError(`dims[${i2}] must be a non-negative integer, got: ${dim}`);
-        }
-        size *= dim;
-      }
-      return size;
-    };
-    exports.calculateSize = calculateSize;
-    var tensorReshape = (tensor, dims) => {
-      switch (tensor.location) {
-        case "cpu":
-          return new tensor_impl_js_1.Tensor(tensor.type, tensor.data, dims);
-        case "cpu-pinned":
-          return new tensor_impl_js_1.Tensor({
-            location: "cpu-pinned",
-            data: tensor.data,
-            type: tensor.type,
-            dims
-          });
-        case "texture":
-          return new tensor_impl_js_1.Tensor({
-            location: "texture",
-            texture: tensor.texture,
-            type: tensor.type,
-            dims
-          });
-        case "gpu-buffer":
-          return new tensor_impl_js_1.Tensor({
-            location: "gpu-buffer",
-            gpuBuffer: tensor.gpuBuffer,
-            type: tensor.type,
-            dims
-          });
-        case "ml-tensor":
-          return new tensor_impl_js_1.Tensor({
-            location: "ml-tensor",
-            mlTensor: tensor.mlTensor,
-            type: tensor.type,
-            dims
-          });
-        default:
-          throw new Error(`tensorReshape: tensor location ${tensor.location} is not supported`);
-      }
-    };
-    exports.tensorReshape = tensorReshape;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-impl.js
-var require_tensor_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.Tensor = void 0;
-    var tensor_conversion_impl_js_1 = require_tensor_conversion_impl();
-    var tensor_factory_impl_js_1 = require_tensor_factory_impl();
-    var tensor_impl_type_mapping_js_1 = require_tensor_impl_type_mapping();
-    var tensor_utils_impl_js_1 = require_tensor_utils_impl();
-    var Tensor = class {
-      /**
-       * implementation.
-       */
-      constructor(arg0, arg1, arg2) {
-        (0, tensor_impl_type_mapping_js_1.checkTypedArray)();
-        let type;
-        let dims;
-        if (typeof arg0 === "object" && "location" in arg0) {
-          this.dataLocation = arg0.location;
-          type = arg0.type;
-          dims = arg0.dims;
-          switch (arg0.location) {
-            case "cpu-pinned": {
-              const expectedTypedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(type);
-              if (!expectedTypedArrayConstructor) {
-                throw new TypeError(`unsupported type "${type}" to create tensor from pinned buffer`);
-              }
-              if (!(arg0.data instanceof expectedTypedArrayConstructor)) {
-                throw new TypeError(`buffer should be of type ${expectedTypedArrayConstructor.name}`);
-              }
-              this.cpuData = arg0.data;
-              break;
-            }
-            case "texture": {
-              if (type !== "float32") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from texture`);
-              }
-              this.gpuTextureData = arg0.texture;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            case "gpu-buffer": {
-              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from gpu buffer`);
-              }
-              this.gpuBufferData = arg0.gpuBuffer;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            case "ml-tensor": {
-              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint64" && type !== "int8" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from MLTensor`);
-              }
-              this.mlTensorData = arg0.mlTensor;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            default:
-              throw new Error(`Tensor constructor: unsupported location '${this.dataLocation}'`);
-          }
-        } else {
-          let data;
-          let maybeDims;
-          if (typeof arg0 === "string") {
-            type = arg0;
-            maybeDims = arg2;
-            if (arg0 === "string") {
-              if (!Array.isArray(arg1)) {
-                throw new TypeError("A string tensor's data must be a string array.");
-              }
-              data = arg1;
-            } else {
-              const typedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(arg0);
-              if (typedArrayConstructor === void 0) {
-                throw new TypeError(`Unsupported tensor type: ${arg0}.`);
-              }
-              if (Array.isArray(arg1)) {
-                if (arg0 === "float16" && typedArrayConstructor === Uint16Array || arg0 === "uint4" || arg0 === "int4") {
-                  throw new TypeError(`Creating a ${arg0} tensor from number array is not supported. Please use ${typedArrayConstructor.name} as data.`);
-                } else if (arg0 === "uint64" || arg0 === "int64") {
-                  data = typedArrayConstructor.from(arg1, BigInt);
-                } else {
-                  data = typedArrayConstructor.from(arg1);
-                }
-              } else if (arg1 instanceof typedArrayConstructor) {
-                data = arg1;
-              } else if (arg1 instanceof Uint8ClampedArray) {
-                if (arg0 === "uint8") {
-                  data = Uint8Array.from(arg1);
-                } else {
-                  throw new TypeError(`A Uint8ClampedArray tensor's data must be type of uint8`);
-                }
-              } else if (arg0 === "float16" && arg1 instanceof Uint16Array && typedArrayConstructor !== Uint16Array) {
-                data = new globalThis.Float16Array(arg1.buffer, arg1.byteOffset, arg1.length);
-              } else {
-                throw new TypeError(`A ${type} tensor's data must be type of ${typedArrayConstructor}`);
-              }
-            }
-          } else {
-            maybeDims = arg1;
-            if (Array.isArray(arg0)) {
-              if (arg0.length === 0) {
-                throw new TypeError("Tensor type cannot be inferred from an empty array.");
-              }
-              const firstElementType = typeof arg0[0];
-              if (firstElementType === "string") {
-                type = "string";
-                data = arg0;
-              } else if (firstElementType === "boolean") {
-                type = "bool";
-                data = Uint8Array.from(arg0);
-              } else {
-                throw new TypeError(`Invalid element type of data array: ${firstElementType}.`);
-              }
-            } else if (arg0 instanceof Uint8ClampedArray) {
-              type = "uint8";
-              data = Uint8Array.from(arg0);
-            } else {
-              const mappedType = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.get(arg0.constructor);
-              if (mappedType === void 0) {
-                throw new TypeError(`Unsupported type for tensor data: ${arg0.constructor}.`);
-              }
-              type = mappedType;
-              data = arg0;
-            }
-          }
-          if (maybeDims === void 0) {
-            maybeDims = [data.length];
-          } else if (!Array.isArray(maybeDims)) {
-            throw new TypeError("A tensor's dims must be a number array");
-          }
-          dims = maybeDims;
-          this.cpuData = data;
-          this.dataLocation = "cpu";
-        }
-        const size = (0, tensor_utils_impl_js_1.calculateSize)(dims);
-        if (this.cpuData && size !== this.cpuData.length) {
-          if ((type === "uint4" || type === "int4") && Math.ceil(size / 2) === this.cpuData.length) {
-          } else {
-            throw new Error(`Tensor's size(${size}) does not match data length(${this.cpuData.length}).`);
-          }
-        }
-        this.type = type;
-        this.dims = dims;
-        this.size = size;
-      }
-      // #endregion
-      // #region factory
-      static async fromImage(image, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromImage)(image, options);
-      }
-      static fromTexture(texture, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromTexture)(texture, options);
-      }
-      static fromGpuBuffer(gpuBuffer, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromGpuBuffer)(gpuBuffer, options);
-      }
-      static fromMLTensor(mlTensor, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromMLTensor)(mlTensor, options);
-      }
-      static fromPinnedBuffer(type, buffer, dims) {
-        return (0, tensor_factory_impl_js_1.tensorFromPinnedBuffer)(type, buffer, dims);
-      }
-      // #endregion
-      // #region conversions
-      toDataURL(options) {
-        return (0, tensor_conversion_impl_js_1.tensorToDataURL)(this, options);
-      }
-      toImageData(options) {
-        return (0, tensor_conversion_impl_js_1.tensorToImageData)(this, options);
-      }
-      // #endregion
-      // #region properties
-      get data() {
-        this.ensureValid();
-        if (!this.cpuData) {
-          throw new Error("The data is not on CPU. Use `getData()` to download GPU data to CPU, or use `texture` or `gpuBuffer` property to access the GPU data directly.");
-        }
-        return this.cpuData;
-      }
-      get location() {
-        return this.dataLocation;
-      }
-      get texture() {
-        this.ensureValid();
-        if (!this.gpuTextureData) {
-          throw new Error("The data is not stored as a WebGL texture.");
-        }
-        return this.gpuTextureData;
-      }
-      get gpuBuffer() {
-        this.ensureValid();
-        if (!this.gpuBufferData) {
-          throw new Error("The data is not stored as a WebGPU buffer.");
-        }
-        return this.gpuBufferData;
-      }
-      get mlTensor() {
-        this.ensureValid();
-        if (!this.mlTensorData) {
-          throw new Error("The data is not stored as a WebNN MLTensor.");
-        }
-        return this.mlTensorData;
-      }
-      // #endregion
-      // #region methods
-      async getData(releaseData) {
-        this.ensureValid();
-        switch (this.dataLocation) {
-          case "cpu":
-          case "cpu-pinned":
-            return this.data;
-          case "texture":
-          case "gpu-buffer":
-          case "ml-tensor": {
-            if (!this.downloader) {
-              throw new Error("The current tensor is not created with a specified data downloader.");
-            }
-            if (this.isDownloading) {
-              throw new Error("The current tensor is being downloaded.");
-            }
-            try {
-              this.isDownloading = true;
-              const data = await this.downloader();
-              this.downloader = void 0;
-              this.dataLocation = "cpu";
-              this.cpuData = data;
-              if (releaseData && this.disposer) {
-                this.disposer();
-                this.disposer = void 0;
-              }
-              return data;
-            } finally {
-              this.isDownloading = false;
-            }
-          }
-          default:
-            throw new Error(`cannot get data from location: ${this.dataLocation}`);
-        }
-      }
-      dispose() {
-        if (this.isDownloading) {
-          throw new Error("The current tensor is being downloaded.");
-        }
-        if (this.disposer) {
-          this.disposer();
-          this.disposer = void 0;
-        }
-        this.cpuData = void 0;
-        this.gpuTextureData = void 0;
-        this.gpuBufferData = void 0;
-        this.mlTensorData = void 0;
-        this.downloader = void 0;
-        this.isDownloading = void 0;
-        this.dataLocation = "none";
-      }
-      // #endregion
-      // #region tensor utilities
-      ensureValid() {
-        if (this.dataLocation === "none") {
-          throw new Error("The tensor is disposed.");
-        }
-      }
-      reshape(dims) {
-        this.ensureValid();
-        if (this.downloader || this.disposer) {
-          throw new Error("Cannot reshape a tensor that owns GPU resource.");
-        }
-        return (0, tensor_utils_impl_js_1.tensorReshape)(this, dims);
-      }
-    };
-    exports.Tensor = Tensor;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor.js
-var require_tensor = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.Tensor = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    exports.Tensor = tensor_impl_js_1.Tensor;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/trace.js
-var require_trace = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/trace.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.TRACE_EVENT_END = exports.TRACE_EVENT_BEGIN = exports.TRACE_FUNC_END = exports.TRACE_FUNC_BEGIN = exports.TRACE = void 0;
-    var env_impl_js_1 = require_env_impl();
-    var TRACE = (deviceType, label2) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.timeStamp(`${deviceType}::ORT::${label2}`);
-    };
-    exports.TRACE = TRACE;
-    var TRACE_FUNC = (msg, extraMsg) => {
-      const stack = new Error().stack?.split(/\r\n|\r|\n/g) || [];
-      let hasTraceFunc = false;
-      for (let i2 = 0; i2 < stack.length; i2++) {
-        if (hasTraceFunc && !stack[i2].includes("TRACE_FUNC")) {
-          let label2 = `FUNC_${msg}::${stack[i2].trim().split(" ")[1]}`;
-          if (extraMsg) {
-            label2 += `::${extraMsg}`;
-          }
-          (0, exports.TRACE)("CPU", label2);
-          return;
-        }
-        if (stack[i2].includes("TRACE_FUNC")) {
-          hasTraceFunc = true;
-        }
-      }
-    };
-    var TRACE_FUNC_BEGIN = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      TRACE_FUNC("BEGIN", extraMsg);
-    };
-    exports.TRACE_FUNC_BEGIN = TRACE_FUNC_BEGIN;
-    var TRACE_FUNC_END = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      TRACE_FUNC("END", extraMsg);
-    };
-    exports.TRACE_FUNC_END = TRACE_FUNC_END;
-    var TRACE_EVENT_BEGIN = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.time(`ORT::${extraMsg}`);
-    };
-    exports.TRACE_EVENT_BEGIN = TRACE_EVENT_BEGIN;
-    var TRACE_EVENT_END = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.timeEnd(`ORT::${extraMsg}`);
-    };
-    exports.TRACE_EVENT_END = TRACE_EVENT_END;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js
-var require_inference_session_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.InferenceSession = void 0;
-    var backend_impl_js_1 = require_backend_impl();
-    var tensor_js_1 = require_tensor();
-    var trace_js_1 = require_trace();
-    var InferenceSession = class _InferenceSession {
-      constructor(handler2) {
-        this.handler = handler2;
-      }
-      async run(feeds, arg1, arg2) {
-        (0, trace_js_1.TRACE_FUNC_BEGIN)();
-        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.run");
-        const fetches = {};
-        let options = {};
-        if (typeof feeds !== "object" || feeds === null || feeds instanceof tensor_js_1.Tensor || Array.isArray(feeds)) {
-          throw new TypeError("'feeds' must be an object that use input names as keys and OnnxValue as corresponding values.");
-        }
-        let isFetchesEmpty = true;
-        if (typeof arg1 === "object") {
-          if (arg1 === null) {
-            throw new TypeError("Unexpected argument[1]: cannot be null.");
-          }
-          if (arg1 instanceof tensor_js_1.Tensor) {
-            throw new TypeError("'fetches' cannot be a Tensor");
-          }
-          if (Array.isArray(arg1)) {
-            if (arg1.length === 0) {
-              throw new TypeError("'fetches' cannot be an empty array.");
-            }
-            isFetchesEmpty = false;
-            for (const name of arg1) {
-              if (typeof name !== "string") {
-                throw new TypeError("'fetches' must be a string array or an object.");
-              }
-              if (this.outputNames.indexOf(name) === -1) {
-                throw new RangeError(`'fetches' contains invalid output name: ${name}.`);
-              }
-              fetches[name] = null;
-            }
-            if (typeof arg2 === "object" && arg2 !== null) {
-              options = arg2;
-            } else if (typeof arg2 !== "undefined") {
-              throw new TypeError("'options' must be an object.");
-            }
-          } else {
-            let isFetches = false;
-            const arg1Keys = Object.getOwnPropertyNames(arg1);
-            for (const name of this.outputNames) {
-              if (arg1Keys.indexOf(name) !== -1) {
-                const v = arg1[name];
-                if (v === null || v instanceof tensor_js_1.Tensor) {
-                  isFetches = true;
-                  isFetchesEmpty = false;
-                  fetches[name] = v;
-                }
-              }
-            }
-            if (isFetches) {
-              if (typeof arg2 === "object" && arg2 !== null) {
-                options = arg2;
-              } else if (typeof arg2 !== "undefined") {
-                throw new TypeError("'options' must be an object.");
-              }
-            } else {
-              options = arg1;
-            }
-          }
-        } else if (typeof arg1 !== "undefined") {
-          throw new TypeError("Unexpected argument[1]: must be 'fetches' or 'options'.");
-        }
-        for (const name of this.inputNames) {
-          if (typeof feeds[name] === "undefined") {
-            throw new Error(`input '${name}' is missing in 'feeds'.`);
-          }
-        }
-        if (isFetchesEmpty) {
-          for (const name of this.outputNames) {
-            fetches[name] = null;
-          }
-        }
-        const results = await this.handler.run(feeds, fetches, options);
-        const returnValue = {};
-        for (const key in results) {
-          if (Object.hasOwnProperty.call(results, key)) {
-            const result = results[key];
-            if (result instanceof tensor_js_1.Tensor) {
-              returnValue[key] = result;
-            } else {
-              returnValue[key] = new tensor_js_1.Tensor(result.type, result.data, result.dims);
-            }
-          }
-        }
-        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.run");
-        (0, trace_js_1.TRACE_FUNC_END)();
-        return returnValue;
-      }
-      async release() {
-        return this.handler.dispose();
-      }
-      static async create(arg0, arg1, arg2, arg3) {
-        (0, trace_js_1.TRACE_FUNC_BEGIN)();
-        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.create");
-        let filePathOrUint8Array;
-        let options = {};
-        if (typeof arg0 === "string") {
-          filePathOrUint8Array = arg0;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-        } else if (arg0 instanceof Uint8Array) {
-          filePathOrUint8Array = arg0;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-        } else if (arg0 instanceof ArrayBuffer || typeof SharedArrayBuffer !== "undefined" && arg0 instanceof SharedArrayBuffer) {
-          const buffer = arg0;
-          let byteOffset = 0;
-          let byteLength = arg0.byteLength;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 === "number") {
-            byteOffset = arg1;
-            if (!Number.isSafeInteger(byteOffset)) {
-              throw new RangeError("'byteOffset' must be an integer.");
-            }
-            if (byteOffset < 0 || byteOffset >= buffer.byteLength) {
-              throw new RangeError(`'byteOffset' is out of range [0, ${buffer.byteLength}).`);
-            }
-            byteLength = arg0.byteLength - byteOffset;
-            if (typeof arg2 === "number") {
-              byteLength = arg2;
-              if (!Number.isSafeInteger(byteLength)) {
-                throw new RangeError("'byteLength' must be an integer.");
-              }
-              if (byteLength <= 0 || byteOffset + byteLength > buffer.byteLength) {
-                throw new RangeError(`'byteLength' is out of range (0, ${buffer.byteLength - byteOffset}].`);
-              }
-              if (typeof arg3 === "object" && arg3 !== null) {
-                options = arg3;
-              } else if (typeof arg3 !== "undefined") {
-                throw new TypeError("'options' must be an object.");
-              }
-            } else if (typeof arg2 !== "undefined") {
-              throw new TypeError("'byteLength' must be a number.");
-            }
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-          filePathOrUint8Array = new Uint8Array(buffer, byteOffset, byteLength);
-        } else {
-          throw new TypeError("Unexpected argument[0]: must be 'path' or 'buffer'.");
-        }
-        const [backend, optionsWithValidatedEPs] = await (0, backend_impl_js_1.resolveBackendAndExecutionProviders)(options);
-        const handler2 = await backend.createInferenceSessionHandler(filePathOrUint8Array, optionsWithValidatedEPs);
-        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.create");
-        (0, trace_js_1.TRACE_FUNC_END)();
-        return new _InferenceSession(handler2);
-      }
-      startProfiling() {
-        this.handler.startProfiling();
-      }
-      endProfiling() {
-        this.handler.endProfiling();
-      }
-      get inputNames() {
-        return this.handler.inputNames;
-      }
-      get outputNames() {
-        return this.handler.outputNames;
-      }
-      get inputMetadata() {
-        return this.handler.inputMetadata;
-      }
-      get outputMetadata() {
-        return this.handler.outputMetadata;
-      }
-    };
-    exports.InferenceSession = InferenceSession;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/inference-session.js
-var require_inference_session = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/inference-session.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.InferenceSession = void 0;
-    var inference_session_impl_js_1 = require_inference_session_impl();
-    exports.InferenceSession = inference_session_impl_js_1.InferenceSession;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js
-var require_tensor_conversion = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-factory.js
-var require_tensor_factory = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-factory.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/onnx-model.js
-var require_onnx_model = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/onnx-model.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/onnx-value.js
-var require_onnx_value = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/onnx-value.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/index.js
-var require_cjs = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/index.js"(exports) {
-    "use strict";
-    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
-      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
-    };
-    Object.defineProperty(exports, "__esModule", { value: true });
-    __exportStar(require_backend(), exports);
-    __exportStar(require_env(), exports);
-    __exportStar(require_inference_session(), exports);
-    __exportStar(require_tensor(), exports);
-    __exportStar(require_tensor_conversion(), exports);
-    __exportStar(require_tensor_factory(), exports);
-    __exportStar(require_trace(), exports);
-    __exportStar(require_onnx_model(), exports);
-    __exportStar(require_onnx_value(), exports);
-  }
-});
-
-// node_modules/onnxruntime-node/dist/binding.js
-var require_binding = __commonJS({
-  "node_modules/onnxruntime-node/dist/binding.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.initOrt = exports.binding = void 0;
-    var worker_threads_1 = __require("worker_threads");
-    var onnxruntime_common_1 = require_cjs();
-    exports.binding = // eslint-disable-next-line @typescript-eslint/no-require-imports, @typescript-eslint/no-var-requires
-    __require(globalThis.__pruneGuardOrtBinding());
-    var ortInitialized = false;
-    var initOrt = () => {
-      if (!ortInitialized) {
-        ortInitialized = true;
-        let logLevel = 2;
-        if (onnxruntime_common_1.env.logLevel) {
-          switch (onnxruntime_common_1.env.logLevel) {
-            case "verbose":
-              logLevel = 0;
-              break;
-            case "info":
-              logLevel = 1;
-              break;
-            case "warning":
-              logLevel = 2;
-              break;
-            case "error":
-              logLevel = 3;
-              break;
-            case "fatal":
-              logLevel = 4;
-              break;
-            default:
-              throw new Error(`Unsupported log level: ${onnxruntime_common_1.env.logLevel}`);
-          }
-        }
-        exports.binding.initOrtOnce(logLevel, onnxruntime_common_1.Tensor, worker_threads_1.isMainThread);
-      }
-    };
-    exports.initOrt = initOrt;
-  }
-});
-
-// node_modules/onnxruntime-node/dist/backend.js
-var require_backend2 = __commonJS({
-  "node_modules/onnxruntime-node/dist/backend.js"(exports) {
-    "use strict";
-    var __classPrivateFieldSet = exports && exports.__classPrivateFieldSet || function(receiver, state, value, kind, f) {
-      if (kind === "m") throw new TypeError("Private method is not writable");
-      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a setter");
-      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot write private member to an object whose class did not declare it");
-      return kind === "a" ? f.call(receiver, value) : f ? f.value = value : state.set(receiver, value), value;
-    };
-    var __classPrivateFieldGet = exports && exports.__classPrivateFieldGet || function(receiver, state, kind, f) {
-      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a getter");
-      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot read private member from an object whose class did not declare it");
-      return kind === "m" ? f : kind === "a" ? f.call(receiver) : f ? f.value : state.get(receiver);
-    };
-    var _OnnxruntimeSessionHandler_inferenceSession;
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.listSupportedBackends = exports.onnxruntimeBackend = void 0;
-    var binding_1 = require_binding();
-    var dataTypeStrings = [
-      void 0,
-      // 0
-      "float32",
-      "uint8",
-      "int8",
-      "uint16",
-      "int16",
-      "int32",
-      "int64",
-      "string",
-      "bool",
-      "float16",
-      "float64",
-      "uint32",
-      "uint64",
-      void 0,
-      // 14
-      void 0,
-      // 15
-      void 0,
-      // 16
-      void 0,
-      // 17
-      void 0,
-      // 18
-      void 0,
-      // 19
-      void 0,
-      // 20
-      "uint4",
-      "int4"
-    ];
-    var OnnxruntimeSessionHandler = class {
-      constructor(pathOrBuffer, options) {
-        _OnnxruntimeSessionHandler_inferenceSession.set(this, void 0);
-        (0, binding_1.initOrt)();
-        __classPrivateFieldSet(this, _OnnxruntimeSessionHandler_inferenceSession, new binding_1.binding.InferenceSession(), "f");
-        if (typeof pathOrBuffer === "string") {
-          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer, options);
-        } else {
-          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer.buffer, pathOrBuffer.byteOffset, pathOrBuffer.byteLength, options);
-        }
-        this.inputNames = [];
-        this.outputNames = [];
-        this.inputMetadata = [];
-        this.outputMetadata = [];
-        const fillNamesAndMetadata = (rawMetadata) => {
-          const names = [];
-          const metadata = [];
-          for (const m of rawMetadata) {
-            names.push(m.name);
-            if (!m.isTensor) {
-              metadata.push({ name: m.name, isTensor: false });
-            } else {
-              const type = dataTypeStrings[m.type];
-              if (type === void 0) {
-                throw new Error(`Unsupported data type: ${m.type}`);
-              }
-              const shape = [];
-              for (let i2 = 0; i2 < m.shape.length; ++i2) {
-                const dim = m.shape[i2];
-                if (dim === -1) {
-                  shape.push(m.symbolicDimensions[i2]);
-                } else if (dim >= 0) {
-                  shape.push(dim);
-                } else {
-                  throw new Error(`Invalid dimension: ${dim}`);
-                }
-              }
-              metadata.push({
-                name: m.name,
-                isTensor: m.isTensor,
-                type,
-                shape
-              });
-            }
-          }
-          return [names, metadata];
-        };
-        [this.inputNames, this.inputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").inputMetadata);
-        [this.outputNames, this.outputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").outputMetadata);
-      }
-      async dispose() {
-        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").dispose();
-      }
-      startProfiling() {
-      }
-      endProfiling() {
-        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
-      }
-      async run(feeds, fetches, options) {
-        return new Promise((resolve7, reject) => {
-          setImmediate(() => {
-            try {
-              resolve7(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
-            } catch (e) {
-              reject(e);
-            }
-          });
-        });
-      }
-    };
-    _OnnxruntimeSessionHandler_inferenceSession = /* @__PURE__ */ new WeakMap();
-    var OnnxruntimeBackend = class {
-      async init() {
-        return Promise.resolve();
-      }
-      async createInferenceSessionHandler(pathOrBuffer, options) {
-        return new Promise((resolve7, reject) => {
-          setImmediate(() => {
-            try {
-              resolve7(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
-            } catch (e) {
-              reject(e);
-            }
-          });
-        });
-      }
-    };
-    exports.onnxruntimeBackend = new OnnxruntimeBackend();
-    exports.listSupportedBackends = binding_1.binding.listSupportedBackends;
-  }
-});
-
-// node_modules/onnxruntime-node/dist/version.js
-var require_version2 = __commonJS({
-  "node_modules/onnxruntime-node/dist/version.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.version = void 0;
-    exports.version = "1.30.0";
-  }
-});
-
-// node_modules/onnxruntime-node/dist/index.js
-var require_dist = __commonJS({
-  "node_modules/onnxruntime-node/dist/index.js"(exports) {
-    "use strict";
-    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
-      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
-    };
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.listSupportedBackends = void 0;
-    __exportStar(require_cjs(), exports);
-    var backend_1 = require_backend2();
-    Object.defineProperty(exports, "listSupportedBackends", { enumerable: true, get: function() {
-      return backend_1.listSupportedBackends;
-    } });
-    var onnxruntime_common_1 = require_cjs();
-    var version_1 = require_version2();
-    var backend_2 = require_backend2();
-    var backends = (0, backend_2.listSupportedBackends)();
-    for (const backend of backends) {
-      (0, onnxruntime_common_1.registerBackend)(backend.name, backend_2.onnxruntimeBackend, 100);
-    }
-    Object.defineProperty(onnxruntime_common_1.env.versions, "node", { value: version_1.version, enumerable: true });
-  }
-});
-
-// src/onnx/runtime/ortErrors.ts
-function shortOrtError(message) {
-  for (const [re, say] of PATTERNS) {
-    const m = message.match(re);
-    if (m) return say(m);
-  }
-  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
-  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
-}
-var PATTERNS, MAX_LENGTH;
-var init_ortErrors = __esm({
-  "src/onnx/runtime/ortErrors.ts"() {
-    "use strict";
-    PATTERNS = [
-      [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
-      [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
-      [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
-      [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
-    ];
-    MAX_LENGTH = 300;
-  }
-});
-
-// src/onnx/runtime/ort.ts
-import { createRequire as createRequire2 } from "node:module";
-function onnxruntime() {
-  if (chosen) return chosen;
-  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
-  if (custom) {
-    try {
-      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
-    } catch (e) {
-      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
-    }
-  } else {
-    chosen = { ort: bundled, source: "bundled" };
-  }
-  return chosen;
-}
-function onnxruntimeVersion() {
-  const { ort } = onnxruntime();
-  return ort.env.versions?.common ?? "unknown";
-}
-async function openSession(modelPath, opts) {
-  const { ort } = onnxruntime();
-  try {
-    return await ort.InferenceSession.create(modelPath, {
-      executionProviders: [opts.provider ?? "cpu"],
-      graphOptimizationLevel: "all",
-      executionMode: "sequential",
-      intraOpNumThreads: opts.threads,
-      interOpNumThreads: 1
-    });
-  } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
-  }
-}
-var bundled, chosen;
-var init_ort = __esm({
-  "src/onnx/runtime/ort.ts"() {
-    "use strict";
-    bundled = __toESM(require_dist(), 1);
-    init_errors();
-    init_ortErrors();
-  }
-});
-
-// src/measure/provider.ts
-import * as fs5 from "node:fs";
-function cudaUnavailable() {
-  const { ort, source } = onnxruntime();
-  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
-  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
-  if (!fs5.existsSync("/dev/nvidia0") && !fs5.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
-  return void 0;
-}
-async function resolveProvider(requested, probeModel) {
-  if (requested === "cpu") return { provider: "cpu" };
-  let why = cudaUnavailable();
-  if (!why) {
-    try {
-      const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
-      await session.release();
-      return { provider: "cuda" };
-    } catch (e) {
-      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
-    }
-  }
-  if (requested === "cuda") {
-    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
-  }
-  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
-}
-var init_provider = __esm({
-  "src/measure/provider.ts"() {
-    "use strict";
-    init_errors();
-    init_ort();
-  }
-});
-
-// src/util/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-var init_random = __esm({
-  "src/util/random.ts"() {
-    "use strict";
   }
 });
 
@@ -28985,828 +30770,38 @@ var init_corruptions = __esm({
   }
 });
 
-// src/measure/stats/binomial.ts
-function logGamma(x2) {
-  const g2 = 7;
-  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
-  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
-  x2 -= 1;
-  let a = c[0];
-  const t = x2 + g2 + 0.5;
-  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
-  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+// src/measure/provider.ts
+import * as fs7 from "node:fs";
+function cudaUnavailable() {
+  const { ort, source } = onnxruntime();
+  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
+  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
+  if (!fs7.existsSync("/dev/nvidia0") && !fs7.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  return void 0;
 }
-function binomialHalfCdf(k, n) {
-  if (k < 0) return 0;
-  if (k >= n) return 1;
-  const lnN = logGamma(n + 1);
-  const ln2n = n * Math.LN2;
-  let sum = 0;
-  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
-  return Math.min(1, sum);
+async function resolveProvider(requested, probeModel) {
+  if (requested === "cpu") return { provider: "cpu" };
+  let why = cudaUnavailable();
+  if (!why) {
+    try {
+      const { ort } = onnxruntime();
+      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
+      await session.release();
+      return { provider: "cuda" };
+    } catch (e) {
+      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
+    }
+  }
+  if (requested === "cuda") {
+    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
+  }
+  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
 }
-var init_binomial = __esm({
-  "src/measure/stats/binomial.ts"() {
+var init_provider = __esm({
+  "src/measure/provider.ts"() {
     "use strict";
-  }
-});
-
-// src/measure/stats/distribution.ts
-function regularizedGammaP(a, x2) {
-  if (x2 <= 0) return 0;
-  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
-  if (x2 < a + 1) {
-    let sum = 1 / a;
-    let term = sum;
-    for (let n = 1; n < 1e3; n++) {
-      term *= x2 / (a + n);
-      sum += term;
-      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
-    }
-    return Math.min(1, sum * Math.exp(lnPre));
-  }
-  let b = x2 + 1 - a;
-  let c = 1 / 1e-300;
-  let d = 1 / b;
-  let h = d;
-  for (let i2 = 1; i2 < 1e3; i2++) {
-    const an = -i2 * (i2 - a);
-    b += 2;
-    d = an * d + b;
-    if (Math.abs(d) < 1e-300) d = 1e-300;
-    c = b + an / c;
-    if (Math.abs(c) < 1e-300) c = 1e-300;
-    d = 1 / d;
-    const delta = d * c;
-    h *= delta;
-    if (Math.abs(delta - 1) < 1e-15) break;
-  }
-  return Math.max(0, 1 - Math.exp(lnPre) * h);
-}
-function chiSquareSurvival(x2, df) {
-  return 1 - regularizedGammaP(df / 2, x2 / 2);
-}
-function chiSquareHomogeneity(a, b) {
-  const na = a.reduce((s, v) => s + v, 0);
-  const nb = b.reduce((s, v) => s + v, 0);
-  let stat2 = 0;
-  let bins = 0;
-  for (let i2 = 0; i2 < a.length; i2++) {
-    const total2 = a[i2] + b[i2];
-    if (total2 === 0) continue;
-    bins++;
-    const ea = total2 * na / (na + nb);
-    const eb = total2 * nb / (na + nb);
-    stat2 += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
-  }
-  const df = Math.max(1, bins - 1);
-  return { statistic: stat2, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat2, df) };
-}
-function kolmogorovSmirnov(x2, y) {
-  const a = Float64Array.from(x2).sort();
-  const b = Float64Array.from(y).sort();
-  let i2 = 0;
-  let j = 0;
-  let d = 0;
-  while (i2 < a.length && j < b.length) {
-    const v = Math.min(a[i2], b[j]);
-    while (i2 < a.length && a[i2] <= v) i2++;
-    while (j < b.length && b[j] <= v) j++;
-    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
-  }
-  const ne = a.length * b.length / (a.length + b.length);
-  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
-  let p = 0;
-  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
-  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
-}
-function populationStabilityIndex(expected, actual, bins = 10) {
-  const sorted = Float64Array.from(expected).sort();
-  const edges = [];
-  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
-  const hist = (values) => {
-    const h = new Float64Array(bins);
-    for (let i2 = 0; i2 < values.length; i2++) {
-      let b = 0;
-      while (b < edges.length && values[i2] > edges[b]) b++;
-      h[b]++;
-    }
-    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
-  };
-  const e = hist(expected);
-  const a = hist(actual);
-  let psi = 0;
-  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
-  return psi;
-}
-var init_distribution = __esm({
-  "src/measure/stats/distribution.ts"() {
-    "use strict";
-    init_binomial();
-  }
-});
-
-// node_modules/simple-statistics/dist/simple-statistics.mjs
-function quantileSorted(x2, p) {
-  var idx = (x2.length - 1) * p;
-  if (x2.length === 0) {
-    throw new Error("quantile requires at least one data point.");
-  } else if (p < 0 || p > 1) {
-    throw new Error("quantiles must be between 0 and 1");
-  } else if (p === 1) {
-    return x2[x2.length - 1];
-  } else if (p === 0) {
-    return x2[0];
-  } else if (idx % 1 !== 0) {
-    var lower = Math.floor(idx);
-    var upper = Math.ceil(idx);
-    var fraction = idx - lower;
-    return x2[lower] + fraction * (x2[upper] - x2[lower]);
-  } else {
-    return x2[idx];
-  }
-}
-function quickselect(arr, k, left, right) {
-  left = left || 0;
-  right = right || arr.length - 1;
-  while (right > left) {
-    if (right - left > 600) {
-      var n = right - left + 1;
-      var m = k - left + 1;
-      var z2 = Math.log(n);
-      var s = 0.5 * Math.exp(2 * z2 / 3);
-      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
-      if (m - n / 2 < 0) {
-        sd *= -1;
-      }
-      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
-      var newRight = Math.min(
-        right,
-        Math.floor(k + (n - m) * s / n + sd)
-      );
-      quickselect(arr, k, newLeft, newRight);
-    }
-    var t = arr[k];
-    var i2 = left;
-    var j = right;
-    swap(arr, left, k);
-    if (arr[right] > t) {
-      swap(arr, left, right);
-    }
-    while (i2 < j) {
-      swap(arr, i2, j);
-      i2++;
-      j--;
-      while (arr[i2] < t) {
-        i2++;
-      }
-      while (arr[j] > t) {
-        j--;
-      }
-    }
-    if (arr[left] === t) {
-      swap(arr, left, j);
-    } else {
-      j++;
-      swap(arr, j, right);
-    }
-    if (j <= k) {
-      left = j + 1;
-    }
-    if (k <= j) {
-      right = j - 1;
-    }
-  }
-}
-function swap(arr, i2, j) {
-  var tmp = arr[i2];
-  arr[i2] = arr[j];
-  arr[j] = tmp;
-}
-function quantile(x2, p) {
-  var copy = x2.slice();
-  if (Array.isArray(p)) {
-    multiQuantileSelect(copy, p);
-    var results = [];
-    for (var i2 = 0; i2 < p.length; i2++) {
-      results[i2] = quantileSorted(copy, p[i2]);
-    }
-    return results;
-  } else {
-    var idx = quantileIndex(copy.length, p);
-    quantileSelect(copy, idx, 0, copy.length - 1);
-    return quantileSorted(copy, p);
-  }
-}
-function quantileSelect(arr, k, left, right) {
-  if (k % 1 === 0) {
-    quickselect(arr, k, left, right);
-  } else {
-    k = Math.floor(k);
-    quickselect(arr, k, left, right);
-    quickselect(arr, k + 1, k + 1, right);
-  }
-}
-function multiQuantileSelect(arr, p) {
-  var positions = /* @__PURE__ */ new Set();
-  for (var i2 = 0; i2 < p.length; i2++) {
-    var idx = quantileIndex(arr.length, p[i2]);
-    positions.add(Math.floor(idx));
-    positions.add(Math.ceil(idx));
-  }
-  var indices = Array.from(positions).sort(compare);
-  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
-}
-function multiselect(arr, indices, lo, hi, left, right) {
-  if (lo > hi) {
-    return;
-  }
-  var mid = lo + hi >> 1;
-  quickselect(arr, indices[mid], left, right);
-  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
-  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
-}
-function compare(a, b) {
-  return a - b;
-}
-function quantileIndex(len, p) {
-  var idx = (len - 1) * p;
-  if (p === 1) {
-    return len - 1;
-  } else if (p === 0) {
-    return 0;
-  } else if (idx % 1 !== 0) {
-    return idx;
-  } else {
-    return idx;
-  }
-}
-function median(x2) {
-  return +quantile(x2, 0.5);
-}
-function cumulativeDistribution(z2) {
-  var sum = z2;
-  var tmp = z2;
-  for (var i2 = 1; i2 < 30; i2++) {
-    tmp *= z2 * z2 / (2 * i2 + 1);
-    sum += tmp;
-  }
-  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
-}
-function errorFunction(x2) {
-  var t = 1 / (1 + 0.5 * Math.abs(x2));
-  var tau = t * Math.exp(
-    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
-  );
-  if (x2 >= 0) {
-    return 1 - tau;
-  } else {
-    return tau - 1;
-  }
-}
-var BayesianClassifier, g, LOGSQRT2PI, SQRT_2PI$1, standardNormalTable, z, SQRT_2PI, PerceptronModel;
-var init_simple_statistics = __esm({
-  "node_modules/simple-statistics/dist/simple-statistics.mjs"() {
-    BayesianClassifier = function BayesianClassifier2() {
-      this.totalCount = 0;
-      this.data = {};
-    };
-    BayesianClassifier.prototype.train = function train(item, category) {
-      if (!this.data[category]) {
-        this.data[category] = {};
-      }
-      for (var k in item) {
-        var v = item[k];
-        if (this.data[category][k] === void 0) {
-          this.data[category][k] = {};
-        }
-        if (this.data[category][k][v] === void 0) {
-          this.data[category][k][v] = 0;
-        }
-        this.data[category][k][v]++;
-      }
-      this.totalCount++;
-    };
-    BayesianClassifier.prototype.score = function score(item) {
-      var odds = {};
-      var category;
-      for (var k in item) {
-        var v = item[k];
-        for (category in this.data) {
-          if (odds[category] === void 0) {
-            odds[category] = {};
-          }
-          if (this.data[category][k]) {
-            odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
-          } else {
-            odds[category][k + "_" + v] = 0;
-          }
-        }
-      }
-      var oddsSums = {};
-      for (category in odds) {
-        oddsSums[category] = 0;
-        for (var combination in odds[category]) {
-          oddsSums[category] += odds[category][combination];
-        }
-      }
-      return oddsSums;
-    };
-    g = 607 / 128;
-    LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
-    SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
-    standardNormalTable = [];
-    for (z = 0; z <= 3.09; z += 0.01) {
-      standardNormalTable.push(cumulativeDistribution(z));
-    }
-    SQRT_2PI = Math.sqrt(2 * Math.PI);
-    PerceptronModel = function PerceptronModel2() {
-      this.weights = [];
-      this.bias = 0;
-    };
-    PerceptronModel.prototype.predict = function predict(features) {
-      if (features.length !== this.weights.length) {
-        return null;
-      }
-      var score2 = 0;
-      for (var i2 = 0; i2 < this.weights.length; i2++) {
-        score2 += this.weights[i2] * features[i2];
-      }
-      score2 += this.bias;
-      if (score2 > 0) {
-        return 1;
-      } else {
-        return 0;
-      }
-    };
-    PerceptronModel.prototype.train = function train2(features, label2) {
-      if (label2 !== 0 && label2 !== 1) {
-        return null;
-      }
-      if (features.length !== this.weights.length) {
-        this.weights = features.slice();
-        this.bias = 1;
-      }
-      var prediction = this.predict(features);
-      if (typeof prediction === "number" && prediction !== label2) {
-        var gradient = label2 - prediction;
-        for (var i2 = 0; i2 < this.weights.length; i2++) {
-          this.weights[i2] += gradient * features[i2];
-        }
-        this.bias += gradient;
-      }
-      return this;
-    };
-  }
-});
-
-// src/measure/stats/bootstrap.ts
-function bootstrapInterval(n, statistic, opts = {}) {
-  const confidence = opts.confidence ?? 0.95;
-  const resamples = opts.resamples ?? 1e3;
-  const random = seededRandom(opts.seed ?? 24301);
-  const indices = new Int32Array(n);
-  const values = [];
-  for (let r = 0; r < resamples; r++) {
-    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
-    const v = statistic(indices);
-    if (Number.isFinite(v)) values.push(v);
-  }
-  if (values.length === 0) return [NaN, NaN];
-  values.sort((a, b) => a - b);
-  const alpha = (1 - confidence) / 2;
-  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
-}
-function quantileAt(values, indices, p, scratch) {
-  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
-  scratch.sort();
-  return quantileSorted(scratch, p);
-}
-function quantileInterval(values, p, opts = {}) {
-  const scratch = new Float64Array(values.length);
-  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
-}
-function meanInterval(values, opts = {}) {
-  return bootstrapInterval(values.length, (idx) => {
-    let s = 0;
-    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
-    return s / idx.length;
-  }, opts);
-}
-var init_bootstrap = __esm({
-  "src/measure/stats/bootstrap.ts"() {
-    "use strict";
-    init_simple_statistics();
-    init_random();
-  }
-});
-
-// src/measure/latency.ts
-function batchOf(source, batch) {
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of source) {
-    const rows2 = arr.dims[0];
-    const rowSize = arr.data.length / rows2;
-    const Ctor = arr.data.constructor;
-    const data = new Ctor(batch * rowSize);
-    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
-    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
-  }
-  return out;
-}
-function latencyStat(batch, samplesMs, confidence) {
-  const sorted = [...samplesMs].sort((a, b) => a - b);
-  const stat2 = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
-  if (confidence === void 0) return stat2;
-  stat2.p99_ms = quantileSorted(sorted, 0.99);
-  stat2.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
-  const opts = { confidence, resamples: 500 };
-  stat2.p50_ci = quantileInterval(sorted, 0.5, opts);
-  stat2.p95_ci = quantileInterval(sorted, 0.95, opts);
-  stat2.p99_ci = quantileInterval(sorted, 0.99, opts);
-  stat2.mean_ci = meanInterval(sorted, opts);
-  return stat2;
-}
-function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
-  const n = Math.min(a.length, b.length);
-  const sa = new Float64Array(n);
-  const sb = new Float64Array(n);
-  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
-  const ratio2 = median2(a) / median2(b);
-  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
-  return { ratio: ratio2, ci };
-}
-function relativeHalfWidth(estimate, ci) {
-  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
-}
-function settled(times) {
-  if (times.length < 2 * STABLE_WINDOW) return false;
-  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
-  const last = med(times.slice(-STABLE_WINDOW));
-  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
-  return Math.abs(last / before - 1) <= 0.1;
-}
-function preciseEnough(perModel, target, confidence) {
-  if (perModel.length === 1) {
-    const s = perModel[0];
-    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
-  }
-  for (let i2 = 1; i2 < perModel.length; i2++) {
-    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
-    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
-  }
-  return true;
-}
-async function measureInterleaved(modelPaths, source, opts, onProgress) {
-  const { ort } = onnxruntime();
-  const sessions = [];
-  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
-  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
-  const adaptive = (opts.targetRelCi ?? 0) > 0;
-  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
-  let done = 0;
-  try {
-    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
-    for (let b = 0; b < opts.batchSizes.length; b++) {
-      const started = performance.now();
-      const inputs = batchOf(source, opts.batchSizes[b]);
-      const feeds = {};
-      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const warm = sessions.map(() => []);
-      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
-      let warming = opts.warmup > 0;
-      let warmRounds = 0;
-      let timed = 0;
-      for (let r = 0; ; r++) {
-        if (!warming && timed >= opts.runs) {
-          if (!adaptive || performance.now() - started > capMs) break;
-          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
-        }
-        const order = sessions.map((_, i2) => i2);
-        if (r % 2 === 1) order.reverse();
-        for (const i2 of order) {
-          let dt = Infinity;
-          for (let k = 0; k < (opts.repeat ?? 1); k++) {
-            const t0 = performance.now();
-            const out = await sessions[i2].run(feeds);
-            dt = Math.min(dt, performance.now() - t0);
-            for (const t of Object.values(out)) t.dispose();
-          }
-          if (warming) warm[i2].push(dt);
-          else samples[i2][b].push(dt);
-        }
-        if (warming) {
-          warmRounds++;
-          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
-        } else timed++;
-        onProgress?.(Math.min(++done, total2), total2);
-      }
-    }
-  } finally {
-    for (const s of sessions) await s.release();
-  }
-  return samples;
-}
-var STABLE_WINDOW;
-var init_latency = __esm({
-  "src/measure/latency.ts"() {
-    "use strict";
-    init_simple_statistics();
+    init_errors();
     init_ort();
-    init_bootstrap();
-    STABLE_WINDOW = 5;
-  }
-});
-
-// src/measure/stats/normal.ts
-function normalQuantile(p) {
-  if (!(p > 0 && p < 1)) {
-    if (p === 0) return -Infinity;
-    if (p === 1) return Infinity;
-    return NaN;
-  }
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
-  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
-  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
-  const low = 0.02425;
-  if (p < low) {
-    const q2 = Math.sqrt(-2 * Math.log(p));
-    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
-  }
-  if (p > 1 - low) return -normalQuantile(1 - p);
-  const q = p - 0.5;
-  const r = q * q;
-  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-}
-function twoSidedZ(confidence) {
-  return normalQuantile(1 - (1 - confidence) / 2);
-}
-var init_normal = __esm({
-  "src/measure/stats/normal.ts"() {
-    "use strict";
-  }
-});
-
-// src/measure/stats/wilson.ts
-function wilsonInterval(successes, n, confidence = 0.95) {
-  if (n <= 0) return [0, 1];
-  const z2 = twoSidedZ(confidence);
-  const p = successes / n;
-  const z22 = z2 * z2;
-  const centre = p + z22 / (2 * n);
-  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
-  const denom = 1 + z22 / n;
-  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
-  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
-  return [lo, hi];
-}
-var init_wilson = __esm({
-  "src/measure/stats/wilson.ts"() {
-    "use strict";
-    init_normal();
-  }
-});
-
-// src/measure/stats/mcnemar.ts
-function pairedTable(correctA, correctB) {
-  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-  for (let i2 = 0; i2 < correctA.length; i2++) {
-    if (correctA[i2]) {
-      if (correctB[i2]) t.both++;
-      else t.onlyA++;
-    } else if (correctB[i2]) t.onlyB++;
-    else t.neither++;
-  }
-  return t;
-}
-function mcnemarExact(onlyA, onlyB) {
-  const n = onlyA + onlyB;
-  if (n === 0) return 1;
-  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
-}
-function pairedDifferenceInterval(t, confidence = 0.95) {
-  const n = t.both + t.onlyA + t.onlyB + t.neither;
-  if (n === 0) return [-1, 1];
-  const p1 = (t.both + t.onlyA) / n;
-  const p2 = (t.both + t.onlyB) / n;
-  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
-  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
-  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
-  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
-  const diff = p1 - p2;
-  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
-  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
-  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
-}
-function minSamplesForDrop(drop, discordant, confidence = 0.95) {
-  const z2 = twoSidedZ(confidence);
-  const d = Math.max(discordant, drop);
-  return Math.ceil(z2 * z2 * d / (drop * drop));
-}
-var init_mcnemar = __esm({
-  "src/measure/stats/mcnemar.ts"() {
-    "use strict";
-    init_binomial();
-    init_wilson();
-    init_normal();
-  }
-});
-
-// src/measure/stats/uncertainty.ts
-function subsetTable(a, b, keep) {
-  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-  for (let i2 = 0; i2 < a.length; i2++) {
-    if (!keep(i2)) continue;
-    if (a[i2]) {
-      if (b[i2]) t.both++;
-      else t.onlyA++;
-    } else if (b[i2]) t.onlyB++;
-    else t.neither++;
-  }
-  return t;
-}
-function sampleNote(t, ci, limit, confidence, what) {
-  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
-  const n = total(t);
-  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
-  const need = minSamplesForDrop(limit, discordant, confidence);
-  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
-}
-function accuracyDropUncertainty(reference, candidate, confidence, limit) {
-  const t = pairedTable(reference, candidate);
-  const ci = pairedDifferenceInterval(t, confidence);
-  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
-}
-function eceAt(confidence, correct, indices, bins = 15) {
-  const count2 = new Float64Array(bins);
-  const gap = new Float64Array(bins);
-  for (let k = 0; k < indices.length; k++) {
-    const i2 = indices[k];
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count2[b]++;
-    gap[b] += correct[i2] - confidence[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(gap[b]) / indices.length;
-  return ece;
-}
-function classDropIntervals(m) {
-  const out = [];
-  for (let c = 0; c < m.reference.classes; c++) {
-    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
-    if (total(t) === 0) continue;
-    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
-  }
-  return out;
-}
-function maxInterval(cis) {
-  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
-}
-function budgetUncertainty(m) {
-  const { confidence } = m;
-  const u = {};
-  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
-  const classes = classDropIntervals(m);
-  if (classes.length) {
-    const ci = maxInterval(classes.map((c) => c.ci));
-    const limit = m.limits["class-accuracy-drop"];
-    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
-    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
-    u["class-accuracy-drop"] = { ci, note };
-  }
-  const n = m.labels.length;
-  u["ece-increase"] = {
-    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
-  };
-  if (m.referenceLatency?.length && m.candidateLatency?.length) {
-    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
-    u["min-speedup"] = { ci: speedup.ci };
-    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
-    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
-    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
-  }
-  if (m.shifts?.length) {
-    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
-    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
-  }
-  return u;
-}
-function accuracyIntervals(p, labels, confidence) {
-  const hit = new Float64Array(p.classes);
-  const support = new Float64Array(p.classes);
-  let all = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) {
-    support[labels[i2]]++;
-    if (p.correct[i2]) {
-      hit[labels[i2]]++;
-      all++;
-    }
-  }
-  return {
-    accuracy_ci: wilsonInterval(all, labels.length, confidence),
-    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
-  };
-}
-function annotateClassChanges(changes, m, limit) {
-  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
-  return changes.map((c) => {
-    const s = byClass.get(c.class);
-    if (!s) return c;
-    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
-  });
-}
-var total;
-var init_uncertainty = __esm({
-  "src/measure/stats/uncertainty.ts"() {
-    "use strict";
-    init_latency();
-    init_bootstrap();
-    init_mcnemar();
-    init_wilson();
-    total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
-  }
-});
-
-// src/pipeline/verdicts.ts
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, classChanges2, compareMode = false) {
-  const labels = data.labels;
-  const confidence = config.confidence;
-  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
-  const paired = {
-    labels,
-    reference: reference.preds,
-    candidate: candidate.preds,
-    referenceLatency: latency?.reference,
-    candidateLatency: latency?.candidate,
-    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
-    confidence,
-    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
-  };
-  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
-  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
-  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
-  return {
-    budgets: results,
-    verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges2, paired, classLimit)
-  };
-}
-function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
-  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
-  const out = [];
-  for (const s of shifts) {
-    const a = reference.shiftPreds?.get(s.name);
-    const b = candidate.shiftPreds?.get(s.name);
-    if (!a || !b || !s.data.labels) continue;
-    const dense = mean(a.correct);
-    const final2 = mean(b.correct);
-    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
-    out.push({
-      name: s.name,
-      source: corruptionNames.has(s.name) ? "corruption" : "user",
-      samples: s.data.count,
-      dense,
-      final: final2,
-      drop: dense - final2,
-      drop_ci: u.ci,
-      p_value: u.p_value,
-      gap_change: dense - final2 - cleanGap
-    });
-  }
-  return out;
-}
-function mean(x2) {
-  let s = 0;
-  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
-  return x2.length ? s / x2.length : NaN;
-}
-function distributionShift(clean, shifted) {
-  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
-  const hist = (p) => {
-    const h = new Array(p.classes).fill(0);
-    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
-    return h;
-  };
-  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
-  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
-}
-function predictionShifts(reference, candidate, shifts) {
-  const out = [];
-  for (const s of shifts) {
-    const a = reference.shiftPreds?.get(s.name);
-    const b = candidate.shiftPreds?.get(s.name);
-    if (!a || !b) continue;
-    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
-  }
-  return out;
-}
-var init_verdicts = __esm({
-  "src/pipeline/verdicts.ts"() {
-    "use strict";
-    init_budgets2();
-    init_distribution();
-    init_uncertainty();
   }
 });
 
@@ -30704,8 +31699,8 @@ var init_binary_encoding = __esm({
         this.viewCache = EMPTY_VIEW;
         this.pos = 0;
       }
-      ensureCapacity(size) {
-        const required = this.pos + size;
+      ensureCapacity(size2) {
+        const required = this.pos + size2;
         if (required > this.buffer.length) {
           let newLen = this.buffer.length || INITIAL_SIZE;
           while (newLen < required)
@@ -32007,11 +33002,11 @@ var init_clone = __esm({
 // node_modules/@bufbuild/protobuf/dist/esm/wire/base64-encoding.js
 function base64Decode(base64Str) {
   const len = base64Str.length;
-  let size = len - (len + 3 >> 2);
+  let size2 = len - (len + 3 >> 2);
   if ((len & 3) == 0 && base64Str[len - 1] == "=") {
-    size -= base64Str[len - 2] == "=" ? 2 : 1;
+    size2 -= base64Str[len - 2] == "=" ? 2 : 1;
   }
-  const bytes2 = new Uint8Array(size);
+  const bytes2 = new Uint8Array(size2);
   let written = -1;
   if (nativeSetFromBase64) {
     try {
@@ -32025,7 +33020,7 @@ function base64Decode(base64Str) {
   if (written < 0) {
     written = setFromBase64(bytes2, base64Str);
   }
-  return written == size ? bytes2 : bytes2.subarray(0, written);
+  return written == size2 ? bytes2 : bytes2.subarray(0, written);
 }
 function setFromBase64(bytes2, base64Str) {
   const table3 = getDecodeTable();
@@ -32371,8 +33366,8 @@ var init_nested_types = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve7) {
-  return buildFileRegistry([fileDescriptorProto, resolve7]);
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve8) {
+  return buildFileRegistry([fileDescriptorProto, resolve8]);
 }
 function buildFileRegistry(args, check) {
   const registry = createBaseRegistry();
@@ -32396,7 +33391,7 @@ function buildFileRegistry(args, check) {
         if (seen.has(protoFileName)) {
           continue;
         }
-        const dep = resolve7(protoFileName);
+        const dep = resolve8(protoFileName);
         if (!dep) {
           throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
         }
@@ -32410,7 +33405,7 @@ function buildFileRegistry(args, check) {
       return deps.concat(...deps.map(recurseDeps));
     };
     const input = args[0];
-    const resolve7 = args[1];
+    const resolve8 = args[1];
     const seen = /* @__PURE__ */ new Set();
     for (const file of [input, ...recurseDeps(input)].reverse()) {
       check === null || check === void 0 ? void 0 : check(file);
@@ -33259,8 +34254,8 @@ var init_boot = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path18, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path18]);
+function messageDesc(file, path22, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path22]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -34386,9 +35381,9 @@ function tensorToFloat32(t) {
   const raw = t.rawData;
   const out = new Float32Array(n);
   if (raw.byteLength > 0) {
-    const size = ITEM_SIZE[t.dataType];
-    if (size === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
-    if (raw.byteLength !== n * size) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size}`);
+    const size2 = ITEM_SIZE[t.dataType];
+    if (size2 === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
+    if (raw.byteLength !== n * size2) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size2}`);
     if (t.dataType === 1 /* FLOAT */) {
       new Uint8Array(out.buffer).set(raw);
       return out;
@@ -34567,7 +35562,7 @@ var init_tensor = __esm({
 });
 
 // src/onnx/streamSave.ts
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { randomBytes as randomBytes3 } from "node:crypto";
 function varint(n) {
   const out = [];
   while (n >= 128) {
@@ -34589,9 +35584,9 @@ function indexOf(hay, needle) {
 }
 function splitAround(bytes2, tag, inner) {
   const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
-  const at = indexOf(bytes2, field);
-  if (at < 0 || indexOf(bytes2.subarray(at + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
-  return [bytes2.subarray(0, at), bytes2.subarray(at + field.length)];
+  const at2 = indexOf(bytes2, field);
+  if (at2 < 0 || indexOf(bytes2.subarray(at2 + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
+  return [bytes2.subarray(0, at2), bytes2.subarray(at2 + field.length)];
 }
 function encodeWith(holder, key, value, encode) {
   const kept = holder[key];
@@ -34605,13 +35600,13 @@ function encodeWith(holder, key, value, encode) {
 function tensorPieces(t, streamRawBytes) {
   const raw = t.rawData;
   if (raw.byteLength === 0 || raw.byteLength < streamRawBytes) return [toBinary(TensorProtoSchema, t)];
-  const sentinel = randomBytes2(16);
+  const sentinel = randomBytes3(16);
   const encoded = encodeWith(t, "rawData", sentinel, () => toBinary(TensorProtoSchema, t));
   const [before, after] = splitAround(encoded, TAG_TENSOR_RAW_DATA, sentinel);
   return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
 }
 function sentinelTensor() {
-  const tensor = create(TensorProtoSchema, { name: randomBytes2(16).toString("hex") });
+  const tensor = create(TensorProtoSchema, { name: randomBytes3(16).toString("hex") });
   return { tensor, bytes: toBinary(TensorProtoSchema, tensor) };
 }
 function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
@@ -34629,7 +35624,7 @@ function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
   });
   let graphLength = graphBefore.byteLength + graphAfter.byteLength;
   for (const s of sizes) graphLength += framing(TAG_GRAPH_INITIALIZER, s).byteLength + s;
-  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes2(16).toString("hex") });
+  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes3(16).toString("hex") });
   const modelEncoded = encodeWith(proto, "graph", sentinelGraph, () => toBinary(ModelProtoSchema, proto));
   const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
   const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
@@ -34672,12 +35667,12 @@ var init_streamSave = __esm({
 });
 
 // src/onnx/model.ts
-import * as fs6 from "node:fs";
-import * as path3 from "node:path";
+import * as fs8 from "node:fs";
+import * as path5 from "node:path";
 function loadModel(file) {
   let bytes2;
   try {
-    bytes2 = fs6.readFileSync(file);
+    bytes2 = fs8.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
@@ -34723,33 +35718,33 @@ function externalEntry(t, key) {
   return t.externalData.find((e) => e.key === key)?.value;
 }
 function resolveExternalData(proto, file) {
-  const dir = path3.dirname(path3.resolve(file));
+  const dir = path5.dirname(path5.resolve(file));
   const tensors = [...allTensors(proto)].filter(isExternal);
   if (tensors.length === 0) return;
-  const realDir = fs6.realpathSync(dir);
+  const realDir = fs8.realpathSync(dir);
   const reads = [];
   let total2 = 0;
   for (const t of tensors) {
     const location = externalEntry(t, "location");
     if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-    if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-    const target = path3.resolve(dir, location);
+    if (path5.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path5.resolve(dir, location);
     let real;
     try {
-      real = fs6.realpathSync(target);
+      real = fs8.realpathSync(target);
     } catch {
-      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path5.basename(file)}`);
     }
-    if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
+    if (real !== realDir && !real.startsWith(realDir + path5.sep)) {
       throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
     }
-    const stat2 = fs6.statSync(real);
+    const stat2 = fs8.statSync(real);
     if (!stat2.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
-    const size = stat2.size;
+    const size2 = stat2.size;
     const offset = Number(externalEntry(t, "offset") ?? 0);
-    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
+    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size2 - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size2) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size2}; the external data file is truncated or does not belong to this model`);
     }
     total2 += length;
     reads.push({ t, real, offset, length });
@@ -34764,17 +35759,17 @@ function resolveExternalData(proto, file) {
     for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs6.openSync(real, "r");
+        fd2 = fs8.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs6.readSync(fd2, data, 0, length, offset);
+      fs8.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs6.closeSync(fd2);
+    for (const fd2 of handles.values()) fs8.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -35063,6 +36058,584 @@ var init_signature = __esm({
   }
 });
 
+// src/prune/sensitivity/allocateSparsity.ts
+function monotoneCurve(points2, cap) {
+  const pts = [{ r: 0, f: 0 }];
+  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
+    if (!(p.ratio > pts[pts.length - 1].r)) continue;
+    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
+  }
+  const at2 = (r) => {
+    for (let i2 = 1; i2 < pts.length; i2++) {
+      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+    }
+    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
+    const b = pts[pts.length - 1];
+    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
+    return b.f + slope * (r - b.r);
+  };
+  const out = pts.filter((p) => p.r < cap);
+  out.push({ r: cap, f: at2(cap) });
+  return out;
+}
+function lowerHull(pts) {
+  const hull = [];
+  for (const p of pts) {
+    while (hull.length >= 2) {
+      const a = hull[hull.length - 2];
+      const b = hull[hull.length - 1];
+      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
+      else break;
+    }
+    hull.push(p);
+  }
+  return hull;
+}
+function allocateSparsity(layers, target, opts = {}) {
+  const capRatio = opts.cap ?? DEFAULT_CAP;
+  const total2 = layers.reduce((n, l) => n + l.size, 0);
+  const want = Math.round(target * total2);
+  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
+  const capacity = caps.reduce((a, b) => a + b, 0);
+  if (want > capacity) {
+    throw new UserError(
+      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
+    );
+  }
+  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
+  const saves = unitSavings(layers, opts.costExponent ?? 0);
+  const segments = [];
+  hulls.forEach((h, i2) => {
+    for (let s = 1; s < h.length; s++) {
+      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
+      if (units <= 0) continue;
+      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
+      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
+    }
+  });
+  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
+  const amount = new Float64Array(layers.length);
+  let left = want;
+  for (const s of segments) {
+    if (left <= 0) break;
+    const take = Math.min(left, s.units);
+    amount[s.layer] += take;
+    left -= take;
+  }
+  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
+  let missing = want - pruned.reduce((a, b) => a + b, 0);
+  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
+  while (missing > 0) {
+    let moved = false;
+    for (const i2 of byRemainder) {
+      if (missing === 0) break;
+      if (pruned[i2] < caps[i2]) {
+        pruned[i2]++;
+        missing--;
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
+  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
+  return { pruned, ratios, predictedIncrease };
+}
+function unitSavings(layers, exponent) {
+  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
+  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
+  const floor = Math.min(...known);
+  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
+  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
+}
+function interpolate(pts, r) {
+  for (let i2 = 1; i2 < pts.length; i2++) {
+    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+  }
+  return pts[pts.length - 1].f;
+}
+var DEFAULT_CAP;
+var init_allocateSparsity = __esm({
+  "src/prune/sensitivity/allocateSparsity.ts"() {
+    "use strict";
+    init_errors();
+    DEFAULT_CAP = 0.95;
+  }
+});
+
+// src/prune/resolveScope.ts
+function resolveScope(config, calib, rounds = 1) {
+  if (config.scope !== "auto") return { scope: config.scope, reason: "" };
+  const global2 = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
+  if (config.method !== "structured" && config.method !== "unstructured") return global2(`--method ${config.method} has no sensitivity allocation`);
+  if (!calib) return global2(`no calibration set to measure ${config.method === "structured" ? "channel groups" : "layers"} on`);
+  if (!calib.labelled) return global2("the calibration set has no labels");
+  if (config.schedule !== "oneshot") return global2(`--schedule ${config.schedule} (sensitivity curves are measured once, on the dense model)`);
+  if (config.maxLayerSparsity < 1) return global2("--max-layer-sparsity is a global-scope cap");
+  if (config.sparsity > DEFAULT_CAP) return global2(`--sparsity ${config.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
+  if (config.method === "unstructured") {
+    if (rounds > 1) return global2(`${rounds} recovery rounds prune by one global threshold`);
+    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
+  }
+  if (config.roundTo > 1) return global2("--round-to applies to the global allocation");
+  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
+}
+var init_resolveScope = __esm({
+  "src/prune/resolveScope.ts"() {
+    "use strict";
+    init_allocateSparsity();
+  }
+});
+
+// src/onnx/shapes.ts
+function dimsOf(v, batch) {
+  const t = v?.type?.value;
+  if (!t || t.case !== "tensorType" || !t.value.shape) return void 0;
+  return t.value.shape.dim.map((d) => d.value.case === "dimValue" ? Number(d.value.value) : batch);
+}
+function broadcastShapes(shapes) {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out = [];
+  for (let i2 = 0; i2 < rank; i2++) {
+    let d = 1;
+    for (const s of shapes) {
+      const v = s[s.length - rank + i2] ?? 1;
+      if (v === 1) continue;
+      if (d !== 1 && d !== v) return void 0;
+      d = v;
+    }
+    out.push(d);
+  }
+  return out;
+}
+function normAxis(axis, rank) {
+  return axis < 0 ? axis + rank : axis;
+}
+function inferShapes(index, batch = 1) {
+  const shapes = /* @__PURE__ */ new Map();
+  const values = /* @__PURE__ */ new Map();
+  for (const v of index.inputs) {
+    const d = dimsOf(v, batch);
+    if (d) shapes.set(v.name, d);
+  }
+  for (const [name, t] of index.initializers) {
+    const d = tensorDims(t);
+    shapes.set(name, d);
+    if (numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6)) values.set(name, tensorToInts(t));
+  }
+  for (const node of index.order) {
+    try {
+      inferNode(node, shapes, values);
+    } catch {
+    }
+    for (const o of node.output) {
+      if (!shapes.has(o)) {
+        const d = dimsOf(index.valueInfo.get(o), batch);
+        if (d) shapes.set(o, d);
+      }
+    }
+  }
+  return { shapes, values };
+}
+function convOutput(node, x2, w, transpose2) {
+  const spatial = x2.length - 2;
+  const kernel = attrInts(node, "kernel_shape") ?? w.slice(2);
+  const strides = attrInts(node, "strides") ?? new Array(spatial).fill(1);
+  const dil = attrInts(node, "dilations") ?? new Array(spatial).fill(1);
+  const pads = attrInts(node, "pads") ?? new Array(2 * spatial).fill(0);
+  const autoPad = attr(node, "auto_pad");
+  const mode = autoPad ? new TextDecoder().decode(autoPad.s) : "NOTSET";
+  const out = [];
+  for (let i2 = 0; i2 < spatial; i2++) {
+    const inDim = x2[2 + i2];
+    const k = (kernel[i2] - 1) * dil[i2] + 1;
+    if (transpose2) {
+      const outPad = attrInts(node, "output_padding")?.[i2] ?? 0;
+      const explicit = attrInts(node, "output_shape");
+      out.push(explicit ? explicit[i2] : strides[i2] * (inDim - 1) + outPad + k - pads[i2] - pads[i2 + spatial]);
+    } else if (mode === "SAME_UPPER" || mode === "SAME_LOWER") {
+      out.push(Math.ceil(inDim / strides[i2]));
+    } else if (mode === "VALID") {
+      out.push(Math.floor((inDim - k) / strides[i2]) + 1);
+    } else {
+      const ceil = attrInt(node, "ceil_mode", 0) === 1;
+      const r = (inDim + pads[i2] + pads[i2 + spatial] - k) / strides[i2];
+      out.push((ceil ? Math.ceil(r) : Math.floor(r)) + 1);
+    }
+  }
+  return out;
+}
+function inferNode(node, shapes, values) {
+  const s = (i2) => node.input[i2] ? shapes.get(node.input[i2]) : void 0;
+  const v = (i2) => node.input[i2] ? values.get(node.input[i2]) : void 0;
+  const set = (shape, value) => {
+    if (!shape) return;
+    shapes.set(node.output[0], shape);
+    if (value) values.set(node.output[0], value);
+  };
+  const x2 = s(0);
+  const op = node.opType;
+  if (op === "Constant") {
+    const t = attr(node, "value")?.t;
+    if (t) {
+      const d = tensorDims(t);
+      set(d, numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6) ? tensorToInts(t) : void 0);
+    }
+    return;
+  }
+  if (op === "Shape") {
+    if (x2) {
+      const start = normAxis(attrInt(node, "start", 0), x2.length);
+      const end = attr(node, "end") ? normAxis(attrInt(node, "end", x2.length), x2.length) : x2.length;
+      const val = x2.slice(start, end);
+      set([val.length], val);
+    }
+    return;
+  }
+  if (ELEMENTWISE_UNARY.has(op)) {
+    const vx = v(0);
+    set(x2, op === "Cast" || op === "Identity" ? vx : void 0);
+    return;
+  }
+  if (op === "ConstantOfShape") {
+    const dims = v(0);
+    if (!dims) return;
+    const t = attr(node, "value")?.t;
+    const fill = t ? tensorToInts(t)[0] : 0;
+    set(dims, numel(dims) <= 64 && (!t || t.dataType === 7 || t.dataType === 6) ? new Array(numel(dims)).fill(fill) : void 0);
+    return;
+  }
+  if (op === "Where") {
+    const ins = node.input.map((n2) => shapes.get(n2));
+    if (ins.some((i2) => !i2)) return;
+    const out = broadcastShapes(ins);
+    const [c, a, b] = [v(0), v(1), v(2)];
+    const n = out && out.length <= 1 ? numel(out) : 0;
+    const at2 = (q, i2) => q[q.length === 1 ? 0 : i2];
+    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at2(c, i2) ? at2(a, i2) : at2(b, i2)) : void 0);
+    return;
+  }
+  if (BROADCAST.has(op)) {
+    const ins = node.input.map((n) => shapes.get(n));
+    if (ins.some((i2) => !i2)) return;
+    if (op === "Expand") {
+      const target = v(1);
+      set(target && x2 ? broadcastShapes([x2, target]) : void 0);
+      return;
+    }
+    const out = broadcastShapes(ins);
+    let val;
+    const a = v(0);
+    const b = v(1);
+    if (a && b && node.input.length === 2 && out && out.length <= 1) {
+      const n = Math.max(a.length, b.length);
+      const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q), Equal: (p, q) => p === q ? 1 : 0 }[op];
+      if (f) val = Array.from({ length: n }, (_, i2) => f(a[a.length === 1 ? 0 : i2], b[b.length === 1 ? 0 : i2]));
+    }
+    set(out, val);
+    return;
+  }
+  switch (op) {
+    case "Conv":
+    case "ConvTranspose": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const group = attrInt(node, "group", 1);
+      const cout = op === "Conv" ? w[0] : w[1] * group;
+      const sp = convOutput(node, x2, w, op === "ConvTranspose");
+      set(sp && [x2[0], cout, ...sp]);
+      return;
+    }
+    case "MaxPool":
+    case "AveragePool":
+    case "LpPool": {
+      if (!x2) return;
+      const kernel = attrInts(node, "kernel_shape");
+      if (!kernel) return;
+      const sp = convOutput(node, x2, [0, 0, ...kernel], false);
+      set(sp && [x2[0], x2[1], ...sp]);
+      return;
+    }
+    case "GlobalAveragePool":
+    case "GlobalMaxPool":
+      set(x2 && [x2[0], x2[1], ...x2.slice(2).map(() => 1)]);
+      return;
+    case "Flatten": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 1), x2.length);
+      set([numel(x2.slice(0, axis)), numel(x2.slice(axis))]);
+      return;
+    }
+    case "Reshape": {
+      const target = v(1) ?? attrInts(node, "shape");
+      if (!x2 || !target) return;
+      const allowZero = attrInt(node, "allowzero", 0) === 1;
+      const out = target.map((d, i2) => d === 0 && !allowZero ? x2[i2] : d);
+      const known = out.filter((d) => d !== -1);
+      const inferred = out.indexOf(-1);
+      if (inferred >= 0) out[inferred] = numel(x2) / numel(known);
+      set(out, v(0));
+      return;
+    }
+    case "Gemm": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const m = attrInt(node, "transA", 0) ? x2[1] : x2[0];
+      const n = attrInt(node, "transB", 0) ? w[0] : w[1];
+      set([m, n]);
+      return;
+    }
+    case "MatMul": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const a = x2.length === 1 ? [1, x2[0]] : x2;
+      const b = w.length === 1 ? [w[0], 1] : w;
+      const batchDims = broadcastShapes([a.slice(0, -2), b.slice(0, -2)]);
+      if (!batchDims) return;
+      const out = [...batchDims, a[a.length - 2], b[b.length - 1]];
+      if (x2.length === 1) out.splice(out.length - 2, 1);
+      if (w.length === 1) out.pop();
+      set(out);
+      return;
+    }
+    case "Concat": {
+      const ins = node.input.map((n) => shapes.get(n));
+      if (ins.some((i2) => !i2)) return;
+      const first = ins[0];
+      const axis = normAxis(attrInt(node, "axis", 0), first.length);
+      const out = [...first];
+      out[axis] = ins.reduce((acc2, i2) => acc2 + i2[axis], 0);
+      const vals = node.input.map((n) => values.get(n));
+      set(out, vals.every((q) => q) ? vals.flat() : void 0);
+      return;
+    }
+    case "Transpose": {
+      if (!x2) return;
+      const perm = attrInts(node, "perm") ?? x2.map((_, i2) => x2.length - 1 - i2);
+      set(perm.map((p) => x2[p]));
+      return;
+    }
+    case "Unsqueeze": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1);
+      if (!axes) return;
+      const rank = x2.length + axes.length;
+      const norm2 = new Set(axes.map((a) => normAxis(a, rank)));
+      const out = [];
+      let k = 0;
+      for (let i2 = 0; i2 < rank; i2++) out.push(norm2.has(i2) ? 1 : x2[k++]);
+      set(out, v(0));
+      return;
+    }
+    case "Squeeze": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1);
+      const norm2 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
+      set(x2.filter((d, i2) => norm2 ? !norm2.has(i2) : d !== 1), v(0));
+      return;
+    }
+    case "Gather": {
+      const idx = s(1);
+      if (!x2 || !idx) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const out = [...x2.slice(0, axis), ...idx, ...x2.slice(axis + 1)];
+      const data = v(0);
+      const iv = v(1);
+      set(out, data && iv && x2.length === 1 ? iv.map((i2) => data[i2 < 0 ? i2 + data.length : i2]) : void 0);
+      return;
+    }
+    case "Slice": {
+      if (!x2) return;
+      const starts = v(1) ?? attrInts(node, "starts");
+      const ends = v(2) ?? attrInts(node, "ends");
+      if (!starts || !ends) return;
+      const axes = (node.input[3] ? v(3) : attrInts(node, "axes")) ?? starts.map((_, i2) => i2);
+      const steps = (node.input[4] ? v(4) : void 0) ?? starts.map(() => 1);
+      const out = [...x2];
+      const ranges = [];
+      axes.forEach((a0, i2) => {
+        const a = normAxis(a0, x2.length);
+        const dim = x2[a];
+        const step = steps[i2];
+        const clamp = (q, lo, hi) => Math.min(Math.max(q, lo), hi);
+        let st = starts[i2] < 0 ? starts[i2] + dim : starts[i2];
+        let en = ends[i2] < 0 ? ends[i2] + dim : ends[i2];
+        st = step > 0 ? clamp(st, 0, dim) : clamp(st, -1, dim - 1);
+        en = step > 0 ? clamp(en, 0, dim) : clamp(en, -1, dim - 1);
+        out[a] = Math.max(0, Math.ceil((en - st) / step));
+        ranges.push([st, en, step]);
+      });
+      const data = v(0);
+      let val;
+      if (data && x2.length === 1 && ranges.length === 1) {
+        const [st, en, step] = ranges[0];
+        val = [];
+        for (let i2 = st; step > 0 ? i2 < en : i2 > en; i2 += step) val.push(data[i2]);
+      }
+      set(out, val);
+      return;
+    }
+    case "Split": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const sizes = attrInts(node, "split") ?? v(1) ?? new Array(node.output.length).fill(x2[axis] / node.output.length);
+      node.output.forEach((o, i2) => {
+        const out = [...x2];
+        out[axis] = sizes[i2];
+        shapes.set(o, out);
+      });
+      return;
+    }
+    case "Pad": {
+      const pads = v(1) ?? attrInts(node, "pads");
+      if (!x2 || !pads) return;
+      set(x2.map((d, i2) => d + pads[i2] + pads[i2 + x2.length]));
+      return;
+    }
+    case "ReduceMean":
+    case "ReduceSum":
+    case "ReduceMax":
+    case "ReduceMin":
+    case "ReduceL2": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
+      const keep = attrInt(node, "keepdims", 1) === 1;
+      const norm2 = new Set(axes.map((a) => normAxis(a, x2.length)));
+      set(keep ? x2.map((d, i2) => norm2.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm2.has(i2)));
+      return;
+    }
+    case "ArgMax":
+    case "ArgMin": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const keep = attrInt(node, "keepdims", 1) === 1;
+      set(keep ? x2.map((d, i2) => i2 === axis ? 1 : d) : x2.filter((_, i2) => i2 !== axis));
+      return;
+    }
+    case "Resize":
+    case "Upsample": {
+      const sizes = node.input[3] ? v(3) : void 0;
+      const scales = node.input[2] ? v(2) : void 0;
+      if (!x2) return;
+      if (sizes) set(sizes);
+      else if (scales) set(x2.map((d, i2) => Math.floor(d * scales[i2])));
+      return;
+    }
+    default:
+      return;
+  }
+}
+var ELEMENTWISE_UNARY, BROADCAST;
+var init_shapes = __esm({
+  "src/onnx/shapes.ts"() {
+    "use strict";
+    init_graph();
+    init_tensor();
+    ELEMENTWISE_UNARY = /* @__PURE__ */ new Set([
+      "Identity",
+      "Relu",
+      "LeakyRelu",
+      "PRelu",
+      "Sigmoid",
+      "Tanh",
+      "Clip",
+      "Gelu",
+      "Erf",
+      "Sqrt",
+      "Exp",
+      "Log",
+      "Neg",
+      "Abs",
+      "Softmax",
+      "LogSoftmax",
+      "Dropout",
+      "BatchNormalization",
+      "LayerNormalization",
+      "InstanceNormalization",
+      "Cast",
+      "HardSigmoid",
+      "HardSwish",
+      "Elu",
+      "Selu",
+      "Softplus",
+      "Mish",
+      "Reciprocal",
+      "Floor",
+      "Ceil",
+      "Round",
+      "Not",
+      "LpNormalization",
+      "CastLike",
+      "Celu",
+      "ThresholdedRelu",
+      "Sign",
+      "Sin",
+      "Cos"
+    ]);
+    BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
+  }
+});
+
+// src/onnx/flops.ts
+function nodeMacs(node, shapes) {
+  const x2 = shapes.get(node.input[0]);
+  const w = shapes.get(node.input[1]);
+  const y = shapes.get(node.output[0]);
+  if (!x2 || !w || !y) return null;
+  switch (node.opType) {
+    case "Conv":
+      return numel(y) * numel(w.slice(1));
+    case "ConvTranspose":
+      return numel(x2) * numel(w.slice(1));
+    case "Gemm": {
+      const k = attrInt(node, "transA", 0) ? x2[0] : x2[1];
+      return numel(y) * k;
+    }
+    case "MatMul":
+      return numel(y) * x2[x2.length - 1];
+    default:
+      return null;
+  }
+}
+function modelCost(model) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  let params = 0;
+  let nonzero = 0;
+  for (const t of index.initializers.values()) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const values = tensorToFloat32(t);
+    params += values.length;
+    for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
+  }
+  const nodes = [];
+  const uncounted = [];
+  let macs = 0;
+  for (const n of index.order) {
+    if (!MAC_OPS.has(n.opType)) continue;
+    const m = nodeMacs(n, shapes);
+    if (m === null) uncounted.push(nodeLabel(n));
+    else macs += m;
+    let p = 0;
+    for (const i2 of n.input.slice(1)) {
+      const t = index.initializers.get(i2);
+      if (t && FLOAT_TYPES.has(t.dataType)) p += numel(tensorDims(t));
+    }
+    nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
+  }
+  return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
+}
+var MAC_OPS;
+var init_flops = __esm({
+  "src/onnx/flops.ts"() {
+    "use strict";
+    init_graph();
+    init_shapes();
+    init_tensor();
+    MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+  }
+});
+
 // src/prune/select.ts
 function kthSmallestAbsBits(arrays, k) {
   const total2 = arrays.reduce((n, a) => n + a.length, 0);
@@ -35209,156 +36782,1949 @@ var init_magnitude = __esm({
   }
 });
 
-// src/prune/nm.ts
-function parseNM(method) {
-  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method);
-  if (!match) return void 0;
-  const n = Number(match[1]);
-  const m = Number(match[2]);
-  return n < m ? { n, m } : void 0;
+// src/prune/structured/describe.ts
+function structuredSummary(dense, r) {
+  const prunable = r.groups.filter((g2) => !g2.skip && g2.size > 1);
+  const channels = prunable.reduce((n, g2) => n + g2.size, 0);
+  const removed = prunable.reduce((n, g2) => n + g2.size - g2.kept, 0);
+  const a = modelCost(dense);
+  const b = modelCost(r.model);
+  return {
+    groupsFound: r.groups.length,
+    groupsPruned: prunable.filter((g2) => g2.kept < g2.size).length,
+    groupsSkipped: r.groups.filter((g2) => g2.skip).length,
+    channels,
+    channelsRemoved: removed,
+    paramsRemoved: a.params ? 1 - b.params / a.params : 0,
+    // a node whose shapes are unknown in one model only would fake a reduction: then say nothing
+    macsRemoved: b.uncounted.length > a.uncounted.length ? Number.NaN : a.macs ? 1 - b.macs / a.macs : 0
+  };
 }
-function layoutForNode(node, name, dims) {
-  const total2 = numel(dims);
-  switch (node.opType) {
-    case "Conv":
-      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      return { outer: dims[0], length: total2 / dims[0], inner: 1 };
-    case "ConvTranspose": {
-      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      const groups = attrInt(node, "group", 1);
-      if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
-      return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
-    }
-    case "Gemm":
-      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
-      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
-    case "MatMul": {
-      if (dims.length < 2) return "MatMul weight is 1-D";
-      if (node.input[1] === name) {
-        const [k2, n] = dims.slice(-2);
-        return { outer: total2 / (k2 * n), length: k2, inner: n };
+function describeStructured(dense, r, o) {
+  const s = structuredSummary(dense, r);
+  return `structured channel pruning (${o.criterion}, ${o.scope}) at ${pct2(o.sparsity)} of channels: removed ${s.channelsRemoved} of ${s.channels} prunable channels in ${s.groupsPruned} of ${s.groupsFound} dependency groups (${s.groupsSkipped} skipped, see notes); parameters -${pct2(s.paramsRemoved)}, MACs -${pct2(s.macsRemoved)}`;
+}
+var pct2;
+var init_describe = __esm({
+  "src/prune/structured/describe.ts"() {
+    "use strict";
+    init_flops();
+    pct2 = (x2) => Number.isNaN(x2) ? "n/a (shapes unknown)" : `${(x2 * 100).toFixed(1)}%`;
+  }
+});
+
+// src/prune/criteria/activations.ts
+async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 64) {
+  const probe = cloneModel(model);
+  const g2 = probe.graph;
+  const existing = new Set(g2.output.map((o) => o.name));
+  for (const name of tensors.keys()) {
+    if (existing.has(name)) continue;
+    const type = create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } });
+    g2.output.push(create(ValueInfoProtoSchema, { name, type }));
+  }
+  const { ort } = onnxruntime();
+  const session = await ort.InferenceSession.create(serializeModel(probe), { executionProviders: ["cpu"], graphOptimizationLevel: "disabled" });
+  const sums = /* @__PURE__ */ new Map();
+  let seen = 0;
+  try {
+    const n = Math.min(calib.count, maxSamples);
+    for (let start = 0; start < n; start += batch) {
+      const end = Math.min(n, start + batch);
+      const feeds = {};
+      for (const [name, arr] of sliceBatch(calib, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const result = await session.run(feeds, [...tensors.keys()]);
+      for (const [name, axis] of tensors) {
+        const t = result[name];
+        const dims = t.dims;
+        const data = t.data;
+        const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+        const k = dims[axis];
+        let acc2 = sums.get(name);
+        if (!acc2) sums.set(name, acc2 = new Float64Array(k));
+        for (let i2 = 0; i2 < data.length; i2++) acc2[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
       }
-      const k = dims[dims.length - 1];
-      return { outer: total2 / k, length: k, inner: 1 };
+      for (const t of Object.values(result)) t.dispose();
+      seen += end - start;
     }
-    default:
-      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
+  } finally {
+    await session.release();
+  }
+  for (const [name, acc2] of sums) {
+    const perSample = acc2.length;
+    void perSample;
+    for (let i2 = 0; i2 < acc2.length; i2++) acc2[i2] /= Math.max(1, seen);
+  }
+  return sums;
+}
+var init_activations = __esm({
+  "src/prune/criteria/activations.ts"() {
+    "use strict";
+    init_esm2();
+    init_dataset();
+    init_ort();
+    init_model();
+    init_onnx_pb();
+    init_tensor();
+  }
+});
+
+// src/prune/criteria/importance.ts
+function normAlongAxis(values, dims, axis, p) {
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const n = dims[axis];
+  const out = new Float64Array(n);
+  for (let i2 = 0; i2 < values.length; i2++) {
+    const k = Math.floor(i2 / inner) % n;
+    const v = values[i2];
+    out[k] += p === 1 ? Math.abs(v) : v * v;
+  }
+  return out;
+}
+function accumulate(scores, spaces, layout, perElement) {
+  let pos = 0;
+  for (const s of layout) {
+    const root = spaces.root(s.space);
+    let acc2 = scores.get(root);
+    if (!acc2) scores.set(root, acc2 = new Float64Array(spaces.size(root)));
+    for (let c = 0; c < s.len; c++) {
+      for (let r = 0; r < s.repeat; r++) acc2[s.start + c] += perElement[pos + c * s.repeat + r];
+    }
+    pos += s.len * s.repeat;
   }
 }
-function reductionLayout(index, name) {
-  const t = index.initializers.get(name);
-  if (!t) return "not in the model";
-  const dims = tensorDims(t);
-  const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
-  if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
-  let found;
-  for (const node of users) {
-    const l = layoutForNode(node, name, dims);
-    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
-    if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
-      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
+function constants3(model) {
+  const index = new GraphIndex(model.graph);
+  const cache = /* @__PURE__ */ new Map();
+  return (name) => {
+    let c = cache.get(name);
+    if (!c) {
+      const t = index.constant(name);
+      cache.set(name, c = { values: tensorToFloat32(t), dims: tensorDims(t) });
     }
-    found = l;
-  }
-  return found;
+    return c;
+  };
 }
-function nmMask(values, layout, n, m) {
-  const { outer, length, inner } = layout;
-  if (outer * length * inner !== values.length) throw new Error(`layout ${outer}x${length}x${inner} does not cover ${values.length} values`);
-  const mask = new Uint8Array(values.length).fill(1);
-  const drop = m - n;
-  const score2 = new Float64Array(m);
-  const order = m > SELECT_LIMIT ? Array.from({ length: m }, (_, j) => j) : [];
-  const full = length - length % m;
-  for (let o = 0; o < outer; o++) {
-    for (let i2 = 0; i2 < inner; i2++) {
-      const base = o * length * inner + i2;
-      for (let g2 = 0; g2 < full; g2 += m) {
-        const start = base + g2 * inner;
-        for (let j = 0; j < m; j++) {
-          const a = Math.abs(values[start + j * inner]);
-          score2[j] = Number.isNaN(a) ? Infinity : a;
-        }
-        if (m <= SELECT_LIMIT) {
-          for (let d = 0; d < drop; d++) {
-            let best = -1;
-            for (let j = 0; j < m; j++) if (score2[j] >= 0 && (best < 0 || score2[j] <= score2[best])) best = j;
-            score2[best] = -1;
-            mask[start + best * inner] = 0;
-          }
-        } else {
-          for (let j = 0; j < m; j++) order[j] = j;
-          order.sort((x2, y) => score2[x2] - score2[y] || y - x2);
-          for (let d = 0; d < drop; d++) mask[start + order[d] * inner] = 0;
-        }
-      }
-    }
+function magnitudeImportance(model, analysis, p) {
+  const get = constants3(model);
+  const scores = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (!isMatrixUse(u, get)) continue;
+    const { values, dims } = get(u.tensor);
+    accumulate(scores, analysis.spaces, u.layout, normAlongAxis(values, dims, u.axis, p));
   }
+  if (p === 2) for (const v of scores.values()) for (let i2 = 0; i2 < v.length; i2++) v[i2] = Math.sqrt(v[i2]);
+  return scores;
+}
+function bnScaleImportance(model, analysis) {
+  const get = constants3(model);
+  const scores = /* @__PURE__ */ new Map();
+  const nodes = model.graph.node;
+  for (const u of analysis.uses) {
+    const n = nodes[u.node];
+    if (n.opType !== "BatchNormalization" || u.tensor !== resolveAlias(model, n.input[1])) continue;
+    accumulate(scores, analysis.spaces, u.layout, Array.from(get(u.tensor).values, Math.abs));
+  }
+  return scores;
+}
+function resolveAlias(model, name) {
+  const byOutput = new Map(model.graph.node.map((n2) => [n2.output[0], n2]));
+  let n = name;
+  for (let hop = 0; hop < 8; hop++) {
+    const p = byOutput.get(n);
+    if (!p || p.opType !== "Identity") return n;
+    n = p.input[0];
+  }
+  return n;
+}
+function activationImportance(model, analysis, meanAbs) {
+  const get = constants3(model);
+  const scores = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (u.role !== "fanin" || !u.activation) continue;
+    const act = meanAbs.get(u.activation);
+    if (!act) continue;
+    const { values, dims } = get(u.tensor);
+    const w = normAlongAxis(values, dims, u.axis, 2);
+    const per = new Float64Array(w.length);
+    for (let i2 = 0; i2 < w.length; i2++) per[i2] = Math.sqrt(w[i2]) * (act[i2] ?? 0);
+    accumulate(scores, analysis.spaces, u.layout, per);
+  }
+  return scores;
+}
+var isMatrixUse;
+var init_importance = __esm({
+  "src/prune/criteria/importance.ts"() {
+    "use strict";
+    init_graph();
+    init_tensor();
+    isMatrixUse = (u, get) => get(u.tensor).dims.length >= 2;
+  }
+});
+
+// src/prune/structured/allocate.ts
+function roundKept(kept, size2, roundTo) {
+  const floor = Math.min(size2, Math.max(1, roundTo));
+  if (roundTo <= 1) return Math.max(floor, Math.min(size2, kept));
+  if (size2 <= roundTo) return size2;
+  const r = Math.round(kept / roundTo) * roundTo;
+  return Math.min(size2, Math.max(floor, r));
+}
+function allocate(groups, importance, opts) {
+  const kept = /* @__PURE__ */ new Map();
+  if (opts.scope === "layer") {
+    for (const g2 of groups) kept.set(g2.root, roundKept(Math.round(g2.size * (1 - opts.sparsity)), g2.size, opts.roundTo));
+    return kept;
+  }
+  const total2 = groups.reduce((n, g2) => n + g2.size, 0);
+  const target = Math.round(total2 * opts.sparsity);
+  const all = [];
+  for (const g2 of groups) {
+    const s = importance.get(g2.root);
+    let mean2 = 0;
+    for (const v of s) mean2 += v;
+    mean2 = mean2 / s.length || 1;
+    for (const v of s) all.push({ score: v / mean2, root: g2.root });
+    kept.set(g2.root, g2.size);
+  }
+  all.sort((a, b) => a.score - b.score);
+  const floor = Math.max(1, opts.roundTo);
+  const cap = opts.maxLayerSparsity ?? 1;
+  const minKept = new Map(groups.map((g2) => [g2.root, Math.max(floor, Math.ceil(g2.size * (1 - cap) - 1e-9))]));
+  let removed = 0;
+  for (const c of all) {
+    if (removed >= target) break;
+    const k = kept.get(c.root);
+    if (k <= minKept.get(c.root)) continue;
+    kept.set(c.root, k - 1);
+    removed++;
+  }
+  for (const g2 of groups) kept.set(g2.root, roundKept(kept.get(g2.root), g2.size, opts.roundTo));
+  return kept;
+}
+function keepMask(scores, keep) {
+  const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
+  const mask = new Uint8Array(scores.length);
+  for (let i2 = 0; i2 < keep; i2++) mask[order[i2]] = 1;
   return mask;
 }
-function nmPrune(model, weights, n, m) {
-  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
-  const out = cloneModel(model);
-  const index = new GraphIndex(out.graph);
-  const layers = [];
-  const skipped = [];
-  const masks = /* @__PURE__ */ new Map();
-  for (const w of weights) {
-    const layout = reductionLayout(index, w.initializer);
-    if (typeof layout === "string") {
-      skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
-      continue;
-    }
-    const t = index.initializers.get(w.initializer);
-    const values = tensorToFloat32(t);
-    const mask = nmMask(values, layout, n, m);
-    for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
-    setTensorFloat32(t, values);
-    masks.set(w.initializer, mask);
-    const tail = layout.length % m * layout.outer * layout.inner;
-    layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
+var init_allocate = __esm({
+  "src/prune/structured/allocate.ts"() {
+    "use strict";
   }
-  return { model: out, layers, skipped, masks };
+});
+
+// src/prune/structured/layout.ts
+function layoutSize(layout) {
+  let n = 0;
+  for (const s of layout) n += s.len * s.repeat;
+  return n;
 }
-function verifyNM(model, weights, n, m, limit = 100) {
-  const index = new GraphIndex(model.graph);
-  const violations = [];
-  for (const w of weights) {
-    const layout = reductionLayout(index, w.initializer);
-    if (typeof layout === "string") {
-      violations.push({ initializer: w.initializer, row: -1, offset: -1, nonzero: 0, message: `${w.initializer}: cannot check the pattern: ${layout}` });
-      if (violations.length >= limit) return violations;
-      continue;
+function fullLayout(space, size2, repeat = 1) {
+  return [{ space, start: 0, len: size2, repeat }];
+}
+function withRepeat(layout, factor) {
+  return layout.map((s) => ({ ...s, repeat: s.repeat * factor }));
+}
+function subLayout(layout, from, to) {
+  const out = [];
+  let pos = 0;
+  for (const s of layout) {
+    const width = s.len * s.repeat;
+    const a = Math.max(from, pos);
+    const b = Math.min(to, pos + width);
+    if (a < b) {
+      if ((a - pos) % s.repeat !== 0 || (b - pos) % s.repeat !== 0) return void 0;
+      out.push({ space: s.space, start: s.start + (a - pos) / s.repeat, len: (b - a) / s.repeat, repeat: s.repeat });
     }
-    const values = tensorToFloat32(index.initializers.get(w.initializer));
-    const { outer, length, inner } = layout;
-    const full = length - length % m;
-    for (let o = 0; o < outer; o++) {
-      for (let i2 = 0; i2 < inner; i2++) {
-        const base = o * length * inner + i2;
-        for (let g2 = 0; g2 < full; g2 += m) {
-          let nonzero = 0;
-          for (let j = 0; j < m; j++) if (values[base + (g2 + j) * inner] !== 0) nonzero++;
-          if (nonzero > n) {
-            const row = o * inner + i2;
-            violations.push({ initializer: w.initializer, row, offset: g2, nonzero, message: `${w.initializer}: row ${row}, group at ${g2} has ${nonzero} nonzeros, more than ${n} of ${m}` });
-            if (violations.length >= limit) return violations;
-          }
+    pos += width;
+  }
+  return out;
+}
+function keptIndices(layout, spaces, keep) {
+  const out = [];
+  let pos = 0;
+  for (const s of layout) {
+    const k = keep.get(spaces.root(s.space));
+    for (let c = 0; c < s.len; c++) {
+      if (!k || k[s.start + c]) for (let r = 0; r < s.repeat; r++) out.push(pos + c * s.repeat + r);
+    }
+    pos += s.len * s.repeat;
+  }
+  return out;
+}
+function keptSize(layout, spaces, keep) {
+  let n = 0;
+  for (const s of layout) {
+    const k = keep.get(spaces.root(s.space));
+    if (!k) n += s.len * s.repeat;
+    else for (let c = 0; c < s.len; c++) if (k[s.start + c]) n += s.repeat;
+  }
+  return n;
+}
+var Spaces;
+var init_layout = __esm({
+  "src/prune/structured/layout.ts"() {
+    "use strict";
+    Spaces = class {
+      list = [];
+      create(size2, origin, skip) {
+        this.list.push({ parent: this.list.length, size: size2, origin, skip, block: 1 });
+        return this.list.length - 1;
+      }
+      root(s) {
+        let r = s;
+        while (this.list[r].parent !== r) r = this.list[r].parent;
+        while (this.list[s].parent !== r) {
+          const next = this.list[s].parent;
+          this.list[s].parent = r;
+          s = next;
+        }
+        return r;
+      }
+      size(s) {
+        return this.list[this.root(s)].size;
+      }
+      origin(s) {
+        return this.list[s].origin;
+      }
+      skipReason(s) {
+        return this.list[this.root(s)].skip;
+      }
+      block(s) {
+        return this.list[this.root(s)].block;
+      }
+      /** Channels of `s` go in whole blocks of `n` (one attention head); a conflicting block size is refused. */
+      setBlock(s, n) {
+        const r = this.list[this.root(s)];
+        if (r.block === 1 || r.block === n) r.block = n;
+        else this.poison(s, `split into heads of ${r.block} and of ${n} channels`);
+      }
+      poison(s, reason) {
+        const r = this.list[this.root(s)];
+        if (!r.skip) r.skip = reason;
+      }
+      /** Merge two spaces of equal size; their channels are pruned as one. */
+      union(a, b) {
+        const ra = this.root(a);
+        const rb = this.root(b);
+        if (ra === rb) return;
+        const A = this.list[ra];
+        const B = this.list[rb];
+        B.parent = ra;
+        if (!A.skip && B.skip) A.skip = B.skip;
+        if (A.block !== B.block) {
+          if (A.block === 1) A.block = B.block;
+          else if (B.block !== 1 && !A.skip) A.skip = `split into heads of ${A.block} and of ${B.block} channels`;
         }
       }
+      get count() {
+        return this.list.length;
+      }
+      roots() {
+        const out = [];
+        for (let i2 = 0; i2 < this.list.length; i2++) if (this.root(i2) === i2) out.push(i2);
+        return out;
+      }
+      /** every space (not only roots) merged into root `r` */
+      members(r) {
+        const out = [];
+        for (let i2 = 0; i2 < this.list.length; i2++) if (this.root(i2) === r) out.push(i2);
+        return out;
+      }
+    };
+  }
+});
+
+// src/prune/structured/depgraph.ts
+function analyzeDependencies(model) {
+  return new Analyzer(model).run();
+}
+function isProducer(op) {
+  return op === "Conv" || op === "ConvTranspose" || op === "Gemm" || op === "MatMul";
+}
+function sameDims(a, b) {
+  return a.length === b.length && a.every((v, i2) => v === b[i2]);
+}
+var PASS_THROUGH, SPATIAL_POOL, BROADCAST2, REDUCE, norm, prod, Analyzer;
+var init_depgraph = __esm({
+  "src/prune/structured/depgraph.ts"() {
+    "use strict";
+    init_graph();
+    init_shapes();
+    init_tensor();
+    init_layout();
+    PASS_THROUGH = /* @__PURE__ */ new Set([
+      "Relu",
+      "LeakyRelu",
+      "Sigmoid",
+      "Tanh",
+      "Gelu",
+      "Erf",
+      "Sqrt",
+      "Exp",
+      "Log",
+      "Neg",
+      "Abs",
+      "Dropout",
+      "Identity",
+      "Cast",
+      "HardSigmoid",
+      "HardSwish",
+      "Elu",
+      "Selu",
+      "Softplus",
+      "Softsign",
+      "Mish",
+      "Reciprocal",
+      "Floor",
+      "Ceil",
+      "Round",
+      "Celu",
+      "ThresholdedRelu",
+      "Sign",
+      "Sin",
+      "Cos",
+      "Clip",
+      "Not",
+      "IsNaN",
+      "IsInf"
+    ]);
+    SPATIAL_POOL = /* @__PURE__ */ new Set(["MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"]);
+    BROADCAST2 = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "PRelu", "Where"]);
+    REDUCE = /* @__PURE__ */ new Set(["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceProd", "ReduceLogSumExp", "ReduceSumSquare"]);
+    norm = (axis, rank) => axis < 0 ? axis + rank : axis;
+    prod = (xs) => xs.reduce((a, b) => a * b, 1);
+    Analyzer = class {
+      constructor(model) {
+        this.model = model;
+        this.index = new GraphIndex(model.graph);
+        const info2 = inferShapes(this.index, 2);
+        this.shapes = info2.shapes;
+        this.values = info2.values;
+        model.graph.node.forEach((n, i2) => this.nodeIndex.set(n, i2));
+      }
+      model;
+      index;
+      spaces = new Spaces();
+      uses = [];
+      rewrites = [];
+      tracked = /* @__PURE__ */ new Map();
+      shapes;
+      /** small int tensors computed by shape arithmetic (Pad amounts, Reshape targets built from Concat) */
+      values;
+      nodeIndex = /* @__PURE__ */ new Map();
+      /** constant tensor -> the first layout registered per axis, so shared constants are sliced one way */
+      constantAxes = /* @__PURE__ */ new Map();
+      run() {
+        for (const node of this.index.order) {
+          const ins = node.input.map((i2) => i2 ? this.tracked.get(i2) : void 0);
+          if (ins.every((t) => !t) && !isProducer(node.opType)) continue;
+          try {
+            this.visit(node, ins);
+          } catch (e) {
+            this.poisonAll(ins, `${nodeLabel(node)} (${node.opType}) could not be analysed: ${e.message}`);
+          }
+        }
+        for (const out of this.index.graphOutputs) {
+          const t = this.tracked.get(out);
+          if (t) this.poison(t.layout, `reaches graph output '${out}', whose shape must not change`);
+        }
+        this.checkConstantConsumers();
+        return { spaces: this.spaces, uses: this.uses, rewrites: this.rewrites, groups: this.groups() };
+      }
+      groups() {
+        const used = /* @__PURE__ */ new Set();
+        for (const u of this.uses) for (const s of u.layout) used.add(this.spaces.root(s.space));
+        return this.spaces.roots().filter((r) => used.has(r)).map((r) => {
+          const origins = [...new Set(this.spaces.members(r).map((m) => this.spaces.origin(m)))];
+          const name = origins.length > 3 ? `${origins.slice(0, 3).join(" + ")} + ${origins.length - 3} more` : origins.join(" + ");
+          return { root: r, name, size: this.spaces.size(r), skip: this.spaces.skipReason(r), block: this.spaces.block(r) };
+        });
+      }
+      // ---- helpers --------------------------------------------------------------------------------------
+      poison(layout, reason) {
+        for (const s of layout) this.spaces.poison(s.space, reason);
+      }
+      poisonAll(ins, reason) {
+        for (const t of ins) if (t) this.poison(t.layout, reason);
+      }
+      shape(name) {
+        return name ? this.shapes.get(name) : void 0;
+      }
+      /** The constant behind a name, following Identity nodes (exporters alias shared parameters that way). */
+      constant(name) {
+        let n = name;
+        for (let hop = 0; hop < 8 && n; hop++) {
+          const t = this.index.constant(n);
+          if (t) return { name: n, tensor: t };
+          const p = this.index.producer.get(n);
+          if (!p || p.opType !== "Identity") return void 0;
+          n = p.input[0];
+        }
+        return void 0;
+      }
+      ints(name) {
+        if (!name) return void 0;
+        const c = this.constant(name);
+        return c ? tensorToInts(c.tensor) : void 0;
+      }
+      /** a constant, or a small int tensor the shape pass could evaluate (read-only uses: never rewritten) */
+      knownInts(name) {
+        return name ? this.ints(name) ?? this.values.get(name) : void 0;
+      }
+      /** Register a slice of a constant; a constant shared by two readers must be sliced the same way. */
+      use(node, name, axis, layout, role, activation) {
+        const c = this.constant(name);
+        if (!c || !FLOAT_TYPES.has(c.tensor.dataType)) {
+          this.poison(layout, `${nodeLabel(node)} reads '${name}', which is not a float constant`);
+          return false;
+        }
+        const dims = tensorDims(c.tensor);
+        if (dims[axis] !== layoutSize(layout)) {
+          this.poison(layout, `${nodeLabel(node)}: '${name}' axis ${axis} has ${dims[axis]} entries, expected ${layoutSize(layout)}`);
+          return false;
+        }
+        let axes = this.constantAxes.get(c.name);
+        if (!axes) this.constantAxes.set(c.name, axes = /* @__PURE__ */ new Map());
+        const prior = axes.get(axis);
+        if (prior) this.unify(prior, layout, `'${c.name}' is shared by several nodes`);
+        else axes.set(axis, layout);
+        this.uses.push({
+          tensor: c.name,
+          axis,
+          layout,
+          role,
+          node: this.nodeIndex.get(node),
+          activation: activation?.name,
+          activationAxis: activation?.axis
+        });
+        return true;
+      }
+      fresh(node, size2, skip) {
+        return fullLayout(this.spaces.create(size2, nodeLabel(node), skip), size2);
+      }
+      set(name, t) {
+        if (t && name) this.tracked.set(name, t);
+      }
+      /**
+       * Two layouts whose channels meet element by element (a residual Add): their spaces become one group.
+       * Only whole spaces can merge; anything else is refused rather than approximated.
+       */
+      unify(a, b, where) {
+        const ok = a.length === b.length && a.every((sa, i2) => {
+          const sb = b[i2];
+          if (sa.len !== sb.len || sa.repeat !== sb.repeat) return false;
+          if (this.spaces.root(sa.space) === this.spaces.root(sb.space)) return sa.start === sb.start;
+          return sa.start === 0 && sb.start === 0 && this.spaces.size(sa.space) === sa.len && this.spaces.size(sb.space) === sb.len;
+        });
+        if (!ok) {
+          const reason = `${where}: channel ranges of coupled tensors do not line up`;
+          this.poison(a, reason);
+          this.poison(b, reason);
+          return false;
+        }
+        a.forEach((sa, i2) => this.spaces.union(sa.space, b[i2].space));
+        return true;
+      }
+      addRewrite(node, target, element, layout, base = 0) {
+        this.rewrites.push({ node: this.nodeIndex.get(node), target, element, layout, base });
+      }
+      // ---- ops ------------------------------------------------------------------------------------------
+      visit(node, ins) {
+        const op = node.opType;
+        const x2 = ins[0];
+        const out = node.output[0];
+        const label2 = nodeLabel(node);
+        const unknown = (why) => this.poisonAll(ins, `${label2} (${op}) ${why}`);
+        if (ins.some((t) => t?.block)) return this.headOp(node, ins, unknown);
+        if (op === "Conv") return this.conv(node, x2);
+        if (op === "ConvTranspose") return this.convTranspose(node, x2);
+        if (op === "Gemm") return this.gemm(node, ins);
+        if (op === "MatMul") return this.matmul(node, ins);
+        if (!x2 && ins.every((t) => !t)) return;
+        if (PASS_THROUGH.has(op)) {
+          if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
+          return this.set(out, x2);
+        }
+        if (op === "BatchNormalization" || op === "InstanceNormalization") {
+          if (!x2 || x2.axis !== 1 || ins.slice(1).some((t) => t)) return unknown("normalises along an axis that is not the channel axis");
+          if (node.output.length > 1 && node.output.slice(1).some((o) => o)) return unknown("has training outputs");
+          for (let i2 = 1; i2 < node.input.length; i2++) if (node.input[i2]) this.use(node, node.input[i2], 0, x2.layout, "param");
+          return this.set(out, x2);
+        }
+        if (op === "LayerNormalization") {
+          const rank = this.shape(node.input[0])?.length;
+          if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+          if (x2.axis >= norm(attrInt(node, "axis", -1), rank)) return unknown("normalises over the channel axis (removing a channel would change the statistics)");
+          if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
+          return this.set(out, x2);
+        }
+        if (op === "Softmax" || op === "LogSoftmax" || op === "Hardmax") {
+          const rank = this.shape(node.input[0])?.length;
+          if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+          const axis = norm(attrInt(node, "axis", -1), rank);
+          if (x2.axis === axis) return unknown("normalises over the channel axis");
+          return this.set(out, x2);
+        }
+        if (SPATIAL_POOL.has(op)) {
+          if (!x2 || x2.axis !== 1) return unknown("pools over the channel axis");
+          if (node.output.length > 1 && node.output[1]) return unknown("returns indices");
+          return this.set(out, x2);
+        }
+        if (op === "Resize" || op === "Upsample") {
+          const a = this.shape(node.input[0]);
+          const b = this.shape(out);
+          if (!x2 || !a || !b || a[x2.axis] !== b[x2.axis] || ins.slice(1).some((t) => t)) return unknown("may resize the channel axis");
+          return this.set(out, x2);
+        }
+        if (REDUCE.has(op)) return this.reduce(node, x2, unknown);
+        if (BROADCAST2.has(op)) return this.broadcast(node, ins, unknown);
+        if (op === "Concat") return this.concat(node, ins, unknown);
+        if (op === "Flatten") return this.flatten(node, x2, unknown);
+        if (op === "Reshape") return this.reshape(node, ins, unknown);
+        if (op === "Transpose") {
+          const perm = attrInts(node, "perm") ?? this.shape(node.input[0])?.map((_, i2, a) => a.length - 1 - i2);
+          if (!x2 || !perm) return unknown("has an unknown permutation");
+          return this.set(out, { axis: perm.indexOf(x2.axis), layout: x2.layout });
+        }
+        if (op === "Squeeze" || op === "Unsqueeze") return this.squeeze(node, ins, unknown);
+        if (op === "Pad") {
+          const rank = this.shape(node.input[0])?.length;
+          const pads = attrInts(node, "pads") ?? this.knownInts(node.input[1]);
+          const axes = node.input[3] ? this.knownInts(node.input[3]) : void 0;
+          if (!x2 || !pads || rank === void 0 || ins.slice(1).some((t) => t)) return unknown("has pads that are not constant");
+          const padded = axes ? axes.map((a) => norm(a, rank)) : [...Array(rank).keys()];
+          const k = padded.indexOf(x2.axis);
+          if (k >= 0 && (pads[k] !== 0 || pads[k + padded.length] !== 0)) return unknown("pads the channel axis");
+          return this.set(out, x2);
+        }
+        if (op === "Split") return this.split(node, x2, unknown);
+        if (op === "Slice") return this.slice(node, ins, unknown);
+        if (op === "Gather") {
+          const rank = this.shape(node.input[0])?.length;
+          const idx = this.shape(node.input[1]);
+          if (!x2 || ins[1] || rank === void 0 || !idx) return unknown("gathers along an unknown axis");
+          const axis = norm(attrInt(node, "axis", 0), rank);
+          if (axis === x2.axis) return unknown("gathers along the channel axis");
+          return this.set(out, { axis: x2.axis < axis ? x2.axis : x2.axis - 1 + idx.length, layout: x2.layout });
+        }
+        if (op === "Shape") {
+          const rank = this.shape(node.input[0])?.length;
+          const readers = this.index.consumersOf(out);
+          const safe = x2 && rank !== void 0 && readers.every((g2) => {
+            if (g2.opType !== "Gather" || g2.input[0] !== out) return false;
+            const idx = this.knownInts(g2.input[1]);
+            return idx !== void 0 && idx.every((i2) => norm(i2, rank) !== x2.axis);
+          });
+          if (!safe) unknown("reads the channel count (shape arithmetic)");
+          return;
+        }
+        unknown("is not understood by the channel analysis");
+      }
+      conv(node, x2) {
+        const w = this.constant(node.input[1]);
+        const label2 = nodeLabel(node);
+        const group = attrInt(node, "group", 1);
+        const dims = w ? tensorDims(w.tensor) : void 0;
+        if (!w || !dims) {
+          if (x2) this.poison(x2.layout, `${label2} has a weight that is not constant`);
+          return;
+        }
+        const cout = dims[0];
+        const cinPerGroup = dims[1];
+        if (x2 && x2.axis !== 1) {
+          this.poison(x2.layout, `${label2} reads channels on axis ${x2.axis}`);
+          return;
+        }
+        if (group === 1) {
+          if (x2) this.use(node, node.input[1], 1, x2.layout, "fanin", { ...x2, name: node.input[0] });
+          const layout = this.fresh(node, cout);
+          this.use(node, node.input[1], 0, layout, "param");
+          if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
+          this.set(node.output[0], { axis: 1, layout });
+          return;
+        }
+        if (cinPerGroup === 1 && cout === group && x2 && layoutSize(x2.layout) === group) {
+          this.use(node, node.input[1], 0, x2.layout, "param");
+          if (node.input[2]) this.use(node, node.input[2], 0, x2.layout, "param");
+          this.addRewrite(node, { attr: "group" }, 0, x2.layout);
+          this.set(node.output[0], { axis: 1, layout: x2.layout });
+          return;
+        }
+        const why = cinPerGroup === 1 && cout === group && !x2 ? `${label2} is a depthwise convolution whose input channels come from ops the analysis could not follow` : `${label2} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
+        if (x2) this.poison(x2.layout, why);
+        this.set(node.output[0], { axis: 1, layout: this.fresh(node, cout, why) });
+      }
+      convTranspose(node, x2) {
+        const w = this.constant(node.input[1]);
+        const label2 = nodeLabel(node);
+        if (!w || attrInt(node, "group", 1) !== 1 || x2 && x2.axis !== 1) {
+          if (x2) this.poison(x2.layout, `${label2} is a grouped or non-constant transposed convolution`);
+          return;
+        }
+        const dims = tensorDims(w.tensor);
+        if (x2) this.use(node, node.input[1], 0, x2.layout, "fanin", { ...x2, name: node.input[0] });
+        const layout = this.fresh(node, dims[1]);
+        this.use(node, node.input[1], 1, layout, "param");
+        if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
+        this.set(node.output[0], { axis: 1, layout });
+      }
+      gemm(node, ins) {
+        const label2 = nodeLabel(node);
+        const [a, b, c] = ins;
+        const w = this.constant(node.input[1]);
+        if (b || c || !w || attrInt(node, "transA", 0) !== 0) {
+          if (a) this.poison(a.layout, `${label2} (Gemm) has a non-constant or transposed operand`);
+          if (b) this.poison(b.layout, `${label2} (Gemm) multiplies two activations`);
+          return;
+        }
+        const transB = attrInt(node, "transB", 0) === 1;
+        const dims = tensorDims(w.tensor);
+        const outUnits = transB ? dims[0] : dims[1];
+        if (a) {
+          if (a.axis !== 1) return this.poison(a.layout, `${label2} (Gemm) reads channels on axis ${a.axis}`);
+          this.use(node, node.input[1], transB ? 1 : 0, a.layout, "fanin", { ...a, name: node.input[0] });
+        }
+        const layout = this.fresh(node, outUnits);
+        this.use(node, node.input[1], transB ? 0 : 1, layout, "param");
+        const bias = node.input[2] ? this.constant(node.input[2]) : void 0;
+        if (node.input[2] && !bias) this.poison(layout, `${label2} (Gemm) has a non-constant bias`);
+        if (bias) {
+          const bd = tensorDims(bias.tensor);
+          if (bd.length > 0 && bd[bd.length - 1] === outUnits && outUnits !== 1) this.use(node, node.input[2], bd.length - 1, layout, "param");
+          else if (bd.length === 2 && bd[0] !== 1) this.poison(layout, `${label2} (Gemm) has a per-row bias`);
+        }
+        this.set(node.output[0], { axis: 1, layout });
+      }
+      matmul(node, ins) {
+        const label2 = nodeLabel(node);
+        const [a, b] = ins;
+        const wb = this.constant(node.input[1]);
+        const rankA = this.shape(node.input[0])?.length;
+        if (wb && tensorDims(wb.tensor).length === 2 && !b && rankA !== void 0 && rankA >= 2) {
+          const dims = tensorDims(wb.tensor);
+          if (a) {
+            if (a.axis !== rankA - 1) return this.poison(a.layout, `${label2} (MatMul) reads channels on a batch or row axis`);
+            this.use(node, node.input[1], 0, a.layout, "fanin", { ...a, name: node.input[0] });
+          }
+          const layout = this.fresh(node, dims[1]);
+          this.use(node, node.input[1], 1, layout, "param");
+          this.set(node.output[0], { axis: rankA - 1, layout });
+          return;
+        }
+        const why = a && b ? "multiplies two activations (attention scores)" : rankA === void 0 ? "has an input of unknown shape" : "has an operand layout the analysis does not follow";
+        if (a) this.poison(a.layout, `${label2} (MatMul) ${why}`);
+        if (b) this.poison(b.layout, `${label2} (MatMul) ${why}`);
+        if (wb && !b && tensorDims(wb.tensor).length === 2) {
+          const layout = this.fresh(node, tensorDims(wb.tensor)[1], `${label2} (MatMul) ${why}`);
+          this.use(node, node.input[1], 1, layout, "param");
+        }
+      }
+      reduce(node, x2, unknown) {
+        const rank = this.shape(node.input[0])?.length;
+        if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+        const axesIn = attrInts(node, "axes") ?? (node.input[1] ? this.knownInts(node.input[1]) : void 0);
+        if (node.input[1] && !axesIn) return unknown("has axes that are not constant");
+        const axes = (axesIn ?? [...Array(rank).keys()]).map((a) => norm(a, rank));
+        if (axes.length === 0 && attrInt(node, "noop_with_empty_axes", 0) === 1) return this.set(node.output[0], x2);
+        if (axes.length === 0 || axes.includes(x2.axis)) return unknown("reduces over the channel axis");
+        const keep = attrInt(node, "keepdims", 1) === 1;
+        const axis = keep ? x2.axis : x2.axis - axes.filter((a) => a < x2.axis).length;
+        this.set(node.output[0], { axis, layout: x2.layout });
+      }
+      broadcast(node, ins, unknown) {
+        const outShape = this.shape(node.output[0]);
+        if (!outShape) return unknown("has an unknown output shape");
+        const rank = outShape.length;
+        let result;
+        for (let i2 = 0; i2 < ins.length; i2++) {
+          const t = ins[i2];
+          if (!t) continue;
+          const r = this.shape(node.input[i2])?.length;
+          if (r === void 0) return unknown("has an unknown input shape");
+          const here = { axis: t.axis + rank - r, layout: t.layout };
+          if (!result) result = here;
+          else if (result.axis !== here.axis) return unknown("combines channels on different axes");
+          else if (!this.unify(result.layout, here.layout, `${nodeLabel(node)} (${node.opType})`)) return;
+        }
+        if (!result) return;
+        const size2 = layoutSize(result.layout);
+        for (let i2 = 0; i2 < ins.length; i2++) {
+          if (ins[i2] || !node.input[i2]) continue;
+          const s = this.shape(node.input[i2]);
+          if (!s) return unknown("has an operand of unknown shape");
+          const k = result.axis - (rank - s.length);
+          if (k < 0 || s[k] === 1) continue;
+          if (s[k] !== size2) return unknown("broadcasts an operand of another size over the channel axis");
+          const c = this.constant(node.input[i2]);
+          if (!c) return unknown("adds an activation that carries channels the analysis cannot follow");
+          if (!this.use(node, node.input[i2], k, result.layout, "param")) return;
+        }
+        this.set(node.output[0], result);
+      }
+      concat(node, ins, unknown) {
+        const rank = this.shape(node.output[0])?.length;
+        if (rank === void 0) return unknown("has an unknown output shape");
+        const axis = norm(attrInt(node, "axis", 0), rank);
+        const trackedAxes = new Set(ins.filter((t) => t).map((t) => t.axis));
+        if (trackedAxes.size > 1) return unknown("concatenates tensors with channels on different axes");
+        const [tAxis] = trackedAxes;
+        if (tAxis !== axis) {
+          if (ins.some((t) => !t)) return unknown("joins a tensor whose channels the analysis cannot follow");
+          for (let i2 = 1; i2 < ins.length; i2++) if (!this.unify(ins[0].layout, ins[i2].layout, `${nodeLabel(node)} (Concat)`)) return;
+          return this.set(node.output[0], ins[0]);
+        }
+        const layout = [];
+        for (let i2 = 0; i2 < ins.length; i2++) {
+          const t = ins[i2];
+          if (t) layout.push(...t.layout);
+          else {
+            const s = this.shape(node.input[i2]);
+            if (!s) return unknown("joins an input of unknown shape");
+            if (s[axis] > 0) layout.push(...this.fresh(node, s[axis], `${nodeLabel(node)}: channels from '${node.input[i2]}' are not produced by a prunable layer`));
+          }
+        }
+        this.set(node.output[0], { axis, layout });
+      }
+      flatten(node, x2, unknown) {
+        const s = this.shape(node.input[0]);
+        if (!x2 || !s) return unknown("has an unknown input shape");
+        const axis = norm(attrInt(node, "axis", 1), s.length);
+        if (x2.axis < axis) return this.set(node.output[0], x2);
+        if (x2.axis !== axis) return unknown("flattens the channel axis into the middle of a dimension");
+        this.set(node.output[0], { axis: 1, layout: withRepeat(x2.layout, prod(s.slice(axis + 1))) });
+      }
+      reshape(node, ins, unknown) {
+        const x2 = ins[0];
+        const inS = this.shape(node.input[0]);
+        const outS = this.shape(node.output[0]);
+        if (!x2 || ins[1] || !inS || !outS) return unknown("has an unknown shape");
+        const a = x2.axis;
+        const tail = prod(inS.slice(a + 1));
+        if (outS.length >= 1 && prod(outS.slice(0, -1)) === prod(inS.slice(0, a)) && sameDims(outS.slice(0, -1), inS.slice(0, a))) {
+          const k2 = outS.length - 1;
+          const t = this.targetElement(node, k2);
+          if (!t) return unknown("has a computed target shape that would need the channel count");
+          if (t.value === 0) return unknown("copies the channel dimension by position");
+          if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: withRepeat(x2.layout, tail) });
+          return this.set(node.output[0], { axis: k2, layout: withRepeat(x2.layout, tail) });
+        }
+        if (outS.length > a && sameDims(outS.slice(0, a + 1), inS.slice(0, a + 1)) && prod(outS.slice(a + 1)) === tail) {
+          const t = this.targetElement(node, a);
+          if (!t) return unknown("has a computed target shape that would need the channel count");
+          if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
+          return this.set(node.output[0], { axis: a, layout: x2.layout });
+        }
+        const k = outS.length - (inS.length - a);
+        if (k >= 0 && outS[k] === inS[a] && sameDims(outS.slice(k + 1), inS.slice(a + 1)) && prod(outS.slice(0, k)) === prod(inS.slice(0, a))) {
+          const t = this.targetElement(node, k);
+          if (!t) return unknown("has a computed target shape that would need the channel count");
+          if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
+          else if (t.value === 0 && k !== a) return unknown("copies a dimension by position");
+          return this.set(node.output[0], { axis: k, layout: x2.layout });
+        }
+        if (outS.length === inS.length + 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] * outS[a + 1] === inS[a] && sameDims(outS.slice(a + 2), inS.slice(a + 1))) {
+          const d = outS[a + 1];
+          if (x2.layout.some((sg) => sg.repeat !== 1 || sg.start % d !== 0 || sg.len % d !== 0)) return unknown("splits channels into heads across channel blocks");
+          const t = this.targetElement(node, a);
+          if (!t) return unknown("has a computed head count the analysis cannot rewrite");
+          for (const sg of x2.layout) this.spaces.setBlock(sg.space, d);
+          if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout, divisor: d });
+          return this.set(node.output[0], { axis: a, layout: x2.layout, block: d, dAxis: a + 1 });
+        }
+        unknown("splits or merges the channel axis (e.g. a channel shuffle)");
+      }
+      /**
+       * Where element `k` of a Reshape target lives: the constant itself, or one constant part of a Concat that
+       * builds the target from the batch size (dynamic-batch exports). Undefined when it is computed.
+       */
+      targetElement(node, k) {
+        const name = node.input[1];
+        const direct = this.ints(name);
+        if (direct) return { value: direct[k], rewrite: { node: this.nodeIndex.get(node), target: { input: 1 }, element: k } };
+        const cat = this.index.producer.get(name);
+        if (!cat || cat.opType !== "Concat") return void 0;
+        let pos = 0;
+        for (let i2 = 0; i2 < cat.input.length; i2++) {
+          const len = this.shape(cat.input[i2])?.[0];
+          if (len === void 0) return void 0;
+          if (k < pos + len) {
+            const part = this.ints(cat.input[i2]);
+            if (part) return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat), target: { input: i2 }, element: k - pos } };
+            const u = this.index.producer.get(cat.input[i2]);
+            const scalar = u?.opType === "Unsqueeze" && len === 1 ? this.ints(u.input[0]) : void 0;
+            if (!u || !scalar || scalar.length !== 1) return void 0;
+            return { value: scalar[0], rewrite: { node: this.nodeIndex.get(u), target: { input: 0 }, element: 0 } };
+          }
+          pos += len;
+        }
+        return void 0;
+      }
+      /** Ops inside multi-head attention, where a tracked axis counts heads. */
+      headOp(node, ins, unknown) {
+        const op = node.opType;
+        const x2 = ins[0];
+        const out = node.output[0];
+        if (op === "Transpose") {
+          const perm = attrInts(node, "perm");
+          if (!x2 || !perm) return unknown("has an unknown permutation");
+          return this.set(out, { ...x2, axis: perm.indexOf(x2.axis), dAxis: x2.dAxis === void 0 ? void 0 : perm.indexOf(x2.dAxis) });
+        }
+        if (op === "Cast" || op === "Identity" || op === "Dropout") return this.set(out, x2);
+        if (op === "Softmax" || op === "LogSoftmax") {
+          const rank = this.shape(node.input[0])?.length;
+          if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+          const axis = norm(attrInt(node, "axis", -1), rank);
+          if (axis === x2.axis || axis === x2.dAxis) return unknown("normalises over heads or head channels");
+          return this.set(out, x2);
+        }
+        if (op === "Mul" || op === "Div" || op === "Add" || op === "Sub") {
+          const tracked = ins.filter((t) => t);
+          const rank = this.shape(out)?.length;
+          if (tracked.length !== 1 || !x2 || rank === void 0 || this.shape(node.input[0])?.length !== rank) return unknown("combines heads with another tensor");
+          const other = this.shape(node.input[1]);
+          const c = this.constant(node.input[1]);
+          if (!other || !c) return unknown("combines heads with a non-constant tensor");
+          const at2 = (ax) => ax === void 0 ? 1 : other[ax - (rank - other.length)] ?? 1;
+          if (at2(x2.axis) !== 1 || at2(x2.dAxis) !== 1) return unknown("combines heads with a per-head constant");
+          return this.set(out, x2);
+        }
+        if (op === "MatMul") {
+          const [a, b] = ins;
+          const ra = this.shape(node.input[0])?.length;
+          const rb = this.shape(node.input[1])?.length;
+          if (!a || !b || ra === void 0 || rb === void 0 || ra !== rb || a.axis !== b.axis || a.axis >= ra - 2) return unknown("mixes heads in a way the analysis does not follow");
+          if (a.dAxis === ra - 1 && b.dAxis === rb - 2) {
+            if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (Q x K)`)) return;
+            return this.set(out, { axis: a.axis, layout: a.layout, block: a.block });
+          }
+          if (a.dAxis === void 0 && b.dAxis === rb - 1) {
+            if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (scores x V)`)) return;
+            return this.set(out, { axis: a.axis, layout: b.layout, block: b.block, dAxis: ra - 1 });
+          }
+          return unknown("mixes heads in a way the analysis does not follow");
+        }
+        if (op === "Reshape") {
+          const inS = this.shape(node.input[0]);
+          const outS = this.shape(out);
+          if (!x2 || x2.dAxis !== x2.axis + 1 || !inS || !outS || ins[1]) return unknown("reshapes heads in a way the analysis does not follow");
+          const a = x2.axis;
+          if (outS.length === inS.length - 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] === inS[a] * inS[a + 1] && sameDims(outS.slice(a + 1), inS.slice(a + 2))) {
+            const t = this.targetElement(node, a);
+            if (!t) return unknown("has a computed channel count the analysis cannot rewrite");
+            if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
+            return this.set(out, { axis: a, layout: x2.layout });
+          }
+          return unknown("reshapes heads in a way the analysis does not follow");
+        }
+        unknown("is not understood inside attention heads");
+      }
+      squeeze(node, ins, unknown) {
+        const x2 = ins[0];
+        const inS = this.shape(node.input[0]);
+        const outS = this.shape(node.output[0]);
+        if (!x2 || !inS || !outS || ins[1]) return unknown("has an unknown shape");
+        const axesIn = attrInts(node, "axes") ?? this.knownInts(node.input[1]);
+        if (node.opType === "Squeeze") {
+          const axes2 = (axesIn ?? inS.map((d, i2) => d === 1 ? i2 : -1).filter((i2) => i2 >= 0)).map((v) => norm(v, inS.length));
+          if (axes2.includes(x2.axis)) return unknown("squeezes the channel axis");
+          return this.set(node.output[0], { axis: x2.axis - axes2.filter((v) => v < x2.axis).length, layout: x2.layout });
+        }
+        if (!axesIn) return unknown("has axes that are not constant");
+        const axes = axesIn.map((v) => norm(v, outS.length)).sort((p, q) => p - q);
+        let axis = x2.axis;
+        for (const v of axes) if (v <= axis) axis++;
+        this.set(node.output[0], { axis, layout: x2.layout });
+      }
+      split(node, x2, unknown) {
+        const s = this.shape(node.input[0]);
+        if (!x2 || !s) return unknown("has an unknown shape");
+        const axis = norm(attrInt(node, "axis", 0), s.length);
+        if (axis !== x2.axis) {
+          for (const o of node.output) this.set(o, x2);
+          return;
+        }
+        const fromInput = node.input[1] ? this.ints(node.input[1]) : void 0;
+        if (node.input[1] && !fromInput) return unknown("has split sizes that are not constant");
+        const sizes = fromInput ?? attrInts(node, "split") ?? node.output.map((o) => this.shape(o)?.[axis] ?? -1);
+        if (sizes.some((v) => v < 0) || sizes.length !== node.output.length) return unknown("has split sizes the analysis cannot read");
+        const parts = [];
+        let pos = 0;
+        for (const n of sizes) {
+          const part = subLayout(x2.layout, pos, pos + n);
+          if (!part) return unknown("splits through a flattened channel block");
+          parts.push(part);
+          pos += n;
+        }
+        const target = fromInput ? { input: 1 } : attrInts(node, "split") ? { attr: "split" } : { attr: "" };
+        if ("attr" in target && target.attr === "") {
+          return unknown("splits into equal parts without explicit sizes");
+        }
+        parts.forEach((p, i2) => {
+          this.addRewrite(node, target, i2, p);
+          this.set(node.output[i2], { axis, layout: p });
+        });
+      }
+      slice(node, ins, unknown) {
+        const x2 = ins[0];
+        const s = this.shape(node.input[0]);
+        if (!x2 || !s || ins.slice(1).some((t) => t)) return unknown("has an unknown shape");
+        const fromAttr = node.input.length < 3;
+        const starts = fromAttr ? attrInts(node, "starts") : this.ints(node.input[1]);
+        const ends = fromAttr ? attrInts(node, "ends") : this.ints(node.input[2]);
+        const axesV = fromAttr ? attrInts(node, "axes") : node.input[3] ? this.ints(node.input[3]) : void 0;
+        const steps = !fromAttr && node.input[4] ? this.ints(node.input[4]) : void 0;
+        if (!starts || !ends || !fromAttr && node.input[3] && !axesV) return unknown("has bounds that are not constant");
+        const axes = (axesV ?? starts.map((_, i2) => i2)).map((v) => norm(v, s.length));
+        const k = axes.indexOf(x2.axis);
+        if (k < 0) return this.set(node.output[0], x2);
+        if (steps && steps[k] !== 1) return unknown("slices the channel axis with a step");
+        if (fromAttr) return unknown("slices the channel axis with attribute bounds (opset < 10)");
+        const n = s[x2.axis];
+        const clampB = (v) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+        const a = clampB(starts[k]);
+        const b = Math.max(a, clampB(ends[k]));
+        const part = subLayout(x2.layout, a, b);
+        const before = subLayout(x2.layout, 0, a);
+        if (!part || !before) return unknown("slices through a flattened channel block");
+        this.addRewrite(node, { input: 1 }, k, before);
+        this.addRewrite(node, { input: 2 }, k, [...before, ...part]);
+        this.set(node.output[0], { axis: x2.axis, layout: part });
+      }
+      /** A constant we slice must not also feed a node that did not register the slice. */
+      checkConstantConsumers() {
+        const readers = /* @__PURE__ */ new Map();
+        const axesOf = /* @__PURE__ */ new Map();
+        for (const u of this.uses) {
+          let r = readers.get(u.tensor);
+          if (!r) readers.set(u.tensor, r = /* @__PURE__ */ new Set());
+          r.add(u.node);
+          const l = axesOf.get(u.tensor) ?? [];
+          l.push(u.layout);
+          axesOf.set(u.tensor, l);
+        }
+        for (const [name, nodes] of readers) {
+          for (const reader of this.finalReaders(name)) {
+            if (!nodes.has(this.nodeIndex.get(reader))) {
+              for (const l of axesOf.get(name)) this.poison(l, `'${name}' is also read by ${nodeLabel(reader)} (${reader.opType})`);
+            }
+          }
+          if (this.index.graphOutputs.has(name)) for (const l of axesOf.get(name)) this.poison(l, `'${name}' is a graph output`);
+        }
+      }
+      finalReaders(name) {
+        const out = [];
+        for (const c of this.index.consumersOf(name)) {
+          if (c.opType === "Identity") out.push(...this.finalReaders(c.output[0]));
+          else out.push(c);
+        }
+        return out;
+      }
+    };
+  }
+});
+
+// src/prune/structured/keptChannels.ts
+function keptChannels(model, analysis, keep) {
+  const dims = new Map(model.graph.initializer.map((t) => [t.name, tensorDims(t)]));
+  const out = /* @__PURE__ */ new Map();
+  for (const use of analysis.uses) {
+    const d = dims.get(use.tensor);
+    if (!d) continue;
+    let axes = out.get(use.tensor);
+    if (axes?.has(use.axis)) continue;
+    const idx = keptIndices(use.layout, analysis.spaces, keep);
+    if (idx.length === d[use.axis]) continue;
+    if (!axes) out.set(use.tensor, axes = /* @__PURE__ */ new Map());
+    axes.set(use.axis, Int32Array.from(idx));
+  }
+  return out;
+}
+var init_keptChannels = __esm({
+  "src/prune/structured/keptChannels.ts"() {
+    "use strict";
+    init_tensor();
+    init_layout();
+  }
+});
+
+// src/prune/structured/surgery.ts
+function takeAlongAxis(values, dims, axis, indices) {
+  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const n = dims[axis];
+  const out = new Float32Array(outer * indices.length * inner);
+  let o = 0;
+  for (let i2 = 0; i2 < outer; i2++) {
+    for (const k of indices) {
+      const from = (i2 * n + k) * inner;
+      out.set(values.subarray(from, from + inner), o);
+      o += inner;
     }
   }
-  return violations;
+  return out;
 }
-var MAC_OPS, SELECT_LIMIT;
-var init_nm = __esm({
-  "src/prune/nm.ts"() {
+function findConstant(model, name) {
+  const g2 = model.graph;
+  const init = g2.initializer.find((t) => t.name === name);
+  if (init) return init;
+  const node = g2.node.find((n) => n.opType === "Constant" && n.output[0] === name);
+  return node ? attr(node, "value")?.t : void 0;
+}
+function slicesByTensor(uses) {
+  const out = /* @__PURE__ */ new Map();
+  for (const u of uses) {
+    let axes = out.get(u.tensor);
+    if (!axes) out.set(u.tensor, axes = /* @__PURE__ */ new Map());
+    if (!axes.has(u.axis)) axes.set(u.axis, u);
+  }
+  return out;
+}
+function removeChannels(model, analysis, keep) {
+  const out = cloneModel(model);
+  const g2 = out.graph;
+  const { spaces } = analysis;
+  for (const [name, axes] of slicesByTensor(analysis.uses)) {
+    const t = findConstant(out, name);
+    if (!t) throw new Error(`surgery: constant '${name}' not found`);
+    let values = tensorToFloat32(t);
+    const dims = tensorDims(t);
+    let changed = false;
+    for (const [axis, use] of axes) {
+      const idx = keptIndices(use.layout, spaces, keep);
+      if (idx.length === dims[axis]) continue;
+      values = takeAlongAxis(values, dims, axis, idx);
+      dims[axis] = idx.length;
+      changed = true;
+    }
+    if (changed) setTensorFloat32(t, values, dims);
+  }
+  const edits = /* @__PURE__ */ new Map();
+  for (const r of analysis.rewrites) {
+    const node = g2.node[r.node];
+    const value = keptSize(r.layout, spaces, keep) / (r.divisor ?? 1) + (r.base ?? 0);
+    if ("attr" in r.target) {
+      const a = attr(node, r.target.attr);
+      if (!a) throw new Error(`surgery: ${node.name} has no attribute ${r.target.attr}`);
+      if (r.target.attr === "group") a.i = BigInt(value);
+      else a.ints[r.element] = BigInt(value);
+      continue;
+    }
+    const key = `${r.node}:${r.target.input}`;
+    let e = edits.get(key);
+    if (!e) {
+      const t = findConstant(out, node.input[r.target.input]);
+      if (!t) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
+      edits.set(key, e = { node, input: r.target.input, values: tensorToInts(t) });
+    }
+    e.values[r.element] = value;
+  }
+  for (const e of edits.values()) {
+    const old = findConstant(out, e.node.input[e.input]);
+    const before = tensorToInts(old);
+    if (before.every((v, i2) => v === e.values[i2])) continue;
+    const name = uniqueName(out, `${e.node.input[e.input]}_pruned`);
+    g2.initializer.push(intTensor(name, tensorDims(old), e.values, old.dataType));
+    e.node.input[e.input] = name;
+  }
+  dropUnused(out);
+  if (keep.size > 0) g2.valueInfo = [];
+  const inits = new Map(g2.initializer.map((t) => [t.name, t]));
+  for (const i2 of g2.input) {
+    const t = inits.get(i2.name);
+    const shape = i2.type?.value.case === "tensorType" ? i2.type.value.value.shape : void 0;
+    if (t && shape) tensorDims(t).forEach((d, k) => {
+      if (shape.dim[k]) shape.dim[k].value = { case: "dimValue", value: BigInt(d) };
+    });
+  }
+  return out;
+}
+function intTensor(name, dims, values, dataType) {
+  const raw = dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
+  return create(TensorProtoSchema, { name, dataType: dataType === 6 /* INT32 */ ? 6 /* INT32 */ : 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
+}
+function uniqueName(model, base) {
+  const g2 = model.graph;
+  const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
+  let name = base;
+  for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
+  return name;
+}
+function dropUnused(model) {
+  const g2 = model.graph;
+  const dropped = /* @__PURE__ */ new Set();
+  for (; ; ) {
+    const read = /* @__PURE__ */ new Set([...g2.node.flatMap((n) => n.input), ...g2.output.map((o) => o.name)]);
+    const before = g2.node.length + g2.initializer.length;
+    g2.node = g2.node.filter((n) => n.opType !== "Constant" || read.has(n.output[0]));
+    for (const t of g2.initializer) if (!read.has(t.name)) dropped.add(t.name);
+    g2.initializer = g2.initializer.filter((t) => read.has(t.name));
+    if (g2.node.length + g2.initializer.length === before) break;
+  }
+  g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
+}
+var init_surgery = __esm({
+  "src/prune/structured/surgery.ts"() {
+    "use strict";
+    init_esm2();
+    init_onnx_pb();
+    init_graph();
+    init_model();
+    init_tensor();
+    init_layout();
+  }
+});
+
+// src/prune/structured/untie.ts
+function untieConstants(model) {
+  const src0 = model.graph;
+  const g2 = { ...src0, node: src0.node.map((n) => ({ ...n, input: [...n.input] })), initializer: [...src0.initializer] };
+  const out = { ...model, graph: g2 };
+  const index = new GraphIndex(g2);
+  const source = (name) => {
+    let n = name;
+    for (let hop = 0; hop < 8 && n; hop++) {
+      const t = index.constant(n);
+      if (t) return FLOAT_TYPES.has(t.dataType) ? { name: n, tensor: t } : void 0;
+      const p = index.producer.get(n);
+      if (!p || p.opType !== "Identity") return void 0;
+      n = p.input[0];
+    }
+    return void 0;
+  };
+  const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
+  const reads = /* @__PURE__ */ new Map();
+  for (const node of g2.node) {
+    if (node.opType === "Identity" && source(node.input[0])) continue;
+    node.input.forEach((name, i2) => {
+      if (!name) return;
+      const src = source(name);
+      if (!src) return;
+      const k = reads.get(src.name) ?? 0;
+      reads.set(src.name, k + 1);
+      if (k === 0) {
+        node.input[i2] = src.name;
+        return;
+      }
+      let copy = `${src.name}_untied${k}`;
+      for (let j = 1; taken.has(copy); j++) copy = `${src.name}_untied${k}_${j}`;
+      taken.add(copy);
+      const t = clone(TensorProtoSchema, src.tensor);
+      t.name = copy;
+      g2.initializer.push(t);
+      node.input[i2] = copy;
+    });
+  }
+  const outputs = new Set(g2.output.map((o) => o.name));
+  for (let before = -1; before !== g2.node.length; ) {
+    before = g2.node.length;
+    const read = new Set(g2.node.flatMap((n) => n.input));
+    g2.node = g2.node.filter((n) => n.opType !== "Identity" || read.has(n.output[0]) || outputs.has(n.output[0]));
+  }
+  return out;
+}
+var init_untie = __esm({
+  "src/prune/structured/untie.ts"() {
+    "use strict";
+    init_esm2();
+    init_onnx_pb();
+    init_graph();
+    init_tensor();
+  }
+});
+
+// src/prune/structured/structuredPrune.ts
+async function structuredPrune(input, opts) {
+  const { model, analysis, groups } = structuredGroups(input, opts.protectedTensors);
+  const prunable = groups.filter((g2) => !g2.skip && g2.size > 1);
+  const notes = [];
+  const channelImportance = await groupImportance(model, analysis, opts, notes);
+  const units = prunable.map((g2) => ({ root: g2.root, size: g2.size / g2.block }));
+  const unitImportance = new Map([...channelImportance].map(([root, s]) => [root, perBlock(s, analysis.spaces.block(root))]));
+  const keptUnits = /* @__PURE__ */ new Map();
+  if (opts.keptUnits) {
+    for (const u of units) keptUnits.set(u.root, Math.max(1, Math.min(u.size, opts.keptUnits.get(u.root) ?? u.size)));
+  } else {
+    const plain = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
+    const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
+    for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
+  }
+  const keptCount = /* @__PURE__ */ new Map();
+  const keep = /* @__PURE__ */ new Map();
+  for (const g2 of prunable) {
+    const k = keptUnits.get(g2.root);
+    keptCount.set(g2.root, k * g2.block);
+    if (k * g2.block < g2.size) keep.set(g2.root, expandBlocks(keepMask(unitImportance.get(g2.root), k), g2.block));
+  }
+  const pruned = removeChannels(model, analysis, keep);
+  const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
+  for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep) };
+}
+function structuredGroups(input, protectedTensors) {
+  const model = untieConstants(input);
+  const analysis = analyzeDependencies(model);
+  const protect = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (!protectedTensors.has(u.tensor)) continue;
+    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
+  }
+  return { model, analysis, groups: analysis.groups.map((g2) => ({ ...g2, skip: g2.skip ?? protect.get(g2.root) })) };
+}
+function perBlock(scores, block) {
+  if (block === 1) return scores;
+  const out = new Float64Array(scores.length / block);
+  for (let i2 = 0; i2 < scores.length; i2++) out[Math.floor(i2 / block)] += scores[i2];
+  return out;
+}
+function expandBlocks(mask, block) {
+  if (block === 1) return mask;
+  const out = new Uint8Array(mask.length * block);
+  for (let i2 = 0; i2 < out.length; i2++) out[i2] = mask[Math.floor(i2 / block)];
+  return out;
+}
+async function groupImportance(model, analysis, opts, notes) {
+  const l1 = magnitudeImportance(model, analysis, 1);
+  switch (opts.criterion) {
+    case "l1":
+      return l1;
+    case "l2":
+      return magnitudeImportance(model, analysis, 2);
+    case "bn-scale": {
+      const bn = bnScaleImportance(model, analysis);
+      const fallback = analysis.groups.filter((g2) => !g2.skip && !bn.has(g2.root));
+      if (fallback.length > 0) notes.push(`criterion bn-scale: ${fallback.length} group(s) have no BatchNormalization and are ranked by L1 magnitude`);
+      for (const [root, s] of l1) if (!bn.has(root)) bn.set(root, s);
+      return bn;
+    }
+    case "activation": {
+      if (!opts.calib) throw new UserError("--criterion activation: needs calibration data; pass --calib data.npz (or use --criterion l1)");
+      const tensors = /* @__PURE__ */ new Map();
+      for (const u of analysis.uses) if (u.role === "fanin" && u.activation !== void 0) tensors.set(u.activation, u.activationAxis);
+      const act = activationImportance(model, analysis, await channelMeanAbs(model, tensors, opts.calib));
+      for (const [root, s] of l1) if (!act.has(root)) act.set(root, s);
+      return act;
+    }
+  }
+}
+var init_structuredPrune = __esm({
+  "src/prune/structured/structuredPrune.ts"() {
+    "use strict";
+    init_errors();
+    init_activations();
+    init_importance();
+    init_allocate();
+    init_depgraph();
+    init_keptChannels();
+    init_surgery();
+    init_untie();
+  }
+});
+
+// src/onnx/runtime/scores.ts
+function scoreRow(row, offset, classes, label2, areProbabilities) {
+  let pred = 0;
+  let max2 = -Infinity;
+  for (let c = 0; c < classes; c++) {
+    const v = row[offset + c];
+    if (v > max2) {
+      max2 = v;
+      pred = c;
+    }
+  }
+  if (areProbabilities) {
+    const p = row[offset + label2];
+    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
+  }
+  let sum = 0;
+  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
+  const logSum = Math.log(sum);
+  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label2] - max2 - logSum };
+}
+function expectedCalibrationError(confidence, correct, bins = 15) {
+  const n = confidence.length;
+  const count2 = new Float64Array(bins);
+  const conf = new Float64Array(bins);
+  const hit = new Float64Array(bins);
+  for (let i2 = 0; i2 < n; i2++) {
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count2[b]++;
+    conf[b] += confidence[i2];
+    hit[b] += correct[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(hit[b] - conf[b]) / n;
+  return ece;
+}
+var init_scores = __esm({
+  "src/onnx/runtime/scores.ts"() {
+    "use strict";
+  }
+});
+
+// src/onnx/runtime/classifier.ts
+function endsInSoftmax(model) {
+  const index = new GraphIndex(model.graph);
+  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
+}
+async function evaluateClassifier(session, data, opts) {
+  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
+  if (session.outputNames.length !== 1) {
+    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
+  }
+  const { ort } = onnxruntime();
+  const labels = data.labels ?? new Int32Array(data.count);
+  const n = data.count;
+  const pred = new Int32Array(n);
+  const confidence = new Float32Array(n);
+  const correct = new Uint8Array(n);
+  const logProbLabel = new Float32Array(n);
+  let classes = 0;
+  let logits;
+  for (let start = 0; start < n; start += opts.batchSize) {
+    const end = Math.min(n, start + opts.batchSize);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) {
+      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    }
+    const result = await session.run(feeds);
+    const out = result[session.outputNames[0]];
+    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
+      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
+    }
+    const values = out.data;
+    if (classes === 0) {
+      classes = out.dims[1];
+      if (opts.keepLogits) logits = new Float32Array(n * classes);
+    }
+    for (let i2 = 0; i2 < end - start; i2++) {
+      const label2 = labels[start + i2];
+      if (label2 >= classes) {
+        throw new UserError(`${data.path}: label ${label2} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+      }
+      const s = scoreRow(values, i2 * classes, classes, label2, opts.outputsAreProbabilities);
+      pred[start + i2] = s.pred;
+      confidence[start + i2] = s.confidence;
+      correct[start + i2] = !data.labels ? 0 : s.pred === label2 ? 1 : 0;
+      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
+    }
+    logits?.set(values, start * classes);
+    for (const t of Object.values(result)) t.dispose();
+    opts.onBatch?.(end, n);
+  }
+  return { classes, pred, confidence, correct, logProbLabel, logits };
+}
+var init_classifier = __esm({
+  "src/onnx/runtime/classifier.ts"() {
+    "use strict";
+    init_dataset();
+    init_errors();
+    init_graph();
+    init_ort();
+    init_scores();
+  }
+});
+
+// src/onnx/runtime/session.ts
+import * as fs9 from "node:fs";
+import * as os7 from "node:os";
+import * as path6 from "node:path";
+async function sessionFromModel(model, threads = 0, opts = {}) {
+  const { ort } = onnxruntime();
+  const options = {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: opts.lean ? "basic" : "all",
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1
+  };
+  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
+  try {
+    return await ort.InferenceSession.create(serializeModel(model), options);
+  } catch (e) {
+    throw cannotLoad(e);
+  }
+}
+function cannotLoad(e) {
+  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+}
+async function sessionThroughFile(model, options) {
+  const { ort } = onnxruntime();
+  const dir = fs9.mkdtempSync(path6.join(process.env.RUNNER_TEMP || os7.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs9.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path6.join(dir, "model.onnx");
+    saveModel(model, file);
+    return await ort.InferenceSession.create(file, options);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw cannotLoad(e);
+  } finally {
+    fs9.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
+function weightBytes(model) {
+  let total2 = 0;
+  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
+  return total2;
+}
+function withExtraOutputs(model, tensors) {
+  const copy = cloneModel(model);
+  const g2 = copy.graph;
+  const have = new Set(g2.output.map((o) => o.name));
+  for (const name of tensors) {
+    if (have.has(name)) continue;
+    have.add(name);
+    g2.output.push(
+      create(ValueInfoProtoSchema, {
+        name,
+        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
+      })
+    );
+  }
+  return copy;
+}
+async function captureActivations(session, data, fetch2, batchSize = 128) {
+  const { ort } = onnxruntime();
+  const parts = /* @__PURE__ */ new Map();
+  for (let start = 0; start < data.count; start += batchSize) {
+    const end = Math.min(data.count, start + batchSize);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    const result = await session.run(feeds, fetch2);
+    for (const name of fetch2) {
+      const t = result[name];
+      const entry3 = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
+      entry3.chunks.push(Float32Array.from(t.data));
+      parts.set(name, entry3);
+    }
+    for (const t of Object.values(result)) t.dispose();
+  }
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, { dims, chunks }] of parts) {
+    const total2 = chunks.reduce((n, c) => n + c.length, 0);
+    const data32 = new Float32Array(total2);
+    let o = 0;
+    for (const c of chunks) {
+      data32.set(c, o);
+      o += c.length;
+    }
+    out.set(name, { dims: [data.count, ...dims], data: data32 });
+  }
+  return out;
+}
+async function streamActivations(runs, data, batchSize, onBatch) {
+  const { ort } = onnxruntime();
+  for (let start = 0; start < data.count; start += batchSize) {
+    const end = Math.min(data.count, start + batchSize);
+    const results = [];
+    try {
+      for (const { session, fetch: fetch2 } of runs) {
+        const feeds = {};
+        for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+        results.push(await session.run(feeds, fetch2));
+      }
+      onBatch(
+        runs.map(({ fetch: fetch2 }, k) => new Map(fetch2.map((name) => [name, { dims: results[k][name].dims, data: results[k][name].data }]))),
+        start,
+        end - start
+      );
+    } finally {
+      for (const r of results) for (const t of Object.values(r)) t.dispose();
+    }
+  }
+}
+var BIG_MODEL_BYTES;
+var init_session = __esm({
+  "src/onnx/runtime/session.ts"() {
+    "use strict";
+    init_esm2();
+    init_dataset();
+    init_ort();
+    init_model();
+    init_cleanup();
+    init_errors();
+    init_onnx_pb();
+    init_tensor();
+    BIG_MODEL_BYTES = 64 * 2 ** 20;
+  }
+});
+
+// src/prune/sensitivity/calibScorer.ts
+function evenSubset(data, max2) {
+  if (data.count <= max2) return data;
+  const idx = Array.from({ length: max2 }, (_, i2) => Math.floor(i2 * data.count / max2));
+  return takeSamples(data, idx);
+}
+async function logProbs(session, data, probabilities) {
+  const p = await evaluateClassifier(session, data, { batchSize: 256, outputsAreProbabilities: probabilities, keepLogits: true, unlabelled: true, modelPath: "calibration" });
+  const { classes } = p;
+  const raw = p.logits;
+  const values = new Float64Array(data.count * classes);
+  for (let o = 0; o < values.length; o += classes) {
+    if (probabilities) {
+      for (let c = 0; c < classes; c++) values[o + c] = Math.log(Math.max(raw[o + c], 1e-12));
+      continue;
+    }
+    let max2 = -Infinity;
+    for (let c = 0; c < classes; c++) max2 = Math.max(max2, raw[o + c]);
+    let sum = 0;
+    for (let c = 0; c < classes; c++) sum += Math.exp(raw[o + c] - max2);
+    const lse = max2 + Math.log(sum);
+    for (let c = 0; c < classes; c++) values[o + c] = raw[o + c] - lse;
+  }
+  return { classes, values };
+}
+function argmax(v, o, n) {
+  let best = 0;
+  for (let c = 1; c < n; c++) if (v[o + c] > v[o + best]) best = c;
+  return best;
+}
+function compare2(lp, classes, count2, labels, dense) {
+  let nll = 0;
+  let hits = 0;
+  for (let i2 = 0; i2 < count2; i2++) {
+    const o = i2 * classes;
+    const pred = argmax(lp, o, classes);
+    if (labels) {
+      if (labels[i2] < 0 || labels[i2] >= classes) {
+        throw new UserError(`calibration set: label ${labels[i2]} at index ${i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+      }
+      nll -= lp[o + labels[i2]];
+      hits += pred === labels[i2] ? 1 : 0;
+    } else {
+      let kl = 0;
+      for (let c = 0; c < classes; c++) {
+        const pd = Math.exp(dense[o + c]);
+        if (pd > 0) kl += pd * (dense[o + c] - lp[o + c]);
+      }
+      nll += Math.max(0, kl);
+      hits += pred === argmax(dense, o, classes) ? 1 : 0;
+    }
+  }
+  return { nll: nll / count2, accuracy: hits / count2 };
+}
+async function calibScorer(dense, calib, opts = {}) {
+  const data = evenSubset(calib, opts.maxSamples ?? DEFAULT_SENSITIVITY_SAMPLES);
+  const probabilities = endsInSoftmax(dense);
+  const run2 = async (model) => {
+    const session = await sessionFromModel(model, opts.threads ?? 0);
+    try {
+      return await logProbs(session, data, probabilities);
+    } finally {
+      await session.release();
+    }
+  };
+  const ref = await run2(dense);
+  const denseRef = data.labels ? null : ref.values;
+  return {
+    against: data.labels ? "labels" : "dense",
+    samples: data.count,
+    dense: compare2(ref.values, ref.classes, data.count, data.labels, denseRef),
+    score: async (model) => {
+      const r = await run2(model);
+      return compare2(r.values, r.classes, data.count, data.labels, denseRef);
+    }
+  };
+}
+var DEFAULT_SENSITIVITY_SAMPLES;
+var init_calibScorer = __esm({
+  "src/prune/sensitivity/calibScorer.ts"() {
+    "use strict";
+    init_dataset();
+    init_errors();
+    init_classifier();
+    init_session();
+    DEFAULT_SENSITIVITY_SAMPLES = 256;
+  }
+});
+
+// src/prune/sensitivity/sensitivityCurves.ts
+function weightUnits(dense, weights) {
+  const work = cloneModel(dense);
+  const index = new GraphIndex(work.graph);
+  let touched;
+  const restore = () => {
+    if (touched) setTensorFloat32(index.initializers.get(touched.name), touched.values);
+    touched = void 0;
+  };
+  return weights.map((w) => {
+    const size2 = w.dims.reduce((a, b) => a * b, 1);
+    return {
+      name: w.initializer,
+      node: w.node,
+      size: size2,
+      maxUnits: size2,
+      unitsAt: (ratio2) => Math.round(ratio2 * size2),
+      pruneAlone: async (ratio2) => {
+        restore();
+        const t = index.initializers.get(w.initializer);
+        const values = tensorToFloat32(t);
+        touched = { name: w.initializer, values };
+        setTensorFloat32(t, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size2))[0]));
+        return work;
+      }
+    };
+  });
+}
+function groupUnits(dense, opts) {
+  const { groups } = structuredGroups(dense, opts.protectedTensors);
+  return groups.filter((g2) => !g2.skip && g2.size > 1).map((g2) => ({
+    name: g2.name,
+    size: g2.size,
+    maxUnits: g2.size - g2.block,
+    unitsAt: (ratio2) => g2.size - keptBlocks(g2.size / g2.block, ratio2) * g2.block,
+    pruneAlone: async (ratio2) => {
+      const keep = keptBlocks(g2.size / g2.block, ratio2);
+      const r = await structuredPrune(dense, { ...opts, sparsity: 0, scope: "global", keptUnits: /* @__PURE__ */ new Map([[g2.root, keep]]) });
+      return r.model;
+    }
+  }));
+}
+function keptBlocks(blocks, ratio2) {
+  return Math.max(1, Math.round(blocks * (1 - ratio2)));
+}
+function checkProjection(limit, projected, measured, units) {
+  if (projected > limit.seconds) throw new AnalysisOverBudget(projected, limit.seconds, measured, units);
+}
+async function sensitivityCurves(units, scorer, ratios = DEFAULT_RATIOS, onLayer, macsOf, limit) {
+  const out = [];
+  const started = performance.now();
+  if (limit) checkProjection(limit, units.length * ratios.length * limit.scoreSeconds, 0, units.length);
+  const denseMacs = macsOf && units.length > 0 ? macsOf(await units[0].pruneAlone(0)) : 0;
+  const last = Math.max(...ratios);
+  for (const u of units) {
+    const t0 = performance.now();
+    const points2 = [{ ratio: 0, calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy }];
+    let perUnit;
+    for (const ratio2 of ratios) {
+      const model = await u.pruneAlone(ratio2);
+      if (macsOf && ratio2 === last && u.unitsAt(ratio2) > 0) perUnit = Math.max(0, denseMacs - macsOf(model)) / u.unitsAt(ratio2);
+      const s = await scorer.score(model);
+      points2.push({ ratio: ratio2, calib_nll: s.nll, calib_accuracy: s.accuracy });
+    }
+    out.push({ name: u.name, ...u.node ? { node: u.node } : {}, size: u.size, points: points2, ...perUnit !== void 0 ? { macs_per_unit: perUnit } : {}, seconds: (performance.now() - t0) / 1e3 });
+    onLayer?.(out.length, units.length);
+    if (limit && out.length < units.length) {
+      const elapsed = (performance.now() - started) / 1e3;
+      checkProjection(limit, elapsed + elapsed / out.length * (units.length - out.length), out.length, units.length);
+    }
+  }
+  if (units.length > 0) await units[0].pruneAlone(0);
+  return out;
+}
+var DEFAULT_RATIOS, AnalysisOverBudget;
+var init_sensitivityCurves = __esm({
+  "src/prune/sensitivity/sensitivityCurves.ts"() {
     "use strict";
     init_graph();
     init_model();
     init_tensor();
-    MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
-    SELECT_LIMIT = 32;
+    init_magnitude();
+    init_structuredPrune();
+    DEFAULT_RATIOS = [0.25, 0.5, 0.75, 0.9];
+    AnalysisOverBudget = class extends Error {
+      constructor(projectedSeconds, limitSeconds, measured, units) {
+        super(`sensitivity curves projected at ${projectedSeconds.toFixed(0)} s (${units} units, ${measured} measured) against a ${limitSeconds} s limit`);
+        this.projectedSeconds = projectedSeconds;
+        this.limitSeconds = limitSeconds;
+        this.measured = measured;
+        this.units = units;
+      }
+      projectedSeconds;
+      limitSeconds;
+      measured;
+      units;
+    };
+  }
+});
+
+// src/prune/sensitivity/sensitivityPrune.ts
+function checkSensitivityInputs(config, calib) {
+  if (config.scope !== "sensitivity" && config.scope !== "sensitivity-macs") return;
+  const flag = `--scope ${config.scope}`;
+  if (!calib) {
+    throw new UserError(`${flag}: needs a calibration set to measure each layer on; pass --calib calib.npz (labels optional) or use --scope global`);
+  }
+  if (config.scope === "sensitivity-macs" && config.method !== "structured") {
+    throw new UserError(`${flag}: ranks channel groups by the MACs their removal saves, so it needs --method structured, not ${config.method}; use --scope sensitivity or global`);
+  }
+  if (config.method !== "unstructured" && config.method !== "structured") {
+    throw new UserError(`${flag}: works with --method unstructured or structured, not ${config.method}; use one of those or --scope global`);
+  }
+  if (config.sparsity > DEFAULT_CAP) {
+    throw new UserError(`--sparsity ${config.sparsity}: ${flag} prunes no layer beyond ${DEFAULT_CAP * 100}%, so the target must be at most ${DEFAULT_CAP}; lower --sparsity or use --scope global`);
+  }
+}
+async function sensitivityPrune(dense, req) {
+  const t0 = performance.now();
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const limit = req.maxSeconds !== void 0 ? { seconds: req.maxSeconds, scoreSeconds: (performance.now() - t0) / 1e3 } : void 0;
+  const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
+  const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
+  if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === "unstructured" ? "weights" : "channel groups"} after exclusions; use --scope global`);
+  const perMac = req.perMac === true && req.method === "structured";
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer, perMac ? (m) => modelCost(m).macs : void 0, limit);
+  const allocation = allocateSparsity(
+    curves.map((c, i2) => ({
+      size: c.size,
+      maxUnits: units[i2].maxUnits,
+      points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })),
+      ...c.macs_per_unit !== void 0 ? { unitCost: c.macs_per_unit } : {}
+    })),
+    req.sparsity,
+    { cap: DEFAULT_CAP, costExponent: perMac ? MAC_COST_EXPONENT : 0 }
+  );
+  const notes = [];
+  let model;
+  let description;
+  let allocated = allocation.ratios;
+  let structured;
+  if (req.method === "unstructured") {
+    model = pruneCounts(dense, req.weights, allocation.pruned);
+    description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct3(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
+  } else {
+    const { groups } = structuredGroups(dense, req.protectedTensors);
+    const byName = new Map(groups.filter((g2) => !g2.skip && g2.size > 1).map((g2) => [g2.name, g2]));
+    const keptUnits = /* @__PURE__ */ new Map();
+    allocated = [];
+    curves.forEach((c, i2) => {
+      const g2 = byName.get(c.name);
+      const keep = Math.max(1, Math.round((g2.size - allocation.pruned[i2]) / g2.block));
+      keptUnits.set(g2.root, keep);
+      allocated.push(1 - keep * g2.block / g2.size);
+    });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits });
+    notes.push(...r.notes);
+    model = r.model;
+    structured = { reference: r.base, kept: r.kept };
+    description = describeStructured(dense, r, { criterion: req.config.criterion, scope: perMac ? "sensitivity-macs" : "sensitivity", sparsity: req.sparsity });
+  }
+  if (req.method === "structured" && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope ${perMac ? "sensitivity-macs" : "sensitivity"}: kept channel counts come from the allocation`);
+  const seconds = (performance.now() - t0) / 1e3;
+  notes.push(
+    `sensitivity: ${curves.length} ${req.method === "unstructured" ? "layers" : "groups"} x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${againstText(scorer)}) in ${seconds.toFixed(1)} s` + (perMac ? "; channels removed where the predicted loss per MAC saved is smallest" : "")
+  );
+  return {
+    model,
+    description,
+    notes,
+    ...structured ? { structured } : {},
+    sensitivity: {
+      ...sensitivityRecord(scorer, curves, allocated, allocation.predictedIncrease, seconds, req.method === "unstructured" ? "weights" : "channels"),
+      allocation: perMac ? "loss-per-mac" : "loss"
+    }
+  };
+}
+function sensitivityRecord(scorer, curves, allocated, predictedIncrease, seconds, unit) {
+  return {
+    unit,
+    against: scorer.against,
+    calib_samples: scorer.samples,
+    ratios: [0, ...DEFAULT_RATIOS],
+    dense: { calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy },
+    cap: DEFAULT_CAP,
+    predicted_increase: predictedIncrease,
+    seconds,
+    layers: curves.map((c, i2) => ({ ...c, allocated: allocated[i2] }))
+  };
+}
+async function unstructuredSensitivityPlan(dense, req) {
+  const t0 = performance.now();
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const units = weightUnits(dense, req.weights);
+  if (units.length === 0) throw new UserError("--scope sensitivity: the model has no prunable weights after exclusions; use --scope global");
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
+  const seconds = (performance.now() - t0) / 1e3;
+  const layers = curves.map((c, i2) => ({ size: c.size, maxUnits: units[i2].maxUnits, points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })) }));
+  let floor = curves.map(() => 0);
+  const allocate2 = (target) => allocateSparsity(layers, target, { cap: DEFAULT_CAP });
+  return {
+    counts(target) {
+      const a = allocate2(target).pruned.map((k, i2) => Math.max(k, floor[i2]));
+      floor = a;
+      return a;
+    },
+    info(target) {
+      const a = allocate2(target);
+      return sensitivityRecord(scorer, curves, a.ratios, a.predictedIncrease, seconds, "weights");
+    },
+    notes: [
+      `sensitivity: ${curves.length} layers x ${DEFAULT_RATIOS.length} ratios measured once on the dense model on ${scorer.samples} calibration samples (${againstText(scorer)}) in ${seconds.toFixed(1)} s`
+    ]
+  };
+}
+function pruneCounts(dense, weights, counts) {
+  const out = cloneModel(dense);
+  const index = new GraphIndex(out.graph);
+  weights.forEach((w, i2) => {
+    const t = index.initializers.get(w.initializer);
+    const values = tensorToFloat32(t);
+    setTensorFloat32(t, applyMask(values, magnitudeMask([values], counts[i2])[0]));
+  });
+  return out;
+}
+var MAC_COST_EXPONENT, pct3, againstText;
+var init_sensitivityPrune = __esm({
+  "src/prune/sensitivity/sensitivityPrune.ts"() {
+    "use strict";
+    init_errors();
+    init_graph();
+    init_model();
+    init_flops();
+    init_tensor();
+    init_magnitude();
+    init_describe();
+    init_structuredPrune();
+    init_allocateSparsity();
+    init_calibScorer();
+    init_sensitivityCurves();
+    MAC_COST_EXPONENT = 1;
+    pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+    againstText = (scorer) => scorer.against === "labels" ? "NLL and accuracy vs labels" : "KL and agreement vs the dense model: no labels";
+  }
+});
+
+// src/recover/rounds.ts
+function resolveRounds(config, calib) {
+  if (config.recoveryRounds !== 0) return config.recoveryRounds;
+  const fits = config.method === "unstructured" && config.recovery === "auto" && config.schedule === "oneshot" && config.criterion !== "sparsegpt" && config.maxLayerSparsity >= 1 && calib?.labels && config.sparsity >= ROUNDS_FROM_SPARSITY;
+  return fits ? AUTO_ROUNDS : 1;
+}
+function resolveCompare(config, rounds) {
+  if (rounds <= 1 || config.scope !== "global" || config.sparsity > DEFAULT_CAP) return false;
+  return config.roundsCompareSensitivity || config.recoveryRounds === 0 && AUTO_COMPARE;
+}
+function checkRounds(config, calib) {
+  if (config.roundsCompareSensitivity && config.scope !== "global") {
+    throw new UserError(`--rounds-compare-sensitivity: compares global with sensitivity allocation, but --scope is ${config.scope}; drop --scope or the flag`);
+  }
+  if (config.roundsCompareSensitivity && config.sparsity > DEFAULT_CAP) {
+    throw new UserError(`--rounds-compare-sensitivity: sensitivity allocation prunes no layer beyond ${DEFAULT_CAP * 100}%, so --sparsity ${config.sparsity} cannot be compared; lower --sparsity to ${DEFAULT_CAP} or drop the flag`);
+  }
+  if (config.roundsCompareSensitivity && !calib?.labels) {
+    throw new UserError("--rounds-compare-sensitivity: picks by calibration NLL, so it needs a labelled calibration set; pass --calib calib.npz with x and y");
+  }
+  if (config.recoveryRounds <= 1) return;
+  const flag = `--recovery-rounds ${config.recoveryRounds}`;
+  if (config.method !== "unstructured") throw new UserError(`${flag}: rounds prune unstructured weights again after each recovery, not --method ${config.method}; use --method unstructured or --recovery-rounds 1`);
+  if (config.schedule !== "oneshot") throw new UserError(`${flag}: --schedule gradual already recovers after each step; use one of them`);
+  if (config.maxLayerSparsity < 1) throw new UserError(`${flag}: rounds prune by one global threshold without a per-layer cap; drop --max-layer-sparsity or use --recovery-rounds 1`);
+  if (config.criterion === "sparsegpt") throw new UserError(`${flag}: --criterion sparsegpt re-chooses zeros at each reconstruction, so a later round would revive earlier zeros; use --criterion l1`);
+  if (!calib || !["auto", "reconstruct", "distill"].includes(config.recovery)) {
+    throw new UserError(`${flag}: each round recovers on the calibration set; pass --calib calib.npz and --recovery auto, reconstruct or distill`);
+  }
+}
+var ROUNDS_FROM_SPARSITY, AUTO_ROUNDS, AUTO_COMPARE;
+var init_rounds = __esm({
+  "src/recover/rounds.ts"() {
+    "use strict";
+    init_errors();
+    init_allocateSparsity();
+    ROUNDS_FROM_SPARSITY = 0.6;
+    AUTO_ROUNDS = 4;
+    AUTO_COMPARE = false;
   }
 });
 
@@ -35617,8 +38983,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path18, { windows } = {}) => {
-      const segs = path18.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path22, { windows } = {}) => {
+      const segs = path22.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -37186,2691 +40552,6 @@ var init_prunable = __esm({
   }
 });
 
-// src/prune/sensitivity/allocateSparsity.ts
-function monotoneCurve(points2, cap) {
-  const pts = [{ r: 0, f: 0 }];
-  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
-    if (!(p.ratio > pts[pts.length - 1].r)) continue;
-    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
-  }
-  const at = (r) => {
-    for (let i2 = 1; i2 < pts.length; i2++) {
-      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-    }
-    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
-    const b = pts[pts.length - 1];
-    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
-    return b.f + slope * (r - b.r);
-  };
-  const out = pts.filter((p) => p.r < cap);
-  out.push({ r: cap, f: at(cap) });
-  return out;
-}
-function lowerHull(pts) {
-  const hull = [];
-  for (const p of pts) {
-    while (hull.length >= 2) {
-      const a = hull[hull.length - 2];
-      const b = hull[hull.length - 1];
-      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
-      else break;
-    }
-    hull.push(p);
-  }
-  return hull;
-}
-function allocateSparsity(layers, target, opts = {}) {
-  const capRatio = opts.cap ?? DEFAULT_CAP;
-  const total2 = layers.reduce((n, l) => n + l.size, 0);
-  const want = Math.round(target * total2);
-  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
-  const capacity = caps.reduce((a, b) => a + b, 0);
-  if (want > capacity) {
-    throw new UserError(
-      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
-    );
-  }
-  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
-  const saves = unitSavings(layers, opts.costExponent ?? 0);
-  const segments = [];
-  hulls.forEach((h, i2) => {
-    for (let s = 1; s < h.length; s++) {
-      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
-      if (units <= 0) continue;
-      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
-      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
-    }
-  });
-  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
-  const amount = new Float64Array(layers.length);
-  let left = want;
-  for (const s of segments) {
-    if (left <= 0) break;
-    const take = Math.min(left, s.units);
-    amount[s.layer] += take;
-    left -= take;
-  }
-  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
-  let missing = want - pruned.reduce((a, b) => a + b, 0);
-  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
-  while (missing > 0) {
-    let moved = false;
-    for (const i2 of byRemainder) {
-      if (missing === 0) break;
-      if (pruned[i2] < caps[i2]) {
-        pruned[i2]++;
-        missing--;
-        moved = true;
-      }
-    }
-    if (!moved) break;
-  }
-  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
-  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
-  return { pruned, ratios, predictedIncrease };
-}
-function unitSavings(layers, exponent) {
-  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
-  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
-  const floor = Math.min(...known);
-  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
-  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
-}
-function interpolate(pts, r) {
-  for (let i2 = 1; i2 < pts.length; i2++) {
-    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-  }
-  return pts[pts.length - 1].f;
-}
-var DEFAULT_CAP;
-var init_allocateSparsity = __esm({
-  "src/prune/sensitivity/allocateSparsity.ts"() {
-    "use strict";
-    init_errors();
-    DEFAULT_CAP = 0.95;
-  }
-});
-
-// src/prune/resolveScope.ts
-function resolveScope(config, calib, rounds = 1) {
-  if (config.scope !== "auto") return { scope: config.scope, reason: "" };
-  const global2 = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
-  if (config.method !== "structured" && config.method !== "unstructured") return global2(`--method ${config.method} has no sensitivity allocation`);
-  if (!calib) return global2(`no calibration set to measure ${config.method === "structured" ? "channel groups" : "layers"} on`);
-  if (!calib.labelled) return global2("the calibration set has no labels");
-  if (config.schedule !== "oneshot") return global2(`--schedule ${config.schedule} (sensitivity curves are measured once, on the dense model)`);
-  if (config.maxLayerSparsity < 1) return global2("--max-layer-sparsity is a global-scope cap");
-  if (config.sparsity > DEFAULT_CAP) return global2(`--sparsity ${config.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
-  if (config.method === "unstructured") {
-    if (rounds > 1) return global2(`${rounds} recovery rounds prune by one global threshold`);
-    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
-  }
-  if (config.roundTo > 1) return global2("--round-to applies to the global allocation");
-  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
-}
-var init_resolveScope = __esm({
-  "src/prune/resolveScope.ts"() {
-    "use strict";
-    init_allocateSparsity();
-  }
-});
-
-// src/prune/sparsity.ts
-function countSparsity(model, denseWeights) {
-  const index = new GraphIndex(model.graph);
-  const layers = [];
-  let zeros = 0;
-  let total2 = 0;
-  for (const w of denseWeights) {
-    const denseSize = numel(w.dims);
-    const t = index.initializers.get(w.initializer);
-    let nonzero = 0;
-    if (t) {
-      const v = tensorToFloat32(t);
-      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    }
-    const z2 = denseSize - nonzero;
-    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
-    zeros += z2;
-    total2 += denseSize;
-  }
-  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
-}
-var init_sparsity = __esm({
-  "src/prune/sparsity.ts"() {
-    "use strict";
-    init_graph();
-    init_tensor();
-  }
-});
-
-// src/prune/criteria/activations.ts
-async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 64) {
-  const probe = cloneModel(model);
-  const g2 = probe.graph;
-  const existing = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors.keys()) {
-    if (existing.has(name)) continue;
-    const type = create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } });
-    g2.output.push(create(ValueInfoProtoSchema, { name, type }));
-  }
-  const { ort } = onnxruntime();
-  const session = await ort.InferenceSession.create(serializeModel(probe), { executionProviders: ["cpu"], graphOptimizationLevel: "disabled" });
-  const sums = /* @__PURE__ */ new Map();
-  let seen = 0;
-  try {
-    const n = Math.min(calib.count, maxSamples);
-    for (let start = 0; start < n; start += batch) {
-      const end = Math.min(n, start + batch);
-      const feeds = {};
-      for (const [name, arr] of sliceBatch(calib, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const result = await session.run(feeds, [...tensors.keys()]);
-      for (const [name, axis] of tensors) {
-        const t = result[name];
-        const dims = t.dims;
-        const data = t.data;
-        const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-        const k = dims[axis];
-        let acc2 = sums.get(name);
-        if (!acc2) sums.set(name, acc2 = new Float64Array(k));
-        for (let i2 = 0; i2 < data.length; i2++) acc2[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
-      }
-      for (const t of Object.values(result)) t.dispose();
-      seen += end - start;
-    }
-  } finally {
-    await session.release();
-  }
-  for (const [name, acc2] of sums) {
-    const perSample = acc2.length;
-    void perSample;
-    for (let i2 = 0; i2 < acc2.length; i2++) acc2[i2] /= Math.max(1, seen);
-  }
-  return sums;
-}
-var init_activations = __esm({
-  "src/prune/criteria/activations.ts"() {
-    "use strict";
-    init_esm2();
-    init_dataset();
-    init_ort();
-    init_model();
-    init_onnx_pb();
-    init_tensor();
-  }
-});
-
-// src/prune/criteria/importance.ts
-function normAlongAxis(values, dims, axis, p) {
-  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const n = dims[axis];
-  const out = new Float64Array(n);
-  for (let i2 = 0; i2 < values.length; i2++) {
-    const k = Math.floor(i2 / inner) % n;
-    const v = values[i2];
-    out[k] += p === 1 ? Math.abs(v) : v * v;
-  }
-  return out;
-}
-function accumulate(scores, spaces, layout, perElement) {
-  let pos = 0;
-  for (const s of layout) {
-    const root = spaces.root(s.space);
-    let acc2 = scores.get(root);
-    if (!acc2) scores.set(root, acc2 = new Float64Array(spaces.size(root)));
-    for (let c = 0; c < s.len; c++) {
-      for (let r = 0; r < s.repeat; r++) acc2[s.start + c] += perElement[pos + c * s.repeat + r];
-    }
-    pos += s.len * s.repeat;
-  }
-}
-function constants3(model) {
-  const index = new GraphIndex(model.graph);
-  const cache = /* @__PURE__ */ new Map();
-  return (name) => {
-    let c = cache.get(name);
-    if (!c) {
-      const t = index.constant(name);
-      cache.set(name, c = { values: tensorToFloat32(t), dims: tensorDims(t) });
-    }
-    return c;
-  };
-}
-function magnitudeImportance(model, analysis, p) {
-  const get = constants3(model);
-  const scores = /* @__PURE__ */ new Map();
-  for (const u of analysis.uses) {
-    if (!isMatrixUse(u, get)) continue;
-    const { values, dims } = get(u.tensor);
-    accumulate(scores, analysis.spaces, u.layout, normAlongAxis(values, dims, u.axis, p));
-  }
-  if (p === 2) for (const v of scores.values()) for (let i2 = 0; i2 < v.length; i2++) v[i2] = Math.sqrt(v[i2]);
-  return scores;
-}
-function bnScaleImportance(model, analysis) {
-  const get = constants3(model);
-  const scores = /* @__PURE__ */ new Map();
-  const nodes = model.graph.node;
-  for (const u of analysis.uses) {
-    const n = nodes[u.node];
-    if (n.opType !== "BatchNormalization" || u.tensor !== resolveAlias(model, n.input[1])) continue;
-    accumulate(scores, analysis.spaces, u.layout, Array.from(get(u.tensor).values, Math.abs));
-  }
-  return scores;
-}
-function resolveAlias(model, name) {
-  const byOutput = new Map(model.graph.node.map((n2) => [n2.output[0], n2]));
-  let n = name;
-  for (let hop = 0; hop < 8; hop++) {
-    const p = byOutput.get(n);
-    if (!p || p.opType !== "Identity") return n;
-    n = p.input[0];
-  }
-  return n;
-}
-function activationImportance(model, analysis, meanAbs) {
-  const get = constants3(model);
-  const scores = /* @__PURE__ */ new Map();
-  for (const u of analysis.uses) {
-    if (u.role !== "fanin" || !u.activation) continue;
-    const act = meanAbs.get(u.activation);
-    if (!act) continue;
-    const { values, dims } = get(u.tensor);
-    const w = normAlongAxis(values, dims, u.axis, 2);
-    const per = new Float64Array(w.length);
-    for (let i2 = 0; i2 < w.length; i2++) per[i2] = Math.sqrt(w[i2]) * (act[i2] ?? 0);
-    accumulate(scores, analysis.spaces, u.layout, per);
-  }
-  return scores;
-}
-var isMatrixUse;
-var init_importance = __esm({
-  "src/prune/criteria/importance.ts"() {
-    "use strict";
-    init_graph();
-    init_tensor();
-    isMatrixUse = (u, get) => get(u.tensor).dims.length >= 2;
-  }
-});
-
-// src/prune/structured/allocate.ts
-function roundKept(kept, size, roundTo) {
-  const floor = Math.min(size, Math.max(1, roundTo));
-  if (roundTo <= 1) return Math.max(floor, Math.min(size, kept));
-  if (size <= roundTo) return size;
-  const r = Math.round(kept / roundTo) * roundTo;
-  return Math.min(size, Math.max(floor, r));
-}
-function allocate(groups, importance, opts) {
-  const kept = /* @__PURE__ */ new Map();
-  if (opts.scope === "layer") {
-    for (const g2 of groups) kept.set(g2.root, roundKept(Math.round(g2.size * (1 - opts.sparsity)), g2.size, opts.roundTo));
-    return kept;
-  }
-  const total2 = groups.reduce((n, g2) => n + g2.size, 0);
-  const target = Math.round(total2 * opts.sparsity);
-  const all = [];
-  for (const g2 of groups) {
-    const s = importance.get(g2.root);
-    let mean2 = 0;
-    for (const v of s) mean2 += v;
-    mean2 = mean2 / s.length || 1;
-    for (const v of s) all.push({ score: v / mean2, root: g2.root });
-    kept.set(g2.root, g2.size);
-  }
-  all.sort((a, b) => a.score - b.score);
-  const floor = Math.max(1, opts.roundTo);
-  const cap = opts.maxLayerSparsity ?? 1;
-  const minKept = new Map(groups.map((g2) => [g2.root, Math.max(floor, Math.ceil(g2.size * (1 - cap) - 1e-9))]));
-  let removed = 0;
-  for (const c of all) {
-    if (removed >= target) break;
-    const k = kept.get(c.root);
-    if (k <= minKept.get(c.root)) continue;
-    kept.set(c.root, k - 1);
-    removed++;
-  }
-  for (const g2 of groups) kept.set(g2.root, roundKept(kept.get(g2.root), g2.size, opts.roundTo));
-  return kept;
-}
-function keepMask(scores, keep) {
-  const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
-  const mask = new Uint8Array(scores.length);
-  for (let i2 = 0; i2 < keep; i2++) mask[order[i2]] = 1;
-  return mask;
-}
-var init_allocate = __esm({
-  "src/prune/structured/allocate.ts"() {
-    "use strict";
-  }
-});
-
-// src/onnx/shapes.ts
-function dimsOf(v, batch) {
-  const t = v?.type?.value;
-  if (!t || t.case !== "tensorType" || !t.value.shape) return void 0;
-  return t.value.shape.dim.map((d) => d.value.case === "dimValue" ? Number(d.value.value) : batch);
-}
-function broadcastShapes(shapes) {
-  const rank = Math.max(...shapes.map((s) => s.length));
-  const out = [];
-  for (let i2 = 0; i2 < rank; i2++) {
-    let d = 1;
-    for (const s of shapes) {
-      const v = s[s.length - rank + i2] ?? 1;
-      if (v === 1) continue;
-      if (d !== 1 && d !== v) return void 0;
-      d = v;
-    }
-    out.push(d);
-  }
-  return out;
-}
-function normAxis(axis, rank) {
-  return axis < 0 ? axis + rank : axis;
-}
-function inferShapes(index, batch = 1) {
-  const shapes = /* @__PURE__ */ new Map();
-  const values = /* @__PURE__ */ new Map();
-  for (const v of index.inputs) {
-    const d = dimsOf(v, batch);
-    if (d) shapes.set(v.name, d);
-  }
-  for (const [name, t] of index.initializers) {
-    const d = tensorDims(t);
-    shapes.set(name, d);
-    if (numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6)) values.set(name, tensorToInts(t));
-  }
-  for (const node of index.order) {
-    try {
-      inferNode(node, shapes, values);
-    } catch {
-    }
-    for (const o of node.output) {
-      if (!shapes.has(o)) {
-        const d = dimsOf(index.valueInfo.get(o), batch);
-        if (d) shapes.set(o, d);
-      }
-    }
-  }
-  return { shapes, values };
-}
-function convOutput(node, x2, w, transpose2) {
-  const spatial = x2.length - 2;
-  const kernel = attrInts(node, "kernel_shape") ?? w.slice(2);
-  const strides = attrInts(node, "strides") ?? new Array(spatial).fill(1);
-  const dil = attrInts(node, "dilations") ?? new Array(spatial).fill(1);
-  const pads = attrInts(node, "pads") ?? new Array(2 * spatial).fill(0);
-  const autoPad = attr(node, "auto_pad");
-  const mode = autoPad ? new TextDecoder().decode(autoPad.s) : "NOTSET";
-  const out = [];
-  for (let i2 = 0; i2 < spatial; i2++) {
-    const inDim = x2[2 + i2];
-    const k = (kernel[i2] - 1) * dil[i2] + 1;
-    if (transpose2) {
-      const outPad = attrInts(node, "output_padding")?.[i2] ?? 0;
-      const explicit = attrInts(node, "output_shape");
-      out.push(explicit ? explicit[i2] : strides[i2] * (inDim - 1) + outPad + k - pads[i2] - pads[i2 + spatial]);
-    } else if (mode === "SAME_UPPER" || mode === "SAME_LOWER") {
-      out.push(Math.ceil(inDim / strides[i2]));
-    } else if (mode === "VALID") {
-      out.push(Math.floor((inDim - k) / strides[i2]) + 1);
-    } else {
-      const ceil = attrInt(node, "ceil_mode", 0) === 1;
-      const r = (inDim + pads[i2] + pads[i2 + spatial] - k) / strides[i2];
-      out.push((ceil ? Math.ceil(r) : Math.floor(r)) + 1);
-    }
-  }
-  return out;
-}
-function inferNode(node, shapes, values) {
-  const s = (i2) => node.input[i2] ? shapes.get(node.input[i2]) : void 0;
-  const v = (i2) => node.input[i2] ? values.get(node.input[i2]) : void 0;
-  const set = (shape, value) => {
-    if (!shape) return;
-    shapes.set(node.output[0], shape);
-    if (value) values.set(node.output[0], value);
-  };
-  const x2 = s(0);
-  const op = node.opType;
-  if (op === "Constant") {
-    const t = attr(node, "value")?.t;
-    if (t) {
-      const d = tensorDims(t);
-      set(d, numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6) ? tensorToInts(t) : void 0);
-    }
-    return;
-  }
-  if (op === "Shape") {
-    if (x2) {
-      const start = normAxis(attrInt(node, "start", 0), x2.length);
-      const end = attr(node, "end") ? normAxis(attrInt(node, "end", x2.length), x2.length) : x2.length;
-      const val = x2.slice(start, end);
-      set([val.length], val);
-    }
-    return;
-  }
-  if (ELEMENTWISE_UNARY.has(op)) {
-    const vx = v(0);
-    set(x2, op === "Cast" || op === "Identity" ? vx : void 0);
-    return;
-  }
-  if (op === "ConstantOfShape") {
-    const dims = v(0);
-    if (!dims) return;
-    const t = attr(node, "value")?.t;
-    const fill = t ? tensorToInts(t)[0] : 0;
-    set(dims, numel(dims) <= 64 && (!t || t.dataType === 7 || t.dataType === 6) ? new Array(numel(dims)).fill(fill) : void 0);
-    return;
-  }
-  if (op === "Where") {
-    const ins = node.input.map((n2) => shapes.get(n2));
-    if (ins.some((i2) => !i2)) return;
-    const out = broadcastShapes(ins);
-    const [c, a, b] = [v(0), v(1), v(2)];
-    const n = out && out.length <= 1 ? numel(out) : 0;
-    const at = (q, i2) => q[q.length === 1 ? 0 : i2];
-    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at(c, i2) ? at(a, i2) : at(b, i2)) : void 0);
-    return;
-  }
-  if (BROADCAST.has(op)) {
-    const ins = node.input.map((n) => shapes.get(n));
-    if (ins.some((i2) => !i2)) return;
-    if (op === "Expand") {
-      const target = v(1);
-      set(target && x2 ? broadcastShapes([x2, target]) : void 0);
-      return;
-    }
-    const out = broadcastShapes(ins);
-    let val;
-    const a = v(0);
-    const b = v(1);
-    if (a && b && node.input.length === 2 && out && out.length <= 1) {
-      const n = Math.max(a.length, b.length);
-      const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q), Equal: (p, q) => p === q ? 1 : 0 }[op];
-      if (f) val = Array.from({ length: n }, (_, i2) => f(a[a.length === 1 ? 0 : i2], b[b.length === 1 ? 0 : i2]));
-    }
-    set(out, val);
-    return;
-  }
-  switch (op) {
-    case "Conv":
-    case "ConvTranspose": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const group = attrInt(node, "group", 1);
-      const cout = op === "Conv" ? w[0] : w[1] * group;
-      const sp = convOutput(node, x2, w, op === "ConvTranspose");
-      set(sp && [x2[0], cout, ...sp]);
-      return;
-    }
-    case "MaxPool":
-    case "AveragePool":
-    case "LpPool": {
-      if (!x2) return;
-      const kernel = attrInts(node, "kernel_shape");
-      if (!kernel) return;
-      const sp = convOutput(node, x2, [0, 0, ...kernel], false);
-      set(sp && [x2[0], x2[1], ...sp]);
-      return;
-    }
-    case "GlobalAveragePool":
-    case "GlobalMaxPool":
-      set(x2 && [x2[0], x2[1], ...x2.slice(2).map(() => 1)]);
-      return;
-    case "Flatten": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 1), x2.length);
-      set([numel(x2.slice(0, axis)), numel(x2.slice(axis))]);
-      return;
-    }
-    case "Reshape": {
-      const target = v(1) ?? attrInts(node, "shape");
-      if (!x2 || !target) return;
-      const allowZero = attrInt(node, "allowzero", 0) === 1;
-      const out = target.map((d, i2) => d === 0 && !allowZero ? x2[i2] : d);
-      const known = out.filter((d) => d !== -1);
-      const inferred = out.indexOf(-1);
-      if (inferred >= 0) out[inferred] = numel(x2) / numel(known);
-      set(out, v(0));
-      return;
-    }
-    case "Gemm": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const m = attrInt(node, "transA", 0) ? x2[1] : x2[0];
-      const n = attrInt(node, "transB", 0) ? w[0] : w[1];
-      set([m, n]);
-      return;
-    }
-    case "MatMul": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const a = x2.length === 1 ? [1, x2[0]] : x2;
-      const b = w.length === 1 ? [w[0], 1] : w;
-      const batchDims = broadcastShapes([a.slice(0, -2), b.slice(0, -2)]);
-      if (!batchDims) return;
-      const out = [...batchDims, a[a.length - 2], b[b.length - 1]];
-      if (x2.length === 1) out.splice(out.length - 2, 1);
-      if (w.length === 1) out.pop();
-      set(out);
-      return;
-    }
-    case "Concat": {
-      const ins = node.input.map((n) => shapes.get(n));
-      if (ins.some((i2) => !i2)) return;
-      const first = ins[0];
-      const axis = normAxis(attrInt(node, "axis", 0), first.length);
-      const out = [...first];
-      out[axis] = ins.reduce((acc2, i2) => acc2 + i2[axis], 0);
-      const vals = node.input.map((n) => values.get(n));
-      set(out, vals.every((q) => q) ? vals.flat() : void 0);
-      return;
-    }
-    case "Transpose": {
-      if (!x2) return;
-      const perm = attrInts(node, "perm") ?? x2.map((_, i2) => x2.length - 1 - i2);
-      set(perm.map((p) => x2[p]));
-      return;
-    }
-    case "Unsqueeze": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1);
-      if (!axes) return;
-      const rank = x2.length + axes.length;
-      const norm2 = new Set(axes.map((a) => normAxis(a, rank)));
-      const out = [];
-      let k = 0;
-      for (let i2 = 0; i2 < rank; i2++) out.push(norm2.has(i2) ? 1 : x2[k++]);
-      set(out, v(0));
-      return;
-    }
-    case "Squeeze": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1);
-      const norm2 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
-      set(x2.filter((d, i2) => norm2 ? !norm2.has(i2) : d !== 1), v(0));
-      return;
-    }
-    case "Gather": {
-      const idx = s(1);
-      if (!x2 || !idx) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const out = [...x2.slice(0, axis), ...idx, ...x2.slice(axis + 1)];
-      const data = v(0);
-      const iv = v(1);
-      set(out, data && iv && x2.length === 1 ? iv.map((i2) => data[i2 < 0 ? i2 + data.length : i2]) : void 0);
-      return;
-    }
-    case "Slice": {
-      if (!x2) return;
-      const starts = v(1) ?? attrInts(node, "starts");
-      const ends = v(2) ?? attrInts(node, "ends");
-      if (!starts || !ends) return;
-      const axes = (node.input[3] ? v(3) : attrInts(node, "axes")) ?? starts.map((_, i2) => i2);
-      const steps = (node.input[4] ? v(4) : void 0) ?? starts.map(() => 1);
-      const out = [...x2];
-      const ranges = [];
-      axes.forEach((a0, i2) => {
-        const a = normAxis(a0, x2.length);
-        const dim = x2[a];
-        const step = steps[i2];
-        const clamp = (q, lo, hi) => Math.min(Math.max(q, lo), hi);
-        let st = starts[i2] < 0 ? starts[i2] + dim : starts[i2];
-        let en = ends[i2] < 0 ? ends[i2] + dim : ends[i2];
-        st = step > 0 ? clamp(st, 0, dim) : clamp(st, -1, dim - 1);
-        en = step > 0 ? clamp(en, 0, dim) : clamp(en, -1, dim - 1);
-        out[a] = Math.max(0, Math.ceil((en - st) / step));
-        ranges.push([st, en, step]);
-      });
-      const data = v(0);
-      let val;
-      if (data && x2.length === 1 && ranges.length === 1) {
-        const [st, en, step] = ranges[0];
-        val = [];
-        for (let i2 = st; step > 0 ? i2 < en : i2 > en; i2 += step) val.push(data[i2]);
-      }
-      set(out, val);
-      return;
-    }
-    case "Split": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const sizes = attrInts(node, "split") ?? v(1) ?? new Array(node.output.length).fill(x2[axis] / node.output.length);
-      node.output.forEach((o, i2) => {
-        const out = [...x2];
-        out[axis] = sizes[i2];
-        shapes.set(o, out);
-      });
-      return;
-    }
-    case "Pad": {
-      const pads = v(1) ?? attrInts(node, "pads");
-      if (!x2 || !pads) return;
-      set(x2.map((d, i2) => d + pads[i2] + pads[i2 + x2.length]));
-      return;
-    }
-    case "ReduceMean":
-    case "ReduceSum":
-    case "ReduceMax":
-    case "ReduceMin":
-    case "ReduceL2": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
-      const keep = attrInt(node, "keepdims", 1) === 1;
-      const norm2 = new Set(axes.map((a) => normAxis(a, x2.length)));
-      set(keep ? x2.map((d, i2) => norm2.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm2.has(i2)));
-      return;
-    }
-    case "ArgMax":
-    case "ArgMin": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const keep = attrInt(node, "keepdims", 1) === 1;
-      set(keep ? x2.map((d, i2) => i2 === axis ? 1 : d) : x2.filter((_, i2) => i2 !== axis));
-      return;
-    }
-    case "Resize":
-    case "Upsample": {
-      const sizes = node.input[3] ? v(3) : void 0;
-      const scales = node.input[2] ? v(2) : void 0;
-      if (!x2) return;
-      if (sizes) set(sizes);
-      else if (scales) set(x2.map((d, i2) => Math.floor(d * scales[i2])));
-      return;
-    }
-    default:
-      return;
-  }
-}
-var ELEMENTWISE_UNARY, BROADCAST;
-var init_shapes = __esm({
-  "src/onnx/shapes.ts"() {
-    "use strict";
-    init_graph();
-    init_tensor();
-    ELEMENTWISE_UNARY = /* @__PURE__ */ new Set([
-      "Identity",
-      "Relu",
-      "LeakyRelu",
-      "PRelu",
-      "Sigmoid",
-      "Tanh",
-      "Clip",
-      "Gelu",
-      "Erf",
-      "Sqrt",
-      "Exp",
-      "Log",
-      "Neg",
-      "Abs",
-      "Softmax",
-      "LogSoftmax",
-      "Dropout",
-      "BatchNormalization",
-      "LayerNormalization",
-      "InstanceNormalization",
-      "Cast",
-      "HardSigmoid",
-      "HardSwish",
-      "Elu",
-      "Selu",
-      "Softplus",
-      "Mish",
-      "Reciprocal",
-      "Floor",
-      "Ceil",
-      "Round",
-      "Not",
-      "LpNormalization",
-      "CastLike",
-      "Celu",
-      "ThresholdedRelu",
-      "Sign",
-      "Sin",
-      "Cos"
-    ]);
-    BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
-  }
-});
-
-// src/prune/structured/layout.ts
-function layoutSize(layout) {
-  let n = 0;
-  for (const s of layout) n += s.len * s.repeat;
-  return n;
-}
-function fullLayout(space, size, repeat = 1) {
-  return [{ space, start: 0, len: size, repeat }];
-}
-function withRepeat(layout, factor) {
-  return layout.map((s) => ({ ...s, repeat: s.repeat * factor }));
-}
-function subLayout(layout, from, to) {
-  const out = [];
-  let pos = 0;
-  for (const s of layout) {
-    const width = s.len * s.repeat;
-    const a = Math.max(from, pos);
-    const b = Math.min(to, pos + width);
-    if (a < b) {
-      if ((a - pos) % s.repeat !== 0 || (b - pos) % s.repeat !== 0) return void 0;
-      out.push({ space: s.space, start: s.start + (a - pos) / s.repeat, len: (b - a) / s.repeat, repeat: s.repeat });
-    }
-    pos += width;
-  }
-  return out;
-}
-function keptIndices(layout, spaces, keep) {
-  const out = [];
-  let pos = 0;
-  for (const s of layout) {
-    const k = keep.get(spaces.root(s.space));
-    for (let c = 0; c < s.len; c++) {
-      if (!k || k[s.start + c]) for (let r = 0; r < s.repeat; r++) out.push(pos + c * s.repeat + r);
-    }
-    pos += s.len * s.repeat;
-  }
-  return out;
-}
-function keptSize(layout, spaces, keep) {
-  let n = 0;
-  for (const s of layout) {
-    const k = keep.get(spaces.root(s.space));
-    if (!k) n += s.len * s.repeat;
-    else for (let c = 0; c < s.len; c++) if (k[s.start + c]) n += s.repeat;
-  }
-  return n;
-}
-var Spaces;
-var init_layout = __esm({
-  "src/prune/structured/layout.ts"() {
-    "use strict";
-    Spaces = class {
-      list = [];
-      create(size, origin, skip) {
-        this.list.push({ parent: this.list.length, size, origin, skip, block: 1 });
-        return this.list.length - 1;
-      }
-      root(s) {
-        let r = s;
-        while (this.list[r].parent !== r) r = this.list[r].parent;
-        while (this.list[s].parent !== r) {
-          const next = this.list[s].parent;
-          this.list[s].parent = r;
-          s = next;
-        }
-        return r;
-      }
-      size(s) {
-        return this.list[this.root(s)].size;
-      }
-      origin(s) {
-        return this.list[s].origin;
-      }
-      skipReason(s) {
-        return this.list[this.root(s)].skip;
-      }
-      block(s) {
-        return this.list[this.root(s)].block;
-      }
-      /** Channels of `s` go in whole blocks of `n` (one attention head); a conflicting block size is refused. */
-      setBlock(s, n) {
-        const r = this.list[this.root(s)];
-        if (r.block === 1 || r.block === n) r.block = n;
-        else this.poison(s, `split into heads of ${r.block} and of ${n} channels`);
-      }
-      poison(s, reason) {
-        const r = this.list[this.root(s)];
-        if (!r.skip) r.skip = reason;
-      }
-      /** Merge two spaces of equal size; their channels are pruned as one. */
-      union(a, b) {
-        const ra = this.root(a);
-        const rb = this.root(b);
-        if (ra === rb) return;
-        const A = this.list[ra];
-        const B = this.list[rb];
-        B.parent = ra;
-        if (!A.skip && B.skip) A.skip = B.skip;
-        if (A.block !== B.block) {
-          if (A.block === 1) A.block = B.block;
-          else if (B.block !== 1 && !A.skip) A.skip = `split into heads of ${A.block} and of ${B.block} channels`;
-        }
-      }
-      get count() {
-        return this.list.length;
-      }
-      roots() {
-        const out = [];
-        for (let i2 = 0; i2 < this.list.length; i2++) if (this.root(i2) === i2) out.push(i2);
-        return out;
-      }
-      /** every space (not only roots) merged into root `r` */
-      members(r) {
-        const out = [];
-        for (let i2 = 0; i2 < this.list.length; i2++) if (this.root(i2) === r) out.push(i2);
-        return out;
-      }
-    };
-  }
-});
-
-// src/prune/structured/depgraph.ts
-function analyzeDependencies(model) {
-  return new Analyzer(model).run();
-}
-function isProducer(op) {
-  return op === "Conv" || op === "ConvTranspose" || op === "Gemm" || op === "MatMul";
-}
-function sameDims(a, b) {
-  return a.length === b.length && a.every((v, i2) => v === b[i2]);
-}
-var PASS_THROUGH, SPATIAL_POOL, BROADCAST2, REDUCE, norm, prod, Analyzer;
-var init_depgraph = __esm({
-  "src/prune/structured/depgraph.ts"() {
-    "use strict";
-    init_graph();
-    init_shapes();
-    init_tensor();
-    init_layout();
-    PASS_THROUGH = /* @__PURE__ */ new Set([
-      "Relu",
-      "LeakyRelu",
-      "Sigmoid",
-      "Tanh",
-      "Gelu",
-      "Erf",
-      "Sqrt",
-      "Exp",
-      "Log",
-      "Neg",
-      "Abs",
-      "Dropout",
-      "Identity",
-      "Cast",
-      "HardSigmoid",
-      "HardSwish",
-      "Elu",
-      "Selu",
-      "Softplus",
-      "Softsign",
-      "Mish",
-      "Reciprocal",
-      "Floor",
-      "Ceil",
-      "Round",
-      "Celu",
-      "ThresholdedRelu",
-      "Sign",
-      "Sin",
-      "Cos",
-      "Clip",
-      "Not",
-      "IsNaN",
-      "IsInf"
-    ]);
-    SPATIAL_POOL = /* @__PURE__ */ new Set(["MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"]);
-    BROADCAST2 = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "PRelu", "Where"]);
-    REDUCE = /* @__PURE__ */ new Set(["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceProd", "ReduceLogSumExp", "ReduceSumSquare"]);
-    norm = (axis, rank) => axis < 0 ? axis + rank : axis;
-    prod = (xs) => xs.reduce((a, b) => a * b, 1);
-    Analyzer = class {
-      constructor(model) {
-        this.model = model;
-        this.index = new GraphIndex(model.graph);
-        const info2 = inferShapes(this.index, 2);
-        this.shapes = info2.shapes;
-        this.values = info2.values;
-        model.graph.node.forEach((n, i2) => this.nodeIndex.set(n, i2));
-      }
-      model;
-      index;
-      spaces = new Spaces();
-      uses = [];
-      rewrites = [];
-      tracked = /* @__PURE__ */ new Map();
-      shapes;
-      /** small int tensors computed by shape arithmetic (Pad amounts, Reshape targets built from Concat) */
-      values;
-      nodeIndex = /* @__PURE__ */ new Map();
-      /** constant tensor -> the first layout registered per axis, so shared constants are sliced one way */
-      constantAxes = /* @__PURE__ */ new Map();
-      run() {
-        for (const node of this.index.order) {
-          const ins = node.input.map((i2) => i2 ? this.tracked.get(i2) : void 0);
-          if (ins.every((t) => !t) && !isProducer(node.opType)) continue;
-          try {
-            this.visit(node, ins);
-          } catch (e) {
-            this.poisonAll(ins, `${nodeLabel(node)} (${node.opType}) could not be analysed: ${e.message}`);
-          }
-        }
-        for (const out of this.index.graphOutputs) {
-          const t = this.tracked.get(out);
-          if (t) this.poison(t.layout, `reaches graph output '${out}', whose shape must not change`);
-        }
-        this.checkConstantConsumers();
-        return { spaces: this.spaces, uses: this.uses, rewrites: this.rewrites, groups: this.groups() };
-      }
-      groups() {
-        const used = /* @__PURE__ */ new Set();
-        for (const u of this.uses) for (const s of u.layout) used.add(this.spaces.root(s.space));
-        return this.spaces.roots().filter((r) => used.has(r)).map((r) => {
-          const origins = [...new Set(this.spaces.members(r).map((m) => this.spaces.origin(m)))];
-          const name = origins.length > 3 ? `${origins.slice(0, 3).join(" + ")} + ${origins.length - 3} more` : origins.join(" + ");
-          return { root: r, name, size: this.spaces.size(r), skip: this.spaces.skipReason(r), block: this.spaces.block(r) };
-        });
-      }
-      // ---- helpers --------------------------------------------------------------------------------------
-      poison(layout, reason) {
-        for (const s of layout) this.spaces.poison(s.space, reason);
-      }
-      poisonAll(ins, reason) {
-        for (const t of ins) if (t) this.poison(t.layout, reason);
-      }
-      shape(name) {
-        return name ? this.shapes.get(name) : void 0;
-      }
-      /** The constant behind a name, following Identity nodes (exporters alias shared parameters that way). */
-      constant(name) {
-        let n = name;
-        for (let hop = 0; hop < 8 && n; hop++) {
-          const t = this.index.constant(n);
-          if (t) return { name: n, tensor: t };
-          const p = this.index.producer.get(n);
-          if (!p || p.opType !== "Identity") return void 0;
-          n = p.input[0];
-        }
-        return void 0;
-      }
-      ints(name) {
-        if (!name) return void 0;
-        const c = this.constant(name);
-        return c ? tensorToInts(c.tensor) : void 0;
-      }
-      /** a constant, or a small int tensor the shape pass could evaluate (read-only uses: never rewritten) */
-      knownInts(name) {
-        return name ? this.ints(name) ?? this.values.get(name) : void 0;
-      }
-      /** Register a slice of a constant; a constant shared by two readers must be sliced the same way. */
-      use(node, name, axis, layout, role, activation) {
-        const c = this.constant(name);
-        if (!c || !FLOAT_TYPES.has(c.tensor.dataType)) {
-          this.poison(layout, `${nodeLabel(node)} reads '${name}', which is not a float constant`);
-          return false;
-        }
-        const dims = tensorDims(c.tensor);
-        if (dims[axis] !== layoutSize(layout)) {
-          this.poison(layout, `${nodeLabel(node)}: '${name}' axis ${axis} has ${dims[axis]} entries, expected ${layoutSize(layout)}`);
-          return false;
-        }
-        let axes = this.constantAxes.get(c.name);
-        if (!axes) this.constantAxes.set(c.name, axes = /* @__PURE__ */ new Map());
-        const prior = axes.get(axis);
-        if (prior) this.unify(prior, layout, `'${c.name}' is shared by several nodes`);
-        else axes.set(axis, layout);
-        this.uses.push({
-          tensor: c.name,
-          axis,
-          layout,
-          role,
-          node: this.nodeIndex.get(node),
-          activation: activation?.name,
-          activationAxis: activation?.axis
-        });
-        return true;
-      }
-      fresh(node, size, skip) {
-        return fullLayout(this.spaces.create(size, nodeLabel(node), skip), size);
-      }
-      set(name, t) {
-        if (t && name) this.tracked.set(name, t);
-      }
-      /**
-       * Two layouts whose channels meet element by element (a residual Add): their spaces become one group.
-       * Only whole spaces can merge; anything else is refused rather than approximated.
-       */
-      unify(a, b, where) {
-        const ok = a.length === b.length && a.every((sa, i2) => {
-          const sb = b[i2];
-          if (sa.len !== sb.len || sa.repeat !== sb.repeat) return false;
-          if (this.spaces.root(sa.space) === this.spaces.root(sb.space)) return sa.start === sb.start;
-          return sa.start === 0 && sb.start === 0 && this.spaces.size(sa.space) === sa.len && this.spaces.size(sb.space) === sb.len;
-        });
-        if (!ok) {
-          const reason = `${where}: channel ranges of coupled tensors do not line up`;
-          this.poison(a, reason);
-          this.poison(b, reason);
-          return false;
-        }
-        a.forEach((sa, i2) => this.spaces.union(sa.space, b[i2].space));
-        return true;
-      }
-      addRewrite(node, target, element, layout, base = 0) {
-        this.rewrites.push({ node: this.nodeIndex.get(node), target, element, layout, base });
-      }
-      // ---- ops ------------------------------------------------------------------------------------------
-      visit(node, ins) {
-        const op = node.opType;
-        const x2 = ins[0];
-        const out = node.output[0];
-        const label2 = nodeLabel(node);
-        const unknown = (why) => this.poisonAll(ins, `${label2} (${op}) ${why}`);
-        if (ins.some((t) => t?.block)) return this.headOp(node, ins, unknown);
-        if (op === "Conv") return this.conv(node, x2);
-        if (op === "ConvTranspose") return this.convTranspose(node, x2);
-        if (op === "Gemm") return this.gemm(node, ins);
-        if (op === "MatMul") return this.matmul(node, ins);
-        if (!x2 && ins.every((t) => !t)) return;
-        if (PASS_THROUGH.has(op)) {
-          if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
-          return this.set(out, x2);
-        }
-        if (op === "BatchNormalization" || op === "InstanceNormalization") {
-          if (!x2 || x2.axis !== 1 || ins.slice(1).some((t) => t)) return unknown("normalises along an axis that is not the channel axis");
-          if (node.output.length > 1 && node.output.slice(1).some((o) => o)) return unknown("has training outputs");
-          for (let i2 = 1; i2 < node.input.length; i2++) if (node.input[i2]) this.use(node, node.input[i2], 0, x2.layout, "param");
-          return this.set(out, x2);
-        }
-        if (op === "LayerNormalization") {
-          const rank = this.shape(node.input[0])?.length;
-          if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-          if (x2.axis >= norm(attrInt(node, "axis", -1), rank)) return unknown("normalises over the channel axis (removing a channel would change the statistics)");
-          if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
-          return this.set(out, x2);
-        }
-        if (op === "Softmax" || op === "LogSoftmax" || op === "Hardmax") {
-          const rank = this.shape(node.input[0])?.length;
-          if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-          const axis = norm(attrInt(node, "axis", -1), rank);
-          if (x2.axis === axis) return unknown("normalises over the channel axis");
-          return this.set(out, x2);
-        }
-        if (SPATIAL_POOL.has(op)) {
-          if (!x2 || x2.axis !== 1) return unknown("pools over the channel axis");
-          if (node.output.length > 1 && node.output[1]) return unknown("returns indices");
-          return this.set(out, x2);
-        }
-        if (op === "Resize" || op === "Upsample") {
-          const a = this.shape(node.input[0]);
-          const b = this.shape(out);
-          if (!x2 || !a || !b || a[x2.axis] !== b[x2.axis] || ins.slice(1).some((t) => t)) return unknown("may resize the channel axis");
-          return this.set(out, x2);
-        }
-        if (REDUCE.has(op)) return this.reduce(node, x2, unknown);
-        if (BROADCAST2.has(op)) return this.broadcast(node, ins, unknown);
-        if (op === "Concat") return this.concat(node, ins, unknown);
-        if (op === "Flatten") return this.flatten(node, x2, unknown);
-        if (op === "Reshape") return this.reshape(node, ins, unknown);
-        if (op === "Transpose") {
-          const perm = attrInts(node, "perm") ?? this.shape(node.input[0])?.map((_, i2, a) => a.length - 1 - i2);
-          if (!x2 || !perm) return unknown("has an unknown permutation");
-          return this.set(out, { axis: perm.indexOf(x2.axis), layout: x2.layout });
-        }
-        if (op === "Squeeze" || op === "Unsqueeze") return this.squeeze(node, ins, unknown);
-        if (op === "Pad") {
-          const rank = this.shape(node.input[0])?.length;
-          const pads = attrInts(node, "pads") ?? this.knownInts(node.input[1]);
-          const axes = node.input[3] ? this.knownInts(node.input[3]) : void 0;
-          if (!x2 || !pads || rank === void 0 || ins.slice(1).some((t) => t)) return unknown("has pads that are not constant");
-          const padded = axes ? axes.map((a) => norm(a, rank)) : [...Array(rank).keys()];
-          const k = padded.indexOf(x2.axis);
-          if (k >= 0 && (pads[k] !== 0 || pads[k + padded.length] !== 0)) return unknown("pads the channel axis");
-          return this.set(out, x2);
-        }
-        if (op === "Split") return this.split(node, x2, unknown);
-        if (op === "Slice") return this.slice(node, ins, unknown);
-        if (op === "Gather") {
-          const rank = this.shape(node.input[0])?.length;
-          const idx = this.shape(node.input[1]);
-          if (!x2 || ins[1] || rank === void 0 || !idx) return unknown("gathers along an unknown axis");
-          const axis = norm(attrInt(node, "axis", 0), rank);
-          if (axis === x2.axis) return unknown("gathers along the channel axis");
-          return this.set(out, { axis: x2.axis < axis ? x2.axis : x2.axis - 1 + idx.length, layout: x2.layout });
-        }
-        if (op === "Shape") {
-          const rank = this.shape(node.input[0])?.length;
-          const readers = this.index.consumersOf(out);
-          const safe = x2 && rank !== void 0 && readers.every((g2) => {
-            if (g2.opType !== "Gather" || g2.input[0] !== out) return false;
-            const idx = this.knownInts(g2.input[1]);
-            return idx !== void 0 && idx.every((i2) => norm(i2, rank) !== x2.axis);
-          });
-          if (!safe) unknown("reads the channel count (shape arithmetic)");
-          return;
-        }
-        unknown("is not understood by the channel analysis");
-      }
-      conv(node, x2) {
-        const w = this.constant(node.input[1]);
-        const label2 = nodeLabel(node);
-        const group = attrInt(node, "group", 1);
-        const dims = w ? tensorDims(w.tensor) : void 0;
-        if (!w || !dims) {
-          if (x2) this.poison(x2.layout, `${label2} has a weight that is not constant`);
-          return;
-        }
-        const cout = dims[0];
-        const cinPerGroup = dims[1];
-        if (x2 && x2.axis !== 1) {
-          this.poison(x2.layout, `${label2} reads channels on axis ${x2.axis}`);
-          return;
-        }
-        if (group === 1) {
-          if (x2) this.use(node, node.input[1], 1, x2.layout, "fanin", { ...x2, name: node.input[0] });
-          const layout = this.fresh(node, cout);
-          this.use(node, node.input[1], 0, layout, "param");
-          if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
-          this.set(node.output[0], { axis: 1, layout });
-          return;
-        }
-        if (cinPerGroup === 1 && cout === group && x2 && layoutSize(x2.layout) === group) {
-          this.use(node, node.input[1], 0, x2.layout, "param");
-          if (node.input[2]) this.use(node, node.input[2], 0, x2.layout, "param");
-          this.addRewrite(node, { attr: "group" }, 0, x2.layout);
-          this.set(node.output[0], { axis: 1, layout: x2.layout });
-          return;
-        }
-        const why = cinPerGroup === 1 && cout === group && !x2 ? `${label2} is a depthwise convolution whose input channels come from ops the analysis could not follow` : `${label2} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
-        if (x2) this.poison(x2.layout, why);
-        this.set(node.output[0], { axis: 1, layout: this.fresh(node, cout, why) });
-      }
-      convTranspose(node, x2) {
-        const w = this.constant(node.input[1]);
-        const label2 = nodeLabel(node);
-        if (!w || attrInt(node, "group", 1) !== 1 || x2 && x2.axis !== 1) {
-          if (x2) this.poison(x2.layout, `${label2} is a grouped or non-constant transposed convolution`);
-          return;
-        }
-        const dims = tensorDims(w.tensor);
-        if (x2) this.use(node, node.input[1], 0, x2.layout, "fanin", { ...x2, name: node.input[0] });
-        const layout = this.fresh(node, dims[1]);
-        this.use(node, node.input[1], 1, layout, "param");
-        if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
-        this.set(node.output[0], { axis: 1, layout });
-      }
-      gemm(node, ins) {
-        const label2 = nodeLabel(node);
-        const [a, b, c] = ins;
-        const w = this.constant(node.input[1]);
-        if (b || c || !w || attrInt(node, "transA", 0) !== 0) {
-          if (a) this.poison(a.layout, `${label2} (Gemm) has a non-constant or transposed operand`);
-          if (b) this.poison(b.layout, `${label2} (Gemm) multiplies two activations`);
-          return;
-        }
-        const transB = attrInt(node, "transB", 0) === 1;
-        const dims = tensorDims(w.tensor);
-        const outUnits = transB ? dims[0] : dims[1];
-        if (a) {
-          if (a.axis !== 1) return this.poison(a.layout, `${label2} (Gemm) reads channels on axis ${a.axis}`);
-          this.use(node, node.input[1], transB ? 1 : 0, a.layout, "fanin", { ...a, name: node.input[0] });
-        }
-        const layout = this.fresh(node, outUnits);
-        this.use(node, node.input[1], transB ? 0 : 1, layout, "param");
-        const bias = node.input[2] ? this.constant(node.input[2]) : void 0;
-        if (node.input[2] && !bias) this.poison(layout, `${label2} (Gemm) has a non-constant bias`);
-        if (bias) {
-          const bd = tensorDims(bias.tensor);
-          if (bd.length > 0 && bd[bd.length - 1] === outUnits && outUnits !== 1) this.use(node, node.input[2], bd.length - 1, layout, "param");
-          else if (bd.length === 2 && bd[0] !== 1) this.poison(layout, `${label2} (Gemm) has a per-row bias`);
-        }
-        this.set(node.output[0], { axis: 1, layout });
-      }
-      matmul(node, ins) {
-        const label2 = nodeLabel(node);
-        const [a, b] = ins;
-        const wb = this.constant(node.input[1]);
-        const rankA = this.shape(node.input[0])?.length;
-        if (wb && tensorDims(wb.tensor).length === 2 && !b && rankA !== void 0 && rankA >= 2) {
-          const dims = tensorDims(wb.tensor);
-          if (a) {
-            if (a.axis !== rankA - 1) return this.poison(a.layout, `${label2} (MatMul) reads channels on a batch or row axis`);
-            this.use(node, node.input[1], 0, a.layout, "fanin", { ...a, name: node.input[0] });
-          }
-          const layout = this.fresh(node, dims[1]);
-          this.use(node, node.input[1], 1, layout, "param");
-          this.set(node.output[0], { axis: rankA - 1, layout });
-          return;
-        }
-        const why = a && b ? "multiplies two activations (attention scores)" : rankA === void 0 ? "has an input of unknown shape" : "has an operand layout the analysis does not follow";
-        if (a) this.poison(a.layout, `${label2} (MatMul) ${why}`);
-        if (b) this.poison(b.layout, `${label2} (MatMul) ${why}`);
-        if (wb && !b && tensorDims(wb.tensor).length === 2) {
-          const layout = this.fresh(node, tensorDims(wb.tensor)[1], `${label2} (MatMul) ${why}`);
-          this.use(node, node.input[1], 1, layout, "param");
-        }
-      }
-      reduce(node, x2, unknown) {
-        const rank = this.shape(node.input[0])?.length;
-        if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-        const axesIn = attrInts(node, "axes") ?? (node.input[1] ? this.knownInts(node.input[1]) : void 0);
-        if (node.input[1] && !axesIn) return unknown("has axes that are not constant");
-        const axes = (axesIn ?? [...Array(rank).keys()]).map((a) => norm(a, rank));
-        if (axes.length === 0 && attrInt(node, "noop_with_empty_axes", 0) === 1) return this.set(node.output[0], x2);
-        if (axes.length === 0 || axes.includes(x2.axis)) return unknown("reduces over the channel axis");
-        const keep = attrInt(node, "keepdims", 1) === 1;
-        const axis = keep ? x2.axis : x2.axis - axes.filter((a) => a < x2.axis).length;
-        this.set(node.output[0], { axis, layout: x2.layout });
-      }
-      broadcast(node, ins, unknown) {
-        const outShape = this.shape(node.output[0]);
-        if (!outShape) return unknown("has an unknown output shape");
-        const rank = outShape.length;
-        let result;
-        for (let i2 = 0; i2 < ins.length; i2++) {
-          const t = ins[i2];
-          if (!t) continue;
-          const r = this.shape(node.input[i2])?.length;
-          if (r === void 0) return unknown("has an unknown input shape");
-          const here = { axis: t.axis + rank - r, layout: t.layout };
-          if (!result) result = here;
-          else if (result.axis !== here.axis) return unknown("combines channels on different axes");
-          else if (!this.unify(result.layout, here.layout, `${nodeLabel(node)} (${node.opType})`)) return;
-        }
-        if (!result) return;
-        const size = layoutSize(result.layout);
-        for (let i2 = 0; i2 < ins.length; i2++) {
-          if (ins[i2] || !node.input[i2]) continue;
-          const s = this.shape(node.input[i2]);
-          if (!s) return unknown("has an operand of unknown shape");
-          const k = result.axis - (rank - s.length);
-          if (k < 0 || s[k] === 1) continue;
-          if (s[k] !== size) return unknown("broadcasts an operand of another size over the channel axis");
-          const c = this.constant(node.input[i2]);
-          if (!c) return unknown("adds an activation that carries channels the analysis cannot follow");
-          if (!this.use(node, node.input[i2], k, result.layout, "param")) return;
-        }
-        this.set(node.output[0], result);
-      }
-      concat(node, ins, unknown) {
-        const rank = this.shape(node.output[0])?.length;
-        if (rank === void 0) return unknown("has an unknown output shape");
-        const axis = norm(attrInt(node, "axis", 0), rank);
-        const trackedAxes = new Set(ins.filter((t) => t).map((t) => t.axis));
-        if (trackedAxes.size > 1) return unknown("concatenates tensors with channels on different axes");
-        const [tAxis] = trackedAxes;
-        if (tAxis !== axis) {
-          if (ins.some((t) => !t)) return unknown("joins a tensor whose channels the analysis cannot follow");
-          for (let i2 = 1; i2 < ins.length; i2++) if (!this.unify(ins[0].layout, ins[i2].layout, `${nodeLabel(node)} (Concat)`)) return;
-          return this.set(node.output[0], ins[0]);
-        }
-        const layout = [];
-        for (let i2 = 0; i2 < ins.length; i2++) {
-          const t = ins[i2];
-          if (t) layout.push(...t.layout);
-          else {
-            const s = this.shape(node.input[i2]);
-            if (!s) return unknown("joins an input of unknown shape");
-            if (s[axis] > 0) layout.push(...this.fresh(node, s[axis], `${nodeLabel(node)}: channels from '${node.input[i2]}' are not produced by a prunable layer`));
-          }
-        }
-        this.set(node.output[0], { axis, layout });
-      }
-      flatten(node, x2, unknown) {
-        const s = this.shape(node.input[0]);
-        if (!x2 || !s) return unknown("has an unknown input shape");
-        const axis = norm(attrInt(node, "axis", 1), s.length);
-        if (x2.axis < axis) return this.set(node.output[0], x2);
-        if (x2.axis !== axis) return unknown("flattens the channel axis into the middle of a dimension");
-        this.set(node.output[0], { axis: 1, layout: withRepeat(x2.layout, prod(s.slice(axis + 1))) });
-      }
-      reshape(node, ins, unknown) {
-        const x2 = ins[0];
-        const inS = this.shape(node.input[0]);
-        const outS = this.shape(node.output[0]);
-        if (!x2 || ins[1] || !inS || !outS) return unknown("has an unknown shape");
-        const a = x2.axis;
-        const tail = prod(inS.slice(a + 1));
-        if (outS.length >= 1 && prod(outS.slice(0, -1)) === prod(inS.slice(0, a)) && sameDims(outS.slice(0, -1), inS.slice(0, a))) {
-          const k2 = outS.length - 1;
-          const t = this.targetElement(node, k2);
-          if (!t) return unknown("has a computed target shape that would need the channel count");
-          if (t.value === 0) return unknown("copies the channel dimension by position");
-          if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: withRepeat(x2.layout, tail) });
-          return this.set(node.output[0], { axis: k2, layout: withRepeat(x2.layout, tail) });
-        }
-        if (outS.length > a && sameDims(outS.slice(0, a + 1), inS.slice(0, a + 1)) && prod(outS.slice(a + 1)) === tail) {
-          const t = this.targetElement(node, a);
-          if (!t) return unknown("has a computed target shape that would need the channel count");
-          if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
-          return this.set(node.output[0], { axis: a, layout: x2.layout });
-        }
-        const k = outS.length - (inS.length - a);
-        if (k >= 0 && outS[k] === inS[a] && sameDims(outS.slice(k + 1), inS.slice(a + 1)) && prod(outS.slice(0, k)) === prod(inS.slice(0, a))) {
-          const t = this.targetElement(node, k);
-          if (!t) return unknown("has a computed target shape that would need the channel count");
-          if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
-          else if (t.value === 0 && k !== a) return unknown("copies a dimension by position");
-          return this.set(node.output[0], { axis: k, layout: x2.layout });
-        }
-        if (outS.length === inS.length + 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] * outS[a + 1] === inS[a] && sameDims(outS.slice(a + 2), inS.slice(a + 1))) {
-          const d = outS[a + 1];
-          if (x2.layout.some((sg) => sg.repeat !== 1 || sg.start % d !== 0 || sg.len % d !== 0)) return unknown("splits channels into heads across channel blocks");
-          const t = this.targetElement(node, a);
-          if (!t) return unknown("has a computed head count the analysis cannot rewrite");
-          for (const sg of x2.layout) this.spaces.setBlock(sg.space, d);
-          if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout, divisor: d });
-          return this.set(node.output[0], { axis: a, layout: x2.layout, block: d, dAxis: a + 1 });
-        }
-        unknown("splits or merges the channel axis (e.g. a channel shuffle)");
-      }
-      /**
-       * Where element `k` of a Reshape target lives: the constant itself, or one constant part of a Concat that
-       * builds the target from the batch size (dynamic-batch exports). Undefined when it is computed.
-       */
-      targetElement(node, k) {
-        const name = node.input[1];
-        const direct = this.ints(name);
-        if (direct) return { value: direct[k], rewrite: { node: this.nodeIndex.get(node), target: { input: 1 }, element: k } };
-        const cat = this.index.producer.get(name);
-        if (!cat || cat.opType !== "Concat") return void 0;
-        let pos = 0;
-        for (let i2 = 0; i2 < cat.input.length; i2++) {
-          const len = this.shape(cat.input[i2])?.[0];
-          if (len === void 0) return void 0;
-          if (k < pos + len) {
-            const part = this.ints(cat.input[i2]);
-            if (part) return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat), target: { input: i2 }, element: k - pos } };
-            const u = this.index.producer.get(cat.input[i2]);
-            const scalar = u?.opType === "Unsqueeze" && len === 1 ? this.ints(u.input[0]) : void 0;
-            if (!u || !scalar || scalar.length !== 1) return void 0;
-            return { value: scalar[0], rewrite: { node: this.nodeIndex.get(u), target: { input: 0 }, element: 0 } };
-          }
-          pos += len;
-        }
-        return void 0;
-      }
-      /** Ops inside multi-head attention, where a tracked axis counts heads. */
-      headOp(node, ins, unknown) {
-        const op = node.opType;
-        const x2 = ins[0];
-        const out = node.output[0];
-        if (op === "Transpose") {
-          const perm = attrInts(node, "perm");
-          if (!x2 || !perm) return unknown("has an unknown permutation");
-          return this.set(out, { ...x2, axis: perm.indexOf(x2.axis), dAxis: x2.dAxis === void 0 ? void 0 : perm.indexOf(x2.dAxis) });
-        }
-        if (op === "Cast" || op === "Identity" || op === "Dropout") return this.set(out, x2);
-        if (op === "Softmax" || op === "LogSoftmax") {
-          const rank = this.shape(node.input[0])?.length;
-          if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-          const axis = norm(attrInt(node, "axis", -1), rank);
-          if (axis === x2.axis || axis === x2.dAxis) return unknown("normalises over heads or head channels");
-          return this.set(out, x2);
-        }
-        if (op === "Mul" || op === "Div" || op === "Add" || op === "Sub") {
-          const tracked = ins.filter((t) => t);
-          const rank = this.shape(out)?.length;
-          if (tracked.length !== 1 || !x2 || rank === void 0 || this.shape(node.input[0])?.length !== rank) return unknown("combines heads with another tensor");
-          const other = this.shape(node.input[1]);
-          const c = this.constant(node.input[1]);
-          if (!other || !c) return unknown("combines heads with a non-constant tensor");
-          const at = (ax) => ax === void 0 ? 1 : other[ax - (rank - other.length)] ?? 1;
-          if (at(x2.axis) !== 1 || at(x2.dAxis) !== 1) return unknown("combines heads with a per-head constant");
-          return this.set(out, x2);
-        }
-        if (op === "MatMul") {
-          const [a, b] = ins;
-          const ra = this.shape(node.input[0])?.length;
-          const rb = this.shape(node.input[1])?.length;
-          if (!a || !b || ra === void 0 || rb === void 0 || ra !== rb || a.axis !== b.axis || a.axis >= ra - 2) return unknown("mixes heads in a way the analysis does not follow");
-          if (a.dAxis === ra - 1 && b.dAxis === rb - 2) {
-            if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (Q x K)`)) return;
-            return this.set(out, { axis: a.axis, layout: a.layout, block: a.block });
-          }
-          if (a.dAxis === void 0 && b.dAxis === rb - 1) {
-            if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (scores x V)`)) return;
-            return this.set(out, { axis: a.axis, layout: b.layout, block: b.block, dAxis: ra - 1 });
-          }
-          return unknown("mixes heads in a way the analysis does not follow");
-        }
-        if (op === "Reshape") {
-          const inS = this.shape(node.input[0]);
-          const outS = this.shape(out);
-          if (!x2 || x2.dAxis !== x2.axis + 1 || !inS || !outS || ins[1]) return unknown("reshapes heads in a way the analysis does not follow");
-          const a = x2.axis;
-          if (outS.length === inS.length - 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] === inS[a] * inS[a + 1] && sameDims(outS.slice(a + 1), inS.slice(a + 2))) {
-            const t = this.targetElement(node, a);
-            if (!t) return unknown("has a computed channel count the analysis cannot rewrite");
-            if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
-            return this.set(out, { axis: a, layout: x2.layout });
-          }
-          return unknown("reshapes heads in a way the analysis does not follow");
-        }
-        unknown("is not understood inside attention heads");
-      }
-      squeeze(node, ins, unknown) {
-        const x2 = ins[0];
-        const inS = this.shape(node.input[0]);
-        const outS = this.shape(node.output[0]);
-        if (!x2 || !inS || !outS || ins[1]) return unknown("has an unknown shape");
-        const axesIn = attrInts(node, "axes") ?? this.knownInts(node.input[1]);
-        if (node.opType === "Squeeze") {
-          const axes2 = (axesIn ?? inS.map((d, i2) => d === 1 ? i2 : -1).filter((i2) => i2 >= 0)).map((v) => norm(v, inS.length));
-          if (axes2.includes(x2.axis)) return unknown("squeezes the channel axis");
-          return this.set(node.output[0], { axis: x2.axis - axes2.filter((v) => v < x2.axis).length, layout: x2.layout });
-        }
-        if (!axesIn) return unknown("has axes that are not constant");
-        const axes = axesIn.map((v) => norm(v, outS.length)).sort((p, q) => p - q);
-        let axis = x2.axis;
-        for (const v of axes) if (v <= axis) axis++;
-        this.set(node.output[0], { axis, layout: x2.layout });
-      }
-      split(node, x2, unknown) {
-        const s = this.shape(node.input[0]);
-        if (!x2 || !s) return unknown("has an unknown shape");
-        const axis = norm(attrInt(node, "axis", 0), s.length);
-        if (axis !== x2.axis) {
-          for (const o of node.output) this.set(o, x2);
-          return;
-        }
-        const fromInput = node.input[1] ? this.ints(node.input[1]) : void 0;
-        if (node.input[1] && !fromInput) return unknown("has split sizes that are not constant");
-        const sizes = fromInput ?? attrInts(node, "split") ?? node.output.map((o) => this.shape(o)?.[axis] ?? -1);
-        if (sizes.some((v) => v < 0) || sizes.length !== node.output.length) return unknown("has split sizes the analysis cannot read");
-        const parts = [];
-        let pos = 0;
-        for (const n of sizes) {
-          const part = subLayout(x2.layout, pos, pos + n);
-          if (!part) return unknown("splits through a flattened channel block");
-          parts.push(part);
-          pos += n;
-        }
-        const target = fromInput ? { input: 1 } : attrInts(node, "split") ? { attr: "split" } : { attr: "" };
-        if ("attr" in target && target.attr === "") {
-          return unknown("splits into equal parts without explicit sizes");
-        }
-        parts.forEach((p, i2) => {
-          this.addRewrite(node, target, i2, p);
-          this.set(node.output[i2], { axis, layout: p });
-        });
-      }
-      slice(node, ins, unknown) {
-        const x2 = ins[0];
-        const s = this.shape(node.input[0]);
-        if (!x2 || !s || ins.slice(1).some((t) => t)) return unknown("has an unknown shape");
-        const fromAttr = node.input.length < 3;
-        const starts = fromAttr ? attrInts(node, "starts") : this.ints(node.input[1]);
-        const ends = fromAttr ? attrInts(node, "ends") : this.ints(node.input[2]);
-        const axesV = fromAttr ? attrInts(node, "axes") : node.input[3] ? this.ints(node.input[3]) : void 0;
-        const steps = !fromAttr && node.input[4] ? this.ints(node.input[4]) : void 0;
-        if (!starts || !ends || !fromAttr && node.input[3] && !axesV) return unknown("has bounds that are not constant");
-        const axes = (axesV ?? starts.map((_, i2) => i2)).map((v) => norm(v, s.length));
-        const k = axes.indexOf(x2.axis);
-        if (k < 0) return this.set(node.output[0], x2);
-        if (steps && steps[k] !== 1) return unknown("slices the channel axis with a step");
-        if (fromAttr) return unknown("slices the channel axis with attribute bounds (opset < 10)");
-        const n = s[x2.axis];
-        const clampB = (v) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
-        const a = clampB(starts[k]);
-        const b = Math.max(a, clampB(ends[k]));
-        const part = subLayout(x2.layout, a, b);
-        const before = subLayout(x2.layout, 0, a);
-        if (!part || !before) return unknown("slices through a flattened channel block");
-        this.addRewrite(node, { input: 1 }, k, before);
-        this.addRewrite(node, { input: 2 }, k, [...before, ...part]);
-        this.set(node.output[0], { axis: x2.axis, layout: part });
-      }
-      /** A constant we slice must not also feed a node that did not register the slice. */
-      checkConstantConsumers() {
-        const readers = /* @__PURE__ */ new Map();
-        const axesOf = /* @__PURE__ */ new Map();
-        for (const u of this.uses) {
-          let r = readers.get(u.tensor);
-          if (!r) readers.set(u.tensor, r = /* @__PURE__ */ new Set());
-          r.add(u.node);
-          const l = axesOf.get(u.tensor) ?? [];
-          l.push(u.layout);
-          axesOf.set(u.tensor, l);
-        }
-        for (const [name, nodes] of readers) {
-          for (const reader of this.finalReaders(name)) {
-            if (!nodes.has(this.nodeIndex.get(reader))) {
-              for (const l of axesOf.get(name)) this.poison(l, `'${name}' is also read by ${nodeLabel(reader)} (${reader.opType})`);
-            }
-          }
-          if (this.index.graphOutputs.has(name)) for (const l of axesOf.get(name)) this.poison(l, `'${name}' is a graph output`);
-        }
-      }
-      finalReaders(name) {
-        const out = [];
-        for (const c of this.index.consumersOf(name)) {
-          if (c.opType === "Identity") out.push(...this.finalReaders(c.output[0]));
-          else out.push(c);
-        }
-        return out;
-      }
-    };
-  }
-});
-
-// src/prune/structured/keptChannels.ts
-function keptChannels(model, analysis, keep) {
-  const dims = new Map(model.graph.initializer.map((t) => [t.name, tensorDims(t)]));
-  const out = /* @__PURE__ */ new Map();
-  for (const use of analysis.uses) {
-    const d = dims.get(use.tensor);
-    if (!d) continue;
-    let axes = out.get(use.tensor);
-    if (axes?.has(use.axis)) continue;
-    const idx = keptIndices(use.layout, analysis.spaces, keep);
-    if (idx.length === d[use.axis]) continue;
-    if (!axes) out.set(use.tensor, axes = /* @__PURE__ */ new Map());
-    axes.set(use.axis, Int32Array.from(idx));
-  }
-  return out;
-}
-var init_keptChannels = __esm({
-  "src/prune/structured/keptChannels.ts"() {
-    "use strict";
-    init_tensor();
-    init_layout();
-  }
-});
-
-// src/prune/structured/surgery.ts
-function takeAlongAxis(values, dims, axis, indices) {
-  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
-  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const n = dims[axis];
-  const out = new Float32Array(outer * indices.length * inner);
-  let o = 0;
-  for (let i2 = 0; i2 < outer; i2++) {
-    for (const k of indices) {
-      const from = (i2 * n + k) * inner;
-      out.set(values.subarray(from, from + inner), o);
-      o += inner;
-    }
-  }
-  return out;
-}
-function findConstant(model, name) {
-  const g2 = model.graph;
-  const init = g2.initializer.find((t) => t.name === name);
-  if (init) return init;
-  const node = g2.node.find((n) => n.opType === "Constant" && n.output[0] === name);
-  return node ? attr(node, "value")?.t : void 0;
-}
-function slicesByTensor(uses) {
-  const out = /* @__PURE__ */ new Map();
-  for (const u of uses) {
-    let axes = out.get(u.tensor);
-    if (!axes) out.set(u.tensor, axes = /* @__PURE__ */ new Map());
-    if (!axes.has(u.axis)) axes.set(u.axis, u);
-  }
-  return out;
-}
-function removeChannels(model, analysis, keep) {
-  const out = cloneModel(model);
-  const g2 = out.graph;
-  const { spaces } = analysis;
-  for (const [name, axes] of slicesByTensor(analysis.uses)) {
-    const t = findConstant(out, name);
-    if (!t) throw new Error(`surgery: constant '${name}' not found`);
-    let values = tensorToFloat32(t);
-    const dims = tensorDims(t);
-    let changed = false;
-    for (const [axis, use] of axes) {
-      const idx = keptIndices(use.layout, spaces, keep);
-      if (idx.length === dims[axis]) continue;
-      values = takeAlongAxis(values, dims, axis, idx);
-      dims[axis] = idx.length;
-      changed = true;
-    }
-    if (changed) setTensorFloat32(t, values, dims);
-  }
-  const edits = /* @__PURE__ */ new Map();
-  for (const r of analysis.rewrites) {
-    const node = g2.node[r.node];
-    const value = keptSize(r.layout, spaces, keep) / (r.divisor ?? 1) + (r.base ?? 0);
-    if ("attr" in r.target) {
-      const a = attr(node, r.target.attr);
-      if (!a) throw new Error(`surgery: ${node.name} has no attribute ${r.target.attr}`);
-      if (r.target.attr === "group") a.i = BigInt(value);
-      else a.ints[r.element] = BigInt(value);
-      continue;
-    }
-    const key = `${r.node}:${r.target.input}`;
-    let e = edits.get(key);
-    if (!e) {
-      const t = findConstant(out, node.input[r.target.input]);
-      if (!t) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
-      edits.set(key, e = { node, input: r.target.input, values: tensorToInts(t) });
-    }
-    e.values[r.element] = value;
-  }
-  for (const e of edits.values()) {
-    const old = findConstant(out, e.node.input[e.input]);
-    const before = tensorToInts(old);
-    if (before.every((v, i2) => v === e.values[i2])) continue;
-    const name = uniqueName(out, `${e.node.input[e.input]}_pruned`);
-    g2.initializer.push(intTensor(name, tensorDims(old), e.values, old.dataType));
-    e.node.input[e.input] = name;
-  }
-  dropUnused(out);
-  if (keep.size > 0) g2.valueInfo = [];
-  const inits = new Map(g2.initializer.map((t) => [t.name, t]));
-  for (const i2 of g2.input) {
-    const t = inits.get(i2.name);
-    const shape = i2.type?.value.case === "tensorType" ? i2.type.value.value.shape : void 0;
-    if (t && shape) tensorDims(t).forEach((d, k) => {
-      if (shape.dim[k]) shape.dim[k].value = { case: "dimValue", value: BigInt(d) };
-    });
-  }
-  return out;
-}
-function intTensor(name, dims, values, dataType) {
-  const raw = dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
-  return create(TensorProtoSchema, { name, dataType: dataType === 6 /* INT32 */ ? 6 /* INT32 */ : 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
-}
-function uniqueName(model, base) {
-  const g2 = model.graph;
-  const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
-  let name = base;
-  for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
-  return name;
-}
-function dropUnused(model) {
-  const g2 = model.graph;
-  const dropped = /* @__PURE__ */ new Set();
-  for (; ; ) {
-    const read = /* @__PURE__ */ new Set([...g2.node.flatMap((n) => n.input), ...g2.output.map((o) => o.name)]);
-    const before = g2.node.length + g2.initializer.length;
-    g2.node = g2.node.filter((n) => n.opType !== "Constant" || read.has(n.output[0]));
-    for (const t of g2.initializer) if (!read.has(t.name)) dropped.add(t.name);
-    g2.initializer = g2.initializer.filter((t) => read.has(t.name));
-    if (g2.node.length + g2.initializer.length === before) break;
-  }
-  g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
-}
-var init_surgery = __esm({
-  "src/prune/structured/surgery.ts"() {
-    "use strict";
-    init_esm2();
-    init_onnx_pb();
-    init_graph();
-    init_model();
-    init_tensor();
-    init_layout();
-  }
-});
-
-// src/prune/structured/untie.ts
-function untieConstants(model) {
-  const src0 = model.graph;
-  const g2 = { ...src0, node: src0.node.map((n) => ({ ...n, input: [...n.input] })), initializer: [...src0.initializer] };
-  const out = { ...model, graph: g2 };
-  const index = new GraphIndex(g2);
-  const source = (name) => {
-    let n = name;
-    for (let hop = 0; hop < 8 && n; hop++) {
-      const t = index.constant(n);
-      if (t) return FLOAT_TYPES.has(t.dataType) ? { name: n, tensor: t } : void 0;
-      const p = index.producer.get(n);
-      if (!p || p.opType !== "Identity") return void 0;
-      n = p.input[0];
-    }
-    return void 0;
-  };
-  const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
-  const reads = /* @__PURE__ */ new Map();
-  for (const node of g2.node) {
-    if (node.opType === "Identity" && source(node.input[0])) continue;
-    node.input.forEach((name, i2) => {
-      if (!name) return;
-      const src = source(name);
-      if (!src) return;
-      const k = reads.get(src.name) ?? 0;
-      reads.set(src.name, k + 1);
-      if (k === 0) {
-        node.input[i2] = src.name;
-        return;
-      }
-      let copy = `${src.name}_untied${k}`;
-      for (let j = 1; taken.has(copy); j++) copy = `${src.name}_untied${k}_${j}`;
-      taken.add(copy);
-      const t = clone(TensorProtoSchema, src.tensor);
-      t.name = copy;
-      g2.initializer.push(t);
-      node.input[i2] = copy;
-    });
-  }
-  const outputs = new Set(g2.output.map((o) => o.name));
-  for (let before = -1; before !== g2.node.length; ) {
-    before = g2.node.length;
-    const read = new Set(g2.node.flatMap((n) => n.input));
-    g2.node = g2.node.filter((n) => n.opType !== "Identity" || read.has(n.output[0]) || outputs.has(n.output[0]));
-  }
-  return out;
-}
-var init_untie = __esm({
-  "src/prune/structured/untie.ts"() {
-    "use strict";
-    init_esm2();
-    init_onnx_pb();
-    init_graph();
-    init_tensor();
-  }
-});
-
-// src/prune/structured/structuredPrune.ts
-async function structuredPrune(input, opts) {
-  const { model, analysis, groups } = structuredGroups(input, opts.protectedTensors);
-  const prunable = groups.filter((g2) => !g2.skip && g2.size > 1);
-  const notes = [];
-  const channelImportance = await groupImportance(model, analysis, opts, notes);
-  const units = prunable.map((g2) => ({ root: g2.root, size: g2.size / g2.block }));
-  const unitImportance = new Map([...channelImportance].map(([root, s]) => [root, perBlock(s, analysis.spaces.block(root))]));
-  const keptUnits = /* @__PURE__ */ new Map();
-  if (opts.keptUnits) {
-    for (const u of units) keptUnits.set(u.root, Math.max(1, Math.min(u.size, opts.keptUnits.get(u.root) ?? u.size)));
-  } else {
-    const plain = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
-    const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
-    for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
-  }
-  const keptCount = /* @__PURE__ */ new Map();
-  const keep = /* @__PURE__ */ new Map();
-  for (const g2 of prunable) {
-    const k = keptUnits.get(g2.root);
-    keptCount.set(g2.root, k * g2.block);
-    if (k * g2.block < g2.size) keep.set(g2.root, expandBlocks(keepMask(unitImportance.get(g2.root), k), g2.block));
-  }
-  const pruned = removeChannels(model, analysis, keep);
-  const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
-  for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep) };
-}
-function structuredGroups(input, protectedTensors) {
-  const model = untieConstants(input);
-  const analysis = analyzeDependencies(model);
-  const protect = /* @__PURE__ */ new Map();
-  for (const u of analysis.uses) {
-    if (!protectedTensors.has(u.tensor)) continue;
-    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
-  }
-  return { model, analysis, groups: analysis.groups.map((g2) => ({ ...g2, skip: g2.skip ?? protect.get(g2.root) })) };
-}
-function perBlock(scores, block) {
-  if (block === 1) return scores;
-  const out = new Float64Array(scores.length / block);
-  for (let i2 = 0; i2 < scores.length; i2++) out[Math.floor(i2 / block)] += scores[i2];
-  return out;
-}
-function expandBlocks(mask, block) {
-  if (block === 1) return mask;
-  const out = new Uint8Array(mask.length * block);
-  for (let i2 = 0; i2 < out.length; i2++) out[i2] = mask[Math.floor(i2 / block)];
-  return out;
-}
-async function groupImportance(model, analysis, opts, notes) {
-  const l1 = magnitudeImportance(model, analysis, 1);
-  switch (opts.criterion) {
-    case "l1":
-      return l1;
-    case "l2":
-      return magnitudeImportance(model, analysis, 2);
-    case "bn-scale": {
-      const bn = bnScaleImportance(model, analysis);
-      const fallback = analysis.groups.filter((g2) => !g2.skip && !bn.has(g2.root));
-      if (fallback.length > 0) notes.push(`criterion bn-scale: ${fallback.length} group(s) have no BatchNormalization and are ranked by L1 magnitude`);
-      for (const [root, s] of l1) if (!bn.has(root)) bn.set(root, s);
-      return bn;
-    }
-    case "activation": {
-      if (!opts.calib) throw new UserError("--criterion activation: needs calibration data; pass --calib data.npz (or use --criterion l1)");
-      const tensors = /* @__PURE__ */ new Map();
-      for (const u of analysis.uses) if (u.role === "fanin" && u.activation !== void 0) tensors.set(u.activation, u.activationAxis);
-      const act = activationImportance(model, analysis, await channelMeanAbs(model, tensors, opts.calib));
-      for (const [root, s] of l1) if (!act.has(root)) act.set(root, s);
-      return act;
-    }
-  }
-}
-var init_structuredPrune = __esm({
-  "src/prune/structured/structuredPrune.ts"() {
-    "use strict";
-    init_errors();
-    init_activations();
-    init_importance();
-    init_allocate();
-    init_depgraph();
-    init_keptChannels();
-    init_surgery();
-    init_untie();
-  }
-});
-
-// src/prune/sensitivity/sensitivityCurves.ts
-function weightUnits(dense, weights) {
-  const work = cloneModel(dense);
-  const index = new GraphIndex(work.graph);
-  let touched;
-  const restore = () => {
-    if (touched) setTensorFloat32(index.initializers.get(touched.name), touched.values);
-    touched = void 0;
-  };
-  return weights.map((w) => {
-    const size = w.dims.reduce((a, b) => a * b, 1);
-    return {
-      name: w.initializer,
-      node: w.node,
-      size,
-      maxUnits: size,
-      unitsAt: (ratio2) => Math.round(ratio2 * size),
-      pruneAlone: async (ratio2) => {
-        restore();
-        const t = index.initializers.get(w.initializer);
-        const values = tensorToFloat32(t);
-        touched = { name: w.initializer, values };
-        setTensorFloat32(t, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size))[0]));
-        return work;
-      }
-    };
-  });
-}
-function groupUnits(dense, opts) {
-  const { groups } = structuredGroups(dense, opts.protectedTensors);
-  return groups.filter((g2) => !g2.skip && g2.size > 1).map((g2) => ({
-    name: g2.name,
-    size: g2.size,
-    maxUnits: g2.size - g2.block,
-    unitsAt: (ratio2) => g2.size - keptBlocks(g2.size / g2.block, ratio2) * g2.block,
-    pruneAlone: async (ratio2) => {
-      const keep = keptBlocks(g2.size / g2.block, ratio2);
-      const r = await structuredPrune(dense, { ...opts, sparsity: 0, scope: "global", keptUnits: /* @__PURE__ */ new Map([[g2.root, keep]]) });
-      return r.model;
-    }
-  }));
-}
-function keptBlocks(blocks, ratio2) {
-  return Math.max(1, Math.round(blocks * (1 - ratio2)));
-}
-function checkProjection(limit, projected, measured, units) {
-  if (projected > limit.seconds) throw new AnalysisOverBudget(projected, limit.seconds, measured, units);
-}
-async function sensitivityCurves(units, scorer, ratios = DEFAULT_RATIOS, onLayer, macsOf, limit) {
-  const out = [];
-  const started = performance.now();
-  if (limit) checkProjection(limit, units.length * ratios.length * limit.scoreSeconds, 0, units.length);
-  const denseMacs = macsOf && units.length > 0 ? macsOf(await units[0].pruneAlone(0)) : 0;
-  const last = Math.max(...ratios);
-  for (const u of units) {
-    const t0 = performance.now();
-    const points2 = [{ ratio: 0, calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy }];
-    let perUnit;
-    for (const ratio2 of ratios) {
-      const model = await u.pruneAlone(ratio2);
-      if (macsOf && ratio2 === last && u.unitsAt(ratio2) > 0) perUnit = Math.max(0, denseMacs - macsOf(model)) / u.unitsAt(ratio2);
-      const s = await scorer.score(model);
-      points2.push({ ratio: ratio2, calib_nll: s.nll, calib_accuracy: s.accuracy });
-    }
-    out.push({ name: u.name, ...u.node ? { node: u.node } : {}, size: u.size, points: points2, ...perUnit !== void 0 ? { macs_per_unit: perUnit } : {}, seconds: (performance.now() - t0) / 1e3 });
-    onLayer?.(out.length, units.length);
-    if (limit && out.length < units.length) {
-      const elapsed = (performance.now() - started) / 1e3;
-      checkProjection(limit, elapsed + elapsed / out.length * (units.length - out.length), out.length, units.length);
-    }
-  }
-  if (units.length > 0) await units[0].pruneAlone(0);
-  return out;
-}
-var DEFAULT_RATIOS, AnalysisOverBudget;
-var init_sensitivityCurves = __esm({
-  "src/prune/sensitivity/sensitivityCurves.ts"() {
-    "use strict";
-    init_graph();
-    init_model();
-    init_tensor();
-    init_magnitude();
-    init_structuredPrune();
-    DEFAULT_RATIOS = [0.25, 0.5, 0.75, 0.9];
-    AnalysisOverBudget = class extends Error {
-      constructor(projectedSeconds, limitSeconds, measured, units) {
-        super(`sensitivity curves projected at ${projectedSeconds.toFixed(0)} s (${units} units, ${measured} measured) against a ${limitSeconds} s limit`);
-        this.projectedSeconds = projectedSeconds;
-        this.limitSeconds = limitSeconds;
-        this.measured = measured;
-        this.units = units;
-      }
-      projectedSeconds;
-      limitSeconds;
-      measured;
-      units;
-    };
-  }
-});
-
-// src/onnx/flops.ts
-function nodeMacs(node, shapes) {
-  const x2 = shapes.get(node.input[0]);
-  const w = shapes.get(node.input[1]);
-  const y = shapes.get(node.output[0]);
-  if (!x2 || !w || !y) return null;
-  switch (node.opType) {
-    case "Conv":
-      return numel(y) * numel(w.slice(1));
-    case "ConvTranspose":
-      return numel(x2) * numel(w.slice(1));
-    case "Gemm": {
-      const k = attrInt(node, "transA", 0) ? x2[0] : x2[1];
-      return numel(y) * k;
-    }
-    case "MatMul":
-      return numel(y) * x2[x2.length - 1];
-    default:
-      return null;
-  }
-}
-function modelCost(model) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  let params = 0;
-  let nonzero = 0;
-  for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
-    const values = tensorToFloat32(t);
-    params += values.length;
-    for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
-  }
-  const nodes = [];
-  const uncounted = [];
-  let macs = 0;
-  for (const n of index.order) {
-    if (!MAC_OPS2.has(n.opType)) continue;
-    const m = nodeMacs(n, shapes);
-    if (m === null) uncounted.push(nodeLabel(n));
-    else macs += m;
-    let p = 0;
-    for (const i2 of n.input.slice(1)) {
-      const t = index.initializers.get(i2);
-      if (t && FLOAT_TYPES.has(t.dataType)) p += numel(tensorDims(t));
-    }
-    nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
-  }
-  return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
-}
-var MAC_OPS2;
-var init_flops = __esm({
-  "src/onnx/flops.ts"() {
-    "use strict";
-    init_graph();
-    init_shapes();
-    init_tensor();
-    MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
-  }
-});
-
-// src/prune/structured/describe.ts
-function structuredSummary(dense, r) {
-  const prunable = r.groups.filter((g2) => !g2.skip && g2.size > 1);
-  const channels = prunable.reduce((n, g2) => n + g2.size, 0);
-  const removed = prunable.reduce((n, g2) => n + g2.size - g2.kept, 0);
-  const a = modelCost(dense);
-  const b = modelCost(r.model);
-  return {
-    groupsFound: r.groups.length,
-    groupsPruned: prunable.filter((g2) => g2.kept < g2.size).length,
-    groupsSkipped: r.groups.filter((g2) => g2.skip).length,
-    channels,
-    channelsRemoved: removed,
-    paramsRemoved: a.params ? 1 - b.params / a.params : 0,
-    // a node whose shapes are unknown in one model only would fake a reduction: then say nothing
-    macsRemoved: b.uncounted.length > a.uncounted.length ? Number.NaN : a.macs ? 1 - b.macs / a.macs : 0
-  };
-}
-function describeStructured(dense, r, o) {
-  const s = structuredSummary(dense, r);
-  return `structured channel pruning (${o.criterion}, ${o.scope}) at ${pct2(o.sparsity)} of channels: removed ${s.channelsRemoved} of ${s.channels} prunable channels in ${s.groupsPruned} of ${s.groupsFound} dependency groups (${s.groupsSkipped} skipped, see notes); parameters -${pct2(s.paramsRemoved)}, MACs -${pct2(s.macsRemoved)}`;
-}
-var pct2;
-var init_describe = __esm({
-  "src/prune/structured/describe.ts"() {
-    "use strict";
-    init_flops();
-    pct2 = (x2) => Number.isNaN(x2) ? "n/a (shapes unknown)" : `${(x2 * 100).toFixed(1)}%`;
-  }
-});
-
-// src/onnx/runtime/scores.ts
-function scoreRow(row, offset, classes, label2, areProbabilities) {
-  let pred = 0;
-  let max2 = -Infinity;
-  for (let c = 0; c < classes; c++) {
-    const v = row[offset + c];
-    if (v > max2) {
-      max2 = v;
-      pred = c;
-    }
-  }
-  if (areProbabilities) {
-    const p = row[offset + label2];
-    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
-  }
-  let sum = 0;
-  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
-  const logSum = Math.log(sum);
-  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label2] - max2 - logSum };
-}
-function expectedCalibrationError(confidence, correct, bins = 15) {
-  const n = confidence.length;
-  const count2 = new Float64Array(bins);
-  const conf = new Float64Array(bins);
-  const hit = new Float64Array(bins);
-  for (let i2 = 0; i2 < n; i2++) {
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count2[b]++;
-    conf[b] += confidence[i2];
-    hit[b] += correct[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(hit[b] - conf[b]) / n;
-  return ece;
-}
-var init_scores = __esm({
-  "src/onnx/runtime/scores.ts"() {
-    "use strict";
-  }
-});
-
-// src/onnx/runtime/classifier.ts
-function endsInSoftmax(model) {
-  const index = new GraphIndex(model.graph);
-  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
-}
-async function evaluateClassifier(session, data, opts) {
-  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
-  if (session.outputNames.length !== 1) {
-    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
-  }
-  const { ort } = onnxruntime();
-  const labels = data.labels ?? new Int32Array(data.count);
-  const n = data.count;
-  const pred = new Int32Array(n);
-  const confidence = new Float32Array(n);
-  const correct = new Uint8Array(n);
-  const logProbLabel = new Float32Array(n);
-  let classes = 0;
-  let logits;
-  for (let start = 0; start < n; start += opts.batchSize) {
-    const end = Math.min(n, start + opts.batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) {
-      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    }
-    const result = await session.run(feeds);
-    const out = result[session.outputNames[0]];
-    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
-      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
-    }
-    const values = out.data;
-    if (classes === 0) {
-      classes = out.dims[1];
-      if (opts.keepLogits) logits = new Float32Array(n * classes);
-    }
-    for (let i2 = 0; i2 < end - start; i2++) {
-      const label2 = labels[start + i2];
-      if (label2 >= classes) {
-        throw new UserError(`${data.path}: label ${label2} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
-      }
-      const s = scoreRow(values, i2 * classes, classes, label2, opts.outputsAreProbabilities);
-      pred[start + i2] = s.pred;
-      confidence[start + i2] = s.confidence;
-      correct[start + i2] = !data.labels ? 0 : s.pred === label2 ? 1 : 0;
-      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
-    }
-    logits?.set(values, start * classes);
-    for (const t of Object.values(result)) t.dispose();
-    opts.onBatch?.(end, n);
-  }
-  return { classes, pred, confidence, correct, logProbLabel, logits };
-}
-var init_classifier = __esm({
-  "src/onnx/runtime/classifier.ts"() {
-    "use strict";
-    init_dataset();
-    init_errors();
-    init_graph();
-    init_ort();
-    init_scores();
-  }
-});
-
-// src/io/cleanup.ts
-function onInterrupt(undo) {
-  pending.add(undo);
-  return () => pending.delete(undo);
-}
-var pending;
-var init_cleanup = __esm({
-  "src/io/cleanup.ts"() {
-    "use strict";
-    pending = /* @__PURE__ */ new Set();
-  }
-});
-
-// src/onnx/runtime/session.ts
-import * as fs7 from "node:fs";
-import * as os5 from "node:os";
-import * as path4 from "node:path";
-async function sessionFromModel(model, threads = 0, opts = {}) {
-  const { ort } = onnxruntime();
-  const options = {
-    executionProviders: ["cpu"],
-    graphOptimizationLevel: opts.lean ? "basic" : "all",
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1
-  };
-  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
-  try {
-    return await ort.InferenceSession.create(serializeModel(model), options);
-  } catch (e) {
-    throw cannotLoad(e);
-  }
-}
-function cannotLoad(e) {
-  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
-}
-async function sessionThroughFile(model, options) {
-  const { ort } = onnxruntime();
-  const dir = fs7.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs7.rmSync(dir, { recursive: true, force: true }));
-  try {
-    const file = path4.join(dir, "model.onnx");
-    saveModel(model, file);
-    return await ort.InferenceSession.create(file, options);
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw cannotLoad(e);
-  } finally {
-    fs7.rmSync(dir, { recursive: true, force: true });
-    done();
-  }
-}
-function weightBytes(model) {
-  let total2 = 0;
-  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
-  return total2;
-}
-function withExtraOutputs(model, tensors) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const have = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors) {
-    if (have.has(name)) continue;
-    have.add(name);
-    g2.output.push(
-      create(ValueInfoProtoSchema, {
-        name,
-        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-      })
-    );
-  }
-  return copy;
-}
-async function captureActivations(session, data, fetch2, batchSize = 128) {
-  const { ort } = onnxruntime();
-  const parts = /* @__PURE__ */ new Map();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    const result = await session.run(feeds, fetch2);
-    for (const name of fetch2) {
-      const t = result[name];
-      const entry3 = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
-      entry3.chunks.push(Float32Array.from(t.data));
-      parts.set(name, entry3);
-    }
-    for (const t of Object.values(result)) t.dispose();
-  }
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, { dims, chunks }] of parts) {
-    const total2 = chunks.reduce((n, c) => n + c.length, 0);
-    const data32 = new Float32Array(total2);
-    let o = 0;
-    for (const c of chunks) {
-      data32.set(c, o);
-      o += c.length;
-    }
-    out.set(name, { dims: [data.count, ...dims], data: data32 });
-  }
-  return out;
-}
-async function streamActivations(runs, data, batchSize, onBatch) {
-  const { ort } = onnxruntime();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
-    const results = [];
-    try {
-      for (const { session, fetch: fetch2 } of runs) {
-        const feeds = {};
-        for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-        results.push(await session.run(feeds, fetch2));
-      }
-      onBatch(
-        runs.map(({ fetch: fetch2 }, k) => new Map(fetch2.map((name) => [name, { dims: results[k][name].dims, data: results[k][name].data }]))),
-        start,
-        end - start
-      );
-    } finally {
-      for (const r of results) for (const t of Object.values(r)) t.dispose();
-    }
-  }
-}
-var BIG_MODEL_BYTES;
-var init_session = __esm({
-  "src/onnx/runtime/session.ts"() {
-    "use strict";
-    init_esm2();
-    init_dataset();
-    init_ort();
-    init_model();
-    init_cleanup();
-    init_errors();
-    init_onnx_pb();
-    init_tensor();
-    BIG_MODEL_BYTES = 64 * 2 ** 20;
-  }
-});
-
-// src/prune/sensitivity/calibScorer.ts
-function evenSubset(data, max2) {
-  if (data.count <= max2) return data;
-  const idx = Array.from({ length: max2 }, (_, i2) => Math.floor(i2 * data.count / max2));
-  return takeSamples(data, idx);
-}
-async function logProbs(session, data, probabilities) {
-  const p = await evaluateClassifier(session, data, { batchSize: 256, outputsAreProbabilities: probabilities, keepLogits: true, unlabelled: true, modelPath: "calibration" });
-  const { classes } = p;
-  const raw = p.logits;
-  const values = new Float64Array(data.count * classes);
-  for (let o = 0; o < values.length; o += classes) {
-    if (probabilities) {
-      for (let c = 0; c < classes; c++) values[o + c] = Math.log(Math.max(raw[o + c], 1e-12));
-      continue;
-    }
-    let max2 = -Infinity;
-    for (let c = 0; c < classes; c++) max2 = Math.max(max2, raw[o + c]);
-    let sum = 0;
-    for (let c = 0; c < classes; c++) sum += Math.exp(raw[o + c] - max2);
-    const lse = max2 + Math.log(sum);
-    for (let c = 0; c < classes; c++) values[o + c] = raw[o + c] - lse;
-  }
-  return { classes, values };
-}
-function argmax(v, o, n) {
-  let best = 0;
-  for (let c = 1; c < n; c++) if (v[o + c] > v[o + best]) best = c;
-  return best;
-}
-function compare2(lp, classes, count2, labels, dense) {
-  let nll = 0;
-  let hits = 0;
-  for (let i2 = 0; i2 < count2; i2++) {
-    const o = i2 * classes;
-    const pred = argmax(lp, o, classes);
-    if (labels) {
-      if (labels[i2] < 0 || labels[i2] >= classes) {
-        throw new UserError(`calibration set: label ${labels[i2]} at index ${i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
-      }
-      nll -= lp[o + labels[i2]];
-      hits += pred === labels[i2] ? 1 : 0;
-    } else {
-      let kl = 0;
-      for (let c = 0; c < classes; c++) {
-        const pd = Math.exp(dense[o + c]);
-        if (pd > 0) kl += pd * (dense[o + c] - lp[o + c]);
-      }
-      nll += Math.max(0, kl);
-      hits += pred === argmax(dense, o, classes) ? 1 : 0;
-    }
-  }
-  return { nll: nll / count2, accuracy: hits / count2 };
-}
-async function calibScorer(dense, calib, opts = {}) {
-  const data = evenSubset(calib, opts.maxSamples ?? DEFAULT_SENSITIVITY_SAMPLES);
-  const probabilities = endsInSoftmax(dense);
-  const run2 = async (model) => {
-    const session = await sessionFromModel(model, opts.threads ?? 0);
-    try {
-      return await logProbs(session, data, probabilities);
-    } finally {
-      await session.release();
-    }
-  };
-  const ref = await run2(dense);
-  const denseRef = data.labels ? null : ref.values;
-  return {
-    against: data.labels ? "labels" : "dense",
-    samples: data.count,
-    dense: compare2(ref.values, ref.classes, data.count, data.labels, denseRef),
-    score: async (model) => {
-      const r = await run2(model);
-      return compare2(r.values, r.classes, data.count, data.labels, denseRef);
-    }
-  };
-}
-var DEFAULT_SENSITIVITY_SAMPLES;
-var init_calibScorer = __esm({
-  "src/prune/sensitivity/calibScorer.ts"() {
-    "use strict";
-    init_dataset();
-    init_errors();
-    init_classifier();
-    init_session();
-    DEFAULT_SENSITIVITY_SAMPLES = 256;
-  }
-});
-
-// src/prune/sensitivity/sensitivityPrune.ts
-function checkSensitivityInputs(config, calib) {
-  if (config.scope !== "sensitivity" && config.scope !== "sensitivity-macs") return;
-  const flag = `--scope ${config.scope}`;
-  if (!calib) {
-    throw new UserError(`${flag}: needs a calibration set to measure each layer on; pass --calib calib.npz (labels optional) or use --scope global`);
-  }
-  if (config.scope === "sensitivity-macs" && config.method !== "structured") {
-    throw new UserError(`${flag}: ranks channel groups by the MACs their removal saves, so it needs --method structured, not ${config.method}; use --scope sensitivity or global`);
-  }
-  if (config.method !== "unstructured" && config.method !== "structured") {
-    throw new UserError(`${flag}: works with --method unstructured or structured, not ${config.method}; use one of those or --scope global`);
-  }
-  if (config.sparsity > DEFAULT_CAP) {
-    throw new UserError(`--sparsity ${config.sparsity}: ${flag} prunes no layer beyond ${DEFAULT_CAP * 100}%, so the target must be at most ${DEFAULT_CAP}; lower --sparsity or use --scope global`);
-  }
-}
-async function sensitivityPrune(dense, req) {
-  const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
-  const limit = req.maxSeconds !== void 0 ? { seconds: req.maxSeconds, scoreSeconds: (performance.now() - t0) / 1e3 } : void 0;
-  const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
-  const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
-  if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === "unstructured" ? "weights" : "channel groups"} after exclusions; use --scope global`);
-  const perMac = req.perMac === true && req.method === "structured";
-  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer, perMac ? (m) => modelCost(m).macs : void 0, limit);
-  const allocation = allocateSparsity(
-    curves.map((c, i2) => ({
-      size: c.size,
-      maxUnits: units[i2].maxUnits,
-      points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })),
-      ...c.macs_per_unit !== void 0 ? { unitCost: c.macs_per_unit } : {}
-    })),
-    req.sparsity,
-    { cap: DEFAULT_CAP, costExponent: perMac ? MAC_COST_EXPONENT : 0 }
-  );
-  const notes = [];
-  let model;
-  let description;
-  let allocated = allocation.ratios;
-  let structured;
-  if (req.method === "unstructured") {
-    model = pruneCounts(dense, req.weights, allocation.pruned);
-    description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct3(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
-  } else {
-    const { groups } = structuredGroups(dense, req.protectedTensors);
-    const byName = new Map(groups.filter((g2) => !g2.skip && g2.size > 1).map((g2) => [g2.name, g2]));
-    const keptUnits = /* @__PURE__ */ new Map();
-    allocated = [];
-    curves.forEach((c, i2) => {
-      const g2 = byName.get(c.name);
-      const keep = Math.max(1, Math.round((g2.size - allocation.pruned[i2]) / g2.block));
-      keptUnits.set(g2.root, keep);
-      allocated.push(1 - keep * g2.block / g2.size);
-    });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits });
-    notes.push(...r.notes);
-    model = r.model;
-    structured = { reference: r.base, kept: r.kept };
-    description = describeStructured(dense, r, { criterion: req.config.criterion, scope: perMac ? "sensitivity-macs" : "sensitivity", sparsity: req.sparsity });
-  }
-  if (req.method === "structured" && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope ${perMac ? "sensitivity-macs" : "sensitivity"}: kept channel counts come from the allocation`);
-  const seconds = (performance.now() - t0) / 1e3;
-  notes.push(
-    `sensitivity: ${curves.length} ${req.method === "unstructured" ? "layers" : "groups"} x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${againstText(scorer)}) in ${seconds.toFixed(1)} s` + (perMac ? "; channels removed where the predicted loss per MAC saved is smallest" : "")
-  );
-  return {
-    model,
-    description,
-    notes,
-    ...structured ? { structured } : {},
-    sensitivity: {
-      ...sensitivityRecord(scorer, curves, allocated, allocation.predictedIncrease, seconds, req.method === "unstructured" ? "weights" : "channels"),
-      allocation: perMac ? "loss-per-mac" : "loss"
-    }
-  };
-}
-function sensitivityRecord(scorer, curves, allocated, predictedIncrease, seconds, unit) {
-  return {
-    unit,
-    against: scorer.against,
-    calib_samples: scorer.samples,
-    ratios: [0, ...DEFAULT_RATIOS],
-    dense: { calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy },
-    cap: DEFAULT_CAP,
-    predicted_increase: predictedIncrease,
-    seconds,
-    layers: curves.map((c, i2) => ({ ...c, allocated: allocated[i2] }))
-  };
-}
-async function unstructuredSensitivityPlan(dense, req) {
-  const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
-  const units = weightUnits(dense, req.weights);
-  if (units.length === 0) throw new UserError("--scope sensitivity: the model has no prunable weights after exclusions; use --scope global");
-  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
-  const seconds = (performance.now() - t0) / 1e3;
-  const layers = curves.map((c, i2) => ({ size: c.size, maxUnits: units[i2].maxUnits, points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })) }));
-  let floor = curves.map(() => 0);
-  const allocate2 = (target) => allocateSparsity(layers, target, { cap: DEFAULT_CAP });
-  return {
-    counts(target) {
-      const a = allocate2(target).pruned.map((k, i2) => Math.max(k, floor[i2]));
-      floor = a;
-      return a;
-    },
-    info(target) {
-      const a = allocate2(target);
-      return sensitivityRecord(scorer, curves, a.ratios, a.predictedIncrease, seconds, "weights");
-    },
-    notes: [
-      `sensitivity: ${curves.length} layers x ${DEFAULT_RATIOS.length} ratios measured once on the dense model on ${scorer.samples} calibration samples (${againstText(scorer)}) in ${seconds.toFixed(1)} s`
-    ]
-  };
-}
-function pruneCounts(dense, weights, counts) {
-  const out = cloneModel(dense);
-  const index = new GraphIndex(out.graph);
-  weights.forEach((w, i2) => {
-    const t = index.initializers.get(w.initializer);
-    const values = tensorToFloat32(t);
-    setTensorFloat32(t, applyMask(values, magnitudeMask([values], counts[i2])[0]));
-  });
-  return out;
-}
-var MAC_COST_EXPONENT, pct3, againstText;
-var init_sensitivityPrune = __esm({
-  "src/prune/sensitivity/sensitivityPrune.ts"() {
-    "use strict";
-    init_errors();
-    init_graph();
-    init_model();
-    init_flops();
-    init_tensor();
-    init_magnitude();
-    init_describe();
-    init_structuredPrune();
-    init_allocateSparsity();
-    init_calibScorer();
-    init_sensitivityCurves();
-    MAC_COST_EXPONENT = 1;
-    pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
-    againstText = (scorer) => scorer.against === "labels" ? "NLL and accuracy vs labels" : "KL and agreement vs the dense model: no labels";
-  }
-});
-
-// src/prune/pruneModel.ts
-function targetSparsity(config) {
-  const nm = parseNM(config.method);
-  return nm ? 1 - nm.n / nm.m : config.sparsity;
-}
-function pruneNM(dense, weights, config, { n, m }) {
-  const r = nmPrune(dense, weights, n, m);
-  if (r.layers.length === 0) {
-    throw new UserError(`--method ${config.method}: none of the ${weights.length} prunable weights has a single input axis to group; use --method unstructured`);
-  }
-  const notes = [];
-  const tails = r.layers.filter((l) => l.tail > 0);
-  if (tails.length > 0) {
-    const list = tails.map((l) => `${l.initializer} (fan-in ${l.layout.length}: last ${l.layout.length % m} per row)`).join(", ");
-    const tailTotal = tails.reduce((s, l) => s + l.tail, 0);
-    notes.push(`${n}:${m}: fan-in not a multiple of ${m}, so the last entries of each row stay dense (${tailTotal} weights): ${list}`);
-  }
-  for (const s of r.skipped) notes.push(`${n}:${m}: ${s.initializer} left dense: ${s.reason}`);
-  if (config.sparsity !== DEFAULT_CONFIG.sparsity && config.sparsity !== 1 - n / m) {
-    notes.push(`--sparsity ${config.sparsity} is not used by --method ${config.method}: the pattern sets sparsity to ${1 - n / m}`);
-  }
-  const grouped = r.layers.reduce((s, l) => s + l.grouped, 0);
-  const all = r.layers.reduce((s, l) => s + l.grouped + l.tail, 0);
-  const pruned = r.layers.map((l) => ({ initializer: l.initializer }));
-  return {
-    model: r.model,
-    description: `${n}:${m} semi-structured magnitude pruning of ${r.layers.length} weight tensors (the ${n} largest |w| of every ${m} along the input axis kept; ${(grouped / all * 100).toFixed(1)}% of their weights in full groups)`,
-    denseWeights: weights,
-    notes,
-    targetSparsity: 1 - n / m,
-    verifySaved: (saved) => verifyNM(saved, pruned, n, m).map((v) => v.message)
-  };
-}
-function checkLayerCap(config) {
-  if (config.maxLayerSparsity < 1 && config.scope !== "global") {
-    throw new UserError(`--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${config.scope} sets every layer's ratio itself; use --scope global or drop the cap`);
-  }
-  if (config.maxLayerSparsity < 1 && config.maxLayerSparsity < config.sparsity) {
-    throw new UserError(`--max-layer-sparsity ${config.maxLayerSparsity}: below --sparsity ${config.sparsity}, so no allocation reaches the target; raise it to at least ${config.sparsity}`);
-  }
-}
-function checkSparseGPT(config, calib) {
-  if (config.criterion !== "sparsegpt") return;
-  if (config.method !== "unstructured") {
-    throw new UserError(`--criterion sparsegpt: re-chooses unstructured masks during reconstruction, not --method ${config.method}; use --method unstructured, or --criterion l1`);
-  }
-  if (config.recovery !== "reconstruct" && config.recovery !== "auto") {
-    throw new UserError(`--criterion sparsegpt: the mask is chosen by the reconstruction step, but --recovery is ${config.recovery}; use --recovery reconstruct or auto`);
-  }
-  if (!calib) throw new UserError("--criterion sparsegpt: needs calibration data to choose the mask on; pass --calib calib.npz");
-}
-async function pruneModel(dense, requested, ctx) {
-  const { scope } = resolveScope(requested, ctx.calib ? { labelled: ctx.calib.labels !== null } : void 0);
-  const config = { ...requested, scope };
-  const outcome = await pruneWithScope(dense, config, ctx);
-  return { ...outcome, scope: outcome.scope ?? scope };
-}
-async function pruneWithScope(dense, config, ctx) {
-  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-  if (weights.length === 0) {
-    throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  }
-  checkSparseGPT(config, ctx.calib);
-  checkSensitivityInputs(config, ctx.calib);
-  checkLayerCap(config);
-  if (config.scope === "sensitivity" || config.scope === "sensitivity-macs") return pruneBySensitivity(dense, weights, config, ctx);
-  const nm = parseNM(config.method);
-  if (nm) return pruneNM(dense, weights, config, nm);
-  if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
-  switch (config.method) {
-    case "unstructured": {
-      const cap = config.scope === "global" ? config.maxLayerSparsity : 1;
-      const r = magnitudePrune(dense, weights, config.sparsity, config.scope, cap);
-      return {
-        model: r.model,
-        description: `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%` + (cap < 1 ? ` (no layer above ${(cap * 100).toFixed(1)}%)` : ""),
-        denseWeights: weights,
-        notes: []
-      };
-    }
-    case "structured":
-    case "hybrid": {
-      const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
-      const kept = new Set(weights.map((w) => w.initializer));
-      const protectedTensors = new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n)));
-      const channelSparsity = config.method === "hybrid" ? config.sparsity / 2 : config.sparsity;
-      const r = await structuredPrune(dense, {
-        sparsity: channelSparsity,
-        scope: config.scope,
-        roundTo: config.roundTo,
-        maxLayerSparsity: config.scope === "global" ? config.maxLayerSparsity : 1,
-        criterion: config.criterion,
-        protectedTensors,
-        calib: ctx.calib
-      });
-      let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
-      let model = r.model;
-      if (config.method === "hybrid") {
-        const removed = countSparsity(model, weights).overall;
-        const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const extra = Math.max(0, config.sparsity * denseTotal - (denseTotal - restTotal));
-        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-        model = magnitudePrune(model, rest, frac, config.scope).model;
-        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
-      }
-      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
-    }
-    default:
-      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
-  }
-}
-async function pruneBySensitivity(dense, weights, config, ctx) {
-  const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
-  const kept = new Set(weights.map((w) => w.initializer));
-  const method = config.method;
-  let started = false;
-  try {
-    const r = await sensitivityPrune(dense, {
-      method,
-      sparsity: config.sparsity,
-      calib: ctx.calib,
-      weights,
-      config,
-      perMac: config.scope === "sensitivity-macs",
-      protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
-      onLayer: (done, total2) => {
-        if (!started) ctx.progress?.start(`sensitivity curves (${method}, ${total2} ${method === "unstructured" ? "layers" : "groups"})`, total2);
-        started = true;
-        ctx.progress?.update(done);
-      },
-      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {}
-    });
-    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...r.structured ? { structured: r.structured } : {} };
-  } catch (e) {
-    if (!(e instanceof AnalysisOverBudget)) throw e;
-    const global2 = await pruneWithScope(dense, { ...config, scope: "global" }, ctx);
-    const note = `scope auto -> global: the ${config.scope} analysis would take about ${e.projectedSeconds.toFixed(0)} s for ${e.units} ${config.method === "unstructured" ? "layers" : "groups"} (limit ${e.limitSeconds} s, the recovery-time-budget); pass --scope ${config.scope} to measure it anyway`;
-    return { ...global2, notes: [note, ...global2.notes], scope: "global" };
-  } finally {
-    if (started) ctx.progress?.stop();
-  }
-}
-var init_pruneModel = __esm({
-  "src/prune/pruneModel.ts"() {
-    "use strict";
-    init_schema();
-    init_errors();
-    init_magnitude();
-    init_nm();
-    init_prunable();
-    init_resolveScope();
-    init_sparsity();
-    init_sensitivityCurves();
-    init_sensitivityPrune();
-    init_describe();
-    init_structuredPrune();
-  }
-});
-
 // src/recover/subgraph.ts
 function graphUpTo(model, tensors) {
   const g2 = model.graph;
@@ -39954,9 +40635,9 @@ function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
 function columnBlocks(cp, aligned, maxBlock) {
   if (!aligned) return [cp];
   const blocks = Math.ceil(cp / maxBlock);
-  const size = Math.ceil(cp / blocks);
+  const size2 = Math.ceil(cp / blocks);
   const out = [];
-  for (let b0 = 0; b0 < cp; b0 += size) out.push(Math.min(cp, b0 + size) - b0);
+  for (let b0 = 0; b0 < cp; b0 += size2) out.push(Math.min(cp, b0 + size2) - b0);
   return out;
 }
 function captureSamplesThatFit(opts) {
@@ -39986,12 +40667,10 @@ function distillUnfit(model, opts) {
   for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
   const perSample = activationBytesPerSample(model);
   const bytes2 = 5 * 4 * params + opts.batch * perSample;
-  if (bytes2 > opts.maxBytes) {
-    return `a training step needs about ${(bytes2 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
-  }
+  if (bytes2 > opts.maxBytes) return { kind: "memory", bytes: bytes2, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
   if (opts.passSeconds !== void 0) {
     const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
-    if (epoch > opts.secondsLeft) return `one epoch takes about ${epoch.toFixed(0)} s (${(epoch / opts.passSeconds).toFixed(1)} passes of ${opts.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, opts.secondsLeft).toFixed(0)} s left of recovery-time-budget`;
+    if (epoch > opts.secondsLeft) return { kind: "time", epochSeconds: epoch, passSeconds: opts.passSeconds, leftSeconds: opts.secondsLeft };
   }
   return null;
 }
@@ -40076,7 +40755,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     return { model, nodes };
   }
   if (bounds.passSeconds > left) {
-    return { model, nodes: [], note: `one pass over the calibration set takes about ${bounds.passSeconds.toFixed(0)} s, more than the ${Math.max(0, left).toFixed(0)} s left of recovery-time-budget` };
+    return { model, nodes: [], bound: { kind: "time", passSeconds: bounds.passSeconds, leftSeconds: left } };
   }
   const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
   const per = fetched + ACTIVATION_HIGH_WATER * (largestActivationBytes(model) ?? 0);
@@ -40089,7 +40768,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   return {
     model,
     nodes,
-    note: `statistics of all ${targets.length} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${sequential.toFixed(0)} s, ${left.toFixed(0)} s were left of recovery-time-budget`
+    bound: { kind: "one-pass", nodes: targets.length, sequentialSeconds: sequential, leftSeconds: left }
   };
 }
 async function gatherStats(model, targets, calib, threads, batch) {
@@ -40463,10 +41142,10 @@ var init_gradients = __esm({
       if (axis < 0) axis += rank;
       let offset = 0;
       return node.input.map((t, i2) => {
-        const size = c.shape(t)[axis];
+        const size2 = c.shape(t)[axis];
         const start = offset;
-        offset += size;
-        return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size], [axis]) : void 0;
+        offset += size2;
+        return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size2], [axis]) : void 0;
       });
     };
     reduce = (mean2) => (c) => {
@@ -41182,7 +41861,7 @@ var init_calibScore = __esm({
 // src/recover/distill/stage.ts
 async function distillStage(dense, current, calib, masked, config, progress, opts) {
   const t0 = performance.now();
-  progress.note("recovery: distillation toward the dense model on the calibration set");
+  progress.stage({ kind: "recover", work: "distill", detail: "distillation toward the dense model on the calibration set" });
   let result;
   try {
     result = await distill(dense, current, calib, new Set(masked), {
@@ -41219,7 +41898,7 @@ var init_stage = __esm({
 
 // src/recover/external.ts
 import { spawn } from "node:child_process";
-import * as fs8 from "node:fs";
+import * as fs10 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -41244,13 +41923,13 @@ function externalEnv(p) {
   };
 }
 function runCommand(command, env) {
-  return new Promise((resolve7, reject) => {
+  return new Promise((resolve8, reject) => {
     const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     child.stdout.on("data", (d) => process.stderr.write(d));
     child.stderr.on("data", (d) => process.stderr.write(d));
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
     child.on("close", (code, signal) => {
-      if (code === 0) resolve7();
+      if (code === 0) resolve8();
       else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
     });
   });
@@ -41285,9 +41964,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs8.rmSync(paths.modelOut, { force: true });
+  fs10.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths));
-  if (!fs8.existsSync(paths.modelOut)) {
+  if (!fs10.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -41821,21 +42500,21 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const p = linearLayer(pIndex, w);
     const d = linearLayer(dIndex, w);
     if (typeof p === "string" || typeof d === "string") {
-      skipped.push({ weight: w, reason: typeof p === "string" ? p : `dense model: ${d}` });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: typeof p === "string" ? p : `dense model: ${d}` } });
       continue;
     }
     if (p.input !== d.input) {
-      skipped.push({ weight: w, reason: "reads a different tensor than the dense layer" });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: "reads a different tensor than the dense layer" } });
       continue;
     }
     const rows2 = denseRowsOf(p, d, opts.kept);
     if (typeof rows2 === "string") {
-      skipped.push({ weight: w, reason: rows2 });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: rows2 } });
       continue;
     }
     plans.push({ p, d, node, rows: rows2 });
   }
-  for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
+  for (const w of wanted) skipped.push({ weight: w, reason: { kind: "unpaired", why: "not found in the pruned model" } });
   const dMacs = nodeMacsOf(dense);
   const pMacs = nodeMacsOf(model);
   const fullMacs = [...pMacs.values()].reduce((a, b) => a + b, 0);
@@ -41851,12 +42530,12 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
     const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
     if (bytes2 > opts.maxRefitBytes) {
-      skipped.push({ weight: p.weight, reason: `its refit needs about ${mb(bytes2)} MB (Gram matrices of ${cp} x ${cp} and ${cd} x ${cp} columns), over the ${mb(opts.maxRefitBytes)} MB refit bound` });
+      skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes2, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
     const left = secondsLeft(opts.deadline);
     if (left <= 0) {
-      skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
+      skipped.push({ weight: p.weight, reason: { kind: "time" } });
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
@@ -41866,7 +42545,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
     const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
     if (samples === null) {
-      skipped.push({ weight: p.weight, reason: `estimated ${(captureSeconds + solveSeconds).toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget, even on fewer samples` });
+      skipped.push({ weight: p.weight, reason: { kind: "time", estimate: { seconds: captureSeconds + solveSeconds, samples: calib.count, leftSeconds: left } } });
       continue;
     }
     const input = samples < calib.count ? evenlySpaced(calib, samples) : calib;
@@ -42056,9 +42735,9 @@ function solveBlocks(wd, wp, keep, withBias, h, c, rows2, cd, cp, opts, foldA) {
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows2 * cp), new Float64Array(rows2 * cp)] : [new Float64Array(rows2 * cp)];
   const blocks = Math.ceil(cp / opts.maxBlock);
-  const size = Math.ceil(cp / blocks);
-  for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
-    const b1 = aligned ? Math.min(cp, b0 + size) : cp;
+  const size2 = Math.ceil(cp / blocks);
+  for (let b0 = 0; b0 < cp; b0 += aligned ? size2 : cp) {
+    const b1 = aligned ? Math.min(cp, b0 + size2) : cp;
     const m = b1 - b0;
     const hb = sub(h, cp, b0, b1, b0, b1);
     const [d0, d1] = aligned && blocks > 1 ? [b0, b1] : [0, cd];
@@ -42122,7 +42801,7 @@ function addBias(model, index, node, layer, bias) {
   while (node.input.length < 2) node.input.push("");
   node.input[2] = name;
 }
-var DEFAULT_RECONSTRUCT, SUBSET_SPREAD, CAPTURE_BATCH, mb, ValueHash, ERROR_PATCHES;
+var DEFAULT_RECONSTRUCT, SUBSET_SPREAD, CAPTURE_BATCH, ValueHash, ERROR_PATCHES;
 var init_reconstruct = __esm({
   "src/recover/reconstruct.ts"() {
     "use strict";
@@ -42144,7 +42823,6 @@ var init_reconstruct = __esm({
     DEFAULT_RECONSTRUCT = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0, maxRefitBytes: 1024 * 2 ** 20 };
     SUBSET_SPREAD = 4;
     CAPTURE_BATCH = 128;
-    mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
     ValueHash = class {
       a = 2166136261;
       b = 16777619;
@@ -42163,6 +42841,41 @@ var init_reconstruct = __esm({
       }
     };
     ERROR_PATCHES = 1024;
+  }
+});
+
+// src/recover/refusals.ts
+function layerSkipText(s) {
+  switch (s.kind) {
+    case "unpaired":
+      return s.why;
+    case "memory":
+      return `its refit needs about ${mb(s.bytes)} MB (Gram matrices of ${s.prunedColumns} x ${s.prunedColumns} and ${s.denseColumns} x ${s.prunedColumns} columns), over the ${mb(s.limitBytes)} MB refit bound`;
+    case "time":
+      return s.estimate ? `estimated ${s.estimate.seconds.toFixed(0)} s (capturing its input on ${s.estimate.samples} samples from both models, then the solve), more than the ${s.estimate.leftSeconds.toFixed(0)} s left of recovery-time-budget, even on fewer samples` : "recovery-time-budget reached";
+  }
+}
+function batchNormBoundText(b) {
+  switch (b.kind) {
+    case "time":
+      return `one pass over the calibration set takes about ${b.passSeconds.toFixed(0)} s, more than the ${Math.max(0, b.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+    case "one-pass":
+      return `statistics of all ${b.nodes} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${b.sequentialSeconds.toFixed(0)} s, ${b.leftSeconds.toFixed(0)} s were left of recovery-time-budget`;
+  }
+}
+function distillUnfitText(u) {
+  switch (u.kind) {
+    case "memory":
+      return `a training step needs about ${mb(u.bytes)} MB (${(u.parameters / 1e6).toFixed(1)}M parameters x 5, ${u.batch} samples x ${(u.bytesPerSample / 2 ** 20).toFixed(1)} MB of activations), over the ${mb(u.limitBytes)} MB bound`;
+    case "time":
+      return `one epoch takes about ${u.epochSeconds.toFixed(0)} s (${(u.epochSeconds / u.passSeconds).toFixed(1)} passes of ${u.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, u.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+  }
+}
+var mb;
+var init_refusals = __esm({
+  "src/recover/refusals.ts"() {
+    "use strict";
+    mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
   }
 });
 
@@ -42276,8 +42989,8 @@ var init_temperature = __esm({
 });
 
 // src/recover/runRecovery.ts
-import * as fs9 from "node:fs";
-import * as path5 from "node:path";
+import * as fs11 from "node:fs";
+import * as path7 from "node:path";
 function checkRecoveryInputs(config, calib) {
   const why = NEEDS_CALIB[config.recovery];
   if (why && !calib) {
@@ -42298,7 +43011,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path5.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path7.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -42315,11 +43028,11 @@ async function runRecovery(req) {
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs9.mkdirSync(req.stepsDir, { recursive: true });
+  fs11.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
-    name: "calibrate:temperature",
+    stage: "temperature",
     description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
     artifact,
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
@@ -42330,10 +43043,10 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config, progress } = req;
   if (config.recovery === "none" || config.recovery === "auto" && !calib) return [];
-  fs9.mkdirSync(req.stepsDir, { recursive: true });
+  fs11.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
-    progress.note(`recovery: running ${config.recoveryCommand}`);
+    progress.stage({ kind: "recover", work: "command", detail: `running ${config.recoveryCommand}` });
     const t0 = performance.now();
     const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads) : void 0;
     const model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
@@ -42348,7 +43061,7 @@ async function recoverySteps(req, calib, bounded) {
     const info2 = { seconds };
     if (before && after) Object.assign(info2, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
-    return [{ step: { name: "recover:command", description, artifact, info: info2 }, model }];
+    return [{ step: { stage: "command", description, artifact, info: info2 }, model }];
   }
   if (!calib) {
     if (config.recovery === "auto") return [];
@@ -42366,21 +43079,21 @@ async function recoverySteps(req, calib, bounded) {
     progress.note(line);
     bounded.push(line);
   };
-  const keep = (name, description, model, seconds, score2) => {
-    const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ""));
+  const keep = (stage, description, model, seconds, score2) => {
+    const artifact = stepFile(req.stepsDir, steps.length + 2, stage);
     saveModel(model, artifact);
     const info2 = { seconds };
     if (currentScore && score2) {
       Object.assign(info2, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score2.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score2.nll });
     }
-    steps.push({ step: { name, description, artifact, info: info2 }, model });
+    steps.push({ step: { stage, description, artifact, info: info2 }, model });
     current = model;
     currentScore = score2;
   };
   async function distillStep(judged, deadline2) {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
-      bound(`recovery: distillation skipped: ${unfit}`);
+      bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
     const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline: deadline2 });
@@ -42390,12 +43103,12 @@ async function recoverySteps(req, calib, bounded) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
-    keep("recover:distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
+    keep("distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
   }
   if (config.recovery === "reconstruct" || config.recovery === "auto") {
     const judged = config.recovery === "auto";
     const t0 = performance.now();
-    progress.note("recovery: layer-wise reconstruction on the calibration set");
+    progress.stage({ kind: "recover", work: "reconstruct", detail: "layer-wise reconstruction on the calibration set" });
     const adaptive = config.criterion === "sparsegpt" && config.method === "unstructured" && !req.structured;
     const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
       ...DEFAULT_RECONSTRUCT,
@@ -42406,7 +43119,7 @@ async function recoverySteps(req, calib, bounded) {
       adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0
     });
     const seconds = (performance.now() - t0) / 1e3;
-    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
+    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
     const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads) : void 0;
@@ -42416,7 +43129,7 @@ async function recoverySteps(req, calib, bounded) {
       progress.note(`recovery: reconstruction not kept (${fmt(score2)} vs ${fmt(currentScore)} without it)`);
     } else if (r.layers.length > 0) {
       keep(
-        "recover:reconstruct",
+        "reconstruct",
         `${notRefit ? `${notRefit}; ` : ""}${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ""}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
         r.model,
         seconds,
@@ -42427,9 +43140,10 @@ async function recoverySteps(req, calib, bounded) {
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
+    await tryBatchNorm(current, calib, config, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+      const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
-      if (why.includes("recovery-time-budget")) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
+      if (refusal.kind === "bound") bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config.recovery === "auto") {
       if (deadline !== void 0 && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
@@ -42450,17 +43164,27 @@ function refitWeights(req) {
   }
   return [...names];
 }
+function batchNormRefusalText(r) {
+  switch (r.kind) {
+    case "no-labels":
+      return "the calibration set has no labels to judge it";
+    case "bound":
+      return batchNormBoundText(r.bound);
+    case "worse":
+      return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
+  }
+}
 async function tryBatchNorm(model, calib, config, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
-  if (!base) return reject("the calibration set has no labels to judge it");
+  if (!base) return reject({ kind: "no-labels" });
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, config.latency.threads, bounds);
-  if (bn.nodes.length === 0) return bn.note ? reject(bn.note) : void 0;
+  if (bn.nodes.length === 0) return bn.bound ? reject({ kind: "bound", bound: bn.bound }) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
   const score2 = await calibScore(bn.model, calib, config.latency.threads);
-  if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
-  accept(bn.model, seconds, score2, bn.nodes.length, bn.note);
+  if (!better(score2, base)) return reject({ kind: "worse", score: score2, without: base });
+  accept(bn.model, seconds, score2, bn.nodes.length, bn.bound);
 }
 function hasBatchNorm(model) {
   return model.graph.node.some((n) => n.opType === "BatchNormalization");
@@ -42472,12 +43196,12 @@ function subsampledClause(subsampled, count2) {
   return `${subsampled.length} layer${subsampled.length > 1 ? "s" : ""} refit from fewer of the ${count2} calibration samples to fit recovery-time-budget (${shown}${more})`;
 }
 function boundSkips(skipped) {
-  const memory = skipped.filter((s) => s.reason.includes("refit bound"));
-  const time = skipped.filter((s) => s.reason.includes("recovery-time-budget"));
+  const memory = skipped.filter((s) => s.reason.kind === "memory");
+  const time = skipped.filter((s) => s.reason.kind === "time");
   const parts = [];
   const names = (l) => l.length <= 3 ? l.map((s) => s.weight).join(", ") : `${l.slice(0, 2).map((s) => s.weight).join(", ")} and ${l.length - 2} more`;
-  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${memory[0].reason})`);
-  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? "s" : ""} not refit for time (${names(time)}: ${time[0].reason}; a larger recovery-time-budget refits them)`);
+  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${layerSkipText(memory[0].reason)})`);
+  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? "s" : ""} not refit for time (${names(time)}: ${layerSkipText(time[0].reason)}; a larger recovery-time-budget refits them)`);
   return parts.length ? parts.join("; ") : void 0;
 }
 var SPARSEGPT_BLOCK, NEEDS_CALIB, EVERY_LAYER;
@@ -42494,6 +43218,7 @@ var init_runRecovery = __esm({
     init_stage();
     init_external();
     init_reconstruct();
+    init_refusals();
     init_temperature();
     SPARSEGPT_BLOCK = 128;
     NEEDS_CALIB = {
@@ -42501,6 +43226,365 @@ var init_runRecovery = __esm({
       distill: "the samples distillation trains on"
     };
     EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
+  }
+});
+
+// src/prune/hybrid.ts
+function topUpMagnitude(model, dense, target, config, scope) {
+  const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  const restTotal = size(rest);
+  const denseTotal = size(dense);
+  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
+  const fraction = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+  return { model: magnitudePrune(model, rest, fraction, scope).model, fraction };
+}
+var size;
+var init_hybrid = __esm({
+  "src/prune/hybrid.ts"() {
+    "use strict";
+    init_magnitude();
+    init_prunable();
+    size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+  }
+});
+
+// src/prune/nm.ts
+function parseNM(method) {
+  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method);
+  if (!match) return void 0;
+  const n = Number(match[1]);
+  const m = Number(match[2]);
+  return n < m ? { n, m } : void 0;
+}
+function layoutForNode(node, name, dims) {
+  const total2 = numel(dims);
+  switch (node.opType) {
+    case "Conv":
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      return { outer: dims[0], length: total2 / dims[0], inner: 1 };
+    case "ConvTranspose": {
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      const groups = attrInt(node, "group", 1);
+      if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
+      return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
+    }
+    case "Gemm":
+      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
+      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
+    case "MatMul": {
+      if (dims.length < 2) return "MatMul weight is 1-D";
+      if (node.input[1] === name) {
+        const [k2, n] = dims.slice(-2);
+        return { outer: total2 / (k2 * n), length: k2, inner: n };
+      }
+      const k = dims[dims.length - 1];
+      return { outer: total2 / k, length: k, inner: 1 };
+    }
+    default:
+      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
+  }
+}
+function reductionLayout(index, name) {
+  const t = index.initializers.get(name);
+  if (!t) return "not in the model";
+  const dims = tensorDims(t);
+  const users = index.consumersOf(name).filter((n) => MAC_OPS2.has(n.opType));
+  if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
+  let found;
+  for (const node of users) {
+    const l = layoutForNode(node, name, dims);
+    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
+    if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
+      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
+    }
+    found = l;
+  }
+  return found;
+}
+function nmMask(values, layout, n, m) {
+  const { outer, length, inner } = layout;
+  if (outer * length * inner !== values.length) throw new Error(`layout ${outer}x${length}x${inner} does not cover ${values.length} values`);
+  const mask = new Uint8Array(values.length).fill(1);
+  const drop = m - n;
+  const score2 = new Float64Array(m);
+  const order = m > SELECT_LIMIT ? Array.from({ length: m }, (_, j) => j) : [];
+  const full = length - length % m;
+  for (let o = 0; o < outer; o++) {
+    for (let i2 = 0; i2 < inner; i2++) {
+      const base = o * length * inner + i2;
+      for (let g2 = 0; g2 < full; g2 += m) {
+        const start = base + g2 * inner;
+        for (let j = 0; j < m; j++) {
+          const a = Math.abs(values[start + j * inner]);
+          score2[j] = Number.isNaN(a) ? Infinity : a;
+        }
+        if (m <= SELECT_LIMIT) {
+          for (let d = 0; d < drop; d++) {
+            let best = -1;
+            for (let j = 0; j < m; j++) if (score2[j] >= 0 && (best < 0 || score2[j] <= score2[best])) best = j;
+            score2[best] = -1;
+            mask[start + best * inner] = 0;
+          }
+        } else {
+          for (let j = 0; j < m; j++) order[j] = j;
+          order.sort((x2, y) => score2[x2] - score2[y] || y - x2);
+          for (let d = 0; d < drop; d++) mask[start + order[d] * inner] = 0;
+        }
+      }
+    }
+  }
+  return mask;
+}
+function nmPrune(model, weights, n, m) {
+  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
+  const out = cloneModel(model);
+  const index = new GraphIndex(out.graph);
+  const layers = [];
+  const skipped = [];
+  const masks = /* @__PURE__ */ new Map();
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
+      continue;
+    }
+    const t = index.initializers.get(w.initializer);
+    const values = tensorToFloat32(t);
+    const mask = nmMask(values, layout, n, m);
+    for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
+    setTensorFloat32(t, values);
+    masks.set(w.initializer, mask);
+    const tail = layout.length % m * layout.outer * layout.inner;
+    layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
+  }
+  return { model: out, layers, skipped, masks };
+}
+function verifyNM(model, weights, n, m, limit = 100) {
+  const index = new GraphIndex(model.graph);
+  const violations = [];
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      violations.push({ initializer: w.initializer, row: -1, offset: -1, nonzero: 0, message: `${w.initializer}: cannot check the pattern: ${layout}` });
+      if (violations.length >= limit) return violations;
+      continue;
+    }
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
+    const { outer, length, inner } = layout;
+    const full = length - length % m;
+    for (let o = 0; o < outer; o++) {
+      for (let i2 = 0; i2 < inner; i2++) {
+        const base = o * length * inner + i2;
+        for (let g2 = 0; g2 < full; g2 += m) {
+          let nonzero = 0;
+          for (let j = 0; j < m; j++) if (values[base + (g2 + j) * inner] !== 0) nonzero++;
+          if (nonzero > n) {
+            const row = o * inner + i2;
+            violations.push({ initializer: w.initializer, row, offset: g2, nonzero, message: `${w.initializer}: row ${row}, group at ${g2} has ${nonzero} nonzeros, more than ${n} of ${m}` });
+            if (violations.length >= limit) return violations;
+          }
+        }
+      }
+    }
+  }
+  return violations;
+}
+var MAC_OPS2, SELECT_LIMIT;
+var init_nm = __esm({
+  "src/prune/nm.ts"() {
+    "use strict";
+    init_graph();
+    init_model();
+    init_tensor();
+    MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+    SELECT_LIMIT = 32;
+  }
+});
+
+// src/prune/sparsity.ts
+function countSparsity(model, denseWeights) {
+  const index = new GraphIndex(model.graph);
+  const layers = [];
+  let zeros = 0;
+  let total2 = 0;
+  for (const w of denseWeights) {
+    const denseSize = numel(w.dims);
+    const t = index.initializers.get(w.initializer);
+    let nonzero = 0;
+    if (t) {
+      const v = tensorToFloat32(t);
+      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
+    }
+    const z2 = denseSize - nonzero;
+    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
+    zeros += z2;
+    total2 += denseSize;
+  }
+  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
+}
+var init_sparsity = __esm({
+  "src/prune/sparsity.ts"() {
+    "use strict";
+    init_graph();
+    init_tensor();
+  }
+});
+
+// src/prune/pruneModel.ts
+function targetSparsity(config) {
+  const nm = parseNM(config.method);
+  return nm ? 1 - nm.n / nm.m : config.sparsity;
+}
+function pruneNM(dense, weights, config, { n, m }) {
+  const r = nmPrune(dense, weights, n, m);
+  if (r.layers.length === 0) {
+    throw new UserError(`--method ${config.method}: none of the ${weights.length} prunable weights has a single input axis to group; use --method unstructured`);
+  }
+  const notes = [];
+  const tails = r.layers.filter((l) => l.tail > 0);
+  if (tails.length > 0) {
+    const list = tails.map((l) => `${l.initializer} (fan-in ${l.layout.length}: last ${l.layout.length % m} per row)`).join(", ");
+    const tailTotal = tails.reduce((s, l) => s + l.tail, 0);
+    notes.push(`${n}:${m}: fan-in not a multiple of ${m}, so the last entries of each row stay dense (${tailTotal} weights): ${list}`);
+  }
+  for (const s of r.skipped) notes.push(`${n}:${m}: ${s.initializer} left dense: ${s.reason}`);
+  if (config.sparsity !== DEFAULT_CONFIG.sparsity && config.sparsity !== 1 - n / m) {
+    notes.push(`--sparsity ${config.sparsity} is not used by --method ${config.method}: the pattern sets sparsity to ${1 - n / m}`);
+  }
+  const grouped = r.layers.reduce((s, l) => s + l.grouped, 0);
+  const all = r.layers.reduce((s, l) => s + l.grouped + l.tail, 0);
+  const pruned = r.layers.map((l) => ({ initializer: l.initializer }));
+  return {
+    model: r.model,
+    description: `${n}:${m} semi-structured magnitude pruning of ${r.layers.length} weight tensors (the ${n} largest |w| of every ${m} along the input axis kept; ${(grouped / all * 100).toFixed(1)}% of their weights in full groups)`,
+    denseWeights: weights,
+    notes,
+    targetSparsity: 1 - n / m,
+    verifySaved: (saved) => verifyNM(saved, pruned, n, m).map((v) => v.message)
+  };
+}
+function checkLayerCap(config) {
+  if (config.maxLayerSparsity < 1 && config.scope !== "global") {
+    throw new UserError(`--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${config.scope} sets every layer's ratio itself; use --scope global or drop the cap`);
+  }
+  if (config.maxLayerSparsity < 1 && config.maxLayerSparsity < config.sparsity) {
+    throw new UserError(`--max-layer-sparsity ${config.maxLayerSparsity}: below --sparsity ${config.sparsity}, so no allocation reaches the target; raise it to at least ${config.sparsity}`);
+  }
+}
+function checkSparseGPT(config, calib) {
+  if (config.criterion !== "sparsegpt") return;
+  if (config.method !== "unstructured") {
+    throw new UserError(`--criterion sparsegpt: re-chooses unstructured masks during reconstruction, not --method ${config.method}; use --method unstructured, or --criterion l1`);
+  }
+  if (config.recovery !== "reconstruct" && config.recovery !== "auto") {
+    throw new UserError(`--criterion sparsegpt: the mask is chosen by the reconstruction step, but --recovery is ${config.recovery}; use --recovery reconstruct or auto`);
+  }
+  if (!calib) throw new UserError("--criterion sparsegpt: needs calibration data to choose the mask on; pass --calib calib.npz");
+}
+async function pruneModel(dense, requested, ctx) {
+  const { scope } = resolveScope(requested, ctx.calib ? { labelled: ctx.calib.labels !== null } : void 0);
+  const config = { ...requested, scope };
+  const outcome = await pruneWithScope(dense, config, ctx);
+  return { ...outcome, scope: outcome.scope ?? scope };
+}
+async function pruneWithScope(dense, config, ctx) {
+  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  if (weights.length === 0) {
+    throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  }
+  checkSparseGPT(config, ctx.calib);
+  checkSensitivityInputs(config, ctx.calib);
+  checkLayerCap(config);
+  if (config.scope === "sensitivity" || config.scope === "sensitivity-macs") return pruneBySensitivity(dense, weights, config, ctx);
+  const nm = parseNM(config.method);
+  if (nm) return pruneNM(dense, weights, config, nm);
+  if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
+  switch (config.method) {
+    case "unstructured": {
+      const cap = config.scope === "global" ? config.maxLayerSparsity : 1;
+      const r = magnitudePrune(dense, weights, config.sparsity, config.scope, cap);
+      return {
+        model: r.model,
+        description: `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%` + (cap < 1 ? ` (no layer above ${(cap * 100).toFixed(1)}%)` : ""),
+        denseWeights: weights,
+        notes: []
+      };
+    }
+    case "structured":
+    case "hybrid": {
+      const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+      const kept = new Set(weights.map((w) => w.initializer));
+      const protectedTensors = new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n)));
+      const channelSparsity = config.method === "hybrid" ? config.sparsity / 2 : config.sparsity;
+      const r = await structuredPrune(dense, {
+        sparsity: channelSparsity,
+        scope: config.scope,
+        roundTo: config.roundTo,
+        maxLayerSparsity: config.scope === "global" ? config.maxLayerSparsity : 1,
+        criterion: config.criterion,
+        protectedTensors,
+        calib: ctx.calib
+      });
+      let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
+      let model = r.model;
+      if (config.method === "hybrid") {
+        const removed = countSparsity(model, weights).overall;
+        const topUp = topUpMagnitude(model, weights, config.sparsity, config, config.scope);
+        model = topUp.model;
+        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(topUp.fraction * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+      }
+      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
+    }
+    default:
+      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
+  }
+}
+async function pruneBySensitivity(dense, weights, config, ctx) {
+  const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+  const kept = new Set(weights.map((w) => w.initializer));
+  const method = config.method;
+  let started = false;
+  try {
+    const r = await sensitivityPrune(dense, {
+      method,
+      sparsity: config.sparsity,
+      calib: ctx.calib,
+      weights,
+      config,
+      perMac: config.scope === "sensitivity-macs",
+      protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
+      onLayer: (done, total2) => {
+        if (!started) ctx.progress?.stage({ kind: "sensitivity", detail: `${method}, ${total2} ${method === "unstructured" ? "layers" : "groups"}`, total: total2 });
+        started = true;
+        ctx.progress?.update(done);
+      },
+      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {}
+    });
+    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...r.structured ? { structured: r.structured } : {} };
+  } catch (e) {
+    if (!(e instanceof AnalysisOverBudget)) throw e;
+    const global2 = await pruneWithScope(dense, { ...config, scope: "global" }, ctx);
+    const note = `scope auto -> global: the ${config.scope} analysis would take about ${e.projectedSeconds.toFixed(0)} s for ${e.units} ${config.method === "unstructured" ? "layers" : "groups"} (limit ${e.limitSeconds} s, the recovery-time-budget); pass --scope ${config.scope} to measure it anyway`;
+    return { ...global2, notes: [note, ...global2.notes], scope: "global" };
+  } finally {
+    if (started) ctx.progress?.stop();
+  }
+}
+var init_pruneModel = __esm({
+  "src/prune/pruneModel.ts"() {
+    "use strict";
+    init_schema();
+    init_errors();
+    init_hybrid();
+    init_magnitude();
+    init_nm();
+    init_prunable();
+    init_resolveScope();
+    init_sparsity();
+    init_sensitivityCurves();
+    init_sensitivityPrune();
+    init_describe();
+    init_structuredPrune();
   }
 });
 
@@ -42549,157 +43633,6 @@ var init_schedule = __esm({
   }
 });
 
-// src/recover/rounds.ts
-import * as fs10 from "node:fs";
-import * as path6 from "node:path";
-function resolveRounds(config, calib) {
-  if (config.recoveryRounds !== 0) return config.recoveryRounds;
-  const fits = config.method === "unstructured" && config.recovery === "auto" && config.schedule === "oneshot" && config.criterion !== "sparsegpt" && config.maxLayerSparsity >= 1 && calib?.labels && config.sparsity >= ROUNDS_FROM_SPARSITY;
-  return fits ? AUTO_ROUNDS : 1;
-}
-function resolveCompare(config, rounds) {
-  if (rounds <= 1 || config.scope !== "global" || config.sparsity > DEFAULT_CAP) return false;
-  return config.roundsCompareSensitivity || config.recoveryRounds === 0 && AUTO_COMPARE;
-}
-function checkRounds(config, calib) {
-  if (config.roundsCompareSensitivity && config.scope !== "global") {
-    throw new UserError(`--rounds-compare-sensitivity: compares global with sensitivity allocation, but --scope is ${config.scope}; drop --scope or the flag`);
-  }
-  if (config.roundsCompareSensitivity && config.sparsity > DEFAULT_CAP) {
-    throw new UserError(`--rounds-compare-sensitivity: sensitivity allocation prunes no layer beyond ${DEFAULT_CAP * 100}%, so --sparsity ${config.sparsity} cannot be compared; lower --sparsity to ${DEFAULT_CAP} or drop the flag`);
-  }
-  if (config.roundsCompareSensitivity && !calib?.labels) {
-    throw new UserError("--rounds-compare-sensitivity: picks by calibration NLL, so it needs a labelled calibration set; pass --calib calib.npz with x and y");
-  }
-  if (config.recoveryRounds <= 1) return;
-  const flag = `--recovery-rounds ${config.recoveryRounds}`;
-  if (config.method !== "unstructured") throw new UserError(`${flag}: rounds prune unstructured weights again after each recovery, not --method ${config.method}; use --method unstructured or --recovery-rounds 1`);
-  if (config.schedule !== "oneshot") throw new UserError(`${flag}: --schedule gradual already recovers after each step; use one of them`);
-  if (config.maxLayerSparsity < 1) throw new UserError(`${flag}: rounds prune by one global threshold without a per-layer cap; drop --max-layer-sparsity or use --recovery-rounds 1`);
-  if (config.criterion === "sparsegpt") throw new UserError(`${flag}: --criterion sparsegpt re-chooses zeros at each reconstruction, so a later round would revive earlier zeros; use --criterion l1`);
-  if (!calib || !["auto", "reconstruct", "distill"].includes(config.recovery)) {
-    throw new UserError(`${flag}: each round recovers on the calibration set; pass --calib calib.npz and --recovery auto, reconstruct or distill`);
-  }
-}
-function pruneRound(model, weights, target, config, plan) {
-  if (plan) return pruneCounts(model, weights, plan.counts(target));
-  return magnitudePrune(model, weights, target, config.scope === "layer" ? "layer" : "global").model;
-}
-function recordedScores(steps) {
-  const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
-  if (scored.length === 0) return void 0;
-  const first = scored[0].info;
-  const last = scored[scored.length - 1].info;
-  return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
-}
-async function runRounds(req) {
-  const { config, calib, progress } = req;
-  const initial = countSparsity(req.dense, req.weights).overall;
-  const targets = cubicSchedule(initial, config.sparsity, req.rounds);
-  const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / req.rounds : 0;
-  const roundConfig = { ...config, bakeTemperature: false, recoveryTimeBudget: share };
-  const steps = [];
-  let current = req.dense;
-  for (let r = 1; r < req.rounds; r++) {
-    const t0 = performance.now();
-    const target = targets[r - 1];
-    progress.note(`recovery round ${r}/${req.rounds}: ${config.method} to ${pct4(target)}`);
-    const pruned = pruneRound(current, req.weights, target, config, req.plan);
-    const dir = path6.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
-    const artifact = stepFile(dir, 1, "prune");
-    fs10.mkdirSync(dir, { recursive: true });
-    saveModel(pruned, artifact);
-    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
-    const last = rec.steps.at(-1)?.artifact ?? artifact;
-    current = last === artifact ? pruned : loadModel(last).proto;
-    const recorded = recordedScores(rec.steps);
-    const before = recorded?.before ?? await calibScore(pruned, calib, config.latency.threads);
-    const after = recorded?.after ?? before;
-    const seconds = (performance.now() - t0) / 1e3;
-    const kept = rec.steps.map((s) => s.name.replace(/^recover:/, "")).join(" + ") || "nothing kept";
-    steps.push({
-      name: `recover:round-${r}`,
-      description: `recovery round ${r} of ${req.rounds}: ${config.scope === "sensitivity" ? "sensitivity-allocated" : config.scope} magnitude pruning to ${pct4(target)} of the previous round's recovered weights, then ${config.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
-      artifact: last,
-      info: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
-    });
-  }
-  return { model: current, steps, targets };
-}
-async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
-  const t0 = performance.now();
-  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
-  ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config.method} to ${pct4(config.sparsity)}`);
-  const model = pruneRound(r.model, weights, config.sparsity, config, plan);
-  ctx.stamp(model, plan ? "sensitivity" : config.scope);
-  const pruneArtifact = stepFile(dir, 1, "prune");
-  fs10.mkdirSync(dir, { recursive: true });
-  saveModel(model, pruneArtifact);
-  const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
-  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
-  const score2 = ctx.calib.labels ? recordedScores(recovery.steps)?.after ?? await calibScore(model, ctx.calib, config.latency.threads) : void 0;
-  const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config.scope;
-  return {
-    pruned: {
-      model,
-      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct4(config.sparsity)}, round ${rounds} of ${rounds} (${r.targets.map(pct4).join(", ")}): from round ${rounds - 1}'s recovered weights`,
-      denseWeights: [...weights],
-      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config.recovery} recovery (${r.targets.map(pct4).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
-      ...plan ? { sensitivity: plan.info(config.sparsity) } : {}
-    },
-    pruneArtifact,
-    steps: r.steps,
-    recovery,
-    score: score2,
-    seconds: (performance.now() - t0) / 1e3
-  };
-}
-async function pruneWithRounds(dense, config, rounds, ctx, compare3 = false) {
-  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config });
-  if (!(compare3 && config.scope === "global" && ctx.calib.labels)) {
-    return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === "sensitivity" ? await sensitivity() : void 0);
-  }
-  const half = { ...config, recoveryTimeBudget: config.recoveryTimeBudget / 2 };
-  const global2 = await runChain(dense, weights, half, rounds, path6.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path6.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
-  const keepSensitivity = better(bySensitivity2.score, global2.score);
-  const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
-  const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
-  const note = `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`;
-  return { ...won, pruned: { ...won.pruned, notes: [...won.pruned.notes, note] } };
-}
-var ROUNDS_FROM_SPARSITY, AUTO_ROUNDS, AUTO_COMPARE, pct4;
-var init_rounds = __esm({
-  "src/recover/rounds.ts"() {
-    "use strict";
-    init_errors();
-    init_model();
-    init_magnitude();
-    init_prunable();
-    init_schedule();
-    init_sensitivityPrune();
-    init_allocateSparsity();
-    init_sparsity();
-    init_calibScore();
-    init_runRecovery();
-    ROUNDS_FROM_SPARSITY = 0.6;
-    AUTO_ROUNDS = 4;
-    AUTO_COMPARE = false;
-    pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
-  }
-});
-
-// src/version.ts
-var VERSION7;
-var init_version3 = __esm({
-  "src/version.ts"() {
-    "use strict";
-    VERSION7 = "0.1.0";
-  }
-});
-
 // src/prune/structured/channels.ts
 function countChannels(model, protectedTensors) {
   const analysis = analyzeDependencies(untieConstants(model));
@@ -42725,44 +43658,11 @@ var init_channels = __esm({
   }
 });
 
-// src/measure/metrics.ts
-function accuracy(pred, labels) {
-  let hit = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
-  return labels.length ? hit / labels.length : NaN;
-}
-function perClassAccuracy(pred, labels, classes) {
-  const hit = new Float64Array(classes);
-  const support = classSupport(labels, classes);
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
-  return Array.from(support, (n, c) => n ? hit[c] / n : null);
-}
-function classSupport(labels, classes) {
-  const support = new Array(classes).fill(0);
-  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
-  return support;
-}
-function confusionMatrix(pred, labels, classes) {
-  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
-  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
-  return m;
-}
-function agreement(a, b) {
-  let same2 = 0;
-  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
-  return a.length ? same2 / a.length : NaN;
-}
-var init_metrics = __esm({
-  "src/measure/metrics.ts"() {
-    "use strict";
-  }
-});
-
 // src/measure/size.ts
-import * as fs11 from "node:fs";
+import * as fs12 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs11.readFileSync(file);
+  const data = fs12.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 var init_size = __esm({
@@ -42801,22 +43701,53 @@ var init_release = __esm({
   }
 });
 
+// src/pipeline/steps.ts
+function stepName(s) {
+  switch (s.kind) {
+    case "dense":
+    case "ship":
+    case "base":
+    case "head":
+      return s.kind;
+    case "prune":
+      return `prune${at(s.at)}`;
+    case "recover":
+      return s.stage === "round" ? `recover:round-${s.round}` : `recover:${s.stage}${at(s.at)}`;
+    case "calibrate:temperature":
+      return `calibrate:temperature${at(s.at)}`;
+  }
+}
+function recoveryKind(stage, at2) {
+  return stage === "temperature" ? { kind: "calibrate:temperature", at: at2 } : { kind: "recover", stage, at: at2 };
+}
+function recoveryRecord(r, at2) {
+  return { step: recoveryKind(r.stage, at2), description: r.description, artifact: r.artifact, recovery: r.info, ...r.temperature ? { temperature: r.temperature } : {} };
+}
+var at;
+var init_steps = __esm({
+  "src/pipeline/steps.ts"() {
+    "use strict";
+    at = (n) => n === void 0 ? "" : `@${n}`;
+  }
+});
+
 // src/pipeline/measureStep.ts
 function savedFacts(artifact, denseWeights, evalBatchSize) {
   const saved = loadModel(artifact).proto;
   return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
-async function measureStep(name, description, artifact, ctx) {
+async function measureStep(kind, description, artifact, ctx) {
   const { data, config, progress } = ctx;
+  const name = stepName(kind);
   const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
-  const size = measureFileSize(artifact);
+  const size2 = measureFileSize(artifact);
   collectGarbage();
   const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
   let preds;
   const shiftAccuracy = {};
   const shiftPreds = /* @__PURE__ */ new Map();
   try {
-    progress.start(`evaluate ${name}`, data.count);
+    progress.stage({ kind: "evaluate", step: name, total: data.count });
     preds = await evaluateClassifier(session, data, {
       batchSize: batch,
       outputsAreProbabilities: probabilities,
@@ -42842,8 +43773,8 @@ async function measureStep(name, description, artifact, ctx) {
     params: cost.params,
     nonzero_params: cost.nonzeroParams,
     flops: cost.macs,
-    size_bytes: size.bytes,
-    gzip_bytes: size.gzipBytes,
+    size_bytes: size2.bytes,
+    gzip_bytes: size2.gzipBytes,
     accuracy: accuracy(preds.pred, labels),
     per_class: perClassAccuracy(preds.pred, labels, preds.classes),
     confusion: confusionMatrix(preds.pred, labels, preds.classes),
@@ -42855,7 +43786,13 @@ async function measureStep(name, description, artifact, ctx) {
     shift_accuracy: shiftAccuracy,
     layers: sparsity.layers
   };
-  return { step, preds, shiftPreds };
+  return { kind, step, preds, shiftPreds };
+}
+async function measureRecord(r, ctx) {
+  const m = await measureStep(r.step, r.description, r.artifact, ctx);
+  if (r.recovery) m.step.recovery = r.recovery;
+  if (r.temperature) m.step.temperature = r.temperature;
+  return m;
 }
 var init_measureStep = __esm({
   "src/pipeline/measureStep.ts"() {
@@ -42870,639 +43807,7 @@ var init_measureStep = __esm({
     init_sparsity();
     init_activationBudget();
     init_release();
-  }
-});
-
-// node_modules/markdown-table/index.js
-function defaultStringLength(value) {
-  return value.length;
-}
-function markdownTable(table3, options) {
-  const settings = options || {};
-  const align = (settings.align || []).concat();
-  const stringLength = settings.stringLength || defaultStringLength;
-  const alignments = [];
-  const cellMatrix = [];
-  const sizeMatrix = [];
-  const longestCellByColumn = [];
-  let mostCellsPerRow = 0;
-  let rowIndex = -1;
-  while (++rowIndex < table3.length) {
-    const row2 = [];
-    const sizes2 = [];
-    let columnIndex2 = -1;
-    if (table3[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table3[rowIndex].length;
-    }
-    while (++columnIndex2 < table3[rowIndex].length) {
-      const cell5 = serialize(table3[rowIndex][columnIndex2]);
-      if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell5);
-        sizes2[columnIndex2] = size;
-        if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
-          longestCellByColumn[columnIndex2] = size;
-        }
-      }
-      row2.push(cell5);
-    }
-    cellMatrix[rowIndex] = row2;
-    sizeMatrix[rowIndex] = sizes2;
-  }
-  let columnIndex = -1;
-  if (typeof align === "object" && "length" in align) {
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = toAlignment(align[columnIndex]);
-    }
-  } else {
-    const code = toAlignment(align);
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = code;
-    }
-  }
-  columnIndex = -1;
-  const row = [];
-  const sizes = [];
-  while (++columnIndex < mostCellsPerRow) {
-    const code = alignments[columnIndex];
-    let before = "";
-    let after = "";
-    if (code === 99) {
-      before = ":";
-      after = ":";
-    } else if (code === 108) {
-      before = ":";
-    } else if (code === 114) {
-      after = ":";
-    }
-    let size = settings.alignDelimiters === false ? 1 : Math.max(
-      1,
-      longestCellByColumn[columnIndex] - before.length - after.length
-    );
-    const cell5 = before + "-".repeat(size) + after;
-    if (settings.alignDelimiters !== false) {
-      size = before.length + size + after.length;
-      if (size > longestCellByColumn[columnIndex]) {
-        longestCellByColumn[columnIndex] = size;
-      }
-      sizes[columnIndex] = size;
-    }
-    row[columnIndex] = cell5;
-  }
-  cellMatrix.splice(1, 0, row);
-  sizeMatrix.splice(1, 0, sizes);
-  rowIndex = -1;
-  const lines2 = [];
-  while (++rowIndex < cellMatrix.length) {
-    const row2 = cellMatrix[rowIndex];
-    const sizes2 = sizeMatrix[rowIndex];
-    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
-    columnIndex = -1;
-    const line = [];
-    while (++columnIndex < cellsInRow) {
-      const cell5 = row2[columnIndex] || "";
-      let before = "";
-      let after = "";
-      if (settings.alignDelimiters !== false) {
-        const size = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
-        const code = alignments[columnIndex];
-        if (code === 114) {
-          before = " ".repeat(size);
-        } else if (code === 99) {
-          const half = size / 2;
-          if (size % 2) {
-            before = " ".repeat(half + 0.5);
-            after = " ".repeat(half - 0.5);
-          } else {
-            before = " ".repeat(half);
-            after = before;
-          }
-        } else {
-          after = " ".repeat(size);
-        }
-      }
-      if (settings.delimiterStart !== false && !columnIndex) {
-        line.push("|");
-      }
-      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
-      // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell5 === "") && (settings.delimiterStart !== false || columnIndex)) {
-        line.push(" ");
-      }
-      if (settings.alignDelimiters !== false) {
-        line.push(before);
-      }
-      line.push(cell5);
-      if (settings.alignDelimiters !== false) {
-        line.push(after);
-      }
-      if (settings.padding !== false) {
-        line.push(" ");
-      }
-      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
-        line.push("|");
-      }
-    }
-    lines2.push(
-      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
-    );
-  }
-  return lines2.join("\n");
-}
-function serialize(value) {
-  return value === null || value === void 0 ? "" : String(value);
-}
-function toAlignment(value) {
-  const code = typeof value === "string" ? value.codePointAt(0) : 0;
-  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
-}
-var init_markdown_table = __esm({
-  "node_modules/markdown-table/index.js"() {
-  }
-});
-
-// src/ledger/format.ts
-function signed(text) {
-  return text.startsWith("-") ? MINUS + text.slice(1) : text;
-}
-function fixed(x2, digits) {
-  const text = x2.toFixed(digits);
-  return Number(text) === 0 ? 0 .toFixed(digits) : signed(text);
-}
-function percent(fraction, digits = 1) {
-  return `${fixed(fraction * 100, digits)}%`;
-}
-function points(fraction, digits = 2) {
-  return `${fixed(fraction * 100, digits)} pt`;
-}
-function signedPoints(fraction, digits = 1) {
-  const text = fixed(fraction * 100, digits);
-  if (Number(text.replace(MINUS, "-")) === 0) return `\xB1${text} pt`;
-  return text.startsWith(MINUS) ? `${text} pt` : `+${text} pt`;
-}
-function ms2(x2) {
-  return `${fixed(x2, 2)} ms`;
-}
-function ratio(x2, digits = 2) {
-  return `${fixed(x2, digits)}x`;
-}
-function bytes(n) {
-  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
-  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
-  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
-  return `${fixed(n / 1024 ** 3, 2)} GiB`;
-}
-function count(n) {
-  for (const [suffix, size] of COUNT_UNITS) {
-    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
-  }
-  return fixed(n, 0);
-}
-var MINUS, COUNT_UNITS;
-var init_format = __esm({
-  "src/ledger/format.ts"() {
-    "use strict";
-    MINUS = "\u2212";
-    COUNT_UNITS = [
-      ["G", 1e9],
-      ["M", 1e6],
-      ["k", 1e3]
-    ];
-  }
-});
-
-// src/ledger/renderSensitivity.ts
-function damage(l) {
-  const first = l.points[0];
-  const last = l.points[l.points.length - 1];
-  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
-}
-function bySensitivity(layers) {
-  return [...layers].sort((a, b) => {
-    const [da, na] = damage(a);
-    const [db, nb] = damage(b);
-    return db - da || nb - na || a.name.localeCompare(b.name);
-  });
-}
-function shortName(name, max2 = 28) {
-  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
-}
-function sensitivityChart(s) {
-  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
-  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
-  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
-  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
-  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
-  return [
-    "```mermaid",
-    "xychart-beta",
-    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
-    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
-    `    y-axis ${quoted(metric)} ${low} --> 100`,
-    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
-    "```"
-  ].join("\n");
-}
-function sensitivitySection(s) {
-  const ordered = bySensitivity(s.layers);
-  const shown = ordered.slice(0, CHART_LAYERS);
-  const acc2 = s.against === "labels" ? "acc" : "agree";
-  const nll = s.against === "labels" ? "NLL" : "KL";
-  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
-  const rows2 = ordered.map((l) => {
-    const line = shown.indexOf(l);
-    return [
-      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
-      String(l.size),
-      ...s.ratios.map((r) => {
-        const p = l.points.find((q) => q.ratio === r);
-        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
-      }),
-      `**${percent(l.allocated)}**`,
-      l.seconds.toFixed(2)
-    ];
-  });
-  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
-  return [
-    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
-    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
-    sensitivityChart(s),
-    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
-  ].join("\n\n");
-}
-var CHART_LAYERS, cell, quoted;
-var init_renderSensitivity = __esm({
-  "src/ledger/renderSensitivity.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_format();
-    CHART_LAYERS = 5;
-    cell = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-    quoted = (text) => `"${text.replace(/"/g, "'")}"`;
-  }
-});
-
-// src/ledger/renderSchedule.ts
-function scheduleSection(model) {
-  const s = model.schedule;
-  if (!s) return void 0;
-  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
-  const structured = s.steps.some((r) => r.channels_removed !== void 0);
-  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
-  const rows2 = s.steps.map((r) => [
-    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
-    percent(r.target),
-    percent(r.sparsity),
-    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
-    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
-    r.accuracy === null ? DASH : percent(r.accuracy, 2),
-    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
-    bytes(r.size_bytes),
-    ...names.map((n) => {
-      const b = r.budgets.find((x2) => x2.name === n);
-      return b ? ICON[b.verdict] : DASH;
-    }),
-    `${ICON[r.verdict]} ${r.verdict}`
-  ]);
-  const ran = s.steps.length;
-  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
-  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
-  return [
-    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
-    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
-    stop,
-    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
-  ].join("\n\n");
-}
-var ICON, DASH, cell2;
-var init_renderSchedule = __esm({
-  "src/ledger/renderSchedule.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_format();
-    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    DASH = "\u2014";
-    cell2 = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-  }
-});
-
-// src/ledger/render.ts
-function baseName(path18) {
-  return path18.split(/[\\/]/).pop() || path18;
-}
-function cell3(text) {
-  return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-}
-function table(rows2) {
-  return markdownTable(
-    rows2.map((row) => row.map(cell3)),
-    { alignDelimiters: false }
-  );
-}
-function denseStep(model) {
-  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
-}
-function finalStep(model) {
-  return model.steps.at(-1);
-}
-function renderHeadline(model) {
-  const dense = denseStep(model);
-  const final2 = finalStep(model);
-  const parts = [];
-  if (dense && final2) {
-    parts.push(`${percent(final2.sparsity)} sparse`);
-    if (dense.latency && final2.latency && dense.latency.batch === final2.latency.batch && final2.latency.p50_ms > 0) {
-      const speedup = dense.latency.p50_ms / final2.latency.p50_ms;
-      if (final2.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
-      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
-    }
-    if (dense.accuracy != null && final2.accuracy != null) {
-      parts.push(`${signedPoints(final2.accuracy - dense.accuracy)} accuracy`);
-    }
-  } else {
-    parts.push("no steps measured");
-  }
-  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
-}
-function budgetValue(name, x2) {
-  switch (name) {
-    case "accuracy-drop":
-    case "class-accuracy-drop":
-    case "ece-increase":
-    case "shift-accuracy-drop":
-      return points(x2);
-    case "latency-regression":
-      return percent(x2);
-    case "min-speedup":
-      return ratio(x2);
-    case "p95-latency-ms":
-      return ms2(x2);
-    case "max-size-bytes":
-      return bytes(x2);
-  }
-}
-function intervalText(b) {
-  if (!b.ci) return "";
-  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
-  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
-  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
-}
-function budgetTable(budgets) {
-  if (budgets.length === 0) return "_No budgets checked._";
-  return table([
-    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
-    ...budgets.map((b) => [
-      `\`${b.name}\``,
-      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH2 : budgetValue(b.name, b.actual) + intervalText(b),
-      `${ICON2[b.verdict]} ${b.verdict}`,
-      b.detail
-    ])
-  ]);
-}
-function stepTable(steps) {
-  const batch = steps.find((s) => s.latency)?.latency?.batch;
-  const at = batch === void 0 ? "" : ` (b=${batch})`;
-  const latency = (s, key) => {
-    if (!s.latency) return DASH2;
-    const value = s.latency[key].toFixed(2);
-    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
-  };
-  return table([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
-    ...steps.map((s) => [
-      s.name,
-      percent(s.sparsity),
-      count(s.params),
-      count(s.nonzero_params),
-      count(s.flops),
-      bytes(s.size_bytes),
-      bytes(s.gzip_bytes),
-      orDash(s.accuracy, (x2) => percent(x2, 2)),
-      orDash(s.ece, (x2) => percent(x2, 2)),
-      orDash(s.agreement, (x2) => percent(x2, 2)),
-      latency(s, "p50_ms"),
-      latency(s, "p95_ms")
-    ])
-  ]);
-}
-function funnelSection(model) {
-  const steps = model.steps.filter((s) => s.funnel);
-  if (steps.length === 0) return void 0;
-  const dense = denseStep(model);
-  const batch = steps[0].funnel.batch;
-  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH2;
-  const speedCell = (s) => {
-    const f = s.funnel;
-    if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH2;
-    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
-    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
-  };
-  const lines2 = [
-    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
-    table([
-      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
-      ...steps.map((s) => {
-        const f = s.funnel;
-        const base = s === dense;
-        return [
-          s.name,
-          percent(f.params_ratio),
-          percent(f.flops_ratio),
-          percent(f.sparse_flops_ratio),
-          ratio(f.ideal_speedup),
-          p(s, "p50_ms"),
-          p(s, "p95_ms"),
-          speedCell(s),
-          base ? DASH2 : orDash(f.efficiency, (x2) => percent(x2, 0))
-        ];
-      })
-    ])
-  ];
-  const final2 = finalStep(model);
-  if (final2?.funnel && zerosNotSkipped(model.method)) {
-    const f = final2.funnel;
-    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
-    lines2.push(
-      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
-      table([
-        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
-        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
-      ])
-    );
-  }
-  return lines2.join("\n\n");
-}
-function classTable(model) {
-  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
-  if (lost.length === 0) return void 0;
-  return [
-    "**Classes that lost most**",
-    table([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
-      ...lost.map((c) => [
-        String(c.class),
-        percent(c.dense),
-        percent(c.pruned),
-        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
-        String(c.support)
-      ])
-    ])
-  ].join("\n\n");
-}
-function costTable(steps) {
-  const rows2 = steps.filter((s) => s.runtime_cost);
-  if (rows2.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH2;
-  return table([
-    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
-    ...rows2.map((s) => {
-      const c = s.runtime_cost;
-      return [
-        s.name,
-        withCi(s),
-        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
-        c.load_ms.toFixed(1),
-        c.throughput_samples_per_s === void 0 ? DASH2 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
-        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
-        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
-      ];
-    })
-  ]);
-}
-function predictionShiftTable(model) {
-  if (!model.prediction_shift?.length) return void 0;
-  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
-  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
-  return [
-    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
-    table([
-      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
-      ...model.prediction_shift.flatMap(
-        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
-      )
-    ])
-  ].join("\n\n");
-}
-function shiftTable(model) {
-  if (!model.shifts?.length) return void 0;
-  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
-  return [
-    "**Distribution shift**",
-    table([
-      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
-      ...model.shifts.map((s) => [
-        s.name,
-        s.source,
-        String(s.samples),
-        percent(s.dense, 2),
-        percent(s.final, 2),
-        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
-        points(s.gap_change, 2)
-      ])
-    ])
-  ].join("\n\n");
-}
-function renderModel(model) {
-  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
-  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
-  if (model.steps.length > 0) sections.push(stepTable(model.steps));
-  const schedule = scheduleSection(model);
-  if (schedule) sections.push(schedule);
-  const funnel = funnelSection(model);
-  if (funnel) sections.push(funnel);
-  const classes = classTable(model);
-  if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell3(n)}`)].join("\n"));
-  const cost = costTable(model.steps);
-  if (cost) sections.push(cost);
-  const shifts = shiftTable(model);
-  if (shifts) sections.push(shifts);
-  const predicted = predictionShiftTable(model);
-  if (predicted) sections.push(predicted);
-  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
-  return sections.join("\n\n");
-}
-function renderMarkdown(ledger) {
-  const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
-
-${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
-  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
-  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
-  const t = ledger.timed_out;
-  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
-
-` : "";
-  return `${title}
-
-${timedOut}${models}
-
-${footer}
-`;
-}
-var WORD, ICON2, DASH2, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
-var init_render = __esm({
-  "src/ledger/render.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_renderSensitivity();
-    init_format();
-    init_renderSchedule();
-    WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-    ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    DASH2 = "\u2014";
-    TOP_CLASSES = 5;
-    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
-    orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
-    zerosNotSkipped = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
-  }
-});
-
-// src/pipeline/ledgerFile.ts
-import * as os6 from "node:os";
-import * as path7 from "node:path";
-function classChanges(dense, final2, labels, classes) {
-  const support = classSupport(labels, classes);
-  const changes = [];
-  dense.per_class.forEach((d, c) => {
-    const f = final2.per_class[c];
-    if (d === null || f === null) return;
-    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
-}
-function writeLedger(req, provider, model) {
-  const ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict: model.verdict,
-    tool: { name: "prune-guard", version: VERSION7 },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: provider.provider,
-      ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os6.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`
-    },
-    models: [model]
-  };
-  const markdown = renderMarkdown(ledger);
-  const ledgerPath = path7.join(req.out, "ledger.json");
-  const markdownPath = path7.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
-}
-var init_ledgerFile = __esm({
-  "src/pipeline/ledgerFile.ts"() {
-    "use strict";
-    init_atomicWrite();
-    init_render();
-    init_types();
-    init_metrics();
-    init_ort();
-    init_version3();
+    init_steps();
   }
 });
 
@@ -43591,18 +43896,18 @@ var init_funnel = __esm({
 });
 
 // src/measure/memory.ts
-import * as fs12 from "node:fs";
+import * as fs13 from "node:fs";
 function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs12.readFileSync("/proc/self/status", "utf8"));
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs13.readFileSync("/proc/self/status", "utf8"));
   return m ? Number(m[1]) * 1024 : void 0;
 }
 function peakMeter() {
   try {
-    fs12.writeFileSync("/proc/self/clear_refs", "5");
+    fs13.writeFileSync("/proc/self/clear_refs", "5");
     if (readHwm() !== void 0) {
       return {
         method: "linux-vmhwm",
-        reset: () => fs12.writeFileSync("/proc/self/clear_refs", "5"),
+        reset: () => fs13.writeFileSync("/proc/self/clear_refs", "5"),
         peak: () => readHwm()
       };
     }
@@ -43619,7 +43924,7 @@ var init_memory = __esm({
 
 // src/measure/runtimeCost.ts
 import { spawn as spawn2 } from "node:child_process";
-import * as fs13 from "node:fs";
+import * as fs14 from "node:fs";
 function throughput(byBatch) {
   if (byBatch.length === 0) return void 0;
   const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
@@ -43627,7 +43932,7 @@ function throughput(byBatch) {
 }
 function readCounter(file) {
   try {
-    const v = Number(fs13.readFileSync(file, "utf8").trim());
+    const v = Number(fs14.readFileSync(file, "utf8").trim());
     return Number.isFinite(v) ? v : void 0;
   } catch {
     return void 0;
@@ -43718,7 +44023,7 @@ var init_runtimeCost = __esm({
 // src/pipeline/timeSteps.ts
 async function timeSteps(measured, data, config, provider, progress) {
   const artifacts = measured.map((m) => m.step.artifact);
-  progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
+  progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config.batchSizes.length * (config.latency.warmup + config.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
   const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider }, (done) => progress.update(done));
   progress.stop();
@@ -43736,7 +44041,7 @@ async function timeSteps(measured, data, config, provider, progress) {
 }
 async function timePair(dense, candidate, data, config, provider, progress) {
   const batch = config.batchSizes[0];
-  progress.start("latency (dense and schedule step)", config.latency.warmup + config.latency.runs);
+  progress.stage({ kind: "latency", detail: "dense and schedule step", total: config.latency.warmup + config.latency.runs });
   const source = sliceBatch(data, 0, Math.min(data.count, batch));
   const samples = await measureInterleaved([dense, candidate], source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider }, (done) => progress.update(done));
   progress.stop();
@@ -43753,9 +44058,36 @@ var init_timeSteps = __esm({
   }
 });
 
-// src/pipeline/gradual.ts
-import * as fs14 from "node:fs";
+// src/pipeline/unit.ts
+import * as fs15 from "node:fs";
 import * as path8 from "node:path";
+async function pruneAndRecover(unit) {
+  const pruned = await unit.prune();
+  if (unit.metadata) setMetadata(pruned.model, unit.metadata(pruned));
+  fs15.mkdirSync(path8.dirname(unit.pruneArtifact), { recursive: true });
+  saveModel(pruned.model, unit.pruneArtifact);
+  const recovery = await runRecovery({ ...unit.recovery, pruned: pruned.model, prunedArtifact: unit.pruneArtifact, denseWeights: pruned.denseWeights, structured: pruned.structured });
+  return {
+    pruned,
+    steps: [{ step: { kind: "prune", at: unit.at }, description: pruned.description, artifact: unit.pruneArtifact }, ...recovery.steps.map((r) => recoveryRecord(r, unit.at))],
+    recovered: recovery.steps,
+    ...recovery.temperature ? { temperature: recovery.temperature } : {},
+    notes: recovery.notes,
+    chain: recovery.steps.filter((r) => r.stage !== "temperature").at(-1)?.artifact ?? unit.pruneArtifact
+  };
+}
+var init_unit = __esm({
+  "src/pipeline/unit.ts"() {
+    "use strict";
+    init_model();
+    init_runRecovery();
+    init_steps();
+  }
+});
+
+// src/pipeline/gradual.ts
+import * as fs16 from "node:fs";
+import * as path9 from "node:path";
 function checkSchedule(config) {
   if (parseNM(config.method)) {
     throw new UserError(`--schedule gradual: --method ${config.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot`);
@@ -43788,35 +44120,34 @@ function regrownWeights(before, after, names) {
   return broken;
 }
 async function runGradual(input, progress) {
-  const { req, data, shifts, calib, outPath } = input;
+  const { req, data, shifts, calib, outPath, provider } = input;
   const { config, budgets } = req;
-  const provider = input.provider.provider;
-  checkSchedule(config);
+  const denseModel = input.dense.proto;
   const structured = config.method === "structured" || config.method === "hybrid";
   const channelShare = config.method === "hybrid" ? 0.5 : 1;
-  const weights = prunableWeights(input.dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  const weights = prunableWeights(denseModel, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${req.model}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
-  const protectedTensors = protectedFor(input.dense, weights);
-  const denseChannels = structured ? countChannels(input.dense, protectedTensors) : void 0;
-  const initial = structured ? 0 : countSparsity(input.dense, weights).overall;
+  const protectedTensors = protectedFor(denseModel, weights);
+  const denseChannels = structured ? countChannels(denseModel, protectedTensors) : void 0;
+  const initial = structured ? 0 : countSparsity(denseModel, weights).overall;
   if (!(config.sparsity > initial)) {
-    throw new UserError(`--sparsity ${config.sparsity}: the model is already ${pct5(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
+    throw new UserError(`--sparsity ${config.sparsity}: the model is already ${pct4(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
   }
   if (structured && denseChannels.removable === 0) {
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
   }
   const targets = cubicSchedule(initial, config.sparsity, config.scheduleSteps);
-  const plan = config.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config }) : void 0;
+  const plan = config.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
-  progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config.sparsity)} (${targets.map(pct5).join(", ")})`);
-  const stepsRoot = path8.join(req.out, "steps");
-  fs14.mkdirSync(stepsRoot, { recursive: true });
+  progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config.sparsity)} (${targets.map(pct4).join(", ")})`);
+  const stepsRoot = path9.join(req.out, "steps");
+  fs16.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config, progress, provider };
-  const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config.latency.threads)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config.latency.threads)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -43827,53 +44158,55 @@ async function runGradual(input, progress) {
   const notes = /* @__PURE__ */ new Set();
   const drops = [];
   let stoppedEarly = null;
-  let current = input.dense;
+  let current = denseModel;
   for (let t = 1; t <= targets.length; t++) {
     const target = targets[t - 1];
     let stepSparsity = target;
-    let what = `${config.method} to ${pct5(target)}`;
+    let what = `${config.method} to ${pct4(target)}`;
     if (structured) {
       const now = countChannels(current, protectedTensors);
       const channels = target * channelShare;
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
-      what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
+      what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
     }
-    progress.note(`pruning ${path8.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.stage({ kind: "prune", model: path9.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config, method: structured ? "structured" : config.method, sparsity: stepSparsity };
-    const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
-    if (config.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
-    for (const n of pruned.notes) {
-      if (!notes.has(n)) progress.note(n);
-      notes.add(n);
-    }
-    setMetadata(pruned.model, {
-      "prune-guard.version": VERSION7,
-      "prune-guard.method": config.method,
-      "prune-guard.scope": config.scope,
-      "prune-guard.target_sparsity": String(target),
-      "prune-guard.schedule_step": `${t}/${targets.length}`,
-      "prune-guard.source": path8.basename(req.model),
-      "prune-guard.recovery": config.recovery
+    const from = current;
+    const prune = async () => {
+      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct4(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib });
+      if (config.method === "hybrid") {
+        const topUp = topUpMagnitude(pruned.model, weights, target, config, config.scope === "layer" ? "layer" : "global");
+        pruned.model = topUp.model;
+        pruned.description += `; then unstructured magnitude (${config.scope}) to ${pct4(target)} of the dense prunable weights (${(topUp.fraction * 100).toFixed(1)}% of the remaining ones zero)`;
+      }
+      for (const n of pruned.notes) {
+        if (!notes.has(n)) progress.note(n);
+        notes.add(n);
+      }
+      return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct4(target)}: ${pruned.description}` };
+    };
+    const dir = path9.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const unit = await pruneAndRecover({
+      prune,
+      metadata: () => ({
+        "prune-guard.version": VERSION7,
+        "prune-guard.method": config.method,
+        "prune-guard.scope": config.scope,
+        "prune-guard.target_sparsity": String(target),
+        "prune-guard.schedule_step": `${t}/${targets.length}`,
+        "prune-guard.source": path9.basename(req.model),
+        "prune-guard.recovery": config.recovery
+      }),
+      pruneArtifact: stepFile(dir, 1, "prune"),
+      recovery: { dense: denseModel, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib } },
+      at: t
     });
-    const dir = path8.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
-    fs14.mkdirSync(dir, { recursive: true });
-    const pruneArtifact = stepFile(dir, 1, "prune");
-    saveModel(pruned.model, pruneArtifact);
-    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
-    const at = `@${t}`;
-    const prefix = `schedule step ${t}/${targets.length}, target ${pct5(target)}: `;
-    const stepMeasured = [await measureStep(`prune${at}`, prefix + pruned.description, pruneArtifact, withDense)];
-    for (const r of recovery.steps) {
-      const m = await measureStep(`${r.name}${at}`, r.description, r.artifact, withDense);
-      m.step.recovery = r.info;
-      if (r.temperature) m.step.temperature = r.temperature;
-      stepMeasured.push(m);
-    }
+    const stepMeasured = [];
+    for (const r of unit.steps) stepMeasured.push(await measureRecord(r, withDense));
     const final2 = stepMeasured[stepMeasured.length - 1];
-    if (recovery.temperature) final2.step.temperature = recovery.temperature;
+    if (unit.temperature) final2.step.temperature = unit.temperature;
     measured.push(...stepMeasured);
-    const chain = config.bakeTemperature ? recovery.steps.filter((r) => r.name !== "calibrate:temperature").at(-1)?.artifact ?? pruneArtifact : final2.step.artifact;
-    const next = loadModel(chain).proto;
+    const next = loadModel(unit.chain).proto;
     {
       const regrown = regrownWeights(current, next, weights.map((w) => w.initializer));
       if (regrown.length > 0) throw new Error(`internal error: schedule step ${t} made pruned weights nonzero again in ${regrown.slice(0, 3).join(", ")}`);
@@ -43893,13 +44226,13 @@ async function runGradual(input, progress) {
       dense.step.latency = latencyStat(config.batchSizes[0], pair.reference, config.confidence);
       final2.step.latency = latencyStat(config.batchSizes[0], pair.candidate, config.confidence);
     }
-    const judged2 = judge(budgets, dense, final2, input, pair);
-    const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
+    const judged = judge(budgets, dense, final2, input, pair);
+    const met = resource.length > 0 && resource.every((b) => judged.budgets.find((r) => r.name === b.name)?.verdict === "pass");
     const quality = row.calibAccuracy ?? final2.step.accuracy;
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
     const more = t < targets.length;
     if (met && more) {
-      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct5(final2.step.sparsity)}; pruning further would only cost quality` };
+      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct4(final2.step.sparsity)}; pruning further would only cost quality` };
     } else if (more && fellOffCliff(drops, cliffThreshold, config.schedulePatience)) {
       stoppedEarly = {
         after_step: t,
@@ -43919,13 +44252,9 @@ async function runGradual(input, progress) {
   }
   const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
   const chosen2 = rows2.find((r) => r.index === choice.index);
-  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs14.readFileSync(chosen2.final.step.artifact));
-  const steps = measured.map((m) => m.step);
-  if (chosen2 !== rows2[rows2.length - 1]) {
-    steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
-  }
-  const judged = chosen2.judged;
+  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
+  writeFileAtomic(outPath, fs16.readFileSync(chosen2.final.step.artifact));
+  const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
     kind: "gradual",
     planned_steps: targets.length,
@@ -43954,84 +44283,261 @@ async function runGradual(input, progress) {
     chosen_reason: choice.reason,
     rollback: req.model
   };
-  const modelLedger = {
+  return buildModelLedger({
     model: req.model,
     pruned: outPath,
     method: config.method,
-    target_sparsity: config.sparsity,
-    steps,
-    budgets: judged.budgets,
-    verdict: overallVerdict(judged.budgets.map((b) => b.verdict)),
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
-    ...notes.size > 0 || plan ? { notes: [...plan?.notes ?? [], ...notes] } : {},
+    targetSparsity: config.sparsity,
+    steps: shipped === chosen2.final ? measured : [...measured, shipped],
+    reference: dense,
+    shipped: chosen2.final,
+    judged: chosen2.judged,
+    data: { path: req.data, set: data },
+    shifts,
+    config,
+    notes: [...plan?.notes ?? [], ...notes],
+    scope: input.scope.scope,
     ...plan ? { sensitivity: plan.info(config.sparsity) } : {},
-    shifts: shiftResults(dense, chosen2.final, shifts, new Set(config.corruptions), config.confidence),
-    prediction_shift: predictionShifts(dense, chosen2.final, shifts),
-    // runPipeline resolved `auto` already; resolving again only narrows the type
-    scope: resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0).scope,
     schedule
-  };
-  return writeLedger(req, input.provider, modelLedger);
+  });
 }
 function judge(budgets, dense, step, input, latency) {
-  const changes = classChanges(dense.step, step.step, input.data.labels, dense.preds.classes);
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes);
-}
-function topUpMagnitude(model, description, dense, target, config) {
-  const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-  const size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-  const restTotal = size(rest);
-  const denseTotal = size(dense);
-  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
-  const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-  return {
-    model: magnitudePrune(model, rest, frac, config.scope === "layer" ? "layer" : "global").model,
-    description: `${description}; then unstructured magnitude (${config.scope}) to ${pct5(target)} of the dense prunable weights (${(frac * 100).toFixed(1)}% of the remaining ones zero)`
-  };
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config);
 }
 function protectedFor(dense, kept) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
   const keep = new Set(kept.map((w) => w.initializer));
   return new Set(all.map((w) => w.initializer).filter((n) => !keep.has(n)));
 }
-var RESOURCE_BUDGETS, LATENCY_BUDGETS, DEFAULT_CLIFF, pct5;
+var RESOURCE_BUDGETS, LATENCY_BUDGETS, DEFAULT_CLIFF, pct4;
 var init_gradual = __esm({
   "src/pipeline/gradual.ts"() {
     "use strict";
     init_errors();
     init_atomicWrite();
-    init_budgets2();
     init_latency();
-    init_model();
     init_graph();
+    init_model();
     init_tensor();
-    init_magnitude();
+    init_hybrid();
     init_nm();
     init_prunable();
     init_pruneModel();
     init_schedule();
-    init_sparsity();
     init_sensitivityPrune();
+    init_sparsity();
     init_channels();
     init_calibScore();
     init_runRecovery();
     init_version3();
+    init_ledger();
     init_measureStep();
-    init_ledgerFile();
-    init_resolveScope();
+    init_steps();
     init_timeSteps();
+    init_unit();
     init_verdicts();
     RESOURCE_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms", "max-size-bytes"]);
     LATENCY_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms"]);
     DEFAULT_CLIFF = 0.02;
+    pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  }
+});
+
+// src/pipeline/rounds.ts
+import * as path10 from "node:path";
+function pruneRound(model, weights, target, config, plan) {
+  if (plan) return pruneCounts(model, weights, plan.counts(target));
+  return magnitudePrune(model, weights, target, config.scope === "layer" ? "layer" : "global").model;
+}
+function recordedScores(steps) {
+  const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
+  if (scored.length === 0) return void 0;
+  const first = scored[0].info;
+  const last = scored[scored.length - 1].info;
+  return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
+}
+async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
+  const t0 = performance.now();
+  const { calib, progress } = ctx;
+  const targets = cubicSchedule(countSparsity(dense, weights).overall, config.sparsity, rounds);
+  const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
+  const recovery = { dense, calib, files: ctx.files, progress };
+  const steps = [];
+  let current = dense;
+  for (let r = 1; r < rounds; r++) {
+    const started = performance.now();
+    const target = targets[r - 1];
+    progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config.method} to ${pct5(target)}` });
+    const roundDir = path10.join(dir, `round-${String(r).padStart(2, "0")}`);
+    const from2 = current;
+    const unit = await pruneAndRecover({
+      prune: async () => ({ model: pruneRound(from2, weights, target, config, plan), description: "", denseWeights: [...weights], notes: [] }),
+      pruneArtifact: stepFile(roundDir, 1, "prune"),
+      // an intermediate round ships nothing: no temperature is fitted or baked
+      recovery: { ...recovery, config: { ...config, bakeTemperature: false, recoveryTimeBudget: share }, stepsDir: roundDir, fitTemperature: false }
+    });
+    const recorded = recordedScores(unit.recovered);
+    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config.latency.threads);
+    const after = recorded?.after ?? before;
+    current = loadModel(unit.chain).proto;
+    const seconds = (performance.now() - started) / 1e3;
+    const kept = unit.recovered.map((s) => s.stage).join(" + ") || "nothing kept";
+    steps.push({
+      step: { kind: "recover", stage: "round", round: r },
+      description: `recovery round ${r} of ${rounds}: ${config.scope === "sensitivity" ? "sensitivity-allocated" : config.scope} magnitude pruning to ${pct5(target)} of the previous round's recovered weights, then ${config.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
+      artifact: unit.chain,
+      recovery: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
+    });
+  }
+  progress.stage({ kind: "recover", work: "round", round: rounds, rounds, detail: `${config.method} to ${pct5(config.sparsity)}` });
+  const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config.scope;
+  const from = current;
+  const final2 = await pruneAndRecover({
+    prune: async () => ({
+      model: pruneRound(from, weights, config.sparsity, config, plan),
+      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct5(config.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct5).join(", ")}): from round ${rounds - 1}'s recovered weights`,
+      denseWeights: [...weights],
+      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config.recovery} recovery (${targets.map(pct5).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
+      ...plan ? { sensitivity: plan.info(config.sparsity) } : {}
+    }),
+    metadata: () => ctx.metadata(plan ? "sensitivity" : config.scope),
+    pruneArtifact: stepFile(dir, 1, "prune"),
+    // the final round gets the same share of the recovery time budget as every other round
+    recovery: { ...recovery, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir }
+  });
+  const score2 = calib.labels ? recordedScores(final2.recovered)?.after ?? await calibScore(final2.pruned.model, calib, config.latency.threads) : void 0;
+  return { rounds: steps, final: final2, score: score2, seconds: (performance.now() - t0) / 1e3 };
+}
+async function pruneWithRounds(dense, config, rounds, ctx, compare3 = false) {
+  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config });
+  if (!(compare3 && config.scope === "global" && ctx.calib.labels)) {
+    return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === "sensitivity" ? await sensitivity() : void 0);
+  }
+  const half = { ...config, recoveryTimeBudget: config.recoveryTimeBudget / 2 };
+  const global2 = await runChain(dense, weights, half, rounds, path10.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path10.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const keepSensitivity = better(bySensitivity2.score, global2.score);
+  const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
+  const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
+  won.final.pruned.notes.push(
+    `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`
+  );
+  return { rounds: won.rounds, final: won.final };
+}
+var pct5;
+var init_rounds2 = __esm({
+  "src/pipeline/rounds.ts"() {
+    "use strict";
+    init_errors();
+    init_model();
+    init_magnitude();
+    init_prunable();
+    init_schedule();
+    init_sensitivityPrune();
+    init_sparsity();
+    init_calibScore();
+    init_runRecovery();
+    init_unit();
     pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
   }
 });
 
+// src/pipeline/oneShot.ts
+import * as fs17 from "node:fs";
+import * as path11 from "node:path";
+async function runOneShot(input, progress) {
+  const { req, data, shifts, calib, outPath, scope, rounds } = input;
+  const { config } = req;
+  const target = targetSparsity(config);
+  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
+  progress.stage({ kind: "prune", model: path11.basename(req.model), detail: `${config.method} to ${(target * 100).toFixed(1)}%` });
+  const metadata = (scopeUsed) => ({
+    "prune-guard.version": VERSION7,
+    "prune-guard.method": config.method,
+    "prune-guard.scope": scopeUsed,
+    "prune-guard.target_sparsity": String(target),
+    "prune-guard.source": path11.basename(req.model),
+    "prune-guard.recovery": config.recovery
+  });
+  const stepsDir = path11.join(req.out, "steps");
+  const files = { data: req.data, calib: req.calib };
+  const staged = hasRecoverySteps(config, calib);
+  let roundSteps = [];
+  let unit;
+  if (rounds > 1) {
+    const r = await pruneWithRounds(input.dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata }, resolveCompare(config, rounds));
+    for (const n of r.final.pruned.notes) progress.note(n);
+    roundSteps = r.rounds;
+    unit = r.final;
+  } else {
+    const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : void 0;
+    unit = await pruneAndRecover({
+      prune: async () => {
+        const pruned2 = await pruneModel(input.dense.proto, config, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+        for (const n of pruned2.notes) progress.note(n);
+        return pruned2;
+      },
+      metadata: (pruned2) => metadata(pruned2.scope ?? config.scope),
+      pruneArtifact: staged ? stepFile(stepsDir, 1, "prune") : outPath,
+      recovery: { dense: input.dense.proto, calib, config, stepsDir, progress, files }
+    });
+  }
+  const { pruned } = unit;
+  if (staged) writeFileAtomic(outPath, fs17.readFileSync(unit.steps[unit.steps.length - 1].artifact));
+  const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
+  if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
+  releaseField(input.dense, "proto", "the dense model");
+  releaseField(pruned, "model", "the pruned model");
+  delete pruned.structured;
+  collectGarbage();
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: input.provider };
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
+  const measured = [dense];
+  for (const r of [...roundSteps, ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
+  const shipped = measured[measured.length - 1];
+  if (unit.temperature) shipped.step.temperature = unit.temperature;
+  const samples = await timeSteps(measured, data, config, input.provider, progress);
+  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config);
+  return buildModelLedger({
+    model: req.model,
+    pruned: outPath,
+    method: config.method,
+    targetSparsity: target,
+    steps: measured,
+    reference: dense,
+    shipped,
+    judged,
+    data: { path: req.data, set: data },
+    shifts,
+    config,
+    notes: [...pruned.notes, ...unit.notes],
+    scope: pruned.scope ?? scope.scope,
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+  });
+}
+var init_oneShot = __esm({
+  "src/pipeline/oneShot.ts"() {
+    "use strict";
+    init_atomicWrite();
+    init_model();
+    init_pruneModel();
+    init_rounds();
+    init_runRecovery();
+    init_version3();
+    init_ledger();
+    init_measureStep();
+    init_release();
+    init_rounds2();
+    init_timeSteps();
+    init_unit();
+    init_verdicts();
+  }
+});
+
 // src/pipeline/run.ts
-import * as fs15 from "node:fs";
-import * as path9 from "node:path";
+import * as path12 from "node:path";
 function checkRequest(config) {
   if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
     throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION7} yet; use --recovery none`);
@@ -44039,7 +44545,7 @@ function checkRequest(config) {
   if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
 }
 function prunedPath(out, model) {
-  return path9.join(out, `${path9.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path12.join(out, `${path12.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config } = req;
@@ -44056,86 +44562,18 @@ async function runPipeline(req, progress) {
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
   const outPath = prunedPath(req.out, req.model);
-  if (path9.resolve(outPath) === path9.resolve(req.model)) {
+  if (path12.resolve(outPath) === path12.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkRecoveryInputs(config, calib);
   checkSensitivityInputs(config, calib);
   checkRounds(config, calib);
+  if (config.schedule === "gradual") checkSchedule(config);
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
-  const target = targetSparsity(config);
-  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path9.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
-  const stamp = (model, scope2 = config.scope) => {
-    setMetadata(model, {
-      "prune-guard.version": VERSION7,
-      "prune-guard.method": config.method,
-      "prune-guard.scope": scope2,
-      "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path9.basename(req.model)
-    });
-    setMetadata(model, { "prune-guard.recovery": config.recovery });
-  };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path9.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : void 0;
-  const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : void 0;
-  const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
-  for (const n of pruned.notes) progress.note(n);
-  if (!withRounds) stamp(pruned.model, pruned.scope ?? config.scope);
-  fs15.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path9.join(req.out, "steps");
-  const staged = hasRecoverySteps(config, calib);
-  const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
-  if (staged) fs15.mkdirSync(stepsDir, { recursive: true });
-  if (!withRounds) saveModel(pruned.model, pruneArtifact);
-  const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
-  const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs15.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
-  const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
-  if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
-  releaseField(dense, "proto", "the dense model");
-  releaseField(pruned, "model", "the pruned model");
-  delete pruned.structured;
-  collectGarbage();
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
-  const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
-  const measured = [denseStep2];
-  for (const r of withRounds?.steps ?? []) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
-    m.step.recovery = r.info;
-    measured.push(m);
-  }
-  measured.push(await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds }));
-  for (const r of recovered) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
-    m.step.recovery = r.info;
-    if (r.temperature) m.step.temperature = r.temperature;
-    measured.push(m);
-  }
-  if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
-  const samples = await timeSteps(measured, data, config, provider.provider, progress);
-  const steps = measured.map((m) => m.step);
-  const final2 = steps[steps.length - 1];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final2, data.labels, denseStep2.preds.classes));
-  const { budgets, verdict } = judged;
-  const modelLedger = {
-    model: req.model,
-    pruned: outPath,
-    method: config.method,
-    target_sparsity: target,
-    steps,
-    budgets,
-    verdict,
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {},
-    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
-    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
-    scope: pruned.scope ?? scope.scope,
-    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
-  };
-  return writeLedger(req, provider, modelLedger);
+  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds };
+  const model = config.schedule === "gradual" ? await runGradual(input, progress) : await runOneShot(input, progress);
+  return { model, runtime: measuredRuntime(provider, config) };
 }
 var IMPLEMENTED_RECOVERIES;
 var init_run = __esm({
@@ -44143,30 +44581,93 @@ var init_run = __esm({
     "use strict";
     init_dataset();
     init_errors();
-    init_atomicWrite();
-    init_provider();
     init_corruptions();
-    init_verdicts();
+    init_provider();
     init_model();
     init_preflight();
     init_signature();
-    init_pruneModel();
     init_resolveScope();
     init_sensitivityPrune();
-    init_runRecovery();
     init_rounds();
+    init_runRecovery();
     init_version3();
     init_gradual();
-    init_ledgerFile();
-    init_timeSteps();
-    init_measureStep();
-    init_release();
+    init_ledger();
+    init_oneShot();
     IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "distill", "command", "auto"]);
   }
 });
 
+// src/pipeline/guardedRun.ts
+import * as path13 from "node:path";
+function publish(value, out) {
+  if (typeof value === "string") return out.publicPath(value);
+  if (Array.isArray(value)) return value.map((v) => publish(v, out));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, publish(v, out)]));
+  }
+  return value;
+}
+function timedOutLedger(req, t) {
+  const stopped = { model: req.model, stage: t.stage, limit_s: t.limitSeconds, elapsed_s: Math.round(t.elapsedSeconds * 10) / 10 };
+  return ledgerEnvelope([], measuredRuntime({ provider: "cpu" }, req.config), [stopped]);
+}
+function infeasibleBudgetNotes(req) {
+  const notes = [];
+  const speedup = req.budgets.find((b) => b.name === "min-speedup");
+  const keepsShapes = req.config.method === "unstructured" || /^\d+:\d+$/.test(req.config.method);
+  if (speedup && speedup.limit > 1 && keepsShapes) {
+    notes.push(
+      `note: budget min-speedup=${speedup.limit} will most likely fail: ${req.config.method} pruning keeps every tensor shape and onnxruntime on CPU does not skip zeros, so expect about 1.0x; use --method structured for speed, or drop the budget`
+    );
+  }
+  return notes;
+}
+async function guardedLedger(req, progress, publishLast = () => []) {
+  if (path13.resolve(prunedPath(req.out, req.model)) === path13.resolve(req.model)) {
+    throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
+  }
+  for (const n of infeasibleBudgetNotes(req)) progress.note(n);
+  const out = await OutputDir.open(req.out, {
+    waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
+    onWait: (m) => progress.note(m)
+  });
+  const deadline = new Deadline(req.config.timeBudget);
+  try {
+    let ledger;
+    try {
+      const run2 = await runPipeline({ ...req, out: out.staging }, deadline.watch(progress));
+      ledger = ledgerEnvelope([publish(run2.model, out)], run2.runtime);
+    } catch (e) {
+      if (!(e instanceof TimedOut)) throw e;
+      progress.stop();
+      progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
+      out.discardStaged();
+      out.retire(path13.basename(prunedPath(req.out, req.model)));
+      ledger = timedOutLedger(req, e);
+    }
+    out.commit(publishLast(ledger, out.staging));
+    return ledger;
+  } finally {
+    out.abort();
+  }
+}
+var DEFAULT_LOCK_WAIT_S;
+var init_guardedRun = __esm({
+  "src/pipeline/guardedRun.ts"() {
+    "use strict";
+    init_errors();
+    init_outputDir();
+    init_envelope();
+    init_deadline();
+    init_ledger();
+    init_run();
+    DEFAULT_LOCK_WAIT_S = 30 * 60;
+  }
+});
+
 // src/pipeline/compare.ts
-import * as path10 from "node:path";
+import * as path14 from "node:path";
 function compareBudgets(budgets) {
   const all = [...budgets];
   if (!all.some((b) => b.name === "latency-regression")) {
@@ -44190,9 +44691,9 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path10.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path10.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
+  const base = await measureStep({ kind: "base" }, `base model ${path14.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep({ kind: "head" }, `head model ${path14.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  progress.stage({ kind: "latency", detail: "base and head interleaved", total: config.batchSizes.length * (config.latency.warmup + config.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
@@ -44209,19 +44710,15 @@ var init_compare = __esm({
     "use strict";
     init_dataset();
     init_errors();
-    init_atomicWrite();
     init_budgets();
-    init_render();
-    init_types();
+    init_envelope();
     init_latency();
-    init_metrics();
-    init_ort();
     init_provider();
     init_runtimeCost();
     init_model();
     init_signature();
     init_prunable();
-    init_version3();
+    init_ledger();
     init_measureStep();
     init_corruptions();
     init_verdicts();
@@ -44236,7 +44733,7 @@ async function compareWithBase(opts, progress) {
   progress.note(`comparing with base: ${opts.baseModel} at ${opts.ref.slice(0, 12)}`);
   const m = await measurePair({ base, head, data: opts.data, shifts: opts.shifts, config: opts.config }, progress);
   const budgets = compareBudgets(opts.budgets).filter((b) => VS_BASE.has(b.name));
-  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, [], true);
+  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, true);
   return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, pair: [m.base.step, m.head.step], budgets: judged.budgets, verdict: judged.verdict };
 }
 var VS_BASE;
@@ -44251,8 +44748,8 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs16 from "node:fs";
-import * as path11 from "node:path";
+import * as fs18 from "node:fs";
+import * as path15 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -44285,8 +44782,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs16.mkdirSync(path11.dirname(dest), { recursive: true });
-  fs16.writeFileSync(dest, content);
+  fs18.mkdirSync(path15.dirname(dest), { recursive: true });
+  fs18.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -44299,15 +44796,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs17 from "node:fs";
-import * as path12 from "node:path";
+import * as fs19 from "node:fs";
+import * as path16 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs17.openSync(file, "r");
+    const fd2 = fs19.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs17.readSync(fd2, buf, 0, 40, 0);
-    fs17.closeSync(fd2);
+    fs19.readSync(fd2, buf, 0, 40, 0);
+    fs19.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -44317,8 +44814,8 @@ function refuseLfsPointer(file, shown) {
   }
 }
 function workspacePath(workspace, file) {
-  const rel = path12.relative(workspace, file);
-  return rel.startsWith("..") || path12.isAbsolute(rel) ? file : rel.split(path12.sep).join("/");
+  const rel = path16.relative(workspace, file);
+  return rel.startsWith("..") || path16.isAbsolute(rel) ? file : rel.split(path16.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -44329,73 +44826,73 @@ async function checkModels(jobs, settings, opts) {
     const own = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own };
     opts.progress.note(`model ${job.path}`);
-    refuseLfsPointer(path12.join(opts.workspace, job.path), job.path);
-    const head = await runPipeline({ ...request2, model: path12.join(opts.workspace, job.path), out: path12.join(opts.out, "models", slug(job.path)) }, opts.progress);
-    const ledger = head.ledger;
-    const model = ledger.models[0];
+    refuseLfsPointer(path16.join(opts.workspace, job.path), job.path);
+    const head = await guardedLedger({ ...request2, model: path16.join(opts.workspace, job.path), out: path16.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    const model = head.models[0];
+    if (!model) {
+      ledgers.push(ledgerEnvelope([], head.runtime, timedOutRuns(head).map((t) => ({ ...t, model: job.path }))));
+      continue;
+    }
     model.model = job.path;
-    model.pruned = path12.relative(opts.workspace, model.pruned).split(path12.sep).join("/");
+    model.pruned = path16.relative(opts.workspace, model.pruned).split(path16.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
+    const timedOut = [];
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path12.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path12.join(dir, path12.basename(basePath));
+      const dir = path16.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path16.join(dir, path16.basename(basePath));
+      const at2 = `${basePath} at ${opts.base.ref.slice(0, 12)}`;
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
-        opts.progress.note(`base ${basePath} at ${opts.base.ref.slice(0, 12)}`);
-        const base = await runPipeline({ ...request2, model: baseFile, out: path12.join(dir, "out") }, opts.progress);
-        model.vs_base = await compareWithBase({
-          ref: opts.base.ref,
-          baseModel: basePath,
-          baseSteps: base.ledger.models[0].steps,
-          headSteps: model.steps,
-          data: settings.data,
-          shifts: settings.shifts,
-          config: settings.config,
-          budgets: settings.budgets
-        }, opts.progress);
-        model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
+        opts.progress.note(`base ${at2}`);
+        const base = await guardedLedger({ ...request2, model: baseFile, out: path16.join(dir, "out") }, opts.progress);
+        if (base.models[0]) {
+          model.vs_base = await compareWithBase({
+            ref: opts.base.ref,
+            baseModel: basePath,
+            baseSteps: base.models[0].steps,
+            headSteps: model.steps,
+            data: settings.data,
+            shifts: settings.shifts,
+            config: settings.config,
+            budgets: settings.budgets
+          }, opts.progress);
+          model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
+        } else {
+          timedOut.push(...timedOutRuns(base).map((t) => ({ ...t, model: at2 })));
+        }
       } else {
         opts.progress.note(`${job.path} is new in this pull request: no base to compare with`);
       }
     }
-    ledger.verdict = model.verdict;
-    fs17.rmSync(head.ledgerPath, { force: true });
-    fs17.rmSync(head.markdownPath, { force: true });
-    ledgers.push(ledger);
+    ledgers.push(ledgerEnvelope([model], head.runtime, timedOut));
   }
   return ledgers;
 }
 function mergeLedgers(ledgers) {
   const models = ledgers.flatMap((l) => l.models).sort((a, b) => a.model.localeCompare(b.model));
-  return {
-    schema: LEDGER_SCHEMA,
-    verdict: overallVerdict(models.map((m) => m.verdict)),
-    tool: { name: "prune-guard", version: VERSION7 },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: ledgers[0]?.runtime ?? { onnxruntime: "not loaded", provider: "cpu", threads: 0, platform: `${process.platform}-${process.arch}` },
-    models
-  };
+  const timedOut = ledgers.flatMap(timedOutRuns).sort((a, b) => a.model.localeCompare(b.model));
+  const runtime = (ledgers.find((l) => l.models.length > 0) ?? ledgers[0])?.runtime ?? { onnxruntime: "not loaded", provider: "cpu", threads: 0, platform: `${process.platform}-${process.arch}` };
+  return ledgerEnvelope(models, runtime, timedOut);
 }
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs17.readdirSync(d, { withFileTypes: true })) {
-      const full = path12.join(d, e.name);
+    for (const e of fs19.readdirSync(d, { withFileTypes: true })) {
+      const full = path16.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs17.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs19.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
     "use strict";
     init_errors();
     init_budgets2();
-    init_types();
-    init_run();
-    init_version3();
+    init_envelope();
+    init_guardedRun();
     init_compareBase();
     init_gitBase();
   }
@@ -44466,8 +44963,12 @@ function modelCharts(model) {
   ];
   return charts.filter(Boolean).join("\n\n");
 }
+function oneModel(ledger, model) {
+  const { timed_out: _t, more_timed_out: _m, ...rest } = ledger;
+  return { ...rest, models: [model], verdict: model.verdict };
+}
 function singleModelMarkdown(ledger, model) {
-  return renderMarkdown({ ...ledger, models: [model], verdict: model.verdict }).split("\n").slice(2).join("\n").trim();
+  return renderMarkdown(oneModel(ledger, model)).split("\n").slice(2).join("\n").trim();
 }
 function overview(models) {
   return table2([
@@ -44490,8 +44991,10 @@ function overview(models) {
 function renderReport(ledger, opts) {
   const sections = [MARKER, `### prune-guard ${ICON3[ledger.verdict]} ${WORD2[ledger.verdict]} \xB7 ${opts.title}`];
   if (opts.notes?.length) sections.push(opts.notes.map((n) => `> ${n}`).join("\n>\n"));
+  const timedOut = timedOutLines(ledger);
+  if (timedOut.length) sections.push(timedOut.join("\n\n"));
   if (ledger.models.length === 0) {
-    sections.push("_No model to check._");
+    if (!timedOut.length) sections.push("_No model to check._");
   } else {
     sections.push(overview(ledger.models));
     for (const m of ledger.models) {
@@ -44562,7 +45065,7 @@ ${f.body}
 
 </details>`;
 }
-function join10(sections) {
+function join12(sections) {
   return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
 }
 function hardCut(text, max2) {
@@ -44578,7 +45081,7 @@ function hardCut(text, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text = join10(parts);
+  let text = join12(parts);
   while (text.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -44586,7 +45089,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text, limit);
     parts[largest] = omitted(parts[largest]);
-    text = join10(parts);
+    text = join12(parts);
   }
   return text;
 }
@@ -44679,17 +45182,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path18) {
-      const ctrl = callVisitor(key, node, visitor, path18);
+    function visit_(key, node, visitor, path22) {
+      const ctrl = callVisitor(key, node, visitor, path22);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path18, ctrl);
-        return visit_(key, ctrl, visitor, path18);
+        replaceNode(key, path22, ctrl);
+        return visit_(key, ctrl, visitor, path22);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path18 = Object.freeze(path18.concat(node));
+          path22 = Object.freeze(path22.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path18);
+            const ci = visit_(i2, node.items[i2], visitor, path22);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -44700,13 +45203,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path18 = Object.freeze(path18.concat(node));
-          const ck = visit_("key", node.key, visitor, path18);
+          path22 = Object.freeze(path22.concat(node));
+          const ck = visit_("key", node.key, visitor, path22);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path18);
+          const cv = visit_("value", node.value, visitor, path22);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -44727,17 +45230,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path18) {
-      const ctrl = await callVisitor(key, node, visitor, path18);
+    async function visitAsync_(key, node, visitor, path22) {
+      const ctrl = await callVisitor(key, node, visitor, path22);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path18, ctrl);
-        return visitAsync_(key, ctrl, visitor, path18);
+        replaceNode(key, path22, ctrl);
+        return visitAsync_(key, ctrl, visitor, path22);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path18 = Object.freeze(path18.concat(node));
+          path22 = Object.freeze(path22.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path18);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path22);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -44748,13 +45251,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path18 = Object.freeze(path18.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path18);
+          path22 = Object.freeze(path22.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path22);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path18);
+          const cv = await visitAsync_("value", node.value, visitor, path22);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -44781,23 +45284,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path18) {
+    function callVisitor(key, node, visitor, path22) {
       if (typeof visitor === "function")
-        return visitor(key, node, path18);
+        return visitor(key, node, path22);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path18);
+        return visitor.Map?.(key, node, path22);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path18);
+        return visitor.Seq?.(key, node, path22);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path18);
+        return visitor.Pair?.(key, node, path22);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path18);
+        return visitor.Scalar?.(key, node, path22);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path18);
+        return visitor.Alias?.(key, node, path22);
       return void 0;
     }
-    function replaceNode(key, path18, node) {
-      const parent = path18[path18.length - 1];
+    function replaceNode(key, path22, node) {
+      const parent = path22[path22.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -45409,10 +45912,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path18, value) {
+    function collectionFromPath(schema, path22, value) {
       let v = value;
-      for (let i2 = path18.length - 1; i2 >= 0; --i2) {
-        const k = path18[i2];
+      for (let i2 = path22.length - 1; i2 >= 0; --i2) {
+        const k = path22[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -45431,7 +45934,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path18) => path18 == null || typeof path18 === "object" && !!path18[Symbol.iterator]().next().done;
+    var isEmptyPath = (path22) => path22 == null || typeof path22 === "object" && !!path22[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -45461,11 +45964,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path18, value) {
-        if (isEmptyPath(path18))
+      addIn(path22, value) {
+        if (isEmptyPath(path22))
           this.add(value);
         else {
-          const [key, ...rest] = path18;
+          const [key, ...rest] = path22;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -45479,8 +45982,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path18) {
-        const [key, ...rest] = path18;
+      deleteIn(path22) {
+        const [key, ...rest] = path22;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -45494,8 +45997,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path18, keepScalar) {
-        const [key, ...rest] = path18;
+      getIn(path22, keepScalar) {
+        const [key, ...rest] = path22;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -45513,8 +46016,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path18) {
-        const [key, ...rest] = path18;
+      hasIn(path22) {
+        const [key, ...rest] = path22;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -45524,8 +46027,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path18, value) {
-        const [key, ...rest] = path18;
+      setIn(path22, value) {
+        const [key, ...rest] = path22;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -48040,9 +48543,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path18, value) {
+      addIn(path22, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path18, value);
+          this.contents.addIn(path22, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -48117,14 +48620,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path18) {
-        if (Collection2.isEmptyPath(path18)) {
+      deleteIn(path22) {
+        if (Collection2.isEmptyPath(path22)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path18) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path22) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -48139,10 +48642,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path18, keepScalar) {
-        if (Collection2.isEmptyPath(path18))
+      getIn(path22, keepScalar) {
+        if (Collection2.isEmptyPath(path22))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path18, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path22, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -48153,10 +48656,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path18) {
-        if (Collection2.isEmptyPath(path18))
+      hasIn(path22) {
+        if (Collection2.isEmptyPath(path22))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path18) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path22) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -48173,13 +48676,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path18, value) {
-        if (Collection2.isEmptyPath(path18)) {
+      setIn(path22, value) {
+        if (Collection2.isEmptyPath(path22)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path18), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path22), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path18, value);
+          this.contents.setIn(path22, value);
         }
       }
       /**
@@ -50140,9 +50643,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path18) => {
+    visit.itemAtPath = (cst, path22) => {
       let item = cst;
-      for (const [field, index] of path18) {
+      for (const [field, index] of path22) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -50151,23 +50654,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path18) => {
-      const parent = visit.itemAtPath(cst, path18.slice(0, -1));
-      const field = path18[path18.length - 1][0];
+    visit.parentCollection = (cst, path22) => {
+      const parent = visit.itemAtPath(cst, path22.slice(0, -1));
+      const field = path22[path22.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path18, item, visitor) {
-      let ctrl = visitor(item, path18);
+    function _visit(path22, item, visitor) {
+      let ctrl = visitor(item, path22);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path18.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path22.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -50178,10 +50681,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path18);
+            ctrl = ctrl(item, path22);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path18) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path22) : ctrl;
     }
     exports.visit = visit;
   }
@@ -51483,14 +51986,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs25 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs23, sep: [] });
+                map.items.push({ start, key: fs25, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs23);
+                this.stack.push(fs25);
               } else {
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs25, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -51618,13 +52121,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs25 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs23, sep: [] });
+                fc.items.push({ start: [], key: fs25, sep: [] });
               else if (it.sep)
-                this.stack.push(fs23);
+                this.stack.push(fs25);
               else
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs25, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -51933,10 +52436,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path18) {
+function lineOf(doc, lines2, path22) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path18) {
+  for (const segment of path22) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -51962,25 +52465,25 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs18 from "node:fs";
-import * as path13 from "node:path";
+import * as fs20 from "node:fs";
+import * as path17 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs18.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs20.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs18.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs20.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs18.existsSync(path13.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path13.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs20.existsSync(path17.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path17.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs18.existsSync(path13.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path13.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs20.existsSync(path17.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path17.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -51994,12 +52497,12 @@ function budgetAnnotations(model, src) {
   const out = [];
   for (const [scope, b] of all) {
     if (b.verdict === "pass") continue;
-    const at = locate(b, src);
-    if (!at) continue;
+    const at2 = locate(b, src);
+    if (!at2) continue;
     out.push({
-      path: at.path,
-      start_line: at.line,
-      end_line: at.line,
+      path: at2.path,
+      start_line: at2.line,
+      end_line: at2.line,
       annotation_level: b.verdict === "fail" ? "failure" : "warning",
       title: `${model.model}: ${b.name}${scope} ${b.verdict}`,
       message: `${b.name}${scope}: limit ${b.direction === "max" ? "<=" : ">="} ${b.limit}, actual ${b.actual ?? "not measured"} (${b.detail})`
@@ -52106,23 +52609,23 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs19 from "node:fs";
-import * as path14 from "node:path";
+import * as fs21 from "node:fs";
+import * as path18 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path14.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path18.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs19.readdirSync(dir, { withFileTypes: true })) {
-      const full = path14.join(dir, entry3.name);
+    for (const entry3 of fs21.readdirSync(dir, { withFileTypes: true })) {
+      const full = path18.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path14.relative(root, full).split(path14.sep).join("/");
+        const rel = path18.relative(root, full).split(path18.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -52239,13 +52742,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs20 from "node:fs";
-import * as path15 from "node:path";
+import * as fs22 from "node:fs";
+import * as path19 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs20.existsSync(file) ? parseHistory(fs20.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs22.existsSync(file) ? parseHistory(fs22.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs20.mkdirSync(path15.dirname(file), { recursive: true });
+      fs22.mkdirSync(path19.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -52306,7 +52809,7 @@ async function reportFailure(octokit, ctx, ledger, label2, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path15.resolve(opts.workspace, inputs.historyFile);
+  const local = path19.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -55314,7 +55817,7 @@ var require_compile = __commonJS({
       const schOrFunc = root.refs[ref];
       if (schOrFunc)
         return schOrFunc;
-      let _sch = resolve7.call(this, root, ref);
+      let _sch = resolve8.call(this, root, ref);
       if (_sch === void 0) {
         const schema = (_a2 = root.localRefs) === null || _a2 === void 0 ? void 0 : _a2[ref];
         const { schemaId } = this.opts;
@@ -55341,7 +55844,7 @@ var require_compile = __commonJS({
     function sameSchemaEnv(s1, s2) {
       return s1.schema === s2.schema && s1.root === s2.root && s1.baseId === s2.baseId;
     }
-    function resolve7(root, ref) {
+    function resolve8(root, ref) {
       let sch;
       while (typeof (sch = this.refs[ref]) == "string")
         ref = sch;
@@ -55592,8 +56095,8 @@ var require_utils3 = __commonJS({
       }
       return ind;
     }
-    function removeDotSegments(path18) {
-      let input = path18;
+    function removeDotSegments(path22) {
+      let input = path22;
       const output = [];
       let nextSlash = -1;
       let len = 0;
@@ -55667,11 +56170,11 @@ var require_utils3 = __commonJS({
       }
       return output.join("");
     }
-    function removeDotSegmentsRelative(path18) {
-      if (path18 === "" || path18[0] === "/") {
-        return removeDotSegments(path18);
+    function removeDotSegmentsRelative(path22) {
+      if (path22 === "" || path22[0] === "/") {
+        return removeDotSegments(path22);
       }
-      const segments = path18.split("/");
+      const segments = path22.split("/");
       const last = segments.length - 1;
       const output = [];
       let trailingDirectory = false;
@@ -56034,8 +56537,8 @@ var require_schemes = __commonJS({
       }
       if (wsComponent.resourceName) {
         const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path18 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path18 && path18 !== "/" ? path18 : void 0;
+        const path22 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
+        wsComponent.path = path22 && path22 !== "/" ? path22 : void 0;
         wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
         wsComponent.resourceName = void 0;
       }
@@ -56205,7 +56708,7 @@ var require_fast_uri = __commonJS({
       }
       return uri;
     }
-    function resolve7(baseURI, relativeURI, options) {
+    function resolve8(baseURI, relativeURI, options) {
       const schemelessOptions = options ? Object.assign({ scheme: "null" }, options) : { scheme: "null" };
       const {
         parsed: baseParsed,
@@ -56241,50 +56744,50 @@ var require_fast_uri = __commonJS({
       schemelessOptions.skipEscape = true;
       return serialize2(resolved, schemelessOptions);
     }
-    function resolveComponent(base, relative3, options, skipNormalization) {
+    function resolveComponent(base, relative4, options, skipNormalization) {
       const target = {};
       if (!skipNormalization) {
         base = parse3(serialize2(base, options), options);
-        relative3 = parse3(serialize2(relative3, options), options);
+        relative4 = parse3(serialize2(relative4, options), options);
       }
       options = options || {};
-      if (!options.tolerant && relative3.scheme) {
-        target.scheme = relative3.scheme;
-        target.userinfo = relative3.userinfo;
-        target.host = relative3.host;
-        target.port = relative3.port;
-        target.path = removeDotSegments(relative3.path || "");
-        target.query = relative3.query;
+      if (!options.tolerant && relative4.scheme) {
+        target.scheme = relative4.scheme;
+        target.userinfo = relative4.userinfo;
+        target.host = relative4.host;
+        target.port = relative4.port;
+        target.path = removeDotSegments(relative4.path || "");
+        target.query = relative4.query;
       } else {
-        if (relative3.userinfo !== void 0 || relative3.host !== void 0 || relative3.port !== void 0) {
-          target.userinfo = relative3.userinfo;
-          target.host = relative3.host;
-          target.port = relative3.port;
-          target.path = removeDotSegments(relative3.path || "");
-          target.query = relative3.query;
+        if (relative4.userinfo !== void 0 || relative4.host !== void 0 || relative4.port !== void 0) {
+          target.userinfo = relative4.userinfo;
+          target.host = relative4.host;
+          target.port = relative4.port;
+          target.path = removeDotSegments(relative4.path || "");
+          target.query = relative4.query;
         } else {
-          if (!relative3.path) {
+          if (!relative4.path) {
             target.path = base.path;
-            if (relative3.query !== void 0) {
-              target.query = relative3.query;
+            if (relative4.query !== void 0) {
+              target.query = relative4.query;
             } else {
               target.query = base.query;
             }
           } else {
-            if (relative3.path[0] === "/") {
-              target.path = removeDotSegments(relative3.path);
+            if (relative4.path[0] === "/") {
+              target.path = removeDotSegments(relative4.path);
             } else {
               const baseHasAuthority = base.userinfo !== void 0 || base.host !== void 0 || base.port !== void 0;
               if (baseHasAuthority && !base.path) {
-                target.path = "/" + relative3.path;
+                target.path = "/" + relative4.path;
               } else if (!base.path) {
-                target.path = relative3.path;
+                target.path = relative4.path;
               } else {
-                target.path = base.path.slice(0, base.path.lastIndexOf("/") + 1) + relative3.path;
+                target.path = base.path.slice(0, base.path.lastIndexOf("/") + 1) + relative4.path;
               }
               target.path = base.scheme === void 0 && !baseHasAuthority && target.path[0] !== "/" ? removeDotSegmentsRelative(target.path) : removeDotSegments(target.path);
             }
-            target.query = relative3.query;
+            target.query = relative4.query;
           }
           target.userinfo = base.userinfo;
           target.host = base.host;
@@ -56292,7 +56795,7 @@ var require_fast_uri = __commonJS({
         }
         target.scheme = base.scheme;
       }
-      target.fragment = relative3.fragment;
+      target.fragment = relative4.fragment;
       return target;
     }
     function equal(uriA, uriB, options) {
@@ -56596,7 +57099,7 @@ var require_fast_uri = __commonJS({
     var fastUri = {
       SCHEMES,
       normalize,
-      resolve: resolve7,
+      resolve: resolve8,
       resolveComponent,
       equal,
       serialize: serialize2,
@@ -59848,8 +60351,8 @@ function validator() {
   compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
   return compiled;
 }
-function formatKeyPath(path18) {
-  return path18.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path22) {
+  return path22.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
@@ -59857,32 +60360,32 @@ function show(value) {
   return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
 }
 function toKeyPath(pointer, raw) {
-  const path18 = [];
+  const path22 = [];
   let value = raw;
   for (const part of pointer.split("/").slice(1)) {
     const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
     if (Array.isArray(value)) {
-      path18.push(Number(key));
+      path22.push(Number(key));
       value = value[Number(key)];
     } else {
-      path18.push(key);
+      path22.push(key);
       value = value?.[key];
     }
   }
-  return { path: path18, value };
+  return { path: path22, value };
 }
 function fromAjv(error2, raw) {
-  const { path: path18, value } = toKeyPath(error2.instancePath, raw);
+  const { path: path22, value } = toKeyPath(error2.instancePath, raw);
   if (error2.keyword === "additionalProperties") {
     const key = String(error2.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path18)?.properties ?? {});
-    const full = [...path18, key];
+    const valid = Object.keys(schemaAt(path22)?.properties ?? {});
+    const full = [...path22, key];
     return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
   }
-  const expected = schemaAt(path18)?.description ?? "valid";
+  const expected = schemaAt(path22)?.description ?? "valid";
   const bound = BOUNDS.has(error2.keyword) ? `; ${error2.message}` : "";
-  if (path18.length === 0) return { path: path18, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path18, message: `'${formatKeyPath(path18)}' must be ${expected} (got ${show(value)}${bound})` };
+  if (path22.length === 0) return { path: path22, message: `the config must be ${expected} (got ${show(value)})` };
+  return { path: path22, message: `'${formatKeyPath(path22)}' must be ${expected} (got ${show(value)}${bound})` };
 }
 function semanticProblems(raw) {
   const problems = [];
@@ -59898,8 +60401,8 @@ function semanticProblems(raw) {
     for (const [name, value] of Object.entries(budgets)) {
       if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
       if (parseBudgetValue(name, value) === null) {
-        const path18 = ["budgets", name];
-        problems.push({ path: path18, message: `'${formatKeyPath(path18)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
+        const path22 = ["budgets", name];
+        problems.push({ path: path22, message: `'${formatKeyPath(path22)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
       }
     }
   }
@@ -59936,17 +60439,17 @@ var init_validate = __esm({
 });
 
 // src/config/loadConfig.ts
-import { readFileSync as readFileSync12 } from "node:fs";
-function loadConfig(path18) {
+import { readFileSync as readFileSync13 } from "node:fs";
+function loadConfig(path22) {
   let text;
   try {
-    text = readFileSync12(path18, "utf8");
+    text = readFileSync13(path22, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path18}: config file not found; check the path or create it`);
-    throw new UserError(`${path18}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${path22}: config file not found; check the path or create it`);
+    throw new UserError(`${path22}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path18);
+  return parseConfig(text, path22);
 }
 function parseConfig(text, where) {
   const lines2 = new import_yaml3.LineCounter();
@@ -60023,11 +60526,11 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs21 from "node:fs";
-import * as path16 from "node:path";
+import * as fs23 from "node:fs";
+import * as path20 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs21.existsSync(path16.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path16.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
+  const configFile = inputs.config ?? (fs23.existsSync(path20.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path20.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
   const overrides = { latency: { ...base.latency } };
   if (inputs.targetSparsity !== void 0) overrides.sparsity = inputs.targetSparsity;
   if (inputs.method !== void 0) overrides.method = inputs.method;
@@ -60043,9 +60546,9 @@ function resolveSettings(inputs, workspace) {
     configFile,
     config,
     budgets: resolveBudgets(config.budgets, inputs.budgets),
-    data: path16.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path16.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path16.resolve(workspace, s.path) }))
+    data: path20.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path20.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path20.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -60061,10 +60564,10 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs22 from "node:fs";
-import * as path17 from "node:path";
+import * as fs24 from "node:fs";
+import * as path21 from "node:path";
 function progressFor(io) {
-  return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
+  return { stage: (e) => io.info(`prune-guard: ${stageLine(e)}`), note: (m) => io.info(`prune-guard: ${m}`), update() {
   }, stop() {
   } };
 }
@@ -60091,16 +60594,16 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path17.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path17.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path21.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path21.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path17.resolve(env.workspace, inputs.ledgers);
-    if (!fs22.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    const dir = path21.resolve(env.workspace, inputs.ledgers);
+    if (!fs24.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -60121,10 +60624,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path17.join(out, "ledger.json");
-  fs22.mkdirSync(out, { recursive: true });
+  const ledgerPath = path21.join(out, "ledger.json");
+  fs24.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path17.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path21.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
@@ -60133,7 +60636,7 @@ async function run(inputs, octokit, ctx, env, io) {
   const writes = !!inputs.githubToken;
   const comments = inputs.comment === "always" || inputs.comment === "auto" && !inputs.shard;
   if (pr && comments && writes) {
-    const create2 = inputs.comment === "always" || ledger.models.length > 0;
+    const create2 = inputs.comment === "always" || ledger.models.length > 0 || timedOutRuns(ledger).length > 0;
     try {
       const posted = await upsertStickyComment(octokit, ctx, pr.number, fitComment(sections, COMMENT_LIMIT), { create: create2 });
       if (posted) {
@@ -60147,7 +60650,7 @@ async function run(inputs, octokit, ctx, env, io) {
   }
   io.setOutput("comment-url", result.commentUrl ?? "");
   if (ledger.models.length > 0 && writes) {
-    const single = (m) => fitComment(renderReport({ ...ledger, verdict: m.verdict, models: [m] }, { title: m.model, links }), 65535);
+    const single = (m) => fitComment(renderReport(oneModel(ledger, m), { title: m.model, links }), 65535);
     const gate = await publishGate(octokit, ctx, ledger, {
       sha: pr?.head ?? ctx.sha,
       failOn: inputs.failOn,
@@ -60177,6 +60680,8 @@ var init_run2 = __esm({
     "use strict";
     init_errors();
     init_atomicWrite();
+    init_envelope();
+    init_progress();
     init_checkModels();
     init_comment();
     init_fit();
@@ -60198,7 +60703,7 @@ var entry_exports = {};
 __export(entry_exports, {
   entry: () => entry
 });
-import * as os7 from "node:os";
+import * as os8 from "node:os";
 function workflowFile(ref) {
   const m = ref ? /^[^/]+\/[^/]+\/(.+?)@/.exec(ref) : null;
   return m?.[1];
@@ -60217,7 +60722,7 @@ async function entry() {
     };
     await run(inputs, octokit, ctx, {
       workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
-      temp: process.env.RUNNER_TEMP || os7.tmpdir(),
+      temp: process.env.RUNNER_TEMP || os8.tmpdir(),
       workflowFile: workflowFile(process.env.GITHUB_WORKFLOW_REF)
     }, {
       info: (m) => info(m),
