@@ -11,7 +11,6 @@ import { loadModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { tensorToFloat32 } from '../onnx/tensor.js';
 import { topUpMagnitude } from '../prune/hybrid.js';
-import { parseNM } from '../prune/nm.js';
 import { prunableWeights, type PrunableWeight } from '../prune/prunable.js';
 import { pruneModel, type PruneOutcome } from '../prune/pruneModel.js';
 import { chooseStep, cubicSchedule, fellOffCliff, fractionOfRemaining } from '../prune/schedule.js';
@@ -34,21 +33,6 @@ const RESOURCE_BUDGETS: ReadonlySet<BudgetName> = new Set(['min-speedup', 'p95-l
 const LATENCY_BUDGETS: ReadonlySet<BudgetName> = new Set(['min-speedup', 'p95-latency-ms']);
 /** cliff threshold when no accuracy-drop budget is configured */
 const DEFAULT_CLIFF = 0.02;
-
-/** Refuse what a schedule cannot do, before anything is written. */
-export function checkSchedule(config: Config): void {
-  if (parseNM(config.method)) {
-    throw new UserError(`--schedule gradual: --method ${config.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot`);
-  }
-  if (config.criterion === 'sparsegpt' && config.method === 'unstructured') {
-    // each step's reconstruction moves zeros, which would revive zeros of the step before
-    throw new UserError(`--schedule gradual: --criterion sparsegpt re-chooses the mask at every reconstruction, so a later step would revive earlier zeros; use --schedule oneshot with sparsegpt, or --criterion l1`);
-  }
-  if ((config.scope === 'sensitivity' && config.method !== 'unstructured') || config.scope === 'sensitivity-macs') {
-    // structured steps cut channels of an already-smaller model, which the dense groups' curves no longer describe
-    throw new UserError(`--schedule gradual: --scope sensitivity is scheduled for --method unstructured only (curves measured once on the dense model), and sensitivity-macs not at all; use --scope global or layer with gradual, or --schedule oneshot with sensitivity`);
-  }
-}
 
 /** Names of weights where a zero of `before` is nonzero in `after`: a schedule's masks must only grow. */
 export function regrownWeights(before: ModelProto, after: ModelProto, names: readonly string[]): string[] {

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { Config } from '../config/schema.js';
+import { checkConfig } from '../config/rules.js';
 import { loadDataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import type { Progress } from '../io/progress.js';
@@ -9,24 +9,12 @@ import { loadModel } from '../onnx/model.js';
 import { preflightModel } from '../onnx/preflight.js';
 import { modelInputs } from '../onnx/signature.js';
 import { resolveScope } from '../prune/resolveScope.js';
-import { checkSensitivityInputs } from '../prune/sensitivity/sensitivityPrune.js';
-import { checkRounds, resolveRounds } from '../recover/rounds.js';
-import { checkRecoveryInputs } from '../recover/runRecovery.js';
+import { resolveRounds } from '../recover/rounds.js';
 import { VERSION } from '../version.js';
-import { checkSchedule, runGradual } from './gradual.js';
+import { runGradual } from './gradual.js';
 import { measuredRuntime } from './ledger.js';
 import { runOneShot } from './oneShot.js';
 import type { PipelineResult, RunRequest } from './request.js';
-
-/** Recoveries this build implements; others are refused up front, never faked. */
-const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct', 'distill', 'command', 'auto']);
-
-function checkRequest(config: Config): void {
-  if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
-    throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION} yet; use --recovery none`);
-  }
-  if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
-}
 
 export function prunedPath(out: string, model: string): string {
   return path.join(out, `${path.basename(model).replace(/\.onnx$/i, '')}.pruned.onnx`);
@@ -41,7 +29,6 @@ export function prunedPath(out: string, model: string): string {
  */
 export async function runPipeline(req: RunRequest, progress: Progress): Promise<PipelineResult> {
   let { config } = req;
-  checkRequest(config);
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
@@ -61,10 +48,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   // every setting checked against the others and the data, here and nowhere later
-  checkRecoveryInputs(config, calib);
-  checkSensitivityInputs(config, calib);
-  checkRounds(config, calib);
-  if (config.schedule === 'gradual') checkSchedule(config);
+  checkConfig({ ...config, scope: scope.scope }, { calib: !calib ? 'none' : calib.labels ? 'labelled' : 'unlabelled' });
 
   // before anything is written: a run that cannot measure where it was asked to must not leave files
   const provider = await resolveProvider(config.executionProvider, req.model);

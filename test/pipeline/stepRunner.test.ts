@@ -176,7 +176,7 @@ describe('strategies through runPipeline (artifacts only; the caller writes the 
   it('gradual: a unit per schedule step, measured as it goes, and the chosen step shipped', async () => {
     const out = tempDir();
     // budgets every step meets: no cliff, and the sparsest step ships
-    const r = await runPipeline(request(out, { sparsity: 0.7, schedule: 'gradual', scheduleSteps: 3 }, resolveBudgets({ 'accuracy-drop': 1, 'class-accuracy-drop': 1, 'ece-increase': 1 }, [])), silentProgress);
+    const r = await runPipeline(request(out, { sparsity: 0.7, schedule: 'gradual', scheduleSteps: 3 }, resolveBudgets({ 'accuracy-drop': { limit: 1, written: '1' }, 'class-accuracy-drop': { limit: 1, written: '1' }, 'ece-increase': { limit: 1, written: '1' } }, [])), silentProgress);
     expect(r.model.steps.map((s) => s.name)).toEqual(['dense', 'prune@1', 'prune@2', 'prune@3']);
     const schedule = r.model.schedule!;
     expect(schedule.steps.map((s) => s.step)).toEqual(['prune@1', 'prune@2', 'prune@3']);
