@@ -33,21 +33,36 @@ export interface AllocationRow {
   error?: string;
 }
 
-function config(overrides: Partial<Config>, options: BenchOptions): Config {
+function config(overrides: Partial<Config>, options: BenchOptions, batches: number[]): Config {
   return {
     ...DEFAULT_CONFIG,
     method: 'structured',
     recovery: 'none',
-    batchSizes: ALLOCATION_BATCHES,
+    batchSizes: batches,
     latency: { ...DEFAULT_CONFIG.latency, threads: 1, warmup: options.warmup, runs: options.runs, repeat: 3 },
     ...overrides,
   };
 }
 
+/** The batch sizes a model can run: 1 and 32, or the one its input fixes (the zoo's MNIST-8: 1, vit-tiny: 2). */
+function batchesOf(dense: import('../src/onnx/proto/onnx_pb.js').ModelProto, file: string): number[] {
+  const fixed = modelInputs(dense, file)[0]?.dims[0];
+  return typeof fixed === 'number' ? [fixed] : ALLOCATION_BATCHES;
+}
+
 export async function benchAllocation(model: BenchModel, options: BenchOptions, workDir: string, onProgress: (line: string) => void): Promise<AllocationRow[]> {
+  try {
+    return await benchAllocationOf(model, options, workDir, onProgress);
+  } catch (e) {
+    return [{ model: model.name, allocation: 'all', macs: NaN, speedup: [], efficiency: [], error: e instanceof Error ? e.message.split('\n')[0] : String(e) }];
+  }
+}
+
+async function benchAllocationOf(model: BenchModel, options: BenchOptions, workDir: string, onProgress: (line: string) => void): Promise<AllocationRow[]> {
   const dense = loadModel(model.file).proto;
+  const batches = batchesOf(dense, model.file);
   const data: Dataset = model.data ? loadDataset(model.data, modelInputs(dense, model.file), { requireLabels: false, modelPath: model.file }) : syntheticDataset(dense, model.file, 32);
-  const hardware = { batches: ALLOCATION_BATCHES, threads: 1, cacheDir: cacheDir() };
+  const hardware = { batches, threads: 1, cacheDir: cacheDir() };
   const ctx = { modelPath: model.file, progress: silentProgress, hardware };
   const variants: { label: string; file: string }[] = [];
   const rows: AllocationRow[] = [];
@@ -64,23 +79,21 @@ export async function benchAllocation(model: BenchModel, options: BenchOptions, 
   };
   for (const f of FRACTIONS) {
     const pct = `${f * 100}%`;
-    await add(`default ${pct} (global, measured widths)`, () => pruneModel(dense, config({ sparsity: f, scope: 'global' }, options), ctx));
-    await add(`${pct}, --round-to 1`, () => pruneModel(dense, config({ sparsity: f, scope: 'global', roundTo: 1 }, options), ctx));
-    await add(`${pct}, --scope layer`, () => pruneModel(dense, config({ sparsity: f, scope: 'layer' }, options), ctx));
+    await add(`default ${pct} (global, measured widths)`, () => pruneModel(dense, config({ sparsity: f, scope: 'global' }, options, batches), ctx));
+    await add(`${pct}, --round-to 1`, () => pruneModel(dense, config({ sparsity: f, scope: 'global', roundTo: 1 }, options, batches), ctx));
+    await add(`${pct}, --scope layer`, () => pruneModel(dense, config({ sparsity: f, scope: 'layer' }, options, batches), ctx));
   }
   const targetDir = path.join(workDir, `${model.name}-target`);
-  await add(`--target-speedup ${TARGET}x (b=1)`, async () => (await pruneForLatency(dense, model.file, config({ targetSpeedup: TARGET }, options), { ...ctx, data, stepsDir: targetDir, provider: 'cpu' })).pruned);
+  await add(`--target-speedup ${TARGET}x (b=${batches[0]})`, async () => (await pruneForLatency(dense, model.file, config({ targetSpeedup: TARGET }, options, batches), { ...ctx, data, stepsDir: targetDir, provider: 'cpu' })).pruned);
   fs.rmSync(targetDir, { recursive: true, force: true });
   if (variants.length === 0) return rows;
   onProgress(`bench: allocation ${model.name}: latency of ${variants.length + 1} models interleaved`);
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...ALLOCATION_BATCHES)));
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...batches)));
   const files = [model.file, ...variants.map((v) => v.file)];
-  const timing = { warmup: options.warmup, runs: options.runs, threads: 1, repeat: 3 };
-  // a model exported with a fixed batch of 1 (the zoo's MNIST-8) is timed at batch 1 only
-  const samples = await measureInterleaved(files, source, { ...timing, batchSizes: ALLOCATION_BATCHES }).catch(async () => {
-    const one = await measureInterleaved(files, source, { ...timing, batchSizes: [1] });
-    return one.map((m) => [m[0], []]);
-  });
+  const measured = await measureInterleaved(files, source, { warmup: options.warmup, runs: options.runs, threads: 1, repeat: 3, batchSizes: batches });
+  // columns per ALLOCATION_BATCHES; a model with a fixed batch fills the column of its batch (or the first)
+  const column = (b: number): number => (batches.length === 1 ? (ALLOCATION_BATCHES.includes(batches[0]) ? ALLOCATION_BATCHES.indexOf(batches[0]) : 0) : b);
+  const samples = measured.map((m) => ALLOCATION_BATCHES.map((_, c) => m[batches.findIndex((_, b) => column(b) === c)] ?? []));
   const denseMacs = modelCost(dense).macs;
   variants.forEach((v, i) => {
     const macs = modelCost(loadModel(v.file).proto).macs;

@@ -17,6 +17,7 @@ import { ensureScaleModels } from './exportScale.js';
 import { benchRecovery, RECOVERY_METHODS, renderRecoveryTable, type RecoveryRow } from './recovery.js';
 import { benchAllocation, renderAllocationTable, type AllocationRow } from './allocation.js';
 import { benchConfig, outcome, stagesFor, type BenchModel, type BenchOptions, type Outcome, type StageContext } from './stages.js';
+import { benchQuantize, quantizeModes, renderQuantizeTable, type QuantizeRow } from './quantize.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FIXTURES = path.join(ROOT, 'fixtures');
@@ -61,10 +62,11 @@ interface RunResult extends Outcome {
   error?: string;
 }
 
-function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[]; gate: boolean; recoveries: string[]; allocation: boolean; scale: boolean } {
+function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[]; gate: boolean; recoveries: string[]; quantize: boolean; allocation: boolean; scale: boolean } {
   const only: string[] = [];
   let quick = false;
   let gate = true;
+  let quantize = true;
   let allocation = true;
   let scale = true;
   let recoveries = [...RECOVERY_METHODS];
@@ -79,9 +81,10 @@ function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: s
     else if (a === '--methods') methods = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--recovery') recoveries = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--no-recovery') recoveries = [];
-    else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4 --recovery none,reconstruct,auto --no-recovery --no-gate --no-allocation --no-scale`);
+    else if (a === '--no-quantize') quantize = false;
+    else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4 --recovery none,reconstruct,auto --no-recovery --no-quantize --no-gate --no-allocation --no-scale`);
   }
-  return { only, quick, methods, gate, recoveries, allocation, scale };
+  return { only, quick, methods, gate, recoveries, quantize, allocation, scale };
 }
 
 function models(only: string[], notices: string[], withScale: boolean): BenchModel[] {
@@ -184,6 +187,7 @@ async function main(): Promise<void> {
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'prune-guard-bench-'));
   const results: RunResult[] = [];
   const recovery: RecoveryRow[] = [];
+  const quantized: QuantizeRow[] = [];
   const allocation: AllocationRow[] = [];
   try {
     for (const model of list) {
@@ -197,6 +201,16 @@ async function main(): Promise<void> {
       for (const model of list) {
         if (!model.data || !model.calib || !fs.existsSync(model.calib)) continue;
         recovery.push(...(await benchRecovery({ ...model, calib: model.calib }, args.methods, args.recoveries, options, workDir)));
+      }
+    }
+    // fp32 against INT8: models with labelled data and a calibration set
+    if (args.quantize) {
+      for (const model of list) {
+        if (!model.data || !model.calib || !fs.existsSync(model.calib)) continue;
+        for (const mode of quantizeModes(model.file)) {
+          process.stderr.write(`bench: ${model.name} ${mode}\n`);
+          quantized.push(await benchQuantize({ ...model, calib: model.calib }, mode, options, workDir));
+        }
       }
     }
     // allocation: every model structured pruning can cut, with the structured method benched
@@ -235,6 +249,12 @@ async function main(): Promise<void> {
           renderRecoveryTable(recovery),
         ]
       : []),
+    ...(quantized.length
+      ? [
+          `INT8 (\`--quantize int8\`: static QDQ, min-max calibration on the model's calibration set, weight precision and float layers chosen by measurement as the pipeline does; \`--quantize dynamic\` where the model has MatMul layers; top-1 on the evaluation set above; speedup: ratio of medians of fp32 and INT8 latency interleaved in one pass, one intra-op thread, each sample the best of 3 runs).`,
+          renderQuantizeTable(quantized),
+        ]
+      : []),
     ...(allocation.length
       ? [
           `Structured allocation (one thread, each fraction of channels without recovery; speedup: ratio of medians of latency interleaved with dense; efficiency: speedup / (dense MACs / MACs kept)). "default": what \`--method structured\` ships without calibration data (global scope, kept counts on the widths measured to run fast); \`--round-to 1\`: the same allocation unrounded; \`--target-speedup 2x\`: allocated from the per-layer latency table for 2x at batch 1, corrected by measurement.`,
@@ -244,7 +264,7 @@ async function main(): Promise<void> {
     ...(notices.length ? [notices.map((n) => `- ${n}`).join('\n')] : []),
   ].join('\n\n');
   process.stdout.write(md + '\n');
-  const json = { date, environment: env, memory: meter.method, options: { ...options, only: args.only, methods: args.methods, recoveries: args.recoveries }, results, recovery, allocation, threshold, notices };
+  const json = { date, environment: env, memory: meter.method, options: { ...options, only: args.only, methods: args.methods, recoveries: args.recoveries }, results, recovery, quantized, allocation, threshold, notices };
   const outDir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(json, null, 2) + '\n');

@@ -3,7 +3,6 @@ import * as path from 'node:path';
 import { median } from 'simple-statistics';
 import type { Config } from '../config/schema.js';
 import { sliceBatch, type Dataset } from '../data/dataset.js';
-import { UserError } from '../errors.js';
 import type { Progress } from '../io/progress.js';
 import { measureInterleaved } from '../measure/latency.js';
 import { modelCost } from '../onnx/flops.js';
@@ -14,26 +13,13 @@ import { nextCorrection, shippedAttempt, type Attempt } from '../prune/structure
 import type { TargetRecord } from '../prune/structured/record.js';
 import { prunableWeights } from '../prune/prunable.js';
 import { groupLossCurves } from '../prune/sensitivity/sensitivityPrune.js';
-
-/** A latency target is a structured allocation: anything else is refused before any work. */
-export function checkLatencyTarget(config: Config, rounds: number): void {
-  const flag = config.targetSpeedup !== undefined ? '--target-speedup' : config.targetLatencyMs !== undefined ? '--target-latency-ms' : undefined;
-  if (!flag) return;
-  if (config.targetSpeedup !== undefined && config.targetLatencyMs !== undefined) {
-    throw new UserError('--target-speedup and --target-latency-ms: give one latency target, not both');
-  }
-  if (config.targetSpeedup !== undefined && !(config.targetSpeedup > 1)) throw new UserError(`${flag} ${config.targetSpeedup}: must be a speedup above 1, like 2x`);
-  if (config.method !== 'structured') {
-    throw new UserError(`${flag}: channels are allocated for speed only by --method structured (unstructured and N:M zeros do not run faster on CPU), not ${config.method}; add --method structured`);
-  }
-  if (config.schedule !== 'oneshot' || rounds > 1) throw new UserError(`${flag}: allocates one structured prune; drop --schedule gradual and --recovery-rounds`);
-}
+import { stepName, type StepRecord } from './steps.js';
 
 export interface TargetedPrune {
   /** the attempt that ships, as the `prune` step */
   pruned: PruneOutcome;
   /** the other attempts, saved as their own steps (measured like any step) */
-  earlier: { name: string; description: string; artifact: string }[];
+  earlier: StepRecord[];
   record: TargetRecord;
 }
 
@@ -47,7 +33,7 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
   const batch = config.batchSizes[0];
   const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, batch));
   const time = async (files: string[], label: string): Promise<number[]> => {
-    ctx.progress.start(label, config.latency.warmup + config.latency.runs);
+    ctx.progress.stage({ kind: 'latency', detail: label, total: config.latency.warmup + config.latency.runs });
     const samples = await measureInterleaved(files, source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
     ctx.progress.stop();
     return samples.map((s) => median(s[0]));
@@ -83,7 +69,7 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
       dense_ms: denseMs,
       speedup_needed: needed,
       attempts: attempts.map((a, i) => ({
-        step: i === shipped ? 'prune' : `target:attempt-${i + 1}`,
+        step: i === shipped ? 'prune' : stepName({ kind: 'target', attempt: i + 1 }),
         budget_ms: a.budgetMs,
         predicted_ms: a.outcome.allocation?.latency?.predicted_ms ?? NaN,
         reached: a.reached,
@@ -99,7 +85,7 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
     const allocation = shippedOutcome.allocation ? { ...shippedOutcome.allocation, target: record } : { rounding: 'none' as const, target: record };
     return {
       pruned: { ...shippedOutcome, allocation, description: `${shippedOutcome.description}; allocated for ${needed.toFixed(2)}x at batch ${batch} (attempt ${shipped + 1} of ${attempts.length})` },
-      earlier: attempts.flatMap((a, i) => (i === shipped ? [] : [{ name: `target:attempt-${i + 1}`, description: `latency target attempt ${i + 1}: budget ${a.budgetMs.toFixed(3)} ms, measured ${a.speedup.toFixed(2)}x`, artifact: a.file }])),
+      earlier: attempts.flatMap((a, i) => (i === shipped ? [] : [{ step: { kind: 'target' as const, attempt: i + 1 }, description: `latency target attempt ${i + 1}: budget ${a.budgetMs.toFixed(3)} ms, measured ${a.speedup.toFixed(2)}x`, artifact: a.file }])),
       record,
     };
   }
@@ -115,7 +101,7 @@ async function lossCurves(dense: ModelProto, config: Config, ctx: PruneContext &
     criterion: config.criterion,
     threads: config.latency.threads,
     onLayer: (done, total) => {
-      if (!started) ctx.progress.start(`latency target: loss curves (${total} groups)`, total);
+      if (!started) ctx.progress.stage({ kind: 'sensitivity', detail: `latency target: ${total} groups`, total });
       started = true;
       ctx.progress.update(done);
     },

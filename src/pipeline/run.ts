@@ -1,58 +1,36 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Config } from '../config/schema.js';
+import { checkConfig } from '../config/rules.js';
 import { loadDataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
-import { writeFileAtomic } from '../io/atomicWrite.js';
-import type { ModelLedger } from '../ledger/types.js';
-import { resolveProvider } from '../measure/provider.js';
+import type { Progress } from '../io/progress.js';
 import { corruptionSets } from '../measure/corruptions.js';
-import { judgeWithIntervals, predictionShifts, shiftResults } from './verdicts.js';
-import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
-import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { resolveProvider } from '../measure/provider.js';
+import { loadModel } from '../onnx/model.js';
 import { preflightModel } from '../onnx/preflight.js';
 import { modelInputs } from '../onnx/signature.js';
-import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
 import { resolveScope } from '../prune/resolveScope.js';
-import { checkSensitivityInputs } from '../prune/sensitivity/sensitivityPrune.js';
-import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
-import { checkRounds, pruneWithRounds, resolveCompare, resolveRounds } from '../recover/rounds.js';
+import { resolveRounds } from '../recover/rounds.js';
 import { VERSION } from '../version.js';
 import { runGradual } from './gradual.js';
-import { classChanges, writeLedger } from './ledgerFile.js';
-import { timeSteps } from './timeSteps.js';
-import { measureStep, type MeasuredStep } from './measureStep.js';
-import type { RunRequest, RunResult } from './request.js';
-import type { Progress } from '../io/progress.js';
-import { collectGarbage, releaseField } from './release.js';
-import { cacheDir } from '../io/measureCache.js';
-import { slowerThanDense } from '../measure/funnel.js';
-import { overallVerdict } from '../ledger/budgets.js';
-import type { MeasureOptions } from '../prune/structured/hardware.js';
-import { checkLatencyTarget, pruneForLatency, type TargetedPrune } from './latencyTarget.js';
-
-/** Recoveries this build implements; others are refused up front, never faked. */
-const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct', 'distill', 'command', 'auto']);
-
-function checkRequest(config: Config): void {
-  if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
-    throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION} yet; use --recovery none`);
-  }
-  if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
-}
+import { measuredRuntime } from './ledger.js';
+import { runOneShot } from './oneShot.js';
+import { checkQuantizeInputs } from './quantizeStep.js';
+import { runQuantizeOnly } from './quantizeOnly.js';
+import type { PipelineResult, RunRequest } from './request.js';
 
 export function prunedPath(out: string, model: string): string {
   return path.join(out, `${path.basename(model).replace(/\.onnx$/i, '')}.pruned.onnx`);
 }
 
 /**
- * The whole `run` pipeline for one model: load, validate data, prune, save, then measure the dense
- * input and every saved artifact the same way, check budgets and write the ledger. Inputs are all
- * validated before anything is written, and every file is written atomically.
+ * The whole `run` pipeline for one model: load, validate data and every setting against each other,
+ * then the configured strategy (one shot, recovery rounds or a gradual schedule) prunes, recovers and
+ * saves into `req.out`, measures the dense input and every saved step the same way and judges the
+ * budgets. Returns the model's ledger record; the only files written are artifacts (the caller writes
+ * the ledger, see runGuarded). Inputs are all validated before anything is written.
  */
-export async function runPipeline(req: RunRequest, progress: Progress): Promise<RunResult> {
+export async function runPipeline(req: RunRequest, progress: Progress): Promise<PipelineResult> {
   let { config } = req;
-  checkRequest(config);
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
@@ -64,8 +42,8 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   // `scope: auto` becomes the scope actually used before any check, step or ledger reads it
   // rounds do not depend on the scope, the scope does on rounds (rounds keep the global threshold)
   const rounds = resolveRounds(config, calib);
+  // a latency target allocates by loss (or importance) per millisecond itself: scope auto means global there
   const targeted = config.targetSpeedup !== undefined || config.targetLatencyMs !== undefined;
-  // a latency target allocates by latency per importance (normalised per group, as global ranks it)
   const scope = targeted && config.scope === 'auto' ? { scope: 'global' as const, reason: '' } : resolveScope(config, calib ? { labelled: calib.labels !== null } : undefined, rounds);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
@@ -73,139 +51,15 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   if (path.resolve(outPath) === path.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
-  checkRecoveryInputs(config, calib);
-  checkSensitivityInputs(config, calib);
-  checkRounds(config, calib);
-  checkLatencyTarget(config, rounds);
+  // every setting checked against the others and the data, here and nowhere later
+  checkConfig({ ...config, scope: scope.scope }, { calib: !calib ? 'none' : calib.labels ? 'labelled' : 'unlabelled' });
+  checkQuantizeInputs(config, dense.proto, req);
 
   // before anything is written: a run that cannot measure where it was asked to must not leave files
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  if (config.schedule === 'gradual') return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
-  const target = targetSparsity(config);
-  // after every check, so a refused run still prints one line; falling back to global is today's behaviour, not news
-  if (scope.scope !== 'global' && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
-  const stamp = (model: ModelProto, scope: string = config.scope): void => {
-    setMetadata(model, {
-      'prune-guard.version': VERSION,
-      'prune-guard.method': config.method,
-      'prune-guard.scope': scope,
-      'prune-guard.target_sparsity': String(target),
-      'prune-guard.source': path.basename(req.model),
-    });
-    setMetadata(model, { 'prune-guard.recovery': config.recovery });
-  };
-  // recovery rounds prune and recover round by round, the last round included (its steps as in one shot)
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib: calib!, stepsDir: path.join(req.out, 'steps'), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : undefined;
-  // scope auto may not spend longer measuring curves than recovery may spend refitting
-  const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : undefined;
-  const hardware = hardwareOptions(config, progress);
-  const pruneCtx = { modelPath: req.model, calib, progress, ...(hardware ? { hardware } : {}) };
-  const targetedPrune: TargetedPrune | undefined = targeted
-    ? await pruneForLatency(dense.proto, req.model, config, { ...pruneCtx, data, stepsDir: path.join(req.out, 'steps'), provider: provider.provider })
-    : undefined;
-  const pruned = withRounds?.pruned ?? targetedPrune?.pruned ?? (await pruneModel(dense.proto, config, { ...pruneCtx, ...(autoAnalysisSeconds !== undefined ? { autoAnalysisSeconds } : {}) }));
-  for (const n of pruned.notes) progress.note(n);
-  if (!withRounds) stamp(pruned.model, pruned.scope ?? config.scope);
-  fs.mkdirSync(req.out, { recursive: true });
-  // with recovery, every stage is kept under OUT/steps and the last one is copied to outPath
-  const stepsDir = path.join(req.out, 'steps');
-  const staged = hasRecoverySteps(config, calib);
-  const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, 'prune') : outPath);
-  if (staged) fs.mkdirSync(stepsDir, { recursive: true });
-  if (!withRounds) saveModel(pruned.model, pruneArtifact);
-  const recovery = withRounds?.recovery ?? (await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured }));
-  const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
-  // the shipped file must still hold the method's pattern after every recovery stage
-  const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
-  if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join('; ')}`);
-  // from here on every number is read from the saved files: the parsed models (each about the file's
-  // size) would otherwise stay alive beside onnxruntime's own copies until the run ends
-  releaseField(dense, 'proto', 'the dense model');
-  releaseField(pruned, 'model', 'the pruned model');
-  // structured: the untied dense reference recovery refit toward is a third full copy
-  delete pruned.structured;
-  collectGarbage();
-
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
-  const denseStep = await measureStep('dense', 'input model, unchanged', req.model, ctx);
-  const measured: MeasuredStep[] = [denseStep];
-  // intermediate recovery rounds first, then the final round's prune and recovery as in one shot
-  for (const r of withRounds?.steps ?? []) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep.preds });
-    m.step.recovery = r.info;
-    measured.push(m);
-  }
-  for (const a of targetedPrune?.earlier ?? []) measured.push(await measureStep(a.name, a.description, a.artifact, { ...ctx, dense: denseStep.preds }));
-  measured.push(await measureStep('prune', pruned.description, pruneArtifact, { ...ctx, dense: denseStep.preds }));
-  for (const r of recovered) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep.preds });
-    m.step.recovery = r.info;
-    if (r.temperature) m.step.temperature = r.temperature;
-    measured.push(m);
-  }
-  if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
-
-  const samples = await timeSteps(measured, data, config, provider.provider, progress);
-  const steps = measured.map((m) => m.step);
-  const final = steps[steps.length - 1];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels!, denseStep.preds.classes));
-  const { budgets } = judged;
-  const speedNotes = structuredSpeedNotes(config, samples[0], samples[samples.length - 1]);
-  const verdict = speedNotes.length > 0 ? overallVerdict([judged.verdict, 'warn']) : judged.verdict;
-  for (const n of speedNotes) progress.note(n);
-  const notes = [...speedNotes, ...pruned.notes, ...recovery.notes];
-  const modelLedger: ModelLedger = {
-    model: req.model,
-    pruned: outPath,
-    method: config.method,
-    target_sparsity: target,
-    steps,
-    budgets,
-    verdict,
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: denseStep.preds.classes },
-    ...(notes.length > 0 ? { notes } : {}),
-    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
-    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
-    scope: pruned.scope ?? scope.scope,
-    ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
-    ...(pruned.allocation ? { allocation: pruned.allocation } : {}),
-  };
-  return writeLedger(req, provider, modelLedger);
-}
-
-/** Structured pruning with `round-to: 0` measures the widths that run fast, at the run's batch sizes and threads. */
-function hardwareOptions(config: Config, progress: Progress): MeasureOptions | undefined {
-  if ((config.method !== 'structured' && config.method !== 'hybrid') || config.roundTo !== 0) return undefined;
-  let started = false;
-  return {
-    batches: config.batchSizes,
-    threads: config.latency.threads,
-    cacheDir: cacheDir(),
-    onProbe: (done, total) => {
-      if (!started) progress.start(`channel widths (${total} probes, cached per machine)`, total);
-      started = true;
-      progress.update(done);
-      if (done === total) {
-        progress.stop();
-        started = false;
-      }
-    },
-  };
-}
-
-/**
- * A structured prune is there to run faster: where it measured slower than dense at any batch size the
- * ledger says so, with the cause, and the verdict is at least `warn`.
- */
-function structuredSpeedNotes(config: Config, dense: readonly number[][], final: readonly number[][]): string[] {
-  if (config.method !== 'structured' && config.method !== 'hybrid') return [];
-  return slowerThanDense(config.batchSizes, dense, final).map(
-    (s) =>
-      `speed: the shipped model measured ${s.speedup.toFixed(2)}x of dense at batch ${s.batch} (p=${s.p_value < 0.001 ? '<0.001' : s.p_value.toFixed(3)}), slower than the model it replaces: ` +
-      `the kept channels run no faster on this machine (too few MACs removed to outweigh the rest of the graph, or widths onnxruntime executes slowly; --round-to 0 measures the fast ones); verdict at least warn`,
-  );
+  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds };
+  const quantizeOnly = config.quantize !== 'none' && config.sparsity === 0;
+  const model = quantizeOnly ? await runQuantizeOnly(input, progress) : config.schedule === 'gradual' ? await runGradual(input, progress) : await runOneShot(input, progress);
+  return { model, runtime: measuredRuntime(provider, config) };
 }
