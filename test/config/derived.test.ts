@@ -38,7 +38,7 @@ describe('the Config type, from the declaration', () => {
 describe('defaults, from the declaration', () => {
   it('DEFAULT_CONFIG holds each setting\'s declared default, and an empty file gives it', () => {
     for (const ref of SETTING_REFS) expect(at(DEFAULT_CONFIG, ref.field), ref.path.join('.')).toEqual(ref.default);
-    expect(Object.keys(DEFAULT_CONFIG).sort()).toEqual(Object.keys(SETTINGS).map((k) => k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())).filter((k) => k !== 'timeBudget').sort());
+    expect(Object.keys(DEFAULT_CONFIG).sort()).toEqual(Object.keys(SETTINGS).map((k) => k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())).filter((k) => !['timeBudget', 'targetSpeedup', 'targetLatencyMs'].includes(k)).sort());
     expect(parseConfig('', 'x')).toEqual(DEFAULT_CONFIG);
   });
 });
@@ -98,7 +98,7 @@ describe('CLI flags, from the declaration', () => {
   /** every flag each command has always had: none lost, none renamed */
   const COMMANDS: Record<string, string[]> = {
     run: [
-      ...['--model', '--data', '--out', '--calib', '--shift', '--config', '--budget', '--sparsity', '--method', '--recovery', '--scope', '--round-to', '--criterion', '--max-layer-sparsity'],
+      ...['--model', '--data', '--out', '--calib', '--shift', '--config', '--budget', '--sparsity', '--method', '--recovery', '--scope', '--round-to', '--target-speedup', '--target-latency-ms', '--criterion', '--max-layer-sparsity'],
       ...['--exclude', '--keep-first-layer', '--keep-last-layer', '--recovery-command', '--recovery-time-budget', '--bake-temperature', '--batch-sizes', '--warmup', '--runs', '--threads'],
       ...['--eval-batch-size', '--time-budget', '--schedule', '--schedule-steps', '--schedule-patience', '--recovery-rounds', '--rounds-compare-sensitivity', '--quiet', ...STATISTICS],
       ...['--quantize', '--quantize-calibration', '--quantize-exclude'],
