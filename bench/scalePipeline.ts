@@ -58,6 +58,7 @@ const progress: Progress = {
   },
   update() {},
   stop() {},
+  output: (text) => process.stderr.write(text),
 };
 
 const config: Config = {

@@ -32176,6 +32176,15 @@ function renderSelftest(r) {
   ].join("\n");
 }
 
+// src/pipeline/guardedRun.ts
+import * as os5 from "node:os";
+import * as path14 from "node:path";
+
+// src/io/outputDir.ts
+import * as fs11 from "node:fs";
+import * as path7 from "node:path";
+import { randomBytes as randomBytes3 } from "node:crypto";
+
 // src/io/cleanup.ts
 var pending = /* @__PURE__ */ new Set();
 function onInterrupt(undo) {
@@ -32205,15 +32214,6 @@ function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
     });
   }
 }
-
-// src/pipeline/guardedRun.ts
-import * as os5 from "node:os";
-import * as path14 from "node:path";
-
-// src/io/outputDir.ts
-import * as fs11 from "node:fs";
-import * as path7 from "node:path";
-import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/io/lock.ts
 import * as fs10 from "node:fs";
@@ -32417,7 +32417,8 @@ var Deadline = class {
         inner.update(done);
         this.check();
       },
-      stop: () => inner.stop()
+      stop: () => inner.stop(),
+      output: (text) => inner.output(text)
     };
   }
 };
@@ -35953,11 +35954,11 @@ function externalEnv(p) {
     PRUNE_GUARD_DATA: p.data
   };
 }
-function runCommand(command, env) {
+function runCommand(command, env, output) {
   return new Promise((resolve4, reject) => {
     const child = spawn2(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.on("data", (d) => process.stderr.write(d));
-    child.stderr.on("data", (d) => process.stderr.write(d));
+    child.stdout.setEncoding("utf8").on("data", output);
+    child.stderr.setEncoding("utf8").on("data", output);
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
     child.on("close", (code, signal) => {
       if (code === 0) resolve4();
@@ -35992,11 +35993,11 @@ function verifyRecovered(before, after, masks, file) {
     if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
   }
 }
-async function externalRecovery(command, pruned, weights, paths) {
+async function externalRecovery(command, pruned, weights, paths, output) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
   fs13.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths));
+  await runCommand(command, externalEnv(paths), output);
   if (!fs13.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
@@ -36958,7 +36959,7 @@ async function recoverySteps(req, calib, bounded) {
       masks: `${req.stepsDir}/masks.npz`,
       calib: req.files.calib,
       data: req.files.data
-    });
+    }, (text) => progress.output(text));
     const seconds2 = (performance.now() - t0) / 1e3;
     const after = calib?.labels ? await calibScore(model, calib, config.latency.threads) : void 0;
     const info = { seconds: seconds2 };
@@ -37855,19 +37856,21 @@ async function runGuarded(req, progress) {
 
 // src/io/progress.ts
 var import_cli_progress = __toESM(require_cli_progress(), 1);
+function lineProgress(write) {
+  return {
+    note: (m) => write(`prune-guard: ${m}
+`),
+    start: (label) => write(`prune-guard: ${label}
+`),
+    update() {
+    },
+    stop() {
+    },
+    output: write
+  };
+}
 function stderrProgress(stream = process.stderr) {
-  if (!stream.isTTY) {
-    return {
-      note: (m) => stream.write(`prune-guard: ${m}
-`),
-      start: (label) => stream.write(`prune-guard: ${label}
-`),
-      update() {
-      },
-      stop() {
-      }
-    };
-  }
+  if (!stream.isTTY) return lineProgress((text) => stream.write(text));
   let bar;
   return {
     note: (m) => stream.write(`prune-guard: ${m}
@@ -37883,7 +37886,8 @@ function stderrProgress(stream = process.stderr) {
     stop() {
       bar?.stop();
       bar = void 0;
-    }
+    },
+    output: (text) => stream.write(text)
   };
 }
 
@@ -37982,14 +37986,14 @@ function addStatisticsOptions(cmd) {
   return cmd.option("--strict", "release gate: a budget whose confidence interval straddles its limit fails instead of warning").addOption(new Option("--execution-provider <provider>", "where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)").choices(["cpu", "cuda", "auto"])).option("--confidence <level>", "confidence level of every interval, e.g. 0.95", fraction("--confidence")).option("--target-rel-ci <fraction>", "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = fixed --runs)", fraction("--target-rel-ci")).option("--max-seconds <s>", "time cap of the adaptive latency stop, seconds (0 = none)", positiveNumber("--max-seconds")).option("--corruption <kind:severity>", "built-in shift of the evaluation set, repeatable: gaussian-noise, contrast, brightness, blur (images), feature-noise, feature-dropout (tabular), severity 1-5", collect2, []).option("--repeat <k>", "each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)", count2("--repeat", 1));
 }
 function buildProgram(io) {
-  const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
+  const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: io.err });
   program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib); sensitivity-macs (structured): channels removed where that loss per MAC saved is smallest; auto (default): sensitivity-macs for structured oneshot with a labelled --calib, else global").choices(["global", "layer", "sensitivity", "sensitivity-macs", "auto"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)").choices(["l1", "l2", "bn-scale", "activation", "sparsegpt"])).option("--max-layer-sparsity <fraction>", "global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (default 1: no cap)", capFraction("--max-layer-sparsity")).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect2, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers or distilling after this many seconds (0 = no limit; default 240)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).addOption(new Option("--schedule <kind>", "oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget").choices(["oneshot", "gradual"])).option("--schedule-steps <n>", "gradual: number of pruning steps (default 4)", count2("--schedule-steps", 1)).option("--schedule-patience <n>", "gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)", count2("--schedule-patience", 1)).option("--recovery-rounds <n>", "oneshot unstructured: prune and recover in n rounds of rising sparsity (cubic) ending at --sparsity, shipping the last (1 = one shot; default 0 = auto: 4 rounds for unstructured at 60% or more with --recovery auto and a labelled --calib)", count2("--recovery-rounds", 0)).option("--rounds-compare-sensitivity", "with recovery rounds and --scope global: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)").option("--quiet", "do not print the ledger");
   addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
     const result = await runGuarded(
       { model: flags.model, data: flags.data, calib: flags.calib, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets },
-      stderrProgress()
+      io.progress
     );
     if (!flags.quiet) io.out(result.markdown.endsWith("\n") ? result.markdown : result.markdown + "\n");
     io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
@@ -38008,7 +38012,7 @@ function addCompareCommands(program2, io) {
   addStatisticsOptions(addMeasureOptions(compare3)).action(async (flags) => {
     const config = resolveConfig({ ...flags, exclude: [] });
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
-    const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets }, stderrProgress());
+    const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets }, io.progress);
     print(flags, result.markdown);
     io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
   });
@@ -38016,15 +38020,17 @@ function addCompareCommands(program2, io) {
   addStatisticsOptions(addMeasureOptions(self)).action(async (flags) => {
     const config = resolveConfig({ ...flags, shift: [], exclude: [] });
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
-    const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config, budgets, out: flags.out }, stderrProgress());
+    const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config, budgets, out: flags.out }, io.progress);
     print(flags, renderSelftest(report));
     io.exit(EXIT.pass);
   });
 }
-async function main(argv, out = (s) => process.stdout.write(s)) {
+async function main(argv, io = {}) {
+  const out = io.stdout ?? ((s) => void process.stdout.write(s));
+  const err2 = io.stderr ?? ((s) => void process.stderr.write(s));
+  const progress = io.progress ?? (io.stderr ? lineProgress(io.stderr) : stderrProgress());
   let code = EXIT.pass;
-  const program2 = buildProgram({ out, exit: (c) => code = c });
-  installSignalCleanup();
+  const program2 = buildProgram({ out, err: err2, progress, exit: (c) => code = c });
   try {
     await program2.parseAsync(argv, { from: "user" });
     return code;
@@ -38033,15 +38039,16 @@ async function main(argv, out = (s) => process.stdout.write(s)) {
       return e.exitCode === 0 ? EXIT.pass : EXIT.usage;
     }
     if (isUserError(e)) {
-      process.stderr.write(`prune-guard: error: ${e.message}
+      err2(`prune-guard: error: ${e.message}
 `);
       return EXIT.usage;
     }
-    process.stderr.write(`prune-guard: internal error (please report it): ${e instanceof Error ? e.stack : describe(e)}
+    err2(`prune-guard: internal error (please report it): ${e instanceof Error ? e.stack : describe(e)}
 `);
     return EXIT.internal;
   }
 }
 
 // src/bin.ts
+installSignalCleanup();
 process.exitCode = await main(process.argv.slice(2));

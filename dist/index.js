@@ -41243,11 +41243,11 @@ function externalEnv(p) {
     PRUNE_GUARD_DATA: p.data
   };
 }
-function runCommand(command, env) {
+function runCommand(command, env, output) {
   return new Promise((resolve7, reject) => {
     const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.on("data", (d) => process.stderr.write(d));
-    child.stderr.on("data", (d) => process.stderr.write(d));
+    child.stdout.setEncoding("utf8").on("data", output);
+    child.stderr.setEncoding("utf8").on("data", output);
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
     child.on("close", (code, signal) => {
       if (code === 0) resolve7();
@@ -41282,11 +41282,11 @@ function verifyRecovered(before, after, masks, file) {
     if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
   }
 }
-async function externalRecovery(command, pruned, weights, paths) {
+async function externalRecovery(command, pruned, weights, paths, output) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
   fs8.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths));
+  await runCommand(command, externalEnv(paths), output);
   if (!fs8.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
@@ -42342,7 +42342,7 @@ async function recoverySteps(req, calib, bounded) {
       masks: `${req.stepsDir}/masks.npz`,
       calib: req.files.calib,
       data: req.files.data
-    });
+    }, (text) => progress.output(text));
     const seconds = (performance.now() - t0) / 1e3;
     const after = calib?.labels ? await calibScore(model, calib, config.latency.threads) : void 0;
     const info2 = { seconds };
@@ -60066,7 +60066,7 @@ import * as path17 from "node:path";
 function progressFor(io) {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
   }, stop() {
-  } };
+  }, output: (text) => process.stderr.write(text) };
 }
 function pullRequestOf(ctx, inputs) {
   if (inputs.pullRequest !== void 0) {

@@ -7,9 +7,8 @@ import { resolveBudgets } from './ledger/budgets.js';
 import { parseBudgetFlag } from './config/budgets.js';
 import { comparePipeline } from './pipeline/compare.js';
 import { renderSelftest, selftest } from './pipeline/selftest.js';
-import { installSignalCleanup } from './io/cleanup.js';
 import { runGuarded } from './pipeline/guardedRun.js';
-import { stderrProgress } from './io/progress.js';
+import { lineProgress, stderrProgress, type Progress } from './io/progress.js';
 import { VERSION } from './version.js';
 
 /** Exit codes are part of the CLI contract. */
@@ -169,12 +168,29 @@ function addStatisticsOptions(cmd: Command): Command {
     .option('--repeat <k>', 'each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)', count('--repeat', 1));
 }
 
-function buildProgram(io: { out: (s: string) => void; exit: (code: number) => void }): Command {
+/** Where one invocation writes: the report, error lines and the stage log. */
+export interface CliIO {
+  /** the ledger or report, --help and --version */
+  stdout: (text: string) => void;
+  /** one line per user error */
+  stderr: (text: string) => void;
+  /** long stages and a recovery command's own output */
+  progress: Progress;
+}
+
+interface ProgramIO {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  progress: Progress;
+  exit: (code: number) => void;
+}
+
+function buildProgram(io: ProgramIO): Command {
   const program = new Command('prune-guard')
     .description('Prune ONNX models and gate them on a budget ledger measured on the saved files')
     .version(VERSION)
     .exitOverride()
-    .configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeOut: io.out, writeErr: io.err });
 
   program
     .command('run')
@@ -217,7 +233,7 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
       const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
       const result = await runGuarded(
         { model: flags.model!, data: flags.data!, calib: flags.calib, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets },
-        stderrProgress(),
+        io.progress,
       );
       if (!flags.quiet) io.out(result.markdown.endsWith('\n') ? result.markdown : result.markdown + '\n');
       io.exit(result.ledger.verdict === 'fail' ? EXIT.fail : EXIT.pass);
@@ -239,7 +255,7 @@ function addMeasureOptions(cmd: Command): Command {
     .option('--quiet', 'do not print the report');
 }
 
-function addCompareCommands(program: Command, io: { out: (s: string) => void; exit: (code: number) => void }): void {
+function addCompareCommands(program: Command, io: ProgramIO): void {
   const print = (flags: { quiet?: boolean }, text: string) => {
     if (!flags.quiet) io.out(text.endsWith('\n') ? text : text + '\n');
   };
@@ -254,7 +270,7 @@ function addCompareCommands(program: Command, io: { out: (s: string) => void; ex
   addStatisticsOptions(addMeasureOptions(compare)).action(async (flags: RunFlags & { base: string; head: string }) => {
     const config = resolveConfig({ ...flags, exclude: [] });
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
-    const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data!, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets }, stderrProgress());
+    const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data!, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets }, io.progress);
     print(flags, result.markdown);
     io.exit(result.ledger.verdict === 'fail' ? EXIT.fail : EXIT.pass);
   });
@@ -269,20 +285,23 @@ function addCompareCommands(program: Command, io: { out: (s: string) => void; ex
   addStatisticsOptions(addMeasureOptions(self)).action(async (flags: RunFlags & { repetitions: number; out?: string }) => {
     const config = resolveConfig({ ...flags, shift: [], exclude: [] });
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
-    const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config, budgets, out: flags.out }, stderrProgress());
+    const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config, budgets, out: flags.out }, io.progress);
     print(flags, renderSelftest(report));
     io.exit(EXIT.pass);
   });
 }
 
 /**
- * Parse argv and run; returns the exit code instead of exiting so tests can call it in process.
- * User errors print one line; anything else is a bug and keeps its stack trace.
+ * Parse argv and run; returns the exit code instead of exiting, and writes only through `io` (the
+ * process's streams by default), so it can run many times in one process. Signal handling belongs to
+ * the bin. User errors print one line; anything else is a bug and keeps its stack trace.
  */
-export async function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+export async function main(argv: readonly string[], io: Partial<CliIO> = {}): Promise<number> {
+  const out = io.stdout ?? ((s: string) => void process.stdout.write(s));
+  const err = io.stderr ?? ((s: string) => void process.stderr.write(s));
+  const progress = io.progress ?? (io.stderr ? lineProgress(io.stderr) : stderrProgress());
   let code: number = EXIT.pass;
-  const program = buildProgram({ out, exit: (c) => (code = c) });
-  installSignalCleanup();
+  const program = buildProgram({ out, err, progress, exit: (c) => (code = c) });
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return code;
@@ -292,10 +311,10 @@ export async function main(argv: readonly string[], out: (s: string) => void = (
       return e.exitCode === 0 ? EXIT.pass : EXIT.usage;
     }
     if (isUserError(e)) {
-      process.stderr.write(`prune-guard: error: ${e.message}\n`);
+      err(`prune-guard: error: ${e.message}\n`);
       return EXIT.usage;
     }
-    process.stderr.write(`prune-guard: internal error (please report it): ${e instanceof Error ? e.stack : describe(e)}\n`);
+    err(`prune-guard: internal error (please report it): ${e instanceof Error ? e.stack : describe(e)}\n`);
     return EXIT.internal;
   }
 }

@@ -43,7 +43,7 @@ const FORK_HINT =
   'from a follow-up workflow triggered by `workflow_run`, which runs with a write token but never checks out the fork\'s code (see README).';
 
 function progressFor(io: ActionIO): Progress {
-  return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {}, stop() {} };
+  return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {}, stop() {}, output: (text) => process.stderr.write(text) };
 }
 
 function pullRequestOf(ctx: RunContext, inputs: ActionInputs): { number: number; base: string; head: string } | undefined {

@@ -6,20 +6,26 @@ export interface Progress {
   start(label: string, total: number): void;
   update(done: number): void;
   stop(): void;
+  /** a child command's own output (a recovery command's stdout and stderr), passed on unchanged */
+  output(text: string): void;
 }
 
-export const silentProgress: Progress = { note() {}, start() {}, update() {}, stop() {} };
+export const silentProgress: Progress = { note() {}, start() {}, update() {}, stop() {}, output() {} };
 
-/** Bars on a terminal; plain stage lines elsewhere (CI logs do not render carriage returns). */
+/** Plain stage lines through `write`: for CI logs, which do not render carriage returns, and for callers that collect the text. */
+export function lineProgress(write: (text: string) => void): Progress {
+  return {
+    note: (m) => write(`prune-guard: ${m}\n`),
+    start: (label) => write(`prune-guard: ${label}\n`),
+    update() {},
+    stop() {},
+    output: write,
+  };
+}
+
+/** Bars on a terminal; plain stage lines elsewhere. */
 export function stderrProgress(stream: NodeJS.WriteStream = process.stderr): Progress {
-  if (!stream.isTTY) {
-    return {
-      note: (m) => stream.write(`prune-guard: ${m}\n`),
-      start: (label) => stream.write(`prune-guard: ${label}\n`),
-      update() {},
-      stop() {},
-    };
-  }
+  if (!stream.isTTY) return lineProgress((text) => stream.write(text));
   let bar: cliProgress.SingleBar | undefined;
   return {
     note: (m) => stream.write(`prune-guard: ${m}\n`),
@@ -35,5 +41,6 @@ export function stderrProgress(stream: NodeJS.WriteStream = process.stderr): Pro
       bar?.stop();
       bar = undefined;
     },
+    output: (text) => stream.write(text),
   };
 }
