@@ -20,7 +20,7 @@ import { distillStage } from '../../src/recover/distill/stage.js';
 import { seededWeights, oneOpModel } from '../support/buildModel.js';
 import { runCli } from '../support/cli.js';
 import { fixture, tempDir } from '../support/fixtures.js';
-import { hasOnnxChecker, onnxCheck } from '../support/onnxChecker.js';
+import { onnxCheck } from '../support/onnxChecker.js';
 
 const ALL = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
 const FAST = ['--warmup', '1', '--runs', '5', '--batch-sizes', '1'];
@@ -115,7 +115,7 @@ describe('prune-guard run --recovery distill', () => {
     expect(rec.accuracy!).toBeGreaterThan(prune.accuracy! + 0.02);
   });
 
-  it.skipIf(!hasOnnxChecker)('the distilled model passes onnx.checker', () => {
+  it('the distilled model passes onnx.checker', () => {
     expect(() => onnxCheck(ledger.models[0].steps[2].artifact)).not.toThrow();
   });
 });
