@@ -67,14 +67,17 @@ describe('gradual schedule with reconstruction after every step (fixture MLP, 3 
       const before = weightsOf(files[i - 1]);
       const after = weightsOf(files[i]);
       let zeros = 0;
+      const revived: string[] = [];
       for (const [name, a] of before) {
         const b = after.get(name)!;
         for (let j = 0; j < a.length; j++) {
           if (a[j] !== 0) continue;
           zeros++;
-          expect(b[j], `${name}[${j}] in ${files[i]}`).toBe(0);
+          if (b[j] !== 0) revived.push(`${name}[${j}]`);
         }
       }
+      // one assertion per file pair: one per weight made this the slowest test of the suite
+      expect(revived, `nonzero again in ${files[i]}`).toEqual([]);
       expect(zeros).toBeGreaterThan(0);
     }
   });
