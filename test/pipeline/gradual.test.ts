@@ -38,9 +38,10 @@ describe('gradual schedule with reconstruction after every step (fixture MLP, 3 
     model = ledgerOf(out).models[0];
   }, 180_000);
 
-  it('exits by the verdict, and the ledger follows the published schema', () => {
+  it('warns (the shipped 80% step straddles the accuracy limits) and exits 0, and the ledger follows the published schema', () => {
     expect(result.stderr).not.toMatch(/internal error/);
-    expect(result.code).toBe(model.verdict === 'fail' ? 1 : 0);
+    expect(model.verdict).toBe('warn');
+    expect(result.code).toBe(0);
     expect(validateLedger(ledgerOf(out))).toEqual([]);
   });
 
@@ -86,12 +87,11 @@ describe('gradual schedule with reconstruction after every step (fixture MLP, 3 
     const s = model.schedule!;
     const passing = s.steps.filter((r) => r.budgets.every((b) => b.verdict !== 'fail'));
     const chosen = s.steps.find((r) => r.index === s.chosen)!;
-    if (passing.length > 0) {
-      expect(chosen.sparsity).toBe(Math.max(...passing.map((r) => r.sparsity)));
-      expect(model.verdict).not.toBe('fail');
-    } else {
-      expect(model.verdict).toBe('fail');
-    }
+    // reconstruction keeps every step within the default budgets, so the last and sparsest ships
+    expect(passing.map((r) => r.index)).toEqual([1, 2, 3]);
+    expect(s.chosen).toBe(3);
+    expect(chosen.sparsity).toBe(Math.max(...passing.map((r) => r.sparsity)));
+    expect(model.verdict).toBe(chosen.verdict);
     expect(fs.readFileSync(model.pruned).equals(fs.readFileSync(chosen.artifact))).toBe(true);
     expect(model.steps.at(-1)!.accuracy).toBe(chosen.accuracy);
     expect(model.budgets.map((b) => b.verdict)).toEqual(chosen.budgets.map((b) => b.verdict));
@@ -147,8 +147,10 @@ describe('gradual schedule early stops', () => {
     const last = s.steps.at(-1)!;
     expect(s.dense_quality! - last.calib_accuracy!).toBeGreaterThan(s.cliff_threshold);
     for (const row of s.steps.slice(0, -1)) expect(s.dense_quality! - row.calib_accuracy!).toBeLessThanOrEqual(s.cliff_threshold);
-    // the cliff step loses more than the accuracy budget allows, so unless it is the only step it never ships
-    if (s.steps.length > 1 && last.verdict === 'fail') expect(s.chosen).not.toBe(last.index);
+    // the cliff step (2 of 4) loses more than the accuracy budget allows and never ships: step 1 does
+    expect(s.steps.map((r) => r.index)).toEqual([1, 2]);
+    expect(last.verdict).toBe('fail');
+    expect(s.chosen).toBe(1);
   }, 120_000);
 });
 
