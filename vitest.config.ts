@@ -7,6 +7,8 @@ export default defineConfig({
     hookTimeout: 120_000,
     // onnxruntime sessions use both cores; running files in parallel only adds noise and memory
     fileParallelism: false,
+    // a test that asserts nothing cannot fail
+    expect: { requireAssertions: true },
     reporters: ['default', './test/support/closingLineReporter.ts'],
   },
 });
