@@ -28298,7 +28298,8 @@ var init_deadline = __esm({
             inner.update(done);
             this.check();
           },
-          stop: () => inner.stop()
+          stop: () => inner.stop(),
+          output: (text2) => inner.output(text2)
         };
       }
     };
@@ -45110,11 +45111,11 @@ function externalEnv(p) {
     PRUNE_GUARD_DATA: p.data
   };
 }
-function runCommand(command, env) {
+function runCommand(command, env, output) {
   return new Promise((resolve8, reject) => {
     const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.on("data", (d) => process.stderr.write(d));
-    child.stderr.on("data", (d) => process.stderr.write(d));
+    child.stdout.setEncoding("utf8").on("data", output);
+    child.stderr.setEncoding("utf8").on("data", output);
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
     child.on("close", (code, signal) => {
       if (code === 0) resolve8();
@@ -45149,11 +45150,11 @@ function verifyRecovered(before, after, masks, file) {
     if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
   }
 }
-async function externalRecovery(command, pruned, weights, paths) {
+async function externalRecovery(command, pruned, weights, paths, output) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
   fs10.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths));
+  await runCommand(command, externalEnv(paths), output);
   if (!fs10.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
@@ -46209,7 +46210,7 @@ async function recoverySteps(req, calib, bounded) {
       masks: `${req.stepsDir}/masks.npz`,
       calib: req.files.calib,
       data: req.files.data
-    });
+    }, (text2) => progress.output(text2));
     const seconds = (performance.now() - t0) / 1e3;
     const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads) : void 0;
     const info2 = { seconds };
@@ -56763,7 +56764,7 @@ import * as path24 from "node:path";
 function progressFor(io) {
   return { stage: (e) => io.info(`prune-guard: ${stageLine(e)}`), note: (m) => io.info(`prune-guard: ${m}`), update() {
   }, stop() {
-  } };
+  }, output: (text2) => process.stderr.write(text2) };
 }
 function pullRequestOf(ctx, inputs) {
   if (inputs.pullRequest !== void 0) {

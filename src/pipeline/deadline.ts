@@ -50,6 +50,7 @@ export class Deadline {
         this.check();
       },
       stop: () => inner.stop(),
+      output: (text) => inner.output(text),
     };
   }
 }

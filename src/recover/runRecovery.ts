@@ -145,7 +145,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       masks: `${req.stepsDir}/masks.npz`,
       calib: req.files.calib,
       data: req.files.data,
-    });
+    }, (text) => progress.output(text));
     const seconds = (performance.now() - t0) / 1000;
     const after = calib?.labels ? await calibScore(model, calib, config.latency.threads) : undefined;
     const info: RecoveryInfo = { seconds };
