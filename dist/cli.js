@@ -1217,7 +1217,7 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path15 = __require("node:path");
+    var path16 = __require("node:path");
     var fs19 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
@@ -2230,9 +2230,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path15.resolve(baseDir, baseName2);
+          const localBin = path16.resolve(baseDir, baseName2);
           if (fs19.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path15.extname(baseName2))) return void 0;
+          if (sourceExt.includes(path16.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs19.existsSync(`${localBin}${ext}`)
           );
@@ -2250,17 +2250,17 @@ Expecting one of '${allowedValues.join("', '")}'`);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path15.resolve(
-            path15.dirname(resolvedScriptPath),
+          executableDir = path16.resolve(
+            path16.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path15.basename(
+            const legacyName = path16.basename(
               this._scriptPath,
-              path15.extname(this._scriptPath)
+              path16.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path15.extname(executableFile));
+        launchWithNode = sourceExt.includes(path16.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path15.basename(filename, path15.extname(filename));
+        this._name = path16.basename(filename, path16.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path16) {
-        if (path16 === void 0) return this._executableDir;
-        this._executableDir = path16;
+      executableDir(path17) {
+        if (path17 === void 0) return this._executableDir;
+        this._executableDir = path17;
         return this;
       }
       /**
@@ -3705,17 +3705,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path15) {
-      const ctrl = callVisitor(key, node, visitor, path15);
+    function visit_(key, node, visitor, path16) {
+      const ctrl = callVisitor(key, node, visitor, path16);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path15, ctrl);
-        return visit_(key, ctrl, visitor, path15);
+        replaceNode(key, path16, ctrl);
+        return visit_(key, ctrl, visitor, path16);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path15 = Object.freeze(path15.concat(node));
+          path16 = Object.freeze(path16.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path15);
+            const ci = visit_(i2, node.items[i2], visitor, path16);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3726,13 +3726,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path15 = Object.freeze(path15.concat(node));
-          const ck = visit_("key", node.key, visitor, path15);
+          path16 = Object.freeze(path16.concat(node));
+          const ck = visit_("key", node.key, visitor, path16);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path15);
+          const cv = visit_("value", node.value, visitor, path16);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3753,17 +3753,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path15) {
-      const ctrl = await callVisitor(key, node, visitor, path15);
+    async function visitAsync_(key, node, visitor, path16) {
+      const ctrl = await callVisitor(key, node, visitor, path16);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path15, ctrl);
-        return visitAsync_(key, ctrl, visitor, path15);
+        replaceNode(key, path16, ctrl);
+        return visitAsync_(key, ctrl, visitor, path16);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path15 = Object.freeze(path15.concat(node));
+          path16 = Object.freeze(path16.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path15);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path16);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3774,13 +3774,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path15 = Object.freeze(path15.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path15);
+          path16 = Object.freeze(path16.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path16);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path15);
+          const cv = await visitAsync_("value", node.value, visitor, path16);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3807,23 +3807,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path15) {
+    function callVisitor(key, node, visitor, path16) {
       if (typeof visitor === "function")
-        return visitor(key, node, path15);
+        return visitor(key, node, path16);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path15);
+        return visitor.Map?.(key, node, path16);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path15);
+        return visitor.Seq?.(key, node, path16);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path15);
+        return visitor.Pair?.(key, node, path16);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path15);
+        return visitor.Scalar?.(key, node, path16);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path15);
+        return visitor.Alias?.(key, node, path16);
       return void 0;
     }
-    function replaceNode(key, path15, node) {
-      const parent = path15[path15.length - 1];
+    function replaceNode(key, path16, node) {
+      const parent = path16[path16.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4435,10 +4435,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path15, value) {
+    function collectionFromPath(schema, path16, value) {
       let v = value;
-      for (let i2 = path15.length - 1; i2 >= 0; --i2) {
-        const k = path15[i2];
+      for (let i2 = path16.length - 1; i2 >= 0; --i2) {
+        const k = path16[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4457,7 +4457,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path15) => path15 == null || typeof path15 === "object" && !!path15[Symbol.iterator]().next().done;
+    var isEmptyPath = (path16) => path16 == null || typeof path16 === "object" && !!path16[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4487,11 +4487,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path15, value) {
-        if (isEmptyPath(path15))
+      addIn(path16, value) {
+        if (isEmptyPath(path16))
           this.add(value);
         else {
-          const [key, ...rest] = path15;
+          const [key, ...rest] = path16;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4505,8 +4505,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path15) {
-        const [key, ...rest] = path15;
+      deleteIn(path16) {
+        const [key, ...rest] = path16;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4520,8 +4520,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path15, keepScalar) {
-        const [key, ...rest] = path15;
+      getIn(path16, keepScalar) {
+        const [key, ...rest] = path16;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4539,8 +4539,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path15) {
-        const [key, ...rest] = path15;
+      hasIn(path16) {
+        const [key, ...rest] = path16;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4550,8 +4550,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path15, value) {
-        const [key, ...rest] = path15;
+      setIn(path16, value) {
+        const [key, ...rest] = path16;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -7066,9 +7066,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path15, value) {
+      addIn(path16, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path15, value);
+          this.contents.addIn(path16, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -7143,14 +7143,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path15) {
-        if (Collection.isEmptyPath(path15)) {
+      deleteIn(path16) {
+        if (Collection.isEmptyPath(path16)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path15) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path16) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7165,10 +7165,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path15, keepScalar) {
-        if (Collection.isEmptyPath(path15))
+      getIn(path16, keepScalar) {
+        if (Collection.isEmptyPath(path16))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path15, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path16, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7179,10 +7179,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path15) {
-        if (Collection.isEmptyPath(path15))
+      hasIn(path16) {
+        if (Collection.isEmptyPath(path16))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path15) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path16) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7199,13 +7199,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path15, value) {
-        if (Collection.isEmptyPath(path15)) {
+      setIn(path16, value) {
+        if (Collection.isEmptyPath(path16)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path15), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path16), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path15, value);
+          this.contents.setIn(path16, value);
         }
       }
       /**
@@ -7591,10 +7591,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep2, value } = collItem;
+        const { start, key, sep: sep3, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep2?.[0],
+          next: key ?? sep3?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -7608,7 +7608,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep2) {
+          if (!keyProps.anchor && !keyProps.tag && !sep3) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -7632,7 +7632,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep2 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep3 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -7648,7 +7648,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep2, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep3, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -7739,7 +7739,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep2 = "";
+        let sep3 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -7753,13 +7753,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep2 + cb;
-              sep2 = "";
+                comment += sep3 + cb;
+              sep3 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep2 += source;
+                sep3 += source;
               hasSpace = true;
               break;
             default:
@@ -7802,18 +7802,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i2 = 0; i2 < fc.items.length; ++i2) {
         const collItem = fc.items[i2];
-        const { start, key, sep: sep2, value } = collItem;
+        const { start, key, sep: sep3, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep2?.[0],
+          next: key ?? sep3?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep2 && !value) {
+          if (!props.anchor && !props.tag && !sep3 && !value) {
             if (i2 === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i2 < fc.items.length - 1)
@@ -7867,8 +7867,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep2 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep2, null, props, onError);
+        if (!isMap2 && !sep3 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep3, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -7880,7 +7880,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep2 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep3 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -7891,8 +7891,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap2 && !props.found && ctx.options.strict) {
-              if (sep2)
-                for (const st of sep2) {
+              if (sep3)
+                for (const st of sep3) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -7909,7 +7909,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep2, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep3, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -8089,7 +8089,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i2 + 1;
       }
       let value = "";
-      let sep2 = "";
+      let sep3 = "";
       let prevMoreIndented = false;
       for (let i2 = 0; i2 < contentStart; ++i2)
         value += lines[i2][0].slice(trimIndent) + "\n";
@@ -8106,24 +8106,24 @@ var require_resolve_block_scalar = __commonJS({
           indent = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep2 + indent.slice(trimIndent) + content;
-          sep2 = "\n";
+          value += sep3 + indent.slice(trimIndent) + content;
+          sep3 = "\n";
         } else if (indent.length > trimIndent || content[0] === "	") {
-          if (sep2 === " ")
-            sep2 = "\n";
-          else if (!prevMoreIndented && sep2 === "\n")
-            sep2 = "\n\n";
-          value += sep2 + indent.slice(trimIndent) + content;
-          sep2 = "\n";
+          if (sep3 === " ")
+            sep3 = "\n";
+          else if (!prevMoreIndented && sep3 === "\n")
+            sep3 = "\n\n";
+          value += sep3 + indent.slice(trimIndent) + content;
+          sep3 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep2 === "\n")
+          if (sep3 === "\n")
             value += "\n";
           else
-            sep2 = "\n";
+            sep3 = "\n";
         } else {
-          value += sep2 + content;
-          sep2 = " ";
+          value += sep3 + content;
+          sep3 = " ";
           prevMoreIndented = false;
         }
       }
@@ -8306,25 +8306,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep2 = " ";
+      let sep3 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep2 === "\n")
-            res += sep2;
+          if (sep3 === "\n")
+            res += sep3;
           else
-            sep2 = "\n";
+            sep3 = "\n";
         } else {
-          res += sep2 + lm;
-          sep2 = " ";
+          res += sep3 + lm;
+          sep3 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep2 + (match?.[1] ?? "");
+      return res + sep3 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -9134,14 +9134,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep2, value }) {
+    function stringifyItem({ start, key, sep: sep3, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep2)
-        for (const st of sep2)
+      if (sep3)
+        for (const st of sep3)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -9166,9 +9166,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path15) => {
+    visit.itemAtPath = (cst, path16) => {
       let item = cst;
-      for (const [field, index] of path15) {
+      for (const [field, index] of path16) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9177,23 +9177,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path15) => {
-      const parent = visit.itemAtPath(cst, path15.slice(0, -1));
-      const field = path15[path15.length - 1][0];
+    visit.parentCollection = (cst, path16) => {
+      const parent = visit.itemAtPath(cst, path16.slice(0, -1));
+      const field = path16[path16.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path15, item, visitor) {
-      let ctrl = visitor(item, path15);
+    function _visit(path16, item, visitor) {
+      let ctrl = visitor(item, path16);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path15.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path16.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9204,10 +9204,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path15);
+            ctrl = ctrl(item, path16);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path15) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path16) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10308,18 +10308,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep2;
+          let sep3;
           if (scalar.end) {
-            sep2 = scalar.end;
-            sep2.push(this.sourceToken);
+            sep3 = scalar.end;
+            sep3.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep2 = [this.sourceToken];
+            sep3 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep2 }]
+            items: [{ start, key: scalar, sep: sep3 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -10472,15 +10472,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep2 = it.sep;
-                  sep2.push(this.sourceToken);
+                  const sep3 = it.sep;
+                  sep3.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep2 }]
+                    items: [{ start: start2, key, sep: sep3 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -10674,13 +10674,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep2 = fc.end.splice(1, fc.end.length);
-            sep2.push(this.sourceToken);
+            const sep3 = fc.end.splice(1, fc.end.length);
+            sep3.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep2 }]
+              items: [{ start, key: fc, sep: sep3 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -12751,8 +12751,8 @@ var require_utils = __commonJS({
       }
       return output;
     };
-    exports.basename = (path15, { windows } = {}) => {
-      const segs = path15.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path16, { windows } = {}) => {
+      const segs = path16.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -13104,7 +13104,7 @@ var require_scan = __commonJS({
 var require_parse = __commonJS({
   "node_modules/picomatch/lib/parse.js"(exports, module) {
     "use strict";
-    var constants2 = require_constants();
+    var constants3 = require_constants();
     var utils = require_utils();
     var {
       MAX_LENGTH: MAX_LENGTH2,
@@ -13112,7 +13112,7 @@ var require_parse = __commonJS({
       REGEX_NON_SPECIAL_CHARS,
       REGEX_SPECIAL_CHARS_BACKREF,
       REPLACEMENTS
-    } = constants2;
+    } = constants3;
     var expandRange = (args, options) => {
       if (typeof options.expandRange === "function") {
         return options.expandRange(...args, options);
@@ -13321,7 +13321,7 @@ var require_parse = __commonJS({
       if (options.maxExtglobRecursion === false) {
         return { risky: false };
       }
-      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants2.DEFAULT_MAX_EXTGLOB_RECURSION;
+      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants3.DEFAULT_MAX_EXTGLOB_RECURSION;
       const branches = splitTopLevel(body).map((branch) => branch.trim());
       if (branches.length > 1) {
         if (branches.some((branch) => branch === "") || branches.some((branch) => /^[*?]+$/.test(branch)) || hasRepeatedCharPrefixOverlap(branches)) {
@@ -13367,8 +13367,8 @@ var require_parse = __commonJS({
       const bos = { type: "bos", value: "", output: opts.prepend || "" };
       const tokens = [bos];
       const capture = opts.capture ? "" : "?:";
-      const PLATFORM_CHARS = constants2.globChars(opts.windows);
-      const EXTGLOB_CHARS = constants2.extglobChars(PLATFORM_CHARS);
+      const PLATFORM_CHARS = constants3.globChars(opts.windows);
+      const EXTGLOB_CHARS = constants3.extglobChars(PLATFORM_CHARS);
       const {
         DOT_LITERAL,
         PLUS_LITERAL,
@@ -14064,7 +14064,7 @@ var require_parse = __commonJS({
         NO_DOTS_SLASH,
         STAR,
         START_ANCHOR
-      } = constants2.globChars(opts.windows);
+      } = constants3.globChars(opts.windows);
       const nodot = opts.dot ? NO_DOTS : NO_DOT;
       const slashDot = opts.dot ? NO_DOTS_SLASH : NO_DOT;
       const capture = opts.capture ? "" : "?:";
@@ -14122,7 +14122,7 @@ var require_picomatch = __commonJS({
     var scan = require_scan();
     var parse2 = require_parse();
     var utils = require_utils();
-    var constants2 = require_constants();
+    var constants3 = require_constants();
     var isObject3 = (val) => val && typeof val === "object" && !Array.isArray(val);
     var picomatch2 = (glob2, options, returnState = false) => {
       if (Array.isArray(glob2)) {
@@ -14250,7 +14250,7 @@ var require_picomatch = __commonJS({
         return /$^/;
       }
     };
-    picomatch2.constants = constants2;
+    picomatch2.constants = constants3;
     module.exports = picomatch2;
   }
 });
@@ -15353,9 +15353,66 @@ function parseBudgetFlag(text2, setAt = "--budget") {
   return { name, limit: reading.limit, written: reading.written, set_at: setAt };
 }
 
+// src/io/inputFile.ts
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+var PSEUDO_ROOTS = ["/proc", "/sys", "/dev"];
+var MEMORY_SHARE = 0.5;
+function underPseudoRoot(real) {
+  return PSEUDO_ROOTS.some((root) => real === root || real.startsWith(root + path.sep));
+}
+function readInputFile(file, opts) {
+  const shown = opts.shownAs ?? file;
+  const refuse = (why) => {
+    throw new UserError(`${shown}: ${why}; pass the path of ${opts.expected}`);
+  };
+  let real;
+  try {
+    real = fs.realpathSync(file);
+  } catch (e) {
+    const code = e.code;
+    if (code === "ENOENT") refuse("file not found");
+    return refuse(`cannot read (${describe(e)})`);
+  }
+  if (underPseudoRoot(real)) refuse(`is a system file (${real}), not a regular file`);
+  let fd2;
+  try {
+    fd2 = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    return refuse(`cannot read (${describe(e)})`);
+  }
+  try {
+    const st = fs.fstatSync(fd2);
+    if (st.isDirectory()) refuse("is a folder");
+    if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
+    const limit = opts.maxBytes ?? Math.floor(os.totalmem() * MEMORY_SHARE);
+    if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
+    const bytes2 = Buffer.allocUnsafe(st.size);
+    let off = 0;
+    while (off < st.size) {
+      const n = fs.readSync(fd2, bytes2, off, st.size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    if (off !== st.size) refuse(`changed while being read (${off} of ${st.size} bytes)`);
+    return bytes2;
+  } finally {
+    fs.closeSync(fd2);
+  }
+}
+function kindOf(st) {
+  if (st.isFIFO()) return "named pipe (FIFO)";
+  if (st.isCharacterDevice() || st.isBlockDevice()) return "device";
+  if (st.isSocket()) return "socket";
+  return "special file";
+}
+function mib(n) {
+  return `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
+
 // src/config/loadConfig.ts
 var import_yaml2 = __toESM(require_dist(), 1);
-import { readFileSync } from "node:fs";
 
 // node_modules/zod/v4/core/util.js
 function getEnumValues(entries) {
@@ -15491,11 +15548,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path15, issues) {
+function prefixIssues(path16, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path15);
+    iss.path.unshift(path16);
     return iss;
   });
 }
@@ -17459,16 +17516,16 @@ var writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(
 var DEFAULT_CONFIG = Object.freeze(fromFile(CONFIG_FILE.parse({})));
 
 // src/config/validate.ts
-function formatKeyPath(path15) {
-  return path15.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path16) {
+  return path16.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path15) {
-  return path15.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path16) {
+  return path16.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue2, subject, value) {
   const form = formOf(issue2);
@@ -17478,18 +17535,18 @@ function describeIssue(issue2, subject, value) {
   return `${subject} must be ${issue2.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue2, raw) {
-  const path15 = issue2.path;
+  const path16 = issue2.path;
   if (issue2.code === "unrecognized_keys") {
     const valid = issue2.message.startsWith(VALID_KEYS) ? issue2.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue2.keys.map((key) => {
-      const full = [...path15, key];
+      const full = [...path16, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path15));
-  if (path15.length === 0) return [{ path: path15, message: `the config must be ${issue2.message} (got ${value})` }];
-  const subject = formOf(issue2) === "plain" ? formatKeyPath(path15) : `'${formatKeyPath(path15)}'`;
-  return [{ path: path15, message: describeIssue(issue2, subject, value) }];
+  const value = show(valueAt(raw, path16));
+  if (path16.length === 0) return [{ path: path16, message: `the config must be ${issue2.message} (got ${value})` }];
+  const subject = formOf(issue2) === "plain" ? formatKeyPath(path16) : `'${formatKeyPath(path16)}'`;
+  return [{ path: path16, message: describeIssue(issue2, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -17509,10 +17566,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path15) {
+function lineOf(doc, lines, path16) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path15) {
+  for (const segment of path16) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -17531,15 +17588,9 @@ function lineOf(doc, lines, path15) {
 }
 
 // src/config/loadConfig.ts
-function loadConfig(path15, shownAs = path15) {
-  let text2;
-  try {
-    text2 = readFileSync(path15, "utf8");
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${shownAs}: config file not found; check the path or create it`);
-    throw new UserError(`${shownAs}: cannot read config file: ${describe(e)}`);
-  }
+var MAX_CONFIG_BYTES = 4 * 2 ** 20;
+function loadConfig(path16, shownAs = path16) {
+  const text2 = readInputFile(path16, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -17565,10 +17616,10 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path15 = ["budgets", name];
-    const node = doc.getIn(path15, true);
+    const path16 = ["budgets", name];
+    const node = doc.getIn(path16, true);
     if ((0, import_yaml2.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines, path15)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines, path16)}`;
   }
   return config2;
 }
@@ -17579,22 +17630,22 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry) => {
     const eq = entry.indexOf("=");
     const name = entry.slice(0, Math.max(eq, 0)).trim();
-    const path15 = entry.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path15 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path16 = entry.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path16 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry);
-    return { name, path: path15 };
+    return { name, path: path16 };
   });
 }
 
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path15 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path15);
+    const path16 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path16);
     if (!("kind" in s)) return [];
-    return [{ path: path15, field: path15.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path16, field: path16.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 var SETTING_REFS = flatten(SETTINGS, []);
@@ -17820,11 +17871,11 @@ function overallVerdict(results) {
 
 // src/pipeline/compare.ts
 import * as fs8 from "node:fs";
-import * as os2 from "node:os";
-import * as path4 from "node:path";
+import * as os3 from "node:os";
+import * as path5 from "node:path";
 
 // src/config/rules.ts
-import * as os from "node:os";
+import * as os2 from "node:os";
 var SENSITIVITY_CAP = 0.95;
 var THREADS_PER_CORE = 4;
 var NEEDS_CALIB = {
@@ -17883,7 +17934,7 @@ var LAYER_CAP_RULES = [
 ];
 var RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES];
 function broken(rules, config2, facts) {
-  const all = { calib: "none", ...facts, cores: facts.cores ?? os.availableParallelism() };
+  const all = { calib: "none", ...facts, cores: facts.cores ?? os2.availableParallelism() };
   return rules.map((rule) => rule(config2, all)).filter((m) => m !== void 0);
 }
 function checkConfig(config2, facts) {
@@ -18179,39 +18230,38 @@ function parsePyLiteral(text2) {
 }
 
 // src/io/atomicWrite.ts
-import * as fs from "node:fs";
-import * as path from "node:path";
+import * as fs2 from "node:fs";
+import * as path2 from "node:path";
 import { randomBytes } from "node:crypto";
 function writeFileAtomic(file, data) {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  const fd2 = fs.openSync(tmp, "wx");
+  const dir = path2.dirname(file);
+  fs2.mkdirSync(dir, { recursive: true });
+  const tmp = path2.join(dir, `.${path2.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  const fd2 = fs2.openSync(tmp, "wx");
   try {
-    if (typeof data === "string" || data instanceof Uint8Array) fs.writeFileSync(fd2, data);
+    if (typeof data === "string" || data instanceof Uint8Array) fs2.writeFileSync(fd2, data);
     else for (const chunk of data) writeAll(fd2, chunk);
-    fs.fsyncSync(fd2);
+    fs2.fsyncSync(fd2);
   } catch (e) {
-    fs.closeSync(fd2);
-    fs.rmSync(tmp, { force: true });
+    fs2.closeSync(fd2);
+    fs2.rmSync(tmp, { force: true });
     throw e;
   }
-  fs.closeSync(fd2);
+  fs2.closeSync(fd2);
   try {
-    fs.renameSync(tmp, file);
+    fs2.renameSync(tmp, file);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    fs2.rmSync(tmp, { force: true });
     throw e;
   }
 }
 function writeAll(fd2, chunk) {
   let done = 0;
-  while (done < chunk.byteLength) done += fs.writeSync(fd2, chunk, done, chunk.byteLength - done);
+  while (done < chunk.byteLength) done += fs2.writeSync(fd2, chunk, done, chunk.byteLength - done);
 }
 
 // src/data/npz.ts
-import * as fs2 from "node:fs";
-import * as path2 from "node:path";
+import * as path3 from "node:path";
 
 // node_modules/fflate/esm/index.mjs
 import { createRequire } from "module";
@@ -19206,14 +19256,7 @@ var MAX_DEFLATE_RATIO = 1100;
 var MIN_CENTRAL_ENTRY = 46;
 var ZIP_MTIME = new Date(1980, 0, 1);
 function readFile(file) {
-  try {
-    return fs2.readFileSync(file);
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${file}: file not found`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a directory; give the path of a .npz or .npy file`);
-    throw new UserError(`${file}: cannot read (${describe(e)}); check the path and its permissions`);
-  }
+  return readInputFile(file, { expected: "a .npz or .npy file" });
 }
 function readNpz(file) {
   const bytes2 = readFile(file);
@@ -19257,7 +19300,7 @@ function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
-  const ext = path2.extname(file).toLowerCase();
+  const ext = path3.extname(file).toLowerCase();
   if (ext === ".npz") return readNpz(file);
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
@@ -19289,12 +19332,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path15, model, opts) {
+function loadDataset(path16, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path15} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path16} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path15);
+  const arrays = readArrays(path16);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -19303,7 +19346,7 @@ function loadDataset(path15, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path15}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path16}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -19312,37 +19355,37 @@ function loadDataset(path15, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path15}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path16}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path15, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path15, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path16, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path16, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path15}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path16}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path15}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path16}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path15, y, count3);
+  if (y) labels = toLabels(path16, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path15}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path16}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path15, count: count3, inputs, labels };
+  return { path: path16, count: count3, inputs, labels };
 }
-function checkInput(path15, spec, name, arr, modelName) {
-  const subject = `${path15}: array '${name}'`;
+function checkInput(path16, spec, name, arr, modelName) {
+  const subject = `${path16}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -19365,7 +19408,7 @@ function checkInput(path15, spec, name, arr, modelName) {
   }
 }
 var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path15, name, arr) {
+function checkFinite(path16, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -19376,7 +19419,7 @@ function checkFinite(path15, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path15}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path16}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -19395,8 +19438,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path15, y, count3) {
-  const subject = `${path15}: label array '${LABELS}'`;
+function toLabels(path16, y, count3) {
+  const subject = `${path16}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -19764,8 +19807,8 @@ var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
 var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH2 = "\u2014";
 var TOP_CLASSES = 5;
-function baseName(path15) {
-  return path15.split(/[\\/]/).pop() || path15;
+function baseName(path16) {
+  return path16.split(/[\\/]/).pop() || path16;
 }
 function cell3(text2) {
   return text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
@@ -20656,7 +20699,7 @@ async function measureRuntimeCost(artifact, byBatch, source, opts) {
 
 // src/onnx/model.ts
 import * as fs6 from "node:fs";
-import * as path3 from "node:path";
+import * as path4 from "node:path";
 
 // node_modules/@bufbuild/protobuf/dist/esm/is-message.js
 function isMessage(arg, schema) {
@@ -23951,8 +23994,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path15, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path15]);
+function messageDesc(file, path16, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path16]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -25153,15 +25196,7 @@ function graphFraming(graph) {
 // src/onnx/model.ts
 var PROTOBUF_LIMIT = 2 ** 31 - 1;
 function loadModel(file) {
-  let bytes2;
-  try {
-    bytes2 = fs6.readFileSync(file);
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a folder; pass the path of an .onnx model`);
-    throw new UserError(`${file}: cannot read (${describe(e)})`);
-  }
+  const bytes2 = readInputFile(file, { expected: "an .onnx model" });
   return { proto: parseModel(bytes2, file), path: file, bytes: bytes2.byteLength };
 }
 function parseModel(bytes2, file) {
@@ -25201,7 +25236,7 @@ function externalEntry(t, key) {
   return t.externalData.find((e) => e.key === key)?.value;
 }
 function resolveExternalData(proto, file) {
-  const dir = path3.dirname(path3.resolve(file));
+  const dir = path4.dirname(path4.resolve(file));
   const tensors = [...allTensors(proto)].filter(isExternal);
   if (tensors.length === 0) return;
   const realDir = fs6.realpathSync(dir);
@@ -25210,15 +25245,15 @@ function resolveExternalData(proto, file) {
   for (const t of tensors) {
     const location = externalEntry(t, "location");
     if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-    if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-    const target = path3.resolve(dir, location);
+    if (path4.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path4.resolve(dir, location);
     let real;
     try {
       real = fs6.realpathSync(target);
     } catch {
-      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path4.basename(file)}`);
     }
-    if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
+    if (real !== realDir && !real.startsWith(realDir + path4.sep)) {
       throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
     }
     const stat = fs6.statSync(real);
@@ -26653,8 +26688,8 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path4.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path4.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const base = await measureStep("base", `base model ${path5.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path5.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
   progress.start("latency (base and head interleaved)", config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
@@ -26694,7 +26729,7 @@ async function comparePipeline(req, progress) {
     runtime: {
       onnxruntime: onnxruntimeVersion(),
       provider: m.provider.provider,
-      threads: config2.latency.threads || os2.availableParallelism(),
+      threads: config2.latency.threads || os3.availableParallelism(),
       platform: `${process.platform}-${process.arch}`,
       ...m.provider.note ? { notes: [m.provider.note] } : {}
     },
@@ -26702,8 +26737,8 @@ async function comparePipeline(req, progress) {
   };
   const markdown = renderMarkdown(ledger);
   fs8.mkdirSync(req.out, { recursive: true });
-  const ledgerPath = path4.join(req.out, "ledger.json");
-  const markdownPath = path4.join(req.out, "ledger.md");
+  const ledgerPath = path5.join(req.out, "ledger.json");
+  const markdownPath = path5.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
@@ -26711,14 +26746,14 @@ async function comparePipeline(req, progress) {
 
 // src/pipeline/selftest.ts
 import * as fs9 from "node:fs";
-import * as path5 from "node:path";
+import * as path6 from "node:path";
 import { fileURLToPath } from "node:url";
 function defaultFixture(name) {
-  let dir = path5.dirname(fileURLToPath(import.meta.url));
+  let dir = path6.dirname(fileURLToPath(import.meta.url));
   for (let i2 = 0; i2 < 4; i2++) {
-    const candidate = path5.join(dir, "fixtures", name);
+    const candidate = path6.join(dir, "fixtures", name);
     if (fs9.existsSync(candidate)) return candidate;
-    dir = path5.dirname(dir);
+    dir = path6.dirname(dir);
   }
   return void 0;
 }
@@ -26768,7 +26803,7 @@ async function selftest(req, progress) {
   };
   if (req.out) {
     fs9.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path5.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+    writeFileAtomic(path6.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
   }
   return report;
 }
@@ -26818,23 +26853,23 @@ function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
 }
 
 // src/pipeline/guardedRun.ts
-import * as os6 from "node:os";
-import * as path14 from "node:path";
+import * as os7 from "node:os";
+import * as path15 from "node:path";
 
 // src/io/outputDir.ts
 import * as fs11 from "node:fs";
-import * as path7 from "node:path";
+import * as path8 from "node:path";
 import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/io/lock.ts
 import * as fs10 from "node:fs";
-import * as os3 from "node:os";
-import * as path6 from "node:path";
+import * as os4 from "node:os";
+import * as path7 from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 var LOCK_NAME = ".prune-guard.lock";
 function isStale(owner) {
   if (!owner || !Number.isInteger(owner.pid)) return true;
-  if (owner.host !== os3.hostname()) return false;
+  if (owner.host !== os4.hostname()) return false;
   if (owner.pid === process.pid) return false;
   try {
     process.kill(owner.pid, 0);
@@ -26858,8 +26893,8 @@ async function lockDir(dir, opts) {
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
-  const file = path6.join(dir, LOCK_NAME);
-  const me = { pid: process.pid, host: os3.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const file = path7.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os4.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
   let announced = false;
   for (; ; ) {
@@ -26892,7 +26927,7 @@ async function lockDir(dir, opts) {
     }
     if (Date.now() >= until) {
       throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path6.join(dir, LOCK_NAME)} if that run is gone`
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path7.join(dir, LOCK_NAME)} if that run is gone`
       );
     }
     if (!announced) {
@@ -26928,7 +26963,7 @@ var OutputDir = class _OutputDir {
     });
     try {
       removeOrphanStaging(dir);
-      const staging = path7.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
+      const staging = path8.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
       fs11.mkdirSync(staging);
       return new _OutputDir(dir, staging, lock, created);
     } catch (e) {
@@ -26938,12 +26973,12 @@ var OutputDir = class _OutputDir {
   }
   /** The final path of a file written under the staging folder. */
   publicPath(p) {
-    const rel = path7.relative(this.staging, p);
-    return rel.startsWith("..") || path7.isAbsolute(rel) ? p : path7.join(this.dir, rel);
+    const rel = path8.relative(this.staging, p);
+    return rel.startsWith("..") || path8.isAbsolute(rel) ? p : path8.join(this.dir, rel);
   }
   /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
   discardStaged() {
-    for (const n of fs11.readdirSync(this.staging)) fs11.rmSync(path7.join(this.staging, n), { recursive: true, force: true });
+    for (const n of fs11.readdirSync(this.staging)) fs11.rmSync(path8.join(this.staging, n), { recursive: true, force: true });
   }
   /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
   retire(name) {
@@ -26954,8 +26989,8 @@ var OutputDir = class _OutputDir {
     if (this.done) throw new Error("OutputDir: already committed or aborted");
     const names = fs11.readdirSync(this.staging).filter((n) => !n.startsWith("."));
     const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-    for (const n of this.retired) if (!names.includes(n)) fs11.rmSync(path7.join(this.dir, n), { force: true });
-    for (const n of ordered) fs11.renameSync(path7.join(this.staging, n), path7.join(this.dir, n));
+    for (const n of this.retired) if (!names.includes(n)) fs11.rmSync(path8.join(this.dir, n), { force: true });
+    for (const n of ordered) fs11.renameSync(path8.join(this.staging, n), path8.join(this.dir, n));
     this.finish();
   }
   /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
@@ -26979,7 +27014,7 @@ var OutputDir = class _OutputDir {
 var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
 function removeOrphanStaging(dir) {
   for (const n of fs11.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs11.rmSync(path7.join(dir, n), { recursive: true, force: true });
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs11.rmSync(path8.join(dir, n), { recursive: true, force: true });
   }
 }
 
@@ -27028,7 +27063,8 @@ var Deadline = class {
         inner.update(done);
         this.check();
       },
-      stop: () => inner.stop()
+      stop: () => inner.stop(),
+      remainingSeconds: () => this.limitSeconds === void 0 ? void 0 : Math.max(0, this.limitSeconds - this.elapsedSeconds())
     };
   }
 };
@@ -27040,7 +27076,7 @@ function stageOf(label) {
 
 // src/pipeline/run.ts
 import * as fs17 from "node:fs";
-import * as path13 from "node:path";
+import * as path14 from "node:path";
 
 // src/onnx/preflight.ts
 var MAX_ONNX_OPSET = 26;
@@ -27977,7 +28013,7 @@ function accumulate(scores, spaces, layout, perElement) {
     pos += s.len * s.repeat;
   }
 }
-function constants(model) {
+function constants2(model) {
   const index = new GraphIndex(model.graph);
   const cache = /* @__PURE__ */ new Map();
   return (name) => {
@@ -27991,7 +28027,7 @@ function constants(model) {
 }
 var isMatrixUse = (u, get) => get(u.tensor).dims.length >= 2;
 function magnitudeImportance(model, analysis, p) {
-  const get = constants(model);
+  const get = constants2(model);
   const scores = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
     if (!isMatrixUse(u, get)) continue;
@@ -28002,7 +28038,7 @@ function magnitudeImportance(model, analysis, p) {
   return scores;
 }
 function bnScaleImportance(model, analysis) {
-  const get = constants(model);
+  const get = constants2(model);
   const scores = /* @__PURE__ */ new Map();
   const nodes = model.graph.node;
   for (const u of analysis.uses) {
@@ -28023,7 +28059,7 @@ function resolveAlias(model, name) {
   return n;
 }
 function activationImportance(model, analysis, meanAbs) {
-  const get = constants(model);
+  const get = constants2(model);
   const scores = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
     if (u.role !== "fanin" || !u.activation) continue;
@@ -29195,8 +29231,8 @@ function describeStructured(dense, r, o) {
 
 // src/onnx/runtime/session.ts
 import * as fs12 from "node:fs";
-import * as os4 from "node:os";
-import * as path8 from "node:path";
+import * as os5 from "node:os";
+import * as path9 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -29217,10 +29253,10 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs12.mkdtempSync(path8.join(process.env.RUNNER_TEMP || os4.tmpdir(), "prune-guard-session-"));
+  const dir = fs12.mkdtempSync(path9.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
   const done = onInterrupt(() => fs12.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path8.join(dir, "model.onnx");
+    const file = path9.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
@@ -29604,7 +29640,7 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
 
 // src/recover/runRecovery.ts
 import * as fs14 from "node:fs";
-import * as path9 from "node:path";
+import * as path10 from "node:path";
 
 // src/recover/bounds.ts
 function nodeMacsOf(model) {
@@ -30766,14 +30802,50 @@ function externalEnv(p) {
     PRUNE_GUARD_DATA: p.data
   };
 }
-function runCommand(command, env) {
+function commandEnv(base, extra) {
+  const env = {};
+  for (const [k, v] of Object.entries(base)) if (v !== void 0 && !/^INPUT_/i.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+var CommandTimedOut = class extends Error {
+  constructor(seconds) {
+    super(`the recovery command was stopped after ${seconds.toFixed(1)} s, at the time budget`);
+    this.seconds = seconds;
+  }
+  seconds;
+  name = "CommandTimedOut";
+};
+var KILL_GRACE_MS = 2e3;
+function runCommand(command, env, opts = {}) {
   return new Promise((resolve4, reject) => {
-    const child = spawn2(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const started = performance.now();
+    const child = spawn2(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
+    const killGroup = (signal) => {
+      try {
+        if (child.pid !== void 0) process.kill(-child.pid, signal);
+      } catch {
+      }
+    };
+    const unregister = onInterrupt(() => killGroup("SIGKILL"));
+    let timedOut = false;
+    let grace;
+    const timer = opts.timeoutSeconds === void 0 ? void 0 : setTimeout(() => {
+      timedOut = true;
+      killGroup("SIGTERM");
+      grace = setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS);
+    }, opts.timeoutSeconds * 1e3);
     child.stdout.on("data", (d) => process.stderr.write(d));
     child.stderr.on("data", (d) => process.stderr.write(d));
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
+    child.on("exit", () => {
+      killGroup("SIGKILL");
+    });
     child.on("close", (code, signal) => {
-      if (code === 0) resolve4();
+      clearTimeout(timer);
+      clearTimeout(grace);
+      unregister();
+      if (timedOut) reject(new CommandTimedOut((performance.now() - started) / 1e3));
+      else if (code === 0) resolve4();
       else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
     });
   });
@@ -30805,11 +30877,11 @@ function verifyRecovered(before, after, masks, file) {
     if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
   }
 }
-async function externalRecovery(command, pruned, weights, paths) {
+async function externalRecovery(command, pruned, weights, paths, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
   fs13.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths));
+  await runCommand(command, externalEnv(paths), opts);
   if (!fs13.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
@@ -31692,7 +31764,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path9.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path10.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -31730,13 +31802,15 @@ async function recoverySteps(req, calib, bounded) {
     progress.note(`recovery: running ${config2.recoveryCommand}`);
     const t0 = performance.now();
     const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads) : void 0;
-    const model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
-      modelIn: req.prunedArtifact,
-      modelOut: artifact,
-      masks: `${req.stepsDir}/masks.npz`,
-      calib: req.files.calib,
-      data: req.files.data
-    });
+    const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
+    let model;
+    try {
+      model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), paths, { timeoutSeconds: progress.remainingSeconds?.() });
+    } catch (e) {
+      if (!(e instanceof CommandTimedOut)) throw e;
+      progress.note(`recovery: ${e.message}`);
+      throw e;
+    }
     const seconds = (performance.now() - t0) / 1e3;
     const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads) : void 0;
     const info = { seconds };
@@ -31878,7 +31952,7 @@ function boundSkips(skipped) {
 
 // src/recover/rounds.ts
 import * as fs15 from "node:fs";
-import * as path10 from "node:path";
+import * as path11 from "node:path";
 
 // src/prune/schedule.ts
 function cubicSchedule(initial, final, steps) {
@@ -31957,7 +32031,7 @@ async function runRounds(req) {
     const target = targets[r - 1];
     progress.note(`recovery round ${r}/${req.rounds}: ${config2.method} to ${pct4(target)}`);
     const pruned = pruneRound(current, req.weights, target, config2, req.plan);
-    const dir = path10.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
+    const dir = path11.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
     const artifact = stepFile(dir, 1, "prune");
     fs15.mkdirSync(dir, { recursive: true });
     saveModel(pruned, artifact);
@@ -32014,8 +32088,8 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
     return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
   const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global = await runChain(dense, weights, half, rounds, path10.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path10.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global = await runChain(dense, weights, half, rounds, path11.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path11.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
@@ -32025,7 +32099,7 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
 
 // src/pipeline/gradual.ts
 import * as fs16 from "node:fs";
-import * as path12 from "node:path";
+import * as path13 from "node:path";
 
 // src/prune/structured/channels.ts
 function countChannels(model, protectedTensors) {
@@ -32046,8 +32120,8 @@ function countChannels(model, protectedTensors) {
 }
 
 // src/pipeline/ledgerFile.ts
-import * as os5 from "node:os";
-import * as path11 from "node:path";
+import * as os6 from "node:os";
+import * as path12 from "node:path";
 function classChanges2(dense, final, labels, classes) {
   const support = classSupport(labels, classes);
   const changes = [];
@@ -32068,14 +32142,14 @@ function writeLedger(req, provider, model) {
       onnxruntime: onnxruntimeVersion(),
       provider: provider.provider,
       ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os5.availableParallelism(),
+      threads: req.config.latency.threads || os6.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [model]
   };
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path11.join(req.out, "ledger.json");
-  const markdownPath = path11.join(req.out, "ledger.md");
+  const ledgerPath = path12.join(req.out, "ledger.json");
+  const markdownPath = path12.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
@@ -32231,7 +32305,7 @@ async function runGradual(input, progress) {
   const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config2.sparsity)} (${targets.map(pct5).join(", ")})`);
-  const stepsRoot = path12.join(req.out, "steps");
+  const stepsRoot = path13.join(req.out, "steps");
   fs16.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
   const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
@@ -32258,7 +32332,7 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
     }
-    progress.note(`pruning ${path12.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.note(`pruning ${path13.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
     if (config2.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config2));
@@ -32272,10 +32346,10 @@ async function runGradual(input, progress) {
       "prune-guard.scope": config2.scope,
       "prune-guard.target_sparsity": String(target),
       "prune-guard.schedule_step": `${t}/${targets.length}`,
-      "prune-guard.source": path12.basename(req.model),
+      "prune-guard.source": path13.basename(req.model),
       "prune-guard.recovery": config2.recovery
     });
-    const dir = path12.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const dir = path13.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     fs16.mkdirSync(dir, { recursive: true });
     const pruneArtifact = stepFile(dir, 1, "prune");
     saveModel(pruned.model, pruneArtifact);
@@ -32418,7 +32492,7 @@ function protectedFor(dense, kept) {
 
 // src/pipeline/run.ts
 function prunedPath(out, model) {
-  return path13.join(out, `${path13.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path14.join(out, `${path14.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -32434,7 +32508,7 @@ async function runPipeline(req, progress) {
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path13.resolve(outPath) === path13.resolve(req.model)) {
+  if (path14.resolve(outPath) === path14.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
@@ -32443,24 +32517,24 @@ async function runPipeline(req, progress) {
   if (config2.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path13.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path14.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
   const stamp = (model, scope2 = config2.scope) => {
     setMetadata(model, {
       "prune-guard.version": VERSION,
       "prune-guard.method": config2.method,
       "prune-guard.scope": scope2,
       "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path13.basename(req.model)
+      "prune-guard.source": path14.basename(req.model)
     });
     setMetadata(model, { "prune-guard.recovery": config2.recovery });
   };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path13.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path14.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
   const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
   const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model, pruned.scope ?? config2.scope);
   fs17.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path13.join(req.out, "steps");
+  const stepsDir = path14.join(req.out, "steps");
   const staged = hasRecoverySteps(config2, calib);
   const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
   if (staged) fs17.mkdirSync(stepsDir, { recursive: true });
@@ -32533,7 +32607,7 @@ function timedOutLedger(req, t) {
     runtime: {
       onnxruntime: onnxruntimeVersion(),
       provider: "cpu",
-      threads: req.config.latency.threads || os6.availableParallelism(),
+      threads: req.config.latency.threads || os7.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [],
@@ -32542,8 +32616,8 @@ function timedOutLedger(req, t) {
 }
 function stageLedger(out, ledger) {
   const markdown = renderMarkdown(ledger);
-  writeFileAtomic(path14.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path14.join(out.staging, "ledger.md"), markdown);
+  writeFileAtomic(path15.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(path15.join(out.staging, "ledger.md"), markdown);
   return { markdown };
 }
 function infeasibleBudgetNotes(req) {
@@ -32558,7 +32632,7 @@ function infeasibleBudgetNotes(req) {
   return notes;
 }
 async function runGuarded(req, progress) {
-  if (path14.resolve(prunedPath(req.out, req.model)) === path14.resolve(req.model)) {
+  if (path15.resolve(prunedPath(req.out, req.model)) === path15.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
@@ -32567,8 +32641,8 @@ async function runGuarded(req, progress) {
     onWait: (m) => progress.note(m)
   });
   const deadline = new Deadline(req.config.timeBudget);
-  const ledgerPath = path14.join(req.out, "ledger.json");
-  const markdownPath = path14.join(req.out, "ledger.md");
+  const ledgerPath = path15.join(req.out, "ledger.json");
+  const markdownPath = path15.join(req.out, "ledger.md");
   try {
     let ledger;
     try {
@@ -32578,7 +32652,7 @@ async function runGuarded(req, progress) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path14.basename(prunedPath(req.out, req.model)));
+      out.retire(path15.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
     const { markdown } = stageLedger(out, ledger);

@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path18 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path19 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path18 && path18[0] !== "/") {
-          path18 = `/${path18}`;
+        if (path19 && path19[0] !== "/") {
+          path19 = `/${path19}`;
         }
-        return new URL(`${origin}${path18}`);
+        return new URL(`${origin}${path19}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method: method2, path: path18, origin }
+          request: { method: method2, path: path19, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method2, origin, path18);
+        debuglog("sending request to %s %s/%s", method2, origin, path19);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path18, origin },
+          request: { method: method2, path: path19, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method2,
           origin,
-          path18,
+          path19,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path18, origin }
+          request: { method: method2, path: path19, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method2, origin, path18);
+        debuglog("trailers received from %s %s/%s", method2, origin, path19);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method: method2, path: path18, origin },
+          request: { method: method2, path: path19, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method2,
           origin,
-          path18,
+          path19,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method: method2, path: path18, origin }
+            request: { method: method2, path: path19, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method2, origin, path18);
+          debuglog("sending request to %s %s/%s", method2, origin, path19);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path18,
+        path: path19,
         method: method2,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path18 !== "string") {
+        if (typeof path19 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path18[0] !== "/" && !(path18.startsWith("http://") || path18.startsWith("https://")) && method2 !== "CONNECT") {
+        } else if (path19[0] !== "/" && !(path19.startsWith("http://") || path19.startsWith("https://")) && method2 !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path18)) {
+        } else if (invalidPathRegex.test(path19)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method2 !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path18, query) : path18;
+        this.path = query ? buildURL(path19, query) : path19;
         this.origin = origin;
         this.idempotent = idempotent == null ? method2 === "HEAD" || method2 === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -5934,7 +5934,7 @@ var require_client_h1 = __commonJS({
       kResume,
       kHTTPContext
     } = require_symbols();
-    var constants4 = require_constants2();
+    var constants5 = require_constants2();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var addListener = util.addListener;
@@ -6009,7 +6009,7 @@ var require_client_h1 = __commonJS({
       constructor(client, socket, { exports: exports2 }) {
         assert2(Number.isFinite(client[kMaxHeadersSize]) && client[kMaxHeadersSize] > 0);
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants4.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants5.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -6104,11 +6104,11 @@ var require_client_h1 = __commonJS({
             currentBufferRef = null;
           }
           const offset = llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr;
-          if (ret !== constants4.ERROR.OK) {
+          if (ret !== constants5.ERROR.OK) {
             const body = data.subarray(offset);
-            if (ret === constants4.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants5.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(body);
-            } else if (ret === constants4.ERROR.PAUSED) {
+            } else if (ret === constants5.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(body);
             } else {
@@ -6131,10 +6131,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants4.ERROR.OK) {
+        if (ret === constants5.ERROR.OK) {
           return null;
         }
-        if (ret === constants4.ERROR.PAUSED || ret === constants4.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants5.ERROR.PAUSED || ret === constants5.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -6151,7 +6151,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants4.ERROR[ret], data);
+        return new HTTPParserError(message, constants5.ERROR[ret], data);
       }
       destroy() {
         assert2(this.ptr != null);
@@ -6331,7 +6331,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants4.ERROR.PAUSED : 0;
+        return pause ? constants5.ERROR.PAUSED : 0;
       }
       onBody(buf) {
         const { client, socket, statusCode, maxResponseSize } = this;
@@ -6353,7 +6353,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request2.onData(buf) === false) {
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         }
       }
       onMessageComplete() {
@@ -6389,13 +6389,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert2(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(() => client[kResume]());
         } else {
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method2 !== "GET" && method2 !== "HEAD" && method2 !== "OPTIONS" && method2 !== "TRACE" && method2 !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method: method2, path: path18, host, upgrade, blocking, reset } = request2;
+      const { method: method2, path: path19, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH" || method2 === "QUERY" || method2 === "PROPFIND" || method2 === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method2} ${path18} HTTP/1.1\r
+      let header = `${method2} ${path19} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method: method2, path: path18, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method: method2, path: path19, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path18;
+      headers[HTTP2_HEADER_PATH] = path19;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path18 = search ? `${pathname}${search}` : pathname;
+        const path19 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path18;
+        this.opts.path = path19;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path18 = "/",
+          path: path19 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path18;
+        opts.path = origin + path19;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path18) {
-      if (typeof path18 !== "string") {
-        return path18;
+    function safeUrl(path19) {
+      if (typeof path19 !== "string") {
+        return path19;
       }
-      const pathSegments = path18.split("?");
+      const pathSegments = path19.split("?");
       if (pathSegments.length !== 2) {
-        return path18;
+        return path19;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path18, method: method2, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path18);
+    function matchKey(mockDispatch2, { path: path19, method: method2, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path19);
       const methodMatch = matchValue(mockDispatch2.method, method2);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path18 }) => matchValue(safeUrl(path18), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path19 }) => matchValue(safeUrl(path19), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path18, method: method2, body, headers, query } = opts;
+      const { path: path19, method: method2, body, headers, query } = opts;
       return {
-        path: path18,
+        path: path19,
         method: method2,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method: method2, path: path18, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method: method2, path: path19, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method2,
             Origin: origin,
-            Path: path18,
+            Path: path19,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path18) {
-      for (let i2 = 0; i2 < path18.length; ++i2) {
-        const code = path18.charCodeAt(i2);
+    function validateCookiePath(path19) {
+      for (let i2 = 0; i2 < path19.length; ++i2) {
+        const code = path19.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path18 = opts.path;
+          let path19 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path18 = `/${path18}`;
+            path19 = `/${path19}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path18);
+          url = new URL(util.parseOrigin(url).origin + path19);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path18 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path18} does not exist${EOL5}`);
+            const path19 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path19} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -25203,12 +25203,12 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry3) => {
     const eq = entry3.indexOf("=");
     const name = entry3.slice(0, Math.max(eq, 0)).trim();
-    const path18 = entry3.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path18 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path19 = entry3.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path19 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry3)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry3);
-    return { name, path: path18 };
+    return { name, path: path19 };
   });
 }
 var init_shifts = __esm({
@@ -25351,11 +25351,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path18, issues) {
+function prefixIssues(path19, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path18);
+    iss.path.unshift(path19);
     return iss;
   });
 }
@@ -27519,16 +27519,16 @@ var init_schema = __esm({
 });
 
 // src/config/validate.ts
-function formatKeyPath(path18) {
-  return path18.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path19) {
+  return path19.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path18) {
-  return path18.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path19) {
+  return path19.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue3, subject, value) {
   const form = formOf(issue3);
@@ -27538,18 +27538,18 @@ function describeIssue(issue3, subject, value) {
   return `${subject} must be ${issue3.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue3, raw) {
-  const path18 = issue3.path;
+  const path19 = issue3.path;
   if (issue3.code === "unrecognized_keys") {
     const valid = issue3.message.startsWith(VALID_KEYS) ? issue3.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue3.keys.map((key) => {
-      const full = [...path18, key];
+      const full = [...path19, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path18));
-  if (path18.length === 0) return [{ path: path18, message: `the config must be ${issue3.message} (got ${value})` }];
-  const subject = formOf(issue3) === "plain" ? formatKeyPath(path18) : `'${formatKeyPath(path18)}'`;
-  return [{ path: path18, message: describeIssue(issue3, subject, value) }];
+  const value = show(valueAt(raw, path19));
+  if (path19.length === 0) return [{ path: path19, message: `the config must be ${issue3.message} (got ${value})` }];
+  const subject = formOf(issue3) === "plain" ? formatKeyPath(path19) : `'${formatKeyPath(path19)}'`;
+  return [{ path: path19, message: describeIssue(issue3, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -27578,10 +27578,10 @@ var init_validate = __esm({
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path18 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path18);
+    const path19 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path19);
     if (!("kind" in s)) return [];
-    return [{ path: path18, field: path18.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path19, field: path19.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 function defaultText(ref) {
@@ -29321,18 +29321,75 @@ var init_esm = __esm({
   }
 });
 
-// src/data/npz.ts
+// src/io/inputFile.ts
 import * as fs4 from "node:fs";
+import * as os6 from "node:os";
 import * as path2 from "node:path";
-function readFile(file) {
+function underPseudoRoot(real) {
+  return PSEUDO_ROOTS.some((root) => real === root || real.startsWith(root + path2.sep));
+}
+function readInputFile(file, opts) {
+  const shown = opts.shownAs ?? file;
+  const refuse = (why) => {
+    throw new UserError(`${shown}: ${why}; pass the path of ${opts.expected}`);
+  };
+  let real;
   try {
-    return fs4.readFileSync(file);
+    real = fs4.realpathSync(file);
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${file}: file not found`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a directory; give the path of a .npz or .npy file`);
-    throw new UserError(`${file}: cannot read (${describe(e)}); check the path and its permissions`);
+    if (code === "ENOENT") refuse("file not found");
+    return refuse(`cannot read (${describe(e)})`);
   }
+  if (underPseudoRoot(real)) refuse(`is a system file (${real}), not a regular file`);
+  let fd2;
+  try {
+    fd2 = fs4.openSync(real, fs4.constants.O_RDONLY | fs4.constants.O_NONBLOCK);
+  } catch (e) {
+    return refuse(`cannot read (${describe(e)})`);
+  }
+  try {
+    const st = fs4.fstatSync(fd2);
+    if (st.isDirectory()) refuse("is a folder");
+    if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
+    const limit = opts.maxBytes ?? Math.floor(os6.totalmem() * MEMORY_SHARE);
+    if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
+    const bytes2 = Buffer.allocUnsafe(st.size);
+    let off = 0;
+    while (off < st.size) {
+      const n = fs4.readSync(fd2, bytes2, off, st.size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    if (off !== st.size) refuse(`changed while being read (${off} of ${st.size} bytes)`);
+    return bytes2;
+  } finally {
+    fs4.closeSync(fd2);
+  }
+}
+function kindOf(st) {
+  if (st.isFIFO()) return "named pipe (FIFO)";
+  if (st.isCharacterDevice() || st.isBlockDevice()) return "device";
+  if (st.isSocket()) return "socket";
+  return "special file";
+}
+function mib(n) {
+  return `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
+var PSEUDO_ROOTS, MEMORY_SHARE;
+var init_inputFile = __esm({
+  "src/io/inputFile.ts"() {
+    "use strict";
+    init_errors();
+    PSEUDO_ROOTS = ["/proc", "/sys", "/dev"];
+    MEMORY_SHARE = 0.5;
+  }
+});
+
+// src/data/npz.ts
+import * as path3 from "node:path";
+function readFile(file) {
+  return readInputFile(file, { expected: "a .npz or .npy file" });
 }
 function readNpz(file) {
   const bytes2 = readFile(file);
@@ -29376,7 +29433,7 @@ function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
-  const ext = path2.extname(file).toLowerCase();
+  const ext = path3.extname(file).toLowerCase();
   if (ext === ".npz") return readNpz(file);
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
@@ -29404,6 +29461,7 @@ var init_npz = __esm({
     init_atomicWrite();
     init_esm();
     init_errors();
+    init_inputFile();
     init_npy();
     ZIP_STORED = 0;
     ZIP_DEFLATE = 8;
@@ -29420,12 +29478,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path18, model, opts) {
+function loadDataset(path19, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path18} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path19} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path18);
+  const arrays = readArrays(path19);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -29434,7 +29492,7 @@ function loadDataset(path18, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path18}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path19}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -29443,37 +29501,37 @@ function loadDataset(path18, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path18}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path19}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path18, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path18, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path19, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path19, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path18}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path19}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path18}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path19}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path18, y, count2);
+  if (y) labels = toLabels(path19, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path18}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path19}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path18, count: count2, inputs, labels };
+  return { path: path19, count: count2, inputs, labels };
 }
-function checkInput(path18, spec, name, arr, modelName) {
-  const subject = `${path18}: array '${name}'`;
+function checkInput(path19, spec, name, arr, modelName) {
+  const subject = `${path19}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -29495,7 +29553,7 @@ function checkInput(path18, spec, name, arr, modelName) {
     }
   }
 }
-function checkFinite(path18, name, arr) {
+function checkFinite(path19, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -29506,7 +29564,7 @@ function checkFinite(path18, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path18}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path19}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -29525,8 +29583,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path18, y, count2) {
-  const subject = `${path18}: label array '${LABELS}'`;
+function toLabels(path19, y, count2) {
+  const subject = `${path19}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -35694,8 +35752,8 @@ var init_boot = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path18, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path18]);
+function messageDesc(file, path19, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path19]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -37108,17 +37166,9 @@ var init_streamSave = __esm({
 
 // src/onnx/model.ts
 import * as fs6 from "node:fs";
-import * as path3 from "node:path";
+import * as path4 from "node:path";
 function loadModel(file) {
-  let bytes2;
-  try {
-    bytes2 = fs6.readFileSync(file);
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a folder; pass the path of an .onnx model`);
-    throw new UserError(`${file}: cannot read (${describe(e)})`);
-  }
+  const bytes2 = readInputFile(file, { expected: "an .onnx model" });
   return { proto: parseModel(bytes2, file), path: file, bytes: bytes2.byteLength };
 }
 function parseModel(bytes2, file) {
@@ -37158,7 +37208,7 @@ function externalEntry(t, key) {
   return t.externalData.find((e) => e.key === key)?.value;
 }
 function resolveExternalData(proto, file) {
-  const dir = path3.dirname(path3.resolve(file));
+  const dir = path4.dirname(path4.resolve(file));
   const tensors = [...allTensors(proto)].filter(isExternal);
   if (tensors.length === 0) return;
   const realDir = fs6.realpathSync(dir);
@@ -37167,15 +37217,15 @@ function resolveExternalData(proto, file) {
   for (const t of tensors) {
     const location = externalEntry(t, "location");
     if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-    if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-    const target = path3.resolve(dir, location);
+    if (path4.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path4.resolve(dir, location);
     let real;
     try {
       real = fs6.realpathSync(target);
     } catch {
-      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path4.basename(file)}`);
     }
-    if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
+    if (real !== realDir && !real.startsWith(realDir + path4.sep)) {
       throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
     }
     const stat2 = fs6.statSync(real);
@@ -37253,6 +37303,7 @@ var init_model = __esm({
     init_esm2();
     init_errors();
     init_atomicWrite();
+    init_inputFile();
     init_onnx_pb();
     init_tensor();
     init_streamSave();
@@ -38429,8 +38480,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path18, { windows } = {}) => {
-      const segs = path18.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path19, { windows } = {}) => {
+      const segs = path19.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -38782,7 +38833,7 @@ var require_scan = __commonJS({
 var require_parse2 = __commonJS({
   "node_modules/picomatch/lib/parse.js"(exports, module) {
     "use strict";
-    var constants4 = require_constants6();
+    var constants5 = require_constants6();
     var utils = require_utils2();
     var {
       MAX_LENGTH: MAX_LENGTH2,
@@ -38790,7 +38841,7 @@ var require_parse2 = __commonJS({
       REGEX_NON_SPECIAL_CHARS,
       REGEX_SPECIAL_CHARS_BACKREF,
       REPLACEMENTS
-    } = constants4;
+    } = constants5;
     var expandRange = (args, options) => {
       if (typeof options.expandRange === "function") {
         return options.expandRange(...args, options);
@@ -38999,7 +39050,7 @@ var require_parse2 = __commonJS({
       if (options.maxExtglobRecursion === false) {
         return { risky: false };
       }
-      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants4.DEFAULT_MAX_EXTGLOB_RECURSION;
+      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants5.DEFAULT_MAX_EXTGLOB_RECURSION;
       const branches = splitTopLevel(body).map((branch) => branch.trim());
       if (branches.length > 1) {
         if (branches.some((branch) => branch === "") || branches.some((branch) => /^[*?]+$/.test(branch)) || hasRepeatedCharPrefixOverlap(branches)) {
@@ -39045,8 +39096,8 @@ var require_parse2 = __commonJS({
       const bos = { type: "bos", value: "", output: opts.prepend || "" };
       const tokens = [bos];
       const capture = opts.capture ? "" : "?:";
-      const PLATFORM_CHARS = constants4.globChars(opts.windows);
-      const EXTGLOB_CHARS = constants4.extglobChars(PLATFORM_CHARS);
+      const PLATFORM_CHARS = constants5.globChars(opts.windows);
+      const EXTGLOB_CHARS = constants5.extglobChars(PLATFORM_CHARS);
       const {
         DOT_LITERAL,
         PLUS_LITERAL,
@@ -39742,7 +39793,7 @@ var require_parse2 = __commonJS({
         NO_DOTS_SLASH,
         STAR,
         START_ANCHOR
-      } = constants4.globChars(opts.windows);
+      } = constants5.globChars(opts.windows);
       const nodot = opts.dot ? NO_DOTS : NO_DOT;
       const slashDot = opts.dot ? NO_DOTS_SLASH : NO_DOT;
       const capture = opts.capture ? "" : "?:";
@@ -39800,7 +39851,7 @@ var require_picomatch = __commonJS({
     var scan = require_scan();
     var parse4 = require_parse2();
     var utils = require_utils2();
-    var constants4 = require_constants6();
+    var constants5 = require_constants6();
     var isObject3 = (val) => val && typeof val === "object" && !Array.isArray(val);
     var picomatch3 = (glob2, options, returnState = false) => {
       if (Array.isArray(glob2)) {
@@ -39928,7 +39979,7 @@ var require_picomatch = __commonJS({
         return /$^/;
       }
     };
-    picomatch3.constants = constants4;
+    picomatch3.constants = constants5;
     module.exports = picomatch3;
   }
 });
@@ -40279,7 +40330,7 @@ function accumulate(scores, spaces, layout, perElement) {
     pos += s.len * s.repeat;
   }
 }
-function constants3(model) {
+function constants4(model) {
   const index = new GraphIndex(model.graph);
   const cache = /* @__PURE__ */ new Map();
   return (name) => {
@@ -40292,7 +40343,7 @@ function constants3(model) {
   };
 }
 function magnitudeImportance(model, analysis, p) {
-  const get = constants3(model);
+  const get = constants4(model);
   const scores = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
     if (!isMatrixUse(u, get)) continue;
@@ -40303,7 +40354,7 @@ function magnitudeImportance(model, analysis, p) {
   return scores;
 }
 function bnScaleImportance(model, analysis) {
-  const get = constants3(model);
+  const get = constants4(model);
   const scores = /* @__PURE__ */ new Map();
   const nodes = model.graph.node;
   for (const u of analysis.uses) {
@@ -40324,7 +40375,7 @@ function resolveAlias(model, name) {
   return n;
 }
 function activationImportance(model, analysis, meanAbs) {
-  const get = constants3(model);
+  const get = constants4(model);
   const scores = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
     if (u.role !== "fanin" || !u.activation) continue;
@@ -42145,8 +42196,8 @@ var init_cleanup = __esm({
 
 // src/onnx/runtime/session.ts
 import * as fs7 from "node:fs";
-import * as os6 from "node:os";
-import * as path4 from "node:path";
+import * as os7 from "node:os";
+import * as path5 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -42167,10 +42218,10 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs7.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os6.tmpdir(), "prune-guard-session-"));
+  const dir = fs7.mkdtempSync(path5.join(process.env.RUNNER_TEMP || os7.tmpdir(), "prune-guard-session-"));
   const done = onInterrupt(() => fs7.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path4.join(dir, "model.onnx");
+    const file = path5.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
@@ -43895,14 +43946,41 @@ function externalEnv(p) {
     PRUNE_GUARD_DATA: p.data
   };
 }
-function runCommand(command, env) {
+function commandEnv(base, extra) {
+  const env = {};
+  for (const [k, v] of Object.entries(base)) if (v !== void 0 && !/^INPUT_/i.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+function runCommand(command, env, opts = {}) {
   return new Promise((resolve7, reject) => {
-    const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const started = performance.now();
+    const child = spawn(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
+    const killGroup = (signal) => {
+      try {
+        if (child.pid !== void 0) process.kill(-child.pid, signal);
+      } catch {
+      }
+    };
+    const unregister = onInterrupt(() => killGroup("SIGKILL"));
+    let timedOut = false;
+    let grace;
+    const timer = opts.timeoutSeconds === void 0 ? void 0 : setTimeout(() => {
+      timedOut = true;
+      killGroup("SIGTERM");
+      grace = setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS);
+    }, opts.timeoutSeconds * 1e3);
     child.stdout.on("data", (d) => process.stderr.write(d));
     child.stderr.on("data", (d) => process.stderr.write(d));
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
+    child.on("exit", () => {
+      killGroup("SIGKILL");
+    });
     child.on("close", (code, signal) => {
-      if (code === 0) resolve7();
+      clearTimeout(timer);
+      clearTimeout(grace);
+      unregister();
+      if (timedOut) reject(new CommandTimedOut((performance.now() - started) / 1e3));
+      else if (code === 0) resolve7();
       else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
     });
   });
@@ -43934,11 +44012,11 @@ function verifyRecovered(before, after, masks, file) {
     if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
   }
 }
-async function externalRecovery(command, pruned, weights, paths) {
+async function externalRecovery(command, pruned, weights, paths, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
   fs8.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths));
+  await runCommand(command, externalEnv(paths), opts);
   if (!fs8.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
@@ -43946,14 +44024,25 @@ async function externalRecovery(command, pruned, weights, paths) {
   verifyRecovered(pruned, recovered, masks, paths.modelOut);
   return recovered;
 }
+var CommandTimedOut, KILL_GRACE_MS;
 var init_external2 = __esm({
   "src/recover/external.ts"() {
     "use strict";
     init_npz();
     init_errors();
+    init_cleanup();
     init_graph();
     init_model();
     init_tensor();
+    CommandTimedOut = class extends Error {
+      constructor(seconds) {
+        super(`the recovery command was stopped after ${seconds.toFixed(1)} s, at the time budget`);
+        this.seconds = seconds;
+      }
+      seconds;
+      name = "CommandTimedOut";
+    };
+    KILL_GRACE_MS = 2e3;
   }
 });
 
@@ -44907,7 +44996,7 @@ var init_temperature = __esm({
 
 // src/recover/runRecovery.ts
 import * as fs9 from "node:fs";
-import * as path5 from "node:path";
+import * as path6 from "node:path";
 function hasRecoverySteps(config2, calib) {
   const recovers = config2.recovery !== "none" && !(config2.recovery === "auto" && !calib);
   return recovers || config2.bakeTemperature;
@@ -44916,7 +45005,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path5.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path6.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -44954,13 +45043,15 @@ async function recoverySteps(req, calib, bounded) {
     progress.note(`recovery: running ${config2.recoveryCommand}`);
     const t0 = performance.now();
     const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads) : void 0;
-    const model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
-      modelIn: req.prunedArtifact,
-      modelOut: artifact,
-      masks: `${req.stepsDir}/masks.npz`,
-      calib: req.files.calib,
-      data: req.files.data
-    });
+    const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
+    let model;
+    try {
+      model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), paths, { timeoutSeconds: progress.remainingSeconds?.() });
+    } catch (e) {
+      if (!(e instanceof CommandTimedOut)) throw e;
+      progress.note(`recovery: ${e.message}`);
+      throw e;
+    }
     const seconds = (performance.now() - t0) / 1e3;
     const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads) : void 0;
     const info2 = { seconds };
@@ -45165,7 +45256,7 @@ var init_schedule = __esm({
 
 // src/recover/rounds.ts
 import * as fs10 from "node:fs";
-import * as path6 from "node:path";
+import * as path7 from "node:path";
 function resolveRounds(config2, calib) {
   if (config2.recoveryRounds !== 0) return config2.recoveryRounds;
   const fits = config2.method === "unstructured" && config2.recovery === "auto" && config2.schedule === "oneshot" && config2.criterion !== "sparsegpt" && config2.maxLayerSparsity >= 1 && calib?.labels && config2.sparsity >= ROUNDS_FROM_SPARSITY;
@@ -45199,7 +45290,7 @@ async function runRounds(req) {
     const target = targets[r - 1];
     progress.note(`recovery round ${r}/${req.rounds}: ${config2.method} to ${pct4(target)}`);
     const pruned = pruneRound(current, req.weights, target, config2, req.plan);
-    const dir = path6.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
+    const dir = path7.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
     const artifact = stepFile(dir, 1, "prune");
     fs10.mkdirSync(dir, { recursive: true });
     saveModel(pruned, artifact);
@@ -45256,8 +45347,8 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
     return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
   const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global2 = await runChain(dense, weights, half, rounds, path6.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path6.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global2 = await runChain(dense, weights, half, rounds, path7.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path7.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global2.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
@@ -45780,8 +45871,8 @@ var init_renderSchedule = __esm({
 });
 
 // src/ledger/render.ts
-function baseName(path18) {
-  return path18.split(/[\\/]/).pop() || path18;
+function baseName(path19) {
+  return path19.split(/[\\/]/).pop() || path19;
 }
 function cell3(text2) {
   return text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
@@ -46054,8 +46145,8 @@ var init_render = __esm({
 });
 
 // src/pipeline/ledgerFile.ts
-import * as os7 from "node:os";
-import * as path7 from "node:path";
+import * as os8 from "node:os";
+import * as path8 from "node:path";
 function classChanges(dense, final2, labels, classes) {
   const support = classSupport(labels, classes);
   const changes = [];
@@ -46076,14 +46167,14 @@ function writeLedger(req, provider, model) {
       onnxruntime: onnxruntimeVersion(),
       provider: provider.provider,
       ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os7.availableParallelism(),
+      threads: req.config.latency.threads || os8.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [model]
   };
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path7.join(req.out, "ledger.json");
-  const markdownPath = path7.join(req.out, "ledger.md");
+  const ledgerPath = path8.join(req.out, "ledger.json");
+  const markdownPath = path8.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
@@ -46349,7 +46440,7 @@ var init_timeSteps = __esm({
 
 // src/pipeline/gradual.ts
 import * as fs14 from "node:fs";
-import * as path8 from "node:path";
+import * as path9 from "node:path";
 function regrownWeights(before, after, names) {
   const a = new GraphIndex(before.graph);
   const b = new GraphIndex(after.graph);
@@ -46393,7 +46484,7 @@ async function runGradual(input, progress) {
   const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config2.sparsity)} (${targets.map(pct5).join(", ")})`);
-  const stepsRoot = path8.join(req.out, "steps");
+  const stepsRoot = path9.join(req.out, "steps");
   fs14.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
   const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
@@ -46420,7 +46511,7 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
     }
-    progress.note(`pruning ${path8.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.note(`pruning ${path9.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
     if (config2.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config2));
@@ -46434,10 +46525,10 @@ async function runGradual(input, progress) {
       "prune-guard.scope": config2.scope,
       "prune-guard.target_sparsity": String(target),
       "prune-guard.schedule_step": `${t}/${targets.length}`,
-      "prune-guard.source": path8.basename(req.model),
+      "prune-guard.source": path9.basename(req.model),
       "prune-guard.recovery": config2.recovery
     });
-    const dir = path8.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const dir = path9.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     fs14.mkdirSync(dir, { recursive: true });
     const pruneArtifact = stepFile(dir, 1, "prune");
     saveModel(pruned.model, pruneArtifact);
@@ -46612,9 +46703,9 @@ var init_gradual = __esm({
 
 // src/pipeline/run.ts
 import * as fs15 from "node:fs";
-import * as path9 from "node:path";
+import * as path10 from "node:path";
 function prunedPath(out, model) {
-  return path9.join(out, `${path9.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path10.join(out, `${path10.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -46630,7 +46721,7 @@ async function runPipeline(req, progress) {
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path9.resolve(outPath) === path9.resolve(req.model)) {
+  if (path10.resolve(outPath) === path10.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
@@ -46639,24 +46730,24 @@ async function runPipeline(req, progress) {
   if (config2.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path9.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path10.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
   const stamp = (model, scope2 = config2.scope) => {
     setMetadata(model, {
       "prune-guard.version": VERSION7,
       "prune-guard.method": config2.method,
       "prune-guard.scope": scope2,
       "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path9.basename(req.model)
+      "prune-guard.source": path10.basename(req.model)
     });
     setMetadata(model, { "prune-guard.recovery": config2.recovery });
   };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path9.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path10.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
   const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
   const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model, pruned.scope ?? config2.scope);
   fs15.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path9.join(req.out, "steps");
+  const stepsDir = path10.join(req.out, "steps");
   const staged = hasRecoverySteps(config2, calib);
   const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
   if (staged) fs15.mkdirSync(stepsDir, { recursive: true });
@@ -46736,7 +46827,7 @@ var init_run = __esm({
 });
 
 // src/pipeline/compare.ts
-import * as path10 from "node:path";
+import * as path11 from "node:path";
 function compareBudgets(budgets) {
   const all = [...budgets];
   if (!all.some((b) => b.name === "latency-regression")) {
@@ -46761,8 +46852,8 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path10.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path10.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const base = await measureStep("base", `base model ${path11.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path11.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
   progress.start("latency (base and head interleaved)", config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
@@ -46824,7 +46915,7 @@ var init_compareBase = __esm({
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
 import * as fs16 from "node:fs";
-import * as path11 from "node:path";
+import * as path12 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -46857,7 +46948,7 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs16.mkdirSync(path11.dirname(dest), { recursive: true });
+  fs16.mkdirSync(path12.dirname(dest), { recursive: true });
   fs16.writeFileSync(dest, content);
   return true;
 }
@@ -46872,7 +46963,7 @@ var init_gitBase = __esm({
 
 // src/github/checkModels.ts
 import * as fs17 from "node:fs";
-import * as path12 from "node:path";
+import * as path13 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
@@ -46889,8 +46980,8 @@ function refuseLfsPointer(file, shown) {
   }
 }
 function workspacePath(workspace, file) {
-  const rel = path12.relative(workspace, file);
-  return rel.startsWith("..") || path12.isAbsolute(rel) ? file : rel.split(path12.sep).join("/");
+  const rel = path13.relative(workspace, file);
+  return rel.startsWith("..") || path13.isAbsolute(rel) ? file : rel.split(path13.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -46901,20 +46992,20 @@ async function checkModels(jobs, settings, opts) {
     const own2 = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own2 };
     opts.progress.note(`model ${job.path}`);
-    refuseLfsPointer(path12.join(opts.workspace, job.path), job.path);
-    const head = await runPipeline({ ...request2, model: path12.join(opts.workspace, job.path), out: path12.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    refuseLfsPointer(path13.join(opts.workspace, job.path), job.path);
+    const head = await runPipeline({ ...request2, model: path13.join(opts.workspace, job.path), out: path13.join(opts.out, "models", slug(job.path)) }, opts.progress);
     const ledger = head.ledger;
     const model = ledger.models[0];
     model.model = job.path;
-    model.pruned = path12.relative(opts.workspace, model.pruned).split(path12.sep).join("/");
+    model.pruned = path13.relative(opts.workspace, model.pruned).split(path13.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path12.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path12.join(dir, path12.basename(basePath));
+      const dir = path13.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path13.join(dir, path13.basename(basePath));
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
         opts.progress.note(`base ${basePath} at ${opts.base.ref.slice(0, 12)}`);
-        const base = await runPipeline({ ...request2, model: baseFile, out: path12.join(dir, "out") }, opts.progress);
+        const base = await runPipeline({ ...request2, model: baseFile, out: path13.join(dir, "out") }, opts.progress);
         model.vs_base = await compareWithBase({
           ref: opts.base.ref,
           baseModel: basePath,
@@ -46952,7 +47043,7 @@ function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
     for (const e of fs17.readdirSync(d, { withFileTypes: true })) {
-      const full = path12.join(d, e.name);
+      const full = path13.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
@@ -47251,17 +47342,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path18) {
-      const ctrl = callVisitor(key, node, visitor, path18);
+    function visit_(key, node, visitor, path19) {
+      const ctrl = callVisitor(key, node, visitor, path19);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path18, ctrl);
-        return visit_(key, ctrl, visitor, path18);
+        replaceNode(key, path19, ctrl);
+        return visit_(key, ctrl, visitor, path19);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path18 = Object.freeze(path18.concat(node));
+          path19 = Object.freeze(path19.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path18);
+            const ci = visit_(i2, node.items[i2], visitor, path19);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -47272,13 +47363,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path18 = Object.freeze(path18.concat(node));
-          const ck = visit_("key", node.key, visitor, path18);
+          path19 = Object.freeze(path19.concat(node));
+          const ck = visit_("key", node.key, visitor, path19);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path18);
+          const cv = visit_("value", node.value, visitor, path19);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -47299,17 +47390,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path18) {
-      const ctrl = await callVisitor(key, node, visitor, path18);
+    async function visitAsync_(key, node, visitor, path19) {
+      const ctrl = await callVisitor(key, node, visitor, path19);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path18, ctrl);
-        return visitAsync_(key, ctrl, visitor, path18);
+        replaceNode(key, path19, ctrl);
+        return visitAsync_(key, ctrl, visitor, path19);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path18 = Object.freeze(path18.concat(node));
+          path19 = Object.freeze(path19.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path18);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path19);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -47320,13 +47411,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path18 = Object.freeze(path18.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path18);
+          path19 = Object.freeze(path19.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path19);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path18);
+          const cv = await visitAsync_("value", node.value, visitor, path19);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -47353,23 +47444,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path18) {
+    function callVisitor(key, node, visitor, path19) {
       if (typeof visitor === "function")
-        return visitor(key, node, path18);
+        return visitor(key, node, path19);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path18);
+        return visitor.Map?.(key, node, path19);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path18);
+        return visitor.Seq?.(key, node, path19);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path18);
+        return visitor.Pair?.(key, node, path19);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path18);
+        return visitor.Scalar?.(key, node, path19);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path18);
+        return visitor.Alias?.(key, node, path19);
       return void 0;
     }
-    function replaceNode(key, path18, node) {
-      const parent = path18[path18.length - 1];
+    function replaceNode(key, path19, node) {
+      const parent = path19[path19.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -47981,10 +48072,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path18, value) {
+    function collectionFromPath(schema, path19, value) {
       let v = value;
-      for (let i2 = path18.length - 1; i2 >= 0; --i2) {
-        const k = path18[i2];
+      for (let i2 = path19.length - 1; i2 >= 0; --i2) {
+        const k = path19[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -48003,7 +48094,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path18) => path18 == null || typeof path18 === "object" && !!path18[Symbol.iterator]().next().done;
+    var isEmptyPath = (path19) => path19 == null || typeof path19 === "object" && !!path19[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -48033,11 +48124,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path18, value) {
-        if (isEmptyPath(path18))
+      addIn(path19, value) {
+        if (isEmptyPath(path19))
           this.add(value);
         else {
-          const [key, ...rest] = path18;
+          const [key, ...rest] = path19;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -48051,8 +48142,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path18) {
-        const [key, ...rest] = path18;
+      deleteIn(path19) {
+        const [key, ...rest] = path19;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -48066,8 +48157,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path18, keepScalar) {
-        const [key, ...rest] = path18;
+      getIn(path19, keepScalar) {
+        const [key, ...rest] = path19;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -48085,8 +48176,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path18) {
-        const [key, ...rest] = path18;
+      hasIn(path19) {
+        const [key, ...rest] = path19;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -48096,8 +48187,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path18, value) {
-        const [key, ...rest] = path18;
+      setIn(path19, value) {
+        const [key, ...rest] = path19;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -50612,9 +50703,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path18, value) {
+      addIn(path19, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path18, value);
+          this.contents.addIn(path19, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -50689,14 +50780,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path18) {
-        if (Collection2.isEmptyPath(path18)) {
+      deleteIn(path19) {
+        if (Collection2.isEmptyPath(path19)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path18) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path19) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -50711,10 +50802,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path18, keepScalar) {
-        if (Collection2.isEmptyPath(path18))
+      getIn(path19, keepScalar) {
+        if (Collection2.isEmptyPath(path19))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path18, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path19, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -50725,10 +50816,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path18) {
-        if (Collection2.isEmptyPath(path18))
+      hasIn(path19) {
+        if (Collection2.isEmptyPath(path19))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path18) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path19) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -50745,13 +50836,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path18, value) {
-        if (Collection2.isEmptyPath(path18)) {
+      setIn(path19, value) {
+        if (Collection2.isEmptyPath(path19)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path18), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path19), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path18, value);
+          this.contents.setIn(path19, value);
         }
       }
       /**
@@ -51137,10 +51228,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep5, value } = collItem;
+        const { start, key, sep: sep6, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep5?.[0],
+          next: key ?? sep6?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -51154,7 +51245,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep5) {
+          if (!keyProps.anchor && !keyProps.tag && !sep6) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -51178,7 +51269,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep5 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep6 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -51194,7 +51285,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep5, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep6, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -51285,7 +51376,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep5 = "";
+        let sep6 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -51299,13 +51390,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep5 + cb;
-              sep5 = "";
+                comment += sep6 + cb;
+              sep6 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep5 += source;
+                sep6 += source;
               hasSpace = true;
               break;
             default:
@@ -51348,18 +51439,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i2 = 0; i2 < fc.items.length; ++i2) {
         const collItem = fc.items[i2];
-        const { start, key, sep: sep5, value } = collItem;
+        const { start, key, sep: sep6, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep5?.[0],
+          next: key ?? sep6?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep5 && !value) {
+          if (!props.anchor && !props.tag && !sep6 && !value) {
             if (i2 === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i2 < fc.items.length - 1)
@@ -51413,8 +51504,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep5 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep5, null, props, onError);
+        if (!isMap2 && !sep6 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep6, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -51426,7 +51517,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep5 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep6 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -51437,8 +51528,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap2 && !props.found && ctx.options.strict) {
-              if (sep5)
-                for (const st of sep5) {
+              if (sep6)
+                for (const st of sep6) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -51455,7 +51546,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep5, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep6, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -51635,7 +51726,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i2 + 1;
       }
       let value = "";
-      let sep5 = "";
+      let sep6 = "";
       let prevMoreIndented = false;
       for (let i2 = 0; i2 < contentStart; ++i2)
         value += lines2[i2][0].slice(trimIndent) + "\n";
@@ -51652,24 +51743,24 @@ var require_resolve_block_scalar = __commonJS({
           indent = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep5 + indent.slice(trimIndent) + content;
-          sep5 = "\n";
+          value += sep6 + indent.slice(trimIndent) + content;
+          sep6 = "\n";
         } else if (indent.length > trimIndent || content[0] === "	") {
-          if (sep5 === " ")
-            sep5 = "\n";
-          else if (!prevMoreIndented && sep5 === "\n")
-            sep5 = "\n\n";
-          value += sep5 + indent.slice(trimIndent) + content;
-          sep5 = "\n";
+          if (sep6 === " ")
+            sep6 = "\n";
+          else if (!prevMoreIndented && sep6 === "\n")
+            sep6 = "\n\n";
+          value += sep6 + indent.slice(trimIndent) + content;
+          sep6 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep5 === "\n")
+          if (sep6 === "\n")
             value += "\n";
           else
-            sep5 = "\n";
+            sep6 = "\n";
         } else {
-          value += sep5 + content;
-          sep5 = " ";
+          value += sep6 + content;
+          sep6 = " ";
           prevMoreIndented = false;
         }
       }
@@ -51852,25 +51943,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep5 = " ";
+      let sep6 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep5 === "\n")
-            res += sep5;
+          if (sep6 === "\n")
+            res += sep6;
           else
-            sep5 = "\n";
+            sep6 = "\n";
         } else {
-          res += sep5 + lm;
-          sep5 = " ";
+          res += sep6 + lm;
+          sep6 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep5 + (match?.[1] ?? "");
+      return res + sep6 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -52680,14 +52771,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep5, value }) {
+    function stringifyItem({ start, key, sep: sep6, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep5)
-        for (const st of sep5)
+      if (sep6)
+        for (const st of sep6)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -52712,9 +52803,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path18) => {
+    visit.itemAtPath = (cst, path19) => {
       let item = cst;
-      for (const [field, index] of path18) {
+      for (const [field, index] of path19) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -52723,23 +52814,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path18) => {
-      const parent = visit.itemAtPath(cst, path18.slice(0, -1));
-      const field = path18[path18.length - 1][0];
+    visit.parentCollection = (cst, path19) => {
+      const parent = visit.itemAtPath(cst, path19.slice(0, -1));
+      const field = path19[path19.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path18, item, visitor) {
-      let ctrl = visitor(item, path18);
+    function _visit(path19, item, visitor) {
+      let ctrl = visitor(item, path19);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path18.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path19.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -52750,10 +52841,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path18);
+            ctrl = ctrl(item, path19);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path18) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path19) : ctrl;
     }
     exports.visit = visit;
   }
@@ -53854,18 +53945,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep5;
+          let sep6;
           if (scalar.end) {
-            sep5 = scalar.end;
-            sep5.push(this.sourceToken);
+            sep6 = scalar.end;
+            sep6.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep5 = [this.sourceToken];
+            sep6 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep5 }]
+            items: [{ start, key: scalar, sep: sep6 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -54018,15 +54109,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep5 = it.sep;
-                  sep5.push(this.sourceToken);
+                  const sep6 = it.sep;
+                  sep6.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep5 }]
+                    items: [{ start: start2, key, sep: sep6 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -54220,13 +54311,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep5 = fc.end.splice(1, fc.end.length);
-            sep5.push(this.sourceToken);
+            const sep6 = fc.end.splice(1, fc.end.length);
+            sep6.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep5 }]
+              items: [{ start, key: fc, sep: sep6 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -54505,10 +54596,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path18) {
+function lineOf(doc, lines2, path19) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path18) {
+  for (const segment of path19) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -54535,7 +54626,7 @@ var init_yamlPosition = __esm({
 
 // src/github/annotations.ts
 import * as fs18 from "node:fs";
-import * as path13 from "node:path";
+import * as path14 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
   const doc = (0, import_yaml2.parseDocument)(fs18.readFileSync(file, "utf8"), { lineCounter: lines2 });
@@ -54547,12 +54638,12 @@ function workflowLine(file, name) {
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs18.existsSync(path13.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path13.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs18.existsSync(path14.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path14.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs18.existsSync(path13.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path13.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs18.existsSync(path14.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path14.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -54679,22 +54770,22 @@ var init_gate = __esm({
 
 // src/github/models.ts
 import * as fs19 from "node:fs";
-import * as path14 from "node:path";
+import * as path15 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path14.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path15.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
     for (const entry3 of fs19.readdirSync(dir, { withFileTypes: true })) {
-      const full = path14.join(dir, entry3.name);
+      const full = path15.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path14.relative(root, full).split(path14.sep).join("/");
+        const rel = path15.relative(root, full).split(path15.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -54812,12 +54903,12 @@ var init_history = __esm({
 
 // src/github/nightly.ts
 import * as fs20 from "node:fs";
-import * as path15 from "node:path";
+import * as path16 from "node:path";
 function fileStore(file) {
   return {
     read: async () => fs20.existsSync(file) ? parseHistory(fs20.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs20.mkdirSync(path15.dirname(file), { recursive: true });
+      fs20.mkdirSync(path16.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -54878,7 +54969,7 @@ async function reportFailure(octokit, ctx, ledger, label2, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path15.resolve(opts.workspace, inputs.historyFile);
+  const local = path16.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -54936,16 +55027,8 @@ var init_prFiles = __esm({
 });
 
 // src/config/loadConfig.ts
-import { readFileSync as readFileSync12 } from "node:fs";
-function loadConfig(path18, shownAs = path18) {
-  let text2;
-  try {
-    text2 = readFileSync12(path18, "utf8");
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${shownAs}: config file not found; check the path or create it`);
-    throw new UserError(`${shownAs}: cannot read config file: ${describe(e)}`);
-  }
+function loadConfig(path19, shownAs = path19) {
+  const text2 = readInputFile(path19, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -54971,41 +55054,43 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path18 = ["budgets", name];
-    const node = doc.getIn(path18, true);
+    const path19 = ["budgets", name];
+    const node = doc.getIn(path19, true);
     if ((0, import_yaml3.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines2, path18)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines2, path19)}`;
   }
   return config2;
 }
-var import_yaml3;
+var import_yaml3, MAX_CONFIG_BYTES;
 var init_loadConfig = __esm({
   "src/config/loadConfig.ts"() {
     "use strict";
+    init_inputFile();
     import_yaml3 = __toESM(require_dist2(), 1);
     init_errors();
     init_schema();
     init_validate();
     init_yamlPosition();
     init_schema();
+    MAX_CONFIG_BYTES = 4 * 2 ** 20;
   }
 });
 
 // src/github/settings.ts
 import * as fs21 from "node:fs";
-import * as path16 from "node:path";
+import * as path17 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs21.existsSync(path16.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path16.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
+  const configFile = inputs.config ?? (fs21.existsSync(path17.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path17.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
   const config2 = applyGiven(base, inputs.settings, "action inputs");
   if (!inputs.data) throw new UserError(`input data: the labelled evaluation set (.npz) is required in mode ${inputs.mode}; set data: path/to/test.npz`);
   return {
     configFile,
     config: config2,
     budgets: resolveBudgets(config2.budgets, inputs.budgets),
-    data: path16.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path16.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path16.resolve(workspace, s.path) }))
+    data: path17.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path17.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path17.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -55023,7 +55108,7 @@ var init_settings = __esm({
 
 // src/github/run.ts
 import * as fs22 from "node:fs";
-import * as path17 from "node:path";
+import * as path18 from "node:path";
 function progressFor(io) {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
   }, stop() {
@@ -55052,15 +55137,15 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path17.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path17.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path18.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path18.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path17.resolve(env.workspace, inputs.ledgers);
+    const dir = path18.resolve(env.workspace, inputs.ledgers);
     if (!fs22.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
@@ -55082,10 +55167,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path17.join(out, "ledger.json");
+  const ledgerPath = path18.join(out, "ledger.json");
   fs22.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path17.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path18.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
@@ -55159,7 +55244,7 @@ var entry_exports = {};
 __export(entry_exports, {
   entry: () => entry
 });
-import * as os8 from "node:os";
+import * as os9 from "node:os";
 function workflowFile(ref) {
   const m = ref ? /^[^/]+\/[^/]+\/(.+?)@/.exec(ref) : null;
   return m?.[1];
@@ -55178,7 +55263,7 @@ async function entry() {
     };
     await run(inputs, octokit, ctx, {
       workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
-      temp: process.env.RUNNER_TEMP || os8.tmpdir(),
+      temp: process.env.RUNNER_TEMP || os9.tmpdir(),
       workflowFile: workflowFile(process.env.GITHUB_WORKFLOW_REF)
     }, {
       info: (m) => info(m),

@@ -6,6 +6,8 @@ export interface Progress {
   start(label: string, total: number): void;
   update(done: number): void;
   stop(): void;
+  /** seconds left of the run's time budget, when it has one; a child process is stopped by then */
+  remainingSeconds?(): number | undefined;
 }
 
 export const silentProgress: Progress = { note() {}, start() {}, update() {}, stop() {} };

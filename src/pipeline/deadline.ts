@@ -51,6 +51,7 @@ export class Deadline {
         this.check();
       },
       stop: () => inner.stop(),
+      remainingSeconds: () => (this.limitSeconds === undefined ? undefined : Math.max(0, this.limitSeconds - this.elapsedSeconds())),
     };
   }
 }
