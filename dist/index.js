@@ -37494,7 +37494,30 @@ function checkFiniteWeights(model, file) {
     }
   }
 }
+function checkSingleProducers(graph, file) {
+  const writer = /* @__PURE__ */ new Map();
+  const claim2 = (tensor, by) => {
+    if (!tensor) return;
+    const first = writer.get(tensor);
+    if (first !== void 0) {
+      throw new UserError(`${file}: tensor '${tensor}' has two producers (${first} and ${by}); each tensor must be written once, fix the export`);
+    }
+    writer.set(tensor, by);
+  };
+  const inits = new Set(graph.initializer.map((t) => t.name));
+  for (const i2 of graph.input) if (!inits.has(i2.name)) claim2(i2.name, `graph input '${i2.name}'`);
+  for (const t of graph.initializer) claim2(t.name, `initializer '${t.name}'`);
+  graph.node.forEach((n, k) => {
+    for (const o of n.output) claim2(o, `node '${n.name || `#${k}`}' (${n.opType})`);
+  });
+  try {
+    new GraphIndex(graph);
+  } catch {
+    throw new UserError(`${file}: the graph has a cycle (a node reads, through other nodes, its own output); fix the export`);
+  }
+}
 function preflightModel(model, file) {
+  checkSingleProducers(model.graph, file);
   checkRuntimeSupport(model, file);
   checkFiniteWeights(model, file);
 }
