@@ -19659,6 +19659,26 @@ function toAlignment(value) {
   return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
 }
 
+// src/util/escape.ts
+var LINE_BREAKS = /[\r\n\u2028\u2029\u0085]+/g;
+var CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+function oneLine(text2) {
+  return text2.replace(LINE_BREAKS, " ").replace(CONTROLS, "");
+}
+function escapeMarkdown(text2) {
+  return oneLine(text2).replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/@/g, "@\u200D");
+}
+function markdownCode(text2) {
+  const line = oneLine(text2).replace(/\|/g, "\\|");
+  const longest = Math.max(0, ...(line.match(/`+/g) ?? []).map((r) => r.length));
+  const fence = "`".repeat(longest + 1);
+  const pad2 = line.startsWith("`") || line.endsWith("`") || line === "" ? " " : "";
+  return `${fence}${pad2}${line}${pad2}${fence}`;
+}
+function markdownCell(text2) {
+  return oneLine(text2).replace(/\|/g, "\\|");
+}
+
 // src/ledger/format.ts
 var MINUS = "\u2212";
 function signed(text2) {
@@ -19705,7 +19725,7 @@ function count(n) {
 
 // src/ledger/renderSensitivity.ts
 var CHART_LAYERS = 5;
-var cell = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+var cell = markdownCell;
 var quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
 function damage(l) {
   const first = l.points[0];
@@ -19769,7 +19789,7 @@ function sensitivitySection(s) {
 // src/ledger/renderSchedule.ts
 var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH = "\u2014";
-var cell2 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+var cell2 = markdownCell;
 function scheduleSection(model) {
   const s = model.schedule;
   if (!s) return void 0;
@@ -19810,9 +19830,7 @@ var TOP_CLASSES = 5;
 function baseName(path16) {
   return path16.split(/[\\/]/).pop() || path16;
 }
-function cell3(text2) {
-  return text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-}
+var cell3 = markdownCell;
 function table(rows2) {
   return markdownTable(
     rows2.map((row) => row.map(cell3)),
@@ -19843,7 +19861,7 @@ function renderHeadline(model) {
   } else {
     parts.push("no steps measured");
   }
-  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
+  return `**${WORD[model.verdict]}** \xB7 ${escapeMarkdown(baseName(model.model))}: ${parts.join(", ")}`;
 }
 function budgetValue(name, x2) {
   switch (name) {
@@ -20003,7 +20021,7 @@ function predictionShiftTable(model) {
     table([
       ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
       ...model.prediction_shift.flatMap(
-        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
       )
     ])
   ].join("\n\n");
@@ -20016,8 +20034,8 @@ function shiftTable(model) {
     table([
       ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
       ...model.shifts.map((s) => [
-        s.name,
-        s.source,
+        escapeMarkdown(s.name),
+        escapeMarkdown(s.source),
         String(s.samples),
         percent(s.dense, 2),
         percent(s.final, 2),
@@ -20028,7 +20046,7 @@ function shiftTable(model) {
   ].join("\n\n");
 }
 function renderModel(model) {
-  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const schedule = scheduleSection(model);
@@ -20055,7 +20073,7 @@ ${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
   const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
   const t = ledger.timed_out;
-  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
+  const timedOut = t ? `**Timed out:** ${markdownCode(t.model)} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
 
 ` : "";
   return `${title}

@@ -45728,6 +45728,32 @@ var init_markdown_table = __esm({
   }
 });
 
+// src/util/escape.ts
+function oneLine(text2) {
+  return text2.replace(LINE_BREAKS, " ").replace(CONTROLS, "");
+}
+function escapeMarkdown(text2) {
+  return oneLine(text2).replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/@/g, "@\u200D");
+}
+function markdownCode(text2) {
+  const line = oneLine(text2).replace(/\|/g, "\\|");
+  const longest = Math.max(0, ...(line.match(/`+/g) ?? []).map((r) => r.length));
+  const fence = "`".repeat(longest + 1);
+  const pad2 = line.startsWith("`") || line.endsWith("`") || line === "" ? " " : "";
+  return `${fence}${pad2}${line}${pad2}${fence}`;
+}
+function markdownCell(text2) {
+  return oneLine(text2).replace(/\|/g, "\\|");
+}
+var LINE_BREAKS, CONTROLS;
+var init_escape = __esm({
+  "src/util/escape.ts"() {
+    "use strict";
+    LINE_BREAKS = /[\r\n\u2028\u2029\u0085]+/g;
+    CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+  }
+});
+
 // src/ledger/format.ts
 function signed(text2) {
   return text2.startsWith("-") ? MINUS + text2.slice(1) : text2;
@@ -45842,9 +45868,10 @@ var init_renderSensitivity = __esm({
   "src/ledger/renderSensitivity.ts"() {
     "use strict";
     init_markdown_table();
+    init_escape();
     init_format();
     CHART_LAYERS = 5;
-    cell = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    cell = markdownCell;
     quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
   }
 });
@@ -45886,19 +45913,17 @@ var init_renderSchedule = __esm({
   "src/ledger/renderSchedule.ts"() {
     "use strict";
     init_markdown_table();
+    init_escape();
     init_format();
     ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
     DASH = "\u2014";
-    cell2 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    cell2 = markdownCell;
   }
 });
 
 // src/ledger/render.ts
 function baseName(path19) {
   return path19.split(/[\\/]/).pop() || path19;
-}
-function cell3(text2) {
-  return text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
 }
 function table(rows2) {
   return markdownTable(
@@ -45929,7 +45954,7 @@ function renderHeadline(model) {
   } else {
     parts.push("no steps measured");
   }
-  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
+  return `**${WORD[model.verdict]}** \xB7 ${escapeMarkdown(baseName(model.model))}: ${parts.join(", ")}`;
 }
 function budgetValue(name, x2) {
   switch (name) {
@@ -46087,7 +46112,7 @@ function predictionShiftTable(model) {
     table([
       ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
       ...model.prediction_shift.flatMap(
-        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
       )
     ])
   ].join("\n\n");
@@ -46100,8 +46125,8 @@ function shiftTable(model) {
     table([
       ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
       ...model.shifts.map((s) => [
-        s.name,
-        s.source,
+        escapeMarkdown(s.name),
+        escapeMarkdown(s.source),
         String(s.samples),
         percent(s.dense, 2),
         percent(s.final, 2),
@@ -46112,7 +46137,7 @@ function shiftTable(model) {
   ].join("\n\n");
 }
 function renderModel(model) {
-  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const schedule = scheduleSection(model);
@@ -46139,7 +46164,7 @@ ${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
   const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
   const t = ledger.timed_out;
-  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
+  const timedOut = t ? `**Timed out:** ${markdownCode(t.model)} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
 
 ` : "";
   return `${title}
@@ -46149,11 +46174,12 @@ ${timedOut}${models}
 ${footer}
 `;
 }
-var WORD, ICON2, DASH2, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
+var WORD, ICON2, DASH2, TOP_CLASSES, cell3, speedRatio, orDash, zerosNotSkipped;
 var init_render = __esm({
   "src/ledger/render.ts"() {
     "use strict";
     init_markdown_table();
+    init_escape();
     init_renderSensitivity();
     init_format();
     init_renderSchedule();
@@ -46161,6 +46187,7 @@ var init_render = __esm({
     ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
     DASH2 = "\u2014";
     TOP_CLASSES = 5;
+    cell3 = markdownCell;
     speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
     orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
     zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
@@ -47145,7 +47172,7 @@ function modelCharts(model) {
   const steps = [["dense", model.steps[0]]];
   if (model.vs_base) steps.push(["base", final(model.vs_base.steps)]);
   steps.push([model.vs_base ? "head" : "pruned", final(model.steps)]);
-  const name = model.model.split("/").pop();
+  const name = markdownCell(model.model.split("/").pop()).replace(/`/g, "'");
   const charts = [
     barChart(`${name}: accuracy`, "accuracy %", steps.map(([n, s]) => [n, s.accuracy == null ? null : s.accuracy * 100])),
     barChart(`${name}: p50 latency`, "ms", steps.map(([n, s]) => [n, s.latency?.p50_ms]))
@@ -47206,13 +47233,14 @@ var init_report = __esm({
   "src/github/report.ts"() {
     "use strict";
     init_markdown_table();
+    init_escape();
     init_format();
     init_render();
     MARKER = "<!-- prune-guard -->";
     ICON3 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
     WORD2 = { pass: "PASS", warn: "WARN", fail: "FAIL" };
     DASH3 = "\u2014";
-    cell4 = (t) => t.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    cell4 = markdownCell;
     table2 = (rows2) => markdownTable(rows2.map((r) => r.map(cell4)), { alignDelimiters: false });
     final = (steps) => steps[steps.length - 1];
     orDash2 = (x2, show2) => x2 == null ? DASH3 : show2(x2);
