@@ -1217,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path16 = __require("node:path");
-    var fs19 = __require("node:fs");
+    var path17 = __require("node:path");
+    var fs20 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs19.existsSync(executableFile)) return;
+        if (fs20.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2230,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path16.resolve(baseDir, baseName2);
-          if (fs19.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path16.extname(baseName2))) return void 0;
+          const localBin = path17.resolve(baseDir, baseName2);
+          if (fs20.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path17.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs19.existsSync(`${localBin}${ext}`)
+            (ext) => fs20.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs19.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs20.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path16.resolve(
-            path16.dirname(resolvedScriptPath),
+          executableDir = path17.resolve(
+            path17.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path16.basename(
+            const legacyName = path17.basename(
               this._scriptPath,
-              path16.extname(this._scriptPath)
+              path17.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path16.extname(executableFile));
+        launchWithNode = sourceExt.includes(path17.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path16.basename(filename, path16.extname(filename));
+        this._name = path17.basename(filename, path17.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path17) {
-        if (path17 === void 0) return this._executableDir;
-        this._executableDir = path17;
+      executableDir(path18) {
+        if (path18 === void 0) return this._executableDir;
+        this._executableDir = path18;
         return this;
       }
       /**
@@ -3705,17 +3705,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path16) {
-      const ctrl = callVisitor(key, node, visitor, path16);
+    function visit_(key, node, visitor, path17) {
+      const ctrl = callVisitor(key, node, visitor, path17);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path16, ctrl);
-        return visit_(key, ctrl, visitor, path16);
+        replaceNode(key, path17, ctrl);
+        return visit_(key, ctrl, visitor, path17);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path16 = Object.freeze(path16.concat(node));
+          path17 = Object.freeze(path17.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path16);
+            const ci = visit_(i2, node.items[i2], visitor, path17);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3726,13 +3726,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path16 = Object.freeze(path16.concat(node));
-          const ck = visit_("key", node.key, visitor, path16);
+          path17 = Object.freeze(path17.concat(node));
+          const ck = visit_("key", node.key, visitor, path17);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path16);
+          const cv = visit_("value", node.value, visitor, path17);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3753,17 +3753,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path16) {
-      const ctrl = await callVisitor(key, node, visitor, path16);
+    async function visitAsync_(key, node, visitor, path17) {
+      const ctrl = await callVisitor(key, node, visitor, path17);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path16, ctrl);
-        return visitAsync_(key, ctrl, visitor, path16);
+        replaceNode(key, path17, ctrl);
+        return visitAsync_(key, ctrl, visitor, path17);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path16 = Object.freeze(path16.concat(node));
+          path17 = Object.freeze(path17.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path16);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path17);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3774,13 +3774,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path16 = Object.freeze(path16.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path16);
+          path17 = Object.freeze(path17.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path17);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path16);
+          const cv = await visitAsync_("value", node.value, visitor, path17);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3807,23 +3807,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path16) {
+    function callVisitor(key, node, visitor, path17) {
       if (typeof visitor === "function")
-        return visitor(key, node, path16);
+        return visitor(key, node, path17);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path16);
+        return visitor.Map?.(key, node, path17);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path16);
+        return visitor.Seq?.(key, node, path17);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path16);
+        return visitor.Pair?.(key, node, path17);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path16);
+        return visitor.Scalar?.(key, node, path17);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path16);
+        return visitor.Alias?.(key, node, path17);
       return void 0;
     }
-    function replaceNode(key, path16, node) {
-      const parent = path16[path16.length - 1];
+    function replaceNode(key, path17, node) {
+      const parent = path17[path17.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4435,10 +4435,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path16, value) {
+    function collectionFromPath(schema, path17, value) {
       let v = value;
-      for (let i2 = path16.length - 1; i2 >= 0; --i2) {
-        const k = path16[i2];
+      for (let i2 = path17.length - 1; i2 >= 0; --i2) {
+        const k = path17[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4457,7 +4457,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path16) => path16 == null || typeof path16 === "object" && !!path16[Symbol.iterator]().next().done;
+    var isEmptyPath = (path17) => path17 == null || typeof path17 === "object" && !!path17[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4487,11 +4487,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path16, value) {
-        if (isEmptyPath(path16))
+      addIn(path17, value) {
+        if (isEmptyPath(path17))
           this.add(value);
         else {
-          const [key, ...rest] = path16;
+          const [key, ...rest] = path17;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4505,8 +4505,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path16) {
-        const [key, ...rest] = path16;
+      deleteIn(path17) {
+        const [key, ...rest] = path17;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4520,8 +4520,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path16, keepScalar) {
-        const [key, ...rest] = path16;
+      getIn(path17, keepScalar) {
+        const [key, ...rest] = path17;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4539,8 +4539,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path16) {
-        const [key, ...rest] = path16;
+      hasIn(path17) {
+        const [key, ...rest] = path17;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4550,8 +4550,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path16, value) {
-        const [key, ...rest] = path16;
+      setIn(path17, value) {
+        const [key, ...rest] = path17;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -7066,9 +7066,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path16, value) {
+      addIn(path17, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path16, value);
+          this.contents.addIn(path17, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -7143,14 +7143,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path16) {
-        if (Collection.isEmptyPath(path16)) {
+      deleteIn(path17) {
+        if (Collection.isEmptyPath(path17)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path16) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path17) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7165,10 +7165,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path16, keepScalar) {
-        if (Collection.isEmptyPath(path16))
+      getIn(path17, keepScalar) {
+        if (Collection.isEmptyPath(path17))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path16, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path17, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7179,10 +7179,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path16) {
-        if (Collection.isEmptyPath(path16))
+      hasIn(path17) {
+        if (Collection.isEmptyPath(path17))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path16) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path17) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7199,13 +7199,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path16, value) {
-        if (Collection.isEmptyPath(path16)) {
+      setIn(path17, value) {
+        if (Collection.isEmptyPath(path17)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path16), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path17), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path16, value);
+          this.contents.setIn(path17, value);
         }
       }
       /**
@@ -9166,9 +9166,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path16) => {
+    visit.itemAtPath = (cst, path17) => {
       let item = cst;
-      for (const [field, index] of path16) {
+      for (const [field, index] of path17) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9177,23 +9177,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path16) => {
-      const parent = visit.itemAtPath(cst, path16.slice(0, -1));
-      const field = path16[path16.length - 1][0];
+    visit.parentCollection = (cst, path17) => {
+      const parent = visit.itemAtPath(cst, path17.slice(0, -1));
+      const field = path17[path17.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path16, item, visitor) {
-      let ctrl = visitor(item, path16);
+    function _visit(path17, item, visitor) {
+      let ctrl = visitor(item, path17);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path16.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path17.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9204,10 +9204,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path16);
+            ctrl = ctrl(item, path17);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path16) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path17) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10509,14 +10509,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs19 = this.flowScalar(this.type);
+              const fs20 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs19, sep: [] });
+                map.items.push({ start, key: fs20, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs19);
+                this.stack.push(fs20);
               } else {
-                Object.assign(it, { key: fs19, sep: [] });
+                Object.assign(it, { key: fs20, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10644,13 +10644,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs19 = this.flowScalar(this.type);
+              const fs20 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs19, sep: [] });
+                fc.items.push({ start: [], key: fs20, sep: [] });
               else if (it.sep)
-                this.stack.push(fs19);
+                this.stack.push(fs20);
               else
-                Object.assign(it, { key: fs19, sep: [] });
+                Object.assign(it, { key: fs20, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -11475,7 +11475,7 @@ var require_tensor_factory_impl = __commonJS({
           throw new Error("Can not access image data");
         }
       } else if (isString) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           const canvas = createCanvas();
           const context = createCanvasContext(canvas);
           if (!image || !context) {
@@ -11491,7 +11491,7 @@ var require_tensor_factory_impl = __commonJS({
             const img = context.getImageData(0, 0, canvas.width, canvas.height);
             bufferToTensorOptions.height = canvas.height;
             bufferToTensorOptions.width = canvas.width;
-            resolve4((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
+            resolve5((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
           };
         });
       } else {
@@ -12415,10 +12415,10 @@ var require_backend2 = __commonJS({
         __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
       }
       async run(feeds, fetches, options) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           setImmediate(() => {
             try {
-              resolve4(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
+              resolve5(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
             } catch (e) {
               reject(e);
             }
@@ -12432,10 +12432,10 @@ var require_backend2 = __commonJS({
         return Promise.resolve();
       }
       async createInferenceSessionHandler(pathOrBuffer, options) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           setImmediate(() => {
             try {
-              resolve4(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
+              resolve5(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
             } catch (e) {
               reject(e);
             }
@@ -12751,8 +12751,8 @@ var require_utils = __commonJS({
       }
       return output;
     };
-    exports.basename = (path16, { windows } = {}) => {
-      const segs = path16.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path17, { windows } = {}) => {
+      const segs = path17.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -15144,7 +15144,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs18 from "node:fs";
+import * as fs19 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -15548,11 +15548,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path16, issues) {
+function prefixIssues(path17, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path16);
+    iss.path.unshift(path17);
     return iss;
   });
 }
@@ -17516,16 +17516,16 @@ var writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(
 var DEFAULT_CONFIG = Object.freeze(fromFile(CONFIG_FILE.parse({})));
 
 // src/config/validate.ts
-function formatKeyPath(path16) {
-  return path16.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path17) {
+  return path17.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path16) {
-  return path16.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path17) {
+  return path17.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue2, subject, value) {
   const form = formOf(issue2);
@@ -17535,18 +17535,18 @@ function describeIssue(issue2, subject, value) {
   return `${subject} must be ${issue2.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue2, raw) {
-  const path16 = issue2.path;
+  const path17 = issue2.path;
   if (issue2.code === "unrecognized_keys") {
     const valid = issue2.message.startsWith(VALID_KEYS) ? issue2.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue2.keys.map((key) => {
-      const full = [...path16, key];
+      const full = [...path17, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path16));
-  if (path16.length === 0) return [{ path: path16, message: `the config must be ${issue2.message} (got ${value})` }];
-  const subject = formOf(issue2) === "plain" ? formatKeyPath(path16) : `'${formatKeyPath(path16)}'`;
-  return [{ path: path16, message: describeIssue(issue2, subject, value) }];
+  const value = show(valueAt(raw, path17));
+  if (path17.length === 0) return [{ path: path17, message: `the config must be ${issue2.message} (got ${value})` }];
+  const subject = formOf(issue2) === "plain" ? formatKeyPath(path17) : `'${formatKeyPath(path17)}'`;
+  return [{ path: path17, message: describeIssue(issue2, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -17566,10 +17566,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path16) {
+function lineOf(doc, lines, path17) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path16) {
+  for (const segment of path17) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -17589,8 +17589,8 @@ function lineOf(doc, lines, path16) {
 
 // src/config/loadConfig.ts
 var MAX_CONFIG_BYTES = 4 * 2 ** 20;
-function loadConfig(path16, shownAs = path16) {
-  const text2 = readInputFile(path16, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
+function loadConfig(path17, shownAs = path17) {
+  const text2 = readInputFile(path17, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -17616,10 +17616,10 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path16 = ["budgets", name];
-    const node = doc.getIn(path16, true);
+    const path17 = ["budgets", name];
+    const node = doc.getIn(path17, true);
     if ((0, import_yaml2.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines, path16)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines, path17)}`;
   }
   return config2;
 }
@@ -17630,22 +17630,22 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry) => {
     const eq = entry.indexOf("=");
     const name = entry.slice(0, Math.max(eq, 0)).trim();
-    const path16 = entry.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path16 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path17 = entry.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path17 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry);
-    return { name, path: path16 };
+    return { name, path: path17 };
   });
 }
 
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path16 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path16);
+    const path17 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path17);
     if (!("kind" in s)) return [];
-    return [{ path: path16, field: path16.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path17, field: path17.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 var SETTING_REFS = flatten(SETTINGS, []);
@@ -17708,7 +17708,7 @@ function applyGiven(base, given, where) {
 // src/ledger/budgets.ts
 function resolveBudgets(configBudgets, flagBudgets) {
   const flags = new Map(flagBudgets.map((f) => [f.name, f]));
-  const resolved = [];
+  const resolved2 = [];
   const set = (name, source, b) => ({
     name,
     limit: b.limit,
@@ -17721,11 +17721,11 @@ function resolveBudgets(configBudgets, flagBudgets) {
     const { direction, default: fallback } = BUDGETS[name];
     const fromFlag = flags.get(name);
     const fromConfig = configBudgets[name];
-    if (fromFlag !== void 0) resolved.push(set(name, "flag", fromFlag));
-    else if (fromConfig !== void 0) resolved.push(set(name, "config", fromConfig));
-    else if (fallback !== void 0) resolved.push({ name, limit: fallback, direction, source: "default" });
+    if (fromFlag !== void 0) resolved2.push(set(name, "flag", fromFlag));
+    else if (fromConfig !== void 0) resolved2.push(set(name, "config", fromConfig));
+    else if (fallback !== void 0) resolved2.push({ name, limit: fallback, direction, source: "default" });
   }
-  return resolved;
+  return resolved2;
 }
 var TOLERANCE = 1e-12;
 var pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
@@ -17825,10 +17825,10 @@ function within(direction, actual, limit) {
 }
 function intervalVerdict(direction, ci, limit, strict = false) {
   const [lo, hi] = ci;
-  const inside = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
+  const inside2 = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
   const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
   if (beyond) return "fail";
-  if (inside) return "pass";
+  if (inside2) return "pass";
   return strict ? "fail" : "warn";
 }
 var STRADDLE = "interval straddles the limit";
@@ -17870,9 +17870,42 @@ function overallVerdict(results) {
 }
 
 // src/pipeline/compare.ts
-import * as fs8 from "node:fs";
+import * as fs9 from "node:fs";
+
+// src/io/inputPaths.ts
+import * as fs2 from "node:fs";
+import * as path2 from "node:path";
+function resolved(p) {
+  const abs = path2.resolve(p);
+  const missing = [];
+  let dir = abs;
+  for (; ; ) {
+    try {
+      return path2.join(fs2.realpathSync(dir), ...missing.reverse());
+    } catch {
+      const parent = path2.dirname(dir);
+      if (parent === dir) return abs;
+      missing.push(path2.basename(dir));
+      dir = parent;
+    }
+  }
+}
+function inside(child, parent) {
+  const rel = path2.relative(parent, child);
+  return rel === "" || !rel.startsWith("..") && !path2.isAbsolute(rel);
+}
+function refuseInputsInOutput(out, inputs) {
+  const outDir = resolved(out);
+  for (const input of inputs) {
+    if (inside(resolved(input.path), outDir)) {
+      throw new UserError(`${input.flag} ${input.path}: sits inside the output folder ${out}, which this run replaces; move the file out of it or choose another --out`);
+    }
+  }
+}
+
+// src/pipeline/compare.ts
 import * as os3 from "node:os";
-import * as path5 from "node:path";
+import * as path6 from "node:path";
 
 // src/config/rules.ts
 import * as os2 from "node:os";
@@ -18230,38 +18263,38 @@ function parsePyLiteral(text2) {
 }
 
 // src/io/atomicWrite.ts
-import * as fs2 from "node:fs";
-import * as path2 from "node:path";
+import * as fs3 from "node:fs";
+import * as path3 from "node:path";
 import { randomBytes } from "node:crypto";
 function writeFileAtomic(file, data) {
-  const dir = path2.dirname(file);
-  fs2.mkdirSync(dir, { recursive: true });
-  const tmp = path2.join(dir, `.${path2.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  const fd2 = fs2.openSync(tmp, "wx");
+  const dir = path3.dirname(file);
+  fs3.mkdirSync(dir, { recursive: true });
+  const tmp = path3.join(dir, `.${path3.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  const fd2 = fs3.openSync(tmp, "wx");
   try {
-    if (typeof data === "string" || data instanceof Uint8Array) fs2.writeFileSync(fd2, data);
+    if (typeof data === "string" || data instanceof Uint8Array) fs3.writeFileSync(fd2, data);
     else for (const chunk of data) writeAll(fd2, chunk);
-    fs2.fsyncSync(fd2);
+    fs3.fsyncSync(fd2);
   } catch (e) {
-    fs2.closeSync(fd2);
-    fs2.rmSync(tmp, { force: true });
+    fs3.closeSync(fd2);
+    fs3.rmSync(tmp, { force: true });
     throw e;
   }
-  fs2.closeSync(fd2);
+  fs3.closeSync(fd2);
   try {
-    fs2.renameSync(tmp, file);
+    fs3.renameSync(tmp, file);
   } catch (e) {
-    fs2.rmSync(tmp, { force: true });
+    fs3.rmSync(tmp, { force: true });
     throw e;
   }
 }
 function writeAll(fd2, chunk) {
   let done = 0;
-  while (done < chunk.byteLength) done += fs2.writeSync(fd2, chunk, done, chunk.byteLength - done);
+  while (done < chunk.byteLength) done += fs3.writeSync(fd2, chunk, done, chunk.byteLength - done);
 }
 
 // src/data/npz.ts
-import * as path3 from "node:path";
+import * as path4 from "node:path";
 
 // node_modules/fflate/esm/index.mjs
 import { createRequire } from "module";
@@ -19300,7 +19333,7 @@ function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
-  const ext = path3.extname(file).toLowerCase();
+  const ext = path4.extname(file).toLowerCase();
   if (ext === ".npz") return readNpz(file);
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
@@ -19332,12 +19365,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path16, model, opts) {
+function loadDataset(path17, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path16} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path17} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path16);
+  const arrays = readArrays(path17);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -19346,7 +19379,7 @@ function loadDataset(path16, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path16}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path17}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -19355,37 +19388,37 @@ function loadDataset(path16, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path16}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path17}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path16, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path16, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path17, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path17, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path16}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path17}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path16}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path17}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path16, y, count3);
+  if (y) labels = toLabels(path17, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path16}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path17}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path16, count: count3, inputs, labels };
+  return { path: path17, count: count3, inputs, labels };
 }
-function checkInput(path16, spec, name, arr, modelName) {
-  const subject = `${path16}: array '${name}'`;
+function checkInput(path17, spec, name, arr, modelName) {
+  const subject = `${path17}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -19408,7 +19441,7 @@ function checkInput(path16, spec, name, arr, modelName) {
   }
 }
 var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path16, name, arr) {
+function checkFinite(path17, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -19419,7 +19452,7 @@ function checkFinite(path16, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path16}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path17}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -19438,8 +19471,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path16, y, count3) {
-  const subject = `${path16}: label array '${LABELS}'`;
+function toLabels(path17, y, count3) {
+  const subject = `${path17}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -19827,8 +19860,8 @@ var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
 var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH2 = "\u2014";
 var TOP_CLASSES = 5;
-function baseName(path16) {
-  return path16.split(/[\\/]/).pop() || path16;
+function baseName(path17) {
+  return path17.split(/[\\/]/).pop() || path17;
 }
 var cell3 = markdownCell;
 function table(rows2) {
@@ -20576,12 +20609,12 @@ function agreement(a, b) {
 }
 
 // src/measure/provider.ts
-import * as fs3 from "node:fs";
+import * as fs4 from "node:fs";
 function cudaUnavailable() {
   const { ort, source } = onnxruntime();
   const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
   if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
-  if (!fs3.existsSync("/dev/nvidia0") && !fs3.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  if (!fs4.existsSync("/dev/nvidia0") && !fs4.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
   return void 0;
 }
 async function resolveProvider(requested, probeModel) {
@@ -20605,21 +20638,21 @@ async function resolveProvider(requested, probeModel) {
 
 // src/measure/runtimeCost.ts
 import { spawn } from "node:child_process";
-import * as fs5 from "node:fs";
+import * as fs6 from "node:fs";
 
 // src/measure/memory.ts
-import * as fs4 from "node:fs";
+import * as fs5 from "node:fs";
 function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs4.readFileSync("/proc/self/status", "utf8"));
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs5.readFileSync("/proc/self/status", "utf8"));
   return m ? Number(m[1]) * 1024 : void 0;
 }
 function peakMeter() {
   try {
-    fs4.writeFileSync("/proc/self/clear_refs", "5");
+    fs5.writeFileSync("/proc/self/clear_refs", "5");
     if (readHwm() !== void 0) {
       return {
         method: "linux-vmhwm",
-        reset: () => fs4.writeFileSync("/proc/self/clear_refs", "5"),
+        reset: () => fs5.writeFileSync("/proc/self/clear_refs", "5"),
         peak: () => readHwm()
       };
     }
@@ -20638,7 +20671,7 @@ function throughput(byBatch) {
 }
 function readCounter(file) {
   try {
-    const v = Number(fs5.readFileSync(file, "utf8").trim());
+    const v = Number(fs6.readFileSync(file, "utf8").trim());
     return Number.isFinite(v) ? v : void 0;
   } catch {
     return void 0;
@@ -20716,8 +20749,8 @@ async function measureRuntimeCost(artifact, byBatch, source, opts) {
 }
 
 // src/onnx/model.ts
-import * as fs6 from "node:fs";
-import * as path4 from "node:path";
+import * as fs7 from "node:fs";
+import * as path5 from "node:path";
 
 // node_modules/@bufbuild/protobuf/dist/esm/is-message.js
 function isMessage(arg, schema) {
@@ -23141,8 +23174,8 @@ function* nestedTypes(desc) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve4) {
-  return buildFileRegistry([fileDescriptorProto, resolve4]);
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve5) {
+  return buildFileRegistry([fileDescriptorProto, resolve5]);
 }
 function buildFileRegistry(args, check) {
   const registry2 = createBaseRegistry();
@@ -23166,7 +23199,7 @@ function buildFileRegistry(args, check) {
         if (seen.has(protoFileName)) {
           continue;
         }
-        const dep = resolve4(protoFileName);
+        const dep = resolve5(protoFileName);
         if (!dep) {
           throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
         }
@@ -23180,7 +23213,7 @@ function buildFileRegistry(args, check) {
       return deps.concat(...deps.map(recurseDeps));
     };
     const input = args[0];
-    const resolve4 = args[1];
+    const resolve5 = args[1];
     const seen = /* @__PURE__ */ new Set();
     for (const file of [input, ...recurseDeps(input)].reverse()) {
       check === null || check === void 0 ? void 0 : check(file);
@@ -23858,11 +23891,11 @@ function getFieldPresence(proto, oneof, isExtension, parent) {
   if (isExtension) {
     return EXPLICIT;
   }
-  const resolved = resolveFeature("fieldPresence", { proto, parent });
-  if (resolved == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
+  const resolved2 = resolveFeature("fieldPresence", { proto, parent });
+  if (resolved2 == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
     return EXPLICIT;
   }
-  return resolved;
+  return resolved2;
 }
 function isPackedField(proto, parent) {
   if (proto.label != LABEL_REPEATED) {
@@ -24012,8 +24045,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path16, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path16]);
+function messageDesc(file, path17, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path17]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -25254,27 +25287,27 @@ function externalEntry(t, key) {
   return t.externalData.find((e) => e.key === key)?.value;
 }
 function resolveExternalData(proto, file) {
-  const dir = path4.dirname(path4.resolve(file));
+  const dir = path5.dirname(path5.resolve(file));
   const tensors = [...allTensors(proto)].filter(isExternal);
   if (tensors.length === 0) return;
-  const realDir = fs6.realpathSync(dir);
+  const realDir = fs7.realpathSync(dir);
   const reads = [];
   let total2 = 0;
   for (const t of tensors) {
     const location = externalEntry(t, "location");
     if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-    if (path4.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-    const target = path4.resolve(dir, location);
+    if (path5.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path5.resolve(dir, location);
     let real;
     try {
-      real = fs6.realpathSync(target);
+      real = fs7.realpathSync(target);
     } catch {
-      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path4.basename(file)}`);
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path5.basename(file)}`);
     }
-    if (real !== realDir && !real.startsWith(realDir + path4.sep)) {
+    if (real !== realDir && !real.startsWith(realDir + path5.sep)) {
       throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
     }
-    const stat = fs6.statSync(real);
+    const stat = fs7.statSync(real);
     if (!stat.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
     const size = stat.size;
     const offset = Number(externalEntry(t, "offset") ?? 0);
@@ -25295,17 +25328,17 @@ function resolveExternalData(proto, file) {
     for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs6.openSync(real, "r");
+        fd2 = fs7.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs6.readSync(fd2, data, 0, length, offset);
+      fs7.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs6.closeSync(fd2);
+    for (const fd2 of handles.values()) fs7.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -25598,10 +25631,10 @@ async function evaluateClassifier(session, data, opts) {
 }
 
 // src/measure/size.ts
-import * as fs7 from "node:fs";
+import * as fs8 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs7.readFileSync(file);
+  const data = fs8.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 
@@ -26706,8 +26739,8 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path5.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path5.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const base = await measureStep("base", `base model ${path6.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path6.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
   progress.start("latency (base and head interleaved)", config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
@@ -26721,7 +26754,13 @@ async function measurePair(req, progress) {
 }
 async function comparePipeline(req, progress) {
   const { config: config2 } = req;
-  for (const p of [req.base, req.head]) if (!fs8.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  for (const p of [req.base, req.head]) if (!fs9.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  refuseInputsInOutput(req.out, [
+    { flag: "--base", path: req.base },
+    { flag: "--head", path: req.head },
+    { flag: "--data", path: req.data },
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path }))
+  ]);
   const m = await measurePair(req, progress);
   const budgets = compareBudgets(req.budgets);
   const changes = classChanges(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
@@ -26754,24 +26793,24 @@ async function comparePipeline(req, progress) {
     models: [model]
   };
   const markdown = renderMarkdown(ledger);
-  fs8.mkdirSync(req.out, { recursive: true });
-  const ledgerPath = path5.join(req.out, "ledger.json");
-  const markdownPath = path5.join(req.out, "ledger.md");
+  fs9.mkdirSync(req.out, { recursive: true });
+  const ledgerPath = path6.join(req.out, "ledger.json");
+  const markdownPath = path6.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
 }
 
 // src/pipeline/selftest.ts
-import * as fs9 from "node:fs";
-import * as path6 from "node:path";
+import * as fs10 from "node:fs";
+import * as path7 from "node:path";
 import { fileURLToPath } from "node:url";
 function defaultFixture(name) {
-  let dir = path6.dirname(fileURLToPath(import.meta.url));
+  let dir = path7.dirname(fileURLToPath(import.meta.url));
   for (let i2 = 0; i2 < 4; i2++) {
-    const candidate = path6.join(dir, "fixtures", name);
-    if (fs9.existsSync(candidate)) return candidate;
-    dir = path6.dirname(dir);
+    const candidate = path7.join(dir, "fixtures", name);
+    if (fs10.existsSync(candidate)) return candidate;
+    dir = path7.dirname(dir);
   }
   return void 0;
 }
@@ -26820,8 +26859,8 @@ async function selftest(req, progress) {
     failures
   };
   if (req.out) {
-    fs9.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path6.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+    fs10.mkdirSync(req.out, { recursive: true });
+    writeFileAtomic(path7.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
   }
   return report;
 }
@@ -26872,17 +26911,17 @@ function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
 
 // src/pipeline/guardedRun.ts
 import * as os7 from "node:os";
-import * as path15 from "node:path";
+import * as path16 from "node:path";
 
 // src/io/outputDir.ts
-import * as fs11 from "node:fs";
-import * as path8 from "node:path";
+import * as fs12 from "node:fs";
+import * as path9 from "node:path";
 import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/io/lock.ts
-import * as fs10 from "node:fs";
+import * as fs11 from "node:fs";
 import * as os4 from "node:os";
-import * as path7 from "node:path";
+import * as path8 from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 var LOCK_NAME = ".prune-guard.lock";
 function isStale(owner) {
@@ -26898,30 +26937,30 @@ function isStale(owner) {
 }
 function readOwner(file) {
   try {
-    return JSON.parse(fs10.readFileSync(file, "utf8"));
+    return JSON.parse(fs11.readFileSync(file, "utf8"));
   } catch {
     return void 0;
   }
 }
 async function lockDir(dir, opts) {
   try {
-    fs10.mkdirSync(dir, { recursive: true });
+    fs11.mkdirSync(dir, { recursive: true });
   } catch (e) {
     const code = e.code;
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
-  const file = path7.join(dir, LOCK_NAME);
+  const file = path8.join(dir, LOCK_NAME);
   const me = { pid: process.pid, host: os4.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
   let announced = false;
   for (; ; ) {
     try {
-      const fd2 = fs10.openSync(file, "wx");
+      const fd2 = fs11.openSync(file, "wx");
       try {
-        fs10.writeFileSync(fd2, JSON.stringify(me) + "\n");
+        fs11.writeFileSync(fd2, JSON.stringify(me) + "\n");
       } finally {
-        fs10.closeSync(fd2);
+        fs11.closeSync(fd2);
       }
       let released = false;
       return {
@@ -26929,7 +26968,7 @@ async function lockDir(dir, opts) {
         release() {
           if (released) return;
           released = true;
-          if (readOwner(file)?.pid === me.pid) fs10.rmSync(file, { force: true });
+          if (readOwner(file)?.pid === me.pid) fs11.rmSync(file, { force: true });
         }
       };
     } catch (e) {
@@ -26940,12 +26979,12 @@ async function lockDir(dir, opts) {
     const owner = readOwner(file);
     if (isStale(owner)) {
       const again = readOwner(file);
-      if (JSON.stringify(again) === JSON.stringify(owner)) fs10.rmSync(file, { force: true });
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs11.rmSync(file, { force: true });
       continue;
     }
     if (Date.now() >= until) {
       throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path7.join(dir, LOCK_NAME)} if that run is gone`
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path8.join(dir, LOCK_NAME)} if that run is gone`
       );
     }
     if (!announced) {
@@ -26974,15 +27013,15 @@ var OutputDir = class _OutputDir {
   retired = /* @__PURE__ */ new Set();
   unregister;
   static async open(dir, opts) {
-    const created = !fs11.existsSync(dir);
+    const created = !fs12.existsSync(dir);
     const lock = await lockDir(dir, {
       waitMs: opts.waitMs,
       onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
     });
     try {
       removeOrphanStaging(dir);
-      const staging = path8.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
-      fs11.mkdirSync(staging);
+      const staging = path9.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
+      fs12.mkdirSync(staging);
       return new _OutputDir(dir, staging, lock, created);
     } catch (e) {
       lock.release();
@@ -26991,12 +27030,12 @@ var OutputDir = class _OutputDir {
   }
   /** The final path of a file written under the staging folder. */
   publicPath(p) {
-    const rel = path8.relative(this.staging, p);
-    return rel.startsWith("..") || path8.isAbsolute(rel) ? p : path8.join(this.dir, rel);
+    const rel = path9.relative(this.staging, p);
+    return rel.startsWith("..") || path9.isAbsolute(rel) ? p : path9.join(this.dir, rel);
   }
   /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
   discardStaged() {
-    for (const n of fs11.readdirSync(this.staging)) fs11.rmSync(path8.join(this.staging, n), { recursive: true, force: true });
+    for (const n of fs12.readdirSync(this.staging)) fs12.rmSync(path9.join(this.staging, n), { recursive: true, force: true });
   }
   /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
   retire(name) {
@@ -27005,10 +27044,10 @@ var OutputDir = class _OutputDir {
   /** Move every staged file into the folder (`last` after the others), then unlock. */
   commit(last = []) {
     if (this.done) throw new Error("OutputDir: already committed or aborted");
-    const names = fs11.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+    const names = fs12.readdirSync(this.staging).filter((n) => !n.startsWith("."));
     const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-    for (const n of this.retired) if (!names.includes(n)) fs11.rmSync(path8.join(this.dir, n), { force: true });
-    for (const n of ordered) fs11.renameSync(path8.join(this.staging, n), path8.join(this.dir, n));
+    for (const n of this.retired) if (!names.includes(n)) fs12.rmSync(path9.join(this.dir, n), { force: true });
+    for (const n of ordered) fs12.renameSync(path9.join(this.staging, n), path9.join(this.dir, n));
     this.finish();
   }
   /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
@@ -27017,7 +27056,7 @@ var OutputDir = class _OutputDir {
     this.finish();
     if (this.created) {
       try {
-        fs11.rmdirSync(this.dir);
+        fs12.rmdirSync(this.dir);
       } catch {
       }
     }
@@ -27025,14 +27064,14 @@ var OutputDir = class _OutputDir {
   finish() {
     this.done = true;
     this.unregister();
-    fs11.rmSync(this.staging, { recursive: true, force: true });
+    fs12.rmSync(this.staging, { recursive: true, force: true });
     this.lock.release();
   }
 };
 var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
 function removeOrphanStaging(dir) {
-  for (const n of fs11.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs11.rmSync(path8.join(dir, n), { recursive: true, force: true });
+  for (const n of fs12.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs12.rmSync(path9.join(dir, n), { recursive: true, force: true });
   }
 }
 
@@ -27093,8 +27132,8 @@ function stageOf(label) {
 }
 
 // src/pipeline/run.ts
-import * as fs17 from "node:fs";
-import * as path14 from "node:path";
+import * as fs18 from "node:fs";
+import * as path15 from "node:path";
 
 // src/onnx/preflight.ts
 var MAX_ONNX_OPSET = 26;
@@ -29271,9 +29310,9 @@ function describeStructured(dense, r, o) {
 }
 
 // src/onnx/runtime/session.ts
-import * as fs12 from "node:fs";
+import * as fs13 from "node:fs";
 import * as os5 from "node:os";
-import * as path9 from "node:path";
+import * as path10 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -29294,17 +29333,17 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs12.mkdtempSync(path9.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs12.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs13.mkdtempSync(path10.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs13.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path9.join(dir, "model.onnx");
+    const file = path10.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw cannotLoad(e);
   } finally {
-    fs12.rmSync(dir, { recursive: true, force: true });
+    fs13.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -29680,8 +29719,8 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
 }
 
 // src/recover/runRecovery.ts
-import * as fs14 from "node:fs";
-import * as path10 from "node:path";
+import * as fs15 from "node:fs";
+import * as path11 from "node:path";
 
 // src/recover/bounds.ts
 function nodeMacsOf(model) {
@@ -30819,7 +30858,7 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
 
 // src/recover/external.ts
 import { spawn as spawn2 } from "node:child_process";
-import * as fs13 from "node:fs";
+import * as fs14 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -30858,7 +30897,7 @@ var CommandTimedOut = class extends Error {
 };
 var KILL_GRACE_MS = 2e3;
 function runCommand(command, env, opts = {}) {
-  return new Promise((resolve4, reject) => {
+  return new Promise((resolve5, reject) => {
     const started = performance.now();
     const child = spawn2(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
     const killGroup = (signal) => {
@@ -30886,7 +30925,7 @@ function runCommand(command, env, opts = {}) {
       clearTimeout(grace);
       unregister();
       if (timedOut) reject(new CommandTimedOut((performance.now() - started) / 1e3));
-      else if (code === 0) resolve4();
+      else if (code === 0) resolve5();
       else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
     });
   });
@@ -30921,9 +30960,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs13.rmSync(paths.modelOut, { force: true });
+  fs14.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths), opts);
-  if (!fs13.existsSync(paths.modelOut)) {
+  if (!fs14.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -31805,7 +31844,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path10.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path11.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -31822,7 +31861,7 @@ async function runRecovery(req) {
   if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs14.mkdirSync(req.stepsDir, { recursive: true });
+  fs15.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -31837,7 +31876,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config: config2, progress } = req;
   if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
-  fs14.mkdirSync(req.stepsDir, { recursive: true });
+  fs15.mkdirSync(req.stepsDir, { recursive: true });
   if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.note(`recovery: running ${config2.recoveryCommand}`);
@@ -31992,8 +32031,8 @@ function boundSkips(skipped) {
 }
 
 // src/recover/rounds.ts
-import * as fs15 from "node:fs";
-import * as path11 from "node:path";
+import * as fs16 from "node:fs";
+import * as path12 from "node:path";
 
 // src/prune/schedule.ts
 function cubicSchedule(initial, final, steps) {
@@ -32072,9 +32111,9 @@ async function runRounds(req) {
     const target = targets[r - 1];
     progress.note(`recovery round ${r}/${req.rounds}: ${config2.method} to ${pct4(target)}`);
     const pruned = pruneRound(current, req.weights, target, config2, req.plan);
-    const dir = path11.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
+    const dir = path12.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
     const artifact = stepFile(dir, 1, "prune");
-    fs15.mkdirSync(dir, { recursive: true });
+    fs16.mkdirSync(dir, { recursive: true });
     saveModel(pruned, artifact);
     const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
     const last = rec.steps.at(-1)?.artifact ?? artifact;
@@ -32100,7 +32139,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
   const model = pruneRound(r.model, weights, config2.sparsity, config2, plan);
   ctx.stamp(model, plan ? "sensitivity" : config2.scope);
   const pruneArtifact = stepFile(dir, 1, "prune");
-  fs15.mkdirSync(dir, { recursive: true });
+  fs16.mkdirSync(dir, { recursive: true });
   saveModel(model, pruneArtifact);
   const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
   const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
@@ -32129,8 +32168,8 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
     return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
   const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global = await runChain(dense, weights, half, rounds, path11.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path11.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global = await runChain(dense, weights, half, rounds, path12.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path12.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
@@ -32139,8 +32178,8 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
 }
 
 // src/pipeline/gradual.ts
-import * as fs16 from "node:fs";
-import * as path13 from "node:path";
+import * as fs17 from "node:fs";
+import * as path14 from "node:path";
 
 // src/prune/structured/channels.ts
 function countChannels(model, protectedTensors) {
@@ -32162,7 +32201,7 @@ function countChannels(model, protectedTensors) {
 
 // src/pipeline/ledgerFile.ts
 import * as os6 from "node:os";
-import * as path12 from "node:path";
+import * as path13 from "node:path";
 function classChanges2(dense, final, labels, classes) {
   const support = classSupport(labels, classes);
   const changes = [];
@@ -32189,8 +32228,8 @@ function writeLedger(req, provider, model) {
     models: [model]
   };
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path12.join(req.out, "ledger.json");
-  const markdownPath = path12.join(req.out, "ledger.md");
+  const ledgerPath = path13.join(req.out, "ledger.json");
+  const markdownPath = path13.join(req.out, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
@@ -32346,8 +32385,8 @@ async function runGradual(input, progress) {
   const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config2.sparsity)} (${targets.map(pct5).join(", ")})`);
-  const stepsRoot = path13.join(req.out, "steps");
-  fs16.mkdirSync(stepsRoot, { recursive: true });
+  const stepsRoot = path14.join(req.out, "steps");
+  fs17.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
   const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
@@ -32373,7 +32412,7 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
     }
-    progress.note(`pruning ${path13.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.note(`pruning ${path14.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
     if (config2.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config2));
@@ -32387,11 +32426,11 @@ async function runGradual(input, progress) {
       "prune-guard.scope": config2.scope,
       "prune-guard.target_sparsity": String(target),
       "prune-guard.schedule_step": `${t}/${targets.length}`,
-      "prune-guard.source": path13.basename(req.model),
+      "prune-guard.source": path14.basename(req.model),
       "prune-guard.recovery": config2.recovery
     });
-    const dir = path13.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
-    fs16.mkdirSync(dir, { recursive: true });
+    const dir = path14.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    fs17.mkdirSync(dir, { recursive: true });
     const pruneArtifact = stepFile(dir, 1, "prune");
     saveModel(pruned.model, pruneArtifact);
     const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
@@ -32455,7 +32494,7 @@ async function runGradual(input, progress) {
   const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
   const chosen2 = rows2.find((r) => r.index === choice.index);
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs16.readFileSync(chosen2.final.step.artifact));
+  writeFileAtomic(outPath, fs17.readFileSync(chosen2.final.step.artifact));
   const steps = measured.map((m) => m.step);
   if (chosen2 !== rows2[rows2.length - 1]) {
     steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
@@ -32533,7 +32572,7 @@ function protectedFor(dense, kept) {
 
 // src/pipeline/run.ts
 function prunedPath(out, model) {
-  return path14.join(out, `${path14.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path15.join(out, `${path15.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -32549,7 +32588,7 @@ async function runPipeline(req, progress) {
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path14.resolve(outPath) === path14.resolve(req.model)) {
+  if (path15.resolve(outPath) === path15.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
@@ -32558,31 +32597,31 @@ async function runPipeline(req, progress) {
   if (config2.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path14.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path15.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
   const stamp = (model, scope2 = config2.scope) => {
     setMetadata(model, {
       "prune-guard.version": VERSION,
       "prune-guard.method": config2.method,
       "prune-guard.scope": scope2,
       "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path14.basename(req.model)
+      "prune-guard.source": path15.basename(req.model)
     });
     setMetadata(model, { "prune-guard.recovery": config2.recovery });
   };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path14.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path15.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
   const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
   const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model, pruned.scope ?? config2.scope);
-  fs17.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path14.join(req.out, "steps");
+  fs18.mkdirSync(req.out, { recursive: true });
+  const stepsDir = path15.join(req.out, "steps");
   const staged = hasRecoverySteps(config2, calib);
   const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
-  if (staged) fs17.mkdirSync(stepsDir, { recursive: true });
+  if (staged) fs18.mkdirSync(stepsDir, { recursive: true });
   if (!withRounds) saveModel(pruned.model, pruneArtifact);
   const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config: config2, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
   const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs17.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  if (staged) writeFileAtomic(outPath, fs18.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken2 = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken2.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
   releaseField(dense, "proto", "the dense model");
@@ -32657,8 +32696,8 @@ function timedOutLedger(req, t) {
 }
 function stageLedger(out, ledger) {
   const markdown = renderMarkdown(ledger);
-  writeFileAtomic(path15.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path15.join(out.staging, "ledger.md"), markdown);
+  writeFileAtomic(path16.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(path16.join(out.staging, "ledger.md"), markdown);
   return { markdown };
 }
 function infeasibleBudgetNotes(req) {
@@ -32672,18 +32711,28 @@ function infeasibleBudgetNotes(req) {
   }
   return notes;
 }
+function runInputs(req) {
+  return [
+    { flag: "--model", path: req.model },
+    { flag: "--data", path: req.data },
+    ...req.calib ? [{ flag: "--calib", path: req.calib }] : [],
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path })),
+    ...req.configFile ? [{ flag: "--config", path: req.configFile }] : []
+  ];
+}
 async function runGuarded(req, progress) {
-  if (path15.resolve(prunedPath(req.out, req.model)) === path15.resolve(req.model)) {
+  if (path16.resolve(prunedPath(req.out, req.model)) === path16.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
+  refuseInputsInOutput(req.out, runInputs(req));
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
   const out = await OutputDir.open(req.out, {
     waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
     onWait: (m) => progress.note(m)
   });
   const deadline = new Deadline(req.config.timeBudget);
-  const ledgerPath = path15.join(req.out, "ledger.json");
-  const markdownPath = path15.join(req.out, "ledger.md");
+  const ledgerPath = path16.join(req.out, "ledger.json");
+  const markdownPath = path16.join(req.out, "ledger.md");
   try {
     let ledger;
     try {
@@ -32693,7 +32742,7 @@ async function runGuarded(req, progress) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path15.basename(prunedPath(req.out, req.model)));
+      out.retire(path16.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
     const { markdown } = stageLedger(out, ledger);
@@ -32779,7 +32828,7 @@ function refuseEmptyValues(cmd) {
   return cmd;
 }
 function resolveConfig(flags, command) {
-  const file = flags.config ?? (fs18.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs19.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : DEFAULT_CONFIG;
   const given = FLAGS.filter((f) => f.commands.includes(command)).flatMap((f) => {
     const value = flags[attributeOf.get(f)];
@@ -32798,7 +32847,7 @@ function buildProgram(io) {
   const run = program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []);
   addSettingFlags(run, "run").option("--quiet", "do not print the ledger").action(async (flags) => {
     const { config: config2, budgets } = resolveConfig(flags, "run");
-    const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, config: config2, budgets }, stderrProgress());
+    const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, configFile: flags.config, config: config2, budgets }, stderrProgress());
     print(flags, result.markdown);
     io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
   });

@@ -46876,6 +46876,14 @@ var init_run = __esm({
   }
 });
 
+// src/io/inputPaths.ts
+var init_inputPaths = __esm({
+  "src/io/inputPaths.ts"() {
+    "use strict";
+    init_errors();
+  }
+});
+
 // src/pipeline/compare.ts
 import * as path11 from "node:path";
 function compareBudgets(budgets) {
@@ -46919,6 +46927,7 @@ var DEFAULT_LATENCY_REGRESSION;
 var init_compare = __esm({
   "src/pipeline/compare.ts"() {
     "use strict";
+    init_inputPaths();
     init_rules();
     init_dataset();
     init_errors();

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { refuseInputsInOutput } from '../io/inputPaths.js';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { checkMeasureConfig } from '../config/rules.js';
@@ -107,6 +108,12 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
 export async function comparePipeline(req: CompareRequest, progress: Progress): Promise<{ ledger: Ledger; markdown: string; ledgerPath: string; markdownPath: string }> {
   const { config } = req;
   for (const p of [req.base, req.head]) if (!fs.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  refuseInputsInOutput(req.out, [
+    { flag: '--base', path: req.base },
+    { flag: '--head', path: req.head },
+    { flag: '--data', path: req.data },
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path })),
+  ]);
   const m = await measurePair(req, progress);
   const budgets = compareBudgets(req.budgets);
   const changes = classChanges(m.base.step, m.head.step, m.data.labels!, m.base.preds.classes);
