@@ -26943,6 +26943,7 @@ function readOwner(file) {
   }
 }
 async function lockDir(dir, opts) {
+  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
   try {
     fs11.mkdirSync(dir, { recursive: true });
   } catch (e) {
@@ -32295,7 +32296,8 @@ function speedFunnel(input) {
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
   const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
   const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
-  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
+  const sameKernels = step.flops === dense.flops && step.params === dense.params;
+  const speed = p === null || speedup === null ? null : !sameKernels && p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
   return {
     batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
     params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),

@@ -18,7 +18,8 @@ export interface InputFileOptions {
   maxBytes?: number;
 }
 
-function underPseudoRoot(real: string): boolean {
+/** Whether a resolved path lies on a kernel pseudo file system (/proc, /sys, /dev). */
+export function underPseudoRoot(real: string): boolean {
   return PSEUDO_ROOTS.some((root) => real === root || real.startsWith(root + path.sep));
 }
 

@@ -9,7 +9,7 @@ export interface NamedInput {
 }
 
 /** The path with every existing part's symlinks resolved, so two spellings of one place compare equal. */
-function resolved(p: string): string {
+export function resolved(p: string): string {
   const abs = path.resolve(p);
   const missing: string[] = [];
   let dir = abs;

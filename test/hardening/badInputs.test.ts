@@ -51,6 +51,12 @@ describe('broken and hostile model files', () => {
     await expectRefused(onMlp(fifo), /pipe\.onnx: is a named pipe \(FIFO\), not a regular file/);
   });
 
+  it('--out under /proc: refused in one line instead of spinning', async () => {
+    const r = await runCli(['run', '--out', '/proc/x', ...FAST, ...onMlp(MLP)]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.trim()).toBe('prune-guard: error: --out /proc/x: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs');
+  });
+
   it('/dev/zero as the model and /proc as the data: refused before a byte is read', async () => {
     await expectRefused(onMlp('/dev/zero'), /^(prune-guard: )?error: \/dev\/zero: is a system file/);
     fs.symlinkSync('/proc/self/status', file('status.npz'));
