@@ -1217,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path17 = __require("node:path");
-    var fs20 = __require("node:fs");
+    var path22 = __require("node:path");
+    var fs23 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -1522,8 +1522,8 @@ var require_command = __commonJS({
        * @return {Command} `this` command for chaining
        */
       arguments(names) {
-        names.trim().split(/ +/).forEach((detail) => {
-          this.argument(detail);
+        names.trim().split(/ +/).forEach((detail2) => {
+          this.argument(detail2);
         });
         return this;
       }
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs20.existsSync(executableFile)) return;
+        if (fs23.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2230,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path17.resolve(baseDir, baseName2);
-          if (fs20.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path17.extname(baseName2))) return void 0;
+          const localBin = path22.resolve(baseDir, baseName2);
+          if (fs23.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path22.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs20.existsSync(`${localBin}${ext}`)
+            (ext) => fs23.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs20.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs23.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path17.resolve(
-            path17.dirname(resolvedScriptPath),
+          executableDir = path22.resolve(
+            path22.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path17.basename(
+            const legacyName = path22.basename(
               this._scriptPath,
-              path17.extname(this._scriptPath)
+              path22.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path17.extname(executableFile));
+        launchWithNode = sourceExt.includes(path22.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path17.basename(filename, path17.extname(filename));
+        this._name = path22.basename(filename, path22.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path18) {
-        if (path18 === void 0) return this._executableDir;
-        this._executableDir = path18;
+      executableDir(path23) {
+        if (path23 === void 0) return this._executableDir;
+        this._executableDir = path23;
         return this;
       }
       /**
@@ -3705,17 +3705,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path17) {
-      const ctrl = callVisitor(key, node, visitor, path17);
+    function visit_(key, node, visitor, path22) {
+      const ctrl = callVisitor(key, node, visitor, path22);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path17, ctrl);
-        return visit_(key, ctrl, visitor, path17);
+        replaceNode(key, path22, ctrl);
+        return visit_(key, ctrl, visitor, path22);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path17 = Object.freeze(path17.concat(node));
+          path22 = Object.freeze(path22.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path17);
+            const ci = visit_(i2, node.items[i2], visitor, path22);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3726,13 +3726,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path17 = Object.freeze(path17.concat(node));
-          const ck = visit_("key", node.key, visitor, path17);
+          path22 = Object.freeze(path22.concat(node));
+          const ck = visit_("key", node.key, visitor, path22);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path17);
+          const cv = visit_("value", node.value, visitor, path22);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3753,17 +3753,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path17) {
-      const ctrl = await callVisitor(key, node, visitor, path17);
+    async function visitAsync_(key, node, visitor, path22) {
+      const ctrl = await callVisitor(key, node, visitor, path22);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path17, ctrl);
-        return visitAsync_(key, ctrl, visitor, path17);
+        replaceNode(key, path22, ctrl);
+        return visitAsync_(key, ctrl, visitor, path22);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path17 = Object.freeze(path17.concat(node));
+          path22 = Object.freeze(path22.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path17);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path22);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3774,13 +3774,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path17 = Object.freeze(path17.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path17);
+          path22 = Object.freeze(path22.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path22);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path17);
+          const cv = await visitAsync_("value", node.value, visitor, path22);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3807,23 +3807,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path17) {
+    function callVisitor(key, node, visitor, path22) {
       if (typeof visitor === "function")
-        return visitor(key, node, path17);
+        return visitor(key, node, path22);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path17);
+        return visitor.Map?.(key, node, path22);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path17);
+        return visitor.Seq?.(key, node, path22);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path17);
+        return visitor.Pair?.(key, node, path22);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path17);
+        return visitor.Scalar?.(key, node, path22);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path17);
+        return visitor.Alias?.(key, node, path22);
       return void 0;
     }
-    function replaceNode(key, path17, node) {
-      const parent = path17[path17.length - 1];
+    function replaceNode(key, path22, node) {
+      const parent = path22[path22.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4435,10 +4435,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path17, value) {
+    function collectionFromPath(schema, path22, value) {
       let v = value;
-      for (let i2 = path17.length - 1; i2 >= 0; --i2) {
-        const k = path17[i2];
+      for (let i2 = path22.length - 1; i2 >= 0; --i2) {
+        const k = path22[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4457,7 +4457,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path17) => path17 == null || typeof path17 === "object" && !!path17[Symbol.iterator]().next().done;
+    var isEmptyPath = (path22) => path22 == null || typeof path22 === "object" && !!path22[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4487,11 +4487,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path17, value) {
-        if (isEmptyPath(path17))
+      addIn(path22, value) {
+        if (isEmptyPath(path22))
           this.add(value);
         else {
-          const [key, ...rest] = path17;
+          const [key, ...rest] = path22;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4505,8 +4505,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path17) {
-        const [key, ...rest] = path17;
+      deleteIn(path22) {
+        const [key, ...rest] = path22;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4520,8 +4520,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path17, keepScalar) {
-        const [key, ...rest] = path17;
+      getIn(path22, keepScalar) {
+        const [key, ...rest] = path22;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4539,8 +4539,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path17) {
-        const [key, ...rest] = path17;
+      hasIn(path22) {
+        const [key, ...rest] = path22;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4550,8 +4550,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path17, value) {
-        const [key, ...rest] = path17;
+      setIn(path22, value) {
+        const [key, ...rest] = path22;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -7066,9 +7066,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path17, value) {
+      addIn(path22, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path17, value);
+          this.contents.addIn(path22, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -7143,14 +7143,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path17) {
-        if (Collection.isEmptyPath(path17)) {
+      deleteIn(path22) {
+        if (Collection.isEmptyPath(path22)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path17) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path22) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7165,10 +7165,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path17, keepScalar) {
-        if (Collection.isEmptyPath(path17))
+      getIn(path22, keepScalar) {
+        if (Collection.isEmptyPath(path22))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path17, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path22, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7179,10 +7179,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path17) {
-        if (Collection.isEmptyPath(path17))
+      hasIn(path22) {
+        if (Collection.isEmptyPath(path22))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path17) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path22) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7199,13 +7199,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path17, value) {
-        if (Collection.isEmptyPath(path17)) {
+      setIn(path22, value) {
+        if (Collection.isEmptyPath(path22)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path17), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path22), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path17, value);
+          this.contents.setIn(path22, value);
         }
       }
       /**
@@ -9166,9 +9166,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path17) => {
+    visit.itemAtPath = (cst, path22) => {
       let item = cst;
-      for (const [field, index] of path17) {
+      for (const [field, index] of path22) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9177,23 +9177,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path17) => {
-      const parent = visit.itemAtPath(cst, path17.slice(0, -1));
-      const field = path17[path17.length - 1][0];
+    visit.parentCollection = (cst, path22) => {
+      const parent = visit.itemAtPath(cst, path22.slice(0, -1));
+      const field = path22[path22.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path17, item, visitor) {
-      let ctrl = visitor(item, path17);
+    function _visit(path22, item, visitor) {
+      let ctrl = visitor(item, path22);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path17.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path22.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9204,10 +9204,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path17);
+            ctrl = ctrl(item, path22);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path17) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path22) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10509,14 +10509,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs20 = this.flowScalar(this.type);
+              const fs23 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs20, sep: [] });
+                map.items.push({ start, key: fs23, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs20);
+                this.stack.push(fs23);
               } else {
-                Object.assign(it, { key: fs20, sep: [] });
+                Object.assign(it, { key: fs23, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10644,13 +10644,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs20 = this.flowScalar(this.type);
+              const fs23 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs20, sep: [] });
+                fc.items.push({ start: [], key: fs23, sep: [] });
               else if (it.sep)
-                this.stack.push(fs20);
+                this.stack.push(fs23);
               else
-                Object.assign(it, { key: fs20, sep: [] });
+                Object.assign(it, { key: fs23, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -11590,7 +11590,7 @@ var require_tensor_utils_impl = __commonJS({
     exports.tensorReshape = exports.calculateSize = void 0;
     var tensor_impl_js_1 = require_tensor_impl();
     var calculateSize = (dims) => {
-      let size = 1;
+      let size2 = 1;
       for (let i2 = 0; i2 < dims.length; i2++) {
         const dim = dims[i2];
         if (typeof dim !== "number" || !Number.isSafeInteger(dim)) {
@@ -11599,9 +11599,9 @@ var require_tensor_utils_impl = __commonJS({
         if (dim < 0) {
           throw new RangeError(`dims[${i2}] must be a non-negative integer, got: ${dim}`);
         }
-        size *= dim;
+        size2 *= dim;
       }
-      return size;
+      return size2;
     };
     exports.calculateSize = calculateSize;
     var tensorReshape = (tensor, dims) => {
@@ -11783,16 +11783,16 @@ var require_tensor_impl = __commonJS({
           this.cpuData = data;
           this.dataLocation = "cpu";
         }
-        const size = (0, tensor_utils_impl_js_1.calculateSize)(dims);
-        if (this.cpuData && size !== this.cpuData.length) {
-          if ((type === "uint4" || type === "int4") && Math.ceil(size / 2) === this.cpuData.length) {
+        const size2 = (0, tensor_utils_impl_js_1.calculateSize)(dims);
+        if (this.cpuData && size2 !== this.cpuData.length) {
+          if ((type === "uint4" || type === "int4") && Math.ceil(size2 / 2) === this.cpuData.length) {
           } else {
-            throw new Error(`Tensor's size(${size}) does not match data length(${this.cpuData.length}).`);
+            throw new Error(`Tensor's size(${size2}) does not match data length(${this.cpuData.length}).`);
           }
         }
         this.type = type;
         this.dims = dims;
-        this.size = size;
+        this.size = size2;
       }
       // #endregion
       // #region factory
@@ -12751,8 +12751,8 @@ var require_utils = __commonJS({
       }
       return output;
     };
-    exports.basename = (path17, { windows } = {}) => {
-      const segs = path17.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path22, { windows } = {}) => {
+      const segs = path22.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -14124,9 +14124,9 @@ var require_picomatch = __commonJS({
     var utils = require_utils();
     var constants3 = require_constants();
     var isObject3 = (val) => val && typeof val === "object" && !Array.isArray(val);
-    var picomatch2 = (glob2, options, returnState = false) => {
+    var picomatch4 = (glob2, options, returnState = false) => {
       if (Array.isArray(glob2)) {
-        const fns = glob2.map((input) => picomatch2(input, options, returnState));
+        const fns = glob2.map((input) => picomatch4(input, options, returnState));
         const arrayMatcher = (str) => {
           for (const isMatch of fns) {
             const state2 = isMatch(str);
@@ -14142,16 +14142,16 @@ var require_picomatch = __commonJS({
       }
       const opts = options || {};
       const posix = opts.windows;
-      const regex = isState ? picomatch2.compileRe(glob2, options) : picomatch2.makeRe(glob2, options, false, true);
+      const regex = isState ? picomatch4.compileRe(glob2, options) : picomatch4.makeRe(glob2, options, false, true);
       const state = regex.state;
       delete regex.state;
       let isIgnored = () => false;
       if (opts.ignore) {
         const ignoreOpts = { ...options, ignore: null, onMatch: null, onResult: null };
-        isIgnored = picomatch2(opts.ignore, ignoreOpts, returnState);
+        isIgnored = picomatch4(opts.ignore, ignoreOpts, returnState);
       }
       const matcher = (input, returnObject = false) => {
-        const { isMatch, match, output } = picomatch2.test(input, regex, options, { glob: glob2, posix });
+        const { isMatch, match, output } = picomatch4.test(input, regex, options, { glob: glob2, posix });
         const result = { glob: glob2, state, regex, posix, input, output, match, isMatch };
         if (typeof opts.onResult === "function") {
           opts.onResult(result);
@@ -14177,7 +14177,7 @@ var require_picomatch = __commonJS({
       }
       return matcher;
     };
-    picomatch2.test = (input, regex, options, { glob: glob2, posix } = {}) => {
+    picomatch4.test = (input, regex, options, { glob: glob2, posix } = {}) => {
       if (typeof input !== "string") {
         throw new TypeError("Expected input to be a string");
       }
@@ -14194,24 +14194,24 @@ var require_picomatch = __commonJS({
       }
       if (match === false || opts.capture === true) {
         if (opts.matchBase === true || opts.basename === true) {
-          match = picomatch2.matchBase(input, regex, options, posix);
+          match = picomatch4.matchBase(input, regex, options, posix);
         } else {
           match = regex.exec(output);
         }
       }
       return { isMatch: Boolean(match), match, output };
     };
-    picomatch2.matchBase = (input, glob2, options, posix = options && options.windows) => {
-      const regex = glob2 instanceof RegExp ? glob2 : picomatch2.makeRe(glob2, options);
+    picomatch4.matchBase = (input, glob2, options, posix = options && options.windows) => {
+      const regex = glob2 instanceof RegExp ? glob2 : picomatch4.makeRe(glob2, options);
       return regex.test(utils.basename(input, { windows: posix }));
     };
-    picomatch2.isMatch = (str, patterns, options) => picomatch2(patterns, options)(str);
-    picomatch2.parse = (pattern, options) => {
-      if (Array.isArray(pattern)) return pattern.map((p) => picomatch2.parse(p, options));
+    picomatch4.isMatch = (str, patterns, options) => picomatch4(patterns, options)(str);
+    picomatch4.parse = (pattern, options) => {
+      if (Array.isArray(pattern)) return pattern.map((p) => picomatch4.parse(p, options));
       return parse2(pattern, { ...options, fastpaths: false });
     };
-    picomatch2.scan = (input, options) => scan(input, options);
-    picomatch2.compileRe = (state, options, returnOutput = false, returnState = false) => {
+    picomatch4.scan = (input, options) => scan(input, options);
+    picomatch4.compileRe = (state, options, returnOutput = false, returnState = false) => {
       if (returnOutput === true) {
         return state.output;
       }
@@ -14222,13 +14222,13 @@ var require_picomatch = __commonJS({
       if (state && state.negated === true) {
         source = `^(?!${source}).*$`;
       }
-      const regex = picomatch2.toRegex(source, options);
+      const regex = picomatch4.toRegex(source, options);
       if (returnState === true) {
         regex.state = state;
       }
       return regex;
     };
-    picomatch2.makeRe = (input, options = {}, returnOutput = false, returnState = false) => {
+    picomatch4.makeRe = (input, options = {}, returnOutput = false, returnState = false) => {
       if (!input || typeof input !== "string") {
         throw new TypeError("Expected a non-empty string");
       }
@@ -14239,9 +14239,9 @@ var require_picomatch = __commonJS({
       if (!parsed.output) {
         parsed = parse2(input, options);
       }
-      return picomatch2.compileRe(parsed, options, returnOutput, returnState);
+      return picomatch4.compileRe(parsed, options, returnOutput, returnState);
     };
-    picomatch2.toRegex = (source, options) => {
+    picomatch4.toRegex = (source, options) => {
       try {
         const opts = options || {};
         return new RegExp(source, opts.flags || (opts.nocase ? "i" : ""));
@@ -14250,8 +14250,8 @@ var require_picomatch = __commonJS({
         return /$^/;
       }
     };
-    picomatch2.constants = constants3;
-    module.exports = picomatch2;
+    picomatch4.constants = constants3;
+    module.exports = picomatch4;
   }
 });
 
@@ -14261,14 +14261,14 @@ var require_picomatch2 = __commonJS({
     "use strict";
     var pico = require_picomatch();
     var utils = require_utils();
-    function picomatch2(glob2, options, returnState = false) {
+    function picomatch4(glob2, options, returnState = false) {
       if (options && (options.windows === null || options.windows === void 0)) {
         options = { ...options, windows: utils.isWindows() };
       }
       return pico(glob2, options, returnState);
     }
-    Object.assign(picomatch2, pico);
-    module.exports = picomatch2;
+    Object.assign(picomatch4, pico);
+    module.exports = picomatch4;
   }
 });
 
@@ -15144,7 +15144,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs19 from "node:fs";
+import * as fs22 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -15548,11 +15548,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path17, issues) {
+function prefixIssues(path22, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path17);
+    iss.path.unshift(path22);
     return iss;
   });
 }
@@ -15634,9 +15634,9 @@ function issue(...args) {
   }
   return { ...iss };
 }
-function members(proto, table2) {
-  for (const key in table2) {
-    const desc = Object.getOwnPropertyDescriptor(table2, key);
+function members(proto, table3) {
+  for (const key in table3) {
+    const desc = Object.getOwnPropertyDescriptor(table3, key);
     if (desc.get)
       Object.defineProperty(proto, key, { ...desc, enumerable: false });
     else
@@ -16371,14 +16371,14 @@ var $ZodNever = /* @__PURE__ */ $constructor("$ZodNever", (inst, def) => {
     return payload;
   };
 });
-function capSize(inst, size) {
+function capSize(inst, size2) {
   const caps = sizeCaps(inst._zod.def.checks);
   if (!caps.length)
     return;
   const cap = Math.min(...caps.map((c) => c[0]));
   const parse2 = inst._zod.parse;
   inst._zod.parse = (payload, ctx) => {
-    const n = size(payload.value);
+    const n = size2(payload.value);
     if (n > cap && !ctx?.skipChecks && ctx?.direction !== "backward") {
       for (const [max2, ch] of sizeCaps(inst._zod.def.checks)) {
         if (n > max2 && ch._zod.def.when(payload)) {
@@ -17319,6 +17319,8 @@ var IMAGE_CORRUPTIONS = ["gaussian-noise", "contrast", "brightness", "blur"];
 var TABULAR_CORRUPTIONS = ["feature-noise", "feature-dropout"];
 var CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
 var SCHEDULES = ["oneshot", "gradual"];
+var QUANTIZE_MODES = ["none", "int8", "dynamic"];
+var QUANTIZE_CALIBRATIONS = ["minmax", "percentile", "entropy"];
 var EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
 var MAX_BATCH = 65536;
 var RUN = ["run"];
@@ -17485,6 +17487,19 @@ var SETTINGS = {
     help: "with recovery rounds and global scope: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)",
     flag: { commands: RUN }
   }),
+  quantize: setting(oneOf(QUANTIZE_MODES), "none", {
+    help: "after pruning and recovery (or alone with sparsity 0), quantize the last float step: int8 = static QDQ calibrated on the calibration set (uint8 activations, per-channel int8 weights, layers kept float where measurement says so); dynamic = MatMul weights int8, activations quantized per batch at run time (docs/methods.md#int8-quantization)",
+    flag: { value: "<mode>", commands: RUN },
+    input: "quantize"
+  }),
+  "quantize-calibration": setting(oneOf(QUANTIZE_CALIBRATIONS), "minmax", {
+    help: "how quantize int8 sets activation ranges on the calibration set: minmax, percentile or entropy",
+    flag: { value: "<method>", commands: RUN }
+  }),
+  "quantize-exclude": setting(repeatedList(glob, 'a list of node-name globs like ["/stem/*"]'), [], {
+    help: "globs of node names quantize keeps in float; flags add to the file's list",
+    flag: { value: "<glob>", commands: RUN, repeat: "append" }
+  }),
   budgets: {
     help: BUDGETS_HELP,
     /** flags and the input are NAME=VALUE lines (src/config/budgets.ts), kept apart from the file's limits so the ledger says where each came from */
@@ -17516,16 +17531,16 @@ var writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(
 var DEFAULT_CONFIG = Object.freeze(fromFile(CONFIG_FILE.parse({})));
 
 // src/config/validate.ts
-function formatKeyPath(path17) {
-  return path17.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path22) {
+  return path22.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path17) {
-  return path17.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path22) {
+  return path22.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue2, subject, value) {
   const form = formOf(issue2);
@@ -17535,18 +17550,18 @@ function describeIssue(issue2, subject, value) {
   return `${subject} must be ${issue2.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue2, raw) {
-  const path17 = issue2.path;
+  const path22 = issue2.path;
   if (issue2.code === "unrecognized_keys") {
     const valid = issue2.message.startsWith(VALID_KEYS) ? issue2.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue2.keys.map((key) => {
-      const full = [...path17, key];
+      const full = [...path22, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path17));
-  if (path17.length === 0) return [{ path: path17, message: `the config must be ${issue2.message} (got ${value})` }];
-  const subject = formOf(issue2) === "plain" ? formatKeyPath(path17) : `'${formatKeyPath(path17)}'`;
-  return [{ path: path17, message: describeIssue(issue2, subject, value) }];
+  const value = show(valueAt(raw, path22));
+  if (path22.length === 0) return [{ path: path22, message: `the config must be ${issue2.message} (got ${value})` }];
+  const subject = formOf(issue2) === "plain" ? formatKeyPath(path22) : `'${formatKeyPath(path22)}'`;
+  return [{ path: path22, message: describeIssue(issue2, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -17566,10 +17581,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path17) {
+function lineOf(doc, lines, path22) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path17) {
+  for (const segment of path22) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -17589,8 +17604,8 @@ function lineOf(doc, lines, path17) {
 
 // src/config/loadConfig.ts
 var MAX_CONFIG_BYTES = 4 * 2 ** 20;
-function loadConfig(path17, shownAs = path17) {
-  const text2 = readInputFile(path17, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
+function loadConfig(path22, shownAs = path22) {
+  const text2 = readInputFile(path22, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -17616,10 +17631,10 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path17 = ["budgets", name];
-    const node = doc.getIn(path17, true);
+    const path22 = ["budgets", name];
+    const node = doc.getIn(path22, true);
     if ((0, import_yaml2.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines, path17)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines, path22)}`;
   }
   return config2;
 }
@@ -17630,22 +17645,22 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry) => {
     const eq = entry.indexOf("=");
     const name = entry.slice(0, Math.max(eq, 0)).trim();
-    const path17 = entry.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path17 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path22 = entry.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path22 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry);
-    return { name, path: path17 };
+    return { name, path: path22 };
   });
 }
 
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path17 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path17);
+    const path22 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path22);
     if (!("kind" in s)) return [];
-    return [{ path: path17, field: path17.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path22, field: path22.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 var SETTING_REFS = flatten(SETTINGS, []);
@@ -17904,8 +17919,7 @@ function refuseInputsInOutput(out, inputs) {
 }
 
 // src/pipeline/compare.ts
-import * as os3 from "node:os";
-import * as path6 from "node:path";
+import * as path7 from "node:path";
 
 // src/config/rules.ts
 import * as os2 from "node:os";
@@ -17965,7 +17979,11 @@ var LAYER_CAP_RULES = [
   (c) => c.maxLayerSparsity < 1 && c.scope !== "global" ? `--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${c.scope} sets every layer's ratio itself; use --scope global or drop the cap` : void 0,
   (c) => c.maxLayerSparsity < 1 && c.maxLayerSparsity < c.sparsity ? `--max-layer-sparsity ${c.maxLayerSparsity}: below --sparsity ${c.sparsity}, so no allocation reaches the target; raise it to at least ${c.sparsity}` : void 0
 ];
-var RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES];
+var QUANTIZE_RULES = [
+  (c, f) => c.quantize === "int8" && f.calib === "none" ? "--quantize int8: needs calibration data to measure activation ranges; pass --calib calib.npz (512 samples are plenty), or use --quantize dynamic for MatMul layers" : void 0,
+  (c) => c.quantize !== "none" && c.schedule === "gradual" ? `--quantize ${c.quantize}: not combined with --schedule gradual; quantize the shipped step in a one-shot run (--schedule oneshot)` : void 0
+];
+var RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES];
 function broken(rules, config2, facts) {
   const all = { calib: "none", ...facts, cores: facts.cores ?? os2.availableParallelism() };
   return rules.map((rule) => rule(config2, all)).filter((m) => m !== void 0);
@@ -18163,15 +18181,15 @@ function decodeShape(value, fail) {
     return Number(d);
   });
 }
-function swapBytesInPlace(bytes2, size) {
-  if (size === 2) {
+function swapBytesInPlace(bytes2, size2) {
+  if (size2 === 2) {
     const w2 = new Uint16Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 1);
     for (let i2 = 0; i2 < w2.length; i2++) w2[i2] = (w2[i2] & 255) << 8 | w2[i2] >>> 8;
     return;
   }
   const w = new Uint32Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 2);
   const bswap = (x2) => (x2 << 24 | (x2 & 65280) << 8 | x2 >>> 8 & 65280 | x2 >>> 24) >>> 0;
-  if (size === 4) {
+  if (size2 === 4) {
     for (let i2 = 0; i2 < w.length; i2++) w[i2] = bswap(w[i2]);
     return;
   }
@@ -19365,12 +19383,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path17, model, opts) {
+function loadDataset(path22, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path17} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path22} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path17);
+  const arrays = readArrays(path22);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -19379,7 +19397,7 @@ function loadDataset(path17, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path17}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path22}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -19388,37 +19406,37 @@ function loadDataset(path17, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path17}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path22}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path17, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path17, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path22, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path22, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path17}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path22}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path17}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path22}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path17, y, count3);
+  if (y) labels = toLabels(path22, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path17}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path22}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path17, count: count3, inputs, labels };
+  return { path: path22, count: count3, inputs, labels };
 }
-function checkInput(path17, spec, name, arr, modelName) {
-  const subject = `${path17}: array '${name}'`;
+function checkInput(path22, spec, name, arr, modelName) {
+  const subject = `${path22}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -19441,7 +19459,7 @@ function checkInput(path17, spec, name, arr, modelName) {
   }
 }
 var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path17, name, arr) {
+function checkFinite(path22, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -19452,7 +19470,7 @@ function checkFinite(path17, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path17}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path22}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -19471,8 +19489,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path17, y, count3) {
-  const subject = `${path17}: label array '${LABELS}'`;
+function toLabels(path22, y, count3) {
+  const subject = `${path22}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -19543,582 +19561,35 @@ function takeSamples(ds, indices) {
   return { path: ds.path, count: n, inputs, labels };
 }
 function copySample(dst, dstIndex, src, srcIndex, length) {
-  const size = src.BYTES_PER_ELEMENT;
-  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size, length * size).set(
-    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size, length * size)
+  const size2 = src.BYTES_PER_ELEMENT;
+  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size2, length * size2).set(
+    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size2, length * size2)
   );
-}
-
-// node_modules/markdown-table/index.js
-function defaultStringLength(value) {
-  return value.length;
-}
-function markdownTable(table2, options) {
-  const settings = options || {};
-  const align = (settings.align || []).concat();
-  const stringLength = settings.stringLength || defaultStringLength;
-  const alignments = [];
-  const cellMatrix = [];
-  const sizeMatrix = [];
-  const longestCellByColumn = [];
-  let mostCellsPerRow = 0;
-  let rowIndex = -1;
-  while (++rowIndex < table2.length) {
-    const row2 = [];
-    const sizes2 = [];
-    let columnIndex2 = -1;
-    if (table2[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table2[rowIndex].length;
-    }
-    while (++columnIndex2 < table2[rowIndex].length) {
-      const cell4 = serialize(table2[rowIndex][columnIndex2]);
-      if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell4);
-        sizes2[columnIndex2] = size;
-        if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
-          longestCellByColumn[columnIndex2] = size;
-        }
-      }
-      row2.push(cell4);
-    }
-    cellMatrix[rowIndex] = row2;
-    sizeMatrix[rowIndex] = sizes2;
-  }
-  let columnIndex = -1;
-  if (typeof align === "object" && "length" in align) {
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = toAlignment(align[columnIndex]);
-    }
-  } else {
-    const code = toAlignment(align);
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = code;
-    }
-  }
-  columnIndex = -1;
-  const row = [];
-  const sizes = [];
-  while (++columnIndex < mostCellsPerRow) {
-    const code = alignments[columnIndex];
-    let before = "";
-    let after = "";
-    if (code === 99) {
-      before = ":";
-      after = ":";
-    } else if (code === 108) {
-      before = ":";
-    } else if (code === 114) {
-      after = ":";
-    }
-    let size = settings.alignDelimiters === false ? 1 : Math.max(
-      1,
-      longestCellByColumn[columnIndex] - before.length - after.length
-    );
-    const cell4 = before + "-".repeat(size) + after;
-    if (settings.alignDelimiters !== false) {
-      size = before.length + size + after.length;
-      if (size > longestCellByColumn[columnIndex]) {
-        longestCellByColumn[columnIndex] = size;
-      }
-      sizes[columnIndex] = size;
-    }
-    row[columnIndex] = cell4;
-  }
-  cellMatrix.splice(1, 0, row);
-  sizeMatrix.splice(1, 0, sizes);
-  rowIndex = -1;
-  const lines = [];
-  while (++rowIndex < cellMatrix.length) {
-    const row2 = cellMatrix[rowIndex];
-    const sizes2 = sizeMatrix[rowIndex];
-    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
-    columnIndex = -1;
-    const line = [];
-    while (++columnIndex < cellsInRow) {
-      const cell4 = row2[columnIndex] || "";
-      let before = "";
-      let after = "";
-      if (settings.alignDelimiters !== false) {
-        const size = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
-        const code = alignments[columnIndex];
-        if (code === 114) {
-          before = " ".repeat(size);
-        } else if (code === 99) {
-          const half = size / 2;
-          if (size % 2) {
-            before = " ".repeat(half + 0.5);
-            after = " ".repeat(half - 0.5);
-          } else {
-            before = " ".repeat(half);
-            after = before;
-          }
-        } else {
-          after = " ".repeat(size);
-        }
-      }
-      if (settings.delimiterStart !== false && !columnIndex) {
-        line.push("|");
-      }
-      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
-      // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell4 === "") && (settings.delimiterStart !== false || columnIndex)) {
-        line.push(" ");
-      }
-      if (settings.alignDelimiters !== false) {
-        line.push(before);
-      }
-      line.push(cell4);
-      if (settings.alignDelimiters !== false) {
-        line.push(after);
-      }
-      if (settings.padding !== false) {
-        line.push(" ");
-      }
-      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
-        line.push("|");
-      }
-    }
-    lines.push(
-      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
-    );
-  }
-  return lines.join("\n");
-}
-function serialize(value) {
-  return value === null || value === void 0 ? "" : String(value);
-}
-function toAlignment(value) {
-  const code = typeof value === "string" ? value.codePointAt(0) : 0;
-  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
-}
-
-// src/util/escape.ts
-var LINE_BREAKS = /[\r\n\u2028\u2029\u0085]+/g;
-var CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
-function oneLine(text2) {
-  return text2.replace(LINE_BREAKS, " ").replace(CONTROLS, "");
-}
-function escapeMarkdown(text2) {
-  return oneLine(text2).replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/@/g, "@\u200D");
-}
-function markdownCode(text2) {
-  const line = oneLine(text2).replace(/\|/g, "\\|");
-  const longest = Math.max(0, ...(line.match(/`+/g) ?? []).map((r) => r.length));
-  const fence = "`".repeat(longest + 1);
-  const pad2 = line.startsWith("`") || line.endsWith("`") || line === "" ? " " : "";
-  return `${fence}${pad2}${line}${pad2}${fence}`;
-}
-function markdownCell(text2) {
-  return oneLine(text2).replace(/\|/g, "\\|");
-}
-
-// src/ledger/format.ts
-var MINUS = "\u2212";
-function signed(text2) {
-  return text2.startsWith("-") ? MINUS + text2.slice(1) : text2;
-}
-function fixed(x2, digits) {
-  const text2 = x2.toFixed(digits);
-  return Number(text2) === 0 ? 0 .toFixed(digits) : signed(text2);
-}
-function percent(fraction, digits = 1) {
-  return `${fixed(fraction * 100, digits)}%`;
-}
-function points(fraction, digits = 2) {
-  return `${fixed(fraction * 100, digits)} pt`;
-}
-function signedPoints(fraction, digits = 1) {
-  const text2 = fixed(fraction * 100, digits);
-  if (Number(text2.replace(MINUS, "-")) === 0) return `\xB1${text2} pt`;
-  return text2.startsWith(MINUS) ? `${text2} pt` : `+${text2} pt`;
-}
-function ms2(x2) {
-  return `${fixed(x2, 2)} ms`;
-}
-function ratio(x2, digits = 2) {
-  return `${fixed(x2, digits)}x`;
-}
-function bytes(n) {
-  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
-  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
-  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
-  return `${fixed(n / 1024 ** 3, 2)} GiB`;
-}
-var COUNT_UNITS = [
-  ["G", 1e9],
-  ["M", 1e6],
-  ["k", 1e3]
-];
-function count(n) {
-  for (const [suffix, size] of COUNT_UNITS) {
-    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
-  }
-  return fixed(n, 0);
-}
-
-// src/ledger/renderSensitivity.ts
-var CHART_LAYERS = 5;
-var cell = markdownCell;
-var quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
-function damage(l) {
-  const first = l.points[0];
-  const last = l.points[l.points.length - 1];
-  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
-}
-function bySensitivity(layers) {
-  return [...layers].sort((a, b) => {
-    const [da, na] = damage(a);
-    const [db, nb] = damage(b);
-    return db - da || nb - na || a.name.localeCompare(b.name);
-  });
-}
-function shortName(name, max2 = 28) {
-  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
-}
-function sensitivityChart(s) {
-  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
-  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
-  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
-  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
-  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
-  return [
-    "```mermaid",
-    "xychart-beta",
-    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
-    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
-    `    y-axis ${quoted(metric)} ${low} --> 100`,
-    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
-    "```"
-  ].join("\n");
-}
-function sensitivitySection(s) {
-  const ordered = bySensitivity(s.layers);
-  const shown = ordered.slice(0, CHART_LAYERS);
-  const acc2 = s.against === "labels" ? "acc" : "agree";
-  const nll = s.against === "labels" ? "NLL" : "KL";
-  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
-  const rows2 = ordered.map((l) => {
-    const line = shown.indexOf(l);
-    return [
-      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
-      String(l.size),
-      ...s.ratios.map((r) => {
-        const p = l.points.find((q) => q.ratio === r);
-        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
-      }),
-      `**${percent(l.allocated)}**`,
-      l.seconds.toFixed(2)
-    ];
-  });
-  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
-  return [
-    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
-    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
-    sensitivityChart(s),
-    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
-  ].join("\n\n");
-}
-
-// src/ledger/renderSchedule.ts
-var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-var DASH = "\u2014";
-var cell2 = markdownCell;
-function scheduleSection(model) {
-  const s = model.schedule;
-  if (!s) return void 0;
-  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
-  const structured = s.steps.some((r) => r.channels_removed !== void 0);
-  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
-  const rows2 = s.steps.map((r) => [
-    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
-    percent(r.target),
-    percent(r.sparsity),
-    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
-    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
-    r.accuracy === null ? DASH : percent(r.accuracy, 2),
-    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
-    bytes(r.size_bytes),
-    ...names.map((n) => {
-      const b = r.budgets.find((x2) => x2.name === n);
-      return b ? ICON[b.verdict] : DASH;
-    }),
-    `${ICON[r.verdict]} ${r.verdict}`
-  ]);
-  const ran = s.steps.length;
-  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
-  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
-  return [
-    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
-    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
-    stop,
-    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
-  ].join("\n\n");
-}
-
-// src/ledger/render.ts
-var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-var DASH2 = "\u2014";
-var TOP_CLASSES = 5;
-function baseName(path17) {
-  return path17.split(/[\\/]/).pop() || path17;
-}
-var cell3 = markdownCell;
-function table(rows2) {
-  return markdownTable(
-    rows2.map((row) => row.map(cell3)),
-    { alignDelimiters: false }
-  );
-}
-function denseStep(model) {
-  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
-}
-function finalStep(model) {
-  return model.steps.at(-1);
-}
-var speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
-function renderHeadline(model) {
-  const dense = denseStep(model);
-  const final = finalStep(model);
-  const parts = [];
-  if (dense && final) {
-    parts.push(`${percent(final.sparsity)} sparse`);
-    if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
-      const speedup = dense.latency.p50_ms / final.latency.p50_ms;
-      if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
-      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
-    }
-    if (dense.accuracy != null && final.accuracy != null) {
-      parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
-    }
-  } else {
-    parts.push("no steps measured");
-  }
-  return `**${WORD[model.verdict]}** \xB7 ${escapeMarkdown(baseName(model.model))}: ${parts.join(", ")}`;
-}
-function budgetValue(name, x2) {
-  switch (name) {
-    case "accuracy-drop":
-    case "class-accuracy-drop":
-    case "ece-increase":
-    case "shift-accuracy-drop":
-      return points(x2);
-    case "latency-regression":
-      return percent(x2);
-    case "min-speedup":
-      return ratio(x2);
-    case "p95-latency-ms":
-      return ms2(x2);
-    case "max-size-bytes":
-      return bytes(x2);
-  }
-}
-function intervalText(b) {
-  if (!b.ci) return "";
-  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
-  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
-  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
-}
-function budgetTable(budgets) {
-  if (budgets.length === 0) return "_No budgets checked._";
-  return table([
-    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
-    ...budgets.map((b) => [
-      `\`${b.name}\``,
-      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH2 : budgetValue(b.name, b.actual) + intervalText(b),
-      `${ICON2[b.verdict]} ${b.verdict}`,
-      b.detail
-    ])
-  ]);
-}
-var orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
-function stepTable(steps) {
-  const batch = steps.find((s) => s.latency)?.latency?.batch;
-  const at = batch === void 0 ? "" : ` (b=${batch})`;
-  const latency = (s, key) => {
-    if (!s.latency) return DASH2;
-    const value = s.latency[key].toFixed(2);
-    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
-  };
-  return table([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
-    ...steps.map((s) => [
-      s.name,
-      percent(s.sparsity),
-      count(s.params),
-      count(s.nonzero_params),
-      count(s.flops),
-      bytes(s.size_bytes),
-      bytes(s.gzip_bytes),
-      orDash(s.accuracy, (x2) => percent(x2, 2)),
-      orDash(s.ece, (x2) => percent(x2, 2)),
-      orDash(s.agreement, (x2) => percent(x2, 2)),
-      latency(s, "p50_ms"),
-      latency(s, "p95_ms")
-    ])
-  ]);
-}
-var zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
-function funnelSection(model) {
-  const steps = model.steps.filter((s) => s.funnel);
-  if (steps.length === 0) return void 0;
-  const dense = denseStep(model);
-  const batch = steps[0].funnel.batch;
-  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH2;
-  const speedCell = (s) => {
-    const f = s.funnel;
-    if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH2;
-    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
-    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
-  };
-  const lines = [
-    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
-    table([
-      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
-      ...steps.map((s) => {
-        const f = s.funnel;
-        const base = s === dense;
-        return [
-          s.name,
-          percent(f.params_ratio),
-          percent(f.flops_ratio),
-          percent(f.sparse_flops_ratio),
-          ratio(f.ideal_speedup),
-          p(s, "p50_ms"),
-          p(s, "p95_ms"),
-          speedCell(s),
-          base ? DASH2 : orDash(f.efficiency, (x2) => percent(x2, 0))
-        ];
-      })
-    ])
-  ];
-  const final = finalStep(model);
-  if (final?.funnel && zerosNotSkipped(model.method)) {
-    const f = final.funnel;
-    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
-    lines.push(
-      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
-      table([
-        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
-        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
-      ])
-    );
-  }
-  return lines.join("\n\n");
-}
-function classTable(model) {
-  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
-  if (lost.length === 0) return void 0;
-  return [
-    "**Classes that lost most**",
-    table([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
-      ...lost.map((c) => [
-        String(c.class),
-        percent(c.dense),
-        percent(c.pruned),
-        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
-        String(c.support)
-      ])
-    ])
-  ].join("\n\n");
-}
-function costTable(steps) {
-  const rows2 = steps.filter((s) => s.runtime_cost);
-  if (rows2.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH2;
-  return table([
-    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
-    ...rows2.map((s) => {
-      const c = s.runtime_cost;
-      return [
-        s.name,
-        withCi(s),
-        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
-        c.load_ms.toFixed(1),
-        c.throughput_samples_per_s === void 0 ? DASH2 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
-        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
-        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
-      ];
-    })
-  ]);
-}
-function predictionShiftTable(model) {
-  if (!model.prediction_shift?.length) return void 0;
-  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
-  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
-  return [
-    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
-    table([
-      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
-      ...model.prediction_shift.flatMap(
-        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
-      )
-    ])
-  ].join("\n\n");
-}
-function shiftTable(model) {
-  if (!model.shifts?.length) return void 0;
-  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
-  return [
-    "**Distribution shift**",
-    table([
-      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
-      ...model.shifts.map((s) => [
-        escapeMarkdown(s.name),
-        escapeMarkdown(s.source),
-        String(s.samples),
-        percent(s.dense, 2),
-        percent(s.final, 2),
-        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
-        points(s.gap_change, 2)
-      ])
-    ])
-  ].join("\n\n");
-}
-function renderModel(model) {
-  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
-  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
-  if (model.steps.length > 0) sections.push(stepTable(model.steps));
-  const schedule = scheduleSection(model);
-  if (schedule) sections.push(schedule);
-  const funnel = funnelSection(model);
-  if (funnel) sections.push(funnel);
-  const classes = classTable(model);
-  if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell3(n)}`)].join("\n"));
-  const cost = costTable(model.steps);
-  if (cost) sections.push(cost);
-  const shifts = shiftTable(model);
-  if (shifts) sections.push(shifts);
-  const predicted = predictionShiftTable(model);
-  if (predicted) sections.push(predicted);
-  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
-  return sections.join("\n\n");
-}
-function renderMarkdown(ledger) {
-  const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
-
-${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
-  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
-  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
-  const t = ledger.timed_out;
-  const timedOut = t ? `**Timed out:** ${markdownCode(t.model)} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
-
-` : "";
-  return `${title}
-
-${timedOut}${models}
-
-${footer}
-`;
 }
 
 // src/ledger/types.ts
 var LEDGER_SCHEMA = "prune-guard/ledger@1";
+
+// src/version.ts
+var VERSION = "0.1.0";
+
+// src/ledger/envelope.ts
+function ledgerEnvelope(models, runtime, timedOut = []) {
+  const verdicts = [...models.map((m) => m.verdict), ...timedOut.map(() => "fail")];
+  return {
+    schema: LEDGER_SCHEMA,
+    verdict: overallVerdict(verdicts),
+    tool: { name: "prune-guard", version: VERSION },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime,
+    models,
+    ...timedOut.length > 0 ? { timed_out: timedOut[0] } : {},
+    ...timedOut.length > 1 ? { more_timed_out: timedOut.slice(1) } : {}
+  };
+}
+function timedOutRuns(ledger) {
+  return ledger.timed_out ? [ledger.timed_out, ...ledger.more_timed_out ?? []] : [];
+}
 
 // node_modules/simple-statistics/dist/simple-statistics.mjs
 function quantileSorted(x2, p) {
@@ -20578,34 +20049,6 @@ async function measureInterleaved(modelPaths, source, opts, onProgress) {
     for (const s of sessions) await s.release();
   }
   return samples;
-}
-
-// src/measure/metrics.ts
-function accuracy(pred, labels) {
-  let hit = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
-  return labels.length ? hit / labels.length : NaN;
-}
-function perClassAccuracy(pred, labels, classes) {
-  const hit = new Float64Array(classes);
-  const support = classSupport(labels, classes);
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
-  return Array.from(support, (n, c) => n ? hit[c] / n : null);
-}
-function classSupport(labels, classes) {
-  const support = new Array(classes).fill(0);
-  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
-  return support;
-}
-function confusionMatrix(pred, labels, classes) {
-  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
-  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
-  return m;
-}
-function agreement(a, b) {
-  let same2 = 0;
-  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
-  return a.length ? same2 / a.length : NaN;
 }
 
 // src/measure/provider.ts
@@ -21531,8 +20974,8 @@ var BinaryWriter = class {
     this.viewCache = EMPTY_VIEW;
     this.pos = 0;
   }
-  ensureCapacity(size) {
-    const required2 = this.pos + size;
+  ensureCapacity(size2) {
+    const required2 = this.pos + size2;
     if (required2 > this.buffer.length) {
       let newLen = this.buffer.length || INITIAL_SIZE;
       while (newLen < required2)
@@ -22834,11 +22277,11 @@ function cloneSingular(field, value) {
 var nativeSetFromBase64 = Uint8Array.prototype.setFromBase64;
 function base64Decode(base64Str) {
   const len = base64Str.length;
-  let size = len - (len + 3 >> 2);
+  let size2 = len - (len + 3 >> 2);
   if ((len & 3) == 0 && base64Str[len - 1] == "=") {
-    size -= base64Str[len - 2] == "=" ? 2 : 1;
+    size2 -= base64Str[len - 2] == "=" ? 2 : 1;
   }
-  const bytes2 = new Uint8Array(size);
+  const bytes2 = new Uint8Array(size2);
   let written = -1;
   if (nativeSetFromBase64) {
     try {
@@ -22852,13 +22295,13 @@ function base64Decode(base64Str) {
   if (written < 0) {
     written = setFromBase64(bytes2, base64Str);
   }
-  return written == size ? bytes2 : bytes2.subarray(0, written);
+  return written == size2 ? bytes2 : bytes2.subarray(0, written);
 }
 function setFromBase64(bytes2, base64Str) {
-  const table2 = getDecodeTable();
+  const table3 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table2[base64Str.charCodeAt(i2)];
+    b = table3[base64Str.charCodeAt(i2)];
     if (b === void 0) {
       switch (base64Str[i2]) {
         // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
@@ -24045,8 +23488,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path17, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path17]);
+function messageDesc(file, path22, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path22]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -24992,9 +24435,9 @@ function tensorToFloat32(t) {
   const raw = t.rawData;
   const out = new Float32Array(n);
   if (raw.byteLength > 0) {
-    const size = ITEM_SIZE[t.dataType];
-    if (size === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
-    if (raw.byteLength !== n * size) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size}`);
+    const size2 = ITEM_SIZE[t.dataType];
+    if (size2 === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
+    if (raw.byteLength !== n * size2) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size2}`);
     if (t.dataType === 1 /* FLOAT */) {
       new Uint8Array(out.buffer).set(raw);
       return out;
@@ -25143,7 +24586,8 @@ function makeFloatTensor(name, dims, values, dataType = 1 /* FLOAT */) {
   return t;
 }
 function makeIntTensor(name, dims, values, dataType = 7 /* INT64 */) {
-  const raw = dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
+  const array2 = Array.from(values);
+  const raw = dataType === 7 /* INT64 */ ? new Uint8Array(BigInt64Array.from(array2, (v) => BigInt(v)).buffer) : dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(array2).buffer) : dataType === 3 /* INT8 */ ? new Uint8Array(Int8Array.from(array2).buffer) : Uint8Array.from(array2);
   return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
 }
 
@@ -25174,9 +24618,9 @@ function indexOf(hay, needle) {
 }
 function splitAround(bytes2, tag, inner) {
   const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
-  const at = indexOf(bytes2, field);
-  if (at < 0 || indexOf(bytes2.subarray(at + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
-  return [bytes2.subarray(0, at), bytes2.subarray(at + field.length)];
+  const at2 = indexOf(bytes2, field);
+  if (at2 < 0 || indexOf(bytes2.subarray(at2 + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
+  return [bytes2.subarray(0, at2), bytes2.subarray(at2 + field.length)];
 }
 function encodeWith(holder, key, value, encode2) {
   const kept = holder[key];
@@ -25309,11 +24753,11 @@ function resolveExternalData(proto, file) {
     }
     const stat = fs7.statSync(real);
     if (!stat.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
-    const size = stat.size;
+    const size2 = stat.size;
     const offset = Number(externalEntry(t, "offset") ?? 0);
-    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
+    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size2 - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size2) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size2}; the external data file is truncated or does not belong to this model`);
     }
     total2 += length;
     reads.push({ t, real, offset, length });
@@ -25446,6 +24890,11 @@ function topologicalOrder(nodes, producer) {
   if (order.length !== nodes.length) throw new Error("graph has a cycle");
   return order;
 }
+function sortedNodes(nodes) {
+  const producer = /* @__PURE__ */ new Map();
+  for (const n of nodes) for (const o of n.output) if (o) producer.set(o, n);
+  return topologicalOrder(nodes, producer);
+}
 function attr(node, name) {
   return node.attribute.find((a) => a.name === name);
 }
@@ -25538,805 +24987,651 @@ function prunableWeights(model, opts) {
   return kept;
 }
 
-// src/version.ts
-var VERSION = "0.1.0";
+// src/pipeline/ledger.ts
+import * as os3 from "node:os";
+import * as path6 from "node:path";
 
-// src/onnx/runtime/scores.ts
-function scoreRow(row, offset, classes, label, areProbabilities) {
-  let pred = 0;
-  let max2 = -Infinity;
-  for (let c = 0; c < classes; c++) {
-    const v = row[offset + c];
-    if (v > max2) {
-      max2 = v;
-      pred = c;
-    }
-  }
-  if (areProbabilities) {
-    const p = row[offset + label];
-    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
-  }
-  let sum = 0;
-  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
-  const logSum = Math.log(sum);
-  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
+// node_modules/markdown-table/index.js
+function defaultStringLength(value) {
+  return value.length;
 }
-function expectedCalibrationError(confidence, correct, bins = 15) {
-  const n = confidence.length;
-  const count3 = new Float64Array(bins);
-  const conf = new Float64Array(bins);
-  const hit = new Float64Array(bins);
-  for (let i2 = 0; i2 < n; i2++) {
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count3[b]++;
-    conf[b] += confidence[i2];
-    hit[b] += correct[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
-  return ece;
-}
-
-// src/onnx/runtime/classifier.ts
-function endsInSoftmax(model) {
-  const index = new GraphIndex(model.graph);
-  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
-}
-async function evaluateClassifier(session, data, opts) {
-  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
-  if (session.outputNames.length !== 1) {
-    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
-  }
-  const { ort } = onnxruntime();
-  const labels = data.labels ?? new Int32Array(data.count);
-  const n = data.count;
-  const pred = new Int32Array(n);
-  const confidence = new Float32Array(n);
-  const correct = new Uint8Array(n);
-  const logProbLabel = new Float32Array(n);
-  let classes = 0;
-  let logits;
-  for (let start = 0; start < n; start += opts.batchSize) {
-    const end = Math.min(n, start + opts.batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) {
-      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+function markdownTable(table3, options) {
+  const settings = options || {};
+  const align = (settings.align || []).concat();
+  const stringLength = settings.stringLength || defaultStringLength;
+  const alignments = [];
+  const cellMatrix = [];
+  const sizeMatrix = [];
+  const longestCellByColumn = [];
+  let mostCellsPerRow = 0;
+  let rowIndex = -1;
+  while (++rowIndex < table3.length) {
+    const row2 = [];
+    const sizes2 = [];
+    let columnIndex2 = -1;
+    if (table3[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table3[rowIndex].length;
     }
-    const result = await session.run(feeds);
-    const out = result[session.outputNames[0]];
-    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
-      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
-    }
-    const values = out.data;
-    if (classes === 0) {
-      classes = out.dims[1];
-      if (opts.keepLogits) logits = new Float32Array(n * classes);
-    }
-    for (let i2 = 0; i2 < end - start; i2++) {
-      const label = labels[start + i2];
-      if (label >= classes) {
-        throw new UserError(`${data.path}: label ${label} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+    while (++columnIndex2 < table3[rowIndex].length) {
+      const cell5 = serialize(table3[rowIndex][columnIndex2]);
+      if (settings.alignDelimiters !== false) {
+        const size2 = stringLength(cell5);
+        sizes2[columnIndex2] = size2;
+        if (longestCellByColumn[columnIndex2] === void 0 || size2 > longestCellByColumn[columnIndex2]) {
+          longestCellByColumn[columnIndex2] = size2;
+        }
       }
-      const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
-      pred[start + i2] = s.pred;
-      confidence[start + i2] = s.confidence;
-      correct[start + i2] = !data.labels ? 0 : s.pred === label ? 1 : 0;
-      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
+      row2.push(cell5);
     }
-    logits?.set(values, start * classes);
-    for (const t of Object.values(result)) t.dispose();
-    opts.onBatch?.(end, n);
+    cellMatrix[rowIndex] = row2;
+    sizeMatrix[rowIndex] = sizes2;
   }
-  return { classes, pred, confidence, correct, logProbLabel, logits };
-}
-
-// src/measure/size.ts
-import * as fs8 from "node:fs";
-import { gzipSync } from "node:zlib";
-function measureFileSize(file) {
-  const data = fs8.readFileSync(file);
-  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
-}
-
-// src/onnx/shapes.ts
-var ELEMENTWISE_UNARY = /* @__PURE__ */ new Set([
-  "Identity",
-  "Relu",
-  "LeakyRelu",
-  "PRelu",
-  "Sigmoid",
-  "Tanh",
-  "Clip",
-  "Gelu",
-  "Erf",
-  "Sqrt",
-  "Exp",
-  "Log",
-  "Neg",
-  "Abs",
-  "Softmax",
-  "LogSoftmax",
-  "Dropout",
-  "BatchNormalization",
-  "LayerNormalization",
-  "InstanceNormalization",
-  "Cast",
-  "HardSigmoid",
-  "HardSwish",
-  "Elu",
-  "Selu",
-  "Softplus",
-  "Mish",
-  "Reciprocal",
-  "Floor",
-  "Ceil",
-  "Round",
-  "Not",
-  "LpNormalization",
-  "CastLike",
-  "Celu",
-  "ThresholdedRelu",
-  "Sign",
-  "Sin",
-  "Cos"
-]);
-var BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
-function dimsOf(v, batch) {
-  const t = v?.type?.value;
-  if (!t || t.case !== "tensorType" || !t.value.shape) return void 0;
-  return t.value.shape.dim.map((d) => d.value.case === "dimValue" ? Number(d.value.value) : batch);
-}
-function broadcastShapes(shapes) {
-  const rank = Math.max(...shapes.map((s) => s.length));
-  const out = [];
-  for (let i2 = 0; i2 < rank; i2++) {
-    let d = 1;
-    for (const s of shapes) {
-      const v = s[s.length - rank + i2] ?? 1;
-      if (v === 1) continue;
-      if (d !== 1 && d !== v) return void 0;
-      d = v;
+  let columnIndex = -1;
+  if (typeof align === "object" && "length" in align) {
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = toAlignment(align[columnIndex]);
     }
-    out.push(d);
-  }
-  return out;
-}
-function normAxis(axis, rank) {
-  return axis < 0 ? axis + rank : axis;
-}
-function inferShapes(index, batch = 1) {
-  const shapes = /* @__PURE__ */ new Map();
-  const values = /* @__PURE__ */ new Map();
-  for (const v of index.inputs) {
-    const d = dimsOf(v, batch);
-    if (d) shapes.set(v.name, d);
-  }
-  for (const [name, t] of index.initializers) {
-    const d = tensorDims(t);
-    shapes.set(name, d);
-    if (numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6)) values.set(name, tensorToInts(t));
-  }
-  for (const node of index.order) {
-    try {
-      inferNode(node, shapes, values);
-    } catch {
+  } else {
+    const code = toAlignment(align);
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = code;
     }
-    for (const o of node.output) {
-      if (!shapes.has(o)) {
-        const d = dimsOf(index.valueInfo.get(o), batch);
-        if (d) shapes.set(o, d);
+  }
+  columnIndex = -1;
+  const row = [];
+  const sizes = [];
+  while (++columnIndex < mostCellsPerRow) {
+    const code = alignments[columnIndex];
+    let before = "";
+    let after = "";
+    if (code === 99) {
+      before = ":";
+      after = ":";
+    } else if (code === 108) {
+      before = ":";
+    } else if (code === 114) {
+      after = ":";
+    }
+    let size2 = settings.alignDelimiters === false ? 1 : Math.max(
+      1,
+      longestCellByColumn[columnIndex] - before.length - after.length
+    );
+    const cell5 = before + "-".repeat(size2) + after;
+    if (settings.alignDelimiters !== false) {
+      size2 = before.length + size2 + after.length;
+      if (size2 > longestCellByColumn[columnIndex]) {
+        longestCellByColumn[columnIndex] = size2;
       }
+      sizes[columnIndex] = size2;
     }
+    row[columnIndex] = cell5;
   }
-  return { shapes, values };
-}
-function convOutput(node, x2, w, transpose2) {
-  const spatial = x2.length - 2;
-  const kernel = attrInts(node, "kernel_shape") ?? w.slice(2);
-  const strides = attrInts(node, "strides") ?? new Array(spatial).fill(1);
-  const dil = attrInts(node, "dilations") ?? new Array(spatial).fill(1);
-  const pads = attrInts(node, "pads") ?? new Array(2 * spatial).fill(0);
-  const autoPad = attr(node, "auto_pad");
-  const mode = autoPad ? new TextDecoder().decode(autoPad.s) : "NOTSET";
-  const out = [];
-  for (let i2 = 0; i2 < spatial; i2++) {
-    const inDim = x2[2 + i2];
-    const k = (kernel[i2] - 1) * dil[i2] + 1;
-    if (transpose2) {
-      const outPad = attrInts(node, "output_padding")?.[i2] ?? 0;
-      const explicit = attrInts(node, "output_shape");
-      out.push(explicit ? explicit[i2] : strides[i2] * (inDim - 1) + outPad + k - pads[i2] - pads[i2 + spatial]);
-    } else if (mode === "SAME_UPPER" || mode === "SAME_LOWER") {
-      out.push(Math.ceil(inDim / strides[i2]));
-    } else if (mode === "VALID") {
-      out.push(Math.floor((inDim - k) / strides[i2]) + 1);
-    } else {
-      const ceil = attrInt(node, "ceil_mode", 0) === 1;
-      const r = (inDim + pads[i2] + pads[i2 + spatial] - k) / strides[i2];
-      out.push((ceil ? Math.ceil(r) : Math.floor(r)) + 1);
-    }
-  }
-  return out;
-}
-function inferNode(node, shapes, values) {
-  const s = (i2) => node.input[i2] ? shapes.get(node.input[i2]) : void 0;
-  const v = (i2) => node.input[i2] ? values.get(node.input[i2]) : void 0;
-  const set = (shape, value) => {
-    if (!shape) return;
-    shapes.set(node.output[0], shape);
-    if (value) values.set(node.output[0], value);
-  };
-  const x2 = s(0);
-  const op = node.opType;
-  if (op === "Constant") {
-    const t = attr(node, "value")?.t;
-    if (t) {
-      const d = tensorDims(t);
-      set(d, numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6) ? tensorToInts(t) : void 0);
-    }
-    return;
-  }
-  if (op === "Shape") {
-    if (x2) {
-      const start = normAxis(attrInt(node, "start", 0), x2.length);
-      const end = attr(node, "end") ? normAxis(attrInt(node, "end", x2.length), x2.length) : x2.length;
-      const val = x2.slice(start, end);
-      set([val.length], val);
-    }
-    return;
-  }
-  if (ELEMENTWISE_UNARY.has(op)) {
-    const vx = v(0);
-    set(x2, op === "Cast" || op === "Identity" ? vx : void 0);
-    return;
-  }
-  if (op === "ConstantOfShape") {
-    const dims = v(0);
-    if (!dims) return;
-    const t = attr(node, "value")?.t;
-    const fill = t ? tensorToInts(t)[0] : 0;
-    set(dims, numel(dims) <= 64 && (!t || t.dataType === 7 || t.dataType === 6) ? new Array(numel(dims)).fill(fill) : void 0);
-    return;
-  }
-  if (op === "Where") {
-    const ins = node.input.map((n2) => shapes.get(n2));
-    if (ins.some((i2) => !i2)) return;
-    const out = broadcastShapes(ins);
-    const [c, a, b] = [v(0), v(1), v(2)];
-    const n = out && out.length <= 1 ? numel(out) : 0;
-    const at = (q, i2) => q[q.length === 1 ? 0 : i2];
-    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at(c, i2) ? at(a, i2) : at(b, i2)) : void 0);
-    return;
-  }
-  if (BROADCAST.has(op)) {
-    const ins = node.input.map((n) => shapes.get(n));
-    if (ins.some((i2) => !i2)) return;
-    if (op === "Expand") {
-      const target = v(1);
-      set(target && x2 ? broadcastShapes([x2, target]) : void 0);
-      return;
-    }
-    const out = broadcastShapes(ins);
-    let val;
-    const a = v(0);
-    const b = v(1);
-    if (a && b && node.input.length === 2 && out && out.length <= 1) {
-      const n = Math.max(a.length, b.length);
-      const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q), Equal: (p, q) => p === q ? 1 : 0 }[op];
-      if (f) val = Array.from({ length: n }, (_, i2) => f(a[a.length === 1 ? 0 : i2], b[b.length === 1 ? 0 : i2]));
-    }
-    set(out, val);
-    return;
-  }
-  switch (op) {
-    case "Conv":
-    case "ConvTranspose": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const group2 = attrInt(node, "group", 1);
-      const cout = op === "Conv" ? w[0] : w[1] * group2;
-      const sp = convOutput(node, x2, w, op === "ConvTranspose");
-      set(sp && [x2[0], cout, ...sp]);
-      return;
-    }
-    case "MaxPool":
-    case "AveragePool":
-    case "LpPool": {
-      if (!x2) return;
-      const kernel = attrInts(node, "kernel_shape");
-      if (!kernel) return;
-      const sp = convOutput(node, x2, [0, 0, ...kernel], false);
-      set(sp && [x2[0], x2[1], ...sp]);
-      return;
-    }
-    case "GlobalAveragePool":
-    case "GlobalMaxPool":
-      set(x2 && [x2[0], x2[1], ...x2.slice(2).map(() => 1)]);
-      return;
-    case "Flatten": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 1), x2.length);
-      set([numel(x2.slice(0, axis)), numel(x2.slice(axis))]);
-      return;
-    }
-    case "Reshape": {
-      const target = v(1) ?? attrInts(node, "shape");
-      if (!x2 || !target) return;
-      const allowZero = attrInt(node, "allowzero", 0) === 1;
-      const out = target.map((d, i2) => d === 0 && !allowZero ? x2[i2] : d);
-      const known = out.filter((d) => d !== -1);
-      const inferred = out.indexOf(-1);
-      if (inferred >= 0) out[inferred] = numel(x2) / numel(known);
-      set(out, v(0));
-      return;
-    }
-    case "Gemm": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const m = attrInt(node, "transA", 0) ? x2[1] : x2[0];
-      const n = attrInt(node, "transB", 0) ? w[0] : w[1];
-      set([m, n]);
-      return;
-    }
-    case "MatMul": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const a = x2.length === 1 ? [1, x2[0]] : x2;
-      const b = w.length === 1 ? [w[0], 1] : w;
-      const batchDims = broadcastShapes([a.slice(0, -2), b.slice(0, -2)]);
-      if (!batchDims) return;
-      const out = [...batchDims, a[a.length - 2], b[b.length - 1]];
-      if (x2.length === 1) out.splice(out.length - 2, 1);
-      if (w.length === 1) out.pop();
-      set(out);
-      return;
-    }
-    case "Concat": {
-      const ins = node.input.map((n) => shapes.get(n));
-      if (ins.some((i2) => !i2)) return;
-      const first = ins[0];
-      const axis = normAxis(attrInt(node, "axis", 0), first.length);
-      const out = [...first];
-      out[axis] = ins.reduce((acc2, i2) => acc2 + i2[axis], 0);
-      const vals = node.input.map((n) => values.get(n));
-      set(out, vals.every((q) => q) ? vals.flat() : void 0);
-      return;
-    }
-    case "Transpose": {
-      if (!x2) return;
-      const perm = attrInts(node, "perm") ?? x2.map((_, i2) => x2.length - 1 - i2);
-      set(perm.map((p) => x2[p]));
-      return;
-    }
-    case "Unsqueeze": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1);
-      if (!axes) return;
-      const rank = x2.length + axes.length;
-      const norm2 = new Set(axes.map((a) => normAxis(a, rank)));
-      const out = [];
-      let k = 0;
-      for (let i2 = 0; i2 < rank; i2++) out.push(norm2.has(i2) ? 1 : x2[k++]);
-      set(out, v(0));
-      return;
-    }
-    case "Squeeze": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1);
-      const norm2 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
-      set(x2.filter((d, i2) => norm2 ? !norm2.has(i2) : d !== 1), v(0));
-      return;
-    }
-    case "Gather": {
-      const idx = s(1);
-      if (!x2 || !idx) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const out = [...x2.slice(0, axis), ...idx, ...x2.slice(axis + 1)];
-      const data = v(0);
-      const iv = v(1);
-      set(out, data && iv && x2.length === 1 ? iv.map((i2) => data[i2 < 0 ? i2 + data.length : i2]) : void 0);
-      return;
-    }
-    case "Slice": {
-      if (!x2) return;
-      const starts = v(1) ?? attrInts(node, "starts");
-      const ends = v(2) ?? attrInts(node, "ends");
-      if (!starts || !ends) return;
-      const axes = (node.input[3] ? v(3) : attrInts(node, "axes")) ?? starts.map((_, i2) => i2);
-      const steps = (node.input[4] ? v(4) : void 0) ?? starts.map(() => 1);
-      const out = [...x2];
-      const ranges = [];
-      axes.forEach((a0, i2) => {
-        const a = normAxis(a0, x2.length);
-        const dim = x2[a];
-        const step = steps[i2];
-        const clamp = (q, lo, hi) => Math.min(Math.max(q, lo), hi);
-        let st = starts[i2] < 0 ? starts[i2] + dim : starts[i2];
-        let en = ends[i2] < 0 ? ends[i2] + dim : ends[i2];
-        st = step > 0 ? clamp(st, 0, dim) : clamp(st, -1, dim - 1);
-        en = step > 0 ? clamp(en, 0, dim) : clamp(en, -1, dim - 1);
-        out[a] = Math.max(0, Math.ceil((en - st) / step));
-        ranges.push([st, en, step]);
-      });
-      const data = v(0);
-      let val;
-      if (data && x2.length === 1 && ranges.length === 1) {
-        const [st, en, step] = ranges[0];
-        val = [];
-        for (let i2 = st; step > 0 ? i2 < en : i2 > en; i2 += step) val.push(data[i2]);
-      }
-      set(out, val);
-      return;
-    }
-    case "Split": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const sizes = attrInts(node, "split") ?? v(1) ?? new Array(node.output.length).fill(x2[axis] / node.output.length);
-      node.output.forEach((o, i2) => {
-        const out = [...x2];
-        out[axis] = sizes[i2];
-        shapes.set(o, out);
-      });
-      return;
-    }
-    case "Pad": {
-      const pads = v(1) ?? attrInts(node, "pads");
-      if (!x2 || !pads) return;
-      set(x2.map((d, i2) => d + pads[i2] + pads[i2 + x2.length]));
-      return;
-    }
-    case "ReduceMean":
-    case "ReduceSum":
-    case "ReduceMax":
-    case "ReduceMin":
-    case "ReduceL2": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
-      const keep = attrInt(node, "keepdims", 1) === 1;
-      const norm2 = new Set(axes.map((a) => normAxis(a, x2.length)));
-      set(keep ? x2.map((d, i2) => norm2.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm2.has(i2)));
-      return;
-    }
-    case "ArgMax":
-    case "ArgMin": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const keep = attrInt(node, "keepdims", 1) === 1;
-      set(keep ? x2.map((d, i2) => i2 === axis ? 1 : d) : x2.filter((_, i2) => i2 !== axis));
-      return;
-    }
-    case "Resize":
-    case "Upsample": {
-      const sizes = node.input[3] ? v(3) : void 0;
-      const scales = node.input[2] ? v(2) : void 0;
-      if (!x2) return;
-      if (sizes) set(sizes);
-      else if (scales) set(x2.map((d, i2) => Math.floor(d * scales[i2])));
-      return;
-    }
-    default:
-      return;
-  }
-}
-
-// src/onnx/flops.ts
-var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
-function nodeMacs(node, shapes) {
-  const x2 = shapes.get(node.input[0]);
-  const w = shapes.get(node.input[1]);
-  const y = shapes.get(node.output[0]);
-  if (!x2 || !w || !y) return null;
-  switch (node.opType) {
-    case "Conv":
-      return numel(y) * numel(w.slice(1));
-    case "ConvTranspose":
-      return numel(x2) * numel(w.slice(1));
-    case "Gemm": {
-      const k = attrInt(node, "transA", 0) ? x2[0] : x2[1];
-      return numel(y) * k;
-    }
-    case "MatMul":
-      return numel(y) * x2[x2.length - 1];
-    default:
-      return null;
-  }
-}
-function modelCost(model) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  let params = 0;
-  let nonzero = 0;
-  for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
-    const values = tensorToFloat32(t);
-    params += values.length;
-    for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
-  }
-  const nodes = [];
-  const uncounted = [];
-  let macs = 0;
-  for (const n of index.order) {
-    if (!MAC_OPS.has(n.opType)) continue;
-    const m = nodeMacs(n, shapes);
-    if (m === null) uncounted.push(nodeLabel(n));
-    else macs += m;
-    let p = 0;
-    for (const i2 of n.input.slice(1)) {
-      const t = index.initializers.get(i2);
-      if (t && FLOAT_TYPES.has(t.dataType)) p += numel(tensorDims(t));
-    }
-    nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
-  }
-  return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
-}
-
-// src/prune/sparsity.ts
-function countSparsity(model, denseWeights) {
-  const index = new GraphIndex(model.graph);
-  const layers = [];
-  let zeros = 0;
-  let total2 = 0;
-  for (const w of denseWeights) {
-    const denseSize = numel(w.dims);
-    const t = index.initializers.get(w.initializer);
-    let nonzero = 0;
-    if (t) {
-      const v = tensorToFloat32(t);
-      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    }
-    const z2 = denseSize - nonzero;
-    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
-    zeros += z2;
-    total2 += denseSize;
-  }
-  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
-}
-
-// src/onnx/runtime/activationBudget.ts
-var ACTIVATION_BUDGET_BYTES = 384 * 2 ** 20;
-var ACTIVATION_HIGH_WATER = 8;
-var largestCache = /* @__PURE__ */ new WeakMap();
-function largestActivationBytes(model) {
-  const hit = largestCache.get(model);
-  if (hit !== void 0) return hit ?? void 0;
-  let largest = 0;
-  try {
-    const index = new GraphIndex(model.graph);
-    const { shapes } = inferShapes(index, 1);
-    for (const n of index.order) for (const o of n.output) {
-      const s = shapes.get(o);
-      if (s) largest = Math.max(largest, numel(s) * 4);
-    }
-  } catch {
-    largest = 0;
-  }
-  largestCache.set(model, largest > 0 ? largest : null);
-  return largest > 0 ? largest : void 0;
-}
-function boundedBatch(model, want, budget = ACTIVATION_BUDGET_BYTES) {
-  const per = largestActivationBytes(model);
-  if (!per) return want;
-  return Math.max(1, Math.min(want, Math.floor(budget / (ACTIVATION_HIGH_WATER * per))));
-}
-
-// src/pipeline/release.ts
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
-function releaseField(holder, key, what) {
-  Object.defineProperty(holder, key, {
-    configurable: true,
-    enumerable: false,
-    get() {
-      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
-    }
-  });
-}
-var collect;
-function collectGarbage() {
-  if (!collect) {
-    const exposed = globalThis.gc;
-    if (exposed) collect = exposed;
-    else {
-      setFlagsFromString("--expose-gc");
-      collect = runInNewContext("gc");
-    }
-  }
-  collect();
-}
-
-// src/pipeline/measureStep.ts
-function savedFacts(artifact, denseWeights, evalBatchSize) {
-  const saved = loadModel(artifact).proto;
-  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
-}
-async function measureStep(name, description, artifact, ctx) {
-  const { data, config: config2, progress } = ctx;
-  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
-  const size = measureFileSize(artifact);
-  collectGarbage();
-  const session = await openSession(artifact, { threads: config2.latency.threads, provider: ctx.provider });
-  let preds;
-  const shiftAccuracy = {};
-  const shiftPreds = /* @__PURE__ */ new Map();
-  try {
-    progress.start(`evaluate ${name}`, data.count);
-    preds = await evaluateClassifier(session, data, {
-      batchSize: batch,
-      outputsAreProbabilities: probabilities,
-      modelPath: artifact,
-      onBatch: (done) => progress.update(done)
-    });
-    progress.stop();
-    for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: batch, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
-      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
-      shiftPreds.set(s.name, p);
-    }
-  } finally {
-    progress.stop();
-    await session.release();
-  }
-  const labels = data.labels;
-  const step = {
-    name,
-    description,
-    artifact,
-    sparsity: sparsity.overall,
-    params: cost.params,
-    nonzero_params: cost.nonzeroParams,
-    flops: cost.macs,
-    size_bytes: size.bytes,
-    gzip_bytes: size.gzipBytes,
-    accuracy: accuracy(preds.pred, labels),
-    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
-    confusion: confusionMatrix(preds.pred, labels, preds.classes),
-    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
-    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
-    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
-    latency: null,
-    latency_by_batch: [],
-    shift_accuracy: shiftAccuracy,
-    layers: sparsity.layers
-  };
-  return { step, preds, shiftPreds };
-}
-
-// src/measure/corruptions.ts
-var SEVERITIES = {
-  /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
-  "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
-  /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
-  contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
-  /** added offset as a fraction of the input's range (max − min) */
-  brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
-  /** Gaussian blur sigma, in pixels */
-  blur: [0.5, 0.75, 1, 1.5, 2],
-  /** noise sd as a multiple of each feature's sd */
-  "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
-  /** fraction of features per sample replaced by the feature's mean */
-  "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
-};
-var corruptionName = (c) => `${c.kind}:${c.severity}`;
-function parseCorruption(text2, where) {
-  const m = /^([a-z-]+):([1-5])$/.exec(text2.trim());
-  if (!m || !CORRUPTIONS.includes(m[1])) {
-    throw new UserError(`${where} ${text2}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
-  }
-  return { kind: m[1], severity: Number(m[2]) };
-}
-function seedOf(c) {
-  let h = 2166136261;
-  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
-  return h >>> 0;
-}
-function gaussian(random) {
-  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
-function moments(x2) {
-  let s = 0;
-  let s2 = 0;
-  let min = Infinity;
-  let max2 = -Infinity;
-  for (let i2 = 0; i2 < x2.length; i2++) {
-    s += x2[i2];
-    s2 += x2[i2] * x2[i2];
-    if (x2[i2] < min) min = x2[i2];
-    if (x2[i2] > max2) max2 = x2[i2];
-  }
-  const mean2 = s / x2.length;
-  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
-}
-function blurPlane(x2, offset, h, w, sigma, tmp) {
-  const r = Math.max(1, Math.ceil(3 * sigma));
-  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
-  const sum = k.reduce((a, b) => a + b, 0);
-  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
-  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
-  for (let y = 0; y < h; y++) {
-    for (let xx = 0; xx < w; xx++) {
-      let acc2 = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
-      tmp[y * w + xx] = acc2;
-    }
-  }
-  for (let y = 0; y < h; y++) {
-    for (let xx = 0; xx < w; xx++) {
-      let acc2 = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
-      x2[offset + y * w + xx] = acc2;
-    }
-  }
-}
-function corruptArray(name, arr, c, where) {
-  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
-    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
-  }
-  const image = IMAGE_CORRUPTIONS.includes(c.kind);
-  if (image && arr.dims.length !== 4) {
-    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
-  }
-  const src = arr.data;
-  const x2 = src.slice();
-  const level = SEVERITIES[c.kind][c.severity - 1];
-  const random = seededRandom(seedOf(c));
-  const normal = gaussian(random);
-  const n = arr.dims[0];
-  const per = x2.length / n;
-  const stats = moments(src);
-  switch (c.kind) {
-    case "gaussian-noise":
-      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
-      break;
-    case "brightness":
-      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
-      break;
-    case "contrast":
-    case "blur": {
-      const [, channels, h, w] = arr.dims;
-      const plane = h * w;
-      const tmp = new Float64Array(plane);
-      for (let p = 0; p < n * channels; p++) {
-        const off = p * plane;
-        if (c.kind === "blur") {
-          blurPlane(x2, off, h, w, level, tmp);
+  cellMatrix.splice(1, 0, row);
+  sizeMatrix.splice(1, 0, sizes);
+  rowIndex = -1;
+  const lines = [];
+  while (++rowIndex < cellMatrix.length) {
+    const row2 = cellMatrix[rowIndex];
+    const sizes2 = sizeMatrix[rowIndex];
+    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
+    columnIndex = -1;
+    const line = [];
+    while (++columnIndex < cellsInRow) {
+      const cell5 = row2[columnIndex] || "";
+      let before = "";
+      let after = "";
+      if (settings.alignDelimiters !== false) {
+        const size2 = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
+        const code = alignments[columnIndex];
+        if (code === 114) {
+          before = " ".repeat(size2);
+        } else if (code === 99) {
+          const half = size2 / 2;
+          if (size2 % 2) {
+            before = " ".repeat(half + 0.5);
+            after = " ".repeat(half - 0.5);
+          } else {
+            before = " ".repeat(half);
+            after = before;
+          }
         } else {
-          let mean2 = 0;
-          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
-          mean2 /= plane;
-          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
+          after = " ".repeat(size2);
         }
       }
-      break;
-    }
-    case "feature-noise":
-    case "feature-dropout": {
-      const mean2 = new Float64Array(per);
-      const sd = new Float64Array(per);
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
-      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
-      for (let s = 0; s < n; s++) {
-        for (let f = 0; f < per; f++) {
-          const i2 = s * per + f;
-          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
-          else if (random() < level) x2[i2] = mean2[f];
-        }
+      if (settings.delimiterStart !== false && !columnIndex) {
+        line.push("|");
       }
-      break;
+      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
+      // empty: there will be a closing space.
+      !(settings.alignDelimiters === false && cell5 === "") && (settings.delimiterStart !== false || columnIndex)) {
+        line.push(" ");
+      }
+      if (settings.alignDelimiters !== false) {
+        line.push(before);
+      }
+      line.push(cell5);
+      if (settings.alignDelimiters !== false) {
+        line.push(after);
+      }
+      if (settings.padding !== false) {
+        line.push(" ");
+      }
+      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
+        line.push("|");
+      }
     }
+    lines.push(
+      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
+    );
   }
-  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
+  return lines.join("\n");
 }
-function corruptDataset(ds, c) {
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
-  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
+function serialize(value) {
+  return value === null || value === void 0 ? "" : String(value);
 }
-function corruptionSets(data, specs) {
-  return specs.map((text2) => {
-    const c = parseCorruption(text2, "corruptions");
-    return { name: corruptionName(c), data: corruptDataset(data, c) };
+function toAlignment(value) {
+  const code = typeof value === "string" ? value.codePointAt(0) : 0;
+  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
+}
+
+// src/util/escape.ts
+var LINE_BREAKS = /[\r\n\u2028\u2029\u0085]+/g;
+var CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+function oneLine(text2) {
+  return text2.replace(LINE_BREAKS, " ").replace(CONTROLS, "");
+}
+function escapeMarkdown(text2) {
+  return oneLine(text2).replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/@/g, "@\u200D");
+}
+function markdownCode(text2) {
+  const line = oneLine(text2).replace(/\|/g, "\\|");
+  const longest = Math.max(0, ...(line.match(/`+/g) ?? []).map((r) => r.length));
+  const fence = "`".repeat(longest + 1);
+  const pad2 = line.startsWith("`") || line.endsWith("`") || line === "" ? " " : "";
+  return `${fence}${pad2}${line}${pad2}${fence}`;
+}
+function markdownCell(text2) {
+  return oneLine(text2).replace(/\|/g, "\\|");
+}
+
+// src/ledger/format.ts
+var MINUS = "\u2212";
+function signed(text2) {
+  return text2.startsWith("-") ? MINUS + text2.slice(1) : text2;
+}
+function fixed(x2, digits) {
+  const text2 = x2.toFixed(digits);
+  return Number(text2) === 0 ? 0 .toFixed(digits) : signed(text2);
+}
+function percent(fraction, digits = 1) {
+  return `${fixed(fraction * 100, digits)}%`;
+}
+function points(fraction, digits = 2) {
+  return `${fixed(fraction * 100, digits)} pt`;
+}
+function signedPoints(fraction, digits = 1) {
+  const text2 = fixed(fraction * 100, digits);
+  if (Number(text2.replace(MINUS, "-")) === 0) return `\xB1${text2} pt`;
+  return text2.startsWith(MINUS) ? `${text2} pt` : `+${text2} pt`;
+}
+function ms2(x2) {
+  return `${fixed(x2, 2)} ms`;
+}
+function ratio(x2, digits = 2) {
+  return `${fixed(x2, digits)}x`;
+}
+function bytes(n) {
+  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
+  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
+  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
+  return `${fixed(n / 1024 ** 3, 2)} GiB`;
+}
+var COUNT_UNITS = [
+  ["G", 1e9],
+  ["M", 1e6],
+  ["k", 1e3]
+];
+function count(n) {
+  for (const [suffix, size2] of COUNT_UNITS) {
+    if (Math.abs(n) >= size2 * 0.9995) return `${signed((n / size2).toPrecision(3))}${suffix}`;
+  }
+  return fixed(n, 0);
+}
+
+// src/ledger/renderSensitivity.ts
+var CHART_LAYERS = 5;
+var cell = markdownCell;
+var quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
+function damage(l) {
+  const first = l.points[0];
+  const last = l.points[l.points.length - 1];
+  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
+}
+function bySensitivity(layers) {
+  return [...layers].sort((a, b) => {
+    const [da, na] = damage(a);
+    const [db, nb] = damage(b);
+    return db - da || nb - na || a.name.localeCompare(b.name);
   });
+}
+function shortName(name, max2 = 28) {
+  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
+}
+function sensitivityChart(s) {
+  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
+  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
+  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
+  return [
+    "```mermaid",
+    "xychart-beta",
+    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
+    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
+    `    y-axis ${quoted(metric)} ${low} --> 100`,
+    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
+    "```"
+  ].join("\n");
+}
+function sensitivitySection(s) {
+  const ordered = bySensitivity(s.layers);
+  const shown = ordered.slice(0, CHART_LAYERS);
+  const acc2 = s.against === "labels" ? "acc" : "agree";
+  const nll = s.against === "labels" ? "NLL" : "KL";
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const rows2 = ordered.map((l) => {
+    const line = shown.indexOf(l);
+    return [
+      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
+      String(l.size),
+      ...s.ratios.map((r) => {
+        const p = l.points.find((q) => q.ratio === r);
+        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
+      }),
+      `**${percent(l.allocated)}**`,
+      l.seconds.toFixed(2)
+    ];
+  });
+  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
+  return [
+    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
+    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
+    sensitivityChart(s),
+    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
+  ].join("\n\n");
+}
+
+// src/ledger/renderSchedule.ts
+var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+var DASH = "\u2014";
+var cell2 = markdownCell;
+function scheduleSection(model) {
+  const s = model.schedule;
+  if (!s) return void 0;
+  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
+  const structured = s.steps.some((r) => r.channels_removed !== void 0);
+  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
+  const rows2 = s.steps.map((r) => [
+    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
+    percent(r.target),
+    percent(r.sparsity),
+    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
+    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
+    r.accuracy === null ? DASH : percent(r.accuracy, 2),
+    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
+    bytes(r.size_bytes),
+    ...names.map((n) => {
+      const b = r.budgets.find((x2) => x2.name === n);
+      return b ? ICON[b.verdict] : DASH;
+    }),
+    `${ICON[r.verdict]} ${r.verdict}`
+  ]);
+  const ran = s.steps.length;
+  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
+  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+  return [
+    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
+    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
+    stop,
+    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
+  ].join("\n\n");
+}
+
+// src/ledger/renderQuantize.ts
+var DASH2 = "\u2014";
+var cell3 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+var table = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
+function quantizeSection(model) {
+  const step = model.steps.find((s) => s.quantize);
+  const q = step?.quantize;
+  if (!q) return void 0;
+  const k = q.kernels;
+  const how = q.calibration ? `static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}` : `dynamic: uint8 activations quantized per batch at run time, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits`;
+  const lines = [
+    `**Quantization** <sub>(${step.name}: ${how})</sub>`,
+    `- ${q.weights.reason}`,
+    (q.calib_quality ? `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ` : "- ") + `${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
+    `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ${k.boundaries} QuantizeLinear/DequantizeLinear left (float \u2194 int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`
+  ];
+  if (q.variants.length > 1) {
+    lines.push(
+      table([
+        ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
+        ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
+      ])
+    );
+  }
+  const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
+  const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
+  lines.push(
+    table([
+      ["Layer", "Op", "Kernel", "Error in \u2192 out"],
+      ...k.layers.map((l) => {
+        const e = errors.get(l.node);
+        const reason = floatReason.get(l.node);
+        return [l.node, l.op, `${l.kernel}${reason ? ` (float: ${reason})` : ""}`, e ? `${percent(e.input_error, 2)} \u2192 ${percent(e.output_error, 2)}` : DASH2];
+      })
+    ])
+  );
+  return lines.join("\n\n");
+}
+
+// src/ledger/render.ts
+var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+var DASH3 = "\u2014";
+var TOP_CLASSES = 5;
+function baseName(path22) {
+  return path22.split(/[\\/]/).pop() || path22;
+}
+var cell4 = markdownCell;
+function table2(rows2) {
+  return markdownTable(
+    rows2.map((row) => row.map(cell4)),
+    { alignDelimiters: false }
+  );
+}
+function denseStep(model) {
+  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
+}
+function finalStep(model) {
+  return model.steps.at(-1);
+}
+var speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
+function renderHeadline(model) {
+  const dense = denseStep(model);
+  const final = finalStep(model);
+  const parts = [];
+  if (dense && final) {
+    if (final.quantize) parts.push(`INT8 (${ratio(final.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
+    if (!final.quantize || final.sparsity >= 0.05) parts.push(`${percent(final.sparsity)} sparse`);
+    if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
+      const speedup = dense.latency.p50_ms / final.latency.p50_ms;
+      if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
+      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
+    }
+    if (dense.accuracy != null && final.accuracy != null) {
+      parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
+    }
+  } else {
+    parts.push("no steps measured");
+  }
+  return `**${WORD[model.verdict]}** \xB7 ${escapeMarkdown(baseName(model.model))}: ${parts.join(", ")}`;
+}
+function budgetValue(name, x2) {
+  switch (name) {
+    case "accuracy-drop":
+    case "class-accuracy-drop":
+    case "ece-increase":
+    case "shift-accuracy-drop":
+      return points(x2);
+    case "latency-regression":
+      return percent(x2);
+    case "min-speedup":
+      return ratio(x2);
+    case "p95-latency-ms":
+      return ms2(x2);
+    case "max-size-bytes":
+      return bytes(x2);
+  }
+}
+function intervalText(b) {
+  if (!b.ci) return "";
+  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
+  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
+  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
+}
+function budgetTable(budgets) {
+  if (budgets.length === 0) return "_No budgets checked._";
+  return table2([
+    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
+    ...budgets.map((b) => [
+      `\`${b.name}\``,
+      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
+      b.actual === null ? DASH3 : budgetValue(b.name, b.actual) + intervalText(b),
+      `${ICON2[b.verdict]} ${b.verdict}`,
+      b.detail
+    ])
+  ]);
+}
+var orDash = (x2, show2) => x2 == null ? DASH3 : show2(x2);
+function stepTable(steps) {
+  const batch = steps.find((s) => s.latency)?.latency?.batch;
+  const at2 = batch === void 0 ? "" : ` (b=${batch})`;
+  const latency = (s, key) => {
+    if (!s.latency) return DASH3;
+    const value = s.latency[key].toFixed(2);
+    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
+  };
+  return table2([
+    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
+    ...steps.map((s) => [
+      s.name,
+      percent(s.sparsity),
+      count(s.params),
+      count(s.nonzero_params),
+      count(s.flops),
+      bytes(s.size_bytes),
+      bytes(s.gzip_bytes),
+      orDash(s.accuracy, (x2) => percent(x2, 2)),
+      orDash(s.ece, (x2) => percent(x2, 2)),
+      orDash(s.agreement, (x2) => percent(x2, 2)),
+      latency(s, "p50_ms"),
+      latency(s, "p95_ms")
+    ])
+  ]);
+}
+var zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
+function funnelSection(model) {
+  const steps = model.steps.filter((s) => s.funnel);
+  if (steps.length === 0) return void 0;
+  const dense = denseStep(model);
+  const batch = steps[0].funnel.batch;
+  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH3;
+  const speedCell = (s) => {
+    const f = s.funnel;
+    if (s === dense) return "baseline";
+    if (f.speedup === null) return DASH3;
+    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
+  };
+  const lines = [
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
+    table2([
+      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Weight bytes", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
+      ...steps.map((s) => {
+        const f = s.funnel;
+        const base = s === dense;
+        return [
+          s.name,
+          percent(f.params_ratio),
+          percent(f.flops_ratio),
+          percent(f.sparse_flops_ratio),
+          orDash(f.bytes_ratio, (x2) => percent(x2)),
+          ratio(f.ideal_speedup),
+          p(s, "p50_ms"),
+          p(s, "p95_ms"),
+          speedCell(s),
+          base ? DASH3 : orDash(f.efficiency, (x2) => percent(x2, 0))
+        ];
+      })
+    ])
+  ];
+  const final = finalStep(model);
+  if (final?.funnel && zerosNotSkipped(model.method) && !final.quantize) {
+    const f = final.funnel;
+    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
+    lines.push(
+      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
+      table2([
+        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
+        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
+      ])
+    );
+  }
+  return lines.join("\n\n");
+}
+function classTable(model) {
+  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
+  if (lost.length === 0) return void 0;
+  return [
+    "**Classes that lost most**",
+    table2([
+      ["Class", "Dense", "Pruned", "Drop", "Support"],
+      ...lost.map((c) => [
+        String(c.class),
+        percent(c.dense),
+        percent(c.pruned),
+        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
+        String(c.support)
+      ])
+    ])
+  ].join("\n\n");
+}
+function costTable(steps) {
+  const rows2 = steps.filter((s) => s.runtime_cost);
+  if (rows2.length === 0) return void 0;
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH3;
+  return table2([
+    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
+    ...rows2.map((s) => {
+      const c = s.runtime_cost;
+      return [
+        s.name,
+        withCi(s),
+        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+        c.load_ms.toFixed(1),
+        c.throughput_samples_per_s === void 0 ? DASH3 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
+        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+      ];
+    })
+  ]);
+}
+function predictionShiftTable(model) {
+  if (!model.prediction_shift?.length) return void 0;
+  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
+  return [
+    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
+    table2([
+      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
+      ...model.prediction_shift.flatMap(
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+      )
+    ])
+  ].join("\n\n");
+}
+function shiftTable(model) {
+  if (!model.shifts?.length) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
+  return [
+    "**Distribution shift**",
+    table2([
+      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
+      ...model.shifts.map((s) => [
+        escapeMarkdown(s.name),
+        escapeMarkdown(s.source),
+        String(s.samples),
+        percent(s.dense, 2),
+        percent(s.final, 2),
+        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
+        points(s.gap_change, 2)
+      ])
+    ])
+  ].join("\n\n");
+}
+function renderModel(model) {
+  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
+  if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const schedule = scheduleSection(model);
+  if (schedule) sections.push(schedule);
+  const funnel = funnelSection(model);
+  if (funnel) sections.push(funnel);
+  const quantize = quantizeSection(model);
+  if (quantize) sections.push(quantize);
+  const classes = classTable(model);
+  if (classes) sections.push(classes);
+  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell4(n)}`)].join("\n"));
+  const cost = costTable(model.steps);
+  if (cost) sections.push(cost);
+  const shifts = shiftTable(model);
+  if (shifts) sections.push(shifts);
+  const predicted = predictionShiftTable(model);
+  if (predicted) sections.push(predicted);
+  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
+  return sections.join("\n\n");
+}
+function renderMarkdown(ledger) {
+  const { runtime, tool } = ledger;
+  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+
+${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
+  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
+  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
+  const timedOut = timedOutLines(ledger).map((l) => `${l}
+
+`).join("");
+  return `${title}
+
+${timedOut}${models}
+
+${footer}
+`;
+}
+function timedOutLines(ledger) {
+  return timedOutRuns(ledger).map(
+    (t) => `**Timed out:** ${markdownCode(t.model)} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
+  );
+}
+
+// src/measure/metrics.ts
+function accuracy(pred, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
+  return labels.length ? hit / labels.length : NaN;
+}
+function perClassAccuracy(pred, labels, classes) {
+  const hit = new Float64Array(classes);
+  const support = classSupport(labels, classes);
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
+  return Array.from(support, (n, c) => n ? hit[c] / n : null);
+}
+function classSupport(labels, classes) {
+  const support = new Array(classes).fill(0);
+  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
+  return support;
+}
+function confusionMatrix(pred, labels, classes) {
+  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
+  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
+  return m;
+}
+function agreement(a, b) {
+  let same2 = 0;
+  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
+  return a.length ? same2 / a.length : NaN;
 }
 
 // src/measure/stats/binomial.ts
@@ -26631,7 +25926,17 @@ function annotateClassChanges(changes, m, limit) {
 }
 
 // src/pipeline/verdicts.ts
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config2, classChanges3, compareMode = false) {
+function classChanges(reference, candidate, labels, classes) {
+  const support = classSupport(labels, classes);
+  const changes = [];
+  reference.per_class.forEach((d, c) => {
+    const f = candidate.per_class[c];
+    if (d === null || f === null) return;
+    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config2, compareMode = false) {
   const labels = data.labels;
   const confidence = config2.confidence;
   for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
@@ -26651,7 +25956,7 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
   return {
     budgets: results,
     verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges3, paired, classLimit)
+    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, labels, reference.preds.classes), paired, classLimit)
   };
 }
 function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
@@ -26704,6 +26009,909 @@ function predictionShifts(reference, candidate, shifts) {
   return out;
 }
 
+// src/pipeline/ledger.ts
+function measuredRuntime(provider, config2) {
+  return {
+    onnxruntime: onnxruntimeVersion(),
+    provider: provider.provider,
+    threads: config2.latency.threads || os3.availableParallelism(),
+    platform: `${process.platform}-${process.arch}`,
+    ...provider.note ? { notes: [provider.note] } : {}
+  };
+}
+function buildModelLedger(i2) {
+  return {
+    model: i2.model,
+    pruned: i2.pruned,
+    method: i2.method,
+    target_sparsity: i2.targetSparsity,
+    steps: i2.steps.map((m) => m.step),
+    budgets: i2.judged.budgets,
+    verdict: i2.judged.verdict,
+    class_changes: i2.judged.classChanges,
+    eval: { data: i2.data.path, samples: i2.data.set.count, classes: i2.reference.preds.classes },
+    ...i2.notes?.length ? { notes: [...i2.notes] } : {},
+    shifts: shiftResults(i2.reference, i2.shipped, i2.shifts, new Set(i2.config.corruptions), i2.config.confidence),
+    prediction_shift: predictionShifts(i2.reference, i2.shipped, i2.shifts),
+    ...i2.scope ? { scope: i2.scope } : {},
+    ...i2.sensitivity ? { sensitivity: i2.sensitivity } : {},
+    ...i2.schedule ? { schedule: i2.schedule } : {}
+  };
+}
+function writeLedgerFiles(dir, ledger) {
+  const markdown = renderMarkdown(ledger);
+  const ledgerPath = path6.join(dir, "ledger.json");
+  const markdownPath = path6.join(dir, "ledger.md");
+  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(markdownPath, markdown);
+  return { markdown, ledgerPath, markdownPath };
+}
+
+// src/onnx/runtime/scores.ts
+function scoreRow(row, offset, classes, label, areProbabilities) {
+  let pred = 0;
+  let max2 = -Infinity;
+  for (let c = 0; c < classes; c++) {
+    const v = row[offset + c];
+    if (v > max2) {
+      max2 = v;
+      pred = c;
+    }
+  }
+  if (areProbabilities) {
+    const p = row[offset + label];
+    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
+  }
+  let sum = 0;
+  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
+  const logSum = Math.log(sum);
+  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
+}
+function expectedCalibrationError(confidence, correct, bins = 15) {
+  const n = confidence.length;
+  const count3 = new Float64Array(bins);
+  const conf = new Float64Array(bins);
+  const hit = new Float64Array(bins);
+  for (let i2 = 0; i2 < n; i2++) {
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count3[b]++;
+    conf[b] += confidence[i2];
+    hit[b] += correct[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
+  return ece;
+}
+
+// src/onnx/runtime/classifier.ts
+function endsInSoftmax(model) {
+  const index = new GraphIndex(model.graph);
+  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
+}
+async function evaluateClassifier(session, data, opts) {
+  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
+  if (session.outputNames.length !== 1) {
+    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
+  }
+  const { ort } = onnxruntime();
+  const labels = data.labels ?? new Int32Array(data.count);
+  const n = data.count;
+  const pred = new Int32Array(n);
+  const confidence = new Float32Array(n);
+  const correct = new Uint8Array(n);
+  const logProbLabel = new Float32Array(n);
+  let classes = 0;
+  let logits;
+  for (let start = 0; start < n; start += opts.batchSize) {
+    const end = Math.min(n, start + opts.batchSize);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) {
+      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    }
+    const result = await session.run(feeds);
+    const out = result[session.outputNames[0]];
+    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
+      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
+    }
+    const values = out.data;
+    if (classes === 0) {
+      classes = out.dims[1];
+      if (opts.keepLogits) logits = new Float32Array(n * classes);
+    }
+    for (let i2 = 0; i2 < end - start; i2++) {
+      const label = labels[start + i2];
+      if (label >= classes) {
+        throw new UserError(`${data.path}: label ${label} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+      }
+      const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
+      pred[start + i2] = s.pred;
+      confidence[start + i2] = s.confidence;
+      correct[start + i2] = !data.labels ? 0 : s.pred === label ? 1 : 0;
+      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
+    }
+    logits?.set(values, start * classes);
+    for (const t of Object.values(result)) t.dispose();
+    opts.onBatch?.(end, n);
+  }
+  return { classes, pred, confidence, correct, logProbLabel, logits };
+}
+
+// src/measure/size.ts
+import * as fs8 from "node:fs";
+import { gzipSync } from "node:zlib";
+function measureFileSize(file) {
+  const data = fs8.readFileSync(file);
+  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
+}
+
+// src/onnx/shapes.ts
+var ELEMENTWISE_UNARY = /* @__PURE__ */ new Set([
+  "Identity",
+  "Relu",
+  "LeakyRelu",
+  "PRelu",
+  "Sigmoid",
+  "Tanh",
+  "Clip",
+  "Gelu",
+  "Erf",
+  "Sqrt",
+  "Exp",
+  "Log",
+  "Neg",
+  "Abs",
+  "Softmax",
+  "LogSoftmax",
+  "Dropout",
+  "BatchNormalization",
+  "LayerNormalization",
+  "InstanceNormalization",
+  "Cast",
+  "HardSigmoid",
+  "HardSwish",
+  "Elu",
+  "Selu",
+  "Softplus",
+  "Mish",
+  "Reciprocal",
+  "Floor",
+  "Ceil",
+  "Round",
+  "Not",
+  "LpNormalization",
+  "CastLike",
+  "Celu",
+  "ThresholdedRelu",
+  "Sign",
+  "Sin",
+  "Cos",
+  "QuantizeLinear",
+  "DequantizeLinear",
+  "DynamicQuantizeLinear"
+]);
+var BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
+function dimsOf(v, batch) {
+  const t = v?.type?.value;
+  if (!t || t.case !== "tensorType" || !t.value.shape) return void 0;
+  return t.value.shape.dim.map((d) => d.value.case === "dimValue" ? Number(d.value.value) : batch);
+}
+function broadcastShapes(shapes) {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out = [];
+  for (let i2 = 0; i2 < rank; i2++) {
+    let d = 1;
+    for (const s of shapes) {
+      const v = s[s.length - rank + i2] ?? 1;
+      if (v === 1) continue;
+      if (d !== 1 && d !== v) return void 0;
+      d = v;
+    }
+    out.push(d);
+  }
+  return out;
+}
+function normAxis(axis, rank) {
+  return axis < 0 ? axis + rank : axis;
+}
+function inferShapes(index, batch = 1) {
+  const shapes = /* @__PURE__ */ new Map();
+  const values = /* @__PURE__ */ new Map();
+  for (const v of index.inputs) {
+    const d = dimsOf(v, batch);
+    if (d) shapes.set(v.name, d);
+  }
+  for (const [name, t] of index.initializers) {
+    const d = tensorDims(t);
+    shapes.set(name, d);
+    if (numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6)) values.set(name, tensorToInts(t));
+  }
+  for (const node of index.order) {
+    try {
+      inferNode(node, shapes, values);
+    } catch {
+    }
+    for (const o of node.output) {
+      if (!shapes.has(o)) {
+        const d = dimsOf(index.valueInfo.get(o), batch);
+        if (d) shapes.set(o, d);
+      }
+    }
+  }
+  return { shapes, values };
+}
+function convOutput(node, x2, w, transpose2) {
+  const spatial = x2.length - 2;
+  const kernel = attrInts(node, "kernel_shape") ?? w.slice(2);
+  const strides = attrInts(node, "strides") ?? new Array(spatial).fill(1);
+  const dil = attrInts(node, "dilations") ?? new Array(spatial).fill(1);
+  const pads = attrInts(node, "pads") ?? new Array(2 * spatial).fill(0);
+  const autoPad = attr(node, "auto_pad");
+  const mode = autoPad ? new TextDecoder().decode(autoPad.s) : "NOTSET";
+  const out = [];
+  for (let i2 = 0; i2 < spatial; i2++) {
+    const inDim = x2[2 + i2];
+    const k = (kernel[i2] - 1) * dil[i2] + 1;
+    if (transpose2) {
+      const outPad = attrInts(node, "output_padding")?.[i2] ?? 0;
+      const explicit = attrInts(node, "output_shape");
+      out.push(explicit ? explicit[i2] : strides[i2] * (inDim - 1) + outPad + k - pads[i2] - pads[i2 + spatial]);
+    } else if (mode === "SAME_UPPER" || mode === "SAME_LOWER") {
+      out.push(Math.ceil(inDim / strides[i2]));
+    } else if (mode === "VALID") {
+      out.push(Math.floor((inDim - k) / strides[i2]) + 1);
+    } else {
+      const ceil = attrInt(node, "ceil_mode", 0) === 1;
+      const r = (inDim + pads[i2] + pads[i2 + spatial] - k) / strides[i2];
+      out.push((ceil ? Math.ceil(r) : Math.floor(r)) + 1);
+    }
+  }
+  return out;
+}
+function inferNode(node, shapes, values) {
+  const s = (i2) => node.input[i2] ? shapes.get(node.input[i2]) : void 0;
+  const v = (i2) => node.input[i2] ? values.get(node.input[i2]) : void 0;
+  const set = (shape, value) => {
+    if (!shape) return;
+    shapes.set(node.output[0], shape);
+    if (value) values.set(node.output[0], value);
+  };
+  const x2 = s(0);
+  const op = node.opType;
+  if (op === "Constant") {
+    const t = attr(node, "value")?.t;
+    if (t) {
+      const d = tensorDims(t);
+      set(d, numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6) ? tensorToInts(t) : void 0);
+    }
+    return;
+  }
+  if (op === "Shape") {
+    if (x2) {
+      const start = normAxis(attrInt(node, "start", 0), x2.length);
+      const end = attr(node, "end") ? normAxis(attrInt(node, "end", x2.length), x2.length) : x2.length;
+      const val = x2.slice(start, end);
+      set([val.length], val);
+    }
+    return;
+  }
+  if (ELEMENTWISE_UNARY.has(op)) {
+    const vx = v(0);
+    set(x2, op === "Cast" || op === "Identity" ? vx : void 0);
+    return;
+  }
+  if (op === "ConstantOfShape") {
+    const dims = v(0);
+    if (!dims) return;
+    const t = attr(node, "value")?.t;
+    const fill = t ? tensorToInts(t)[0] : 0;
+    set(dims, numel(dims) <= 64 && (!t || t.dataType === 7 || t.dataType === 6) ? new Array(numel(dims)).fill(fill) : void 0);
+    return;
+  }
+  if (op === "Where") {
+    const ins = node.input.map((n2) => shapes.get(n2));
+    if (ins.some((i2) => !i2)) return;
+    const out = broadcastShapes(ins);
+    const [c, a, b] = [v(0), v(1), v(2)];
+    const n = out && out.length <= 1 ? numel(out) : 0;
+    const at2 = (q, i2) => q[q.length === 1 ? 0 : i2];
+    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at2(c, i2) ? at2(a, i2) : at2(b, i2)) : void 0);
+    return;
+  }
+  if (BROADCAST.has(op)) {
+    const ins = node.input.map((n) => shapes.get(n));
+    if (ins.some((i2) => !i2)) return;
+    if (op === "Expand") {
+      const target = v(1);
+      set(target && x2 ? broadcastShapes([x2, target]) : void 0);
+      return;
+    }
+    const out = broadcastShapes(ins);
+    let val;
+    const a = v(0);
+    const b = v(1);
+    if (a && b && node.input.length === 2 && out && out.length <= 1) {
+      const n = Math.max(a.length, b.length);
+      const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q), Equal: (p, q) => p === q ? 1 : 0 }[op];
+      if (f) val = Array.from({ length: n }, (_, i2) => f(a[a.length === 1 ? 0 : i2], b[b.length === 1 ? 0 : i2]));
+    }
+    set(out, val);
+    return;
+  }
+  switch (op) {
+    case "Conv":
+    case "ConvInteger":
+    case "ConvTranspose": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const group2 = attrInt(node, "group", 1);
+      const cout = op === "ConvTranspose" ? w[1] * group2 : w[0];
+      const sp = convOutput(node, x2, w, op === "ConvTranspose");
+      set(sp && [x2[0], cout, ...sp]);
+      return;
+    }
+    case "MaxPool":
+    case "AveragePool":
+    case "LpPool": {
+      if (!x2) return;
+      const kernel = attrInts(node, "kernel_shape");
+      if (!kernel) return;
+      const sp = convOutput(node, x2, [0, 0, ...kernel], false);
+      set(sp && [x2[0], x2[1], ...sp]);
+      return;
+    }
+    case "GlobalAveragePool":
+    case "GlobalMaxPool":
+      set(x2 && [x2[0], x2[1], ...x2.slice(2).map(() => 1)]);
+      return;
+    case "Flatten": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 1), x2.length);
+      set([numel(x2.slice(0, axis)), numel(x2.slice(axis))]);
+      return;
+    }
+    case "Reshape": {
+      const target = v(1) ?? attrInts(node, "shape");
+      if (!x2 || !target) return;
+      const allowZero = attrInt(node, "allowzero", 0) === 1;
+      const out = target.map((d, i2) => d === 0 && !allowZero ? x2[i2] : d);
+      const known = out.filter((d) => d !== -1);
+      const inferred = out.indexOf(-1);
+      if (inferred >= 0) out[inferred] = numel(x2) / numel(known);
+      set(out, v(0));
+      return;
+    }
+    case "Gemm": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const m = attrInt(node, "transA", 0) ? x2[1] : x2[0];
+      const n = attrInt(node, "transB", 0) ? w[0] : w[1];
+      set([m, n]);
+      return;
+    }
+    case "MatMul":
+    case "MatMulInteger": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const a = x2.length === 1 ? [1, x2[0]] : x2;
+      const b = w.length === 1 ? [w[0], 1] : w;
+      const batchDims = broadcastShapes([a.slice(0, -2), b.slice(0, -2)]);
+      if (!batchDims) return;
+      const out = [...batchDims, a[a.length - 2], b[b.length - 1]];
+      if (x2.length === 1) out.splice(out.length - 2, 1);
+      if (w.length === 1) out.pop();
+      set(out);
+      return;
+    }
+    case "Concat": {
+      const ins = node.input.map((n) => shapes.get(n));
+      if (ins.some((i2) => !i2)) return;
+      const first = ins[0];
+      const axis = normAxis(attrInt(node, "axis", 0), first.length);
+      const out = [...first];
+      out[axis] = ins.reduce((acc2, i2) => acc2 + i2[axis], 0);
+      const vals = node.input.map((n) => values.get(n));
+      set(out, vals.every((q) => q) ? vals.flat() : void 0);
+      return;
+    }
+    case "Transpose": {
+      if (!x2) return;
+      const perm = attrInts(node, "perm") ?? x2.map((_, i2) => x2.length - 1 - i2);
+      set(perm.map((p) => x2[p]));
+      return;
+    }
+    case "Unsqueeze": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1);
+      if (!axes) return;
+      const rank = x2.length + axes.length;
+      const norm2 = new Set(axes.map((a) => normAxis(a, rank)));
+      const out = [];
+      let k = 0;
+      for (let i2 = 0; i2 < rank; i2++) out.push(norm2.has(i2) ? 1 : x2[k++]);
+      set(out, v(0));
+      return;
+    }
+    case "Squeeze": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1);
+      const norm2 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
+      set(x2.filter((d, i2) => norm2 ? !norm2.has(i2) : d !== 1), v(0));
+      return;
+    }
+    case "Gather": {
+      const idx = s(1);
+      if (!x2 || !idx) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const out = [...x2.slice(0, axis), ...idx, ...x2.slice(axis + 1)];
+      const data = v(0);
+      const iv = v(1);
+      set(out, data && iv && x2.length === 1 ? iv.map((i2) => data[i2 < 0 ? i2 + data.length : i2]) : void 0);
+      return;
+    }
+    case "Slice": {
+      if (!x2) return;
+      const starts = v(1) ?? attrInts(node, "starts");
+      const ends = v(2) ?? attrInts(node, "ends");
+      if (!starts || !ends) return;
+      const axes = (node.input[3] ? v(3) : attrInts(node, "axes")) ?? starts.map((_, i2) => i2);
+      const steps = (node.input[4] ? v(4) : void 0) ?? starts.map(() => 1);
+      const out = [...x2];
+      const ranges = [];
+      axes.forEach((a0, i2) => {
+        const a = normAxis(a0, x2.length);
+        const dim = x2[a];
+        const step = steps[i2];
+        const clamp = (q, lo, hi) => Math.min(Math.max(q, lo), hi);
+        let st = starts[i2] < 0 ? starts[i2] + dim : starts[i2];
+        let en = ends[i2] < 0 ? ends[i2] + dim : ends[i2];
+        st = step > 0 ? clamp(st, 0, dim) : clamp(st, -1, dim - 1);
+        en = step > 0 ? clamp(en, 0, dim) : clamp(en, -1, dim - 1);
+        out[a] = Math.max(0, Math.ceil((en - st) / step));
+        ranges.push([st, en, step]);
+      });
+      const data = v(0);
+      let val;
+      if (data && x2.length === 1 && ranges.length === 1) {
+        const [st, en, step] = ranges[0];
+        val = [];
+        for (let i2 = st; step > 0 ? i2 < en : i2 > en; i2 += step) val.push(data[i2]);
+      }
+      set(out, val);
+      return;
+    }
+    case "Split": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const sizes = attrInts(node, "split") ?? v(1) ?? new Array(node.output.length).fill(x2[axis] / node.output.length);
+      node.output.forEach((o, i2) => {
+        const out = [...x2];
+        out[axis] = sizes[i2];
+        shapes.set(o, out);
+      });
+      return;
+    }
+    case "Pad": {
+      const pads = v(1) ?? attrInts(node, "pads");
+      if (!x2 || !pads) return;
+      set(x2.map((d, i2) => d + pads[i2] + pads[i2 + x2.length]));
+      return;
+    }
+    case "ReduceMean":
+    case "ReduceSum":
+    case "ReduceMax":
+    case "ReduceMin":
+    case "ReduceL2": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
+      const keep = attrInt(node, "keepdims", 1) === 1;
+      const norm2 = new Set(axes.map((a) => normAxis(a, x2.length)));
+      set(keep ? x2.map((d, i2) => norm2.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm2.has(i2)));
+      return;
+    }
+    case "ArgMax":
+    case "ArgMin": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const keep = attrInt(node, "keepdims", 1) === 1;
+      set(keep ? x2.map((d, i2) => i2 === axis ? 1 : d) : x2.filter((_, i2) => i2 !== axis));
+      return;
+    }
+    case "Resize":
+    case "Upsample": {
+      const sizes = node.input[3] ? v(3) : void 0;
+      const scales = node.input[2] ? v(2) : void 0;
+      if (!x2) return;
+      if (sizes) set(sizes);
+      else if (scales) set(x2.map((d, i2) => Math.floor(d * scales[i2])));
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+// src/onnx/flops.ts
+var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger", "ConvInteger"]);
+function nodeMacs(node, shapes) {
+  const x2 = shapes.get(node.input[0]);
+  const w = shapes.get(node.input[1]);
+  const y = shapes.get(node.output[0]);
+  if (!x2 || !w || !y) return null;
+  switch (node.opType) {
+    case "Conv":
+    // every output element: Cin/groups * prod(kernel) MACs
+    case "ConvInteger":
+      return numel(y) * numel(w.slice(1));
+    case "ConvTranspose":
+      return numel(x2) * numel(w.slice(1));
+    case "Gemm": {
+      const k = attrInt(node, "transA", 0) ? x2[0] : x2[1];
+      return numel(y) * k;
+    }
+    case "MatMul":
+    case "MatMulInteger":
+      return numel(y) * x2[x2.length - 1];
+    default:
+      return null;
+  }
+}
+function modelCost(model) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  let params = 0;
+  let nonzero = 0;
+  const { stored, auxiliary } = quantizedWeights(index);
+  for (const t of index.initializers.values()) {
+    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
+    const values = tensorToFloat32(t);
+    params += values.length;
+    for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
+  }
+  const nodes = [];
+  const uncounted = [];
+  let macs = 0;
+  for (const n of index.order) {
+    if (!MAC_OPS.has(n.opType)) continue;
+    const m = nodeMacs(n, shapes);
+    if (m === null) uncounted.push(nodeLabel(n));
+    else macs += m;
+    let p = 0;
+    for (const i2 of n.input.slice(1)) {
+      const t = weightTensor(index, i2);
+      if (t && (FLOAT_TYPES.has(t.dataType) || stored.has(t.name))) p += numel(tensorDims(t));
+    }
+    nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
+  }
+  return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
+}
+function quantizedWeights(index) {
+  const stored = /* @__PURE__ */ new Set();
+  const auxiliary = /* @__PURE__ */ new Set();
+  for (const n of index.graph.node) {
+    if (n.opType === "Mul" && n.input.some((i2) => index.producer.get(i2)?.opType === "DynamicQuantizeLinear")) {
+      for (const i2 of n.input) if (index.initializers.has(i2)) auxiliary.add(i2);
+      continue;
+    }
+    if (n.opType === "MatMulInteger" || n.opType === "ConvInteger") {
+      if (index.initializers.has(n.input[1])) stored.add(n.input[1]);
+      for (const i2 of n.input.slice(2)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
+      continue;
+    }
+    if (n.opType !== "DequantizeLinear" && n.opType !== "QuantizeLinear") continue;
+    if (n.opType === "DequantizeLinear" && index.initializers.has(n.input[0])) stored.add(n.input[0]);
+    for (const i2 of n.input.slice(1)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
+  }
+  return { stored, auxiliary };
+}
+function weightTensor(index, name) {
+  const t = index.initializers.get(name);
+  if (t) return t;
+  const p = index.producer.get(name);
+  return p && p.opType === "DequantizeLinear" ? index.initializers.get(p.input[0]) : void 0;
+}
+
+// src/prune/sparsity.ts
+function countSparsity(model, denseWeights) {
+  const index = new GraphIndex(model.graph);
+  const layers = [];
+  let zeros = 0;
+  let total2 = 0;
+  for (const w of denseWeights) {
+    const denseSize = numel(w.dims);
+    const t = index.initializers.get(w.initializer);
+    let nonzero = 0;
+    if (t) {
+      const v = tensorToFloat32(t);
+      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
+    }
+    const z2 = denseSize - nonzero;
+    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
+    zeros += z2;
+    total2 += denseSize;
+  }
+  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
+}
+
+// src/onnx/runtime/activationBudget.ts
+var ACTIVATION_BUDGET_BYTES = 384 * 2 ** 20;
+var ACTIVATION_HIGH_WATER = 8;
+var largestCache = /* @__PURE__ */ new WeakMap();
+function largestActivationBytes(model) {
+  const hit = largestCache.get(model);
+  if (hit !== void 0) return hit ?? void 0;
+  let largest = 0;
+  try {
+    const index = new GraphIndex(model.graph);
+    const { shapes } = inferShapes(index, 1);
+    for (const n of index.order) for (const o of n.output) {
+      const s = shapes.get(o);
+      if (s) largest = Math.max(largest, numel(s) * 4);
+    }
+  } catch {
+    largest = 0;
+  }
+  largestCache.set(model, largest > 0 ? largest : null);
+  return largest > 0 ? largest : void 0;
+}
+function boundedBatch(model, want, budget = ACTIVATION_BUDGET_BYTES) {
+  const per = largestActivationBytes(model);
+  if (!per) return want;
+  return Math.max(1, Math.min(want, Math.floor(budget / (ACTIVATION_HIGH_WATER * per))));
+}
+
+// src/pipeline/release.ts
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+function releaseField(holder, key, what) {
+  Object.defineProperty(holder, key, {
+    configurable: true,
+    enumerable: false,
+    get() {
+      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
+    }
+  });
+}
+var collect;
+function collectGarbage() {
+  if (!collect) {
+    const exposed = globalThis.gc;
+    if (exposed) collect = exposed;
+    else {
+      setFlagsFromString("--expose-gc");
+      collect = runInNewContext("gc");
+    }
+  }
+  collect();
+}
+
+// src/pipeline/steps.ts
+function stepName(s) {
+  switch (s.kind) {
+    case "dense":
+    case "ship":
+    case "base":
+    case "head":
+      return s.kind;
+    case "prune":
+      return `prune${at(s.at)}`;
+    case "recover":
+      return s.stage === "round" ? `recover:round-${s.round}` : `recover:${s.stage}${at(s.at)}`;
+    case "calibrate:temperature":
+      return `calibrate:temperature${at(s.at)}`;
+    case "quantize":
+      return `quantize:${s.scheme}`;
+  }
+}
+var at = (n) => n === void 0 ? "" : `@${n}`;
+function recoveryKind(stage, at2) {
+  return stage === "temperature" ? { kind: "calibrate:temperature", at: at2 } : { kind: "recover", stage, at: at2 };
+}
+function recoveryRecord(r, at2) {
+  return { step: recoveryKind(r.stage, at2), description: r.description, artifact: r.artifact, recovery: r.info, ...r.temperature ? { temperature: r.temperature } : {} };
+}
+
+// src/pipeline/measureStep.ts
+function savedFacts(artifact, denseWeights, evalBatchSize) {
+  const saved = loadModel(artifact).proto;
+  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
+}
+async function measureStep(kind, description, artifact, ctx) {
+  const { data, config: config2, progress } = ctx;
+  const name = stepName(kind);
+  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
+  const size2 = measureFileSize(artifact);
+  collectGarbage();
+  const session = await openSession(artifact, { threads: config2.latency.threads, provider: ctx.provider });
+  let preds;
+  const shiftAccuracy = {};
+  const shiftPreds = /* @__PURE__ */ new Map();
+  try {
+    progress.stage({ kind: "evaluate", step: name, total: data.count });
+    preds = await evaluateClassifier(session, data, {
+      batchSize: batch,
+      outputsAreProbabilities: probabilities,
+      modelPath: artifact,
+      onBatch: (done) => progress.update(done)
+    });
+    progress.stop();
+    for (const s of ctx.shifts) {
+      const p = await evaluateClassifier(session, s.data, { batchSize: batch, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      shiftPreds.set(s.name, p);
+    }
+  } finally {
+    progress.stop();
+    await session.release();
+  }
+  const labels = data.labels;
+  const step = {
+    name,
+    description,
+    artifact,
+    sparsity: sparsity.overall,
+    params: cost.params,
+    nonzero_params: cost.nonzeroParams,
+    flops: cost.macs,
+    size_bytes: size2.bytes,
+    gzip_bytes: size2.gzipBytes,
+    accuracy: accuracy(preds.pred, labels),
+    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
+    confusion: confusionMatrix(preds.pred, labels, preds.classes),
+    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
+    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
+    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
+    latency: null,
+    latency_by_batch: [],
+    shift_accuracy: shiftAccuracy,
+    layers: sparsity.layers
+  };
+  return { kind, step, preds, shiftPreds };
+}
+async function measureRecord(r, ctx) {
+  const m = await measureStep(r.step, r.description, r.artifact, ctx);
+  if (r.recovery) m.step.recovery = r.recovery;
+  if (r.temperature) m.step.temperature = r.temperature;
+  return m;
+}
+
+// src/measure/corruptions.ts
+var SEVERITIES = {
+  /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
+  "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
+  /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
+  contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
+  /** added offset as a fraction of the input's range (max − min) */
+  brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
+  /** Gaussian blur sigma, in pixels */
+  blur: [0.5, 0.75, 1, 1.5, 2],
+  /** noise sd as a multiple of each feature's sd */
+  "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
+  /** fraction of features per sample replaced by the feature's mean */
+  "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
+};
+var corruptionName = (c) => `${c.kind}:${c.severity}`;
+function parseCorruption(text2, where) {
+  const m = /^([a-z-]+):([1-5])$/.exec(text2.trim());
+  if (!m || !CORRUPTIONS.includes(m[1])) {
+    throw new UserError(`${where} ${text2}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
+  }
+  return { kind: m[1], severity: Number(m[2]) };
+}
+function seedOf(c) {
+  let h = 2166136261;
+  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
+  return h >>> 0;
+}
+function gaussian(random) {
+  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+function moments(x2) {
+  let s = 0;
+  let s2 = 0;
+  let min = Infinity;
+  let max2 = -Infinity;
+  for (let i2 = 0; i2 < x2.length; i2++) {
+    s += x2[i2];
+    s2 += x2[i2] * x2[i2];
+    if (x2[i2] < min) min = x2[i2];
+    if (x2[i2] > max2) max2 = x2[i2];
+  }
+  const mean2 = s / x2.length;
+  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
+}
+function blurPlane(x2, offset, h, w, sigma, tmp) {
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
+  const sum = k.reduce((a, b) => a + b, 0);
+  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
+  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
+      tmp[y * w + xx] = acc2;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
+      x2[offset + y * w + xx] = acc2;
+    }
+  }
+}
+function corruptArray(name, arr, c, where) {
+  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
+  }
+  const image = IMAGE_CORRUPTIONS.includes(c.kind);
+  if (image && arr.dims.length !== 4) {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
+  }
+  const src = arr.data;
+  const x2 = src.slice();
+  const level = SEVERITIES[c.kind][c.severity - 1];
+  const random = seededRandom(seedOf(c));
+  const normal = gaussian(random);
+  const n = arr.dims[0];
+  const per = x2.length / n;
+  const stats = moments(src);
+  switch (c.kind) {
+    case "gaussian-noise":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
+      break;
+    case "brightness":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
+      break;
+    case "contrast":
+    case "blur": {
+      const [, channels, h, w] = arr.dims;
+      const plane = h * w;
+      const tmp = new Float64Array(plane);
+      for (let p = 0; p < n * channels; p++) {
+        const off = p * plane;
+        if (c.kind === "blur") {
+          blurPlane(x2, off, h, w, level, tmp);
+        } else {
+          let mean2 = 0;
+          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
+          mean2 /= plane;
+          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
+        }
+      }
+      break;
+    }
+    case "feature-noise":
+    case "feature-dropout": {
+      const mean2 = new Float64Array(per);
+      const sd = new Float64Array(per);
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
+      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
+      for (let s = 0; s < n; s++) {
+        for (let f = 0; f < per; f++) {
+          const i2 = s * per + f;
+          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
+          else if (random() < level) x2[i2] = mean2[f];
+        }
+      }
+      break;
+    }
+  }
+  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
+}
+function corruptDataset(ds, c) {
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
+  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
+}
+function corruptionSets(data, specs) {
+  return specs.map((text2) => {
+    const c = parseCorruption(text2, "corruptions");
+    return { name: corruptionName(c), data: corruptDataset(data, c) };
+  });
+}
+
 // src/pipeline/compare.ts
 var DEFAULT_LATENCY_REGRESSION = 0.05;
 function compareBudgets(budgets) {
@@ -26712,15 +26920,6 @@ function compareBudgets(budgets) {
     all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
   }
   return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
-}
-function classChanges(base, head, labels, classes) {
-  const support = classSupport(labels, classes);
-  const out = [];
-  base.per_class.forEach((d, c) => {
-    const f = head.per_class[c];
-    if (d !== null && f !== null) out.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return out.sort((a, b) => b.drop - a.drop || a.class - b.class);
 }
 function loadFor(models, file, requireLabels) {
   const [first, ...rest] = models;
@@ -26739,9 +26938,9 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path6.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path6.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.start("latency (base and head interleaved)", config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
+  const base = await measureStep({ kind: "base" }, `base model ${path7.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep({ kind: "head" }, `head model ${path7.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  progress.stage({ kind: "latency", detail: "base and head interleaved", total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
@@ -26762,55 +26961,35 @@ async function comparePipeline(req, progress) {
     ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path }))
   ]);
   const m = await measurePair(req, progress);
-  const budgets = compareBudgets(req.budgets);
-  const changes = classChanges(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
-  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config2, changes, true);
-  const model = {
+  const judged = judgeWithIntervals(compareBudgets(req.budgets), m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config2, true);
+  const model = buildModelLedger({
     model: req.base,
     pruned: req.head,
     method: "compare",
-    target_sparsity: m.head.step.sparsity,
-    steps: [m.base.step, m.head.step],
-    budgets: judged.budgets,
-    verdict: judged.verdict,
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes },
-    shifts: shiftResults(m.base, m.head, m.shifts, new Set(config2.corruptions), config2.confidence),
-    prediction_shift: predictionShifts(m.base, m.head, m.shifts)
-  };
-  const ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict: judged.verdict,
-    tool: { name: "prune-guard", version: VERSION },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: m.provider.provider,
-      threads: config2.latency.threads || os3.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`,
-      ...m.provider.note ? { notes: [m.provider.note] } : {}
-    },
-    models: [model]
-  };
-  const markdown = renderMarkdown(ledger);
+    targetSparsity: m.head.step.sparsity,
+    steps: [m.base, m.head],
+    reference: m.base,
+    shipped: m.head,
+    judged,
+    data: { path: req.data, set: m.data },
+    shifts: m.shifts,
+    config: config2
+  });
+  const ledger = ledgerEnvelope([model], measuredRuntime(m.provider, config2));
   fs9.mkdirSync(req.out, { recursive: true });
-  const ledgerPath = path6.join(req.out, "ledger.json");
-  const markdownPath = path6.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
+  return { ledger, ...writeLedgerFiles(req.out, ledger) };
 }
 
 // src/pipeline/selftest.ts
 import * as fs10 from "node:fs";
-import * as path7 from "node:path";
+import * as path8 from "node:path";
 import { fileURLToPath } from "node:url";
 function defaultFixture(name) {
-  let dir = path7.dirname(fileURLToPath(import.meta.url));
+  let dir = path8.dirname(fileURLToPath(import.meta.url));
   for (let i2 = 0; i2 < 4; i2++) {
-    const candidate = path7.join(dir, "fixtures", name);
+    const candidate = path8.join(dir, "fixtures", name);
     if (fs10.existsSync(candidate)) return candidate;
-    dir = path7.dirname(dir);
+    dir = path8.dirname(dir);
   }
   return void 0;
 }
@@ -26835,7 +27014,7 @@ async function selftest(req, progress) {
     halfWidths.push((r.ci[1] - r.ci[0]) / 2);
     first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency.candidate].sort((a, b) => a - b), 0.5) };
     first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency.reference].sort((a, b) => a - b), 0.5) };
-    const judged = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency, config2, [], true);
+    const judged = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency, config2, true);
     if (judged.verdict === "fail") {
       falseAlarms++;
       failures.push(`repetition ${k + 1}: ${judged.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
@@ -26860,7 +27039,7 @@ async function selftest(req, progress) {
   };
   if (req.out) {
     fs10.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path7.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+    writeFileAtomic(path8.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
   }
   return report;
 }
@@ -26910,18 +27089,17 @@ function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
 }
 
 // src/pipeline/guardedRun.ts
-import * as os7 from "node:os";
-import * as path16 from "node:path";
+import * as path21 from "node:path";
 
 // src/io/outputDir.ts
 import * as fs12 from "node:fs";
-import * as path9 from "node:path";
+import * as path10 from "node:path";
 import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/io/lock.ts
 import * as fs11 from "node:fs";
 import * as os4 from "node:os";
-import * as path8 from "node:path";
+import * as path9 from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 var LOCK_NAME = ".prune-guard.lock";
 function isStale(owner) {
@@ -26951,7 +27129,7 @@ async function lockDir(dir, opts) {
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
-  const file = path8.join(dir, LOCK_NAME);
+  const file = path9.join(dir, LOCK_NAME);
   const me = { pid: process.pid, host: os4.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
   let announced = false;
@@ -26985,7 +27163,7 @@ async function lockDir(dir, opts) {
     }
     if (Date.now() >= until) {
       throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path8.join(dir, LOCK_NAME)} if that run is gone`
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path9.join(dir, LOCK_NAME)} if that run is gone`
       );
     }
     if (!announced) {
@@ -27021,7 +27199,7 @@ var OutputDir = class _OutputDir {
     });
     try {
       removeOrphanStaging(dir);
-      const staging = path9.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
+      const staging = path10.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
       fs12.mkdirSync(staging);
       return new _OutputDir(dir, staging, lock, created);
     } catch (e) {
@@ -27031,12 +27209,12 @@ var OutputDir = class _OutputDir {
   }
   /** The final path of a file written under the staging folder. */
   publicPath(p) {
-    const rel = path9.relative(this.staging, p);
-    return rel.startsWith("..") || path9.isAbsolute(rel) ? p : path9.join(this.dir, rel);
+    const rel = path10.relative(this.staging, p);
+    return rel.startsWith("..") || path10.isAbsolute(rel) ? p : path10.join(this.dir, rel);
   }
   /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
   discardStaged() {
-    for (const n of fs12.readdirSync(this.staging)) fs12.rmSync(path9.join(this.staging, n), { recursive: true, force: true });
+    for (const n of fs12.readdirSync(this.staging)) fs12.rmSync(path10.join(this.staging, n), { recursive: true, force: true });
   }
   /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
   retire(name) {
@@ -27047,8 +27225,14 @@ var OutputDir = class _OutputDir {
     if (this.done) throw new Error("OutputDir: already committed or aborted");
     const names = fs12.readdirSync(this.staging).filter((n) => !n.startsWith("."));
     const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-    for (const n of this.retired) if (!names.includes(n)) fs12.rmSync(path9.join(this.dir, n), { force: true });
-    for (const n of ordered) fs12.renameSync(path9.join(this.staging, n), path9.join(this.dir, n));
+    for (const n of this.retired) if (!names.includes(n)) fs12.rmSync(path10.join(this.dir, n), { force: true });
+    for (const n of ordered) {
+      const target = path10.join(this.dir, n);
+      const staged = path10.join(this.staging, n);
+      const old = fs12.lstatSync(target, { throwIfNoEntry: false });
+      if (old && (old.isDirectory() || fs12.lstatSync(staged).isDirectory())) fs12.renameSync(target, path10.join(this.staging, `.replaced-${n}`));
+      fs12.renameSync(staged, target);
+    }
     this.finish();
   }
   /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
@@ -27072,7 +27256,37 @@ var OutputDir = class _OutputDir {
 var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
 function removeOrphanStaging(dir) {
   for (const n of fs12.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs12.rmSync(path9.join(dir, n), { recursive: true, force: true });
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs12.rmSync(path10.join(dir, n), { recursive: true, force: true });
+  }
+}
+
+// src/io/progress.ts
+function stageName(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}`;
+    case "sensitivity":
+      return "sensitivity curves";
+    case "recover":
+      return e.work === "round" ? "recovery round" : "recovery";
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return "latency";
+  }
+}
+function stageLine(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}${e.schedule ? ` (schedule step ${e.schedule.step}/${e.schedule.steps})` : ""}: ${e.detail}`;
+    case "sensitivity":
+      return `sensitivity curves (${e.detail})`;
+    case "recover":
+      return e.work === "round" ? `recovery round ${e.round}/${e.rounds}: ${e.detail}` : `recovery: ${e.detail}`;
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return `latency (${e.detail})`;
   }
 }
 
@@ -27104,18 +27318,17 @@ var Deadline = class {
     const elapsed = this.elapsedSeconds();
     if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
   }
-  /** `inner` with a checkpoint in every call; `start` and `note` also name the current stage. */
+  /** `inner` with a checkpoint in every call; a stage event also names the current stage. */
   watch(inner) {
     return {
+      stage: (e) => {
+        this.check();
+        this.stage = stageName(e);
+        inner.stage(e);
+      },
       note: (m) => {
         this.check();
-        if (STAGE_NOTE.test(m)) this.stage = stageOf(m);
         inner.note(m);
-      },
-      start: (label, total2) => {
-        this.check();
-        this.stage = stageOf(label);
-        inner.start(label, total2);
       },
       update: (done) => {
         inner.update(done);
@@ -27126,15 +27339,9 @@ var Deadline = class {
     };
   }
 };
-var STAGE_NOTE = /^(pruning|recover|reconstruct|distill|fine-tun)/i;
-function stageOf(label) {
-  const colon = label.indexOf(":");
-  return (colon > 0 ? label.slice(0, colon) : label).replace(/\s*\(.*\)$/, "").split(" ").slice(0, 2).join(" ").trim();
-}
 
 // src/pipeline/run.ts
-import * as fs18 from "node:fs";
-import * as path15 from "node:path";
+import * as path20 from "node:path";
 
 // src/onnx/preflight.ts
 var MAX_ONNX_OPSET = 26;
@@ -27248,6 +27455,140 @@ function preflightModel(model, file) {
   checkRuntimeSupport(model, file);
   checkFiniteWeights(model, file);
 }
+
+// src/prune/sensitivity/allocateSparsity.ts
+var DEFAULT_CAP = SENSITIVITY_CAP;
+function monotoneCurve(points2, cap) {
+  const pts = [{ r: 0, f: 0 }];
+  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
+    if (!(p.ratio > pts[pts.length - 1].r)) continue;
+    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
+  }
+  const at2 = (r) => {
+    for (let i2 = 1; i2 < pts.length; i2++) {
+      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+    }
+    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
+    const b = pts[pts.length - 1];
+    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
+    return b.f + slope * (r - b.r);
+  };
+  const out = pts.filter((p) => p.r < cap);
+  out.push({ r: cap, f: at2(cap) });
+  return out;
+}
+function lowerHull(pts) {
+  const hull = [];
+  for (const p of pts) {
+    while (hull.length >= 2) {
+      const a = hull[hull.length - 2];
+      const b = hull[hull.length - 1];
+      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
+      else break;
+    }
+    hull.push(p);
+  }
+  return hull;
+}
+function allocateSparsity(layers, target, opts = {}) {
+  const capRatio = opts.cap ?? DEFAULT_CAP;
+  const total2 = layers.reduce((n, l) => n + l.size, 0);
+  const want = Math.round(target * total2);
+  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
+  const capacity = caps.reduce((a, b) => a + b, 0);
+  if (want > capacity) {
+    throw new UserError(
+      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
+    );
+  }
+  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
+  const saves = unitSavings(layers, opts.costExponent ?? 0);
+  const segments = [];
+  hulls.forEach((h, i2) => {
+    for (let s = 1; s < h.length; s++) {
+      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
+      if (units <= 0) continue;
+      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
+      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
+    }
+  });
+  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
+  const amount = new Float64Array(layers.length);
+  let left = want;
+  for (const s of segments) {
+    if (left <= 0) break;
+    const take = Math.min(left, s.units);
+    amount[s.layer] += take;
+    left -= take;
+  }
+  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
+  let missing = want - pruned.reduce((a, b) => a + b, 0);
+  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
+  while (missing > 0) {
+    let moved = false;
+    for (const i2 of byRemainder) {
+      if (missing === 0) break;
+      if (pruned[i2] < caps[i2]) {
+        pruned[i2]++;
+        missing--;
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
+  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
+  return { pruned, ratios, predictedIncrease };
+}
+function unitSavings(layers, exponent) {
+  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
+  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
+  const floor = Math.min(...known);
+  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
+  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
+}
+function interpolate(pts, r) {
+  for (let i2 = 1; i2 < pts.length; i2++) {
+    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+  }
+  return pts[pts.length - 1].f;
+}
+
+// src/prune/resolveScope.ts
+function resolveScope(config2, calib, rounds = 1) {
+  if (config2.scope !== "auto") return { scope: config2.scope, reason: "" };
+  const global = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
+  if (config2.method !== "structured" && config2.method !== "unstructured") return global(`--method ${config2.method} has no sensitivity allocation`);
+  if (!calib) return global(`no calibration set to measure ${config2.method === "structured" ? "channel groups" : "layers"} on`);
+  if (!calib.labelled) return global("the calibration set has no labels");
+  if (config2.schedule !== "oneshot") return global(`--schedule ${config2.schedule} (sensitivity curves are measured once, on the dense model)`);
+  if (config2.maxLayerSparsity < 1) return global("--max-layer-sparsity is a global-scope cap");
+  if (config2.sparsity > DEFAULT_CAP) return global(`--sparsity ${config2.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
+  if (config2.method === "unstructured") {
+    if (rounds > 1) return global(`${rounds} recovery rounds prune by one global threshold`);
+    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
+  }
+  if (config2.roundTo > 1) return global("--round-to applies to the global allocation");
+  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
+}
+
+// src/recover/rounds.ts
+var ROUNDS_FROM_SPARSITY = 0.6;
+var AUTO_ROUNDS = 4;
+var AUTO_COMPARE = false;
+function resolveRounds(config2, calib) {
+  if (config2.recoveryRounds !== 0) return config2.recoveryRounds;
+  const fits = config2.method === "unstructured" && config2.recovery === "auto" && config2.schedule === "oneshot" && config2.criterion !== "sparsegpt" && config2.maxLayerSparsity >= 1 && calib?.labels && config2.sparsity >= ROUNDS_FROM_SPARSITY;
+  return fits ? AUTO_ROUNDS : 1;
+}
+function resolveCompare(config2, rounds) {
+  if (rounds <= 1 || config2.scope !== "global" || config2.sparsity > DEFAULT_CAP) return false;
+  return config2.roundsCompareSensitivity || config2.recoveryRounds === 0 && AUTO_COMPARE;
+}
+
+// src/pipeline/gradual.ts
+import * as fs17 from "node:fs";
+import * as path14 from "node:path";
 
 // src/onnx/build.ts
 function attribute(name, v) {
@@ -27398,9 +27739,21 @@ var ModelEditor = class _ModelEditor {
   addFloatInitializer(base, dims, values, dataType = 1 /* FLOAT */) {
     return this.pushInitializer(makeFloatTensor(this.fresh(base), dims, values, dataType));
   }
-  /** A new int64 (or int32) initializer: shapes, axes, indices; returns its name. */
+  /** A new integer initializer: int64 (or int32) shapes, axes, indices; int8/uint8/int32 quantized values. Returns its name. */
   addIntInitializer(base, dims, values, dataType = 7 /* INT64 */) {
     return this.pushInitializer(makeIntTensor(this.fresh(base), dims, values, dataType));
+  }
+  /**
+   * Store an initializer's values in an integer type under its own name and shape: a weight quantized
+   * in place, so everything that names it (reports, sparsity counts) still finds it.
+   */
+  storeAsInteger(name, values, dataType) {
+    const old = this.inits.get(name);
+    if (!old) throw new Error(`no initializer '${name}'`);
+    const t = makeIntTensor(name, tensorDims(old), values, dataType);
+    this.graph.initializer[this.graph.initializer.indexOf(old)] = t;
+    this.inits.set(name, t);
+    return t;
   }
   /** A new initializer with the type, shape and values of the constant `name` (initializer or Constant); returns its name. */
   copyConstant(name, base) {
@@ -27466,11 +27819,11 @@ var ModelEditor = class _ModelEditor {
   }
   /** Put a new node where `old` was (same place; its name unless the spec names one); returns it. */
   replaceNode(old, spec) {
-    const at = this.position(old);
+    const at2 = this.position(old);
     this.unindexOutputs(old);
     const node = makeNode(spec.name !== void 0 ? this.fresh(spec.name) : old.name, spec);
     for (const o of node.output) this.names.reserve(o);
-    this.graph.node[at] = node;
+    this.graph.node[at2] = node;
     this.indexOutputs(node);
     this.readers = void 0;
     return node;
@@ -27557,6 +27910,11 @@ var ModelEditor = class _ModelEditor {
     this.names.reserve(decl.name);
     this.graph.valueInfo = [...this.graph.valueInfo.filter((v) => v.name !== decl.name), decl];
   }
+  /** Forget the declarations of these intermediate tensors (a rewrite removed them). */
+  dropValueInfo(names) {
+    const gone = new Set(names);
+    this.graph.valueInfo = this.graph.valueInfo.filter((v) => !gone.has(v.name));
+  }
   /** Forget every intermediate declaration: after surgery their shapes are stale (runtimes infer them again). */
   clearValueInfo() {
     this.graph.valueInfo = [];
@@ -27583,9 +27941,9 @@ var ModelEditor = class _ModelEditor {
     return t;
   }
   position(node) {
-    const at = this.graph.node.indexOf(node);
-    if (at < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
-    return at;
+    const at2 = this.graph.node.indexOf(node);
+    if (at2 < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
+    return at2;
   }
   indexOutputs(node) {
     for (const o of node.output) if (o) this.producers.set(o, node);
@@ -27731,6 +28089,17 @@ function cloneWithoutData(model, tensors) {
   }
 }
 
+// src/prune/hybrid.ts
+var size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+function topUpMagnitude(model, dense, target, config2, scope) {
+  const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const restTotal = size(rest);
+  const denseTotal = size(dense);
+  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
+  const fraction = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+  return { model: magnitudePrune(model, rest, fraction, scope).model, fraction };
+}
+
 // src/prune/nm.ts
 function parseNM(method2) {
   const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method2);
@@ -27872,122 +28241,6 @@ function verifyNM(model, weights, n, m, limit = 100) {
     }
   }
   return violations;
-}
-
-// src/prune/sensitivity/allocateSparsity.ts
-var DEFAULT_CAP = SENSITIVITY_CAP;
-function monotoneCurve(points2, cap) {
-  const pts = [{ r: 0, f: 0 }];
-  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
-    if (!(p.ratio > pts[pts.length - 1].r)) continue;
-    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
-  }
-  const at = (r) => {
-    for (let i2 = 1; i2 < pts.length; i2++) {
-      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-    }
-    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
-    const b = pts[pts.length - 1];
-    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
-    return b.f + slope * (r - b.r);
-  };
-  const out = pts.filter((p) => p.r < cap);
-  out.push({ r: cap, f: at(cap) });
-  return out;
-}
-function lowerHull(pts) {
-  const hull = [];
-  for (const p of pts) {
-    while (hull.length >= 2) {
-      const a = hull[hull.length - 2];
-      const b = hull[hull.length - 1];
-      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
-      else break;
-    }
-    hull.push(p);
-  }
-  return hull;
-}
-function allocateSparsity(layers, target, opts = {}) {
-  const capRatio = opts.cap ?? DEFAULT_CAP;
-  const total2 = layers.reduce((n, l) => n + l.size, 0);
-  const want = Math.round(target * total2);
-  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
-  const capacity = caps.reduce((a, b) => a + b, 0);
-  if (want > capacity) {
-    throw new UserError(
-      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
-    );
-  }
-  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
-  const saves = unitSavings(layers, opts.costExponent ?? 0);
-  const segments = [];
-  hulls.forEach((h, i2) => {
-    for (let s = 1; s < h.length; s++) {
-      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
-      if (units <= 0) continue;
-      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
-      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
-    }
-  });
-  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
-  const amount = new Float64Array(layers.length);
-  let left = want;
-  for (const s of segments) {
-    if (left <= 0) break;
-    const take = Math.min(left, s.units);
-    amount[s.layer] += take;
-    left -= take;
-  }
-  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
-  let missing = want - pruned.reduce((a, b) => a + b, 0);
-  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
-  while (missing > 0) {
-    let moved = false;
-    for (const i2 of byRemainder) {
-      if (missing === 0) break;
-      if (pruned[i2] < caps[i2]) {
-        pruned[i2]++;
-        missing--;
-        moved = true;
-      }
-    }
-    if (!moved) break;
-  }
-  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
-  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
-  return { pruned, ratios, predictedIncrease };
-}
-function unitSavings(layers, exponent) {
-  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
-  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
-  const floor = Math.min(...known);
-  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
-  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
-}
-function interpolate(pts, r) {
-  for (let i2 = 1; i2 < pts.length; i2++) {
-    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-  }
-  return pts[pts.length - 1].f;
-}
-
-// src/prune/resolveScope.ts
-function resolveScope(config2, calib, rounds = 1) {
-  if (config2.scope !== "auto") return { scope: config2.scope, reason: "" };
-  const global = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
-  if (config2.method !== "structured" && config2.method !== "unstructured") return global(`--method ${config2.method} has no sensitivity allocation`);
-  if (!calib) return global(`no calibration set to measure ${config2.method === "structured" ? "channel groups" : "layers"} on`);
-  if (!calib.labelled) return global("the calibration set has no labels");
-  if (config2.schedule !== "oneshot") return global(`--schedule ${config2.schedule} (sensitivity curves are measured once, on the dense model)`);
-  if (config2.maxLayerSparsity < 1) return global("--max-layer-sparsity is a global-scope cap");
-  if (config2.sparsity > DEFAULT_CAP) return global(`--sparsity ${config2.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
-  if (config2.method === "unstructured") {
-    if (rounds > 1) return global(`${rounds} recovery rounds prune by one global threshold`);
-    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
-  }
-  if (config2.roundTo > 1) return global("--round-to applies to the global allocation");
-  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
 }
 
 // src/onnx/subgraph.ts
@@ -28156,12 +28409,12 @@ function activationImportance(model, analysis, meanAbs) {
 }
 
 // src/prune/structured/allocate.ts
-function roundKept(kept, size, roundTo) {
-  const floor = Math.min(size, Math.max(1, roundTo));
-  if (roundTo <= 1) return Math.max(floor, Math.min(size, kept));
-  if (size <= roundTo) return size;
+function roundKept(kept, size2, roundTo) {
+  const floor = Math.min(size2, Math.max(1, roundTo));
+  if (roundTo <= 1) return Math.max(floor, Math.min(size2, kept));
+  if (size2 <= roundTo) return size2;
   const r = Math.round(kept / roundTo) * roundTo;
-  return Math.min(size, Math.max(floor, r));
+  return Math.min(size2, Math.max(floor, r));
 }
 function allocate(groups, importance, opts) {
   const kept = /* @__PURE__ */ new Map();
@@ -28205,8 +28458,8 @@ function keepMask(scores, keep) {
 // src/prune/structured/layout.ts
 var Spaces = class {
   list = [];
-  create(size, origin, skip) {
-    this.list.push({ parent: this.list.length, size, origin, skip, block: 1 });
+  create(size2, origin, skip) {
+    this.list.push({ parent: this.list.length, size: size2, origin, skip, block: 1 });
     return this.list.length - 1;
   }
   root(s) {
@@ -28275,8 +28528,8 @@ function layoutSize(layout) {
   for (const s of layout) n += s.len * s.repeat;
   return n;
 }
-function fullLayout(space, size, repeat = 1) {
-  return [{ space, start: 0, len: size, repeat }];
+function fullLayout(space, size2, repeat = 1) {
+  return [{ space, start: 0, len: size2, repeat }];
 }
 function withRepeat(layout, factor) {
   return layout.map((s) => ({ ...s, repeat: s.repeat * factor }));
@@ -28469,8 +28722,8 @@ var Analyzer = class {
     });
     return true;
   }
-  fresh(node, size, skip) {
-    return fullLayout(this.spaces.create(size, nodeLabel(node), skip), size);
+  fresh(node, size2, skip) {
+    return fullLayout(this.spaces.create(size2, nodeLabel(node), skip), size2);
   }
   set(name, t) {
     if (t && name) this.tracked.set(name, t);
@@ -28717,14 +28970,14 @@ var Analyzer = class {
       else if (!this.unify(result.layout, here.layout, `${nodeLabel(node)} (${node.opType})`)) return;
     }
     if (!result) return;
-    const size = layoutSize(result.layout);
+    const size2 = layoutSize(result.layout);
     for (let i2 = 0; i2 < ins.length; i2++) {
       if (ins[i2] || !node.input[i2]) continue;
       const s = this.shape(node.input[i2]);
       if (!s) return unknown("has an operand of unknown shape");
       const k = result.axis - (rank - s.length);
       if (k < 0 || s[k] === 1) continue;
-      if (s[k] !== size) return unknown("broadcasts an operand of another size over the channel axis");
+      if (s[k] !== size2) return unknown("broadcasts an operand of another size over the channel axis");
       const c = this.constant(node.input[i2]);
       if (!c) return unknown("adds an activation that carries channels the analysis cannot follow");
       if (!this.use(node, node.input[i2], k, result.layout, "param")) return;
@@ -28854,8 +29107,8 @@ var Analyzer = class {
       const other = this.shape(node.input[1]);
       const c = this.constant(node.input[1]);
       if (!other || !c) return unknown("combines heads with a non-constant tensor");
-      const at = (ax) => ax === void 0 ? 1 : other[ax - (rank - other.length)] ?? 1;
-      if (at(x2.axis) !== 1 || at(x2.dAxis) !== 1) return unknown("combines heads with a per-head constant");
+      const at2 = (ax) => ax === void 0 ? 1 : other[ax - (rank - other.length)] ?? 1;
+      if (at2(x2.axis) !== 1 || at2(x2.dAxis) !== 1) return unknown("combines heads with a per-head constant");
       return this.set(out, x2);
     }
     if (op === "MatMul") {
@@ -29209,18 +29462,18 @@ function weightUnits(dense, weights) {
     touched = void 0;
   };
   return weights.map((w) => {
-    const size = w.dims.reduce((a, b) => a * b, 1);
+    const size2 = w.dims.reduce((a, b) => a * b, 1);
     return {
       name: w.initializer,
       node: w.node,
-      size,
-      maxUnits: size,
-      unitsAt: (ratio2) => Math.round(ratio2 * size),
+      size: size2,
+      maxUnits: size2,
+      unitsAt: (ratio2) => Math.round(ratio2 * size2),
       pruneAlone: async (ratio2) => {
         restore();
         const values = tensorToFloat32(work.initializer(w.initializer));
         touched = { name: w.initializer, values };
-        work.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size))[0]));
+        work.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size2))[0]));
         return work.model;
       }
     };
@@ -29313,7 +29566,7 @@ function describeStructured(dense, r, o) {
 // src/onnx/runtime/session.ts
 import * as fs13 from "node:fs";
 import * as os5 from "node:os";
-import * as path10 from "node:path";
+import * as path11 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -29334,10 +29587,10 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs13.mkdtempSync(path10.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
+  const dir = fs13.mkdtempSync(path11.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
   const done = onInterrupt(() => fs13.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path10.join(dir, "model.onnx");
+    const file = path11.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
@@ -29673,13 +29926,9 @@ async function pruneWithScope(dense, config2, ctx) {
       let model = r.model;
       if (config2.method === "hybrid") {
         const removed = countSparsity(model, weights).overall;
-        const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const extra = Math.max(0, config2.sparsity * denseTotal - (denseTotal - restTotal));
-        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-        model = magnitudePrune(model, rest, frac, config2.scope).model;
-        description += `; then unstructured magnitude (${config2.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+        const topUp = topUpMagnitude(model, weights, config2.sparsity, config2, config2.scope);
+        model = topUp.model;
+        description += `; then unstructured magnitude (${config2.scope}) of the remaining weights: ${(topUp.fraction * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
       return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
     }
@@ -29702,7 +29951,7 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
       perMac: config2.scope === "sensitivity-macs",
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total2) => {
-        if (!started) ctx.progress?.start(`sensitivity curves (${method2}, ${total2} ${method2 === "unstructured" ? "layers" : "groups"})`, total2);
+        if (!started) ctx.progress?.stage({ kind: "sensitivity", detail: `${method2}, ${total2} ${method2 === "unstructured" ? "layers" : "groups"}`, total: total2 });
         started = true;
         ctx.progress?.update(done);
       },
@@ -29719,9 +29968,86 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
   }
 }
 
+// src/prune/schedule.ts
+function cubicSchedule(initial, final, steps) {
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
+  if (!(initial >= 0 && final < 1 && final > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final})`);
+  const out = [];
+  for (let t = 1; t <= steps; t++) out.push(t === steps ? final : final + (initial - final) * (1 - t / steps) ** 3);
+  return out;
+}
+function fractionOfRemaining(remaining, denseTotal, target) {
+  if (remaining <= 0 || denseTotal <= 0) return 0;
+  const keep = denseTotal * (1 - target);
+  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
+}
+function fellOffCliff(drops, threshold, patience) {
+  if (drops.length < patience) return false;
+  return drops.slice(drops.length - patience).every((d) => d > threshold);
+}
+var fails = (s) => s.verdicts.filter((v) => v === "fail").length;
+var acc = (s) => s.accuracy ?? -Infinity;
+function chooseStep(steps) {
+  if (steps.length === 0) throw new Error("chooseStep: no steps");
+  const passing = steps.filter((s) => fails(s) === 0);
+  if (passing.length > 0) {
+    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
+    const others = passing.length - 1;
+    return {
+      index: best2.index,
+      meetsBudgets: true,
+      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
+    };
+  }
+  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
+  return {
+    index: best.index,
+    meetsBudgets: false,
+    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
+  };
+}
+
+// src/prune/structured/channels.ts
+function countChannels(model, protectedTensors) {
+  const analysis = analyzeDependencies(untieConstants(model));
+  const guarded = /* @__PURE__ */ new Set();
+  for (const u of analysis.uses) {
+    if (!protectedTensors.has(u.tensor)) continue;
+    for (const s of u.layout) guarded.add(analysis.spaces.root(s.space));
+  }
+  let remaining = 0;
+  let removable = 0;
+  for (const g2 of analysis.groups) {
+    if (g2.skip || guarded.has(g2.root)) continue;
+    remaining += g2.size;
+    if (g2.size > 1) removable += g2.size;
+  }
+  return { remaining, removable };
+}
+
+// src/recover/calibScore.ts
+async function calibScore(model, calib, threads = 0) {
+  const session = await sessionFromModel(model, threads, { lean: true });
+  try {
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
+    let correct = 0;
+    let nll = 0;
+    for (let i2 = 0; i2 < calib.count; i2++) {
+      correct += p.correct[i2];
+      nll -= p.logProbLabel[i2];
+    }
+    return { accuracy: correct / calib.count, nll: nll / calib.count };
+  } finally {
+    await session.release();
+  }
+}
+function better(a, b) {
+  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
+}
+
 // src/recover/runRecovery.ts
 import * as fs15 from "node:fs";
-import * as path11 from "node:path";
+import * as path12 from "node:path";
 
 // src/recover/bounds.ts
 function nodeMacsOf(model) {
@@ -29757,9 +30083,9 @@ function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
 function columnBlocks(cp, aligned, maxBlock) {
   if (!aligned) return [cp];
   const blocks = Math.ceil(cp / maxBlock);
-  const size = Math.ceil(cp / blocks);
+  const size2 = Math.ceil(cp / blocks);
   const out = [];
-  for (let b0 = 0; b0 < cp; b0 += size) out.push(Math.min(cp, b0 + size) - b0);
+  for (let b0 = 0; b0 < cp; b0 += size2) out.push(Math.min(cp, b0 + size2) - b0);
   return out;
 }
 var PRIOR_FLOPS_PER_SECOND = 2e8;
@@ -29790,12 +30116,10 @@ function distillUnfit(model, opts) {
   for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
   const perSample = activationBytesPerSample(model);
   const bytes2 = 5 * 4 * params + opts.batch * perSample;
-  if (bytes2 > opts.maxBytes) {
-    return `a training step needs about ${(bytes2 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
-  }
+  if (bytes2 > opts.maxBytes) return { kind: "memory", bytes: bytes2, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
   if (opts.passSeconds !== void 0) {
     const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
-    if (epoch > opts.secondsLeft) return `one epoch takes about ${epoch.toFixed(0)} s (${(epoch / opts.passSeconds).toFixed(1)} passes of ${opts.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, opts.secondsLeft).toFixed(0)} s left of recovery-time-budget`;
+    if (epoch > opts.secondsLeft) return { kind: "time", epochSeconds: epoch, passSeconds: opts.passSeconds, leftSeconds: opts.secondsLeft };
   }
   return null;
 }
@@ -29833,7 +30157,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     return { model, nodes };
   }
   if (bounds.passSeconds > left) {
-    return { model, nodes: [], note: `one pass over the calibration set takes about ${bounds.passSeconds.toFixed(0)} s, more than the ${Math.max(0, left).toFixed(0)} s left of recovery-time-budget` };
+    return { model, nodes: [], bound: { kind: "time", passSeconds: bounds.passSeconds, leftSeconds: left } };
   }
   const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
   const per = fetched + ACTIVATION_HIGH_WATER * (largestActivationBytes(model) ?? 0);
@@ -29846,7 +30170,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   return {
     model,
     nodes,
-    note: `statistics of all ${targets.length} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${sequential.toFixed(0)} s, ${left.toFixed(0)} s were left of recovery-time-budget`
+    bound: { kind: "one-pass", nodes: targets.length, sequentialSeconds: sequential, leftSeconds: left }
   };
 }
 async function gatherStats(model, targets, calib, threads, batch) {
@@ -29940,8 +30264,8 @@ var Adam = class {
 
 // src/recover/distill/gradients.ts
 var UnsupportedOp = class extends Error {
-  constructor(opType, node, detail = "") {
-    super(`${opType} node '${node}'${detail ? ` (${detail})` : ""}`);
+  constructor(opType, node, detail2 = "") {
+    super(`${opType} node '${node}'${detail2 ? ` (${detail2})` : ""}`);
     this.opType = opType;
     this.node = node;
   }
@@ -29950,8 +30274,8 @@ var UnsupportedOp = class extends Error {
 };
 var range = (n, from = 0) => Array.from({ length: n }, (_, i2) => i2 + from);
 var same = (a, b) => a.length === b.length && a.every((d, i2) => d === b[i2]);
-function unsupported(c, detail) {
-  throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail);
+function unsupported(c, detail2) {
+  throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail2);
 }
 var NON_DIFFERENTIABLE = /* @__PURE__ */ new Set([
   "Shape",
@@ -30190,10 +30514,10 @@ var concat = (c) => {
   if (axis < 0) axis += rank;
   let offset = 0;
   return node.input.map((t, i2) => {
-    const size = c.shape(t)[axis];
+    const size2 = c.shape(t)[axis];
     const start = offset;
-    offset += size;
-    return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size], [axis]) : void 0;
+    offset += size2;
+    return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size2], [axis]) : void 0;
   });
 };
 var reduce = (mean2) => (c) => {
@@ -30807,30 +31131,10 @@ async function captureWithParams(session, logits, data, params, step) {
   return all;
 }
 
-// src/recover/calibScore.ts
-async function calibScore(model, calib, threads = 0) {
-  const session = await sessionFromModel(model, threads, { lean: true });
-  try {
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
-    let correct = 0;
-    let nll = 0;
-    for (let i2 = 0; i2 < calib.count; i2++) {
-      correct += p.correct[i2];
-      nll -= p.logProbLabel[i2];
-    }
-    return { accuracy: correct / calib.count, nll: nll / calib.count };
-  } finally {
-    await session.release();
-  }
-}
-function better(a, b) {
-  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
-}
-
 // src/recover/distill/stage.ts
 async function distillStage(dense, current, calib, masked, config2, progress, opts) {
   const t0 = performance.now();
-  progress.note("recovery: distillation toward the dense model on the calibration set");
+  progress.stage({ kind: "recover", work: "distill", detail: "distillation toward the dense model on the calibration set" });
   let result;
   try {
     result = await distill(dense, current, calib, new Set(masked), {
@@ -31434,21 +31738,21 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const p = linearLayer(pIndex, w);
     const d = linearLayer(dIndex, w);
     if (typeof p === "string" || typeof d === "string") {
-      skipped.push({ weight: w, reason: typeof p === "string" ? p : `dense model: ${d}` });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: typeof p === "string" ? p : `dense model: ${d}` } });
       continue;
     }
     if (p.input !== d.input) {
-      skipped.push({ weight: w, reason: "reads a different tensor than the dense layer" });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: "reads a different tensor than the dense layer" } });
       continue;
     }
     const rows2 = denseRowsOf(p, d, opts.kept);
     if (typeof rows2 === "string") {
-      skipped.push({ weight: w, reason: rows2 });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: rows2 } });
       continue;
     }
     plans.push({ p, d, node, rows: rows2 });
   }
-  for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
+  for (const w of wanted) skipped.push({ weight: w, reason: { kind: "unpaired", why: "not found in the pruned model" } });
   const dMacs = nodeMacsOf(dense);
   const pMacs = nodeMacsOf(model);
   const fullMacs = [...pMacs.values()].reduce((a, b) => a + b, 0);
@@ -31464,12 +31768,12 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
     const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
     if (bytes2 > opts.maxRefitBytes) {
-      skipped.push({ weight: p.weight, reason: `its refit needs about ${mb(bytes2)} MB (Gram matrices of ${cp} x ${cp} and ${cd} x ${cp} columns), over the ${mb(opts.maxRefitBytes)} MB refit bound` });
+      skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes2, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
     const left = secondsLeft(opts.deadline);
     if (left <= 0) {
-      skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
+      skipped.push({ weight: p.weight, reason: { kind: "time" } });
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
@@ -31479,7 +31783,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
     const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
     if (samples === null) {
-      skipped.push({ weight: p.weight, reason: `estimated ${(captureSeconds + solveSeconds).toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget, even on fewer samples` });
+      skipped.push({ weight: p.weight, reason: { kind: "time", estimate: { seconds: captureSeconds + solveSeconds, samples: calib.count, leftSeconds: left } } });
       continue;
     }
     const input = samples < calib.count ? evenlySpaced(calib, samples) : calib;
@@ -31505,7 +31809,6 @@ function evenlySpaced(calib, n) {
   return takeSamples(calib, Int32Array.from({ length: n }, (_, k) => Math.floor(k * calib.count / n)));
 }
 var CAPTURE_BATCH = 128;
-var mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
 async function captureLayerInput(model, layer, calib, withBias, opts, batch) {
   const session = await sessionFromModel(graphUpTo(model, [layer.input]), opts.threads, { lean: true });
   let sampler;
@@ -31690,9 +31993,9 @@ function solveBlocks(wd, wp, keep, withBias, h, c, rows2, cd, cp, opts, foldA) {
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows2 * cp), new Float64Array(rows2 * cp)] : [new Float64Array(rows2 * cp)];
   const blocks = Math.ceil(cp / opts.maxBlock);
-  const size = Math.ceil(cp / blocks);
-  for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
-    const b1 = aligned ? Math.min(cp, b0 + size) : cp;
+  const size2 = Math.ceil(cp / blocks);
+  for (let b0 = 0; b0 < cp; b0 += aligned ? size2 : cp) {
+    const b1 = aligned ? Math.min(cp, b0 + size2) : cp;
     const m = b1 - b0;
     const hb = sub(h, cp, b0, b1, b0, b1);
     const [d0, d1] = aligned && blocks > 1 ? [b0, b1] : [0, cd];
@@ -31752,6 +32055,35 @@ function rowErrors(yd, y, rows2) {
 function addBias(ed, node, layer, bias) {
   const type = ed.initializer(layer.weight).dataType;
   ed.setInput(node, 2, ed.addFloatInitializer(`${layer.weight}.prune_guard_bias`, [bias.length], bias, type));
+}
+
+// src/recover/refusals.ts
+var mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
+function layerSkipText(s) {
+  switch (s.kind) {
+    case "unpaired":
+      return s.why;
+    case "memory":
+      return `its refit needs about ${mb(s.bytes)} MB (Gram matrices of ${s.prunedColumns} x ${s.prunedColumns} and ${s.denseColumns} x ${s.prunedColumns} columns), over the ${mb(s.limitBytes)} MB refit bound`;
+    case "time":
+      return s.estimate ? `estimated ${s.estimate.seconds.toFixed(0)} s (capturing its input on ${s.estimate.samples} samples from both models, then the solve), more than the ${s.estimate.leftSeconds.toFixed(0)} s left of recovery-time-budget, even on fewer samples` : "recovery-time-budget reached";
+  }
+}
+function batchNormBoundText(b) {
+  switch (b.kind) {
+    case "time":
+      return `one pass over the calibration set takes about ${b.passSeconds.toFixed(0)} s, more than the ${Math.max(0, b.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+    case "one-pass":
+      return `statistics of all ${b.nodes} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${b.sequentialSeconds.toFixed(0)} s, ${b.leftSeconds.toFixed(0)} s were left of recovery-time-budget`;
+  }
+}
+function distillUnfitText(u) {
+  switch (u.kind) {
+    case "memory":
+      return `a training step needs about ${mb(u.bytes)} MB (${(u.parameters / 1e6).toFixed(1)}M parameters x 5, ${u.batch} samples x ${(u.bytesPerSample / 2 ** 20).toFixed(1)} MB of activations), over the ${mb(u.limitBytes)} MB bound`;
+    case "time":
+      return `one epoch takes about ${u.epochSeconds.toFixed(0)} s (${(u.epochSeconds / u.passSeconds).toFixed(1)} passes of ${u.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, u.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+  }
 }
 
 // src/recover/temperature.ts
@@ -31845,7 +32177,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path11.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path12.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -31866,7 +32198,7 @@ async function runRecovery(req) {
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
-    name: "calibrate:temperature",
+    stage: "temperature",
     description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
     artifact,
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
@@ -31880,7 +32212,7 @@ async function recoverySteps(req, calib, bounded) {
   fs15.mkdirSync(req.stepsDir, { recursive: true });
   if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
-    progress.note(`recovery: running ${config2.recoveryCommand}`);
+    progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
     const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads) : void 0;
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
@@ -31897,11 +32229,11 @@ async function recoverySteps(req, calib, bounded) {
     const info = { seconds };
     if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config2.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
-    return [{ step: { name: "recover:command", description, artifact, info }, model }];
+    return [{ step: { stage: "command", description, artifact, info }, model }];
   }
   if (!calib) {
     if (config2.recovery === "auto") return [];
-    throw new Error("recoverySteps: calibration set missing (checkRecoveryInputs was not called)");
+    throw new Error("recoverySteps: calibration set missing (checkConfig was not called)");
   }
   const labelled = calib.labels !== null;
   const steps = [];
@@ -31915,21 +32247,21 @@ async function recoverySteps(req, calib, bounded) {
     progress.note(line);
     bounded.push(line);
   };
-  const keep = (name, description, model, seconds, score2) => {
-    const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ""));
+  const keep = (stage, description, model, seconds, score2) => {
+    const artifact = stepFile(req.stepsDir, steps.length + 2, stage);
     saveModel(model, artifact);
     const info = { seconds };
     if (currentScore && score2) {
       Object.assign(info, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score2.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score2.nll });
     }
-    steps.push({ step: { name, description, artifact, info }, model });
+    steps.push({ step: { stage, description, artifact, info }, model });
     current = model;
     currentScore = score2;
   };
   async function distillStep(judged, deadline2) {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
-      bound(`recovery: distillation skipped: ${unfit}`);
+      bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
     const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, deadline: deadline2 });
@@ -31939,12 +32271,12 @@ async function recoverySteps(req, calib, bounded) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
-    keep("recover:distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
+    keep("distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
   }
   if (config2.recovery === "reconstruct" || config2.recovery === "auto") {
     const judged = config2.recovery === "auto";
     const t0 = performance.now();
-    progress.note("recovery: layer-wise reconstruction on the calibration set");
+    progress.stage({ kind: "recover", work: "reconstruct", detail: "layer-wise reconstruction on the calibration set" });
     const adaptive = config2.criterion === "sparsegpt" && config2.method === "unstructured" && !req.structured;
     const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
       ...DEFAULT_RECONSTRUCT,
@@ -31955,7 +32287,7 @@ async function recoverySteps(req, calib, bounded) {
       adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0
     });
     const seconds = (performance.now() - t0) / 1e3;
-    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
+    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
     const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads) : void 0;
@@ -31965,7 +32297,7 @@ async function recoverySteps(req, calib, bounded) {
       progress.note(`recovery: reconstruction not kept (${fmt(score2)} vs ${fmt(currentScore)} without it)`);
     } else if (r.layers.length > 0) {
       keep(
-        "recover:reconstruct",
+        "reconstruct",
         `${notRefit ? `${notRefit}; ` : ""}${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ""}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
         r.model,
         seconds,
@@ -31976,9 +32308,10 @@ async function recoverySteps(req, calib, bounded) {
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
+    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+      const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
-      if (why.includes("recovery-time-budget")) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
+      if (refusal.kind === "bound") bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config2.recovery === "auto") {
       if (deadline !== void 0 && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
@@ -32000,17 +32333,27 @@ function refitWeights(req) {
   return [...names];
 }
 var EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
+function batchNormRefusalText(r) {
+  switch (r.kind) {
+    case "no-labels":
+      return "the calibration set has no labels to judge it";
+    case "bound":
+      return batchNormBoundText(r.bound);
+    case "worse":
+      return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
+  }
+}
 async function tryBatchNorm(model, calib, config2, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
-  if (!base) return reject("the calibration set has no labels to judge it");
+  if (!base) return reject({ kind: "no-labels" });
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, config2.latency.threads, bounds);
-  if (bn.nodes.length === 0) return bn.note ? reject(bn.note) : void 0;
+  if (bn.nodes.length === 0) return bn.bound ? reject({ kind: "bound", bound: bn.bound }) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
   const score2 = await calibScore(bn.model, calib, config2.latency.threads);
-  if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
-  accept(bn.model, seconds, score2, bn.nodes.length, bn.note);
+  if (!better(score2, base)) return reject({ kind: "worse", score: score2, without: base });
+  accept(bn.model, seconds, score2, bn.nodes.length, bn.bound);
 }
 function hasBatchNorm(model) {
   return model.graph.node.some((n) => n.opType === "BatchNormalization");
@@ -32022,247 +32365,45 @@ function subsampledClause(subsampled, count3) {
   return `${subsampled.length} layer${subsampled.length > 1 ? "s" : ""} refit from fewer of the ${count3} calibration samples to fit recovery-time-budget (${shown}${more})`;
 }
 function boundSkips(skipped) {
-  const memory = skipped.filter((s) => s.reason.includes("refit bound"));
-  const time2 = skipped.filter((s) => s.reason.includes("recovery-time-budget"));
+  const memory = skipped.filter((s) => s.reason.kind === "memory");
+  const time2 = skipped.filter((s) => s.reason.kind === "time");
   const parts = [];
   const names = (l) => l.length <= 3 ? l.map((s) => s.weight).join(", ") : `${l.slice(0, 2).map((s) => s.weight).join(", ")} and ${l.length - 2} more`;
-  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${memory[0].reason})`);
-  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${time2[0].reason}; a larger recovery-time-budget refits them)`);
+  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${layerSkipText(memory[0].reason)})`);
+  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${layerSkipText(time2[0].reason)}; a larger recovery-time-budget refits them)`);
   return parts.length ? parts.join("; ") : void 0;
 }
 
-// src/recover/rounds.ts
-import * as fs16 from "node:fs";
-import * as path12 from "node:path";
-
-// src/prune/schedule.ts
-function cubicSchedule(initial, final, steps) {
-  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
-  if (!(initial >= 0 && final < 1 && final > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final})`);
-  const out = [];
-  for (let t = 1; t <= steps; t++) out.push(t === steps ? final : final + (initial - final) * (1 - t / steps) ** 3);
-  return out;
-}
-function fractionOfRemaining(remaining, denseTotal, target) {
-  if (remaining <= 0 || denseTotal <= 0) return 0;
-  const keep = denseTotal * (1 - target);
-  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
-}
-function fellOffCliff(drops, threshold, patience) {
-  if (drops.length < patience) return false;
-  return drops.slice(drops.length - patience).every((d) => d > threshold);
-}
-var fails = (s) => s.verdicts.filter((v) => v === "fail").length;
-var acc = (s) => s.accuracy ?? -Infinity;
-function chooseStep(steps) {
-  if (steps.length === 0) throw new Error("chooseStep: no steps");
-  const passing = steps.filter((s) => fails(s) === 0);
-  if (passing.length > 0) {
-    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
-    const others = passing.length - 1;
-    return {
-      index: best2.index,
-      meetsBudgets: true,
-      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
-    };
-  }
-  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
-  return {
-    index: best.index,
-    meetsBudgets: false,
-    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
-  };
-}
-
-// src/recover/rounds.ts
-var ROUNDS_FROM_SPARSITY = 0.6;
-var AUTO_ROUNDS = 4;
-var AUTO_COMPARE = false;
-function resolveRounds(config2, calib) {
-  if (config2.recoveryRounds !== 0) return config2.recoveryRounds;
-  const fits = config2.method === "unstructured" && config2.recovery === "auto" && config2.schedule === "oneshot" && config2.criterion !== "sparsegpt" && config2.maxLayerSparsity >= 1 && calib?.labels && config2.sparsity >= ROUNDS_FROM_SPARSITY;
-  return fits ? AUTO_ROUNDS : 1;
-}
-function resolveCompare(config2, rounds) {
-  if (rounds <= 1 || config2.scope !== "global" || config2.sparsity > DEFAULT_CAP) return false;
-  return config2.roundsCompareSensitivity || config2.recoveryRounds === 0 && AUTO_COMPARE;
-}
-var pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
-function pruneRound(model, weights, target, config2, plan) {
-  if (plan) return pruneCounts(model, weights, plan.counts(target));
-  return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
-}
-function recordedScores(steps) {
-  const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
-  if (scored.length === 0) return void 0;
-  const first = scored[0].info;
-  const last = scored[scored.length - 1].info;
-  return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
-}
-async function runRounds(req) {
-  const { config: config2, calib, progress } = req;
-  const initial = countSparsity(req.dense, req.weights).overall;
-  const targets = cubicSchedule(initial, config2.sparsity, req.rounds);
-  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / req.rounds : 0;
-  const roundConfig = { ...config2, bakeTemperature: false, recoveryTimeBudget: share };
-  const steps = [];
-  let current = req.dense;
-  for (let r = 1; r < req.rounds; r++) {
-    const t0 = performance.now();
-    const target = targets[r - 1];
-    progress.note(`recovery round ${r}/${req.rounds}: ${config2.method} to ${pct4(target)}`);
-    const pruned = pruneRound(current, req.weights, target, config2, req.plan);
-    const dir = path12.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
-    const artifact = stepFile(dir, 1, "prune");
-    fs16.mkdirSync(dir, { recursive: true });
-    saveModel(pruned, artifact);
-    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
-    const last = rec.steps.at(-1)?.artifact ?? artifact;
-    current = last === artifact ? pruned : loadModel(last).proto;
-    const recorded = recordedScores(rec.steps);
-    const before = recorded?.before ?? await calibScore(pruned, calib, config2.latency.threads);
-    const after = recorded?.after ?? before;
-    const seconds = (performance.now() - t0) / 1e3;
-    const kept = rec.steps.map((s) => s.name.replace(/^recover:/, "")).join(" + ") || "nothing kept";
-    steps.push({
-      name: `recover:round-${r}`,
-      description: `recovery round ${r} of ${req.rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct4(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
-      artifact: last,
-      info: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
-    });
-  }
-  return { model: current, steps, targets };
-}
-async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
-  const t0 = performance.now();
-  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config: config2, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
-  ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config2.method} to ${pct4(config2.sparsity)}`);
-  const model = pruneRound(r.model, weights, config2.sparsity, config2, plan);
-  ctx.stamp(model, plan ? "sensitivity" : config2.scope);
-  const pruneArtifact = stepFile(dir, 1, "prune");
-  fs16.mkdirSync(dir, { recursive: true });
-  saveModel(model, pruneArtifact);
-  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
-  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
-  const score2 = ctx.calib.labels ? recordedScores(recovery.steps)?.after ?? await calibScore(model, ctx.calib, config2.latency.threads) : void 0;
-  const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config2.scope;
-  return {
-    pruned: {
-      model,
-      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct4(config2.sparsity)}, round ${rounds} of ${rounds} (${r.targets.map(pct4).join(", ")}): from round ${rounds - 1}'s recovered weights`,
-      denseWeights: [...weights],
-      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${r.targets.map(pct4).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
-      ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
-    },
-    pruneArtifact,
-    steps: r.steps,
-    recovery,
-    score: score2,
-    seconds: (performance.now() - t0) / 1e3
-  };
-}
-async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
-  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
-  if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
-    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
-  }
-  const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global = await runChain(dense, weights, half, rounds, path12.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path12.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
-  const keepSensitivity = better(bySensitivity2.score, global.score);
-  const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
-  const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
-  const note = `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`;
-  return { ...won, pruned: { ...won.pruned, notes: [...won.pruned.notes, note] } };
-}
-
-// src/pipeline/gradual.ts
-import * as fs17 from "node:fs";
-import * as path14 from "node:path";
-
-// src/prune/structured/channels.ts
-function countChannels(model, protectedTensors) {
-  const analysis = analyzeDependencies(untieConstants(model));
-  const guarded = /* @__PURE__ */ new Set();
-  for (const u of analysis.uses) {
-    if (!protectedTensors.has(u.tensor)) continue;
-    for (const s of u.layout) guarded.add(analysis.spaces.root(s.space));
-  }
-  let remaining = 0;
-  let removable = 0;
-  for (const g2 of analysis.groups) {
-    if (g2.skip || guarded.has(g2.root)) continue;
-    remaining += g2.size;
-    if (g2.size > 1) removable += g2.size;
-  }
-  return { remaining, removable };
-}
-
-// src/pipeline/ledgerFile.ts
-import * as os6 from "node:os";
-import * as path13 from "node:path";
-function classChanges2(dense, final, labels, classes) {
-  const support = classSupport(labels, classes);
-  const changes = [];
-  dense.per_class.forEach((d, c) => {
-    const f = final.per_class[c];
-    if (d === null || f === null) return;
-    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
-}
-function writeLedger(req, provider, model) {
-  const ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict: model.verdict,
-    tool: { name: "prune-guard", version: VERSION },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: provider.provider,
-      ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os6.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`
-    },
-    models: [model]
-  };
-  const markdown = renderMarkdown(ledger);
-  const ledgerPath = path13.join(req.out, "ledger.json");
-  const markdownPath = path13.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
-}
-
 // src/measure/funnel.ts
-var FLOAT_SIZE = { 1: 4, 10: 2, 11: 8, 16: 2 };
-var MAC_OPS3 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+var ITEM_SIZE2 = { 1: 4, 10: 2, 11: 8, 16: 2, [3 /* INT8 */]: 1, [2 /* UINT8 */]: 1, [6 /* INT32 */]: 4 };
 function weightFacts(model) {
   const index = new GraphIndex(model.graph);
   const density = /* @__PURE__ */ new Map();
+  const { stored, auxiliary } = quantizedWeights(index);
   let sparseBytes = 0;
+  let weightBytes2 = 0;
   for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
     const v = tensorToFloat32(t);
     let nonzero = 0;
     for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
+    const size2 = ITEM_SIZE2[t.dataType] ?? 4;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * size2;
+    weightBytes2 += v.length * size2;
     density.set(t.name, v.length ? nonzero / v.length : 1);
   }
-  const macNodes = index.order.filter((n) => MAC_OPS3.has(n.opType));
+  const macNodes = index.order.filter((n) => MAC_OPS.has(n.opType));
   const cost = modelCost(model);
   let sparseMacs = 0;
   cost.nodes.forEach((c, k) => {
     if (c.macs === null) return;
     const node = macNodes[k];
-    const weight = node.opType === "MatMul" ? node.input.find((i2) => index.initializers.has(i2) && tensorDims(index.initializers.get(i2)).length >= 2) : node.input[1];
-    const t = weight ? index.initializers.get(weight) : void 0;
+    const weight = node.opType === "MatMul" || node.opType === "MatMulInteger" ? node.input.slice(0, 2).find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node.input[1];
+    const t = weight ? weightTensor(index, weight) : void 0;
     const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
     sparseMacs += c.macs * d;
   });
-  return { sparseBytes, sparseMacs };
+  return { sparseBytes, sparseMacs, weightBytes: weightBytes2 };
 }
 function mannWhitneyP(x2, y) {
   const n1 = x2.length;
@@ -32291,7 +32432,7 @@ function mannWhitneyP(x2, y) {
 var SPEED_ALPHA = 0.05;
 var ratioOr1 = (a, b) => b > 0 ? a / b : 1;
 function speedFunnel(input) {
-  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
+  const { dense, step, stepFacts, denseFacts, denseSamples, stepSamples } = input;
   const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
   const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
@@ -32303,6 +32444,7 @@ function speedFunnel(input) {
     params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
     flops_ratio: ratioOr1(step.flops, dense.flops),
     sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
+    bytes_ratio: ratioOr1(stepFacts.weightBytes, denseFacts.weightBytes),
     ideal_speedup: idealSpeedup,
     speedup,
     efficiency: speedup === null ? null : speedup / idealSpeedup,
@@ -32314,7 +32456,7 @@ function speedFunnel(input) {
 // src/pipeline/timeSteps.ts
 async function timeSteps(measured, data, config2, provider, progress) {
   const artifacts = measured.map((m) => m.step.artifact);
-  progress.start(`latency (${artifacts.length} models interleaved)`, config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
+  progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider }, (done) => progress.update(done));
   progress.stop();
@@ -32325,18 +32467,37 @@ async function timeSteps(measured, data, config2, provider, progress) {
   const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
   measured.forEach((m, i2) => {
     m.step.sparse_bytes = facts[i2].sparseBytes;
-    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
+    m.step.funnel = speedFunnel({ dense: measured[0].step, denseFacts: facts[0], step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
   });
   for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider });
   return samples;
 }
 async function timePair(dense, candidate, data, config2, provider, progress) {
   const batch = config2.batchSizes[0];
-  progress.start("latency (dense and schedule step)", config2.latency.warmup + config2.latency.runs);
+  progress.stage({ kind: "latency", detail: "dense and schedule step", total: config2.latency.warmup + config2.latency.runs });
   const source = sliceBatch(data, 0, Math.min(data.count, batch));
   const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider }, (done) => progress.update(done));
   progress.stop();
   return { reference: samples[0][0], candidate: samples[1][0] };
+}
+
+// src/pipeline/unit.ts
+import * as fs16 from "node:fs";
+import * as path13 from "node:path";
+async function pruneAndRecover(unit) {
+  const pruned = await unit.prune();
+  if (unit.metadata) setMetadata(pruned.model, unit.metadata(pruned));
+  fs16.mkdirSync(path13.dirname(unit.pruneArtifact), { recursive: true });
+  saveModel(pruned.model, unit.pruneArtifact);
+  const recovery = await runRecovery({ ...unit.recovery, pruned: pruned.model, prunedArtifact: unit.pruneArtifact, denseWeights: pruned.denseWeights, structured: pruned.structured });
+  return {
+    pruned,
+    steps: [{ step: { kind: "prune", at: unit.at }, description: pruned.description, artifact: unit.pruneArtifact }, ...recovery.steps.map((r) => recoveryRecord(r, unit.at))],
+    recovered: recovery.steps,
+    ...recovery.temperature ? { temperature: recovery.temperature } : {},
+    notes: recovery.notes,
+    chain: recovery.steps.filter((r) => r.stage !== "temperature").at(-1)?.artifact ?? unit.pruneArtifact
+  };
 }
 
 // src/pipeline/gradual.ts
@@ -32363,36 +32524,36 @@ function regrownWeights(before, after, names) {
   }
   return broken2;
 }
-var pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+var pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 async function runGradual(input, progress) {
-  const { req, data, shifts, calib, outPath } = input;
+  const { req, data, shifts, calib, outPath, provider } = input;
   const { config: config2, budgets } = req;
-  const provider = input.provider.provider;
+  const denseModel = input.dense.proto;
   const structured = config2.method === "structured" || config2.method === "hybrid";
   const channelShare = config2.method === "hybrid" ? 0.5 : 1;
-  const weights = prunableWeights(input.dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const weights = prunableWeights(denseModel, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${req.model}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
-  const protectedTensors = protectedFor(input.dense, weights);
-  const denseChannels = structured ? countChannels(input.dense, protectedTensors) : void 0;
-  const initial = structured ? 0 : countSparsity(input.dense, weights).overall;
+  const protectedTensors = protectedFor(denseModel, weights);
+  const denseChannels = structured ? countChannels(denseModel, protectedTensors) : void 0;
+  const initial = structured ? 0 : countSparsity(denseModel, weights).overall;
   if (!(config2.sparsity > initial)) {
-    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct5(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
+    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct4(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
   }
   if (structured && denseChannels.removable === 0) {
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
   }
   const targets = cubicSchedule(initial, config2.sparsity, config2.scheduleSteps);
-  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config: config2 }) : void 0;
+  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
-  progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config2.sparsity)} (${targets.map(pct5).join(", ")})`);
+  progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config2.sparsity)} (${targets.map(pct4).join(", ")})`);
   const stepsRoot = path14.join(req.out, "steps");
   fs17.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
-  const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config2.latency.threads)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config2.latency.threads)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -32403,53 +32564,55 @@ async function runGradual(input, progress) {
   const notes = /* @__PURE__ */ new Set();
   const drops = [];
   let stoppedEarly = null;
-  let current = input.dense;
+  let current = denseModel;
   for (let t = 1; t <= targets.length; t++) {
     const target = targets[t - 1];
     let stepSparsity = target;
-    let what = `${config2.method} to ${pct5(target)}`;
+    let what = `${config2.method} to ${pct4(target)}`;
     if (structured) {
       const now = countChannels(current, protectedTensors);
       const channels = target * channelShare;
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
-      what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
+      what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
     }
-    progress.note(`pruning ${path14.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.stage({ kind: "prune", model: path14.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
-    const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
-    if (config2.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config2));
-    for (const n of pruned.notes) {
-      if (!notes.has(n)) progress.note(n);
-      notes.add(n);
-    }
-    setMetadata(pruned.model, {
-      "prune-guard.version": VERSION,
-      "prune-guard.method": config2.method,
-      "prune-guard.scope": config2.scope,
-      "prune-guard.target_sparsity": String(target),
-      "prune-guard.schedule_step": `${t}/${targets.length}`,
-      "prune-guard.source": path14.basename(req.model),
-      "prune-guard.recovery": config2.recovery
-    });
+    const from = current;
+    const prune = async () => {
+      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct4(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib });
+      if (config2.method === "hybrid") {
+        const topUp = topUpMagnitude(pruned.model, weights, target, config2, config2.scope === "layer" ? "layer" : "global");
+        pruned.model = topUp.model;
+        pruned.description += `; then unstructured magnitude (${config2.scope}) to ${pct4(target)} of the dense prunable weights (${(topUp.fraction * 100).toFixed(1)}% of the remaining ones zero)`;
+      }
+      for (const n of pruned.notes) {
+        if (!notes.has(n)) progress.note(n);
+        notes.add(n);
+      }
+      return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct4(target)}: ${pruned.description}` };
+    };
     const dir = path14.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
-    fs17.mkdirSync(dir, { recursive: true });
-    const pruneArtifact = stepFile(dir, 1, "prune");
-    saveModel(pruned.model, pruneArtifact);
-    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
-    const at = `@${t}`;
-    const prefix = `schedule step ${t}/${targets.length}, target ${pct5(target)}: `;
-    const stepMeasured = [await measureStep(`prune${at}`, prefix + pruned.description, pruneArtifact, withDense)];
-    for (const r of recovery.steps) {
-      const m = await measureStep(`${r.name}${at}`, r.description, r.artifact, withDense);
-      m.step.recovery = r.info;
-      if (r.temperature) m.step.temperature = r.temperature;
-      stepMeasured.push(m);
-    }
+    const unit = await pruneAndRecover({
+      prune,
+      metadata: () => ({
+        "prune-guard.version": VERSION,
+        "prune-guard.method": config2.method,
+        "prune-guard.scope": config2.scope,
+        "prune-guard.target_sparsity": String(target),
+        "prune-guard.schedule_step": `${t}/${targets.length}`,
+        "prune-guard.source": path14.basename(req.model),
+        "prune-guard.recovery": config2.recovery
+      }),
+      pruneArtifact: stepFile(dir, 1, "prune"),
+      recovery: { dense: denseModel, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib } },
+      at: t
+    });
+    const stepMeasured = [];
+    for (const r of unit.steps) stepMeasured.push(await measureRecord(r, withDense));
     const final = stepMeasured[stepMeasured.length - 1];
-    if (recovery.temperature) final.step.temperature = recovery.temperature;
+    if (unit.temperature) final.step.temperature = unit.temperature;
     measured.push(...stepMeasured);
-    const chain = config2.bakeTemperature ? recovery.steps.filter((r) => r.name !== "calibrate:temperature").at(-1)?.artifact ?? pruneArtifact : final.step.artifact;
-    const next = loadModel(chain).proto;
+    const next = loadModel(unit.chain).proto;
     {
       const regrown = regrownWeights(current, next, weights.map((w) => w.initializer));
       if (regrown.length > 0) throw new Error(`internal error: schedule step ${t} made pruned weights nonzero again in ${regrown.slice(0, 3).join(", ")}`);
@@ -32469,13 +32632,13 @@ async function runGradual(input, progress) {
       dense.step.latency = latencyStat(config2.batchSizes[0], pair.reference, config2.confidence);
       final.step.latency = latencyStat(config2.batchSizes[0], pair.candidate, config2.confidence);
     }
-    const judged2 = judge(budgets, dense, final, input, pair);
-    const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
+    const judged = judge(budgets, dense, final, input, pair);
+    const met = resource.length > 0 && resource.every((b) => judged.budgets.find((r) => r.name === b.name)?.verdict === "pass");
     const quality = row.calibAccuracy ?? final.step.accuracy;
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
     const more = t < targets.length;
     if (met && more) {
-      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct5(final.step.sparsity)}; pruning further would only cost quality` };
+      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct4(final.step.sparsity)}; pruning further would only cost quality` };
     } else if (more && fellOffCliff(drops, cliffThreshold, config2.schedulePatience)) {
       stoppedEarly = {
         after_step: t,
@@ -32495,13 +32658,9 @@ async function runGradual(input, progress) {
   }
   const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
   const chosen2 = rows2.find((r) => r.index === choice.index);
-  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
+  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
   writeFileAtomic(outPath, fs17.readFileSync(chosen2.final.step.artifact));
-  const steps = measured.map((m) => m.step);
-  if (chosen2 !== rows2[rows2.length - 1]) {
-    steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
-  }
-  const judged = chosen2.judged;
+  const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
     kind: "gradual",
     planned_steps: targets.length,
@@ -32530,41 +32689,26 @@ async function runGradual(input, progress) {
     chosen_reason: choice.reason,
     rollback: req.model
   };
-  const modelLedger = {
+  return buildModelLedger({
     model: req.model,
     pruned: outPath,
     method: config2.method,
-    target_sparsity: config2.sparsity,
-    steps,
-    budgets: judged.budgets,
-    verdict: overallVerdict(judged.budgets.map((b) => b.verdict)),
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
-    ...notes.size > 0 || plan ? { notes: [...plan?.notes ?? [], ...notes] } : {},
+    targetSparsity: config2.sparsity,
+    steps: shipped === chosen2.final ? measured : [...measured, shipped],
+    reference: dense,
+    shipped: chosen2.final,
+    judged: chosen2.judged,
+    data: { path: req.data, set: data },
+    shifts,
+    config: config2,
+    notes: [...plan?.notes ?? [], ...notes],
+    scope: input.scope.scope,
     ...plan ? { sensitivity: plan.info(config2.sparsity) } : {},
-    shifts: shiftResults(dense, chosen2.final, shifts, new Set(config2.corruptions), config2.confidence),
-    prediction_shift: predictionShifts(dense, chosen2.final, shifts),
-    // runPipeline resolved `auto` already; resolving again only narrows the type
-    scope: resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0).scope,
     schedule
-  };
-  return writeLedger(req, input.provider, modelLedger);
+  });
 }
 function judge(budgets, dense, step, input, latency) {
-  const changes = classChanges2(dense.step, step.step, input.data.labels, dense.preds.classes);
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes);
-}
-function topUpMagnitude(model, description, dense, target, config2) {
-  const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-  const size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-  const restTotal = size(rest);
-  const denseTotal = size(dense);
-  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
-  const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-  return {
-    model: magnitudePrune(model, rest, frac, config2.scope === "layer" ? "layer" : "global").model,
-    description: `${description}; then unstructured magnitude (${config2.scope}) to ${pct5(target)} of the dense prunable weights (${(frac * 100).toFixed(1)}% of the remaining ones zero)`
-  };
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config);
 }
 function protectedFor(dense, kept) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
@@ -32572,9 +32716,1163 @@ function protectedFor(dense, kept) {
   return new Set(all.map((w) => w.initializer).filter((n) => !keep.has(n)));
 }
 
+// src/pipeline/oneShot.ts
+import * as fs20 from "node:fs";
+import * as path18 from "node:path";
+
+// src/pipeline/rounds.ts
+import * as path15 from "node:path";
+var pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+function pruneRound(model, weights, target, config2, plan) {
+  if (plan) return pruneCounts(model, weights, plan.counts(target));
+  return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
+}
+function recordedScores(steps) {
+  const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
+  if (scored.length === 0) return void 0;
+  const first = scored[0].info;
+  const last = scored[scored.length - 1].info;
+  return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
+}
+async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
+  const t0 = performance.now();
+  const { calib, progress } = ctx;
+  const targets = cubicSchedule(countSparsity(dense, weights).overall, config2.sparsity, rounds);
+  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
+  const recovery = { dense, calib, files: ctx.files, progress };
+  const steps = [];
+  let current = dense;
+  for (let r = 1; r < rounds; r++) {
+    const started = performance.now();
+    const target = targets[r - 1];
+    progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct5(target)}` });
+    const roundDir = path15.join(dir, `round-${String(r).padStart(2, "0")}`);
+    const from2 = current;
+    const unit = await pruneAndRecover({
+      prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
+      pruneArtifact: stepFile(roundDir, 1, "prune"),
+      // an intermediate round ships nothing: no temperature is fitted or baked
+      recovery: { ...recovery, config: { ...config2, bakeTemperature: false, recoveryTimeBudget: share }, stepsDir: roundDir, fitTemperature: false }
+    });
+    const recorded = recordedScores(unit.recovered);
+    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config2.latency.threads);
+    const after = recorded?.after ?? before;
+    current = loadModel(unit.chain).proto;
+    const seconds = (performance.now() - started) / 1e3;
+    const kept = unit.recovered.map((s) => s.stage).join(" + ") || "nothing kept";
+    steps.push({
+      step: { kind: "recover", stage: "round", round: r },
+      description: `recovery round ${r} of ${rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct5(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
+      artifact: unit.chain,
+      recovery: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
+    });
+  }
+  progress.stage({ kind: "recover", work: "round", round: rounds, rounds, detail: `${config2.method} to ${pct5(config2.sparsity)}` });
+  const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config2.scope;
+  const from = current;
+  const final = await pruneAndRecover({
+    prune: async () => ({
+      model: pruneRound(from, weights, config2.sparsity, config2, plan),
+      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct5(config2.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct5).join(", ")}): from round ${rounds - 1}'s recovered weights`,
+      denseWeights: [...weights],
+      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct5).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
+      ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
+    }),
+    metadata: () => ctx.metadata(plan ? "sensitivity" : config2.scope),
+    pruneArtifact: stepFile(dir, 1, "prune"),
+    // the final round gets the same share of the recovery time budget as every other round
+    recovery: { ...recovery, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir }
+  });
+  const score2 = calib.labels ? recordedScores(final.recovered)?.after ?? await calibScore(final.pruned.model, calib, config2.latency.threads) : void 0;
+  return { rounds: steps, final, score: score2, seconds: (performance.now() - t0) / 1e3 };
+}
+async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
+  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
+  if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
+    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
+  }
+  const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
+  const global = await runChain(dense, weights, half, rounds, path15.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path15.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const keepSensitivity = better(bySensitivity2.score, global.score);
+  const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
+  const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
+  won.final.pruned.notes.push(
+    `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`
+  );
+  return { rounds: won.rounds, final: won.final };
+}
+
+// src/pipeline/quantizeStep.ts
+import * as fs19 from "node:fs";
+import * as path17 from "node:path";
+
+// src/quantize/kernels.ts
+import * as fs18 from "node:fs";
+import * as os6 from "node:os";
+import * as path16 from "node:path";
+var INTEGER_OPS = /^(QLinear\w+|QGemm|QAttention|ConvInteger|MatMulInteger|MatMulIntegerToFloat|DynamicQuantizeMatMul|QuantizeBFP|NhwcMaxPool)$/;
+var FLOAT_COMPUTE = /^(Conv|FusedConv|Gemm|FusedGemm|MatMul|FusedMatMul|ConvTranspose)$/;
+var COMPUTE = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul", "ConvTranspose", "MatMulInteger", "ConvInteger"]);
+function kernelReport(written, optimised) {
+  const ops = {};
+  let integer2 = 0;
+  let floatCompute = 0;
+  let boundaries = 0;
+  for (const n of optimised.graph.node) {
+    const key = n.domain && n.domain !== "ai.onnx" ? `${n.domain}.${n.opType}` : n.opType;
+    ops[key] = (ops[key] ?? 0) + 1;
+    if (INTEGER_OPS.test(n.opType)) integer2++;
+    else if (FLOAT_COMPUTE.test(n.opType)) floatCompute++;
+    else if (n.opType === "QuantizeLinear" || n.opType === "DequantizeLinear") boundaries++;
+  }
+  const nodes = optimised.graph.node;
+  const compute = nodes.filter((o) => o.opType !== "QuantizeLinear" && o.opType !== "DequantizeLinear");
+  const consumers = written.graph.node;
+  const byOutput = (t) => !t ? void 0 : compute.find((o) => o.name === `${t}_nchwc` || o.name.startsWith(`${t}_nchwc`)) ?? compute.find((o) => o.output.includes(t));
+  const find = (n) => {
+    const act = consumers.filter((c) => c.input[0] === n.output[0]);
+    return nodes.find((o) => o.name.replace(/_token_\d+$/, "") === n.name) ?? // fusions that keep the node's name as a prefix (`<name>/MatMulScaleFusion/`)
+    compute.find((o) => o.name.startsWith(`${n.name}/`)) ?? byOutput(n.output[0]) ?? (act.length === 1 && ["Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid"].includes(act[0].opType) ? byOutput(act[0].output[0]) : void 0);
+  };
+  const layers = [];
+  for (const n of written.graph.node) {
+    if (!COMPUTE.has(n.opType) || !n.name) continue;
+    const o = find(n);
+    const kernel = !o ? "unknown" : o.domain && o.domain !== "ai.onnx" && o.domain !== "com.microsoft" ? `${o.opType} (${o.domain})` : o.opType;
+    layers.push({ node: n.name, op: n.opType, kernel, integer: !!o && INTEGER_OPS.test(o.opType) });
+  }
+  return { ops: Object.fromEntries(Object.entries(ops).sort(([a], [b]) => a.localeCompare(b))), integer_nodes: integer2, float_compute_nodes: floatCompute, boundaries, layers };
+}
+async function optimisedGraph(modelPath, threads = 1) {
+  const { ort } = onnxruntime();
+  const dir = fs18.mkdtempSync(path16.join(process.env.RUNNER_TEMP || os6.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs18.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path16.join(dir, "optimised.onnx");
+    let session;
+    try {
+      session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
+    } catch (e) {
+      throw new UserError(`${modelPath}: onnxruntime cannot load the quantized model: ${shortOrtError(describe(e))}`);
+    }
+    await session.release();
+    return loadModel(file).proto;
+  } finally {
+    fs18.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
+
+// src/quantize/prepare.ts
+var import_picomatch2 = __toESM(require_picomatch2(), 1);
+
+// src/quantize/calibrate.ts
+var HISTOGRAM_BINS = 2048;
+var SMOOTHING = 1e-4;
+var DEFAULT_PERCENTILE = 99.999;
+var MinMax = class {
+  min = Infinity;
+  max = -Infinity;
+  add(values) {
+    let lo = this.min;
+    let hi = this.max;
+    for (let i2 = 0; i2 < values.length; i2++) {
+      const v = values[i2];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    this.min = lo;
+    this.max = hi;
+  }
+  range() {
+    return Number.isFinite(this.min) ? { min: this.min, max: this.max } : { min: 0, max: 0 };
+  }
+};
+var MagnitudeHistogram = class {
+  constructor(extent, bins = HISTOGRAM_BINS) {
+    this.extent = extent;
+    this.counts = new Float64Array(bins);
+    this.width = extent > 0 ? extent / bins : 1;
+  }
+  extent;
+  counts;
+  width;
+  total = 0;
+  addMagnitude(m) {
+    const b = Math.floor(m / this.width);
+    this.counts[b >= this.counts.length ? this.counts.length - 1 : b]++;
+    this.total++;
+  }
+};
+var SignedHistogram = class {
+  constructor(observed, bins = HISTOGRAM_BINS) {
+    this.observed = observed;
+    this.negative = new MagnitudeHistogram(Math.max(0, -observed.min), bins);
+    this.positive = new MagnitudeHistogram(Math.max(0, observed.max), bins);
+  }
+  observed;
+  negative;
+  positive;
+  zeros = 0;
+  add(values) {
+    for (let i2 = 0; i2 < values.length; i2++) {
+      const v = values[i2];
+      if (v > 0) this.positive.addMagnitude(v);
+      else if (v < 0) this.negative.addMagnitude(-v);
+      else if (v === 0) this.zeros++;
+    }
+  }
+  get total() {
+    return this.negative.total + this.positive.total + this.zeros;
+  }
+};
+function tailThreshold(h, tail) {
+  let cum = 0;
+  for (let i2 = h.counts.length - 1; i2 >= 0; i2--) {
+    cum += h.counts[i2];
+    if (cum > tail) return (i2 + 1) * h.width;
+  }
+  return 0;
+}
+function percentileRange(h, percentile = DEFAULT_PERCENTILE) {
+  const tail = (100 - percentile) / 200 * h.total;
+  return {
+    min: h.negative.total > 0 ? -Math.min(h.negative.extent, tailThreshold(h.negative, tail)) : h.observed.min,
+    max: h.positive.total > 0 ? Math.min(h.positive.extent, tailThreshold(h.positive, tail)) : h.observed.max
+  };
+}
+function entropyRange(h) {
+  const neg = h.negative.extent;
+  const pos = h.positive.extent;
+  const side = (m, extent, fallback) => {
+    if (m.total === 0) return fallback;
+    const levels = Math.max(8, Math.min(255, Math.round(255 * extent / (neg + pos))));
+    return Math.min(extent, entropyThreshold(m, levels));
+  };
+  return { min: -side(h.negative, neg, -h.observed.min), max: side(h.positive, pos, h.observed.max) };
+}
+function entropyThreshold(h, levels) {
+  const counts = h.counts;
+  const bins = counts.length;
+  if (bins <= levels) return h.extent;
+  let total2 = 0;
+  for (let i2 = 0; i2 < bins; i2++) total2 += counts[i2];
+  if (total2 === 0) return 0;
+  const beyond = new Float64Array(bins + 1);
+  for (let i2 = bins - 1; i2 >= 0; i2--) beyond[i2] = beyond[i2 + 1] + counts[i2];
+  let best = bins;
+  let bestKl = Infinity;
+  const p = new Float64Array(bins);
+  const q = new Float64Array(bins);
+  for (let kept = levels; kept <= bins; kept++) {
+    for (let i2 = 0; i2 < kept; i2++) p[i2] = counts[i2];
+    p[kept - 1] += beyond[kept];
+    const perLevel = kept / levels;
+    for (let j = 0; j < levels; j++) {
+      const start = Math.floor(j * perLevel);
+      const end = j === levels - 1 ? kept : Math.floor((j + 1) * perLevel);
+      let mass = 0;
+      let nonzero = 0;
+      for (let i2 = start; i2 < end; i2++) {
+        mass += counts[i2];
+        if (counts[i2] > 0) nonzero++;
+      }
+      const each = nonzero > 0 ? mass / nonzero : 0;
+      for (let i2 = start; i2 < end; i2++) q[i2] = counts[i2] > 0 ? each : 0;
+    }
+    let pMass = 0;
+    let qMass = 0;
+    for (let i2 = 0; i2 < kept; i2++) {
+      pMass += p[i2];
+      qMass += q[i2];
+    }
+    if (qMass === 0) continue;
+    let kl = 0;
+    for (let i2 = 0; i2 < kept; i2++) {
+      if (p[i2] === 0) continue;
+      const pi = p[i2] / pMass;
+      kl += pi * Math.log(pi / Math.max(q[i2] / qMass, SMOOTHING));
+    }
+    if (kl < bestKl) {
+      bestKl = kl;
+      best = kept;
+    }
+  }
+  return best * h.width;
+}
+var RangeCalibrator = class {
+  constructor(method2, percentile = DEFAULT_PERCENTILE, bins = HISTOGRAM_BINS) {
+    this.method = method2;
+    this.percentile = percentile;
+    this.bins = bins;
+  }
+  method;
+  percentile;
+  bins;
+  minMax = /* @__PURE__ */ new Map();
+  histograms;
+  get needsSecondPass() {
+    return this.method !== "minmax";
+  }
+  get inSecondPass() {
+    return this.histograms !== void 0;
+  }
+  observe(tensor, values) {
+    if (this.histograms) {
+      this.histograms.get(tensor)?.add(values);
+      return;
+    }
+    let m = this.minMax.get(tensor);
+    if (!m) {
+      m = new MinMax();
+      this.minMax.set(tensor, m);
+    }
+    m.add(values);
+  }
+  startSecondPass() {
+    this.histograms = /* @__PURE__ */ new Map();
+    for (const [name, m] of this.minMax) this.histograms.set(name, new SignedHistogram(m.range(), this.bins));
+  }
+  ranges() {
+    const out = /* @__PURE__ */ new Map();
+    for (const [name, m] of this.minMax) {
+      const observed = m.range();
+      const h = this.histograms?.get(name);
+      if (this.method === "minmax" || !h) {
+        out.set(name, observed);
+        continue;
+      }
+      out.set(name, this.method === "percentile" ? percentileRange(h, this.percentile) : entropyRange(h));
+    }
+    return out;
+  }
+};
+
+// src/quantize/calibration.ts
+async function calibrateRanges(model, calib, tensors, method2, threads = 0) {
+  const calibrator = new RangeCalibrator(method2);
+  const session = await sessionFromModel(withExtraOutputs(model, tensors), threads, { lean: true });
+  try {
+    const batch = boundedBatch(model, 128);
+    const pass = () => streamActivations([{ session, fetch: tensors }], calib, batch, ([acts]) => {
+      for (const [name, a] of acts) calibrator.observe(name, a.data);
+    });
+    await pass();
+    if (calibrator.needsSecondPass) {
+      calibrator.startSecondPass();
+      await pass();
+    }
+  } finally {
+    await session.release();
+  }
+  return calibrator.ranges();
+}
+
+// src/quantize/foldBatchNorm.ts
+function foldBatchNorms(model) {
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const folded = [];
+  const stale = [];
+  for (const bn of index.order) {
+    if (bn.opType !== "BatchNormalization" || bn.output.filter((o) => o).length !== 1) continue;
+    const conv2 = index.producer.get(bn.input[0]);
+    if (!conv2 || conv2.opType !== "Conv" || stale.includes(conv2.output[0])) continue;
+    if (index.consumersOf(conv2.output[0]).length !== 1 || index.graphOutputs.has(conv2.output[0])) continue;
+    const w = index.initializers.get(conv2.input[1]);
+    const bias = conv2.input[2] ? index.initializers.get(conv2.input[2]) : void 0;
+    const consts = bn.input.slice(1, 5).map((n) => constantThroughIdentity(index, n));
+    if (!w || w.dataType !== 1 /* FLOAT */ || conv2.input[2] && !bias || consts.some((c) => !c)) continue;
+    if (index.consumersOf(w.name).length !== 1 || bias && index.consumersOf(bias.name).length !== 1) continue;
+    const [gamma, beta, mean2, variance] = consts.map((c) => tensorToFloat32(c));
+    const eps = attrFloat(bn, "epsilon", 1e-5);
+    const dims = tensorDims(w);
+    const channels = dims[0];
+    if ([gamma, beta, mean2, variance].some((a) => a.length !== channels)) continue;
+    const weights = tensorToFloat32(w);
+    const per = numel(dims) / channels;
+    const b = bias ? tensorToFloat32(bias) : new Float32Array(channels);
+    const newBias = new Float32Array(channels);
+    for (let c = 0; c < channels; c++) {
+      const k = gamma[c] / Math.sqrt(variance[c] + eps);
+      for (let i2 = 0; i2 < per; i2++) weights[c * per + i2] *= k;
+      newBias[c] = (b[c] - mean2[c]) * k + beta[c];
+    }
+    ed.adoptInitializer(w.name, weights);
+    if (bias) ed.replaceInitializer(bias.name, newBias);
+    else ed.setInput(conv2, 2, ed.addFloatInitializer(`${conv2.name || conv2.output[0]}_folded_bias`, [channels], newBias));
+    stale.push(conv2.output[0]);
+    ed.removeNode(bn);
+    ed.setOutput(conv2, 0, bn.output[0]);
+    folded.push(bn.name || bn.output[0]);
+  }
+  if (folded.length === 0) return { model: ed.model, folded };
+  ed.dropValueInfo(stale);
+  ed.dropUnread(/* @__PURE__ */ new Set(["Identity", "Constant"]), { initializers: true });
+  return { model: ed.model, folded };
+}
+function constantThroughIdentity(index, tensor) {
+  let name = tensor;
+  for (let hops = 0; hops < 16; hops++) {
+    const c = index.constant(name);
+    if (c) return c;
+    const p = index.producer.get(name);
+    if (!p || p.opType !== "Identity") return void 0;
+    name = p.input[0];
+  }
+  return void 0;
+}
+
+// src/quantize/params.ts
+function weightQMax(bits2) {
+  return bits2 === 8 ? 127 : 64;
+}
+function roundHalfEven(x2) {
+  const r = Math.round(x2);
+  return Math.abs(x2 % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+function activationParams(range2) {
+  const lo = Math.min(range2.min, 0);
+  const hi = Math.max(range2.max, 0);
+  if (!(hi > lo)) return { scale: 1, zeroPoint: 0 };
+  const scale2 = Math.fround((hi - lo) / 255);
+  const zeroPoint = Math.min(255, Math.max(0, roundHalfEven(-lo / scale2)));
+  return { scale: scale2, zeroPoint };
+}
+function quantizeWeight(values, dims, axis, bits2) {
+  const qmax = weightQMax(bits2);
+  const channels = axis < 0 ? 1 : dims[axis];
+  const inner = axis < 0 ? values.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const outer = axis < 0 ? 1 : dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const scales = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    let absMax = 0;
+    for (let o = 0; o < outer; o++) {
+      const base = (o * channels + c) * inner;
+      for (let i2 = 0; i2 < inner; i2++) {
+        const a = Math.abs(values[base + i2]);
+        if (a > absMax) absMax = a;
+      }
+    }
+    scales[c] = absMax > 0 ? Math.fround(absMax / qmax) : 1;
+  }
+  const q = new Int8Array(values.length);
+  for (let o = 0; o < outer; o++) {
+    for (let c = 0; c < channels; c++) {
+      const base = (o * channels + c) * inner;
+      const s = scales[c];
+      for (let i2 = 0; i2 < inner; i2++) {
+        const v = roundHalfEven(values[base + i2] / s);
+        q[base + i2] = v > qmax ? qmax : v < -qmax ? -qmax : v;
+      }
+    }
+  }
+  return { values: q, scales, axis };
+}
+var INT32_MAX2 = 2 ** 31 - 1;
+function quantizeBias(bias, inputScale, weightScales) {
+  const scales = new Float32Array(bias.length);
+  const values = new Int32Array(bias.length);
+  for (let c = 0; c < bias.length; c++) {
+    const s = Math.fround(inputScale * weightScales[weightScales.length === 1 ? 0 : c]);
+    scales[c] = s;
+    const v = roundHalfEven(bias[c] / s);
+    values[c] = Math.max(-INT32_MAX2, Math.min(INT32_MAX2, v));
+  }
+  return { values, scales };
+}
+
+// src/quantize/qdq.ts
+var WEIGHTED = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul"]);
+var ACTIVATION_OPS = /* @__PURE__ */ new Set(["Add", "Mul", "Concat", "GlobalAveragePool", "AveragePool", "Sigmoid", "LeakyRelu"]);
+var PASS_THROUGH2 = /* @__PURE__ */ new Set(["MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze"]);
+var MIN_QDQ_OPSET = 10;
+var PER_CHANNEL_OPSET = 13;
+function qdqSupport(model) {
+  const opset = opsetVersion(model);
+  if (opset < MIN_QDQ_OPSET) return { kind: "unsupported", reason: `opset ${opset} has no QuantizeLinear/DequantizeLinear (they start at opset ${MIN_QDQ_OPSET}); re-export the model at opset 13 or later` };
+  const g2 = model.graph;
+  const inits = new Set(g2.initializer.map((t) => t.name));
+  const floatInput = g2.input.find((i2) => !inits.has(i2.name) && i2.type?.value.case === "tensorType" && i2.type.value.value.elemType !== 1 /* FLOAT */ && [10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */].includes(i2.type.value.value.elemType));
+  if (floatInput) return { kind: "unsupported", reason: `input '${floatInput.name}' is not float32; INT8 quantization here starts from a float32 model, so quantize the float32 export` };
+  if (opset < PER_CHANNEL_OPSET) return { kind: "per-tensor", reason: `opset ${opset}: DequantizeLinear has no axis before opset 13, so weights get one scale per tensor` };
+  return { kind: "per-channel" };
+}
+function initializerFloat(index, name) {
+  const t = name ? index.initializers.get(name) : void 0;
+  return t && t.dataType === 1 /* FLOAT */ ? t : void 0;
+}
+function activationInputs(node, index) {
+  if (PASS_THROUGH2.has(node.opType)) return [node.input[0]];
+  if (node.opType === "Conv" || node.opType === "Gemm") return [node.input[0]];
+  if (node.opType === "MatMul") return node.input.filter((i2) => !index.initializers.has(i2));
+  return node.input.filter((i2) => i2);
+}
+function quantizableNodes(model) {
+  const index = new GraphIndex(model.graph);
+  const out = [];
+  for (const n of index.order) {
+    const label = nodeLabel(n);
+    if (n.opType === "Conv") {
+      const w = initializerFloat(index, n.input[1]);
+      if (!w || tensorDims(w).length !== 4 || index.initializers.has(n.input[0])) continue;
+      if (n.input[2] && !initializerFloat(index, n.input[2])) continue;
+      const dims = tensorDims(w);
+      const groups = attrInt(n, "group", 1);
+      const inChannels = dims[1] * groups;
+      const depthwise = groups > 1 && groups === inChannels && dims[1] === 1;
+      out.push({ label, opType: n.opType, kind: depthwise ? "depthwise-conv" : "conv", inChannels, groups });
+    } else if (n.opType === "Gemm") {
+      const w = initializerFloat(index, n.input[1]);
+      if (!w || tensorDims(w).length !== 2 || attrInt(n, "transA", 0) !== 0) continue;
+      if (attrFloat(n, "alpha", 1) !== 1 || n.input[2] && attrFloat(n, "beta", 1) !== 1) continue;
+      const c = n.input[2] ? initializerFloat(index, n.input[2]) : void 0;
+      if (n.input[2] && (!c || tensorDims(c).length !== 1)) continue;
+      out.push({ label, opType: n.opType, kind: "gemm" });
+    } else if (n.opType === "MatMul") {
+      const consts = n.input.filter((i2) => index.initializers.has(i2));
+      if (consts.length > 1 || consts.length === 1 && (consts[0] !== n.input[1] || !initializerFloat(index, n.input[1]) || tensorDims(index.initializers.get(n.input[1])).length !== 2)) continue;
+      out.push({ label, opType: n.opType, kind: "matmul" });
+    } else if (ACTIVATION_OPS.has(n.opType)) {
+      if (n.input.some((i2) => i2 && index.constant(i2))) continue;
+      out.push({ label, opType: n.opType, kind: "activation-op" });
+    } else if (PASS_THROUGH2.has(n.opType)) {
+      if (index.constant(n.input[0])) continue;
+      out.push({ label, opType: n.opType, kind: "pass-through" });
+    }
+  }
+  return out;
+}
+function tensorsToCalibrate(model, keepFloat = /* @__PURE__ */ new Set()) {
+  const index = new GraphIndex(model.graph);
+  const chosen2 = chooseNodes(index, keepFloat);
+  const names = /* @__PURE__ */ new Set();
+  for (const n of chosen2) {
+    for (const i2 of activationInputs(n, index)) names.add(i2);
+    names.add(n.output[0]);
+    for (const c of index.consumersOf(n.output[0])) if (c.opType === "Relu") names.add(c.output[0]);
+  }
+  return [...names].filter((t) => t && !index.initializers.has(t));
+}
+function chooseNodes(index, keepFloat) {
+  const allowed = new Set(quantizableNodes({ graph: index.graph }).map((q) => q.label));
+  const core = new Set(index.order.filter((n) => allowed.has(nodeLabel(n)) && !keepFloat.has(nodeLabel(n)) && !PASS_THROUGH2.has(n.opType)));
+  const pass = index.order.filter((n) => allowed.has(nodeLabel(n)) && !keepFloat.has(nodeLabel(n)) && PASS_THROUGH2.has(n.opType));
+  const chosen2 = new Set(core);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const p of pass) {
+      if (chosen2.has(p)) continue;
+      const producer = index.producer.get(p.input[0]);
+      const toQuantized = index.consumersOf(p.output[0]).some((c) => chosen2.has(c) || c.opType === "Relu" && index.consumersOf(c.output[0]).some((d) => chosen2.has(d)));
+      if (producer && chosen2.has(producer) || toQuantized) {
+        chosen2.add(p);
+        changed = true;
+      }
+    }
+  }
+  return index.order.filter((n) => chosen2.has(n));
+}
+function quantizeQdq(model, opts) {
+  const ed = ModelEditor.copyOf(model);
+  const perChannel = opts.perChannel && ed.opset() >= PER_CHANNEL_OPSET;
+  let index = new GraphIndex(ed.graph);
+  const chosen2 = new Set(chooseNodes(index, opts.keepFloat));
+  const absorbed = [];
+  for (const n of index.order) {
+    if (n.opType !== "Relu") continue;
+    const p = index.producer.get(n.input[0]);
+    if (!p || !chosen2.has(p) || PASS_THROUGH2.has(p.opType) || index.consumersOf(n.input[0]).length !== 1 || index.graphOutputs.has(n.input[0]) || index.graphOutputs.has(n.output[0])) continue;
+    const r = opts.ranges.get(n.output[0]);
+    if (!r || r.min < 0) continue;
+    ed.removeNode(n);
+    ed.setOutput(p, 0, n.output[0]);
+    absorbed.push(nodeLabel(n));
+  }
+  index = new GraphIndex(ed.graph);
+  const order = index.order.filter((n) => chosen2.has(n));
+  const toQuantize = /* @__PURE__ */ new Set();
+  for (const n of order) {
+    for (const i2 of activationInputs(n, index)) if (i2 && !index.initializers.has(i2)) toQuantize.add(i2);
+    toQuantize.add(n.output[0]);
+  }
+  const params = /* @__PURE__ */ new Map();
+  const paramsOf = (t) => {
+    const known = params.get(t);
+    if (known) return known;
+    const p = index.producer.get(t);
+    let q;
+    if (p && chosen2.has(p) && PASS_THROUGH2.has(p.opType) && toQuantize.has(p.input[0])) q = paramsOf(p.input[0]);
+    else {
+      const r = opts.ranges.get(t);
+      if (!r) throw new Error(`quantize: no calibrated range for tensor '${t}'`);
+      q = activationParams(r);
+    }
+    params.set(t, q);
+    return q;
+  };
+  const dataInput = new Map(order.map((n) => [n, activationInputs(n, index)[0]]));
+  const readers = new Map([...toQuantize].map((t) => [t, index.consumersOf(t)]));
+  const quantizedOutput = /* @__PURE__ */ new Map();
+  const dequantized = /* @__PURE__ */ new Map();
+  for (const t of toQuantize) {
+    const q = paramsOf(t);
+    const scale2 = ed.addFloatInitializer(`${t}_scale`, [], Float32Array.of(q.scale));
+    const zp = ed.addIntInitializer(`${t}_zero_point`, [], [q.zeroPoint], 2 /* UINT8 */);
+    if (ed.isGraphOutput(t)) {
+      ed.insertAfter(t, { name: `${t}_QuantizeLinear`, opType: "QuantizeLinear", inputs: [t, scale2, zp] }, `${t}_QuantizeLinear_Input`);
+      const dq = ed.insertAfter(t, { name: `${t}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [t, scale2, zp] }, `${t}_QuantizeLinear_Output`);
+      quantizedOutput.set(t, dq.input[0]);
+      continue;
+    }
+    const qOut = ed.fresh(`${t}_QuantizeLinear_Output`);
+    const dqOut = ed.fresh(`${t}_DequantizeLinear_Output`);
+    ed.addNode({ name: `${t}_QuantizeLinear`, opType: "QuantizeLinear", inputs: [t, scale2, zp], outputs: [qOut] });
+    ed.addNode({ name: `${t}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qOut, scale2, zp], outputs: [dqOut] });
+    quantizedOutput.set(t, qOut);
+    dequantized.set(t, dqOut);
+  }
+  for (const [t, nodes] of readers) {
+    const dq = dequantized.get(t);
+    if (!dq) continue;
+    for (const n of nodes) {
+      for (let k = 0; k < n.input.length; k++) {
+        if (n.input[k] !== t) continue;
+        const channels = k === 0 && perChannel && opts.keepFloat.has(nodeLabel(n)) ? floatInputChannels(n, index) : void 0;
+        if (channels === void 0) {
+          ed.setInput(n, k, dq);
+          continue;
+        }
+        const q = paramsOf(t);
+        const own2 = `${t}_DequantizeLinear_${nodeLabel(n).replace(/[^A-Za-z0-9_.]/g, "_")}`;
+        const scale2 = ed.addFloatInitializer(`${own2}_scale`, [channels], new Float32Array(channels).fill(q.scale));
+        const zp = ed.addIntInitializer(`${own2}_zero_point`, [channels], new Uint8Array(channels).fill(q.zeroPoint), 2 /* UINT8 */);
+        const out = ed.fresh(`${own2}_Output`);
+        ed.addNode({ name: own2, opType: "DequantizeLinear", inputs: [quantizedOutput.get(t), scale2, zp], outputs: [out], attrs: { axis: 1 } });
+        ed.setInput(n, k, out);
+      }
+    }
+  }
+  const weightDq = /* @__PURE__ */ new Map();
+  const chosenSet = new Set(order);
+  for (const n of order) {
+    if (!WEIGHTED.has(n.opType)) continue;
+    const wName = n.opType === "MatMul" ? n.input.find((i2) => index.initializers.has(i2)) : n.input[1];
+    if (!wName) continue;
+    const w = index.initializers.get(wName);
+    const dims = tensorDims(w);
+    const axis = !perChannel ? -1 : n.opType === "Conv" ? 0 : n.opType === "Gemm" ? attrInt(n, "transB", 0) ? 0 : 1 : 1;
+    const qw = quantizeWeight(tensorToFloat32(w), dims, axis, opts.weightBits);
+    const key = `${wName}@${axis}`;
+    let wOut = weightDq.get(key);
+    if (!wOut) {
+      const inPlace = index.consumersOf(wName).every((c) => chosenSet.has(c)) && ![...weightDq.keys()].some((k) => k.startsWith(`${wName}@`));
+      const qName = inPlace ? wName : ed.addIntInitializer(`${wName}_quantized`, dims, qw.values, 3 /* INT8 */);
+      if (inPlace) ed.storeAsInteger(wName, qw.values, 3 /* INT8 */);
+      const perDims = axis < 0 ? [] : [qw.scales.length];
+      const sName = ed.addFloatInitializer(`${wName}_scale`, perDims, qw.scales);
+      const zName = ed.addIntInitializer(`${wName}_zero_point`, perDims, new Int8Array(qw.scales.length), 3 /* INT8 */);
+      wOut = ed.fresh(`${wName}_DequantizeLinear_Output`);
+      ed.addNode({ name: `${wName}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qName, sName, zName], outputs: [wOut], ...axis < 0 ? {} : { attrs: { axis } } });
+      weightDq.set(key, wOut);
+    }
+    ed.setInput(n, n.input.indexOf(wName), wOut);
+    const bName = n.opType === "MatMul" ? void 0 : n.input[2];
+    const xName = dataInput.get(n);
+    if (bName && toQuantize.has(xName)) {
+      const b = index.initializers.get(bName);
+      const qb = quantizeBias(tensorToFloat32(b), paramsOf(xName).scale, qw.scales);
+      const perDims = axis < 0 ? [] : [qb.values.length];
+      const scales = axis < 0 ? qb.scales.subarray(0, 1) : qb.scales;
+      const qName = ed.addIntInitializer(`${bName}_quantized`, tensorDims(b), qb.values, 6 /* INT32 */);
+      const sName = ed.addFloatInitializer(`${bName}_quantized_scale`, perDims, Float32Array.from(scales));
+      const zName = ed.addIntInitializer(`${bName}_quantized_zero_point`, perDims, new Int32Array(scales.length), 6 /* INT32 */);
+      const bOut = ed.fresh(`${bName}_DequantizeLinear_Output`);
+      ed.addNode({ name: `${bName}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qName, sName, zName], outputs: [bOut], ...axis < 0 ? {} : { attrs: { axis: 0 } } });
+      ed.setInput(n, 2, bOut);
+    }
+  }
+  ed.setNodes(sortedNodes(ed.graph.node));
+  ed.dropUnread(/* @__PURE__ */ new Set(), { initializers: true });
+  return { model: ed.model, quantized: order.map(nodeLabel), absorbed, tensors: [...toQuantize], perChannel };
+}
+function floatInputChannels(n, index) {
+  const w = initializerFloat(index, n.input[1]);
+  if (!w) return void 0;
+  const dims = tensorDims(w);
+  if (n.opType === "Conv" && dims.length >= 3) return dims[1] * attrInt(n, "group", 1);
+  if (n.opType === "Gemm" && dims.length === 2 && attrInt(n, "transA", 0) === 0) return attrInt(n, "transB", 0) ? dims[1] : dims[0];
+  return void 0;
+}
+
+// src/quantize/prepare.ts
+async function prepareQuantization(model, calib, opts) {
+  const support = qdqSupport(model);
+  if (support.kind === "unsupported") throw new Error(support.reason);
+  const { model: folded, folded: bns } = foldBatchNorms(model);
+  const nodes = quantizableNodes(folded);
+  const isExcluded = opts.exclude.length > 0 ? (0, import_picomatch2.default)(opts.exclude) : () => false;
+  const excluded = nodes.filter((n) => isExcluded(n.label)).map((n) => n.label);
+  const ranges = await calibrateRanges(folded, calib, tensorsToCalibrate(folded, new Set(excluded)), opts.calibrator, opts.threads);
+  return {
+    folded,
+    foldedBatchNorms: bns.length,
+    ranges,
+    nodes,
+    perChannel: support.kind === "per-channel",
+    ...support.kind === "per-tensor" ? { granularityNote: support.reason } : {},
+    excluded,
+    calibrator: opts.calibrator,
+    calibSamples: calib.count
+  };
+}
+function buildQuantized(prep, keepFloat, weightBits) {
+  return quantizeQdq(prep.folded, { ranges: prep.ranges, keepFloat: /* @__PURE__ */ new Set([...prep.excluded, ...keepFloat]), weightBits, perChannel: prep.perChannel });
+}
+async function predict2(model, data, mode, threads) {
+  const session = await sessionFromModel(model, threads, { lean: mode === "simulated" });
+  try {
+    return await evaluateClassifier(session, data, { batchSize: boundedBatch(model, 128), outputsAreProbabilities: endsInSoftmax(model), modelPath: "quantized model", keepLogits: true, unlabelled: !data.labels });
+  } finally {
+    await session.release();
+  }
+}
+function calibQuality(p, reference, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < p.pred.length; i2++) hit += labels ? p.correct[i2] : p.pred[i2] === reference.pred[i2] ? 1 : 0;
+  return hit / p.pred.length;
+}
+function relativeL2(a, b) {
+  let num = 0;
+  let den = 0;
+  for (let i2 = 0; i2 < b.length; i2++) {
+    const d = a[i2] - b[i2];
+    num += d * d;
+    den += b[i2] * b[i2];
+  }
+  return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
+}
+async function layerErrors(float, q, data, threads) {
+  const { ort } = onnxruntime();
+  const g2 = q.model.graph;
+  const quantizedSet = new Set(q.quantized);
+  const dqOf = (t) => q.tensors.includes(t) ? g2.output.some((o) => o.name === t) ? t : `${t}_DequantizeLinear_Output` : t;
+  const producers = g2.node.filter((n) => quantizedSet.has(n.name) && ["Conv", "Gemm", "MatMul", "Add", "Mul", "Concat"].includes(n.opType));
+  const pairs = producers.map((n) => {
+    const out = n.output[0].replace(/_QuantizeLinear_Input$/, "");
+    const input = n.input[0].replace(/_DequantizeLinear_Output$/, "");
+    return { node: n.name, input, out };
+  });
+  const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
+  const qNames = [...new Set(floatNames.map(dqOf))];
+  const fs23 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
+  const sums = /* @__PURE__ */ new Map();
+  try {
+    const batch = boundedBatch(q.model, 64);
+    for (let start = 0; start < data.count; start += batch) {
+      const end = Math.min(data.count, start + batch);
+      const feeds = {};
+      for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const fr = await fs23.run(feeds, floatNames);
+      const qr = await qs.run(feeds, qNames);
+      for (const name of floatNames) {
+        const a = qr[dqOf(name)].data;
+        const b = fr[name].data;
+        const s = sums.get(name) ?? { num: 0, den: 0 };
+        for (let i2 = 0; i2 < b.length; i2++) {
+          const d = a[i2] - b[i2];
+          s.num += d * d;
+          s.den += b[i2] * b[i2];
+        }
+        sums.set(name, s);
+      }
+      for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
+    }
+  } finally {
+    await fs23.release();
+    await qs.release();
+  }
+  const err2 = (t) => {
+    const s = sums.get(t);
+    return s.den > 0 ? Math.sqrt(s.num / s.den) : 0;
+  };
+  return pairs.map((p) => ({ node: p.node, input_error: err2(p.input), output_error: err2(p.out) }));
+}
+
+// src/quantize/dynamic.ts
+var import_picomatch3 = __toESM(require_picomatch2(), 1);
+var MIN_DYNAMIC_OPSET = 10;
+function dynamicCandidates(model, exclude = []) {
+  const index = new GraphIndex(model.graph);
+  const isExcluded = exclude.length ? (0, import_picomatch3.default)(exclude) : () => false;
+  return index.order.filter((n) => {
+    if (n.opType !== "MatMul" || isExcluded(nodeLabel(n)) || index.initializers.has(n.input[0])) return false;
+    const w = index.initializers.get(n.input[1]);
+    return !!w && w.dataType === 1 /* FLOAT */ && tensorDims(w).length === 2;
+  });
+}
+function quantizeDynamic(model, opts) {
+  if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new Error(`opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET})`);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const candidates = dynamicCandidates(ed.model, opts.exclude);
+  const chosen2 = new Set(candidates);
+  const weights = /* @__PURE__ */ new Map();
+  const dynamicOf = /* @__PURE__ */ new Map();
+  const quantized = [];
+  for (const n of candidates) {
+    const label = nodeLabel(n);
+    const [x2, wName] = n.input;
+    let w = weights.get(wName);
+    if (!w) {
+      const t = index.initializers.get(wName);
+      const qw = quantizeWeight(tensorToFloat32(t), tensorDims(t), 1, opts.weightBits);
+      const inPlace = index.consumersOf(wName).every((c) => chosen2.has(c));
+      const q = inPlace ? wName : ed.addIntInitializer(`${wName}_quantized`, tensorDims(t), qw.values, 3 /* INT8 */);
+      if (inPlace) ed.storeAsInteger(wName, qw.values, 3 /* INT8 */);
+      w = { q, zp: ed.addIntInitializer(`${wName}_zero_point`, [qw.scales.length], new Int8Array(qw.scales.length), 3 /* INT8 */), scale: ed.addFloatInitializer(`${wName}_scale`, [qw.scales.length], qw.scales) };
+      weights.set(wName, w);
+    }
+    let dq = dynamicOf.get(x2);
+    if (!dq) {
+      dq = { q: ed.fresh(`${x2}_quantized`), scale: ed.fresh(`${x2}_scale`), zp: ed.fresh(`${x2}_zero_point`) };
+      ed.addNode({ name: `${x2}_DynamicQuantizeLinear`, opType: "DynamicQuantizeLinear", inputs: [x2], outputs: [dq.q, dq.scale, dq.zp] });
+      dynamicOf.set(x2, dq);
+    }
+    const out = n.output[0];
+    const integer2 = ed.fresh(`${out}_quantized`);
+    const asFloat = ed.fresh(`${out}_cast`);
+    const scale2 = ed.fresh(`${label}_scale`);
+    const mm = ed.replaceNode(n, { opType: "MatMulInteger", inputs: [dq.q, w.q, dq.zp, w.zp], outputs: [integer2] });
+    const cast2 = ed.addNode({ name: `${label}_cast`, opType: "Cast", inputs: [integer2], outputs: [asFloat], attrs: { to: 1 /* FLOAT */ } }, { after: mm });
+    const mul2 = ed.addNode({ name: `${label}_scales_mul`, opType: "Mul", inputs: [dq.scale, w.scale], outputs: [scale2] }, { after: cast2 });
+    ed.addNode({ name: `${label}_output_scale_mul`, opType: "Mul", inputs: [asFloat, scale2], outputs: [out] }, { after: mul2 });
+    quantized.push(label);
+  }
+  ed.setNodes(sortedNodes(ed.graph.node));
+  return { model: ed.model, quantized };
+}
+
+// src/pipeline/quantizeStep.ts
+var DECISION_SAMPLES = 256;
+var CALIB_TOLERANCE = 5e-3;
+var MAX_ERROR_FALLBACKS = 3;
+var DECISION_TIMING = { warmup: 3, runs: 12, repeat: 3 };
+var CLEAR_GAIN = 1.03;
+var NARROW_CHANNELS = 4;
+function firstSlice(d, n) {
+  if (d.count <= n) return d;
+  return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
+}
+async function chooseWeightBits(prep, slice, threads) {
+  const dev = async (bits2) => {
+    const q = buildQuantized(prep, /* @__PURE__ */ new Set(), bits2).model;
+    const fused = await predict2(q, slice, "fused", threads);
+    const simulated = await predict2(q, slice, "simulated", threads);
+    return relativeL2(fused.logits, simulated.logits);
+  };
+  const bits8 = await dev(8);
+  const bits7 = await dev(7);
+  const overflow = bits8 > 2 * bits7 + 0.01;
+  const fmt2 = (x2) => x2.toFixed(4);
+  const reason = overflow ? `7-bit weights: at 8 bits onnxruntime's integer kernels strayed from the simulated QDQ graph (relative output error ${fmt2(bits8)} against ${fmt2(bits7)} at 7 bits), the sign of saturating 16-bit sums on this CPU` : `8-bit weights: this CPU's integer kernels match the simulated QDQ graph at 8 bits as closely as at 7 (relative output error ${fmt2(bits8)} against ${fmt2(bits7)})`;
+  return { bits: overflow ? 7 : 8, deviation: { bits8, bits7 }, reason };
+}
+function variants(prep) {
+  const compute = prep.nodes.filter((n) => n.kind === "conv" || n.kind === "depthwise-conv" || n.kind === "gemm" || n.kind === "matmul");
+  const first = compute[0];
+  const narrow = first && first.opType === "Conv" && (first.inChannels ?? Infinity) <= NARROW_CHANNELS && !prep.excluded.includes(first.label) ? first.label : void 0;
+  const depthwise = prep.nodes.filter((n) => n.kind === "depthwise-conv" && !prep.excluded.includes(n.label)).map((n) => n.label);
+  const out = [{ name: "all-int8", keep: /* @__PURE__ */ new Map() }];
+  if (narrow) out.push({ name: "narrow-first-layer-float", keep: /* @__PURE__ */ new Map([[narrow, "narrow-first-layer"]]) });
+  if (depthwise.length) out.push({ name: "depthwise-float", keep: new Map(depthwise.map((d) => [d, "depthwise"])) });
+  if (narrow && depthwise.length) out.push({ name: "narrow-first-and-depthwise-float", keep: new Map([[narrow, "narrow-first-layer"], ...depthwise.map((d) => [d, "depthwise"])]) });
+  return out;
+}
+function detail(reason, v) {
+  switch (reason) {
+    case "excluded":
+      return "matched the quantize exclude list";
+    case "narrow-first-layer":
+      return `few input channels; the plan keeping it float measured fastest (${v?.speedup?.toFixed(2)}x float)`;
+    case "depthwise":
+      return `depthwise; the plan keeping depthwise convs float measured fastest (${v?.speedup?.toFixed(2)}x float)`;
+    case "error":
+      return "largest share of the quantization error while the calibration quality was below tolerance";
+  }
+}
+async function quantizeStep(input) {
+  const { config: config2, progress, calib } = input;
+  const threads = config2.latency.threads;
+  const float = loadModel(input.source).proto;
+  progress.note(`quantizing ${path17.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
+  const slice = firstSlice(calib, DECISION_SAMPLES);
+  const metric = slice.labels ? "accuracy" : "agreement";
+  const floatPred = await predict2(float, slice, "fused", threads);
+  const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
+  const weights = await chooseWeightBits(prep, slice, threads);
+  const scratch = fs19.mkdtempSync(path17.join(path17.dirname(input.artifact), ".quantize-"));
+  const measured = [];
+  try {
+    const plans = variants(prep);
+    const files = [];
+    for (const [k, v] of plans.entries()) {
+      const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
+      const file = path17.join(scratch, `variant-${k}.onnx`);
+      saveModel(q2.model, file);
+      files.push(file);
+      const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
+      measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality2, speedup: null, chosen: false, keep: v.keep });
+    }
+    if (plans.length > 1) {
+      progress.stage({ kind: "latency", detail: `float and ${plans.length} INT8 plans interleaved`, total: config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
+      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads, provider: input.provider }, (d) => progress.update(d));
+      progress.stop();
+      measured.forEach((m, k) => {
+        const logs = config2.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k + 1][b])));
+        m.speedup = Math.exp(logs.reduce((a, x2) => a + x2, 0) / logs.length);
+      });
+    }
+  } finally {
+    fs19.rmSync(scratch, { recursive: true, force: true });
+  }
+  const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
+  const pick2 = (eligible.length ? eligible : measured).reduce(
+    (a, b) => eligible.length ? (b.speedup ?? 0) > (a.speedup ?? 0) * (b.keep_float.length > a.keep_float.length ? CLEAR_GAIN : 1 / CLEAR_GAIN) ? b : a : b.calib_quality > a.calib_quality ? b : a
+  );
+  pick2.chosen = true;
+  const keep = new Map(pick2.keep);
+  let q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
+  let quality = pick2.calib_quality;
+  let errors = await layerErrors(prep.folded, q, slice, threads);
+  for (let k = 0; k < MAX_ERROR_FALLBACKS && quality < floatQuality - CALIB_TOLERANCE; k++) {
+    const worst = errors.filter((e) => !keep.has(e.node)).sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error))[0];
+    if (!worst) break;
+    keep.set(worst.node, "error");
+    q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
+    quality = calibQuality(await predict2(q.model, slice, "fused", threads), floatPred, slice.labels);
+    errors = await layerErrors(prep.folded, q, slice, threads);
+  }
+  setMetadata(q.model, { "prune-guard.version": VERSION, "prune-guard.quantize": "int8-static-qdq", "prune-guard.quantize.weight_bits": String(weights.bits) });
+  saveModel(q.model, input.artifact);
+  const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
+  const floatLayers = [
+    ...prep.excluded.map((node) => ({ node, reason: "excluded", detail: detail("excluded") })),
+    ...[...keep].map(([node, reason]) => ({ node, reason, detail: detail(reason, pick2) }))
+  ];
+  const notes = [];
+  if (prep.granularityNote) notes.push(`quantize: ${prep.granularityNote}`);
+  const backToFloat = [...keep.values()].filter((r) => r === "error").length;
+  if (quality < floatQuality - CALIB_TOLERANCE) notes.push(`quantize: calibration ${metric} ${(quality * 100).toFixed(2)}% is still more than ${(CALIB_TOLERANCE * 100).toFixed(1)} pt below float (${(floatQuality * 100).toFixed(2)}%) after ${backToFloat} layer${backToFloat === 1 ? "" : "s"} went back to float`);
+  if (pick2.speedup !== null && pick2.speedup < 1) notes.push(`quantize: every INT8 plan measured slower than float on this runner (best ${pick2.speedup.toFixed(2)}x); the budgets judge the shipped model as measured`);
+  const unfused = kernels.layers.filter((l) => !l.integer && !keep.has(l.node) && !prep.excluded.includes(l.node));
+  if (unfused.length > 0) notes.push(`quantize: onnxruntime left ${unfused.map((l) => `${l.node} (${l.kernel})`).join(", ")} in float`);
+  const integerLayers = kernels.layers.filter((l) => l.integer).length;
+  const info = {
+    scheme: "static-qdq",
+    activations: "uint8",
+    weights: { type: "int8", bits: weights.bits, granularity: q.perChannel ? "per-channel" : "per-tensor", fused_deviation: weights.deviation, reason: weights.reason },
+    calibration: { method: prep.calibrator, samples: prep.calibSamples, decision_samples: slice.count },
+    folded_batch_norms: prep.foldedBatchNorms,
+    quantized_nodes: q.quantized.length,
+    absorbed_relus: q.absorbed.length,
+    float_layers: floatLayers,
+    variants: measured.map(({ keep: _keep, ...v }) => v),
+    calib_quality: { metric, float: floatQuality, quantized: quality },
+    layer_errors: [...errors].sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error)).slice(0, 20),
+    kernels
+  };
+  const description = `INT8 static QDQ (${config2.quantizeCalibration} calibration, ${prep.calibSamples} samples): uint8 activations, ${weights.bits}-bit ${info.weights.granularity} int8 weights; ${integerLayers} of ${kernels.layers.length} layers run integer kernels${floatLayers.length ? `, ${floatLayers.length} kept float` : ""}`;
+  return { artifact: input.artifact, description, info, notes };
+}
+function cpuHasVnni() {
+  try {
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs19.readFileSync("/proc/cpuinfo", "utf8"));
+  } catch {
+    return void 0;
+  }
+}
+async function quantizeDynamicStep(input) {
+  const { config: config2, progress } = input;
+  const threads = config2.latency.threads;
+  const float = loadModel(input.source).proto;
+  progress.note(`quantizing ${path17.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  let bits2 = 8;
+  let deviation = null;
+  let reason;
+  if (input.calib) {
+    const slice = firstSlice(input.calib, DECISION_SAMPLES);
+    const reference = await predict2(float, slice, "fused", threads);
+    const err2 = async (b) => relativeL2((await predict2(quantizeDynamic(float, { weightBits: b, exclude: config2.quantizeExclude }).model, slice, "fused", threads)).logits, reference.logits);
+    deviation = { bits8: await err2(8), bits7: await err2(7) };
+    bits2 = deviation.bits8 > deviation.bits7 ? 7 : 8;
+    reason = `${bits2}-bit weights: relative output error against float ${deviation.bits8.toFixed(4)} at 8 bits and ${deviation.bits7.toFixed(4)} at 7 bits on ${slice.count} calibration samples${bits2 === 7 ? " (8 bits worse than 7: saturating 16-bit sums on this CPU)" : ""}`;
+  } else {
+    const vnni = cpuHasVnni();
+    bits2 = vnni === false ? 7 : 8;
+    reason = vnni === void 0 ? "8-bit weights: no calibration data to measure on and no CPU flags to read" : `${bits2}-bit weights: no calibration data to measure on; this CPU ${vnni ? "has" : "lacks"} VNNI-class integer dot products`;
+  }
+  const q = quantizeDynamic(float, { weightBits: bits2, exclude: config2.quantizeExclude });
+  setMetadata(q.model, { "prune-guard.version": VERSION, "prune-guard.quantize": "int8-dynamic", "prune-guard.quantize.weight_bits": String(bits2) });
+  saveModel(q.model, input.artifact);
+  const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
+  const notes = [];
+  const info = {
+    scheme: "dynamic",
+    activations: "uint8",
+    weights: { type: "int8", bits: bits2, granularity: "per-channel", fused_deviation: deviation, reason },
+    calibration: null,
+    folded_batch_norms: 0,
+    quantized_nodes: q.quantized.length,
+    absorbed_relus: 0,
+    float_layers: [],
+    variants: [],
+    calib_quality: null,
+    layer_errors: [],
+    kernels
+  };
+  const description = `INT8 dynamic: ${q.quantized.length} MatMul weights int8 (${bits2}-bit, per output column), activations quantized per batch; ${kernels.integer_nodes} integer kernels in onnxruntime's graph`;
+  return { artifact: input.artifact, description, info, notes };
+}
+function checkQuantizeInputs(config2, model, req) {
+  if (config2.quantize === "dynamic") {
+    if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new UserError(`${req.model}: cannot quantize dynamically: opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET}); re-export the model at opset 13 or later`);
+    if (dynamicCandidates(model, config2.quantizeExclude).length === 0) throw new UserError(`${req.model}: --quantize dynamic rewrites MatMul layers with a constant weight and this model has none; use --quantize int8 (static, calibrated on --calib)`);
+  } else if (config2.quantize === "int8") {
+    const support = qdqSupport(model);
+    if (support.kind === "unsupported") throw new UserError(`${req.model}: cannot quantize to INT8: ${support.reason}`);
+  }
+}
+async function measureQuantized(q, ctx) {
+  const m = await measureStep({ kind: "quantize", scheme: q.info.scheme === "dynamic" ? "dynamic" : "int8" }, q.description, q.artifact, ctx);
+  m.step.quantize = q.info;
+  return m;
+}
+async function quantizeLast(source, calib, config2, artifact, progress, provider) {
+  if (config2.quantize === "int8") return quantizeStep({ source, calib, config: config2, artifact, progress, provider });
+  if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider });
+  return void 0;
+}
+
+// src/pipeline/oneShot.ts
+async function runOneShot(input, progress) {
+  const { req, data, shifts, calib, outPath, scope, rounds } = input;
+  const { config: config2 } = req;
+  const target = targetSparsity(config2);
+  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
+  progress.stage({ kind: "prune", model: path18.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  const metadata = (scopeUsed) => ({
+    "prune-guard.version": VERSION,
+    "prune-guard.method": config2.method,
+    "prune-guard.scope": scopeUsed,
+    "prune-guard.target_sparsity": String(target),
+    "prune-guard.source": path18.basename(req.model),
+    "prune-guard.recovery": config2.recovery
+  });
+  const stepsDir = path18.join(req.out, "steps");
+  const files = { data: req.data, calib: req.calib };
+  const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
+  let roundSteps = [];
+  let unit;
+  if (rounds > 1) {
+    const r = await pruneWithRounds(input.dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata }, resolveCompare(config2, rounds));
+    for (const n of r.final.pruned.notes) progress.note(n);
+    roundSteps = r.rounds;
+    unit = r.final;
+  } else {
+    const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
+    unit = await pruneAndRecover({
+      prune: async () => {
+        const pruned2 = await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+        for (const n of pruned2.notes) progress.note(n);
+        return pruned2;
+      },
+      metadata: (pruned2) => metadata(pruned2.scope ?? config2.scope),
+      pruneArtifact: staged ? stepFile(stepsDir, 1, "prune") : outPath,
+      recovery: { dense: input.dense.proto, calib, config: config2, stepsDir, progress, files }
+    });
+  }
+  const { pruned } = unit;
+  const lastFloat = unit.steps[unit.steps.length - 1].artifact;
+  const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
+  if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
+  const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider);
+  if (staged) writeFileAtomic(outPath, fs20.readFileSync(quantized?.artifact ?? lastFloat));
+  releaseField(input.dense, "proto", "the dense model");
+  releaseField(pruned, "model", "the pruned model");
+  delete pruned.structured;
+  collectGarbage();
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider };
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
+  const measured = [dense];
+  for (const r of [...roundSteps, ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
+  if (unit.temperature) measured[measured.length - 1].step.temperature = unit.temperature;
+  if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: dense.preds }));
+  const shipped = measured[measured.length - 1];
+  const samples = await timeSteps(measured, data, config2, input.provider, progress);
+  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2);
+  return buildModelLedger({
+    model: req.model,
+    pruned: outPath,
+    method: config2.method,
+    targetSparsity: target,
+    steps: measured,
+    reference: dense,
+    shipped,
+    judged,
+    data: { path: req.data, set: data },
+    shifts,
+    config: config2,
+    notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
+    scope: pruned.scope ?? scope.scope,
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+  });
+}
+
+// src/pipeline/quantizeOnly.ts
+import * as fs21 from "node:fs";
+import * as path19 from "node:path";
+async function runQuantizeOnly(input, progress) {
+  const { req, data, shifts, calib, outPath } = input;
+  const { config: config2 } = req;
+  const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
+  releaseField(input.dense, "proto", "the dense model");
+  const stepsDir = path19.join(req.out, "steps");
+  fs21.mkdirSync(stepsDir, { recursive: true });
+  const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider);
+  writeFileAtomic(outPath, fs21.readFileSync(quantized.artifact));
+  collectGarbage();
+  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider };
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
+  const shipped = await measureQuantized(quantized, { ...ctx, dense: dense.preds });
+  const measured = [dense, shipped];
+  const samples = await timeSteps(measured, data, config2, input.provider, progress);
+  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2);
+  return buildModelLedger({
+    model: req.model,
+    pruned: outPath,
+    method: config2.method,
+    targetSparsity: 0,
+    steps: measured,
+    reference: dense,
+    shipped,
+    judged,
+    data: { path: req.data, set: data },
+    shifts,
+    config: config2,
+    notes: quantized.notes,
+    scope: config2.scope === "auto" ? "global" : config2.scope
+  });
+}
+
 // src/pipeline/run.ts
 function prunedPath(out, model) {
-  return path15.join(out, `${path15.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path20.join(out, `${path20.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -32590,84 +33888,17 @@ async function runPipeline(req, progress) {
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path15.resolve(outPath) === path15.resolve(req.model)) {
+  if (path20.resolve(outPath) === path20.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
+  checkQuantizeInputs(config2, dense.proto, req);
   const provider = await resolveProvider(config2.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  if (config2.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
-  const target = targetSparsity(config2);
-  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path15.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
-  const stamp = (model, scope2 = config2.scope) => {
-    setMetadata(model, {
-      "prune-guard.version": VERSION,
-      "prune-guard.method": config2.method,
-      "prune-guard.scope": scope2,
-      "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path15.basename(req.model)
-    });
-    setMetadata(model, { "prune-guard.recovery": config2.recovery });
-  };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path15.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
-  const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
-  const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
-  for (const n of pruned.notes) progress.note(n);
-  if (!withRounds) stamp(pruned.model, pruned.scope ?? config2.scope);
-  fs18.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path15.join(req.out, "steps");
-  const staged = hasRecoverySteps(config2, calib);
-  const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
-  if (staged) fs18.mkdirSync(stepsDir, { recursive: true });
-  if (!withRounds) saveModel(pruned.model, pruneArtifact);
-  const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config: config2, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
-  const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs18.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
-  const broken2 = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
-  if (broken2.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
-  releaseField(dense, "proto", "the dense model");
-  releaseField(pruned, "model", "the pruned model");
-  delete pruned.structured;
-  collectGarbage();
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: provider.provider };
-  const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
-  const measured = [denseStep2];
-  for (const r of withRounds?.steps ?? []) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
-    m.step.recovery = r.info;
-    measured.push(m);
-  }
-  measured.push(await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds }));
-  for (const r of recovered) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
-    m.step.recovery = r.info;
-    if (r.temperature) m.step.temperature = r.temperature;
-    measured.push(m);
-  }
-  if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
-  const samples = await timeSteps(measured, data, config2, provider.provider, progress);
-  const steps = measured.map((m) => m.step);
-  const final = steps[steps.length - 1];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, classChanges2(steps[0], final, data.labels, denseStep2.preds.classes));
-  const { budgets, verdict } = judged;
-  const modelLedger = {
-    model: req.model,
-    pruned: outPath,
-    method: config2.method,
-    target_sparsity: target,
-    steps,
-    budgets,
-    verdict,
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {},
-    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config2.corruptions), config2.confidence),
-    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
-    scope: pruned.scope ?? scope.scope,
-    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
-  };
-  return writeLedger(req, provider, modelLedger);
+  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds };
+  const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
+  const model = quantizeOnly ? await runQuantizeOnly(input, progress) : config2.schedule === "gradual" ? await runGradual(input, progress) : await runOneShot(input, progress);
+  return { model, runtime: measuredRuntime(provider, config2) };
 }
 
 // src/pipeline/guardedRun.ts
@@ -32681,26 +33912,8 @@ function publish(value, out) {
   return value;
 }
 function timedOutLedger(req, t) {
-  return {
-    schema: LEDGER_SCHEMA,
-    verdict: "fail",
-    tool: { name: "prune-guard", version: VERSION },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: "cpu",
-      threads: req.config.latency.threads || os7.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`
-    },
-    models: [],
-    timed_out: { model: req.model, stage: t.stage, limit_s: t.limitSeconds, elapsed_s: Math.round(t.elapsedSeconds * 10) / 10 }
-  };
-}
-function stageLedger(out, ledger) {
-  const markdown = renderMarkdown(ledger);
-  writeFileAtomic(path16.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path16.join(out.staging, "ledger.md"), markdown);
-  return { markdown };
+  const stopped = { model: req.model, stage: t.stage, limit_s: t.limitSeconds, elapsed_s: Math.round(t.elapsedSeconds * 10) / 10 };
+  return ledgerEnvelope([], measuredRuntime({ provider: "cpu" }, req.config), [stopped]);
 }
 function infeasibleBudgetNotes(req) {
   const notes = [];
@@ -32722,8 +33935,8 @@ function runInputs(req) {
     ...req.configFile ? [{ flag: "--config", path: req.configFile }] : []
   ];
 }
-async function runGuarded(req, progress) {
-  if (path16.resolve(prunedPath(req.out, req.model)) === path16.resolve(req.model)) {
+async function guardedLedger(req, progress, publishLast = () => []) {
+  if (path21.resolve(prunedPath(req.out, req.model)) === path21.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   refuseInputsInOutput(req.out, runInputs(req));
@@ -32733,54 +33946,55 @@ async function runGuarded(req, progress) {
     onWait: (m) => progress.note(m)
   });
   const deadline = new Deadline(req.config.timeBudget);
-  const ledgerPath = path16.join(req.out, "ledger.json");
-  const markdownPath = path16.join(req.out, "ledger.md");
   try {
     let ledger;
     try {
-      ledger = publish((await runPipeline({ ...req, out: out.staging }, deadline.watch(progress))).ledger, out);
+      const run = await runPipeline({ ...req, out: out.staging }, deadline.watch(progress));
+      ledger = ledgerEnvelope([publish(run.model, out)], run.runtime);
     } catch (e) {
       if (!(e instanceof TimedOut)) throw e;
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path16.basename(prunedPath(req.out, req.model)));
+      out.retire(path21.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
-    const { markdown } = stageLedger(out, ledger);
-    out.commit(["ledger.md", "ledger.json"]);
-    return { ledger, markdown, ledgerPath, markdownPath };
+    out.commit(publishLast(ledger, out.staging));
+    return ledger;
   } finally {
     out.abort();
   }
 }
+async function runGuarded(req, progress) {
+  let markdown = "";
+  const ledger = await guardedLedger(req, progress, (l, staging) => {
+    markdown = writeLedgerFiles(staging, l).markdown;
+    return ["ledger.md", "ledger.json"];
+  });
+  return { ledger, markdown, ledgerPath: path21.join(req.out, "ledger.json"), markdownPath: path21.join(req.out, "ledger.md") };
+}
 
-// src/io/progress.ts
+// src/io/stderrProgress.ts
 var import_cli_progress = __toESM(require_cli_progress(), 1);
 function stderrProgress(stream = process.stderr) {
+  const line = (m) => stream.write(`prune-guard: ${m}
+`);
   if (!stream.isTTY) {
-    return {
-      note: (m) => stream.write(`prune-guard: ${m}
-`),
-      start: (label) => stream.write(`prune-guard: ${label}
-`),
-      update() {
-      },
-      stop() {
-      }
-    };
+    return { stage: (e) => line(stageLine(e)), note: line, update() {
+    }, stop() {
+    } };
   }
   let bar;
   return {
-    note: (m) => stream.write(`prune-guard: ${m}
-`),
-    start(label, total2) {
+    stage(e) {
+      if (!("total" in e)) return void line(stageLine(e));
       bar = new import_cli_progress.default.SingleBar(
-        { stream, format: `${label.padEnd(36)} [{bar}] {value}/{total} {duration_formatted}`, clearOnComplete: false, hideCursor: true },
+        { stream, format: `${stageLine(e).padEnd(36)} [{bar}] {value}/{total} {duration_formatted}`, clearOnComplete: false, hideCursor: true },
         import_cli_progress.default.Presets.shades_classic
       );
-      bar.start(total2, 0);
+      bar.start(e.total, 0);
     },
+    note: line,
     update: (done) => bar?.update(done),
     stop() {
       bar?.stop();
@@ -32830,7 +34044,7 @@ function refuseEmptyValues(cmd) {
   return cmd;
 }
 function resolveConfig(flags, command) {
-  const file = flags.config ?? (fs19.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs22.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : DEFAULT_CONFIG;
   const given = FLAGS.filter((f) => f.commands.includes(command)).flatMap((f) => {
     const value = flags[attributeOf.get(f)];

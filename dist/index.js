@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path19 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path27 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path19 && path19[0] !== "/") {
-          path19 = `/${path19}`;
+        if (path27 && path27[0] !== "/") {
+          path27 = `/${path27}`;
         }
-        return new URL(`${origin}${path19}`);
+        return new URL(`${origin}${path27}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method: method2, path: path19, origin }
+          request: { method: method2, path: path27, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method2, origin, path19);
+        debuglog("sending request to %s %s/%s", method2, origin, path27);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path19, origin },
+          request: { method: method2, path: path27, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method2,
           origin,
-          path19,
+          path27,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path19, origin }
+          request: { method: method2, path: path27, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method2, origin, path19);
+        debuglog("trailers received from %s %s/%s", method2, origin, path27);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method: method2, path: path19, origin },
+          request: { method: method2, path: path27, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method2,
           origin,
-          path19,
+          path27,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method: method2, path: path19, origin }
+            request: { method: method2, path: path27, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method2, origin, path19);
+          debuglog("sending request to %s %s/%s", method2, origin, path27);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path19,
+        path: path27,
         method: method2,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path19 !== "string") {
+        if (typeof path27 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path19[0] !== "/" && !(path19.startsWith("http://") || path19.startsWith("https://")) && method2 !== "CONNECT") {
+        } else if (path27[0] !== "/" && !(path27.startsWith("http://") || path27.startsWith("https://")) && method2 !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path19)) {
+        } else if (invalidPathRegex.test(path27)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method2 !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path19, query) : path19;
+        this.path = query ? buildURL(path27, query) : path27;
         this.origin = origin;
         this.idempotent = idempotent == null ? method2 === "HEAD" || method2 === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -2309,9 +2309,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve7, reject) => {
+          return new Promise((resolve9, reject) => {
             this.close((err2, data) => {
-              return err2 ? reject(err2) : resolve7(data);
+              return err2 ? reject(err2) : resolve9(data);
             });
           });
         }
@@ -2349,12 +2349,12 @@ var require_dispatcher_base = __commonJS({
           err2 = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve7, reject) => {
+          return new Promise((resolve9, reject) => {
             this.destroy(err2, (err3, data) => {
               return err3 ? (
                 /* istanbul ignore next: should never error */
                 reject(err3)
-              ) : resolve7(data);
+              ) : resolve9(data);
             });
           });
         }
@@ -2726,14 +2726,14 @@ var require_connect = __commonJS({
       const sessionCache = new SessionCache(maxCachedSessions == null ? 100 : maxCachedSessions);
       timeout = timeout == null ? 1e4 : timeout;
       allowH2 = allowH2 != null ? allowH2 : false;
-      return function connect({ hostname, host, protocol, port, servername, localAddress, httpSocket }, callback) {
+      return function connect({ hostname: hostname2, host, protocol, port, servername, localAddress, httpSocket }, callback) {
         let socket;
         if (protocol === "https:") {
           if (!tls) {
             tls = __require("node:tls");
           }
           servername = servername || options.servername || util.getServerName(host) || null;
-          const sessionKey = servername || hostname;
+          const sessionKey = servername || hostname2;
           assert2(sessionKey);
           const session = customSession || sessionCache.get(sessionKey) || null;
           port = port || 443;
@@ -2749,7 +2749,7 @@ var require_connect = __commonJS({
             socket: httpSocket,
             // upgrade socket connection
             port,
-            host: hostname
+            host: hostname2
           });
           socket.on("session", function(session2) {
             sessionCache.set(sessionKey, session2);
@@ -2763,14 +2763,14 @@ var require_connect = __commonJS({
             ...options,
             localAddress,
             port,
-            host: hostname
+            host: hostname2
           });
         }
         if (options.keepAlive == null || options.keepAlive) {
           const keepAliveInitialDelay = options.keepAliveInitialDelay === void 0 ? 6e4 : options.keepAliveInitialDelay;
           socket.setKeepAlive(true, keepAliveInitialDelay);
         }
-        const clearConnectTimeout = setupConnectTimeout(new WeakRef(socket), { timeout, hostname, port });
+        const clearConnectTimeout = setupConnectTimeout(new WeakRef(socket), { timeout, hostname: hostname2, port });
         socket.setNoDelay(true).once(protocol === "https:" ? "secureConnect" : "connect", function() {
           queueMicrotask(clearConnectTimeout);
           if (callback) {
@@ -4621,8 +4621,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve7, reject) => {
-        res = resolve7;
+      const promise = new Promise((resolve9, reject) => {
+        res = resolve9;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -5954,35 +5954,35 @@ var require_client_h1 = __commonJS({
       return await WebAssembly.instantiate(mod, {
         env: {
           /* eslint-disable camelcase */
-          wasm_on_url: (p, at, len) => {
+          wasm_on_url: (p, at2, len) => {
             return 0;
           },
-          wasm_on_status: (p, at, len) => {
+          wasm_on_status: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onStatus(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_message_begin: (p) => {
             assert2(currentParser.ptr === p);
             return currentParser.onMessageBegin() || 0;
           },
-          wasm_on_header_field: (p, at, len) => {
+          wasm_on_header_field: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onHeaderField(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
-          wasm_on_header_value: (p, at, len) => {
+          wasm_on_header_value: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onHeaderValue(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_headers_complete: (p, statusCode, upgrade, shouldKeepAlive) => {
             assert2(currentParser.ptr === p);
             return currentParser.onHeadersComplete(statusCode, Boolean(upgrade), Boolean(shouldKeepAlive)) || 0;
           },
-          wasm_on_body: (p, at, len) => {
+          wasm_on_body: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onBody(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_message_complete: (p) => {
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method2 !== "GET" && method2 !== "HEAD" && method2 !== "OPTIONS" && method2 !== "TRACE" && method2 !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method: method2, path: path19, host, upgrade, blocking, reset } = request2;
+      const { method: method2, path: path27, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH" || method2 === "QUERY" || method2 === "PROPFIND" || method2 === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method2} ${path19} HTTP/1.1\r
+      let header = `${method2} ${path27} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -6873,12 +6873,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve7, reject) => {
+      const waitForDrain = () => new Promise((resolve9, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve7;
+          callback = resolve9;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method: method2, path: path19, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method: method2, path: path27, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7238,8 +7238,8 @@ var require_client_h2 = __commonJS({
         }
       }
       let stream;
-      const { hostname, port } = client[kUrl];
-      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname}${port ? `:${port}` : ""}`;
+      const { hostname: hostname2, port } = client[kUrl];
+      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname2}${port ? `:${port}` : ""}`;
       headers[HTTP2_HEADER_METHOD] = method2;
       const abort = (error2) => {
         if (request2.aborted) {
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path19;
+      headers[HTTP2_HEADER_PATH] = path27;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7548,12 +7548,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve7, reject) => {
+      const waitForDrain = () => new Promise((resolve9, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve7;
+          callback = resolve9;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path19 = search ? `${pathname}${search}` : pathname;
+        const path27 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path19;
+        this.opts.path = path27;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8032,16 +8032,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve7) => {
+        return new Promise((resolve9) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve7;
+            this[kClosedResolve] = resolve9;
           } else {
-            resolve7(null);
+            resolve9(null);
           }
         });
       }
       async [kDestroy](err2) {
-        return new Promise((resolve7) => {
+        return new Promise((resolve9) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i2 = 0; i2 < requests.length; i2++) {
             const request2 = requests[i2];
@@ -8052,7 +8052,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve7(null);
+            resolve9(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err2, callback);
@@ -8079,20 +8079,20 @@ var require_client = __commonJS({
     async function connect(client) {
       assert2(!client[kConnecting]);
       assert2(!client[kHTTPContext]);
-      let { host, hostname, protocol, port } = client[kUrl];
-      if (hostname[0] === "[") {
-        const idx = hostname.indexOf("]");
+      let { host, hostname: hostname2, protocol, port } = client[kUrl];
+      if (hostname2[0] === "[") {
+        const idx = hostname2.indexOf("]");
         assert2(idx !== -1);
-        const ip = hostname.substring(1, idx);
+        const ip = hostname2.substring(1, idx);
         assert2(net.isIP(ip));
-        hostname = ip;
+        hostname2 = ip;
       }
       client[kConnecting] = true;
       if (channels.beforeConnect.hasSubscribers) {
         channels.beforeConnect.publish({
           connectParams: {
             host,
-            hostname,
+            hostname: hostname2,
             protocol,
             port,
             version: client[kHTTPContext]?.version,
@@ -8103,10 +8103,10 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve7, reject) => {
+        const socket = await new Promise((resolve9, reject) => {
           client[kConnector]({
             host,
-            hostname,
+            hostname: hostname2,
             protocol,
             port,
             servername: client[kServerName],
@@ -8115,7 +8115,7 @@ var require_client = __commonJS({
             if (err2) {
               reject(err2);
             } else {
-              resolve7(socket2);
+              resolve9(socket2);
             }
           });
         });
@@ -8139,7 +8139,7 @@ var require_client = __commonJS({
           channels.connected.publish({
             connectParams: {
               host,
-              hostname,
+              hostname: hostname2,
               protocol,
               port,
               version: client[kHTTPContext]?.version,
@@ -8160,7 +8160,7 @@ var require_client = __commonJS({
           channels.connectError.publish({
             connectParams: {
               host,
-              hostname,
+              hostname: hostname2,
               protocol,
               port,
               version: client[kHTTPContext]?.version,
@@ -8439,8 +8439,8 @@ var require_pool_base = __commonJS({
       }
       get [kSize]() {
         let ret = this[kQueued];
-        for (const { [kSize]: size } of this[kClients]) {
-          ret += size;
+        for (const { [kSize]: size2 } of this[kClients]) {
+          ret += size2;
         }
         return ret;
       }
@@ -8451,8 +8451,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve7) => {
-            this[kClosedResolve] = resolve7;
+          await new Promise((resolve9) => {
+            this[kClosedResolve] = resolve9;
           });
         }
       }
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path19 = "/",
+          path: path27 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path19;
+        opts.path = origin + path27;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -9135,10 +9135,10 @@ var require_env_http_proxy_agent = __commonJS({
         }
       }
       #getProxyAgentForUrl(url) {
-        let { protocol, host: hostname, port } = url;
-        hostname = hostname.replace(/:\d*$/, "").toLowerCase();
+        let { protocol, host: hostname2, port } = url;
+        hostname2 = hostname2.replace(/:\d*$/, "").toLowerCase();
         port = Number.parseInt(port, 10) || DEFAULT_PORTS[protocol] || 0;
-        if (!this.#shouldProxy(hostname, port)) {
+        if (!this.#shouldProxy(hostname2, port)) {
           return this[kNoProxyAgent];
         }
         if (protocol === "https:") {
@@ -9146,7 +9146,7 @@ var require_env_http_proxy_agent = __commonJS({
         }
         return this[kHttpProxyAgent];
       }
-      #shouldProxy(hostname, port) {
+      #shouldProxy(hostname2, port) {
         if (this.#noProxyChanged) {
           this.#parseNoProxy();
         }
@@ -9162,11 +9162,11 @@ var require_env_http_proxy_agent = __commonJS({
             continue;
           }
           if (!/^[.*]/.test(entry3.hostname)) {
-            if (hostname === entry3.hostname) {
+            if (hostname2 === entry3.hostname) {
               return false;
             }
           } else {
-            if (hostname.endsWith(entry3.hostname.replace(/^\*/, ""))) {
+            if (hostname2.endsWith(entry3.hostname.replace(/^\*/, ""))) {
               return false;
             }
           }
@@ -9431,7 +9431,7 @@ var require_retry_handler = __commonJS({
             this.abort(contentLengthError);
             return false;
           }
-          const { start, size, end = size - 1 } = contentRange;
+          const { start, size: size2, end = size2 - 1 } = contentRange;
           if (this.start !== start || this.end != null && this.end !== end) {
             this.abort(
               new RequestRetryError("Content-Range mismatch", statusCode, {
@@ -9461,7 +9461,7 @@ var require_retry_handler = __commonJS({
               this.abort(contentLengthError);
               return false;
             }
-            const { start, size, end = size - 1 } = range2;
+            const { start, size: size2, end = size2 - 1 } = range2;
             assert2(
               start != null && Number.isFinite(start),
               "content-range mismatch"
@@ -9721,7 +9721,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve7, reject) => {
+        return await new Promise((resolve9, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9734,7 +9734,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve7(null);
+              resolve9(null);
             }
           }).on("error", noop3).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9753,7 +9753,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve7, reject) => {
+      return new Promise((resolve9, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9770,7 +9770,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve7,
+              resolve: resolve9,
               reject,
               length: 0,
               body: []
@@ -9840,18 +9840,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve: resolve7, stream, length } = consume2;
+      const { type, body, resolve: resolve9, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve7(chunksDecode(body, length));
+          resolve9(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve7(JSON.parse(chunksDecode(body, length)));
+          resolve9(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve7(chunksConcat(body, length).buffer);
+          resolve9(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve7(new Blob(body, { type: stream[kContentType] }));
+          resolve9(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve7(chunksConcat(body, length));
+          resolve9(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err2) {
@@ -10108,9 +10108,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve9, reject) => {
           request2.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve9(data);
           });
         });
       }
@@ -10333,9 +10333,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve9, reject) => {
           stream.call(this, opts, factory, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve9(data);
           });
         });
       }
@@ -10620,9 +10620,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve9, reject) => {
           upgrade.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve9(data);
           });
         });
       }
@@ -10714,9 +10714,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve9, reject) => {
           connect.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve9(data);
           });
         });
       }
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path19) {
-      if (typeof path19 !== "string") {
-        return path19;
+    function safeUrl(path27) {
+      if (typeof path27 !== "string") {
+        return path27;
       }
-      const pathSegments = path19.split("?");
+      const pathSegments = path27.split("?");
       if (pathSegments.length !== 2) {
-        return path19;
+        return path27;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path19, method: method2, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path19);
+    function matchKey(mockDispatch2, { path: path27, method: method2, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path27);
       const methodMatch = matchValue(mockDispatch2.method, method2);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path19 }) => matchValue(safeUrl(path19), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path27 }) => matchValue(safeUrl(path27), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path19, method: method2, body, headers, query } = opts;
+      const { path: path27, method: method2, body, headers, query } = opts;
       return {
-        path: path19,
+        path: path27,
         method: method2,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method: method2, path: path19, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method: method2, path: path27, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method2,
             Origin: origin,
-            Path: path19,
+            Path: path27,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -12267,17 +12267,17 @@ var require_headers = __commonJS({
       }
       // https://fetch.spec.whatwg.org/#convert-header-names-to-a-sorted-lowercase-set
       toSortedArray() {
-        const size = this[kHeadersMap].size;
-        const array2 = new Array(size);
-        if (size <= 32) {
-          if (size === 0) {
+        const size2 = this[kHeadersMap].size;
+        const array2 = new Array(size2);
+        if (size2 <= 32) {
+          if (size2 === 0) {
             return array2;
           }
           const iterator2 = this[kHeadersMap][Symbol.iterator]();
           const firstValue = iterator2.next().value;
           array2[0] = [firstValue[0], firstValue[1].value];
           assert2(firstValue[1].value !== null);
-          for (let i2 = 1, j = 0, right = 0, left = 0, pivot = 0, x2, value; i2 < size; ++i2) {
+          for (let i2 = 1, j = 0, right = 0, left = 0, pivot = 0, x2, value; i2 < size2; ++i2) {
             value = iterator2.next().value;
             x2 = array2[i2] = [value[0], value[1].value];
             assert2(x2[1] !== null);
@@ -14579,7 +14579,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url = requestCurrentURL(request2);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve7, reject) => agent.dispatch(
+        return new Promise((resolve9, reject) => agent.dispatch(
           {
             path: url.pathname + url.search,
             origin: url.origin,
@@ -14655,7 +14655,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve7({
+              resolve9({
                 status,
                 statusText,
                 headersList,
@@ -14698,7 +14698,7 @@ var require_fetch = __commonJS({
               for (let i2 = 0; i2 < rawHeaders.length; i2 += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i2]), rawHeaders[i2 + 1].toString("latin1"), true);
               }
-              resolve7({
+              resolve9({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -15255,7 +15255,7 @@ var require_util4 = __commonJS({
       return null;
     }
     function combineByteSequences(sequences) {
-      const size = sequences.reduce((a, b) => {
+      const size2 = sequences.reduce((a, b) => {
         return a + b.byteLength;
       }, 0);
       let offset = 0;
@@ -15263,7 +15263,7 @@ var require_util4 = __commonJS({
         a.set(b, offset);
         offset += b.byteLength;
         return a;
-      }, new Uint8Array(size));
+      }, new Uint8Array(size2));
     }
     module.exports = {
       staticPropertyDescriptors,
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path19) {
-      for (let i2 = 0; i2 < path19.length; ++i2) {
-        const code = path19.charCodeAt(i2);
+    function validateCookiePath(path27) {
+      for (let i2 = 0; i2 < path27.length; ++i2) {
+        const code = path27.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -18439,8 +18439,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay(ms3) {
-      return new Promise((resolve7) => {
-        setTimeout(resolve7, ms3).unref();
+      return new Promise((resolve9) => {
+        setTimeout(resolve9, ms3).unref();
       });
     }
     module.exports = {
@@ -18696,13 +18696,13 @@ ${value}`;
           }
         }
       }
-      setEventFieldSize(field, size) {
-        const eventSize = this.eventSize - this.eventFieldSizes[field] + size;
+      setEventFieldSize(field, size2) {
+        const eventSize = this.eventSize - this.eventFieldSizes[field] + size2;
         if (this.maxEventSize > 0 && eventSize > this.maxEventSize) {
           throw createMaxEventSizeExceededError();
         }
         this.eventSize = eventSize;
-        this.eventFieldSizes[field] = size;
+        this.eventFieldSizes[field] = size2;
       }
       /**
        * @param {EventSourceStreamEvent} event
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path19 = opts.path;
+          let path27 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path19 = `/${path19}`;
+            path27 = `/${path27}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path19);
+          url = new URL(util.parseOrigin(url).origin + path27);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19379,11 +19379,11 @@ var init_summary = __esm({
   "node_modules/@actions/core/lib/summary.js"() {
     __awaiter = function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve7) {
-          resolve7(value);
+        return value instanceof P ? value : new P(function(resolve9) {
+          resolve9(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve7, reject) {
+      return new (P || (P = Promise))(function(resolve9, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -19399,7 +19399,7 @@ var init_summary = __esm({
           }
         }
         function step(result) {
-          result.done ? resolve7(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -19557,11 +19557,11 @@ var init_summary = __esm({
        */
       addTable(rows2) {
         const tableBody = rows2.map((row) => {
-          const cells = row.map((cell5) => {
-            if (typeof cell5 === "string") {
-              return this.wrap("td", cell5);
+          const cells = row.map((cell6) => {
+            if (typeof cell6 === "string") {
+              return this.wrap("td", cell6);
             }
-            const { header, data, colspan, rowspan } = cell5;
+            const { header, data, colspan, rowspan } = cell6;
             const tag = header ? "th" : "td";
             const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
             return this.wrap(tag, data, attrs);
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path19 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path19} does not exist${EOL5}`);
+            const path27 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path27} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -19944,11 +19944,11 @@ var require_lib = __commonJS({
     })();
     var __awaiter3 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve7) {
-          resolve7(value);
+        return value instanceof P ? value : new P(function(resolve9) {
+          resolve9(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve7, reject) {
+      return new (P || (P = Promise))(function(resolve9, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -19964,7 +19964,7 @@ var require_lib = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve7(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -20051,26 +20051,26 @@ var require_lib = __commonJS({
       }
       readBody() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve9) => __awaiter3(this, void 0, void 0, function* () {
             let output = Buffer.alloc(0);
             this.message.on("data", (chunk) => {
               output = Buffer.concat([output, chunk]);
             });
             this.message.on("end", () => {
-              resolve7(output.toString());
+              resolve9(output.toString());
             });
           }));
         });
       }
       readBodyBuffer() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve9) => __awaiter3(this, void 0, void 0, function* () {
             const chunks = [];
             this.message.on("data", (chunk) => {
               chunks.push(chunk);
             });
             this.message.on("end", () => {
-              resolve7(Buffer.concat(chunks));
+              resolve9(Buffer.concat(chunks));
             });
           }));
         });
@@ -20278,14 +20278,14 @@ var require_lib = __commonJS({
        */
       requestRaw(info2, data) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7, reject) => {
+          return new Promise((resolve9, reject) => {
             function callbackForResult(err2, res) {
               if (err2) {
                 reject(err2);
               } else if (!res) {
                 reject(new Error("Unknown error"));
               } else {
-                resolve7(res);
+                resolve9(res);
               }
             }
             this.requestRawWithCallback(info2, data, callbackForResult);
@@ -20529,12 +20529,12 @@ var require_lib = __commonJS({
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
           const ms3 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve7) => setTimeout(() => resolve7(), ms3));
+          return new Promise((resolve9) => setTimeout(() => resolve9(), ms3));
         });
       }
       _processResponse(res, options) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7, reject) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve9, reject) => __awaiter3(this, void 0, void 0, function* () {
             const statusCode = res.message.statusCode || 0;
             const response = {
               statusCode,
@@ -20542,7 +20542,7 @@ var require_lib = __commonJS({
               headers: {}
             };
             if (statusCode === HttpCodes2.NotFound) {
-              resolve7(response);
+              resolve9(response);
             }
             function dateTimeDeserializer(key, value) {
               if (typeof value === "string") {
@@ -20581,7 +20581,7 @@ var require_lib = __commonJS({
               err2.result = response.result;
               reject(err2);
             } else {
-              resolve7(response);
+              resolve9(response);
             }
           }));
         });
@@ -20639,11 +20639,11 @@ var init_utils2 = __esm({
     import_undici2 = __toESM(require_undici(), 1);
     __awaiter2 = function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve7) {
-          resolve7(value);
+        return value instanceof P ? value : new P(function(resolve9) {
+          resolve9(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve7, reject) {
+      return new (P || (P = Promise))(function(resolve9, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -20659,7 +20659,7 @@ var init_utils2 = __esm({
           }
         }
         function step(result) {
-          result.done ? resolve7(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -25203,12 +25203,12 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry3) => {
     const eq = entry3.indexOf("=");
     const name = entry3.slice(0, Math.max(eq, 0)).trim();
-    const path19 = entry3.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path19 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path27 = entry3.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path27 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry3)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry3);
-    return { name, path: path19 };
+    return { name, path: path27 };
   });
 }
 var init_shifts = __esm({
@@ -25351,11 +25351,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path19, issues) {
+function prefixIssues(path27, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path19);
+    iss.path.unshift(path27);
     return iss;
   });
 }
@@ -25436,9 +25436,9 @@ function issue2(...args) {
   }
   return { ...iss };
 }
-function members(proto, table3) {
-  for (const key in table3) {
-    const desc = Object.getOwnPropertyDescriptor(table3, key);
+function members(proto, table4) {
+  for (const key in table4) {
+    const desc = Object.getOwnPropertyDescriptor(table4, key);
     if (desc.get)
       Object.defineProperty(proto, key, { ...desc, enumerable: false });
     else
@@ -26054,14 +26054,14 @@ function standardProps(inst) {
     version: 1
   };
 }
-function capSize(inst, size) {
+function capSize(inst, size2) {
   const caps = sizeCaps(inst._zod.def.checks);
   if (!caps.length)
     return;
   const cap = Math.min(...caps.map((c) => c[0]));
   const parse4 = inst._zod.parse;
   inst._zod.parse = (payload, ctx) => {
-    const n = size(payload.value);
+    const n = size2(payload.value);
     if (n > cap && !ctx?.skipChecks && ctx?.direction !== "backward") {
       for (const [max2, ch] of sizeCaps(inst._zod.def.checks)) {
         if (n > max2 && ch._zod.def.when(payload)) {
@@ -27340,7 +27340,7 @@ function toFile(config2) {
   );
   return renamed(config2, true);
 }
-var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, EXECUTION_PROVIDERS, MAX_BATCH, RUN, MEASURE, VALID_KEYS, NM, isNM, METHOD_EXPECT, method, corruption, glob, batchSize, BUDGETS_HELP, SETTINGS, CONFIG_FILE, camel, kebab, writtenLimits, DEFAULT_CONFIG;
+var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, QUANTIZE_MODES, QUANTIZE_CALIBRATIONS, EXECUTION_PROVIDERS, MAX_BATCH, RUN, MEASURE, VALID_KEYS, NM, isNM, METHOD_EXPECT, method, corruption, glob, batchSize, BUDGETS_HELP, SETTINGS, CONFIG_FILE, camel, kebab, writtenLimits, DEFAULT_CONFIG;
 var init_schema = __esm({
   "src/config/schema.ts"() {
     "use strict";
@@ -27356,6 +27356,8 @@ var init_schema = __esm({
     TABULAR_CORRUPTIONS = ["feature-noise", "feature-dropout"];
     CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
     SCHEDULES = ["oneshot", "gradual"];
+    QUANTIZE_MODES = ["none", "int8", "dynamic"];
+    QUANTIZE_CALIBRATIONS = ["minmax", "percentile", "entropy"];
     EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
     MAX_BATCH = 65536;
     RUN = ["run"];
@@ -27496,6 +27498,19 @@ var init_schema = __esm({
         help: "with recovery rounds and global scope: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)",
         flag: { commands: RUN }
       }),
+      quantize: setting(oneOf(QUANTIZE_MODES), "none", {
+        help: "after pruning and recovery (or alone with sparsity 0), quantize the last float step: int8 = static QDQ calibrated on the calibration set (uint8 activations, per-channel int8 weights, layers kept float where measurement says so); dynamic = MatMul weights int8, activations quantized per batch at run time (docs/methods.md#int8-quantization)",
+        flag: { value: "<mode>", commands: RUN },
+        input: "quantize"
+      }),
+      "quantize-calibration": setting(oneOf(QUANTIZE_CALIBRATIONS), "minmax", {
+        help: "how quantize int8 sets activation ranges on the calibration set: minmax, percentile or entropy",
+        flag: { value: "<method>", commands: RUN }
+      }),
+      "quantize-exclude": setting(repeatedList(glob, 'a list of node-name globs like ["/stem/*"]'), [], {
+        help: "globs of node names quantize keeps in float; flags add to the file's list",
+        flag: { value: "<glob>", commands: RUN, repeat: "append" }
+      }),
       budgets: {
         help: BUDGETS_HELP,
         /** flags and the input are NAME=VALUE lines (src/config/budgets.ts), kept apart from the file's limits so the ledger says where each came from */
@@ -27519,16 +27534,16 @@ var init_schema = __esm({
 });
 
 // src/config/validate.ts
-function formatKeyPath(path19) {
-  return path19.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path27) {
+  return path27.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path19) {
-  return path19.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path27) {
+  return path27.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue3, subject, value) {
   const form = formOf(issue3);
@@ -27538,18 +27553,18 @@ function describeIssue(issue3, subject, value) {
   return `${subject} must be ${issue3.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue3, raw) {
-  const path19 = issue3.path;
+  const path27 = issue3.path;
   if (issue3.code === "unrecognized_keys") {
     const valid = issue3.message.startsWith(VALID_KEYS) ? issue3.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue3.keys.map((key) => {
-      const full = [...path19, key];
+      const full = [...path27, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path19));
-  if (path19.length === 0) return [{ path: path19, message: `the config must be ${issue3.message} (got ${value})` }];
-  const subject = formOf(issue3) === "plain" ? formatKeyPath(path19) : `'${formatKeyPath(path19)}'`;
-  return [{ path: path19, message: describeIssue(issue3, subject, value) }];
+  const value = show(valueAt(raw, path27));
+  if (path27.length === 0) return [{ path: path27, message: `the config must be ${issue3.message} (got ${value})` }];
+  const subject = formOf(issue3) === "plain" ? formatKeyPath(path27) : `'${formatKeyPath(path27)}'`;
+  return [{ path: path27, message: describeIssue(issue3, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -27578,10 +27593,10 @@ var init_validate = __esm({
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path19 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path19);
+    const path27 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path27);
     if (!("kind" in s)) return [];
-    return [{ path: path19, field: path19.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path27, field: path27.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 function defaultText(ref) {
@@ -27793,7 +27808,7 @@ var init_atomicWrite = __esm({
 // src/ledger/budgets.ts
 function resolveBudgets(configBudgets, flagBudgets) {
   const flags = new Map(flagBudgets.map((f) => [f.name, f]));
-  const resolved = [];
+  const resolved2 = [];
   const set = (name, source, b) => ({
     name,
     limit: b.limit,
@@ -27806,11 +27821,11 @@ function resolveBudgets(configBudgets, flagBudgets) {
     const { direction, default: fallback } = BUDGETS[name];
     const fromFlag = flags.get(name);
     const fromConfig = configBudgets[name];
-    if (fromFlag !== void 0) resolved.push(set(name, "flag", fromFlag));
-    else if (fromConfig !== void 0) resolved.push(set(name, "config", fromConfig));
-    else if (fallback !== void 0) resolved.push({ name, limit: fallback, direction, source: "default" });
+    if (fromFlag !== void 0) resolved2.push(set(name, "flag", fromFlag));
+    else if (fromConfig !== void 0) resolved2.push(set(name, "config", fromConfig));
+    else if (fallback !== void 0) resolved2.push({ name, limit: fallback, direction, source: "default" });
   }
-  return resolved;
+  return resolved2;
 }
 function notMeasured(why) {
   return { actual: null, why };
@@ -27897,10 +27912,10 @@ function within(direction, actual, limit) {
 }
 function intervalVerdict(direction, ci, limit, strict = false) {
   const [lo, hi] = ci;
-  const inside = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
+  const inside2 = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
   const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
   if (beyond) return "fail";
-  if (inside) return "pass";
+  if (inside2) return "pass";
   return strict ? "fail" : "warn";
 }
 function evaluateBudgets(budgets, m, opts = {}) {
@@ -27970,10 +27985,3637 @@ var init_types = __esm({
   }
 });
 
-// src/config/rules.ts
+// src/version.ts
+var VERSION7;
+var init_version3 = __esm({
+  "src/version.ts"() {
+    "use strict";
+    VERSION7 = "0.1.0";
+  }
+});
+
+// src/ledger/envelope.ts
+function ledgerEnvelope(models, runtime, timedOut = []) {
+  const verdicts = [...models.map((m) => m.verdict), ...timedOut.map(() => "fail")];
+  return {
+    schema: LEDGER_SCHEMA,
+    verdict: overallVerdict(verdicts),
+    tool: { name: "prune-guard", version: VERSION7 },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime,
+    models,
+    ...timedOut.length > 0 ? { timed_out: timedOut[0] } : {},
+    ...timedOut.length > 1 ? { more_timed_out: timedOut.slice(1) } : {}
+  };
+}
+function timedOutRuns(ledger) {
+  return ledger.timed_out ? [ledger.timed_out, ...ledger.more_timed_out ?? []] : [];
+}
+var init_envelope = __esm({
+  "src/ledger/envelope.ts"() {
+    "use strict";
+    init_budgets2();
+    init_types();
+    init_version3();
+  }
+});
+
+// src/io/progress.ts
+function stageName(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}`;
+    case "sensitivity":
+      return "sensitivity curves";
+    case "recover":
+      return e.work === "round" ? "recovery round" : "recovery";
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return "latency";
+  }
+}
+function stageLine(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}${e.schedule ? ` (schedule step ${e.schedule.step}/${e.schedule.steps})` : ""}: ${e.detail}`;
+    case "sensitivity":
+      return `sensitivity curves (${e.detail})`;
+    case "recover":
+      return e.work === "round" ? `recovery round ${e.round}/${e.rounds}: ${e.detail}` : `recovery: ${e.detail}`;
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return `latency (${e.detail})`;
+  }
+}
+var init_progress = __esm({
+  "src/io/progress.ts"() {
+    "use strict";
+  }
+});
+
+// src/io/cleanup.ts
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+var pending;
+var init_cleanup = __esm({
+  "src/io/cleanup.ts"() {
+    "use strict";
+    pending = /* @__PURE__ */ new Set();
+  }
+});
+
+// src/io/inputFile.ts
+import * as fs4 from "node:fs";
 import * as os5 from "node:os";
+import * as path2 from "node:path";
+function underPseudoRoot(real) {
+  return PSEUDO_ROOTS.some((root) => real === root || real.startsWith(root + path2.sep));
+}
+function readInputFile(file, opts) {
+  const shown = opts.shownAs ?? file;
+  const refuse = (why) => {
+    throw new UserError(`${shown}: ${why}; pass the path of ${opts.expected}`);
+  };
+  let real;
+  try {
+    real = fs4.realpathSync(file);
+  } catch (e) {
+    const code = e.code;
+    if (code === "ENOENT") refuse("file not found");
+    return refuse(`cannot read (${describe(e)})`);
+  }
+  if (underPseudoRoot(real)) refuse(`is a system file (${real}), not a regular file`);
+  let fd2;
+  try {
+    fd2 = fs4.openSync(real, fs4.constants.O_RDONLY | fs4.constants.O_NONBLOCK);
+  } catch (e) {
+    return refuse(`cannot read (${describe(e)})`);
+  }
+  try {
+    const st = fs4.fstatSync(fd2);
+    if (st.isDirectory()) refuse("is a folder");
+    if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
+    const limit = opts.maxBytes ?? Math.floor(os5.totalmem() * MEMORY_SHARE);
+    if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
+    const bytes2 = Buffer.allocUnsafe(st.size);
+    let off = 0;
+    while (off < st.size) {
+      const n = fs4.readSync(fd2, bytes2, off, st.size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    if (off !== st.size) refuse(`changed while being read (${off} of ${st.size} bytes)`);
+    return bytes2;
+  } finally {
+    fs4.closeSync(fd2);
+  }
+}
+function kindOf(st) {
+  if (st.isFIFO()) return "named pipe (FIFO)";
+  if (st.isCharacterDevice() || st.isBlockDevice()) return "device";
+  if (st.isSocket()) return "socket";
+  return "special file";
+}
+function mib(n) {
+  return `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
+var PSEUDO_ROOTS, MEMORY_SHARE;
+var init_inputFile = __esm({
+  "src/io/inputFile.ts"() {
+    "use strict";
+    init_errors();
+    PSEUDO_ROOTS = ["/proc", "/sys", "/dev"];
+    MEMORY_SHARE = 0.5;
+  }
+});
+
+// src/io/inputPaths.ts
+import * as fs5 from "node:fs";
+import * as path3 from "node:path";
+function resolved(p) {
+  const abs = path3.resolve(p);
+  const missing = [];
+  let dir = abs;
+  for (; ; ) {
+    try {
+      return path3.join(fs5.realpathSync(dir), ...missing.reverse());
+    } catch {
+      const parent = path3.dirname(dir);
+      if (parent === dir) return abs;
+      missing.push(path3.basename(dir));
+      dir = parent;
+    }
+  }
+}
+function inside(child, parent) {
+  const rel = path3.relative(parent, child);
+  return rel === "" || !rel.startsWith("..") && !path3.isAbsolute(rel);
+}
+function refuseInputsInOutput(out, inputs) {
+  const outDir = resolved(out);
+  for (const input of inputs) {
+    if (inside(resolved(input.path), outDir)) {
+      throw new UserError(`${input.flag} ${input.path}: sits inside the output folder ${out}, which this run replaces; move the file out of it or choose another --out`);
+    }
+  }
+}
+var init_inputPaths = __esm({
+  "src/io/inputPaths.ts"() {
+    "use strict";
+    init_errors();
+  }
+});
+
+// src/io/lock.ts
+import * as fs6 from "node:fs";
+import * as os6 from "node:os";
+import * as path4 from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+function isStale(owner) {
+  if (!owner || !Number.isInteger(owner.pid)) return true;
+  if (owner.host !== os6.hostname()) return false;
+  if (owner.pid === process.pid) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return false;
+  } catch (e) {
+    return e.code === "ESRCH";
+  }
+}
+function readOwner(file) {
+  try {
+    return JSON.parse(fs6.readFileSync(file, "utf8"));
+  } catch {
+    return void 0;
+  }
+}
+async function lockDir(dir, opts) {
+  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
+  try {
+    fs6.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = e.code;
+    const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
+    throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
+  }
+  const file = path4.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os6.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const until = Date.now() + opts.waitMs;
+  let announced = false;
+  for (; ; ) {
+    try {
+      const fd2 = fs6.openSync(file, "wx");
+      try {
+        fs6.writeFileSync(fd2, JSON.stringify(me) + "\n");
+      } finally {
+        fs6.closeSync(fd2);
+      }
+      let released = false;
+      return {
+        file,
+        release() {
+          if (released) return;
+          released = true;
+          if (readOwner(file)?.pid === me.pid) fs6.rmSync(file, { force: true });
+        }
+      };
+    } catch (e) {
+      if (e.code !== "EEXIST") {
+        throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
+      }
+    }
+    const owner = readOwner(file);
+    if (isStale(owner)) {
+      const again = readOwner(file);
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs6.rmSync(file, { force: true });
+      continue;
+    }
+    if (Date.now() >= until) {
+      throw new UserError(
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path4.join(dir, LOCK_NAME)} if that run is gone`
+      );
+    }
+    if (!announced) {
+      announced = true;
+      opts.onWait?.(owner);
+    }
+    await sleep(opts.pollMs ?? 200);
+  }
+}
+var LOCK_NAME;
+var init_lock = __esm({
+  "src/io/lock.ts"() {
+    "use strict";
+    init_inputFile();
+    init_inputPaths();
+    init_errors();
+    LOCK_NAME = ".prune-guard.lock";
+  }
+});
+
+// src/io/outputDir.ts
+import * as fs7 from "node:fs";
+import * as path5 from "node:path";
+import { randomBytes as randomBytes2 } from "node:crypto";
+function removeOrphanStaging(dir) {
+  for (const n of fs7.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs7.rmSync(path5.join(dir, n), { recursive: true, force: true });
+  }
+}
+var STAGING_PREFIX, OutputDir, ATOMIC_TEMP;
+var init_outputDir = __esm({
+  "src/io/outputDir.ts"() {
+    "use strict";
+    init_cleanup();
+    init_lock();
+    STAGING_PREFIX = ".prune-guard-staging-";
+    OutputDir = class _OutputDir {
+      constructor(dir, staging, lock, created) {
+        this.dir = dir;
+        this.staging = staging;
+        this.lock = lock;
+        this.created = created;
+        this.unregister = onInterrupt(() => this.abort());
+      }
+      dir;
+      staging;
+      lock;
+      created;
+      done = false;
+      retired = /* @__PURE__ */ new Set();
+      unregister;
+      static async open(dir, opts) {
+        const created = !fs7.existsSync(dir);
+        const lock = await lockDir(dir, {
+          waitMs: opts.waitMs,
+          onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
+        });
+        try {
+          removeOrphanStaging(dir);
+          const staging = path5.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes2(4).toString("hex")}`);
+          fs7.mkdirSync(staging);
+          return new _OutputDir(dir, staging, lock, created);
+        } catch (e) {
+          lock.release();
+          throw e;
+        }
+      }
+      /** The final path of a file written under the staging folder. */
+      publicPath(p) {
+        const rel = path5.relative(this.staging, p);
+        return rel.startsWith("..") || path5.isAbsolute(rel) ? p : path5.join(this.dir, rel);
+      }
+      /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
+      discardStaged() {
+        for (const n of fs7.readdirSync(this.staging)) fs7.rmSync(path5.join(this.staging, n), { recursive: true, force: true });
+      }
+      /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
+      retire(name) {
+        this.retired.add(name);
+      }
+      /** Move every staged file into the folder (`last` after the others), then unlock. */
+      commit(last = []) {
+        if (this.done) throw new Error("OutputDir: already committed or aborted");
+        const names = fs7.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+        const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
+        for (const n of this.retired) if (!names.includes(n)) fs7.rmSync(path5.join(this.dir, n), { force: true });
+        for (const n of ordered) {
+          const target = path5.join(this.dir, n);
+          const staged = path5.join(this.staging, n);
+          const old = fs7.lstatSync(target, { throwIfNoEntry: false });
+          if (old && (old.isDirectory() || fs7.lstatSync(staged).isDirectory())) fs7.renameSync(target, path5.join(this.staging, `.replaced-${n}`));
+          fs7.renameSync(staged, target);
+        }
+        this.finish();
+      }
+      /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
+      abort() {
+        if (this.done) return;
+        this.finish();
+        if (this.created) {
+          try {
+            fs7.rmdirSync(this.dir);
+          } catch {
+          }
+        }
+      }
+      finish() {
+        this.done = true;
+        this.unregister();
+        fs7.rmSync(this.staging, { recursive: true, force: true });
+        this.lock.release();
+      }
+    };
+    ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
+  }
+});
+
+// src/pipeline/deadline.ts
+var TimedOut, Deadline;
+var init_deadline = __esm({
+  "src/pipeline/deadline.ts"() {
+    "use strict";
+    init_progress();
+    TimedOut = class extends Error {
+      constructor(stage, limitSeconds, elapsedSeconds) {
+        super(`time budget of ${limitSeconds} s ran out during '${stage}' after ${elapsedSeconds.toFixed(1)} s`);
+        this.stage = stage;
+        this.limitSeconds = limitSeconds;
+        this.elapsedSeconds = elapsedSeconds;
+      }
+      stage;
+      limitSeconds;
+      elapsedSeconds;
+      name = "TimedOut";
+    };
+    Deadline = class {
+      constructor(limitSeconds) {
+        this.limitSeconds = limitSeconds;
+      }
+      limitSeconds;
+      started = performance.now();
+      stage = "load model and data";
+      elapsedSeconds() {
+        return (performance.now() - this.started) / 1e3;
+      }
+      check() {
+        if (this.limitSeconds === void 0) return;
+        const elapsed = this.elapsedSeconds();
+        if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
+      }
+      /** `inner` with a checkpoint in every call; a stage event also names the current stage. */
+      watch(inner) {
+        return {
+          stage: (e) => {
+            this.check();
+            this.stage = stageName(e);
+            inner.stage(e);
+          },
+          note: (m) => {
+            this.check();
+            inner.note(m);
+          },
+          update: (done) => {
+            inner.update(done);
+            this.check();
+          },
+          stop: () => inner.stop(),
+          remainingSeconds: () => this.limitSeconds === void 0 ? void 0 : Math.max(0, this.limitSeconds - this.elapsedSeconds())
+        };
+      }
+    };
+  }
+});
+
+// node_modules/markdown-table/index.js
+function defaultStringLength(value) {
+  return value.length;
+}
+function markdownTable(table4, options) {
+  const settings = options || {};
+  const align = (settings.align || []).concat();
+  const stringLength = settings.stringLength || defaultStringLength;
+  const alignments = [];
+  const cellMatrix = [];
+  const sizeMatrix = [];
+  const longestCellByColumn = [];
+  let mostCellsPerRow = 0;
+  let rowIndex = -1;
+  while (++rowIndex < table4.length) {
+    const row2 = [];
+    const sizes2 = [];
+    let columnIndex2 = -1;
+    if (table4[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table4[rowIndex].length;
+    }
+    while (++columnIndex2 < table4[rowIndex].length) {
+      const cell6 = serialize(table4[rowIndex][columnIndex2]);
+      if (settings.alignDelimiters !== false) {
+        const size2 = stringLength(cell6);
+        sizes2[columnIndex2] = size2;
+        if (longestCellByColumn[columnIndex2] === void 0 || size2 > longestCellByColumn[columnIndex2]) {
+          longestCellByColumn[columnIndex2] = size2;
+        }
+      }
+      row2.push(cell6);
+    }
+    cellMatrix[rowIndex] = row2;
+    sizeMatrix[rowIndex] = sizes2;
+  }
+  let columnIndex = -1;
+  if (typeof align === "object" && "length" in align) {
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = toAlignment(align[columnIndex]);
+    }
+  } else {
+    const code = toAlignment(align);
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = code;
+    }
+  }
+  columnIndex = -1;
+  const row = [];
+  const sizes = [];
+  while (++columnIndex < mostCellsPerRow) {
+    const code = alignments[columnIndex];
+    let before = "";
+    let after = "";
+    if (code === 99) {
+      before = ":";
+      after = ":";
+    } else if (code === 108) {
+      before = ":";
+    } else if (code === 114) {
+      after = ":";
+    }
+    let size2 = settings.alignDelimiters === false ? 1 : Math.max(
+      1,
+      longestCellByColumn[columnIndex] - before.length - after.length
+    );
+    const cell6 = before + "-".repeat(size2) + after;
+    if (settings.alignDelimiters !== false) {
+      size2 = before.length + size2 + after.length;
+      if (size2 > longestCellByColumn[columnIndex]) {
+        longestCellByColumn[columnIndex] = size2;
+      }
+      sizes[columnIndex] = size2;
+    }
+    row[columnIndex] = cell6;
+  }
+  cellMatrix.splice(1, 0, row);
+  sizeMatrix.splice(1, 0, sizes);
+  rowIndex = -1;
+  const lines2 = [];
+  while (++rowIndex < cellMatrix.length) {
+    const row2 = cellMatrix[rowIndex];
+    const sizes2 = sizeMatrix[rowIndex];
+    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
+    columnIndex = -1;
+    const line = [];
+    while (++columnIndex < cellsInRow) {
+      const cell6 = row2[columnIndex] || "";
+      let before = "";
+      let after = "";
+      if (settings.alignDelimiters !== false) {
+        const size2 = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
+        const code = alignments[columnIndex];
+        if (code === 114) {
+          before = " ".repeat(size2);
+        } else if (code === 99) {
+          const half = size2 / 2;
+          if (size2 % 2) {
+            before = " ".repeat(half + 0.5);
+            after = " ".repeat(half - 0.5);
+          } else {
+            before = " ".repeat(half);
+            after = before;
+          }
+        } else {
+          after = " ".repeat(size2);
+        }
+      }
+      if (settings.delimiterStart !== false && !columnIndex) {
+        line.push("|");
+      }
+      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
+      // empty: there will be a closing space.
+      !(settings.alignDelimiters === false && cell6 === "") && (settings.delimiterStart !== false || columnIndex)) {
+        line.push(" ");
+      }
+      if (settings.alignDelimiters !== false) {
+        line.push(before);
+      }
+      line.push(cell6);
+      if (settings.alignDelimiters !== false) {
+        line.push(after);
+      }
+      if (settings.padding !== false) {
+        line.push(" ");
+      }
+      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
+        line.push("|");
+      }
+    }
+    lines2.push(
+      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
+    );
+  }
+  return lines2.join("\n");
+}
+function serialize(value) {
+  return value === null || value === void 0 ? "" : String(value);
+}
+function toAlignment(value) {
+  const code = typeof value === "string" ? value.codePointAt(0) : 0;
+  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
+}
+var init_markdown_table = __esm({
+  "node_modules/markdown-table/index.js"() {
+  }
+});
+
+// src/util/escape.ts
+function oneLine(text2) {
+  return text2.replace(LINE_BREAKS, " ").replace(CONTROLS, "");
+}
+function escapeMarkdown(text2) {
+  return oneLine(text2).replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/@/g, "@\u200D");
+}
+function markdownCode(text2) {
+  const line = oneLine(text2).replace(/\|/g, "\\|");
+  const longest = Math.max(0, ...(line.match(/`+/g) ?? []).map((r) => r.length));
+  const fence = "`".repeat(longest + 1);
+  const pad2 = line.startsWith("`") || line.endsWith("`") || line === "" ? " " : "";
+  return `${fence}${pad2}${line}${pad2}${fence}`;
+}
+function markdownCell(text2) {
+  return oneLine(text2).replace(/\|/g, "\\|");
+}
+var LINE_BREAKS, CONTROLS;
+var init_escape = __esm({
+  "src/util/escape.ts"() {
+    "use strict";
+    LINE_BREAKS = /[\r\n\u2028\u2029\u0085]+/g;
+    CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+  }
+});
+
+// src/ledger/format.ts
+function signed(text2) {
+  return text2.startsWith("-") ? MINUS + text2.slice(1) : text2;
+}
+function fixed(x2, digits) {
+  const text2 = x2.toFixed(digits);
+  return Number(text2) === 0 ? 0 .toFixed(digits) : signed(text2);
+}
+function percent(fraction, digits = 1) {
+  return `${fixed(fraction * 100, digits)}%`;
+}
+function points(fraction, digits = 2) {
+  return `${fixed(fraction * 100, digits)} pt`;
+}
+function signedPoints(fraction, digits = 1) {
+  const text2 = fixed(fraction * 100, digits);
+  if (Number(text2.replace(MINUS, "-")) === 0) return `\xB1${text2} pt`;
+  return text2.startsWith(MINUS) ? `${text2} pt` : `+${text2} pt`;
+}
+function ms2(x2) {
+  return `${fixed(x2, 2)} ms`;
+}
+function ratio(x2, digits = 2) {
+  return `${fixed(x2, digits)}x`;
+}
+function bytes(n) {
+  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
+  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
+  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
+  return `${fixed(n / 1024 ** 3, 2)} GiB`;
+}
+function count(n) {
+  for (const [suffix, size2] of COUNT_UNITS) {
+    if (Math.abs(n) >= size2 * 0.9995) return `${signed((n / size2).toPrecision(3))}${suffix}`;
+  }
+  return fixed(n, 0);
+}
+var MINUS, COUNT_UNITS;
+var init_format = __esm({
+  "src/ledger/format.ts"() {
+    "use strict";
+    MINUS = "\u2212";
+    COUNT_UNITS = [
+      ["G", 1e9],
+      ["M", 1e6],
+      ["k", 1e3]
+    ];
+  }
+});
+
+// src/ledger/renderSensitivity.ts
+function damage(l) {
+  const first = l.points[0];
+  const last = l.points[l.points.length - 1];
+  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
+}
+function bySensitivity(layers) {
+  return [...layers].sort((a, b) => {
+    const [da, na] = damage(a);
+    const [db, nb] = damage(b);
+    return db - da || nb - na || a.name.localeCompare(b.name);
+  });
+}
+function shortName(name, max2 = 28) {
+  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
+}
+function sensitivityChart(s) {
+  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
+  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
+  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
+  return [
+    "```mermaid",
+    "xychart-beta",
+    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
+    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
+    `    y-axis ${quoted(metric)} ${low} --> 100`,
+    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
+    "```"
+  ].join("\n");
+}
+function sensitivitySection(s) {
+  const ordered = bySensitivity(s.layers);
+  const shown = ordered.slice(0, CHART_LAYERS);
+  const acc2 = s.against === "labels" ? "acc" : "agree";
+  const nll = s.against === "labels" ? "NLL" : "KL";
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const rows2 = ordered.map((l) => {
+    const line = shown.indexOf(l);
+    return [
+      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
+      String(l.size),
+      ...s.ratios.map((r) => {
+        const p = l.points.find((q) => q.ratio === r);
+        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
+      }),
+      `**${percent(l.allocated)}**`,
+      l.seconds.toFixed(2)
+    ];
+  });
+  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
+  return [
+    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
+    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
+    sensitivityChart(s),
+    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
+  ].join("\n\n");
+}
+var CHART_LAYERS, cell, quoted;
+var init_renderSensitivity = __esm({
+  "src/ledger/renderSensitivity.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_escape();
+    init_format();
+    CHART_LAYERS = 5;
+    cell = markdownCell;
+    quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
+  }
+});
+
+// src/ledger/renderSchedule.ts
+function scheduleSection(model) {
+  const s = model.schedule;
+  if (!s) return void 0;
+  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
+  const structured = s.steps.some((r) => r.channels_removed !== void 0);
+  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
+  const rows2 = s.steps.map((r) => [
+    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
+    percent(r.target),
+    percent(r.sparsity),
+    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
+    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
+    r.accuracy === null ? DASH : percent(r.accuracy, 2),
+    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
+    bytes(r.size_bytes),
+    ...names.map((n) => {
+      const b = r.budgets.find((x2) => x2.name === n);
+      return b ? ICON[b.verdict] : DASH;
+    }),
+    `${ICON[r.verdict]} ${r.verdict}`
+  ]);
+  const ran = s.steps.length;
+  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
+  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+  return [
+    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
+    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
+    stop,
+    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
+  ].join("\n\n");
+}
+var ICON, DASH, cell2;
+var init_renderSchedule = __esm({
+  "src/ledger/renderSchedule.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_escape();
+    init_format();
+    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+    DASH = "\u2014";
+    cell2 = markdownCell;
+  }
+});
+
+// src/ledger/renderQuantize.ts
+function quantizeSection(model) {
+  const step = model.steps.find((s) => s.quantize);
+  const q = step?.quantize;
+  if (!q) return void 0;
+  const k = q.kernels;
+  const how = q.calibration ? `static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}` : `dynamic: uint8 activations quantized per batch at run time, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits`;
+  const lines2 = [
+    `**Quantization** <sub>(${step.name}: ${how})</sub>`,
+    `- ${q.weights.reason}`,
+    (q.calib_quality ? `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ` : "- ") + `${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
+    `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ${k.boundaries} QuantizeLinear/DequantizeLinear left (float \u2194 int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`
+  ];
+  if (q.variants.length > 1) {
+    lines2.push(
+      table([
+        ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
+        ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
+      ])
+    );
+  }
+  const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
+  const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
+  lines2.push(
+    table([
+      ["Layer", "Op", "Kernel", "Error in \u2192 out"],
+      ...k.layers.map((l) => {
+        const e = errors.get(l.node);
+        const reason = floatReason.get(l.node);
+        return [l.node, l.op, `${l.kernel}${reason ? ` (float: ${reason})` : ""}`, e ? `${percent(e.input_error, 2)} \u2192 ${percent(e.output_error, 2)}` : DASH2];
+      })
+    ])
+  );
+  return lines2.join("\n\n");
+}
+var DASH2, cell3, table;
+var init_renderQuantize = __esm({
+  "src/ledger/renderQuantize.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_format();
+    DASH2 = "\u2014";
+    cell3 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    table = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
+  }
+});
+
+// src/ledger/render.ts
+function baseName(path27) {
+  return path27.split(/[\\/]/).pop() || path27;
+}
+function table2(rows2) {
+  return markdownTable(
+    rows2.map((row) => row.map(cell4)),
+    { alignDelimiters: false }
+  );
+}
+function denseStep(model) {
+  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
+}
+function finalStep(model) {
+  return model.steps.at(-1);
+}
+function renderHeadline(model) {
+  const dense = denseStep(model);
+  const final2 = finalStep(model);
+  const parts = [];
+  if (dense && final2) {
+    if (final2.quantize) parts.push(`INT8 (${ratio(final2.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
+    if (!final2.quantize || final2.sparsity >= 0.05) parts.push(`${percent(final2.sparsity)} sparse`);
+    if (dense.latency && final2.latency && dense.latency.batch === final2.latency.batch && final2.latency.p50_ms > 0) {
+      const speedup = dense.latency.p50_ms / final2.latency.p50_ms;
+      if (final2.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
+      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
+    }
+    if (dense.accuracy != null && final2.accuracy != null) {
+      parts.push(`${signedPoints(final2.accuracy - dense.accuracy)} accuracy`);
+    }
+  } else {
+    parts.push("no steps measured");
+  }
+  return `**${WORD[model.verdict]}** \xB7 ${escapeMarkdown(baseName(model.model))}: ${parts.join(", ")}`;
+}
+function budgetValue(name, x2) {
+  switch (name) {
+    case "accuracy-drop":
+    case "class-accuracy-drop":
+    case "ece-increase":
+    case "shift-accuracy-drop":
+      return points(x2);
+    case "latency-regression":
+      return percent(x2);
+    case "min-speedup":
+      return ratio(x2);
+    case "p95-latency-ms":
+      return ms2(x2);
+    case "max-size-bytes":
+      return bytes(x2);
+  }
+}
+function intervalText(b) {
+  if (!b.ci) return "";
+  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
+  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
+  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
+}
+function budgetTable(budgets) {
+  if (budgets.length === 0) return "_No budgets checked._";
+  return table2([
+    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
+    ...budgets.map((b) => [
+      `\`${b.name}\``,
+      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
+      b.actual === null ? DASH3 : budgetValue(b.name, b.actual) + intervalText(b),
+      `${ICON2[b.verdict]} ${b.verdict}`,
+      b.detail
+    ])
+  ]);
+}
+function stepTable(steps) {
+  const batch = steps.find((s) => s.latency)?.latency?.batch;
+  const at2 = batch === void 0 ? "" : ` (b=${batch})`;
+  const latency = (s, key) => {
+    if (!s.latency) return DASH3;
+    const value = s.latency[key].toFixed(2);
+    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
+  };
+  return table2([
+    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
+    ...steps.map((s) => [
+      s.name,
+      percent(s.sparsity),
+      count(s.params),
+      count(s.nonzero_params),
+      count(s.flops),
+      bytes(s.size_bytes),
+      bytes(s.gzip_bytes),
+      orDash(s.accuracy, (x2) => percent(x2, 2)),
+      orDash(s.ece, (x2) => percent(x2, 2)),
+      orDash(s.agreement, (x2) => percent(x2, 2)),
+      latency(s, "p50_ms"),
+      latency(s, "p95_ms")
+    ])
+  ]);
+}
+function funnelSection(model) {
+  const steps = model.steps.filter((s) => s.funnel);
+  if (steps.length === 0) return void 0;
+  const dense = denseStep(model);
+  const batch = steps[0].funnel.batch;
+  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH3;
+  const speedCell = (s) => {
+    const f = s.funnel;
+    if (s === dense) return "baseline";
+    if (f.speedup === null) return DASH3;
+    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
+  };
+  const lines2 = [
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
+    table2([
+      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Weight bytes", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
+      ...steps.map((s) => {
+        const f = s.funnel;
+        const base = s === dense;
+        return [
+          s.name,
+          percent(f.params_ratio),
+          percent(f.flops_ratio),
+          percent(f.sparse_flops_ratio),
+          orDash(f.bytes_ratio, (x2) => percent(x2)),
+          ratio(f.ideal_speedup),
+          p(s, "p50_ms"),
+          p(s, "p95_ms"),
+          speedCell(s),
+          base ? DASH3 : orDash(f.efficiency, (x2) => percent(x2, 0))
+        ];
+      })
+    ])
+  ];
+  const final2 = finalStep(model);
+  if (final2?.funnel && zerosNotSkipped(model.method) && !final2.quantize) {
+    const f = final2.funnel;
+    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
+    lines2.push(
+      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
+      table2([
+        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
+        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
+      ])
+    );
+  }
+  return lines2.join("\n\n");
+}
+function classTable(model) {
+  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
+  if (lost.length === 0) return void 0;
+  return [
+    "**Classes that lost most**",
+    table2([
+      ["Class", "Dense", "Pruned", "Drop", "Support"],
+      ...lost.map((c) => [
+        String(c.class),
+        percent(c.dense),
+        percent(c.pruned),
+        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
+        String(c.support)
+      ])
+    ])
+  ].join("\n\n");
+}
+function costTable(steps) {
+  const rows2 = steps.filter((s) => s.runtime_cost);
+  if (rows2.length === 0) return void 0;
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH3;
+  return table2([
+    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
+    ...rows2.map((s) => {
+      const c = s.runtime_cost;
+      return [
+        s.name,
+        withCi(s),
+        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+        c.load_ms.toFixed(1),
+        c.throughput_samples_per_s === void 0 ? DASH3 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
+        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+      ];
+    })
+  ]);
+}
+function predictionShiftTable(model) {
+  if (!model.prediction_shift?.length) return void 0;
+  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
+  return [
+    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
+    table2([
+      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
+      ...model.prediction_shift.flatMap(
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+      )
+    ])
+  ].join("\n\n");
+}
+function shiftTable(model) {
+  if (!model.shifts?.length) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
+  return [
+    "**Distribution shift**",
+    table2([
+      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
+      ...model.shifts.map((s) => [
+        escapeMarkdown(s.name),
+        escapeMarkdown(s.source),
+        String(s.samples),
+        percent(s.dense, 2),
+        percent(s.final, 2),
+        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
+        points(s.gap_change, 2)
+      ])
+    ])
+  ].join("\n\n");
+}
+function renderModel(model) {
+  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
+  if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const schedule = scheduleSection(model);
+  if (schedule) sections.push(schedule);
+  const funnel = funnelSection(model);
+  if (funnel) sections.push(funnel);
+  const quantize = quantizeSection(model);
+  if (quantize) sections.push(quantize);
+  const classes = classTable(model);
+  if (classes) sections.push(classes);
+  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell4(n)}`)].join("\n"));
+  const cost = costTable(model.steps);
+  if (cost) sections.push(cost);
+  const shifts = shiftTable(model);
+  if (shifts) sections.push(shifts);
+  const predicted = predictionShiftTable(model);
+  if (predicted) sections.push(predicted);
+  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
+  return sections.join("\n\n");
+}
+function renderMarkdown(ledger) {
+  const { runtime, tool } = ledger;
+  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+
+${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
+  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
+  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
+  const timedOut = timedOutLines(ledger).map((l) => `${l}
+
+`).join("");
+  return `${title}
+
+${timedOut}${models}
+
+${footer}
+`;
+}
+function timedOutLines(ledger) {
+  return timedOutRuns(ledger).map(
+    (t) => `**Timed out:** ${markdownCode(t.model)} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
+  );
+}
+var WORD, ICON2, DASH3, TOP_CLASSES, cell4, speedRatio, orDash, zerosNotSkipped;
+var init_render = __esm({
+  "src/ledger/render.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_escape();
+    init_envelope();
+    init_renderSensitivity();
+    init_format();
+    init_renderSchedule();
+    init_renderQuantize();
+    WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+    ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+    DASH3 = "\u2014";
+    TOP_CLASSES = 5;
+    cell4 = markdownCell;
+    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
+    orDash = (x2, show2) => x2 == null ? DASH3 : show2(x2);
+    zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/backend-impl.js
+var require_backend_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/backend-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.resolveBackendAndExecutionProviders = exports.registerBackend = void 0;
+    var backends = /* @__PURE__ */ new Map();
+    var backendsSortedByPriority = [];
+    var registerBackend = (name, backend, priority) => {
+      if (backend && typeof backend.init === "function" && typeof backend.createInferenceSessionHandler === "function") {
+        const currentBackend = backends.get(name);
+        if (currentBackend === void 0) {
+          backends.set(name, { backend, priority });
+        } else if (currentBackend.priority > priority) {
+          return;
+        } else if (currentBackend.priority === priority) {
+          if (currentBackend.backend !== backend) {
+            throw new Error(`cannot register backend "${name}" using priority ${priority}`);
+          }
+        }
+        if (priority >= 0) {
+          const i2 = backendsSortedByPriority.indexOf(name);
+          if (i2 !== -1) {
+            backendsSortedByPriority.splice(i2, 1);
+          }
+          for (let i3 = 0; i3 < backendsSortedByPriority.length; i3++) {
+            if (backends.get(backendsSortedByPriority[i3]).priority <= priority) {
+              backendsSortedByPriority.splice(i3, 0, name);
+              return;
+            }
+          }
+          backendsSortedByPriority.push(name);
+        }
+        return;
+      }
+      throw new TypeError("not a valid backend");
+    };
+    exports.registerBackend = registerBackend;
+    var tryResolveAndInitializeBackend = async (backendName) => {
+      const backendInfo = backends.get(backendName);
+      if (!backendInfo) {
+        return "backend not found.";
+      }
+      if (backendInfo.initialized) {
+        return backendInfo.backend;
+      } else if (backendInfo.aborted) {
+        return backendInfo.error;
+      } else {
+        const isInitializing = !!backendInfo.initPromise;
+        try {
+          if (!isInitializing) {
+            backendInfo.initPromise = backendInfo.backend.init(backendName);
+          }
+          await backendInfo.initPromise;
+          backendInfo.initialized = true;
+          return backendInfo.backend;
+        } catch (e) {
+          if (!isInitializing) {
+            backendInfo.error = `${e}`;
+            backendInfo.aborted = true;
+          }
+          return backendInfo.error;
+        } finally {
+          delete backendInfo.initPromise;
+        }
+      }
+    };
+    var resolveBackendAndExecutionProviders = async (options) => {
+      const eps = options.executionProviders || [];
+      const backendHints = eps.map((i2) => typeof i2 === "string" ? i2 : i2.name);
+      const backendNames = backendHints.length === 0 ? backendsSortedByPriority : backendHints;
+      let backend;
+      const errors = [];
+      const availableBackendNames = /* @__PURE__ */ new Set();
+      for (const backendName of backendNames) {
+        const resolveResult = await tryResolveAndInitializeBackend(backendName);
+        if (typeof resolveResult === "string") {
+          errors.push({ name: backendName, err: resolveResult });
+        } else {
+          if (!backend) {
+            backend = resolveResult;
+          }
+          if (backend === resolveResult) {
+            availableBackendNames.add(backendName);
+          }
+        }
+      }
+      if (!backend) {
+        throw new Error(`no available backend found. ERR: ${errors.map((e) => `[${e.name}] ${e.err}`).join(", ")}`);
+      }
+      for (const { name, err: err2 } of errors) {
+        if (backendHints.includes(name)) {
+          console.warn(`removing requested execution provider "${name}" from session options because it is not available: ${err2}`);
+        }
+      }
+      const filteredEps = eps.filter((i2) => availableBackendNames.has(typeof i2 === "string" ? i2 : i2.name));
+      return [
+        backend,
+        new Proxy(options, {
+          get: (target, prop) => {
+            if (prop === "executionProviders") {
+              return filteredEps;
+            }
+            return Reflect.get(target, prop);
+          }
+        })
+      ];
+    };
+    exports.resolveBackendAndExecutionProviders = resolveBackendAndExecutionProviders;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/backend.js
+var require_backend = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/backend.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.registerBackend = void 0;
+    var backend_impl_js_1 = require_backend_impl();
+    Object.defineProperty(exports, "registerBackend", { enumerable: true, get: function() {
+      return backend_impl_js_1.registerBackend;
+    } });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/version.js
+var require_version = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/version.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.version = void 0;
+    exports.version = "1.30.0";
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/env-impl.js
+var require_env_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/env-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.env = void 0;
+    var version_js_1 = require_version();
+    var logLevelValue = "warning";
+    exports.env = {
+      wasm: {},
+      webgl: {},
+      webgpu: {},
+      versions: { common: version_js_1.version },
+      set logLevel(value) {
+        if (value === void 0) {
+          return;
+        }
+        if (typeof value !== "string" || ["verbose", "info", "warning", "error", "fatal"].indexOf(value) === -1) {
+          throw new Error(`Unsupported logging level: ${value}`);
+        }
+        logLevelValue = value;
+      },
+      get logLevel() {
+        return logLevelValue;
+      }
+    };
+    Object.defineProperty(exports.env, "logLevel", { enumerable: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/env.js
+var require_env = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/env.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.env = void 0;
+    var env_impl_js_1 = require_env_impl();
+    exports.env = env_impl_js_1.env;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js
+var require_tensor_conversion_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorToImageData = exports.tensorToDataURL = void 0;
+    var tensorToDataURL = (tensor, options) => {
+      const canvas = typeof document !== "undefined" ? document.createElement("canvas") : new OffscreenCanvas(1, 1);
+      canvas.width = tensor.dims[3];
+      canvas.height = tensor.dims[2];
+      const pixels2DContext = canvas.getContext("2d");
+      if (pixels2DContext != null) {
+        let width;
+        let height;
+        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
+          width = tensor.dims[2];
+          height = tensor.dims[3];
+        } else {
+          width = tensor.dims[3];
+          height = tensor.dims[2];
+        }
+        const inputformat = options?.format !== void 0 ? options.format : "RGB";
+        const norm2 = options?.norm;
+        let normMean;
+        let normBias;
+        if (norm2 === void 0 || norm2.mean === void 0) {
+          normMean = [255, 255, 255, 255];
+        } else {
+          if (typeof norm2.mean === "number") {
+            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
+          } else {
+            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 0];
+            if (norm2.mean[3] !== void 0) {
+              normMean[3] = norm2.mean[3];
+            }
+          }
+        }
+        if (norm2 === void 0 || norm2.bias === void 0) {
+          normBias = [0, 0, 0, 0];
+        } else {
+          if (typeof norm2.bias === "number") {
+            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
+          } else {
+            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
+            if (norm2.bias[3] !== void 0) {
+              normBias[3] = norm2.bias[3];
+            }
+          }
+        }
+        const stride = height * width;
+        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+        if (inputformat === "RGBA") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+          aTensorPointer = stride * 3;
+        } else if (inputformat === "RGB") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+        } else if (inputformat === "RBG") {
+          rTensorPointer = 0;
+          bTensorPointer = stride;
+          gTensorPointer = stride * 2;
+        }
+        for (let i2 = 0; i2 < height; i2++) {
+          for (let j = 0; j < width; j++) {
+            const R = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
+            const G = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
+            const B = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
+            const A = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
+            pixels2DContext.fillStyle = "rgba(" + R + "," + G + "," + B + "," + A + ")";
+            pixels2DContext.fillRect(j, i2, 1, 1);
+          }
+        }
+        if ("toDataURL" in canvas) {
+          return canvas.toDataURL();
+        } else {
+          throw new Error("toDataURL is not supported");
+        }
+      } else {
+        throw new Error("Can not access image data");
+      }
+    };
+    exports.tensorToDataURL = tensorToDataURL;
+    var tensorToImageData = (tensor, options) => {
+      const pixels2DContext = typeof document !== "undefined" ? document.createElement("canvas").getContext("2d") : new OffscreenCanvas(1, 1).getContext("2d");
+      let image;
+      if (pixels2DContext != null) {
+        let width;
+        let height;
+        let channels;
+        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
+          width = tensor.dims[2];
+          height = tensor.dims[1];
+          channels = tensor.dims[3];
+        } else {
+          width = tensor.dims[3];
+          height = tensor.dims[2];
+          channels = tensor.dims[1];
+        }
+        const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
+        const norm2 = options?.norm;
+        let normMean;
+        let normBias;
+        if (norm2 === void 0 || norm2.mean === void 0) {
+          normMean = [255, 255, 255, 255];
+        } else {
+          if (typeof norm2.mean === "number") {
+            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
+          } else {
+            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 255];
+            if (norm2.mean[3] !== void 0) {
+              normMean[3] = norm2.mean[3];
+            }
+          }
+        }
+        if (norm2 === void 0 || norm2.bias === void 0) {
+          normBias = [0, 0, 0, 0];
+        } else {
+          if (typeof norm2.bias === "number") {
+            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
+          } else {
+            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
+            if (norm2.bias[3] !== void 0) {
+              normBias[3] = norm2.bias[3];
+            }
+          }
+        }
+        const stride = height * width;
+        if (options !== void 0) {
+          if (options.format !== void 0 && channels === 4 && options.format !== "RGBA" || channels === 3 && options.format !== "RGB" && options.format !== "BGR") {
+            throw new Error("Tensor format doesn't match input tensor dims");
+          }
+        }
+        const step = 4;
+        let rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
+        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+        if (inputformat === "RGBA") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+          aTensorPointer = stride * 3;
+        } else if (inputformat === "RGB") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+        } else if (inputformat === "RBG") {
+          rTensorPointer = 0;
+          bTensorPointer = stride;
+          gTensorPointer = stride * 2;
+        }
+        image = pixels2DContext.createImageData(width, height);
+        for (let i2 = 0; i2 < height * width; rImagePointer += step, gImagePointer += step, bImagePointer += step, aImagePointer += step, i2++) {
+          image.data[rImagePointer] = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
+          image.data[gImagePointer] = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
+          image.data[bImagePointer] = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
+          image.data[aImagePointer] = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
+        }
+      } else {
+        throw new Error("Can not access image data");
+      }
+      return image;
+    };
+    exports.tensorToImageData = tensorToImageData;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js
+var require_tensor_factory_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorFromPinnedBuffer = exports.tensorFromMLTensor = exports.tensorFromGpuBuffer = exports.tensorFromTexture = exports.tensorFromImage = exports.bufferToTensor = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    var bufferToTensor = (buffer, options) => {
+      if (buffer === void 0) {
+        throw new Error("Image buffer must be defined");
+      }
+      if (options.height === void 0 || options.width === void 0) {
+        throw new Error("Image height and width must be defined");
+      }
+      if (options.tensorLayout === "NHWC") {
+        throw new Error("NHWC Tensor layout is not supported yet");
+      }
+      const { height, width } = options;
+      const norm2 = options.norm ?? { mean: 255, bias: 0 };
+      let normMean;
+      let normBias;
+      if (typeof norm2.mean === "number") {
+        normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
+      } else {
+        normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], norm2.mean[3] ?? 255];
+      }
+      if (typeof norm2.bias === "number") {
+        normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
+      } else {
+        normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], norm2.bias[3] ?? 0];
+      }
+      const inputformat = options.format !== void 0 ? options.format : "RGBA";
+      const outputformat = options.tensorFormat !== void 0 ? options.tensorFormat !== void 0 ? options.tensorFormat : "RGB" : "RGB";
+      const stride = height * width;
+      const float32Data = outputformat === "RGBA" ? new Float32Array(stride * 4) : new Float32Array(stride * 3);
+      let step = 4, rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
+      let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+      if (inputformat === "RGB") {
+        step = 3;
+        rImagePointer = 0;
+        gImagePointer = 1;
+        bImagePointer = 2;
+        aImagePointer = -1;
+      }
+      if (outputformat === "RGBA") {
+        aTensorPointer = stride * 3;
+      } else if (outputformat === "RBG") {
+        rTensorPointer = 0;
+        bTensorPointer = stride;
+        gTensorPointer = stride * 2;
+      } else if (outputformat === "BGR") {
+        bTensorPointer = 0;
+        gTensorPointer = stride;
+        rTensorPointer = stride * 2;
+      }
+      for (let i2 = 0; i2 < stride; i2++, rImagePointer += step, bImagePointer += step, gImagePointer += step, aImagePointer += step) {
+        float32Data[rTensorPointer++] = (buffer[rImagePointer] + normBias[0]) / normMean[0];
+        float32Data[gTensorPointer++] = (buffer[gImagePointer] + normBias[1]) / normMean[1];
+        float32Data[bTensorPointer++] = (buffer[bImagePointer] + normBias[2]) / normMean[2];
+        if (aTensorPointer !== -1 && aImagePointer !== -1) {
+          float32Data[aTensorPointer++] = (buffer[aImagePointer] + normBias[3]) / normMean[3];
+        }
+      }
+      const outputTensor = outputformat === "RGBA" ? new tensor_impl_js_1.Tensor("float32", float32Data, [1, 4, height, width]) : new tensor_impl_js_1.Tensor("float32", float32Data, [1, 3, height, width]);
+      return outputTensor;
+    };
+    exports.bufferToTensor = bufferToTensor;
+    var tensorFromImage = async (image, options) => {
+      const isHTMLImageEle = typeof HTMLImageElement !== "undefined" && image instanceof HTMLImageElement;
+      const isImageDataEle = typeof ImageData !== "undefined" && image instanceof ImageData;
+      const isImageBitmap = typeof ImageBitmap !== "undefined" && image instanceof ImageBitmap;
+      const isString = typeof image === "string";
+      let data;
+      let bufferToTensorOptions = options ?? {};
+      const createCanvas = () => {
+        if (typeof document !== "undefined") {
+          return document.createElement("canvas");
+        } else if (typeof OffscreenCanvas !== "undefined") {
+          return new OffscreenCanvas(1, 1);
+        } else {
+          throw new Error("Canvas is not supported");
+        }
+      };
+      const createCanvasContext = (canvas) => {
+        if (typeof HTMLCanvasElement !== "undefined" && canvas instanceof HTMLCanvasElement) {
+          return canvas.getContext("2d");
+        } else if (canvas instanceof OffscreenCanvas) {
+          return canvas.getContext("2d");
+        } else {
+          return null;
+        }
+      };
+      if (isHTMLImageEle) {
+        const canvas = createCanvas();
+        canvas.width = image.width;
+        canvas.height = image.height;
+        const pixels2DContext = createCanvasContext(canvas);
+        if (pixels2DContext != null) {
+          let height = image.height;
+          let width = image.width;
+          if (options !== void 0 && options.resizedHeight !== void 0 && options.resizedWidth !== void 0) {
+            height = options.resizedHeight;
+            width = options.resizedWidth;
+          }
+          if (options !== void 0) {
+            bufferToTensorOptions = options;
+            if (options.tensorFormat !== void 0) {
+              throw new Error("Image input config format must be RGBA for HTMLImageElement");
+            } else {
+              bufferToTensorOptions.tensorFormat = "RGBA";
+            }
+            bufferToTensorOptions.height = height;
+            bufferToTensorOptions.width = width;
+          } else {
+            bufferToTensorOptions.tensorFormat = "RGBA";
+            bufferToTensorOptions.height = height;
+            bufferToTensorOptions.width = width;
+          }
+          pixels2DContext.drawImage(image, 0, 0);
+          data = pixels2DContext.getImageData(0, 0, width, height).data;
+        } else {
+          throw new Error("Can not access image data");
+        }
+      } else if (isImageDataEle) {
+        let height;
+        let width;
+        if (options !== void 0 && options.resizedWidth !== void 0 && options.resizedHeight !== void 0) {
+          height = options.resizedHeight;
+          width = options.resizedWidth;
+        } else {
+          height = image.height;
+          width = image.width;
+        }
+        if (options !== void 0) {
+          bufferToTensorOptions = options;
+        }
+        bufferToTensorOptions.format = "RGBA";
+        bufferToTensorOptions.height = height;
+        bufferToTensorOptions.width = width;
+        if (options !== void 0) {
+          const tempCanvas = createCanvas();
+          tempCanvas.width = width;
+          tempCanvas.height = height;
+          const pixels2DContext = createCanvasContext(tempCanvas);
+          if (pixels2DContext != null) {
+            pixels2DContext.putImageData(image, 0, 0);
+            data = pixels2DContext.getImageData(0, 0, width, height).data;
+          } else {
+            throw new Error("Can not access image data");
+          }
+        } else {
+          data = image.data;
+        }
+      } else if (isImageBitmap) {
+        if (options === void 0) {
+          throw new Error("Please provide image config with format for Imagebitmap");
+        }
+        const canvas = createCanvas();
+        canvas.width = image.width;
+        canvas.height = image.height;
+        const pixels2DContext = createCanvasContext(canvas);
+        if (pixels2DContext != null) {
+          const height = image.height;
+          const width = image.width;
+          pixels2DContext.drawImage(image, 0, 0, width, height);
+          data = pixels2DContext.getImageData(0, 0, width, height).data;
+          bufferToTensorOptions.height = height;
+          bufferToTensorOptions.width = width;
+          return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
+        } else {
+          throw new Error("Can not access image data");
+        }
+      } else if (isString) {
+        return new Promise((resolve9, reject) => {
+          const canvas = createCanvas();
+          const context3 = createCanvasContext(canvas);
+          if (!image || !context3) {
+            return reject();
+          }
+          const newImage = new Image();
+          newImage.crossOrigin = "Anonymous";
+          newImage.src = image;
+          newImage.onload = () => {
+            canvas.width = newImage.width;
+            canvas.height = newImage.height;
+            context3.drawImage(newImage, 0, 0, canvas.width, canvas.height);
+            const img = context3.getImageData(0, 0, canvas.width, canvas.height);
+            bufferToTensorOptions.height = canvas.height;
+            bufferToTensorOptions.width = canvas.width;
+            resolve9((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
+          };
+        });
+      } else {
+        throw new Error("Input data provided is not supported - aborted tensor creation");
+      }
+      if (data !== void 0) {
+        return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
+      } else {
+        throw new Error("Input data provided is not supported - aborted tensor creation");
+      }
+    };
+    exports.tensorFromImage = tensorFromImage;
+    var tensorFromTexture = (texture, options) => {
+      const { width, height, download, dispose } = options;
+      const dims = [1, height, width, 4];
+      return new tensor_impl_js_1.Tensor({ location: "texture", type: "float32", texture, dims, download, dispose });
+    };
+    exports.tensorFromTexture = tensorFromTexture;
+    var tensorFromGpuBuffer = (gpuBuffer, options) => {
+      const { dataType, dims, download, dispose } = options;
+      return new tensor_impl_js_1.Tensor({ location: "gpu-buffer", type: dataType ?? "float32", gpuBuffer, dims, download, dispose });
+    };
+    exports.tensorFromGpuBuffer = tensorFromGpuBuffer;
+    var tensorFromMLTensor = (mlTensor, options) => {
+      const { dataType, dims, download, dispose } = options;
+      return new tensor_impl_js_1.Tensor({ location: "ml-tensor", type: dataType ?? "float32", mlTensor, dims, download, dispose });
+    };
+    exports.tensorFromMLTensor = tensorFromMLTensor;
+    var tensorFromPinnedBuffer = (type, buffer, dims) => new tensor_impl_js_1.Tensor({ location: "cpu-pinned", type, data: buffer, dims: dims ?? [buffer.length] });
+    exports.tensorFromPinnedBuffer = tensorFromPinnedBuffer;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js
+var require_tensor_impl_type_mapping = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.checkTypedArray = exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = void 0;
+    exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = /* @__PURE__ */ new Map([
+      ["float32", Float32Array],
+      ["uint8", Uint8Array],
+      ["int8", Int8Array],
+      ["uint16", Uint16Array],
+      ["int16", Int16Array],
+      ["int32", Int32Array],
+      ["bool", Uint8Array],
+      ["float64", Float64Array],
+      ["uint32", Uint32Array],
+      ["int4", Uint8Array],
+      ["uint4", Uint8Array]
+    ]);
+    exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = /* @__PURE__ */ new Map([
+      [Float32Array, "float32"],
+      [Uint8Array, "uint8"],
+      [Int8Array, "int8"],
+      [Uint16Array, "uint16"],
+      [Int16Array, "int16"],
+      [Int32Array, "int32"],
+      [Float64Array, "float64"],
+      [Uint32Array, "uint32"]
+    ]);
+    var isTypedArrayChecked = false;
+    var checkTypedArray = () => {
+      if (!isTypedArrayChecked) {
+        isTypedArrayChecked = true;
+        const isBigInt64ArrayAvailable = typeof BigInt64Array !== "undefined" && BigInt64Array.from;
+        const isBigUint64ArrayAvailable = typeof BigUint64Array !== "undefined" && BigUint64Array.from;
+        const Float16Array = globalThis.Float16Array;
+        const isFloat16ArrayAvailable = typeof Float16Array !== "undefined" && Float16Array.from;
+        if (isBigInt64ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("int64", BigInt64Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigInt64Array, "int64");
+        }
+        if (isBigUint64ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("uint64", BigUint64Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigUint64Array, "uint64");
+        }
+        if (isFloat16ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Float16Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(Float16Array, "float16");
+        } else {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Uint16Array);
+        }
+      }
+    };
+    exports.checkTypedArray = checkTypedArray;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js
+var require_tensor_utils_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorReshape = exports.calculateSize = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    var calculateSize = (dims) => {
+      let size2 = 1;
+      for (let i2 = 0; i2 < dims.length; i2++) {
+        const dim = dims[i2];
+        if (typeof dim !== "number" || !Number.isSafeInteger(dim)) {
+          throw new TypeError(`dims[${i2}] must be an integer, got: ${dim}`);
+        }
+        if (dim < 0) {
+          throw new RangeError(`dims[${i2}] must be a non-negative integer, got: ${dim}`);
+        }
+        size2 *= dim;
+      }
+      return size2;
+    };
+    exports.calculateSize = calculateSize;
+    var tensorReshape = (tensor, dims) => {
+      switch (tensor.location) {
+        case "cpu":
+          return new tensor_impl_js_1.Tensor(tensor.type, tensor.data, dims);
+        case "cpu-pinned":
+          return new tensor_impl_js_1.Tensor({
+            location: "cpu-pinned",
+            data: tensor.data,
+            type: tensor.type,
+            dims
+          });
+        case "texture":
+          return new tensor_impl_js_1.Tensor({
+            location: "texture",
+            texture: tensor.texture,
+            type: tensor.type,
+            dims
+          });
+        case "gpu-buffer":
+          return new tensor_impl_js_1.Tensor({
+            location: "gpu-buffer",
+            gpuBuffer: tensor.gpuBuffer,
+            type: tensor.type,
+            dims
+          });
+        case "ml-tensor":
+          return new tensor_impl_js_1.Tensor({
+            location: "ml-tensor",
+            mlTensor: tensor.mlTensor,
+            type: tensor.type,
+            dims
+          });
+        default:
+          throw new Error(`tensorReshape: tensor location ${tensor.location} is not supported`);
+      }
+    };
+    exports.tensorReshape = tensorReshape;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-impl.js
+var require_tensor_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Tensor = void 0;
+    var tensor_conversion_impl_js_1 = require_tensor_conversion_impl();
+    var tensor_factory_impl_js_1 = require_tensor_factory_impl();
+    var tensor_impl_type_mapping_js_1 = require_tensor_impl_type_mapping();
+    var tensor_utils_impl_js_1 = require_tensor_utils_impl();
+    var Tensor = class {
+      /**
+       * implementation.
+       */
+      constructor(arg0, arg1, arg2) {
+        (0, tensor_impl_type_mapping_js_1.checkTypedArray)();
+        let type;
+        let dims;
+        if (typeof arg0 === "object" && "location" in arg0) {
+          this.dataLocation = arg0.location;
+          type = arg0.type;
+          dims = arg0.dims;
+          switch (arg0.location) {
+            case "cpu-pinned": {
+              const expectedTypedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(type);
+              if (!expectedTypedArrayConstructor) {
+                throw new TypeError(`unsupported type "${type}" to create tensor from pinned buffer`);
+              }
+              if (!(arg0.data instanceof expectedTypedArrayConstructor)) {
+                throw new TypeError(`buffer should be of type ${expectedTypedArrayConstructor.name}`);
+              }
+              this.cpuData = arg0.data;
+              break;
+            }
+            case "texture": {
+              if (type !== "float32") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from texture`);
+              }
+              this.gpuTextureData = arg0.texture;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            case "gpu-buffer": {
+              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from gpu buffer`);
+              }
+              this.gpuBufferData = arg0.gpuBuffer;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            case "ml-tensor": {
+              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint64" && type !== "int8" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from MLTensor`);
+              }
+              this.mlTensorData = arg0.mlTensor;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            default:
+              throw new Error(`Tensor constructor: unsupported location '${this.dataLocation}'`);
+          }
+        } else {
+          let data;
+          let maybeDims;
+          if (typeof arg0 === "string") {
+            type = arg0;
+            maybeDims = arg2;
+            if (arg0 === "string") {
+              if (!Array.isArray(arg1)) {
+                throw new TypeError("A string tensor's data must be a string array.");
+              }
+              data = arg1;
+            } else {
+              const typedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(arg0);
+              if (typedArrayConstructor === void 0) {
+                throw new TypeError(`Unsupported tensor type: ${arg0}.`);
+              }
+              if (Array.isArray(arg1)) {
+                if (arg0 === "float16" && typedArrayConstructor === Uint16Array || arg0 === "uint4" || arg0 === "int4") {
+                  throw new TypeError(`Creating a ${arg0} tensor from number array is not supported. Please use ${typedArrayConstructor.name} as data.`);
+                } else if (arg0 === "uint64" || arg0 === "int64") {
+                  data = typedArrayConstructor.from(arg1, BigInt);
+                } else {
+                  data = typedArrayConstructor.from(arg1);
+                }
+              } else if (arg1 instanceof typedArrayConstructor) {
+                data = arg1;
+              } else if (arg1 instanceof Uint8ClampedArray) {
+                if (arg0 === "uint8") {
+                  data = Uint8Array.from(arg1);
+                } else {
+                  throw new TypeError(`A Uint8ClampedArray tensor's data must be type of uint8`);
+                }
+              } else if (arg0 === "float16" && arg1 instanceof Uint16Array && typedArrayConstructor !== Uint16Array) {
+                data = new globalThis.Float16Array(arg1.buffer, arg1.byteOffset, arg1.length);
+              } else {
+                throw new TypeError(`A ${type} tensor's data must be type of ${typedArrayConstructor}`);
+              }
+            }
+          } else {
+            maybeDims = arg1;
+            if (Array.isArray(arg0)) {
+              if (arg0.length === 0) {
+                throw new TypeError("Tensor type cannot be inferred from an empty array.");
+              }
+              const firstElementType = typeof arg0[0];
+              if (firstElementType === "string") {
+                type = "string";
+                data = arg0;
+              } else if (firstElementType === "boolean") {
+                type = "bool";
+                data = Uint8Array.from(arg0);
+              } else {
+                throw new TypeError(`Invalid element type of data array: ${firstElementType}.`);
+              }
+            } else if (arg0 instanceof Uint8ClampedArray) {
+              type = "uint8";
+              data = Uint8Array.from(arg0);
+            } else {
+              const mappedType = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.get(arg0.constructor);
+              if (mappedType === void 0) {
+                throw new TypeError(`Unsupported type for tensor data: ${arg0.constructor}.`);
+              }
+              type = mappedType;
+              data = arg0;
+            }
+          }
+          if (maybeDims === void 0) {
+            maybeDims = [data.length];
+          } else if (!Array.isArray(maybeDims)) {
+            throw new TypeError("A tensor's dims must be a number array");
+          }
+          dims = maybeDims;
+          this.cpuData = data;
+          this.dataLocation = "cpu";
+        }
+        const size2 = (0, tensor_utils_impl_js_1.calculateSize)(dims);
+        if (this.cpuData && size2 !== this.cpuData.length) {
+          if ((type === "uint4" || type === "int4") && Math.ceil(size2 / 2) === this.cpuData.length) {
+          } else {
+            throw new Error(`Tensor's size(${size2}) does not match data length(${this.cpuData.length}).`);
+          }
+        }
+        this.type = type;
+        this.dims = dims;
+        this.size = size2;
+      }
+      // #endregion
+      // #region factory
+      static async fromImage(image, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromImage)(image, options);
+      }
+      static fromTexture(texture, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromTexture)(texture, options);
+      }
+      static fromGpuBuffer(gpuBuffer, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromGpuBuffer)(gpuBuffer, options);
+      }
+      static fromMLTensor(mlTensor, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromMLTensor)(mlTensor, options);
+      }
+      static fromPinnedBuffer(type, buffer, dims) {
+        return (0, tensor_factory_impl_js_1.tensorFromPinnedBuffer)(type, buffer, dims);
+      }
+      // #endregion
+      // #region conversions
+      toDataURL(options) {
+        return (0, tensor_conversion_impl_js_1.tensorToDataURL)(this, options);
+      }
+      toImageData(options) {
+        return (0, tensor_conversion_impl_js_1.tensorToImageData)(this, options);
+      }
+      // #endregion
+      // #region properties
+      get data() {
+        this.ensureValid();
+        if (!this.cpuData) {
+          throw new Error("The data is not on CPU. Use `getData()` to download GPU data to CPU, or use `texture` or `gpuBuffer` property to access the GPU data directly.");
+        }
+        return this.cpuData;
+      }
+      get location() {
+        return this.dataLocation;
+      }
+      get texture() {
+        this.ensureValid();
+        if (!this.gpuTextureData) {
+          throw new Error("The data is not stored as a WebGL texture.");
+        }
+        return this.gpuTextureData;
+      }
+      get gpuBuffer() {
+        this.ensureValid();
+        if (!this.gpuBufferData) {
+          throw new Error("The data is not stored as a WebGPU buffer.");
+        }
+        return this.gpuBufferData;
+      }
+      get mlTensor() {
+        this.ensureValid();
+        if (!this.mlTensorData) {
+          throw new Error("The data is not stored as a WebNN MLTensor.");
+        }
+        return this.mlTensorData;
+      }
+      // #endregion
+      // #region methods
+      async getData(releaseData) {
+        this.ensureValid();
+        switch (this.dataLocation) {
+          case "cpu":
+          case "cpu-pinned":
+            return this.data;
+          case "texture":
+          case "gpu-buffer":
+          case "ml-tensor": {
+            if (!this.downloader) {
+              throw new Error("The current tensor is not created with a specified data downloader.");
+            }
+            if (this.isDownloading) {
+              throw new Error("The current tensor is being downloaded.");
+            }
+            try {
+              this.isDownloading = true;
+              const data = await this.downloader();
+              this.downloader = void 0;
+              this.dataLocation = "cpu";
+              this.cpuData = data;
+              if (releaseData && this.disposer) {
+                this.disposer();
+                this.disposer = void 0;
+              }
+              return data;
+            } finally {
+              this.isDownloading = false;
+            }
+          }
+          default:
+            throw new Error(`cannot get data from location: ${this.dataLocation}`);
+        }
+      }
+      dispose() {
+        if (this.isDownloading) {
+          throw new Error("The current tensor is being downloaded.");
+        }
+        if (this.disposer) {
+          this.disposer();
+          this.disposer = void 0;
+        }
+        this.cpuData = void 0;
+        this.gpuTextureData = void 0;
+        this.gpuBufferData = void 0;
+        this.mlTensorData = void 0;
+        this.downloader = void 0;
+        this.isDownloading = void 0;
+        this.dataLocation = "none";
+      }
+      // #endregion
+      // #region tensor utilities
+      ensureValid() {
+        if (this.dataLocation === "none") {
+          throw new Error("The tensor is disposed.");
+        }
+      }
+      reshape(dims) {
+        this.ensureValid();
+        if (this.downloader || this.disposer) {
+          throw new Error("Cannot reshape a tensor that owns GPU resource.");
+        }
+        return (0, tensor_utils_impl_js_1.tensorReshape)(this, dims);
+      }
+    };
+    exports.Tensor = Tensor;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor.js
+var require_tensor = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Tensor = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    exports.Tensor = tensor_impl_js_1.Tensor;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/trace.js
+var require_trace = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/trace.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.TRACE_EVENT_END = exports.TRACE_EVENT_BEGIN = exports.TRACE_FUNC_END = exports.TRACE_FUNC_BEGIN = exports.TRACE = void 0;
+    var env_impl_js_1 = require_env_impl();
+    var TRACE = (deviceType, label2) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.timeStamp(`${deviceType}::ORT::${label2}`);
+    };
+    exports.TRACE = TRACE;
+    var TRACE_FUNC = (msg, extraMsg) => {
+      const stack = new Error().stack?.split(/\r\n|\r|\n/g) || [];
+      let hasTraceFunc = false;
+      for (let i2 = 0; i2 < stack.length; i2++) {
+        if (hasTraceFunc && !stack[i2].includes("TRACE_FUNC")) {
+          let label2 = `FUNC_${msg}::${stack[i2].trim().split(" ")[1]}`;
+          if (extraMsg) {
+            label2 += `::${extraMsg}`;
+          }
+          (0, exports.TRACE)("CPU", label2);
+          return;
+        }
+        if (stack[i2].includes("TRACE_FUNC")) {
+          hasTraceFunc = true;
+        }
+      }
+    };
+    var TRACE_FUNC_BEGIN = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      TRACE_FUNC("BEGIN", extraMsg);
+    };
+    exports.TRACE_FUNC_BEGIN = TRACE_FUNC_BEGIN;
+    var TRACE_FUNC_END = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      TRACE_FUNC("END", extraMsg);
+    };
+    exports.TRACE_FUNC_END = TRACE_FUNC_END;
+    var TRACE_EVENT_BEGIN = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.time(`ORT::${extraMsg}`);
+    };
+    exports.TRACE_EVENT_BEGIN = TRACE_EVENT_BEGIN;
+    var TRACE_EVENT_END = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.timeEnd(`ORT::${extraMsg}`);
+    };
+    exports.TRACE_EVENT_END = TRACE_EVENT_END;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js
+var require_inference_session_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.InferenceSession = void 0;
+    var backend_impl_js_1 = require_backend_impl();
+    var tensor_js_1 = require_tensor();
+    var trace_js_1 = require_trace();
+    var InferenceSession = class _InferenceSession {
+      constructor(handler2) {
+        this.handler = handler2;
+      }
+      async run(feeds, arg1, arg2) {
+        (0, trace_js_1.TRACE_FUNC_BEGIN)();
+        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.run");
+        const fetches = {};
+        let options = {};
+        if (typeof feeds !== "object" || feeds === null || feeds instanceof tensor_js_1.Tensor || Array.isArray(feeds)) {
+          throw new TypeError("'feeds' must be an object that use input names as keys and OnnxValue as corresponding values.");
+        }
+        let isFetchesEmpty = true;
+        if (typeof arg1 === "object") {
+          if (arg1 === null) {
+            throw new TypeError("Unexpected argument[1]: cannot be null.");
+          }
+          if (arg1 instanceof tensor_js_1.Tensor) {
+            throw new TypeError("'fetches' cannot be a Tensor");
+          }
+          if (Array.isArray(arg1)) {
+            if (arg1.length === 0) {
+              throw new TypeError("'fetches' cannot be an empty array.");
+            }
+            isFetchesEmpty = false;
+            for (const name of arg1) {
+              if (typeof name !== "string") {
+                throw new TypeError("'fetches' must be a string array or an object.");
+              }
+              if (this.outputNames.indexOf(name) === -1) {
+                throw new RangeError(`'fetches' contains invalid output name: ${name}.`);
+              }
+              fetches[name] = null;
+            }
+            if (typeof arg2 === "object" && arg2 !== null) {
+              options = arg2;
+            } else if (typeof arg2 !== "undefined") {
+              throw new TypeError("'options' must be an object.");
+            }
+          } else {
+            let isFetches = false;
+            const arg1Keys = Object.getOwnPropertyNames(arg1);
+            for (const name of this.outputNames) {
+              if (arg1Keys.indexOf(name) !== -1) {
+                const v = arg1[name];
+                if (v === null || v instanceof tensor_js_1.Tensor) {
+                  isFetches = true;
+                  isFetchesEmpty = false;
+                  fetches[name] = v;
+                }
+              }
+            }
+            if (isFetches) {
+              if (typeof arg2 === "object" && arg2 !== null) {
+                options = arg2;
+              } else if (typeof arg2 !== "undefined") {
+                throw new TypeError("'options' must be an object.");
+              }
+            } else {
+              options = arg1;
+            }
+          }
+        } else if (typeof arg1 !== "undefined") {
+          throw new TypeError("Unexpected argument[1]: must be 'fetches' or 'options'.");
+        }
+        for (const name of this.inputNames) {
+          if (typeof feeds[name] === "undefined") {
+            throw new Error(`input '${name}' is missing in 'feeds'.`);
+          }
+        }
+        if (isFetchesEmpty) {
+          for (const name of this.outputNames) {
+            fetches[name] = null;
+          }
+        }
+        const results = await this.handler.run(feeds, fetches, options);
+        const returnValue = {};
+        for (const key in results) {
+          if (Object.hasOwnProperty.call(results, key)) {
+            const result = results[key];
+            if (result instanceof tensor_js_1.Tensor) {
+              returnValue[key] = result;
+            } else {
+              returnValue[key] = new tensor_js_1.Tensor(result.type, result.data, result.dims);
+            }
+          }
+        }
+        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.run");
+        (0, trace_js_1.TRACE_FUNC_END)();
+        return returnValue;
+      }
+      async release() {
+        return this.handler.dispose();
+      }
+      static async create(arg0, arg1, arg2, arg3) {
+        (0, trace_js_1.TRACE_FUNC_BEGIN)();
+        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.create");
+        let filePathOrUint8Array;
+        let options = {};
+        if (typeof arg0 === "string") {
+          filePathOrUint8Array = arg0;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+        } else if (arg0 instanceof Uint8Array) {
+          filePathOrUint8Array = arg0;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+        } else if (arg0 instanceof ArrayBuffer || typeof SharedArrayBuffer !== "undefined" && arg0 instanceof SharedArrayBuffer) {
+          const buffer = arg0;
+          let byteOffset = 0;
+          let byteLength = arg0.byteLength;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 === "number") {
+            byteOffset = arg1;
+            if (!Number.isSafeInteger(byteOffset)) {
+              throw new RangeError("'byteOffset' must be an integer.");
+            }
+            if (byteOffset < 0 || byteOffset >= buffer.byteLength) {
+              throw new RangeError(`'byteOffset' is out of range [0, ${buffer.byteLength}).`);
+            }
+            byteLength = arg0.byteLength - byteOffset;
+            if (typeof arg2 === "number") {
+              byteLength = arg2;
+              if (!Number.isSafeInteger(byteLength)) {
+                throw new RangeError("'byteLength' must be an integer.");
+              }
+              if (byteLength <= 0 || byteOffset + byteLength > buffer.byteLength) {
+                throw new RangeError(`'byteLength' is out of range (0, ${buffer.byteLength - byteOffset}].`);
+              }
+              if (typeof arg3 === "object" && arg3 !== null) {
+                options = arg3;
+              } else if (typeof arg3 !== "undefined") {
+                throw new TypeError("'options' must be an object.");
+              }
+            } else if (typeof arg2 !== "undefined") {
+              throw new TypeError("'byteLength' must be a number.");
+            }
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+          filePathOrUint8Array = new Uint8Array(buffer, byteOffset, byteLength);
+        } else {
+          throw new TypeError("Unexpected argument[0]: must be 'path' or 'buffer'.");
+        }
+        const [backend, optionsWithValidatedEPs] = await (0, backend_impl_js_1.resolveBackendAndExecutionProviders)(options);
+        const handler2 = await backend.createInferenceSessionHandler(filePathOrUint8Array, optionsWithValidatedEPs);
+        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.create");
+        (0, trace_js_1.TRACE_FUNC_END)();
+        return new _InferenceSession(handler2);
+      }
+      startProfiling() {
+        this.handler.startProfiling();
+      }
+      endProfiling() {
+        this.handler.endProfiling();
+      }
+      get inputNames() {
+        return this.handler.inputNames;
+      }
+      get outputNames() {
+        return this.handler.outputNames;
+      }
+      get inputMetadata() {
+        return this.handler.inputMetadata;
+      }
+      get outputMetadata() {
+        return this.handler.outputMetadata;
+      }
+    };
+    exports.InferenceSession = InferenceSession;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/inference-session.js
+var require_inference_session = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/inference-session.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.InferenceSession = void 0;
+    var inference_session_impl_js_1 = require_inference_session_impl();
+    exports.InferenceSession = inference_session_impl_js_1.InferenceSession;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js
+var require_tensor_conversion = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-factory.js
+var require_tensor_factory = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-factory.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/onnx-model.js
+var require_onnx_model = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/onnx-model.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/onnx-value.js
+var require_onnx_value = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/onnx-value.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/index.js
+var require_cjs = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/index.js"(exports) {
+    "use strict";
+    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      var desc = Object.getOwnPropertyDescriptor(m, k);
+      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+        desc = { enumerable: true, get: function() {
+          return m[k];
+        } };
+      }
+      Object.defineProperty(o, k2, desc);
+    }) : (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      o[k2] = m[k];
+    }));
+    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
+      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
+    };
+    Object.defineProperty(exports, "__esModule", { value: true });
+    __exportStar(require_backend(), exports);
+    __exportStar(require_env(), exports);
+    __exportStar(require_inference_session(), exports);
+    __exportStar(require_tensor(), exports);
+    __exportStar(require_tensor_conversion(), exports);
+    __exportStar(require_tensor_factory(), exports);
+    __exportStar(require_trace(), exports);
+    __exportStar(require_onnx_model(), exports);
+    __exportStar(require_onnx_value(), exports);
+  }
+});
+
+// node_modules/onnxruntime-node/dist/binding.js
+var require_binding = __commonJS({
+  "node_modules/onnxruntime-node/dist/binding.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.initOrt = exports.binding = void 0;
+    var worker_threads_1 = __require("worker_threads");
+    var onnxruntime_common_1 = require_cjs();
+    exports.binding = // eslint-disable-next-line @typescript-eslint/no-require-imports, @typescript-eslint/no-var-requires
+    __require(globalThis.__pruneGuardOrtBinding());
+    var ortInitialized = false;
+    var initOrt = () => {
+      if (!ortInitialized) {
+        ortInitialized = true;
+        let logLevel = 2;
+        if (onnxruntime_common_1.env.logLevel) {
+          switch (onnxruntime_common_1.env.logLevel) {
+            case "verbose":
+              logLevel = 0;
+              break;
+            case "info":
+              logLevel = 1;
+              break;
+            case "warning":
+              logLevel = 2;
+              break;
+            case "error":
+              logLevel = 3;
+              break;
+            case "fatal":
+              logLevel = 4;
+              break;
+            default:
+              throw new Error(`Unsupported log level: ${onnxruntime_common_1.env.logLevel}`);
+          }
+        }
+        exports.binding.initOrtOnce(logLevel, onnxruntime_common_1.Tensor, worker_threads_1.isMainThread);
+      }
+    };
+    exports.initOrt = initOrt;
+  }
+});
+
+// node_modules/onnxruntime-node/dist/backend.js
+var require_backend2 = __commonJS({
+  "node_modules/onnxruntime-node/dist/backend.js"(exports) {
+    "use strict";
+    var __classPrivateFieldSet = exports && exports.__classPrivateFieldSet || function(receiver, state, value, kind, f) {
+      if (kind === "m") throw new TypeError("Private method is not writable");
+      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a setter");
+      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot write private member to an object whose class did not declare it");
+      return kind === "a" ? f.call(receiver, value) : f ? f.value = value : state.set(receiver, value), value;
+    };
+    var __classPrivateFieldGet = exports && exports.__classPrivateFieldGet || function(receiver, state, kind, f) {
+      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a getter");
+      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot read private member from an object whose class did not declare it");
+      return kind === "m" ? f : kind === "a" ? f.call(receiver) : f ? f.value : state.get(receiver);
+    };
+    var _OnnxruntimeSessionHandler_inferenceSession;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.listSupportedBackends = exports.onnxruntimeBackend = void 0;
+    var binding_1 = require_binding();
+    var dataTypeStrings = [
+      void 0,
+      // 0
+      "float32",
+      "uint8",
+      "int8",
+      "uint16",
+      "int16",
+      "int32",
+      "int64",
+      "string",
+      "bool",
+      "float16",
+      "float64",
+      "uint32",
+      "uint64",
+      void 0,
+      // 14
+      void 0,
+      // 15
+      void 0,
+      // 16
+      void 0,
+      // 17
+      void 0,
+      // 18
+      void 0,
+      // 19
+      void 0,
+      // 20
+      "uint4",
+      "int4"
+    ];
+    var OnnxruntimeSessionHandler = class {
+      constructor(pathOrBuffer, options) {
+        _OnnxruntimeSessionHandler_inferenceSession.set(this, void 0);
+        (0, binding_1.initOrt)();
+        __classPrivateFieldSet(this, _OnnxruntimeSessionHandler_inferenceSession, new binding_1.binding.InferenceSession(), "f");
+        if (typeof pathOrBuffer === "string") {
+          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer, options);
+        } else {
+          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer.buffer, pathOrBuffer.byteOffset, pathOrBuffer.byteLength, options);
+        }
+        this.inputNames = [];
+        this.outputNames = [];
+        this.inputMetadata = [];
+        this.outputMetadata = [];
+        const fillNamesAndMetadata = (rawMetadata) => {
+          const names = [];
+          const metadata = [];
+          for (const m of rawMetadata) {
+            names.push(m.name);
+            if (!m.isTensor) {
+              metadata.push({ name: m.name, isTensor: false });
+            } else {
+              const type = dataTypeStrings[m.type];
+              if (type === void 0) {
+                throw new Error(`Unsupported data type: ${m.type}`);
+              }
+              const shape = [];
+              for (let i2 = 0; i2 < m.shape.length; ++i2) {
+                const dim = m.shape[i2];
+                if (dim === -1) {
+                  shape.push(m.symbolicDimensions[i2]);
+                } else if (dim >= 0) {
+                  shape.push(dim);
+                } else {
+                  throw new Error(`Invalid dimension: ${dim}`);
+                }
+              }
+              metadata.push({
+                name: m.name,
+                isTensor: m.isTensor,
+                type,
+                shape
+              });
+            }
+          }
+          return [names, metadata];
+        };
+        [this.inputNames, this.inputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").inputMetadata);
+        [this.outputNames, this.outputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").outputMetadata);
+      }
+      async dispose() {
+        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").dispose();
+      }
+      startProfiling() {
+      }
+      endProfiling() {
+        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
+      }
+      async run(feeds, fetches, options) {
+        return new Promise((resolve9, reject) => {
+          setImmediate(() => {
+            try {
+              resolve9(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
+            } catch (e) {
+              reject(e);
+            }
+          });
+        });
+      }
+    };
+    _OnnxruntimeSessionHandler_inferenceSession = /* @__PURE__ */ new WeakMap();
+    var OnnxruntimeBackend = class {
+      async init() {
+        return Promise.resolve();
+      }
+      async createInferenceSessionHandler(pathOrBuffer, options) {
+        return new Promise((resolve9, reject) => {
+          setImmediate(() => {
+            try {
+              resolve9(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
+            } catch (e) {
+              reject(e);
+            }
+          });
+        });
+      }
+    };
+    exports.onnxruntimeBackend = new OnnxruntimeBackend();
+    exports.listSupportedBackends = binding_1.binding.listSupportedBackends;
+  }
+});
+
+// node_modules/onnxruntime-node/dist/version.js
+var require_version2 = __commonJS({
+  "node_modules/onnxruntime-node/dist/version.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.version = void 0;
+    exports.version = "1.30.0";
+  }
+});
+
+// node_modules/onnxruntime-node/dist/index.js
+var require_dist = __commonJS({
+  "node_modules/onnxruntime-node/dist/index.js"(exports) {
+    "use strict";
+    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      var desc = Object.getOwnPropertyDescriptor(m, k);
+      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+        desc = { enumerable: true, get: function() {
+          return m[k];
+        } };
+      }
+      Object.defineProperty(o, k2, desc);
+    }) : (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      o[k2] = m[k];
+    }));
+    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
+      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
+    };
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.listSupportedBackends = void 0;
+    __exportStar(require_cjs(), exports);
+    var backend_1 = require_backend2();
+    Object.defineProperty(exports, "listSupportedBackends", { enumerable: true, get: function() {
+      return backend_1.listSupportedBackends;
+    } });
+    var onnxruntime_common_1 = require_cjs();
+    var version_1 = require_version2();
+    var backend_2 = require_backend2();
+    var backends = (0, backend_2.listSupportedBackends)();
+    for (const backend of backends) {
+      (0, onnxruntime_common_1.registerBackend)(backend.name, backend_2.onnxruntimeBackend, 100);
+    }
+    Object.defineProperty(onnxruntime_common_1.env.versions, "node", { value: version_1.version, enumerable: true });
+  }
+});
+
+// src/onnx/runtime/ortErrors.ts
+function shortOrtError(message) {
+  for (const [re, say] of PATTERNS) {
+    const m = message.match(re);
+    if (m) return say(m);
+  }
+  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
+  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
+}
+var PATTERNS, MAX_LENGTH;
+var init_ortErrors = __esm({
+  "src/onnx/runtime/ortErrors.ts"() {
+    "use strict";
+    PATTERNS = [
+      [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
+      [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
+      [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
+      [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
+    ];
+    MAX_LENGTH = 300;
+  }
+});
+
+// src/onnx/runtime/ort.ts
+import { createRequire } from "node:module";
+function onnxruntime() {
+  if (chosen) return chosen;
+  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
+  if (custom) {
+    try {
+      chosen = { ort: createRequire(import.meta.url)(custom), source: custom };
+    } catch (e) {
+      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
+    }
+  } else {
+    chosen = { ort: bundled, source: "bundled" };
+  }
+  return chosen;
+}
+function onnxruntimeVersion() {
+  const { ort } = onnxruntime();
+  return ort.env.versions?.common ?? "unknown";
+}
+async function openSession(modelPath, opts) {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(modelPath, {
+      executionProviders: [opts.provider ?? "cpu"],
+      graphOptimizationLevel: "all",
+      executionMode: "sequential",
+      intraOpNumThreads: opts.threads,
+      interOpNumThreads: 1
+    });
+  } catch (e) {
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
+  }
+}
+var bundled, chosen;
+var init_ort = __esm({
+  "src/onnx/runtime/ort.ts"() {
+    "use strict";
+    bundled = __toESM(require_dist(), 1);
+    init_errors();
+    init_ortErrors();
+  }
+});
+
+// src/measure/metrics.ts
+function accuracy(pred, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
+  return labels.length ? hit / labels.length : NaN;
+}
+function perClassAccuracy(pred, labels, classes) {
+  const hit = new Float64Array(classes);
+  const support = classSupport(labels, classes);
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
+  return Array.from(support, (n, c) => n ? hit[c] / n : null);
+}
+function classSupport(labels, classes) {
+  const support = new Array(classes).fill(0);
+  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
+  return support;
+}
+function confusionMatrix(pred, labels, classes) {
+  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
+  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
+  return m;
+}
+function agreement(a, b) {
+  let same2 = 0;
+  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
+  return a.length ? same2 / a.length : NaN;
+}
+var init_metrics = __esm({
+  "src/measure/metrics.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/binomial.ts
+function logGamma(x2) {
+  const g2 = 7;
+  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
+  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
+  x2 -= 1;
+  let a = c[0];
+  const t = x2 + g2 + 0.5;
+  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
+  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+}
+function binomialHalfCdf(k, n) {
+  if (k < 0) return 0;
+  if (k >= n) return 1;
+  const lnN = logGamma(n + 1);
+  const ln2n = n * Math.LN2;
+  let sum = 0;
+  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
+  return Math.min(1, sum);
+}
+var init_binomial = __esm({
+  "src/measure/stats/binomial.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/distribution.ts
+function regularizedGammaP(a, x2) {
+  if (x2 <= 0) return 0;
+  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
+  if (x2 < a + 1) {
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 1e3; n++) {
+      term *= x2 / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.min(1, sum * Math.exp(lnPre));
+  }
+  let b = x2 + 1 - a;
+  let c = 1 / 1e-300;
+  let d = 1 / b;
+  let h = d;
+  for (let i2 = 1; i2 < 1e3; i2++) {
+    const an = -i2 * (i2 - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < 1e-300) d = 1e-300;
+    c = b + an / c;
+    if (Math.abs(c) < 1e-300) c = 1e-300;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return Math.max(0, 1 - Math.exp(lnPre) * h);
+}
+function chiSquareSurvival(x2, df) {
+  return 1 - regularizedGammaP(df / 2, x2 / 2);
+}
+function chiSquareHomogeneity(a, b) {
+  const na = a.reduce((s, v) => s + v, 0);
+  const nb = b.reduce((s, v) => s + v, 0);
+  let stat2 = 0;
+  let bins = 0;
+  for (let i2 = 0; i2 < a.length; i2++) {
+    const total2 = a[i2] + b[i2];
+    if (total2 === 0) continue;
+    bins++;
+    const ea = total2 * na / (na + nb);
+    const eb = total2 * nb / (na + nb);
+    stat2 += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
+  }
+  const df = Math.max(1, bins - 1);
+  return { statistic: stat2, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat2, df) };
+}
+function kolmogorovSmirnov(x2, y) {
+  const a = Float64Array.from(x2).sort();
+  const b = Float64Array.from(y).sort();
+  let i2 = 0;
+  let j = 0;
+  let d = 0;
+  while (i2 < a.length && j < b.length) {
+    const v = Math.min(a[i2], b[j]);
+    while (i2 < a.length && a[i2] <= v) i2++;
+    while (j < b.length && b[j] <= v) j++;
+    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
+  }
+  const ne = a.length * b.length / (a.length + b.length);
+  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
+  let p = 0;
+  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
+  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
+}
+function populationStabilityIndex(expected, actual, bins = 10) {
+  const sorted = Float64Array.from(expected).sort();
+  const edges = [];
+  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
+  const hist = (values) => {
+    const h = new Float64Array(bins);
+    for (let i2 = 0; i2 < values.length; i2++) {
+      let b = 0;
+      while (b < edges.length && values[i2] > edges[b]) b++;
+      h[b]++;
+    }
+    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
+  };
+  const e = hist(expected);
+  const a = hist(actual);
+  let psi = 0;
+  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
+  return psi;
+}
+var init_distribution = __esm({
+  "src/measure/stats/distribution.ts"() {
+    "use strict";
+    init_binomial();
+  }
+});
+
+// node_modules/simple-statistics/dist/simple-statistics.mjs
+function quantileSorted(x2, p) {
+  var idx = (x2.length - 1) * p;
+  if (x2.length === 0) {
+    throw new Error("quantile requires at least one data point.");
+  } else if (p < 0 || p > 1) {
+    throw new Error("quantiles must be between 0 and 1");
+  } else if (p === 1) {
+    return x2[x2.length - 1];
+  } else if (p === 0) {
+    return x2[0];
+  } else if (idx % 1 !== 0) {
+    var lower = Math.floor(idx);
+    var upper = Math.ceil(idx);
+    var fraction = idx - lower;
+    return x2[lower] + fraction * (x2[upper] - x2[lower]);
+  } else {
+    return x2[idx];
+  }
+}
+function quickselect(arr, k, left, right) {
+  left = left || 0;
+  right = right || arr.length - 1;
+  while (right > left) {
+    if (right - left > 600) {
+      var n = right - left + 1;
+      var m = k - left + 1;
+      var z2 = Math.log(n);
+      var s = 0.5 * Math.exp(2 * z2 / 3);
+      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
+      if (m - n / 2 < 0) {
+        sd *= -1;
+      }
+      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
+      var newRight = Math.min(
+        right,
+        Math.floor(k + (n - m) * s / n + sd)
+      );
+      quickselect(arr, k, newLeft, newRight);
+    }
+    var t = arr[k];
+    var i2 = left;
+    var j = right;
+    swap(arr, left, k);
+    if (arr[right] > t) {
+      swap(arr, left, right);
+    }
+    while (i2 < j) {
+      swap(arr, i2, j);
+      i2++;
+      j--;
+      while (arr[i2] < t) {
+        i2++;
+      }
+      while (arr[j] > t) {
+        j--;
+      }
+    }
+    if (arr[left] === t) {
+      swap(arr, left, j);
+    } else {
+      j++;
+      swap(arr, j, right);
+    }
+    if (j <= k) {
+      left = j + 1;
+    }
+    if (k <= j) {
+      right = j - 1;
+    }
+  }
+}
+function swap(arr, i2, j) {
+  var tmp = arr[i2];
+  arr[i2] = arr[j];
+  arr[j] = tmp;
+}
+function quantile(x2, p) {
+  var copy = x2.slice();
+  if (Array.isArray(p)) {
+    multiQuantileSelect(copy, p);
+    var results = [];
+    for (var i2 = 0; i2 < p.length; i2++) {
+      results[i2] = quantileSorted(copy, p[i2]);
+    }
+    return results;
+  } else {
+    var idx = quantileIndex(copy.length, p);
+    quantileSelect(copy, idx, 0, copy.length - 1);
+    return quantileSorted(copy, p);
+  }
+}
+function quantileSelect(arr, k, left, right) {
+  if (k % 1 === 0) {
+    quickselect(arr, k, left, right);
+  } else {
+    k = Math.floor(k);
+    quickselect(arr, k, left, right);
+    quickselect(arr, k + 1, k + 1, right);
+  }
+}
+function multiQuantileSelect(arr, p) {
+  var positions = /* @__PURE__ */ new Set();
+  for (var i2 = 0; i2 < p.length; i2++) {
+    var idx = quantileIndex(arr.length, p[i2]);
+    positions.add(Math.floor(idx));
+    positions.add(Math.ceil(idx));
+  }
+  var indices = Array.from(positions).sort(compare);
+  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
+}
+function multiselect(arr, indices, lo, hi, left, right) {
+  if (lo > hi) {
+    return;
+  }
+  var mid = lo + hi >> 1;
+  quickselect(arr, indices[mid], left, right);
+  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
+  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
+}
+function compare(a, b) {
+  return a - b;
+}
+function quantileIndex(len, p) {
+  var idx = (len - 1) * p;
+  if (p === 1) {
+    return len - 1;
+  } else if (p === 0) {
+    return 0;
+  } else if (idx % 1 !== 0) {
+    return idx;
+  } else {
+    return idx;
+  }
+}
+function median(x2) {
+  return +quantile(x2, 0.5);
+}
+function cumulativeDistribution(z2) {
+  var sum = z2;
+  var tmp = z2;
+  for (var i2 = 1; i2 < 30; i2++) {
+    tmp *= z2 * z2 / (2 * i2 + 1);
+    sum += tmp;
+  }
+  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
+}
+function errorFunction(x2) {
+  var t = 1 / (1 + 0.5 * Math.abs(x2));
+  var tau = t * Math.exp(
+    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
+  );
+  if (x2 >= 0) {
+    return 1 - tau;
+  } else {
+    return tau - 1;
+  }
+}
+var BayesianClassifier, g, LOGSQRT2PI, SQRT_2PI$1, standardNormalTable, z, SQRT_2PI, PerceptronModel;
+var init_simple_statistics = __esm({
+  "node_modules/simple-statistics/dist/simple-statistics.mjs"() {
+    BayesianClassifier = function BayesianClassifier2() {
+      this.totalCount = 0;
+      this.data = {};
+    };
+    BayesianClassifier.prototype.train = function train(item, category) {
+      if (!this.data[category]) {
+        this.data[category] = {};
+      }
+      for (var k in item) {
+        var v = item[k];
+        if (this.data[category][k] === void 0) {
+          this.data[category][k] = {};
+        }
+        if (this.data[category][k][v] === void 0) {
+          this.data[category][k][v] = 0;
+        }
+        this.data[category][k][v]++;
+      }
+      this.totalCount++;
+    };
+    BayesianClassifier.prototype.score = function score(item) {
+      var odds = {};
+      var category;
+      for (var k in item) {
+        var v = item[k];
+        for (category in this.data) {
+          if (odds[category] === void 0) {
+            odds[category] = {};
+          }
+          if (this.data[category][k]) {
+            odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
+          } else {
+            odds[category][k + "_" + v] = 0;
+          }
+        }
+      }
+      var oddsSums = {};
+      for (category in odds) {
+        oddsSums[category] = 0;
+        for (var combination in odds[category]) {
+          oddsSums[category] += odds[category][combination];
+        }
+      }
+      return oddsSums;
+    };
+    g = 607 / 128;
+    LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
+    SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
+    standardNormalTable = [];
+    for (z = 0; z <= 3.09; z += 0.01) {
+      standardNormalTable.push(cumulativeDistribution(z));
+    }
+    SQRT_2PI = Math.sqrt(2 * Math.PI);
+    PerceptronModel = function PerceptronModel2() {
+      this.weights = [];
+      this.bias = 0;
+    };
+    PerceptronModel.prototype.predict = function predict(features) {
+      if (features.length !== this.weights.length) {
+        return null;
+      }
+      var score2 = 0;
+      for (var i2 = 0; i2 < this.weights.length; i2++) {
+        score2 += this.weights[i2] * features[i2];
+      }
+      score2 += this.bias;
+      if (score2 > 0) {
+        return 1;
+      } else {
+        return 0;
+      }
+    };
+    PerceptronModel.prototype.train = function train2(features, label2) {
+      if (label2 !== 0 && label2 !== 1) {
+        return null;
+      }
+      if (features.length !== this.weights.length) {
+        this.weights = features.slice();
+        this.bias = 1;
+      }
+      var prediction = this.predict(features);
+      if (typeof prediction === "number" && prediction !== label2) {
+        var gradient = label2 - prediction;
+        for (var i2 = 0; i2 < this.weights.length; i2++) {
+          this.weights[i2] += gradient * features[i2];
+        }
+        this.bias += gradient;
+      }
+      return this;
+    };
+  }
+});
+
+// src/util/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+var init_random = __esm({
+  "src/util/random.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/bootstrap.ts
+function bootstrapInterval(n, statistic, opts = {}) {
+  const confidence = opts.confidence ?? 0.95;
+  const resamples = opts.resamples ?? 1e3;
+  const random = seededRandom(opts.seed ?? 24301);
+  const indices = new Int32Array(n);
+  const values = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
+    const v = statistic(indices);
+    if (Number.isFinite(v)) values.push(v);
+  }
+  if (values.length === 0) return [NaN, NaN];
+  values.sort((a, b) => a - b);
+  const alpha = (1 - confidence) / 2;
+  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
+}
+function quantileAt(values, indices, p, scratch) {
+  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
+  scratch.sort();
+  return quantileSorted(scratch, p);
+}
+function quantileInterval(values, p, opts = {}) {
+  const scratch = new Float64Array(values.length);
+  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
+}
+function meanInterval(values, opts = {}) {
+  return bootstrapInterval(values.length, (idx) => {
+    let s = 0;
+    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
+    return s / idx.length;
+  }, opts);
+}
+var init_bootstrap = __esm({
+  "src/measure/stats/bootstrap.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_random();
+  }
+});
+
+// src/measure/latency.ts
+function batchOf(source, batch) {
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of source) {
+    const rows2 = arr.dims[0];
+    const rowSize = arr.data.length / rows2;
+    const Ctor = arr.data.constructor;
+    const data = new Ctor(batch * rowSize);
+    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
+    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
+  }
+  return out;
+}
+function latencyStat(batch, samplesMs, confidence) {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const stat2 = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  if (confidence === void 0) return stat2;
+  stat2.p99_ms = quantileSorted(sorted, 0.99);
+  stat2.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const opts = { confidence, resamples: 500 };
+  stat2.p50_ci = quantileInterval(sorted, 0.5, opts);
+  stat2.p95_ci = quantileInterval(sorted, 0.95, opts);
+  stat2.p99_ci = quantileInterval(sorted, 0.99, opts);
+  stat2.mean_ci = meanInterval(sorted, opts);
+  return stat2;
+}
+function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
+  const n = Math.min(a.length, b.length);
+  const sa = new Float64Array(n);
+  const sb = new Float64Array(n);
+  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median2(a) / median2(b);
+  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
+  return { ratio: ratio2, ci };
+}
+function relativeHalfWidth(estimate, ci) {
+  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
+}
+function settled(times) {
+  if (times.length < 2 * STABLE_WINDOW) return false;
+  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
+  const last = med(times.slice(-STABLE_WINDOW));
+  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
+  return Math.abs(last / before - 1) <= 0.1;
+}
+function preciseEnough(perModel, target, confidence) {
+  if (perModel.length === 1) {
+    const s = perModel[0];
+    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
+  }
+  for (let i2 = 1; i2 < perModel.length; i2++) {
+    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
+    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
+  }
+  return true;
+}
+async function measureInterleaved(modelPaths, source, opts, onProgress) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
+  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const adaptive = (opts.targetRelCi ?? 0) > 0;
+  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
+  let done = 0;
+  try {
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
+    for (let b = 0; b < opts.batchSizes.length; b++) {
+      const started = performance.now();
+      const inputs = batchOf(source, opts.batchSizes[b]);
+      const feeds = {};
+      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const warm = sessions.map(() => []);
+      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
+      let warming = opts.warmup > 0;
+      let warmRounds = 0;
+      let timed = 0;
+      for (let r = 0; ; r++) {
+        if (!warming && timed >= opts.runs) {
+          if (!adaptive || performance.now() - started > capMs) break;
+          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
+        }
+        const order = sessions.map((_, i2) => i2);
+        if (r % 2 === 1) order.reverse();
+        for (const i2 of order) {
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i2].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
+          if (warming) warm[i2].push(dt);
+          else samples[i2][b].push(dt);
+        }
+        if (warming) {
+          warmRounds++;
+          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
+        } else timed++;
+        onProgress?.(Math.min(++done, total2), total2);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return samples;
+}
+var STABLE_WINDOW;
+var init_latency = __esm({
+  "src/measure/latency.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_ort();
+    init_bootstrap();
+    STABLE_WINDOW = 5;
+  }
+});
+
+// src/measure/stats/normal.ts
+function normalQuantile(p) {
+  if (!(p > 0 && p < 1)) {
+    if (p === 0) return -Infinity;
+    if (p === 1) return Infinity;
+    return NaN;
+  }
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const low = 0.02425;
+  if (p < low) {
+    const q2 = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
+  }
+  if (p > 1 - low) return -normalQuantile(1 - p);
+  const q = p - 0.5;
+  const r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+function twoSidedZ(confidence) {
+  return normalQuantile(1 - (1 - confidence) / 2);
+}
+var init_normal = __esm({
+  "src/measure/stats/normal.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/wilson.ts
+function wilsonInterval(successes, n, confidence = 0.95) {
+  if (n <= 0) return [0, 1];
+  const z2 = twoSidedZ(confidence);
+  const p = successes / n;
+  const z22 = z2 * z2;
+  const centre = p + z22 / (2 * n);
+  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const denom = 1 + z22 / n;
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
+  return [lo, hi];
+}
+var init_wilson = __esm({
+  "src/measure/stats/wilson.ts"() {
+    "use strict";
+    init_normal();
+  }
+});
+
+// src/measure/stats/mcnemar.ts
+function pairedTable(correctA, correctB) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < correctA.length; i2++) {
+    if (correctA[i2]) {
+      if (correctB[i2]) t.both++;
+      else t.onlyA++;
+    } else if (correctB[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function mcnemarExact(onlyA, onlyB) {
+  const n = onlyA + onlyB;
+  if (n === 0) return 1;
+  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
+}
+function pairedDifferenceInterval(t, confidence = 0.95) {
+  const n = t.both + t.onlyA + t.onlyB + t.neither;
+  if (n === 0) return [-1, 1];
+  const p1 = (t.both + t.onlyA) / n;
+  const p2 = (t.both + t.onlyB) / n;
+  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
+  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
+  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
+  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
+  const diff = p1 - p2;
+  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
+  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
+  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
+}
+function minSamplesForDrop(drop, discordant, confidence = 0.95) {
+  const z2 = twoSidedZ(confidence);
+  const d = Math.max(discordant, drop);
+  return Math.ceil(z2 * z2 * d / (drop * drop));
+}
+var init_mcnemar = __esm({
+  "src/measure/stats/mcnemar.ts"() {
+    "use strict";
+    init_binomial();
+    init_wilson();
+    init_normal();
+  }
+});
+
+// src/measure/stats/uncertainty.ts
+function subsetTable(a, b, keep) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < a.length; i2++) {
+    if (!keep(i2)) continue;
+    if (a[i2]) {
+      if (b[i2]) t.both++;
+      else t.onlyA++;
+    } else if (b[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function sampleNote(t, ci, limit, confidence, what) {
+  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
+  const n = total(t);
+  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
+  const need = minSamplesForDrop(limit, discordant, confidence);
+  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
+}
+function accuracyDropUncertainty(reference, candidate, confidence, limit) {
+  const t = pairedTable(reference, candidate);
+  const ci = pairedDifferenceInterval(t, confidence);
+  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
+}
+function eceAt(confidence, correct, indices, bins = 15) {
+  const count2 = new Float64Array(bins);
+  const gap = new Float64Array(bins);
+  for (let k = 0; k < indices.length; k++) {
+    const i2 = indices[k];
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count2[b]++;
+    gap[b] += correct[i2] - confidence[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(gap[b]) / indices.length;
+  return ece;
+}
+function classDropIntervals(m) {
+  const out = [];
+  for (let c = 0; c < m.reference.classes; c++) {
+    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
+    if (total(t) === 0) continue;
+    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
+  }
+  return out;
+}
+function maxInterval(cis) {
+  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
+}
+function budgetUncertainty(m) {
+  const { confidence } = m;
+  const u = {};
+  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
+  const classes = classDropIntervals(m);
+  if (classes.length) {
+    const ci = maxInterval(classes.map((c) => c.ci));
+    const limit = m.limits["class-accuracy-drop"];
+    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
+    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
+    u["class-accuracy-drop"] = { ci, note };
+  }
+  const n = m.labels.length;
+  u["ece-increase"] = {
+    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
+  };
+  if (m.referenceLatency?.length && m.candidateLatency?.length) {
+    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
+    u["min-speedup"] = { ci: speedup.ci };
+    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
+    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
+  }
+  if (m.shifts?.length) {
+    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
+    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
+  }
+  return u;
+}
+function accuracyIntervals(p, labels, confidence) {
+  const hit = new Float64Array(p.classes);
+  const support = new Float64Array(p.classes);
+  let all = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) {
+    support[labels[i2]]++;
+    if (p.correct[i2]) {
+      hit[labels[i2]]++;
+      all++;
+    }
+  }
+  return {
+    accuracy_ci: wilsonInterval(all, labels.length, confidence),
+    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
+  };
+}
+function annotateClassChanges(changes, m, limit) {
+  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
+  return changes.map((c) => {
+    const s = byClass.get(c.class);
+    if (!s) return c;
+    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
+  });
+}
+var total;
+var init_uncertainty = __esm({
+  "src/measure/stats/uncertainty.ts"() {
+    "use strict";
+    init_latency();
+    init_bootstrap();
+    init_mcnemar();
+    init_wilson();
+    total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
+  }
+});
+
+// src/pipeline/verdicts.ts
+function classChanges(reference, candidate, labels, classes) {
+  const support = classSupport(labels, classes);
+  const changes = [];
+  reference.per_class.forEach((d, c) => {
+    const f = candidate.per_class[c];
+    if (d === null || f === null) return;
+    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config2, compareMode = false) {
+  const labels = data.labels;
+  const confidence = config2.confidence;
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
+  const paired = {
+    labels,
+    reference: reference.preds,
+    candidate: candidate.preds,
+    referenceLatency: latency?.reference,
+    candidateLatency: latency?.candidate,
+    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
+    confidence,
+    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
+  };
+  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
+  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
+  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
+  return {
+    budgets: results,
+    verdict: overallVerdict(results.map((b) => b.verdict)),
+    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, labels, reference.preds.classes), paired, classLimit)
+  };
+}
+function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
+  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b || !s.data.labels) continue;
+    const dense = mean(a.correct);
+    const final2 = mean(b.correct);
+    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
+    out.push({
+      name: s.name,
+      source: corruptionNames.has(s.name) ? "corruption" : "user",
+      samples: s.data.count,
+      dense,
+      final: final2,
+      drop: dense - final2,
+      drop_ci: u.ci,
+      p_value: u.p_value,
+      gap_change: dense - final2 - cleanGap
+    });
+  }
+  return out;
+}
+function mean(x2) {
+  let s = 0;
+  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
+  return x2.length ? s / x2.length : NaN;
+}
+function distributionShift(clean, shifted) {
+  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
+  const hist = (p) => {
+    const h = new Array(p.classes).fill(0);
+    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
+    return h;
+  };
+  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
+  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
+}
+function predictionShifts(reference, candidate, shifts) {
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b) continue;
+    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
+  }
+  return out;
+}
+var init_verdicts = __esm({
+  "src/pipeline/verdicts.ts"() {
+    "use strict";
+    init_budgets2();
+    init_metrics();
+    init_distribution();
+    init_uncertainty();
+  }
+});
+
+// src/pipeline/ledger.ts
+import * as os7 from "node:os";
+function measuredRuntime(provider, config2) {
+  return {
+    onnxruntime: onnxruntimeVersion(),
+    provider: provider.provider,
+    threads: config2.latency.threads || os7.availableParallelism(),
+    platform: `${process.platform}-${process.arch}`,
+    ...provider.note ? { notes: [provider.note] } : {}
+  };
+}
+function buildModelLedger(i2) {
+  return {
+    model: i2.model,
+    pruned: i2.pruned,
+    method: i2.method,
+    target_sparsity: i2.targetSparsity,
+    steps: i2.steps.map((m) => m.step),
+    budgets: i2.judged.budgets,
+    verdict: i2.judged.verdict,
+    class_changes: i2.judged.classChanges,
+    eval: { data: i2.data.path, samples: i2.data.set.count, classes: i2.reference.preds.classes },
+    ...i2.notes?.length ? { notes: [...i2.notes] } : {},
+    shifts: shiftResults(i2.reference, i2.shipped, i2.shifts, new Set(i2.config.corruptions), i2.config.confidence),
+    prediction_shift: predictionShifts(i2.reference, i2.shipped, i2.shifts),
+    ...i2.scope ? { scope: i2.scope } : {},
+    ...i2.sensitivity ? { sensitivity: i2.sensitivity } : {},
+    ...i2.schedule ? { schedule: i2.schedule } : {}
+  };
+}
+var init_ledger = __esm({
+  "src/pipeline/ledger.ts"() {
+    "use strict";
+    init_atomicWrite();
+    init_render();
+    init_ort();
+    init_verdicts();
+  }
+});
+
+// src/config/rules.ts
+import * as os8 from "node:os";
 function broken(rules, config2, facts) {
-  const all = { calib: "none", ...facts, cores: facts.cores ?? os5.availableParallelism() };
+  const all = { calib: "none", ...facts, cores: facts.cores ?? os8.availableParallelism() };
   return rules.map((rule) => rule(config2, all)).filter((m) => m !== void 0);
 }
 function checkConfig(config2, facts) {
@@ -27984,7 +31626,7 @@ function checkMeasureConfig(config2, facts = {}) {
   const [first] = broken(MEASURE_RULES, config2, facts);
   if (first !== void 0) throw new UserError(first);
 }
-var SENSITIVITY_CAP, THREADS_PER_CORE, NEEDS_CALIB, isNM2, isSensitivity, MEASURE_RULES, RECOVERY_RULES, SENSITIVITY_RULES, ROUNDS_RULES, SCHEDULE_RULES, SPARSEGPT_RULES, LAYER_CAP_RULES, RUN_RULES;
+var SENSITIVITY_CAP, THREADS_PER_CORE, NEEDS_CALIB, isNM2, isSensitivity, MEASURE_RULES, RECOVERY_RULES, SENSITIVITY_RULES, ROUNDS_RULES, SCHEDULE_RULES, SPARSEGPT_RULES, LAYER_CAP_RULES, QUANTIZE_RULES, RUN_RULES;
 var init_rules = __esm({
   "src/config/rules.ts"() {
     "use strict";
@@ -28046,7 +31688,11 @@ var init_rules = __esm({
       (c) => c.maxLayerSparsity < 1 && c.scope !== "global" ? `--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${c.scope} sets every layer's ratio itself; use --scope global or drop the cap` : void 0,
       (c) => c.maxLayerSparsity < 1 && c.maxLayerSparsity < c.sparsity ? `--max-layer-sparsity ${c.maxLayerSparsity}: below --sparsity ${c.sparsity}, so no allocation reaches the target; raise it to at least ${c.sparsity}` : void 0
     ];
-    RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES];
+    QUANTIZE_RULES = [
+      (c, f) => c.quantize === "int8" && f.calib === "none" ? "--quantize int8: needs calibration data to measure activation ranges; pass --calib calib.npz (512 samples are plenty), or use --quantize dynamic for MatMul layers" : void 0,
+      (c) => c.quantize !== "none" && c.schedule === "gradual" ? `--quantize ${c.quantize}: not combined with --schedule gradual; quantize the shipped step in a one-shot run (--schedule oneshot)` : void 0
+    ];
+    RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES];
   }
 });
 
@@ -28208,15 +31854,15 @@ function decodeShape(value, fail) {
     return Number(d);
   });
 }
-function swapBytesInPlace(bytes2, size) {
-  if (size === 2) {
+function swapBytesInPlace(bytes2, size2) {
+  if (size2 === 2) {
     const w2 = new Uint16Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 1);
     for (let i2 = 0; i2 < w2.length; i2++) w2[i2] = (w2[i2] & 255) << 8 | w2[i2] >>> 8;
     return;
   }
   const w = new Uint32Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 2);
   const bswap = (x2) => (x2 << 24 | (x2 & 65280) << 8 | x2 >>> 8 & 65280 | x2 >>> 24) >>> 0;
-  if (size === 4) {
+  if (size2 === 4) {
     for (let i2 = 0; i2 < w.length; i2++) w[i2] = bswap(w[i2]);
     return;
   }
@@ -28341,7 +31987,7 @@ var init_npy = __esm({
 });
 
 // node_modules/fflate/esm/index.mjs
-import { createRequire } from "module";
+import { createRequire as createRequire2 } from "module";
 function deflateSync(data, opts) {
   return dopt(data, opts || {}, 0, 0);
 }
@@ -28483,7 +32129,7 @@ function unzipSync(data, opts) {
 var require2, _a3, Worker, isMarkedAsUntransferable, u8, u16, i32, fleb, fdeb, clim, freb, _a3, fl, revfl, _b, fd, revfd, rev, x, i, hMap, flt, i, i, i, i, fdt, i, flm, flrm, fdm, fdrm, max, bits, bits16, shft, slc, ec, err, inflt, wbits, wbits16, hTree, ln, lc, clen, wfblk, wblk, deo, et, dflt, crct, crc, dopt, mrg, b2, b4, b8, wbytes, fltn, te, td, tds, dutf8, slzh, zh, z64hs, exfl, wzh, wzf;
 var init_esm = __esm({
   "node_modules/fflate/esm/index.mjs"() {
-    require2 = createRequire("/");
+    require2 = createRequire2("/");
     try {
       _a3 = require2("worker_threads"), Worker = _a3.Worker, isMarkedAsUntransferable = _a3.isMarkedAsUntransferable;
     } catch (e) {
@@ -29321,73 +32967,8 @@ var init_esm = __esm({
   }
 });
 
-// src/io/inputFile.ts
-import * as fs4 from "node:fs";
-import * as os6 from "node:os";
-import * as path2 from "node:path";
-function underPseudoRoot(real) {
-  return PSEUDO_ROOTS.some((root) => real === root || real.startsWith(root + path2.sep));
-}
-function readInputFile(file, opts) {
-  const shown = opts.shownAs ?? file;
-  const refuse = (why) => {
-    throw new UserError(`${shown}: ${why}; pass the path of ${opts.expected}`);
-  };
-  let real;
-  try {
-    real = fs4.realpathSync(file);
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") refuse("file not found");
-    return refuse(`cannot read (${describe(e)})`);
-  }
-  if (underPseudoRoot(real)) refuse(`is a system file (${real}), not a regular file`);
-  let fd2;
-  try {
-    fd2 = fs4.openSync(real, fs4.constants.O_RDONLY | fs4.constants.O_NONBLOCK);
-  } catch (e) {
-    return refuse(`cannot read (${describe(e)})`);
-  }
-  try {
-    const st = fs4.fstatSync(fd2);
-    if (st.isDirectory()) refuse("is a folder");
-    if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
-    const limit = opts.maxBytes ?? Math.floor(os6.totalmem() * MEMORY_SHARE);
-    if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
-    const bytes2 = Buffer.allocUnsafe(st.size);
-    let off = 0;
-    while (off < st.size) {
-      const n = fs4.readSync(fd2, bytes2, off, st.size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    if (off !== st.size) refuse(`changed while being read (${off} of ${st.size} bytes)`);
-    return bytes2;
-  } finally {
-    fs4.closeSync(fd2);
-  }
-}
-function kindOf(st) {
-  if (st.isFIFO()) return "named pipe (FIFO)";
-  if (st.isCharacterDevice() || st.isBlockDevice()) return "device";
-  if (st.isSocket()) return "socket";
-  return "special file";
-}
-function mib(n) {
-  return `${(n / 2 ** 20).toFixed(1)} MiB`;
-}
-var PSEUDO_ROOTS, MEMORY_SHARE;
-var init_inputFile = __esm({
-  "src/io/inputFile.ts"() {
-    "use strict";
-    init_errors();
-    PSEUDO_ROOTS = ["/proc", "/sys", "/dev"];
-    MEMORY_SHARE = 0.5;
-  }
-});
-
 // src/data/npz.ts
-import * as path3 from "node:path";
+import * as path6 from "node:path";
 function readFile(file) {
   return readInputFile(file, { expected: "a .npz or .npy file" });
 }
@@ -29433,7 +33014,7 @@ function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
-  const ext = path3.extname(file).toLowerCase();
+  const ext = path6.extname(file).toLowerCase();
   if (ext === ".npz") return readNpz(file);
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
@@ -29478,12 +33059,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path19, model, opts) {
+function loadDataset(path27, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path19} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path27} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path19);
+  const arrays = readArrays(path27);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -29492,7 +33073,7 @@ function loadDataset(path19, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path19}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path27}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -29501,37 +33082,37 @@ function loadDataset(path19, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path19}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path27}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path19, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path19, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path27, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path27, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path19}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path27}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path19}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path27}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path19, y, count2);
+  if (y) labels = toLabels(path27, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path19}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path27}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path19, count: count2, inputs, labels };
+  return { path: path27, count: count2, inputs, labels };
 }
-function checkInput(path19, spec, name, arr, modelName) {
-  const subject = `${path19}: array '${name}'`;
+function checkInput(path27, spec, name, arr, modelName) {
+  const subject = `${path27}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -29553,7 +33134,7 @@ function checkInput(path19, spec, name, arr, modelName) {
     }
   }
 }
-function checkFinite(path19, name, arr) {
+function checkFinite(path27, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -29564,7 +33145,7 @@ function checkFinite(path19, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path19}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path27}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -29583,8 +33164,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path19, y, count2) {
-  const subject = `${path19}: label array '${LABELS}'`;
+function toLabels(path27, y, count2) {
+  const subject = `${path27}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -29655,9 +33236,9 @@ function takeSamples(ds, indices) {
   return { path: ds.path, count: n, inputs, labels };
 }
 function copySample(dst, dstIndex, src, srcIndex, length) {
-  const size = src.BYTES_PER_ELEMENT;
-  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size, length * size).set(
-    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size, length * size)
+  const size2 = src.BYTES_PER_ELEMENT;
+  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size2, length * size2).set(
+    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size2, length * size2)
   );
 }
 var LABELS, SINGLE_INPUT, INTEGER_DTYPES, FLOAT_DTYPES;
@@ -29671,1663 +33252,6 @@ var init_dataset = __esm({
     SINGLE_INPUT = "x";
     INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
     FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/backend-impl.js
-var require_backend_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/backend-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.resolveBackendAndExecutionProviders = exports.registerBackend = void 0;
-    var backends = /* @__PURE__ */ new Map();
-    var backendsSortedByPriority = [];
-    var registerBackend = (name, backend, priority) => {
-      if (backend && typeof backend.init === "function" && typeof backend.createInferenceSessionHandler === "function") {
-        const currentBackend = backends.get(name);
-        if (currentBackend === void 0) {
-          backends.set(name, { backend, priority });
-        } else if (currentBackend.priority > priority) {
-          return;
-        } else if (currentBackend.priority === priority) {
-          if (currentBackend.backend !== backend) {
-            throw new Error(`cannot register backend "${name}" using priority ${priority}`);
-          }
-        }
-        if (priority >= 0) {
-          const i2 = backendsSortedByPriority.indexOf(name);
-          if (i2 !== -1) {
-            backendsSortedByPriority.splice(i2, 1);
-          }
-          for (let i3 = 0; i3 < backendsSortedByPriority.length; i3++) {
-            if (backends.get(backendsSortedByPriority[i3]).priority <= priority) {
-              backendsSortedByPriority.splice(i3, 0, name);
-              return;
-            }
-          }
-          backendsSortedByPriority.push(name);
-        }
-        return;
-      }
-      throw new TypeError("not a valid backend");
-    };
-    exports.registerBackend = registerBackend;
-    var tryResolveAndInitializeBackend = async (backendName) => {
-      const backendInfo = backends.get(backendName);
-      if (!backendInfo) {
-        return "backend not found.";
-      }
-      if (backendInfo.initialized) {
-        return backendInfo.backend;
-      } else if (backendInfo.aborted) {
-        return backendInfo.error;
-      } else {
-        const isInitializing = !!backendInfo.initPromise;
-        try {
-          if (!isInitializing) {
-            backendInfo.initPromise = backendInfo.backend.init(backendName);
-          }
-          await backendInfo.initPromise;
-          backendInfo.initialized = true;
-          return backendInfo.backend;
-        } catch (e) {
-          if (!isInitializing) {
-            backendInfo.error = `${e}`;
-            backendInfo.aborted = true;
-          }
-          return backendInfo.error;
-        } finally {
-          delete backendInfo.initPromise;
-        }
-      }
-    };
-    var resolveBackendAndExecutionProviders = async (options) => {
-      const eps = options.executionProviders || [];
-      const backendHints = eps.map((i2) => typeof i2 === "string" ? i2 : i2.name);
-      const backendNames = backendHints.length === 0 ? backendsSortedByPriority : backendHints;
-      let backend;
-      const errors = [];
-      const availableBackendNames = /* @__PURE__ */ new Set();
-      for (const backendName of backendNames) {
-        const resolveResult = await tryResolveAndInitializeBackend(backendName);
-        if (typeof resolveResult === "string") {
-          errors.push({ name: backendName, err: resolveResult });
-        } else {
-          if (!backend) {
-            backend = resolveResult;
-          }
-          if (backend === resolveResult) {
-            availableBackendNames.add(backendName);
-          }
-        }
-      }
-      if (!backend) {
-        throw new Error(`no available backend found. ERR: ${errors.map((e) => `[${e.name}] ${e.err}`).join(", ")}`);
-      }
-      for (const { name, err: err2 } of errors) {
-        if (backendHints.includes(name)) {
-          console.warn(`removing requested execution provider "${name}" from session options because it is not available: ${err2}`);
-        }
-      }
-      const filteredEps = eps.filter((i2) => availableBackendNames.has(typeof i2 === "string" ? i2 : i2.name));
-      return [
-        backend,
-        new Proxy(options, {
-          get: (target, prop) => {
-            if (prop === "executionProviders") {
-              return filteredEps;
-            }
-            return Reflect.get(target, prop);
-          }
-        })
-      ];
-    };
-    exports.resolveBackendAndExecutionProviders = resolveBackendAndExecutionProviders;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/backend.js
-var require_backend = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/backend.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.registerBackend = void 0;
-    var backend_impl_js_1 = require_backend_impl();
-    Object.defineProperty(exports, "registerBackend", { enumerable: true, get: function() {
-      return backend_impl_js_1.registerBackend;
-    } });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/version.js
-var require_version = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/version.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.version = void 0;
-    exports.version = "1.30.0";
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/env-impl.js
-var require_env_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/env-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.env = void 0;
-    var version_js_1 = require_version();
-    var logLevelValue = "warning";
-    exports.env = {
-      wasm: {},
-      webgl: {},
-      webgpu: {},
-      versions: { common: version_js_1.version },
-      set logLevel(value) {
-        if (value === void 0) {
-          return;
-        }
-        if (typeof value !== "string" || ["verbose", "info", "warning", "error", "fatal"].indexOf(value) === -1) {
-          throw new Error(`Unsupported logging level: ${value}`);
-        }
-        logLevelValue = value;
-      },
-      get logLevel() {
-        return logLevelValue;
-      }
-    };
-    Object.defineProperty(exports.env, "logLevel", { enumerable: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/env.js
-var require_env = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/env.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.env = void 0;
-    var env_impl_js_1 = require_env_impl();
-    exports.env = env_impl_js_1.env;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js
-var require_tensor_conversion_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorToImageData = exports.tensorToDataURL = void 0;
-    var tensorToDataURL = (tensor, options) => {
-      const canvas = typeof document !== "undefined" ? document.createElement("canvas") : new OffscreenCanvas(1, 1);
-      canvas.width = tensor.dims[3];
-      canvas.height = tensor.dims[2];
-      const pixels2DContext = canvas.getContext("2d");
-      if (pixels2DContext != null) {
-        let width;
-        let height;
-        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
-          width = tensor.dims[2];
-          height = tensor.dims[3];
-        } else {
-          width = tensor.dims[3];
-          height = tensor.dims[2];
-        }
-        const inputformat = options?.format !== void 0 ? options.format : "RGB";
-        const norm2 = options?.norm;
-        let normMean;
-        let normBias;
-        if (norm2 === void 0 || norm2.mean === void 0) {
-          normMean = [255, 255, 255, 255];
-        } else {
-          if (typeof norm2.mean === "number") {
-            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
-          } else {
-            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 0];
-            if (norm2.mean[3] !== void 0) {
-              normMean[3] = norm2.mean[3];
-            }
-          }
-        }
-        if (norm2 === void 0 || norm2.bias === void 0) {
-          normBias = [0, 0, 0, 0];
-        } else {
-          if (typeof norm2.bias === "number") {
-            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
-          } else {
-            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
-            if (norm2.bias[3] !== void 0) {
-              normBias[3] = norm2.bias[3];
-            }
-          }
-        }
-        const stride = height * width;
-        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-        if (inputformat === "RGBA") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-          aTensorPointer = stride * 3;
-        } else if (inputformat === "RGB") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-        } else if (inputformat === "RBG") {
-          rTensorPointer = 0;
-          bTensorPointer = stride;
-          gTensorPointer = stride * 2;
-        }
-        for (let i2 = 0; i2 < height; i2++) {
-          for (let j = 0; j < width; j++) {
-            const R = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
-            const G = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
-            const B = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
-            const A = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
-            pixels2DContext.fillStyle = "rgba(" + R + "," + G + "," + B + "," + A + ")";
-            pixels2DContext.fillRect(j, i2, 1, 1);
-          }
-        }
-        if ("toDataURL" in canvas) {
-          return canvas.toDataURL();
-        } else {
-          throw new Error("toDataURL is not supported");
-        }
-      } else {
-        throw new Error("Can not access image data");
-      }
-    };
-    exports.tensorToDataURL = tensorToDataURL;
-    var tensorToImageData = (tensor, options) => {
-      const pixels2DContext = typeof document !== "undefined" ? document.createElement("canvas").getContext("2d") : new OffscreenCanvas(1, 1).getContext("2d");
-      let image;
-      if (pixels2DContext != null) {
-        let width;
-        let height;
-        let channels;
-        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
-          width = tensor.dims[2];
-          height = tensor.dims[1];
-          channels = tensor.dims[3];
-        } else {
-          width = tensor.dims[3];
-          height = tensor.dims[2];
-          channels = tensor.dims[1];
-        }
-        const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
-        const norm2 = options?.norm;
-        let normMean;
-        let normBias;
-        if (norm2 === void 0 || norm2.mean === void 0) {
-          normMean = [255, 255, 255, 255];
-        } else {
-          if (typeof norm2.mean === "number") {
-            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
-          } else {
-            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 255];
-            if (norm2.mean[3] !== void 0) {
-              normMean[3] = norm2.mean[3];
-            }
-          }
-        }
-        if (norm2 === void 0 || norm2.bias === void 0) {
-          normBias = [0, 0, 0, 0];
-        } else {
-          if (typeof norm2.bias === "number") {
-            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
-          } else {
-            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
-            if (norm2.bias[3] !== void 0) {
-              normBias[3] = norm2.bias[3];
-            }
-          }
-        }
-        const stride = height * width;
-        if (options !== void 0) {
-          if (options.format !== void 0 && channels === 4 && options.format !== "RGBA" || channels === 3 && options.format !== "RGB" && options.format !== "BGR") {
-            throw new Error("Tensor format doesn't match input tensor dims");
-          }
-        }
-        const step = 4;
-        let rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
-        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-        if (inputformat === "RGBA") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-          aTensorPointer = stride * 3;
-        } else if (inputformat === "RGB") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-        } else if (inputformat === "RBG") {
-          rTensorPointer = 0;
-          bTensorPointer = stride;
-          gTensorPointer = stride * 2;
-        }
-        image = pixels2DContext.createImageData(width, height);
-        for (let i2 = 0; i2 < height * width; rImagePointer += step, gImagePointer += step, bImagePointer += step, aImagePointer += step, i2++) {
-          image.data[rImagePointer] = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
-          image.data[gImagePointer] = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
-          image.data[bImagePointer] = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
-          image.data[aImagePointer] = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
-        }
-      } else {
-        throw new Error("Can not access image data");
-      }
-      return image;
-    };
-    exports.tensorToImageData = tensorToImageData;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js
-var require_tensor_factory_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorFromPinnedBuffer = exports.tensorFromMLTensor = exports.tensorFromGpuBuffer = exports.tensorFromTexture = exports.tensorFromImage = exports.bufferToTensor = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    var bufferToTensor = (buffer, options) => {
-      if (buffer === void 0) {
-        throw new Error("Image buffer must be defined");
-      }
-      if (options.height === void 0 || options.width === void 0) {
-        throw new Error("Image height and width must be defined");
-      }
-      if (options.tensorLayout === "NHWC") {
-        throw new Error("NHWC Tensor layout is not supported yet");
-      }
-      const { height, width } = options;
-      const norm2 = options.norm ?? { mean: 255, bias: 0 };
-      let normMean;
-      let normBias;
-      if (typeof norm2.mean === "number") {
-        normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
-      } else {
-        normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], norm2.mean[3] ?? 255];
-      }
-      if (typeof norm2.bias === "number") {
-        normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
-      } else {
-        normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], norm2.bias[3] ?? 0];
-      }
-      const inputformat = options.format !== void 0 ? options.format : "RGBA";
-      const outputformat = options.tensorFormat !== void 0 ? options.tensorFormat !== void 0 ? options.tensorFormat : "RGB" : "RGB";
-      const stride = height * width;
-      const float32Data = outputformat === "RGBA" ? new Float32Array(stride * 4) : new Float32Array(stride * 3);
-      let step = 4, rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
-      let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-      if (inputformat === "RGB") {
-        step = 3;
-        rImagePointer = 0;
-        gImagePointer = 1;
-        bImagePointer = 2;
-        aImagePointer = -1;
-      }
-      if (outputformat === "RGBA") {
-        aTensorPointer = stride * 3;
-      } else if (outputformat === "RBG") {
-        rTensorPointer = 0;
-        bTensorPointer = stride;
-        gTensorPointer = stride * 2;
-      } else if (outputformat === "BGR") {
-        bTensorPointer = 0;
-        gTensorPointer = stride;
-        rTensorPointer = stride * 2;
-      }
-      for (let i2 = 0; i2 < stride; i2++, rImagePointer += step, bImagePointer += step, gImagePointer += step, aImagePointer += step) {
-        float32Data[rTensorPointer++] = (buffer[rImagePointer] + normBias[0]) / normMean[0];
-        float32Data[gTensorPointer++] = (buffer[gImagePointer] + normBias[1]) / normMean[1];
-        float32Data[bTensorPointer++] = (buffer[bImagePointer] + normBias[2]) / normMean[2];
-        if (aTensorPointer !== -1 && aImagePointer !== -1) {
-          float32Data[aTensorPointer++] = (buffer[aImagePointer] + normBias[3]) / normMean[3];
-        }
-      }
-      const outputTensor = outputformat === "RGBA" ? new tensor_impl_js_1.Tensor("float32", float32Data, [1, 4, height, width]) : new tensor_impl_js_1.Tensor("float32", float32Data, [1, 3, height, width]);
-      return outputTensor;
-    };
-    exports.bufferToTensor = bufferToTensor;
-    var tensorFromImage = async (image, options) => {
-      const isHTMLImageEle = typeof HTMLImageElement !== "undefined" && image instanceof HTMLImageElement;
-      const isImageDataEle = typeof ImageData !== "undefined" && image instanceof ImageData;
-      const isImageBitmap = typeof ImageBitmap !== "undefined" && image instanceof ImageBitmap;
-      const isString = typeof image === "string";
-      let data;
-      let bufferToTensorOptions = options ?? {};
-      const createCanvas = () => {
-        if (typeof document !== "undefined") {
-          return document.createElement("canvas");
-        } else if (typeof OffscreenCanvas !== "undefined") {
-          return new OffscreenCanvas(1, 1);
-        } else {
-          throw new Error("Canvas is not supported");
-        }
-      };
-      const createCanvasContext = (canvas) => {
-        if (typeof HTMLCanvasElement !== "undefined" && canvas instanceof HTMLCanvasElement) {
-          return canvas.getContext("2d");
-        } else if (canvas instanceof OffscreenCanvas) {
-          return canvas.getContext("2d");
-        } else {
-          return null;
-        }
-      };
-      if (isHTMLImageEle) {
-        const canvas = createCanvas();
-        canvas.width = image.width;
-        canvas.height = image.height;
-        const pixels2DContext = createCanvasContext(canvas);
-        if (pixels2DContext != null) {
-          let height = image.height;
-          let width = image.width;
-          if (options !== void 0 && options.resizedHeight !== void 0 && options.resizedWidth !== void 0) {
-            height = options.resizedHeight;
-            width = options.resizedWidth;
-          }
-          if (options !== void 0) {
-            bufferToTensorOptions = options;
-            if (options.tensorFormat !== void 0) {
-              throw new Error("Image input config format must be RGBA for HTMLImageElement");
-            } else {
-              bufferToTensorOptions.tensorFormat = "RGBA";
-            }
-            bufferToTensorOptions.height = height;
-            bufferToTensorOptions.width = width;
-          } else {
-            bufferToTensorOptions.tensorFormat = "RGBA";
-            bufferToTensorOptions.height = height;
-            bufferToTensorOptions.width = width;
-          }
-          pixels2DContext.drawImage(image, 0, 0);
-          data = pixels2DContext.getImageData(0, 0, width, height).data;
-        } else {
-          throw new Error("Can not access image data");
-        }
-      } else if (isImageDataEle) {
-        let height;
-        let width;
-        if (options !== void 0 && options.resizedWidth !== void 0 && options.resizedHeight !== void 0) {
-          height = options.resizedHeight;
-          width = options.resizedWidth;
-        } else {
-          height = image.height;
-          width = image.width;
-        }
-        if (options !== void 0) {
-          bufferToTensorOptions = options;
-        }
-        bufferToTensorOptions.format = "RGBA";
-        bufferToTensorOptions.height = height;
-        bufferToTensorOptions.width = width;
-        if (options !== void 0) {
-          const tempCanvas = createCanvas();
-          tempCanvas.width = width;
-          tempCanvas.height = height;
-          const pixels2DContext = createCanvasContext(tempCanvas);
-          if (pixels2DContext != null) {
-            pixels2DContext.putImageData(image, 0, 0);
-            data = pixels2DContext.getImageData(0, 0, width, height).data;
-          } else {
-            throw new Error("Can not access image data");
-          }
-        } else {
-          data = image.data;
-        }
-      } else if (isImageBitmap) {
-        if (options === void 0) {
-          throw new Error("Please provide image config with format for Imagebitmap");
-        }
-        const canvas = createCanvas();
-        canvas.width = image.width;
-        canvas.height = image.height;
-        const pixels2DContext = createCanvasContext(canvas);
-        if (pixels2DContext != null) {
-          const height = image.height;
-          const width = image.width;
-          pixels2DContext.drawImage(image, 0, 0, width, height);
-          data = pixels2DContext.getImageData(0, 0, width, height).data;
-          bufferToTensorOptions.height = height;
-          bufferToTensorOptions.width = width;
-          return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
-        } else {
-          throw new Error("Can not access image data");
-        }
-      } else if (isString) {
-        return new Promise((resolve7, reject) => {
-          const canvas = createCanvas();
-          const context3 = createCanvasContext(canvas);
-          if (!image || !context3) {
-            return reject();
-          }
-          const newImage = new Image();
-          newImage.crossOrigin = "Anonymous";
-          newImage.src = image;
-          newImage.onload = () => {
-            canvas.width = newImage.width;
-            canvas.height = newImage.height;
-            context3.drawImage(newImage, 0, 0, canvas.width, canvas.height);
-            const img = context3.getImageData(0, 0, canvas.width, canvas.height);
-            bufferToTensorOptions.height = canvas.height;
-            bufferToTensorOptions.width = canvas.width;
-            resolve7((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
-          };
-        });
-      } else {
-        throw new Error("Input data provided is not supported - aborted tensor creation");
-      }
-      if (data !== void 0) {
-        return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
-      } else {
-        throw new Error("Input data provided is not supported - aborted tensor creation");
-      }
-    };
-    exports.tensorFromImage = tensorFromImage;
-    var tensorFromTexture = (texture, options) => {
-      const { width, height, download, dispose } = options;
-      const dims = [1, height, width, 4];
-      return new tensor_impl_js_1.Tensor({ location: "texture", type: "float32", texture, dims, download, dispose });
-    };
-    exports.tensorFromTexture = tensorFromTexture;
-    var tensorFromGpuBuffer = (gpuBuffer, options) => {
-      const { dataType, dims, download, dispose } = options;
-      return new tensor_impl_js_1.Tensor({ location: "gpu-buffer", type: dataType ?? "float32", gpuBuffer, dims, download, dispose });
-    };
-    exports.tensorFromGpuBuffer = tensorFromGpuBuffer;
-    var tensorFromMLTensor = (mlTensor, options) => {
-      const { dataType, dims, download, dispose } = options;
-      return new tensor_impl_js_1.Tensor({ location: "ml-tensor", type: dataType ?? "float32", mlTensor, dims, download, dispose });
-    };
-    exports.tensorFromMLTensor = tensorFromMLTensor;
-    var tensorFromPinnedBuffer = (type, buffer, dims) => new tensor_impl_js_1.Tensor({ location: "cpu-pinned", type, data: buffer, dims: dims ?? [buffer.length] });
-    exports.tensorFromPinnedBuffer = tensorFromPinnedBuffer;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js
-var require_tensor_impl_type_mapping = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.checkTypedArray = exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = void 0;
-    exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = /* @__PURE__ */ new Map([
-      ["float32", Float32Array],
-      ["uint8", Uint8Array],
-      ["int8", Int8Array],
-      ["uint16", Uint16Array],
-      ["int16", Int16Array],
-      ["int32", Int32Array],
-      ["bool", Uint8Array],
-      ["float64", Float64Array],
-      ["uint32", Uint32Array],
-      ["int4", Uint8Array],
-      ["uint4", Uint8Array]
-    ]);
-    exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = /* @__PURE__ */ new Map([
-      [Float32Array, "float32"],
-      [Uint8Array, "uint8"],
-      [Int8Array, "int8"],
-      [Uint16Array, "uint16"],
-      [Int16Array, "int16"],
-      [Int32Array, "int32"],
-      [Float64Array, "float64"],
-      [Uint32Array, "uint32"]
-    ]);
-    var isTypedArrayChecked = false;
-    var checkTypedArray = () => {
-      if (!isTypedArrayChecked) {
-        isTypedArrayChecked = true;
-        const isBigInt64ArrayAvailable = typeof BigInt64Array !== "undefined" && BigInt64Array.from;
-        const isBigUint64ArrayAvailable = typeof BigUint64Array !== "undefined" && BigUint64Array.from;
-        const Float16Array = globalThis.Float16Array;
-        const isFloat16ArrayAvailable = typeof Float16Array !== "undefined" && Float16Array.from;
-        if (isBigInt64ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("int64", BigInt64Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigInt64Array, "int64");
-        }
-        if (isBigUint64ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("uint64", BigUint64Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigUint64Array, "uint64");
-        }
-        if (isFloat16ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Float16Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(Float16Array, "float16");
-        } else {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Uint16Array);
-        }
-      }
-    };
-    exports.checkTypedArray = checkTypedArray;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js
-var require_tensor_utils_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorReshape = exports.calculateSize = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    var calculateSize = (dims) => {
-      let size = 1;
-      for (let i2 = 0; i2 < dims.length; i2++) {
-        const dim = dims[i2];
-        if (typeof dim !== "number" || !Number.isSafeInteger(dim)) {
-          throw new TypeError(`dims[${i2}] must be an integer, got: ${dim}`);
-        }
-        if (dim < 0) {
-          throw new RangeError(`dims[${i2}] must be a non-negative integer, got: ${dim}`);
-        }
-        size *= dim;
-      }
-      return size;
-    };
-    exports.calculateSize = calculateSize;
-    var tensorReshape = (tensor, dims) => {
-      switch (tensor.location) {
-        case "cpu":
-          return new tensor_impl_js_1.Tensor(tensor.type, tensor.data, dims);
-        case "cpu-pinned":
-          return new tensor_impl_js_1.Tensor({
-            location: "cpu-pinned",
-            data: tensor.data,
-            type: tensor.type,
-            dims
-          });
-        case "texture":
-          return new tensor_impl_js_1.Tensor({
-            location: "texture",
-            texture: tensor.texture,
-            type: tensor.type,
-            dims
-          });
-        case "gpu-buffer":
-          return new tensor_impl_js_1.Tensor({
-            location: "gpu-buffer",
-            gpuBuffer: tensor.gpuBuffer,
-            type: tensor.type,
-            dims
-          });
-        case "ml-tensor":
-          return new tensor_impl_js_1.Tensor({
-            location: "ml-tensor",
-            mlTensor: tensor.mlTensor,
-            type: tensor.type,
-            dims
-          });
-        default:
-          throw new Error(`tensorReshape: tensor location ${tensor.location} is not supported`);
-      }
-    };
-    exports.tensorReshape = tensorReshape;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-impl.js
-var require_tensor_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.Tensor = void 0;
-    var tensor_conversion_impl_js_1 = require_tensor_conversion_impl();
-    var tensor_factory_impl_js_1 = require_tensor_factory_impl();
-    var tensor_impl_type_mapping_js_1 = require_tensor_impl_type_mapping();
-    var tensor_utils_impl_js_1 = require_tensor_utils_impl();
-    var Tensor = class {
-      /**
-       * implementation.
-       */
-      constructor(arg0, arg1, arg2) {
-        (0, tensor_impl_type_mapping_js_1.checkTypedArray)();
-        let type;
-        let dims;
-        if (typeof arg0 === "object" && "location" in arg0) {
-          this.dataLocation = arg0.location;
-          type = arg0.type;
-          dims = arg0.dims;
-          switch (arg0.location) {
-            case "cpu-pinned": {
-              const expectedTypedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(type);
-              if (!expectedTypedArrayConstructor) {
-                throw new TypeError(`unsupported type "${type}" to create tensor from pinned buffer`);
-              }
-              if (!(arg0.data instanceof expectedTypedArrayConstructor)) {
-                throw new TypeError(`buffer should be of type ${expectedTypedArrayConstructor.name}`);
-              }
-              this.cpuData = arg0.data;
-              break;
-            }
-            case "texture": {
-              if (type !== "float32") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from texture`);
-              }
-              this.gpuTextureData = arg0.texture;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            case "gpu-buffer": {
-              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from gpu buffer`);
-              }
-              this.gpuBufferData = arg0.gpuBuffer;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            case "ml-tensor": {
-              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint64" && type !== "int8" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from MLTensor`);
-              }
-              this.mlTensorData = arg0.mlTensor;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            default:
-              throw new Error(`Tensor constructor: unsupported location '${this.dataLocation}'`);
-          }
-        } else {
-          let data;
-          let maybeDims;
-          if (typeof arg0 === "string") {
-            type = arg0;
-            maybeDims = arg2;
-            if (arg0 === "string") {
-              if (!Array.isArray(arg1)) {
-                throw new TypeError("A string tensor's data must be a string array.");
-              }
-              data = arg1;
-            } else {
-              const typedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(arg0);
-              if (typedArrayConstructor === void 0) {
-                throw new TypeError(`Unsupported tensor type: ${arg0}.`);
-              }
-              if (Array.isArray(arg1)) {
-                if (arg0 === "float16" && typedArrayConstructor === Uint16Array || arg0 === "uint4" || arg0 === "int4") {
-                  throw new TypeError(`Creating a ${arg0} tensor from number array is not supported. Please use ${typedArrayConstructor.name} as data.`);
-                } else if (arg0 === "uint64" || arg0 === "int64") {
-                  data = typedArrayConstructor.from(arg1, BigInt);
-                } else {
-                  data = typedArrayConstructor.from(arg1);
-                }
-              } else if (arg1 instanceof typedArrayConstructor) {
-                data = arg1;
-              } else if (arg1 instanceof Uint8ClampedArray) {
-                if (arg0 === "uint8") {
-                  data = Uint8Array.from(arg1);
-                } else {
-                  throw new TypeError(`A Uint8ClampedArray tensor's data must be type of uint8`);
-                }
-              } else if (arg0 === "float16" && arg1 instanceof Uint16Array && typedArrayConstructor !== Uint16Array) {
-                data = new globalThis.Float16Array(arg1.buffer, arg1.byteOffset, arg1.length);
-              } else {
-                throw new TypeError(`A ${type} tensor's data must be type of ${typedArrayConstructor}`);
-              }
-            }
-          } else {
-            maybeDims = arg1;
-            if (Array.isArray(arg0)) {
-              if (arg0.length === 0) {
-                throw new TypeError("Tensor type cannot be inferred from an empty array.");
-              }
-              const firstElementType = typeof arg0[0];
-              if (firstElementType === "string") {
-                type = "string";
-                data = arg0;
-              } else if (firstElementType === "boolean") {
-                type = "bool";
-                data = Uint8Array.from(arg0);
-              } else {
-                throw new TypeError(`Invalid element type of data array: ${firstElementType}.`);
-              }
-            } else if (arg0 instanceof Uint8ClampedArray) {
-              type = "uint8";
-              data = Uint8Array.from(arg0);
-            } else {
-              const mappedType = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.get(arg0.constructor);
-              if (mappedType === void 0) {
-                throw new TypeError(`Unsupported type for tensor data: ${arg0.constructor}.`);
-              }
-              type = mappedType;
-              data = arg0;
-            }
-          }
-          if (maybeDims === void 0) {
-            maybeDims = [data.length];
-          } else if (!Array.isArray(maybeDims)) {
-            throw new TypeError("A tensor's dims must be a number array");
-          }
-          dims = maybeDims;
-          this.cpuData = data;
-          this.dataLocation = "cpu";
-        }
-        const size = (0, tensor_utils_impl_js_1.calculateSize)(dims);
-        if (this.cpuData && size !== this.cpuData.length) {
-          if ((type === "uint4" || type === "int4") && Math.ceil(size / 2) === this.cpuData.length) {
-          } else {
-            throw new Error(`Tensor's size(${size}) does not match data length(${this.cpuData.length}).`);
-          }
-        }
-        this.type = type;
-        this.dims = dims;
-        this.size = size;
-      }
-      // #endregion
-      // #region factory
-      static async fromImage(image, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromImage)(image, options);
-      }
-      static fromTexture(texture, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromTexture)(texture, options);
-      }
-      static fromGpuBuffer(gpuBuffer, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromGpuBuffer)(gpuBuffer, options);
-      }
-      static fromMLTensor(mlTensor, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromMLTensor)(mlTensor, options);
-      }
-      static fromPinnedBuffer(type, buffer, dims) {
-        return (0, tensor_factory_impl_js_1.tensorFromPinnedBuffer)(type, buffer, dims);
-      }
-      // #endregion
-      // #region conversions
-      toDataURL(options) {
-        return (0, tensor_conversion_impl_js_1.tensorToDataURL)(this, options);
-      }
-      toImageData(options) {
-        return (0, tensor_conversion_impl_js_1.tensorToImageData)(this, options);
-      }
-      // #endregion
-      // #region properties
-      get data() {
-        this.ensureValid();
-        if (!this.cpuData) {
-          throw new Error("The data is not on CPU. Use `getData()` to download GPU data to CPU, or use `texture` or `gpuBuffer` property to access the GPU data directly.");
-        }
-        return this.cpuData;
-      }
-      get location() {
-        return this.dataLocation;
-      }
-      get texture() {
-        this.ensureValid();
-        if (!this.gpuTextureData) {
-          throw new Error("The data is not stored as a WebGL texture.");
-        }
-        return this.gpuTextureData;
-      }
-      get gpuBuffer() {
-        this.ensureValid();
-        if (!this.gpuBufferData) {
-          throw new Error("The data is not stored as a WebGPU buffer.");
-        }
-        return this.gpuBufferData;
-      }
-      get mlTensor() {
-        this.ensureValid();
-        if (!this.mlTensorData) {
-          throw new Error("The data is not stored as a WebNN MLTensor.");
-        }
-        return this.mlTensorData;
-      }
-      // #endregion
-      // #region methods
-      async getData(releaseData) {
-        this.ensureValid();
-        switch (this.dataLocation) {
-          case "cpu":
-          case "cpu-pinned":
-            return this.data;
-          case "texture":
-          case "gpu-buffer":
-          case "ml-tensor": {
-            if (!this.downloader) {
-              throw new Error("The current tensor is not created with a specified data downloader.");
-            }
-            if (this.isDownloading) {
-              throw new Error("The current tensor is being downloaded.");
-            }
-            try {
-              this.isDownloading = true;
-              const data = await this.downloader();
-              this.downloader = void 0;
-              this.dataLocation = "cpu";
-              this.cpuData = data;
-              if (releaseData && this.disposer) {
-                this.disposer();
-                this.disposer = void 0;
-              }
-              return data;
-            } finally {
-              this.isDownloading = false;
-            }
-          }
-          default:
-            throw new Error(`cannot get data from location: ${this.dataLocation}`);
-        }
-      }
-      dispose() {
-        if (this.isDownloading) {
-          throw new Error("The current tensor is being downloaded.");
-        }
-        if (this.disposer) {
-          this.disposer();
-          this.disposer = void 0;
-        }
-        this.cpuData = void 0;
-        this.gpuTextureData = void 0;
-        this.gpuBufferData = void 0;
-        this.mlTensorData = void 0;
-        this.downloader = void 0;
-        this.isDownloading = void 0;
-        this.dataLocation = "none";
-      }
-      // #endregion
-      // #region tensor utilities
-      ensureValid() {
-        if (this.dataLocation === "none") {
-          throw new Error("The tensor is disposed.");
-        }
-      }
-      reshape(dims) {
-        this.ensureValid();
-        if (this.downloader || this.disposer) {
-          throw new Error("Cannot reshape a tensor that owns GPU resource.");
-        }
-        return (0, tensor_utils_impl_js_1.tensorReshape)(this, dims);
-      }
-    };
-    exports.Tensor = Tensor;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor.js
-var require_tensor = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.Tensor = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    exports.Tensor = tensor_impl_js_1.Tensor;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/trace.js
-var require_trace = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/trace.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.TRACE_EVENT_END = exports.TRACE_EVENT_BEGIN = exports.TRACE_FUNC_END = exports.TRACE_FUNC_BEGIN = exports.TRACE = void 0;
-    var env_impl_js_1 = require_env_impl();
-    var TRACE = (deviceType, label2) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.timeStamp(`${deviceType}::ORT::${label2}`);
-    };
-    exports.TRACE = TRACE;
-    var TRACE_FUNC = (msg, extraMsg) => {
-      const stack = new Error().stack?.split(/\r\n|\r|\n/g) || [];
-      let hasTraceFunc = false;
-      for (let i2 = 0; i2 < stack.length; i2++) {
-        if (hasTraceFunc && !stack[i2].includes("TRACE_FUNC")) {
-          let label2 = `FUNC_${msg}::${stack[i2].trim().split(" ")[1]}`;
-          if (extraMsg) {
-            label2 += `::${extraMsg}`;
-          }
-          (0, exports.TRACE)("CPU", label2);
-          return;
-        }
-        if (stack[i2].includes("TRACE_FUNC")) {
-          hasTraceFunc = true;
-        }
-      }
-    };
-    var TRACE_FUNC_BEGIN = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      TRACE_FUNC("BEGIN", extraMsg);
-    };
-    exports.TRACE_FUNC_BEGIN = TRACE_FUNC_BEGIN;
-    var TRACE_FUNC_END = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      TRACE_FUNC("END", extraMsg);
-    };
-    exports.TRACE_FUNC_END = TRACE_FUNC_END;
-    var TRACE_EVENT_BEGIN = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.time(`ORT::${extraMsg}`);
-    };
-    exports.TRACE_EVENT_BEGIN = TRACE_EVENT_BEGIN;
-    var TRACE_EVENT_END = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.timeEnd(`ORT::${extraMsg}`);
-    };
-    exports.TRACE_EVENT_END = TRACE_EVENT_END;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js
-var require_inference_session_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.InferenceSession = void 0;
-    var backend_impl_js_1 = require_backend_impl();
-    var tensor_js_1 = require_tensor();
-    var trace_js_1 = require_trace();
-    var InferenceSession = class _InferenceSession {
-      constructor(handler2) {
-        this.handler = handler2;
-      }
-      async run(feeds, arg1, arg2) {
-        (0, trace_js_1.TRACE_FUNC_BEGIN)();
-        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.run");
-        const fetches = {};
-        let options = {};
-        if (typeof feeds !== "object" || feeds === null || feeds instanceof tensor_js_1.Tensor || Array.isArray(feeds)) {
-          throw new TypeError("'feeds' must be an object that use input names as keys and OnnxValue as corresponding values.");
-        }
-        let isFetchesEmpty = true;
-        if (typeof arg1 === "object") {
-          if (arg1 === null) {
-            throw new TypeError("Unexpected argument[1]: cannot be null.");
-          }
-          if (arg1 instanceof tensor_js_1.Tensor) {
-            throw new TypeError("'fetches' cannot be a Tensor");
-          }
-          if (Array.isArray(arg1)) {
-            if (arg1.length === 0) {
-              throw new TypeError("'fetches' cannot be an empty array.");
-            }
-            isFetchesEmpty = false;
-            for (const name of arg1) {
-              if (typeof name !== "string") {
-                throw new TypeError("'fetches' must be a string array or an object.");
-              }
-              if (this.outputNames.indexOf(name) === -1) {
-                throw new RangeError(`'fetches' contains invalid output name: ${name}.`);
-              }
-              fetches[name] = null;
-            }
-            if (typeof arg2 === "object" && arg2 !== null) {
-              options = arg2;
-            } else if (typeof arg2 !== "undefined") {
-              throw new TypeError("'options' must be an object.");
-            }
-          } else {
-            let isFetches = false;
-            const arg1Keys = Object.getOwnPropertyNames(arg1);
-            for (const name of this.outputNames) {
-              if (arg1Keys.indexOf(name) !== -1) {
-                const v = arg1[name];
-                if (v === null || v instanceof tensor_js_1.Tensor) {
-                  isFetches = true;
-                  isFetchesEmpty = false;
-                  fetches[name] = v;
-                }
-              }
-            }
-            if (isFetches) {
-              if (typeof arg2 === "object" && arg2 !== null) {
-                options = arg2;
-              } else if (typeof arg2 !== "undefined") {
-                throw new TypeError("'options' must be an object.");
-              }
-            } else {
-              options = arg1;
-            }
-          }
-        } else if (typeof arg1 !== "undefined") {
-          throw new TypeError("Unexpected argument[1]: must be 'fetches' or 'options'.");
-        }
-        for (const name of this.inputNames) {
-          if (typeof feeds[name] === "undefined") {
-            throw new Error(`input '${name}' is missing in 'feeds'.`);
-          }
-        }
-        if (isFetchesEmpty) {
-          for (const name of this.outputNames) {
-            fetches[name] = null;
-          }
-        }
-        const results = await this.handler.run(feeds, fetches, options);
-        const returnValue = {};
-        for (const key in results) {
-          if (Object.hasOwnProperty.call(results, key)) {
-            const result = results[key];
-            if (result instanceof tensor_js_1.Tensor) {
-              returnValue[key] = result;
-            } else {
-              returnValue[key] = new tensor_js_1.Tensor(result.type, result.data, result.dims);
-            }
-          }
-        }
-        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.run");
-        (0, trace_js_1.TRACE_FUNC_END)();
-        return returnValue;
-      }
-      async release() {
-        return this.handler.dispose();
-      }
-      static async create(arg0, arg1, arg2, arg3) {
-        (0, trace_js_1.TRACE_FUNC_BEGIN)();
-        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.create");
-        let filePathOrUint8Array;
-        let options = {};
-        if (typeof arg0 === "string") {
-          filePathOrUint8Array = arg0;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-        } else if (arg0 instanceof Uint8Array) {
-          filePathOrUint8Array = arg0;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-        } else if (arg0 instanceof ArrayBuffer || typeof SharedArrayBuffer !== "undefined" && arg0 instanceof SharedArrayBuffer) {
-          const buffer = arg0;
-          let byteOffset = 0;
-          let byteLength = arg0.byteLength;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 === "number") {
-            byteOffset = arg1;
-            if (!Number.isSafeInteger(byteOffset)) {
-              throw new RangeError("'byteOffset' must be an integer.");
-            }
-            if (byteOffset < 0 || byteOffset >= buffer.byteLength) {
-              throw new RangeError(`'byteOffset' is out of range [0, ${buffer.byteLength}).`);
-            }
-            byteLength = arg0.byteLength - byteOffset;
-            if (typeof arg2 === "number") {
-              byteLength = arg2;
-              if (!Number.isSafeInteger(byteLength)) {
-                throw new RangeError("'byteLength' must be an integer.");
-              }
-              if (byteLength <= 0 || byteOffset + byteLength > buffer.byteLength) {
-                throw new RangeError(`'byteLength' is out of range (0, ${buffer.byteLength - byteOffset}].`);
-              }
-              if (typeof arg3 === "object" && arg3 !== null) {
-                options = arg3;
-              } else if (typeof arg3 !== "undefined") {
-                throw new TypeError("'options' must be an object.");
-              }
-            } else if (typeof arg2 !== "undefined") {
-              throw new TypeError("'byteLength' must be a number.");
-            }
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-          filePathOrUint8Array = new Uint8Array(buffer, byteOffset, byteLength);
-        } else {
-          throw new TypeError("Unexpected argument[0]: must be 'path' or 'buffer'.");
-        }
-        const [backend, optionsWithValidatedEPs] = await (0, backend_impl_js_1.resolveBackendAndExecutionProviders)(options);
-        const handler2 = await backend.createInferenceSessionHandler(filePathOrUint8Array, optionsWithValidatedEPs);
-        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.create");
-        (0, trace_js_1.TRACE_FUNC_END)();
-        return new _InferenceSession(handler2);
-      }
-      startProfiling() {
-        this.handler.startProfiling();
-      }
-      endProfiling() {
-        this.handler.endProfiling();
-      }
-      get inputNames() {
-        return this.handler.inputNames;
-      }
-      get outputNames() {
-        return this.handler.outputNames;
-      }
-      get inputMetadata() {
-        return this.handler.inputMetadata;
-      }
-      get outputMetadata() {
-        return this.handler.outputMetadata;
-      }
-    };
-    exports.InferenceSession = InferenceSession;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/inference-session.js
-var require_inference_session = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/inference-session.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.InferenceSession = void 0;
-    var inference_session_impl_js_1 = require_inference_session_impl();
-    exports.InferenceSession = inference_session_impl_js_1.InferenceSession;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js
-var require_tensor_conversion = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-factory.js
-var require_tensor_factory = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-factory.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/onnx-model.js
-var require_onnx_model = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/onnx-model.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/onnx-value.js
-var require_onnx_value = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/onnx-value.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/index.js
-var require_cjs = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/index.js"(exports) {
-    "use strict";
-    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
-      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
-    };
-    Object.defineProperty(exports, "__esModule", { value: true });
-    __exportStar(require_backend(), exports);
-    __exportStar(require_env(), exports);
-    __exportStar(require_inference_session(), exports);
-    __exportStar(require_tensor(), exports);
-    __exportStar(require_tensor_conversion(), exports);
-    __exportStar(require_tensor_factory(), exports);
-    __exportStar(require_trace(), exports);
-    __exportStar(require_onnx_model(), exports);
-    __exportStar(require_onnx_value(), exports);
-  }
-});
-
-// node_modules/onnxruntime-node/dist/binding.js
-var require_binding = __commonJS({
-  "node_modules/onnxruntime-node/dist/binding.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.initOrt = exports.binding = void 0;
-    var worker_threads_1 = __require("worker_threads");
-    var onnxruntime_common_1 = require_cjs();
-    exports.binding = // eslint-disable-next-line @typescript-eslint/no-require-imports, @typescript-eslint/no-var-requires
-    __require(globalThis.__pruneGuardOrtBinding());
-    var ortInitialized = false;
-    var initOrt = () => {
-      if (!ortInitialized) {
-        ortInitialized = true;
-        let logLevel = 2;
-        if (onnxruntime_common_1.env.logLevel) {
-          switch (onnxruntime_common_1.env.logLevel) {
-            case "verbose":
-              logLevel = 0;
-              break;
-            case "info":
-              logLevel = 1;
-              break;
-            case "warning":
-              logLevel = 2;
-              break;
-            case "error":
-              logLevel = 3;
-              break;
-            case "fatal":
-              logLevel = 4;
-              break;
-            default:
-              throw new Error(`Unsupported log level: ${onnxruntime_common_1.env.logLevel}`);
-          }
-        }
-        exports.binding.initOrtOnce(logLevel, onnxruntime_common_1.Tensor, worker_threads_1.isMainThread);
-      }
-    };
-    exports.initOrt = initOrt;
-  }
-});
-
-// node_modules/onnxruntime-node/dist/backend.js
-var require_backend2 = __commonJS({
-  "node_modules/onnxruntime-node/dist/backend.js"(exports) {
-    "use strict";
-    var __classPrivateFieldSet = exports && exports.__classPrivateFieldSet || function(receiver, state, value, kind, f) {
-      if (kind === "m") throw new TypeError("Private method is not writable");
-      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a setter");
-      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot write private member to an object whose class did not declare it");
-      return kind === "a" ? f.call(receiver, value) : f ? f.value = value : state.set(receiver, value), value;
-    };
-    var __classPrivateFieldGet = exports && exports.__classPrivateFieldGet || function(receiver, state, kind, f) {
-      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a getter");
-      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot read private member from an object whose class did not declare it");
-      return kind === "m" ? f : kind === "a" ? f.call(receiver) : f ? f.value : state.get(receiver);
-    };
-    var _OnnxruntimeSessionHandler_inferenceSession;
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.listSupportedBackends = exports.onnxruntimeBackend = void 0;
-    var binding_1 = require_binding();
-    var dataTypeStrings = [
-      void 0,
-      // 0
-      "float32",
-      "uint8",
-      "int8",
-      "uint16",
-      "int16",
-      "int32",
-      "int64",
-      "string",
-      "bool",
-      "float16",
-      "float64",
-      "uint32",
-      "uint64",
-      void 0,
-      // 14
-      void 0,
-      // 15
-      void 0,
-      // 16
-      void 0,
-      // 17
-      void 0,
-      // 18
-      void 0,
-      // 19
-      void 0,
-      // 20
-      "uint4",
-      "int4"
-    ];
-    var OnnxruntimeSessionHandler = class {
-      constructor(pathOrBuffer, options) {
-        _OnnxruntimeSessionHandler_inferenceSession.set(this, void 0);
-        (0, binding_1.initOrt)();
-        __classPrivateFieldSet(this, _OnnxruntimeSessionHandler_inferenceSession, new binding_1.binding.InferenceSession(), "f");
-        if (typeof pathOrBuffer === "string") {
-          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer, options);
-        } else {
-          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer.buffer, pathOrBuffer.byteOffset, pathOrBuffer.byteLength, options);
-        }
-        this.inputNames = [];
-        this.outputNames = [];
-        this.inputMetadata = [];
-        this.outputMetadata = [];
-        const fillNamesAndMetadata = (rawMetadata) => {
-          const names = [];
-          const metadata = [];
-          for (const m of rawMetadata) {
-            names.push(m.name);
-            if (!m.isTensor) {
-              metadata.push({ name: m.name, isTensor: false });
-            } else {
-              const type = dataTypeStrings[m.type];
-              if (type === void 0) {
-                throw new Error(`Unsupported data type: ${m.type}`);
-              }
-              const shape = [];
-              for (let i2 = 0; i2 < m.shape.length; ++i2) {
-                const dim = m.shape[i2];
-                if (dim === -1) {
-                  shape.push(m.symbolicDimensions[i2]);
-                } else if (dim >= 0) {
-                  shape.push(dim);
-                } else {
-                  throw new Error(`Invalid dimension: ${dim}`);
-                }
-              }
-              metadata.push({
-                name: m.name,
-                isTensor: m.isTensor,
-                type,
-                shape
-              });
-            }
-          }
-          return [names, metadata];
-        };
-        [this.inputNames, this.inputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").inputMetadata);
-        [this.outputNames, this.outputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").outputMetadata);
-      }
-      async dispose() {
-        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").dispose();
-      }
-      startProfiling() {
-      }
-      endProfiling() {
-        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
-      }
-      async run(feeds, fetches, options) {
-        return new Promise((resolve7, reject) => {
-          setImmediate(() => {
-            try {
-              resolve7(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
-            } catch (e) {
-              reject(e);
-            }
-          });
-        });
-      }
-    };
-    _OnnxruntimeSessionHandler_inferenceSession = /* @__PURE__ */ new WeakMap();
-    var OnnxruntimeBackend = class {
-      async init() {
-        return Promise.resolve();
-      }
-      async createInferenceSessionHandler(pathOrBuffer, options) {
-        return new Promise((resolve7, reject) => {
-          setImmediate(() => {
-            try {
-              resolve7(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
-            } catch (e) {
-              reject(e);
-            }
-          });
-        });
-      }
-    };
-    exports.onnxruntimeBackend = new OnnxruntimeBackend();
-    exports.listSupportedBackends = binding_1.binding.listSupportedBackends;
-  }
-});
-
-// node_modules/onnxruntime-node/dist/version.js
-var require_version2 = __commonJS({
-  "node_modules/onnxruntime-node/dist/version.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.version = void 0;
-    exports.version = "1.30.0";
-  }
-});
-
-// node_modules/onnxruntime-node/dist/index.js
-var require_dist = __commonJS({
-  "node_modules/onnxruntime-node/dist/index.js"(exports) {
-    "use strict";
-    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
-      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
-    };
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.listSupportedBackends = void 0;
-    __exportStar(require_cjs(), exports);
-    var backend_1 = require_backend2();
-    Object.defineProperty(exports, "listSupportedBackends", { enumerable: true, get: function() {
-      return backend_1.listSupportedBackends;
-    } });
-    var onnxruntime_common_1 = require_cjs();
-    var version_1 = require_version2();
-    var backend_2 = require_backend2();
-    var backends = (0, backend_2.listSupportedBackends)();
-    for (const backend of backends) {
-      (0, onnxruntime_common_1.registerBackend)(backend.name, backend_2.onnxruntimeBackend, 100);
-    }
-    Object.defineProperty(onnxruntime_common_1.env.versions, "node", { value: version_1.version, enumerable: true });
-  }
-});
-
-// src/onnx/runtime/ortErrors.ts
-function shortOrtError(message) {
-  for (const [re, say] of PATTERNS) {
-    const m = message.match(re);
-    if (m) return say(m);
-  }
-  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
-  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
-}
-var PATTERNS, MAX_LENGTH;
-var init_ortErrors = __esm({
-  "src/onnx/runtime/ortErrors.ts"() {
-    "use strict";
-    PATTERNS = [
-      [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
-      [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
-      [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
-      [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
-    ];
-    MAX_LENGTH = 300;
-  }
-});
-
-// src/onnx/runtime/ort.ts
-import { createRequire as createRequire2 } from "node:module";
-function onnxruntime() {
-  if (chosen) return chosen;
-  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
-  if (custom) {
-    try {
-      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
-    } catch (e) {
-      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
-    }
-  } else {
-    chosen = { ort: bundled, source: "bundled" };
-  }
-  return chosen;
-}
-function onnxruntimeVersion() {
-  const { ort } = onnxruntime();
-  return ort.env.versions?.common ?? "unknown";
-}
-async function openSession(modelPath, opts) {
-  const { ort } = onnxruntime();
-  try {
-    return await ort.InferenceSession.create(modelPath, {
-      executionProviders: [opts.provider ?? "cpu"],
-      graphOptimizationLevel: "all",
-      executionMode: "sequential",
-      intraOpNumThreads: opts.threads,
-      interOpNumThreads: 1
-    });
-  } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
-  }
-}
-var bundled, chosen;
-var init_ort = __esm({
-  "src/onnx/runtime/ort.ts"() {
-    "use strict";
-    bundled = __toESM(require_dist(), 1);
-    init_errors();
-    init_ortErrors();
-  }
-});
-
-// src/measure/provider.ts
-import * as fs5 from "node:fs";
-function cudaUnavailable() {
-  const { ort, source } = onnxruntime();
-  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
-  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
-  if (!fs5.existsSync("/dev/nvidia0") && !fs5.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
-  return void 0;
-}
-async function resolveProvider(requested, probeModel) {
-  if (requested === "cpu") return { provider: "cpu" };
-  let why = cudaUnavailable();
-  if (!why) {
-    try {
-      const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
-      await session.release();
-      return { provider: "cuda" };
-    } catch (e) {
-      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
-    }
-  }
-  if (requested === "cuda") {
-    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
-  }
-  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
-}
-var init_provider = __esm({
-  "src/measure/provider.ts"() {
-    "use strict";
-    init_errors();
-    init_ort();
-  }
-});
-
-// src/util/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-var init_random = __esm({
-  "src/util/random.ts"() {
-    "use strict";
   }
 });
 
@@ -31478,828 +33402,38 @@ var init_corruptions = __esm({
   }
 });
 
-// src/measure/stats/binomial.ts
-function logGamma(x2) {
-  const g2 = 7;
-  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
-  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
-  x2 -= 1;
-  let a = c[0];
-  const t = x2 + g2 + 0.5;
-  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
-  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+// src/measure/provider.ts
+import * as fs8 from "node:fs";
+function cudaUnavailable() {
+  const { ort, source } = onnxruntime();
+  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
+  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
+  if (!fs8.existsSync("/dev/nvidia0") && !fs8.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  return void 0;
 }
-function binomialHalfCdf(k, n) {
-  if (k < 0) return 0;
-  if (k >= n) return 1;
-  const lnN = logGamma(n + 1);
-  const ln2n = n * Math.LN2;
-  let sum = 0;
-  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
-  return Math.min(1, sum);
+async function resolveProvider(requested, probeModel) {
+  if (requested === "cpu") return { provider: "cpu" };
+  let why = cudaUnavailable();
+  if (!why) {
+    try {
+      const { ort } = onnxruntime();
+      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
+      await session.release();
+      return { provider: "cuda" };
+    } catch (e) {
+      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
+    }
+  }
+  if (requested === "cuda") {
+    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
+  }
+  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
 }
-var init_binomial = __esm({
-  "src/measure/stats/binomial.ts"() {
+var init_provider = __esm({
+  "src/measure/provider.ts"() {
     "use strict";
-  }
-});
-
-// src/measure/stats/distribution.ts
-function regularizedGammaP(a, x2) {
-  if (x2 <= 0) return 0;
-  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
-  if (x2 < a + 1) {
-    let sum = 1 / a;
-    let term = sum;
-    for (let n = 1; n < 1e3; n++) {
-      term *= x2 / (a + n);
-      sum += term;
-      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
-    }
-    return Math.min(1, sum * Math.exp(lnPre));
-  }
-  let b = x2 + 1 - a;
-  let c = 1 / 1e-300;
-  let d = 1 / b;
-  let h = d;
-  for (let i2 = 1; i2 < 1e3; i2++) {
-    const an = -i2 * (i2 - a);
-    b += 2;
-    d = an * d + b;
-    if (Math.abs(d) < 1e-300) d = 1e-300;
-    c = b + an / c;
-    if (Math.abs(c) < 1e-300) c = 1e-300;
-    d = 1 / d;
-    const delta = d * c;
-    h *= delta;
-    if (Math.abs(delta - 1) < 1e-15) break;
-  }
-  return Math.max(0, 1 - Math.exp(lnPre) * h);
-}
-function chiSquareSurvival(x2, df) {
-  return 1 - regularizedGammaP(df / 2, x2 / 2);
-}
-function chiSquareHomogeneity(a, b) {
-  const na = a.reduce((s, v) => s + v, 0);
-  const nb = b.reduce((s, v) => s + v, 0);
-  let stat2 = 0;
-  let bins = 0;
-  for (let i2 = 0; i2 < a.length; i2++) {
-    const total2 = a[i2] + b[i2];
-    if (total2 === 0) continue;
-    bins++;
-    const ea = total2 * na / (na + nb);
-    const eb = total2 * nb / (na + nb);
-    stat2 += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
-  }
-  const df = Math.max(1, bins - 1);
-  return { statistic: stat2, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat2, df) };
-}
-function kolmogorovSmirnov(x2, y) {
-  const a = Float64Array.from(x2).sort();
-  const b = Float64Array.from(y).sort();
-  let i2 = 0;
-  let j = 0;
-  let d = 0;
-  while (i2 < a.length && j < b.length) {
-    const v = Math.min(a[i2], b[j]);
-    while (i2 < a.length && a[i2] <= v) i2++;
-    while (j < b.length && b[j] <= v) j++;
-    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
-  }
-  const ne = a.length * b.length / (a.length + b.length);
-  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
-  let p = 0;
-  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
-  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
-}
-function populationStabilityIndex(expected, actual, bins = 10) {
-  const sorted = Float64Array.from(expected).sort();
-  const edges = [];
-  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
-  const hist = (values) => {
-    const h = new Float64Array(bins);
-    for (let i2 = 0; i2 < values.length; i2++) {
-      let b = 0;
-      while (b < edges.length && values[i2] > edges[b]) b++;
-      h[b]++;
-    }
-    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
-  };
-  const e = hist(expected);
-  const a = hist(actual);
-  let psi = 0;
-  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
-  return psi;
-}
-var init_distribution = __esm({
-  "src/measure/stats/distribution.ts"() {
-    "use strict";
-    init_binomial();
-  }
-});
-
-// node_modules/simple-statistics/dist/simple-statistics.mjs
-function quantileSorted(x2, p) {
-  var idx = (x2.length - 1) * p;
-  if (x2.length === 0) {
-    throw new Error("quantile requires at least one data point.");
-  } else if (p < 0 || p > 1) {
-    throw new Error("quantiles must be between 0 and 1");
-  } else if (p === 1) {
-    return x2[x2.length - 1];
-  } else if (p === 0) {
-    return x2[0];
-  } else if (idx % 1 !== 0) {
-    var lower = Math.floor(idx);
-    var upper = Math.ceil(idx);
-    var fraction = idx - lower;
-    return x2[lower] + fraction * (x2[upper] - x2[lower]);
-  } else {
-    return x2[idx];
-  }
-}
-function quickselect(arr, k, left, right) {
-  left = left || 0;
-  right = right || arr.length - 1;
-  while (right > left) {
-    if (right - left > 600) {
-      var n = right - left + 1;
-      var m = k - left + 1;
-      var z2 = Math.log(n);
-      var s = 0.5 * Math.exp(2 * z2 / 3);
-      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
-      if (m - n / 2 < 0) {
-        sd *= -1;
-      }
-      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
-      var newRight = Math.min(
-        right,
-        Math.floor(k + (n - m) * s / n + sd)
-      );
-      quickselect(arr, k, newLeft, newRight);
-    }
-    var t = arr[k];
-    var i2 = left;
-    var j = right;
-    swap(arr, left, k);
-    if (arr[right] > t) {
-      swap(arr, left, right);
-    }
-    while (i2 < j) {
-      swap(arr, i2, j);
-      i2++;
-      j--;
-      while (arr[i2] < t) {
-        i2++;
-      }
-      while (arr[j] > t) {
-        j--;
-      }
-    }
-    if (arr[left] === t) {
-      swap(arr, left, j);
-    } else {
-      j++;
-      swap(arr, j, right);
-    }
-    if (j <= k) {
-      left = j + 1;
-    }
-    if (k <= j) {
-      right = j - 1;
-    }
-  }
-}
-function swap(arr, i2, j) {
-  var tmp = arr[i2];
-  arr[i2] = arr[j];
-  arr[j] = tmp;
-}
-function quantile(x2, p) {
-  var copy = x2.slice();
-  if (Array.isArray(p)) {
-    multiQuantileSelect(copy, p);
-    var results = [];
-    for (var i2 = 0; i2 < p.length; i2++) {
-      results[i2] = quantileSorted(copy, p[i2]);
-    }
-    return results;
-  } else {
-    var idx = quantileIndex(copy.length, p);
-    quantileSelect(copy, idx, 0, copy.length - 1);
-    return quantileSorted(copy, p);
-  }
-}
-function quantileSelect(arr, k, left, right) {
-  if (k % 1 === 0) {
-    quickselect(arr, k, left, right);
-  } else {
-    k = Math.floor(k);
-    quickselect(arr, k, left, right);
-    quickselect(arr, k + 1, k + 1, right);
-  }
-}
-function multiQuantileSelect(arr, p) {
-  var positions = /* @__PURE__ */ new Set();
-  for (var i2 = 0; i2 < p.length; i2++) {
-    var idx = quantileIndex(arr.length, p[i2]);
-    positions.add(Math.floor(idx));
-    positions.add(Math.ceil(idx));
-  }
-  var indices = Array.from(positions).sort(compare);
-  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
-}
-function multiselect(arr, indices, lo, hi, left, right) {
-  if (lo > hi) {
-    return;
-  }
-  var mid = lo + hi >> 1;
-  quickselect(arr, indices[mid], left, right);
-  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
-  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
-}
-function compare(a, b) {
-  return a - b;
-}
-function quantileIndex(len, p) {
-  var idx = (len - 1) * p;
-  if (p === 1) {
-    return len - 1;
-  } else if (p === 0) {
-    return 0;
-  } else if (idx % 1 !== 0) {
-    return idx;
-  } else {
-    return idx;
-  }
-}
-function median(x2) {
-  return +quantile(x2, 0.5);
-}
-function cumulativeDistribution(z2) {
-  var sum = z2;
-  var tmp = z2;
-  for (var i2 = 1; i2 < 30; i2++) {
-    tmp *= z2 * z2 / (2 * i2 + 1);
-    sum += tmp;
-  }
-  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
-}
-function errorFunction(x2) {
-  var t = 1 / (1 + 0.5 * Math.abs(x2));
-  var tau = t * Math.exp(
-    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
-  );
-  if (x2 >= 0) {
-    return 1 - tau;
-  } else {
-    return tau - 1;
-  }
-}
-var BayesianClassifier, g, LOGSQRT2PI, SQRT_2PI$1, standardNormalTable, z, SQRT_2PI, PerceptronModel;
-var init_simple_statistics = __esm({
-  "node_modules/simple-statistics/dist/simple-statistics.mjs"() {
-    BayesianClassifier = function BayesianClassifier2() {
-      this.totalCount = 0;
-      this.data = {};
-    };
-    BayesianClassifier.prototype.train = function train(item, category) {
-      if (!this.data[category]) {
-        this.data[category] = {};
-      }
-      for (var k in item) {
-        var v = item[k];
-        if (this.data[category][k] === void 0) {
-          this.data[category][k] = {};
-        }
-        if (this.data[category][k][v] === void 0) {
-          this.data[category][k][v] = 0;
-        }
-        this.data[category][k][v]++;
-      }
-      this.totalCount++;
-    };
-    BayesianClassifier.prototype.score = function score(item) {
-      var odds = {};
-      var category;
-      for (var k in item) {
-        var v = item[k];
-        for (category in this.data) {
-          if (odds[category] === void 0) {
-            odds[category] = {};
-          }
-          if (this.data[category][k]) {
-            odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
-          } else {
-            odds[category][k + "_" + v] = 0;
-          }
-        }
-      }
-      var oddsSums = {};
-      for (category in odds) {
-        oddsSums[category] = 0;
-        for (var combination in odds[category]) {
-          oddsSums[category] += odds[category][combination];
-        }
-      }
-      return oddsSums;
-    };
-    g = 607 / 128;
-    LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
-    SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
-    standardNormalTable = [];
-    for (z = 0; z <= 3.09; z += 0.01) {
-      standardNormalTable.push(cumulativeDistribution(z));
-    }
-    SQRT_2PI = Math.sqrt(2 * Math.PI);
-    PerceptronModel = function PerceptronModel2() {
-      this.weights = [];
-      this.bias = 0;
-    };
-    PerceptronModel.prototype.predict = function predict(features) {
-      if (features.length !== this.weights.length) {
-        return null;
-      }
-      var score2 = 0;
-      for (var i2 = 0; i2 < this.weights.length; i2++) {
-        score2 += this.weights[i2] * features[i2];
-      }
-      score2 += this.bias;
-      if (score2 > 0) {
-        return 1;
-      } else {
-        return 0;
-      }
-    };
-    PerceptronModel.prototype.train = function train2(features, label2) {
-      if (label2 !== 0 && label2 !== 1) {
-        return null;
-      }
-      if (features.length !== this.weights.length) {
-        this.weights = features.slice();
-        this.bias = 1;
-      }
-      var prediction = this.predict(features);
-      if (typeof prediction === "number" && prediction !== label2) {
-        var gradient = label2 - prediction;
-        for (var i2 = 0; i2 < this.weights.length; i2++) {
-          this.weights[i2] += gradient * features[i2];
-        }
-        this.bias += gradient;
-      }
-      return this;
-    };
-  }
-});
-
-// src/measure/stats/bootstrap.ts
-function bootstrapInterval(n, statistic, opts = {}) {
-  const confidence = opts.confidence ?? 0.95;
-  const resamples = opts.resamples ?? 1e3;
-  const random = seededRandom(opts.seed ?? 24301);
-  const indices = new Int32Array(n);
-  const values = [];
-  for (let r = 0; r < resamples; r++) {
-    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
-    const v = statistic(indices);
-    if (Number.isFinite(v)) values.push(v);
-  }
-  if (values.length === 0) return [NaN, NaN];
-  values.sort((a, b) => a - b);
-  const alpha = (1 - confidence) / 2;
-  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
-}
-function quantileAt(values, indices, p, scratch) {
-  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
-  scratch.sort();
-  return quantileSorted(scratch, p);
-}
-function quantileInterval(values, p, opts = {}) {
-  const scratch = new Float64Array(values.length);
-  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
-}
-function meanInterval(values, opts = {}) {
-  return bootstrapInterval(values.length, (idx) => {
-    let s = 0;
-    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
-    return s / idx.length;
-  }, opts);
-}
-var init_bootstrap = __esm({
-  "src/measure/stats/bootstrap.ts"() {
-    "use strict";
-    init_simple_statistics();
-    init_random();
-  }
-});
-
-// src/measure/latency.ts
-function batchOf(source, batch) {
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of source) {
-    const rows2 = arr.dims[0];
-    const rowSize = arr.data.length / rows2;
-    const Ctor = arr.data.constructor;
-    const data = new Ctor(batch * rowSize);
-    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
-    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
-  }
-  return out;
-}
-function latencyStat(batch, samplesMs, confidence) {
-  const sorted = [...samplesMs].sort((a, b) => a - b);
-  const stat2 = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
-  if (confidence === void 0) return stat2;
-  stat2.p99_ms = quantileSorted(sorted, 0.99);
-  stat2.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
-  const opts = { confidence, resamples: 500 };
-  stat2.p50_ci = quantileInterval(sorted, 0.5, opts);
-  stat2.p95_ci = quantileInterval(sorted, 0.95, opts);
-  stat2.p99_ci = quantileInterval(sorted, 0.99, opts);
-  stat2.mean_ci = meanInterval(sorted, opts);
-  return stat2;
-}
-function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
-  const n = Math.min(a.length, b.length);
-  const sa = new Float64Array(n);
-  const sb = new Float64Array(n);
-  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
-  const ratio2 = median2(a) / median2(b);
-  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
-  return { ratio: ratio2, ci };
-}
-function relativeHalfWidth(estimate, ci) {
-  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
-}
-function settled(times) {
-  if (times.length < 2 * STABLE_WINDOW) return false;
-  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
-  const last = med(times.slice(-STABLE_WINDOW));
-  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
-  return Math.abs(last / before - 1) <= 0.1;
-}
-function preciseEnough(perModel, target, confidence) {
-  if (perModel.length === 1) {
-    const s = perModel[0];
-    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
-  }
-  for (let i2 = 1; i2 < perModel.length; i2++) {
-    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
-    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
-  }
-  return true;
-}
-async function measureInterleaved(modelPaths, source, opts, onProgress) {
-  const { ort } = onnxruntime();
-  const sessions = [];
-  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
-  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
-  const adaptive = (opts.targetRelCi ?? 0) > 0;
-  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
-  let done = 0;
-  try {
-    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
-    for (let b = 0; b < opts.batchSizes.length; b++) {
-      const started = performance.now();
-      const inputs = batchOf(source, opts.batchSizes[b]);
-      const feeds = {};
-      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const warm = sessions.map(() => []);
-      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
-      let warming = opts.warmup > 0;
-      let warmRounds = 0;
-      let timed = 0;
-      for (let r = 0; ; r++) {
-        if (!warming && timed >= opts.runs) {
-          if (!adaptive || performance.now() - started > capMs) break;
-          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
-        }
-        const order = sessions.map((_, i2) => i2);
-        if (r % 2 === 1) order.reverse();
-        for (const i2 of order) {
-          let dt = Infinity;
-          for (let k = 0; k < (opts.repeat ?? 1); k++) {
-            const t0 = performance.now();
-            const out = await sessions[i2].run(feeds);
-            dt = Math.min(dt, performance.now() - t0);
-            for (const t of Object.values(out)) t.dispose();
-          }
-          if (warming) warm[i2].push(dt);
-          else samples[i2][b].push(dt);
-        }
-        if (warming) {
-          warmRounds++;
-          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
-        } else timed++;
-        onProgress?.(Math.min(++done, total2), total2);
-      }
-    }
-  } finally {
-    for (const s of sessions) await s.release();
-  }
-  return samples;
-}
-var STABLE_WINDOW;
-var init_latency = __esm({
-  "src/measure/latency.ts"() {
-    "use strict";
-    init_simple_statistics();
+    init_errors();
     init_ort();
-    init_bootstrap();
-    STABLE_WINDOW = 5;
-  }
-});
-
-// src/measure/stats/normal.ts
-function normalQuantile(p) {
-  if (!(p > 0 && p < 1)) {
-    if (p === 0) return -Infinity;
-    if (p === 1) return Infinity;
-    return NaN;
-  }
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
-  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
-  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
-  const low = 0.02425;
-  if (p < low) {
-    const q2 = Math.sqrt(-2 * Math.log(p));
-    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
-  }
-  if (p > 1 - low) return -normalQuantile(1 - p);
-  const q = p - 0.5;
-  const r = q * q;
-  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-}
-function twoSidedZ(confidence) {
-  return normalQuantile(1 - (1 - confidence) / 2);
-}
-var init_normal = __esm({
-  "src/measure/stats/normal.ts"() {
-    "use strict";
-  }
-});
-
-// src/measure/stats/wilson.ts
-function wilsonInterval(successes, n, confidence = 0.95) {
-  if (n <= 0) return [0, 1];
-  const z2 = twoSidedZ(confidence);
-  const p = successes / n;
-  const z22 = z2 * z2;
-  const centre = p + z22 / (2 * n);
-  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
-  const denom = 1 + z22 / n;
-  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
-  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
-  return [lo, hi];
-}
-var init_wilson = __esm({
-  "src/measure/stats/wilson.ts"() {
-    "use strict";
-    init_normal();
-  }
-});
-
-// src/measure/stats/mcnemar.ts
-function pairedTable(correctA, correctB) {
-  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-  for (let i2 = 0; i2 < correctA.length; i2++) {
-    if (correctA[i2]) {
-      if (correctB[i2]) t.both++;
-      else t.onlyA++;
-    } else if (correctB[i2]) t.onlyB++;
-    else t.neither++;
-  }
-  return t;
-}
-function mcnemarExact(onlyA, onlyB) {
-  const n = onlyA + onlyB;
-  if (n === 0) return 1;
-  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
-}
-function pairedDifferenceInterval(t, confidence = 0.95) {
-  const n = t.both + t.onlyA + t.onlyB + t.neither;
-  if (n === 0) return [-1, 1];
-  const p1 = (t.both + t.onlyA) / n;
-  const p2 = (t.both + t.onlyB) / n;
-  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
-  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
-  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
-  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
-  const diff = p1 - p2;
-  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
-  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
-  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
-}
-function minSamplesForDrop(drop, discordant, confidence = 0.95) {
-  const z2 = twoSidedZ(confidence);
-  const d = Math.max(discordant, drop);
-  return Math.ceil(z2 * z2 * d / (drop * drop));
-}
-var init_mcnemar = __esm({
-  "src/measure/stats/mcnemar.ts"() {
-    "use strict";
-    init_binomial();
-    init_wilson();
-    init_normal();
-  }
-});
-
-// src/measure/stats/uncertainty.ts
-function subsetTable(a, b, keep) {
-  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-  for (let i2 = 0; i2 < a.length; i2++) {
-    if (!keep(i2)) continue;
-    if (a[i2]) {
-      if (b[i2]) t.both++;
-      else t.onlyA++;
-    } else if (b[i2]) t.onlyB++;
-    else t.neither++;
-  }
-  return t;
-}
-function sampleNote(t, ci, limit, confidence, what) {
-  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
-  const n = total(t);
-  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
-  const need = minSamplesForDrop(limit, discordant, confidence);
-  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
-}
-function accuracyDropUncertainty(reference, candidate, confidence, limit) {
-  const t = pairedTable(reference, candidate);
-  const ci = pairedDifferenceInterval(t, confidence);
-  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
-}
-function eceAt(confidence, correct, indices, bins = 15) {
-  const count2 = new Float64Array(bins);
-  const gap = new Float64Array(bins);
-  for (let k = 0; k < indices.length; k++) {
-    const i2 = indices[k];
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count2[b]++;
-    gap[b] += correct[i2] - confidence[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(gap[b]) / indices.length;
-  return ece;
-}
-function classDropIntervals(m) {
-  const out = [];
-  for (let c = 0; c < m.reference.classes; c++) {
-    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
-    if (total(t) === 0) continue;
-    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
-  }
-  return out;
-}
-function maxInterval(cis) {
-  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
-}
-function budgetUncertainty(m) {
-  const { confidence } = m;
-  const u = {};
-  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
-  const classes = classDropIntervals(m);
-  if (classes.length) {
-    const ci = maxInterval(classes.map((c) => c.ci));
-    const limit = m.limits["class-accuracy-drop"];
-    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
-    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
-    u["class-accuracy-drop"] = { ci, note };
-  }
-  const n = m.labels.length;
-  u["ece-increase"] = {
-    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
-  };
-  if (m.referenceLatency?.length && m.candidateLatency?.length) {
-    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
-    u["min-speedup"] = { ci: speedup.ci };
-    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
-    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
-    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
-  }
-  if (m.shifts?.length) {
-    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
-    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
-  }
-  return u;
-}
-function accuracyIntervals(p, labels, confidence) {
-  const hit = new Float64Array(p.classes);
-  const support = new Float64Array(p.classes);
-  let all = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) {
-    support[labels[i2]]++;
-    if (p.correct[i2]) {
-      hit[labels[i2]]++;
-      all++;
-    }
-  }
-  return {
-    accuracy_ci: wilsonInterval(all, labels.length, confidence),
-    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
-  };
-}
-function annotateClassChanges(changes, m, limit) {
-  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
-  return changes.map((c) => {
-    const s = byClass.get(c.class);
-    if (!s) return c;
-    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
-  });
-}
-var total;
-var init_uncertainty = __esm({
-  "src/measure/stats/uncertainty.ts"() {
-    "use strict";
-    init_latency();
-    init_bootstrap();
-    init_mcnemar();
-    init_wilson();
-    total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
-  }
-});
-
-// src/pipeline/verdicts.ts
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config2, classChanges2, compareMode = false) {
-  const labels = data.labels;
-  const confidence = config2.confidence;
-  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
-  const paired = {
-    labels,
-    reference: reference.preds,
-    candidate: candidate.preds,
-    referenceLatency: latency?.reference,
-    candidateLatency: latency?.candidate,
-    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
-    confidence,
-    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
-  };
-  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
-  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
-  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
-  return {
-    budgets: results,
-    verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges2, paired, classLimit)
-  };
-}
-function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
-  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
-  const out = [];
-  for (const s of shifts) {
-    const a = reference.shiftPreds?.get(s.name);
-    const b = candidate.shiftPreds?.get(s.name);
-    if (!a || !b || !s.data.labels) continue;
-    const dense = mean(a.correct);
-    const final2 = mean(b.correct);
-    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
-    out.push({
-      name: s.name,
-      source: corruptionNames.has(s.name) ? "corruption" : "user",
-      samples: s.data.count,
-      dense,
-      final: final2,
-      drop: dense - final2,
-      drop_ci: u.ci,
-      p_value: u.p_value,
-      gap_change: dense - final2 - cleanGap
-    });
-  }
-  return out;
-}
-function mean(x2) {
-  let s = 0;
-  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
-  return x2.length ? s / x2.length : NaN;
-}
-function distributionShift(clean, shifted) {
-  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
-  const hist = (p) => {
-    const h = new Array(p.classes).fill(0);
-    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
-    return h;
-  };
-  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
-  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
-}
-function predictionShifts(reference, candidate, shifts) {
-  const out = [];
-  for (const s of shifts) {
-    const a = reference.shiftPreds?.get(s.name);
-    const b = candidate.shiftPreds?.get(s.name);
-    if (!a || !b) continue;
-    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
-  }
-  return out;
-}
-var init_verdicts = __esm({
-  "src/pipeline/verdicts.ts"() {
-    "use strict";
-    init_budgets2();
-    init_distribution();
-    init_uncertainty();
   }
 });
 
@@ -33197,8 +34331,8 @@ var init_binary_encoding = __esm({
         this.viewCache = EMPTY_VIEW;
         this.pos = 0;
       }
-      ensureCapacity(size) {
-        const required2 = this.pos + size;
+      ensureCapacity(size2) {
+        const required2 = this.pos + size2;
         if (required2 > this.buffer.length) {
           let newLen = this.buffer.length || INITIAL_SIZE;
           while (newLen < required2)
@@ -34500,11 +35634,11 @@ var init_clone = __esm({
 // node_modules/@bufbuild/protobuf/dist/esm/wire/base64-encoding.js
 function base64Decode(base64Str) {
   const len = base64Str.length;
-  let size = len - (len + 3 >> 2);
+  let size2 = len - (len + 3 >> 2);
   if ((len & 3) == 0 && base64Str[len - 1] == "=") {
-    size -= base64Str[len - 2] == "=" ? 2 : 1;
+    size2 -= base64Str[len - 2] == "=" ? 2 : 1;
   }
-  const bytes2 = new Uint8Array(size);
+  const bytes2 = new Uint8Array(size2);
   let written = -1;
   if (nativeSetFromBase64) {
     try {
@@ -34518,13 +35652,13 @@ function base64Decode(base64Str) {
   if (written < 0) {
     written = setFromBase64(bytes2, base64Str);
   }
-  return written == size ? bytes2 : bytes2.subarray(0, written);
+  return written == size2 ? bytes2 : bytes2.subarray(0, written);
 }
 function setFromBase64(bytes2, base64Str) {
-  const table3 = getDecodeTable();
+  const table4 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table3[base64Str.charCodeAt(i2)];
+    b = table4[base64Str.charCodeAt(i2)];
     if (b === void 0) {
       switch (base64Str[i2]) {
         // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
@@ -34864,8 +35998,8 @@ var init_nested_types = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve7) {
-  return buildFileRegistry([fileDescriptorProto, resolve7]);
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve9) {
+  return buildFileRegistry([fileDescriptorProto, resolve9]);
 }
 function buildFileRegistry(args, check) {
   const registry2 = createBaseRegistry();
@@ -34889,7 +36023,7 @@ function buildFileRegistry(args, check) {
         if (seen.has(protoFileName)) {
           continue;
         }
-        const dep = resolve7(protoFileName);
+        const dep = resolve9(protoFileName);
         if (!dep) {
           throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
         }
@@ -34903,7 +36037,7 @@ function buildFileRegistry(args, check) {
       return deps.concat(...deps.map(recurseDeps));
     };
     const input = args[0];
-    const resolve7 = args[1];
+    const resolve9 = args[1];
     const seen = /* @__PURE__ */ new Set();
     for (const file of [input, ...recurseDeps(input)].reverse()) {
       check === null || check === void 0 ? void 0 : check(file);
@@ -35454,11 +36588,11 @@ function getFieldPresence(proto, oneof, isExtension, parent) {
   if (isExtension) {
     return EXPLICIT;
   }
-  const resolved = resolveFeature("fieldPresence", { proto, parent });
-  if (resolved == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
+  const resolved2 = resolveFeature("fieldPresence", { proto, parent });
+  if (resolved2 == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
     return EXPLICIT;
   }
-  return resolved;
+  return resolved2;
 }
 function isPackedField(proto, parent) {
   if (proto.label != LABEL_REPEATED) {
@@ -35752,8 +36886,8 @@ var init_boot = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path19, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path19]);
+function messageDesc(file, path27, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path27]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -36878,9 +38012,9 @@ function tensorToFloat32(t) {
   const raw = t.rawData;
   const out = new Float32Array(n);
   if (raw.byteLength > 0) {
-    const size = ITEM_SIZE[t.dataType];
-    if (size === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
-    if (raw.byteLength !== n * size) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size}`);
+    const size2 = ITEM_SIZE[t.dataType];
+    if (size2 === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
+    if (raw.byteLength !== n * size2) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size2}`);
     if (t.dataType === 1 /* FLOAT */) {
       new Uint8Array(out.buffer).set(raw);
       return out;
@@ -37029,7 +38163,8 @@ function makeFloatTensor(name, dims, values, dataType = 1 /* FLOAT */) {
   return t;
 }
 function makeIntTensor(name, dims, values, dataType = 7 /* INT64 */) {
-  const raw = dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
+  const array2 = Array.from(values);
+  const raw = dataType === 7 /* INT64 */ ? new Uint8Array(BigInt64Array.from(array2, (v) => BigInt(v)).buffer) : dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(array2).buffer) : dataType === 3 /* INT8 */ ? new Uint8Array(Int8Array.from(array2).buffer) : Uint8Array.from(array2);
   return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
 }
 var ITEM_SIZE, FLOAT_TYPES, f32, u32;
@@ -37060,7 +38195,7 @@ var init_tensor = __esm({
 });
 
 // src/onnx/streamSave.ts
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { randomBytes as randomBytes3 } from "node:crypto";
 function varint(n) {
   const out = [];
   while (n >= 128) {
@@ -37082,9 +38217,9 @@ function indexOf(hay, needle) {
 }
 function splitAround(bytes2, tag, inner) {
   const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
-  const at = indexOf(bytes2, field);
-  if (at < 0 || indexOf(bytes2.subarray(at + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
-  return [bytes2.subarray(0, at), bytes2.subarray(at + field.length)];
+  const at2 = indexOf(bytes2, field);
+  if (at2 < 0 || indexOf(bytes2.subarray(at2 + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
+  return [bytes2.subarray(0, at2), bytes2.subarray(at2 + field.length)];
 }
 function encodeWith(holder, key, value, encode2) {
   const kept = holder[key];
@@ -37098,13 +38233,13 @@ function encodeWith(holder, key, value, encode2) {
 function tensorPieces(t, streamRawBytes) {
   const raw = t.rawData;
   if (raw.byteLength === 0 || raw.byteLength < streamRawBytes) return [toBinary(TensorProtoSchema, t)];
-  const sentinel = randomBytes2(16);
+  const sentinel = randomBytes3(16);
   const encoded = encodeWith(t, "rawData", sentinel, () => toBinary(TensorProtoSchema, t));
   const [before, after] = splitAround(encoded, TAG_TENSOR_RAW_DATA, sentinel);
   return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
 }
 function sentinelTensor() {
-  const tensor = create(TensorProtoSchema, { name: randomBytes2(16).toString("hex") });
+  const tensor = create(TensorProtoSchema, { name: randomBytes3(16).toString("hex") });
   return { tensor, bytes: toBinary(TensorProtoSchema, tensor) };
 }
 function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
@@ -37122,7 +38257,7 @@ function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
   });
   let graphLength = graphBefore.byteLength + graphAfter.byteLength;
   for (const s of sizes) graphLength += framing(TAG_GRAPH_INITIALIZER, s).byteLength + s;
-  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes2(16).toString("hex") });
+  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes3(16).toString("hex") });
   const modelEncoded = encodeWith(proto, "graph", sentinelGraph, () => toBinary(ModelProtoSchema, proto));
   const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
   const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
@@ -37165,8 +38300,8 @@ var init_streamSave = __esm({
 });
 
 // src/onnx/model.ts
-import * as fs6 from "node:fs";
-import * as path4 from "node:path";
+import * as fs9 from "node:fs";
+import * as path7 from "node:path";
 function loadModel(file) {
   const bytes2 = readInputFile(file, { expected: "an .onnx model" });
   return { proto: parseModel(bytes2, file), path: file, bytes: bytes2.byteLength };
@@ -37208,33 +38343,33 @@ function externalEntry(t, key) {
   return t.externalData.find((e) => e.key === key)?.value;
 }
 function resolveExternalData(proto, file) {
-  const dir = path4.dirname(path4.resolve(file));
+  const dir = path7.dirname(path7.resolve(file));
   const tensors = [...allTensors(proto)].filter(isExternal);
   if (tensors.length === 0) return;
-  const realDir = fs6.realpathSync(dir);
+  const realDir = fs9.realpathSync(dir);
   const reads = [];
   let total2 = 0;
   for (const t of tensors) {
     const location = externalEntry(t, "location");
     if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-    if (path4.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-    const target = path4.resolve(dir, location);
+    if (path7.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path7.resolve(dir, location);
     let real;
     try {
-      real = fs6.realpathSync(target);
+      real = fs9.realpathSync(target);
     } catch {
-      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path4.basename(file)}`);
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path7.basename(file)}`);
     }
-    if (real !== realDir && !real.startsWith(realDir + path4.sep)) {
+    if (real !== realDir && !real.startsWith(realDir + path7.sep)) {
       throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
     }
-    const stat2 = fs6.statSync(real);
+    const stat2 = fs9.statSync(real);
     if (!stat2.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
-    const size = stat2.size;
+    const size2 = stat2.size;
     const offset = Number(externalEntry(t, "offset") ?? 0);
-    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
+    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size2 - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size2) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size2}; the external data file is truncated or does not belong to this model`);
     }
     total2 += length;
     reads.push({ t, real, offset, length });
@@ -37249,17 +38384,17 @@ function resolveExternalData(proto, file) {
     for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs6.openSync(real, "r");
+        fd2 = fs9.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs6.readSync(fd2, data, 0, length, offset);
+      fs9.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs6.closeSync(fd2);
+    for (const fd2 of handles.values()) fs9.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -37342,6 +38477,11 @@ function topologicalOrder(nodes, producer) {
   }
   if (order.length !== nodes.length) throw new Error("graph has a cycle");
   return order;
+}
+function sortedNodes(nodes) {
+  const producer = /* @__PURE__ */ new Map();
+  for (const n of nodes) for (const o of n.output) if (o) producer.set(o, n);
+  return topologicalOrder(nodes, producer);
 }
 function attr(node, name) {
   return node.attribute.find((a) => a.name === name);
@@ -37572,6 +38712,157 @@ var init_signature = __esm({
   }
 });
 
+// src/prune/sensitivity/allocateSparsity.ts
+function monotoneCurve(points2, cap) {
+  const pts = [{ r: 0, f: 0 }];
+  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
+    if (!(p.ratio > pts[pts.length - 1].r)) continue;
+    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
+  }
+  const at2 = (r) => {
+    for (let i2 = 1; i2 < pts.length; i2++) {
+      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+    }
+    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
+    const b = pts[pts.length - 1];
+    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
+    return b.f + slope * (r - b.r);
+  };
+  const out = pts.filter((p) => p.r < cap);
+  out.push({ r: cap, f: at2(cap) });
+  return out;
+}
+function lowerHull(pts) {
+  const hull = [];
+  for (const p of pts) {
+    while (hull.length >= 2) {
+      const a = hull[hull.length - 2];
+      const b = hull[hull.length - 1];
+      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
+      else break;
+    }
+    hull.push(p);
+  }
+  return hull;
+}
+function allocateSparsity(layers, target, opts = {}) {
+  const capRatio = opts.cap ?? DEFAULT_CAP;
+  const total2 = layers.reduce((n, l) => n + l.size, 0);
+  const want = Math.round(target * total2);
+  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
+  const capacity = caps.reduce((a, b) => a + b, 0);
+  if (want > capacity) {
+    throw new UserError(
+      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
+    );
+  }
+  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
+  const saves = unitSavings(layers, opts.costExponent ?? 0);
+  const segments = [];
+  hulls.forEach((h, i2) => {
+    for (let s = 1; s < h.length; s++) {
+      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
+      if (units <= 0) continue;
+      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
+      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
+    }
+  });
+  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
+  const amount = new Float64Array(layers.length);
+  let left = want;
+  for (const s of segments) {
+    if (left <= 0) break;
+    const take = Math.min(left, s.units);
+    amount[s.layer] += take;
+    left -= take;
+  }
+  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
+  let missing = want - pruned.reduce((a, b) => a + b, 0);
+  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
+  while (missing > 0) {
+    let moved = false;
+    for (const i2 of byRemainder) {
+      if (missing === 0) break;
+      if (pruned[i2] < caps[i2]) {
+        pruned[i2]++;
+        missing--;
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
+  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
+  return { pruned, ratios, predictedIncrease };
+}
+function unitSavings(layers, exponent) {
+  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
+  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
+  const floor = Math.min(...known);
+  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
+  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
+}
+function interpolate(pts, r) {
+  for (let i2 = 1; i2 < pts.length; i2++) {
+    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+  }
+  return pts[pts.length - 1].f;
+}
+var DEFAULT_CAP;
+var init_allocateSparsity = __esm({
+  "src/prune/sensitivity/allocateSparsity.ts"() {
+    "use strict";
+    init_rules();
+    init_errors();
+    DEFAULT_CAP = SENSITIVITY_CAP;
+  }
+});
+
+// src/prune/resolveScope.ts
+function resolveScope(config2, calib, rounds = 1) {
+  if (config2.scope !== "auto") return { scope: config2.scope, reason: "" };
+  const global2 = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
+  if (config2.method !== "structured" && config2.method !== "unstructured") return global2(`--method ${config2.method} has no sensitivity allocation`);
+  if (!calib) return global2(`no calibration set to measure ${config2.method === "structured" ? "channel groups" : "layers"} on`);
+  if (!calib.labelled) return global2("the calibration set has no labels");
+  if (config2.schedule !== "oneshot") return global2(`--schedule ${config2.schedule} (sensitivity curves are measured once, on the dense model)`);
+  if (config2.maxLayerSparsity < 1) return global2("--max-layer-sparsity is a global-scope cap");
+  if (config2.sparsity > DEFAULT_CAP) return global2(`--sparsity ${config2.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
+  if (config2.method === "unstructured") {
+    if (rounds > 1) return global2(`${rounds} recovery rounds prune by one global threshold`);
+    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
+  }
+  if (config2.roundTo > 1) return global2("--round-to applies to the global allocation");
+  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
+}
+var init_resolveScope = __esm({
+  "src/prune/resolveScope.ts"() {
+    "use strict";
+    init_allocateSparsity();
+  }
+});
+
+// src/recover/rounds.ts
+function resolveRounds(config2, calib) {
+  if (config2.recoveryRounds !== 0) return config2.recoveryRounds;
+  const fits = config2.method === "unstructured" && config2.recovery === "auto" && config2.schedule === "oneshot" && config2.criterion !== "sparsegpt" && config2.maxLayerSparsity >= 1 && calib?.labels && config2.sparsity >= ROUNDS_FROM_SPARSITY;
+  return fits ? AUTO_ROUNDS : 1;
+}
+function resolveCompare(config2, rounds) {
+  if (rounds <= 1 || config2.scope !== "global" || config2.sparsity > DEFAULT_CAP) return false;
+  return config2.roundsCompareSensitivity || config2.recoveryRounds === 0 && AUTO_COMPARE;
+}
+var ROUNDS_FROM_SPARSITY, AUTO_ROUNDS, AUTO_COMPARE;
+var init_rounds = __esm({
+  "src/recover/rounds.ts"() {
+    "use strict";
+    init_allocateSparsity();
+    ROUNDS_FROM_SPARSITY = 0.6;
+    AUTO_ROUNDS = 4;
+    AUTO_COMPARE = false;
+  }
+});
+
 // src/onnx/build.ts
 function attribute(name, v) {
   if (typeof v === "number") return create(AttributeProtoSchema, { name, type: 2 /* INT */, i: BigInt(v) });
@@ -37752,9 +39043,21 @@ var init_edit = __esm({
       addFloatInitializer(base, dims, values, dataType = 1 /* FLOAT */) {
         return this.pushInitializer(makeFloatTensor(this.fresh(base), dims, values, dataType));
       }
-      /** A new int64 (or int32) initializer: shapes, axes, indices; returns its name. */
+      /** A new integer initializer: int64 (or int32) shapes, axes, indices; int8/uint8/int32 quantized values. Returns its name. */
       addIntInitializer(base, dims, values, dataType = 7 /* INT64 */) {
         return this.pushInitializer(makeIntTensor(this.fresh(base), dims, values, dataType));
+      }
+      /**
+       * Store an initializer's values in an integer type under its own name and shape: a weight quantized
+       * in place, so everything that names it (reports, sparsity counts) still finds it.
+       */
+      storeAsInteger(name, values, dataType) {
+        const old = this.inits.get(name);
+        if (!old) throw new Error(`no initializer '${name}'`);
+        const t = makeIntTensor(name, tensorDims(old), values, dataType);
+        this.graph.initializer[this.graph.initializer.indexOf(old)] = t;
+        this.inits.set(name, t);
+        return t;
       }
       /** A new initializer with the type, shape and values of the constant `name` (initializer or Constant); returns its name. */
       copyConstant(name, base) {
@@ -37820,11 +39123,11 @@ var init_edit = __esm({
       }
       /** Put a new node where `old` was (same place; its name unless the spec names one); returns it. */
       replaceNode(old, spec) {
-        const at = this.position(old);
+        const at2 = this.position(old);
         this.unindexOutputs(old);
         const node = makeNode(spec.name !== void 0 ? this.fresh(spec.name) : old.name, spec);
         for (const o of node.output) this.names.reserve(o);
-        this.graph.node[at] = node;
+        this.graph.node[at2] = node;
         this.indexOutputs(node);
         this.readers = void 0;
         return node;
@@ -37911,6 +39214,11 @@ var init_edit = __esm({
         this.names.reserve(decl.name);
         this.graph.valueInfo = [...this.graph.valueInfo.filter((v) => v.name !== decl.name), decl];
       }
+      /** Forget the declarations of these intermediate tensors (a rewrite removed them). */
+      dropValueInfo(names) {
+        const gone = new Set(names);
+        this.graph.valueInfo = this.graph.valueInfo.filter((v) => !gone.has(v.name));
+      }
       /** Forget every intermediate declaration: after surgery their shapes are stale (runtimes infer them again). */
       clearValueInfo() {
         this.graph.valueInfo = [];
@@ -37937,9 +39245,9 @@ var init_edit = __esm({
         return t;
       }
       position(node) {
-        const at = this.graph.node.indexOf(node);
-        if (at < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
-        return at;
+        const at2 = this.graph.node.indexOf(node);
+        if (at2 < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
+        return at2;
       }
       indexOutputs(node) {
         for (const o of node.output) if (o) this.producers.set(o, node);
@@ -38093,158 +39401,6 @@ var init_magnitude = __esm({
     init_edit();
     init_tensor();
     init_select();
-  }
-});
-
-// src/prune/nm.ts
-function parseNM(method2) {
-  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method2);
-  if (!match) return void 0;
-  const n = Number(match[1]);
-  const m = Number(match[2]);
-  return n < m ? { n, m } : void 0;
-}
-function layoutForNode(node, name, dims) {
-  const total2 = numel(dims);
-  switch (node.opType) {
-    case "Conv":
-      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      return { outer: dims[0], length: total2 / dims[0], inner: 1 };
-    case "ConvTranspose": {
-      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      const groups = attrInt(node, "group", 1);
-      if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
-      return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
-    }
-    case "Gemm":
-      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
-      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
-    case "MatMul": {
-      if (dims.length < 2) return "MatMul weight is 1-D";
-      if (node.input[1] === name) {
-        const [k2, n] = dims.slice(-2);
-        return { outer: total2 / (k2 * n), length: k2, inner: n };
-      }
-      const k = dims[dims.length - 1];
-      return { outer: total2 / k, length: k, inner: 1 };
-    }
-    default:
-      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
-  }
-}
-function reductionLayout(index, name) {
-  const t = index.initializers.get(name);
-  if (!t) return "not in the model";
-  const dims = tensorDims(t);
-  const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
-  if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
-  let found;
-  for (const node of users) {
-    const l = layoutForNode(node, name, dims);
-    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
-    if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
-      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
-    }
-    found = l;
-  }
-  return found;
-}
-function nmMask(values, layout, n, m) {
-  const { outer, length, inner } = layout;
-  if (outer * length * inner !== values.length) throw new Error(`layout ${outer}x${length}x${inner} does not cover ${values.length} values`);
-  const mask = new Uint8Array(values.length).fill(1);
-  const drop = m - n;
-  const score2 = new Float64Array(m);
-  const order = m > SELECT_LIMIT ? Array.from({ length: m }, (_, j) => j) : [];
-  const full = length - length % m;
-  for (let o = 0; o < outer; o++) {
-    for (let i2 = 0; i2 < inner; i2++) {
-      const base = o * length * inner + i2;
-      for (let g2 = 0; g2 < full; g2 += m) {
-        const start = base + g2 * inner;
-        for (let j = 0; j < m; j++) {
-          const a = Math.abs(values[start + j * inner]);
-          score2[j] = Number.isNaN(a) ? Infinity : a;
-        }
-        if (m <= SELECT_LIMIT) {
-          for (let d = 0; d < drop; d++) {
-            let best = -1;
-            for (let j = 0; j < m; j++) if (score2[j] >= 0 && (best < 0 || score2[j] <= score2[best])) best = j;
-            score2[best] = -1;
-            mask[start + best * inner] = 0;
-          }
-        } else {
-          for (let j = 0; j < m; j++) order[j] = j;
-          order.sort((x2, y) => score2[x2] - score2[y] || y - x2);
-          for (let d = 0; d < drop; d++) mask[start + order[d] * inner] = 0;
-        }
-      }
-    }
-  }
-  return mask;
-}
-function nmPrune(model, weights, n, m) {
-  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
-  const ed = ModelEditor.copyOf(model);
-  const index = new GraphIndex(ed.graph);
-  const layers = [];
-  const skipped = [];
-  const masks = /* @__PURE__ */ new Map();
-  for (const w of weights) {
-    const layout = reductionLayout(index, w.initializer);
-    if (typeof layout === "string") {
-      skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
-      continue;
-    }
-    const values = tensorToFloat32(index.initializers.get(w.initializer));
-    const mask = nmMask(values, layout, n, m);
-    for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
-    ed.replaceInitializer(w.initializer, values);
-    masks.set(w.initializer, mask);
-    const tail = layout.length % m * layout.outer * layout.inner;
-    layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
-  }
-  return { model: ed.model, layers, skipped, masks };
-}
-function verifyNM(model, weights, n, m, limit = 100) {
-  const index = new GraphIndex(model.graph);
-  const violations = [];
-  for (const w of weights) {
-    const layout = reductionLayout(index, w.initializer);
-    if (typeof layout === "string") {
-      violations.push({ initializer: w.initializer, row: -1, offset: -1, nonzero: 0, message: `${w.initializer}: cannot check the pattern: ${layout}` });
-      if (violations.length >= limit) return violations;
-      continue;
-    }
-    const values = tensorToFloat32(index.initializers.get(w.initializer));
-    const { outer, length, inner } = layout;
-    const full = length - length % m;
-    for (let o = 0; o < outer; o++) {
-      for (let i2 = 0; i2 < inner; i2++) {
-        const base = o * length * inner + i2;
-        for (let g2 = 0; g2 < full; g2 += m) {
-          let nonzero = 0;
-          for (let j = 0; j < m; j++) if (values[base + (g2 + j) * inner] !== 0) nonzero++;
-          if (nonzero > n) {
-            const row = o * inner + i2;
-            violations.push({ initializer: w.initializer, row, offset: g2, nonzero, message: `${w.initializer}: row ${row}, group at ${g2} has ${nonzero} nonzeros, more than ${n} of ${m}` });
-            if (violations.length >= limit) return violations;
-          }
-        }
-      }
-    }
-  }
-  return violations;
-}
-var MAC_OPS, SELECT_LIMIT;
-var init_nm = __esm({
-  "src/prune/nm.ts"() {
-    "use strict";
-    init_graph();
-    init_edit();
-    init_tensor();
-    MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
-    SELECT_LIMIT = 32;
   }
 });
 
@@ -38503,8 +39659,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path19, { windows } = {}) => {
-      const segs = path19.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path27, { windows } = {}) => {
+      const segs = path27.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -39876,9 +41032,9 @@ var require_picomatch = __commonJS({
     var utils = require_utils2();
     var constants5 = require_constants6();
     var isObject3 = (val) => val && typeof val === "object" && !Array.isArray(val);
-    var picomatch3 = (glob2, options, returnState = false) => {
+    var picomatch5 = (glob2, options, returnState = false) => {
       if (Array.isArray(glob2)) {
-        const fns = glob2.map((input) => picomatch3(input, options, returnState));
+        const fns = glob2.map((input) => picomatch5(input, options, returnState));
         const arrayMatcher = (str) => {
           for (const isMatch of fns) {
             const state2 = isMatch(str);
@@ -39894,16 +41050,16 @@ var require_picomatch = __commonJS({
       }
       const opts = options || {};
       const posix = opts.windows;
-      const regex = isState ? picomatch3.compileRe(glob2, options) : picomatch3.makeRe(glob2, options, false, true);
+      const regex = isState ? picomatch5.compileRe(glob2, options) : picomatch5.makeRe(glob2, options, false, true);
       const state = regex.state;
       delete regex.state;
       let isIgnored = () => false;
       if (opts.ignore) {
         const ignoreOpts = { ...options, ignore: null, onMatch: null, onResult: null };
-        isIgnored = picomatch3(opts.ignore, ignoreOpts, returnState);
+        isIgnored = picomatch5(opts.ignore, ignoreOpts, returnState);
       }
       const matcher = (input, returnObject = false) => {
-        const { isMatch, match, output } = picomatch3.test(input, regex, options, { glob: glob2, posix });
+        const { isMatch, match, output } = picomatch5.test(input, regex, options, { glob: glob2, posix });
         const result = { glob: glob2, state, regex, posix, input, output, match, isMatch };
         if (typeof opts.onResult === "function") {
           opts.onResult(result);
@@ -39929,7 +41085,7 @@ var require_picomatch = __commonJS({
       }
       return matcher;
     };
-    picomatch3.test = (input, regex, options, { glob: glob2, posix } = {}) => {
+    picomatch5.test = (input, regex, options, { glob: glob2, posix } = {}) => {
       if (typeof input !== "string") {
         throw new TypeError("Expected input to be a string");
       }
@@ -39946,24 +41102,24 @@ var require_picomatch = __commonJS({
       }
       if (match === false || opts.capture === true) {
         if (opts.matchBase === true || opts.basename === true) {
-          match = picomatch3.matchBase(input, regex, options, posix);
+          match = picomatch5.matchBase(input, regex, options, posix);
         } else {
           match = regex.exec(output);
         }
       }
       return { isMatch: Boolean(match), match, output };
     };
-    picomatch3.matchBase = (input, glob2, options, posix = options && options.windows) => {
-      const regex = glob2 instanceof RegExp ? glob2 : picomatch3.makeRe(glob2, options);
+    picomatch5.matchBase = (input, glob2, options, posix = options && options.windows) => {
+      const regex = glob2 instanceof RegExp ? glob2 : picomatch5.makeRe(glob2, options);
       return regex.test(utils.basename(input, { windows: posix }));
     };
-    picomatch3.isMatch = (str, patterns, options) => picomatch3(patterns, options)(str);
-    picomatch3.parse = (pattern, options) => {
-      if (Array.isArray(pattern)) return pattern.map((p) => picomatch3.parse(p, options));
+    picomatch5.isMatch = (str, patterns, options) => picomatch5(patterns, options)(str);
+    picomatch5.parse = (pattern, options) => {
+      if (Array.isArray(pattern)) return pattern.map((p) => picomatch5.parse(p, options));
       return parse4(pattern, { ...options, fastpaths: false });
     };
-    picomatch3.scan = (input, options) => scan(input, options);
-    picomatch3.compileRe = (state, options, returnOutput = false, returnState = false) => {
+    picomatch5.scan = (input, options) => scan(input, options);
+    picomatch5.compileRe = (state, options, returnOutput = false, returnState = false) => {
       if (returnOutput === true) {
         return state.output;
       }
@@ -39974,13 +41130,13 @@ var require_picomatch = __commonJS({
       if (state && state.negated === true) {
         source = `^(?!${source}).*$`;
       }
-      const regex = picomatch3.toRegex(source, options);
+      const regex = picomatch5.toRegex(source, options);
       if (returnState === true) {
         regex.state = state;
       }
       return regex;
     };
-    picomatch3.makeRe = (input, options = {}, returnOutput = false, returnState = false) => {
+    picomatch5.makeRe = (input, options = {}, returnOutput = false, returnState = false) => {
       if (!input || typeof input !== "string") {
         throw new TypeError("Expected a non-empty string");
       }
@@ -39991,9 +41147,9 @@ var require_picomatch = __commonJS({
       if (!parsed.output) {
         parsed = parse4(input, options);
       }
-      return picomatch3.compileRe(parsed, options, returnOutput, returnState);
+      return picomatch5.compileRe(parsed, options, returnOutput, returnState);
     };
-    picomatch3.toRegex = (source, options) => {
+    picomatch5.toRegex = (source, options) => {
       try {
         const opts = options || {};
         return new RegExp(source, opts.flags || (opts.nocase ? "i" : ""));
@@ -40002,8 +41158,8 @@ var require_picomatch = __commonJS({
         return /$^/;
       }
     };
-    picomatch3.constants = constants5;
-    module.exports = picomatch3;
+    picomatch5.constants = constants5;
+    module.exports = picomatch5;
   }
 });
 
@@ -40013,14 +41169,14 @@ var require_picomatch2 = __commonJS({
     "use strict";
     var pico = require_picomatch();
     var utils = require_utils2();
-    function picomatch3(glob2, options, returnState = false) {
+    function picomatch5(glob2, options, returnState = false) {
       if (options && (options.windows === null || options.windows === void 0)) {
         options = { ...options, windows: utils.isWindows() };
       }
       return pico(glob2, options, returnState);
     }
-    Object.assign(picomatch3, pico);
-    module.exports = picomatch3;
+    Object.assign(picomatch5, pico);
+    module.exports = picomatch5;
   }
 });
 
@@ -40072,133 +41228,174 @@ var init_prunable = __esm({
   }
 });
 
-// src/prune/sensitivity/allocateSparsity.ts
-function monotoneCurve(points2, cap) {
-  const pts = [{ r: 0, f: 0 }];
-  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
-    if (!(p.ratio > pts[pts.length - 1].r)) continue;
-    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
-  }
-  const at = (r) => {
-    for (let i2 = 1; i2 < pts.length; i2++) {
-      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-    }
-    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
-    const b = pts[pts.length - 1];
-    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
-    return b.f + slope * (r - b.r);
-  };
-  const out = pts.filter((p) => p.r < cap);
-  out.push({ r: cap, f: at(cap) });
-  return out;
+// src/prune/hybrid.ts
+function topUpMagnitude(model, dense, target, config2, scope) {
+  const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const restTotal = size(rest);
+  const denseTotal = size(dense);
+  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
+  const fraction = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+  return { model: magnitudePrune(model, rest, fraction, scope).model, fraction };
 }
-function lowerHull(pts) {
-  const hull = [];
-  for (const p of pts) {
-    while (hull.length >= 2) {
-      const a = hull[hull.length - 2];
-      const b = hull[hull.length - 1];
-      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
-      else break;
-    }
-    hull.push(p);
-  }
-  return hull;
-}
-function allocateSparsity(layers, target, opts = {}) {
-  const capRatio = opts.cap ?? DEFAULT_CAP;
-  const total2 = layers.reduce((n, l) => n + l.size, 0);
-  const want = Math.round(target * total2);
-  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
-  const capacity = caps.reduce((a, b) => a + b, 0);
-  if (want > capacity) {
-    throw new UserError(
-      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
-    );
-  }
-  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
-  const saves = unitSavings(layers, opts.costExponent ?? 0);
-  const segments = [];
-  hulls.forEach((h, i2) => {
-    for (let s = 1; s < h.length; s++) {
-      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
-      if (units <= 0) continue;
-      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
-      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
-    }
-  });
-  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
-  const amount = new Float64Array(layers.length);
-  let left = want;
-  for (const s of segments) {
-    if (left <= 0) break;
-    const take = Math.min(left, s.units);
-    amount[s.layer] += take;
-    left -= take;
-  }
-  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
-  let missing = want - pruned.reduce((a, b) => a + b, 0);
-  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
-  while (missing > 0) {
-    let moved = false;
-    for (const i2 of byRemainder) {
-      if (missing === 0) break;
-      if (pruned[i2] < caps[i2]) {
-        pruned[i2]++;
-        missing--;
-        moved = true;
-      }
-    }
-    if (!moved) break;
-  }
-  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
-  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
-  return { pruned, ratios, predictedIncrease };
-}
-function unitSavings(layers, exponent) {
-  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
-  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
-  const floor = Math.min(...known);
-  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
-  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
-}
-function interpolate(pts, r) {
-  for (let i2 = 1; i2 < pts.length; i2++) {
-    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-  }
-  return pts[pts.length - 1].f;
-}
-var DEFAULT_CAP;
-var init_allocateSparsity = __esm({
-  "src/prune/sensitivity/allocateSparsity.ts"() {
+var size;
+var init_hybrid = __esm({
+  "src/prune/hybrid.ts"() {
     "use strict";
-    init_rules();
-    init_errors();
-    DEFAULT_CAP = SENSITIVITY_CAP;
+    init_magnitude();
+    init_prunable();
+    size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
   }
 });
 
-// src/prune/resolveScope.ts
-function resolveScope(config2, calib, rounds = 1) {
-  if (config2.scope !== "auto") return { scope: config2.scope, reason: "" };
-  const global2 = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
-  if (config2.method !== "structured" && config2.method !== "unstructured") return global2(`--method ${config2.method} has no sensitivity allocation`);
-  if (!calib) return global2(`no calibration set to measure ${config2.method === "structured" ? "channel groups" : "layers"} on`);
-  if (!calib.labelled) return global2("the calibration set has no labels");
-  if (config2.schedule !== "oneshot") return global2(`--schedule ${config2.schedule} (sensitivity curves are measured once, on the dense model)`);
-  if (config2.maxLayerSparsity < 1) return global2("--max-layer-sparsity is a global-scope cap");
-  if (config2.sparsity > DEFAULT_CAP) return global2(`--sparsity ${config2.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
-  if (config2.method === "unstructured") {
-    if (rounds > 1) return global2(`${rounds} recovery rounds prune by one global threshold`);
-    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
-  }
-  if (config2.roundTo > 1) return global2("--round-to applies to the global allocation");
-  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
+// src/prune/nm.ts
+function parseNM(method2) {
+  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method2);
+  if (!match) return void 0;
+  const n = Number(match[1]);
+  const m = Number(match[2]);
+  return n < m ? { n, m } : void 0;
 }
-var init_resolveScope = __esm({
-  "src/prune/resolveScope.ts"() {
+function layoutForNode(node, name, dims) {
+  const total2 = numel(dims);
+  switch (node.opType) {
+    case "Conv":
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      return { outer: dims[0], length: total2 / dims[0], inner: 1 };
+    case "ConvTranspose": {
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      const groups = attrInt(node, "group", 1);
+      if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
+      return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
+    }
+    case "Gemm":
+      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
+      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
+    case "MatMul": {
+      if (dims.length < 2) return "MatMul weight is 1-D";
+      if (node.input[1] === name) {
+        const [k2, n] = dims.slice(-2);
+        return { outer: total2 / (k2 * n), length: k2, inner: n };
+      }
+      const k = dims[dims.length - 1];
+      return { outer: total2 / k, length: k, inner: 1 };
+    }
+    default:
+      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
+  }
+}
+function reductionLayout(index, name) {
+  const t = index.initializers.get(name);
+  if (!t) return "not in the model";
+  const dims = tensorDims(t);
+  const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
+  if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
+  let found;
+  for (const node of users) {
+    const l = layoutForNode(node, name, dims);
+    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
+    if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
+      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
+    }
+    found = l;
+  }
+  return found;
+}
+function nmMask(values, layout, n, m) {
+  const { outer, length, inner } = layout;
+  if (outer * length * inner !== values.length) throw new Error(`layout ${outer}x${length}x${inner} does not cover ${values.length} values`);
+  const mask = new Uint8Array(values.length).fill(1);
+  const drop = m - n;
+  const score2 = new Float64Array(m);
+  const order = m > SELECT_LIMIT ? Array.from({ length: m }, (_, j) => j) : [];
+  const full = length - length % m;
+  for (let o = 0; o < outer; o++) {
+    for (let i2 = 0; i2 < inner; i2++) {
+      const base = o * length * inner + i2;
+      for (let g2 = 0; g2 < full; g2 += m) {
+        const start = base + g2 * inner;
+        for (let j = 0; j < m; j++) {
+          const a = Math.abs(values[start + j * inner]);
+          score2[j] = Number.isNaN(a) ? Infinity : a;
+        }
+        if (m <= SELECT_LIMIT) {
+          for (let d = 0; d < drop; d++) {
+            let best = -1;
+            for (let j = 0; j < m; j++) if (score2[j] >= 0 && (best < 0 || score2[j] <= score2[best])) best = j;
+            score2[best] = -1;
+            mask[start + best * inner] = 0;
+          }
+        } else {
+          for (let j = 0; j < m; j++) order[j] = j;
+          order.sort((x2, y) => score2[x2] - score2[y] || y - x2);
+          for (let d = 0; d < drop; d++) mask[start + order[d] * inner] = 0;
+        }
+      }
+    }
+  }
+  return mask;
+}
+function nmPrune(model, weights, n, m) {
+  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const layers = [];
+  const skipped = [];
+  const masks = /* @__PURE__ */ new Map();
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
+      continue;
+    }
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
+    const mask = nmMask(values, layout, n, m);
+    for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
+    ed.replaceInitializer(w.initializer, values);
+    masks.set(w.initializer, mask);
+    const tail = layout.length % m * layout.outer * layout.inner;
+    layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
+  }
+  return { model: ed.model, layers, skipped, masks };
+}
+function verifyNM(model, weights, n, m, limit = 100) {
+  const index = new GraphIndex(model.graph);
+  const violations = [];
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      violations.push({ initializer: w.initializer, row: -1, offset: -1, nonzero: 0, message: `${w.initializer}: cannot check the pattern: ${layout}` });
+      if (violations.length >= limit) return violations;
+      continue;
+    }
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
+    const { outer, length, inner } = layout;
+    const full = length - length % m;
+    for (let o = 0; o < outer; o++) {
+      for (let i2 = 0; i2 < inner; i2++) {
+        const base = o * length * inner + i2;
+        for (let g2 = 0; g2 < full; g2 += m) {
+          let nonzero = 0;
+          for (let j = 0; j < m; j++) if (values[base + (g2 + j) * inner] !== 0) nonzero++;
+          if (nonzero > n) {
+            const row = o * inner + i2;
+            violations.push({ initializer: w.initializer, row, offset: g2, nonzero, message: `${w.initializer}: row ${row}, group at ${g2} has ${nonzero} nonzeros, more than ${n} of ${m}` });
+            if (violations.length >= limit) return violations;
+          }
+        }
+      }
+    }
+  }
+  return violations;
+}
+var MAC_OPS, SELECT_LIMIT;
+var init_nm = __esm({
+  "src/prune/nm.ts"() {
     "use strict";
-    init_allocateSparsity();
+    init_graph();
+    init_edit();
+    init_tensor();
+    MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+    SELECT_LIMIT = 32;
   }
 });
 
@@ -40423,12 +41620,12 @@ var init_importance = __esm({
 });
 
 // src/prune/structured/allocate.ts
-function roundKept(kept, size, roundTo) {
-  const floor = Math.min(size, Math.max(1, roundTo));
-  if (roundTo <= 1) return Math.max(floor, Math.min(size, kept));
-  if (size <= roundTo) return size;
+function roundKept(kept, size2, roundTo) {
+  const floor = Math.min(size2, Math.max(1, roundTo));
+  if (roundTo <= 1) return Math.max(floor, Math.min(size2, kept));
+  if (size2 <= roundTo) return size2;
   const r = Math.round(kept / roundTo) * roundTo;
-  return Math.min(size, Math.max(floor, r));
+  return Math.min(size2, Math.max(floor, r));
 }
 function allocate(groups, importance, opts) {
   const kept = /* @__PURE__ */ new Map();
@@ -40598,8 +41795,8 @@ function inferNode(node, shapes, values) {
     const out = broadcastShapes(ins);
     const [c, a, b] = [v(0), v(1), v(2)];
     const n = out && out.length <= 1 ? numel(out) : 0;
-    const at = (q, i2) => q[q.length === 1 ? 0 : i2];
-    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at(c, i2) ? at(a, i2) : at(b, i2)) : void 0);
+    const at2 = (q, i2) => q[q.length === 1 ? 0 : i2];
+    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at2(c, i2) ? at2(a, i2) : at2(b, i2)) : void 0);
     return;
   }
   if (BROADCAST.has(op)) {
@@ -40624,11 +41821,12 @@ function inferNode(node, shapes, values) {
   }
   switch (op) {
     case "Conv":
+    case "ConvInteger":
     case "ConvTranspose": {
       const w = s(1);
       if (!x2 || !w) return;
       const group2 = attrInt(node, "group", 1);
-      const cout = op === "Conv" ? w[0] : w[1] * group2;
+      const cout = op === "ConvTranspose" ? w[1] * group2 : w[0];
       const sp = convOutput(node, x2, w, op === "ConvTranspose");
       set(sp && [x2[0], cout, ...sp]);
       return;
@@ -40672,7 +41870,8 @@ function inferNode(node, shapes, values) {
       set([m, n]);
       return;
     }
-    case "MatMul": {
+    case "MatMul":
+    case "MatMulInteger": {
       const w = s(1);
       if (!x2 || !w) return;
       const a = x2.length === 1 ? [1, x2[0]] : x2;
@@ -40857,7 +42056,10 @@ var init_shapes = __esm({
       "ThresholdedRelu",
       "Sign",
       "Sin",
-      "Cos"
+      "Cos",
+      "QuantizeLinear",
+      "DequantizeLinear",
+      "DynamicQuantizeLinear"
     ]);
     BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
   }
@@ -40869,8 +42071,8 @@ function layoutSize(layout) {
   for (const s of layout) n += s.len * s.repeat;
   return n;
 }
-function fullLayout(space, size, repeat = 1) {
-  return [{ space, start: 0, len: size, repeat }];
+function fullLayout(space, size2, repeat = 1) {
+  return [{ space, start: 0, len: size2, repeat }];
 }
 function withRepeat(layout, factor) {
   return layout.map((s) => ({ ...s, repeat: s.repeat * factor }));
@@ -40917,8 +42119,8 @@ var init_layout = __esm({
     "use strict";
     Spaces = class {
       list = [];
-      create(size, origin, skip) {
-        this.list.push({ parent: this.list.length, size, origin, skip, block: 1 });
+      create(size2, origin, skip) {
+        this.list.push({ parent: this.list.length, size: size2, origin, skip, block: 1 });
         return this.list.length - 1;
       }
       root(s) {
@@ -41150,8 +42352,8 @@ var init_depgraph = __esm({
         });
         return true;
       }
-      fresh(node, size, skip) {
-        return fullLayout(this.spaces.create(size, nodeLabel(node), skip), size);
+      fresh(node, size2, skip) {
+        return fullLayout(this.spaces.create(size2, nodeLabel(node), skip), size2);
       }
       set(name, t) {
         if (t && name) this.tracked.set(name, t);
@@ -41398,14 +42600,14 @@ var init_depgraph = __esm({
           else if (!this.unify(result.layout, here.layout, `${nodeLabel(node)} (${node.opType})`)) return;
         }
         if (!result) return;
-        const size = layoutSize(result.layout);
+        const size2 = layoutSize(result.layout);
         for (let i2 = 0; i2 < ins.length; i2++) {
           if (ins[i2] || !node.input[i2]) continue;
           const s = this.shape(node.input[i2]);
           if (!s) return unknown("has an operand of unknown shape");
           const k = result.axis - (rank - s.length);
           if (k < 0 || s[k] === 1) continue;
-          if (s[k] !== size) return unknown("broadcasts an operand of another size over the channel axis");
+          if (s[k] !== size2) return unknown("broadcasts an operand of another size over the channel axis");
           const c = this.constant(node.input[i2]);
           if (!c) return unknown("adds an activation that carries channels the analysis cannot follow");
           if (!this.use(node, node.input[i2], k, result.layout, "param")) return;
@@ -41535,8 +42737,8 @@ var init_depgraph = __esm({
           const other = this.shape(node.input[1]);
           const c = this.constant(node.input[1]);
           if (!other || !c) return unknown("combines heads with a non-constant tensor");
-          const at = (ax) => ax === void 0 ? 1 : other[ax - (rank - other.length)] ?? 1;
-          if (at(x2.axis) !== 1 || at(x2.dAxis) !== 1) return unknown("combines heads with a per-head constant");
+          const at2 = (ax) => ax === void 0 ? 1 : other[ax - (rank - other.length)] ?? 1;
+          if (at2(x2.axis) !== 1 || at2(x2.dAxis) !== 1) return unknown("combines heads with a per-head constant");
           return this.set(out, x2);
         }
         if (op === "MatMul") {
@@ -41921,18 +43123,18 @@ function weightUnits(dense, weights) {
     touched = void 0;
   };
   return weights.map((w) => {
-    const size = w.dims.reduce((a, b) => a * b, 1);
+    const size2 = w.dims.reduce((a, b) => a * b, 1);
     return {
       name: w.initializer,
       node: w.node,
-      size,
-      maxUnits: size,
-      unitsAt: (ratio2) => Math.round(ratio2 * size),
+      size: size2,
+      maxUnits: size2,
+      unitsAt: (ratio2) => Math.round(ratio2 * size2),
       pruneAlone: async (ratio2) => {
         restore();
         const values = tensorToFloat32(work.initializer(w.initializer));
         touched = { name: w.initializer, values };
-        work.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size))[0]));
+        work.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size2))[0]));
         return work.model;
       }
     };
@@ -42017,6 +43219,8 @@ function nodeMacs(node, shapes) {
   if (!x2 || !w || !y) return null;
   switch (node.opType) {
     case "Conv":
+    // every output element: Cin/groups * prod(kernel) MACs
+    case "ConvInteger":
       return numel(y) * numel(w.slice(1));
     case "ConvTranspose":
       return numel(x2) * numel(w.slice(1));
@@ -42025,6 +43229,7 @@ function nodeMacs(node, shapes) {
       return numel(y) * k;
     }
     case "MatMul":
+    case "MatMulInteger":
       return numel(y) * x2[x2.length - 1];
     default:
       return null;
@@ -42035,8 +43240,9 @@ function modelCost(model) {
   const { shapes } = inferShapes(index, 1);
   let params = 0;
   let nonzero = 0;
+  const { stored, auxiliary } = quantizedWeights(index);
   for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
     const values = tensorToFloat32(t);
     params += values.length;
     for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
@@ -42051,12 +43257,37 @@ function modelCost(model) {
     else macs += m;
     let p = 0;
     for (const i2 of n.input.slice(1)) {
-      const t = index.initializers.get(i2);
-      if (t && FLOAT_TYPES.has(t.dataType)) p += numel(tensorDims(t));
+      const t = weightTensor(index, i2);
+      if (t && (FLOAT_TYPES.has(t.dataType) || stored.has(t.name))) p += numel(tensorDims(t));
     }
     nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
   }
   return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
+}
+function quantizedWeights(index) {
+  const stored = /* @__PURE__ */ new Set();
+  const auxiliary = /* @__PURE__ */ new Set();
+  for (const n of index.graph.node) {
+    if (n.opType === "Mul" && n.input.some((i2) => index.producer.get(i2)?.opType === "DynamicQuantizeLinear")) {
+      for (const i2 of n.input) if (index.initializers.has(i2)) auxiliary.add(i2);
+      continue;
+    }
+    if (n.opType === "MatMulInteger" || n.opType === "ConvInteger") {
+      if (index.initializers.has(n.input[1])) stored.add(n.input[1]);
+      for (const i2 of n.input.slice(2)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
+      continue;
+    }
+    if (n.opType !== "DequantizeLinear" && n.opType !== "QuantizeLinear") continue;
+    if (n.opType === "DequantizeLinear" && index.initializers.has(n.input[0])) stored.add(n.input[0]);
+    for (const i2 of n.input.slice(1)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
+  }
+  return { stored, auxiliary };
+}
+function weightTensor(index, name) {
+  const t = index.initializers.get(name);
+  if (t) return t;
+  const p = index.producer.get(name);
+  return p && p.opType === "DequantizeLinear" ? index.initializers.get(p.input[0]) : void 0;
 }
 var MAC_OPS2;
 var init_flops = __esm({
@@ -42065,7 +43296,7 @@ var init_flops = __esm({
     init_graph();
     init_shapes();
     init_tensor();
-    MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+    MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger", "ConvInteger"]);
   }
 });
 
@@ -42204,23 +43435,10 @@ var init_classifier = __esm({
   }
 });
 
-// src/io/cleanup.ts
-function onInterrupt(undo) {
-  pending.add(undo);
-  return () => pending.delete(undo);
-}
-var pending;
-var init_cleanup = __esm({
-  "src/io/cleanup.ts"() {
-    "use strict";
-    pending = /* @__PURE__ */ new Set();
-  }
-});
-
 // src/onnx/runtime/session.ts
-import * as fs7 from "node:fs";
-import * as os7 from "node:os";
-import * as path5 from "node:path";
+import * as fs10 from "node:fs";
+import * as os9 from "node:os";
+import * as path8 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -42241,17 +43459,17 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs7.mkdtempSync(path5.join(process.env.RUNNER_TEMP || os7.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs7.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs10.mkdtempSync(path8.join(process.env.RUNNER_TEMP || os9.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs10.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path5.join(dir, "model.onnx");
+    const file = path8.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw cannotLoad(e);
   } finally {
-    fs7.rmSync(dir, { recursive: true, force: true });
+    fs10.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -42617,13 +43835,9 @@ async function pruneWithScope(dense, config2, ctx) {
       let model = r.model;
       if (config2.method === "hybrid") {
         const removed = countSparsity(model, weights).overall;
-        const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const extra = Math.max(0, config2.sparsity * denseTotal - (denseTotal - restTotal));
-        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-        model = magnitudePrune(model, rest, frac, config2.scope).model;
-        description += `; then unstructured magnitude (${config2.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+        const topUp = topUpMagnitude(model, weights, config2.sparsity, config2, config2.scope);
+        model = topUp.model;
+        description += `; then unstructured magnitude (${config2.scope}) of the remaining weights: ${(topUp.fraction * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
       return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
     }
@@ -42646,7 +43860,7 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
       perMac: config2.scope === "sensitivity-macs",
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total2) => {
-        if (!started) ctx.progress?.start(`sensitivity curves (${method2}, ${total2} ${method2 === "unstructured" ? "layers" : "groups"})`, total2);
+        if (!started) ctx.progress?.stage({ kind: "sensitivity", detail: `${method2}, ${total2} ${method2 === "unstructured" ? "layers" : "groups"}`, total: total2 });
         started = true;
         ctx.progress?.update(done);
       },
@@ -42667,6 +43881,7 @@ var init_pruneModel = __esm({
     "use strict";
     init_schema();
     init_errors();
+    init_hybrid();
     init_magnitude();
     init_nm();
     init_prunable();
@@ -42679,92 +43894,73 @@ var init_pruneModel = __esm({
   }
 });
 
-// src/recover/bounds.ts
-function nodeMacsOf(model) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  const out = /* @__PURE__ */ new Map();
-  for (const n of index.order) {
-    if (n.opType !== "Conv" && n.opType !== "Gemm" && n.opType !== "MatMul" && n.opType !== "ConvTranspose") continue;
-    out.set(n, nodeMacs(n, shapes) ?? 0);
-  }
-  return out;
-}
-function macsBefore(model, tensor, macs) {
-  let total2 = 0;
-  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
-  return total2;
-}
-function refitBytes(patches, cp, cd, block) {
-  const grams = 8 * (2 * cp * cp + 2 * cd * cp) + 4 * Math.max(cp * cp, cd * cp);
-  const patchBytes = 4 * patches * (cp + cd);
-  const solve = 8 * 4 * block * block;
-  return grams + patchBytes + solve;
-}
-function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
-  let f = 0;
-  for (const m of blocks) {
-    const dm = blocks.length > 1 ? m : cd;
-    f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
-    if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
-  }
-  return f * groups;
-}
-function columnBlocks(cp, aligned, maxBlock) {
-  if (!aligned) return [cp];
-  const blocks = Math.ceil(cp / maxBlock);
-  const size = Math.ceil(cp / blocks);
+// src/prune/schedule.ts
+function cubicSchedule(initial, final2, steps) {
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
+  if (!(initial >= 0 && final2 < 1 && final2 > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final2})`);
   const out = [];
-  for (let b0 = 0; b0 < cp; b0 += size) out.push(Math.min(cp, b0 + size) - b0);
+  for (let t = 1; t <= steps; t++) out.push(t === steps ? final2 : final2 + (initial - final2) * (1 - t / steps) ** 3);
   return out;
 }
-function captureSamplesThatFit(opts) {
-  const { count: count2, captureSeconds, solveSeconds, secondsLeft: left } = opts;
-  if (captureSeconds + solveSeconds <= left) return count2;
-  const fewest = Math.min(count2, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
-  const room = left - solveSeconds;
-  const most = captureSeconds > 0 ? Math.floor(count2 * room / captureSeconds) : count2;
-  return most >= fewest ? Math.min(count2, most) : null;
+function fractionOfRemaining(remaining, denseTotal, target) {
+  if (remaining <= 0 || denseTotal <= 0) return 0;
+  const keep = denseTotal * (1 - target);
+  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
 }
-function secondsLeft(deadline) {
-  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
+function fellOffCliff(drops, threshold, patience) {
+  if (drops.length < patience) return false;
+  return drops.slice(drops.length - patience).every((d) => d > threshold);
 }
-function activationBytesPerSample(model, names) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  const list = names ?? index.order.flatMap((n) => n.output);
-  let total2 = 0;
-  for (const t of list) {
-    const s = shapes.get(t);
-    if (s) total2 += numel(s) * 4;
+function chooseStep(steps) {
+  if (steps.length === 0) throw new Error("chooseStep: no steps");
+  const passing = steps.filter((s) => fails(s) === 0);
+  if (passing.length > 0) {
+    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
+    const others = passing.length - 1;
+    return {
+      index: best2.index,
+      meetsBudgets: true,
+      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
+    };
   }
-  return total2;
+  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
+  return {
+    index: best.index,
+    meetsBudgets: false,
+    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
+  };
 }
-function distillUnfit(model, opts) {
-  let params = 0;
-  for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
-  const perSample = activationBytesPerSample(model);
-  const bytes2 = 5 * 4 * params + opts.batch * perSample;
-  if (bytes2 > opts.maxBytes) {
-    return `a training step needs about ${(bytes2 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
-  }
-  if (opts.passSeconds !== void 0) {
-    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
-    if (epoch > opts.secondsLeft) return `one epoch takes about ${epoch.toFixed(0)} s (${(epoch / opts.passSeconds).toFixed(1)} passes of ${opts.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, opts.secondsLeft).toFixed(0)} s left of recovery-time-budget`;
-  }
-  return null;
-}
-var PRIOR_FLOPS_PER_SECOND, DISTILL_MAX_BYTES;
-var init_bounds = __esm({
-  "src/recover/bounds.ts"() {
+var fails, acc;
+var init_schedule = __esm({
+  "src/prune/schedule.ts"() {
     "use strict";
-    init_graph();
-    init_flops();
-    init_shapes();
-    init_tensor();
-    init_subgraph();
-    PRIOR_FLOPS_PER_SECOND = 2e8;
-    DISTILL_MAX_BYTES = 1024 * 2 ** 20;
+    fails = (s) => s.verdicts.filter((v) => v === "fail").length;
+    acc = (s) => s.accuracy ?? -Infinity;
+  }
+});
+
+// src/prune/structured/channels.ts
+function countChannels(model, protectedTensors) {
+  const analysis = analyzeDependencies(untieConstants(model));
+  const guarded = /* @__PURE__ */ new Set();
+  for (const u of analysis.uses) {
+    if (!protectedTensors.has(u.tensor)) continue;
+    for (const s of u.layout) guarded.add(analysis.spaces.root(s.space));
+  }
+  let remaining = 0;
+  let removable = 0;
+  for (const g2 of analysis.groups) {
+    if (g2.skip || guarded.has(g2.root)) continue;
+    remaining += g2.size;
+    if (g2.size > 1) removable += g2.size;
+  }
+  return { remaining, removable };
+}
+var init_channels = __esm({
+  "src/prune/structured/channels.ts"() {
+    "use strict";
+    init_depgraph();
+    init_untie();
   }
 });
 
@@ -42804,6 +44000,121 @@ var init_activationBudget = __esm({
   }
 });
 
+// src/recover/calibScore.ts
+async function calibScore(model, calib, threads = 0) {
+  const session = await sessionFromModel(model, threads, { lean: true });
+  try {
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
+    let correct = 0;
+    let nll = 0;
+    for (let i2 = 0; i2 < calib.count; i2++) {
+      correct += p.correct[i2];
+      nll -= p.logProbLabel[i2];
+    }
+    return { accuracy: correct / calib.count, nll: nll / calib.count };
+  } finally {
+    await session.release();
+  }
+}
+function better(a, b) {
+  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
+}
+var init_calibScore = __esm({
+  "src/recover/calibScore.ts"() {
+    "use strict";
+    init_classifier();
+    init_session();
+    init_activationBudget();
+  }
+});
+
+// src/recover/bounds.ts
+function nodeMacsOf(model) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const out = /* @__PURE__ */ new Map();
+  for (const n of index.order) {
+    if (n.opType !== "Conv" && n.opType !== "Gemm" && n.opType !== "MatMul" && n.opType !== "ConvTranspose") continue;
+    out.set(n, nodeMacs(n, shapes) ?? 0);
+  }
+  return out;
+}
+function macsBefore(model, tensor, macs) {
+  let total2 = 0;
+  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
+  return total2;
+}
+function refitBytes(patches, cp, cd, block) {
+  const grams = 8 * (2 * cp * cp + 2 * cd * cp) + 4 * Math.max(cp * cp, cd * cp);
+  const patchBytes = 4 * patches * (cp + cd);
+  const solve = 8 * 4 * block * block;
+  return grams + patchBytes + solve;
+}
+function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
+  let f = 0;
+  for (const m of blocks) {
+    const dm = blocks.length > 1 ? m : cd;
+    f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
+    if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
+  }
+  return f * groups;
+}
+function columnBlocks(cp, aligned, maxBlock) {
+  if (!aligned) return [cp];
+  const blocks = Math.ceil(cp / maxBlock);
+  const size2 = Math.ceil(cp / blocks);
+  const out = [];
+  for (let b0 = 0; b0 < cp; b0 += size2) out.push(Math.min(cp, b0 + size2) - b0);
+  return out;
+}
+function captureSamplesThatFit(opts) {
+  const { count: count2, captureSeconds, solveSeconds, secondsLeft: left } = opts;
+  if (captureSeconds + solveSeconds <= left) return count2;
+  const fewest = Math.min(count2, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
+  const room = left - solveSeconds;
+  const most = captureSeconds > 0 ? Math.floor(count2 * room / captureSeconds) : count2;
+  return most >= fewest ? Math.min(count2, most) : null;
+}
+function secondsLeft(deadline) {
+  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
+}
+function activationBytesPerSample(model, names) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const list = names ?? index.order.flatMap((n) => n.output);
+  let total2 = 0;
+  for (const t of list) {
+    const s = shapes.get(t);
+    if (s) total2 += numel(s) * 4;
+  }
+  return total2;
+}
+function distillUnfit(model, opts) {
+  let params = 0;
+  for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
+  const perSample = activationBytesPerSample(model);
+  const bytes2 = 5 * 4 * params + opts.batch * perSample;
+  if (bytes2 > opts.maxBytes) return { kind: "memory", bytes: bytes2, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
+  if (opts.passSeconds !== void 0) {
+    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
+    if (epoch > opts.secondsLeft) return { kind: "time", epochSeconds: epoch, passSeconds: opts.passSeconds, leftSeconds: opts.secondsLeft };
+  }
+  return null;
+}
+var PRIOR_FLOPS_PER_SECOND, DISTILL_MAX_BYTES;
+var init_bounds = __esm({
+  "src/recover/bounds.ts"() {
+    "use strict";
+    init_graph();
+    init_flops();
+    init_shapes();
+    init_tensor();
+    init_subgraph();
+    PRIOR_FLOPS_PER_SECOND = 2e8;
+    DISTILL_MAX_BYTES = 1024 * 2 ** 20;
+  }
+});
+
 // src/recover/batchNorm.ts
 async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const ed = ModelEditor.copyOf(pruned);
@@ -42836,7 +44147,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     return { model, nodes };
   }
   if (bounds.passSeconds > left) {
-    return { model, nodes: [], note: `one pass over the calibration set takes about ${bounds.passSeconds.toFixed(0)} s, more than the ${Math.max(0, left).toFixed(0)} s left of recovery-time-budget` };
+    return { model, nodes: [], bound: { kind: "time", passSeconds: bounds.passSeconds, leftSeconds: left } };
   }
   const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
   const per = fetched + ACTIVATION_HIGH_WATER * (largestActivationBytes(model) ?? 0);
@@ -42849,7 +44160,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   return {
     model,
     nodes,
-    note: `statistics of all ${targets.length} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${sequential.toFixed(0)} s, ${left.toFixed(0)} s were left of recovery-time-budget`
+    bound: { kind: "one-pass", nodes: targets.length, sequentialSeconds: sequential, leftSeconds: left }
   };
 }
 async function gatherStats(model, targets, calib, threads, batch) {
@@ -42960,8 +44271,8 @@ var init_adam = __esm({
 });
 
 // src/recover/distill/gradients.ts
-function unsupported(c, detail) {
-  throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail);
+function unsupported(c, detail2) {
+  throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail2);
 }
 function explicitPads(node, xs, ys, kernel, strides, dil) {
   const r = kernel.length;
@@ -42996,8 +44307,8 @@ var init_gradients = __esm({
     init_graph();
     init_tensor();
     UnsupportedOp = class extends Error {
-      constructor(opType, node, detail = "") {
-        super(`${opType} node '${node}'${detail ? ` (${detail})` : ""}`);
+      constructor(opType, node, detail2 = "") {
+        super(`${opType} node '${node}'${detail2 ? ` (${detail2})` : ""}`);
         this.opType = opType;
         this.node = node;
       }
@@ -43223,10 +44534,10 @@ var init_gradients = __esm({
       if (axis < 0) axis += rank;
       let offset = 0;
       return node.input.map((t, i2) => {
-        const size = c.shape(t)[axis];
+        const size2 = c.shape(t)[axis];
         const start = offset;
-        offset += size;
-        return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size], [axis]) : void 0;
+        offset += size2;
+        return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size2], [axis]) : void 0;
       });
     };
     reduce = (mean2) => (c) => {
@@ -43877,38 +45188,10 @@ var init_distill = __esm({
   }
 });
 
-// src/recover/calibScore.ts
-async function calibScore(model, calib, threads = 0) {
-  const session = await sessionFromModel(model, threads, { lean: true });
-  try {
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
-    let correct = 0;
-    let nll = 0;
-    for (let i2 = 0; i2 < calib.count; i2++) {
-      correct += p.correct[i2];
-      nll -= p.logProbLabel[i2];
-    }
-    return { accuracy: correct / calib.count, nll: nll / calib.count };
-  } finally {
-    await session.release();
-  }
-}
-function better(a, b) {
-  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
-}
-var init_calibScore = __esm({
-  "src/recover/calibScore.ts"() {
-    "use strict";
-    init_classifier();
-    init_session();
-    init_activationBudget();
-  }
-});
-
 // src/recover/distill/stage.ts
 async function distillStage(dense, current, calib, masked, config2, progress, opts) {
   const t0 = performance.now();
-  progress.note("recovery: distillation toward the dense model on the calibration set");
+  progress.stage({ kind: "recover", work: "distill", detail: "distillation toward the dense model on the calibration set" });
   let result;
   try {
     result = await distill(dense, current, calib, new Set(masked), {
@@ -43945,7 +45228,7 @@ var init_stage = __esm({
 
 // src/recover/external.ts
 import { spawn } from "node:child_process";
-import * as fs8 from "node:fs";
+import * as fs11 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -43975,7 +45258,7 @@ function commandEnv(base, extra) {
   return { ...env, ...extra };
 }
 function runCommand(command, env, opts = {}) {
-  return new Promise((resolve7, reject) => {
+  return new Promise((resolve9, reject) => {
     const started = performance.now();
     const child = spawn(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
     const killGroup = (signal) => {
@@ -44003,7 +45286,7 @@ function runCommand(command, env, opts = {}) {
       clearTimeout(grace);
       unregister();
       if (timedOut) reject(new CommandTimedOut((performance.now() - started) / 1e3));
-      else if (code === 0) resolve7();
+      else if (code === 0) resolve9();
       else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
     });
   });
@@ -44038,9 +45321,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs8.rmSync(paths.modelOut, { force: true });
+  fs11.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths), opts);
-  if (!fs8.existsSync(paths.modelOut)) {
+  if (!fs11.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -44582,21 +45865,21 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const p = linearLayer(pIndex, w);
     const d = linearLayer(dIndex, w);
     if (typeof p === "string" || typeof d === "string") {
-      skipped.push({ weight: w, reason: typeof p === "string" ? p : `dense model: ${d}` });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: typeof p === "string" ? p : `dense model: ${d}` } });
       continue;
     }
     if (p.input !== d.input) {
-      skipped.push({ weight: w, reason: "reads a different tensor than the dense layer" });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: "reads a different tensor than the dense layer" } });
       continue;
     }
     const rows2 = denseRowsOf(p, d, opts.kept);
     if (typeof rows2 === "string") {
-      skipped.push({ weight: w, reason: rows2 });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: rows2 } });
       continue;
     }
     plans.push({ p, d, node, rows: rows2 });
   }
-  for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
+  for (const w of wanted) skipped.push({ weight: w, reason: { kind: "unpaired", why: "not found in the pruned model" } });
   const dMacs = nodeMacsOf(dense);
   const pMacs = nodeMacsOf(model);
   const fullMacs = [...pMacs.values()].reduce((a, b) => a + b, 0);
@@ -44612,12 +45895,12 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
     const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
     if (bytes2 > opts.maxRefitBytes) {
-      skipped.push({ weight: p.weight, reason: `its refit needs about ${mb(bytes2)} MB (Gram matrices of ${cp} x ${cp} and ${cd} x ${cp} columns), over the ${mb(opts.maxRefitBytes)} MB refit bound` });
+      skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes2, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
     const left = secondsLeft(opts.deadline);
     if (left <= 0) {
-      skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
+      skipped.push({ weight: p.weight, reason: { kind: "time" } });
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
@@ -44627,7 +45910,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
     const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
     if (samples === null) {
-      skipped.push({ weight: p.weight, reason: `estimated ${(captureSeconds + solveSeconds).toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget, even on fewer samples` });
+      skipped.push({ weight: p.weight, reason: { kind: "time", estimate: { seconds: captureSeconds + solveSeconds, samples: calib.count, leftSeconds: left } } });
       continue;
     }
     const input = samples < calib.count ? evenlySpaced(calib, samples) : calib;
@@ -44817,9 +46100,9 @@ function solveBlocks(wd, wp, keep, withBias, h, c, rows2, cd, cp, opts, foldA) {
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows2 * cp), new Float64Array(rows2 * cp)] : [new Float64Array(rows2 * cp)];
   const blocks = Math.ceil(cp / opts.maxBlock);
-  const size = Math.ceil(cp / blocks);
-  for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
-    const b1 = aligned ? Math.min(cp, b0 + size) : cp;
+  const size2 = Math.ceil(cp / blocks);
+  for (let b0 = 0; b0 < cp; b0 += aligned ? size2 : cp) {
+    const b1 = aligned ? Math.min(cp, b0 + size2) : cp;
     const m = b1 - b0;
     const hb = sub(h, cp, b0, b1, b0, b1);
     const [d0, d1] = aligned && blocks > 1 ? [b0, b1] : [0, cd];
@@ -44880,7 +46163,7 @@ function addBias(ed, node, layer, bias) {
   const type = ed.initializer(layer.weight).dataType;
   ed.setInput(node, 2, ed.addFloatInitializer(`${layer.weight}.prune_guard_bias`, [bias.length], bias, type));
 }
-var DEFAULT_RECONSTRUCT, SUBSET_SPREAD, CAPTURE_BATCH, mb, ValueHash, ERROR_PATCHES;
+var DEFAULT_RECONSTRUCT, SUBSET_SPREAD, CAPTURE_BATCH, ValueHash, ERROR_PATCHES;
 var init_reconstruct = __esm({
   "src/recover/reconstruct.ts"() {
     "use strict";
@@ -44902,7 +46185,6 @@ var init_reconstruct = __esm({
     DEFAULT_RECONSTRUCT = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0, maxRefitBytes: 1024 * 2 ** 20 };
     SUBSET_SPREAD = 4;
     CAPTURE_BATCH = 128;
-    mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
     ValueHash = class {
       a = 2166136261;
       b = 16777619;
@@ -44921,6 +46203,41 @@ var init_reconstruct = __esm({
       }
     };
     ERROR_PATCHES = 1024;
+  }
+});
+
+// src/recover/refusals.ts
+function layerSkipText(s) {
+  switch (s.kind) {
+    case "unpaired":
+      return s.why;
+    case "memory":
+      return `its refit needs about ${mb(s.bytes)} MB (Gram matrices of ${s.prunedColumns} x ${s.prunedColumns} and ${s.denseColumns} x ${s.prunedColumns} columns), over the ${mb(s.limitBytes)} MB refit bound`;
+    case "time":
+      return s.estimate ? `estimated ${s.estimate.seconds.toFixed(0)} s (capturing its input on ${s.estimate.samples} samples from both models, then the solve), more than the ${s.estimate.leftSeconds.toFixed(0)} s left of recovery-time-budget, even on fewer samples` : "recovery-time-budget reached";
+  }
+}
+function batchNormBoundText(b) {
+  switch (b.kind) {
+    case "time":
+      return `one pass over the calibration set takes about ${b.passSeconds.toFixed(0)} s, more than the ${Math.max(0, b.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+    case "one-pass":
+      return `statistics of all ${b.nodes} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${b.sequentialSeconds.toFixed(0)} s, ${b.leftSeconds.toFixed(0)} s were left of recovery-time-budget`;
+  }
+}
+function distillUnfitText(u) {
+  switch (u.kind) {
+    case "memory":
+      return `a training step needs about ${mb(u.bytes)} MB (${(u.parameters / 1e6).toFixed(1)}M parameters x 5, ${u.batch} samples x ${(u.bytesPerSample / 2 ** 20).toFixed(1)} MB of activations), over the ${mb(u.limitBytes)} MB bound`;
+    case "time":
+      return `one epoch takes about ${u.epochSeconds.toFixed(0)} s (${(u.epochSeconds / u.passSeconds).toFixed(1)} passes of ${u.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, u.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+  }
+}
+var mb;
+var init_refusals = __esm({
+  "src/recover/refusals.ts"() {
+    "use strict";
+    mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
   }
 });
 
@@ -45018,8 +46335,8 @@ var init_temperature = __esm({
 });
 
 // src/recover/runRecovery.ts
-import * as fs9 from "node:fs";
-import * as path6 from "node:path";
+import * as fs12 from "node:fs";
+import * as path9 from "node:path";
 function hasRecoverySteps(config2, calib) {
   const recovers = config2.recovery !== "none" && !(config2.recovery === "auto" && !calib);
   return recovers || config2.bakeTemperature;
@@ -45028,7 +46345,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path6.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path9.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -45045,11 +46362,11 @@ async function runRecovery(req) {
   if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs9.mkdirSync(req.stepsDir, { recursive: true });
+  fs12.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
-    name: "calibrate:temperature",
+    stage: "temperature",
     description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
     artifact,
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
@@ -45060,10 +46377,10 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config: config2, progress } = req;
   if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
-  fs9.mkdirSync(req.stepsDir, { recursive: true });
+  fs12.mkdirSync(req.stepsDir, { recursive: true });
   if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
-    progress.note(`recovery: running ${config2.recoveryCommand}`);
+    progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
     const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads) : void 0;
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
@@ -45080,11 +46397,11 @@ async function recoverySteps(req, calib, bounded) {
     const info2 = { seconds };
     if (before && after) Object.assign(info2, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config2.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
-    return [{ step: { name: "recover:command", description, artifact, info: info2 }, model }];
+    return [{ step: { stage: "command", description, artifact, info: info2 }, model }];
   }
   if (!calib) {
     if (config2.recovery === "auto") return [];
-    throw new Error("recoverySteps: calibration set missing (checkRecoveryInputs was not called)");
+    throw new Error("recoverySteps: calibration set missing (checkConfig was not called)");
   }
   const labelled = calib.labels !== null;
   const steps = [];
@@ -45098,21 +46415,21 @@ async function recoverySteps(req, calib, bounded) {
     progress.note(line);
     bounded.push(line);
   };
-  const keep = (name, description, model, seconds, score2) => {
-    const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ""));
+  const keep = (stage, description, model, seconds, score2) => {
+    const artifact = stepFile(req.stepsDir, steps.length + 2, stage);
     saveModel(model, artifact);
     const info2 = { seconds };
     if (currentScore && score2) {
       Object.assign(info2, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score2.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score2.nll });
     }
-    steps.push({ step: { name, description, artifact, info: info2 }, model });
+    steps.push({ step: { stage, description, artifact, info: info2 }, model });
     current = model;
     currentScore = score2;
   };
   async function distillStep(judged, deadline2) {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
-      bound(`recovery: distillation skipped: ${unfit}`);
+      bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
     const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, deadline: deadline2 });
@@ -45122,12 +46439,12 @@ async function recoverySteps(req, calib, bounded) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
-    keep("recover:distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
+    keep("distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
   }
   if (config2.recovery === "reconstruct" || config2.recovery === "auto") {
     const judged = config2.recovery === "auto";
     const t0 = performance.now();
-    progress.note("recovery: layer-wise reconstruction on the calibration set");
+    progress.stage({ kind: "recover", work: "reconstruct", detail: "layer-wise reconstruction on the calibration set" });
     const adaptive = config2.criterion === "sparsegpt" && config2.method === "unstructured" && !req.structured;
     const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
       ...DEFAULT_RECONSTRUCT,
@@ -45138,7 +46455,7 @@ async function recoverySteps(req, calib, bounded) {
       adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0
     });
     const seconds = (performance.now() - t0) / 1e3;
-    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
+    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
     const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads) : void 0;
@@ -45148,7 +46465,7 @@ async function recoverySteps(req, calib, bounded) {
       progress.note(`recovery: reconstruction not kept (${fmt(score2)} vs ${fmt(currentScore)} without it)`);
     } else if (r.layers.length > 0) {
       keep(
-        "recover:reconstruct",
+        "reconstruct",
         `${notRefit ? `${notRefit}; ` : ""}${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ""}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
         r.model,
         seconds,
@@ -45159,9 +46476,10 @@ async function recoverySteps(req, calib, bounded) {
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
+    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+      const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
-      if (why.includes("recovery-time-budget")) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
+      if (refusal.kind === "bound") bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config2.recovery === "auto") {
       if (deadline !== void 0 && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
@@ -45182,17 +46500,27 @@ function refitWeights(req) {
   }
   return [...names];
 }
+function batchNormRefusalText(r) {
+  switch (r.kind) {
+    case "no-labels":
+      return "the calibration set has no labels to judge it";
+    case "bound":
+      return batchNormBoundText(r.bound);
+    case "worse":
+      return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
+  }
+}
 async function tryBatchNorm(model, calib, config2, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
-  if (!base) return reject("the calibration set has no labels to judge it");
+  if (!base) return reject({ kind: "no-labels" });
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, config2.latency.threads, bounds);
-  if (bn.nodes.length === 0) return bn.note ? reject(bn.note) : void 0;
+  if (bn.nodes.length === 0) return bn.bound ? reject({ kind: "bound", bound: bn.bound }) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
   const score2 = await calibScore(bn.model, calib, config2.latency.threads);
-  if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
-  accept(bn.model, seconds, score2, bn.nodes.length, bn.note);
+  if (!better(score2, base)) return reject({ kind: "worse", score: score2, without: base });
+  accept(bn.model, seconds, score2, bn.nodes.length, bn.bound);
 }
 function hasBatchNorm(model) {
   return model.graph.node.some((n) => n.opType === "BatchNormalization");
@@ -45204,12 +46532,12 @@ function subsampledClause(subsampled, count2) {
   return `${subsampled.length} layer${subsampled.length > 1 ? "s" : ""} refit from fewer of the ${count2} calibration samples to fit recovery-time-budget (${shown}${more})`;
 }
 function boundSkips(skipped) {
-  const memory = skipped.filter((s) => s.reason.includes("refit bound"));
-  const time2 = skipped.filter((s) => s.reason.includes("recovery-time-budget"));
+  const memory = skipped.filter((s) => s.reason.kind === "memory");
+  const time2 = skipped.filter((s) => s.reason.kind === "time");
   const parts = [];
   const names = (l) => l.length <= 3 ? l.map((s) => s.weight).join(", ") : `${l.slice(0, 2).map((s) => s.weight).join(", ")} and ${l.length - 2} more`;
-  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${memory[0].reason})`);
-  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${time2[0].reason}; a larger recovery-time-budget refits them)`);
+  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${layerSkipText(memory[0].reason)})`);
+  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${layerSkipText(time2[0].reason)}; a larger recovery-time-budget refits them)`);
   return parts.length ? parts.join("; ") : void 0;
 }
 var SPARSEGPT_BLOCK, EVERY_LAYER;
@@ -45226,251 +46554,18 @@ var init_runRecovery = __esm({
     init_stage();
     init_external2();
     init_reconstruct();
+    init_refusals();
     init_temperature();
     SPARSEGPT_BLOCK = 128;
     EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
   }
 });
 
-// src/prune/schedule.ts
-function cubicSchedule(initial, final2, steps) {
-  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
-  if (!(initial >= 0 && final2 < 1 && final2 > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final2})`);
-  const out = [];
-  for (let t = 1; t <= steps; t++) out.push(t === steps ? final2 : final2 + (initial - final2) * (1 - t / steps) ** 3);
-  return out;
-}
-function fractionOfRemaining(remaining, denseTotal, target) {
-  if (remaining <= 0 || denseTotal <= 0) return 0;
-  const keep = denseTotal * (1 - target);
-  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
-}
-function fellOffCliff(drops, threshold, patience) {
-  if (drops.length < patience) return false;
-  return drops.slice(drops.length - patience).every((d) => d > threshold);
-}
-function chooseStep(steps) {
-  if (steps.length === 0) throw new Error("chooseStep: no steps");
-  const passing = steps.filter((s) => fails(s) === 0);
-  if (passing.length > 0) {
-    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
-    const others = passing.length - 1;
-    return {
-      index: best2.index,
-      meetsBudgets: true,
-      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
-    };
-  }
-  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
-  return {
-    index: best.index,
-    meetsBudgets: false,
-    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
-  };
-}
-var fails, acc;
-var init_schedule = __esm({
-  "src/prune/schedule.ts"() {
-    "use strict";
-    fails = (s) => s.verdicts.filter((v) => v === "fail").length;
-    acc = (s) => s.accuracy ?? -Infinity;
-  }
-});
-
-// src/recover/rounds.ts
-import * as fs10 from "node:fs";
-import * as path7 from "node:path";
-function resolveRounds(config2, calib) {
-  if (config2.recoveryRounds !== 0) return config2.recoveryRounds;
-  const fits = config2.method === "unstructured" && config2.recovery === "auto" && config2.schedule === "oneshot" && config2.criterion !== "sparsegpt" && config2.maxLayerSparsity >= 1 && calib?.labels && config2.sparsity >= ROUNDS_FROM_SPARSITY;
-  return fits ? AUTO_ROUNDS : 1;
-}
-function resolveCompare(config2, rounds) {
-  if (rounds <= 1 || config2.scope !== "global" || config2.sparsity > DEFAULT_CAP) return false;
-  return config2.roundsCompareSensitivity || config2.recoveryRounds === 0 && AUTO_COMPARE;
-}
-function pruneRound(model, weights, target, config2, plan) {
-  if (plan) return pruneCounts(model, weights, plan.counts(target));
-  return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
-}
-function recordedScores(steps) {
-  const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
-  if (scored.length === 0) return void 0;
-  const first = scored[0].info;
-  const last = scored[scored.length - 1].info;
-  return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
-}
-async function runRounds(req) {
-  const { config: config2, calib, progress } = req;
-  const initial = countSparsity(req.dense, req.weights).overall;
-  const targets = cubicSchedule(initial, config2.sparsity, req.rounds);
-  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / req.rounds : 0;
-  const roundConfig = { ...config2, bakeTemperature: false, recoveryTimeBudget: share };
-  const steps = [];
-  let current = req.dense;
-  for (let r = 1; r < req.rounds; r++) {
-    const t0 = performance.now();
-    const target = targets[r - 1];
-    progress.note(`recovery round ${r}/${req.rounds}: ${config2.method} to ${pct4(target)}`);
-    const pruned = pruneRound(current, req.weights, target, config2, req.plan);
-    const dir = path7.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
-    const artifact = stepFile(dir, 1, "prune");
-    fs10.mkdirSync(dir, { recursive: true });
-    saveModel(pruned, artifact);
-    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
-    const last = rec.steps.at(-1)?.artifact ?? artifact;
-    current = last === artifact ? pruned : loadModel(last).proto;
-    const recorded = recordedScores(rec.steps);
-    const before = recorded?.before ?? await calibScore(pruned, calib, config2.latency.threads);
-    const after = recorded?.after ?? before;
-    const seconds = (performance.now() - t0) / 1e3;
-    const kept = rec.steps.map((s) => s.name.replace(/^recover:/, "")).join(" + ") || "nothing kept";
-    steps.push({
-      name: `recover:round-${r}`,
-      description: `recovery round ${r} of ${req.rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct4(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
-      artifact: last,
-      info: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
-    });
-  }
-  return { model: current, steps, targets };
-}
-async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
-  const t0 = performance.now();
-  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config: config2, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
-  ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config2.method} to ${pct4(config2.sparsity)}`);
-  const model = pruneRound(r.model, weights, config2.sparsity, config2, plan);
-  ctx.stamp(model, plan ? "sensitivity" : config2.scope);
-  const pruneArtifact = stepFile(dir, 1, "prune");
-  fs10.mkdirSync(dir, { recursive: true });
-  saveModel(model, pruneArtifact);
-  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
-  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
-  const score2 = ctx.calib.labels ? recordedScores(recovery.steps)?.after ?? await calibScore(model, ctx.calib, config2.latency.threads) : void 0;
-  const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config2.scope;
-  return {
-    pruned: {
-      model,
-      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct4(config2.sparsity)}, round ${rounds} of ${rounds} (${r.targets.map(pct4).join(", ")}): from round ${rounds - 1}'s recovered weights`,
-      denseWeights: [...weights],
-      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${r.targets.map(pct4).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
-      ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
-    },
-    pruneArtifact,
-    steps: r.steps,
-    recovery,
-    score: score2,
-    seconds: (performance.now() - t0) / 1e3
-  };
-}
-async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
-  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
-  if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
-    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
-  }
-  const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global2 = await runChain(dense, weights, half, rounds, path7.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path7.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
-  const keepSensitivity = better(bySensitivity2.score, global2.score);
-  const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
-  const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
-  const note = `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`;
-  return { ...won, pruned: { ...won.pruned, notes: [...won.pruned.notes, note] } };
-}
-var ROUNDS_FROM_SPARSITY, AUTO_ROUNDS, AUTO_COMPARE, pct4;
-var init_rounds = __esm({
-  "src/recover/rounds.ts"() {
-    "use strict";
-    init_errors();
-    init_model();
-    init_magnitude();
-    init_prunable();
-    init_schedule();
-    init_sensitivityPrune();
-    init_allocateSparsity();
-    init_sparsity();
-    init_calibScore();
-    init_runRecovery();
-    ROUNDS_FROM_SPARSITY = 0.6;
-    AUTO_ROUNDS = 4;
-    AUTO_COMPARE = false;
-    pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
-  }
-});
-
-// src/version.ts
-var VERSION7;
-var init_version3 = __esm({
-  "src/version.ts"() {
-    "use strict";
-    VERSION7 = "0.1.0";
-  }
-});
-
-// src/prune/structured/channels.ts
-function countChannels(model, protectedTensors) {
-  const analysis = analyzeDependencies(untieConstants(model));
-  const guarded = /* @__PURE__ */ new Set();
-  for (const u of analysis.uses) {
-    if (!protectedTensors.has(u.tensor)) continue;
-    for (const s of u.layout) guarded.add(analysis.spaces.root(s.space));
-  }
-  let remaining = 0;
-  let removable = 0;
-  for (const g2 of analysis.groups) {
-    if (g2.skip || guarded.has(g2.root)) continue;
-    remaining += g2.size;
-    if (g2.size > 1) removable += g2.size;
-  }
-  return { remaining, removable };
-}
-var init_channels = __esm({
-  "src/prune/structured/channels.ts"() {
-    "use strict";
-    init_depgraph();
-    init_untie();
-  }
-});
-
-// src/measure/metrics.ts
-function accuracy(pred, labels) {
-  let hit = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
-  return labels.length ? hit / labels.length : NaN;
-}
-function perClassAccuracy(pred, labels, classes) {
-  const hit = new Float64Array(classes);
-  const support = classSupport(labels, classes);
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
-  return Array.from(support, (n, c) => n ? hit[c] / n : null);
-}
-function classSupport(labels, classes) {
-  const support = new Array(classes).fill(0);
-  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
-  return support;
-}
-function confusionMatrix(pred, labels, classes) {
-  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
-  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
-  return m;
-}
-function agreement(a, b) {
-  let same2 = 0;
-  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
-  return a.length ? same2 / a.length : NaN;
-}
-var init_metrics = __esm({
-  "src/measure/metrics.ts"() {
-    "use strict";
-  }
-});
-
 // src/measure/size.ts
-import * as fs11 from "node:fs";
+import * as fs13 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs11.readFileSync(file);
+  const data = fs13.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 var init_size = __esm({
@@ -45509,22 +46604,55 @@ var init_release = __esm({
   }
 });
 
+// src/pipeline/steps.ts
+function stepName(s) {
+  switch (s.kind) {
+    case "dense":
+    case "ship":
+    case "base":
+    case "head":
+      return s.kind;
+    case "prune":
+      return `prune${at(s.at)}`;
+    case "recover":
+      return s.stage === "round" ? `recover:round-${s.round}` : `recover:${s.stage}${at(s.at)}`;
+    case "calibrate:temperature":
+      return `calibrate:temperature${at(s.at)}`;
+    case "quantize":
+      return `quantize:${s.scheme}`;
+  }
+}
+function recoveryKind(stage, at2) {
+  return stage === "temperature" ? { kind: "calibrate:temperature", at: at2 } : { kind: "recover", stage, at: at2 };
+}
+function recoveryRecord(r, at2) {
+  return { step: recoveryKind(r.stage, at2), description: r.description, artifact: r.artifact, recovery: r.info, ...r.temperature ? { temperature: r.temperature } : {} };
+}
+var at;
+var init_steps = __esm({
+  "src/pipeline/steps.ts"() {
+    "use strict";
+    at = (n) => n === void 0 ? "" : `@${n}`;
+  }
+});
+
 // src/pipeline/measureStep.ts
 function savedFacts(artifact, denseWeights, evalBatchSize) {
   const saved = loadModel(artifact).proto;
   return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
-async function measureStep(name, description, artifact, ctx) {
+async function measureStep(kind, description, artifact, ctx) {
   const { data, config: config2, progress } = ctx;
+  const name = stepName(kind);
   const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
-  const size = measureFileSize(artifact);
+  const size2 = measureFileSize(artifact);
   collectGarbage();
   const session = await openSession(artifact, { threads: config2.latency.threads, provider: ctx.provider });
   let preds;
   const shiftAccuracy = {};
   const shiftPreds = /* @__PURE__ */ new Map();
   try {
-    progress.start(`evaluate ${name}`, data.count);
+    progress.stage({ kind: "evaluate", step: name, total: data.count });
     preds = await evaluateClassifier(session, data, {
       batchSize: batch,
       outputsAreProbabilities: probabilities,
@@ -45550,8 +46678,8 @@ async function measureStep(name, description, artifact, ctx) {
     params: cost.params,
     nonzero_params: cost.nonzeroParams,
     flops: cost.macs,
-    size_bytes: size.bytes,
-    gzip_bytes: size.gzipBytes,
+    size_bytes: size2.bytes,
+    gzip_bytes: size2.gzipBytes,
     accuracy: accuracy(preds.pred, labels),
     per_class: perClassAccuracy(preds.pred, labels, preds.classes),
     confusion: confusionMatrix(preds.pred, labels, preds.classes),
@@ -45563,7 +46691,13 @@ async function measureStep(name, description, artifact, ctx) {
     shift_accuracy: shiftAccuracy,
     layers: sparsity.layers
   };
-  return { step, preds, shiftPreds };
+  return { kind, step, preds, shiftPreds };
+}
+async function measureRecord(r, ctx) {
+  const m = await measureStep(r.step, r.description, r.artifact, ctx);
+  if (r.recovery) m.step.recovery = r.recovery;
+  if (r.temperature) m.step.temperature = r.temperature;
+  return m;
 }
 var init_measureStep = __esm({
   "src/pipeline/measureStep.ts"() {
@@ -45578,666 +46712,7 @@ var init_measureStep = __esm({
     init_sparsity();
     init_activationBudget();
     init_release();
-  }
-});
-
-// node_modules/markdown-table/index.js
-function defaultStringLength(value) {
-  return value.length;
-}
-function markdownTable(table3, options) {
-  const settings = options || {};
-  const align = (settings.align || []).concat();
-  const stringLength = settings.stringLength || defaultStringLength;
-  const alignments = [];
-  const cellMatrix = [];
-  const sizeMatrix = [];
-  const longestCellByColumn = [];
-  let mostCellsPerRow = 0;
-  let rowIndex = -1;
-  while (++rowIndex < table3.length) {
-    const row2 = [];
-    const sizes2 = [];
-    let columnIndex2 = -1;
-    if (table3[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table3[rowIndex].length;
-    }
-    while (++columnIndex2 < table3[rowIndex].length) {
-      const cell5 = serialize(table3[rowIndex][columnIndex2]);
-      if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell5);
-        sizes2[columnIndex2] = size;
-        if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
-          longestCellByColumn[columnIndex2] = size;
-        }
-      }
-      row2.push(cell5);
-    }
-    cellMatrix[rowIndex] = row2;
-    sizeMatrix[rowIndex] = sizes2;
-  }
-  let columnIndex = -1;
-  if (typeof align === "object" && "length" in align) {
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = toAlignment(align[columnIndex]);
-    }
-  } else {
-    const code = toAlignment(align);
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = code;
-    }
-  }
-  columnIndex = -1;
-  const row = [];
-  const sizes = [];
-  while (++columnIndex < mostCellsPerRow) {
-    const code = alignments[columnIndex];
-    let before = "";
-    let after = "";
-    if (code === 99) {
-      before = ":";
-      after = ":";
-    } else if (code === 108) {
-      before = ":";
-    } else if (code === 114) {
-      after = ":";
-    }
-    let size = settings.alignDelimiters === false ? 1 : Math.max(
-      1,
-      longestCellByColumn[columnIndex] - before.length - after.length
-    );
-    const cell5 = before + "-".repeat(size) + after;
-    if (settings.alignDelimiters !== false) {
-      size = before.length + size + after.length;
-      if (size > longestCellByColumn[columnIndex]) {
-        longestCellByColumn[columnIndex] = size;
-      }
-      sizes[columnIndex] = size;
-    }
-    row[columnIndex] = cell5;
-  }
-  cellMatrix.splice(1, 0, row);
-  sizeMatrix.splice(1, 0, sizes);
-  rowIndex = -1;
-  const lines2 = [];
-  while (++rowIndex < cellMatrix.length) {
-    const row2 = cellMatrix[rowIndex];
-    const sizes2 = sizeMatrix[rowIndex];
-    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
-    columnIndex = -1;
-    const line = [];
-    while (++columnIndex < cellsInRow) {
-      const cell5 = row2[columnIndex] || "";
-      let before = "";
-      let after = "";
-      if (settings.alignDelimiters !== false) {
-        const size = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
-        const code = alignments[columnIndex];
-        if (code === 114) {
-          before = " ".repeat(size);
-        } else if (code === 99) {
-          const half = size / 2;
-          if (size % 2) {
-            before = " ".repeat(half + 0.5);
-            after = " ".repeat(half - 0.5);
-          } else {
-            before = " ".repeat(half);
-            after = before;
-          }
-        } else {
-          after = " ".repeat(size);
-        }
-      }
-      if (settings.delimiterStart !== false && !columnIndex) {
-        line.push("|");
-      }
-      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
-      // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell5 === "") && (settings.delimiterStart !== false || columnIndex)) {
-        line.push(" ");
-      }
-      if (settings.alignDelimiters !== false) {
-        line.push(before);
-      }
-      line.push(cell5);
-      if (settings.alignDelimiters !== false) {
-        line.push(after);
-      }
-      if (settings.padding !== false) {
-        line.push(" ");
-      }
-      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
-        line.push("|");
-      }
-    }
-    lines2.push(
-      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
-    );
-  }
-  return lines2.join("\n");
-}
-function serialize(value) {
-  return value === null || value === void 0 ? "" : String(value);
-}
-function toAlignment(value) {
-  const code = typeof value === "string" ? value.codePointAt(0) : 0;
-  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
-}
-var init_markdown_table = __esm({
-  "node_modules/markdown-table/index.js"() {
-  }
-});
-
-// src/util/escape.ts
-function oneLine(text2) {
-  return text2.replace(LINE_BREAKS, " ").replace(CONTROLS, "");
-}
-function escapeMarkdown(text2) {
-  return oneLine(text2).replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/@/g, "@\u200D");
-}
-function markdownCode(text2) {
-  const line = oneLine(text2).replace(/\|/g, "\\|");
-  const longest = Math.max(0, ...(line.match(/`+/g) ?? []).map((r) => r.length));
-  const fence = "`".repeat(longest + 1);
-  const pad2 = line.startsWith("`") || line.endsWith("`") || line === "" ? " " : "";
-  return `${fence}${pad2}${line}${pad2}${fence}`;
-}
-function markdownCell(text2) {
-  return oneLine(text2).replace(/\|/g, "\\|");
-}
-var LINE_BREAKS, CONTROLS;
-var init_escape = __esm({
-  "src/util/escape.ts"() {
-    "use strict";
-    LINE_BREAKS = /[\r\n\u2028\u2029\u0085]+/g;
-    CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
-  }
-});
-
-// src/ledger/format.ts
-function signed(text2) {
-  return text2.startsWith("-") ? MINUS + text2.slice(1) : text2;
-}
-function fixed(x2, digits) {
-  const text2 = x2.toFixed(digits);
-  return Number(text2) === 0 ? 0 .toFixed(digits) : signed(text2);
-}
-function percent(fraction, digits = 1) {
-  return `${fixed(fraction * 100, digits)}%`;
-}
-function points(fraction, digits = 2) {
-  return `${fixed(fraction * 100, digits)} pt`;
-}
-function signedPoints(fraction, digits = 1) {
-  const text2 = fixed(fraction * 100, digits);
-  if (Number(text2.replace(MINUS, "-")) === 0) return `\xB1${text2} pt`;
-  return text2.startsWith(MINUS) ? `${text2} pt` : `+${text2} pt`;
-}
-function ms2(x2) {
-  return `${fixed(x2, 2)} ms`;
-}
-function ratio(x2, digits = 2) {
-  return `${fixed(x2, digits)}x`;
-}
-function bytes(n) {
-  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
-  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
-  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
-  return `${fixed(n / 1024 ** 3, 2)} GiB`;
-}
-function count(n) {
-  for (const [suffix, size] of COUNT_UNITS) {
-    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
-  }
-  return fixed(n, 0);
-}
-var MINUS, COUNT_UNITS;
-var init_format = __esm({
-  "src/ledger/format.ts"() {
-    "use strict";
-    MINUS = "\u2212";
-    COUNT_UNITS = [
-      ["G", 1e9],
-      ["M", 1e6],
-      ["k", 1e3]
-    ];
-  }
-});
-
-// src/ledger/renderSensitivity.ts
-function damage(l) {
-  const first = l.points[0];
-  const last = l.points[l.points.length - 1];
-  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
-}
-function bySensitivity(layers) {
-  return [...layers].sort((a, b) => {
-    const [da, na] = damage(a);
-    const [db, nb] = damage(b);
-    return db - da || nb - na || a.name.localeCompare(b.name);
-  });
-}
-function shortName(name, max2 = 28) {
-  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
-}
-function sensitivityChart(s) {
-  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
-  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
-  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
-  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
-  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
-  return [
-    "```mermaid",
-    "xychart-beta",
-    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
-    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
-    `    y-axis ${quoted(metric)} ${low} --> 100`,
-    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
-    "```"
-  ].join("\n");
-}
-function sensitivitySection(s) {
-  const ordered = bySensitivity(s.layers);
-  const shown = ordered.slice(0, CHART_LAYERS);
-  const acc2 = s.against === "labels" ? "acc" : "agree";
-  const nll = s.against === "labels" ? "NLL" : "KL";
-  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
-  const rows2 = ordered.map((l) => {
-    const line = shown.indexOf(l);
-    return [
-      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
-      String(l.size),
-      ...s.ratios.map((r) => {
-        const p = l.points.find((q) => q.ratio === r);
-        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
-      }),
-      `**${percent(l.allocated)}**`,
-      l.seconds.toFixed(2)
-    ];
-  });
-  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
-  return [
-    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
-    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
-    sensitivityChart(s),
-    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
-  ].join("\n\n");
-}
-var CHART_LAYERS, cell, quoted;
-var init_renderSensitivity = __esm({
-  "src/ledger/renderSensitivity.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_escape();
-    init_format();
-    CHART_LAYERS = 5;
-    cell = markdownCell;
-    quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
-  }
-});
-
-// src/ledger/renderSchedule.ts
-function scheduleSection(model) {
-  const s = model.schedule;
-  if (!s) return void 0;
-  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
-  const structured = s.steps.some((r) => r.channels_removed !== void 0);
-  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
-  const rows2 = s.steps.map((r) => [
-    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
-    percent(r.target),
-    percent(r.sparsity),
-    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
-    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
-    r.accuracy === null ? DASH : percent(r.accuracy, 2),
-    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
-    bytes(r.size_bytes),
-    ...names.map((n) => {
-      const b = r.budgets.find((x2) => x2.name === n);
-      return b ? ICON[b.verdict] : DASH;
-    }),
-    `${ICON[r.verdict]} ${r.verdict}`
-  ]);
-  const ran = s.steps.length;
-  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
-  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
-  return [
-    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
-    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
-    stop,
-    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
-  ].join("\n\n");
-}
-var ICON, DASH, cell2;
-var init_renderSchedule = __esm({
-  "src/ledger/renderSchedule.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_escape();
-    init_format();
-    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    DASH = "\u2014";
-    cell2 = markdownCell;
-  }
-});
-
-// src/ledger/render.ts
-function baseName(path19) {
-  return path19.split(/[\\/]/).pop() || path19;
-}
-function table(rows2) {
-  return markdownTable(
-    rows2.map((row) => row.map(cell3)),
-    { alignDelimiters: false }
-  );
-}
-function denseStep(model) {
-  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
-}
-function finalStep(model) {
-  return model.steps.at(-1);
-}
-function renderHeadline(model) {
-  const dense = denseStep(model);
-  const final2 = finalStep(model);
-  const parts = [];
-  if (dense && final2) {
-    parts.push(`${percent(final2.sparsity)} sparse`);
-    if (dense.latency && final2.latency && dense.latency.batch === final2.latency.batch && final2.latency.p50_ms > 0) {
-      const speedup = dense.latency.p50_ms / final2.latency.p50_ms;
-      if (final2.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
-      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
-    }
-    if (dense.accuracy != null && final2.accuracy != null) {
-      parts.push(`${signedPoints(final2.accuracy - dense.accuracy)} accuracy`);
-    }
-  } else {
-    parts.push("no steps measured");
-  }
-  return `**${WORD[model.verdict]}** \xB7 ${escapeMarkdown(baseName(model.model))}: ${parts.join(", ")}`;
-}
-function budgetValue(name, x2) {
-  switch (name) {
-    case "accuracy-drop":
-    case "class-accuracy-drop":
-    case "ece-increase":
-    case "shift-accuracy-drop":
-      return points(x2);
-    case "latency-regression":
-      return percent(x2);
-    case "min-speedup":
-      return ratio(x2);
-    case "p95-latency-ms":
-      return ms2(x2);
-    case "max-size-bytes":
-      return bytes(x2);
-  }
-}
-function intervalText(b) {
-  if (!b.ci) return "";
-  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
-  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
-  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
-}
-function budgetTable(budgets) {
-  if (budgets.length === 0) return "_No budgets checked._";
-  return table([
-    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
-    ...budgets.map((b) => [
-      `\`${b.name}\``,
-      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH2 : budgetValue(b.name, b.actual) + intervalText(b),
-      `${ICON2[b.verdict]} ${b.verdict}`,
-      b.detail
-    ])
-  ]);
-}
-function stepTable(steps) {
-  const batch = steps.find((s) => s.latency)?.latency?.batch;
-  const at = batch === void 0 ? "" : ` (b=${batch})`;
-  const latency = (s, key) => {
-    if (!s.latency) return DASH2;
-    const value = s.latency[key].toFixed(2);
-    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
-  };
-  return table([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
-    ...steps.map((s) => [
-      s.name,
-      percent(s.sparsity),
-      count(s.params),
-      count(s.nonzero_params),
-      count(s.flops),
-      bytes(s.size_bytes),
-      bytes(s.gzip_bytes),
-      orDash(s.accuracy, (x2) => percent(x2, 2)),
-      orDash(s.ece, (x2) => percent(x2, 2)),
-      orDash(s.agreement, (x2) => percent(x2, 2)),
-      latency(s, "p50_ms"),
-      latency(s, "p95_ms")
-    ])
-  ]);
-}
-function funnelSection(model) {
-  const steps = model.steps.filter((s) => s.funnel);
-  if (steps.length === 0) return void 0;
-  const dense = denseStep(model);
-  const batch = steps[0].funnel.batch;
-  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH2;
-  const speedCell = (s) => {
-    const f = s.funnel;
-    if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH2;
-    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
-    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
-  };
-  const lines2 = [
-    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
-    table([
-      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
-      ...steps.map((s) => {
-        const f = s.funnel;
-        const base = s === dense;
-        return [
-          s.name,
-          percent(f.params_ratio),
-          percent(f.flops_ratio),
-          percent(f.sparse_flops_ratio),
-          ratio(f.ideal_speedup),
-          p(s, "p50_ms"),
-          p(s, "p95_ms"),
-          speedCell(s),
-          base ? DASH2 : orDash(f.efficiency, (x2) => percent(x2, 0))
-        ];
-      })
-    ])
-  ];
-  const final2 = finalStep(model);
-  if (final2?.funnel && zerosNotSkipped(model.method)) {
-    const f = final2.funnel;
-    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
-    lines2.push(
-      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
-      table([
-        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
-        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
-      ])
-    );
-  }
-  return lines2.join("\n\n");
-}
-function classTable(model) {
-  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
-  if (lost.length === 0) return void 0;
-  return [
-    "**Classes that lost most**",
-    table([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
-      ...lost.map((c) => [
-        String(c.class),
-        percent(c.dense),
-        percent(c.pruned),
-        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
-        String(c.support)
-      ])
-    ])
-  ].join("\n\n");
-}
-function costTable(steps) {
-  const rows2 = steps.filter((s) => s.runtime_cost);
-  if (rows2.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH2;
-  return table([
-    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
-    ...rows2.map((s) => {
-      const c = s.runtime_cost;
-      return [
-        s.name,
-        withCi(s),
-        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
-        c.load_ms.toFixed(1),
-        c.throughput_samples_per_s === void 0 ? DASH2 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
-        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
-        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
-      ];
-    })
-  ]);
-}
-function predictionShiftTable(model) {
-  if (!model.prediction_shift?.length) return void 0;
-  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
-  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
-  return [
-    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
-    table([
-      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
-      ...model.prediction_shift.flatMap(
-        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
-      )
-    ])
-  ].join("\n\n");
-}
-function shiftTable(model) {
-  if (!model.shifts?.length) return void 0;
-  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
-  return [
-    "**Distribution shift**",
-    table([
-      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
-      ...model.shifts.map((s) => [
-        escapeMarkdown(s.name),
-        escapeMarkdown(s.source),
-        String(s.samples),
-        percent(s.dense, 2),
-        percent(s.final, 2),
-        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
-        points(s.gap_change, 2)
-      ])
-    ])
-  ].join("\n\n");
-}
-function renderModel(model) {
-  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
-  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
-  if (model.steps.length > 0) sections.push(stepTable(model.steps));
-  const schedule = scheduleSection(model);
-  if (schedule) sections.push(schedule);
-  const funnel = funnelSection(model);
-  if (funnel) sections.push(funnel);
-  const classes = classTable(model);
-  if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell3(n)}`)].join("\n"));
-  const cost = costTable(model.steps);
-  if (cost) sections.push(cost);
-  const shifts = shiftTable(model);
-  if (shifts) sections.push(shifts);
-  const predicted = predictionShiftTable(model);
-  if (predicted) sections.push(predicted);
-  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
-  return sections.join("\n\n");
-}
-function renderMarkdown(ledger) {
-  const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
-
-${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
-  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
-  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
-  const t = ledger.timed_out;
-  const timedOut = t ? `**Timed out:** ${markdownCode(t.model)} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
-
-` : "";
-  return `${title}
-
-${timedOut}${models}
-
-${footer}
-`;
-}
-var WORD, ICON2, DASH2, TOP_CLASSES, cell3, speedRatio, orDash, zerosNotSkipped;
-var init_render = __esm({
-  "src/ledger/render.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_escape();
-    init_renderSensitivity();
-    init_format();
-    init_renderSchedule();
-    WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-    ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    DASH2 = "\u2014";
-    TOP_CLASSES = 5;
-    cell3 = markdownCell;
-    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
-    orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
-    zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
-  }
-});
-
-// src/pipeline/ledgerFile.ts
-import * as os8 from "node:os";
-import * as path8 from "node:path";
-function classChanges(dense, final2, labels, classes) {
-  const support = classSupport(labels, classes);
-  const changes = [];
-  dense.per_class.forEach((d, c) => {
-    const f = final2.per_class[c];
-    if (d === null || f === null) return;
-    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
-}
-function writeLedger(req, provider, model) {
-  const ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict: model.verdict,
-    tool: { name: "prune-guard", version: VERSION7 },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: provider.provider,
-      ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os8.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`
-    },
-    models: [model]
-  };
-  const markdown = renderMarkdown(ledger);
-  const ledgerPath = path8.join(req.out, "ledger.json");
-  const markdownPath = path8.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
-}
-var init_ledgerFile = __esm({
-  "src/pipeline/ledgerFile.ts"() {
-    "use strict";
-    init_atomicWrite();
-    init_render();
-    init_types();
-    init_metrics();
-    init_ort();
-    init_version3();
+    init_steps();
   }
 });
 
@@ -46245,27 +46720,31 @@ var init_ledgerFile = __esm({
 function weightFacts(model) {
   const index = new GraphIndex(model.graph);
   const density = /* @__PURE__ */ new Map();
+  const { stored, auxiliary } = quantizedWeights(index);
   let sparseBytes = 0;
+  let weightBytes2 = 0;
   for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
     const v = tensorToFloat32(t);
     let nonzero = 0;
     for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
+    const size2 = ITEM_SIZE2[t.dataType] ?? 4;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * size2;
+    weightBytes2 += v.length * size2;
     density.set(t.name, v.length ? nonzero / v.length : 1);
   }
-  const macNodes = index.order.filter((n) => MAC_OPS3.has(n.opType));
+  const macNodes = index.order.filter((n) => MAC_OPS2.has(n.opType));
   const cost = modelCost(model);
   let sparseMacs = 0;
   cost.nodes.forEach((c, k) => {
     if (c.macs === null) return;
     const node = macNodes[k];
-    const weight = node.opType === "MatMul" ? node.input.find((i2) => index.initializers.has(i2) && tensorDims(index.initializers.get(i2)).length >= 2) : node.input[1];
-    const t = weight ? index.initializers.get(weight) : void 0;
+    const weight = node.opType === "MatMul" || node.opType === "MatMulInteger" ? node.input.slice(0, 2).find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node.input[1];
+    const t = weight ? weightTensor(index, weight) : void 0;
     const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
     sparseMacs += c.macs * d;
   });
-  return { sparseBytes, sparseMacs };
+  return { sparseBytes, sparseMacs, weightBytes: weightBytes2 };
 }
 function mannWhitneyP(x2, y) {
   const n1 = x2.length;
@@ -46292,7 +46771,7 @@ function mannWhitneyP(x2, y) {
   return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
 }
 function speedFunnel(input) {
-  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
+  const { dense, step, stepFacts, denseFacts, denseSamples, stepSamples } = input;
   const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
   const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
@@ -46304,6 +46783,7 @@ function speedFunnel(input) {
     params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
     flops_ratio: ratioOr1(step.flops, dense.flops),
     sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
+    bytes_ratio: ratioOr1(stepFacts.weightBytes, denseFacts.weightBytes),
     ideal_speedup: idealSpeedup,
     speedup,
     efficiency: speedup === null ? null : speedup / idealSpeedup,
@@ -46311,7 +46791,7 @@ function speedFunnel(input) {
     speed
   };
 }
-var FLOAT_SIZE, MAC_OPS3, SPEED_ALPHA, ratioOr1;
+var ITEM_SIZE2, SPEED_ALPHA, ratioOr1;
 var init_funnel = __esm({
   "src/measure/funnel.ts"() {
     "use strict";
@@ -46319,26 +46799,25 @@ var init_funnel = __esm({
     init_flops();
     init_graph();
     init_tensor();
-    FLOAT_SIZE = { 1: 4, 10: 2, 11: 8, 16: 2 };
-    MAC_OPS3 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+    ITEM_SIZE2 = { 1: 4, 10: 2, 11: 8, 16: 2, [3 /* INT8 */]: 1, [2 /* UINT8 */]: 1, [6 /* INT32 */]: 4 };
     SPEED_ALPHA = 0.05;
     ratioOr1 = (a, b) => b > 0 ? a / b : 1;
   }
 });
 
 // src/measure/memory.ts
-import * as fs12 from "node:fs";
+import * as fs14 from "node:fs";
 function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs12.readFileSync("/proc/self/status", "utf8"));
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs14.readFileSync("/proc/self/status", "utf8"));
   return m ? Number(m[1]) * 1024 : void 0;
 }
 function peakMeter() {
   try {
-    fs12.writeFileSync("/proc/self/clear_refs", "5");
+    fs14.writeFileSync("/proc/self/clear_refs", "5");
     if (readHwm() !== void 0) {
       return {
         method: "linux-vmhwm",
-        reset: () => fs12.writeFileSync("/proc/self/clear_refs", "5"),
+        reset: () => fs14.writeFileSync("/proc/self/clear_refs", "5"),
         peak: () => readHwm()
       };
     }
@@ -46355,7 +46834,7 @@ var init_memory = __esm({
 
 // src/measure/runtimeCost.ts
 import { spawn as spawn2 } from "node:child_process";
-import * as fs13 from "node:fs";
+import * as fs15 from "node:fs";
 function throughput(byBatch) {
   if (byBatch.length === 0) return void 0;
   const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
@@ -46363,7 +46842,7 @@ function throughput(byBatch) {
 }
 function readCounter(file) {
   try {
-    const v = Number(fs13.readFileSync(file, "utf8").trim());
+    const v = Number(fs15.readFileSync(file, "utf8").trim());
     return Number.isFinite(v) ? v : void 0;
   } catch {
     return void 0;
@@ -46454,7 +46933,7 @@ var init_runtimeCost = __esm({
 // src/pipeline/timeSteps.ts
 async function timeSteps(measured, data, config2, provider, progress) {
   const artifacts = measured.map((m) => m.step.artifact);
-  progress.start(`latency (${artifacts.length} models interleaved)`, config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
+  progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider }, (done) => progress.update(done));
   progress.stop();
@@ -46465,14 +46944,14 @@ async function timeSteps(measured, data, config2, provider, progress) {
   const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
   measured.forEach((m, i2) => {
     m.step.sparse_bytes = facts[i2].sparseBytes;
-    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
+    m.step.funnel = speedFunnel({ dense: measured[0].step, denseFacts: facts[0], step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
   });
   for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider });
   return samples;
 }
 async function timePair(dense, candidate, data, config2, provider, progress) {
   const batch = config2.batchSizes[0];
-  progress.start("latency (dense and schedule step)", config2.latency.warmup + config2.latency.runs);
+  progress.stage({ kind: "latency", detail: "dense and schedule step", total: config2.latency.warmup + config2.latency.runs });
   const source = sliceBatch(data, 0, Math.min(data.count, batch));
   const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider }, (done) => progress.update(done));
   progress.stop();
@@ -46489,9 +46968,36 @@ var init_timeSteps = __esm({
   }
 });
 
+// src/pipeline/unit.ts
+import * as fs16 from "node:fs";
+import * as path10 from "node:path";
+async function pruneAndRecover(unit) {
+  const pruned = await unit.prune();
+  if (unit.metadata) setMetadata(pruned.model, unit.metadata(pruned));
+  fs16.mkdirSync(path10.dirname(unit.pruneArtifact), { recursive: true });
+  saveModel(pruned.model, unit.pruneArtifact);
+  const recovery = await runRecovery({ ...unit.recovery, pruned: pruned.model, prunedArtifact: unit.pruneArtifact, denseWeights: pruned.denseWeights, structured: pruned.structured });
+  return {
+    pruned,
+    steps: [{ step: { kind: "prune", at: unit.at }, description: pruned.description, artifact: unit.pruneArtifact }, ...recovery.steps.map((r) => recoveryRecord(r, unit.at))],
+    recovered: recovery.steps,
+    ...recovery.temperature ? { temperature: recovery.temperature } : {},
+    notes: recovery.notes,
+    chain: recovery.steps.filter((r) => r.stage !== "temperature").at(-1)?.artifact ?? unit.pruneArtifact
+  };
+}
+var init_unit = __esm({
+  "src/pipeline/unit.ts"() {
+    "use strict";
+    init_model();
+    init_runRecovery();
+    init_steps();
+  }
+});
+
 // src/pipeline/gradual.ts
-import * as fs14 from "node:fs";
-import * as path9 from "node:path";
+import * as fs17 from "node:fs";
+import * as path11 from "node:path";
 function regrownWeights(before, after, names) {
   const a = new GraphIndex(before.graph);
   const b = new GraphIndex(after.graph);
@@ -46513,34 +47019,34 @@ function regrownWeights(before, after, names) {
   return broken2;
 }
 async function runGradual(input, progress) {
-  const { req, data, shifts, calib, outPath } = input;
+  const { req, data, shifts, calib, outPath, provider } = input;
   const { config: config2, budgets } = req;
-  const provider = input.provider.provider;
+  const denseModel = input.dense.proto;
   const structured = config2.method === "structured" || config2.method === "hybrid";
   const channelShare = config2.method === "hybrid" ? 0.5 : 1;
-  const weights = prunableWeights(input.dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const weights = prunableWeights(denseModel, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${req.model}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
-  const protectedTensors = protectedFor(input.dense, weights);
-  const denseChannels = structured ? countChannels(input.dense, protectedTensors) : void 0;
-  const initial = structured ? 0 : countSparsity(input.dense, weights).overall;
+  const protectedTensors = protectedFor(denseModel, weights);
+  const denseChannels = structured ? countChannels(denseModel, protectedTensors) : void 0;
+  const initial = structured ? 0 : countSparsity(denseModel, weights).overall;
   if (!(config2.sparsity > initial)) {
-    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct5(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
+    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct4(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
   }
   if (structured && denseChannels.removable === 0) {
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
   }
   const targets = cubicSchedule(initial, config2.sparsity, config2.scheduleSteps);
-  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config: config2 }) : void 0;
+  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
-  progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config2.sparsity)} (${targets.map(pct5).join(", ")})`);
-  const stepsRoot = path9.join(req.out, "steps");
-  fs14.mkdirSync(stepsRoot, { recursive: true });
+  progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config2.sparsity)} (${targets.map(pct4).join(", ")})`);
+  const stepsRoot = path11.join(req.out, "steps");
+  fs17.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
-  const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config2.latency.threads)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config2.latency.threads)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -46551,53 +47057,55 @@ async function runGradual(input, progress) {
   const notes = /* @__PURE__ */ new Set();
   const drops = [];
   let stoppedEarly = null;
-  let current = input.dense;
+  let current = denseModel;
   for (let t = 1; t <= targets.length; t++) {
     const target = targets[t - 1];
     let stepSparsity = target;
-    let what = `${config2.method} to ${pct5(target)}`;
+    let what = `${config2.method} to ${pct4(target)}`;
     if (structured) {
       const now = countChannels(current, protectedTensors);
       const channels = target * channelShare;
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
-      what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
+      what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
     }
-    progress.note(`pruning ${path9.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.stage({ kind: "prune", model: path11.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
-    const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
-    if (config2.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config2));
-    for (const n of pruned.notes) {
-      if (!notes.has(n)) progress.note(n);
-      notes.add(n);
-    }
-    setMetadata(pruned.model, {
-      "prune-guard.version": VERSION7,
-      "prune-guard.method": config2.method,
-      "prune-guard.scope": config2.scope,
-      "prune-guard.target_sparsity": String(target),
-      "prune-guard.schedule_step": `${t}/${targets.length}`,
-      "prune-guard.source": path9.basename(req.model),
-      "prune-guard.recovery": config2.recovery
+    const from = current;
+    const prune = async () => {
+      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct4(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib });
+      if (config2.method === "hybrid") {
+        const topUp = topUpMagnitude(pruned.model, weights, target, config2, config2.scope === "layer" ? "layer" : "global");
+        pruned.model = topUp.model;
+        pruned.description += `; then unstructured magnitude (${config2.scope}) to ${pct4(target)} of the dense prunable weights (${(topUp.fraction * 100).toFixed(1)}% of the remaining ones zero)`;
+      }
+      for (const n of pruned.notes) {
+        if (!notes.has(n)) progress.note(n);
+        notes.add(n);
+      }
+      return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct4(target)}: ${pruned.description}` };
+    };
+    const dir = path11.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const unit = await pruneAndRecover({
+      prune,
+      metadata: () => ({
+        "prune-guard.version": VERSION7,
+        "prune-guard.method": config2.method,
+        "prune-guard.scope": config2.scope,
+        "prune-guard.target_sparsity": String(target),
+        "prune-guard.schedule_step": `${t}/${targets.length}`,
+        "prune-guard.source": path11.basename(req.model),
+        "prune-guard.recovery": config2.recovery
+      }),
+      pruneArtifact: stepFile(dir, 1, "prune"),
+      recovery: { dense: denseModel, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib } },
+      at: t
     });
-    const dir = path9.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
-    fs14.mkdirSync(dir, { recursive: true });
-    const pruneArtifact = stepFile(dir, 1, "prune");
-    saveModel(pruned.model, pruneArtifact);
-    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
-    const at = `@${t}`;
-    const prefix = `schedule step ${t}/${targets.length}, target ${pct5(target)}: `;
-    const stepMeasured = [await measureStep(`prune${at}`, prefix + pruned.description, pruneArtifact, withDense)];
-    for (const r of recovery.steps) {
-      const m = await measureStep(`${r.name}${at}`, r.description, r.artifact, withDense);
-      m.step.recovery = r.info;
-      if (r.temperature) m.step.temperature = r.temperature;
-      stepMeasured.push(m);
-    }
+    const stepMeasured = [];
+    for (const r of unit.steps) stepMeasured.push(await measureRecord(r, withDense));
     const final2 = stepMeasured[stepMeasured.length - 1];
-    if (recovery.temperature) final2.step.temperature = recovery.temperature;
+    if (unit.temperature) final2.step.temperature = unit.temperature;
     measured.push(...stepMeasured);
-    const chain = config2.bakeTemperature ? recovery.steps.filter((r) => r.name !== "calibrate:temperature").at(-1)?.artifact ?? pruneArtifact : final2.step.artifact;
-    const next = loadModel(chain).proto;
+    const next = loadModel(unit.chain).proto;
     {
       const regrown = regrownWeights(current, next, weights.map((w) => w.initializer));
       if (regrown.length > 0) throw new Error(`internal error: schedule step ${t} made pruned weights nonzero again in ${regrown.slice(0, 3).join(", ")}`);
@@ -46617,13 +47125,13 @@ async function runGradual(input, progress) {
       dense.step.latency = latencyStat(config2.batchSizes[0], pair.reference, config2.confidence);
       final2.step.latency = latencyStat(config2.batchSizes[0], pair.candidate, config2.confidence);
     }
-    const judged2 = judge(budgets, dense, final2, input, pair);
-    const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
+    const judged = judge(budgets, dense, final2, input, pair);
+    const met = resource.length > 0 && resource.every((b) => judged.budgets.find((r) => r.name === b.name)?.verdict === "pass");
     const quality = row.calibAccuracy ?? final2.step.accuracy;
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
     const more = t < targets.length;
     if (met && more) {
-      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct5(final2.step.sparsity)}; pruning further would only cost quality` };
+      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct4(final2.step.sparsity)}; pruning further would only cost quality` };
     } else if (more && fellOffCliff(drops, cliffThreshold, config2.schedulePatience)) {
       stoppedEarly = {
         after_step: t,
@@ -46643,13 +47151,9 @@ async function runGradual(input, progress) {
   }
   const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
   const chosen2 = rows2.find((r) => r.index === choice.index);
-  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs14.readFileSync(chosen2.final.step.artifact));
-  const steps = measured.map((m) => m.step);
-  if (chosen2 !== rows2[rows2.length - 1]) {
-    steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
-  }
-  const judged = chosen2.judged;
+  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
+  writeFileAtomic(outPath, fs17.readFileSync(chosen2.final.step.artifact));
+  const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
     kind: "gradual",
     planned_steps: targets.length,
@@ -46678,85 +47182,1360 @@ async function runGradual(input, progress) {
     chosen_reason: choice.reason,
     rollback: req.model
   };
-  const modelLedger = {
+  return buildModelLedger({
     model: req.model,
     pruned: outPath,
     method: config2.method,
-    target_sparsity: config2.sparsity,
-    steps,
-    budgets: judged.budgets,
-    verdict: overallVerdict(judged.budgets.map((b) => b.verdict)),
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
-    ...notes.size > 0 || plan ? { notes: [...plan?.notes ?? [], ...notes] } : {},
+    targetSparsity: config2.sparsity,
+    steps: shipped === chosen2.final ? measured : [...measured, shipped],
+    reference: dense,
+    shipped: chosen2.final,
+    judged: chosen2.judged,
+    data: { path: req.data, set: data },
+    shifts,
+    config: config2,
+    notes: [...plan?.notes ?? [], ...notes],
+    scope: input.scope.scope,
     ...plan ? { sensitivity: plan.info(config2.sparsity) } : {},
-    shifts: shiftResults(dense, chosen2.final, shifts, new Set(config2.corruptions), config2.confidence),
-    prediction_shift: predictionShifts(dense, chosen2.final, shifts),
-    // runPipeline resolved `auto` already; resolving again only narrows the type
-    scope: resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0).scope,
     schedule
-  };
-  return writeLedger(req, input.provider, modelLedger);
+  });
 }
 function judge(budgets, dense, step, input, latency) {
-  const changes = classChanges(dense.step, step.step, input.data.labels, dense.preds.classes);
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes);
-}
-function topUpMagnitude(model, description, dense, target, config2) {
-  const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-  const size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-  const restTotal = size(rest);
-  const denseTotal = size(dense);
-  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
-  const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-  return {
-    model: magnitudePrune(model, rest, frac, config2.scope === "layer" ? "layer" : "global").model,
-    description: `${description}; then unstructured magnitude (${config2.scope}) to ${pct5(target)} of the dense prunable weights (${(frac * 100).toFixed(1)}% of the remaining ones zero)`
-  };
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config);
 }
 function protectedFor(dense, kept) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
   const keep = new Set(kept.map((w) => w.initializer));
   return new Set(all.map((w) => w.initializer).filter((n) => !keep.has(n)));
 }
-var RESOURCE_BUDGETS, LATENCY_BUDGETS, DEFAULT_CLIFF, pct5;
+var RESOURCE_BUDGETS, LATENCY_BUDGETS, DEFAULT_CLIFF, pct4;
 var init_gradual = __esm({
   "src/pipeline/gradual.ts"() {
     "use strict";
     init_errors();
     init_atomicWrite();
-    init_budgets2();
     init_latency();
-    init_model();
     init_graph();
+    init_model();
     init_tensor();
-    init_magnitude();
+    init_hybrid();
     init_prunable();
     init_pruneModel();
     init_schedule();
-    init_sparsity();
     init_sensitivityPrune();
+    init_sparsity();
     init_channels();
     init_calibScore();
     init_runRecovery();
     init_version3();
+    init_ledger();
     init_measureStep();
-    init_ledgerFile();
-    init_resolveScope();
+    init_steps();
     init_timeSteps();
+    init_unit();
     init_verdicts();
     RESOURCE_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms", "max-size-bytes"]);
     LATENCY_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms"]);
     DEFAULT_CLIFF = 0.02;
+    pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  }
+});
+
+// src/pipeline/rounds.ts
+import * as path12 from "node:path";
+function pruneRound(model, weights, target, config2, plan) {
+  if (plan) return pruneCounts(model, weights, plan.counts(target));
+  return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
+}
+function recordedScores(steps) {
+  const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
+  if (scored.length === 0) return void 0;
+  const first = scored[0].info;
+  const last = scored[scored.length - 1].info;
+  return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
+}
+async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
+  const t0 = performance.now();
+  const { calib, progress } = ctx;
+  const targets = cubicSchedule(countSparsity(dense, weights).overall, config2.sparsity, rounds);
+  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
+  const recovery = { dense, calib, files: ctx.files, progress };
+  const steps = [];
+  let current = dense;
+  for (let r = 1; r < rounds; r++) {
+    const started = performance.now();
+    const target = targets[r - 1];
+    progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct5(target)}` });
+    const roundDir = path12.join(dir, `round-${String(r).padStart(2, "0")}`);
+    const from2 = current;
+    const unit = await pruneAndRecover({
+      prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
+      pruneArtifact: stepFile(roundDir, 1, "prune"),
+      // an intermediate round ships nothing: no temperature is fitted or baked
+      recovery: { ...recovery, config: { ...config2, bakeTemperature: false, recoveryTimeBudget: share }, stepsDir: roundDir, fitTemperature: false }
+    });
+    const recorded = recordedScores(unit.recovered);
+    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config2.latency.threads);
+    const after = recorded?.after ?? before;
+    current = loadModel(unit.chain).proto;
+    const seconds = (performance.now() - started) / 1e3;
+    const kept = unit.recovered.map((s) => s.stage).join(" + ") || "nothing kept";
+    steps.push({
+      step: { kind: "recover", stage: "round", round: r },
+      description: `recovery round ${r} of ${rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct5(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
+      artifact: unit.chain,
+      recovery: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
+    });
+  }
+  progress.stage({ kind: "recover", work: "round", round: rounds, rounds, detail: `${config2.method} to ${pct5(config2.sparsity)}` });
+  const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config2.scope;
+  const from = current;
+  const final2 = await pruneAndRecover({
+    prune: async () => ({
+      model: pruneRound(from, weights, config2.sparsity, config2, plan),
+      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct5(config2.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct5).join(", ")}): from round ${rounds - 1}'s recovered weights`,
+      denseWeights: [...weights],
+      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct5).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
+      ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
+    }),
+    metadata: () => ctx.metadata(plan ? "sensitivity" : config2.scope),
+    pruneArtifact: stepFile(dir, 1, "prune"),
+    // the final round gets the same share of the recovery time budget as every other round
+    recovery: { ...recovery, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir }
+  });
+  const score2 = calib.labels ? recordedScores(final2.recovered)?.after ?? await calibScore(final2.pruned.model, calib, config2.latency.threads) : void 0;
+  return { rounds: steps, final: final2, score: score2, seconds: (performance.now() - t0) / 1e3 };
+}
+async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
+  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
+  if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
+    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
+  }
+  const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
+  const global2 = await runChain(dense, weights, half, rounds, path12.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path12.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const keepSensitivity = better(bySensitivity2.score, global2.score);
+  const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
+  const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
+  won.final.pruned.notes.push(
+    `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`
+  );
+  return { rounds: won.rounds, final: won.final };
+}
+var pct5;
+var init_rounds2 = __esm({
+  "src/pipeline/rounds.ts"() {
+    "use strict";
+    init_errors();
+    init_model();
+    init_magnitude();
+    init_prunable();
+    init_schedule();
+    init_sensitivityPrune();
+    init_sparsity();
+    init_calibScore();
+    init_runRecovery();
+    init_unit();
     pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
   }
 });
 
+// src/quantize/kernels.ts
+import * as fs18 from "node:fs";
+import * as os10 from "node:os";
+import * as path13 from "node:path";
+function kernelReport(written, optimised) {
+  const ops = {};
+  let integer2 = 0;
+  let floatCompute = 0;
+  let boundaries = 0;
+  for (const n of optimised.graph.node) {
+    const key = n.domain && n.domain !== "ai.onnx" ? `${n.domain}.${n.opType}` : n.opType;
+    ops[key] = (ops[key] ?? 0) + 1;
+    if (INTEGER_OPS.test(n.opType)) integer2++;
+    else if (FLOAT_COMPUTE.test(n.opType)) floatCompute++;
+    else if (n.opType === "QuantizeLinear" || n.opType === "DequantizeLinear") boundaries++;
+  }
+  const nodes = optimised.graph.node;
+  const compute = nodes.filter((o) => o.opType !== "QuantizeLinear" && o.opType !== "DequantizeLinear");
+  const consumers = written.graph.node;
+  const byOutput = (t) => !t ? void 0 : compute.find((o) => o.name === `${t}_nchwc` || o.name.startsWith(`${t}_nchwc`)) ?? compute.find((o) => o.output.includes(t));
+  const find = (n) => {
+    const act = consumers.filter((c) => c.input[0] === n.output[0]);
+    return nodes.find((o) => o.name.replace(/_token_\d+$/, "") === n.name) ?? // fusions that keep the node's name as a prefix (`<name>/MatMulScaleFusion/`)
+    compute.find((o) => o.name.startsWith(`${n.name}/`)) ?? byOutput(n.output[0]) ?? (act.length === 1 && ["Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid"].includes(act[0].opType) ? byOutput(act[0].output[0]) : void 0);
+  };
+  const layers = [];
+  for (const n of written.graph.node) {
+    if (!COMPUTE.has(n.opType) || !n.name) continue;
+    const o = find(n);
+    const kernel = !o ? "unknown" : o.domain && o.domain !== "ai.onnx" && o.domain !== "com.microsoft" ? `${o.opType} (${o.domain})` : o.opType;
+    layers.push({ node: n.name, op: n.opType, kernel, integer: !!o && INTEGER_OPS.test(o.opType) });
+  }
+  return { ops: Object.fromEntries(Object.entries(ops).sort(([a], [b]) => a.localeCompare(b))), integer_nodes: integer2, float_compute_nodes: floatCompute, boundaries, layers };
+}
+async function optimisedGraph(modelPath, threads = 1) {
+  const { ort } = onnxruntime();
+  const dir = fs18.mkdtempSync(path13.join(process.env.RUNNER_TEMP || os10.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs18.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path13.join(dir, "optimised.onnx");
+    let session;
+    try {
+      session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
+    } catch (e) {
+      throw new UserError(`${modelPath}: onnxruntime cannot load the quantized model: ${shortOrtError(describe(e))}`);
+    }
+    await session.release();
+    return loadModel(file).proto;
+  } finally {
+    fs18.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
+var INTEGER_OPS, FLOAT_COMPUTE, COMPUTE;
+var init_kernels = __esm({
+  "src/quantize/kernels.ts"() {
+    "use strict";
+    init_cleanup();
+    init_errors();
+    init_model();
+    init_ort();
+    init_ortErrors();
+    INTEGER_OPS = /^(QLinear\w+|QGemm|QAttention|ConvInteger|MatMulInteger|MatMulIntegerToFloat|DynamicQuantizeMatMul|QuantizeBFP|NhwcMaxPool)$/;
+    FLOAT_COMPUTE = /^(Conv|FusedConv|Gemm|FusedGemm|MatMul|FusedMatMul|ConvTranspose)$/;
+    COMPUTE = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul", "ConvTranspose", "MatMulInteger", "ConvInteger"]);
+  }
+});
+
+// src/quantize/calibrate.ts
+function tailThreshold(h, tail) {
+  let cum = 0;
+  for (let i2 = h.counts.length - 1; i2 >= 0; i2--) {
+    cum += h.counts[i2];
+    if (cum > tail) return (i2 + 1) * h.width;
+  }
+  return 0;
+}
+function percentileRange(h, percentile = DEFAULT_PERCENTILE) {
+  const tail = (100 - percentile) / 200 * h.total;
+  return {
+    min: h.negative.total > 0 ? -Math.min(h.negative.extent, tailThreshold(h.negative, tail)) : h.observed.min,
+    max: h.positive.total > 0 ? Math.min(h.positive.extent, tailThreshold(h.positive, tail)) : h.observed.max
+  };
+}
+function entropyRange(h) {
+  const neg = h.negative.extent;
+  const pos = h.positive.extent;
+  const side = (m, extent, fallback) => {
+    if (m.total === 0) return fallback;
+    const levels = Math.max(8, Math.min(255, Math.round(255 * extent / (neg + pos))));
+    return Math.min(extent, entropyThreshold(m, levels));
+  };
+  return { min: -side(h.negative, neg, -h.observed.min), max: side(h.positive, pos, h.observed.max) };
+}
+function entropyThreshold(h, levels) {
+  const counts = h.counts;
+  const bins = counts.length;
+  if (bins <= levels) return h.extent;
+  let total2 = 0;
+  for (let i2 = 0; i2 < bins; i2++) total2 += counts[i2];
+  if (total2 === 0) return 0;
+  const beyond = new Float64Array(bins + 1);
+  for (let i2 = bins - 1; i2 >= 0; i2--) beyond[i2] = beyond[i2 + 1] + counts[i2];
+  let best = bins;
+  let bestKl = Infinity;
+  const p = new Float64Array(bins);
+  const q = new Float64Array(bins);
+  for (let kept = levels; kept <= bins; kept++) {
+    for (let i2 = 0; i2 < kept; i2++) p[i2] = counts[i2];
+    p[kept - 1] += beyond[kept];
+    const perLevel = kept / levels;
+    for (let j = 0; j < levels; j++) {
+      const start = Math.floor(j * perLevel);
+      const end = j === levels - 1 ? kept : Math.floor((j + 1) * perLevel);
+      let mass = 0;
+      let nonzero = 0;
+      for (let i2 = start; i2 < end; i2++) {
+        mass += counts[i2];
+        if (counts[i2] > 0) nonzero++;
+      }
+      const each = nonzero > 0 ? mass / nonzero : 0;
+      for (let i2 = start; i2 < end; i2++) q[i2] = counts[i2] > 0 ? each : 0;
+    }
+    let pMass = 0;
+    let qMass = 0;
+    for (let i2 = 0; i2 < kept; i2++) {
+      pMass += p[i2];
+      qMass += q[i2];
+    }
+    if (qMass === 0) continue;
+    let kl = 0;
+    for (let i2 = 0; i2 < kept; i2++) {
+      if (p[i2] === 0) continue;
+      const pi = p[i2] / pMass;
+      kl += pi * Math.log(pi / Math.max(q[i2] / qMass, SMOOTHING));
+    }
+    if (kl < bestKl) {
+      bestKl = kl;
+      best = kept;
+    }
+  }
+  return best * h.width;
+}
+var HISTOGRAM_BINS, SMOOTHING, DEFAULT_PERCENTILE, MinMax, MagnitudeHistogram, SignedHistogram, RangeCalibrator;
+var init_calibrate = __esm({
+  "src/quantize/calibrate.ts"() {
+    "use strict";
+    HISTOGRAM_BINS = 2048;
+    SMOOTHING = 1e-4;
+    DEFAULT_PERCENTILE = 99.999;
+    MinMax = class {
+      min = Infinity;
+      max = -Infinity;
+      add(values) {
+        let lo = this.min;
+        let hi = this.max;
+        for (let i2 = 0; i2 < values.length; i2++) {
+          const v = values[i2];
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
+        this.min = lo;
+        this.max = hi;
+      }
+      range() {
+        return Number.isFinite(this.min) ? { min: this.min, max: this.max } : { min: 0, max: 0 };
+      }
+    };
+    MagnitudeHistogram = class {
+      constructor(extent, bins = HISTOGRAM_BINS) {
+        this.extent = extent;
+        this.counts = new Float64Array(bins);
+        this.width = extent > 0 ? extent / bins : 1;
+      }
+      extent;
+      counts;
+      width;
+      total = 0;
+      addMagnitude(m) {
+        const b = Math.floor(m / this.width);
+        this.counts[b >= this.counts.length ? this.counts.length - 1 : b]++;
+        this.total++;
+      }
+    };
+    SignedHistogram = class {
+      constructor(observed, bins = HISTOGRAM_BINS) {
+        this.observed = observed;
+        this.negative = new MagnitudeHistogram(Math.max(0, -observed.min), bins);
+        this.positive = new MagnitudeHistogram(Math.max(0, observed.max), bins);
+      }
+      observed;
+      negative;
+      positive;
+      zeros = 0;
+      add(values) {
+        for (let i2 = 0; i2 < values.length; i2++) {
+          const v = values[i2];
+          if (v > 0) this.positive.addMagnitude(v);
+          else if (v < 0) this.negative.addMagnitude(-v);
+          else if (v === 0) this.zeros++;
+        }
+      }
+      get total() {
+        return this.negative.total + this.positive.total + this.zeros;
+      }
+    };
+    RangeCalibrator = class {
+      constructor(method2, percentile = DEFAULT_PERCENTILE, bins = HISTOGRAM_BINS) {
+        this.method = method2;
+        this.percentile = percentile;
+        this.bins = bins;
+      }
+      method;
+      percentile;
+      bins;
+      minMax = /* @__PURE__ */ new Map();
+      histograms;
+      get needsSecondPass() {
+        return this.method !== "minmax";
+      }
+      get inSecondPass() {
+        return this.histograms !== void 0;
+      }
+      observe(tensor, values) {
+        if (this.histograms) {
+          this.histograms.get(tensor)?.add(values);
+          return;
+        }
+        let m = this.minMax.get(tensor);
+        if (!m) {
+          m = new MinMax();
+          this.minMax.set(tensor, m);
+        }
+        m.add(values);
+      }
+      startSecondPass() {
+        this.histograms = /* @__PURE__ */ new Map();
+        for (const [name, m] of this.minMax) this.histograms.set(name, new SignedHistogram(m.range(), this.bins));
+      }
+      ranges() {
+        const out = /* @__PURE__ */ new Map();
+        for (const [name, m] of this.minMax) {
+          const observed = m.range();
+          const h = this.histograms?.get(name);
+          if (this.method === "minmax" || !h) {
+            out.set(name, observed);
+            continue;
+          }
+          out.set(name, this.method === "percentile" ? percentileRange(h, this.percentile) : entropyRange(h));
+        }
+        return out;
+      }
+    };
+  }
+});
+
+// src/quantize/calibration.ts
+async function calibrateRanges(model, calib, tensors, method2, threads = 0) {
+  const calibrator = new RangeCalibrator(method2);
+  const session = await sessionFromModel(withExtraOutputs(model, tensors), threads, { lean: true });
+  try {
+    const batch = boundedBatch(model, 128);
+    const pass = () => streamActivations([{ session, fetch: tensors }], calib, batch, ([acts]) => {
+      for (const [name, a] of acts) calibrator.observe(name, a.data);
+    });
+    await pass();
+    if (calibrator.needsSecondPass) {
+      calibrator.startSecondPass();
+      await pass();
+    }
+  } finally {
+    await session.release();
+  }
+  return calibrator.ranges();
+}
+var init_calibration = __esm({
+  "src/quantize/calibration.ts"() {
+    "use strict";
+    init_activationBudget();
+    init_session();
+    init_subgraph();
+    init_calibrate();
+  }
+});
+
+// src/quantize/foldBatchNorm.ts
+function foldBatchNorms(model) {
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const folded = [];
+  const stale = [];
+  for (const bn of index.order) {
+    if (bn.opType !== "BatchNormalization" || bn.output.filter((o) => o).length !== 1) continue;
+    const conv2 = index.producer.get(bn.input[0]);
+    if (!conv2 || conv2.opType !== "Conv" || stale.includes(conv2.output[0])) continue;
+    if (index.consumersOf(conv2.output[0]).length !== 1 || index.graphOutputs.has(conv2.output[0])) continue;
+    const w = index.initializers.get(conv2.input[1]);
+    const bias = conv2.input[2] ? index.initializers.get(conv2.input[2]) : void 0;
+    const consts = bn.input.slice(1, 5).map((n) => constantThroughIdentity(index, n));
+    if (!w || w.dataType !== 1 /* FLOAT */ || conv2.input[2] && !bias || consts.some((c) => !c)) continue;
+    if (index.consumersOf(w.name).length !== 1 || bias && index.consumersOf(bias.name).length !== 1) continue;
+    const [gamma, beta, mean2, variance] = consts.map((c) => tensorToFloat32(c));
+    const eps = attrFloat(bn, "epsilon", 1e-5);
+    const dims = tensorDims(w);
+    const channels = dims[0];
+    if ([gamma, beta, mean2, variance].some((a) => a.length !== channels)) continue;
+    const weights = tensorToFloat32(w);
+    const per = numel(dims) / channels;
+    const b = bias ? tensorToFloat32(bias) : new Float32Array(channels);
+    const newBias = new Float32Array(channels);
+    for (let c = 0; c < channels; c++) {
+      const k = gamma[c] / Math.sqrt(variance[c] + eps);
+      for (let i2 = 0; i2 < per; i2++) weights[c * per + i2] *= k;
+      newBias[c] = (b[c] - mean2[c]) * k + beta[c];
+    }
+    ed.adoptInitializer(w.name, weights);
+    if (bias) ed.replaceInitializer(bias.name, newBias);
+    else ed.setInput(conv2, 2, ed.addFloatInitializer(`${conv2.name || conv2.output[0]}_folded_bias`, [channels], newBias));
+    stale.push(conv2.output[0]);
+    ed.removeNode(bn);
+    ed.setOutput(conv2, 0, bn.output[0]);
+    folded.push(bn.name || bn.output[0]);
+  }
+  if (folded.length === 0) return { model: ed.model, folded };
+  ed.dropValueInfo(stale);
+  ed.dropUnread(/* @__PURE__ */ new Set(["Identity", "Constant"]), { initializers: true });
+  return { model: ed.model, folded };
+}
+function constantThroughIdentity(index, tensor) {
+  let name = tensor;
+  for (let hops = 0; hops < 16; hops++) {
+    const c = index.constant(name);
+    if (c) return c;
+    const p = index.producer.get(name);
+    if (!p || p.opType !== "Identity") return void 0;
+    name = p.input[0];
+  }
+  return void 0;
+}
+var init_foldBatchNorm = __esm({
+  "src/quantize/foldBatchNorm.ts"() {
+    "use strict";
+    init_edit();
+    init_graph();
+    init_tensor();
+  }
+});
+
+// src/quantize/params.ts
+function weightQMax(bits2) {
+  return bits2 === 8 ? 127 : 64;
+}
+function roundHalfEven(x2) {
+  const r = Math.round(x2);
+  return Math.abs(x2 % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+function activationParams(range2) {
+  const lo = Math.min(range2.min, 0);
+  const hi = Math.max(range2.max, 0);
+  if (!(hi > lo)) return { scale: 1, zeroPoint: 0 };
+  const scale2 = Math.fround((hi - lo) / 255);
+  const zeroPoint = Math.min(255, Math.max(0, roundHalfEven(-lo / scale2)));
+  return { scale: scale2, zeroPoint };
+}
+function quantizeWeight(values, dims, axis, bits2) {
+  const qmax = weightQMax(bits2);
+  const channels = axis < 0 ? 1 : dims[axis];
+  const inner = axis < 0 ? values.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const outer = axis < 0 ? 1 : dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const scales = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    let absMax = 0;
+    for (let o = 0; o < outer; o++) {
+      const base = (o * channels + c) * inner;
+      for (let i2 = 0; i2 < inner; i2++) {
+        const a = Math.abs(values[base + i2]);
+        if (a > absMax) absMax = a;
+      }
+    }
+    scales[c] = absMax > 0 ? Math.fround(absMax / qmax) : 1;
+  }
+  const q = new Int8Array(values.length);
+  for (let o = 0; o < outer; o++) {
+    for (let c = 0; c < channels; c++) {
+      const base = (o * channels + c) * inner;
+      const s = scales[c];
+      for (let i2 = 0; i2 < inner; i2++) {
+        const v = roundHalfEven(values[base + i2] / s);
+        q[base + i2] = v > qmax ? qmax : v < -qmax ? -qmax : v;
+      }
+    }
+  }
+  return { values: q, scales, axis };
+}
+function quantizeBias(bias, inputScale, weightScales) {
+  const scales = new Float32Array(bias.length);
+  const values = new Int32Array(bias.length);
+  for (let c = 0; c < bias.length; c++) {
+    const s = Math.fround(inputScale * weightScales[weightScales.length === 1 ? 0 : c]);
+    scales[c] = s;
+    const v = roundHalfEven(bias[c] / s);
+    values[c] = Math.max(-INT32_MAX2, Math.min(INT32_MAX2, v));
+  }
+  return { values, scales };
+}
+var INT32_MAX2;
+var init_params = __esm({
+  "src/quantize/params.ts"() {
+    "use strict";
+    INT32_MAX2 = 2 ** 31 - 1;
+  }
+});
+
+// src/quantize/qdq.ts
+function qdqSupport(model) {
+  const opset = opsetVersion(model);
+  if (opset < MIN_QDQ_OPSET) return { kind: "unsupported", reason: `opset ${opset} has no QuantizeLinear/DequantizeLinear (they start at opset ${MIN_QDQ_OPSET}); re-export the model at opset 13 or later` };
+  const g2 = model.graph;
+  const inits = new Set(g2.initializer.map((t) => t.name));
+  const floatInput = g2.input.find((i2) => !inits.has(i2.name) && i2.type?.value.case === "tensorType" && i2.type.value.value.elemType !== 1 /* FLOAT */ && [10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */].includes(i2.type.value.value.elemType));
+  if (floatInput) return { kind: "unsupported", reason: `input '${floatInput.name}' is not float32; INT8 quantization here starts from a float32 model, so quantize the float32 export` };
+  if (opset < PER_CHANNEL_OPSET) return { kind: "per-tensor", reason: `opset ${opset}: DequantizeLinear has no axis before opset 13, so weights get one scale per tensor` };
+  return { kind: "per-channel" };
+}
+function initializerFloat(index, name) {
+  const t = name ? index.initializers.get(name) : void 0;
+  return t && t.dataType === 1 /* FLOAT */ ? t : void 0;
+}
+function activationInputs(node, index) {
+  if (PASS_THROUGH2.has(node.opType)) return [node.input[0]];
+  if (node.opType === "Conv" || node.opType === "Gemm") return [node.input[0]];
+  if (node.opType === "MatMul") return node.input.filter((i2) => !index.initializers.has(i2));
+  return node.input.filter((i2) => i2);
+}
+function quantizableNodes(model) {
+  const index = new GraphIndex(model.graph);
+  const out = [];
+  for (const n of index.order) {
+    const label2 = nodeLabel(n);
+    if (n.opType === "Conv") {
+      const w = initializerFloat(index, n.input[1]);
+      if (!w || tensorDims(w).length !== 4 || index.initializers.has(n.input[0])) continue;
+      if (n.input[2] && !initializerFloat(index, n.input[2])) continue;
+      const dims = tensorDims(w);
+      const groups = attrInt(n, "group", 1);
+      const inChannels = dims[1] * groups;
+      const depthwise = groups > 1 && groups === inChannels && dims[1] === 1;
+      out.push({ label: label2, opType: n.opType, kind: depthwise ? "depthwise-conv" : "conv", inChannels, groups });
+    } else if (n.opType === "Gemm") {
+      const w = initializerFloat(index, n.input[1]);
+      if (!w || tensorDims(w).length !== 2 || attrInt(n, "transA", 0) !== 0) continue;
+      if (attrFloat(n, "alpha", 1) !== 1 || n.input[2] && attrFloat(n, "beta", 1) !== 1) continue;
+      const c = n.input[2] ? initializerFloat(index, n.input[2]) : void 0;
+      if (n.input[2] && (!c || tensorDims(c).length !== 1)) continue;
+      out.push({ label: label2, opType: n.opType, kind: "gemm" });
+    } else if (n.opType === "MatMul") {
+      const consts = n.input.filter((i2) => index.initializers.has(i2));
+      if (consts.length > 1 || consts.length === 1 && (consts[0] !== n.input[1] || !initializerFloat(index, n.input[1]) || tensorDims(index.initializers.get(n.input[1])).length !== 2)) continue;
+      out.push({ label: label2, opType: n.opType, kind: "matmul" });
+    } else if (ACTIVATION_OPS.has(n.opType)) {
+      if (n.input.some((i2) => i2 && index.constant(i2))) continue;
+      out.push({ label: label2, opType: n.opType, kind: "activation-op" });
+    } else if (PASS_THROUGH2.has(n.opType)) {
+      if (index.constant(n.input[0])) continue;
+      out.push({ label: label2, opType: n.opType, kind: "pass-through" });
+    }
+  }
+  return out;
+}
+function tensorsToCalibrate(model, keepFloat = /* @__PURE__ */ new Set()) {
+  const index = new GraphIndex(model.graph);
+  const chosen2 = chooseNodes(index, keepFloat);
+  const names = /* @__PURE__ */ new Set();
+  for (const n of chosen2) {
+    for (const i2 of activationInputs(n, index)) names.add(i2);
+    names.add(n.output[0]);
+    for (const c of index.consumersOf(n.output[0])) if (c.opType === "Relu") names.add(c.output[0]);
+  }
+  return [...names].filter((t) => t && !index.initializers.has(t));
+}
+function chooseNodes(index, keepFloat) {
+  const allowed = new Set(quantizableNodes({ graph: index.graph }).map((q) => q.label));
+  const core = new Set(index.order.filter((n) => allowed.has(nodeLabel(n)) && !keepFloat.has(nodeLabel(n)) && !PASS_THROUGH2.has(n.opType)));
+  const pass = index.order.filter((n) => allowed.has(nodeLabel(n)) && !keepFloat.has(nodeLabel(n)) && PASS_THROUGH2.has(n.opType));
+  const chosen2 = new Set(core);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const p of pass) {
+      if (chosen2.has(p)) continue;
+      const producer = index.producer.get(p.input[0]);
+      const toQuantized = index.consumersOf(p.output[0]).some((c) => chosen2.has(c) || c.opType === "Relu" && index.consumersOf(c.output[0]).some((d) => chosen2.has(d)));
+      if (producer && chosen2.has(producer) || toQuantized) {
+        chosen2.add(p);
+        changed = true;
+      }
+    }
+  }
+  return index.order.filter((n) => chosen2.has(n));
+}
+function quantizeQdq(model, opts) {
+  const ed = ModelEditor.copyOf(model);
+  const perChannel = opts.perChannel && ed.opset() >= PER_CHANNEL_OPSET;
+  let index = new GraphIndex(ed.graph);
+  const chosen2 = new Set(chooseNodes(index, opts.keepFloat));
+  const absorbed = [];
+  for (const n of index.order) {
+    if (n.opType !== "Relu") continue;
+    const p = index.producer.get(n.input[0]);
+    if (!p || !chosen2.has(p) || PASS_THROUGH2.has(p.opType) || index.consumersOf(n.input[0]).length !== 1 || index.graphOutputs.has(n.input[0]) || index.graphOutputs.has(n.output[0])) continue;
+    const r = opts.ranges.get(n.output[0]);
+    if (!r || r.min < 0) continue;
+    ed.removeNode(n);
+    ed.setOutput(p, 0, n.output[0]);
+    absorbed.push(nodeLabel(n));
+  }
+  index = new GraphIndex(ed.graph);
+  const order = index.order.filter((n) => chosen2.has(n));
+  const toQuantize = /* @__PURE__ */ new Set();
+  for (const n of order) {
+    for (const i2 of activationInputs(n, index)) if (i2 && !index.initializers.has(i2)) toQuantize.add(i2);
+    toQuantize.add(n.output[0]);
+  }
+  const params = /* @__PURE__ */ new Map();
+  const paramsOf = (t) => {
+    const known = params.get(t);
+    if (known) return known;
+    const p = index.producer.get(t);
+    let q;
+    if (p && chosen2.has(p) && PASS_THROUGH2.has(p.opType) && toQuantize.has(p.input[0])) q = paramsOf(p.input[0]);
+    else {
+      const r = opts.ranges.get(t);
+      if (!r) throw new Error(`quantize: no calibrated range for tensor '${t}'`);
+      q = activationParams(r);
+    }
+    params.set(t, q);
+    return q;
+  };
+  const dataInput = new Map(order.map((n) => [n, activationInputs(n, index)[0]]));
+  const readers = new Map([...toQuantize].map((t) => [t, index.consumersOf(t)]));
+  const quantizedOutput = /* @__PURE__ */ new Map();
+  const dequantized = /* @__PURE__ */ new Map();
+  for (const t of toQuantize) {
+    const q = paramsOf(t);
+    const scale2 = ed.addFloatInitializer(`${t}_scale`, [], Float32Array.of(q.scale));
+    const zp = ed.addIntInitializer(`${t}_zero_point`, [], [q.zeroPoint], 2 /* UINT8 */);
+    if (ed.isGraphOutput(t)) {
+      ed.insertAfter(t, { name: `${t}_QuantizeLinear`, opType: "QuantizeLinear", inputs: [t, scale2, zp] }, `${t}_QuantizeLinear_Input`);
+      const dq = ed.insertAfter(t, { name: `${t}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [t, scale2, zp] }, `${t}_QuantizeLinear_Output`);
+      quantizedOutput.set(t, dq.input[0]);
+      continue;
+    }
+    const qOut = ed.fresh(`${t}_QuantizeLinear_Output`);
+    const dqOut = ed.fresh(`${t}_DequantizeLinear_Output`);
+    ed.addNode({ name: `${t}_QuantizeLinear`, opType: "QuantizeLinear", inputs: [t, scale2, zp], outputs: [qOut] });
+    ed.addNode({ name: `${t}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qOut, scale2, zp], outputs: [dqOut] });
+    quantizedOutput.set(t, qOut);
+    dequantized.set(t, dqOut);
+  }
+  for (const [t, nodes] of readers) {
+    const dq = dequantized.get(t);
+    if (!dq) continue;
+    for (const n of nodes) {
+      for (let k = 0; k < n.input.length; k++) {
+        if (n.input[k] !== t) continue;
+        const channels = k === 0 && perChannel && opts.keepFloat.has(nodeLabel(n)) ? floatInputChannels(n, index) : void 0;
+        if (channels === void 0) {
+          ed.setInput(n, k, dq);
+          continue;
+        }
+        const q = paramsOf(t);
+        const own2 = `${t}_DequantizeLinear_${nodeLabel(n).replace(/[^A-Za-z0-9_.]/g, "_")}`;
+        const scale2 = ed.addFloatInitializer(`${own2}_scale`, [channels], new Float32Array(channels).fill(q.scale));
+        const zp = ed.addIntInitializer(`${own2}_zero_point`, [channels], new Uint8Array(channels).fill(q.zeroPoint), 2 /* UINT8 */);
+        const out = ed.fresh(`${own2}_Output`);
+        ed.addNode({ name: own2, opType: "DequantizeLinear", inputs: [quantizedOutput.get(t), scale2, zp], outputs: [out], attrs: { axis: 1 } });
+        ed.setInput(n, k, out);
+      }
+    }
+  }
+  const weightDq = /* @__PURE__ */ new Map();
+  const chosenSet = new Set(order);
+  for (const n of order) {
+    if (!WEIGHTED.has(n.opType)) continue;
+    const wName = n.opType === "MatMul" ? n.input.find((i2) => index.initializers.has(i2)) : n.input[1];
+    if (!wName) continue;
+    const w = index.initializers.get(wName);
+    const dims = tensorDims(w);
+    const axis = !perChannel ? -1 : n.opType === "Conv" ? 0 : n.opType === "Gemm" ? attrInt(n, "transB", 0) ? 0 : 1 : 1;
+    const qw = quantizeWeight(tensorToFloat32(w), dims, axis, opts.weightBits);
+    const key = `${wName}@${axis}`;
+    let wOut = weightDq.get(key);
+    if (!wOut) {
+      const inPlace = index.consumersOf(wName).every((c) => chosenSet.has(c)) && ![...weightDq.keys()].some((k) => k.startsWith(`${wName}@`));
+      const qName = inPlace ? wName : ed.addIntInitializer(`${wName}_quantized`, dims, qw.values, 3 /* INT8 */);
+      if (inPlace) ed.storeAsInteger(wName, qw.values, 3 /* INT8 */);
+      const perDims = axis < 0 ? [] : [qw.scales.length];
+      const sName = ed.addFloatInitializer(`${wName}_scale`, perDims, qw.scales);
+      const zName = ed.addIntInitializer(`${wName}_zero_point`, perDims, new Int8Array(qw.scales.length), 3 /* INT8 */);
+      wOut = ed.fresh(`${wName}_DequantizeLinear_Output`);
+      ed.addNode({ name: `${wName}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qName, sName, zName], outputs: [wOut], ...axis < 0 ? {} : { attrs: { axis } } });
+      weightDq.set(key, wOut);
+    }
+    ed.setInput(n, n.input.indexOf(wName), wOut);
+    const bName = n.opType === "MatMul" ? void 0 : n.input[2];
+    const xName = dataInput.get(n);
+    if (bName && toQuantize.has(xName)) {
+      const b = index.initializers.get(bName);
+      const qb = quantizeBias(tensorToFloat32(b), paramsOf(xName).scale, qw.scales);
+      const perDims = axis < 0 ? [] : [qb.values.length];
+      const scales = axis < 0 ? qb.scales.subarray(0, 1) : qb.scales;
+      const qName = ed.addIntInitializer(`${bName}_quantized`, tensorDims(b), qb.values, 6 /* INT32 */);
+      const sName = ed.addFloatInitializer(`${bName}_quantized_scale`, perDims, Float32Array.from(scales));
+      const zName = ed.addIntInitializer(`${bName}_quantized_zero_point`, perDims, new Int32Array(scales.length), 6 /* INT32 */);
+      const bOut = ed.fresh(`${bName}_DequantizeLinear_Output`);
+      ed.addNode({ name: `${bName}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qName, sName, zName], outputs: [bOut], ...axis < 0 ? {} : { attrs: { axis: 0 } } });
+      ed.setInput(n, 2, bOut);
+    }
+  }
+  ed.setNodes(sortedNodes(ed.graph.node));
+  ed.dropUnread(/* @__PURE__ */ new Set(), { initializers: true });
+  return { model: ed.model, quantized: order.map(nodeLabel), absorbed, tensors: [...toQuantize], perChannel };
+}
+function floatInputChannels(n, index) {
+  const w = initializerFloat(index, n.input[1]);
+  if (!w) return void 0;
+  const dims = tensorDims(w);
+  if (n.opType === "Conv" && dims.length >= 3) return dims[1] * attrInt(n, "group", 1);
+  if (n.opType === "Gemm" && dims.length === 2 && attrInt(n, "transA", 0) === 0) return attrInt(n, "transB", 0) ? dims[1] : dims[0];
+  return void 0;
+}
+var WEIGHTED, ACTIVATION_OPS, PASS_THROUGH2, MIN_QDQ_OPSET, PER_CHANNEL_OPSET;
+var init_qdq = __esm({
+  "src/quantize/qdq.ts"() {
+    "use strict";
+    init_edit();
+    init_graph();
+    init_model();
+    init_tensor();
+    init_params();
+    WEIGHTED = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul"]);
+    ACTIVATION_OPS = /* @__PURE__ */ new Set(["Add", "Mul", "Concat", "GlobalAveragePool", "AveragePool", "Sigmoid", "LeakyRelu"]);
+    PASS_THROUGH2 = /* @__PURE__ */ new Set(["MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze"]);
+    MIN_QDQ_OPSET = 10;
+    PER_CHANNEL_OPSET = 13;
+  }
+});
+
+// src/quantize/prepare.ts
+async function prepareQuantization(model, calib, opts) {
+  const support = qdqSupport(model);
+  if (support.kind === "unsupported") throw new Error(support.reason);
+  const { model: folded, folded: bns } = foldBatchNorms(model);
+  const nodes = quantizableNodes(folded);
+  const isExcluded = opts.exclude.length > 0 ? (0, import_picomatch2.default)(opts.exclude) : () => false;
+  const excluded = nodes.filter((n) => isExcluded(n.label)).map((n) => n.label);
+  const ranges = await calibrateRanges(folded, calib, tensorsToCalibrate(folded, new Set(excluded)), opts.calibrator, opts.threads);
+  return {
+    folded,
+    foldedBatchNorms: bns.length,
+    ranges,
+    nodes,
+    perChannel: support.kind === "per-channel",
+    ...support.kind === "per-tensor" ? { granularityNote: support.reason } : {},
+    excluded,
+    calibrator: opts.calibrator,
+    calibSamples: calib.count
+  };
+}
+function buildQuantized(prep, keepFloat, weightBits) {
+  return quantizeQdq(prep.folded, { ranges: prep.ranges, keepFloat: /* @__PURE__ */ new Set([...prep.excluded, ...keepFloat]), weightBits, perChannel: prep.perChannel });
+}
+async function predict2(model, data, mode, threads) {
+  const session = await sessionFromModel(model, threads, { lean: mode === "simulated" });
+  try {
+    return await evaluateClassifier(session, data, { batchSize: boundedBatch(model, 128), outputsAreProbabilities: endsInSoftmax(model), modelPath: "quantized model", keepLogits: true, unlabelled: !data.labels });
+  } finally {
+    await session.release();
+  }
+}
+function calibQuality(p, reference, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < p.pred.length; i2++) hit += labels ? p.correct[i2] : p.pred[i2] === reference.pred[i2] ? 1 : 0;
+  return hit / p.pred.length;
+}
+function relativeL2(a, b) {
+  let num = 0;
+  let den = 0;
+  for (let i2 = 0; i2 < b.length; i2++) {
+    const d = a[i2] - b[i2];
+    num += d * d;
+    den += b[i2] * b[i2];
+  }
+  return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
+}
+async function layerErrors(float, q, data, threads) {
+  const { ort } = onnxruntime();
+  const g2 = q.model.graph;
+  const quantizedSet = new Set(q.quantized);
+  const dqOf = (t) => q.tensors.includes(t) ? g2.output.some((o) => o.name === t) ? t : `${t}_DequantizeLinear_Output` : t;
+  const producers = g2.node.filter((n) => quantizedSet.has(n.name) && ["Conv", "Gemm", "MatMul", "Add", "Mul", "Concat"].includes(n.opType));
+  const pairs = producers.map((n) => {
+    const out = n.output[0].replace(/_QuantizeLinear_Input$/, "");
+    const input = n.input[0].replace(/_DequantizeLinear_Output$/, "");
+    return { node: n.name, input, out };
+  });
+  const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
+  const qNames = [...new Set(floatNames.map(dqOf))];
+  const fs29 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
+  const sums = /* @__PURE__ */ new Map();
+  try {
+    const batch = boundedBatch(q.model, 64);
+    for (let start = 0; start < data.count; start += batch) {
+      const end = Math.min(data.count, start + batch);
+      const feeds = {};
+      for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const fr = await fs29.run(feeds, floatNames);
+      const qr = await qs.run(feeds, qNames);
+      for (const name of floatNames) {
+        const a = qr[dqOf(name)].data;
+        const b = fr[name].data;
+        const s = sums.get(name) ?? { num: 0, den: 0 };
+        for (let i2 = 0; i2 < b.length; i2++) {
+          const d = a[i2] - b[i2];
+          s.num += d * d;
+          s.den += b[i2] * b[i2];
+        }
+        sums.set(name, s);
+      }
+      for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
+    }
+  } finally {
+    await fs29.release();
+    await qs.release();
+  }
+  const err2 = (t) => {
+    const s = sums.get(t);
+    return s.den > 0 ? Math.sqrt(s.num / s.den) : 0;
+  };
+  return pairs.map((p) => ({ node: p.node, input_error: err2(p.input), output_error: err2(p.out) }));
+}
+var import_picomatch2;
+var init_prepare = __esm({
+  "src/quantize/prepare.ts"() {
+    "use strict";
+    import_picomatch2 = __toESM(require_picomatch2(), 1);
+    init_dataset();
+    init_classifier();
+    init_ort();
+    init_session();
+    init_subgraph();
+    init_activationBudget();
+    init_calibration();
+    init_foldBatchNorm();
+    init_qdq();
+  }
+});
+
+// src/quantize/dynamic.ts
+function dynamicCandidates(model, exclude = []) {
+  const index = new GraphIndex(model.graph);
+  const isExcluded = exclude.length ? (0, import_picomatch3.default)(exclude) : () => false;
+  return index.order.filter((n) => {
+    if (n.opType !== "MatMul" || isExcluded(nodeLabel(n)) || index.initializers.has(n.input[0])) return false;
+    const w = index.initializers.get(n.input[1]);
+    return !!w && w.dataType === 1 /* FLOAT */ && tensorDims(w).length === 2;
+  });
+}
+function quantizeDynamic(model, opts) {
+  if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new Error(`opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET})`);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const candidates = dynamicCandidates(ed.model, opts.exclude);
+  const chosen2 = new Set(candidates);
+  const weights = /* @__PURE__ */ new Map();
+  const dynamicOf = /* @__PURE__ */ new Map();
+  const quantized = [];
+  for (const n of candidates) {
+    const label2 = nodeLabel(n);
+    const [x2, wName] = n.input;
+    let w = weights.get(wName);
+    if (!w) {
+      const t = index.initializers.get(wName);
+      const qw = quantizeWeight(tensorToFloat32(t), tensorDims(t), 1, opts.weightBits);
+      const inPlace = index.consumersOf(wName).every((c) => chosen2.has(c));
+      const q = inPlace ? wName : ed.addIntInitializer(`${wName}_quantized`, tensorDims(t), qw.values, 3 /* INT8 */);
+      if (inPlace) ed.storeAsInteger(wName, qw.values, 3 /* INT8 */);
+      w = { q, zp: ed.addIntInitializer(`${wName}_zero_point`, [qw.scales.length], new Int8Array(qw.scales.length), 3 /* INT8 */), scale: ed.addFloatInitializer(`${wName}_scale`, [qw.scales.length], qw.scales) };
+      weights.set(wName, w);
+    }
+    let dq = dynamicOf.get(x2);
+    if (!dq) {
+      dq = { q: ed.fresh(`${x2}_quantized`), scale: ed.fresh(`${x2}_scale`), zp: ed.fresh(`${x2}_zero_point`) };
+      ed.addNode({ name: `${x2}_DynamicQuantizeLinear`, opType: "DynamicQuantizeLinear", inputs: [x2], outputs: [dq.q, dq.scale, dq.zp] });
+      dynamicOf.set(x2, dq);
+    }
+    const out = n.output[0];
+    const integer2 = ed.fresh(`${out}_quantized`);
+    const asFloat = ed.fresh(`${out}_cast`);
+    const scale2 = ed.fresh(`${label2}_scale`);
+    const mm = ed.replaceNode(n, { opType: "MatMulInteger", inputs: [dq.q, w.q, dq.zp, w.zp], outputs: [integer2] });
+    const cast2 = ed.addNode({ name: `${label2}_cast`, opType: "Cast", inputs: [integer2], outputs: [asFloat], attrs: { to: 1 /* FLOAT */ } }, { after: mm });
+    const mul2 = ed.addNode({ name: `${label2}_scales_mul`, opType: "Mul", inputs: [dq.scale, w.scale], outputs: [scale2] }, { after: cast2 });
+    ed.addNode({ name: `${label2}_output_scale_mul`, opType: "Mul", inputs: [asFloat, scale2], outputs: [out] }, { after: mul2 });
+    quantized.push(label2);
+  }
+  ed.setNodes(sortedNodes(ed.graph.node));
+  return { model: ed.model, quantized };
+}
+var import_picomatch3, MIN_DYNAMIC_OPSET;
+var init_dynamic = __esm({
+  "src/quantize/dynamic.ts"() {
+    "use strict";
+    import_picomatch3 = __toESM(require_picomatch2(), 1);
+    init_edit();
+    init_graph();
+    init_model();
+    init_tensor();
+    init_params();
+    MIN_DYNAMIC_OPSET = 10;
+  }
+});
+
+// src/pipeline/quantizeStep.ts
+import * as fs19 from "node:fs";
+import * as path14 from "node:path";
+function firstSlice(d, n) {
+  if (d.count <= n) return d;
+  return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
+}
+async function chooseWeightBits(prep, slice, threads) {
+  const dev = async (bits2) => {
+    const q = buildQuantized(prep, /* @__PURE__ */ new Set(), bits2).model;
+    const fused = await predict2(q, slice, "fused", threads);
+    const simulated = await predict2(q, slice, "simulated", threads);
+    return relativeL2(fused.logits, simulated.logits);
+  };
+  const bits8 = await dev(8);
+  const bits7 = await dev(7);
+  const overflow = bits8 > 2 * bits7 + 0.01;
+  const fmt2 = (x2) => x2.toFixed(4);
+  const reason = overflow ? `7-bit weights: at 8 bits onnxruntime's integer kernels strayed from the simulated QDQ graph (relative output error ${fmt2(bits8)} against ${fmt2(bits7)} at 7 bits), the sign of saturating 16-bit sums on this CPU` : `8-bit weights: this CPU's integer kernels match the simulated QDQ graph at 8 bits as closely as at 7 (relative output error ${fmt2(bits8)} against ${fmt2(bits7)})`;
+  return { bits: overflow ? 7 : 8, deviation: { bits8, bits7 }, reason };
+}
+function variants(prep) {
+  const compute = prep.nodes.filter((n) => n.kind === "conv" || n.kind === "depthwise-conv" || n.kind === "gemm" || n.kind === "matmul");
+  const first = compute[0];
+  const narrow = first && first.opType === "Conv" && (first.inChannels ?? Infinity) <= NARROW_CHANNELS && !prep.excluded.includes(first.label) ? first.label : void 0;
+  const depthwise = prep.nodes.filter((n) => n.kind === "depthwise-conv" && !prep.excluded.includes(n.label)).map((n) => n.label);
+  const out = [{ name: "all-int8", keep: /* @__PURE__ */ new Map() }];
+  if (narrow) out.push({ name: "narrow-first-layer-float", keep: /* @__PURE__ */ new Map([[narrow, "narrow-first-layer"]]) });
+  if (depthwise.length) out.push({ name: "depthwise-float", keep: new Map(depthwise.map((d) => [d, "depthwise"])) });
+  if (narrow && depthwise.length) out.push({ name: "narrow-first-and-depthwise-float", keep: new Map([[narrow, "narrow-first-layer"], ...depthwise.map((d) => [d, "depthwise"])]) });
+  return out;
+}
+function detail(reason, v) {
+  switch (reason) {
+    case "excluded":
+      return "matched the quantize exclude list";
+    case "narrow-first-layer":
+      return `few input channels; the plan keeping it float measured fastest (${v?.speedup?.toFixed(2)}x float)`;
+    case "depthwise":
+      return `depthwise; the plan keeping depthwise convs float measured fastest (${v?.speedup?.toFixed(2)}x float)`;
+    case "error":
+      return "largest share of the quantization error while the calibration quality was below tolerance";
+  }
+}
+async function quantizeStep(input) {
+  const { config: config2, progress, calib } = input;
+  const threads = config2.latency.threads;
+  const float = loadModel(input.source).proto;
+  progress.note(`quantizing ${path14.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
+  const slice = firstSlice(calib, DECISION_SAMPLES);
+  const metric = slice.labels ? "accuracy" : "agreement";
+  const floatPred = await predict2(float, slice, "fused", threads);
+  const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
+  const weights = await chooseWeightBits(prep, slice, threads);
+  const scratch = fs19.mkdtempSync(path14.join(path14.dirname(input.artifact), ".quantize-"));
+  const measured = [];
+  try {
+    const plans = variants(prep);
+    const files = [];
+    for (const [k, v] of plans.entries()) {
+      const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
+      const file = path14.join(scratch, `variant-${k}.onnx`);
+      saveModel(q2.model, file);
+      files.push(file);
+      const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
+      measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality2, speedup: null, chosen: false, keep: v.keep });
+    }
+    if (plans.length > 1) {
+      progress.stage({ kind: "latency", detail: `float and ${plans.length} INT8 plans interleaved`, total: config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
+      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads, provider: input.provider }, (d) => progress.update(d));
+      progress.stop();
+      measured.forEach((m, k) => {
+        const logs = config2.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k + 1][b])));
+        m.speedup = Math.exp(logs.reduce((a, x2) => a + x2, 0) / logs.length);
+      });
+    }
+  } finally {
+    fs19.rmSync(scratch, { recursive: true, force: true });
+  }
+  const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
+  const pick2 = (eligible.length ? eligible : measured).reduce(
+    (a, b) => eligible.length ? (b.speedup ?? 0) > (a.speedup ?? 0) * (b.keep_float.length > a.keep_float.length ? CLEAR_GAIN : 1 / CLEAR_GAIN) ? b : a : b.calib_quality > a.calib_quality ? b : a
+  );
+  pick2.chosen = true;
+  const keep = new Map(pick2.keep);
+  let q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
+  let quality = pick2.calib_quality;
+  let errors = await layerErrors(prep.folded, q, slice, threads);
+  for (let k = 0; k < MAX_ERROR_FALLBACKS && quality < floatQuality - CALIB_TOLERANCE; k++) {
+    const worst = errors.filter((e) => !keep.has(e.node)).sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error))[0];
+    if (!worst) break;
+    keep.set(worst.node, "error");
+    q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
+    quality = calibQuality(await predict2(q.model, slice, "fused", threads), floatPred, slice.labels);
+    errors = await layerErrors(prep.folded, q, slice, threads);
+  }
+  setMetadata(q.model, { "prune-guard.version": VERSION7, "prune-guard.quantize": "int8-static-qdq", "prune-guard.quantize.weight_bits": String(weights.bits) });
+  saveModel(q.model, input.artifact);
+  const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
+  const floatLayers = [
+    ...prep.excluded.map((node) => ({ node, reason: "excluded", detail: detail("excluded") })),
+    ...[...keep].map(([node, reason]) => ({ node, reason, detail: detail(reason, pick2) }))
+  ];
+  const notes = [];
+  if (prep.granularityNote) notes.push(`quantize: ${prep.granularityNote}`);
+  const backToFloat = [...keep.values()].filter((r) => r === "error").length;
+  if (quality < floatQuality - CALIB_TOLERANCE) notes.push(`quantize: calibration ${metric} ${(quality * 100).toFixed(2)}% is still more than ${(CALIB_TOLERANCE * 100).toFixed(1)} pt below float (${(floatQuality * 100).toFixed(2)}%) after ${backToFloat} layer${backToFloat === 1 ? "" : "s"} went back to float`);
+  if (pick2.speedup !== null && pick2.speedup < 1) notes.push(`quantize: every INT8 plan measured slower than float on this runner (best ${pick2.speedup.toFixed(2)}x); the budgets judge the shipped model as measured`);
+  const unfused = kernels.layers.filter((l) => !l.integer && !keep.has(l.node) && !prep.excluded.includes(l.node));
+  if (unfused.length > 0) notes.push(`quantize: onnxruntime left ${unfused.map((l) => `${l.node} (${l.kernel})`).join(", ")} in float`);
+  const integerLayers = kernels.layers.filter((l) => l.integer).length;
+  const info2 = {
+    scheme: "static-qdq",
+    activations: "uint8",
+    weights: { type: "int8", bits: weights.bits, granularity: q.perChannel ? "per-channel" : "per-tensor", fused_deviation: weights.deviation, reason: weights.reason },
+    calibration: { method: prep.calibrator, samples: prep.calibSamples, decision_samples: slice.count },
+    folded_batch_norms: prep.foldedBatchNorms,
+    quantized_nodes: q.quantized.length,
+    absorbed_relus: q.absorbed.length,
+    float_layers: floatLayers,
+    variants: measured.map(({ keep: _keep, ...v }) => v),
+    calib_quality: { metric, float: floatQuality, quantized: quality },
+    layer_errors: [...errors].sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error)).slice(0, 20),
+    kernels
+  };
+  const description = `INT8 static QDQ (${config2.quantizeCalibration} calibration, ${prep.calibSamples} samples): uint8 activations, ${weights.bits}-bit ${info2.weights.granularity} int8 weights; ${integerLayers} of ${kernels.layers.length} layers run integer kernels${floatLayers.length ? `, ${floatLayers.length} kept float` : ""}`;
+  return { artifact: input.artifact, description, info: info2, notes };
+}
+function cpuHasVnni() {
+  try {
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs19.readFileSync("/proc/cpuinfo", "utf8"));
+  } catch {
+    return void 0;
+  }
+}
+async function quantizeDynamicStep(input) {
+  const { config: config2, progress } = input;
+  const threads = config2.latency.threads;
+  const float = loadModel(input.source).proto;
+  progress.note(`quantizing ${path14.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  let bits2 = 8;
+  let deviation = null;
+  let reason;
+  if (input.calib) {
+    const slice = firstSlice(input.calib, DECISION_SAMPLES);
+    const reference = await predict2(float, slice, "fused", threads);
+    const err2 = async (b) => relativeL2((await predict2(quantizeDynamic(float, { weightBits: b, exclude: config2.quantizeExclude }).model, slice, "fused", threads)).logits, reference.logits);
+    deviation = { bits8: await err2(8), bits7: await err2(7) };
+    bits2 = deviation.bits8 > deviation.bits7 ? 7 : 8;
+    reason = `${bits2}-bit weights: relative output error against float ${deviation.bits8.toFixed(4)} at 8 bits and ${deviation.bits7.toFixed(4)} at 7 bits on ${slice.count} calibration samples${bits2 === 7 ? " (8 bits worse than 7: saturating 16-bit sums on this CPU)" : ""}`;
+  } else {
+    const vnni = cpuHasVnni();
+    bits2 = vnni === false ? 7 : 8;
+    reason = vnni === void 0 ? "8-bit weights: no calibration data to measure on and no CPU flags to read" : `${bits2}-bit weights: no calibration data to measure on; this CPU ${vnni ? "has" : "lacks"} VNNI-class integer dot products`;
+  }
+  const q = quantizeDynamic(float, { weightBits: bits2, exclude: config2.quantizeExclude });
+  setMetadata(q.model, { "prune-guard.version": VERSION7, "prune-guard.quantize": "int8-dynamic", "prune-guard.quantize.weight_bits": String(bits2) });
+  saveModel(q.model, input.artifact);
+  const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
+  const notes = [];
+  const info2 = {
+    scheme: "dynamic",
+    activations: "uint8",
+    weights: { type: "int8", bits: bits2, granularity: "per-channel", fused_deviation: deviation, reason },
+    calibration: null,
+    folded_batch_norms: 0,
+    quantized_nodes: q.quantized.length,
+    absorbed_relus: 0,
+    float_layers: [],
+    variants: [],
+    calib_quality: null,
+    layer_errors: [],
+    kernels
+  };
+  const description = `INT8 dynamic: ${q.quantized.length} MatMul weights int8 (${bits2}-bit, per output column), activations quantized per batch; ${kernels.integer_nodes} integer kernels in onnxruntime's graph`;
+  return { artifact: input.artifact, description, info: info2, notes };
+}
+function checkQuantizeInputs(config2, model, req) {
+  if (config2.quantize === "dynamic") {
+    if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new UserError(`${req.model}: cannot quantize dynamically: opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET}); re-export the model at opset 13 or later`);
+    if (dynamicCandidates(model, config2.quantizeExclude).length === 0) throw new UserError(`${req.model}: --quantize dynamic rewrites MatMul layers with a constant weight and this model has none; use --quantize int8 (static, calibrated on --calib)`);
+  } else if (config2.quantize === "int8") {
+    const support = qdqSupport(model);
+    if (support.kind === "unsupported") throw new UserError(`${req.model}: cannot quantize to INT8: ${support.reason}`);
+  }
+}
+async function measureQuantized(q, ctx) {
+  const m = await measureStep({ kind: "quantize", scheme: q.info.scheme === "dynamic" ? "dynamic" : "int8" }, q.description, q.artifact, ctx);
+  m.step.quantize = q.info;
+  return m;
+}
+async function quantizeLast(source, calib, config2, artifact, progress, provider) {
+  if (config2.quantize === "int8") return quantizeStep({ source, calib, config: config2, artifact, progress, provider });
+  if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider });
+  return void 0;
+}
+var DECISION_SAMPLES, CALIB_TOLERANCE, MAX_ERROR_FALLBACKS, DECISION_TIMING, CLEAR_GAIN, NARROW_CHANNELS;
+var init_quantizeStep = __esm({
+  "src/pipeline/quantizeStep.ts"() {
+    "use strict";
+    init_dataset();
+    init_latency();
+    init_model();
+    init_simple_statistics();
+    init_kernels();
+    init_prepare();
+    init_version3();
+    init_errors();
+    init_qdq();
+    init_dynamic();
+    init_measureStep();
+    DECISION_SAMPLES = 256;
+    CALIB_TOLERANCE = 5e-3;
+    MAX_ERROR_FALLBACKS = 3;
+    DECISION_TIMING = { warmup: 3, runs: 12, repeat: 3 };
+    CLEAR_GAIN = 1.03;
+    NARROW_CHANNELS = 4;
+  }
+});
+
+// src/pipeline/oneShot.ts
+import * as fs20 from "node:fs";
+import * as path15 from "node:path";
+async function runOneShot(input, progress) {
+  const { req, data, shifts, calib, outPath, scope, rounds } = input;
+  const { config: config2 } = req;
+  const target = targetSparsity(config2);
+  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
+  progress.stage({ kind: "prune", model: path15.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  const metadata = (scopeUsed) => ({
+    "prune-guard.version": VERSION7,
+    "prune-guard.method": config2.method,
+    "prune-guard.scope": scopeUsed,
+    "prune-guard.target_sparsity": String(target),
+    "prune-guard.source": path15.basename(req.model),
+    "prune-guard.recovery": config2.recovery
+  });
+  const stepsDir = path15.join(req.out, "steps");
+  const files = { data: req.data, calib: req.calib };
+  const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
+  let roundSteps = [];
+  let unit;
+  if (rounds > 1) {
+    const r = await pruneWithRounds(input.dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata }, resolveCompare(config2, rounds));
+    for (const n of r.final.pruned.notes) progress.note(n);
+    roundSteps = r.rounds;
+    unit = r.final;
+  } else {
+    const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
+    unit = await pruneAndRecover({
+      prune: async () => {
+        const pruned2 = await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+        for (const n of pruned2.notes) progress.note(n);
+        return pruned2;
+      },
+      metadata: (pruned2) => metadata(pruned2.scope ?? config2.scope),
+      pruneArtifact: staged ? stepFile(stepsDir, 1, "prune") : outPath,
+      recovery: { dense: input.dense.proto, calib, config: config2, stepsDir, progress, files }
+    });
+  }
+  const { pruned } = unit;
+  const lastFloat = unit.steps[unit.steps.length - 1].artifact;
+  const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
+  if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
+  const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider);
+  if (staged) writeFileAtomic(outPath, fs20.readFileSync(quantized?.artifact ?? lastFloat));
+  releaseField(input.dense, "proto", "the dense model");
+  releaseField(pruned, "model", "the pruned model");
+  delete pruned.structured;
+  collectGarbage();
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider };
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
+  const measured = [dense];
+  for (const r of [...roundSteps, ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
+  if (unit.temperature) measured[measured.length - 1].step.temperature = unit.temperature;
+  if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: dense.preds }));
+  const shipped = measured[measured.length - 1];
+  const samples = await timeSteps(measured, data, config2, input.provider, progress);
+  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2);
+  return buildModelLedger({
+    model: req.model,
+    pruned: outPath,
+    method: config2.method,
+    targetSparsity: target,
+    steps: measured,
+    reference: dense,
+    shipped,
+    judged,
+    data: { path: req.data, set: data },
+    shifts,
+    config: config2,
+    notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
+    scope: pruned.scope ?? scope.scope,
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+  });
+}
+var init_oneShot = __esm({
+  "src/pipeline/oneShot.ts"() {
+    "use strict";
+    init_atomicWrite();
+    init_model();
+    init_pruneModel();
+    init_rounds();
+    init_runRecovery();
+    init_version3();
+    init_ledger();
+    init_measureStep();
+    init_release();
+    init_rounds2();
+    init_timeSteps();
+    init_unit();
+    init_quantizeStep();
+    init_verdicts();
+  }
+});
+
+// src/pipeline/quantizeOnly.ts
+import * as fs21 from "node:fs";
+import * as path16 from "node:path";
+async function runQuantizeOnly(input, progress) {
+  const { req, data, shifts, calib, outPath } = input;
+  const { config: config2 } = req;
+  const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
+  releaseField(input.dense, "proto", "the dense model");
+  const stepsDir = path16.join(req.out, "steps");
+  fs21.mkdirSync(stepsDir, { recursive: true });
+  const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider);
+  writeFileAtomic(outPath, fs21.readFileSync(quantized.artifact));
+  collectGarbage();
+  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider };
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
+  const shipped = await measureQuantized(quantized, { ...ctx, dense: dense.preds });
+  const measured = [dense, shipped];
+  const samples = await timeSteps(measured, data, config2, input.provider, progress);
+  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2);
+  return buildModelLedger({
+    model: req.model,
+    pruned: outPath,
+    method: config2.method,
+    targetSparsity: 0,
+    steps: measured,
+    reference: dense,
+    shipped,
+    judged,
+    data: { path: req.data, set: data },
+    shifts,
+    config: config2,
+    notes: quantized.notes,
+    scope: config2.scope === "auto" ? "global" : config2.scope
+  });
+}
+var init_quantizeOnly = __esm({
+  "src/pipeline/quantizeOnly.ts"() {
+    "use strict";
+    init_atomicWrite();
+    init_prunable();
+    init_runRecovery();
+    init_ledger();
+    init_measureStep();
+    init_quantizeStep();
+    init_release();
+    init_timeSteps();
+    init_verdicts();
+  }
+});
+
 // src/pipeline/run.ts
-import * as fs15 from "node:fs";
-import * as path10 from "node:path";
+import * as path17 from "node:path";
 function prunedPath(out, model) {
-  return path10.join(out, `${path10.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path17.join(out, `${path17.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -46772,84 +48551,17 @@ async function runPipeline(req, progress) {
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path10.resolve(outPath) === path10.resolve(req.model)) {
+  if (path17.resolve(outPath) === path17.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
+  checkQuantizeInputs(config2, dense.proto, req);
   const provider = await resolveProvider(config2.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  if (config2.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
-  const target = targetSparsity(config2);
-  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path10.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
-  const stamp = (model, scope2 = config2.scope) => {
-    setMetadata(model, {
-      "prune-guard.version": VERSION7,
-      "prune-guard.method": config2.method,
-      "prune-guard.scope": scope2,
-      "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path10.basename(req.model)
-    });
-    setMetadata(model, { "prune-guard.recovery": config2.recovery });
-  };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path10.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
-  const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
-  const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
-  for (const n of pruned.notes) progress.note(n);
-  if (!withRounds) stamp(pruned.model, pruned.scope ?? config2.scope);
-  fs15.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path10.join(req.out, "steps");
-  const staged = hasRecoverySteps(config2, calib);
-  const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
-  if (staged) fs15.mkdirSync(stepsDir, { recursive: true });
-  if (!withRounds) saveModel(pruned.model, pruneArtifact);
-  const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config: config2, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
-  const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs15.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
-  const broken2 = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
-  if (broken2.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
-  releaseField(dense, "proto", "the dense model");
-  releaseField(pruned, "model", "the pruned model");
-  delete pruned.structured;
-  collectGarbage();
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: provider.provider };
-  const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
-  const measured = [denseStep2];
-  for (const r of withRounds?.steps ?? []) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
-    m.step.recovery = r.info;
-    measured.push(m);
-  }
-  measured.push(await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds }));
-  for (const r of recovered) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
-    m.step.recovery = r.info;
-    if (r.temperature) m.step.temperature = r.temperature;
-    measured.push(m);
-  }
-  if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
-  const samples = await timeSteps(measured, data, config2, provider.provider, progress);
-  const steps = measured.map((m) => m.step);
-  const final2 = steps[steps.length - 1];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, classChanges(steps[0], final2, data.labels, denseStep2.preds.classes));
-  const { budgets, verdict } = judged;
-  const modelLedger = {
-    model: req.model,
-    pruned: outPath,
-    method: config2.method,
-    target_sparsity: target,
-    steps,
-    budgets,
-    verdict,
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {},
-    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config2.corruptions), config2.confidence),
-    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
-    scope: pruned.scope ?? scope.scope,
-    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
-  };
-  return writeLedger(req, provider, modelLedger);
+  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds };
+  const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
+  const model = quantizeOnly ? await runQuantizeOnly(input, progress) : config2.schedule === "gradual" ? await runGradual(input, progress) : await runOneShot(input, progress);
+  return { model, runtime: measuredRuntime(provider, config2) };
 }
 var init_run = __esm({
   "src/pipeline/run.ts"() {
@@ -46857,36 +48569,102 @@ var init_run = __esm({
     init_rules();
     init_dataset();
     init_errors();
-    init_atomicWrite();
-    init_provider();
     init_corruptions();
-    init_verdicts();
+    init_provider();
     init_model();
     init_preflight();
     init_signature();
-    init_pruneModel();
     init_resolveScope();
-    init_runRecovery();
     init_rounds();
-    init_version3();
     init_gradual();
-    init_ledgerFile();
-    init_timeSteps();
-    init_measureStep();
-    init_release();
+    init_ledger();
+    init_oneShot();
+    init_quantizeStep();
+    init_quantizeOnly();
   }
 });
 
-// src/io/inputPaths.ts
-var init_inputPaths = __esm({
-  "src/io/inputPaths.ts"() {
+// src/pipeline/guardedRun.ts
+import * as path18 from "node:path";
+function publish(value, out) {
+  if (typeof value === "string") return out.publicPath(value);
+  if (Array.isArray(value)) return value.map((v) => publish(v, out));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, publish(v, out)]));
+  }
+  return value;
+}
+function timedOutLedger(req, t) {
+  const stopped = { model: req.model, stage: t.stage, limit_s: t.limitSeconds, elapsed_s: Math.round(t.elapsedSeconds * 10) / 10 };
+  return ledgerEnvelope([], measuredRuntime({ provider: "cpu" }, req.config), [stopped]);
+}
+function infeasibleBudgetNotes(req) {
+  const notes = [];
+  const speedup = req.budgets.find((b) => b.name === "min-speedup");
+  const keepsShapes = req.config.method === "unstructured" || /^\d+:\d+$/.test(req.config.method);
+  if (speedup && speedup.limit > 1 && keepsShapes) {
+    notes.push(
+      `note: budget min-speedup=${speedup.limit} will most likely fail: ${req.config.method} pruning keeps every tensor shape and onnxruntime on CPU does not skip zeros, so expect about 1.0x; use --method structured for speed, or drop the budget`
+    );
+  }
+  return notes;
+}
+function runInputs(req) {
+  return [
+    { flag: "--model", path: req.model },
+    { flag: "--data", path: req.data },
+    ...req.calib ? [{ flag: "--calib", path: req.calib }] : [],
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path })),
+    ...req.configFile ? [{ flag: "--config", path: req.configFile }] : []
+  ];
+}
+async function guardedLedger(req, progress, publishLast = () => []) {
+  if (path18.resolve(prunedPath(req.out, req.model)) === path18.resolve(req.model)) {
+    throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
+  }
+  refuseInputsInOutput(req.out, runInputs(req));
+  for (const n of infeasibleBudgetNotes(req)) progress.note(n);
+  const out = await OutputDir.open(req.out, {
+    waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
+    onWait: (m) => progress.note(m)
+  });
+  const deadline = new Deadline(req.config.timeBudget);
+  try {
+    let ledger;
+    try {
+      const run2 = await runPipeline({ ...req, out: out.staging }, deadline.watch(progress));
+      ledger = ledgerEnvelope([publish(run2.model, out)], run2.runtime);
+    } catch (e) {
+      if (!(e instanceof TimedOut)) throw e;
+      progress.stop();
+      progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
+      out.discardStaged();
+      out.retire(path18.basename(prunedPath(req.out, req.model)));
+      ledger = timedOutLedger(req, e);
+    }
+    out.commit(publishLast(ledger, out.staging));
+    return ledger;
+  } finally {
+    out.abort();
+  }
+}
+var DEFAULT_LOCK_WAIT_S;
+var init_guardedRun = __esm({
+  "src/pipeline/guardedRun.ts"() {
     "use strict";
     init_errors();
+    init_outputDir();
+    init_inputPaths();
+    init_envelope();
+    init_deadline();
+    init_ledger();
+    init_run();
+    DEFAULT_LOCK_WAIT_S = 30 * 60;
   }
 });
 
 // src/pipeline/compare.ts
-import * as path11 from "node:path";
+import * as path19 from "node:path";
 function compareBudgets(budgets) {
   const all = [...budgets];
   if (!all.some((b) => b.name === "latency-regression")) {
@@ -46911,9 +48689,9 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path11.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path11.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.start("latency (base and head interleaved)", config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
+  const base = await measureStep({ kind: "base" }, `base model ${path19.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep({ kind: "head" }, `head model ${path19.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  progress.stage({ kind: "latency", detail: "base and head interleaved", total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
@@ -46932,19 +48710,15 @@ var init_compare = __esm({
     init_rules();
     init_dataset();
     init_errors();
-    init_atomicWrite();
     init_budgets();
-    init_render();
-    init_types();
+    init_envelope();
     init_latency();
-    init_metrics();
-    init_ort();
     init_provider();
     init_runtimeCost();
     init_model();
     init_signature();
     init_prunable();
-    init_version3();
+    init_ledger();
     init_measureStep();
     init_corruptions();
     init_verdicts();
@@ -46959,7 +48733,7 @@ async function compareWithBase(opts, progress) {
   progress.note(`comparing with base: ${opts.baseModel} at ${opts.ref.slice(0, 12)}`);
   const m = await measurePair({ base, head, data: opts.data, shifts: opts.shifts, config: opts.config }, progress);
   const budgets = compareBudgets(opts.budgets).filter((b) => VS_BASE.has(b.name));
-  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, [], true);
+  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, true);
   return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, pair: [m.base.step, m.head.step], budgets: judged.budgets, verdict: judged.verdict };
 }
 var VS_BASE;
@@ -46974,8 +48748,8 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs16 from "node:fs";
-import * as path12 from "node:path";
+import * as fs22 from "node:fs";
+import * as path20 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -47008,8 +48782,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs16.mkdirSync(path12.dirname(dest), { recursive: true });
-  fs16.writeFileSync(dest, content);
+  fs22.mkdirSync(path20.dirname(dest), { recursive: true });
+  fs22.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -47022,15 +48796,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs17 from "node:fs";
-import * as path13 from "node:path";
+import * as fs23 from "node:fs";
+import * as path21 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs17.openSync(file, "r");
+    const fd2 = fs23.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs17.readSync(fd2, buf, 0, 40, 0);
-    fs17.closeSync(fd2);
+    fs23.readSync(fd2, buf, 0, 40, 0);
+    fs23.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -47040,8 +48814,8 @@ function refuseLfsPointer(file, shown) {
   }
 }
 function workspacePath(workspace, file) {
-  const rel = path13.relative(workspace, file);
-  return rel.startsWith("..") || path13.isAbsolute(rel) ? file : rel.split(path13.sep).join("/");
+  const rel = path21.relative(workspace, file);
+  return rel.startsWith("..") || path21.isAbsolute(rel) ? file : rel.split(path21.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -47052,73 +48826,73 @@ async function checkModels(jobs, settings, opts) {
     const own2 = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own2 };
     opts.progress.note(`model ${job.path}`);
-    refuseLfsPointer(path13.join(opts.workspace, job.path), job.path);
-    const head = await runPipeline({ ...request2, model: path13.join(opts.workspace, job.path), out: path13.join(opts.out, "models", slug(job.path)) }, opts.progress);
-    const ledger = head.ledger;
-    const model = ledger.models[0];
+    refuseLfsPointer(path21.join(opts.workspace, job.path), job.path);
+    const head = await guardedLedger({ ...request2, model: path21.join(opts.workspace, job.path), out: path21.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    const model = head.models[0];
+    if (!model) {
+      ledgers.push(ledgerEnvelope([], head.runtime, timedOutRuns(head).map((t) => ({ ...t, model: job.path }))));
+      continue;
+    }
     model.model = job.path;
-    model.pruned = path13.relative(opts.workspace, model.pruned).split(path13.sep).join("/");
+    model.pruned = path21.relative(opts.workspace, model.pruned).split(path21.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
+    const timedOut = [];
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path13.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path13.join(dir, path13.basename(basePath));
+      const dir = path21.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path21.join(dir, path21.basename(basePath));
+      const at2 = `${basePath} at ${opts.base.ref.slice(0, 12)}`;
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
-        opts.progress.note(`base ${basePath} at ${opts.base.ref.slice(0, 12)}`);
-        const base = await runPipeline({ ...request2, model: baseFile, out: path13.join(dir, "out") }, opts.progress);
-        model.vs_base = await compareWithBase({
-          ref: opts.base.ref,
-          baseModel: basePath,
-          baseSteps: base.ledger.models[0].steps,
-          headSteps: model.steps,
-          data: settings.data,
-          shifts: settings.shifts,
-          config: settings.config,
-          budgets: settings.budgets
-        }, opts.progress);
-        model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
+        opts.progress.note(`base ${at2}`);
+        const base = await guardedLedger({ ...request2, model: baseFile, out: path21.join(dir, "out") }, opts.progress);
+        if (base.models[0]) {
+          model.vs_base = await compareWithBase({
+            ref: opts.base.ref,
+            baseModel: basePath,
+            baseSteps: base.models[0].steps,
+            headSteps: model.steps,
+            data: settings.data,
+            shifts: settings.shifts,
+            config: settings.config,
+            budgets: settings.budgets
+          }, opts.progress);
+          model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
+        } else {
+          timedOut.push(...timedOutRuns(base).map((t) => ({ ...t, model: at2 })));
+        }
       } else {
         opts.progress.note(`${job.path} is new in this pull request: no base to compare with`);
       }
     }
-    ledger.verdict = model.verdict;
-    fs17.rmSync(head.ledgerPath, { force: true });
-    fs17.rmSync(head.markdownPath, { force: true });
-    ledgers.push(ledger);
+    ledgers.push(ledgerEnvelope([model], head.runtime, timedOut));
   }
   return ledgers;
 }
 function mergeLedgers(ledgers) {
   const models = ledgers.flatMap((l) => l.models).sort((a, b) => a.model.localeCompare(b.model));
-  return {
-    schema: LEDGER_SCHEMA,
-    verdict: overallVerdict(models.map((m) => m.verdict)),
-    tool: { name: "prune-guard", version: VERSION7 },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: ledgers[0]?.runtime ?? { onnxruntime: "not loaded", provider: "cpu", threads: 0, platform: `${process.platform}-${process.arch}` },
-    models
-  };
+  const timedOut = ledgers.flatMap(timedOutRuns).sort((a, b) => a.model.localeCompare(b.model));
+  const runtime = (ledgers.find((l) => l.models.length > 0) ?? ledgers[0])?.runtime ?? { onnxruntime: "not loaded", provider: "cpu", threads: 0, platform: `${process.platform}-${process.arch}` };
+  return ledgerEnvelope(models, runtime, timedOut);
 }
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs17.readdirSync(d, { withFileTypes: true })) {
-      const full = path13.join(d, e.name);
+    for (const e of fs23.readdirSync(d, { withFileTypes: true })) {
+      const full = path21.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs17.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs23.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
     "use strict";
     init_errors();
     init_budgets2();
-    init_types();
-    init_run();
-    init_version3();
+    init_envelope();
+    init_guardedRun();
     init_compareBase();
     init_gitBase();
   }
@@ -47131,11 +48905,11 @@ function signed2(x2, show2) {
   return x2 > 0 ? `+${text2}` : `\u2212${text2}`;
 }
 function change(a, b, show2) {
-  return a == null || b == null ? DASH3 : signed2(b - a, show2);
+  return a == null || b == null ? DASH4 : signed2(b - a, show2);
 }
 function baseTable(base, head) {
   const p50 = (s) => s.latency?.p50_ms;
-  return table2([
+  return table3([
     ["", "Base", "Head", "Change"],
     ["Sparsity", percent(base.sparsity), percent(head.sparsity), change(base.sparsity, head.sparsity, (x2) => points(x2, 1))],
     ["Accuracy", orDash2(base.accuracy, (x2) => percent(x2, 2)), orDash2(head.accuracy, (x2) => percent(x2, 2)), change(base.accuracy, head.accuracy, (x2) => points(x2, 2))],
@@ -47153,12 +48927,12 @@ function limitText(name, x2) {
   return points(x2);
 }
 function budgetRows(budgets) {
-  return table2([
+  return table3([
     ["Budget vs base", "Limit", "Actual", "Verdict", "Detail"],
     ...budgets.map((b) => [
       `\`${b.name}\``,
       `${b.direction === "max" ? "\u2264" : "\u2265"} ${limitText(b.name, b.limit)}`,
-      b.actual === null ? DASH3 : limitText(b.name, b.actual),
+      b.actual === null ? DASH4 : limitText(b.name, b.actual),
       `${ICON3[b.verdict]} ${b.verdict}`,
       b.detail
     ])
@@ -47189,11 +48963,15 @@ function modelCharts(model) {
   ];
   return charts.filter(Boolean).join("\n\n");
 }
+function oneModel(ledger, model) {
+  const { timed_out: _t, more_timed_out: _m, ...rest } = ledger;
+  return { ...rest, models: [model], verdict: model.verdict };
+}
 function singleModelMarkdown(ledger, model) {
-  return renderMarkdown({ ...ledger, models: [model], verdict: model.verdict }).split("\n").slice(2).join("\n").trim();
+  return renderMarkdown(oneModel(ledger, model)).split("\n").slice(2).join("\n").trim();
 }
 function overview(models) {
-  return table2([
+  return table3([
     ["Model", "Verdict", "Sparsity", "Accuracy", "vs base", "p50", "Size"],
     ...models.map((m) => {
       const f = final(m.steps);
@@ -47213,8 +48991,10 @@ function overview(models) {
 function renderReport(ledger, opts) {
   const sections = [MARKER, `### prune-guard ${ICON3[ledger.verdict]} ${WORD2[ledger.verdict]} \xB7 ${opts.title}`];
   if (opts.notes?.length) sections.push(opts.notes.map((n) => `> ${n}`).join("\n>\n"));
+  const timedOut = timedOutLines(ledger);
+  if (timedOut.length) sections.push(timedOut.join("\n\n"));
   if (ledger.models.length === 0) {
-    sections.push("_No model to check._");
+    if (!timedOut.length) sections.push("_No model to check._");
   } else {
     sections.push(overview(ledger.models));
     for (const m of ledger.models) {
@@ -47238,7 +49018,7 @@ function renderReport(ledger, opts) {
   );
   return sections;
 }
-var MARKER, ICON3, WORD2, DASH3, cell4, table2, final, orDash2, label;
+var MARKER, ICON3, WORD2, DASH4, cell5, table3, final, orDash2, label;
 var init_report = __esm({
   "src/github/report.ts"() {
     "use strict";
@@ -47249,11 +49029,11 @@ var init_report = __esm({
     MARKER = "<!-- prune-guard -->";
     ICON3 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
     WORD2 = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-    DASH3 = "\u2014";
-    cell4 = markdownCell;
-    table2 = (rows2) => markdownTable(rows2.map((r) => r.map(cell4)), { alignDelimiters: false });
+    DASH4 = "\u2014";
+    cell5 = markdownCell;
+    table3 = (rows2) => markdownTable(rows2.map((r) => r.map(cell5)), { alignDelimiters: false });
     final = (steps) => steps[steps.length - 1];
-    orDash2 = (x2, show2) => x2 == null ? DASH3 : show2(x2);
+    orDash2 = (x2, show2) => x2 == null ? DASH4 : show2(x2);
     label = (t) => `"${t.replace(/"/g, "'")}"`;
   }
 });
@@ -47286,7 +49066,7 @@ ${f.body}
 
 </details>`;
 }
-function join10(sections) {
+function join16(sections) {
   return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
 }
 function hardCut(text2, max2) {
@@ -47302,7 +49082,7 @@ function hardCut(text2, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text2 = join10(parts);
+  let text2 = join16(parts);
   while (text2.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -47310,7 +49090,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text2, limit);
     parts[largest] = omitted(parts[largest]);
-    text2 = join10(parts);
+    text2 = join16(parts);
   }
   return text2;
 }
@@ -47403,17 +49183,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path19) {
-      const ctrl = callVisitor(key, node, visitor, path19);
+    function visit_(key, node, visitor, path27) {
+      const ctrl = callVisitor(key, node, visitor, path27);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path19, ctrl);
-        return visit_(key, ctrl, visitor, path19);
+        replaceNode(key, path27, ctrl);
+        return visit_(key, ctrl, visitor, path27);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path19 = Object.freeze(path19.concat(node));
+          path27 = Object.freeze(path27.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path19);
+            const ci = visit_(i2, node.items[i2], visitor, path27);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -47424,13 +49204,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path19 = Object.freeze(path19.concat(node));
-          const ck = visit_("key", node.key, visitor, path19);
+          path27 = Object.freeze(path27.concat(node));
+          const ck = visit_("key", node.key, visitor, path27);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path19);
+          const cv = visit_("value", node.value, visitor, path27);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -47451,17 +49231,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path19) {
-      const ctrl = await callVisitor(key, node, visitor, path19);
+    async function visitAsync_(key, node, visitor, path27) {
+      const ctrl = await callVisitor(key, node, visitor, path27);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path19, ctrl);
-        return visitAsync_(key, ctrl, visitor, path19);
+        replaceNode(key, path27, ctrl);
+        return visitAsync_(key, ctrl, visitor, path27);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path19 = Object.freeze(path19.concat(node));
+          path27 = Object.freeze(path27.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path19);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path27);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -47472,13 +49252,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path19 = Object.freeze(path19.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path19);
+          path27 = Object.freeze(path27.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path27);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path19);
+          const cv = await visitAsync_("value", node.value, visitor, path27);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -47505,23 +49285,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path19) {
+    function callVisitor(key, node, visitor, path27) {
       if (typeof visitor === "function")
-        return visitor(key, node, path19);
+        return visitor(key, node, path27);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path19);
+        return visitor.Map?.(key, node, path27);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path19);
+        return visitor.Seq?.(key, node, path27);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path19);
+        return visitor.Pair?.(key, node, path27);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path19);
+        return visitor.Scalar?.(key, node, path27);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path19);
+        return visitor.Alias?.(key, node, path27);
       return void 0;
     }
-    function replaceNode(key, path19, node) {
-      const parent = path19[path19.length - 1];
+    function replaceNode(key, path27, node) {
+      const parent = path27[path27.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -48133,10 +49913,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path19, value) {
+    function collectionFromPath(schema, path27, value) {
       let v = value;
-      for (let i2 = path19.length - 1; i2 >= 0; --i2) {
-        const k = path19[i2];
+      for (let i2 = path27.length - 1; i2 >= 0; --i2) {
+        const k = path27[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -48155,7 +49935,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path19) => path19 == null || typeof path19 === "object" && !!path19[Symbol.iterator]().next().done;
+    var isEmptyPath = (path27) => path27 == null || typeof path27 === "object" && !!path27[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -48185,11 +49965,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path19, value) {
-        if (isEmptyPath(path19))
+      addIn(path27, value) {
+        if (isEmptyPath(path27))
           this.add(value);
         else {
-          const [key, ...rest] = path19;
+          const [key, ...rest] = path27;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -48203,8 +49983,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path19) {
-        const [key, ...rest] = path19;
+      deleteIn(path27) {
+        const [key, ...rest] = path27;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -48218,8 +49998,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path19, keepScalar) {
-        const [key, ...rest] = path19;
+      getIn(path27, keepScalar) {
+        const [key, ...rest] = path27;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -48237,8 +50017,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path19) {
-        const [key, ...rest] = path19;
+      hasIn(path27) {
+        const [key, ...rest] = path27;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -48248,8 +50028,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path19, value) {
-        const [key, ...rest] = path19;
+      setIn(path27, value) {
+        const [key, ...rest] = path27;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -50764,9 +52544,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path19, value) {
+      addIn(path27, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path19, value);
+          this.contents.addIn(path27, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -50841,14 +52621,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path19) {
-        if (Collection2.isEmptyPath(path19)) {
+      deleteIn(path27) {
+        if (Collection2.isEmptyPath(path27)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path19) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path27) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -50863,10 +52643,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path19, keepScalar) {
-        if (Collection2.isEmptyPath(path19))
+      getIn(path27, keepScalar) {
+        if (Collection2.isEmptyPath(path27))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path19, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path27, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -50877,10 +52657,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path19) {
-        if (Collection2.isEmptyPath(path19))
+      hasIn(path27) {
+        if (Collection2.isEmptyPath(path27))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path19) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path27) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -50897,13 +52677,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path19, value) {
-        if (Collection2.isEmptyPath(path19)) {
+      setIn(path27, value) {
+        if (Collection2.isEmptyPath(path27)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path19), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path27), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path19, value);
+          this.contents.setIn(path27, value);
         }
       }
       /**
@@ -52864,9 +54644,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path19) => {
+    visit.itemAtPath = (cst, path27) => {
       let item = cst;
-      for (const [field, index] of path19) {
+      for (const [field, index] of path27) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -52875,23 +54655,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path19) => {
-      const parent = visit.itemAtPath(cst, path19.slice(0, -1));
-      const field = path19[path19.length - 1][0];
+    visit.parentCollection = (cst, path27) => {
+      const parent = visit.itemAtPath(cst, path27.slice(0, -1));
+      const field = path27[path27.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path19, item, visitor) {
-      let ctrl = visitor(item, path19);
+    function _visit(path27, item, visitor) {
+      let ctrl = visitor(item, path27);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path19.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path27.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -52902,10 +54682,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path19);
+            ctrl = ctrl(item, path27);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path19) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path27) : ctrl;
     }
     exports.visit = visit;
   }
@@ -54207,14 +55987,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs29 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs23, sep: [] });
+                map.items.push({ start, key: fs29, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs23);
+                this.stack.push(fs29);
               } else {
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs29, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -54342,13 +56122,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs29 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs23, sep: [] });
+                fc.items.push({ start: [], key: fs29, sep: [] });
               else if (it.sep)
-                this.stack.push(fs23);
+                this.stack.push(fs29);
               else
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs29, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -54657,10 +56437,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path19) {
+function lineOf(doc, lines2, path27) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path19) {
+  for (const segment of path27) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -54686,25 +56466,25 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs18 from "node:fs";
-import * as path14 from "node:path";
+import * as fs24 from "node:fs";
+import * as path22 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs18.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs24.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs18.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs24.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs18.existsSync(path14.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path14.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs24.existsSync(path22.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path22.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs18.existsSync(path14.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path14.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs24.existsSync(path22.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path22.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -54718,12 +56498,12 @@ function budgetAnnotations(model, src) {
   const out = [];
   for (const [scope, b] of all) {
     if (b.verdict === "pass") continue;
-    const at = locate(b, src);
-    if (!at) continue;
+    const at2 = locate(b, src);
+    if (!at2) continue;
     out.push({
-      path: at.path,
-      start_line: at.line,
-      end_line: at.line,
+      path: at2.path,
+      start_line: at2.line,
+      end_line: at2.line,
       annotation_level: b.verdict === "fail" ? "failure" : "warning",
       title: `${model.model}: ${b.name}${scope} ${b.verdict}`,
       message: `${b.name}${scope}: limit ${b.direction === "max" ? "<=" : ">="} ${b.limit}, actual ${b.actual ?? "not measured"} (${b.detail})`
@@ -54830,23 +56610,23 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs19 from "node:fs";
-import * as path15 from "node:path";
+import * as fs25 from "node:fs";
+import * as path23 from "node:path";
 function modelMatcher(globs) {
-  const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
+  const isMatch = (0, import_picomatch4.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path15.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path23.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs19.readdirSync(dir, { withFileTypes: true })) {
-      const full = path15.join(dir, entry3.name);
+    for (const entry3 of fs25.readdirSync(dir, { withFileTypes: true })) {
+      const full = path23.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path15.relative(root, full).split(path15.sep).join("/");
+        const rel = path23.relative(root, full).split(path23.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -54859,11 +56639,11 @@ function shardModels(models, shard) {
   if (!shard) return sorted;
   return sorted.filter((_, i2) => i2 % shard.count === shard.index - 1);
 }
-var import_picomatch2, SKIP_DIRS;
+var import_picomatch4, SKIP_DIRS;
 var init_models = __esm({
   "src/github/models.ts"() {
     "use strict";
-    import_picomatch2 = __toESM(require_picomatch2(), 1);
+    import_picomatch4 = __toESM(require_picomatch2(), 1);
     SKIP_DIRS = /* @__PURE__ */ new Set([".git", "node_modules"]);
   }
 });
@@ -54963,13 +56743,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs20 from "node:fs";
-import * as path16 from "node:path";
+import * as fs26 from "node:fs";
+import * as path24 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs20.existsSync(file) ? parseHistory(fs20.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs26.existsSync(file) ? parseHistory(fs26.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs20.mkdirSync(path16.dirname(file), { recursive: true });
+      fs26.mkdirSync(path24.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -55030,7 +56810,7 @@ async function reportFailure(octokit, ctx, ledger, label2, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path16.resolve(opts.workspace, inputs.historyFile);
+  const local = path24.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -55088,8 +56868,8 @@ var init_prFiles = __esm({
 });
 
 // src/config/loadConfig.ts
-function loadConfig(path19, shownAs = path19) {
-  const text2 = readInputFile(path19, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
+function loadConfig(path27, shownAs = path27) {
+  const text2 = readInputFile(path27, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -55115,10 +56895,10 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path19 = ["budgets", name];
-    const node = doc.getIn(path19, true);
+    const path27 = ["budgets", name];
+    const node = doc.getIn(path27, true);
     if ((0, import_yaml3.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines2, path19)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines2, path27)}`;
   }
   return config2;
 }
@@ -55138,20 +56918,20 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs21 from "node:fs";
-import * as path17 from "node:path";
+import * as fs27 from "node:fs";
+import * as path25 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs21.existsSync(path17.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path17.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
+  const configFile = inputs.config ?? (fs27.existsSync(path25.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path25.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
   const config2 = applyGiven(base, inputs.settings, "action inputs");
   if (!inputs.data) throw new UserError(`input data: the labelled evaluation set (.npz) is required in mode ${inputs.mode}; set data: path/to/test.npz`);
   return {
     configFile,
     config: config2,
     budgets: resolveBudgets(config2.budgets, inputs.budgets),
-    data: path17.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path17.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path17.resolve(workspace, s.path) }))
+    data: path25.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path25.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path25.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -55168,10 +56948,10 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs22 from "node:fs";
-import * as path18 from "node:path";
+import * as fs28 from "node:fs";
+import * as path26 from "node:path";
 function progressFor(io) {
-  return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
+  return { stage: (e) => io.info(`prune-guard: ${stageLine(e)}`), note: (m) => io.info(`prune-guard: ${m}`), update() {
   }, stop() {
   } };
 }
@@ -55198,16 +56978,16 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path18.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path18.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path26.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path26.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path18.resolve(env.workspace, inputs.ledgers);
-    if (!fs22.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    const dir = path26.resolve(env.workspace, inputs.ledgers);
+    if (!fs28.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -55228,10 +57008,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path18.join(out, "ledger.json");
-  fs22.mkdirSync(out, { recursive: true });
+  const ledgerPath = path26.join(out, "ledger.json");
+  fs28.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path18.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path26.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
@@ -55240,7 +57020,7 @@ async function run(inputs, octokit, ctx, env, io) {
   const writes = !!inputs.githubToken;
   const comments = inputs.comment === "always" || inputs.comment === "auto" && !inputs.shard;
   if (pr && comments && writes) {
-    const create2 = inputs.comment === "always" || ledger.models.length > 0;
+    const create2 = inputs.comment === "always" || ledger.models.length > 0 || timedOutRuns(ledger).length > 0;
     try {
       const posted = await upsertStickyComment(octokit, ctx, pr.number, fitComment(sections, COMMENT_LIMIT), { create: create2 });
       if (posted) {
@@ -55254,7 +57034,7 @@ async function run(inputs, octokit, ctx, env, io) {
   }
   io.setOutput("comment-url", result.commentUrl ?? "");
   if (ledger.models.length > 0 && writes) {
-    const single = (m) => fitComment(renderReport({ ...ledger, verdict: m.verdict, models: [m] }, { title: m.model, links }), 65535);
+    const single = (m) => fitComment(renderReport(oneModel(ledger, m), { title: m.model, links }), 65535);
     const gate = await publishGate(octokit, ctx, ledger, {
       sha: pr?.head ?? ctx.sha,
       failOn: inputs.failOn,
@@ -55284,6 +57064,8 @@ var init_run2 = __esm({
     "use strict";
     init_errors();
     init_atomicWrite();
+    init_envelope();
+    init_progress();
     init_checkModels();
     init_comment();
     init_fit();
@@ -55305,7 +57087,7 @@ var entry_exports = {};
 __export(entry_exports, {
   entry: () => entry
 });
-import * as os9 from "node:os";
+import * as os11 from "node:os";
 function workflowFile(ref) {
   const m = ref ? /^[^/]+\/[^/]+\/(.+?)@/.exec(ref) : null;
   return m?.[1];
@@ -55324,7 +57106,7 @@ async function entry() {
     };
     await run(inputs, octokit, ctx, {
       workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
-      temp: process.env.RUNNER_TEMP || os9.tmpdir(),
+      temp: process.env.RUNNER_TEMP || os11.tmpdir(),
       workflowFile: workflowFile(process.env.GITHUB_WORKFLOW_REF)
     }, {
       info: (m) => info(m),

@@ -11,7 +11,7 @@ import { comparePipeline } from './pipeline/compare.js';
 import { renderSelftest, selftest } from './pipeline/selftest.js';
 import { installSignalCleanup } from './io/cleanup.js';
 import { runGuarded } from './pipeline/guardedRun.js';
-import { stderrProgress } from './io/progress.js';
+import { stderrProgress } from './io/stderrProgress.js';
 import { VERSION } from './version.js';
 
 /** Exit codes are part of the CLI contract. */
