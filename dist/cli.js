@@ -27058,6 +27058,14 @@ function renderSelftest(r) {
   ].join("\n");
 }
 
+// src/pipeline/guardedRun.ts
+import * as path21 from "node:path";
+
+// src/io/outputDir.ts
+import * as fs12 from "node:fs";
+import * as path10 from "node:path";
+import { randomBytes as randomBytes3 } from "node:crypto";
+
 // src/io/cleanup.ts
 var pending = /* @__PURE__ */ new Set();
 function onInterrupt(undo) {
@@ -27087,14 +27095,6 @@ function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
     });
   }
 }
-
-// src/pipeline/guardedRun.ts
-import * as path21 from "node:path";
-
-// src/io/outputDir.ts
-import * as fs12 from "node:fs";
-import * as path10 from "node:path";
-import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/io/lock.ts
 import * as fs11 from "node:fs";
@@ -27289,6 +27289,13 @@ function stageLine(e) {
       return `latency (${e.detail})`;
   }
 }
+function lineProgress(write) {
+  const line = (m) => write(`prune-guard: ${m}
+`);
+  return { stage: (e) => line(stageLine(e)), note: line, update() {
+  }, stop() {
+  }, output: write };
+}
 
 // src/pipeline/deadline.ts
 var TimedOut = class extends Error {
@@ -27335,6 +27342,7 @@ var Deadline = class {
         this.check();
       },
       stop: () => inner.stop(),
+      output: (text2) => inner.output(text2),
       remainingSeconds: () => this.limitSeconds === void 0 ? void 0 : Math.max(0, this.limitSeconds - this.elapsedSeconds())
     };
   }
@@ -31201,7 +31209,7 @@ var CommandTimedOut = class extends Error {
   name = "CommandTimedOut";
 };
 var KILL_GRACE_MS = 2e3;
-function runCommand(command, env, opts = {}) {
+function runCommand(command, env, output, opts = {}) {
   return new Promise((resolve5, reject) => {
     const started = performance.now();
     const child = spawn2(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
@@ -31219,8 +31227,8 @@ function runCommand(command, env, opts = {}) {
       killGroup("SIGTERM");
       grace = setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS);
     }, opts.timeoutSeconds * 1e3);
-    child.stdout.on("data", (d) => process.stderr.write(d));
-    child.stderr.on("data", (d) => process.stderr.write(d));
+    child.stdout.setEncoding("utf8").on("data", output);
+    child.stderr.setEncoding("utf8").on("data", output);
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
     child.on("exit", () => {
       killGroup("SIGKILL");
@@ -31262,11 +31270,11 @@ function verifyRecovered(before, after, masks, file) {
     if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
   }
 }
-async function externalRecovery(command, pruned, weights, paths, opts = {}) {
+async function externalRecovery(command, pruned, weights, paths, output, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
   fs14.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths), opts);
+  await runCommand(command, externalEnv(paths), output, opts);
   if (!fs14.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
@@ -32218,7 +32226,9 @@ async function recoverySteps(req, calib, bounded) {
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
     let model;
     try {
-      model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), paths, { timeoutSeconds: progress.remainingSeconds?.() });
+      model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), paths, (text2) => progress.output(text2), {
+        timeoutSeconds: progress.remainingSeconds?.()
+      });
     } catch (e) {
       if (!(e instanceof CommandTimedOut)) throw e;
       progress.note(`recovery: ${e.message}`);
@@ -33977,13 +33987,9 @@ async function runGuarded(req, progress) {
 // src/io/stderrProgress.ts
 var import_cli_progress = __toESM(require_cli_progress(), 1);
 function stderrProgress(stream = process.stderr) {
+  if (!stream.isTTY) return lineProgress((text2) => stream.write(text2));
   const line = (m) => stream.write(`prune-guard: ${m}
 `);
-  if (!stream.isTTY) {
-    return { stage: (e) => line(stageLine(e)), note: line, update() {
-    }, stop() {
-    } };
-  }
   let bar;
   return {
     stage(e) {
@@ -33999,7 +34005,8 @@ function stderrProgress(stream = process.stderr) {
     stop() {
       bar?.stop();
       bar = void 0;
-    }
+    },
+    output: (text2) => stream.write(text2)
   };
 }
 
@@ -34056,38 +34063,42 @@ function resolveConfig(flags, command) {
 }
 var shiftSets = (flags) => parseShiftSets(flags.shift ?? [], (entry) => `--shift '${entry}'`);
 function buildProgram(io) {
-  const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
+  const err2 = io.err ?? ((s) => void process.stderr.write(s));
+  const progress = () => io.progress ?? stderrProgress();
+  const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: err2 });
   const print = (flags, text2) => {
     if (!flags.quiet) io.out(text2.endsWith("\n") ? text2 : text2 + "\n");
   };
   const run = program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []);
   addSettingFlags(run, "run").option("--quiet", "do not print the ledger").action(async (flags) => {
     const { config: config2, budgets } = resolveConfig(flags, "run");
-    const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, configFile: flags.config, config: config2, budgets }, stderrProgress());
+    const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, configFile: flags.config, config: config2, budgets }, progress());
     print(flags, result.markdown);
     io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
   });
   const compare3 = program2.command("compare").description("measure two models (no pruning) on the same data and judge head against base; ledger.json and ledger.md in --out").requiredOption("--base <path>", "the model in use (reference)").requiredOption("--head <path>", "the candidate model").requiredOption("--data <path>", "labelled evaluation set (.npz)").requiredOption("--out <dir>", "output folder for ledger.json and ledger.md").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []);
   addSettingFlags(compare3, "compare").option("--quiet", "do not print the report").action(async (flags) => {
     const { config: config2, budgets } = resolveConfig(flags, "compare");
-    const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: shiftSets(flags), out: flags.out, config: config2, budgets }, stderrProgress());
+    const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: shiftSets(flags), out: flags.out, config: config2, budgets }, progress());
     print(flags, result.markdown);
     io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
   });
   const self = program2.command("selftest").description("A/A test of this runner: a model against itself K times; reports the false-alarm rate and the smallest latency change it can detect").option("--model <path>", "ONNX classifier (default: the bundled Fashion-MNIST MLP fixture)").option("--data <path>", "labelled evaluation set (default: the bundled Fashion-MNIST test fixture)").option("--repetitions <k>", "A/A repetitions", count2("--repetitions", 1), 10).option("--out <dir>", "also write selftest.json here");
   addSettingFlags(self, "selftest").option("--quiet", "do not print the report").action(async (flags) => {
     const { config: config2, budgets } = resolveConfig(flags, "selftest");
-    const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config: config2, budgets, out: flags.out }, stderrProgress());
+    const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config: config2, budgets, out: flags.out }, progress());
     print(flags, renderSelftest(report));
     io.exit(EXIT.pass);
   });
   for (const cmd of program2.commands) refuseEmptyValues(cmd);
   return program2;
 }
-async function main(argv, out = (s) => process.stdout.write(s)) {
+async function main(argv, io = {}) {
+  const out = io.stdout ?? ((s) => void process.stdout.write(s));
+  const err2 = io.stderr ?? ((s) => void process.stderr.write(s));
+  const progress = io.progress ?? (io.stderr ? lineProgress(io.stderr) : stderrProgress());
   let code = EXIT.pass;
-  const program2 = buildProgram({ out, exit: (c) => code = c });
-  installSignalCleanup();
+  const program2 = buildProgram({ out, err: err2, progress, exit: (c) => code = c });
   try {
     await program2.parseAsync(argv, { from: "user" });
     return code;
@@ -34096,15 +34107,16 @@ async function main(argv, out = (s) => process.stdout.write(s)) {
       return e.exitCode === 0 ? EXIT.pass : EXIT.usage;
     }
     if (isUserError(e)) {
-      process.stderr.write(`prune-guard: error: ${e.message}
+      err2(`prune-guard: error: ${e.message}
 `);
       return EXIT.usage;
     }
-    process.stderr.write(`prune-guard: internal error (please report it): ${e instanceof Error ? e.stack : describe(e)}
+    err2(`prune-guard: internal error (please report it): ${e instanceof Error ? e.stack : describe(e)}
 `);
     return EXIT.internal;
   }
 }
 
 // src/bin.ts
+installSignalCleanup();
 process.exitCode = await main(process.argv.slice(2));

@@ -28404,6 +28404,7 @@ var init_deadline = __esm({
             this.check();
           },
           stop: () => inner.stop(),
+          output: (text2) => inner.output(text2),
           remainingSeconds: () => this.limitSeconds === void 0 ? void 0 : Math.max(0, this.limitSeconds - this.elapsedSeconds())
         };
       }
@@ -45257,7 +45258,7 @@ function commandEnv(base, extra) {
   for (const [k, v] of Object.entries(base)) if (v !== void 0 && !/^INPUT_/i.test(k)) env[k] = v;
   return { ...env, ...extra };
 }
-function runCommand(command, env, opts = {}) {
+function runCommand(command, env, output, opts = {}) {
   return new Promise((resolve9, reject) => {
     const started = performance.now();
     const child = spawn(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
@@ -45275,8 +45276,8 @@ function runCommand(command, env, opts = {}) {
       killGroup("SIGTERM");
       grace = setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS);
     }, opts.timeoutSeconds * 1e3);
-    child.stdout.on("data", (d) => process.stderr.write(d));
-    child.stderr.on("data", (d) => process.stderr.write(d));
+    child.stdout.setEncoding("utf8").on("data", output);
+    child.stderr.setEncoding("utf8").on("data", output);
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
     child.on("exit", () => {
       killGroup("SIGKILL");
@@ -45318,11 +45319,11 @@ function verifyRecovered(before, after, masks, file) {
     if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
   }
 }
-async function externalRecovery(command, pruned, weights, paths, opts = {}) {
+async function externalRecovery(command, pruned, weights, paths, output, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
   fs11.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths), opts);
+  await runCommand(command, externalEnv(paths), output, opts);
   if (!fs11.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
@@ -46386,7 +46387,9 @@ async function recoverySteps(req, calib, bounded) {
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
     let model;
     try {
-      model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), paths, { timeoutSeconds: progress.remainingSeconds?.() });
+      model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), paths, (text2) => progress.output(text2), {
+        timeoutSeconds: progress.remainingSeconds?.()
+      });
     } catch (e) {
       if (!(e instanceof CommandTimedOut)) throw e;
       progress.note(`recovery: ${e.message}`);
@@ -56953,7 +56956,7 @@ import * as path26 from "node:path";
 function progressFor(io) {
   return { stage: (e) => io.info(`prune-guard: ${stageLine(e)}`), note: (m) => io.info(`prune-guard: ${m}`), update() {
   }, stop() {
-  } };
+  }, output: (text2) => process.stderr.write(text2) };
 }
 function pullRequestOf(ctx, inputs) {
   if (inputs.pullRequest !== void 0) {

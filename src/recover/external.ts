@@ -66,9 +66,9 @@ const KILL_GRACE_MS = 2000;
  * Run the user's recovery command in a shell, in its own process group, so stopping it stops everything
  * it started (a training script's workers, a `sleep`): at `timeoutSeconds`, and when prune-guard itself is
  * told to stop (SIGTERM/SIGINT), the group gets SIGTERM, then SIGKILL. Its stdout and stderr go to
- * prune-guard's stderr, so the ledger printed on stdout stays clean for CI logs and pipes.
+ * `output` (prune-guard's stderr in the CLI), so the ledger printed on stdout stays clean for CI logs and pipes.
  */
-export function runCommand(command: string, env: Record<string, string>, opts: { timeoutSeconds?: number } = {}): Promise<void> {
+export function runCommand(command: string, env: Record<string, string>, output: (text: string) => void, opts: { timeoutSeconds?: number } = {}): Promise<void> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -90,8 +90,9 @@ export function runCommand(command: string, env: Record<string, string>, opts: {
             killGroup('SIGTERM');
             grace = setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS);
           }, opts.timeoutSeconds * 1000);
-    child.stdout.on('data', (d: Buffer) => process.stderr.write(d));
-    child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
+    // utf8 decoding keeps a character split across two chunks whole
+    child.stdout.setEncoding('utf8').on('data', output);
+    child.stderr.setEncoding('utf8').on('data', output);
     child.on('error', (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
     child.on('exit', () => {
       // the shell is gone; whatever it left running in its group goes with it
@@ -142,11 +143,11 @@ export function verifyRecovered(before: ModelProto, after: ModelProto, masks: Ma
 }
 
 /** The whole external step: masks out, command run, model back in and verified. */
-export async function externalRecovery(command: string, pruned: ModelProto, weights: readonly string[], paths: ExternalPaths, opts: { timeoutSeconds?: number } = {}): Promise<ModelProto> {
+export async function externalRecovery(command: string, pruned: ModelProto, weights: readonly string[], paths: ExternalPaths, output: (text: string) => void, opts: { timeoutSeconds?: number } = {}): Promise<ModelProto> {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
   fs.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths), opts);
+  await runCommand(command, externalEnv(paths), output, opts);
   if (!fs.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }

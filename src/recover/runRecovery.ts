@@ -142,7 +142,9 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
     let model: ModelProto;
     try {
-      model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), paths, { timeoutSeconds: progress.remainingSeconds?.() });
+      model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), paths, (text) => progress.output(text), {
+        timeoutSeconds: progress.remainingSeconds?.(),
+      });
     } catch (e) {
       if (!(e instanceof CommandTimedOut)) throw e;
       // the budget's checkpoint turns this into the run's timed-out ledger

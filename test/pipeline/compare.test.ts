@@ -80,7 +80,12 @@ describe('run with a user shift set and two built-in corruptions', () => {
     }
     // the corruption really shifts the data: the dense model is less accurate on it
     expect(m.shifts![1].dense).toBeLessThan(m.steps[0].accuracy!);
-    expect(m.budgets.find((b) => b.name === 'shift-accuracy-drop')!.ci).toBeDefined();
+    // the budget judges the worst set: its interval is the per-set drop intervals' upper envelope, around the worst drop
+    const budget = m.budgets.find((b) => b.name === 'shift-accuracy-drop')!;
+    expect(budget.ci).toEqual([Math.max(...m.shifts!.map((s) => s.drop_ci![0])), Math.max(...m.shifts!.map((s) => s.drop_ci![1]))]);
+    expect(budget.actual).toBe(Math.max(...m.shifts!.map((s) => s.drop)));
+    expect(budget.ci![0]).toBeLessThanOrEqual(budget.actual!);
+    expect(budget.ci![1]).toBeGreaterThanOrEqual(budget.actual!);
     expect(r.markdown).toContain('**Distribution shift**');
     expect(r.markdown).toContain('| gaussian-noise:3 | corruption |');
   }, 60_000);

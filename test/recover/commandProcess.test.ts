@@ -42,7 +42,7 @@ describe('the recovery command process', () => {
   it('at its time limit the whole group is stopped, a grandchild that ignores SIGTERM included', async () => {
     const pidFile = path.join(tempDir(), 'pid');
     const t0 = Date.now();
-    await expect(runCommand(stubbornCommand(pidFile), {}, { timeoutSeconds: 0.5 })).rejects.toBeInstanceOf(CommandTimedOut);
+    await expect(runCommand(stubbornCommand(pidFile), {}, () => {}, { timeoutSeconds: 0.5 })).rejects.toBeInstanceOf(CommandTimedOut);
     expect(Date.now() - t0).toBeLessThan(10_000);
     const pid = Number(fs.readFileSync(pidFile, 'utf8'));
     expect(await gone(pid, 3000)).toBe(true);
