@@ -101,7 +101,7 @@ describe('a shift set without labels', () => {
     const unlabelled = path.join(dir, 'unlabelled.npz');
     writeNpz(unlabelled, { x });
     const r = await comparePipeline(
-      { base: fixture('mlp.onnx'), head: fixture('mlp.onnx'), data: fixture('fmnist-calib.npz'), shifts: [{ name: 'wild', path: unlabelled }], out: dir, config: { ...config, corruptions: ['contrast:5'] }, budgets: resolveBudgets({}, []) },
+      { base: fixture('mlp.onnx'), head: fixture('mlp.onnx'), data: fixture('fmnist-calib.npz'), shifts: [{ name: 'wild', path: unlabelled }], out: tempDir(), config: { ...config, corruptions: ['contrast:5'] }, budgets: resolveBudgets({}, []) },
       silentProgress,
     );
     const m = r.ledger.models[0];
