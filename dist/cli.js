@@ -33823,24 +33823,32 @@ async function runOneShot(input, progress) {
   for (const r of [...roundSteps, ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
   if (unit.temperature) measured[measured.length - 1].step.temperature = unit.temperature;
   if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: dense.preds }));
+  return judgeSteps(input, measured, progress, {
+    targetSparsity: target,
+    notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
+    scope: pruned.scope ?? scope.scope,
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+  });
+}
+async function judgeSteps(input, measured, progress, record) {
+  const { req, data, shifts, outPath } = input;
+  const { config: config2 } = req;
+  const dense = measured[0];
   const shipped = measured[measured.length - 1];
   const samples = await timeSteps(measured, data, config2, input.provider, progress);
   const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2);
   return buildModelLedger({
+    ...record,
     model: req.model,
     pruned: outPath,
     method: config2.method,
-    targetSparsity: target,
     steps: measured,
     reference: dense,
     shipped,
     judged,
     data: { path: req.data, set: data },
     shifts,
-    config: config2,
-    notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
-    scope: pruned.scope ?? scope.scope,
-    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+    config: config2
   });
 }
 
@@ -33860,24 +33868,7 @@ async function runQuantizeOnly(input, progress) {
   const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
   const shipped = await measureQuantized(quantized, { ...ctx, dense: dense.preds });
-  const measured = [dense, shipped];
-  const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2);
-  return buildModelLedger({
-    model: req.model,
-    pruned: outPath,
-    method: config2.method,
-    targetSparsity: 0,
-    steps: measured,
-    reference: dense,
-    shipped,
-    judged,
-    data: { path: req.data, set: data },
-    shifts,
-    config: config2,
-    notes: quantized.notes,
-    scope: config2.scope === "auto" ? "global" : config2.scope
-  });
+  return judgeSteps(input, [dense, shipped], progress, { targetSparsity: 0, notes: quantized.notes, scope: config2.scope === "auto" ? "global" : config2.scope });
 }
 
 // src/pipeline/run.ts
