@@ -1,9 +1,9 @@
 import { markdownTable } from 'markdown-table';
+import { markdownCell } from '../util/escape.js';
 import { ratio } from './format.js';
 import type { AllocationRecord } from './types.js';
 
-const cell = (text: string): string => text.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
-const table = (rows: string[][]): string => markdownTable(rows.map((r) => r.map(cell)), { alignDelimiters: false });
+const table = (rows: string[][]): string => markdownTable(rows.map((r) => r.map(markdownCell)), { alignDelimiters: false });
 const ms = (x: number | null | undefined): string => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(3) : '—');
 
 /**

@@ -8,7 +8,7 @@ import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
 import { resolveCompare } from '../recover/rounds.js';
 import { hasRecoverySteps, stepFile } from '../recover/runRecovery.js';
 import { VERSION } from '../version.js';
-import { buildModelLedger } from './ledger.js';
+import { buildModelLedger, type ModelLedgerInput } from './ledger.js';
 import { measureRecord, measureStep, type MeasuredStep } from './measureStep.js';
 import { collectGarbage, releaseField } from './release.js';
 import type { StrategyInput } from './request.js';
@@ -101,8 +101,29 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
   for (const r of [...roundSteps, ...(targeted?.earlier ?? []), ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
   if (unit.temperature) measured[measured.length - 1].step.temperature = unit.temperature;
   if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: dense.preds }));
-  const shipped = measured[measured.length - 1];
+  return judgeSteps(input, measured, progress, {
+    targetSparsity: target,
+    notes: [...pruned.notes, ...unit.notes, ...(quantized?.notes ?? [])],
+    scope: pruned.scope ?? scope.scope,
+    ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
+    ...(pruned.allocation ? { allocation: pruned.allocation } : {}),
+  });
+}
 
+/**
+ * Time every measured step interleaved in one pass, judge the shipped (last) step against dense (the
+ * first), and build the model's ledger record: the tail every one-shot strategy shares.
+ */
+export async function judgeSteps(
+  input: StrategyInput,
+  measured: MeasuredStep[],
+  progress: Progress,
+  record: Pick<ModelLedgerInput, 'targetSparsity' | 'notes' | 'scope' | 'sensitivity' | 'allocation'>,
+): Promise<ModelLedger> {
+  const { req, data, shifts, outPath } = input;
+  const { config } = req;
+  const dense = measured[0];
+  const shipped = measured[measured.length - 1];
   const samples = await timeSteps(measured, data, config, input.provider, progress);
   const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config);
   // a structured prune exists to run faster: slower than dense at any batch is said, and at least a warn
@@ -110,10 +131,11 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
   for (const n of speedNotes) progress.note(n);
   const judged = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, 'warn']) } : judgedBudgets;
   return buildModelLedger({
+    ...record,
+    notes: [...speedNotes, ...(record.notes ?? [])],
     model: req.model,
     pruned: outPath,
     method: config.method,
-    targetSparsity: target,
     steps: measured,
     reference: dense,
     shipped,
@@ -121,10 +143,6 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
     data: { path: req.data, set: data },
     shifts,
     config,
-    notes: [...speedNotes, ...pruned.notes, ...unit.notes, ...(quantized?.notes ?? [])],
-    scope: pruned.scope ?? scope.scope,
-    ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
-    ...(pruned.allocation ? { allocation: pruned.allocation } : {}),
   });
 }
 
