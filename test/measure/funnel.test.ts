@@ -86,3 +86,16 @@ describe('speedFunnel', () => {
     expect(f).toMatchObject({ speedup: null, efficiency: null, p_value: null, speed: null, ideal_speedup: 2 });
   });
 });
+
+describe('a step slower than dense', () => {
+  it('is named at every batch where its median is above dense, with the Mann-Whitney p-value', async () => {
+    const { slowerThanDense } = await import('../../src/measure/funnel.js');
+    const dense = [[1, 1.1, 0.9, 1, 1.05], [10, 10.5, 9.5, 10, 10.2]];
+    const step = [[0.5, 0.55, 0.45, 0.5, 0.52], [12, 12.5, 11.5, 12, 12.2]];
+    const slow = slowerThanDense([1, 32], dense, step);
+    expect(slow.map((s) => s.batch)).toEqual([32]);
+    expect(slow[0].speedup).toBeCloseTo(10 / 12);
+    expect(slow[0].p_value).toBeLessThan(0.05);
+    expect(slowerThanDense([1], [[1, 1, 1]], [[1, 1, 1]])).toEqual([]);
+  });
+});
