@@ -49149,7 +49149,11 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
     saveModel(outcome.model, file);
     const [d, p] = await time2([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
     const plan = outcome.allocation?.latency;
-    attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, file, p50: p, macs: modelCost(outcome.model).macs });
+    attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, predicted: plan?.predicted_ms ?? NaN, file, p50: p, macs: modelCost(outcome.model).macs });
+    const leading = shippedAttempt(attempts, needed);
+    attempts.forEach((a, i2) => {
+      if (i2 !== leading) delete a.outcome;
+    });
     const next = nextCorrection(attempts, needed);
     ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${plan?.predicted_ms.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
     if (next.kind === "correct") {
@@ -49167,7 +49171,7 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
       attempts: attempts.map((a, i2) => ({
         step: i2 === shipped ? "prune" : stepName({ kind: "target", attempt: i2 + 1 }),
         budget_ms: a.budgetMs,
-        predicted_ms: a.outcome.allocation?.latency?.predicted_ms ?? NaN,
+        predicted_ms: a.predicted,
         reached: a.reached,
         p50_ms: a.p50,
         speedup: a.speedup,

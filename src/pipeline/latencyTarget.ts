@@ -45,7 +45,8 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
   if (curves) ctx.progress.note(curves.note);
   const dir = path.join(ctx.stepsDir, 'target');
   fs.mkdirSync(dir, { recursive: true });
-  const attempts: (Attempt & { outcome: PruneOutcome; file: string; p50: number; macs: number })[] = [];
+  // only the attempt that would ship keeps its models in memory (a pruned copy and an untied dense reference each)
+  const attempts: (Attempt & { outcome?: PruneOutcome; predicted: number; file: string; p50: number; macs: number })[] = [];
   let budgetMs = denseMs / needed;
   for (;;) {
     const outcome = await pruneModel(dense, { ...config, scope: 'global' }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs }, ...(curves ? { lossCurves: curves.curves } : {}) });
@@ -53,7 +54,11 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
     saveModel(outcome.model, file);
     const [d, p] = await time([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
     const plan = outcome.allocation?.latency;
-    attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, file, p50: p, macs: modelCost(outcome.model).macs });
+    attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, predicted: plan?.predicted_ms ?? NaN, file, p50: p, macs: modelCost(outcome.model).macs });
+    const leading = shippedAttempt(attempts, needed);
+    attempts.forEach((a, i) => {
+      if (i !== leading) delete a.outcome;
+    });
     const next = nextCorrection(attempts, needed);
     ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${plan?.predicted_ms.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
     if (next.kind === 'correct') {
@@ -71,7 +76,7 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
       attempts: attempts.map((a, i) => ({
         step: i === shipped ? 'prune' : stepName({ kind: 'target', attempt: i + 1 }),
         budget_ms: a.budgetMs,
-        predicted_ms: a.outcome.allocation?.latency?.predicted_ms ?? NaN,
+        predicted_ms: a.predicted,
         reached: a.reached,
         p50_ms: a.p50,
         speedup: a.speedup,
@@ -81,7 +86,7 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
       detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.kind === 'stop' ? next.detail : 'not met',
       shipped,
     };
-    const shippedOutcome = attempts[shipped].outcome;
+    const shippedOutcome = attempts[shipped].outcome!;
     const allocation = shippedOutcome.allocation ? { ...shippedOutcome.allocation, target: record } : { rounding: 'none' as const, target: record };
     return {
       pruned: { ...shippedOutcome, allocation, description: `${shippedOutcome.description}; allocated for ${needed.toFixed(2)}x at batch ${batch} (attempt ${shipped + 1} of ${attempts.length})` },
