@@ -17,6 +17,7 @@ import { loadModel, saveModel } from '../src/onnx/model.js';
 import { modelCost } from '../src/onnx/flops.js';
 import { analyzeDependencies } from '../src/prune/structured/depgraph.js';
 import { structuredPrune } from '../src/prune/structured/structuredPrune.js';
+import { skipText } from '../src/prune/structured/skip.js';
 import { zeroFanIn } from '../src/prune/structured/surgery.js';
 import { alternateKeep, maxRelDiff, randomFeeds, runModel } from '../test/prune/structured/exactness.js';
 import { removeChannels } from '../src/prune/structured/surgery.js';
@@ -72,7 +73,7 @@ for (const file of files) {
     rows.push(`| ${name} | ${secs.toFixed(2)} | ${pruned.length} / ${r.groups.length} | ${removed} / ${total} | ${pct(1 - c1.params / c0.params)} | ${c1.uncounted.length > c0.uncounted.length ? 'n/a' : pct(1 - c1.macs / c0.macs)} | ${diff.toExponential(1)}${perGroup ? ' (per group too)' : ''} | ${check(a)} |`);
     const counts = new Map<string, number>();
     for (const g of r.groups.filter((x) => x.skip)) {
-      const key = g.skip!.replace(/^\S+ (\()/, '$1').replace(/'[^']*'/g, "'…'");
+      const key = `${g.skip!.kind}: ${skipText(g.skip!).replace(/^\S+ (\()/, '$1').replace(/'[^']*'/g, "'…'")}`;
       counts.set(key, (counts.get(key) ?? 0) + 1);
     }
     reasons.push(`${name}: ${[...counts].map(([k, n]) => `${n}x ${k}`).join('; ') || 'none skipped'}`);

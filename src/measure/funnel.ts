@@ -1,6 +1,6 @@
 import { errorFunction, median } from 'simple-statistics';
 import type { SpeedFunnel, Step } from './step.js';
-import { modelCost } from '../onnx/flops.js';
+import { MAC_OPS, modelCost } from '../onnx/flops.js';
 import { GraphIndex } from '../onnx/graph.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { FLOAT_TYPES, numel, tensorDims, tensorToFloat32 } from '../onnx/tensor.js';
@@ -21,7 +21,6 @@ export interface WeightFacts {
   sparseMacs: number;
 }
 
-const MAC_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
 export function weightFacts(model: ModelProto): WeightFacts {
   const index = new GraphIndex(model.graph!);
@@ -42,8 +41,8 @@ export function weightFacts(model: ModelProto): WeightFacts {
   cost.nodes.forEach((c, k) => {
     if (c.macs === null) return;
     const node = macNodes[k];
-    // the weight operand; for a MatMul it may be either side, activation x activation has none
-    const weight = node.opType === 'MatMul' ? node.input.find((i) => index.initializers.has(i) && tensorDims(index.initializers.get(i)!).length >= 2) : node.input[1];
+    // the weight operand; for a MatMul or Einsum it may be either side, activation x activation has none
+    const weight = node.opType === 'MatMul' || node.opType === 'Einsum' ? node.input.find((i) => index.initializers.has(i) && tensorDims(index.initializers.get(i)!).length >= 2) : node.input[1];
     const t = weight ? index.initializers.get(weight) : undefined;
     const d = t && numel(tensorDims(t)) > 0 ? (density.get(t.name) ?? 1) : 1;
     sparseMacs += c.macs * d;

@@ -23,7 +23,8 @@ export interface ModelCost {
   nodes: NodeCost[];
 }
 
-const MAC_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Einsum']);
+/** the ops whose multiply-accumulates are counted, in `modelCost(...).nodes` order of appearance */
+export const MAC_OPS: ReadonlySet<string> = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Einsum']);
 
 export function nodeMacs(node: NodeProto, shapes: Map<string, number[]>): number | null {
   if (node.opType === 'Einsum') {

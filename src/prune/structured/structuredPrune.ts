@@ -6,6 +6,7 @@ import { type Criterion, type Importance, activationImportance, bnScaleImportanc
 import { allocate, keepMask } from './allocate.js';
 import { type DependencyAnalysis, type DependencyGroup, analyzeDependencies } from './depgraph.js';
 import { type KeptChannels, keptChannels } from './keptChannels.js';
+import { type SkipReason, renderSkip } from './skip.js';
 import { removeChannels } from './surgery.js';
 import { untieConstants } from './untie.js';
 
@@ -69,7 +70,7 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
   }
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g) => ({ ...g, kept: keep.has(g.root) ? keptCount.get(g.root)! : g.size }));
-  for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${g.skip}`);
+  for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${renderSkip(g.skip)}`);
   return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep) };
 }
 
@@ -81,10 +82,10 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
 export function structuredGroups(input: ModelProto, protectedTensors: ReadonlySet<string>): { model: ModelProto; analysis: DependencyAnalysis; groups: DependencyGroup[] } {
   const model = untieConstants(input);
   const analysis = analyzeDependencies(model);
-  const protect = new Map<number, string>();
+  const protect = new Map<number, SkipReason>();
   for (const u of analysis.uses) {
     if (!protectedTensors.has(u.tensor)) continue;
-    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
+    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), { kind: 'protected', tensor: u.tensor });
   }
   return { model, analysis, groups: analysis.groups.map((g) => ({ ...g, skip: g.skip ?? protect.get(g.root) })) };
 }

@@ -80,10 +80,10 @@ export function removeChannels(model: ModelProto, analysis: DependencyAnalysis, 
   }
 
   // element rewrites, collected per constant input so a shared constant is copied, never edited in place
-  const edits = new Map<string, { node: NodeProto; input: number; values: number[] }>();
+  const edits = new Map<string, { node: NodeProto; input: number; before: number[]; values: number[]; dims: number[]; dataType: number; computed: boolean }>();
   for (const r of analysis.rewrites) {
     const node = g.node[r.node];
-    const value = keptSize(r.layout, spaces, keep) / (r.divisor ?? 1) + (r.base ?? 0);
+    const value = r.fixed ?? (keptSize(r.layout, spaces, keep) / (r.divisor ?? 1)) * (r.multiplier ?? 1) + (r.base ?? 0);
     if ('attr' in r.target) {
       const a = attr(node, r.target.attr);
       if (!a) throw new Error(`surgery: ${node.name} has no attribute ${r.target.attr}`);
@@ -94,18 +94,19 @@ export function removeChannels(model: ModelProto, analysis: DependencyAnalysis, 
     const key = `${r.node}:${r.target.input}`;
     let e = edits.get(key);
     if (!e) {
+      // a computed input (shape arithmetic pruning does not change) is replaced by a constant of its values
       const t = findConstant(out, node.input[r.target.input]);
-      if (!t) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
-      edits.set(key, (e = { node, input: r.target.input, values: tensorToInts(t) }));
+      if (!t && !r.computed) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
+      const before = t ? tensorToInts(t) : r.computed!.values;
+      const dims = t ? tensorDims(t) : r.computed!.dims;
+      edits.set(key, (e = { node, input: r.target.input, before, values: [...before], dims, dataType: t?.dataType ?? DataType.INT64, computed: !t }));
     }
     e.values[r.element] = value;
   }
   for (const e of edits.values()) {
-    const old = findConstant(out, e.node.input[e.input])!;
-    const before = tensorToInts(old);
-    if (before.every((v, i) => v === e.values[i])) continue;
+    if (!e.computed && e.before.every((v, i) => v === e.values[i])) continue;
     const name = uniqueName(out, `${e.node.input[e.input]}_pruned`);
-    g.initializer.push(intTensor(name, tensorDims(old), e.values, old.dataType));
+    g.initializer.push(intTensor(name, e.dims, e.values, e.dataType));
     e.node.input[e.input] = name;
   }
 
