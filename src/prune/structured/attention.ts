@@ -254,6 +254,7 @@ function writeTarget(
   const target = c.knownInts(node.input[1]);
   let inferred = target?.includes(-1) ?? true;
   for (const k of needs) {
+    if (c.copiesOwnLength(node, k, (axis) => JSON.stringify(inF[axis]) === JSON.stringify(outF[k]))) continue;
     const slot = c.targetSlot(node, k);
     if (!slot) return (fail('has a computed target shape the analysis cannot rewrite'), false);
     if (slot.value === -1) continue;

@@ -1,5 +1,5 @@
 import type { ModelProto, NodeProto, TensorProto } from '../../onnx/proto/onnx_pb.js';
-import { GraphIndex, nodeLabel } from '../../onnx/graph.js';
+import { GraphIndex, attrInt, nodeLabel } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shapes.js';
 import { FLOAT_TYPES, tensorDims, tensorToInts } from '../../onnx/tensor.js';
 import { type Layout, Spaces, fullLayout, layoutSize } from './layout.js';
@@ -114,6 +114,8 @@ export class Context {
   /** spaces made for one part of a fused projection (Q, K, V of one MatMul) */
   readonly fusedSpaces = new Set<number>();
   readonly shapeReads: ShapeRead[] = [];
+  /** `node:input` -> elements of a Reshape target that copy the reshaped tensor's own length back */
+  readonly selfCopies = new Map<string, Set<number>>();
   private otherBatchValues?: Map<string, number[]>;
 
   constructor(readonly model: ModelProto) {
@@ -264,6 +266,68 @@ export class Context {
       pos += len;
     }
     return undefined;
+  }
+
+  /**
+   * Whether element `k` of `node`'s Reshape target is a copy of the reshaped tensor's own length on an
+   * axis `same` accepts (torch's x.reshape(x.shape[:2] + (-1,))): it then follows the pruned length by
+   * itself, and that read of the shape is recorded as safe.
+   */
+  copiesOwnLength(node: NodeProto, k: number, same: (axis: number) => boolean): boolean {
+    const src = this.lengthSource(node.input[1], k, 8);
+    if (!src || src.tensor !== node.input[0] || !same(src.axis)) return false;
+    const key = `${this.nodeIndex.get(node)}:1`;
+    const set = this.selfCopies.get(key) ?? new Set<number>();
+    set.add(k);
+    this.selfCopies.set(key, set);
+    return true;
+  }
+
+  /** The tensor and axis whose length element `k` of an int tensor copies, through Slice/Gather/Concat/Unsqueeze. */
+  private lengthSource(name: string, k: number, depth: number): { tensor: string; axis: number } | undefined {
+    const p = this.index.producer.get(name);
+    if (!p || depth === 0) return undefined;
+    const one = (i: number) => this.lengthSource(p.input[0], i, depth - 1);
+    switch (p.opType) {
+      case 'Shape': {
+        const rank = this.shape(p.input[0])?.length;
+        if (rank === undefined) return undefined;
+        const start = attrInt(p, 'start', 0);
+        return { tensor: p.input[0], axis: (start < 0 ? start + rank : start) + k };
+      }
+      case 'Unsqueeze':
+      case 'Squeeze':
+      case 'Cast':
+      case 'Identity':
+        return one(k);
+      case 'Gather': {
+        const idx = this.knownInts(p.input[1]);
+        const n = this.shape(p.input[0])?.[0];
+        if (!idx || n === undefined || attrInt(p, 'axis', 0) !== 0 || idx[k] === undefined) return undefined;
+        return one(idx[k] < 0 ? idx[k] + n : idx[k]);
+      }
+      case 'Slice': {
+        const starts = this.knownInts(p.input[1]);
+        const steps = p.input[4] ? this.knownInts(p.input[4]) : [1];
+        const n = this.shape(p.input[0])?.[0];
+        if (!starts || !steps || starts.length !== 1 || n === undefined) return undefined;
+        const start = Math.min(Math.max(starts[0] < 0 ? starts[0] + n : starts[0], 0), n);
+        return one(start + k * steps[0]);
+      }
+      case 'Concat': {
+        let pos = 0;
+        for (const part of p.input) {
+          const s = this.shape(part);
+          const len = s ? (s.length === 0 ? 1 : s[0]) : undefined;
+          if (len === undefined) return undefined;
+          if (k < pos + len) return this.lengthSource(part, k - pos, depth - 1);
+          pos += len;
+        }
+        return undefined;
+      }
+      default:
+        return undefined;
+    }
   }
 
   private computedSlot(node: NodeProto, input: number, k: number): TargetSlot | undefined {

@@ -114,7 +114,13 @@ class Analyzer {
       const rank = c.shape(node.input[0])?.length;
       if (!x || rank === undefined) return unknown('has an unknown input shape');
       const axis = norm(attrInt(node, 'axis', -1), rank);
-      if (x.axis === axis) return unknown('normalises over the channel axis');
+      if (x.axis === axis) return c.poison(x.layout, this.normalised(node));
+      return c.set(out, x);
+    }
+    if (op === 'LpNormalization') {
+      const rank = c.shape(node.input[0])?.length;
+      if (!x || rank === undefined) return unknown('has an unknown input shape');
+      if (x.axis === norm(attrInt(node, 'axis', -1), rank)) return c.poison(x.layout, this.normalised(node));
       return c.set(out, x);
     }
     if (SPATIAL_POOL.has(op)) {
@@ -298,9 +304,11 @@ class Analyzer {
     const axes = (axesIn ?? [...Array(rank).keys()]).map((a) => norm(a, rank));
     if (axes.length === 0 && attrInt(node, 'noop_with_empty_axes', 0) === 1) return c.set(node.output[0], x);
     if (axes.length === 0 || axes.includes(x.axis)) {
-      // x - mean(x) over the channels: a LayerNorm written out (opset < 17 exports)
-      const centred = node.opType === 'ReduceMean' && c.index.consumersOf(node.output[0]).some((s) => s.opType === 'Sub' && s.input[0] === node.input[0]);
-      if (centred) return c.poison(x.layout, { kind: 'normalization', node: nodeLabel(node), op: 'LayerNorm as ReduceMean/Sub' });
+      // x - mean(x) over the channels: a LayerNorm written out (opset < 17 exports); x / ||x||: an L2 norm
+      const reads = c.index.consumersOf(node.output[0]);
+      const centred = node.opType === 'ReduceMean' && reads.some((s) => s.opType === 'Sub' && s.input[0] === node.input[0]);
+      const scaled = (node.opType === 'ReduceL2' || node.opType === 'ReduceL1') && reads.some((s) => s.opType === 'Div' || s.opType === 'Clip' || s.opType === 'Max');
+      if (centred || scaled) return c.poison(x.layout, { kind: 'normalization', node: nodeLabel(node), op: centred ? 'LayerNorm as ReduceMean/Sub' : `${node.opType} normalisation` });
       return unknown('reduces over the channel axis');
     }
     const keep = attrInt(node, 'keepdims', 1) === 1;
@@ -341,6 +349,21 @@ class Analyzer {
       if (!c.use(node, node.input[i], k, result.layout, 'param')) return;
     }
     c.set(node.output[0], result);
+  }
+
+  /**
+   * A normalisation over the channels: by design when its result is a graph output (a classifier's
+   * Softmax, also behind Flatten or Squeeze), else a normalisation the channels cannot leave.
+   */
+  private normalised(node: NodeProto): SkipReason {
+    let n = node.output[0];
+    for (let hop = 0; hop < 8; hop++) {
+      if (this.c.index.graphOutputs.has(n)) return { kind: 'graph-output', output: n };
+      const readers = this.c.index.consumersOf(n);
+      if (readers.length !== 1 || !SHAPE_ONLY.has(readers[0].opType)) break;
+      n = readers[0].output[0];
+    }
+    return { kind: 'normalization', node: nodeLabel(node), op: node.opType };
   }
 
   /** The graph input a tensor is, seen through ops that only move elements; undefined otherwise. */
@@ -430,6 +453,8 @@ class Analyzer {
     const a = x.axis;
     const tail = prod(inS.slice(a + 1));
     const rewrite = (k: number, layout: Layout, allowZero: boolean): boolean => {
+      // the channel count copied from the reshaped tensor's own shape, at its channel axis, follows by itself
+      if (c.copiesOwnLength(node, k, (axis) => axis === a && sameDims(layoutShape(layout), layoutShape(x.layout)))) return true;
       const t = c.targetSlot(node, k);
       if (!t || t.dynamic) return (unknown('has a computed target shape that would need the channel count'), false);
       if (t.value === 0 && !allowZero) return (unknown('copies a dimension by position'), false);
@@ -606,7 +631,12 @@ class Analyzer {
       return s ? (s.length === 0 ? 1 : s[0]) : undefined;
     };
     for (const read of c.shapeReads) {
-      const sink = firstUnreplacedRead(c.index, read, (n, i) => replaced.has(`${c.nodeIndex.get(n)}:${i}`), (n) => c.knownInts(n), length);
+      const safe = (n: NodeProto, i: number, elements: ReadonlySet<number>) => {
+        const key = `${c.nodeIndex.get(n)}:${i}`;
+        const copies = c.selfCopies.get(key);
+        return replaced.has(key) || (copies !== undefined && [...elements].every((e) => copies.has(e)));
+      };
+      const sink = firstUnreplacedRead(c.index, read, safe, (n) => c.knownInts(n), length);
       if (!sink) continue;
       const reason: SkipReason = {
         kind: 'shape-arithmetic', node: nodeLabel(sink.node), op: sink.node.opType,
@@ -619,6 +649,11 @@ class Analyzer {
 
 function isProducer(op: string): boolean {
   return op === 'Conv' || op === 'ConvTranspose' || op === 'Gemm' || op === 'MatMul' || op === 'Einsum';
+}
+
+/** a layout's identity for comparing: its segments (a Flatten's repeat changes it) */
+function layoutShape(layout: Layout): number[] {
+  return layout.flatMap((s) => [s.space, s.start, s.len, s.repeat]);
 }
 
 function sameDims(a: readonly number[], b: readonly number[]): boolean {

@@ -19,14 +19,15 @@ const ELEMENTWISE = new Set(['Add', 'Sub', 'Mul', 'Div', 'Mod', 'Max', 'Min', 'N
 type Elements = ReadonlySet<number>;
 
 /**
- * `seed`: a Shape output and the elements of it that depend on pruned channels. `replaced(node, input)`
- * tells whether the surgery overwrites that input with a constant. `ints(name)` gives a constant or
+ * `seed`: a Shape output and the elements of it that depend on pruned channels. `replaced(node, input,
+ * elements)` tells whether the surgery overwrites those elements of that input (or they stay right by
+ * themselves). `ints(name)` gives a constant or
  * evaluated small int tensor. Returns undefined when every tainted value ends in a replaced input.
  */
 export function firstUnreplacedRead(
   index: GraphIndex,
   seed: { tensor: string; elements: Elements },
-  replaced: (node: NodeProto, input: number) => boolean,
+  replaced: (node: NodeProto, input: number, elements: Elements) => boolean,
   ints: (name: string) => number[] | undefined,
   length: (name: string) => number | undefined,
 ): TaintSink | undefined {
@@ -38,7 +39,7 @@ export function firstUnreplacedRead(
     if (index.graphOutputs.has(t)) return { node: index.producer.get(t)!, input: -1 };
     for (const c of index.consumersOf(t)) {
       for (let i = 0; i < c.input.length; i++) {
-        if (c.input[i] !== t || replaced(c, i)) continue;
+        if (c.input[i] !== t || replaced(c, i, elements)) continue;
         const out = propagate(c, i, elements, ints, length);
         if (out === undefined) return { node: c, input: i };
         if (out.size === 0) continue;

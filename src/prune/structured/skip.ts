@@ -33,7 +33,7 @@ export function skipText(r: SkipReason): string {
     case 'graph-input':
       return `${r.node} combines the channels with graph input '${r.input}', whose width is fixed`;
     case 'normalization':
-      return `${r.node} (${r.op}) normalises over the channel axis (removing a channel would change every token's mean and variance)`;
+      return `${r.node} (${r.op}) normalises over the channel axis (removing a channel would change how every other one is normalised)`;
     case 'protected':
       return `'${r.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`;
     case 'grouped-conv':
@@ -57,7 +57,7 @@ export function skipHint(r: SkipReason): string {
     case 'graph-input':
       return 'the input width is the caller\'s and stays';
     case 'normalization':
-      return 'the layers inside each block (attention heads, FFN channels) are pruned instead; a narrower hidden size needs a narrower model trained or distilled';
+      return 'the layers that feed and read it are pruned instead where they can be (in a transformer: the attention heads and FFN channels of every block); a narrower width needs a narrower model trained or distilled';
     case 'protected':
       return 'drop the flag that protects it to let it be pruned';
     case 'grouped-conv':
