@@ -16,7 +16,8 @@ export type BudgetName =
   | 'latency-regression'
   | 'p95-latency-ms'
   | 'max-size-bytes'
-  | 'shift-accuracy-drop';
+  | 'shift-accuracy-drop'
+  | 'target-reduction';
 
 export type BudgetUnit = 'fraction' | 'ratio' | 'ms' | 'bytes';
 /** where a budget's limit came from */
@@ -33,6 +34,8 @@ export interface BudgetSpec {
   min: number;
   minExclusive: boolean;
   max?: number;
+  /** what a value beyond the limit gives: `fail` (default), or `warn` for a shortfall that still did part of the work */
+  breach?: 'warn';
   /** what a valid limit looks like, for error messages: "must be <expect>" */
   expect: string;
 }
@@ -99,6 +102,14 @@ export const BUDGETS: Readonly<Record<BudgetName, BudgetSpec>> = {
     ...FRACTION,
     direction: 'max',
     meaning: 'largest accuracy lost on any distribution-shift set',
+    expect: FRACTION_EXPECT,
+  },
+  'target-reduction': {
+    ...FRACTION,
+    direction: 'min',
+    meaning: 'share of the requested reduction (of prunable weights, or of channels for structured) the pruning achieved; below the limit warns, nothing pruned fails',
+    default: 0.75,
+    breach: 'warn',
     expect: FRACTION_EXPECT,
   },
 };

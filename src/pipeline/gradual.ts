@@ -5,6 +5,7 @@ import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { overallVerdict } from '../ledger/budgets.js';
+import { buildReduction, type ChannelReduction } from '../ledger/reduction.js';
 import type { BudgetName, ModelLedger, ScheduleLedger, ScheduleStep } from '../ledger/types.js';
 import { latencyStat } from '../measure/latency.js';
 import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
@@ -14,7 +15,8 @@ import { tensorToFloat32 } from '../onnx/tensor.js';
 import { magnitudePrune } from '../prune/magnitude.js';
 import { parseNM } from '../prune/nm.js';
 import { prunableWeights, type PrunableWeight } from '../prune/prunable.js';
-import { pruneModel } from '../prune/pruneModel.js';
+import { pruneModel, requestedReduction } from '../prune/pruneModel.js';
+import type { ChannelTally, Reduction } from '../prune/reduction.js';
 import { chooseStep, cubicSchedule, fellOffCliff, fractionOfRemaining } from '../prune/schedule.js';
 import { countSparsity } from '../prune/sparsity.js';
 import { pruneCounts, unstructuredSensitivityPlan } from '../prune/sensitivity/sensitivityPrune.js';
@@ -90,6 +92,10 @@ interface Row {
   /** the schedule step's last measured step (what it hands on and what would ship) */
   final: MeasuredStep;
   calibAccuracy: number | null;
+  /** channels removed so far (of those the target applies to) and the groups left whole */
+  channels?: ChannelReduction;
+  /** this step's requested and achieved reduction (its own target) */
+  reduction?: Reduction;
   judged?: Judged;
 }
 
@@ -147,6 +153,8 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
   const drops: number[] = [];
   let stoppedEarly: ScheduleLedger['stopped_early'] = null;
   let current = input.dense;
+  // the dense model's groups, as the first step found them: what every step's channel count is against
+  let denseTally: ChannelTally | undefined;
 
   for (let t = 1; t <= targets.length; t++) {
     const target = targets[t - 1];
@@ -164,6 +172,7 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
       ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [] as string[], structured: undefined }
       : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
     if (config.method === 'hybrid') Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
+    if (t === 1 && 'channels' in pruned) denseTally = pruned.channels;
     for (const n of pruned.notes) {
       if (!notes.has(n)) progress.note(n);
       notes.add(n);
@@ -214,6 +223,12 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
       calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads)).accuracy : null,
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels!.remaining;
+    if (structured && denseTally) {
+      const removed = denseChannels!.remaining - countChannels(current, protectedTensors).remaining;
+      row.channels = { removed: denseTally.eligible > 0 ? removed / denseTally.eligible : 0, skipped: denseTally.skipped };
+    }
+    row.reduction = buildReduction(dense.step, stepMeasured[0].step, requestedReduction({ method: config.method, sparsity: target }), row.channels);
+    stepMeasured[0].step.reduction = row.reduction;
     rows.push(row);
 
     // decide whether to go on; the ledger's verdicts are judged again after the interleaved latency pass
@@ -223,7 +238,7 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
       dense.step.latency = latencyStat(config.batchSizes[0], pair.reference, config.confidence);
       final.step.latency = latencyStat(config.batchSizes[0], pair.candidate, config.confidence);
     }
-    const judged = judge(budgets, dense, final, input, pair);
+    const judged = judge(budgets, dense, final, input, pair, row.reduction);
     const met = resource.length > 0 && resource.every((b) => judged.budgets.find((r) => r.name === b.name)?.verdict === 'pass');
     const quality = row.calibAccuracy ?? final.step.accuracy;
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
@@ -246,7 +261,7 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
   const samples = await timeSteps(measured, data, config, provider, progress);
   for (const row of rows) {
     const i = measured.indexOf(row.final);
-    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i][0] });
+    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i][0] }, row.reduction);
   }
   const choice = chooseStep(rows.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged!.budgets.map((b) => b.verdict) })));
   const chosen = rows.find((r) => r.index === choice.index)!;
@@ -258,7 +273,10 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
     // the last step is the one that ships, for every reader of the ledger: the copy, byte for byte
     steps.push({ ...chosen.final.step, name: 'ship', artifact: outPath, description: `${chosen.final.step.name} (schedule step ${chosen.index}), copied byte for byte: ${choice.reason}` });
   }
-  const judged = chosen.judged!;
+  // steps are chosen on their own targets; the run is judged on the one the user asked for
+  const chosenPrune = measured.find((m) => m.step.name === `prune@${chosen.index}`)!.step;
+  const runReduction = buildReduction(dense.step, chosenPrune, requestedReduction(config), chosen.channels);
+  const judged = judge(budgets, dense, chosen.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen.final)][0] }, runReduction);
   const schedule: ScheduleLedger = {
     kind: 'gradual',
     planned_steps: targets.length,
@@ -308,9 +326,9 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
   return writeLedger(req, input.provider, modelLedger);
 }
 
-function judge(budgets: RunRequest['budgets'], dense: MeasuredStep, step: MeasuredStep, input: GradualInput, latency: { reference: number[]; candidate: number[] } | undefined): Judged {
+function judge(budgets: RunRequest['budgets'], dense: MeasuredStep, step: MeasuredStep, input: GradualInput, latency: { reference: number[]; candidate: number[] } | undefined, reduction: Reduction | undefined): Judged {
   const changes = classChanges(dense.step, step.step, input.data.labels!, dense.preds.classes);
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes);
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes, false, reduction);
 }
 
 /**

@@ -12,7 +12,8 @@ import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { preflightModel } from '../onnx/preflight.js';
 import { modelInputs } from '../onnx/signature.js';
-import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
+import { buildReduction, fromTally } from '../ledger/reduction.js';
+import { pruneModel, requestedReduction, targetSparsity } from '../prune/pruneModel.js';
 import { resolveScope } from '../prune/resolveScope.js';
 import { checkSensitivityInputs } from '../prune/sensitivity/sensitivityPrune.js';
 import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
@@ -137,7 +138,9 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const samples = await timeSteps(measured, data, config, provider.provider, progress);
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels!, denseStep.preds.classes));
+  const pruneStep = steps.find((s) => s.name === 'prune')!;
+  pruneStep.reduction = buildReduction(steps[0], pruneStep, requestedReduction(config), pruned.channels && fromTally(pruned.channels));
+  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels!, denseStep.preds.classes), false, pruneStep.reduction);
   const { budgets, verdict } = judged;
   const modelLedger: ModelLedger = {
     model: req.model,

@@ -12,6 +12,7 @@ import type { Progress } from '../io/progress.js';
 import { AnalysisOverBudget } from './sensitivity/sensitivityCurves.js';
 import { checkSensitivityInputs, sensitivityPrune } from './sensitivity/sensitivityPrune.js';
 import { describeStructured } from './structured/describe.js';
+import type { ChannelTally } from './reduction.js';
 import type { KeptChannels } from './structured/keptChannels.js';
 import { structuredPrune } from './structured/structuredPrune.js';
 
@@ -53,12 +54,19 @@ export interface PruneOutcome {
    * whose output channels were removed against the dense output at the kept channels
    */
   structured?: { reference: ModelProto; kept: KeptChannels };
+  /** structured and hybrid: the channels the target applies to, how many went, the groups left whole */
+  channels?: ChannelTally;
 }
 
 /** The sparsity a run aims at: the N:M pattern's own 1 - N/M, else `config.sparsity`. */
 export function targetSparsity(config: Pick<Config, 'method' | 'sparsity'>): number {
   const nm = parseNM(config.method);
   return nm ? 1 - nm.n / nm.m : config.sparsity;
+}
+
+/** What a run asks of its pruning, in the unit its method counts: channels (structured) or prunable weights. */
+export function requestedReduction(config: Pick<Config, 'method' | 'sparsity'>): { unit: 'weights' | 'channels'; requested: number } {
+  return config.method === 'structured' ? { unit: 'channels', requested: config.sparsity } : { unit: 'weights', requested: targetSparsity(config) };
 }
 
 /** N:M semi-structured pruning; weights without a single input axis are left dense and named in notes. */
@@ -175,7 +183,7 @@ async function pruneWithScope(dense: ModelProto, config: Config & { scope: Concr
         model = magnitudePrune(model, rest, frac, config.scope).model;
         description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
-      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
+      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, channels: r.tally };
     }
     default:
       throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
@@ -199,7 +207,7 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
       },
       ...(ctx.autoAnalysisSeconds !== undefined ? { maxSeconds: ctx.autoAnalysisSeconds } : {}),
     });
-    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...(r.structured ? { structured: r.structured } : {}) };
+    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...(r.structured ? { structured: r.structured } : {}), ...(r.channels ? { channels: r.channels } : {}) };
   } catch (e) {
     if (!(e instanceof AnalysisOverBudget)) throw e;
     // a big model under the default scope: today's global allocation rather than an analysis of hours

@@ -18,7 +18,7 @@ describe('resolveBudgets', () => {
 
   it('leaves out budgets without a default unless set, in table order', () => {
     const names = resolveBudgets({ 'max-size-bytes': 1000 }, [{ name: 'min-speedup', limit: 1.2 }]).map((b) => b.name);
-    expect(names).toEqual(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'min-speedup', 'max-size-bytes']);
+    expect(names).toEqual(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'min-speedup', 'max-size-bytes', 'target-reduction']);
   });
 
   it('lets the last of repeated flags win', () => {

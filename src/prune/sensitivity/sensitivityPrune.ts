@@ -9,6 +9,7 @@ import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { setTensorFloat32, tensorToFloat32 } from '../../onnx/tensor.js';
 import { applyMask, magnitudeMask } from '../magnitude.js';
 import type { PrunableWeight } from '../prunable.js';
+import type { ChannelTally } from '../reduction.js';
 import { describeStructured } from '../structured/describe.js';
 import type { KeptChannels } from '../structured/keptChannels.js';
 import { structuredGroups, structuredPrune } from '../structured/structuredPrune.js';
@@ -23,6 +24,7 @@ export interface SensitivityOutcome {
   sensitivity: SensitivityInfo;
   /** structured: the untied dense reference and kept-channel map, so reconstruction can refit output-pruned layers */
   structured?: { reference: ModelProto; kept: KeptChannels };
+  channels?: ChannelTally;
 }
 
 export interface SensitivityRequest {
@@ -97,6 +99,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
   let description: string;
   let allocated = allocation.ratios;
   let structured: { reference: ModelProto; kept: KeptChannels } | undefined;
+  let channels: ChannelTally | undefined;
   if (req.method === 'unstructured') {
     model = pruneCounts(dense, req.weights, allocation.pruned);
     description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
@@ -116,6 +119,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
     notes.push(...r.notes);
     model = r.model;
     structured = { reference: r.base, kept: r.kept };
+    channels = r.tally;
     description = describeStructured(dense, r, { criterion: req.config.criterion, scope: perMac ? 'sensitivity-macs' : 'sensitivity', sparsity: req.sparsity });
   }
   if (req.method === 'structured' && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope ${perMac ? 'sensitivity-macs' : 'sensitivity'}: kept channel counts come from the allocation`);
@@ -130,6 +134,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
     description,
     notes,
     ...(structured ? { structured } : {}),
+    ...(channels ? { channels } : {}),
     sensitivity: {
       ...sensitivityRecord(scorer, curves, allocated, allocation.predictedIncrease, seconds, req.method === 'unstructured' ? 'weights' : 'channels'),
       allocation: perMac ? 'loss-per-mac' : 'loss',

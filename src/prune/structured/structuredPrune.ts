@@ -3,6 +3,7 @@ import { UserError } from '../../errors.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { channelMeanAbs } from '../criteria/activations.js';
 import { type Criterion, type Importance, activationImportance, bnScaleImportance, magnitudeImportance } from '../criteria/importance.js';
+import { type ChannelTally, channelTally } from '../reduction.js';
 import { allocate, keepMask } from './allocate.js';
 import { type DependencyAnalysis, type DependencyGroup, analyzeDependencies } from './depgraph.js';
 import { type KeptChannels, keptChannels } from './keptChannels.js';
@@ -41,6 +42,8 @@ export interface StructuredResult {
   groups: GroupOutcome[];
   /** per sliced initializer of `base`, per axis, the dense indices `model` kept */
   kept: KeptChannels;
+  /** channels the target applies to, how many went, and every group left whole with its reason */
+  tally: ChannelTally;
   notes: string[];
 }
 
@@ -71,7 +74,7 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g) => ({ ...g, kept: keep.has(g.root) ? keptCount.get(g.root)! : g.size }));
   for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${renderSkip(g.skip)}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep) };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome) };
 }
 
 /**
