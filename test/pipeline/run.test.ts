@@ -122,3 +122,20 @@ describe('budgets decide the exit code', () => {
     expect(m.budgets.find((x) => x.name === 'shift-accuracy-drop')!.actual).toBeCloseTo(d.shift_accuracy!.rotated - p.shift_accuracy!.rotated, 12);
   });
 });
+
+describe('a structured run that prunes nothing (every group behind a grouped convolution)', () => {
+  it('fails with exit 1, never passes, and says per group why nothing was removed', async () => {
+    const out = tempDir();
+    const r = await runCli(['run', '--model', fixture('structured/grouped.onnx'), '--data', fixture('fmnist-calib.npz'), '--method', 'structured', '--sparsity', '0.3', '--recovery', 'none', '--out', out, '--warmup', '1', '--runs', '2', '--batch-sizes', '1']);
+    const ledger = readLedger(out);
+    expect(validateLedger(ledger)).toEqual([]);
+    expect(r.code).toBe(1);
+    expect(ledger.verdict).toBe('fail');
+    const budget = ledger.models[0].budgets.find((b) => b.name === 'target-reduction')!;
+    expect(budget).toMatchObject({ verdict: 'fail', actual: 0 });
+    const prune = ledger.models[0].steps[1];
+    expect(prune.reduction).toMatchObject({ unit: 'channels', requested: 0.3, met: 0, achieved: { channels: 0, params: 0, macs: 0 } });
+    expect(prune.reduction!.skipped.map((s) => s.reason.kind)).toContain('grouped-conv');
+    expect(fs.readFileSync(path.join(out, 'ledger.md'), 'utf8')).toMatch(/target-reduction.*0\.0% of channels removed where 30\.0% was asked/);
+  }, 60_000);
+});
