@@ -34414,7 +34414,7 @@ var init_codegenv2 = __esm({
 });
 
 // src/onnx/proto/onnx_pb.ts
-var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, GraphProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, TypeProto_TensorSchema;
+var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, GraphProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema;
 var init_onnx_pb = __esm({
   "src/onnx/proto/onnx_pb.ts"() {
     "use strict";
@@ -34448,7 +34448,6 @@ var init_onnx_pb = __esm({
       return TensorProto_DataType2;
     })(TensorProto_DataType || {});
     TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
-    TypeProto_TensorSchema = /* @__PURE__ */ messageDesc(file_onnx, 11, 0);
   }
 });
 
@@ -34634,14 +34633,15 @@ function floatToHalf(x2) {
   if (rem > 4096 || rem === 4096 && half & 1) half++;
   return half;
 }
-function makeFloatTensor(name, dims, values) {
-  const t = create(TensorProtoSchema, { name, dataType: 1 /* FLOAT */, dims: dims.map(BigInt) });
+function makeFloatTensor(name, dims, values, dataType = 1 /* FLOAT */) {
+  if (!FLOAT_TYPES.has(dataType)) throw new Error(`tensor ${name}: ${dataTypeName(dataType)} is not a float type`);
+  const t = create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt) });
   setTensorFloat32(t, values);
   return t;
 }
-function makeInt64Tensor(name, dims, values) {
-  const raw = new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
-  return create(TensorProtoSchema, { name, dataType: 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
+function makeIntTensor(name, dims, values, dataType = 7 /* INT64 */) {
+  const raw = dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
+  return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
 }
 var ITEM_SIZE, FLOAT_TYPES, f32, u32;
 var init_tensor = __esm({
@@ -35167,6 +35167,385 @@ var init_signature = __esm({
   }
 });
 
+// src/onnx/build.ts
+function attribute(name, v) {
+  if (typeof v === "number") return create(AttributeProtoSchema, { name, type: 2 /* INT */, i: BigInt(v) });
+  if (Array.isArray(v)) return create(AttributeProtoSchema, { name, type: 7 /* INTS */, ints: v.map(BigInt) });
+  if (typeof v === "string") return create(AttributeProtoSchema, { name, type: 3 /* STRING */, s: new TextEncoder().encode(v) });
+  const o = v;
+  if ("float" in o) return create(AttributeProtoSchema, { name, type: 1 /* FLOAT */, f: o.float });
+  if ("floats" in o) return create(AttributeProtoSchema, { name, type: 6 /* FLOATS */, floats: [...o.floats] });
+  return create(AttributeProtoSchema, { name, type: 4 /* TENSOR */, t: o.tensor });
+}
+function makeNode(name, spec) {
+  const attrs = Object.entries(spec.attrs ?? {}).map(([k, v]) => attribute(k, v));
+  return create(NodeProtoSchema, {
+    name,
+    opType: spec.opType,
+    input: [...spec.inputs],
+    output: [...spec.outputs],
+    ...attrs.length > 0 ? { attribute: attrs } : {},
+    ...spec.domain !== void 0 ? { domain: spec.domain } : {}
+  });
+}
+function valueInfo(name, elemType = 1 /* FLOAT */, dims) {
+  const shape = dims && {
+    dim: dims.map(
+      (d) => d === null ? {} : typeof d === "number" ? { value: { case: "dimValue", value: BigInt(d) } } : { value: { case: "dimParam", value: d } }
+    )
+  };
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: shape ? { elemType, shape } : { elemType } } })
+  });
+}
+var init_build = __esm({
+  "src/onnx/build.ts"() {
+    "use strict";
+    init_esm2();
+    init_onnx_pb();
+    init_tensor();
+  }
+});
+
+// src/onnx/names.ts
+function graphNames(graph, into = /* @__PURE__ */ new Set()) {
+  for (const v of [...graph.input, ...graph.output, ...graph.valueInfo]) into.add(v.name);
+  for (const t of graph.initializer) into.add(t.name);
+  for (const s of graph.sparseInitializer) {
+    if (s.values) into.add(s.values.name);
+    if (s.indices) into.add(s.indices.name);
+  }
+  for (const n of graph.node) {
+    into.add(n.name);
+    for (const i2 of n.input) into.add(i2);
+    for (const o of n.output) into.add(o);
+    for (const a of n.attribute) {
+      if (a.g) graphNames(a.g, into);
+      for (const g2 of a.graphs) graphNames(g2, into);
+    }
+  }
+  into.delete("");
+  return into;
+}
+var NameGenerator;
+var init_names2 = __esm({
+  "src/onnx/names.ts"() {
+    "use strict";
+    NameGenerator = class _NameGenerator {
+      taken;
+      /** the next suffix to try per base, so adding thousands of nodes of one kind stays linear */
+      next = /* @__PURE__ */ new Map();
+      constructor(taken = []) {
+        this.taken = new Set(taken);
+      }
+      static forGraph(graph) {
+        return new _NameGenerator(graphNames(graph));
+      }
+      has(name) {
+        return this.taken.has(name);
+      }
+      /** Mark a name as used (one the caller writes itself). */
+      reserve(name) {
+        if (name) this.taken.add(name);
+      }
+      fresh(base) {
+        if (!base) throw new Error("a fresh name needs a non-empty base");
+        let name = base;
+        if (this.taken.has(name)) {
+          let k = this.next.get(base) ?? 1;
+          while (this.taken.has(name = `${base}_${k}`)) k++;
+          this.next.set(base, k + 1);
+        }
+        this.taken.add(name);
+        return name;
+      }
+    };
+  }
+});
+
+// src/onnx/edit.ts
+function partition(items, keep) {
+  const yes = [];
+  const no = [];
+  for (const x2 of items) (keep(x2) ? yes : no).push(x2);
+  return [yes, no];
+}
+var ModelEditor;
+var init_edit = __esm({
+  "src/onnx/edit.ts"() {
+    "use strict";
+    init_esm2();
+    init_build();
+    init_graph();
+    init_model();
+    init_names2();
+    init_onnx_pb();
+    init_tensor();
+    ModelEditor = class _ModelEditor {
+      constructor(model) {
+        this.model = model;
+        if (!model.graph) throw new Error("model has no graph");
+        this.graph = model.graph;
+        this.names = NameGenerator.forGraph(this.graph);
+        for (const t of this.graph.initializer) this.inits.set(t.name, t);
+        for (const n of this.graph.node) this.indexOutputs(n);
+      }
+      model;
+      graph;
+      names;
+      producers = /* @__PURE__ */ new Map();
+      inits = /* @__PURE__ */ new Map();
+      /** built on demand and dropped by any edit that moves a reader */
+      readers;
+      /** An editor over a deep copy, so the caller's model is never touched. */
+      static copyOf(model) {
+        return new _ModelEditor(cloneModel(model));
+      }
+      /** The opset the model imports for `domain` (0 when it imports none), to pick an op form valid there. */
+      opset(domain = "") {
+        return opsetVersion(this.model, domain);
+      }
+      /** A name nothing in the graph uses, reserved: `base`, else `base_1`, `base_2`, … */
+      fresh(base) {
+        return this.names.fresh(base);
+      }
+      // ---- lookups
+      producer(tensor) {
+        return this.producers.get(tensor);
+      }
+      /** The nodes that read `tensor`, each once, in graph order. */
+      consumers(tensor) {
+        if (!this.readers) {
+          this.readers = /* @__PURE__ */ new Map();
+          for (const n of this.graph.node) {
+            for (const i2 of new Set(n.input)) {
+              if (!i2) continue;
+              const list = this.readers.get(i2);
+              if (list) list.push(n);
+              else this.readers.set(i2, [n]);
+            }
+          }
+        }
+        return this.readers.get(tensor) ?? [];
+      }
+      initializer(name) {
+        return this.inits.get(name);
+      }
+      /** The constant behind a tensor name: an initializer or the value of a Constant node. */
+      constant(name) {
+        const init = this.inits.get(name);
+        if (init) return init;
+        const p = this.producers.get(name);
+        return p && p.opType === "Constant" ? attr(p, "value")?.t : void 0;
+      }
+      isGraphOutput(tensor) {
+        return this.graph.output.some((o) => o.name === tensor);
+      }
+      // ---- initializers
+      /** A new float initializer stored as `dataType` (float32, float16, bfloat16, double); returns its name. */
+      addFloatInitializer(base, dims, values, dataType = 1 /* FLOAT */) {
+        return this.pushInitializer(makeFloatTensor(this.fresh(base), dims, values, dataType));
+      }
+      /** A new int64 (or int32) initializer: shapes, axes, indices; returns its name. */
+      addIntInitializer(base, dims, values, dataType = 7 /* INT64 */) {
+        return this.pushInitializer(makeIntTensor(this.fresh(base), dims, values, dataType));
+      }
+      /** A new initializer with the type, shape and values of the constant `name` (initializer or Constant); returns its name. */
+      copyConstant(name, base) {
+        const src = this.constant(name);
+        if (!src) throw new Error(`'${name}' is not a constant`);
+        const t = clone(TensorProtoSchema, src);
+        t.name = this.fresh(base);
+        return this.pushInitializer(t);
+      }
+      /**
+       * New values for a float constant (an initializer or a Constant node's value), written in the
+       * tensor's own element type: a float16 weight stays float16. `dims` reshapes it (channels removed).
+       */
+      replaceInitializer(name, values, dims) {
+        const t = this.requireConstant(name);
+        setTensorFloat32(t, values, dims);
+        return t;
+      }
+      /**
+       * Like replaceInitializer with the shape unchanged, but a float32 tensor takes `values`' buffer without
+       * a copy: for a freshly computed weight the caller hands over and never touches again.
+       */
+      adoptInitializer(name, values) {
+        const t = this.requireConstant(name);
+        adoptTensorFloat32(t, values);
+        return t;
+      }
+      /** Remove initializers, and their entries among the graph inputs where an older exporter listed them. */
+      removeInitializers(names) {
+        const gone = new Set(names);
+        for (const name of gone) if (!this.inits.delete(name)) throw new Error(`no initializer '${name}'`);
+        this.graph.initializer = this.graph.initializer.filter((t) => !gone.has(t.name));
+        this.graph.input = this.graph.input.filter((i2) => !gone.has(i2.name));
+      }
+      // ---- nodes
+      /** Append a node (or place it right after `after`, keeping the graph's order topological). */
+      addNode(spec, place = {}) {
+        const node = makeNode(this.fresh(spec.name ?? spec.opType), spec);
+        for (const o of node.output) this.names.reserve(o);
+        if (place.after) this.graph.node.splice(this.position(place.after) + 1, 0, node);
+        else this.graph.node.push(node);
+        this.indexOutputs(node);
+        this.readers = void 0;
+        return node;
+      }
+      /**
+       * Put a node between `tensor` and everything that reads it: the producer now writes a fresh name
+       * (from `renamedBase`), the new node reads that where its inputs name `tensor`, and writes `tensor`
+       * itself. So every consumer and a graph output of that name get the new node's result with no name
+       * changing, and the node sits right after the producer. value_info declared for `tensor` moves with
+       * the producer's output; a graph output's declaration stays, so a node that changes the element type
+       * or shape must be declared again (declareOutput). Returns the new node.
+       */
+      insertAfter(tensor, spec, renamedBase = `${tensor}_before_${spec.opType}`) {
+        const producer = this.producers.get(tensor);
+        if (!producer) throw new Error(`'${tensor}' is not produced by a node`);
+        const renamed = this.fresh(renamedBase);
+        producer.output[producer.output.indexOf(tensor)] = renamed;
+        this.producers.set(renamed, producer);
+        this.producers.delete(tensor);
+        for (const v of this.graph.valueInfo) if (v.name === tensor) v.name = renamed;
+        return this.addNode({ ...spec, inputs: spec.inputs.map((i2) => i2 === tensor ? renamed : i2), outputs: [tensor] }, { after: producer });
+      }
+      /** Put a new node where `old` was (same place; its name unless the spec names one); returns it. */
+      replaceNode(old, spec) {
+        const at = this.position(old);
+        this.unindexOutputs(old);
+        const node = makeNode(spec.name !== void 0 ? this.fresh(spec.name) : old.name, spec);
+        for (const o of node.output) this.names.reserve(o);
+        this.graph.node[at] = node;
+        this.indexOutputs(node);
+        this.readers = void 0;
+        return node;
+      }
+      removeNode(node) {
+        this.graph.node.splice(this.position(node), 1);
+        this.unindexOutputs(node);
+        this.readers = void 0;
+      }
+      /** Keep only `nodes`, in the order given (a topological order of a subgraph). */
+      setNodes(nodes) {
+        this.graph.node = [...nodes];
+        this.producers.clear();
+        for (const n of nodes) this.indexOutputs(n);
+        this.readers = void 0;
+      }
+      /** Make input `slot` of `node` read `tensor` (`''` for an omitted optional input), padding the list if needed. */
+      setInput(node, slot, tensor) {
+        while (node.input.length <= slot) node.input.push("");
+        node.input[slot] = tensor;
+        this.names.reserve(tensor);
+        this.readers = void 0;
+      }
+      /** Make output `slot` of `node` write `tensor` (MaxPool's optional indices, say). */
+      setOutput(node, slot, tensor) {
+        while (node.output.length <= slot) node.output.push("");
+        const old = node.output[slot];
+        if (old && this.producers.get(old) === node) this.producers.delete(old);
+        node.output[slot] = tensor;
+        this.names.reserve(tensor);
+        if (tensor) this.producers.set(tensor, node);
+      }
+      /**
+       * Remove, until nothing changes, nodes of the given op types whose outputs nothing reads (graph
+       * outputs count as read), and with `initializers` also initializers nothing reads (and their graph
+       * input entries).
+       */
+      dropUnread(opTypes, opts) {
+        const g2 = this.graph;
+        const dropped = /* @__PURE__ */ new Set();
+        for (; ; ) {
+          const read = /* @__PURE__ */ new Set([...g2.node.flatMap((n) => n.input), ...g2.output.map((o) => o.name)]);
+          const before = g2.node.length + g2.initializer.length;
+          const [kept, gone] = partition(g2.node, (n) => !opTypes.has(n.opType) || n.output.some((o) => read.has(o)));
+          g2.node = kept;
+          for (const n of gone) this.unindexOutputs(n);
+          if (opts.initializers) {
+            for (const t of g2.initializer) if (!read.has(t.name)) dropped.add(t.name);
+            g2.initializer = g2.initializer.filter((t) => read.has(t.name));
+          }
+          if (g2.node.length + g2.initializer.length === before) break;
+        }
+        for (const name of dropped) this.inits.delete(name);
+        g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
+        this.readers = void 0;
+      }
+      // ---- declarations
+      /** Graph inputs that are data, not initializers listed as inputs (older exporters list them). */
+      dataInputs() {
+        return this.graph.input.filter((i2) => !this.inits.has(i2.name));
+      }
+      /** Drop the graph-input entries of initializers, leaving the data inputs. */
+      dropInitializerInputs() {
+        this.graph.input = this.dataInputs();
+      }
+      addInput(decl) {
+        if (this.graph.input.some((i2) => i2.name === decl.name)) throw new Error(`'${decl.name}' is already a graph input`);
+        this.names.reserve(decl.name);
+        this.graph.input.push(decl);
+      }
+      /** Declare a graph output; a tensor that already is one keeps its declaration. */
+      declareOutput(decl) {
+        if (this.isGraphOutput(decl.name)) return;
+        this.names.reserve(decl.name);
+        this.graph.output.push(decl);
+      }
+      /** Replace the graph outputs, in this order. */
+      setOutputs(decls) {
+        for (const d of decls) this.names.reserve(d.name);
+        this.graph.output = [...decls];
+      }
+      /** Declare an intermediate tensor's type and shape, replacing an earlier declaration. */
+      declareValueInfo(decl) {
+        this.names.reserve(decl.name);
+        this.graph.valueInfo = [...this.graph.valueInfo.filter((v) => v.name !== decl.name), decl];
+      }
+      /** Forget every intermediate declaration: after surgery their shapes are stale (runtimes infer them again). */
+      clearValueInfo() {
+        this.graph.valueInfo = [];
+      }
+      /** Older exporters list initializers as graph inputs: make those declared shapes match the tensors. */
+      redeclareInitializerInputs() {
+        for (const i2 of this.graph.input) {
+          const t = this.inits.get(i2.name);
+          const shape = i2.type?.value.case === "tensorType" ? i2.type.value.value.shape : void 0;
+          if (t && shape) tensorDims(t).forEach((d, k) => {
+            if (shape.dim[k]) shape.dim[k].value = { case: "dimValue", value: BigInt(d) };
+          });
+        }
+      }
+      // ---- internals
+      pushInitializer(t) {
+        this.graph.initializer.push(t);
+        this.inits.set(t.name, t);
+        return t.name;
+      }
+      requireConstant(name) {
+        const t = this.constant(name);
+        if (!t) throw new Error(`'${name}' is not a constant`);
+        return t;
+      }
+      position(node) {
+        const at = this.graph.node.indexOf(node);
+        if (at < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
+        return at;
+      }
+      indexOutputs(node) {
+        for (const o of node.output) if (o) this.producers.set(o, node);
+      }
+      unindexOutputs(node) {
+        for (const o of node.output) if (o && this.producers.get(o) === node) this.producers.delete(o);
+      }
+    };
+  }
+});
+
 // src/prune/select.ts
 function kthSmallestAbsBits(arrays, k) {
   const total2 = arrays.reduce((n, a) => n + a.length, 0);
@@ -35273,16 +35652,14 @@ function magnitudePrune(model, weights, sparsity, scope, maxLayerSparsity = 1) {
   } else {
     masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
   }
-  const out = cloneWithoutData(model, denseTensors);
-  const index = new GraphIndex(out.graph);
+  const ed = new ModelEditor(cloneWithoutData(model, denseTensors));
   const byName = /* @__PURE__ */ new Map();
   weights.forEach((w, j) => {
-    const t = index.initializers.get(w.initializer);
     const owned = values[j].buffer !== denseTensors[j].rawData.buffer;
-    adoptTensorFloat32(t, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
-    byName.set(t.name, masks[j]);
+    ed.adoptInitializer(w.initializer, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
+    byName.set(w.initializer, masks[j]);
   });
-  return { model: out, masks: byName };
+  return { model: ed.model, masks: byName };
 }
 function cloneWithoutData(model, tensors) {
   const saved = tensors.map((t) => ({ raw: t.rawData, float: t.floatData, double: t.doubleData, int32: t.int32Data }));
@@ -35308,6 +35685,7 @@ var init_magnitude = __esm({
     "use strict";
     init_graph();
     init_model();
+    init_edit();
     init_tensor();
     init_select();
   }
@@ -35402,8 +35780,8 @@ function nmMask(values, layout, n, m) {
 }
 function nmPrune(model, weights, n, m) {
   if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
-  const out = cloneModel(model);
-  const index = new GraphIndex(out.graph);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
   const layers = [];
   const skipped = [];
   const masks = /* @__PURE__ */ new Map();
@@ -35413,16 +35791,15 @@ function nmPrune(model, weights, n, m) {
       skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
       continue;
     }
-    const t = index.initializers.get(w.initializer);
-    const values = tensorToFloat32(t);
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
     const mask = nmMask(values, layout, n, m);
     for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
-    setTensorFloat32(t, values);
+    ed.replaceInitializer(w.initializer, values);
     masks.set(w.initializer, mask);
     const tail = layout.length % m * layout.outer * layout.inner;
     layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
   }
-  return { model: out, layers, skipped, masks };
+  return { model: ed.model, layers, skipped, masks };
 }
 function verifyNM(model, weights, n, m, limit = 100) {
   const index = new GraphIndex(model.graph);
@@ -35459,7 +35836,7 @@ var init_nm = __esm({
   "src/prune/nm.ts"() {
     "use strict";
     init_graph();
-    init_model();
+    init_edit();
     init_tensor();
     MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
     SELECT_LIMIT = 32;
@@ -37448,16 +37825,60 @@ var init_sparsity = __esm({
   }
 });
 
+// src/onnx/subgraph.ts
+function withExtraOutputs(model, tensors) {
+  const ed = ModelEditor.copyOf(model);
+  for (const name of tensors) ed.declareOutput(valueInfo(name));
+  return ed.model;
+}
+function graphUpTo(model, tensors) {
+  const g2 = model.graph;
+  const up = upstream(model, tensors);
+  if (!up) return withExtraOutputs(model, tensors);
+  const { nodes: needed, names } = up;
+  const initNames = new Set(g2.initializer.map((t) => t.name));
+  const graph = create(GraphProtoSchema, {
+    name: g2.name,
+    node: g2.node.filter((n) => needed.has(n)),
+    initializer: g2.initializer.filter((t) => names.has(t.name)),
+    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
+    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
+    output: tensors.map((name) => g2.output.find((o) => o.name === name) ?? valueInfo(name)),
+    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
+  });
+  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
+}
+function upstream(model, tensors) {
+  const producer = /* @__PURE__ */ new Map();
+  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
+  const nodes = /* @__PURE__ */ new Set();
+  const names = /* @__PURE__ */ new Set();
+  const stack = [...tensors];
+  while (stack.length > 0) {
+    const t = stack.pop();
+    if (names.has(t)) continue;
+    names.add(t);
+    const n = producer.get(t);
+    if (!n || nodes.has(n)) continue;
+    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
+    nodes.add(n);
+    for (const i2 of n.input) if (i2) stack.push(i2);
+  }
+  return { nodes, names };
+}
+var init_subgraph = __esm({
+  "src/onnx/subgraph.ts"() {
+    "use strict";
+    init_esm2();
+    init_build();
+    init_edit();
+    init_onnx_pb();
+  }
+});
+
 // src/prune/criteria/activations.ts
 async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 64) {
-  const probe = cloneModel(model);
-  const g2 = probe.graph;
-  const existing = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors.keys()) {
-    if (existing.has(name)) continue;
-    const type = create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } });
-    g2.output.push(create(ValueInfoProtoSchema, { name, type }));
-  }
+  const probe = withExtraOutputs(model, [...tensors.keys()]);
   const { ort } = onnxruntime();
   const session = await ort.InferenceSession.create(serializeModel(probe), { executionProviders: ["cpu"], graphOptimizationLevel: "disabled" });
   const sums = /* @__PURE__ */ new Map();
@@ -37495,12 +37916,10 @@ async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 6
 var init_activations = __esm({
   "src/prune/criteria/activations.ts"() {
     "use strict";
-    init_esm2();
     init_dataset();
     init_ort();
     init_model();
-    init_onnx_pb();
-    init_tensor();
+    init_subgraph();
   }
 });
 
@@ -39816,13 +40235,6 @@ function takeAlongAxis(values, dims, axis, indices) {
   }
   return out;
 }
-function findConstant(model, name) {
-  const g2 = model.graph;
-  const init = g2.initializer.find((t) => t.name === name);
-  if (init) return init;
-  const node = g2.node.find((n) => n.opType === "Constant" && n.output[0] === name);
-  return node ? attr(node, "value")?.t : void 0;
-}
 function slicesByTensor(uses) {
   const out = /* @__PURE__ */ new Map();
   for (const u of uses) {
@@ -39833,11 +40245,11 @@ function slicesByTensor(uses) {
   return out;
 }
 function removeChannels(model, analysis, keep) {
-  const out = cloneModel(model);
-  const g2 = out.graph;
+  const ed = ModelEditor.copyOf(model);
+  const g2 = ed.graph;
   const { spaces } = analysis;
   for (const [name, axes] of slicesByTensor(analysis.uses)) {
-    const t = findConstant(out, name);
+    const t = ed.constant(name);
     if (!t) throw new Error(`surgery: constant '${name}' not found`);
     let values = tensorToFloat32(t);
     const dims = tensorDims(t);
@@ -39849,7 +40261,7 @@ function removeChannels(model, analysis, keep) {
       dims[axis] = idx.length;
       changed = true;
     }
-    if (changed) setTensorFloat32(t, values, dims);
+    if (changed) ed.replaceInitializer(name, values, dims);
   }
   const edits = /* @__PURE__ */ new Map();
   for (const r of analysis.rewrites) {
@@ -39865,63 +40277,29 @@ function removeChannels(model, analysis, keep) {
     const key = `${r.node}:${r.target.input}`;
     let e = edits.get(key);
     if (!e) {
-      const t = findConstant(out, node.input[r.target.input]);
+      const t = ed.constant(node.input[r.target.input]);
       if (!t && !r.computed) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
       const before = t ? tensorToInts(t) : r.computed.values;
       const dims = t ? tensorDims(t) : r.computed.dims;
-      edits.set(key, e = { node, input: r.target.input, before, values: [...before], dims, dataType: t?.dataType ?? 7 /* INT64 */, computed: !t });
+      const type = t?.dataType === 6 /* INT32 */ ? 6 /* INT32 */ : 7 /* INT64 */;
+      edits.set(key, e = { node, input: r.target.input, before, values: [...before], dims, type, computed: !t });
     }
     e.values[r.element] = value;
   }
   for (const e of edits.values()) {
     if (!e.computed && e.before.every((v, i2) => v === e.values[i2])) continue;
-    const name = uniqueName(out, `${e.node.input[e.input]}_pruned`);
-    g2.initializer.push(intTensor(name, e.dims, e.values, e.dataType));
-    e.node.input[e.input] = name;
+    ed.setInput(e.node, e.input, ed.addIntInitializer(`${e.node.input[e.input]}_pruned`, e.dims, e.values, e.type));
   }
-  dropUnused(out);
-  if (keep.size > 0) g2.valueInfo = [];
-  const inits = new Map(g2.initializer.map((t) => [t.name, t]));
-  for (const i2 of g2.input) {
-    const t = inits.get(i2.name);
-    const shape = i2.type?.value.case === "tensorType" ? i2.type.value.value.shape : void 0;
-    if (t && shape) tensorDims(t).forEach((d, k) => {
-      if (shape.dim[k]) shape.dim[k].value = { case: "dimValue", value: BigInt(d) };
-    });
-  }
-  return out;
-}
-function intTensor(name, dims, values, dataType) {
-  const raw = dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
-  return create(TensorProtoSchema, { name, dataType: dataType === 6 /* INT32 */ ? 6 /* INT32 */ : 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
-}
-function uniqueName(model, base) {
-  const g2 = model.graph;
-  const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
-  let name = base;
-  for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
-  return name;
-}
-function dropUnused(model) {
-  const g2 = model.graph;
-  const dropped = /* @__PURE__ */ new Set();
-  for (; ; ) {
-    const read = /* @__PURE__ */ new Set([...g2.node.flatMap((n) => n.input), ...g2.output.map((o) => o.name)]);
-    const before = g2.node.length + g2.initializer.length;
-    g2.node = g2.node.filter((n) => n.opType !== "Constant" || read.has(n.output[0]));
-    for (const t of g2.initializer) if (!read.has(t.name)) dropped.add(t.name);
-    g2.initializer = g2.initializer.filter((t) => read.has(t.name));
-    if (g2.node.length + g2.initializer.length === before) break;
-  }
-  g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
+  ed.dropUnread(/* @__PURE__ */ new Set(["Constant"]), { initializers: true });
+  if (keep.size > 0) ed.clearValueInfo();
+  ed.redeclareInitializerInputs();
+  return ed.model;
 }
 var init_surgery = __esm({
   "src/prune/structured/surgery.ts"() {
     "use strict";
-    init_esm2();
-    init_onnx_pb();
+    init_edit();
     init_graph();
-    init_model();
     init_tensor();
     init_layout();
   }
@@ -39931,20 +40309,18 @@ var init_surgery = __esm({
 function untieConstants(model) {
   const src0 = model.graph;
   const g2 = { ...src0, node: src0.node.map((n) => ({ ...n, input: [...n.input] })), initializer: [...src0.initializer] };
-  const out = { ...model, graph: g2 };
-  const index = new GraphIndex(g2);
+  const ed = new ModelEditor({ ...model, graph: g2 });
   const source = (name) => {
     let n = name;
     for (let hop = 0; hop < 8 && n; hop++) {
-      const t = index.constant(n);
-      if (t) return FLOAT_TYPES.has(t.dataType) ? { name: n, tensor: t } : void 0;
-      const p = index.producer.get(n);
+      const t = ed.constant(n);
+      if (t) return FLOAT_TYPES.has(t.dataType) ? n : void 0;
+      const p = ed.producer(n);
       if (!p || p.opType !== "Identity") return void 0;
       n = p.input[0];
     }
     return void 0;
   };
-  const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
   const reads = /* @__PURE__ */ new Map();
   for (const node of g2.node) {
     if (node.opType === "Identity" && source(node.input[0])) continue;
@@ -39952,35 +40328,18 @@ function untieConstants(model) {
       if (!name) return;
       const src = source(name);
       if (!src) return;
-      const k = reads.get(src.name) ?? 0;
-      reads.set(src.name, k + 1);
-      if (k === 0) {
-        node.input[i2] = src.name;
-        return;
-      }
-      let copy = `${src.name}_untied${k}`;
-      for (let j = 1; taken.has(copy); j++) copy = `${src.name}_untied${k}_${j}`;
-      taken.add(copy);
-      const t = clone(TensorProtoSchema, src.tensor);
-      t.name = copy;
-      g2.initializer.push(t);
-      node.input[i2] = copy;
+      const k = reads.get(src) ?? 0;
+      reads.set(src, k + 1);
+      ed.setInput(node, i2, k === 0 ? src : ed.copyConstant(src, `${src}_untied${k}`));
     });
   }
-  const outputs = new Set(g2.output.map((o) => o.name));
-  for (let before = -1; before !== g2.node.length; ) {
-    before = g2.node.length;
-    const read = new Set(g2.node.flatMap((n) => n.input));
-    g2.node = g2.node.filter((n) => n.opType !== "Identity" || read.has(n.output[0]) || outputs.has(n.output[0]));
-  }
-  return out;
+  ed.dropUnread(/* @__PURE__ */ new Set(["Identity"]), { initializers: false });
+  return ed.model;
 }
 var init_untie = __esm({
   "src/prune/structured/untie.ts"() {
     "use strict";
-    init_esm2();
-    init_onnx_pb();
-    init_graph();
+    init_edit();
     init_tensor();
   }
 });
@@ -40077,11 +40436,10 @@ var init_structuredPrune = __esm({
 
 // src/prune/sensitivity/sensitivityCurves.ts
 function weightUnits(dense, weights) {
-  const work = cloneModel(dense);
-  const index = new GraphIndex(work.graph);
+  const work = ModelEditor.copyOf(dense);
   let touched;
   const restore = () => {
-    if (touched) setTensorFloat32(index.initializers.get(touched.name), touched.values);
+    if (touched) work.replaceInitializer(touched.name, touched.values);
     touched = void 0;
   };
   return weights.map((w) => {
@@ -40094,11 +40452,10 @@ function weightUnits(dense, weights) {
       unitsAt: (ratio2) => Math.round(ratio2 * size),
       pruneAlone: async (ratio2) => {
         restore();
-        const t = index.initializers.get(w.initializer);
-        const values = tensorToFloat32(t);
+        const values = tensorToFloat32(work.initializer(w.initializer));
         touched = { name: w.initializer, values };
-        setTensorFloat32(t, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size))[0]));
-        return work;
+        work.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size))[0]));
+        return work.model;
       }
     };
   });
@@ -40153,8 +40510,7 @@ var DEFAULT_RATIOS, AnalysisOverBudget;
 var init_sensitivityCurves = __esm({
   "src/prune/sensitivity/sensitivityCurves.ts"() {
     "use strict";
-    init_graph();
-    init_model();
+    init_edit();
     init_tensor();
     init_magnitude();
     init_structuredPrune();
@@ -40436,22 +40792,6 @@ function weightBytes(model) {
   for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
   return total2;
 }
-function withExtraOutputs(model, tensors) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const have = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors) {
-    if (have.has(name)) continue;
-    have.add(name);
-    g2.output.push(
-      create(ValueInfoProtoSchema, {
-        name,
-        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-      })
-    );
-  }
-  return copy;
-}
 async function captureActivations(session, data, fetch2, batchSize = 128) {
   const { ort } = onnxruntime();
   const parts = /* @__PURE__ */ new Map();
@@ -40506,14 +40846,11 @@ var BIG_MODEL_BYTES;
 var init_session = __esm({
   "src/onnx/runtime/session.ts"() {
     "use strict";
-    init_esm2();
     init_dataset();
     init_ort();
     init_model();
     init_cleanup();
     init_errors();
-    init_onnx_pb();
-    init_tensor();
     BIG_MODEL_BYTES = 64 * 2 ** 20;
   }
 });
@@ -40726,23 +41063,20 @@ async function unstructuredSensitivityPlan(dense, req) {
   };
 }
 function pruneCounts(dense, weights, counts) {
-  const out = cloneModel(dense);
-  const index = new GraphIndex(out.graph);
+  const ed = ModelEditor.copyOf(dense);
   weights.forEach((w, i2) => {
-    const t = index.initializers.get(w.initializer);
-    const values = tensorToFloat32(t);
-    setTensorFloat32(t, applyMask(values, magnitudeMask([values], counts[i2])[0]));
+    const values = tensorToFloat32(ed.initializer(w.initializer));
+    ed.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], counts[i2])[0]));
   });
-  return out;
+  return ed.model;
 }
 var MAC_COST_EXPONENT, pct3, againstText;
 var init_sensitivityPrune = __esm({
   "src/prune/sensitivity/sensitivityPrune.ts"() {
     "use strict";
     init_errors();
-    init_graph();
-    init_model();
     init_flops();
+    init_edit();
     init_tensor();
     init_magnitude();
     init_describe();
@@ -40920,55 +41254,6 @@ var init_pruneModel = __esm({
   }
 });
 
-// src/recover/subgraph.ts
-function graphUpTo(model, tensors) {
-  const g2 = model.graph;
-  const up = upstream(model, tensors);
-  if (!up) return withExtraOutputs(model, tensors);
-  const { nodes: needed, names } = up;
-  const initNames = new Set(g2.initializer.map((t) => t.name));
-  const outputs = tensors.map(
-    (name) => g2.output.find((o) => o.name === name) ?? create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } }) })
-  );
-  const graph = create(GraphProtoSchema, {
-    name: g2.name,
-    node: g2.node.filter((n) => needed.has(n)),
-    initializer: g2.initializer.filter((t) => names.has(t.name)),
-    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
-    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
-    output: outputs,
-    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
-  });
-  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
-}
-function upstream(model, tensors) {
-  const producer = /* @__PURE__ */ new Map();
-  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
-  const nodes = /* @__PURE__ */ new Set();
-  const names = /* @__PURE__ */ new Set();
-  const stack = [...tensors];
-  while (stack.length > 0) {
-    const t = stack.pop();
-    if (names.has(t)) continue;
-    names.add(t);
-    const n = producer.get(t);
-    if (!n || nodes.has(n)) continue;
-    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
-    nodes.add(n);
-    for (const i2 of n.input) if (i2) stack.push(i2);
-  }
-  return { nodes, names };
-}
-var init_subgraph = __esm({
-  "src/recover/subgraph.ts"() {
-    "use strict";
-    init_esm2();
-    init_onnx_pb();
-    init_tensor();
-    init_session();
-  }
-});
-
 // src/recover/bounds.ts
 function nodeMacsOf(model) {
   const index = new GraphIndex(model.graph);
@@ -41096,7 +41381,8 @@ var init_activationBudget = __esm({
 
 // src/recover/batchNorm.ts
 async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
-  const model = cloneModel(pruned);
+  const ed = ModelEditor.copyOf(pruned);
+  const model = ed.model;
   const index = new GraphIndex(model.graph);
   const targets = [];
   for (const node of index.order) {
@@ -41119,7 +41405,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     const batch2 = boundedBatch(model, 128);
     for (const t of targets) {
       const stats2 = await gatherStats(model, [t], calib, threads, batch2);
-      apply(t, stats2[0]);
+      apply(ed, t, stats2[0]);
       nodes.push(nodeLabel(t.node));
     }
     return { model, nodes };
@@ -41132,7 +41418,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const batch = per > 0 ? Math.max(1, Math.min(128, Math.floor(ACTIVATION_BUDGET_BYTES / per))) : 128;
   const stats = await gatherStats(model, targets, calib, threads, batch);
   targets.forEach((t, k) => {
-    apply(t, stats[k]);
+    apply(ed, t, stats[k]);
     nodes.push(nodeLabel(t.node));
   });
   return {
@@ -41175,7 +41461,7 @@ async function gatherStats(model, targets, calib, threads, batch) {
   }
   return targets.map((t) => byName.get(t.node.input[0]));
 }
-function apply(t, s) {
+function apply(ed, t, s) {
   const c = s.sum.length;
   const newMean = new Float32Array(c);
   const newVar = new Float32Array(c);
@@ -41185,14 +41471,14 @@ function apply(t, s) {
   }
   const oldVar = tensorToFloat32(t.variance);
   for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
-  setTensorFloat32(t.mean, newMean);
-  setTensorFloat32(t.variance, newVar);
+  ed.replaceInitializer(t.mean.name, newMean);
+  ed.replaceInitializer(t.variance.name, newVar);
 }
 var init_batchNorm = __esm({
   "src/recover/batchNorm.ts"() {
     "use strict";
     init_graph();
-    init_model();
+    init_edit();
     init_tensor();
     init_bounds();
     init_activationBudget();
@@ -41377,8 +41663,8 @@ var init_gradients = __esm({
       const tB = attrInt(node, "transB", 0);
       const al = alpha === 1 ? {} : { alpha: { float: alpha } };
       const out = [];
-      if (c.wants[0]) out[0] = tA ? b.op("Gemm", [bb, dy], { transA: tB, transB: 1, ...al }) : b.op("Gemm", [dy, bb], { transB: tB ? 0 : 1, ...al });
-      if (c.wants[1]) out[1] = tB ? b.op("Gemm", [dy, a], { transA: 1, transB: tA, ...al }) : b.op("Gemm", [a, dy], { transA: tA ? 0 : 1, ...al });
+      if (c.wants[0]) out[0] = tA ? b.gemm(bb, dy, { transA: tB, transB: 1, ...al }) : b.gemm(dy, bb, { transB: tB ? 0 : 1, ...al });
+      if (c.wants[1]) out[1] = tB ? b.gemm(dy, a, { transA: 1, transB: tA, ...al }) : b.gemm(a, dy, { transA: tA ? 0 : 1, ...al });
       if (cc && c.wants[2]) out[2] = b.unbroadcast(b.scale(dy, beta), c.shape(node.output[0]), c.shape(cc));
       return out;
     };
@@ -41401,7 +41687,7 @@ var init_gradients = __esm({
           const k = as.at(-1);
           const a2 = b.reshape(a, [numel(as) / k, k]);
           const d2 = b.reshape(dy, [numel(ys) / ys.at(-1), ys.at(-1)]);
-          out[1] = b.op("Gemm", [a2, d2], { transA: 1 });
+          out[1] = b.gemm(a2, d2, { transA: 1 });
         } else {
           const full = b.op("MatMul", [b.transpose(a, swap2(as.length)), dy]);
           out[1] = b.unbroadcast(full, [...ys.slice(0, -2), bs.at(-2), bs.at(-1)], bs);
@@ -41550,7 +41836,7 @@ var init_gradients = __esm({
       if (attrInt(node, "storage_order", 0) !== 0) unsupported(c, "storage_order=1");
       const overlapping = kernel.some((k, i2) => (k - 1) * dil[i2] + 1 > strides[i2]);
       if (overlapping && b.opset < 16) unsupported(c, "overlapping windows need ScatterElements reduction, opset 16+");
-      if (!node.output[1]) node.output[1] = b.fresh("maxpool_indices");
+      if (!node.output[1]) b.editor.setOutput(node, 1, b.fresh("maxpool_indices"));
       const zeros = b.op("ConstantOfShape", [b.int64s([numel(xs)])], { value: { tensor: zeroTensor() } });
       const scatter = b.op("ScatterElements", [zeros, b.reshape(node.output[1], [-1]), b.reshape(c.dy[0], [-1])], overlapping ? { axis: 0, reduction: "add" } : { axis: 0 });
       return [b.reshape(scatter, xs)];
@@ -41675,67 +41961,39 @@ var init_loss = __esm({
 });
 
 // src/recover/distill/builder.ts
-function attribute(name, v) {
-  if (typeof v === "number") return create(AttributeProtoSchema, { name, type: 2 /* INT */, i: BigInt(v) });
-  if (Array.isArray(v)) return create(AttributeProtoSchema, { name, type: 7 /* INTS */, ints: v.map(BigInt) });
-  if (typeof v === "string") return create(AttributeProtoSchema, { name, type: 3 /* STRING */, s: new TextEncoder().encode(v) });
-  if ("float" in v) return create(AttributeProtoSchema, { name, type: 1 /* FLOAT */, f: v.float });
-  return create(AttributeProtoSchema, { name, type: 4 /* TENSOR */, t: v.tensor });
-}
 var GraphBuilder;
 var init_builder = __esm({
   "src/recover/distill/builder.ts"() {
     "use strict";
-    init_esm2();
-    init_onnx_pb();
-    init_tensor();
     GraphBuilder = class {
-      constructor(opset, taken) {
-        this.opset = opset;
-        this.taken = new Set(taken);
+      constructor(editor) {
+        this.editor = editor;
+        this.opset = editor.opset();
       }
+      editor;
       opset;
+      /** the nodes this builder added, in order */
       nodes = [];
-      initializers = [];
-      counter = 0;
-      taken;
       fresh(hint) {
-        let name;
-        do
-          name = `pg_grad/${hint}_${this.counter++}`;
-        while (this.taken.has(name));
-        this.taken.add(name);
-        return name;
+        return this.editor.fresh(`pg_grad/${hint}`);
       }
       /** One node; returns its output names (`outputs` of them). */
       ops(opType, inputs, attrs = {}, outputs = 1) {
         const out = Array.from({ length: outputs }, () => this.fresh(opType));
-        this.nodes.push(
-          create(NodeProtoSchema, {
-            name: this.fresh(`${opType}_node`),
-            opType,
-            input: [...inputs],
-            output: out,
-            attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v))
-          })
-        );
+        this.nodes.push(this.editor.addNode({ name: `pg_grad/${opType}_node`, opType, inputs, outputs: out, attrs }));
         return out;
       }
       op(opType, inputs, attrs = {}) {
         return this.ops(opType, inputs, attrs, 1)[0];
       }
       floats(values, dims) {
-        const name = this.fresh("const");
-        this.initializers.push(makeFloatTensor(name, dims, Float32Array.from(values)));
-        return name;
+        return this.editor.addFloatInitializer("pg_grad/const", dims, Float32Array.from(values));
       }
       scalar(v) {
         return this.floats([v], []);
       }
       int64s(values) {
-        const name = this.fresh("ints");
-        this.initializers.push(makeInt64Tensor(name, [values.length], values));
-        return name;
+        return this.editor.addIntInitializer("pg_grad/ints", [values.length], values);
       }
       reshape(x2, dims) {
         return this.op("Reshape", [x2, this.int64s(dims)]);
@@ -41781,9 +42039,14 @@ var init_builder = __esm({
         const same2 = now.length === to.length && now.every((d, i2) => d === to[i2]);
         return same2 ? g2 : this.reshape(g2, to);
       }
-      /** x[..., starts:ends] along the given axes (Slice with inputs, opset 10+). */
+      /** Gemm without a bias: C is optional from opset 11, before that a zero scalar (broadcast) stands in. */
+      gemm(a, b, attrs = {}) {
+        return this.op("Gemm", this.opset >= 11 ? [a, b] : [a, b, this.scalar(0)], attrs);
+      }
+      /** x[..., starts:ends] along the given axes (Slice takes them as inputs from opset 10, as attributes before). */
       slice(x2, starts, ends, axes) {
-        return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
+        if (this.opset >= 10) return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
+        return this.op("Slice", [x2], { starts: [...starts], ends: [...ends], axes: [...axes] });
       }
     };
   }
@@ -41822,13 +42085,6 @@ function selectTrainables(model, masked) {
   }
   return out;
 }
-function floatValueInfo(name, dims) {
-  const shape = dims ? { dim: dims.map((d) => ({ value: { case: "dimValue", value: BigInt(d) } })) } : void 0;
-  return create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: "tensorType", value: { elemType: 1 /* FLOAT */, shape } } })
-  });
-}
 function ancestors(index, target) {
   const needed = /* @__PURE__ */ new Set();
   const stack = [target];
@@ -41841,12 +42097,10 @@ function ancestors(index, target) {
   return index.order.filter((n) => needed.has(n));
 }
 function buildTrainGraph(model, params, opts) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const index = new GraphIndex(g2);
-  const opset = opsetVersion(copy);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
   const shapes = inferShapes(index, opts.batch).shapes;
-  const logits = logitsTensor(copy);
+  const logits = logitsTensor(ed.model);
   const ls = shapes.get(logits);
   if (!ls || ls.length !== 2) throw new UnsupportedOp("output", logits, `logits of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
   const classes = ls[1];
@@ -41859,8 +42113,9 @@ function buildTrainGraph(model, params, opts) {
       for (const o of n.output) if (o) requires.add(o);
     }
   }
-  const taken = /* @__PURE__ */ new Set([...index.initializers.keys(), ...g2.input.map((i2) => i2.name), ...g2.node.flatMap((n) => n.output)]);
-  const b = new GraphBuilder(opset, taken);
+  ed.setNodes(forward);
+  ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
+  const b = new GraphBuilder(ed);
   const contributions = /* @__PURE__ */ new Map();
   const push = (t, grad) => {
     const list = contributions.get(t);
@@ -41923,46 +42178,41 @@ function buildTrainGraph(model, params, opts) {
     kept.push(p);
     gradOutputs.push(b.op("Identity", [grad]));
   }
-  g2.node.splice(0, g2.node.length, ...forward, ...b.nodes);
-  g2.initializer = [...g2.initializer.filter((t) => !trainable.has(t.name)), ...b.initializers];
-  const dataInputs = g2.input.filter((i2) => !index.initializers.has(i2.name));
-  g2.input = [
-    ...dataInputs,
+  ed.dropInitializerInputs();
+  for (const decl of [
     floatValueInfo(TEACHER_INPUT, [opts.batch, classes]),
     ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, [opts.batch, classes])] : [],
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims))
-  ];
-  g2.output = [floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))];
-  g2.valueInfo = [];
-  return { model: copy, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
+  ])
+    ed.addInput(decl);
+  ed.setOutputs([floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))]);
+  ed.clearValueInfo();
+  return { model: ed.model, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
 }
 function buildEvalGraph(model, params) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const names = new Set(params.map((p) => p.name));
-  const index = new GraphIndex(g2);
-  const logits = logitsTensor(copy);
-  g2.node.splice(0, g2.node.length, ...ancestors(index, logits));
-  g2.initializer = g2.initializer.filter((t) => !names.has(t.name));
-  g2.input = [...g2.input.filter((i2) => !index.initializers.has(i2.name)), ...params.map((p) => floatValueInfo(p.name, p.dims))];
-  g2.output = [floatValueInfo(logits)];
-  return { model: copy, logits };
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const logits = logitsTensor(ed.model);
+  ed.setNodes(ancestors(index, logits));
+  ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
+  ed.dropInitializerInputs();
+  for (const p of params) ed.addInput(floatValueInfo(p.name, p.dims));
+  ed.setOutputs([floatValueInfo(logits)]);
+  return { model: ed.model, logits };
 }
 function withParams(model, params) {
-  const copy = cloneModel(model);
-  const byName = new Map(copy.graph.initializer.map((t) => [t.name, t]));
-  for (const p of params) setTensorFloat32(byName.get(p.name), p.values);
-  return copy;
+  const ed = ModelEditor.copyOf(model);
+  for (const p of params) ed.replaceInitializer(p.name, p.values);
+  return ed.model;
 }
-var TEACHER_INPUT, LABEL_INPUT, hintInput, hintScale, TRAINABLE_SLOTS;
+var TEACHER_INPUT, LABEL_INPUT, hintInput, hintScale, TRAINABLE_SLOTS, floatValueInfo;
 var init_trainGraph = __esm({
   "src/recover/distill/trainGraph.ts"() {
     "use strict";
-    init_esm2();
+    init_build();
+    init_edit();
     init_graph();
-    init_model();
-    init_onnx_pb();
     init_shapes();
     init_tensor();
     init_builder();
@@ -41981,6 +42231,7 @@ var init_trainGraph = __esm({
       Sub: [0, 1],
       Mul: [0, 1]
     };
+    floatValueInfo = (name, dims) => valueInfo(name, 1 /* FLOAT */, dims);
   }
 });
 
@@ -42188,6 +42439,7 @@ var init_distill = __esm({
     init_dataset();
     init_ort();
     init_session();
+    init_subgraph();
     init_adam();
     init_activationBudget();
     init_gradients();
@@ -42662,19 +42914,15 @@ function timesTransposed(a, m, b, n, k) {
   return gemm2("transB", a, [m, k], b, [n, k]);
 }
 function buildGemmProto(trans) {
-  const T = (name) => create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-  });
   return create(ModelProtoSchema, {
     irVersion: 8n,
     opsetImport: [{ domain: "", version: 13n }],
     graph: {
       name: "gram",
-      input: [T("A"), T("B")],
-      output: [T("G")],
+      input: [valueInfo("A"), valueInfo("B")],
+      output: [valueInfo("G")],
       // Gemm reads the transposed operand in place instead of materialising it
-      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
+      node: [makeNode("gemm", { opType: "Gemm", inputs: ["A", "B"], outputs: ["G"], attrs: { [trans]: 1 } })]
     }
   });
 }
@@ -42687,8 +42935,8 @@ var init_gemm = __esm({
     "use strict";
     init_esm2();
     init_model();
+    init_build();
     init_onnx_pb();
-    init_tensor();
     init_ort();
     gemmSessions = /* @__PURE__ */ new Map();
   }
@@ -42857,7 +43105,8 @@ var init_patches = __esm({
 
 // src/recover/reconstruct.ts
 async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONSTRUCT) {
-  const model = cloneModel(pruned);
+  const ed = ModelEditor.copyOf(pruned);
+  const model = ed.model;
   const pIndex = new GraphIndex(model.graph);
   const dIndex = new GraphIndex(dense.graph);
   const wanted = new Set(weights);
@@ -42930,7 +43179,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       continue;
     }
     const t1 = performance.now();
-    layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows2, dc.patches, pc.patches, opts));
+    layers.push(await refitLayer(ed, pIndex, dIndex, node, p, d, rows2, dc.patches, pc.patches, opts));
     const solved = (performance.now() - t1) / 1e3;
     if (solved > 1) flopsPerSecond = flops / solved;
   }
@@ -42999,7 +43248,7 @@ function denseRowsOf(p, d, kept) {
   }
   return map;
 }
-async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, dPatches, pPatches, opts) {
+async function refitLayer(ed, pIndex, dIndex, node, p, d, rowMap, dPatches, pPatches, opts) {
   const withBias = p.biasRefit && d.biasRefit;
   const pw = pIndex.initializers.get(p.weight);
   const dValues = tensorToFloat32(dIndex.initializers.get(d.weight));
@@ -43055,10 +43304,10 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, dPatches, p
     setWeightRows(p, pValues, g2, strip(refit, p.rows, cp, withBias));
     if (withBias) for (let r = 0; r < p.rows; r++) pBias[g2 * p.rows + r] = refit[r * cp + cp - 1];
   }
-  setTensorFloat32(pw, pValues);
+  ed.replaceInitializer(pw.name, pValues);
   if (withBias) {
-    if (p.bias) setTensorFloat32(pIndex.initializers.get(p.bias), pBias);
-    else addBias(model, pIndex, node, p, pBias);
+    if (p.bias) ed.replaceInitializer(p.bias, pBias);
+    else addBias(ed, node, p, pBias);
   }
   const rel = (e) => norm3 > 0 ? Math.sqrt(Math.max(0, e) / norm3) : 0;
   return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after), damp: Math.max(...damps) };
@@ -43164,12 +43413,9 @@ function rowErrors(yd, y, rows2) {
   }
   return { error: error2, norm: norm3 };
 }
-function addBias(model, index, node, layer, bias) {
-  let name = `${layer.weight}.prune_guard_bias`;
-  for (let k = 1; index.initializers.has(name) || index.producer.has(name); k++) name = `${layer.weight}.prune_guard_bias${k}`;
-  model.graph.initializer.push(makeFloatTensor(name, [bias.length], bias));
-  while (node.input.length < 2) node.input.push("");
-  node.input[2] = name;
+function addBias(ed, node, layer, bias) {
+  const type = ed.initializer(layer.weight).dataType;
+  ed.setInput(node, 2, ed.addFloatInitializer(`${layer.weight}.prune_guard_bias`, [bias.length], bias, type));
 }
 var DEFAULT_RECONSTRUCT, SUBSET_SPREAD, CAPTURE_BATCH, mb, ValueHash, ERROR_PATCHES;
 var init_reconstruct = __esm({
@@ -43177,7 +43423,7 @@ var init_reconstruct = __esm({
     "use strict";
     init_dataset();
     init_graph();
-    init_model();
+    init_edit();
     init_tensor();
     init_linalg();
     init_layers();
@@ -43285,40 +43531,24 @@ async function calibrateTemperature(model, calib, threads = 0) {
   return fitTemperature(logits, calib.labels, classes);
 }
 function bakeTemperature(model, temperature) {
-  const out = cloneModel(model);
-  const g2 = out.graph;
-  const index = new GraphIndex(g2);
-  const outputName = g2.output[0].name;
-  const softmax2 = endsInSoftmax(out) ? index.producer.get(outputName) : void 0;
-  const target = softmax2 ? softmax2.input[0] : outputName;
-  const producer = index.producer.get(target);
-  if (!producer) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
-  const taken = /* @__PURE__ */ new Set([...index.producer.keys(), ...index.initializers.keys(), ...g2.input.map((i2) => i2.name)]);
-  const unique = (base) => {
-    let name = base;
-    for (let k = 1; taken.has(name); k++) name = `${base}${k}`;
-    taken.add(name);
-    return name;
-  };
-  const unscaled = unique(`${target}_before_temperature`);
-  const tName = unique("prune_guard_temperature");
-  producer.output[producer.output.indexOf(target)] = unscaled;
-  g2.initializer.push(makeFloatTensor(tName, [], Float32Array.of(temperature)));
-  const div2 = create(NodeProtoSchema, { name: unique("prune_guard_temperature_scaling"), opType: "Div", input: [unscaled, tName], output: [target] });
-  g2.node.splice(g2.node.indexOf(producer) + 1, 0, div2);
-  return out;
+  const ed = ModelEditor.copyOf(model);
+  const outputName = ed.graph.output[0].name;
+  const target = endsInSoftmax(ed.model) ? ed.producer(outputName).input[0] : outputName;
+  if (!ed.producer(target)) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
+  const declared = ed.graph.output[0].type?.value;
+  const elemType = declared?.case === "tensorType" && FLOAT_TYPES.has(declared.value.elemType) ? declared.value.elemType : 1 /* FLOAT */;
+  const t = ed.addFloatInitializer("prune_guard_temperature", [], Float32Array.of(temperature), elemType);
+  ed.insertAfter(target, { opType: "Div", inputs: [target, t], name: "prune_guard_temperature_scaling" }, `${target}_before_temperature`);
+  return ed.model;
 }
 var init_temperature = __esm({
   "src/recover/temperature.ts"() {
     "use strict";
     init_activationBudget();
-    init_esm2();
     init_errors();
     init_classifier();
     init_scores();
-    init_graph();
-    init_model();
-    init_onnx_pb();
+    init_edit();
     init_tensor();
     init_session();
   }

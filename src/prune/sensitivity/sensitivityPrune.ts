@@ -2,11 +2,10 @@ import type { Config } from '../../config/schema.js';
 import type { Dataset } from '../../data/dataset.js';
 import { UserError } from '../../errors.js';
 import type { SensitivityInfo, SensitivityLayer } from './types.js';
-import { GraphIndex } from '../../onnx/graph.js';
-import { cloneModel } from '../../onnx/model.js';
 import { modelCost } from '../../onnx/flops.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
-import { setTensorFloat32, tensorToFloat32 } from '../../onnx/tensor.js';
+import { ModelEditor } from '../../onnx/edit.js';
+import { tensorToFloat32 } from '../../onnx/tensor.js';
 import { applyMask, magnitudeMask } from '../magnitude.js';
 import type { PrunableWeight } from '../prunable.js';
 import type { ChannelTally } from '../reduction.js';
@@ -213,12 +212,10 @@ export async function unstructuredSensitivityPlan(
 
 /** Magnitude pruning with an exact zero count per tensor. */
 export function pruneCounts(dense: ModelProto, weights: readonly PrunableWeight[], counts: readonly number[]): ModelProto {
-  const out = cloneModel(dense);
-  const index = new GraphIndex(out.graph!);
+  const ed = ModelEditor.copyOf(dense);
   weights.forEach((w, i) => {
-    const t = index.initializers.get(w.initializer)!;
-    const values = tensorToFloat32(t);
-    setTensorFloat32(t, applyMask(values, magnitudeMask([values], counts[i])[0]));
+    const values = tensorToFloat32(ed.initializer(w.initializer)!);
+    ed.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], counts[i])[0]));
   });
-  return out;
+  return ed.model;
 }
