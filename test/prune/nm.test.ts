@@ -112,7 +112,7 @@ async function runsInOrt(file: string, feeds: Record<string, ort.Tensor>): Promi
   }
 }
 
-const FIXTURE_MODELS = ['mlp.onnx', 'cnn-bn.onnx', 'resnet.onnx', 'dsconv-concat.onnx', 'vit.onnx']
+const FIXTURE_MODELS = ['mlp.onnx', 'cnn-bn.onnx', 'resnet.onnx', 'dsconv-concat.onnx', 'vit.onnx', 'exports/vit-einsum.onnx', 'exports/vit-fusedqkv.onnx']
   .map((f) => ({ name: f, file: fixture(f) }))
   .concat(hasRealWorld ? [{ name: 'real-world mnist-cnn-pytorch', file: path.join(REAL_WORLD, 'model.onnx') }] : [])
   .filter((m) => fs.existsSync(m.file));
