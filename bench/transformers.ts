@@ -17,14 +17,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModel, saveModel } from '../src/onnx/model.js';
+import { loadModel } from '../src/onnx/model.js';
 import { modelCost } from '../src/onnx/flops.js';
 import { setTensorFloat32, tensorDims } from '../src/onnx/tensor.js';
 import { renderSkip } from '../src/prune/structured/skip.js';
 import { structuredGroups, structuredPrune } from '../src/prune/structured/structuredPrune.js';
-import { zeroFanIn } from '../src/prune/structured/surgery.js';
 import { seededRandom } from '../src/util/random.js';
-import { maxRelDiff, randomFeeds, runModel } from '../test/prune/structured/exactness.js';
+import { prunedAgainstZeroed, randomFeeds } from '../test/prune/structured/exactness.js';
 import { ensureScaleModels } from './exportScale.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -55,12 +54,7 @@ for (const name of models.filter((m) => !missing.includes(m))) {
   const pruned = r.groups.filter((g) => g.kept < g.size);
   const dense = modelCost(proto);
   const small = modelCost(r.model);
-  const a = path.join(tmp, `${name}.pruned.onnx`);
-  const b = path.join(tmp, `${name}.zeroed.onnx`);
-  saveModel(r.model, a);
-  saveModel(zeroFanIn(r.base, r.analysis, r.keep), b);
-  const feeds = randomFeeds(proto, 1);
-  const diff = maxRelDiff(await runModel(a, feeds), await runModel(b, feeds));
+  const { diff, pruned: a } = await prunedAgainstZeroed(r.base, r.analysis, r.keep, tmp, name, randomFeeds(proto, 1));
   let checker = 'ok';
   try {
     execFileSync('/usr/bin/python3', ['-c', 'import onnx,sys; onnx.checker.check_model(sys.argv[1], full_check=True)', a], { stdio: ['ignore', 'ignore', 'pipe'] });

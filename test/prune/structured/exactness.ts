@@ -5,6 +5,7 @@ import type { ModelProto } from '../../../src/onnx/proto/onnx_pb.js';
 import { onnxruntime } from '../../../src/onnx/runtime/ort.js';
 import { modelInputs } from '../../../src/onnx/signature.js';
 import { analyzeDependencies, type DependencyAnalysis } from '../../../src/prune/structured/depgraph.js';
+import type { KeepMap } from '../../../src/prune/structured/layout.js';
 import { removeChannels, zeroFanIn } from '../../../src/prune/structured/surgery.js';
 import { untieConstants } from '../../../src/prune/structured/untie.js';
 import { hasOnnxChecker, onnxCheck } from '../../support/onnxChecker.js';
@@ -55,6 +56,18 @@ export function alternateKeep(analysis: DependencyAnalysis, root: number): Map<n
   for (let i = 0; i < n; i++) m[i] = Math.floor(i / block) % 2;
   if (n === block) m.fill(1);
   return new Map([[root, m]]);
+}
+
+/**
+ * Channels of `keep` physically removed from `base` against `base` with their fan-in zeroed, both saved in
+ * `dir` (`<name>.pruned.onnx`, `<name>.zeroed.onnx`) and run on `feeds`: the largest relative difference.
+ */
+export async function prunedAgainstZeroed(base: ModelProto, analysis: DependencyAnalysis, keep: KeepMap, dir: string, name: string, feeds: ReturnType<typeof randomFeeds>): Promise<{ diff: number; pruned: string }> {
+  const pruned = path.join(dir, `${name}.pruned.onnx`);
+  const zeroed = path.join(dir, `${name}.zeroed.onnx`);
+  saveModel(removeChannels(base, analysis, keep), pruned);
+  saveModel(zeroFanIn(base, analysis, keep), zeroed);
+  return { diff: maxRelDiff(await runModel(pruned, feeds), await runModel(zeroed, feeds)), pruned };
 }
 
 export interface GroupCheck {
