@@ -48,24 +48,6 @@ export interface SensitivityRequest {
  */
 export const MAC_COST_EXPONENT = 1;
 
-/** `--scope sensitivity` / `sensitivity-macs` need calibration data; refused before anything is pruned. */
-export function checkSensitivityInputs(config: Pick<Config, 'scope' | 'method' | 'sparsity'>, calib: Dataset | undefined): void {
-  if (config.scope !== 'sensitivity' && config.scope !== 'sensitivity-macs') return;
-  const flag = `--scope ${config.scope}`;
-  if (!calib) {
-    throw new UserError(`${flag}: needs a calibration set to measure each layer on; pass --calib calib.npz (labels optional) or use --scope global`);
-  }
-  if (config.scope === 'sensitivity-macs' && config.method !== 'structured') {
-    throw new UserError(`${flag}: ranks channel groups by the MACs their removal saves, so it needs --method structured, not ${config.method}; use --scope sensitivity or global`);
-  }
-  if (config.method !== 'unstructured' && config.method !== 'structured') {
-    throw new UserError(`${flag}: works with --method unstructured or structured, not ${config.method}; use one of those or --scope global`);
-  }
-  if (config.sparsity > DEFAULT_CAP) {
-    throw new UserError(`--sparsity ${config.sparsity}: ${flag} prunes no layer beyond ${DEFAULT_CAP * 100}%, so the target must be at most ${DEFAULT_CAP}; lower --sparsity or use --scope global`);
-  }
-}
-
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 /**
