@@ -1,4 +1,3 @@
-import type { GroupOutcome } from './structured/structuredPrune.js';
 import { type SkipKind, type SkipReason, renderSkip } from './structured/skip.js';
 
 /**
@@ -49,7 +48,7 @@ export interface ChannelTally {
 const BY_DESIGN: ReadonlySet<SkipKind> = new Set(['graph-output', 'graph-input', 'protected']);
 
 /** Tally of a structured result's groups (a group of one channel can lose nothing and counts for none). */
-export function channelTally(groups: readonly GroupOutcome[]): ChannelTally {
+export function channelTally(groups: readonly { name: string; size: number; kept: number; skip?: SkipReason }[]): ChannelTally {
   let eligible = 0;
   let removed = 0;
   const skipped: SkippedGroup[] = [];
