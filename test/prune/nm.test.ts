@@ -112,7 +112,7 @@ async function runsInOrt(file: string, feeds: Record<string, ort.Tensor>): Promi
   }
 }
 
-const FIXTURE_MODELS = ['mlp.onnx', 'cnn-bn.onnx', 'resnet.onnx', 'dsconv-concat.onnx', 'vit.onnx', 'exports/vit-einsum.onnx', 'exports/vit-fusedqkv.onnx']
+const FIXTURE_MODELS = ['mlp.onnx', 'cnn-bn.onnx', 'resnet.onnx', 'dsconv-concat.onnx', 'vit.onnx']
   .map((f) => ({ name: f, file: fixture(f) }))
   .concat(hasRealWorld ? [{ name: 'real-world mnist-cnn-pytorch', file: path.join(REAL_WORLD, 'model.onnx') }] : [])
   .filter((m) => fs.existsSync(m.file));
@@ -287,5 +287,16 @@ describe('N:M on hand-built layouts', () => {
     expect(r.layers).toEqual([]);
     expect(r.skipped[0]).toMatchObject({ initializer: 'W', reason: expect.stringMatching(/different axes/) });
     expect(Array.from(tensorToFloat32(r.model.graph!.initializer[0]))).toEqual(Array.from(tensorToFloat32(model.graph!.initializer[0])));
+  });
+});
+
+describe.each(['exports/vit-einsum.onnx', 'exports/vit-fusedqkv.onnx'])('2:4 on the trained ViT exported as %s', (file) => {
+  it('holds the pattern on disk for every projection, as on the MatMul export', () => {
+    const { proto } = loadModel(fixture(file));
+    const weights = prunableWeights(proto, NONE);
+    const r = nmPrune(proto, weights, 2, 4);
+    expect(r.skipped).toEqual([]);
+    expect(r.layers).toHaveLength(weights.length);
+    expect(verifyNM(loadModel(saveTemp(r.model, 'nm.onnx')).proto, weights, 2, 4)).toEqual([]);
   });
 });

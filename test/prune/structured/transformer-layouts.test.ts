@@ -71,9 +71,9 @@ describe('the Einsum and fused-QKV exports of the trained ViT (fixtures/exports)
     expect(heads.some((g) => g.kept < g.size)).toBe(true);
     expect(ffn.some((g) => g.kept < g.size)).toBe(true);
     expect(modelCost(r.model).params / modelCost(proto).params).toBeLessThanOrEqual(0.8);
-    // the first block's heads and FFN channels (the second block is built the same way)
-    const checks = await exactnessPerGroup(path, { check: true, maxGroups: 2 });
-    expect(checks.map((c) => c.group)).toEqual([expect.stringMatching(/attn\/(q|qkv)\/MatMul/), '/blocks/blocks.0/mlp/mlp.0/MatMul']);
+    // the first block's heads (its FFN and the second block are built as in vit.onnx, checked there)
+    const checks = await exactnessPerGroup(path, { check: true, maxGroups: 1 });
+    expect(checks.map((c) => c.group)).toEqual([expect.stringMatching(/attn\/(q|qkv)\/MatMul/)]);
     for (const c of checks) expect(c.diff, c.group).toBeLessThan(1e-5);
   }, 30_000);
 });
