@@ -25925,6 +25925,13 @@ function inferNode(node, shapes, values) {
       set(out);
       return;
     }
+    case "Range": {
+      const [start, limit, delta] = [v(0)?.[0], v(1)?.[0], v(2)?.[0]];
+      if (start === void 0 || limit === void 0 || !delta) return;
+      const n = Math.max(0, Math.ceil((limit - start) / delta));
+      set([n], n <= 64 ? Array.from({ length: n }, (_, i2) => start + i2 * delta) : void 0);
+      return;
+    }
     case "Einsum": {
       const ins = node.input.map((n) => shapes.get(n));
       if (ins.some((i2) => !i2)) return;
@@ -28186,6 +28193,8 @@ function skipText(r) {
       return `${r.node} (${r.op}) normalises over the channel axis (removing a channel would change how every other one is normalised)`;
     case "protected":
       return `'${r.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`;
+    case "embedding":
+      return `the channels start in embedding table '${r.table}'`;
     case "grouped-conv":
       return `${r.node} is a grouped convolution (group=${r.group}, ${r.perGroup} input channels per group); pruning it would break the grouping`;
     case "shape-arithmetic":
@@ -28208,6 +28217,8 @@ function skipHint(r) {
       return "the layers that feed and read it are pruned instead where they can be (in a transformer: the attention heads and FFN channels of every block); a narrower width needs a narrower model trained or distilled";
     case "protected":
       return "drop the flag that protects it to let it be pruned";
+    case "embedding":
+      return "embedding tables keep their width by design; the layers after them are pruned";
     case "grouped-conv":
       return "a depthwise (group = channels) or ungrouped convolution is followed";
     case "shape-arithmetic":
@@ -28225,7 +28236,7 @@ function renderSkip(r) {
 }
 
 // src/prune/reduction.ts
-var BY_DESIGN = /* @__PURE__ */ new Set(["graph-output", "graph-input", "protected"]);
+var BY_DESIGN = /* @__PURE__ */ new Set(["graph-output", "graph-input", "protected", "embedding"]);
 function channelTally(groups) {
   let eligible = 0;
   let removed = 0;
@@ -28429,6 +28440,8 @@ var Context = class {
   constantAxes = /* @__PURE__ */ new Map();
   /** spaces made for one part of a fused projection (Q, K, V of one MatMul) */
   fusedSpaces = /* @__PURE__ */ new Set();
+  /** spaces of channels looked up in an embedding table, and the table */
+  embeddingSpaces = /* @__PURE__ */ new Map();
   shapeReads = [];
   /** `node:input` -> elements of a Reshape target that copy the reshaped tensor's own length back */
   selfCopies = /* @__PURE__ */ new Map();
@@ -29258,6 +29271,7 @@ var Analyzer = class {
       const t = c.tracked.get(out);
       if (t) for (const l of layoutsOf(t)) c.poison(l, { kind: "graph-output", output: out });
     }
+    for (const [space, table2] of c.embeddingSpaces) c.spaces.poison(space, { kind: "embedding", table: table2 });
     this.checkConstantConsumers();
     this.checkRewrites();
     this.checkShapeReads();
@@ -29286,6 +29300,7 @@ var Analyzer = class {
     if (op === "Gemm") return this.gemm(node, ins);
     if (op === "MatMul") return this.matmul(node, ins);
     if (op === "Einsum") return einsumChannels(c, node, ins);
+    if (op === "Gather" && !x2) return this.embedding(node);
     if (!x2 && ins.every((t) => !t)) return;
     if (PASS_THROUGH.has(op)) {
       if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
@@ -29377,6 +29392,21 @@ var Analyzer = class {
       layout.push(...fullLayout(space, size / parts));
     }
     return layout;
+  }
+  /**
+   * An embedding lookup (Gather of rows of a 2-D float table): its columns are channels the residual
+   * stream of a text transformer starts with, followed so the stream is one group; the table itself keeps
+   * its width (checked at the end).
+   */
+  embedding(node) {
+    const c = this.c;
+    const table2 = c.constant(node.input[0]);
+    const rank = c.shape(node.output[0])?.length;
+    if (!table2 || !FLOAT_TYPES.has(table2.tensor.dataType) || tensorDims(table2.tensor).length !== 2 || attrInt(node, "axis", 0) !== 0 || rank === void 0) return;
+    const layout = c.fresh(node, tensorDims(table2.tensor)[1]);
+    c.embeddingSpaces.set(layout[0].space, table2.name);
+    c.use(node, node.input[0], 1, layout, "param");
+    c.set(node.output[0], { axis: rank - 1, layout });
   }
   conv(node, x2) {
     const c = this.c;
@@ -29804,7 +29834,7 @@ var Analyzer = class {
   }
 };
 function isProducer(op) {
-  return op === "Conv" || op === "ConvTranspose" || op === "Gemm" || op === "MatMul" || op === "Einsum";
+  return op === "Conv" || op === "ConvTranspose" || op === "Gemm" || op === "MatMul" || op === "Einsum" || op === "Gather";
 }
 function layoutShape(layout) {
   return layout.flatMap((s) => [s.space, s.start, s.len, s.repeat]);

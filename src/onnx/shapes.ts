@@ -243,6 +243,14 @@ function inferNode(node: NodeProto, shapes: Map<string, number[]>, values: Map<s
       set(out);
       return;
     }
+    case 'Range': {
+      // positions 0..T-1 of a text model, T read from the input's shape
+      const [start, limit, delta] = [v(0)?.[0], v(1)?.[0], v(2)?.[0]];
+      if (start === undefined || limit === undefined || !delta) return;
+      const n = Math.max(0, Math.ceil((limit - start) / delta));
+      set([n], n <= 64 ? Array.from({ length: n }, (_, i) => start + i * delta) : undefined);
+      return;
+    }
     case 'Einsum': {
       const ins = node.input.map((n) => shapes.get(n));
       if (ins.some((i) => !i)) return;

@@ -45,7 +45,7 @@ export interface ChannelTally {
  * Skips that are the model's interface or the user's own choice: their channels are outside what a
  * target asks for, so leaving them whole does not fall short of it.
  */
-const BY_DESIGN: ReadonlySet<SkipKind> = new Set(['graph-output', 'graph-input', 'protected']);
+const BY_DESIGN: ReadonlySet<SkipKind> = new Set(['graph-output', 'graph-input', 'protected', 'embedding']);
 
 /** Tally of a structured result's groups (a group of one channel can lose nothing and counts for none). */
 export function channelTally(groups: readonly { name: string; size: number; kept: number; skip?: SkipReason }[]): ChannelTally {

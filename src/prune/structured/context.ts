@@ -113,6 +113,8 @@ export class Context {
   readonly constantAxes = new Map<string, Map<number, Layout>>();
   /** spaces made for one part of a fused projection (Q, K, V of one MatMul) */
   readonly fusedSpaces = new Set<number>();
+  /** spaces of channels looked up in an embedding table, and the table */
+  readonly embeddingSpaces = new Map<number, string>();
   readonly shapeReads: ShapeRead[] = [];
   /** `node:input` -> elements of a Reshape target that copy the reshaped tensor's own length back */
   readonly selfCopies = new Map<string, Set<number>>();

@@ -1,6 +1,6 @@
 import type { ModelProto, NodeProto } from '../../onnx/proto/onnx_pb.js';
 import { attrInt, attrInts, nodeLabel } from '../../onnx/graph.js';
-import { tensorDims } from '../../onnx/tensor.js';
+import { FLOAT_TYPES, tensorDims } from '../../onnx/tensor.js';
 import { attentionOp, einsumChannels, fusedParts, regroupReshape, shapeRead } from './attention.js';
 import { type AxisUse, Context, type DependencyAnalysis, type DependencyGroup, type DimRewrite, type Tracked, layoutsOf } from './context.js';
 import { type Layout, fullLayout, layoutSize, subLayout, withRepeat } from './layout.js';
@@ -56,6 +56,8 @@ class Analyzer {
       const t = c.tracked.get(out);
       if (t) for (const l of layoutsOf(t)) c.poison(l, { kind: 'graph-output', output: out });
     }
+    // a group nothing else stopped still keeps an embedding table whole
+    for (const [space, table] of c.embeddingSpaces) c.spaces.poison(space, { kind: 'embedding', table });
     this.checkConstantConsumers();
     this.checkRewrites();
     this.checkShapeReads();
@@ -91,6 +93,7 @@ class Analyzer {
     if (op === 'Gemm') return this.gemm(node, ins);
     if (op === 'MatMul') return this.matmul(node, ins);
     if (op === 'Einsum') return einsumChannels(c, node, ins);
+    if (op === 'Gather' && !x) return this.embedding(node);
     if (!x && ins.every((t) => !t)) return;
 
     if (PASS_THROUGH.has(op)) {
@@ -185,6 +188,22 @@ class Analyzer {
       layout.push(...fullLayout(space, size / parts));
     }
     return layout;
+  }
+
+  /**
+   * An embedding lookup (Gather of rows of a 2-D float table): its columns are channels the residual
+   * stream of a text transformer starts with, followed so the stream is one group; the table itself keeps
+   * its width (checked at the end).
+   */
+  private embedding(node: NodeProto): void {
+    const c = this.c;
+    const table = c.constant(node.input[0]);
+    const rank = c.shape(node.output[0])?.length;
+    if (!table || !FLOAT_TYPES.has(table.tensor.dataType) || tensorDims(table.tensor).length !== 2 || attrInt(node, 'axis', 0) !== 0 || rank === undefined) return;
+    const layout = c.fresh(node, tensorDims(table.tensor)[1]);
+    c.embeddingSpaces.set(layout[0].space, table.name);
+    c.use(node, node.input[0], 1, layout, 'param');
+    c.set(node.output[0], { axis: rank - 1, layout });
   }
 
   private conv(node: NodeProto, x: Tracked | undefined): void {
@@ -648,7 +667,7 @@ class Analyzer {
 }
 
 function isProducer(op: string): boolean {
-  return op === 'Conv' || op === 'ConvTranspose' || op === 'Gemm' || op === 'MatMul' || op === 'Einsum';
+  return op === 'Conv' || op === 'ConvTranspose' || op === 'Gemm' || op === 'MatMul' || op === 'Einsum' || op === 'Gather';
 }
 
 /** a layout's identity for comparing: its segments (a Flatten's repeat changes it) */

@@ -12,6 +12,8 @@ export type SkipReason =
   | { kind: 'normalization'; node: string; op: string }
   /** a weight of the group is kept dense by --exclude, --keep-first-layer or --keep-last-layer */
   | { kind: 'protected'; tensor: string }
+  /** the channels are looked up in an embedding table, which is never pruned */
+  | { kind: 'embedding'; table: string }
   /** a grouped (not depthwise) convolution: its groups must stay equal */
   | { kind: 'grouped-conv'; node: string; group: number; perGroup: number }
   /** a channel count is computed from a runtime shape and used where no rewrite can follow it */
@@ -36,6 +38,8 @@ export function skipText(r: SkipReason): string {
       return `${r.node} (${r.op}) normalises over the channel axis (removing a channel would change how every other one is normalised)`;
     case 'protected':
       return `'${r.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`;
+    case 'embedding':
+      return `the channels start in embedding table '${r.table}'`;
     case 'grouped-conv':
       return `${r.node} is a grouped convolution (group=${r.group}, ${r.perGroup} input channels per group); pruning it would break the grouping`;
     case 'shape-arithmetic':
@@ -60,6 +64,8 @@ export function skipHint(r: SkipReason): string {
       return 'the layers that feed and read it are pruned instead where they can be (in a transformer: the attention heads and FFN channels of every block); a narrower width needs a narrower model trained or distilled';
     case 'protected':
       return 'drop the flag that protects it to let it be pruned';
+    case 'embedding':
+      return 'embedding tables keep their width by design; the layers after them are pruned';
     case 'grouped-conv':
       return 'a depthwise (group = channels) or ungrouped convolution is followed';
     case 'shape-arithmetic':

@@ -11,15 +11,16 @@ import { untieConstants } from '../../../src/prune/structured/untie.js';
 import { hasOnnxChecker, onnxCheck } from '../../support/onnxChecker.js';
 import { tempDir } from '../../support/fixtures.js';
 
-/** deterministic pseudo-random inputs for every graph input (batch 2) */
-export function randomFeeds(model: ModelProto, batch = 2): Record<string, { dims: number[]; data: Float32Array }> {
-  const feeds: Record<string, { dims: number[]; data: Float32Array }> = {};
+/** deterministic pseudo-random inputs for every graph input (batch 2); int64 inputs (token ids) get ids 0..9 */
+export function randomFeeds(model: ModelProto, batch = 2): Record<string, { dims: number[]; data: Float32Array | BigInt64Array }> {
+  const feeds: Record<string, { dims: number[]; data: Float32Array | BigInt64Array }> = {};
   let seed = 12345;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
   for (const i of modelInputs(model, "model")) {
     const dims = i.dims.map((d, k) => (typeof d === 'number' && d > 0 ? d : k === 0 ? batch : 1));
     const n = dims.reduce((a, b) => a * b, 1);
-    feeds[i.name] = { dims, data: Float32Array.from({ length: n }, rnd) };
+    const data = i.dtype === 'int64' ? BigInt64Array.from({ length: n }, () => BigInt(Math.floor((rnd() + 1) * 5))) : Float32Array.from({ length: n }, rnd);
+    feeds[i.name] = { dims, data };
   }
   return feeds;
 }
@@ -28,7 +29,7 @@ export async function runModel(file: string, feeds: ReturnType<typeof randomFeed
   const { ort } = onnxruntime();
   const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], graphOptimizationLevel: 'disabled' });
   const f: Record<string, InstanceType<typeof ort.Tensor>> = {};
-  for (const [k, v] of Object.entries(feeds)) f[k] = new ort.Tensor('float32', v.data, v.dims);
+  for (const [k, v] of Object.entries(feeds)) f[k] = v.data instanceof BigInt64Array ? new ort.Tensor('int64', v.data, v.dims) : new ort.Tensor('float32', v.data, v.dims);
   const r = await s.run(f);
   const out = s.outputNames.map((n) => Float32Array.from(r[n].data as Float32Array));
   await s.release();

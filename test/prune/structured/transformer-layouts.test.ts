@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { modelCost } from '../../../src/onnx/flops.js';
 import { loadModel } from '../../../src/onnx/model.js';
-import { analyzeDependencies } from '../../../src/prune/structured/depgraph.js';
 import { skipHint } from '../../../src/prune/structured/skip.js';
 import { structuredGroups, structuredPrune } from '../../../src/prune/structured/structuredPrune.js';
 import { fixture } from '../../support/fixtures.js';
@@ -12,27 +11,38 @@ import { exactnessPerGroup } from './exactness.js';
  * group of whole heads per attention block, and removing heads must be exact at a batch size the analysis
  * never evaluated shapes at (constants written from shape arithmetic must not bake the batch in).
  */
-// the third column: also run onnx.checker on the result (the layouts whose surgery writes constants in
-// place of computed shape arithmetic or a -1; the others rewrite constants as the fixtures before them do)
-const LAYOUTS = [
-  ['attn-torch-mha-op13.onnx', "torch nn.MultiheadAttention, opset 13: packed in-projection cut by Slices computed from its shape, heads merged with the batch", true],
-  ['attn-torch-mha-op17.onnx', 'torch nn.MultiheadAttention, opset 17 (LayerNormalization op)', false],
-  ['attn-hf-bert-op14.onnx', "Hugging Face BERT: view(size()[:-1] + (H, D)), permute, post-LayerNorm", false],
-  ['attn-torch2-packed-op17.onnx', 'torch 2.x packed projection: Reshape (…, 3, E), Unsqueeze/Transpose/Squeeze, Gather per part, SDPA scaling', true],
-  ['attn-gpt2-split-op13.onnx', "GPT-2's fused c_attn cut by Split along the channels", false],
-] as const;
+interface Layout {
+  file: string;
+  what: string;
+  /** also run onnx.checker: the layouts whose surgery writes constants in place of computed shape arithmetic or a -1 */
+  check: boolean;
+  /** prunable groups as [channels, channels per head] */
+  prunable: [number, number][];
+  skipped: string[];
+}
+
+const LAYOUTS: Layout[] = [
+  { file: 'attn-torch-mha-op13.onnx', what: 'torch nn.MultiheadAttention, opset 13: packed in-projection cut by Slices computed from its shape, heads merged with the batch', check: true, prunable: [[32, 8]], skipped: ['graph-input', 'graph-output'] },
+  { file: 'attn-torch-mha-op17.onnx', what: 'torch nn.MultiheadAttention, opset 17 (LayerNormalization op)', check: false, prunable: [[32, 8]], skipped: ['graph-input', 'graph-output'] },
+  // on token ids: the residual stream starts at the embeddings and is one group, kept for LayerNorm
+  { file: 'attn-hf-bert-op14.onnx', what: 'a Hugging Face BERT layer on token ids: view(size()[:-1] + (H, D)), permute, post-LayerNorm, FFN', check: false, prunable: [[32, 8], [64, 1]], skipped: ['graph-output', 'normalization'] },
+  { file: 'attn-torch2-packed-op17.onnx', what: 'torch 2.x packed projection: Reshape (…, 3, E), Unsqueeze/Transpose/Squeeze, Gather per part, SDPA scaling', check: true, prunable: [[32, 8]], skipped: ['graph-input', 'graph-output'] },
+  { file: 'attn-gpt2-split-op13.onnx', what: "GPT-2's fused c_attn cut by Split along the channels", check: false, prunable: [[32, 8]], skipped: ['graph-input', 'graph-output'] },
+];
 
 describe('attention layouts as exported: heads form one group and are removed exactly', () => {
-  it.each(LAYOUTS)('%s (%s)', async (file, _, check) => {
+  it.each(LAYOUTS)('$file ($what)', async ({ file, check, prunable, skipped }) => {
     const path = fixture(`structured/${file}`);
-    const a = analyzeDependencies(loadModel(path).proto);
-    const heads = a.groups.filter((g) => !g.skip);
-    expect(heads.map((g) => [g.size, g.block])).toEqual([[32, 8]]);
-    // the residual adds the graph input; the classifier is the output: both stay, each with its reason
-    expect(a.groups.filter((g) => g.skip).map((g) => g.skip!.kind).sort()).toEqual(['graph-input', 'graph-output']);
-    const [exact] = await exactnessPerGroup(path, { check });
-    expect(exact.diff).toBeLessThan(1e-5);
-    expect(exact.smaller).toBe(true);
+    const a = structuredGroups(loadModel(path).proto, new Set());
+    expect(a.groups.filter((g) => !g.skip).map((g) => [g.size, g.block])).toEqual(prunable);
+    // a residual added to the graph input, the classifier (the output), LayerNorm: each with its reason
+    expect(a.groups.filter((g) => g.skip).map((g) => g.skip!.kind).sort()).toEqual(skipped);
+    const checks = await exactnessPerGroup(path, { check });
+    expect(checks).toHaveLength(prunable.length);
+    for (const c of checks) {
+      expect(c.diff, c.group).toBeLessThan(1e-5);
+      expect(c.smaller, c.group).toBe(true);
+    }
   }, 30_000);
 });
 
