@@ -28878,6 +28878,8 @@ function regroupReshape(c, node, t) {
   const find = (role) => roles.flatMap((r, i2) => r.role === role ? [i2] : []);
   const [heads, width, part, chans, mixed] = ["heads", "width", "part", "channels", "mixed"].map(find);
   if (mixed.length || heads.length > 1 || width.length > 1 || part.length > 1 || chans.length > 1 || heads.length + chans.length !== 1 || heads.length === 1 !== (width.length === 1)) {
+    const shuffled = outF.some((f) => f.findIndex((x2) => x2.kind === "width") >= 0 && f.findIndex((x2) => x2.kind === "width") < f.findIndex((x2) => x2.kind === "heads"));
+    if (shuffled || !(t.block || t.parts)) return fail("splits or merges the channel axis with other dimensions (e.g. a channel shuffle)");
     return fail("regroups heads or channels with other dimensions");
   }
   const layouts = newParts ?? t.parts?.layouts ?? [t.layout];

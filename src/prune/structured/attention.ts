@@ -211,6 +211,9 @@ export function regroupReshape(c: Context, node: NodeProto, t: Tracked): void {
   const find = (role: string) => roles.flatMap((r, i) => (r.role === role ? [i] : []));
   const [heads, width, part, chans, mixed] = ['heads', 'width', 'part', 'channels', 'mixed'].map(find);
   if (mixed.length || heads.length > 1 || width.length > 1 || part.length > 1 || chans.length > 1 || heads.length + chans.length !== 1 || (heads.length === 1) !== (width.length === 1)) {
+    // channels cut into blocks whose order is then swapped with the channels inside them: a shuffle
+    const shuffled = outF.some((f) => f.findIndex((x) => x.kind === 'width') >= 0 && f.findIndex((x) => x.kind === 'width') < f.findIndex((x) => x.kind === 'heads'));
+    if (shuffled || !(t.block || t.parts)) return fail('splits or merges the channel axis with other dimensions (e.g. a channel shuffle)');
     return fail('regroups heads or channels with other dimensions');
   }
   const layouts = newParts ?? t.parts?.layouts ?? [t.layout];
