@@ -49,8 +49,8 @@ export function judgeWithIntervals(
   const measurements = compareMode
     ? { dense: reference.step, final: candidate.step, base: reference.step }
     : { dense: reference.step, final: candidate.step };
-  // comparing two models prunes nothing: there is no requested reduction to fall short of
-  const judgedBudgets = compareMode ? budgets.filter((b) => b.name !== 'target-reduction') : budgets;
+  // comparing two models, or quantizing alone, prunes nothing: there is no requested reduction to fall short of
+  const judgedBudgets = compareMode || !reduction ? budgets.filter((b) => b.name !== 'target-reduction') : budgets;
   const results = evaluateBudgets(judgedBudgets, { ...measurements, ...(reduction ? { reduction } : {}), uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
   const classLimit = budgets.find((b) => b.name === 'class-accuracy-drop')?.limit;
   return {
