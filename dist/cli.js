@@ -1217,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path17 = __require("node:path");
-    var fs21 = __require("node:fs");
+    var path20 = __require("node:path");
+    var fs22 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs21.existsSync(executableFile)) return;
+        if (fs22.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2230,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path17.resolve(baseDir, baseName2);
-          if (fs21.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path17.extname(baseName2))) return void 0;
+          const localBin = path20.resolve(baseDir, baseName2);
+          if (fs22.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path20.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs21.existsSync(`${localBin}${ext}`)
+            (ext) => fs22.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs21.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs22.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path17.resolve(
-            path17.dirname(resolvedScriptPath),
+          executableDir = path20.resolve(
+            path20.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path17.basename(
+            const legacyName = path20.basename(
               this._scriptPath,
-              path17.extname(this._scriptPath)
+              path20.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path17.extname(executableFile));
+        launchWithNode = sourceExt.includes(path20.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path17.basename(filename, path17.extname(filename));
+        this._name = path20.basename(filename, path20.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path18) {
-        if (path18 === void 0) return this._executableDir;
-        this._executableDir = path18;
+      executableDir(path21) {
+        if (path21 === void 0) return this._executableDir;
+        this._executableDir = path21;
         return this;
       }
       /**
@@ -3705,17 +3705,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path17) {
-      const ctrl = callVisitor(key, node, visitor, path17);
+    function visit_(key, node, visitor, path20) {
+      const ctrl = callVisitor(key, node, visitor, path20);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path17, ctrl);
-        return visit_(key, ctrl, visitor, path17);
+        replaceNode(key, path20, ctrl);
+        return visit_(key, ctrl, visitor, path20);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path17 = Object.freeze(path17.concat(node));
+          path20 = Object.freeze(path20.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path17);
+            const ci = visit_(i2, node.items[i2], visitor, path20);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3726,13 +3726,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path17 = Object.freeze(path17.concat(node));
-          const ck = visit_("key", node.key, visitor, path17);
+          path20 = Object.freeze(path20.concat(node));
+          const ck = visit_("key", node.key, visitor, path20);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path17);
+          const cv = visit_("value", node.value, visitor, path20);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3753,17 +3753,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path17) {
-      const ctrl = await callVisitor(key, node, visitor, path17);
+    async function visitAsync_(key, node, visitor, path20) {
+      const ctrl = await callVisitor(key, node, visitor, path20);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path17, ctrl);
-        return visitAsync_(key, ctrl, visitor, path17);
+        replaceNode(key, path20, ctrl);
+        return visitAsync_(key, ctrl, visitor, path20);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path17 = Object.freeze(path17.concat(node));
+          path20 = Object.freeze(path20.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path17);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path20);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3774,13 +3774,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path17 = Object.freeze(path17.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path17);
+          path20 = Object.freeze(path20.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path20);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path17);
+          const cv = await visitAsync_("value", node.value, visitor, path20);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3807,23 +3807,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path17) {
+    function callVisitor(key, node, visitor, path20) {
       if (typeof visitor === "function")
-        return visitor(key, node, path17);
+        return visitor(key, node, path20);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path17);
+        return visitor.Map?.(key, node, path20);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path17);
+        return visitor.Seq?.(key, node, path20);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path17);
+        return visitor.Pair?.(key, node, path20);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path17);
+        return visitor.Scalar?.(key, node, path20);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path17);
+        return visitor.Alias?.(key, node, path20);
       return void 0;
     }
-    function replaceNode(key, path17, node) {
-      const parent = path17[path17.length - 1];
+    function replaceNode(key, path20, node) {
+      const parent = path20[path20.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4435,10 +4435,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path17, value) {
+    function collectionFromPath(schema, path20, value) {
       let v = value;
-      for (let i2 = path17.length - 1; i2 >= 0; --i2) {
-        const k = path17[i2];
+      for (let i2 = path20.length - 1; i2 >= 0; --i2) {
+        const k = path20[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4457,7 +4457,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path17) => path17 == null || typeof path17 === "object" && !!path17[Symbol.iterator]().next().done;
+    var isEmptyPath = (path20) => path20 == null || typeof path20 === "object" && !!path20[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4487,11 +4487,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path17, value) {
-        if (isEmptyPath(path17))
+      addIn(path20, value) {
+        if (isEmptyPath(path20))
           this.add(value);
         else {
-          const [key, ...rest] = path17;
+          const [key, ...rest] = path20;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4505,8 +4505,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path17) {
-        const [key, ...rest] = path17;
+      deleteIn(path20) {
+        const [key, ...rest] = path20;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4520,8 +4520,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path17, keepScalar) {
-        const [key, ...rest] = path17;
+      getIn(path20, keepScalar) {
+        const [key, ...rest] = path20;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4539,8 +4539,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path17) {
-        const [key, ...rest] = path17;
+      hasIn(path20) {
+        const [key, ...rest] = path20;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4550,8 +4550,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path17, value) {
-        const [key, ...rest] = path17;
+      setIn(path20, value) {
+        const [key, ...rest] = path20;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -7066,9 +7066,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path17, value) {
+      addIn(path20, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path17, value);
+          this.contents.addIn(path20, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -7143,14 +7143,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path17) {
-        if (Collection.isEmptyPath(path17)) {
+      deleteIn(path20) {
+        if (Collection.isEmptyPath(path20)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path17) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path20) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7165,10 +7165,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path17, keepScalar) {
-        if (Collection.isEmptyPath(path17))
+      getIn(path20, keepScalar) {
+        if (Collection.isEmptyPath(path20))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path17, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path20, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7179,10 +7179,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path17) {
-        if (Collection.isEmptyPath(path17))
+      hasIn(path20) {
+        if (Collection.isEmptyPath(path20))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path17) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path20) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7199,13 +7199,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path17, value) {
-        if (Collection.isEmptyPath(path17)) {
+      setIn(path20, value) {
+        if (Collection.isEmptyPath(path20)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path17), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path20), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path17, value);
+          this.contents.setIn(path20, value);
         }
       }
       /**
@@ -9166,9 +9166,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path17) => {
+    visit.itemAtPath = (cst, path20) => {
       let item = cst;
-      for (const [field, index] of path17) {
+      for (const [field, index] of path20) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9177,23 +9177,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path17) => {
-      const parent = visit.itemAtPath(cst, path17.slice(0, -1));
-      const field = path17[path17.length - 1][0];
+    visit.parentCollection = (cst, path20) => {
+      const parent = visit.itemAtPath(cst, path20.slice(0, -1));
+      const field = path20[path20.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path17, item, visitor) {
-      let ctrl = visitor(item, path17);
+    function _visit(path20, item, visitor) {
+      let ctrl = visitor(item, path20);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path17.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path20.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9204,10 +9204,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path17);
+            ctrl = ctrl(item, path20);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path17) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path20) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10509,14 +10509,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs21 = this.flowScalar(this.type);
+              const fs22 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs21, sep: [] });
+                map.items.push({ start, key: fs22, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs21);
+                this.stack.push(fs22);
               } else {
-                Object.assign(it, { key: fs21, sep: [] });
+                Object.assign(it, { key: fs22, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10644,13 +10644,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs21 = this.flowScalar(this.type);
+              const fs22 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs21, sep: [] });
+                fc.items.push({ start: [], key: fs22, sep: [] });
               else if (it.sep)
-                this.stack.push(fs21);
+                this.stack.push(fs22);
               else
-                Object.assign(it, { key: fs21, sep: [] });
+                Object.assign(it, { key: fs22, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -11590,7 +11590,7 @@ var require_tensor_utils_impl = __commonJS({
     exports.tensorReshape = exports.calculateSize = void 0;
     var tensor_impl_js_1 = require_tensor_impl();
     var calculateSize = (dims) => {
-      let size = 1;
+      let size2 = 1;
       for (let i2 = 0; i2 < dims.length; i2++) {
         const dim = dims[i2];
         if (typeof dim !== "number" || !Number.isSafeInteger(dim)) {
@@ -11599,9 +11599,9 @@ var require_tensor_utils_impl = __commonJS({
         if (dim < 0) {
           throw new RangeError(`dims[${i2}] must be a non-negative integer, got: ${dim}`);
         }
-        size *= dim;
+        size2 *= dim;
       }
-      return size;
+      return size2;
     };
     exports.calculateSize = calculateSize;
     var tensorReshape = (tensor, dims) => {
@@ -11783,16 +11783,16 @@ var require_tensor_impl = __commonJS({
           this.cpuData = data;
           this.dataLocation = "cpu";
         }
-        const size = (0, tensor_utils_impl_js_1.calculateSize)(dims);
-        if (this.cpuData && size !== this.cpuData.length) {
-          if ((type === "uint4" || type === "int4") && Math.ceil(size / 2) === this.cpuData.length) {
+        const size2 = (0, tensor_utils_impl_js_1.calculateSize)(dims);
+        if (this.cpuData && size2 !== this.cpuData.length) {
+          if ((type === "uint4" || type === "int4") && Math.ceil(size2 / 2) === this.cpuData.length) {
           } else {
-            throw new Error(`Tensor's size(${size}) does not match data length(${this.cpuData.length}).`);
+            throw new Error(`Tensor's size(${size2}) does not match data length(${this.cpuData.length}).`);
           }
         }
         this.type = type;
         this.dims = dims;
-        this.size = size;
+        this.size = size2;
       }
       // #endregion
       // #region factory
@@ -12751,8 +12751,8 @@ var require_utils = __commonJS({
       }
       return output;
     };
-    exports.basename = (path17, { windows } = {}) => {
-      const segs = path17.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path20, { windows } = {}) => {
+      const segs = path20.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -15144,7 +15144,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs20 from "node:fs";
+import * as fs21 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -15502,11 +15502,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path17, issues) {
+function prefixIssues(path20, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path17);
+    iss.path.unshift(path20);
     return iss;
   });
 }
@@ -16325,14 +16325,14 @@ var $ZodNever = /* @__PURE__ */ $constructor("$ZodNever", (inst, def) => {
     return payload;
   };
 });
-function capSize(inst, size) {
+function capSize(inst, size2) {
   const caps = sizeCaps(inst._zod.def.checks);
   if (!caps.length)
     return;
   const cap = Math.min(...caps.map((c) => c[0]));
   const parse2 = inst._zod.parse;
   inst._zod.parse = (payload, ctx) => {
-    const n = size(payload.value);
+    const n = size2(payload.value);
     if (n > cap && !ctx?.skipChecks && ctx?.direction !== "backward") {
       for (const [max2, ch] of sizeCaps(inst._zod.def.checks)) {
         if (n > max2 && ch._zod.def.when(payload)) {
@@ -17485,16 +17485,16 @@ var writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(
 var DEFAULT_CONFIG = Object.freeze(fromFile(CONFIG_FILE.parse({})));
 
 // src/config/validate.ts
-function formatKeyPath(path17) {
-  return path17.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path20) {
+  return path20.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path17) {
-  return path17.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path20) {
+  return path20.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue2, subject, value) {
   const form = formOf(issue2);
@@ -17504,18 +17504,18 @@ function describeIssue(issue2, subject, value) {
   return `${subject} must be ${issue2.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue2, raw) {
-  const path17 = issue2.path;
+  const path20 = issue2.path;
   if (issue2.code === "unrecognized_keys") {
     const valid = issue2.message.startsWith(VALID_KEYS) ? issue2.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue2.keys.map((key) => {
-      const full = [...path17, key];
+      const full = [...path20, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path17));
-  if (path17.length === 0) return [{ path: path17, message: `the config must be ${issue2.message} (got ${value})` }];
-  const subject = formOf(issue2) === "plain" ? formatKeyPath(path17) : `'${formatKeyPath(path17)}'`;
-  return [{ path: path17, message: describeIssue(issue2, subject, value) }];
+  const value = show(valueAt(raw, path20));
+  if (path20.length === 0) return [{ path: path20, message: `the config must be ${issue2.message} (got ${value})` }];
+  const subject = formOf(issue2) === "plain" ? formatKeyPath(path20) : `'${formatKeyPath(path20)}'`;
+  return [{ path: path20, message: describeIssue(issue2, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -17535,10 +17535,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path17) {
+function lineOf(doc, lines, path20) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path17) {
+  for (const segment of path20) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -17557,10 +17557,10 @@ function lineOf(doc, lines, path17) {
 }
 
 // src/config/loadConfig.ts
-function loadConfig(path17, shownAs = path17) {
+function loadConfig(path20, shownAs = path20) {
   let text2;
   try {
-    text2 = readFileSync(path17, "utf8");
+    text2 = readFileSync(path20, "utf8");
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${shownAs}: config file not found; check the path or create it`);
@@ -17591,10 +17591,10 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path17 = ["budgets", name];
-    const node = doc.getIn(path17, true);
+    const path20 = ["budgets", name];
+    const node = doc.getIn(path20, true);
     if ((0, import_yaml2.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines, path17)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines, path20)}`;
   }
   return config2;
 }
@@ -17605,22 +17605,22 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry) => {
     const eq = entry.indexOf("=");
     const name = entry.slice(0, Math.max(eq, 0)).trim();
-    const path17 = entry.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path17 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path20 = entry.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path20 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry);
-    return { name, path: path17 };
+    return { name, path: path20 };
   });
 }
 
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path17 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path17);
+    const path20 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path20);
     if (!("kind" in s)) return [];
-    return [{ path: path17, field: path17.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path20, field: path20.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 var SETTING_REFS = flatten(SETTINGS, []);
@@ -17718,8 +17718,8 @@ var COUNT_UNITS = [
   ["k", 1e3]
 ];
 function count(n) {
-  for (const [suffix, size] of COUNT_UNITS) {
-    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
+  for (const [suffix, size2] of COUNT_UNITS) {
+    if (Math.abs(n) >= size2 * 0.9995) return `${signed((n / size2).toPrecision(3))}${suffix}`;
   }
   return fixed(n, 0);
 }
@@ -17928,8 +17928,7 @@ function overallVerdict(results) {
 
 // src/pipeline/compare.ts
 import * as fs8 from "node:fs";
-import * as os2 from "node:os";
-import * as path4 from "node:path";
+import * as path5 from "node:path";
 
 // src/config/rules.ts
 import * as os from "node:os";
@@ -18191,15 +18190,15 @@ function decodeShape(value, fail) {
     return Number(d);
   });
 }
-function swapBytesInPlace(bytes2, size) {
-  if (size === 2) {
+function swapBytesInPlace(bytes2, size2) {
+  if (size2 === 2) {
     const w2 = new Uint16Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 1);
     for (let i2 = 0; i2 < w2.length; i2++) w2[i2] = (w2[i2] & 255) << 8 | w2[i2] >>> 8;
     return;
   }
   const w = new Uint32Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 2);
   const bswap = (x2) => (x2 << 24 | (x2 & 65280) << 8 | x2 >>> 8 & 65280 | x2 >>> 24) >>> 0;
-  if (size === 4) {
+  if (size2 === 4) {
     for (let i2 = 0; i2 < w.length; i2++) w[i2] = bswap(w[i2]);
     return;
   }
@@ -19401,12 +19400,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path17, model, opts) {
+function loadDataset(path20, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path17} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path20} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path17);
+  const arrays = readArrays(path20);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -19415,7 +19414,7 @@ function loadDataset(path17, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path17}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path20}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -19424,37 +19423,37 @@ function loadDataset(path17, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path17}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path20}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path17, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path17, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path20, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path20, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path17}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path20}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path17}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path20}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path17, y, count3);
+  if (y) labels = toLabels(path20, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path17}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path20}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path17, count: count3, inputs, labels };
+  return { path: path20, count: count3, inputs, labels };
 }
-function checkInput(path17, spec, name, arr, modelName) {
-  const subject = `${path17}: array '${name}'`;
+function checkInput(path20, spec, name, arr, modelName) {
+  const subject = `${path20}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -19477,7 +19476,7 @@ function checkInput(path17, spec, name, arr, modelName) {
   }
 }
 var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path17, name, arr) {
+function checkFinite(path20, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -19488,7 +19487,7 @@ function checkFinite(path17, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path17}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path20}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -19507,8 +19506,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path17, y, count3) {
-  const subject = `${path17}: label array '${LABELS}'`;
+function toLabels(path20, y, count3) {
+  const subject = `${path20}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -19579,564 +19578,35 @@ function takeSamples(ds, indices) {
   return { path: ds.path, count: n, inputs, labels };
 }
 function copySample(dst, dstIndex, src, srcIndex, length) {
-  const size = src.BYTES_PER_ELEMENT;
-  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size, length * size).set(
-    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size, length * size)
+  const size2 = src.BYTES_PER_ELEMENT;
+  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size2, length * size2).set(
+    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size2, length * size2)
   );
-}
-
-// node_modules/markdown-table/index.js
-function defaultStringLength(value) {
-  return value.length;
-}
-function markdownTable(table3, options) {
-  const settings = options || {};
-  const align = (settings.align || []).concat();
-  const stringLength = settings.stringLength || defaultStringLength;
-  const alignments = [];
-  const cellMatrix = [];
-  const sizeMatrix = [];
-  const longestCellByColumn = [];
-  let mostCellsPerRow = 0;
-  let rowIndex = -1;
-  while (++rowIndex < table3.length) {
-    const row2 = [];
-    const sizes2 = [];
-    let columnIndex2 = -1;
-    if (table3[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table3[rowIndex].length;
-    }
-    while (++columnIndex2 < table3[rowIndex].length) {
-      const cell5 = serialize(table3[rowIndex][columnIndex2]);
-      if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell5);
-        sizes2[columnIndex2] = size;
-        if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
-          longestCellByColumn[columnIndex2] = size;
-        }
-      }
-      row2.push(cell5);
-    }
-    cellMatrix[rowIndex] = row2;
-    sizeMatrix[rowIndex] = sizes2;
-  }
-  let columnIndex = -1;
-  if (typeof align === "object" && "length" in align) {
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = toAlignment(align[columnIndex]);
-    }
-  } else {
-    const code = toAlignment(align);
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = code;
-    }
-  }
-  columnIndex = -1;
-  const row = [];
-  const sizes = [];
-  while (++columnIndex < mostCellsPerRow) {
-    const code = alignments[columnIndex];
-    let before = "";
-    let after = "";
-    if (code === 99) {
-      before = ":";
-      after = ":";
-    } else if (code === 108) {
-      before = ":";
-    } else if (code === 114) {
-      after = ":";
-    }
-    let size = settings.alignDelimiters === false ? 1 : Math.max(
-      1,
-      longestCellByColumn[columnIndex] - before.length - after.length
-    );
-    const cell5 = before + "-".repeat(size) + after;
-    if (settings.alignDelimiters !== false) {
-      size = before.length + size + after.length;
-      if (size > longestCellByColumn[columnIndex]) {
-        longestCellByColumn[columnIndex] = size;
-      }
-      sizes[columnIndex] = size;
-    }
-    row[columnIndex] = cell5;
-  }
-  cellMatrix.splice(1, 0, row);
-  sizeMatrix.splice(1, 0, sizes);
-  rowIndex = -1;
-  const lines = [];
-  while (++rowIndex < cellMatrix.length) {
-    const row2 = cellMatrix[rowIndex];
-    const sizes2 = sizeMatrix[rowIndex];
-    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
-    columnIndex = -1;
-    const line = [];
-    while (++columnIndex < cellsInRow) {
-      const cell5 = row2[columnIndex] || "";
-      let before = "";
-      let after = "";
-      if (settings.alignDelimiters !== false) {
-        const size = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
-        const code = alignments[columnIndex];
-        if (code === 114) {
-          before = " ".repeat(size);
-        } else if (code === 99) {
-          const half = size / 2;
-          if (size % 2) {
-            before = " ".repeat(half + 0.5);
-            after = " ".repeat(half - 0.5);
-          } else {
-            before = " ".repeat(half);
-            after = before;
-          }
-        } else {
-          after = " ".repeat(size);
-        }
-      }
-      if (settings.delimiterStart !== false && !columnIndex) {
-        line.push("|");
-      }
-      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
-      // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell5 === "") && (settings.delimiterStart !== false || columnIndex)) {
-        line.push(" ");
-      }
-      if (settings.alignDelimiters !== false) {
-        line.push(before);
-      }
-      line.push(cell5);
-      if (settings.alignDelimiters !== false) {
-        line.push(after);
-      }
-      if (settings.padding !== false) {
-        line.push(" ");
-      }
-      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
-        line.push("|");
-      }
-    }
-    lines.push(
-      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
-    );
-  }
-  return lines.join("\n");
-}
-function serialize(value) {
-  return value === null || value === void 0 ? "" : String(value);
-}
-function toAlignment(value) {
-  const code = typeof value === "string" ? value.codePointAt(0) : 0;
-  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
-}
-
-// src/ledger/renderSensitivity.ts
-var CHART_LAYERS = 5;
-var cell = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-var quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
-function damage(l) {
-  const first = l.points[0];
-  const last = l.points[l.points.length - 1];
-  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
-}
-function bySensitivity(layers) {
-  return [...layers].sort((a, b) => {
-    const [da, na] = damage(a);
-    const [db, nb] = damage(b);
-    return db - da || nb - na || a.name.localeCompare(b.name);
-  });
-}
-function shortName(name, max2 = 28) {
-  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
-}
-function sensitivityChart(s) {
-  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
-  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
-  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
-  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
-  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
-  return [
-    "```mermaid",
-    "xychart-beta",
-    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
-    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
-    `    y-axis ${quoted(metric)} ${low} --> 100`,
-    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
-    "```"
-  ].join("\n");
-}
-function sensitivitySection(s) {
-  const ordered = bySensitivity(s.layers);
-  const shown = ordered.slice(0, CHART_LAYERS);
-  const acc2 = s.against === "labels" ? "acc" : "agree";
-  const nll = s.against === "labels" ? "NLL" : "KL";
-  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
-  const rows2 = ordered.map((l) => {
-    const line = shown.indexOf(l);
-    return [
-      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
-      String(l.size),
-      ...s.ratios.map((r) => {
-        const p = l.points.find((q) => q.ratio === r);
-        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
-      }),
-      `**${percent(l.allocated)}**`,
-      l.seconds.toFixed(2)
-    ];
-  });
-  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
-  return [
-    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
-    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
-    sensitivityChart(s),
-    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
-  ].join("\n\n");
-}
-
-// src/ledger/renderSchedule.ts
-var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-var DASH = "\u2014";
-var cell2 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-function scheduleSection(model) {
-  const s = model.schedule;
-  if (!s) return void 0;
-  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
-  const structured = s.steps.some((r) => r.channels_removed !== void 0);
-  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
-  const rows2 = s.steps.map((r) => [
-    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
-    percent(r.target),
-    percent(r.sparsity),
-    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
-    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
-    r.accuracy === null ? DASH : percent(r.accuracy, 2),
-    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
-    bytes(r.size_bytes),
-    ...names.map((n) => {
-      const b = r.budgets.find((x2) => x2.name === n);
-      return b ? ICON[b.verdict] : DASH;
-    }),
-    `${ICON[r.verdict]} ${r.verdict}`
-  ]);
-  const ran = s.steps.length;
-  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
-  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
-  return [
-    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
-    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
-    stop,
-    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
-  ].join("\n\n");
-}
-
-// src/ledger/renderQuantize.ts
-var DASH2 = "\u2014";
-var cell3 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-var table = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
-function quantizeSection(model) {
-  const step = model.steps.find((s) => s.quantize);
-  const q = step?.quantize;
-  if (!q) return void 0;
-  const k = q.kernels;
-  const how = q.calibration ? `static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}` : `dynamic: uint8 activations quantized per batch at run time, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits`;
-  const lines = [
-    `**Quantization** <sub>(${step.name}: ${how})</sub>`,
-    `- ${q.weights.reason}`,
-    (q.calib_quality ? `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ` : "- ") + `${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
-    `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ${k.boundaries} QuantizeLinear/DequantizeLinear left (float \u2194 int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`
-  ];
-  if (q.variants.length > 1) {
-    lines.push(
-      table([
-        ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
-        ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
-      ])
-    );
-  }
-  const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
-  const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
-  lines.push(
-    table([
-      ["Layer", "Op", "Kernel", "Error in \u2192 out"],
-      ...k.layers.map((l) => {
-        const e = errors.get(l.node);
-        const reason = floatReason.get(l.node);
-        return [l.node, l.op, `${l.kernel}${reason ? ` (float: ${reason})` : ""}`, e ? `${percent(e.input_error, 2)} \u2192 ${percent(e.output_error, 2)}` : DASH2];
-      })
-    ])
-  );
-  return lines.join("\n\n");
-}
-
-// src/ledger/render.ts
-var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-var DASH3 = "\u2014";
-var TOP_CLASSES = 5;
-function baseName(path17) {
-  return path17.split(/[\\/]/).pop() || path17;
-}
-function cell4(text2) {
-  return text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-}
-function table2(rows2) {
-  return markdownTable(
-    rows2.map((row) => row.map(cell4)),
-    { alignDelimiters: false }
-  );
-}
-function denseStep(model) {
-  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
-}
-function finalStep(model) {
-  return model.steps.at(-1);
-}
-var speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
-function renderHeadline(model) {
-  const dense = denseStep(model);
-  const final = finalStep(model);
-  const parts = [];
-  if (dense && final) {
-    if (final.quantize) parts.push(`INT8 (${ratio(final.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
-    if (!final.quantize || final.sparsity >= 0.05) parts.push(`${percent(final.sparsity)} sparse`);
-    if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
-      const speedup = dense.latency.p50_ms / final.latency.p50_ms;
-      if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
-      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
-    }
-    if (dense.accuracy != null && final.accuracy != null) {
-      parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
-    }
-  } else {
-    parts.push("no steps measured");
-  }
-  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
-}
-function budgetValue(name, x2) {
-  switch (name) {
-    case "accuracy-drop":
-    case "class-accuracy-drop":
-    case "ece-increase":
-    case "shift-accuracy-drop":
-      return points(x2);
-    case "latency-regression":
-    case "target-reduction":
-      return percent(x2);
-    case "min-speedup":
-      return ratio(x2);
-    case "p95-latency-ms":
-      return ms(x2);
-    case "max-size-bytes":
-      return bytes(x2);
-  }
-}
-function intervalText(b) {
-  if (!b.ci) return "";
-  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
-  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
-  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
-}
-function budgetTable(budgets) {
-  if (budgets.length === 0) return "_No budgets checked._";
-  return table2([
-    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
-    ...budgets.map((b) => [
-      `\`${b.name}\``,
-      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH3 : budgetValue(b.name, b.actual) + intervalText(b),
-      `${ICON2[b.verdict]} ${b.verdict}`,
-      b.detail
-    ])
-  ]);
-}
-var orDash = (x2, show2) => x2 == null ? DASH3 : show2(x2);
-function stepTable(steps) {
-  const batch = steps.find((s) => s.latency)?.latency?.batch;
-  const at = batch === void 0 ? "" : ` (b=${batch})`;
-  const latency = (s, key) => {
-    if (!s.latency) return DASH3;
-    const value = s.latency[key].toFixed(2);
-    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
-  };
-  return table2([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
-    ...steps.map((s) => [
-      s.name,
-      percent(s.sparsity),
-      count(s.params),
-      count(s.nonzero_params),
-      count(s.flops),
-      bytes(s.size_bytes),
-      bytes(s.gzip_bytes),
-      orDash(s.accuracy, (x2) => percent(x2, 2)),
-      orDash(s.ece, (x2) => percent(x2, 2)),
-      orDash(s.agreement, (x2) => percent(x2, 2)),
-      latency(s, "p50_ms"),
-      latency(s, "p95_ms")
-    ])
-  ]);
-}
-var zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
-function funnelSection(model) {
-  const steps = model.steps.filter((s) => s.funnel);
-  if (steps.length === 0) return void 0;
-  const dense = denseStep(model);
-  const batch = steps[0].funnel.batch;
-  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH3;
-  const speedCell = (s) => {
-    const f = s.funnel;
-    if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH3;
-    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
-    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
-  };
-  const lines = [
-    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
-    table2([
-      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Weight bytes", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
-      ...steps.map((s) => {
-        const f = s.funnel;
-        const base = s === dense;
-        return [
-          s.name,
-          percent(f.params_ratio),
-          percent(f.flops_ratio),
-          percent(f.sparse_flops_ratio),
-          orDash(f.bytes_ratio, (x2) => percent(x2)),
-          ratio(f.ideal_speedup),
-          p(s, "p50_ms"),
-          p(s, "p95_ms"),
-          speedCell(s),
-          base ? DASH3 : orDash(f.efficiency, (x2) => percent(x2, 0))
-        ];
-      })
-    ])
-  ];
-  const final = finalStep(model);
-  if (final?.funnel && zerosNotSkipped(model.method) && !final.quantize) {
-    const f = final.funnel;
-    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
-    lines.push(
-      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
-      table2([
-        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
-        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
-      ])
-    );
-  }
-  return lines.join("\n\n");
-}
-function classTable(model) {
-  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
-  if (lost.length === 0) return void 0;
-  return [
-    "**Classes that lost most**",
-    table2([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
-      ...lost.map((c) => [
-        String(c.class),
-        percent(c.dense),
-        percent(c.pruned),
-        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
-        String(c.support)
-      ])
-    ])
-  ].join("\n\n");
-}
-function costTable(steps) {
-  const rows2 = steps.filter((s) => s.runtime_cost);
-  if (rows2.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH3;
-  return table2([
-    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
-    ...rows2.map((s) => {
-      const c = s.runtime_cost;
-      return [
-        s.name,
-        withCi(s),
-        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
-        c.load_ms.toFixed(1),
-        c.throughput_samples_per_s === void 0 ? DASH3 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
-        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
-        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
-      ];
-    })
-  ]);
-}
-function predictionShiftTable(model) {
-  if (!model.prediction_shift?.length) return void 0;
-  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
-  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
-  return [
-    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
-    table2([
-      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
-      ...model.prediction_shift.flatMap(
-        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
-      )
-    ])
-  ].join("\n\n");
-}
-function shiftTable(model) {
-  if (!model.shifts?.length) return void 0;
-  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
-  return [
-    "**Distribution shift**",
-    table2([
-      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
-      ...model.shifts.map((s) => [
-        s.name,
-        s.source,
-        String(s.samples),
-        percent(s.dense, 2),
-        percent(s.final, 2),
-        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
-        points(s.gap_change, 2)
-      ])
-    ])
-  ].join("\n\n");
-}
-function renderModel(model) {
-  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
-  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
-  if (model.steps.length > 0) sections.push(stepTable(model.steps));
-  const schedule = scheduleSection(model);
-  if (schedule) sections.push(schedule);
-  const funnel = funnelSection(model);
-  if (funnel) sections.push(funnel);
-  const quantize = quantizeSection(model);
-  if (quantize) sections.push(quantize);
-  const classes = classTable(model);
-  if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell4(n)}`)].join("\n"));
-  const cost = costTable(model.steps);
-  if (cost) sections.push(cost);
-  const shifts = shiftTable(model);
-  if (shifts) sections.push(shifts);
-  const predicted = predictionShiftTable(model);
-  if (predicted) sections.push(predicted);
-  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
-  return sections.join("\n\n");
-}
-function renderMarkdown(ledger) {
-  const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
-
-${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
-  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
-  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
-  const t = ledger.timed_out;
-  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
-
-` : "";
-  return `${title}
-
-${timedOut}${models}
-
-${footer}
-`;
 }
 
 // src/ledger/types.ts
 var LEDGER_SCHEMA = "prune-guard/ledger@1";
+
+// src/version.ts
+var VERSION = "0.1.0";
+
+// src/ledger/envelope.ts
+function ledgerEnvelope(models, runtime, timedOut = []) {
+  const verdicts = [...models.map((m) => m.verdict), ...timedOut.map(() => "fail")];
+  return {
+    schema: LEDGER_SCHEMA,
+    verdict: overallVerdict(verdicts),
+    tool: { name: "prune-guard", version: VERSION },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime,
+    models,
+    ...timedOut.length > 0 ? { timed_out: timedOut[0] } : {},
+    ...timedOut.length > 1 ? { more_timed_out: timedOut.slice(1) } : {}
+  };
+}
+function timedOutRuns(ledger) {
+  return ledger.timed_out ? [ledger.timed_out, ...ledger.more_timed_out ?? []] : [];
+}
 
 // node_modules/simple-statistics/dist/simple-statistics.mjs
 function quantileSorted(x2, p) {
@@ -20596,34 +20066,6 @@ async function measureInterleaved(modelPaths, source, opts, onProgress) {
     for (const s of sessions) await s.release();
   }
   return samples;
-}
-
-// src/measure/metrics.ts
-function accuracy(pred, labels) {
-  let hit = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
-  return labels.length ? hit / labels.length : NaN;
-}
-function perClassAccuracy(pred, labels, classes) {
-  const hit = new Float64Array(classes);
-  const support = classSupport(labels, classes);
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
-  return Array.from(support, (n, c) => n ? hit[c] / n : null);
-}
-function classSupport(labels, classes) {
-  const support = new Array(classes).fill(0);
-  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
-  return support;
-}
-function confusionMatrix(pred, labels, classes) {
-  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
-  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
-  return m;
-}
-function agreement(a, b) {
-  let same2 = 0;
-  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
-  return a.length ? same2 / a.length : NaN;
 }
 
 // src/measure/provider.ts
@@ -21549,8 +20991,8 @@ var BinaryWriter = class {
     this.viewCache = EMPTY_VIEW;
     this.pos = 0;
   }
-  ensureCapacity(size) {
-    const required2 = this.pos + size;
+  ensureCapacity(size2) {
+    const required2 = this.pos + size2;
     if (required2 > this.buffer.length) {
       let newLen = this.buffer.length || INITIAL_SIZE;
       while (newLen < required2)
@@ -22852,11 +22294,11 @@ function cloneSingular(field, value) {
 var nativeSetFromBase64 = Uint8Array.prototype.setFromBase64;
 function base64Decode(base64Str) {
   const len = base64Str.length;
-  let size = len - (len + 3 >> 2);
+  let size2 = len - (len + 3 >> 2);
   if ((len & 3) == 0 && base64Str[len - 1] == "=") {
-    size -= base64Str[len - 2] == "=" ? 2 : 1;
+    size2 -= base64Str[len - 2] == "=" ? 2 : 1;
   }
-  const bytes2 = new Uint8Array(size);
+  const bytes2 = new Uint8Array(size2);
   let written = -1;
   if (nativeSetFromBase64) {
     try {
@@ -22870,7 +22312,7 @@ function base64Decode(base64Str) {
   if (written < 0) {
     written = setFromBase64(bytes2, base64Str);
   }
-  return written == size ? bytes2 : bytes2.subarray(0, written);
+  return written == size2 ? bytes2 : bytes2.subarray(0, written);
 }
 function setFromBase64(bytes2, base64Str) {
   const table3 = getDecodeTable();
@@ -24063,8 +23505,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path17, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path17]);
+function messageDesc(file, path20, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path20]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -25010,9 +24452,9 @@ function tensorToFloat32(t) {
   const raw = t.rawData;
   const out = new Float32Array(n);
   if (raw.byteLength > 0) {
-    const size = ITEM_SIZE[t.dataType];
-    if (size === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
-    if (raw.byteLength !== n * size) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size}`);
+    const size2 = ITEM_SIZE[t.dataType];
+    if (size2 === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
+    if (raw.byteLength !== n * size2) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size2}`);
     if (t.dataType === 1 /* FLOAT */) {
       new Uint8Array(out.buffer).set(raw);
       return out;
@@ -25193,9 +24635,9 @@ function indexOf(hay, needle) {
 }
 function splitAround(bytes2, tag, inner) {
   const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
-  const at = indexOf(bytes2, field);
-  if (at < 0 || indexOf(bytes2.subarray(at + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
-  return [bytes2.subarray(0, at), bytes2.subarray(at + field.length)];
+  const at2 = indexOf(bytes2, field);
+  if (at2 < 0 || indexOf(bytes2.subarray(at2 + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
+  return [bytes2.subarray(0, at2), bytes2.subarray(at2 + field.length)];
 }
 function encodeWith(holder, key, value, encode2) {
   const kept = holder[key];
@@ -25336,11 +24778,11 @@ function resolveExternalData(proto, file) {
     }
     const stat = fs6.statSync(real);
     if (!stat.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
-    const size = stat.size;
+    const size2 = stat.size;
     const offset = Number(externalEntry(t, "offset") ?? 0);
-    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
+    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size2 - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size2) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size2}; the external data file is truncated or does not belong to this model`);
     }
     total2 += length;
     reads.push({ t, real, offset, length });
@@ -25570,8 +25012,1005 @@ function prunableWeights(model, opts) {
   return kept;
 }
 
-// src/version.ts
-var VERSION = "0.1.0";
+// src/pipeline/ledger.ts
+import * as os2 from "node:os";
+import * as path4 from "node:path";
+
+// node_modules/markdown-table/index.js
+function defaultStringLength(value) {
+  return value.length;
+}
+function markdownTable(table3, options) {
+  const settings = options || {};
+  const align = (settings.align || []).concat();
+  const stringLength = settings.stringLength || defaultStringLength;
+  const alignments = [];
+  const cellMatrix = [];
+  const sizeMatrix = [];
+  const longestCellByColumn = [];
+  let mostCellsPerRow = 0;
+  let rowIndex = -1;
+  while (++rowIndex < table3.length) {
+    const row2 = [];
+    const sizes2 = [];
+    let columnIndex2 = -1;
+    if (table3[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table3[rowIndex].length;
+    }
+    while (++columnIndex2 < table3[rowIndex].length) {
+      const cell5 = serialize(table3[rowIndex][columnIndex2]);
+      if (settings.alignDelimiters !== false) {
+        const size2 = stringLength(cell5);
+        sizes2[columnIndex2] = size2;
+        if (longestCellByColumn[columnIndex2] === void 0 || size2 > longestCellByColumn[columnIndex2]) {
+          longestCellByColumn[columnIndex2] = size2;
+        }
+      }
+      row2.push(cell5);
+    }
+    cellMatrix[rowIndex] = row2;
+    sizeMatrix[rowIndex] = sizes2;
+  }
+  let columnIndex = -1;
+  if (typeof align === "object" && "length" in align) {
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = toAlignment(align[columnIndex]);
+    }
+  } else {
+    const code = toAlignment(align);
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = code;
+    }
+  }
+  columnIndex = -1;
+  const row = [];
+  const sizes = [];
+  while (++columnIndex < mostCellsPerRow) {
+    const code = alignments[columnIndex];
+    let before = "";
+    let after = "";
+    if (code === 99) {
+      before = ":";
+      after = ":";
+    } else if (code === 108) {
+      before = ":";
+    } else if (code === 114) {
+      after = ":";
+    }
+    let size2 = settings.alignDelimiters === false ? 1 : Math.max(
+      1,
+      longestCellByColumn[columnIndex] - before.length - after.length
+    );
+    const cell5 = before + "-".repeat(size2) + after;
+    if (settings.alignDelimiters !== false) {
+      size2 = before.length + size2 + after.length;
+      if (size2 > longestCellByColumn[columnIndex]) {
+        longestCellByColumn[columnIndex] = size2;
+      }
+      sizes[columnIndex] = size2;
+    }
+    row[columnIndex] = cell5;
+  }
+  cellMatrix.splice(1, 0, row);
+  sizeMatrix.splice(1, 0, sizes);
+  rowIndex = -1;
+  const lines = [];
+  while (++rowIndex < cellMatrix.length) {
+    const row2 = cellMatrix[rowIndex];
+    const sizes2 = sizeMatrix[rowIndex];
+    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
+    columnIndex = -1;
+    const line = [];
+    while (++columnIndex < cellsInRow) {
+      const cell5 = row2[columnIndex] || "";
+      let before = "";
+      let after = "";
+      if (settings.alignDelimiters !== false) {
+        const size2 = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
+        const code = alignments[columnIndex];
+        if (code === 114) {
+          before = " ".repeat(size2);
+        } else if (code === 99) {
+          const half = size2 / 2;
+          if (size2 % 2) {
+            before = " ".repeat(half + 0.5);
+            after = " ".repeat(half - 0.5);
+          } else {
+            before = " ".repeat(half);
+            after = before;
+          }
+        } else {
+          after = " ".repeat(size2);
+        }
+      }
+      if (settings.delimiterStart !== false && !columnIndex) {
+        line.push("|");
+      }
+      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
+      // empty: there will be a closing space.
+      !(settings.alignDelimiters === false && cell5 === "") && (settings.delimiterStart !== false || columnIndex)) {
+        line.push(" ");
+      }
+      if (settings.alignDelimiters !== false) {
+        line.push(before);
+      }
+      line.push(cell5);
+      if (settings.alignDelimiters !== false) {
+        line.push(after);
+      }
+      if (settings.padding !== false) {
+        line.push(" ");
+      }
+      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
+        line.push("|");
+      }
+    }
+    lines.push(
+      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
+    );
+  }
+  return lines.join("\n");
+}
+function serialize(value) {
+  return value === null || value === void 0 ? "" : String(value);
+}
+function toAlignment(value) {
+  const code = typeof value === "string" ? value.codePointAt(0) : 0;
+  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
+}
+
+// src/ledger/renderSensitivity.ts
+var CHART_LAYERS = 5;
+var cell = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+var quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
+function damage(l) {
+  const first = l.points[0];
+  const last = l.points[l.points.length - 1];
+  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
+}
+function bySensitivity(layers) {
+  return [...layers].sort((a, b) => {
+    const [da, na] = damage(a);
+    const [db, nb] = damage(b);
+    return db - da || nb - na || a.name.localeCompare(b.name);
+  });
+}
+function shortName(name, max2 = 28) {
+  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
+}
+function sensitivityChart(s) {
+  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
+  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
+  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
+  return [
+    "```mermaid",
+    "xychart-beta",
+    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
+    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
+    `    y-axis ${quoted(metric)} ${low} --> 100`,
+    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
+    "```"
+  ].join("\n");
+}
+function sensitivitySection(s) {
+  const ordered = bySensitivity(s.layers);
+  const shown = ordered.slice(0, CHART_LAYERS);
+  const acc2 = s.against === "labels" ? "acc" : "agree";
+  const nll = s.against === "labels" ? "NLL" : "KL";
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const rows2 = ordered.map((l) => {
+    const line = shown.indexOf(l);
+    return [
+      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
+      String(l.size),
+      ...s.ratios.map((r) => {
+        const p = l.points.find((q) => q.ratio === r);
+        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
+      }),
+      `**${percent(l.allocated)}**`,
+      l.seconds.toFixed(2)
+    ];
+  });
+  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
+  return [
+    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
+    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
+    sensitivityChart(s),
+    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
+  ].join("\n\n");
+}
+
+// src/ledger/renderSchedule.ts
+var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+var DASH = "\u2014";
+var cell2 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+function scheduleSection(model) {
+  const s = model.schedule;
+  if (!s) return void 0;
+  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
+  const structured = s.steps.some((r) => r.channels_removed !== void 0);
+  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
+  const rows2 = s.steps.map((r) => [
+    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
+    percent(r.target),
+    percent(r.sparsity),
+    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
+    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
+    r.accuracy === null ? DASH : percent(r.accuracy, 2),
+    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
+    bytes(r.size_bytes),
+    ...names.map((n) => {
+      const b = r.budgets.find((x2) => x2.name === n);
+      return b ? ICON[b.verdict] : DASH;
+    }),
+    `${ICON[r.verdict]} ${r.verdict}`
+  ]);
+  const ran = s.steps.length;
+  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
+  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+  return [
+    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
+    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
+    stop,
+    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
+  ].join("\n\n");
+}
+
+// src/ledger/renderQuantize.ts
+var DASH2 = "\u2014";
+var cell3 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+var table = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
+function quantizeSection(model) {
+  const step = model.steps.find((s) => s.quantize);
+  const q = step?.quantize;
+  if (!q) return void 0;
+  const k = q.kernels;
+  const how = q.calibration ? `static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}` : `dynamic: uint8 activations quantized per batch at run time, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits`;
+  const lines = [
+    `**Quantization** <sub>(${step.name}: ${how})</sub>`,
+    `- ${q.weights.reason}`,
+    (q.calib_quality ? `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ` : "- ") + `${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
+    `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ${k.boundaries} QuantizeLinear/DequantizeLinear left (float \u2194 int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`
+  ];
+  if (q.variants.length > 1) {
+    lines.push(
+      table([
+        ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
+        ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
+      ])
+    );
+  }
+  const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
+  const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
+  lines.push(
+    table([
+      ["Layer", "Op", "Kernel", "Error in \u2192 out"],
+      ...k.layers.map((l) => {
+        const e = errors.get(l.node);
+        const reason = floatReason.get(l.node);
+        return [l.node, l.op, `${l.kernel}${reason ? ` (float: ${reason})` : ""}`, e ? `${percent(e.input_error, 2)} \u2192 ${percent(e.output_error, 2)}` : DASH2];
+      })
+    ])
+  );
+  return lines.join("\n\n");
+}
+
+// src/ledger/render.ts
+var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+var DASH3 = "\u2014";
+var TOP_CLASSES = 5;
+function baseName(path20) {
+  return path20.split(/[\\/]/).pop() || path20;
+}
+function cell4(text2) {
+  return text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+}
+function table2(rows2) {
+  return markdownTable(
+    rows2.map((row) => row.map(cell4)),
+    { alignDelimiters: false }
+  );
+}
+function denseStep(model) {
+  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
+}
+function finalStep(model) {
+  return model.steps.at(-1);
+}
+var speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
+function renderHeadline(model) {
+  const dense = denseStep(model);
+  const final = finalStep(model);
+  const parts = [];
+  if (dense && final) {
+    if (final.quantize) parts.push(`INT8 (${ratio(final.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
+    if (!final.quantize || final.sparsity >= 0.05) parts.push(`${percent(final.sparsity)} sparse`);
+    if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
+      const speedup = dense.latency.p50_ms / final.latency.p50_ms;
+      if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
+      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
+    }
+    if (dense.accuracy != null && final.accuracy != null) {
+      parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
+    }
+  } else {
+    parts.push("no steps measured");
+  }
+  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
+}
+function budgetValue(name, x2) {
+  switch (name) {
+    case "accuracy-drop":
+    case "class-accuracy-drop":
+    case "ece-increase":
+    case "shift-accuracy-drop":
+      return points(x2);
+    case "latency-regression":
+    case "target-reduction":
+      return percent(x2);
+    case "min-speedup":
+      return ratio(x2);
+    case "p95-latency-ms":
+      return ms(x2);
+    case "max-size-bytes":
+      return bytes(x2);
+  }
+}
+function intervalText(b) {
+  if (!b.ci) return "";
+  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
+  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
+  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
+}
+function budgetTable(budgets) {
+  if (budgets.length === 0) return "_No budgets checked._";
+  return table2([
+    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
+    ...budgets.map((b) => [
+      `\`${b.name}\``,
+      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
+      b.actual === null ? DASH3 : budgetValue(b.name, b.actual) + intervalText(b),
+      `${ICON2[b.verdict]} ${b.verdict}`,
+      b.detail
+    ])
+  ]);
+}
+var orDash = (x2, show2) => x2 == null ? DASH3 : show2(x2);
+function stepTable(steps) {
+  const batch = steps.find((s) => s.latency)?.latency?.batch;
+  const at2 = batch === void 0 ? "" : ` (b=${batch})`;
+  const latency = (s, key) => {
+    if (!s.latency) return DASH3;
+    const value = s.latency[key].toFixed(2);
+    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
+  };
+  return table2([
+    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
+    ...steps.map((s) => [
+      s.name,
+      percent(s.sparsity),
+      count(s.params),
+      count(s.nonzero_params),
+      count(s.flops),
+      bytes(s.size_bytes),
+      bytes(s.gzip_bytes),
+      orDash(s.accuracy, (x2) => percent(x2, 2)),
+      orDash(s.ece, (x2) => percent(x2, 2)),
+      orDash(s.agreement, (x2) => percent(x2, 2)),
+      latency(s, "p50_ms"),
+      latency(s, "p95_ms")
+    ])
+  ]);
+}
+var zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
+function funnelSection(model) {
+  const steps = model.steps.filter((s) => s.funnel);
+  if (steps.length === 0) return void 0;
+  const dense = denseStep(model);
+  const batch = steps[0].funnel.batch;
+  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH3;
+  const speedCell = (s) => {
+    const f = s.funnel;
+    if (s === dense) return "baseline";
+    if (f.speedup === null) return DASH3;
+    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
+  };
+  const lines = [
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
+    table2([
+      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Weight bytes", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
+      ...steps.map((s) => {
+        const f = s.funnel;
+        const base = s === dense;
+        return [
+          s.name,
+          percent(f.params_ratio),
+          percent(f.flops_ratio),
+          percent(f.sparse_flops_ratio),
+          orDash(f.bytes_ratio, (x2) => percent(x2)),
+          ratio(f.ideal_speedup),
+          p(s, "p50_ms"),
+          p(s, "p95_ms"),
+          speedCell(s),
+          base ? DASH3 : orDash(f.efficiency, (x2) => percent(x2, 0))
+        ];
+      })
+    ])
+  ];
+  const final = finalStep(model);
+  if (final?.funnel && zerosNotSkipped(model.method) && !final.quantize) {
+    const f = final.funnel;
+    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
+    lines.push(
+      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
+      table2([
+        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
+        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
+      ])
+    );
+  }
+  return lines.join("\n\n");
+}
+function classTable(model) {
+  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
+  if (lost.length === 0) return void 0;
+  return [
+    "**Classes that lost most**",
+    table2([
+      ["Class", "Dense", "Pruned", "Drop", "Support"],
+      ...lost.map((c) => [
+        String(c.class),
+        percent(c.dense),
+        percent(c.pruned),
+        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
+        String(c.support)
+      ])
+    ])
+  ].join("\n\n");
+}
+function costTable(steps) {
+  const rows2 = steps.filter((s) => s.runtime_cost);
+  if (rows2.length === 0) return void 0;
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH3;
+  return table2([
+    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
+    ...rows2.map((s) => {
+      const c = s.runtime_cost;
+      return [
+        s.name,
+        withCi(s),
+        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+        c.load_ms.toFixed(1),
+        c.throughput_samples_per_s === void 0 ? DASH3 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
+        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+      ];
+    })
+  ]);
+}
+function predictionShiftTable(model) {
+  if (!model.prediction_shift?.length) return void 0;
+  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
+  return [
+    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
+    table2([
+      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
+      ...model.prediction_shift.flatMap(
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+      )
+    ])
+  ].join("\n\n");
+}
+function shiftTable(model) {
+  if (!model.shifts?.length) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
+  return [
+    "**Distribution shift**",
+    table2([
+      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
+      ...model.shifts.map((s) => [
+        s.name,
+        s.source,
+        String(s.samples),
+        percent(s.dense, 2),
+        percent(s.final, 2),
+        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
+        points(s.gap_change, 2)
+      ])
+    ])
+  ].join("\n\n");
+}
+function renderModel(model) {
+  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
+  if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const schedule = scheduleSection(model);
+  if (schedule) sections.push(schedule);
+  const funnel = funnelSection(model);
+  if (funnel) sections.push(funnel);
+  const quantize = quantizeSection(model);
+  if (quantize) sections.push(quantize);
+  const classes = classTable(model);
+  if (classes) sections.push(classes);
+  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell4(n)}`)].join("\n"));
+  const cost = costTable(model.steps);
+  if (cost) sections.push(cost);
+  const shifts = shiftTable(model);
+  if (shifts) sections.push(shifts);
+  const predicted = predictionShiftTable(model);
+  if (predicted) sections.push(predicted);
+  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
+  return sections.join("\n\n");
+}
+function renderMarkdown(ledger) {
+  const { runtime, tool } = ledger;
+  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+
+${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
+  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
+  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
+  const timedOut = timedOutLines(ledger).map((l) => `${l}
+
+`).join("");
+  return `${title}
+
+${timedOut}${models}
+
+${footer}
+`;
+}
+function timedOutLines(ledger) {
+  return timedOutRuns(ledger).map(
+    (t) => `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
+  );
+}
+
+// src/measure/metrics.ts
+function accuracy(pred, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
+  return labels.length ? hit / labels.length : NaN;
+}
+function perClassAccuracy(pred, labels, classes) {
+  const hit = new Float64Array(classes);
+  const support = classSupport(labels, classes);
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
+  return Array.from(support, (n, c) => n ? hit[c] / n : null);
+}
+function classSupport(labels, classes) {
+  const support = new Array(classes).fill(0);
+  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
+  return support;
+}
+function confusionMatrix(pred, labels, classes) {
+  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
+  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
+  return m;
+}
+function agreement(a, b) {
+  let same2 = 0;
+  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
+  return a.length ? same2 / a.length : NaN;
+}
+
+// src/measure/stats/binomial.ts
+function logGamma(x2) {
+  const g2 = 7;
+  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
+  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
+  x2 -= 1;
+  let a = c[0];
+  const t = x2 + g2 + 0.5;
+  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
+  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+}
+function binomialHalfCdf(k, n) {
+  if (k < 0) return 0;
+  if (k >= n) return 1;
+  const lnN = logGamma(n + 1);
+  const ln2n = n * Math.LN2;
+  let sum = 0;
+  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
+  return Math.min(1, sum);
+}
+
+// src/measure/stats/distribution.ts
+function regularizedGammaP(a, x2) {
+  if (x2 <= 0) return 0;
+  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
+  if (x2 < a + 1) {
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 1e3; n++) {
+      term *= x2 / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.min(1, sum * Math.exp(lnPre));
+  }
+  let b = x2 + 1 - a;
+  let c = 1 / 1e-300;
+  let d = 1 / b;
+  let h = d;
+  for (let i2 = 1; i2 < 1e3; i2++) {
+    const an = -i2 * (i2 - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < 1e-300) d = 1e-300;
+    c = b + an / c;
+    if (Math.abs(c) < 1e-300) c = 1e-300;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return Math.max(0, 1 - Math.exp(lnPre) * h);
+}
+function chiSquareSurvival(x2, df) {
+  return 1 - regularizedGammaP(df / 2, x2 / 2);
+}
+function chiSquareHomogeneity(a, b) {
+  const na = a.reduce((s, v) => s + v, 0);
+  const nb = b.reduce((s, v) => s + v, 0);
+  let stat = 0;
+  let bins = 0;
+  for (let i2 = 0; i2 < a.length; i2++) {
+    const total2 = a[i2] + b[i2];
+    if (total2 === 0) continue;
+    bins++;
+    const ea = total2 * na / (na + nb);
+    const eb = total2 * nb / (na + nb);
+    stat += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
+  }
+  const df = Math.max(1, bins - 1);
+  return { statistic: stat, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat, df) };
+}
+function kolmogorovSmirnov(x2, y) {
+  const a = Float64Array.from(x2).sort();
+  const b = Float64Array.from(y).sort();
+  let i2 = 0;
+  let j = 0;
+  let d = 0;
+  while (i2 < a.length && j < b.length) {
+    const v = Math.min(a[i2], b[j]);
+    while (i2 < a.length && a[i2] <= v) i2++;
+    while (j < b.length && b[j] <= v) j++;
+    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
+  }
+  const ne = a.length * b.length / (a.length + b.length);
+  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
+  let p = 0;
+  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
+  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
+}
+function populationStabilityIndex(expected, actual, bins = 10) {
+  const sorted = Float64Array.from(expected).sort();
+  const edges = [];
+  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
+  const hist = (values) => {
+    const h = new Float64Array(bins);
+    for (let i2 = 0; i2 < values.length; i2++) {
+      let b = 0;
+      while (b < edges.length && values[i2] > edges[b]) b++;
+      h[b]++;
+    }
+    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
+  };
+  const e = hist(expected);
+  const a = hist(actual);
+  let psi = 0;
+  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
+  return psi;
+}
+
+// src/measure/stats/normal.ts
+function normalQuantile(p) {
+  if (!(p > 0 && p < 1)) {
+    if (p === 0) return -Infinity;
+    if (p === 1) return Infinity;
+    return NaN;
+  }
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const low = 0.02425;
+  if (p < low) {
+    const q2 = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
+  }
+  if (p > 1 - low) return -normalQuantile(1 - p);
+  const q = p - 0.5;
+  const r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+function twoSidedZ(confidence) {
+  return normalQuantile(1 - (1 - confidence) / 2);
+}
+
+// src/measure/stats/wilson.ts
+function wilsonInterval(successes, n, confidence = 0.95) {
+  if (n <= 0) return [0, 1];
+  const z2 = twoSidedZ(confidence);
+  const p = successes / n;
+  const z22 = z2 * z2;
+  const centre = p + z22 / (2 * n);
+  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const denom = 1 + z22 / n;
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
+  return [lo, hi];
+}
+
+// src/measure/stats/mcnemar.ts
+function pairedTable(correctA, correctB) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < correctA.length; i2++) {
+    if (correctA[i2]) {
+      if (correctB[i2]) t.both++;
+      else t.onlyA++;
+    } else if (correctB[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function mcnemarExact(onlyA, onlyB) {
+  const n = onlyA + onlyB;
+  if (n === 0) return 1;
+  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
+}
+function pairedDifferenceInterval(t, confidence = 0.95) {
+  const n = t.both + t.onlyA + t.onlyB + t.neither;
+  if (n === 0) return [-1, 1];
+  const p1 = (t.both + t.onlyA) / n;
+  const p2 = (t.both + t.onlyB) / n;
+  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
+  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
+  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
+  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
+  const diff = p1 - p2;
+  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
+  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
+  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
+}
+function minSamplesForDrop(drop, discordant, confidence = 0.95) {
+  const z2 = twoSidedZ(confidence);
+  const d = Math.max(discordant, drop);
+  return Math.ceil(z2 * z2 * d / (drop * drop));
+}
+
+// src/measure/stats/uncertainty.ts
+function subsetTable(a, b, keep) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < a.length; i2++) {
+    if (!keep(i2)) continue;
+    if (a[i2]) {
+      if (b[i2]) t.both++;
+      else t.onlyA++;
+    } else if (b[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+var total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
+function sampleNote(t, ci, limit, confidence, what) {
+  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
+  const n = total(t);
+  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
+  const need = minSamplesForDrop(limit, discordant, confidence);
+  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
+}
+function accuracyDropUncertainty(reference, candidate, confidence, limit) {
+  const t = pairedTable(reference, candidate);
+  const ci = pairedDifferenceInterval(t, confidence);
+  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
+}
+function eceAt(confidence, correct, indices, bins = 15) {
+  const count3 = new Float64Array(bins);
+  const gap = new Float64Array(bins);
+  for (let k = 0; k < indices.length; k++) {
+    const i2 = indices[k];
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count3[b]++;
+    gap[b] += correct[i2] - confidence[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(gap[b]) / indices.length;
+  return ece;
+}
+function classDropIntervals(m) {
+  const out = [];
+  for (let c = 0; c < m.reference.classes; c++) {
+    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
+    if (total(t) === 0) continue;
+    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
+  }
+  return out;
+}
+function maxInterval(cis) {
+  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
+}
+function budgetUncertainty(m) {
+  const { confidence } = m;
+  const u = {};
+  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
+  const classes = classDropIntervals(m);
+  if (classes.length) {
+    const ci = maxInterval(classes.map((c) => c.ci));
+    const limit = m.limits["class-accuracy-drop"];
+    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
+    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
+    u["class-accuracy-drop"] = { ci, note };
+  }
+  const n = m.labels.length;
+  u["ece-increase"] = {
+    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
+  };
+  if (m.referenceLatency?.length && m.candidateLatency?.length) {
+    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
+    u["min-speedup"] = { ci: speedup.ci };
+    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
+    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
+  }
+  if (m.shifts?.length) {
+    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
+    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
+  }
+  return u;
+}
+function accuracyIntervals(p, labels, confidence) {
+  const hit = new Float64Array(p.classes);
+  const support = new Float64Array(p.classes);
+  let all = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) {
+    support[labels[i2]]++;
+    if (p.correct[i2]) {
+      hit[labels[i2]]++;
+      all++;
+    }
+  }
+  return {
+    accuracy_ci: wilsonInterval(all, labels.length, confidence),
+    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
+  };
+}
+function annotateClassChanges(changes, m, limit) {
+  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
+  return changes.map((c) => {
+    const s = byClass.get(c.class);
+    if (!s) return c;
+    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
+  });
+}
+
+// src/pipeline/verdicts.ts
+function classChanges(reference, candidate, labels, classes) {
+  const support = classSupport(labels, classes);
+  const changes = [];
+  reference.per_class.forEach((d, c) => {
+    const f = candidate.per_class[c];
+    if (d === null || f === null) return;
+    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config2, compareMode = false, reduction) {
+  const labels = data.labels;
+  const confidence = config2.confidence;
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
+  const paired = {
+    labels,
+    reference: reference.preds,
+    candidate: candidate.preds,
+    referenceLatency: latency?.reference,
+    candidateLatency: latency?.candidate,
+    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
+    confidence,
+    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
+  };
+  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
+  const judgedBudgets = compareMode || !reduction ? budgets.filter((b) => b.name !== "target-reduction") : budgets;
+  const results = evaluateBudgets(judgedBudgets, { ...measurements, ...reduction ? { reduction } : {}, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
+  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
+  return {
+    budgets: results,
+    verdict: overallVerdict(results.map((b) => b.verdict)),
+    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, labels, reference.preds.classes), paired, classLimit)
+  };
+}
+function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
+  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b || !s.data.labels) continue;
+    const dense = mean(a.correct);
+    const final = mean(b.correct);
+    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
+    out.push({
+      name: s.name,
+      source: corruptionNames.has(s.name) ? "corruption" : "user",
+      samples: s.data.count,
+      dense,
+      final,
+      drop: dense - final,
+      drop_ci: u.ci,
+      p_value: u.p_value,
+      gap_change: dense - final - cleanGap
+    });
+  }
+  return out;
+}
+function mean(x2) {
+  let s = 0;
+  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
+  return x2.length ? s / x2.length : NaN;
+}
+function distributionShift(clean, shifted) {
+  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
+  const hist = (p) => {
+    const h = new Array(p.classes).fill(0);
+    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
+    return h;
+  };
+  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
+  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
+}
+function predictionShifts(reference, candidate, shifts) {
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b) continue;
+    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
+  }
+  return out;
+}
+
+// src/pipeline/ledger.ts
+function measuredRuntime(provider, config2) {
+  return {
+    onnxruntime: onnxruntimeVersion(),
+    provider: provider.provider,
+    threads: config2.latency.threads || os2.availableParallelism(),
+    platform: `${process.platform}-${process.arch}`,
+    ...provider.note ? { notes: [provider.note] } : {}
+  };
+}
+function buildModelLedger(i2) {
+  return {
+    model: i2.model,
+    pruned: i2.pruned,
+    method: i2.method,
+    target_sparsity: i2.targetSparsity,
+    steps: i2.steps.map((m) => m.step),
+    budgets: i2.judged.budgets,
+    verdict: i2.judged.verdict,
+    class_changes: i2.judged.classChanges,
+    eval: { data: i2.data.path, samples: i2.data.set.count, classes: i2.reference.preds.classes },
+    ...i2.notes?.length ? { notes: [...i2.notes] } : {},
+    shifts: shiftResults(i2.reference, i2.shipped, i2.shifts, new Set(i2.config.corruptions), i2.config.confidence),
+    prediction_shift: predictionShifts(i2.reference, i2.shipped, i2.shifts),
+    ...i2.scope ? { scope: i2.scope } : {},
+    ...i2.sensitivity ? { sensitivity: i2.sensitivity } : {},
+    ...i2.schedule ? { schedule: i2.schedule } : {}
+  };
+}
+function writeLedgerFiles(dir, ledger) {
+  const markdown = renderMarkdown(ledger);
+  const ledgerPath = path4.join(dir, "ledger.json");
+  const markdownPath = path4.join(dir, "ledger.md");
+  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(markdownPath, markdown);
+  return { markdown, ledgerPath, markdownPath };
+}
 
 // src/onnx/runtime/scores.ts
 function scoreRow(row, offset, classes, label, areProbabilities) {
@@ -25674,10 +26113,10 @@ function measureFileSize(file) {
 var ELLIPSIS = "...";
 var ellipsisLabel = (fromRight) => `\u2026${fromRight}`;
 function splitTerm(term) {
-  const at = term.indexOf(ELLIPSIS);
-  if (at < 0) return { before: [...term], ellipsis: false, after: [] };
-  if (term.indexOf(ELLIPSIS, at + 1) >= 0) throw new Error(`'${term}' has more than one ellipsis`);
-  return { before: [...term.slice(0, at)], ellipsis: true, after: [...term.slice(at + ELLIPSIS.length)] };
+  const at2 = term.indexOf(ELLIPSIS);
+  if (at2 < 0) return { before: [...term], ellipsis: false, after: [] };
+  if (term.indexOf(ELLIPSIS, at2 + 1) >= 0) throw new Error(`'${term}' has more than one ellipsis`);
+  return { before: [...term.slice(0, at2)], ellipsis: true, after: [...term.slice(at2 + ELLIPSIS.length)] };
 }
 function checkLabels(labels, term) {
   for (const l of labels) if (!/^[A-Za-z]$/.test(l)) throw new Error(`'${term}' has '${l}', which is not a letter`);
@@ -25909,8 +26348,8 @@ function inferNode(node, shapes, values) {
     const out = broadcastShapes(ins);
     const [c, a, b] = [v(0), v(1), v(2)];
     const n = out && out.length <= 1 ? numel(out) : 0;
-    const at = (q, i2) => q[q.length === 1 ? 0 : i2];
-    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at(c, i2) ? at(a, i2) : at(b, i2)) : void 0);
+    const at2 = (q, i2) => q[q.length === 1 ? 0 : i2];
+    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at2(c, i2) ? at2(a, i2) : at2(b, i2)) : void 0);
     return;
   }
   if (BROADCAST.has(op)) {
@@ -26303,22 +26742,49 @@ function collectGarbage() {
   collect();
 }
 
+// src/pipeline/steps.ts
+function stepName(s) {
+  switch (s.kind) {
+    case "dense":
+    case "ship":
+    case "base":
+    case "head":
+      return s.kind;
+    case "prune":
+      return `prune${at(s.at)}`;
+    case "recover":
+      return s.stage === "round" ? `recover:round-${s.round}` : `recover:${s.stage}${at(s.at)}`;
+    case "calibrate:temperature":
+      return `calibrate:temperature${at(s.at)}`;
+    case "quantize":
+      return `quantize:${s.scheme}`;
+  }
+}
+var at = (n) => n === void 0 ? "" : `@${n}`;
+function recoveryKind(stage, at2) {
+  return stage === "temperature" ? { kind: "calibrate:temperature", at: at2 } : { kind: "recover", stage, at: at2 };
+}
+function recoveryRecord(r, at2) {
+  return { step: recoveryKind(r.stage, at2), description: r.description, artifact: r.artifact, recovery: r.info, ...r.temperature ? { temperature: r.temperature } : {} };
+}
+
 // src/pipeline/measureStep.ts
 function savedFacts(artifact, denseWeights, evalBatchSize) {
   const saved = loadModel(artifact).proto;
   return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
-async function measureStep(name, description, artifact, ctx) {
+async function measureStep(kind, description, artifact, ctx) {
   const { data, config: config2, progress } = ctx;
+  const name = stepName(kind);
   const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
-  const size = measureFileSize(artifact);
+  const size2 = measureFileSize(artifact);
   collectGarbage();
   const session = await openSession(artifact, { threads: config2.latency.threads, provider: ctx.provider });
   let preds;
   const shiftAccuracy = {};
   const shiftPreds = /* @__PURE__ */ new Map();
   try {
-    progress.start(`evaluate ${name}`, data.count);
+    progress.stage({ kind: "evaluate", step: name, total: data.count });
     preds = await evaluateClassifier(session, data, {
       batchSize: batch,
       outputsAreProbabilities: probabilities,
@@ -26344,8 +26810,8 @@ async function measureStep(name, description, artifact, ctx) {
     params: cost.params,
     nonzero_params: cost.nonzeroParams,
     flops: cost.macs,
-    size_bytes: size.bytes,
-    gzip_bytes: size.gzipBytes,
+    size_bytes: size2.bytes,
+    gzip_bytes: size2.gzipBytes,
     accuracy: accuracy(preds.pred, labels),
     per_class: perClassAccuracy(preds.pred, labels, preds.classes),
     confusion: confusionMatrix(preds.pred, labels, preds.classes),
@@ -26357,7 +26823,13 @@ async function measureStep(name, description, artifact, ctx) {
     shift_accuracy: shiftAccuracy,
     layers: sparsity.layers
   };
-  return { step, preds, shiftPreds };
+  return { kind, step, preds, shiftPreds };
+}
+async function measureRecord(r, ctx) {
+  const m = await measureStep(r.step, r.description, r.artifact, ctx);
+  if (r.recovery) m.step.recovery = r.recovery;
+  if (r.temperature) m.step.temperature = r.temperature;
+  return m;
 }
 
 // src/measure/corruptions.ts
@@ -26498,372 +26970,6 @@ function corruptionSets(data, specs) {
   });
 }
 
-// src/measure/stats/binomial.ts
-function logGamma(x2) {
-  const g2 = 7;
-  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
-  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
-  x2 -= 1;
-  let a = c[0];
-  const t = x2 + g2 + 0.5;
-  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
-  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
-}
-function binomialHalfCdf(k, n) {
-  if (k < 0) return 0;
-  if (k >= n) return 1;
-  const lnN = logGamma(n + 1);
-  const ln2n = n * Math.LN2;
-  let sum = 0;
-  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
-  return Math.min(1, sum);
-}
-
-// src/measure/stats/distribution.ts
-function regularizedGammaP(a, x2) {
-  if (x2 <= 0) return 0;
-  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
-  if (x2 < a + 1) {
-    let sum = 1 / a;
-    let term = sum;
-    for (let n = 1; n < 1e3; n++) {
-      term *= x2 / (a + n);
-      sum += term;
-      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
-    }
-    return Math.min(1, sum * Math.exp(lnPre));
-  }
-  let b = x2 + 1 - a;
-  let c = 1 / 1e-300;
-  let d = 1 / b;
-  let h = d;
-  for (let i2 = 1; i2 < 1e3; i2++) {
-    const an = -i2 * (i2 - a);
-    b += 2;
-    d = an * d + b;
-    if (Math.abs(d) < 1e-300) d = 1e-300;
-    c = b + an / c;
-    if (Math.abs(c) < 1e-300) c = 1e-300;
-    d = 1 / d;
-    const delta = d * c;
-    h *= delta;
-    if (Math.abs(delta - 1) < 1e-15) break;
-  }
-  return Math.max(0, 1 - Math.exp(lnPre) * h);
-}
-function chiSquareSurvival(x2, df) {
-  return 1 - regularizedGammaP(df / 2, x2 / 2);
-}
-function chiSquareHomogeneity(a, b) {
-  const na = a.reduce((s, v) => s + v, 0);
-  const nb = b.reduce((s, v) => s + v, 0);
-  let stat = 0;
-  let bins = 0;
-  for (let i2 = 0; i2 < a.length; i2++) {
-    const total2 = a[i2] + b[i2];
-    if (total2 === 0) continue;
-    bins++;
-    const ea = total2 * na / (na + nb);
-    const eb = total2 * nb / (na + nb);
-    stat += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
-  }
-  const df = Math.max(1, bins - 1);
-  return { statistic: stat, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat, df) };
-}
-function kolmogorovSmirnov(x2, y) {
-  const a = Float64Array.from(x2).sort();
-  const b = Float64Array.from(y).sort();
-  let i2 = 0;
-  let j = 0;
-  let d = 0;
-  while (i2 < a.length && j < b.length) {
-    const v = Math.min(a[i2], b[j]);
-    while (i2 < a.length && a[i2] <= v) i2++;
-    while (j < b.length && b[j] <= v) j++;
-    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
-  }
-  const ne = a.length * b.length / (a.length + b.length);
-  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
-  let p = 0;
-  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
-  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
-}
-function populationStabilityIndex(expected, actual, bins = 10) {
-  const sorted = Float64Array.from(expected).sort();
-  const edges = [];
-  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
-  const hist = (values) => {
-    const h = new Float64Array(bins);
-    for (let i2 = 0; i2 < values.length; i2++) {
-      let b = 0;
-      while (b < edges.length && values[i2] > edges[b]) b++;
-      h[b]++;
-    }
-    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
-  };
-  const e = hist(expected);
-  const a = hist(actual);
-  let psi = 0;
-  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
-  return psi;
-}
-
-// src/measure/stats/normal.ts
-function normalQuantile(p) {
-  if (!(p > 0 && p < 1)) {
-    if (p === 0) return -Infinity;
-    if (p === 1) return Infinity;
-    return NaN;
-  }
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
-  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
-  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
-  const low = 0.02425;
-  if (p < low) {
-    const q2 = Math.sqrt(-2 * Math.log(p));
-    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
-  }
-  if (p > 1 - low) return -normalQuantile(1 - p);
-  const q = p - 0.5;
-  const r = q * q;
-  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-}
-function twoSidedZ(confidence) {
-  return normalQuantile(1 - (1 - confidence) / 2);
-}
-
-// src/measure/stats/wilson.ts
-function wilsonInterval(successes, n, confidence = 0.95) {
-  if (n <= 0) return [0, 1];
-  const z2 = twoSidedZ(confidence);
-  const p = successes / n;
-  const z22 = z2 * z2;
-  const centre = p + z22 / (2 * n);
-  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
-  const denom = 1 + z22 / n;
-  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
-  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
-  return [lo, hi];
-}
-
-// src/measure/stats/mcnemar.ts
-function pairedTable(correctA, correctB) {
-  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-  for (let i2 = 0; i2 < correctA.length; i2++) {
-    if (correctA[i2]) {
-      if (correctB[i2]) t.both++;
-      else t.onlyA++;
-    } else if (correctB[i2]) t.onlyB++;
-    else t.neither++;
-  }
-  return t;
-}
-function mcnemarExact(onlyA, onlyB) {
-  const n = onlyA + onlyB;
-  if (n === 0) return 1;
-  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
-}
-function pairedDifferenceInterval(t, confidence = 0.95) {
-  const n = t.both + t.onlyA + t.onlyB + t.neither;
-  if (n === 0) return [-1, 1];
-  const p1 = (t.both + t.onlyA) / n;
-  const p2 = (t.both + t.onlyB) / n;
-  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
-  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
-  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
-  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
-  const diff = p1 - p2;
-  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
-  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
-  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
-}
-function minSamplesForDrop(drop, discordant, confidence = 0.95) {
-  const z2 = twoSidedZ(confidence);
-  const d = Math.max(discordant, drop);
-  return Math.ceil(z2 * z2 * d / (drop * drop));
-}
-
-// src/measure/stats/uncertainty.ts
-function subsetTable(a, b, keep) {
-  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-  for (let i2 = 0; i2 < a.length; i2++) {
-    if (!keep(i2)) continue;
-    if (a[i2]) {
-      if (b[i2]) t.both++;
-      else t.onlyA++;
-    } else if (b[i2]) t.onlyB++;
-    else t.neither++;
-  }
-  return t;
-}
-var total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
-function sampleNote(t, ci, limit, confidence, what) {
-  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
-  const n = total(t);
-  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
-  const need = minSamplesForDrop(limit, discordant, confidence);
-  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
-}
-function accuracyDropUncertainty(reference, candidate, confidence, limit) {
-  const t = pairedTable(reference, candidate);
-  const ci = pairedDifferenceInterval(t, confidence);
-  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
-}
-function eceAt(confidence, correct, indices, bins = 15) {
-  const count3 = new Float64Array(bins);
-  const gap = new Float64Array(bins);
-  for (let k = 0; k < indices.length; k++) {
-    const i2 = indices[k];
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count3[b]++;
-    gap[b] += correct[i2] - confidence[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(gap[b]) / indices.length;
-  return ece;
-}
-function classDropIntervals(m) {
-  const out = [];
-  for (let c = 0; c < m.reference.classes; c++) {
-    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
-    if (total(t) === 0) continue;
-    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
-  }
-  return out;
-}
-function maxInterval(cis) {
-  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
-}
-function budgetUncertainty(m) {
-  const { confidence } = m;
-  const u = {};
-  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
-  const classes = classDropIntervals(m);
-  if (classes.length) {
-    const ci = maxInterval(classes.map((c) => c.ci));
-    const limit = m.limits["class-accuracy-drop"];
-    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
-    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
-    u["class-accuracy-drop"] = { ci, note };
-  }
-  const n = m.labels.length;
-  u["ece-increase"] = {
-    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
-  };
-  if (m.referenceLatency?.length && m.candidateLatency?.length) {
-    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
-    u["min-speedup"] = { ci: speedup.ci };
-    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
-    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
-    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
-  }
-  if (m.shifts?.length) {
-    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
-    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
-  }
-  return u;
-}
-function accuracyIntervals(p, labels, confidence) {
-  const hit = new Float64Array(p.classes);
-  const support = new Float64Array(p.classes);
-  let all = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) {
-    support[labels[i2]]++;
-    if (p.correct[i2]) {
-      hit[labels[i2]]++;
-      all++;
-    }
-  }
-  return {
-    accuracy_ci: wilsonInterval(all, labels.length, confidence),
-    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
-  };
-}
-function annotateClassChanges(changes, m, limit) {
-  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
-  return changes.map((c) => {
-    const s = byClass.get(c.class);
-    if (!s) return c;
-    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
-  });
-}
-
-// src/pipeline/verdicts.ts
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config2, classChanges3, compareMode = false, reduction) {
-  const labels = data.labels;
-  const confidence = config2.confidence;
-  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
-  const paired = {
-    labels,
-    reference: reference.preds,
-    candidate: candidate.preds,
-    referenceLatency: latency?.reference,
-    candidateLatency: latency?.candidate,
-    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
-    confidence,
-    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
-  };
-  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
-  const judgedBudgets = compareMode || !reduction ? budgets.filter((b) => b.name !== "target-reduction") : budgets;
-  const results = evaluateBudgets(judgedBudgets, { ...measurements, ...reduction ? { reduction } : {}, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
-  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
-  return {
-    budgets: results,
-    verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges3, paired, classLimit)
-  };
-}
-function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
-  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
-  const out = [];
-  for (const s of shifts) {
-    const a = reference.shiftPreds?.get(s.name);
-    const b = candidate.shiftPreds?.get(s.name);
-    if (!a || !b || !s.data.labels) continue;
-    const dense = mean(a.correct);
-    const final = mean(b.correct);
-    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
-    out.push({
-      name: s.name,
-      source: corruptionNames.has(s.name) ? "corruption" : "user",
-      samples: s.data.count,
-      dense,
-      final,
-      drop: dense - final,
-      drop_ci: u.ci,
-      p_value: u.p_value,
-      gap_change: dense - final - cleanGap
-    });
-  }
-  return out;
-}
-function mean(x2) {
-  let s = 0;
-  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
-  return x2.length ? s / x2.length : NaN;
-}
-function distributionShift(clean, shifted) {
-  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
-  const hist = (p) => {
-    const h = new Array(p.classes).fill(0);
-    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
-    return h;
-  };
-  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
-  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
-}
-function predictionShifts(reference, candidate, shifts) {
-  const out = [];
-  for (const s of shifts) {
-    const a = reference.shiftPreds?.get(s.name);
-    const b = candidate.shiftPreds?.get(s.name);
-    if (!a || !b) continue;
-    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
-  }
-  return out;
-}
-
 // src/pipeline/compare.ts
 var DEFAULT_LATENCY_REGRESSION = 0.05;
 function compareBudgets(budgets) {
@@ -26872,15 +26978,6 @@ function compareBudgets(budgets) {
     all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
   }
   return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
-}
-function classChanges(base, head, labels, classes) {
-  const support = classSupport(labels, classes);
-  const out = [];
-  base.per_class.forEach((d, c) => {
-    const f = head.per_class[c];
-    if (d !== null && f !== null) out.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return out.sort((a, b) => b.drop - a.drop || a.class - b.class);
 }
 function loadFor(models, file, requireLabels) {
   const [first, ...rest] = models;
@@ -26899,9 +26996,9 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path4.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path4.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.start("latency (base and head interleaved)", config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
+  const base = await measureStep({ kind: "base" }, `base model ${path5.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep({ kind: "head" }, `head model ${path5.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  progress.stage({ kind: "latency", detail: "base and head interleaved", total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
@@ -26916,55 +27013,35 @@ async function comparePipeline(req, progress) {
   const { config: config2 } = req;
   for (const p of [req.base, req.head]) if (!fs8.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
   const m = await measurePair(req, progress);
-  const budgets = compareBudgets(req.budgets);
-  const changes = classChanges(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
-  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config2, changes, true);
-  const model = {
+  const judged = judgeWithIntervals(compareBudgets(req.budgets), m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config2, true);
+  const model = buildModelLedger({
     model: req.base,
     pruned: req.head,
     method: "compare",
-    target_sparsity: m.head.step.sparsity,
-    steps: [m.base.step, m.head.step],
-    budgets: judged.budgets,
-    verdict: judged.verdict,
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes },
-    shifts: shiftResults(m.base, m.head, m.shifts, new Set(config2.corruptions), config2.confidence),
-    prediction_shift: predictionShifts(m.base, m.head, m.shifts)
-  };
-  const ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict: judged.verdict,
-    tool: { name: "prune-guard", version: VERSION },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: m.provider.provider,
-      threads: config2.latency.threads || os2.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`,
-      ...m.provider.note ? { notes: [m.provider.note] } : {}
-    },
-    models: [model]
-  };
-  const markdown = renderMarkdown(ledger);
+    targetSparsity: m.head.step.sparsity,
+    steps: [m.base, m.head],
+    reference: m.base,
+    shipped: m.head,
+    judged,
+    data: { path: req.data, set: m.data },
+    shifts: m.shifts,
+    config: config2
+  });
+  const ledger = ledgerEnvelope([model], measuredRuntime(m.provider, config2));
   fs8.mkdirSync(req.out, { recursive: true });
-  const ledgerPath = path4.join(req.out, "ledger.json");
-  const markdownPath = path4.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
+  return { ledger, ...writeLedgerFiles(req.out, ledger) };
 }
 
 // src/pipeline/selftest.ts
 import * as fs9 from "node:fs";
-import * as path5 from "node:path";
+import * as path6 from "node:path";
 import { fileURLToPath } from "node:url";
 function defaultFixture(name) {
-  let dir = path5.dirname(fileURLToPath(import.meta.url));
+  let dir = path6.dirname(fileURLToPath(import.meta.url));
   for (let i2 = 0; i2 < 4; i2++) {
-    const candidate = path5.join(dir, "fixtures", name);
+    const candidate = path6.join(dir, "fixtures", name);
     if (fs9.existsSync(candidate)) return candidate;
-    dir = path5.dirname(dir);
+    dir = path6.dirname(dir);
   }
   return void 0;
 }
@@ -26989,7 +27066,7 @@ async function selftest(req, progress) {
     halfWidths.push((r.ci[1] - r.ci[0]) / 2);
     first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency.candidate].sort((a, b) => a - b), 0.5) };
     first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency.reference].sort((a, b) => a - b), 0.5) };
-    const judged = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency, config2, [], true);
+    const judged = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency, config2, true);
     if (judged.verdict === "fail") {
       falseAlarms++;
       failures.push(`repetition ${k + 1}: ${judged.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
@@ -27014,7 +27091,7 @@ async function selftest(req, progress) {
   };
   if (req.out) {
     fs9.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path5.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+    writeFileAtomic(path6.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
   }
   return report;
 }
@@ -27032,6 +27109,14 @@ function renderSelftest(r) {
     ""
   ].join("\n");
 }
+
+// src/pipeline/guardedRun.ts
+import * as path19 from "node:path";
+
+// src/io/outputDir.ts
+import * as fs11 from "node:fs";
+import * as path8 from "node:path";
+import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/io/cleanup.ts
 var pending = /* @__PURE__ */ new Set();
@@ -27063,19 +27148,10 @@ function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
   }
 }
 
-// src/pipeline/guardedRun.ts
-import * as os7 from "node:os";
-import * as path16 from "node:path";
-
-// src/io/outputDir.ts
-import * as fs11 from "node:fs";
-import * as path7 from "node:path";
-import { randomBytes as randomBytes3 } from "node:crypto";
-
 // src/io/lock.ts
 import * as fs10 from "node:fs";
 import * as os3 from "node:os";
-import * as path6 from "node:path";
+import * as path7 from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 var LOCK_NAME = ".prune-guard.lock";
 function isStale(owner) {
@@ -27104,7 +27180,7 @@ async function lockDir(dir, opts) {
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
-  const file = path6.join(dir, LOCK_NAME);
+  const file = path7.join(dir, LOCK_NAME);
   const me = { pid: process.pid, host: os3.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
   let announced = false;
@@ -27138,7 +27214,7 @@ async function lockDir(dir, opts) {
     }
     if (Date.now() >= until) {
       throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path6.join(dir, LOCK_NAME)} if that run is gone`
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path7.join(dir, LOCK_NAME)} if that run is gone`
       );
     }
     if (!announced) {
@@ -27174,7 +27250,7 @@ var OutputDir = class _OutputDir {
     });
     try {
       removeOrphanStaging(dir);
-      const staging = path7.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
+      const staging = path8.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
       fs11.mkdirSync(staging);
       return new _OutputDir(dir, staging, lock, created);
     } catch (e) {
@@ -27184,12 +27260,12 @@ var OutputDir = class _OutputDir {
   }
   /** The final path of a file written under the staging folder. */
   publicPath(p) {
-    const rel = path7.relative(this.staging, p);
-    return rel.startsWith("..") || path7.isAbsolute(rel) ? p : path7.join(this.dir, rel);
+    const rel = path8.relative(this.staging, p);
+    return rel.startsWith("..") || path8.isAbsolute(rel) ? p : path8.join(this.dir, rel);
   }
   /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
   discardStaged() {
-    for (const n of fs11.readdirSync(this.staging)) fs11.rmSync(path7.join(this.staging, n), { recursive: true, force: true });
+    for (const n of fs11.readdirSync(this.staging)) fs11.rmSync(path8.join(this.staging, n), { recursive: true, force: true });
   }
   /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
   retire(name) {
@@ -27200,8 +27276,14 @@ var OutputDir = class _OutputDir {
     if (this.done) throw new Error("OutputDir: already committed or aborted");
     const names = fs11.readdirSync(this.staging).filter((n) => !n.startsWith("."));
     const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-    for (const n of this.retired) if (!names.includes(n)) fs11.rmSync(path7.join(this.dir, n), { force: true });
-    for (const n of ordered) fs11.renameSync(path7.join(this.staging, n), path7.join(this.dir, n));
+    for (const n of this.retired) if (!names.includes(n)) fs11.rmSync(path8.join(this.dir, n), { force: true });
+    for (const n of ordered) {
+      const target = path8.join(this.dir, n);
+      const staged = path8.join(this.staging, n);
+      const old = fs11.lstatSync(target, { throwIfNoEntry: false });
+      if (old && (old.isDirectory() || fs11.lstatSync(staged).isDirectory())) fs11.renameSync(target, path8.join(this.staging, `.replaced-${n}`));
+      fs11.renameSync(staged, target);
+    }
     this.finish();
   }
   /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
@@ -27225,8 +27307,45 @@ var OutputDir = class _OutputDir {
 var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
 function removeOrphanStaging(dir) {
   for (const n of fs11.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs11.rmSync(path7.join(dir, n), { recursive: true, force: true });
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs11.rmSync(path8.join(dir, n), { recursive: true, force: true });
   }
+}
+
+// src/io/progress.ts
+function stageName(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}`;
+    case "sensitivity":
+      return "sensitivity curves";
+    case "recover":
+      return e.work === "round" ? "recovery round" : "recovery";
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return "latency";
+  }
+}
+function stageLine(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}${e.schedule ? ` (schedule step ${e.schedule.step}/${e.schedule.steps})` : ""}: ${e.detail}`;
+    case "sensitivity":
+      return `sensitivity curves (${e.detail})`;
+    case "recover":
+      return e.work === "round" ? `recovery round ${e.round}/${e.rounds}: ${e.detail}` : `recovery: ${e.detail}`;
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return `latency (${e.detail})`;
+  }
+}
+function lineProgress(write) {
+  const line = (m) => write(`prune-guard: ${m}
+`);
+  return { stage: (e) => line(stageLine(e)), note: line, update() {
+  }, stop() {
+  }, output: write };
 }
 
 // src/pipeline/deadline.ts
@@ -27257,36 +27376,30 @@ var Deadline = class {
     const elapsed = this.elapsedSeconds();
     if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
   }
-  /** `inner` with a checkpoint in every call; `start` and `note` also name the current stage. */
+  /** `inner` with a checkpoint in every call; a stage event also names the current stage. */
   watch(inner) {
     return {
+      stage: (e) => {
+        this.check();
+        this.stage = stageName(e);
+        inner.stage(e);
+      },
       note: (m) => {
         this.check();
-        if (STAGE_NOTE.test(m)) this.stage = stageOf(m);
         inner.note(m);
-      },
-      start: (label, total2) => {
-        this.check();
-        this.stage = stageOf(label);
-        inner.start(label, total2);
       },
       update: (done) => {
         inner.update(done);
         this.check();
       },
-      stop: () => inner.stop()
+      stop: () => inner.stop(),
+      output: (text2) => inner.output(text2)
     };
   }
 };
-var STAGE_NOTE = /^(pruning|recover|reconstruct|distill|fine-tun)/i;
-function stageOf(label) {
-  const colon = label.indexOf(":");
-  return (colon > 0 ? label.slice(0, colon) : label).replace(/\s*\(.*\)$/, "").split(" ").slice(0, 2).join(" ").trim();
-}
 
 // src/pipeline/run.ts
-import * as fs19 from "node:fs";
-import * as path15 from "node:path";
+import * as path18 from "node:path";
 
 // src/onnx/preflight.ts
 var MAX_ONNX_OPSET = 26;
@@ -27377,6 +27490,140 @@ function preflightModel(model, file) {
   checkRuntimeSupport(model, file);
   checkFiniteWeights(model, file);
 }
+
+// src/prune/sensitivity/allocateSparsity.ts
+var DEFAULT_CAP = SENSITIVITY_CAP;
+function monotoneCurve(points2, cap) {
+  const pts = [{ r: 0, f: 0 }];
+  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
+    if (!(p.ratio > pts[pts.length - 1].r)) continue;
+    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
+  }
+  const at2 = (r) => {
+    for (let i2 = 1; i2 < pts.length; i2++) {
+      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+    }
+    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
+    const b = pts[pts.length - 1];
+    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
+    return b.f + slope * (r - b.r);
+  };
+  const out = pts.filter((p) => p.r < cap);
+  out.push({ r: cap, f: at2(cap) });
+  return out;
+}
+function lowerHull(pts) {
+  const hull = [];
+  for (const p of pts) {
+    while (hull.length >= 2) {
+      const a = hull[hull.length - 2];
+      const b = hull[hull.length - 1];
+      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
+      else break;
+    }
+    hull.push(p);
+  }
+  return hull;
+}
+function allocateSparsity(layers, target, opts = {}) {
+  const capRatio = opts.cap ?? DEFAULT_CAP;
+  const total2 = layers.reduce((n, l) => n + l.size, 0);
+  const want = Math.round(target * total2);
+  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
+  const capacity = caps.reduce((a, b) => a + b, 0);
+  if (want > capacity) {
+    throw new UserError(
+      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
+    );
+  }
+  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
+  const saves = unitSavings(layers, opts.costExponent ?? 0);
+  const segments = [];
+  hulls.forEach((h, i2) => {
+    for (let s = 1; s < h.length; s++) {
+      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
+      if (units <= 0) continue;
+      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
+      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
+    }
+  });
+  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
+  const amount = new Float64Array(layers.length);
+  let left = want;
+  for (const s of segments) {
+    if (left <= 0) break;
+    const take = Math.min(left, s.units);
+    amount[s.layer] += take;
+    left -= take;
+  }
+  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
+  let missing = want - pruned.reduce((a, b) => a + b, 0);
+  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
+  while (missing > 0) {
+    let moved = false;
+    for (const i2 of byRemainder) {
+      if (missing === 0) break;
+      if (pruned[i2] < caps[i2]) {
+        pruned[i2]++;
+        missing--;
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
+  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
+  return { pruned, ratios, predictedIncrease };
+}
+function unitSavings(layers, exponent) {
+  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
+  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
+  const floor = Math.min(...known);
+  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
+  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
+}
+function interpolate(pts, r) {
+  for (let i2 = 1; i2 < pts.length; i2++) {
+    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+  }
+  return pts[pts.length - 1].f;
+}
+
+// src/prune/resolveScope.ts
+function resolveScope(config2, calib, rounds = 1) {
+  if (config2.scope !== "auto") return { scope: config2.scope, reason: "" };
+  const global = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
+  if (config2.method !== "structured" && config2.method !== "unstructured") return global(`--method ${config2.method} has no sensitivity allocation`);
+  if (!calib) return global(`no calibration set to measure ${config2.method === "structured" ? "channel groups" : "layers"} on`);
+  if (!calib.labelled) return global("the calibration set has no labels");
+  if (config2.schedule !== "oneshot") return global(`--schedule ${config2.schedule} (sensitivity curves are measured once, on the dense model)`);
+  if (config2.maxLayerSparsity < 1) return global("--max-layer-sparsity is a global-scope cap");
+  if (config2.sparsity > DEFAULT_CAP) return global(`--sparsity ${config2.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
+  if (config2.method === "unstructured") {
+    if (rounds > 1) return global(`${rounds} recovery rounds prune by one global threshold`);
+    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
+  }
+  if (config2.roundTo > 1) return global("--round-to applies to the global allocation");
+  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
+}
+
+// src/recover/rounds.ts
+var ROUNDS_FROM_SPARSITY = 0.6;
+var AUTO_ROUNDS = 4;
+var AUTO_COMPARE = false;
+function resolveRounds(config2, calib) {
+  if (config2.recoveryRounds !== 0) return config2.recoveryRounds;
+  const fits = config2.method === "unstructured" && config2.recovery === "auto" && config2.schedule === "oneshot" && config2.criterion !== "sparsegpt" && config2.maxLayerSparsity >= 1 && calib?.labels && config2.sparsity >= ROUNDS_FROM_SPARSITY;
+  return fits ? AUTO_ROUNDS : 1;
+}
+function resolveCompare(config2, rounds) {
+  if (rounds <= 1 || config2.scope !== "global" || config2.sparsity > DEFAULT_CAP) return false;
+  return config2.roundsCompareSensitivity || config2.recoveryRounds === 0 && AUTO_COMPARE;
+}
+
+// src/pipeline/gradual.ts
+import * as fs16 from "node:fs";
+import * as path12 from "node:path";
 
 // src/onnx/build.ts
 function attribute(name, v) {
@@ -27607,11 +27854,11 @@ var ModelEditor = class _ModelEditor {
   }
   /** Put a new node where `old` was (same place; its name unless the spec names one); returns it. */
   replaceNode(old, spec) {
-    const at = this.position(old);
+    const at2 = this.position(old);
     this.unindexOutputs(old);
     const node = makeNode(spec.name !== void 0 ? this.fresh(spec.name) : old.name, spec);
     for (const o of node.output) this.names.reserve(o);
-    this.graph.node[at] = node;
+    this.graph.node[at2] = node;
     this.indexOutputs(node);
     this.readers = void 0;
     return node;
@@ -27729,9 +27976,9 @@ var ModelEditor = class _ModelEditor {
     return t;
   }
   position(node) {
-    const at = this.graph.node.indexOf(node);
-    if (at < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
-    return at;
+    const at2 = this.graph.node.indexOf(node);
+    if (at2 < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
+    return at2;
   }
   indexOutputs(node) {
     for (const o of node.output) if (o) this.producers.set(o, node);
@@ -27877,6 +28124,17 @@ function cloneWithoutData(model, tensors) {
   }
 }
 
+// src/prune/hybrid.ts
+var size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+function topUpMagnitude(model, dense, target, config2, scope) {
+  const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const restTotal = size(rest);
+  const denseTotal = size(dense);
+  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
+  const fraction = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+  return { model: magnitudePrune(model, rest, fraction, scope).model, fraction };
+}
+
 // src/prune/nm.ts
 function parseNM(method2) {
   const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method2);
@@ -28018,122 +28276,6 @@ function verifyNM(model, weights, n, m, limit = 100) {
     }
   }
   return violations;
-}
-
-// src/prune/sensitivity/allocateSparsity.ts
-var DEFAULT_CAP = SENSITIVITY_CAP;
-function monotoneCurve(points2, cap) {
-  const pts = [{ r: 0, f: 0 }];
-  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
-    if (!(p.ratio > pts[pts.length - 1].r)) continue;
-    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
-  }
-  const at = (r) => {
-    for (let i2 = 1; i2 < pts.length; i2++) {
-      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-    }
-    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
-    const b = pts[pts.length - 1];
-    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
-    return b.f + slope * (r - b.r);
-  };
-  const out = pts.filter((p) => p.r < cap);
-  out.push({ r: cap, f: at(cap) });
-  return out;
-}
-function lowerHull(pts) {
-  const hull = [];
-  for (const p of pts) {
-    while (hull.length >= 2) {
-      const a = hull[hull.length - 2];
-      const b = hull[hull.length - 1];
-      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
-      else break;
-    }
-    hull.push(p);
-  }
-  return hull;
-}
-function allocateSparsity(layers, target, opts = {}) {
-  const capRatio = opts.cap ?? DEFAULT_CAP;
-  const total2 = layers.reduce((n, l) => n + l.size, 0);
-  const want = Math.round(target * total2);
-  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
-  const capacity = caps.reduce((a, b) => a + b, 0);
-  if (want > capacity) {
-    throw new UserError(
-      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
-    );
-  }
-  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
-  const saves = unitSavings(layers, opts.costExponent ?? 0);
-  const segments = [];
-  hulls.forEach((h, i2) => {
-    for (let s = 1; s < h.length; s++) {
-      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
-      if (units <= 0) continue;
-      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
-      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
-    }
-  });
-  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
-  const amount = new Float64Array(layers.length);
-  let left = want;
-  for (const s of segments) {
-    if (left <= 0) break;
-    const take = Math.min(left, s.units);
-    amount[s.layer] += take;
-    left -= take;
-  }
-  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
-  let missing = want - pruned.reduce((a, b) => a + b, 0);
-  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
-  while (missing > 0) {
-    let moved = false;
-    for (const i2 of byRemainder) {
-      if (missing === 0) break;
-      if (pruned[i2] < caps[i2]) {
-        pruned[i2]++;
-        missing--;
-        moved = true;
-      }
-    }
-    if (!moved) break;
-  }
-  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
-  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
-  return { pruned, ratios, predictedIncrease };
-}
-function unitSavings(layers, exponent) {
-  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
-  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
-  const floor = Math.min(...known);
-  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
-  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
-}
-function interpolate(pts, r) {
-  for (let i2 = 1; i2 < pts.length; i2++) {
-    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-  }
-  return pts[pts.length - 1].f;
-}
-
-// src/prune/resolveScope.ts
-function resolveScope(config2, calib, rounds = 1) {
-  if (config2.scope !== "auto") return { scope: config2.scope, reason: "" };
-  const global = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
-  if (config2.method !== "structured" && config2.method !== "unstructured") return global(`--method ${config2.method} has no sensitivity allocation`);
-  if (!calib) return global(`no calibration set to measure ${config2.method === "structured" ? "channel groups" : "layers"} on`);
-  if (!calib.labelled) return global("the calibration set has no labels");
-  if (config2.schedule !== "oneshot") return global(`--schedule ${config2.schedule} (sensitivity curves are measured once, on the dense model)`);
-  if (config2.maxLayerSparsity < 1) return global("--max-layer-sparsity is a global-scope cap");
-  if (config2.sparsity > DEFAULT_CAP) return global(`--sparsity ${config2.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
-  if (config2.method === "unstructured") {
-    if (rounds > 1) return global(`${rounds} recovery rounds prune by one global threshold`);
-    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
-  }
-  if (config2.roundTo > 1) return global("--round-to applies to the global allocation");
-  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
 }
 
 // src/onnx/subgraph.ts
@@ -28370,12 +28512,12 @@ function channelTally(groups) {
 }
 
 // src/prune/structured/allocate.ts
-function roundKept(kept, size, roundTo) {
-  const floor = Math.min(size, Math.max(1, roundTo));
-  if (roundTo <= 1) return Math.max(floor, Math.min(size, kept));
-  if (size <= roundTo) return size;
+function roundKept(kept, size2, roundTo) {
+  const floor = Math.min(size2, Math.max(1, roundTo));
+  if (roundTo <= 1) return Math.max(floor, Math.min(size2, kept));
+  if (size2 <= roundTo) return size2;
   const r = Math.round(kept / roundTo) * roundTo;
-  return Math.min(size, Math.max(floor, r));
+  return Math.min(size2, Math.max(floor, r));
 }
 function allocate(groups, importance, opts) {
   const kept = /* @__PURE__ */ new Map();
@@ -28419,8 +28561,8 @@ function keepMask(scores, keep) {
 // src/prune/structured/layout.ts
 var Spaces = class {
   list = [];
-  create(size, origin, skip) {
-    this.list.push({ parent: this.list.length, size, origin, skip, block: 1 });
+  create(size2, origin, skip) {
+    this.list.push({ parent: this.list.length, size: size2, origin, skip, block: 1 });
     return this.list.length - 1;
   }
   root(s) {
@@ -28492,8 +28634,8 @@ function layoutSize(layout) {
   for (const s of layout) n += s.len * s.repeat;
   return n;
 }
-function fullLayout(space, size, repeat = 1) {
-  return [{ space, start: 0, len: size, repeat }];
+function fullLayout(space, size2, repeat = 1) {
+  return [{ space, start: 0, len: size2, repeat }];
 }
 function withRepeat(layout, factor) {
   return layout.map((s) => ({ ...s, repeat: s.repeat * factor }));
@@ -28638,8 +28780,8 @@ var Context = class {
     });
     return true;
   }
-  fresh(node, size, skip) {
-    return fullLayout(this.spaces.create(size, nodeLabel(node), skip), size);
+  fresh(node, size2, skip) {
+    return fullLayout(this.spaces.create(size2, nodeLabel(node), skip), size2);
   }
   set(name, t) {
     if (t && name) this.tracked.set(name, t);
@@ -28865,11 +29007,11 @@ function shapeRead(c, node, t) {
   const elements = sizedAxes(t).filter((a) => a >= start && a < end).map((a) => a - start);
   if (elements.length > 0) c.shapeReads.push({ tensor: node.output[0], elements: new Set(elements), layouts: layoutsOf(t), node });
 }
-function fusedParts(c, out, axis, size) {
+function fusedParts(c, out, axis, size2) {
   let t = out;
   for (let hop = 0; hop < 4; hop++) {
     const readers = c.index.consumersOf(t);
-    const p = partsCutBy(c, readers, t, axis, size);
+    const p = partsCutBy(c, readers, t, axis, size2);
     if (p) return p;
     if (readers.length !== 1) return void 0;
     const r = readers[0];
@@ -28880,20 +29022,20 @@ function fusedParts(c, out, axis, size) {
   }
   return void 0;
 }
-function partsCutBy(c, readers, t, axis, size) {
+function partsCutBy(c, readers, t, axis, size2) {
   const rank = c.shape(t)?.length;
   if (rank === void 0) return void 0;
   for (const r of readers) {
     if (r.opType === "Split" && norm(attrInt(r, "axis", 0), rank) === axis) {
       const sizes = (r.input[1] ? c.knownInts(r.input[1]) : attrInts(r, "split")) ?? r.output.map((o) => c.shape(o)?.[axis] ?? -1);
-      return equalParts(sizes, size);
+      return equalParts(sizes, size2);
     }
     if (r.opType === "Reshape" && r.input[0] === t) {
       const outS = c.shape(r.output[0]);
       const inS = c.shape(t);
       if (!outS || !inS || outS.length <= inS.length || !inS.slice(0, axis).every((d, i2) => outS[i2] === d)) continue;
       const p = outS[axis];
-      if (p >= 2 && p < size && size % p === 0 && selectsAlong(c, r.output[0], axis, 4)) return p;
+      if (p >= 2 && p < size2 && size2 % p === 0 && selectsAlong(c, r.output[0], axis, 4)) return p;
     }
   }
   const slices = readers.filter((r) => r.opType === "Slice" && r.input[0] === t);
@@ -28905,16 +29047,16 @@ function partsCutBy(c, readers, t, axis, size) {
       const ends = c.knownInts(s.input[2]);
       const k = axes?.map((a) => norm(a, rank)).indexOf(axis) ?? -1;
       if (!starts || !ends || k < 0) return void 0;
-      const clamp = (v) => Math.min(Math.max(v < 0 ? v + size : v, 0), size);
+      const clamp = (v) => Math.min(Math.max(v < 0 ? v + size2 : v, 0), size2);
       bounds.push([clamp(starts[k]), clamp(ends[k])]);
     }
     const len = bounds[0][1] - bounds[0][0];
-    if (len > 0 && size % len === 0 && bounds.every(([a, b]) => b - a === len && a % len === 0)) return size / len;
+    if (len > 0 && size2 % len === 0 && bounds.every(([a, b]) => b - a === len && a % len === 0)) return size2 / len;
   }
   return void 0;
 }
-function equalParts(sizes, size) {
-  const ok = sizes.length >= 2 && sizes.every((s) => s === sizes[0]) && sizes[0] * sizes.length === size;
+function equalParts(sizes, size2) {
+  const ok = sizes.length >= 2 && sizes.every((s) => s === sizes[0]) && sizes[0] * sizes.length === size2;
   return ok ? sizes.length : void 0;
 }
 function selectsAlong(c, tensor, axis, depth) {
@@ -29157,8 +29299,8 @@ function elementwiseHeads(c, node, ins) {
     if (ins[i2] || !node.input[i2]) continue;
     const s = c.shape(node.input[i2]);
     if (!s) return fail("combines heads with a tensor of unknown shape");
-    const at = (axis) => axis === void 0 ? 1 : s[axis - (rank - s.length)] ?? 1;
-    if (at(result.axis) !== 1 || at(result.parts?.axis) !== 1) return fail("combines heads with a tensor that varies over heads");
+    const at2 = (axis) => axis === void 0 ? 1 : s[axis - (rank - s.length)] ?? 1;
+    if (at2(result.axis) !== 1 || at2(result.parts?.axis) !== 1) return fail("combines heads with a tensor that varies over heads");
   }
   c.set(node.output[0], result);
 }
@@ -29240,8 +29382,8 @@ function einsumChannels(c, node, ins) {
         if (e.inputs[xk][x2.axis] !== j) return fail("reads channels on an axis it does not contract");
         c.use(node, node.input[w], wl.indexOf(j), x2.layout, "fanin", { ...x2, name: node.input[xk] });
       }
-      const size = c.shape(node.input[w])[wl.indexOf(o)];
-      const layout = c.fresh(node, size);
+      const size2 = c.shape(node.input[w])[wl.indexOf(o)];
+      const layout = c.fresh(node, size2);
       c.use(node, node.input[w], wl.indexOf(o), layout, "param");
       return c.set(node.output[0], { axis: e.output.indexOf(o), layout });
     }
@@ -29502,15 +29644,15 @@ var Analyzer = class {
    * The output channels of a producer: one space, or one per part when the graph cuts them right away
    * into equal parts (a fused QKV projection), so the parts can be paired with each other.
    */
-  produced(node, size, axis) {
+  produced(node, size2, axis) {
     const c = this.c;
-    const parts = fusedParts(c, node.output[0], axis, size);
-    if (!parts) return c.fresh(node, size);
+    const parts = fusedParts(c, node.output[0], axis, size2);
+    if (!parts) return c.fresh(node, size2);
     const layout = [];
     for (let p = 0; p < parts; p++) {
-      const space = c.spaces.create(size / parts, nodeLabel(node));
+      const space = c.spaces.create(size2 / parts, nodeLabel(node));
       c.fusedSpaces.add(space);
-      layout.push(...fullLayout(space, size / parts));
+      layout.push(...fullLayout(space, size2 / parts));
     }
     return layout;
   }
@@ -29665,14 +29807,14 @@ var Analyzer = class {
       else if (!c.unify(result.layout, here.layout, node, "the operands")) return;
     }
     if (!result) return;
-    const size = layoutSize(result.layout);
+    const size2 = layoutSize(result.layout);
     for (let i2 = 0; i2 < ins.length; i2++) {
       if (ins[i2] || !node.input[i2]) continue;
       const s = c.shape(node.input[i2]);
       if (!s) return unknown("has an operand of unknown shape");
       const k = result.axis - (rank - s.length);
       if (k < 0 || s[k] === 1) continue;
-      if (s[k] !== size) return unknown("broadcasts an operand of another size over the channel axis");
+      if (s[k] !== size2) return unknown("broadcasts an operand of another size over the channel axis");
       if (!c.constant(node.input[i2])) {
         const input = this.graphInput(node.input[i2]);
         if (input) return c.poison(result.layout, { kind: "graph-input", node: nodeLabel(node), input });
@@ -30175,18 +30317,18 @@ function weightUnits(dense, weights) {
     touched = void 0;
   };
   return weights.map((w) => {
-    const size = w.dims.reduce((a, b) => a * b, 1);
+    const size2 = w.dims.reduce((a, b) => a * b, 1);
     return {
       name: w.initializer,
       node: w.node,
-      size,
-      maxUnits: size,
-      unitsAt: (ratio2) => Math.round(ratio2 * size),
+      size: size2,
+      maxUnits: size2,
+      unitsAt: (ratio2) => Math.round(ratio2 * size2),
       pruneAlone: async (ratio2) => {
         restore();
         const values = tensorToFloat32(work.initializer(w.initializer));
         touched = { name: w.initializer, values };
-        work.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size))[0]));
+        work.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size2))[0]));
         return work.model;
       }
     };
@@ -30279,7 +30421,7 @@ function describeStructured(dense, r, o) {
 // src/onnx/runtime/session.ts
 import * as fs12 from "node:fs";
 import * as os4 from "node:os";
-import * as path8 from "node:path";
+import * as path9 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -30300,10 +30442,10 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs12.mkdtempSync(path8.join(process.env.RUNNER_TEMP || os4.tmpdir(), "prune-guard-session-"));
+  const dir = fs12.mkdtempSync(path9.join(process.env.RUNNER_TEMP || os4.tmpdir(), "prune-guard-session-"));
   const done = onInterrupt(() => fs12.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path8.join(dir, "model.onnx");
+    const file = path9.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
@@ -30645,13 +30787,9 @@ async function pruneWithScope(dense, config2, ctx) {
       let model = r.model;
       if (config2.method === "hybrid") {
         const removed = countSparsity(model, weights).overall;
-        const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const extra = Math.max(0, config2.sparsity * denseTotal - (denseTotal - restTotal));
-        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-        model = magnitudePrune(model, rest, frac, config2.scope).model;
-        description += `; then unstructured magnitude (${config2.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+        const topUp = topUpMagnitude(model, weights, config2.sparsity, config2, config2.scope);
+        model = topUp.model;
+        description += `; then unstructured magnitude (${config2.scope}) of the remaining weights: ${(topUp.fraction * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
       return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, channels: r.tally };
     }
@@ -30674,7 +30812,7 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
       perMac: config2.scope === "sensitivity-macs",
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total2) => {
-        if (!started) ctx.progress?.start(`sensitivity curves (${method2}, ${total2} ${method2 === "unstructured" ? "layers" : "groups"})`, total2);
+        if (!started) ctx.progress?.stage({ kind: "sensitivity", detail: `${method2}, ${total2} ${method2 === "unstructured" ? "layers" : "groups"}`, total: total2 });
         started = true;
         ctx.progress?.update(done);
       },
@@ -30691,9 +30829,86 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
   }
 }
 
+// src/prune/schedule.ts
+function cubicSchedule(initial, final, steps) {
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
+  if (!(initial >= 0 && final < 1 && final > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final})`);
+  const out = [];
+  for (let t = 1; t <= steps; t++) out.push(t === steps ? final : final + (initial - final) * (1 - t / steps) ** 3);
+  return out;
+}
+function fractionOfRemaining(remaining, denseTotal, target) {
+  if (remaining <= 0 || denseTotal <= 0) return 0;
+  const keep = denseTotal * (1 - target);
+  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
+}
+function fellOffCliff(drops, threshold, patience) {
+  if (drops.length < patience) return false;
+  return drops.slice(drops.length - patience).every((d) => d > threshold);
+}
+var fails = (s) => s.verdicts.filter((v) => v === "fail").length;
+var acc = (s) => s.accuracy ?? -Infinity;
+function chooseStep(steps) {
+  if (steps.length === 0) throw new Error("chooseStep: no steps");
+  const passing = steps.filter((s) => fails(s) === 0);
+  if (passing.length > 0) {
+    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
+    const others = passing.length - 1;
+    return {
+      index: best2.index,
+      meetsBudgets: true,
+      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
+    };
+  }
+  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
+  return {
+    index: best.index,
+    meetsBudgets: false,
+    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
+  };
+}
+
+// src/prune/structured/channels.ts
+function countChannels(model, protectedTensors) {
+  const analysis = analyzeDependencies(untieConstants(model));
+  const guarded = /* @__PURE__ */ new Set();
+  for (const u of analysis.uses) {
+    if (!protectedTensors.has(u.tensor)) continue;
+    for (const s of u.layout) guarded.add(analysis.spaces.root(s.space));
+  }
+  let remaining = 0;
+  let removable = 0;
+  for (const g2 of analysis.groups) {
+    if (g2.skip || guarded.has(g2.root)) continue;
+    remaining += g2.size;
+    if (g2.size > 1) removable += g2.size;
+  }
+  return { remaining, removable };
+}
+
+// src/recover/calibScore.ts
+async function calibScore(model, calib, threads = 0) {
+  const session = await sessionFromModel(model, threads, { lean: true });
+  try {
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
+    let correct = 0;
+    let nll = 0;
+    for (let i2 = 0; i2 < calib.count; i2++) {
+      correct += p.correct[i2];
+      nll -= p.logProbLabel[i2];
+    }
+    return { accuracy: correct / calib.count, nll: nll / calib.count };
+  } finally {
+    await session.release();
+  }
+}
+function better(a, b) {
+  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
+}
+
 // src/recover/runRecovery.ts
 import * as fs14 from "node:fs";
-import * as path9 from "node:path";
+import * as path10 from "node:path";
 
 // src/recover/bounds.ts
 function nodeMacsOf(model) {
@@ -30729,9 +30944,9 @@ function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
 function columnBlocks(cp, aligned, maxBlock) {
   if (!aligned) return [cp];
   const blocks = Math.ceil(cp / maxBlock);
-  const size = Math.ceil(cp / blocks);
+  const size2 = Math.ceil(cp / blocks);
   const out = [];
-  for (let b0 = 0; b0 < cp; b0 += size) out.push(Math.min(cp, b0 + size) - b0);
+  for (let b0 = 0; b0 < cp; b0 += size2) out.push(Math.min(cp, b0 + size2) - b0);
   return out;
 }
 var PRIOR_FLOPS_PER_SECOND = 2e8;
@@ -30762,12 +30977,10 @@ function distillUnfit(model, opts) {
   for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
   const perSample = activationBytesPerSample(model);
   const bytes2 = 5 * 4 * params + opts.batch * perSample;
-  if (bytes2 > opts.maxBytes) {
-    return `a training step needs about ${(bytes2 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
-  }
+  if (bytes2 > opts.maxBytes) return { kind: "memory", bytes: bytes2, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
   if (opts.passSeconds !== void 0) {
     const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
-    if (epoch > opts.secondsLeft) return `one epoch takes about ${epoch.toFixed(0)} s (${(epoch / opts.passSeconds).toFixed(1)} passes of ${opts.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, opts.secondsLeft).toFixed(0)} s left of recovery-time-budget`;
+    if (epoch > opts.secondsLeft) return { kind: "time", epochSeconds: epoch, passSeconds: opts.passSeconds, leftSeconds: opts.secondsLeft };
   }
   return null;
 }
@@ -30805,7 +31018,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     return { model, nodes };
   }
   if (bounds.passSeconds > left) {
-    return { model, nodes: [], note: `one pass over the calibration set takes about ${bounds.passSeconds.toFixed(0)} s, more than the ${Math.max(0, left).toFixed(0)} s left of recovery-time-budget` };
+    return { model, nodes: [], bound: { kind: "time", passSeconds: bounds.passSeconds, leftSeconds: left } };
   }
   const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
   const per = fetched + ACTIVATION_HIGH_WATER * (largestActivationBytes(model) ?? 0);
@@ -30818,7 +31031,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   return {
     model,
     nodes,
-    note: `statistics of all ${targets.length} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${sequential.toFixed(0)} s, ${left.toFixed(0)} s were left of recovery-time-budget`
+    bound: { kind: "one-pass", nodes: targets.length, sequentialSeconds: sequential, leftSeconds: left }
   };
 }
 async function gatherStats(model, targets, calib, threads, batch) {
@@ -31162,10 +31375,10 @@ var concat = (c) => {
   if (axis < 0) axis += rank;
   let offset = 0;
   return node.input.map((t, i2) => {
-    const size = c.shape(t)[axis];
+    const size2 = c.shape(t)[axis];
     const start = offset;
-    offset += size;
-    return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size], [axis]) : void 0;
+    offset += size2;
+    return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size2], [axis]) : void 0;
   });
 };
 var reduce = (mean2) => (c) => {
@@ -31779,30 +31992,10 @@ async function captureWithParams(session, logits, data, params, step) {
   return all;
 }
 
-// src/recover/calibScore.ts
-async function calibScore(model, calib, threads = 0) {
-  const session = await sessionFromModel(model, threads, { lean: true });
-  try {
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
-    let correct = 0;
-    let nll = 0;
-    for (let i2 = 0; i2 < calib.count; i2++) {
-      correct += p.correct[i2];
-      nll -= p.logProbLabel[i2];
-    }
-    return { accuracy: correct / calib.count, nll: nll / calib.count };
-  } finally {
-    await session.release();
-  }
-}
-function better(a, b) {
-  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
-}
-
 // src/recover/distill/stage.ts
 async function distillStage(dense, current, calib, masked, config2, progress, opts) {
   const t0 = performance.now();
-  progress.note("recovery: distillation toward the dense model on the calibration set");
+  progress.stage({ kind: "recover", work: "distill", detail: "distillation toward the dense model on the calibration set" });
   let result;
   try {
     result = await distill(dense, current, calib, new Set(masked), {
@@ -31855,11 +32048,11 @@ function externalEnv(p) {
     PRUNE_GUARD_DATA: p.data
   };
 }
-function runCommand(command, env) {
+function runCommand(command, env, output) {
   return new Promise((resolve4, reject) => {
     const child = spawn2(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.on("data", (d) => process.stderr.write(d));
-    child.stderr.on("data", (d) => process.stderr.write(d));
+    child.stdout.setEncoding("utf8").on("data", output);
+    child.stderr.setEncoding("utf8").on("data", output);
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
     child.on("close", (code, signal) => {
       if (code === 0) resolve4();
@@ -31894,11 +32087,11 @@ function verifyRecovered(before, after, masks, file) {
     if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
   }
 }
-async function externalRecovery(command, pruned, weights, paths) {
+async function externalRecovery(command, pruned, weights, paths, output) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
   fs13.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths));
+  await runCommand(command, externalEnv(paths), output);
   if (!fs13.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
@@ -32370,21 +32563,21 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const p = linearLayer(pIndex, w);
     const d = linearLayer(dIndex, w);
     if (typeof p === "string" || typeof d === "string") {
-      skipped.push({ weight: w, reason: typeof p === "string" ? p : `dense model: ${d}` });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: typeof p === "string" ? p : `dense model: ${d}` } });
       continue;
     }
     if (p.input !== d.input) {
-      skipped.push({ weight: w, reason: "reads a different tensor than the dense layer" });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: "reads a different tensor than the dense layer" } });
       continue;
     }
     const rows2 = denseRowsOf(p, d, opts.kept);
     if (typeof rows2 === "string") {
-      skipped.push({ weight: w, reason: rows2 });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: rows2 } });
       continue;
     }
     plans.push({ p, d, node, rows: rows2 });
   }
-  for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
+  for (const w of wanted) skipped.push({ weight: w, reason: { kind: "unpaired", why: "not found in the pruned model" } });
   const dMacs = nodeMacsOf(dense);
   const pMacs = nodeMacsOf(model);
   const fullMacs = [...pMacs.values()].reduce((a, b) => a + b, 0);
@@ -32400,12 +32593,12 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
     const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
     if (bytes2 > opts.maxRefitBytes) {
-      skipped.push({ weight: p.weight, reason: `its refit needs about ${mb(bytes2)} MB (Gram matrices of ${cp} x ${cp} and ${cd} x ${cp} columns), over the ${mb(opts.maxRefitBytes)} MB refit bound` });
+      skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes2, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
     const left = secondsLeft(opts.deadline);
     if (left <= 0) {
-      skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
+      skipped.push({ weight: p.weight, reason: { kind: "time" } });
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
@@ -32415,7 +32608,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
     const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
     if (samples === null) {
-      skipped.push({ weight: p.weight, reason: `estimated ${(captureSeconds + solveSeconds).toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget, even on fewer samples` });
+      skipped.push({ weight: p.weight, reason: { kind: "time", estimate: { seconds: captureSeconds + solveSeconds, samples: calib.count, leftSeconds: left } } });
       continue;
     }
     const input = samples < calib.count ? evenlySpaced(calib, samples) : calib;
@@ -32441,7 +32634,6 @@ function evenlySpaced(calib, n) {
   return takeSamples(calib, Int32Array.from({ length: n }, (_, k) => Math.floor(k * calib.count / n)));
 }
 var CAPTURE_BATCH = 128;
-var mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
 async function captureLayerInput(model, layer, calib, withBias, opts, batch) {
   const session = await sessionFromModel(graphUpTo(model, [layer.input]), opts.threads, { lean: true });
   let sampler;
@@ -32626,9 +32818,9 @@ function solveBlocks(wd, wp, keep, withBias, h, c, rows2, cd, cp, opts, foldA) {
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows2 * cp), new Float64Array(rows2 * cp)] : [new Float64Array(rows2 * cp)];
   const blocks = Math.ceil(cp / opts.maxBlock);
-  const size = Math.ceil(cp / blocks);
-  for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
-    const b1 = aligned ? Math.min(cp, b0 + size) : cp;
+  const size2 = Math.ceil(cp / blocks);
+  for (let b0 = 0; b0 < cp; b0 += aligned ? size2 : cp) {
+    const b1 = aligned ? Math.min(cp, b0 + size2) : cp;
     const m = b1 - b0;
     const hb = sub(h, cp, b0, b1, b0, b1);
     const [d0, d1] = aligned && blocks > 1 ? [b0, b1] : [0, cd];
@@ -32688,6 +32880,35 @@ function rowErrors(yd, y, rows2) {
 function addBias(ed, node, layer, bias) {
   const type = ed.initializer(layer.weight).dataType;
   ed.setInput(node, 2, ed.addFloatInitializer(`${layer.weight}.prune_guard_bias`, [bias.length], bias, type));
+}
+
+// src/recover/refusals.ts
+var mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
+function layerSkipText(s) {
+  switch (s.kind) {
+    case "unpaired":
+      return s.why;
+    case "memory":
+      return `its refit needs about ${mb(s.bytes)} MB (Gram matrices of ${s.prunedColumns} x ${s.prunedColumns} and ${s.denseColumns} x ${s.prunedColumns} columns), over the ${mb(s.limitBytes)} MB refit bound`;
+    case "time":
+      return s.estimate ? `estimated ${s.estimate.seconds.toFixed(0)} s (capturing its input on ${s.estimate.samples} samples from both models, then the solve), more than the ${s.estimate.leftSeconds.toFixed(0)} s left of recovery-time-budget, even on fewer samples` : "recovery-time-budget reached";
+  }
+}
+function batchNormBoundText(b) {
+  switch (b.kind) {
+    case "time":
+      return `one pass over the calibration set takes about ${b.passSeconds.toFixed(0)} s, more than the ${Math.max(0, b.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+    case "one-pass":
+      return `statistics of all ${b.nodes} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${b.sequentialSeconds.toFixed(0)} s, ${b.leftSeconds.toFixed(0)} s were left of recovery-time-budget`;
+  }
+}
+function distillUnfitText(u) {
+  switch (u.kind) {
+    case "memory":
+      return `a training step needs about ${mb(u.bytes)} MB (${(u.parameters / 1e6).toFixed(1)}M parameters x 5, ${u.batch} samples x ${(u.bytesPerSample / 2 ** 20).toFixed(1)} MB of activations), over the ${mb(u.limitBytes)} MB bound`;
+    case "time":
+      return `one epoch takes about ${u.epochSeconds.toFixed(0)} s (${(u.epochSeconds / u.passSeconds).toFixed(1)} passes of ${u.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, u.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+  }
 }
 
 // src/recover/temperature.ts
@@ -32781,7 +33002,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path9.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path10.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -32802,7 +33023,7 @@ async function runRecovery(req) {
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
-    name: "calibrate:temperature",
+    stage: "temperature",
     description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
     artifact,
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
@@ -32816,7 +33037,7 @@ async function recoverySteps(req, calib, bounded) {
   fs14.mkdirSync(req.stepsDir, { recursive: true });
   if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
-    progress.note(`recovery: running ${config2.recoveryCommand}`);
+    progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
     const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads) : void 0;
     const model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
@@ -32825,17 +33046,17 @@ async function recoverySteps(req, calib, bounded) {
       masks: `${req.stepsDir}/masks.npz`,
       calib: req.files.calib,
       data: req.files.data
-    });
+    }, (text2) => progress.output(text2));
     const seconds = (performance.now() - t0) / 1e3;
     const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads) : void 0;
     const info = { seconds };
     if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config2.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
-    return [{ step: { name: "recover:command", description, artifact, info }, model }];
+    return [{ step: { stage: "command", description, artifact, info }, model }];
   }
   if (!calib) {
     if (config2.recovery === "auto") return [];
-    throw new Error("recoverySteps: calibration set missing (checkRecoveryInputs was not called)");
+    throw new Error("recoverySteps: calibration set missing (checkConfig was not called)");
   }
   const labelled = calib.labels !== null;
   const steps = [];
@@ -32849,21 +33070,21 @@ async function recoverySteps(req, calib, bounded) {
     progress.note(line);
     bounded.push(line);
   };
-  const keep = (name, description, model, seconds, score2) => {
-    const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ""));
+  const keep = (stage, description, model, seconds, score2) => {
+    const artifact = stepFile(req.stepsDir, steps.length + 2, stage);
     saveModel(model, artifact);
     const info = { seconds };
     if (currentScore && score2) {
       Object.assign(info, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score2.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score2.nll });
     }
-    steps.push({ step: { name, description, artifact, info }, model });
+    steps.push({ step: { stage, description, artifact, info }, model });
     current = model;
     currentScore = score2;
   };
   async function distillStep(judged, deadline2) {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
-      bound(`recovery: distillation skipped: ${unfit}`);
+      bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
     const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, deadline: deadline2 });
@@ -32873,12 +33094,12 @@ async function recoverySteps(req, calib, bounded) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
-    keep("recover:distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
+    keep("distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
   }
   if (config2.recovery === "reconstruct" || config2.recovery === "auto") {
     const judged = config2.recovery === "auto";
     const t0 = performance.now();
-    progress.note("recovery: layer-wise reconstruction on the calibration set");
+    progress.stage({ kind: "recover", work: "reconstruct", detail: "layer-wise reconstruction on the calibration set" });
     const adaptive = config2.criterion === "sparsegpt" && config2.method === "unstructured" && !req.structured;
     const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
       ...DEFAULT_RECONSTRUCT,
@@ -32889,7 +33110,7 @@ async function recoverySteps(req, calib, bounded) {
       adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0
     });
     const seconds = (performance.now() - t0) / 1e3;
-    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
+    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
     const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads) : void 0;
@@ -32899,7 +33120,7 @@ async function recoverySteps(req, calib, bounded) {
       progress.note(`recovery: reconstruction not kept (${fmt(score2)} vs ${fmt(currentScore)} without it)`);
     } else if (r.layers.length > 0) {
       keep(
-        "recover:reconstruct",
+        "reconstruct",
         `${notRefit ? `${notRefit}; ` : ""}${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ""}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
         r.model,
         seconds,
@@ -32910,9 +33131,10 @@ async function recoverySteps(req, calib, bounded) {
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
+    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+      const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
-      if (why.includes("recovery-time-budget")) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
+      if (refusal.kind === "bound") bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config2.recovery === "auto") {
       if (deadline !== void 0 && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
@@ -32934,17 +33156,27 @@ function refitWeights(req) {
   return [...names];
 }
 var EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
+function batchNormRefusalText(r) {
+  switch (r.kind) {
+    case "no-labels":
+      return "the calibration set has no labels to judge it";
+    case "bound":
+      return batchNormBoundText(r.bound);
+    case "worse":
+      return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
+  }
+}
 async function tryBatchNorm(model, calib, config2, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
-  if (!base) return reject("the calibration set has no labels to judge it");
+  if (!base) return reject({ kind: "no-labels" });
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, config2.latency.threads, bounds);
-  if (bn.nodes.length === 0) return bn.note ? reject(bn.note) : void 0;
+  if (bn.nodes.length === 0) return bn.bound ? reject({ kind: "bound", bound: bn.bound }) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
   const score2 = await calibScore(bn.model, calib, config2.latency.threads);
-  if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
-  accept(bn.model, seconds, score2, bn.nodes.length, bn.note);
+  if (!better(score2, base)) return reject({ kind: "worse", score: score2, without: base });
+  accept(bn.model, seconds, score2, bn.nodes.length, bn.bound);
 }
 function hasBatchNorm(model) {
   return model.graph.node.some((n) => n.opType === "BatchNormalization");
@@ -32956,218 +33188,13 @@ function subsampledClause(subsampled, count3) {
   return `${subsampled.length} layer${subsampled.length > 1 ? "s" : ""} refit from fewer of the ${count3} calibration samples to fit recovery-time-budget (${shown}${more})`;
 }
 function boundSkips(skipped) {
-  const memory = skipped.filter((s) => s.reason.includes("refit bound"));
-  const time2 = skipped.filter((s) => s.reason.includes("recovery-time-budget"));
+  const memory = skipped.filter((s) => s.reason.kind === "memory");
+  const time2 = skipped.filter((s) => s.reason.kind === "time");
   const parts = [];
   const names = (l) => l.length <= 3 ? l.map((s) => s.weight).join(", ") : `${l.slice(0, 2).map((s) => s.weight).join(", ")} and ${l.length - 2} more`;
-  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${memory[0].reason})`);
-  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${time2[0].reason}; a larger recovery-time-budget refits them)`);
+  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${layerSkipText(memory[0].reason)})`);
+  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${layerSkipText(time2[0].reason)}; a larger recovery-time-budget refits them)`);
   return parts.length ? parts.join("; ") : void 0;
-}
-
-// src/recover/rounds.ts
-import * as fs15 from "node:fs";
-import * as path10 from "node:path";
-
-// src/prune/schedule.ts
-function cubicSchedule(initial, final, steps) {
-  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
-  if (!(initial >= 0 && final < 1 && final > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final})`);
-  const out = [];
-  for (let t = 1; t <= steps; t++) out.push(t === steps ? final : final + (initial - final) * (1 - t / steps) ** 3);
-  return out;
-}
-function fractionOfRemaining(remaining, denseTotal, target) {
-  if (remaining <= 0 || denseTotal <= 0) return 0;
-  const keep = denseTotal * (1 - target);
-  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
-}
-function fellOffCliff(drops, threshold, patience) {
-  if (drops.length < patience) return false;
-  return drops.slice(drops.length - patience).every((d) => d > threshold);
-}
-var fails = (s) => s.verdicts.filter((v) => v === "fail").length;
-var acc = (s) => s.accuracy ?? -Infinity;
-function chooseStep(steps) {
-  if (steps.length === 0) throw new Error("chooseStep: no steps");
-  const passing = steps.filter((s) => fails(s) === 0);
-  if (passing.length > 0) {
-    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
-    const others = passing.length - 1;
-    return {
-      index: best2.index,
-      meetsBudgets: true,
-      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
-    };
-  }
-  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
-  return {
-    index: best.index,
-    meetsBudgets: false,
-    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
-  };
-}
-
-// src/recover/rounds.ts
-var ROUNDS_FROM_SPARSITY = 0.6;
-var AUTO_ROUNDS = 4;
-var AUTO_COMPARE = false;
-function resolveRounds(config2, calib) {
-  if (config2.recoveryRounds !== 0) return config2.recoveryRounds;
-  const fits = config2.method === "unstructured" && config2.recovery === "auto" && config2.schedule === "oneshot" && config2.criterion !== "sparsegpt" && config2.maxLayerSparsity >= 1 && calib?.labels && config2.sparsity >= ROUNDS_FROM_SPARSITY;
-  return fits ? AUTO_ROUNDS : 1;
-}
-function resolveCompare(config2, rounds) {
-  if (rounds <= 1 || config2.scope !== "global" || config2.sparsity > DEFAULT_CAP) return false;
-  return config2.roundsCompareSensitivity || config2.recoveryRounds === 0 && AUTO_COMPARE;
-}
-var pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
-function pruneRound(model, weights, target, config2, plan) {
-  if (plan) return pruneCounts(model, weights, plan.counts(target));
-  return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
-}
-function recordedScores(steps) {
-  const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
-  if (scored.length === 0) return void 0;
-  const first = scored[0].info;
-  const last = scored[scored.length - 1].info;
-  return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
-}
-async function runRounds(req) {
-  const { config: config2, calib, progress } = req;
-  const initial = countSparsity(req.dense, req.weights).overall;
-  const targets = cubicSchedule(initial, config2.sparsity, req.rounds);
-  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / req.rounds : 0;
-  const roundConfig = { ...config2, bakeTemperature: false, recoveryTimeBudget: share };
-  const steps = [];
-  let current = req.dense;
-  for (let r = 1; r < req.rounds; r++) {
-    const t0 = performance.now();
-    const target = targets[r - 1];
-    progress.note(`recovery round ${r}/${req.rounds}: ${config2.method} to ${pct4(target)}`);
-    const pruned = pruneRound(current, req.weights, target, config2, req.plan);
-    const dir = path10.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
-    const artifact = stepFile(dir, 1, "prune");
-    fs15.mkdirSync(dir, { recursive: true });
-    saveModel(pruned, artifact);
-    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
-    const last = rec.steps.at(-1)?.artifact ?? artifact;
-    current = last === artifact ? pruned : loadModel(last).proto;
-    const recorded = recordedScores(rec.steps);
-    const before = recorded?.before ?? await calibScore(pruned, calib, config2.latency.threads);
-    const after = recorded?.after ?? before;
-    const seconds = (performance.now() - t0) / 1e3;
-    const kept = rec.steps.map((s) => s.name.replace(/^recover:/, "")).join(" + ") || "nothing kept";
-    steps.push({
-      name: `recover:round-${r}`,
-      description: `recovery round ${r} of ${req.rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct4(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
-      artifact: last,
-      info: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
-    });
-  }
-  return { model: current, steps, targets };
-}
-async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
-  const t0 = performance.now();
-  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config: config2, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
-  ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config2.method} to ${pct4(config2.sparsity)}`);
-  const model = pruneRound(r.model, weights, config2.sparsity, config2, plan);
-  ctx.stamp(model, plan ? "sensitivity" : config2.scope);
-  const pruneArtifact = stepFile(dir, 1, "prune");
-  fs15.mkdirSync(dir, { recursive: true });
-  saveModel(model, pruneArtifact);
-  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
-  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
-  const score2 = ctx.calib.labels ? recordedScores(recovery.steps)?.after ?? await calibScore(model, ctx.calib, config2.latency.threads) : void 0;
-  const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config2.scope;
-  return {
-    pruned: {
-      model,
-      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct4(config2.sparsity)}, round ${rounds} of ${rounds} (${r.targets.map(pct4).join(", ")}): from round ${rounds - 1}'s recovered weights`,
-      denseWeights: [...weights],
-      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${r.targets.map(pct4).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
-      ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
-    },
-    pruneArtifact,
-    steps: r.steps,
-    recovery,
-    score: score2,
-    seconds: (performance.now() - t0) / 1e3
-  };
-}
-async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
-  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
-  if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
-    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
-  }
-  const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global = await runChain(dense, weights, half, rounds, path10.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path10.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
-  const keepSensitivity = better(bySensitivity2.score, global.score);
-  const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
-  const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
-  const note = `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`;
-  return { ...won, pruned: { ...won.pruned, notes: [...won.pruned.notes, note] } };
-}
-
-// src/pipeline/gradual.ts
-import * as fs16 from "node:fs";
-import * as path12 from "node:path";
-
-// src/prune/structured/channels.ts
-function countChannels(model, protectedTensors) {
-  const analysis = analyzeDependencies(untieConstants(model));
-  const guarded = /* @__PURE__ */ new Set();
-  for (const u of analysis.uses) {
-    if (!protectedTensors.has(u.tensor)) continue;
-    for (const s of u.layout) guarded.add(analysis.spaces.root(s.space));
-  }
-  let remaining = 0;
-  let removable = 0;
-  for (const g2 of analysis.groups) {
-    if (g2.skip || guarded.has(g2.root)) continue;
-    remaining += g2.size;
-    if (g2.size > 1) removable += g2.size;
-  }
-  return { remaining, removable };
-}
-
-// src/pipeline/ledgerFile.ts
-import * as os5 from "node:os";
-import * as path11 from "node:path";
-function classChanges2(dense, final, labels, classes) {
-  const support = classSupport(labels, classes);
-  const changes = [];
-  dense.per_class.forEach((d, c) => {
-    const f = final.per_class[c];
-    if (d === null || f === null) return;
-    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
-}
-function writeLedger(req, provider, model) {
-  const ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict: model.verdict,
-    tool: { name: "prune-guard", version: VERSION },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: provider.provider,
-      ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os5.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`
-    },
-    models: [model]
-  };
-  const markdown = renderMarkdown(ledger);
-  const ledgerPath = path11.join(req.out, "ledger.json");
-  const markdownPath = path11.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
 }
 
 // src/measure/funnel.ts
@@ -33183,9 +33210,9 @@ function weightFacts(model) {
     const v = tensorToFloat32(t);
     let nonzero = 0;
     for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    const size = ITEM_SIZE2[t.dataType] ?? 4;
-    sparseBytes += Math.ceil(v.length / 8) + nonzero * size;
-    weightBytes2 += v.length * size;
+    const size2 = ITEM_SIZE2[t.dataType] ?? 4;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * size2;
+    weightBytes2 += v.length * size2;
     density.set(t.name, v.length ? nonzero / v.length : 1);
   }
   const macNodes = index.order.filter((n) => MAC_OPS.has(n.opType));
@@ -33251,7 +33278,7 @@ function speedFunnel(input) {
 // src/pipeline/timeSteps.ts
 async function timeSteps(measured, data, config2, provider, progress) {
   const artifacts = measured.map((m) => m.step.artifact);
-  progress.start(`latency (${artifacts.length} models interleaved)`, config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
+  progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider }, (done) => progress.update(done));
   progress.stop();
@@ -33269,11 +33296,30 @@ async function timeSteps(measured, data, config2, provider, progress) {
 }
 async function timePair(dense, candidate, data, config2, provider, progress) {
   const batch = config2.batchSizes[0];
-  progress.start("latency (dense and schedule step)", config2.latency.warmup + config2.latency.runs);
+  progress.stage({ kind: "latency", detail: "dense and schedule step", total: config2.latency.warmup + config2.latency.runs });
   const source = sliceBatch(data, 0, Math.min(data.count, batch));
   const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider }, (done) => progress.update(done));
   progress.stop();
   return { reference: samples[0][0], candidate: samples[1][0] };
+}
+
+// src/pipeline/unit.ts
+import * as fs15 from "node:fs";
+import * as path11 from "node:path";
+async function pruneAndRecover(unit) {
+  const pruned = await unit.prune();
+  if (unit.metadata) setMetadata(pruned.model, unit.metadata(pruned));
+  fs15.mkdirSync(path11.dirname(unit.pruneArtifact), { recursive: true });
+  saveModel(pruned.model, unit.pruneArtifact);
+  const recovery = await runRecovery({ ...unit.recovery, pruned: pruned.model, prunedArtifact: unit.pruneArtifact, denseWeights: pruned.denseWeights, structured: pruned.structured });
+  return {
+    pruned,
+    steps: [{ step: { kind: "prune", at: unit.at }, description: pruned.description, artifact: unit.pruneArtifact }, ...recovery.steps.map((r) => recoveryRecord(r, unit.at))],
+    recovered: recovery.steps,
+    ...recovery.temperature ? { temperature: recovery.temperature } : {},
+    notes: recovery.notes,
+    chain: recovery.steps.filter((r) => r.stage !== "temperature").at(-1)?.artifact ?? unit.pruneArtifact
+  };
 }
 
 // src/pipeline/gradual.ts
@@ -33300,36 +33346,36 @@ function regrownWeights(before, after, names) {
   }
   return broken2;
 }
-var pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+var pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 async function runGradual(input, progress) {
-  const { req, data, shifts, calib, outPath } = input;
+  const { req, data, shifts, calib, outPath, provider } = input;
   const { config: config2, budgets } = req;
-  const provider = input.provider.provider;
+  const denseModel = input.dense.proto;
   const structured = config2.method === "structured" || config2.method === "hybrid";
   const channelShare = config2.method === "hybrid" ? 0.5 : 1;
-  const weights = prunableWeights(input.dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const weights = prunableWeights(denseModel, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${req.model}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
-  const protectedTensors = protectedFor(input.dense, weights);
-  const denseChannels = structured ? countChannels(input.dense, protectedTensors) : void 0;
-  const initial = structured ? 0 : countSparsity(input.dense, weights).overall;
+  const protectedTensors = protectedFor(denseModel, weights);
+  const denseChannels = structured ? countChannels(denseModel, protectedTensors) : void 0;
+  const initial = structured ? 0 : countSparsity(denseModel, weights).overall;
   if (!(config2.sparsity > initial)) {
-    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct5(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
+    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct4(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
   }
   if (structured && denseChannels.removable === 0) {
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
   }
   const targets = cubicSchedule(initial, config2.sparsity, config2.scheduleSteps);
-  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config: config2 }) : void 0;
+  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
-  progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config2.sparsity)} (${targets.map(pct5).join(", ")})`);
+  progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config2.sparsity)} (${targets.map(pct4).join(", ")})`);
   const stepsRoot = path12.join(req.out, "steps");
   fs16.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
-  const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config2.latency.threads)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config2.latency.threads)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -33340,55 +33386,57 @@ async function runGradual(input, progress) {
   const notes = /* @__PURE__ */ new Set();
   const drops = [];
   let stoppedEarly = null;
-  let current = input.dense;
+  let current = denseModel;
   let denseTally;
   for (let t = 1; t <= targets.length; t++) {
     const target = targets[t - 1];
     let stepSparsity = target;
-    let what = `${config2.method} to ${pct5(target)}`;
+    let what = `${config2.method} to ${pct4(target)}`;
     if (structured) {
       const now = countChannels(current, protectedTensors);
       const channels = target * channelShare;
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
-      what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
+      what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
     }
-    progress.note(`pruning ${path12.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.stage({ kind: "prune", model: path12.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
-    const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
-    if (config2.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config2));
-    if (t === 1 && "channels" in pruned) denseTally = pruned.channels;
-    for (const n of pruned.notes) {
-      if (!notes.has(n)) progress.note(n);
-      notes.add(n);
-    }
-    setMetadata(pruned.model, {
-      "prune-guard.version": VERSION,
-      "prune-guard.method": config2.method,
-      "prune-guard.scope": config2.scope,
-      "prune-guard.target_sparsity": String(target),
-      "prune-guard.schedule_step": `${t}/${targets.length}`,
-      "prune-guard.source": path12.basename(req.model),
-      "prune-guard.recovery": config2.recovery
-    });
+    const from = current;
+    const prune = async () => {
+      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct4(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib });
+      if (config2.method === "hybrid") {
+        const topUp = topUpMagnitude(pruned.model, weights, target, config2, config2.scope === "layer" ? "layer" : "global");
+        pruned.model = topUp.model;
+        pruned.description += `; then unstructured magnitude (${config2.scope}) to ${pct4(target)} of the dense prunable weights (${(topUp.fraction * 100).toFixed(1)}% of the remaining ones zero)`;
+      }
+      for (const n of pruned.notes) {
+        if (!notes.has(n)) progress.note(n);
+        notes.add(n);
+      }
+      if (t === 1) denseTally = pruned.channels;
+      return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct4(target)}: ${pruned.description}` };
+    };
     const dir = path12.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
-    fs16.mkdirSync(dir, { recursive: true });
-    const pruneArtifact = stepFile(dir, 1, "prune");
-    saveModel(pruned.model, pruneArtifact);
-    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
-    const at = `@${t}`;
-    const prefix = `schedule step ${t}/${targets.length}, target ${pct5(target)}: `;
-    const stepMeasured = [await measureStep(`prune${at}`, prefix + pruned.description, pruneArtifact, withDense)];
-    for (const r of recovery.steps) {
-      const m = await measureStep(`${r.name}${at}`, r.description, r.artifact, withDense);
-      m.step.recovery = r.info;
-      if (r.temperature) m.step.temperature = r.temperature;
-      stepMeasured.push(m);
-    }
+    const unit = await pruneAndRecover({
+      prune,
+      metadata: () => ({
+        "prune-guard.version": VERSION,
+        "prune-guard.method": config2.method,
+        "prune-guard.scope": config2.scope,
+        "prune-guard.target_sparsity": String(target),
+        "prune-guard.schedule_step": `${t}/${targets.length}`,
+        "prune-guard.source": path12.basename(req.model),
+        "prune-guard.recovery": config2.recovery
+      }),
+      pruneArtifact: stepFile(dir, 1, "prune"),
+      recovery: { dense: denseModel, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib } },
+      at: t
+    });
+    const stepMeasured = [];
+    for (const r of unit.steps) stepMeasured.push(await measureRecord(r, withDense));
     const final = stepMeasured[stepMeasured.length - 1];
-    if (recovery.temperature) final.step.temperature = recovery.temperature;
+    if (unit.temperature) final.step.temperature = unit.temperature;
     measured.push(...stepMeasured);
-    const chain = config2.bakeTemperature ? recovery.steps.filter((r) => r.name !== "calibrate:temperature").at(-1)?.artifact ?? pruneArtifact : final.step.artifact;
-    const next = loadModel(chain).proto;
+    const next = loadModel(unit.chain).proto;
     {
       const regrown = regrownWeights(current, next, weights.map((w) => w.initializer));
       if (regrown.length > 0) throw new Error(`internal error: schedule step ${t} made pruned weights nonzero again in ${regrown.slice(0, 3).join(", ")}`);
@@ -33414,13 +33462,13 @@ async function runGradual(input, progress) {
       dense.step.latency = latencyStat(config2.batchSizes[0], pair.reference, config2.confidence);
       final.step.latency = latencyStat(config2.batchSizes[0], pair.candidate, config2.confidence);
     }
-    const judged2 = judge(budgets, dense, final, input, pair, row.reduction);
-    const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
+    const judged = judge(budgets, dense, final, input, pair, row.reduction);
+    const met = resource.length > 0 && resource.every((b) => judged.budgets.find((r) => r.name === b.name)?.verdict === "pass");
     const quality = row.calibAccuracy ?? final.step.accuracy;
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
     const more = t < targets.length;
     if (met && more) {
-      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct5(final.step.sparsity)}; pruning further would only cost quality` };
+      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct4(final.step.sparsity)}; pruning further would only cost quality` };
     } else if (more && fellOffCliff(drops, cliffThreshold, config2.schedulePatience)) {
       stoppedEarly = {
         after_step: t,
@@ -33440,15 +33488,11 @@ async function runGradual(input, progress) {
   }
   const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
   const chosen2 = rows2.find((r) => r.index === choice.index);
-  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
+  const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
+  const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
+  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
   writeFileAtomic(outPath, fs16.readFileSync(chosen2.final.step.artifact));
-  const steps = measured.map((m) => m.step);
-  if (chosen2 !== rows2[rows2.length - 1]) {
-    steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
-  }
-  const chosenPrune = measured.find((m) => m.step.name === `prune@${chosen2.index}`).step;
-  const runReduction = buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels);
-  const judged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, runReduction);
+  const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
     kind: "gradual",
     planned_steps: targets.length,
@@ -33477,41 +33521,26 @@ async function runGradual(input, progress) {
     chosen_reason: choice.reason,
     rollback: req.model
   };
-  const modelLedger = {
+  return buildModelLedger({
     model: req.model,
     pruned: outPath,
     method: config2.method,
-    target_sparsity: config2.sparsity,
-    steps,
-    budgets: judged.budgets,
-    verdict: overallVerdict(judged.budgets.map((b) => b.verdict)),
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
-    ...notes.size > 0 || plan ? { notes: [...plan?.notes ?? [], ...notes] } : {},
+    targetSparsity: config2.sparsity,
+    steps: shipped === chosen2.final ? measured : [...measured, shipped],
+    reference: dense,
+    shipped: chosen2.final,
+    judged: runJudged,
+    data: { path: req.data, set: data },
+    shifts,
+    config: config2,
+    notes: [...plan?.notes ?? [], ...notes],
+    scope: input.scope.scope,
     ...plan ? { sensitivity: plan.info(config2.sparsity) } : {},
-    shifts: shiftResults(dense, chosen2.final, shifts, new Set(config2.corruptions), config2.confidence),
-    prediction_shift: predictionShifts(dense, chosen2.final, shifts),
-    // runPipeline resolved `auto` already; resolving again only narrows the type
-    scope: resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0).scope,
     schedule
-  };
-  return writeLedger(req, input.provider, modelLedger);
+  });
 }
 function judge(budgets, dense, step, input, latency, reduction) {
-  const changes = classChanges2(dense.step, step.step, input.data.labels, dense.preds.classes);
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes, false, reduction);
-}
-function topUpMagnitude(model, description, dense, target, config2) {
-  const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-  const size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-  const restTotal = size(rest);
-  const denseTotal = size(dense);
-  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
-  const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-  return {
-    model: magnitudePrune(model, rest, frac, config2.scope === "layer" ? "layer" : "global").model,
-    description: `${description}; then unstructured magnitude (${config2.scope}) to ${pct5(target)} of the dense prunable weights (${(frac * 100).toFixed(1)}% of the remaining ones zero)`
-  };
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, false, reduction);
 }
 function protectedFor(dense, kept) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
@@ -33519,14 +33548,103 @@ function protectedFor(dense, kept) {
   return new Set(all.map((w) => w.initializer).filter((n) => !keep.has(n)));
 }
 
+// src/pipeline/oneShot.ts
+import * as fs19 from "node:fs";
+import * as path16 from "node:path";
+
+// src/pipeline/rounds.ts
+import * as path13 from "node:path";
+var pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+function pruneRound(model, weights, target, config2, plan) {
+  if (plan) return pruneCounts(model, weights, plan.counts(target));
+  return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
+}
+function recordedScores(steps) {
+  const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
+  if (scored.length === 0) return void 0;
+  const first = scored[0].info;
+  const last = scored[scored.length - 1].info;
+  return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
+}
+async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
+  const t0 = performance.now();
+  const { calib, progress } = ctx;
+  const targets = cubicSchedule(countSparsity(dense, weights).overall, config2.sparsity, rounds);
+  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
+  const recovery = { dense, calib, files: ctx.files, progress };
+  const steps = [];
+  let current = dense;
+  for (let r = 1; r < rounds; r++) {
+    const started = performance.now();
+    const target = targets[r - 1];
+    progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct5(target)}` });
+    const roundDir = path13.join(dir, `round-${String(r).padStart(2, "0")}`);
+    const from2 = current;
+    const unit = await pruneAndRecover({
+      prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
+      pruneArtifact: stepFile(roundDir, 1, "prune"),
+      // an intermediate round ships nothing: no temperature is fitted or baked
+      recovery: { ...recovery, config: { ...config2, bakeTemperature: false, recoveryTimeBudget: share }, stepsDir: roundDir, fitTemperature: false }
+    });
+    const recorded = recordedScores(unit.recovered);
+    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config2.latency.threads);
+    const after = recorded?.after ?? before;
+    current = loadModel(unit.chain).proto;
+    const seconds = (performance.now() - started) / 1e3;
+    const kept = unit.recovered.map((s) => s.stage).join(" + ") || "nothing kept";
+    steps.push({
+      step: { kind: "recover", stage: "round", round: r },
+      description: `recovery round ${r} of ${rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct5(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
+      artifact: unit.chain,
+      recovery: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
+    });
+  }
+  progress.stage({ kind: "recover", work: "round", round: rounds, rounds, detail: `${config2.method} to ${pct5(config2.sparsity)}` });
+  const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config2.scope;
+  const from = current;
+  const final = await pruneAndRecover({
+    prune: async () => ({
+      model: pruneRound(from, weights, config2.sparsity, config2, plan),
+      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct5(config2.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct5).join(", ")}): from round ${rounds - 1}'s recovered weights`,
+      denseWeights: [...weights],
+      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct5).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
+      ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
+    }),
+    metadata: () => ctx.metadata(plan ? "sensitivity" : config2.scope),
+    pruneArtifact: stepFile(dir, 1, "prune"),
+    // the final round gets the same share of the recovery time budget as every other round
+    recovery: { ...recovery, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir }
+  });
+  const score2 = calib.labels ? recordedScores(final.recovered)?.after ?? await calibScore(final.pruned.model, calib, config2.latency.threads) : void 0;
+  return { rounds: steps, final, score: score2, seconds: (performance.now() - t0) / 1e3 };
+}
+async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
+  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
+  if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
+    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
+  }
+  const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
+  const global = await runChain(dense, weights, half, rounds, path13.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path13.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const keepSensitivity = better(bySensitivity2.score, global.score);
+  const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
+  const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
+  won.final.pruned.notes.push(
+    `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`
+  );
+  return { rounds: won.rounds, final: won.final };
+}
+
 // src/pipeline/quantizeStep.ts
 import * as fs18 from "node:fs";
-import * as path14 from "node:path";
+import * as path15 from "node:path";
 
 // src/quantize/kernels.ts
 import * as fs17 from "node:fs";
-import * as os6 from "node:os";
-import * as path13 from "node:path";
+import * as os5 from "node:os";
+import * as path14 from "node:path";
 var INTEGER_OPS = /^(QLinear\w+|QGemm|QAttention|ConvInteger|MatMulInteger|MatMulIntegerToFloat|DynamicQuantizeMatMul|QuantizeBFP|NhwcMaxPool)$/;
 var FLOAT_COMPUTE = /^(Conv|FusedConv|Gemm|FusedGemm|MatMul|FusedMatMul|ConvTranspose)$/;
 var COMPUTE = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul", "ConvTranspose", "MatMulInteger", "ConvInteger"]);
@@ -33562,10 +33680,10 @@ function kernelReport(written, optimised) {
 }
 async function optimisedGraph(modelPath, threads = 1) {
   const { ort } = onnxruntime();
-  const dir = fs17.mkdtempSync(path13.join(process.env.RUNNER_TEMP || os6.tmpdir(), "prune-guard-kernels-"));
+  const dir = fs17.mkdtempSync(path14.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-kernels-"));
   const done = onInterrupt(() => fs17.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path13.join(dir, "optimised.onnx");
+    const file = path14.join(dir, "optimised.onnx");
     let session;
     try {
       session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
@@ -34182,7 +34300,7 @@ async function layerErrors(float, q, data, threads) {
   });
   const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
   const qNames = [...new Set(floatNames.map(dqOf))];
-  const fs21 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const fs22 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
@@ -34191,7 +34309,7 @@ async function layerErrors(float, q, data, threads) {
       const end = Math.min(data.count, start + batch);
       const feeds = {};
       for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const fr = await fs21.run(feeds, floatNames);
+      const fr = await fs22.run(feeds, floatNames);
       const qr = await qs.run(feeds, qNames);
       for (const name of floatNames) {
         const a = qr[dqOf(name)].data;
@@ -34207,7 +34325,7 @@ async function layerErrors(float, q, data, threads) {
       for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
     }
   } finally {
-    await fs21.release();
+    await fs22.release();
     await qs.release();
   }
   const err2 = (t) => {
@@ -34323,28 +34441,28 @@ async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path14.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  progress.note(`quantizing ${path15.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
   const slice = firstSlice(calib, DECISION_SAMPLES);
   const metric = slice.labels ? "accuracy" : "agreement";
   const floatPred = await predict2(float, slice, "fused", threads);
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
   const weights = await chooseWeightBits(prep, slice, threads);
-  const scratch = fs18.mkdtempSync(path14.join(path14.dirname(input.artifact), ".quantize-"));
+  const scratch = fs18.mkdtempSync(path15.join(path15.dirname(input.artifact), ".quantize-"));
   const measured = [];
   try {
     const plans = variants(prep);
     const files = [];
     for (const [k, v] of plans.entries()) {
       const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
-      const file = path14.join(scratch, `variant-${k}.onnx`);
+      const file = path15.join(scratch, `variant-${k}.onnx`);
       saveModel(q2.model, file);
       files.push(file);
       const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
       measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality2, speedup: null, chosen: false, keep: v.keep });
     }
     if (plans.length > 1) {
-      progress.start(`latency (float and ${plans.length} INT8 plans interleaved)`, config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs));
+      progress.stage({ kind: "latency", detail: `float and ${plans.length} INT8 plans interleaved`, total: config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
       const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads, provider: input.provider }, (d) => progress.update(d));
       progress.stop();
       measured.forEach((m, k) => {
@@ -34415,7 +34533,7 @@ async function quantizeDynamicStep(input) {
   const { config: config2, progress } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path14.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  progress.note(`quantizing ${path15.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
   let bits2 = 8;
   let deviation = null;
   let reason;
@@ -34463,14 +34581,132 @@ function checkQuantizeInputs(config2, model, req) {
   }
 }
 async function measureQuantized(q, ctx) {
-  const m = await measureStep(q.info.scheme === "dynamic" ? "quantize:dynamic" : "quantize:int8", q.description, q.artifact, ctx);
+  const m = await measureStep({ kind: "quantize", scheme: q.info.scheme === "dynamic" ? "dynamic" : "int8" }, q.description, q.artifact, ctx);
   m.step.quantize = q.info;
   return m;
+}
+async function quantizeLast(source, calib, config2, artifact, progress, provider) {
+  if (config2.quantize === "int8") return quantizeStep({ source, calib, config: config2, artifact, progress, provider });
+  if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider });
+  return void 0;
+}
+
+// src/pipeline/oneShot.ts
+async function runOneShot(input, progress) {
+  const { req, data, shifts, calib, outPath, scope, rounds } = input;
+  const { config: config2 } = req;
+  const target = targetSparsity(config2);
+  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
+  progress.stage({ kind: "prune", model: path16.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  const metadata = (scopeUsed) => ({
+    "prune-guard.version": VERSION,
+    "prune-guard.method": config2.method,
+    "prune-guard.scope": scopeUsed,
+    "prune-guard.target_sparsity": String(target),
+    "prune-guard.source": path16.basename(req.model),
+    "prune-guard.recovery": config2.recovery
+  });
+  const stepsDir = path16.join(req.out, "steps");
+  const files = { data: req.data, calib: req.calib };
+  const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
+  let roundSteps = [];
+  let unit;
+  if (rounds > 1) {
+    const r = await pruneWithRounds(input.dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata }, resolveCompare(config2, rounds));
+    for (const n of r.final.pruned.notes) progress.note(n);
+    roundSteps = r.rounds;
+    unit = r.final;
+  } else {
+    const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
+    unit = await pruneAndRecover({
+      prune: async () => {
+        const pruned2 = await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+        for (const n of pruned2.notes) progress.note(n);
+        return pruned2;
+      },
+      metadata: (pruned2) => metadata(pruned2.scope ?? config2.scope),
+      pruneArtifact: staged ? stepFile(stepsDir, 1, "prune") : outPath,
+      recovery: { dense: input.dense.proto, calib, config: config2, stepsDir, progress, files }
+    });
+  }
+  const { pruned } = unit;
+  const lastFloat = unit.steps[unit.steps.length - 1].artifact;
+  const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
+  if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
+  const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider);
+  if (staged) writeFileAtomic(outPath, fs19.readFileSync(quantized?.artifact ?? lastFloat));
+  releaseField(input.dense, "proto", "the dense model");
+  releaseField(pruned, "model", "the pruned model");
+  delete pruned.structured;
+  collectGarbage();
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider };
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
+  const measured = [dense];
+  for (const r of [...roundSteps, ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
+  if (unit.temperature) measured[measured.length - 1].step.temperature = unit.temperature;
+  if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: dense.preds }));
+  const shipped = measured[measured.length - 1];
+  const pruneStep = measured.find((m) => m.step.name === stepName({ kind: "prune" })).step;
+  pruneStep.reduction = buildReduction(dense.step, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
+  const samples = await timeSteps(measured, data, config2, input.provider, progress);
+  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, pruneStep.reduction);
+  return buildModelLedger({
+    model: req.model,
+    pruned: outPath,
+    method: config2.method,
+    targetSparsity: target,
+    steps: measured,
+    reference: dense,
+    shipped,
+    judged,
+    data: { path: req.data, set: data },
+    shifts,
+    config: config2,
+    notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
+    scope: pruned.scope ?? scope.scope,
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+  });
+}
+
+// src/pipeline/quantizeOnly.ts
+import * as fs20 from "node:fs";
+import * as path17 from "node:path";
+async function runQuantizeOnly(input, progress) {
+  const { req, data, shifts, calib, outPath } = input;
+  const { config: config2 } = req;
+  const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
+  releaseField(input.dense, "proto", "the dense model");
+  const stepsDir = path17.join(req.out, "steps");
+  fs20.mkdirSync(stepsDir, { recursive: true });
+  const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider);
+  writeFileAtomic(outPath, fs20.readFileSync(quantized.artifact));
+  collectGarbage();
+  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider };
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
+  const shipped = await measureQuantized(quantized, { ...ctx, dense: dense.preds });
+  const measured = [dense, shipped];
+  const samples = await timeSteps(measured, data, config2, input.provider, progress);
+  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2);
+  return buildModelLedger({
+    model: req.model,
+    pruned: outPath,
+    method: config2.method,
+    targetSparsity: 0,
+    steps: measured,
+    reference: dense,
+    shipped,
+    judged,
+    data: { path: req.data, set: data },
+    shifts,
+    config: config2,
+    notes: quantized.notes,
+    scope: config2.scope === "auto" ? "global" : config2.scope
+  });
 }
 
 // src/pipeline/run.ts
 function prunedPath(out, model) {
-  return path15.join(out, `${path15.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path18.join(out, `${path18.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -34486,120 +34722,17 @@ async function runPipeline(req, progress) {
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path15.resolve(outPath) === path15.resolve(req.model)) {
+  if (path18.resolve(outPath) === path18.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
   checkQuantizeInputs(config2, dense.proto, req);
-  const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
   const provider = await resolveProvider(config2.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  if (config2.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
-  if (quantizeOnly) return quantizeOnlyRun({ req, dense, data, shifts, calib, outPath, provider }, progress);
-  const target = targetSparsity(config2);
-  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path15.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
-  const stamp = (model, scope2 = config2.scope) => {
-    setMetadata(model, {
-      "prune-guard.version": VERSION,
-      "prune-guard.method": config2.method,
-      "prune-guard.scope": scope2,
-      "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path15.basename(req.model)
-    });
-    setMetadata(model, { "prune-guard.recovery": config2.recovery });
-  };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path15.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
-  const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
-  const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
-  for (const n of pruned.notes) progress.note(n);
-  if (!withRounds) stamp(pruned.model, pruned.scope ?? config2.scope);
-  fs19.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path15.join(req.out, "steps");
-  const staged = hasRecoverySteps(config2, calib);
-  const keepStages = staged || config2.quantize !== "none";
-  const pruneArtifact = withRounds?.pruneArtifact ?? (keepStages ? stepFile(stepsDir, 1, "prune") : outPath);
-  if (keepStages) fs19.mkdirSync(stepsDir, { recursive: true });
-  if (!withRounds) saveModel(pruned.model, pruneArtifact);
-  const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config: config2, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
-  const recovered = recovery.steps;
-  const lastFloat = recovered.at(-1)?.artifact ?? pruneArtifact;
-  const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
-  if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
-  releaseField(dense, "proto", "the dense model");
-  releaseField(pruned, "model", "the pruned model");
-  delete pruned.structured;
-  collectGarbage();
-  const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, recovered.length + 2, `quantize-${config2.quantize}`), progress, provider.provider);
-  if (keepStages) writeFileAtomic(outPath, fs19.readFileSync(quantized?.artifact ?? lastFloat));
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: provider.provider };
-  const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
-  const measured = [denseStep2];
-  for (const r of withRounds?.steps ?? []) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
-    m.step.recovery = r.info;
-    measured.push(m);
-  }
-  measured.push(await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds }));
-  for (const r of recovered) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
-    m.step.recovery = r.info;
-    if (r.temperature) m.step.temperature = r.temperature;
-    measured.push(m);
-  }
-  if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
-  if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: denseStep2.preds }));
-  const pruneStep = measured.find((m) => m.step.name === "prune").step;
-  pruneStep.reduction = buildReduction(denseStep2.step, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
-  const notes = [...pruned.notes, ...recovery.notes, ...quantized?.notes ?? []];
-  return finishRun({ req, provider, data, shifts, measured, outPath, target, notes, scope: pruned.scope ?? scope.scope, sensitivity: pruned.sensitivity, reduction: pruneStep.reduction }, progress);
-}
-async function quantizeLast(source, calib, config2, artifact, progress, provider) {
-  if (config2.quantize === "int8") return quantizeStep({ source, calib, config: config2, artifact, progress, provider });
-  if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider });
-  return void 0;
-}
-async function finishRun(input, progress) {
-  const { req, provider, data, shifts, measured } = input;
-  const { config: config2 } = req;
-  const samples = await timeSteps(measured, data, config2, provider.provider, progress);
-  const steps = measured.map((m) => m.step);
-  const final = steps[steps.length - 1];
-  const denseStep2 = measured[0];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, classChanges2(steps[0], final, data.labels, denseStep2.preds.classes), false, input.reduction);
-  const { budgets, verdict } = judged;
-  const modelLedger = {
-    model: req.model,
-    pruned: input.outPath,
-    method: config2.method,
-    target_sparsity: input.target,
-    steps,
-    budgets,
-    verdict,
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...input.notes.length > 0 ? { notes: input.notes } : {},
-    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config2.corruptions), config2.confidence),
-    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
-    scope: input.scope,
-    ...input.sensitivity ? { sensitivity: input.sensitivity } : {}
-  };
-  return writeLedger(req, provider, modelLedger);
-}
-async function quantizeOnlyRun(input, progress) {
-  const { req, data, shifts, calib, outPath, provider } = input;
-  const { config: config2 } = req;
-  const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
-  releaseField(input.dense, "proto", "the dense model");
-  const stepsDir = path15.join(req.out, "steps");
-  fs19.mkdirSync(stepsDir, { recursive: true });
-  const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, provider.provider);
-  writeFileAtomic(outPath, fs19.readFileSync(quantized.artifact));
-  collectGarbage();
-  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: provider.provider };
-  const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
-  const measured = [denseStep2, await measureQuantized(quantized, { ...ctx, dense: denseStep2.preds })];
-  return finishRun({ req, provider, data, shifts, measured, outPath, target: 0, notes: quantized.notes, scope: config2.scope === "auto" ? "global" : config2.scope }, progress);
+  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds };
+  const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
+  const model = quantizeOnly ? await runQuantizeOnly(input, progress) : config2.schedule === "gradual" ? await runGradual(input, progress) : await runOneShot(input, progress);
+  return { model, runtime: measuredRuntime(provider, config2) };
 }
 
 // src/pipeline/guardedRun.ts
@@ -34613,26 +34746,8 @@ function publish(value, out) {
   return value;
 }
 function timedOutLedger(req, t) {
-  return {
-    schema: LEDGER_SCHEMA,
-    verdict: "fail",
-    tool: { name: "prune-guard", version: VERSION },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: "cpu",
-      threads: req.config.latency.threads || os7.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`
-    },
-    models: [],
-    timed_out: { model: req.model, stage: t.stage, limit_s: t.limitSeconds, elapsed_s: Math.round(t.elapsedSeconds * 10) / 10 }
-  };
-}
-function stageLedger(out, ledger) {
-  const markdown = renderMarkdown(ledger);
-  writeFileAtomic(path16.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path16.join(out.staging, "ledger.md"), markdown);
-  return { markdown };
+  const stopped = { model: req.model, stage: t.stage, limit_s: t.limitSeconds, elapsed_s: Math.round(t.elapsedSeconds * 10) / 10 };
+  return ledgerEnvelope([], measuredRuntime({ provider: "cpu" }, req.config), [stopped]);
 }
 function infeasibleBudgetNotes(req) {
   const notes = [];
@@ -34645,8 +34760,8 @@ function infeasibleBudgetNotes(req) {
   }
   return notes;
 }
-async function runGuarded(req, progress) {
-  if (path16.resolve(prunedPath(req.out, req.model)) === path16.resolve(req.model)) {
+async function guardedLedger(req, progress, publishLast = () => []) {
+  if (path19.resolve(prunedPath(req.out, req.model)) === path19.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
@@ -34655,59 +34770,57 @@ async function runGuarded(req, progress) {
     onWait: (m) => progress.note(m)
   });
   const deadline = new Deadline(req.config.timeBudget);
-  const ledgerPath = path16.join(req.out, "ledger.json");
-  const markdownPath = path16.join(req.out, "ledger.md");
   try {
     let ledger;
     try {
-      ledger = publish((await runPipeline({ ...req, out: out.staging }, deadline.watch(progress))).ledger, out);
+      const run = await runPipeline({ ...req, out: out.staging }, deadline.watch(progress));
+      ledger = ledgerEnvelope([publish(run.model, out)], run.runtime);
     } catch (e) {
       if (!(e instanceof TimedOut)) throw e;
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path16.basename(prunedPath(req.out, req.model)));
+      out.retire(path19.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
-    const { markdown } = stageLedger(out, ledger);
-    out.commit(["ledger.md", "ledger.json"]);
-    return { ledger, markdown, ledgerPath, markdownPath };
+    out.commit(publishLast(ledger, out.staging));
+    return ledger;
   } finally {
     out.abort();
   }
 }
+async function runGuarded(req, progress) {
+  let markdown = "";
+  const ledger = await guardedLedger(req, progress, (l, staging) => {
+    markdown = writeLedgerFiles(staging, l).markdown;
+    return ["ledger.md", "ledger.json"];
+  });
+  return { ledger, markdown, ledgerPath: path19.join(req.out, "ledger.json"), markdownPath: path19.join(req.out, "ledger.md") };
+}
 
-// src/io/progress.ts
+// src/io/stderrProgress.ts
 var import_cli_progress = __toESM(require_cli_progress(), 1);
 function stderrProgress(stream = process.stderr) {
-  if (!stream.isTTY) {
-    return {
-      note: (m) => stream.write(`prune-guard: ${m}
-`),
-      start: (label) => stream.write(`prune-guard: ${label}
-`),
-      update() {
-      },
-      stop() {
-      }
-    };
-  }
+  if (!stream.isTTY) return lineProgress((text2) => stream.write(text2));
+  const line = (m) => stream.write(`prune-guard: ${m}
+`);
   let bar;
   return {
-    note: (m) => stream.write(`prune-guard: ${m}
-`),
-    start(label, total2) {
+    stage(e) {
+      if (!("total" in e)) return void line(stageLine(e));
       bar = new import_cli_progress.default.SingleBar(
-        { stream, format: `${label.padEnd(36)} [{bar}] {value}/{total} {duration_formatted}`, clearOnComplete: false, hideCursor: true },
+        { stream, format: `${stageLine(e).padEnd(36)} [{bar}] {value}/{total} {duration_formatted}`, clearOnComplete: false, hideCursor: true },
         import_cli_progress.default.Presets.shades_classic
       );
-      bar.start(total2, 0);
+      bar.start(e.total, 0);
     },
+    note: line,
     update: (done) => bar?.update(done),
     stop() {
       bar?.stop();
       bar = void 0;
-    }
+    },
+    output: (text2) => stream.write(text2)
   };
 }
 
@@ -34752,7 +34865,7 @@ function refuseEmptyValues(cmd) {
   return cmd;
 }
 function resolveConfig(flags, command) {
-  const file = flags.config ?? (fs20.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs21.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : DEFAULT_CONFIG;
   const given = FLAGS.filter((f) => f.commands.includes(command)).flatMap((f) => {
     const value = flags[attributeOf.get(f)];
@@ -34764,38 +34877,42 @@ function resolveConfig(flags, command) {
 }
 var shiftSets = (flags) => parseShiftSets(flags.shift ?? [], (entry) => `--shift '${entry}'`);
 function buildProgram(io) {
-  const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
+  const err2 = io.err ?? ((s) => void process.stderr.write(s));
+  const progress = () => io.progress ?? stderrProgress();
+  const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: err2 });
   const print = (flags, text2) => {
     if (!flags.quiet) io.out(text2.endsWith("\n") ? text2 : text2 + "\n");
   };
   const run = program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []);
   addSettingFlags(run, "run").option("--quiet", "do not print the ledger").action(async (flags) => {
     const { config: config2, budgets } = resolveConfig(flags, "run");
-    const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, config: config2, budgets }, stderrProgress());
+    const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, config: config2, budgets }, progress());
     print(flags, result.markdown);
     io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
   });
   const compare3 = program2.command("compare").description("measure two models (no pruning) on the same data and judge head against base; ledger.json and ledger.md in --out").requiredOption("--base <path>", "the model in use (reference)").requiredOption("--head <path>", "the candidate model").requiredOption("--data <path>", "labelled evaluation set (.npz)").requiredOption("--out <dir>", "output folder for ledger.json and ledger.md").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []);
   addSettingFlags(compare3, "compare").option("--quiet", "do not print the report").action(async (flags) => {
     const { config: config2, budgets } = resolveConfig(flags, "compare");
-    const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: shiftSets(flags), out: flags.out, config: config2, budgets }, stderrProgress());
+    const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: shiftSets(flags), out: flags.out, config: config2, budgets }, progress());
     print(flags, result.markdown);
     io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
   });
   const self = program2.command("selftest").description("A/A test of this runner: a model against itself K times; reports the false-alarm rate and the smallest latency change it can detect").option("--model <path>", "ONNX classifier (default: the bundled Fashion-MNIST MLP fixture)").option("--data <path>", "labelled evaluation set (default: the bundled Fashion-MNIST test fixture)").option("--repetitions <k>", "A/A repetitions", count2("--repetitions", 1), 10).option("--out <dir>", "also write selftest.json here");
   addSettingFlags(self, "selftest").option("--quiet", "do not print the report").action(async (flags) => {
     const { config: config2, budgets } = resolveConfig(flags, "selftest");
-    const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config: config2, budgets, out: flags.out }, stderrProgress());
+    const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config: config2, budgets, out: flags.out }, progress());
     print(flags, renderSelftest(report));
     io.exit(EXIT.pass);
   });
   for (const cmd of program2.commands) refuseEmptyValues(cmd);
   return program2;
 }
-async function main(argv, out = (s) => process.stdout.write(s)) {
+async function main(argv, io = {}) {
+  const out = io.stdout ?? ((s) => void process.stdout.write(s));
+  const err2 = io.stderr ?? ((s) => void process.stderr.write(s));
+  const progress = io.progress ?? (io.stderr ? lineProgress(io.stderr) : stderrProgress());
   let code = EXIT.pass;
-  const program2 = buildProgram({ out, exit: (c) => code = c });
-  installSignalCleanup();
+  const program2 = buildProgram({ out, err: err2, progress, exit: (c) => code = c });
   try {
     await program2.parseAsync(argv, { from: "user" });
     return code;
@@ -34804,15 +34921,16 @@ async function main(argv, out = (s) => process.stdout.write(s)) {
       return e.exitCode === 0 ? EXIT.pass : EXIT.usage;
     }
     if (isUserError(e)) {
-      process.stderr.write(`prune-guard: error: ${e.message}
+      err2(`prune-guard: error: ${e.message}
 `);
       return EXIT.usage;
     }
-    process.stderr.write(`prune-guard: internal error (please report it): ${e instanceof Error ? e.stack : describe(e)}
+    err2(`prune-guard: internal error (please report it): ${e instanceof Error ? e.stack : describe(e)}
 `);
     return EXIT.internal;
   }
 }
 
 // src/bin.ts
+installSignalCleanup();
 process.exitCode = await main(process.argv.slice(2));

@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path20 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path25 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path20 && path20[0] !== "/") {
-          path20 = `/${path20}`;
+        if (path25 && path25[0] !== "/") {
+          path25 = `/${path25}`;
         }
-        return new URL(`${origin}${path20}`);
+        return new URL(`${origin}${path25}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method: method2, path: path20, origin }
+          request: { method: method2, path: path25, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method2, origin, path20);
+        debuglog("sending request to %s %s/%s", method2, origin, path25);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path20, origin },
+          request: { method: method2, path: path25, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method2,
           origin,
-          path20,
+          path25,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path20, origin }
+          request: { method: method2, path: path25, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method2, origin, path20);
+        debuglog("trailers received from %s %s/%s", method2, origin, path25);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method: method2, path: path20, origin },
+          request: { method: method2, path: path25, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method2,
           origin,
-          path20,
+          path25,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method: method2, path: path20, origin }
+            request: { method: method2, path: path25, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method2, origin, path20);
+          debuglog("sending request to %s %s/%s", method2, origin, path25);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path20,
+        path: path25,
         method: method2,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path20 !== "string") {
+        if (typeof path25 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path20[0] !== "/" && !(path20.startsWith("http://") || path20.startsWith("https://")) && method2 !== "CONNECT") {
+        } else if (path25[0] !== "/" && !(path25.startsWith("http://") || path25.startsWith("https://")) && method2 !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path20)) {
+        } else if (invalidPathRegex.test(path25)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method2 !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path20, query) : path20;
+        this.path = query ? buildURL(path25, query) : path25;
         this.origin = origin;
         this.idempotent = idempotent == null ? method2 === "HEAD" || method2 === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -2309,9 +2309,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve7, reject) => {
+          return new Promise((resolve8, reject) => {
             this.close((err2, data) => {
-              return err2 ? reject(err2) : resolve7(data);
+              return err2 ? reject(err2) : resolve8(data);
             });
           });
         }
@@ -2349,12 +2349,12 @@ var require_dispatcher_base = __commonJS({
           err2 = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve7, reject) => {
+          return new Promise((resolve8, reject) => {
             this.destroy(err2, (err3, data) => {
               return err3 ? (
                 /* istanbul ignore next: should never error */
                 reject(err3)
-              ) : resolve7(data);
+              ) : resolve8(data);
             });
           });
         }
@@ -2726,14 +2726,14 @@ var require_connect = __commonJS({
       const sessionCache = new SessionCache(maxCachedSessions == null ? 100 : maxCachedSessions);
       timeout = timeout == null ? 1e4 : timeout;
       allowH2 = allowH2 != null ? allowH2 : false;
-      return function connect({ hostname, host, protocol, port, servername, localAddress, httpSocket }, callback) {
+      return function connect({ hostname: hostname2, host, protocol, port, servername, localAddress, httpSocket }, callback) {
         let socket;
         if (protocol === "https:") {
           if (!tls) {
             tls = __require("node:tls");
           }
           servername = servername || options.servername || util.getServerName(host) || null;
-          const sessionKey = servername || hostname;
+          const sessionKey = servername || hostname2;
           assert2(sessionKey);
           const session = customSession || sessionCache.get(sessionKey) || null;
           port = port || 443;
@@ -2749,7 +2749,7 @@ var require_connect = __commonJS({
             socket: httpSocket,
             // upgrade socket connection
             port,
-            host: hostname
+            host: hostname2
           });
           socket.on("session", function(session2) {
             sessionCache.set(sessionKey, session2);
@@ -2763,14 +2763,14 @@ var require_connect = __commonJS({
             ...options,
             localAddress,
             port,
-            host: hostname
+            host: hostname2
           });
         }
         if (options.keepAlive == null || options.keepAlive) {
           const keepAliveInitialDelay = options.keepAliveInitialDelay === void 0 ? 6e4 : options.keepAliveInitialDelay;
           socket.setKeepAlive(true, keepAliveInitialDelay);
         }
-        const clearConnectTimeout = setupConnectTimeout(new WeakRef(socket), { timeout, hostname, port });
+        const clearConnectTimeout = setupConnectTimeout(new WeakRef(socket), { timeout, hostname: hostname2, port });
         socket.setNoDelay(true).once(protocol === "https:" ? "secureConnect" : "connect", function() {
           queueMicrotask(clearConnectTimeout);
           if (callback) {
@@ -4621,8 +4621,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve7, reject) => {
-        res = resolve7;
+      const promise = new Promise((resolve8, reject) => {
+        res = resolve8;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -5954,35 +5954,35 @@ var require_client_h1 = __commonJS({
       return await WebAssembly.instantiate(mod, {
         env: {
           /* eslint-disable camelcase */
-          wasm_on_url: (p, at, len) => {
+          wasm_on_url: (p, at2, len) => {
             return 0;
           },
-          wasm_on_status: (p, at, len) => {
+          wasm_on_status: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onStatus(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_message_begin: (p) => {
             assert2(currentParser.ptr === p);
             return currentParser.onMessageBegin() || 0;
           },
-          wasm_on_header_field: (p, at, len) => {
+          wasm_on_header_field: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onHeaderField(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
-          wasm_on_header_value: (p, at, len) => {
+          wasm_on_header_value: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onHeaderValue(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_headers_complete: (p, statusCode, upgrade, shouldKeepAlive) => {
             assert2(currentParser.ptr === p);
             return currentParser.onHeadersComplete(statusCode, Boolean(upgrade), Boolean(shouldKeepAlive)) || 0;
           },
-          wasm_on_body: (p, at, len) => {
+          wasm_on_body: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onBody(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_message_complete: (p) => {
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method2 !== "GET" && method2 !== "HEAD" && method2 !== "OPTIONS" && method2 !== "TRACE" && method2 !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method: method2, path: path20, host, upgrade, blocking, reset } = request2;
+      const { method: method2, path: path25, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH" || method2 === "QUERY" || method2 === "PROPFIND" || method2 === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method2} ${path20} HTTP/1.1\r
+      let header = `${method2} ${path25} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -6873,12 +6873,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve7, reject) => {
+      const waitForDrain = () => new Promise((resolve8, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve7;
+          callback = resolve8;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method: method2, path: path20, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method: method2, path: path25, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7238,8 +7238,8 @@ var require_client_h2 = __commonJS({
         }
       }
       let stream;
-      const { hostname, port } = client[kUrl];
-      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname}${port ? `:${port}` : ""}`;
+      const { hostname: hostname2, port } = client[kUrl];
+      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname2}${port ? `:${port}` : ""}`;
       headers[HTTP2_HEADER_METHOD] = method2;
       const abort = (error2) => {
         if (request2.aborted) {
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path20;
+      headers[HTTP2_HEADER_PATH] = path25;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7548,12 +7548,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve7, reject) => {
+      const waitForDrain = () => new Promise((resolve8, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve7;
+          callback = resolve8;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path20 = search ? `${pathname}${search}` : pathname;
+        const path25 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path20;
+        this.opts.path = path25;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8032,16 +8032,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve7) => {
+        return new Promise((resolve8) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve7;
+            this[kClosedResolve] = resolve8;
           } else {
-            resolve7(null);
+            resolve8(null);
           }
         });
       }
       async [kDestroy](err2) {
-        return new Promise((resolve7) => {
+        return new Promise((resolve8) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i2 = 0; i2 < requests.length; i2++) {
             const request2 = requests[i2];
@@ -8052,7 +8052,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve7(null);
+            resolve8(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err2, callback);
@@ -8079,20 +8079,20 @@ var require_client = __commonJS({
     async function connect(client) {
       assert2(!client[kConnecting]);
       assert2(!client[kHTTPContext]);
-      let { host, hostname, protocol, port } = client[kUrl];
-      if (hostname[0] === "[") {
-        const idx = hostname.indexOf("]");
+      let { host, hostname: hostname2, protocol, port } = client[kUrl];
+      if (hostname2[0] === "[") {
+        const idx = hostname2.indexOf("]");
         assert2(idx !== -1);
-        const ip = hostname.substring(1, idx);
+        const ip = hostname2.substring(1, idx);
         assert2(net.isIP(ip));
-        hostname = ip;
+        hostname2 = ip;
       }
       client[kConnecting] = true;
       if (channels.beforeConnect.hasSubscribers) {
         channels.beforeConnect.publish({
           connectParams: {
             host,
-            hostname,
+            hostname: hostname2,
             protocol,
             port,
             version: client[kHTTPContext]?.version,
@@ -8103,10 +8103,10 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve7, reject) => {
+        const socket = await new Promise((resolve8, reject) => {
           client[kConnector]({
             host,
-            hostname,
+            hostname: hostname2,
             protocol,
             port,
             servername: client[kServerName],
@@ -8115,7 +8115,7 @@ var require_client = __commonJS({
             if (err2) {
               reject(err2);
             } else {
-              resolve7(socket2);
+              resolve8(socket2);
             }
           });
         });
@@ -8139,7 +8139,7 @@ var require_client = __commonJS({
           channels.connected.publish({
             connectParams: {
               host,
-              hostname,
+              hostname: hostname2,
               protocol,
               port,
               version: client[kHTTPContext]?.version,
@@ -8160,7 +8160,7 @@ var require_client = __commonJS({
           channels.connectError.publish({
             connectParams: {
               host,
-              hostname,
+              hostname: hostname2,
               protocol,
               port,
               version: client[kHTTPContext]?.version,
@@ -8439,8 +8439,8 @@ var require_pool_base = __commonJS({
       }
       get [kSize]() {
         let ret = this[kQueued];
-        for (const { [kSize]: size } of this[kClients]) {
-          ret += size;
+        for (const { [kSize]: size2 } of this[kClients]) {
+          ret += size2;
         }
         return ret;
       }
@@ -8451,8 +8451,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve7) => {
-            this[kClosedResolve] = resolve7;
+          await new Promise((resolve8) => {
+            this[kClosedResolve] = resolve8;
           });
         }
       }
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path20 = "/",
+          path: path25 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path20;
+        opts.path = origin + path25;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -9135,10 +9135,10 @@ var require_env_http_proxy_agent = __commonJS({
         }
       }
       #getProxyAgentForUrl(url) {
-        let { protocol, host: hostname, port } = url;
-        hostname = hostname.replace(/:\d*$/, "").toLowerCase();
+        let { protocol, host: hostname2, port } = url;
+        hostname2 = hostname2.replace(/:\d*$/, "").toLowerCase();
         port = Number.parseInt(port, 10) || DEFAULT_PORTS[protocol] || 0;
-        if (!this.#shouldProxy(hostname, port)) {
+        if (!this.#shouldProxy(hostname2, port)) {
           return this[kNoProxyAgent];
         }
         if (protocol === "https:") {
@@ -9146,7 +9146,7 @@ var require_env_http_proxy_agent = __commonJS({
         }
         return this[kHttpProxyAgent];
       }
-      #shouldProxy(hostname, port) {
+      #shouldProxy(hostname2, port) {
         if (this.#noProxyChanged) {
           this.#parseNoProxy();
         }
@@ -9162,11 +9162,11 @@ var require_env_http_proxy_agent = __commonJS({
             continue;
           }
           if (!/^[.*]/.test(entry3.hostname)) {
-            if (hostname === entry3.hostname) {
+            if (hostname2 === entry3.hostname) {
               return false;
             }
           } else {
-            if (hostname.endsWith(entry3.hostname.replace(/^\*/, ""))) {
+            if (hostname2.endsWith(entry3.hostname.replace(/^\*/, ""))) {
               return false;
             }
           }
@@ -9431,7 +9431,7 @@ var require_retry_handler = __commonJS({
             this.abort(contentLengthError);
             return false;
           }
-          const { start, size, end = size - 1 } = contentRange;
+          const { start, size: size2, end = size2 - 1 } = contentRange;
           if (this.start !== start || this.end != null && this.end !== end) {
             this.abort(
               new RequestRetryError("Content-Range mismatch", statusCode, {
@@ -9461,7 +9461,7 @@ var require_retry_handler = __commonJS({
               this.abort(contentLengthError);
               return false;
             }
-            const { start, size, end = size - 1 } = range2;
+            const { start, size: size2, end = size2 - 1 } = range2;
             assert2(
               start != null && Number.isFinite(start),
               "content-range mismatch"
@@ -9721,7 +9721,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve7, reject) => {
+        return await new Promise((resolve8, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9734,7 +9734,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve7(null);
+              resolve8(null);
             }
           }).on("error", noop3).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9753,7 +9753,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve7, reject) => {
+      return new Promise((resolve8, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9770,7 +9770,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve7,
+              resolve: resolve8,
               reject,
               length: 0,
               body: []
@@ -9840,18 +9840,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve: resolve7, stream, length } = consume2;
+      const { type, body, resolve: resolve8, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve7(chunksDecode(body, length));
+          resolve8(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve7(JSON.parse(chunksDecode(body, length)));
+          resolve8(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve7(chunksConcat(body, length).buffer);
+          resolve8(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve7(new Blob(body, { type: stream[kContentType] }));
+          resolve8(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve7(chunksConcat(body, length));
+          resolve8(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err2) {
@@ -10108,9 +10108,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve8, reject) => {
           request2.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve8(data);
           });
         });
       }
@@ -10333,9 +10333,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve8, reject) => {
           stream.call(this, opts, factory, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve8(data);
           });
         });
       }
@@ -10620,9 +10620,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve8, reject) => {
           upgrade.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve8(data);
           });
         });
       }
@@ -10714,9 +10714,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve8, reject) => {
           connect.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve8(data);
           });
         });
       }
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path20) {
-      if (typeof path20 !== "string") {
-        return path20;
+    function safeUrl(path25) {
+      if (typeof path25 !== "string") {
+        return path25;
       }
-      const pathSegments = path20.split("?");
+      const pathSegments = path25.split("?");
       if (pathSegments.length !== 2) {
-        return path20;
+        return path25;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path20, method: method2, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path20);
+    function matchKey(mockDispatch2, { path: path25, method: method2, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path25);
       const methodMatch = matchValue(mockDispatch2.method, method2);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path20 }) => matchValue(safeUrl(path20), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path25 }) => matchValue(safeUrl(path25), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path20, method: method2, body, headers, query } = opts;
+      const { path: path25, method: method2, body, headers, query } = opts;
       return {
-        path: path20,
+        path: path25,
         method: method2,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method: method2, path: path20, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method: method2, path: path25, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method2,
             Origin: origin,
-            Path: path20,
+            Path: path25,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -12267,17 +12267,17 @@ var require_headers = __commonJS({
       }
       // https://fetch.spec.whatwg.org/#convert-header-names-to-a-sorted-lowercase-set
       toSortedArray() {
-        const size = this[kHeadersMap].size;
-        const array2 = new Array(size);
-        if (size <= 32) {
-          if (size === 0) {
+        const size2 = this[kHeadersMap].size;
+        const array2 = new Array(size2);
+        if (size2 <= 32) {
+          if (size2 === 0) {
             return array2;
           }
           const iterator2 = this[kHeadersMap][Symbol.iterator]();
           const firstValue = iterator2.next().value;
           array2[0] = [firstValue[0], firstValue[1].value];
           assert2(firstValue[1].value !== null);
-          for (let i2 = 1, j = 0, right = 0, left = 0, pivot = 0, x2, value; i2 < size; ++i2) {
+          for (let i2 = 1, j = 0, right = 0, left = 0, pivot = 0, x2, value; i2 < size2; ++i2) {
             value = iterator2.next().value;
             x2 = array2[i2] = [value[0], value[1].value];
             assert2(x2[1] !== null);
@@ -14579,7 +14579,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url = requestCurrentURL(request2);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve7, reject) => agent.dispatch(
+        return new Promise((resolve8, reject) => agent.dispatch(
           {
             path: url.pathname + url.search,
             origin: url.origin,
@@ -14655,7 +14655,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve7({
+              resolve8({
                 status,
                 statusText,
                 headersList,
@@ -14698,7 +14698,7 @@ var require_fetch = __commonJS({
               for (let i2 = 0; i2 < rawHeaders.length; i2 += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i2]), rawHeaders[i2 + 1].toString("latin1"), true);
               }
-              resolve7({
+              resolve8({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -15255,7 +15255,7 @@ var require_util4 = __commonJS({
       return null;
     }
     function combineByteSequences(sequences) {
-      const size = sequences.reduce((a, b) => {
+      const size2 = sequences.reduce((a, b) => {
         return a + b.byteLength;
       }, 0);
       let offset = 0;
@@ -15263,7 +15263,7 @@ var require_util4 = __commonJS({
         a.set(b, offset);
         offset += b.byteLength;
         return a;
-      }, new Uint8Array(size));
+      }, new Uint8Array(size2));
     }
     module.exports = {
       staticPropertyDescriptors,
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path20) {
-      for (let i2 = 0; i2 < path20.length; ++i2) {
-        const code = path20.charCodeAt(i2);
+    function validateCookiePath(path25) {
+      for (let i2 = 0; i2 < path25.length; ++i2) {
+        const code = path25.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -18439,8 +18439,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay(ms3) {
-      return new Promise((resolve7) => {
-        setTimeout(resolve7, ms3).unref();
+      return new Promise((resolve8) => {
+        setTimeout(resolve8, ms3).unref();
       });
     }
     module.exports = {
@@ -18696,13 +18696,13 @@ ${value}`;
           }
         }
       }
-      setEventFieldSize(field, size) {
-        const eventSize = this.eventSize - this.eventFieldSizes[field] + size;
+      setEventFieldSize(field, size2) {
+        const eventSize = this.eventSize - this.eventFieldSizes[field] + size2;
         if (this.maxEventSize > 0 && eventSize > this.maxEventSize) {
           throw createMaxEventSizeExceededError();
         }
         this.eventSize = eventSize;
-        this.eventFieldSizes[field] = size;
+        this.eventFieldSizes[field] = size2;
       }
       /**
        * @param {EventSourceStreamEvent} event
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path20 = opts.path;
+          let path25 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path20 = `/${path20}`;
+            path25 = `/${path25}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path20);
+          url = new URL(util.parseOrigin(url).origin + path25);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19379,11 +19379,11 @@ var init_summary = __esm({
   "node_modules/@actions/core/lib/summary.js"() {
     __awaiter = function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve7) {
-          resolve7(value);
+        return value instanceof P ? value : new P(function(resolve8) {
+          resolve8(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve7, reject) {
+      return new (P || (P = Promise))(function(resolve8, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -19399,7 +19399,7 @@ var init_summary = __esm({
           }
         }
         function step(result) {
-          result.done ? resolve7(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path20 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path20} does not exist${EOL5}`);
+            const path25 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path25} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -19944,11 +19944,11 @@ var require_lib = __commonJS({
     })();
     var __awaiter3 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve7) {
-          resolve7(value);
+        return value instanceof P ? value : new P(function(resolve8) {
+          resolve8(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve7, reject) {
+      return new (P || (P = Promise))(function(resolve8, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -19964,7 +19964,7 @@ var require_lib = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve7(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -20051,26 +20051,26 @@ var require_lib = __commonJS({
       }
       readBody() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve8) => __awaiter3(this, void 0, void 0, function* () {
             let output = Buffer.alloc(0);
             this.message.on("data", (chunk) => {
               output = Buffer.concat([output, chunk]);
             });
             this.message.on("end", () => {
-              resolve7(output.toString());
+              resolve8(output.toString());
             });
           }));
         });
       }
       readBodyBuffer() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve8) => __awaiter3(this, void 0, void 0, function* () {
             const chunks = [];
             this.message.on("data", (chunk) => {
               chunks.push(chunk);
             });
             this.message.on("end", () => {
-              resolve7(Buffer.concat(chunks));
+              resolve8(Buffer.concat(chunks));
             });
           }));
         });
@@ -20278,14 +20278,14 @@ var require_lib = __commonJS({
        */
       requestRaw(info2, data) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7, reject) => {
+          return new Promise((resolve8, reject) => {
             function callbackForResult(err2, res) {
               if (err2) {
                 reject(err2);
               } else if (!res) {
                 reject(new Error("Unknown error"));
               } else {
-                resolve7(res);
+                resolve8(res);
               }
             }
             this.requestRawWithCallback(info2, data, callbackForResult);
@@ -20529,12 +20529,12 @@ var require_lib = __commonJS({
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
           const ms3 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve7) => setTimeout(() => resolve7(), ms3));
+          return new Promise((resolve8) => setTimeout(() => resolve8(), ms3));
         });
       }
       _processResponse(res, options) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7, reject) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve8, reject) => __awaiter3(this, void 0, void 0, function* () {
             const statusCode = res.message.statusCode || 0;
             const response = {
               statusCode,
@@ -20542,7 +20542,7 @@ var require_lib = __commonJS({
               headers: {}
             };
             if (statusCode === HttpCodes2.NotFound) {
-              resolve7(response);
+              resolve8(response);
             }
             function dateTimeDeserializer(key, value) {
               if (typeof value === "string") {
@@ -20581,7 +20581,7 @@ var require_lib = __commonJS({
               err2.result = response.result;
               reject(err2);
             } else {
-              resolve7(response);
+              resolve8(response);
             }
           }));
         });
@@ -20639,11 +20639,11 @@ var init_utils2 = __esm({
     import_undici2 = __toESM(require_undici(), 1);
     __awaiter2 = function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve7) {
-          resolve7(value);
+        return value instanceof P ? value : new P(function(resolve8) {
+          resolve8(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve7, reject) {
+      return new (P || (P = Promise))(function(resolve8, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -20659,7 +20659,7 @@ var init_utils2 = __esm({
           }
         }
         function step(result) {
-          result.done ? resolve7(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -25214,12 +25214,12 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry3) => {
     const eq = entry3.indexOf("=");
     const name = entry3.slice(0, Math.max(eq, 0)).trim();
-    const path20 = entry3.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path20 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path25 = entry3.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path25 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry3)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry3);
-    return { name, path: path20 };
+    return { name, path: path25 };
   });
 }
 var init_shifts = __esm({
@@ -25362,11 +25362,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path20, issues) {
+function prefixIssues(path25, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path20);
+    iss.path.unshift(path25);
     return iss;
   });
 }
@@ -26065,14 +26065,14 @@ function standardProps(inst) {
     version: 1
   };
 }
-function capSize(inst, size) {
+function capSize(inst, size2) {
   const caps = sizeCaps(inst._zod.def.checks);
   if (!caps.length)
     return;
   const cap = Math.min(...caps.map((c) => c[0]));
   const parse4 = inst._zod.parse;
   inst._zod.parse = (payload, ctx) => {
-    const n = size(payload.value);
+    const n = size2(payload.value);
     if (n > cap && !ctx?.skipChecks && ctx?.direction !== "backward") {
       for (const [max2, ch] of sizeCaps(inst._zod.def.checks)) {
         if (n > max2 && ch._zod.def.when(payload)) {
@@ -27545,16 +27545,16 @@ var init_schema = __esm({
 });
 
 // src/config/validate.ts
-function formatKeyPath(path20) {
-  return path20.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path25) {
+  return path25.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path20) {
-  return path20.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path25) {
+  return path25.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue3, subject, value) {
   const form = formOf(issue3);
@@ -27564,18 +27564,18 @@ function describeIssue(issue3, subject, value) {
   return `${subject} must be ${issue3.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue3, raw) {
-  const path20 = issue3.path;
+  const path25 = issue3.path;
   if (issue3.code === "unrecognized_keys") {
     const valid = issue3.message.startsWith(VALID_KEYS) ? issue3.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue3.keys.map((key) => {
-      const full = [...path20, key];
+      const full = [...path25, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path20));
-  if (path20.length === 0) return [{ path: path20, message: `the config must be ${issue3.message} (got ${value})` }];
-  const subject = formOf(issue3) === "plain" ? formatKeyPath(path20) : `'${formatKeyPath(path20)}'`;
-  return [{ path: path20, message: describeIssue(issue3, subject, value) }];
+  const value = show(valueAt(raw, path25));
+  if (path25.length === 0) return [{ path: path25, message: `the config must be ${issue3.message} (got ${value})` }];
+  const subject = formOf(issue3) === "plain" ? formatKeyPath(path25) : `'${formatKeyPath(path25)}'`;
+  return [{ path: path25, message: describeIssue(issue3, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -27604,10 +27604,10 @@ var init_validate = __esm({
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path20 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path20);
+    const path25 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path25);
     if (!("kind" in s)) return [];
-    return [{ path: path20, field: path20.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path25, field: path25.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 function defaultText(ref) {
@@ -27848,8 +27848,8 @@ function bytes(n) {
   return `${fixed(n / 1024 ** 3, 2)} GiB`;
 }
 function count(n) {
-  for (const [suffix, size] of COUNT_UNITS) {
-    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
+  for (const [suffix, size2] of COUNT_UNITS) {
+    if (Math.abs(n) >= size2 * 0.9995) return `${signed((n / size2).toPrecision(3))}${suffix}`;
   }
   return fixed(n, 0);
 }
@@ -28091,10 +28091,3457 @@ var init_types = __esm({
   }
 });
 
-// src/config/rules.ts
+// src/version.ts
+var VERSION7;
+var init_version3 = __esm({
+  "src/version.ts"() {
+    "use strict";
+    VERSION7 = "0.1.0";
+  }
+});
+
+// src/ledger/envelope.ts
+function ledgerEnvelope(models, runtime, timedOut = []) {
+  const verdicts = [...models.map((m) => m.verdict), ...timedOut.map(() => "fail")];
+  return {
+    schema: LEDGER_SCHEMA,
+    verdict: overallVerdict(verdicts),
+    tool: { name: "prune-guard", version: VERSION7 },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime,
+    models,
+    ...timedOut.length > 0 ? { timed_out: timedOut[0] } : {},
+    ...timedOut.length > 1 ? { more_timed_out: timedOut.slice(1) } : {}
+  };
+}
+function timedOutRuns(ledger) {
+  return ledger.timed_out ? [ledger.timed_out, ...ledger.more_timed_out ?? []] : [];
+}
+var init_envelope = __esm({
+  "src/ledger/envelope.ts"() {
+    "use strict";
+    init_budgets2();
+    init_types();
+    init_version3();
+  }
+});
+
+// src/io/progress.ts
+function stageName(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}`;
+    case "sensitivity":
+      return "sensitivity curves";
+    case "recover":
+      return e.work === "round" ? "recovery round" : "recovery";
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return "latency";
+  }
+}
+function stageLine(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}${e.schedule ? ` (schedule step ${e.schedule.step}/${e.schedule.steps})` : ""}: ${e.detail}`;
+    case "sensitivity":
+      return `sensitivity curves (${e.detail})`;
+    case "recover":
+      return e.work === "round" ? `recovery round ${e.round}/${e.rounds}: ${e.detail}` : `recovery: ${e.detail}`;
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return `latency (${e.detail})`;
+  }
+}
+var init_progress = __esm({
+  "src/io/progress.ts"() {
+    "use strict";
+  }
+});
+
+// src/io/cleanup.ts
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+var pending;
+var init_cleanup = __esm({
+  "src/io/cleanup.ts"() {
+    "use strict";
+    pending = /* @__PURE__ */ new Set();
+  }
+});
+
+// src/io/lock.ts
+import * as fs4 from "node:fs";
 import * as os5 from "node:os";
+import * as path2 from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+function isStale(owner) {
+  if (!owner || !Number.isInteger(owner.pid)) return true;
+  if (owner.host !== os5.hostname()) return false;
+  if (owner.pid === process.pid) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return false;
+  } catch (e) {
+    return e.code === "ESRCH";
+  }
+}
+function readOwner(file) {
+  try {
+    return JSON.parse(fs4.readFileSync(file, "utf8"));
+  } catch {
+    return void 0;
+  }
+}
+async function lockDir(dir, opts) {
+  try {
+    fs4.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = e.code;
+    const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
+    throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
+  }
+  const file = path2.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os5.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const until = Date.now() + opts.waitMs;
+  let announced = false;
+  for (; ; ) {
+    try {
+      const fd2 = fs4.openSync(file, "wx");
+      try {
+        fs4.writeFileSync(fd2, JSON.stringify(me) + "\n");
+      } finally {
+        fs4.closeSync(fd2);
+      }
+      let released = false;
+      return {
+        file,
+        release() {
+          if (released) return;
+          released = true;
+          if (readOwner(file)?.pid === me.pid) fs4.rmSync(file, { force: true });
+        }
+      };
+    } catch (e) {
+      if (e.code !== "EEXIST") {
+        throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
+      }
+    }
+    const owner = readOwner(file);
+    if (isStale(owner)) {
+      const again = readOwner(file);
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs4.rmSync(file, { force: true });
+      continue;
+    }
+    if (Date.now() >= until) {
+      throw new UserError(
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path2.join(dir, LOCK_NAME)} if that run is gone`
+      );
+    }
+    if (!announced) {
+      announced = true;
+      opts.onWait?.(owner);
+    }
+    await sleep(opts.pollMs ?? 200);
+  }
+}
+var LOCK_NAME;
+var init_lock = __esm({
+  "src/io/lock.ts"() {
+    "use strict";
+    init_errors();
+    LOCK_NAME = ".prune-guard.lock";
+  }
+});
+
+// src/io/outputDir.ts
+import * as fs5 from "node:fs";
+import * as path3 from "node:path";
+import { randomBytes as randomBytes2 } from "node:crypto";
+function removeOrphanStaging(dir) {
+  for (const n of fs5.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs5.rmSync(path3.join(dir, n), { recursive: true, force: true });
+  }
+}
+var STAGING_PREFIX, OutputDir, ATOMIC_TEMP;
+var init_outputDir = __esm({
+  "src/io/outputDir.ts"() {
+    "use strict";
+    init_cleanup();
+    init_lock();
+    STAGING_PREFIX = ".prune-guard-staging-";
+    OutputDir = class _OutputDir {
+      constructor(dir, staging, lock, created) {
+        this.dir = dir;
+        this.staging = staging;
+        this.lock = lock;
+        this.created = created;
+        this.unregister = onInterrupt(() => this.abort());
+      }
+      dir;
+      staging;
+      lock;
+      created;
+      done = false;
+      retired = /* @__PURE__ */ new Set();
+      unregister;
+      static async open(dir, opts) {
+        const created = !fs5.existsSync(dir);
+        const lock = await lockDir(dir, {
+          waitMs: opts.waitMs,
+          onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
+        });
+        try {
+          removeOrphanStaging(dir);
+          const staging = path3.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes2(4).toString("hex")}`);
+          fs5.mkdirSync(staging);
+          return new _OutputDir(dir, staging, lock, created);
+        } catch (e) {
+          lock.release();
+          throw e;
+        }
+      }
+      /** The final path of a file written under the staging folder. */
+      publicPath(p) {
+        const rel = path3.relative(this.staging, p);
+        return rel.startsWith("..") || path3.isAbsolute(rel) ? p : path3.join(this.dir, rel);
+      }
+      /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
+      discardStaged() {
+        for (const n of fs5.readdirSync(this.staging)) fs5.rmSync(path3.join(this.staging, n), { recursive: true, force: true });
+      }
+      /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
+      retire(name) {
+        this.retired.add(name);
+      }
+      /** Move every staged file into the folder (`last` after the others), then unlock. */
+      commit(last = []) {
+        if (this.done) throw new Error("OutputDir: already committed or aborted");
+        const names = fs5.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+        const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
+        for (const n of this.retired) if (!names.includes(n)) fs5.rmSync(path3.join(this.dir, n), { force: true });
+        for (const n of ordered) {
+          const target = path3.join(this.dir, n);
+          const staged = path3.join(this.staging, n);
+          const old = fs5.lstatSync(target, { throwIfNoEntry: false });
+          if (old && (old.isDirectory() || fs5.lstatSync(staged).isDirectory())) fs5.renameSync(target, path3.join(this.staging, `.replaced-${n}`));
+          fs5.renameSync(staged, target);
+        }
+        this.finish();
+      }
+      /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
+      abort() {
+        if (this.done) return;
+        this.finish();
+        if (this.created) {
+          try {
+            fs5.rmdirSync(this.dir);
+          } catch {
+          }
+        }
+      }
+      finish() {
+        this.done = true;
+        this.unregister();
+        fs5.rmSync(this.staging, { recursive: true, force: true });
+        this.lock.release();
+      }
+    };
+    ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
+  }
+});
+
+// src/pipeline/deadline.ts
+var TimedOut, Deadline;
+var init_deadline = __esm({
+  "src/pipeline/deadline.ts"() {
+    "use strict";
+    init_progress();
+    TimedOut = class extends Error {
+      constructor(stage, limitSeconds, elapsedSeconds) {
+        super(`time budget of ${limitSeconds} s ran out during '${stage}' after ${elapsedSeconds.toFixed(1)} s`);
+        this.stage = stage;
+        this.limitSeconds = limitSeconds;
+        this.elapsedSeconds = elapsedSeconds;
+      }
+      stage;
+      limitSeconds;
+      elapsedSeconds;
+      name = "TimedOut";
+    };
+    Deadline = class {
+      constructor(limitSeconds) {
+        this.limitSeconds = limitSeconds;
+      }
+      limitSeconds;
+      started = performance.now();
+      stage = "load model and data";
+      elapsedSeconds() {
+        return (performance.now() - this.started) / 1e3;
+      }
+      check() {
+        if (this.limitSeconds === void 0) return;
+        const elapsed = this.elapsedSeconds();
+        if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
+      }
+      /** `inner` with a checkpoint in every call; a stage event also names the current stage. */
+      watch(inner) {
+        return {
+          stage: (e) => {
+            this.check();
+            this.stage = stageName(e);
+            inner.stage(e);
+          },
+          note: (m) => {
+            this.check();
+            inner.note(m);
+          },
+          update: (done) => {
+            inner.update(done);
+            this.check();
+          },
+          stop: () => inner.stop(),
+          output: (text2) => inner.output(text2)
+        };
+      }
+    };
+  }
+});
+
+// node_modules/markdown-table/index.js
+function defaultStringLength(value) {
+  return value.length;
+}
+function markdownTable(table4, options) {
+  const settings = options || {};
+  const align = (settings.align || []).concat();
+  const stringLength = settings.stringLength || defaultStringLength;
+  const alignments = [];
+  const cellMatrix = [];
+  const sizeMatrix = [];
+  const longestCellByColumn = [];
+  let mostCellsPerRow = 0;
+  let rowIndex = -1;
+  while (++rowIndex < table4.length) {
+    const row2 = [];
+    const sizes2 = [];
+    let columnIndex2 = -1;
+    if (table4[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table4[rowIndex].length;
+    }
+    while (++columnIndex2 < table4[rowIndex].length) {
+      const cell6 = serialize(table4[rowIndex][columnIndex2]);
+      if (settings.alignDelimiters !== false) {
+        const size2 = stringLength(cell6);
+        sizes2[columnIndex2] = size2;
+        if (longestCellByColumn[columnIndex2] === void 0 || size2 > longestCellByColumn[columnIndex2]) {
+          longestCellByColumn[columnIndex2] = size2;
+        }
+      }
+      row2.push(cell6);
+    }
+    cellMatrix[rowIndex] = row2;
+    sizeMatrix[rowIndex] = sizes2;
+  }
+  let columnIndex = -1;
+  if (typeof align === "object" && "length" in align) {
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = toAlignment(align[columnIndex]);
+    }
+  } else {
+    const code = toAlignment(align);
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = code;
+    }
+  }
+  columnIndex = -1;
+  const row = [];
+  const sizes = [];
+  while (++columnIndex < mostCellsPerRow) {
+    const code = alignments[columnIndex];
+    let before = "";
+    let after = "";
+    if (code === 99) {
+      before = ":";
+      after = ":";
+    } else if (code === 108) {
+      before = ":";
+    } else if (code === 114) {
+      after = ":";
+    }
+    let size2 = settings.alignDelimiters === false ? 1 : Math.max(
+      1,
+      longestCellByColumn[columnIndex] - before.length - after.length
+    );
+    const cell6 = before + "-".repeat(size2) + after;
+    if (settings.alignDelimiters !== false) {
+      size2 = before.length + size2 + after.length;
+      if (size2 > longestCellByColumn[columnIndex]) {
+        longestCellByColumn[columnIndex] = size2;
+      }
+      sizes[columnIndex] = size2;
+    }
+    row[columnIndex] = cell6;
+  }
+  cellMatrix.splice(1, 0, row);
+  sizeMatrix.splice(1, 0, sizes);
+  rowIndex = -1;
+  const lines2 = [];
+  while (++rowIndex < cellMatrix.length) {
+    const row2 = cellMatrix[rowIndex];
+    const sizes2 = sizeMatrix[rowIndex];
+    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
+    columnIndex = -1;
+    const line = [];
+    while (++columnIndex < cellsInRow) {
+      const cell6 = row2[columnIndex] || "";
+      let before = "";
+      let after = "";
+      if (settings.alignDelimiters !== false) {
+        const size2 = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
+        const code = alignments[columnIndex];
+        if (code === 114) {
+          before = " ".repeat(size2);
+        } else if (code === 99) {
+          const half = size2 / 2;
+          if (size2 % 2) {
+            before = " ".repeat(half + 0.5);
+            after = " ".repeat(half - 0.5);
+          } else {
+            before = " ".repeat(half);
+            after = before;
+          }
+        } else {
+          after = " ".repeat(size2);
+        }
+      }
+      if (settings.delimiterStart !== false && !columnIndex) {
+        line.push("|");
+      }
+      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
+      // empty: there will be a closing space.
+      !(settings.alignDelimiters === false && cell6 === "") && (settings.delimiterStart !== false || columnIndex)) {
+        line.push(" ");
+      }
+      if (settings.alignDelimiters !== false) {
+        line.push(before);
+      }
+      line.push(cell6);
+      if (settings.alignDelimiters !== false) {
+        line.push(after);
+      }
+      if (settings.padding !== false) {
+        line.push(" ");
+      }
+      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
+        line.push("|");
+      }
+    }
+    lines2.push(
+      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
+    );
+  }
+  return lines2.join("\n");
+}
+function serialize(value) {
+  return value === null || value === void 0 ? "" : String(value);
+}
+function toAlignment(value) {
+  const code = typeof value === "string" ? value.codePointAt(0) : 0;
+  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
+}
+var init_markdown_table = __esm({
+  "node_modules/markdown-table/index.js"() {
+  }
+});
+
+// src/ledger/renderSensitivity.ts
+function damage(l) {
+  const first = l.points[0];
+  const last = l.points[l.points.length - 1];
+  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
+}
+function bySensitivity(layers) {
+  return [...layers].sort((a, b) => {
+    const [da, na] = damage(a);
+    const [db, nb] = damage(b);
+    return db - da || nb - na || a.name.localeCompare(b.name);
+  });
+}
+function shortName(name, max2 = 28) {
+  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
+}
+function sensitivityChart(s) {
+  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
+  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
+  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
+  return [
+    "```mermaid",
+    "xychart-beta",
+    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
+    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
+    `    y-axis ${quoted(metric)} ${low} --> 100`,
+    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
+    "```"
+  ].join("\n");
+}
+function sensitivitySection(s) {
+  const ordered = bySensitivity(s.layers);
+  const shown = ordered.slice(0, CHART_LAYERS);
+  const acc2 = s.against === "labels" ? "acc" : "agree";
+  const nll = s.against === "labels" ? "NLL" : "KL";
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const rows2 = ordered.map((l) => {
+    const line = shown.indexOf(l);
+    return [
+      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
+      String(l.size),
+      ...s.ratios.map((r) => {
+        const p = l.points.find((q) => q.ratio === r);
+        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
+      }),
+      `**${percent(l.allocated)}**`,
+      l.seconds.toFixed(2)
+    ];
+  });
+  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
+  return [
+    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
+    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
+    sensitivityChart(s),
+    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
+  ].join("\n\n");
+}
+var CHART_LAYERS, cell, quoted;
+var init_renderSensitivity = __esm({
+  "src/ledger/renderSensitivity.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_format();
+    CHART_LAYERS = 5;
+    cell = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
+  }
+});
+
+// src/ledger/renderSchedule.ts
+function scheduleSection(model) {
+  const s = model.schedule;
+  if (!s) return void 0;
+  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
+  const structured = s.steps.some((r) => r.channels_removed !== void 0);
+  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
+  const rows2 = s.steps.map((r) => [
+    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
+    percent(r.target),
+    percent(r.sparsity),
+    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
+    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
+    r.accuracy === null ? DASH : percent(r.accuracy, 2),
+    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
+    bytes(r.size_bytes),
+    ...names.map((n) => {
+      const b = r.budgets.find((x2) => x2.name === n);
+      return b ? ICON[b.verdict] : DASH;
+    }),
+    `${ICON[r.verdict]} ${r.verdict}`
+  ]);
+  const ran = s.steps.length;
+  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
+  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+  return [
+    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
+    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
+    stop,
+    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
+  ].join("\n\n");
+}
+var ICON, DASH, cell2;
+var init_renderSchedule = __esm({
+  "src/ledger/renderSchedule.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_format();
+    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+    DASH = "\u2014";
+    cell2 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+  }
+});
+
+// src/ledger/renderQuantize.ts
+function quantizeSection(model) {
+  const step = model.steps.find((s) => s.quantize);
+  const q = step?.quantize;
+  if (!q) return void 0;
+  const k = q.kernels;
+  const how = q.calibration ? `static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}` : `dynamic: uint8 activations quantized per batch at run time, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits`;
+  const lines2 = [
+    `**Quantization** <sub>(${step.name}: ${how})</sub>`,
+    `- ${q.weights.reason}`,
+    (q.calib_quality ? `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ` : "- ") + `${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
+    `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ${k.boundaries} QuantizeLinear/DequantizeLinear left (float \u2194 int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`
+  ];
+  if (q.variants.length > 1) {
+    lines2.push(
+      table([
+        ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
+        ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
+      ])
+    );
+  }
+  const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
+  const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
+  lines2.push(
+    table([
+      ["Layer", "Op", "Kernel", "Error in \u2192 out"],
+      ...k.layers.map((l) => {
+        const e = errors.get(l.node);
+        const reason = floatReason.get(l.node);
+        return [l.node, l.op, `${l.kernel}${reason ? ` (float: ${reason})` : ""}`, e ? `${percent(e.input_error, 2)} \u2192 ${percent(e.output_error, 2)}` : DASH2];
+      })
+    ])
+  );
+  return lines2.join("\n\n");
+}
+var DASH2, cell3, table;
+var init_renderQuantize = __esm({
+  "src/ledger/renderQuantize.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_format();
+    DASH2 = "\u2014";
+    cell3 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    table = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
+  }
+});
+
+// src/ledger/render.ts
+function baseName(path25) {
+  return path25.split(/[\\/]/).pop() || path25;
+}
+function cell4(text2) {
+  return text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+}
+function table2(rows2) {
+  return markdownTable(
+    rows2.map((row) => row.map(cell4)),
+    { alignDelimiters: false }
+  );
+}
+function denseStep(model) {
+  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
+}
+function finalStep(model) {
+  return model.steps.at(-1);
+}
+function renderHeadline(model) {
+  const dense = denseStep(model);
+  const final2 = finalStep(model);
+  const parts = [];
+  if (dense && final2) {
+    if (final2.quantize) parts.push(`INT8 (${ratio(final2.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
+    if (!final2.quantize || final2.sparsity >= 0.05) parts.push(`${percent(final2.sparsity)} sparse`);
+    if (dense.latency && final2.latency && dense.latency.batch === final2.latency.batch && final2.latency.p50_ms > 0) {
+      const speedup = dense.latency.p50_ms / final2.latency.p50_ms;
+      if (final2.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
+      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
+    }
+    if (dense.accuracy != null && final2.accuracy != null) {
+      parts.push(`${signedPoints(final2.accuracy - dense.accuracy)} accuracy`);
+    }
+  } else {
+    parts.push("no steps measured");
+  }
+  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
+}
+function budgetValue(name, x2) {
+  switch (name) {
+    case "accuracy-drop":
+    case "class-accuracy-drop":
+    case "ece-increase":
+    case "shift-accuracy-drop":
+      return points(x2);
+    case "latency-regression":
+    case "target-reduction":
+      return percent(x2);
+    case "min-speedup":
+      return ratio(x2);
+    case "p95-latency-ms":
+      return ms(x2);
+    case "max-size-bytes":
+      return bytes(x2);
+  }
+}
+function intervalText(b) {
+  if (!b.ci) return "";
+  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
+  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
+  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
+}
+function budgetTable(budgets) {
+  if (budgets.length === 0) return "_No budgets checked._";
+  return table2([
+    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
+    ...budgets.map((b) => [
+      `\`${b.name}\``,
+      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
+      b.actual === null ? DASH3 : budgetValue(b.name, b.actual) + intervalText(b),
+      `${ICON2[b.verdict]} ${b.verdict}`,
+      b.detail
+    ])
+  ]);
+}
+function stepTable(steps) {
+  const batch = steps.find((s) => s.latency)?.latency?.batch;
+  const at2 = batch === void 0 ? "" : ` (b=${batch})`;
+  const latency = (s, key) => {
+    if (!s.latency) return DASH3;
+    const value = s.latency[key].toFixed(2);
+    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
+  };
+  return table2([
+    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
+    ...steps.map((s) => [
+      s.name,
+      percent(s.sparsity),
+      count(s.params),
+      count(s.nonzero_params),
+      count(s.flops),
+      bytes(s.size_bytes),
+      bytes(s.gzip_bytes),
+      orDash(s.accuracy, (x2) => percent(x2, 2)),
+      orDash(s.ece, (x2) => percent(x2, 2)),
+      orDash(s.agreement, (x2) => percent(x2, 2)),
+      latency(s, "p50_ms"),
+      latency(s, "p95_ms")
+    ])
+  ]);
+}
+function funnelSection(model) {
+  const steps = model.steps.filter((s) => s.funnel);
+  if (steps.length === 0) return void 0;
+  const dense = denseStep(model);
+  const batch = steps[0].funnel.batch;
+  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH3;
+  const speedCell = (s) => {
+    const f = s.funnel;
+    if (s === dense) return "baseline";
+    if (f.speedup === null) return DASH3;
+    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
+  };
+  const lines2 = [
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
+    table2([
+      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Weight bytes", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
+      ...steps.map((s) => {
+        const f = s.funnel;
+        const base = s === dense;
+        return [
+          s.name,
+          percent(f.params_ratio),
+          percent(f.flops_ratio),
+          percent(f.sparse_flops_ratio),
+          orDash(f.bytes_ratio, (x2) => percent(x2)),
+          ratio(f.ideal_speedup),
+          p(s, "p50_ms"),
+          p(s, "p95_ms"),
+          speedCell(s),
+          base ? DASH3 : orDash(f.efficiency, (x2) => percent(x2, 0))
+        ];
+      })
+    ])
+  ];
+  const final2 = finalStep(model);
+  if (final2?.funnel && zerosNotSkipped(model.method) && !final2.quantize) {
+    const f = final2.funnel;
+    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
+    lines2.push(
+      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
+      table2([
+        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
+        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
+      ])
+    );
+  }
+  return lines2.join("\n\n");
+}
+function classTable(model) {
+  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
+  if (lost.length === 0) return void 0;
+  return [
+    "**Classes that lost most**",
+    table2([
+      ["Class", "Dense", "Pruned", "Drop", "Support"],
+      ...lost.map((c) => [
+        String(c.class),
+        percent(c.dense),
+        percent(c.pruned),
+        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
+        String(c.support)
+      ])
+    ])
+  ].join("\n\n");
+}
+function costTable(steps) {
+  const rows2 = steps.filter((s) => s.runtime_cost);
+  if (rows2.length === 0) return void 0;
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH3;
+  return table2([
+    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
+    ...rows2.map((s) => {
+      const c = s.runtime_cost;
+      return [
+        s.name,
+        withCi(s),
+        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+        c.load_ms.toFixed(1),
+        c.throughput_samples_per_s === void 0 ? DASH3 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
+        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+      ];
+    })
+  ]);
+}
+function predictionShiftTable(model) {
+  if (!model.prediction_shift?.length) return void 0;
+  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
+  return [
+    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
+    table2([
+      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
+      ...model.prediction_shift.flatMap(
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+      )
+    ])
+  ].join("\n\n");
+}
+function shiftTable(model) {
+  if (!model.shifts?.length) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
+  return [
+    "**Distribution shift**",
+    table2([
+      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
+      ...model.shifts.map((s) => [
+        s.name,
+        s.source,
+        String(s.samples),
+        percent(s.dense, 2),
+        percent(s.final, 2),
+        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
+        points(s.gap_change, 2)
+      ])
+    ])
+  ].join("\n\n");
+}
+function renderModel(model) {
+  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
+  if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const schedule = scheduleSection(model);
+  if (schedule) sections.push(schedule);
+  const funnel = funnelSection(model);
+  if (funnel) sections.push(funnel);
+  const quantize = quantizeSection(model);
+  if (quantize) sections.push(quantize);
+  const classes = classTable(model);
+  if (classes) sections.push(classes);
+  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell4(n)}`)].join("\n"));
+  const cost = costTable(model.steps);
+  if (cost) sections.push(cost);
+  const shifts = shiftTable(model);
+  if (shifts) sections.push(shifts);
+  const predicted = predictionShiftTable(model);
+  if (predicted) sections.push(predicted);
+  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
+  return sections.join("\n\n");
+}
+function renderMarkdown(ledger) {
+  const { runtime, tool } = ledger;
+  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+
+${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
+  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
+  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
+  const timedOut = timedOutLines(ledger).map((l) => `${l}
+
+`).join("");
+  return `${title}
+
+${timedOut}${models}
+
+${footer}
+`;
+}
+function timedOutLines(ledger) {
+  return timedOutRuns(ledger).map(
+    (t) => `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
+  );
+}
+var WORD, ICON2, DASH3, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
+var init_render = __esm({
+  "src/ledger/render.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_envelope();
+    init_renderSensitivity();
+    init_format();
+    init_renderSchedule();
+    init_renderQuantize();
+    WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+    ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+    DASH3 = "\u2014";
+    TOP_CLASSES = 5;
+    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
+    orDash = (x2, show2) => x2 == null ? DASH3 : show2(x2);
+    zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/backend-impl.js
+var require_backend_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/backend-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.resolveBackendAndExecutionProviders = exports.registerBackend = void 0;
+    var backends = /* @__PURE__ */ new Map();
+    var backendsSortedByPriority = [];
+    var registerBackend = (name, backend, priority) => {
+      if (backend && typeof backend.init === "function" && typeof backend.createInferenceSessionHandler === "function") {
+        const currentBackend = backends.get(name);
+        if (currentBackend === void 0) {
+          backends.set(name, { backend, priority });
+        } else if (currentBackend.priority > priority) {
+          return;
+        } else if (currentBackend.priority === priority) {
+          if (currentBackend.backend !== backend) {
+            throw new Error(`cannot register backend "${name}" using priority ${priority}`);
+          }
+        }
+        if (priority >= 0) {
+          const i2 = backendsSortedByPriority.indexOf(name);
+          if (i2 !== -1) {
+            backendsSortedByPriority.splice(i2, 1);
+          }
+          for (let i3 = 0; i3 < backendsSortedByPriority.length; i3++) {
+            if (backends.get(backendsSortedByPriority[i3]).priority <= priority) {
+              backendsSortedByPriority.splice(i3, 0, name);
+              return;
+            }
+          }
+          backendsSortedByPriority.push(name);
+        }
+        return;
+      }
+      throw new TypeError("not a valid backend");
+    };
+    exports.registerBackend = registerBackend;
+    var tryResolveAndInitializeBackend = async (backendName) => {
+      const backendInfo = backends.get(backendName);
+      if (!backendInfo) {
+        return "backend not found.";
+      }
+      if (backendInfo.initialized) {
+        return backendInfo.backend;
+      } else if (backendInfo.aborted) {
+        return backendInfo.error;
+      } else {
+        const isInitializing = !!backendInfo.initPromise;
+        try {
+          if (!isInitializing) {
+            backendInfo.initPromise = backendInfo.backend.init(backendName);
+          }
+          await backendInfo.initPromise;
+          backendInfo.initialized = true;
+          return backendInfo.backend;
+        } catch (e) {
+          if (!isInitializing) {
+            backendInfo.error = `${e}`;
+            backendInfo.aborted = true;
+          }
+          return backendInfo.error;
+        } finally {
+          delete backendInfo.initPromise;
+        }
+      }
+    };
+    var resolveBackendAndExecutionProviders = async (options) => {
+      const eps = options.executionProviders || [];
+      const backendHints = eps.map((i2) => typeof i2 === "string" ? i2 : i2.name);
+      const backendNames = backendHints.length === 0 ? backendsSortedByPriority : backendHints;
+      let backend;
+      const errors = [];
+      const availableBackendNames = /* @__PURE__ */ new Set();
+      for (const backendName of backendNames) {
+        const resolveResult = await tryResolveAndInitializeBackend(backendName);
+        if (typeof resolveResult === "string") {
+          errors.push({ name: backendName, err: resolveResult });
+        } else {
+          if (!backend) {
+            backend = resolveResult;
+          }
+          if (backend === resolveResult) {
+            availableBackendNames.add(backendName);
+          }
+        }
+      }
+      if (!backend) {
+        throw new Error(`no available backend found. ERR: ${errors.map((e) => `[${e.name}] ${e.err}`).join(", ")}`);
+      }
+      for (const { name, err: err2 } of errors) {
+        if (backendHints.includes(name)) {
+          console.warn(`removing requested execution provider "${name}" from session options because it is not available: ${err2}`);
+        }
+      }
+      const filteredEps = eps.filter((i2) => availableBackendNames.has(typeof i2 === "string" ? i2 : i2.name));
+      return [
+        backend,
+        new Proxy(options, {
+          get: (target, prop) => {
+            if (prop === "executionProviders") {
+              return filteredEps;
+            }
+            return Reflect.get(target, prop);
+          }
+        })
+      ];
+    };
+    exports.resolveBackendAndExecutionProviders = resolveBackendAndExecutionProviders;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/backend.js
+var require_backend = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/backend.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.registerBackend = void 0;
+    var backend_impl_js_1 = require_backend_impl();
+    Object.defineProperty(exports, "registerBackend", { enumerable: true, get: function() {
+      return backend_impl_js_1.registerBackend;
+    } });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/version.js
+var require_version = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/version.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.version = void 0;
+    exports.version = "1.30.0";
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/env-impl.js
+var require_env_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/env-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.env = void 0;
+    var version_js_1 = require_version();
+    var logLevelValue = "warning";
+    exports.env = {
+      wasm: {},
+      webgl: {},
+      webgpu: {},
+      versions: { common: version_js_1.version },
+      set logLevel(value) {
+        if (value === void 0) {
+          return;
+        }
+        if (typeof value !== "string" || ["verbose", "info", "warning", "error", "fatal"].indexOf(value) === -1) {
+          throw new Error(`Unsupported logging level: ${value}`);
+        }
+        logLevelValue = value;
+      },
+      get logLevel() {
+        return logLevelValue;
+      }
+    };
+    Object.defineProperty(exports.env, "logLevel", { enumerable: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/env.js
+var require_env = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/env.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.env = void 0;
+    var env_impl_js_1 = require_env_impl();
+    exports.env = env_impl_js_1.env;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js
+var require_tensor_conversion_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorToImageData = exports.tensorToDataURL = void 0;
+    var tensorToDataURL = (tensor, options) => {
+      const canvas = typeof document !== "undefined" ? document.createElement("canvas") : new OffscreenCanvas(1, 1);
+      canvas.width = tensor.dims[3];
+      canvas.height = tensor.dims[2];
+      const pixels2DContext = canvas.getContext("2d");
+      if (pixels2DContext != null) {
+        let width;
+        let height;
+        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
+          width = tensor.dims[2];
+          height = tensor.dims[3];
+        } else {
+          width = tensor.dims[3];
+          height = tensor.dims[2];
+        }
+        const inputformat = options?.format !== void 0 ? options.format : "RGB";
+        const norm3 = options?.norm;
+        let normMean;
+        let normBias;
+        if (norm3 === void 0 || norm3.mean === void 0) {
+          normMean = [255, 255, 255, 255];
+        } else {
+          if (typeof norm3.mean === "number") {
+            normMean = [norm3.mean, norm3.mean, norm3.mean, norm3.mean];
+          } else {
+            normMean = [norm3.mean[0], norm3.mean[1], norm3.mean[2], 0];
+            if (norm3.mean[3] !== void 0) {
+              normMean[3] = norm3.mean[3];
+            }
+          }
+        }
+        if (norm3 === void 0 || norm3.bias === void 0) {
+          normBias = [0, 0, 0, 0];
+        } else {
+          if (typeof norm3.bias === "number") {
+            normBias = [norm3.bias, norm3.bias, norm3.bias, norm3.bias];
+          } else {
+            normBias = [norm3.bias[0], norm3.bias[1], norm3.bias[2], 0];
+            if (norm3.bias[3] !== void 0) {
+              normBias[3] = norm3.bias[3];
+            }
+          }
+        }
+        const stride = height * width;
+        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+        if (inputformat === "RGBA") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+          aTensorPointer = stride * 3;
+        } else if (inputformat === "RGB") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+        } else if (inputformat === "RBG") {
+          rTensorPointer = 0;
+          bTensorPointer = stride;
+          gTensorPointer = stride * 2;
+        }
+        for (let i2 = 0; i2 < height; i2++) {
+          for (let j = 0; j < width; j++) {
+            const R = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
+            const G = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
+            const B = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
+            const A = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
+            pixels2DContext.fillStyle = "rgba(" + R + "," + G + "," + B + "," + A + ")";
+            pixels2DContext.fillRect(j, i2, 1, 1);
+          }
+        }
+        if ("toDataURL" in canvas) {
+          return canvas.toDataURL();
+        } else {
+          throw new Error("toDataURL is not supported");
+        }
+      } else {
+        throw new Error("Can not access image data");
+      }
+    };
+    exports.tensorToDataURL = tensorToDataURL;
+    var tensorToImageData = (tensor, options) => {
+      const pixels2DContext = typeof document !== "undefined" ? document.createElement("canvas").getContext("2d") : new OffscreenCanvas(1, 1).getContext("2d");
+      let image;
+      if (pixels2DContext != null) {
+        let width;
+        let height;
+        let channels;
+        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
+          width = tensor.dims[2];
+          height = tensor.dims[1];
+          channels = tensor.dims[3];
+        } else {
+          width = tensor.dims[3];
+          height = tensor.dims[2];
+          channels = tensor.dims[1];
+        }
+        const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
+        const norm3 = options?.norm;
+        let normMean;
+        let normBias;
+        if (norm3 === void 0 || norm3.mean === void 0) {
+          normMean = [255, 255, 255, 255];
+        } else {
+          if (typeof norm3.mean === "number") {
+            normMean = [norm3.mean, norm3.mean, norm3.mean, norm3.mean];
+          } else {
+            normMean = [norm3.mean[0], norm3.mean[1], norm3.mean[2], 255];
+            if (norm3.mean[3] !== void 0) {
+              normMean[3] = norm3.mean[3];
+            }
+          }
+        }
+        if (norm3 === void 0 || norm3.bias === void 0) {
+          normBias = [0, 0, 0, 0];
+        } else {
+          if (typeof norm3.bias === "number") {
+            normBias = [norm3.bias, norm3.bias, norm3.bias, norm3.bias];
+          } else {
+            normBias = [norm3.bias[0], norm3.bias[1], norm3.bias[2], 0];
+            if (norm3.bias[3] !== void 0) {
+              normBias[3] = norm3.bias[3];
+            }
+          }
+        }
+        const stride = height * width;
+        if (options !== void 0) {
+          if (options.format !== void 0 && channels === 4 && options.format !== "RGBA" || channels === 3 && options.format !== "RGB" && options.format !== "BGR") {
+            throw new Error("Tensor format doesn't match input tensor dims");
+          }
+        }
+        const step = 4;
+        let rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
+        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+        if (inputformat === "RGBA") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+          aTensorPointer = stride * 3;
+        } else if (inputformat === "RGB") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+        } else if (inputformat === "RBG") {
+          rTensorPointer = 0;
+          bTensorPointer = stride;
+          gTensorPointer = stride * 2;
+        }
+        image = pixels2DContext.createImageData(width, height);
+        for (let i2 = 0; i2 < height * width; rImagePointer += step, gImagePointer += step, bImagePointer += step, aImagePointer += step, i2++) {
+          image.data[rImagePointer] = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
+          image.data[gImagePointer] = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
+          image.data[bImagePointer] = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
+          image.data[aImagePointer] = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
+        }
+      } else {
+        throw new Error("Can not access image data");
+      }
+      return image;
+    };
+    exports.tensorToImageData = tensorToImageData;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js
+var require_tensor_factory_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorFromPinnedBuffer = exports.tensorFromMLTensor = exports.tensorFromGpuBuffer = exports.tensorFromTexture = exports.tensorFromImage = exports.bufferToTensor = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    var bufferToTensor = (buffer, options) => {
+      if (buffer === void 0) {
+        throw new Error("Image buffer must be defined");
+      }
+      if (options.height === void 0 || options.width === void 0) {
+        throw new Error("Image height and width must be defined");
+      }
+      if (options.tensorLayout === "NHWC") {
+        throw new Error("NHWC Tensor layout is not supported yet");
+      }
+      const { height, width } = options;
+      const norm3 = options.norm ?? { mean: 255, bias: 0 };
+      let normMean;
+      let normBias;
+      if (typeof norm3.mean === "number") {
+        normMean = [norm3.mean, norm3.mean, norm3.mean, norm3.mean];
+      } else {
+        normMean = [norm3.mean[0], norm3.mean[1], norm3.mean[2], norm3.mean[3] ?? 255];
+      }
+      if (typeof norm3.bias === "number") {
+        normBias = [norm3.bias, norm3.bias, norm3.bias, norm3.bias];
+      } else {
+        normBias = [norm3.bias[0], norm3.bias[1], norm3.bias[2], norm3.bias[3] ?? 0];
+      }
+      const inputformat = options.format !== void 0 ? options.format : "RGBA";
+      const outputformat = options.tensorFormat !== void 0 ? options.tensorFormat !== void 0 ? options.tensorFormat : "RGB" : "RGB";
+      const stride = height * width;
+      const float32Data = outputformat === "RGBA" ? new Float32Array(stride * 4) : new Float32Array(stride * 3);
+      let step = 4, rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
+      let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+      if (inputformat === "RGB") {
+        step = 3;
+        rImagePointer = 0;
+        gImagePointer = 1;
+        bImagePointer = 2;
+        aImagePointer = -1;
+      }
+      if (outputformat === "RGBA") {
+        aTensorPointer = stride * 3;
+      } else if (outputformat === "RBG") {
+        rTensorPointer = 0;
+        bTensorPointer = stride;
+        gTensorPointer = stride * 2;
+      } else if (outputformat === "BGR") {
+        bTensorPointer = 0;
+        gTensorPointer = stride;
+        rTensorPointer = stride * 2;
+      }
+      for (let i2 = 0; i2 < stride; i2++, rImagePointer += step, bImagePointer += step, gImagePointer += step, aImagePointer += step) {
+        float32Data[rTensorPointer++] = (buffer[rImagePointer] + normBias[0]) / normMean[0];
+        float32Data[gTensorPointer++] = (buffer[gImagePointer] + normBias[1]) / normMean[1];
+        float32Data[bTensorPointer++] = (buffer[bImagePointer] + normBias[2]) / normMean[2];
+        if (aTensorPointer !== -1 && aImagePointer !== -1) {
+          float32Data[aTensorPointer++] = (buffer[aImagePointer] + normBias[3]) / normMean[3];
+        }
+      }
+      const outputTensor = outputformat === "RGBA" ? new tensor_impl_js_1.Tensor("float32", float32Data, [1, 4, height, width]) : new tensor_impl_js_1.Tensor("float32", float32Data, [1, 3, height, width]);
+      return outputTensor;
+    };
+    exports.bufferToTensor = bufferToTensor;
+    var tensorFromImage = async (image, options) => {
+      const isHTMLImageEle = typeof HTMLImageElement !== "undefined" && image instanceof HTMLImageElement;
+      const isImageDataEle = typeof ImageData !== "undefined" && image instanceof ImageData;
+      const isImageBitmap = typeof ImageBitmap !== "undefined" && image instanceof ImageBitmap;
+      const isString = typeof image === "string";
+      let data;
+      let bufferToTensorOptions = options ?? {};
+      const createCanvas = () => {
+        if (typeof document !== "undefined") {
+          return document.createElement("canvas");
+        } else if (typeof OffscreenCanvas !== "undefined") {
+          return new OffscreenCanvas(1, 1);
+        } else {
+          throw new Error("Canvas is not supported");
+        }
+      };
+      const createCanvasContext = (canvas) => {
+        if (typeof HTMLCanvasElement !== "undefined" && canvas instanceof HTMLCanvasElement) {
+          return canvas.getContext("2d");
+        } else if (canvas instanceof OffscreenCanvas) {
+          return canvas.getContext("2d");
+        } else {
+          return null;
+        }
+      };
+      if (isHTMLImageEle) {
+        const canvas = createCanvas();
+        canvas.width = image.width;
+        canvas.height = image.height;
+        const pixels2DContext = createCanvasContext(canvas);
+        if (pixels2DContext != null) {
+          let height = image.height;
+          let width = image.width;
+          if (options !== void 0 && options.resizedHeight !== void 0 && options.resizedWidth !== void 0) {
+            height = options.resizedHeight;
+            width = options.resizedWidth;
+          }
+          if (options !== void 0) {
+            bufferToTensorOptions = options;
+            if (options.tensorFormat !== void 0) {
+              throw new Error("Image input config format must be RGBA for HTMLImageElement");
+            } else {
+              bufferToTensorOptions.tensorFormat = "RGBA";
+            }
+            bufferToTensorOptions.height = height;
+            bufferToTensorOptions.width = width;
+          } else {
+            bufferToTensorOptions.tensorFormat = "RGBA";
+            bufferToTensorOptions.height = height;
+            bufferToTensorOptions.width = width;
+          }
+          pixels2DContext.drawImage(image, 0, 0);
+          data = pixels2DContext.getImageData(0, 0, width, height).data;
+        } else {
+          throw new Error("Can not access image data");
+        }
+      } else if (isImageDataEle) {
+        let height;
+        let width;
+        if (options !== void 0 && options.resizedWidth !== void 0 && options.resizedHeight !== void 0) {
+          height = options.resizedHeight;
+          width = options.resizedWidth;
+        } else {
+          height = image.height;
+          width = image.width;
+        }
+        if (options !== void 0) {
+          bufferToTensorOptions = options;
+        }
+        bufferToTensorOptions.format = "RGBA";
+        bufferToTensorOptions.height = height;
+        bufferToTensorOptions.width = width;
+        if (options !== void 0) {
+          const tempCanvas = createCanvas();
+          tempCanvas.width = width;
+          tempCanvas.height = height;
+          const pixels2DContext = createCanvasContext(tempCanvas);
+          if (pixels2DContext != null) {
+            pixels2DContext.putImageData(image, 0, 0);
+            data = pixels2DContext.getImageData(0, 0, width, height).data;
+          } else {
+            throw new Error("Can not access image data");
+          }
+        } else {
+          data = image.data;
+        }
+      } else if (isImageBitmap) {
+        if (options === void 0) {
+          throw new Error("Please provide image config with format for Imagebitmap");
+        }
+        const canvas = createCanvas();
+        canvas.width = image.width;
+        canvas.height = image.height;
+        const pixels2DContext = createCanvasContext(canvas);
+        if (pixels2DContext != null) {
+          const height = image.height;
+          const width = image.width;
+          pixels2DContext.drawImage(image, 0, 0, width, height);
+          data = pixels2DContext.getImageData(0, 0, width, height).data;
+          bufferToTensorOptions.height = height;
+          bufferToTensorOptions.width = width;
+          return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
+        } else {
+          throw new Error("Can not access image data");
+        }
+      } else if (isString) {
+        return new Promise((resolve8, reject) => {
+          const canvas = createCanvas();
+          const context3 = createCanvasContext(canvas);
+          if (!image || !context3) {
+            return reject();
+          }
+          const newImage = new Image();
+          newImage.crossOrigin = "Anonymous";
+          newImage.src = image;
+          newImage.onload = () => {
+            canvas.width = newImage.width;
+            canvas.height = newImage.height;
+            context3.drawImage(newImage, 0, 0, canvas.width, canvas.height);
+            const img = context3.getImageData(0, 0, canvas.width, canvas.height);
+            bufferToTensorOptions.height = canvas.height;
+            bufferToTensorOptions.width = canvas.width;
+            resolve8((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
+          };
+        });
+      } else {
+        throw new Error("Input data provided is not supported - aborted tensor creation");
+      }
+      if (data !== void 0) {
+        return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
+      } else {
+        throw new Error("Input data provided is not supported - aborted tensor creation");
+      }
+    };
+    exports.tensorFromImage = tensorFromImage;
+    var tensorFromTexture = (texture, options) => {
+      const { width, height, download, dispose } = options;
+      const dims = [1, height, width, 4];
+      return new tensor_impl_js_1.Tensor({ location: "texture", type: "float32", texture, dims, download, dispose });
+    };
+    exports.tensorFromTexture = tensorFromTexture;
+    var tensorFromGpuBuffer = (gpuBuffer, options) => {
+      const { dataType, dims, download, dispose } = options;
+      return new tensor_impl_js_1.Tensor({ location: "gpu-buffer", type: dataType ?? "float32", gpuBuffer, dims, download, dispose });
+    };
+    exports.tensorFromGpuBuffer = tensorFromGpuBuffer;
+    var tensorFromMLTensor = (mlTensor, options) => {
+      const { dataType, dims, download, dispose } = options;
+      return new tensor_impl_js_1.Tensor({ location: "ml-tensor", type: dataType ?? "float32", mlTensor, dims, download, dispose });
+    };
+    exports.tensorFromMLTensor = tensorFromMLTensor;
+    var tensorFromPinnedBuffer = (type, buffer, dims) => new tensor_impl_js_1.Tensor({ location: "cpu-pinned", type, data: buffer, dims: dims ?? [buffer.length] });
+    exports.tensorFromPinnedBuffer = tensorFromPinnedBuffer;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js
+var require_tensor_impl_type_mapping = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.checkTypedArray = exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = void 0;
+    exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = /* @__PURE__ */ new Map([
+      ["float32", Float32Array],
+      ["uint8", Uint8Array],
+      ["int8", Int8Array],
+      ["uint16", Uint16Array],
+      ["int16", Int16Array],
+      ["int32", Int32Array],
+      ["bool", Uint8Array],
+      ["float64", Float64Array],
+      ["uint32", Uint32Array],
+      ["int4", Uint8Array],
+      ["uint4", Uint8Array]
+    ]);
+    exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = /* @__PURE__ */ new Map([
+      [Float32Array, "float32"],
+      [Uint8Array, "uint8"],
+      [Int8Array, "int8"],
+      [Uint16Array, "uint16"],
+      [Int16Array, "int16"],
+      [Int32Array, "int32"],
+      [Float64Array, "float64"],
+      [Uint32Array, "uint32"]
+    ]);
+    var isTypedArrayChecked = false;
+    var checkTypedArray = () => {
+      if (!isTypedArrayChecked) {
+        isTypedArrayChecked = true;
+        const isBigInt64ArrayAvailable = typeof BigInt64Array !== "undefined" && BigInt64Array.from;
+        const isBigUint64ArrayAvailable = typeof BigUint64Array !== "undefined" && BigUint64Array.from;
+        const Float16Array = globalThis.Float16Array;
+        const isFloat16ArrayAvailable = typeof Float16Array !== "undefined" && Float16Array.from;
+        if (isBigInt64ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("int64", BigInt64Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigInt64Array, "int64");
+        }
+        if (isBigUint64ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("uint64", BigUint64Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigUint64Array, "uint64");
+        }
+        if (isFloat16ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Float16Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(Float16Array, "float16");
+        } else {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Uint16Array);
+        }
+      }
+    };
+    exports.checkTypedArray = checkTypedArray;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js
+var require_tensor_utils_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorReshape = exports.calculateSize = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    var calculateSize = (dims) => {
+      let size2 = 1;
+      for (let i2 = 0; i2 < dims.length; i2++) {
+        const dim = dims[i2];
+        if (typeof dim !== "number" || !Number.isSafeInteger(dim)) {
+          throw new TypeError(`dims[${i2}] must be an integer, got: ${dim}`);
+        }
+        if (dim < 0) {
+          throw new RangeError(`dims[${i2}] must be a non-negative integer, got: ${dim}`);
+        }
+        size2 *= dim;
+      }
+      return size2;
+    };
+    exports.calculateSize = calculateSize;
+    var tensorReshape = (tensor, dims) => {
+      switch (tensor.location) {
+        case "cpu":
+          return new tensor_impl_js_1.Tensor(tensor.type, tensor.data, dims);
+        case "cpu-pinned":
+          return new tensor_impl_js_1.Tensor({
+            location: "cpu-pinned",
+            data: tensor.data,
+            type: tensor.type,
+            dims
+          });
+        case "texture":
+          return new tensor_impl_js_1.Tensor({
+            location: "texture",
+            texture: tensor.texture,
+            type: tensor.type,
+            dims
+          });
+        case "gpu-buffer":
+          return new tensor_impl_js_1.Tensor({
+            location: "gpu-buffer",
+            gpuBuffer: tensor.gpuBuffer,
+            type: tensor.type,
+            dims
+          });
+        case "ml-tensor":
+          return new tensor_impl_js_1.Tensor({
+            location: "ml-tensor",
+            mlTensor: tensor.mlTensor,
+            type: tensor.type,
+            dims
+          });
+        default:
+          throw new Error(`tensorReshape: tensor location ${tensor.location} is not supported`);
+      }
+    };
+    exports.tensorReshape = tensorReshape;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-impl.js
+var require_tensor_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Tensor = void 0;
+    var tensor_conversion_impl_js_1 = require_tensor_conversion_impl();
+    var tensor_factory_impl_js_1 = require_tensor_factory_impl();
+    var tensor_impl_type_mapping_js_1 = require_tensor_impl_type_mapping();
+    var tensor_utils_impl_js_1 = require_tensor_utils_impl();
+    var Tensor = class {
+      /**
+       * implementation.
+       */
+      constructor(arg0, arg1, arg2) {
+        (0, tensor_impl_type_mapping_js_1.checkTypedArray)();
+        let type;
+        let dims;
+        if (typeof arg0 === "object" && "location" in arg0) {
+          this.dataLocation = arg0.location;
+          type = arg0.type;
+          dims = arg0.dims;
+          switch (arg0.location) {
+            case "cpu-pinned": {
+              const expectedTypedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(type);
+              if (!expectedTypedArrayConstructor) {
+                throw new TypeError(`unsupported type "${type}" to create tensor from pinned buffer`);
+              }
+              if (!(arg0.data instanceof expectedTypedArrayConstructor)) {
+                throw new TypeError(`buffer should be of type ${expectedTypedArrayConstructor.name}`);
+              }
+              this.cpuData = arg0.data;
+              break;
+            }
+            case "texture": {
+              if (type !== "float32") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from texture`);
+              }
+              this.gpuTextureData = arg0.texture;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            case "gpu-buffer": {
+              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from gpu buffer`);
+              }
+              this.gpuBufferData = arg0.gpuBuffer;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            case "ml-tensor": {
+              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint64" && type !== "int8" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from MLTensor`);
+              }
+              this.mlTensorData = arg0.mlTensor;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            default:
+              throw new Error(`Tensor constructor: unsupported location '${this.dataLocation}'`);
+          }
+        } else {
+          let data;
+          let maybeDims;
+          if (typeof arg0 === "string") {
+            type = arg0;
+            maybeDims = arg2;
+            if (arg0 === "string") {
+              if (!Array.isArray(arg1)) {
+                throw new TypeError("A string tensor's data must be a string array.");
+              }
+              data = arg1;
+            } else {
+              const typedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(arg0);
+              if (typedArrayConstructor === void 0) {
+                throw new TypeError(`Unsupported tensor type: ${arg0}.`);
+              }
+              if (Array.isArray(arg1)) {
+                if (arg0 === "float16" && typedArrayConstructor === Uint16Array || arg0 === "uint4" || arg0 === "int4") {
+                  throw new TypeError(`Creating a ${arg0} tensor from number array is not supported. Please use ${typedArrayConstructor.name} as data.`);
+                } else if (arg0 === "uint64" || arg0 === "int64") {
+                  data = typedArrayConstructor.from(arg1, BigInt);
+                } else {
+                  data = typedArrayConstructor.from(arg1);
+                }
+              } else if (arg1 instanceof typedArrayConstructor) {
+                data = arg1;
+              } else if (arg1 instanceof Uint8ClampedArray) {
+                if (arg0 === "uint8") {
+                  data = Uint8Array.from(arg1);
+                } else {
+                  throw new TypeError(`A Uint8ClampedArray tensor's data must be type of uint8`);
+                }
+              } else if (arg0 === "float16" && arg1 instanceof Uint16Array && typedArrayConstructor !== Uint16Array) {
+                data = new globalThis.Float16Array(arg1.buffer, arg1.byteOffset, arg1.length);
+              } else {
+                throw new TypeError(`A ${type} tensor's data must be type of ${typedArrayConstructor}`);
+              }
+            }
+          } else {
+            maybeDims = arg1;
+            if (Array.isArray(arg0)) {
+              if (arg0.length === 0) {
+                throw new TypeError("Tensor type cannot be inferred from an empty array.");
+              }
+              const firstElementType = typeof arg0[0];
+              if (firstElementType === "string") {
+                type = "string";
+                data = arg0;
+              } else if (firstElementType === "boolean") {
+                type = "bool";
+                data = Uint8Array.from(arg0);
+              } else {
+                throw new TypeError(`Invalid element type of data array: ${firstElementType}.`);
+              }
+            } else if (arg0 instanceof Uint8ClampedArray) {
+              type = "uint8";
+              data = Uint8Array.from(arg0);
+            } else {
+              const mappedType = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.get(arg0.constructor);
+              if (mappedType === void 0) {
+                throw new TypeError(`Unsupported type for tensor data: ${arg0.constructor}.`);
+              }
+              type = mappedType;
+              data = arg0;
+            }
+          }
+          if (maybeDims === void 0) {
+            maybeDims = [data.length];
+          } else if (!Array.isArray(maybeDims)) {
+            throw new TypeError("A tensor's dims must be a number array");
+          }
+          dims = maybeDims;
+          this.cpuData = data;
+          this.dataLocation = "cpu";
+        }
+        const size2 = (0, tensor_utils_impl_js_1.calculateSize)(dims);
+        if (this.cpuData && size2 !== this.cpuData.length) {
+          if ((type === "uint4" || type === "int4") && Math.ceil(size2 / 2) === this.cpuData.length) {
+          } else {
+            throw new Error(`Tensor's size(${size2}) does not match data length(${this.cpuData.length}).`);
+          }
+        }
+        this.type = type;
+        this.dims = dims;
+        this.size = size2;
+      }
+      // #endregion
+      // #region factory
+      static async fromImage(image, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromImage)(image, options);
+      }
+      static fromTexture(texture, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromTexture)(texture, options);
+      }
+      static fromGpuBuffer(gpuBuffer, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromGpuBuffer)(gpuBuffer, options);
+      }
+      static fromMLTensor(mlTensor, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromMLTensor)(mlTensor, options);
+      }
+      static fromPinnedBuffer(type, buffer, dims) {
+        return (0, tensor_factory_impl_js_1.tensorFromPinnedBuffer)(type, buffer, dims);
+      }
+      // #endregion
+      // #region conversions
+      toDataURL(options) {
+        return (0, tensor_conversion_impl_js_1.tensorToDataURL)(this, options);
+      }
+      toImageData(options) {
+        return (0, tensor_conversion_impl_js_1.tensorToImageData)(this, options);
+      }
+      // #endregion
+      // #region properties
+      get data() {
+        this.ensureValid();
+        if (!this.cpuData) {
+          throw new Error("The data is not on CPU. Use `getData()` to download GPU data to CPU, or use `texture` or `gpuBuffer` property to access the GPU data directly.");
+        }
+        return this.cpuData;
+      }
+      get location() {
+        return this.dataLocation;
+      }
+      get texture() {
+        this.ensureValid();
+        if (!this.gpuTextureData) {
+          throw new Error("The data is not stored as a WebGL texture.");
+        }
+        return this.gpuTextureData;
+      }
+      get gpuBuffer() {
+        this.ensureValid();
+        if (!this.gpuBufferData) {
+          throw new Error("The data is not stored as a WebGPU buffer.");
+        }
+        return this.gpuBufferData;
+      }
+      get mlTensor() {
+        this.ensureValid();
+        if (!this.mlTensorData) {
+          throw new Error("The data is not stored as a WebNN MLTensor.");
+        }
+        return this.mlTensorData;
+      }
+      // #endregion
+      // #region methods
+      async getData(releaseData) {
+        this.ensureValid();
+        switch (this.dataLocation) {
+          case "cpu":
+          case "cpu-pinned":
+            return this.data;
+          case "texture":
+          case "gpu-buffer":
+          case "ml-tensor": {
+            if (!this.downloader) {
+              throw new Error("The current tensor is not created with a specified data downloader.");
+            }
+            if (this.isDownloading) {
+              throw new Error("The current tensor is being downloaded.");
+            }
+            try {
+              this.isDownloading = true;
+              const data = await this.downloader();
+              this.downloader = void 0;
+              this.dataLocation = "cpu";
+              this.cpuData = data;
+              if (releaseData && this.disposer) {
+                this.disposer();
+                this.disposer = void 0;
+              }
+              return data;
+            } finally {
+              this.isDownloading = false;
+            }
+          }
+          default:
+            throw new Error(`cannot get data from location: ${this.dataLocation}`);
+        }
+      }
+      dispose() {
+        if (this.isDownloading) {
+          throw new Error("The current tensor is being downloaded.");
+        }
+        if (this.disposer) {
+          this.disposer();
+          this.disposer = void 0;
+        }
+        this.cpuData = void 0;
+        this.gpuTextureData = void 0;
+        this.gpuBufferData = void 0;
+        this.mlTensorData = void 0;
+        this.downloader = void 0;
+        this.isDownloading = void 0;
+        this.dataLocation = "none";
+      }
+      // #endregion
+      // #region tensor utilities
+      ensureValid() {
+        if (this.dataLocation === "none") {
+          throw new Error("The tensor is disposed.");
+        }
+      }
+      reshape(dims) {
+        this.ensureValid();
+        if (this.downloader || this.disposer) {
+          throw new Error("Cannot reshape a tensor that owns GPU resource.");
+        }
+        return (0, tensor_utils_impl_js_1.tensorReshape)(this, dims);
+      }
+    };
+    exports.Tensor = Tensor;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor.js
+var require_tensor = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Tensor = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    exports.Tensor = tensor_impl_js_1.Tensor;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/trace.js
+var require_trace = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/trace.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.TRACE_EVENT_END = exports.TRACE_EVENT_BEGIN = exports.TRACE_FUNC_END = exports.TRACE_FUNC_BEGIN = exports.TRACE = void 0;
+    var env_impl_js_1 = require_env_impl();
+    var TRACE = (deviceType, label2) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.timeStamp(`${deviceType}::ORT::${label2}`);
+    };
+    exports.TRACE = TRACE;
+    var TRACE_FUNC = (msg, extraMsg) => {
+      const stack = new Error().stack?.split(/\r\n|\r|\n/g) || [];
+      let hasTraceFunc = false;
+      for (let i2 = 0; i2 < stack.length; i2++) {
+        if (hasTraceFunc && !stack[i2].includes("TRACE_FUNC")) {
+          let label2 = `FUNC_${msg}::${stack[i2].trim().split(" ")[1]}`;
+          if (extraMsg) {
+            label2 += `::${extraMsg}`;
+          }
+          (0, exports.TRACE)("CPU", label2);
+          return;
+        }
+        if (stack[i2].includes("TRACE_FUNC")) {
+          hasTraceFunc = true;
+        }
+      }
+    };
+    var TRACE_FUNC_BEGIN = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      TRACE_FUNC("BEGIN", extraMsg);
+    };
+    exports.TRACE_FUNC_BEGIN = TRACE_FUNC_BEGIN;
+    var TRACE_FUNC_END = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      TRACE_FUNC("END", extraMsg);
+    };
+    exports.TRACE_FUNC_END = TRACE_FUNC_END;
+    var TRACE_EVENT_BEGIN = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.time(`ORT::${extraMsg}`);
+    };
+    exports.TRACE_EVENT_BEGIN = TRACE_EVENT_BEGIN;
+    var TRACE_EVENT_END = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.timeEnd(`ORT::${extraMsg}`);
+    };
+    exports.TRACE_EVENT_END = TRACE_EVENT_END;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js
+var require_inference_session_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.InferenceSession = void 0;
+    var backend_impl_js_1 = require_backend_impl();
+    var tensor_js_1 = require_tensor();
+    var trace_js_1 = require_trace();
+    var InferenceSession = class _InferenceSession {
+      constructor(handler2) {
+        this.handler = handler2;
+      }
+      async run(feeds, arg1, arg2) {
+        (0, trace_js_1.TRACE_FUNC_BEGIN)();
+        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.run");
+        const fetches = {};
+        let options = {};
+        if (typeof feeds !== "object" || feeds === null || feeds instanceof tensor_js_1.Tensor || Array.isArray(feeds)) {
+          throw new TypeError("'feeds' must be an object that use input names as keys and OnnxValue as corresponding values.");
+        }
+        let isFetchesEmpty = true;
+        if (typeof arg1 === "object") {
+          if (arg1 === null) {
+            throw new TypeError("Unexpected argument[1]: cannot be null.");
+          }
+          if (arg1 instanceof tensor_js_1.Tensor) {
+            throw new TypeError("'fetches' cannot be a Tensor");
+          }
+          if (Array.isArray(arg1)) {
+            if (arg1.length === 0) {
+              throw new TypeError("'fetches' cannot be an empty array.");
+            }
+            isFetchesEmpty = false;
+            for (const name of arg1) {
+              if (typeof name !== "string") {
+                throw new TypeError("'fetches' must be a string array or an object.");
+              }
+              if (this.outputNames.indexOf(name) === -1) {
+                throw new RangeError(`'fetches' contains invalid output name: ${name}.`);
+              }
+              fetches[name] = null;
+            }
+            if (typeof arg2 === "object" && arg2 !== null) {
+              options = arg2;
+            } else if (typeof arg2 !== "undefined") {
+              throw new TypeError("'options' must be an object.");
+            }
+          } else {
+            let isFetches = false;
+            const arg1Keys = Object.getOwnPropertyNames(arg1);
+            for (const name of this.outputNames) {
+              if (arg1Keys.indexOf(name) !== -1) {
+                const v = arg1[name];
+                if (v === null || v instanceof tensor_js_1.Tensor) {
+                  isFetches = true;
+                  isFetchesEmpty = false;
+                  fetches[name] = v;
+                }
+              }
+            }
+            if (isFetches) {
+              if (typeof arg2 === "object" && arg2 !== null) {
+                options = arg2;
+              } else if (typeof arg2 !== "undefined") {
+                throw new TypeError("'options' must be an object.");
+              }
+            } else {
+              options = arg1;
+            }
+          }
+        } else if (typeof arg1 !== "undefined") {
+          throw new TypeError("Unexpected argument[1]: must be 'fetches' or 'options'.");
+        }
+        for (const name of this.inputNames) {
+          if (typeof feeds[name] === "undefined") {
+            throw new Error(`input '${name}' is missing in 'feeds'.`);
+          }
+        }
+        if (isFetchesEmpty) {
+          for (const name of this.outputNames) {
+            fetches[name] = null;
+          }
+        }
+        const results = await this.handler.run(feeds, fetches, options);
+        const returnValue = {};
+        for (const key in results) {
+          if (Object.hasOwnProperty.call(results, key)) {
+            const result = results[key];
+            if (result instanceof tensor_js_1.Tensor) {
+              returnValue[key] = result;
+            } else {
+              returnValue[key] = new tensor_js_1.Tensor(result.type, result.data, result.dims);
+            }
+          }
+        }
+        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.run");
+        (0, trace_js_1.TRACE_FUNC_END)();
+        return returnValue;
+      }
+      async release() {
+        return this.handler.dispose();
+      }
+      static async create(arg0, arg1, arg2, arg3) {
+        (0, trace_js_1.TRACE_FUNC_BEGIN)();
+        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.create");
+        let filePathOrUint8Array;
+        let options = {};
+        if (typeof arg0 === "string") {
+          filePathOrUint8Array = arg0;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+        } else if (arg0 instanceof Uint8Array) {
+          filePathOrUint8Array = arg0;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+        } else if (arg0 instanceof ArrayBuffer || typeof SharedArrayBuffer !== "undefined" && arg0 instanceof SharedArrayBuffer) {
+          const buffer = arg0;
+          let byteOffset = 0;
+          let byteLength = arg0.byteLength;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 === "number") {
+            byteOffset = arg1;
+            if (!Number.isSafeInteger(byteOffset)) {
+              throw new RangeError("'byteOffset' must be an integer.");
+            }
+            if (byteOffset < 0 || byteOffset >= buffer.byteLength) {
+              throw new RangeError(`'byteOffset' is out of range [0, ${buffer.byteLength}).`);
+            }
+            byteLength = arg0.byteLength - byteOffset;
+            if (typeof arg2 === "number") {
+              byteLength = arg2;
+              if (!Number.isSafeInteger(byteLength)) {
+                throw new RangeError("'byteLength' must be an integer.");
+              }
+              if (byteLength <= 0 || byteOffset + byteLength > buffer.byteLength) {
+                throw new RangeError(`'byteLength' is out of range (0, ${buffer.byteLength - byteOffset}].`);
+              }
+              if (typeof arg3 === "object" && arg3 !== null) {
+                options = arg3;
+              } else if (typeof arg3 !== "undefined") {
+                throw new TypeError("'options' must be an object.");
+              }
+            } else if (typeof arg2 !== "undefined") {
+              throw new TypeError("'byteLength' must be a number.");
+            }
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+          filePathOrUint8Array = new Uint8Array(buffer, byteOffset, byteLength);
+        } else {
+          throw new TypeError("Unexpected argument[0]: must be 'path' or 'buffer'.");
+        }
+        const [backend, optionsWithValidatedEPs] = await (0, backend_impl_js_1.resolveBackendAndExecutionProviders)(options);
+        const handler2 = await backend.createInferenceSessionHandler(filePathOrUint8Array, optionsWithValidatedEPs);
+        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.create");
+        (0, trace_js_1.TRACE_FUNC_END)();
+        return new _InferenceSession(handler2);
+      }
+      startProfiling() {
+        this.handler.startProfiling();
+      }
+      endProfiling() {
+        this.handler.endProfiling();
+      }
+      get inputNames() {
+        return this.handler.inputNames;
+      }
+      get outputNames() {
+        return this.handler.outputNames;
+      }
+      get inputMetadata() {
+        return this.handler.inputMetadata;
+      }
+      get outputMetadata() {
+        return this.handler.outputMetadata;
+      }
+    };
+    exports.InferenceSession = InferenceSession;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/inference-session.js
+var require_inference_session = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/inference-session.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.InferenceSession = void 0;
+    var inference_session_impl_js_1 = require_inference_session_impl();
+    exports.InferenceSession = inference_session_impl_js_1.InferenceSession;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js
+var require_tensor_conversion = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-factory.js
+var require_tensor_factory = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-factory.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/onnx-model.js
+var require_onnx_model = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/onnx-model.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/onnx-value.js
+var require_onnx_value = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/onnx-value.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/index.js
+var require_cjs = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/index.js"(exports) {
+    "use strict";
+    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      var desc = Object.getOwnPropertyDescriptor(m, k);
+      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+        desc = { enumerable: true, get: function() {
+          return m[k];
+        } };
+      }
+      Object.defineProperty(o, k2, desc);
+    }) : (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      o[k2] = m[k];
+    }));
+    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
+      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
+    };
+    Object.defineProperty(exports, "__esModule", { value: true });
+    __exportStar(require_backend(), exports);
+    __exportStar(require_env(), exports);
+    __exportStar(require_inference_session(), exports);
+    __exportStar(require_tensor(), exports);
+    __exportStar(require_tensor_conversion(), exports);
+    __exportStar(require_tensor_factory(), exports);
+    __exportStar(require_trace(), exports);
+    __exportStar(require_onnx_model(), exports);
+    __exportStar(require_onnx_value(), exports);
+  }
+});
+
+// node_modules/onnxruntime-node/dist/binding.js
+var require_binding = __commonJS({
+  "node_modules/onnxruntime-node/dist/binding.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.initOrt = exports.binding = void 0;
+    var worker_threads_1 = __require("worker_threads");
+    var onnxruntime_common_1 = require_cjs();
+    exports.binding = // eslint-disable-next-line @typescript-eslint/no-require-imports, @typescript-eslint/no-var-requires
+    __require(globalThis.__pruneGuardOrtBinding());
+    var ortInitialized = false;
+    var initOrt = () => {
+      if (!ortInitialized) {
+        ortInitialized = true;
+        let logLevel = 2;
+        if (onnxruntime_common_1.env.logLevel) {
+          switch (onnxruntime_common_1.env.logLevel) {
+            case "verbose":
+              logLevel = 0;
+              break;
+            case "info":
+              logLevel = 1;
+              break;
+            case "warning":
+              logLevel = 2;
+              break;
+            case "error":
+              logLevel = 3;
+              break;
+            case "fatal":
+              logLevel = 4;
+              break;
+            default:
+              throw new Error(`Unsupported log level: ${onnxruntime_common_1.env.logLevel}`);
+          }
+        }
+        exports.binding.initOrtOnce(logLevel, onnxruntime_common_1.Tensor, worker_threads_1.isMainThread);
+      }
+    };
+    exports.initOrt = initOrt;
+  }
+});
+
+// node_modules/onnxruntime-node/dist/backend.js
+var require_backend2 = __commonJS({
+  "node_modules/onnxruntime-node/dist/backend.js"(exports) {
+    "use strict";
+    var __classPrivateFieldSet = exports && exports.__classPrivateFieldSet || function(receiver, state, value, kind, f) {
+      if (kind === "m") throw new TypeError("Private method is not writable");
+      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a setter");
+      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot write private member to an object whose class did not declare it");
+      return kind === "a" ? f.call(receiver, value) : f ? f.value = value : state.set(receiver, value), value;
+    };
+    var __classPrivateFieldGet = exports && exports.__classPrivateFieldGet || function(receiver, state, kind, f) {
+      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a getter");
+      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot read private member from an object whose class did not declare it");
+      return kind === "m" ? f : kind === "a" ? f.call(receiver) : f ? f.value : state.get(receiver);
+    };
+    var _OnnxruntimeSessionHandler_inferenceSession;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.listSupportedBackends = exports.onnxruntimeBackend = void 0;
+    var binding_1 = require_binding();
+    var dataTypeStrings = [
+      void 0,
+      // 0
+      "float32",
+      "uint8",
+      "int8",
+      "uint16",
+      "int16",
+      "int32",
+      "int64",
+      "string",
+      "bool",
+      "float16",
+      "float64",
+      "uint32",
+      "uint64",
+      void 0,
+      // 14
+      void 0,
+      // 15
+      void 0,
+      // 16
+      void 0,
+      // 17
+      void 0,
+      // 18
+      void 0,
+      // 19
+      void 0,
+      // 20
+      "uint4",
+      "int4"
+    ];
+    var OnnxruntimeSessionHandler = class {
+      constructor(pathOrBuffer, options) {
+        _OnnxruntimeSessionHandler_inferenceSession.set(this, void 0);
+        (0, binding_1.initOrt)();
+        __classPrivateFieldSet(this, _OnnxruntimeSessionHandler_inferenceSession, new binding_1.binding.InferenceSession(), "f");
+        if (typeof pathOrBuffer === "string") {
+          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer, options);
+        } else {
+          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer.buffer, pathOrBuffer.byteOffset, pathOrBuffer.byteLength, options);
+        }
+        this.inputNames = [];
+        this.outputNames = [];
+        this.inputMetadata = [];
+        this.outputMetadata = [];
+        const fillNamesAndMetadata = (rawMetadata) => {
+          const names = [];
+          const metadata = [];
+          for (const m of rawMetadata) {
+            names.push(m.name);
+            if (!m.isTensor) {
+              metadata.push({ name: m.name, isTensor: false });
+            } else {
+              const type = dataTypeStrings[m.type];
+              if (type === void 0) {
+                throw new Error(`Unsupported data type: ${m.type}`);
+              }
+              const shape = [];
+              for (let i2 = 0; i2 < m.shape.length; ++i2) {
+                const dim = m.shape[i2];
+                if (dim === -1) {
+                  shape.push(m.symbolicDimensions[i2]);
+                } else if (dim >= 0) {
+                  shape.push(dim);
+                } else {
+                  throw new Error(`Invalid dimension: ${dim}`);
+                }
+              }
+              metadata.push({
+                name: m.name,
+                isTensor: m.isTensor,
+                type,
+                shape
+              });
+            }
+          }
+          return [names, metadata];
+        };
+        [this.inputNames, this.inputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").inputMetadata);
+        [this.outputNames, this.outputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").outputMetadata);
+      }
+      async dispose() {
+        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").dispose();
+      }
+      startProfiling() {
+      }
+      endProfiling() {
+        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
+      }
+      async run(feeds, fetches, options) {
+        return new Promise((resolve8, reject) => {
+          setImmediate(() => {
+            try {
+              resolve8(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
+            } catch (e) {
+              reject(e);
+            }
+          });
+        });
+      }
+    };
+    _OnnxruntimeSessionHandler_inferenceSession = /* @__PURE__ */ new WeakMap();
+    var OnnxruntimeBackend = class {
+      async init() {
+        return Promise.resolve();
+      }
+      async createInferenceSessionHandler(pathOrBuffer, options) {
+        return new Promise((resolve8, reject) => {
+          setImmediate(() => {
+            try {
+              resolve8(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
+            } catch (e) {
+              reject(e);
+            }
+          });
+        });
+      }
+    };
+    exports.onnxruntimeBackend = new OnnxruntimeBackend();
+    exports.listSupportedBackends = binding_1.binding.listSupportedBackends;
+  }
+});
+
+// node_modules/onnxruntime-node/dist/version.js
+var require_version2 = __commonJS({
+  "node_modules/onnxruntime-node/dist/version.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.version = void 0;
+    exports.version = "1.30.0";
+  }
+});
+
+// node_modules/onnxruntime-node/dist/index.js
+var require_dist = __commonJS({
+  "node_modules/onnxruntime-node/dist/index.js"(exports) {
+    "use strict";
+    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      var desc = Object.getOwnPropertyDescriptor(m, k);
+      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+        desc = { enumerable: true, get: function() {
+          return m[k];
+        } };
+      }
+      Object.defineProperty(o, k2, desc);
+    }) : (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      o[k2] = m[k];
+    }));
+    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
+      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
+    };
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.listSupportedBackends = void 0;
+    __exportStar(require_cjs(), exports);
+    var backend_1 = require_backend2();
+    Object.defineProperty(exports, "listSupportedBackends", { enumerable: true, get: function() {
+      return backend_1.listSupportedBackends;
+    } });
+    var onnxruntime_common_1 = require_cjs();
+    var version_1 = require_version2();
+    var backend_2 = require_backend2();
+    var backends = (0, backend_2.listSupportedBackends)();
+    for (const backend of backends) {
+      (0, onnxruntime_common_1.registerBackend)(backend.name, backend_2.onnxruntimeBackend, 100);
+    }
+    Object.defineProperty(onnxruntime_common_1.env.versions, "node", { value: version_1.version, enumerable: true });
+  }
+});
+
+// src/onnx/runtime/ortErrors.ts
+function shortOrtError(message) {
+  for (const [re, say] of PATTERNS) {
+    const m = message.match(re);
+    if (m) return say(m);
+  }
+  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
+  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
+}
+var PATTERNS, MAX_LENGTH;
+var init_ortErrors = __esm({
+  "src/onnx/runtime/ortErrors.ts"() {
+    "use strict";
+    PATTERNS = [
+      [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
+      [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
+      [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
+      [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
+    ];
+    MAX_LENGTH = 300;
+  }
+});
+
+// src/onnx/runtime/ort.ts
+import { createRequire } from "node:module";
+function onnxruntime() {
+  if (chosen) return chosen;
+  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
+  if (custom) {
+    try {
+      chosen = { ort: createRequire(import.meta.url)(custom), source: custom };
+    } catch (e) {
+      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
+    }
+  } else {
+    chosen = { ort: bundled, source: "bundled" };
+  }
+  return chosen;
+}
+function onnxruntimeVersion() {
+  const { ort } = onnxruntime();
+  return ort.env.versions?.common ?? "unknown";
+}
+async function openSession(modelPath, opts) {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(modelPath, {
+      executionProviders: [opts.provider ?? "cpu"],
+      graphOptimizationLevel: "all",
+      executionMode: "sequential",
+      intraOpNumThreads: opts.threads,
+      interOpNumThreads: 1
+    });
+  } catch (e) {
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
+  }
+}
+var bundled, chosen;
+var init_ort = __esm({
+  "src/onnx/runtime/ort.ts"() {
+    "use strict";
+    bundled = __toESM(require_dist(), 1);
+    init_errors();
+    init_ortErrors();
+  }
+});
+
+// src/measure/metrics.ts
+function accuracy(pred, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
+  return labels.length ? hit / labels.length : NaN;
+}
+function perClassAccuracy(pred, labels, classes) {
+  const hit = new Float64Array(classes);
+  const support = classSupport(labels, classes);
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
+  return Array.from(support, (n, c) => n ? hit[c] / n : null);
+}
+function classSupport(labels, classes) {
+  const support = new Array(classes).fill(0);
+  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
+  return support;
+}
+function confusionMatrix(pred, labels, classes) {
+  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
+  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
+  return m;
+}
+function agreement(a, b) {
+  let same2 = 0;
+  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
+  return a.length ? same2 / a.length : NaN;
+}
+var init_metrics = __esm({
+  "src/measure/metrics.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/binomial.ts
+function logGamma(x2) {
+  const g2 = 7;
+  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
+  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
+  x2 -= 1;
+  let a = c[0];
+  const t = x2 + g2 + 0.5;
+  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
+  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+}
+function binomialHalfCdf(k, n) {
+  if (k < 0) return 0;
+  if (k >= n) return 1;
+  const lnN = logGamma(n + 1);
+  const ln2n = n * Math.LN2;
+  let sum = 0;
+  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
+  return Math.min(1, sum);
+}
+var init_binomial = __esm({
+  "src/measure/stats/binomial.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/distribution.ts
+function regularizedGammaP(a, x2) {
+  if (x2 <= 0) return 0;
+  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
+  if (x2 < a + 1) {
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 1e3; n++) {
+      term *= x2 / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.min(1, sum * Math.exp(lnPre));
+  }
+  let b = x2 + 1 - a;
+  let c = 1 / 1e-300;
+  let d = 1 / b;
+  let h = d;
+  for (let i2 = 1; i2 < 1e3; i2++) {
+    const an = -i2 * (i2 - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < 1e-300) d = 1e-300;
+    c = b + an / c;
+    if (Math.abs(c) < 1e-300) c = 1e-300;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return Math.max(0, 1 - Math.exp(lnPre) * h);
+}
+function chiSquareSurvival(x2, df) {
+  return 1 - regularizedGammaP(df / 2, x2 / 2);
+}
+function chiSquareHomogeneity(a, b) {
+  const na = a.reduce((s, v) => s + v, 0);
+  const nb = b.reduce((s, v) => s + v, 0);
+  let stat2 = 0;
+  let bins = 0;
+  for (let i2 = 0; i2 < a.length; i2++) {
+    const total2 = a[i2] + b[i2];
+    if (total2 === 0) continue;
+    bins++;
+    const ea = total2 * na / (na + nb);
+    const eb = total2 * nb / (na + nb);
+    stat2 += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
+  }
+  const df = Math.max(1, bins - 1);
+  return { statistic: stat2, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat2, df) };
+}
+function kolmogorovSmirnov(x2, y) {
+  const a = Float64Array.from(x2).sort();
+  const b = Float64Array.from(y).sort();
+  let i2 = 0;
+  let j = 0;
+  let d = 0;
+  while (i2 < a.length && j < b.length) {
+    const v = Math.min(a[i2], b[j]);
+    while (i2 < a.length && a[i2] <= v) i2++;
+    while (j < b.length && b[j] <= v) j++;
+    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
+  }
+  const ne = a.length * b.length / (a.length + b.length);
+  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
+  let p = 0;
+  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
+  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
+}
+function populationStabilityIndex(expected, actual, bins = 10) {
+  const sorted = Float64Array.from(expected).sort();
+  const edges = [];
+  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
+  const hist = (values) => {
+    const h = new Float64Array(bins);
+    for (let i2 = 0; i2 < values.length; i2++) {
+      let b = 0;
+      while (b < edges.length && values[i2] > edges[b]) b++;
+      h[b]++;
+    }
+    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
+  };
+  const e = hist(expected);
+  const a = hist(actual);
+  let psi = 0;
+  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
+  return psi;
+}
+var init_distribution = __esm({
+  "src/measure/stats/distribution.ts"() {
+    "use strict";
+    init_binomial();
+  }
+});
+
+// node_modules/simple-statistics/dist/simple-statistics.mjs
+function quantileSorted(x2, p) {
+  var idx = (x2.length - 1) * p;
+  if (x2.length === 0) {
+    throw new Error("quantile requires at least one data point.");
+  } else if (p < 0 || p > 1) {
+    throw new Error("quantiles must be between 0 and 1");
+  } else if (p === 1) {
+    return x2[x2.length - 1];
+  } else if (p === 0) {
+    return x2[0];
+  } else if (idx % 1 !== 0) {
+    var lower = Math.floor(idx);
+    var upper = Math.ceil(idx);
+    var fraction = idx - lower;
+    return x2[lower] + fraction * (x2[upper] - x2[lower]);
+  } else {
+    return x2[idx];
+  }
+}
+function quickselect(arr, k, left, right) {
+  left = left || 0;
+  right = right || arr.length - 1;
+  while (right > left) {
+    if (right - left > 600) {
+      var n = right - left + 1;
+      var m = k - left + 1;
+      var z2 = Math.log(n);
+      var s = 0.5 * Math.exp(2 * z2 / 3);
+      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
+      if (m - n / 2 < 0) {
+        sd *= -1;
+      }
+      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
+      var newRight = Math.min(
+        right,
+        Math.floor(k + (n - m) * s / n + sd)
+      );
+      quickselect(arr, k, newLeft, newRight);
+    }
+    var t = arr[k];
+    var i2 = left;
+    var j = right;
+    swap(arr, left, k);
+    if (arr[right] > t) {
+      swap(arr, left, right);
+    }
+    while (i2 < j) {
+      swap(arr, i2, j);
+      i2++;
+      j--;
+      while (arr[i2] < t) {
+        i2++;
+      }
+      while (arr[j] > t) {
+        j--;
+      }
+    }
+    if (arr[left] === t) {
+      swap(arr, left, j);
+    } else {
+      j++;
+      swap(arr, j, right);
+    }
+    if (j <= k) {
+      left = j + 1;
+    }
+    if (k <= j) {
+      right = j - 1;
+    }
+  }
+}
+function swap(arr, i2, j) {
+  var tmp = arr[i2];
+  arr[i2] = arr[j];
+  arr[j] = tmp;
+}
+function quantile(x2, p) {
+  var copy = x2.slice();
+  if (Array.isArray(p)) {
+    multiQuantileSelect(copy, p);
+    var results = [];
+    for (var i2 = 0; i2 < p.length; i2++) {
+      results[i2] = quantileSorted(copy, p[i2]);
+    }
+    return results;
+  } else {
+    var idx = quantileIndex(copy.length, p);
+    quantileSelect(copy, idx, 0, copy.length - 1);
+    return quantileSorted(copy, p);
+  }
+}
+function quantileSelect(arr, k, left, right) {
+  if (k % 1 === 0) {
+    quickselect(arr, k, left, right);
+  } else {
+    k = Math.floor(k);
+    quickselect(arr, k, left, right);
+    quickselect(arr, k + 1, k + 1, right);
+  }
+}
+function multiQuantileSelect(arr, p) {
+  var positions = /* @__PURE__ */ new Set();
+  for (var i2 = 0; i2 < p.length; i2++) {
+    var idx = quantileIndex(arr.length, p[i2]);
+    positions.add(Math.floor(idx));
+    positions.add(Math.ceil(idx));
+  }
+  var indices = Array.from(positions).sort(compare);
+  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
+}
+function multiselect(arr, indices, lo, hi, left, right) {
+  if (lo > hi) {
+    return;
+  }
+  var mid = lo + hi >> 1;
+  quickselect(arr, indices[mid], left, right);
+  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
+  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
+}
+function compare(a, b) {
+  return a - b;
+}
+function quantileIndex(len, p) {
+  var idx = (len - 1) * p;
+  if (p === 1) {
+    return len - 1;
+  } else if (p === 0) {
+    return 0;
+  } else if (idx % 1 !== 0) {
+    return idx;
+  } else {
+    return idx;
+  }
+}
+function median(x2) {
+  return +quantile(x2, 0.5);
+}
+function cumulativeDistribution(z2) {
+  var sum = z2;
+  var tmp = z2;
+  for (var i2 = 1; i2 < 30; i2++) {
+    tmp *= z2 * z2 / (2 * i2 + 1);
+    sum += tmp;
+  }
+  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
+}
+function errorFunction(x2) {
+  var t = 1 / (1 + 0.5 * Math.abs(x2));
+  var tau = t * Math.exp(
+    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
+  );
+  if (x2 >= 0) {
+    return 1 - tau;
+  } else {
+    return tau - 1;
+  }
+}
+var BayesianClassifier, g, LOGSQRT2PI, SQRT_2PI$1, standardNormalTable, z, SQRT_2PI, PerceptronModel;
+var init_simple_statistics = __esm({
+  "node_modules/simple-statistics/dist/simple-statistics.mjs"() {
+    BayesianClassifier = function BayesianClassifier2() {
+      this.totalCount = 0;
+      this.data = {};
+    };
+    BayesianClassifier.prototype.train = function train(item, category) {
+      if (!this.data[category]) {
+        this.data[category] = {};
+      }
+      for (var k in item) {
+        var v = item[k];
+        if (this.data[category][k] === void 0) {
+          this.data[category][k] = {};
+        }
+        if (this.data[category][k][v] === void 0) {
+          this.data[category][k][v] = 0;
+        }
+        this.data[category][k][v]++;
+      }
+      this.totalCount++;
+    };
+    BayesianClassifier.prototype.score = function score(item) {
+      var odds = {};
+      var category;
+      for (var k in item) {
+        var v = item[k];
+        for (category in this.data) {
+          if (odds[category] === void 0) {
+            odds[category] = {};
+          }
+          if (this.data[category][k]) {
+            odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
+          } else {
+            odds[category][k + "_" + v] = 0;
+          }
+        }
+      }
+      var oddsSums = {};
+      for (category in odds) {
+        oddsSums[category] = 0;
+        for (var combination in odds[category]) {
+          oddsSums[category] += odds[category][combination];
+        }
+      }
+      return oddsSums;
+    };
+    g = 607 / 128;
+    LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
+    SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
+    standardNormalTable = [];
+    for (z = 0; z <= 3.09; z += 0.01) {
+      standardNormalTable.push(cumulativeDistribution(z));
+    }
+    SQRT_2PI = Math.sqrt(2 * Math.PI);
+    PerceptronModel = function PerceptronModel2() {
+      this.weights = [];
+      this.bias = 0;
+    };
+    PerceptronModel.prototype.predict = function predict(features) {
+      if (features.length !== this.weights.length) {
+        return null;
+      }
+      var score2 = 0;
+      for (var i2 = 0; i2 < this.weights.length; i2++) {
+        score2 += this.weights[i2] * features[i2];
+      }
+      score2 += this.bias;
+      if (score2 > 0) {
+        return 1;
+      } else {
+        return 0;
+      }
+    };
+    PerceptronModel.prototype.train = function train2(features, label2) {
+      if (label2 !== 0 && label2 !== 1) {
+        return null;
+      }
+      if (features.length !== this.weights.length) {
+        this.weights = features.slice();
+        this.bias = 1;
+      }
+      var prediction = this.predict(features);
+      if (typeof prediction === "number" && prediction !== label2) {
+        var gradient = label2 - prediction;
+        for (var i2 = 0; i2 < this.weights.length; i2++) {
+          this.weights[i2] += gradient * features[i2];
+        }
+        this.bias += gradient;
+      }
+      return this;
+    };
+  }
+});
+
+// src/util/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+var init_random = __esm({
+  "src/util/random.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/bootstrap.ts
+function bootstrapInterval(n, statistic, opts = {}) {
+  const confidence = opts.confidence ?? 0.95;
+  const resamples = opts.resamples ?? 1e3;
+  const random = seededRandom(opts.seed ?? 24301);
+  const indices = new Int32Array(n);
+  const values = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
+    const v = statistic(indices);
+    if (Number.isFinite(v)) values.push(v);
+  }
+  if (values.length === 0) return [NaN, NaN];
+  values.sort((a, b) => a - b);
+  const alpha = (1 - confidence) / 2;
+  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
+}
+function quantileAt(values, indices, p, scratch) {
+  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
+  scratch.sort();
+  return quantileSorted(scratch, p);
+}
+function quantileInterval(values, p, opts = {}) {
+  const scratch = new Float64Array(values.length);
+  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
+}
+function meanInterval(values, opts = {}) {
+  return bootstrapInterval(values.length, (idx) => {
+    let s = 0;
+    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
+    return s / idx.length;
+  }, opts);
+}
+var init_bootstrap = __esm({
+  "src/measure/stats/bootstrap.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_random();
+  }
+});
+
+// src/measure/latency.ts
+function batchOf(source, batch) {
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of source) {
+    const rows2 = arr.dims[0];
+    const rowSize = arr.data.length / rows2;
+    const Ctor = arr.data.constructor;
+    const data = new Ctor(batch * rowSize);
+    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
+    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
+  }
+  return out;
+}
+function latencyStat(batch, samplesMs, confidence) {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const stat2 = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  if (confidence === void 0) return stat2;
+  stat2.p99_ms = quantileSorted(sorted, 0.99);
+  stat2.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const opts = { confidence, resamples: 500 };
+  stat2.p50_ci = quantileInterval(sorted, 0.5, opts);
+  stat2.p95_ci = quantileInterval(sorted, 0.95, opts);
+  stat2.p99_ci = quantileInterval(sorted, 0.99, opts);
+  stat2.mean_ci = meanInterval(sorted, opts);
+  return stat2;
+}
+function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
+  const n = Math.min(a.length, b.length);
+  const sa = new Float64Array(n);
+  const sb = new Float64Array(n);
+  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median2(a) / median2(b);
+  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
+  return { ratio: ratio2, ci };
+}
+function relativeHalfWidth(estimate, ci) {
+  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
+}
+function settled(times) {
+  if (times.length < 2 * STABLE_WINDOW) return false;
+  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
+  const last = med(times.slice(-STABLE_WINDOW));
+  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
+  return Math.abs(last / before - 1) <= 0.1;
+}
+function preciseEnough(perModel, target, confidence) {
+  if (perModel.length === 1) {
+    const s = perModel[0];
+    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
+  }
+  for (let i2 = 1; i2 < perModel.length; i2++) {
+    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
+    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
+  }
+  return true;
+}
+async function measureInterleaved(modelPaths, source, opts, onProgress) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
+  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const adaptive = (opts.targetRelCi ?? 0) > 0;
+  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
+  let done = 0;
+  try {
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
+    for (let b = 0; b < opts.batchSizes.length; b++) {
+      const started = performance.now();
+      const inputs = batchOf(source, opts.batchSizes[b]);
+      const feeds = {};
+      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const warm = sessions.map(() => []);
+      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
+      let warming = opts.warmup > 0;
+      let warmRounds = 0;
+      let timed = 0;
+      for (let r = 0; ; r++) {
+        if (!warming && timed >= opts.runs) {
+          if (!adaptive || performance.now() - started > capMs) break;
+          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
+        }
+        const order = sessions.map((_, i2) => i2);
+        if (r % 2 === 1) order.reverse();
+        for (const i2 of order) {
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i2].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
+          if (warming) warm[i2].push(dt);
+          else samples[i2][b].push(dt);
+        }
+        if (warming) {
+          warmRounds++;
+          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
+        } else timed++;
+        onProgress?.(Math.min(++done, total2), total2);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return samples;
+}
+var STABLE_WINDOW;
+var init_latency = __esm({
+  "src/measure/latency.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_ort();
+    init_bootstrap();
+    STABLE_WINDOW = 5;
+  }
+});
+
+// src/measure/stats/normal.ts
+function normalQuantile(p) {
+  if (!(p > 0 && p < 1)) {
+    if (p === 0) return -Infinity;
+    if (p === 1) return Infinity;
+    return NaN;
+  }
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const low = 0.02425;
+  if (p < low) {
+    const q2 = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
+  }
+  if (p > 1 - low) return -normalQuantile(1 - p);
+  const q = p - 0.5;
+  const r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+function twoSidedZ(confidence) {
+  return normalQuantile(1 - (1 - confidence) / 2);
+}
+var init_normal = __esm({
+  "src/measure/stats/normal.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/wilson.ts
+function wilsonInterval(successes, n, confidence = 0.95) {
+  if (n <= 0) return [0, 1];
+  const z2 = twoSidedZ(confidence);
+  const p = successes / n;
+  const z22 = z2 * z2;
+  const centre = p + z22 / (2 * n);
+  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const denom = 1 + z22 / n;
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
+  return [lo, hi];
+}
+var init_wilson = __esm({
+  "src/measure/stats/wilson.ts"() {
+    "use strict";
+    init_normal();
+  }
+});
+
+// src/measure/stats/mcnemar.ts
+function pairedTable(correctA, correctB) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < correctA.length; i2++) {
+    if (correctA[i2]) {
+      if (correctB[i2]) t.both++;
+      else t.onlyA++;
+    } else if (correctB[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function mcnemarExact(onlyA, onlyB) {
+  const n = onlyA + onlyB;
+  if (n === 0) return 1;
+  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
+}
+function pairedDifferenceInterval(t, confidence = 0.95) {
+  const n = t.both + t.onlyA + t.onlyB + t.neither;
+  if (n === 0) return [-1, 1];
+  const p1 = (t.both + t.onlyA) / n;
+  const p2 = (t.both + t.onlyB) / n;
+  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
+  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
+  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
+  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
+  const diff = p1 - p2;
+  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
+  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
+  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
+}
+function minSamplesForDrop(drop, discordant, confidence = 0.95) {
+  const z2 = twoSidedZ(confidence);
+  const d = Math.max(discordant, drop);
+  return Math.ceil(z2 * z2 * d / (drop * drop));
+}
+var init_mcnemar = __esm({
+  "src/measure/stats/mcnemar.ts"() {
+    "use strict";
+    init_binomial();
+    init_wilson();
+    init_normal();
+  }
+});
+
+// src/measure/stats/uncertainty.ts
+function subsetTable(a, b, keep) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < a.length; i2++) {
+    if (!keep(i2)) continue;
+    if (a[i2]) {
+      if (b[i2]) t.both++;
+      else t.onlyA++;
+    } else if (b[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function sampleNote(t, ci, limit, confidence, what) {
+  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
+  const n = total(t);
+  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
+  const need = minSamplesForDrop(limit, discordant, confidence);
+  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
+}
+function accuracyDropUncertainty(reference, candidate, confidence, limit) {
+  const t = pairedTable(reference, candidate);
+  const ci = pairedDifferenceInterval(t, confidence);
+  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
+}
+function eceAt(confidence, correct, indices, bins = 15) {
+  const count2 = new Float64Array(bins);
+  const gap = new Float64Array(bins);
+  for (let k = 0; k < indices.length; k++) {
+    const i2 = indices[k];
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count2[b]++;
+    gap[b] += correct[i2] - confidence[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(gap[b]) / indices.length;
+  return ece;
+}
+function classDropIntervals(m) {
+  const out = [];
+  for (let c = 0; c < m.reference.classes; c++) {
+    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
+    if (total(t) === 0) continue;
+    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
+  }
+  return out;
+}
+function maxInterval(cis) {
+  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
+}
+function budgetUncertainty(m) {
+  const { confidence } = m;
+  const u = {};
+  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
+  const classes = classDropIntervals(m);
+  if (classes.length) {
+    const ci = maxInterval(classes.map((c) => c.ci));
+    const limit = m.limits["class-accuracy-drop"];
+    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
+    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
+    u["class-accuracy-drop"] = { ci, note };
+  }
+  const n = m.labels.length;
+  u["ece-increase"] = {
+    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
+  };
+  if (m.referenceLatency?.length && m.candidateLatency?.length) {
+    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
+    u["min-speedup"] = { ci: speedup.ci };
+    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
+    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
+  }
+  if (m.shifts?.length) {
+    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
+    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
+  }
+  return u;
+}
+function accuracyIntervals(p, labels, confidence) {
+  const hit = new Float64Array(p.classes);
+  const support = new Float64Array(p.classes);
+  let all = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) {
+    support[labels[i2]]++;
+    if (p.correct[i2]) {
+      hit[labels[i2]]++;
+      all++;
+    }
+  }
+  return {
+    accuracy_ci: wilsonInterval(all, labels.length, confidence),
+    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
+  };
+}
+function annotateClassChanges(changes, m, limit) {
+  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
+  return changes.map((c) => {
+    const s = byClass.get(c.class);
+    if (!s) return c;
+    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
+  });
+}
+var total;
+var init_uncertainty = __esm({
+  "src/measure/stats/uncertainty.ts"() {
+    "use strict";
+    init_latency();
+    init_bootstrap();
+    init_mcnemar();
+    init_wilson();
+    total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
+  }
+});
+
+// src/pipeline/verdicts.ts
+function classChanges(reference, candidate, labels, classes) {
+  const support = classSupport(labels, classes);
+  const changes = [];
+  reference.per_class.forEach((d, c) => {
+    const f = candidate.per_class[c];
+    if (d === null || f === null) return;
+    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config2, compareMode = false, reduction) {
+  const labels = data.labels;
+  const confidence = config2.confidence;
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
+  const paired = {
+    labels,
+    reference: reference.preds,
+    candidate: candidate.preds,
+    referenceLatency: latency?.reference,
+    candidateLatency: latency?.candidate,
+    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
+    confidence,
+    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
+  };
+  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
+  const judgedBudgets = compareMode || !reduction ? budgets.filter((b) => b.name !== "target-reduction") : budgets;
+  const results = evaluateBudgets(judgedBudgets, { ...measurements, ...reduction ? { reduction } : {}, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
+  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
+  return {
+    budgets: results,
+    verdict: overallVerdict(results.map((b) => b.verdict)),
+    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, labels, reference.preds.classes), paired, classLimit)
+  };
+}
+function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
+  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b || !s.data.labels) continue;
+    const dense = mean(a.correct);
+    const final2 = mean(b.correct);
+    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
+    out.push({
+      name: s.name,
+      source: corruptionNames.has(s.name) ? "corruption" : "user",
+      samples: s.data.count,
+      dense,
+      final: final2,
+      drop: dense - final2,
+      drop_ci: u.ci,
+      p_value: u.p_value,
+      gap_change: dense - final2 - cleanGap
+    });
+  }
+  return out;
+}
+function mean(x2) {
+  let s = 0;
+  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
+  return x2.length ? s / x2.length : NaN;
+}
+function distributionShift(clean, shifted) {
+  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
+  const hist = (p) => {
+    const h = new Array(p.classes).fill(0);
+    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
+    return h;
+  };
+  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
+  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
+}
+function predictionShifts(reference, candidate, shifts) {
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b) continue;
+    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
+  }
+  return out;
+}
+var init_verdicts = __esm({
+  "src/pipeline/verdicts.ts"() {
+    "use strict";
+    init_budgets2();
+    init_metrics();
+    init_distribution();
+    init_uncertainty();
+  }
+});
+
+// src/pipeline/ledger.ts
+import * as os6 from "node:os";
+function measuredRuntime(provider, config2) {
+  return {
+    onnxruntime: onnxruntimeVersion(),
+    provider: provider.provider,
+    threads: config2.latency.threads || os6.availableParallelism(),
+    platform: `${process.platform}-${process.arch}`,
+    ...provider.note ? { notes: [provider.note] } : {}
+  };
+}
+function buildModelLedger(i2) {
+  return {
+    model: i2.model,
+    pruned: i2.pruned,
+    method: i2.method,
+    target_sparsity: i2.targetSparsity,
+    steps: i2.steps.map((m) => m.step),
+    budgets: i2.judged.budgets,
+    verdict: i2.judged.verdict,
+    class_changes: i2.judged.classChanges,
+    eval: { data: i2.data.path, samples: i2.data.set.count, classes: i2.reference.preds.classes },
+    ...i2.notes?.length ? { notes: [...i2.notes] } : {},
+    shifts: shiftResults(i2.reference, i2.shipped, i2.shifts, new Set(i2.config.corruptions), i2.config.confidence),
+    prediction_shift: predictionShifts(i2.reference, i2.shipped, i2.shifts),
+    ...i2.scope ? { scope: i2.scope } : {},
+    ...i2.sensitivity ? { sensitivity: i2.sensitivity } : {},
+    ...i2.schedule ? { schedule: i2.schedule } : {}
+  };
+}
+var init_ledger = __esm({
+  "src/pipeline/ledger.ts"() {
+    "use strict";
+    init_atomicWrite();
+    init_render();
+    init_ort();
+    init_verdicts();
+  }
+});
+
+// src/config/rules.ts
+import * as os7 from "node:os";
 function broken(rules, config2, facts) {
-  const all = { calib: "none", ...facts, cores: facts.cores ?? os5.availableParallelism() };
+  const all = { calib: "none", ...facts, cores: facts.cores ?? os7.availableParallelism() };
   return rules.map((rule) => rule(config2, all)).filter((m) => m !== void 0);
 }
 function checkConfig(config2, facts) {
@@ -28333,15 +31780,15 @@ function decodeShape(value, fail) {
     return Number(d);
   });
 }
-function swapBytesInPlace(bytes2, size) {
-  if (size === 2) {
+function swapBytesInPlace(bytes2, size2) {
+  if (size2 === 2) {
     const w2 = new Uint16Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 1);
     for (let i2 = 0; i2 < w2.length; i2++) w2[i2] = (w2[i2] & 255) << 8 | w2[i2] >>> 8;
     return;
   }
   const w = new Uint32Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 2);
   const bswap = (x2) => (x2 << 24 | (x2 & 65280) << 8 | x2 >>> 8 & 65280 | x2 >>> 24) >>> 0;
-  if (size === 4) {
+  if (size2 === 4) {
     for (let i2 = 0; i2 < w.length; i2++) w[i2] = bswap(w[i2]);
     return;
   }
@@ -28466,7 +31913,7 @@ var init_npy = __esm({
 });
 
 // node_modules/fflate/esm/index.mjs
-import { createRequire } from "module";
+import { createRequire as createRequire2 } from "module";
 function deflateSync(data, opts) {
   return dopt(data, opts || {}, 0, 0);
 }
@@ -28608,7 +32055,7 @@ function unzipSync(data, opts) {
 var require2, _a3, Worker, isMarkedAsUntransferable, u8, u16, i32, fleb, fdeb, clim, freb, _a3, fl, revfl, _b, fd, revfd, rev, x, i, hMap, flt, i, i, i, i, fdt, i, flm, flrm, fdm, fdrm, max, bits, bits16, shft, slc, ec, err, inflt, wbits, wbits16, hTree, ln, lc, clen, wfblk, wblk, deo, et, dflt, crct, crc, dopt, mrg, b2, b4, b8, wbytes, fltn, te, td, tds, dutf8, slzh, zh, z64hs, exfl, wzh, wzf;
 var init_esm = __esm({
   "node_modules/fflate/esm/index.mjs"() {
-    require2 = createRequire("/");
+    require2 = createRequire2("/");
     try {
       _a3 = require2("worker_threads"), Worker = _a3.Worker, isMarkedAsUntransferable = _a3.isMarkedAsUntransferable;
     } catch (e) {
@@ -29447,11 +32894,11 @@ var init_esm = __esm({
 });
 
 // src/data/npz.ts
-import * as fs4 from "node:fs";
-import * as path2 from "node:path";
+import * as fs6 from "node:fs";
+import * as path4 from "node:path";
 function readFile(file) {
   try {
-    return fs4.readFileSync(file);
+    return fs6.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found`);
@@ -29501,7 +32948,7 @@ function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
-  const ext = path2.extname(file).toLowerCase();
+  const ext = path4.extname(file).toLowerCase();
   if (ext === ".npz") return readNpz(file);
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
@@ -29545,12 +32992,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path20, model, opts) {
+function loadDataset(path25, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path20} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path25} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path20);
+  const arrays = readArrays(path25);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -29559,7 +33006,7 @@ function loadDataset(path20, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path20}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path25}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -29568,37 +33015,37 @@ function loadDataset(path20, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path20}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path25}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path20, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path20, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path25, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path25, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path20}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path25}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path20}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path25}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path20, y, count2);
+  if (y) labels = toLabels(path25, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path20}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path25}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path20, count: count2, inputs, labels };
+  return { path: path25, count: count2, inputs, labels };
 }
-function checkInput(path20, spec, name, arr, modelName) {
-  const subject = `${path20}: array '${name}'`;
+function checkInput(path25, spec, name, arr, modelName) {
+  const subject = `${path25}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -29620,7 +33067,7 @@ function checkInput(path20, spec, name, arr, modelName) {
     }
   }
 }
-function checkFinite(path20, name, arr) {
+function checkFinite(path25, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -29631,7 +33078,7 @@ function checkFinite(path20, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path20}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path25}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -29650,8 +33097,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path20, y, count2) {
-  const subject = `${path20}: label array '${LABELS}'`;
+function toLabels(path25, y, count2) {
+  const subject = `${path25}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -29722,9 +33169,9 @@ function takeSamples(ds, indices) {
   return { path: ds.path, count: n, inputs, labels };
 }
 function copySample(dst, dstIndex, src, srcIndex, length) {
-  const size = src.BYTES_PER_ELEMENT;
-  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size, length * size).set(
-    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size, length * size)
+  const size2 = src.BYTES_PER_ELEMENT;
+  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size2, length * size2).set(
+    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size2, length * size2)
   );
 }
 var LABELS, SINGLE_INPUT, INTEGER_DTYPES, FLOAT_DTYPES;
@@ -29738,1663 +33185,6 @@ var init_dataset = __esm({
     SINGLE_INPUT = "x";
     INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
     FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/backend-impl.js
-var require_backend_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/backend-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.resolveBackendAndExecutionProviders = exports.registerBackend = void 0;
-    var backends = /* @__PURE__ */ new Map();
-    var backendsSortedByPriority = [];
-    var registerBackend = (name, backend, priority) => {
-      if (backend && typeof backend.init === "function" && typeof backend.createInferenceSessionHandler === "function") {
-        const currentBackend = backends.get(name);
-        if (currentBackend === void 0) {
-          backends.set(name, { backend, priority });
-        } else if (currentBackend.priority > priority) {
-          return;
-        } else if (currentBackend.priority === priority) {
-          if (currentBackend.backend !== backend) {
-            throw new Error(`cannot register backend "${name}" using priority ${priority}`);
-          }
-        }
-        if (priority >= 0) {
-          const i2 = backendsSortedByPriority.indexOf(name);
-          if (i2 !== -1) {
-            backendsSortedByPriority.splice(i2, 1);
-          }
-          for (let i3 = 0; i3 < backendsSortedByPriority.length; i3++) {
-            if (backends.get(backendsSortedByPriority[i3]).priority <= priority) {
-              backendsSortedByPriority.splice(i3, 0, name);
-              return;
-            }
-          }
-          backendsSortedByPriority.push(name);
-        }
-        return;
-      }
-      throw new TypeError("not a valid backend");
-    };
-    exports.registerBackend = registerBackend;
-    var tryResolveAndInitializeBackend = async (backendName) => {
-      const backendInfo = backends.get(backendName);
-      if (!backendInfo) {
-        return "backend not found.";
-      }
-      if (backendInfo.initialized) {
-        return backendInfo.backend;
-      } else if (backendInfo.aborted) {
-        return backendInfo.error;
-      } else {
-        const isInitializing = !!backendInfo.initPromise;
-        try {
-          if (!isInitializing) {
-            backendInfo.initPromise = backendInfo.backend.init(backendName);
-          }
-          await backendInfo.initPromise;
-          backendInfo.initialized = true;
-          return backendInfo.backend;
-        } catch (e) {
-          if (!isInitializing) {
-            backendInfo.error = `${e}`;
-            backendInfo.aborted = true;
-          }
-          return backendInfo.error;
-        } finally {
-          delete backendInfo.initPromise;
-        }
-      }
-    };
-    var resolveBackendAndExecutionProviders = async (options) => {
-      const eps = options.executionProviders || [];
-      const backendHints = eps.map((i2) => typeof i2 === "string" ? i2 : i2.name);
-      const backendNames = backendHints.length === 0 ? backendsSortedByPriority : backendHints;
-      let backend;
-      const errors = [];
-      const availableBackendNames = /* @__PURE__ */ new Set();
-      for (const backendName of backendNames) {
-        const resolveResult = await tryResolveAndInitializeBackend(backendName);
-        if (typeof resolveResult === "string") {
-          errors.push({ name: backendName, err: resolveResult });
-        } else {
-          if (!backend) {
-            backend = resolveResult;
-          }
-          if (backend === resolveResult) {
-            availableBackendNames.add(backendName);
-          }
-        }
-      }
-      if (!backend) {
-        throw new Error(`no available backend found. ERR: ${errors.map((e) => `[${e.name}] ${e.err}`).join(", ")}`);
-      }
-      for (const { name, err: err2 } of errors) {
-        if (backendHints.includes(name)) {
-          console.warn(`removing requested execution provider "${name}" from session options because it is not available: ${err2}`);
-        }
-      }
-      const filteredEps = eps.filter((i2) => availableBackendNames.has(typeof i2 === "string" ? i2 : i2.name));
-      return [
-        backend,
-        new Proxy(options, {
-          get: (target, prop) => {
-            if (prop === "executionProviders") {
-              return filteredEps;
-            }
-            return Reflect.get(target, prop);
-          }
-        })
-      ];
-    };
-    exports.resolveBackendAndExecutionProviders = resolveBackendAndExecutionProviders;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/backend.js
-var require_backend = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/backend.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.registerBackend = void 0;
-    var backend_impl_js_1 = require_backend_impl();
-    Object.defineProperty(exports, "registerBackend", { enumerable: true, get: function() {
-      return backend_impl_js_1.registerBackend;
-    } });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/version.js
-var require_version = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/version.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.version = void 0;
-    exports.version = "1.30.0";
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/env-impl.js
-var require_env_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/env-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.env = void 0;
-    var version_js_1 = require_version();
-    var logLevelValue = "warning";
-    exports.env = {
-      wasm: {},
-      webgl: {},
-      webgpu: {},
-      versions: { common: version_js_1.version },
-      set logLevel(value) {
-        if (value === void 0) {
-          return;
-        }
-        if (typeof value !== "string" || ["verbose", "info", "warning", "error", "fatal"].indexOf(value) === -1) {
-          throw new Error(`Unsupported logging level: ${value}`);
-        }
-        logLevelValue = value;
-      },
-      get logLevel() {
-        return logLevelValue;
-      }
-    };
-    Object.defineProperty(exports.env, "logLevel", { enumerable: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/env.js
-var require_env = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/env.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.env = void 0;
-    var env_impl_js_1 = require_env_impl();
-    exports.env = env_impl_js_1.env;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js
-var require_tensor_conversion_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorToImageData = exports.tensorToDataURL = void 0;
-    var tensorToDataURL = (tensor, options) => {
-      const canvas = typeof document !== "undefined" ? document.createElement("canvas") : new OffscreenCanvas(1, 1);
-      canvas.width = tensor.dims[3];
-      canvas.height = tensor.dims[2];
-      const pixels2DContext = canvas.getContext("2d");
-      if (pixels2DContext != null) {
-        let width;
-        let height;
-        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
-          width = tensor.dims[2];
-          height = tensor.dims[3];
-        } else {
-          width = tensor.dims[3];
-          height = tensor.dims[2];
-        }
-        const inputformat = options?.format !== void 0 ? options.format : "RGB";
-        const norm3 = options?.norm;
-        let normMean;
-        let normBias;
-        if (norm3 === void 0 || norm3.mean === void 0) {
-          normMean = [255, 255, 255, 255];
-        } else {
-          if (typeof norm3.mean === "number") {
-            normMean = [norm3.mean, norm3.mean, norm3.mean, norm3.mean];
-          } else {
-            normMean = [norm3.mean[0], norm3.mean[1], norm3.mean[2], 0];
-            if (norm3.mean[3] !== void 0) {
-              normMean[3] = norm3.mean[3];
-            }
-          }
-        }
-        if (norm3 === void 0 || norm3.bias === void 0) {
-          normBias = [0, 0, 0, 0];
-        } else {
-          if (typeof norm3.bias === "number") {
-            normBias = [norm3.bias, norm3.bias, norm3.bias, norm3.bias];
-          } else {
-            normBias = [norm3.bias[0], norm3.bias[1], norm3.bias[2], 0];
-            if (norm3.bias[3] !== void 0) {
-              normBias[3] = norm3.bias[3];
-            }
-          }
-        }
-        const stride = height * width;
-        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-        if (inputformat === "RGBA") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-          aTensorPointer = stride * 3;
-        } else if (inputformat === "RGB") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-        } else if (inputformat === "RBG") {
-          rTensorPointer = 0;
-          bTensorPointer = stride;
-          gTensorPointer = stride * 2;
-        }
-        for (let i2 = 0; i2 < height; i2++) {
-          for (let j = 0; j < width; j++) {
-            const R = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
-            const G = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
-            const B = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
-            const A = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
-            pixels2DContext.fillStyle = "rgba(" + R + "," + G + "," + B + "," + A + ")";
-            pixels2DContext.fillRect(j, i2, 1, 1);
-          }
-        }
-        if ("toDataURL" in canvas) {
-          return canvas.toDataURL();
-        } else {
-          throw new Error("toDataURL is not supported");
-        }
-      } else {
-        throw new Error("Can not access image data");
-      }
-    };
-    exports.tensorToDataURL = tensorToDataURL;
-    var tensorToImageData = (tensor, options) => {
-      const pixels2DContext = typeof document !== "undefined" ? document.createElement("canvas").getContext("2d") : new OffscreenCanvas(1, 1).getContext("2d");
-      let image;
-      if (pixels2DContext != null) {
-        let width;
-        let height;
-        let channels;
-        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
-          width = tensor.dims[2];
-          height = tensor.dims[1];
-          channels = tensor.dims[3];
-        } else {
-          width = tensor.dims[3];
-          height = tensor.dims[2];
-          channels = tensor.dims[1];
-        }
-        const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
-        const norm3 = options?.norm;
-        let normMean;
-        let normBias;
-        if (norm3 === void 0 || norm3.mean === void 0) {
-          normMean = [255, 255, 255, 255];
-        } else {
-          if (typeof norm3.mean === "number") {
-            normMean = [norm3.mean, norm3.mean, norm3.mean, norm3.mean];
-          } else {
-            normMean = [norm3.mean[0], norm3.mean[1], norm3.mean[2], 255];
-            if (norm3.mean[3] !== void 0) {
-              normMean[3] = norm3.mean[3];
-            }
-          }
-        }
-        if (norm3 === void 0 || norm3.bias === void 0) {
-          normBias = [0, 0, 0, 0];
-        } else {
-          if (typeof norm3.bias === "number") {
-            normBias = [norm3.bias, norm3.bias, norm3.bias, norm3.bias];
-          } else {
-            normBias = [norm3.bias[0], norm3.bias[1], norm3.bias[2], 0];
-            if (norm3.bias[3] !== void 0) {
-              normBias[3] = norm3.bias[3];
-            }
-          }
-        }
-        const stride = height * width;
-        if (options !== void 0) {
-          if (options.format !== void 0 && channels === 4 && options.format !== "RGBA" || channels === 3 && options.format !== "RGB" && options.format !== "BGR") {
-            throw new Error("Tensor format doesn't match input tensor dims");
-          }
-        }
-        const step = 4;
-        let rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
-        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-        if (inputformat === "RGBA") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-          aTensorPointer = stride * 3;
-        } else if (inputformat === "RGB") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-        } else if (inputformat === "RBG") {
-          rTensorPointer = 0;
-          bTensorPointer = stride;
-          gTensorPointer = stride * 2;
-        }
-        image = pixels2DContext.createImageData(width, height);
-        for (let i2 = 0; i2 < height * width; rImagePointer += step, gImagePointer += step, bImagePointer += step, aImagePointer += step, i2++) {
-          image.data[rImagePointer] = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
-          image.data[gImagePointer] = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
-          image.data[bImagePointer] = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
-          image.data[aImagePointer] = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
-        }
-      } else {
-        throw new Error("Can not access image data");
-      }
-      return image;
-    };
-    exports.tensorToImageData = tensorToImageData;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js
-var require_tensor_factory_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorFromPinnedBuffer = exports.tensorFromMLTensor = exports.tensorFromGpuBuffer = exports.tensorFromTexture = exports.tensorFromImage = exports.bufferToTensor = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    var bufferToTensor = (buffer, options) => {
-      if (buffer === void 0) {
-        throw new Error("Image buffer must be defined");
-      }
-      if (options.height === void 0 || options.width === void 0) {
-        throw new Error("Image height and width must be defined");
-      }
-      if (options.tensorLayout === "NHWC") {
-        throw new Error("NHWC Tensor layout is not supported yet");
-      }
-      const { height, width } = options;
-      const norm3 = options.norm ?? { mean: 255, bias: 0 };
-      let normMean;
-      let normBias;
-      if (typeof norm3.mean === "number") {
-        normMean = [norm3.mean, norm3.mean, norm3.mean, norm3.mean];
-      } else {
-        normMean = [norm3.mean[0], norm3.mean[1], norm3.mean[2], norm3.mean[3] ?? 255];
-      }
-      if (typeof norm3.bias === "number") {
-        normBias = [norm3.bias, norm3.bias, norm3.bias, norm3.bias];
-      } else {
-        normBias = [norm3.bias[0], norm3.bias[1], norm3.bias[2], norm3.bias[3] ?? 0];
-      }
-      const inputformat = options.format !== void 0 ? options.format : "RGBA";
-      const outputformat = options.tensorFormat !== void 0 ? options.tensorFormat !== void 0 ? options.tensorFormat : "RGB" : "RGB";
-      const stride = height * width;
-      const float32Data = outputformat === "RGBA" ? new Float32Array(stride * 4) : new Float32Array(stride * 3);
-      let step = 4, rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
-      let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-      if (inputformat === "RGB") {
-        step = 3;
-        rImagePointer = 0;
-        gImagePointer = 1;
-        bImagePointer = 2;
-        aImagePointer = -1;
-      }
-      if (outputformat === "RGBA") {
-        aTensorPointer = stride * 3;
-      } else if (outputformat === "RBG") {
-        rTensorPointer = 0;
-        bTensorPointer = stride;
-        gTensorPointer = stride * 2;
-      } else if (outputformat === "BGR") {
-        bTensorPointer = 0;
-        gTensorPointer = stride;
-        rTensorPointer = stride * 2;
-      }
-      for (let i2 = 0; i2 < stride; i2++, rImagePointer += step, bImagePointer += step, gImagePointer += step, aImagePointer += step) {
-        float32Data[rTensorPointer++] = (buffer[rImagePointer] + normBias[0]) / normMean[0];
-        float32Data[gTensorPointer++] = (buffer[gImagePointer] + normBias[1]) / normMean[1];
-        float32Data[bTensorPointer++] = (buffer[bImagePointer] + normBias[2]) / normMean[2];
-        if (aTensorPointer !== -1 && aImagePointer !== -1) {
-          float32Data[aTensorPointer++] = (buffer[aImagePointer] + normBias[3]) / normMean[3];
-        }
-      }
-      const outputTensor = outputformat === "RGBA" ? new tensor_impl_js_1.Tensor("float32", float32Data, [1, 4, height, width]) : new tensor_impl_js_1.Tensor("float32", float32Data, [1, 3, height, width]);
-      return outputTensor;
-    };
-    exports.bufferToTensor = bufferToTensor;
-    var tensorFromImage = async (image, options) => {
-      const isHTMLImageEle = typeof HTMLImageElement !== "undefined" && image instanceof HTMLImageElement;
-      const isImageDataEle = typeof ImageData !== "undefined" && image instanceof ImageData;
-      const isImageBitmap = typeof ImageBitmap !== "undefined" && image instanceof ImageBitmap;
-      const isString = typeof image === "string";
-      let data;
-      let bufferToTensorOptions = options ?? {};
-      const createCanvas = () => {
-        if (typeof document !== "undefined") {
-          return document.createElement("canvas");
-        } else if (typeof OffscreenCanvas !== "undefined") {
-          return new OffscreenCanvas(1, 1);
-        } else {
-          throw new Error("Canvas is not supported");
-        }
-      };
-      const createCanvasContext = (canvas) => {
-        if (typeof HTMLCanvasElement !== "undefined" && canvas instanceof HTMLCanvasElement) {
-          return canvas.getContext("2d");
-        } else if (canvas instanceof OffscreenCanvas) {
-          return canvas.getContext("2d");
-        } else {
-          return null;
-        }
-      };
-      if (isHTMLImageEle) {
-        const canvas = createCanvas();
-        canvas.width = image.width;
-        canvas.height = image.height;
-        const pixels2DContext = createCanvasContext(canvas);
-        if (pixels2DContext != null) {
-          let height = image.height;
-          let width = image.width;
-          if (options !== void 0 && options.resizedHeight !== void 0 && options.resizedWidth !== void 0) {
-            height = options.resizedHeight;
-            width = options.resizedWidth;
-          }
-          if (options !== void 0) {
-            bufferToTensorOptions = options;
-            if (options.tensorFormat !== void 0) {
-              throw new Error("Image input config format must be RGBA for HTMLImageElement");
-            } else {
-              bufferToTensorOptions.tensorFormat = "RGBA";
-            }
-            bufferToTensorOptions.height = height;
-            bufferToTensorOptions.width = width;
-          } else {
-            bufferToTensorOptions.tensorFormat = "RGBA";
-            bufferToTensorOptions.height = height;
-            bufferToTensorOptions.width = width;
-          }
-          pixels2DContext.drawImage(image, 0, 0);
-          data = pixels2DContext.getImageData(0, 0, width, height).data;
-        } else {
-          throw new Error("Can not access image data");
-        }
-      } else if (isImageDataEle) {
-        let height;
-        let width;
-        if (options !== void 0 && options.resizedWidth !== void 0 && options.resizedHeight !== void 0) {
-          height = options.resizedHeight;
-          width = options.resizedWidth;
-        } else {
-          height = image.height;
-          width = image.width;
-        }
-        if (options !== void 0) {
-          bufferToTensorOptions = options;
-        }
-        bufferToTensorOptions.format = "RGBA";
-        bufferToTensorOptions.height = height;
-        bufferToTensorOptions.width = width;
-        if (options !== void 0) {
-          const tempCanvas = createCanvas();
-          tempCanvas.width = width;
-          tempCanvas.height = height;
-          const pixels2DContext = createCanvasContext(tempCanvas);
-          if (pixels2DContext != null) {
-            pixels2DContext.putImageData(image, 0, 0);
-            data = pixels2DContext.getImageData(0, 0, width, height).data;
-          } else {
-            throw new Error("Can not access image data");
-          }
-        } else {
-          data = image.data;
-        }
-      } else if (isImageBitmap) {
-        if (options === void 0) {
-          throw new Error("Please provide image config with format for Imagebitmap");
-        }
-        const canvas = createCanvas();
-        canvas.width = image.width;
-        canvas.height = image.height;
-        const pixels2DContext = createCanvasContext(canvas);
-        if (pixels2DContext != null) {
-          const height = image.height;
-          const width = image.width;
-          pixels2DContext.drawImage(image, 0, 0, width, height);
-          data = pixels2DContext.getImageData(0, 0, width, height).data;
-          bufferToTensorOptions.height = height;
-          bufferToTensorOptions.width = width;
-          return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
-        } else {
-          throw new Error("Can not access image data");
-        }
-      } else if (isString) {
-        return new Promise((resolve7, reject) => {
-          const canvas = createCanvas();
-          const context3 = createCanvasContext(canvas);
-          if (!image || !context3) {
-            return reject();
-          }
-          const newImage = new Image();
-          newImage.crossOrigin = "Anonymous";
-          newImage.src = image;
-          newImage.onload = () => {
-            canvas.width = newImage.width;
-            canvas.height = newImage.height;
-            context3.drawImage(newImage, 0, 0, canvas.width, canvas.height);
-            const img = context3.getImageData(0, 0, canvas.width, canvas.height);
-            bufferToTensorOptions.height = canvas.height;
-            bufferToTensorOptions.width = canvas.width;
-            resolve7((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
-          };
-        });
-      } else {
-        throw new Error("Input data provided is not supported - aborted tensor creation");
-      }
-      if (data !== void 0) {
-        return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
-      } else {
-        throw new Error("Input data provided is not supported - aborted tensor creation");
-      }
-    };
-    exports.tensorFromImage = tensorFromImage;
-    var tensorFromTexture = (texture, options) => {
-      const { width, height, download, dispose } = options;
-      const dims = [1, height, width, 4];
-      return new tensor_impl_js_1.Tensor({ location: "texture", type: "float32", texture, dims, download, dispose });
-    };
-    exports.tensorFromTexture = tensorFromTexture;
-    var tensorFromGpuBuffer = (gpuBuffer, options) => {
-      const { dataType, dims, download, dispose } = options;
-      return new tensor_impl_js_1.Tensor({ location: "gpu-buffer", type: dataType ?? "float32", gpuBuffer, dims, download, dispose });
-    };
-    exports.tensorFromGpuBuffer = tensorFromGpuBuffer;
-    var tensorFromMLTensor = (mlTensor, options) => {
-      const { dataType, dims, download, dispose } = options;
-      return new tensor_impl_js_1.Tensor({ location: "ml-tensor", type: dataType ?? "float32", mlTensor, dims, download, dispose });
-    };
-    exports.tensorFromMLTensor = tensorFromMLTensor;
-    var tensorFromPinnedBuffer = (type, buffer, dims) => new tensor_impl_js_1.Tensor({ location: "cpu-pinned", type, data: buffer, dims: dims ?? [buffer.length] });
-    exports.tensorFromPinnedBuffer = tensorFromPinnedBuffer;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js
-var require_tensor_impl_type_mapping = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.checkTypedArray = exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = void 0;
-    exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = /* @__PURE__ */ new Map([
-      ["float32", Float32Array],
-      ["uint8", Uint8Array],
-      ["int8", Int8Array],
-      ["uint16", Uint16Array],
-      ["int16", Int16Array],
-      ["int32", Int32Array],
-      ["bool", Uint8Array],
-      ["float64", Float64Array],
-      ["uint32", Uint32Array],
-      ["int4", Uint8Array],
-      ["uint4", Uint8Array]
-    ]);
-    exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = /* @__PURE__ */ new Map([
-      [Float32Array, "float32"],
-      [Uint8Array, "uint8"],
-      [Int8Array, "int8"],
-      [Uint16Array, "uint16"],
-      [Int16Array, "int16"],
-      [Int32Array, "int32"],
-      [Float64Array, "float64"],
-      [Uint32Array, "uint32"]
-    ]);
-    var isTypedArrayChecked = false;
-    var checkTypedArray = () => {
-      if (!isTypedArrayChecked) {
-        isTypedArrayChecked = true;
-        const isBigInt64ArrayAvailable = typeof BigInt64Array !== "undefined" && BigInt64Array.from;
-        const isBigUint64ArrayAvailable = typeof BigUint64Array !== "undefined" && BigUint64Array.from;
-        const Float16Array = globalThis.Float16Array;
-        const isFloat16ArrayAvailable = typeof Float16Array !== "undefined" && Float16Array.from;
-        if (isBigInt64ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("int64", BigInt64Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigInt64Array, "int64");
-        }
-        if (isBigUint64ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("uint64", BigUint64Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigUint64Array, "uint64");
-        }
-        if (isFloat16ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Float16Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(Float16Array, "float16");
-        } else {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Uint16Array);
-        }
-      }
-    };
-    exports.checkTypedArray = checkTypedArray;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js
-var require_tensor_utils_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorReshape = exports.calculateSize = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    var calculateSize = (dims) => {
-      let size = 1;
-      for (let i2 = 0; i2 < dims.length; i2++) {
-        const dim = dims[i2];
-        if (typeof dim !== "number" || !Number.isSafeInteger(dim)) {
-          throw new TypeError(`dims[${i2}] must be an integer, got: ${dim}`);
-        }
-        if (dim < 0) {
-          throw new RangeError(`dims[${i2}] must be a non-negative integer, got: ${dim}`);
-        }
-        size *= dim;
-      }
-      return size;
-    };
-    exports.calculateSize = calculateSize;
-    var tensorReshape = (tensor, dims) => {
-      switch (tensor.location) {
-        case "cpu":
-          return new tensor_impl_js_1.Tensor(tensor.type, tensor.data, dims);
-        case "cpu-pinned":
-          return new tensor_impl_js_1.Tensor({
-            location: "cpu-pinned",
-            data: tensor.data,
-            type: tensor.type,
-            dims
-          });
-        case "texture":
-          return new tensor_impl_js_1.Tensor({
-            location: "texture",
-            texture: tensor.texture,
-            type: tensor.type,
-            dims
-          });
-        case "gpu-buffer":
-          return new tensor_impl_js_1.Tensor({
-            location: "gpu-buffer",
-            gpuBuffer: tensor.gpuBuffer,
-            type: tensor.type,
-            dims
-          });
-        case "ml-tensor":
-          return new tensor_impl_js_1.Tensor({
-            location: "ml-tensor",
-            mlTensor: tensor.mlTensor,
-            type: tensor.type,
-            dims
-          });
-        default:
-          throw new Error(`tensorReshape: tensor location ${tensor.location} is not supported`);
-      }
-    };
-    exports.tensorReshape = tensorReshape;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-impl.js
-var require_tensor_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.Tensor = void 0;
-    var tensor_conversion_impl_js_1 = require_tensor_conversion_impl();
-    var tensor_factory_impl_js_1 = require_tensor_factory_impl();
-    var tensor_impl_type_mapping_js_1 = require_tensor_impl_type_mapping();
-    var tensor_utils_impl_js_1 = require_tensor_utils_impl();
-    var Tensor = class {
-      /**
-       * implementation.
-       */
-      constructor(arg0, arg1, arg2) {
-        (0, tensor_impl_type_mapping_js_1.checkTypedArray)();
-        let type;
-        let dims;
-        if (typeof arg0 === "object" && "location" in arg0) {
-          this.dataLocation = arg0.location;
-          type = arg0.type;
-          dims = arg0.dims;
-          switch (arg0.location) {
-            case "cpu-pinned": {
-              const expectedTypedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(type);
-              if (!expectedTypedArrayConstructor) {
-                throw new TypeError(`unsupported type "${type}" to create tensor from pinned buffer`);
-              }
-              if (!(arg0.data instanceof expectedTypedArrayConstructor)) {
-                throw new TypeError(`buffer should be of type ${expectedTypedArrayConstructor.name}`);
-              }
-              this.cpuData = arg0.data;
-              break;
-            }
-            case "texture": {
-              if (type !== "float32") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from texture`);
-              }
-              this.gpuTextureData = arg0.texture;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            case "gpu-buffer": {
-              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from gpu buffer`);
-              }
-              this.gpuBufferData = arg0.gpuBuffer;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            case "ml-tensor": {
-              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint64" && type !== "int8" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from MLTensor`);
-              }
-              this.mlTensorData = arg0.mlTensor;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            default:
-              throw new Error(`Tensor constructor: unsupported location '${this.dataLocation}'`);
-          }
-        } else {
-          let data;
-          let maybeDims;
-          if (typeof arg0 === "string") {
-            type = arg0;
-            maybeDims = arg2;
-            if (arg0 === "string") {
-              if (!Array.isArray(arg1)) {
-                throw new TypeError("A string tensor's data must be a string array.");
-              }
-              data = arg1;
-            } else {
-              const typedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(arg0);
-              if (typedArrayConstructor === void 0) {
-                throw new TypeError(`Unsupported tensor type: ${arg0}.`);
-              }
-              if (Array.isArray(arg1)) {
-                if (arg0 === "float16" && typedArrayConstructor === Uint16Array || arg0 === "uint4" || arg0 === "int4") {
-                  throw new TypeError(`Creating a ${arg0} tensor from number array is not supported. Please use ${typedArrayConstructor.name} as data.`);
-                } else if (arg0 === "uint64" || arg0 === "int64") {
-                  data = typedArrayConstructor.from(arg1, BigInt);
-                } else {
-                  data = typedArrayConstructor.from(arg1);
-                }
-              } else if (arg1 instanceof typedArrayConstructor) {
-                data = arg1;
-              } else if (arg1 instanceof Uint8ClampedArray) {
-                if (arg0 === "uint8") {
-                  data = Uint8Array.from(arg1);
-                } else {
-                  throw new TypeError(`A Uint8ClampedArray tensor's data must be type of uint8`);
-                }
-              } else if (arg0 === "float16" && arg1 instanceof Uint16Array && typedArrayConstructor !== Uint16Array) {
-                data = new globalThis.Float16Array(arg1.buffer, arg1.byteOffset, arg1.length);
-              } else {
-                throw new TypeError(`A ${type} tensor's data must be type of ${typedArrayConstructor}`);
-              }
-            }
-          } else {
-            maybeDims = arg1;
-            if (Array.isArray(arg0)) {
-              if (arg0.length === 0) {
-                throw new TypeError("Tensor type cannot be inferred from an empty array.");
-              }
-              const firstElementType = typeof arg0[0];
-              if (firstElementType === "string") {
-                type = "string";
-                data = arg0;
-              } else if (firstElementType === "boolean") {
-                type = "bool";
-                data = Uint8Array.from(arg0);
-              } else {
-                throw new TypeError(`Invalid element type of data array: ${firstElementType}.`);
-              }
-            } else if (arg0 instanceof Uint8ClampedArray) {
-              type = "uint8";
-              data = Uint8Array.from(arg0);
-            } else {
-              const mappedType = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.get(arg0.constructor);
-              if (mappedType === void 0) {
-                throw new TypeError(`Unsupported type for tensor data: ${arg0.constructor}.`);
-              }
-              type = mappedType;
-              data = arg0;
-            }
-          }
-          if (maybeDims === void 0) {
-            maybeDims = [data.length];
-          } else if (!Array.isArray(maybeDims)) {
-            throw new TypeError("A tensor's dims must be a number array");
-          }
-          dims = maybeDims;
-          this.cpuData = data;
-          this.dataLocation = "cpu";
-        }
-        const size = (0, tensor_utils_impl_js_1.calculateSize)(dims);
-        if (this.cpuData && size !== this.cpuData.length) {
-          if ((type === "uint4" || type === "int4") && Math.ceil(size / 2) === this.cpuData.length) {
-          } else {
-            throw new Error(`Tensor's size(${size}) does not match data length(${this.cpuData.length}).`);
-          }
-        }
-        this.type = type;
-        this.dims = dims;
-        this.size = size;
-      }
-      // #endregion
-      // #region factory
-      static async fromImage(image, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromImage)(image, options);
-      }
-      static fromTexture(texture, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromTexture)(texture, options);
-      }
-      static fromGpuBuffer(gpuBuffer, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromGpuBuffer)(gpuBuffer, options);
-      }
-      static fromMLTensor(mlTensor, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromMLTensor)(mlTensor, options);
-      }
-      static fromPinnedBuffer(type, buffer, dims) {
-        return (0, tensor_factory_impl_js_1.tensorFromPinnedBuffer)(type, buffer, dims);
-      }
-      // #endregion
-      // #region conversions
-      toDataURL(options) {
-        return (0, tensor_conversion_impl_js_1.tensorToDataURL)(this, options);
-      }
-      toImageData(options) {
-        return (0, tensor_conversion_impl_js_1.tensorToImageData)(this, options);
-      }
-      // #endregion
-      // #region properties
-      get data() {
-        this.ensureValid();
-        if (!this.cpuData) {
-          throw new Error("The data is not on CPU. Use `getData()` to download GPU data to CPU, or use `texture` or `gpuBuffer` property to access the GPU data directly.");
-        }
-        return this.cpuData;
-      }
-      get location() {
-        return this.dataLocation;
-      }
-      get texture() {
-        this.ensureValid();
-        if (!this.gpuTextureData) {
-          throw new Error("The data is not stored as a WebGL texture.");
-        }
-        return this.gpuTextureData;
-      }
-      get gpuBuffer() {
-        this.ensureValid();
-        if (!this.gpuBufferData) {
-          throw new Error("The data is not stored as a WebGPU buffer.");
-        }
-        return this.gpuBufferData;
-      }
-      get mlTensor() {
-        this.ensureValid();
-        if (!this.mlTensorData) {
-          throw new Error("The data is not stored as a WebNN MLTensor.");
-        }
-        return this.mlTensorData;
-      }
-      // #endregion
-      // #region methods
-      async getData(releaseData) {
-        this.ensureValid();
-        switch (this.dataLocation) {
-          case "cpu":
-          case "cpu-pinned":
-            return this.data;
-          case "texture":
-          case "gpu-buffer":
-          case "ml-tensor": {
-            if (!this.downloader) {
-              throw new Error("The current tensor is not created with a specified data downloader.");
-            }
-            if (this.isDownloading) {
-              throw new Error("The current tensor is being downloaded.");
-            }
-            try {
-              this.isDownloading = true;
-              const data = await this.downloader();
-              this.downloader = void 0;
-              this.dataLocation = "cpu";
-              this.cpuData = data;
-              if (releaseData && this.disposer) {
-                this.disposer();
-                this.disposer = void 0;
-              }
-              return data;
-            } finally {
-              this.isDownloading = false;
-            }
-          }
-          default:
-            throw new Error(`cannot get data from location: ${this.dataLocation}`);
-        }
-      }
-      dispose() {
-        if (this.isDownloading) {
-          throw new Error("The current tensor is being downloaded.");
-        }
-        if (this.disposer) {
-          this.disposer();
-          this.disposer = void 0;
-        }
-        this.cpuData = void 0;
-        this.gpuTextureData = void 0;
-        this.gpuBufferData = void 0;
-        this.mlTensorData = void 0;
-        this.downloader = void 0;
-        this.isDownloading = void 0;
-        this.dataLocation = "none";
-      }
-      // #endregion
-      // #region tensor utilities
-      ensureValid() {
-        if (this.dataLocation === "none") {
-          throw new Error("The tensor is disposed.");
-        }
-      }
-      reshape(dims) {
-        this.ensureValid();
-        if (this.downloader || this.disposer) {
-          throw new Error("Cannot reshape a tensor that owns GPU resource.");
-        }
-        return (0, tensor_utils_impl_js_1.tensorReshape)(this, dims);
-      }
-    };
-    exports.Tensor = Tensor;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor.js
-var require_tensor = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.Tensor = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    exports.Tensor = tensor_impl_js_1.Tensor;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/trace.js
-var require_trace = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/trace.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.TRACE_EVENT_END = exports.TRACE_EVENT_BEGIN = exports.TRACE_FUNC_END = exports.TRACE_FUNC_BEGIN = exports.TRACE = void 0;
-    var env_impl_js_1 = require_env_impl();
-    var TRACE = (deviceType, label2) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.timeStamp(`${deviceType}::ORT::${label2}`);
-    };
-    exports.TRACE = TRACE;
-    var TRACE_FUNC = (msg, extraMsg) => {
-      const stack = new Error().stack?.split(/\r\n|\r|\n/g) || [];
-      let hasTraceFunc = false;
-      for (let i2 = 0; i2 < stack.length; i2++) {
-        if (hasTraceFunc && !stack[i2].includes("TRACE_FUNC")) {
-          let label2 = `FUNC_${msg}::${stack[i2].trim().split(" ")[1]}`;
-          if (extraMsg) {
-            label2 += `::${extraMsg}`;
-          }
-          (0, exports.TRACE)("CPU", label2);
-          return;
-        }
-        if (stack[i2].includes("TRACE_FUNC")) {
-          hasTraceFunc = true;
-        }
-      }
-    };
-    var TRACE_FUNC_BEGIN = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      TRACE_FUNC("BEGIN", extraMsg);
-    };
-    exports.TRACE_FUNC_BEGIN = TRACE_FUNC_BEGIN;
-    var TRACE_FUNC_END = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      TRACE_FUNC("END", extraMsg);
-    };
-    exports.TRACE_FUNC_END = TRACE_FUNC_END;
-    var TRACE_EVENT_BEGIN = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.time(`ORT::${extraMsg}`);
-    };
-    exports.TRACE_EVENT_BEGIN = TRACE_EVENT_BEGIN;
-    var TRACE_EVENT_END = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.timeEnd(`ORT::${extraMsg}`);
-    };
-    exports.TRACE_EVENT_END = TRACE_EVENT_END;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js
-var require_inference_session_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.InferenceSession = void 0;
-    var backend_impl_js_1 = require_backend_impl();
-    var tensor_js_1 = require_tensor();
-    var trace_js_1 = require_trace();
-    var InferenceSession = class _InferenceSession {
-      constructor(handler2) {
-        this.handler = handler2;
-      }
-      async run(feeds, arg1, arg2) {
-        (0, trace_js_1.TRACE_FUNC_BEGIN)();
-        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.run");
-        const fetches = {};
-        let options = {};
-        if (typeof feeds !== "object" || feeds === null || feeds instanceof tensor_js_1.Tensor || Array.isArray(feeds)) {
-          throw new TypeError("'feeds' must be an object that use input names as keys and OnnxValue as corresponding values.");
-        }
-        let isFetchesEmpty = true;
-        if (typeof arg1 === "object") {
-          if (arg1 === null) {
-            throw new TypeError("Unexpected argument[1]: cannot be null.");
-          }
-          if (arg1 instanceof tensor_js_1.Tensor) {
-            throw new TypeError("'fetches' cannot be a Tensor");
-          }
-          if (Array.isArray(arg1)) {
-            if (arg1.length === 0) {
-              throw new TypeError("'fetches' cannot be an empty array.");
-            }
-            isFetchesEmpty = false;
-            for (const name of arg1) {
-              if (typeof name !== "string") {
-                throw new TypeError("'fetches' must be a string array or an object.");
-              }
-              if (this.outputNames.indexOf(name) === -1) {
-                throw new RangeError(`'fetches' contains invalid output name: ${name}.`);
-              }
-              fetches[name] = null;
-            }
-            if (typeof arg2 === "object" && arg2 !== null) {
-              options = arg2;
-            } else if (typeof arg2 !== "undefined") {
-              throw new TypeError("'options' must be an object.");
-            }
-          } else {
-            let isFetches = false;
-            const arg1Keys = Object.getOwnPropertyNames(arg1);
-            for (const name of this.outputNames) {
-              if (arg1Keys.indexOf(name) !== -1) {
-                const v = arg1[name];
-                if (v === null || v instanceof tensor_js_1.Tensor) {
-                  isFetches = true;
-                  isFetchesEmpty = false;
-                  fetches[name] = v;
-                }
-              }
-            }
-            if (isFetches) {
-              if (typeof arg2 === "object" && arg2 !== null) {
-                options = arg2;
-              } else if (typeof arg2 !== "undefined") {
-                throw new TypeError("'options' must be an object.");
-              }
-            } else {
-              options = arg1;
-            }
-          }
-        } else if (typeof arg1 !== "undefined") {
-          throw new TypeError("Unexpected argument[1]: must be 'fetches' or 'options'.");
-        }
-        for (const name of this.inputNames) {
-          if (typeof feeds[name] === "undefined") {
-            throw new Error(`input '${name}' is missing in 'feeds'.`);
-          }
-        }
-        if (isFetchesEmpty) {
-          for (const name of this.outputNames) {
-            fetches[name] = null;
-          }
-        }
-        const results = await this.handler.run(feeds, fetches, options);
-        const returnValue = {};
-        for (const key in results) {
-          if (Object.hasOwnProperty.call(results, key)) {
-            const result = results[key];
-            if (result instanceof tensor_js_1.Tensor) {
-              returnValue[key] = result;
-            } else {
-              returnValue[key] = new tensor_js_1.Tensor(result.type, result.data, result.dims);
-            }
-          }
-        }
-        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.run");
-        (0, trace_js_1.TRACE_FUNC_END)();
-        return returnValue;
-      }
-      async release() {
-        return this.handler.dispose();
-      }
-      static async create(arg0, arg1, arg2, arg3) {
-        (0, trace_js_1.TRACE_FUNC_BEGIN)();
-        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.create");
-        let filePathOrUint8Array;
-        let options = {};
-        if (typeof arg0 === "string") {
-          filePathOrUint8Array = arg0;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-        } else if (arg0 instanceof Uint8Array) {
-          filePathOrUint8Array = arg0;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-        } else if (arg0 instanceof ArrayBuffer || typeof SharedArrayBuffer !== "undefined" && arg0 instanceof SharedArrayBuffer) {
-          const buffer = arg0;
-          let byteOffset = 0;
-          let byteLength = arg0.byteLength;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 === "number") {
-            byteOffset = arg1;
-            if (!Number.isSafeInteger(byteOffset)) {
-              throw new RangeError("'byteOffset' must be an integer.");
-            }
-            if (byteOffset < 0 || byteOffset >= buffer.byteLength) {
-              throw new RangeError(`'byteOffset' is out of range [0, ${buffer.byteLength}).`);
-            }
-            byteLength = arg0.byteLength - byteOffset;
-            if (typeof arg2 === "number") {
-              byteLength = arg2;
-              if (!Number.isSafeInteger(byteLength)) {
-                throw new RangeError("'byteLength' must be an integer.");
-              }
-              if (byteLength <= 0 || byteOffset + byteLength > buffer.byteLength) {
-                throw new RangeError(`'byteLength' is out of range (0, ${buffer.byteLength - byteOffset}].`);
-              }
-              if (typeof arg3 === "object" && arg3 !== null) {
-                options = arg3;
-              } else if (typeof arg3 !== "undefined") {
-                throw new TypeError("'options' must be an object.");
-              }
-            } else if (typeof arg2 !== "undefined") {
-              throw new TypeError("'byteLength' must be a number.");
-            }
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-          filePathOrUint8Array = new Uint8Array(buffer, byteOffset, byteLength);
-        } else {
-          throw new TypeError("Unexpected argument[0]: must be 'path' or 'buffer'.");
-        }
-        const [backend, optionsWithValidatedEPs] = await (0, backend_impl_js_1.resolveBackendAndExecutionProviders)(options);
-        const handler2 = await backend.createInferenceSessionHandler(filePathOrUint8Array, optionsWithValidatedEPs);
-        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.create");
-        (0, trace_js_1.TRACE_FUNC_END)();
-        return new _InferenceSession(handler2);
-      }
-      startProfiling() {
-        this.handler.startProfiling();
-      }
-      endProfiling() {
-        this.handler.endProfiling();
-      }
-      get inputNames() {
-        return this.handler.inputNames;
-      }
-      get outputNames() {
-        return this.handler.outputNames;
-      }
-      get inputMetadata() {
-        return this.handler.inputMetadata;
-      }
-      get outputMetadata() {
-        return this.handler.outputMetadata;
-      }
-    };
-    exports.InferenceSession = InferenceSession;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/inference-session.js
-var require_inference_session = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/inference-session.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.InferenceSession = void 0;
-    var inference_session_impl_js_1 = require_inference_session_impl();
-    exports.InferenceSession = inference_session_impl_js_1.InferenceSession;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js
-var require_tensor_conversion = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-factory.js
-var require_tensor_factory = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-factory.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/onnx-model.js
-var require_onnx_model = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/onnx-model.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/onnx-value.js
-var require_onnx_value = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/onnx-value.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/index.js
-var require_cjs = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/index.js"(exports) {
-    "use strict";
-    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
-      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
-    };
-    Object.defineProperty(exports, "__esModule", { value: true });
-    __exportStar(require_backend(), exports);
-    __exportStar(require_env(), exports);
-    __exportStar(require_inference_session(), exports);
-    __exportStar(require_tensor(), exports);
-    __exportStar(require_tensor_conversion(), exports);
-    __exportStar(require_tensor_factory(), exports);
-    __exportStar(require_trace(), exports);
-    __exportStar(require_onnx_model(), exports);
-    __exportStar(require_onnx_value(), exports);
-  }
-});
-
-// node_modules/onnxruntime-node/dist/binding.js
-var require_binding = __commonJS({
-  "node_modules/onnxruntime-node/dist/binding.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.initOrt = exports.binding = void 0;
-    var worker_threads_1 = __require("worker_threads");
-    var onnxruntime_common_1 = require_cjs();
-    exports.binding = // eslint-disable-next-line @typescript-eslint/no-require-imports, @typescript-eslint/no-var-requires
-    __require(globalThis.__pruneGuardOrtBinding());
-    var ortInitialized = false;
-    var initOrt = () => {
-      if (!ortInitialized) {
-        ortInitialized = true;
-        let logLevel = 2;
-        if (onnxruntime_common_1.env.logLevel) {
-          switch (onnxruntime_common_1.env.logLevel) {
-            case "verbose":
-              logLevel = 0;
-              break;
-            case "info":
-              logLevel = 1;
-              break;
-            case "warning":
-              logLevel = 2;
-              break;
-            case "error":
-              logLevel = 3;
-              break;
-            case "fatal":
-              logLevel = 4;
-              break;
-            default:
-              throw new Error(`Unsupported log level: ${onnxruntime_common_1.env.logLevel}`);
-          }
-        }
-        exports.binding.initOrtOnce(logLevel, onnxruntime_common_1.Tensor, worker_threads_1.isMainThread);
-      }
-    };
-    exports.initOrt = initOrt;
-  }
-});
-
-// node_modules/onnxruntime-node/dist/backend.js
-var require_backend2 = __commonJS({
-  "node_modules/onnxruntime-node/dist/backend.js"(exports) {
-    "use strict";
-    var __classPrivateFieldSet = exports && exports.__classPrivateFieldSet || function(receiver, state, value, kind, f) {
-      if (kind === "m") throw new TypeError("Private method is not writable");
-      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a setter");
-      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot write private member to an object whose class did not declare it");
-      return kind === "a" ? f.call(receiver, value) : f ? f.value = value : state.set(receiver, value), value;
-    };
-    var __classPrivateFieldGet = exports && exports.__classPrivateFieldGet || function(receiver, state, kind, f) {
-      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a getter");
-      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot read private member from an object whose class did not declare it");
-      return kind === "m" ? f : kind === "a" ? f.call(receiver) : f ? f.value : state.get(receiver);
-    };
-    var _OnnxruntimeSessionHandler_inferenceSession;
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.listSupportedBackends = exports.onnxruntimeBackend = void 0;
-    var binding_1 = require_binding();
-    var dataTypeStrings = [
-      void 0,
-      // 0
-      "float32",
-      "uint8",
-      "int8",
-      "uint16",
-      "int16",
-      "int32",
-      "int64",
-      "string",
-      "bool",
-      "float16",
-      "float64",
-      "uint32",
-      "uint64",
-      void 0,
-      // 14
-      void 0,
-      // 15
-      void 0,
-      // 16
-      void 0,
-      // 17
-      void 0,
-      // 18
-      void 0,
-      // 19
-      void 0,
-      // 20
-      "uint4",
-      "int4"
-    ];
-    var OnnxruntimeSessionHandler = class {
-      constructor(pathOrBuffer, options) {
-        _OnnxruntimeSessionHandler_inferenceSession.set(this, void 0);
-        (0, binding_1.initOrt)();
-        __classPrivateFieldSet(this, _OnnxruntimeSessionHandler_inferenceSession, new binding_1.binding.InferenceSession(), "f");
-        if (typeof pathOrBuffer === "string") {
-          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer, options);
-        } else {
-          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer.buffer, pathOrBuffer.byteOffset, pathOrBuffer.byteLength, options);
-        }
-        this.inputNames = [];
-        this.outputNames = [];
-        this.inputMetadata = [];
-        this.outputMetadata = [];
-        const fillNamesAndMetadata = (rawMetadata) => {
-          const names = [];
-          const metadata = [];
-          for (const m of rawMetadata) {
-            names.push(m.name);
-            if (!m.isTensor) {
-              metadata.push({ name: m.name, isTensor: false });
-            } else {
-              const type = dataTypeStrings[m.type];
-              if (type === void 0) {
-                throw new Error(`Unsupported data type: ${m.type}`);
-              }
-              const shape = [];
-              for (let i2 = 0; i2 < m.shape.length; ++i2) {
-                const dim = m.shape[i2];
-                if (dim === -1) {
-                  shape.push(m.symbolicDimensions[i2]);
-                } else if (dim >= 0) {
-                  shape.push(dim);
-                } else {
-                  throw new Error(`Invalid dimension: ${dim}`);
-                }
-              }
-              metadata.push({
-                name: m.name,
-                isTensor: m.isTensor,
-                type,
-                shape
-              });
-            }
-          }
-          return [names, metadata];
-        };
-        [this.inputNames, this.inputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").inputMetadata);
-        [this.outputNames, this.outputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").outputMetadata);
-      }
-      async dispose() {
-        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").dispose();
-      }
-      startProfiling() {
-      }
-      endProfiling() {
-        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
-      }
-      async run(feeds, fetches, options) {
-        return new Promise((resolve7, reject) => {
-          setImmediate(() => {
-            try {
-              resolve7(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
-            } catch (e) {
-              reject(e);
-            }
-          });
-        });
-      }
-    };
-    _OnnxruntimeSessionHandler_inferenceSession = /* @__PURE__ */ new WeakMap();
-    var OnnxruntimeBackend = class {
-      async init() {
-        return Promise.resolve();
-      }
-      async createInferenceSessionHandler(pathOrBuffer, options) {
-        return new Promise((resolve7, reject) => {
-          setImmediate(() => {
-            try {
-              resolve7(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
-            } catch (e) {
-              reject(e);
-            }
-          });
-        });
-      }
-    };
-    exports.onnxruntimeBackend = new OnnxruntimeBackend();
-    exports.listSupportedBackends = binding_1.binding.listSupportedBackends;
-  }
-});
-
-// node_modules/onnxruntime-node/dist/version.js
-var require_version2 = __commonJS({
-  "node_modules/onnxruntime-node/dist/version.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.version = void 0;
-    exports.version = "1.30.0";
-  }
-});
-
-// node_modules/onnxruntime-node/dist/index.js
-var require_dist = __commonJS({
-  "node_modules/onnxruntime-node/dist/index.js"(exports) {
-    "use strict";
-    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
-      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
-    };
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.listSupportedBackends = void 0;
-    __exportStar(require_cjs(), exports);
-    var backend_1 = require_backend2();
-    Object.defineProperty(exports, "listSupportedBackends", { enumerable: true, get: function() {
-      return backend_1.listSupportedBackends;
-    } });
-    var onnxruntime_common_1 = require_cjs();
-    var version_1 = require_version2();
-    var backend_2 = require_backend2();
-    var backends = (0, backend_2.listSupportedBackends)();
-    for (const backend of backends) {
-      (0, onnxruntime_common_1.registerBackend)(backend.name, backend_2.onnxruntimeBackend, 100);
-    }
-    Object.defineProperty(onnxruntime_common_1.env.versions, "node", { value: version_1.version, enumerable: true });
-  }
-});
-
-// src/onnx/runtime/ortErrors.ts
-function shortOrtError(message) {
-  for (const [re, say] of PATTERNS) {
-    const m = message.match(re);
-    if (m) return say(m);
-  }
-  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
-  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
-}
-var PATTERNS, MAX_LENGTH;
-var init_ortErrors = __esm({
-  "src/onnx/runtime/ortErrors.ts"() {
-    "use strict";
-    PATTERNS = [
-      [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
-      [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
-      [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
-      [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
-    ];
-    MAX_LENGTH = 300;
-  }
-});
-
-// src/onnx/runtime/ort.ts
-import { createRequire as createRequire2 } from "node:module";
-function onnxruntime() {
-  if (chosen) return chosen;
-  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
-  if (custom) {
-    try {
-      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
-    } catch (e) {
-      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
-    }
-  } else {
-    chosen = { ort: bundled, source: "bundled" };
-  }
-  return chosen;
-}
-function onnxruntimeVersion() {
-  const { ort } = onnxruntime();
-  return ort.env.versions?.common ?? "unknown";
-}
-async function openSession(modelPath, opts) {
-  const { ort } = onnxruntime();
-  try {
-    return await ort.InferenceSession.create(modelPath, {
-      executionProviders: [opts.provider ?? "cpu"],
-      graphOptimizationLevel: "all",
-      executionMode: "sequential",
-      intraOpNumThreads: opts.threads,
-      interOpNumThreads: 1
-    });
-  } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
-  }
-}
-var bundled, chosen;
-var init_ort = __esm({
-  "src/onnx/runtime/ort.ts"() {
-    "use strict";
-    bundled = __toESM(require_dist(), 1);
-    init_errors();
-    init_ortErrors();
-  }
-});
-
-// src/measure/provider.ts
-import * as fs5 from "node:fs";
-function cudaUnavailable() {
-  const { ort, source } = onnxruntime();
-  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
-  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
-  if (!fs5.existsSync("/dev/nvidia0") && !fs5.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
-  return void 0;
-}
-async function resolveProvider(requested, probeModel) {
-  if (requested === "cpu") return { provider: "cpu" };
-  let why = cudaUnavailable();
-  if (!why) {
-    try {
-      const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
-      await session.release();
-      return { provider: "cuda" };
-    } catch (e) {
-      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
-    }
-  }
-  if (requested === "cuda") {
-    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
-  }
-  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
-}
-var init_provider = __esm({
-  "src/measure/provider.ts"() {
-    "use strict";
-    init_errors();
-    init_ort();
-  }
-});
-
-// src/util/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-var init_random = __esm({
-  "src/util/random.ts"() {
-    "use strict";
   }
 });
 
@@ -31545,829 +33335,38 @@ var init_corruptions = __esm({
   }
 });
 
-// src/measure/stats/binomial.ts
-function logGamma(x2) {
-  const g2 = 7;
-  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
-  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
-  x2 -= 1;
-  let a = c[0];
-  const t = x2 + g2 + 0.5;
-  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
-  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+// src/measure/provider.ts
+import * as fs7 from "node:fs";
+function cudaUnavailable() {
+  const { ort, source } = onnxruntime();
+  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
+  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
+  if (!fs7.existsSync("/dev/nvidia0") && !fs7.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  return void 0;
 }
-function binomialHalfCdf(k, n) {
-  if (k < 0) return 0;
-  if (k >= n) return 1;
-  const lnN = logGamma(n + 1);
-  const ln2n = n * Math.LN2;
-  let sum = 0;
-  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
-  return Math.min(1, sum);
+async function resolveProvider(requested, probeModel) {
+  if (requested === "cpu") return { provider: "cpu" };
+  let why = cudaUnavailable();
+  if (!why) {
+    try {
+      const { ort } = onnxruntime();
+      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
+      await session.release();
+      return { provider: "cuda" };
+    } catch (e) {
+      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
+    }
+  }
+  if (requested === "cuda") {
+    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
+  }
+  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
 }
-var init_binomial = __esm({
-  "src/measure/stats/binomial.ts"() {
+var init_provider = __esm({
+  "src/measure/provider.ts"() {
     "use strict";
-  }
-});
-
-// src/measure/stats/distribution.ts
-function regularizedGammaP(a, x2) {
-  if (x2 <= 0) return 0;
-  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
-  if (x2 < a + 1) {
-    let sum = 1 / a;
-    let term = sum;
-    for (let n = 1; n < 1e3; n++) {
-      term *= x2 / (a + n);
-      sum += term;
-      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
-    }
-    return Math.min(1, sum * Math.exp(lnPre));
-  }
-  let b = x2 + 1 - a;
-  let c = 1 / 1e-300;
-  let d = 1 / b;
-  let h = d;
-  for (let i2 = 1; i2 < 1e3; i2++) {
-    const an = -i2 * (i2 - a);
-    b += 2;
-    d = an * d + b;
-    if (Math.abs(d) < 1e-300) d = 1e-300;
-    c = b + an / c;
-    if (Math.abs(c) < 1e-300) c = 1e-300;
-    d = 1 / d;
-    const delta = d * c;
-    h *= delta;
-    if (Math.abs(delta - 1) < 1e-15) break;
-  }
-  return Math.max(0, 1 - Math.exp(lnPre) * h);
-}
-function chiSquareSurvival(x2, df) {
-  return 1 - regularizedGammaP(df / 2, x2 / 2);
-}
-function chiSquareHomogeneity(a, b) {
-  const na = a.reduce((s, v) => s + v, 0);
-  const nb = b.reduce((s, v) => s + v, 0);
-  let stat2 = 0;
-  let bins = 0;
-  for (let i2 = 0; i2 < a.length; i2++) {
-    const total2 = a[i2] + b[i2];
-    if (total2 === 0) continue;
-    bins++;
-    const ea = total2 * na / (na + nb);
-    const eb = total2 * nb / (na + nb);
-    stat2 += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
-  }
-  const df = Math.max(1, bins - 1);
-  return { statistic: stat2, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat2, df) };
-}
-function kolmogorovSmirnov(x2, y) {
-  const a = Float64Array.from(x2).sort();
-  const b = Float64Array.from(y).sort();
-  let i2 = 0;
-  let j = 0;
-  let d = 0;
-  while (i2 < a.length && j < b.length) {
-    const v = Math.min(a[i2], b[j]);
-    while (i2 < a.length && a[i2] <= v) i2++;
-    while (j < b.length && b[j] <= v) j++;
-    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
-  }
-  const ne = a.length * b.length / (a.length + b.length);
-  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
-  let p = 0;
-  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
-  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
-}
-function populationStabilityIndex(expected, actual, bins = 10) {
-  const sorted = Float64Array.from(expected).sort();
-  const edges = [];
-  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
-  const hist = (values) => {
-    const h = new Float64Array(bins);
-    for (let i2 = 0; i2 < values.length; i2++) {
-      let b = 0;
-      while (b < edges.length && values[i2] > edges[b]) b++;
-      h[b]++;
-    }
-    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
-  };
-  const e = hist(expected);
-  const a = hist(actual);
-  let psi = 0;
-  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
-  return psi;
-}
-var init_distribution = __esm({
-  "src/measure/stats/distribution.ts"() {
-    "use strict";
-    init_binomial();
-  }
-});
-
-// node_modules/simple-statistics/dist/simple-statistics.mjs
-function quantileSorted(x2, p) {
-  var idx = (x2.length - 1) * p;
-  if (x2.length === 0) {
-    throw new Error("quantile requires at least one data point.");
-  } else if (p < 0 || p > 1) {
-    throw new Error("quantiles must be between 0 and 1");
-  } else if (p === 1) {
-    return x2[x2.length - 1];
-  } else if (p === 0) {
-    return x2[0];
-  } else if (idx % 1 !== 0) {
-    var lower = Math.floor(idx);
-    var upper = Math.ceil(idx);
-    var fraction = idx - lower;
-    return x2[lower] + fraction * (x2[upper] - x2[lower]);
-  } else {
-    return x2[idx];
-  }
-}
-function quickselect(arr, k, left, right) {
-  left = left || 0;
-  right = right || arr.length - 1;
-  while (right > left) {
-    if (right - left > 600) {
-      var n = right - left + 1;
-      var m = k - left + 1;
-      var z2 = Math.log(n);
-      var s = 0.5 * Math.exp(2 * z2 / 3);
-      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
-      if (m - n / 2 < 0) {
-        sd *= -1;
-      }
-      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
-      var newRight = Math.min(
-        right,
-        Math.floor(k + (n - m) * s / n + sd)
-      );
-      quickselect(arr, k, newLeft, newRight);
-    }
-    var t = arr[k];
-    var i2 = left;
-    var j = right;
-    swap(arr, left, k);
-    if (arr[right] > t) {
-      swap(arr, left, right);
-    }
-    while (i2 < j) {
-      swap(arr, i2, j);
-      i2++;
-      j--;
-      while (arr[i2] < t) {
-        i2++;
-      }
-      while (arr[j] > t) {
-        j--;
-      }
-    }
-    if (arr[left] === t) {
-      swap(arr, left, j);
-    } else {
-      j++;
-      swap(arr, j, right);
-    }
-    if (j <= k) {
-      left = j + 1;
-    }
-    if (k <= j) {
-      right = j - 1;
-    }
-  }
-}
-function swap(arr, i2, j) {
-  var tmp = arr[i2];
-  arr[i2] = arr[j];
-  arr[j] = tmp;
-}
-function quantile(x2, p) {
-  var copy = x2.slice();
-  if (Array.isArray(p)) {
-    multiQuantileSelect(copy, p);
-    var results = [];
-    for (var i2 = 0; i2 < p.length; i2++) {
-      results[i2] = quantileSorted(copy, p[i2]);
-    }
-    return results;
-  } else {
-    var idx = quantileIndex(copy.length, p);
-    quantileSelect(copy, idx, 0, copy.length - 1);
-    return quantileSorted(copy, p);
-  }
-}
-function quantileSelect(arr, k, left, right) {
-  if (k % 1 === 0) {
-    quickselect(arr, k, left, right);
-  } else {
-    k = Math.floor(k);
-    quickselect(arr, k, left, right);
-    quickselect(arr, k + 1, k + 1, right);
-  }
-}
-function multiQuantileSelect(arr, p) {
-  var positions = /* @__PURE__ */ new Set();
-  for (var i2 = 0; i2 < p.length; i2++) {
-    var idx = quantileIndex(arr.length, p[i2]);
-    positions.add(Math.floor(idx));
-    positions.add(Math.ceil(idx));
-  }
-  var indices = Array.from(positions).sort(compare);
-  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
-}
-function multiselect(arr, indices, lo, hi, left, right) {
-  if (lo > hi) {
-    return;
-  }
-  var mid = lo + hi >> 1;
-  quickselect(arr, indices[mid], left, right);
-  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
-  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
-}
-function compare(a, b) {
-  return a - b;
-}
-function quantileIndex(len, p) {
-  var idx = (len - 1) * p;
-  if (p === 1) {
-    return len - 1;
-  } else if (p === 0) {
-    return 0;
-  } else if (idx % 1 !== 0) {
-    return idx;
-  } else {
-    return idx;
-  }
-}
-function median(x2) {
-  return +quantile(x2, 0.5);
-}
-function cumulativeDistribution(z2) {
-  var sum = z2;
-  var tmp = z2;
-  for (var i2 = 1; i2 < 30; i2++) {
-    tmp *= z2 * z2 / (2 * i2 + 1);
-    sum += tmp;
-  }
-  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
-}
-function errorFunction(x2) {
-  var t = 1 / (1 + 0.5 * Math.abs(x2));
-  var tau = t * Math.exp(
-    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
-  );
-  if (x2 >= 0) {
-    return 1 - tau;
-  } else {
-    return tau - 1;
-  }
-}
-var BayesianClassifier, g, LOGSQRT2PI, SQRT_2PI$1, standardNormalTable, z, SQRT_2PI, PerceptronModel;
-var init_simple_statistics = __esm({
-  "node_modules/simple-statistics/dist/simple-statistics.mjs"() {
-    BayesianClassifier = function BayesianClassifier2() {
-      this.totalCount = 0;
-      this.data = {};
-    };
-    BayesianClassifier.prototype.train = function train(item, category) {
-      if (!this.data[category]) {
-        this.data[category] = {};
-      }
-      for (var k in item) {
-        var v = item[k];
-        if (this.data[category][k] === void 0) {
-          this.data[category][k] = {};
-        }
-        if (this.data[category][k][v] === void 0) {
-          this.data[category][k][v] = 0;
-        }
-        this.data[category][k][v]++;
-      }
-      this.totalCount++;
-    };
-    BayesianClassifier.prototype.score = function score(item) {
-      var odds = {};
-      var category;
-      for (var k in item) {
-        var v = item[k];
-        for (category in this.data) {
-          if (odds[category] === void 0) {
-            odds[category] = {};
-          }
-          if (this.data[category][k]) {
-            odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
-          } else {
-            odds[category][k + "_" + v] = 0;
-          }
-        }
-      }
-      var oddsSums = {};
-      for (category in odds) {
-        oddsSums[category] = 0;
-        for (var combination in odds[category]) {
-          oddsSums[category] += odds[category][combination];
-        }
-      }
-      return oddsSums;
-    };
-    g = 607 / 128;
-    LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
-    SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
-    standardNormalTable = [];
-    for (z = 0; z <= 3.09; z += 0.01) {
-      standardNormalTable.push(cumulativeDistribution(z));
-    }
-    SQRT_2PI = Math.sqrt(2 * Math.PI);
-    PerceptronModel = function PerceptronModel2() {
-      this.weights = [];
-      this.bias = 0;
-    };
-    PerceptronModel.prototype.predict = function predict(features) {
-      if (features.length !== this.weights.length) {
-        return null;
-      }
-      var score2 = 0;
-      for (var i2 = 0; i2 < this.weights.length; i2++) {
-        score2 += this.weights[i2] * features[i2];
-      }
-      score2 += this.bias;
-      if (score2 > 0) {
-        return 1;
-      } else {
-        return 0;
-      }
-    };
-    PerceptronModel.prototype.train = function train2(features, label2) {
-      if (label2 !== 0 && label2 !== 1) {
-        return null;
-      }
-      if (features.length !== this.weights.length) {
-        this.weights = features.slice();
-        this.bias = 1;
-      }
-      var prediction = this.predict(features);
-      if (typeof prediction === "number" && prediction !== label2) {
-        var gradient = label2 - prediction;
-        for (var i2 = 0; i2 < this.weights.length; i2++) {
-          this.weights[i2] += gradient * features[i2];
-        }
-        this.bias += gradient;
-      }
-      return this;
-    };
-  }
-});
-
-// src/measure/stats/bootstrap.ts
-function bootstrapInterval(n, statistic, opts = {}) {
-  const confidence = opts.confidence ?? 0.95;
-  const resamples = opts.resamples ?? 1e3;
-  const random = seededRandom(opts.seed ?? 24301);
-  const indices = new Int32Array(n);
-  const values = [];
-  for (let r = 0; r < resamples; r++) {
-    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
-    const v = statistic(indices);
-    if (Number.isFinite(v)) values.push(v);
-  }
-  if (values.length === 0) return [NaN, NaN];
-  values.sort((a, b) => a - b);
-  const alpha = (1 - confidence) / 2;
-  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
-}
-function quantileAt(values, indices, p, scratch) {
-  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
-  scratch.sort();
-  return quantileSorted(scratch, p);
-}
-function quantileInterval(values, p, opts = {}) {
-  const scratch = new Float64Array(values.length);
-  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
-}
-function meanInterval(values, opts = {}) {
-  return bootstrapInterval(values.length, (idx) => {
-    let s = 0;
-    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
-    return s / idx.length;
-  }, opts);
-}
-var init_bootstrap = __esm({
-  "src/measure/stats/bootstrap.ts"() {
-    "use strict";
-    init_simple_statistics();
-    init_random();
-  }
-});
-
-// src/measure/latency.ts
-function batchOf(source, batch) {
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of source) {
-    const rows2 = arr.dims[0];
-    const rowSize = arr.data.length / rows2;
-    const Ctor = arr.data.constructor;
-    const data = new Ctor(batch * rowSize);
-    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
-    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
-  }
-  return out;
-}
-function latencyStat(batch, samplesMs, confidence) {
-  const sorted = [...samplesMs].sort((a, b) => a - b);
-  const stat2 = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
-  if (confidence === void 0) return stat2;
-  stat2.p99_ms = quantileSorted(sorted, 0.99);
-  stat2.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
-  const opts = { confidence, resamples: 500 };
-  stat2.p50_ci = quantileInterval(sorted, 0.5, opts);
-  stat2.p95_ci = quantileInterval(sorted, 0.95, opts);
-  stat2.p99_ci = quantileInterval(sorted, 0.99, opts);
-  stat2.mean_ci = meanInterval(sorted, opts);
-  return stat2;
-}
-function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
-  const n = Math.min(a.length, b.length);
-  const sa = new Float64Array(n);
-  const sb = new Float64Array(n);
-  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
-  const ratio2 = median2(a) / median2(b);
-  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
-  return { ratio: ratio2, ci };
-}
-function relativeHalfWidth(estimate, ci) {
-  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
-}
-function settled(times) {
-  if (times.length < 2 * STABLE_WINDOW) return false;
-  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
-  const last = med(times.slice(-STABLE_WINDOW));
-  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
-  return Math.abs(last / before - 1) <= 0.1;
-}
-function preciseEnough(perModel, target, confidence) {
-  if (perModel.length === 1) {
-    const s = perModel[0];
-    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
-  }
-  for (let i2 = 1; i2 < perModel.length; i2++) {
-    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
-    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
-  }
-  return true;
-}
-async function measureInterleaved(modelPaths, source, opts, onProgress) {
-  const { ort } = onnxruntime();
-  const sessions = [];
-  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
-  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
-  const adaptive = (opts.targetRelCi ?? 0) > 0;
-  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
-  let done = 0;
-  try {
-    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
-    for (let b = 0; b < opts.batchSizes.length; b++) {
-      const started = performance.now();
-      const inputs = batchOf(source, opts.batchSizes[b]);
-      const feeds = {};
-      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const warm = sessions.map(() => []);
-      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
-      let warming = opts.warmup > 0;
-      let warmRounds = 0;
-      let timed = 0;
-      for (let r = 0; ; r++) {
-        if (!warming && timed >= opts.runs) {
-          if (!adaptive || performance.now() - started > capMs) break;
-          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
-        }
-        const order = sessions.map((_, i2) => i2);
-        if (r % 2 === 1) order.reverse();
-        for (const i2 of order) {
-          let dt = Infinity;
-          for (let k = 0; k < (opts.repeat ?? 1); k++) {
-            const t0 = performance.now();
-            const out = await sessions[i2].run(feeds);
-            dt = Math.min(dt, performance.now() - t0);
-            for (const t of Object.values(out)) t.dispose();
-          }
-          if (warming) warm[i2].push(dt);
-          else samples[i2][b].push(dt);
-        }
-        if (warming) {
-          warmRounds++;
-          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
-        } else timed++;
-        onProgress?.(Math.min(++done, total2), total2);
-      }
-    }
-  } finally {
-    for (const s of sessions) await s.release();
-  }
-  return samples;
-}
-var STABLE_WINDOW;
-var init_latency = __esm({
-  "src/measure/latency.ts"() {
-    "use strict";
-    init_simple_statistics();
+    init_errors();
     init_ort();
-    init_bootstrap();
-    STABLE_WINDOW = 5;
-  }
-});
-
-// src/measure/stats/normal.ts
-function normalQuantile(p) {
-  if (!(p > 0 && p < 1)) {
-    if (p === 0) return -Infinity;
-    if (p === 1) return Infinity;
-    return NaN;
-  }
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
-  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
-  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
-  const low = 0.02425;
-  if (p < low) {
-    const q2 = Math.sqrt(-2 * Math.log(p));
-    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
-  }
-  if (p > 1 - low) return -normalQuantile(1 - p);
-  const q = p - 0.5;
-  const r = q * q;
-  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-}
-function twoSidedZ(confidence) {
-  return normalQuantile(1 - (1 - confidence) / 2);
-}
-var init_normal = __esm({
-  "src/measure/stats/normal.ts"() {
-    "use strict";
-  }
-});
-
-// src/measure/stats/wilson.ts
-function wilsonInterval(successes, n, confidence = 0.95) {
-  if (n <= 0) return [0, 1];
-  const z2 = twoSidedZ(confidence);
-  const p = successes / n;
-  const z22 = z2 * z2;
-  const centre = p + z22 / (2 * n);
-  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
-  const denom = 1 + z22 / n;
-  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
-  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
-  return [lo, hi];
-}
-var init_wilson = __esm({
-  "src/measure/stats/wilson.ts"() {
-    "use strict";
-    init_normal();
-  }
-});
-
-// src/measure/stats/mcnemar.ts
-function pairedTable(correctA, correctB) {
-  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-  for (let i2 = 0; i2 < correctA.length; i2++) {
-    if (correctA[i2]) {
-      if (correctB[i2]) t.both++;
-      else t.onlyA++;
-    } else if (correctB[i2]) t.onlyB++;
-    else t.neither++;
-  }
-  return t;
-}
-function mcnemarExact(onlyA, onlyB) {
-  const n = onlyA + onlyB;
-  if (n === 0) return 1;
-  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
-}
-function pairedDifferenceInterval(t, confidence = 0.95) {
-  const n = t.both + t.onlyA + t.onlyB + t.neither;
-  if (n === 0) return [-1, 1];
-  const p1 = (t.both + t.onlyA) / n;
-  const p2 = (t.both + t.onlyB) / n;
-  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
-  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
-  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
-  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
-  const diff = p1 - p2;
-  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
-  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
-  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
-}
-function minSamplesForDrop(drop, discordant, confidence = 0.95) {
-  const z2 = twoSidedZ(confidence);
-  const d = Math.max(discordant, drop);
-  return Math.ceil(z2 * z2 * d / (drop * drop));
-}
-var init_mcnemar = __esm({
-  "src/measure/stats/mcnemar.ts"() {
-    "use strict";
-    init_binomial();
-    init_wilson();
-    init_normal();
-  }
-});
-
-// src/measure/stats/uncertainty.ts
-function subsetTable(a, b, keep) {
-  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-  for (let i2 = 0; i2 < a.length; i2++) {
-    if (!keep(i2)) continue;
-    if (a[i2]) {
-      if (b[i2]) t.both++;
-      else t.onlyA++;
-    } else if (b[i2]) t.onlyB++;
-    else t.neither++;
-  }
-  return t;
-}
-function sampleNote(t, ci, limit, confidence, what) {
-  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
-  const n = total(t);
-  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
-  const need = minSamplesForDrop(limit, discordant, confidence);
-  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
-}
-function accuracyDropUncertainty(reference, candidate, confidence, limit) {
-  const t = pairedTable(reference, candidate);
-  const ci = pairedDifferenceInterval(t, confidence);
-  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
-}
-function eceAt(confidence, correct, indices, bins = 15) {
-  const count2 = new Float64Array(bins);
-  const gap = new Float64Array(bins);
-  for (let k = 0; k < indices.length; k++) {
-    const i2 = indices[k];
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count2[b]++;
-    gap[b] += correct[i2] - confidence[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(gap[b]) / indices.length;
-  return ece;
-}
-function classDropIntervals(m) {
-  const out = [];
-  for (let c = 0; c < m.reference.classes; c++) {
-    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
-    if (total(t) === 0) continue;
-    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
-  }
-  return out;
-}
-function maxInterval(cis) {
-  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
-}
-function budgetUncertainty(m) {
-  const { confidence } = m;
-  const u = {};
-  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
-  const classes = classDropIntervals(m);
-  if (classes.length) {
-    const ci = maxInterval(classes.map((c) => c.ci));
-    const limit = m.limits["class-accuracy-drop"];
-    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
-    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
-    u["class-accuracy-drop"] = { ci, note };
-  }
-  const n = m.labels.length;
-  u["ece-increase"] = {
-    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
-  };
-  if (m.referenceLatency?.length && m.candidateLatency?.length) {
-    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
-    u["min-speedup"] = { ci: speedup.ci };
-    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
-    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
-    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
-  }
-  if (m.shifts?.length) {
-    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
-    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
-  }
-  return u;
-}
-function accuracyIntervals(p, labels, confidence) {
-  const hit = new Float64Array(p.classes);
-  const support = new Float64Array(p.classes);
-  let all = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) {
-    support[labels[i2]]++;
-    if (p.correct[i2]) {
-      hit[labels[i2]]++;
-      all++;
-    }
-  }
-  return {
-    accuracy_ci: wilsonInterval(all, labels.length, confidence),
-    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
-  };
-}
-function annotateClassChanges(changes, m, limit) {
-  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
-  return changes.map((c) => {
-    const s = byClass.get(c.class);
-    if (!s) return c;
-    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
-  });
-}
-var total;
-var init_uncertainty = __esm({
-  "src/measure/stats/uncertainty.ts"() {
-    "use strict";
-    init_latency();
-    init_bootstrap();
-    init_mcnemar();
-    init_wilson();
-    total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
-  }
-});
-
-// src/pipeline/verdicts.ts
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config2, classChanges2, compareMode = false, reduction) {
-  const labels = data.labels;
-  const confidence = config2.confidence;
-  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
-  const paired = {
-    labels,
-    reference: reference.preds,
-    candidate: candidate.preds,
-    referenceLatency: latency?.reference,
-    candidateLatency: latency?.candidate,
-    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
-    confidence,
-    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
-  };
-  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
-  const judgedBudgets = compareMode || !reduction ? budgets.filter((b) => b.name !== "target-reduction") : budgets;
-  const results = evaluateBudgets(judgedBudgets, { ...measurements, ...reduction ? { reduction } : {}, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
-  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
-  return {
-    budgets: results,
-    verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges2, paired, classLimit)
-  };
-}
-function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
-  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
-  const out = [];
-  for (const s of shifts) {
-    const a = reference.shiftPreds?.get(s.name);
-    const b = candidate.shiftPreds?.get(s.name);
-    if (!a || !b || !s.data.labels) continue;
-    const dense = mean(a.correct);
-    const final2 = mean(b.correct);
-    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
-    out.push({
-      name: s.name,
-      source: corruptionNames.has(s.name) ? "corruption" : "user",
-      samples: s.data.count,
-      dense,
-      final: final2,
-      drop: dense - final2,
-      drop_ci: u.ci,
-      p_value: u.p_value,
-      gap_change: dense - final2 - cleanGap
-    });
-  }
-  return out;
-}
-function mean(x2) {
-  let s = 0;
-  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
-  return x2.length ? s / x2.length : NaN;
-}
-function distributionShift(clean, shifted) {
-  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
-  const hist = (p) => {
-    const h = new Array(p.classes).fill(0);
-    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
-    return h;
-  };
-  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
-  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
-}
-function predictionShifts(reference, candidate, shifts) {
-  const out = [];
-  for (const s of shifts) {
-    const a = reference.shiftPreds?.get(s.name);
-    const b = candidate.shiftPreds?.get(s.name);
-    if (!a || !b) continue;
-    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
-  }
-  return out;
-}
-var init_verdicts = __esm({
-  "src/pipeline/verdicts.ts"() {
-    "use strict";
-    init_budgets2();
-    init_distribution();
-    init_uncertainty();
   }
 });
 
@@ -33265,8 +34264,8 @@ var init_binary_encoding = __esm({
         this.viewCache = EMPTY_VIEW;
         this.pos = 0;
       }
-      ensureCapacity(size) {
-        const required2 = this.pos + size;
+      ensureCapacity(size2) {
+        const required2 = this.pos + size2;
         if (required2 > this.buffer.length) {
           let newLen = this.buffer.length || INITIAL_SIZE;
           while (newLen < required2)
@@ -34568,11 +35567,11 @@ var init_clone = __esm({
 // node_modules/@bufbuild/protobuf/dist/esm/wire/base64-encoding.js
 function base64Decode(base64Str) {
   const len = base64Str.length;
-  let size = len - (len + 3 >> 2);
+  let size2 = len - (len + 3 >> 2);
   if ((len & 3) == 0 && base64Str[len - 1] == "=") {
-    size -= base64Str[len - 2] == "=" ? 2 : 1;
+    size2 -= base64Str[len - 2] == "=" ? 2 : 1;
   }
-  const bytes2 = new Uint8Array(size);
+  const bytes2 = new Uint8Array(size2);
   let written = -1;
   if (nativeSetFromBase64) {
     try {
@@ -34586,7 +35585,7 @@ function base64Decode(base64Str) {
   if (written < 0) {
     written = setFromBase64(bytes2, base64Str);
   }
-  return written == size ? bytes2 : bytes2.subarray(0, written);
+  return written == size2 ? bytes2 : bytes2.subarray(0, written);
 }
 function setFromBase64(bytes2, base64Str) {
   const table4 = getDecodeTable();
@@ -34932,8 +35931,8 @@ var init_nested_types = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve7) {
-  return buildFileRegistry([fileDescriptorProto, resolve7]);
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve8) {
+  return buildFileRegistry([fileDescriptorProto, resolve8]);
 }
 function buildFileRegistry(args, check) {
   const registry2 = createBaseRegistry();
@@ -34957,7 +35956,7 @@ function buildFileRegistry(args, check) {
         if (seen.has(protoFileName)) {
           continue;
         }
-        const dep = resolve7(protoFileName);
+        const dep = resolve8(protoFileName);
         if (!dep) {
           throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
         }
@@ -34971,7 +35970,7 @@ function buildFileRegistry(args, check) {
       return deps.concat(...deps.map(recurseDeps));
     };
     const input = args[0];
-    const resolve7 = args[1];
+    const resolve8 = args[1];
     const seen = /* @__PURE__ */ new Set();
     for (const file of [input, ...recurseDeps(input)].reverse()) {
       check === null || check === void 0 ? void 0 : check(file);
@@ -35820,8 +36819,8 @@ var init_boot = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path20, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path20]);
+function messageDesc(file, path25, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path25]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -36946,9 +37945,9 @@ function tensorToFloat32(t) {
   const raw = t.rawData;
   const out = new Float32Array(n);
   if (raw.byteLength > 0) {
-    const size = ITEM_SIZE[t.dataType];
-    if (size === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
-    if (raw.byteLength !== n * size) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size}`);
+    const size2 = ITEM_SIZE[t.dataType];
+    if (size2 === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
+    if (raw.byteLength !== n * size2) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size2}`);
     if (t.dataType === 1 /* FLOAT */) {
       new Uint8Array(out.buffer).set(raw);
       return out;
@@ -37129,7 +38128,7 @@ var init_tensor = __esm({
 });
 
 // src/onnx/streamSave.ts
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { randomBytes as randomBytes3 } from "node:crypto";
 function varint(n) {
   const out = [];
   while (n >= 128) {
@@ -37151,9 +38150,9 @@ function indexOf(hay, needle) {
 }
 function splitAround(bytes2, tag, inner) {
   const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
-  const at = indexOf(bytes2, field);
-  if (at < 0 || indexOf(bytes2.subarray(at + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
-  return [bytes2.subarray(0, at), bytes2.subarray(at + field.length)];
+  const at2 = indexOf(bytes2, field);
+  if (at2 < 0 || indexOf(bytes2.subarray(at2 + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
+  return [bytes2.subarray(0, at2), bytes2.subarray(at2 + field.length)];
 }
 function encodeWith(holder, key, value, encode2) {
   const kept = holder[key];
@@ -37167,13 +38166,13 @@ function encodeWith(holder, key, value, encode2) {
 function tensorPieces(t, streamRawBytes) {
   const raw = t.rawData;
   if (raw.byteLength === 0 || raw.byteLength < streamRawBytes) return [toBinary(TensorProtoSchema, t)];
-  const sentinel = randomBytes2(16);
+  const sentinel = randomBytes3(16);
   const encoded = encodeWith(t, "rawData", sentinel, () => toBinary(TensorProtoSchema, t));
   const [before, after] = splitAround(encoded, TAG_TENSOR_RAW_DATA, sentinel);
   return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
 }
 function sentinelTensor() {
-  const tensor = create(TensorProtoSchema, { name: randomBytes2(16).toString("hex") });
+  const tensor = create(TensorProtoSchema, { name: randomBytes3(16).toString("hex") });
   return { tensor, bytes: toBinary(TensorProtoSchema, tensor) };
 }
 function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
@@ -37191,7 +38190,7 @@ function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
   });
   let graphLength = graphBefore.byteLength + graphAfter.byteLength;
   for (const s of sizes) graphLength += framing(TAG_GRAPH_INITIALIZER, s).byteLength + s;
-  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes2(16).toString("hex") });
+  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes3(16).toString("hex") });
   const modelEncoded = encodeWith(proto, "graph", sentinelGraph, () => toBinary(ModelProtoSchema, proto));
   const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
   const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
@@ -37234,12 +38233,12 @@ var init_streamSave = __esm({
 });
 
 // src/onnx/model.ts
-import * as fs6 from "node:fs";
-import * as path3 from "node:path";
+import * as fs8 from "node:fs";
+import * as path5 from "node:path";
 function loadModel(file) {
   let bytes2;
   try {
-    bytes2 = fs6.readFileSync(file);
+    bytes2 = fs8.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
@@ -37285,33 +38284,33 @@ function externalEntry(t, key) {
   return t.externalData.find((e) => e.key === key)?.value;
 }
 function resolveExternalData(proto, file) {
-  const dir = path3.dirname(path3.resolve(file));
+  const dir = path5.dirname(path5.resolve(file));
   const tensors = [...allTensors(proto)].filter(isExternal);
   if (tensors.length === 0) return;
-  const realDir = fs6.realpathSync(dir);
+  const realDir = fs8.realpathSync(dir);
   const reads = [];
   let total2 = 0;
   for (const t of tensors) {
     const location = externalEntry(t, "location");
     if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-    if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-    const target = path3.resolve(dir, location);
+    if (path5.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path5.resolve(dir, location);
     let real;
     try {
-      real = fs6.realpathSync(target);
+      real = fs8.realpathSync(target);
     } catch {
-      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path5.basename(file)}`);
     }
-    if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
+    if (real !== realDir && !real.startsWith(realDir + path5.sep)) {
       throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
     }
-    const stat2 = fs6.statSync(real);
+    const stat2 = fs8.statSync(real);
     if (!stat2.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
-    const size = stat2.size;
+    const size2 = stat2.size;
     const offset = Number(externalEntry(t, "offset") ?? 0);
-    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
+    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size2 - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size2) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size2}; the external data file is truncated or does not belong to this model`);
     }
     total2 += length;
     reads.push({ t, real, offset, length });
@@ -37326,17 +38325,17 @@ function resolveExternalData(proto, file) {
     for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs6.openSync(real, "r");
+        fd2 = fs8.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs6.readSync(fd2, data, 0, length, offset);
+      fs8.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs6.closeSync(fd2);
+    for (const fd2 of handles.values()) fs8.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -37630,6 +38629,157 @@ var init_signature = __esm({
   }
 });
 
+// src/prune/sensitivity/allocateSparsity.ts
+function monotoneCurve(points2, cap) {
+  const pts = [{ r: 0, f: 0 }];
+  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
+    if (!(p.ratio > pts[pts.length - 1].r)) continue;
+    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
+  }
+  const at2 = (r) => {
+    for (let i2 = 1; i2 < pts.length; i2++) {
+      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+    }
+    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
+    const b = pts[pts.length - 1];
+    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
+    return b.f + slope * (r - b.r);
+  };
+  const out = pts.filter((p) => p.r < cap);
+  out.push({ r: cap, f: at2(cap) });
+  return out;
+}
+function lowerHull(pts) {
+  const hull = [];
+  for (const p of pts) {
+    while (hull.length >= 2) {
+      const a = hull[hull.length - 2];
+      const b = hull[hull.length - 1];
+      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
+      else break;
+    }
+    hull.push(p);
+  }
+  return hull;
+}
+function allocateSparsity(layers, target, opts = {}) {
+  const capRatio = opts.cap ?? DEFAULT_CAP;
+  const total2 = layers.reduce((n, l) => n + l.size, 0);
+  const want = Math.round(target * total2);
+  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
+  const capacity = caps.reduce((a, b) => a + b, 0);
+  if (want > capacity) {
+    throw new UserError(
+      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
+    );
+  }
+  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
+  const saves = unitSavings(layers, opts.costExponent ?? 0);
+  const segments = [];
+  hulls.forEach((h, i2) => {
+    for (let s = 1; s < h.length; s++) {
+      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
+      if (units <= 0) continue;
+      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
+      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
+    }
+  });
+  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
+  const amount = new Float64Array(layers.length);
+  let left = want;
+  for (const s of segments) {
+    if (left <= 0) break;
+    const take = Math.min(left, s.units);
+    amount[s.layer] += take;
+    left -= take;
+  }
+  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
+  let missing = want - pruned.reduce((a, b) => a + b, 0);
+  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
+  while (missing > 0) {
+    let moved = false;
+    for (const i2 of byRemainder) {
+      if (missing === 0) break;
+      if (pruned[i2] < caps[i2]) {
+        pruned[i2]++;
+        missing--;
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
+  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
+  return { pruned, ratios, predictedIncrease };
+}
+function unitSavings(layers, exponent) {
+  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
+  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
+  const floor = Math.min(...known);
+  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
+  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
+}
+function interpolate(pts, r) {
+  for (let i2 = 1; i2 < pts.length; i2++) {
+    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+  }
+  return pts[pts.length - 1].f;
+}
+var DEFAULT_CAP;
+var init_allocateSparsity = __esm({
+  "src/prune/sensitivity/allocateSparsity.ts"() {
+    "use strict";
+    init_rules();
+    init_errors();
+    DEFAULT_CAP = SENSITIVITY_CAP;
+  }
+});
+
+// src/prune/resolveScope.ts
+function resolveScope(config2, calib, rounds = 1) {
+  if (config2.scope !== "auto") return { scope: config2.scope, reason: "" };
+  const global2 = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
+  if (config2.method !== "structured" && config2.method !== "unstructured") return global2(`--method ${config2.method} has no sensitivity allocation`);
+  if (!calib) return global2(`no calibration set to measure ${config2.method === "structured" ? "channel groups" : "layers"} on`);
+  if (!calib.labelled) return global2("the calibration set has no labels");
+  if (config2.schedule !== "oneshot") return global2(`--schedule ${config2.schedule} (sensitivity curves are measured once, on the dense model)`);
+  if (config2.maxLayerSparsity < 1) return global2("--max-layer-sparsity is a global-scope cap");
+  if (config2.sparsity > DEFAULT_CAP) return global2(`--sparsity ${config2.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
+  if (config2.method === "unstructured") {
+    if (rounds > 1) return global2(`${rounds} recovery rounds prune by one global threshold`);
+    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
+  }
+  if (config2.roundTo > 1) return global2("--round-to applies to the global allocation");
+  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
+}
+var init_resolveScope = __esm({
+  "src/prune/resolveScope.ts"() {
+    "use strict";
+    init_allocateSparsity();
+  }
+});
+
+// src/recover/rounds.ts
+function resolveRounds(config2, calib) {
+  if (config2.recoveryRounds !== 0) return config2.recoveryRounds;
+  const fits = config2.method === "unstructured" && config2.recovery === "auto" && config2.schedule === "oneshot" && config2.criterion !== "sparsegpt" && config2.maxLayerSparsity >= 1 && calib?.labels && config2.sparsity >= ROUNDS_FROM_SPARSITY;
+  return fits ? AUTO_ROUNDS : 1;
+}
+function resolveCompare(config2, rounds) {
+  if (rounds <= 1 || config2.scope !== "global" || config2.sparsity > DEFAULT_CAP) return false;
+  return config2.roundsCompareSensitivity || config2.recoveryRounds === 0 && AUTO_COMPARE;
+}
+var ROUNDS_FROM_SPARSITY, AUTO_ROUNDS, AUTO_COMPARE;
+var init_rounds = __esm({
+  "src/recover/rounds.ts"() {
+    "use strict";
+    init_allocateSparsity();
+    ROUNDS_FROM_SPARSITY = 0.6;
+    AUTO_ROUNDS = 4;
+    AUTO_COMPARE = false;
+  }
+});
+
 // src/onnx/build.ts
 function attribute(name, v) {
   if (typeof v === "number") return create(AttributeProtoSchema, { name, type: 2 /* INT */, i: BigInt(v) });
@@ -37890,11 +39040,11 @@ var init_edit = __esm({
       }
       /** Put a new node where `old` was (same place; its name unless the spec names one); returns it. */
       replaceNode(old, spec) {
-        const at = this.position(old);
+        const at2 = this.position(old);
         this.unindexOutputs(old);
         const node = makeNode(spec.name !== void 0 ? this.fresh(spec.name) : old.name, spec);
         for (const o of node.output) this.names.reserve(o);
-        this.graph.node[at] = node;
+        this.graph.node[at2] = node;
         this.indexOutputs(node);
         this.readers = void 0;
         return node;
@@ -38012,9 +39162,9 @@ var init_edit = __esm({
         return t;
       }
       position(node) {
-        const at = this.graph.node.indexOf(node);
-        if (at < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
-        return at;
+        const at2 = this.graph.node.indexOf(node);
+        if (at2 < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
+        return at2;
       }
       indexOutputs(node) {
         for (const o of node.output) if (o) this.producers.set(o, node);
@@ -38168,158 +39318,6 @@ var init_magnitude = __esm({
     init_edit();
     init_tensor();
     init_select();
-  }
-});
-
-// src/prune/nm.ts
-function parseNM(method2) {
-  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method2);
-  if (!match) return void 0;
-  const n = Number(match[1]);
-  const m = Number(match[2]);
-  return n < m ? { n, m } : void 0;
-}
-function layoutForNode(node, name, dims) {
-  const total2 = numel(dims);
-  switch (node.opType) {
-    case "Conv":
-      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      return { outer: dims[0], length: total2 / dims[0], inner: 1 };
-    case "ConvTranspose": {
-      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      const groups = attrInt(node, "group", 1);
-      if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
-      return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
-    }
-    case "Gemm":
-      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
-      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
-    case "MatMul": {
-      if (dims.length < 2) return "MatMul weight is 1-D";
-      if (node.input[1] === name) {
-        const [k2, n] = dims.slice(-2);
-        return { outer: total2 / (k2 * n), length: k2, inner: n };
-      }
-      const k = dims[dims.length - 1];
-      return { outer: total2 / k, length: k, inner: 1 };
-    }
-    default:
-      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
-  }
-}
-function reductionLayout(index, name) {
-  const t = index.initializers.get(name);
-  if (!t) return "not in the model";
-  const dims = tensorDims(t);
-  const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
-  if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
-  let found;
-  for (const node of users) {
-    const l = layoutForNode(node, name, dims);
-    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
-    if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
-      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
-    }
-    found = l;
-  }
-  return found;
-}
-function nmMask(values, layout, n, m) {
-  const { outer, length, inner } = layout;
-  if (outer * length * inner !== values.length) throw new Error(`layout ${outer}x${length}x${inner} does not cover ${values.length} values`);
-  const mask = new Uint8Array(values.length).fill(1);
-  const drop = m - n;
-  const score2 = new Float64Array(m);
-  const order = m > SELECT_LIMIT ? Array.from({ length: m }, (_, j) => j) : [];
-  const full = length - length % m;
-  for (let o = 0; o < outer; o++) {
-    for (let i2 = 0; i2 < inner; i2++) {
-      const base = o * length * inner + i2;
-      for (let g2 = 0; g2 < full; g2 += m) {
-        const start = base + g2 * inner;
-        for (let j = 0; j < m; j++) {
-          const a = Math.abs(values[start + j * inner]);
-          score2[j] = Number.isNaN(a) ? Infinity : a;
-        }
-        if (m <= SELECT_LIMIT) {
-          for (let d = 0; d < drop; d++) {
-            let best = -1;
-            for (let j = 0; j < m; j++) if (score2[j] >= 0 && (best < 0 || score2[j] <= score2[best])) best = j;
-            score2[best] = -1;
-            mask[start + best * inner] = 0;
-          }
-        } else {
-          for (let j = 0; j < m; j++) order[j] = j;
-          order.sort((x2, y) => score2[x2] - score2[y] || y - x2);
-          for (let d = 0; d < drop; d++) mask[start + order[d] * inner] = 0;
-        }
-      }
-    }
-  }
-  return mask;
-}
-function nmPrune(model, weights, n, m) {
-  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
-  const ed = ModelEditor.copyOf(model);
-  const index = new GraphIndex(ed.graph);
-  const layers = [];
-  const skipped = [];
-  const masks = /* @__PURE__ */ new Map();
-  for (const w of weights) {
-    const layout = reductionLayout(index, w.initializer);
-    if (typeof layout === "string") {
-      skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
-      continue;
-    }
-    const values = tensorToFloat32(index.initializers.get(w.initializer));
-    const mask = nmMask(values, layout, n, m);
-    for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
-    ed.replaceInitializer(w.initializer, values);
-    masks.set(w.initializer, mask);
-    const tail = layout.length % m * layout.outer * layout.inner;
-    layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
-  }
-  return { model: ed.model, layers, skipped, masks };
-}
-function verifyNM(model, weights, n, m, limit = 100) {
-  const index = new GraphIndex(model.graph);
-  const violations = [];
-  for (const w of weights) {
-    const layout = reductionLayout(index, w.initializer);
-    if (typeof layout === "string") {
-      violations.push({ initializer: w.initializer, row: -1, offset: -1, nonzero: 0, message: `${w.initializer}: cannot check the pattern: ${layout}` });
-      if (violations.length >= limit) return violations;
-      continue;
-    }
-    const values = tensorToFloat32(index.initializers.get(w.initializer));
-    const { outer, length, inner } = layout;
-    const full = length - length % m;
-    for (let o = 0; o < outer; o++) {
-      for (let i2 = 0; i2 < inner; i2++) {
-        const base = o * length * inner + i2;
-        for (let g2 = 0; g2 < full; g2 += m) {
-          let nonzero = 0;
-          for (let j = 0; j < m; j++) if (values[base + (g2 + j) * inner] !== 0) nonzero++;
-          if (nonzero > n) {
-            const row = o * inner + i2;
-            violations.push({ initializer: w.initializer, row, offset: g2, nonzero, message: `${w.initializer}: row ${row}, group at ${g2} has ${nonzero} nonzeros, more than ${n} of ${m}` });
-            if (violations.length >= limit) return violations;
-          }
-        }
-      }
-    }
-  }
-  return violations;
-}
-var MAC_OPS, SELECT_LIMIT;
-var init_nm = __esm({
-  "src/prune/nm.ts"() {
-    "use strict";
-    init_graph();
-    init_edit();
-    init_tensor();
-    MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
-    SELECT_LIMIT = 32;
   }
 });
 
@@ -38578,8 +39576,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path20, { windows } = {}) => {
-      const segs = path20.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path25, { windows } = {}) => {
+      const segs = path25.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -40147,133 +41145,174 @@ var init_prunable = __esm({
   }
 });
 
-// src/prune/sensitivity/allocateSparsity.ts
-function monotoneCurve(points2, cap) {
-  const pts = [{ r: 0, f: 0 }];
-  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
-    if (!(p.ratio > pts[pts.length - 1].r)) continue;
-    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
-  }
-  const at = (r) => {
-    for (let i2 = 1; i2 < pts.length; i2++) {
-      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-    }
-    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
-    const b = pts[pts.length - 1];
-    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
-    return b.f + slope * (r - b.r);
-  };
-  const out = pts.filter((p) => p.r < cap);
-  out.push({ r: cap, f: at(cap) });
-  return out;
+// src/prune/hybrid.ts
+function topUpMagnitude(model, dense, target, config2, scope) {
+  const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const restTotal = size(rest);
+  const denseTotal = size(dense);
+  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
+  const fraction = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+  return { model: magnitudePrune(model, rest, fraction, scope).model, fraction };
 }
-function lowerHull(pts) {
-  const hull = [];
-  for (const p of pts) {
-    while (hull.length >= 2) {
-      const a = hull[hull.length - 2];
-      const b = hull[hull.length - 1];
-      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
-      else break;
-    }
-    hull.push(p);
-  }
-  return hull;
-}
-function allocateSparsity(layers, target, opts = {}) {
-  const capRatio = opts.cap ?? DEFAULT_CAP;
-  const total2 = layers.reduce((n, l) => n + l.size, 0);
-  const want = Math.round(target * total2);
-  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
-  const capacity = caps.reduce((a, b) => a + b, 0);
-  if (want > capacity) {
-    throw new UserError(
-      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
-    );
-  }
-  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
-  const saves = unitSavings(layers, opts.costExponent ?? 0);
-  const segments = [];
-  hulls.forEach((h, i2) => {
-    for (let s = 1; s < h.length; s++) {
-      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
-      if (units <= 0) continue;
-      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
-      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
-    }
-  });
-  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
-  const amount = new Float64Array(layers.length);
-  let left = want;
-  for (const s of segments) {
-    if (left <= 0) break;
-    const take = Math.min(left, s.units);
-    amount[s.layer] += take;
-    left -= take;
-  }
-  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
-  let missing = want - pruned.reduce((a, b) => a + b, 0);
-  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
-  while (missing > 0) {
-    let moved = false;
-    for (const i2 of byRemainder) {
-      if (missing === 0) break;
-      if (pruned[i2] < caps[i2]) {
-        pruned[i2]++;
-        missing--;
-        moved = true;
-      }
-    }
-    if (!moved) break;
-  }
-  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
-  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
-  return { pruned, ratios, predictedIncrease };
-}
-function unitSavings(layers, exponent) {
-  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
-  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
-  const floor = Math.min(...known);
-  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
-  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
-}
-function interpolate(pts, r) {
-  for (let i2 = 1; i2 < pts.length; i2++) {
-    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-  }
-  return pts[pts.length - 1].f;
-}
-var DEFAULT_CAP;
-var init_allocateSparsity = __esm({
-  "src/prune/sensitivity/allocateSparsity.ts"() {
+var size;
+var init_hybrid = __esm({
+  "src/prune/hybrid.ts"() {
     "use strict";
-    init_rules();
-    init_errors();
-    DEFAULT_CAP = SENSITIVITY_CAP;
+    init_magnitude();
+    init_prunable();
+    size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
   }
 });
 
-// src/prune/resolveScope.ts
-function resolveScope(config2, calib, rounds = 1) {
-  if (config2.scope !== "auto") return { scope: config2.scope, reason: "" };
-  const global2 = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
-  if (config2.method !== "structured" && config2.method !== "unstructured") return global2(`--method ${config2.method} has no sensitivity allocation`);
-  if (!calib) return global2(`no calibration set to measure ${config2.method === "structured" ? "channel groups" : "layers"} on`);
-  if (!calib.labelled) return global2("the calibration set has no labels");
-  if (config2.schedule !== "oneshot") return global2(`--schedule ${config2.schedule} (sensitivity curves are measured once, on the dense model)`);
-  if (config2.maxLayerSparsity < 1) return global2("--max-layer-sparsity is a global-scope cap");
-  if (config2.sparsity > DEFAULT_CAP) return global2(`--sparsity ${config2.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
-  if (config2.method === "unstructured") {
-    if (rounds > 1) return global2(`${rounds} recovery rounds prune by one global threshold`);
-    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
-  }
-  if (config2.roundTo > 1) return global2("--round-to applies to the global allocation");
-  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
+// src/prune/nm.ts
+function parseNM(method2) {
+  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method2);
+  if (!match) return void 0;
+  const n = Number(match[1]);
+  const m = Number(match[2]);
+  return n < m ? { n, m } : void 0;
 }
-var init_resolveScope = __esm({
-  "src/prune/resolveScope.ts"() {
+function layoutForNode(node, name, dims) {
+  const total2 = numel(dims);
+  switch (node.opType) {
+    case "Conv":
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      return { outer: dims[0], length: total2 / dims[0], inner: 1 };
+    case "ConvTranspose": {
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      const groups = attrInt(node, "group", 1);
+      if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
+      return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
+    }
+    case "Gemm":
+      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
+      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
+    case "MatMul": {
+      if (dims.length < 2) return "MatMul weight is 1-D";
+      if (node.input[1] === name) {
+        const [k2, n] = dims.slice(-2);
+        return { outer: total2 / (k2 * n), length: k2, inner: n };
+      }
+      const k = dims[dims.length - 1];
+      return { outer: total2 / k, length: k, inner: 1 };
+    }
+    default:
+      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
+  }
+}
+function reductionLayout(index, name) {
+  const t = index.initializers.get(name);
+  if (!t) return "not in the model";
+  const dims = tensorDims(t);
+  const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
+  if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
+  let found;
+  for (const node of users) {
+    const l = layoutForNode(node, name, dims);
+    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
+    if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
+      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
+    }
+    found = l;
+  }
+  return found;
+}
+function nmMask(values, layout, n, m) {
+  const { outer, length, inner } = layout;
+  if (outer * length * inner !== values.length) throw new Error(`layout ${outer}x${length}x${inner} does not cover ${values.length} values`);
+  const mask = new Uint8Array(values.length).fill(1);
+  const drop = m - n;
+  const score2 = new Float64Array(m);
+  const order = m > SELECT_LIMIT ? Array.from({ length: m }, (_, j) => j) : [];
+  const full = length - length % m;
+  for (let o = 0; o < outer; o++) {
+    for (let i2 = 0; i2 < inner; i2++) {
+      const base = o * length * inner + i2;
+      for (let g2 = 0; g2 < full; g2 += m) {
+        const start = base + g2 * inner;
+        for (let j = 0; j < m; j++) {
+          const a = Math.abs(values[start + j * inner]);
+          score2[j] = Number.isNaN(a) ? Infinity : a;
+        }
+        if (m <= SELECT_LIMIT) {
+          for (let d = 0; d < drop; d++) {
+            let best = -1;
+            for (let j = 0; j < m; j++) if (score2[j] >= 0 && (best < 0 || score2[j] <= score2[best])) best = j;
+            score2[best] = -1;
+            mask[start + best * inner] = 0;
+          }
+        } else {
+          for (let j = 0; j < m; j++) order[j] = j;
+          order.sort((x2, y) => score2[x2] - score2[y] || y - x2);
+          for (let d = 0; d < drop; d++) mask[start + order[d] * inner] = 0;
+        }
+      }
+    }
+  }
+  return mask;
+}
+function nmPrune(model, weights, n, m) {
+  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const layers = [];
+  const skipped = [];
+  const masks = /* @__PURE__ */ new Map();
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
+      continue;
+    }
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
+    const mask = nmMask(values, layout, n, m);
+    for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
+    ed.replaceInitializer(w.initializer, values);
+    masks.set(w.initializer, mask);
+    const tail = layout.length % m * layout.outer * layout.inner;
+    layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
+  }
+  return { model: ed.model, layers, skipped, masks };
+}
+function verifyNM(model, weights, n, m, limit = 100) {
+  const index = new GraphIndex(model.graph);
+  const violations = [];
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      violations.push({ initializer: w.initializer, row: -1, offset: -1, nonzero: 0, message: `${w.initializer}: cannot check the pattern: ${layout}` });
+      if (violations.length >= limit) return violations;
+      continue;
+    }
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
+    const { outer, length, inner } = layout;
+    const full = length - length % m;
+    for (let o = 0; o < outer; o++) {
+      for (let i2 = 0; i2 < inner; i2++) {
+        const base = o * length * inner + i2;
+        for (let g2 = 0; g2 < full; g2 += m) {
+          let nonzero = 0;
+          for (let j = 0; j < m; j++) if (values[base + (g2 + j) * inner] !== 0) nonzero++;
+          if (nonzero > n) {
+            const row = o * inner + i2;
+            violations.push({ initializer: w.initializer, row, offset: g2, nonzero, message: `${w.initializer}: row ${row}, group at ${g2} has ${nonzero} nonzeros, more than ${n} of ${m}` });
+            if (violations.length >= limit) return violations;
+          }
+        }
+      }
+    }
+  }
+  return violations;
+}
+var MAC_OPS, SELECT_LIMIT;
+var init_nm = __esm({
+  "src/prune/nm.ts"() {
     "use strict";
-    init_allocateSparsity();
+    init_graph();
+    init_edit();
+    init_tensor();
+    MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+    SELECT_LIMIT = 32;
   }
 });
 
@@ -40578,12 +41617,12 @@ var init_reduction2 = __esm({
 });
 
 // src/prune/structured/allocate.ts
-function roundKept(kept, size, roundTo) {
-  const floor = Math.min(size, Math.max(1, roundTo));
-  if (roundTo <= 1) return Math.max(floor, Math.min(size, kept));
-  if (size <= roundTo) return size;
+function roundKept(kept, size2, roundTo) {
+  const floor = Math.min(size2, Math.max(1, roundTo));
+  if (roundTo <= 1) return Math.max(floor, Math.min(size2, kept));
+  if (size2 <= roundTo) return size2;
   const r = Math.round(kept / roundTo) * roundTo;
-  return Math.min(size, Math.max(floor, r));
+  return Math.min(size2, Math.max(floor, r));
 }
 function allocate(groups, importance, opts) {
   const kept = /* @__PURE__ */ new Map();
@@ -40631,10 +41670,10 @@ var init_allocate = __esm({
 
 // src/onnx/einsum.ts
 function splitTerm(term) {
-  const at = term.indexOf(ELLIPSIS);
-  if (at < 0) return { before: [...term], ellipsis: false, after: [] };
-  if (term.indexOf(ELLIPSIS, at + 1) >= 0) throw new Error(`'${term}' has more than one ellipsis`);
-  return { before: [...term.slice(0, at)], ellipsis: true, after: [...term.slice(at + ELLIPSIS.length)] };
+  const at2 = term.indexOf(ELLIPSIS);
+  if (at2 < 0) return { before: [...term], ellipsis: false, after: [] };
+  if (term.indexOf(ELLIPSIS, at2 + 1) >= 0) throw new Error(`'${term}' has more than one ellipsis`);
+  return { before: [...term.slice(0, at2)], ellipsis: true, after: [...term.slice(at2 + ELLIPSIS.length)] };
 }
 function checkLabels(labels, term) {
   for (const l of labels) if (!/^[A-Za-z]$/.test(l)) throw new Error(`'${term}' has '${l}', which is not a letter`);
@@ -40829,8 +41868,8 @@ function inferNode(node, shapes, values) {
     const out = broadcastShapes(ins);
     const [c, a, b] = [v(0), v(1), v(2)];
     const n = out && out.length <= 1 ? numel(out) : 0;
-    const at = (q, i2) => q[q.length === 1 ? 0 : i2];
-    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at(c, i2) ? at(a, i2) : at(b, i2)) : void 0);
+    const at2 = (q, i2) => q[q.length === 1 ? 0 : i2];
+    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at2(c, i2) ? at2(a, i2) : at2(b, i2)) : void 0);
     return;
   }
   if (BROADCAST.has(op)) {
@@ -41123,8 +42162,8 @@ function layoutSize(layout) {
   for (const s of layout) n += s.len * s.repeat;
   return n;
 }
-function fullLayout(space, size, repeat = 1) {
-  return [{ space, start: 0, len: size, repeat }];
+function fullLayout(space, size2, repeat = 1) {
+  return [{ space, start: 0, len: size2, repeat }];
 }
 function withRepeat(layout, factor) {
   return layout.map((s) => ({ ...s, repeat: s.repeat * factor }));
@@ -41171,8 +42210,8 @@ var init_layout = __esm({
     "use strict";
     Spaces = class {
       list = [];
-      create(size, origin, skip) {
-        this.list.push({ parent: this.list.length, size, origin, skip, block: 1 });
+      create(size2, origin, skip) {
+        this.list.push({ parent: this.list.length, size: size2, origin, skip, block: 1 });
         return this.list.length - 1;
       }
       root(s) {
@@ -41353,8 +42392,8 @@ var init_context2 = __esm({
         });
         return true;
       }
-      fresh(node, size, skip) {
-        return fullLayout(this.spaces.create(size, nodeLabel(node), skip), size);
+      fresh(node, size2, skip) {
+        return fullLayout(this.spaces.create(size2, nodeLabel(node), skip), size2);
       }
       set(name, t) {
         if (t && name) this.tracked.set(name, t);
@@ -41583,11 +42622,11 @@ function shapeRead(c, node, t) {
   const elements = sizedAxes(t).filter((a) => a >= start && a < end).map((a) => a - start);
   if (elements.length > 0) c.shapeReads.push({ tensor: node.output[0], elements: new Set(elements), layouts: layoutsOf(t), node });
 }
-function fusedParts(c, out, axis, size) {
+function fusedParts(c, out, axis, size2) {
   let t = out;
   for (let hop = 0; hop < 4; hop++) {
     const readers = c.index.consumersOf(t);
-    const p = partsCutBy(c, readers, t, axis, size);
+    const p = partsCutBy(c, readers, t, axis, size2);
     if (p) return p;
     if (readers.length !== 1) return void 0;
     const r = readers[0];
@@ -41598,20 +42637,20 @@ function fusedParts(c, out, axis, size) {
   }
   return void 0;
 }
-function partsCutBy(c, readers, t, axis, size) {
+function partsCutBy(c, readers, t, axis, size2) {
   const rank = c.shape(t)?.length;
   if (rank === void 0) return void 0;
   for (const r of readers) {
     if (r.opType === "Split" && norm(attrInt(r, "axis", 0), rank) === axis) {
       const sizes = (r.input[1] ? c.knownInts(r.input[1]) : attrInts(r, "split")) ?? r.output.map((o) => c.shape(o)?.[axis] ?? -1);
-      return equalParts(sizes, size);
+      return equalParts(sizes, size2);
     }
     if (r.opType === "Reshape" && r.input[0] === t) {
       const outS = c.shape(r.output[0]);
       const inS = c.shape(t);
       if (!outS || !inS || outS.length <= inS.length || !inS.slice(0, axis).every((d, i2) => outS[i2] === d)) continue;
       const p = outS[axis];
-      if (p >= 2 && p < size && size % p === 0 && selectsAlong(c, r.output[0], axis, 4)) return p;
+      if (p >= 2 && p < size2 && size2 % p === 0 && selectsAlong(c, r.output[0], axis, 4)) return p;
     }
   }
   const slices = readers.filter((r) => r.opType === "Slice" && r.input[0] === t);
@@ -41623,16 +42662,16 @@ function partsCutBy(c, readers, t, axis, size) {
       const ends = c.knownInts(s.input[2]);
       const k = axes?.map((a) => norm(a, rank)).indexOf(axis) ?? -1;
       if (!starts || !ends || k < 0) return void 0;
-      const clamp = (v) => Math.min(Math.max(v < 0 ? v + size : v, 0), size);
+      const clamp = (v) => Math.min(Math.max(v < 0 ? v + size2 : v, 0), size2);
       bounds.push([clamp(starts[k]), clamp(ends[k])]);
     }
     const len = bounds[0][1] - bounds[0][0];
-    if (len > 0 && size % len === 0 && bounds.every(([a, b]) => b - a === len && a % len === 0)) return size / len;
+    if (len > 0 && size2 % len === 0 && bounds.every(([a, b]) => b - a === len && a % len === 0)) return size2 / len;
   }
   return void 0;
 }
-function equalParts(sizes, size) {
-  const ok = sizes.length >= 2 && sizes.every((s) => s === sizes[0]) && sizes[0] * sizes.length === size;
+function equalParts(sizes, size2) {
+  const ok = sizes.length >= 2 && sizes.every((s) => s === sizes[0]) && sizes[0] * sizes.length === size2;
   return ok ? sizes.length : void 0;
 }
 function selectsAlong(c, tensor, axis, depth) {
@@ -41874,8 +42913,8 @@ function elementwiseHeads(c, node, ins) {
     if (ins[i2] || !node.input[i2]) continue;
     const s = c.shape(node.input[i2]);
     if (!s) return fail("combines heads with a tensor of unknown shape");
-    const at = (axis) => axis === void 0 ? 1 : s[axis - (rank - s.length)] ?? 1;
-    if (at(result.axis) !== 1 || at(result.parts?.axis) !== 1) return fail("combines heads with a tensor that varies over heads");
+    const at2 = (axis) => axis === void 0 ? 1 : s[axis - (rank - s.length)] ?? 1;
+    if (at2(result.axis) !== 1 || at2(result.parts?.axis) !== 1) return fail("combines heads with a tensor that varies over heads");
   }
   c.set(node.output[0], result);
 }
@@ -41957,8 +42996,8 @@ function einsumChannels(c, node, ins) {
         if (e.inputs[xk][x2.axis] !== j) return fail("reads channels on an axis it does not contract");
         c.use(node, node.input[w], wl.indexOf(j), x2.layout, "fanin", { ...x2, name: node.input[xk] });
       }
-      const size = c.shape(node.input[w])[wl.indexOf(o)];
-      const layout = c.fresh(node, size);
+      const size2 = c.shape(node.input[w])[wl.indexOf(o)];
+      const layout = c.fresh(node, size2);
       c.use(node, node.input[w], wl.indexOf(o), layout, "param");
       return c.set(node.output[0], { axis: e.output.indexOf(o), layout });
     }
@@ -42258,15 +43297,15 @@ var init_depgraph = __esm({
        * The output channels of a producer: one space, or one per part when the graph cuts them right away
        * into equal parts (a fused QKV projection), so the parts can be paired with each other.
        */
-      produced(node, size, axis) {
+      produced(node, size2, axis) {
         const c = this.c;
-        const parts = fusedParts(c, node.output[0], axis, size);
-        if (!parts) return c.fresh(node, size);
+        const parts = fusedParts(c, node.output[0], axis, size2);
+        if (!parts) return c.fresh(node, size2);
         const layout = [];
         for (let p = 0; p < parts; p++) {
-          const space = c.spaces.create(size / parts, nodeLabel(node));
+          const space = c.spaces.create(size2 / parts, nodeLabel(node));
           c.fusedSpaces.add(space);
-          layout.push(...fullLayout(space, size / parts));
+          layout.push(...fullLayout(space, size2 / parts));
         }
         return layout;
       }
@@ -42421,14 +43460,14 @@ var init_depgraph = __esm({
           else if (!c.unify(result.layout, here.layout, node, "the operands")) return;
         }
         if (!result) return;
-        const size = layoutSize(result.layout);
+        const size2 = layoutSize(result.layout);
         for (let i2 = 0; i2 < ins.length; i2++) {
           if (ins[i2] || !node.input[i2]) continue;
           const s = c.shape(node.input[i2]);
           if (!s) return unknown("has an operand of unknown shape");
           const k = result.axis - (rank - s.length);
           if (k < 0 || s[k] === 1) continue;
-          if (s[k] !== size) return unknown("broadcasts an operand of another size over the channel axis");
+          if (s[k] !== size2) return unknown("broadcasts an operand of another size over the channel axis");
           if (!c.constant(node.input[i2])) {
             const input = this.graphInput(node.input[i2]);
             if (input) return c.poison(result.layout, { kind: "graph-input", node: nodeLabel(node), input });
@@ -42961,18 +44000,18 @@ function weightUnits(dense, weights) {
     touched = void 0;
   };
   return weights.map((w) => {
-    const size = w.dims.reduce((a, b) => a * b, 1);
+    const size2 = w.dims.reduce((a, b) => a * b, 1);
     return {
       name: w.initializer,
       node: w.node,
-      size,
-      maxUnits: size,
-      unitsAt: (ratio2) => Math.round(ratio2 * size),
+      size: size2,
+      maxUnits: size2,
+      unitsAt: (ratio2) => Math.round(ratio2 * size2),
       pruneAlone: async (ratio2) => {
         restore();
         const values = tensorToFloat32(work.initializer(w.initializer));
         touched = { name: w.initializer, values };
-        work.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size))[0]));
+        work.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size2))[0]));
         return work.model;
       }
     };
@@ -43283,23 +44322,10 @@ var init_classifier = __esm({
   }
 });
 
-// src/io/cleanup.ts
-function onInterrupt(undo) {
-  pending.add(undo);
-  return () => pending.delete(undo);
-}
-var pending;
-var init_cleanup = __esm({
-  "src/io/cleanup.ts"() {
-    "use strict";
-    pending = /* @__PURE__ */ new Set();
-  }
-});
-
 // src/onnx/runtime/session.ts
-import * as fs7 from "node:fs";
-import * as os6 from "node:os";
-import * as path4 from "node:path";
+import * as fs9 from "node:fs";
+import * as os8 from "node:os";
+import * as path6 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -43320,17 +44346,17 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs7.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os6.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs7.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs9.mkdtempSync(path6.join(process.env.RUNNER_TEMP || os8.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs9.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path4.join(dir, "model.onnx");
+    const file = path6.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw cannotLoad(e);
   } finally {
-    fs7.rmSync(dir, { recursive: true, force: true });
+    fs9.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -43702,13 +44728,9 @@ async function pruneWithScope(dense, config2, ctx) {
       let model = r.model;
       if (config2.method === "hybrid") {
         const removed = countSparsity(model, weights).overall;
-        const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const extra = Math.max(0, config2.sparsity * denseTotal - (denseTotal - restTotal));
-        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-        model = magnitudePrune(model, rest, frac, config2.scope).model;
-        description += `; then unstructured magnitude (${config2.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+        const topUp = topUpMagnitude(model, weights, config2.sparsity, config2, config2.scope);
+        model = topUp.model;
+        description += `; then unstructured magnitude (${config2.scope}) of the remaining weights: ${(topUp.fraction * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
       return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, channels: r.tally };
     }
@@ -43731,7 +44753,7 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
       perMac: config2.scope === "sensitivity-macs",
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total2) => {
-        if (!started) ctx.progress?.start(`sensitivity curves (${method2}, ${total2} ${method2 === "unstructured" ? "layers" : "groups"})`, total2);
+        if (!started) ctx.progress?.stage({ kind: "sensitivity", detail: `${method2}, ${total2} ${method2 === "unstructured" ? "layers" : "groups"}`, total: total2 });
         started = true;
         ctx.progress?.update(done);
       },
@@ -43752,6 +44774,7 @@ var init_pruneModel = __esm({
     "use strict";
     init_schema();
     init_errors();
+    init_hybrid();
     init_magnitude();
     init_nm();
     init_prunable();
@@ -43764,92 +44787,73 @@ var init_pruneModel = __esm({
   }
 });
 
-// src/recover/bounds.ts
-function nodeMacsOf(model) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  const out = /* @__PURE__ */ new Map();
-  for (const n of index.order) {
-    if (n.opType !== "Conv" && n.opType !== "Gemm" && n.opType !== "MatMul" && n.opType !== "ConvTranspose") continue;
-    out.set(n, nodeMacs(n, shapes) ?? 0);
-  }
-  return out;
-}
-function macsBefore(model, tensor, macs) {
-  let total2 = 0;
-  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
-  return total2;
-}
-function refitBytes(patches, cp, cd, block) {
-  const grams = 8 * (2 * cp * cp + 2 * cd * cp) + 4 * Math.max(cp * cp, cd * cp);
-  const patchBytes = 4 * patches * (cp + cd);
-  const solve = 8 * 4 * block * block;
-  return grams + patchBytes + solve;
-}
-function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
-  let f = 0;
-  for (const m of blocks) {
-    const dm = blocks.length > 1 ? m : cd;
-    f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
-    if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
-  }
-  return f * groups;
-}
-function columnBlocks(cp, aligned, maxBlock) {
-  if (!aligned) return [cp];
-  const blocks = Math.ceil(cp / maxBlock);
-  const size = Math.ceil(cp / blocks);
+// src/prune/schedule.ts
+function cubicSchedule(initial, final2, steps) {
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
+  if (!(initial >= 0 && final2 < 1 && final2 > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final2})`);
   const out = [];
-  for (let b0 = 0; b0 < cp; b0 += size) out.push(Math.min(cp, b0 + size) - b0);
+  for (let t = 1; t <= steps; t++) out.push(t === steps ? final2 : final2 + (initial - final2) * (1 - t / steps) ** 3);
   return out;
 }
-function captureSamplesThatFit(opts) {
-  const { count: count2, captureSeconds, solveSeconds, secondsLeft: left } = opts;
-  if (captureSeconds + solveSeconds <= left) return count2;
-  const fewest = Math.min(count2, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
-  const room = left - solveSeconds;
-  const most = captureSeconds > 0 ? Math.floor(count2 * room / captureSeconds) : count2;
-  return most >= fewest ? Math.min(count2, most) : null;
+function fractionOfRemaining(remaining, denseTotal, target) {
+  if (remaining <= 0 || denseTotal <= 0) return 0;
+  const keep = denseTotal * (1 - target);
+  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
 }
-function secondsLeft(deadline) {
-  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
+function fellOffCliff(drops, threshold, patience) {
+  if (drops.length < patience) return false;
+  return drops.slice(drops.length - patience).every((d) => d > threshold);
 }
-function activationBytesPerSample(model, names) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  const list = names ?? index.order.flatMap((n) => n.output);
-  let total2 = 0;
-  for (const t of list) {
-    const s = shapes.get(t);
-    if (s) total2 += numel(s) * 4;
+function chooseStep(steps) {
+  if (steps.length === 0) throw new Error("chooseStep: no steps");
+  const passing = steps.filter((s) => fails(s) === 0);
+  if (passing.length > 0) {
+    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
+    const others = passing.length - 1;
+    return {
+      index: best2.index,
+      meetsBudgets: true,
+      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
+    };
   }
-  return total2;
+  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
+  return {
+    index: best.index,
+    meetsBudgets: false,
+    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
+  };
 }
-function distillUnfit(model, opts) {
-  let params = 0;
-  for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
-  const perSample = activationBytesPerSample(model);
-  const bytes2 = 5 * 4 * params + opts.batch * perSample;
-  if (bytes2 > opts.maxBytes) {
-    return `a training step needs about ${(bytes2 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
-  }
-  if (opts.passSeconds !== void 0) {
-    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
-    if (epoch > opts.secondsLeft) return `one epoch takes about ${epoch.toFixed(0)} s (${(epoch / opts.passSeconds).toFixed(1)} passes of ${opts.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, opts.secondsLeft).toFixed(0)} s left of recovery-time-budget`;
-  }
-  return null;
-}
-var PRIOR_FLOPS_PER_SECOND, DISTILL_MAX_BYTES;
-var init_bounds = __esm({
-  "src/recover/bounds.ts"() {
+var fails, acc;
+var init_schedule = __esm({
+  "src/prune/schedule.ts"() {
     "use strict";
-    init_graph();
-    init_flops();
-    init_shapes();
-    init_tensor();
-    init_subgraph();
-    PRIOR_FLOPS_PER_SECOND = 2e8;
-    DISTILL_MAX_BYTES = 1024 * 2 ** 20;
+    fails = (s) => s.verdicts.filter((v) => v === "fail").length;
+    acc = (s) => s.accuracy ?? -Infinity;
+  }
+});
+
+// src/prune/structured/channels.ts
+function countChannels(model, protectedTensors) {
+  const analysis = analyzeDependencies(untieConstants(model));
+  const guarded = /* @__PURE__ */ new Set();
+  for (const u of analysis.uses) {
+    if (!protectedTensors.has(u.tensor)) continue;
+    for (const s of u.layout) guarded.add(analysis.spaces.root(s.space));
+  }
+  let remaining = 0;
+  let removable = 0;
+  for (const g2 of analysis.groups) {
+    if (g2.skip || guarded.has(g2.root)) continue;
+    remaining += g2.size;
+    if (g2.size > 1) removable += g2.size;
+  }
+  return { remaining, removable };
+}
+var init_channels = __esm({
+  "src/prune/structured/channels.ts"() {
+    "use strict";
+    init_depgraph();
+    init_untie();
   }
 });
 
@@ -43889,6 +44893,121 @@ var init_activationBudget = __esm({
   }
 });
 
+// src/recover/calibScore.ts
+async function calibScore(model, calib, threads = 0) {
+  const session = await sessionFromModel(model, threads, { lean: true });
+  try {
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
+    let correct = 0;
+    let nll = 0;
+    for (let i2 = 0; i2 < calib.count; i2++) {
+      correct += p.correct[i2];
+      nll -= p.logProbLabel[i2];
+    }
+    return { accuracy: correct / calib.count, nll: nll / calib.count };
+  } finally {
+    await session.release();
+  }
+}
+function better(a, b) {
+  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
+}
+var init_calibScore = __esm({
+  "src/recover/calibScore.ts"() {
+    "use strict";
+    init_classifier();
+    init_session();
+    init_activationBudget();
+  }
+});
+
+// src/recover/bounds.ts
+function nodeMacsOf(model) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const out = /* @__PURE__ */ new Map();
+  for (const n of index.order) {
+    if (n.opType !== "Conv" && n.opType !== "Gemm" && n.opType !== "MatMul" && n.opType !== "ConvTranspose") continue;
+    out.set(n, nodeMacs(n, shapes) ?? 0);
+  }
+  return out;
+}
+function macsBefore(model, tensor, macs) {
+  let total2 = 0;
+  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
+  return total2;
+}
+function refitBytes(patches, cp, cd, block) {
+  const grams = 8 * (2 * cp * cp + 2 * cd * cp) + 4 * Math.max(cp * cp, cd * cp);
+  const patchBytes = 4 * patches * (cp + cd);
+  const solve = 8 * 4 * block * block;
+  return grams + patchBytes + solve;
+}
+function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
+  let f = 0;
+  for (const m of blocks) {
+    const dm = blocks.length > 1 ? m : cd;
+    f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
+    if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
+  }
+  return f * groups;
+}
+function columnBlocks(cp, aligned, maxBlock) {
+  if (!aligned) return [cp];
+  const blocks = Math.ceil(cp / maxBlock);
+  const size2 = Math.ceil(cp / blocks);
+  const out = [];
+  for (let b0 = 0; b0 < cp; b0 += size2) out.push(Math.min(cp, b0 + size2) - b0);
+  return out;
+}
+function captureSamplesThatFit(opts) {
+  const { count: count2, captureSeconds, solveSeconds, secondsLeft: left } = opts;
+  if (captureSeconds + solveSeconds <= left) return count2;
+  const fewest = Math.min(count2, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
+  const room = left - solveSeconds;
+  const most = captureSeconds > 0 ? Math.floor(count2 * room / captureSeconds) : count2;
+  return most >= fewest ? Math.min(count2, most) : null;
+}
+function secondsLeft(deadline) {
+  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
+}
+function activationBytesPerSample(model, names) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const list = names ?? index.order.flatMap((n) => n.output);
+  let total2 = 0;
+  for (const t of list) {
+    const s = shapes.get(t);
+    if (s) total2 += numel(s) * 4;
+  }
+  return total2;
+}
+function distillUnfit(model, opts) {
+  let params = 0;
+  for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
+  const perSample = activationBytesPerSample(model);
+  const bytes2 = 5 * 4 * params + opts.batch * perSample;
+  if (bytes2 > opts.maxBytes) return { kind: "memory", bytes: bytes2, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
+  if (opts.passSeconds !== void 0) {
+    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
+    if (epoch > opts.secondsLeft) return { kind: "time", epochSeconds: epoch, passSeconds: opts.passSeconds, leftSeconds: opts.secondsLeft };
+  }
+  return null;
+}
+var PRIOR_FLOPS_PER_SECOND, DISTILL_MAX_BYTES;
+var init_bounds = __esm({
+  "src/recover/bounds.ts"() {
+    "use strict";
+    init_graph();
+    init_flops();
+    init_shapes();
+    init_tensor();
+    init_subgraph();
+    PRIOR_FLOPS_PER_SECOND = 2e8;
+    DISTILL_MAX_BYTES = 1024 * 2 ** 20;
+  }
+});
+
 // src/recover/batchNorm.ts
 async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const ed = ModelEditor.copyOf(pruned);
@@ -43921,7 +45040,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     return { model, nodes };
   }
   if (bounds.passSeconds > left) {
-    return { model, nodes: [], note: `one pass over the calibration set takes about ${bounds.passSeconds.toFixed(0)} s, more than the ${Math.max(0, left).toFixed(0)} s left of recovery-time-budget` };
+    return { model, nodes: [], bound: { kind: "time", passSeconds: bounds.passSeconds, leftSeconds: left } };
   }
   const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
   const per = fetched + ACTIVATION_HIGH_WATER * (largestActivationBytes(model) ?? 0);
@@ -43934,7 +45053,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   return {
     model,
     nodes,
-    note: `statistics of all ${targets.length} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${sequential.toFixed(0)} s, ${left.toFixed(0)} s were left of recovery-time-budget`
+    bound: { kind: "one-pass", nodes: targets.length, sequentialSeconds: sequential, leftSeconds: left }
   };
 }
 async function gatherStats(model, targets, calib, threads, batch) {
@@ -44308,10 +45427,10 @@ var init_gradients = __esm({
       if (axis < 0) axis += rank;
       let offset = 0;
       return node.input.map((t, i2) => {
-        const size = c.shape(t)[axis];
+        const size2 = c.shape(t)[axis];
         const start = offset;
-        offset += size;
-        return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size], [axis]) : void 0;
+        offset += size2;
+        return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size2], [axis]) : void 0;
       });
     };
     reduce = (mean2) => (c) => {
@@ -44962,38 +46081,10 @@ var init_distill = __esm({
   }
 });
 
-// src/recover/calibScore.ts
-async function calibScore(model, calib, threads = 0) {
-  const session = await sessionFromModel(model, threads, { lean: true });
-  try {
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
-    let correct = 0;
-    let nll = 0;
-    for (let i2 = 0; i2 < calib.count; i2++) {
-      correct += p.correct[i2];
-      nll -= p.logProbLabel[i2];
-    }
-    return { accuracy: correct / calib.count, nll: nll / calib.count };
-  } finally {
-    await session.release();
-  }
-}
-function better(a, b) {
-  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
-}
-var init_calibScore = __esm({
-  "src/recover/calibScore.ts"() {
-    "use strict";
-    init_classifier();
-    init_session();
-    init_activationBudget();
-  }
-});
-
 // src/recover/distill/stage.ts
 async function distillStage(dense, current, calib, masked, config2, progress, opts) {
   const t0 = performance.now();
-  progress.note("recovery: distillation toward the dense model on the calibration set");
+  progress.stage({ kind: "recover", work: "distill", detail: "distillation toward the dense model on the calibration set" });
   let result;
   try {
     result = await distill(dense, current, calib, new Set(masked), {
@@ -45030,7 +46121,7 @@ var init_stage = __esm({
 
 // src/recover/external.ts
 import { spawn } from "node:child_process";
-import * as fs8 from "node:fs";
+import * as fs10 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -45054,14 +46145,14 @@ function externalEnv(p) {
     PRUNE_GUARD_DATA: p.data
   };
 }
-function runCommand(command, env) {
-  return new Promise((resolve7, reject) => {
+function runCommand(command, env, output) {
+  return new Promise((resolve8, reject) => {
     const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.on("data", (d) => process.stderr.write(d));
-    child.stderr.on("data", (d) => process.stderr.write(d));
+    child.stdout.setEncoding("utf8").on("data", output);
+    child.stderr.setEncoding("utf8").on("data", output);
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
     child.on("close", (code, signal) => {
-      if (code === 0) resolve7();
+      if (code === 0) resolve8();
       else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
     });
   });
@@ -45093,12 +46184,12 @@ function verifyRecovered(before, after, masks, file) {
     if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
   }
 }
-async function externalRecovery(command, pruned, weights, paths) {
+async function externalRecovery(command, pruned, weights, paths, output) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs8.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths));
-  if (!fs8.existsSync(paths.modelOut)) {
+  fs10.rmSync(paths.modelOut, { force: true });
+  await runCommand(command, externalEnv(paths), output);
+  if (!fs10.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -45629,21 +46720,21 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const p = linearLayer(pIndex, w);
     const d = linearLayer(dIndex, w);
     if (typeof p === "string" || typeof d === "string") {
-      skipped.push({ weight: w, reason: typeof p === "string" ? p : `dense model: ${d}` });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: typeof p === "string" ? p : `dense model: ${d}` } });
       continue;
     }
     if (p.input !== d.input) {
-      skipped.push({ weight: w, reason: "reads a different tensor than the dense layer" });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: "reads a different tensor than the dense layer" } });
       continue;
     }
     const rows2 = denseRowsOf(p, d, opts.kept);
     if (typeof rows2 === "string") {
-      skipped.push({ weight: w, reason: rows2 });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: rows2 } });
       continue;
     }
     plans.push({ p, d, node, rows: rows2 });
   }
-  for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
+  for (const w of wanted) skipped.push({ weight: w, reason: { kind: "unpaired", why: "not found in the pruned model" } });
   const dMacs = nodeMacsOf(dense);
   const pMacs = nodeMacsOf(model);
   const fullMacs = [...pMacs.values()].reduce((a, b) => a + b, 0);
@@ -45659,12 +46750,12 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
     const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
     if (bytes2 > opts.maxRefitBytes) {
-      skipped.push({ weight: p.weight, reason: `its refit needs about ${mb(bytes2)} MB (Gram matrices of ${cp} x ${cp} and ${cd} x ${cp} columns), over the ${mb(opts.maxRefitBytes)} MB refit bound` });
+      skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes2, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
     const left = secondsLeft(opts.deadline);
     if (left <= 0) {
-      skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
+      skipped.push({ weight: p.weight, reason: { kind: "time" } });
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
@@ -45674,7 +46765,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
     const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
     if (samples === null) {
-      skipped.push({ weight: p.weight, reason: `estimated ${(captureSeconds + solveSeconds).toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget, even on fewer samples` });
+      skipped.push({ weight: p.weight, reason: { kind: "time", estimate: { seconds: captureSeconds + solveSeconds, samples: calib.count, leftSeconds: left } } });
       continue;
     }
     const input = samples < calib.count ? evenlySpaced(calib, samples) : calib;
@@ -45864,9 +46955,9 @@ function solveBlocks(wd, wp, keep, withBias, h, c, rows2, cd, cp, opts, foldA) {
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows2 * cp), new Float64Array(rows2 * cp)] : [new Float64Array(rows2 * cp)];
   const blocks = Math.ceil(cp / opts.maxBlock);
-  const size = Math.ceil(cp / blocks);
-  for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
-    const b1 = aligned ? Math.min(cp, b0 + size) : cp;
+  const size2 = Math.ceil(cp / blocks);
+  for (let b0 = 0; b0 < cp; b0 += aligned ? size2 : cp) {
+    const b1 = aligned ? Math.min(cp, b0 + size2) : cp;
     const m = b1 - b0;
     const hb = sub(h, cp, b0, b1, b0, b1);
     const [d0, d1] = aligned && blocks > 1 ? [b0, b1] : [0, cd];
@@ -45927,7 +47018,7 @@ function addBias(ed, node, layer, bias) {
   const type = ed.initializer(layer.weight).dataType;
   ed.setInput(node, 2, ed.addFloatInitializer(`${layer.weight}.prune_guard_bias`, [bias.length], bias, type));
 }
-var DEFAULT_RECONSTRUCT, SUBSET_SPREAD, CAPTURE_BATCH, mb, ValueHash, ERROR_PATCHES;
+var DEFAULT_RECONSTRUCT, SUBSET_SPREAD, CAPTURE_BATCH, ValueHash, ERROR_PATCHES;
 var init_reconstruct = __esm({
   "src/recover/reconstruct.ts"() {
     "use strict";
@@ -45949,7 +47040,6 @@ var init_reconstruct = __esm({
     DEFAULT_RECONSTRUCT = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0, maxRefitBytes: 1024 * 2 ** 20 };
     SUBSET_SPREAD = 4;
     CAPTURE_BATCH = 128;
-    mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
     ValueHash = class {
       a = 2166136261;
       b = 16777619;
@@ -45968,6 +47058,41 @@ var init_reconstruct = __esm({
       }
     };
     ERROR_PATCHES = 1024;
+  }
+});
+
+// src/recover/refusals.ts
+function layerSkipText(s) {
+  switch (s.kind) {
+    case "unpaired":
+      return s.why;
+    case "memory":
+      return `its refit needs about ${mb(s.bytes)} MB (Gram matrices of ${s.prunedColumns} x ${s.prunedColumns} and ${s.denseColumns} x ${s.prunedColumns} columns), over the ${mb(s.limitBytes)} MB refit bound`;
+    case "time":
+      return s.estimate ? `estimated ${s.estimate.seconds.toFixed(0)} s (capturing its input on ${s.estimate.samples} samples from both models, then the solve), more than the ${s.estimate.leftSeconds.toFixed(0)} s left of recovery-time-budget, even on fewer samples` : "recovery-time-budget reached";
+  }
+}
+function batchNormBoundText(b) {
+  switch (b.kind) {
+    case "time":
+      return `one pass over the calibration set takes about ${b.passSeconds.toFixed(0)} s, more than the ${Math.max(0, b.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+    case "one-pass":
+      return `statistics of all ${b.nodes} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${b.sequentialSeconds.toFixed(0)} s, ${b.leftSeconds.toFixed(0)} s were left of recovery-time-budget`;
+  }
+}
+function distillUnfitText(u) {
+  switch (u.kind) {
+    case "memory":
+      return `a training step needs about ${mb(u.bytes)} MB (${(u.parameters / 1e6).toFixed(1)}M parameters x 5, ${u.batch} samples x ${(u.bytesPerSample / 2 ** 20).toFixed(1)} MB of activations), over the ${mb(u.limitBytes)} MB bound`;
+    case "time":
+      return `one epoch takes about ${u.epochSeconds.toFixed(0)} s (${(u.epochSeconds / u.passSeconds).toFixed(1)} passes of ${u.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, u.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+  }
+}
+var mb;
+var init_refusals = __esm({
+  "src/recover/refusals.ts"() {
+    "use strict";
+    mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
   }
 });
 
@@ -46065,8 +47190,8 @@ var init_temperature = __esm({
 });
 
 // src/recover/runRecovery.ts
-import * as fs9 from "node:fs";
-import * as path5 from "node:path";
+import * as fs11 from "node:fs";
+import * as path7 from "node:path";
 function hasRecoverySteps(config2, calib) {
   const recovers = config2.recovery !== "none" && !(config2.recovery === "auto" && !calib);
   return recovers || config2.bakeTemperature;
@@ -46075,7 +47200,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path5.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path7.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -46092,11 +47217,11 @@ async function runRecovery(req) {
   if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs9.mkdirSync(req.stepsDir, { recursive: true });
+  fs11.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
-    name: "calibrate:temperature",
+    stage: "temperature",
     description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
     artifact,
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
@@ -46107,10 +47232,10 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config: config2, progress } = req;
   if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
-  fs9.mkdirSync(req.stepsDir, { recursive: true });
+  fs11.mkdirSync(req.stepsDir, { recursive: true });
   if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
-    progress.note(`recovery: running ${config2.recoveryCommand}`);
+    progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
     const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads) : void 0;
     const model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
@@ -46119,17 +47244,17 @@ async function recoverySteps(req, calib, bounded) {
       masks: `${req.stepsDir}/masks.npz`,
       calib: req.files.calib,
       data: req.files.data
-    });
+    }, (text2) => progress.output(text2));
     const seconds = (performance.now() - t0) / 1e3;
     const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads) : void 0;
     const info2 = { seconds };
     if (before && after) Object.assign(info2, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config2.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
-    return [{ step: { name: "recover:command", description, artifact, info: info2 }, model }];
+    return [{ step: { stage: "command", description, artifact, info: info2 }, model }];
   }
   if (!calib) {
     if (config2.recovery === "auto") return [];
-    throw new Error("recoverySteps: calibration set missing (checkRecoveryInputs was not called)");
+    throw new Error("recoverySteps: calibration set missing (checkConfig was not called)");
   }
   const labelled = calib.labels !== null;
   const steps = [];
@@ -46143,21 +47268,21 @@ async function recoverySteps(req, calib, bounded) {
     progress.note(line);
     bounded.push(line);
   };
-  const keep = (name, description, model, seconds, score2) => {
-    const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ""));
+  const keep = (stage, description, model, seconds, score2) => {
+    const artifact = stepFile(req.stepsDir, steps.length + 2, stage);
     saveModel(model, artifact);
     const info2 = { seconds };
     if (currentScore && score2) {
       Object.assign(info2, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score2.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score2.nll });
     }
-    steps.push({ step: { name, description, artifact, info: info2 }, model });
+    steps.push({ step: { stage, description, artifact, info: info2 }, model });
     current = model;
     currentScore = score2;
   };
   async function distillStep(judged, deadline2) {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
-      bound(`recovery: distillation skipped: ${unfit}`);
+      bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
     const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, deadline: deadline2 });
@@ -46167,12 +47292,12 @@ async function recoverySteps(req, calib, bounded) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
-    keep("recover:distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
+    keep("distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
   }
   if (config2.recovery === "reconstruct" || config2.recovery === "auto") {
     const judged = config2.recovery === "auto";
     const t0 = performance.now();
-    progress.note("recovery: layer-wise reconstruction on the calibration set");
+    progress.stage({ kind: "recover", work: "reconstruct", detail: "layer-wise reconstruction on the calibration set" });
     const adaptive = config2.criterion === "sparsegpt" && config2.method === "unstructured" && !req.structured;
     const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
       ...DEFAULT_RECONSTRUCT,
@@ -46183,7 +47308,7 @@ async function recoverySteps(req, calib, bounded) {
       adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0
     });
     const seconds = (performance.now() - t0) / 1e3;
-    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
+    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
     const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads) : void 0;
@@ -46193,7 +47318,7 @@ async function recoverySteps(req, calib, bounded) {
       progress.note(`recovery: reconstruction not kept (${fmt(score2)} vs ${fmt(currentScore)} without it)`);
     } else if (r.layers.length > 0) {
       keep(
-        "recover:reconstruct",
+        "reconstruct",
         `${notRefit ? `${notRefit}; ` : ""}${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ""}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
         r.model,
         seconds,
@@ -46204,9 +47329,10 @@ async function recoverySteps(req, calib, bounded) {
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
+    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+      const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
-      if (why.includes("recovery-time-budget")) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
+      if (refusal.kind === "bound") bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config2.recovery === "auto") {
       if (deadline !== void 0 && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
@@ -46227,17 +47353,27 @@ function refitWeights(req) {
   }
   return [...names];
 }
+function batchNormRefusalText(r) {
+  switch (r.kind) {
+    case "no-labels":
+      return "the calibration set has no labels to judge it";
+    case "bound":
+      return batchNormBoundText(r.bound);
+    case "worse":
+      return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
+  }
+}
 async function tryBatchNorm(model, calib, config2, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
-  if (!base) return reject("the calibration set has no labels to judge it");
+  if (!base) return reject({ kind: "no-labels" });
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, config2.latency.threads, bounds);
-  if (bn.nodes.length === 0) return bn.note ? reject(bn.note) : void 0;
+  if (bn.nodes.length === 0) return bn.bound ? reject({ kind: "bound", bound: bn.bound }) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
   const score2 = await calibScore(bn.model, calib, config2.latency.threads);
-  if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
-  accept(bn.model, seconds, score2, bn.nodes.length, bn.note);
+  if (!better(score2, base)) return reject({ kind: "worse", score: score2, without: base });
+  accept(bn.model, seconds, score2, bn.nodes.length, bn.bound);
 }
 function hasBatchNorm(model) {
   return model.graph.node.some((n) => n.opType === "BatchNormalization");
@@ -46249,12 +47385,12 @@ function subsampledClause(subsampled, count2) {
   return `${subsampled.length} layer${subsampled.length > 1 ? "s" : ""} refit from fewer of the ${count2} calibration samples to fit recovery-time-budget (${shown}${more})`;
 }
 function boundSkips(skipped) {
-  const memory = skipped.filter((s) => s.reason.includes("refit bound"));
-  const time2 = skipped.filter((s) => s.reason.includes("recovery-time-budget"));
+  const memory = skipped.filter((s) => s.reason.kind === "memory");
+  const time2 = skipped.filter((s) => s.reason.kind === "time");
   const parts = [];
   const names = (l) => l.length <= 3 ? l.map((s) => s.weight).join(", ") : `${l.slice(0, 2).map((s) => s.weight).join(", ")} and ${l.length - 2} more`;
-  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${memory[0].reason})`);
-  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${time2[0].reason}; a larger recovery-time-budget refits them)`);
+  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${layerSkipText(memory[0].reason)})`);
+  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${layerSkipText(time2[0].reason)}; a larger recovery-time-budget refits them)`);
   return parts.length ? parts.join("; ") : void 0;
 }
 var SPARSEGPT_BLOCK, EVERY_LAYER;
@@ -46271,251 +47407,18 @@ var init_runRecovery = __esm({
     init_stage();
     init_external2();
     init_reconstruct();
+    init_refusals();
     init_temperature();
     SPARSEGPT_BLOCK = 128;
     EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
   }
 });
 
-// src/prune/schedule.ts
-function cubicSchedule(initial, final2, steps) {
-  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
-  if (!(initial >= 0 && final2 < 1 && final2 > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final2})`);
-  const out = [];
-  for (let t = 1; t <= steps; t++) out.push(t === steps ? final2 : final2 + (initial - final2) * (1 - t / steps) ** 3);
-  return out;
-}
-function fractionOfRemaining(remaining, denseTotal, target) {
-  if (remaining <= 0 || denseTotal <= 0) return 0;
-  const keep = denseTotal * (1 - target);
-  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
-}
-function fellOffCliff(drops, threshold, patience) {
-  if (drops.length < patience) return false;
-  return drops.slice(drops.length - patience).every((d) => d > threshold);
-}
-function chooseStep(steps) {
-  if (steps.length === 0) throw new Error("chooseStep: no steps");
-  const passing = steps.filter((s) => fails(s) === 0);
-  if (passing.length > 0) {
-    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
-    const others = passing.length - 1;
-    return {
-      index: best2.index,
-      meetsBudgets: true,
-      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
-    };
-  }
-  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
-  return {
-    index: best.index,
-    meetsBudgets: false,
-    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
-  };
-}
-var fails, acc;
-var init_schedule = __esm({
-  "src/prune/schedule.ts"() {
-    "use strict";
-    fails = (s) => s.verdicts.filter((v) => v === "fail").length;
-    acc = (s) => s.accuracy ?? -Infinity;
-  }
-});
-
-// src/recover/rounds.ts
-import * as fs10 from "node:fs";
-import * as path6 from "node:path";
-function resolveRounds(config2, calib) {
-  if (config2.recoveryRounds !== 0) return config2.recoveryRounds;
-  const fits = config2.method === "unstructured" && config2.recovery === "auto" && config2.schedule === "oneshot" && config2.criterion !== "sparsegpt" && config2.maxLayerSparsity >= 1 && calib?.labels && config2.sparsity >= ROUNDS_FROM_SPARSITY;
-  return fits ? AUTO_ROUNDS : 1;
-}
-function resolveCompare(config2, rounds) {
-  if (rounds <= 1 || config2.scope !== "global" || config2.sparsity > DEFAULT_CAP) return false;
-  return config2.roundsCompareSensitivity || config2.recoveryRounds === 0 && AUTO_COMPARE;
-}
-function pruneRound(model, weights, target, config2, plan) {
-  if (plan) return pruneCounts(model, weights, plan.counts(target));
-  return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
-}
-function recordedScores(steps) {
-  const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
-  if (scored.length === 0) return void 0;
-  const first = scored[0].info;
-  const last = scored[scored.length - 1].info;
-  return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
-}
-async function runRounds(req) {
-  const { config: config2, calib, progress } = req;
-  const initial = countSparsity(req.dense, req.weights).overall;
-  const targets = cubicSchedule(initial, config2.sparsity, req.rounds);
-  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / req.rounds : 0;
-  const roundConfig = { ...config2, bakeTemperature: false, recoveryTimeBudget: share };
-  const steps = [];
-  let current = req.dense;
-  for (let r = 1; r < req.rounds; r++) {
-    const t0 = performance.now();
-    const target = targets[r - 1];
-    progress.note(`recovery round ${r}/${req.rounds}: ${config2.method} to ${pct4(target)}`);
-    const pruned = pruneRound(current, req.weights, target, config2, req.plan);
-    const dir = path6.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
-    const artifact = stepFile(dir, 1, "prune");
-    fs10.mkdirSync(dir, { recursive: true });
-    saveModel(pruned, artifact);
-    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
-    const last = rec.steps.at(-1)?.artifact ?? artifact;
-    current = last === artifact ? pruned : loadModel(last).proto;
-    const recorded = recordedScores(rec.steps);
-    const before = recorded?.before ?? await calibScore(pruned, calib, config2.latency.threads);
-    const after = recorded?.after ?? before;
-    const seconds = (performance.now() - t0) / 1e3;
-    const kept = rec.steps.map((s) => s.name.replace(/^recover:/, "")).join(" + ") || "nothing kept";
-    steps.push({
-      name: `recover:round-${r}`,
-      description: `recovery round ${r} of ${req.rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct4(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
-      artifact: last,
-      info: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
-    });
-  }
-  return { model: current, steps, targets };
-}
-async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
-  const t0 = performance.now();
-  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config: config2, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
-  ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config2.method} to ${pct4(config2.sparsity)}`);
-  const model = pruneRound(r.model, weights, config2.sparsity, config2, plan);
-  ctx.stamp(model, plan ? "sensitivity" : config2.scope);
-  const pruneArtifact = stepFile(dir, 1, "prune");
-  fs10.mkdirSync(dir, { recursive: true });
-  saveModel(model, pruneArtifact);
-  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
-  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
-  const score2 = ctx.calib.labels ? recordedScores(recovery.steps)?.after ?? await calibScore(model, ctx.calib, config2.latency.threads) : void 0;
-  const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config2.scope;
-  return {
-    pruned: {
-      model,
-      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct4(config2.sparsity)}, round ${rounds} of ${rounds} (${r.targets.map(pct4).join(", ")}): from round ${rounds - 1}'s recovered weights`,
-      denseWeights: [...weights],
-      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${r.targets.map(pct4).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
-      ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
-    },
-    pruneArtifact,
-    steps: r.steps,
-    recovery,
-    score: score2,
-    seconds: (performance.now() - t0) / 1e3
-  };
-}
-async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
-  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
-  if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
-    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
-  }
-  const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global2 = await runChain(dense, weights, half, rounds, path6.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path6.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
-  const keepSensitivity = better(bySensitivity2.score, global2.score);
-  const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
-  const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
-  const note = `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`;
-  return { ...won, pruned: { ...won.pruned, notes: [...won.pruned.notes, note] } };
-}
-var ROUNDS_FROM_SPARSITY, AUTO_ROUNDS, AUTO_COMPARE, pct4;
-var init_rounds = __esm({
-  "src/recover/rounds.ts"() {
-    "use strict";
-    init_errors();
-    init_model();
-    init_magnitude();
-    init_prunable();
-    init_schedule();
-    init_sensitivityPrune();
-    init_allocateSparsity();
-    init_sparsity();
-    init_calibScore();
-    init_runRecovery();
-    ROUNDS_FROM_SPARSITY = 0.6;
-    AUTO_ROUNDS = 4;
-    AUTO_COMPARE = false;
-    pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
-  }
-});
-
-// src/version.ts
-var VERSION7;
-var init_version3 = __esm({
-  "src/version.ts"() {
-    "use strict";
-    VERSION7 = "0.1.0";
-  }
-});
-
-// src/prune/structured/channels.ts
-function countChannels(model, protectedTensors) {
-  const analysis = analyzeDependencies(untieConstants(model));
-  const guarded = /* @__PURE__ */ new Set();
-  for (const u of analysis.uses) {
-    if (!protectedTensors.has(u.tensor)) continue;
-    for (const s of u.layout) guarded.add(analysis.spaces.root(s.space));
-  }
-  let remaining = 0;
-  let removable = 0;
-  for (const g2 of analysis.groups) {
-    if (g2.skip || guarded.has(g2.root)) continue;
-    remaining += g2.size;
-    if (g2.size > 1) removable += g2.size;
-  }
-  return { remaining, removable };
-}
-var init_channels = __esm({
-  "src/prune/structured/channels.ts"() {
-    "use strict";
-    init_depgraph();
-    init_untie();
-  }
-});
-
-// src/measure/metrics.ts
-function accuracy(pred, labels) {
-  let hit = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
-  return labels.length ? hit / labels.length : NaN;
-}
-function perClassAccuracy(pred, labels, classes) {
-  const hit = new Float64Array(classes);
-  const support = classSupport(labels, classes);
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
-  return Array.from(support, (n, c) => n ? hit[c] / n : null);
-}
-function classSupport(labels, classes) {
-  const support = new Array(classes).fill(0);
-  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
-  return support;
-}
-function confusionMatrix(pred, labels, classes) {
-  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
-  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
-  return m;
-}
-function agreement(a, b) {
-  let same2 = 0;
-  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
-  return a.length ? same2 / a.length : NaN;
-}
-var init_metrics = __esm({
-  "src/measure/metrics.ts"() {
-    "use strict";
-  }
-});
-
 // src/measure/size.ts
-import * as fs11 from "node:fs";
+import * as fs12 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs11.readFileSync(file);
+  const data = fs12.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 var init_size = __esm({
@@ -46554,22 +47457,55 @@ var init_release = __esm({
   }
 });
 
+// src/pipeline/steps.ts
+function stepName(s) {
+  switch (s.kind) {
+    case "dense":
+    case "ship":
+    case "base":
+    case "head":
+      return s.kind;
+    case "prune":
+      return `prune${at(s.at)}`;
+    case "recover":
+      return s.stage === "round" ? `recover:round-${s.round}` : `recover:${s.stage}${at(s.at)}`;
+    case "calibrate:temperature":
+      return `calibrate:temperature${at(s.at)}`;
+    case "quantize":
+      return `quantize:${s.scheme}`;
+  }
+}
+function recoveryKind(stage, at2) {
+  return stage === "temperature" ? { kind: "calibrate:temperature", at: at2 } : { kind: "recover", stage, at: at2 };
+}
+function recoveryRecord(r, at2) {
+  return { step: recoveryKind(r.stage, at2), description: r.description, artifact: r.artifact, recovery: r.info, ...r.temperature ? { temperature: r.temperature } : {} };
+}
+var at;
+var init_steps = __esm({
+  "src/pipeline/steps.ts"() {
+    "use strict";
+    at = (n) => n === void 0 ? "" : `@${n}`;
+  }
+});
+
 // src/pipeline/measureStep.ts
 function savedFacts(artifact, denseWeights, evalBatchSize) {
   const saved = loadModel(artifact).proto;
   return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
-async function measureStep(name, description, artifact, ctx) {
+async function measureStep(kind, description, artifact, ctx) {
   const { data, config: config2, progress } = ctx;
+  const name = stepName(kind);
   const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
-  const size = measureFileSize(artifact);
+  const size2 = measureFileSize(artifact);
   collectGarbage();
   const session = await openSession(artifact, { threads: config2.latency.threads, provider: ctx.provider });
   let preds;
   const shiftAccuracy = {};
   const shiftPreds = /* @__PURE__ */ new Map();
   try {
-    progress.start(`evaluate ${name}`, data.count);
+    progress.stage({ kind: "evaluate", step: name, total: data.count });
     preds = await evaluateClassifier(session, data, {
       batchSize: batch,
       outputsAreProbabilities: probabilities,
@@ -46595,8 +47531,8 @@ async function measureStep(name, description, artifact, ctx) {
     params: cost.params,
     nonzero_params: cost.nonzeroParams,
     flops: cost.macs,
-    size_bytes: size.bytes,
-    gzip_bytes: size.gzipBytes,
+    size_bytes: size2.bytes,
+    gzip_bytes: size2.gzipBytes,
     accuracy: accuracy(preds.pred, labels),
     per_class: perClassAccuracy(preds.pred, labels, preds.classes),
     confusion: confusionMatrix(preds.pred, labels, preds.classes),
@@ -46608,7 +47544,13 @@ async function measureStep(name, description, artifact, ctx) {
     shift_accuracy: shiftAccuracy,
     layers: sparsity.layers
   };
-  return { step, preds, shiftPreds };
+  return { kind, step, preds, shiftPreds };
+}
+async function measureRecord(r, ctx) {
+  const m = await measureStep(r.step, r.description, r.artifact, ctx);
+  if (r.recovery) m.step.recovery = r.recovery;
+  if (r.temperature) m.step.temperature = r.temperature;
+  return m;
 }
 var init_measureStep = __esm({
   "src/pipeline/measureStep.ts"() {
@@ -46623,642 +47565,7 @@ var init_measureStep = __esm({
     init_sparsity();
     init_activationBudget();
     init_release();
-  }
-});
-
-// node_modules/markdown-table/index.js
-function defaultStringLength(value) {
-  return value.length;
-}
-function markdownTable(table4, options) {
-  const settings = options || {};
-  const align = (settings.align || []).concat();
-  const stringLength = settings.stringLength || defaultStringLength;
-  const alignments = [];
-  const cellMatrix = [];
-  const sizeMatrix = [];
-  const longestCellByColumn = [];
-  let mostCellsPerRow = 0;
-  let rowIndex = -1;
-  while (++rowIndex < table4.length) {
-    const row2 = [];
-    const sizes2 = [];
-    let columnIndex2 = -1;
-    if (table4[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table4[rowIndex].length;
-    }
-    while (++columnIndex2 < table4[rowIndex].length) {
-      const cell6 = serialize(table4[rowIndex][columnIndex2]);
-      if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell6);
-        sizes2[columnIndex2] = size;
-        if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
-          longestCellByColumn[columnIndex2] = size;
-        }
-      }
-      row2.push(cell6);
-    }
-    cellMatrix[rowIndex] = row2;
-    sizeMatrix[rowIndex] = sizes2;
-  }
-  let columnIndex = -1;
-  if (typeof align === "object" && "length" in align) {
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = toAlignment(align[columnIndex]);
-    }
-  } else {
-    const code = toAlignment(align);
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = code;
-    }
-  }
-  columnIndex = -1;
-  const row = [];
-  const sizes = [];
-  while (++columnIndex < mostCellsPerRow) {
-    const code = alignments[columnIndex];
-    let before = "";
-    let after = "";
-    if (code === 99) {
-      before = ":";
-      after = ":";
-    } else if (code === 108) {
-      before = ":";
-    } else if (code === 114) {
-      after = ":";
-    }
-    let size = settings.alignDelimiters === false ? 1 : Math.max(
-      1,
-      longestCellByColumn[columnIndex] - before.length - after.length
-    );
-    const cell6 = before + "-".repeat(size) + after;
-    if (settings.alignDelimiters !== false) {
-      size = before.length + size + after.length;
-      if (size > longestCellByColumn[columnIndex]) {
-        longestCellByColumn[columnIndex] = size;
-      }
-      sizes[columnIndex] = size;
-    }
-    row[columnIndex] = cell6;
-  }
-  cellMatrix.splice(1, 0, row);
-  sizeMatrix.splice(1, 0, sizes);
-  rowIndex = -1;
-  const lines2 = [];
-  while (++rowIndex < cellMatrix.length) {
-    const row2 = cellMatrix[rowIndex];
-    const sizes2 = sizeMatrix[rowIndex];
-    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
-    columnIndex = -1;
-    const line = [];
-    while (++columnIndex < cellsInRow) {
-      const cell6 = row2[columnIndex] || "";
-      let before = "";
-      let after = "";
-      if (settings.alignDelimiters !== false) {
-        const size = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
-        const code = alignments[columnIndex];
-        if (code === 114) {
-          before = " ".repeat(size);
-        } else if (code === 99) {
-          const half = size / 2;
-          if (size % 2) {
-            before = " ".repeat(half + 0.5);
-            after = " ".repeat(half - 0.5);
-          } else {
-            before = " ".repeat(half);
-            after = before;
-          }
-        } else {
-          after = " ".repeat(size);
-        }
-      }
-      if (settings.delimiterStart !== false && !columnIndex) {
-        line.push("|");
-      }
-      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
-      // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell6 === "") && (settings.delimiterStart !== false || columnIndex)) {
-        line.push(" ");
-      }
-      if (settings.alignDelimiters !== false) {
-        line.push(before);
-      }
-      line.push(cell6);
-      if (settings.alignDelimiters !== false) {
-        line.push(after);
-      }
-      if (settings.padding !== false) {
-        line.push(" ");
-      }
-      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
-        line.push("|");
-      }
-    }
-    lines2.push(
-      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
-    );
-  }
-  return lines2.join("\n");
-}
-function serialize(value) {
-  return value === null || value === void 0 ? "" : String(value);
-}
-function toAlignment(value) {
-  const code = typeof value === "string" ? value.codePointAt(0) : 0;
-  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
-}
-var init_markdown_table = __esm({
-  "node_modules/markdown-table/index.js"() {
-  }
-});
-
-// src/ledger/renderSensitivity.ts
-function damage(l) {
-  const first = l.points[0];
-  const last = l.points[l.points.length - 1];
-  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
-}
-function bySensitivity(layers) {
-  return [...layers].sort((a, b) => {
-    const [da, na] = damage(a);
-    const [db, nb] = damage(b);
-    return db - da || nb - na || a.name.localeCompare(b.name);
-  });
-}
-function shortName(name, max2 = 28) {
-  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
-}
-function sensitivityChart(s) {
-  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
-  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
-  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
-  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
-  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
-  return [
-    "```mermaid",
-    "xychart-beta",
-    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
-    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
-    `    y-axis ${quoted(metric)} ${low} --> 100`,
-    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
-    "```"
-  ].join("\n");
-}
-function sensitivitySection(s) {
-  const ordered = bySensitivity(s.layers);
-  const shown = ordered.slice(0, CHART_LAYERS);
-  const acc2 = s.against === "labels" ? "acc" : "agree";
-  const nll = s.against === "labels" ? "NLL" : "KL";
-  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
-  const rows2 = ordered.map((l) => {
-    const line = shown.indexOf(l);
-    return [
-      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
-      String(l.size),
-      ...s.ratios.map((r) => {
-        const p = l.points.find((q) => q.ratio === r);
-        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
-      }),
-      `**${percent(l.allocated)}**`,
-      l.seconds.toFixed(2)
-    ];
-  });
-  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
-  return [
-    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
-    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
-    sensitivityChart(s),
-    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
-  ].join("\n\n");
-}
-var CHART_LAYERS, cell, quoted;
-var init_renderSensitivity = __esm({
-  "src/ledger/renderSensitivity.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_format();
-    CHART_LAYERS = 5;
-    cell = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-    quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
-  }
-});
-
-// src/ledger/renderSchedule.ts
-function scheduleSection(model) {
-  const s = model.schedule;
-  if (!s) return void 0;
-  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
-  const structured = s.steps.some((r) => r.channels_removed !== void 0);
-  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
-  const rows2 = s.steps.map((r) => [
-    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
-    percent(r.target),
-    percent(r.sparsity),
-    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
-    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
-    r.accuracy === null ? DASH : percent(r.accuracy, 2),
-    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
-    bytes(r.size_bytes),
-    ...names.map((n) => {
-      const b = r.budgets.find((x2) => x2.name === n);
-      return b ? ICON[b.verdict] : DASH;
-    }),
-    `${ICON[r.verdict]} ${r.verdict}`
-  ]);
-  const ran = s.steps.length;
-  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
-  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
-  return [
-    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
-    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
-    stop,
-    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
-  ].join("\n\n");
-}
-var ICON, DASH, cell2;
-var init_renderSchedule = __esm({
-  "src/ledger/renderSchedule.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_format();
-    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    DASH = "\u2014";
-    cell2 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-  }
-});
-
-// src/ledger/renderQuantize.ts
-function quantizeSection(model) {
-  const step = model.steps.find((s) => s.quantize);
-  const q = step?.quantize;
-  if (!q) return void 0;
-  const k = q.kernels;
-  const how = q.calibration ? `static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}` : `dynamic: uint8 activations quantized per batch at run time, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits`;
-  const lines2 = [
-    `**Quantization** <sub>(${step.name}: ${how})</sub>`,
-    `- ${q.weights.reason}`,
-    (q.calib_quality ? `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ` : "- ") + `${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
-    `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ${k.boundaries} QuantizeLinear/DequantizeLinear left (float \u2194 int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`
-  ];
-  if (q.variants.length > 1) {
-    lines2.push(
-      table([
-        ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
-        ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
-      ])
-    );
-  }
-  const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
-  const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
-  lines2.push(
-    table([
-      ["Layer", "Op", "Kernel", "Error in \u2192 out"],
-      ...k.layers.map((l) => {
-        const e = errors.get(l.node);
-        const reason = floatReason.get(l.node);
-        return [l.node, l.op, `${l.kernel}${reason ? ` (float: ${reason})` : ""}`, e ? `${percent(e.input_error, 2)} \u2192 ${percent(e.output_error, 2)}` : DASH2];
-      })
-    ])
-  );
-  return lines2.join("\n\n");
-}
-var DASH2, cell3, table;
-var init_renderQuantize = __esm({
-  "src/ledger/renderQuantize.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_format();
-    DASH2 = "\u2014";
-    cell3 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-    table = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
-  }
-});
-
-// src/ledger/render.ts
-function baseName(path20) {
-  return path20.split(/[\\/]/).pop() || path20;
-}
-function cell4(text2) {
-  return text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-}
-function table2(rows2) {
-  return markdownTable(
-    rows2.map((row) => row.map(cell4)),
-    { alignDelimiters: false }
-  );
-}
-function denseStep(model) {
-  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
-}
-function finalStep(model) {
-  return model.steps.at(-1);
-}
-function renderHeadline(model) {
-  const dense = denseStep(model);
-  const final2 = finalStep(model);
-  const parts = [];
-  if (dense && final2) {
-    if (final2.quantize) parts.push(`INT8 (${ratio(final2.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
-    if (!final2.quantize || final2.sparsity >= 0.05) parts.push(`${percent(final2.sparsity)} sparse`);
-    if (dense.latency && final2.latency && dense.latency.batch === final2.latency.batch && final2.latency.p50_ms > 0) {
-      const speedup = dense.latency.p50_ms / final2.latency.p50_ms;
-      if (final2.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
-      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
-    }
-    if (dense.accuracy != null && final2.accuracy != null) {
-      parts.push(`${signedPoints(final2.accuracy - dense.accuracy)} accuracy`);
-    }
-  } else {
-    parts.push("no steps measured");
-  }
-  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
-}
-function budgetValue(name, x2) {
-  switch (name) {
-    case "accuracy-drop":
-    case "class-accuracy-drop":
-    case "ece-increase":
-    case "shift-accuracy-drop":
-      return points(x2);
-    case "latency-regression":
-    case "target-reduction":
-      return percent(x2);
-    case "min-speedup":
-      return ratio(x2);
-    case "p95-latency-ms":
-      return ms(x2);
-    case "max-size-bytes":
-      return bytes(x2);
-  }
-}
-function intervalText(b) {
-  if (!b.ci) return "";
-  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
-  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
-  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
-}
-function budgetTable(budgets) {
-  if (budgets.length === 0) return "_No budgets checked._";
-  return table2([
-    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
-    ...budgets.map((b) => [
-      `\`${b.name}\``,
-      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH3 : budgetValue(b.name, b.actual) + intervalText(b),
-      `${ICON2[b.verdict]} ${b.verdict}`,
-      b.detail
-    ])
-  ]);
-}
-function stepTable(steps) {
-  const batch = steps.find((s) => s.latency)?.latency?.batch;
-  const at = batch === void 0 ? "" : ` (b=${batch})`;
-  const latency = (s, key) => {
-    if (!s.latency) return DASH3;
-    const value = s.latency[key].toFixed(2);
-    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
-  };
-  return table2([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
-    ...steps.map((s) => [
-      s.name,
-      percent(s.sparsity),
-      count(s.params),
-      count(s.nonzero_params),
-      count(s.flops),
-      bytes(s.size_bytes),
-      bytes(s.gzip_bytes),
-      orDash(s.accuracy, (x2) => percent(x2, 2)),
-      orDash(s.ece, (x2) => percent(x2, 2)),
-      orDash(s.agreement, (x2) => percent(x2, 2)),
-      latency(s, "p50_ms"),
-      latency(s, "p95_ms")
-    ])
-  ]);
-}
-function funnelSection(model) {
-  const steps = model.steps.filter((s) => s.funnel);
-  if (steps.length === 0) return void 0;
-  const dense = denseStep(model);
-  const batch = steps[0].funnel.batch;
-  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH3;
-  const speedCell = (s) => {
-    const f = s.funnel;
-    if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH3;
-    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
-    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
-  };
-  const lines2 = [
-    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
-    table2([
-      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Weight bytes", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
-      ...steps.map((s) => {
-        const f = s.funnel;
-        const base = s === dense;
-        return [
-          s.name,
-          percent(f.params_ratio),
-          percent(f.flops_ratio),
-          percent(f.sparse_flops_ratio),
-          orDash(f.bytes_ratio, (x2) => percent(x2)),
-          ratio(f.ideal_speedup),
-          p(s, "p50_ms"),
-          p(s, "p95_ms"),
-          speedCell(s),
-          base ? DASH3 : orDash(f.efficiency, (x2) => percent(x2, 0))
-        ];
-      })
-    ])
-  ];
-  const final2 = finalStep(model);
-  if (final2?.funnel && zerosNotSkipped(model.method) && !final2.quantize) {
-    const f = final2.funnel;
-    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
-    lines2.push(
-      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
-      table2([
-        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
-        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
-      ])
-    );
-  }
-  return lines2.join("\n\n");
-}
-function classTable(model) {
-  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
-  if (lost.length === 0) return void 0;
-  return [
-    "**Classes that lost most**",
-    table2([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
-      ...lost.map((c) => [
-        String(c.class),
-        percent(c.dense),
-        percent(c.pruned),
-        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
-        String(c.support)
-      ])
-    ])
-  ].join("\n\n");
-}
-function costTable(steps) {
-  const rows2 = steps.filter((s) => s.runtime_cost);
-  if (rows2.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH3;
-  return table2([
-    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
-    ...rows2.map((s) => {
-      const c = s.runtime_cost;
-      return [
-        s.name,
-        withCi(s),
-        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
-        c.load_ms.toFixed(1),
-        c.throughput_samples_per_s === void 0 ? DASH3 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
-        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
-        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
-      ];
-    })
-  ]);
-}
-function predictionShiftTable(model) {
-  if (!model.prediction_shift?.length) return void 0;
-  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
-  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
-  return [
-    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
-    table2([
-      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
-      ...model.prediction_shift.flatMap(
-        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
-      )
-    ])
-  ].join("\n\n");
-}
-function shiftTable(model) {
-  if (!model.shifts?.length) return void 0;
-  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
-  return [
-    "**Distribution shift**",
-    table2([
-      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
-      ...model.shifts.map((s) => [
-        s.name,
-        s.source,
-        String(s.samples),
-        percent(s.dense, 2),
-        percent(s.final, 2),
-        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
-        points(s.gap_change, 2)
-      ])
-    ])
-  ].join("\n\n");
-}
-function renderModel(model) {
-  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
-  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
-  if (model.steps.length > 0) sections.push(stepTable(model.steps));
-  const schedule = scheduleSection(model);
-  if (schedule) sections.push(schedule);
-  const funnel = funnelSection(model);
-  if (funnel) sections.push(funnel);
-  const quantize = quantizeSection(model);
-  if (quantize) sections.push(quantize);
-  const classes = classTable(model);
-  if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell4(n)}`)].join("\n"));
-  const cost = costTable(model.steps);
-  if (cost) sections.push(cost);
-  const shifts = shiftTable(model);
-  if (shifts) sections.push(shifts);
-  const predicted = predictionShiftTable(model);
-  if (predicted) sections.push(predicted);
-  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
-  return sections.join("\n\n");
-}
-function renderMarkdown(ledger) {
-  const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
-
-${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
-  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
-  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
-  const t = ledger.timed_out;
-  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
-
-` : "";
-  return `${title}
-
-${timedOut}${models}
-
-${footer}
-`;
-}
-var WORD, ICON2, DASH3, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
-var init_render = __esm({
-  "src/ledger/render.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_renderSensitivity();
-    init_format();
-    init_renderSchedule();
-    init_renderQuantize();
-    WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-    ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    DASH3 = "\u2014";
-    TOP_CLASSES = 5;
-    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
-    orDash = (x2, show2) => x2 == null ? DASH3 : show2(x2);
-    zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
-  }
-});
-
-// src/pipeline/ledgerFile.ts
-import * as os7 from "node:os";
-import * as path7 from "node:path";
-function classChanges(dense, final2, labels, classes) {
-  const support = classSupport(labels, classes);
-  const changes = [];
-  dense.per_class.forEach((d, c) => {
-    const f = final2.per_class[c];
-    if (d === null || f === null) return;
-    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
-}
-function writeLedger(req, provider, model) {
-  const ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict: model.verdict,
-    tool: { name: "prune-guard", version: VERSION7 },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: provider.provider,
-      ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os7.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`
-    },
-    models: [model]
-  };
-  const markdown = renderMarkdown(ledger);
-  const ledgerPath = path7.join(req.out, "ledger.json");
-  const markdownPath = path7.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
-}
-var init_ledgerFile = __esm({
-  "src/pipeline/ledgerFile.ts"() {
-    "use strict";
-    init_atomicWrite();
-    init_render();
-    init_types();
-    init_metrics();
-    init_ort();
-    init_version3();
+    init_steps();
   }
 });
 
@@ -47274,9 +47581,9 @@ function weightFacts(model) {
     const v = tensorToFloat32(t);
     let nonzero = 0;
     for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    const size = ITEM_SIZE2[t.dataType] ?? 4;
-    sparseBytes += Math.ceil(v.length / 8) + nonzero * size;
-    weightBytes2 += v.length * size;
+    const size2 = ITEM_SIZE2[t.dataType] ?? 4;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * size2;
+    weightBytes2 += v.length * size2;
     density.set(t.name, v.length ? nonzero / v.length : 1);
   }
   const macNodes = index.order.filter((n) => MAC_OPS2.has(n.opType));
@@ -47351,18 +47658,18 @@ var init_funnel = __esm({
 });
 
 // src/measure/memory.ts
-import * as fs12 from "node:fs";
+import * as fs13 from "node:fs";
 function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs12.readFileSync("/proc/self/status", "utf8"));
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs13.readFileSync("/proc/self/status", "utf8"));
   return m ? Number(m[1]) * 1024 : void 0;
 }
 function peakMeter() {
   try {
-    fs12.writeFileSync("/proc/self/clear_refs", "5");
+    fs13.writeFileSync("/proc/self/clear_refs", "5");
     if (readHwm() !== void 0) {
       return {
         method: "linux-vmhwm",
-        reset: () => fs12.writeFileSync("/proc/self/clear_refs", "5"),
+        reset: () => fs13.writeFileSync("/proc/self/clear_refs", "5"),
         peak: () => readHwm()
       };
     }
@@ -47379,7 +47686,7 @@ var init_memory = __esm({
 
 // src/measure/runtimeCost.ts
 import { spawn as spawn2 } from "node:child_process";
-import * as fs13 from "node:fs";
+import * as fs14 from "node:fs";
 function throughput(byBatch) {
   if (byBatch.length === 0) return void 0;
   const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
@@ -47387,7 +47694,7 @@ function throughput(byBatch) {
 }
 function readCounter(file) {
   try {
-    const v = Number(fs13.readFileSync(file, "utf8").trim());
+    const v = Number(fs14.readFileSync(file, "utf8").trim());
     return Number.isFinite(v) ? v : void 0;
   } catch {
     return void 0;
@@ -47478,7 +47785,7 @@ var init_runtimeCost = __esm({
 // src/pipeline/timeSteps.ts
 async function timeSteps(measured, data, config2, provider, progress) {
   const artifacts = measured.map((m) => m.step.artifact);
-  progress.start(`latency (${artifacts.length} models interleaved)`, config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
+  progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider }, (done) => progress.update(done));
   progress.stop();
@@ -47496,7 +47803,7 @@ async function timeSteps(measured, data, config2, provider, progress) {
 }
 async function timePair(dense, candidate, data, config2, provider, progress) {
   const batch = config2.batchSizes[0];
-  progress.start("latency (dense and schedule step)", config2.latency.warmup + config2.latency.runs);
+  progress.stage({ kind: "latency", detail: "dense and schedule step", total: config2.latency.warmup + config2.latency.runs });
   const source = sliceBatch(data, 0, Math.min(data.count, batch));
   const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider }, (done) => progress.update(done));
   progress.stop();
@@ -47513,9 +47820,36 @@ var init_timeSteps = __esm({
   }
 });
 
-// src/pipeline/gradual.ts
-import * as fs14 from "node:fs";
+// src/pipeline/unit.ts
+import * as fs15 from "node:fs";
 import * as path8 from "node:path";
+async function pruneAndRecover(unit) {
+  const pruned = await unit.prune();
+  if (unit.metadata) setMetadata(pruned.model, unit.metadata(pruned));
+  fs15.mkdirSync(path8.dirname(unit.pruneArtifact), { recursive: true });
+  saveModel(pruned.model, unit.pruneArtifact);
+  const recovery = await runRecovery({ ...unit.recovery, pruned: pruned.model, prunedArtifact: unit.pruneArtifact, denseWeights: pruned.denseWeights, structured: pruned.structured });
+  return {
+    pruned,
+    steps: [{ step: { kind: "prune", at: unit.at }, description: pruned.description, artifact: unit.pruneArtifact }, ...recovery.steps.map((r) => recoveryRecord(r, unit.at))],
+    recovered: recovery.steps,
+    ...recovery.temperature ? { temperature: recovery.temperature } : {},
+    notes: recovery.notes,
+    chain: recovery.steps.filter((r) => r.stage !== "temperature").at(-1)?.artifact ?? unit.pruneArtifact
+  };
+}
+var init_unit = __esm({
+  "src/pipeline/unit.ts"() {
+    "use strict";
+    init_model();
+    init_runRecovery();
+    init_steps();
+  }
+});
+
+// src/pipeline/gradual.ts
+import * as fs16 from "node:fs";
+import * as path9 from "node:path";
 function regrownWeights(before, after, names) {
   const a = new GraphIndex(before.graph);
   const b = new GraphIndex(after.graph);
@@ -47537,34 +47871,34 @@ function regrownWeights(before, after, names) {
   return broken2;
 }
 async function runGradual(input, progress) {
-  const { req, data, shifts, calib, outPath } = input;
+  const { req, data, shifts, calib, outPath, provider } = input;
   const { config: config2, budgets } = req;
-  const provider = input.provider.provider;
+  const denseModel = input.dense.proto;
   const structured = config2.method === "structured" || config2.method === "hybrid";
   const channelShare = config2.method === "hybrid" ? 0.5 : 1;
-  const weights = prunableWeights(input.dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const weights = prunableWeights(denseModel, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${req.model}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
-  const protectedTensors = protectedFor(input.dense, weights);
-  const denseChannels = structured ? countChannels(input.dense, protectedTensors) : void 0;
-  const initial = structured ? 0 : countSparsity(input.dense, weights).overall;
+  const protectedTensors = protectedFor(denseModel, weights);
+  const denseChannels = structured ? countChannels(denseModel, protectedTensors) : void 0;
+  const initial = structured ? 0 : countSparsity(denseModel, weights).overall;
   if (!(config2.sparsity > initial)) {
-    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct5(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
+    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct4(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
   }
   if (structured && denseChannels.removable === 0) {
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
   }
   const targets = cubicSchedule(initial, config2.sparsity, config2.scheduleSteps);
-  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config: config2 }) : void 0;
+  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
-  progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config2.sparsity)} (${targets.map(pct5).join(", ")})`);
-  const stepsRoot = path8.join(req.out, "steps");
-  fs14.mkdirSync(stepsRoot, { recursive: true });
+  progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config2.sparsity)} (${targets.map(pct4).join(", ")})`);
+  const stepsRoot = path9.join(req.out, "steps");
+  fs16.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
-  const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config2.latency.threads)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config2.latency.threads)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -47575,55 +47909,57 @@ async function runGradual(input, progress) {
   const notes = /* @__PURE__ */ new Set();
   const drops = [];
   let stoppedEarly = null;
-  let current = input.dense;
+  let current = denseModel;
   let denseTally;
   for (let t = 1; t <= targets.length; t++) {
     const target = targets[t - 1];
     let stepSparsity = target;
-    let what = `${config2.method} to ${pct5(target)}`;
+    let what = `${config2.method} to ${pct4(target)}`;
     if (structured) {
       const now = countChannels(current, protectedTensors);
       const channels = target * channelShare;
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
-      what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
+      what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
     }
-    progress.note(`pruning ${path8.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.stage({ kind: "prune", model: path9.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
-    const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
-    if (config2.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config2));
-    if (t === 1 && "channels" in pruned) denseTally = pruned.channels;
-    for (const n of pruned.notes) {
-      if (!notes.has(n)) progress.note(n);
-      notes.add(n);
-    }
-    setMetadata(pruned.model, {
-      "prune-guard.version": VERSION7,
-      "prune-guard.method": config2.method,
-      "prune-guard.scope": config2.scope,
-      "prune-guard.target_sparsity": String(target),
-      "prune-guard.schedule_step": `${t}/${targets.length}`,
-      "prune-guard.source": path8.basename(req.model),
-      "prune-guard.recovery": config2.recovery
+    const from = current;
+    const prune = async () => {
+      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct4(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib });
+      if (config2.method === "hybrid") {
+        const topUp = topUpMagnitude(pruned.model, weights, target, config2, config2.scope === "layer" ? "layer" : "global");
+        pruned.model = topUp.model;
+        pruned.description += `; then unstructured magnitude (${config2.scope}) to ${pct4(target)} of the dense prunable weights (${(topUp.fraction * 100).toFixed(1)}% of the remaining ones zero)`;
+      }
+      for (const n of pruned.notes) {
+        if (!notes.has(n)) progress.note(n);
+        notes.add(n);
+      }
+      if (t === 1) denseTally = pruned.channels;
+      return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct4(target)}: ${pruned.description}` };
+    };
+    const dir = path9.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const unit = await pruneAndRecover({
+      prune,
+      metadata: () => ({
+        "prune-guard.version": VERSION7,
+        "prune-guard.method": config2.method,
+        "prune-guard.scope": config2.scope,
+        "prune-guard.target_sparsity": String(target),
+        "prune-guard.schedule_step": `${t}/${targets.length}`,
+        "prune-guard.source": path9.basename(req.model),
+        "prune-guard.recovery": config2.recovery
+      }),
+      pruneArtifact: stepFile(dir, 1, "prune"),
+      recovery: { dense: denseModel, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib } },
+      at: t
     });
-    const dir = path8.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
-    fs14.mkdirSync(dir, { recursive: true });
-    const pruneArtifact = stepFile(dir, 1, "prune");
-    saveModel(pruned.model, pruneArtifact);
-    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
-    const at = `@${t}`;
-    const prefix = `schedule step ${t}/${targets.length}, target ${pct5(target)}: `;
-    const stepMeasured = [await measureStep(`prune${at}`, prefix + pruned.description, pruneArtifact, withDense)];
-    for (const r of recovery.steps) {
-      const m = await measureStep(`${r.name}${at}`, r.description, r.artifact, withDense);
-      m.step.recovery = r.info;
-      if (r.temperature) m.step.temperature = r.temperature;
-      stepMeasured.push(m);
-    }
+    const stepMeasured = [];
+    for (const r of unit.steps) stepMeasured.push(await measureRecord(r, withDense));
     const final2 = stepMeasured[stepMeasured.length - 1];
-    if (recovery.temperature) final2.step.temperature = recovery.temperature;
+    if (unit.temperature) final2.step.temperature = unit.temperature;
     measured.push(...stepMeasured);
-    const chain = config2.bakeTemperature ? recovery.steps.filter((r) => r.name !== "calibrate:temperature").at(-1)?.artifact ?? pruneArtifact : final2.step.artifact;
-    const next = loadModel(chain).proto;
+    const next = loadModel(unit.chain).proto;
     {
       const regrown = regrownWeights(current, next, weights.map((w) => w.initializer));
       if (regrown.length > 0) throw new Error(`internal error: schedule step ${t} made pruned weights nonzero again in ${regrown.slice(0, 3).join(", ")}`);
@@ -47649,13 +47985,13 @@ async function runGradual(input, progress) {
       dense.step.latency = latencyStat(config2.batchSizes[0], pair.reference, config2.confidence);
       final2.step.latency = latencyStat(config2.batchSizes[0], pair.candidate, config2.confidence);
     }
-    const judged2 = judge(budgets, dense, final2, input, pair, row.reduction);
-    const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
+    const judged = judge(budgets, dense, final2, input, pair, row.reduction);
+    const met = resource.length > 0 && resource.every((b) => judged.budgets.find((r) => r.name === b.name)?.verdict === "pass");
     const quality = row.calibAccuracy ?? final2.step.accuracy;
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
     const more = t < targets.length;
     if (met && more) {
-      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct5(final2.step.sparsity)}; pruning further would only cost quality` };
+      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct4(final2.step.sparsity)}; pruning further would only cost quality` };
     } else if (more && fellOffCliff(drops, cliffThreshold, config2.schedulePatience)) {
       stoppedEarly = {
         after_step: t,
@@ -47675,15 +48011,11 @@ async function runGradual(input, progress) {
   }
   const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
   const chosen2 = rows2.find((r) => r.index === choice.index);
-  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs14.readFileSync(chosen2.final.step.artifact));
-  const steps = measured.map((m) => m.step);
-  if (chosen2 !== rows2[rows2.length - 1]) {
-    steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
-  }
-  const chosenPrune = measured.find((m) => m.step.name === `prune@${chosen2.index}`).step;
-  const runReduction = buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels);
-  const judged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, runReduction);
+  const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
+  const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
+  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
+  writeFileAtomic(outPath, fs16.readFileSync(chosen2.final.step.artifact));
+  const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
     kind: "gradual",
     planned_steps: targets.length,
@@ -47712,85 +48044,171 @@ async function runGradual(input, progress) {
     chosen_reason: choice.reason,
     rollback: req.model
   };
-  const modelLedger = {
+  return buildModelLedger({
     model: req.model,
     pruned: outPath,
     method: config2.method,
-    target_sparsity: config2.sparsity,
-    steps,
-    budgets: judged.budgets,
-    verdict: overallVerdict(judged.budgets.map((b) => b.verdict)),
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
-    ...notes.size > 0 || plan ? { notes: [...plan?.notes ?? [], ...notes] } : {},
+    targetSparsity: config2.sparsity,
+    steps: shipped === chosen2.final ? measured : [...measured, shipped],
+    reference: dense,
+    shipped: chosen2.final,
+    judged: runJudged,
+    data: { path: req.data, set: data },
+    shifts,
+    config: config2,
+    notes: [...plan?.notes ?? [], ...notes],
+    scope: input.scope.scope,
     ...plan ? { sensitivity: plan.info(config2.sparsity) } : {},
-    shifts: shiftResults(dense, chosen2.final, shifts, new Set(config2.corruptions), config2.confidence),
-    prediction_shift: predictionShifts(dense, chosen2.final, shifts),
-    // runPipeline resolved `auto` already; resolving again only narrows the type
-    scope: resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0).scope,
     schedule
-  };
-  return writeLedger(req, input.provider, modelLedger);
+  });
 }
 function judge(budgets, dense, step, input, latency, reduction) {
-  const changes = classChanges(dense.step, step.step, input.data.labels, dense.preds.classes);
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes, false, reduction);
-}
-function topUpMagnitude(model, description, dense, target, config2) {
-  const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-  const size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-  const restTotal = size(rest);
-  const denseTotal = size(dense);
-  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
-  const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-  return {
-    model: magnitudePrune(model, rest, frac, config2.scope === "layer" ? "layer" : "global").model,
-    description: `${description}; then unstructured magnitude (${config2.scope}) to ${pct5(target)} of the dense prunable weights (${(frac * 100).toFixed(1)}% of the remaining ones zero)`
-  };
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, false, reduction);
 }
 function protectedFor(dense, kept) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
   const keep = new Set(kept.map((w) => w.initializer));
   return new Set(all.map((w) => w.initializer).filter((n) => !keep.has(n)));
 }
-var RESOURCE_BUDGETS, LATENCY_BUDGETS, DEFAULT_CLIFF, pct5;
+var RESOURCE_BUDGETS, LATENCY_BUDGETS, DEFAULT_CLIFF, pct4;
 var init_gradual = __esm({
   "src/pipeline/gradual.ts"() {
     "use strict";
     init_errors();
     init_atomicWrite();
-    init_budgets2();
     init_reduction();
     init_latency();
-    init_model();
     init_graph();
+    init_model();
     init_tensor();
-    init_magnitude();
+    init_hybrid();
     init_prunable();
     init_pruneModel();
     init_schedule();
-    init_sparsity();
     init_sensitivityPrune();
+    init_sparsity();
     init_channels();
     init_calibScore();
     init_runRecovery();
     init_version3();
+    init_ledger();
     init_measureStep();
-    init_ledgerFile();
-    init_resolveScope();
+    init_steps();
     init_timeSteps();
+    init_unit();
     init_verdicts();
     RESOURCE_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms", "max-size-bytes"]);
     LATENCY_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms"]);
     DEFAULT_CLIFF = 0.02;
+    pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  }
+});
+
+// src/pipeline/rounds.ts
+import * as path10 from "node:path";
+function pruneRound(model, weights, target, config2, plan) {
+  if (plan) return pruneCounts(model, weights, plan.counts(target));
+  return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
+}
+function recordedScores(steps) {
+  const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
+  if (scored.length === 0) return void 0;
+  const first = scored[0].info;
+  const last = scored[scored.length - 1].info;
+  return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
+}
+async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
+  const t0 = performance.now();
+  const { calib, progress } = ctx;
+  const targets = cubicSchedule(countSparsity(dense, weights).overall, config2.sparsity, rounds);
+  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
+  const recovery = { dense, calib, files: ctx.files, progress };
+  const steps = [];
+  let current = dense;
+  for (let r = 1; r < rounds; r++) {
+    const started = performance.now();
+    const target = targets[r - 1];
+    progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct5(target)}` });
+    const roundDir = path10.join(dir, `round-${String(r).padStart(2, "0")}`);
+    const from2 = current;
+    const unit = await pruneAndRecover({
+      prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
+      pruneArtifact: stepFile(roundDir, 1, "prune"),
+      // an intermediate round ships nothing: no temperature is fitted or baked
+      recovery: { ...recovery, config: { ...config2, bakeTemperature: false, recoveryTimeBudget: share }, stepsDir: roundDir, fitTemperature: false }
+    });
+    const recorded = recordedScores(unit.recovered);
+    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config2.latency.threads);
+    const after = recorded?.after ?? before;
+    current = loadModel(unit.chain).proto;
+    const seconds = (performance.now() - started) / 1e3;
+    const kept = unit.recovered.map((s) => s.stage).join(" + ") || "nothing kept";
+    steps.push({
+      step: { kind: "recover", stage: "round", round: r },
+      description: `recovery round ${r} of ${rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct5(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
+      artifact: unit.chain,
+      recovery: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
+    });
+  }
+  progress.stage({ kind: "recover", work: "round", round: rounds, rounds, detail: `${config2.method} to ${pct5(config2.sparsity)}` });
+  const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config2.scope;
+  const from = current;
+  const final2 = await pruneAndRecover({
+    prune: async () => ({
+      model: pruneRound(from, weights, config2.sparsity, config2, plan),
+      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct5(config2.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct5).join(", ")}): from round ${rounds - 1}'s recovered weights`,
+      denseWeights: [...weights],
+      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct5).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
+      ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
+    }),
+    metadata: () => ctx.metadata(plan ? "sensitivity" : config2.scope),
+    pruneArtifact: stepFile(dir, 1, "prune"),
+    // the final round gets the same share of the recovery time budget as every other round
+    recovery: { ...recovery, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir }
+  });
+  const score2 = calib.labels ? recordedScores(final2.recovered)?.after ?? await calibScore(final2.pruned.model, calib, config2.latency.threads) : void 0;
+  return { rounds: steps, final: final2, score: score2, seconds: (performance.now() - t0) / 1e3 };
+}
+async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
+  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
+  if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
+    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
+  }
+  const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
+  const global2 = await runChain(dense, weights, half, rounds, path10.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path10.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const keepSensitivity = better(bySensitivity2.score, global2.score);
+  const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
+  const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
+  won.final.pruned.notes.push(
+    `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`
+  );
+  return { rounds: won.rounds, final: won.final };
+}
+var pct5;
+var init_rounds2 = __esm({
+  "src/pipeline/rounds.ts"() {
+    "use strict";
+    init_errors();
+    init_model();
+    init_magnitude();
+    init_prunable();
+    init_schedule();
+    init_sensitivityPrune();
+    init_sparsity();
+    init_calibScore();
+    init_runRecovery();
+    init_unit();
     pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
   }
 });
 
 // src/quantize/kernels.ts
-import * as fs15 from "node:fs";
-import * as os8 from "node:os";
-import * as path9 from "node:path";
+import * as fs17 from "node:fs";
+import * as os9 from "node:os";
+import * as path11 from "node:path";
 function kernelReport(written, optimised) {
   const ops = {};
   let integer2 = 0;
@@ -47823,10 +48241,10 @@ function kernelReport(written, optimised) {
 }
 async function optimisedGraph(modelPath, threads = 1) {
   const { ort } = onnxruntime();
-  const dir = fs15.mkdtempSync(path9.join(process.env.RUNNER_TEMP || os8.tmpdir(), "prune-guard-kernels-"));
-  const done = onInterrupt(() => fs15.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs17.mkdtempSync(path11.join(process.env.RUNNER_TEMP || os9.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs17.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path9.join(dir, "optimised.onnx");
+    const file = path11.join(dir, "optimised.onnx");
     let session;
     try {
       session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
@@ -47836,7 +48254,7 @@ async function optimisedGraph(modelPath, threads = 1) {
     await session.release();
     return loadModel(file).proto;
   } finally {
-    fs15.rmSync(dir, { recursive: true, force: true });
+    fs17.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -48494,7 +48912,7 @@ async function layerErrors(float, q, data, threads) {
   });
   const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
   const qNames = [...new Set(floatNames.map(dqOf))];
-  const fs25 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const fs28 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
@@ -48503,7 +48921,7 @@ async function layerErrors(float, q, data, threads) {
       const end = Math.min(data.count, start + batch);
       const feeds = {};
       for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const fr = await fs25.run(feeds, floatNames);
+      const fr = await fs28.run(feeds, floatNames);
       const qr = await qs.run(feeds, qNames);
       for (const name of floatNames) {
         const a = qr[dqOf(name)].data;
@@ -48519,7 +48937,7 @@ async function layerErrors(float, q, data, threads) {
       for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
     }
   } finally {
-    await fs25.release();
+    await fs28.release();
     await qs.release();
   }
   const err2 = (t) => {
@@ -48611,8 +49029,8 @@ var init_dynamic = __esm({
 });
 
 // src/pipeline/quantizeStep.ts
-import * as fs16 from "node:fs";
-import * as path10 from "node:path";
+import * as fs18 from "node:fs";
+import * as path12 from "node:path";
 function firstSlice(d, n) {
   if (d.count <= n) return d;
   return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
@@ -48658,28 +49076,28 @@ async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path10.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  progress.note(`quantizing ${path12.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
   const slice = firstSlice(calib, DECISION_SAMPLES);
   const metric = slice.labels ? "accuracy" : "agreement";
   const floatPred = await predict2(float, slice, "fused", threads);
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
   const weights = await chooseWeightBits(prep, slice, threads);
-  const scratch = fs16.mkdtempSync(path10.join(path10.dirname(input.artifact), ".quantize-"));
+  const scratch = fs18.mkdtempSync(path12.join(path12.dirname(input.artifact), ".quantize-"));
   const measured = [];
   try {
     const plans = variants(prep);
     const files = [];
     for (const [k, v] of plans.entries()) {
       const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
-      const file = path10.join(scratch, `variant-${k}.onnx`);
+      const file = path12.join(scratch, `variant-${k}.onnx`);
       saveModel(q2.model, file);
       files.push(file);
       const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
       measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality2, speedup: null, chosen: false, keep: v.keep });
     }
     if (plans.length > 1) {
-      progress.start(`latency (float and ${plans.length} INT8 plans interleaved)`, config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs));
+      progress.stage({ kind: "latency", detail: `float and ${plans.length} INT8 plans interleaved`, total: config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
       const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads, provider: input.provider }, (d) => progress.update(d));
       progress.stop();
       measured.forEach((m, k) => {
@@ -48688,7 +49106,7 @@ async function quantizeStep(input) {
       });
     }
   } finally {
-    fs16.rmSync(scratch, { recursive: true, force: true });
+    fs18.rmSync(scratch, { recursive: true, force: true });
   }
   const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
   const pick2 = (eligible.length ? eligible : measured).reduce(
@@ -48741,7 +49159,7 @@ async function quantizeStep(input) {
 }
 function cpuHasVnni() {
   try {
-    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs16.readFileSync("/proc/cpuinfo", "utf8"));
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs18.readFileSync("/proc/cpuinfo", "utf8"));
   } catch {
     return void 0;
   }
@@ -48750,7 +49168,7 @@ async function quantizeDynamicStep(input) {
   const { config: config2, progress } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path10.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  progress.note(`quantizing ${path12.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
   let bits2 = 8;
   let deviation = null;
   let reason;
@@ -48798,9 +49216,14 @@ function checkQuantizeInputs(config2, model, req) {
   }
 }
 async function measureQuantized(q, ctx) {
-  const m = await measureStep(q.info.scheme === "dynamic" ? "quantize:dynamic" : "quantize:int8", q.description, q.artifact, ctx);
+  const m = await measureStep({ kind: "quantize", scheme: q.info.scheme === "dynamic" ? "dynamic" : "int8" }, q.description, q.artifact, ctx);
   m.step.quantize = q.info;
   return m;
+}
+async function quantizeLast(source, calib, config2, artifact, progress, provider) {
+  if (config2.quantize === "int8") return quantizeStep({ source, calib, config: config2, artifact, progress, provider });
+  if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider });
+  return void 0;
 }
 var DECISION_SAMPLES, CALIB_TOLERANCE, MAX_ERROR_FALLBACKS, DECISION_TIMING, CLEAR_GAIN, NARROW_CHANNELS;
 var init_quantizeStep = __esm({
@@ -48826,11 +49249,160 @@ var init_quantizeStep = __esm({
   }
 });
 
+// src/pipeline/oneShot.ts
+import * as fs19 from "node:fs";
+import * as path13 from "node:path";
+async function runOneShot(input, progress) {
+  const { req, data, shifts, calib, outPath, scope, rounds } = input;
+  const { config: config2 } = req;
+  const target = targetSparsity(config2);
+  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
+  progress.stage({ kind: "prune", model: path13.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  const metadata = (scopeUsed) => ({
+    "prune-guard.version": VERSION7,
+    "prune-guard.method": config2.method,
+    "prune-guard.scope": scopeUsed,
+    "prune-guard.target_sparsity": String(target),
+    "prune-guard.source": path13.basename(req.model),
+    "prune-guard.recovery": config2.recovery
+  });
+  const stepsDir = path13.join(req.out, "steps");
+  const files = { data: req.data, calib: req.calib };
+  const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
+  let roundSteps = [];
+  let unit;
+  if (rounds > 1) {
+    const r = await pruneWithRounds(input.dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata }, resolveCompare(config2, rounds));
+    for (const n of r.final.pruned.notes) progress.note(n);
+    roundSteps = r.rounds;
+    unit = r.final;
+  } else {
+    const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
+    unit = await pruneAndRecover({
+      prune: async () => {
+        const pruned2 = await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+        for (const n of pruned2.notes) progress.note(n);
+        return pruned2;
+      },
+      metadata: (pruned2) => metadata(pruned2.scope ?? config2.scope),
+      pruneArtifact: staged ? stepFile(stepsDir, 1, "prune") : outPath,
+      recovery: { dense: input.dense.proto, calib, config: config2, stepsDir, progress, files }
+    });
+  }
+  const { pruned } = unit;
+  const lastFloat = unit.steps[unit.steps.length - 1].artifact;
+  const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
+  if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
+  const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider);
+  if (staged) writeFileAtomic(outPath, fs19.readFileSync(quantized?.artifact ?? lastFloat));
+  releaseField(input.dense, "proto", "the dense model");
+  releaseField(pruned, "model", "the pruned model");
+  delete pruned.structured;
+  collectGarbage();
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider };
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
+  const measured = [dense];
+  for (const r of [...roundSteps, ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
+  if (unit.temperature) measured[measured.length - 1].step.temperature = unit.temperature;
+  if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: dense.preds }));
+  const shipped = measured[measured.length - 1];
+  const pruneStep = measured.find((m) => m.step.name === stepName({ kind: "prune" })).step;
+  pruneStep.reduction = buildReduction(dense.step, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
+  const samples = await timeSteps(measured, data, config2, input.provider, progress);
+  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, pruneStep.reduction);
+  return buildModelLedger({
+    model: req.model,
+    pruned: outPath,
+    method: config2.method,
+    targetSparsity: target,
+    steps: measured,
+    reference: dense,
+    shipped,
+    judged,
+    data: { path: req.data, set: data },
+    shifts,
+    config: config2,
+    notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
+    scope: pruned.scope ?? scope.scope,
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+  });
+}
+var init_oneShot = __esm({
+  "src/pipeline/oneShot.ts"() {
+    "use strict";
+    init_atomicWrite();
+    init_model();
+    init_reduction();
+    init_pruneModel();
+    init_rounds();
+    init_runRecovery();
+    init_version3();
+    init_ledger();
+    init_measureStep();
+    init_release();
+    init_rounds2();
+    init_steps();
+    init_timeSteps();
+    init_unit();
+    init_quantizeStep();
+    init_verdicts();
+  }
+});
+
+// src/pipeline/quantizeOnly.ts
+import * as fs20 from "node:fs";
+import * as path14 from "node:path";
+async function runQuantizeOnly(input, progress) {
+  const { req, data, shifts, calib, outPath } = input;
+  const { config: config2 } = req;
+  const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
+  releaseField(input.dense, "proto", "the dense model");
+  const stepsDir = path14.join(req.out, "steps");
+  fs20.mkdirSync(stepsDir, { recursive: true });
+  const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider);
+  writeFileAtomic(outPath, fs20.readFileSync(quantized.artifact));
+  collectGarbage();
+  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider };
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
+  const shipped = await measureQuantized(quantized, { ...ctx, dense: dense.preds });
+  const measured = [dense, shipped];
+  const samples = await timeSteps(measured, data, config2, input.provider, progress);
+  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2);
+  return buildModelLedger({
+    model: req.model,
+    pruned: outPath,
+    method: config2.method,
+    targetSparsity: 0,
+    steps: measured,
+    reference: dense,
+    shipped,
+    judged,
+    data: { path: req.data, set: data },
+    shifts,
+    config: config2,
+    notes: quantized.notes,
+    scope: config2.scope === "auto" ? "global" : config2.scope
+  });
+}
+var init_quantizeOnly = __esm({
+  "src/pipeline/quantizeOnly.ts"() {
+    "use strict";
+    init_atomicWrite();
+    init_prunable();
+    init_runRecovery();
+    init_ledger();
+    init_measureStep();
+    init_quantizeStep();
+    init_release();
+    init_timeSteps();
+    init_verdicts();
+  }
+});
+
 // src/pipeline/run.ts
-import * as fs17 from "node:fs";
-import * as path11 from "node:path";
+import * as path15 from "node:path";
 function prunedPath(out, model) {
-  return path11.join(out, `${path11.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path15.join(out, `${path15.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -48846,120 +49418,17 @@ async function runPipeline(req, progress) {
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path11.resolve(outPath) === path11.resolve(req.model)) {
+  if (path15.resolve(outPath) === path15.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
   checkQuantizeInputs(config2, dense.proto, req);
-  const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
   const provider = await resolveProvider(config2.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  if (config2.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
-  if (quantizeOnly) return quantizeOnlyRun({ req, dense, data, shifts, calib, outPath, provider }, progress);
-  const target = targetSparsity(config2);
-  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path11.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
-  const stamp = (model, scope2 = config2.scope) => {
-    setMetadata(model, {
-      "prune-guard.version": VERSION7,
-      "prune-guard.method": config2.method,
-      "prune-guard.scope": scope2,
-      "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path11.basename(req.model)
-    });
-    setMetadata(model, { "prune-guard.recovery": config2.recovery });
-  };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path11.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
-  const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
-  const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
-  for (const n of pruned.notes) progress.note(n);
-  if (!withRounds) stamp(pruned.model, pruned.scope ?? config2.scope);
-  fs17.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path11.join(req.out, "steps");
-  const staged = hasRecoverySteps(config2, calib);
-  const keepStages = staged || config2.quantize !== "none";
-  const pruneArtifact = withRounds?.pruneArtifact ?? (keepStages ? stepFile(stepsDir, 1, "prune") : outPath);
-  if (keepStages) fs17.mkdirSync(stepsDir, { recursive: true });
-  if (!withRounds) saveModel(pruned.model, pruneArtifact);
-  const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config: config2, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
-  const recovered = recovery.steps;
-  const lastFloat = recovered.at(-1)?.artifact ?? pruneArtifact;
-  const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
-  if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
-  releaseField(dense, "proto", "the dense model");
-  releaseField(pruned, "model", "the pruned model");
-  delete pruned.structured;
-  collectGarbage();
-  const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, recovered.length + 2, `quantize-${config2.quantize}`), progress, provider.provider);
-  if (keepStages) writeFileAtomic(outPath, fs17.readFileSync(quantized?.artifact ?? lastFloat));
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: provider.provider };
-  const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
-  const measured = [denseStep2];
-  for (const r of withRounds?.steps ?? []) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
-    m.step.recovery = r.info;
-    measured.push(m);
-  }
-  measured.push(await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds }));
-  for (const r of recovered) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
-    m.step.recovery = r.info;
-    if (r.temperature) m.step.temperature = r.temperature;
-    measured.push(m);
-  }
-  if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
-  if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: denseStep2.preds }));
-  const pruneStep = measured.find((m) => m.step.name === "prune").step;
-  pruneStep.reduction = buildReduction(denseStep2.step, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
-  const notes = [...pruned.notes, ...recovery.notes, ...quantized?.notes ?? []];
-  return finishRun({ req, provider, data, shifts, measured, outPath, target, notes, scope: pruned.scope ?? scope.scope, sensitivity: pruned.sensitivity, reduction: pruneStep.reduction }, progress);
-}
-async function quantizeLast(source, calib, config2, artifact, progress, provider) {
-  if (config2.quantize === "int8") return quantizeStep({ source, calib, config: config2, artifact, progress, provider });
-  if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider });
-  return void 0;
-}
-async function finishRun(input, progress) {
-  const { req, provider, data, shifts, measured } = input;
-  const { config: config2 } = req;
-  const samples = await timeSteps(measured, data, config2, provider.provider, progress);
-  const steps = measured.map((m) => m.step);
-  const final2 = steps[steps.length - 1];
-  const denseStep2 = measured[0];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, classChanges(steps[0], final2, data.labels, denseStep2.preds.classes), false, input.reduction);
-  const { budgets, verdict } = judged;
-  const modelLedger = {
-    model: req.model,
-    pruned: input.outPath,
-    method: config2.method,
-    target_sparsity: input.target,
-    steps,
-    budgets,
-    verdict,
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...input.notes.length > 0 ? { notes: input.notes } : {},
-    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config2.corruptions), config2.confidence),
-    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
-    scope: input.scope,
-    ...input.sensitivity ? { sensitivity: input.sensitivity } : {}
-  };
-  return writeLedger(req, provider, modelLedger);
-}
-async function quantizeOnlyRun(input, progress) {
-  const { req, data, shifts, calib, outPath, provider } = input;
-  const { config: config2 } = req;
-  const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
-  releaseField(input.dense, "proto", "the dense model");
-  const stepsDir = path11.join(req.out, "steps");
-  fs17.mkdirSync(stepsDir, { recursive: true });
-  const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, provider.provider);
-  writeFileAtomic(outPath, fs17.readFileSync(quantized.artifact));
-  collectGarbage();
-  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: provider.provider };
-  const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
-  const measured = [denseStep2, await measureQuantized(quantized, { ...ctx, dense: denseStep2.preds })];
-  return finishRun({ req, provider, data, shifts, measured, outPath, target: 0, notes: quantized.notes, scope: config2.scope === "auto" ? "global" : config2.scope }, progress);
+  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds };
+  const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
+  const model = quantizeOnly ? await runQuantizeOnly(input, progress) : config2.schedule === "gradual" ? await runGradual(input, progress) : await runOneShot(input, progress);
+  return { model, runtime: measuredRuntime(provider, config2) };
 }
 var init_run = __esm({
   "src/pipeline/run.ts"() {
@@ -48967,31 +49436,91 @@ var init_run = __esm({
     init_rules();
     init_dataset();
     init_errors();
-    init_atomicWrite();
-    init_provider();
     init_corruptions();
-    init_verdicts();
+    init_provider();
     init_model();
     init_preflight();
     init_signature();
-    init_reduction();
-    init_pruneModel();
     init_resolveScope();
-    init_runRecovery();
     init_rounds();
-    init_version3();
     init_gradual();
-    init_ledgerFile();
-    init_timeSteps();
-    init_measureStep();
-    init_release();
+    init_ledger();
+    init_oneShot();
     init_quantizeStep();
-    init_prunable();
+    init_quantizeOnly();
+  }
+});
+
+// src/pipeline/guardedRun.ts
+import * as path16 from "node:path";
+function publish(value, out) {
+  if (typeof value === "string") return out.publicPath(value);
+  if (Array.isArray(value)) return value.map((v) => publish(v, out));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, publish(v, out)]));
+  }
+  return value;
+}
+function timedOutLedger(req, t) {
+  const stopped = { model: req.model, stage: t.stage, limit_s: t.limitSeconds, elapsed_s: Math.round(t.elapsedSeconds * 10) / 10 };
+  return ledgerEnvelope([], measuredRuntime({ provider: "cpu" }, req.config), [stopped]);
+}
+function infeasibleBudgetNotes(req) {
+  const notes = [];
+  const speedup = req.budgets.find((b) => b.name === "min-speedup");
+  const keepsShapes = req.config.method === "unstructured" || /^\d+:\d+$/.test(req.config.method);
+  if (speedup && speedup.limit > 1 && keepsShapes) {
+    notes.push(
+      `note: budget min-speedup=${speedup.limit} will most likely fail: ${req.config.method} pruning keeps every tensor shape and onnxruntime on CPU does not skip zeros, so expect about 1.0x; use --method structured for speed, or drop the budget`
+    );
+  }
+  return notes;
+}
+async function guardedLedger(req, progress, publishLast = () => []) {
+  if (path16.resolve(prunedPath(req.out, req.model)) === path16.resolve(req.model)) {
+    throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
+  }
+  for (const n of infeasibleBudgetNotes(req)) progress.note(n);
+  const out = await OutputDir.open(req.out, {
+    waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
+    onWait: (m) => progress.note(m)
+  });
+  const deadline = new Deadline(req.config.timeBudget);
+  try {
+    let ledger;
+    try {
+      const run2 = await runPipeline({ ...req, out: out.staging }, deadline.watch(progress));
+      ledger = ledgerEnvelope([publish(run2.model, out)], run2.runtime);
+    } catch (e) {
+      if (!(e instanceof TimedOut)) throw e;
+      progress.stop();
+      progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
+      out.discardStaged();
+      out.retire(path16.basename(prunedPath(req.out, req.model)));
+      ledger = timedOutLedger(req, e);
+    }
+    out.commit(publishLast(ledger, out.staging));
+    return ledger;
+  } finally {
+    out.abort();
+  }
+}
+var DEFAULT_LOCK_WAIT_S;
+var init_guardedRun = __esm({
+  "src/pipeline/guardedRun.ts"() {
+    "use strict";
+    init_errors();
+    init_outputDir();
+    init_envelope();
+    init_deadline();
+    init_ledger();
+    init_run();
+    DEFAULT_LOCK_WAIT_S = 30 * 60;
   }
 });
 
 // src/pipeline/compare.ts
-import * as path12 from "node:path";
+import * as path17 from "node:path";
 function compareBudgets(budgets) {
   const all = budgets.filter((b) => b.name !== "target-reduction");
   if (!all.some((b) => b.name === "latency-regression")) {
@@ -49016,9 +49545,9 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path12.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path12.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.start("latency (base and head interleaved)", config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
+  const base = await measureStep({ kind: "base" }, `base model ${path17.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep({ kind: "head" }, `head model ${path17.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  progress.stage({ kind: "latency", detail: "base and head interleaved", total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
@@ -49036,19 +49565,15 @@ var init_compare = __esm({
     init_rules();
     init_dataset();
     init_errors();
-    init_atomicWrite();
     init_budgets();
-    init_render();
-    init_types();
+    init_envelope();
     init_latency();
-    init_metrics();
-    init_ort();
     init_provider();
     init_runtimeCost();
     init_model();
     init_signature();
     init_prunable();
-    init_version3();
+    init_ledger();
     init_measureStep();
     init_corruptions();
     init_verdicts();
@@ -49063,7 +49588,7 @@ async function compareWithBase(opts, progress) {
   progress.note(`comparing with base: ${opts.baseModel} at ${opts.ref.slice(0, 12)}`);
   const m = await measurePair({ base, head, data: opts.data, shifts: opts.shifts, config: opts.config }, progress);
   const budgets = compareBudgets(opts.budgets).filter((b) => VS_BASE.has(b.name));
-  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, [], true);
+  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, true);
   return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, pair: [m.base.step, m.head.step], budgets: judged.budgets, verdict: judged.verdict };
 }
 var VS_BASE;
@@ -49078,8 +49603,8 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs18 from "node:fs";
-import * as path13 from "node:path";
+import * as fs21 from "node:fs";
+import * as path18 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -49112,8 +49637,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs18.mkdirSync(path13.dirname(dest), { recursive: true });
-  fs18.writeFileSync(dest, content);
+  fs21.mkdirSync(path18.dirname(dest), { recursive: true });
+  fs21.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -49126,15 +49651,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs19 from "node:fs";
-import * as path14 from "node:path";
+import * as fs22 from "node:fs";
+import * as path19 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs19.openSync(file, "r");
+    const fd2 = fs22.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs19.readSync(fd2, buf, 0, 40, 0);
-    fs19.closeSync(fd2);
+    fs22.readSync(fd2, buf, 0, 40, 0);
+    fs22.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -49144,8 +49669,8 @@ function refuseLfsPointer(file, shown) {
   }
 }
 function workspacePath(workspace, file) {
-  const rel = path14.relative(workspace, file);
-  return rel.startsWith("..") || path14.isAbsolute(rel) ? file : rel.split(path14.sep).join("/");
+  const rel = path19.relative(workspace, file);
+  return rel.startsWith("..") || path19.isAbsolute(rel) ? file : rel.split(path19.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -49156,73 +49681,73 @@ async function checkModels(jobs, settings, opts) {
     const own2 = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own2 };
     opts.progress.note(`model ${job.path}`);
-    refuseLfsPointer(path14.join(opts.workspace, job.path), job.path);
-    const head = await runPipeline({ ...request2, model: path14.join(opts.workspace, job.path), out: path14.join(opts.out, "models", slug(job.path)) }, opts.progress);
-    const ledger = head.ledger;
-    const model = ledger.models[0];
+    refuseLfsPointer(path19.join(opts.workspace, job.path), job.path);
+    const head = await guardedLedger({ ...request2, model: path19.join(opts.workspace, job.path), out: path19.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    const model = head.models[0];
+    if (!model) {
+      ledgers.push(ledgerEnvelope([], head.runtime, timedOutRuns(head).map((t) => ({ ...t, model: job.path }))));
+      continue;
+    }
     model.model = job.path;
-    model.pruned = path14.relative(opts.workspace, model.pruned).split(path14.sep).join("/");
+    model.pruned = path19.relative(opts.workspace, model.pruned).split(path19.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
+    const timedOut = [];
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path14.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path14.join(dir, path14.basename(basePath));
+      const dir = path19.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path19.join(dir, path19.basename(basePath));
+      const at2 = `${basePath} at ${opts.base.ref.slice(0, 12)}`;
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
-        opts.progress.note(`base ${basePath} at ${opts.base.ref.slice(0, 12)}`);
-        const base = await runPipeline({ ...request2, model: baseFile, out: path14.join(dir, "out") }, opts.progress);
-        model.vs_base = await compareWithBase({
-          ref: opts.base.ref,
-          baseModel: basePath,
-          baseSteps: base.ledger.models[0].steps,
-          headSteps: model.steps,
-          data: settings.data,
-          shifts: settings.shifts,
-          config: settings.config,
-          budgets: settings.budgets
-        }, opts.progress);
-        model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
+        opts.progress.note(`base ${at2}`);
+        const base = await guardedLedger({ ...request2, model: baseFile, out: path19.join(dir, "out") }, opts.progress);
+        if (base.models[0]) {
+          model.vs_base = await compareWithBase({
+            ref: opts.base.ref,
+            baseModel: basePath,
+            baseSteps: base.models[0].steps,
+            headSteps: model.steps,
+            data: settings.data,
+            shifts: settings.shifts,
+            config: settings.config,
+            budgets: settings.budgets
+          }, opts.progress);
+          model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
+        } else {
+          timedOut.push(...timedOutRuns(base).map((t) => ({ ...t, model: at2 })));
+        }
       } else {
         opts.progress.note(`${job.path} is new in this pull request: no base to compare with`);
       }
     }
-    ledger.verdict = model.verdict;
-    fs19.rmSync(head.ledgerPath, { force: true });
-    fs19.rmSync(head.markdownPath, { force: true });
-    ledgers.push(ledger);
+    ledgers.push(ledgerEnvelope([model], head.runtime, timedOut));
   }
   return ledgers;
 }
 function mergeLedgers(ledgers) {
   const models = ledgers.flatMap((l) => l.models).sort((a, b) => a.model.localeCompare(b.model));
-  return {
-    schema: LEDGER_SCHEMA,
-    verdict: overallVerdict(models.map((m) => m.verdict)),
-    tool: { name: "prune-guard", version: VERSION7 },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: ledgers[0]?.runtime ?? { onnxruntime: "not loaded", provider: "cpu", threads: 0, platform: `${process.platform}-${process.arch}` },
-    models
-  };
+  const timedOut = ledgers.flatMap(timedOutRuns).sort((a, b) => a.model.localeCompare(b.model));
+  const runtime = (ledgers.find((l) => l.models.length > 0) ?? ledgers[0])?.runtime ?? { onnxruntime: "not loaded", provider: "cpu", threads: 0, platform: `${process.platform}-${process.arch}` };
+  return ledgerEnvelope(models, runtime, timedOut);
 }
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs19.readdirSync(d, { withFileTypes: true })) {
-      const full = path14.join(d, e.name);
+    for (const e of fs22.readdirSync(d, { withFileTypes: true })) {
+      const full = path19.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs19.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs22.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
     "use strict";
     init_errors();
     init_budgets2();
-    init_types();
-    init_run();
-    init_version3();
+    init_envelope();
+    init_guardedRun();
     init_compareBase();
     init_gitBase();
   }
@@ -49293,8 +49818,12 @@ function modelCharts(model) {
   ];
   return charts.filter(Boolean).join("\n\n");
 }
+function oneModel(ledger, model) {
+  const { timed_out: _t, more_timed_out: _m, ...rest } = ledger;
+  return { ...rest, models: [model], verdict: model.verdict };
+}
 function singleModelMarkdown(ledger, model) {
-  return renderMarkdown({ ...ledger, models: [model], verdict: model.verdict }).split("\n").slice(2).join("\n").trim();
+  return renderMarkdown(oneModel(ledger, model)).split("\n").slice(2).join("\n").trim();
 }
 function overview(models) {
   return table3([
@@ -49317,8 +49846,10 @@ function overview(models) {
 function renderReport(ledger, opts) {
   const sections = [MARKER, `### prune-guard ${ICON3[ledger.verdict]} ${WORD2[ledger.verdict]} \xB7 ${opts.title}`];
   if (opts.notes?.length) sections.push(opts.notes.map((n) => `> ${n}`).join("\n>\n"));
+  const timedOut = timedOutLines(ledger);
+  if (timedOut.length) sections.push(timedOut.join("\n\n"));
   if (ledger.models.length === 0) {
-    sections.push("_No model to check._");
+    if (!timedOut.length) sections.push("_No model to check._");
   } else {
     sections.push(overview(ledger.models));
     for (const m of ledger.models) {
@@ -49389,7 +49920,7 @@ ${f.body}
 
 </details>`;
 }
-function join12(sections) {
+function join15(sections) {
   return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
 }
 function hardCut(text2, max2) {
@@ -49405,7 +49936,7 @@ function hardCut(text2, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text2 = join12(parts);
+  let text2 = join15(parts);
   while (text2.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -49413,7 +49944,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text2, limit);
     parts[largest] = omitted(parts[largest]);
-    text2 = join12(parts);
+    text2 = join15(parts);
   }
   return text2;
 }
@@ -49506,17 +50037,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path20) {
-      const ctrl = callVisitor(key, node, visitor, path20);
+    function visit_(key, node, visitor, path25) {
+      const ctrl = callVisitor(key, node, visitor, path25);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path20, ctrl);
-        return visit_(key, ctrl, visitor, path20);
+        replaceNode(key, path25, ctrl);
+        return visit_(key, ctrl, visitor, path25);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path20 = Object.freeze(path20.concat(node));
+          path25 = Object.freeze(path25.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path20);
+            const ci = visit_(i2, node.items[i2], visitor, path25);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -49527,13 +50058,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path20 = Object.freeze(path20.concat(node));
-          const ck = visit_("key", node.key, visitor, path20);
+          path25 = Object.freeze(path25.concat(node));
+          const ck = visit_("key", node.key, visitor, path25);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path20);
+          const cv = visit_("value", node.value, visitor, path25);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -49554,17 +50085,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path20) {
-      const ctrl = await callVisitor(key, node, visitor, path20);
+    async function visitAsync_(key, node, visitor, path25) {
+      const ctrl = await callVisitor(key, node, visitor, path25);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path20, ctrl);
-        return visitAsync_(key, ctrl, visitor, path20);
+        replaceNode(key, path25, ctrl);
+        return visitAsync_(key, ctrl, visitor, path25);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path20 = Object.freeze(path20.concat(node));
+          path25 = Object.freeze(path25.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path20);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path25);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -49575,13 +50106,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path20 = Object.freeze(path20.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path20);
+          path25 = Object.freeze(path25.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path25);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path20);
+          const cv = await visitAsync_("value", node.value, visitor, path25);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -49608,23 +50139,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path20) {
+    function callVisitor(key, node, visitor, path25) {
       if (typeof visitor === "function")
-        return visitor(key, node, path20);
+        return visitor(key, node, path25);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path20);
+        return visitor.Map?.(key, node, path25);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path20);
+        return visitor.Seq?.(key, node, path25);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path20);
+        return visitor.Pair?.(key, node, path25);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path20);
+        return visitor.Scalar?.(key, node, path25);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path20);
+        return visitor.Alias?.(key, node, path25);
       return void 0;
     }
-    function replaceNode(key, path20, node) {
-      const parent = path20[path20.length - 1];
+    function replaceNode(key, path25, node) {
+      const parent = path25[path25.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -50236,10 +50767,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path20, value) {
+    function collectionFromPath(schema, path25, value) {
       let v = value;
-      for (let i2 = path20.length - 1; i2 >= 0; --i2) {
-        const k = path20[i2];
+      for (let i2 = path25.length - 1; i2 >= 0; --i2) {
+        const k = path25[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -50258,7 +50789,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path20) => path20 == null || typeof path20 === "object" && !!path20[Symbol.iterator]().next().done;
+    var isEmptyPath = (path25) => path25 == null || typeof path25 === "object" && !!path25[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -50288,11 +50819,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path20, value) {
-        if (isEmptyPath(path20))
+      addIn(path25, value) {
+        if (isEmptyPath(path25))
           this.add(value);
         else {
-          const [key, ...rest] = path20;
+          const [key, ...rest] = path25;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -50306,8 +50837,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path20) {
-        const [key, ...rest] = path20;
+      deleteIn(path25) {
+        const [key, ...rest] = path25;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -50321,8 +50852,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path20, keepScalar) {
-        const [key, ...rest] = path20;
+      getIn(path25, keepScalar) {
+        const [key, ...rest] = path25;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -50340,8 +50871,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path20) {
-        const [key, ...rest] = path20;
+      hasIn(path25) {
+        const [key, ...rest] = path25;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -50351,8 +50882,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path20, value) {
-        const [key, ...rest] = path20;
+      setIn(path25, value) {
+        const [key, ...rest] = path25;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -52867,9 +53398,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path20, value) {
+      addIn(path25, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path20, value);
+          this.contents.addIn(path25, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -52944,14 +53475,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path20) {
-        if (Collection2.isEmptyPath(path20)) {
+      deleteIn(path25) {
+        if (Collection2.isEmptyPath(path25)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path20) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path25) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -52966,10 +53497,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path20, keepScalar) {
-        if (Collection2.isEmptyPath(path20))
+      getIn(path25, keepScalar) {
+        if (Collection2.isEmptyPath(path25))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path20, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path25, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -52980,10 +53511,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path20) {
-        if (Collection2.isEmptyPath(path20))
+      hasIn(path25) {
+        if (Collection2.isEmptyPath(path25))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path20) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path25) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -53000,13 +53531,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path20, value) {
-        if (Collection2.isEmptyPath(path20)) {
+      setIn(path25, value) {
+        if (Collection2.isEmptyPath(path25)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path20), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path25), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path20, value);
+          this.contents.setIn(path25, value);
         }
       }
       /**
@@ -54967,9 +55498,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path20) => {
+    visit.itemAtPath = (cst, path25) => {
       let item = cst;
-      for (const [field, index] of path20) {
+      for (const [field, index] of path25) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -54978,23 +55509,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path20) => {
-      const parent = visit.itemAtPath(cst, path20.slice(0, -1));
-      const field = path20[path20.length - 1][0];
+    visit.parentCollection = (cst, path25) => {
+      const parent = visit.itemAtPath(cst, path25.slice(0, -1));
+      const field = path25[path25.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path20, item, visitor) {
-      let ctrl = visitor(item, path20);
+    function _visit(path25, item, visitor) {
+      let ctrl = visitor(item, path25);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path20.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path25.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -55005,10 +55536,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path20);
+            ctrl = ctrl(item, path25);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path20) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path25) : ctrl;
     }
     exports.visit = visit;
   }
@@ -56310,14 +56841,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs25 = this.flowScalar(this.type);
+              const fs28 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs25, sep: [] });
+                map.items.push({ start, key: fs28, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs25);
+                this.stack.push(fs28);
               } else {
-                Object.assign(it, { key: fs25, sep: [] });
+                Object.assign(it, { key: fs28, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -56445,13 +56976,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs25 = this.flowScalar(this.type);
+              const fs28 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs25, sep: [] });
+                fc.items.push({ start: [], key: fs28, sep: [] });
               else if (it.sep)
-                this.stack.push(fs25);
+                this.stack.push(fs28);
               else
-                Object.assign(it, { key: fs25, sep: [] });
+                Object.assign(it, { key: fs28, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -56760,10 +57291,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path20) {
+function lineOf(doc, lines2, path25) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path20) {
+  for (const segment of path25) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -56789,25 +57320,25 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs20 from "node:fs";
-import * as path15 from "node:path";
+import * as fs23 from "node:fs";
+import * as path20 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs20.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs23.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs20.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs23.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs20.existsSync(path15.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path15.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs23.existsSync(path20.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path20.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs20.existsSync(path15.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path15.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs23.existsSync(path20.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path20.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -56821,12 +57352,12 @@ function budgetAnnotations(model, src) {
   const out = [];
   for (const [scope, b] of all) {
     if (b.verdict === "pass") continue;
-    const at = locate(b, src);
-    if (!at) continue;
+    const at2 = locate(b, src);
+    if (!at2) continue;
     out.push({
-      path: at.path,
-      start_line: at.line,
-      end_line: at.line,
+      path: at2.path,
+      start_line: at2.line,
+      end_line: at2.line,
       annotation_level: b.verdict === "fail" ? "failure" : "warning",
       title: `${model.model}: ${b.name}${scope} ${b.verdict}`,
       message: `${b.name}${scope}: limit ${b.direction === "max" ? "<=" : ">="} ${b.limit}, actual ${b.actual ?? "not measured"} (${b.detail})`
@@ -56933,23 +57464,23 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs21 from "node:fs";
-import * as path16 from "node:path";
+import * as fs24 from "node:fs";
+import * as path21 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch4.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path16.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path21.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs21.readdirSync(dir, { withFileTypes: true })) {
-      const full = path16.join(dir, entry3.name);
+    for (const entry3 of fs24.readdirSync(dir, { withFileTypes: true })) {
+      const full = path21.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path16.relative(root, full).split(path16.sep).join("/");
+        const rel = path21.relative(root, full).split(path21.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -57066,13 +57597,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs22 from "node:fs";
-import * as path17 from "node:path";
+import * as fs25 from "node:fs";
+import * as path22 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs22.existsSync(file) ? parseHistory(fs22.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs25.existsSync(file) ? parseHistory(fs25.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs22.mkdirSync(path17.dirname(file), { recursive: true });
+      fs25.mkdirSync(path22.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -57133,7 +57664,7 @@ async function reportFailure(octokit, ctx, ledger, label2, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path17.resolve(opts.workspace, inputs.historyFile);
+  const local = path22.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -57191,11 +57722,11 @@ var init_prFiles = __esm({
 });
 
 // src/config/loadConfig.ts
-import { readFileSync as readFileSync13 } from "node:fs";
-function loadConfig(path20, shownAs = path20) {
+import { readFileSync as readFileSync15 } from "node:fs";
+function loadConfig(path25, shownAs = path25) {
   let text2;
   try {
-    text2 = readFileSync13(path20, "utf8");
+    text2 = readFileSync15(path25, "utf8");
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${shownAs}: config file not found; check the path or create it`);
@@ -57226,10 +57757,10 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path20 = ["budgets", name];
-    const node = doc.getIn(path20, true);
+    const path25 = ["budgets", name];
+    const node = doc.getIn(path25, true);
     if ((0, import_yaml3.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines2, path20)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines2, path25)}`;
   }
   return config2;
 }
@@ -57247,20 +57778,20 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs23 from "node:fs";
-import * as path18 from "node:path";
+import * as fs26 from "node:fs";
+import * as path23 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs23.existsSync(path18.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path18.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
+  const configFile = inputs.config ?? (fs26.existsSync(path23.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path23.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
   const config2 = applyGiven(base, inputs.settings, "action inputs");
   if (!inputs.data) throw new UserError(`input data: the labelled evaluation set (.npz) is required in mode ${inputs.mode}; set data: path/to/test.npz`);
   return {
     configFile,
     config: config2,
     budgets: resolveBudgets(config2.budgets, inputs.budgets),
-    data: path18.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path18.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path18.resolve(workspace, s.path) }))
+    data: path23.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path23.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path23.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -57277,12 +57808,12 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs24 from "node:fs";
-import * as path19 from "node:path";
+import * as fs27 from "node:fs";
+import * as path24 from "node:path";
 function progressFor(io) {
-  return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
+  return { stage: (e) => io.info(`prune-guard: ${stageLine(e)}`), note: (m) => io.info(`prune-guard: ${m}`), update() {
   }, stop() {
-  } };
+  }, output: (text2) => process.stderr.write(text2) };
 }
 function pullRequestOf(ctx, inputs) {
   if (inputs.pullRequest !== void 0) {
@@ -57307,16 +57838,16 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path19.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path19.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path24.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path24.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path19.resolve(env.workspace, inputs.ledgers);
-    if (!fs24.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    const dir = path24.resolve(env.workspace, inputs.ledgers);
+    if (!fs27.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -57337,10 +57868,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path19.join(out, "ledger.json");
-  fs24.mkdirSync(out, { recursive: true });
+  const ledgerPath = path24.join(out, "ledger.json");
+  fs27.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path19.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path24.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
@@ -57349,7 +57880,7 @@ async function run(inputs, octokit, ctx, env, io) {
   const writes = !!inputs.githubToken;
   const comments = inputs.comment === "always" || inputs.comment === "auto" && !inputs.shard;
   if (pr && comments && writes) {
-    const create2 = inputs.comment === "always" || ledger.models.length > 0;
+    const create2 = inputs.comment === "always" || ledger.models.length > 0 || timedOutRuns(ledger).length > 0;
     try {
       const posted = await upsertStickyComment(octokit, ctx, pr.number, fitComment(sections, COMMENT_LIMIT), { create: create2 });
       if (posted) {
@@ -57363,7 +57894,7 @@ async function run(inputs, octokit, ctx, env, io) {
   }
   io.setOutput("comment-url", result.commentUrl ?? "");
   if (ledger.models.length > 0 && writes) {
-    const single = (m) => fitComment(renderReport({ ...ledger, verdict: m.verdict, models: [m] }, { title: m.model, links }), 65535);
+    const single = (m) => fitComment(renderReport(oneModel(ledger, m), { title: m.model, links }), 65535);
     const gate = await publishGate(octokit, ctx, ledger, {
       sha: pr?.head ?? ctx.sha,
       failOn: inputs.failOn,
@@ -57393,6 +57924,8 @@ var init_run2 = __esm({
     "use strict";
     init_errors();
     init_atomicWrite();
+    init_envelope();
+    init_progress();
     init_checkModels();
     init_comment();
     init_fit();
@@ -57414,7 +57947,7 @@ var entry_exports = {};
 __export(entry_exports, {
   entry: () => entry
 });
-import * as os9 from "node:os";
+import * as os10 from "node:os";
 function workflowFile(ref) {
   const m = ref ? /^[^/]+\/[^/]+\/(.+?)@/.exec(ref) : null;
   return m?.[1];
@@ -57433,7 +57966,7 @@ async function entry() {
     };
     await run(inputs, octokit, ctx, {
       workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
-      temp: process.env.RUNNER_TEMP || os9.tmpdir(),
+      temp: process.env.RUNNER_TEMP || os10.tmpdir(),
       workflowFile: workflowFile(process.env.GITHUB_WORKFLOW_REF)
     }, {
       info: (m) => info(m),

@@ -1,4 +1,5 @@
 import { markdownTable } from 'markdown-table';
+import { timedOutRuns } from './envelope.js';
 import { sensitivitySection } from './renderSensitivity.js';
 import { bytes, count, ms, percent, points, ratio, signedPoints } from './format.js';
 import type { BudgetName, BudgetResult, Ledger, ModelLedger, Step, Verdict } from './types.js';
@@ -298,9 +299,13 @@ export function renderMarkdown(ledger: Ledger): string {
     (runtime.notes?.length ? `\n\n${runtime.notes.map((n) => `> ⚠️ ${n}`).join('\n>\n')}` : '');
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join('\n\n---\n\n') : '_No models._';
-  const t = ledger.timed_out;
-  const timedOut = t
-    ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.\n\n`
-    : '';
+  const timedOut = timedOutLines(ledger).map((l) => `${l}\n\n`).join('');
   return `${title}\n\n${timedOut}${models}\n\n${footer}\n`;
+}
+
+/** One line per run that stopped at its time budget: where, and that it published no pruned model. */
+export function timedOutLines(ledger: Pick<Ledger, 'timed_out' | 'more_timed_out'>): string[] {
+  return timedOutRuns(ledger).map(
+    (t) => `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`,
+  );
 }

@@ -217,4 +217,6 @@ export interface Ledger {
   };
   models: ModelLedger[];
   timed_out?: TimedOut;
+  /** a merged ledger (the action's, over several models or shards): runs after the first that also timed out */
+  more_timed_out?: TimedOut[];
 }

@@ -1,7 +1,8 @@
 import type { Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { evaluateBudgets, overallVerdict, type ResolvedBudget } from '../ledger/budgets.js';
-import type { BudgetResult, ClassChange, DistributionShift, PredictionShift, ShiftResult, Verdict } from '../ledger/types.js';
+import type { BudgetResult, ClassChange, DistributionShift, PredictionShift, ShiftResult, Step, Verdict } from '../ledger/types.js';
+import { classSupport } from '../measure/metrics.js';
 import type { Predictions } from '../onnx/runtime/classifier.js';
 import { chiSquareHomogeneity, kolmogorovSmirnov, populationStabilityIndex } from '../measure/stats/distribution.js';
 import { accuracyDropUncertainty, accuracyIntervals, annotateClassChanges, budgetUncertainty, type PairedMeasurements } from '../measure/stats/uncertainty.js';
@@ -14,10 +15,22 @@ export interface Judged {
   classChanges: ClassChange[];
 }
 
+/** Per-class accuracy changes from the reference step to the candidate, largest drop first. */
+export function classChanges(reference: Step, candidate: Step, labels: Int32Array, classes: number): ClassChange[] {
+  const support = classSupport(labels, classes);
+  const changes: ClassChange[] = [];
+  reference.per_class!.forEach((d, c) => {
+    const f = candidate.per_class![c];
+    if (d === null || f === null) return;
+    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+
 /**
  * Budgets of `candidate` against `reference` (dense vs final in `run`, base vs head in `compare`),
- * each judged on its confidence interval. Also writes Wilson intervals into both steps.
- * `latency` holds the primary-batch timed runs of the two models, paired by round.
+ * each judged on its confidence interval, and the per-class changes between them. Also writes Wilson
+ * intervals into both steps. `latency` holds the primary-batch timed runs of the two models, paired by round.
  */
 export function judgeWithIntervals(
   budgets: readonly ResolvedBudget[],
@@ -27,7 +40,6 @@ export function judgeWithIntervals(
   shifts: readonly { name: string; data: Dataset }[],
   latency: { reference: readonly number[]; candidate: readonly number[] } | undefined,
   config: Config,
-  classChanges: ClassChange[],
   compareMode = false,
   reduction?: Reduction,
 ): Judged {
@@ -56,7 +68,7 @@ export function judgeWithIntervals(
   return {
     budgets: results,
     verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges, paired, classLimit),
+    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, labels, reference.preds.classes), paired, classLimit),
   };
 }
 

@@ -2,6 +2,7 @@ import { DEFAULT_CONFIG, type ConcreteScope, type Config } from '../config/schem
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { topUpMagnitude } from './hybrid.js';
 import { magnitudePrune } from './magnitude.js';
 import { nmPrune, parseNM, verifyNM, type NMPattern } from './nm.js';
 import { prunableWeights, type PrunableWeight } from './prunable.js';
@@ -147,13 +148,9 @@ async function pruneWithScope(dense: ModelProto, config: Config & { scope: Concr
       let model = r.model;
       if (config.method === 'hybrid') {
         const removed = countSparsity(model, weights).overall;
-        const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const extra = Math.max(0, config.sparsity * denseTotal - (denseTotal - restTotal));
-        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-        model = magnitudePrune(model, rest, frac, config.scope).model;
-        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+        const topUp = topUpMagnitude(model, weights, config.sparsity, config, config.scope);
+        model = topUp.model;
+        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(topUp.fraction * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
       return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, channels: r.tally };
     }
@@ -173,7 +170,7 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
       method, sparsity: config.sparsity, calib: ctx.calib!, weights, config, perMac: config.scope === 'sensitivity-macs',
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total) => {
-        if (!started) ctx.progress?.start(`sensitivity curves (${method}, ${total} ${method === 'unstructured' ? 'layers' : 'groups'})`, total);
+        if (!started) ctx.progress?.stage({ kind: 'sensitivity', detail: `${method}, ${total} ${method === 'unstructured' ? 'layers' : 'groups'}`, total });
         started = true;
         ctx.progress?.update(done);
       },

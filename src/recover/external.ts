@@ -44,14 +44,15 @@ export function externalEnv(p: ExternalPaths): Record<string, string> {
 }
 
 /**
- * Run the user's recovery command in a shell. Its stdout and stderr go to prune-guard's stderr, so
- * the ledger printed on stdout stays clean for CI logs and pipes.
+ * Run the user's recovery command in a shell. Its stdout and stderr go to `output` (prune-guard's
+ * stderr in the CLI), so the ledger printed on stdout stays clean for CI logs and pipes.
  */
-export function runCommand(command: string, env: Record<string, string>): Promise<void> {
+export function runCommand(command: string, env: Record<string, string>, output: (text: string) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.on('data', (d: Buffer) => process.stderr.write(d));
-    child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
+    // utf8 decoding keeps a character split across two chunks whole
+    child.stdout.setEncoding('utf8').on('data', output);
+    child.stderr.setEncoding('utf8').on('data', output);
     child.on('error', (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
     child.on('close', (code, signal) => {
       if (code === 0) resolve();
@@ -94,11 +95,11 @@ export function verifyRecovered(before: ModelProto, after: ModelProto, masks: Ma
 }
 
 /** The whole external step: masks out, command run, model back in and verified. */
-export async function externalRecovery(command: string, pruned: ModelProto, weights: readonly string[], paths: ExternalPaths): Promise<ModelProto> {
+export async function externalRecovery(command: string, pruned: ModelProto, weights: readonly string[], paths: ExternalPaths, output: (text: string) => void): Promise<ModelProto> {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
   fs.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths));
+  await runCommand(command, externalEnv(paths), output);
   if (!fs.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }

@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -267,7 +267,7 @@ describe('sliceBatch and takeSamples', () => {
 const FMNIST = fileURLToPath(new URL('../../fixtures/fmnist-test.npz', import.meta.url));
 
 describe('Fashion-MNIST fixture', () => {
-  it.skipIf(!existsSync(FMNIST))('loads fixtures/fmnist-test.npz against a [batch,1,28,28] float32 input', () => {
+  it('loads fixtures/fmnist-test.npz against a [batch,1,28,28] float32 input', () => {
     const ds = loadDataset(FMNIST, [IMAGE], { requireLabels: true });
     expect(ds.count).toBeGreaterThan(0);
     const x = ds.inputs.get('input')!;
