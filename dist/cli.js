@@ -1217,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path20 = __require("node:path");
-    var fs22 = __require("node:fs");
+    var path22 = __require("node:path");
+    var fs23 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs22.existsSync(executableFile)) return;
+        if (fs23.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2230,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path20.resolve(baseDir, baseName2);
-          if (fs22.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path20.extname(baseName2))) return void 0;
+          const localBin = path22.resolve(baseDir, baseName2);
+          if (fs23.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path22.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs22.existsSync(`${localBin}${ext}`)
+            (ext) => fs23.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs22.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs23.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path20.resolve(
-            path20.dirname(resolvedScriptPath),
+          executableDir = path22.resolve(
+            path22.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path20.basename(
+            const legacyName = path22.basename(
               this._scriptPath,
-              path20.extname(this._scriptPath)
+              path22.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path20.extname(executableFile));
+        launchWithNode = sourceExt.includes(path22.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path20.basename(filename, path20.extname(filename));
+        this._name = path22.basename(filename, path22.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path21) {
-        if (path21 === void 0) return this._executableDir;
-        this._executableDir = path21;
+      executableDir(path23) {
+        if (path23 === void 0) return this._executableDir;
+        this._executableDir = path23;
         return this;
       }
       /**
@@ -3705,17 +3705,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path20) {
-      const ctrl = callVisitor(key, node, visitor, path20);
+    function visit_(key, node, visitor, path22) {
+      const ctrl = callVisitor(key, node, visitor, path22);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path20, ctrl);
-        return visit_(key, ctrl, visitor, path20);
+        replaceNode(key, path22, ctrl);
+        return visit_(key, ctrl, visitor, path22);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path20 = Object.freeze(path20.concat(node));
+          path22 = Object.freeze(path22.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path20);
+            const ci = visit_(i2, node.items[i2], visitor, path22);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3726,13 +3726,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path20 = Object.freeze(path20.concat(node));
-          const ck = visit_("key", node.key, visitor, path20);
+          path22 = Object.freeze(path22.concat(node));
+          const ck = visit_("key", node.key, visitor, path22);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path20);
+          const cv = visit_("value", node.value, visitor, path22);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3753,17 +3753,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path20) {
-      const ctrl = await callVisitor(key, node, visitor, path20);
+    async function visitAsync_(key, node, visitor, path22) {
+      const ctrl = await callVisitor(key, node, visitor, path22);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path20, ctrl);
-        return visitAsync_(key, ctrl, visitor, path20);
+        replaceNode(key, path22, ctrl);
+        return visitAsync_(key, ctrl, visitor, path22);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path20 = Object.freeze(path20.concat(node));
+          path22 = Object.freeze(path22.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path20);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path22);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3774,13 +3774,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path20 = Object.freeze(path20.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path20);
+          path22 = Object.freeze(path22.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path22);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path20);
+          const cv = await visitAsync_("value", node.value, visitor, path22);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3807,23 +3807,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path20) {
+    function callVisitor(key, node, visitor, path22) {
       if (typeof visitor === "function")
-        return visitor(key, node, path20);
+        return visitor(key, node, path22);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path20);
+        return visitor.Map?.(key, node, path22);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path20);
+        return visitor.Seq?.(key, node, path22);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path20);
+        return visitor.Pair?.(key, node, path22);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path20);
+        return visitor.Scalar?.(key, node, path22);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path20);
+        return visitor.Alias?.(key, node, path22);
       return void 0;
     }
-    function replaceNode(key, path20, node) {
-      const parent = path20[path20.length - 1];
+    function replaceNode(key, path22, node) {
+      const parent = path22[path22.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4435,10 +4435,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path20, value) {
+    function collectionFromPath(schema, path22, value) {
       let v = value;
-      for (let i2 = path20.length - 1; i2 >= 0; --i2) {
-        const k = path20[i2];
+      for (let i2 = path22.length - 1; i2 >= 0; --i2) {
+        const k = path22[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4457,7 +4457,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path20) => path20 == null || typeof path20 === "object" && !!path20[Symbol.iterator]().next().done;
+    var isEmptyPath = (path22) => path22 == null || typeof path22 === "object" && !!path22[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4487,11 +4487,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path20, value) {
-        if (isEmptyPath(path20))
+      addIn(path22, value) {
+        if (isEmptyPath(path22))
           this.add(value);
         else {
-          const [key, ...rest] = path20;
+          const [key, ...rest] = path22;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4505,8 +4505,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path20) {
-        const [key, ...rest] = path20;
+      deleteIn(path22) {
+        const [key, ...rest] = path22;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4520,8 +4520,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path20, keepScalar) {
-        const [key, ...rest] = path20;
+      getIn(path22, keepScalar) {
+        const [key, ...rest] = path22;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4539,8 +4539,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path20) {
-        const [key, ...rest] = path20;
+      hasIn(path22) {
+        const [key, ...rest] = path22;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4550,8 +4550,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path20, value) {
-        const [key, ...rest] = path20;
+      setIn(path22, value) {
+        const [key, ...rest] = path22;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -7066,9 +7066,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path20, value) {
+      addIn(path22, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path20, value);
+          this.contents.addIn(path22, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -7143,14 +7143,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path20) {
-        if (Collection.isEmptyPath(path20)) {
+      deleteIn(path22) {
+        if (Collection.isEmptyPath(path22)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path20) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path22) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7165,10 +7165,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path20, keepScalar) {
-        if (Collection.isEmptyPath(path20))
+      getIn(path22, keepScalar) {
+        if (Collection.isEmptyPath(path22))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path20, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path22, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7179,10 +7179,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path20) {
-        if (Collection.isEmptyPath(path20))
+      hasIn(path22) {
+        if (Collection.isEmptyPath(path22))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path20) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path22) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7199,13 +7199,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path20, value) {
-        if (Collection.isEmptyPath(path20)) {
+      setIn(path22, value) {
+        if (Collection.isEmptyPath(path22)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path20), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path22), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path20, value);
+          this.contents.setIn(path22, value);
         }
       }
       /**
@@ -7591,10 +7591,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep2, value } = collItem;
+        const { start, key, sep: sep3, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep2?.[0],
+          next: key ?? sep3?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -7608,7 +7608,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep2) {
+          if (!keyProps.anchor && !keyProps.tag && !sep3) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -7632,7 +7632,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep2 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep3 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -7648,7 +7648,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep2, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep3, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -7739,7 +7739,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep2 = "";
+        let sep3 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -7753,13 +7753,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep2 + cb;
-              sep2 = "";
+                comment += sep3 + cb;
+              sep3 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep2 += source;
+                sep3 += source;
               hasSpace = true;
               break;
             default:
@@ -7802,18 +7802,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i2 = 0; i2 < fc.items.length; ++i2) {
         const collItem = fc.items[i2];
-        const { start, key, sep: sep2, value } = collItem;
+        const { start, key, sep: sep3, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep2?.[0],
+          next: key ?? sep3?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep2 && !value) {
+          if (!props.anchor && !props.tag && !sep3 && !value) {
             if (i2 === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i2 < fc.items.length - 1)
@@ -7867,8 +7867,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep2 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep2, null, props, onError);
+        if (!isMap2 && !sep3 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep3, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -7880,7 +7880,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep2 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep3 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -7891,8 +7891,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap2 && !props.found && ctx.options.strict) {
-              if (sep2)
-                for (const st of sep2) {
+              if (sep3)
+                for (const st of sep3) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -7909,7 +7909,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep2, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep3, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -8089,7 +8089,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i2 + 1;
       }
       let value = "";
-      let sep2 = "";
+      let sep3 = "";
       let prevMoreIndented = false;
       for (let i2 = 0; i2 < contentStart; ++i2)
         value += lines[i2][0].slice(trimIndent) + "\n";
@@ -8106,24 +8106,24 @@ var require_resolve_block_scalar = __commonJS({
           indent = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep2 + indent.slice(trimIndent) + content;
-          sep2 = "\n";
+          value += sep3 + indent.slice(trimIndent) + content;
+          sep3 = "\n";
         } else if (indent.length > trimIndent || content[0] === "	") {
-          if (sep2 === " ")
-            sep2 = "\n";
-          else if (!prevMoreIndented && sep2 === "\n")
-            sep2 = "\n\n";
-          value += sep2 + indent.slice(trimIndent) + content;
-          sep2 = "\n";
+          if (sep3 === " ")
+            sep3 = "\n";
+          else if (!prevMoreIndented && sep3 === "\n")
+            sep3 = "\n\n";
+          value += sep3 + indent.slice(trimIndent) + content;
+          sep3 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep2 === "\n")
+          if (sep3 === "\n")
             value += "\n";
           else
-            sep2 = "\n";
+            sep3 = "\n";
         } else {
-          value += sep2 + content;
-          sep2 = " ";
+          value += sep3 + content;
+          sep3 = " ";
           prevMoreIndented = false;
         }
       }
@@ -8306,25 +8306,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep2 = " ";
+      let sep3 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep2 === "\n")
-            res += sep2;
+          if (sep3 === "\n")
+            res += sep3;
           else
-            sep2 = "\n";
+            sep3 = "\n";
         } else {
-          res += sep2 + lm;
-          sep2 = " ";
+          res += sep3 + lm;
+          sep3 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep2 + (match?.[1] ?? "");
+      return res + sep3 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -9134,14 +9134,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep2, value }) {
+    function stringifyItem({ start, key, sep: sep3, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep2)
-        for (const st of sep2)
+      if (sep3)
+        for (const st of sep3)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -9166,9 +9166,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path20) => {
+    visit.itemAtPath = (cst, path22) => {
       let item = cst;
-      for (const [field, index] of path20) {
+      for (const [field, index] of path22) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9177,23 +9177,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path20) => {
-      const parent = visit.itemAtPath(cst, path20.slice(0, -1));
-      const field = path20[path20.length - 1][0];
+    visit.parentCollection = (cst, path22) => {
+      const parent = visit.itemAtPath(cst, path22.slice(0, -1));
+      const field = path22[path22.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path20, item, visitor) {
-      let ctrl = visitor(item, path20);
+    function _visit(path22, item, visitor) {
+      let ctrl = visitor(item, path22);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path20.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path22.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9204,10 +9204,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path20);
+            ctrl = ctrl(item, path22);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path20) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path22) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10308,18 +10308,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep2;
+          let sep3;
           if (scalar.end) {
-            sep2 = scalar.end;
-            sep2.push(this.sourceToken);
+            sep3 = scalar.end;
+            sep3.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep2 = [this.sourceToken];
+            sep3 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep2 }]
+            items: [{ start, key: scalar, sep: sep3 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -10472,15 +10472,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep2 = it.sep;
-                  sep2.push(this.sourceToken);
+                  const sep3 = it.sep;
+                  sep3.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep2 }]
+                    items: [{ start: start2, key, sep: sep3 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -10509,14 +10509,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs22 = this.flowScalar(this.type);
+              const fs23 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs22, sep: [] });
+                map.items.push({ start, key: fs23, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs22);
+                this.stack.push(fs23);
               } else {
-                Object.assign(it, { key: fs22, sep: [] });
+                Object.assign(it, { key: fs23, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10644,13 +10644,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs22 = this.flowScalar(this.type);
+              const fs23 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs22, sep: [] });
+                fc.items.push({ start: [], key: fs23, sep: [] });
               else if (it.sep)
-                this.stack.push(fs22);
+                this.stack.push(fs23);
               else
-                Object.assign(it, { key: fs22, sep: [] });
+                Object.assign(it, { key: fs23, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -10674,13 +10674,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep2 = fc.end.splice(1, fc.end.length);
-            sep2.push(this.sourceToken);
+            const sep3 = fc.end.splice(1, fc.end.length);
+            sep3.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep2 }]
+              items: [{ start, key: fc, sep: sep3 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -11475,7 +11475,7 @@ var require_tensor_factory_impl = __commonJS({
           throw new Error("Can not access image data");
         }
       } else if (isString) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           const canvas = createCanvas();
           const context = createCanvasContext(canvas);
           if (!image || !context) {
@@ -11491,7 +11491,7 @@ var require_tensor_factory_impl = __commonJS({
             const img = context.getImageData(0, 0, canvas.width, canvas.height);
             bufferToTensorOptions.height = canvas.height;
             bufferToTensorOptions.width = canvas.width;
-            resolve4((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
+            resolve5((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
           };
         });
       } else {
@@ -12415,10 +12415,10 @@ var require_backend2 = __commonJS({
         __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
       }
       async run(feeds, fetches, options) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           setImmediate(() => {
             try {
-              resolve4(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
+              resolve5(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
             } catch (e) {
               reject(e);
             }
@@ -12432,10 +12432,10 @@ var require_backend2 = __commonJS({
         return Promise.resolve();
       }
       async createInferenceSessionHandler(pathOrBuffer, options) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           setImmediate(() => {
             try {
-              resolve4(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
+              resolve5(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
             } catch (e) {
               reject(e);
             }
@@ -12751,8 +12751,8 @@ var require_utils = __commonJS({
       }
       return output;
     };
-    exports.basename = (path20, { windows } = {}) => {
-      const segs = path20.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path22, { windows } = {}) => {
+      const segs = path22.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -13104,7 +13104,7 @@ var require_scan = __commonJS({
 var require_parse = __commonJS({
   "node_modules/picomatch/lib/parse.js"(exports, module) {
     "use strict";
-    var constants2 = require_constants();
+    var constants3 = require_constants();
     var utils = require_utils();
     var {
       MAX_LENGTH: MAX_LENGTH2,
@@ -13112,7 +13112,7 @@ var require_parse = __commonJS({
       REGEX_NON_SPECIAL_CHARS,
       REGEX_SPECIAL_CHARS_BACKREF,
       REPLACEMENTS
-    } = constants2;
+    } = constants3;
     var expandRange = (args, options) => {
       if (typeof options.expandRange === "function") {
         return options.expandRange(...args, options);
@@ -13321,7 +13321,7 @@ var require_parse = __commonJS({
       if (options.maxExtglobRecursion === false) {
         return { risky: false };
       }
-      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants2.DEFAULT_MAX_EXTGLOB_RECURSION;
+      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants3.DEFAULT_MAX_EXTGLOB_RECURSION;
       const branches = splitTopLevel(body).map((branch) => branch.trim());
       if (branches.length > 1) {
         if (branches.some((branch) => branch === "") || branches.some((branch) => /^[*?]+$/.test(branch)) || hasRepeatedCharPrefixOverlap(branches)) {
@@ -13367,8 +13367,8 @@ var require_parse = __commonJS({
       const bos = { type: "bos", value: "", output: opts.prepend || "" };
       const tokens = [bos];
       const capture = opts.capture ? "" : "?:";
-      const PLATFORM_CHARS = constants2.globChars(opts.windows);
-      const EXTGLOB_CHARS = constants2.extglobChars(PLATFORM_CHARS);
+      const PLATFORM_CHARS = constants3.globChars(opts.windows);
+      const EXTGLOB_CHARS = constants3.extglobChars(PLATFORM_CHARS);
       const {
         DOT_LITERAL,
         PLUS_LITERAL,
@@ -14064,7 +14064,7 @@ var require_parse = __commonJS({
         NO_DOTS_SLASH,
         STAR,
         START_ANCHOR
-      } = constants2.globChars(opts.windows);
+      } = constants3.globChars(opts.windows);
       const nodot = opts.dot ? NO_DOTS : NO_DOT;
       const slashDot = opts.dot ? NO_DOTS_SLASH : NO_DOT;
       const capture = opts.capture ? "" : "?:";
@@ -14122,7 +14122,7 @@ var require_picomatch = __commonJS({
     var scan = require_scan();
     var parse2 = require_parse();
     var utils = require_utils();
-    var constants2 = require_constants();
+    var constants3 = require_constants();
     var isObject3 = (val) => val && typeof val === "object" && !Array.isArray(val);
     var picomatch4 = (glob2, options, returnState = false) => {
       if (Array.isArray(glob2)) {
@@ -14250,7 +14250,7 @@ var require_picomatch = __commonJS({
         return /$^/;
       }
     };
-    picomatch4.constants = constants2;
+    picomatch4.constants = constants3;
     module.exports = picomatch4;
   }
 });
@@ -15144,7 +15144,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs21 from "node:fs";
+import * as fs22 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -15364,9 +15364,66 @@ function parseBudgetFlag(text2, setAt = "--budget") {
   return { name, limit: reading.limit, written: reading.written, set_at: setAt };
 }
 
+// src/io/inputFile.ts
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+var PSEUDO_ROOTS = ["/proc", "/sys", "/dev"];
+var MEMORY_SHARE = 0.5;
+function underPseudoRoot(real) {
+  return PSEUDO_ROOTS.some((root) => real === root || real.startsWith(root + path.sep));
+}
+function readInputFile(file, opts) {
+  const shown = opts.shownAs ?? file;
+  const refuse = (why) => {
+    throw new UserError(`${shown}: ${why}; pass the path of ${opts.expected}`);
+  };
+  let real;
+  try {
+    real = fs.realpathSync(file);
+  } catch (e) {
+    const code = e.code;
+    if (code === "ENOENT") refuse("file not found");
+    return refuse(`cannot read (${describe(e)})`);
+  }
+  if (underPseudoRoot(real)) refuse(`is a system file (${real}), not a regular file`);
+  let fd2;
+  try {
+    fd2 = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    return refuse(`cannot read (${describe(e)})`);
+  }
+  try {
+    const st = fs.fstatSync(fd2);
+    if (st.isDirectory()) refuse("is a folder");
+    if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
+    const limit = opts.maxBytes ?? Math.floor(os.totalmem() * MEMORY_SHARE);
+    if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
+    const bytes2 = Buffer.allocUnsafe(st.size);
+    let off = 0;
+    while (off < st.size) {
+      const n = fs.readSync(fd2, bytes2, off, st.size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    if (off !== st.size) refuse(`changed while being read (${off} of ${st.size} bytes)`);
+    return bytes2;
+  } finally {
+    fs.closeSync(fd2);
+  }
+}
+function kindOf(st) {
+  if (st.isFIFO()) return "named pipe (FIFO)";
+  if (st.isCharacterDevice() || st.isBlockDevice()) return "device";
+  if (st.isSocket()) return "socket";
+  return "special file";
+}
+function mib(n) {
+  return `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
+
 // src/config/loadConfig.ts
 var import_yaml2 = __toESM(require_dist(), 1);
-import { readFileSync } from "node:fs";
 
 // node_modules/zod/v4/core/util.js
 function getEnumValues(entries) {
@@ -15502,11 +15559,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path20, issues) {
+function prefixIssues(path22, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path20);
+    iss.path.unshift(path22);
     return iss;
   });
 }
@@ -17485,16 +17542,16 @@ var writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(
 var DEFAULT_CONFIG = Object.freeze(fromFile(CONFIG_FILE.parse({})));
 
 // src/config/validate.ts
-function formatKeyPath(path20) {
-  return path20.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path22) {
+  return path22.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path20) {
-  return path20.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path22) {
+  return path22.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue2, subject, value) {
   const form = formOf(issue2);
@@ -17504,18 +17561,18 @@ function describeIssue(issue2, subject, value) {
   return `${subject} must be ${issue2.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue2, raw) {
-  const path20 = issue2.path;
+  const path22 = issue2.path;
   if (issue2.code === "unrecognized_keys") {
     const valid = issue2.message.startsWith(VALID_KEYS) ? issue2.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue2.keys.map((key) => {
-      const full = [...path20, key];
+      const full = [...path22, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path20));
-  if (path20.length === 0) return [{ path: path20, message: `the config must be ${issue2.message} (got ${value})` }];
-  const subject = formOf(issue2) === "plain" ? formatKeyPath(path20) : `'${formatKeyPath(path20)}'`;
-  return [{ path: path20, message: describeIssue(issue2, subject, value) }];
+  const value = show(valueAt(raw, path22));
+  if (path22.length === 0) return [{ path: path22, message: `the config must be ${issue2.message} (got ${value})` }];
+  const subject = formOf(issue2) === "plain" ? formatKeyPath(path22) : `'${formatKeyPath(path22)}'`;
+  return [{ path: path22, message: describeIssue(issue2, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -17535,10 +17592,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path20) {
+function lineOf(doc, lines, path22) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path20) {
+  for (const segment of path22) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -17557,15 +17614,9 @@ function lineOf(doc, lines, path20) {
 }
 
 // src/config/loadConfig.ts
-function loadConfig(path20, shownAs = path20) {
-  let text2;
-  try {
-    text2 = readFileSync(path20, "utf8");
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${shownAs}: config file not found; check the path or create it`);
-    throw new UserError(`${shownAs}: cannot read config file: ${describe(e)}`);
-  }
+var MAX_CONFIG_BYTES = 4 * 2 ** 20;
+function loadConfig(path22, shownAs = path22) {
+  const text2 = readInputFile(path22, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -17591,10 +17642,10 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path20 = ["budgets", name];
-    const node = doc.getIn(path20, true);
+    const path22 = ["budgets", name];
+    const node = doc.getIn(path22, true);
     if ((0, import_yaml2.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines, path20)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines, path22)}`;
   }
   return config2;
 }
@@ -17605,22 +17656,22 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry) => {
     const eq = entry.indexOf("=");
     const name = entry.slice(0, Math.max(eq, 0)).trim();
-    const path20 = entry.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path20 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path22 = entry.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path22 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry);
-    return { name, path: path20 };
+    return { name, path: path22 };
   });
 }
 
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path20 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path20);
+    const path22 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path22);
     if (!("kind" in s)) return [];
-    return [{ path: path20, field: path20.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path22, field: path22.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 var SETTING_REFS = flatten(SETTINGS, []);
@@ -17759,7 +17810,7 @@ function describeReduction(r) {
 // src/ledger/budgets.ts
 function resolveBudgets(configBudgets, flagBudgets) {
   const flags = new Map(flagBudgets.map((f) => [f.name, f]));
-  const resolved = [];
+  const resolved2 = [];
   const set = (name, source, b) => ({
     name,
     limit: b.limit,
@@ -17772,11 +17823,11 @@ function resolveBudgets(configBudgets, flagBudgets) {
     const { direction, default: fallback } = BUDGETS[name];
     const fromFlag = flags.get(name);
     const fromConfig = configBudgets[name];
-    if (fromFlag !== void 0) resolved.push(set(name, "flag", fromFlag));
-    else if (fromConfig !== void 0) resolved.push(set(name, "config", fromConfig));
-    else if (fallback !== void 0) resolved.push({ name, limit: fallback, direction, source: "default" });
+    if (fromFlag !== void 0) resolved2.push(set(name, "flag", fromFlag));
+    else if (fromConfig !== void 0) resolved2.push(set(name, "config", fromConfig));
+    else if (fallback !== void 0) resolved2.push({ name, limit: fallback, direction, source: "default" });
   }
-  return resolved;
+  return resolved2;
 }
 var TOLERANCE = 1e-12;
 var pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
@@ -17881,10 +17932,10 @@ function within(direction, actual, limit) {
 }
 function intervalVerdict(direction, ci, limit, strict = false) {
   const [lo, hi] = ci;
-  const inside = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
+  const inside2 = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
   const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
   if (beyond) return "fail";
-  if (inside) return "pass";
+  if (inside2) return "pass";
   return strict ? "fail" : "warn";
 }
 var STRADDLE = "interval straddles the limit";
@@ -17927,11 +17978,44 @@ function overallVerdict(results) {
 }
 
 // src/pipeline/compare.ts
-import * as fs8 from "node:fs";
-import * as path5 from "node:path";
+import * as fs9 from "node:fs";
+
+// src/io/inputPaths.ts
+import * as fs2 from "node:fs";
+import * as path2 from "node:path";
+function resolved(p) {
+  const abs = path2.resolve(p);
+  const missing = [];
+  let dir = abs;
+  for (; ; ) {
+    try {
+      return path2.join(fs2.realpathSync(dir), ...missing.reverse());
+    } catch {
+      const parent = path2.dirname(dir);
+      if (parent === dir) return abs;
+      missing.push(path2.basename(dir));
+      dir = parent;
+    }
+  }
+}
+function inside(child, parent) {
+  const rel = path2.relative(parent, child);
+  return rel === "" || !rel.startsWith("..") && !path2.isAbsolute(rel);
+}
+function refuseInputsInOutput(out, inputs) {
+  const outDir = resolved(out);
+  for (const input of inputs) {
+    if (inside(resolved(input.path), outDir)) {
+      throw new UserError(`${input.flag} ${input.path}: sits inside the output folder ${out}, which this run replaces; move the file out of it or choose another --out`);
+    }
+  }
+}
+
+// src/pipeline/compare.ts
+import * as path7 from "node:path";
 
 // src/config/rules.ts
-import * as os from "node:os";
+import * as os2 from "node:os";
 var SENSITIVITY_CAP = 0.95;
 var THREADS_PER_CORE = 4;
 var NEEDS_CALIB = {
@@ -17994,7 +18078,7 @@ var QUANTIZE_RULES = [
 ];
 var RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES];
 function broken(rules, config2, facts) {
-  const all = { calib: "none", ...facts, cores: facts.cores ?? os.availableParallelism() };
+  const all = { calib: "none", ...facts, cores: facts.cores ?? os2.availableParallelism() };
   return rules.map((rule) => rule(config2, all)).filter((m) => m !== void 0);
 }
 function checkConfig(config2, facts) {
@@ -18290,39 +18374,38 @@ function parsePyLiteral(text2) {
 }
 
 // src/io/atomicWrite.ts
-import * as fs from "node:fs";
-import * as path from "node:path";
+import * as fs3 from "node:fs";
+import * as path3 from "node:path";
 import { randomBytes } from "node:crypto";
 function writeFileAtomic(file, data) {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  const fd2 = fs.openSync(tmp, "wx");
+  const dir = path3.dirname(file);
+  fs3.mkdirSync(dir, { recursive: true });
+  const tmp = path3.join(dir, `.${path3.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  const fd2 = fs3.openSync(tmp, "wx");
   try {
-    if (typeof data === "string" || data instanceof Uint8Array) fs.writeFileSync(fd2, data);
+    if (typeof data === "string" || data instanceof Uint8Array) fs3.writeFileSync(fd2, data);
     else for (const chunk of data) writeAll(fd2, chunk);
-    fs.fsyncSync(fd2);
+    fs3.fsyncSync(fd2);
   } catch (e) {
-    fs.closeSync(fd2);
-    fs.rmSync(tmp, { force: true });
+    fs3.closeSync(fd2);
+    fs3.rmSync(tmp, { force: true });
     throw e;
   }
-  fs.closeSync(fd2);
+  fs3.closeSync(fd2);
   try {
-    fs.renameSync(tmp, file);
+    fs3.renameSync(tmp, file);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    fs3.rmSync(tmp, { force: true });
     throw e;
   }
 }
 function writeAll(fd2, chunk) {
   let done = 0;
-  while (done < chunk.byteLength) done += fs.writeSync(fd2, chunk, done, chunk.byteLength - done);
+  while (done < chunk.byteLength) done += fs3.writeSync(fd2, chunk, done, chunk.byteLength - done);
 }
 
 // src/data/npz.ts
-import * as fs2 from "node:fs";
-import * as path2 from "node:path";
+import * as path4 from "node:path";
 
 // node_modules/fflate/esm/index.mjs
 import { createRequire } from "module";
@@ -19317,14 +19400,7 @@ var MAX_DEFLATE_RATIO = 1100;
 var MIN_CENTRAL_ENTRY = 46;
 var ZIP_MTIME = new Date(1980, 0, 1);
 function readFile(file) {
-  try {
-    return fs2.readFileSync(file);
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${file}: file not found`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a directory; give the path of a .npz or .npy file`);
-    throw new UserError(`${file}: cannot read (${describe(e)}); check the path and its permissions`);
-  }
+  return readInputFile(file, { expected: "a .npz or .npy file" });
 }
 function readNpz(file) {
   const bytes2 = readFile(file);
@@ -19368,7 +19444,7 @@ function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
-  const ext = path2.extname(file).toLowerCase();
+  const ext = path4.extname(file).toLowerCase();
   if (ext === ".npz") return readNpz(file);
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
@@ -19400,12 +19476,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path20, model, opts) {
+function loadDataset(path22, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path20} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path22} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path20);
+  const arrays = readArrays(path22);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -19414,7 +19490,7 @@ function loadDataset(path20, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path20}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path22}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -19423,37 +19499,37 @@ function loadDataset(path20, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path20}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path22}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path20, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path20, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path22, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path22, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path20}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path22}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path20}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path22}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path20, y, count3);
+  if (y) labels = toLabels(path22, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path20}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path22}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path20, count: count3, inputs, labels };
+  return { path: path22, count: count3, inputs, labels };
 }
-function checkInput(path20, spec, name, arr, modelName) {
-  const subject = `${path20}: array '${name}'`;
+function checkInput(path22, spec, name, arr, modelName) {
+  const subject = `${path22}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -19476,7 +19552,7 @@ function checkInput(path20, spec, name, arr, modelName) {
   }
 }
 var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path20, name, arr) {
+function checkFinite(path22, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -19487,7 +19563,7 @@ function checkFinite(path20, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path20}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path22}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -19506,8 +19582,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path20, y, count3) {
-  const subject = `${path20}: label array '${LABELS}'`;
+function toLabels(path22, y, count3) {
+  const subject = `${path22}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -20069,12 +20145,12 @@ async function measureInterleaved(modelPaths, source, opts, onProgress) {
 }
 
 // src/measure/provider.ts
-import * as fs3 from "node:fs";
+import * as fs4 from "node:fs";
 function cudaUnavailable() {
   const { ort, source } = onnxruntime();
   const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
   if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
-  if (!fs3.existsSync("/dev/nvidia0") && !fs3.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  if (!fs4.existsSync("/dev/nvidia0") && !fs4.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
   return void 0;
 }
 async function resolveProvider(requested, probeModel) {
@@ -20098,21 +20174,21 @@ async function resolveProvider(requested, probeModel) {
 
 // src/measure/runtimeCost.ts
 import { spawn } from "node:child_process";
-import * as fs5 from "node:fs";
+import * as fs6 from "node:fs";
 
 // src/measure/memory.ts
-import * as fs4 from "node:fs";
+import * as fs5 from "node:fs";
 function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs4.readFileSync("/proc/self/status", "utf8"));
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs5.readFileSync("/proc/self/status", "utf8"));
   return m ? Number(m[1]) * 1024 : void 0;
 }
 function peakMeter() {
   try {
-    fs4.writeFileSync("/proc/self/clear_refs", "5");
+    fs5.writeFileSync("/proc/self/clear_refs", "5");
     if (readHwm() !== void 0) {
       return {
         method: "linux-vmhwm",
-        reset: () => fs4.writeFileSync("/proc/self/clear_refs", "5"),
+        reset: () => fs5.writeFileSync("/proc/self/clear_refs", "5"),
         peak: () => readHwm()
       };
     }
@@ -20131,7 +20207,7 @@ function throughput(byBatch) {
 }
 function readCounter(file) {
   try {
-    const v = Number(fs5.readFileSync(file, "utf8").trim());
+    const v = Number(fs6.readFileSync(file, "utf8").trim());
     return Number.isFinite(v) ? v : void 0;
   } catch {
     return void 0;
@@ -20209,8 +20285,8 @@ async function measureRuntimeCost(artifact, byBatch, source, opts) {
 }
 
 // src/onnx/model.ts
-import * as fs6 from "node:fs";
-import * as path3 from "node:path";
+import * as fs7 from "node:fs";
+import * as path5 from "node:path";
 
 // node_modules/@bufbuild/protobuf/dist/esm/is-message.js
 function isMessage(arg, schema) {
@@ -22634,8 +22710,8 @@ function* nestedTypes(desc) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve4) {
-  return buildFileRegistry([fileDescriptorProto, resolve4]);
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve5) {
+  return buildFileRegistry([fileDescriptorProto, resolve5]);
 }
 function buildFileRegistry(args, check) {
   const registry2 = createBaseRegistry();
@@ -22659,7 +22735,7 @@ function buildFileRegistry(args, check) {
         if (seen.has(protoFileName)) {
           continue;
         }
-        const dep = resolve4(protoFileName);
+        const dep = resolve5(protoFileName);
         if (!dep) {
           throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
         }
@@ -22673,7 +22749,7 @@ function buildFileRegistry(args, check) {
       return deps.concat(...deps.map(recurseDeps));
     };
     const input = args[0];
-    const resolve4 = args[1];
+    const resolve5 = args[1];
     const seen = /* @__PURE__ */ new Set();
     for (const file of [input, ...recurseDeps(input)].reverse()) {
       check === null || check === void 0 ? void 0 : check(file);
@@ -23351,11 +23427,11 @@ function getFieldPresence(proto, oneof, isExtension, parent) {
   if (isExtension) {
     return EXPLICIT;
   }
-  const resolved = resolveFeature("fieldPresence", { proto, parent });
-  if (resolved == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
+  const resolved2 = resolveFeature("fieldPresence", { proto, parent });
+  if (resolved2 == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
     return EXPLICIT;
   }
-  return resolved;
+  return resolved2;
 }
 function isPackedField(proto, parent) {
   if (proto.label != LABEL_REPEATED) {
@@ -23505,8 +23581,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path20, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path20]);
+function messageDesc(file, path22, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path22]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -24708,15 +24784,7 @@ function graphFraming(graph) {
 // src/onnx/model.ts
 var PROTOBUF_LIMIT = 2 ** 31 - 1;
 function loadModel(file) {
-  let bytes2;
-  try {
-    bytes2 = fs6.readFileSync(file);
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a folder; pass the path of an .onnx model`);
-    throw new UserError(`${file}: cannot read (${describe(e)})`);
-  }
+  const bytes2 = readInputFile(file, { expected: "an .onnx model" });
   return { proto: parseModel(bytes2, file), path: file, bytes: bytes2.byteLength };
 }
 function parseModel(bytes2, file) {
@@ -24756,27 +24824,27 @@ function externalEntry(t, key) {
   return t.externalData.find((e) => e.key === key)?.value;
 }
 function resolveExternalData(proto, file) {
-  const dir = path3.dirname(path3.resolve(file));
+  const dir = path5.dirname(path5.resolve(file));
   const tensors = [...allTensors(proto)].filter(isExternal);
   if (tensors.length === 0) return;
-  const realDir = fs6.realpathSync(dir);
+  const realDir = fs7.realpathSync(dir);
   const reads = [];
   let total2 = 0;
   for (const t of tensors) {
     const location = externalEntry(t, "location");
     if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-    if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-    const target = path3.resolve(dir, location);
+    if (path5.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path5.resolve(dir, location);
     let real;
     try {
-      real = fs6.realpathSync(target);
+      real = fs7.realpathSync(target);
     } catch {
-      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path5.basename(file)}`);
     }
-    if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
+    if (real !== realDir && !real.startsWith(realDir + path5.sep)) {
       throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
     }
-    const stat = fs6.statSync(real);
+    const stat = fs7.statSync(real);
     if (!stat.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
     const size2 = stat.size;
     const offset = Number(externalEntry(t, "offset") ?? 0);
@@ -24797,17 +24865,17 @@ function resolveExternalData(proto, file) {
     for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs6.openSync(real, "r");
+        fd2 = fs7.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs6.readSync(fd2, data, 0, length, offset);
+      fs7.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs6.closeSync(fd2);
+    for (const fd2 of handles.values()) fs7.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -25013,8 +25081,8 @@ function prunableWeights(model, opts) {
 }
 
 // src/pipeline/ledger.ts
-import * as os2 from "node:os";
-import * as path4 from "node:path";
+import * as os3 from "node:os";
+import * as path6 from "node:path";
 
 // node_modules/markdown-table/index.js
 function defaultStringLength(value) {
@@ -25159,9 +25227,29 @@ function toAlignment(value) {
   return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
 }
 
+// src/util/escape.ts
+var LINE_BREAKS = /[\r\n\u2028\u2029\u0085]+/g;
+var CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+function oneLine(text2) {
+  return text2.replace(LINE_BREAKS, " ").replace(CONTROLS, "");
+}
+function escapeMarkdown(text2) {
+  return oneLine(text2).replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/@/g, "@\u200D");
+}
+function markdownCode(text2) {
+  const line = oneLine(text2).replace(/\|/g, "\\|");
+  const longest = Math.max(0, ...(line.match(/`+/g) ?? []).map((r) => r.length));
+  const fence = "`".repeat(longest + 1);
+  const pad2 = line.startsWith("`") || line.endsWith("`") || line === "" ? " " : "";
+  return `${fence}${pad2}${line}${pad2}${fence}`;
+}
+function markdownCell(text2) {
+  return oneLine(text2).replace(/\|/g, "\\|");
+}
+
 // src/ledger/renderSensitivity.ts
 var CHART_LAYERS = 5;
-var cell = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+var cell = markdownCell;
 var quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
 function damage(l) {
   const first = l.points[0];
@@ -25225,7 +25313,7 @@ function sensitivitySection(s) {
 // src/ledger/renderSchedule.ts
 var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH = "\u2014";
-var cell2 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+var cell2 = markdownCell;
 function scheduleSection(model) {
   const s = model.schedule;
   if (!s) return void 0;
@@ -25302,12 +25390,10 @@ var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
 var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH3 = "\u2014";
 var TOP_CLASSES = 5;
-function baseName(path20) {
-  return path20.split(/[\\/]/).pop() || path20;
+function baseName(path22) {
+  return path22.split(/[\\/]/).pop() || path22;
 }
-function cell4(text2) {
-  return text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-}
+var cell4 = markdownCell;
 function table2(rows2) {
   return markdownTable(
     rows2.map((row) => row.map(cell4)),
@@ -25339,7 +25425,7 @@ function renderHeadline(model) {
   } else {
     parts.push("no steps measured");
   }
-  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
+  return `**${WORD[model.verdict]}** \xB7 ${escapeMarkdown(baseName(model.model))}: ${parts.join(", ")}`;
 }
 function budgetValue(name, x2) {
   switch (name) {
@@ -25501,7 +25587,7 @@ function predictionShiftTable(model) {
     table2([
       ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
       ...model.prediction_shift.flatMap(
-        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
       )
     ])
   ].join("\n\n");
@@ -25514,8 +25600,8 @@ function shiftTable(model) {
     table2([
       ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
       ...model.shifts.map((s) => [
-        s.name,
-        s.source,
+        escapeMarkdown(s.name),
+        escapeMarkdown(s.source),
         String(s.samples),
         percent(s.dense, 2),
         percent(s.final, 2),
@@ -25526,7 +25612,7 @@ function shiftTable(model) {
   ].join("\n\n");
 }
 function renderModel(model) {
-  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const schedule = scheduleSection(model);
@@ -25566,7 +25652,7 @@ ${footer}
 }
 function timedOutLines(ledger) {
   return timedOutRuns(ledger).map(
-    (t) => `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
+    (t) => `**Timed out:** ${markdownCode(t.model)} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
   );
 }
 
@@ -25979,7 +26065,7 @@ function measuredRuntime(provider, config2) {
   return {
     onnxruntime: onnxruntimeVersion(),
     provider: provider.provider,
-    threads: config2.latency.threads || os2.availableParallelism(),
+    threads: config2.latency.threads || os3.availableParallelism(),
     platform: `${process.platform}-${process.arch}`,
     ...provider.note ? { notes: [provider.note] } : {}
   };
@@ -26005,8 +26091,8 @@ function buildModelLedger(i2) {
 }
 function writeLedgerFiles(dir, ledger) {
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path4.join(dir, "ledger.json");
-  const markdownPath = path4.join(dir, "ledger.md");
+  const ledgerPath = path6.join(dir, "ledger.json");
+  const markdownPath = path6.join(dir, "ledger.md");
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { markdown, ledgerPath, markdownPath };
@@ -26102,10 +26188,10 @@ async function evaluateClassifier(session, data, opts) {
 }
 
 // src/measure/size.ts
-import * as fs7 from "node:fs";
+import * as fs8 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs7.readFileSync(file);
+  const data = fs8.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 
@@ -26996,8 +27082,8 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep({ kind: "base" }, `base model ${path5.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep({ kind: "head" }, `head model ${path5.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const base = await measureStep({ kind: "base" }, `base model ${path7.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep({ kind: "head" }, `head model ${path7.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
   progress.stage({ kind: "latency", detail: "base and head interleaved", total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
@@ -27011,7 +27097,13 @@ async function measurePair(req, progress) {
 }
 async function comparePipeline(req, progress) {
   const { config: config2 } = req;
-  for (const p of [req.base, req.head]) if (!fs8.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  for (const p of [req.base, req.head]) if (!fs9.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  refuseInputsInOutput(req.out, [
+    { flag: "--base", path: req.base },
+    { flag: "--head", path: req.head },
+    { flag: "--data", path: req.data },
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path }))
+  ]);
   const m = await measurePair(req, progress);
   const judged = judgeWithIntervals(compareBudgets(req.budgets), m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config2, true);
   const model = buildModelLedger({
@@ -27028,20 +27120,20 @@ async function comparePipeline(req, progress) {
     config: config2
   });
   const ledger = ledgerEnvelope([model], measuredRuntime(m.provider, config2));
-  fs8.mkdirSync(req.out, { recursive: true });
+  fs9.mkdirSync(req.out, { recursive: true });
   return { ledger, ...writeLedgerFiles(req.out, ledger) };
 }
 
 // src/pipeline/selftest.ts
-import * as fs9 from "node:fs";
-import * as path6 from "node:path";
+import * as fs10 from "node:fs";
+import * as path8 from "node:path";
 import { fileURLToPath } from "node:url";
 function defaultFixture(name) {
-  let dir = path6.dirname(fileURLToPath(import.meta.url));
+  let dir = path8.dirname(fileURLToPath(import.meta.url));
   for (let i2 = 0; i2 < 4; i2++) {
-    const candidate = path6.join(dir, "fixtures", name);
-    if (fs9.existsSync(candidate)) return candidate;
-    dir = path6.dirname(dir);
+    const candidate = path8.join(dir, "fixtures", name);
+    if (fs10.existsSync(candidate)) return candidate;
+    dir = path8.dirname(dir);
   }
   return void 0;
 }
@@ -27090,8 +27182,8 @@ async function selftest(req, progress) {
     failures
   };
   if (req.out) {
-    fs9.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path6.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+    fs10.mkdirSync(req.out, { recursive: true });
+    writeFileAtomic(path8.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
   }
   return report;
 }
@@ -27111,11 +27203,11 @@ function renderSelftest(r) {
 }
 
 // src/pipeline/guardedRun.ts
-import * as path19 from "node:path";
+import * as path21 from "node:path";
 
 // src/io/outputDir.ts
-import * as fs11 from "node:fs";
-import * as path8 from "node:path";
+import * as fs12 from "node:fs";
+import * as path10 from "node:path";
 import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/io/cleanup.ts
@@ -27149,14 +27241,14 @@ function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
 }
 
 // src/io/lock.ts
-import * as fs10 from "node:fs";
-import * as os3 from "node:os";
-import * as path7 from "node:path";
+import * as fs11 from "node:fs";
+import * as os4 from "node:os";
+import * as path9 from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 var LOCK_NAME = ".prune-guard.lock";
 function isStale(owner) {
   if (!owner || !Number.isInteger(owner.pid)) return true;
-  if (owner.host !== os3.hostname()) return false;
+  if (owner.host !== os4.hostname()) return false;
   if (owner.pid === process.pid) return false;
   try {
     process.kill(owner.pid, 0);
@@ -27167,30 +27259,31 @@ function isStale(owner) {
 }
 function readOwner(file) {
   try {
-    return JSON.parse(fs10.readFileSync(file, "utf8"));
+    return JSON.parse(fs11.readFileSync(file, "utf8"));
   } catch {
     return void 0;
   }
 }
 async function lockDir(dir, opts) {
+  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
   try {
-    fs10.mkdirSync(dir, { recursive: true });
+    fs11.mkdirSync(dir, { recursive: true });
   } catch (e) {
     const code = e.code;
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
-  const file = path7.join(dir, LOCK_NAME);
-  const me = { pid: process.pid, host: os3.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const file = path9.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os4.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
   let announced = false;
   for (; ; ) {
     try {
-      const fd2 = fs10.openSync(file, "wx");
+      const fd2 = fs11.openSync(file, "wx");
       try {
-        fs10.writeFileSync(fd2, JSON.stringify(me) + "\n");
+        fs11.writeFileSync(fd2, JSON.stringify(me) + "\n");
       } finally {
-        fs10.closeSync(fd2);
+        fs11.closeSync(fd2);
       }
       let released = false;
       return {
@@ -27198,7 +27291,7 @@ async function lockDir(dir, opts) {
         release() {
           if (released) return;
           released = true;
-          if (readOwner(file)?.pid === me.pid) fs10.rmSync(file, { force: true });
+          if (readOwner(file)?.pid === me.pid) fs11.rmSync(file, { force: true });
         }
       };
     } catch (e) {
@@ -27209,12 +27302,12 @@ async function lockDir(dir, opts) {
     const owner = readOwner(file);
     if (isStale(owner)) {
       const again = readOwner(file);
-      if (JSON.stringify(again) === JSON.stringify(owner)) fs10.rmSync(file, { force: true });
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs11.rmSync(file, { force: true });
       continue;
     }
     if (Date.now() >= until) {
       throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path7.join(dir, LOCK_NAME)} if that run is gone`
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path9.join(dir, LOCK_NAME)} if that run is gone`
       );
     }
     if (!announced) {
@@ -27243,15 +27336,15 @@ var OutputDir = class _OutputDir {
   retired = /* @__PURE__ */ new Set();
   unregister;
   static async open(dir, opts) {
-    const created = !fs11.existsSync(dir);
+    const created = !fs12.existsSync(dir);
     const lock = await lockDir(dir, {
       waitMs: opts.waitMs,
       onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
     });
     try {
       removeOrphanStaging(dir);
-      const staging = path8.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
-      fs11.mkdirSync(staging);
+      const staging = path10.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
+      fs12.mkdirSync(staging);
       return new _OutputDir(dir, staging, lock, created);
     } catch (e) {
       lock.release();
@@ -27260,12 +27353,12 @@ var OutputDir = class _OutputDir {
   }
   /** The final path of a file written under the staging folder. */
   publicPath(p) {
-    const rel = path8.relative(this.staging, p);
-    return rel.startsWith("..") || path8.isAbsolute(rel) ? p : path8.join(this.dir, rel);
+    const rel = path10.relative(this.staging, p);
+    return rel.startsWith("..") || path10.isAbsolute(rel) ? p : path10.join(this.dir, rel);
   }
   /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
   discardStaged() {
-    for (const n of fs11.readdirSync(this.staging)) fs11.rmSync(path8.join(this.staging, n), { recursive: true, force: true });
+    for (const n of fs12.readdirSync(this.staging)) fs12.rmSync(path10.join(this.staging, n), { recursive: true, force: true });
   }
   /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
   retire(name) {
@@ -27274,15 +27367,15 @@ var OutputDir = class _OutputDir {
   /** Move every staged file into the folder (`last` after the others), then unlock. */
   commit(last = []) {
     if (this.done) throw new Error("OutputDir: already committed or aborted");
-    const names = fs11.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+    const names = fs12.readdirSync(this.staging).filter((n) => !n.startsWith("."));
     const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-    for (const n of this.retired) if (!names.includes(n)) fs11.rmSync(path8.join(this.dir, n), { force: true });
+    for (const n of this.retired) if (!names.includes(n)) fs12.rmSync(path10.join(this.dir, n), { force: true });
     for (const n of ordered) {
-      const target = path8.join(this.dir, n);
-      const staged = path8.join(this.staging, n);
-      const old = fs11.lstatSync(target, { throwIfNoEntry: false });
-      if (old && (old.isDirectory() || fs11.lstatSync(staged).isDirectory())) fs11.renameSync(target, path8.join(this.staging, `.replaced-${n}`));
-      fs11.renameSync(staged, target);
+      const target = path10.join(this.dir, n);
+      const staged = path10.join(this.staging, n);
+      const old = fs12.lstatSync(target, { throwIfNoEntry: false });
+      if (old && (old.isDirectory() || fs12.lstatSync(staged).isDirectory())) fs12.renameSync(target, path10.join(this.staging, `.replaced-${n}`));
+      fs12.renameSync(staged, target);
     }
     this.finish();
   }
@@ -27292,7 +27385,7 @@ var OutputDir = class _OutputDir {
     this.finish();
     if (this.created) {
       try {
-        fs11.rmdirSync(this.dir);
+        fs12.rmdirSync(this.dir);
       } catch {
       }
     }
@@ -27300,14 +27393,14 @@ var OutputDir = class _OutputDir {
   finish() {
     this.done = true;
     this.unregister();
-    fs11.rmSync(this.staging, { recursive: true, force: true });
+    fs12.rmSync(this.staging, { recursive: true, force: true });
     this.lock.release();
   }
 };
 var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
 function removeOrphanStaging(dir) {
-  for (const n of fs11.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs11.rmSync(path8.join(dir, n), { recursive: true, force: true });
+  for (const n of fs12.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs12.rmSync(path10.join(dir, n), { recursive: true, force: true });
   }
 }
 
@@ -27393,13 +27486,14 @@ var Deadline = class {
         this.check();
       },
       stop: () => inner.stop(),
-      output: (text2) => inner.output(text2)
+      output: (text2) => inner.output(text2),
+      remainingSeconds: () => this.limitSeconds === void 0 ? void 0 : Math.max(0, this.limitSeconds - this.elapsedSeconds())
     };
   }
 };
 
 // src/pipeline/run.ts
-import * as path18 from "node:path";
+import * as path20 from "node:path";
 
 // src/onnx/preflight.ts
 var MAX_ONNX_OPSET = 26;
@@ -27486,7 +27580,30 @@ function checkFiniteWeights(model, file) {
     }
   }
 }
+function checkSingleProducers(graph, file) {
+  const writer = /* @__PURE__ */ new Map();
+  const claim2 = (tensor, by) => {
+    if (!tensor) return;
+    const first = writer.get(tensor);
+    if (first !== void 0) {
+      throw new UserError(`${file}: tensor '${tensor}' has two producers (${first} and ${by}); each tensor must be written once, fix the export`);
+    }
+    writer.set(tensor, by);
+  };
+  const inits = new Set(graph.initializer.map((t) => t.name));
+  for (const i2 of graph.input) if (!inits.has(i2.name)) claim2(i2.name, `graph input '${i2.name}'`);
+  for (const t of graph.initializer) claim2(t.name, `initializer '${t.name}'`);
+  graph.node.forEach((n, k) => {
+    for (const o of n.output) claim2(o, `node '${n.name || `#${k}`}' (${n.opType})`);
+  });
+  try {
+    new GraphIndex(graph);
+  } catch {
+    throw new UserError(`${file}: the graph has a cycle (a node reads, through other nodes, its own output); fix the export`);
+  }
+}
 function preflightModel(model, file) {
+  checkSingleProducers(model.graph, file);
   checkRuntimeSupport(model, file);
   checkFiniteWeights(model, file);
 }
@@ -27622,8 +27739,8 @@ function resolveCompare(config2, rounds) {
 }
 
 // src/pipeline/gradual.ts
-import * as fs16 from "node:fs";
-import * as path12 from "node:path";
+import * as fs17 from "node:fs";
+import * as path14 from "node:path";
 
 // src/onnx/build.ts
 function attribute(name, v) {
@@ -28382,7 +28499,7 @@ function accumulate(scores, spaces, layout, perElement) {
     pos += s.len * s.repeat;
   }
 }
-function constants(model) {
+function constants2(model) {
   const index = new GraphIndex(model.graph);
   const cache = /* @__PURE__ */ new Map();
   return (name) => {
@@ -28396,7 +28513,7 @@ function constants(model) {
 }
 var isMatrixUse = (u, get) => get(u.tensor).dims.length >= 2;
 function magnitudeImportance(model, analysis, p) {
-  const get = constants(model);
+  const get = constants2(model);
   const scores = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
     if (!isMatrixUse(u, get)) continue;
@@ -28407,7 +28524,7 @@ function magnitudeImportance(model, analysis, p) {
   return scores;
 }
 function bnScaleImportance(model, analysis) {
-  const get = constants(model);
+  const get = constants2(model);
   const scores = /* @__PURE__ */ new Map();
   const nodes = model.graph.node;
   for (const u of analysis.uses) {
@@ -28428,7 +28545,7 @@ function resolveAlias(model, name) {
   return n;
 }
 function activationImportance(model, analysis, meanAbs) {
-  const get = constants(model);
+  const get = constants2(model);
   const scores = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
     if (u.role !== "fanin" || !u.activation) continue;
@@ -30419,9 +30536,9 @@ function describeStructured(dense, r, o) {
 }
 
 // src/onnx/runtime/session.ts
-import * as fs12 from "node:fs";
-import * as os4 from "node:os";
-import * as path9 from "node:path";
+import * as fs13 from "node:fs";
+import * as os5 from "node:os";
+import * as path11 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -30442,17 +30559,17 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs12.mkdtempSync(path9.join(process.env.RUNNER_TEMP || os4.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs12.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs13.mkdtempSync(path11.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs13.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path9.join(dir, "model.onnx");
+    const file = path11.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw cannotLoad(e);
   } finally {
-    fs12.rmSync(dir, { recursive: true, force: true });
+    fs13.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -30907,8 +31024,8 @@ function better(a, b) {
 }
 
 // src/recover/runRecovery.ts
-import * as fs14 from "node:fs";
-import * as path10 from "node:path";
+import * as fs15 from "node:fs";
+import * as path12 from "node:path";
 
 // src/recover/bounds.ts
 function nodeMacsOf(model) {
@@ -32024,7 +32141,7 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
 
 // src/recover/external.ts
 import { spawn as spawn2 } from "node:child_process";
-import * as fs13 from "node:fs";
+import * as fs14 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -32048,14 +32165,50 @@ function externalEnv(p) {
     PRUNE_GUARD_DATA: p.data
   };
 }
-function runCommand(command, env, output) {
-  return new Promise((resolve4, reject) => {
-    const child = spawn2(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+function commandEnv(base, extra) {
+  const env = {};
+  for (const [k, v] of Object.entries(base)) if (v !== void 0 && !/^INPUT_/i.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+var CommandTimedOut = class extends Error {
+  constructor(seconds) {
+    super(`the recovery command was stopped after ${seconds.toFixed(1)} s, at the time budget`);
+    this.seconds = seconds;
+  }
+  seconds;
+  name = "CommandTimedOut";
+};
+var KILL_GRACE_MS = 2e3;
+function runCommand(command, env, output, opts = {}) {
+  return new Promise((resolve5, reject) => {
+    const started = performance.now();
+    const child = spawn2(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
+    const killGroup = (signal) => {
+      try {
+        if (child.pid !== void 0) process.kill(-child.pid, signal);
+      } catch {
+      }
+    };
+    const unregister = onInterrupt(() => killGroup("SIGKILL"));
+    let timedOut = false;
+    let grace;
+    const timer = opts.timeoutSeconds === void 0 ? void 0 : setTimeout(() => {
+      timedOut = true;
+      killGroup("SIGTERM");
+      grace = setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS);
+    }, opts.timeoutSeconds * 1e3);
     child.stdout.setEncoding("utf8").on("data", output);
     child.stderr.setEncoding("utf8").on("data", output);
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
+    child.on("exit", () => {
+      killGroup("SIGKILL");
+    });
     child.on("close", (code, signal) => {
-      if (code === 0) resolve4();
+      clearTimeout(timer);
+      clearTimeout(grace);
+      unregister();
+      if (timedOut) reject(new CommandTimedOut((performance.now() - started) / 1e3));
+      else if (code === 0) resolve5();
       else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
     });
   });
@@ -32087,12 +32240,12 @@ function verifyRecovered(before, after, masks, file) {
     if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
   }
 }
-async function externalRecovery(command, pruned, weights, paths, output) {
+async function externalRecovery(command, pruned, weights, paths, output, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs13.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths), output);
-  if (!fs13.existsSync(paths.modelOut)) {
+  fs14.rmSync(paths.modelOut, { force: true });
+  await runCommand(command, externalEnv(paths), output, opts);
+  if (!fs14.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -33002,7 +33155,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path10.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path12.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -33019,7 +33172,7 @@ async function runRecovery(req) {
   if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs14.mkdirSync(req.stepsDir, { recursive: true });
+  fs15.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -33034,19 +33187,23 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config: config2, progress } = req;
   if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
-  fs14.mkdirSync(req.stepsDir, { recursive: true });
+  fs15.mkdirSync(req.stepsDir, { recursive: true });
   if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
     const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads) : void 0;
-    const model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
-      modelIn: req.prunedArtifact,
-      modelOut: artifact,
-      masks: `${req.stepsDir}/masks.npz`,
-      calib: req.files.calib,
-      data: req.files.data
-    }, (text2) => progress.output(text2));
+    const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
+    let model;
+    try {
+      model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), paths, (text2) => progress.output(text2), {
+        timeoutSeconds: progress.remainingSeconds?.()
+      });
+    } catch (e) {
+      if (!(e instanceof CommandTimedOut)) throw e;
+      progress.note(`recovery: ${e.message}`);
+      throw e;
+    }
     const seconds = (performance.now() - t0) / 1e3;
     const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads) : void 0;
     const info = { seconds };
@@ -33260,7 +33417,8 @@ function speedFunnel(input) {
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
   const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
   const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
-  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
+  const sameKernels = step.flops === dense.flops && step.params === dense.params;
+  const speed = p === null || speedup === null ? null : !sameKernels && p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
   return {
     batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
     params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
@@ -33304,12 +33462,12 @@ async function timePair(dense, candidate, data, config2, provider, progress) {
 }
 
 // src/pipeline/unit.ts
-import * as fs15 from "node:fs";
-import * as path11 from "node:path";
+import * as fs16 from "node:fs";
+import * as path13 from "node:path";
 async function pruneAndRecover(unit) {
   const pruned = await unit.prune();
   if (unit.metadata) setMetadata(pruned.model, unit.metadata(pruned));
-  fs15.mkdirSync(path11.dirname(unit.pruneArtifact), { recursive: true });
+  fs16.mkdirSync(path13.dirname(unit.pruneArtifact), { recursive: true });
   saveModel(pruned.model, unit.pruneArtifact);
   const recovery = await runRecovery({ ...unit.recovery, pruned: pruned.model, prunedArtifact: unit.pruneArtifact, denseWeights: pruned.denseWeights, structured: pruned.structured });
   return {
@@ -33370,8 +33528,8 @@ async function runGradual(input, progress) {
   const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config2.sparsity)} (${targets.map(pct4).join(", ")})`);
-  const stepsRoot = path12.join(req.out, "steps");
-  fs16.mkdirSync(stepsRoot, { recursive: true });
+  const stepsRoot = path14.join(req.out, "steps");
+  fs17.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
@@ -33398,7 +33556,7 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
     }
-    progress.stage({ kind: "prune", model: path12.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
+    progress.stage({ kind: "prune", model: path14.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const from = current;
     const prune = async () => {
@@ -33415,7 +33573,7 @@ async function runGradual(input, progress) {
       if (t === 1) denseTally = pruned.channels;
       return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct4(target)}: ${pruned.description}` };
     };
-    const dir = path12.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const dir = path14.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     const unit = await pruneAndRecover({
       prune,
       metadata: () => ({
@@ -33424,7 +33582,7 @@ async function runGradual(input, progress) {
         "prune-guard.scope": config2.scope,
         "prune-guard.target_sparsity": String(target),
         "prune-guard.schedule_step": `${t}/${targets.length}`,
-        "prune-guard.source": path12.basename(req.model),
+        "prune-guard.source": path14.basename(req.model),
         "prune-guard.recovery": config2.recovery
       }),
       pruneArtifact: stepFile(dir, 1, "prune"),
@@ -33491,7 +33649,7 @@ async function runGradual(input, progress) {
   const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
   const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs16.readFileSync(chosen2.final.step.artifact));
+  writeFileAtomic(outPath, fs17.readFileSync(chosen2.final.step.artifact));
   const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
     kind: "gradual",
@@ -33549,11 +33707,11 @@ function protectedFor(dense, kept) {
 }
 
 // src/pipeline/oneShot.ts
-import * as fs19 from "node:fs";
-import * as path16 from "node:path";
+import * as fs20 from "node:fs";
+import * as path18 from "node:path";
 
 // src/pipeline/rounds.ts
-import * as path13 from "node:path";
+import * as path15 from "node:path";
 var pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 function pruneRound(model, weights, target, config2, plan) {
   if (plan) return pruneCounts(model, weights, plan.counts(target));
@@ -33578,7 +33736,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
     const started = performance.now();
     const target = targets[r - 1];
     progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct5(target)}` });
-    const roundDir = path13.join(dir, `round-${String(r).padStart(2, "0")}`);
+    const roundDir = path15.join(dir, `round-${String(r).padStart(2, "0")}`);
     const from2 = current;
     const unit = await pruneAndRecover({
       prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
@@ -33626,8 +33784,8 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
     return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
   const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global = await runChain(dense, weights, half, rounds, path13.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path13.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global = await runChain(dense, weights, half, rounds, path15.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path15.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
@@ -33638,13 +33796,13 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
 }
 
 // src/pipeline/quantizeStep.ts
-import * as fs18 from "node:fs";
-import * as path15 from "node:path";
+import * as fs19 from "node:fs";
+import * as path17 from "node:path";
 
 // src/quantize/kernels.ts
-import * as fs17 from "node:fs";
-import * as os5 from "node:os";
-import * as path14 from "node:path";
+import * as fs18 from "node:fs";
+import * as os6 from "node:os";
+import * as path16 from "node:path";
 var INTEGER_OPS = /^(QLinear\w+|QGemm|QAttention|ConvInteger|MatMulInteger|MatMulIntegerToFloat|DynamicQuantizeMatMul|QuantizeBFP|NhwcMaxPool)$/;
 var FLOAT_COMPUTE = /^(Conv|FusedConv|Gemm|FusedGemm|MatMul|FusedMatMul|ConvTranspose)$/;
 var COMPUTE = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul", "ConvTranspose", "MatMulInteger", "ConvInteger"]);
@@ -33680,10 +33838,10 @@ function kernelReport(written, optimised) {
 }
 async function optimisedGraph(modelPath, threads = 1) {
   const { ort } = onnxruntime();
-  const dir = fs17.mkdtempSync(path14.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-kernels-"));
-  const done = onInterrupt(() => fs17.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs18.mkdtempSync(path16.join(process.env.RUNNER_TEMP || os6.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs18.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path14.join(dir, "optimised.onnx");
+    const file = path16.join(dir, "optimised.onnx");
     let session;
     try {
       session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
@@ -33693,7 +33851,7 @@ async function optimisedGraph(modelPath, threads = 1) {
     await session.release();
     return loadModel(file).proto;
   } finally {
-    fs17.rmSync(dir, { recursive: true, force: true });
+    fs18.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -34300,7 +34458,7 @@ async function layerErrors(float, q, data, threads) {
   });
   const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
   const qNames = [...new Set(floatNames.map(dqOf))];
-  const fs22 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const fs23 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
@@ -34309,7 +34467,7 @@ async function layerErrors(float, q, data, threads) {
       const end = Math.min(data.count, start + batch);
       const feeds = {};
       for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const fr = await fs22.run(feeds, floatNames);
+      const fr = await fs23.run(feeds, floatNames);
       const qr = await qs.run(feeds, qNames);
       for (const name of floatNames) {
         const a = qr[dqOf(name)].data;
@@ -34325,7 +34483,7 @@ async function layerErrors(float, q, data, threads) {
       for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
     }
   } finally {
-    await fs22.release();
+    await fs23.release();
     await qs.release();
   }
   const err2 = (t) => {
@@ -34441,21 +34599,21 @@ async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path15.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  progress.note(`quantizing ${path17.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
   const slice = firstSlice(calib, DECISION_SAMPLES);
   const metric = slice.labels ? "accuracy" : "agreement";
   const floatPred = await predict2(float, slice, "fused", threads);
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
   const weights = await chooseWeightBits(prep, slice, threads);
-  const scratch = fs18.mkdtempSync(path15.join(path15.dirname(input.artifact), ".quantize-"));
+  const scratch = fs19.mkdtempSync(path17.join(path17.dirname(input.artifact), ".quantize-"));
   const measured = [];
   try {
     const plans = variants(prep);
     const files = [];
     for (const [k, v] of plans.entries()) {
       const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
-      const file = path15.join(scratch, `variant-${k}.onnx`);
+      const file = path17.join(scratch, `variant-${k}.onnx`);
       saveModel(q2.model, file);
       files.push(file);
       const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
@@ -34471,7 +34629,7 @@ async function quantizeStep(input) {
       });
     }
   } finally {
-    fs18.rmSync(scratch, { recursive: true, force: true });
+    fs19.rmSync(scratch, { recursive: true, force: true });
   }
   const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
   const pick2 = (eligible.length ? eligible : measured).reduce(
@@ -34524,7 +34682,7 @@ async function quantizeStep(input) {
 }
 function cpuHasVnni() {
   try {
-    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs18.readFileSync("/proc/cpuinfo", "utf8"));
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs19.readFileSync("/proc/cpuinfo", "utf8"));
   } catch {
     return void 0;
   }
@@ -34533,7 +34691,7 @@ async function quantizeDynamicStep(input) {
   const { config: config2, progress } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path15.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  progress.note(`quantizing ${path17.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
   let bits2 = 8;
   let deviation = null;
   let reason;
@@ -34597,16 +34755,16 @@ async function runOneShot(input, progress) {
   const { config: config2 } = req;
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.stage({ kind: "prune", model: path16.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  progress.stage({ kind: "prune", model: path18.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
   const metadata = (scopeUsed) => ({
     "prune-guard.version": VERSION,
     "prune-guard.method": config2.method,
     "prune-guard.scope": scopeUsed,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path16.basename(req.model),
+    "prune-guard.source": path18.basename(req.model),
     "prune-guard.recovery": config2.recovery
   });
-  const stepsDir = path16.join(req.out, "steps");
+  const stepsDir = path18.join(req.out, "steps");
   const files = { data: req.data, calib: req.calib };
   const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
   let roundSteps = [];
@@ -34634,7 +34792,7 @@ async function runOneShot(input, progress) {
   const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
   if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
   const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider);
-  if (staged) writeFileAtomic(outPath, fs19.readFileSync(quantized?.artifact ?? lastFloat));
+  if (staged) writeFileAtomic(outPath, fs20.readFileSync(quantized?.artifact ?? lastFloat));
   releaseField(input.dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
@@ -34645,68 +34803,59 @@ async function runOneShot(input, progress) {
   for (const r of [...roundSteps, ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
   if (unit.temperature) measured[measured.length - 1].step.temperature = unit.temperature;
   if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: dense.preds }));
-  const shipped = measured[measured.length - 1];
   const pruneStep = measured.find((m) => m.step.name === stepName({ kind: "prune" })).step;
   pruneStep.reduction = buildReduction(dense.step, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
+  return judgeSteps(input, measured, progress, {
+    targetSparsity: target,
+    notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
+    scope: pruned.scope ?? scope.scope,
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+  }, pruneStep.reduction);
+}
+async function judgeSteps(input, measured, progress, record, reduction) {
+  const { req, data, shifts, outPath } = input;
+  const { config: config2 } = req;
+  const dense = measured[0];
+  const shipped = measured[measured.length - 1];
   const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, pruneStep.reduction);
+  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction);
   return buildModelLedger({
+    ...record,
     model: req.model,
     pruned: outPath,
     method: config2.method,
-    targetSparsity: target,
     steps: measured,
     reference: dense,
     shipped,
     judged,
     data: { path: req.data, set: data },
     shifts,
-    config: config2,
-    notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
-    scope: pruned.scope ?? scope.scope,
-    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+    config: config2
   });
 }
 
 // src/pipeline/quantizeOnly.ts
-import * as fs20 from "node:fs";
-import * as path17 from "node:path";
+import * as fs21 from "node:fs";
+import * as path19 from "node:path";
 async function runQuantizeOnly(input, progress) {
   const { req, data, shifts, calib, outPath } = input;
   const { config: config2 } = req;
   const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
   releaseField(input.dense, "proto", "the dense model");
-  const stepsDir = path17.join(req.out, "steps");
-  fs20.mkdirSync(stepsDir, { recursive: true });
+  const stepsDir = path19.join(req.out, "steps");
+  fs21.mkdirSync(stepsDir, { recursive: true });
   const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider);
-  writeFileAtomic(outPath, fs20.readFileSync(quantized.artifact));
+  writeFileAtomic(outPath, fs21.readFileSync(quantized.artifact));
   collectGarbage();
   const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
   const shipped = await measureQuantized(quantized, { ...ctx, dense: dense.preds });
-  const measured = [dense, shipped];
-  const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2);
-  return buildModelLedger({
-    model: req.model,
-    pruned: outPath,
-    method: config2.method,
-    targetSparsity: 0,
-    steps: measured,
-    reference: dense,
-    shipped,
-    judged,
-    data: { path: req.data, set: data },
-    shifts,
-    config: config2,
-    notes: quantized.notes,
-    scope: config2.scope === "auto" ? "global" : config2.scope
-  });
+  return judgeSteps(input, [dense, shipped], progress, { targetSparsity: 0, notes: quantized.notes, scope: config2.scope === "auto" ? "global" : config2.scope });
 }
 
 // src/pipeline/run.ts
 function prunedPath(out, model) {
-  return path18.join(out, `${path18.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path20.join(out, `${path20.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -34722,7 +34871,7 @@ async function runPipeline(req, progress) {
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path18.resolve(outPath) === path18.resolve(req.model)) {
+  if (path20.resolve(outPath) === path20.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
@@ -34760,10 +34909,20 @@ function infeasibleBudgetNotes(req) {
   }
   return notes;
 }
+function runInputs(req) {
+  return [
+    { flag: "--model", path: req.model },
+    { flag: "--data", path: req.data },
+    ...req.calib ? [{ flag: "--calib", path: req.calib }] : [],
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path })),
+    ...req.configFile ? [{ flag: "--config", path: req.configFile }] : []
+  ];
+}
 async function guardedLedger(req, progress, publishLast = () => []) {
-  if (path19.resolve(prunedPath(req.out, req.model)) === path19.resolve(req.model)) {
+  if (path21.resolve(prunedPath(req.out, req.model)) === path21.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
+  refuseInputsInOutput(req.out, runInputs(req));
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
   const out = await OutputDir.open(req.out, {
     waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
@@ -34780,7 +34939,7 @@ async function guardedLedger(req, progress, publishLast = () => []) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path19.basename(prunedPath(req.out, req.model)));
+      out.retire(path21.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
     out.commit(publishLast(ledger, out.staging));
@@ -34795,7 +34954,7 @@ async function runGuarded(req, progress) {
     markdown = writeLedgerFiles(staging, l).markdown;
     return ["ledger.md", "ledger.json"];
   });
-  return { ledger, markdown, ledgerPath: path19.join(req.out, "ledger.json"), markdownPath: path19.join(req.out, "ledger.md") };
+  return { ledger, markdown, ledgerPath: path21.join(req.out, "ledger.json"), markdownPath: path21.join(req.out, "ledger.md") };
 }
 
 // src/io/stderrProgress.ts
@@ -34865,7 +35024,7 @@ function refuseEmptyValues(cmd) {
   return cmd;
 }
 function resolveConfig(flags, command) {
-  const file = flags.config ?? (fs21.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs22.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : DEFAULT_CONFIG;
   const given = FLAGS.filter((f) => f.commands.includes(command)).flatMap((f) => {
     const value = flags[attributeOf.get(f)];
@@ -34886,7 +35045,7 @@ function buildProgram(io) {
   const run = program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []);
   addSettingFlags(run, "run").option("--quiet", "do not print the ledger").action(async (flags) => {
     const { config: config2, budgets } = resolveConfig(flags, "run");
-    const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, config: config2, budgets }, progress());
+    const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, configFile: flags.config, config: config2, budgets }, progress());
     print(flags, result.markdown);
     io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
   });

@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path25 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path27 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path25 && path25[0] !== "/") {
-          path25 = `/${path25}`;
+        if (path27 && path27[0] !== "/") {
+          path27 = `/${path27}`;
         }
-        return new URL(`${origin}${path25}`);
+        return new URL(`${origin}${path27}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method: method2, path: path25, origin }
+          request: { method: method2, path: path27, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method2, origin, path25);
+        debuglog("sending request to %s %s/%s", method2, origin, path27);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path25, origin },
+          request: { method: method2, path: path27, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method2,
           origin,
-          path25,
+          path27,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path25, origin }
+          request: { method: method2, path: path27, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method2, origin, path25);
+        debuglog("trailers received from %s %s/%s", method2, origin, path27);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method: method2, path: path25, origin },
+          request: { method: method2, path: path27, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method2,
           origin,
-          path25,
+          path27,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method: method2, path: path25, origin }
+            request: { method: method2, path: path27, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method2, origin, path25);
+          debuglog("sending request to %s %s/%s", method2, origin, path27);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path25,
+        path: path27,
         method: method2,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path25 !== "string") {
+        if (typeof path27 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path25[0] !== "/" && !(path25.startsWith("http://") || path25.startsWith("https://")) && method2 !== "CONNECT") {
+        } else if (path27[0] !== "/" && !(path27.startsWith("http://") || path27.startsWith("https://")) && method2 !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path25)) {
+        } else if (invalidPathRegex.test(path27)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method2 !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path25, query) : path25;
+        this.path = query ? buildURL(path27, query) : path27;
         this.origin = origin;
         this.idempotent = idempotent == null ? method2 === "HEAD" || method2 === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -2309,9 +2309,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve8, reject) => {
+          return new Promise((resolve9, reject) => {
             this.close((err2, data) => {
-              return err2 ? reject(err2) : resolve8(data);
+              return err2 ? reject(err2) : resolve9(data);
             });
           });
         }
@@ -2349,12 +2349,12 @@ var require_dispatcher_base = __commonJS({
           err2 = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve8, reject) => {
+          return new Promise((resolve9, reject) => {
             this.destroy(err2, (err3, data) => {
               return err3 ? (
                 /* istanbul ignore next: should never error */
                 reject(err3)
-              ) : resolve8(data);
+              ) : resolve9(data);
             });
           });
         }
@@ -4621,8 +4621,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve8, reject) => {
-        res = resolve8;
+      const promise = new Promise((resolve9, reject) => {
+        res = resolve9;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -5934,7 +5934,7 @@ var require_client_h1 = __commonJS({
       kResume,
       kHTTPContext
     } = require_symbols();
-    var constants4 = require_constants2();
+    var constants5 = require_constants2();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var addListener = util.addListener;
@@ -6009,7 +6009,7 @@ var require_client_h1 = __commonJS({
       constructor(client, socket, { exports: exports2 }) {
         assert2(Number.isFinite(client[kMaxHeadersSize]) && client[kMaxHeadersSize] > 0);
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants4.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants5.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -6104,11 +6104,11 @@ var require_client_h1 = __commonJS({
             currentBufferRef = null;
           }
           const offset = llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr;
-          if (ret !== constants4.ERROR.OK) {
+          if (ret !== constants5.ERROR.OK) {
             const body = data.subarray(offset);
-            if (ret === constants4.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants5.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(body);
-            } else if (ret === constants4.ERROR.PAUSED) {
+            } else if (ret === constants5.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(body);
             } else {
@@ -6131,10 +6131,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants4.ERROR.OK) {
+        if (ret === constants5.ERROR.OK) {
           return null;
         }
-        if (ret === constants4.ERROR.PAUSED || ret === constants4.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants5.ERROR.PAUSED || ret === constants5.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -6151,7 +6151,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants4.ERROR[ret], data);
+        return new HTTPParserError(message, constants5.ERROR[ret], data);
       }
       destroy() {
         assert2(this.ptr != null);
@@ -6331,7 +6331,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants4.ERROR.PAUSED : 0;
+        return pause ? constants5.ERROR.PAUSED : 0;
       }
       onBody(buf) {
         const { client, socket, statusCode, maxResponseSize } = this;
@@ -6353,7 +6353,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request2.onData(buf) === false) {
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         }
       }
       onMessageComplete() {
@@ -6389,13 +6389,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert2(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(() => client[kResume]());
         } else {
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method2 !== "GET" && method2 !== "HEAD" && method2 !== "OPTIONS" && method2 !== "TRACE" && method2 !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method: method2, path: path25, host, upgrade, blocking, reset } = request2;
+      const { method: method2, path: path27, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH" || method2 === "QUERY" || method2 === "PROPFIND" || method2 === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method2} ${path25} HTTP/1.1\r
+      let header = `${method2} ${path27} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -6873,12 +6873,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve8, reject) => {
+      const waitForDrain = () => new Promise((resolve9, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve8;
+          callback = resolve9;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method: method2, path: path25, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method: method2, path: path27, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path25;
+      headers[HTTP2_HEADER_PATH] = path27;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7548,12 +7548,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve8, reject) => {
+      const waitForDrain = () => new Promise((resolve9, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve8;
+          callback = resolve9;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path25 = search ? `${pathname}${search}` : pathname;
+        const path27 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path25;
+        this.opts.path = path27;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8032,16 +8032,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve8) => {
+        return new Promise((resolve9) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve8;
+            this[kClosedResolve] = resolve9;
           } else {
-            resolve8(null);
+            resolve9(null);
           }
         });
       }
       async [kDestroy](err2) {
-        return new Promise((resolve8) => {
+        return new Promise((resolve9) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i2 = 0; i2 < requests.length; i2++) {
             const request2 = requests[i2];
@@ -8052,7 +8052,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve8(null);
+            resolve9(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err2, callback);
@@ -8103,7 +8103,7 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve8, reject) => {
+        const socket = await new Promise((resolve9, reject) => {
           client[kConnector]({
             host,
             hostname: hostname2,
@@ -8115,7 +8115,7 @@ var require_client = __commonJS({
             if (err2) {
               reject(err2);
             } else {
-              resolve8(socket2);
+              resolve9(socket2);
             }
           });
         });
@@ -8451,8 +8451,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve8) => {
-            this[kClosedResolve] = resolve8;
+          await new Promise((resolve9) => {
+            this[kClosedResolve] = resolve9;
           });
         }
       }
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path25 = "/",
+          path: path27 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path25;
+        opts.path = origin + path27;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -9721,7 +9721,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve8, reject) => {
+        return await new Promise((resolve9, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9734,7 +9734,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve8(null);
+              resolve9(null);
             }
           }).on("error", noop3).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9753,7 +9753,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve8, reject) => {
+      return new Promise((resolve9, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9770,7 +9770,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve8,
+              resolve: resolve9,
               reject,
               length: 0,
               body: []
@@ -9840,18 +9840,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve: resolve8, stream, length } = consume2;
+      const { type, body, resolve: resolve9, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve8(chunksDecode(body, length));
+          resolve9(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve8(JSON.parse(chunksDecode(body, length)));
+          resolve9(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve8(chunksConcat(body, length).buffer);
+          resolve9(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve8(new Blob(body, { type: stream[kContentType] }));
+          resolve9(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve8(chunksConcat(body, length));
+          resolve9(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err2) {
@@ -10108,9 +10108,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           request2.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve8(data);
+            return err2 ? reject(err2) : resolve9(data);
           });
         });
       }
@@ -10333,9 +10333,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           stream.call(this, opts, factory, (err2, data) => {
-            return err2 ? reject(err2) : resolve8(data);
+            return err2 ? reject(err2) : resolve9(data);
           });
         });
       }
@@ -10620,9 +10620,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           upgrade.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve8(data);
+            return err2 ? reject(err2) : resolve9(data);
           });
         });
       }
@@ -10714,9 +10714,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           connect.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve8(data);
+            return err2 ? reject(err2) : resolve9(data);
           });
         });
       }
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path25) {
-      if (typeof path25 !== "string") {
-        return path25;
+    function safeUrl(path27) {
+      if (typeof path27 !== "string") {
+        return path27;
       }
-      const pathSegments = path25.split("?");
+      const pathSegments = path27.split("?");
       if (pathSegments.length !== 2) {
-        return path25;
+        return path27;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path25, method: method2, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path25);
+    function matchKey(mockDispatch2, { path: path27, method: method2, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path27);
       const methodMatch = matchValue(mockDispatch2.method, method2);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path25 }) => matchValue(safeUrl(path25), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path27 }) => matchValue(safeUrl(path27), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path25, method: method2, body, headers, query } = opts;
+      const { path: path27, method: method2, body, headers, query } = opts;
       return {
-        path: path25,
+        path: path27,
         method: method2,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method: method2, path: path25, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method: method2, path: path27, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method2,
             Origin: origin,
-            Path: path25,
+            Path: path27,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -14579,7 +14579,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url = requestCurrentURL(request2);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve8, reject) => agent.dispatch(
+        return new Promise((resolve9, reject) => agent.dispatch(
           {
             path: url.pathname + url.search,
             origin: url.origin,
@@ -14655,7 +14655,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve8({
+              resolve9({
                 status,
                 statusText,
                 headersList,
@@ -14698,7 +14698,7 @@ var require_fetch = __commonJS({
               for (let i2 = 0; i2 < rawHeaders.length; i2 += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i2]), rawHeaders[i2 + 1].toString("latin1"), true);
               }
-              resolve8({
+              resolve9({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path25) {
-      for (let i2 = 0; i2 < path25.length; ++i2) {
-        const code = path25.charCodeAt(i2);
+    function validateCookiePath(path27) {
+      for (let i2 = 0; i2 < path27.length; ++i2) {
+        const code = path27.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -18439,8 +18439,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay(ms3) {
-      return new Promise((resolve8) => {
-        setTimeout(resolve8, ms3).unref();
+      return new Promise((resolve9) => {
+        setTimeout(resolve9, ms3).unref();
       });
     }
     module.exports = {
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path25 = opts.path;
+          let path27 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path25 = `/${path25}`;
+            path27 = `/${path27}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path25);
+          url = new URL(util.parseOrigin(url).origin + path27);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19379,11 +19379,11 @@ var init_summary = __esm({
   "node_modules/@actions/core/lib/summary.js"() {
     __awaiter = function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve8) {
-          resolve8(value);
+        return value instanceof P ? value : new P(function(resolve9) {
+          resolve9(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve8, reject) {
+      return new (P || (P = Promise))(function(resolve9, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -19399,7 +19399,7 @@ var init_summary = __esm({
           }
         }
         function step(result) {
-          result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path25 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path25} does not exist${EOL5}`);
+            const path27 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path27} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -19944,11 +19944,11 @@ var require_lib = __commonJS({
     })();
     var __awaiter3 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve8) {
-          resolve8(value);
+        return value instanceof P ? value : new P(function(resolve9) {
+          resolve9(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve8, reject) {
+      return new (P || (P = Promise))(function(resolve9, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -19964,7 +19964,7 @@ var require_lib = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -20051,26 +20051,26 @@ var require_lib = __commonJS({
       }
       readBody() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve8) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve9) => __awaiter3(this, void 0, void 0, function* () {
             let output = Buffer.alloc(0);
             this.message.on("data", (chunk) => {
               output = Buffer.concat([output, chunk]);
             });
             this.message.on("end", () => {
-              resolve8(output.toString());
+              resolve9(output.toString());
             });
           }));
         });
       }
       readBodyBuffer() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve8) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve9) => __awaiter3(this, void 0, void 0, function* () {
             const chunks = [];
             this.message.on("data", (chunk) => {
               chunks.push(chunk);
             });
             this.message.on("end", () => {
-              resolve8(Buffer.concat(chunks));
+              resolve9(Buffer.concat(chunks));
             });
           }));
         });
@@ -20278,14 +20278,14 @@ var require_lib = __commonJS({
        */
       requestRaw(info2, data) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve8, reject) => {
+          return new Promise((resolve9, reject) => {
             function callbackForResult(err2, res) {
               if (err2) {
                 reject(err2);
               } else if (!res) {
                 reject(new Error("Unknown error"));
               } else {
-                resolve8(res);
+                resolve9(res);
               }
             }
             this.requestRawWithCallback(info2, data, callbackForResult);
@@ -20529,12 +20529,12 @@ var require_lib = __commonJS({
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
           const ms3 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve8) => setTimeout(() => resolve8(), ms3));
+          return new Promise((resolve9) => setTimeout(() => resolve9(), ms3));
         });
       }
       _processResponse(res, options) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve8, reject) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve9, reject) => __awaiter3(this, void 0, void 0, function* () {
             const statusCode = res.message.statusCode || 0;
             const response = {
               statusCode,
@@ -20542,7 +20542,7 @@ var require_lib = __commonJS({
               headers: {}
             };
             if (statusCode === HttpCodes2.NotFound) {
-              resolve8(response);
+              resolve9(response);
             }
             function dateTimeDeserializer(key, value) {
               if (typeof value === "string") {
@@ -20581,7 +20581,7 @@ var require_lib = __commonJS({
               err2.result = response.result;
               reject(err2);
             } else {
-              resolve8(response);
+              resolve9(response);
             }
           }));
         });
@@ -20639,11 +20639,11 @@ var init_utils2 = __esm({
     import_undici2 = __toESM(require_undici(), 1);
     __awaiter2 = function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve8) {
-          resolve8(value);
+        return value instanceof P ? value : new P(function(resolve9) {
+          resolve9(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve8, reject) {
+      return new (P || (P = Promise))(function(resolve9, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -20659,7 +20659,7 @@ var init_utils2 = __esm({
           }
         }
         function step(result) {
-          result.done ? resolve8(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -25214,12 +25214,12 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry3) => {
     const eq = entry3.indexOf("=");
     const name = entry3.slice(0, Math.max(eq, 0)).trim();
-    const path25 = entry3.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path25 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path27 = entry3.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path27 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry3)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry3);
-    return { name, path: path25 };
+    return { name, path: path27 };
   });
 }
 var init_shifts = __esm({
@@ -25362,11 +25362,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path25, issues) {
+function prefixIssues(path27, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path25);
+    iss.path.unshift(path27);
     return iss;
   });
 }
@@ -27545,16 +27545,16 @@ var init_schema = __esm({
 });
 
 // src/config/validate.ts
-function formatKeyPath(path25) {
-  return path25.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path27) {
+  return path27.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path25) {
-  return path25.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path27) {
+  return path27.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue3, subject, value) {
   const form = formOf(issue3);
@@ -27564,18 +27564,18 @@ function describeIssue(issue3, subject, value) {
   return `${subject} must be ${issue3.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue3, raw) {
-  const path25 = issue3.path;
+  const path27 = issue3.path;
   if (issue3.code === "unrecognized_keys") {
     const valid = issue3.message.startsWith(VALID_KEYS) ? issue3.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue3.keys.map((key) => {
-      const full = [...path25, key];
+      const full = [...path27, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path25));
-  if (path25.length === 0) return [{ path: path25, message: `the config must be ${issue3.message} (got ${value})` }];
-  const subject = formOf(issue3) === "plain" ? formatKeyPath(path25) : `'${formatKeyPath(path25)}'`;
-  return [{ path: path25, message: describeIssue(issue3, subject, value) }];
+  const value = show(valueAt(raw, path27));
+  if (path27.length === 0) return [{ path: path27, message: `the config must be ${issue3.message} (got ${value})` }];
+  const subject = formOf(issue3) === "plain" ? formatKeyPath(path27) : `'${formatKeyPath(path27)}'`;
+  return [{ path: path27, message: describeIssue(issue3, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -27604,10 +27604,10 @@ var init_validate = __esm({
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path25 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path25);
+    const path27 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path27);
     if (!("kind" in s)) return [];
-    return [{ path: path25, field: path25.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path27, field: path27.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 function defaultText(ref) {
@@ -27907,7 +27907,7 @@ var init_reduction = __esm({
 // src/ledger/budgets.ts
 function resolveBudgets(configBudgets, flagBudgets) {
   const flags = new Map(flagBudgets.map((f) => [f.name, f]));
-  const resolved = [];
+  const resolved2 = [];
   const set = (name, source, b) => ({
     name,
     limit: b.limit,
@@ -27920,11 +27920,11 @@ function resolveBudgets(configBudgets, flagBudgets) {
     const { direction, default: fallback } = BUDGETS[name];
     const fromFlag = flags.get(name);
     const fromConfig = configBudgets[name];
-    if (fromFlag !== void 0) resolved.push(set(name, "flag", fromFlag));
-    else if (fromConfig !== void 0) resolved.push(set(name, "config", fromConfig));
-    else if (fallback !== void 0) resolved.push({ name, limit: fallback, direction, source: "default" });
+    if (fromFlag !== void 0) resolved2.push(set(name, "flag", fromFlag));
+    else if (fromConfig !== void 0) resolved2.push(set(name, "config", fromConfig));
+    else if (fallback !== void 0) resolved2.push({ name, limit: fallback, direction, source: "default" });
   }
-  return resolved;
+  return resolved2;
 }
 function notMeasured(why) {
   return { actual: null, why };
@@ -28015,10 +28015,10 @@ function within(direction, actual, limit) {
 }
 function intervalVerdict(direction, ci, limit, strict = false) {
   const [lo, hi] = ci;
-  const inside = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
+  const inside2 = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
   const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
   if (beyond) return "fail";
-  if (inside) return "pass";
+  if (inside2) return "pass";
   return strict ? "fail" : "warn";
 }
 function evaluateBudgets(budgets, m, opts = {}) {
@@ -28174,14 +28174,116 @@ var init_cleanup = __esm({
   }
 });
 
-// src/io/lock.ts
+// src/io/inputFile.ts
 import * as fs4 from "node:fs";
 import * as os5 from "node:os";
 import * as path2 from "node:path";
+function underPseudoRoot(real) {
+  return PSEUDO_ROOTS.some((root) => real === root || real.startsWith(root + path2.sep));
+}
+function readInputFile(file, opts) {
+  const shown = opts.shownAs ?? file;
+  const refuse = (why) => {
+    throw new UserError(`${shown}: ${why}; pass the path of ${opts.expected}`);
+  };
+  let real;
+  try {
+    real = fs4.realpathSync(file);
+  } catch (e) {
+    const code = e.code;
+    if (code === "ENOENT") refuse("file not found");
+    return refuse(`cannot read (${describe(e)})`);
+  }
+  if (underPseudoRoot(real)) refuse(`is a system file (${real}), not a regular file`);
+  let fd2;
+  try {
+    fd2 = fs4.openSync(real, fs4.constants.O_RDONLY | fs4.constants.O_NONBLOCK);
+  } catch (e) {
+    return refuse(`cannot read (${describe(e)})`);
+  }
+  try {
+    const st = fs4.fstatSync(fd2);
+    if (st.isDirectory()) refuse("is a folder");
+    if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
+    const limit = opts.maxBytes ?? Math.floor(os5.totalmem() * MEMORY_SHARE);
+    if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
+    const bytes2 = Buffer.allocUnsafe(st.size);
+    let off = 0;
+    while (off < st.size) {
+      const n = fs4.readSync(fd2, bytes2, off, st.size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    if (off !== st.size) refuse(`changed while being read (${off} of ${st.size} bytes)`);
+    return bytes2;
+  } finally {
+    fs4.closeSync(fd2);
+  }
+}
+function kindOf(st) {
+  if (st.isFIFO()) return "named pipe (FIFO)";
+  if (st.isCharacterDevice() || st.isBlockDevice()) return "device";
+  if (st.isSocket()) return "socket";
+  return "special file";
+}
+function mib(n) {
+  return `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
+var PSEUDO_ROOTS, MEMORY_SHARE;
+var init_inputFile = __esm({
+  "src/io/inputFile.ts"() {
+    "use strict";
+    init_errors();
+    PSEUDO_ROOTS = ["/proc", "/sys", "/dev"];
+    MEMORY_SHARE = 0.5;
+  }
+});
+
+// src/io/inputPaths.ts
+import * as fs5 from "node:fs";
+import * as path3 from "node:path";
+function resolved(p) {
+  const abs = path3.resolve(p);
+  const missing = [];
+  let dir = abs;
+  for (; ; ) {
+    try {
+      return path3.join(fs5.realpathSync(dir), ...missing.reverse());
+    } catch {
+      const parent = path3.dirname(dir);
+      if (parent === dir) return abs;
+      missing.push(path3.basename(dir));
+      dir = parent;
+    }
+  }
+}
+function inside(child, parent) {
+  const rel = path3.relative(parent, child);
+  return rel === "" || !rel.startsWith("..") && !path3.isAbsolute(rel);
+}
+function refuseInputsInOutput(out, inputs) {
+  const outDir = resolved(out);
+  for (const input of inputs) {
+    if (inside(resolved(input.path), outDir)) {
+      throw new UserError(`${input.flag} ${input.path}: sits inside the output folder ${out}, which this run replaces; move the file out of it or choose another --out`);
+    }
+  }
+}
+var init_inputPaths = __esm({
+  "src/io/inputPaths.ts"() {
+    "use strict";
+    init_errors();
+  }
+});
+
+// src/io/lock.ts
+import * as fs6 from "node:fs";
+import * as os6 from "node:os";
+import * as path4 from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 function isStale(owner) {
   if (!owner || !Number.isInteger(owner.pid)) return true;
-  if (owner.host !== os5.hostname()) return false;
+  if (owner.host !== os6.hostname()) return false;
   if (owner.pid === process.pid) return false;
   try {
     process.kill(owner.pid, 0);
@@ -28192,30 +28294,31 @@ function isStale(owner) {
 }
 function readOwner(file) {
   try {
-    return JSON.parse(fs4.readFileSync(file, "utf8"));
+    return JSON.parse(fs6.readFileSync(file, "utf8"));
   } catch {
     return void 0;
   }
 }
 async function lockDir(dir, opts) {
+  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
   try {
-    fs4.mkdirSync(dir, { recursive: true });
+    fs6.mkdirSync(dir, { recursive: true });
   } catch (e) {
     const code = e.code;
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
-  const file = path2.join(dir, LOCK_NAME);
-  const me = { pid: process.pid, host: os5.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const file = path4.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os6.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
   let announced = false;
   for (; ; ) {
     try {
-      const fd2 = fs4.openSync(file, "wx");
+      const fd2 = fs6.openSync(file, "wx");
       try {
-        fs4.writeFileSync(fd2, JSON.stringify(me) + "\n");
+        fs6.writeFileSync(fd2, JSON.stringify(me) + "\n");
       } finally {
-        fs4.closeSync(fd2);
+        fs6.closeSync(fd2);
       }
       let released = false;
       return {
@@ -28223,7 +28326,7 @@ async function lockDir(dir, opts) {
         release() {
           if (released) return;
           released = true;
-          if (readOwner(file)?.pid === me.pid) fs4.rmSync(file, { force: true });
+          if (readOwner(file)?.pid === me.pid) fs6.rmSync(file, { force: true });
         }
       };
     } catch (e) {
@@ -28234,12 +28337,12 @@ async function lockDir(dir, opts) {
     const owner = readOwner(file);
     if (isStale(owner)) {
       const again = readOwner(file);
-      if (JSON.stringify(again) === JSON.stringify(owner)) fs4.rmSync(file, { force: true });
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs6.rmSync(file, { force: true });
       continue;
     }
     if (Date.now() >= until) {
       throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path2.join(dir, LOCK_NAME)} if that run is gone`
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path4.join(dir, LOCK_NAME)} if that run is gone`
       );
     }
     if (!announced) {
@@ -28253,18 +28356,20 @@ var LOCK_NAME;
 var init_lock = __esm({
   "src/io/lock.ts"() {
     "use strict";
+    init_inputFile();
+    init_inputPaths();
     init_errors();
     LOCK_NAME = ".prune-guard.lock";
   }
 });
 
 // src/io/outputDir.ts
-import * as fs5 from "node:fs";
-import * as path3 from "node:path";
+import * as fs7 from "node:fs";
+import * as path5 from "node:path";
 import { randomBytes as randomBytes2 } from "node:crypto";
 function removeOrphanStaging(dir) {
-  for (const n of fs5.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs5.rmSync(path3.join(dir, n), { recursive: true, force: true });
+  for (const n of fs7.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs7.rmSync(path5.join(dir, n), { recursive: true, force: true });
   }
 }
 var STAGING_PREFIX, OutputDir, ATOMIC_TEMP;
@@ -28290,15 +28395,15 @@ var init_outputDir = __esm({
       retired = /* @__PURE__ */ new Set();
       unregister;
       static async open(dir, opts) {
-        const created = !fs5.existsSync(dir);
+        const created = !fs7.existsSync(dir);
         const lock = await lockDir(dir, {
           waitMs: opts.waitMs,
           onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
         });
         try {
           removeOrphanStaging(dir);
-          const staging = path3.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes2(4).toString("hex")}`);
-          fs5.mkdirSync(staging);
+          const staging = path5.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes2(4).toString("hex")}`);
+          fs7.mkdirSync(staging);
           return new _OutputDir(dir, staging, lock, created);
         } catch (e) {
           lock.release();
@@ -28307,12 +28412,12 @@ var init_outputDir = __esm({
       }
       /** The final path of a file written under the staging folder. */
       publicPath(p) {
-        const rel = path3.relative(this.staging, p);
-        return rel.startsWith("..") || path3.isAbsolute(rel) ? p : path3.join(this.dir, rel);
+        const rel = path5.relative(this.staging, p);
+        return rel.startsWith("..") || path5.isAbsolute(rel) ? p : path5.join(this.dir, rel);
       }
       /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
       discardStaged() {
-        for (const n of fs5.readdirSync(this.staging)) fs5.rmSync(path3.join(this.staging, n), { recursive: true, force: true });
+        for (const n of fs7.readdirSync(this.staging)) fs7.rmSync(path5.join(this.staging, n), { recursive: true, force: true });
       }
       /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
       retire(name) {
@@ -28321,15 +28426,15 @@ var init_outputDir = __esm({
       /** Move every staged file into the folder (`last` after the others), then unlock. */
       commit(last = []) {
         if (this.done) throw new Error("OutputDir: already committed or aborted");
-        const names = fs5.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+        const names = fs7.readdirSync(this.staging).filter((n) => !n.startsWith("."));
         const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-        for (const n of this.retired) if (!names.includes(n)) fs5.rmSync(path3.join(this.dir, n), { force: true });
+        for (const n of this.retired) if (!names.includes(n)) fs7.rmSync(path5.join(this.dir, n), { force: true });
         for (const n of ordered) {
-          const target = path3.join(this.dir, n);
-          const staged = path3.join(this.staging, n);
-          const old = fs5.lstatSync(target, { throwIfNoEntry: false });
-          if (old && (old.isDirectory() || fs5.lstatSync(staged).isDirectory())) fs5.renameSync(target, path3.join(this.staging, `.replaced-${n}`));
-          fs5.renameSync(staged, target);
+          const target = path5.join(this.dir, n);
+          const staged = path5.join(this.staging, n);
+          const old = fs7.lstatSync(target, { throwIfNoEntry: false });
+          if (old && (old.isDirectory() || fs7.lstatSync(staged).isDirectory())) fs7.renameSync(target, path5.join(this.staging, `.replaced-${n}`));
+          fs7.renameSync(staged, target);
         }
         this.finish();
       }
@@ -28339,7 +28444,7 @@ var init_outputDir = __esm({
         this.finish();
         if (this.created) {
           try {
-            fs5.rmdirSync(this.dir);
+            fs7.rmdirSync(this.dir);
           } catch {
           }
         }
@@ -28347,7 +28452,7 @@ var init_outputDir = __esm({
       finish() {
         this.done = true;
         this.unregister();
-        fs5.rmSync(this.staging, { recursive: true, force: true });
+        fs7.rmSync(this.staging, { recursive: true, force: true });
         this.lock.release();
       }
     };
@@ -28405,7 +28510,8 @@ var init_deadline = __esm({
             this.check();
           },
           stop: () => inner.stop(),
-          output: (text2) => inner.output(text2)
+          output: (text2) => inner.output(text2),
+          remainingSeconds: () => this.limitSeconds === void 0 ? void 0 : Math.max(0, this.limitSeconds - this.elapsedSeconds())
         };
       }
     };
@@ -28559,6 +28665,32 @@ var init_markdown_table = __esm({
   }
 });
 
+// src/util/escape.ts
+function oneLine(text2) {
+  return text2.replace(LINE_BREAKS, " ").replace(CONTROLS, "");
+}
+function escapeMarkdown(text2) {
+  return oneLine(text2).replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/@/g, "@\u200D");
+}
+function markdownCode(text2) {
+  const line = oneLine(text2).replace(/\|/g, "\\|");
+  const longest = Math.max(0, ...(line.match(/`+/g) ?? []).map((r) => r.length));
+  const fence = "`".repeat(longest + 1);
+  const pad2 = line.startsWith("`") || line.endsWith("`") || line === "" ? " " : "";
+  return `${fence}${pad2}${line}${pad2}${fence}`;
+}
+function markdownCell(text2) {
+  return oneLine(text2).replace(/\|/g, "\\|");
+}
+var LINE_BREAKS, CONTROLS;
+var init_escape = __esm({
+  "src/util/escape.ts"() {
+    "use strict";
+    LINE_BREAKS = /[\r\n\u2028\u2029\u0085]+/g;
+    CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+  }
+});
+
 // src/ledger/renderSensitivity.ts
 function damage(l) {
   const first = l.points[0];
@@ -28623,9 +28755,10 @@ var init_renderSensitivity = __esm({
   "src/ledger/renderSensitivity.ts"() {
     "use strict";
     init_markdown_table();
+    init_escape();
     init_format();
     CHART_LAYERS = 5;
-    cell = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    cell = markdownCell;
     quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
   }
 });
@@ -28667,10 +28800,11 @@ var init_renderSchedule = __esm({
   "src/ledger/renderSchedule.ts"() {
     "use strict";
     init_markdown_table();
+    init_escape();
     init_format();
     ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
     DASH = "\u2014";
-    cell2 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    cell2 = markdownCell;
   }
 });
 
@@ -28722,11 +28856,8 @@ var init_renderQuantize = __esm({
 });
 
 // src/ledger/render.ts
-function baseName(path25) {
-  return path25.split(/[\\/]/).pop() || path25;
-}
-function cell4(text2) {
-  return text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+function baseName(path27) {
+  return path27.split(/[\\/]/).pop() || path27;
 }
 function table2(rows2) {
   return markdownTable(
@@ -28758,7 +28889,7 @@ function renderHeadline(model) {
   } else {
     parts.push("no steps measured");
   }
-  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
+  return `**${WORD[model.verdict]}** \xB7 ${escapeMarkdown(baseName(model.model))}: ${parts.join(", ")}`;
 }
 function budgetValue(name, x2) {
   switch (name) {
@@ -28918,7 +29049,7 @@ function predictionShiftTable(model) {
     table2([
       ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
       ...model.prediction_shift.flatMap(
-        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
       )
     ])
   ].join("\n\n");
@@ -28931,8 +29062,8 @@ function shiftTable(model) {
     table2([
       ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
       ...model.shifts.map((s) => [
-        s.name,
-        s.source,
+        escapeMarkdown(s.name),
+        escapeMarkdown(s.source),
         String(s.samples),
         percent(s.dense, 2),
         percent(s.final, 2),
@@ -28943,7 +29074,7 @@ function shiftTable(model) {
   ].join("\n\n");
 }
 function renderModel(model) {
-  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const schedule = scheduleSection(model);
@@ -28983,14 +29114,15 @@ ${footer}
 }
 function timedOutLines(ledger) {
   return timedOutRuns(ledger).map(
-    (t) => `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
+    (t) => `**Timed out:** ${markdownCode(t.model)} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
   );
 }
-var WORD, ICON2, DASH3, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
+var WORD, ICON2, DASH3, TOP_CLASSES, cell4, speedRatio, orDash, zerosNotSkipped;
 var init_render = __esm({
   "src/ledger/render.ts"() {
     "use strict";
     init_markdown_table();
+    init_escape();
     init_envelope();
     init_renderSensitivity();
     init_format();
@@ -29000,6 +29132,7 @@ var init_render = __esm({
     ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
     DASH3 = "\u2014";
     TOP_CLASSES = 5;
+    cell4 = markdownCell;
     speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
     orDash = (x2, show2) => x2 == null ? DASH3 : show2(x2);
     zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
@@ -29523,7 +29656,7 @@ var require_tensor_factory_impl = __commonJS({
           throw new Error("Can not access image data");
         }
       } else if (isString) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           const canvas = createCanvas();
           const context3 = createCanvasContext(canvas);
           if (!image || !context3) {
@@ -29539,7 +29672,7 @@ var require_tensor_factory_impl = __commonJS({
             const img = context3.getImageData(0, 0, canvas.width, canvas.height);
             bufferToTensorOptions.height = canvas.height;
             bufferToTensorOptions.width = canvas.width;
-            resolve8((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
+            resolve9((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
           };
         });
       } else {
@@ -30463,10 +30596,10 @@ var require_backend2 = __commonJS({
         __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
       }
       async run(feeds, fetches, options) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           setImmediate(() => {
             try {
-              resolve8(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
+              resolve9(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
             } catch (e) {
               reject(e);
             }
@@ -30480,10 +30613,10 @@ var require_backend2 = __commonJS({
         return Promise.resolve();
       }
       async createInferenceSessionHandler(pathOrBuffer, options) {
-        return new Promise((resolve8, reject) => {
+        return new Promise((resolve9, reject) => {
           setImmediate(() => {
             try {
-              resolve8(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
+              resolve9(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
             } catch (e) {
               reject(e);
             }
@@ -31499,12 +31632,12 @@ var init_verdicts = __esm({
 });
 
 // src/pipeline/ledger.ts
-import * as os6 from "node:os";
+import * as os7 from "node:os";
 function measuredRuntime(provider, config2) {
   return {
     onnxruntime: onnxruntimeVersion(),
     provider: provider.provider,
-    threads: config2.latency.threads || os6.availableParallelism(),
+    threads: config2.latency.threads || os7.availableParallelism(),
     platform: `${process.platform}-${process.arch}`,
     ...provider.note ? { notes: [provider.note] } : {}
   };
@@ -31539,9 +31672,9 @@ var init_ledger = __esm({
 });
 
 // src/config/rules.ts
-import * as os7 from "node:os";
+import * as os8 from "node:os";
 function broken(rules, config2, facts) {
-  const all = { calib: "none", ...facts, cores: facts.cores ?? os7.availableParallelism() };
+  const all = { calib: "none", ...facts, cores: facts.cores ?? os8.availableParallelism() };
   return rules.map((rule) => rule(config2, all)).filter((m) => m !== void 0);
 }
 function checkConfig(config2, facts) {
@@ -32894,17 +33027,9 @@ var init_esm = __esm({
 });
 
 // src/data/npz.ts
-import * as fs6 from "node:fs";
-import * as path4 from "node:path";
+import * as path6 from "node:path";
 function readFile(file) {
-  try {
-    return fs6.readFileSync(file);
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${file}: file not found`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a directory; give the path of a .npz or .npy file`);
-    throw new UserError(`${file}: cannot read (${describe(e)}); check the path and its permissions`);
-  }
+  return readInputFile(file, { expected: "a .npz or .npy file" });
 }
 function readNpz(file) {
   const bytes2 = readFile(file);
@@ -32948,7 +33073,7 @@ function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
-  const ext = path4.extname(file).toLowerCase();
+  const ext = path6.extname(file).toLowerCase();
   if (ext === ".npz") return readNpz(file);
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
@@ -32976,6 +33101,7 @@ var init_npz = __esm({
     init_atomicWrite();
     init_esm();
     init_errors();
+    init_inputFile();
     init_npy();
     ZIP_STORED = 0;
     ZIP_DEFLATE = 8;
@@ -32992,12 +33118,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path25, model, opts) {
+function loadDataset(path27, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path25} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path27} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path25);
+  const arrays = readArrays(path27);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -33006,7 +33132,7 @@ function loadDataset(path25, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path25}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path27}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -33015,37 +33141,37 @@ function loadDataset(path25, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path25}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path27}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path25, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path25, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path27, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path27, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path25}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path27}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path25}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path27}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path25, y, count2);
+  if (y) labels = toLabels(path27, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path25}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path27}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path25, count: count2, inputs, labels };
+  return { path: path27, count: count2, inputs, labels };
 }
-function checkInput(path25, spec, name, arr, modelName) {
-  const subject = `${path25}: array '${name}'`;
+function checkInput(path27, spec, name, arr, modelName) {
+  const subject = `${path27}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -33067,7 +33193,7 @@ function checkInput(path25, spec, name, arr, modelName) {
     }
   }
 }
-function checkFinite(path25, name, arr) {
+function checkFinite(path27, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -33078,7 +33204,7 @@ function checkFinite(path25, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path25}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path27}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -33097,8 +33223,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path25, y, count2) {
-  const subject = `${path25}: label array '${LABELS}'`;
+function toLabels(path27, y, count2) {
+  const subject = `${path27}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -33336,12 +33462,12 @@ var init_corruptions = __esm({
 });
 
 // src/measure/provider.ts
-import * as fs7 from "node:fs";
+import * as fs8 from "node:fs";
 function cudaUnavailable() {
   const { ort, source } = onnxruntime();
   const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
   if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
-  if (!fs7.existsSync("/dev/nvidia0") && !fs7.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  if (!fs8.existsSync("/dev/nvidia0") && !fs8.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
   return void 0;
 }
 async function resolveProvider(requested, probeModel) {
@@ -35931,8 +36057,8 @@ var init_nested_types = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve8) {
-  return buildFileRegistry([fileDescriptorProto, resolve8]);
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve9) {
+  return buildFileRegistry([fileDescriptorProto, resolve9]);
 }
 function buildFileRegistry(args, check) {
   const registry2 = createBaseRegistry();
@@ -35956,7 +36082,7 @@ function buildFileRegistry(args, check) {
         if (seen.has(protoFileName)) {
           continue;
         }
-        const dep = resolve8(protoFileName);
+        const dep = resolve9(protoFileName);
         if (!dep) {
           throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
         }
@@ -35970,7 +36096,7 @@ function buildFileRegistry(args, check) {
       return deps.concat(...deps.map(recurseDeps));
     };
     const input = args[0];
-    const resolve8 = args[1];
+    const resolve9 = args[1];
     const seen = /* @__PURE__ */ new Set();
     for (const file of [input, ...recurseDeps(input)].reverse()) {
       check === null || check === void 0 ? void 0 : check(file);
@@ -36521,11 +36647,11 @@ function getFieldPresence(proto, oneof, isExtension, parent) {
   if (isExtension) {
     return EXPLICIT;
   }
-  const resolved = resolveFeature("fieldPresence", { proto, parent });
-  if (resolved == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
+  const resolved2 = resolveFeature("fieldPresence", { proto, parent });
+  if (resolved2 == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
     return EXPLICIT;
   }
-  return resolved;
+  return resolved2;
 }
 function isPackedField(proto, parent) {
   if (proto.label != LABEL_REPEATED) {
@@ -36819,8 +36945,8 @@ var init_boot = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path25, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path25]);
+function messageDesc(file, path27, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path27]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -38233,18 +38359,10 @@ var init_streamSave = __esm({
 });
 
 // src/onnx/model.ts
-import * as fs8 from "node:fs";
-import * as path5 from "node:path";
+import * as fs9 from "node:fs";
+import * as path7 from "node:path";
 function loadModel(file) {
-  let bytes2;
-  try {
-    bytes2 = fs8.readFileSync(file);
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a folder; pass the path of an .onnx model`);
-    throw new UserError(`${file}: cannot read (${describe(e)})`);
-  }
+  const bytes2 = readInputFile(file, { expected: "an .onnx model" });
   return { proto: parseModel(bytes2, file), path: file, bytes: bytes2.byteLength };
 }
 function parseModel(bytes2, file) {
@@ -38284,27 +38402,27 @@ function externalEntry(t, key) {
   return t.externalData.find((e) => e.key === key)?.value;
 }
 function resolveExternalData(proto, file) {
-  const dir = path5.dirname(path5.resolve(file));
+  const dir = path7.dirname(path7.resolve(file));
   const tensors = [...allTensors(proto)].filter(isExternal);
   if (tensors.length === 0) return;
-  const realDir = fs8.realpathSync(dir);
+  const realDir = fs9.realpathSync(dir);
   const reads = [];
   let total2 = 0;
   for (const t of tensors) {
     const location = externalEntry(t, "location");
     if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-    if (path5.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-    const target = path5.resolve(dir, location);
+    if (path7.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path7.resolve(dir, location);
     let real;
     try {
-      real = fs8.realpathSync(target);
+      real = fs9.realpathSync(target);
     } catch {
-      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path5.basename(file)}`);
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path7.basename(file)}`);
     }
-    if (real !== realDir && !real.startsWith(realDir + path5.sep)) {
+    if (real !== realDir && !real.startsWith(realDir + path7.sep)) {
       throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
     }
-    const stat2 = fs8.statSync(real);
+    const stat2 = fs9.statSync(real);
     if (!stat2.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
     const size2 = stat2.size;
     const offset = Number(externalEntry(t, "offset") ?? 0);
@@ -38325,17 +38443,17 @@ function resolveExternalData(proto, file) {
     for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs8.openSync(real, "r");
+        fd2 = fs9.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs8.readSync(fd2, data, 0, length, offset);
+      fs9.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs8.closeSync(fd2);
+    for (const fd2 of handles.values()) fs9.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -38379,6 +38497,7 @@ var init_model = __esm({
     init_esm2();
     init_errors();
     init_atomicWrite();
+    init_inputFile();
     init_onnx_pb();
     init_tensor();
     init_streamSave();
@@ -38574,7 +38693,30 @@ function checkFiniteWeights(model, file) {
     }
   }
 }
+function checkSingleProducers(graph, file) {
+  const writer = /* @__PURE__ */ new Map();
+  const claim2 = (tensor, by) => {
+    if (!tensor) return;
+    const first = writer.get(tensor);
+    if (first !== void 0) {
+      throw new UserError(`${file}: tensor '${tensor}' has two producers (${first} and ${by}); each tensor must be written once, fix the export`);
+    }
+    writer.set(tensor, by);
+  };
+  const inits = new Set(graph.initializer.map((t) => t.name));
+  for (const i2 of graph.input) if (!inits.has(i2.name)) claim2(i2.name, `graph input '${i2.name}'`);
+  for (const t of graph.initializer) claim2(t.name, `initializer '${t.name}'`);
+  graph.node.forEach((n, k) => {
+    for (const o of n.output) claim2(o, `node '${n.name || `#${k}`}' (${n.opType})`);
+  });
+  try {
+    new GraphIndex(graph);
+  } catch {
+    throw new UserError(`${file}: the graph has a cycle (a node reads, through other nodes, its own output); fix the export`);
+  }
+}
 function preflightModel(model, file) {
+  checkSingleProducers(model.graph, file);
   checkRuntimeSupport(model, file);
   checkFiniteWeights(model, file);
 }
@@ -39576,8 +39718,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path25, { windows } = {}) => {
-      const segs = path25.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path27, { windows } = {}) => {
+      const segs = path27.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -39929,7 +40071,7 @@ var require_scan = __commonJS({
 var require_parse2 = __commonJS({
   "node_modules/picomatch/lib/parse.js"(exports, module) {
     "use strict";
-    var constants4 = require_constants6();
+    var constants5 = require_constants6();
     var utils = require_utils2();
     var {
       MAX_LENGTH: MAX_LENGTH2,
@@ -39937,7 +40079,7 @@ var require_parse2 = __commonJS({
       REGEX_NON_SPECIAL_CHARS,
       REGEX_SPECIAL_CHARS_BACKREF,
       REPLACEMENTS
-    } = constants4;
+    } = constants5;
     var expandRange = (args, options) => {
       if (typeof options.expandRange === "function") {
         return options.expandRange(...args, options);
@@ -40146,7 +40288,7 @@ var require_parse2 = __commonJS({
       if (options.maxExtglobRecursion === false) {
         return { risky: false };
       }
-      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants4.DEFAULT_MAX_EXTGLOB_RECURSION;
+      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants5.DEFAULT_MAX_EXTGLOB_RECURSION;
       const branches = splitTopLevel(body).map((branch) => branch.trim());
       if (branches.length > 1) {
         if (branches.some((branch) => branch === "") || branches.some((branch) => /^[*?]+$/.test(branch)) || hasRepeatedCharPrefixOverlap(branches)) {
@@ -40192,8 +40334,8 @@ var require_parse2 = __commonJS({
       const bos = { type: "bos", value: "", output: opts.prepend || "" };
       const tokens = [bos];
       const capture = opts.capture ? "" : "?:";
-      const PLATFORM_CHARS = constants4.globChars(opts.windows);
-      const EXTGLOB_CHARS = constants4.extglobChars(PLATFORM_CHARS);
+      const PLATFORM_CHARS = constants5.globChars(opts.windows);
+      const EXTGLOB_CHARS = constants5.extglobChars(PLATFORM_CHARS);
       const {
         DOT_LITERAL,
         PLUS_LITERAL,
@@ -40889,7 +41031,7 @@ var require_parse2 = __commonJS({
         NO_DOTS_SLASH,
         STAR,
         START_ANCHOR
-      } = constants4.globChars(opts.windows);
+      } = constants5.globChars(opts.windows);
       const nodot = opts.dot ? NO_DOTS : NO_DOT;
       const slashDot = opts.dot ? NO_DOTS_SLASH : NO_DOT;
       const capture = opts.capture ? "" : "?:";
@@ -40947,7 +41089,7 @@ var require_picomatch = __commonJS({
     var scan = require_scan();
     var parse4 = require_parse2();
     var utils = require_utils2();
-    var constants4 = require_constants6();
+    var constants5 = require_constants6();
     var isObject3 = (val) => val && typeof val === "object" && !Array.isArray(val);
     var picomatch5 = (glob2, options, returnState = false) => {
       if (Array.isArray(glob2)) {
@@ -41075,7 +41217,7 @@ var require_picomatch = __commonJS({
         return /$^/;
       }
     };
-    picomatch5.constants = constants4;
+    picomatch5.constants = constants5;
     module.exports = picomatch5;
   }
 });
@@ -41467,7 +41609,7 @@ function accumulate(scores, spaces, layout, perElement) {
     pos += s.len * s.repeat;
   }
 }
-function constants3(model) {
+function constants4(model) {
   const index = new GraphIndex(model.graph);
   const cache = /* @__PURE__ */ new Map();
   return (name) => {
@@ -41480,7 +41622,7 @@ function constants3(model) {
   };
 }
 function magnitudeImportance(model, analysis, p) {
-  const get = constants3(model);
+  const get = constants4(model);
   const scores = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
     if (!isMatrixUse(u, get)) continue;
@@ -41491,7 +41633,7 @@ function magnitudeImportance(model, analysis, p) {
   return scores;
 }
 function bnScaleImportance(model, analysis) {
-  const get = constants3(model);
+  const get = constants4(model);
   const scores = /* @__PURE__ */ new Map();
   const nodes = model.graph.node;
   for (const u of analysis.uses) {
@@ -41512,7 +41654,7 @@ function resolveAlias(model, name) {
   return n;
 }
 function activationImportance(model, analysis, meanAbs) {
-  const get = constants3(model);
+  const get = constants4(model);
   const scores = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
     if (u.role !== "fanin" || !u.activation) continue;
@@ -44323,9 +44465,9 @@ var init_classifier = __esm({
 });
 
 // src/onnx/runtime/session.ts
-import * as fs9 from "node:fs";
-import * as os8 from "node:os";
-import * as path6 from "node:path";
+import * as fs10 from "node:fs";
+import * as os9 from "node:os";
+import * as path8 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -44346,17 +44488,17 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs9.mkdtempSync(path6.join(process.env.RUNNER_TEMP || os8.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs9.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs10.mkdtempSync(path8.join(process.env.RUNNER_TEMP || os9.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs10.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path6.join(dir, "model.onnx");
+    const file = path8.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw cannotLoad(e);
   } finally {
-    fs9.rmSync(dir, { recursive: true, force: true });
+    fs10.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -46121,7 +46263,7 @@ var init_stage = __esm({
 
 // src/recover/external.ts
 import { spawn } from "node:child_process";
-import * as fs10 from "node:fs";
+import * as fs11 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -46145,14 +46287,41 @@ function externalEnv(p) {
     PRUNE_GUARD_DATA: p.data
   };
 }
-function runCommand(command, env, output) {
-  return new Promise((resolve8, reject) => {
-    const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+function commandEnv(base, extra) {
+  const env = {};
+  for (const [k, v] of Object.entries(base)) if (v !== void 0 && !/^INPUT_/i.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+function runCommand(command, env, output, opts = {}) {
+  return new Promise((resolve9, reject) => {
+    const started = performance.now();
+    const child = spawn(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
+    const killGroup = (signal) => {
+      try {
+        if (child.pid !== void 0) process.kill(-child.pid, signal);
+      } catch {
+      }
+    };
+    const unregister = onInterrupt(() => killGroup("SIGKILL"));
+    let timedOut = false;
+    let grace;
+    const timer = opts.timeoutSeconds === void 0 ? void 0 : setTimeout(() => {
+      timedOut = true;
+      killGroup("SIGTERM");
+      grace = setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS);
+    }, opts.timeoutSeconds * 1e3);
     child.stdout.setEncoding("utf8").on("data", output);
     child.stderr.setEncoding("utf8").on("data", output);
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
+    child.on("exit", () => {
+      killGroup("SIGKILL");
+    });
     child.on("close", (code, signal) => {
-      if (code === 0) resolve8();
+      clearTimeout(timer);
+      clearTimeout(grace);
+      unregister();
+      if (timedOut) reject(new CommandTimedOut((performance.now() - started) / 1e3));
+      else if (code === 0) resolve9();
       else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
     });
   });
@@ -46184,26 +46353,37 @@ function verifyRecovered(before, after, masks, file) {
     if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
   }
 }
-async function externalRecovery(command, pruned, weights, paths, output) {
+async function externalRecovery(command, pruned, weights, paths, output, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs10.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths), output);
-  if (!fs10.existsSync(paths.modelOut)) {
+  fs11.rmSync(paths.modelOut, { force: true });
+  await runCommand(command, externalEnv(paths), output, opts);
+  if (!fs11.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
   verifyRecovered(pruned, recovered, masks, paths.modelOut);
   return recovered;
 }
+var CommandTimedOut, KILL_GRACE_MS;
 var init_external2 = __esm({
   "src/recover/external.ts"() {
     "use strict";
     init_npz();
     init_errors();
+    init_cleanup();
     init_graph();
     init_model();
     init_tensor();
+    CommandTimedOut = class extends Error {
+      constructor(seconds) {
+        super(`the recovery command was stopped after ${seconds.toFixed(1)} s, at the time budget`);
+        this.seconds = seconds;
+      }
+      seconds;
+      name = "CommandTimedOut";
+    };
+    KILL_GRACE_MS = 2e3;
   }
 });
 
@@ -47190,8 +47370,8 @@ var init_temperature = __esm({
 });
 
 // src/recover/runRecovery.ts
-import * as fs11 from "node:fs";
-import * as path7 from "node:path";
+import * as fs12 from "node:fs";
+import * as path9 from "node:path";
 function hasRecoverySteps(config2, calib) {
   const recovers = config2.recovery !== "none" && !(config2.recovery === "auto" && !calib);
   return recovers || config2.bakeTemperature;
@@ -47200,7 +47380,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path7.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path9.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -47217,7 +47397,7 @@ async function runRecovery(req) {
   if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs11.mkdirSync(req.stepsDir, { recursive: true });
+  fs12.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -47232,19 +47412,23 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config: config2, progress } = req;
   if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
-  fs11.mkdirSync(req.stepsDir, { recursive: true });
+  fs12.mkdirSync(req.stepsDir, { recursive: true });
   if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
     const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads) : void 0;
-    const model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
-      modelIn: req.prunedArtifact,
-      modelOut: artifact,
-      masks: `${req.stepsDir}/masks.npz`,
-      calib: req.files.calib,
-      data: req.files.data
-    }, (text2) => progress.output(text2));
+    const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
+    let model;
+    try {
+      model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), paths, (text2) => progress.output(text2), {
+        timeoutSeconds: progress.remainingSeconds?.()
+      });
+    } catch (e) {
+      if (!(e instanceof CommandTimedOut)) throw e;
+      progress.note(`recovery: ${e.message}`);
+      throw e;
+    }
     const seconds = (performance.now() - t0) / 1e3;
     const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads) : void 0;
     const info2 = { seconds };
@@ -47415,10 +47599,10 @@ var init_runRecovery = __esm({
 });
 
 // src/measure/size.ts
-import * as fs12 from "node:fs";
+import * as fs13 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs12.readFileSync(file);
+  const data = fs13.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 var init_size = __esm({
@@ -47629,7 +47813,8 @@ function speedFunnel(input) {
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
   const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
   const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
-  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
+  const sameKernels = step.flops === dense.flops && step.params === dense.params;
+  const speed = p === null || speedup === null ? null : !sameKernels && p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
   return {
     batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
     params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
@@ -47658,18 +47843,18 @@ var init_funnel = __esm({
 });
 
 // src/measure/memory.ts
-import * as fs13 from "node:fs";
+import * as fs14 from "node:fs";
 function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs13.readFileSync("/proc/self/status", "utf8"));
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs14.readFileSync("/proc/self/status", "utf8"));
   return m ? Number(m[1]) * 1024 : void 0;
 }
 function peakMeter() {
   try {
-    fs13.writeFileSync("/proc/self/clear_refs", "5");
+    fs14.writeFileSync("/proc/self/clear_refs", "5");
     if (readHwm() !== void 0) {
       return {
         method: "linux-vmhwm",
-        reset: () => fs13.writeFileSync("/proc/self/clear_refs", "5"),
+        reset: () => fs14.writeFileSync("/proc/self/clear_refs", "5"),
         peak: () => readHwm()
       };
     }
@@ -47686,7 +47871,7 @@ var init_memory = __esm({
 
 // src/measure/runtimeCost.ts
 import { spawn as spawn2 } from "node:child_process";
-import * as fs14 from "node:fs";
+import * as fs15 from "node:fs";
 function throughput(byBatch) {
   if (byBatch.length === 0) return void 0;
   const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
@@ -47694,7 +47879,7 @@ function throughput(byBatch) {
 }
 function readCounter(file) {
   try {
-    const v = Number(fs14.readFileSync(file, "utf8").trim());
+    const v = Number(fs15.readFileSync(file, "utf8").trim());
     return Number.isFinite(v) ? v : void 0;
   } catch {
     return void 0;
@@ -47821,12 +48006,12 @@ var init_timeSteps = __esm({
 });
 
 // src/pipeline/unit.ts
-import * as fs15 from "node:fs";
-import * as path8 from "node:path";
+import * as fs16 from "node:fs";
+import * as path10 from "node:path";
 async function pruneAndRecover(unit) {
   const pruned = await unit.prune();
   if (unit.metadata) setMetadata(pruned.model, unit.metadata(pruned));
-  fs15.mkdirSync(path8.dirname(unit.pruneArtifact), { recursive: true });
+  fs16.mkdirSync(path10.dirname(unit.pruneArtifact), { recursive: true });
   saveModel(pruned.model, unit.pruneArtifact);
   const recovery = await runRecovery({ ...unit.recovery, pruned: pruned.model, prunedArtifact: unit.pruneArtifact, denseWeights: pruned.denseWeights, structured: pruned.structured });
   return {
@@ -47848,8 +48033,8 @@ var init_unit = __esm({
 });
 
 // src/pipeline/gradual.ts
-import * as fs16 from "node:fs";
-import * as path9 from "node:path";
+import * as fs17 from "node:fs";
+import * as path11 from "node:path";
 function regrownWeights(before, after, names) {
   const a = new GraphIndex(before.graph);
   const b = new GraphIndex(after.graph);
@@ -47893,8 +48078,8 @@ async function runGradual(input, progress) {
   const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config2.sparsity)} (${targets.map(pct4).join(", ")})`);
-  const stepsRoot = path9.join(req.out, "steps");
-  fs16.mkdirSync(stepsRoot, { recursive: true });
+  const stepsRoot = path11.join(req.out, "steps");
+  fs17.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
@@ -47921,7 +48106,7 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
     }
-    progress.stage({ kind: "prune", model: path9.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
+    progress.stage({ kind: "prune", model: path11.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const from = current;
     const prune = async () => {
@@ -47938,7 +48123,7 @@ async function runGradual(input, progress) {
       if (t === 1) denseTally = pruned.channels;
       return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct4(target)}: ${pruned.description}` };
     };
-    const dir = path9.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const dir = path11.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     const unit = await pruneAndRecover({
       prune,
       metadata: () => ({
@@ -47947,7 +48132,7 @@ async function runGradual(input, progress) {
         "prune-guard.scope": config2.scope,
         "prune-guard.target_sparsity": String(target),
         "prune-guard.schedule_step": `${t}/${targets.length}`,
-        "prune-guard.source": path9.basename(req.model),
+        "prune-guard.source": path11.basename(req.model),
         "prune-guard.recovery": config2.recovery
       }),
       pruneArtifact: stepFile(dir, 1, "prune"),
@@ -48014,7 +48199,7 @@ async function runGradual(input, progress) {
   const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
   const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs16.readFileSync(chosen2.final.step.artifact));
+  writeFileAtomic(outPath, fs17.readFileSync(chosen2.final.step.artifact));
   const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
     kind: "gradual",
@@ -48105,7 +48290,7 @@ var init_gradual = __esm({
 });
 
 // src/pipeline/rounds.ts
-import * as path10 from "node:path";
+import * as path12 from "node:path";
 function pruneRound(model, weights, target, config2, plan) {
   if (plan) return pruneCounts(model, weights, plan.counts(target));
   return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
@@ -48129,7 +48314,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
     const started = performance.now();
     const target = targets[r - 1];
     progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct5(target)}` });
-    const roundDir = path10.join(dir, `round-${String(r).padStart(2, "0")}`);
+    const roundDir = path12.join(dir, `round-${String(r).padStart(2, "0")}`);
     const from2 = current;
     const unit = await pruneAndRecover({
       prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
@@ -48177,8 +48362,8 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
     return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
   const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global2 = await runChain(dense, weights, half, rounds, path10.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path10.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global2 = await runChain(dense, weights, half, rounds, path12.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path12.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global2.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
@@ -48206,9 +48391,9 @@ var init_rounds2 = __esm({
 });
 
 // src/quantize/kernels.ts
-import * as fs17 from "node:fs";
-import * as os9 from "node:os";
-import * as path11 from "node:path";
+import * as fs18 from "node:fs";
+import * as os10 from "node:os";
+import * as path13 from "node:path";
 function kernelReport(written, optimised) {
   const ops = {};
   let integer2 = 0;
@@ -48241,10 +48426,10 @@ function kernelReport(written, optimised) {
 }
 async function optimisedGraph(modelPath, threads = 1) {
   const { ort } = onnxruntime();
-  const dir = fs17.mkdtempSync(path11.join(process.env.RUNNER_TEMP || os9.tmpdir(), "prune-guard-kernels-"));
-  const done = onInterrupt(() => fs17.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs18.mkdtempSync(path13.join(process.env.RUNNER_TEMP || os10.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs18.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path11.join(dir, "optimised.onnx");
+    const file = path13.join(dir, "optimised.onnx");
     let session;
     try {
       session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
@@ -48254,7 +48439,7 @@ async function optimisedGraph(modelPath, threads = 1) {
     await session.release();
     return loadModel(file).proto;
   } finally {
-    fs17.rmSync(dir, { recursive: true, force: true });
+    fs18.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -48912,7 +49097,7 @@ async function layerErrors(float, q, data, threads) {
   });
   const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
   const qNames = [...new Set(floatNames.map(dqOf))];
-  const fs28 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const fs29 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
@@ -48921,7 +49106,7 @@ async function layerErrors(float, q, data, threads) {
       const end = Math.min(data.count, start + batch);
       const feeds = {};
       for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const fr = await fs28.run(feeds, floatNames);
+      const fr = await fs29.run(feeds, floatNames);
       const qr = await qs.run(feeds, qNames);
       for (const name of floatNames) {
         const a = qr[dqOf(name)].data;
@@ -48937,7 +49122,7 @@ async function layerErrors(float, q, data, threads) {
       for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
     }
   } finally {
-    await fs28.release();
+    await fs29.release();
     await qs.release();
   }
   const err2 = (t) => {
@@ -49029,8 +49214,8 @@ var init_dynamic = __esm({
 });
 
 // src/pipeline/quantizeStep.ts
-import * as fs18 from "node:fs";
-import * as path12 from "node:path";
+import * as fs19 from "node:fs";
+import * as path14 from "node:path";
 function firstSlice(d, n) {
   if (d.count <= n) return d;
   return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
@@ -49076,21 +49261,21 @@ async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path12.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  progress.note(`quantizing ${path14.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
   const slice = firstSlice(calib, DECISION_SAMPLES);
   const metric = slice.labels ? "accuracy" : "agreement";
   const floatPred = await predict2(float, slice, "fused", threads);
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
   const weights = await chooseWeightBits(prep, slice, threads);
-  const scratch = fs18.mkdtempSync(path12.join(path12.dirname(input.artifact), ".quantize-"));
+  const scratch = fs19.mkdtempSync(path14.join(path14.dirname(input.artifact), ".quantize-"));
   const measured = [];
   try {
     const plans = variants(prep);
     const files = [];
     for (const [k, v] of plans.entries()) {
       const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
-      const file = path12.join(scratch, `variant-${k}.onnx`);
+      const file = path14.join(scratch, `variant-${k}.onnx`);
       saveModel(q2.model, file);
       files.push(file);
       const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
@@ -49106,7 +49291,7 @@ async function quantizeStep(input) {
       });
     }
   } finally {
-    fs18.rmSync(scratch, { recursive: true, force: true });
+    fs19.rmSync(scratch, { recursive: true, force: true });
   }
   const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
   const pick2 = (eligible.length ? eligible : measured).reduce(
@@ -49159,7 +49344,7 @@ async function quantizeStep(input) {
 }
 function cpuHasVnni() {
   try {
-    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs18.readFileSync("/proc/cpuinfo", "utf8"));
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs19.readFileSync("/proc/cpuinfo", "utf8"));
   } catch {
     return void 0;
   }
@@ -49168,7 +49353,7 @@ async function quantizeDynamicStep(input) {
   const { config: config2, progress } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path12.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  progress.note(`quantizing ${path14.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
   let bits2 = 8;
   let deviation = null;
   let reason;
@@ -49250,23 +49435,23 @@ var init_quantizeStep = __esm({
 });
 
 // src/pipeline/oneShot.ts
-import * as fs19 from "node:fs";
-import * as path13 from "node:path";
+import * as fs20 from "node:fs";
+import * as path15 from "node:path";
 async function runOneShot(input, progress) {
   const { req, data, shifts, calib, outPath, scope, rounds } = input;
   const { config: config2 } = req;
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.stage({ kind: "prune", model: path13.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  progress.stage({ kind: "prune", model: path15.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
   const metadata = (scopeUsed) => ({
     "prune-guard.version": VERSION7,
     "prune-guard.method": config2.method,
     "prune-guard.scope": scopeUsed,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path13.basename(req.model),
+    "prune-guard.source": path15.basename(req.model),
     "prune-guard.recovery": config2.recovery
   });
-  const stepsDir = path13.join(req.out, "steps");
+  const stepsDir = path15.join(req.out, "steps");
   const files = { data: req.data, calib: req.calib };
   const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
   let roundSteps = [];
@@ -49294,7 +49479,7 @@ async function runOneShot(input, progress) {
   const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
   if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
   const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider);
-  if (staged) writeFileAtomic(outPath, fs19.readFileSync(quantized?.artifact ?? lastFloat));
+  if (staged) writeFileAtomic(outPath, fs20.readFileSync(quantized?.artifact ?? lastFloat));
   releaseField(input.dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
@@ -49305,26 +49490,34 @@ async function runOneShot(input, progress) {
   for (const r of [...roundSteps, ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
   if (unit.temperature) measured[measured.length - 1].step.temperature = unit.temperature;
   if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: dense.preds }));
-  const shipped = measured[measured.length - 1];
   const pruneStep = measured.find((m) => m.step.name === stepName({ kind: "prune" })).step;
   pruneStep.reduction = buildReduction(dense.step, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
+  return judgeSteps(input, measured, progress, {
+    targetSparsity: target,
+    notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
+    scope: pruned.scope ?? scope.scope,
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+  }, pruneStep.reduction);
+}
+async function judgeSteps(input, measured, progress, record, reduction) {
+  const { req, data, shifts, outPath } = input;
+  const { config: config2 } = req;
+  const dense = measured[0];
+  const shipped = measured[measured.length - 1];
   const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, pruneStep.reduction);
+  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction);
   return buildModelLedger({
+    ...record,
     model: req.model,
     pruned: outPath,
     method: config2.method,
-    targetSparsity: target,
     steps: measured,
     reference: dense,
     shipped,
     judged,
     data: { path: req.data, set: data },
     shifts,
-    config: config2,
-    notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
-    scope: pruned.scope ?? scope.scope,
-    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+    config: config2
   });
 }
 var init_oneShot = __esm({
@@ -49350,39 +49543,22 @@ var init_oneShot = __esm({
 });
 
 // src/pipeline/quantizeOnly.ts
-import * as fs20 from "node:fs";
-import * as path14 from "node:path";
+import * as fs21 from "node:fs";
+import * as path16 from "node:path";
 async function runQuantizeOnly(input, progress) {
   const { req, data, shifts, calib, outPath } = input;
   const { config: config2 } = req;
   const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
   releaseField(input.dense, "proto", "the dense model");
-  const stepsDir = path14.join(req.out, "steps");
-  fs20.mkdirSync(stepsDir, { recursive: true });
+  const stepsDir = path16.join(req.out, "steps");
+  fs21.mkdirSync(stepsDir, { recursive: true });
   const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider);
-  writeFileAtomic(outPath, fs20.readFileSync(quantized.artifact));
+  writeFileAtomic(outPath, fs21.readFileSync(quantized.artifact));
   collectGarbage();
   const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
   const shipped = await measureQuantized(quantized, { ...ctx, dense: dense.preds });
-  const measured = [dense, shipped];
-  const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2);
-  return buildModelLedger({
-    model: req.model,
-    pruned: outPath,
-    method: config2.method,
-    targetSparsity: 0,
-    steps: measured,
-    reference: dense,
-    shipped,
-    judged,
-    data: { path: req.data, set: data },
-    shifts,
-    config: config2,
-    notes: quantized.notes,
-    scope: config2.scope === "auto" ? "global" : config2.scope
-  });
+  return judgeSteps(input, [dense, shipped], progress, { targetSparsity: 0, notes: quantized.notes, scope: config2.scope === "auto" ? "global" : config2.scope });
 }
 var init_quantizeOnly = __esm({
   "src/pipeline/quantizeOnly.ts"() {
@@ -49390,19 +49566,17 @@ var init_quantizeOnly = __esm({
     init_atomicWrite();
     init_prunable();
     init_runRecovery();
-    init_ledger();
     init_measureStep();
     init_quantizeStep();
+    init_oneShot();
     init_release();
-    init_timeSteps();
-    init_verdicts();
   }
 });
 
 // src/pipeline/run.ts
-import * as path15 from "node:path";
+import * as path17 from "node:path";
 function prunedPath(out, model) {
-  return path15.join(out, `${path15.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path17.join(out, `${path17.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -49418,7 +49592,7 @@ async function runPipeline(req, progress) {
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path15.resolve(outPath) === path15.resolve(req.model)) {
+  if (path17.resolve(outPath) === path17.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
@@ -49452,7 +49626,7 @@ var init_run = __esm({
 });
 
 // src/pipeline/guardedRun.ts
-import * as path16 from "node:path";
+import * as path18 from "node:path";
 function publish(value, out) {
   if (typeof value === "string") return out.publicPath(value);
   if (Array.isArray(value)) return value.map((v) => publish(v, out));
@@ -49476,10 +49650,20 @@ function infeasibleBudgetNotes(req) {
   }
   return notes;
 }
+function runInputs(req) {
+  return [
+    { flag: "--model", path: req.model },
+    { flag: "--data", path: req.data },
+    ...req.calib ? [{ flag: "--calib", path: req.calib }] : [],
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path })),
+    ...req.configFile ? [{ flag: "--config", path: req.configFile }] : []
+  ];
+}
 async function guardedLedger(req, progress, publishLast = () => []) {
-  if (path16.resolve(prunedPath(req.out, req.model)) === path16.resolve(req.model)) {
+  if (path18.resolve(prunedPath(req.out, req.model)) === path18.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
+  refuseInputsInOutput(req.out, runInputs(req));
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
   const out = await OutputDir.open(req.out, {
     waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
@@ -49496,7 +49680,7 @@ async function guardedLedger(req, progress, publishLast = () => []) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path16.basename(prunedPath(req.out, req.model)));
+      out.retire(path18.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
     out.commit(publishLast(ledger, out.staging));
@@ -49511,6 +49695,7 @@ var init_guardedRun = __esm({
     "use strict";
     init_errors();
     init_outputDir();
+    init_inputPaths();
     init_envelope();
     init_deadline();
     init_ledger();
@@ -49520,7 +49705,7 @@ var init_guardedRun = __esm({
 });
 
 // src/pipeline/compare.ts
-import * as path17 from "node:path";
+import * as path19 from "node:path";
 function compareBudgets(budgets) {
   const all = budgets.filter((b) => b.name !== "target-reduction");
   if (!all.some((b) => b.name === "latency-regression")) {
@@ -49545,8 +49730,8 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep({ kind: "base" }, `base model ${path17.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep({ kind: "head" }, `head model ${path17.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const base = await measureStep({ kind: "base" }, `base model ${path19.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep({ kind: "head" }, `head model ${path19.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
   progress.stage({ kind: "latency", detail: "base and head interleaved", total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
@@ -49562,6 +49747,7 @@ var DEFAULT_LATENCY_REGRESSION;
 var init_compare = __esm({
   "src/pipeline/compare.ts"() {
     "use strict";
+    init_inputPaths();
     init_rules();
     init_dataset();
     init_errors();
@@ -49603,8 +49789,8 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs21 from "node:fs";
-import * as path18 from "node:path";
+import * as fs22 from "node:fs";
+import * as path20 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -49637,8 +49823,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs21.mkdirSync(path18.dirname(dest), { recursive: true });
-  fs21.writeFileSync(dest, content);
+  fs22.mkdirSync(path20.dirname(dest), { recursive: true });
+  fs22.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -49651,15 +49837,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs22 from "node:fs";
-import * as path19 from "node:path";
+import * as fs23 from "node:fs";
+import * as path21 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs22.openSync(file, "r");
+    const fd2 = fs23.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs22.readSync(fd2, buf, 0, 40, 0);
-    fs22.closeSync(fd2);
+    fs23.readSync(fd2, buf, 0, 40, 0);
+    fs23.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -49669,8 +49855,8 @@ function refuseLfsPointer(file, shown) {
   }
 }
 function workspacePath(workspace, file) {
-  const rel = path19.relative(workspace, file);
-  return rel.startsWith("..") || path19.isAbsolute(rel) ? file : rel.split(path19.sep).join("/");
+  const rel = path21.relative(workspace, file);
+  return rel.startsWith("..") || path21.isAbsolute(rel) ? file : rel.split(path21.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -49681,25 +49867,25 @@ async function checkModels(jobs, settings, opts) {
     const own2 = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own2 };
     opts.progress.note(`model ${job.path}`);
-    refuseLfsPointer(path19.join(opts.workspace, job.path), job.path);
-    const head = await guardedLedger({ ...request2, model: path19.join(opts.workspace, job.path), out: path19.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    refuseLfsPointer(path21.join(opts.workspace, job.path), job.path);
+    const head = await guardedLedger({ ...request2, model: path21.join(opts.workspace, job.path), out: path21.join(opts.out, "models", slug(job.path)) }, opts.progress);
     const model = head.models[0];
     if (!model) {
       ledgers.push(ledgerEnvelope([], head.runtime, timedOutRuns(head).map((t) => ({ ...t, model: job.path }))));
       continue;
     }
     model.model = job.path;
-    model.pruned = path19.relative(opts.workspace, model.pruned).split(path19.sep).join("/");
+    model.pruned = path21.relative(opts.workspace, model.pruned).split(path21.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
     const timedOut = [];
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path19.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path19.join(dir, path19.basename(basePath));
+      const dir = path21.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path21.join(dir, path21.basename(basePath));
       const at2 = `${basePath} at ${opts.base.ref.slice(0, 12)}`;
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
         opts.progress.note(`base ${at2}`);
-        const base = await guardedLedger({ ...request2, model: baseFile, out: path19.join(dir, "out") }, opts.progress);
+        const base = await guardedLedger({ ...request2, model: baseFile, out: path21.join(dir, "out") }, opts.progress);
         if (base.models[0]) {
           model.vs_base = await compareWithBase({
             ref: opts.base.ref,
@@ -49732,14 +49918,14 @@ function mergeLedgers(ledgers) {
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs22.readdirSync(d, { withFileTypes: true })) {
-      const full = path19.join(d, e.name);
+    for (const e of fs23.readdirSync(d, { withFileTypes: true })) {
+      const full = path21.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs22.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs23.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
@@ -49811,7 +49997,7 @@ function modelCharts(model) {
   const steps = [["dense", model.steps[0]]];
   if (model.vs_base) steps.push(["base", final(model.vs_base.steps)]);
   steps.push([model.vs_base ? "head" : "pruned", final(model.steps)]);
-  const name = model.model.split("/").pop();
+  const name = markdownCell(model.model.split("/").pop()).replace(/`/g, "'");
   const charts = [
     barChart(`${name}: accuracy`, "accuracy %", steps.map(([n, s]) => [n, s.accuracy == null ? null : s.accuracy * 100])),
     barChart(`${name}: p50 latency`, "ms", steps.map(([n, s]) => [n, s.latency?.p50_ms]))
@@ -49878,13 +50064,14 @@ var init_report = __esm({
   "src/github/report.ts"() {
     "use strict";
     init_markdown_table();
+    init_escape();
     init_format();
     init_render();
     MARKER = "<!-- prune-guard -->";
     ICON3 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
     WORD2 = { pass: "PASS", warn: "WARN", fail: "FAIL" };
     DASH4 = "\u2014";
-    cell5 = (t) => t.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    cell5 = markdownCell;
     table3 = (rows2) => markdownTable(rows2.map((r) => r.map(cell5)), { alignDelimiters: false });
     final = (steps) => steps[steps.length - 1];
     orDash2 = (x2, show2) => x2 == null ? DASH4 : show2(x2);
@@ -49920,7 +50107,7 @@ ${f.body}
 
 </details>`;
 }
-function join15(sections) {
+function join16(sections) {
   return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
 }
 function hardCut(text2, max2) {
@@ -49936,7 +50123,7 @@ function hardCut(text2, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text2 = join15(parts);
+  let text2 = join16(parts);
   while (text2.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -49944,7 +50131,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text2, limit);
     parts[largest] = omitted(parts[largest]);
-    text2 = join15(parts);
+    text2 = join16(parts);
   }
   return text2;
 }
@@ -50037,17 +50224,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path25) {
-      const ctrl = callVisitor(key, node, visitor, path25);
+    function visit_(key, node, visitor, path27) {
+      const ctrl = callVisitor(key, node, visitor, path27);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path25, ctrl);
-        return visit_(key, ctrl, visitor, path25);
+        replaceNode(key, path27, ctrl);
+        return visit_(key, ctrl, visitor, path27);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path25 = Object.freeze(path25.concat(node));
+          path27 = Object.freeze(path27.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path25);
+            const ci = visit_(i2, node.items[i2], visitor, path27);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -50058,13 +50245,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path25 = Object.freeze(path25.concat(node));
-          const ck = visit_("key", node.key, visitor, path25);
+          path27 = Object.freeze(path27.concat(node));
+          const ck = visit_("key", node.key, visitor, path27);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path25);
+          const cv = visit_("value", node.value, visitor, path27);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -50085,17 +50272,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path25) {
-      const ctrl = await callVisitor(key, node, visitor, path25);
+    async function visitAsync_(key, node, visitor, path27) {
+      const ctrl = await callVisitor(key, node, visitor, path27);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path25, ctrl);
-        return visitAsync_(key, ctrl, visitor, path25);
+        replaceNode(key, path27, ctrl);
+        return visitAsync_(key, ctrl, visitor, path27);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path25 = Object.freeze(path25.concat(node));
+          path27 = Object.freeze(path27.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path25);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path27);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -50106,13 +50293,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path25 = Object.freeze(path25.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path25);
+          path27 = Object.freeze(path27.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path27);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path25);
+          const cv = await visitAsync_("value", node.value, visitor, path27);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -50139,23 +50326,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path25) {
+    function callVisitor(key, node, visitor, path27) {
       if (typeof visitor === "function")
-        return visitor(key, node, path25);
+        return visitor(key, node, path27);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path25);
+        return visitor.Map?.(key, node, path27);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path25);
+        return visitor.Seq?.(key, node, path27);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path25);
+        return visitor.Pair?.(key, node, path27);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path25);
+        return visitor.Scalar?.(key, node, path27);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path25);
+        return visitor.Alias?.(key, node, path27);
       return void 0;
     }
-    function replaceNode(key, path25, node) {
-      const parent = path25[path25.length - 1];
+    function replaceNode(key, path27, node) {
+      const parent = path27[path27.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -50767,10 +50954,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path25, value) {
+    function collectionFromPath(schema, path27, value) {
       let v = value;
-      for (let i2 = path25.length - 1; i2 >= 0; --i2) {
-        const k = path25[i2];
+      for (let i2 = path27.length - 1; i2 >= 0; --i2) {
+        const k = path27[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -50789,7 +50976,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path25) => path25 == null || typeof path25 === "object" && !!path25[Symbol.iterator]().next().done;
+    var isEmptyPath = (path27) => path27 == null || typeof path27 === "object" && !!path27[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -50819,11 +51006,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path25, value) {
-        if (isEmptyPath(path25))
+      addIn(path27, value) {
+        if (isEmptyPath(path27))
           this.add(value);
         else {
-          const [key, ...rest] = path25;
+          const [key, ...rest] = path27;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -50837,8 +51024,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path25) {
-        const [key, ...rest] = path25;
+      deleteIn(path27) {
+        const [key, ...rest] = path27;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -50852,8 +51039,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path25, keepScalar) {
-        const [key, ...rest] = path25;
+      getIn(path27, keepScalar) {
+        const [key, ...rest] = path27;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -50871,8 +51058,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path25) {
-        const [key, ...rest] = path25;
+      hasIn(path27) {
+        const [key, ...rest] = path27;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -50882,8 +51069,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path25, value) {
-        const [key, ...rest] = path25;
+      setIn(path27, value) {
+        const [key, ...rest] = path27;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -53398,9 +53585,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path25, value) {
+      addIn(path27, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path25, value);
+          this.contents.addIn(path27, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -53475,14 +53662,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path25) {
-        if (Collection2.isEmptyPath(path25)) {
+      deleteIn(path27) {
+        if (Collection2.isEmptyPath(path27)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path25) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path27) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -53497,10 +53684,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path25, keepScalar) {
-        if (Collection2.isEmptyPath(path25))
+      getIn(path27, keepScalar) {
+        if (Collection2.isEmptyPath(path27))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path25, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path27, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -53511,10 +53698,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path25) {
-        if (Collection2.isEmptyPath(path25))
+      hasIn(path27) {
+        if (Collection2.isEmptyPath(path27))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path25) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path27) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -53531,13 +53718,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path25, value) {
-        if (Collection2.isEmptyPath(path25)) {
+      setIn(path27, value) {
+        if (Collection2.isEmptyPath(path27)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path25), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path27), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path25, value);
+          this.contents.setIn(path27, value);
         }
       }
       /**
@@ -53923,10 +54110,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep5, value } = collItem;
+        const { start, key, sep: sep6, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep5?.[0],
+          next: key ?? sep6?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -53940,7 +54127,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep5) {
+          if (!keyProps.anchor && !keyProps.tag && !sep6) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -53964,7 +54151,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep5 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep6 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -53980,7 +54167,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep5, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep6, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -54071,7 +54258,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep5 = "";
+        let sep6 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -54085,13 +54272,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep5 + cb;
-              sep5 = "";
+                comment += sep6 + cb;
+              sep6 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep5 += source;
+                sep6 += source;
               hasSpace = true;
               break;
             default:
@@ -54134,18 +54321,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i2 = 0; i2 < fc.items.length; ++i2) {
         const collItem = fc.items[i2];
-        const { start, key, sep: sep5, value } = collItem;
+        const { start, key, sep: sep6, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep5?.[0],
+          next: key ?? sep6?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep5 && !value) {
+          if (!props.anchor && !props.tag && !sep6 && !value) {
             if (i2 === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i2 < fc.items.length - 1)
@@ -54199,8 +54386,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep5 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep5, null, props, onError);
+        if (!isMap2 && !sep6 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep6, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -54212,7 +54399,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep5 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep6 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -54223,8 +54410,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap2 && !props.found && ctx.options.strict) {
-              if (sep5)
-                for (const st of sep5) {
+              if (sep6)
+                for (const st of sep6) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -54241,7 +54428,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep5, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep6, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -54421,7 +54608,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i2 + 1;
       }
       let value = "";
-      let sep5 = "";
+      let sep6 = "";
       let prevMoreIndented = false;
       for (let i2 = 0; i2 < contentStart; ++i2)
         value += lines2[i2][0].slice(trimIndent) + "\n";
@@ -54438,24 +54625,24 @@ var require_resolve_block_scalar = __commonJS({
           indent = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep5 + indent.slice(trimIndent) + content;
-          sep5 = "\n";
+          value += sep6 + indent.slice(trimIndent) + content;
+          sep6 = "\n";
         } else if (indent.length > trimIndent || content[0] === "	") {
-          if (sep5 === " ")
-            sep5 = "\n";
-          else if (!prevMoreIndented && sep5 === "\n")
-            sep5 = "\n\n";
-          value += sep5 + indent.slice(trimIndent) + content;
-          sep5 = "\n";
+          if (sep6 === " ")
+            sep6 = "\n";
+          else if (!prevMoreIndented && sep6 === "\n")
+            sep6 = "\n\n";
+          value += sep6 + indent.slice(trimIndent) + content;
+          sep6 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep5 === "\n")
+          if (sep6 === "\n")
             value += "\n";
           else
-            sep5 = "\n";
+            sep6 = "\n";
         } else {
-          value += sep5 + content;
-          sep5 = " ";
+          value += sep6 + content;
+          sep6 = " ";
           prevMoreIndented = false;
         }
       }
@@ -54638,25 +54825,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep5 = " ";
+      let sep6 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep5 === "\n")
-            res += sep5;
+          if (sep6 === "\n")
+            res += sep6;
           else
-            sep5 = "\n";
+            sep6 = "\n";
         } else {
-          res += sep5 + lm;
-          sep5 = " ";
+          res += sep6 + lm;
+          sep6 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep5 + (match?.[1] ?? "");
+      return res + sep6 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -55466,14 +55653,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep5, value }) {
+    function stringifyItem({ start, key, sep: sep6, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep5)
-        for (const st of sep5)
+      if (sep6)
+        for (const st of sep6)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -55498,9 +55685,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path25) => {
+    visit.itemAtPath = (cst, path27) => {
       let item = cst;
-      for (const [field, index] of path25) {
+      for (const [field, index] of path27) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -55509,23 +55696,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path25) => {
-      const parent = visit.itemAtPath(cst, path25.slice(0, -1));
-      const field = path25[path25.length - 1][0];
+    visit.parentCollection = (cst, path27) => {
+      const parent = visit.itemAtPath(cst, path27.slice(0, -1));
+      const field = path27[path27.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path25, item, visitor) {
-      let ctrl = visitor(item, path25);
+    function _visit(path27, item, visitor) {
+      let ctrl = visitor(item, path27);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path25.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path27.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -55536,10 +55723,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path25);
+            ctrl = ctrl(item, path27);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path25) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path27) : ctrl;
     }
     exports.visit = visit;
   }
@@ -56640,18 +56827,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep5;
+          let sep6;
           if (scalar.end) {
-            sep5 = scalar.end;
-            sep5.push(this.sourceToken);
+            sep6 = scalar.end;
+            sep6.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep5 = [this.sourceToken];
+            sep6 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep5 }]
+            items: [{ start, key: scalar, sep: sep6 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -56804,15 +56991,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep5 = it.sep;
-                  sep5.push(this.sourceToken);
+                  const sep6 = it.sep;
+                  sep6.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep5 }]
+                    items: [{ start: start2, key, sep: sep6 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -56841,14 +57028,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs28 = this.flowScalar(this.type);
+              const fs29 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs28, sep: [] });
+                map.items.push({ start, key: fs29, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs28);
+                this.stack.push(fs29);
               } else {
-                Object.assign(it, { key: fs28, sep: [] });
+                Object.assign(it, { key: fs29, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -56976,13 +57163,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs28 = this.flowScalar(this.type);
+              const fs29 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs28, sep: [] });
+                fc.items.push({ start: [], key: fs29, sep: [] });
               else if (it.sep)
-                this.stack.push(fs28);
+                this.stack.push(fs29);
               else
-                Object.assign(it, { key: fs28, sep: [] });
+                Object.assign(it, { key: fs29, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -57006,13 +57193,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep5 = fc.end.splice(1, fc.end.length);
-            sep5.push(this.sourceToken);
+            const sep6 = fc.end.splice(1, fc.end.length);
+            sep6.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep5 }]
+              items: [{ start, key: fc, sep: sep6 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -57291,10 +57478,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path25) {
+function lineOf(doc, lines2, path27) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path25) {
+  for (const segment of path27) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -57320,25 +57507,25 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs23 from "node:fs";
-import * as path20 from "node:path";
+import * as fs24 from "node:fs";
+import * as path22 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs23.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs24.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs23.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs24.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs23.existsSync(path20.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path20.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs24.existsSync(path22.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path22.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs23.existsSync(path20.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path20.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs24.existsSync(path22.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path22.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -57464,23 +57651,23 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs24 from "node:fs";
-import * as path21 from "node:path";
+import * as fs25 from "node:fs";
+import * as path23 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch4.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path21.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path23.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs24.readdirSync(dir, { withFileTypes: true })) {
-      const full = path21.join(dir, entry3.name);
+    for (const entry3 of fs25.readdirSync(dir, { withFileTypes: true })) {
+      const full = path23.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path21.relative(root, full).split(path21.sep).join("/");
+        const rel = path23.relative(root, full).split(path23.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -57597,13 +57784,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs25 from "node:fs";
-import * as path22 from "node:path";
+import * as fs26 from "node:fs";
+import * as path24 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs25.existsSync(file) ? parseHistory(fs25.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs26.existsSync(file) ? parseHistory(fs26.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs25.mkdirSync(path22.dirname(file), { recursive: true });
+      fs26.mkdirSync(path24.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -57664,7 +57851,7 @@ async function reportFailure(octokit, ctx, ledger, label2, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path22.resolve(opts.workspace, inputs.historyFile);
+  const local = path24.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -57722,16 +57909,8 @@ var init_prFiles = __esm({
 });
 
 // src/config/loadConfig.ts
-import { readFileSync as readFileSync15 } from "node:fs";
-function loadConfig(path25, shownAs = path25) {
-  let text2;
-  try {
-    text2 = readFileSync15(path25, "utf8");
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${shownAs}: config file not found; check the path or create it`);
-    throw new UserError(`${shownAs}: cannot read config file: ${describe(e)}`);
-  }
+function loadConfig(path27, shownAs = path27) {
+  const text2 = readInputFile(path27, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -57757,41 +57936,43 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path25 = ["budgets", name];
-    const node = doc.getIn(path25, true);
+    const path27 = ["budgets", name];
+    const node = doc.getIn(path27, true);
     if ((0, import_yaml3.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines2, path25)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines2, path27)}`;
   }
   return config2;
 }
-var import_yaml3;
+var import_yaml3, MAX_CONFIG_BYTES;
 var init_loadConfig = __esm({
   "src/config/loadConfig.ts"() {
     "use strict";
+    init_inputFile();
     import_yaml3 = __toESM(require_dist2(), 1);
     init_errors();
     init_schema();
     init_validate();
     init_yamlPosition();
     init_schema();
+    MAX_CONFIG_BYTES = 4 * 2 ** 20;
   }
 });
 
 // src/github/settings.ts
-import * as fs26 from "node:fs";
-import * as path23 from "node:path";
+import * as fs27 from "node:fs";
+import * as path25 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs26.existsSync(path23.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path23.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
+  const configFile = inputs.config ?? (fs27.existsSync(path25.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path25.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
   const config2 = applyGiven(base, inputs.settings, "action inputs");
   if (!inputs.data) throw new UserError(`input data: the labelled evaluation set (.npz) is required in mode ${inputs.mode}; set data: path/to/test.npz`);
   return {
     configFile,
     config: config2,
     budgets: resolveBudgets(config2.budgets, inputs.budgets),
-    data: path23.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path23.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path23.resolve(workspace, s.path) }))
+    data: path25.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path25.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path25.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -57808,8 +57989,8 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs27 from "node:fs";
-import * as path24 from "node:path";
+import * as fs28 from "node:fs";
+import * as path26 from "node:path";
 function progressFor(io) {
   return { stage: (e) => io.info(`prune-guard: ${stageLine(e)}`), note: (m) => io.info(`prune-guard: ${m}`), update() {
   }, stop() {
@@ -57838,16 +58019,16 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path24.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path24.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path26.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path26.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path24.resolve(env.workspace, inputs.ledgers);
-    if (!fs27.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    const dir = path26.resolve(env.workspace, inputs.ledgers);
+    if (!fs28.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -57868,10 +58049,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path24.join(out, "ledger.json");
-  fs27.mkdirSync(out, { recursive: true });
+  const ledgerPath = path26.join(out, "ledger.json");
+  fs28.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path24.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path26.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
@@ -57947,7 +58128,7 @@ var entry_exports = {};
 __export(entry_exports, {
   entry: () => entry
 });
-import * as os10 from "node:os";
+import * as os11 from "node:os";
 function workflowFile(ref) {
   const m = ref ? /^[^/]+\/[^/]+\/(.+?)@/.exec(ref) : null;
   return m?.[1];
@@ -57966,7 +58147,7 @@ async function entry() {
     };
     await run(inputs, octokit, ctx, {
       workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
-      temp: process.env.RUNNER_TEMP || os10.tmpdir(),
+      temp: process.env.RUNNER_TEMP || os11.tmpdir(),
       workflowFile: workflowFile(process.env.GITHUB_WORKFLOW_REF)
     }, {
       info: (m) => info(m),

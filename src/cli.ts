@@ -137,7 +137,7 @@ export function buildProgram(io: ProgramIO): Command {
     .option('--quiet', 'do not print the ledger')
     .action(async (flags: InputFlags & { model: string; data: string; out: string; calib?: string }) => {
       const { config, budgets } = resolveConfig(flags, 'run');
-      const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, config, budgets }, progress());
+      const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, configFile: flags.config, config, budgets }, progress());
       print(flags, result.markdown);
       io.exit(result.ledger.verdict === 'fail' ? EXIT.fail : EXIT.pass);
     });

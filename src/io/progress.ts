@@ -21,6 +21,8 @@ export interface Progress {
   stop(): void;
   /** a child command's own output (a recovery command's stdout and stderr), passed on unchanged */
   output(text: string): void;
+  /** seconds left of the run's time budget, when it has one; a child process is stopped by then */
+  remainingSeconds?(): number | undefined;
 }
 
 /** The stage's short name: what a timed-out ledger says the run stopped in (`evaluate dense`, `latency`). */

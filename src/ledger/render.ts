@@ -1,4 +1,5 @@
 import { markdownTable } from 'markdown-table';
+import { escapeMarkdown, markdownCell, markdownCode } from '../util/escape.js';
 import { timedOutRuns } from './envelope.js';
 import { sensitivitySection } from './renderSensitivity.js';
 import { bytes, count, ms, percent, points, ratio, signedPoints } from './format.js';
@@ -15,10 +16,7 @@ function baseName(path: string): string {
   return path.split(/[\\/]/).pop() || path;
 }
 
-/** Table cells must stay on one line and must not close the cell early. */
-function cell(text: string): string {
-  return text.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
-}
+const cell = markdownCell;
 
 function table(rows: string[][]): string {
   return markdownTable(
@@ -59,7 +57,7 @@ export function renderHeadline(model: ModelLedger): string {
   } else {
     parts.push('no steps measured');
   }
-  return `**${WORD[model.verdict]}** · ${baseName(model.model)}: ${parts.join(', ')}`;
+  return `**${WORD[model.verdict]}** · ${escapeMarkdown(baseName(model.model))}: ${parts.join(', ')}`;
 }
 
 function budgetValue(name: BudgetName, x: number): string {
@@ -239,7 +237,7 @@ function predictionShiftTable(model: ModelLedger): string | undefined {
     table([
       ['Set', 'Labels', 'Model', 'KS (p)', 'PSI', 'χ² (df, p)'],
       ...model.prediction_shift.flatMap((s) =>
-        ([[ref, s.dense], [cand, s.final]] as const).map(([who, d]) => [s.name, s.labelled ? 'yes' : 'no', who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`]),
+        ([[ref, s.dense], [cand, s.final]] as const).map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? 'yes' : 'no', who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`]),
       ),
     ]),
   ].join('\n\n');
@@ -253,8 +251,8 @@ function shiftTable(model: ModelLedger): string | undefined {
     table([
       ['Set', 'Source', 'Samples', ref, cand, 'Drop', 'Gap change vs clean'],
       ...model.shifts.map((s) => [
-        s.name,
-        s.source,
+        escapeMarkdown(s.name),
+        escapeMarkdown(s.source),
         String(s.samples),
         percent(s.dense, 2),
         percent(s.final, 2),
@@ -267,8 +265,8 @@ function shiftTable(model: ModelLedger): string | undefined {
 
 function renderModel(model: ModelLedger): string {
   const about =
-    `<sub>\`${model.model}\` → \`${model.pruned}\` · ${model.method} to ${percent(model.target_sparsity)} target · ` +
-    `eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+    `<sub>${markdownCode(model.model)} → ${markdownCode(model.pruned)} · ${model.method} to ${percent(model.target_sparsity)} target · ` +
+    `eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const schedule = scheduleSection(model);
@@ -306,6 +304,6 @@ export function renderMarkdown(ledger: Ledger): string {
 /** One line per run that stopped at its time budget: where, and that it published no pruned model. */
 export function timedOutLines(ledger: Pick<Ledger, 'timed_out' | 'more_timed_out'>): string[] {
   return timedOutRuns(ledger).map(
-    (t) => `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`,
+    (t) => `**Timed out:** ${markdownCode(t.model)} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`,
   );
 }

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { refuseInputsInOutput } from '../io/inputPaths.js';
 import * as path from 'node:path';
 import { checkMeasureConfig } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
@@ -94,6 +95,12 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
 export async function comparePipeline(req: CompareRequest, progress: Progress): Promise<RunResult> {
   const { config } = req;
   for (const p of [req.base, req.head]) if (!fs.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  refuseInputsInOutput(req.out, [
+    { flag: '--base', path: req.base },
+    { flag: '--head', path: req.head },
+    { flag: '--data', path: req.data },
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path })),
+  ]);
   const m = await measurePair(req, progress);
   const judged = judgeWithIntervals(compareBudgets(req.budgets), m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, true);
   const model = buildModelLedger({

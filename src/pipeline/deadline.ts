@@ -51,6 +51,7 @@ export class Deadline {
       },
       stop: () => inner.stop(),
       output: (text) => inner.output(text),
+      remainingSeconds: () => (this.limitSeconds === undefined ? undefined : Math.max(0, this.limitSeconds - this.elapsedSeconds())),
     };
   }
 }

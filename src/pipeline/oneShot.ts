@@ -5,11 +5,12 @@ import type { Progress } from '../io/progress.js';
 import type { ModelLedger } from '../ledger/types.js';
 import { loadModel } from '../onnx/model.js';
 import { buildReduction, fromTally } from '../ledger/reduction.js';
+import type { Reduction } from '../prune/reduction.js';
 import { pruneModel, requestedReduction, targetSparsity } from '../prune/pruneModel.js';
 import { resolveCompare } from '../recover/rounds.js';
 import { hasRecoverySteps, stepFile } from '../recover/runRecovery.js';
 import { VERSION } from '../version.js';
-import { buildModelLedger } from './ledger.js';
+import { buildModelLedger, type ModelLedgerInput } from './ledger.js';
 import { measureRecord, measureStep, type MeasuredStep } from './measureStep.js';
 import { collectGarbage, releaseField } from './release.js';
 import type { StrategyInput } from './request.js';
@@ -91,18 +92,40 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
   for (const r of [...roundSteps, ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
   if (unit.temperature) measured[measured.length - 1].step.temperature = unit.temperature;
   if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: dense.preds }));
-  const shipped = measured[measured.length - 1];
   // what was asked of pruning and what its saved file achieved, judged by the target-reduction budget
   const pruneStep = measured.find((m) => m.step.name === stepName({ kind: 'prune' }))!.step;
   pruneStep.reduction = buildReduction(dense.step, pruneStep, requestedReduction(config), pruned.channels && fromTally(pruned.channels));
+  return judgeSteps(input, measured, progress, {
+    targetSparsity: target,
+    notes: [...pruned.notes, ...unit.notes, ...(quantized?.notes ?? [])],
+    scope: pruned.scope ?? scope.scope,
+    ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
+  }, pruneStep.reduction);
+}
 
+/**
+ * Time every measured step interleaved in one pass, judge the shipped (last) step against dense (the
+ * first), and build the model's ledger record: the tail every one-shot strategy shares.
+ */
+export async function judgeSteps(
+  input: StrategyInput,
+  measured: MeasuredStep[],
+  progress: Progress,
+  record: Pick<ModelLedgerInput, 'targetSparsity' | 'notes' | 'scope' | 'sensitivity'>,
+  /** what pruning was asked for and achieved; none when nothing was pruned (quantization alone) */
+  reduction?: Reduction,
+): Promise<ModelLedger> {
+  const { req, data, shifts, outPath } = input;
+  const { config } = req;
+  const dense = measured[0];
+  const shipped = measured[measured.length - 1];
   const samples = await timeSteps(measured, data, config, input.provider, progress);
-  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, false, pruneStep.reduction);
+  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, false, reduction);
   return buildModelLedger({
+    ...record,
     model: req.model,
     pruned: outPath,
     method: config.method,
-    targetSparsity: target,
     steps: measured,
     reference: dense,
     shipped,
@@ -110,8 +133,5 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
     data: { path: req.data, set: data },
     shifts,
     config,
-    notes: [...pruned.notes, ...unit.notes, ...(quantized?.notes ?? [])],
-    scope: pruned.scope ?? scope.scope,
-    ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
   });
 }

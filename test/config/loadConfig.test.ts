@@ -230,6 +230,6 @@ describe('loadConfig', () => {
   it('throws a UserError for a missing file', () => {
     const path = join(tmpdir(), 'does-not-exist', FILE);
     expect(() => loadConfig(path)).toThrow(UserError);
-    expect(() => loadConfig(path)).toThrow(`${path}: config file not found`);
+    expect(() => loadConfig(path)).toThrow(`${path}: file not found; pass the path of a .prune-guard.yml config file`);
   });
 });

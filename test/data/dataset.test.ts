@@ -206,7 +206,7 @@ describe('loadDataset: validation', () => {
 
   it('passes file-level errors through (missing file)', () => {
     const file = join(dir, 'missing.npz');
-    expect(userErrorOf(() => loadDataset(file, [SMALL], { requireLabels: false }))).toBe(`${file}: file not found`);
+    expect(userErrorOf(() => loadDataset(file, [SMALL], { requireLabels: false }))).toBe(`${file}: file not found; pass the path of a .npz or .npy file`);
   });
 });
 

@@ -108,9 +108,9 @@ describe('readNpz / readArrays errors', () => {
 
   it('says "file not found" for a missing path', () => {
     const file = join(dir, 'nope.npz');
-    expect(userErrorOf(() => readNpz(file))).toBe(`${file}: file not found`);
-    expect(userErrorOf(() => readArrays(file))).toBe(`${file}: file not found`);
-    expect(userErrorOf(() => readNpy(join(dir, 'nope.npy')))).toBe(`${join(dir, 'nope.npy')}: file not found`);
+    expect(userErrorOf(() => readNpz(file))).toBe(`${file}: file not found; pass the path of a .npz or .npy file`);
+    expect(userErrorOf(() => readArrays(file))).toBe(`${file}: file not found; pass the path of a .npz or .npy file`);
+    expect(userErrorOf(() => readNpy(join(dir, 'nope.npy')))).toBe(`${join(dir, 'nope.npy')}: file not found; pass the path of a .npz or .npy file`);
   });
 
   it('says "not a NumPy .npz archive" for a file that is not a zip', () => {
@@ -160,7 +160,7 @@ describe('readNpz / readArrays errors', () => {
   it('refuses a directory and an unsupported extension', () => {
     const sub = join(dir, 'folder.npz');
     mkdirSync(sub);
-    expect(userErrorOf(() => readNpz(sub))).toContain('is a directory');
+    expect(userErrorOf(() => readNpz(sub))).toContain('is a folder');
     expect(userErrorOf(() => readArrays(join(dir, 'data.csv')))).toContain("unsupported data file type '.csv'");
     expect(userErrorOf(() => readArrays(join(dir, 'data')))).toContain('(no extension)');
   });

@@ -42,11 +42,13 @@ describe('weightFacts', () => {
 describe('speedFunnel', () => {
   const dense = step({ nonzero_params: 1000, flops: 10_000 });
   const pruned = step({ name: 'prune', nonzero_params: 520, flops: 10_000 });
+  // tensors really smaller (channels removed): a kernel that can be faster or slower
+  const shrunk = { ...pruned, params: 600 };
   const denseSamples = [1.0, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97, 1.0];
   const denseFacts = { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 4000 };
 
   it('follows parameters -> MACs -> ideal -> measured -> efficiency against the dense step', () => {
-    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.8) });
+    const f = speedFunnel({ dense, step: shrunk, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.8) });
     expect(f.params_ratio).toBeCloseTo(0.52, 12);
     expect(f.flops_ratio).toBe(1);
     expect(f.sparse_flops_ratio).toBe(0.5);
@@ -67,9 +69,16 @@ describe('speedFunnel', () => {
   });
 
   it('reports a real slowdown as slower', () => {
-    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 1000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 1.5) });
+    const f = speedFunnel({ dense, step: shrunk, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 1000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 1.5) });
     expect(f.speed).toBe('slower');
     expect(f.speedup).toBeCloseTo(1 / 1.5, 12);
+  });
+
+  it('never claims a speed change between models running the same dense kernels (same MACs and tensor sizes)', () => {
+    const sameShapes = { ...pruned, flops: dense.flops, params: dense.params };
+    const f = speedFunnel({ dense, step: sameShapes, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 4000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.9) });
+    expect(f.p_value).toBeLessThan(0.05);
+    expect(f.speed).toBe('unchanged');
   });
 
   it('has no speed claim when latency was not measured', () => {

@@ -96,8 +96,9 @@ describe.each([
     expect(stdout).toContain('**Where the speed went**');
     expect(stdout).toContain('onnxruntime on CPU does not exploit');
     const headline = stdout.split('\n').find((l) => l.startsWith('**'))!;
-    const speed = steps[1].funnel!.speed;
-    if (speed === 'unchanged') expect(headline).toContain('speed unchanged within noise');
-    else expect(headline).toMatch(speed === 'faster' ? /x faster/ : /x slower/);
+    // unstructured zeros run the same dense kernels: no speedup may be claimed, whatever the samples say
+    expect(steps[1].funnel!.speed).toBe('unchanged');
+    expect(headline).toContain('speed unchanged within noise');
+    expect(headline).not.toMatch(/x faster|x slower/);
   });
 });
