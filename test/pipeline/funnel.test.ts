@@ -72,7 +72,7 @@ describe.each([
     expect(p.funnel!.efficiency).toBeCloseTo(p.funnel!.speedup! / p.funnel!.ideal_speedup, 12);
   });
 
-  it('the speed claim is the Mann-Whitney test of the interleaved samples behind the latency records', () => {
+  it('the p-value is the Mann-Whitney test of the interleaved samples behind the latency records, and a step running the same kernels claims no speed change', () => {
     const [d, p] = steps;
     const [denseSamples, prunedSamples] = [samples[0][0], samples[1][0]];
     expect([denseSamples.length, prunedSamples.length]).toEqual([8, 8]);
@@ -81,8 +81,10 @@ describe.each([
     // the dense step against its own samples: identical, so no evidence of any change
     expect(d.funnel!.p_value).toBe(1);
     expect(p.funnel!.p_value).toBe(mannWhitneyP(denseSamples, prunedSamples));
-    const p_value = p.funnel!.p_value!;
-    expect(p.funnel!.speed).toBe(p_value >= 0.05 ? 'unchanged' : p.funnel!.speedup! > 1 ? 'faster' : 'slower');
+    // 2:4 keeps every tensor's shape, so both files run the same dense kernels: whatever the samples
+    // say, no speed claim is made
+    expect([p.flops, p.params]).toEqual([d.flops, d.params]);
+    expect(p.funnel!.speed).toBe('unchanged');
   });
 
   it('sparse_bytes is the bitmask encoding of the saved files, and shrinks with the zeros', () => {
