@@ -69,6 +69,7 @@ function budgetValue(name: BudgetName, x: number): string {
     case 'shift-accuracy-drop':
       return points(x);
     case 'latency-regression':
+    case 'target-reduction':
       return percent(x);
     case 'min-speedup':
       return ratio(x);

@@ -5,6 +5,8 @@
 import type { BudgetName, BudgetSource, Verdict } from '../config/budgets.js';
 import type { LatencyStat, RuntimeCost, SpeedFunnel, Step } from '../measure/step.js';
 import type { ClassChange } from '../measure/stats/uncertainty.js';
+import type { Reduction, SkippedGroup } from '../prune/reduction.js';
+import type { SkipReason } from '../prune/structured/skip.js';
 import type { LayerSparsity } from '../prune/sparsity.js';
 import type { SensitivityInfo, SensitivityLayer, SensitivityPoint } from '../prune/sensitivity/types.js';
 import type { RecoveryInfo, TemperatureInfo } from '../recover/runRecovery.js';
@@ -19,10 +21,13 @@ export type {
   LatencyStat,
   LayerSparsity,
   RecoveryInfo,
+  Reduction,
   RuntimeCost,
   SensitivityInfo,
   SensitivityLayer,
   SensitivityPoint,
+  SkippedGroup,
+  SkipReason,
   SpeedFunnel,
   Step,
   TargetRecord,

@@ -47,8 +47,8 @@ export function weightFacts(model: ModelProto): WeightFacts {
   cost.nodes.forEach((c, k) => {
     if (c.macs === null) return;
     const node = macNodes[k];
-    // the weight operand; for a MatMul it may be either side, activation x activation has none
-    const weight = node.opType === 'MatMul' || node.opType === 'MatMulInteger' ? node.input.slice(0, 2).find((i) => (weightTensor(index, i)?.dims.length ?? 0) >= 2) : node.input[1];
+    // the weight operand; for a MatMul or Einsum it may be either side, activation x activation has none
+    const weight = node.opType === 'MatMul' || node.opType === 'MatMulInteger' || node.opType === 'Einsum' ? node.input.slice(0, 2).find((i) => (weightTensor(index, i)?.dims.length ?? 0) >= 2) : node.input[1];
     const t = weight ? weightTensor(index, weight) : undefined;
     const d = t && numel(tensorDims(t)) > 0 ? (density.get(t.name) ?? 1) : 1;
     sparseMacs += c.macs * d;

@@ -34,9 +34,10 @@ export interface CompareRequest {
 /** Compare mode always checks latency: a 5% slowdown is the limit unless the user sets one. */
 export const DEFAULT_LATENCY_REGRESSION = 0.05;
 
-/** The run budgets plus `latency-regression`, kept in BUDGETS order. */
+/** The run budgets (but `target-reduction`: nothing is pruned) plus `latency-regression`, kept in BUDGETS order. */
 export function compareBudgets(budgets: readonly ResolvedBudget[]): ResolvedBudget[] {
-  const all = [...budgets];
+  // nothing is pruned in a comparison: no requested reduction to fall short of
+  const all = budgets.filter((b) => b.name !== 'target-reduction');
   if (!all.some((b) => b.name === 'latency-regression')) {
     all.push({ name: 'latency-regression', limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS['latency-regression'].direction, source: 'default' });
   }

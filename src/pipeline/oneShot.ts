@@ -4,7 +4,9 @@ import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { Progress } from '../io/progress.js';
 import type { ModelLedger } from '../ledger/types.js';
 import { loadModel } from '../onnx/model.js';
-import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
+import { buildReduction, fromTally } from '../ledger/reduction.js';
+import type { Reduction } from '../prune/reduction.js';
+import { pruneModel, requestedReduction, targetSparsity } from '../prune/pruneModel.js';
 import { resolveCompare } from '../recover/rounds.js';
 import { hasRecoverySteps, stepFile } from '../recover/runRecovery.js';
 import { VERSION } from '../version.js';
@@ -13,7 +15,7 @@ import { measureRecord, measureStep, type MeasuredStep } from './measureStep.js'
 import { collectGarbage, releaseField } from './release.js';
 import type { StrategyInput } from './request.js';
 import { pruneWithRounds } from './rounds.js';
-import type { StepRecord } from './steps.js';
+import { stepName, type StepRecord } from './steps.js';
 import { timeSteps } from './timeSteps.js';
 import { pruneAndRecover, type UnitOutcome } from './unit.js';
 import { measureQuantized, quantizeLast } from './quantizeStep.js';
@@ -101,13 +103,17 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
   for (const r of [...roundSteps, ...(targeted?.earlier ?? []), ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
   if (unit.temperature) measured[measured.length - 1].step.temperature = unit.temperature;
   if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: dense.preds }));
+  // what was asked of pruning and what its saved file achieved, judged by the target-reduction budget; a
+  // latency target asks for a speed, not a fraction (allocation.target records whether it was met)
+  const pruneStep = measured.find((m) => m.step.name === stepName({ kind: 'prune' }))!.step;
+  if (!targeted) pruneStep.reduction = buildReduction(dense.step, pruneStep, requestedReduction(config), pruned.channels && fromTally(pruned.channels));
   return judgeSteps(input, measured, progress, {
     targetSparsity: target,
     notes: [...pruned.notes, ...unit.notes, ...(quantized?.notes ?? [])],
     scope: pruned.scope ?? scope.scope,
     ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
     ...(pruned.allocation ? { allocation: pruned.allocation } : {}),
-  });
+  }, pruneStep.reduction);
 }
 
 /**
@@ -119,13 +125,15 @@ export async function judgeSteps(
   measured: MeasuredStep[],
   progress: Progress,
   record: Pick<ModelLedgerInput, 'targetSparsity' | 'notes' | 'scope' | 'sensitivity' | 'allocation'>,
+  /** what pruning was asked for and achieved; none when nothing was pruned (quantization alone) */
+  reduction?: Reduction,
 ): Promise<ModelLedger> {
   const { req, data, shifts, outPath } = input;
   const { config } = req;
   const dense = measured[0];
   const shipped = measured[measured.length - 1];
   const samples = await timeSteps(measured, data, config, input.provider, progress);
-  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config);
+  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, false, reduction);
   // a structured prune exists to run faster: slower than dense at any batch is said, and at least a warn
   const speedNotes = structuredSpeedNotes(config, samples[0], samples[samples.length - 1]);
   for (const n of speedNotes) progress.note(n);

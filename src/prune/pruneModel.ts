@@ -13,6 +13,7 @@ import type { Progress } from '../io/progress.js';
 import { AnalysisOverBudget } from './sensitivity/sensitivityCurves.js';
 import { sensitivityPrune } from './sensitivity/sensitivityPrune.js';
 import { describeStructured } from './structured/describe.js';
+import type { ChannelTally } from './reduction.js';
 import type { KeptChannels } from './structured/keptChannels.js';
 import type { MeasureOptions } from './structured/hardware.js';
 import { allocationRecord, type AllocationRecord } from './structured/record.js';
@@ -64,12 +65,19 @@ export interface PruneOutcome {
   structured?: { reference: ModelProto; kept: KeptChannels };
   /** structured: the widths kept counts were rounded to and, for a latency target, the latency plan */
   allocation?: AllocationRecord;
+  /** structured and hybrid: the channels the target applies to, how many went, the groups left whole */
+  channels?: ChannelTally;
 }
 
 /** The sparsity a run aims at: the N:M pattern's own 1 - N/M, else `config.sparsity`. */
 export function targetSparsity(config: Pick<Config, 'method' | 'sparsity'>): number {
   const nm = parseNM(config.method);
   return nm ? 1 - nm.n / nm.m : config.sparsity;
+}
+
+/** What a run asks of its pruning, in the unit its method counts: channels (structured) or prunable weights. */
+export function requestedReduction(config: Pick<Config, 'method' | 'sparsity'>): { unit: 'weights' | 'channels'; requested: number } {
+  return config.method === 'structured' ? { unit: 'channels', requested: config.sparsity } : { unit: 'weights', requested: targetSparsity(config) };
 }
 
 /** N:M semi-structured pruning; weights without a single input axis are left dense and named in notes. */
@@ -158,7 +166,7 @@ async function pruneWithScope(dense: ModelProto, config: Config & { scope: Concr
         model = topUp.model;
         description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(topUp.fraction * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
-      return { model, description: description + widthsText(allocation), denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, allocation };
+      return { model, description: description + widthsText(allocation), denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, channels: r.tally, allocation };
     }
     default:
       throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
@@ -196,7 +204,7 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
     const allocation = method === 'structured' ? allocationRecord(config.roundTo, r.widths, undefined) : undefined;
     return {
       model: r.model, description: r.description + (allocation ? widthsText(allocation) : ''), denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity,
-      ...(r.structured ? { structured: r.structured } : {}), ...(allocation ? { allocation } : {}),
+      ...(r.structured ? { structured: r.structured } : {}), ...(r.channels ? { channels: r.channels } : {}), ...(allocation ? { allocation } : {}),
     };
   } catch (e) {
     if (!(e instanceof AnalysisOverBudget)) throw e;

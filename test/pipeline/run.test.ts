@@ -20,7 +20,7 @@ function readLedger(dir: string): Ledger {
 
 /**
  * Without recovery, and judged by the default budgets (accuracy-drop 1%, class-accuracy-drop 5%,
- * ece-increase 2%) on 2000 test samples: the fixtures lose more accuracy than allowed, overall and in
+ * ece-increase 2%, target-reduction 75%: unstructured pruning always reaches its target) on 2000 test samples: the fixtures lose more accuracy than allowed, overall and in
  * their worst class, with intervals clear of the limits (fail); the model trained elsewhere keeps its
  * accuracy and its worst class's interval straddles the limit (warn). Accuracy is deterministic, so
  * these verdicts are too.
@@ -32,7 +32,7 @@ describe.each([
     data: fixture('fmnist-test.npz'),
     sparsity: 0.5,
     verdict: 'fail',
-    budgets: [['accuracy-drop', 'fail'], ['class-accuracy-drop', 'fail'], ['ece-increase', 'warn']],
+    budgets: [['accuracy-drop', 'fail'], ['class-accuracy-drop', 'fail'], ['ece-increase', 'warn'], ['target-reduction', 'pass']],
   },
   {
     name: 'fixture MLP',
@@ -40,7 +40,7 @@ describe.each([
     data: fixture('fmnist-test.npz'),
     sparsity: 0.7,
     verdict: 'fail',
-    budgets: [['accuracy-drop', 'fail'], ['class-accuracy-drop', 'fail'], ['ece-increase', 'warn']],
+    budgets: [['accuracy-drop', 'fail'], ['class-accuracy-drop', 'fail'], ['ece-increase', 'warn'], ['target-reduction', 'pass']],
   },
   {
     name: 'model trained elsewhere',
@@ -48,7 +48,7 @@ describe.each([
     data: realWorld('test.npz'),
     sparsity: 0.8,
     verdict: 'warn',
-    budgets: [['accuracy-drop', 'pass'], ['class-accuracy-drop', 'warn'], ['ece-increase', 'pass']],
+    budgets: [['accuracy-drop', 'pass'], ['class-accuracy-drop', 'warn'], ['ece-increase', 'pass'], ['target-reduction', 'pass']],
   },
 ])('prune-guard run on the $name', ({ model, data, sparsity, verdict, budgets }) => {
   const out = tempDir();
@@ -150,4 +150,21 @@ describe('budgets decide the exit code', () => {
     expect(p.shift_accuracy!.rotated).toBeGreaterThan(0.3);
     expect(m.budgets.find((x) => x.name === 'shift-accuracy-drop')!.actual).toBeCloseTo(d.shift_accuracy!.rotated - p.shift_accuracy!.rotated, 12);
   });
+});
+
+describe('a structured run that prunes nothing (every group behind a grouped convolution)', () => {
+  it('fails with exit 1, never passes, and says per group why nothing was removed', async () => {
+    const out = tempDir();
+    const r = await runCli(['run', '--model', fixture('structured/grouped.onnx'), '--data', fixture('fmnist-calib.npz'), '--method', 'structured', '--sparsity', '0.3', '--recovery', 'none', '--out', out, '--warmup', '1', '--runs', '2', '--batch-sizes', '1']);
+    const ledger = readLedger(out);
+    expect(validateLedger(ledger)).toEqual([]);
+    expect(r.code).toBe(1);
+    expect(ledger.verdict).toBe('fail');
+    const budget = ledger.models[0].budgets.find((b) => b.name === 'target-reduction')!;
+    expect(budget).toMatchObject({ verdict: 'fail', actual: 0 });
+    const prune = ledger.models[0].steps[1];
+    expect(prune.reduction).toMatchObject({ unit: 'channels', requested: 0.3, met: 0, achieved: { channels: 0, params: 0, macs: 0 } });
+    expect(prune.reduction!.skipped.map((s) => s.reason.kind)).toContain('grouped-conv');
+    expect(fs.readFileSync(path.join(out, 'ledger.md'), 'utf8')).toMatch(/target-reduction.*0\.0% of channels removed where 30\.0% was asked/);
+  }, 60_000);
 });

@@ -73,3 +73,14 @@ describe('magnitudePrune on the fixture CNN', () => {
     expect(names.length).toBe(weights.length - 3);
   });
 });
+
+describe.each(['vit.onnx', 'exports/vit-einsum.onnx', 'exports/vit-fusedqkv.onnx'])('magnitudePrune on the trained ViT exported as %s', (file) => {
+  it('prunes the same projection weights to the target exactly, whatever the attention layout', () => {
+    const { proto } = loadModel(fixture(file));
+    const weights = prunableWeights(proto, NONE);
+    // patch conv, 2 blocks of (Q, K, V or one QKV, output, FFN in, FFN out), classifier
+    expect(weights.length).toBe(file.includes('fusedqkv') ? 10 : 14);
+    const r = magnitudePrune(proto, weights, 0.5, 'global');
+    expect(Math.abs(countSparsity(r.model, weights).overall - 0.5)).toBeLessThan(1e-4);
+  });
+});

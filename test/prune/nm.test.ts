@@ -291,3 +291,14 @@ describe('N:M on hand-built layouts', () => {
     expect(Array.from(tensorToFloat32(r.model.graph!.initializer[0]))).toEqual(Array.from(tensorToFloat32(model.graph!.initializer[0])));
   });
 });
+
+describe.each(['exports/vit-einsum.onnx', 'exports/vit-fusedqkv.onnx'])('2:4 on the trained ViT exported as %s', (file) => {
+  it('holds the pattern on disk for every projection, as on the MatMul export', () => {
+    const { proto } = loadModel(fixture(file));
+    const weights = prunableWeights(proto, NONE);
+    const r = nmPrune(proto, weights, 2, 4);
+    expect(r.skipped).toEqual([]);
+    expect(r.layers).toHaveLength(weights.length);
+    expect(verifyNM(loadModel(saveTemp(r.model, 'nm.onnx')).proto, weights, 2, 4)).toEqual([]);
+  });
+});

@@ -8,6 +8,7 @@ import { ModelEditor } from '../../onnx/edit.js';
 import { tensorToFloat32 } from '../../onnx/tensor.js';
 import { applyMask, magnitudeMask } from '../magnitude.js';
 import type { PrunableWeight } from '../prunable.js';
+import type { ChannelTally } from '../reduction.js';
 import { describeStructured } from '../structured/describe.js';
 import type { MeasureOptions } from '../structured/hardware.js';
 import type { KeptChannels } from '../structured/keptChannels.js';
@@ -25,6 +26,7 @@ export interface SensitivityOutcome {
   structured?: { reference: ModelProto; kept: KeptChannels };
   /** structured with measured widths: the rounding table */
   widths?: StructuredResult['widths'];
+  channels?: ChannelTally;
 }
 
 export interface SensitivityRequest {
@@ -84,6 +86,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
   let allocated = allocation.ratios;
   let structured: { reference: ModelProto; kept: KeptChannels } | undefined;
   let widths: StructuredResult['widths'];
+  let channels: ChannelTally | undefined;
   if (req.method === 'unstructured') {
     model = pruneCounts(dense, req.weights, allocation.pruned);
     description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
@@ -104,6 +107,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
     widths = r.widths;
     model = r.model;
     structured = { reference: r.base, kept: r.kept };
+    channels = r.tally;
     description = describeStructured(dense, r, { criterion: req.config.criterion, scope: perMac ? 'sensitivity-macs' : 'sensitivity', sparsity: req.sparsity });
   }
   if (req.method === 'structured' && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope ${perMac ? 'sensitivity-macs' : 'sensitivity'}: kept channel counts come from the allocation`);
@@ -119,6 +123,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
     notes,
     ...(structured ? { structured } : {}),
     ...(widths ? { widths } : {}),
+    ...(channels ? { channels } : {}),
     sensitivity: {
       ...sensitivityRecord(scorer, curves, allocated, allocation.predictedIncrease, seconds, req.method === 'unstructured' ? 'weights' : 'channels'),
       allocation: perMac ? 'loss-per-mac' : 'loss',

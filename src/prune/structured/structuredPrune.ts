@@ -3,6 +3,7 @@ import { UserError } from '../../errors.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { channelMeanAbs } from '../criteria/activations.js';
 import { type Criterion, type Importance, activationImportance, bnScaleImportance, magnitudeImportance } from '../criteria/importance.js';
+import { type ChannelTally, channelTally } from '../reduction.js';
 import { allocate, keepMask } from './allocate.js';
 import { snapToWidths } from './widths.js';
 import { monotoneCurve } from '../sensitivity/allocateSparsity.js';
@@ -12,6 +13,7 @@ import { groupMultiples, measureLayerTables, measureProbes, type MeasureOptions,
 import { allocateForLatency, splitDense, type LatencyPlan } from './latencyModel.js';
 import { type KeptChannels, keptChannels } from './keptChannels.js';
 import { macLayers } from './macLayers.js';
+import { type SkipReason, renderSkip } from './skip.js';
 import { removeChannels } from './surgery.js';
 import { untieConstants } from './untie.js';
 
@@ -64,6 +66,8 @@ export interface StructuredResult {
   groups: GroupOutcome[];
   /** per sliced initializer of `base`, per axis, the dense indices `model` kept */
   kept: KeptChannels;
+  /** channels the target applies to, how many went, and every group left whole with its reason */
+  tally: ChannelTally;
   notes: string[];
   /** hardware-aware widths: what was measured and each group's multiple */
   widths?: WidthTable | { groups: WidthTable['groups'] };
@@ -128,8 +132,8 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
   }
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g) => ({ ...g, kept: keep.has(g.root) ? keptCount.get(g.root)! : g.size }));
-  for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${g.skip}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), ...(widths ? { widths } : {}), ...(latency ? { latency } : {}) };
+  for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${renderSkip(g.skip)}`);
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome), ...(widths ? { widths } : {}), ...(latency ? { latency } : {}) };
 }
 
 /** Linear interpolation along a monotone loss curve. */
@@ -168,10 +172,10 @@ async function groupWidths(model: ModelProto, analysis: DependencyAnalysis, prun
 export function structuredGroups(input: ModelProto, protectedTensors: ReadonlySet<string>): { model: ModelProto; analysis: DependencyAnalysis; groups: DependencyGroup[] } {
   const model = untieConstants(input);
   const analysis = analyzeDependencies(model);
-  const protect = new Map<number, string>();
+  const protect = new Map<number, SkipReason>();
   for (const u of analysis.uses) {
     if (!protectedTensors.has(u.tensor)) continue;
-    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
+    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), { kind: 'protected', tensor: u.tensor });
   }
   return { model, analysis, groups: analysis.groups.map((g) => ({ ...g, skip: g.skip ?? protect.get(g.root) })) };
 }

@@ -1,6 +1,7 @@
 import { expect, it } from 'vitest';
 import { loadModel } from '../../../src/onnx/model.js';
 import { analyzeDependencies } from '../../../src/prune/structured/depgraph.js';
+import { renderSkip } from '../../../src/prune/structured/skip.js';
 import { present } from '../../support/fixtures.js';
 import { exactnessPerGroup } from './exactness.js';
 
@@ -19,7 +20,7 @@ export function topologyCases(file: string, want: TopologyExpectation): void {
     const ok = a.groups.filter((g) => !g.skip);
     expect(ok.length).toBe(want.prunable);
     for (const name of want.groups ?? []) expect(ok.map((g) => g.name)).toContain(name);
-    const reasons = a.groups.filter((g) => g.skip).map((g) => g.skip!);
+    const reasons = a.groups.filter((g) => g.skip).map((g) => renderSkip(g.skip!));
     for (const r of want.skipped ?? []) expect(reasons.some((x) => x.includes(r))).toBe(true);
   });
 
