@@ -1217,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path22 = __require("node:path");
-    var fs23 = __require("node:fs");
+    var path24 = __require("node:path");
+    var fs26 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs23.existsSync(executableFile)) return;
+        if (fs26.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2230,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path22.resolve(baseDir, baseName2);
-          if (fs23.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path22.extname(baseName2))) return void 0;
+          const localBin = path24.resolve(baseDir, baseName2);
+          if (fs26.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path24.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs23.existsSync(`${localBin}${ext}`)
+            (ext) => fs26.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs23.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs26.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path22.resolve(
-            path22.dirname(resolvedScriptPath),
+          executableDir = path24.resolve(
+            path24.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path22.basename(
+            const legacyName = path24.basename(
               this._scriptPath,
-              path22.extname(this._scriptPath)
+              path24.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path22.extname(executableFile));
+        launchWithNode = sourceExt.includes(path24.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path22.basename(filename, path22.extname(filename));
+        this._name = path24.basename(filename, path24.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path23) {
-        if (path23 === void 0) return this._executableDir;
-        this._executableDir = path23;
+      executableDir(path25) {
+        if (path25 === void 0) return this._executableDir;
+        this._executableDir = path25;
         return this;
       }
       /**
@@ -3705,17 +3705,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path22) {
-      const ctrl = callVisitor(key, node, visitor, path22);
+    function visit_(key, node, visitor, path24) {
+      const ctrl = callVisitor(key, node, visitor, path24);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path22, ctrl);
-        return visit_(key, ctrl, visitor, path22);
+        replaceNode(key, path24, ctrl);
+        return visit_(key, ctrl, visitor, path24);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path22 = Object.freeze(path22.concat(node));
+          path24 = Object.freeze(path24.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path22);
+            const ci = visit_(i2, node.items[i2], visitor, path24);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3726,13 +3726,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path22 = Object.freeze(path22.concat(node));
-          const ck = visit_("key", node.key, visitor, path22);
+          path24 = Object.freeze(path24.concat(node));
+          const ck = visit_("key", node.key, visitor, path24);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path22);
+          const cv = visit_("value", node.value, visitor, path24);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3753,17 +3753,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path22) {
-      const ctrl = await callVisitor(key, node, visitor, path22);
+    async function visitAsync_(key, node, visitor, path24) {
+      const ctrl = await callVisitor(key, node, visitor, path24);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path22, ctrl);
-        return visitAsync_(key, ctrl, visitor, path22);
+        replaceNode(key, path24, ctrl);
+        return visitAsync_(key, ctrl, visitor, path24);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path22 = Object.freeze(path22.concat(node));
+          path24 = Object.freeze(path24.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path22);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path24);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3774,13 +3774,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path22 = Object.freeze(path22.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path22);
+          path24 = Object.freeze(path24.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path24);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path22);
+          const cv = await visitAsync_("value", node.value, visitor, path24);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3807,23 +3807,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path22) {
+    function callVisitor(key, node, visitor, path24) {
       if (typeof visitor === "function")
-        return visitor(key, node, path22);
+        return visitor(key, node, path24);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path22);
+        return visitor.Map?.(key, node, path24);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path22);
+        return visitor.Seq?.(key, node, path24);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path22);
+        return visitor.Pair?.(key, node, path24);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path22);
+        return visitor.Scalar?.(key, node, path24);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path22);
+        return visitor.Alias?.(key, node, path24);
       return void 0;
     }
-    function replaceNode(key, path22, node) {
-      const parent = path22[path22.length - 1];
+    function replaceNode(key, path24, node) {
+      const parent = path24[path24.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4435,10 +4435,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path22, value) {
+    function collectionFromPath(schema, path24, value) {
       let v = value;
-      for (let i2 = path22.length - 1; i2 >= 0; --i2) {
-        const k = path22[i2];
+      for (let i2 = path24.length - 1; i2 >= 0; --i2) {
+        const k = path24[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4457,7 +4457,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path22) => path22 == null || typeof path22 === "object" && !!path22[Symbol.iterator]().next().done;
+    var isEmptyPath = (path24) => path24 == null || typeof path24 === "object" && !!path24[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4487,11 +4487,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path22, value) {
-        if (isEmptyPath(path22))
+      addIn(path24, value) {
+        if (isEmptyPath(path24))
           this.add(value);
         else {
-          const [key, ...rest] = path22;
+          const [key, ...rest] = path24;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4505,8 +4505,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path22) {
-        const [key, ...rest] = path22;
+      deleteIn(path24) {
+        const [key, ...rest] = path24;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4520,8 +4520,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path22, keepScalar) {
-        const [key, ...rest] = path22;
+      getIn(path24, keepScalar) {
+        const [key, ...rest] = path24;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4539,8 +4539,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path22) {
-        const [key, ...rest] = path22;
+      hasIn(path24) {
+        const [key, ...rest] = path24;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4550,8 +4550,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path22, value) {
-        const [key, ...rest] = path22;
+      setIn(path24, value) {
+        const [key, ...rest] = path24;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -7066,9 +7066,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path22, value) {
+      addIn(path24, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path22, value);
+          this.contents.addIn(path24, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -7143,14 +7143,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path22) {
-        if (Collection.isEmptyPath(path22)) {
+      deleteIn(path24) {
+        if (Collection.isEmptyPath(path24)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path22) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path24) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7165,10 +7165,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path22, keepScalar) {
-        if (Collection.isEmptyPath(path22))
+      getIn(path24, keepScalar) {
+        if (Collection.isEmptyPath(path24))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path22, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path24, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7179,10 +7179,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path22) {
-        if (Collection.isEmptyPath(path22))
+      hasIn(path24) {
+        if (Collection.isEmptyPath(path24))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path22) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path24) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7199,13 +7199,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path22, value) {
-        if (Collection.isEmptyPath(path22)) {
+      setIn(path24, value) {
+        if (Collection.isEmptyPath(path24)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path22), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path24), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path22, value);
+          this.contents.setIn(path24, value);
         }
       }
       /**
@@ -9166,9 +9166,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path22) => {
+    visit.itemAtPath = (cst, path24) => {
       let item = cst;
-      for (const [field, index] of path22) {
+      for (const [field, index] of path24) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9177,23 +9177,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path22) => {
-      const parent = visit.itemAtPath(cst, path22.slice(0, -1));
-      const field = path22[path22.length - 1][0];
+    visit.parentCollection = (cst, path24) => {
+      const parent = visit.itemAtPath(cst, path24.slice(0, -1));
+      const field = path24[path24.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path22, item, visitor) {
-      let ctrl = visitor(item, path22);
+    function _visit(path24, item, visitor) {
+      let ctrl = visitor(item, path24);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path22.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path24.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9204,10 +9204,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path22);
+            ctrl = ctrl(item, path24);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path22) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path24) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10509,14 +10509,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs26 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs23, sep: [] });
+                map.items.push({ start, key: fs26, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs23);
+                this.stack.push(fs26);
               } else {
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs26, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10644,13 +10644,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs26 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs23, sep: [] });
+                fc.items.push({ start: [], key: fs26, sep: [] });
               else if (it.sep)
-                this.stack.push(fs23);
+                this.stack.push(fs26);
               else
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs26, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -12751,8 +12751,8 @@ var require_utils = __commonJS({
       }
       return output;
     };
-    exports.basename = (path22, { windows } = {}) => {
-      const segs = path22.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path24, { windows } = {}) => {
+      const segs = path24.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -13223,16 +13223,16 @@ var require_parse = __commonJS({
       }
       return false;
     };
-    var parseRepeatedExtglob = (pattern, requireEnd = true) => {
-      if (pattern[0] !== "+" && pattern[0] !== "*" || pattern[1] !== "(") {
+    var parseRepeatedExtglob = (pattern2, requireEnd = true) => {
+      if (pattern2[0] !== "+" && pattern2[0] !== "*" || pattern2[1] !== "(") {
         return;
       }
       let bracket = 0;
       let paren = 0;
       let quote = 0;
       let escaped = false;
-      for (let i2 = 1; i2 < pattern.length; i2++) {
-        const ch = pattern[i2];
+      for (let i2 = 1; i2 < pattern2.length; i2++) {
+        const ch = pattern2[i2];
         if (escaped === true) {
           escaped = false;
           continue;
@@ -13266,12 +13266,12 @@ var require_parse = __commonJS({
         if (ch === ")") {
           paren--;
           if (paren === 0) {
-            if (requireEnd === true && i2 !== pattern.length - 1) {
+            if (requireEnd === true && i2 !== pattern2.length - 1) {
               return;
             }
             return {
-              type: pattern[0],
-              body: pattern.slice(2, i2),
+              type: pattern2[0],
+              body: pattern2.slice(2, i2),
               end: i2
             };
           }
@@ -13282,11 +13282,11 @@ var require_parse = __commonJS({
       const source = chars.length === 1 ? utils.escapeRegex(chars[0]) : `[${chars.map((ch) => utils.escapeRegex(ch)).join("")}]`;
       return `${source}*`;
     };
-    var getStarExtglobSequenceChars = (pattern) => {
+    var getStarExtglobSequenceChars = (pattern2) => {
       let index = 0;
       const chars = [];
-      while (index < pattern.length) {
-        const match = parseRepeatedExtglob(pattern.slice(index), false);
+      while (index < pattern2.length) {
+        const match = parseRepeatedExtglob(pattern2.slice(index), false);
         if (!match || match.type !== "*") {
           return;
         }
@@ -13306,9 +13306,9 @@ var require_parse = __commonJS({
       }
       return chars;
     };
-    var repeatedExtglobRecursion = (pattern) => {
+    var repeatedExtglobRecursion = (pattern2) => {
       let depth = 0;
-      let value = pattern.trim();
+      let value = pattern2.trim();
       let match = parseRepeatedExtglob(value);
       while (match) {
         depth++;
@@ -14206,9 +14206,9 @@ var require_picomatch = __commonJS({
       return regex.test(utils.basename(input, { windows: posix }));
     };
     picomatch4.isMatch = (str, patterns, options) => picomatch4(patterns, options)(str);
-    picomatch4.parse = (pattern, options) => {
-      if (Array.isArray(pattern)) return pattern.map((p) => picomatch4.parse(p, options));
-      return parse2(pattern, { ...options, fastpaths: false });
+    picomatch4.parse = (pattern2, options) => {
+      if (Array.isArray(pattern2)) return pattern2.map((p) => picomatch4.parse(p, options));
+      return parse2(pattern2, { ...options, fastpaths: false });
     };
     picomatch4.scan = (input, options) => scan(input, options);
     picomatch4.compileRe = (state, options, returnOutput = false, returnState = false) => {
@@ -14443,11 +14443,11 @@ var require_ansi_regex = __commonJS({
   "node_modules/ansi-regex/index.js"(exports, module) {
     "use strict";
     module.exports = ({ onlyFirst = false } = {}) => {
-      const pattern = [
+      const pattern2 = [
         "[\\u001B\\u009B][[\\]()#;?]*(?:(?:(?:(?:;[-a-zA-Z\\d\\/#&.:=?%@~_]+)*|[a-zA-Z\\d]+(?:;[-a-zA-Z\\d\\/#&.:=?%@~_]*)*)?\\u0007)",
         "(?:(?:\\d{1,4}(?:;\\d{0,4})*)?[\\dA-PR-TZcf-ntqry=><~]))"
       ].join("|");
-      return new RegExp(pattern, onlyFirst ? void 0 : "g");
+      return new RegExp(pattern2, onlyFirst ? void 0 : "g");
     };
   }
 });
@@ -15144,7 +15144,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs22 from "node:fs";
+import * as fs25 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -15559,11 +15559,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path22, issues) {
+function prefixIssues(path24, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path22);
+    iss.path.unshift(path24);
     return iss;
   });
 }
@@ -15645,9 +15645,9 @@ function issue(...args) {
   }
   return { ...iss };
 }
-function members(proto, table3) {
-  for (const key in table3) {
-    const desc = Object.getOwnPropertyDescriptor(table3, key);
+function members(proto, table4) {
+  for (const key in table4) {
+    const desc = Object.getOwnPropertyDescriptor(table4, key);
     if (desc.get)
       Object.defineProperty(proto, key, { ...desc, enumerable: false });
     else
@@ -16753,8 +16753,8 @@ var $ZodOptional = /* @__PURE__ */ $constructor("$ZodOptional", (inst, def) => {
     return values ? /* @__PURE__ */ new Set([...values, void 0]) : void 0;
   });
   defineLazyInternal(inst, "pattern", (zod) => {
-    const pattern = zod.def.innerType._zod.pattern;
-    return pattern ? new RegExp(`^(${cleanRegex(pattern.source)})?$`) : void 0;
+    const pattern2 = zod.def.innerType._zod.pattern;
+    return pattern2 ? new RegExp(`^(${cleanRegex(pattern2.source)})?$`) : void 0;
   });
   inst._zod.parse = (payload, ctx) => {
     if (payload.value === void 0) {
@@ -17000,12 +17000,12 @@ function _minLength(minimum, params) {
   });
 }
 // @__NO_SIDE_EFFECTS__
-function _regex(pattern, params) {
+function _regex(pattern2, params) {
   return new $ZodCheckRegex({
     check: "string_format",
     format: "regex",
     ...normalizeParams(params),
-    pattern
+    pattern: pattern2
   });
 }
 // @__NO_SIDE_EFFECTS__
@@ -17378,6 +17378,12 @@ function budgetLimit(name) {
   return optional(pipe(union([number2(), string2()], must(spec.expect)), limit)).check(meta2({ description: spec.meaning, ...budgetJsonSchema(name) }));
 }
 var BUDGETS_HELP = "budget limits by name (NAME=VALUE for --budget and for each line of the action input), with units: 0.5pt or 0.5% (points), 5ms, 2MB or 2MiB, 1.3x, 10% (a relative change)";
+var SPEEDUP_EXPECT = "a speedup above 1 like 2 (2x on the command line)";
+var speedup = {
+  schema: number2(must(SPEEDUP_EXPECT)).check(_gt(1)),
+  expect: SPEEDUP_EXPECT,
+  read: (t) => /^[0-9]*\.?[0-9]+x$/i.test(t) ? Number(t.slice(0, -1)) : /^[0-9]*\.?[0-9]+$/.test(t) ? Number(t) : t
+};
 var SETTINGS = {
   sparsity: setting(number3("a fraction from 0 to below 1 like 0.5", _gte(0), _lt(1)), 0.5, {
     help: "target fraction of prunable weights set to zero (structured: of prunable channels removed)",
@@ -17452,9 +17458,17 @@ var SETTINGS = {
     help: "confidence level of every interval",
     flag: { value: "<level>", commands: MEASURE }
   }),
-  "round-to": setting(wholeNumber(1), 1, {
-    help: "structured: kept channel counts are multiples of this (8 or 16 suit SIMD kernels; 1 = no rounding)",
+  "round-to": setting(wholeNumber(0), 0, {
+    help: "structured: kept channel counts are multiples of this (1 = no rounding); 0 = the multiples measured to run fast on this machine (each layer kind timed at many widths once, cached per machine and onnxruntime)",
     flag: { value: "<n>", commands: RUN }
+  }),
+  "target-speedup": optionalSetting(speedup, {
+    help: "structured: allocate channels for this measured speedup over dense at the first batch size (2 or 2x), from a per-layer latency table, corrected by measurement up to 3 times",
+    flag: { value: "<x>", commands: RUN }
+  }),
+  "target-latency-ms": optionalSetting(number3("milliseconds above 0 like 5", _gt(0)), {
+    help: "structured: allocate channels for this measured p50 latency in milliseconds at the first batch size, like target-speedup",
+    flag: { value: "<ms>", commands: RUN }
   }),
   criterion: setting(oneOf(CRITERIA), "l1", {
     help: "structured: how channel importance is scored; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)",
@@ -17542,16 +17556,16 @@ var writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(
 var DEFAULT_CONFIG = Object.freeze(fromFile(CONFIG_FILE.parse({})));
 
 // src/config/validate.ts
-function formatKeyPath(path22) {
-  return path22.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path24) {
+  return path24.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path22) {
-  return path22.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path24) {
+  return path24.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue2, subject, value) {
   const form = formOf(issue2);
@@ -17561,18 +17575,18 @@ function describeIssue(issue2, subject, value) {
   return `${subject} must be ${issue2.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue2, raw) {
-  const path22 = issue2.path;
+  const path24 = issue2.path;
   if (issue2.code === "unrecognized_keys") {
     const valid = issue2.message.startsWith(VALID_KEYS) ? issue2.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue2.keys.map((key) => {
-      const full = [...path22, key];
+      const full = [...path24, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path22));
-  if (path22.length === 0) return [{ path: path22, message: `the config must be ${issue2.message} (got ${value})` }];
-  const subject = formOf(issue2) === "plain" ? formatKeyPath(path22) : `'${formatKeyPath(path22)}'`;
-  return [{ path: path22, message: describeIssue(issue2, subject, value) }];
+  const value = show(valueAt(raw, path24));
+  if (path24.length === 0) return [{ path: path24, message: `the config must be ${issue2.message} (got ${value})` }];
+  const subject = formOf(issue2) === "plain" ? formatKeyPath(path24) : `'${formatKeyPath(path24)}'`;
+  return [{ path: path24, message: describeIssue(issue2, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -17592,10 +17606,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path22) {
+function lineOf(doc, lines, path24) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path22) {
+  for (const segment of path24) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -17615,8 +17629,8 @@ function lineOf(doc, lines, path22) {
 
 // src/config/loadConfig.ts
 var MAX_CONFIG_BYTES = 4 * 2 ** 20;
-function loadConfig(path22, shownAs = path22) {
-  const text2 = readInputFile(path22, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
+function loadConfig(path24, shownAs = path24) {
+  const text2 = readInputFile(path24, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -17642,10 +17656,10 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path22 = ["budgets", name];
-    const node = doc.getIn(path22, true);
+    const path24 = ["budgets", name];
+    const node = doc.getIn(path24, true);
     if ((0, import_yaml2.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines, path22)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines, path24)}`;
   }
   return config2;
 }
@@ -17656,22 +17670,22 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry) => {
     const eq = entry.indexOf("=");
     const name = entry.slice(0, Math.max(eq, 0)).trim();
-    const path22 = entry.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path22 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path24 = entry.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path24 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry);
-    return { name, path: path22 };
+    return { name, path: path24 };
   });
 }
 
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path22 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path22);
+    const path24 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path24);
     if (!("kind" in s)) return [];
-    return [{ path: path22, field: path22.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path24, field: path24.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 var SETTING_REFS = flatten(SETTINGS, []);
@@ -18076,7 +18090,23 @@ var QUANTIZE_RULES = [
   (c, f) => c.quantize === "int8" && f.calib === "none" ? "--quantize int8: needs calibration data to measure activation ranges; pass --calib calib.npz (512 samples are plenty), or use --quantize dynamic for MatMul layers" : void 0,
   (c) => c.quantize !== "none" && c.schedule === "gradual" ? `--quantize ${c.quantize}: not combined with --schedule gradual; quantize the shipped step in a one-shot run (--schedule oneshot)` : void 0
 ];
-var RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES];
+var targetFlag = (c) => c.targetSpeedup !== void 0 ? "--target-speedup" : c.targetLatencyMs !== void 0 ? "--target-latency-ms" : void 0;
+var TARGET_RULES = [
+  (c) => c.targetSpeedup !== void 0 && c.targetLatencyMs !== void 0 ? "--target-speedup and --target-latency-ms: give one latency target, not both" : void 0,
+  (c) => {
+    const flag = targetFlag(c);
+    return flag && c.method !== "structured" ? `${flag}: channels are allocated for speed only by --method structured (unstructured and N:M zeros do not run faster on CPU), not ${c.method}; add --method structured` : void 0;
+  },
+  (c) => {
+    const flag = targetFlag(c);
+    return flag && (c.schedule !== "oneshot" || c.recoveryRounds > 1) ? `${flag}: allocates one structured prune; drop --schedule gradual and --recovery-rounds` : void 0;
+  },
+  (c) => {
+    const flag = targetFlag(c);
+    return flag && c.quantize !== "none" ? `${flag}: is met by the structured prune alone; drop --quantize, or quantize in a run without a latency target` : void 0;
+  }
+];
+var RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES, ...TARGET_RULES];
 function broken(rules, config2, facts) {
   const all = { calib: "none", ...facts, cores: facts.cores ?? os2.availableParallelism() };
   return rules.map((rule) => rule(config2, all)).filter((m) => m !== void 0);
@@ -19320,7 +19350,7 @@ function zipSync(data, opts) {
     var _a4 = r[fn], file = _a4[0], p = _a4[1];
     var compression = p.level == 0 ? 0 : 8;
     var f = strToU8(fn), s = f.length;
-    var com = p.comment, m = com && strToU8(com), ms3 = m && m.length;
+    var com = p.comment, m = com && strToU8(com), ms4 = m && m.length;
     var exl = exfl(p.extra);
     if (s > 65535)
       err(11);
@@ -19333,12 +19363,12 @@ function zipSync(data, opts) {
       c: d,
       f,
       m,
-      u: s != fn.length || m && com.length != ms3,
+      u: s != fn.length || m && com.length != ms4,
       o,
       compression
     }));
     o += 30 + s + exl + l;
-    tot += 76 + 2 * (s + exl) + (ms3 || 0) + l;
+    tot += 76 + 2 * (s + exl) + (ms4 || 0) + l;
   }
   var out = new u8(tot + 22), oe = o, cdl = tot - o;
   for (var i2 = 0; i2 < files.length; ++i2) {
@@ -19476,12 +19506,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path22, model, opts) {
+function loadDataset(path24, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path22} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path24} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path22);
+  const arrays = readArrays(path24);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -19490,7 +19520,7 @@ function loadDataset(path22, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path22}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path24}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -19499,37 +19529,37 @@ function loadDataset(path22, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path22}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path24}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path22, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path22, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path24, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path24, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path22}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path24}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path22}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path24}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path22, y, count3);
+  if (y) labels = toLabels(path24, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path22}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path24}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path22, count: count3, inputs, labels };
+  return { path: path24, count: count3, inputs, labels };
 }
-function checkInput(path22, spec, name, arr, modelName) {
-  const subject = `${path22}: array '${name}'`;
+function checkInput(path24, spec, name, arr, modelName) {
+  const subject = `${path24}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -19552,7 +19582,7 @@ function checkInput(path22, spec, name, arr, modelName) {
   }
 }
 var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path22, name, arr) {
+function checkFinite(path24, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -19563,7 +19593,7 @@ function checkFinite(path22, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path22}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path24}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -19582,8 +19612,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path22, y, count3) {
-  const subject = `${path22}: label array '${LABELS}'`;
+function toLabels(path24, y, count3) {
+  const subject = `${path24}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -20153,13 +20183,13 @@ function cudaUnavailable() {
   if (!fs4.existsSync("/dev/nvidia0") && !fs4.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
   return void 0;
 }
-async function resolveProvider(requested, probeModel) {
+async function resolveProvider(requested, probeModel2) {
   if (requested === "cpu") return { provider: "cpu" };
   let why = cudaUnavailable();
   if (!why) {
     try {
       const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
+      const session = await ort.InferenceSession.create(probeModel2, { executionProviders: ["cuda"] });
       await session.release();
       return { provider: "cuda" };
     } catch (e) {
@@ -22391,10 +22421,10 @@ function base64Decode(base64Str) {
   return written == size2 ? bytes2 : bytes2.subarray(0, written);
 }
 function setFromBase64(bytes2, base64Str) {
-  const table3 = getDecodeTable();
+  const table4 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table3[base64Str.charCodeAt(i2)];
+    b = table4[base64Str.charCodeAt(i2)];
     if (b === void 0) {
       switch (base64Str[i2]) {
         // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
@@ -23581,8 +23611,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path22, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path22]);
+function messageDesc(file, path24, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path24]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -24471,6 +24501,7 @@ var TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
   return TensorProto_DataType2;
 })(TensorProto_DataType || {});
 var TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
+var OperatorSetIdProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 12);
 
 // src/onnx/tensor.ts
 var ITEM_SIZE = {
@@ -25088,7 +25119,7 @@ import * as path6 from "node:path";
 function defaultStringLength(value) {
   return value.length;
 }
-function markdownTable(table3, options) {
+function markdownTable(table4, options) {
   const settings = options || {};
   const align = (settings.align || []).concat();
   const stringLength = settings.stringLength || defaultStringLength;
@@ -25098,15 +25129,15 @@ function markdownTable(table3, options) {
   const longestCellByColumn = [];
   let mostCellsPerRow = 0;
   let rowIndex = -1;
-  while (++rowIndex < table3.length) {
+  while (++rowIndex < table4.length) {
     const row2 = [];
     const sizes2 = [];
     let columnIndex2 = -1;
-    if (table3[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table3[rowIndex].length;
+    if (table4[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table4[rowIndex].length;
     }
-    while (++columnIndex2 < table3[rowIndex].length) {
-      const cell5 = serialize(table3[rowIndex][columnIndex2]);
+    while (++columnIndex2 < table4[rowIndex].length) {
+      const cell5 = serialize(table4[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
         const size2 = stringLength(cell5);
         sizes2[columnIndex2] = size2;
@@ -25247,6 +25278,41 @@ function markdownCell(text2) {
   return oneLine(text2).replace(/\|/g, "\\|");
 }
 
+// src/ledger/renderAllocation.ts
+var table = (rows2) => markdownTable(rows2.map((r) => r.map(markdownCell)), { alignDelimiters: false });
+var ms3 = (x2) => typeof x2 === "number" && Number.isFinite(x2) ? x2.toFixed(3) : "\u2014";
+function allocationSection(a) {
+  const parts = [];
+  if (a.rounding === "fixed") parts.push(`Kept channel counts are multiples of ${a.round_to} (\`round-to\`).`);
+  if (a.probes?.length) {
+    const rows2 = /* @__PURE__ */ new Map();
+    for (const p of a.probes) {
+      const key = `${p.kind}\0${p.axis}`;
+      rows2.set(key, [...rows2.get(key) ?? [], `b=${p.batch}: ${p.multiple}${p.cached ? "" : " (timed now)"}`]);
+    }
+    parts.push(
+      `Channel widths measured on ${a.machine ?? "this machine"} (onnxruntime ${a.onnxruntime ?? "?"}, ${a.threads || "all"} threads): the multiple each layer kind runs fast at, read from its latency over ${a.probes[0].curve.counts.length} channel counts; every group keeps a multiple of the largest its layers ask for (or a halving of it).`,
+      table([["Layer kind", "Channels", "Multiple"], ...[...rows2].map(([k, v]) => [k.split("\0")[0], k.split("\0")[1], v.join(", ")])])
+    );
+  } else if (a.rounding === "recorded") parts.push("Kept channel counts were snapped to recorded widths.");
+  const t = a.target;
+  if (t) {
+    parts.push(
+      `Latency target ${t.kind === "speedup" ? ratio(t.value) : `${t.value} ms`} at batch ${t.batch} (dense ${ms3(t.dense_ms)} ms, so ${ratio(t.speedup_needed)}): ${t.outcome === "met" ? "met" : `not met (${t.outcome})`}, ${t.detail}.`,
+      table([
+        ["Attempt", "Budget ms", "Predicted ms", "p50 ms", "Speedup", "MACs"],
+        ...t.attempts.map((x2, i2) => [`${i2 + 1}${i2 === t.shipped ? " (ships)" : ""}`, ms3(x2.budget_ms), ms3(x2.predicted_ms), ms3(x2.p50_ms), ratio(x2.speedup), String(x2.macs)])
+      ])
+    );
+  }
+  if (parts.length === 0) return void 0;
+  return `<details><summary>Channel allocation${t ? " and latency target" : ""}</summary>
+
+${parts.join("\n\n")}
+
+</details>`;
+}
+
 // src/ledger/renderSensitivity.ts
 var CHART_LAYERS = 5;
 var cell = markdownCell;
@@ -25349,7 +25415,7 @@ function scheduleSection(model) {
 // src/ledger/renderQuantize.ts
 var DASH2 = "\u2014";
 var cell3 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-var table = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
+var table2 = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
 function quantizeSection(model) {
   const step = model.steps.find((s) => s.quantize);
   const q = step?.quantize;
@@ -25364,7 +25430,7 @@ function quantizeSection(model) {
   ];
   if (q.variants.length > 1) {
     lines.push(
-      table([
+      table2([
         ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
         ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
       ])
@@ -25373,7 +25439,7 @@ function quantizeSection(model) {
   const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
   const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
   lines.push(
-    table([
+    table2([
       ["Layer", "Op", "Kernel", "Error in \u2192 out"],
       ...k.layers.map((l) => {
         const e = errors.get(l.node);
@@ -25390,11 +25456,11 @@ var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
 var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH3 = "\u2014";
 var TOP_CLASSES = 5;
-function baseName(path22) {
-  return path22.split(/[\\/]/).pop() || path22;
+function baseName(path24) {
+  return path24.split(/[\\/]/).pop() || path24;
 }
 var cell4 = markdownCell;
-function table2(rows2) {
+function table3(rows2) {
   return markdownTable(
     rows2.map((row) => row.map(cell4)),
     { alignDelimiters: false }
@@ -25415,9 +25481,9 @@ function renderHeadline(model) {
     if (final.quantize) parts.push(`INT8 (${ratio(final.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
     if (!final.quantize || final.sparsity >= 0.05) parts.push(`${percent(final.sparsity)} sparse`);
     if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
-      const speedup = dense.latency.p50_ms / final.latency.p50_ms;
+      const speedup2 = dense.latency.p50_ms / final.latency.p50_ms;
       if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
-      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
+      else parts.push(speedup2 >= 1 ? `${speedRatio(speedup2)} faster` : `${speedRatio(1 / speedup2)} slower`);
     }
     if (dense.accuracy != null && final.accuracy != null) {
       parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
@@ -25453,7 +25519,7 @@ function intervalText(b) {
 }
 function budgetTable(budgets) {
   if (budgets.length === 0) return "_No budgets checked._";
-  return table2([
+  return table3([
     ["Budget", "Limit", "Actual", "Verdict", "Detail"],
     ...budgets.map((b) => [
       `\`${b.name}\``,
@@ -25473,7 +25539,7 @@ function stepTable(steps) {
     const value = s.latency[key].toFixed(2);
     return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
   };
-  return table2([
+  return table3([
     ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
     ...steps.map((s) => [
       s.name,
@@ -25507,7 +25573,7 @@ function funnelSection(model) {
   };
   const lines = [
     `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
-    table2([
+    table3([
       ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Weight bytes", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
       ...steps.map((s) => {
         const f = s.funnel;
@@ -25533,7 +25599,7 @@ function funnelSection(model) {
     const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
     lines.push(
       `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
-      table2([
+      table3([
         ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
         ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
       ])
@@ -25546,7 +25612,7 @@ function classTable(model) {
   if (lost.length === 0) return void 0;
   return [
     "**Classes that lost most**",
-    table2([
+    table3([
       ["Class", "Dense", "Pruned", "Drop", "Support"],
       ...lost.map((c) => [
         String(c.class),
@@ -25562,7 +25628,7 @@ function costTable(steps) {
   const rows2 = steps.filter((s) => s.runtime_cost);
   if (rows2.length === 0) return void 0;
   const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH3;
-  return table2([
+  return table3([
     ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
     ...rows2.map((s) => {
       const c = s.runtime_cost;
@@ -25584,7 +25650,7 @@ function predictionShiftTable(model) {
   const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
   return [
     "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
-    table2([
+    table3([
       ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
       ...model.prediction_shift.flatMap(
         (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
@@ -25597,7 +25663,7 @@ function shiftTable(model) {
   const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
   return [
     "**Distribution shift**",
-    table2([
+    table3([
       ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
       ...model.shifts.map((s) => [
         escapeMarkdown(s.name),
@@ -25619,6 +25685,8 @@ function renderModel(model) {
   if (schedule) sections.push(schedule);
   const funnel = funnelSection(model);
   if (funnel) sections.push(funnel);
+  const allocation = model.allocation && allocationSection(model.allocation);
+  if (allocation) sections.push(allocation);
   const quantize = quantizeSection(model);
   if (quantize) sections.push(quantize);
   const classes = classTable(model);
@@ -25826,10 +25894,10 @@ function wilsonInterval(successes, n, confidence = 0.95) {
   const p = successes / n;
   const z22 = z2 * z2;
   const centre = p + z22 / (2 * n);
-  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const spread2 = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
   const denom = 1 + z22 / n;
-  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
-  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread2) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread2) / denom);
   return [lo, hi];
 }
 
@@ -25938,8 +26006,8 @@ function budgetUncertainty(m) {
     ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
   };
   if (m.referenceLatency?.length && m.candidateLatency?.length) {
-    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
-    u["min-speedup"] = { ci: speedup.ci };
+    const speedup2 = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
+    u["min-speedup"] = { ci: speedup2.ci };
     const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
     u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
     u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
@@ -26086,7 +26154,8 @@ function buildModelLedger(i2) {
     prediction_shift: predictionShifts(i2.reference, i2.shipped, i2.shifts),
     ...i2.scope ? { scope: i2.scope } : {},
     ...i2.sensitivity ? { sensitivity: i2.sensitivity } : {},
-    ...i2.schedule ? { schedule: i2.schedule } : {}
+    ...i2.schedule ? { schedule: i2.schedule } : {},
+    ...i2.allocation ? { allocation: i2.allocation } : {}
   };
 }
 function writeLedgerFiles(dir, ledger) {
@@ -26844,6 +26913,8 @@ function stepName(s) {
       return `calibrate:temperature${at(s.at)}`;
     case "quantize":
       return `quantize:${s.scheme}`;
+    case "target":
+      return `target:attempt-${s.attempt}`;
   }
 }
 var at = (n) => n === void 0 ? "" : `@${n}`;
@@ -27203,7 +27274,7 @@ function renderSelftest(r) {
 }
 
 // src/pipeline/guardedRun.ts
-import * as path21 from "node:path";
+import * as path23 from "node:path";
 
 // src/io/outputDir.ts
 import * as fs12 from "node:fs";
@@ -27493,7 +27564,7 @@ var Deadline = class {
 };
 
 // src/pipeline/run.ts
-import * as path20 from "node:path";
+import * as path22 from "node:path";
 
 // src/onnx/preflight.ts
 var MAX_ONNX_OPSET = 26;
@@ -27739,8 +27810,8 @@ function resolveCompare(config2, rounds) {
 }
 
 // src/pipeline/gradual.ts
-import * as fs17 from "node:fs";
-import * as path14 from "node:path";
+import * as fs19 from "node:fs";
+import * as path15 from "node:path";
 
 // src/onnx/build.ts
 function attribute(name, v) {
@@ -27845,6 +27916,17 @@ var ModelEditor = class _ModelEditor {
   /** An editor over a deep copy, so the caller's model is never touched. */
   static copyOf(model) {
     return new _ModelEditor(cloneModel(model));
+  }
+  /** An editor over a new model with an empty graph importing the default domain at `opset`. */
+  static empty(opset, name) {
+    return new _ModelEditor(
+      create(ModelProtoSchema, {
+        irVersion: 8n,
+        producerName: "prune-guard",
+        opsetImport: [create(OperatorSetIdProtoSchema, { domain: "", version: BigInt(opset) })],
+        graph: create(GraphProtoSchema, { name })
+      })
+    );
   }
   /** The opset the model imports for `domain` (0 when it imports none), to pick an op form valid there. */
   opset(domain = "") {
@@ -28673,6 +28755,86 @@ function keepMask(scores, keep) {
   const mask = new Uint8Array(scores.length);
   for (let i2 = 0; i2 < keep; i2++) mask[order[i2]] = 1;
   return mask;
+}
+
+// src/prune/structured/widths.ts
+var WIDTH_MULTIPLES = [1, 2, 4, 8, 16];
+var WIDTH_TOLERANCE = 0.015;
+function trend(curve) {
+  const n = curve.counts.length;
+  const mx = curve.counts.reduce((a, b) => a + b, 0) / n;
+  const my = curve.ms.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  curve.counts.forEach((c, i2) => {
+    sxy += (c - mx) * (curve.ms[i2] - my);
+    sxx += (c - mx) * (c - mx);
+  });
+  const slope = sxx > 0 ? sxy / sxx : 0;
+  return (c) => my + slope * (c - mx);
+}
+function chooseMultiple(curve, tolerance = WIDTH_TOLERANCE) {
+  if (curve.counts.length < 2) return { multiple: 1, scores: [] };
+  const fit = trend(curve);
+  const scores = [];
+  for (const m of WIDTH_MULTIPLES) {
+    const at2 = curve.counts.flatMap((c, i2) => c % m === 0 && curve.ms[i2] > 0 ? [fit(c) / curve.ms[i2]] : []);
+    if (at2.length > 0) scores.push({ multiple: m, score: at2.reduce((a, b) => a + b, 0) / at2.length });
+  }
+  if (scores.length === 0) return { multiple: 1, scores: [] };
+  const best = Math.max(...scores.map((s) => s.score));
+  const relative3 = scores.map((s) => ({ multiple: s.multiple, score: s.score / best }));
+  return { multiple: relative3.find((s) => s.score >= 1 - tolerance).multiple, scores: relative3 };
+}
+function allowedWidths(size2, multiple) {
+  const out = /* @__PURE__ */ new Set();
+  for (let w = multiple / 2; w >= 1 && Number.isInteger(w); w /= 2) if (w < size2) out.add(w);
+  for (let w = multiple; w < size2; w += multiple) out.add(w);
+  out.add(size2);
+  return [...out].sort((a, b) => a - b);
+}
+function nearest(widths, kept) {
+  let best = widths[0];
+  for (const w of widths) if (Math.abs(w - kept) < Math.abs(best - kept) || Math.abs(w - kept) === Math.abs(best - kept) && w > best) best = w;
+  return best;
+}
+function snapToWidths(groups) {
+  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
+  const kept = new Map(groups.map((g2) => [g2.root, nearest(widths.get(g2.root), g2.kept)]));
+  const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
+  const target = groups.reduce((n, g2) => n + g2.size - g2.kept, 0);
+  const removed = () => groups.reduce((n, g2) => n + g2.size - kept.get(g2.root), 0);
+  const meanBetween = (g2, lo, hi) => {
+    const s = sorted.get(g2.root);
+    const units = s.length;
+    let sum = 0;
+    for (let r = units - hi; r < units - lo; r++) sum += s[r];
+    return sum / Math.max(1, hi - lo);
+  };
+  for (let guard = 0; guard < 1e4; guard++) {
+    const gap = target - removed();
+    let best;
+    for (const g2 of groups) {
+      const list = widths.get(g2.root);
+      const i2 = list.indexOf(kept.get(g2.root));
+      if (gap > 0 && i2 > 0) {
+        const to = list[i2 - 1];
+        const step = kept.get(g2.root) - to;
+        if (Math.abs(gap - step) >= Math.abs(gap)) continue;
+        const cost = meanBetween(g2, to, kept.get(g2.root));
+        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+      } else if (gap < 0 && i2 < list.length - 1) {
+        const to = list[i2 + 1];
+        const step = to - kept.get(g2.root);
+        if (Math.abs(gap + step) >= Math.abs(gap)) continue;
+        const cost = -meanBetween(g2, kept.get(g2.root), to);
+        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+      }
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+  }
+  return kept;
 }
 
 // src/prune/structured/layout.ts
@@ -29651,7 +29813,7 @@ var Analyzer = class {
       const t = c.tracked.get(out);
       if (t) for (const l of layoutsOf(t)) c.poison(l, { kind: "graph-output", output: out });
     }
-    for (const [space, table3] of c.embeddingSpaces) c.spaces.poison(space, { kind: "embedding", table: table3 });
+    for (const [space, table4] of c.embeddingSpaces) c.spaces.poison(space, { kind: "embedding", table: table4 });
     this.checkConstantConsumers();
     this.checkRewrites();
     this.checkShapeReads();
@@ -29780,11 +29942,11 @@ var Analyzer = class {
    */
   embedding(node) {
     const c = this.c;
-    const table3 = c.constant(node.input[0]);
+    const table4 = c.constant(node.input[0]);
     const rank = c.shape(node.output[0])?.length;
-    if (!table3 || !FLOAT_TYPES.has(table3.tensor.dataType) || tensorDims(table3.tensor).length !== 2 || attrInt(node, "axis", 0) !== 0 || rank === void 0) return;
-    const layout = c.fresh(node, tensorDims(table3.tensor)[1]);
-    c.embeddingSpaces.set(layout[0].space, table3.name);
+    if (!table4 || !FLOAT_TYPES.has(table4.tensor.dataType) || tensorDims(table4.tensor).length !== 2 || attrInt(node, "axis", 0) !== 0 || rank === void 0) return;
+    const layout = c.fresh(node, tensorDims(table4.tensor)[1]);
+    c.embeddingSpaces.set(layout[0].space, table4.name);
     c.use(node, node.input[0], 1, layout, "param");
     c.set(node.output[0], { axis: rank - 1, layout });
   }
@@ -30223,6 +30385,305 @@ function sameDims(a, b) {
   return a.length === b.length && a.every((v, i2) => v === b[i2]);
 }
 
+// src/io/measureCache.ts
+import { createHash } from "node:crypto";
+import * as fs13 from "node:fs";
+import * as os5 from "node:os";
+import * as path11 from "node:path";
+function cacheDir(env = process.env) {
+  if (env.PRUNE_GUARD_CACHE_DIR) return env.PRUNE_GUARD_CACHE_DIR;
+  const base = env.XDG_CACHE_HOME || (os5.homedir() ? path11.join(os5.homedir(), ".cache") : "") || env.RUNNER_TEMP || os5.tmpdir();
+  return path11.join(base, "prune-guard");
+}
+var FORMAT = "prune-guard/measure-cache@1";
+function fileFor(dir, key) {
+  return path11.join(dir, `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.json`);
+}
+function readCached(dir, key, valid) {
+  try {
+    const parsed = JSON.parse(fs13.readFileSync(fileFor(dir, key), "utf8"));
+    if (parsed.format !== FORMAT || parsed.key !== key || !valid(parsed.value)) return void 0;
+    return parsed.value;
+  } catch {
+    return void 0;
+  }
+}
+function writeCached(dir, key, value) {
+  try {
+    writeFileAtomic(fileFor(dir, key), JSON.stringify({ format: FORMAT, key, value }) + "\n");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// src/prune/structured/hardware.ts
+import { createHash as createHash2 } from "node:crypto";
+import * as fs14 from "node:fs";
+import * as os6 from "node:os";
+
+// src/onnx/runtime/probe.ts
+function pattern(n, seed) {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i2 = 0; i2 < n; i2++) {
+    s = Math.imul(s, 1664525) + 1013904223 >>> 0;
+    out[i2] = (s / 2 ** 32 - 0.5) * 0.1;
+  }
+  return out;
+}
+function probeInputDims(layer, batch, cin) {
+  if (layer.opType === "Conv") return [batch, cin, ...layer.spatial];
+  if (layer.opType === "MatMul" && layer.rows > 1) return [batch, layer.rows, cin];
+  return [batch, cin];
+}
+function probeModel(layer, batch, cin, cout) {
+  const ed = ModelEditor.empty(13, "probe");
+  ed.addInput(valueInfo("x", void 0, probeInputDims(layer, batch, cin)));
+  let wDims;
+  const attrs = { ...layer.attrs };
+  if (layer.opType === "Conv") {
+    const kernel = layer.attrs.kernel_shape ?? layer.spatial.map(() => 1);
+    const out = layer.depthwise ? cin : cout;
+    wDims = [out, layer.depthwise ? 1 : cin, ...kernel];
+    attrs.group = layer.depthwise ? cin : 1;
+  } else if (layer.opType === "Gemm") {
+    wDims = attrs.transB ? [cout, cin] : [cin, cout];
+  } else {
+    wDims = [cin, cout];
+  }
+  const w = ed.addFloatInitializer("w", wDims, pattern(wDims.reduce((a, b) => a * b, 1), cin * 131 + cout));
+  ed.addNode({ opType: layer.opType, inputs: ["x", w], outputs: ["y"], attrs });
+  ed.declareOutput(valueInfo("y"));
+  return ed.model;
+}
+function overheadModel() {
+  const ed = ModelEditor.empty(13, "overhead");
+  ed.addInput(valueInfo("x", void 0, [1, 1]));
+  ed.addNode({ opType: "Relu", inputs: ["x"], outputs: ["y"] });
+  ed.declareOutput(valueInfo("y"));
+  return { model: ed.model, inputDims: [1, 1] };
+}
+async function bestTimes(models, opts) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const largest = Math.max(...models.map((m) => m.inputDims.reduce((a, b) => a * b, 1)));
+  const buffer = pattern(largest, 7);
+  const best = models.map(() => Infinity);
+  try {
+    for (const m of models) {
+      sessions.push(
+        await ort.InferenceSession.create(serializeModel(m.model), {
+          executionProviders: ["cpu"],
+          graphOptimizationLevel: "all",
+          executionMode: "sequential",
+          intraOpNumThreads: opts.threads,
+          interOpNumThreads: 1
+        })
+      );
+    }
+    const feeds = models.map((m) => ({ x: new ort.Tensor("float32", buffer.subarray(0, m.inputDims.reduce((a, b) => a * b, 1)), m.inputDims) }));
+    for (let r = 0; r <= opts.rounds; r++) {
+      const order = sessions.map((_, i2) => i2);
+      if (r % 2 === 1) order.reverse();
+      for (const i2 of order) {
+        const t0 = performance.now();
+        const out = await sessions[i2].run(feeds[i2]);
+        const dt = performance.now() - t0;
+        for (const t of Object.values(out)) t.dispose();
+        if (r > 0) best[i2] = Math.min(best[i2], dt);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return best;
+}
+
+// src/prune/structured/hardware.ts
+var PROBE_COUNTS = Array.from({ length: 33 }, (_, i2) => 40 + i2);
+var PROBE_MAC_CAP = 3e7;
+var PROBE_ROUNDS = 4;
+function machineId() {
+  let flags = "";
+  try {
+    flags = /^flags\s*:(.*)$/m.exec(fs14.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
+  } catch {
+  }
+  const cpu = os6.cpus()[0]?.model ?? "cpu";
+  return `${cpu} ${process.arch} ${createHash2("sha256").update(flags).digest("hex").slice(0, 12)}`;
+}
+function probeSpecs(layers, batches) {
+  const byKind = /* @__PURE__ */ new Map();
+  for (const l of layers) {
+    if (l.inRoots.length === 0 && l.outRoots.length === 0) continue;
+    byKind.set(l.kind, [...byKind.get(l.kind) ?? [], l]);
+  }
+  const specs = [];
+  for (const [kind, list] of byKind) {
+    const rep = list.reduce((a, b) => b.macs > a.macs ? b : a);
+    const axes = rep.probe.depthwise ? [{ axis: "channels", fixed: 0 }] : [
+      ...list.some((l) => l.outRoots.length > 0) ? [{ axis: "out", fixed: rep.cin }] : [],
+      ...list.some((l) => l.inRoots.length > 0) ? [{ axis: "in", fixed: rep.cout }] : []
+    ];
+    for (const b of batches) for (const a of axes) specs.push({ kind, axis: a.axis, batch: b, fixed: a.fixed, layer: rep.probe });
+  }
+  return specs;
+}
+function probeCost(layer, batch, fixed2) {
+  const kernel = (layer.attrs.kernel_shape ?? []).reduce((a, b) => a * b, 1);
+  const spatial = layer.spatial.reduce((a, b) => a * b, 1);
+  const top = PROBE_COUNTS[PROBE_COUNTS.length - 1];
+  return batch * layer.rows * spatial * kernel * (layer.depthwise ? top : top * Math.max(fixed2, 1));
+}
+function boundedLayer(layer, batch, fixed2) {
+  let l = layer;
+  while (l.spatial.some((d) => d > 4) && probeCost(l, batch, fixed2) > PROBE_MAC_CAP) l = { ...l, spatial: l.spatial.map((d) => Math.max(4, Math.ceil(d / 2))) };
+  return l;
+}
+var isCurve = (v) => !!v && Array.isArray(v.counts) && Array.isArray(v.ms) && v.counts.length === v.ms.length && v.ms.every((x2) => typeof x2 === "number" && x2 > 0);
+async function measureCurve(spec, layer, threads) {
+  const models = PROBE_COUNTS.map((c) => {
+    const cin = spec.axis === "out" ? spec.fixed : c;
+    const cout = spec.axis === "in" ? spec.fixed : c;
+    return { model: probeModel(layer, spec.batch, cin, cout), inputDims: probeInputDims(layer, spec.batch, cin) };
+  });
+  return { counts: [...PROBE_COUNTS], ms: await bestTimes(models, { threads, rounds: PROBE_ROUNDS }) };
+}
+async function measureProbes(layers, opts) {
+  const machine = machineId();
+  const ort = onnxruntimeVersion();
+  const specs = probeSpecs(layers, opts.batches);
+  const probes = [];
+  for (const [i2, spec] of specs.entries()) {
+    const layer = boundedLayer(spec.layer, spec.batch, spec.fixed);
+    const key = JSON.stringify({ what: "width-probe", machine, ort, threads: opts.threads, batch: spec.batch, axis: spec.axis, fixed: spec.fixed, layer, counts: PROBE_COUNTS, rounds: PROBE_ROUNDS });
+    const hit = readCached(opts.cacheDir, key, isCurve);
+    const curve = hit ?? await measureCurve(spec, layer, opts.threads);
+    if (!hit) writeCached(opts.cacheDir, key, curve);
+    const choice = chooseMultiple(curve);
+    probes.push({ kind: spec.kind, axis: spec.axis, batch: spec.batch, fixed: spec.fixed, spatial: layer.spatial, curve, multiple: choice.multiple, scores: choice.scores, cached: !!hit });
+    opts.onProbe?.(i2 + 1, specs.length);
+  }
+  return { machine, onnxruntime: ort, threads: opts.threads, batches: [...opts.batches], probes };
+}
+function groupMultiples(layers, probes, groups) {
+  const multipleOf = (kind, axis) => Math.max(1, ...probes.filter((p) => p.kind === kind && p.axis === axis).map((p) => p.multiple));
+  return groups.map((g2) => {
+    let multiple = 1;
+    const from = /* @__PURE__ */ new Set();
+    for (const l of layers) {
+      const axes = l.probe.depthwise ? l.inRoots.includes(g2.root) ? ["channels"] : [] : [...l.outRoots.includes(g2.root) ? ["out"] : [], ...l.inRoots.includes(g2.root) ? ["in"] : []];
+      for (const a of axes) {
+        const m = multipleOf(l.kind, a);
+        from.add(`${l.kind} (${a === "channels" ? "channels" : `${a}put channels`}): ${m}`);
+        multiple = Math.max(multiple, m);
+      }
+    }
+    return { root: g2.root, name: g2.name, multiple, from: [...from].sort() };
+  });
+}
+var TABLE_POINTS = 6;
+function spread(list, n) {
+  if (list.length <= n) return [...list];
+  return [...new Set(Array.from({ length: n }, (_, i2) => list[Math.round(i2 * (list.length - 1) / (n - 1))]))];
+}
+var isTable = (v) => !!v && typeof v.ms === "number" && Array.isArray(v.inCurve) && Array.isArray(v.outCurve);
+async function measureLayerTables(layers, widths, opts) {
+  const machine = machineId();
+  const ort = onnxruntimeVersion();
+  const multiple = new Map(widths.map((w) => [w.root, w.multiple]));
+  const grid = (root, dense) => root === void 0 || !multiple.has(root) ? [] : spread(allowedWidths(dense, multiple.get(root)), TABLE_POINTS);
+  const tables = [];
+  const relevant = layers.filter((l) => l.inRoot !== void 0 && multiple.has(l.inRoot) || l.outRoot !== void 0 && multiple.has(l.outRoot));
+  for (const [i2, l] of relevant.entries()) {
+    const inGrid = grid(l.inRoot, l.cin);
+    const outGrid = l.probe.depthwise ? [] : grid(l.outRoot, l.cout);
+    const key = JSON.stringify({ what: "layer-table", machine, ort, threads: opts.threads, batch: opts.batch, probe: l.probe, cin: l.cin, cout: l.cout, inGrid, outGrid, rounds: PROBE_ROUNDS });
+    let hit = readCached(opts.cacheDir, key, isTable);
+    if (!hit) {
+      const points2 = [{ cin: l.cin, cout: l.cout }, ...inGrid.map((c) => ({ cin: c, cout: l.cout })), ...outGrid.map((c) => ({ cin: l.cin, cout: c }))];
+      const timed = await bestTimes(
+        [overheadModel(), ...points2.map((p) => ({ model: probeModel(l.probe, opts.batch, p.cin, p.cout), inputDims: probeInputDims(l.probe, opts.batch, p.cin) }))],
+        { threads: opts.threads, rounds: PROBE_ROUNDS }
+      );
+      const ms4 = timed.slice(1).map((t) => Math.max(t - timed[0], t / 10));
+      hit = {
+        ms: ms4[0],
+        inCurve: inGrid.map((count3, j) => ({ count: count3, ms: ms4[1 + j] })),
+        outCurve: outGrid.map((count3, j) => ({ count: count3, ms: ms4[1 + inGrid.length + j] }))
+      };
+      writeCached(opts.cacheDir, key, hit);
+    }
+    tables.push({ node: l.node, inRoot: l.inRoot, outRoot: l.outRoot, depthwise: l.probe.depthwise, cin: l.cin, cout: l.cout, ...hit });
+    opts.onLayer?.(i2 + 1, relevant.length);
+  }
+  return tables;
+}
+
+// src/prune/structured/latencyModel.ts
+function relativeAt(curve, dense, count3) {
+  if (curve.length === 0 || dense <= 0) return 1;
+  if (count3 <= curve[0].count) return curve[0].ms / dense * (count3 / curve[0].count);
+  for (let i2 = 1; i2 < curve.length; i2++) {
+    const a = curve[i2 - 1];
+    const b = curve[i2];
+    if (count3 <= b.count) return (a.ms + (b.ms - a.ms) * (count3 - a.count) / (b.count - a.count)) / dense;
+  }
+  const last = curve[curve.length - 1];
+  return last.ms / dense * (count3 / last.count);
+}
+function predictMs(tables, restMs, kept, scale2 = 1) {
+  let total2 = 0;
+  for (const t of tables) {
+    const kin = t.inRoot !== void 0 ? kept.get(t.inRoot) ?? t.cin : t.cin;
+    const kout = t.outRoot !== void 0 ? kept.get(t.outRoot) ?? t.cout : t.cout;
+    const a = relativeAt(t.inCurve, t.ms, kin);
+    const b = t.depthwise ? 1 : relativeAt(t.outCurve, t.ms, kout);
+    total2 += t.ms * a * b;
+  }
+  return restMs + scale2 * total2;
+}
+function splitDense(tables, denseMs) {
+  const layers = tables.reduce((s, t) => s + t.ms, 0);
+  if (layers <= 0) return { restMs: denseMs, scale: 1 };
+  return layers <= denseMs ? { restMs: denseMs - layers, scale: 1 } : { restMs: 0, scale: denseMs / layers };
+}
+function allocateForLatency(groups, tables, dense, budgetMs, cost) {
+  const restMs = dense.restMs;
+  const kept = new Map(groups.map((g2) => [g2.root, g2.size]));
+  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
+  const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
+  const steps = [];
+  let current = predictMs(tables, restMs, kept, dense.scale);
+  while (current > budgetMs) {
+    let best;
+    for (const g2 of groups) {
+      const list = widths.get(g2.root);
+      const k = kept.get(g2.root);
+      const i2 = list.indexOf(k);
+      if (i2 <= 0) continue;
+      const to = list[i2 - 1];
+      kept.set(g2.root, to);
+      const ms4 = predictMs(tables, restMs, kept, dense.scale);
+      kept.set(g2.root, k);
+      const s = sorted.get(g2.root);
+      let dropped = 0;
+      for (let r = s.length - k; r < s.length - to; r++) dropped += s[r];
+      const measured = cost?.(g2.root, k, to);
+      const lost = measured === void 0 ? dropped : Math.max(0, measured) + dropped * 1e-9;
+      const saved = current - ms4;
+      const price = saved > 0 ? lost / saved : Infinity;
+      if (!best || price < best.price || price === Infinity && best.price === Infinity && saved > best.saved) best = { root: g2.root, to, ms: ms4, price, saved };
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+    current = best.ms;
+    steps.push({ root: best.root, to: best.to, ms: best.ms });
+  }
+  return { kept, predictedMs: current, reached: current <= budgetMs, steps };
+}
+
 // src/prune/structured/keptChannels.ts
 function keptChannels(model, analysis, keep) {
   const dims = new Map(model.graph.initializer.map((t) => [t.name, tensorDims(t)]));
@@ -30238,6 +30699,64 @@ function keptChannels(model, analysis, keep) {
     axes.set(use.axis, Int32Array.from(idx));
   }
   return out;
+}
+
+// src/prune/structured/macLayers.ts
+function roots(analysis, layout) {
+  return layout ? [...new Set(layout.map((s) => analysis.spaces.root(s.space)))] : [];
+}
+function singleRoot(analysis, layout) {
+  const r = roots(analysis, layout);
+  return r.length === 1 ? r[0] : void 0;
+}
+function macLayers(model, analysis) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const nodes = model.graph.node;
+  const layers = [];
+  nodes.forEach((node, i2) => {
+    if (node.opType !== "Conv" && node.opType !== "Gemm" && node.opType !== "MatMul") return;
+    const uses = analysis.uses.filter((u) => u.node === i2 && node.input.indexOf(u.tensor) >= 0);
+    if (node.opType === "MatMul" && (uses.length === 0 || index.constant(node.input[0]))) return;
+    const weightUse = uses.find((u) => u.role === "param" && u.tensor === node.input[1]) ?? uses.find((u) => u.role === "param");
+    const faninUse = uses.find((u) => u.role === "fanin");
+    const x2 = shapes.get(node.input[0]);
+    const y = shapes.get(node.output[0]);
+    if (!x2 || !y) return;
+    const group2 = attrInt(node, "group", 1);
+    const depthwise = node.opType === "Conv" && group2 > 1 && group2 === x2[1] && group2 === y[1];
+    if (node.opType === "Conv" && group2 > 1 && !depthwise) return;
+    if (node.opType === "Gemm" && attrInt(node, "transA", 0)) return;
+    const cin = node.opType === "Conv" ? x2[1] : x2[x2.length - 1];
+    const cout = node.opType === "Conv" ? y[1] : y[y.length - 1];
+    const inRoot = faninUse ? singleRoot(analysis, faninUse.layout) : depthwise && weightUse ? singleRoot(analysis, weightUse.layout) : void 0;
+    const outRoot = weightUse ? singleRoot(analysis, weightUse.layout) : void 0;
+    let probe;
+    let kind;
+    if (node.opType === "Conv") {
+      const kernel = attrInts(node, "kernel_shape") ?? [];
+      const attrs = { kernel_shape: kernel };
+      for (const name of ["strides", "dilations", "pads"]) {
+        const v = attrInts(node, name);
+        if (v) attrs[name] = v;
+      }
+      const autoPad = attrString(node, "auto_pad", "NOTSET");
+      if (autoPad !== "NOTSET") attrs.auto_pad = autoPad;
+      const spatial = x2.slice(2);
+      probe = { opType: "Conv", depthwise, spatial, rows: 1, attrs };
+      const strides = attrInts(node, "strides") ?? kernel.map(() => 1);
+      kind = `Conv ${kernel.join("x")}${strides.some((s) => s !== 1) ? ` stride ${strides.join("x")}` : ""}${depthwise ? " depthwise" : ""}${cin < 8 && !depthwise ? ` from ${cin} channels` : ""}`;
+    } else {
+      const rows2 = node.opType === "MatMul" ? numel(x2.slice(1, -1)) : 1;
+      probe = { opType: node.opType, depthwise: false, spatial: [], rows: rows2, attrs: node.opType === "Gemm" ? { transB: attrInt(node, "transB", 0) } : {} };
+      kind = `${node.opType}${rows2 > 1 ? " over rows" : ""}`;
+    }
+    const macs = numel(y) * (node.opType === "Conv" ? (depthwise ? 1 : cin) * numel(attrInts(node, "kernel_shape") ?? []) : cin);
+    const inRoots = roots(analysis, faninUse?.layout ?? (depthwise ? weightUse?.layout : void 0));
+    const outRoots = depthwise ? inRoots : roots(analysis, weightUse?.layout);
+    layers.push({ node: nodeLabel(node), kind, probe, cin, cout, inRoot, outRoot: depthwise ? inRoot : outRoot, inRoots, outRoots, macs });
+  });
+  return layers;
 }
 
 // src/prune/structured/surgery.ts
@@ -30365,6 +30884,38 @@ async function structuredPrune(input, opts) {
     const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
     for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
   }
+  const widths = opts.roundTo > 1 ? void 0 : await groupWidths(model, analysis, prunable, opts);
+  let latency;
+  if (opts.latency) {
+    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const multiple = new Map((widths?.groups ?? plain.map((u) => ({ root: u.root, multiple: Math.max(1, opts.roundTo) }))).map((g2) => [g2.root, g2.multiple]));
+    const layers = macLayers(model, analysis);
+    const tableWidths = plain.map((u) => ({ root: u.root, name: "", multiple: multiple.get(u.root) ?? 1, from: [] }));
+    const tables = await measureLayerTables(layers, tableWidths, { batch: opts.latency.batch, threads: opts.hardware?.threads ?? 1, cacheDir: opts.hardware?.cacheDir ?? cacheDir(), onLayer: opts.hardware?.onProbe });
+    const split = splitDense(tables, opts.latency.denseMs);
+    const curves = /* @__PURE__ */ new Map();
+    for (const g2 of prunable) {
+      const points2 = opts.lossCurves?.get(g2.name);
+      if (points2) curves.set(g2.root, lossAt(monotoneCurve(points2, 1)));
+    }
+    const cost = (root, from, to) => {
+      const f = curves.get(root);
+      const size2 = units.find((u) => u.root === root).size;
+      return f ? f(1 - to / size2) - f(1 - from / size2) : void 0;
+    };
+    const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)) })), tables, split, opts.latency.budgetMs, cost);
+    for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
+    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
+    if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
+  } else if (widths) {
+    const multiple = new Map(widths.groups.map((g2) => [g2.root, g2.multiple]));
+    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root), scores: normalised(unitImportance.get(u.root)) })));
+    const asked = plain.reduce((n, u) => n + u.size - keptUnits.get(u.root), 0);
+    const got = plain.reduce((n, u) => n + u.size - snapped.get(u.root), 0);
+    if (got !== asked) notes.push(`channel widths: ${got} channels removed instead of the ${asked} the allocation asked for, the nearest total the fast widths allow`);
+    for (const [r, k] of snapped) keptUnits.set(r, k);
+  }
   const keptCount = /* @__PURE__ */ new Map();
   const keep = /* @__PURE__ */ new Map();
   for (const g2 of prunable) {
@@ -30375,7 +30926,29 @@ async function structuredPrune(input, opts) {
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
   for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${renderSkip(g2.skip)}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome) };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome), ...widths ? { widths } : {}, ...latency ? { latency } : {} };
+}
+function lossAt(pts) {
+  return (ratio2) => {
+    for (let i2 = 1; i2 < pts.length; i2++) {
+      if (ratio2 <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (ratio2 - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r || 1);
+    }
+    return pts[pts.length - 1].f;
+  };
+}
+function normalised(scores) {
+  let mean2 = 0;
+  for (const v of scores) mean2 += v;
+  mean2 = mean2 / scores.length || 1;
+  return scores.map((v) => v / mean2);
+}
+async function groupWidths(model, analysis, prunable, opts) {
+  const plain = prunable.filter((g2) => g2.block === 1);
+  if (opts.widths) return { groups: plain.map((g2) => ({ root: g2.root, name: g2.name, multiple: opts.widths.get(g2.name) ?? 1, from: ["recorded"] })) };
+  if (!opts.hardware) return void 0;
+  const layers = macLayers(model, analysis);
+  const table4 = await measureProbes(layers.filter((l) => plain.some((g2) => l.inRoots.includes(g2.root) || l.outRoots.includes(g2.root))), opts.hardware);
+  return { ...table4, groups: groupMultiples(layers, table4.probes, plain) };
 }
 function structuredGroups(input, protectedTensors) {
   const model = untieConstants(input);
@@ -30536,9 +31109,9 @@ function describeStructured(dense, r, o) {
 }
 
 // src/onnx/runtime/session.ts
-import * as fs13 from "node:fs";
-import * as os5 from "node:os";
-import * as path11 from "node:path";
+import * as fs15 from "node:fs";
+import * as os7 from "node:os";
+import * as path12 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -30559,17 +31132,17 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs13.mkdtempSync(path11.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs13.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs15.mkdtempSync(path12.join(process.env.RUNNER_TEMP || os7.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs15.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path11.join(dir, "model.onnx");
+    const file = path12.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw cannotLoad(e);
   } finally {
-    fs13.rmSync(dir, { recursive: true, force: true });
+    fs15.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -30736,6 +31309,7 @@ async function sensitivityPrune(dense, req) {
   let description;
   let allocated = allocation.ratios;
   let structured;
+  let widths;
   let channels;
   if (req.method === "unstructured") {
     model = pruneCounts(dense, req.weights, allocation.pruned);
@@ -30751,8 +31325,9 @@ async function sensitivityPrune(dense, req) {
       keptUnits.set(g2.root, keep);
       allocated.push(1 - keep * g2.block / g2.size);
     });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits, ...req.hardware ? { hardware: req.hardware } : {} });
     notes.push(...r.notes);
+    widths = r.widths;
     model = r.model;
     structured = { reference: r.base, kept: r.kept };
     channels = r.tally;
@@ -30768,6 +31343,7 @@ async function sensitivityPrune(dense, req) {
     description,
     notes,
     ...structured ? { structured } : {},
+    ...widths ? { widths } : {},
     ...channels ? { channels } : {},
     sensitivity: {
       ...sensitivityRecord(scorer, curves, allocated, allocation.predictedIncrease, seconds, req.method === "unstructured" ? "weights" : "channels"),
@@ -30821,6 +31397,30 @@ function pruneCounts(dense, weights, counts) {
     ed.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], counts[i2])[0]));
   });
   return ed.model;
+}
+async function groupLossCurves(dense, calib, opts) {
+  const t0 = performance.now();
+  const scorer = await calibScorer(dense, calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: opts.threads });
+  const units = groupUnits(dense, { roundTo: 1, criterion: opts.criterion, protectedTensors: opts.protectedTensors, calib });
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, opts.onLayer);
+  const seconds = (performance.now() - t0) / 1e3;
+  return {
+    curves: new Map(curves.map((c) => [c.name, c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll }))])),
+    note: `latency target: ${curves.length} groups x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${againstText(scorer)}) in ${seconds.toFixed(1)} s; channels removed where the predicted loss per millisecond saved is smallest`
+  };
+}
+
+// src/prune/structured/record.ts
+function allocationRecord(roundTo, widths, latency) {
+  const rounding = roundTo > 1 ? "fixed" : widths && "probes" in widths ? "measured" : widths ? "recorded" : "none";
+  const table4 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
+  return {
+    rounding,
+    ...roundTo > 1 ? { round_to: roundTo } : {},
+    ...table4,
+    ...widths ? { groups: widths.groups.map(({ root: _root, ...g2 }) => g2) } : {},
+    ...latency ? { latency } : {}
+  };
 }
 
 // src/prune/pruneModel.ts
@@ -30898,8 +31498,12 @@ async function pruneWithScope(dense, config2, ctx) {
         maxLayerSparsity: config2.scope === "global" ? config2.maxLayerSparsity : 1,
         criterion: config2.criterion,
         protectedTensors,
-        calib: ctx.calib
+        calib: ctx.calib,
+        ...ctx.hardware && config2.roundTo === 0 ? { hardware: ctx.hardware } : {},
+        ...ctx.latencyTarget ? { latency: ctx.latencyTarget } : {},
+        ...ctx.lossCurves ? { lossCurves: ctx.lossCurves } : {}
       });
+      const allocation = allocationRecord(config2.roundTo, r.widths, r.latency);
       let description = describeStructured(dense, r, { criterion: config2.criterion, scope: config2.scope, sparsity: channelSparsity });
       let model = r.model;
       if (config2.method === "hybrid") {
@@ -30908,11 +31512,19 @@ async function pruneWithScope(dense, config2, ctx) {
         model = topUp.model;
         description += `; then unstructured magnitude (${config2.scope}) of the remaining weights: ${(topUp.fraction * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
-      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, channels: r.tally };
+      return { model, description: description + widthsText(allocation), denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, channels: r.tally, allocation };
     }
     default:
       throw new UserError(`--method ${config2.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
   }
+}
+function widthsText(a) {
+  if (a.rounding === "fixed") return `; kept counts multiples of ${a.round_to}`;
+  if (!a.groups || a.groups.length === 0) return "";
+  const counts = /* @__PURE__ */ new Map();
+  for (const g2 of a.groups) counts.set(g2.multiple, (counts.get(g2.multiple) ?? 0) + 1);
+  const list = [...counts].sort((x2, y) => y[1] - x2[1] || y[0] - x2[0]).map(([m, n]) => `${m} (${n} group${n === 1 ? "" : "s"})`).join(", ");
+  return `; kept counts snapped to ${a.rounding === "measured" ? "the widths measured to run fast" : "recorded widths"}: multiples of ${list}`;
 }
 async function pruneBySensitivity(dense, weights, config2, ctx) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
@@ -30933,9 +31545,20 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
         started = true;
         ctx.progress?.update(done);
       },
-      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {}
+      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {},
+      ...ctx.hardware && config2.roundTo === 0 && method2 === "structured" ? { hardware: ctx.hardware } : {}
     });
-    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...r.structured ? { structured: r.structured } : {}, ...r.channels ? { channels: r.channels } : {} };
+    const allocation = method2 === "structured" ? allocationRecord(config2.roundTo, r.widths, void 0) : void 0;
+    return {
+      model: r.model,
+      description: r.description + (allocation ? widthsText(allocation) : ""),
+      denseWeights: weights,
+      notes: r.notes,
+      sensitivity: r.sensitivity,
+      ...r.structured ? { structured: r.structured } : {},
+      ...r.channels ? { channels: r.channels } : {},
+      ...allocation ? { allocation } : {}
+    };
   } catch (e) {
     if (!(e instanceof AnalysisOverBudget)) throw e;
     const global = await pruneWithScope(dense, { ...config2, scope: "global" }, ctx);
@@ -31024,8 +31647,8 @@ function better(a, b) {
 }
 
 // src/recover/runRecovery.ts
-import * as fs15 from "node:fs";
-import * as path12 from "node:path";
+import * as fs17 from "node:fs";
+import * as path13 from "node:path";
 
 // src/recover/bounds.ts
 function nodeMacsOf(model) {
@@ -31995,10 +32618,10 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
           for (const t of tg.hints) {
             const d = Float32Array.from(targets[t].data);
             targets[t].dispose();
-            let ms3 = 0;
-            for (let i2 = 0; i2 < d.length; i2++) ms3 += d[i2] * d[i2];
+            let ms4 = 0;
+            for (let i2 = 0; i2 < d.length; i2++) ms4 += d[i2] * d[i2];
             feeds[hintInput(t)] = new ort.Tensor("float32", d, targets[t].dims);
-            feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms3 > 0 ? opts.hintWeight / ms3 : 0), [1]);
+            feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms4 > 0 ? opts.hintWeight / ms4 : 0), [1]);
           }
         }
         const out = await train3.run(feeds);
@@ -32141,7 +32764,7 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
 
 // src/recover/external.ts
 import { spawn as spawn2 } from "node:child_process";
-import * as fs14 from "node:fs";
+import * as fs16 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -32243,9 +32866,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths, output, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs14.rmSync(paths.modelOut, { force: true });
+  fs16.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths), output, opts);
-  if (!fs14.existsSync(paths.modelOut)) {
+  if (!fs16.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -33155,7 +33778,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path12.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path13.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -33172,7 +33795,7 @@ async function runRecovery(req) {
   if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs15.mkdirSync(req.stepsDir, { recursive: true });
+  fs17.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -33187,7 +33810,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config: config2, progress } = req;
   if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
-  fs15.mkdirSync(req.stepsDir, { recursive: true });
+  fs17.mkdirSync(req.stepsDir, { recursive: true });
   if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
@@ -33415,10 +34038,10 @@ function speedFunnel(input) {
   const { dense, step, stepFacts, denseFacts, denseSamples, stepSamples } = input;
   const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
-  const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
+  const speedup2 = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
   const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
   const sameKernels = step.flops === dense.flops && step.params === dense.params;
-  const speed = p === null || speedup === null ? null : !sameKernels && p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
+  const speed = p === null || speedup2 === null ? null : !sameKernels && p < SPEED_ALPHA && speedup2 !== 1 ? speedup2 > 1 ? "faster" : "slower" : "unchanged";
   return {
     batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
     params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
@@ -33426,11 +34049,20 @@ function speedFunnel(input) {
     sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
     bytes_ratio: ratioOr1(stepFacts.weightBytes, denseFacts.weightBytes),
     ideal_speedup: idealSpeedup,
-    speedup,
-    efficiency: speedup === null ? null : speedup / idealSpeedup,
+    speedup: speedup2,
+    efficiency: speedup2 === null ? null : speedup2 / idealSpeedup,
     p_value: p,
     speed
   };
+}
+function slowerThanDense(batches, denseSamples, stepSamples) {
+  return batches.flatMap((batch, j) => {
+    const d = denseSamples[j];
+    const s = stepSamples[j];
+    if (!d?.length || !s?.length) return [];
+    const speedup2 = median(d) / median(s);
+    return speedup2 < 1 ? [{ batch, speedup: speedup2, p_value: mannWhitneyP(d, s) }] : [];
+  });
 }
 
 // src/pipeline/timeSteps.ts
@@ -33462,12 +34094,12 @@ async function timePair(dense, candidate, data, config2, provider, progress) {
 }
 
 // src/pipeline/unit.ts
-import * as fs16 from "node:fs";
-import * as path13 from "node:path";
+import * as fs18 from "node:fs";
+import * as path14 from "node:path";
 async function pruneAndRecover(unit) {
   const pruned = await unit.prune();
   if (unit.metadata) setMetadata(pruned.model, unit.metadata(pruned));
-  fs16.mkdirSync(path13.dirname(unit.pruneArtifact), { recursive: true });
+  fs18.mkdirSync(path14.dirname(unit.pruneArtifact), { recursive: true });
   saveModel(pruned.model, unit.pruneArtifact);
   const recovery = await runRecovery({ ...unit.recovery, pruned: pruned.model, prunedArtifact: unit.pruneArtifact, denseWeights: pruned.denseWeights, structured: pruned.structured });
   return {
@@ -33528,8 +34160,8 @@ async function runGradual(input, progress) {
   const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config2.sparsity)} (${targets.map(pct4).join(", ")})`);
-  const stepsRoot = path14.join(req.out, "steps");
-  fs17.mkdirSync(stepsRoot, { recursive: true });
+  const stepsRoot = path15.join(req.out, "steps");
+  fs19.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
@@ -33556,7 +34188,7 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
     }
-    progress.stage({ kind: "prune", model: path14.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
+    progress.stage({ kind: "prune", model: path15.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const from = current;
     const prune = async () => {
@@ -33573,7 +34205,7 @@ async function runGradual(input, progress) {
       if (t === 1) denseTally = pruned.channels;
       return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct4(target)}: ${pruned.description}` };
     };
-    const dir = path14.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const dir = path15.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     const unit = await pruneAndRecover({
       prune,
       metadata: () => ({
@@ -33582,7 +34214,7 @@ async function runGradual(input, progress) {
         "prune-guard.scope": config2.scope,
         "prune-guard.target_sparsity": String(target),
         "prune-guard.schedule_step": `${t}/${targets.length}`,
-        "prune-guard.source": path14.basename(req.model),
+        "prune-guard.source": path15.basename(req.model),
         "prune-guard.recovery": config2.recovery
       }),
       pruneArtifact: stepFile(dir, 1, "prune"),
@@ -33649,7 +34281,7 @@ async function runGradual(input, progress) {
   const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
   const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs17.readFileSync(chosen2.final.step.artifact));
+  writeFileAtomic(outPath, fs19.readFileSync(chosen2.final.step.artifact));
   const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
     kind: "gradual",
@@ -33707,11 +34339,11 @@ function protectedFor(dense, kept) {
 }
 
 // src/pipeline/oneShot.ts
-import * as fs20 from "node:fs";
-import * as path18 from "node:path";
+import * as fs23 from "node:fs";
+import * as path20 from "node:path";
 
 // src/pipeline/rounds.ts
-import * as path15 from "node:path";
+import * as path16 from "node:path";
 var pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 function pruneRound(model, weights, target, config2, plan) {
   if (plan) return pruneCounts(model, weights, plan.counts(target));
@@ -33736,7 +34368,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
     const started = performance.now();
     const target = targets[r - 1];
     progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct5(target)}` });
-    const roundDir = path15.join(dir, `round-${String(r).padStart(2, "0")}`);
+    const roundDir = path16.join(dir, `round-${String(r).padStart(2, "0")}`);
     const from2 = current;
     const unit = await pruneAndRecover({
       prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
@@ -33784,8 +34416,8 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
     return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
   const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global = await runChain(dense, weights, half, rounds, path15.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path15.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global = await runChain(dense, weights, half, rounds, path16.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path16.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
@@ -33796,13 +34428,13 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
 }
 
 // src/pipeline/quantizeStep.ts
-import * as fs19 from "node:fs";
-import * as path17 from "node:path";
+import * as fs21 from "node:fs";
+import * as path18 from "node:path";
 
 // src/quantize/kernels.ts
-import * as fs18 from "node:fs";
-import * as os6 from "node:os";
-import * as path16 from "node:path";
+import * as fs20 from "node:fs";
+import * as os8 from "node:os";
+import * as path17 from "node:path";
 var INTEGER_OPS = /^(QLinear\w+|QGemm|QAttention|ConvInteger|MatMulInteger|MatMulIntegerToFloat|DynamicQuantizeMatMul|QuantizeBFP|NhwcMaxPool)$/;
 var FLOAT_COMPUTE = /^(Conv|FusedConv|Gemm|FusedGemm|MatMul|FusedMatMul|ConvTranspose)$/;
 var COMPUTE = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul", "ConvTranspose", "MatMulInteger", "ConvInteger"]);
@@ -33838,10 +34470,10 @@ function kernelReport(written, optimised) {
 }
 async function optimisedGraph(modelPath, threads = 1) {
   const { ort } = onnxruntime();
-  const dir = fs18.mkdtempSync(path16.join(process.env.RUNNER_TEMP || os6.tmpdir(), "prune-guard-kernels-"));
-  const done = onInterrupt(() => fs18.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs20.mkdtempSync(path17.join(process.env.RUNNER_TEMP || os8.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs20.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path16.join(dir, "optimised.onnx");
+    const file = path17.join(dir, "optimised.onnx");
     let session;
     try {
       session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
@@ -33851,7 +34483,7 @@ async function optimisedGraph(modelPath, threads = 1) {
     await session.release();
     return loadModel(file).proto;
   } finally {
-    fs18.rmSync(dir, { recursive: true, force: true });
+    fs20.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -34458,7 +35090,7 @@ async function layerErrors(float, q, data, threads) {
   });
   const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
   const qNames = [...new Set(floatNames.map(dqOf))];
-  const fs23 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const fs26 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
@@ -34467,7 +35099,7 @@ async function layerErrors(float, q, data, threads) {
       const end = Math.min(data.count, start + batch);
       const feeds = {};
       for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const fr = await fs23.run(feeds, floatNames);
+      const fr = await fs26.run(feeds, floatNames);
       const qr = await qs.run(feeds, qNames);
       for (const name of floatNames) {
         const a = qr[dqOf(name)].data;
@@ -34483,7 +35115,7 @@ async function layerErrors(float, q, data, threads) {
       for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
     }
   } finally {
-    await fs23.release();
+    await fs26.release();
     await qs.release();
   }
   const err2 = (t) => {
@@ -34599,21 +35231,21 @@ async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path17.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  progress.note(`quantizing ${path18.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
   const slice = firstSlice(calib, DECISION_SAMPLES);
   const metric = slice.labels ? "accuracy" : "agreement";
   const floatPred = await predict2(float, slice, "fused", threads);
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
   const weights = await chooseWeightBits(prep, slice, threads);
-  const scratch = fs19.mkdtempSync(path17.join(path17.dirname(input.artifact), ".quantize-"));
+  const scratch = fs21.mkdtempSync(path18.join(path18.dirname(input.artifact), ".quantize-"));
   const measured = [];
   try {
     const plans = variants(prep);
     const files = [];
     for (const [k, v] of plans.entries()) {
       const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
-      const file = path17.join(scratch, `variant-${k}.onnx`);
+      const file = path18.join(scratch, `variant-${k}.onnx`);
       saveModel(q2.model, file);
       files.push(file);
       const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
@@ -34629,7 +35261,7 @@ async function quantizeStep(input) {
       });
     }
   } finally {
-    fs19.rmSync(scratch, { recursive: true, force: true });
+    fs21.rmSync(scratch, { recursive: true, force: true });
   }
   const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
   const pick2 = (eligible.length ? eligible : measured).reduce(
@@ -34682,7 +35314,7 @@ async function quantizeStep(input) {
 }
 function cpuHasVnni() {
   try {
-    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs19.readFileSync("/proc/cpuinfo", "utf8"));
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs21.readFileSync("/proc/cpuinfo", "utf8"));
   } catch {
     return void 0;
   }
@@ -34691,7 +35323,7 @@ async function quantizeDynamicStep(input) {
   const { config: config2, progress } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path17.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  progress.note(`quantizing ${path18.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
   let bits2 = 8;
   let deviation = null;
   let reason;
@@ -34749,26 +35381,150 @@ async function quantizeLast(source, calib, config2, artifact, progress, provider
   return void 0;
 }
 
+// src/pipeline/latencyTarget.ts
+import * as fs22 from "node:fs";
+import * as path19 from "node:path";
+
+// src/prune/structured/latencyTarget.ts
+var MAX_CORRECTIONS = 3;
+var OVERSHOOT = 0.1;
+function nextCorrection(attempts, targetSpeedup, maxCorrections = MAX_CORRECTIONS) {
+  const last = attempts[attempts.length - 1];
+  const left = attempts.length <= maxCorrections;
+  const unchanged = attempts.slice(0, -1).some((a) => a.kept === last.kept);
+  const bracketed = (proposal) => {
+    const met = attempts.filter((a) => a.speedup >= targetSpeedup).map((a) => a.budgetMs);
+    const short2 = attempts.filter((a) => a.speedup < targetSpeedup).map((a) => a.budgetMs);
+    const lo = met.length ? Math.max(...met) : -Infinity;
+    const hi = short2.length ? Math.min(...short2) : Infinity;
+    if (proposal > lo && proposal < hi) return proposal;
+    return Number.isFinite(lo) && Number.isFinite(hi) ? (lo + hi) / 2 : proposal;
+  };
+  if (last.speedup >= targetSpeedup) {
+    if (last.speedup > targetSpeedup * (1 + OVERSHOOT) && left && !unchanged) return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
+    return { kind: "met" };
+  }
+  const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
+  if (!last.reached) return { kind: "stop", reason: "unreachable", detail: `${short}; every channel group is already at its smallest fast width` };
+  if (unchanged) return { kind: "stop", reason: "unchanged", detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
+  if (!left) return { kind: "stop", reason: "limit", detail: `${short} after ${maxCorrections} corrections` };
+  return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
+}
+function shippedAttempt(attempts, targetSpeedup) {
+  const met = attempts.map((a, i2) => ({ ...a, i: i2 })).filter((a) => a.speedup >= targetSpeedup);
+  if (met.length > 0) return met.reduce((b, a) => a.macs > b.macs ? a : b).i;
+  return attempts.reduce((b, a, i2) => a.speedup > attempts[b].speedup ? i2 : b, 0);
+}
+
+// src/pipeline/latencyTarget.ts
+async function pruneForLatency(dense, modelPath, config2, ctx) {
+  const batch = config2.batchSizes[0];
+  const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, batch));
+  const time2 = async (files, label) => {
+    ctx.progress.stage({ kind: "latency", detail: label, total: config2.latency.warmup + config2.latency.runs });
+    const samples = await measureInterleaved(files, source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
+    ctx.progress.stop();
+    return samples.map((s) => median(s[0]));
+  };
+  const [denseMs] = await time2([modelPath], `latency target: dense at batch ${batch}`);
+  const needed = config2.targetSpeedup ?? denseMs / config2.targetLatencyMs;
+  const curves = ctx.calib ? await lossCurves(dense, config2, ctx) : void 0;
+  if (curves) ctx.progress.note(curves.note);
+  const dir = path19.join(ctx.stepsDir, "target");
+  fs22.mkdirSync(dir, { recursive: true });
+  const attempts = [];
+  let budgetMs = denseMs / needed;
+  for (; ; ) {
+    const outcome = await pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs }, ...curves ? { lossCurves: curves.curves } : {} });
+    const file = path19.join(dir, `attempt-${attempts.length + 1}.onnx`);
+    saveModel(outcome.model, file);
+    const [d, p] = await time2([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
+    const plan = outcome.allocation?.latency;
+    attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, predicted: plan?.predicted_ms ?? NaN, file, p50: p, macs: modelCost(outcome.model).macs });
+    const leading = shippedAttempt(attempts, needed);
+    attempts.forEach((a, i2) => {
+      if (i2 !== leading) delete a.outcome;
+    });
+    const next = nextCorrection(attempts, needed);
+    ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${plan?.predicted_ms.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
+    if (next.kind === "correct") {
+      budgetMs = next.budgetMs;
+      continue;
+    }
+    const shipped = shippedAttempt(attempts, needed);
+    const met = attempts[shipped].speedup >= needed;
+    const record = {
+      kind: config2.targetSpeedup !== void 0 ? "speedup" : "latency-ms",
+      value: config2.targetSpeedup ?? config2.targetLatencyMs,
+      batch,
+      dense_ms: denseMs,
+      speedup_needed: needed,
+      attempts: attempts.map((a, i2) => ({
+        step: i2 === shipped ? "prune" : stepName({ kind: "target", attempt: i2 + 1 }),
+        budget_ms: a.budgetMs,
+        predicted_ms: a.predicted,
+        reached: a.reached,
+        p50_ms: a.p50,
+        speedup: a.speedup,
+        macs: a.macs
+      })),
+      outcome: met ? "met" : next.kind === "stop" ? next.reason : "limit",
+      detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.kind === "stop" ? next.detail : "not met",
+      shipped
+    };
+    const shippedOutcome = attempts[shipped].outcome;
+    const allocation = shippedOutcome.allocation ? { ...shippedOutcome.allocation, target: record } : { rounding: "none", target: record };
+    return {
+      pruned: { ...shippedOutcome, allocation, description: `${shippedOutcome.description}; allocated for ${needed.toFixed(2)}x at batch ${batch} (attempt ${shipped + 1} of ${attempts.length})` },
+      earlier: attempts.flatMap((a, i2) => i2 === shipped ? [] : [{ step: { kind: "target", attempt: i2 + 1 }, description: `latency target attempt ${i2 + 1}: budget ${a.budgetMs.toFixed(3)} ms, measured ${a.speedup.toFixed(2)}x`, artifact: a.file }]),
+      record
+    };
+  }
+}
+async function lossCurves(dense, config2, ctx) {
+  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+  const kept = new Set(weights.map((w) => w.initializer));
+  let started = false;
+  const r = await groupLossCurves(dense, ctx.calib, {
+    protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
+    criterion: config2.criterion,
+    threads: config2.latency.threads,
+    onLayer: (done, total2) => {
+      if (!started) ctx.progress.stage({ kind: "sensitivity", detail: `latency target: ${total2} groups`, total: total2 });
+      started = true;
+      ctx.progress.update(done);
+    }
+  });
+  if (started) ctx.progress.stop();
+  return r;
+}
+function keptSignature(o) {
+  return JSON.stringify(o.allocation?.latency?.kept ?? []);
+}
+
 // src/pipeline/oneShot.ts
 async function runOneShot(input, progress) {
   const { req, data, shifts, calib, outPath, scope, rounds } = input;
   const { config: config2 } = req;
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.stage({ kind: "prune", model: path18.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  progress.stage({ kind: "prune", model: path20.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
   const metadata = (scopeUsed) => ({
     "prune-guard.version": VERSION,
     "prune-guard.method": config2.method,
     "prune-guard.scope": scopeUsed,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path18.basename(req.model),
+    "prune-guard.source": path20.basename(req.model),
     "prune-guard.recovery": config2.recovery
   });
-  const stepsDir = path18.join(req.out, "steps");
+  const stepsDir = path20.join(req.out, "steps");
   const files = { data: req.data, calib: req.calib };
   const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
   let roundSteps = [];
   let unit;
+  const hardware = hardwareOptions(config2, progress);
+  const targeted = config2.targetSpeedup !== void 0 || config2.targetLatencyMs !== void 0 ? await pruneForLatency(input.dense.proto, req.model, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, data, stepsDir, provider: input.provider }) : void 0;
   if (rounds > 1) {
     const r = await pruneWithRounds(input.dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata }, resolveCompare(config2, rounds));
     for (const n of r.final.pruned.notes) progress.note(n);
@@ -34778,7 +35534,7 @@ async function runOneShot(input, progress) {
     const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
     unit = await pruneAndRecover({
       prune: async () => {
-        const pruned2 = await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+        const pruned2 = targeted?.pruned ?? await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
         for (const n of pruned2.notes) progress.note(n);
         return pruned2;
       },
@@ -34792,7 +35548,7 @@ async function runOneShot(input, progress) {
   const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
   if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
   const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider);
-  if (staged) writeFileAtomic(outPath, fs20.readFileSync(quantized?.artifact ?? lastFloat));
+  if (staged) writeFileAtomic(outPath, fs23.readFileSync(quantized?.artifact ?? lastFloat));
   releaseField(input.dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
@@ -34800,16 +35556,17 @@ async function runOneShot(input, progress) {
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
   const measured = [dense];
-  for (const r of [...roundSteps, ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
+  for (const r of [...roundSteps, ...targeted?.earlier ?? [], ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
   if (unit.temperature) measured[measured.length - 1].step.temperature = unit.temperature;
   if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: dense.preds }));
   const pruneStep = measured.find((m) => m.step.name === stepName({ kind: "prune" })).step;
-  pruneStep.reduction = buildReduction(dense.step, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
+  if (!targeted) pruneStep.reduction = buildReduction(dense.step, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
   return judgeSteps(input, measured, progress, {
     targetSparsity: target,
     notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
     scope: pruned.scope ?? scope.scope,
-    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {},
+    ...pruned.allocation ? { allocation: pruned.allocation } : {}
   }, pruneStep.reduction);
 }
 async function judgeSteps(input, measured, progress, record, reduction) {
@@ -34818,9 +35575,13 @@ async function judgeSteps(input, measured, progress, record, reduction) {
   const dense = measured[0];
   const shipped = measured[measured.length - 1];
   const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction);
+  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction);
+  const speedNotes = structuredSpeedNotes(config2, samples[0], samples[samples.length - 1]);
+  for (const n of speedNotes) progress.note(n);
+  const judged = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
   return buildModelLedger({
     ...record,
+    notes: [...speedNotes, ...record.notes ?? []],
     model: req.model,
     pruned: outPath,
     method: config2.method,
@@ -34833,19 +35594,43 @@ async function judgeSteps(input, measured, progress, record, reduction) {
     config: config2
   });
 }
+function hardwareOptions(config2, progress) {
+  if (config2.method !== "structured" && config2.method !== "hybrid" || config2.roundTo !== 0) return void 0;
+  let started = false;
+  return {
+    batches: config2.batchSizes,
+    threads: config2.latency.threads,
+    cacheDir: cacheDir(),
+    onProbe: (done, total2) => {
+      if (!started) progress.stage({ kind: "latency", detail: `channel widths: ${total2} probes, cached per machine`, total: total2 });
+      started = true;
+      progress.update(done);
+      if (done === total2) {
+        progress.stop();
+        started = false;
+      }
+    }
+  };
+}
+function structuredSpeedNotes(config2, dense, final) {
+  if (config2.method !== "structured" && config2.method !== "hybrid") return [];
+  return slowerThanDense(config2.batchSizes, dense, final).map(
+    (s) => `speed: the shipped model measured ${s.speedup.toFixed(2)}x of dense at batch ${s.batch} (p=${s.p_value < 1e-3 ? "<0.001" : s.p_value.toFixed(3)}), slower than the model it replaces: its kept channels run no faster on this machine (too few MACs removed to outweigh the rest of the graph, or widths onnxruntime executes slowly; round-to 0 measures the fast ones); verdict at least warn`
+  );
+}
 
 // src/pipeline/quantizeOnly.ts
-import * as fs21 from "node:fs";
-import * as path19 from "node:path";
+import * as fs24 from "node:fs";
+import * as path21 from "node:path";
 async function runQuantizeOnly(input, progress) {
   const { req, data, shifts, calib, outPath } = input;
   const { config: config2 } = req;
   const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
   releaseField(input.dense, "proto", "the dense model");
-  const stepsDir = path19.join(req.out, "steps");
-  fs21.mkdirSync(stepsDir, { recursive: true });
+  const stepsDir = path21.join(req.out, "steps");
+  fs24.mkdirSync(stepsDir, { recursive: true });
   const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider);
-  writeFileAtomic(outPath, fs21.readFileSync(quantized.artifact));
+  writeFileAtomic(outPath, fs24.readFileSync(quantized.artifact));
   collectGarbage();
   const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
@@ -34855,7 +35640,7 @@ async function runQuantizeOnly(input, progress) {
 
 // src/pipeline/run.ts
 function prunedPath(out, model) {
-  return path20.join(out, `${path20.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path22.join(out, `${path22.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -34867,11 +35652,12 @@ async function runPipeline(req, progress) {
   const shifts = [...userShifts, ...corruptionSets(data, config2.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const rounds = resolveRounds(config2, calib);
-  const scope = resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0, rounds);
+  const targeted = config2.targetSpeedup !== void 0 || config2.targetLatencyMs !== void 0;
+  const scope = targeted && config2.scope === "auto" ? { scope: "global", reason: "" } : resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0, rounds);
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path20.resolve(outPath) === path20.resolve(req.model)) {
+  if (path22.resolve(outPath) === path22.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
@@ -34900,11 +35686,11 @@ function timedOutLedger(req, t) {
 }
 function infeasibleBudgetNotes(req) {
   const notes = [];
-  const speedup = req.budgets.find((b) => b.name === "min-speedup");
+  const speedup2 = req.budgets.find((b) => b.name === "min-speedup");
   const keepsShapes = req.config.method === "unstructured" || /^\d+:\d+$/.test(req.config.method);
-  if (speedup && speedup.limit > 1 && keepsShapes) {
+  if (speedup2 && speedup2.limit > 1 && keepsShapes) {
     notes.push(
-      `note: budget min-speedup=${speedup.limit} will most likely fail: ${req.config.method} pruning keeps every tensor shape and onnxruntime on CPU does not skip zeros, so expect about 1.0x; use --method structured for speed, or drop the budget`
+      `note: budget min-speedup=${speedup2.limit} will most likely fail: ${req.config.method} pruning keeps every tensor shape and onnxruntime on CPU does not skip zeros, so expect about 1.0x; use --method structured for speed, or drop the budget`
     );
   }
   return notes;
@@ -34919,7 +35705,7 @@ function runInputs(req) {
   ];
 }
 async function guardedLedger(req, progress, publishLast = () => []) {
-  if (path21.resolve(prunedPath(req.out, req.model)) === path21.resolve(req.model)) {
+  if (path23.resolve(prunedPath(req.out, req.model)) === path23.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   refuseInputsInOutput(req.out, runInputs(req));
@@ -34939,7 +35725,7 @@ async function guardedLedger(req, progress, publishLast = () => []) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path21.basename(prunedPath(req.out, req.model)));
+      out.retire(path23.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
     out.commit(publishLast(ledger, out.staging));
@@ -34954,7 +35740,7 @@ async function runGuarded(req, progress) {
     markdown = writeLedgerFiles(staging, l).markdown;
     return ["ledger.md", "ledger.json"];
   });
-  return { ledger, markdown, ledgerPath: path21.join(req.out, "ledger.json"), markdownPath: path21.join(req.out, "ledger.md") };
+  return { ledger, markdown, ledgerPath: path23.join(req.out, "ledger.json"), markdownPath: path23.join(req.out, "ledger.md") };
 }
 
 // src/io/stderrProgress.ts
@@ -35024,7 +35810,7 @@ function refuseEmptyValues(cmd) {
   return cmd;
 }
 function resolveConfig(flags, command) {
-  const file = flags.config ?? (fs22.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs25.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : DEFAULT_CONFIG;
   const given = FLAGS.filter((f) => f.commands.includes(command)).flatMap((f) => {
     const value = flags[attributeOf.get(f)];

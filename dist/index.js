@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path27 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path29 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path27 && path27[0] !== "/") {
-          path27 = `/${path27}`;
+        if (path29 && path29[0] !== "/") {
+          path29 = `/${path29}`;
         }
-        return new URL(`${origin}${path27}`);
+        return new URL(`${origin}${path29}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method: method2, path: path27, origin }
+          request: { method: method2, path: path29, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method2, origin, path27);
+        debuglog("sending request to %s %s/%s", method2, origin, path29);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path27, origin },
+          request: { method: method2, path: path29, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method2,
           origin,
-          path27,
+          path29,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path27, origin }
+          request: { method: method2, path: path29, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method2, origin, path27);
+        debuglog("trailers received from %s %s/%s", method2, origin, path29);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method: method2, path: path27, origin },
+          request: { method: method2, path: path29, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method2,
           origin,
-          path27,
+          path29,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method: method2, path: path27, origin }
+            request: { method: method2, path: path29, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method2, origin, path27);
+          debuglog("sending request to %s %s/%s", method2, origin, path29);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path27,
+        path: path29,
         method: method2,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path27 !== "string") {
+        if (typeof path29 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path27[0] !== "/" && !(path27.startsWith("http://") || path27.startsWith("https://")) && method2 !== "CONNECT") {
+        } else if (path29[0] !== "/" && !(path29.startsWith("http://") || path29.startsWith("https://")) && method2 !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path27)) {
+        } else if (invalidPathRegex.test(path29)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method2 !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path27, query) : path27;
+        this.path = query ? buildURL(path29, query) : path29;
         this.origin = origin;
         this.idempotent = idempotent == null ? method2 === "HEAD" || method2 === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method2 !== "GET" && method2 !== "HEAD" && method2 !== "OPTIONS" && method2 !== "TRACE" && method2 !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method: method2, path: path27, host, upgrade, blocking, reset } = request2;
+      const { method: method2, path: path29, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH" || method2 === "QUERY" || method2 === "PROPFIND" || method2 === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method2} ${path27} HTTP/1.1\r
+      let header = `${method2} ${path29} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method: method2, path: path27, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method: method2, path: path29, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path27;
+      headers[HTTP2_HEADER_PATH] = path29;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path27 = search ? `${pathname}${search}` : pathname;
+        const path29 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path27;
+        this.opts.path = path29;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path27 = "/",
+          path: path29 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path27;
+        opts.path = origin + path29;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path27) {
-      if (typeof path27 !== "string") {
-        return path27;
+    function safeUrl(path29) {
+      if (typeof path29 !== "string") {
+        return path29;
       }
-      const pathSegments = path27.split("?");
+      const pathSegments = path29.split("?");
       if (pathSegments.length !== 2) {
-        return path27;
+        return path29;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path27, method: method2, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path27);
+    function matchKey(mockDispatch2, { path: path29, method: method2, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path29);
       const methodMatch = matchValue(mockDispatch2.method, method2);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path27 }) => matchValue(safeUrl(path27), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path29 }) => matchValue(safeUrl(path29), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path27, method: method2, body, headers, query } = opts;
+      const { path: path29, method: method2, body, headers, query } = opts;
       return {
-        path: path27,
+        path: path29,
         method: method2,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method: method2, path: path27, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method: method2, path: path29, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method2,
             Origin: origin,
-            Path: path27,
+            Path: path29,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path27) {
-      for (let i2 = 0; i2 < path27.length; ++i2) {
-        const code = path27.charCodeAt(i2);
+    function validateCookiePath(path29) {
+      for (let i2 = 0; i2 < path29.length; ++i2) {
+        const code = path29.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -18438,9 +18438,9 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms3) {
+    function delay(ms4) {
       return new Promise((resolve9) => {
-        setTimeout(resolve9, ms3).unref();
+        setTimeout(resolve9, ms4).unref();
       });
     }
     module.exports = {
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path27 = opts.path;
+          let path29 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path27 = `/${path27}`;
+            path29 = `/${path29}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path27);
+          url = new URL(util.parseOrigin(url).origin + path29);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path27 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path27} does not exist${EOL5}`);
+            const path29 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path29} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -20528,8 +20528,8 @@ var require_lib = __commonJS({
       _performExponentialBackoff(retryNumber) {
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
-          const ms3 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve9) => setTimeout(() => resolve9(), ms3));
+          const ms4 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
+          return new Promise((resolve9) => setTimeout(() => resolve9(), ms4));
         });
       }
       _processResponse(res, options) {
@@ -25214,12 +25214,12 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry3) => {
     const eq = entry3.indexOf("=");
     const name = entry3.slice(0, Math.max(eq, 0)).trim();
-    const path27 = entry3.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path27 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path29 = entry3.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path29 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry3)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry3);
-    return { name, path: path27 };
+    return { name, path: path29 };
   });
 }
 var init_shifts = __esm({
@@ -25362,11 +25362,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path27, issues) {
+function prefixIssues(path29, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path27);
+    iss.path.unshift(path29);
     return iss;
   });
 }
@@ -25447,9 +25447,9 @@ function issue2(...args) {
   }
   return { ...iss };
 }
-function members(proto, table4) {
-  for (const key in table4) {
-    const desc = Object.getOwnPropertyDescriptor(table4, key);
+function members(proto, table5) {
+  for (const key in table5) {
+    const desc = Object.getOwnPropertyDescriptor(table5, key);
     if (desc.get)
       Object.defineProperty(proto, key, { ...desc, enumerable: false });
     else
@@ -26666,8 +26666,8 @@ var init_schemas = __esm({
         return values ? /* @__PURE__ */ new Set([...values, void 0]) : void 0;
       });
       defineLazyInternal(inst, "pattern", (zod) => {
-        const pattern = zod.def.innerType._zod.pattern;
-        return pattern ? new RegExp(`^(${cleanRegex(pattern.source)})?$`) : void 0;
+        const pattern2 = zod.def.innerType._zod.pattern;
+        return pattern2 ? new RegExp(`^(${cleanRegex(pattern2.source)})?$`) : void 0;
       });
       inst._zod.parse = (payload, ctx) => {
         if (payload.value === void 0) {
@@ -26907,12 +26907,12 @@ function _minLength(minimum, params) {
   });
 }
 // @__NO_SIDE_EFFECTS__
-function _regex(pattern, params) {
+function _regex(pattern2, params) {
   return new $ZodCheckRegex({
     check: "string_format",
     format: "regex",
     ...normalizeParams(params),
-    pattern
+    pattern: pattern2
   });
 }
 // @__NO_SIDE_EFFECTS__
@@ -27351,7 +27351,7 @@ function toFile(config2) {
   );
   return renamed(config2, true);
 }
-var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, QUANTIZE_MODES, QUANTIZE_CALIBRATIONS, EXECUTION_PROVIDERS, MAX_BATCH, RUN, MEASURE, VALID_KEYS, NM, isNM, METHOD_EXPECT, method, corruption, glob, batchSize, BUDGETS_HELP, SETTINGS, CONFIG_FILE, camel, kebab, writtenLimits, DEFAULT_CONFIG;
+var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, QUANTIZE_MODES, QUANTIZE_CALIBRATIONS, EXECUTION_PROVIDERS, MAX_BATCH, RUN, MEASURE, VALID_KEYS, NM, isNM, METHOD_EXPECT, method, corruption, glob, batchSize, BUDGETS_HELP, SPEEDUP_EXPECT, speedup, SETTINGS, CONFIG_FILE, camel, kebab, writtenLimits, DEFAULT_CONFIG;
 var init_schema = __esm({
   "src/config/schema.ts"() {
     "use strict";
@@ -27389,6 +27389,12 @@ var init_schema = __esm({
     glob = text("a non-empty glob", _minLength(1));
     batchSize = wholeNumber(1, MAX_BATCH);
     BUDGETS_HELP = "budget limits by name (NAME=VALUE for --budget and for each line of the action input), with units: 0.5pt or 0.5% (points), 5ms, 2MB or 2MiB, 1.3x, 10% (a relative change)";
+    SPEEDUP_EXPECT = "a speedup above 1 like 2 (2x on the command line)";
+    speedup = {
+      schema: number2(must(SPEEDUP_EXPECT)).check(_gt(1)),
+      expect: SPEEDUP_EXPECT,
+      read: (t) => /^[0-9]*\.?[0-9]+x$/i.test(t) ? Number(t.slice(0, -1)) : /^[0-9]*\.?[0-9]+$/.test(t) ? Number(t) : t
+    };
     SETTINGS = {
       sparsity: setting(number3("a fraction from 0 to below 1 like 0.5", _gte(0), _lt(1)), 0.5, {
         help: "target fraction of prunable weights set to zero (structured: of prunable channels removed)",
@@ -27463,9 +27469,17 @@ var init_schema = __esm({
         help: "confidence level of every interval",
         flag: { value: "<level>", commands: MEASURE }
       }),
-      "round-to": setting(wholeNumber(1), 1, {
-        help: "structured: kept channel counts are multiples of this (8 or 16 suit SIMD kernels; 1 = no rounding)",
+      "round-to": setting(wholeNumber(0), 0, {
+        help: "structured: kept channel counts are multiples of this (1 = no rounding); 0 = the multiples measured to run fast on this machine (each layer kind timed at many widths once, cached per machine and onnxruntime)",
         flag: { value: "<n>", commands: RUN }
+      }),
+      "target-speedup": optionalSetting(speedup, {
+        help: "structured: allocate channels for this measured speedup over dense at the first batch size (2 or 2x), from a per-layer latency table, corrected by measurement up to 3 times",
+        flag: { value: "<x>", commands: RUN }
+      }),
+      "target-latency-ms": optionalSetting(number3("milliseconds above 0 like 5", _gt(0)), {
+        help: "structured: allocate channels for this measured p50 latency in milliseconds at the first batch size, like target-speedup",
+        flag: { value: "<ms>", commands: RUN }
       }),
       criterion: setting(oneOf(CRITERIA), "l1", {
         help: "structured: how channel importance is scored; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)",
@@ -27545,16 +27559,16 @@ var init_schema = __esm({
 });
 
 // src/config/validate.ts
-function formatKeyPath(path27) {
-  return path27.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path29) {
+  return path29.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path27) {
-  return path27.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path29) {
+  return path29.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue3, subject, value) {
   const form = formOf(issue3);
@@ -27564,18 +27578,18 @@ function describeIssue(issue3, subject, value) {
   return `${subject} must be ${issue3.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue3, raw) {
-  const path27 = issue3.path;
+  const path29 = issue3.path;
   if (issue3.code === "unrecognized_keys") {
     const valid = issue3.message.startsWith(VALID_KEYS) ? issue3.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue3.keys.map((key) => {
-      const full = [...path27, key];
+      const full = [...path29, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path27));
-  if (path27.length === 0) return [{ path: path27, message: `the config must be ${issue3.message} (got ${value})` }];
-  const subject = formOf(issue3) === "plain" ? formatKeyPath(path27) : `'${formatKeyPath(path27)}'`;
-  return [{ path: path27, message: describeIssue(issue3, subject, value) }];
+  const value = show(valueAt(raw, path29));
+  if (path29.length === 0) return [{ path: path29, message: `the config must be ${issue3.message} (got ${value})` }];
+  const subject = formOf(issue3) === "plain" ? formatKeyPath(path29) : `'${formatKeyPath(path29)}'`;
+  return [{ path: path29, message: describeIssue(issue3, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -27604,10 +27618,10 @@ var init_validate = __esm({
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path27 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path27);
+    const path29 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path29);
     if (!("kind" in s)) return [];
-    return [{ path: path27, field: path27.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path29, field: path29.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 function defaultText(ref) {
@@ -28522,7 +28536,7 @@ var init_deadline = __esm({
 function defaultStringLength(value) {
   return value.length;
 }
-function markdownTable(table4, options) {
+function markdownTable(table5, options) {
   const settings = options || {};
   const align = (settings.align || []).concat();
   const stringLength = settings.stringLength || defaultStringLength;
@@ -28532,15 +28546,15 @@ function markdownTable(table4, options) {
   const longestCellByColumn = [];
   let mostCellsPerRow = 0;
   let rowIndex = -1;
-  while (++rowIndex < table4.length) {
+  while (++rowIndex < table5.length) {
     const row2 = [];
     const sizes2 = [];
     let columnIndex2 = -1;
-    if (table4[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table4[rowIndex].length;
+    if (table5[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table5[rowIndex].length;
     }
-    while (++columnIndex2 < table4[rowIndex].length) {
-      const cell6 = serialize(table4[rowIndex][columnIndex2]);
+    while (++columnIndex2 < table5[rowIndex].length) {
+      const cell6 = serialize(table5[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
         const size2 = stringLength(cell6);
         sizes2[columnIndex2] = size2;
@@ -28691,6 +28705,50 @@ var init_escape = __esm({
   }
 });
 
+// src/ledger/renderAllocation.ts
+function allocationSection(a) {
+  const parts = [];
+  if (a.rounding === "fixed") parts.push(`Kept channel counts are multiples of ${a.round_to} (\`round-to\`).`);
+  if (a.probes?.length) {
+    const rows2 = /* @__PURE__ */ new Map();
+    for (const p of a.probes) {
+      const key = `${p.kind}\0${p.axis}`;
+      rows2.set(key, [...rows2.get(key) ?? [], `b=${p.batch}: ${p.multiple}${p.cached ? "" : " (timed now)"}`]);
+    }
+    parts.push(
+      `Channel widths measured on ${a.machine ?? "this machine"} (onnxruntime ${a.onnxruntime ?? "?"}, ${a.threads || "all"} threads): the multiple each layer kind runs fast at, read from its latency over ${a.probes[0].curve.counts.length} channel counts; every group keeps a multiple of the largest its layers ask for (or a halving of it).`,
+      table([["Layer kind", "Channels", "Multiple"], ...[...rows2].map(([k, v]) => [k.split("\0")[0], k.split("\0")[1], v.join(", ")])])
+    );
+  } else if (a.rounding === "recorded") parts.push("Kept channel counts were snapped to recorded widths.");
+  const t = a.target;
+  if (t) {
+    parts.push(
+      `Latency target ${t.kind === "speedup" ? ratio(t.value) : `${t.value} ms`} at batch ${t.batch} (dense ${ms3(t.dense_ms)} ms, so ${ratio(t.speedup_needed)}): ${t.outcome === "met" ? "met" : `not met (${t.outcome})`}, ${t.detail}.`,
+      table([
+        ["Attempt", "Budget ms", "Predicted ms", "p50 ms", "Speedup", "MACs"],
+        ...t.attempts.map((x2, i2) => [`${i2 + 1}${i2 === t.shipped ? " (ships)" : ""}`, ms3(x2.budget_ms), ms3(x2.predicted_ms), ms3(x2.p50_ms), ratio(x2.speedup), String(x2.macs)])
+      ])
+    );
+  }
+  if (parts.length === 0) return void 0;
+  return `<details><summary>Channel allocation${t ? " and latency target" : ""}</summary>
+
+${parts.join("\n\n")}
+
+</details>`;
+}
+var table, ms3;
+var init_renderAllocation = __esm({
+  "src/ledger/renderAllocation.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_escape();
+    init_format();
+    table = (rows2) => markdownTable(rows2.map((r) => r.map(markdownCell)), { alignDelimiters: false });
+    ms3 = (x2) => typeof x2 === "number" && Number.isFinite(x2) ? x2.toFixed(3) : "\u2014";
+  }
+});
+
 // src/ledger/renderSensitivity.ts
 function damage(l) {
   const first = l.points[0];
@@ -28823,7 +28881,7 @@ function quantizeSection(model) {
   ];
   if (q.variants.length > 1) {
     lines2.push(
-      table([
+      table2([
         ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
         ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
       ])
@@ -28832,7 +28890,7 @@ function quantizeSection(model) {
   const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
   const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
   lines2.push(
-    table([
+    table2([
       ["Layer", "Op", "Kernel", "Error in \u2192 out"],
       ...k.layers.map((l) => {
         const e = errors.get(l.node);
@@ -28843,7 +28901,7 @@ function quantizeSection(model) {
   );
   return lines2.join("\n\n");
 }
-var DASH2, cell3, table;
+var DASH2, cell3, table2;
 var init_renderQuantize = __esm({
   "src/ledger/renderQuantize.ts"() {
     "use strict";
@@ -28851,15 +28909,15 @@ var init_renderQuantize = __esm({
     init_format();
     DASH2 = "\u2014";
     cell3 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-    table = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
+    table2 = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
   }
 });
 
 // src/ledger/render.ts
-function baseName(path27) {
-  return path27.split(/[\\/]/).pop() || path27;
+function baseName(path29) {
+  return path29.split(/[\\/]/).pop() || path29;
 }
-function table2(rows2) {
+function table3(rows2) {
   return markdownTable(
     rows2.map((row) => row.map(cell4)),
     { alignDelimiters: false }
@@ -28879,9 +28937,9 @@ function renderHeadline(model) {
     if (final2.quantize) parts.push(`INT8 (${ratio(final2.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
     if (!final2.quantize || final2.sparsity >= 0.05) parts.push(`${percent(final2.sparsity)} sparse`);
     if (dense.latency && final2.latency && dense.latency.batch === final2.latency.batch && final2.latency.p50_ms > 0) {
-      const speedup = dense.latency.p50_ms / final2.latency.p50_ms;
+      const speedup2 = dense.latency.p50_ms / final2.latency.p50_ms;
       if (final2.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
-      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
+      else parts.push(speedup2 >= 1 ? `${speedRatio(speedup2)} faster` : `${speedRatio(1 / speedup2)} slower`);
     }
     if (dense.accuracy != null && final2.accuracy != null) {
       parts.push(`${signedPoints(final2.accuracy - dense.accuracy)} accuracy`);
@@ -28917,7 +28975,7 @@ function intervalText(b) {
 }
 function budgetTable(budgets) {
   if (budgets.length === 0) return "_No budgets checked._";
-  return table2([
+  return table3([
     ["Budget", "Limit", "Actual", "Verdict", "Detail"],
     ...budgets.map((b) => [
       `\`${b.name}\``,
@@ -28936,7 +28994,7 @@ function stepTable(steps) {
     const value = s.latency[key].toFixed(2);
     return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
   };
-  return table2([
+  return table3([
     ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
     ...steps.map((s) => [
       s.name,
@@ -28969,7 +29027,7 @@ function funnelSection(model) {
   };
   const lines2 = [
     `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
-    table2([
+    table3([
       ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Weight bytes", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
       ...steps.map((s) => {
         const f = s.funnel;
@@ -28995,7 +29053,7 @@ function funnelSection(model) {
     const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
     lines2.push(
       `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
-      table2([
+      table3([
         ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
         ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
       ])
@@ -29008,7 +29066,7 @@ function classTable(model) {
   if (lost.length === 0) return void 0;
   return [
     "**Classes that lost most**",
-    table2([
+    table3([
       ["Class", "Dense", "Pruned", "Drop", "Support"],
       ...lost.map((c) => [
         String(c.class),
@@ -29024,7 +29082,7 @@ function costTable(steps) {
   const rows2 = steps.filter((s) => s.runtime_cost);
   if (rows2.length === 0) return void 0;
   const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH3;
-  return table2([
+  return table3([
     ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
     ...rows2.map((s) => {
       const c = s.runtime_cost;
@@ -29046,7 +29104,7 @@ function predictionShiftTable(model) {
   const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
   return [
     "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
-    table2([
+    table3([
       ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
       ...model.prediction_shift.flatMap(
         (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
@@ -29059,7 +29117,7 @@ function shiftTable(model) {
   const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
   return [
     "**Distribution shift**",
-    table2([
+    table3([
       ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
       ...model.shifts.map((s) => [
         escapeMarkdown(s.name),
@@ -29081,6 +29139,8 @@ function renderModel(model) {
   if (schedule) sections.push(schedule);
   const funnel = funnelSection(model);
   if (funnel) sections.push(funnel);
+  const allocation = model.allocation && allocationSection(model.allocation);
+  if (allocation) sections.push(allocation);
   const quantize = quantizeSection(model);
   if (quantize) sections.push(quantize);
   const classes = classTable(model);
@@ -29122,6 +29182,7 @@ var init_render = __esm({
   "src/ledger/render.ts"() {
     "use strict";
     init_markdown_table();
+    init_renderAllocation();
     init_escape();
     init_envelope();
     init_renderSensitivity();
@@ -31364,10 +31425,10 @@ function wilsonInterval(successes, n, confidence = 0.95) {
   const p = successes / n;
   const z22 = z2 * z2;
   const centre = p + z22 / (2 * n);
-  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const spread2 = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
   const denom = 1 + z22 / n;
-  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
-  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread2) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread2) / denom);
   return [lo, hi];
 }
 var init_wilson = __esm({
@@ -31489,8 +31550,8 @@ function budgetUncertainty(m) {
     ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
   };
   if (m.referenceLatency?.length && m.candidateLatency?.length) {
-    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
-    u["min-speedup"] = { ci: speedup.ci };
+    const speedup2 = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
+    u["min-speedup"] = { ci: speedup2.ci };
     const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
     u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
     u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
@@ -31658,7 +31719,8 @@ function buildModelLedger(i2) {
     prediction_shift: predictionShifts(i2.reference, i2.shipped, i2.shifts),
     ...i2.scope ? { scope: i2.scope } : {},
     ...i2.sensitivity ? { sensitivity: i2.sensitivity } : {},
-    ...i2.schedule ? { schedule: i2.schedule } : {}
+    ...i2.schedule ? { schedule: i2.schedule } : {},
+    ...i2.allocation ? { allocation: i2.allocation } : {}
   };
 }
 var init_ledger = __esm({
@@ -31685,7 +31747,7 @@ function checkMeasureConfig(config2, facts = {}) {
   const [first] = broken(MEASURE_RULES, config2, facts);
   if (first !== void 0) throw new UserError(first);
 }
-var SENSITIVITY_CAP, THREADS_PER_CORE, NEEDS_CALIB, isNM2, isSensitivity, MEASURE_RULES, RECOVERY_RULES, SENSITIVITY_RULES, ROUNDS_RULES, SCHEDULE_RULES, SPARSEGPT_RULES, LAYER_CAP_RULES, QUANTIZE_RULES, RUN_RULES;
+var SENSITIVITY_CAP, THREADS_PER_CORE, NEEDS_CALIB, isNM2, isSensitivity, MEASURE_RULES, RECOVERY_RULES, SENSITIVITY_RULES, ROUNDS_RULES, SCHEDULE_RULES, SPARSEGPT_RULES, LAYER_CAP_RULES, QUANTIZE_RULES, targetFlag, TARGET_RULES, RUN_RULES;
 var init_rules = __esm({
   "src/config/rules.ts"() {
     "use strict";
@@ -31751,7 +31813,23 @@ var init_rules = __esm({
       (c, f) => c.quantize === "int8" && f.calib === "none" ? "--quantize int8: needs calibration data to measure activation ranges; pass --calib calib.npz (512 samples are plenty), or use --quantize dynamic for MatMul layers" : void 0,
       (c) => c.quantize !== "none" && c.schedule === "gradual" ? `--quantize ${c.quantize}: not combined with --schedule gradual; quantize the shipped step in a one-shot run (--schedule oneshot)` : void 0
     ];
-    RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES];
+    targetFlag = (c) => c.targetSpeedup !== void 0 ? "--target-speedup" : c.targetLatencyMs !== void 0 ? "--target-latency-ms" : void 0;
+    TARGET_RULES = [
+      (c) => c.targetSpeedup !== void 0 && c.targetLatencyMs !== void 0 ? "--target-speedup and --target-latency-ms: give one latency target, not both" : void 0,
+      (c) => {
+        const flag = targetFlag(c);
+        return flag && c.method !== "structured" ? `${flag}: channels are allocated for speed only by --method structured (unstructured and N:M zeros do not run faster on CPU), not ${c.method}; add --method structured` : void 0;
+      },
+      (c) => {
+        const flag = targetFlag(c);
+        return flag && (c.schedule !== "oneshot" || c.recoveryRounds > 1) ? `${flag}: allocates one structured prune; drop --schedule gradual and --recovery-rounds` : void 0;
+      },
+      (c) => {
+        const flag = targetFlag(c);
+        return flag && c.quantize !== "none" ? `${flag}: is met by the structured prune alone; drop --quantize, or quantize in a run without a latency target` : void 0;
+      }
+    ];
+    RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES, ...TARGET_RULES];
   }
 });
 
@@ -32113,7 +32191,7 @@ function zipSync(data, opts) {
     var _a4 = r[fn], file = _a4[0], p = _a4[1];
     var compression = p.level == 0 ? 0 : 8;
     var f = strToU8(fn), s = f.length;
-    var com = p.comment, m = com && strToU8(com), ms3 = m && m.length;
+    var com = p.comment, m = com && strToU8(com), ms4 = m && m.length;
     var exl = exfl(p.extra);
     if (s > 65535)
       err(11);
@@ -32126,12 +32204,12 @@ function zipSync(data, opts) {
       c: d,
       f,
       m,
-      u: s != fn.length || m && com.length != ms3,
+      u: s != fn.length || m && com.length != ms4,
       o,
       compression
     }));
     o += 30 + s + exl + l;
-    tot += 76 + 2 * (s + exl) + (ms3 || 0) + l;
+    tot += 76 + 2 * (s + exl) + (ms4 || 0) + l;
   }
   var out = new u8(tot + 22), oe = o, cdl = tot - o;
   for (var i2 = 0; i2 < files.length; ++i2) {
@@ -33118,12 +33196,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path27, model, opts) {
+function loadDataset(path29, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path27} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path29} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path27);
+  const arrays = readArrays(path29);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -33132,7 +33210,7 @@ function loadDataset(path27, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path27}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path29}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -33141,37 +33219,37 @@ function loadDataset(path27, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path27}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path29}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path27, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path27, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path29, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path29, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path27}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path29}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path27}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path29}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path27, y, count2);
+  if (y) labels = toLabels(path29, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path27}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path29}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path27, count: count2, inputs, labels };
+  return { path: path29, count: count2, inputs, labels };
 }
-function checkInput(path27, spec, name, arr, modelName) {
-  const subject = `${path27}: array '${name}'`;
+function checkInput(path29, spec, name, arr, modelName) {
+  const subject = `${path29}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -33193,7 +33271,7 @@ function checkInput(path27, spec, name, arr, modelName) {
     }
   }
 }
-function checkFinite(path27, name, arr) {
+function checkFinite(path29, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -33204,7 +33282,7 @@ function checkFinite(path27, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path27}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path29}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -33223,8 +33301,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path27, y, count2) {
-  const subject = `${path27}: label array '${LABELS}'`;
+function toLabels(path29, y, count2) {
+  const subject = `${path29}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -33470,13 +33548,13 @@ function cudaUnavailable() {
   if (!fs8.existsSync("/dev/nvidia0") && !fs8.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
   return void 0;
 }
-async function resolveProvider(requested, probeModel) {
+async function resolveProvider(requested, probeModel2) {
   if (requested === "cpu") return { provider: "cpu" };
   let why = cudaUnavailable();
   if (!why) {
     try {
       const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
+      const session = await ort.InferenceSession.create(probeModel2, { executionProviders: ["cuda"] });
       await session.release();
       return { provider: "cuda" };
     } catch (e) {
@@ -35714,10 +35792,10 @@ function base64Decode(base64Str) {
   return written == size2 ? bytes2 : bytes2.subarray(0, written);
 }
 function setFromBase64(bytes2, base64Str) {
-  const table4 = getDecodeTable();
+  const table5 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table4[base64Str.charCodeAt(i2)];
+    b = table5[base64Str.charCodeAt(i2)];
     if (b === void 0) {
       switch (base64Str[i2]) {
         // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
@@ -36945,8 +37023,8 @@ var init_boot = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path27, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path27]);
+function messageDesc(file, path29, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path29]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -37996,7 +38074,7 @@ var init_codegenv2 = __esm({
 });
 
 // src/onnx/proto/onnx_pb.ts
-var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, GraphProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema;
+var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, GraphProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, OperatorSetIdProtoSchema;
 var init_onnx_pb = __esm({
   "src/onnx/proto/onnx_pb.ts"() {
     "use strict";
@@ -38030,6 +38108,7 @@ var init_onnx_pb = __esm({
       return TensorProto_DataType2;
     })(TensorProto_DataType || {});
     TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
+    OperatorSetIdProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 12);
   }
 });
 
@@ -39057,6 +39136,17 @@ var init_edit = __esm({
       static copyOf(model) {
         return new _ModelEditor(cloneModel(model));
       }
+      /** An editor over a new model with an empty graph importing the default domain at `opset`. */
+      static empty(opset, name) {
+        return new _ModelEditor(
+          create(ModelProtoSchema, {
+            irVersion: 8n,
+            producerName: "prune-guard",
+            opsetImport: [create(OperatorSetIdProtoSchema, { domain: "", version: BigInt(opset) })],
+            graph: create(GraphProtoSchema, { name })
+          })
+        );
+      }
       /** The opset the model imports for `domain` (0 when it imports none), to pick an op form valid there. */
       opset(domain = "") {
         return opsetVersion(this.model, domain);
@@ -39718,8 +39808,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path27, { windows } = {}) => {
-      const segs = path27.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path29, { windows } = {}) => {
+      const segs = path29.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -40190,16 +40280,16 @@ var require_parse2 = __commonJS({
       }
       return false;
     };
-    var parseRepeatedExtglob = (pattern, requireEnd = true) => {
-      if (pattern[0] !== "+" && pattern[0] !== "*" || pattern[1] !== "(") {
+    var parseRepeatedExtglob = (pattern2, requireEnd = true) => {
+      if (pattern2[0] !== "+" && pattern2[0] !== "*" || pattern2[1] !== "(") {
         return;
       }
       let bracket = 0;
       let paren = 0;
       let quote = 0;
       let escaped = false;
-      for (let i2 = 1; i2 < pattern.length; i2++) {
-        const ch = pattern[i2];
+      for (let i2 = 1; i2 < pattern2.length; i2++) {
+        const ch = pattern2[i2];
         if (escaped === true) {
           escaped = false;
           continue;
@@ -40233,12 +40323,12 @@ var require_parse2 = __commonJS({
         if (ch === ")") {
           paren--;
           if (paren === 0) {
-            if (requireEnd === true && i2 !== pattern.length - 1) {
+            if (requireEnd === true && i2 !== pattern2.length - 1) {
               return;
             }
             return {
-              type: pattern[0],
-              body: pattern.slice(2, i2),
+              type: pattern2[0],
+              body: pattern2.slice(2, i2),
               end: i2
             };
           }
@@ -40249,11 +40339,11 @@ var require_parse2 = __commonJS({
       const source = chars.length === 1 ? utils.escapeRegex(chars[0]) : `[${chars.map((ch) => utils.escapeRegex(ch)).join("")}]`;
       return `${source}*`;
     };
-    var getStarExtglobSequenceChars = (pattern) => {
+    var getStarExtglobSequenceChars = (pattern2) => {
       let index = 0;
       const chars = [];
-      while (index < pattern.length) {
-        const match = parseRepeatedExtglob(pattern.slice(index), false);
+      while (index < pattern2.length) {
+        const match = parseRepeatedExtglob(pattern2.slice(index), false);
         if (!match || match.type !== "*") {
           return;
         }
@@ -40273,9 +40363,9 @@ var require_parse2 = __commonJS({
       }
       return chars;
     };
-    var repeatedExtglobRecursion = (pattern) => {
+    var repeatedExtglobRecursion = (pattern2) => {
       let depth = 0;
-      let value = pattern.trim();
+      let value = pattern2.trim();
       let match = parseRepeatedExtglob(value);
       while (match) {
         depth++;
@@ -41173,9 +41263,9 @@ var require_picomatch = __commonJS({
       return regex.test(utils.basename(input, { windows: posix }));
     };
     picomatch5.isMatch = (str, patterns, options) => picomatch5(patterns, options)(str);
-    picomatch5.parse = (pattern, options) => {
-      if (Array.isArray(pattern)) return pattern.map((p) => picomatch5.parse(p, options));
-      return parse4(pattern, { ...options, fastpaths: false });
+    picomatch5.parse = (pattern2, options) => {
+      if (Array.isArray(pattern2)) return pattern2.map((p) => picomatch5.parse(p, options));
+      return parse4(pattern2, { ...options, fastpaths: false });
     };
     picomatch5.scan = (input, options) => scan(input, options);
     picomatch5.compileRe = (state, options, returnOutput = false, returnState = false) => {
@@ -41807,6 +41897,92 @@ function keepMask(scores, keep) {
 var init_allocate = __esm({
   "src/prune/structured/allocate.ts"() {
     "use strict";
+  }
+});
+
+// src/prune/structured/widths.ts
+function trend(curve) {
+  const n = curve.counts.length;
+  const mx = curve.counts.reduce((a, b) => a + b, 0) / n;
+  const my = curve.ms.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  curve.counts.forEach((c, i2) => {
+    sxy += (c - mx) * (curve.ms[i2] - my);
+    sxx += (c - mx) * (c - mx);
+  });
+  const slope = sxx > 0 ? sxy / sxx : 0;
+  return (c) => my + slope * (c - mx);
+}
+function chooseMultiple(curve, tolerance = WIDTH_TOLERANCE) {
+  if (curve.counts.length < 2) return { multiple: 1, scores: [] };
+  const fit = trend(curve);
+  const scores = [];
+  for (const m of WIDTH_MULTIPLES) {
+    const at2 = curve.counts.flatMap((c, i2) => c % m === 0 && curve.ms[i2] > 0 ? [fit(c) / curve.ms[i2]] : []);
+    if (at2.length > 0) scores.push({ multiple: m, score: at2.reduce((a, b) => a + b, 0) / at2.length });
+  }
+  if (scores.length === 0) return { multiple: 1, scores: [] };
+  const best = Math.max(...scores.map((s) => s.score));
+  const relative5 = scores.map((s) => ({ multiple: s.multiple, score: s.score / best }));
+  return { multiple: relative5.find((s) => s.score >= 1 - tolerance).multiple, scores: relative5 };
+}
+function allowedWidths(size2, multiple) {
+  const out = /* @__PURE__ */ new Set();
+  for (let w = multiple / 2; w >= 1 && Number.isInteger(w); w /= 2) if (w < size2) out.add(w);
+  for (let w = multiple; w < size2; w += multiple) out.add(w);
+  out.add(size2);
+  return [...out].sort((a, b) => a - b);
+}
+function nearest(widths, kept) {
+  let best = widths[0];
+  for (const w of widths) if (Math.abs(w - kept) < Math.abs(best - kept) || Math.abs(w - kept) === Math.abs(best - kept) && w > best) best = w;
+  return best;
+}
+function snapToWidths(groups) {
+  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
+  const kept = new Map(groups.map((g2) => [g2.root, nearest(widths.get(g2.root), g2.kept)]));
+  const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
+  const target = groups.reduce((n, g2) => n + g2.size - g2.kept, 0);
+  const removed = () => groups.reduce((n, g2) => n + g2.size - kept.get(g2.root), 0);
+  const meanBetween = (g2, lo, hi) => {
+    const s = sorted.get(g2.root);
+    const units = s.length;
+    let sum = 0;
+    for (let r = units - hi; r < units - lo; r++) sum += s[r];
+    return sum / Math.max(1, hi - lo);
+  };
+  for (let guard = 0; guard < 1e4; guard++) {
+    const gap = target - removed();
+    let best;
+    for (const g2 of groups) {
+      const list = widths.get(g2.root);
+      const i2 = list.indexOf(kept.get(g2.root));
+      if (gap > 0 && i2 > 0) {
+        const to = list[i2 - 1];
+        const step = kept.get(g2.root) - to;
+        if (Math.abs(gap - step) >= Math.abs(gap)) continue;
+        const cost = meanBetween(g2, to, kept.get(g2.root));
+        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+      } else if (gap < 0 && i2 < list.length - 1) {
+        const to = list[i2 + 1];
+        const step = to - kept.get(g2.root);
+        if (Math.abs(gap + step) >= Math.abs(gap)) continue;
+        const cost = -meanBetween(g2, kept.get(g2.root), to);
+        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+      }
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+  }
+  return kept;
+}
+var WIDTH_MULTIPLES, WIDTH_TOLERANCE;
+var init_widths = __esm({
+  "src/prune/structured/widths.ts"() {
+    "use strict";
+    WIDTH_MULTIPLES = [1, 2, 4, 8, 16];
+    WIDTH_TOLERANCE = 0.015;
   }
 });
 
@@ -43329,7 +43505,7 @@ var init_depgraph = __esm({
           const t = c.tracked.get(out);
           if (t) for (const l of layoutsOf(t)) c.poison(l, { kind: "graph-output", output: out });
         }
-        for (const [space, table4] of c.embeddingSpaces) c.spaces.poison(space, { kind: "embedding", table: table4 });
+        for (const [space, table5] of c.embeddingSpaces) c.spaces.poison(space, { kind: "embedding", table: table5 });
         this.checkConstantConsumers();
         this.checkRewrites();
         this.checkShapeReads();
@@ -43458,11 +43634,11 @@ var init_depgraph = __esm({
        */
       embedding(node) {
         const c = this.c;
-        const table4 = c.constant(node.input[0]);
+        const table5 = c.constant(node.input[0]);
         const rank = c.shape(node.output[0])?.length;
-        if (!table4 || !FLOAT_TYPES.has(table4.tensor.dataType) || tensorDims(table4.tensor).length !== 2 || attrInt(node, "axis", 0) !== 0 || rank === void 0) return;
-        const layout = c.fresh(node, tensorDims(table4.tensor)[1]);
-        c.embeddingSpaces.set(layout[0].space, table4.name);
+        if (!table5 || !FLOAT_TYPES.has(table5.tensor.dataType) || tensorDims(table5.tensor).length !== 2 || attrInt(node, "axis", 0) !== 0 || rank === void 0) return;
+        const layout = c.fresh(node, tensorDims(table5.tensor)[1]);
+        c.embeddingSpaces.set(layout[0].space, table5.name);
         c.use(node, node.input[0], 1, layout, "param");
         c.set(node.output[0], { axis: rank - 1, layout });
       }
@@ -43894,6 +44070,335 @@ var init_depgraph = __esm({
   }
 });
 
+// src/io/measureCache.ts
+import { createHash } from "node:crypto";
+import * as fs10 from "node:fs";
+import * as os9 from "node:os";
+import * as path8 from "node:path";
+function cacheDir(env = process.env) {
+  if (env.PRUNE_GUARD_CACHE_DIR) return env.PRUNE_GUARD_CACHE_DIR;
+  const base = env.XDG_CACHE_HOME || (os9.homedir() ? path8.join(os9.homedir(), ".cache") : "") || env.RUNNER_TEMP || os9.tmpdir();
+  return path8.join(base, "prune-guard");
+}
+function fileFor(dir, key) {
+  return path8.join(dir, `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.json`);
+}
+function readCached(dir, key, valid) {
+  try {
+    const parsed = JSON.parse(fs10.readFileSync(fileFor(dir, key), "utf8"));
+    if (parsed.format !== FORMAT || parsed.key !== key || !valid(parsed.value)) return void 0;
+    return parsed.value;
+  } catch {
+    return void 0;
+  }
+}
+function writeCached(dir, key, value) {
+  try {
+    writeFileAtomic(fileFor(dir, key), JSON.stringify({ format: FORMAT, key, value }) + "\n");
+    return true;
+  } catch {
+    return false;
+  }
+}
+var FORMAT;
+var init_measureCache = __esm({
+  "src/io/measureCache.ts"() {
+    "use strict";
+    init_atomicWrite();
+    FORMAT = "prune-guard/measure-cache@1";
+  }
+});
+
+// src/onnx/runtime/probe.ts
+function pattern(n, seed) {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i2 = 0; i2 < n; i2++) {
+    s = Math.imul(s, 1664525) + 1013904223 >>> 0;
+    out[i2] = (s / 2 ** 32 - 0.5) * 0.1;
+  }
+  return out;
+}
+function probeInputDims(layer, batch, cin) {
+  if (layer.opType === "Conv") return [batch, cin, ...layer.spatial];
+  if (layer.opType === "MatMul" && layer.rows > 1) return [batch, layer.rows, cin];
+  return [batch, cin];
+}
+function probeModel(layer, batch, cin, cout) {
+  const ed = ModelEditor.empty(13, "probe");
+  ed.addInput(valueInfo("x", void 0, probeInputDims(layer, batch, cin)));
+  let wDims;
+  const attrs = { ...layer.attrs };
+  if (layer.opType === "Conv") {
+    const kernel = layer.attrs.kernel_shape ?? layer.spatial.map(() => 1);
+    const out = layer.depthwise ? cin : cout;
+    wDims = [out, layer.depthwise ? 1 : cin, ...kernel];
+    attrs.group = layer.depthwise ? cin : 1;
+  } else if (layer.opType === "Gemm") {
+    wDims = attrs.transB ? [cout, cin] : [cin, cout];
+  } else {
+    wDims = [cin, cout];
+  }
+  const w = ed.addFloatInitializer("w", wDims, pattern(wDims.reduce((a, b) => a * b, 1), cin * 131 + cout));
+  ed.addNode({ opType: layer.opType, inputs: ["x", w], outputs: ["y"], attrs });
+  ed.declareOutput(valueInfo("y"));
+  return ed.model;
+}
+function overheadModel() {
+  const ed = ModelEditor.empty(13, "overhead");
+  ed.addInput(valueInfo("x", void 0, [1, 1]));
+  ed.addNode({ opType: "Relu", inputs: ["x"], outputs: ["y"] });
+  ed.declareOutput(valueInfo("y"));
+  return { model: ed.model, inputDims: [1, 1] };
+}
+async function bestTimes(models, opts) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const largest = Math.max(...models.map((m) => m.inputDims.reduce((a, b) => a * b, 1)));
+  const buffer = pattern(largest, 7);
+  const best = models.map(() => Infinity);
+  try {
+    for (const m of models) {
+      sessions.push(
+        await ort.InferenceSession.create(serializeModel(m.model), {
+          executionProviders: ["cpu"],
+          graphOptimizationLevel: "all",
+          executionMode: "sequential",
+          intraOpNumThreads: opts.threads,
+          interOpNumThreads: 1
+        })
+      );
+    }
+    const feeds = models.map((m) => ({ x: new ort.Tensor("float32", buffer.subarray(0, m.inputDims.reduce((a, b) => a * b, 1)), m.inputDims) }));
+    for (let r = 0; r <= opts.rounds; r++) {
+      const order = sessions.map((_, i2) => i2);
+      if (r % 2 === 1) order.reverse();
+      for (const i2 of order) {
+        const t0 = performance.now();
+        const out = await sessions[i2].run(feeds[i2]);
+        const dt = performance.now() - t0;
+        for (const t of Object.values(out)) t.dispose();
+        if (r > 0) best[i2] = Math.min(best[i2], dt);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return best;
+}
+var init_probe = __esm({
+  "src/onnx/runtime/probe.ts"() {
+    "use strict";
+    init_build();
+    init_edit();
+    init_model();
+    init_ort();
+  }
+});
+
+// src/prune/structured/hardware.ts
+import { createHash as createHash2 } from "node:crypto";
+import * as fs11 from "node:fs";
+import * as os10 from "node:os";
+function machineId() {
+  let flags = "";
+  try {
+    flags = /^flags\s*:(.*)$/m.exec(fs11.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
+  } catch {
+  }
+  const cpu = os10.cpus()[0]?.model ?? "cpu";
+  return `${cpu} ${process.arch} ${createHash2("sha256").update(flags).digest("hex").slice(0, 12)}`;
+}
+function probeSpecs(layers, batches) {
+  const byKind = /* @__PURE__ */ new Map();
+  for (const l of layers) {
+    if (l.inRoots.length === 0 && l.outRoots.length === 0) continue;
+    byKind.set(l.kind, [...byKind.get(l.kind) ?? [], l]);
+  }
+  const specs = [];
+  for (const [kind, list] of byKind) {
+    const rep = list.reduce((a, b) => b.macs > a.macs ? b : a);
+    const axes = rep.probe.depthwise ? [{ axis: "channels", fixed: 0 }] : [
+      ...list.some((l) => l.outRoots.length > 0) ? [{ axis: "out", fixed: rep.cin }] : [],
+      ...list.some((l) => l.inRoots.length > 0) ? [{ axis: "in", fixed: rep.cout }] : []
+    ];
+    for (const b of batches) for (const a of axes) specs.push({ kind, axis: a.axis, batch: b, fixed: a.fixed, layer: rep.probe });
+  }
+  return specs;
+}
+function probeCost(layer, batch, fixed2) {
+  const kernel = (layer.attrs.kernel_shape ?? []).reduce((a, b) => a * b, 1);
+  const spatial = layer.spatial.reduce((a, b) => a * b, 1);
+  const top = PROBE_COUNTS[PROBE_COUNTS.length - 1];
+  return batch * layer.rows * spatial * kernel * (layer.depthwise ? top : top * Math.max(fixed2, 1));
+}
+function boundedLayer(layer, batch, fixed2) {
+  let l = layer;
+  while (l.spatial.some((d) => d > 4) && probeCost(l, batch, fixed2) > PROBE_MAC_CAP) l = { ...l, spatial: l.spatial.map((d) => Math.max(4, Math.ceil(d / 2))) };
+  return l;
+}
+async function measureCurve(spec, layer, threads) {
+  const models = PROBE_COUNTS.map((c) => {
+    const cin = spec.axis === "out" ? spec.fixed : c;
+    const cout = spec.axis === "in" ? spec.fixed : c;
+    return { model: probeModel(layer, spec.batch, cin, cout), inputDims: probeInputDims(layer, spec.batch, cin) };
+  });
+  return { counts: [...PROBE_COUNTS], ms: await bestTimes(models, { threads, rounds: PROBE_ROUNDS }) };
+}
+async function measureProbes(layers, opts) {
+  const machine = machineId();
+  const ort = onnxruntimeVersion();
+  const specs = probeSpecs(layers, opts.batches);
+  const probes = [];
+  for (const [i2, spec] of specs.entries()) {
+    const layer = boundedLayer(spec.layer, spec.batch, spec.fixed);
+    const key = JSON.stringify({ what: "width-probe", machine, ort, threads: opts.threads, batch: spec.batch, axis: spec.axis, fixed: spec.fixed, layer, counts: PROBE_COUNTS, rounds: PROBE_ROUNDS });
+    const hit = readCached(opts.cacheDir, key, isCurve);
+    const curve = hit ?? await measureCurve(spec, layer, opts.threads);
+    if (!hit) writeCached(opts.cacheDir, key, curve);
+    const choice = chooseMultiple(curve);
+    probes.push({ kind: spec.kind, axis: spec.axis, batch: spec.batch, fixed: spec.fixed, spatial: layer.spatial, curve, multiple: choice.multiple, scores: choice.scores, cached: !!hit });
+    opts.onProbe?.(i2 + 1, specs.length);
+  }
+  return { machine, onnxruntime: ort, threads: opts.threads, batches: [...opts.batches], probes };
+}
+function groupMultiples(layers, probes, groups) {
+  const multipleOf = (kind, axis) => Math.max(1, ...probes.filter((p) => p.kind === kind && p.axis === axis).map((p) => p.multiple));
+  return groups.map((g2) => {
+    let multiple = 1;
+    const from = /* @__PURE__ */ new Set();
+    for (const l of layers) {
+      const axes = l.probe.depthwise ? l.inRoots.includes(g2.root) ? ["channels"] : [] : [...l.outRoots.includes(g2.root) ? ["out"] : [], ...l.inRoots.includes(g2.root) ? ["in"] : []];
+      for (const a of axes) {
+        const m = multipleOf(l.kind, a);
+        from.add(`${l.kind} (${a === "channels" ? "channels" : `${a}put channels`}): ${m}`);
+        multiple = Math.max(multiple, m);
+      }
+    }
+    return { root: g2.root, name: g2.name, multiple, from: [...from].sort() };
+  });
+}
+function spread(list, n) {
+  if (list.length <= n) return [...list];
+  return [...new Set(Array.from({ length: n }, (_, i2) => list[Math.round(i2 * (list.length - 1) / (n - 1))]))];
+}
+async function measureLayerTables(layers, widths, opts) {
+  const machine = machineId();
+  const ort = onnxruntimeVersion();
+  const multiple = new Map(widths.map((w) => [w.root, w.multiple]));
+  const grid = (root, dense) => root === void 0 || !multiple.has(root) ? [] : spread(allowedWidths(dense, multiple.get(root)), TABLE_POINTS);
+  const tables = [];
+  const relevant = layers.filter((l) => l.inRoot !== void 0 && multiple.has(l.inRoot) || l.outRoot !== void 0 && multiple.has(l.outRoot));
+  for (const [i2, l] of relevant.entries()) {
+    const inGrid = grid(l.inRoot, l.cin);
+    const outGrid = l.probe.depthwise ? [] : grid(l.outRoot, l.cout);
+    const key = JSON.stringify({ what: "layer-table", machine, ort, threads: opts.threads, batch: opts.batch, probe: l.probe, cin: l.cin, cout: l.cout, inGrid, outGrid, rounds: PROBE_ROUNDS });
+    let hit = readCached(opts.cacheDir, key, isTable);
+    if (!hit) {
+      const points2 = [{ cin: l.cin, cout: l.cout }, ...inGrid.map((c) => ({ cin: c, cout: l.cout })), ...outGrid.map((c) => ({ cin: l.cin, cout: c }))];
+      const timed = await bestTimes(
+        [overheadModel(), ...points2.map((p) => ({ model: probeModel(l.probe, opts.batch, p.cin, p.cout), inputDims: probeInputDims(l.probe, opts.batch, p.cin) }))],
+        { threads: opts.threads, rounds: PROBE_ROUNDS }
+      );
+      const ms4 = timed.slice(1).map((t) => Math.max(t - timed[0], t / 10));
+      hit = {
+        ms: ms4[0],
+        inCurve: inGrid.map((count2, j) => ({ count: count2, ms: ms4[1 + j] })),
+        outCurve: outGrid.map((count2, j) => ({ count: count2, ms: ms4[1 + inGrid.length + j] }))
+      };
+      writeCached(opts.cacheDir, key, hit);
+    }
+    tables.push({ node: l.node, inRoot: l.inRoot, outRoot: l.outRoot, depthwise: l.probe.depthwise, cin: l.cin, cout: l.cout, ...hit });
+    opts.onLayer?.(i2 + 1, relevant.length);
+  }
+  return tables;
+}
+var PROBE_COUNTS, PROBE_MAC_CAP, PROBE_ROUNDS, isCurve, TABLE_POINTS, isTable;
+var init_hardware = __esm({
+  "src/prune/structured/hardware.ts"() {
+    "use strict";
+    init_measureCache();
+    init_ort();
+    init_probe();
+    init_widths();
+    PROBE_COUNTS = Array.from({ length: 33 }, (_, i2) => 40 + i2);
+    PROBE_MAC_CAP = 3e7;
+    PROBE_ROUNDS = 4;
+    isCurve = (v) => !!v && Array.isArray(v.counts) && Array.isArray(v.ms) && v.counts.length === v.ms.length && v.ms.every((x2) => typeof x2 === "number" && x2 > 0);
+    TABLE_POINTS = 6;
+    isTable = (v) => !!v && typeof v.ms === "number" && Array.isArray(v.inCurve) && Array.isArray(v.outCurve);
+  }
+});
+
+// src/prune/structured/latencyModel.ts
+function relativeAt(curve, dense, count2) {
+  if (curve.length === 0 || dense <= 0) return 1;
+  if (count2 <= curve[0].count) return curve[0].ms / dense * (count2 / curve[0].count);
+  for (let i2 = 1; i2 < curve.length; i2++) {
+    const a = curve[i2 - 1];
+    const b = curve[i2];
+    if (count2 <= b.count) return (a.ms + (b.ms - a.ms) * (count2 - a.count) / (b.count - a.count)) / dense;
+  }
+  const last = curve[curve.length - 1];
+  return last.ms / dense * (count2 / last.count);
+}
+function predictMs(tables, restMs, kept, scale2 = 1) {
+  let total2 = 0;
+  for (const t of tables) {
+    const kin = t.inRoot !== void 0 ? kept.get(t.inRoot) ?? t.cin : t.cin;
+    const kout = t.outRoot !== void 0 ? kept.get(t.outRoot) ?? t.cout : t.cout;
+    const a = relativeAt(t.inCurve, t.ms, kin);
+    const b = t.depthwise ? 1 : relativeAt(t.outCurve, t.ms, kout);
+    total2 += t.ms * a * b;
+  }
+  return restMs + scale2 * total2;
+}
+function splitDense(tables, denseMs) {
+  const layers = tables.reduce((s, t) => s + t.ms, 0);
+  if (layers <= 0) return { restMs: denseMs, scale: 1 };
+  return layers <= denseMs ? { restMs: denseMs - layers, scale: 1 } : { restMs: 0, scale: denseMs / layers };
+}
+function allocateForLatency(groups, tables, dense, budgetMs, cost) {
+  const restMs = dense.restMs;
+  const kept = new Map(groups.map((g2) => [g2.root, g2.size]));
+  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
+  const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
+  const steps = [];
+  let current = predictMs(tables, restMs, kept, dense.scale);
+  while (current > budgetMs) {
+    let best;
+    for (const g2 of groups) {
+      const list = widths.get(g2.root);
+      const k = kept.get(g2.root);
+      const i2 = list.indexOf(k);
+      if (i2 <= 0) continue;
+      const to = list[i2 - 1];
+      kept.set(g2.root, to);
+      const ms4 = predictMs(tables, restMs, kept, dense.scale);
+      kept.set(g2.root, k);
+      const s = sorted.get(g2.root);
+      let dropped = 0;
+      for (let r = s.length - k; r < s.length - to; r++) dropped += s[r];
+      const measured = cost?.(g2.root, k, to);
+      const lost = measured === void 0 ? dropped : Math.max(0, measured) + dropped * 1e-9;
+      const saved = current - ms4;
+      const price = saved > 0 ? lost / saved : Infinity;
+      if (!best || price < best.price || price === Infinity && best.price === Infinity && saved > best.saved) best = { root: g2.root, to, ms: ms4, price, saved };
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+    current = best.ms;
+    steps.push({ root: best.root, to: best.to, ms: best.ms });
+  }
+  return { kept, predictedMs: current, reached: current <= budgetMs, steps };
+}
+var init_latencyModel = __esm({
+  "src/prune/structured/latencyModel.ts"() {
+    "use strict";
+    init_widths();
+  }
+});
+
 // src/prune/structured/keptChannels.ts
 function keptChannels(model, analysis, keep) {
   const dims = new Map(model.graph.initializer.map((t) => [t.name, tensorDims(t)]));
@@ -43915,6 +44420,72 @@ var init_keptChannels = __esm({
     "use strict";
     init_tensor();
     init_layout();
+  }
+});
+
+// src/prune/structured/macLayers.ts
+function roots(analysis, layout) {
+  return layout ? [...new Set(layout.map((s) => analysis.spaces.root(s.space)))] : [];
+}
+function singleRoot(analysis, layout) {
+  const r = roots(analysis, layout);
+  return r.length === 1 ? r[0] : void 0;
+}
+function macLayers(model, analysis) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const nodes = model.graph.node;
+  const layers = [];
+  nodes.forEach((node, i2) => {
+    if (node.opType !== "Conv" && node.opType !== "Gemm" && node.opType !== "MatMul") return;
+    const uses = analysis.uses.filter((u) => u.node === i2 && node.input.indexOf(u.tensor) >= 0);
+    if (node.opType === "MatMul" && (uses.length === 0 || index.constant(node.input[0]))) return;
+    const weightUse = uses.find((u) => u.role === "param" && u.tensor === node.input[1]) ?? uses.find((u) => u.role === "param");
+    const faninUse = uses.find((u) => u.role === "fanin");
+    const x2 = shapes.get(node.input[0]);
+    const y = shapes.get(node.output[0]);
+    if (!x2 || !y) return;
+    const group2 = attrInt(node, "group", 1);
+    const depthwise = node.opType === "Conv" && group2 > 1 && group2 === x2[1] && group2 === y[1];
+    if (node.opType === "Conv" && group2 > 1 && !depthwise) return;
+    if (node.opType === "Gemm" && attrInt(node, "transA", 0)) return;
+    const cin = node.opType === "Conv" ? x2[1] : x2[x2.length - 1];
+    const cout = node.opType === "Conv" ? y[1] : y[y.length - 1];
+    const inRoot = faninUse ? singleRoot(analysis, faninUse.layout) : depthwise && weightUse ? singleRoot(analysis, weightUse.layout) : void 0;
+    const outRoot = weightUse ? singleRoot(analysis, weightUse.layout) : void 0;
+    let probe;
+    let kind;
+    if (node.opType === "Conv") {
+      const kernel = attrInts(node, "kernel_shape") ?? [];
+      const attrs = { kernel_shape: kernel };
+      for (const name of ["strides", "dilations", "pads"]) {
+        const v = attrInts(node, name);
+        if (v) attrs[name] = v;
+      }
+      const autoPad = attrString(node, "auto_pad", "NOTSET");
+      if (autoPad !== "NOTSET") attrs.auto_pad = autoPad;
+      const spatial = x2.slice(2);
+      probe = { opType: "Conv", depthwise, spatial, rows: 1, attrs };
+      const strides = attrInts(node, "strides") ?? kernel.map(() => 1);
+      kind = `Conv ${kernel.join("x")}${strides.some((s) => s !== 1) ? ` stride ${strides.join("x")}` : ""}${depthwise ? " depthwise" : ""}${cin < 8 && !depthwise ? ` from ${cin} channels` : ""}`;
+    } else {
+      const rows2 = node.opType === "MatMul" ? numel(x2.slice(1, -1)) : 1;
+      probe = { opType: node.opType, depthwise: false, spatial: [], rows: rows2, attrs: node.opType === "Gemm" ? { transB: attrInt(node, "transB", 0) } : {} };
+      kind = `${node.opType}${rows2 > 1 ? " over rows" : ""}`;
+    }
+    const macs = numel(y) * (node.opType === "Conv" ? (depthwise ? 1 : cin) * numel(attrInts(node, "kernel_shape") ?? []) : cin);
+    const inRoots = roots(analysis, faninUse?.layout ?? (depthwise ? weightUse?.layout : void 0));
+    const outRoots = depthwise ? inRoots : roots(analysis, weightUse?.layout);
+    layers.push({ node: nodeLabel(node), kind, probe, cin, cout, inRoot, outRoot: depthwise ? inRoot : outRoot, inRoots, outRoots, macs });
+  });
+  return layers;
+}
+var init_macLayers = __esm({
+  "src/prune/structured/macLayers.ts"() {
+    "use strict";
+    init_graph();
+    init_shapes();
+    init_tensor();
   }
 });
 
@@ -44059,6 +44630,38 @@ async function structuredPrune(input, opts) {
     const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
     for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
   }
+  const widths = opts.roundTo > 1 ? void 0 : await groupWidths(model, analysis, prunable, opts);
+  let latency;
+  if (opts.latency) {
+    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const multiple = new Map((widths?.groups ?? plain.map((u) => ({ root: u.root, multiple: Math.max(1, opts.roundTo) }))).map((g2) => [g2.root, g2.multiple]));
+    const layers = macLayers(model, analysis);
+    const tableWidths = plain.map((u) => ({ root: u.root, name: "", multiple: multiple.get(u.root) ?? 1, from: [] }));
+    const tables = await measureLayerTables(layers, tableWidths, { batch: opts.latency.batch, threads: opts.hardware?.threads ?? 1, cacheDir: opts.hardware?.cacheDir ?? cacheDir(), onLayer: opts.hardware?.onProbe });
+    const split = splitDense(tables, opts.latency.denseMs);
+    const curves = /* @__PURE__ */ new Map();
+    for (const g2 of prunable) {
+      const points2 = opts.lossCurves?.get(g2.name);
+      if (points2) curves.set(g2.root, lossAt(monotoneCurve(points2, 1)));
+    }
+    const cost = (root, from, to) => {
+      const f = curves.get(root);
+      const size2 = units.find((u) => u.root === root).size;
+      return f ? f(1 - to / size2) - f(1 - from / size2) : void 0;
+    };
+    const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)) })), tables, split, opts.latency.budgetMs, cost);
+    for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
+    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
+    if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
+  } else if (widths) {
+    const multiple = new Map(widths.groups.map((g2) => [g2.root, g2.multiple]));
+    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root), scores: normalised(unitImportance.get(u.root)) })));
+    const asked = plain.reduce((n, u) => n + u.size - keptUnits.get(u.root), 0);
+    const got = plain.reduce((n, u) => n + u.size - snapped.get(u.root), 0);
+    if (got !== asked) notes.push(`channel widths: ${got} channels removed instead of the ${asked} the allocation asked for, the nearest total the fast widths allow`);
+    for (const [r, k] of snapped) keptUnits.set(r, k);
+  }
   const keptCount = /* @__PURE__ */ new Map();
   const keep = /* @__PURE__ */ new Map();
   for (const g2 of prunable) {
@@ -44069,7 +44672,29 @@ async function structuredPrune(input, opts) {
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
   for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${renderSkip(g2.skip)}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome) };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome), ...widths ? { widths } : {}, ...latency ? { latency } : {} };
+}
+function lossAt(pts) {
+  return (ratio2) => {
+    for (let i2 = 1; i2 < pts.length; i2++) {
+      if (ratio2 <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (ratio2 - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r || 1);
+    }
+    return pts[pts.length - 1].f;
+  };
+}
+function normalised(scores) {
+  let mean2 = 0;
+  for (const v of scores) mean2 += v;
+  mean2 = mean2 / scores.length || 1;
+  return scores.map((v) => v / mean2);
+}
+async function groupWidths(model, analysis, prunable, opts) {
+  const plain = prunable.filter((g2) => g2.block === 1);
+  if (opts.widths) return { groups: plain.map((g2) => ({ root: g2.root, name: g2.name, multiple: opts.widths.get(g2.name) ?? 1, from: ["recorded"] })) };
+  if (!opts.hardware) return void 0;
+  const layers = macLayers(model, analysis);
+  const table5 = await measureProbes(layers.filter((l) => plain.some((g2) => l.inRoots.includes(g2.root) || l.outRoots.includes(g2.root))), opts.hardware);
+  return { ...table5, groups: groupMultiples(layers, table5.probes, plain) };
 }
 function structuredGroups(input, protectedTensors) {
   const model = untieConstants(input);
@@ -44125,8 +44750,14 @@ var init_structuredPrune = __esm({
     init_importance();
     init_reduction2();
     init_allocate();
+    init_widths();
+    init_allocateSparsity();
     init_depgraph();
+    init_measureCache();
+    init_hardware();
+    init_latencyModel();
     init_keptChannels();
+    init_macLayers();
     init_skip();
     init_surgery();
     init_untie();
@@ -44465,9 +45096,9 @@ var init_classifier = __esm({
 });
 
 // src/onnx/runtime/session.ts
-import * as fs10 from "node:fs";
-import * as os9 from "node:os";
-import * as path8 from "node:path";
+import * as fs12 from "node:fs";
+import * as os11 from "node:os";
+import * as path9 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -44488,17 +45119,17 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs10.mkdtempSync(path8.join(process.env.RUNNER_TEMP || os9.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs10.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs12.mkdtempSync(path9.join(process.env.RUNNER_TEMP || os11.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs12.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path8.join(dir, "model.onnx");
+    const file = path9.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw cannotLoad(e);
   } finally {
-    fs10.rmSync(dir, { recursive: true, force: true });
+    fs12.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -44684,6 +45315,7 @@ async function sensitivityPrune(dense, req) {
   let description;
   let allocated = allocation.ratios;
   let structured;
+  let widths;
   let channels;
   if (req.method === "unstructured") {
     model = pruneCounts(dense, req.weights, allocation.pruned);
@@ -44699,8 +45331,9 @@ async function sensitivityPrune(dense, req) {
       keptUnits.set(g2.root, keep);
       allocated.push(1 - keep * g2.block / g2.size);
     });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits, ...req.hardware ? { hardware: req.hardware } : {} });
     notes.push(...r.notes);
+    widths = r.widths;
     model = r.model;
     structured = { reference: r.base, kept: r.kept };
     channels = r.tally;
@@ -44716,6 +45349,7 @@ async function sensitivityPrune(dense, req) {
     description,
     notes,
     ...structured ? { structured } : {},
+    ...widths ? { widths } : {},
     ...channels ? { channels } : {},
     sensitivity: {
       ...sensitivityRecord(scorer, curves, allocated, allocation.predictedIncrease, seconds, req.method === "unstructured" ? "weights" : "channels"),
@@ -44769,6 +45403,17 @@ function pruneCounts(dense, weights, counts) {
   });
   return ed.model;
 }
+async function groupLossCurves(dense, calib, opts) {
+  const t0 = performance.now();
+  const scorer = await calibScorer(dense, calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: opts.threads });
+  const units = groupUnits(dense, { roundTo: 1, criterion: opts.criterion, protectedTensors: opts.protectedTensors, calib });
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, opts.onLayer);
+  const seconds = (performance.now() - t0) / 1e3;
+  return {
+    curves: new Map(curves.map((c) => [c.name, c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll }))])),
+    note: `latency target: ${curves.length} groups x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${againstText(scorer)}) in ${seconds.toFixed(1)} s; channels removed where the predicted loss per millisecond saved is smallest`
+  };
+}
 var MAC_COST_EXPONENT, pct3, againstText;
 var init_sensitivityPrune = __esm({
   "src/prune/sensitivity/sensitivityPrune.ts"() {
@@ -44786,6 +45431,24 @@ var init_sensitivityPrune = __esm({
     MAC_COST_EXPONENT = 1;
     pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
     againstText = (scorer) => scorer.against === "labels" ? "NLL and accuracy vs labels" : "KL and agreement vs the dense model: no labels";
+  }
+});
+
+// src/prune/structured/record.ts
+function allocationRecord(roundTo, widths, latency) {
+  const rounding = roundTo > 1 ? "fixed" : widths && "probes" in widths ? "measured" : widths ? "recorded" : "none";
+  const table5 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
+  return {
+    rounding,
+    ...roundTo > 1 ? { round_to: roundTo } : {},
+    ...table5,
+    ...widths ? { groups: widths.groups.map(({ root: _root, ...g2 }) => g2) } : {},
+    ...latency ? { latency } : {}
+  };
+}
+var init_record = __esm({
+  "src/prune/structured/record.ts"() {
+    "use strict";
   }
 });
 
@@ -44864,8 +45527,12 @@ async function pruneWithScope(dense, config2, ctx) {
         maxLayerSparsity: config2.scope === "global" ? config2.maxLayerSparsity : 1,
         criterion: config2.criterion,
         protectedTensors,
-        calib: ctx.calib
+        calib: ctx.calib,
+        ...ctx.hardware && config2.roundTo === 0 ? { hardware: ctx.hardware } : {},
+        ...ctx.latencyTarget ? { latency: ctx.latencyTarget } : {},
+        ...ctx.lossCurves ? { lossCurves: ctx.lossCurves } : {}
       });
+      const allocation = allocationRecord(config2.roundTo, r.widths, r.latency);
       let description = describeStructured(dense, r, { criterion: config2.criterion, scope: config2.scope, sparsity: channelSparsity });
       let model = r.model;
       if (config2.method === "hybrid") {
@@ -44874,11 +45541,19 @@ async function pruneWithScope(dense, config2, ctx) {
         model = topUp.model;
         description += `; then unstructured magnitude (${config2.scope}) of the remaining weights: ${(topUp.fraction * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
-      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, channels: r.tally };
+      return { model, description: description + widthsText(allocation), denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, channels: r.tally, allocation };
     }
     default:
       throw new UserError(`--method ${config2.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
   }
+}
+function widthsText(a) {
+  if (a.rounding === "fixed") return `; kept counts multiples of ${a.round_to}`;
+  if (!a.groups || a.groups.length === 0) return "";
+  const counts = /* @__PURE__ */ new Map();
+  for (const g2 of a.groups) counts.set(g2.multiple, (counts.get(g2.multiple) ?? 0) + 1);
+  const list = [...counts].sort((x2, y) => y[1] - x2[1] || y[0] - x2[0]).map(([m, n]) => `${m} (${n} group${n === 1 ? "" : "s"})`).join(", ");
+  return `; kept counts snapped to ${a.rounding === "measured" ? "the widths measured to run fast" : "recorded widths"}: multiples of ${list}`;
 }
 async function pruneBySensitivity(dense, weights, config2, ctx) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
@@ -44899,9 +45574,20 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
         started = true;
         ctx.progress?.update(done);
       },
-      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {}
+      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {},
+      ...ctx.hardware && config2.roundTo === 0 && method2 === "structured" ? { hardware: ctx.hardware } : {}
     });
-    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...r.structured ? { structured: r.structured } : {}, ...r.channels ? { channels: r.channels } : {} };
+    const allocation = method2 === "structured" ? allocationRecord(config2.roundTo, r.widths, void 0) : void 0;
+    return {
+      model: r.model,
+      description: r.description + (allocation ? widthsText(allocation) : ""),
+      denseWeights: weights,
+      notes: r.notes,
+      sensitivity: r.sensitivity,
+      ...r.structured ? { structured: r.structured } : {},
+      ...r.channels ? { channels: r.channels } : {},
+      ...allocation ? { allocation } : {}
+    };
   } catch (e) {
     if (!(e instanceof AnalysisOverBudget)) throw e;
     const global2 = await pruneWithScope(dense, { ...config2, scope: "global" }, ctx);
@@ -44925,6 +45611,7 @@ var init_pruneModel = __esm({
     init_sensitivityCurves();
     init_sensitivityPrune();
     init_describe();
+    init_record();
     init_structuredPrune();
   }
 });
@@ -46090,10 +46777,10 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
           for (const t of tg.hints) {
             const d = Float32Array.from(targets[t].data);
             targets[t].dispose();
-            let ms3 = 0;
-            for (let i2 = 0; i2 < d.length; i2++) ms3 += d[i2] * d[i2];
+            let ms4 = 0;
+            for (let i2 = 0; i2 < d.length; i2++) ms4 += d[i2] * d[i2];
             feeds[hintInput(t)] = new ort.Tensor("float32", d, targets[t].dims);
-            feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms3 > 0 ? opts.hintWeight / ms3 : 0), [1]);
+            feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms4 > 0 ? opts.hintWeight / ms4 : 0), [1]);
           }
         }
         const out = await train3.run(feeds);
@@ -46263,7 +46950,7 @@ var init_stage = __esm({
 
 // src/recover/external.ts
 import { spawn } from "node:child_process";
-import * as fs11 from "node:fs";
+import * as fs13 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -46356,9 +47043,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths, output, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs11.rmSync(paths.modelOut, { force: true });
+  fs13.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths), output, opts);
-  if (!fs11.existsSync(paths.modelOut)) {
+  if (!fs13.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -47370,8 +48057,8 @@ var init_temperature = __esm({
 });
 
 // src/recover/runRecovery.ts
-import * as fs12 from "node:fs";
-import * as path9 from "node:path";
+import * as fs14 from "node:fs";
+import * as path10 from "node:path";
 function hasRecoverySteps(config2, calib) {
   const recovers = config2.recovery !== "none" && !(config2.recovery === "auto" && !calib);
   return recovers || config2.bakeTemperature;
@@ -47380,7 +48067,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path9.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path10.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -47397,7 +48084,7 @@ async function runRecovery(req) {
   if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs12.mkdirSync(req.stepsDir, { recursive: true });
+  fs14.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -47412,7 +48099,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config: config2, progress } = req;
   if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
-  fs12.mkdirSync(req.stepsDir, { recursive: true });
+  fs14.mkdirSync(req.stepsDir, { recursive: true });
   if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
@@ -47599,10 +48286,10 @@ var init_runRecovery = __esm({
 });
 
 // src/measure/size.ts
-import * as fs13 from "node:fs";
+import * as fs15 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs13.readFileSync(file);
+  const data = fs15.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 var init_size = __esm({
@@ -47657,6 +48344,8 @@ function stepName(s) {
       return `calibrate:temperature${at(s.at)}`;
     case "quantize":
       return `quantize:${s.scheme}`;
+    case "target":
+      return `target:attempt-${s.attempt}`;
   }
 }
 function recoveryKind(stage, at2) {
@@ -47811,10 +48500,10 @@ function speedFunnel(input) {
   const { dense, step, stepFacts, denseFacts, denseSamples, stepSamples } = input;
   const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
-  const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
+  const speedup2 = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
   const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
   const sameKernels = step.flops === dense.flops && step.params === dense.params;
-  const speed = p === null || speedup === null ? null : !sameKernels && p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
+  const speed = p === null || speedup2 === null ? null : !sameKernels && p < SPEED_ALPHA && speedup2 !== 1 ? speedup2 > 1 ? "faster" : "slower" : "unchanged";
   return {
     batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
     params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
@@ -47822,11 +48511,20 @@ function speedFunnel(input) {
     sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
     bytes_ratio: ratioOr1(stepFacts.weightBytes, denseFacts.weightBytes),
     ideal_speedup: idealSpeedup,
-    speedup,
-    efficiency: speedup === null ? null : speedup / idealSpeedup,
+    speedup: speedup2,
+    efficiency: speedup2 === null ? null : speedup2 / idealSpeedup,
     p_value: p,
     speed
   };
+}
+function slowerThanDense(batches, denseSamples, stepSamples) {
+  return batches.flatMap((batch, j) => {
+    const d = denseSamples[j];
+    const s = stepSamples[j];
+    if (!d?.length || !s?.length) return [];
+    const speedup2 = median(d) / median(s);
+    return speedup2 < 1 ? [{ batch, speedup: speedup2, p_value: mannWhitneyP(d, s) }] : [];
+  });
 }
 var ITEM_SIZE2, SPEED_ALPHA, ratioOr1;
 var init_funnel = __esm({
@@ -47843,18 +48541,18 @@ var init_funnel = __esm({
 });
 
 // src/measure/memory.ts
-import * as fs14 from "node:fs";
+import * as fs16 from "node:fs";
 function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs14.readFileSync("/proc/self/status", "utf8"));
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs16.readFileSync("/proc/self/status", "utf8"));
   return m ? Number(m[1]) * 1024 : void 0;
 }
 function peakMeter() {
   try {
-    fs14.writeFileSync("/proc/self/clear_refs", "5");
+    fs16.writeFileSync("/proc/self/clear_refs", "5");
     if (readHwm() !== void 0) {
       return {
         method: "linux-vmhwm",
-        reset: () => fs14.writeFileSync("/proc/self/clear_refs", "5"),
+        reset: () => fs16.writeFileSync("/proc/self/clear_refs", "5"),
         peak: () => readHwm()
       };
     }
@@ -47871,7 +48569,7 @@ var init_memory = __esm({
 
 // src/measure/runtimeCost.ts
 import { spawn as spawn2 } from "node:child_process";
-import * as fs15 from "node:fs";
+import * as fs17 from "node:fs";
 function throughput(byBatch) {
   if (byBatch.length === 0) return void 0;
   const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
@@ -47879,7 +48577,7 @@ function throughput(byBatch) {
 }
 function readCounter(file) {
   try {
-    const v = Number(fs15.readFileSync(file, "utf8").trim());
+    const v = Number(fs17.readFileSync(file, "utf8").trim());
     return Number.isFinite(v) ? v : void 0;
   } catch {
     return void 0;
@@ -48006,12 +48704,12 @@ var init_timeSteps = __esm({
 });
 
 // src/pipeline/unit.ts
-import * as fs16 from "node:fs";
-import * as path10 from "node:path";
+import * as fs18 from "node:fs";
+import * as path11 from "node:path";
 async function pruneAndRecover(unit) {
   const pruned = await unit.prune();
   if (unit.metadata) setMetadata(pruned.model, unit.metadata(pruned));
-  fs16.mkdirSync(path10.dirname(unit.pruneArtifact), { recursive: true });
+  fs18.mkdirSync(path11.dirname(unit.pruneArtifact), { recursive: true });
   saveModel(pruned.model, unit.pruneArtifact);
   const recovery = await runRecovery({ ...unit.recovery, pruned: pruned.model, prunedArtifact: unit.pruneArtifact, denseWeights: pruned.denseWeights, structured: pruned.structured });
   return {
@@ -48033,8 +48731,8 @@ var init_unit = __esm({
 });
 
 // src/pipeline/gradual.ts
-import * as fs17 from "node:fs";
-import * as path11 from "node:path";
+import * as fs19 from "node:fs";
+import * as path12 from "node:path";
 function regrownWeights(before, after, names) {
   const a = new GraphIndex(before.graph);
   const b = new GraphIndex(after.graph);
@@ -48078,8 +48776,8 @@ async function runGradual(input, progress) {
   const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config2.sparsity)} (${targets.map(pct4).join(", ")})`);
-  const stepsRoot = path11.join(req.out, "steps");
-  fs17.mkdirSync(stepsRoot, { recursive: true });
+  const stepsRoot = path12.join(req.out, "steps");
+  fs19.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
@@ -48106,7 +48804,7 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
     }
-    progress.stage({ kind: "prune", model: path11.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
+    progress.stage({ kind: "prune", model: path12.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const from = current;
     const prune = async () => {
@@ -48123,7 +48821,7 @@ async function runGradual(input, progress) {
       if (t === 1) denseTally = pruned.channels;
       return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct4(target)}: ${pruned.description}` };
     };
-    const dir = path11.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const dir = path12.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     const unit = await pruneAndRecover({
       prune,
       metadata: () => ({
@@ -48132,7 +48830,7 @@ async function runGradual(input, progress) {
         "prune-guard.scope": config2.scope,
         "prune-guard.target_sparsity": String(target),
         "prune-guard.schedule_step": `${t}/${targets.length}`,
-        "prune-guard.source": path11.basename(req.model),
+        "prune-guard.source": path12.basename(req.model),
         "prune-guard.recovery": config2.recovery
       }),
       pruneArtifact: stepFile(dir, 1, "prune"),
@@ -48199,7 +48897,7 @@ async function runGradual(input, progress) {
   const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
   const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs17.readFileSync(chosen2.final.step.artifact));
+  writeFileAtomic(outPath, fs19.readFileSync(chosen2.final.step.artifact));
   const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
     kind: "gradual",
@@ -48290,7 +48988,7 @@ var init_gradual = __esm({
 });
 
 // src/pipeline/rounds.ts
-import * as path12 from "node:path";
+import * as path13 from "node:path";
 function pruneRound(model, weights, target, config2, plan) {
   if (plan) return pruneCounts(model, weights, plan.counts(target));
   return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
@@ -48314,7 +49012,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
     const started = performance.now();
     const target = targets[r - 1];
     progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct5(target)}` });
-    const roundDir = path12.join(dir, `round-${String(r).padStart(2, "0")}`);
+    const roundDir = path13.join(dir, `round-${String(r).padStart(2, "0")}`);
     const from2 = current;
     const unit = await pruneAndRecover({
       prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
@@ -48362,8 +49060,8 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
     return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
   const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global2 = await runChain(dense, weights, half, rounds, path12.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path12.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global2 = await runChain(dense, weights, half, rounds, path13.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path13.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global2.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
@@ -48391,9 +49089,9 @@ var init_rounds2 = __esm({
 });
 
 // src/quantize/kernels.ts
-import * as fs18 from "node:fs";
-import * as os10 from "node:os";
-import * as path13 from "node:path";
+import * as fs20 from "node:fs";
+import * as os12 from "node:os";
+import * as path14 from "node:path";
 function kernelReport(written, optimised) {
   const ops = {};
   let integer2 = 0;
@@ -48426,10 +49124,10 @@ function kernelReport(written, optimised) {
 }
 async function optimisedGraph(modelPath, threads = 1) {
   const { ort } = onnxruntime();
-  const dir = fs18.mkdtempSync(path13.join(process.env.RUNNER_TEMP || os10.tmpdir(), "prune-guard-kernels-"));
-  const done = onInterrupt(() => fs18.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs20.mkdtempSync(path14.join(process.env.RUNNER_TEMP || os12.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs20.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path13.join(dir, "optimised.onnx");
+    const file = path14.join(dir, "optimised.onnx");
     let session;
     try {
       session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
@@ -48439,7 +49137,7 @@ async function optimisedGraph(modelPath, threads = 1) {
     await session.release();
     return loadModel(file).proto;
   } finally {
-    fs18.rmSync(dir, { recursive: true, force: true });
+    fs20.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -49097,7 +49795,7 @@ async function layerErrors(float, q, data, threads) {
   });
   const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
   const qNames = [...new Set(floatNames.map(dqOf))];
-  const fs29 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const fs32 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
@@ -49106,7 +49804,7 @@ async function layerErrors(float, q, data, threads) {
       const end = Math.min(data.count, start + batch);
       const feeds = {};
       for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const fr = await fs29.run(feeds, floatNames);
+      const fr = await fs32.run(feeds, floatNames);
       const qr = await qs.run(feeds, qNames);
       for (const name of floatNames) {
         const a = qr[dqOf(name)].data;
@@ -49122,7 +49820,7 @@ async function layerErrors(float, q, data, threads) {
       for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
     }
   } finally {
-    await fs29.release();
+    await fs32.release();
     await qs.release();
   }
   const err2 = (t) => {
@@ -49214,8 +49912,8 @@ var init_dynamic = __esm({
 });
 
 // src/pipeline/quantizeStep.ts
-import * as fs19 from "node:fs";
-import * as path14 from "node:path";
+import * as fs21 from "node:fs";
+import * as path15 from "node:path";
 function firstSlice(d, n) {
   if (d.count <= n) return d;
   return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
@@ -49261,21 +49959,21 @@ async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path14.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  progress.note(`quantizing ${path15.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
   const slice = firstSlice(calib, DECISION_SAMPLES);
   const metric = slice.labels ? "accuracy" : "agreement";
   const floatPred = await predict2(float, slice, "fused", threads);
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
   const weights = await chooseWeightBits(prep, slice, threads);
-  const scratch = fs19.mkdtempSync(path14.join(path14.dirname(input.artifact), ".quantize-"));
+  const scratch = fs21.mkdtempSync(path15.join(path15.dirname(input.artifact), ".quantize-"));
   const measured = [];
   try {
     const plans = variants(prep);
     const files = [];
     for (const [k, v] of plans.entries()) {
       const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
-      const file = path14.join(scratch, `variant-${k}.onnx`);
+      const file = path15.join(scratch, `variant-${k}.onnx`);
       saveModel(q2.model, file);
       files.push(file);
       const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
@@ -49291,7 +49989,7 @@ async function quantizeStep(input) {
       });
     }
   } finally {
-    fs19.rmSync(scratch, { recursive: true, force: true });
+    fs21.rmSync(scratch, { recursive: true, force: true });
   }
   const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
   const pick2 = (eligible.length ? eligible : measured).reduce(
@@ -49344,7 +50042,7 @@ async function quantizeStep(input) {
 }
 function cpuHasVnni() {
   try {
-    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs19.readFileSync("/proc/cpuinfo", "utf8"));
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs21.readFileSync("/proc/cpuinfo", "utf8"));
   } catch {
     return void 0;
   }
@@ -49353,7 +50051,7 @@ async function quantizeDynamicStep(input) {
   const { config: config2, progress } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path14.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  progress.note(`quantizing ${path15.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
   let bits2 = 8;
   let deviation = null;
   let reason;
@@ -49434,28 +50132,171 @@ var init_quantizeStep = __esm({
   }
 });
 
+// src/prune/structured/latencyTarget.ts
+function nextCorrection(attempts, targetSpeedup, maxCorrections = MAX_CORRECTIONS) {
+  const last = attempts[attempts.length - 1];
+  const left = attempts.length <= maxCorrections;
+  const unchanged = attempts.slice(0, -1).some((a) => a.kept === last.kept);
+  const bracketed = (proposal) => {
+    const met = attempts.filter((a) => a.speedup >= targetSpeedup).map((a) => a.budgetMs);
+    const short2 = attempts.filter((a) => a.speedup < targetSpeedup).map((a) => a.budgetMs);
+    const lo = met.length ? Math.max(...met) : -Infinity;
+    const hi = short2.length ? Math.min(...short2) : Infinity;
+    if (proposal > lo && proposal < hi) return proposal;
+    return Number.isFinite(lo) && Number.isFinite(hi) ? (lo + hi) / 2 : proposal;
+  };
+  if (last.speedup >= targetSpeedup) {
+    if (last.speedup > targetSpeedup * (1 + OVERSHOOT) && left && !unchanged) return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
+    return { kind: "met" };
+  }
+  const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
+  if (!last.reached) return { kind: "stop", reason: "unreachable", detail: `${short}; every channel group is already at its smallest fast width` };
+  if (unchanged) return { kind: "stop", reason: "unchanged", detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
+  if (!left) return { kind: "stop", reason: "limit", detail: `${short} after ${maxCorrections} corrections` };
+  return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
+}
+function shippedAttempt(attempts, targetSpeedup) {
+  const met = attempts.map((a, i2) => ({ ...a, i: i2 })).filter((a) => a.speedup >= targetSpeedup);
+  if (met.length > 0) return met.reduce((b, a) => a.macs > b.macs ? a : b).i;
+  return attempts.reduce((b, a, i2) => a.speedup > attempts[b].speedup ? i2 : b, 0);
+}
+var MAX_CORRECTIONS, OVERSHOOT;
+var init_latencyTarget = __esm({
+  "src/prune/structured/latencyTarget.ts"() {
+    "use strict";
+    MAX_CORRECTIONS = 3;
+    OVERSHOOT = 0.1;
+  }
+});
+
+// src/pipeline/latencyTarget.ts
+import * as fs22 from "node:fs";
+import * as path16 from "node:path";
+async function pruneForLatency(dense, modelPath, config2, ctx) {
+  const batch = config2.batchSizes[0];
+  const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, batch));
+  const time2 = async (files, label2) => {
+    ctx.progress.stage({ kind: "latency", detail: label2, total: config2.latency.warmup + config2.latency.runs });
+    const samples = await measureInterleaved(files, source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
+    ctx.progress.stop();
+    return samples.map((s) => median(s[0]));
+  };
+  const [denseMs] = await time2([modelPath], `latency target: dense at batch ${batch}`);
+  const needed = config2.targetSpeedup ?? denseMs / config2.targetLatencyMs;
+  const curves = ctx.calib ? await lossCurves(dense, config2, ctx) : void 0;
+  if (curves) ctx.progress.note(curves.note);
+  const dir = path16.join(ctx.stepsDir, "target");
+  fs22.mkdirSync(dir, { recursive: true });
+  const attempts = [];
+  let budgetMs = denseMs / needed;
+  for (; ; ) {
+    const outcome = await pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs }, ...curves ? { lossCurves: curves.curves } : {} });
+    const file = path16.join(dir, `attempt-${attempts.length + 1}.onnx`);
+    saveModel(outcome.model, file);
+    const [d, p] = await time2([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
+    const plan = outcome.allocation?.latency;
+    attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, predicted: plan?.predicted_ms ?? NaN, file, p50: p, macs: modelCost(outcome.model).macs });
+    const leading = shippedAttempt(attempts, needed);
+    attempts.forEach((a, i2) => {
+      if (i2 !== leading) delete a.outcome;
+    });
+    const next = nextCorrection(attempts, needed);
+    ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${plan?.predicted_ms.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
+    if (next.kind === "correct") {
+      budgetMs = next.budgetMs;
+      continue;
+    }
+    const shipped = shippedAttempt(attempts, needed);
+    const met = attempts[shipped].speedup >= needed;
+    const record = {
+      kind: config2.targetSpeedup !== void 0 ? "speedup" : "latency-ms",
+      value: config2.targetSpeedup ?? config2.targetLatencyMs,
+      batch,
+      dense_ms: denseMs,
+      speedup_needed: needed,
+      attempts: attempts.map((a, i2) => ({
+        step: i2 === shipped ? "prune" : stepName({ kind: "target", attempt: i2 + 1 }),
+        budget_ms: a.budgetMs,
+        predicted_ms: a.predicted,
+        reached: a.reached,
+        p50_ms: a.p50,
+        speedup: a.speedup,
+        macs: a.macs
+      })),
+      outcome: met ? "met" : next.kind === "stop" ? next.reason : "limit",
+      detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.kind === "stop" ? next.detail : "not met",
+      shipped
+    };
+    const shippedOutcome = attempts[shipped].outcome;
+    const allocation = shippedOutcome.allocation ? { ...shippedOutcome.allocation, target: record } : { rounding: "none", target: record };
+    return {
+      pruned: { ...shippedOutcome, allocation, description: `${shippedOutcome.description}; allocated for ${needed.toFixed(2)}x at batch ${batch} (attempt ${shipped + 1} of ${attempts.length})` },
+      earlier: attempts.flatMap((a, i2) => i2 === shipped ? [] : [{ step: { kind: "target", attempt: i2 + 1 }, description: `latency target attempt ${i2 + 1}: budget ${a.budgetMs.toFixed(3)} ms, measured ${a.speedup.toFixed(2)}x`, artifact: a.file }]),
+      record
+    };
+  }
+}
+async function lossCurves(dense, config2, ctx) {
+  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+  const kept = new Set(weights.map((w) => w.initializer));
+  let started = false;
+  const r = await groupLossCurves(dense, ctx.calib, {
+    protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
+    criterion: config2.criterion,
+    threads: config2.latency.threads,
+    onLayer: (done, total2) => {
+      if (!started) ctx.progress.stage({ kind: "sensitivity", detail: `latency target: ${total2} groups`, total: total2 });
+      started = true;
+      ctx.progress.update(done);
+    }
+  });
+  if (started) ctx.progress.stop();
+  return r;
+}
+function keptSignature(o) {
+  return JSON.stringify(o.allocation?.latency?.kept ?? []);
+}
+var init_latencyTarget2 = __esm({
+  "src/pipeline/latencyTarget.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_dataset();
+    init_latency();
+    init_flops();
+    init_model();
+    init_pruneModel();
+    init_latencyTarget();
+    init_prunable();
+    init_sensitivityPrune();
+    init_steps();
+  }
+});
+
 // src/pipeline/oneShot.ts
-import * as fs20 from "node:fs";
-import * as path15 from "node:path";
+import * as fs23 from "node:fs";
+import * as path17 from "node:path";
 async function runOneShot(input, progress) {
   const { req, data, shifts, calib, outPath, scope, rounds } = input;
   const { config: config2 } = req;
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.stage({ kind: "prune", model: path15.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  progress.stage({ kind: "prune", model: path17.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
   const metadata = (scopeUsed) => ({
     "prune-guard.version": VERSION7,
     "prune-guard.method": config2.method,
     "prune-guard.scope": scopeUsed,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path15.basename(req.model),
+    "prune-guard.source": path17.basename(req.model),
     "prune-guard.recovery": config2.recovery
   });
-  const stepsDir = path15.join(req.out, "steps");
+  const stepsDir = path17.join(req.out, "steps");
   const files = { data: req.data, calib: req.calib };
   const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
   let roundSteps = [];
   let unit;
+  const hardware = hardwareOptions(config2, progress);
+  const targeted = config2.targetSpeedup !== void 0 || config2.targetLatencyMs !== void 0 ? await pruneForLatency(input.dense.proto, req.model, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, data, stepsDir, provider: input.provider }) : void 0;
   if (rounds > 1) {
     const r = await pruneWithRounds(input.dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata }, resolveCompare(config2, rounds));
     for (const n of r.final.pruned.notes) progress.note(n);
@@ -49465,7 +50306,7 @@ async function runOneShot(input, progress) {
     const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
     unit = await pruneAndRecover({
       prune: async () => {
-        const pruned2 = await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+        const pruned2 = targeted?.pruned ?? await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
         for (const n of pruned2.notes) progress.note(n);
         return pruned2;
       },
@@ -49479,7 +50320,7 @@ async function runOneShot(input, progress) {
   const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
   if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
   const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider);
-  if (staged) writeFileAtomic(outPath, fs20.readFileSync(quantized?.artifact ?? lastFloat));
+  if (staged) writeFileAtomic(outPath, fs23.readFileSync(quantized?.artifact ?? lastFloat));
   releaseField(input.dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
@@ -49487,16 +50328,17 @@ async function runOneShot(input, progress) {
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
   const measured = [dense];
-  for (const r of [...roundSteps, ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
+  for (const r of [...roundSteps, ...targeted?.earlier ?? [], ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
   if (unit.temperature) measured[measured.length - 1].step.temperature = unit.temperature;
   if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: dense.preds }));
   const pruneStep = measured.find((m) => m.step.name === stepName({ kind: "prune" })).step;
-  pruneStep.reduction = buildReduction(dense.step, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
+  if (!targeted) pruneStep.reduction = buildReduction(dense.step, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
   return judgeSteps(input, measured, progress, {
     targetSparsity: target,
     notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
     scope: pruned.scope ?? scope.scope,
-    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {},
+    ...pruned.allocation ? { allocation: pruned.allocation } : {}
   }, pruneStep.reduction);
 }
 async function judgeSteps(input, measured, progress, record, reduction) {
@@ -49505,9 +50347,13 @@ async function judgeSteps(input, measured, progress, record, reduction) {
   const dense = measured[0];
   const shipped = measured[measured.length - 1];
   const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction);
+  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction);
+  const speedNotes = structuredSpeedNotes(config2, samples[0], samples[samples.length - 1]);
+  for (const n of speedNotes) progress.note(n);
+  const judged = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
   return buildModelLedger({
     ...record,
+    notes: [...speedNotes, ...record.notes ?? []],
     model: req.model,
     pruned: outPath,
     method: config2.method,
@@ -49519,6 +50365,30 @@ async function judgeSteps(input, measured, progress, record, reduction) {
     shifts,
     config: config2
   });
+}
+function hardwareOptions(config2, progress) {
+  if (config2.method !== "structured" && config2.method !== "hybrid" || config2.roundTo !== 0) return void 0;
+  let started = false;
+  return {
+    batches: config2.batchSizes,
+    threads: config2.latency.threads,
+    cacheDir: cacheDir(),
+    onProbe: (done, total2) => {
+      if (!started) progress.stage({ kind: "latency", detail: `channel widths: ${total2} probes, cached per machine`, total: total2 });
+      started = true;
+      progress.update(done);
+      if (done === total2) {
+        progress.stop();
+        started = false;
+      }
+    }
+  };
+}
+function structuredSpeedNotes(config2, dense, final2) {
+  if (config2.method !== "structured" && config2.method !== "hybrid") return [];
+  return slowerThanDense(config2.batchSizes, dense, final2).map(
+    (s) => `speed: the shipped model measured ${s.speedup.toFixed(2)}x of dense at batch ${s.batch} (p=${s.p_value < 1e-3 ? "<0.001" : s.p_value.toFixed(3)}), slower than the model it replaces: its kept channels run no faster on this machine (too few MACs removed to outweigh the rest of the graph, or widths onnxruntime executes slowly; round-to 0 measures the fast ones); verdict at least warn`
+  );
 }
 var init_oneShot = __esm({
   "src/pipeline/oneShot.ts"() {
@@ -49539,21 +50409,25 @@ var init_oneShot = __esm({
     init_unit();
     init_quantizeStep();
     init_verdicts();
+    init_measureCache();
+    init_budgets2();
+    init_funnel();
+    init_latencyTarget2();
   }
 });
 
 // src/pipeline/quantizeOnly.ts
-import * as fs21 from "node:fs";
-import * as path16 from "node:path";
+import * as fs24 from "node:fs";
+import * as path18 from "node:path";
 async function runQuantizeOnly(input, progress) {
   const { req, data, shifts, calib, outPath } = input;
   const { config: config2 } = req;
   const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
   releaseField(input.dense, "proto", "the dense model");
-  const stepsDir = path16.join(req.out, "steps");
-  fs21.mkdirSync(stepsDir, { recursive: true });
+  const stepsDir = path18.join(req.out, "steps");
+  fs24.mkdirSync(stepsDir, { recursive: true });
   const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider);
-  writeFileAtomic(outPath, fs21.readFileSync(quantized.artifact));
+  writeFileAtomic(outPath, fs24.readFileSync(quantized.artifact));
   collectGarbage();
   const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
@@ -49574,9 +50448,9 @@ var init_quantizeOnly = __esm({
 });
 
 // src/pipeline/run.ts
-import * as path17 from "node:path";
+import * as path19 from "node:path";
 function prunedPath(out, model) {
-  return path17.join(out, `${path17.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path19.join(out, `${path19.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -49588,11 +50462,12 @@ async function runPipeline(req, progress) {
   const shifts = [...userShifts, ...corruptionSets(data, config2.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const rounds = resolveRounds(config2, calib);
-  const scope = resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0, rounds);
+  const targeted = config2.targetSpeedup !== void 0 || config2.targetLatencyMs !== void 0;
+  const scope = targeted && config2.scope === "auto" ? { scope: "global", reason: "" } : resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0, rounds);
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path17.resolve(outPath) === path17.resolve(req.model)) {
+  if (path19.resolve(outPath) === path19.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
@@ -49626,7 +50501,7 @@ var init_run = __esm({
 });
 
 // src/pipeline/guardedRun.ts
-import * as path18 from "node:path";
+import * as path20 from "node:path";
 function publish(value, out) {
   if (typeof value === "string") return out.publicPath(value);
   if (Array.isArray(value)) return value.map((v) => publish(v, out));
@@ -49641,11 +50516,11 @@ function timedOutLedger(req, t) {
 }
 function infeasibleBudgetNotes(req) {
   const notes = [];
-  const speedup = req.budgets.find((b) => b.name === "min-speedup");
+  const speedup2 = req.budgets.find((b) => b.name === "min-speedup");
   const keepsShapes = req.config.method === "unstructured" || /^\d+:\d+$/.test(req.config.method);
-  if (speedup && speedup.limit > 1 && keepsShapes) {
+  if (speedup2 && speedup2.limit > 1 && keepsShapes) {
     notes.push(
-      `note: budget min-speedup=${speedup.limit} will most likely fail: ${req.config.method} pruning keeps every tensor shape and onnxruntime on CPU does not skip zeros, so expect about 1.0x; use --method structured for speed, or drop the budget`
+      `note: budget min-speedup=${speedup2.limit} will most likely fail: ${req.config.method} pruning keeps every tensor shape and onnxruntime on CPU does not skip zeros, so expect about 1.0x; use --method structured for speed, or drop the budget`
     );
   }
   return notes;
@@ -49660,7 +50535,7 @@ function runInputs(req) {
   ];
 }
 async function guardedLedger(req, progress, publishLast = () => []) {
-  if (path18.resolve(prunedPath(req.out, req.model)) === path18.resolve(req.model)) {
+  if (path20.resolve(prunedPath(req.out, req.model)) === path20.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   refuseInputsInOutput(req.out, runInputs(req));
@@ -49680,7 +50555,7 @@ async function guardedLedger(req, progress, publishLast = () => []) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path18.basename(prunedPath(req.out, req.model)));
+      out.retire(path20.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
     out.commit(publishLast(ledger, out.staging));
@@ -49705,7 +50580,7 @@ var init_guardedRun = __esm({
 });
 
 // src/pipeline/compare.ts
-import * as path19 from "node:path";
+import * as path21 from "node:path";
 function compareBudgets(budgets) {
   const all = budgets.filter((b) => b.name !== "target-reduction");
   if (!all.some((b) => b.name === "latency-regression")) {
@@ -49730,8 +50605,8 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep({ kind: "base" }, `base model ${path19.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep({ kind: "head" }, `head model ${path19.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const base = await measureStep({ kind: "base" }, `base model ${path21.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep({ kind: "head" }, `head model ${path21.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
   progress.stage({ kind: "latency", detail: "base and head interleaved", total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
@@ -49789,8 +50664,8 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs22 from "node:fs";
-import * as path20 from "node:path";
+import * as fs25 from "node:fs";
+import * as path22 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -49823,8 +50698,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs22.mkdirSync(path20.dirname(dest), { recursive: true });
-  fs22.writeFileSync(dest, content);
+  fs25.mkdirSync(path22.dirname(dest), { recursive: true });
+  fs25.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -49837,15 +50712,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs23 from "node:fs";
-import * as path21 from "node:path";
+import * as fs26 from "node:fs";
+import * as path23 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs23.openSync(file, "r");
+    const fd2 = fs26.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs23.readSync(fd2, buf, 0, 40, 0);
-    fs23.closeSync(fd2);
+    fs26.readSync(fd2, buf, 0, 40, 0);
+    fs26.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -49855,8 +50730,8 @@ function refuseLfsPointer(file, shown) {
   }
 }
 function workspacePath(workspace, file) {
-  const rel = path21.relative(workspace, file);
-  return rel.startsWith("..") || path21.isAbsolute(rel) ? file : rel.split(path21.sep).join("/");
+  const rel = path23.relative(workspace, file);
+  return rel.startsWith("..") || path23.isAbsolute(rel) ? file : rel.split(path23.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -49867,25 +50742,25 @@ async function checkModels(jobs, settings, opts) {
     const own2 = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own2 };
     opts.progress.note(`model ${job.path}`);
-    refuseLfsPointer(path21.join(opts.workspace, job.path), job.path);
-    const head = await guardedLedger({ ...request2, model: path21.join(opts.workspace, job.path), out: path21.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    refuseLfsPointer(path23.join(opts.workspace, job.path), job.path);
+    const head = await guardedLedger({ ...request2, model: path23.join(opts.workspace, job.path), out: path23.join(opts.out, "models", slug(job.path)) }, opts.progress);
     const model = head.models[0];
     if (!model) {
       ledgers.push(ledgerEnvelope([], head.runtime, timedOutRuns(head).map((t) => ({ ...t, model: job.path }))));
       continue;
     }
     model.model = job.path;
-    model.pruned = path21.relative(opts.workspace, model.pruned).split(path21.sep).join("/");
+    model.pruned = path23.relative(opts.workspace, model.pruned).split(path23.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
     const timedOut = [];
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path21.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path21.join(dir, path21.basename(basePath));
+      const dir = path23.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path23.join(dir, path23.basename(basePath));
       const at2 = `${basePath} at ${opts.base.ref.slice(0, 12)}`;
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
         opts.progress.note(`base ${at2}`);
-        const base = await guardedLedger({ ...request2, model: baseFile, out: path21.join(dir, "out") }, opts.progress);
+        const base = await guardedLedger({ ...request2, model: baseFile, out: path23.join(dir, "out") }, opts.progress);
         if (base.models[0]) {
           model.vs_base = await compareWithBase({
             ref: opts.base.ref,
@@ -49918,14 +50793,14 @@ function mergeLedgers(ledgers) {
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs23.readdirSync(d, { withFileTypes: true })) {
-      const full = path21.join(d, e.name);
+    for (const e of fs26.readdirSync(d, { withFileTypes: true })) {
+      const full = path23.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs23.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs26.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
@@ -49950,7 +50825,7 @@ function change(a, b, show2) {
 }
 function baseTable(base, head) {
   const p50 = (s) => s.latency?.p50_ms;
-  return table3([
+  return table4([
     ["", "Base", "Head", "Change"],
     ["Sparsity", percent(base.sparsity), percent(head.sparsity), change(base.sparsity, head.sparsity, (x2) => points(x2, 1))],
     ["Accuracy", orDash2(base.accuracy, (x2) => percent(x2, 2)), orDash2(head.accuracy, (x2) => percent(x2, 2)), change(base.accuracy, head.accuracy, (x2) => points(x2, 2))],
@@ -49968,7 +50843,7 @@ function limitText(name, x2) {
   return points(x2);
 }
 function budgetRows(budgets) {
-  return table3([
+  return table4([
     ["Budget vs base", "Limit", "Actual", "Verdict", "Detail"],
     ...budgets.map((b) => [
       `\`${b.name}\``,
@@ -50012,7 +50887,7 @@ function singleModelMarkdown(ledger, model) {
   return renderMarkdown(oneModel(ledger, model)).split("\n").slice(2).join("\n").trim();
 }
 function overview(models) {
-  return table3([
+  return table4([
     ["Model", "Verdict", "Sparsity", "Accuracy", "vs base", "p50", "Size"],
     ...models.map((m) => {
       const f = final(m.steps);
@@ -50059,7 +50934,7 @@ function renderReport(ledger, opts) {
   );
   return sections;
 }
-var MARKER, ICON3, WORD2, DASH4, cell5, table3, final, orDash2, label;
+var MARKER, ICON3, WORD2, DASH4, cell5, table4, final, orDash2, label;
 var init_report = __esm({
   "src/github/report.ts"() {
     "use strict";
@@ -50072,7 +50947,7 @@ var init_report = __esm({
     WORD2 = { pass: "PASS", warn: "WARN", fail: "FAIL" };
     DASH4 = "\u2014";
     cell5 = markdownCell;
-    table3 = (rows2) => markdownTable(rows2.map((r) => r.map(cell5)), { alignDelimiters: false });
+    table4 = (rows2) => markdownTable(rows2.map((r) => r.map(cell5)), { alignDelimiters: false });
     final = (steps) => steps[steps.length - 1];
     orDash2 = (x2, show2) => x2 == null ? DASH4 : show2(x2);
     label = (t) => `"${t.replace(/"/g, "'")}"`;
@@ -50107,7 +50982,7 @@ ${f.body}
 
 </details>`;
 }
-function join16(sections) {
+function join18(sections) {
   return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
 }
 function hardCut(text2, max2) {
@@ -50123,7 +50998,7 @@ function hardCut(text2, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text2 = join16(parts);
+  let text2 = join18(parts);
   while (text2.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -50131,7 +51006,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text2, limit);
     parts[largest] = omitted(parts[largest]);
-    text2 = join16(parts);
+    text2 = join18(parts);
   }
   return text2;
 }
@@ -50224,17 +51099,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path27) {
-      const ctrl = callVisitor(key, node, visitor, path27);
+    function visit_(key, node, visitor, path29) {
+      const ctrl = callVisitor(key, node, visitor, path29);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path27, ctrl);
-        return visit_(key, ctrl, visitor, path27);
+        replaceNode(key, path29, ctrl);
+        return visit_(key, ctrl, visitor, path29);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path27 = Object.freeze(path27.concat(node));
+          path29 = Object.freeze(path29.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path27);
+            const ci = visit_(i2, node.items[i2], visitor, path29);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -50245,13 +51120,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path27 = Object.freeze(path27.concat(node));
-          const ck = visit_("key", node.key, visitor, path27);
+          path29 = Object.freeze(path29.concat(node));
+          const ck = visit_("key", node.key, visitor, path29);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path27);
+          const cv = visit_("value", node.value, visitor, path29);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -50272,17 +51147,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path27) {
-      const ctrl = await callVisitor(key, node, visitor, path27);
+    async function visitAsync_(key, node, visitor, path29) {
+      const ctrl = await callVisitor(key, node, visitor, path29);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path27, ctrl);
-        return visitAsync_(key, ctrl, visitor, path27);
+        replaceNode(key, path29, ctrl);
+        return visitAsync_(key, ctrl, visitor, path29);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path27 = Object.freeze(path27.concat(node));
+          path29 = Object.freeze(path29.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path27);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path29);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -50293,13 +51168,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path27 = Object.freeze(path27.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path27);
+          path29 = Object.freeze(path29.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path29);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path27);
+          const cv = await visitAsync_("value", node.value, visitor, path29);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -50326,23 +51201,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path27) {
+    function callVisitor(key, node, visitor, path29) {
       if (typeof visitor === "function")
-        return visitor(key, node, path27);
+        return visitor(key, node, path29);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path27);
+        return visitor.Map?.(key, node, path29);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path27);
+        return visitor.Seq?.(key, node, path29);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path27);
+        return visitor.Pair?.(key, node, path29);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path27);
+        return visitor.Scalar?.(key, node, path29);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path27);
+        return visitor.Alias?.(key, node, path29);
       return void 0;
     }
-    function replaceNode(key, path27, node) {
-      const parent = path27[path27.length - 1];
+    function replaceNode(key, path29, node) {
+      const parent = path29[path29.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -50954,10 +51829,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path27, value) {
+    function collectionFromPath(schema, path29, value) {
       let v = value;
-      for (let i2 = path27.length - 1; i2 >= 0; --i2) {
-        const k = path27[i2];
+      for (let i2 = path29.length - 1; i2 >= 0; --i2) {
+        const k = path29[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -50976,7 +51851,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path27) => path27 == null || typeof path27 === "object" && !!path27[Symbol.iterator]().next().done;
+    var isEmptyPath = (path29) => path29 == null || typeof path29 === "object" && !!path29[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -51006,11 +51881,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path27, value) {
-        if (isEmptyPath(path27))
+      addIn(path29, value) {
+        if (isEmptyPath(path29))
           this.add(value);
         else {
-          const [key, ...rest] = path27;
+          const [key, ...rest] = path29;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -51024,8 +51899,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path27) {
-        const [key, ...rest] = path27;
+      deleteIn(path29) {
+        const [key, ...rest] = path29;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -51039,8 +51914,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path27, keepScalar) {
-        const [key, ...rest] = path27;
+      getIn(path29, keepScalar) {
+        const [key, ...rest] = path29;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -51058,8 +51933,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path27) {
-        const [key, ...rest] = path27;
+      hasIn(path29) {
+        const [key, ...rest] = path29;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -51069,8 +51944,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path27, value) {
-        const [key, ...rest] = path27;
+      setIn(path29, value) {
+        const [key, ...rest] = path29;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -53585,9 +54460,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path27, value) {
+      addIn(path29, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path27, value);
+          this.contents.addIn(path29, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -53662,14 +54537,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path27) {
-        if (Collection2.isEmptyPath(path27)) {
+      deleteIn(path29) {
+        if (Collection2.isEmptyPath(path29)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path27) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path29) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -53684,10 +54559,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path27, keepScalar) {
-        if (Collection2.isEmptyPath(path27))
+      getIn(path29, keepScalar) {
+        if (Collection2.isEmptyPath(path29))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path27, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path29, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -53698,10 +54573,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path27) {
-        if (Collection2.isEmptyPath(path27))
+      hasIn(path29) {
+        if (Collection2.isEmptyPath(path29))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path27) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path29) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -53718,13 +54593,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path27, value) {
-        if (Collection2.isEmptyPath(path27)) {
+      setIn(path29, value) {
+        if (Collection2.isEmptyPath(path29)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path27), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path29), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path27, value);
+          this.contents.setIn(path29, value);
         }
       }
       /**
@@ -55685,9 +56560,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path27) => {
+    visit.itemAtPath = (cst, path29) => {
       let item = cst;
-      for (const [field, index] of path27) {
+      for (const [field, index] of path29) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -55696,23 +56571,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path27) => {
-      const parent = visit.itemAtPath(cst, path27.slice(0, -1));
-      const field = path27[path27.length - 1][0];
+    visit.parentCollection = (cst, path29) => {
+      const parent = visit.itemAtPath(cst, path29.slice(0, -1));
+      const field = path29[path29.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path27, item, visitor) {
-      let ctrl = visitor(item, path27);
+    function _visit(path29, item, visitor) {
+      let ctrl = visitor(item, path29);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path27.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path29.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -55723,10 +56598,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path27);
+            ctrl = ctrl(item, path29);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path27) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path29) : ctrl;
     }
     exports.visit = visit;
   }
@@ -57028,14 +57903,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs29 = this.flowScalar(this.type);
+              const fs32 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs29, sep: [] });
+                map.items.push({ start, key: fs32, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs29);
+                this.stack.push(fs32);
               } else {
-                Object.assign(it, { key: fs29, sep: [] });
+                Object.assign(it, { key: fs32, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -57163,13 +58038,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs29 = this.flowScalar(this.type);
+              const fs32 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs29, sep: [] });
+                fc.items.push({ start: [], key: fs32, sep: [] });
               else if (it.sep)
-                this.stack.push(fs29);
+                this.stack.push(fs32);
               else
-                Object.assign(it, { key: fs29, sep: [] });
+                Object.assign(it, { key: fs32, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -57478,10 +58353,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path27) {
+function lineOf(doc, lines2, path29) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path27) {
+  for (const segment of path29) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -57507,25 +58382,25 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs24 from "node:fs";
-import * as path22 from "node:path";
+import * as fs27 from "node:fs";
+import * as path24 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs24.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs27.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs24.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs27.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs24.existsSync(path22.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path22.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs27.existsSync(path24.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path24.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs24.existsSync(path22.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path22.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs27.existsSync(path24.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path24.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -57651,23 +58526,23 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs25 from "node:fs";
-import * as path23 from "node:path";
+import * as fs28 from "node:fs";
+import * as path25 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch4.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path23.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path25.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs25.readdirSync(dir, { withFileTypes: true })) {
-      const full = path23.join(dir, entry3.name);
+    for (const entry3 of fs28.readdirSync(dir, { withFileTypes: true })) {
+      const full = path25.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path23.relative(root, full).split(path23.sep).join("/");
+        const rel = path25.relative(root, full).split(path25.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -57784,13 +58659,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs26 from "node:fs";
-import * as path24 from "node:path";
+import * as fs29 from "node:fs";
+import * as path26 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs26.existsSync(file) ? parseHistory(fs26.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs29.existsSync(file) ? parseHistory(fs29.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs26.mkdirSync(path24.dirname(file), { recursive: true });
+      fs29.mkdirSync(path26.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -57851,7 +58726,7 @@ async function reportFailure(octokit, ctx, ledger, label2, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path24.resolve(opts.workspace, inputs.historyFile);
+  const local = path26.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -57909,8 +58784,8 @@ var init_prFiles = __esm({
 });
 
 // src/config/loadConfig.ts
-function loadConfig(path27, shownAs = path27) {
-  const text2 = readInputFile(path27, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
+function loadConfig(path29, shownAs = path29) {
+  const text2 = readInputFile(path29, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -57936,10 +58811,10 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path27 = ["budgets", name];
-    const node = doc.getIn(path27, true);
+    const path29 = ["budgets", name];
+    const node = doc.getIn(path29, true);
     if ((0, import_yaml3.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines2, path27)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines2, path29)}`;
   }
   return config2;
 }
@@ -57959,20 +58834,20 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs27 from "node:fs";
-import * as path25 from "node:path";
+import * as fs30 from "node:fs";
+import * as path27 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs27.existsSync(path25.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path25.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
+  const configFile = inputs.config ?? (fs30.existsSync(path27.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path27.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
   const config2 = applyGiven(base, inputs.settings, "action inputs");
   if (!inputs.data) throw new UserError(`input data: the labelled evaluation set (.npz) is required in mode ${inputs.mode}; set data: path/to/test.npz`);
   return {
     configFile,
     config: config2,
     budgets: resolveBudgets(config2.budgets, inputs.budgets),
-    data: path25.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path25.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path25.resolve(workspace, s.path) }))
+    data: path27.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path27.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path27.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -57989,8 +58864,8 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs28 from "node:fs";
-import * as path26 from "node:path";
+import * as fs31 from "node:fs";
+import * as path28 from "node:path";
 function progressFor(io) {
   return { stage: (e) => io.info(`prune-guard: ${stageLine(e)}`), note: (m) => io.info(`prune-guard: ${m}`), update() {
   }, stop() {
@@ -58019,16 +58894,16 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path26.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path26.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path28.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path28.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path26.resolve(env.workspace, inputs.ledgers);
-    if (!fs28.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    const dir = path28.resolve(env.workspace, inputs.ledgers);
+    if (!fs31.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -58049,10 +58924,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path26.join(out, "ledger.json");
-  fs28.mkdirSync(out, { recursive: true });
+  const ledgerPath = path28.join(out, "ledger.json");
+  fs31.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path26.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path28.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
@@ -58128,7 +59003,7 @@ var entry_exports = {};
 __export(entry_exports, {
   entry: () => entry
 });
-import * as os11 from "node:os";
+import * as os13 from "node:os";
 function workflowFile(ref) {
   const m = ref ? /^[^/]+\/[^/]+\/(.+?)@/.exec(ref) : null;
   return m?.[1];
@@ -58147,7 +59022,7 @@ async function entry() {
     };
     await run(inputs, octokit, ctx, {
       workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
-      temp: process.env.RUNNER_TEMP || os11.tmpdir(),
+      temp: process.env.RUNNER_TEMP || os13.tmpdir(),
       workflowFile: workflowFile(process.env.GITHUB_WORKFLOW_REF)
     }, {
       info: (m) => info(m),
