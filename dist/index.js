@@ -50339,16 +50339,21 @@ async function runOneShot(input, progress) {
     scope: pruned.scope ?? scope.scope,
     ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {},
     ...pruned.allocation ? { allocation: pruned.allocation } : {}
-  }, pruneStep.reduction);
+  }, pruneStep.reduction, targetShortfall(targeted?.record));
 }
-async function judgeSteps(input, measured, progress, record, reduction) {
+function targetShortfall(t) {
+  if (!t || t.outcome === "met") return [];
+  const a = t.attempts[t.shipped];
+  return [`latency target not met: the shipped attempt measured ${a.speedup.toFixed(2)}x of the ${t.speedup_needed.toFixed(2)}x asked at batch ${t.batch} (${t.outcome}: ${t.detail}); verdict at least warn`];
+}
+async function judgeSteps(input, measured, progress, record, reduction, shortfalls = []) {
   const { req, data, shifts, outPath } = input;
   const { config: config2 } = req;
   const dense = measured[0];
   const shipped = measured[measured.length - 1];
   const samples = await timeSteps(measured, data, config2, input.provider, progress);
   const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction);
-  const speedNotes = structuredSpeedNotes(config2, samples[0], samples[samples.length - 1]);
+  const speedNotes = [...shortfalls, ...structuredSpeedNotes(config2, samples[0], samples[samples.length - 1])];
   for (const n of speedNotes) progress.note(n);
   const judged = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
   return buildModelLedger({

@@ -26,6 +26,7 @@ import { overallVerdict } from '../ledger/budgets.js';
 import { slowerThanDense } from '../measure/funnel.js';
 import type { MeasureOptions } from '../prune/structured/hardware.js';
 import { pruneForLatency } from './latencyTarget.js';
+import type { TargetRecord } from '../prune/structured/record.js';
 
 /**
  * `--schedule oneshot`: one prune-and-recover unit at the target, or with recovery rounds the rounds'
@@ -113,7 +114,14 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
     scope: pruned.scope ?? scope.scope,
     ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
     ...(pruned.allocation ? { allocation: pruned.allocation } : {}),
-  }, pruneStep.reduction);
+  }, pruneStep.reduction, targetShortfall(targeted?.record));
+}
+
+/** A latency target the loop could not meet: said in the notes, and the verdict is at least `warn`. */
+function targetShortfall(t: TargetRecord | undefined): string[] {
+  if (!t || t.outcome === 'met') return [];
+  const a = t.attempts[t.shipped];
+  return [`latency target not met: the shipped attempt measured ${a.speedup.toFixed(2)}x of the ${t.speedup_needed.toFixed(2)}x asked at batch ${t.batch} (${t.outcome}: ${t.detail}); verdict at least warn`];
 }
 
 /**
@@ -127,6 +135,8 @@ export async function judgeSteps(
   record: Pick<ModelLedgerInput, 'targetSparsity' | 'notes' | 'scope' | 'sensitivity' | 'allocation'>,
   /** what pruning was asked for and achieved; none when nothing was pruned (quantization alone) */
   reduction?: Reduction,
+  /** what the run could not do as asked: each a note, and the verdict at least `warn` */
+  shortfalls: readonly string[] = [],
 ): Promise<ModelLedger> {
   const { req, data, shifts, outPath } = input;
   const { config } = req;
@@ -135,7 +145,7 @@ export async function judgeSteps(
   const samples = await timeSteps(measured, data, config, input.provider, progress);
   const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, false, reduction);
   // a structured prune exists to run faster: slower than dense at any batch is said, and at least a warn
-  const speedNotes = structuredSpeedNotes(config, samples[0], samples[samples.length - 1]);
+  const speedNotes = [...shortfalls, ...structuredSpeedNotes(config, samples[0], samples[samples.length - 1])];
   for (const n of speedNotes) progress.note(n);
   const judged = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, 'warn']) } : judgedBudgets;
   return buildModelLedger({
