@@ -48502,7 +48502,7 @@ function speedFunnel(input) {
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
   const speedup2 = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
   const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
-  const sameKernels = step.flops === dense.flops && step.params === dense.params;
+  const sameKernels = step.flops === dense.flops && step.params === dense.params && stepFacts.weightBytes === denseFacts.weightBytes;
   const speed = p === null || speedup2 === null ? null : !sameKernels && p < SPEED_ALPHA && speedup2 !== 1 ? speedup2 > 1 ? "faster" : "slower" : "unchanged";
   return {
     batch: step.latency?.batch ?? dense.latency?.batch ?? 1,

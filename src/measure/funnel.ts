@@ -113,9 +113,10 @@ export function speedFunnel(input: FunnelInput): SpeedFunnel {
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
   const speedup = measured ? ratioOr1(median(denseSamples as number[]), median(stepSamples as number[])) : null;
   const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
-  // the same MACs over the same tensor sizes is the same dense kernels (unstructured and N:M zeros keep
-  // every shape): a measured difference there is bias or noise, never a speedup the model can have
-  const sameKernels = step.flops === dense.flops && step.params === dense.params;
+  // the same MACs over the same tensor sizes stored at the same width is the same dense kernels
+  // (unstructured and N:M zeros keep every shape): a measured difference there is bias or noise, never a
+  // speedup the model can have. Quantized weights keep MACs and shapes but run integer kernels.
+  const sameKernels = step.flops === dense.flops && step.params === dense.params && stepFacts.weightBytes === denseFacts.weightBytes;
   const speed = p === null || speedup === null ? null : !sameKernels && p < SPEED_ALPHA && speedup !== 1 ? (speedup > 1 ? 'faster' : 'slower') : 'unchanged';
   return {
     batch: step.latency?.batch ?? dense.latency?.batch ?? 1,

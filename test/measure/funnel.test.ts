@@ -81,6 +81,13 @@ describe('speedFunnel', () => {
     expect(f.speed).toBe('unchanged');
   });
 
+  it('claims the speedup of quantized weights: same MACs and shapes, but stored narrower and run by integer kernels', () => {
+    const quantized = { ...pruned, name: 'quantize:int8', flops: dense.flops, params: dense.params };
+    const f = speedFunnel({ dense, step: quantized, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 1000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.6) });
+    expect(f.p_value).toBeLessThan(0.05);
+    expect(f.speed).toBe('faster');
+  });
+
   it('has no speed claim when latency was not measured', () => {
     const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000 }, denseSamples: [], stepSamples: [] });
     expect(f).toMatchObject({ speedup: null, efficiency: null, p_value: null, speed: null, ideal_speedup: 2 });
