@@ -45,10 +45,11 @@ describe('speedFunnel', () => {
   // tensors really smaller (channels removed): a kernel that can be faster or slower
   const shrunk = { ...pruned, params: 600 };
   const denseSamples = [1.0, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97, 1.0];
-  const denseFacts = { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 4000 };
+  const denseFacts = { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 4000, kernels: 'Conv:8x4x3x3/1' };
+  const shrunkKernels = 'Conv:2x4x3x3/1';
 
   it('follows parameters -> MACs -> ideal -> measured -> efficiency against the dense step', () => {
-    const f = speedFunnel({ dense, step: shrunk, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.8) });
+    const f = speedFunnel({ dense, step: shrunk, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000, kernels: shrunkKernels }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.8) });
     expect(f.params_ratio).toBeCloseTo(0.52, 12);
     expect(f.flops_ratio).toBe(1);
     expect(f.sparse_flops_ratio).toBe(0.5);
@@ -62,34 +63,34 @@ describe('speedFunnel', () => {
 
   it('calls overlapping samples unchanged, even when their medians differ', () => {
     const stepSamples = [0.99, 1.01, 0.96, 1.0, 0.97, 1.02, 0.98, 0.985];
-    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000 }, denseSamples, stepSamples });
+    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000, kernels: shrunkKernels }, denseSamples, stepSamples });
     expect(f.speedup).not.toBe(1);
     expect(f.p_value).toBeGreaterThan(0.05);
     expect(f.speed).toBe('unchanged');
   });
 
   it('reports a real slowdown as slower', () => {
-    const f = speedFunnel({ dense, step: shrunk, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 1000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 1.5) });
+    const f = speedFunnel({ dense, step: shrunk, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 1000, kernels: shrunkKernels }, denseSamples, stepSamples: denseSamples.map((x) => x * 1.5) });
     expect(f.speed).toBe('slower');
     expect(f.speedup).toBeCloseTo(1 / 1.5, 12);
   });
 
   it('never claims a speed change between models running the same dense kernels (same MACs and tensor sizes)', () => {
     const sameShapes = { ...pruned, flops: dense.flops, params: dense.params };
-    const f = speedFunnel({ dense, step: sameShapes, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 4000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.9) });
+    const f = speedFunnel({ dense, step: sameShapes, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 4000, kernels: denseFacts.kernels }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.9) });
     expect(f.p_value).toBeLessThan(0.05);
     expect(f.speed).toBe('unchanged');
   });
 
   it('claims the speedup of quantized weights: same MACs and shapes, but stored narrower and run by integer kernels', () => {
     const quantized = { ...pruned, name: 'quantize:int8', flops: dense.flops, params: dense.params };
-    const f = speedFunnel({ dense, step: quantized, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 1000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.6) });
+    const f = speedFunnel({ dense, step: quantized, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 1000, kernels: 'Conv:8x4x3x3/3' }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.6) });
     expect(f.p_value).toBeLessThan(0.05);
     expect(f.speed).toBe('faster');
   });
 
   it('has no speed claim when latency was not measured', () => {
-    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000 }, denseSamples: [], stepSamples: [] });
+    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000, kernels: shrunkKernels }, denseSamples: [], stepSamples: [] });
     expect(f).toMatchObject({ speedup: null, efficiency: null, p_value: null, speed: null, ideal_speedup: 2 });
   });
 });
