@@ -150,7 +150,7 @@ export async function judgeSteps(
   const judged = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, 'warn']) } : judgedBudgets;
   return buildModelLedger({
     ...record,
-    notes: [...speedNotes, ...(record.notes ?? [])],
+    notes: [...(record.notes ?? []), ...speedNotes],
     model: req.model,
     pruned: outPath,
     method: config.method,
