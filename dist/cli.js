@@ -33998,15 +33998,17 @@ function weightFacts(model) {
   const macNodes = index.order.filter((n) => MAC_OPS.has(n.opType));
   const cost = modelCost(model);
   let sparseMacs = 0;
+  const kernels = [];
   cost.nodes.forEach((c, k) => {
     if (c.macs === null) return;
     const node = macNodes[k];
     const weight = node.opType === "MatMul" || node.opType === "MatMulInteger" || node.opType === "Einsum" ? node.input.slice(0, 2).find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node.input[1];
     const t = weight ? weightTensor(index, weight) : void 0;
+    kernels.push(`${node.opType}:${t ? `${tensorDims(t).join("x")}/${t.dataType}` : "-"}`);
     const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
     sparseMacs += c.macs * d;
   });
-  return { sparseBytes, sparseMacs, weightBytes: weightBytes2 };
+  return { sparseBytes, sparseMacs, weightBytes: weightBytes2, kernels: kernels.join(" ") };
 }
 function mannWhitneyP(x2, y) {
   const n1 = x2.length;
@@ -34040,7 +34042,7 @@ function speedFunnel(input) {
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
   const speedup2 = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
   const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
-  const sameKernels = step.flops === dense.flops && step.params === dense.params && stepFacts.weightBytes === denseFacts.weightBytes;
+  const sameKernels = stepFacts.kernels === denseFacts.kernels;
   const speed = p === null || speedup2 === null ? null : !sameKernels && p < SPEED_ALPHA && speedup2 !== 1 ? speedup2 > 1 ? "faster" : "slower" : "unchanged";
   return {
     batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
@@ -35586,7 +35588,7 @@ async function judgeSteps(input, measured, progress, record, reduction, shortfal
   const judged = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
   return buildModelLedger({
     ...record,
-    notes: [...speedNotes, ...record.notes ?? []],
+    notes: [...record.notes ?? [], ...speedNotes],
     model: req.model,
     pruned: outPath,
     method: config2.method,
