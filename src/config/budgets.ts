@@ -17,7 +17,9 @@ export type BudgetName =
   | 'p95-latency-ms'
   | 'max-size-bytes'
   | 'shift-accuracy-drop'
-  | 'target-reduction';
+  | 'target-reduction'
+  | 'min-output-cosine'
+  | 'max-output-rel-error';
 
 /**
  * `points`: a difference of two accuracies (or calibration errors), held as a fraction (0.005) and written
@@ -35,7 +37,15 @@ export interface BudgetLimit {
   written: string;
   /** `FILE:LINE`, `--budget` or `action input budgets` */
   set_at?: string;
+  /** budgets judged per model output: the output this limit holds (absent: every output) */
+  output?: string;
 }
+
+/** Budgets judged per model output (their spec says `perOutput`): a limit may name its output. */
+export type PerOutputBudget = 'min-output-cosine' | 'max-output-rel-error';
+
+/** What a budget needs measured: class labels (`classification`), the dense model's outputs (`fidelity`), or neither. */
+export type BudgetTask = 'classification' | 'fidelity';
 
 export interface BudgetSpec {
   /** `max`: actual must stay <= limit; `min`: actual must stay >= limit */
@@ -52,9 +62,13 @@ export interface BudgetSpec {
   breach?: 'warn';
   /** what a valid limit looks like, for error messages: "must be <expect>" */
   expect: string;
+  /** the task whose measurements the budget judges; absent: any run (speed, size, pruning) */
+  task?: BudgetTask;
+  /** judged per model output: a limit may name the output it holds (`output:` in the file, `NAME@OUTPUT=VALUE` as a flag) */
+  perOutput?: true;
 }
 
-const POINTS = { unit: 'points', min: 0, minExclusive: false, max: 1 } as const;
+const POINTS = { unit: 'points', min: 0, minExclusive: false, max: 1, task: 'classification' } as const;
 const POINTS_EXPECT = 'points from 0 to 100 like 0.5pt or 1%, or a fraction below 0.1 like 0.01';
 
 /** A bare number for a points budget at or above this (10 points) is refused: 0.5 reads as half a point but means 50. */
@@ -131,6 +145,28 @@ export const BUDGETS: Readonly<Record<BudgetName, BudgetSpec>> = {
     default: 0.75,
     breach: 'warn',
     expect: 'a fraction from 0 to 1 like 0.75 or 75%',
+  },
+  'min-output-cosine': {
+    unit: 'fraction',
+    min: 0,
+    minExclusive: false,
+    max: 1,
+    direction: 'min',
+    meaning: "fidelity: mean cosine similarity of an output's per-sample values to the dense model's on the same inputs; without `output`, the worst output is judged",
+    default: 0.99,
+    expect: 'a fraction from 0 to 1 like 0.99 or 99%',
+    task: 'fidelity',
+    perOutput: true,
+  },
+  'max-output-rel-error': {
+    unit: 'fraction',
+    min: 0,
+    minExclusive: false,
+    direction: 'max',
+    meaning: "fidelity: relative L2 error of an output, ‖final − dense‖ / ‖dense‖ over every value of the set; without `output`, the worst output is judged",
+    expect: 'a fraction of 0 or more like 0.05 or 5%',
+    task: 'fidelity',
+    perOutput: true,
   },
 };
 
@@ -224,23 +260,41 @@ export function budgetJsonSchema(name: BudgetName): Record<string, unknown> {
   const bare: Record<string, unknown> = { type: 'number', [spec.minExclusive ? 'exclusiveMinimum' : 'minimum']: spec.min };
   if (spec.unit === 'points') bare.exclusiveMaximum = BARE_POINTS_LIMIT;
   else if (spec.max !== undefined) bare.maximum = spec.max;
-  return { anyOf: [bare, { type: 'string', pattern: budgetTextPattern(spec.unit) }] };
+  const limit = { anyOf: [bare, { type: 'string', pattern: budgetTextPattern(spec.unit) }] };
+  if (!spec.perOutput) return limit;
+  const selected = { type: 'object', properties: { output: { type: 'string', minLength: 1 }, limit }, required: ['output', 'limit'], additionalProperties: false };
+  const one = { anyOf: [...limit.anyOf, selected] };
+  return { anyOf: [...one.anyOf, { type: 'array', items: one, minItems: 1 }] };
 }
 
-/** `--budget NAME=VALUE` (or one line of the action's `budgets` input: `setAt` says which). */
+/** The budgets judged per output, which take an `output` selector. */
+export const PER_OUTPUT_BUDGETS = BUDGET_NAMES.filter((n) => BUDGETS[n].perOutput);
+
+/**
+ * `--budget NAME=VALUE` or, for a budget judged per output, `--budget NAME@OUTPUT=VALUE` (or one line of
+ * the action's `budgets` input: `setAt` says which). The value is everything after the last `=`, so an
+ * output name may hold any character but `=` at its end.
+ */
 export function parseBudgetFlag(text: string, setAt = '--budget'): { name: BudgetName } & BudgetLimit {
-  const eq = text.indexOf('=');
+  const eq = text.lastIndexOf('=');
   if (eq < 0) {
     throw new UserError(`--budget ${text}: expected NAME=VALUE, e.g. --budget accuracy-drop=0.5pt`);
   }
-  const name = text.slice(0, eq).trim();
+  const key = text.slice(0, eq).trim();
+  const at = key.indexOf('@');
+  const name = (at < 0 ? key : key.slice(0, at)).trim();
+  const output = at < 0 ? undefined : key.slice(at + 1).trim();
   const raw = text.slice(eq + 1).trim();
   if (!isBudgetName(name)) {
     throw new UserError(`--budget ${text}: unknown budget '${name}'${suggestionTail(name, BUDGET_NAMES)}`);
   }
+  if (output !== undefined && !BUDGETS[name].perOutput) {
+    throw new UserError(`--budget ${text}: '${name}' is not judged per output; only ${PER_OUTPUT_BUDGETS.join(', ')} take @OUTPUT`);
+  }
+  if (output === '') throw new UserError(`--budget ${text}: name the output after '@', e.g. --budget ${name}@scores=${raw || 'VALUE'}`);
   const reading = readBudget(name, raw);
   if (!reading.ok) {
     throw new UserError(`--budget ${text}: ${reading.message ?? `'${name}' must be ${BUDGETS[name].expect} (got ${JSON.stringify(raw)})`}`);
   }
-  return { name, limit: reading.limit, written: reading.written, set_at: setAt };
+  return { name, limit: reading.limit, written: reading.written, set_at: setAt, ...(output !== undefined ? { output } : {}) };
 }

@@ -1,6 +1,7 @@
 import { readInputFile } from '../io/inputFile.js';
-import { isScalar, LineCounter, parseDocument } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import { UserError, describe } from '../errors.js';
+import type { BudgetLimit } from './budgets.js';
 import { CONFIG_FILE, fromFile, type Config } from './schema.js';
 import { findProblems } from './validate.js';
 import { lineOf } from './yamlPosition.js';
@@ -47,12 +48,17 @@ export function parseConfig(text: string, where: string): Config {
     throw new UserError(`${where}:${first.line}: ${first.message}`);
   }
   const config = fromFile(CONFIG_FILE.parse(raw));
-  for (const [name, limit] of Object.entries(config.budgets)) {
-    const path = ['budgets', name];
-    const node = doc.getIn(path, true);
-    // a bare number is kept as written (0.010, 1e-2), not as JavaScript prints it back
-    if (isScalar(node) && typeof node.value === 'number' && node.range) limit!.written = text.slice(node.range[0], node.range[1]).trim();
-    limit!.set_at = `${where}:${lineOf(doc, lines, path)}`;
+  for (const [name, value] of Object.entries(config.budgets)) {
+    // a per-output budget's limits: one written alone (path budgets.NAME), or items of a list (budgets.NAME.i)
+    const listed = isSeq(doc.getIn(['budgets', name], true));
+    const limits: BudgetLimit[] = Array.isArray(value) ? value : [value!];
+    limits.forEach((limit, i) => {
+      const path: (string | number)[] = listed ? ['budgets', name, i] : ['budgets', name];
+      const node = doc.getIn(isMap(doc.getIn(path, true)) ? [...path, 'limit'] : path, true);
+      // a bare number is kept as written (0.010, 1e-2), not as JavaScript prints it back
+      if (isScalar(node) && typeof node.value === 'number' && node.range) limit.written = text.slice(node.range[0], node.range[1]).trim();
+      limit.set_at = `${where}:${lineOf(doc, lines, path)}`;
+    });
   }
   return config;
 }

@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { BUDGETS, BUDGET_NAMES, budgetJsonSchema, readBudget, type BudgetLimit, type BudgetName } from './budgets.js';
+import { BUDGETS, BUDGET_NAMES, budgetJsonSchema, readBudget, type BudgetLimit, type BudgetName, type PerOutputBudget } from './budgets.js';
 import { must, sentence } from './issues.js';
 import { commaList, number, oneOf, onOff, repeatedList, text, wholeNumber, type Kind } from './kinds.js';
 
@@ -153,6 +153,32 @@ function budgetLimit(name: BudgetName) {
   });
   return z.optional(z.pipe(z.union([z.number(), z.string()], must(spec.expect)), limit)).check(z.meta({ description: spec.meaning, ...budgetJsonSchema(name) }));
 }
+
+const OUTPUT_LIMIT_EXPECT = (name: BudgetName) => `${BUDGETS[name].expect}, { output: NAME, limit: VALUE }, or a list of these`;
+
+/**
+ * A budget judged per output: a limit for every output, `{ output: NAME, limit: VALUE }` for one, or a
+ * list of these; read into a list of limits, each naming its output or none.
+ */
+function outputBudgetLimits(name: BudgetName) {
+  const spec = BUDGETS[name];
+  const read = z.transform((value: number | string, ctx): BudgetLimit => {
+    const reading = readBudget(name, value);
+    if (reading.ok) return { limit: reading.limit, written: reading.written };
+    ctx.issues.push(reading.message ? sentence('plain', reading.message, value) : { code: 'custom', message: spec.expect, input: value });
+    return z.NEVER;
+  });
+  const limit = z.pipe(z.union([z.number(), z.string()], must(spec.expect)), read);
+  const selected = z.pipe(
+    mapping({ output: z.string().check(z.minLength(1)), limit }, OUTPUT_LIMIT_EXPECT(name)),
+    z.transform((o): BudgetLimit => ({ ...o.limit, output: o.output })),
+  );
+  const one = z.union([limit, selected], must(OUTPUT_LIMIT_EXPECT(name)));
+  const many = z.union([z.pipe(one, z.transform((l: BudgetLimit) => [l])), z.array(one).check(z.minLength(1, must(OUTPUT_LIMIT_EXPECT(name))))], must(OUTPUT_LIMIT_EXPECT(name)));
+  return z.optional(many).check(z.meta({ description: spec.meaning, ...budgetJsonSchema(name) }));
+}
+
+type BudgetShape = { [N in BudgetName]: N extends PerOutputBudget ? ReturnType<typeof outputBudgetLimits> : ReturnType<typeof budgetLimit> };
 
 const BUDGETS_HELP = 'budget limits by name (NAME=VALUE for --budget and for each line of the action input), with units: 0.5pt or 0.5% (points), 5ms, 2MB or 2MiB, 1.3x, 10% (a relative change)';
 
@@ -318,7 +344,7 @@ export const SETTINGS = {
     schema: z
       .prefault(
         mapping(
-          Object.fromEntries(BUDGET_NAMES.map((name) => [name, budgetLimit(name)])) as Record<BudgetName, ReturnType<typeof budgetLimit>>,
+          Object.fromEntries(BUDGET_NAMES.map((name) => [name, BUDGETS[name].perOutput ? outputBudgetLimits(name) : budgetLimit(name)])) as BudgetShape,
           'a mapping of budget names to limits like { accuracy-drop: 0.5pt }',
         ),
         {},
@@ -358,8 +384,9 @@ export function toFile(config: Config): Record<string, unknown> {
   return renamed(config, true);
 }
 
-const writtenLimits = (budgets: Config['budgets']): Record<string, string> =>
-  Object.fromEntries(Object.entries(budgets).map(([name, b]) => [name, b!.written]));
+const writtenLimit = (b: BudgetLimit): string | { output: string; limit: string } => (b.output === undefined ? b.written : { output: b.output, limit: b.written });
+const writtenLimits = (budgets: Config['budgets']): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(budgets).map(([name, b]) => [name, Array.isArray(b) ? b.map(writtenLimit) : writtenLimit(b!)]));
 
 export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze(fromFile(CONFIG_FILE.parse({})));
 

@@ -1,4 +1,5 @@
-import { BUDGETS, BUDGET_NAMES, type BudgetLimit, type BudgetName, type BudgetSource, type Verdict } from '../config/budgets.js';
+import { BUDGETS, BUDGET_NAMES, type BudgetLimit, type BudgetName, type BudgetSource, type BudgetTask, type Verdict } from '../config/budgets.js';
+import type { OutputFidelity } from '../measure/fidelity.js';
 import type { Uncertainty } from '../measure/stats/uncertainty.js';
 import type { Reduction } from '../prune/reduction.js';
 import { describeReduction } from './reduction.js';
@@ -12,17 +13,24 @@ export interface ResolvedBudget {
   /** as the user wrote it, and where (absent for defaults) */
   written?: string;
   set_at?: string;
+  /** budgets judged per output: the output this limit holds (absent: every output) */
+  output?: string;
 }
+
+/** The config file's limits for one budget: one limit, or a list for budgets judged per output. */
+type ConfigLimits = BudgetLimit | readonly BudgetLimit[] | undefined;
 
 /**
  * The budgets to check, in `BUDGETS` order: a flag beats the config file, which beats the default.
- * Later flags for the same name win. Budgets without a default and not set anywhere are left out.
+ * Later flags for the same name (and output) win. Budgets without a default and not set anywhere are
+ * left out. A budget judged per output is resolved for each output named and for "every output" apart:
+ * a default holds every output and gives way to a limit set for every output, not to one set for a
+ * single output.
  */
 export function resolveBudgets(
-  configBudgets: Partial<Record<BudgetName, BudgetLimit>>,
+  configBudgets: Partial<Record<BudgetName, ConfigLimits>>,
   flagBudgets: ReadonlyArray<{ name: BudgetName } & BudgetLimit>,
 ): ResolvedBudget[] {
-  const flags = new Map(flagBudgets.map((f) => [f.name, f] as const));
   const resolved: ResolvedBudget[] = [];
   const set = (name: BudgetName, source: BudgetSource, b: BudgetLimit): ResolvedBudget => ({
     name,
@@ -31,14 +39,18 @@ export function resolveBudgets(
     source,
     written: b.written,
     ...(b.set_at !== undefined ? { set_at: b.set_at } : {}),
+    ...(b.output !== undefined ? { output: b.output } : {}),
   });
   for (const name of BUDGET_NAMES) {
     const { direction, default: fallback } = BUDGETS[name];
-    const fromFlag = flags.get(name);
-    const fromConfig = configBudgets[name];
-    if (fromFlag !== undefined) resolved.push(set(name, 'flag', fromFlag));
-    else if (fromConfig !== undefined) resolved.push(set(name, 'config', fromConfig));
-    else if (fallback !== undefined) resolved.push({ name, limit: fallback, direction, source: 'default' });
+    const given = configBudgets[name];
+    const fromConfig: readonly BudgetLimit[] = given === undefined ? [] : Array.isArray(given) ? given : [given as BudgetLimit];
+    const byOutput = new Map<string | undefined, ResolvedBudget>();
+    for (const b of fromConfig) byOutput.set(b.output, set(name, 'config', b));
+    for (const f of flagBudgets) if (f.name === name) byOutput.set(f.output, set(name, 'flag', f));
+    if (!byOutput.has(undefined) && fallback !== undefined) resolved.push({ name, limit: fallback, direction, source: 'default' });
+    // every output first, then each named output in the order first given
+    resolved.push(...[...byOutput.entries()].sort(([a], [b]) => Number(a !== undefined) - Number(b !== undefined)).map(([, r]) => r));
   }
   return resolved;
 }
@@ -52,6 +64,8 @@ export interface BudgetMeasurements {
   reduction?: Reduction;
   /** intervals for budgets whose value is an estimate; a budget without one is judged on its point value */
   uncertainty?: Partial<Record<BudgetName, Uncertainty>>;
+  /** what the run measured quality by: class labels (the default) or fidelity to the dense outputs */
+  task?: BudgetTask;
 }
 
 export interface VerdictOptions {
@@ -168,7 +182,33 @@ function targetReduction({ reduction }: BudgetMeasurements): Measured {
   return { actual: reduction.met, detail: describeReduction(reduction) };
 }
 
-const MEASURE: Record<BudgetName, (m: BudgetMeasurements) => Measured> = {
+const fixed4 = (x: number): string => x.toFixed(4);
+
+function describeFidelity(f: OutputFidelity): string {
+  const agreement = f.top1_agreement === undefined ? '' : `, top-1 agreement ${pct(f.top1_agreement)}`;
+  return `cosine ${fixed4(f.cosine)}, relative L2 error ${pct(f.rel_l2)}, max |Δ| ${f.max_abs.toPrecision(3)}${agreement}`;
+}
+
+/**
+ * A fidelity budget: the named output's value, or without a name the worst output's (a value that is not
+ * a number, from NaN outputs, counts as the worst).
+ */
+function outputMeasure(key: 'cosine' | 'rel_l2', worse: (a: number, b: number) => boolean) {
+  return ({ final }: BudgetMeasurements, output?: string): Measured => {
+    const outputs = final.fidelity;
+    if (!outputs?.length) return notMeasured('fidelity to the dense outputs was not measured');
+    if (output !== undefined) {
+      const f = outputs.find((o) => o.output === output);
+      if (!f) return notMeasured(`the model has no output '${output}' (its outputs: ${outputs.map((o) => o.output).join(', ')})`);
+      return { actual: f[key], detail: describeFidelity(f) };
+    }
+    const worst = outputs.reduce((a, b) => (Number.isNaN(b[key]) || (!Number.isNaN(a[key]) && worse(b[key], a[key])) ? b : a));
+    const which = outputs.length > 1 ? `${worst.output} (worst of ${outputs.length} outputs): ` : '';
+    return { actual: worst[key], detail: which + describeFidelity(worst) };
+  };
+}
+
+const MEASURE: Record<BudgetName, (m: BudgetMeasurements, output?: string) => Measured> = {
   'accuracy-drop': accuracyDrop,
   'class-accuracy-drop': classAccuracyDrop,
   'ece-increase': eceIncrease,
@@ -178,7 +218,24 @@ const MEASURE: Record<BudgetName, (m: BudgetMeasurements) => Measured> = {
   'max-size-bytes': maxSizeBytes,
   'shift-accuracy-drop': shiftAccuracyDrop,
   'target-reduction': targetReduction,
+  'min-output-cosine': outputMeasure('cosine', (a, b) => a < b),
+  'max-output-rel-error': outputMeasure('rel_l2', (a, b) => a > b),
 };
+
+/** Why a budget set for the other task cannot be measured in this run. */
+const OTHER_TASK: Record<BudgetTask, string> = {
+  classification: 'the run judged fidelity to the dense outputs, not class labels (set task: classification to judge labels)',
+  fidelity: 'fidelity budgets are judged when the run compares outputs with the dense model (task: fidelity)',
+};
+
+/**
+ * The budgets that concern this run's task. Defaults of the other task are left out (a classifier is not
+ * held to an output-cosine floor it never asked for, nor a detector to accuracy); a limit the user set for
+ * the other task stays, to be reported as not measured.
+ */
+function forTask(budgets: readonly ResolvedBudget[], task: BudgetTask): ResolvedBudget[] {
+  return budgets.filter((b) => BUDGETS[b.name].task === undefined || BUDGETS[b.name].task === task || b.source !== 'default');
+}
 
 function within(direction: 'max' | 'min', actual: number, limit: number): boolean {
   return direction === 'max' ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
@@ -202,9 +259,19 @@ const STRADDLE = 'interval straddles the limit';
 
 /** Checks each budget against the measured steps. Anything not measured is a `warn`, never a silent pass. */
 export function evaluateBudgets(budgets: readonly ResolvedBudget[], m: BudgetMeasurements, opts: VerdictOptions = {}): BudgetResult[] {
-  return budgets.map(({ name, limit, direction, source, written, set_at }): BudgetResult => {
-    const measured = MEASURE[name](m);
-    const base = { name, limit, direction, source, ...(written !== undefined ? { written } : {}), ...(set_at !== undefined ? { set_at } : {}) };
+  const task = m.task ?? 'classification';
+  return forTask(budgets, task).map(({ name, limit, direction, source, written, set_at, output }): BudgetResult => {
+    const own = BUDGETS[name].task;
+    const measured = own !== undefined && own !== task ? notMeasured(OTHER_TASK[own]) : MEASURE[name](m, output);
+    const base = {
+      name,
+      limit,
+      direction,
+      source,
+      ...(written !== undefined ? { written } : {}),
+      ...(set_at !== undefined ? { set_at } : {}),
+      ...(output !== undefined ? { output } : {}),
+    };
     const u = m.uncertainty?.[name];
     if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
       const stats = { ci: u.ci, ...(opts.confidence !== undefined ? { confidence: opts.confidence } : {}), ...(u.p_value !== undefined ? { p_value: u.p_value } : {}) };

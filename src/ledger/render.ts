@@ -7,6 +7,7 @@ import { bytes, count, ms, percent, points, ratio, signedPoints } from './format
 import type { BudgetName, BudgetResult, Ledger, ModelLedger, Step, Verdict } from './types.js';
 import { scheduleSection } from './renderSchedule.js';
 import { quantizeSection } from './renderQuantize.js';
+import { fidelitySection } from './renderFidelity.js';
 
 const WORD: Record<Verdict, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL' };
 const ICON: Record<Verdict, string> = { pass: '✅', warn: '⚠️', fail: '❌' };
@@ -77,8 +78,15 @@ function budgetValue(name: BudgetName, x: number): string {
       return ms(x);
     case 'max-size-bytes':
       return bytes(x);
+    case 'min-output-cosine':
+      return x.toFixed(4);
+    case 'max-output-rel-error':
+      return percent(x, 2);
   }
 }
+
+/** `min-output-cosine`, or `min-output-cosine` · `boxes` for a limit held by one output (the table cell escapes pipes) */
+const budgetLabel = (b: BudgetResult): string => `\`${b.name}\`` + (b.output === undefined ? '' : ` · ${markdownCode(b.output).replaceAll('\\|', '|')}`);
 
 /** ` [lo, hi] 95%` after the point value, so readers see how sure the gate is. */
 function intervalText(b: BudgetResult): string {
@@ -93,7 +101,7 @@ function budgetTable(budgets: readonly BudgetResult[]): string {
   return table([
     ['Budget', 'Limit', 'Actual', 'Verdict', 'Detail'],
     ...budgets.map((b) => [
-      `\`${b.name}\``,
+      budgetLabel(b),
       `${b.direction === 'max' ? '≤' : '≥'} ${budgetValue(b.name, b.limit)}`,
       b.actual === null ? DASH : budgetValue(b.name, b.actual) + intervalText(b),
       `${ICON[b.verdict]} ${b.verdict}`,
@@ -270,6 +278,8 @@ function renderModel(model: ModelLedger): string {
     `eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const fidelity = fidelitySection(model);
+  if (fidelity) sections.push(fidelity);
   const schedule = scheduleSection(model);
   if (schedule) sections.push(schedule);
   const funnel = funnelSection(model);

@@ -5,6 +5,7 @@
 import type { BudgetName, BudgetSource, Verdict } from '../config/budgets.js';
 import type { LatencyStat, RuntimeCost, SpeedFunnel, Step } from '../measure/step.js';
 import type { ClassChange } from '../measure/stats/uncertainty.js';
+import type { OutputFidelity } from '../measure/fidelity.js';
 import type { Reduction, SkippedGroup } from '../prune/reduction.js';
 import type { SkipReason } from '../prune/structured/skip.js';
 import type { LayerSparsity } from '../prune/sparsity.js';
@@ -20,6 +21,7 @@ export type {
   ClassChange,
   LatencyStat,
   LayerSparsity,
+  OutputFidelity,
   RecoveryInfo,
   Reduction,
   RuntimeCost,
@@ -62,6 +64,8 @@ export interface BudgetResult {
   written?: string;
   /** where the limit was set: `FILE:LINE` in the config file, `--budget`, or `action input budgets` */
   set_at?: string;
+  /** budgets judged per output: the output this limit holds; absent when it holds every output (the worst is judged) */
+  output?: string;
 }
 
 /** One distribution-shift set (user --shift or built-in corruption), reference vs judged model. */

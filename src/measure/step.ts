@@ -2,6 +2,7 @@ import type { Reduction } from '../prune/reduction.js';
 import type { LayerSparsity } from '../prune/sparsity.js';
 import type { RecoveryInfo, TemperatureInfo } from '../recover/runRecovery.js';
 import type { QuantizeInfo } from '../quantize/types.js';
+import type { OutputFidelity } from './fidelity.js';
 
 /**
  * What the ledger records for one step, all measured on the step's saved artifact: the step itself and
@@ -119,4 +120,6 @@ export interface Step {
   reduction?: Reduction;
   /** `quantize:int8` steps only: how the model was quantized and which kernels onnxruntime runs for it */
   quantize?: QuantizeInfo;
+  /** fidelity task: every output against the dense model's on the same inputs (the dense step compares with itself) */
+  fidelity?: OutputFidelity[];
 }

@@ -16,10 +16,47 @@ describe('BUDGETS table', () => {
       'max-size-bytes',
       'shift-accuracy-drop',
       'target-reduction',
+      'min-output-cosine',
+      'max-output-rel-error',
     ]);
     const defaults = Object.fromEntries(BUDGET_NAMES.map((n) => [n, BUDGETS[n].default]).filter(([, d]) => d !== undefined));
-    expect(defaults).toEqual({ 'accuracy-drop': 0.01, 'class-accuracy-drop': 0.05, 'ece-increase': 0.02, 'target-reduction': 0.75 });
-    expect(BUDGET_NAMES.filter((n) => BUDGETS[n].direction === 'min')).toEqual(['min-speedup', 'target-reduction']);
+    expect(defaults).toEqual({ 'accuracy-drop': 0.01, 'class-accuracy-drop': 0.05, 'ece-increase': 0.02, 'target-reduction': 0.75, 'min-output-cosine': 0.99 });
+    expect(BUDGET_NAMES.filter((n) => BUDGETS[n].direction === 'min')).toEqual(['min-speedup', 'target-reduction', 'min-output-cosine']);
+    expect(BUDGET_NAMES.filter((n) => BUDGETS[n].perOutput)).toEqual(['min-output-cosine', 'max-output-rel-error']);
+  });
+});
+
+describe('fidelity budgets', () => {
+  it('a flag names one output with @OUTPUT, or holds every output without it', () => {
+    expect(parseBudgetFlag('min-output-cosine=0.995')).toEqual({ name: 'min-output-cosine', limit: 0.995, written: '0.995', set_at: '--budget' });
+    expect(parseBudgetFlag('max-output-rel-error@boxes=5%')).toEqual({ name: 'max-output-rel-error', limit: 0.05, written: '5%', set_at: '--budget', output: 'boxes' });
+    // tf2onnx names outputs like "Identity:0"; the value is what follows the last '='
+    expect(parseBudgetFlag('min-output-cosine@Identity:0=99%', 'action input budgets')).toMatchObject({ output: 'Identity:0', limit: 0.99, set_at: 'action input budgets' });
+  });
+
+  it('refuses @OUTPUT on a budget not judged per output, and an empty output name', () => {
+    expect(() => parseBudgetFlag('accuracy-drop@logits=1pt')).toThrow(/'accuracy-drop' is not judged per output; only min-output-cosine, max-output-rel-error take @OUTPUT/);
+    expect(() => parseBudgetFlag('min-output-cosine@=0.9')).toThrow(/name the output after '@'/);
+    expect(() => parseBudgetFlag('min-output-cosine=1.5')).toThrow(/must be a fraction from 0 to 1 like 0.99 or 99%/);
+  });
+
+  it('the config file takes a limit for every output, { output, limit } for one, or a list, each with its line', () => {
+    const config = parseConfig(
+      ['budgets:', '  min-output-cosine: 0.999', '  max-output-rel-error:', '    - 10%', '    - output: boxes', '      limit: 0.020', '  '].join('\n'),
+      'pg.yml',
+    );
+    expect(config.budgets['min-output-cosine']).toEqual([{ limit: 0.999, written: '0.999', set_at: 'pg.yml:2' }]);
+    expect(config.budgets['max-output-rel-error']).toEqual([
+      { limit: 0.1, written: '10%', set_at: 'pg.yml:4' },
+      { limit: 0.02, written: '0.020', set_at: 'pg.yml:5', output: 'boxes' },
+    ]);
+    const one = parseConfig('budgets:\n  min-output-cosine: { output: embedding, limit: 99.5% }\n', 'pg.yml');
+    expect(one.budgets['min-output-cosine']).toEqual([{ limit: 0.995, written: '99.5%', set_at: 'pg.yml:2', output: 'embedding' }]);
+  });
+
+  it('refuses a selector without a limit or with an unknown key, naming the line and the forms', () => {
+    expect(() => parseConfig('budgets:\n  min-output-cosine: { output: boxes }\n', 'pg.yml')).toThrow(/^pg.yml:2: .*\{ output: NAME, limit: VALUE \}, or a list of these/);
+    expect(() => parseConfig('budgets:\n  min-output-cosine:\n    - { output: boxes, limit: 0.9, where: x }\n', 'pg.yml')).toThrow(/^pg.yml:3: /);
   });
 });
 

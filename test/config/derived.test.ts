@@ -5,7 +5,7 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 import { parse } from 'yaml';
 import { ACTION_FILE, actionYmlText, configSchemaText, SCHEMA_FILE } from '../../scripts/config-artifacts.js';
 import { buildProgram, resolveConfig, type InputFlags } from '../../src/cli.js';
-import type { BudgetLimit, BudgetName } from '../../src/config/budgets.js';
+import type { BudgetLimit, BudgetName, PerOutputBudget } from '../../src/config/budgets.js';
 import { parseConfig } from '../../src/config/loadConfig.js';
 import { configJsonSchema, DEFAULT_CONFIG, SETTINGS, type Config, type ExecutionProvider, type PruneMethod, type Scope } from '../../src/config/schema.js';
 import { CONFIG_INPUTS, FLAGS, SETTING_REFS } from '../../src/config/sources.js';
@@ -28,7 +28,7 @@ describe('the Config type, from the declaration', () => {
     expectTypeOf<Config['batchSizes']>().toEqualTypeOf<number[]>();
     expectTypeOf<Config['latency']>().toEqualTypeOf<{ warmup: number; runs: number; threads: number; targetRelCi: number; maxSeconds: number; repeat: number }>();
     expectTypeOf<Config['timeBudget']>().toEqualTypeOf<number | undefined>();
-    expectTypeOf<Config['budgets']>().toEqualTypeOf<{ [N in BudgetName]?: BudgetLimit | undefined }>();
+    expectTypeOf<Config['budgets']>().toEqualTypeOf<{ [N in BudgetName]?: (N extends PerOutputBudget ? BudgetLimit[] : BudgetLimit) | undefined }>();
     // every file key becomes a camelCase field, and nothing else is a field
     expectTypeOf<keyof Config>().toEqualTypeOf<
       | 'sparsity' | 'method' | 'recovery' | 'scope' | 'exclude' | 'keepFirstLayer' | 'keepLastLayer' | 'bakeTemperature' | 'recoveryTimeBudget' | 'recoveryCommand'

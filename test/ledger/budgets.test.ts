@@ -20,7 +20,7 @@ describe('resolveBudgets', () => {
 
   it('leaves out budgets without a default unless set, in table order', () => {
     const names = resolveBudgets({ 'max-size-bytes': { limit: 1000, written: '1000' } }, [{ name: 'min-speedup', limit: 1.2, written: '1.2x' }]).map((b) => b.name);
-    expect(names).toEqual(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'min-speedup', 'max-size-bytes', 'target-reduction']);
+    expect(names).toEqual(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'min-speedup', 'max-size-bytes', 'target-reduction', 'min-output-cosine']);
   });
 
   it('carries the limit as written and where it was set into every verdict, and leaves them out for defaults', () => {
@@ -205,5 +205,70 @@ describe('verdicts on intervals', () => {
   });
   it('judges the point value when no interval is given', () => {
     expect(evaluateBudgets([budget], acc(0.9, 0.895))[0].ci).toBeUndefined();
+  });
+});
+
+describe('fidelity budgets', () => {
+  const fidelity = [
+    { output: 'boxes', samples: 250, cosine: 0.9991, rel_l2: 0.042, max_abs: 0.31 },
+    { output: 'scores', samples: 250, cosine: 0.9962, rel_l2: 0.013, max_abs: 0.05, top1_agreement: 0.97 },
+  ];
+  const m: BudgetMeasurements = { dense: step(), final: step({ accuracy: null, per_class: null, fidelity }), task: 'fidelity' };
+
+  it('without an output the worst output is judged, and the detail names it', () => {
+    const results = evaluateBudgets(resolveBudgets({}, [{ name: 'max-output-rel-error', limit: 0.05, written: '5%' }]), m);
+    expect(results.map((b) => [b.name, b.actual, b.verdict])).toEqual([
+      ['target-reduction', null, 'warn'],
+      ['min-output-cosine', 0.9962, 'pass'],
+      ['max-output-rel-error', 0.042, 'pass'],
+    ]);
+    expect(results[1].detail).toBe('scores (worst of 2 outputs): cosine 0.9962, relative L2 error 1.30%, max |Δ| 0.0500, top-1 agreement 97.00%');
+  });
+
+  it('a limit for one output judges that output and says so in the result', () => {
+    const resolved = resolveBudgets({ 'min-output-cosine': [{ limit: 0.999, written: '0.999', output: 'scores', set_at: 'pg.yml:3' }] }, [{ name: 'min-output-cosine', limit: 0.999, written: '0.999', output: 'boxes' }]);
+    const results = evaluateBudgets(resolved, m).filter((b) => b.name === 'min-output-cosine');
+    // the default still holds every output; the named limits come after it
+    expect(results.map((b) => [b.output ?? '*', b.source, b.actual, b.verdict])).toEqual([
+      ['*', 'default', 0.9962, 'pass'],
+      ['scores', 'config', 0.9962, 'fail'],
+      ['boxes', 'flag', 0.9991, 'pass'],
+    ]);
+    const ledger = { ...sampleLedger(), models: [{ ...sampleModel(), budgets: results, steps: [step({ fidelity })] }] };
+    expect(validateLedger(ledger)).toEqual([]);
+  });
+
+  it('a limit for every output replaces the default; a flag replaces the file for the same output', () => {
+    const resolved = resolveBudgets(
+      { 'min-output-cosine': [{ limit: 0.9, written: '0.9' }, { limit: 0.95, written: '0.95', output: 'boxes' }] },
+      [{ name: 'min-output-cosine', limit: 0.97, written: '0.97', output: 'boxes' }],
+    ).filter((b) => b.name === 'min-output-cosine');
+    expect(resolved.map((b) => [b.output ?? '*', b.limit, b.source])).toEqual([
+      ['*', 0.9, 'config'],
+      ['boxes', 0.97, 'flag'],
+    ]);
+  });
+
+  it('an output the model does not have is not measured, never a pass', () => {
+    const [r] = evaluateBudgets([{ name: 'min-output-cosine', limit: 0.9, direction: 'min', source: 'flag', output: 'logits' }], m);
+    expect(r).toMatchObject({ actual: null, verdict: 'warn', detail: "not measured: the model has no output 'logits' (its outputs: boxes, scores)" });
+  });
+
+  it('a NaN output is the worst one', () => {
+    const nan = { ...m, final: step({ fidelity: [fidelity[0], { ...fidelity[1], cosine: NaN }] }) };
+    const [r] = evaluateBudgets([{ name: 'min-output-cosine', limit: 0.9, direction: 'min', source: 'default' }], nan);
+    expect(r.verdict).toBe('warn');
+    expect(r.detail).toMatch(/came out as NaN \(scores/);
+  });
+
+  it('each task leaves out the defaults of the other, and reports a limit set for the other as not measured', () => {
+    const resolved = resolveBudgets({}, [{ name: 'accuracy-drop', limit: 0.02, written: '2pt', set_at: '--budget' }]);
+    const fid = evaluateBudgets(resolved, m);
+    expect(fid.map((b) => b.name)).toEqual(['accuracy-drop', 'target-reduction', 'min-output-cosine']);
+    expect(fid[0]).toMatchObject({ actual: null, verdict: 'warn' });
+    expect(fid[0].detail).toMatch(/^not measured: the run judged fidelity to the dense outputs, not class labels/);
+    const cls = evaluateBudgets(resolveBudgets({}, [{ name: 'max-output-rel-error', limit: 0.05, written: '5%' }]), { dense: step(), final: step() });
+    expect(cls.map((b) => b.name)).toEqual(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'target-reduction', 'max-output-rel-error']);
+    expect(cls.at(-1)!.detail).toMatch(/^not measured: fidelity budgets are judged when the run compares outputs with the dense model/);
   });
 });

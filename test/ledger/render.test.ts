@@ -142,3 +142,31 @@ describe('where the speed went', () => {
     expect(renderMarkdown(sampleLedger())).not.toContain('Where the speed went');
   });
 });
+
+describe('fidelity in the comment', () => {
+  const fidelity = [
+    { output: 'boxes', samples: 250, cosine: 0.99912, rel_l2: 0.0421, max_abs: 0.3106 },
+    { output: 'scores', samples: 250, cosine: 0.99621, rel_l2: 0.0132, max_abs: 0.0502, top1_agreement: 0.9708 },
+  ];
+  const model = sampleModel({
+    steps: [step({ accuracy: null, fidelity: fidelity.map((f) => ({ ...f, cosine: 1, rel_l2: 0, max_abs: 0 })) }), step({ name: 'prune', accuracy: null, fidelity })],
+    budgets: [
+      { name: 'min-output-cosine', limit: 0.99, actual: 0.99621, verdict: 'pass', direction: 'min', source: 'default', detail: 'scores (worst of 2 outputs)' },
+      { name: 'max-output-rel-error', limit: 0.02, actual: 0.0421, verdict: 'fail', direction: 'max', source: 'config', detail: 'x', output: 'boxes' },
+    ],
+  });
+  const text = renderMarkdown({ ...sampleLedger(), models: [model] });
+
+  it('shows fidelity budgets in their units, a limit held by one output with its name', () => {
+    expect(text).toContain('| `min-output-cosine` | ≥ 0.9900 | 0.9962 | ✅ pass | scores (worst of 2 outputs) |');
+    expect(text).toContain('| `max-output-rel-error` · `boxes` | ≤ 2.00% | 4.21% | ❌ fail | x |');
+  });
+
+  it('has a table of every output of the steps after dense', () => {
+    expect(text).toContain('**Output fidelity** <sub>(against the dense model on the same 250 samples)</sub>');
+    expect(text).toContain('| Step | Output | Cosine | Rel. L2 error | Max \\|Δ\\| | Top-1 agreement |');
+    expect(text).toContain('| prune | `boxes` | 0.9991 | 4.21% | 0.311 | — |');
+    expect(text).toContain('| prune | `scores` | 0.9962 | 1.32% | 0.0502 | 97.08% |');
+    expect(text).not.toContain('| dense | `boxes`');
+  });
+});
