@@ -50,6 +50,10 @@ export type QuantizeMode = (typeof QUANTIZE_MODES)[number];
 export const QUANTIZE_CALIBRATIONS = ['minmax', 'percentile', 'entropy'] as const;
 export type QuantizeCalibration = (typeof QUANTIZE_CALIBRATIONS)[number];
 
+/** what a run judges quality by: class labels, or each output's fidelity to the dense model; `auto` decides from the data and the model */
+export const TASKS = ['auto', 'classification', 'fidelity'] as const;
+export type TaskSetting = (typeof TASKS)[number];
+
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'auto'] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
@@ -201,6 +205,13 @@ export const SETTINGS = {
     help: 'pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4',
     flag: { value: '<method>', commands: RUN },
     input: 'method',
+  }),
+  task: setting(oneOf(TASKS), 'auto', {
+    help:
+      "what quality is judged by: classification (the labels 'y': accuracy, per-class accuracy, calibration) or fidelity (every output against the dense model's on the same inputs: " +
+      'cosine similarity, relative L2 error, max absolute error, top-1/top-5 agreement for class-like outputs); auto: fidelity when the data has no labels or the model is not a single-output classifier, else classification',
+    flag: { value: '<task>', commands: RUN },
+    input: 'task',
   }),
   recovery: setting(oneOf(RECOVERIES), 'auto', {
     help: 'accuracy recovery after pruning; auto: reconstruction, BatchNorm re-estimation and distillation on the calibration set, each kept only if it helps there',

@@ -31,7 +31,7 @@ describe('the Config type, from the declaration', () => {
     expectTypeOf<Config['budgets']>().toEqualTypeOf<{ [N in BudgetName]?: (N extends PerOutputBudget ? BudgetLimit[] : BudgetLimit) | undefined }>();
     // every file key becomes a camelCase field, and nothing else is a field
     expectTypeOf<keyof Config>().toEqualTypeOf<
-      | 'sparsity' | 'method' | 'recovery' | 'scope' | 'exclude' | 'keepFirstLayer' | 'keepLastLayer' | 'bakeTemperature' | 'recoveryTimeBudget' | 'recoveryCommand'
+      | 'sparsity' | 'method' | 'task' | 'recovery' | 'scope' | 'exclude' | 'keepFirstLayer' | 'keepLastLayer' | 'bakeTemperature' | 'recoveryTimeBudget' | 'recoveryCommand'
       | 'batchSizes' | 'latency' | 'evalBatchSize' | 'confidence' | 'roundTo' | 'targetSpeedup' | 'targetLatencyMs' | 'criterion' | 'maxLayerSparsity' | 'strict' | 'executionProvider' | 'corruptions'
       | 'timeBudget' | 'schedule' | 'scheduleSteps' | 'schedulePatience' | 'recoveryRounds' | 'roundsCompareSensitivity' | 'quantize' | 'quantizeCalibration' | 'quantizeExclude' | 'budgets'
     >();
@@ -102,7 +102,7 @@ describe('CLI flags, from the declaration', () => {
   /** every flag each command has always had: none lost, none renamed */
   const COMMANDS: Record<string, string[]> = {
     run: [
-      ...['--model', '--data', '--out', '--calib', '--shift', '--config', '--budget', '--sparsity', '--method', '--recovery', '--scope', '--round-to', '--target-speedup', '--target-latency-ms', '--criterion', '--max-layer-sparsity'],
+      ...['--model', '--data', '--out', '--calib', '--shift', '--config', '--budget', '--sparsity', '--method', '--task', '--recovery', '--scope', '--round-to', '--target-speedup', '--target-latency-ms', '--criterion', '--max-layer-sparsity'],
       ...['--exclude', '--keep-first-layer', '--keep-last-layer', '--recovery-command', '--recovery-time-budget', '--bake-temperature', '--batch-sizes', '--warmup', '--runs', '--threads'],
       ...['--eval-batch-size', '--time-budget', '--schedule', '--schedule-steps', '--schedule-patience', '--recovery-rounds', '--rounds-compare-sensitivity', '--quiet', ...STATISTICS],
       ...['--quantize', '--quantize-calibration', '--quantize-exclude'],
@@ -184,6 +184,7 @@ describe('action inputs, from the declaration', () => {
     expect(Object.fromEntries(CONFIG_INPUTS.filter((c) => c.ref).map((c) => [c.input, c.ref!.path.join('.')]))).toEqual({
       'target-sparsity': 'sparsity',
       method: 'method',
+      task: 'task',
       recovery: 'recovery',
       'recovery-command': 'recovery-command',
       'batch-sizes': 'batch-sizes',

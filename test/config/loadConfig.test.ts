@@ -100,6 +100,7 @@ describe('parseConfig values', () => {
     expect(DEFAULT_CONFIG).toEqual({
       sparsity: 0.5,
       method: 'unstructured',
+      task: 'auto',
       recovery: 'auto',
       scope: 'auto',
       exclude: [],
@@ -164,6 +165,7 @@ describe('parseConfig values', () => {
       'quantize: int8',
       'quantize-calibration: entropy',
       'quantize-exclude: ["/stem/*"]',
+      'task: fidelity',
       '',
     ].join('\n');
     expect(parseConfig(text, FILE)).toEqual({
@@ -200,6 +202,7 @@ describe('parseConfig values', () => {
       quantize: 'int8',
       quantizeCalibration: 'entropy',
       quantizeExclude: ['/stem/*'],
+      task: 'fidelity',
     });
   });
 
